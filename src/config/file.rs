@@ -1,0 +1,144 @@
+//! The TOML files as operators write them. Unknown keys are refused (`deny_unknown_fields`),
+//! so a misspelt key is an error with its line, never a silently ignored setting.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `gateway.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    pub sip: SipSection,
+    #[serde(default)]
+    pub cdr: CdrSection,
+    #[serde(default)]
+    pub protect: ProtectSection,
+    #[serde(default)]
+    pub shutdown: ShutdownSection,
+    #[serde(default = "default_profiles_dir")]
+    pub profiles: String,
+    #[serde(default)]
+    pub route: Vec<Spanned<RouteSection>>,
+}
+
+fn default_profiles_dir() -> String {
+    "profiles".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    pub listen: Vec<Spanned<String>>,
+    pub advertise: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrSection {
+    #[serde(default = "default_cdr_path")]
+    pub path: String,
+}
+
+impl Default for CdrSection {
+    fn default() -> Self {
+        CdrSection {
+            path: default_cdr_path(),
+        }
+    }
+}
+
+fn default_cdr_path() -> String {
+    "var/cdr.jsonl".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectSection {
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: Spanned<u64>,
+}
+
+impl Default for ProtectSection {
+    fn default() -> Self {
+        ProtectSection {
+            max_message_bytes: Spanned::new(0..0, default_max_message_bytes_raw()),
+        }
+    }
+}
+
+fn default_max_message_bytes_raw() -> u64 {
+    65535
+}
+
+fn default_max_message_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, default_max_message_bytes_raw())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSection {
+    #[serde(default = "default_drain_s")]
+    pub drain_s: u64,
+}
+
+impl Default for ShutdownSection {
+    fn default() -> Self {
+        ShutdownSection {
+            drain_s: default_drain_s(),
+        }
+    }
+}
+
+fn default_drain_s() -> u64 {
+    30
+}
+
+/// `[[route]]`: first match wins.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    #[serde(default = "star")]
+    pub from: Spanned<String>,
+    #[serde(default = "empty")]
+    pub prefix: Spanned<String>,
+    pub to: Spanned<OneOrMany>,
+    pub ring_timeout_s: Option<Spanned<u64>>,
+}
+
+fn empty() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
+
+fn star() -> Spanned<String> {
+    Spanned::new(0..0, "*".to_string())
+}
+
+/// `to = "peer"` or `to = ["a", "b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// `profiles/NAME.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    pub name: Spanned<String>,
+    pub role: Spanned<String>,
+    pub address: Spanned<String>,
+    #[serde(rename = "match", default)]
+    pub match_: Vec<Spanned<String>>,
+    pub domain: Option<Spanned<String>>,
+    pub ring_timeout_s: Option<Spanned<u64>>,
+}

@@ -1,0 +1,386 @@
+//! `gateway.toml` and `profiles/*.toml`: parsing, validation with `file:line:col` errors, and
+//! the immutable snapshot the rest of the gateway reads (`Arc<Config>`).
+//!
+//! Relative paths in `gateway.toml` (`profiles`, `[cdr] path`) are relative to the directory
+//! holding `gateway.toml`, so the gateway behaves the same whatever directory it starts in.
+
+mod error;
+mod file;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+pub use error::{ConfigError, ConfigErrors};
+use file::{GatewayFile, ProfileFile};
+
+use crate::sip::{Target, Transport};
+
+/// Ring timeout when neither the route nor the profile sets one.
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A peer's name: the profile file stem.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerName(pub String);
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which side of the gateway a peer is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A carrier trunk.
+    Trunk,
+    /// A phone or PBX of our own.
+    Internal,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Trunk => "trunk",
+            Role::Internal => "internal",
+        }
+    }
+}
+
+/// One peer's interop profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: PeerName,
+    pub role: Role,
+    /// Where calls to this peer are sent.
+    pub address: Target,
+    /// Source networks that identify inbound traffic from this peer.
+    pub matches: Vec<IpNet>,
+    /// Host part of SIP URIs built toward this peer.
+    pub domain: String,
+    pub ring_timeout: Option<Duration>,
+}
+
+/// Which inbound peer a route applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteFrom {
+    Any,
+    Peer(PeerName),
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub from: RouteFrom,
+    /// Dialled-number prefix, visual separators removed; empty matches every number.
+    pub prefix: String,
+    /// Peers tried in order.
+    pub to: Vec<PeerName>,
+    pub ring_timeout: Option<Duration>,
+}
+
+/// A `[sip] listen` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+/// The validated configuration. Immutable: a reload builds a new one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<Listen>,
+    /// Host written into Via, Contact and the URIs the gateway builds.
+    pub advertise: String,
+    pub cdr_path: PathBuf,
+    pub max_message_bytes: usize,
+    pub drain: Duration,
+    pub profiles: HashMap<PeerName, Arc<Profile>>,
+    pub routes: Vec<Route>,
+}
+
+impl Config {
+    /// Read and validate `gateway.toml` and every profile. All problems are reported at once.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(ConfigErrors(vec![ConfigError::file(
+                    path,
+                    format!("cannot read: {e}"),
+                )]));
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let file: GatewayFile = match toml::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => return Err(ConfigErrors(vec![toml_error(path, &text, &e)])),
+        };
+        let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, &text, span.start, msg);
+
+        let mut listen = Vec::new();
+        for l in &file.sip.listen {
+            match parse_transport_addr(l.get_ref()) {
+                Ok((transport, addr)) => listen.push(Listen { transport, addr }),
+                Err(m) => errs.push(at(l.span(), m)),
+            }
+        }
+        if file.sip.listen.is_empty() {
+            errs.push(ConfigError::file(path, "[sip] listen must name at least one address"));
+        }
+        let advertise = file.sip.advertise.get_ref().trim().to_string();
+        if advertise.is_empty() || advertise.contains(char::is_whitespace) {
+            errs.push(at(
+                file.sip.advertise.span(),
+                "[sip] advertise must be a host name or IP address".into(),
+            ));
+        }
+        let max_message_bytes = *file.protect.max_message_bytes.get_ref();
+        if !(1024..=65535).contains(&max_message_bytes) {
+            errs.push(at(
+                file.protect.max_message_bytes.span(),
+                "[protect] max_message_bytes must be between 1024 and 65535".into(),
+            ));
+        }
+
+        let profiles_dir = base.join(&file.profiles);
+        let profiles = load_profiles(&profiles_dir, &mut errs);
+
+        let mut routes = Vec::new();
+        for r in file.route {
+            let span = r.span();
+            let r = r.into_inner();
+            let from = if r.from.get_ref() == "*" {
+                RouteFrom::Any
+            } else {
+                let name = PeerName(r.from.get_ref().clone());
+                if !profiles.contains_key(&name) {
+                    errs.push(at(
+                        r.from.span(),
+                        format!("route from unknown peer {:?} (no profiles/{}.toml)", name.0, name.0),
+                    ));
+                }
+                RouteFrom::Peer(name)
+            };
+            let prefix = crate::sip::strip_visual_separators(r.prefix.get_ref());
+            if !prefix.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#')) {
+                errs.push(at(
+                    r.prefix.span(),
+                    format!("route prefix {:?} must be digits, optionally after +", r.prefix.get_ref()),
+                ));
+            }
+            let to_span = r.to.span();
+            let to: Vec<PeerName> = r.to.into_inner().into_vec().into_iter().map(PeerName).collect();
+            if to.is_empty() {
+                errs.push(at(to_span.clone(), "route must name at least one peer in `to`".into()));
+            }
+            for p in &to {
+                if !profiles.contains_key(p) {
+                    errs.push(at(
+                        to_span.clone(),
+                        format!("route to unknown peer {:?} (no profiles/{}.toml)", p.0, p.0),
+                    ));
+                }
+            }
+            let ring_timeout = match r.ring_timeout_s {
+                Some(t) if *t.get_ref() == 0 => {
+                    errs.push(at(t.span(), "ring_timeout_s must be at least 1".into()));
+                    None
+                }
+                Some(t) => Some(Duration::from_secs(*t.get_ref())),
+                None => None,
+            };
+            let _ = span;
+            routes.push(Route {
+                from,
+                prefix,
+                to,
+                ring_timeout,
+            });
+        }
+        if routes.is_empty() {
+            errs.push(ConfigError::file(path, "no [[route]]: every call would be refused with 404"));
+        }
+
+        if !errs.is_empty() {
+            return Err(ConfigErrors(errs));
+        }
+        Ok(Config {
+            listen,
+            advertise,
+            cdr_path: base.join(&file.cdr.path),
+            max_message_bytes: max_message_bytes as usize,
+            drain: Duration::from_secs(file.shutdown.drain_s),
+            profiles,
+            routes,
+        })
+    }
+
+    /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it
+    /// with the longest prefix.
+    pub fn peer_for_source(&self, ip: IpAddr) -> Option<&Arc<Profile>> {
+        self.profiles
+            .values()
+            .flat_map(|p| p.matches.iter().map(move |n| (n, p)))
+            .filter(|(n, _)| n.contains(&ip))
+            .max_by_key(|(n, p)| (n.prefix_len(), std::cmp::Reverse(p.name.clone())))
+            .map(|(_, p)| p)
+    }
+
+    /// The first route for a call from `from` dialling `number`.
+    pub fn route_for(&self, from: &PeerName, number: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| {
+            (r.from == RouteFrom::Any || r.from == RouteFrom::Peer(from.clone()))
+                && number.starts_with(&r.prefix)
+        })
+    }
+
+    pub fn profile(&self, name: &PeerName) -> Option<&Arc<Profile>> {
+        self.profiles.get(name)
+    }
+}
+
+fn load_profiles(dir: &Path, errs: &mut Vec<ConfigError>) -> HashMap<PeerName, Arc<Profile>> {
+    let mut out = HashMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errs.push(ConfigError::file(dir, format!("cannot read profiles folder: {e}")));
+            return out;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf)> = HashMap::new();
+    for path in files {
+        if let Some(p) = load_profile(&path, errs) {
+            for n in &p.matches {
+                if let Some((other, _)) = seen_nets.get(n) {
+                    errs.push(ConfigError::file(
+                        &path,
+                        format!("match {n} is also claimed by peer {other}: inbound traffic would be ambiguous"),
+                    ));
+                } else {
+                    seen_nets.insert(*n, (p.name.clone(), path.clone()));
+                }
+            }
+            out.insert(p.name.clone(), Arc::new(p));
+        }
+    }
+    out
+}
+
+fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errs.push(ConfigError::file(path, format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    let file: ProfileFile = match toml::from_str(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            errs.push(toml_error(path, &text, &e));
+            return None;
+        }
+    };
+    let before = errs.len();
+    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, &text, s.span().start, msg);
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if file.name.get_ref() != &stem {
+        errs.push(at(
+            &file.name,
+            format!("name {:?} must equal the file name {stem:?}", file.name.get_ref()),
+        ));
+    }
+    if file.name.get_ref() == "*" || file.name.get_ref().is_empty() {
+        errs.push(at(&file.name, "name must not be empty or \"*\"".into()));
+    }
+    let role = match file.role.get_ref().as_str() {
+        "trunk" => Role::Trunk,
+        "internal" => Role::Internal,
+        other => {
+            errs.push(at(&file.role, format!("role {other:?} must be \"trunk\" or \"internal\"")));
+            Role::Trunk
+        }
+    };
+    let address = match parse_transport_addr(file.address.get_ref()) {
+        Ok((transport, addr)) => Target {
+            transport,
+            addr,
+            conn: None,
+        },
+        Err(m) => {
+            errs.push(at(&file.address, m));
+            Target::udp(SocketAddr::from(([0, 0, 0, 0], 0)))
+        }
+    };
+    let mut matches = Vec::new();
+    for m in &file.match_ {
+        let s = m.get_ref().trim();
+        let net = s
+            .parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
+        match net {
+            Ok(n) => matches.push(n.trunc()),
+            Err(_) => errs.push(at(m, format!("match {s:?} is not an IP address or CIDR network"))),
+        }
+    }
+    let domain = match &file.domain {
+        Some(d) if d.get_ref().trim().is_empty() || d.get_ref().contains(char::is_whitespace) => {
+            errs.push(at(d, "domain must be a host name".into()));
+            String::new()
+        }
+        Some(d) => d.get_ref().clone(),
+        None => address.addr.ip().to_string(),
+    };
+    let ring_timeout = match &file.ring_timeout_s {
+        Some(t) if *t.get_ref() == 0 => {
+            errs.push(ConfigError::at(path, &text, t.span().start, "ring_timeout_s must be at least 1"));
+            None
+        }
+        Some(t) => Some(Duration::from_secs(*t.get_ref())),
+        None => None,
+    };
+    (errs.len() == before).then(|| Profile {
+        name: PeerName(file.name.into_inner()),
+        role,
+        address,
+        matches,
+        domain,
+        ring_timeout,
+    })
+}
+
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let offset = e.span().map(|s| s.start).unwrap_or(0);
+    ConfigError::at(path, text, offset, e.message().trim().to_string())
+}
+
+/// `udp:127.0.0.1:5060`, `tcp:[::1]:5060`. A bare `ip:port` means UDP.
+pub fn parse_transport_addr(s: &str) -> Result<(Transport, SocketAddr), String> {
+    let (transport, rest) = match s.split_once(':') {
+        Some((t, rest)) if t.eq_ignore_ascii_case("udp") => (Transport::Udp, rest),
+        Some((t, rest)) if t.eq_ignore_ascii_case("tcp") => (Transport::Tcp, rest),
+        Some((t, _)) if t.eq_ignore_ascii_case("tls") => {
+            return Err(format!("{s:?}: TLS is not supported yet; use udp: or tcp:"));
+        }
+        _ => (Transport::Udp, s),
+    };
+    rest.parse::<SocketAddr>()
+        .map(|a| (transport, a))
+        .map_err(|_| format!("{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,130 @@
+use super::*;
+
+const GATEWAY: &str = r#"profiles = "profiles"
+
+[sip]
+listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+advertise = "127.0.0.1"
+
+[cdr]
+path = "var/cdr.jsonl"
+
+[[route]]
+from = "pbx"
+prefix = "+86"
+to = ["carrier-a", "carrier-b"]
+ring_timeout_s = 30
+
+[[route]]
+from = "*"
+to = "pbx"
+"#;
+
+fn profile(name: &str, role: &str, ip: &str) -> String {
+    format!(
+        "name = \"{name}\"\nrole = \"{role}\"\naddress = \"udp:{ip}:5060\"\nmatch = [\"{ip}/32\"]\n"
+    )
+}
+
+fn write_tree(gateway: &str, profiles: &[(&str, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.toml"), gateway).unwrap();
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    for (name, text) in profiles {
+        std::fs::write(dir.path().join("profiles").join(format!("{name}.toml")), text).unwrap();
+    }
+    dir
+}
+
+fn standard_profiles() -> Vec<(&'static str, String)> {
+    vec![
+        ("pbx", profile("pbx", "internal", "127.0.0.2")),
+        ("carrier-a", profile("carrier-a", "trunk", "127.0.0.3")),
+        ("carrier-b", profile("carrier-b", "trunk", "127.0.0.4")),
+    ]
+}
+
+#[test]
+fn loads_a_valid_tree() {
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(cfg.listen.len(), 2);
+    assert_eq!(cfg.listen[1].transport, Transport::Tcp);
+    assert_eq!(cfg.cdr_path, dir.path().join("var/cdr.jsonl"));
+    assert_eq!(cfg.routes[0].to.len(), 2);
+    assert_eq!(cfg.routes[0].ring_timeout, Some(Duration::from_secs(30)));
+    let pbx = cfg.peer_for_source("127.0.0.2".parse().unwrap()).unwrap();
+    assert_eq!(pbx.name.0, "pbx");
+    assert_eq!(pbx.domain, "127.0.0.2");
+    assert!(cfg.peer_for_source("127.0.0.9".parse().unwrap()).is_none());
+    let r = cfg.route_for(&PeerName("pbx".into()), "+8610").unwrap();
+    assert_eq!(r.to[0].0, "carrier-a");
+    let r = cfg.route_for(&PeerName("carrier-a".into()), "1000").unwrap();
+    assert_eq!(r.to[0].0, "pbx");
+}
+
+#[test]
+fn misspelt_key_is_reported_with_its_line() {
+    let bad = GATEWAY.replace("advertise =", "advertize =");
+    let dir = write_tree(&bad, &standard_profiles());
+    let errs = Config::load(&dir.path().join("gateway.toml")).unwrap_err();
+    let text = errs.to_string();
+    assert!(text.contains("gateway.toml:5:1:"), "{text}");
+    assert!(text.contains("advertize"), "{text}");
+}
+
+#[test]
+fn misspelt_profile_key_names_the_profile_file() {
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("domian = \"x\"\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let text = Config::load(&dir.path().join("gateway.toml")).unwrap_err().to_string();
+    assert!(text.contains("carrier-a.toml:5:1:"), "{text}");
+    assert!(text.contains("domian"), "{text}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_positions() {
+    let bad = GATEWAY.replace("\"carrier-b\"]", "\"carrier-c\"]");
+    let mut ps = standard_profiles();
+    ps[0].1 = ps[0].1.replace("name = \"pbx\"", "name = \"pbx2\"");
+    ps[2].1 = ps[2].1.replace("udp:127.0.0.4:5060", "udp:nowhere");
+    let dir = write_tree(&bad, &ps);
+    let errs = Config::load(&dir.path().join("gateway.toml")).unwrap_err();
+    let text = errs.to_string();
+    assert!(text.contains("gateway.toml:13:6: route to unknown peer \"carrier-c\""), "{text}");
+    assert!(text.contains("pbx.toml:1:8: name \"pbx2\" must equal"), "{text}");
+    assert!(text.contains("carrier-b.toml:3:11:"), "{text}");
+    // The route "from pbx" is also unknown now that pbx.toml is invalid.
+    assert!(errs.0.len() >= 3);
+}
+
+#[test]
+fn overlapping_matches_are_refused() {
+    let mut ps = standard_profiles();
+    ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.3/32");
+    let dir = write_tree(GATEWAY, &ps);
+    let text = Config::load(&dir.path().join("gateway.toml")).unwrap_err().to_string();
+    assert!(text.contains("also claimed by peer"), "{text}");
+}
+
+#[test]
+fn longest_prefix_wins_for_source_matching() {
+    let mut ps = standard_profiles();
+    ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.0/8");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(cfg.peer_for_source("127.0.0.3".parse().unwrap()).unwrap().name.0, "carrier-a");
+    assert_eq!(cfg.peer_for_source("127.9.9.9".parse().unwrap()).unwrap().name.0, "carrier-b");
+}
+
+#[test]
+fn transport_addresses() {
+    assert_eq!(
+        parse_transport_addr("tcp:[::1]:5061").unwrap(),
+        (Transport::Tcp, "[::1]:5061".parse().unwrap())
+    );
+    assert_eq!(parse_transport_addr("127.0.0.1:5060").unwrap().0, Transport::Udp);
+    assert!(parse_transport_addr("tls:127.0.0.1:5061").unwrap_err().contains("TLS"));
+    assert!(parse_transport_addr("udp:example.com:5060").is_err());
+}

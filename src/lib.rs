@@ -1,0 +1,9 @@
+//! trunkgate: a carrier-facing SIP back-to-back user agent.
+//!
+//! The protocol core (`sip`, `txn`, `call`, `interop`) performs no I/O and reads no clock: it
+//! takes messages, timer firings and an `Instant`, and returns actions. `engine` is the tokio
+//! shell that owns sockets and timers; `config` and `cdr` sit beside them.
+
+pub mod sip;
+pub mod config;
+pub mod txn;

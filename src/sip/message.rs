@@ -1,0 +1,492 @@
+use bytes::Bytes;
+use sipx_sip as sipx;
+use sipx_sip::headers::{Address, CSeq, From as FromHdr, MaxForwards, To as ToHdr, Via};
+use sipx_sip::{Header, Headers, Limits, StatusCode, StreamParser, TypedHeader};
+
+use super::{Hdr, SipError, ViaInfo};
+
+/// A request method. Case-sensitive, as RFC 3261 §7.1 says.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Info,
+    Prack,
+    Update,
+    Register,
+    Subscribe,
+    Notify,
+    Refer,
+    Message,
+    Publish,
+    Other(String),
+}
+
+impl Method {
+    pub(crate) fn from_sipx(m: &sipx::Method) -> Self {
+        match m {
+            sipx::Method::Invite => Method::Invite,
+            sipx::Method::Ack => Method::Ack,
+            sipx::Method::Bye => Method::Bye,
+            sipx::Method::Cancel => Method::Cancel,
+            sipx::Method::Options => Method::Options,
+            sipx::Method::Info => Method::Info,
+            sipx::Method::Prack => Method::Prack,
+            sipx::Method::Update => Method::Update,
+            sipx::Method::Register => Method::Register,
+            sipx::Method::Subscribe => Method::Subscribe,
+            sipx::Method::Notify => Method::Notify,
+            sipx::Method::Refer => Method::Refer,
+            sipx::Method::Message => Method::Message,
+            sipx::Method::Publish => Method::Publish,
+            other => Method::Other(String::from_utf8_lossy(other.as_bytes()).into_owned()),
+        }
+    }
+
+    pub(crate) fn to_sipx(&self) -> sipx::Method {
+        sipx::Method::parse(&Bytes::copy_from_slice(self.as_str().as_bytes()))
+    }
+
+    /// The method token.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Prack => "PRACK",
+            Method::Update => "UPDATE",
+            Method::Register => "REGISTER",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A SIP request.
+#[derive(Debug, Clone)]
+pub struct Request(pub(crate) sipx::Request);
+
+/// A SIP response.
+#[derive(Debug, Clone)]
+pub struct Response(pub(crate) sipx::Response);
+
+/// A request or a response.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+/// Parse one message from a UDP datagram, refusing anything over `max_bytes`.
+pub fn parse_datagram(buf: Bytes, max_bytes: usize) -> Result<Message, SipError> {
+    let limits = Limits {
+        max_message_bytes: max_bytes,
+        max_body_bytes: max_bytes,
+        ..Limits::datagram()
+    };
+    sipx::parse_datagram(buf, &limits)
+        .map(Message::from_sipx)
+        .map_err(SipError::from_parse)
+}
+
+/// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
+#[derive(Debug)]
+pub struct StreamFramer(StreamParser);
+
+impl StreamFramer {
+    pub fn new(max_bytes: usize) -> Self {
+        StreamFramer(StreamParser::new(Limits {
+            max_message_bytes: max_bytes,
+            max_body_bytes: max_bytes,
+            ..Limits::stream()
+        }))
+    }
+
+    /// Append received bytes; returns every message they completed. An error means the
+    /// stream lost framing and the connection must be closed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Message>, SipError> {
+        self.0
+            .push(chunk)
+            .map(|v| v.into_iter().map(Message::from_sipx).collect())
+            .map_err(SipError::from_parse)
+    }
+}
+
+impl Message {
+    pub(crate) fn from_sipx(m: sipx::Message) -> Self {
+        match m {
+            sipx::Message::Request(r) => Message::Request(Request(r)),
+            sipx::Message::Response(r) => Message::Response(Response(r)),
+        }
+    }
+
+    pub(crate) fn into_sipx(self) -> sipx::Message {
+        match self {
+            Message::Request(r) => sipx::Message::Request(r.0),
+            Message::Response(r) => sipx::Message::Response(r.0),
+        }
+    }
+
+    /// Serialize for the wire.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        }
+    }
+
+    fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.0.headers,
+            Message::Response(r) => &r.0.headers,
+        }
+    }
+
+    /// The Call-ID, if present.
+    pub fn call_id(&self) -> Option<String> {
+        header_string(self.headers(), &Hdr::CALL_ID)
+    }
+
+    /// A short description for logs: `INVITE sip:…` or `SIP/2.0 200 (INVITE)`.
+    pub fn summary(&self) -> String {
+        match self {
+            Message::Request(r) => format!("{} {}", r.method(), r.uri()),
+            Message::Response(r) => format!(
+                "{} ({})",
+                r.status(),
+                r.cseq().map(|c| c.1.to_string()).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+fn header_string(headers: &Headers, h: &Hdr) -> Option<String> {
+    headers
+        .value(&h.0)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Header access shared by requests and responses.
+macro_rules! common_accessors {
+    () => {
+        /// The first value of a header, unfolded and trimmed.
+        pub fn header(&self, h: &Hdr) -> Option<String> {
+            header_string(&self.0.headers, h)
+        }
+
+        /// Every value of a header: one entry per header line, in wire order.
+        pub fn header_lines(&self, h: &Hdr) -> Vec<String> {
+            self.0
+                .headers
+                .get_all(&h.0)
+                .map(|x| String::from_utf8_lossy(&x.value()).into_owned())
+                .collect()
+        }
+
+        /// Whether the header is present.
+        pub fn has_header(&self, h: &Hdr) -> bool {
+            self.0.headers.get(&h.0).is_some()
+        }
+
+        /// Whether a comma-separated token header (Supported, Require) lists `token`.
+        pub fn header_has_token(&self, h: &Hdr, token: &str) -> bool {
+            self.header_lines(h).iter().any(|line| {
+                line.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+        }
+
+        /// Append a header line. The value must not contain CR or LF.
+        pub fn push_header(&mut self, h: &Hdr, value: impl Into<Bytes>) -> Result<(), SipError> {
+            let header = Header::build(h.0.clone(), value).map_err(SipError::build)?;
+            self.0.headers.push(header);
+            Ok(())
+        }
+
+        /// Replace every line of a header with one line carrying `value`, keeping its
+        /// position (the first line's) so forwarded messages stay recognisable.
+        pub fn set_header(&mut self, h: &Hdr, value: impl Into<Bytes>) -> Result<(), SipError> {
+            let header = Header::build(h.0.clone(), value).map_err(SipError::build)?;
+            let pos = self.0.headers.iter().position(|x| x.name() == &h.0);
+            self.0.headers.remove_all(&h.0);
+            match pos {
+                Some(i) => self.0.headers.insert(i, header),
+                None => self.0.headers.push(header),
+            }
+            Ok(())
+        }
+
+        /// Remove every line of a header; returns how many went.
+        pub fn remove_header(&mut self, h: &Hdr) -> usize {
+            self.0.headers.remove_all(&h.0)
+        }
+
+        /// Copy, in order and byte for byte, every header of `src` whose name is not in `skip`.
+        /// This is how a B2BUA forwards headers it has no reason to touch.
+        pub fn copy_headers_except(&mut self, src: &Headers, skip: &[Hdr]) {
+            for h in src.iter() {
+                if !skip.iter().any(|s| &s.0 == h.name()) {
+                    self.0.headers.push(h.clone());
+                }
+            }
+        }
+
+        /// The Call-ID, if present.
+        pub fn call_id(&self) -> Option<String> {
+            self.header(&Hdr::CALL_ID)
+        }
+
+        /// The `tag` parameter of From.
+        pub fn from_tag(&self) -> Option<String> {
+            address_tag::<FromHdr>(&self.0.headers)
+        }
+
+        /// The `tag` parameter of To.
+        pub fn to_tag(&self) -> Option<String> {
+            address_tag::<ToHdr>(&self.0.headers)
+        }
+
+        /// The URI of From, as text.
+        pub fn from_uri(&self) -> Option<String> {
+            address_uri::<FromHdr>(&self.0.headers)
+        }
+
+        /// The URI of To, as text.
+        pub fn to_uri(&self) -> Option<String> {
+            address_uri::<ToHdr>(&self.0.headers)
+        }
+
+        /// The display name of From, if any (unquoted).
+        pub fn from_display(&self) -> Option<String> {
+            match self.0.headers.typed::<FromHdr>() {
+                Some(Ok(a)) => a
+                    .display_name
+                    .as_ref()
+                    .map(|d| String::from_utf8_lossy(d).into_owned()),
+                _ => None,
+            }
+        }
+
+        /// CSeq number and method.
+        pub fn cseq(&self) -> Option<(u32, Method)> {
+            match self.0.headers.typed::<CSeq>() {
+                Some(Ok(c)) => Some((c.sequence, Method::from_sipx(&c.method))),
+                _ => None,
+            }
+        }
+
+        /// The topmost Via, parsed.
+        pub fn top_via(&self) -> Option<ViaInfo> {
+            match self.0.headers.typed::<Via>() {
+                Some(Ok(v)) => Some(ViaInfo::from_sipx(&v)),
+                _ => None,
+            }
+        }
+
+        /// The URI of the first Contact, as text.
+        pub fn contact_uri(&self) -> Option<String> {
+            match self.0.headers.typed::<sipx_sip::headers::Contact>() {
+                Some(Ok(c)) => Some(c.uri.to_bytes_string()),
+                _ => None,
+            }
+        }
+
+        /// Every Record-Route entry, in wire order, each as `<uri>;params` text.
+        pub fn record_route(&self) -> Vec<String> {
+            self.header_lines(&Hdr::RECORD_ROUTE)
+                .iter()
+                .flat_map(|l| super::split_header_list(l))
+                .collect()
+        }
+
+        /// The body.
+        pub fn body(&self) -> &Bytes {
+            self.0.body()
+        }
+
+        /// Replace the body and its Content-Length (and Content-Type when given).
+        pub fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError> {
+            if let Some(ct) = content_type {
+                self.set_header(&Hdr::CONTENT_TYPE, ct.to_string())?;
+            } else if body.is_empty() {
+                self.remove_header(&Hdr::CONTENT_TYPE);
+            }
+            self.set_header(&Hdr::CONTENT_LENGTH, body.len().to_string())?;
+            self.0.set_body(body);
+            Ok(())
+        }
+
+        /// The raw header collection (for `copy_headers_except`).
+        pub fn headers_raw(&self) -> &Headers {
+            &self.0.headers
+        }
+
+        /// Serialize for the wire.
+        pub fn to_bytes(&self) -> Bytes {
+            let mut out = Vec::with_capacity(self.0.body().len() + 512);
+            self.0.write_to(&mut out);
+            Bytes::from(out)
+        }
+    };
+}
+
+trait UriText {
+    fn to_bytes_string(&self) -> String;
+}
+
+impl UriText for sipx::Uri {
+    fn to_bytes_string(&self) -> String {
+        String::from_utf8_lossy(&self.to_bytes()).into_owned()
+    }
+}
+
+fn address_tag<H: TypedHeader + std::ops::Deref<Target = Address>>(
+    headers: &Headers,
+) -> Option<String> {
+    match headers.typed::<H>() {
+        Some(Ok(a)) => a.tag().map(|t| String::from_utf8_lossy(t).into_owned()),
+        _ => None,
+    }
+}
+
+fn address_uri<H: TypedHeader + std::ops::Deref<Target = Address>>(
+    headers: &Headers,
+) -> Option<String> {
+    match headers.typed::<H>() {
+        Some(Ok(a)) => Some(a.uri.to_bytes_string()),
+        _ => None,
+    }
+}
+
+impl Request {
+    common_accessors!();
+
+    /// A new request with no headers. `uri` is validated.
+    pub fn new(method: Method, uri: &str) -> Result<Self, SipError> {
+        let parsed = parse_uri(uri)?;
+        Ok(Request(sipx::Request::new(method.to_sipx(), parsed)))
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        Method::from_sipx(&self.0.method)
+    }
+
+    /// The Request-URI, as text.
+    pub fn uri(&self) -> String {
+        self.0.uri.to_bytes_string()
+    }
+
+    /// Replace the Request-URI; only the URI span of a parsed start line changes.
+    pub fn set_uri(&mut self, uri: &str) -> Result<(), SipError> {
+        let parsed = parse_uri(uri)?;
+        self.0.set_uri(parsed).map_err(|e| SipError::BadUri {
+            uri: uri.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The Request-URI's scheme in lower case (`sip`, `sips`, `tel`, …).
+    pub fn uri_scheme(&self) -> String {
+        let u = self.uri();
+        u.split(':').next().unwrap_or_default().to_ascii_lowercase()
+    }
+
+    /// Max-Forwards: `None` when absent, `Some(Err)` when unreadable.
+    pub fn max_forwards(&self) -> Option<Result<u8, SipError>> {
+        self.0.headers.typed::<MaxForwards>().map(|r| {
+            r.map(|m| m.0)
+                .map_err(|_| SipError::BadHeader("Max-Forwards"))
+        })
+    }
+
+    /// Rewrite the topmost Via's `received`/`rport` per RFC 3261 §18.2.1 and RFC 3581, so
+    /// that responses copied from this request name where it really came from.
+    pub fn stamp_received(&mut self, src: std::net::SocketAddr) {
+        let Some(first) = self.0.headers.get(&sipx::HeaderName::Via) else {
+            return;
+        };
+        let value = String::from_utf8_lossy(&first.value()).into_owned();
+        let Some(new_value) = super::via::stamp(&value, src) else {
+            return;
+        };
+        if let Ok(h) = Header::build(sipx::HeaderName::Via, new_value) {
+            let pos = self
+                .0
+                .headers
+                .iter()
+                .position(|x| x.name() == &sipx::HeaderName::Via)
+                .unwrap_or(0);
+            self.0.headers.remove_first(&sipx::HeaderName::Via);
+            self.0.headers.insert(pos, h);
+        }
+    }
+}
+
+impl Response {
+    common_accessors!();
+
+    /// A response to `req` carrying the headers RFC 3261 §8.2.6.2 copies (Via, From, To,
+    /// Call-ID, CSeq). `to_tag` is added to To when To has none yet.
+    pub fn to_request(
+        req: &Request,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Result<Self, SipError> {
+        let code = StatusCode::new(status).ok_or_else(|| SipError::Build(status.to_string()))?;
+        let b = sipx::ResponseBuilder::to_request(&req.0, code, reason.to_string())
+            .map_err(SipError::build)?;
+        let mut resp = Response(b.build());
+        if let Some(tag) = to_tag
+            && resp.to_tag().is_none()
+            && let Some(to) = resp.header(&Hdr::TO)
+        {
+            resp.set_header(&Hdr::TO, format!("{to};tag={tag}"))?;
+        }
+        Ok(resp)
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.0.status.code()
+    }
+
+    /// The reason phrase.
+    pub fn reason(&self) -> String {
+        String::from_utf8_lossy(&self.0.reason).into_owned()
+    }
+
+    /// Whether this is a 1xx.
+    pub fn is_provisional(&self) -> bool {
+        self.0.status.is_provisional()
+    }
+
+    /// Whether this is a 2xx.
+    pub fn is_success(&self) -> bool {
+        self.0.status.is_success()
+    }
+}
+
+pub(crate) fn parse_uri(uri: &str) -> Result<sipx::Uri, SipError> {
+    sipx::Uri::parse(Bytes::copy_from_slice(uri.as_bytes())).map_err(|e| SipError::BadUri {
+        uri: uri.to_string(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,25 @@
+//! SIP messages: our facade over the `sipx-sip` parser and serializer.
+//!
+//! Everything above this module (the call layer, interop, the engine) sees only the types
+//! defined here. `sipx-sip` is named only in `sip/` and `txn/`, so it can be replaced without
+//! touching call logic. Parsed messages keep their wire bytes: headers we do not edit are
+//! forwarded exactly as they arrived.
+
+mod error;
+mod header;
+mod message;
+mod split;
+mod transport;
+mod uri;
+mod via;
+
+pub use error::SipError;
+pub use header::Hdr;
+pub use message::{Message, Method, Request, Response, StreamFramer, parse_datagram};
+pub use split::split_header_list;
+pub use transport::{ConnId, Target, Transport};
+pub use uri::{NumberUri, dialled_number, strip_visual_separators};
+pub use via::ViaInfo;
+
+/// The magic cookie every RFC 3261 branch starts with (§8.1.1.7).
+pub const BRANCH_COOKIE: &str = "z9hG4bK";
