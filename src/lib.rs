@@ -7,3 +7,6 @@
 pub mod sip;
 pub mod config;
 pub mod txn;
+pub mod call;
+pub mod cdr;
+pub mod interop;

@@ -32,7 +32,11 @@ impl TxnTimer {
 #[derive(Debug)]
 pub enum TxnOutput {
     /// Put this message on the wire toward `target`.
-    Send { target: Target, msg: Message },
+    Send {
+        id: TxnId,
+        target: Target,
+        msg: Message,
+    },
     /// Fire `timer` of transaction `id` at `at`.
     SetTimer {
         id: TxnId,
@@ -199,6 +203,7 @@ impl TxnLayer {
                 Output::Send(m) => {
                     if let Some(target) = self.targets.get(id) {
                         out.push(TxnOutput::Send {
+                            id: id.clone(),
                             target: *target,
                             msg: Message::from_sipx(*m),
                         });

@@ -1,0 +1,71 @@
+//! One leg of a call: a dialog (RFC 3261 §12) and how to build requests within it.
+
+use super::b2bua::LocalAddrs;
+use super::ids::IdGen;
+use crate::sip::{Hdr, Method, Request, SipError, Target};
+
+/// Dialog state of one leg.
+#[derive(Debug, Clone)]
+pub struct Leg {
+    pub call_id: String,
+    pub local_tag: String,
+    /// Our address header (with our tag): From of requests we send on this leg.
+    pub local_hdr: String,
+    /// The peer's address header (with its tag once known): To of requests we send.
+    pub remote_hdr: String,
+    pub remote_tag: Option<String>,
+    /// The peer's Contact: Request-URI of requests we send in the dialog.
+    pub remote_target: String,
+    /// Route set, in the order Route headers are written.
+    pub route_set: Vec<String>,
+    pub local_cseq: u32,
+    pub remote_cseq: Option<u32>,
+    /// Where requests on this leg are sent: the peer's signalling address. Dialog requests go
+    /// to the address the peer is known by (its profile or its source), which keeps NAT'd
+    /// phones and trunks behind one signalling IP working whatever their Contact says.
+    pub target: Target,
+}
+
+impl Leg {
+    /// A new in-dialog request (BYE, re-INVITE, INFO, …) with the next local CSeq.
+    pub fn request(
+        &mut self,
+        method: Method,
+        local: &LocalAddrs,
+        ids: &mut IdGen,
+    ) -> Result<Request, SipError> {
+        self.local_cseq = self.local_cseq.wrapping_add(1);
+        let cseq = self.local_cseq;
+        self.build(method, cseq, local, ids)
+    }
+
+    /// The ACK for a 2xx to the INVITE that had CSeq `cseq` (RFC 3261 §13.2.2.4): a new
+    /// transaction, so a new branch, with the INVITE's sequence number.
+    pub fn ack(&self, cseq: u32, local: &LocalAddrs, ids: &mut IdGen) -> Result<Request, SipError> {
+        self.build(Method::Ack, cseq, local, ids)
+    }
+
+    fn build(
+        &self,
+        method: Method,
+        cseq: u32,
+        local: &LocalAddrs,
+        ids: &mut IdGen,
+    ) -> Result<Request, SipError> {
+        let mut r = Request::new(method.clone(), &self.remote_target)?;
+        r.push_header(&Hdr::VIA, local.via(self.target.transport, &ids.branch()))?;
+        r.push_header(&Hdr::MAX_FORWARDS, "70")?;
+        for route in &self.route_set {
+            r.push_header(&Hdr::ROUTE, route.clone())?;
+        }
+        r.push_header(&Hdr::FROM, self.local_hdr.clone())?;
+        r.push_header(&Hdr::TO, self.remote_hdr.clone())?;
+        r.push_header(&Hdr::CALL_ID, self.call_id.clone())?;
+        r.push_header(&Hdr::CSEQ, format!("{cseq} {method}"))?;
+        if matches!(method, Method::Invite | Method::Update) {
+            r.push_header(&Hdr::CONTACT, local.contact(self.target.transport))?;
+        }
+        r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+        Ok(r)
+    }
+}

@@ -1,0 +1,648 @@
+//! Call setup: the caller's INVITE, routing, attempts toward the callee (with failover),
+//! the callee's answers, CANCEL and the ring timeout.
+
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use super::b2bua::{B2bua, ClientPurpose, build_response};
+use super::call::{Attempt, Call, CallState, EndInfo, Pending2xx};
+use super::leg::Leg;
+use super::{CallRef, CallTimer, Side};
+use crate::cdr::{CallTag, CauseSource};
+use crate::config::{DEFAULT_RING_TIMEOUT, Profile};
+use crate::interop::causes::Q850Cause;
+use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, rehost_address};
+use crate::sip::{Hdr, Message, Method, Request, Response, SipError, dialled_number};
+use crate::txn::TxnId;
+
+/// Option tags we can honour in a caller's `Require` (none yet: 100rel arrives with the
+/// interop profiles). Anything else gets 420 (RFC 3261 §8.2.2.3).
+const SUPPORTED_EXTENSIONS: &[&str] = &[];
+
+/// Statuses after which the next peer of the route is tried.
+const FAILOVER_STATUSES: &[u16] = &[408, 503];
+
+impl B2bua {
+    pub(super) fn on_initial_invite(&mut self, now: Instant, id: TxnId, req: Request) {
+        let Some(source) = self.txn.target(&id) else {
+            return;
+        };
+        let Some(ingress) = self.cfg.peer_for_source(source.addr.ip()).cloned() else {
+            info!(%source, "INVITE from an address no profile matches: 403");
+            self.respond(now, &id, &req, 403, "Forbidden", &[]);
+            return;
+        };
+        let number = dialled_number(&req.uri()).map(|n| n.number);
+        let caller = req
+            .from_uri()
+            .and_then(|u| dialled_number(&u))
+            .map(|n| n.number)
+            .unwrap_or_else(|| "anonymous".into());
+
+        // Refusals before routing: no call is set up, but each one is a CDR.
+        let refuse = |status: u16, reason: &str, tag: CallTag, cause: Q850Cause| {
+            (status, reason.to_string(), tag, cause)
+        };
+        let mut refusal = None;
+        if self.draining {
+            refusal = Some(refuse(503, "Service Unavailable", CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE));
+        } else if matches!(req.max_forwards(), Some(Ok(0))) {
+            refusal = Some(refuse(483, "Too Many Hops", CallTag::CallerRejected, Q850Cause(25)));
+        }
+        let unsupported: Vec<String> = req
+            .header_lines(&Hdr::REQUIRE)
+            .iter()
+            .flat_map(|l| l.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
+            .filter(|t| !t.is_empty() && !SUPPORTED_EXTENSIONS.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .collect();
+        if refusal.is_none() && !unsupported.is_empty() {
+            refusal = Some(refuse(420, "Bad Extension", CallTag::CallerRejected, Q850Cause::INTERWORKING));
+        }
+        let route = number.as_deref().and_then(|n| self.cfg.route_for(&ingress.name, n)).cloned();
+        if refusal.is_none() && route.is_none() {
+            refusal = Some(refuse(404, "Not Found", CallTag::NoRoute, Q850Cause::UNALLOCATED));
+        }
+        if let Some((status, reason, tag, cause)) = refusal {
+            let unsupported = unsupported.join(", ");
+            let extra: Vec<(Hdr, &str)> = match status {
+                420 => vec![(Hdr::UNSUPPORTED, unsupported.as_str())],
+                503 => vec![(Hdr::RETRY_AFTER, "30")],
+                _ => vec![],
+            };
+            info!(call_id = ?req.call_id(), peer = %ingress.name, "refusing call: {status} {reason}");
+            self.respond(now, &id, &req, status, &reason, &extra);
+            let call = self.new_call(now, id, req, source, ingress, number.unwrap_or_default(), caller, Vec::new(), DEFAULT_RING_TIMEOUT);
+            let r = self.new_call_ref();
+            let mut call = call;
+            self.end_call(now, r, &mut call, EndInfo {
+                tag,
+                status,
+                cause: cause.0,
+                cause_source: CauseSource::Internal,
+                reason_sip: None,
+                at: now,
+            });
+            self.put_back(r, call);
+            return;
+        }
+        let Some(route) = route else { return };
+        let ring_timeout = route
+            .ring_timeout
+            .or_else(|| route.to.first().and_then(|p| self.cfg.profile(p)).and_then(|p| p.ring_timeout))
+            .unwrap_or(DEFAULT_RING_TIMEOUT);
+        let call = self.new_call(now, id.clone(), req.clone(), source, ingress, number.unwrap_or_default(), caller, route.to.clone(), ring_timeout);
+        let r = self.new_call_ref();
+        self.dialogs.insert((call.a.call_id.clone(), call.a.local_tag.clone()), (r, Side::A));
+        self.server_txns.insert(id.clone(), (r, Side::A));
+        // Answer 100 at once: the caller stops retransmitting while we reach the callee.
+        if let Ok(trying) = build_response(&req, 100, "Trying", None, &[]) {
+            self.txn.send_response(&id, trying, now, &mut self.txn_out);
+        }
+        self.set_call_timer(r, CallTimer::Ring, now + ring_timeout);
+        let mut call = call;
+        if !self.start_attempt(now, r, &mut call) {
+            self.fail_call(now, r, &mut call, 503, "Service Unavailable", CallTag::PeerUnreachable, Q850Cause(38));
+        }
+        self.put_back(r, call);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_call(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        req: Request,
+        source: crate::sip::Target,
+        ingress: std::sync::Arc<Profile>,
+        number: String,
+        caller: String,
+        targets: Vec<crate::config::PeerName>,
+        ring_timeout: std::time::Duration,
+    ) -> Call {
+        let local_tag = self.ids.tag();
+        let a = Leg {
+            call_id: req.call_id().unwrap_or_default(),
+            local_hdr: format!("{};tag={local_tag}", req.header(&Hdr::TO).unwrap_or_default()),
+            local_tag,
+            remote_hdr: req.header(&Hdr::FROM).unwrap_or_default(),
+            remote_tag: req.from_tag(),
+            remote_target: req
+                .contact_uri()
+                .or_else(|| req.from_uri())
+                .unwrap_or_default(),
+            route_set: req.record_route(),
+            local_cseq: 1,
+            remote_cseq: req.cseq().map(|c| c.0),
+            target: source,
+        };
+        Call {
+            cfg: self.cfg.clone(),
+            state: CallState::Proceeding,
+            ingress,
+            a,
+            a_invite_txn: id,
+            a_invite: req,
+            b: None,
+            attempt: None,
+            targets,
+            next_target: 0,
+            number,
+            caller,
+            started: now,
+            answered: None,
+            relayed: Default::default(),
+            reinvite_in_progress: false,
+            pending_2xx: [None, None],
+            acks_sent: Default::default(),
+            end: None,
+            open_client: 0,
+            last_failure: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Send the INVITE to the next peer of the route. `false` when none is left.
+    pub(super) fn start_attempt(&mut self, now: Instant, r: CallRef, call: &mut Call) -> bool {
+        while call.next_target < call.targets.len() {
+            let name = call.targets[call.next_target].clone();
+            call.next_target += 1;
+            let Some(peer) = call.cfg.profile(&name).cloned() else {
+                warn!(peer = %name, "route names a peer without a profile; skipping");
+                continue;
+            };
+            let (leg, invite) = match self.build_invite(call, &peer) {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                    continue;
+                }
+            };
+            if let Some(old) = call.b.take() {
+                self.dialogs.remove(&(old.call_id, old.local_tag));
+            }
+            self.dialogs.insert((leg.call_id.clone(), leg.local_tag.clone()), (r, Side::B));
+            let target = leg.target;
+            call.b = Some(leg);
+            debug!(peer = %name, call_id = %call.a.call_id, "INVITE toward peer");
+            let Some(txn) = self.send_client(now, r, invite.clone(), target, ClientPurpose::Invite) else {
+                continue;
+            };
+            call.open_client += 1;
+            call.attempt = Some(Attempt {
+                peer,
+                txn,
+                invite,
+                got_provisional: false,
+                alerted: false,
+                cancel_wanted: false,
+                cancel_sent: false,
+                final_received: false,
+            });
+            return true;
+        }
+        false
+    }
+
+    /// The B-leg INVITE: a new dialog of the gateway's own, carrying the caller's
+    /// end-to-end headers and body but none of its addresses.
+    fn build_invite(&mut self, call: &Call, peer: &Profile) -> Result<(Leg, Request), SipError> {
+        let a_req = &call.a_invite;
+        let host = self.local.host.clone();
+        let call_id = self.ids.call_id(&host);
+        let tag = self.ids.tag();
+        let ruri = format!("sip:{}@{}", escape_user(&call.number), peer.domain);
+        let display = a_req
+            .from_display()
+            .map(|d| format!("\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\"")))
+            .unwrap_or_default();
+        let from_host = match a_req.from_uri() {
+            Some(u) if u.to_ascii_lowercase().contains("@anonymous.invalid") => "anonymous.invalid".to_string(),
+            _ => host.clone(),
+        };
+        let from_hdr = format!("{display}<sip:{}@{from_host}>;tag={tag}", escape_user(&call.caller));
+        let to_hdr = format!("<{ruri}>");
+        let leg = Leg {
+            call_id: call_id.clone(),
+            local_tag: tag,
+            local_hdr: from_hdr.clone(),
+            remote_hdr: to_hdr.clone(),
+            remote_tag: None,
+            remote_target: ruri.clone(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            remote_cseq: None,
+            target: peer.address,
+        };
+        let mf = match a_req.max_forwards() {
+            Some(Ok(n)) => n.saturating_sub(1),
+            _ => 70,
+        };
+        let mut r = Request::new(Method::Invite, &ruri)?;
+        r.push_header(&Hdr::VIA, self.local.via(peer.address.transport, &self.ids.branch()))?;
+        r.push_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
+        r.push_header(&Hdr::FROM, from_hdr)?;
+        r.push_header(&Hdr::TO, to_hdr)?;
+        r.push_header(&Hdr::CALL_ID, call_id)?;
+        r.push_header(&Hdr::CSEQ, "1 INVITE")?;
+        r.push_header(&Hdr::CONTACT, self.local.contact(peer.address.transport))?;
+        r.push_header(&Hdr::ALLOW, super::b2bua::ALLOW)?;
+        copy_end_to_end(&mut r, a_req, &host)?;
+        r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+        let ct = a_req.header(&Hdr::CONTENT_TYPE);
+        if !a_req.body().is_empty() {
+            r.set_body(a_req.body().clone(), ct.as_deref())?;
+        }
+        Ok((leg, r))
+    }
+
+    /// A response to the current (or an earlier) INVITE attempt.
+    pub(super) fn on_invite_response(&mut self, now: Instant, r: CallRef, id: TxnId, resp: Response) {
+        let Some(mut call) = self.calls.remove(&r) else {
+            return;
+        };
+        let current = call.attempt.as_ref().is_some_and(|a| a.txn == id);
+        if !current {
+            // An answer to an attempt we already gave up on (failover raced a late 2xx).
+            if resp.is_success() {
+                self.kill_fork(now, r, &mut call, &resp);
+            }
+            self.put_back(r, call);
+            return;
+        }
+        let status = resp.status();
+        if resp.is_provisional() {
+            self.on_invite_provisional(now, r, &mut call, resp);
+        } else if resp.is_success() {
+            self.on_invite_2xx(now, r, &mut call, resp);
+        } else {
+            self.on_invite_failure(now, r, &mut call, status, resp);
+        }
+        self.put_back(r, call);
+    }
+
+    fn on_invite_provisional(&mut self, now: Instant, r: CallRef, call: &mut Call, resp: Response) {
+        let status = resp.status();
+        let Some(att) = call.attempt.as_mut() else { return };
+        att.got_provisional = true;
+        if (180..=183).contains(&status) {
+            att.alerted = true;
+        }
+        if att.cancel_wanted && !att.cancel_sent {
+            self.send_cancel(now, r, call);
+            return;
+        }
+        if status == 100 || call.state != CallState::Proceeding {
+            return;
+        }
+        if resp.to_tag().is_some()
+            && let Some(b) = call.b.as_mut()
+        {
+            update_uac_dialog(b, &resp);
+        }
+        let tag = call.a.local_tag.clone();
+        match self.relayed_response(&call.a_invite, &resp, &tag) {
+            Ok(out) => self.txn.send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
+            Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
+        }
+    }
+
+    fn on_invite_2xx(&mut self, now: Instant, r: CallRef, call: &mut Call, resp: Response) {
+        let first_final = call.attempt.as_ref().is_some_and(|a| !a.final_received);
+        if first_final {
+            if let Some(a) = call.attempt.as_mut() {
+                a.final_received = true;
+            }
+            call.open_client = call.open_client.saturating_sub(1);
+        }
+        let wanted_gone = call
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.cancel_wanted || a.cancel_sent);
+        if call.state == CallState::Ending || wanted_gone {
+            // The 2xx crossed our CANCEL (or the call ended meanwhile): accept and hang up.
+            self.kill_fork(now, r, call, &resp);
+            return;
+        }
+        if call.state != CallState::Proceeding {
+            // Retransmission or another fork's answer.
+            let same = call.b.as_ref().and_then(|b| b.remote_tag.clone()) == resp.to_tag();
+            if same {
+                let cseq = resp.cseq().map(|c| c.0).unwrap_or(1);
+                if let (Some(ack), Some(b)) = (call.acks_sent.get(&(Side::B, cseq)), call.b.as_ref()) {
+                    self.send(b.target, Message::Request(ack.clone()));
+                }
+            } else {
+                self.kill_fork(now, r, call, &resp);
+            }
+            return;
+        }
+        if let Some(b) = call.b.as_mut() {
+            update_uac_dialog(b, &resp);
+        }
+        call.state = CallState::Answered;
+        call.answered = Some(now);
+        self.clear_call_timer(r, CallTimer::Ring);
+        let tag = call.a.local_tag.clone();
+        let out = match self.relayed_response(&call.a_invite, &resp, &tag) {
+            Ok(out) => out,
+            Err(e) => {
+                warn!(error = %e, "cannot relay 2xx to caller");
+                self.kill_fork(now, r, call, &resp);
+                self.fail_call(now, r, call, 500, "Server Internal Error", CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
+                return;
+            }
+        };
+        self.txn.send_response(&call.a_invite_txn, out.clone(), now, &mut self.txn_out);
+        let a_cseq = call.a.remote_cseq.unwrap_or(1);
+        let b_cseq = resp.cseq().map(|c| c.0).unwrap_or(1);
+        self.await_ack(now, r, call, Side::A, out, a_cseq, b_cseq, call.a_invite_txn.clone());
+        info!(call_id = %call.a.call_id, peer = ?call.egress_name(), "call answered");
+    }
+
+    fn on_invite_failure(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, resp: Response) {
+        if let Some(a) = call.attempt.as_mut() {
+            if a.final_received {
+                return;
+            }
+            a.final_received = true;
+        }
+        call.open_client = call.open_client.saturating_sub(1);
+        if call.state != CallState::Proceeding {
+            return;
+        }
+        if FAILOVER_STATUSES.contains(&status) && call.next_target < call.targets.len() {
+            info!(call_id = %call.a.call_id, peer = ?call.egress_name(), status, "failing over to the next peer");
+            call.events.push(format!("failover_{status}"));
+            call.last_failure = Some((status, resp));
+            if self.start_attempt(now, r, call) {
+                return;
+            }
+            if let Some((status, resp)) = call.last_failure.take() {
+                self.relay_failure(now, r, call, status, &resp);
+            }
+            return;
+        }
+        self.relay_failure(now, r, call, status, &resp);
+    }
+
+    /// Pass the callee's final failure to the caller and release the call.
+    fn relay_failure(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, resp: &Response) {
+        let tag = call.a.local_tag.clone();
+        match self.relayed_response(&call.a_invite, resp, &tag) {
+            Ok(out) => self.txn.send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
+            Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
+        }
+        let (cause, cause_source, reason_sip) = super::teardown::cause_for(status, &resp.header_lines(&Hdr::REASON));
+        self.end_call(now, r, call, EndInfo {
+            tag: CallTag::CalleeReject,
+            status,
+            cause,
+            cause_source,
+            reason_sip,
+            at: now,
+        });
+    }
+
+    /// The INVITE attempt timed out (Timer B) or could not be sent.
+    pub(super) fn on_invite_unreachable(&mut self, now: Instant, r: CallRef, call: &mut Call, timeout: bool) {
+        if let Some(a) = call.attempt.as_mut() {
+            if a.final_received {
+                return;
+            }
+            a.final_received = true;
+        }
+        call.open_client = call.open_client.saturating_sub(1);
+        if call.state != CallState::Proceeding {
+            return;
+        }
+        let why = if timeout { "timeout" } else { "transport_error" };
+        warn!(call_id = %call.a.call_id, peer = ?call.egress_name(), "peer unreachable ({why})");
+        call.events.push(format!("peer_{why}"));
+        if self.start_attempt(now, r, call) {
+            return;
+        }
+        if let Some((status, resp)) = call.last_failure.take() {
+            self.relay_failure(now, r, call, status, &resp);
+        } else if timeout {
+            self.fail_call(now, r, call, 408, "Request Timeout", CallTag::PeerUnreachable, Q850Cause::TIMER_EXPIRY);
+        } else {
+            self.fail_call(now, r, call, 503, "Service Unavailable", CallTag::PeerUnreachable, Q850Cause(38));
+        }
+    }
+
+    /// A CANCEL from the caller.
+    pub(super) fn on_cancel(&mut self, now: Instant, id: TxnId, req: Request) {
+        let invite = self.txn.cancelled_invite(&req);
+        let found = invite
+            .as_ref()
+            .and_then(|i| self.server_txns.get(i).copied())
+            .filter(|(_, side)| *side == Side::A);
+        let Some((r, _)) = found else {
+            self.respond(now, &id, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        let Some(mut call) = self.calls.remove(&r) else {
+            return;
+        };
+        // The 200 to CANCEL carries the tag our INVITE responses carry.
+        let tag = call.a.local_tag.clone();
+        match build_response(&req, 200, "OK", Some(&tag), &[]) {
+            Ok(resp) => self.txn.send_response(&id, resp, now, &mut self.txn_out),
+            Err(e) => warn!(error = %e, "cannot answer CANCEL"),
+        }
+        if call.state == CallState::Proceeding && self.txn.server_pending(&call.a_invite_txn) {
+            let (cause, cause_source, reason_sip) = match crate::interop::causes::parse_reason(&req.header_lines(&Hdr::REASON)) {
+                crate::interop::causes::ReasonInfo { q850: Some(q), sip } => (q.0, CauseSource::ReasonHeader, sip),
+                other => (Q850Cause::NORMAL_CLEARING.0, CauseSource::Internal, other.sip),
+            };
+            self.fail_call_with(now, r, &mut call, 487, "Request Terminated", EndInfo {
+                tag: CallTag::CallerCancel,
+                status: 487,
+                cause,
+                cause_source,
+                reason_sip,
+                at: now,
+            });
+        }
+        self.put_back(r, call);
+    }
+
+    /// The ring timeout fired.
+    pub(super) fn on_ring_timeout(&mut self, now: Instant, r: CallRef, call: &mut Call) {
+        if call.state != CallState::Proceeding {
+            return;
+        }
+        let alerted = call.attempt.as_ref().is_some_and(|a| a.alerted);
+        let cause = if alerted { Q850Cause::NO_ANSWER } else { Q850Cause::NO_USER_RESPONDING };
+        info!(call_id = %call.a.call_id, "ring timeout");
+        self.fail_call(now, r, call, 408, "Request Timeout", CallTag::NoAnswerTimeout, cause);
+    }
+
+    /// Answer the caller with a failure of our own making, cancel any attempt, and release.
+    pub(super) fn fail_call(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, reason: &str, tag: CallTag, cause: Q850Cause) {
+        self.fail_call_with(now, r, call, status, reason, EndInfo {
+            tag,
+            status,
+            cause: cause.0,
+            cause_source: CauseSource::Internal,
+            reason_sip: None,
+            at: now,
+        });
+    }
+
+    pub(super) fn fail_call_with(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, reason: &str, info: EndInfo) {
+        let tag = call.a.local_tag.clone();
+        let reason_hdr = format!("Q.850;cause={}", info.cause);
+        let extra = [(Hdr::REASON, reason_hdr.as_str())];
+        match build_response(&call.a_invite, status, reason, Some(&tag), &extra) {
+            Ok(resp) => self.txn.send_response(&call.a_invite_txn, resp, now, &mut self.txn_out),
+            Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
+        }
+        self.cancel_attempt(now, r, call);
+        self.end_call(now, r, call, info);
+    }
+
+    /// Stop the current attempt: CANCEL now if a provisional arrived, else as soon as one does.
+    pub(super) fn cancel_attempt(&mut self, now: Instant, r: CallRef, call: &mut Call) {
+        let Some(att) = call.attempt.as_mut() else { return };
+        if att.final_received || att.cancel_sent {
+            return;
+        }
+        att.cancel_wanted = true;
+        if att.got_provisional {
+            self.send_cancel(now, r, call);
+        }
+    }
+
+    /// CANCEL the attempt's INVITE (RFC 3261 §9.1: same Request-URI, Call-ID, To, From,
+    /// CSeq number and top Via branch).
+    fn send_cancel(&mut self, now: Instant, r: CallRef, call: &mut Call) {
+        let Some(att) = call.attempt.as_mut() else { return };
+        att.cancel_sent = true;
+        let inv = &att.invite;
+        let build = || -> Result<Request, SipError> {
+            let mut c = Request::new(Method::Cancel, &inv.uri())?;
+            for h in [Hdr::VIA, Hdr::FROM, Hdr::TO, Hdr::CALL_ID] {
+                c.push_header(&h, inv.header(&h).ok_or(SipError::MissingHeader("INVITE header"))?)?;
+            }
+            c.push_header(&Hdr::CSEQ, format!("{} CANCEL", inv.cseq().map(|x| x.0).unwrap_or(1)))?;
+            c.push_header(&Hdr::MAX_FORWARDS, "70")?;
+            c.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+            Ok(c)
+        };
+        let target = att.peer.address;
+        match build() {
+            Ok(c) => {
+                self.send_client(now, r, c, target, ClientPurpose::Cancel);
+            }
+            Err(e) => warn!(error = %e, "cannot build CANCEL"),
+        }
+    }
+
+    /// A 2xx we do not want (a late answer after CANCEL, a second fork, an abandoned
+    /// attempt): ACK it, as RFC 3261 requires, then BYE that dialog.
+    pub(super) fn kill_fork(&mut self, now: Instant, r: CallRef, call: &mut Call, resp: &Response) {
+        let Some(base) = call.b.clone() else { return };
+        let mut leg = base;
+        update_uac_dialog(&mut leg, resp);
+        let cseq = resp.cseq().map(|c| c.0).unwrap_or(1);
+        match leg.ack(cseq, &self.local, &mut self.ids) {
+            Ok(ack) => self.send(leg.target, Message::Request(ack)),
+            Err(e) => warn!(error = %e, "cannot build ACK"),
+        }
+        leg.local_cseq = leg.local_cseq.max(cseq);
+        match leg.request(Method::Bye, &self.local, &mut self.ids) {
+            Ok(bye) => {
+                if self.send_client(now, r, bye, leg.target, ClientPurpose::Bye(Side::B)).is_some() {
+                    call.open_client += 1;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot build BYE"),
+        }
+        call.events.push("late_2xx_released".into());
+    }
+
+    /// Remember our 2xx on `side` and retransmit it until that side ACKs.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn await_ack(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side, resp: Response, cseq: u32, other_cseq: u32, txn: TxnId) {
+        let t1 = self.timers.t1;
+        call.pending_2xx[Call::slot(side)] = Some(Pending2xx {
+            resp,
+            cseq,
+            other_cseq,
+            interval: t1,
+            txn,
+        });
+        if !call.leg(side).is_some_and(|l| l.target.transport.is_reliable()) {
+            self.set_call_timer(r, CallTimer::Retransmit2xx(side), now + t1);
+        }
+        self.set_call_timer(r, CallTimer::AckTimeout(side), now + t1 * 64);
+    }
+}
+
+/// Copy the caller's end-to-end headers onto the B-leg request: unknown headers verbatim,
+/// identity headers with their hosts replaced, Supported without options we cannot honour.
+pub(super) fn copy_end_to_end(out: &mut Request, src: &Request, host: &str) -> Result<(), SipError> {
+    out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
+    for h in &REHOSTED_HEADERS {
+        for v in src.header_lines(h) {
+            out.push_header(h, rehost_address(&v, host))?;
+        }
+    }
+    let supported: Vec<String> = src
+        .header_lines(&Hdr::SUPPORTED)
+        .iter()
+        .flat_map(|l| l.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("100rel"))
+        .collect();
+    if !supported.is_empty() {
+        out.push_header(&Hdr::SUPPORTED, supported.join(", "))?;
+    }
+    Ok(())
+}
+
+/// Learn the callee's tag, target and route set from a response that creates or confirms
+/// the dialog (RFC 3261 §12.1.2).
+pub(super) fn update_uac_dialog(b: &mut Leg, resp: &Response) {
+    if let Some(tag) = resp.to_tag() {
+        b.remote_tag = Some(tag);
+        if let Some(to) = resp.header(&Hdr::TO) {
+            b.remote_hdr = to;
+        }
+    }
+    if let Some(c) = resp.contact_uri() {
+        b.remote_target = c;
+    }
+    let mut rr = resp.record_route();
+    if !rr.is_empty() || resp.is_success() {
+        rr.reverse();
+        b.route_set = rr;
+    }
+}
+
+/// Percent-encode what a SIP user part may not carry literally (RFC 3261 §25.1).
+fn escape_user(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let ok = b.is_ascii_alphanumeric()
+            || b"-_.!~*'()&=+$,;?/".contains(&b);
+        if ok {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() { "anonymous".into() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_user;
+
+    #[test]
+    fn user_escaping() {
+        assert_eq!(escape_user("+8610#1"), "+8610%231");
+        assert_eq!(escape_user(""), "anonymous");
+    }
+}

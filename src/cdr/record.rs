@@ -1,0 +1,78 @@
+use serde::Serialize;
+
+/// Where and by whom a call was released. The fixed set operators filter CDRs by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallTag {
+    /// The caller hung up an answered call.
+    CallerBye,
+    /// The callee hung up an answered call.
+    CalleeBye,
+    /// The caller gave up before answer (CANCEL).
+    CallerCancel,
+    /// The callee side answered the INVITE with a final failure (4xx/5xx/6xx).
+    CalleeReject,
+    /// Nobody answered within the ring timeout.
+    NoAnswerTimeout,
+    /// No peer on the route could be reached (timeout or transport error on every one).
+    PeerUnreachable,
+    /// No route for the dialled number, or no number at all.
+    NoRoute,
+    /// The caller's request was refused before routing (Max-Forwards, extensions, malformed).
+    CallerRejected,
+    /// The callee did not acknowledge reliable provisional handling (PRACK failure).
+    PrackRejected,
+    /// Refused by a rate or concurrency limit.
+    RateLimited,
+    /// Ended by the gateway at shutdown.
+    Shutdown,
+    /// The gateway itself failed the call (e.g. no ACK for a 2xx).
+    GatewayError,
+}
+
+/// Where `cause` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CauseSource {
+    /// A `Reason: Q.850;cause=N` header from a peer.
+    ReasonHeader,
+    /// The peer profile's `[causes.map]`.
+    PeerMap,
+    /// The built-in RFC 3398 table.
+    Rfc3398,
+    /// The gateway made the decision (timers, limits, shutdown).
+    Internal,
+}
+
+/// One line of the CDR file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CdrRecord {
+    /// The caller's Call-ID (the ingress leg).
+    pub call_id: String,
+    /// The Call-ID the gateway used toward the egress peer, if it got that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_call_id: Option<String>,
+    /// RFC 3339, UTC, millisecond precision.
+    pub start: String,
+    pub answer: Option<String>,
+    pub end: String,
+    /// Answered time: `end - answer`, 0 when never answered.
+    pub duration_ms: u64,
+    /// Calling number (user part of From).
+    pub from: String,
+    /// Dialled number.
+    pub to: String,
+    pub ingress_peer: String,
+    pub egress_peer: Option<String>,
+    /// Final SIP status toward the caller (200 for answered calls).
+    pub status: u16,
+    pub call_tag: CallTag,
+    /// Q.850 cause value.
+    pub cause: u16,
+    pub cause_source: CauseSource,
+    pub recording: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_sip: Option<String>,
+}

@@ -1,0 +1,131 @@
+//! SIP status ⇄ Q.850 cause, and the `Reason` header (RFC 3326, RFC 6432).
+
+/// A Q.850 cause value (1..=127).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Q850Cause(pub u16);
+
+impl Q850Cause {
+    /// 16: normal call clearing (a BYE without a Reason, RFC 3398 §9).
+    pub const NORMAL_CLEARING: Q850Cause = Q850Cause(16);
+    /// 18: no user responding (no provisional from the callee before the ring timeout).
+    pub const NO_USER_RESPONDING: Q850Cause = Q850Cause(18);
+    /// 19: no answer from user (user alerted).
+    pub const NO_ANSWER: Q850Cause = Q850Cause(19);
+    /// 1: unallocated number (no route).
+    pub const UNALLOCATED: Q850Cause = Q850Cause(1);
+    /// 41: temporary failure.
+    pub const TEMPORARY_FAILURE: Q850Cause = Q850Cause(41);
+    /// 102: recovery on timer expiry.
+    pub const TIMER_EXPIRY: Q850Cause = Q850Cause(102);
+    /// 111: protocol error, unspecified.
+    pub const PROTOCOL_ERROR: Q850Cause = Q850Cause(111);
+    /// 127: interworking, unspecified.
+    pub const INTERWORKING: Q850Cause = Q850Cause(127);
+}
+
+/// The built-in SIP status → Q.850 table of RFC 3398 §8.2.6.1. Statuses the RFC does not list
+/// fall back by class: 4xx → 31 (normal, unspecified), 5xx → 41 (temporary failure),
+/// 6xx → 31. A profile's `[causes.map]` is consulted before this table.
+pub fn rfc3398_cause(status: u16) -> Q850Cause {
+    Q850Cause(match status {
+        400 => 41,
+        401..=403 => 21,
+        404 => 1,
+        405 => 63,
+        406 => 79,
+        407 => 21,
+        408 => 102,
+        410 => 22,
+        413 | 414 | 416 | 420 | 421 | 423 => 127,
+        415 => 79,
+        480 => 18,
+        481 => 41,
+        482 | 483 => 25,
+        484 => 28,
+        485 => 1,
+        486 => 17,
+        487 | 488 => 127,
+        500 => 41,
+        501 => 79,
+        502 => 38,
+        503 => 41,
+        504 => 102,
+        505 | 513 => 127,
+        600 => 17,
+        603 => 21,
+        604 => 1,
+        606 => 58,
+        s if (500..600).contains(&s) => 41,
+        _ => 31,
+    })
+}
+
+/// What the `Reason` headers of one message say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReasonInfo {
+    /// `Reason: Q.850;cause=N`.
+    pub q850: Option<Q850Cause>,
+    /// A `Reason: SIP;cause=N;text="…"` value, kept as written.
+    pub sip: Option<String>,
+}
+
+/// Read every `Reason` value (one per line or comma-separated). Malformed values are skipped:
+/// a peer's bad Reason must not fail a call.
+pub fn parse_reason(lines: &[String]) -> ReasonInfo {
+    let mut info = ReasonInfo::default();
+    for value in lines.iter().flat_map(|l| crate::sip::split_header_list(l)) {
+        let mut parts = value.split(';');
+        let protocol = parts.next().unwrap_or("").trim();
+        let cause = parts.find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("cause").then(|| v.trim().parse::<u16>().ok())?
+        });
+        if protocol.eq_ignore_ascii_case("Q.850") {
+            if let Some(c) = cause.filter(|c| (1..=127).contains(c))
+                && info.q850.is_none()
+            {
+                info.q850 = Some(Q850Cause(c));
+            }
+        } else if protocol.eq_ignore_ascii_case("SIP") && info.sip.is_none() {
+            info.sip = Some(value.clone());
+        }
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_spot_checks() {
+        assert_eq!(rfc3398_cause(404), Q850Cause(1));
+        assert_eq!(rfc3398_cause(486), Q850Cause(17));
+        assert_eq!(rfc3398_cause(480), Q850Cause(18));
+        assert_eq!(rfc3398_cause(408), Q850Cause(102));
+        assert_eq!(rfc3398_cause(503), Q850Cause(41));
+        assert_eq!(rfc3398_cause(603), Q850Cause(21));
+        assert_eq!(rfc3398_cause(599), Q850Cause(41));
+        assert_eq!(rfc3398_cause(499), Q850Cause(31));
+    }
+
+    #[test]
+    fn q850_wins_and_sip_is_kept() {
+        let lines = vec![
+            "SIP;cause=486;text=\"Busy, really\"".to_string(),
+            "Q.850;cause=17;text=\"User busy\"".to_string(),
+        ];
+        let r = parse_reason(&lines);
+        assert_eq!(r.q850, Some(Q850Cause(17)));
+        assert_eq!(r.sip.as_deref(), Some("SIP;cause=486;text=\"Busy, really\""));
+    }
+
+    #[test]
+    fn comma_joined_and_garbage() {
+        let r = parse_reason(&["Q.850 ; cause = 34 , SIP;cause=503".to_string()]);
+        assert_eq!(r.q850, Some(Q850Cause(34)));
+        assert!(r.sip.is_some());
+        let r = parse_reason(&["Q.850;cause=999".to_string(), "Q.850;cause=x".to_string()]);
+        assert_eq!(r, ReasonInfo::default());
+    }
+}

@@ -1,0 +1,4 @@
+//! Profile-driven interop: what the gateway changes in a message for the peer it goes to.
+
+pub mod causes;
+pub mod topology;

@@ -1,0 +1,121 @@
+//! Topology hiding: the addresses of one side never reach the other side.
+//!
+//! The B2BUA rebuilds Via, Contact, Call-ID, From/To tags and CSeq for each leg. What it copies
+//! from the other leg (identity headers) passes through here so that a host part naming the
+//! other side's network is replaced by a host that belongs to the gateway or the peer.
+
+use crate::sip::{Hdr, split_header_list};
+
+/// Headers a B2BUA must never copy from one leg to the other: they belong to one dialog,
+/// one transaction or one hop, or they name hosts of the other side.
+pub static PER_LEG_HEADERS: [Hdr; 31] = [
+    Hdr::VIA,
+    Hdr::ROUTE,
+    Hdr::RECORD_ROUTE,
+    Hdr::CONTACT,
+    Hdr::FROM,
+    Hdr::TO,
+    Hdr::CALL_ID,
+    Hdr::CSEQ,
+    Hdr::MAX_FORWARDS,
+    Hdr::CONTENT_LENGTH,
+    Hdr::CONTENT_TYPE,
+    Hdr::AUTHORIZATION,
+    Hdr::PROXY_AUTHORIZATION,
+    Hdr::REQUIRE,
+    Hdr::PROXY_REQUIRE,
+    Hdr::SUPPORTED,
+    Hdr::UNSUPPORTED,
+    Hdr::ALLOW,
+    Hdr::RSEQ,
+    Hdr::RACK,
+    Hdr::PATH,
+    Hdr::HISTORY_INFO,
+    Hdr::P_ASSERTED_IDENTITY,
+    Hdr::P_PREFERRED_IDENTITY,
+    Hdr::other("Diversion"),
+    Hdr::other("Remote-Party-ID"),
+    Hdr::other("P-Charging-Vector"),
+    Hdr::other("P-Visited-Network-ID"),
+    Hdr::WARNING,
+    Hdr::other("Proxy-Authenticate"),
+    Hdr::other("WWW-Authenticate"),
+];
+
+/// Identity headers that are copied with their host parts replaced.
+pub static REHOSTED_HEADERS: [Hdr; 4] = [
+    Hdr::P_ASSERTED_IDENTITY,
+    Hdr::P_PREFERRED_IDENTITY,
+    Hdr::other("Diversion"),
+    Hdr::other("Remote-Party-ID"),
+];
+
+/// Replace the host (and port) of a `sip:`/`sips:` URI; other schemes (tel:) pass unchanged.
+/// `sip:+8610@10.0.0.5:5070;user=phone` with `gw.example` gives `sip:+8610@gw.example;user=phone`.
+pub fn rehost_uri(uri: &str, host: &str) -> String {
+    let lower = uri.get(..5).map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+    let scheme_len = if lower.starts_with("sips:") {
+        5
+    } else if lower.starts_with("sip:") {
+        4
+    } else {
+        return uri.to_string();
+    };
+    let (scheme, rest) = uri.split_at(scheme_len);
+    // userinfo ends at the last '@' before any parameter or header.
+    let end_of_hostport = |s: &str| s.find([';', '?']).unwrap_or(s.len());
+    let limit = end_of_hostport(rest);
+    let host_start = rest[..limit].rfind('@').map(|i| i + 1).unwrap_or(0);
+    let host_end = host_start + end_of_hostport(&rest[host_start..]);
+    format!("{scheme}{}{host}{}", &rest[..host_start], &rest[host_end..])
+}
+
+/// Replace the host of every URI in an address header value (name-addr or addr-spec, lists
+/// allowed). Display names and header parameters are kept as written.
+pub fn rehost_address(value: &str, host: &str) -> String {
+    split_header_list(value)
+        .iter()
+        .map(|element| {
+            if let (Some(open), Some(close)) = (element.find('<'), element.rfind('>'))
+                && open < close
+            {
+                format!(
+                    "{}<{}>{}",
+                    &element[..open],
+                    rehost_uri(&element[open + 1..close], host),
+                    &element[close + 1..]
+                )
+            } else {
+                // addr-spec form: everything after the first ';' is header parameters.
+                let cut = element.find(';').unwrap_or(element.len());
+                format!("{}{}", rehost_uri(&element[..cut], host), &element[cut..])
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rehosts_sip_uris_only() {
+        assert_eq!(
+            rehost_uri("sip:+8610@10.0.0.5:5070;user=phone", "gw.example"),
+            "sip:+8610@gw.example;user=phone"
+        );
+        assert_eq!(rehost_uri("sip:10.0.0.5", "gw"), "sip:gw");
+        assert_eq!(rehost_uri("SIPS:a@b?h=1", "gw"), "SIPS:a@gw?h=1");
+        assert_eq!(rehost_uri("tel:+8610;phone-context=x", "gw"), "tel:+8610;phone-context=x");
+    }
+
+    #[test]
+    fn rehosts_address_lists() {
+        assert_eq!(
+            rehost_address("\"Al, B\" <sip:100@10.0.0.5>;privacy=off, sip:200@h;x", "gw"),
+            "\"Al, B\" <sip:100@gw>;privacy=off, sip:200@gw;x"
+        );
+        assert_eq!(rehost_address("<tel:+8610>", "gw"), "<tel:+8610>");
+    }
+}
