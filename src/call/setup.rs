@@ -72,7 +72,7 @@ impl B2bua {
             };
             info!(call_id = ?req.call_id(), peer = %ingress.name, "refusing call: {status} {reason}");
             self.respond(now, &id, &req, status, &reason, &extra);
-            let call = self.new_call(now, id, req, source, ingress, number.unwrap_or_default(), caller, Vec::new(), DEFAULT_RING_TIMEOUT);
+            let call = self.new_call(now, id, req, source, ingress, number.unwrap_or_default(), caller, Vec::new());
             let r = self.new_call_ref();
             let mut call = call;
             self.end_call(now, r, &mut call, EndInfo {
@@ -91,7 +91,7 @@ impl B2bua {
             .ring_timeout
             .or_else(|| route.to.first().and_then(|p| self.cfg.profile(p)).and_then(|p| p.ring_timeout))
             .unwrap_or(DEFAULT_RING_TIMEOUT);
-        let call = self.new_call(now, id.clone(), req.clone(), source, ingress, number.unwrap_or_default(), caller, route.to.clone(), ring_timeout);
+        let call = self.new_call(now, id.clone(), req.clone(), source, ingress, number.unwrap_or_default(), caller, route.to.clone());
         let r = self.new_call_ref();
         self.dialogs.insert((call.a.call_id.clone(), call.a.local_tag.clone()), (r, Side::A));
         self.server_txns.insert(id.clone(), (r, Side::A));
@@ -118,7 +118,6 @@ impl B2bua {
         number: String,
         caller: String,
         targets: Vec<crate::config::PeerName>,
-        ring_timeout: std::time::Duration,
     ) -> Call {
         let local_tag = self.ids.tag();
         let a = Leg {
