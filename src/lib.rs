@@ -4,9 +4,10 @@
 //! takes messages, timer firings and an `Instant`, and returns actions. `engine` is the tokio
 //! shell that owns sockets and timers; `config` and `cdr` sit beside them.
 
-pub mod sip;
-pub mod config;
-pub mod txn;
 pub mod call;
 pub mod cdr;
+pub mod config;
+pub mod engine;
 pub mod interop;
+pub mod sip;
+pub mod txn;

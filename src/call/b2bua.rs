@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 
 use tracing::{debug, warn};
 
-use super::call::Call;
 use super::ids::IdGen;
+use super::state::Call;
 use super::{Action, CallRef, CallTimer, Side, TimerId};
 use crate::config::Config;
 use crate::sip::{Hdr, Message, Method, Request, Response, Target, Transport};
@@ -27,7 +27,12 @@ pub struct LocalAddrs {
 
 impl LocalAddrs {
     pub fn from_config(cfg: &Config) -> Self {
-        let port = |t: Transport| cfg.listen.iter().find(|l| l.transport == t).map(|l| l.addr.port());
+        let port = |t: Transport| {
+            cfg.listen
+                .iter()
+                .find(|l| l.transport == t)
+                .map(|l| l.addr.port())
+        };
         LocalAddrs {
             host: cfg.advertise.clone(),
             udp_port: port(Transport::Udp),
@@ -54,7 +59,11 @@ impl LocalAddrs {
 
     /// Our Via for a request sent over `t`. `rport` asks the peer to answer where we sent from.
     pub fn via(&self, t: Transport, branch: &str) -> String {
-        format!("SIP/2.0/{} {};branch={branch};rport", t.via_token(), self.hostport(t))
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            t.via_token(),
+            self.hostport(t)
+        )
     }
 
     /// Our Contact for dialogs over `t`.
@@ -114,7 +123,13 @@ pub struct B2bua {
 
 impl B2bua {
     /// `now`/`wall_now` anchor CDR timestamps; `seed` drives tag and Call-ID generation.
-    pub fn new(cfg: Arc<Config>, timers: TimerConfig, seed: u64, now: Instant, wall_now: SystemTime) -> Self {
+    pub fn new(
+        cfg: Arc<Config>,
+        timers: TimerConfig,
+        seed: u64,
+        now: Instant,
+        wall_now: SystemTime,
+    ) -> Self {
         B2bua {
             local: LocalAddrs::from_config(&cfg),
             cfg,
@@ -245,9 +260,9 @@ impl B2bua {
                 id: TimerId::Txn(id, timer),
                 at,
             }),
-            TxnOutput::ClearTimer { id, timer } => {
-                self.actions.push(Action::ClearTimer(TimerId::Txn(id, timer)))
-            }
+            TxnOutput::ClearTimer { id, timer } => self
+                .actions
+                .push(Action::ClearTimer(TimerId::Txn(id, timer))),
             TxnOutput::Request { id, req } => self.on_new_request(now, id, req),
             TxnOutput::Response { id, resp } => self.on_client_response(now, id, resp),
             TxnOutput::Ack { id: _, ack } => self.on_unmatched_ack(now, ack),
@@ -473,10 +488,24 @@ fn orphan_request(
     for route in routes {
         r.push_header(&Hdr::ROUTE, route)?;
     }
-    r.push_header(&Hdr::FROM, resp.header(&Hdr::FROM).ok_or(SipError::MissingHeader("From"))?)?;
-    r.push_header(&Hdr::TO, resp.header(&Hdr::TO).ok_or(SipError::MissingHeader("To"))?)?;
-    r.push_header(&Hdr::CALL_ID, resp.call_id().ok_or(SipError::MissingHeader("Call-ID"))?)?;
-    let n = if method == Method::Ack { cseq } else { cseq.wrapping_add(1) };
+    r.push_header(
+        &Hdr::FROM,
+        resp.header(&Hdr::FROM)
+            .ok_or(SipError::MissingHeader("From"))?,
+    )?;
+    r.push_header(
+        &Hdr::TO,
+        resp.header(&Hdr::TO).ok_or(SipError::MissingHeader("To"))?,
+    )?;
+    r.push_header(
+        &Hdr::CALL_ID,
+        resp.call_id().ok_or(SipError::MissingHeader("Call-ID"))?,
+    )?;
+    let n = if method == Method::Ack {
+        cseq
+    } else {
+        cseq.wrapping_add(1)
+    };
     r.push_header(&Hdr::CSEQ, format!("{n} {method}"))?;
     r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(r)

@@ -6,8 +6,8 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 use super::b2bua::{B2bua, ClientPurpose, build_response};
-use super::call::{Call, CallState, EndInfo, Relayed};
-use super::setup::copy_end_to_end;
+use super::outbound::copy_end_to_end;
+use super::state::{Call, CallState, EndInfo, Relayed};
 use super::{CallRef, CallTimer, Side};
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
@@ -18,7 +18,10 @@ use crate::txn::TxnId;
 impl B2bua {
     /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).
     pub(super) fn on_in_dialog_request(&mut self, now: Instant, id: TxnId, req: Request) {
-        let key = (req.call_id().unwrap_or_default(), req.to_tag().unwrap_or_default());
+        let key = (
+            req.call_id().unwrap_or_default(),
+            req.to_tag().unwrap_or_default(),
+        );
         let Some((r, side)) = self.dialogs.get(&key).copied() else {
             self.respond(now, &id, &req, 481, "Call/Transaction Does Not Exist", &[]);
             return;
@@ -32,7 +35,15 @@ impl B2bua {
         self.put_back(r, call);
     }
 
-    fn in_dialog(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side, id: TxnId, req: Request) {
+    fn in_dialog(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        side: Side,
+        id: TxnId,
+        req: Request,
+    ) {
         let method = req.method();
         // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
         let cseq = req.cseq().map(|c| c.0).unwrap_or(0);
@@ -64,12 +75,21 @@ impl B2bua {
         }
     }
 
-    fn on_bye(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side, id: TxnId, req: Request) {
+    fn on_bye(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        side: Side,
+        id: TxnId,
+        req: Request,
+    ) {
         self.respond_in_dialog(now, &id, &req, 200, "OK");
         if call.state == CallState::Ending {
             return;
         }
-        let (cause, cause_source, reason_sip) = super::teardown::bye_cause(&req.header_lines(&Hdr::REASON));
+        let (cause, cause_source, reason_sip) =
+            super::teardown::bye_cause(&req.header_lines(&Hdr::REASON));
         let reason_hdr = req.header(&Hdr::REASON);
         let tag = match side {
             Side::A => CallTag::CallerBye,
@@ -79,15 +99,23 @@ impl B2bua {
             // BYE on an early dialog: the caller gave up (treat as CANCEL); the callee
             // cannot answer any more (the caller gets 480).
             let status = if side == Side::A { 487 } else { 480 };
-            let reason = if side == Side::A { "Request Terminated" } else { "Temporarily Unavailable" };
-            self.fail_call_with(now, r, call, status, reason, EndInfo {
-                tag: if side == Side::A { CallTag::CallerCancel } else { tag },
-                status,
-                cause,
-                cause_source,
-                reason_sip,
-                at: now,
-            });
+            self.fail_call_with(
+                now,
+                r,
+                call,
+                EndInfo {
+                    tag: if side == Side::A {
+                        CallTag::CallerCancel
+                    } else {
+                        tag
+                    },
+                    status,
+                    cause,
+                    cause_source,
+                    reason_sip,
+                    at: now,
+                },
+            );
             return;
         }
         // Answered or confirmed: hang up the other leg. If its 2xx was never ACKed (the BYE
@@ -98,37 +126,56 @@ impl B2bua {
             self.clear_call_timer(r, CallTimer::AckTimeout(side));
             self.send_ack(call, other, p.other_cseq, None);
         }
-        self.end_call(now, r, call, EndInfo {
-            tag,
-            status: 200,
-            cause,
-            cause_source,
-            reason_sip,
-            at: now,
-        });
+        self.end_call(
+            now,
+            r,
+            call,
+            EndInfo {
+                tag,
+                status: 200,
+                cause,
+                cause_source,
+                reason_sip,
+                at: now,
+            },
+        );
         self.send_bye(now, r, call, other, reason_hdr);
     }
 
     /// Send a BYE on `side`, carrying `reason` (a Reason header value) when given.
-    pub(super) fn send_bye(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side, reason: Option<String>) {
-        let Some(leg) = call.leg_mut(side) else { return };
+    pub(super) fn send_bye(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        side: Side,
+        reason: Option<String>,
+    ) {
+        let Some(leg) = call.leg_mut(side) else {
+            return;
+        };
         if side == Side::B && leg.remote_tag.is_none() {
             return;
         }
         let target = leg.target;
-        let built = leg.request(Method::Bye, &self.local, &mut self.ids).and_then(|mut bye| {
-            if let Some(reason) = reason {
-                let cl = bye.remove_header(&Hdr::CONTENT_LENGTH);
-                bye.push_header(&Hdr::REASON, reason)?;
-                if cl > 0 {
-                    bye.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+        let built = leg
+            .request(Method::Bye, &self.local, &mut self.ids)
+            .and_then(|mut bye| {
+                if let Some(reason) = reason {
+                    let cl = bye.remove_header(&Hdr::CONTENT_LENGTH);
+                    bye.push_header(&Hdr::REASON, reason)?;
+                    if cl > 0 {
+                        bye.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+                    }
                 }
-            }
-            Ok(bye)
-        });
+                Ok(bye)
+            });
         match built {
             Ok(bye) => {
-                if self.send_client(now, r, bye, target, ClientPurpose::Bye(side)).is_some() {
+                if self
+                    .send_client(now, r, bye, target, ClientPurpose::Bye(side))
+                    .is_some()
+                {
                     call.open_client += 1;
                 }
             }
@@ -137,17 +184,25 @@ impl B2bua {
     }
 
     /// Send the ACK for the 2xx to our INVITE with CSeq `cseq` on `side`.
-    pub(super) fn send_ack(&mut self, call: &mut Call, side: Side, cseq: u32, body: Option<(bytes::Bytes, Option<String>)>) {
+    pub(super) fn send_ack(
+        &mut self,
+        call: &mut Call,
+        side: Side,
+        cseq: u32,
+        body: Option<(bytes::Bytes, Option<String>)>,
+    ) {
         let Some(leg) = call.leg(side) else { return };
         let target = leg.target;
-        let built = leg.ack(cseq, &self.local, &mut self.ids).and_then(|mut ack| {
-            if let Some((b, ct)) = body
-                && !b.is_empty()
-            {
-                ack.set_body(b, ct.as_deref())?;
-            }
-            Ok(ack)
-        });
+        let built = leg
+            .ack(cseq, &self.local, &mut self.ids)
+            .and_then(|mut ack| {
+                if let Some((b, ct)) = body
+                    && !b.is_empty()
+                {
+                    ack.set_body(b, ct.as_deref())?;
+                }
+                Ok(ack)
+            });
         match built {
             Ok(ack) => {
                 call.acks_sent.insert((side, cseq), ack.clone());
@@ -158,10 +213,20 @@ impl B2bua {
     }
 
     /// Relay a mid-call request to the other leg as a request of that leg's dialog.
-    fn relay_request(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side, id: TxnId, req: Request) {
+    fn relay_request(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        side: Side,
+        id: TxnId,
+        req: Request,
+    ) {
         let other = side.other();
         let method = req.method();
-        let ready = call.leg(other).is_some_and(|l| other == Side::A || l.remote_tag.is_some());
+        let ready = call
+            .leg(other)
+            .is_some_and(|l| other == Side::A || l.remote_tag.is_some());
         if !ready {
             self.respond_in_dialog(now, &id, &req, 491, "Request Pending");
             return;
@@ -171,18 +236,25 @@ impl B2bua {
             Some(Ok(n)) => n.saturating_sub(1),
             _ => 70,
         };
-        let Some(leg) = call.leg_mut(other) else { return };
+        let Some(leg) = call.leg_mut(other) else {
+            return;
+        };
         let target = leg.target;
-        let built = leg.request(method.clone(), &self.local, &mut self.ids).and_then(|mut out| {
-            out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
-            out.remove_header(&Hdr::CONTENT_LENGTH);
-            copy_end_to_end(&mut out, &req, &host)?;
-            out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
-            if !req.body().is_empty() {
-                out.set_body(req.body().clone(), req.header(&Hdr::CONTENT_TYPE).as_deref())?;
-            }
-            Ok(out)
-        });
+        let built = leg
+            .request(method.clone(), &self.local, &mut self.ids)
+            .and_then(|mut out| {
+                out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
+                out.remove_header(&Hdr::CONTENT_LENGTH);
+                copy_end_to_end(&mut out, &req, &host)?;
+                out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+                if !req.body().is_empty() {
+                    out.set_body(
+                        req.body().clone(),
+                        req.header(&Hdr::CONTENT_TYPE).as_deref(),
+                    )?;
+                }
+                Ok(out)
+            });
         let out = match built {
             Ok(out) => out,
             Err(e) => {
@@ -196,17 +268,26 @@ impl B2bua {
             if method == Method::Invite {
                 call.reinvite_in_progress = true;
             }
-            call.relayed.insert(txn, Relayed {
-                origin: side,
-                origin_txn: id,
-                origin_req: req,
-                method,
-            });
+            call.relayed.insert(
+                txn,
+                Relayed {
+                    origin: side,
+                    origin_txn: id,
+                    origin_req: req,
+                    method,
+                },
+            );
         }
     }
 
     /// The far leg answered a relayed request: answer the origin the same way.
-    pub(super) fn on_relayed_response(&mut self, now: Instant, r: CallRef, id: TxnId, resp: Response) {
+    pub(super) fn on_relayed_response(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        id: TxnId,
+        resp: Response,
+    ) {
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
@@ -236,14 +317,27 @@ impl B2bua {
                 leg.remote_target = c;
             }
         }
-        let tag = call.leg(rel.origin).map(|l| l.local_tag.clone()).unwrap_or_default();
+        let tag = call
+            .leg(rel.origin)
+            .map(|l| l.local_tag.clone())
+            .unwrap_or_default();
         match self.relayed_response(&rel.origin_req, &resp, &tag) {
             Ok(out) => {
-                self.txn.send_response(&rel.origin_txn, out.clone(), now, &mut self.txn_out);
+                self.txn
+                    .send_response(&rel.origin_txn, out.clone(), now, &mut self.txn_out);
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.cseq().map(|c| c.0).unwrap_or(0);
                     let other_cseq = resp.cseq().map(|c| c.0).unwrap_or(0);
-                    self.await_ack(now, r, &mut call, rel.origin, out, cseq, other_cseq, rel.origin_txn.clone());
+                    self.await_ack(
+                        now,
+                        r,
+                        &mut call,
+                        rel.origin,
+                        out,
+                        cseq,
+                        other_cseq,
+                        rel.origin_txn.clone(),
+                    );
                 }
             }
             Err(e) => warn!(error = %e, "cannot relay {status}"),
@@ -253,17 +347,28 @@ impl B2bua {
 
     /// A relayed request got no answer (timeout or transport error).
     pub(super) fn on_relay_failed(&mut self, now: Instant, call: &mut Call, id: &TxnId) {
-        let Some(rel) = call.relayed.remove(id) else { return };
+        let Some(rel) = call.relayed.remove(id) else {
+            return;
+        };
         call.open_client = call.open_client.saturating_sub(1);
         if rel.method == Method::Invite {
             call.reinvite_in_progress = false;
         }
-        self.respond_in_dialog(now, &rel.origin_txn, &rel.origin_req, 408, "Request Timeout");
+        self.respond_in_dialog(
+            now,
+            &rel.origin_txn,
+            &rel.origin_req,
+            408,
+            "Request Timeout",
+        );
     }
 
     /// An ACK outside any transaction: for one of our 2xx responses.
     pub(super) fn on_unmatched_ack(&mut self, now: Instant, ack: Request) {
-        let key = (ack.call_id().unwrap_or_default(), ack.to_tag().unwrap_or_default());
+        let key = (
+            ack.call_id().unwrap_or_default(),
+            ack.to_tag().unwrap_or_default(),
+        );
         let Some((r, side)) = self.dialogs.get(&key).copied() else {
             debug!("ACK for no dialog dropped");
             return;
@@ -273,11 +378,15 @@ impl B2bua {
         };
         let cseq = ack.cseq().map(|c| c.0).unwrap_or(0);
         let slot = Call::slot(side);
-        if call.pending_2xx[slot].as_ref().is_some_and(|p| p.cseq == cseq) {
+        if call.pending_2xx[slot]
+            .as_ref()
+            .is_some_and(|p| p.cseq == cseq)
+        {
             if let Some(p) = call.pending_2xx[slot].take() {
                 self.clear_call_timer(r, CallTimer::Retransmit2xx(side));
                 self.clear_call_timer(r, CallTimer::AckTimeout(side));
-                let body = (!ack.body().is_empty()).then(|| (ack.body().clone(), ack.header(&Hdr::CONTENT_TYPE)));
+                let body = (!ack.body().is_empty())
+                    .then(|| (ack.body().clone(), ack.header(&Hdr::CONTENT_TYPE)));
                 self.send_ack(&mut call, side.other(), p.other_cseq, body);
             }
             if call.state == CallState::Answered {
@@ -289,32 +398,48 @@ impl B2bua {
     }
 
     /// Retransmit our 2xx on `side`, doubling the interval up to T2.
-    pub(super) fn on_retransmit_2xx(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side) {
+    pub(super) fn on_retransmit_2xx(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        side: Side,
+    ) {
         let t2 = self.timers.t2;
-        let Some(p) = call.pending_2xx[Call::slot(side)].as_mut() else { return };
+        let Some(p) = call.pending_2xx[Call::slot(side)].as_mut() else {
+            return;
+        };
         p.interval = (p.interval * 2).min(t2);
         let (resp, txn, interval) = (p.resp.clone(), p.txn.clone(), p.interval);
-        self.txn.send_response(&txn, resp.clone(), now, &mut self.txn_out);
+        self.txn
+            .send_response(&txn, resp.clone(), now, &mut self.txn_out);
         self.set_call_timer(r, CallTimer::Retransmit2xx(side), now + interval);
     }
 
     /// No ACK for our 2xx within 64·T1: the side is gone (RFC 3261 §13.3.1.4). Hang up both.
     pub(super) fn on_ack_timeout(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side) {
-        let Some(p) = call.pending_2xx[Call::slot(side)].take() else { return };
+        let Some(p) = call.pending_2xx[Call::slot(side)].take() else {
+            return;
+        };
         self.clear_call_timer(r, CallTimer::Retransmit2xx(side));
         warn!(call_id = %call.a.call_id, ?side, "no ACK for our 2xx: releasing the call");
         call.events.push("ack_timeout".into());
         let other = side.other();
         self.send_ack(call, other, p.other_cseq, None);
         if call.state != CallState::Ending {
-            self.end_call(now, r, call, EndInfo {
-                tag: CallTag::GatewayError,
-                status: 200,
-                cause: Q850Cause::TIMER_EXPIRY.0,
-                cause_source: crate::cdr::CauseSource::Internal,
-                reason_sip: None,
-                at: now,
-            });
+            self.end_call(
+                now,
+                r,
+                call,
+                EndInfo {
+                    tag: CallTag::GatewayError,
+                    status: 200,
+                    cause: Q850Cause::TIMER_EXPIRY.0,
+                    cause_source: crate::cdr::CauseSource::Internal,
+                    reason_sip: None,
+                    at: now,
+                },
+            );
             let reason = Some(format!("Q.850;cause={}", Q850Cause::TIMER_EXPIRY.0));
             self.send_bye(now, r, call, side, reason.clone());
             self.send_bye(now, r, call, other, reason);
@@ -322,7 +447,14 @@ impl B2bua {
     }
 
     /// Respond within a dialog: the request's To already carries our tag.
-    pub(super) fn respond_in_dialog(&mut self, now: Instant, id: &TxnId, req: &Request, status: u16, reason: &str) {
+    pub(super) fn respond_in_dialog(
+        &mut self,
+        now: Instant,
+        id: &TxnId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+    ) {
         match build_response(req, status, reason, None, &[]) {
             Ok(resp) => self.txn.send_response(id, resp, now, &mut self.txn_out),
             Err(e) => warn!(error = %e, "cannot build {status}"),
@@ -331,7 +463,12 @@ impl B2bua {
 
     /// Our response to `origin` mirroring the far leg's `from`: status, reason, end-to-end
     /// headers and body; our own Contact; nothing that names the far side's hosts.
-    pub(super) fn relayed_response(&self, origin: &Request, from: &Response, our_tag: &str) -> Result<Response, SipError> {
+    pub(super) fn relayed_response(
+        &self,
+        origin: &Request,
+        from: &Response,
+        our_tag: &str,
+    ) -> Result<Response, SipError> {
         let status = from.status();
         let mut out = Response::to_request(origin, status, &from.reason(), Some(our_tag))?;
         out.remove_header(&Hdr::CONTENT_LENGTH);
@@ -354,9 +491,11 @@ impl B2bua {
         }
         out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
         if !from.body().is_empty() {
-            out.set_body(from.body().clone(), from.header(&Hdr::CONTENT_TYPE).as_deref())?;
+            out.set_body(
+                from.body().clone(),
+                from.header(&Hdr::CONTENT_TYPE).as_deref(),
+            )?;
         }
         Ok(out)
     }
 }
-

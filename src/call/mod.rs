@@ -1,19 +1,22 @@
-//! The B2BUA: one [`Call`](call::Call) owns two legs (each a dialog) and bridges them.
+//! The B2BUA: one [`Call`](state::Call) owns two legs (each a dialog) and bridges them.
 //!
 //! Sans-IO: [`B2bua`] takes received messages and fired timers with the current `Instant`,
 //! and leaves [`Action`]s for the engine to perform. No sockets, no clock, no tasks.
 
 mod b2bua;
-mod call;
 mod dialog;
+mod explain;
 mod ids;
 mod leg;
+mod outbound;
 mod setup;
+mod state;
 mod teardown;
 
 use std::time::Instant;
 
 pub use b2bua::{B2bua, LocalAddrs, Stats};
+pub use explain::{ExplainError, Explained, explain_invite};
 
 use crate::cdr::CdrRecord;
 use crate::sip::{Message, Target};
@@ -61,6 +64,9 @@ pub enum TimerId {
 }
 
 /// What the core asks the engine to do.
+// `Send` is both the large variant and the common one: boxing it would cost an allocation
+// per message to save memory in a short-lived Vec.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {
     /// Send a message. `txn` names the transaction it belongs to, so a delivery failure

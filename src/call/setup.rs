@@ -6,13 +6,13 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::b2bua::{B2bua, ClientPurpose, build_response};
-use super::call::{Attempt, Call, CallState, EndInfo, Pending2xx};
 use super::leg::Leg;
+use super::outbound::outbound_invite;
+use super::state::{Attempt, Call, CallState, EndInfo, Pending2xx};
 use super::{CallRef, CallTimer, Side};
 use crate::cdr::{CallTag, CauseSource};
 use crate::config::{DEFAULT_RING_TIMEOUT, Profile};
 use crate::interop::causes::Q850Cause;
-use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, rehost_address};
 use crate::sip::{Hdr, Message, Method, Request, Response, SipError, dialled_number};
 use crate::txn::TxnId;
 
@@ -46,22 +46,54 @@ impl B2bua {
         };
         let mut refusal = None;
         if self.draining {
-            refusal = Some(refuse(503, "Service Unavailable", CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE));
+            refusal = Some(refuse(
+                503,
+                "Service Unavailable",
+                CallTag::Shutdown,
+                Q850Cause::TEMPORARY_FAILURE,
+            ));
         } else if matches!(req.max_forwards(), Some(Ok(0))) {
-            refusal = Some(refuse(483, "Too Many Hops", CallTag::CallerRejected, Q850Cause(25)));
+            refusal = Some(refuse(
+                483,
+                "Too Many Hops",
+                CallTag::CallerRejected,
+                Q850Cause(25),
+            ));
         }
         let unsupported: Vec<String> = req
             .header_lines(&Hdr::REQUIRE)
             .iter()
-            .flat_map(|l| l.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
-            .filter(|t| !t.is_empty() && !SUPPORTED_EXTENSIONS.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .flat_map(|l| {
+                l.split(',')
+                    .map(|t| t.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|t| {
+                !t.is_empty()
+                    && !SUPPORTED_EXTENSIONS
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(t))
+            })
             .collect();
         if refusal.is_none() && !unsupported.is_empty() {
-            refusal = Some(refuse(420, "Bad Extension", CallTag::CallerRejected, Q850Cause::INTERWORKING));
+            refusal = Some(refuse(
+                420,
+                "Bad Extension",
+                CallTag::CallerRejected,
+                Q850Cause::INTERWORKING,
+            ));
         }
-        let route = number.as_deref().and_then(|n| self.cfg.route_for(&ingress.name, n)).cloned();
+        let route = number
+            .as_deref()
+            .and_then(|n| self.cfg.route_for(&ingress.name, n))
+            .cloned();
         if refusal.is_none() && route.is_none() {
-            refusal = Some(refuse(404, "Not Found", CallTag::NoRoute, Q850Cause::UNALLOCATED));
+            refusal = Some(refuse(
+                404,
+                "Not Found",
+                CallTag::NoRoute,
+                Q850Cause::UNALLOCATED,
+            ));
         }
         if let Some((status, reason, tag, cause)) = refusal {
             let unsupported = unsupported.join(", ");
@@ -72,28 +104,60 @@ impl B2bua {
             };
             info!(call_id = ?req.call_id(), peer = %ingress.name, "refusing call: {status} {reason}");
             self.respond(now, &id, &req, status, &reason, &extra);
-            let call = self.new_call(now, id, req, source, ingress, number.unwrap_or_default(), caller, Vec::new());
+            let call = self.new_call(
+                now,
+                id,
+                req,
+                source,
+                ingress,
+                number.unwrap_or_default(),
+                caller,
+                Vec::new(),
+            );
             let r = self.new_call_ref();
             let mut call = call;
-            self.end_call(now, r, &mut call, EndInfo {
-                tag,
-                status,
-                cause: cause.0,
-                cause_source: CauseSource::Internal,
-                reason_sip: None,
-                at: now,
-            });
+            self.end_call(
+                now,
+                r,
+                &mut call,
+                EndInfo {
+                    tag,
+                    status,
+                    cause: cause.0,
+                    cause_source: CauseSource::Internal,
+                    reason_sip: None,
+                    at: now,
+                },
+            );
             self.put_back(r, call);
             return;
         }
         let Some(route) = route else { return };
         let ring_timeout = route
             .ring_timeout
-            .or_else(|| route.to.first().and_then(|p| self.cfg.profile(p)).and_then(|p| p.ring_timeout))
+            .or_else(|| {
+                route
+                    .to
+                    .first()
+                    .and_then(|p| self.cfg.profile(p))
+                    .and_then(|p| p.ring_timeout)
+            })
             .unwrap_or(DEFAULT_RING_TIMEOUT);
-        let call = self.new_call(now, id.clone(), req.clone(), source, ingress, number.unwrap_or_default(), caller, route.to.clone());
+        let call = self.new_call(
+            now,
+            id.clone(),
+            req.clone(),
+            source,
+            ingress,
+            number.unwrap_or_default(),
+            caller,
+            route.to.clone(),
+        );
         let r = self.new_call_ref();
-        self.dialogs.insert((call.a.call_id.clone(), call.a.local_tag.clone()), (r, Side::A));
+        self.dialogs.insert(
+            (call.a.call_id.clone(), call.a.local_tag.clone()),
+            (r, Side::A),
+        );
         self.server_txns.insert(id.clone(), (r, Side::A));
         // Answer 100 at once: the caller stops retransmitting while we reach the callee.
         if let Ok(trying) = build_response(&req, 100, "Trying", None, &[]) {
@@ -102,7 +166,14 @@ impl B2bua {
         self.set_call_timer(r, CallTimer::Ring, now + ring_timeout);
         let mut call = call;
         if !self.start_attempt(now, r, &mut call) {
-            self.fail_call(now, r, &mut call, 503, "Service Unavailable", CallTag::PeerUnreachable, Q850Cause(38));
+            self.fail_call(
+                now,
+                r,
+                &mut call,
+                503,
+                CallTag::PeerUnreachable,
+                Q850Cause(38),
+            );
         }
         self.put_back(r, call);
     }
@@ -122,7 +193,10 @@ impl B2bua {
         let local_tag = self.ids.tag();
         let a = Leg {
             call_id: req.call_id().unwrap_or_default(),
-            local_hdr: format!("{};tag={local_tag}", req.header(&Hdr::TO).unwrap_or_default()),
+            local_hdr: format!(
+                "{};tag={local_tag}",
+                req.header(&Hdr::TO).unwrap_or_default()
+            ),
             local_tag,
             remote_hdr: req.header(&Hdr::FROM).unwrap_or_default(),
             remote_tag: req.from_tag(),
@@ -170,7 +244,14 @@ impl B2bua {
                 warn!(peer = %name, "route names a peer without a profile; skipping");
                 continue;
             };
-            let (leg, invite) = match self.build_invite(call, &peer) {
+            let (leg, invite) = match outbound_invite(
+                &self.local,
+                &mut self.ids,
+                &call.a_invite,
+                &call.number,
+                &call.caller,
+                &peer,
+            ) {
                 Ok(x) => x,
                 Err(e) => {
                     warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
@@ -180,11 +261,13 @@ impl B2bua {
             if let Some(old) = call.b.take() {
                 self.dialogs.remove(&(old.call_id, old.local_tag));
             }
-            self.dialogs.insert((leg.call_id.clone(), leg.local_tag.clone()), (r, Side::B));
+            self.dialogs
+                .insert((leg.call_id.clone(), leg.local_tag.clone()), (r, Side::B));
             let target = leg.target;
             call.b = Some(leg);
             debug!(peer = %name, call_id = %call.a.call_id, "INVITE toward peer");
-            let Some(txn) = self.send_client(now, r, invite.clone(), target, ClientPurpose::Invite) else {
+            let Some(txn) = self.send_client(now, r, invite.clone(), target, ClientPurpose::Invite)
+            else {
                 continue;
             };
             call.open_client += 1;
@@ -203,60 +286,14 @@ impl B2bua {
         false
     }
 
-    /// The B-leg INVITE: a new dialog of the gateway's own, carrying the caller's
-    /// end-to-end headers and body but none of its addresses.
-    fn build_invite(&mut self, call: &Call, peer: &Profile) -> Result<(Leg, Request), SipError> {
-        let a_req = &call.a_invite;
-        let host = self.local.host.clone();
-        let call_id = self.ids.call_id(&host);
-        let tag = self.ids.tag();
-        let ruri = format!("sip:{}@{}", escape_user(&call.number), peer.domain);
-        let display = a_req
-            .from_display()
-            .map(|d| format!("\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\"")))
-            .unwrap_or_default();
-        let from_host = match a_req.from_uri() {
-            Some(u) if u.to_ascii_lowercase().contains("@anonymous.invalid") => "anonymous.invalid".to_string(),
-            _ => host.clone(),
-        };
-        let from_hdr = format!("{display}<sip:{}@{from_host}>;tag={tag}", escape_user(&call.caller));
-        let to_hdr = format!("<{ruri}>");
-        let leg = Leg {
-            call_id: call_id.clone(),
-            local_tag: tag,
-            local_hdr: from_hdr.clone(),
-            remote_hdr: to_hdr.clone(),
-            remote_tag: None,
-            remote_target: ruri.clone(),
-            route_set: Vec::new(),
-            local_cseq: 1,
-            remote_cseq: None,
-            target: peer.address,
-        };
-        let mf = match a_req.max_forwards() {
-            Some(Ok(n)) => n.saturating_sub(1),
-            _ => 70,
-        };
-        let mut r = Request::new(Method::Invite, &ruri)?;
-        r.push_header(&Hdr::VIA, self.local.via(peer.address.transport, &self.ids.branch()))?;
-        r.push_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
-        r.push_header(&Hdr::FROM, from_hdr)?;
-        r.push_header(&Hdr::TO, to_hdr)?;
-        r.push_header(&Hdr::CALL_ID, call_id)?;
-        r.push_header(&Hdr::CSEQ, "1 INVITE")?;
-        r.push_header(&Hdr::CONTACT, self.local.contact(peer.address.transport))?;
-        r.push_header(&Hdr::ALLOW, super::b2bua::ALLOW)?;
-        copy_end_to_end(&mut r, a_req, &host)?;
-        r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
-        let ct = a_req.header(&Hdr::CONTENT_TYPE);
-        if !a_req.body().is_empty() {
-            r.set_body(a_req.body().clone(), ct.as_deref())?;
-        }
-        Ok((leg, r))
-    }
-
     /// A response to the current (or an earlier) INVITE attempt.
-    pub(super) fn on_invite_response(&mut self, now: Instant, r: CallRef, id: TxnId, resp: Response) {
+    pub(super) fn on_invite_response(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        id: TxnId,
+        resp: Response,
+    ) {
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
@@ -282,7 +319,9 @@ impl B2bua {
 
     fn on_invite_provisional(&mut self, now: Instant, r: CallRef, call: &mut Call, resp: Response) {
         let status = resp.status();
-        let Some(att) = call.attempt.as_mut() else { return };
+        let Some(att) = call.attempt.as_mut() else {
+            return;
+        };
         att.got_provisional = true;
         if (180..=183).contains(&status) {
             att.alerted = true;
@@ -301,7 +340,9 @@ impl B2bua {
         }
         let tag = call.a.local_tag.clone();
         match self.relayed_response(&call.a_invite, &resp, &tag) {
-            Ok(out) => self.txn.send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
+            Ok(out) => self
+                .txn
+                .send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
         }
     }
@@ -328,7 +369,9 @@ impl B2bua {
             let same = call.b.as_ref().and_then(|b| b.remote_tag.clone()) == resp.to_tag();
             if same {
                 let cseq = resp.cseq().map(|c| c.0).unwrap_or(1);
-                if let (Some(ack), Some(b)) = (call.acks_sent.get(&(Side::B, cseq)), call.b.as_ref()) {
+                if let (Some(ack), Some(b)) =
+                    (call.acks_sent.get(&(Side::B, cseq)), call.b.as_ref())
+                {
                     self.send(b.target, Message::Request(ack.clone()));
                 }
             } else {
@@ -348,18 +391,42 @@ impl B2bua {
             Err(e) => {
                 warn!(error = %e, "cannot relay 2xx to caller");
                 self.kill_fork(now, r, call, &resp);
-                self.fail_call(now, r, call, 500, "Server Internal Error", CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
+                self.fail_call(
+                    now,
+                    r,
+                    call,
+                    500,
+                    CallTag::GatewayError,
+                    Q850Cause::PROTOCOL_ERROR,
+                );
                 return;
             }
         };
-        self.txn.send_response(&call.a_invite_txn, out.clone(), now, &mut self.txn_out);
+        self.txn
+            .send_response(&call.a_invite_txn, out.clone(), now, &mut self.txn_out);
         let a_cseq = call.a.remote_cseq.unwrap_or(1);
         let b_cseq = resp.cseq().map(|c| c.0).unwrap_or(1);
-        self.await_ack(now, r, call, Side::A, out, a_cseq, b_cseq, call.a_invite_txn.clone());
-        info!(call_id = %call.a.call_id, peer = ?call.egress_name(), "call answered");
+        self.await_ack(
+            now,
+            r,
+            call,
+            Side::A,
+            out,
+            a_cseq,
+            b_cseq,
+            call.a_invite_txn.clone(),
+        );
+        debug!(call_id = %call.a.call_id, peer = ?call.egress_name(), "call answered");
     }
 
-    fn on_invite_failure(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, resp: Response) {
+    fn on_invite_failure(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        status: u16,
+        resp: Response,
+    ) {
         if let Some(a) = call.attempt.as_mut() {
             if a.final_received {
                 return;
@@ -386,25 +453,46 @@ impl B2bua {
     }
 
     /// Pass the callee's final failure to the caller and release the call.
-    fn relay_failure(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, resp: &Response) {
+    fn relay_failure(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        status: u16,
+        resp: &Response,
+    ) {
         let tag = call.a.local_tag.clone();
         match self.relayed_response(&call.a_invite, resp, &tag) {
-            Ok(out) => self.txn.send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
+            Ok(out) => self
+                .txn
+                .send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
         }
-        let (cause, cause_source, reason_sip) = super::teardown::cause_for(status, &resp.header_lines(&Hdr::REASON));
-        self.end_call(now, r, call, EndInfo {
-            tag: CallTag::CalleeReject,
-            status,
-            cause,
-            cause_source,
-            reason_sip,
-            at: now,
-        });
+        let (cause, cause_source, reason_sip) =
+            super::teardown::cause_for(status, &resp.header_lines(&Hdr::REASON));
+        self.end_call(
+            now,
+            r,
+            call,
+            EndInfo {
+                tag: CallTag::CalleeReject,
+                status,
+                cause,
+                cause_source,
+                reason_sip,
+                at: now,
+            },
+        );
     }
 
     /// The INVITE attempt timed out (Timer B) or could not be sent.
-    pub(super) fn on_invite_unreachable(&mut self, now: Instant, r: CallRef, call: &mut Call, timeout: bool) {
+    pub(super) fn on_invite_unreachable(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        timeout: bool,
+    ) {
         if let Some(a) = call.attempt.as_mut() {
             if a.final_received {
                 return;
@@ -415,7 +503,11 @@ impl B2bua {
         if call.state != CallState::Proceeding {
             return;
         }
-        let why = if timeout { "timeout" } else { "transport_error" };
+        let why = if timeout {
+            "timeout"
+        } else {
+            "transport_error"
+        };
         warn!(call_id = %call.a.call_id, peer = ?call.egress_name(), "peer unreachable ({why})");
         call.events.push(format!("peer_{why}"));
         if self.start_attempt(now, r, call) {
@@ -424,9 +516,16 @@ impl B2bua {
         if let Some((status, resp)) = call.last_failure.take() {
             self.relay_failure(now, r, call, status, &resp);
         } else if timeout {
-            self.fail_call(now, r, call, 408, "Request Timeout", CallTag::PeerUnreachable, Q850Cause::TIMER_EXPIRY);
+            self.fail_call(
+                now,
+                r,
+                call,
+                408,
+                CallTag::PeerUnreachable,
+                Q850Cause::TIMER_EXPIRY,
+            );
         } else {
-            self.fail_call(now, r, call, 503, "Service Unavailable", CallTag::PeerUnreachable, Q850Cause(38));
+            self.fail_call(now, r, call, 503, CallTag::PeerUnreachable, Q850Cause(38));
         }
     }
 
@@ -451,18 +550,30 @@ impl B2bua {
             Err(e) => warn!(error = %e, "cannot answer CANCEL"),
         }
         if call.state == CallState::Proceeding && self.txn.server_pending(&call.a_invite_txn) {
-            let (cause, cause_source, reason_sip) = match crate::interop::causes::parse_reason(&req.header_lines(&Hdr::REASON)) {
-                crate::interop::causes::ReasonInfo { q850: Some(q), sip } => (q.0, CauseSource::ReasonHeader, sip),
-                other => (Q850Cause::NORMAL_CLEARING.0, CauseSource::Internal, other.sip),
-            };
-            self.fail_call_with(now, r, &mut call, 487, "Request Terminated", EndInfo {
-                tag: CallTag::CallerCancel,
-                status: 487,
-                cause,
-                cause_source,
-                reason_sip,
-                at: now,
-            });
+            let (cause, cause_source, reason_sip) =
+                match crate::interop::causes::parse_reason(&req.header_lines(&Hdr::REASON)) {
+                    crate::interop::causes::ReasonInfo { q850: Some(q), sip } => {
+                        (q.0, CauseSource::ReasonHeader, sip)
+                    }
+                    other => (
+                        Q850Cause::NORMAL_CLEARING.0,
+                        CauseSource::Internal,
+                        other.sip,
+                    ),
+                };
+            self.fail_call_with(
+                now,
+                r,
+                &mut call,
+                EndInfo {
+                    tag: CallTag::CallerCancel,
+                    status: 487,
+                    cause,
+                    cause_source,
+                    reason_sip,
+                    at: now,
+                },
+            );
         }
         self.put_back(r, call);
     }
@@ -473,29 +584,56 @@ impl B2bua {
             return;
         }
         let alerted = call.attempt.as_ref().is_some_and(|a| a.alerted);
-        let cause = if alerted { Q850Cause::NO_ANSWER } else { Q850Cause::NO_USER_RESPONDING };
+        let cause = if alerted {
+            Q850Cause::NO_ANSWER
+        } else {
+            Q850Cause::NO_USER_RESPONDING
+        };
         info!(call_id = %call.a.call_id, "ring timeout");
-        self.fail_call(now, r, call, 408, "Request Timeout", CallTag::NoAnswerTimeout, cause);
+        self.fail_call(now, r, call, 408, CallTag::NoAnswerTimeout, cause);
     }
 
     /// Answer the caller with a failure of our own making, cancel any attempt, and release.
-    pub(super) fn fail_call(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, reason: &str, tag: CallTag, cause: Q850Cause) {
-        self.fail_call_with(now, r, call, status, reason, EndInfo {
-            tag,
-            status,
-            cause: cause.0,
-            cause_source: CauseSource::Internal,
-            reason_sip: None,
-            at: now,
-        });
+    pub(super) fn fail_call(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        status: u16,
+        tag: CallTag,
+        cause: Q850Cause,
+    ) {
+        self.fail_call_with(
+            now,
+            r,
+            call,
+            EndInfo {
+                tag,
+                status,
+                cause: cause.0,
+                cause_source: CauseSource::Internal,
+                reason_sip: None,
+                at: now,
+            },
+        );
     }
 
-    pub(super) fn fail_call_with(&mut self, now: Instant, r: CallRef, call: &mut Call, status: u16, reason: &str, info: EndInfo) {
+    pub(super) fn fail_call_with(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        info: EndInfo,
+    ) {
+        let status = info.status;
+        let reason = crate::sip::reason_phrase(status);
         let tag = call.a.local_tag.clone();
         let reason_hdr = format!("Q.850;cause={}", info.cause);
         let extra = [(Hdr::REASON, reason_hdr.as_str())];
         match build_response(&call.a_invite, status, reason, Some(&tag), &extra) {
-            Ok(resp) => self.txn.send_response(&call.a_invite_txn, resp, now, &mut self.txn_out),
+            Ok(resp) => self
+                .txn
+                .send_response(&call.a_invite_txn, resp, now, &mut self.txn_out),
             Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
         }
         self.cancel_attempt(now, r, call);
@@ -504,7 +642,9 @@ impl B2bua {
 
     /// Stop the current attempt: CANCEL now if a provisional arrived, else as soon as one does.
     pub(super) fn cancel_attempt(&mut self, now: Instant, r: CallRef, call: &mut Call) {
-        let Some(att) = call.attempt.as_mut() else { return };
+        let Some(att) = call.attempt.as_mut() else {
+            return;
+        };
         if att.final_received || att.cancel_sent {
             return;
         }
@@ -517,15 +657,24 @@ impl B2bua {
     /// CANCEL the attempt's INVITE (RFC 3261 §9.1: same Request-URI, Call-ID, To, From,
     /// CSeq number and top Via branch).
     fn send_cancel(&mut self, now: Instant, r: CallRef, call: &mut Call) {
-        let Some(att) = call.attempt.as_mut() else { return };
+        let Some(att) = call.attempt.as_mut() else {
+            return;
+        };
         att.cancel_sent = true;
         let inv = &att.invite;
         let build = || -> Result<Request, SipError> {
             let mut c = Request::new(Method::Cancel, &inv.uri())?;
             for h in [Hdr::VIA, Hdr::FROM, Hdr::TO, Hdr::CALL_ID] {
-                c.push_header(&h, inv.header(&h).ok_or(SipError::MissingHeader("INVITE header"))?)?;
+                c.push_header(
+                    &h,
+                    inv.header(&h)
+                        .ok_or(SipError::MissingHeader("INVITE header"))?,
+                )?;
             }
-            c.push_header(&Hdr::CSEQ, format!("{} CANCEL", inv.cseq().map(|x| x.0).unwrap_or(1)))?;
+            c.push_header(
+                &Hdr::CSEQ,
+                format!("{} CANCEL", inv.cseq().map(|x| x.0).unwrap_or(1)),
+            )?;
             c.push_header(&Hdr::MAX_FORWARDS, "70")?;
             c.push_header(&Hdr::CONTENT_LENGTH, "0")?;
             Ok(c)
@@ -553,7 +702,10 @@ impl B2bua {
         leg.local_cseq = leg.local_cseq.max(cseq);
         match leg.request(Method::Bye, &self.local, &mut self.ids) {
             Ok(bye) => {
-                if self.send_client(now, r, bye, leg.target, ClientPurpose::Bye(Side::B)).is_some() {
+                if self
+                    .send_client(now, r, bye, leg.target, ClientPurpose::Bye(Side::B))
+                    .is_some()
+                {
                     call.open_client += 1;
                 }
             }
@@ -564,7 +716,17 @@ impl B2bua {
 
     /// Remember our 2xx on `side` and retransmit it until that side ACKs.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn await_ack(&mut self, now: Instant, r: CallRef, call: &mut Call, side: Side, resp: Response, cseq: u32, other_cseq: u32, txn: TxnId) {
+    pub(super) fn await_ack(
+        &mut self,
+        now: Instant,
+        r: CallRef,
+        call: &mut Call,
+        side: Side,
+        resp: Response,
+        cseq: u32,
+        other_cseq: u32,
+        txn: TxnId,
+    ) {
         let t1 = self.timers.t1;
         call.pending_2xx[Call::slot(side)] = Some(Pending2xx {
             resp,
@@ -573,32 +735,14 @@ impl B2bua {
             interval: t1,
             txn,
         });
-        if !call.leg(side).is_some_and(|l| l.target.transport.is_reliable()) {
+        if !call
+            .leg(side)
+            .is_some_and(|l| l.target.transport.is_reliable())
+        {
             self.set_call_timer(r, CallTimer::Retransmit2xx(side), now + t1);
         }
         self.set_call_timer(r, CallTimer::AckTimeout(side), now + t1 * 64);
     }
-}
-
-/// Copy the caller's end-to-end headers onto the B-leg request: unknown headers verbatim,
-/// identity headers with their hosts replaced, Supported without options we cannot honour.
-pub(super) fn copy_end_to_end(out: &mut Request, src: &Request, host: &str) -> Result<(), SipError> {
-    out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
-    for h in &REHOSTED_HEADERS {
-        for v in src.header_lines(h) {
-            out.push_header(h, rehost_address(&v, host))?;
-        }
-    }
-    let supported: Vec<String> = src
-        .header_lines(&Hdr::SUPPORTED)
-        .iter()
-        .flat_map(|l| l.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("100rel"))
-        .collect();
-    if !supported.is_empty() {
-        out.push_header(&Hdr::SUPPORTED, supported.join(", "))?;
-    }
-    Ok(())
 }
 
 /// Learn the callee's tag, target and route set from a response that creates or confirms
@@ -617,31 +761,5 @@ pub(super) fn update_uac_dialog(b: &mut Leg, resp: &Response) {
     if !rr.is_empty() || resp.is_success() {
         rr.reverse();
         b.route_set = rr;
-    }
-}
-
-/// Percent-encode what a SIP user part may not carry literally (RFC 3261 §25.1).
-fn escape_user(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        let ok = b.is_ascii_alphanumeric()
-            || b"-_.!~*'()&=+$,;?/".contains(&b);
-        if ok {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if out.is_empty() { "anonymous".into() } else { out }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_user;
-
-    #[test]
-    fn user_escaping() {
-        assert_eq!(escape_user("+8610#1"), "+8610%231");
-        assert_eq!(escape_user(""), "anonymous");
     }
 }

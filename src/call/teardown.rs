@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::b2bua::{B2bua, ClientPurpose};
-use super::call::{Call, CallState, EndInfo};
+use super::state::{Call, CallState, EndInfo};
 use super::{Action, CallRef, CallTimer, Side, TimerId};
 use crate::cdr::{CallTag, CauseSource, CdrRecord};
 use crate::interop::causes::{Q850Cause, parse_reason, rfc3398_cause};
@@ -14,7 +14,10 @@ use crate::sip::Response;
 use crate::txn::TxnId;
 
 /// Q.850 cause for a failure response: a Q.850 Reason header wins, else the RFC 3398 table.
-pub(super) fn cause_for(status: u16, reason_lines: &[String]) -> (u16, CauseSource, Option<String>) {
+pub(super) fn cause_for(
+    status: u16,
+    reason_lines: &[String],
+) -> (u16, CauseSource, Option<String>) {
     let r = parse_reason(reason_lines);
     match r.q850 {
         Some(q) => (q.0, CauseSource::ReasonHeader, r.sip),
@@ -99,9 +102,11 @@ impl B2bua {
     }
 
     fn forget(&mut self, r: CallRef, call: Call) {
-        self.dialogs.remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        self.dialogs
+            .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
         if let Some(b) = &call.b {
-            self.dialogs.remove(&(b.call_id.clone(), b.local_tag.clone()));
+            self.dialogs
+                .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
         for t in [
             CallTimer::Ring,
@@ -123,7 +128,11 @@ impl B2bua {
     pub(super) fn on_client_response(&mut self, now: Instant, id: TxnId, resp: Response) {
         let Some((r, purpose)) = self.client_txns.get(&id).cloned() else {
             // Its call is gone. A 2xx to an INVITE still needs ACK and BYE.
-            if resp.is_success() && resp.cseq().is_some_and(|c| c.1 == crate::sip::Method::Invite) {
+            if resp.is_success()
+                && resp
+                    .cseq()
+                    .is_some_and(|c| c.1 == crate::sip::Method::Invite)
+            {
                 let target = self.txn.target(&id);
                 if let Some(t) = target {
                     self.handle_orphan_2xx(resp, t);
@@ -170,7 +179,8 @@ impl B2bua {
             ClientPurpose::Cancel => {}
             ClientPurpose::Bye(side) => {
                 call.open_client = call.open_client.saturating_sub(1);
-                call.events.push(format!("bye_{}_unanswered", side_name(side)));
+                call.events
+                    .push(format!("bye_{}_unanswered", side_name(side)));
             }
             ClientPurpose::Relay => self.on_relay_failed(now, &mut call, &id),
         }
@@ -189,14 +199,19 @@ impl B2bua {
                 warn!(call_id = %call.a.call_id, open = call.open_client, "released call still had open transactions; dropping it");
                 call.open_client = 0;
                 if call.end.is_none() {
-                    self.end_call(now, r, &mut call, EndInfo {
-                        tag: CallTag::GatewayError,
-                        status: 500,
-                        cause: Q850Cause::PROTOCOL_ERROR.0,
-                        cause_source: CauseSource::Internal,
-                        reason_sip: None,
-                        at: now,
-                    });
+                    self.end_call(
+                        now,
+                        r,
+                        &mut call,
+                        EndInfo {
+                            tag: CallTag::GatewayError,
+                            status: 500,
+                            cause: Q850Cause::PROTOCOL_ERROR.0,
+                            cause_source: CauseSource::Internal,
+                            reason_sip: None,
+                            at: now,
+                        },
+                    );
                 }
             }
         }
@@ -208,10 +223,19 @@ impl B2bua {
     pub fn hangup_all(&mut self, now: Instant) {
         let refs: Vec<CallRef> = self.calls.keys().copied().collect();
         for r in refs {
-            let Some(mut call) = self.calls.remove(&r) else { continue };
+            let Some(mut call) = self.calls.remove(&r) else {
+                continue;
+            };
             match call.state {
                 CallState::Proceeding => {
-                    self.fail_call(now, r, &mut call, 503, "Service Unavailable", CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE);
+                    self.fail_call(
+                        now,
+                        r,
+                        &mut call,
+                        503,
+                        CallTag::Shutdown,
+                        Q850Cause::TEMPORARY_FAILURE,
+                    );
                 }
                 CallState::Answered | CallState::Confirmed => {
                     for side in [Side::A, Side::B] {
@@ -219,14 +243,19 @@ impl B2bua {
                             self.send_ack_for_pending(&mut call, side, p.other_cseq);
                         }
                     }
-                    self.end_call(now, r, &mut call, EndInfo {
-                        tag: CallTag::Shutdown,
-                        status: 200,
-                        cause: Q850Cause::NORMAL_CLEARING.0,
-                        cause_source: CauseSource::Internal,
-                        reason_sip: None,
-                        at: now,
-                    });
+                    self.end_call(
+                        now,
+                        r,
+                        &mut call,
+                        EndInfo {
+                            tag: CallTag::Shutdown,
+                            status: 200,
+                            cause: Q850Cause::NORMAL_CLEARING.0,
+                            cause_source: CauseSource::Internal,
+                            reason_sip: None,
+                            at: now,
+                        },
+                    );
                     let reason = Some(format!("Q.850;cause={}", Q850Cause::NORMAL_CLEARING.0));
                     self.send_bye(now, r, &mut call, Side::A, reason.clone());
                     self.send_bye(now, r, &mut call, Side::B, reason);

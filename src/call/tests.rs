@@ -28,7 +28,11 @@ fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profile>) {
         role,
         address: Target::udp(addr(&format!("{ip}:5060"))),
         matches: vec![format!("{ip}/32").parse().unwrap()],
-        domain: if role == Role::Trunk { "ims.example.com".into() } else { ip.into() },
+        domain: if role == Role::Trunk {
+            "ims.example.com".into()
+        } else {
+            ip.into()
+        },
         ring_timeout: None,
     };
     (p.name.clone(), Arc::new(p))
@@ -87,7 +91,13 @@ impl H {
     fn with(cfg: Config) -> Self {
         let now = Instant::now();
         H {
-            core: B2bua::new(Arc::new(cfg), TimerConfig::default(), 7, now, SystemTime::UNIX_EPOCH),
+            core: B2bua::new(
+                Arc::new(cfg),
+                TimerConfig::default(),
+                7,
+                now,
+                SystemTime::UNIX_EPOCH,
+            ),
             now,
             timers: BTreeMap::new(),
             armed: HashMap::new(),
@@ -103,8 +113,9 @@ impl H {
                 Action::Send { target, msg, .. } => {
                     // Every message we emit must survive a wire round trip.
                     let wire = msg.to_bytes();
-                    let back = parse_datagram(wire.clone(), 65535)
-                        .unwrap_or_else(|e| panic!("unparseable output {e}: {}", String::from_utf8_lossy(&wire)));
+                    let back = parse_datagram(wire.clone(), 65535).unwrap_or_else(|e| {
+                        panic!("unparseable output {e}: {}", String::from_utf8_lossy(&wire))
+                    });
                     self.sent.push((target, back));
                 }
                 Action::SetTimer { id, at } => {
@@ -126,7 +137,8 @@ impl H {
     }
 
     fn recv(&mut self, from: &str, text: &str) {
-        let msg = parse_datagram(Bytes::from(text.to_string()), 65535).expect("test message parses");
+        let msg =
+            parse_datagram(Bytes::from(text.to_string()), 65535).expect("test message parses");
         self.core.on_message(self.now, msg, Target::udp(addr(from)));
         self.apply();
     }
@@ -140,8 +152,7 @@ impl H {
 
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
-        loop {
-            let Some((&(at, seq), _)) = self.timers.iter().next() else { break };
+        while let Some((&(at, seq), _)) = self.timers.iter().next() {
             if at > end {
                 break;
             }
@@ -213,7 +224,13 @@ fn invite_text(call_id: &str, branch: &str, number: &str, extra: &str) -> String
 }
 
 /// A response from a peer to a request the gateway sent it.
-fn reply(req: &Request, status: u16, tag: &str, extra: &[(Hdr, &str)], body: Option<&str>) -> Message {
+fn reply(
+    req: &Request,
+    status: u16,
+    tag: &str,
+    extra: &[(Hdr, &str)],
+    body: Option<&str>,
+) -> Message {
     let reason = match status {
         180 => "Ringing",
         183 => "Session Progress",
@@ -230,13 +247,29 @@ fn reply(req: &Request, status: u16, tag: &str, extra: &[(Hdr, &str)], body: Opt
     }
     r.push_header(&Hdr::CONTENT_LENGTH, "0").unwrap();
     if let Some(b) = body {
-        r.set_body(Bytes::from(b.to_string()), Some("application/sdp")).unwrap();
+        r.set_body(Bytes::from(b.to_string()), Some("application/sdp"))
+            .unwrap();
     }
     Message::Response(r)
 }
 
-fn in_dialog(method: &str, ruri: &str, from: &str, to: &str, call_id: &str, cseq: u32, branch: &str, via_host: &str, body: &str) -> String {
-    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".into() };
+#[allow(clippy::too_many_arguments)]
+fn in_dialog(
+    method: &str,
+    ruri: &str,
+    from: &str,
+    to: &str,
+    call_id: &str,
+    cseq: u32,
+    branch: &str,
+    via_host: &str,
+    body: &str,
+) -> String {
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".into()
+    };
     format!(
         "{method} {ruri} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {via_host};branch={branch};rport\r\n\
@@ -253,16 +286,50 @@ fn in_dialog(method: &str, ruri: &str, from: &str, to: &str, call_id: &str, cseq
 
 /// Set up a call to the answered-and-ACKed state. Returns (B-leg INVITE, A-leg 200).
 fn answered_call(h: &mut H) -> (Request, Response) {
-    h.recv(PHONE, &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""));
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
+    );
     assert_eq!(h.statuses(PHONE), vec![100]);
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 180, "carrier1", &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")], None));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            None,
+        ),
+    );
     assert_eq!(h.statuses(PHONE), vec![180]);
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")], Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
     let ok = h.take_responses(PHONE).remove(0);
     assert_eq!(ok.status(), 200);
     let our_tag = ok.to_tag().unwrap();
-    h.recv(PHONE, &in_dialog("ACK", "sip:127.0.0.1", "\"Alice\" <sip:1000@127.0.0.2>;tag=alice1", &format!("<sip:+8610123@127.0.0.1>;tag={our_tag}"), "call-1@127.0.0.2", 1, "z9hG4bKack1", "127.0.0.2:5060", ""));
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1",
+            "\"Alice\" <sip:1000@127.0.0.2>;tag=alice1",
+            &format!("<sip:+8610123@127.0.0.1>;tag={our_tag}"),
+            "call-1@127.0.0.2",
+            1,
+            "z9hG4bKack1",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert_eq!(ack.cseq().unwrap(), (1, Method::Ack));
     assert_eq!(ack.uri(), "sip:+8610123@127.0.0.3");
@@ -293,13 +360,26 @@ fn basic_call_bye_from_caller_and_topology_hiding() {
     let (inv, ok) = answered_call(&mut h);
 
     // The B leg is the gateway's own dialog: nothing of the phone's side in its headers.
-    let head = String::from_utf8_lossy(&inv.to_bytes()).split("\r\n\r\n").next().unwrap().to_string();
-    assert!(!head.contains("127.0.0.2"), "internal address leaked:\n{head}");
+    let head = String::from_utf8_lossy(&inv.to_bytes())
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        !head.contains("127.0.0.2"),
+        "internal address leaked:\n{head}"
+    );
     assert!(!head.contains("call-1"), "caller Call-ID leaked:\n{head}");
     assert!(!head.contains("alice1"), "caller tag leaked:\n{head}");
     assert_eq!(inv.uri(), "sip:+8610123@ims.example.com");
-    assert_eq!(inv.header(&Hdr::other("X-Custom")).as_deref(), Some("keep me"));
-    assert_eq!(inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(), Some("\"Alice\" <sip:1000@127.0.0.1>"));
+    assert_eq!(
+        inv.header(&Hdr::other("X-Custom")).as_deref(),
+        Some("keep me")
+    );
+    assert_eq!(
+        inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
+        Some("\"Alice\" <sip:1000@127.0.0.1>")
+    );
     assert_eq!(inv.header(&Hdr::MAX_FORWARDS).as_deref(), Some("69"));
     assert_eq!(inv.body().as_ref(), SDP.as_bytes());
     // And the caller sees only the gateway.
@@ -307,7 +387,20 @@ fn basic_call_bye_from_caller_and_topology_hiding() {
     assert_eq!(ok.body().as_ref(), SDP.as_bytes());
 
     let tag = ok.to_tag().unwrap();
-    h.recv(PHONE, &in_dialog("BYE", "sip:127.0.0.1", phone_from(), &phone_to(&tag), "call-1@127.0.0.2", 2, "z9hG4bKbye1", "127.0.0.2:5060", ""));
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "BYE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKbye1",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
     assert_eq!(h.statuses(PHONE), vec![200]);
     let bye = h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(bye.call_id(), inv.call_id());
@@ -317,7 +410,10 @@ fn basic_call_bye_from_caller_and_topology_hiding() {
     assert_eq!(h.cdrs.len(), 1);
     let c = &h.cdrs[0];
     assert_eq!(c.call_tag, CallTag::CallerBye);
-    assert_eq!((c.status, c.cause, c.cause_source), (200, 16, CauseSource::Rfc3398));
+    assert_eq!(
+        (c.status, c.cause, c.cause_source),
+        (200, 16, CauseSource::Rfc3398)
+    );
     assert_eq!(c.call_id, "call-1@127.0.0.2");
     assert_eq!(c.from, "1000");
     assert_eq!(c.to, "+8610123");
@@ -332,17 +428,33 @@ fn bye_from_callee_with_reason() {
     let mut h = H::new();
     let (inv, ok) = answered_call(&mut h);
     h.advance(Duration::from_secs(5));
-    let from_carrier = format!("<sip:+8610123@ims.example.com>;tag=carrier1");
+    let from_carrier = "<sip:+8610123@ims.example.com>;tag=carrier1";
     let to_gw = inv.header(&Hdr::FROM).unwrap();
-    let mut bye = in_dialog("BYE", "sip:127.0.0.1:5060", &from_carrier, &to_gw, &inv.call_id().unwrap(), 1, "z9hG4bKcb", "127.0.0.3:5060", "");
-    bye = bye.replace("Content-Length: 0", "Reason: Q.850;cause=16;text=\"Normal\"\r\nContent-Length: 0");
+    let mut bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        from_carrier,
+        &to_gw,
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKcb",
+        "127.0.0.3:5060",
+        "",
+    );
+    bye = bye.replace(
+        "Content-Length: 0",
+        "Reason: Q.850;cause=16;text=\"Normal\"\r\nContent-Length: 0",
+    );
     h.recv(CARRIER_A, &bye);
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
     let b = h.one_request(PHONE, Method::Bye);
     assert_eq!(b.uri(), "sip:1000@127.0.0.2:5060");
     assert_eq!(b.to_tag().as_deref(), Some("alice1"));
     assert_eq!(b.from_tag(), ok.to_tag());
-    assert_eq!(b.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=16;text=\"Normal\""));
+    assert_eq!(
+        b.header(&Hdr::REASON).as_deref(),
+        Some("Q.850;cause=16;text=\"Normal\"")
+    );
     h.recv_msg(PHONE, reply(&b, 200, "alice1", &[], None));
     let c = &h.cdrs[0];
     assert_eq!(c.call_tag, CallTag::CalleeBye);
@@ -361,8 +473,14 @@ fn cancel_before_answer() {
     let cancel = "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc2;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c2\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
     h.recv(PHONE, cancel);
     let rs = h.take_responses(PHONE);
-    let st: Vec<(u16, Method)> = rs.iter().map(|r| (r.status(), r.cseq().unwrap().1)).collect();
-    assert!(st.contains(&(200, Method::Cancel)) && st.contains(&(487, Method::Invite)), "{st:?}");
+    let st: Vec<(u16, Method)> = rs
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert!(
+        st.contains(&(200, Method::Cancel)) && st.contains(&(487, Method::Invite)),
+        "{st:?}"
+    );
     let c = h.one_request(CARRIER_A, Method::Cancel);
     assert_eq!(c.top_via().unwrap().branch, inv.top_via().unwrap().branch);
     h.recv_msg(CARRIER_A, reply(&c, 200, "t2", &[], None));
@@ -374,7 +492,12 @@ fn cancel_before_answer() {
     assert_eq!(h.cdrs[0].status, 487);
     assert!(h.cdrs[0].answer.is_none());
     // The caller ACKs our 487.
-    let our_tag = rs.iter().find(|r| r.status() == 487).unwrap().to_tag().unwrap();
+    let our_tag = rs
+        .iter()
+        .find(|r| r.status() == 487)
+        .unwrap()
+        .to_tag()
+        .unwrap();
     h.recv(PHONE, &format!("ACK sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc2;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>;tag={our_tag}\r\nCall-ID: c2\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
     assert_idle(&mut h);
 }
@@ -389,17 +512,39 @@ fn cancel_racing_200_gets_ack_and_bye() {
     h.recv(PHONE, "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc3;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c3\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
     let cancel = h.one_request(CARRIER_A, Method::Cancel);
     // The carrier answered before it saw our CANCEL.
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "t3", &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")], Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t3",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
     h.recv_msg(CARRIER_A, reply(&cancel, 200, "t3", &[], None));
     let sent = h.take(CARRIER_A);
-    let acks = sent.iter().filter(|m| matches!(m, Message::Request(r) if r.method() == Method::Ack)).count();
-    let byes: Vec<Request> = sent.into_iter().filter_map(|m| match m { Message::Request(r) if r.method() == Method::Bye => Some(r), _ => None }).collect();
+    let acks = sent
+        .iter()
+        .filter(|m| matches!(m, Message::Request(r) if r.method() == Method::Ack))
+        .count();
+    let byes: Vec<Request> = sent
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Bye => Some(r),
+            _ => None,
+        })
+        .collect();
     assert_eq!(acks, 1);
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].uri(), "sip:x@127.0.0.3");
     assert_eq!(byes[0].to_tag().as_deref(), Some("t3"));
     // The caller only ever sees the 487: never a 200 for the INVITE it cancelled.
-    let to_phone: Vec<(u16, Method)> = h.take_responses(PHONE).iter().map(|r| (r.status(), r.cseq().unwrap().1)).collect();
+    let to_phone: Vec<(u16, Method)> = h
+        .take_responses(PHONE)
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
     assert!(to_phone.contains(&(487, Method::Invite)), "{to_phone:?}");
     assert!(!to_phone.contains(&(200, Method::Invite)), "{to_phone:?}");
     h.recv_msg(CARRIER_A, reply(&byes[0], 200, "t3", &[], None));
@@ -420,8 +565,21 @@ fn failover_on_503_then_answer_at_second_peer() {
     assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
     assert_ne!(inv_a.call_id(), inv_b.call_id());
-    assert_eq!(h.statuses(PHONE), Vec::<u16>::new(), "503 must not reach the caller");
-    h.recv_msg(CARRIER_B, reply(&inv_b, 200, "tb", &[(Hdr::CONTACT, "<sip:b@127.0.0.4>")], Some(SDP)));
+    assert_eq!(
+        h.statuses(PHONE),
+        Vec::<u16>::new(),
+        "503 must not reach the caller"
+    );
+    h.recv_msg(
+        CARRIER_B,
+        reply(
+            &inv_b,
+            200,
+            "tb",
+            &[(Hdr::CONTACT, "<sip:b@127.0.0.4>")],
+            Some(SDP),
+        ),
+    );
     assert_eq!(h.statuses(PHONE), vec![200]);
     h.advance(Duration::from_secs(40));
     // No ACK from the phone: the gateway gives up after 64*T1 and hangs up both sides.
@@ -449,7 +607,10 @@ fn failover_on_timer_b() {
     assert!(h.statuses(PHONE).contains(&408));
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
-    assert_eq!((h.cdrs[0].cause, h.cdrs[0].cause_source), (102, CauseSource::Internal));
+    assert_eq!(
+        (h.cdrs[0].cause, h.cdrs[0].cause_source),
+        (102, CauseSource::Internal)
+    );
 }
 
 #[test]
@@ -460,7 +621,11 @@ fn retransmitted_invite_is_absorbed() {
     h.advance(Duration::from_millis(500));
     h.recv(PHONE, &text);
     h.recv(PHONE, &text);
-    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 2, "original + our own Timer A retransmission");
+    assert_eq!(
+        h.take_requests(CARRIER_A, Method::Invite).len(),
+        2,
+        "original + our own Timer A retransmission"
+    );
     // The retransmissions are answered with the last provisional (100).
     assert_eq!(h.statuses(PHONE), vec![100, 100, 100]);
     assert_eq!(h.core.stats().calls, 1);
@@ -471,11 +636,30 @@ fn busy_with_q850_reason_is_relayed_and_recorded() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("c7", "z9hG4bKc7", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 486, "t7", &[(Hdr::REASON, "Q.850;cause=17;text=\"User busy\"")], None));
-    let r = h.take_responses(PHONE).into_iter().find(|r| r.status() == 486).unwrap();
-    assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=17;text=\"User busy\""));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            486,
+            "t7",
+            &[(Hdr::REASON, "Q.850;cause=17;text=\"User busy\"")],
+            None,
+        ),
+    );
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 486)
+        .unwrap();
+    assert_eq!(
+        r.header(&Hdr::REASON).as_deref(),
+        Some("Q.850;cause=17;text=\"User busy\"")
+    );
     let c = &h.cdrs[0];
-    assert_eq!((c.call_tag, c.status, c.cause, c.cause_source), (CallTag::CalleeReject, 486, 17, CauseSource::ReasonHeader));
+    assert_eq!(
+        (c.call_tag, c.status, c.cause, c.cause_source),
+        (CallTag::CalleeReject, 486, 17, CauseSource::ReasonHeader)
+    );
 }
 
 #[test]
@@ -485,14 +669,21 @@ fn failure_without_reason_uses_rfc3398() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 404, "t8", &[], None));
     let c = &h.cdrs[0];
-    assert_eq!((c.status, c.cause, c.cause_source), (404, 1, CauseSource::Rfc3398));
+    assert_eq!(
+        (c.status, c.cause, c.cause_source),
+        (404, 1, CauseSource::Rfc3398)
+    );
     assert_idle(&mut h);
 }
 
 #[test]
 fn unknown_source_unknown_number_and_hops() {
     let mut h = H::new();
-    h.recv("127.0.0.9:5060", &invite_text("c9", "z9hG4bKc9", "+8610123", "").replace("127.0.0.2:5060;branch", "127.0.0.9:5060;branch"));
+    h.recv(
+        "127.0.0.9:5060",
+        &invite_text("c9", "z9hG4bKc9", "+8610123", "")
+            .replace("127.0.0.2:5060;branch", "127.0.0.9:5060;branch"),
+    );
     assert_eq!(h.statuses("127.0.0.9:5060"), vec![403]);
     assert!(h.cdrs.is_empty(), "an unknown source is not a call");
 
@@ -500,10 +691,17 @@ fn unknown_source_unknown_number_and_hops() {
     assert_eq!(h.statuses(PHONE), vec![404]);
     assert_eq!(h.cdrs[0].call_tag, CallTag::NoRoute);
 
-    h.recv(PHONE, &invite_text("c11", "z9hG4bKc11", "+8610123", "").replace("Max-Forwards: 70", "Max-Forwards: 0"));
+    h.recv(
+        PHONE,
+        &invite_text("c11", "z9hG4bKc11", "+8610123", "")
+            .replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
     assert_eq!(h.statuses(PHONE), vec![483]);
 
-    h.recv(PHONE, &invite_text("c12", "z9hG4bKc12", "+8610123", "Require: foo, timer\r\n"));
+    h.recv(
+        PHONE,
+        &invite_text("c12", "z9hG4bKc12", "+8610123", "Require: foo, timer\r\n"),
+    );
     let r = h.take_responses(PHONE).remove(0);
     assert_eq!(r.status(), 420);
     assert_eq!(r.header(&Hdr::UNSUPPORTED).as_deref(), Some("foo, timer"));
@@ -532,24 +730,75 @@ fn reinvite_hold_is_relayed_with_its_ack() {
     let mut h = H::new();
     let (inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
-    let hold = SDP.replace("a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n");
-    h.recv(PHONE, &in_dialog("INVITE", "sip:127.0.0.1:5060", phone_from(), &phone_to(&tag), "call-1@127.0.0.2", 2, "z9hG4bKre1", "127.0.0.2:5060", &hold));
+    let hold = SDP.replace(
+        "a=rtpmap:0 PCMU/8000\r\n",
+        "a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n",
+    );
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1:5060",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKre1",
+            "127.0.0.2:5060",
+            &hold,
+        ),
+    );
     let re = h.one_request(CARRIER_A, Method::Invite);
     assert_eq!(re.cseq().unwrap(), (2, Method::Invite));
     assert_eq!(re.call_id(), inv.call_id());
     assert_eq!(re.uri(), "sip:+8610123@127.0.0.3");
     assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
-    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")], Some(&SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n"))));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &re,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(&SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n")),
+        ),
+    );
     let r = h.take_responses(PHONE).remove(0);
     assert_eq!(r.status(), 200);
     assert_eq!(r.cseq().unwrap(), (2, Method::Invite));
     assert!(String::from_utf8_lossy(r.body()).contains("a=recvonly"));
-    h.recv(PHONE, &in_dialog("ACK", "sip:127.0.0.1:5060", phone_from(), &phone_to(&tag), "call-1@127.0.0.2", 2, "z9hG4bKre1ack", "127.0.0.2:5060", ""));
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1:5060",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKre1ack",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
     // And from the carrier side: an UPDATE and an INFO are relayed and answered.
     let to_gw = inv.header(&Hdr::FROM).unwrap();
-    h.recv(CARRIER_A, &in_dialog("INFO", "sip:127.0.0.1:5060", "<sip:+8610123@ims.example.com>;tag=carrier1", &to_gw, &inv.call_id().unwrap(), 1, "z9hG4bKinfo", "127.0.0.3:5060", ""));
+    h.recv(
+        CARRIER_A,
+        &in_dialog(
+            "INFO",
+            "sip:127.0.0.1:5060",
+            "<sip:+8610123@ims.example.com>;tag=carrier1",
+            &to_gw,
+            &inv.call_id().unwrap(),
+            1,
+            "z9hG4bKinfo",
+            "127.0.0.3:5060",
+            "",
+        ),
+    );
     let info = h.one_request(PHONE, Method::Info);
     assert_eq!(info.call_id().as_deref(), Some("call-1@127.0.0.2"));
     h.recv_msg(PHONE, reply(&info, 200, "alice1", &[], None));
@@ -561,9 +810,35 @@ fn glare_gets_491() {
     let mut h = H::new();
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
-    h.recv(PHONE, &in_dialog("INVITE", "sip:127.0.0.1", phone_from(), &phone_to(&tag), "call-1@127.0.0.2", 2, "z9hG4bKg1", "127.0.0.2:5060", SDP));
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKg1",
+            "127.0.0.2:5060",
+            SDP,
+        ),
+    );
     h.take(CARRIER_A);
-    h.recv(PHONE, &in_dialog("INVITE", "sip:127.0.0.1", phone_from(), &phone_to(&tag), "call-1@127.0.0.2", 3, "z9hG4bKg2", "127.0.0.2:5060", SDP));
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            3,
+            "z9hG4bKg2",
+            "127.0.0.2:5060",
+            SDP,
+        ),
+    );
     assert_eq!(h.statuses(PHONE), vec![491]);
 }
 
@@ -572,14 +847,36 @@ fn our_2xx_is_retransmitted_until_ack() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("c14", "z9hG4bKc14", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "t14", &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")], Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t14",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
     assert_eq!(h.statuses(PHONE), vec![100, 200]);
     h.advance(Duration::from_millis(1600));
-    assert_eq!(h.statuses(PHONE), vec![200, 200], "retransmitted at 0.5 s and 1.5 s");
+    assert_eq!(
+        h.statuses(PHONE),
+        vec![200, 200],
+        "retransmitted at 0.5 s and 1.5 s"
+    );
     // No ACK to the carrier until the caller ACKs.
     assert!(h.take_requests(CARRIER_A, Method::Ack).is_empty());
     // The carrier retransmits its 2xx meanwhile; nothing breaks.
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "t14", &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")], Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t14",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
     assert!(h.take_requests(CARRIER_A, Method::Ack).is_empty());
 }
 
@@ -588,12 +885,30 @@ fn no_ack_hangs_up_both_legs() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("c15", "z9hG4bKc15", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "t15", &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")], Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t15",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
     h.take(PHONE);
     h.advance(Duration::from_secs(33));
     let to_carrier = h.take(CARRIER_A);
-    let methods: Vec<Method> = to_carrier.iter().filter_map(|m| match m { Message::Request(r) => Some(r.method()), _ => None }).collect();
-    assert!(methods.contains(&Method::Ack) && methods.contains(&Method::Bye), "{methods:?}");
+    let methods: Vec<Method> = to_carrier
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        methods.contains(&Method::Ack) && methods.contains(&Method::Bye),
+        "{methods:?}"
+    );
     assert!(!h.take_requests(PHONE, Method::Bye).is_empty());
     assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
 }
@@ -601,9 +916,35 @@ fn no_ack_hangs_up_both_legs() {
 #[test]
 fn requests_for_unknown_dialogs_get_481_and_options_200() {
     let mut h = H::new();
-    h.recv(PHONE, &in_dialog("BYE", "sip:127.0.0.1", phone_from(), "<sip:x@127.0.0.1>;tag=nope", "nocall", 2, "z9hG4bKu1", "127.0.0.2:5060", ""));
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "BYE",
+            "sip:127.0.0.1",
+            phone_from(),
+            "<sip:x@127.0.0.1>;tag=nope",
+            "nocall",
+            2,
+            "z9hG4bKu1",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
     assert_eq!(h.statuses(PHONE), vec![481]);
-    h.recv("127.0.0.9:5060", &in_dialog("OPTIONS", "sip:127.0.0.1", "<sip:ping@127.0.0.9>;tag=p", "<sip:127.0.0.1>", "ping1", 1, "z9hG4bKo1", "127.0.0.9:5060", ""));
+    h.recv(
+        "127.0.0.9:5060",
+        &in_dialog(
+            "OPTIONS",
+            "sip:127.0.0.1",
+            "<sip:ping@127.0.0.9>;tag=p",
+            "<sip:127.0.0.1>",
+            "ping1",
+            1,
+            "z9hG4bKo1",
+            "127.0.0.9:5060",
+            "",
+        ),
+    );
     let r = h.take_responses("127.0.0.9:5060").remove(0);
     assert_eq!(r.status(), 200);
     assert!(r.header(&Hdr::ALLOW).unwrap().contains("INVITE"));
@@ -613,7 +954,8 @@ fn requests_for_unknown_dialogs_get_481_and_options_200() {
 #[test]
 fn malformed_requests_get_400() {
     let mut h = H::new();
-    let bad = invite_text("c16", "z9hG4bKc16", "+8610123", "").replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
+    let bad =
+        invite_text("c16", "z9hG4bKc16", "+8610123", "").replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
     h.recv(PHONE, &bad);
     let r = h.take_responses(PHONE).remove(0);
     assert_eq!(r.status(), 400);
@@ -627,18 +969,40 @@ fn early_media_reaches_the_caller() {
     h.recv(PHONE, &invite_text("c17", "z9hG4bKc17", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 183, "t17", &[], Some(SDP)));
-    let r = h.take_responses(PHONE).into_iter().find(|r| r.status() == 183).unwrap();
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .unwrap();
     assert_eq!(r.body().as_ref(), SDP.as_bytes());
-    assert_eq!(r.header(&Hdr::CONTENT_TYPE).as_deref(), Some("application/sdp"));
+    assert_eq!(
+        r.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
+    );
 }
 
 #[test]
 fn second_fork_answer_is_released() {
     let mut h = H::new();
     let (inv, _ok) = answered_call(&mut h);
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "fork2", &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")], Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "fork2",
+            &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
     let sent = h.take(CARRIER_A);
-    let byes: Vec<_> = sent.iter().filter_map(|m| match m { Message::Request(r) if r.method() == Method::Bye => Some(r.clone()), _ => None }).collect();
+    let byes: Vec<_> = sent
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Bye => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].to_tag().as_deref(), Some("fork2"));
     // The established call is untouched.

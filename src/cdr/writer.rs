@@ -149,8 +149,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["call_tag"], "callee_reject");
         assert_eq!(lines[0]["cause_source"], "rfc3398");

@@ -122,7 +122,9 @@ impl Config {
             Ok(f) => f,
             Err(e) => return Err(ConfigErrors(vec![toml_error(path, &text, &e)])),
         };
-        let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, &text, span.start, msg);
+        let at = |span: std::ops::Range<usize>, msg: String| {
+            ConfigError::at(path, &text, span.start, msg)
+        };
 
         let mut listen = Vec::new();
         for l in &file.sip.listen {
@@ -132,7 +134,10 @@ impl Config {
             }
         }
         if file.sip.listen.is_empty() {
-            errs.push(ConfigError::file(path, "[sip] listen must name at least one address"));
+            errs.push(ConfigError::file(
+                path,
+                "[sip] listen must name at least one address",
+            ));
         }
         let advertise = file.sip.advertise.get_ref().trim().to_string();
         if advertise.is_empty() || advertise.contains(char::is_whitespace) {
@@ -163,22 +168,39 @@ impl Config {
                 if !profiles.contains_key(&name) {
                     errs.push(at(
                         r.from.span(),
-                        format!("route from unknown peer {:?} (no profiles/{}.toml)", name.0, name.0),
+                        format!(
+                            "route from unknown peer {:?} (no profiles/{}.toml)",
+                            name.0, name.0
+                        ),
                     ));
                 }
                 RouteFrom::Peer(name)
             };
             let prefix = crate::sip::strip_visual_separators(r.prefix.get_ref());
-            if !prefix.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#')) {
+            if !prefix
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
+            {
                 errs.push(at(
                     r.prefix.span(),
-                    format!("route prefix {:?} must be digits, optionally after +", r.prefix.get_ref()),
+                    format!(
+                        "route prefix {:?} must be digits, optionally after +",
+                        r.prefix.get_ref()
+                    ),
                 ));
             }
             let to_span = r.to.span();
-            let to: Vec<PeerName> = r.to.into_inner().into_vec().into_iter().map(PeerName).collect();
+            let to: Vec<PeerName> =
+                r.to.into_inner()
+                    .into_vec()
+                    .into_iter()
+                    .map(PeerName)
+                    .collect();
             if to.is_empty() {
-                errs.push(at(to_span.clone(), "route must name at least one peer in `to`".into()));
+                errs.push(at(
+                    to_span.clone(),
+                    "route must name at least one peer in `to`".into(),
+                ));
             }
             for p in &to {
                 if !profiles.contains_key(p) {
@@ -205,7 +227,10 @@ impl Config {
             });
         }
         if routes.is_empty() {
-            errs.push(ConfigError::file(path, "no [[route]]: every call would be refused with 404"));
+            errs.push(ConfigError::file(
+                path,
+                "no [[route]]: every call would be refused with 404",
+            ));
         }
 
         if !errs.is_empty() {
@@ -251,7 +276,10 @@ fn load_profiles(dir: &Path, errs: &mut Vec<ConfigError>) -> HashMap<PeerName, A
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errs.push(ConfigError::file(dir, format!("cannot read profiles folder: {e}")));
+            errs.push(ConfigError::file(
+                dir,
+                format!("cannot read profiles folder: {e}"),
+            ));
             return out;
         }
     };
@@ -296,11 +324,17 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
     };
     let before = errs.len();
     let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, &text, s.span().start, msg);
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if file.name.get_ref() != &stem {
         errs.push(at(
             &file.name,
-            format!("name {:?} must equal the file name {stem:?}", file.name.get_ref()),
+            format!(
+                "name {:?} must equal the file name {stem:?}",
+                file.name.get_ref()
+            ),
         ));
     }
     if file.name.get_ref() == "*" || file.name.get_ref().is_empty() {
@@ -310,7 +344,10 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         "trunk" => Role::Trunk,
         "internal" => Role::Internal,
         other => {
-            errs.push(at(&file.role, format!("role {other:?} must be \"trunk\" or \"internal\"")));
+            errs.push(at(
+                &file.role,
+                format!("role {other:?} must be \"trunk\" or \"internal\""),
+            ));
             Role::Trunk
         }
     };
@@ -333,7 +370,10 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
             .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
         match net {
             Ok(n) => matches.push(n.trunc()),
-            Err(_) => errs.push(at(m, format!("match {s:?} is not an IP address or CIDR network"))),
+            Err(_) => errs.push(at(
+                m,
+                format!("match {s:?} is not an IP address or CIDR network"),
+            )),
         }
     }
     let domain = match &file.domain {
@@ -346,7 +386,12 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
     };
     let ring_timeout = match &file.ring_timeout_s {
         Some(t) if *t.get_ref() == 0 => {
-            errs.push(ConfigError::at(path, &text, t.span().start, "ring_timeout_s must be at least 1"));
+            errs.push(ConfigError::at(
+                path,
+                &text,
+                t.span().start,
+                "ring_timeout_s must be at least 1",
+            ));
             None
         }
         Some(t) => Some(Duration::from_secs(*t.get_ref())),
@@ -379,7 +424,11 @@ pub fn parse_transport_addr(s: &str) -> Result<(Transport, SocketAddr), String> 
     };
     rest.parse::<SocketAddr>()
         .map(|a| (transport, a))
-        .map_err(|_| format!("{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)"))
+        .map_err(|_| {
+            format!(
+                "{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)"
+            )
+        })
 }
 
 #[cfg(test)]

@@ -31,7 +31,11 @@ fn write_tree(gateway: &str, profiles: &[(&str, String)]) -> tempfile::TempDir {
     std::fs::write(dir.path().join("gateway.toml"), gateway).unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();
     for (name, text) in profiles {
-        std::fs::write(dir.path().join("profiles").join(format!("{name}.toml")), text).unwrap();
+        std::fs::write(
+            dir.path().join("profiles").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
     }
     dir
 }
@@ -59,7 +63,9 @@ fn loads_a_valid_tree() {
     assert!(cfg.peer_for_source("127.0.0.9".parse().unwrap()).is_none());
     let r = cfg.route_for(&PeerName("pbx".into()), "+8610").unwrap();
     assert_eq!(r.to[0].0, "carrier-a");
-    let r = cfg.route_for(&PeerName("carrier-a".into()), "1000").unwrap();
+    let r = cfg
+        .route_for(&PeerName("carrier-a".into()), "1000")
+        .unwrap();
     assert_eq!(r.to[0].0, "pbx");
 }
 
@@ -78,7 +84,9 @@ fn misspelt_profile_key_names_the_profile_file() {
     let mut ps = standard_profiles();
     ps[1].1.push_str("domian = \"x\"\n");
     let dir = write_tree(GATEWAY, &ps);
-    let text = Config::load(&dir.path().join("gateway.toml")).unwrap_err().to_string();
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(text.contains("carrier-a.toml:5:1:"), "{text}");
     assert!(text.contains("domian"), "{text}");
 }
@@ -92,8 +100,14 @@ fn semantic_errors_are_all_reported_with_positions() {
     let dir = write_tree(&bad, &ps);
     let errs = Config::load(&dir.path().join("gateway.toml")).unwrap_err();
     let text = errs.to_string();
-    assert!(text.contains("gateway.toml:13:6: route to unknown peer \"carrier-c\""), "{text}");
-    assert!(text.contains("pbx.toml:1:8: name \"pbx2\" must equal"), "{text}");
+    assert!(
+        text.contains("gateway.toml:13:6: route to unknown peer \"carrier-c\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("pbx.toml:1:8: name \"pbx2\" must equal"),
+        "{text}"
+    );
     assert!(text.contains("carrier-b.toml:3:11:"), "{text}");
     // The route "from pbx" is also unknown now that pbx.toml is invalid.
     assert!(errs.0.len() >= 3);
@@ -104,7 +118,9 @@ fn overlapping_matches_are_refused() {
     let mut ps = standard_profiles();
     ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.3/32");
     let dir = write_tree(GATEWAY, &ps);
-    let text = Config::load(&dir.path().join("gateway.toml")).unwrap_err().to_string();
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(text.contains("also claimed by peer"), "{text}");
 }
 
@@ -114,8 +130,20 @@ fn longest_prefix_wins_for_source_matching() {
     ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.0/8");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    assert_eq!(cfg.peer_for_source("127.0.0.3".parse().unwrap()).unwrap().name.0, "carrier-a");
-    assert_eq!(cfg.peer_for_source("127.9.9.9".parse().unwrap()).unwrap().name.0, "carrier-b");
+    assert_eq!(
+        cfg.peer_for_source("127.0.0.3".parse().unwrap())
+            .unwrap()
+            .name
+            .0,
+        "carrier-a"
+    );
+    assert_eq!(
+        cfg.peer_for_source("127.9.9.9".parse().unwrap())
+            .unwrap()
+            .name
+            .0,
+        "carrier-b"
+    );
 }
 
 #[test]
@@ -124,7 +152,14 @@ fn transport_addresses() {
         parse_transport_addr("tcp:[::1]:5061").unwrap(),
         (Transport::Tcp, "[::1]:5061".parse().unwrap())
     );
-    assert_eq!(parse_transport_addr("127.0.0.1:5060").unwrap().0, Transport::Udp);
-    assert!(parse_transport_addr("tls:127.0.0.1:5061").unwrap_err().contains("TLS"));
+    assert_eq!(
+        parse_transport_addr("127.0.0.1:5060").unwrap().0,
+        Transport::Udp
+    );
+    assert!(
+        parse_transport_addr("tls:127.0.0.1:5061")
+            .unwrap_err()
+            .contains("TLS")
+    );
     assert!(parse_transport_addr("udp:example.com:5060").is_err());
 }

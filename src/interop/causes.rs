@@ -78,7 +78,9 @@ pub fn parse_reason(lines: &[String]) -> ReasonInfo {
         let protocol = parts.next().unwrap_or("").trim();
         let cause = parts.find_map(|p| {
             let (k, v) = p.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("cause").then(|| v.trim().parse::<u16>().ok())?
+            k.trim()
+                .eq_ignore_ascii_case("cause")
+                .then(|| v.trim().parse::<u16>().ok())?
         });
         if protocol.eq_ignore_ascii_case("Q.850") {
             if let Some(c) = cause.filter(|c| (1..=127).contains(c))
@@ -117,7 +119,10 @@ mod tests {
         ];
         let r = parse_reason(&lines);
         assert_eq!(r.q850, Some(Q850Cause(17)));
-        assert_eq!(r.sip.as_deref(), Some("SIP;cause=486;text=\"Busy, really\""));
+        assert_eq!(
+            r.sip.as_deref(),
+            Some("SIP;cause=486;text=\"Busy, really\"")
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub static REHOSTED_HEADERS: [Hdr; 4] = [
 /// Replace the host (and port) of a `sip:`/`sips:` URI; other schemes (tel:) pass unchanged.
 /// `sip:+8610@10.0.0.5:5070;user=phone` with `gw.example` gives `sip:+8610@gw.example;user=phone`.
 pub fn rehost_uri(uri: &str, host: &str) -> String {
-    let lower = uri.get(..5).map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+    let lower = uri
+        .get(..5)
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_default();
     let scheme_len = if lower.starts_with("sips:") {
         5
     } else if lower.starts_with("sip:") {
@@ -107,13 +110,19 @@ mod tests {
         );
         assert_eq!(rehost_uri("sip:10.0.0.5", "gw"), "sip:gw");
         assert_eq!(rehost_uri("SIPS:a@b?h=1", "gw"), "SIPS:a@gw?h=1");
-        assert_eq!(rehost_uri("tel:+8610;phone-context=x", "gw"), "tel:+8610;phone-context=x");
+        assert_eq!(
+            rehost_uri("tel:+8610;phone-context=x", "gw"),
+            "tel:+8610;phone-context=x"
+        );
     }
 
     #[test]
     fn rehosts_address_lists() {
         assert_eq!(
-            rehost_address("\"Al, B\" <sip:100@10.0.0.5>;privacy=off, sip:200@h;x", "gw"),
+            rehost_address(
+                "\"Al, B\" <sip:100@10.0.0.5>;privacy=off, sip:200@h;x",
+                "gw"
+            ),
             "\"Al, B\" <sip:100@gw>;privacy=off, sip:200@gw;x"
         );
         assert_eq!(rehost_address("<tel:+8610>", "gw"), "<tel:+8610>");

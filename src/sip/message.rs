@@ -320,14 +320,20 @@ macro_rules! common_accessors {
             self.0.body()
         }
 
-        /// Replace the body and its Content-Length (and Content-Type when given).
-        pub fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError> {
+        /// Replace the body, its Content-Type (when given, or removed with an empty body)
+        /// and its Content-Length, which is written last.
+        pub fn set_body(
+            &mut self,
+            body: Bytes,
+            content_type: Option<&str>,
+        ) -> Result<(), SipError> {
+            self.remove_header(&Hdr::CONTENT_LENGTH);
             if let Some(ct) = content_type {
                 self.set_header(&Hdr::CONTENT_TYPE, ct.to_string())?;
             } else if body.is_empty() {
                 self.remove_header(&Hdr::CONTENT_TYPE);
             }
-            self.set_header(&Hdr::CONTENT_LENGTH, body.len().to_string())?;
+            self.push_header(&Hdr::CONTENT_LENGTH, body.len().to_string())?;
             self.0.set_body(body);
             Ok(())
         }

@@ -40,7 +40,8 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
     let number = strip_visual_separators(pieces.next().unwrap_or_default());
     let phone_context = pieces.find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        k.eq_ignore_ascii_case("phone-context").then(|| v.to_string())
+        k.eq_ignore_ascii_case("phone-context")
+            .then(|| v.to_string())
     });
     Some(NumberUri {
         number,

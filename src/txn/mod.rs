@@ -161,7 +161,13 @@ impl TxnLayer {
     }
 
     /// A timer fired.
-    pub fn on_timer(&mut self, id: &TxnId, timer: TxnTimer, now: Instant, out: &mut Vec<TxnOutput>) {
+    pub fn on_timer(
+        &mut self,
+        id: &TxnId,
+        timer: TxnTimer,
+        now: Instant,
+        out: &mut Vec<TxnOutput>,
+    ) {
         let outputs = self.inner.on_timer(&id.0, timer.0);
         self.convert(id, outputs, now, out);
     }
@@ -197,7 +203,13 @@ impl TxnLayer {
         self.targets.get(id).copied()
     }
 
-    fn convert(&mut self, id: &TxnId, outputs: Vec<Output>, now: Instant, out: &mut Vec<TxnOutput>) {
+    fn convert(
+        &mut self,
+        id: &TxnId,
+        outputs: Vec<Output>,
+        now: Instant,
+        out: &mut Vec<TxnOutput>,
+    ) {
         for o in outputs {
             match o {
                 Output::Send(m) => {

@@ -1,0 +1,62 @@
+//! UDP transport: one reader task per socket; sends happen on the core task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::Event;
+use crate::sip::{Target, parse_datagram};
+
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Receive, parse, hand to the core. Malformed datagrams are logged and dropped here:
+/// nothing that cannot be parsed can be answered.
+pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Event>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, src) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
+                debug!(error = %e, "UDP receive error");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        // RFC 5626 keepalives (CRLF) and stray empty datagrams.
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+        {
+            continue;
+        }
+        if n > max {
+            warn!(%src, bytes = n, max, "datagram over [protect] max_message_bytes dropped");
+            continue;
+        }
+        match parse_datagram(Bytes::copy_from_slice(data), max) {
+            Ok(msg) => {
+                if tx
+                    .try_send(Event::Message {
+                        msg,
+                        source: Target::udp(src),
+                    })
+                    .is_err()
+                {
+                    let d = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+                    if d.is_power_of_two() {
+                        warn!(
+                            dropped = d,
+                            "core overloaded: dropping received SIP messages"
+                        );
+                    }
+                }
+            }
+            Err(e) => warn!(%src, error = %e, "malformed SIP datagram dropped"),
+        }
+    }
+}
