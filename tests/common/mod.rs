@@ -1,0 +1,337 @@
+//! Test harness: start the real `trunkgate` binary on a generated configuration and drive it
+//! with SIPp and raw UDP. Every peer has its own loopback address (peers are told apart by
+//! source address); every test picks its own ports so tests can run in parallel.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PHONE_IP: &str = "127.0.0.2";
+pub const CARRIER_A_IP: &str = "127.0.0.3";
+pub const CARRIER_B_IP: &str = "127.0.0.4";
+pub const STRANGER_IP: &str = "127.0.0.9";
+
+/// A port free for both UDP and TCP on `ip`.
+pub fn free_port(ip: &str) -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind((ip, 0)).expect("bind udp");
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+/// Ports of one test's world.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub gw: u16,
+    pub phone: u16,
+    pub carrier_a: u16,
+    pub carrier_b: u16,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Ports {
+            gw: free_port("127.0.0.1"),
+            phone: free_port(PHONE_IP),
+            carrier_a: free_port(CARRIER_A_IP),
+            carrier_b: free_port(CARRIER_B_IP),
+        }
+    }
+}
+
+/// Options for the generated configuration.
+pub struct GwOpts {
+    pub carrier_a_transport: &'static str,
+    pub ring_timeout_s: u64,
+}
+
+impl Default for GwOpts {
+    fn default() -> Self {
+        GwOpts {
+            carrier_a_transport: "udp",
+            ring_timeout_s: 30,
+        }
+    }
+}
+
+/// A running gateway. Killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub ports: Ports,
+}
+
+impl Gateway {
+    pub fn start(ports: Ports, opts: GwOpts) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = format!(
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"+\"\nto = [\"carrier-a\", \"carrier-b\"]\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            p = ports.gw,
+            rt = opts.ring_timeout_s
+        );
+        std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
+        let pdir = dir.path().join("profiles");
+        std::fs::create_dir(&pdir).unwrap();
+        let profile = |name: &str, role: &str, transport: &str, ip: &str, port: u16| {
+            format!(
+                "name = \"{name}\"\nrole = \"{role}\"\naddress = \"{transport}:{ip}:{port}\"\nmatch = [\"{ip}/32\"]\ndomain = \"{name}.example\"\n"
+            )
+        };
+        std::fs::write(
+            pdir.join("pbx.toml"),
+            profile("pbx", "internal", "udp", PHONE_IP, ports.phone),
+        )
+        .unwrap();
+        std::fs::write(
+            pdir.join("carrier-a.toml"),
+            profile(
+                "carrier-a",
+                "trunk",
+                opts.carrier_a_transport,
+                CARRIER_A_IP,
+                ports.carrier_a,
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            pdir.join("carrier-b.toml"),
+            profile("carrier-b", "trunk", "udp", CARRIER_B_IP, ports.carrier_b),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_trunkgate"))
+            .args(["run", "--config"])
+            .arg(dir.path().join("gateway.toml"))
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start trunkgate");
+        let gw = Gateway { child, dir, ports };
+        gw.wait_ready();
+        gw
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        format!("127.0.0.1:{}", self.ports.gw).parse().unwrap()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Ready when an OPTIONS gets its 200.
+    fn wait_ready(&self) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let port = sock.local_addr().unwrap().port();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let ping = format!(
+                "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKready{}\r\nFrom: <sip:t@127.0.0.1>;tag=r\r\nTo: <sip:127.0.0.1>\r\nCall-ID: ready-{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                Instant::now().elapsed().as_nanos(),
+                port
+            );
+            let _ = sock.send_to(ping.as_bytes(), self.addr());
+            if let Ok((n, _)) = sock.recv_from(&mut buf)
+                && String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200")
+            {
+                return;
+            }
+        }
+        panic!("gateway did not come up; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("gateway.log")).unwrap_or_default()
+    }
+
+    /// The CDR lines written so far.
+    pub fn cdrs(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path("cdr.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("CDR line is JSON"))
+            .collect()
+    }
+
+    /// Wait until `n` CDRs exist (the writer flushes each line as it arrives).
+    pub fn wait_cdrs(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.cdrs();
+            if c.len() >= n || Instant::now() > deadline {
+                assert_eq!(c.len(), n, "CDRs: {c:#?}\nlog:\n{}", self.log());
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("gateway did not stop on SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The conformance scenario folder.
+pub fn scenario(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("conformance")
+        .join(rel)
+}
+
+fn sipp_bin() -> &'static str {
+    if Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!(
+            "SIPp is not installed: apt-get install -y sip-tester (the README's test command does it)"
+        );
+    }
+    "sipp"
+}
+
+/// A SIPp instance.
+pub struct Sipp {
+    child: Child,
+    name: String,
+    dir: PathBuf,
+}
+
+impl Sipp {
+    /// A UAS (carrier or phone side) on `ip:port`, for one call.
+    pub fn uas(scenario_rel: &str, ip: &str, port: u16, dir: &Path) -> Sipp {
+        Self::spawn(scenario_rel, ip, port, dir, None, None)
+    }
+
+    /// A UAC calling `service` through the gateway, for one call.
+    pub fn uac(
+        scenario_rel: &str,
+        ip: &str,
+        port: u16,
+        dir: &Path,
+        gw: SocketAddr,
+        service: &str,
+    ) -> Sipp {
+        Self::spawn(scenario_rel, ip, port, dir, Some(gw), Some(service))
+    }
+
+    fn spawn(
+        scenario_rel: &str,
+        ip: &str,
+        port: u16,
+        dir: &Path,
+        gw: Option<SocketAddr>,
+        service: Option<&str>,
+    ) -> Sipp {
+        let name = format!("{}-{ip}", scenario_rel.replace('/', "_"));
+        let mut cmd = Command::new(sipp_bin());
+        cmd.current_dir(dir)
+            .arg("-sf")
+            .arg(scenario(scenario_rel))
+            .args([
+                "-i",
+                ip,
+                "-p",
+                &port.to_string(),
+                "-m",
+                "1",
+                "-nostdin",
+                "-timeout",
+                "20s",
+                "-timeout_error",
+            ])
+            .args(["-mi", ip, "-mp", &free_port(ip).to_string()])
+            .args(["-trace_msg", "-message_file"])
+            .arg(dir.join(format!("{name}.msg.log")))
+            .args(["-trace_err", "-error_file"])
+            .arg(dir.join(format!("{name}.err.log")))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
+        if let Some(s) = service {
+            cmd.args(["-s", s]);
+        }
+        if let Some(gw) = gw {
+            cmd.arg(gw.to_string());
+        }
+        let child = cmd.spawn().expect("start sipp");
+        Sipp {
+            child,
+            name,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Wait for SIPp to finish; panics with its traces unless it succeeded.
+    pub fn expect_success(mut self, gw: &Gateway) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("{} did not finish", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !status.success() {
+            let read = |suffix: &str| {
+                std::fs::read_to_string(self.dir.join(format!("{}.{suffix}", self.name)))
+                    .unwrap_or_default()
+            };
+            panic!(
+                "{} failed ({status}).\nerrors:\n{}\nstderr:\n{}\nmessages:\n{}\ngateway log:\n{}",
+                self.name,
+                read("err.log"),
+                read("stderr"),
+                read("msg.log"),
+                gw.log()
+            );
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The gateway between real SIP peers: SIPp plays the phone and the carriers
+//! (scenarios in `conformance/`), the real binary runs in between.
+
+mod common;
+
+use common::*;
+
+fn world() -> (Gateway, tempfile::TempDir) {
+    (
+        Gateway::start(Ports::new(), GwOpts::default()),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+#[test]
+fn basic_call_bye_from_caller() {
+    let (gw, tmp) = world();
+    let carrier = Sipp::uas(
+        "basic-call/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "basic-call/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "caller_bye");
+    assert_eq!(c["status"], 200);
+    assert_eq!(c["cause"], 16);
+    assert_eq!(c["from"], "1000");
+    assert_eq!(c["to"], "+8610123");
+    assert_eq!(c["ingress_peer"], "pbx");
+    assert_eq!(c["egress_peer"], "carrier-a");
+    assert!(c["answer"].is_string());
+    assert!(c["duration_ms"].as_u64().unwrap() >= 150, "{c}");
+}
+
+#[test]
+fn basic_call_bye_from_callee() {
+    let (gw, tmp) = world();
+    let carrier = Sipp::uas(
+        "callee-bye/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "callee-bye/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    carrier.expect_success(&gw);
+    phone.expect_success(&gw);
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "callee_bye");
+    assert_eq!(c["cause"], 16);
+    assert_eq!(c["cause_source"], "reason-header");
+}
+
+#[test]
+fn cancel_while_ringing() {
+    let (gw, tmp) = world();
+    let carrier = Sipp::uas(
+        "cancel/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "cancel/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "caller_cancel");
+    assert_eq!(c["status"], 487);
+    assert!(c["answer"].is_null());
+}
+
+#[test]
+fn busy_from_carrier_is_relayed_with_its_cause() {
+    let (gw, tmp) = world();
+    let carrier = Sipp::uas(
+        "busy/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "busy/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "callee_reject");
+    assert_eq!(c["status"], 486);
+    assert_eq!(c["cause"], 17);
+    assert_eq!(c["cause_source"], "reason-header");
+}
+
+#[test]
+fn failover_to_second_carrier_on_503() {
+    let (gw, tmp) = world();
+    let a = Sipp::uas(
+        "failover/carrier-a.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let b = Sipp::uas(
+        "basic-call/carrier.xml",
+        CARRIER_B_IP,
+        gw.ports.carrier_b,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "basic-call/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    a.expect_success(&gw);
+    b.expect_success(&gw);
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["egress_peer"], "carrier-b");
+    assert_eq!(c["call_tag"], "caller_bye");
+    assert_eq!(c["events"][0], "failover_503");
+}
+
+#[test]
+fn failover_on_transport_error() {
+    // carrier-a is reached over TCP and nothing listens there: connection refused.
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            carrier_a_transport: "tcp",
+            ..GwOpts::default()
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let b = Sipp::uas(
+        "basic-call/carrier.xml",
+        CARRIER_B_IP,
+        gw.ports.carrier_b,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "basic-call/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    b.expect_success(&gw);
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["egress_peer"], "carrier-b");
+    assert_eq!(c["events"][0], "peer_transport_error");
+}
+
+#[test]
+fn hold_and_resume_with_reinvite() {
+    let (gw, tmp) = world();
+    let carrier = Sipp::uas(
+        "hold/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "hold/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
+
+#[test]
+fn inbound_call_from_carrier_to_pbx() {
+    // The carrier calls in (SIPp UAC on the carrier's address); the PBX answers.
+    let (gw, tmp) = world();
+    let pbx = Sipp::uas(
+        "basic-call/carrier.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+    );
+    let carrier = Sipp::uac(
+        "basic-call/phone.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+        gw.addr(),
+        "2001",
+    );
+    carrier.expect_success(&gw);
+    pbx.expect_success(&gw);
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["ingress_peer"], "carrier-a");
+    assert_eq!(c["egress_peer"], "pbx");
+}
+
+#[test]
+fn unknown_source_is_refused() {
+    let (gw, tmp) = world();
+    let stranger = Sipp::uac(
+        "unknown-source/phone.xml",
+        STRANGER_IP,
+        free_port(STRANGER_IP),
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    stranger.expect_success(&gw);
+    assert!(gw.cdrs().is_empty());
+}
+
+#[test]
+fn options_keepalive() {
+    let (gw, tmp) = world();
+    let ping = Sipp::uac(
+        "options/ping.xml",
+        STRANGER_IP,
+        free_port(STRANGER_IP),
+        tmp.path(),
+        gw.addr(),
+        "ping",
+    );
+    ping.expect_success(&gw);
+}
+
+#[test]
+fn sigterm_writes_cdrs_and_exits_cleanly() {
+    let (mut gw, _tmp) = world();
+    assert!(gw.stop().success(), "log:\n{}", gw.log());
+    assert!(gw.log().contains("trunkgate stopped"));
+}
