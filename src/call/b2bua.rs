@@ -57,6 +57,15 @@ impl LocalAddrs {
         format!("{host}:{}", self.port(t))
     }
 
+    /// Whether a Via names us (the advertised host, on one of our ports when it has one).
+    pub fn is_ours(&self, via: &crate::sip::ViaInfo) -> bool {
+        let host = via.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case(self.host.trim_start_matches('[').trim_end_matches(']'))
+            && via
+                .port
+                .is_none_or(|p| Some(p) == self.udp_port || Some(p) == self.tcp_port)
+    }
+
     /// Our Via for a request sent over `t`. `rport` asks the peer to answer where we sent from.
     pub fn via(&self, t: Transport, branch: &str) -> String {
         format!(
@@ -195,15 +204,21 @@ impl B2bua {
         let msg = match msg {
             Message::Request(mut req) => {
                 if let Err(why) = validate_request(&req) {
-                    self.reject_malformed(&req, source, why);
+                    let status = if req.version_supported() { 400 } else { 505 };
+                    self.reject_malformed(&req, source, status, why);
                     return;
                 }
                 req.stamp_received(source.addr);
                 Message::Request(req)
             }
             Message::Response(resp) => {
-                if resp.cseq().is_none() || resp.top_via().is_none() {
+                let Some(via) = resp.top_via().filter(|_| resp.cseq().is_some()) else {
                     debug!(%source, "dropping response without usable Via/CSeq");
+                    return;
+                };
+                // RFC 3261 §18.1.2: a response whose top Via is not ours is not for us.
+                if !self.local.is_ours(&via) {
+                    debug!(%source, via = %via.host, "dropping response whose top Via is not ours");
                     return;
                 }
                 Message::Response(resp)
@@ -316,15 +331,20 @@ impl B2bua {
         }
     }
 
-    /// A request too broken for a transaction: answer 400 statelessly when possible.
-    fn reject_malformed(&mut self, req: &Request, source: Target, why: &'static str) {
+    /// A request too broken for a transaction: answer 400 (505 for another SIP version)
+    /// statelessly when possible.
+    fn reject_malformed(&mut self, req: &Request, source: Target, status: u16, why: &'static str) {
         warn!(%source, "malformed {}: {why}", req.method());
         if req.method() == Method::Ack || req.top_via().is_none() {
             return;
         }
         let tag = self.ids.tag();
-        let reason = format!("Bad Request ({why})");
-        if let Ok(resp) = build_response(req, 400, &reason, Some(&tag), &[]) {
+        let reason = if status == 505 {
+            "Version Not Supported".to_string()
+        } else {
+            format!("Bad Request ({why})")
+        };
+        if let Ok(resp) = build_response(req, status, &reason, Some(&tag), &[]) {
             self.actions.push(Action::Send {
                 target: source,
                 msg: Message::Response(resp),
@@ -424,7 +444,26 @@ impl B2bua {
 
 /// Checks RFC 3261 §8.2 asks of every request before anything else looks at it.
 fn validate_request(req: &Request) -> Result<(), &'static str> {
+    if !req.version_supported() {
+        return Err("SIP version not supported");
+    }
     let via = req.top_via().ok_or("missing or malformed Via")?;
+    if req.uri_has_headers() {
+        return Err("Request-URI must not carry headers");
+    }
+    if let Some(date) = req.header(&Hdr::named("Date"))
+        && !crate::sip::is_sip_date(&date)
+    {
+        return Err("Date must be an RFC 1123 date in GMT");
+    }
+    for contact in req.header_lines(&Hdr::CONTACT) {
+        for c in crate::sip::split_header_list(&contact) {
+            // RFC 3261 §20: a URI with ',', '?' or ';' must be in <> (else it is misread).
+            if !c.contains('<') && c.trim() != "*" && c.contains('?') {
+                return Err("Contact URI with headers must be enclosed in <>");
+            }
+        }
+    }
     if via.branch.is_none() && req.cseq().is_none() {
         return Err("missing or malformed CSeq");
     }

@@ -484,7 +484,7 @@ impl B2bua {
             out.push_header(&Hdr::ALLOW, super::b2bua::ALLOW)?;
         }
         out.copy_headers_except(from.headers_raw(), &PER_LEG_HEADERS);
-        for h in &REHOSTED_HEADERS {
+        for h in REHOSTED_HEADERS.iter() {
             for v in from.header_lines(h) {
                 out.push_header(h, rehost_address(&v, &self.local.host))?;
             }

@@ -73,7 +73,7 @@ pub fn explain_invite(
     if let (Some(Ok(a)), Some(b)) = (req.max_forwards(), out.header(&Hdr::MAX_FORWARDS)) {
         notes.push(format!("Max-Forwards: {a} -> {b}"));
     }
-    for h in &REHOSTED_HEADERS {
+    for h in REHOSTED_HEADERS.iter() {
         for (a, b) in req.header_lines(h).iter().zip(out.header_lines(h)) {
             if *a != b {
                 notes.push(format!("{}: {a} -> {b} (host hidden)", h.as_str()));

@@ -79,7 +79,7 @@ pub(super) fn copy_end_to_end(
     host: &str,
 ) -> Result<(), SipError> {
     out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
-    for h in &REHOSTED_HEADERS {
+    for h in REHOSTED_HEADERS.iter() {
         for v in src.header_lines(h) {
             out.push_header(h, rehost_address(&v, host))?;
         }

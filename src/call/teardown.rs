@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::b2bua::{B2bua, ClientPurpose};
 use super::state::{Call, CallState, EndInfo};
@@ -44,7 +44,7 @@ impl B2bua {
         call.end = Some(info);
         self.clear_call_timer(r, CallTimer::Ring);
         let cdr = self.build_cdr(call);
-        info!(
+        debug!(
             call_id = %cdr.call_id,
             tag = ?cdr.call_tag,
             status = cdr.status,

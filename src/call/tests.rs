@@ -373,7 +373,7 @@ fn basic_call_bye_from_caller_and_topology_hiding() {
     assert!(!head.contains("alice1"), "caller tag leaked:\n{head}");
     assert_eq!(inv.uri(), "sip:+8610123@ims.example.com");
     assert_eq!(
-        inv.header(&Hdr::other("X-Custom")).as_deref(),
+        inv.header(&Hdr::named("X-Custom")).as_deref(),
         Some("keep me")
     );
     assert_eq!(

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::Event;
-use crate::sip::{Target, parse_datagram};
+use crate::sip::{Target, bad_request_for_unparseable, parse_datagram};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -56,7 +56,20 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Ev
                     }
                 }
             }
-            Err(e) => warn!(%src, error = %e, "malformed SIP datagram dropped"),
+            Err(e) => {
+                // Answer 400 if the raw text still holds what a response needs.
+                let why = match &e {
+                    crate::sip::SipError::Parse(m) | crate::sip::SipError::TooLarge(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                match bad_request_for_unparseable(data, &why) {
+                    Some(resp) => {
+                        warn!(%src, error = %e, "unparseable SIP request answered 400");
+                        let _ = sock.try_send_to(&resp, src);
+                    }
+                    None => warn!(%src, error = %e, "malformed SIP datagram dropped"),
+                }
+            }
         }
     }
 }

@@ -4,51 +4,57 @@
 //! from the other leg (identity headers) passes through here so that a host part naming the
 //! other side's network is replaced by a host that belongs to the gateway or the peer.
 
+use std::sync::LazyLock;
+
 use crate::sip::{Hdr, split_header_list};
 
 /// Headers a B2BUA must never copy from one leg to the other: they belong to one dialog,
 /// one transaction or one hop, or they name hosts of the other side.
-pub static PER_LEG_HEADERS: [Hdr; 31] = [
-    Hdr::VIA,
-    Hdr::ROUTE,
-    Hdr::RECORD_ROUTE,
-    Hdr::CONTACT,
-    Hdr::FROM,
-    Hdr::TO,
-    Hdr::CALL_ID,
-    Hdr::CSEQ,
-    Hdr::MAX_FORWARDS,
-    Hdr::CONTENT_LENGTH,
-    Hdr::CONTENT_TYPE,
-    Hdr::AUTHORIZATION,
-    Hdr::PROXY_AUTHORIZATION,
-    Hdr::REQUIRE,
-    Hdr::PROXY_REQUIRE,
-    Hdr::SUPPORTED,
-    Hdr::UNSUPPORTED,
-    Hdr::ALLOW,
-    Hdr::RSEQ,
-    Hdr::RACK,
-    Hdr::PATH,
-    Hdr::HISTORY_INFO,
-    Hdr::P_ASSERTED_IDENTITY,
-    Hdr::P_PREFERRED_IDENTITY,
-    Hdr::other("Diversion"),
-    Hdr::other("Remote-Party-ID"),
-    Hdr::other("P-Charging-Vector"),
-    Hdr::other("P-Visited-Network-ID"),
-    Hdr::WARNING,
-    Hdr::other("Proxy-Authenticate"),
-    Hdr::other("WWW-Authenticate"),
-];
+pub static PER_LEG_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
+    vec![
+        Hdr::VIA,
+        Hdr::ROUTE,
+        Hdr::RECORD_ROUTE,
+        Hdr::CONTACT,
+        Hdr::FROM,
+        Hdr::TO,
+        Hdr::CALL_ID,
+        Hdr::CSEQ,
+        Hdr::MAX_FORWARDS,
+        Hdr::CONTENT_LENGTH,
+        Hdr::CONTENT_TYPE,
+        Hdr::AUTHORIZATION,
+        Hdr::PROXY_AUTHORIZATION,
+        Hdr::REQUIRE,
+        Hdr::PROXY_REQUIRE,
+        Hdr::SUPPORTED,
+        Hdr::UNSUPPORTED,
+        Hdr::ALLOW,
+        Hdr::RSEQ,
+        Hdr::RACK,
+        Hdr::PATH,
+        Hdr::HISTORY_INFO,
+        Hdr::P_ASSERTED_IDENTITY,
+        Hdr::P_PREFERRED_IDENTITY,
+        Hdr::named("Diversion"),
+        Hdr::named("Remote-Party-ID"),
+        Hdr::named("P-Charging-Vector"),
+        Hdr::named("P-Visited-Network-ID"),
+        Hdr::WARNING,
+        Hdr::named("Proxy-Authenticate"),
+        Hdr::named("WWW-Authenticate"),
+    ]
+});
 
 /// Identity headers that are copied with their host parts replaced.
-pub static REHOSTED_HEADERS: [Hdr; 4] = [
-    Hdr::P_ASSERTED_IDENTITY,
-    Hdr::P_PREFERRED_IDENTITY,
-    Hdr::other("Diversion"),
-    Hdr::other("Remote-Party-ID"),
-];
+pub static REHOSTED_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
+    vec![
+        Hdr::P_ASSERTED_IDENTITY,
+        Hdr::P_PREFERRED_IDENTITY,
+        Hdr::named("Diversion"),
+        Hdr::named("Remote-Party-ID"),
+    ]
+});
 
 /// Replace the host (and port) of a `sip:`/`sips:` URI; other schemes (tel:) pass unchanged.
 /// `sip:+8610@10.0.0.5:5070;user=phone` with `gw.example` gives `sip:+8610@gw.example;user=phone`.

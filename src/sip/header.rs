@@ -38,9 +38,10 @@ impl Hdr {
     pub const ACCEPT: Hdr = Hdr(HeaderName::Accept);
     pub const EVENT: Hdr = Hdr(HeaderName::Event);
 
-    /// A header sipx has no name for (`Diversion`, `X-…`). `name` must be a token.
-    pub const fn other(name: &'static str) -> Hdr {
-        Hdr(HeaderName::Other(Bytes::from_static(name.as_bytes())))
+    /// Any header by name (`Diversion`, `Date`, `X-…`): resolved the way the parser resolves
+    /// names, so a known header given by name still matches its parsed form.
+    pub fn named(name: &'static str) -> Hdr {
+        Hdr(HeaderName::parse(&Bytes::from_static(name.as_bytes())))
     }
 
     /// The canonical spelling.
@@ -52,5 +53,21 @@ impl Hdr {
 impl PartialEq for Hdr {
     fn eq(&self, other: &Self) -> bool {
         self.0 == other.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_headers_match_parsed_ones() {
+        assert_eq!(Hdr::named("Date"), Hdr(HeaderName::Date));
+        assert_eq!(Hdr::named("t"), Hdr::TO);
+        assert_eq!(
+            Hdr::named("www-authenticate"),
+            Hdr(HeaderName::WwwAuthenticate)
+        );
+        assert_eq!(Hdr::named("Diversion"), Hdr::named("DIVERSION"));
     }
 }

@@ -408,6 +408,16 @@ impl Request {
         })
     }
 
+    /// Whether the request is SIP/2.0 (anything else gets 505).
+    pub fn version_supported(&self) -> bool {
+        self.0.version.is_supported()
+    }
+
+    /// Whether the Request-URI carries `?headers`, which RFC 3261 §19.1.1 forbids there.
+    pub fn uri_has_headers(&self) -> bool {
+        self.0.uri.has_headers()
+    }
+
     /// The Request-URI's scheme in lower case (`sip`, `sips`, `tel`, …).
     pub fn uri_scheme(&self) -> String {
         let u = self.uri();
@@ -463,8 +473,14 @@ impl Response {
         if let Some(tag) = to_tag
             && resp.to_tag().is_none()
             && let Some(to) = resp.header(&Hdr::TO)
+            && resp
+                .set_header(&Hdr::TO, format!("{to};tag={tag}"))
+                .is_err()
         {
-            resp.set_header(&Hdr::TO, format!("{to};tag={tag}"))?;
+            // sipx's header builder refuses a NUL byte anywhere, but RFC 3261 §25.1 allows
+            // one as a quoted-pair inside a display name (RFC 4475 §3.1.1.2). Such a To can
+            // only be tagged by editing the wire form and parsing it again.
+            resp = splice_to_tag(&resp, tag)?;
         }
         Ok(resp)
     }
@@ -490,9 +506,85 @@ impl Response {
     }
 }
 
+/// Append `;tag=` to the To header of a serialized response and parse it back.
+fn splice_to_tag(resp: &Response, tag: &str) -> Result<Response, SipError> {
+    let wire = resp.to_bytes();
+    let head_end = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| SipError::Build("response without header terminator".into()))?;
+    let (head, rest) = wire.split_at(head_end);
+    let mut lines: Vec<Vec<u8>> = head.split(|&b| b == b'\n').map(|l| l.to_vec()).collect();
+    let is_to = |l: &[u8]| {
+        let name: Vec<u8> = l.iter().take_while(|&&b| b != b':').copied().collect();
+        let name = String::from_utf8_lossy(&name).trim().to_ascii_lowercase();
+        name == "to" || name == "t"
+    };
+    let start = lines
+        .iter()
+        .position(|l| is_to(l))
+        .ok_or(SipError::MissingHeader("To"))?;
+    let mut last = start;
+    while lines
+        .get(last + 1)
+        .is_some_and(|l| matches!(l.first(), Some(b' ' | b'\t')))
+    {
+        last += 1;
+    }
+    if let Some(line) = lines.get_mut(last) {
+        let cr = line.last() == Some(&b'\r');
+        if cr {
+            line.pop();
+        }
+        line.extend_from_slice(format!(";tag={tag}").as_bytes());
+        if cr {
+            line.push(b'\r');
+        }
+    }
+    let mut out = lines.join(&b'\n');
+    out.extend_from_slice(rest);
+    match Message::from_sipx(
+        sipx::parse_datagram(Bytes::from(out), &Limits::stream()).map_err(SipError::from_parse)?,
+    ) {
+        Message::Response(r) => Ok(r),
+        Message::Request(_) => Err(SipError::Build(
+            "spliced response parsed as a request".into(),
+        )),
+    }
+}
+
 pub(crate) fn parse_uri(uri: &str) -> Result<sipx::Uri, SipError> {
     sipx::Uri::parse(Bytes::copy_from_slice(uri.as_bytes())).map_err(|e| SipError::BadUri {
         uri: uri.to_string(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: sipx's builder refuses NUL even inside a quoted-pair (RFC 4475 §3.1.1.2).
+    #[test]
+    fn to_tag_is_added_even_when_to_carries_an_escaped_nul() {
+        let raw = b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: \"NUL:\\\x00 x\" <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let Message::Request(req) = parse_datagram(Bytes::from_static(raw), 65535).unwrap() else {
+            panic!("request expected");
+        };
+        let resp = Response::to_request(&req, 405, "Method Not Allowed", Some("gw1")).unwrap();
+        assert_eq!(resp.to_tag().as_deref(), Some("gw1"));
+        let wire = resp.to_bytes();
+        assert!(wire.windows(3).any(|w| w == b"\\\x00 "), "escaped NUL kept");
+    }
+
+    #[test]
+    fn to_tag_on_a_folded_to() {
+        let raw = b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTO :\r\n <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let Message::Request(req) = parse_datagram(Bytes::from_static(raw), 65535).unwrap() else {
+            panic!("request expected");
+        };
+        let resp = Response::to_request(&req, 200, "OK", Some("t9")).unwrap();
+        assert_eq!(resp.to_tag().as_deref(), Some("t9"));
+        assert_eq!(resp.to_uri().as_deref(), Some("sip:a@example.com"));
+    }
 }

@@ -5,18 +5,22 @@
 //! touching call logic. Parsed messages keep their wire bytes: headers we do not edit are
 //! forwarded exactly as they arrived.
 
+mod date;
 mod error;
 mod header;
 mod message;
+mod reject;
 mod split;
 mod status;
 mod transport;
 mod uri;
 mod via;
 
+pub use date::is_sip_date;
 pub use error::SipError;
 pub use header::Hdr;
 pub use message::{Message, Method, Request, Response, StreamFramer, parse_datagram};
+pub use reject::bad_request_for_unparseable;
 pub use split::split_header_list;
 pub use status::reason_phrase;
 pub use transport::{ConnId, Target, Transport};

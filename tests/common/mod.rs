@@ -177,6 +177,23 @@ impl Gateway {
         }
     }
 
+    /// Wait until at least `n` CDRs exist.
+    pub fn wait_cdrs_at_least(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.cdrs();
+            if c.len() >= n {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} CDRs: {c:#?}\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> ExitStatus {
         let _ = Command::new("kill")

@@ -1,0 +1,106 @@
+//! A 400 for a request the parser could not read at all (a Content-Length beyond the datagram,
+//! a broken request line). The response needs only the headers RFC 3261 §8.2.6.2 copies, so
+//! they are picked out of the raw text line by line; if any is missing, nothing is sent.
+
+use bytes::Bytes;
+
+/// The 400 to send back for an unparseable request, or `None` when no well-formed response
+/// is possible (a response, an ACK, or a required header missing).
+pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = std::str::from_utf8(raw.get(..head_end)?).ok()?;
+    let mut lines = head.split("\r\n");
+    let start = lines.next()?;
+    if start.starts_with("SIP/") || start.split_whitespace().next()? == "ACK" {
+        return None;
+    }
+    // Unfold continuation lines into their header.
+    let mut headers: Vec<String> = Vec::new();
+    for l in lines {
+        if l.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.push(' ');
+                last.push_str(l.trim());
+            }
+        } else {
+            headers.push(l.to_string());
+        }
+    }
+    let name_of = |h: &str| {
+        h.split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    let pick = |long: &str, short: &str| -> Vec<String> {
+        headers
+            .iter()
+            .filter(|h| {
+                let n = name_of(h);
+                n == long || n == short
+            })
+            .cloned()
+            .collect()
+    };
+    let vias = pick("via", "v");
+    let from = pick("from", "f");
+    let to = pick("to", "t");
+    let call_id = pick("call-id", "i");
+    let cseq = pick("cseq", "");
+    if vias.is_empty() || from.len() != 1 || to.len() != 1 || call_id.len() != 1 || cseq.len() != 1
+    {
+        return None;
+    }
+    let reason: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
+    let mut out = format!("SIP/2.0 400 Bad Request ({reason})\r\n");
+    for v in &vias {
+        out.push_str(v);
+        out.push_str("\r\n");
+    }
+    out.push_str(&from[0]);
+    out.push_str("\r\n");
+    out.push_str(&to[0]);
+    if !to[0].to_ascii_lowercase().contains("tag=") {
+        out.push_str(";tag=400-unparseable");
+    }
+    out.push_str("\r\n");
+    out.push_str(&call_id[0]);
+    out.push_str("\r\n");
+    out.push_str(&cseq[0]);
+    out.push_str("\r\nContent-Length: 0\r\n\r\n");
+    Some(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_a_request_with_a_bad_content_length() {
+        let raw = b"INVITE sip:u@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nt: <sip:u@example.com>\r\nFrom: <sip:c@example.net>;tag=9\r\nCall-ID: x\r\nCSeq: 8\r\n INVITE\r\nContent-Length: 9999\r\n\r\nv=0\r\n";
+        let r = bad_request_for_unparseable(raw, "Content-Length exceeds the datagram").unwrap();
+        let text = String::from_utf8_lossy(&r);
+        assert!(
+            text.starts_with("SIP/2.0 400 Bad Request (Content-Length exceeds the datagram)\r\n")
+        );
+        assert!(text.contains("\r\nt: <sip:u@example.com>;tag=400-unparseable\r\n"));
+        assert!(text.contains("\r\nCSeq: 8 INVITE\r\n"));
+        assert!(crate::sip::parse_datagram(r.clone(), 65535).is_ok());
+    }
+
+    #[test]
+    fn never_answers_acks_responses_or_headerless_junk() {
+        assert!(
+            bad_request_for_unparseable(b"SIP/2.0 4294967301 x\r\nVia: a\r\n\r\n", "x").is_none()
+        );
+        assert!(bad_request_for_unparseable(b"ACK sip:x SIP/2.0\r\nVia: a\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 ACK\r\n\r\n", "x").is_none());
+        assert!(bad_request_for_unparseable(b"\x00\x01garbage", "x").is_none());
+        assert!(
+            bad_request_for_unparseable(b"INVITE sip:x SIP/2.0\r\nFrom: a\r\n\r\n", "x").is_none()
+        );
+    }
+}
