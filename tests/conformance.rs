@@ -265,3 +265,35 @@ fn sigterm_writes_cdrs_and_exits_cleanly() {
     assert!(gw.stop().success(), "log:\n{}", gw.log());
     assert!(gw.log().contains("trunkgate stopped"));
 }
+
+#[test]
+fn cdrs_survive_a_crash() {
+    // A call ends, then the process dies without any chance to flush (SIGKILL).
+    let (mut gw, tmp) = world();
+    let carrier = Sipp::uas(
+        "busy/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "busy/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    let c = gw.cdrs();
+    assert_eq!(
+        c.len(),
+        1,
+        "the CDR of a call that ended over a second ago is on disk"
+    );
+    assert_eq!(c[0]["call_tag"], "callee_reject");
+}

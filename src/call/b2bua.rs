@@ -106,6 +106,7 @@ pub struct Stats {
     pub server_txns: usize,
     pub txn_map_client: usize,
     pub txn_map_server: usize,
+    pub txn_map_calls: usize,
 }
 
 /// The sans-IO B2BUA core.
@@ -123,6 +124,9 @@ pub struct B2bua {
     /// Server transactions that belong to a call (for CANCEL and cleanup).
     pub(super) server_txns: HashMap<TxnId, (CallRef, Side)>,
     pub(super) client_txns: HashMap<TxnId, (CallRef, ClientPurpose)>,
+    /// Every transaction id a call registered above, so releasing a call costs its own
+    /// size and not a scan of every transaction in flight.
+    pub(super) call_txns: HashMap<CallRef, Vec<TxnId>>,
     pub(super) ids: IdGen,
     wall_base: (Instant, SystemTime),
     pub(super) actions: Vec<Action>,
@@ -150,6 +154,7 @@ impl B2bua {
             dialogs: HashMap::new(),
             server_txns: HashMap::new(),
             client_txns: HashMap::new(),
+            call_txns: HashMap::new(),
             ids: IdGen::new(seed),
             wall_base: (now, wall_now),
             actions: Vec::new(),
@@ -187,6 +192,7 @@ impl B2bua {
             server_txns: s,
             txn_map_client: self.client_txns.len(),
             txn_map_server: self.server_txns.len(),
+            txn_map_calls: self.call_txns.len(),
         }
     }
 
@@ -432,7 +438,14 @@ impl B2bua {
     ) -> Option<TxnId> {
         let id = self.txn.send_request(req, target, now, &mut self.txn_out)?;
         self.client_txns.insert(id.clone(), (r, purpose));
+        self.call_txns.entry(r).or_default().push(id.clone());
         Some(id)
+    }
+
+    /// Note that server transaction `id` belongs to leg `side` of call `r`.
+    pub(super) fn register_server_txn(&mut self, id: &TxnId, r: CallRef, side: Side) {
+        self.server_txns.insert(id.clone(), (r, side));
+        self.call_txns.entry(r).or_default().push(id.clone());
     }
 
     pub(super) fn new_call_ref(&mut self) -> CallRef {

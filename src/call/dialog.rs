@@ -30,7 +30,7 @@ impl B2bua {
             self.respond(now, &id, &req, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         };
-        self.server_txns.insert(id.clone(), (r, side));
+        self.register_server_txn(&id, r, side);
         self.in_dialog(now, r, &mut call, side, id, req);
         self.put_back(r, call);
     }

@@ -158,7 +158,7 @@ impl B2bua {
             (call.a.call_id.clone(), call.a.local_tag.clone()),
             (r, Side::A),
         );
-        self.server_txns.insert(id.clone(), (r, Side::A));
+        self.register_server_txn(&id, r, Side::A);
         // Answer 100 at once: the caller stops retransmitting while we reach the callee.
         if let Ok(trying) = build_response(&req, 100, "Trying", None, &[]) {
             self.txn.send_response(&id, trying, now, &mut self.txn_out);

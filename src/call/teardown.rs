@@ -120,8 +120,10 @@ impl B2bua {
         }
         // Transactions still absorbing retransmissions outlive the call; their results
         // find no call and are dropped.
-        self.server_txns.retain(|_, (cr, _)| *cr != r);
-        self.client_txns.retain(|_, (cr, _)| *cr != r);
+        for id in self.call_txns.remove(&r).unwrap_or_default() {
+            self.server_txns.remove(&id);
+            self.client_txns.remove(&id);
+        }
     }
 
     /// A response to one of our client transactions.
@@ -197,6 +199,16 @@ impl B2bua {
             CallTimer::AckTimeout(side) => self.on_ack_timeout(now, r, &mut call, side),
             CallTimer::Linger => {
                 warn!(call_id = %call.a.call_id, open = call.open_client, "released call still had open transactions; dropping it");
+                // RFC 3261 §9.1: an INVITE that got no final answer within 64*T1 of our
+                // CANCEL is over. Its transaction has no timer left in Proceeding, so end it.
+                if let Some(att) = call.attempt.as_mut()
+                    && !att.final_received
+                {
+                    att.final_received = true;
+                    let txn = att.txn.clone();
+                    self.client_txns.remove(&txn);
+                    self.txn.on_transport_error(&txn, now, &mut self.txn_out);
+                }
                 call.open_client = 0;
                 if call.end.is_none() {
                     self.end_call(

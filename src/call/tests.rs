@@ -351,7 +351,11 @@ fn assert_idle(h: &mut H) {
     assert_eq!(s.calls, 0, "{s:?}");
     assert_eq!(s.dialogs, 0, "{s:?}");
     assert_eq!((s.client_txns, s.server_txns), (0, 0), "{s:?}");
-    assert_eq!((s.txn_map_client, s.txn_map_server), (0, 0), "{s:?}");
+    assert_eq!(
+        (s.txn_map_client, s.txn_map_server, s.txn_map_calls),
+        (0, 0, 0),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -1025,4 +1029,24 @@ fn shutdown_releases_calls_with_cdrs() {
     let tags: Vec<CallTag> = h.cdrs.iter().map(|c| c.call_tag).collect();
     assert_eq!(tags, vec![CallTag::Shutdown; 3]);
     assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}
+
+#[test]
+fn cancel_never_answered_is_given_up_without_leaks() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c20", "z9hG4bKc20", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t20", &[], None));
+    h.recv(PHONE, "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc20;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c20\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
+    // The carrier answers neither the CANCEL nor the INVITE, ever.
+    assert_eq!(h.cdrs.len(), 1);
+    h.advance(Duration::from_secs(120));
+    let s = h.core.stats();
+    assert_eq!(s.calls, 0, "{s:?}");
+    assert_eq!((s.client_txns, s.server_txns), (0, 0), "{s:?}");
+    assert_eq!(
+        (s.txn_map_client, s.txn_map_server, s.txn_map_calls),
+        (0, 0, 0),
+        "{s:?}"
+    );
 }

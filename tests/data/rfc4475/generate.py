@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Writes the RFC 4475 section 3.1.1 (valid) and 3.1.2 (invalid) torture messages as wire bytes.
 
-Each message is written out from the RFC's description of what it tests, keeping the feature
-under test exact (folding, compact forms, escapes, odd characters, bad lengths, bad versions).
+Provenance: the RFC text could not be fetched from this workplace, so these messages were
+written by hand from our knowledge of RFC 4475. Each keeps, exactly, the feature or defect its
+section tests (folding, compact forms, escapes, NUL/BEL/DEL in quoted-pairs, UTF-8, lengths,
+versions, ...); incidental bytes (some header values, the binary part of 3.1.1.11, the SDP
+bodies) may differ from the RFC's. Compare against the RFC text when it is at hand.
 Lines end in CRLF. Run from anywhere; it rewrites valid/, invalid/ and MANIFEST.tsv next to it.
 """
 import os
