@@ -99,8 +99,9 @@ fn main() -> ExitCode {
 }
 
 fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the core is single-owner state anyway, and handing every packet from a
+    // reader thread to the core thread cost more in wakeups than parsing it (BENCHMARKS.md).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;

@@ -1,7 +1,7 @@
 //! The dispatcher: messages and timers in, actions out. Finds the call a message belongs to
 //! and answers what belongs to no call (OPTIONS keepalives, strays, malformed requests).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -149,12 +149,12 @@ impl B2bua {
             timers,
             txn: TxnLayer::new(timers),
             txn_out: Vec::new(),
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             next_ref: 1,
-            dialogs: HashMap::new(),
-            server_txns: HashMap::new(),
-            client_txns: HashMap::new(),
-            call_txns: HashMap::new(),
+            dialogs: HashMap::default(),
+            server_txns: HashMap::default(),
+            client_txns: HashMap::default(),
+            call_txns: HashMap::default(),
             ids: IdGen::new(seed),
             wall_base: (now, wall_now),
             actions: Vec::new(),

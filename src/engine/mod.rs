@@ -61,9 +61,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     for l in &cfg.listen {
         match l.transport {
             Transport::Udp => {
-                let sock = UdpSocket::bind(l.addr)
-                    .await
-                    .with_context(|| format!("cannot bind udp:{}", l.addr))?;
+                let sock =
+                    udp::bind(l.addr).with_context(|| format!("cannot bind udp:{}", l.addr))?;
                 let sock = Arc::new(sock);
                 tokio::spawn(udp::reader(sock.clone(), cfg.max_message_bytes, tx.clone()));
                 udp_socks.push(sock);

@@ -1,7 +1,9 @@
 //! The engine's timer store: deadlines for the core's timers, ordered, re-armable and
 //! cancellable by id. One task owns it; no tokio timer per SIP timer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::time::Instant;
 
 use crate::call::TimerId;

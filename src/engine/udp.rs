@@ -13,6 +13,26 @@ use crate::sip::{Target, bad_request_for_unparseable, parse_datagram};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// Socket buffers for SIP over UDP. The default (about 200 KiB) overflows in the bursts a
+/// busy trunk sends (a timer sweep, a reconnecting PBX); the kernel caps this at
+/// net.core.rmem_max / wmem_max.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Bind a non-blocking UDP socket with large buffers.
+pub(super) fn bind(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER) {
+        warn!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER) {
+        warn!(error = %e, "cannot enlarge the UDP send buffer");
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
+}
+
 /// Receive, parse, hand to the core. Malformed datagrams are logged and dropped here:
 /// nothing that cannot be parsed can be answered.
 pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Event>) {

@@ -5,7 +5,7 @@
 //! transaction's messages go, turning relative timers into deadlines from the caller's `now`,
 //! and exposing only our own types upward.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::time::{Duration, Instant};
 
 use sipx_sip::transaction::Output;
@@ -92,7 +92,7 @@ impl TxnLayer {
                 t2: timers.t2,
                 t4: timers.t4,
             }),
-            targets: HashMap::new(),
+            targets: HashMap::default(),
         }
     }
 
