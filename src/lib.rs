@@ -9,5 +9,6 @@ pub mod cdr;
 pub mod config;
 pub mod engine;
 pub mod interop;
+pub mod sdp;
 pub mod sip;
 pub mod txn;

@@ -95,6 +95,8 @@ pub(super) enum ClientPurpose {
     Bye(Side),
     /// A request relayed from the other leg (re-INVITE, UPDATE, INFO, …).
     Relay,
+    /// Our PRACK for a reliable provisional from the callee.
+    Prack,
 }
 
 /// Counters for tests and health checks.

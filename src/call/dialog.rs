@@ -6,12 +6,13 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 use super::b2bua::{B2bua, ClientPurpose, build_response};
-use super::outbound::copy_end_to_end;
+use super::outbound::{body_for, copy_end_to_end, identity_header};
 use super::state::{Call, CallState, EndInfo, Relayed};
 use super::{CallRef, CallTimer, Side};
 use crate::cdr::CallTag;
+use crate::config::Profile;
 use crate::interop::causes::Q850Cause;
-use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, rehost_address};
+use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS};
 use crate::sip::{Hdr, Message, Method, Request, Response, SipError};
 use crate::txn::TxnId;
 
@@ -67,8 +68,9 @@ impl B2bua {
                 // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
                 self.respond_in_dialog(now, &id, &req, 491, "Request Pending");
             }
+            // PRACKs are answered on the leg they arrive on, never relayed.
+            Method::Prack if side == Side::A => self.on_prack_from_caller(now, r, call, id, req),
             Method::Prack => {
-                // Reliable provisionals arrive with the interop profiles; we never send them yet.
                 self.respond_in_dialog(now, &id, &req, 481, "Call/Transaction Does Not Exist");
             }
             _ => self.relay_request(now, r, call, side, id, req),
@@ -90,7 +92,13 @@ impl B2bua {
         }
         let (cause, cause_source, reason_sip) =
             super::teardown::bye_cause(&req.header_lines(&Hdr::REASON));
-        let reason_hdr = req.header(&Hdr::REASON);
+        // Toward the other leg: the caller's Reason values, or normal clearing when it gave none.
+        let reason_lines = req.header_lines(&Hdr::REASON);
+        let reason_hdr = Some(if reason_lines.is_empty() {
+            crate::interop::causes::reason_header(Q850Cause::NORMAL_CLEARING)
+        } else {
+            reason_lines.join(", ")
+        });
         let tag = match side {
             Side::A => CallTag::CallerBye,
             Side::B => CallTag::CalleeBye,
@@ -151,6 +159,8 @@ impl B2bua {
         side: Side,
         reason: Option<String>,
     ) {
+        // The receiving peer's profile decides whether it hears a Reason at all.
+        let reason = reason.filter(|_| call.profile(side).is_none_or(|p| p.causes.send_reason));
         let Some(leg) = call.leg_mut(side) else {
             return;
         };
@@ -191,6 +201,7 @@ impl B2bua {
         cseq: u32,
         body: Option<(bytes::Bytes, Option<String>)>,
     ) {
+        let profile = call.profile(side).cloned();
         let Some(leg) = call.leg(side) else { return };
         let target = leg.target;
         let built = leg
@@ -199,6 +210,10 @@ impl B2bua {
                 if let Some((b, ct)) = body
                     && !b.is_empty()
                 {
+                    let b = match &profile {
+                        Some(p) => body_for(p, &b, ct.as_deref()),
+                        None => b,
+                    };
                     ack.set_body(b, ct.as_deref())?;
                 }
                 Ok(ack)
@@ -231,7 +246,11 @@ impl B2bua {
             self.respond_in_dialog(now, &id, &req, 491, "Request Pending");
             return;
         }
-        let host = self.local.host.clone();
+        let Some(profile) = call.profile(other).cloned() else {
+            self.respond_in_dialog(now, &id, &req, 491, "Request Pending");
+            return;
+        };
+        let local = self.local.clone();
         let mf = match req.max_forwards() {
             Some(Ok(n)) => n.saturating_sub(1),
             _ => 70,
@@ -245,13 +264,11 @@ impl B2bua {
             .and_then(|mut out| {
                 out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
                 out.remove_header(&Hdr::CONTENT_LENGTH);
-                copy_end_to_end(&mut out, &req, &host)?;
+                copy_end_to_end(&mut out, &req, &local, &profile)?;
                 out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
                 if !req.body().is_empty() {
-                    out.set_body(
-                        req.body().clone(),
-                        req.header(&Hdr::CONTENT_TYPE).as_deref(),
-                    )?;
+                    let ct = req.header(&Hdr::CONTENT_TYPE);
+                    out.set_body(body_for(&profile, req.body(), ct.as_deref()), ct.as_deref())?;
                 }
                 Ok(out)
             });
@@ -321,7 +338,11 @@ impl B2bua {
             .leg(rel.origin)
             .map(|l| l.local_tag.clone())
             .unwrap_or_default();
-        match self.relayed_response(&rel.origin_req, &resp, &tag) {
+        let Some(origin_peer) = call.profile(rel.origin).cloned() else {
+            self.put_back(r, call);
+            return;
+        };
+        match self.relayed_response(&rel.origin_req, &resp, &tag, &origin_peer) {
             Ok(out) => {
                 self.txn
                     .send_response(&rel.origin_txn, out.clone(), now, &mut self.txn_out);
@@ -468,6 +489,7 @@ impl B2bua {
         origin: &Request,
         from: &Response,
         our_tag: &str,
+        to_peer: &Profile,
     ) -> Result<Response, SipError> {
         let status = from.status();
         let mut out = Response::to_request(origin, status, &from.reason(), Some(our_tag))?;
@@ -486,15 +508,13 @@ impl B2bua {
         out.copy_headers_except(from.headers_raw(), &PER_LEG_HEADERS);
         for h in REHOSTED_HEADERS.iter() {
             for v in from.header_lines(h) {
-                out.push_header(h, rehost_address(&v, &self.local.host))?;
+                out.push_header(h, identity_header(&v, &self.local, to_peer))?;
             }
         }
         out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
         if !from.body().is_empty() {
-            out.set_body(
-                from.body().clone(),
-                from.header(&Hdr::CONTENT_TYPE).as_deref(),
-            )?;
+            let ct = from.header(&Hdr::CONTENT_TYPE);
+            out.set_body(body_for(to_peer, from.body(), ct.as_deref()), ct.as_deref())?;
         }
         Ok(out)
     }

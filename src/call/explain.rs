@@ -8,7 +8,9 @@ use super::b2bua::LocalAddrs;
 use super::ids::IdGen;
 use super::outbound::outbound_invite;
 use crate::config::{Config, PeerName};
+use crate::interop::prack::PrackMode;
 use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS};
+use crate::interop::uri::{UriPolicy, normalise_number};
 use crate::sip::{Hdr, Message, SipError, dialled_number, parse_datagram};
 
 /// The message as it would leave, and what was changed on the way.
@@ -48,13 +50,14 @@ pub fn explain_invite(
         }
         other => return Err(ExplainError::NotInitialInvite(other.summary())),
     };
+    let plain = UriPolicy::default();
     let number = dialled_number(&req.uri())
-        .map(|n| n.number)
+        .map(|n| normalise_number(&n, &plain))
         .ok_or_else(|| ExplainError::NoNumber(req.uri()))?;
     let caller = req
         .from_uri()
         .and_then(|u| dialled_number(&u))
-        .map(|n| n.number)
+        .map(|n| normalise_number(&n, &plain))
         .unwrap_or_else(|| "anonymous".into());
     let local = LocalAddrs::from_config(cfg);
     let mut ids = IdGen::new(0);
@@ -101,12 +104,34 @@ pub fn explain_invite(
             ));
         }
     }
-    if req.header_has_token(&Hdr::SUPPORTED, "100rel")
-        && !out.header_has_token(&Hdr::SUPPORTED, "100rel")
-    {
-        notes.push(
-            "Supported: 100rel removed (reliable provisionals are not offered to this peer)".into(),
-        );
+    notes.push(match profile.prack.mode {
+        PrackMode::Supported => "100rel: offered (Supported: 100rel); reliable 18x from this peer are PRACKed by the gateway".into(),
+        PrackMode::Required => "100rel: required (Require: 100rel); a 420 from this peer ends the attempt".into(),
+        PrackMode::Disabled => "100rel: not offered (no Supported/Require 100rel); a reliable 18x it sends anyway is PRACKed".into(),
+    });
+    if let Some(ptime) = profile.ptime {
+        let ct = req.header(&Hdr::CONTENT_TYPE);
+        let is_sdp = ct
+            .as_deref()
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"));
+        match crate::sdp::set_ptime(req.body(), ptime).filter(|_| is_sdp) {
+            Some(edit) => {
+                let before: Vec<String> = edit
+                    .before
+                    .iter()
+                    .map(|b| {
+                        b.clone()
+                            .map(|v| format!("a=ptime:{v}"))
+                            .unwrap_or_else(|| "no a=ptime".into())
+                    })
+                    .collect();
+                notes.push(format!(
+                    "SDP: {} -> a=ptime:{ptime} (other SDP lines unchanged)",
+                    before.join(", ")
+                ));
+            }
+            None => notes.push(format!("SDP: no audio SDP to set a=ptime:{ptime} in")),
+        }
     }
     notes.push(format!("sent to {} ({})", profile.address, profile.name));
     Ok(Explained {

@@ -22,6 +22,11 @@ impl IdGen {
             .collect()
     }
 
+    /// A random number (RSeq starting points and the like).
+    pub fn number(&mut self) -> u32 {
+        self.rng.random()
+    }
+
     /// A From/To tag (RFC 3261 §19.3: at least 32 bits of randomness).
     pub fn tag(&mut self) -> String {
         self.hex(12)

@@ -9,6 +9,7 @@ mod explain;
 mod ids;
 mod leg;
 mod outbound;
+mod reliable;
 mod setup;
 mod state;
 mod teardown;
@@ -52,6 +53,8 @@ pub enum CallTimer {
     Retransmit2xx(Side),
     /// No ACK for our 2xx within 64·T1.
     AckTimeout(Side),
+    /// Retransmit our reliable provisional to the caller until its PRACK (RFC 3262 §3).
+    Rel1xx,
     /// Safety net: a call still cleaning up after this long is dropped.
     Linger,
 }

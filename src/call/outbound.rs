@@ -5,11 +5,17 @@
 use super::b2bua::{ALLOW, LocalAddrs};
 use super::ids::IdGen;
 use super::leg::Leg;
-use crate::config::Profile;
-use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, rehost_address};
-use crate::sip::{Hdr, Method, Request, SipError};
+use crate::config::{Profile, Role};
+use crate::interop::prack::PrackMode;
+use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, map_address_uris, rehost_uri};
+use crate::interop::uri::{
+    UriPolicy, is_telephone_number, normalise_number, peer_uri, request_uri,
+};
+use crate::sip::{Hdr, Method, NumberUri, Request, SipError, dialled_number};
 
-/// The B-leg dialog and its initial INVITE toward `peer`.
+/// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
+/// called and calling numbers in global form (a tel: phone-context already applied); the
+/// peer's `[uri]` policy decides how they are written.
 pub(super) fn outbound_invite(
     local: &LocalAddrs,
     ids: &mut IdGen,
@@ -21,26 +27,38 @@ pub(super) fn outbound_invite(
     let host = local.host.as_str();
     let call_id = ids.call_id(host);
     let tag = ids.tag();
-    let ruri = format!("sip:{}@{}", escape_user(number), peer.domain);
+    let policy = &peer.uri;
+    let inbound_tel = a_req.uri_scheme() == "tel";
+    let called = normalise_number(&plain(number), policy);
+    let ruri = request_uri(&called, inbound_tel, policy, &peer.domain);
+    let to_uri = peer_uri(&called, inbound_tel, policy, &peer.domain);
     let display = a_req
         .from_display()
         .map(|d| format!("\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\"")))
         .unwrap_or_default();
-    let from_host = match a_req.from_uri() {
-        Some(u) if u.to_ascii_lowercase().contains("@anonymous.invalid") => "anonymous.invalid",
-        _ => host,
+    let anonymous = caller == "anonymous"
+        || a_req
+            .from_uri()
+            .is_some_and(|u| u.to_ascii_lowercase().contains("@anonymous.invalid"));
+    let from_uri = if anonymous {
+        "sip:anonymous@anonymous.invalid".to_string()
+    } else {
+        identity_uri(
+            caller,
+            a_req.from_uri().is_some_and(|u| u.starts_with("tel:")),
+            local,
+            peer,
+        )
     };
-    let from_hdr = format!(
-        "{display}<sip:{}@{from_host}>;tag={tag}",
-        escape_user(caller)
-    );
-    let to_hdr = format!("<{ruri}>");
+    let from_hdr = format!("{display}<{from_uri}>;tag={tag}");
+    let to_hdr = format!("<{to_uri}>");
     let leg = Leg {
         call_id: call_id.clone(),
         local_tag: tag,
         local_hdr: from_hdr.clone(),
         remote_hdr: to_hdr.clone(),
         remote_tag: None,
+        // In-dialog requests before the callee's Contact is known go where the INVITE went.
         remote_target: ruri.clone(),
         route_set: Vec::new(),
         local_cseq: 1,
@@ -60,31 +78,65 @@ pub(super) fn outbound_invite(
     r.push_header(&Hdr::CSEQ, "1 INVITE")?;
     r.push_header(&Hdr::CONTACT, local.contact(peer.address.transport))?;
     r.push_header(&Hdr::ALLOW, ALLOW)?;
-    copy_end_to_end(&mut r, a_req, host)?;
+    copy_end_to_end(&mut r, a_req, local, peer)?;
+    // 100rel toward this peer is the peer's profile's business, not the caller's.
+    let mut supported = caller_supported(a_req);
+    if matches!(peer.prack.mode, PrackMode::Supported | PrackMode::Required) {
+        supported.push("100rel".into());
+    }
+    if !supported.is_empty() {
+        r.push_header(&Hdr::SUPPORTED, supported.join(", "))?;
+    }
+    if peer.prack.mode == PrackMode::Required {
+        r.push_header(&Hdr::REQUIRE, "100rel")?;
+    }
     r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     if !a_req.body().is_empty() {
-        r.set_body(
-            a_req.body().clone(),
-            a_req.header(&Hdr::CONTENT_TYPE).as_deref(),
-        )?;
+        let ct = a_req.header(&Hdr::CONTENT_TYPE);
+        r.set_body(body_for(peer, a_req.body(), ct.as_deref()), ct.as_deref())?;
     }
     Ok((leg, r))
 }
 
-/// Copy the caller's end-to-end headers onto the B-leg request: unknown headers verbatim,
-/// identity headers with their hosts replaced, Supported without options we cannot honour.
-pub(super) fn copy_end_to_end(
-    out: &mut Request,
-    src: &Request,
-    host: &str,
-) -> Result<(), SipError> {
-    out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
-    for h in REHOSTED_HEADERS.iter() {
-        for v in src.header_lines(h) {
-            out.push_header(h, rehost_address(&v, host))?;
-        }
+fn plain(number: &str) -> NumberUri {
+    NumberUri {
+        number: number.to_string(),
+        phone_context: None,
     }
-    let supported: Vec<String> = src
+}
+
+/// An identity URI (From, P-Asserted-Identity, Diversion) toward `peer`: telephone numbers
+/// in the peer's form, at the peer's domain for trunks and at the gateway for internal peers.
+fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
+    let host = match peer.role {
+        Role::Trunk => peer.domain.as_str(),
+        Role::Internal => local.host.as_str(),
+    };
+    let n = normalise_number(&plain(number), &peer.uri);
+    peer_uri(&n, was_tel, &peer.uri, host)
+}
+
+/// A body as it should reach `peer`: SDP gets the peer's ptime (when its profile sets one);
+/// everything else passes untouched.
+pub(super) fn body_for(
+    peer: &Profile,
+    body: &bytes::Bytes,
+    content_type: Option<&str>,
+) -> bytes::Bytes {
+    let is_sdp =
+        content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
+    match peer.ptime {
+        Some(ptime) if is_sdp => match crate::sdp::set_ptime(body, ptime) {
+            Some(edit) => edit.body,
+            None => body.clone(),
+        },
+        _ => body.clone(),
+    }
+}
+
+/// The caller's Supported option tags, without 100rel (each leg negotiates its own).
+fn caller_supported(a_req: &Request) -> Vec<String> {
+    a_req
         .header_lines(&Hdr::SUPPORTED)
         .iter()
         .flat_map(|l| {
@@ -93,38 +145,34 @@ pub(super) fn copy_end_to_end(
                 .collect::<Vec<_>>()
         })
         .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("100rel"))
-        .collect();
-    if !supported.is_empty() {
-        out.push_header(&Hdr::SUPPORTED, supported.join(", "))?;
+        .collect()
+}
+
+/// Copy end-to-end headers of `src` onto a request for `peer`: unknown headers verbatim,
+/// identity headers with numbers in the peer's form and hosts hidden.
+pub(super) fn copy_end_to_end(
+    out: &mut Request,
+    src: &Request,
+    local: &LocalAddrs,
+    peer: &Profile,
+) -> Result<(), SipError> {
+    out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
+    for h in REHOSTED_HEADERS.iter() {
+        for v in src.header_lines(h) {
+            out.push_header(h, identity_header(&v, local, peer))?;
+        }
     }
     Ok(())
 }
 
-/// Percent-encode what a SIP user part may not carry literally (RFC 3261 §25.1).
-fn escape_user(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        let ok = b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b);
-        if ok {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+/// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
+/// the peer's URI form; any other URI keeps its user and gets the gateway's host.
+pub(super) fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> String {
+    map_address_uris(value, |uri| match dialled_number(uri) {
+        Some(n) if is_telephone_number(&n.number) => {
+            let global = normalise_number(&n, &UriPolicy::default());
+            identity_uri(&global, uri.starts_with("tel:"), local, peer)
         }
-    }
-    if out.is_empty() {
-        "anonymous".into()
-    } else {
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_user;
-
-    #[test]
-    fn user_escaping() {
-        assert_eq!(escape_user("+8610#1"), "+8610%231");
-        assert_eq!(escape_user(""), "anonymous");
-    }
+        _ => rehost_uri(uri, &local.host),
+    })
 }

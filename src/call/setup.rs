@@ -8,17 +8,21 @@ use tracing::{debug, info, warn};
 use super::b2bua::{B2bua, ClientPurpose, build_response};
 use super::leg::Leg;
 use super::outbound::outbound_invite;
+use super::reliable::{offers_100rel, reliable_rseq};
+use super::state::UasRel;
 use super::state::{Attempt, Call, CallState, EndInfo, Pending2xx};
 use super::{CallRef, CallTimer, Side};
 use crate::cdr::{CallTag, CauseSource};
 use crate::config::{DEFAULT_RING_TIMEOUT, Profile};
-use crate::interop::causes::Q850Cause;
+use crate::interop::causes::{Q850Cause, cause_for_status, reason_header};
+use crate::interop::prack::PrackMode;
+use crate::interop::uri::{UriPolicy, normalise_number};
 use crate::sip::{Hdr, Message, Method, Request, Response, SipError, dialled_number};
 use crate::txn::TxnId;
 
-/// Option tags we can honour in a caller's `Require` (none yet: 100rel arrives with the
-/// interop profiles). Anything else gets 420 (RFC 3261 §8.2.2.3).
-const SUPPORTED_EXTENSIONS: &[&str] = &[];
+/// Option tags we can honour in a caller's `Require` (100rel unless the caller's profile
+/// disables it). Anything else gets 420 (RFC 3261 §8.2.2.3).
+const SUPPORTED_EXTENSIONS: &[&str] = &["100rel"];
 
 /// Statuses after which the next peer of the route is tried.
 const FAILOVER_STATUSES: &[u16] = &[408, 503];
@@ -33,11 +37,13 @@ impl B2bua {
             self.respond(now, &id, &req, 403, "Forbidden", &[]);
             return;
         };
-        let number = dialled_number(&req.uri()).map(|n| n.number);
+        // Numbers in global form: a tel: phone-context is applied before routing.
+        let plain = UriPolicy::default();
+        let number = dialled_number(&req.uri()).map(|n| normalise_number(&n, &plain));
         let caller = req
             .from_uri()
             .and_then(|u| dialled_number(&u))
-            .map(|n| n.number)
+            .map(|n| normalise_number(&n, &plain))
             .unwrap_or_else(|| "anonymous".into());
 
         // Refusals before routing: no call is set up, but each one is a CDR.
@@ -75,10 +81,31 @@ impl B2bua {
                         .any(|s| s.eq_ignore_ascii_case(t))
             })
             .collect();
+        let mut unsupported = unsupported;
+        let mut require_hdr = false;
         if refusal.is_none() && !unsupported.is_empty() {
             refusal = Some(refuse(
                 420,
                 "Bad Extension",
+                CallTag::CallerRejected,
+                Q850Cause::INTERWORKING,
+            ));
+        } else if refusal.is_none()
+            && let Some((status, (h, _))) = Self::prack_refusal(ingress.prack.mode, &req)
+        {
+            if h == Hdr::UNSUPPORTED {
+                unsupported = vec!["100rel".into()];
+            } else {
+                require_hdr = true;
+            }
+            let reason = if status == 421 {
+                "Extension Required"
+            } else {
+                "Bad Extension"
+            };
+            refusal = Some(refuse(
+                status,
+                reason,
                 CallTag::CallerRejected,
                 Q850Cause::INTERWORKING,
             ));
@@ -99,6 +126,7 @@ impl B2bua {
             let unsupported = unsupported.join(", ");
             let extra: Vec<(Hdr, &str)> = match status {
                 420 => vec![(Hdr::UNSUPPORTED, unsupported.as_str())],
+                421 if require_hdr => vec![(Hdr::REQUIRE, "100rel")],
                 503 => vec![(Hdr::RETRY_AFTER, "30")],
                 _ => vec![],
             };
@@ -191,6 +219,13 @@ impl B2bua {
         targets: Vec<crate::config::PeerName>,
     ) -> Call {
         let local_tag = self.ids.tag();
+        // Our 18x to the caller go reliably when its profile wants 100rel and its INVITE
+        // offers it (RFC 3262); never when the profile disables it.
+        let reliable = match ingress.prack.mode {
+            PrackMode::Disabled => false,
+            PrackMode::Required => true,
+            PrackMode::Supported => offers_100rel(&req),
+        };
         let a = Leg {
             call_id: req.call_id().unwrap_or_default(),
             local_hdr: format!(
@@ -232,6 +267,11 @@ impl B2bua {
             open_client: 0,
             last_failure: None,
             events: Vec::new(),
+            b_rel: Default::default(),
+            a_rel: UasRel {
+                reliable,
+                ..Default::default()
+            },
         }
     }
 
@@ -265,6 +305,7 @@ impl B2bua {
                 .insert((leg.call_id.clone(), leg.local_tag.clone()), (r, Side::B));
             let target = leg.target;
             call.b = Some(leg);
+            call.b_rel = Default::default();
             debug!(peer = %name, call_id = %call.a.call_id, "INVITE toward peer");
             let Some(txn) = self.send_client(now, r, invite.clone(), target, ClientPurpose::Invite)
             else {
@@ -338,11 +379,14 @@ impl B2bua {
         {
             update_uac_dialog(b, &resp);
         }
+        if let Some(rseq) = reliable_rseq(&resp)
+            && !self.on_reliable_from_callee(now, r, call, &resp, rseq)
+        {
+            return;
+        }
         let tag = call.a.local_tag.clone();
-        match self.relayed_response(&call.a_invite, &resp, &tag) {
-            Ok(out) => self
-                .txn
-                .send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
+        match self.relayed_response(&call.a_invite, &resp, &tag, &call.ingress) {
+            Ok(out) => self.send_provisional_to_caller(now, r, call, out),
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
         }
     }
@@ -386,7 +430,7 @@ impl B2bua {
         call.answered = Some(now);
         self.clear_call_timer(r, CallTimer::Ring);
         let tag = call.a.local_tag.clone();
-        let out = match self.relayed_response(&call.a_invite, &resp, &tag) {
+        let out = match self.relayed_response(&call.a_invite, &resp, &tag, &call.ingress) {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay 2xx to caller");
@@ -402,20 +446,8 @@ impl B2bua {
                 return;
             }
         };
-        self.txn
-            .send_response(&call.a_invite_txn, out.clone(), now, &mut self.txn_out);
-        let a_cseq = call.a.remote_cseq.unwrap_or(1);
         let b_cseq = resp.cseq().map(|c| c.0).unwrap_or(1);
-        self.await_ack(
-            now,
-            r,
-            call,
-            Side::A,
-            out,
-            a_cseq,
-            b_cseq,
-            call.a_invite_txn.clone(),
-        );
+        self.deliver_2xx_to_caller(now, r, call, out, b_cseq);
         debug!(call_id = %call.a.call_id, peer = ?call.egress_name(), "call answered");
     }
 
@@ -462,14 +494,43 @@ impl B2bua {
         resp: &Response,
     ) {
         let tag = call.a.local_tag.clone();
-        match self.relayed_response(&call.a_invite, resp, &tag) {
-            Ok(out) => self
-                .txn
-                .send_response(&call.a_invite_txn, out, now, &mut self.txn_out),
+        let egress = call.profile(Side::B).cloned();
+        let (cause, cause_source, reason_sip) = match &egress {
+            Some(p) => cause_for_status(status, &resp.header_lines(&Hdr::REASON), &p.causes),
+            None => cause_for_status(
+                status,
+                &resp.header_lines(&Hdr::REASON),
+                &Default::default(),
+            ),
+        };
+        if status == 420 && resp.header_has_token(&Hdr::UNSUPPORTED, "100rel") {
+            call.events.push("peer_rejected_100rel".into());
+        }
+        self.clear_reliable(r, call);
+        match self.relayed_response(&call.a_invite, resp, &tag, &call.ingress) {
+            Ok(mut out) => {
+                // The caller learns the cause in its own profile's terms (or not at all).
+                out.remove_header(&Hdr::REASON);
+                if call.ingress.causes.send_reason {
+                    // The callee's own Reason values when it gave a Q.850 one (text and all),
+                    // else the cause we determined.
+                    let values = if cause_source == CauseSource::ReasonHeader {
+                        resp.header_lines(&Hdr::REASON)
+                    } else {
+                        std::iter::once(reason_header(cause))
+                            .chain(reason_sip.clone())
+                            .collect()
+                    };
+                    for v in values {
+                        let _ = out.insert_header_before_length(&Hdr::REASON, v);
+                    }
+                }
+                self.txn
+                    .send_response(&call.a_invite_txn, out, now, &mut self.txn_out)
+            }
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
         }
-        let (cause, cause_source, reason_sip) =
-            super::teardown::cause_for(status, &resp.header_lines(&Hdr::REASON));
+        let cause = cause.0;
         self.end_call(
             now,
             r,
@@ -628,8 +689,13 @@ impl B2bua {
         let status = info.status;
         let reason = crate::sip::reason_phrase(status);
         let tag = call.a.local_tag.clone();
-        let reason_hdr = format!("Q.850;cause={}", info.cause);
-        let extra = [(Hdr::REASON, reason_hdr.as_str())];
+        let reason_hdr = reason_header(Q850Cause(info.cause));
+        let extra: Vec<(Hdr, &str)> = if call.ingress.causes.send_reason {
+            vec![(Hdr::REASON, reason_hdr.as_str())]
+        } else {
+            Vec::new()
+        };
+        self.clear_reliable(r, call);
         match build_response(&call.a_invite, status, reason, Some(&tag), &extra) {
             Ok(resp) => self
                 .txn

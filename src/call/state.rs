@@ -1,6 +1,6 @@
 //! The state of one bridged call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,40 @@ pub struct Pending2xx {
     pub txn: TxnId,
 }
 
+/// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).
+#[derive(Debug, Clone, Default)]
+pub struct UacRel {
+    /// The peer refused our PRACK (or let it time out) and its profile says carry on:
+    /// no more PRACKs toward it in this call.
+    pub given_up: bool,
+    /// The highest RSeq acknowledged in this attempt; repeats are retransmissions.
+    pub last_rseq: Option<u32>,
+}
+
+/// 100rel toward the caller, where the gateway is the UAS (RFC 3262 §3).
+#[derive(Debug, Clone, Default)]
+pub struct UasRel {
+    /// This call's provisionals to the caller go reliably.
+    pub reliable: bool,
+    pub next_rseq: u32,
+    /// The reliable provisional waiting for its PRACK.
+    pub pending: Option<PendingRel>,
+    /// Provisionals that arrived while one was unacknowledged (only one at a time, §3).
+    pub queue: VecDeque<Response>,
+    /// A 2xx held back because the unacknowledged provisional carried SDP.
+    pub held_2xx: Option<(Response, u32)>,
+}
+
+/// A reliable provisional we retransmit until PRACKed.
+#[derive(Debug, Clone)]
+pub struct PendingRel {
+    pub resp: Response,
+    pub rseq: u32,
+    pub interval: Duration,
+    pub since: Instant,
+    pub has_sdp: bool,
+}
+
 /// How the call was released, fixed at the moment of release.
 #[derive(Debug, Clone)]
 pub struct EndInfo {
@@ -106,6 +140,8 @@ pub struct Call {
     /// The last failure status seen from a callee attempt (used if every attempt fails).
     pub last_failure: Option<(u16, Response)>,
     pub events: Vec<String>,
+    pub b_rel: UacRel,
+    pub a_rel: UasRel,
 }
 
 impl Call {
@@ -127,6 +163,14 @@ impl Call {
         match side {
             Side::A => 0,
             Side::B => 1,
+        }
+    }
+
+    /// The profile of the peer on `side`: the caller's, or the current attempt's.
+    pub fn profile(&self, side: Side) -> Option<&Arc<Profile>> {
+        match side {
+            Side::A => Some(&self.ingress),
+            Side::B => self.attempt.as_ref().map(|a| &a.peer),
         }
     }
 

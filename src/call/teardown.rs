@@ -9,21 +9,9 @@ use super::b2bua::{B2bua, ClientPurpose};
 use super::state::{Call, CallState, EndInfo};
 use super::{Action, CallRef, CallTimer, Side, TimerId};
 use crate::cdr::{CallTag, CauseSource, CdrRecord};
-use crate::interop::causes::{Q850Cause, parse_reason, rfc3398_cause};
+use crate::interop::causes::{Q850Cause, parse_reason};
 use crate::sip::Response;
 use crate::txn::TxnId;
-
-/// Q.850 cause for a failure response: a Q.850 Reason header wins, else the RFC 3398 table.
-pub(super) fn cause_for(
-    status: u16,
-    reason_lines: &[String],
-) -> (u16, CauseSource, Option<String>) {
-    let r = parse_reason(reason_lines);
-    match r.q850 {
-        Some(q) => (q.0, CauseSource::ReasonHeader, r.sip),
-        None => (rfc3398_cause(status).0, CauseSource::Rfc3398, r.sip),
-    }
-}
 
 /// Q.850 cause for a BYE: its Reason header, else 16 normal clearing (RFC 3398 §9).
 pub(super) fn bye_cause(reason_lines: &[String]) -> (u16, CauseSource, Option<String>) {
@@ -111,6 +99,7 @@ impl B2bua {
         for t in [
             CallTimer::Ring,
             CallTimer::Linger,
+            CallTimer::Rel1xx,
             CallTimer::Retransmit2xx(Side::A),
             CallTimer::Retransmit2xx(Side::B),
             CallTimer::AckTimeout(Side::A),
@@ -156,6 +145,11 @@ impl B2bua {
                 }
             }
             ClientPurpose::Relay => self.on_relayed_response(now, r, id, resp),
+            ClientPurpose::Prack => {
+                if !resp.is_provisional() {
+                    self.on_prack_result(now, r, &id, Some(resp.status()));
+                }
+            }
         }
     }
 
@@ -169,6 +163,11 @@ impl B2bua {
         let Some((r, purpose)) = self.client_txns.remove(&id) else {
             return;
         };
+        if matches!(purpose, ClientPurpose::Prack) {
+            self.client_txns.insert(id.clone(), (r, purpose));
+            self.on_prack_result(now, r, &id, None);
+            return;
+        }
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
@@ -185,6 +184,7 @@ impl B2bua {
                     .push(format!("bye_{}_unanswered", side_name(side)));
             }
             ClientPurpose::Relay => self.on_relay_failed(now, &mut call, &id),
+            ClientPurpose::Prack => {}
         }
         self.put_back(r, call);
     }
@@ -197,6 +197,7 @@ impl B2bua {
             CallTimer::Ring => self.on_ring_timeout(now, r, &mut call),
             CallTimer::Retransmit2xx(side) => self.on_retransmit_2xx(now, r, &mut call, side),
             CallTimer::AckTimeout(side) => self.on_ack_timeout(now, r, &mut call, side),
+            CallTimer::Rel1xx => self.on_rel1xx_timer(now, r, &mut call),
             CallTimer::Linger => {
                 warn!(call_id = %call.a.call_id, open = call.open_client, "released call still had open transactions; dropping it");
                 // RFC 3261 §9.1: an INVITE that got no final answer within 64*T1 of our

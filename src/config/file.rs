@@ -141,4 +141,62 @@ pub struct ProfileFile {
     pub match_: Vec<Spanned<String>>,
     pub domain: Option<Spanned<String>>,
     pub ring_timeout_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub uri: UriSection,
+    #[serde(default)]
+    pub prack: PrackSection,
+    #[serde(default)]
+    pub sdp: SdpSection,
+    #[serde(default)]
+    pub causes: CausesSection,
+}
+
+/// `[uri]`: the form of URIs and numbers toward this peer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UriSection {
+    pub scheme: Option<Spanned<String>>,
+    #[serde(default)]
+    pub user_phone: bool,
+    pub request_uri_params: Option<Spanned<String>>,
+    pub number: Option<Spanned<String>>,
+    pub country_code: Option<Spanned<String>>,
+}
+
+/// `[prack]`: reliable provisional responses (RFC 3262) on this peer's leg.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrackSection {
+    pub mode: Option<Spanned<String>>,
+    pub on_405: Option<Spanned<String>>,
+}
+
+/// `[sdp]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdpSection {
+    pub ptime: Option<Spanned<u64>>,
+}
+
+/// `[causes]` and `[causes.map]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CausesSection {
+    #[serde(default = "yes")]
+    pub send_reason: bool,
+    #[serde(default)]
+    pub map: std::collections::BTreeMap<Spanned<String>, Spanned<u64>>,
+}
+
+impl Default for CausesSection {
+    fn default() -> Self {
+        CausesSection {
+            send_reason: true,
+            map: Default::default(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }

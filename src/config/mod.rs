@@ -19,6 +19,9 @@ use toml::Spanned;
 pub use error::{ConfigError, ConfigErrors};
 use file::{GatewayFile, ProfileFile};
 
+use crate::interop::causes::{CausePolicy, Q850Cause};
+use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, valid_uri_params};
 use crate::sip::{Target, Transport};
 
 /// Ring timeout when neither the route nor the profile sets one.
@@ -64,6 +67,14 @@ pub struct Profile {
     /// Host part of SIP URIs built toward this peer.
     pub domain: String,
     pub ring_timeout: Option<Duration>,
+    /// `[uri]`: the form of URIs and numbers toward this peer.
+    pub uri: UriPolicy,
+    /// `[prack]`: 100rel on this peer's leg.
+    pub prack: PrackPolicy,
+    /// `[sdp] ptime`: written into every SDP sent to this peer (None: leave as is).
+    pub ptime: Option<u16>,
+    /// `[causes]`.
+    pub causes: CausePolicy,
 }
 
 /// Which inbound peer a route applies to.
@@ -397,6 +408,51 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         Some(t) => Some(Duration::from_secs(*t.get_ref())),
         None => None,
     };
+    let uri = uri_policy(&file.uri, path, &text, errs);
+    let prack = prack_policy(&file.prack, path, &text, errs);
+    let ptime = match &file.sdp.ptime {
+        Some(p) if *p.get_ref() == 0 => None,
+        Some(p) if (5..=200).contains(p.get_ref()) => Some(*p.get_ref() as u16),
+        Some(p) => {
+            errs.push(ConfigError::at(
+                path,
+                &text,
+                p.span().start,
+                "[sdp] ptime must be 0 (leave as is) or 5..=200 ms",
+            ));
+            None
+        }
+        None => None,
+    };
+    let mut causes = CausePolicy {
+        send_reason: file.causes.send_reason,
+        ..CausePolicy::default()
+    };
+    for (k, v) in &file.causes.map {
+        match k.get_ref().parse::<u16>() {
+            Ok(status) if (300..=699).contains(&status) => {}
+            _ => errs.push(ConfigError::at(
+                path,
+                &text,
+                k.span().start,
+                format!(
+                    "[causes.map] key {:?} must be a SIP status 300..=699",
+                    k.get_ref()
+                ),
+            )),
+        }
+        if !(1..=127).contains(v.get_ref()) {
+            errs.push(ConfigError::at(
+                path,
+                &text,
+                v.span().start,
+                "[causes.map] values are Q.850 causes 1..=127",
+            ));
+        }
+        if let Ok(status) = k.get_ref().parse::<u16>() {
+            causes.map.insert(status, Q850Cause(*v.get_ref() as u16));
+        }
+    }
     (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner()),
         role,
@@ -404,7 +460,121 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         matches,
         domain,
         ring_timeout,
+        uri,
+        prack,
+        ptime,
+        causes,
     })
+}
+
+fn uri_policy(
+    u: &file::UriSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> UriPolicy {
+    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
+    let mut p = UriPolicy {
+        user_phone: u.user_phone,
+        ..UriPolicy::default()
+    };
+    if let Some(s) = &u.scheme {
+        p.scheme = match s.get_ref().as_str() {
+            "sip" => UriScheme::Sip,
+            "tel" => UriScheme::Tel,
+            "keep" => UriScheme::Keep,
+            other => {
+                errs.push(at(
+                    s,
+                    format!("[uri] scheme {other:?} must be \"sip\", \"tel\" or \"keep\""),
+                ));
+                UriScheme::Sip
+            }
+        };
+    }
+    if let Some(s) = &u.request_uri_params {
+        if valid_uri_params(s.get_ref()) {
+            p.request_uri_params = s.get_ref().trim().trim_start_matches(';').to_string();
+        } else {
+            errs.push(at(
+                s,
+                format!(
+                    "[uri] request_uri_params {:?} must be name=value pairs separated by ';'",
+                    s.get_ref()
+                ),
+            ));
+        }
+    }
+    if let Some(s) = &u.country_code {
+        let cc = s.get_ref().trim_start_matches('+');
+        if (1..=3).contains(&cc.len()) && cc.bytes().all(|b| b.is_ascii_digit()) {
+            p.country_code = Some(cc.to_string());
+        } else {
+            errs.push(at(
+                s,
+                format!("[uri] country_code {:?} must be 1 to 3 digits", s.get_ref()),
+            ));
+        }
+    }
+    if let Some(s) = &u.number {
+        p.number = match s.get_ref().as_str() {
+            "keep" => NumberFormat::Keep,
+            "e164" => {
+                if p.country_code.is_none() && u.country_code.is_none() {
+                    errs.push(at(s, "[uri] number = \"e164\" needs country_code".into()));
+                }
+                NumberFormat::E164
+            }
+            other => {
+                errs.push(at(
+                    s,
+                    format!("[uri] number {other:?} must be \"e164\" or \"keep\""),
+                ));
+                NumberFormat::Keep
+            }
+        };
+    }
+    p
+}
+
+fn prack_policy(
+    pr: &file::PrackSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> PrackPolicy {
+    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
+    let mut p = PrackPolicy::default();
+    if let Some(s) = &pr.mode {
+        p.mode = match s.get_ref().as_str() {
+            "supported" => PrackMode::Supported,
+            "disabled" => PrackMode::Disabled,
+            "required" => PrackMode::Required,
+            other => {
+                errs.push(at(
+                    s,
+                    format!(
+                        "[prack] mode {other:?} must be \"supported\", \"disabled\" or \"required\""
+                    ),
+                ));
+                PrackMode::Supported
+            }
+        };
+    }
+    if let Some(s) = &pr.on_405 {
+        p.on_405 = match s.get_ref().as_str() {
+            "continue" => On405::Continue,
+            "fail" => On405::Fail,
+            other => {
+                errs.push(at(
+                    s,
+                    format!("[prack] on_405 {other:?} must be \"continue\" or \"fail\""),
+                ));
+                On405::Continue
+            }
+        };
+    }
+    p
 }
 
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {

@@ -60,6 +60,47 @@ pub fn rfc3398_cause(status: u16) -> Q850Cause {
     })
 }
 
+/// `[causes]` of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CausePolicy {
+    /// Add `Reason: Q.850;cause=N` to failures and BYEs sent to this peer.
+    pub send_reason: bool,
+    /// This peer's SIP status → Q.850 cause, used when its response has no Q.850 Reason.
+    pub map: std::collections::BTreeMap<u16, Q850Cause>,
+}
+
+impl Default for CausePolicy {
+    fn default() -> Self {
+        CausePolicy {
+            send_reason: true,
+            map: Default::default(),
+        }
+    }
+}
+
+/// The cause of a failure response from a peer: its Q.850 Reason header, else the peer's
+/// `[causes.map]`, else RFC 3398. Also returns a SIP Reason's text when a Q.850 one won.
+pub fn cause_for_status(
+    status: u16,
+    reason_lines: &[String],
+    peer: &CausePolicy,
+) -> (Q850Cause, crate::cdr::CauseSource, Option<String>) {
+    use crate::cdr::CauseSource;
+    let r = parse_reason(reason_lines);
+    if let Some(q) = r.q850 {
+        return (q, CauseSource::ReasonHeader, r.sip);
+    }
+    match peer.map.get(&status) {
+        Some(c) => (*c, CauseSource::PeerMap, r.sip),
+        None => (rfc3398_cause(status), CauseSource::Rfc3398, r.sip),
+    }
+}
+
+/// The `Reason` header value the gateway adds for a cause.
+pub fn reason_header(cause: Q850Cause) -> String {
+    format!("Q.850;cause={}", cause.0)
+}
+
 /// What the `Reason` headers of one message say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReasonInfo {
@@ -122,6 +163,26 @@ mod tests {
         assert_eq!(
             r.sip.as_deref(),
             Some("SIP;cause=486;text=\"Busy, really\"")
+        );
+    }
+
+    #[test]
+    fn peer_map_comes_before_rfc3398() {
+        use crate::cdr::CauseSource;
+        let mut p = CausePolicy::default();
+        p.map.insert(503, Q850Cause(34));
+        assert_eq!(
+            cause_for_status(503, &[], &p),
+            (Q850Cause(34), CauseSource::PeerMap, None)
+        );
+        assert_eq!(
+            cause_for_status(404, &[], &p),
+            (Q850Cause(1), CauseSource::Rfc3398, None)
+        );
+        let lines = vec!["Q.850;cause=42".to_string()];
+        assert_eq!(
+            cause_for_status(503, &lines, &p),
+            (Q850Cause(42), CauseSource::ReasonHeader, None)
         );
     }
 

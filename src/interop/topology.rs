@@ -82,6 +82,12 @@ pub fn rehost_uri(uri: &str, host: &str) -> String {
 /// Replace the host of every URI in an address header value (name-addr or addr-spec, lists
 /// allowed). Display names and header parameters are kept as written.
 pub fn rehost_address(value: &str, host: &str) -> String {
+    map_address_uris(value, |u| rehost_uri(u, host))
+}
+
+/// Apply `f` to the URI of every element of an address header value, keeping display names
+/// and header parameters as written.
+pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
     split_header_list(value)
         .iter()
         .map(|element| {
@@ -91,13 +97,13 @@ pub fn rehost_address(value: &str, host: &str) -> String {
                 format!(
                     "{}<{}>{}",
                     &element[..open],
-                    rehost_uri(&element[open + 1..close], host),
+                    f(&element[open + 1..close]),
                     &element[close + 1..]
                 )
             } else {
                 // addr-spec form: everything after the first ';' is header parameters.
                 let cut = element.find(';').unwrap_or(element.len());
-                format!("{}{}", rehost_uri(&element[..cut], host), &element[cut..])
+                format!("{}{}", f(&element[..cut]), &element[cut..])
             }
         })
         .collect::<Vec<_>>()

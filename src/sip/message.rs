@@ -232,6 +232,24 @@ macro_rules! common_accessors {
             Ok(())
         }
 
+        /// Add a header line just before Content-Length (or at the end when there is none),
+        /// where a reader expects the last headers.
+        pub fn insert_header_before_length(
+            &mut self,
+            h: &Hdr,
+            value: impl Into<Bytes>,
+        ) -> Result<(), SipError> {
+            let header = Header::build(h.0.clone(), value).map_err(SipError::build)?;
+            let pos = self
+                .0
+                .headers
+                .iter()
+                .position(|x| x.name() == &Hdr::CONTENT_LENGTH.0)
+                .unwrap_or(self.0.headers.len());
+            self.0.headers.insert(pos, header);
+            Ok(())
+        }
+
         /// Remove every line of a header; returns how many went.
         pub fn remove_header(&mut self, h: &Hdr) -> usize {
             self.0.headers.remove_all(&h.0)

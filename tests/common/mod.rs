@@ -50,6 +50,14 @@ impl Ports {
 pub struct GwOpts {
     pub carrier_a_transport: &'static str,
     pub ring_timeout_s: u64,
+    /// Appended to profiles/pbx.toml (e.g. a `[prack]` table).
+    pub pbx_extra: String,
+    /// Appended to profiles/carrier-a.toml.
+    pub carrier_a_extra: String,
+    /// `domain` of carrier-a.
+    pub carrier_a_domain: &'static str,
+    /// Route the PBX's calls to carrier-a only (no failover to carrier-b).
+    pub single_carrier: bool,
 }
 
 impl Default for GwOpts {
@@ -57,6 +65,28 @@ impl Default for GwOpts {
         GwOpts {
             carrier_a_transport: "udp",
             ring_timeout_s: 30,
+            pbx_extra: String::new(),
+            carrier_a_extra: String::new(),
+            carrier_a_domain: "carrier-a.example",
+            single_carrier: false,
+        }
+    }
+}
+
+impl GwOpts {
+    /// Default options with extra keys for carrier-a's profile.
+    pub fn carrier_a(extra: &str) -> Self {
+        GwOpts {
+            carrier_a_extra: extra.to_string(),
+            ..GwOpts::default()
+        }
+    }
+
+    /// Default options with extra keys for the PBX's profile.
+    pub fn pbx(extra: &str) -> Self {
+        GwOpts {
+            pbx_extra: extra.to_string(),
+            ..GwOpts::default()
         }
     }
 }
@@ -71,22 +101,41 @@ pub struct Gateway {
 impl Gateway {
     pub fn start(ports: Ports, opts: GwOpts) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
+        let to = if opts.single_carrier {
+            "[\"carrier-a\"]"
+        } else {
+            "[\"carrier-a\", \"carrier-b\"]"
+        };
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"+\"\nto = [\"carrier-a\", \"carrier-b\"]\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
             rt = opts.ring_timeout_s
         );
         std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
         let pdir = dir.path().join("profiles");
         std::fs::create_dir(&pdir).unwrap();
-        let profile = |name: &str, role: &str, transport: &str, ip: &str, port: u16| {
+        let profile = |name: &str,
+                       role: &str,
+                       transport: &str,
+                       ip: &str,
+                       port: u16,
+                       domain: &str,
+                       extra: &str| {
             format!(
-                "name = \"{name}\"\nrole = \"{role}\"\naddress = \"{transport}:{ip}:{port}\"\nmatch = [\"{ip}/32\"]\ndomain = \"{name}.example\"\n"
+                "name = \"{name}\"\nrole = \"{role}\"\naddress = \"{transport}:{ip}:{port}\"\nmatch = [\"{ip}/32\"]\ndomain = \"{domain}\"\n{extra}\n"
             )
         };
         std::fs::write(
             pdir.join("pbx.toml"),
-            profile("pbx", "internal", "udp", PHONE_IP, ports.phone),
+            profile(
+                "pbx",
+                "internal",
+                "udp",
+                PHONE_IP,
+                ports.phone,
+                "pbx.example",
+                &opts.pbx_extra,
+            ),
         )
         .unwrap();
         std::fs::write(
@@ -97,12 +146,22 @@ impl Gateway {
                 opts.carrier_a_transport,
                 CARRIER_A_IP,
                 ports.carrier_a,
+                opts.carrier_a_domain,
+                &opts.carrier_a_extra,
             ),
         )
         .unwrap();
         std::fs::write(
             pdir.join("carrier-b.toml"),
-            profile("carrier-b", "trunk", "udp", CARRIER_B_IP, ports.carrier_b),
+            profile(
+                "carrier-b",
+                "trunk",
+                "udp",
+                CARRIER_B_IP,
+                ports.carrier_b,
+                "carrier-b.example",
+                "",
+            ),
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
@@ -311,6 +370,21 @@ impl Sipp {
             child,
             name,
             dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Wait for SIPp to finish and return whether its scenario passed.
+    pub fn passed(mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.success();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

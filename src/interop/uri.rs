@@ -1,0 +1,264 @@
+//! URIs and numbers toward a peer (`[uri]` of its profile): tel: ⇄ sip:, `;user=phone`,
+//! Request-URI parameters a trunk demands, and E.164 normalisation.
+
+use crate::sip::{NumberUri, strip_visual_separators};
+
+/// `[uri] scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriScheme {
+    /// `sip:NUMBER@DOMAIN`.
+    Sip,
+    /// `tel:NUMBER` (RFC 3966).
+    Tel,
+    /// The scheme the caller used (tel: stays tel:, anything else becomes sip:).
+    Keep,
+}
+
+/// `[uri] number`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberFormat {
+    /// As dialled (visual separators removed, a global phone-context applied).
+    Keep,
+    /// E.164 with a leading `+`, national numbers completed with `country_code`.
+    E164,
+}
+
+/// How URIs and numbers are written toward one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriPolicy {
+    pub scheme: UriScheme,
+    pub user_phone: bool,
+    /// Appended to the Request-URI of calls to this peer, without the leading `;`.
+    pub request_uri_params: String,
+    pub number: NumberFormat,
+    /// Digits only, without `+`.
+    pub country_code: Option<String>,
+}
+
+impl Default for UriPolicy {
+    fn default() -> Self {
+        UriPolicy {
+            scheme: UriScheme::Sip,
+            user_phone: false,
+            request_uri_params: String::new(),
+            number: NumberFormat::Keep,
+            country_code: None,
+        }
+    }
+}
+
+/// Whether a user part is a telephone number (digits, optionally after `+`; `*` and `#`
+/// allowed for service codes).
+pub fn is_telephone_number(n: &str) -> bool {
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    !digits.is_empty()
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
+/// The number as this policy writes it. A local number with a global `phone-context`
+/// (`tel:1234;phone-context=+86`) becomes global first (`+861234`).
+pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
+    let number = strip_visual_separators(&n.number);
+    let global = match &n.phone_context {
+        Some(ctx)
+            if !number.starts_with('+') && ctx.starts_with('+') && is_telephone_number(&number) =>
+        {
+            format!("{}{number}", strip_visual_separators(ctx))
+        }
+        _ => number,
+    };
+    match (policy.number, &policy.country_code) {
+        (NumberFormat::E164, Some(cc)) => to_e164(&global, cc),
+        _ => global,
+    }
+}
+
+/// E.164: `+…` stays, `00…` is international, `0…` is national with a trunk prefix,
+/// other digits are a national significant number.
+fn to_e164(n: &str, cc: &str) -> String {
+    if n.starts_with('+') || !n.bytes().all(|b| b.is_ascii_digit()) || n.is_empty() {
+        n.to_string()
+    } else if let Some(rest) = n.strip_prefix("00") {
+        format!("+{rest}")
+    } else if let Some(rest) = n.strip_prefix('0') {
+        format!("+{cc}{rest}")
+    } else {
+        format!("+{cc}{n}")
+    }
+}
+
+/// The URI naming `number` at a peer in its preferred form. `inbound_tel` is whether the
+/// caller used a tel: URI (for `scheme = "keep"`); `domain` is the peer's domain.
+pub fn peer_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &str) -> String {
+    let scheme = match policy.scheme {
+        UriScheme::Keep if inbound_tel => UriScheme::Tel,
+        UriScheme::Keep => UriScheme::Sip,
+        s => s,
+    };
+    let phone = is_telephone_number(number);
+    match scheme {
+        UriScheme::Tel if phone => {
+            if number.starts_with('+') {
+                format!("tel:{number}")
+            } else {
+                // RFC 3966 §5.1.5: a local number needs a phone-context.
+                let ctx = policy
+                    .country_code
+                    .as_ref()
+                    .map(|cc| format!("+{cc}"))
+                    .unwrap_or_else(|| domain.to_string());
+                format!("tel:{number};phone-context={ctx}")
+            }
+        }
+        _ => {
+            let mut u = format!("sip:{}@{domain}", escape_user(number));
+            if policy.user_phone && phone {
+                u.push_str(";user=phone");
+            }
+            u
+        }
+    }
+}
+
+/// The Request-URI toward a peer: its URI plus the operator's `request_uri_params`.
+pub fn request_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &str) -> String {
+    let mut u = peer_uri(number, inbound_tel, policy, domain);
+    let params = policy.request_uri_params.trim().trim_start_matches(';');
+    if !params.is_empty() {
+        u.push(';');
+        u.push_str(params);
+    }
+    u
+}
+
+/// Percent-encode what a SIP user part may not carry literally (RFC 3261 §25.1).
+pub fn escape_user(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        "anonymous".into()
+    } else {
+        out
+    }
+}
+
+/// Check `request_uri_params` (`name[=value](;name[=value])*`, token characters) so a typo
+/// cannot inject into the start line.
+pub fn valid_uri_params(s: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()+%:[]/&$".contains(&b))
+    };
+    let s = s.trim().trim_start_matches(';');
+    s.is_empty()
+        || s.split(';').all(|p| match p.split_once('=') {
+            Some((k, v)) => token(k) && token(v),
+            None => token(p),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(number: &str, ctx: Option<&str>) -> NumberUri {
+        NumberUri {
+            number: number.into(),
+            phone_context: ctx.map(Into::into),
+        }
+    }
+
+    fn e164(cc: &str) -> UriPolicy {
+        UriPolicy {
+            number: NumberFormat::E164,
+            country_code: Some(cc.into()),
+            ..UriPolicy::default()
+        }
+    }
+
+    #[test]
+    fn e164_normalisation() {
+        let p = e164("86");
+        assert_eq!(
+            normalise_number(&n("13812345678", None), &p),
+            "+8613812345678"
+        );
+        assert_eq!(
+            normalise_number(&n("010-1234-5678", None), &p),
+            "+861012345678"
+        );
+        assert_eq!(
+            normalise_number(&n("0044 20 7946 0000", None), &p),
+            "+442079460000"
+        );
+        assert_eq!(
+            normalise_number(&n("+1 (212) 555-0100", None), &p),
+            "+12125550100"
+        );
+        assert_eq!(
+            normalise_number(&n("1234", Some("+86")), &UriPolicy::default()),
+            "+861234"
+        );
+        assert_eq!(normalise_number(&n("alice", None), &p), "alice");
+        assert_eq!(
+            normalise_number(&n("0123", None), &UriPolicy::default()),
+            "0123"
+        );
+    }
+
+    #[test]
+    fn ims_trunk_form() {
+        let p = UriPolicy {
+            user_phone: true,
+            request_uri_params: "trunk-context=+86;tgrp=abc".into(),
+            ..UriPolicy::default()
+        };
+        assert_eq!(
+            request_uri("+8610123", false, &p, "ims.example.com"),
+            "sip:+8610123@ims.example.com;user=phone;trunk-context=+86;tgrp=abc"
+        );
+        assert_eq!(
+            peer_uri("+8610123", false, &p, "ims.example.com"),
+            "sip:+8610123@ims.example.com;user=phone"
+        );
+        // user=phone only for telephone numbers.
+        assert_eq!(peer_uri("alice", false, &p, "d"), "sip:alice@d");
+    }
+
+    #[test]
+    fn tel_and_keep() {
+        let tel = UriPolicy {
+            scheme: UriScheme::Tel,
+            country_code: Some("86".into()),
+            ..UriPolicy::default()
+        };
+        assert_eq!(peer_uri("+8610123", false, &tel, "d"), "tel:+8610123");
+        assert_eq!(
+            peer_uri("10123", false, &tel, "d"),
+            "tel:10123;phone-context=+86"
+        );
+        let keep = UriPolicy {
+            scheme: UriScheme::Keep,
+            ..UriPolicy::default()
+        };
+        assert_eq!(peer_uri("+1", true, &keep, "d"), "tel:+1");
+        assert_eq!(peer_uri("+1", false, &keep, "d"), "sip:+1@d");
+    }
+
+    #[test]
+    fn uri_param_validation() {
+        assert!(valid_uri_params("trunk-context=+86;tgrp=abc"));
+        assert!(valid_uri_params(""));
+        assert!(!valid_uri_params("a b"));
+        assert!(!valid_uri_params("x=1\r\nVia: evil"));
+    }
+}

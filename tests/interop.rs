@@ -1,0 +1,302 @@
+//! Interop profiles against misbehaving peers played by SIPp (scenarios in `conformance/`).
+//! Each behaviour runs twice: with the profile setting the call succeeds; without it the
+//! peer's scenario fails. That second run is what proves the setting does the work.
+
+mod common;
+
+use common::*;
+
+/// Run a carrier-a scenario and a phone scenario through a gateway configured by `opts`.
+/// Returns (carrier passed, phone passed, gateway).
+fn outbound(opts: GwOpts, carrier: &str, phone: &str, dialled: &str) -> (bool, bool, Gateway) {
+    let gw = Gateway::start(Ports::new(), opts);
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Sipp::uas(carrier, CARRIER_A_IP, gw.ports.carrier_a, tmp.path());
+    let p = Sipp::uac(
+        phone,
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        dialled,
+    );
+    let phone_ok = p.passed();
+    let carrier_ok = c.passed();
+    (carrier_ok, phone_ok, gw)
+}
+
+const IMS: &str = "[uri]\nuser_phone = true\nrequest_uri_params = \"trunk-context=+86;tgrp=abc\"\nnumber = \"e164\"\ncountry_code = \"86\"\n";
+
+#[test]
+fn ims_trunk_gets_user_phone_e164_and_its_uri_parameters() {
+    let opts = GwOpts {
+        carrier_a_domain: "ims.example.com",
+        ..GwOpts::carrier_a(IMS)
+    };
+    let (c, p, gw) = outbound(
+        opts,
+        "uri-ims/carrier.xml",
+        "uri-ims/phone.xml",
+        "01012345678",
+    );
+    assert!(c && p, "with [uri]: carrier {c}, phone {p}\n{}", gw.log());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "caller_bye");
+
+    let opts = GwOpts {
+        carrier_a_domain: "ims.example.com",
+        ..GwOpts::default()
+    };
+    let (c, _, _gw) = outbound(
+        opts,
+        "uri-ims/carrier.xml",
+        "uri-ims/phone.xml",
+        "01012345678",
+    );
+    assert!(
+        !c,
+        "without [uri] the IMS trunk must reject the Request-URI"
+    );
+}
+
+#[test]
+fn tel_uris_from_a_carrier_are_routed_on_their_number() {
+    let gw = Gateway::start(Ports::new(), GwOpts::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let pbx = Sipp::uas("tel-inbound/pbx.xml", PHONE_IP, gw.ports.phone, tmp.path());
+    let carrier = Sipp::uac(
+        "tel-inbound/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+        gw.addr(),
+        "x",
+    );
+    carrier.expect_success(&gw);
+    pbx.expect_success(&gw);
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["to"], "+8610123");
+    assert_eq!(cdr["from"], "+8620555");
+}
+
+#[test]
+fn carrier_answering_prack_with_405_still_completes_the_call() {
+    let (c, p, gw) = outbound(
+        GwOpts::carrier_a("[prack]\nmode = \"supported\"\non_405 = \"continue\"\n"),
+        "prack-405/carrier.xml",
+        "basic-call/phone.xml",
+        "+8610123",
+    );
+    assert!(
+        c && p,
+        "on_405 = continue: carrier {c}, phone {p}\n{}",
+        gw.log()
+    );
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "caller_bye");
+    assert!(
+        cdr["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "prack_405_ignored"),
+        "{cdr}"
+    );
+
+    let (_, p, gw) = outbound(
+        GwOpts::carrier_a("[prack]\nmode = \"supported\"\non_405 = \"fail\"\n"),
+        "prack-405/carrier.xml",
+        "basic-call/phone.xml",
+        "+8610123",
+    );
+    assert!(!p, "on_405 = fail must fail the call");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "prack_rejected");
+}
+
+#[test]
+fn prack_disabled_peer_never_sees_100rel_or_prack() {
+    let (c, p, gw) = outbound(
+        GwOpts::carrier_a("[prack]\nmode = \"disabled\"\n"),
+        "prack-disabled/carrier.xml",
+        "prack-phone/phone.xml",
+        "+8610123",
+    );
+    // The phone supports 100rel and its profile too: it gets reliable 18x from the gateway
+    // even though the carrier leg has none (reliability is per leg).
+    assert!(
+        c && p,
+        "mode = disabled: carrier {c}, phone {p}\n{}",
+        gw.log()
+    );
+
+    let (c, _, _gw) = outbound(
+        GwOpts::default(),
+        "prack-disabled/carrier.xml",
+        "basic-call/phone.xml",
+        "+8610123",
+    );
+    assert!(
+        !c,
+        "by default 100rel is offered, which this carrier refuses to see"
+    );
+}
+
+#[test]
+fn carrier_requiring_100rel_gets_it_only_when_the_profile_requires_it() {
+    let (c, p, gw) = outbound(
+        GwOpts::carrier_a("[prack]\nmode = \"required\"\n"),
+        "prack-required/carrier.xml",
+        "basic-call/phone.xml",
+        "+8610123",
+    );
+    assert!(
+        c && p,
+        "mode = required: carrier {c}, phone {p}\n{}",
+        gw.log()
+    );
+
+    let opts = GwOpts {
+        single_carrier: true,
+        ..GwOpts::default()
+    };
+    let (_, p, gw) = outbound(
+        opts,
+        "prack-required/carrier.xml",
+        "basic-call/phone.xml",
+        "+8610123",
+    );
+    assert!(!p, "without mode = required the carrier answers 420");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["status"], 420);
+    assert_eq!(cdr["call_tag"], "callee_reject");
+    assert_eq!(cdr["cause"], 127);
+}
+
+#[test]
+fn phone_supporting_100rel_gets_reliable_provisionals() {
+    let (c, p, gw) = outbound(
+        GwOpts::pbx("[prack]\nmode = \"supported\"\n"),
+        "prack-phone/carrier.xml",
+        "prack-phone/phone.xml",
+        "+8610123",
+    );
+    assert!(
+        c && p,
+        "pbx supported: carrier {c}, phone {p}\n{}",
+        gw.log()
+    );
+
+    let (_, p, _gw) = outbound(
+        GwOpts::pbx("[prack]\nmode = \"disabled\"\n"),
+        "prack-phone/carrier.xml",
+        "prack-phone/phone.xml",
+        "+8610123",
+    );
+    assert!(
+        !p,
+        "with the phone's profile disabled, its 18x are not reliable"
+    );
+}
+
+#[test]
+fn phone_without_100rel_gets_plain_provisionals_and_one_requiring_it_gets_421() {
+    // basic-call/phone.xml offers no 100rel: plain 180 even with the profile's default.
+    let (c, p, gw) = outbound(
+        GwOpts::default(),
+        "basic-call/carrier.xml",
+        "basic-call/phone.xml",
+        "+8610123",
+    );
+    assert!(c && p, "{}", gw.log());
+    // A profile that requires 100rel refuses such a phone with 421.
+    let gw = Gateway::start(Ports::new(), GwOpts::pbx("[prack]\nmode = \"required\"\n"));
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Sipp::uac(
+        "basic-call/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    assert!(!p.passed());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["status"], 421);
+}
+
+#[test]
+fn ptime_is_rewritten_for_the_carrier() {
+    let (c, p, gw) = outbound(
+        GwOpts::carrier_a("[sdp]\nptime = 20\n"),
+        "ptime/carrier.xml",
+        "ptime/phone.xml",
+        "+8610123",
+    );
+    assert!(c && p, "ptime = 20: carrier {c}, phone {p}\n{}", gw.log());
+    let (c, _, _gw) = outbound(
+        GwOpts::default(),
+        "ptime/carrier.xml",
+        "ptime/phone.xml",
+        "+8610123",
+    );
+    assert!(!c, "without [sdp] ptime the carrier sees a=ptime:30");
+}
+
+#[test]
+fn failure_without_reason_gets_the_profiles_mapped_cause() {
+    let opts = GwOpts {
+        single_carrier: true,
+        ..GwOpts::carrier_a("[causes.map]\n\"503\" = 34\n")
+    };
+    let (c, p, gw) = outbound(
+        opts,
+        "cause-map/carrier.xml",
+        "cause-map/phone.xml",
+        "+8610123",
+    );
+    assert!(c && p, "mapped: carrier {c}, phone {p}\n{}", gw.log());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(
+        (cdr["cause"].as_u64(), cdr["cause_source"].as_str()),
+        (Some(34), Some("peer-map"))
+    );
+
+    let opts = GwOpts {
+        single_carrier: true,
+        ..GwOpts::default()
+    };
+    let (_, p, gw) = outbound(
+        opts,
+        "cause-map/carrier.xml",
+        "cause-map/phone.xml",
+        "+8610123",
+    );
+    assert!(!p, "without the map the phone hears RFC 3398's 41, not 34");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(
+        (cdr["cause"].as_u64(), cdr["cause_source"].as_str()),
+        (Some(41), Some("rfc3398"))
+    );
+}
+
+#[test]
+fn send_reason_false_keeps_reason_away_from_the_phone() {
+    let opts = GwOpts {
+        single_carrier: true,
+        carrier_a_extra: "[causes.map]\n\"503\" = 34\n".into(),
+        pbx_extra: "[causes]\nsend_reason = false\n".into(),
+        ..GwOpts::default()
+    };
+    let (_, p, gw) = outbound(
+        opts,
+        "cause-map/carrier.xml",
+        "cause-map/phone.xml",
+        "+8610123",
+    );
+    assert!(
+        !p,
+        "the phone's scenario expects a Reason header; it must not get one"
+    );
+    assert_eq!(gw.wait_cdrs(1)[0]["cause"], 34);
+}
