@@ -9,6 +9,7 @@ pub mod cdr;
 pub mod config;
 pub mod engine;
 pub mod interop;
+pub mod ops;
 pub mod sdp;
 pub mod sip;
 pub mod txn;

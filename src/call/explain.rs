@@ -79,7 +79,10 @@ pub fn explain_invite(
     for h in REHOSTED_HEADERS.iter() {
         for (a, b) in req.header_lines(h).iter().zip(out.header_lines(h)) {
             if *a != b {
-                notes.push(format!("{}: {a} -> {b} (host hidden)", h.as_str()));
+                notes.push(format!(
+                    "{}: {a} -> {b} (numbers in the peer's form, hosts hidden)",
+                    h.as_str()
+                ));
             }
         }
     }

@@ -110,6 +110,7 @@ impl B2bua {
                 .profile(Side::B)
                 .map(|p| p.prack.on_405)
                 .unwrap_or(On405::Continue);
+            crate::ops::metrics::prack_failure(&peer, &what);
             match on_405 {
                 On405::Continue => {
                     info!(call_id = %call.a.call_id, %peer, "PRACK refused ({what}); continuing without PRACK");

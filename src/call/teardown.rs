@@ -39,6 +39,11 @@ impl B2bua {
             cause = cdr.cause,
             "call ended"
         );
+        crate::ops::metrics::call_ended(
+            &cdr.ingress_peer,
+            cdr.egress_peer.as_deref(),
+            call_tag_name(cdr.call_tag),
+        );
         self.actions.push(Action::Cdr(Box::new(cdr)));
         // Safety net: whatever happens to the remaining transactions, forget the call after
         // they would all have timed out.
@@ -289,5 +294,23 @@ fn side_name(side: Side) -> &'static str {
     match side {
         Side::A => "caller",
         Side::B => "callee",
+    }
+}
+
+/// The CDR spelling of a call tag (for metric labels).
+fn call_tag_name(t: CallTag) -> &'static str {
+    match t {
+        CallTag::CallerBye => "caller_bye",
+        CallTag::CalleeBye => "callee_bye",
+        CallTag::CallerCancel => "caller_cancel",
+        CallTag::CalleeReject => "callee_reject",
+        CallTag::NoAnswerTimeout => "no_answer_timeout",
+        CallTag::PeerUnreachable => "peer_unreachable",
+        CallTag::NoRoute => "no_route",
+        CallTag::CallerRejected => "caller_rejected",
+        CallTag::PrackRejected => "prack_rejected",
+        CallTag::RateLimited => "rate_limited",
+        CallTag::Shutdown => "shutdown",
+        CallTag::GatewayError => "gateway_error",
     }
 }

@@ -63,6 +63,7 @@ fn config() -> Config {
         cdr_path: "/dev/null".into(),
         max_message_bytes: 65535,
         drain: Duration::from_secs(1),
+        metrics_listen: None,
         profiles: [
             profile("pbx", Role::Internal, "127.0.0.2"),
             profile("carrier-a", Role::Trunk, "127.0.0.3"),
@@ -1414,4 +1415,37 @@ fn causes_map_and_send_reason() {
         .unwrap();
     assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=18"));
     assert_eq!(h.cdrs[0].cause_source, CauseSource::Rfc3398);
+}
+
+#[test]
+fn prack_481_with_continue_keeps_waiting_for_the_answer() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p12", "z9hG4bKp12", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c12", 1));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 481, "c12", &[], None));
+    assert!(h.cdrs.is_empty(), "the call goes on");
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "c12", &[], None));
+    assert!(h.statuses(PHONE).contains(&486));
+    assert!(
+        h.cdrs[0].events.contains(&"prack_481_ignored".to_string()),
+        "{:?}",
+        h.cdrs[0].events
+    );
+}
+
+#[test]
+fn prack_is_retransmitted_over_udp_until_answered() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p13", "z9hG4bKp13", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c13", 1));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Prack).len(), 1);
+    h.advance(Duration::from_millis(1600));
+    assert_eq!(
+        h.take_requests(CARRIER_A, Method::Prack).len(),
+        2,
+        "Timer E at 0.5 s and 1.5 s"
+    );
 }

@@ -15,6 +15,8 @@ pub struct GatewayFile {
     pub protect: ProtectSection,
     #[serde(default)]
     pub shutdown: ShutdownSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
     #[serde(default = "default_profiles_dir")]
     pub profiles: String,
     #[serde(default)]
@@ -91,6 +93,26 @@ impl Default for ShutdownSection {
 
 fn default_drain_s() -> u64 {
     30
+}
+
+/// `[metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    #[serde(default = "default_metrics_listen")]
+    pub listen: Spanned<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+fn default_metrics_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:9464".to_string())
 }
 
 /// `[[route]]`: first match wins.

@@ -111,6 +111,8 @@ pub struct Config {
     pub cdr_path: PathBuf,
     pub max_message_bytes: usize,
     pub drain: Duration,
+    /// Prometheus `/metrics` address; None when disabled (`listen = ""`).
+    pub metrics_listen: Option<SocketAddr>,
     pub profiles: HashMap<PeerName, Arc<Profile>>,
     pub routes: Vec<Route>,
 }
@@ -164,6 +166,20 @@ impl Config {
                 "[protect] max_message_bytes must be between 1024 and 65535".into(),
             ));
         }
+
+        let metrics_listen = match file.metrics.listen.get_ref().trim() {
+            "" => None,
+            m => match m.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    errs.push(at(
+                        file.metrics.listen.span(),
+                        format!("[metrics] listen {m:?} must be IP:PORT, or \"\" to disable"),
+                    ));
+                    None
+                }
+            },
+        };
 
         let profiles_dir = base.join(&file.profiles);
         let profiles = load_profiles(&profiles_dir, &mut errs);
@@ -253,6 +269,7 @@ impl Config {
             cdr_path: base.join(&file.cdr.path),
             max_message_bytes: max_message_bytes as usize,
             drain: Duration::from_secs(file.shutdown.drain_s),
+            metrics_listen,
             profiles,
             routes,
         })

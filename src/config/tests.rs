@@ -163,3 +163,34 @@ fn transport_addresses() {
     );
     assert!(parse_transport_addr("udp:example.com:5060").is_err());
 }
+
+#[test]
+fn the_shipped_configuration_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let a = cfg.profile(&PeerName("carrier-a".into())).unwrap();
+    assert!(a.uri.user_phone);
+    assert_eq!(a.ptime, Some(20));
+    assert_eq!(a.causes.map.get(&503).map(|c| c.0), Some(34));
+}
+
+#[test]
+fn interop_keys_are_validated_with_positions() {
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[uri]\nscheme = \"sips\"\nnumber = \"e164\"\nrequest_uri_params = \"a b\"\n[prack]\nmode = \"sometimes\"\n[sdp]\nptime = 999\n[causes.map]\n\"abc\" = 1\n\"486\" = 300\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "carrier-a.toml:6:10: [uri] scheme \"sips\"",
+        "carrier-a.toml:7:10: [uri] number = \"e164\" needs country_code",
+        "carrier-a.toml:8:22: [uri] request_uri_params",
+        "carrier-a.toml:10:8: [prack] mode \"sometimes\"",
+        "carrier-a.toml:12:9: [sdp] ptime",
+        "[causes.map] key \"abc\"",
+        "[causes.map] values are Q.850 causes",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}

@@ -76,6 +76,10 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(m) = cfg.metrics_listen {
+        crate::ops::metrics::install(m)
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {m}: {e}"))?;
+    }
     let cdr = CdrWriter::open(&cfg.cdr_path)
         .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
     info!(
@@ -121,6 +125,7 @@ impl Shell {
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         // Set at SIGTERM: first when to hang up what is left, then when to stop regardless.
+        let mut gauges = tokio::time::interval(Duration::from_secs(1));
         let mut drain_until: Option<Instant> = None;
         let mut stop_at: Option<Instant> = None;
         loop {
@@ -141,6 +146,7 @@ impl Shell {
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = hup.recv() => self.reload(),
+                _ = gauges.tick() => crate::ops::metrics::active_calls(self.core.active_calls()),
                 _ = term.recv(), if drain_until.is_none() => {
                     drain_until = Some(self.start_drain());
                 }

@@ -30,6 +30,7 @@ pub fn free_port(ip: &str) -> u16 {
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub gw: u16,
+    pub metrics: u16,
     pub phone: u16,
     pub carrier_a: u16,
     pub carrier_b: u16,
@@ -39,6 +40,7 @@ impl Ports {
     pub fn new() -> Self {
         Ports {
             gw: free_port("127.0.0.1"),
+            metrics: free_port("127.0.0.1"),
             phone: free_port(PHONE_IP),
             carrier_a: free_port(CARRIER_A_IP),
             carrier_b: free_port(CARRIER_B_IP),
@@ -107,8 +109,9 @@ impl Gateway {
             "[\"carrier-a\", \"carrier-b\"]"
         };
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
+            mp = ports.metrics,
             rt = opts.ring_timeout_s
         );
         std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
@@ -208,6 +211,19 @@ impl Gateway {
             }
         }
         panic!("gateway did not come up; log:\n{}", self.log());
+    }
+
+    /// The Prometheus exposition text from `/metrics`.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.ports.metrics))
+            .expect("metrics listener");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,49 @@
+//! Prometheus metrics. The names live here, in one place, and follow Prometheus conventions
+//! (`_total` counters, labels for peer and outcome). Recording is a counter increment in
+//! memory (the `metrics` facade); without an installed exporter (unit tests, `check`) it
+//! does nothing.
+
+use std::net::SocketAddr;
+
+use metrics::{counter, describe_counter, describe_gauge, gauge};
+
+pub const PRACK_FAILURES: &str = "trunkgate_prack_failures_total";
+pub const CALLS: &str = "trunkgate_calls_total";
+pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
+
+/// A peer refused (or ignored) our PRACK. `status` is the SIP status or `"timeout"`.
+pub fn prack_failure(peer: &str, status: &str) {
+    counter!(PRACK_FAILURES, "peer" => peer.to_string(), "status" => status.to_string())
+        .increment(1);
+}
+
+/// A call was released: counted once for the peer it came from (`inbound`) and once for the
+/// peer it went to (`outbound`), with its `call_tag` as the result.
+pub fn call_ended(ingress: &str, egress: Option<&str>, result: &str) {
+    counter!(CALLS, "peer" => ingress.to_string(), "direction" => "inbound", "result" => result.to_string())
+        .increment(1);
+    if let Some(e) = egress {
+        counter!(CALLS, "peer" => e.to_string(), "direction" => "outbound", "result" => result.to_string())
+            .increment(1);
+    }
+}
+
+/// Calls in progress.
+pub fn active_calls(n: usize) {
+    gauge!(ACTIVE_CALLS).set(n as f64);
+}
+
+/// Serve `/metrics` on `listen`. Must run inside the tokio runtime.
+pub fn install(listen: SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .install()
+        .map_err(|e| e.to_string())?;
+    describe_counter!(
+        PRACK_FAILURES,
+        "PRACKs a peer refused (405/501/481) or let time out"
+    );
+    describe_counter!(CALLS, "Released calls by peer, direction and call_tag");
+    describe_gauge!(ACTIVE_CALLS, "Calls in progress");
+    Ok(())
+}

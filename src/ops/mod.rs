@@ -1,0 +1,3 @@
+//! Operations: metrics names and their exporter. (Rate limits and health join here.)
+
+pub mod metrics;
