@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tracing::{debug, warn};
 
-use super::b2bua::{B2bua, ClientPurpose, build_response};
+use super::b2bua::{B2bua, ClientPurpose};
 use super::outbound::{body_for, copy_end_to_end, identity_header};
 use super::state::{Call, CallState, EndInfo, Relayed};
 use super::{CallRef, CallTimer, Side};
@@ -50,28 +50,28 @@ impl B2bua {
         let cseq = req.cseq().map(|c| c.0).unwrap_or(0);
         if let Some(leg) = call.leg_mut(side) {
             if leg.remote_cseq.is_some_and(|last| cseq < last) {
-                self.respond_in_dialog(now, &id, &req, 500, "Server Internal Error");
+                self.respond(now, &id, &req, 500, "Server Internal Error", &[]);
                 return;
             }
             leg.remote_cseq = Some(cseq);
         }
         if matches!(req.max_forwards(), Some(Ok(0))) {
-            self.respond_in_dialog(now, &id, &req, 483, "Too Many Hops");
+            self.respond(now, &id, &req, 483, "Too Many Hops", &[]);
             return;
         }
         match method {
             Method::Bye => self.on_bye(now, r, call, side, id, req),
             _ if call.state == CallState::Ending => {
-                self.respond_in_dialog(now, &id, &req, 481, "Call/Transaction Does Not Exist");
+                self.respond(now, &id, &req, 481, "Call/Transaction Does Not Exist", &[]);
             }
             Method::Invite if call.reinvite_in_progress || call.state != CallState::Confirmed => {
                 // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
-                self.respond_in_dialog(now, &id, &req, 491, "Request Pending");
+                self.respond(now, &id, &req, 491, "Request Pending", &[]);
             }
             // PRACKs are answered on the leg they arrive on, never relayed.
             Method::Prack if side == Side::A => self.on_prack_from_caller(now, r, call, id, req),
             Method::Prack => {
-                self.respond_in_dialog(now, &id, &req, 481, "Call/Transaction Does Not Exist");
+                self.respond(now, &id, &req, 481, "Call/Transaction Does Not Exist", &[]);
             }
             _ => self.relay_request(now, r, call, side, id, req),
         }
@@ -86,7 +86,7 @@ impl B2bua {
         id: TxnId,
         req: Request,
     ) {
-        self.respond_in_dialog(now, &id, &req, 200, "OK");
+        self.respond(now, &id, &req, 200, "OK", &[]);
         if call.state == CallState::Ending {
             return;
         }
@@ -243,11 +243,11 @@ impl B2bua {
             .leg(other)
             .is_some_and(|l| other == Side::A || l.remote_tag.is_some());
         if !ready {
-            self.respond_in_dialog(now, &id, &req, 491, "Request Pending");
+            self.respond(now, &id, &req, 491, "Request Pending", &[]);
             return;
         }
         let Some(profile) = call.profile(other).cloned() else {
-            self.respond_in_dialog(now, &id, &req, 491, "Request Pending");
+            self.respond(now, &id, &req, 491, "Request Pending", &[]);
             return;
         };
         let local = self.local.clone();
@@ -276,7 +276,7 @@ impl B2bua {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay {method}");
-                self.respond_in_dialog(now, &id, &req, 500, "Server Internal Error");
+                self.respond(now, &id, &req, 500, "Server Internal Error", &[]);
                 return;
             }
         };
@@ -375,12 +375,13 @@ impl B2bua {
         if rel.method == Method::Invite {
             call.reinvite_in_progress = false;
         }
-        self.respond_in_dialog(
+        self.respond(
             now,
             &rel.origin_txn,
             &rel.origin_req,
             408,
             "Request Timeout",
+            &[],
         );
     }
 
@@ -464,21 +465,6 @@ impl B2bua {
             let reason = Some(format!("Q.850;cause={}", Q850Cause::TIMER_EXPIRY.0));
             self.send_bye(now, r, call, side, reason.clone());
             self.send_bye(now, r, call, other, reason);
-        }
-    }
-
-    /// Respond within a dialog: the request's To already carries our tag.
-    pub(super) fn respond_in_dialog(
-        &mut self,
-        now: Instant,
-        id: &TxnId,
-        req: &Request,
-        status: u16,
-        reason: &str,
-    ) {
-        match build_response(req, status, reason, None, &[]) {
-            Ok(resp) => self.txn.send_response(id, resp, now, &mut self.txn_out),
-            Err(e) => warn!(error = %e, "cannot build {status}"),
         }
     }
 

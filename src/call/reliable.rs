@@ -241,10 +241,10 @@ impl B2bua {
                 && rack[2].eq_ignore_ascii_case("INVITE")
         });
         if !matches {
-            self.respond_in_dialog(now, &id, &req, 481, "Call/Transaction Does Not Exist");
+            self.respond(now, &id, &req, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         }
-        self.respond_in_dialog(now, &id, &req, 200, "OK");
+        self.respond(now, &id, &req, 200, "OK", &[]);
         call.a_rel.pending = None;
         self.clear_call_timer(r, CallTimer::Rel1xx);
         if let Some((resp, b_cseq)) = call.a_rel.held_2xx.take() {

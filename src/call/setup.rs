@@ -392,13 +392,8 @@ impl B2bua {
     }
 
     fn on_invite_2xx(&mut self, now: Instant, r: CallRef, call: &mut Call, resp: Response) {
-        let first_final = call.attempt.as_ref().is_some_and(|a| !a.final_received);
-        if first_final {
-            if let Some(a) = call.attempt.as_mut() {
-                a.final_received = true;
-            }
-            call.open_client = call.open_client.saturating_sub(1);
-        }
+        // A retransmitted or forked 2xx finds the attempt already closed.
+        close_attempt(call);
         let wanted_gone = call
             .attempt
             .as_ref()
@@ -459,14 +454,7 @@ impl B2bua {
         status: u16,
         resp: Response,
     ) {
-        if let Some(a) = call.attempt.as_mut() {
-            if a.final_received {
-                return;
-            }
-            a.final_received = true;
-        }
-        call.open_client = call.open_client.saturating_sub(1);
-        if call.state != CallState::Proceeding {
+        if !close_attempt(call) || call.state != CallState::Proceeding {
             return;
         }
         if FAILOVER_STATUSES.contains(&status) && call.next_target < call.targets.len() {
@@ -554,14 +542,7 @@ impl B2bua {
         call: &mut Call,
         timeout: bool,
     ) {
-        if let Some(a) = call.attempt.as_mut() {
-            if a.final_received {
-                return;
-            }
-            a.final_received = true;
-        }
-        call.open_client = call.open_client.saturating_sub(1);
-        if call.state != CallState::Proceeding {
+        if !close_attempt(call) || call.state != CallState::Proceeding {
             return;
         }
         let why = if timeout {
@@ -809,6 +790,19 @@ impl B2bua {
         }
         self.set_call_timer(r, CallTimer::AckTimeout(side), now + t1 * 64);
     }
+}
+
+/// Record that the attempt got its final outcome (a final response, Timer B, a transport
+/// error), once: false when it already had one.
+fn close_attempt(call: &mut Call) -> bool {
+    if let Some(a) = call.attempt.as_mut() {
+        if a.final_received {
+            return false;
+        }
+        a.final_received = true;
+    }
+    call.open_client = call.open_client.saturating_sub(1);
+    true
 }
 
 /// Learn the callee's tag, target and route set from a response that creates or confirms
