@@ -297,3 +297,39 @@ fn cdrs_survive_a_crash() {
     );
     assert_eq!(c[0]["call_tag"], "callee_reject");
 }
+
+fn tcp_world() -> (Gateway, tempfile::TempDir) {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            carrier_a_transport: "tcp",
+            ..GwOpts::default()
+        },
+    );
+    (gw, tempfile::tempdir().unwrap())
+}
+
+#[test]
+fn tcp_on_both_legs_bye_from_caller() {
+    // The phone calls over TCP; carrier-a is reached over TCP. Responses reuse the phone's
+    // connection; the gateway opens its own to the carrier.
+    let (gw, tmp) = tcp_world();
+    let carrier = Sipp::uas_tcp("basic-call/carrier.xml", CARRIER_A_IP, gw.ports.carrier_a, tmp.path());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let phone = Sipp::uac_tcp("basic-call/phone.xml", PHONE_IP, gw.ports.phone, tmp.path(), gw.addr(), "+8610123");
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
+
+#[test]
+fn tcp_on_both_legs_bye_from_callee() {
+    // The callee's BYE reaches the phone over the connection the phone opened.
+    let (gw, tmp) = tcp_world();
+    let carrier = Sipp::uas_tcp("callee-bye/carrier.xml", CARRIER_A_IP, gw.ports.carrier_a, tmp.path());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let phone = Sipp::uac_tcp("callee-bye/phone.xml", PHONE_IP, gw.ports.phone, tmp.path(), gw.addr(), "+8610123");
+    carrier.expect_success(&gw);
+    phone.expect_success(&gw);
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "callee_bye");
+}

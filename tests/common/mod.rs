@@ -343,6 +343,16 @@ impl Sipp {
         Self::spawn(scenario_rel, ip, port, dir, Some(gw), Some(service))
     }
 
+    /// A UAS listening on TCP.
+    pub fn uas_tcp(scenario_rel: &str, ip: &str, port: u16, dir: &Path) -> Sipp {
+        Self::spawn_with(scenario_rel, ip, port, dir, None, None, &["-t", "t1"])
+    }
+
+    /// A UAC calling through the gateway over TCP.
+    pub fn uac_tcp(scenario_rel: &str, ip: &str, port: u16, dir: &Path, gw: SocketAddr, service: &str) -> Sipp {
+        Self::spawn_with(scenario_rel, ip, port, dir, Some(gw), Some(service), &["-t", "t1"])
+    }
+
     fn spawn(
         scenario_rel: &str,
         ip: &str,
@@ -350,6 +360,18 @@ impl Sipp {
         dir: &Path,
         gw: Option<SocketAddr>,
         service: Option<&str>,
+    ) -> Sipp {
+        Self::spawn_with(scenario_rel, ip, port, dir, gw, service, &[])
+    }
+
+    fn spawn_with(
+        scenario_rel: &str,
+        ip: &str,
+        port: u16,
+        dir: &Path,
+        gw: Option<SocketAddr>,
+        service: Option<&str>,
+        extra: &[&str],
     ) -> Sipp {
         let name = format!("{}-{ip}", scenario_rel.replace('/', "_"));
         let mut cmd = Command::new(sipp_bin());
@@ -375,6 +397,7 @@ impl Sipp {
             .arg(dir.join(format!("{name}.err.log")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
+        cmd.args(extra);
         if let Some(s) = service {
             cmd.args(["-s", s]);
         }
