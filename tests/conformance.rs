@@ -314,9 +314,21 @@ fn tcp_on_both_legs_bye_from_caller() {
     // The phone calls over TCP; carrier-a is reached over TCP. Responses reuse the phone's
     // connection; the gateway opens its own to the carrier.
     let (gw, tmp) = tcp_world();
-    let carrier = Sipp::uas_tcp("basic-call/carrier.xml", CARRIER_A_IP, gw.ports.carrier_a, tmp.path());
+    let carrier = Sipp::uas_tcp(
+        "basic-call/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let phone = Sipp::uac_tcp("basic-call/phone.xml", PHONE_IP, gw.ports.phone, tmp.path(), gw.addr(), "+8610123");
+    let phone = Sipp::uac_tcp(
+        "basic-call/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
@@ -326,10 +338,134 @@ fn tcp_on_both_legs_bye_from_caller() {
 fn tcp_on_both_legs_bye_from_callee() {
     // The callee's BYE reaches the phone over the connection the phone opened.
     let (gw, tmp) = tcp_world();
-    let carrier = Sipp::uas_tcp("callee-bye/carrier.xml", CARRIER_A_IP, gw.ports.carrier_a, tmp.path());
+    let carrier = Sipp::uas_tcp(
+        "callee-bye/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let phone = Sipp::uac_tcp("callee-bye/phone.xml", PHONE_IP, gw.ports.phone, tmp.path(), gw.addr(), "+8610123");
+    let phone = Sipp::uac_tcp(
+        "callee-bye/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
     carrier.expect_success(&gw);
     phone.expect_success(&gw);
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "callee_bye");
+}
+
+#[test]
+fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
+    let (gw, tmp) = world();
+    let send_hup = || {
+        std::process::Command::new("kill")
+            .args(["-HUP", &gw.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    // 1. A profile edit takes effect for the next call: carrier-a now wants a=ptime:20.
+    let profile = gw.path("profiles/carrier-a.toml");
+    let original = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(&profile, format!("{original}\n[sdp]\nptime = 20\n")).unwrap();
+    send_hup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gw.log().contains("configuration reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload:\n{}",
+            gw.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let carrier = Sipp::uas(
+        "ptime/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "ptime/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+
+    // 2. A broken edit is refused with its position, and the running configuration stays.
+    std::fs::write(
+        &profile,
+        format!("{original}\n[sdp]\nptime = 20\nptmie = 30\n"),
+    )
+    .unwrap();
+    send_hup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gw.log().contains("reload refused") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal:\n{}",
+            gw.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        gw.log()
+            .contains("carrier-a.toml:10:1: unknown field `ptmie`"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        !gw.log().contains("route to unknown peer"),
+        "no follow-on noise: {}",
+        gw.log()
+    );
+    let carrier = Sipp::uas(
+        "ptime/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "ptime/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+}
+
+#[test]
+fn sigterm_with_a_call_up_hangs_it_up_after_the_drain_period() {
+    // Neither side hangs up (each scenario waits for a BYE); drain_s is 2 in tests.
+    let (mut gw, tmp) = world();
+    let carrier = Sipp::uas(
+        "prack-phone/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+    let phone = Sipp::uac(
+        "callee-bye/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert!(gw.stop().success(), "{}", gw.log());
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    let c = gw.cdrs();
+    assert_eq!(c.len(), 1, "{c:#?}");
+    assert_eq!(c[0]["call_tag"], "shutdown");
 }

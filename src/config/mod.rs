@@ -182,7 +182,10 @@ impl Config {
         };
 
         let profiles_dir = base.join(&file.profiles);
-        let profiles = load_profiles(&profiles_dir, &mut errs);
+        let (profiles, broken) = load_profiles(&profiles_dir, &mut errs);
+        // A peer whose profile file has errors is already reported; routes naming it are not
+        // a second problem.
+        let known = |name: &PeerName| profiles.contains_key(name) || broken.contains(&name.0);
 
         let mut routes = Vec::new();
         for r in file.route {
@@ -192,7 +195,7 @@ impl Config {
                 RouteFrom::Any
             } else {
                 let name = PeerName(r.from.get_ref().clone());
-                if !profiles.contains_key(&name) {
+                if !known(&name) {
                     errs.push(at(
                         r.from.span(),
                         format!(
@@ -230,7 +233,7 @@ impl Config {
                 ));
             }
             for p in &to {
-                if !profiles.contains_key(p) {
+                if !known(p) {
                     errs.push(at(
                         to_span.clone(),
                         format!("route to unknown peer {:?} (no profiles/{}.toml)", p.0, p.0),
@@ -299,8 +302,16 @@ impl Config {
     }
 }
 
-fn load_profiles(dir: &Path, errs: &mut Vec<ConfigError>) -> HashMap<PeerName, Arc<Profile>> {
+/// Every valid profile, and the names (file stems) of profile files that had errors.
+fn load_profiles(
+    dir: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> (
+    HashMap<PeerName, Arc<Profile>>,
+    std::collections::HashSet<String>,
+) {
     let mut out = HashMap::new();
+    let mut broken = std::collections::HashSet::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -308,7 +319,7 @@ fn load_profiles(dir: &Path, errs: &mut Vec<ConfigError>) -> HashMap<PeerName, A
                 dir,
                 format!("cannot read profiles folder: {e}"),
             ));
-            return out;
+            return (out, broken);
         }
     };
     let mut files: Vec<PathBuf> = entries
@@ -318,7 +329,13 @@ fn load_profiles(dir: &Path, errs: &mut Vec<ConfigError>) -> HashMap<PeerName, A
     files.sort();
     let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf)> = HashMap::new();
     for path in files {
-        if let Some(p) = load_profile(&path, errs) {
+        let loaded = load_profile(&path, errs);
+        if loaded.is_none()
+            && let Some(stem) = path.file_stem()
+        {
+            broken.insert(stem.to_string_lossy().into_owned());
+        }
+        if let Some(p) = loaded {
             for n in &p.matches {
                 if let Some((other, _)) = seen_nets.get(n) {
                     errs.push(ConfigError::file(
@@ -332,7 +349,7 @@ fn load_profiles(dir: &Path, errs: &mut Vec<ConfigError>) -> HashMap<PeerName, A
             out.insert(p.name.clone(), Arc::new(p));
         }
     }
-    out
+    (out, broken)
 }
 
 fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {

@@ -349,8 +349,23 @@ impl Sipp {
     }
 
     /// A UAC calling through the gateway over TCP.
-    pub fn uac_tcp(scenario_rel: &str, ip: &str, port: u16, dir: &Path, gw: SocketAddr, service: &str) -> Sipp {
-        Self::spawn_with(scenario_rel, ip, port, dir, Some(gw), Some(service), &["-t", "t1"])
+    pub fn uac_tcp(
+        scenario_rel: &str,
+        ip: &str,
+        port: u16,
+        dir: &Path,
+        gw: SocketAddr,
+        service: &str,
+    ) -> Sipp {
+        Self::spawn_with(
+            scenario_rel,
+            ip,
+            port,
+            dir,
+            Some(gw),
+            Some(service),
+            &["-t", "t1"],
+        )
     }
 
     fn spawn(
