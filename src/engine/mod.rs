@@ -17,7 +17,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::call::{Action, B2bua};
 use crate::cdr::CdrWriter;
@@ -146,7 +146,18 @@ impl Shell {
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = hup.recv() => self.reload(),
-                _ = gauges.tick() => crate::ops::metrics::active_calls(self.core.active_calls()),
+                _ = gauges.tick() => {
+                    crate::ops::metrics::active_calls(self.core.active_calls());
+                    let st = self.core.stats();
+                    debug!(
+                        calls = st.calls,
+                        dialogs = st.dialogs,
+                        client_txns = st.client_txns,
+                        server_txns = st.server_txns,
+                        timers = self.timers.len(),
+                        "core state"
+                    );
+                }
                 _ = term.recv(), if drain_until.is_none() => {
                     drain_until = Some(self.start_drain());
                 }
