@@ -274,9 +274,9 @@ impl B2bua {
 
     fn on_txn_output(&mut self, now: Instant, o: TxnOutput) {
         match o {
-            TxnOutput::Send { id, target, msg } => self.actions.push(Action::Send {
+            TxnOutput::Send { id, target, wire } => self.actions.push(Action::Send {
                 target,
-                msg,
+                wire,
                 txn: Some(id),
             }),
             TxnOutput::SetTimer { id, timer, at } => self.actions.push(Action::SetTimer {
@@ -353,11 +353,7 @@ impl B2bua {
             format!("Bad Request ({why})")
         };
         if let Ok(resp) = build_response(req, status, &reason, Some(&tag), &[]) {
-            self.actions.push(Action::Send {
-                target: source,
-                msg: Message::Response(resp),
-                txn: None,
-            });
+            self.send(source, Message::Response(resp));
         }
     }
 
@@ -387,11 +383,10 @@ impl B2bua {
             && let Some(call) = self.calls.get(&r)
             && let Some(ack) = call.acks_sent.get(&(side, cseq))
         {
-            self.actions.push(Action::Send {
-                target: call.leg(side).map(|l| l.target).unwrap_or(source),
-                msg: Message::Request(ack.clone()),
-                txn: None,
-            });
+            self.send(
+                call.leg(side).map(|l| l.target).unwrap_or(source),
+                Message::Request(ack.clone()),
+            );
             return;
         }
         if known.is_some() {
@@ -400,11 +395,7 @@ impl B2bua {
         warn!(%source, "2xx for an unknown INVITE: sending ACK and BYE");
         for method in [Method::Ack, Method::Bye] {
             match orphan_request(&resp, method, cseq, &self.local, source, &mut self.ids) {
-                Ok(req) => self.actions.push(Action::Send {
-                    target: source,
-                    msg: Message::Request(req),
-                    txn: None,
-                }),
+                Ok(req) => self.send(source, Message::Request(req)),
                 Err(e) => warn!(error = %e, "cannot build request for orphan 2xx"),
             }
         }
@@ -421,10 +412,12 @@ impl B2bua {
         self.actions.push(Action::ClearTimer(TimerId::Call(r, t)));
     }
 
+    /// Send a message outside any transaction (ACKs for 2xx, our 2xx retransmissions,
+    /// stateless answers).
     pub(super) fn send(&mut self, target: Target, msg: Message) {
         self.actions.push(Action::Send {
             target,
-            msg,
+            wire: msg.to_bytes(),
             txn: None,
         });
     }

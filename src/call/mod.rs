@@ -20,7 +20,7 @@ pub use b2bua::{B2bua, LocalAddrs, Stats};
 pub use explain::{ExplainError, Explained, explain_invite};
 
 use crate::cdr::CdrRecord;
-use crate::sip::{Message, Target};
+use crate::sip::Target;
 use crate::txn::{TxnId, TxnTimer};
 
 /// Internal handle of a call.
@@ -76,7 +76,7 @@ pub enum Action {
     /// can be reported back with [`B2bua::on_send_failed`].
     Send {
         target: Target,
-        msg: Message,
+        wire: bytes::Bytes,
         txn: Option<TxnId>,
     },
     /// Arm (or re-arm) a timer.

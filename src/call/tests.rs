@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::cdr::{CallTag, CauseSource, CdrRecord};
 use crate::config::{Config, Listen, PeerName, Profile, Role, Route, RouteFrom};
-use crate::sip::{Hdr, Method, Request, Response, Transport, parse_datagram};
+use crate::sip::{Hdr, Message, Method, Request, Response, Transport, parse_datagram};
 use crate::txn::TimerConfig;
 
 const PHONE: &str = "127.0.0.2:5060";
@@ -126,9 +126,8 @@ impl H {
     fn apply(&mut self) {
         for a in self.core.take_actions() {
             match a {
-                Action::Send { target, msg, .. } => {
+                Action::Send { target, wire, .. } => {
                     // Every message we emit must survive a wire round trip.
-                    let wire = msg.to_bytes();
                     let back = parse_datagram(wire.clone(), 65535).unwrap_or_else(|e| {
                         panic!("unparseable output {e}: {}", String::from_utf8_lossy(&wire))
                     });

@@ -255,8 +255,8 @@ impl Shell {
         let mut actions = std::mem::take(&mut self.actions);
         for a in actions.drain(..) {
             match a {
-                Action::Send { target, msg, txn } => {
-                    let bytes = msg.to_bytes();
+                Action::Send { target, wire, txn } => {
+                    let bytes = wire;
                     match target.transport {
                         Transport::Udp => self.send_udp(target.addr, bytes),
                         Transport::Tcp => self.tcp.send(target, bytes, txn),

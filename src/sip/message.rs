@@ -136,13 +136,6 @@ impl Message {
         }
     }
 
-    pub(crate) fn into_sipx(self) -> sipx::Message {
-        match self {
-            Message::Request(r) => sipx::Message::Request(r.0),
-            Message::Response(r) => sipx::Message::Response(r.0),
-        }
-    }
-
     /// Serialize for the wire.
     pub fn to_bytes(&self) -> Bytes {
         match self {

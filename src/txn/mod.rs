@@ -1,17 +1,24 @@
 //! RFC 3261 §17 transactions, sans-IO.
 //!
-//! The state machines are `sipx-sip`'s (they passed our retransmission and timer tests, see
-//! `tests` below); this module adds what they leave to the driver: remembering where each
-//! transaction's messages go, turning relative timers into deadlines from the caller's `now`,
-//! and exposing only our own types upward.
+//! Keys (branch, sent-by, method; the pre-3261 rules for old peers) come from `sipx-sip`'s
+//! `TransactionKey`. The state machines are ours (`machine.rs`): sipx's kept every parsed
+//! request and response for the 32 s a transaction outlives its call, about 6 KiB each; ours
+//! keep wire bytes only while they can still be retransmitted (see BENCHMARKS.md). This module
+//! adds what the machines leave to a driver: where each transaction's messages go, deadlines
+//! from the caller's `now`, and only our own types upward.
+
+mod machine;
 
 use foldhash::HashMap;
 use std::time::{Duration, Instant};
 
-use sipx_sip::transaction::Output;
-use sipx_sip::{Reliability, Timer, Timers, TransactionKey, TransactionLayer, TuEvent};
+use bytes::Bytes;
+use sipx_sip::TransactionKey;
 
-use crate::sip::{Message, Request, Response, Target};
+pub use machine::Timer;
+use machine::{Client, Consts, Out, Server};
+
+use crate::sip::{Message, Method, Request, Response, Target};
 
 /// Identifies one transaction (branch + sent-by + method).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -19,7 +26,7 @@ pub struct TxnId(TransactionKey);
 
 /// One of the §17 timers of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TxnTimer(Timer);
+pub struct TxnTimer(pub Timer);
 
 impl TxnTimer {
     /// Its RFC letter, for logs.
@@ -31,11 +38,11 @@ impl TxnTimer {
 /// What the transaction layer asks of its driver and its user.
 #[derive(Debug)]
 pub enum TxnOutput {
-    /// Put this message on the wire toward `target`.
+    /// Put these bytes on the wire toward `target`.
     Send {
         id: TxnId,
         target: Target,
-        msg: Message,
+        wire: Bytes,
     },
     /// Fire `timer` of transaction `id` at `at`.
     SetTimer {
@@ -77,33 +84,43 @@ impl Default for TimerConfig {
     }
 }
 
+#[derive(Debug)]
+struct Entry<T> {
+    machine: T,
+    target: Target,
+}
+
 /// The transactions in flight and where their messages go.
 #[derive(Debug)]
 pub struct TxnLayer {
-    inner: TransactionLayer,
-    targets: HashMap<TxnId, Target>,
+    consts: Consts,
+    client: HashMap<TxnId, Entry<Client>>,
+    server: HashMap<TxnId, Entry<Server>>,
+    scratch: Vec<Out>,
 }
 
 impl TxnLayer {
     pub fn new(timers: TimerConfig) -> Self {
         TxnLayer {
-            inner: TransactionLayer::new(Timers {
+            consts: Consts {
                 t1: timers.t1,
                 t2: timers.t2,
                 t4: timers.t4,
-            }),
-            targets: HashMap::default(),
+            },
+            client: HashMap::default(),
+            server: HashMap::default(),
+            scratch: Vec::new(),
         }
     }
 
     /// Transactions in flight (client, server). A test that asserts on this catches leaks.
     pub fn len(&self) -> (usize, usize) {
-        self.inner.len()
+        (self.client.len(), self.server.len())
     }
 
     /// Whether no transaction is in flight.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.client.is_empty() && self.server.is_empty()
     }
 
     /// Feed a received message. Returns it back when no transaction took it: a stray
@@ -115,21 +132,55 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<Message> {
-        let reliability = reliability(source);
-        match self.inner.receive(msg.into_sipx(), reliability) {
-            sipx_sip::transaction::Dispatch::Created { key, outputs } => {
+        let c = self.consts;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = match msg {
+            Message::Request(req) => {
+                let Some(key) = TransactionKey::from_request(&req.0) else {
+                    return Some(Message::Request(req));
+                };
                 let id = TxnId(key);
-                self.targets.insert(id.clone(), source);
-                self.convert(&id, outputs, now, out);
-                None
+                if let Some(e) = self.server.get_mut(&id) {
+                    e.machine.on_request(&req, &c, &mut scratch);
+                    let target = e.target;
+                    self.apply(&id, target, false, &mut scratch, now, out);
+                    None
+                } else if req.method() == Method::Ack {
+                    Some(Message::Request(req))
+                } else {
+                    let machine =
+                        Server::new(req, source.transport.is_reliable(), &c, &mut scratch);
+                    self.server.insert(
+                        id.clone(),
+                        Entry {
+                            machine,
+                            target: source,
+                        },
+                    );
+                    self.apply(&id, source, false, &mut scratch, now, out);
+                    None
+                }
             }
-            sipx_sip::transaction::Dispatch::Matched { key, outputs } => {
-                let id = TxnId(key);
-                self.convert(&id, outputs, now, out);
-                None
+            Message::Response(resp) => {
+                let id = TransactionKey::from_response(&resp.0).map(TxnId);
+                match id.filter(|id| self.client.contains_key(id)) {
+                    Some(id) => {
+                        let target = match self.client.get_mut(&id) {
+                            Some(e) => {
+                                e.machine.on_response(resp, &c, &mut scratch);
+                                e.target
+                            }
+                            None => source,
+                        };
+                        self.apply(&id, target, true, &mut scratch, now, out);
+                        None
+                    }
+                    None => Some(Message::Response(resp)),
+                }
             }
-            sipx_sip::transaction::Dispatch::Unmatched(m) => Some(Message::from_sipx(*m)),
-        }
+        };
+        self.scratch = scratch;
+        result
     }
 
     /// Start a client transaction for `req` toward `target`. `None` when the request has no
@@ -141,10 +192,17 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<TxnId> {
-        let (key, outputs) = self.inner.send_request(req.0, reliability(target))?;
-        let id = TxnId(key);
-        self.targets.insert(id.clone(), target);
-        self.convert(&id, outputs, now, out);
+        let id = TxnId(TransactionKey::from_sent_request(&req.0)?);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let machine = Client::new(
+            req,
+            target.transport.is_reliable(),
+            &self.consts,
+            &mut scratch,
+        );
+        self.client.insert(id.clone(), Entry { machine, target });
+        self.apply(&id, target, true, &mut scratch, now, out);
+        self.scratch = scratch;
         Some(id)
     }
 
@@ -156,8 +214,14 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) {
-        let outputs = self.inner.send_response(&id.0, resp.0);
-        self.convert(id, outputs, now, out);
+        let c = self.consts;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if let Some(e) = self.server.get_mut(id) {
+            e.machine.on_response(resp, &c, &mut scratch);
+            let target = e.target;
+            self.apply(id, target, false, &mut scratch, now, out);
+        }
+        self.scratch = scratch;
     }
 
     /// A timer fired.
@@ -168,15 +232,33 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) {
-        let outputs = self.inner.on_timer(&id.0, timer.0);
-        self.convert(id, outputs, now, out);
+        let c = self.consts;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if let Some(e) = self.client.get_mut(id) {
+            e.machine.on_timer(timer.0, &c, &mut scratch);
+            let target = e.target;
+            self.apply(id, target, true, &mut scratch, now, out);
+        } else if let Some(e) = self.server.get_mut(id) {
+            e.machine.on_timer(timer.0, &c, &mut scratch);
+            let target = e.target;
+            self.apply(id, target, false, &mut scratch, now, out);
+        }
+        self.scratch = scratch;
     }
 
     /// The engine could not deliver a message of this transaction.
     pub fn on_transport_error(&mut self, id: &TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
-        let outputs = self.inner.on_transport_error(&id.0);
-        self.convert(id, outputs, now, out);
-        self.targets.remove(id);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if let Some(e) = self.client.get_mut(id) {
+            e.machine.on_transport_error(&mut scratch);
+            let target = e.target;
+            self.apply(id, target, true, &mut scratch, now, out);
+        } else if let Some(e) = self.server.get_mut(id) {
+            e.machine.on_transport_error(&mut scratch);
+            let target = e.target;
+            self.apply(id, target, false, &mut scratch, now, out);
+        }
+        self.scratch = scratch;
     }
 
     /// The INVITE server transaction a received CANCEL refers to (RFC 3261 §9.2).
@@ -186,86 +268,68 @@ impl TxnLayer {
 
     /// Whether a server transaction is still waiting for a final response.
     pub fn server_pending(&self, id: &TxnId) -> bool {
-        use sipx_sip::transaction::ServerState;
-        matches!(
-            self.inner.server_state(&id.0),
-            Some(ServerState::Trying | ServerState::Proceeding)
-        )
-    }
-
-    /// The request that created a server transaction.
-    pub fn server_request(&self, id: &TxnId) -> Option<Request> {
-        self.inner.server_request(&id.0).cloned().map(Request)
+        self.server.get(id).is_some_and(|e| e.machine.pending())
     }
 
     /// Where a transaction's messages go.
     pub fn target(&self, id: &TxnId) -> Option<Target> {
-        self.targets.get(id).copied()
+        self.client
+            .get(id)
+            .map(|e| e.target)
+            .or_else(|| self.server.get(id).map(|e| e.target))
     }
 
-    fn convert(
+    /// Turn a machine's outputs into ours; forget it when it terminated.
+    fn apply(
         &mut self,
         id: &TxnId,
-        outputs: Vec<Output>,
+        target: Target,
+        client: bool,
+        scratch: &mut Vec<Out>,
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) {
-        for o in outputs {
-            match o {
-                Output::Send(m) => {
-                    if let Some(target) = self.targets.get(id) {
-                        out.push(TxnOutput::Send {
-                            id: id.clone(),
-                            target: *target,
-                            msg: Message::from_sipx(*m),
-                        });
-                    }
-                }
-                Output::SetTimer { timer, after } => out.push(TxnOutput::SetTimer {
+        for o in scratch.drain(..) {
+            out.push(match o {
+                Out::Send(wire) => TxnOutput::Send {
+                    id: id.clone(),
+                    target,
+                    wire,
+                },
+                Out::Set(timer, after) => TxnOutput::SetTimer {
                     id: id.clone(),
                     timer: TxnTimer(timer),
                     at: now + after,
-                }),
-                Output::ClearTimer(timer) => out.push(TxnOutput::ClearTimer {
+                },
+                Out::Clear(timer) => TxnOutput::ClearTimer {
                     id: id.clone(),
                     timer: TxnTimer(timer),
-                }),
-                Output::ToTu(ev) => match *ev {
-                    TuEvent::Request(r) => out.push(TxnOutput::Request {
-                        id: id.clone(),
-                        req: Request(*r),
-                    }),
-                    TuEvent::Response(r) => out.push(TxnOutput::Response {
-                        id: id.clone(),
-                        resp: Response(*r),
-                    }),
-                    TuEvent::Ack(r) => out.push(TxnOutput::Ack {
-                        id: id.clone(),
-                        ack: Request(*r),
-                    }),
-                    TuEvent::Timeout => out.push(TxnOutput::Timeout { id: id.clone() }),
-                    TuEvent::TransportError => {
-                        out.push(TxnOutput::TransportError { id: id.clone() })
-                    }
-                    _ => {}
                 },
-                Output::Terminated(_) => {
-                    // Timers still armed for it fire into an unknown key and are ignored;
-                    // the machines clear the long ones themselves on the way here.
-                    self.targets.remove(id);
-                    out.push(TxnOutput::Terminated { id: id.clone() });
+                Out::Request(req) => TxnOutput::Request {
+                    id: id.clone(),
+                    req,
+                },
+                Out::Response(resp) => TxnOutput::Response {
+                    id: id.clone(),
+                    resp,
+                },
+                Out::Ack(ack) => TxnOutput::Ack {
+                    id: id.clone(),
+                    ack,
+                },
+                Out::Timeout => TxnOutput::Timeout { id: id.clone() },
+                Out::TransportError => TxnOutput::TransportError { id: id.clone() },
+                Out::Terminated => {
+                    // Timers still armed for it fire into an unknown id and are ignored.
+                    if client {
+                        self.client.remove(id);
+                    } else {
+                        self.server.remove(id);
+                    }
+                    TxnOutput::Terminated { id: id.clone() }
                 }
-                _ => {}
-            }
+            });
         }
-    }
-}
-
-fn reliability(t: Target) -> Reliability {
-    if t.transport.is_reliable() {
-        Reliability::Reliable
-    } else {
-        Reliability::Unreliable
     }
 }
 

@@ -49,7 +49,9 @@ fn t0() -> Instant {
 fn sends(out: &[TxnOutput]) -> Vec<(Target, Message)> {
     out.iter()
         .filter_map(|o| match o {
-            TxnOutput::Send { target, msg, .. } => Some((*target, msg.clone())),
+            TxnOutput::Send { target, wire, .. } => {
+                Some((*target, parse_datagram(wire.clone(), 65535).unwrap()))
+            }
             _ => None,
         })
         .collect()
@@ -80,7 +82,7 @@ fn invite_client_over_udp_retransmits_on_the_callers_clock() {
     out.clear();
     l.on_timer(
         &id,
-        TxnTimer(sipx_sip::Timer::A),
+        TxnTimer(Timer::A),
         t0() + Duration::from_millis(500),
         &mut out,
     );
@@ -93,7 +95,7 @@ fn invite_client_over_udp_retransmits_on_the_callers_clock() {
     out.clear();
     l.on_timer(
         &id,
-        TxnTimer(sipx_sip::Timer::B),
+        TxnTimer(Timer::B),
         t0() + Duration::from_secs(32),
         &mut out,
     );
@@ -213,7 +215,7 @@ fn non_invite_client_backs_off_to_t2_and_times_out_with_f() {
     for _ in 0..5 {
         now += interval;
         out.clear();
-        l.on_timer(&id, TxnTimer(sipx_sip::Timer::E), now, &mut out);
+        l.on_timer(&id, TxnTimer(Timer::E), now, &mut out);
         let next = timers(&out)[0].1 - (now - t0());
         intervals.push(next);
         interval = next;
@@ -226,9 +228,149 @@ fn non_invite_client_backs_off_to_t2_and_times_out_with_f() {
     out.clear();
     l.on_timer(
         &id,
-        TxnTimer(sipx_sip::Timer::F),
+        TxnTimer(Timer::F),
         t0() + Duration::from_secs(32),
         &mut out,
     );
     assert!(out.iter().any(|o| matches!(o, TxnOutput::Timeout { .. })));
+}
+
+#[test]
+fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKs2");
+    let src = target(Transport::Udp);
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = out
+        .iter()
+        .find_map(|o| match o {
+            TxnOutput::Request { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    out.clear();
+    l.send_response(
+        &id,
+        Response::to_request(&inv, 486, "Busy Here", Some("t")).unwrap(),
+        t0(),
+        &mut out,
+    );
+    assert_eq!(
+        timers(&out),
+        vec![
+            ("G".into(), Duration::from_millis(500)),
+            ("H".into(), Duration::from_secs(32))
+        ]
+    );
+    // Timer G doubles up to T2.
+    let mut now = t0();
+    let mut intervals = Vec::new();
+    let mut interval = Duration::from_millis(500);
+    for _ in 0..5 {
+        now += interval;
+        out.clear();
+        l.on_timer(&id, TxnTimer(Timer::G), now, &mut out);
+        assert_eq!(sends(&out).len(), 1, "486 resent");
+        interval = timers(&out)[0].1 - (now - t0());
+        intervals.push(interval);
+    }
+    assert_eq!(intervals, [1, 2, 4, 4, 4].map(Duration::from_secs).to_vec());
+    // The ACK (same branch) confirms; Timer I absorbs further ACKs, then it ends.
+    let ack = request("ACK", "z9hG4bKs2");
+    out.clear();
+    l.receive(Message::Request(ack.clone()), src, now, &mut out);
+    assert!(timers(&out).contains(&("I".into(), now - t0() + Duration::from_secs(5))));
+    assert!(
+        !out.iter().any(|o| matches!(o, TxnOutput::Ack { .. })),
+        "a non-2xx ACK stays in the transaction"
+    );
+    out.clear();
+    l.receive(Message::Request(inv.clone()), src, now, &mut out);
+    assert!(
+        sends(&out).is_empty(),
+        "confirmed: retransmitted INVITE absorbed"
+    );
+    l.on_timer(
+        &id,
+        TxnTimer(Timer::I),
+        now + Duration::from_secs(5),
+        &mut out,
+    );
+    assert!(l.is_empty());
+}
+
+#[test]
+fn invite_server_2xx_is_the_users_to_retransmit_and_its_ack_goes_up() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKs3");
+    let src = target(Transport::Udp);
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = l.cancelled_invite(&request("CANCEL", "z9hG4bKs3")).unwrap();
+    out.clear();
+    let ok = Response::to_request(&inv, 200, "OK", Some("t")).unwrap();
+    l.send_response(&id, ok.clone(), t0(), &mut out);
+    assert_eq!(timers(&out), vec![("L".into(), Duration::from_secs(32))]);
+    assert!(!l.server_pending(&id));
+    out.clear();
+    // A retransmitted INVITE is absorbed (RFC 6026), the user's own 2xx retransmission is sent.
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    assert!(sends(&out).is_empty());
+    l.send_response(&id, ok, t0(), &mut out);
+    assert_eq!(sends(&out).len(), 1);
+    out.clear();
+    // The ACK to a 2xx (new branch in real life; here it matches) goes to the user.
+    l.receive(
+        Message::Request(request("ACK", "z9hG4bKs3")),
+        src,
+        t0(),
+        &mut out,
+    );
+    assert!(out.iter().any(|o| matches!(o, TxnOutput::Ack { .. })));
+}
+
+#[test]
+fn invite_client_2xx_retransmissions_reach_the_user_and_non_2xx_get_the_same_ack() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKc9");
+    let tgt = target(Transport::Udp);
+    l.send_request(inv.clone(), tgt, t0(), &mut out);
+    out.clear();
+    let ok = Response::to_request(&inv, 200, "OK", Some("x")).unwrap();
+    l.receive(Message::Response(ok.clone()), tgt, t0(), &mut out);
+    assert!(timers(&out).contains(&("M".into(), Duration::from_secs(32))));
+    assert!(
+        sends(&out).is_empty(),
+        "no ACK for a 2xx from the transaction"
+    );
+    out.clear();
+    l.receive(Message::Response(ok), tgt, t0(), &mut out);
+    assert!(
+        out.iter().any(|o| matches!(o, TxnOutput::Response { .. })),
+        "RFC 6026: each 2xx goes up"
+    );
+
+    let inv2 = request("INVITE", "z9hG4bKc10");
+    out.clear();
+    l.send_request(inv2.clone(), tgt, t0(), &mut out);
+    let busy = Response::to_request(&inv2, 486, "Busy Here", Some("y")).unwrap();
+    out.clear();
+    l.receive(Message::Response(busy.clone()), tgt, t0(), &mut out);
+    let first = sends(&out);
+    out.clear();
+    l.receive(Message::Response(busy), tgt, t0(), &mut out);
+    let again = sends(&out);
+    assert_eq!(first.len(), 1);
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        first[0].1.to_bytes(),
+        again[0].1.to_bytes(),
+        "the same ACK, byte for byte"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, TxnOutput::Response { .. })),
+        "the user saw it once"
+    );
 }

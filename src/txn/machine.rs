@@ -1,0 +1,426 @@
+//! The four RFC 3261 §17 transaction machines (with RFC 6026's Accepted states), written to
+//! keep little: a transaction holds its parsed request only while it may still need it, and
+//! what it retransmits as wire bytes. Most transactions spend most of their life absorbing
+//! retransmissions (Timers D, I, J, K, L, M: up to 32 s after the call), and there they hold
+//! a key, a target and a state.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::sip::{Hdr, Method, Request, Response, SipError};
+
+/// The timers of RFC 3261 §17 Table 4 that a user agent arms, RFC 6026's L and M, and the
+/// 200 ms after which an INVITE server transaction sends 100 Trying itself (§17.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    A,
+    B,
+    D,
+    E,
+    F,
+    G,
+    H,
+    I,
+    J,
+    K,
+    L,
+    M,
+    Trying100,
+}
+
+/// T1, T2, T4.
+#[derive(Debug, Clone, Copy)]
+pub struct Consts {
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+}
+
+/// What a machine asks for; the layer adds the transaction id and target.
+#[derive(Debug)]
+pub enum Out {
+    Send(Bytes),
+    Set(Timer, Duration),
+    Clear(Timer),
+    Request(Request),
+    Response(Response),
+    Ack(Request),
+    Timeout,
+    TransportError,
+    Terminated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Calling,
+    Trying,
+    Proceeding,
+    Completed,
+    Accepted,
+    Confirmed,
+    Terminated,
+}
+
+/// A client transaction.
+#[derive(Debug)]
+pub struct Client {
+    pub state: State,
+    invite: bool,
+    reliable: bool,
+    /// Parsed request, kept until the final response (the ACK for a non-2xx is built from it).
+    request: Option<Request>,
+    /// Its wire form, for retransmission; dropped once nothing will retransmit it.
+    wire: Option<Bytes>,
+    /// The ACK for a non-2xx final, resent for each retransmission of that final.
+    ack: Option<Bytes>,
+    interval: Duration,
+}
+
+/// A server transaction.
+#[derive(Debug)]
+pub struct Server {
+    pub state: State,
+    invite: bool,
+    reliable: bool,
+    /// The request, kept until the final response (for 100 Trying and the transaction user).
+    pub request: Option<Request>,
+    /// The last response sent, resent when the request is retransmitted.
+    last: Option<Bytes>,
+    interval: Duration,
+}
+
+impl Client {
+    pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Client {
+        let invite = request.method() == Method::Invite;
+        let wire = request.to_bytes();
+        out.push(Out::Send(wire.clone()));
+        if !reliable {
+            out.push(Out::Set(if invite { Timer::A } else { Timer::E }, c.t1));
+        }
+        out.push(Out::Set(
+            if invite { Timer::B } else { Timer::F },
+            c.t1 * 64,
+        ));
+        Client {
+            state: if invite {
+                State::Calling
+            } else {
+                State::Trying
+            },
+            invite,
+            reliable,
+            request: Some(request),
+            wire: Some(wire),
+            ack: None,
+            interval: c.t1,
+        }
+    }
+
+    pub fn on_response(&mut self, resp: Response, c: &Consts, out: &mut Vec<Out>) {
+        if self.invite {
+            self.invite_response(resp, c, out)
+        } else {
+            self.non_invite_response(resp, c, out)
+        }
+    }
+
+    fn invite_response(&mut self, resp: Response, c: &Consts, out: &mut Vec<Out>) {
+        match self.state {
+            State::Calling | State::Proceeding => {
+                if resp.is_provisional() {
+                    if self.state == State::Calling {
+                        // Timer B runs in Calling only (§17.1.1.2): a phone may ring for long.
+                        out.push(Out::Clear(Timer::A));
+                        out.push(Out::Clear(Timer::B));
+                    }
+                    self.state = State::Proceeding;
+                    out.push(Out::Response(resp));
+                    return;
+                }
+                out.push(Out::Clear(Timer::A));
+                out.push(Out::Clear(Timer::B));
+                self.wire = None;
+                if resp.is_success() {
+                    // The ACK for a 2xx belongs to the transaction user (§13.2.2.4).
+                    self.state = State::Accepted;
+                    self.request = None;
+                    out.push(Out::Response(resp));
+                    out.push(Out::Set(Timer::M, c.t1 * 64));
+                } else {
+                    if let Some(req) = self.request.take() {
+                        match non_2xx_ack(&req, &resp) {
+                            Ok(ack) => {
+                                let wire = ack.to_bytes();
+                                out.push(Out::Send(wire.clone()));
+                                self.ack = Some(wire);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot build ACK for {}", resp.status())
+                            }
+                        }
+                    }
+                    self.state = State::Completed;
+                    out.push(Out::Response(resp));
+                    let d = if self.reliable {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(32).max(c.t1 * 64)
+                    };
+                    out.push(Out::Set(Timer::D, d));
+                }
+            }
+            // A retransmitted final gets the same ACK; the user has seen it already.
+            State::Completed => {
+                if let Some(ack) = &self.ack {
+                    out.push(Out::Send(ack.clone()));
+                }
+            }
+            // RFC 6026: each 2xx (a retransmission or another fork) goes to the user.
+            State::Accepted if resp.is_success() => out.push(Out::Response(resp)),
+            _ => {}
+        }
+    }
+
+    fn non_invite_response(&mut self, resp: Response, c: &Consts, out: &mut Vec<Out>) {
+        if !matches!(self.state, State::Trying | State::Proceeding) {
+            return;
+        }
+        if resp.is_provisional() {
+            self.state = State::Proceeding;
+            out.push(Out::Response(resp));
+            return;
+        }
+        self.state = State::Completed;
+        self.request = None;
+        self.wire = None;
+        out.push(Out::Clear(Timer::E));
+        out.push(Out::Clear(Timer::F));
+        out.push(Out::Response(resp));
+        out.push(Out::Set(
+            Timer::K,
+            if self.reliable { Duration::ZERO } else { c.t4 },
+        ));
+    }
+
+    pub fn on_timer(&mut self, t: Timer, c: &Consts, out: &mut Vec<Out>) {
+        match (self.state, t) {
+            (State::Calling, Timer::A) => {
+                self.interval *= 2;
+                if let Some(w) = &self.wire {
+                    out.push(Out::Send(w.clone()));
+                }
+                out.push(Out::Set(Timer::A, self.interval));
+            }
+            (State::Trying | State::Proceeding, Timer::E) => {
+                // Backing off to T2; once provisionals flow it is a keepalive at T2.
+                self.interval = if self.state == State::Trying {
+                    (self.interval * 2).min(c.t2)
+                } else {
+                    c.t2
+                };
+                if let Some(w) = &self.wire {
+                    out.push(Out::Send(w.clone()));
+                }
+                out.push(Out::Set(Timer::E, self.interval));
+            }
+            (State::Calling, Timer::B) | (State::Trying | State::Proceeding, Timer::F) => {
+                out.push(Out::Timeout);
+                self.terminate(out);
+            }
+            (State::Completed, Timer::D | Timer::K) | (State::Accepted, Timer::M) => {
+                self.terminate(out)
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_transport_error(&mut self, out: &mut Vec<Out>) {
+        if self.state != State::Terminated {
+            out.push(Out::TransportError);
+            self.terminate(out);
+        }
+    }
+
+    fn terminate(&mut self, out: &mut Vec<Out>) {
+        self.state = State::Terminated;
+        out.push(Out::Terminated);
+    }
+}
+
+impl Server {
+    pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Server {
+        let invite = request.method() == Method::Invite;
+        out.push(Out::Request(request.clone()));
+        if invite {
+            out.push(Out::Set(Timer::Trying100, Duration::from_millis(200)));
+        }
+        Server {
+            state: if invite {
+                State::Proceeding
+            } else {
+                State::Trying
+            },
+            invite,
+            reliable,
+            request: Some(request),
+            last: None,
+            interval: c.t1,
+        }
+    }
+
+    /// A retransmission of the request, or (INVITE) an ACK.
+    pub fn on_request(&mut self, req: &Request, c: &Consts, out: &mut Vec<Out>) {
+        if req.method() == Method::Ack {
+            match self.state {
+                State::Completed => {
+                    self.state = State::Confirmed;
+                    self.last = None;
+                    out.push(Out::Clear(Timer::G));
+                    out.push(Out::Clear(Timer::H));
+                    out.push(Out::Set(
+                        Timer::I,
+                        if self.reliable { Duration::ZERO } else { c.t4 },
+                    ));
+                }
+                // RFC 6026: the ACK for a 2xx is the user's.
+                State::Accepted => out.push(Out::Ack(req.clone())),
+                _ => {}
+            }
+            return;
+        }
+        if matches!(self.state, State::Proceeding | State::Completed)
+            && let Some(last) = &self.last
+        {
+            out.push(Out::Send(last.clone()));
+        }
+    }
+
+    /// The transaction user answers.
+    pub fn on_response(&mut self, resp: Response, c: &Consts, out: &mut Vec<Out>) {
+        let wire = resp.to_bytes();
+        match self.state {
+            State::Trying | State::Proceeding => {
+                out.push(Out::Clear(Timer::Trying100));
+                out.push(Out::Send(wire.clone()));
+                if resp.is_provisional() {
+                    self.state = State::Proceeding;
+                    self.last = Some(wire);
+                    return;
+                }
+                self.request = None;
+                if self.invite && resp.is_success() {
+                    // Retransmitted INVITEs are absorbed; the user retransmits its 2xx.
+                    self.state = State::Accepted;
+                    self.last = None;
+                    out.push(Out::Set(Timer::L, c.t1 * 64));
+                } else if self.invite {
+                    self.state = State::Completed;
+                    self.last = Some(wire);
+                    if !self.reliable {
+                        self.interval = c.t1;
+                        out.push(Out::Set(Timer::G, self.interval));
+                    }
+                    out.push(Out::Set(Timer::H, c.t1 * 64));
+                } else {
+                    self.state = State::Completed;
+                    self.last = Some(wire);
+                    out.push(Out::Set(
+                        Timer::J,
+                        if self.reliable {
+                            Duration::ZERO
+                        } else {
+                            c.t1 * 64
+                        },
+                    ));
+                }
+            }
+            // The user retransmitting its own 2xx until the ACK.
+            State::Accepted if resp.is_success() => out.push(Out::Send(wire)),
+            _ => {}
+        }
+    }
+
+    pub fn on_timer(&mut self, t: Timer, c: &Consts, out: &mut Vec<Out>) {
+        match (self.state, t) {
+            (State::Proceeding, Timer::Trying100) if self.last.is_none() => {
+                if let Some(trying) = self
+                    .request
+                    .as_ref()
+                    .and_then(|r| Response::to_request(r, 100, "Trying", None).ok())
+                {
+                    let wire = trying.to_bytes();
+                    out.push(Out::Send(wire.clone()));
+                    self.last = Some(wire);
+                }
+            }
+            (State::Completed, Timer::G) => {
+                self.interval = (self.interval * 2).min(c.t2);
+                if let Some(last) = &self.last {
+                    out.push(Out::Send(last.clone()));
+                }
+                out.push(Out::Set(Timer::G, self.interval));
+            }
+            (State::Completed, Timer::H) => {
+                self.state = State::Terminated;
+                out.push(Out::Timeout);
+                out.push(Out::Terminated);
+            }
+            (State::Completed, Timer::J)
+            | (State::Confirmed, Timer::I)
+            | (State::Accepted, Timer::L) => {
+                self.state = State::Terminated;
+                out.push(Out::Terminated);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_transport_error(&mut self, out: &mut Vec<Out>) {
+        if self.state != State::Terminated {
+            self.state = State::Terminated;
+            out.push(Out::TransportError);
+            out.push(Out::Terminated);
+        }
+    }
+
+    pub fn pending(&self) -> bool {
+        matches!(self.state, State::Trying | State::Proceeding)
+    }
+}
+
+/// The ACK for a non-2xx final response (§17.1.1.3): the INVITE's Request-URI, top Via (same
+/// branch), From, Call-ID, Route set and CSeq number, with the response's To.
+fn non_2xx_ack(req: &Request, resp: &Response) -> Result<Request, SipError> {
+    let mut ack = Request::new(Method::Ack, &req.uri())?;
+    let via = req.header_lines(&Hdr::VIA);
+    let top = via
+        .first()
+        .and_then(|v| crate::sip::split_header_list(v).into_iter().next())
+        .ok_or(SipError::MissingHeader("Via"))?;
+    ack.push_header(&Hdr::VIA, top)?;
+    ack.push_header(&Hdr::MAX_FORWARDS, "70")?;
+    for route in req.header_lines(&Hdr::ROUTE) {
+        ack.push_header(&Hdr::ROUTE, route)?;
+    }
+    ack.push_header(
+        &Hdr::FROM,
+        req.header(&Hdr::FROM)
+            .ok_or(SipError::MissingHeader("From"))?,
+    )?;
+    ack.push_header(
+        &Hdr::TO,
+        resp.header(&Hdr::TO).ok_or(SipError::MissingHeader("To"))?,
+    )?;
+    ack.push_header(
+        &Hdr::CALL_ID,
+        req.call_id().ok_or(SipError::MissingHeader("Call-ID"))?,
+    )?;
+    let n = req
+        .cseq()
+        .map(|c| c.0)
+        .ok_or(SipError::MissingHeader("CSeq"))?;
+    ack.push_header(&Hdr::CSEQ, format!("{n} ACK"))?;
+    ack.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+    Ok(ack)
+}
