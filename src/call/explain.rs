@@ -86,20 +86,20 @@ pub fn explain_invite(
             }
         }
     }
+    let rebuilt = [
+        Hdr::VIA,
+        Hdr::CONTACT,
+        Hdr::FROM,
+        Hdr::TO,
+        Hdr::CALL_ID,
+        Hdr::CSEQ,
+        Hdr::MAX_FORWARDS,
+        Hdr::CONTENT_LENGTH,
+        Hdr::CONTENT_TYPE,
+        Hdr::ALLOW,
+        Hdr::SUPPORTED,
+    ];
     for h in PER_LEG_HEADERS.iter() {
-        let rebuilt = [
-            Hdr::VIA,
-            Hdr::CONTACT,
-            Hdr::FROM,
-            Hdr::TO,
-            Hdr::CALL_ID,
-            Hdr::CSEQ,
-            Hdr::MAX_FORWARDS,
-            Hdr::CONTENT_LENGTH,
-            Hdr::CONTENT_TYPE,
-            Hdr::ALLOW,
-            Hdr::SUPPORTED,
-        ];
         if req.has_header(h) && !out.has_header(h) && !rebuilt.contains(h) {
             notes.push(format!(
                 "{}: removed (belongs to the caller's hop or dialog)",

@@ -148,14 +148,7 @@ impl B2bua {
                 now,
                 r,
                 &mut call,
-                EndInfo {
-                    tag,
-                    status,
-                    cause: cause.0,
-                    cause_source: CauseSource::Internal,
-                    reason_sip: None,
-                    at: now,
-                },
+                EndInfo::internal(tag, status, cause.0, now),
             );
             self.put_back(r, call);
             return;
@@ -645,19 +638,7 @@ impl B2bua {
         tag: CallTag,
         cause: Q850Cause,
     ) {
-        self.fail_call_with(
-            now,
-            r,
-            call,
-            EndInfo {
-                tag,
-                status,
-                cause: cause.0,
-                cause_source: CauseSource::Internal,
-                reason_sip: None,
-                at: now,
-            },
-        );
+        self.fail_call_with(now, r, call, EndInfo::internal(tag, status, cause.0, now));
     }
 
     pub(super) fn fail_call_with(

@@ -107,6 +107,20 @@ pub struct EndInfo {
     pub at: Instant,
 }
 
+impl EndInfo {
+    /// A release the gateway itself decided (timers, refusals, shutdown).
+    pub fn internal(tag: CallTag, status: u16, cause: u16, at: Instant) -> EndInfo {
+        EndInfo {
+            tag,
+            status,
+            cause,
+            cause_source: CauseSource::Internal,
+            reason_sip: None,
+            at,
+        }
+    }
+}
+
 /// One call: two legs and everything needed to bridge them.
 #[derive(Debug)]
 pub struct Call {

@@ -52,14 +52,12 @@ impl B2bua {
 
     fn build_cdr(&self, call: &Call) -> CdrRecord {
         let fmt = |t: Instant| humantime::format_rfc3339_millis(self.wall(t)).to_string();
-        let end = call.end.clone().unwrap_or(EndInfo {
-            tag: CallTag::GatewayError,
-            status: 500,
-            cause: Q850Cause::PROTOCOL_ERROR.0,
-            cause_source: CauseSource::Internal,
-            reason_sip: None,
-            at: call.started,
-        });
+        let end = call.end.clone().unwrap_or(EndInfo::internal(
+            CallTag::GatewayError,
+            500,
+            Q850Cause::PROTOCOL_ERROR.0,
+            call.started,
+        ));
         CdrRecord {
             call_id: call.a.call_id.clone(),
             egress_call_id: call.b.as_ref().map(|b| b.call_id.clone()),
@@ -221,14 +219,12 @@ impl B2bua {
                         now,
                         r,
                         &mut call,
-                        EndInfo {
-                            tag: CallTag::GatewayError,
-                            status: 500,
-                            cause: Q850Cause::PROTOCOL_ERROR.0,
-                            cause_source: CauseSource::Internal,
-                            reason_sip: None,
-                            at: now,
-                        },
+                        EndInfo::internal(
+                            CallTag::GatewayError,
+                            500,
+                            Q850Cause::PROTOCOL_ERROR.0,
+                            now,
+                        ),
                     );
                 }
             }
@@ -265,14 +261,12 @@ impl B2bua {
                         now,
                         r,
                         &mut call,
-                        EndInfo {
-                            tag: CallTag::Shutdown,
-                            status: 200,
-                            cause: Q850Cause::NORMAL_CLEARING.0,
-                            cause_source: CauseSource::Internal,
-                            reason_sip: None,
-                            at: now,
-                        },
+                        EndInfo::internal(
+                            CallTag::Shutdown,
+                            200,
+                            Q850Cause::NORMAL_CLEARING.0,
+                            now,
+                        ),
                     );
                     let reason = Some(format!("Q.850;cause={}", Q850Cause::NORMAL_CLEARING.0));
                     self.send_bye(now, r, &mut call, Side::A, reason.clone());
