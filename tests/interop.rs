@@ -300,3 +300,21 @@ fn send_reason_false_keeps_reason_away_from_the_phone() {
     );
     assert_eq!(gw.wait_cdrs(1)[0]["cause"], 34);
 }
+
+#[test]
+fn tel_trunk_gets_tel_uris() {
+    let (c, p, gw) = outbound(
+        GwOpts::carrier_a("[uri]\nscheme = \"tel\"\nnumber = \"e164\"\ncountry_code = \"86\"\n"),
+        "uri-tel/carrier.xml",
+        "uri-ims/phone.xml",
+        "01012345678",
+    );
+    assert!(c && p, "scheme = tel: carrier {c}, phone {p}\n{}", gw.log());
+    let (c, _, _gw) = outbound(
+        GwOpts::default(),
+        "uri-tel/carrier.xml",
+        "uri-ims/phone.xml",
+        "01012345678",
+    );
+    assert!(!c, "without scheme = \"tel\" the trunk gets sip: URIs");
+}

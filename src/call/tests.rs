@@ -1514,3 +1514,36 @@ fn mutated_messages_never_panic_the_core() {
     h.sent.clear();
     answered_call(&mut h);
 }
+
+#[test]
+fn identity_headers_follow_the_peers_number_form() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.number = crate::interop::uri::NumberFormat::E164;
+            p.uri.country_code = Some("86".into());
+            p.uri.user_phone = true;
+        }
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    h.recv(
+        PHONE,
+        &invite_text(
+            "i1",
+            "z9hG4bKi1",
+            "010-1234-5678",
+            "Diversion: <sip:0755-8888@127.0.0.2>;reason=unconditional\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.uri(), "sip:+861012345678@ims.example.com;user=phone");
+    assert_eq!(
+        inv.header(&Hdr::named("Diversion")).as_deref(),
+        Some("<sip:+867558888@ims.example.com;user=phone>;reason=unconditional")
+    );
+    // A non-numeric identity keeps its user and loses its host.
+    assert_eq!(
+        inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
+        Some("\"Alice\" <sip:+861000@ims.example.com;user=phone>")
+    );
+}
