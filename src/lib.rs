@@ -9,6 +9,7 @@ pub mod cdr;
 pub mod config;
 pub mod engine;
 pub mod interop;
+pub mod media;
 pub mod ops;
 pub mod sdp;
 pub mod sip;

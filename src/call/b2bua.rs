@@ -134,6 +134,8 @@ pub struct B2bua {
     pub(super) actions: Vec<Action>,
     /// Shutting down: new calls are refused with 503.
     pub(super) draining: bool,
+    /// RTP/RTCP ports for anchored calls.
+    pub(super) pool: crate::media::PortPool,
 }
 
 impl B2bua {
@@ -145,6 +147,7 @@ impl B2bua {
         now: Instant,
         wall_now: SystemTime,
     ) -> Self {
+        let pool = crate::media::PortPool::new(cfg.media_ports.0, cfg.media_ports.1);
         B2bua {
             local: LocalAddrs::from_config(&cfg),
             cfg,
@@ -161,6 +164,7 @@ impl B2bua {
             wall_base: (now, wall_now),
             actions: Vec::new(),
             draining: false,
+            pool,
         }
     }
 

@@ -272,7 +272,7 @@ impl B2bua {
                 }
                 Ok(out)
             });
-        let out = match built {
+        let mut out = match built {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay {method}");
@@ -280,6 +280,7 @@ impl B2bua {
                 return;
             }
         };
+        self.anchor_request(r, call, side, &mut out);
         if let Some(txn) = self.send_client(now, r, out, target, ClientPurpose::Relay) {
             call.open_client += 1;
             if method == Method::Invite {
@@ -343,7 +344,8 @@ impl B2bua {
             return;
         };
         match self.relayed_response(&rel.origin_req, &resp, &tag, &origin_peer) {
-            Ok(out) => {
+            Ok(mut out) => {
+                self.anchor_response(r, &mut call, far, &mut out);
                 self.txn
                     .send_response(&rel.origin_txn, out.clone(), now, &mut self.txn_out);
                 if rel.method == Method::Invite && resp.is_success() {
@@ -407,8 +409,17 @@ impl B2bua {
             if let Some(p) = call.pending_2xx[slot].take() {
                 self.clear_call_timer(r, CallTimer::Retransmit2xx(side));
                 self.clear_call_timer(r, CallTimer::AckTimeout(side));
-                let body = (!ack.body().is_empty())
-                    .then(|| (ack.body().clone(), ack.header(&Hdr::CONTENT_TYPE)));
+                let ct = ack.header(&Hdr::CONTENT_TYPE);
+                let body = (!ack.body().is_empty()).then(|| {
+                    // Late offer/answer: the ACK's SDP is anchored like any other.
+                    let b = match self.anchor_body(r, &mut call, side, ack.body(), ct.as_deref()) {
+                        Ok(Some(b)) => b,
+                        Ok(None) => ack.body().clone(),
+                        Err(_) => crate::sdp::anchor(ack.body(), self.cfg.media_ip, &[])
+                            .unwrap_or_else(|| ack.body().clone()),
+                    };
+                    (b, ct.clone())
+                });
                 self.send_ack(&mut call, side.other(), p.other_cseq, body);
             }
             if call.state == CallState::Answered {

@@ -8,6 +8,7 @@ mod dialog;
 mod explain;
 mod ids;
 mod leg;
+mod media;
 mod outbound;
 mod reliable;
 mod setup;
@@ -85,6 +86,8 @@ pub enum Action {
     ClearTimer(TimerId),
     /// Write a CDR.
     Cdr(Box<CdrRecord>),
+    /// Start, update or stop relaying a call's media.
+    Media(crate::media::MediaAction),
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use tracing::{debug, info, warn};
 
 use super::b2bua::{B2bua, ClientPurpose, build_response};
 use super::leg::Leg;
+use super::media::NoPorts;
 use super::outbound::outbound_invite;
 use super::reliable::{offers_100rel, reliable_rseq};
 use super::state::UasRel;
@@ -186,15 +187,17 @@ impl B2bua {
         }
         self.set_call_timer(r, CallTimer::Ring, now + ring_timeout);
         let mut call = call;
+        if self.wants_anchoring(&call) {
+            call.media = Some(Default::default());
+        }
         if !self.start_attempt(now, r, &mut call) {
-            self.fail_call(
-                now,
-                r,
-                &mut call,
-                503,
-                CallTag::PeerUnreachable,
-                Q850Cause(38),
-            );
+            // 47: resource unavailable, when it was the RTP ports that ran out.
+            let (tag, cause) = if call.events.iter().any(|e| e == "media_ports_exhausted") {
+                (CallTag::MediaUnavailable, Q850Cause(47))
+            } else {
+                (CallTag::PeerUnreachable, Q850Cause(38))
+            };
+            self.fail_call(now, r, &mut call, 503, tag, cause);
         }
         self.put_back(r, call);
     }
@@ -260,6 +263,7 @@ impl B2bua {
             open_client: 0,
             last_failure: None,
             events: Vec::new(),
+            media: None,
             b_rel: Default::default(),
             a_rel: UasRel {
                 reliable,
@@ -291,6 +295,22 @@ impl B2bua {
                     continue;
                 }
             };
+            let mut invite = invite;
+            let ct = invite.header(&Hdr::CONTENT_TYPE);
+            match self.anchor_body(r, call, Side::A, &invite.body().clone(), ct.as_deref()) {
+                Ok(Some(body)) => {
+                    if let Err(e) = invite.set_body(body, ct.as_deref()) {
+                        warn!(error = %e, "cannot set anchored SDP");
+                    }
+                }
+                Ok(None) => {}
+                Err(NoPorts) => {
+                    warn!(call_id = %call.a.call_id, "no RTP ports left: refusing the call");
+                    call.next_target = call.targets.len();
+                    call.events.push("media_ports_exhausted".into());
+                    return false;
+                }
+            }
             if let Some(old) = call.b.take() {
                 self.dialogs.remove(&(old.call_id, old.local_tag));
             }
@@ -379,7 +399,10 @@ impl B2bua {
         }
         let tag = call.a.local_tag.clone();
         match self.relayed_response(&call.a_invite, &resp, &tag, &call.ingress) {
-            Ok(out) => self.send_provisional_to_caller(now, r, call, out),
+            Ok(mut out) => {
+                self.anchor_response(r, call, Side::B, &mut out);
+                self.send_provisional_to_caller(now, r, call, out)
+            }
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
         }
     }
@@ -419,7 +442,10 @@ impl B2bua {
         self.clear_call_timer(r, CallTimer::Ring);
         let tag = call.a.local_tag.clone();
         let out = match self.relayed_response(&call.a_invite, &resp, &tag, &call.ingress) {
-            Ok(out) => out,
+            Ok(mut out) => {
+                self.anchor_response(r, call, Side::B, &mut out);
+                out
+            }
             Err(e) => {
                 warn!(error = %e, "cannot relay 2xx to caller");
                 self.kill_fork(now, r, call, &resp);

@@ -96,6 +96,16 @@ pub struct PendingRel {
     pub has_sdp: bool,
 }
 
+/// The call's anchored media: the gateway's RTP port facing each leg, per m= line, and
+/// where each leg wants its RTP (from its SDP).
+#[derive(Debug, Clone, Default)]
+pub struct MediaState {
+    pub a_ports: Vec<u16>,
+    pub b_ports: Vec<u16>,
+    pub a_remote: Vec<Option<std::net::SocketAddr>>,
+    pub b_remote: Vec<Option<std::net::SocketAddr>>,
+}
+
 /// How the call was released, fixed at the moment of release.
 #[derive(Debug, Clone)]
 pub struct EndInfo {
@@ -156,6 +166,8 @@ pub struct Call {
     pub events: Vec<String>,
     pub b_rel: UacRel,
     pub a_rel: UasRel,
+    /// Some when the call's media is relayed through the gateway.
+    pub media: Option<MediaState>,
 }
 
 impl Call {

@@ -92,7 +92,10 @@ impl B2bua {
         }
     }
 
-    fn forget(&mut self, r: CallRef, call: Call) {
+    fn forget(&mut self, r: CallRef, mut call: Call) {
+        if let Some(media) = call.media.take() {
+            self.release_media(r, media);
+        }
         self.dialogs
             .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
         if let Some(b) = &call.b {
@@ -304,6 +307,7 @@ fn call_tag_name(t: CallTag) -> &'static str {
         CallTag::CallerRejected => "caller_rejected",
         CallTag::PrackRejected => "prack_rejected",
         CallTag::RateLimited => "rate_limited",
+        CallTag::MediaUnavailable => "media_unavailable",
         CallTag::Shutdown => "shutdown",
         CallTag::GatewayError => "gateway_error",
     }

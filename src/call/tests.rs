@@ -38,6 +38,8 @@ fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profile>) {
         prack: Default::default(),
         ptime: None,
         causes: Default::default(),
+        anchor: false,
+        latch: crate::media::Latch::Any,
     };
     (p.name.clone(), Arc::new(p))
 }
@@ -64,6 +66,8 @@ fn config() -> Config {
         max_message_bytes: 65535,
         drain: Duration::from_secs(1),
         metrics_listen: None,
+        media_ip: "127.0.0.1".parse().unwrap(),
+        media_ports: (30000, 30009),
         profiles: [
             profile("pbx", Role::Internal, "127.0.0.2"),
             profile("carrier-a", Role::Trunk, "127.0.0.3"),
@@ -97,6 +101,7 @@ struct H {
     seq: u64,
     sent: Vec<(Target, Message)>,
     cdrs: Vec<CdrRecord>,
+    media: Vec<crate::media::MediaAction>,
 }
 
 impl H {
@@ -120,6 +125,7 @@ impl H {
             seq: 0,
             sent: Vec::new(),
             cdrs: Vec::new(),
+            media: Vec::new(),
         }
     }
 
@@ -147,6 +153,7 @@ impl H {
                     }
                 }
                 Action::Cdr(c) => self.cdrs.push(*c),
+                Action::Media(m) => self.media.push(m),
             }
         }
     }
@@ -1546,4 +1553,159 @@ fn identity_headers_follow_the_peers_number_form() {
         inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
         Some("\"Alice\" <sip:+861000@ims.example.com;user=phone>")
     );
+}
+
+// ---------------------------------------------------------------- media anchoring
+
+use crate::media::{MediaAction, RelayPair};
+
+fn anchored() -> H {
+    H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }))
+}
+
+fn relay_pairs(h: &H) -> Vec<RelayPair> {
+    h.media
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("a1", "z9hG4bKa1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let offer = String::from_utf8_lossy(inv.body()).into_owned();
+    assert!(
+        !offer.contains("192.0.2.10"),
+        "phone's media address leaked:\n{offer}"
+    );
+    assert!(offer.contains("c=IN IP4 127.0.0.1\r\n"));
+    let pairs = relay_pairs(&h);
+    assert_eq!(pairs.len(), 1);
+    assert!(
+        offer.contains(&format!("m=audio {} RTP/AVP 0", pairs[0].b_port)),
+        "{offer}"
+    );
+    assert_eq!(pairs[0].a_remote, Some("192.0.2.10:4000".parse().unwrap()));
+    assert_eq!(pairs[0].b_remote, None);
+    // The carrier answers from its own media address; the phone sees only the gateway.
+    let answer = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("4000", "5004");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "m1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(&answer),
+        ),
+    );
+    let ok = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .unwrap();
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(!body.contains("198.51.100.7"), "{body}");
+    let pairs = relay_pairs(&h);
+    assert!(
+        body.contains(&format!("m=audio {} RTP/AVP 0", pairs[0].a_port)),
+        "{body}"
+    );
+    assert_eq!(
+        pairs[0].b_remote,
+        Some("198.51.100.7:5004".parse().unwrap())
+    );
+    assert_ne!(pairs[0].a_port, pairs[0].b_port);
+}
+
+#[test]
+fn ports_return_to_the_pool_whatever_way_calls_end() {
+    let mut h = anchored();
+    let total = h.core.free_media_ports();
+    assert_eq!(total, 5, "test pool 30000-30009");
+    for i in 0..2000 {
+        let id = format!("pp{i}");
+        h.recv(
+            PHONE,
+            &invite_text(&id, &format!("z9hG4bKpp{i}"), "+8610123", ""),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        match i % 3 {
+            0 => h.recv_msg(CARRIER_A, reply(&inv, 486, "x", &[], None)),
+            1 => {
+                h.recv_msg(
+                    CARRIER_A,
+                    reply(
+                        &inv,
+                        200,
+                        "x",
+                        &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+                        Some(SDP),
+                    ),
+                );
+                let ok = h
+                    .take_responses(PHONE)
+                    .into_iter()
+                    .find(|r| r.status() == 200)
+                    .unwrap();
+                let tag = ok.to_tag().unwrap();
+                h.recv(
+                    PHONE,
+                    &in_dialog(
+                        "BYE",
+                        "sip:127.0.0.1",
+                        phone_from(),
+                        &format!("<sip:+8610123@127.0.0.1>;tag={tag}"),
+                        &id,
+                        2,
+                        &format!("z9hG4bKppb{i}"),
+                        "127.0.0.2:5060",
+                        "",
+                    ),
+                );
+                let bye = h.one_request(CARRIER_A, Method::Bye);
+                h.recv_msg(CARRIER_A, reply(&bye, 200, "x", &[], None));
+            }
+            _ => h.advance(Duration::from_secs(33)),
+        }
+        h.sent.clear();
+    }
+    h.advance(Duration::from_secs(100));
+    assert_eq!(h.core.free_media_ports(), total, "no port leaked");
+    let releases = h
+        .media
+        .iter()
+        .filter(|m| matches!(m, MediaAction::Release { .. }))
+        .count();
+    assert_eq!(releases, 2000);
+}
+
+#[test]
+fn an_exhausted_pool_refuses_the_call_with_503() {
+    let mut h = anchored();
+    // Five pairs: two calls take four, the third needs two more.
+    for i in 0..3 {
+        h.recv(
+            PHONE,
+            &invite_text(&format!("ex{i}"), &format!("z9hG4bKex{i}"), "+8610123", ""),
+        );
+    }
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 2);
+    let st: Vec<u16> = h.statuses(PHONE);
+    assert!(st.contains(&503), "{st:?}");
+    let c = h.cdrs.iter().find(|c| c.call_id == "ex2").unwrap();
+    assert_eq!(c.call_tag, CallTag::MediaUnavailable);
+    assert_eq!(c.cause, 47);
 }

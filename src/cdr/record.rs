@@ -24,6 +24,8 @@ pub enum CallTag {
     PrackRejected,
     /// Refused by a rate or concurrency limit.
     RateLimited,
+    /// No RTP ports were free to anchor the call's media.
+    MediaUnavailable,
     /// Ended by the gateway at shutdown.
     Shutdown,
     /// The gateway itself failed the call (e.g. no ACK for a 2xx).

@@ -17,6 +17,8 @@ pub struct GatewayFile {
     pub shutdown: ShutdownSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    #[serde(default)]
+    pub media: MediaSection,
     #[serde(default = "default_profiles_dir")]
     pub profiles: String,
     #[serde(default)]
@@ -95,6 +97,23 @@ fn default_drain_s() -> u64 {
     30
 }
 
+/// `[media]` of gateway.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    pub advertise: Option<Spanned<String>>,
+    pub ports: Option<Spanned<String>>,
+}
+
+/// `[media]` of a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileMediaSection {
+    #[serde(default)]
+    pub anchor: bool,
+    pub latch: Option<Spanned<String>>,
+}
+
 /// `[metrics]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +190,8 @@ pub struct ProfileFile {
     pub sdp: SdpSection,
     #[serde(default)]
     pub causes: CausesSection,
+    #[serde(default)]
+    pub media: ProfileMediaSection,
 }
 
 /// `[uri]`: the form of URIs and numbers toward this peer.

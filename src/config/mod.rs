@@ -22,6 +22,7 @@ use file::{GatewayFile, ProfileFile};
 use crate::interop::causes::{CausePolicy, Q850Cause};
 use crate::interop::prack::{On405, PrackMode, PrackPolicy};
 use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, valid_uri_params};
+use crate::media::Latch;
 use crate::sip::{Target, Transport};
 
 /// Ring timeout when neither the route nor the profile sets one.
@@ -75,6 +76,10 @@ pub struct Profile {
     pub ptime: Option<u16>,
     /// `[causes]`.
     pub causes: CausePolicy,
+    /// `[media] anchor`: relay this peer's RTP through the gateway.
+    pub anchor: bool,
+    /// `[media] latch`.
+    pub latch: Latch,
 }
 
 /// Which inbound peer a route applies to.
@@ -111,6 +116,10 @@ pub struct Config {
     pub cdr_path: PathBuf,
     pub max_message_bytes: usize,
     pub drain: Duration,
+    /// `[media] advertise`: the address written into anchored SDP, where relay sockets bind.
+    pub media_ip: IpAddr,
+    /// `[media] ports`: the RTP/RTCP port range.
+    pub media_ports: (u16, u16),
     /// Prometheus `/metrics` address; None when disabled (`listen = ""`).
     pub metrics_listen: Option<SocketAddr>,
     pub profiles: HashMap<PeerName, Arc<Profile>>,
@@ -167,6 +176,29 @@ impl Config {
             ));
         }
 
+        let media_ip = match &file.media.advertise {
+            Some(a) => match a.get_ref().trim().parse::<IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    errs.push(at(
+                        a.span(),
+                        format!("[media] advertise {:?} must be an IP address", a.get_ref()),
+                    ));
+                    IpAddr::from([127, 0, 0, 1])
+                }
+            },
+            None => advertise.parse().unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        };
+        let media_ports = match &file.media.ports {
+            Some(p) => match parse_port_range(p.get_ref()) {
+                Some(r) => r,
+                None => {
+                    errs.push(at(p.span(), format!("[media] ports {:?} must be \"FIRST-LAST\" with at least one even/odd pair, e.g. \"20000-20999\"", p.get_ref())));
+                    (20000, 20999)
+                }
+            },
+            None => (20000, 20999),
+        };
         let metrics_listen = match file.metrics.listen.get_ref().trim() {
             "" => None,
             m => match m.parse::<SocketAddr>() {
@@ -273,6 +305,8 @@ impl Config {
             max_message_bytes: max_message_bytes as usize,
             drain: Duration::from_secs(file.shutdown.drain_s),
             metrics_listen,
+            media_ip,
+            media_ports,
             profiles,
             routes,
         })
@@ -487,6 +521,22 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
             causes.map.insert(status, Q850Cause(*v.get_ref() as u16));
         }
     }
+    let latch = match &file.media.latch {
+        Some(l) => match l.get_ref().as_str() {
+            "any" => Latch::Any,
+            "sdp-ip" => Latch::SdpIp,
+            other => {
+                errs.push(ConfigError::at(
+                    path,
+                    &text,
+                    l.span().start,
+                    format!("[media] latch {other:?} must be \"any\" or \"sdp-ip\""),
+                ));
+                Latch::Any
+            }
+        },
+        None => Latch::Any,
+    };
     (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner()),
         role,
@@ -498,6 +548,8 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         prack,
         ptime,
         causes,
+        anchor: file.media.anchor,
+        latch,
     })
 }
 
@@ -614,6 +666,13 @@ fn prack_policy(
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map(|s| s.start).unwrap_or(0);
     ConfigError::at(path, text, offset, e.message().trim().to_string())
+}
+
+/// `"20000-20999"`: a range holding at least one even RTP port and its odd RTCP port.
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-')?;
+    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a >= 1024 && b > a && (b - a) >= 2).then_some((a, b))
 }
 
 /// `udp:127.0.0.1:5060`, `tcp:[::1]:5060`. A bare `ip:port` means UDP.

@@ -4,6 +4,7 @@
 //! and hand messages to it over a bounded channel (a flood fills the channel and is dropped
 //! at the socket, never queued without bound); the core's actions are performed right here.
 
+mod media;
 mod tcp;
 mod timers;
 mod udp;
@@ -104,6 +105,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         cdr,
         config_path,
         actions: Vec::with_capacity(64),
+        media: media::Relays::new(cfg.media_ip),
     };
     shell.run(rx).await
 }
@@ -116,6 +118,7 @@ struct Shell {
     cdr: CdrWriter,
     config_path: PathBuf,
     actions: Vec<Action>,
+    media: media::Relays,
 }
 
 impl Shell {
@@ -155,6 +158,7 @@ impl Shell {
                         client_txns = st.client_txns,
                         server_txns = st.server_txns,
                         timers = self.timers.len(),
+                        rtp_streams = self.media.streams(),
                         "core state"
                     );
                 }
@@ -265,6 +269,7 @@ impl Shell {
                 Action::SetTimer { id, at } => self.timers.set(id, at),
                 Action::ClearTimer(id) => self.timers.clear(&id),
                 Action::Cdr(rec) => self.cdr.write(*rec),
+                Action::Media(m) => self.media.apply(m),
             }
         }
         self.actions = actions;

@@ -161,3 +161,136 @@ mod tests {
         assert_eq!(s[0].1, Some(30.0));
     }
 }
+
+/// Where one media stream of an SDP wants its RTP: the connection address in force for its
+/// m= line (media-level c= over session-level c=) and its port. Port 0 is a rejected stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: Option<std::net::IpAddr>,
+    pub port: u16,
+}
+
+/// Every m= line's endpoint, in order.
+pub fn endpoints(body: &[u8]) -> Option<Vec<Endpoint>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut session_ip = None;
+    let mut out: Vec<Endpoint> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(m) = line.strip_prefix("m=") {
+            let port = m
+                .split_whitespace()
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()?;
+            out.push(Endpoint {
+                ip: session_ip,
+                port,
+            });
+        } else if let Some(c) = line.strip_prefix("c=") {
+            let ip = c
+                .split_whitespace()
+                .nth(2)
+                .and_then(|a| a.split('/').next()?.parse().ok());
+            match out.last_mut() {
+                Some(e) => e.ip = ip,
+                None => session_ip = ip,
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Point every stream of an SDP at the gateway: c= lines (session and media level) get `ip`,
+/// the n-th m= line gets `ports[n]` (streams with port 0 stay rejected), `a=rtcp:` gets port+1
+/// and `ip`. Every other line is kept byte for byte.
+pub fn anchor(body: &[u8], ip: std::net::IpAddr, ports: &[u16]) -> Option<Bytes> {
+    let text = std::str::from_utf8(body).ok()?;
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut index: Option<usize> = None;
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split(eol) {
+        if let Some(m) = line.strip_prefix("m=") {
+            let i = index.map_or(0, |i| i + 1);
+            index = Some(i);
+            let fields: Vec<&str> = m.splitn(3, ' ').collect();
+            let media = fields.first().copied().unwrap_or("");
+            let old = fields.get(1).copied().unwrap_or("0");
+            // A stream the gateway has no port for is refused (port 0) rather than leaking
+            // the peer's address.
+            let new_port = match ports.get(i) {
+                _ if old.split('/').next() == Some("0") => old.to_string(),
+                Some(p) => p.to_string(),
+                None => "0".to_string(),
+            };
+            out.push(match fields.get(2) {
+                Some(rest) => format!("m={media} {new_port} {rest}"),
+                None => format!("m={media} {new_port}"),
+            });
+        } else if line.starts_with("c=") {
+            out.push(format!("c=IN {family} {ip}"));
+        } else if let Some(r) = line.strip_prefix("a=rtcp:") {
+            let port = index.and_then(|i| ports.get(i)).map(|p| p + 1);
+            match port {
+                Some(p) => out.push(format!("a=rtcp:{p} IN {family} {ip}")),
+                None => out.push(format!("a=rtcp:{r}")),
+            }
+        } else if let Some(o) = line.strip_prefix("o=") {
+            // The origin names the creator's host too: replace its address field only.
+            let mut f: Vec<String> = o.split(' ').map(String::from).collect();
+            if f.len() == 6 {
+                f[4] = family.to_string();
+                f[5] = ip.to_string();
+            }
+            out.push(format!("o={}", f.join(" ")));
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    Some(Bytes::from(out.join(eol)))
+}
+
+#[cfg(test)]
+mod anchor_tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.11\r\n";
+
+    #[test]
+    fn reads_endpoints_with_media_level_connection() {
+        let e = endpoints(OFFER.as_bytes()).unwrap();
+        assert_eq!(
+            e[0],
+            Endpoint {
+                ip: Some("192.0.2.10".parse().unwrap()),
+                port: 4000
+            }
+        );
+        assert_eq!(
+            e[1],
+            Endpoint {
+                ip: Some("192.0.2.11".parse().unwrap()),
+                port: 0
+            }
+        );
+    }
+
+    #[test]
+    fn anchoring_names_only_the_gateway_and_keeps_other_lines() {
+        let out = anchor(
+            OFFER.as_bytes(),
+            "203.0.113.5".parse().unwrap(),
+            &[20000, 20002],
+        )
+        .unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(
+            text,
+            "v=0\r\no=alice 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:20001 IN IP4 203.0.113.5\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n"
+        );
+        assert!(!text.contains("192.0.2."));
+    }
+}

@@ -26,11 +26,24 @@ pub fn free_port(ip: &str) -> u16 {
     panic!("no free port on {ip}");
 }
 
+/// A base for 20 RTP ports that are free now (even, from the ephemeral range).
+fn rtp_base() -> u16 {
+    for _ in 0..100 {
+        let p = free_port("127.0.0.1") & !1;
+        if p < 65500 && (p..p + 20).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+            return p;
+        }
+    }
+    panic!("no free RTP port range");
+}
+
 /// Ports of one test's world.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub gw: u16,
     pub metrics: u16,
+    /// First of 20 RTP ports for anchored media.
+    pub rtp: u16,
     pub phone: u16,
     pub carrier_a: u16,
     pub carrier_b: u16,
@@ -41,6 +54,7 @@ impl Ports {
         Ports {
             gw: free_port("127.0.0.1"),
             metrics: free_port("127.0.0.1"),
+            rtp: rtp_base(),
             phone: free_port(PHONE_IP),
             carrier_a: free_port(CARRIER_A_IP),
             carrier_b: free_port(CARRIER_B_IP),
@@ -109,9 +123,11 @@ impl Gateway {
             "[\"carrier-a\", \"carrier-b\"]"
         };
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
             mp = ports.metrics,
+            rtp = ports.rtp,
+            rtp_end = ports.rtp + 19,
             rt = opts.ring_timeout_s
         );
         std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();

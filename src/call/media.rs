@@ -1,0 +1,150 @@
+//! Media anchoring in the call: SDP toward each leg names the gateway's ports, and the
+//! engine is told where each leg's RTP really goes (RFC 4566 endpoints from each SDP).
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::b2bua::B2bua;
+use super::state::{Call, MediaState};
+use super::{Action, CallRef, Side};
+use crate::media::{Latch, MediaAction, RelayPair};
+
+/// The SDP could not be anchored: no RTP ports left.
+#[derive(Debug)]
+pub(super) struct NoPorts;
+
+fn is_sdp(ct: Option<&str>) -> bool {
+    ct.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"))
+}
+
+impl B2bua {
+    /// Whether a new call relays its media: its caller's profile or any peer of its route
+    /// anchors.
+    pub(super) fn wants_anchoring(&self, call: &Call) -> bool {
+        call.ingress.anchor
+            || call
+                .targets
+                .iter()
+                .any(|t| call.cfg.profile(t).is_some_and(|p| p.anchor))
+    }
+
+    /// An SDP body from leg `from`, rewritten for the other leg: its streams now point at the
+    /// gateway. Records `from`'s real endpoints and updates the relay. `Ok(None)` when the call
+    /// is not anchored or the body is not SDP (forward it as is).
+    pub(super) fn anchor_body(
+        &mut self,
+        r: CallRef,
+        call: &mut Call,
+        from: Side,
+        body: &Bytes,
+        ct: Option<&str>,
+    ) -> Result<Option<Bytes>, NoPorts> {
+        if body.is_empty() || !is_sdp(ct) {
+            return Ok(None);
+        }
+        let latch = |side: Side| call.profile(side).map(|p| p.latch).unwrap_or(Latch::Any);
+        let (a_latch, b_latch) = (latch(Side::A), latch(Side::B));
+        let Some(media) = call.media.as_mut() else {
+            return Ok(None);
+        };
+        let Some(eps) = crate::sdp::endpoints(body) else {
+            warn!(call_id = %call.a.call_id, "unreadable SDP on an anchored call: streams refused");
+            return Ok(crate::sdp::anchor(body, self.cfg.media_ip, &[]));
+        };
+        while media.a_ports.len() < eps.len() {
+            let (Some(a), Some(b)) = (self.pool.alloc(), self.pool.alloc()) else {
+                return Err(NoPorts);
+            };
+            media.a_ports.push(a);
+            media.b_ports.push(b);
+            media.a_remote.push(None);
+            media.b_remote.push(None);
+        }
+        let remotes = match from {
+            Side::A => &mut media.a_remote,
+            Side::B => &mut media.b_remote,
+        };
+        for (i, ep) in eps.iter().enumerate() {
+            if let Some(slot) = remotes.get_mut(i) {
+                *slot = match (ep.ip, ep.port) {
+                    (Some(ip), p) if p != 0 => Some((ip, p).into()),
+                    _ => None,
+                };
+            }
+        }
+        let toward = match from {
+            Side::A => media.b_ports.clone(),
+            Side::B => media.a_ports.clone(),
+        };
+        let pairs = (0..media.a_ports.len())
+            .map(|i| RelayPair {
+                a_port: media.a_ports[i],
+                b_port: media.b_ports[i],
+                a_remote: media.a_remote[i],
+                b_remote: media.b_remote[i],
+                a_latch,
+                b_latch,
+            })
+            .collect();
+        self.actions
+            .push(Action::Media(MediaAction::Relay { call: r, pairs }));
+        Ok(crate::sdp::anchor(body, self.cfg.media_ip, &toward))
+    }
+
+    /// Anchor the SDP of a response we relay from leg `from` (a failure here cannot add
+    /// streams: unanchorable streams are refused in the SDP).
+    pub(super) fn anchor_response(
+        &mut self,
+        r: CallRef,
+        call: &mut Call,
+        from: Side,
+        out: &mut crate::sip::Response,
+    ) {
+        let ct = out.header(&crate::sip::Hdr::CONTENT_TYPE);
+        let body = out.body().clone();
+        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref()) {
+            Ok(b) => b,
+            Err(NoPorts) => crate::sdp::anchor(&body, self.cfg.media_ip, &[]),
+        };
+        if let Some(b) = anchored
+            && let Err(e) = out.set_body(b, ct.as_deref())
+        {
+            warn!(error = %e, "cannot set anchored SDP");
+        }
+    }
+
+    /// The same for a request we relay from leg `from`.
+    pub(super) fn anchor_request(
+        &mut self,
+        r: CallRef,
+        call: &mut Call,
+        from: Side,
+        out: &mut crate::sip::Request,
+    ) {
+        let ct = out.header(&crate::sip::Hdr::CONTENT_TYPE);
+        let body = out.body().clone();
+        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref()) {
+            Ok(b) => b,
+            Err(NoPorts) => crate::sdp::anchor(&body, self.cfg.media_ip, &[]),
+        };
+        if let Some(b) = anchored
+            && let Err(e) = out.set_body(b, ct.as_deref())
+        {
+            warn!(error = %e, "cannot set anchored SDP");
+        }
+    }
+
+    /// Give a call's ports back and stop its relay.
+    pub(super) fn release_media(&mut self, r: CallRef, media: MediaState) {
+        for p in media.a_ports.into_iter().chain(media.b_ports) {
+            self.pool.free(p);
+        }
+        self.actions
+            .push(Action::Media(MediaAction::Release { call: r }));
+    }
+
+    /// Free RTP port pairs (for tests and health).
+    pub fn free_media_ports(&self) -> usize {
+        self.pool.available()
+    }
+}

@@ -1,0 +1,213 @@
+//! The RTP/RTCP relay for anchored calls: per stream, a socket pair facing each leg, and a
+//! task per direction that moves packets as bytes (nothing is parsed). Symmetric RTP: each
+//! leg is answered where its packets really come from (latching), within its profile's
+//! `[media] latch` policy.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::media::{Latch, MediaAction, RelayPair};
+
+/// Where one leg's packets of one stream go.
+#[derive(Debug, Default, Clone, Copy)]
+struct LegAddrs {
+    sdp: Option<SocketAddr>,
+    rtp: Option<SocketAddr>,
+    rtcp: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    a: LegAddrs,
+    b: LegAddrs,
+    a_latch: Latch,
+    b_latch: Latch,
+}
+
+struct Stream {
+    a_port: u16,
+    b_port: u16,
+    shared: Arc<Mutex<Shared>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The relays of every anchored call.
+pub(super) struct Relays {
+    ip: IpAddr,
+    calls: HashMap<u64, Vec<Stream>>,
+}
+
+#[derive(Clone, Copy)]
+enum Dir {
+    AtoB,
+    BtoA,
+}
+
+impl Relays {
+    pub(super) fn new(ip: IpAddr) -> Self {
+        Relays {
+            ip,
+            calls: HashMap::new(),
+        }
+    }
+
+    pub(super) fn apply(&mut self, action: MediaAction) {
+        match action {
+            MediaAction::Relay { call, pairs } => {
+                let streams = self.calls.entry(call).or_default();
+                for p in pairs {
+                    match streams
+                        .iter()
+                        .find(|s| s.a_port == p.a_port && s.b_port == p.b_port)
+                    {
+                        Some(s) => update(s, &p),
+                        None => match open(self.ip, &p) {
+                            Ok(s) => streams.push(s),
+                            Err(e) => {
+                                warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay")
+                            }
+                        },
+                    }
+                }
+            }
+            MediaAction::Release { call } => {
+                for s in self.calls.remove(&call).unwrap_or_default() {
+                    for t in s.tasks {
+                        t.abort();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Streams being relayed (for logs).
+    pub(super) fn streams(&self) -> usize {
+        self.calls.values().map(Vec::len).sum()
+    }
+}
+
+fn update(s: &Stream, p: &RelayPair) {
+    let Ok(mut sh) = s.shared.lock() else { return };
+    // A leg that moved (re-INVITE with a new address) is re-latched from scratch.
+    if sh.a.sdp != p.a_remote {
+        sh.a = LegAddrs {
+            sdp: p.a_remote,
+            ..LegAddrs::default()
+        };
+    }
+    if sh.b.sdp != p.b_remote {
+        sh.b = LegAddrs {
+            sdp: p.b_remote,
+            ..LegAddrs::default()
+        };
+    }
+    sh.a_latch = p.a_latch;
+    sh.b_latch = p.b_latch;
+}
+
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<Arc<UdpSocket>> {
+    let s = std::net::UdpSocket::bind((ip, port))?;
+    s.set_nonblocking(true)?;
+    Ok(Arc::new(UdpSocket::from_std(s)?))
+}
+
+fn open(ip: IpAddr, p: &RelayPair) -> std::io::Result<Stream> {
+    let a_rtp = bind(ip, p.a_port)?;
+    let a_rtcp = bind(ip, p.a_port + 1)?;
+    let b_rtp = bind(ip, p.b_port)?;
+    let b_rtcp = bind(ip, p.b_port + 1)?;
+    let shared = Arc::new(Mutex::new(Shared {
+        a: LegAddrs {
+            sdp: p.a_remote,
+            ..LegAddrs::default()
+        },
+        b: LegAddrs {
+            sdp: p.b_remote,
+            ..LegAddrs::default()
+        },
+        a_latch: p.a_latch,
+        b_latch: p.b_latch,
+    }));
+    let tasks = vec![
+        tokio::spawn(forward(
+            a_rtp.clone(),
+            b_rtp.clone(),
+            shared.clone(),
+            Dir::AtoB,
+            false,
+        )),
+        tokio::spawn(forward(b_rtp, a_rtp, shared.clone(), Dir::BtoA, false)),
+        tokio::spawn(forward(
+            a_rtcp.clone(),
+            b_rtcp.clone(),
+            shared.clone(),
+            Dir::AtoB,
+            true,
+        )),
+        tokio::spawn(forward(b_rtcp, a_rtcp, shared.clone(), Dir::BtoA, true)),
+    ];
+    debug!(a_port = p.a_port, b_port = p.b_port, "RTP relay open");
+    Ok(Stream {
+        a_port: p.a_port,
+        b_port: p.b_port,
+        shared,
+        tasks,
+    })
+}
+
+/// Move packets arriving on `from` (facing one leg) out of `to` (facing the other).
+async fn forward(
+    from: Arc<UdpSocket>,
+    to: Arc<UdpSocket>,
+    shared: Arc<Mutex<Shared>>,
+    dir: Dir,
+    rtcp: bool,
+) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, src)) = from.recv_from(&mut buf).await else {
+            continue;
+        };
+        let dest = {
+            let Ok(mut sh) = shared.lock() else { return };
+            let (latch, mine) = match dir {
+                Dir::AtoB => (sh.a_latch, &mut sh.a),
+                Dir::BtoA => (sh.b_latch, &mut sh.b),
+            };
+            let accept = match latch {
+                Latch::Any => true,
+                Latch::SdpIp => mine.sdp.is_none_or(|a| a.ip() == src.ip()),
+            };
+            if !accept {
+                continue;
+            }
+            // Latch: this leg is answered where it sends from.
+            if rtcp {
+                mine.rtcp = Some(src);
+            } else {
+                mine.rtp = Some(src);
+            }
+            let other = match dir {
+                Dir::AtoB => sh.b,
+                Dir::BtoA => sh.a,
+            };
+            if rtcp {
+                other.rtcp.or(other
+                    .sdp
+                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
+            } else {
+                other.rtp.or(other.sdp)
+            }
+        };
+        if let Some(d) = dest
+            && let Err(e) = to.try_send_to(&buf[..n], d)
+        {
+            debug!(%d, error = %e, "RTP send failed");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Media anchoring: the port pool and the relay plan the call layer hands the engine.
+//! Sans-IO: the call layer decides ports and remote addresses; `engine/media.rs` binds the
+//! sockets and moves the packets.
+
+mod pool;
+
+pub use pool::PortPool;
+
+use std::net::SocketAddr;
+
+/// `[media] latch` of a profile: which source a leg's RTP is accepted from and answered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latch {
+    /// Symmetric RTP: answer wherever the peer's packets come from (NAT-friendly).
+    Any,
+    /// Only packets from the IP its SDP named; answer to the port they come from.
+    SdpIp,
+}
+
+/// One anchored stream: the gateway's port facing each leg, and where each leg's RTP goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayPair {
+    /// RTP port the caller sends to (RTCP is the next port).
+    pub a_port: u16,
+    /// RTP port the callee sends to.
+    pub b_port: u16,
+    /// The caller's RTP address from its SDP.
+    pub a_remote: Option<SocketAddr>,
+    /// The callee's RTP address from its SDP.
+    pub b_remote: Option<SocketAddr>,
+    pub a_latch: Latch,
+    pub b_latch: Latch,
+}
+
+/// What the call layer asks of the media relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaAction {
+    /// Relay these streams for the call (creates them, or updates remotes after a re-INVITE).
+    Relay { call: u64, pairs: Vec<RelayPair> },
+    /// Stop relaying and close the call's sockets.
+    Release { call: u64 },
+}
