@@ -47,9 +47,19 @@ fn media_of(body: &[u8]) -> (String, u16) {
     (ip, port)
 }
 
-#[test]
-fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
-    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+/// A call through the gateway, answered, with its media sockets.
+struct Established {
+    phone: UdpSocket,
+    carrier: UdpSocket,
+    phone_rtp: UdpSocket,
+    carrier_rtp: UdpSocket,
+    /// The gateway's RTP address facing the phone, and facing the carrier.
+    gw_a: SocketAddr,
+    gw_b: SocketAddr,
+    to: String,
+}
+
+fn establish(gw: &Gateway, call_id: &str) -> Established {
     let t = Some(Duration::from_secs(5));
     let phone = UdpSocket::bind((PHONE_IP, gw.ports.phone)).unwrap();
     let carrier = UdpSocket::bind((CARRIER_A_IP, gw.ports.carrier_a)).unwrap();
@@ -60,14 +70,11 @@ fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
     }
     let body = sdp(PHONE_IP, phone_rtp.local_addr().unwrap().port());
     let invite = format!(
-        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{};branch=z9hG4bKmedia1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE_IP}:{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-        gw.ports.phone,
-        gw.ports.phone,
-        body.len()
+        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{p};branch=z9hG4bK{call_id}1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE_IP}:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+        p = gw.ports.phone
     );
     phone.send_to(invite.as_bytes(), gw.addr()).unwrap();
-
-    // The carrier's offer names the gateway only.
     let Message::Request(inv) = recv_sip(&carrier, |m| matches!(m, Message::Request(_))) else {
         unreachable!()
     };
@@ -90,8 +97,6 @@ fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
     ok.set_body(Bytes::from(answer), Some("application/sdp"))
         .unwrap();
     carrier.send_to(&ok.to_bytes(), gw.addr()).unwrap();
-
-    // The phone's answer names the gateway only.
     let Message::Response(ok_a) = recv_sip(
         &phone,
         |m| matches!(m, Message::Response(r) if r.status() == 200),
@@ -104,54 +109,234 @@ fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
     assert_ne!(port_a, port_b);
     let to = ok_a.header(&Hdr::TO).unwrap();
     let ack = format!(
-        "ACK sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{};branch=z9hG4bKmedia2;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: {to}\r\nCall-ID: media-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        "ACK sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{};branch=z9hG4bK{call_id}2;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
         gw.ports.gw, gw.ports.phone
     );
     phone.send_to(ack.as_bytes(), gw.addr()).unwrap();
-
-    // RTP both ways, each side seeing only the gateway's port for the other.
-    let mut buf = [0u8; 2048];
-    let gw_a: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
-    let gw_b: SocketAddr = format!("127.0.0.1:{port_b}").parse().unwrap();
-    for i in 0..5u8 {
-        let pkt = [0x80, 0x00, 0, i, 0, 0, 0, 160, 1, 2, 3, 4, 0xff, 0xfe];
-        phone_rtp.send_to(&pkt, gw_a).unwrap();
-        let (n, from) = carrier_rtp
-            .recv_from(&mut buf)
-            .expect("phone's RTP reaches the carrier");
-        assert_eq!(&buf[..n], &pkt);
-        assert_eq!(from, gw_b);
-        let back = [0x80, 0x00, 1, i, 0, 0, 1, 64, 5, 6, 7, 8, 0x7f];
-        carrier_rtp.send_to(&back, gw_b).unwrap();
-        let (n, from) = phone_rtp
-            .recv_from(&mut buf)
-            .expect("carrier's RTP reaches the phone");
-        assert_eq!(&buf[..n], &back);
-        assert_eq!(from, gw_a);
+    Established {
+        phone,
+        carrier,
+        phone_rtp,
+        carrier_rtp,
+        gw_a: format!("127.0.0.1:{port_a}").parse().unwrap(),
+        gw_b: format!("127.0.0.1:{port_b}").parse().unwrap(),
+        to,
     }
+}
 
-    // Hang up; the relay closes (the ports refuse to relay afterwards).
+fn hang_up(gw: &Gateway, e: &Established, call_id: &str) {
     let bye = format!(
-        "BYE sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{};branch=z9hG4bKmedia3;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: {to}\r\nCall-ID: media-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-        gw.ports.gw, gw.ports.phone
+        "BYE sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{};branch=z9hG4bK{call_id}3;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        gw.ports.gw, gw.ports.phone, e.to
     );
-    phone.send_to(bye.as_bytes(), gw.addr()).unwrap();
+    e.phone.send_to(bye.as_bytes(), gw.addr()).unwrap();
     let Message::Request(b) = recv_sip(
-        &carrier,
+        &e.carrier,
         |m| matches!(m, Message::Request(r) if r.method() == trunkgate::sip::Method::Bye),
     ) else {
         unreachable!()
     };
     let ok = Response::to_request(&b, 200, "OK", None).unwrap();
-    carrier.send_to(&ok.to_bytes(), gw.addr()).unwrap();
-    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+    e.carrier.send_to(&ok.to_bytes(), gw.addr()).unwrap();
+}
+
+#[test]
+fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    let e = establish(&gw, "media-1");
+    let mut buf = [0u8; 2048];
+    for i in 0..5u8 {
+        let pkt = [0x80, 0x00, 0, i, 0, 0, 0, 160, 1, 2, 3, 4, 0xff, 0xfe];
+        e.phone_rtp.send_to(&pkt, e.gw_a).unwrap();
+        let (n, from) = e
+            .carrier_rtp
+            .recv_from(&mut buf)
+            .expect("phone's RTP reaches the carrier");
+        assert_eq!(&buf[..n], &pkt);
+        assert_eq!(from, e.gw_b);
+        let back = [0x80, 0x00, 1, i, 0, 0, 1, 64, 5, 6, 7, 8, 0x7f];
+        e.carrier_rtp.send_to(&back, e.gw_b).unwrap();
+        let (n, from) = e
+            .phone_rtp
+            .recv_from(&mut buf)
+            .expect("carrier's RTP reaches the phone");
+        assert_eq!(&buf[..n], &back);
+        assert_eq!(from, e.gw_a);
+    }
+    hang_up(&gw, &e, "media-1");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "caller_bye");
+    assert!(cdr["recording"].is_null());
     std::thread::sleep(Duration::from_millis(200));
-    carrier_rtp
+    e.carrier_rtp
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    phone_rtp.send_to(&[0x80, 0, 0, 9], gw_a).unwrap();
+    e.phone_rtp.send_to(&[0x80, 0, 0, 9], e.gw_a).unwrap();
     assert!(
-        carrier_rtp.recv_from(&mut buf).is_err(),
+        e.carrier_rtp.recv_from(&mut buf).is_err(),
         "relay closed with the call"
     );
+}
+
+/// A deterministic μ-law stream without silence codes, so lost spans are recognisable.
+fn stream(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let b = (x & 0xff) as u8;
+            if b == 0xff || b == 0x7f { 0x80 } else { b }
+        })
+        .collect()
+}
+
+fn ulaw(b: u8) -> i16 {
+    trunkgate::media::record::ulaw_to_linear(b)
+}
+
+/// Send `data` from `sock` to `to` as real-time RTP with `ptime` ms packets, ±20 ms of jitter
+/// (neighbours reordered) and every 100th packet lost. Returns the lost sample spans.
+fn send_stream(
+    sock: UdpSocket,
+    to: SocketAddr,
+    data: Vec<u8>,
+    ptime_ms: u64,
+    ssrc: u32,
+) -> std::thread::JoinHandle<Vec<std::ops::Range<usize>>> {
+    std::thread::spawn(move || {
+        let n = (ptime_ms * 8) as usize;
+        let jitter = [0i64, 20, -15, 10, -20, 5, 18, -8, 12, -3];
+        let mut plan = Vec::new();
+        let mut lost = Vec::new();
+        for (i, chunk) in data.chunks(n).enumerate() {
+            let off = i * n;
+            if i % 100 == 50 {
+                lost.push(off..off + chunk.len());
+                continue;
+            }
+            let at = (i as i64) * ptime_ms as i64 + 40 + jitter[i % jitter.len()];
+            let mut p = vec![0x80, 0x00];
+            p.extend_from_slice(&(i as u16).to_be_bytes());
+            p.extend_from_slice(&(1000u32 + off as u32).to_be_bytes());
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(chunk);
+            plan.push((at.max(0) as u64, p));
+        }
+        plan.sort_by_key(|(t, _)| *t);
+        let start = std::time::Instant::now();
+        for (t, p) in plan {
+            let due = start + Duration::from_millis(t);
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            sock.send_to(&p, to).unwrap();
+        }
+        lost
+    })
+}
+
+fn check_channel(got: &[i16], sent: &[u8], lost: &[std::ops::Range<usize>], what: &str) -> usize {
+    let first: Vec<i16> = sent[..160].iter().map(|&b| ulaw(b)).collect();
+    let start = got
+        .windows(160)
+        .position(|w| w == first.as_slice())
+        .unwrap_or_else(|| panic!("{what}: stream not found in the recording"));
+    for (i, &b) in sent.iter().enumerate() {
+        let want = if lost.iter().any(|r| r.contains(&i)) {
+            0
+        } else {
+            ulaw(b)
+        };
+        assert_eq!(
+            got.get(start + i).copied(),
+            Some(want),
+            "{what}: sample {i}"
+        );
+    }
+    start
+}
+
+fn recorded_call(carrier_ptime: u64) {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            gateway_extra: "[recording]\nformat = \"stereo\"\njitter_ms = 100\n".into(),
+            ..GwOpts::carrier_a("[media]\nrecord = true\n")
+        },
+    );
+    let id = format!("rec-{carrier_ptime}");
+    let e = establish(&gw, &id);
+    let a = stream(8000 * 3, 7);
+    let b = stream(8000 * 3, 9);
+    let pa = send_stream(
+        e.phone_rtp.try_clone().unwrap(),
+        e.gw_a,
+        a.clone(),
+        20,
+        0x1111,
+    );
+    let pb = send_stream(
+        e.carrier_rtp.try_clone().unwrap(),
+        e.gw_b,
+        b.clone(),
+        carrier_ptime,
+        0x2222,
+    );
+    let lost_a = pa.join().unwrap();
+    let lost_b = pb.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    hang_up(&gw, &e, &id);
+    let cdr = &gw.wait_cdrs(1)[0];
+    let path = cdr["recording"]
+        .as_str()
+        .expect("recording path in the CDR")
+        .to_string();
+    // The writer finalises the file right after the call's release.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let reader = loop {
+        if let Ok(r) = hound::WavReader::open(&path)
+            && r.duration() > 0
+        {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finalised recording at {path}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let sa = check_channel(&left, &a, &lost_a, "caller (left)");
+    let sb = check_channel(&right, &b, &lost_b, "callee (right)");
+    // Both started together: within the scheduling slack of two sender threads.
+    assert!(
+        sa.abs_diff(sb) < 8 * 30,
+        "channels misaligned: {sa} vs {sb}"
+    );
+    // The file is the media, within one frame.
+    let media_end = (sa + a.len()).max(sb + b.len());
+    assert!(
+        left.len().abs_diff(media_end) <= 160,
+        "file {} frames, media ends at {media_end}",
+        left.len()
+    );
+}
+
+#[test]
+fn recording_is_sample_exact_with_20_and_30_ms_packets_jitter_and_loss() {
+    recorded_call(30);
+}
+
+#[test]
+fn recording_is_sample_exact_with_20_and_40_ms_packets_jitter_and_loss() {
+    recorded_call(40);
 }

@@ -25,7 +25,7 @@ impl B2bua {
             || call
                 .targets
                 .iter()
-                .any(|t| call.cfg.profile(t).is_some_and(|p| p.anchor))
+                .any(|t| call.cfg.profile(t).is_some_and(|p| p.anchor || p.record))
     }
 
     /// An SDP body from leg `from`, rewritten for the other leg: its streams now point at the
@@ -86,8 +86,12 @@ impl B2bua {
                 b_latch,
             })
             .collect();
-        self.actions
-            .push(Action::Media(MediaAction::Relay { call: r, pairs }));
+        let record = media.recording.clone();
+        self.actions.push(Action::Media(MediaAction::Relay {
+            call: r,
+            pairs,
+            record,
+        }));
         Ok(crate::sdp::anchor(body, self.cfg.media_ip, &toward))
     }
 
@@ -132,6 +136,52 @@ impl B2bua {
         {
             warn!(error = %e, "cannot set anchored SDP");
         }
+    }
+
+    /// The recording of a new call, if its caller's profile or a peer of its route records.
+    pub(super) fn recording_for(
+        &self,
+        call: &Call,
+        now: std::time::Instant,
+    ) -> Option<crate::media::RecordSpec> {
+        let wanted = call.ingress.record
+            || call
+                .targets
+                .iter()
+                .any(|t| call.cfg.profile(t).is_some_and(|p| p.record));
+        if !wanted {
+            return None;
+        }
+        let stamp = humantime::format_rfc3339_millis(self.wall(now)).to_string();
+        let day = stamp.get(..10).unwrap_or("unknown-day").to_string();
+        let safe: String = call
+            .a
+            .call_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(80)
+            .collect();
+        let time: String = stamp
+            .get(11..23)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect();
+        Some(crate::media::RecordSpec {
+            path: call
+                .cfg
+                .recording_dir
+                .join(day)
+                .join(format!("{time}-{safe}.wav")),
+            stereo: call.cfg.recording_stereo,
+            jitter: call.cfg.recording_jitter,
+        })
     }
 
     /// Give a call's ports back and stop its relay.

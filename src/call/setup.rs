@@ -10,8 +10,8 @@ use super::leg::Leg;
 use super::media::NoPorts;
 use super::outbound::outbound_invite;
 use super::reliable::{offers_100rel, reliable_rseq};
-use super::state::UasRel;
 use super::state::{Attempt, Call, CallState, EndInfo, Pending2xx};
+use super::state::{MediaState, UasRel};
 use super::{CallRef, CallTimer, Side};
 use crate::cdr::{CallTag, CauseSource};
 use crate::config::{DEFAULT_RING_TIMEOUT, Profile};
@@ -188,7 +188,11 @@ impl B2bua {
         self.set_call_timer(r, CallTimer::Ring, now + ring_timeout);
         let mut call = call;
         if self.wants_anchoring(&call) {
-            call.media = Some(Default::default());
+            let recording = self.recording_for(&call, now);
+            call.media = Some(MediaState {
+                recording,
+                ..Default::default()
+            });
         }
         if !self.start_attempt(now, r, &mut call) {
             // 47: resource unavailable, when it was the RTP ports that ran out.

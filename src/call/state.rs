@@ -104,6 +104,8 @@ pub struct MediaState {
     pub b_ports: Vec<u16>,
     pub a_remote: Vec<Option<std::net::SocketAddr>>,
     pub b_remote: Vec<Option<std::net::SocketAddr>>,
+    /// Where the call is recorded, when it is.
+    pub recording: Option<crate::media::RecordSpec>,
 }
 
 /// How the call was released, fixed at the moment of release.

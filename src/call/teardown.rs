@@ -76,7 +76,11 @@ impl B2bua {
             call_tag: end.tag,
             cause: end.cause,
             cause_source: end.cause_source,
-            recording: None,
+            recording: call
+                .media
+                .as_ref()
+                .and_then(|m| m.recording.as_ref())
+                .map(|r| r.path.display().to_string()),
             events: call.events.clone(),
             reason_sip: end.reason_sip,
         }

@@ -39,6 +39,7 @@ fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profile>) {
         ptime: None,
         causes: Default::default(),
         anchor: false,
+        record: false,
         latch: crate::media::Latch::Any,
     };
     (p.name.clone(), Arc::new(p))
@@ -68,6 +69,9 @@ fn config() -> Config {
         metrics_listen: None,
         media_ip: "127.0.0.1".parse().unwrap(),
         media_ports: (30000, 30009),
+        recording_dir: "/tmp/trunkgate-test-recordings".into(),
+        recording_stereo: true,
+        recording_jitter: Duration::from_millis(60),
         profiles: [
             profile("pbx", Role::Internal, "127.0.0.2"),
             profile("carrier-a", Role::Trunk, "127.0.0.3"),

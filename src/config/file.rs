@@ -19,6 +19,8 @@ pub struct GatewayFile {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub media: MediaSection,
+    #[serde(default)]
+    pub recording: RecordingSection,
     #[serde(default = "default_profiles_dir")]
     pub profiles: String,
     #[serde(default)]
@@ -105,12 +107,23 @@ pub struct MediaSection {
     pub ports: Option<Spanned<String>>,
 }
 
+/// `[recording]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSection {
+    pub dir: Option<String>,
+    pub format: Option<Spanned<String>>,
+    pub jitter_ms: Option<Spanned<u64>>,
+}
+
 /// `[media]` of a profile.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileMediaSection {
     #[serde(default)]
     pub anchor: bool,
+    #[serde(default)]
+    pub record: bool,
     pub latch: Option<Spanned<String>>,
 }
 

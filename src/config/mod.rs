@@ -78,6 +78,8 @@ pub struct Profile {
     pub causes: CausePolicy,
     /// `[media] anchor`: relay this peer's RTP through the gateway.
     pub anchor: bool,
+    /// `[media] record`: record calls that touch this peer (implies anchoring).
+    pub record: bool,
     /// `[media] latch`.
     pub latch: Latch,
 }
@@ -120,6 +122,12 @@ pub struct Config {
     pub media_ip: IpAddr,
     /// `[media] ports`: the RTP/RTCP port range.
     pub media_ports: (u16, u16),
+    /// `[recording] dir`.
+    pub recording_dir: PathBuf,
+    /// `[recording] format = "stereo"` (else mixed).
+    pub recording_stereo: bool,
+    /// `[recording] jitter_ms`.
+    pub recording_jitter: Duration,
     /// Prometheus `/metrics` address; None when disabled (`listen = ""`).
     pub metrics_listen: Option<SocketAddr>,
     pub profiles: HashMap<PeerName, Arc<Profile>>,
@@ -199,6 +207,32 @@ impl Config {
             },
             None => (20000, 20999),
         };
+        let recording_stereo = match &file.recording.format {
+            Some(f) => match f.get_ref().as_str() {
+                "stereo" => true,
+                "mixed" => false,
+                other => {
+                    errs.push(at(
+                        f.span(),
+                        format!("[recording] format {other:?} must be \"stereo\" or \"mixed\""),
+                    ));
+                    true
+                }
+            },
+            None => true,
+        };
+        let recording_jitter = match &file.recording.jitter_ms {
+            Some(j) if (10..=1000).contains(j.get_ref()) => Duration::from_millis(*j.get_ref()),
+            Some(j) => {
+                errs.push(at(
+                    j.span(),
+                    "[recording] jitter_ms must be 10..=1000".into(),
+                ));
+                Duration::from_millis(60)
+            }
+            None => Duration::from_millis(60),
+        };
+        let recording_dir = base.join(file.recording.dir.as_deref().unwrap_or("var/recordings"));
         let metrics_listen = match file.metrics.listen.get_ref().trim() {
             "" => None,
             m => match m.parse::<SocketAddr>() {
@@ -307,6 +341,9 @@ impl Config {
             metrics_listen,
             media_ip,
             media_ports,
+            recording_dir,
+            recording_stereo,
+            recording_jitter,
             profiles,
             routes,
         })
@@ -548,7 +585,8 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         prack,
         ptime,
         causes,
-        anchor: file.media.anchor,
+        anchor: file.media.anchor || file.media.record,
+        record: file.media.record,
         latch,
     })
 }

@@ -11,7 +11,12 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::media::record::Recorder;
+use crate::media::record::wav::WavWriters;
 use crate::media::{Latch, MediaAction, RelayPair};
+
+/// A call's recorder, fed by the relay tasks of its first stream.
+type SharedRecorder = Arc<Mutex<Recorder>>;
 
 /// Where one leg's packets of one stream go.
 #[derive(Debug, Default, Clone, Copy)]
@@ -40,6 +45,8 @@ struct Stream {
 pub(super) struct Relays {
     ip: IpAddr,
     calls: HashMap<u64, Vec<Stream>>,
+    recordings: HashMap<u64, SharedRecorder>,
+    wav: Option<WavWriters>,
 }
 
 #[derive(Clone, Copy)]
@@ -49,16 +56,40 @@ enum Dir {
 }
 
 impl Relays {
-    pub(super) fn new(ip: IpAddr) -> Self {
+    pub(super) fn new(ip: IpAddr, wav: Option<WavWriters>) -> Self {
         Relays {
             ip,
             calls: HashMap::new(),
+            recordings: HashMap::new(),
+            wav,
+        }
+    }
+
+    /// Hand the frames whose jitter window has passed to the WAV writer.
+    pub(super) fn tick(&mut self, now: std::time::Instant) {
+        let Some(wav) = &self.wav else { return };
+        for (call, r) in &self.recordings {
+            if let Ok(mut r) = r.lock() {
+                wav.frames(*call, r.drain(now));
+            }
         }
     }
 
     pub(super) fn apply(&mut self, action: MediaAction) {
         match action {
-            MediaAction::Relay { call, pairs } => {
+            MediaAction::Relay {
+                call,
+                pairs,
+                record,
+            } => {
+                if let (Some(spec), Some(wav)) = (record, &self.wav)
+                    && !self.recordings.contains_key(&call)
+                {
+                    wav.open(call, spec.path, spec.stereo);
+                    self.recordings
+                        .insert(call, Arc::new(Mutex::new(Recorder::new(spec.jitter))));
+                }
+                let recorder = self.recordings.get(&call).cloned();
                 let streams = self.calls.entry(call).or_default();
                 for p in pairs {
                     match streams
@@ -66,12 +97,16 @@ impl Relays {
                         .find(|s| s.a_port == p.a_port && s.b_port == p.b_port)
                     {
                         Some(s) => update(s, &p),
-                        None => match open(self.ip, &p) {
-                            Ok(s) => streams.push(s),
-                            Err(e) => {
-                                warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay")
+                        // Only the first stream (the audio of a plain call) is recorded.
+                        None => {
+                            let rec = recorder.clone().filter(|_| streams.is_empty());
+                            match open(self.ip, &p, rec) {
+                                Ok(s) => streams.push(s),
+                                Err(e) => {
+                                    warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay")
+                                }
                             }
-                        },
+                        }
                     }
                 }
             }
@@ -80,6 +115,17 @@ impl Relays {
                     for t in s.tasks {
                         t.abort();
                     }
+                }
+                if let Some(r) = self.recordings.remove(&call)
+                    && let Some(wav) = &self.wav
+                {
+                    if let Ok(mut r) = r.lock() {
+                        wav.frames(call, r.finish());
+                        if r.stats != Default::default() {
+                            debug!(call, stats = ?r.stats, "recording finished");
+                        }
+                    }
+                    wav.close(call);
                 }
             }
         }
@@ -116,7 +162,7 @@ fn bind(ip: IpAddr, port: u16) -> std::io::Result<Arc<UdpSocket>> {
     Ok(Arc::new(UdpSocket::from_std(s)?))
 }
 
-fn open(ip: IpAddr, p: &RelayPair) -> std::io::Result<Stream> {
+fn open(ip: IpAddr, p: &RelayPair, recorder: Option<SharedRecorder>) -> std::io::Result<Stream> {
     let a_rtp = bind(ip, p.a_port)?;
     let a_rtcp = bind(ip, p.a_port + 1)?;
     let b_rtp = bind(ip, p.b_port)?;
@@ -140,16 +186,32 @@ fn open(ip: IpAddr, p: &RelayPair) -> std::io::Result<Stream> {
             shared.clone(),
             Dir::AtoB,
             false,
+            recorder.clone(),
         )),
-        tokio::spawn(forward(b_rtp, a_rtp, shared.clone(), Dir::BtoA, false)),
+        tokio::spawn(forward(
+            b_rtp,
+            a_rtp,
+            shared.clone(),
+            Dir::BtoA,
+            false,
+            recorder,
+        )),
         tokio::spawn(forward(
             a_rtcp.clone(),
             b_rtcp.clone(),
             shared.clone(),
             Dir::AtoB,
             true,
+            None,
         )),
-        tokio::spawn(forward(b_rtcp, a_rtcp, shared.clone(), Dir::BtoA, true)),
+        tokio::spawn(forward(
+            b_rtcp,
+            a_rtcp,
+            shared.clone(),
+            Dir::BtoA,
+            true,
+            None,
+        )),
     ];
     debug!(a_port = p.a_port, b_port = p.b_port, "RTP relay open");
     Ok(Stream {
@@ -167,6 +229,7 @@ async fn forward(
     shared: Arc<Mutex<Shared>>,
     dir: Dir,
     rtcp: bool,
+    recorder: Option<SharedRecorder>,
 ) {
     let mut buf = vec![0u8; 2048];
     loop {
@@ -204,6 +267,15 @@ async fn forward(
                 other.rtp.or(other.sdp)
             }
         };
+        if let Some(r) = &recorder
+            && let Ok(mut r) = r.lock()
+        {
+            let ch = match dir {
+                Dir::AtoB => 0,
+                Dir::BtoA => 1,
+            };
+            r.push(std::time::Instant::now(), ch, &buf[..n]);
+        }
         if let Some(d) = dest
             && let Err(e) = to.try_send_to(&buf[..n], d)
         {

@@ -81,6 +81,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         crate::ops::metrics::install(m)
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {m}: {e}"))?;
     }
+    let (wav, _wav_thread) = crate::media::record::wav::WavWriters::start()
+        .context("cannot start the recording writer")?;
     let cdr = CdrWriter::open(&cfg.cdr_path)
         .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
     info!(
@@ -105,7 +107,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         cdr,
         config_path,
         actions: Vec::with_capacity(64),
-        media: media::Relays::new(cfg.media_ip),
+        media: media::Relays::new(cfg.media_ip, Some(wav)),
     };
     shell.run(rx).await
 }
@@ -129,6 +131,8 @@ impl Shell {
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         // Set at SIGTERM: first when to hang up what is left, then when to stop regardless.
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
+        // Recordings are drained in 100 ms steps: bounded memory per call.
+        let mut record_tick = tokio::time::interval(Duration::from_millis(100));
         let mut drain_until: Option<Instant> = None;
         let mut stop_at: Option<Instant> = None;
         loop {
@@ -149,6 +153,7 @@ impl Shell {
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = hup.recv() => self.reload(),
+                _ = record_tick.tick() => self.media.tick(Instant::now()),
                 _ = gauges.tick() => {
                     crate::ops::metrics::active_calls(self.core.active_calls());
                     let st = self.core.stats();

@@ -3,6 +3,7 @@
 //! sockets and moves the packets.
 
 mod pool;
+pub mod record;
 
 pub use pool::PortPool;
 
@@ -32,11 +33,25 @@ pub struct RelayPair {
     pub b_latch: Latch,
 }
 
+/// Record the call's first stream into this file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpec {
+    pub path: std::path::PathBuf,
+    /// Caller left, callee right; else both mixed into one channel.
+    pub stereo: bool,
+    pub jitter: std::time::Duration,
+}
+
 /// What the call layer asks of the media relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaAction {
-    /// Relay these streams for the call (creates them, or updates remotes after a re-INVITE).
-    Relay { call: u64, pairs: Vec<RelayPair> },
+    /// Relay these streams for the call (creates them, or updates remotes after a re-INVITE),
+    /// recording the first one when `record` says so.
+    Relay {
+        call: u64,
+        pairs: Vec<RelayPair>,
+        record: Option<RecordSpec>,
+    },
     /// Stop relaying and close the call's sockets.
     Release { call: u64 },
 }

@@ -74,6 +74,8 @@ pub struct GwOpts {
     pub carrier_a_domain: &'static str,
     /// Route the PBX's calls to carrier-a only (no failover to carrier-b).
     pub single_carrier: bool,
+    /// Appended to gateway.toml (e.g. a `[recording]` table).
+    pub gateway_extra: String,
 }
 
 impl Default for GwOpts {
@@ -85,6 +87,7 @@ impl Default for GwOpts {
             carrier_a_extra: String::new(),
             carrier_a_domain: "carrier-a.example",
             single_carrier: false,
+            gateway_extra: String::new(),
         }
     }
 }
@@ -130,7 +133,11 @@ impl Gateway {
             rtp_end = ports.rtp + 19,
             rt = opts.ring_timeout_s
         );
-        std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
+        std::fs::write(
+            dir.path().join("gateway.toml"),
+            format!("{gw}\n{}\n", opts.gateway_extra),
+        )
+        .unwrap();
         let pdir = dir.path().join("profiles");
         std::fs::create_dir(&pdir).unwrap();
         let profile = |name: &str,

@@ -1,0 +1,54 @@
+//! G.711 decoding (ITU-T G.711): μ-law (PCMU, payload type 0) and A-law (PCMA, 8) to 16-bit
+//! linear PCM.
+
+/// One μ-law byte to linear PCM.
+pub fn ulaw_to_linear(u: u8) -> i16 {
+    let u = !u;
+    let sign = u & 0x80;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = (u & 0x0f) as i32;
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    (if sign != 0 { -magnitude } else { magnitude }) as i16
+}
+
+/// One A-law byte to linear PCM.
+pub fn alaw_to_linear(a: u8) -> i16 {
+    let a = a ^ 0x55;
+    let sign = a & 0x80;
+    let exponent = ((a >> 4) & 0x07) as i32;
+    let mantissa = (a & 0x0f) as i32;
+    let magnitude = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
+    (if sign != 0 { magnitude } else { -magnitude }) as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        // μ-law: 0xFF and 0x7F are the two zeros, 0x00 is the most negative value.
+        assert_eq!(ulaw_to_linear(0xff), 0);
+        assert_eq!(ulaw_to_linear(0x7f), 0);
+        assert_eq!(ulaw_to_linear(0x00), -32124);
+        assert_eq!(ulaw_to_linear(0x80), 32124);
+        // A-law: 0xD5 is the smallest positive step, 0x2A the most negative value.
+        assert_eq!(alaw_to_linear(0xd5), 8);
+        assert_eq!(alaw_to_linear(0x55), -8);
+        assert_eq!(alaw_to_linear(0xaa), 32256);
+        assert_eq!(alaw_to_linear(0x2a), -32256);
+    }
+
+    #[test]
+    fn monotonic_over_each_half() {
+        // Decoding is symmetric around zero.
+        for b in 0..=255u8 {
+            assert_eq!(ulaw_to_linear(b), -ulaw_to_linear(b ^ 0x80));
+            assert_eq!(alaw_to_linear(b), -alaw_to_linear(b ^ 0x80));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The recorder on a fake clock: every packet size, reordering, loss, duplicates, wrap,
+//! SSRC change, ptime change, and the two channels on one timeline.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt & 0x7f];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A deterministic μ-law "noise" stream with no silence code in it, so gaps are visible.
+fn stream(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let b = (x & 0xff) as u8;
+            if b == 0xff || b == 0x7f { 0x80 } else { b }
+        })
+        .collect()
+}
+
+fn decode(bytes: &[u8]) -> Vec<i16> {
+    bytes.iter().map(|&b| ulaw_to_linear(b)).collect()
+}
+
+/// Send `data` as packets of the given sizes (samples), at real-time pace from `start`,
+/// each delayed by `delay(i)`; returns (arrival, packet) sorted by arrival.
+fn packets(
+    data: &[u8],
+    sizes: &[usize],
+    ts0: u32,
+    ssrc: u32,
+    start: Instant,
+    delay: impl Fn(usize) -> i64,
+) -> Vec<(Instant, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    let mut i = 0;
+    while off < data.len() {
+        let n = sizes[i % sizes.len()].min(data.len() - off);
+        let send = start + Duration::from_micros(off as u64 * 125);
+        let d = delay(i);
+        let at = if d >= 0 {
+            send + Duration::from_millis(d as u64)
+        } else {
+            send - Duration::from_millis((-d) as u64)
+        };
+        out.push((
+            at,
+            rtp(
+                0,
+                i as u16,
+                ts0.wrapping_add(off as u32),
+                ssrc,
+                &data[off..off + n],
+            ),
+        ));
+        off += n;
+        i += 1;
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+/// Run both channels through a recorder, draining every 20 ms; return the frames.
+fn record(
+    ch0: Vec<(Instant, Vec<u8>)>,
+    ch1: Vec<(Instant, Vec<u8>)>,
+    jitter_ms: u64,
+) -> (Vec<[i16; 2]>, RecordStats) {
+    let mut r = Recorder::new(Duration::from_millis(jitter_ms));
+    let mut events: Vec<(Instant, usize, Vec<u8>)> = ch0
+        .into_iter()
+        .map(|(t, p)| (t, 0, p))
+        .chain(ch1.into_iter().map(|(t, p)| (t, 1, p)))
+        .collect();
+    events.sort_by_key(|e| e.0);
+    let mut frames = Vec::new();
+    let mut next_drain = events[0].0;
+    for (t, ch, p) in events {
+        while next_drain <= t {
+            frames.extend(r.drain(next_drain));
+            next_drain += Duration::from_millis(20);
+        }
+        r.push(t, ch, &p);
+    }
+    frames.extend(r.finish());
+    (frames, r.stats)
+}
+
+fn channel(frames: &[[i16; 2]], ch: usize) -> Vec<i16> {
+    frames.iter().map(|f| f[ch]).collect()
+}
+
+/// Where `needle` starts in `hay` (the stream's first samples).
+fn find(hay: &[i16], needle: &[i16]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("stream found in the recording")
+}
+
+#[test]
+fn any_packet_size_is_sample_exact() {
+    let t0 = Instant::now();
+    for sizes in [
+        &[160usize][..],
+        &[240],
+        &[320],
+        &[80, 480],
+        &[160, 240, 320],
+    ] {
+        let a = stream(8000, 7);
+        let b = stream(8000, 9);
+        let (frames, stats) = record(
+            packets(&a, &[160], 1000, 1, t0, |_| 0),
+            packets(&b, sizes, 5000, 2, t0, |_| 0),
+            60,
+        );
+        let left = channel(&frames, 0);
+        let right = channel(&frames, 1);
+        let la = find(&left, &decode(&a[..160]));
+        let rb = find(&right, &decode(&b[..160]));
+        assert_eq!(&left[la..la + 8000], decode(&a).as_slice(), "{sizes:?}");
+        assert_eq!(&right[rb..rb + 8000], decode(&b).as_slice(), "{sizes:?}");
+        // Same start on the shared timeline: both began at t0.
+        assert_eq!(la, rb, "channels aligned for {sizes:?}");
+        // The file holds the media duration, within one frame.
+        assert!(
+            frames.len() >= 8000 && frames.len() <= 8000 + 480,
+            "{} frames for {sizes:?}",
+            frames.len()
+        );
+        assert_eq!(stats.late + stats.duplicates, 0);
+    }
+}
+
+#[test]
+fn jitter_within_the_buffer_is_absorbed() {
+    let t0 = Instant::now();
+    let a = stream(16000, 3);
+    // ±20 ms of jitter: reorders neighbouring 20 ms packets.
+    let jitter = |i: usize| [0i64, 20, -15, 10, -20, 5, 18, -8][i % 8];
+    let (frames, stats) = record(packets(&a, &[160], 0, 1, t0, jitter), Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let s = find(&left, &decode(&a[..160]));
+    assert_eq!(&left[s..s + 16000], decode(&a).as_slice());
+    assert_eq!(stats.late, 0);
+}
+
+#[test]
+fn loss_becomes_silence_of_the_right_length_and_late_packets_are_dropped() {
+    let t0 = Instant::now();
+    let a = stream(8000, 5);
+    let mut p = packets(&a, &[160], 0, 1, t0, |_| 0);
+    p.remove(10); // lost: samples 1600..1760
+    let late_pkt = p.remove(20); // packet 21 (samples 3360..3520) arrives 300 ms late
+    p.push((late_pkt.0 + Duration::from_millis(300), late_pkt.1));
+    // and one duplicate.
+    p.push((p[5].0 + Duration::from_millis(1), p[5].1.clone()));
+    p.sort_by_key(|(t, _)| *t);
+    let (frames, stats) = record(p, Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let s = find(&left, &decode(&a[..160]));
+    let want = decode(&a);
+    for i in 0..8000 {
+        let lost = (1600..1760).contains(&i) || (3360..3520).contains(&i);
+        if lost {
+            assert_eq!(left[s + i], 0, "sample {i} should be silence");
+        } else {
+            assert_eq!(left[s + i], want[i], "sample {i}");
+        }
+    }
+    assert_eq!(stats.late, 1);
+    assert_eq!(stats.duplicates, 1);
+}
+
+#[test]
+fn timestamp_wrap_ssrc_change_and_ptime_change() {
+    let t0 = Instant::now();
+    let a = stream(8000, 11);
+    // Starts 2000 samples before the 32-bit wrap, 40 ms packets then 20 ms packets.
+    let first = packets(&a[..4000], &[320], u32::MAX - 1999, 1, t0, |_| 0);
+    let second = packets(
+        &a[4000..],
+        &[160],
+        (u32::MAX - 1999).wrapping_add(4000),
+        1,
+        t0 + Duration::from_millis(500),
+        |_| 0,
+    );
+    let mut all = first;
+    all.extend(second);
+    let (frames, stats) = record(all, Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let s = find(&left, &decode(&a[..320]));
+    assert_eq!(&left[s..s + 8000], decode(&a).as_slice());
+    assert_eq!(stats.ssrc_changes, 0);
+
+    // An SSRC change (a transfer, a restarted phone): the new stream lands where it arrives.
+    let b1 = stream(4000, 13);
+    let b2 = stream(4000, 17);
+    let mut all = packets(&b1, &[160], 100, 1, t0, |_| 0);
+    all.extend(packets(
+        &b2,
+        &[160],
+        900_000,
+        2,
+        t0 + Duration::from_millis(600),
+        |_| 0,
+    ));
+    let (frames, stats) = record(all, Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let s1 = find(&left, &decode(&b1[..160]));
+    let s2 = find(&left, &decode(&b2[..160]));
+    assert_eq!(&left[s1..s1 + 4000], decode(&b1).as_slice());
+    assert_eq!(&left[s2..s2 + 4000], decode(&b2).as_slice());
+    assert_eq!(s2 - s1, 4800, "600 ms after the first stream started");
+    assert_eq!(stats.ssrc_changes, 1);
+}
+
+#[test]
+fn telephone_events_and_comfort_noise_stay_out_of_the_audio() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(Duration::from_millis(60));
+    r.push(t0, 0, &rtp(101, 1, 0, 1, &[5, 0x80, 0, 160]));
+    r.push(t0, 0, &rtp(13, 2, 0, 1, &[40]));
+    r.push(t0, 0, &rtp(18, 3, 0, 1, &[1, 2, 3]));
+    assert_eq!(r.stats.skipped, 2);
+    assert_eq!(r.stats.undecodable, 1);
+    assert!(r.finish().is_empty());
+    // Garbage is not a packet.
+    r.push(t0, 0, &[1, 2, 3]);
+}

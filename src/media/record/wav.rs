@@ -1,0 +1,143 @@
+//! Writing recordings: one thread owns every open WAV file, so disk I/O never stalls the
+//! core. 8 kHz, 16-bit PCM, stereo (caller left, callee right) or mixed mono. Samples are
+//! appended as they come; the header is brought up to date every few seconds and when the
+//! call ends, so a crash leaves a file that plays up to the last update (see README for the
+//! repair of the rest).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// Header updates at most this often per file.
+const HEADER_EVERY: Duration = Duration::from_secs(5);
+
+enum Cmd {
+    Open {
+        id: u64,
+        path: PathBuf,
+        stereo: bool,
+    },
+    Frames {
+        id: u64,
+        frames: Vec<[i16; 2]>,
+    },
+    Close {
+        id: u64,
+    },
+}
+
+/// Handle to the writer thread.
+#[derive(Debug, Clone)]
+pub struct WavWriters {
+    tx: Sender<Cmd>,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("wav command")
+    }
+}
+
+impl WavWriters {
+    pub fn start() -> std::io::Result<(WavWriters, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel();
+        let h = std::thread::Builder::new()
+            .name("wav-writer".into())
+            .spawn(move || run(rx))?;
+        Ok((WavWriters { tx }, h))
+    }
+
+    pub fn open(&self, id: u64, path: PathBuf, stereo: bool) {
+        let _ = self.tx.send(Cmd::Open { id, path, stereo });
+    }
+
+    pub fn frames(&self, id: u64, frames: Vec<[i16; 2]>) {
+        if !frames.is_empty() {
+            let _ = self.tx.send(Cmd::Frames { id, frames });
+        }
+    }
+
+    pub fn close(&self, id: u64) {
+        let _ = self.tx.send(Cmd::Close { id });
+    }
+}
+
+struct Open {
+    writer: hound::WavWriter<BufWriter<File>>,
+    stereo: bool,
+    last_header: Instant,
+    path: PathBuf,
+}
+
+fn run(rx: Receiver<Cmd>) {
+    let mut files: HashMap<u64, Open> = HashMap::new();
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Cmd::Open { id, path, stereo } => {
+                if let Some(dir) = path.parent()
+                    && let Err(e) = std::fs::create_dir_all(dir)
+                {
+                    tracing::error!(path = %path.display(), error = %e, "cannot create recording folder");
+                    continue;
+                }
+                let spec = hound::WavSpec {
+                    channels: if stereo { 2 } else { 1 },
+                    sample_rate: 8000,
+                    bits_per_sample: 16,
+                    sample_format: hound::SampleFormat::Int,
+                };
+                match hound::WavWriter::create(&path, spec) {
+                    Ok(writer) => {
+                        files.insert(
+                            id,
+                            Open {
+                                writer,
+                                stereo,
+                                last_header: Instant::now(),
+                                path,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "cannot create recording")
+                    }
+                }
+            }
+            Cmd::Frames { id, frames } => {
+                let Some(f) = files.get_mut(&id) else {
+                    continue;
+                };
+                let r = frames.iter().try_for_each(|[l, r]| {
+                    if f.stereo {
+                        f.writer.write_sample(*l)?;
+                        f.writer.write_sample(*r)
+                    } else {
+                        f.writer.write_sample(
+                            (i32::from(*l) + i32::from(*r)).clamp(-32768, 32767) as i16
+                        )
+                    }
+                });
+                if let Err(e) = r {
+                    tracing::error!(path = %f.path.display(), error = %e, "recording write failed");
+                }
+                if f.last_header.elapsed() >= HEADER_EVERY {
+                    let _ = f.writer.flush();
+                    f.last_header = Instant::now();
+                }
+            }
+            Cmd::Close { id } => {
+                if let Some(f) = files.remove(&id)
+                    && let Err(e) = f.writer.finalize()
+                {
+                    tracing::error!(error = %e, "cannot finalise recording");
+                }
+            }
+        }
+    }
+    for (_, f) in files {
+        let _ = f.writer.finalize();
+    }
+}
