@@ -340,3 +340,35 @@ fn recording_is_sample_exact_with_20_and_30_ms_packets_jitter_and_loss() {
 fn recording_is_sample_exact_with_20_and_40_ms_packets_jitter_and_loss() {
     recorded_call(40);
 }
+
+#[test]
+fn no_rtp_for_the_timeout_releases_the_call() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts::carrier_a("[media]\nanchor = true\nrtp_timeout_s = 1\n"),
+    );
+    let e = establish(&gw, "silent-1");
+    // RTP for a moment, then silence.
+    e.phone_rtp
+        .send_to(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xd5], e.gw_a)
+        .unwrap();
+    let is_bye =
+        |m: &Message| matches!(m, Message::Request(r) if r.method() == trunkgate::sip::Method::Bye);
+    let Message::Request(to_phone) = recv_sip(&e.phone, is_bye) else {
+        unreachable!()
+    };
+    let Message::Request(to_carrier) = recv_sip(&e.carrier, is_bye) else {
+        unreachable!()
+    };
+    assert_eq!(
+        to_phone.header(&Hdr::REASON).as_deref(),
+        Some("Q.850;cause=102")
+    );
+    for (sock, bye) in [(&e.phone, to_phone), (&e.carrier, to_carrier)] {
+        let ok = Response::to_request(&bye, 200, "OK", None).unwrap();
+        sock.send_to(&ok.to_bytes(), gw.addr()).unwrap();
+    }
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "rtp_timeout");
+    assert_eq!(cdr["cause"], 102);
+}

@@ -87,10 +87,16 @@ impl B2bua {
             })
             .collect();
         let record = media.recording.clone();
+        // The shorter of the two legs' media timeouts.
+        let rtp_timeout = [Side::A, Side::B]
+            .iter()
+            .filter_map(|s| call.profile(*s).and_then(|p| p.rtp_timeout))
+            .min();
         self.actions.push(Action::Media(MediaAction::Relay {
             call: r,
             pairs,
             record,
+            rtp_timeout,
         }));
         Ok(crate::sdp::anchor(body, self.cfg.media_ip, &toward))
     }
@@ -191,6 +197,37 @@ impl B2bua {
         }
         self.actions
             .push(Action::Media(MediaAction::Release { call: r }));
+    }
+
+    /// No RTP in either direction for the profile's `rtp_timeout_s`: release the call with
+    /// BYE to both legs.
+    pub fn on_media_timeout(&mut self, now: std::time::Instant, r: CallRef) {
+        let Some(mut call) = self.calls.remove(&r) else {
+            return;
+        };
+        if matches!(
+            call.state,
+            super::state::CallState::Answered | super::state::CallState::Confirmed
+        ) {
+            warn!(call_id = %call.a.call_id, "no RTP for the media timeout: releasing the call");
+            let cause = crate::interop::causes::Q850Cause::TIMER_EXPIRY;
+            for side in [Side::A, Side::B] {
+                if let Some(p) = call.pending_2xx[Call::slot(side)].take() {
+                    self.send_ack(&mut call, side.other(), p.other_cseq, None);
+                }
+            }
+            self.end_call(
+                now,
+                r,
+                &mut call,
+                super::state::EndInfo::internal(crate::cdr::CallTag::RtpTimeout, 200, cause.0, now),
+            );
+            let reason = Some(crate::interop::causes::reason_header(cause));
+            self.send_bye(now, r, &mut call, Side::A, reason.clone());
+            self.send_bye(now, r, &mut call, Side::B, reason);
+        }
+        self.put_back(r, call);
+        self.pump(now);
     }
 
     /// Free RTP port pairs (for tests and health).

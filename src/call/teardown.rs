@@ -312,6 +312,7 @@ fn call_tag_name(t: CallTag) -> &'static str {
         CallTag::PrackRejected => "prack_rejected",
         CallTag::RateLimited => "rate_limited",
         CallTag::MediaUnavailable => "media_unavailable",
+        CallTag::RtpTimeout => "rtp_timeout",
         CallTag::Shutdown => "shutdown",
         CallTag::GatewayError => "gateway_error",
     }

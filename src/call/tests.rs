@@ -41,6 +41,7 @@ fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profile>) {
         anchor: false,
         record: false,
         latch: crate::media::Latch::Any,
+        rtp_timeout: None,
     };
     (p.name.clone(), Arc::new(p))
 }

@@ -24,6 +24,8 @@ pub enum CallTag {
     PrackRejected,
     /// Refused by a rate or concurrency limit.
     RateLimited,
+    /// No RTP flowed for the profile's `rtp_timeout_s`.
+    RtpTimeout,
     /// No RTP ports were free to anchor the call's media.
     MediaUnavailable,
     /// Ended by the gateway at shutdown.

@@ -125,6 +125,8 @@ pub struct ProfileMediaSection {
     #[serde(default)]
     pub record: bool,
     pub latch: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rtp_timeout_s: u64,
 }
 
 /// `[metrics]`.

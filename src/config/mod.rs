@@ -82,6 +82,8 @@ pub struct Profile {
     pub record: bool,
     /// `[media] latch`.
     pub latch: Latch,
+    /// `[media] rtp_timeout_s`: end the call after this long without RTP (None: off).
+    pub rtp_timeout: Option<Duration>,
 }
 
 /// Which inbound peer a route applies to.
@@ -588,6 +590,8 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         anchor: file.media.anchor || file.media.record,
         record: file.media.record,
         latch,
+        rtp_timeout: (file.media.rtp_timeout_s > 0)
+            .then(|| Duration::from_secs(file.media.rtp_timeout_s)),
     })
 }
 

@@ -17,6 +17,14 @@ use crate::media::{Latch, MediaAction, RelayPair};
 
 /// A call's recorder, fed by the relay tasks of its first stream.
 type SharedRecorder = Arc<Mutex<Recorder>>;
+/// When a call's RTP last moved (either direction).
+type Activity = Arc<Mutex<std::time::Instant>>;
+
+/// A call watched for `rtp_timeout_s`.
+struct Watch {
+    last: Activity,
+    timeout: std::time::Duration,
+}
 
 /// Where one leg's packets of one stream go.
 #[derive(Debug, Default, Clone, Copy)]
@@ -47,6 +55,7 @@ pub(super) struct Relays {
     calls: HashMap<u64, Vec<Stream>>,
     recordings: HashMap<u64, SharedRecorder>,
     wav: Option<WavWriters>,
+    watches: HashMap<u64, Watch>,
 }
 
 #[derive(Clone, Copy)]
@@ -62,7 +71,27 @@ impl Relays {
             calls: HashMap::new(),
             recordings: HashMap::new(),
             wav,
+            watches: HashMap::new(),
         }
+    }
+
+    /// Calls whose RTP has been silent longer than their timeout (each reported once).
+    pub(super) fn silent_calls(&mut self, now: std::time::Instant) -> Vec<u64> {
+        let expired: Vec<u64> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| {
+                w.last
+                    .lock()
+                    .map(|t| now.saturating_duration_since(*t) >= w.timeout)
+                    .unwrap_or(false)
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for c in &expired {
+            self.watches.remove(c);
+        }
+        expired
     }
 
     /// Hand the frames whose jitter window has passed to the WAV writer.
@@ -81,7 +110,15 @@ impl Relays {
                 call,
                 pairs,
                 record,
+                rtp_timeout,
             } => {
+                if let Some(timeout) = rtp_timeout {
+                    self.watches.entry(call).or_insert_with(|| Watch {
+                        last: Arc::new(Mutex::new(std::time::Instant::now())),
+                        timeout,
+                    });
+                }
+                let activity = self.watches.get(&call).map(|w| w.last.clone());
                 if let (Some(spec), Some(wav)) = (record, &self.wav)
                     && !self.recordings.contains_key(&call)
                 {
@@ -100,7 +137,7 @@ impl Relays {
                         // Only the first stream (the audio of a plain call) is recorded.
                         None => {
                             let rec = recorder.clone().filter(|_| streams.is_empty());
-                            match open(self.ip, &p, rec) {
+                            match open(self.ip, &p, rec, activity.clone()) {
                                 Ok(s) => streams.push(s),
                                 Err(e) => {
                                     warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay")
@@ -111,6 +148,7 @@ impl Relays {
                 }
             }
             MediaAction::Release { call } => {
+                self.watches.remove(&call);
                 for s in self.calls.remove(&call).unwrap_or_default() {
                     for t in s.tasks {
                         t.abort();
@@ -162,7 +200,12 @@ fn bind(ip: IpAddr, port: u16) -> std::io::Result<Arc<UdpSocket>> {
     Ok(Arc::new(UdpSocket::from_std(s)?))
 }
 
-fn open(ip: IpAddr, p: &RelayPair, recorder: Option<SharedRecorder>) -> std::io::Result<Stream> {
+fn open(
+    ip: IpAddr,
+    p: &RelayPair,
+    recorder: Option<SharedRecorder>,
+    activity: Option<Activity>,
+) -> std::io::Result<Stream> {
     let a_rtp = bind(ip, p.a_port)?;
     let a_rtcp = bind(ip, p.a_port + 1)?;
     let b_rtp = bind(ip, p.b_port)?;
@@ -187,6 +230,7 @@ fn open(ip: IpAddr, p: &RelayPair, recorder: Option<SharedRecorder>) -> std::io:
             Dir::AtoB,
             false,
             recorder.clone(),
+            activity.clone(),
         )),
         tokio::spawn(forward(
             b_rtp,
@@ -195,6 +239,7 @@ fn open(ip: IpAddr, p: &RelayPair, recorder: Option<SharedRecorder>) -> std::io:
             Dir::BtoA,
             false,
             recorder,
+            activity,
         )),
         tokio::spawn(forward(
             a_rtcp.clone(),
@@ -203,6 +248,7 @@ fn open(ip: IpAddr, p: &RelayPair, recorder: Option<SharedRecorder>) -> std::io:
             Dir::AtoB,
             true,
             None,
+            None,
         )),
         tokio::spawn(forward(
             b_rtcp,
@@ -210,6 +256,7 @@ fn open(ip: IpAddr, p: &RelayPair, recorder: Option<SharedRecorder>) -> std::io:
             shared.clone(),
             Dir::BtoA,
             true,
+            None,
             None,
         )),
     ];
@@ -230,6 +277,7 @@ async fn forward(
     dir: Dir,
     rtcp: bool,
     recorder: Option<SharedRecorder>,
+    activity: Option<Activity>,
 ) {
     let mut buf = vec![0u8; 2048];
     loop {
@@ -267,6 +315,11 @@ async fn forward(
                 other.rtp.or(other.sdp)
             }
         };
+        if let Some(a) = &activity
+            && let Ok(mut t) = a.lock()
+        {
+            *t = std::time::Instant::now();
+        }
         if let Some(r) = &recorder
             && let Ok(mut r) = r.lock()
         {

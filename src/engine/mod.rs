@@ -155,6 +155,11 @@ impl Shell {
                 _ = hup.recv() => self.reload(),
                 _ = record_tick.tick() => self.media.tick(Instant::now()),
                 _ = gauges.tick() => {
+                    let now = Instant::now();
+                    for call in self.media.silent_calls(now) {
+                        self.core.on_media_timeout(now, call);
+                    }
+                    self.perform();
                     crate::ops::metrics::active_calls(self.core.active_calls());
                     let st = self.core.stats();
                     debug!(

@@ -51,6 +51,8 @@ pub enum MediaAction {
         call: u64,
         pairs: Vec<RelayPair>,
         record: Option<RecordSpec>,
+        /// Tell the call layer when no RTP flowed either way for this long.
+        rtp_timeout: Option<std::time::Duration>,
     },
     /// Stop relaying and close the call's sockets.
     Release { call: u64 },
