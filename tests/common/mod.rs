@@ -26,11 +26,14 @@ pub fn free_port(ip: &str) -> u16 {
     panic!("no free port on {ip}");
 }
 
-/// A base for 20 RTP ports that are free now (even, from the ephemeral range).
+/// A base for 20 RTP ports that are free now, below the kernel's ephemeral range (so no
+/// test socket bound to port 0 lands in it), and not handed to another test of this process.
 fn rtp_base() -> u16 {
-    for _ in 0..100 {
-        let p = free_port("127.0.0.1") & !1;
-        if p < 65500 && (p..p + 20).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    for _ in 0..600 {
+        let slot = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 600;
+        let p = 20000 + slot * 20;
+        if (p..p + 20).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
             return p;
         }
     }
