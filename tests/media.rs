@@ -372,3 +372,45 @@ fn no_rtp_for_the_timeout_releases_the_call() {
     assert_eq!(cdr["call_tag"], "rtp_timeout");
     assert_eq!(cdr["cause"], 102);
 }
+
+#[test]
+fn thirty_ms_in_twenty_ms_out_for_a_repacketizing_peer() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts::carrier_a("[sdp]\nptime = 20\n\n[media]\nrepacketize = true\n"),
+    );
+    let e = establish(&gw, "repack-1");
+    let data = stream(2400, 21);
+    for (i, chunk) in data.chunks(240).enumerate() {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&(i as u16 + 500).to_be_bytes());
+        p.extend_from_slice(&(9000u32 + (i * 240) as u32).to_be_bytes());
+        p.extend_from_slice(&0xabcdu32.to_be_bytes());
+        p.extend_from_slice(chunk);
+        e.phone_rtp.send_to(&p, e.gw_a).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut buf = [0u8; 2048];
+    let mut got = Vec::new();
+    let mut seqs = Vec::new();
+    let mut stamps = Vec::new();
+    while got.len() < data.len() {
+        let (n, _) = e
+            .carrier_rtp
+            .recv_from(&mut buf)
+            .expect("20 ms packets reach the carrier");
+        assert_eq!(n - 12, 160, "20 ms of G.711 per packet");
+        seqs.push(u16::from_be_bytes([buf[2], buf[3]]));
+        stamps.push(u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]));
+        got.extend_from_slice(&buf[12..n]);
+    }
+    assert_eq!(got, data, "content identical");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{seqs:?}"
+    );
+    assert!(stamps.windows(2).all(|w| w[1] == w[0] + 160), "{stamps:?}");
+    assert_eq!(stamps[0], 9000);
+    hang_up(&gw, &e, "repack-1");
+    gw.wait_cdrs(1);
+}

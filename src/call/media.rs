@@ -7,6 +7,7 @@ use tracing::warn;
 use super::b2bua::B2bua;
 use super::state::{Call, MediaState};
 use super::{Action, CallRef, Side};
+use crate::config::Profile;
 use crate::media::{Latch, MediaAction, RelayPair};
 
 /// The SDP could not be anchored: no RTP ports left.
@@ -31,6 +32,9 @@ impl B2bua {
     /// An SDP body from leg `from`, rewritten for the other leg: its streams now point at the
     /// gateway. Records `from`'s real endpoints and updates the relay. `Ok(None)` when the call
     /// is not anchored or the body is not SDP (forward it as is).
+    ///
+    /// `callee` names the callee's profile while an attempt is being set up (before the call
+    /// records it); otherwise the current attempt's is used.
     pub(super) fn anchor_body(
         &mut self,
         r: CallRef,
@@ -38,17 +42,34 @@ impl B2bua {
         from: Side,
         body: &Bytes,
         ct: Option<&str>,
+        callee: Option<&Profile>,
     ) -> Result<Option<Bytes>, NoPorts> {
         if body.is_empty() || !is_sdp(ct) {
             return Ok(None);
         }
-        let latch = |side: Side| call.profile(side).map(|p| p.latch).unwrap_or(Latch::Any);
+        let profile = |side: Side| match (side, callee) {
+            (Side::B, Some(p)) => Some(p),
+            _ => call.profile(side).map(|p| &**p),
+        };
+        let latch = |side: Side| profile(side).map(|p| p.latch).unwrap_or(Latch::Any);
         let (a_latch, b_latch) = (latch(Side::A), latch(Side::B));
+        let repack = |side: Side| {
+            profile(side)
+                .filter(|p| p.repacketize)
+                .and_then(|p| p.ptime)
+        };
+        let (a_ptime, b_ptime) = (repack(Side::A), repack(Side::B));
+        // The shorter of the two legs' media timeouts.
+        let rtp_timeout = [Side::A, Side::B]
+            .iter()
+            .filter_map(|s| profile(*s).and_then(|p| p.rtp_timeout))
+            .min();
+        let call_id = call.a.call_id.clone();
         let Some(media) = call.media.as_mut() else {
             return Ok(None);
         };
         let Some(eps) = crate::sdp::endpoints(body) else {
-            warn!(call_id = %call.a.call_id, "unreadable SDP on an anchored call: streams refused");
+            warn!(%call_id, "unreadable SDP on an anchored call: streams refused");
             return Ok(crate::sdp::anchor(body, self.cfg.media_ip, &[]));
         };
         while media.a_ports.len() < eps.len() {
@@ -84,14 +105,11 @@ impl B2bua {
                 b_remote: media.b_remote[i],
                 a_latch,
                 b_latch,
+                a_ptime,
+                b_ptime,
             })
             .collect();
         let record = media.recording.clone();
-        // The shorter of the two legs' media timeouts.
-        let rtp_timeout = [Side::A, Side::B]
-            .iter()
-            .filter_map(|s| call.profile(*s).and_then(|p| p.rtp_timeout))
-            .min();
         self.actions.push(Action::Media(MediaAction::Relay {
             call: r,
             pairs,
@@ -112,7 +130,7 @@ impl B2bua {
     ) {
         let ct = out.header(&crate::sip::Hdr::CONTENT_TYPE);
         let body = out.body().clone();
-        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref()) {
+        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref(), None) {
             Ok(b) => b,
             Err(NoPorts) => crate::sdp::anchor(&body, self.cfg.media_ip, &[]),
         };
@@ -133,7 +151,7 @@ impl B2bua {
     ) {
         let ct = out.header(&crate::sip::Hdr::CONTENT_TYPE);
         let body = out.body().clone();
-        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref()) {
+        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref(), None) {
             Ok(b) => b,
             Err(NoPorts) => crate::sdp::anchor(&body, self.cfg.media_ip, &[]),
         };

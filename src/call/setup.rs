@@ -301,7 +301,14 @@ impl B2bua {
             };
             let mut invite = invite;
             let ct = invite.header(&Hdr::CONTENT_TYPE);
-            match self.anchor_body(r, call, Side::A, &invite.body().clone(), ct.as_deref()) {
+            match self.anchor_body(
+                r,
+                call,
+                Side::A,
+                &invite.body().clone(),
+                ct.as_deref(),
+                Some(&peer),
+            ) {
                 Ok(Some(body)) => {
                     if let Err(e) = invite.set_body(body, ct.as_deref()) {
                         warn!(error = %e, "cannot set anchored SDP");

@@ -42,6 +42,7 @@ fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profile>) {
         record: false,
         latch: crate::media::Latch::Any,
         rtp_timeout: None,
+        repacketize: false,
     };
     (p.name.clone(), Arc::new(p))
 }

@@ -127,6 +127,8 @@ pub struct ProfileMediaSection {
     pub latch: Option<Spanned<String>>,
     #[serde(default)]
     pub rtp_timeout_s: u64,
+    #[serde(default)]
+    pub repacketize: bool,
 }
 
 /// `[metrics]`.

@@ -84,6 +84,8 @@ pub struct Profile {
     pub latch: Latch,
     /// `[media] rtp_timeout_s`: end the call after this long without RTP (None: off).
     pub rtp_timeout: Option<Duration>,
+    /// `[media] repacketize`: re-chunk G.711 sent to this peer to its `[sdp] ptime`.
+    pub repacketize: bool,
 }
 
 /// Which inbound peer a route applies to.
@@ -560,6 +562,12 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
             causes.map.insert(status, Q850Cause(*v.get_ref() as u16));
         }
     }
+    if file.media.repacketize && file.sdp.ptime.as_ref().is_none_or(|p| *p.get_ref() == 0) {
+        errs.push(ConfigError::file(
+            path,
+            "[media] repacketize needs [sdp] ptime (the packet size to produce)",
+        ));
+    }
     let latch = match &file.media.latch {
         Some(l) => match l.get_ref().as_str() {
             "any" => Latch::Any,
@@ -587,11 +595,12 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         prack,
         ptime,
         causes,
-        anchor: file.media.anchor || file.media.record,
+        anchor: file.media.anchor || file.media.record || file.media.repacketize,
         record: file.media.record,
         latch,
         rtp_timeout: (file.media.rtp_timeout_s > 0)
             .then(|| Duration::from_secs(file.media.rtp_timeout_s)),
+        repacketize: file.media.repacketize,
     })
 }
 

@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use crate::media::record::Recorder;
 use crate::media::record::wav::WavWriters;
+use crate::media::repacketize::Repacketizer;
 use crate::media::{Latch, MediaAction, RelayPair};
 
 /// A call's recorder, fed by the relay tasks of its first stream.
@@ -222,44 +223,53 @@ fn open(
         a_latch: p.a_latch,
         b_latch: p.b_latch,
     }));
-    let tasks = vec![
+    // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
+    // that leg never sees (see README).
+    let (rtcp_to_a, rtcp_to_b) = (p.a_ptime.is_none(), p.b_ptime.is_none());
+    let mut tasks = vec![
         tokio::spawn(forward(
             a_rtp.clone(),
             b_rtp.clone(),
             shared.clone(),
-            Dir::AtoB,
-            false,
-            recorder.clone(),
-            activity.clone(),
+            Direction {
+                dir: Dir::AtoB,
+                rtcp: false,
+                recorder: recorder.clone(),
+                activity: activity.clone(),
+                repack: p.b_ptime.map(Repacketizer::new),
+            },
         )),
         tokio::spawn(forward(
             b_rtp,
             a_rtp,
             shared.clone(),
-            Dir::BtoA,
-            false,
-            recorder,
-            activity,
+            Direction {
+                dir: Dir::BtoA,
+                rtcp: false,
+                recorder,
+                activity,
+                repack: p.a_ptime.map(Repacketizer::new),
+            },
         )),
-        tokio::spawn(forward(
+    ];
+    if rtcp_to_b {
+        tasks.push(tokio::spawn(forward(
             a_rtcp.clone(),
             b_rtcp.clone(),
             shared.clone(),
-            Dir::AtoB,
-            true,
-            None,
-            None,
-        )),
-        tokio::spawn(forward(
-            b_rtcp,
-            a_rtcp,
+            Direction::rtcp(Dir::AtoB),
+        )));
+    }
+    if rtcp_to_a {
+        tasks.push(tokio::spawn(forward(
+            b_rtcp.clone(),
+            a_rtcp.clone(),
             shared.clone(),
-            Dir::BtoA,
-            true,
-            None,
-            None,
-        )),
-    ];
+            Direction::rtcp(Dir::BtoA),
+        )));
+    }
+    // Keep both RTCP sockets bound for the call even when one direction is not relayed.
+    drop((a_rtcp, b_rtcp));
     debug!(a_port = p.a_port, b_port = p.b_port, "RTP relay open");
     Ok(Stream {
         a_port: p.a_port,
@@ -270,15 +280,40 @@ fn open(
 }
 
 /// Move packets arriving on `from` (facing one leg) out of `to` (facing the other).
-async fn forward(
-    from: Arc<UdpSocket>,
-    to: Arc<UdpSocket>,
-    shared: Arc<Mutex<Shared>>,
+/// What one direction of a stream does with each packet besides forwarding it.
+struct Direction {
     dir: Dir,
     rtcp: bool,
     recorder: Option<SharedRecorder>,
     activity: Option<Activity>,
+    repack: Option<Repacketizer>,
+}
+
+impl Direction {
+    fn rtcp(dir: Dir) -> Self {
+        Direction {
+            dir,
+            rtcp: true,
+            recorder: None,
+            activity: None,
+            repack: None,
+        }
+    }
+}
+
+async fn forward(
+    from: Arc<UdpSocket>,
+    to: Arc<UdpSocket>,
+    shared: Arc<Mutex<Shared>>,
+    d: Direction,
 ) {
+    let Direction {
+        dir,
+        rtcp,
+        recorder,
+        activity,
+        mut repack,
+    } = d;
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, src)) = from.recv_from(&mut buf).await else {
@@ -329,9 +364,15 @@ async fn forward(
             };
             r.push(std::time::Instant::now(), ch, &buf[..n]);
         }
-        if let Some(d) = dest
-            && let Err(e) = to.try_send_to(&buf[..n], d)
-        {
+        let Some(d) = dest else { continue };
+        let sent = match repack.as_mut() {
+            Some(r) => r
+                .push(&buf[..n])
+                .iter()
+                .try_for_each(|p| to.try_send_to(p, d).map(|_| ())),
+            None => to.try_send_to(&buf[..n], d).map(|_| ()),
+        };
+        if let Err(e) = sent {
             debug!(%d, error = %e, "RTP send failed");
         }
     }

@@ -4,6 +4,7 @@
 
 mod pool;
 pub mod record;
+pub mod repacketize;
 
 pub use pool::PortPool;
 
@@ -31,6 +32,10 @@ pub struct RelayPair {
     pub b_remote: Option<SocketAddr>,
     pub a_latch: Latch,
     pub b_latch: Latch,
+    /// Re-chunk G.711 sent to the caller into packets of this ptime (ms).
+    pub a_ptime: Option<u16>,
+    /// The same toward the callee.
+    pub b_ptime: Option<u16>,
 }
 
 /// Record the call's first stream into this file.
