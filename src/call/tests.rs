@@ -1715,3 +1715,78 @@ fn an_exhausted_pool_refuses_the_call_with_503() {
     assert_eq!(c.call_tag, CallTag::MediaUnavailable);
     assert_eq!(c.cause, 47);
 }
+
+#[test]
+fn reinvite_moving_media_updates_the_relay_without_new_ports() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("mv1", "z9hG4bKmv1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let ok = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .unwrap();
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "mv1",
+            1,
+            "z9hG4bKmv1a",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    let before = relay_pairs(&h);
+    let free = h.core.free_media_ports();
+    // Hold, from a new port.
+    let moved = SDP
+        .replace("4000", "4010")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "mv1",
+            2,
+            "z9hG4bKmv2",
+            "127.0.0.2:5060",
+            &moved,
+        ),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let body = String::from_utf8_lossy(re.body()).into_owned();
+    assert!(
+        body.contains(&format!("m=audio {} RTP/AVP 0", before[0].b_port)),
+        "{body}"
+    );
+    assert!(body.contains("a=sendonly"));
+    let after = relay_pairs(&h);
+    assert_eq!(
+        (after[0].a_port, after[0].b_port),
+        (before[0].a_port, before[0].b_port)
+    );
+    assert_eq!(after[0].a_remote, Some("192.0.2.10:4010".parse().unwrap()));
+    assert_eq!(
+        h.core.free_media_ports(),
+        free,
+        "no new ports for a moved stream"
+    );
+}

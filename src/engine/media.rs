@@ -160,6 +160,13 @@ impl Relays {
                 {
                     if let Ok(mut r) = r.lock() {
                         wav.frames(call, r.finish());
+                        if r.stats.undecodable > 0 {
+                            warn!(
+                                call,
+                                packets = r.stats.undecodable,
+                                "recording: codec other than G.711; those spans are silent"
+                            );
+                        }
                         if r.stats != Default::default() {
                             debug!(call, stats = ?r.stats, "recording finished");
                         }

@@ -81,7 +81,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         crate::ops::metrics::install(m)
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {m}: {e}"))?;
     }
-    let (wav, _wav_thread) = crate::media::record::wav::WavWriters::start()
+    let (wav, wav_thread) = crate::media::record::wav::WavWriters::start()
         .context("cannot start the recording writer")?;
     let cdr = CdrWriter::open(&cfg.cdr_path)
         .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
@@ -109,7 +109,13 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         actions: Vec::with_capacity(64),
         media: media::Relays::new(cfg.media_ip, Some(wav)),
     };
-    shell.run(rx).await
+    let result = shell.run(rx).await;
+    // Finalise every recording still open before the process exits.
+    drop(shell);
+    if wav_thread.join().is_err() {
+        error!("the recording writer stopped abnormally");
+    }
+    result
 }
 
 struct Shell {

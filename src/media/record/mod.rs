@@ -91,8 +91,8 @@ impl Recorder {
                 return;
             }
             _ => {
-                // An 8 kHz codec we cannot decode: silence of the packet's length would need
-                // its frame size; it is left out and its span stays silent.
+                // A codec we cannot decode: its span stays silent (the engine logs a warning
+                // when the recording ends).
                 self.stats.undecodable += 1;
                 return;
             }
