@@ -412,14 +412,9 @@ impl B2bua {
                 let ct = ack.header(&Hdr::CONTENT_TYPE);
                 let body = (!ack.body().is_empty()).then(|| {
                     // Late offer/answer: the ACK's SDP is anchored like any other.
-                    let b =
-                        match self.anchor_body(r, &mut call, side, ack.body(), ct.as_deref(), None)
-                        {
-                            Ok(Some(b)) => b,
-                            Ok(None) => ack.body().clone(),
-                            Err(_) => crate::sdp::anchor(ack.body(), self.cfg.media_ip, &[])
-                                .unwrap_or_else(|| ack.body().clone()),
-                        };
+                    let b = self
+                        .relayed_sdp(r, &mut call, side, ack.body(), ct.as_deref())
+                        .unwrap_or_else(|| ack.body().clone());
                     (b, ct.clone())
                 });
                 self.send_ack(&mut call, side.other(), p.other_cseq, body);

@@ -119,8 +119,24 @@ impl B2bua {
         Ok(crate::sdp::anchor(body, self.cfg.media_ip, &toward))
     }
 
-    /// Anchor the SDP of a response we relay from leg `from` (a failure here cannot add
-    /// streams: unanchorable streams are refused in the SDP).
+    /// The SDP of a message relayed from leg `from`, anchored; `None` leaves the body as is.
+    /// With no ports left for a new stream, that stream is refused in the SDP rather than
+    /// leaking the peer's address.
+    pub(super) fn relayed_sdp(
+        &mut self,
+        r: CallRef,
+        call: &mut Call,
+        from: Side,
+        body: &Bytes,
+        ct: Option<&str>,
+    ) -> Option<Bytes> {
+        match self.anchor_body(r, call, from, body, ct, None) {
+            Ok(b) => b,
+            Err(NoPorts) => crate::sdp::anchor(body, self.cfg.media_ip, &[]),
+        }
+    }
+
+    /// Anchor the SDP of a response relayed from leg `from`.
     pub(super) fn anchor_response(
         &mut self,
         r: CallRef,
@@ -129,19 +145,14 @@ impl B2bua {
         out: &mut crate::sip::Response,
     ) {
         let ct = out.header(&crate::sip::Hdr::CONTENT_TYPE);
-        let body = out.body().clone();
-        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref(), None) {
-            Ok(b) => b,
-            Err(NoPorts) => crate::sdp::anchor(&body, self.cfg.media_ip, &[]),
-        };
-        if let Some(b) = anchored
+        if let Some(b) = self.relayed_sdp(r, call, from, &out.body().clone(), ct.as_deref())
             && let Err(e) = out.set_body(b, ct.as_deref())
         {
             warn!(error = %e, "cannot set anchored SDP");
         }
     }
 
-    /// The same for a request we relay from leg `from`.
+    /// Anchor the SDP of a request relayed from leg `from`.
     pub(super) fn anchor_request(
         &mut self,
         r: CallRef,
@@ -150,12 +161,7 @@ impl B2bua {
         out: &mut crate::sip::Request,
     ) {
         let ct = out.header(&crate::sip::Hdr::CONTENT_TYPE);
-        let body = out.body().clone();
-        let anchored = match self.anchor_body(r, call, from, &body, ct.as_deref(), None) {
-            Ok(b) => b,
-            Err(NoPorts) => crate::sdp::anchor(&body, self.cfg.media_ip, &[]),
-        };
-        if let Some(b) = anchored
+        if let Some(b) = self.relayed_sdp(r, call, from, &out.body().clone(), ct.as_deref())
             && let Err(e) = out.set_body(b, ct.as_deref())
         {
             warn!(error = %e, "cannot set anchored SDP");
