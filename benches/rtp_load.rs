@@ -1,0 +1,321 @@
+//! RTP relay load: N anchored calls through the real gateway, each carrying 20 ms PCMU from
+//! the phone side to the carrier side (50 packets/s per call), for a bounded time. Reports
+//! packets relayed per second, loss, added latency (p50/p99, send-to-receive on one machine)
+//! and the gateway's CPU, with and without recording. Traffic stays on 127.0.0.0/8.
+//!
+//! cargo build --release && cargo bench --bench rtp_load -- [calls,calls,...] [seconds]
+
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use trunkgate::sip::{Hdr, Message, Method, Response, parse_datagram};
+
+const PHONE: &str = "127.0.0.2";
+const CARRIER: &str = "127.0.0.3";
+
+/// Linux reports process CPU in USER_HZ ticks, 100 per second.
+fn tick() -> u64 {
+    100
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let f = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    f(11) + f(12)
+}
+
+struct Gw {
+    child: Child,
+    sip: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Gw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(record: bool, phone_port: u16, carrier_port: u16) -> Gw {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sip_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gw = format!(
+        "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\nadvertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n[metrics]\nlisten = \"\"\n[media]\nadvertise = \"127.0.0.1\"\nports = \"20000-29999\"\n[recording]\ndir = \"rec\"\n[[route]]\nfrom = \"pbx\"\nto = \"carrier\"\n"
+    );
+    std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/pbx.toml"),
+        format!("name = \"pbx\"\nrole = \"internal\"\naddress = \"udp:{PHONE}:{phone_port}\"\nmatch = [\"{PHONE}/32\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("profiles/carrier.toml"),
+        format!(
+            "name = \"carrier\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER}:{carrier_port}\"\nmatch = [\"{CARRIER}/32\"]\n[media]\nanchor = true\nrecord = {record}\n"
+        ),
+    )
+    .unwrap();
+    let bin = std::env::var("TRUNKGATE_BIN").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/trunkgate").into()
+    });
+    let child = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(dir.path().join("gateway.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start target/release/trunkgate (cargo build --release first)");
+    std::thread::sleep(Duration::from_millis(500));
+    Gw {
+        child,
+        sip: format!("127.0.0.1:{sip_port}").parse().unwrap(),
+        _dir: dir,
+    }
+}
+
+fn recv(sock: &UdpSocket, want: impl Fn(&Message) -> bool) -> Message {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("SIP in time");
+        if let Ok(m) = parse_datagram(Bytes::copy_from_slice(&buf[..n]), 65535)
+            && want(&m)
+        {
+            return m;
+        }
+    }
+}
+
+fn port_of(body: &[u8]) -> u16 {
+    String::from_utf8_lossy(body)
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("anchored m= port")
+}
+
+/// Set up one call; returns (phone RTP socket, carrier RTP socket, gateway port facing the phone).
+fn call(
+    gw: &Gw,
+    phone: &UdpSocket,
+    carrier: &UdpSocket,
+    i: usize,
+) -> (UdpSocket, UdpSocket, SocketAddr) {
+    let prtp = UdpSocket::bind((PHONE, 0)).unwrap();
+    let crtp = UdpSocket::bind((CARRIER, 0)).unwrap();
+    let pp = phone.local_addr().unwrap().port();
+    let sdp = |ip: &str, port: u16| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+        )
+    };
+    let body = sdp(PHONE, prtp.local_addr().unwrap().port());
+    let inv = format!(
+        "INVITE sip:+861{i:07}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE}:{pp};branch=z9hG4bKload{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE}>;tag=l{i}\r\nTo: <sip:+861{i:07}@127.0.0.1>\r\nCall-ID: load-{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE}:{pp}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    phone.send_to(inv.as_bytes(), gw.sip).unwrap();
+    let Message::Request(req) = recv(
+        carrier,
+        |m| matches!(m, Message::Request(r) if r.method() == Method::Invite),
+    ) else {
+        unreachable!()
+    };
+    let mut ok = Response::to_request(&req, 200, "OK", Some("c")).unwrap();
+    ok.remove_header(&Hdr::CONTENT_LENGTH);
+    ok.push_header(
+        &Hdr::CONTACT,
+        format!("<sip:c@{}>", carrier.local_addr().unwrap()),
+    )
+    .unwrap();
+    ok.push_header(&Hdr::CONTENT_LENGTH, "0").unwrap();
+    ok.set_body(
+        Bytes::from(sdp(CARRIER, crtp.local_addr().unwrap().port())),
+        Some("application/sdp"),
+    )
+    .unwrap();
+    carrier.send_to(&ok.to_bytes(), gw.sip).unwrap();
+    let Message::Response(r) = recv(
+        phone,
+        |m| matches!(m, Message::Response(r) if r.status() == 200 && r.call_id().as_deref() == Some(&format!("load-{i}"))),
+    ) else {
+        unreachable!()
+    };
+    let to = r.header(&Hdr::TO).unwrap();
+    let ack = format!(
+        "ACK sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE}:{pp};branch=z9hG4bKloada{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE}>;tag=l{i}\r\nTo: {to}\r\nCall-ID: load-{i}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    phone.send_to(ack.as_bytes(), gw.sip).unwrap();
+    let gw_a = SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(r.body()));
+    (prtp, crtp, gw_a)
+}
+
+struct Result {
+    calls: usize,
+    record: bool,
+    sent: u64,
+    received: u64,
+    cpu: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn run(calls: usize, seconds: u64, record: bool) -> Result {
+    let phone = UdpSocket::bind((PHONE, 0)).unwrap();
+    let carrier = UdpSocket::bind((CARRIER, 0)).unwrap();
+    for s in [&phone, &carrier] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    let gw = start(
+        record,
+        phone.local_addr().unwrap().port(),
+        carrier.local_addr().unwrap().port(),
+    );
+    let legs: Vec<_> = (0..calls).map(|i| call(&gw, &phone, &carrier, i)).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let epoch = Instant::now();
+    let pid = gw.child.id();
+    let (cpu, mut lat) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        let lat = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+        for (i, (prtp, crtp, gw_a)) in legs.into_iter().enumerate() {
+            prtp.set_nonblocking(true).unwrap();
+            crtp.set_nonblocking(true).unwrap();
+            let prtp = tokio::net::UdpSocket::from_std(prtp).unwrap();
+            let crtp = tokio::net::UdpSocket::from_std(crtp).unwrap();
+            let sent = sent.clone();
+            let end = epoch + Duration::from_secs(seconds + 1);
+            tasks.push(tokio::spawn(async move {
+                // Spread the calls over the 20 ms period.
+                tokio::time::sleep(Duration::from_micros(
+                    (i as u64 * 20_000 / calls as u64) % 20_000,
+                ))
+                .await;
+                let mut iv = tokio::time::interval(Duration::from_millis(20));
+                let mut seq: u16 = 0;
+                let mut pkt = vec![0u8; 172];
+                pkt[0] = 0x80;
+                while Instant::now() < end {
+                    iv.tick().await;
+                    pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                    pkt[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                    pkt[8..12].copy_from_slice(&(i as u32).to_be_bytes());
+                    let t = epoch.elapsed().as_micros() as u64;
+                    pkt[12..20].copy_from_slice(&t.to_be_bytes());
+                    if prtp.send_to(&pkt, gw_a).await.is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    seq = seq.wrapping_add(1);
+                }
+            }));
+            let received = received.clone();
+            let lat = lat.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let mut local = Vec::new();
+                while let Ok(Ok((n, _))) =
+                    tokio::time::timeout(Duration::from_secs(2), crtp.recv_from(&mut buf)).await
+                {
+                    if n >= 20 {
+                        let t = u64::from_be_bytes(buf[12..20].try_into().unwrap_or([0; 8]));
+                        local.push((epoch.elapsed().as_micros() as u64).saturating_sub(t) as u32);
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if let Ok(mut l) = lat.lock() {
+                    l.extend(local);
+                }
+            }));
+        }
+        // Measure the gateway's CPU over the steady part: after 1 s, for `seconds`.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (c0, t0) = (cpu_ticks(pid), Instant::now());
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let cpu = (cpu_ticks(pid) - c0) as f64 / tick() as f64 / t0.elapsed().as_secs_f64() * 100.0;
+        for t in tasks {
+            let _ = t.await;
+        }
+        let l = std::mem::take(&mut *lat.lock().unwrap_or_else(|e| e.into_inner()));
+        (cpu, l)
+    });
+    lat.sort_unstable();
+    let q = |f: f64| {
+        Duration::from_micros(
+            lat.get(((lat.len() as f64 * f) as usize).min(lat.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0) as u64,
+        )
+    };
+    Result {
+        calls,
+        record,
+        sent: sent.load(Ordering::Relaxed),
+        received: received.load(Ordering::Relaxed),
+        cpu,
+        p50: q(0.5),
+        p99: q(0.99),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let steps: Vec<usize> = args
+        .first()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 250, 500, 1000]);
+    let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
+    println!(
+        "| calls | recording | packets/s relayed | loss | gateway CPU | packets per CPU-second | added latency p50 / p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &calls in &steps {
+        for record in [false, true] {
+            let r = run(calls, seconds, record);
+            let pps = r.received as f64 / (seconds + 1) as f64;
+            let loss = 100.0 * (r.sent.saturating_sub(r.received)) as f64 / r.sent.max(1) as f64;
+            println!(
+                "| {} | {} | {:.0} | {:.2} % | {:.0} % | {:.0} | {:.2} ms / {:.2} ms |",
+                r.calls,
+                if r.record { "yes" } else { "no" },
+                pps,
+                loss,
+                r.cpu,
+                pps / (r.cpu / 100.0).max(0.01),
+                r.p50.as_secs_f64() * 1000.0,
+                r.p99.as_secs_f64() * 1000.0
+            );
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
