@@ -205,6 +205,18 @@ fn send_stream(
     ptime_ms: u64,
     ssrc: u32,
 ) -> std::thread::JoinHandle<Vec<std::ops::Range<usize>>> {
+    send_stream_from(sock, to, data, ptime_ms, ssrc, 1000)
+}
+
+/// As `send_stream`, with the first RTP timestamp given (to cross the 32-bit wrap).
+fn send_stream_from(
+    sock: UdpSocket,
+    to: SocketAddr,
+    data: Vec<u8>,
+    ptime_ms: u64,
+    ssrc: u32,
+    ts0: u32,
+) -> std::thread::JoinHandle<Vec<std::ops::Range<usize>>> {
     std::thread::spawn(move || {
         let n = (ptime_ms * 8) as usize;
         let jitter = [0i64, 20, -15, 10, -20, 5, 18, -8, 12, -3];
@@ -219,7 +231,7 @@ fn send_stream(
             let at = (i as i64) * ptime_ms as i64 + 40 + jitter[i % jitter.len()];
             let mut p = vec![0x80, 0x00];
             p.extend_from_slice(&(i as u16).to_be_bytes());
-            p.extend_from_slice(&(1000u32 + off as u32).to_be_bytes());
+            p.extend_from_slice(&ts0.wrapping_add(off as u32).to_be_bytes());
             p.extend_from_slice(&ssrc.to_be_bytes());
             p.extend_from_slice(chunk);
             plan.push((at.max(0) as u64, p));
@@ -413,4 +425,86 @@ fn thirty_ms_in_twenty_ms_out_for_a_repacketizing_peer() {
     assert_eq!(stamps[0], 9000);
     hang_up(&gw, &e, "repack-1");
     gw.wait_cdrs(1);
+}
+
+#[test]
+fn recording_survives_ptime_change_timestamp_wrap_and_ssrc_change() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            gateway_extra: "[recording]\njitter_ms = 100\n".into(),
+            ..GwOpts::carrier_a("[media]\nrecord = true\n")
+        },
+    );
+    let e = establish(&gw, "rec-change");
+    // Phone: 1.2 s of 40 ms packets across the timestamp wrap, then 1.2 s of 20 ms packets
+    // continuing the same timestamps. Carrier: a stream, then a new SSRC (a transfer).
+    let a1 = stream(9600, 31);
+    let a2 = stream(9600, 33);
+    let b1 = stream(9600, 35);
+    let b2 = stream(9600, 37);
+    let ts0 = u32::MAX - 4000;
+    let pa1 = send_stream_from(
+        e.phone_rtp.try_clone().unwrap(),
+        e.gw_a,
+        a1.clone(),
+        40,
+        0x3333,
+        ts0,
+    );
+    let pb1 = send_stream_from(
+        e.carrier_rtp.try_clone().unwrap(),
+        e.gw_b,
+        b1.clone(),
+        20,
+        0x4444,
+        77,
+    );
+    let (la1, lb1) = (pa1.join().unwrap(), pb1.join().unwrap());
+    let pa2 = send_stream_from(
+        e.phone_rtp.try_clone().unwrap(),
+        e.gw_a,
+        a2.clone(),
+        20,
+        0x3333,
+        ts0.wrapping_add(9600),
+    );
+    let pb2 = send_stream_from(
+        e.carrier_rtp.try_clone().unwrap(),
+        e.gw_b,
+        b2.clone(),
+        20,
+        0x5555,
+        123_456_789,
+    );
+    let (la2, lb2) = (pa2.join().unwrap(), pb2.join().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    hang_up(&gw, &e, "rec-change");
+    let cdr = &gw.wait_cdrs(1)[0];
+    let path = cdr["recording"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let reader = loop {
+        if let Ok(r) = hound::WavReader::open(&path)
+            && r.duration() > 0
+        {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finalised recording at {path}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let s1 = check_channel(&left, &a1, &la1, "caller before the ptime change");
+    let s2 = check_channel(&left, &a2, &la2, "caller after the ptime change");
+    assert_eq!(
+        s2,
+        s1 + 9600,
+        "the second half follows the first sample for sample"
+    );
+    check_channel(&right, &b1, &lb1, "callee first SSRC");
+    check_channel(&right, &b2, &lb2, "callee second SSRC");
 }
