@@ -3,7 +3,10 @@
 //! packets relayed per second, loss, added latency (p50/p99, send-to-receive on one machine)
 //! and the gateway's CPU, with and without recording. Traffic stays on 127.0.0.0/8.
 //!
-//! cargo build --release && cargo bench --bench rtp_load -- [calls,calls,...] [seconds]
+//! The same load through rtpengine (Debian's `rtpengine-daemon`, userspace forwarding,
+//! driven over its ng control protocol) gives the same-run baseline.
+//!
+//! cargo build --release && cargo bench --bench rtp_load -- [calls,calls,...] [seconds] [targets]
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -173,7 +176,128 @@ fn call(
     (prtp, crtp, gw_a)
 }
 
+/// The media relay under test and how to set a call up through it.
+enum Relay {
+    Trunkgate {
+        gw: Gw,
+        phone: UdpSocket,
+        carrier: UdpSocket,
+    },
+    Rtpengine {
+        child: Child,
+        ng: UdpSocket,
+    },
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Relay::Rtpengine { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Relay {
+    fn pid(&self) -> u32 {
+        match self {
+            Relay::Trunkgate { gw, .. } => gw.child.id(),
+            Relay::Rtpengine { child, .. } => child.id(),
+        }
+    }
+
+    /// One call: (phone RTP socket, carrier RTP socket, relay address the phone sends to).
+    fn call(&self, i: usize) -> (UdpSocket, UdpSocket, SocketAddr) {
+        match self {
+            Relay::Trunkgate { gw, phone, carrier } => call(gw, phone, carrier, i),
+            Relay::Rtpengine { ng, .. } => {
+                let prtp = UdpSocket::bind((PHONE, 0)).unwrap();
+                let crtp = UdpSocket::bind((CARRIER, 0)).unwrap();
+                let sdp = |ip: &str, port: u16| {
+                    format!(
+                        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+                    )
+                };
+                let id = format!("load-{i}");
+                let to_carrier = ng_call(
+                    ng,
+                    &[
+                        ("command", "offer"),
+                        ("sdp", &sdp(PHONE, prtp.local_addr().unwrap().port())),
+                        ("call-id", &id),
+                        ("from-tag", "f"),
+                    ],
+                );
+                let to_phone = ng_call(
+                    ng,
+                    &[
+                        ("command", "answer"),
+                        ("sdp", &sdp(CARRIER, crtp.local_addr().unwrap().port())),
+                        ("call-id", &id),
+                        ("from-tag", "f"),
+                        ("to-tag", "t"),
+                    ],
+                );
+                let a = SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(to_phone.as_bytes()));
+                // rtpengine forwards to a leg once it has heard from it (symmetric RTP).
+                let b =
+                    SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(to_carrier.as_bytes()));
+                let _ = crtp.send_to(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], b);
+                (prtp, crtp, a)
+            }
+        }
+    }
+}
+
+/// One ng request (bencoded dictionary of strings); returns the `sdp` of the reply.
+fn ng_call(sock: &UdpSocket, pairs: &[(&str, &str)]) -> String {
+    // Each command needs its own cookie: rtpengine answers a repeated cookie from its cache.
+    static COOKIE: AtomicU64 = AtomicU64::new(0);
+    let mut msg = format!("c{} d", COOKIE.fetch_add(1, Ordering::Relaxed)).into_bytes();
+    for (k, v) in pairs {
+        msg.extend_from_slice(format!("{}:{k}{}:", k.len(), v.len()).as_bytes());
+        msg.extend_from_slice(v.as_bytes());
+    }
+    msg.push(b'e');
+    sock.send(&msg).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = sock.recv(&mut buf).expect("rtpengine answers");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let at = text.find("3:sdp").expect("sdp in the ng reply") + 5;
+    let colon = at + text[at..].find(':').unwrap_or(0);
+    let len: usize = text[at..colon].parse().unwrap_or(0);
+    text[colon + 1..colon + 1 + len].to_string()
+}
+
+fn start_rtpengine() -> Relay {
+    let ng_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("rtpengine")
+        .args([
+            "--foreground",
+            "--interface=127.0.0.1",
+            &format!("--listen-ng=127.0.0.1:{ng_port}"),
+            "--port-min=40000",
+            "--port-max=49999",
+            "--table=-1",
+            "--log-level=3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rtpengine (apt-get install rtpengine-daemon)");
+    std::thread::sleep(Duration::from_millis(800));
+    let ng = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ng.connect(("127.0.0.1", ng_port)).unwrap();
+    ng.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    Relay::Rtpengine { child, ng }
+}
+
 struct Result {
+    target: &'static str,
     calls: usize,
     record: bool,
     sent: u64,
@@ -183,18 +307,23 @@ struct Result {
     p99: Duration,
 }
 
-fn run(calls: usize, seconds: u64, record: bool) -> Result {
-    let phone = UdpSocket::bind((PHONE, 0)).unwrap();
-    let carrier = UdpSocket::bind((CARRIER, 0)).unwrap();
-    for s in [&phone, &carrier] {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    }
-    let gw = start(
-        record,
-        phone.local_addr().unwrap().port(),
-        carrier.local_addr().unwrap().port(),
-    );
-    let legs: Vec<_> = (0..calls).map(|i| call(&gw, &phone, &carrier, i)).collect();
+fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result {
+    let relay = if target == "rtpengine" {
+        start_rtpengine()
+    } else {
+        let phone = UdpSocket::bind((PHONE, 0)).unwrap();
+        let carrier = UdpSocket::bind((CARRIER, 0)).unwrap();
+        for s in [&phone, &carrier] {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let gw = start(
+            record,
+            phone.local_addr().unwrap().port(),
+            carrier.local_addr().unwrap().port(),
+        );
+        Relay::Trunkgate { gw, phone, carrier }
+    };
+    let legs: Vec<_> = (0..calls).map(|i| relay.call(i)).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -202,7 +331,7 @@ fn run(calls: usize, seconds: u64, record: bool) -> Result {
     let sent = Arc::new(AtomicU64::new(0));
     let received = Arc::new(AtomicU64::new(0));
     let epoch = Instant::now();
-    let pid = gw.child.id();
+    let pid = relay.pid();
     let (cpu, mut lat) = rt.block_on(async {
         let mut tasks = Vec::new();
         let lat = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
@@ -275,6 +404,7 @@ fn run(calls: usize, seconds: u64, record: bool) -> Result {
         )
     };
     Result {
+        target,
         calls,
         record,
         sent: sent.load(Ordering::Relaxed),
@@ -293,29 +423,43 @@ fn main() {
     let steps: Vec<usize> = args
         .first()
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| vec![100, 250, 500, 1000]);
+        .unwrap_or_else(|| vec![250, 1000, 2000]);
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let targets: Vec<&'static str> = match args.get(2).map(String::as_str) {
+        Some("trunkgate") => vec!["trunkgate"],
+        Some("rtpengine") => vec!["rtpengine"],
+        _ => vec!["trunkgate", "rtpengine"],
+    };
     println!(
-        "| calls | recording | packets/s relayed | loss | gateway CPU | packets per CPU-second | added latency p50 / p99 |"
+        "| target | calls | recording | packets/s relayed | loss | CPU | packets per CPU-second | added latency p50 / p99 |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for &calls in &steps {
-        for record in [false, true] {
-            let r = run(calls, seconds, record);
-            let pps = r.received as f64 / (seconds + 1) as f64;
-            let loss = 100.0 * (r.sent.saturating_sub(r.received)) as f64 / r.sent.max(1) as f64;
-            println!(
-                "| {} | {} | {:.0} | {:.2} % | {:.0} % | {:.0} | {:.2} ms / {:.2} ms |",
-                r.calls,
-                if r.record { "yes" } else { "no" },
-                pps,
-                loss,
-                r.cpu,
-                pps / (r.cpu / 100.0).max(0.01),
-                r.p50.as_secs_f64() * 1000.0,
-                r.p99.as_secs_f64() * 1000.0
-            );
-            let _ = std::io::stdout().flush();
+        for &target in &targets {
+            let modes: &[bool] = if target == "trunkgate" {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for &record in modes {
+                let r = run(target, calls, seconds, record);
+                let pps = r.received as f64 / (seconds + 1) as f64;
+                let loss =
+                    100.0 * (r.sent.saturating_sub(r.received)) as f64 / r.sent.max(1) as f64;
+                println!(
+                    "| {} | {} | {} | {:.0} | {:.2} % | {:.0} % | {:.0} | {:.2} ms / {:.2} ms |",
+                    r.target,
+                    r.calls,
+                    if r.record { "yes" } else { "no" },
+                    pps,
+                    loss,
+                    r.cpu,
+                    pps / (r.cpu / 100.0).max(0.01),
+                    r.p50.as_secs_f64() * 1000.0,
+                    r.p99.as_secs_f64() * 1000.0
+                );
+                let _ = std::io::stdout().flush();
+            }
         }
     }
 }
