@@ -508,3 +508,45 @@ fn recording_survives_ptime_change_timestamp_wrap_and_ssrc_change() {
     check_channel(&right, &b1, &lb1, "callee first SSRC");
     check_channel(&right, &b2, &lb2, "callee second SSRC");
 }
+
+/// The metric value of one labelled series, or 0.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .map(|v| v.trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn sipp_phone_and_echoing_carrier_exchange_rtp_through_the_gateway() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    let tmp = tempfile::tempdir().unwrap();
+    let carrier = Sipp::uas_with(
+        "anchor/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+        &["-rtp_echo"],
+    );
+    let phone = Sipp::uac(
+        "anchor/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        gw.addr(),
+        "+8610123",
+    );
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+    let m = gw.metrics();
+    let to_callee = metric(&m, "trunkgate_rtp_packets_total{toward=\"callee\"}");
+    let to_caller = metric(&m, "trunkgate_rtp_packets_total{toward=\"caller\"}");
+    assert!(
+        to_callee >= 20.0,
+        "the phone's audio reached the carrier: {m}"
+    );
+    assert!(to_caller >= 20.0, "the echo came back to the phone: {m}");
+}

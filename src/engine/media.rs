@@ -321,6 +321,12 @@ async fn forward(
         activity,
         mut repack,
     } = d;
+    let counted = (!rtcp).then(|| {
+        crate::ops::metrics::rtp_packets(match dir {
+            Dir::AtoB => "callee",
+            Dir::BtoA => "caller",
+        })
+    });
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, src)) = from.recv_from(&mut buf).await else {
@@ -379,8 +385,13 @@ async fn forward(
                 .try_for_each(|p| to.try_send_to(p, d).map(|_| ())),
             None => to.try_send_to(&buf[..n], d).map(|_| ()),
         };
-        if let Err(e) = sent {
-            debug!(%d, error = %e, "RTP send failed");
+        match sent {
+            Ok(()) => {
+                if let Some(c) = &counted {
+                    c.increment(1);
+                }
+            }
+            Err(e) => debug!(%d, error = %e, "RTP send failed"),
         }
     }
 }

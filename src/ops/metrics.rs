@@ -10,6 +10,13 @@ use metrics::{counter, describe_counter, describe_gauge, gauge};
 pub const PRACK_FAILURES: &str = "trunkgate_prack_failures_total";
 pub const CALLS: &str = "trunkgate_calls_total";
 pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
+pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
+
+/// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
+/// keeps the handle so counting a packet is one atomic add.
+pub fn rtp_packets(toward: &'static str) -> metrics::Counter {
+    counter!(RTP_PACKETS, "toward" => toward)
+}
 
 /// A peer refused (or ignored) our PRACK. `status` is the SIP status or `"timeout"`.
 pub fn prack_failure(peer: &str, status: &str) {
@@ -45,5 +52,9 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     );
     describe_counter!(CALLS, "Released calls by peer, direction and call_tag");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress");
+    describe_counter!(
+        RTP_PACKETS,
+        "RTP packets relayed for anchored calls, by the leg they went to"
+    );
     Ok(())
 }

@@ -369,6 +369,11 @@ impl Sipp {
         Self::spawn(scenario_rel, ip, port, dir, Some(gw), Some(service))
     }
 
+    /// A UAS with extra SIPp options (e.g. `-rtp_echo`).
+    pub fn uas_with(scenario_rel: &str, ip: &str, port: u16, dir: &Path, extra: &[&str]) -> Sipp {
+        Self::spawn_with(scenario_rel, ip, port, dir, None, None, extra)
+    }
+
     /// A UAS listening on TCP.
     pub fn uas_tcp(scenario_rel: &str, ip: &str, port: u16, dir: &Path) -> Sipp {
         Self::spawn_with(scenario_rel, ip, port, dir, None, None, &["-t", "t1"])
