@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use crate::media::record::Recorder;
 use crate::media::record::wav::WavWriters;
 use crate::media::repacketize::Repacketizer;
-use crate::media::{Latch, MediaAction, RelayPair};
+use crate::media::{Latch, MediaAction, RelayPair, SourceLatch, rtp_ssrc};
 
 /// A call's recorder, fed by the relay tasks of its first stream.
 type SharedRecorder = Arc<Mutex<Recorder>>;
@@ -31,7 +31,7 @@ struct Watch {
 #[derive(Debug, Default, Clone, Copy)]
 struct LegAddrs {
     sdp: Option<SocketAddr>,
-    rtp: Option<SocketAddr>,
+    rtp: SourceLatch,
     rtcp: Option<SocketAddr>,
 }
 
@@ -345,11 +345,15 @@ async fn forward(
             if !accept {
                 continue;
             }
-            // Latch: this leg is answered where it sends from.
+            // Latch: this leg is answered where it sends from. RTCP follows the latched
+            // RTP address's IP; RTP itself moves only on a verified SSRC change.
             if rtcp {
+                if mine.rtp.source().is_some_and(|a| a.ip() != src.ip()) {
+                    continue;
+                }
                 mine.rtcp = Some(src);
-            } else {
-                mine.rtp = Some(src);
+            } else if !mine.rtp.accept(src, rtp_ssrc(&buf[..n])) {
+                continue;
             }
             let other = match dir {
                 Dir::AtoB => sh.b,
@@ -360,7 +364,7 @@ async fn forward(
                     .sdp
                     .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
             } else {
-                other.rtp.or(other.sdp)
+                other.rtp.source().or(other.sdp)
             }
         };
         if let Some(a) = &activity

@@ -2,10 +2,12 @@
 //! Sans-IO: the call layer decides ports and remote addresses; `engine/media.rs` binds the
 //! sockets and moves the packets.
 
+mod latch;
 mod pool;
 pub mod record;
 pub mod repacketize;
 
+pub use latch::{RELATCH_AFTER, SourceLatch, rtp_ssrc};
 pub use pool::PortPool;
 
 use std::net::SocketAddr;
