@@ -185,19 +185,16 @@ impl Relays {
 
 fn update(s: &Stream, p: &RelayPair) {
     let Ok(mut sh) = s.shared.lock() else { return };
-    // A leg that moved (re-INVITE with a new address) is re-latched from scratch.
-    if sh.a.sdp != p.a_remote {
-        sh.a = LegAddrs {
-            sdp: p.a_remote,
-            ..LegAddrs::default()
-        };
-    }
-    if sh.b.sdp != p.b_remote {
-        sh.b = LegAddrs {
-            sdp: p.b_remote,
-            ..LegAddrs::default()
-        };
-    }
+    // Every new offer/answer re-learns both legs' sources from their next packets: a leg
+    // that moved, or whose NAT binding changed, is followed without an SSRC change.
+    sh.a = LegAddrs {
+        sdp: p.a_remote,
+        ..LegAddrs::default()
+    };
+    sh.b = LegAddrs {
+        sdp: p.b_remote,
+        ..LegAddrs::default()
+    };
     sh.a_latch = p.a_latch;
     sh.b_latch = p.b_latch;
 }
