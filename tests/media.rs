@@ -178,6 +178,46 @@ fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
     );
 }
 
+#[test]
+fn stray_rtp_is_dropped_until_a_new_ssrc_proves_itself() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    let e = establish(&gw, "media-latch");
+    let stranger = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let pkt = |seq: u8, ssrc: u8| [0x80, 0x00, 0, seq, 0, 0, 0, seq, 0, 0, 0, ssrc, 0xff];
+    // The phone's first packet latches its leg.
+    e.phone_rtp.send_to(&pkt(1, 1), e.gw_a).unwrap();
+    let (n, _) = e.carrier_rtp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &pkt(1, 1));
+    // One packet from elsewhere, even with a new SSRC, is not relayed...
+    stranger.send_to(&pkt(2, 9), e.gw_a).unwrap();
+    e.phone_rtp.send_to(&pkt(3, 1), e.gw_a).unwrap();
+    let (n, _) = e.carrier_rtp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &pkt(3, 1), "the stranger's packet was dropped");
+    // ...and the carrier's answer still goes to the phone.
+    e.carrier_rtp.send_to(&pkt(1, 5), e.gw_b).unwrap();
+    e.phone_rtp.recv_from(&mut buf).unwrap();
+    assert!(stranger.recv_from(&mut buf).is_err());
+    // Three consecutive packets with one new SSRC move the latch: the third is relayed and
+    // the carrier's answer follows the new source.
+    for seq in 10..13 {
+        stranger.send_to(&pkt(seq, 9), e.gw_a).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (n, _) = e.carrier_rtp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &pkt(12, 9));
+    e.carrier_rtp.send_to(&pkt(2, 5), e.gw_b).unwrap();
+    let (n, _) = stranger
+        .recv_from(&mut buf)
+        .expect("answer follows the re-latch");
+    assert_eq!(&buf[..n], &pkt(2, 5));
+    hang_up(&gw, &e, "media-latch");
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
+
 /// A deterministic μ-law stream without silence codes, so lost spans are recognisable.
 fn stream(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed | 1;
