@@ -15,19 +15,13 @@ fn world() -> (Gateway, tempfile::TempDir) {
 #[test]
 fn basic_call_bye_from_caller() {
     let (gw, tmp) = world();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "basic-call/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "basic-call/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -46,19 +40,13 @@ fn basic_call_bye_from_caller() {
 #[test]
 fn basic_call_bye_from_callee() {
     let (gw, tmp) = world();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "callee-bye/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "callee-bye/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     carrier.expect_success(&gw);
     phone.expect_success(&gw);
@@ -71,19 +59,13 @@ fn basic_call_bye_from_callee() {
 #[test]
 fn cancel_while_ringing() {
     let (gw, tmp) = world();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "cancel/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "cancel/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -96,19 +78,13 @@ fn cancel_while_ringing() {
 #[test]
 fn busy_from_carrier_is_relayed_with_its_cause() {
     let (gw, tmp) = world();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "busy/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "busy/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -122,25 +98,19 @@ fn busy_from_carrier_is_relayed_with_its_cause() {
 #[test]
 fn failover_to_second_carrier_on_503() {
     let (gw, tmp) = world();
-    let a = Sipp::uas(
-        "failover/carrier-a.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
     let b = Sipp::uas(
         "basic-call/carrier.xml",
         CARRIER_B_IP,
         gw.ports.carrier_b,
         tmp.path(),
     );
-    let phone = Sipp::uac(
-        "basic-call/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
+    let (a, phone) = phone_calls_carrier(
+        &gw,
         tmp.path(),
-        gw.addr(),
+        "failover/carrier-a.xml",
+        "basic-call/phone.xml",
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     a.expect_success(&gw);
@@ -186,19 +156,13 @@ fn failover_on_transport_error() {
 #[test]
 fn hold_and_resume_with_reinvite() {
     let (gw, tmp) = world();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "hold/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "hold/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -270,19 +234,13 @@ fn sigterm_writes_cdrs_and_exits_cleanly() {
 fn cdrs_survive_a_crash() {
     // A call ends, then the process dies without any chance to flush (SIGKILL).
     let (mut gw, tmp) = world();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "busy/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "busy/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -314,20 +272,13 @@ fn tcp_on_both_legs_bye_from_caller() {
     // The phone calls over TCP; carrier-a is reached over TCP. Responses reuse the phone's
     // connection; the gateway opens its own to the carrier.
     let (gw, tmp) = tcp_world();
-    let carrier = Sipp::uas_tcp(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "basic-call/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let phone = Sipp::uac_tcp(
         "basic-call/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Tcp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -338,20 +289,13 @@ fn tcp_on_both_legs_bye_from_caller() {
 fn tcp_on_both_legs_bye_from_callee() {
     // The callee's BYE reaches the phone over the connection the phone opened.
     let (gw, tmp) = tcp_world();
-    let carrier = Sipp::uas_tcp(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "callee-bye/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let phone = Sipp::uac_tcp(
         "callee-bye/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Tcp,
     );
     carrier.expect_success(&gw);
     phone.expect_success(&gw);
@@ -381,19 +325,13 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "ptime/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "ptime/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -425,19 +363,13 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
         "no follow-on noise: {}",
         gw.log()
     );
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "ptime/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "ptime/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
@@ -447,19 +379,13 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
 fn sigterm_with_a_call_up_hangs_it_up_after_the_drain_period() {
     // Neither side hangs up (each scenario waits for a BYE); drain_s is 2 in tests.
     let (mut gw, tmp) = world();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "prack-phone/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "callee-bye/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     std::thread::sleep(std::time::Duration::from_millis(150));
     assert!(gw.stop().success(), "{}", gw.log());

@@ -11,15 +11,7 @@ use common::*;
 fn outbound(opts: GwOpts, carrier: &str, phone: &str, dialled: &str) -> (bool, bool, Gateway) {
     let gw = Gateway::start(Ports::new(), opts);
     let tmp = tempfile::tempdir().unwrap();
-    let c = Sipp::uas(carrier, CARRIER_A_IP, gw.ports.carrier_a, tmp.path());
-    let p = Sipp::uac(
-        phone,
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
-        dialled,
-    );
+    let (c, p) = phone_calls_carrier(&gw, tmp.path(), carrier, phone, dialled, Transport::Udp);
     let phone_ok = p.passed();
     let carrier_ok = c.passed();
     (carrier_ok, phone_ok, gw)

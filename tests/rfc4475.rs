@@ -136,19 +136,13 @@ fn torture_messages_then_a_normal_call() {
     eprintln!("{}", report.join("\n"));
     // Still alive and still routing calls.
     let tmp = tempfile::tempdir().unwrap();
-    let carrier = Sipp::uas(
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
         "basic-call/carrier.xml",
-        CARRIER_A_IP,
-        gw.ports.carrier_a,
-        tmp.path(),
-    );
-    let phone = Sipp::uac(
         "basic-call/phone.xml",
-        PHONE_IP,
-        gw.ports.phone,
-        tmp.path(),
-        gw.addr(),
         "+8610123",
+        Transport::Udp,
     );
     phone.expect_success(&gw);
     carrier.expect_success(&gw);

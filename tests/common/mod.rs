@@ -351,6 +351,53 @@ pub struct Sipp {
     dir: PathBuf,
 }
 
+/// How the SIPp peers reach the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Start `carrier` as the UAS on carrier-a, then `phone` calling `dialled` from the PBX
+/// through `gw`, both over `transport`. Returns (carrier, phone), still running.
+pub fn phone_calls_carrier(
+    gw: &Gateway,
+    dir: &Path,
+    carrier: &str,
+    phone: &str,
+    dialled: &str,
+    transport: Transport,
+) -> (Sipp, Sipp) {
+    let extra: &[&str] = match transport {
+        Transport::Udp => &[],
+        Transport::Tcp => &["-t", "t1"],
+    };
+    let c = Sipp::spawn_with(
+        carrier,
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        dir,
+        None,
+        None,
+        extra,
+    );
+    if transport == Transport::Tcp {
+        // The gateway connects to the carrier as soon as the INVITE arrives: SIPp must be
+        // listening by then.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let p = Sipp::spawn_with(
+        phone,
+        PHONE_IP,
+        gw.ports.phone,
+        dir,
+        Some(gw.addr()),
+        Some(dialled),
+        extra,
+    );
+    (c, p)
+}
+
 impl Sipp {
     /// A UAS (carrier or phone side) on `ip:port`, for one call.
     pub fn uas(scenario_rel: &str, ip: &str, port: u16, dir: &Path) -> Sipp {
@@ -372,31 +419,6 @@ impl Sipp {
     /// A UAS with extra SIPp options (e.g. `-rtp_echo`).
     pub fn uas_with(scenario_rel: &str, ip: &str, port: u16, dir: &Path, extra: &[&str]) -> Sipp {
         Self::spawn_with(scenario_rel, ip, port, dir, None, None, extra)
-    }
-
-    /// A UAS listening on TCP.
-    pub fn uas_tcp(scenario_rel: &str, ip: &str, port: u16, dir: &Path) -> Sipp {
-        Self::spawn_with(scenario_rel, ip, port, dir, None, None, &["-t", "t1"])
-    }
-
-    /// A UAC calling through the gateway over TCP.
-    pub fn uac_tcp(
-        scenario_rel: &str,
-        ip: &str,
-        port: u16,
-        dir: &Path,
-        gw: SocketAddr,
-        service: &str,
-    ) -> Sipp {
-        Self::spawn_with(
-            scenario_rel,
-            ip,
-            port,
-            dir,
-            Some(gw),
-            Some(service),
-            &["-t", "t1"],
-        )
     }
 
     fn spawn(
@@ -458,33 +480,30 @@ impl Sipp {
         }
     }
 
-    /// Wait for SIPp to finish and return whether its scenario passed.
-    pub fn passed(mut self) -> bool {
+    /// Wait (at most 30 s) for SIPp to exit; `None` if it had to be killed.
+    fn finish(&mut self) -> Option<ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
-                return s.success();
+                return Some(s);
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                return false;
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    /// Wait for SIPp to finish and return whether its scenario passed.
+    pub fn passed(mut self) -> bool {
+        self.finish().is_some_and(|s| s.success())
+    }
+
     /// Wait for SIPp to finish; panics with its traces unless it succeeded.
     pub fn expect_success(mut self, gw: &Gateway) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("{} did not finish", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = self.finish() else {
+            panic!("{} did not finish", self.name);
         };
         if !status.success() {
             let read = |suffix: &str| {
