@@ -4,6 +4,10 @@
 //! takes messages, timer firings and an `Instant`, and returns actions. `engine` is the tokio
 //! shell that owns sockets and timers; `config` and `cdr` sit beside them.
 
+// Nothing a peer or an operator sends may panic the gateway: production code handles every
+// error; only tests unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod call;
 pub mod cdr;
 pub mod config;

@@ -1,5 +1,7 @@
 //! The `trunkgate` command: run the gateway, check a configuration, or explain a rewrite.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
