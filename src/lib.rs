@@ -6,7 +6,16 @@
 
 // Nothing a peer or an operator sends may panic the gateway: production code handles every
 // error; only tests unwrap.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 pub mod call;
 pub mod cdr;

@@ -1,6 +1,15 @@
 //! The `trunkgate` command: run the gateway, check a configuration, or explain a rewrite.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
