@@ -114,9 +114,7 @@ pub fn explain_invite(
     });
     if let Some(ptime) = profile.ptime {
         let ct = req.header(&Hdr::CONTENT_TYPE);
-        let is_sdp = ct
-            .as_deref()
-            .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"));
+        let is_sdp = crate::sdp::is_sdp(ct.as_deref());
         match crate::sdp::set_ptime(req.body(), ptime).filter(|_| is_sdp) {
             Some(edit) => {
                 let before: Vec<String> = edit

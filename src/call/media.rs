@@ -14,10 +14,6 @@ use crate::media::{Latch, MediaAction, RelayPair};
 #[derive(Debug)]
 pub(super) struct NoPorts;
 
-fn is_sdp(ct: Option<&str>) -> bool {
-    ct.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"))
-}
-
 impl B2bua {
     /// Whether a new call relays its media: its caller's profile or any peer of its route
     /// anchors.
@@ -44,7 +40,7 @@ impl B2bua {
         ct: Option<&str>,
         callee: Option<&Profile>,
     ) -> Result<Option<Bytes>, NoPorts> {
-        if body.is_empty() || !is_sdp(ct) {
+        if body.is_empty() || !crate::sdp::is_sdp(ct) {
             return Ok(None);
         }
         let profile = |side: Side| match (side, callee) {

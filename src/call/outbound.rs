@@ -123,10 +123,9 @@ pub(super) fn body_for(
     body: &bytes::Bytes,
     content_type: Option<&str>,
 ) -> bytes::Bytes {
-    let is_sdp =
-        content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
     match peer.ptime {
-        Some(ptime) if is_sdp => match crate::sdp::set_ptime(body, ptime) {
+        Some(ptime) if crate::sdp::is_sdp(content_type) => match crate::sdp::set_ptime(body, ptime)
+        {
             Some(edit) => edit.body,
             None => body.clone(),
         },

@@ -4,6 +4,11 @@
 
 use bytes::Bytes;
 
+/// Whether a Content-Type names an SDP body (`application/sdp`, any case, any parameters).
+pub fn is_sdp(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"))
+}
+
 /// What a ptime rewrite did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PtimeEdit {
