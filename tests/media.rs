@@ -218,6 +218,30 @@ fn stray_rtp_is_dropped_until_a_new_ssrc_proves_itself() {
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
 }
 
+/// The WAV named by a CDR's `recording`, once the writer has finalised it (right after the
+/// call's release).
+fn finalised_recording(
+    cdr: &serde_json::Value,
+) -> hound::WavReader<std::io::BufReader<std::fs::File>> {
+    let path = cdr["recording"]
+        .as_str()
+        .expect("recording path in the CDR")
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(r) = hound::WavReader::open(&path)
+            && r.duration() > 0
+        {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finalised recording at {path}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A deterministic μ-law stream without silence codes, so lost spans are recognisable.
 fn stream(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed | 1;
@@ -341,24 +365,7 @@ fn recorded_call(carrier_ptime: u64) {
     std::thread::sleep(Duration::from_millis(300));
     hang_up(&gw, &e, &id);
     let cdr = &gw.wait_cdrs(1)[0];
-    let path = cdr["recording"]
-        .as_str()
-        .expect("recording path in the CDR")
-        .to_string();
-    // The writer finalises the file right after the call's release.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let reader = loop {
-        if let Ok(r) = hound::WavReader::open(&path)
-            && r.duration() > 0
-        {
-            break r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no finalised recording at {path}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let reader = finalised_recording(cdr);
     let spec = reader.spec();
     assert_eq!(
         (spec.channels, spec.sample_rate, spec.bits_per_sample),
@@ -521,20 +528,7 @@ fn recording_survives_ptime_change_timestamp_wrap_and_ssrc_change() {
     std::thread::sleep(Duration::from_millis(300));
     hang_up(&gw, &e, "rec-change");
     let cdr = &gw.wait_cdrs(1)[0];
-    let path = cdr["recording"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let reader = loop {
-        if let Ok(r) = hound::WavReader::open(&path)
-            && r.duration() > 0
-        {
-            break r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no finalised recording at {path}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let reader = finalised_recording(cdr);
     let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
     let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
