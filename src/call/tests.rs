@@ -230,6 +230,25 @@ impl H {
     fn statuses(&mut self, to: &str) -> Vec<u16> {
         self.take_responses(to).iter().map(|r| r.status()).collect()
     }
+
+    /// carrier-a answers `inv` with 200 (To-tag `tag`, body `sdp`); returns the 200 the
+    /// phone then gets.
+    fn carrier_answers(&mut self, inv: &Request, tag: &str, sdp: &str) -> Response {
+        self.recv_msg(
+            CARRIER_A,
+            reply(
+                inv,
+                200,
+                tag,
+                &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+                Some(sdp),
+            ),
+        );
+        self.take_responses(PHONE)
+            .into_iter()
+            .find(|r| r.status() == 200)
+            .expect("the phone gets the 200")
+    }
 }
 
 fn invite_text(call_id: &str, branch: &str, number: &str, extra: &str) -> String {
@@ -1377,21 +1396,7 @@ fn ptime_and_uri_policy_shape_the_outbound_invite_and_the_answer() {
     );
     let body = String::from_utf8_lossy(inv.body()).into_owned();
     assert_eq!(body, format!("{SDP}a=ptime:20\r\n"));
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "c9",
-            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-            Some(SDP),
-        ),
-    );
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .unwrap();
+    let ok = h.carrier_answers(&inv, "c9", SDP);
     assert!(String::from_utf8_lossy(ok.body()).ends_with("a=ptime:40\r\n"));
 }
 
@@ -1607,21 +1612,7 @@ fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
     let answer = SDP
         .replace("192.0.2.10", "198.51.100.7")
         .replace("4000", "5004");
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "m1",
-            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-            Some(&answer),
-        ),
-    );
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .unwrap();
+    let ok = h.carrier_answers(&inv, "m1", &answer);
     let body = String::from_utf8_lossy(ok.body()).into_owned();
     assert!(!body.contains("198.51.100.7"), "{body}");
     let pairs = relay_pairs(&h);
@@ -1651,21 +1642,7 @@ fn ports_return_to_the_pool_whatever_way_calls_end() {
         match i % 3 {
             0 => h.recv_msg(CARRIER_A, reply(&inv, 486, "x", &[], None)),
             1 => {
-                h.recv_msg(
-                    CARRIER_A,
-                    reply(
-                        &inv,
-                        200,
-                        "x",
-                        &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-                        Some(SDP),
-                    ),
-                );
-                let ok = h
-                    .take_responses(PHONE)
-                    .into_iter()
-                    .find(|r| r.status() == 200)
-                    .unwrap();
+                let ok = h.carrier_answers(&inv, "x", SDP);
                 let tag = ok.to_tag().unwrap();
                 h.recv(
                     PHONE,
@@ -1721,21 +1698,7 @@ fn reinvite_moving_media_updates_the_relay_without_new_ports() {
     let mut h = anchored();
     h.recv(PHONE, &invite_text("mv1", "z9hG4bKmv1", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "c",
-            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-            Some(SDP),
-        ),
-    );
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .unwrap();
+    let ok = h.carrier_answers(&inv, "c", SDP);
     let tag = ok.to_tag().unwrap();
     h.recv(
         PHONE,
