@@ -46,6 +46,16 @@ fn t0() -> Instant {
     T0.with(|t| *t)
 }
 
+/// The id of the server transaction whose request the layer passed up to the user.
+fn passed_up(out: &[TxnOutput]) -> TxnId {
+    out.iter()
+        .find_map(|o| match o {
+            TxnOutput::Request { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .expect("a request passed up")
+}
+
 fn sends(out: &[TxnOutput]) -> Vec<(Target, Message)> {
     out.iter()
         .filter_map(|o| match o {
@@ -159,13 +169,7 @@ fn server_absorbs_retransmissions_and_answers_with_the_last_response() {
     let inv = request("INVITE", "z9hG4bKs1");
     let src = target(Transport::Udp);
     l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
-    let id = out
-        .iter()
-        .find_map(|o| match o {
-            TxnOutput::Request { id, .. } => Some(id.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let id = passed_up(&out);
     assert_eq!(
         timers(&out),
         vec![("Trying100".into(), Duration::from_millis(200))]
@@ -242,13 +246,7 @@ fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
     let inv = request("INVITE", "z9hG4bKs2");
     let src = target(Transport::Udp);
     l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
-    let id = out
-        .iter()
-        .find_map(|o| match o {
-            TxnOutput::Request { id, .. } => Some(id.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let id = passed_up(&out);
     out.clear();
     l.send_response(
         &id,
