@@ -15,16 +15,13 @@ fn world() -> (Gateway, tempfile::TempDir) {
 #[test]
 fn basic_call_bye_from_caller() {
     let (gw, tmp) = world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "basic-call/carrier.xml",
         "basic-call/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
     let c = &gw.wait_cdrs(1)[0];
     assert_eq!(c["call_tag"], "caller_bye");
     assert_eq!(c["status"], 200);
@@ -40,16 +37,13 @@ fn basic_call_bye_from_caller() {
 #[test]
 fn basic_call_bye_from_callee() {
     let (gw, tmp) = world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "callee-bye/carrier.xml",
         "callee-bye/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    carrier.expect_success(&gw);
-    phone.expect_success(&gw);
     let c = &gw.wait_cdrs(1)[0];
     assert_eq!(c["call_tag"], "callee_bye");
     assert_eq!(c["cause"], 16);
@@ -59,16 +53,13 @@ fn basic_call_bye_from_callee() {
 #[test]
 fn cancel_while_ringing() {
     let (gw, tmp) = world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "cancel/carrier.xml",
         "cancel/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
     let c = &gw.wait_cdrs(1)[0];
     assert_eq!(c["call_tag"], "caller_cancel");
     assert_eq!(c["status"], 487);
@@ -78,16 +69,13 @@ fn cancel_while_ringing() {
 #[test]
 fn busy_from_carrier_is_relayed_with_its_cause() {
     let (gw, tmp) = world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "busy/carrier.xml",
         "busy/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
     let c = &gw.wait_cdrs(1)[0];
     assert_eq!(c["call_tag"], "callee_reject");
     assert_eq!(c["status"], 486);
@@ -156,16 +144,13 @@ fn failover_on_transport_error() {
 #[test]
 fn hold_and_resume_with_reinvite() {
     let (gw, tmp) = world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "hold/carrier.xml",
         "hold/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
 }
 
@@ -234,16 +219,13 @@ fn sigterm_writes_cdrs_and_exits_cleanly() {
 fn cdrs_survive_a_crash() {
     // A call ends, then the process dies without any chance to flush (SIGKILL).
     let (mut gw, tmp) = world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "busy/carrier.xml",
         "busy/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     gw.child.kill().unwrap();
     gw.child.wait().unwrap();
@@ -272,16 +254,13 @@ fn tcp_on_both_legs_bye_from_caller() {
     // The phone calls over TCP; carrier-a is reached over TCP. Responses reuse the phone's
     // connection; the gateway opens its own to the carrier.
     let (gw, tmp) = tcp_world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "basic-call/carrier.xml",
         "basic-call/phone.xml",
-        "+8610123",
         Transport::Tcp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
 }
 
@@ -289,16 +268,13 @@ fn tcp_on_both_legs_bye_from_caller() {
 fn tcp_on_both_legs_bye_from_callee() {
     // The callee's BYE reaches the phone over the connection the phone opened.
     let (gw, tmp) = tcp_world();
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "callee-bye/carrier.xml",
         "callee-bye/phone.xml",
-        "+8610123",
         Transport::Tcp,
     );
-    carrier.expect_success(&gw);
-    phone.expect_success(&gw);
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "callee_bye");
 }
 
@@ -325,16 +301,13 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "ptime/carrier.xml",
         "ptime/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
 
     // 2. A broken edit is refused with its position, and the running configuration stays.
     std::fs::write(
@@ -363,16 +336,13 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
         "no follow-on noise: {}",
         gw.log()
     );
-    let (carrier, phone) = phone_calls_carrier(
+    call_succeeds(
         &gw,
         tmp.path(),
         "ptime/carrier.xml",
         "ptime/phone.xml",
-        "+8610123",
         Transport::Udp,
     );
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
 }
 
 #[test]

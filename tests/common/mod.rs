@@ -398,6 +398,13 @@ pub fn phone_calls_carrier(
     (c, p)
 }
 
+/// [`phone_calls_carrier`] dialling +8610123, where both scenarios must pass.
+pub fn call_succeeds(gw: &Gateway, dir: &Path, carrier: &str, phone: &str, transport: Transport) {
+    let (c, p) = phone_calls_carrier(gw, dir, carrier, phone, "+8610123", transport);
+    p.expect_success(gw);
+    c.expect_success(gw);
+}
+
 impl Sipp {
     /// A UAS (carrier or phone side) on `ip:port`, for one call.
     pub fn uas(scenario_rel: &str, ip: &str, port: u16, dir: &Path) -> Sipp {
