@@ -4,14 +4,12 @@
 use bytes::Bytes;
 use thiserror::Error;
 
-use super::b2bua::LocalAddrs;
-use super::ids::IdGen;
+use super::admission::numbers;
 use super::outbound::outbound_invite;
 use crate::config::{Config, PeerName};
 use crate::interop::prack::PrackMode;
 use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS};
-use crate::interop::uri::{UriPolicy, normalise_number};
-use crate::sip::{Hdr, Message, SipError, dialled_number, parse_datagram};
+use crate::sip::{Hdr, IdGen, Message, SipError, parse_datagram};
 
 /// The message as it would leave, and what was changed on the way.
 #[derive(Debug)]
@@ -50,16 +48,9 @@ pub fn explain_invite(
         }
         other => return Err(ExplainError::NotInitialInvite(other.summary())),
     };
-    let plain = UriPolicy::default();
-    let number = dialled_number(&req.uri())
-        .map(|n| normalise_number(&n, &plain))
-        .ok_or_else(|| ExplainError::NoNumber(req.uri()))?;
-    let caller = req
-        .from_uri()
-        .and_then(|u| dialled_number(&u))
-        .map(|n| normalise_number(&n, &plain))
-        .unwrap_or_else(|| "anonymous".into());
-    let local = LocalAddrs::from_config(cfg);
+    let (number, caller) = numbers(&req);
+    let number = number.ok_or_else(|| ExplainError::NoNumber(req.uri()))?;
+    let local = cfg.local_addrs();
     let mut ids = IdGen::new(0);
     let (_, out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile)
         .map_err(ExplainError::Build)?;

@@ -1,28 +1,49 @@
-//! The B2BUA: one [`Call`](state::Call) owns two legs (each a dialog) and bridges them.
+//! The B2BUA: a router and the calls it routes to. One [`Call`](state::Call) owns two
+//! dialogs (one per leg) and bridges them.
 //!
-//! Sans-IO: [`B2bua`] takes received messages and fired timers with the current `Instant`,
-//! and leaves [`Action`]s for the engine to perform. No sockets, no clock, no tasks.
+//! Sans-IO, in the shape of str0m and quinn-proto: the shell feeds [`B2bua::handle_input`]
+//! with messages off the wire (and the few other things that happen to a gateway), calls
+//! [`B2bua::handle_timeout`] when [`B2bua::poll_timeout`] says, and performs every
+//! [`Output`] it takes from [`B2bua::poll_output`]. No sockets, no clock, no tasks, no
+//! globals: every deadline (transaction and call timers alike) lives in here.
+//!
+//! How one message flows (see also `src/README.md`):
+//! `sip::ingress` (§8.2/§18 checks, once) → `txn` → `router` (Call-ID/tag/branch → call) →
+//! a `Call` handler (`attempt`, `cancel`, `midcall`, `ack`, `reliable`, `release`) →
+//! `interop::egress` (the peer's shaping) → `txn` → [`Output::Transmit`].
 
-mod b2bua;
+mod ack;
+mod admission;
+mod anchor;
+mod attempt;
+mod cancel;
+mod cdr;
+mod cx;
 mod dialog;
+mod events;
 mod explain;
-mod ids;
-mod leg;
-mod media;
+mod handle;
+mod midcall;
+mod orphan;
 mod outbound;
+mod phase;
+mod release;
 mod reliable;
-mod setup;
+mod router;
 mod state;
-mod teardown;
+mod timers;
 
-use std::time::Instant;
+use std::ops::{Index, IndexMut};
+use std::sync::Arc;
 
-pub use b2bua::{B2bua, LocalAddrs, Stats};
+pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
+pub use router::{B2bua, Stats};
 
 use crate::cdr::CdrRecord;
-use crate::sip::Target;
-use crate::txn::{TxnId, TxnTimer};
+use crate::config::{Config, PeerName};
+use crate::sip::{Message, Target};
+use crate::txn::TxnId;
 
 /// Internal handle of a call.
 pub type CallRef = u64;
@@ -43,51 +64,89 @@ impl Side {
             Side::B => Side::A,
         }
     }
+
+    /// How CDR events and logs name the party on this side.
+    pub fn party(self) -> &'static str {
+        match self {
+            Side::A => "caller",
+            Side::B => "callee",
+        }
+    }
 }
 
-/// Timers the call layer arms itself (transaction timers are [`TimerId::Txn`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallTimer {
-    /// The callee has not answered within the ring timeout.
-    Ring,
-    /// Retransmit our 2xx on this side until its ACK arrives (RFC 3261 §13.3.1.4).
-    Retransmit2xx(Side),
-    /// No ACK for our 2xx within 64·T1.
-    AckTimeout(Side),
-    /// Retransmit our reliable provisional to the caller until its PRACK (RFC 3262 §3).
-    Rel1xx,
-    /// Safety net: a call still cleaning up after this long is dropped.
-    Linger,
+/// One value per leg, indexed by [`Side`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerSide<T> {
+    pub a: T,
+    pub b: T,
 }
 
-/// A timer the engine arms and hands back when it fires.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TimerId {
-    Txn(TxnId, TxnTimer),
-    Call(CallRef, CallTimer),
+impl<T> Index<Side> for PerSide<T> {
+    type Output = T;
+    fn index(&self, side: Side) -> &T {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
 }
 
-/// What the core asks the engine to do.
-// `Send` is both the large variant and the common one: boxing it would cost an allocation
-// per message to save memory in a short-lived Vec.
+impl<T> IndexMut<Side> for PerSide<T> {
+    fn index_mut(&mut self, side: Side) -> &mut T {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+}
+
+/// What happens to the core.
+// `Message` is both the largest variant and the common one (see `Output`).
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Action {
-    /// Send a message. `txn` names the transaction it belongs to, so a delivery failure
-    /// can be reported back with [`B2bua::on_send_failed`].
-    Send {
+pub enum Input {
+    /// A message arrived from `source`.
+    Message { msg: Message, source: Target },
+    /// The shell could not deliver a message of this transaction (TCP connect refused, …).
+    SendFailed(TxnId),
+    /// No RTP flowed for a call's media timeout.
+    MediaTimeout(CallRef),
+    /// A reloaded configuration; calls in progress keep the one they started with.
+    Reload(Arc<Config>),
+    /// Shutting down: refuse new calls with 503.
+    Drain,
+    /// Release every call still up (the drain period is over).
+    HangUpAll,
+}
+
+/// What the core asks of the shell.
+// `Transmit` is both the largest variant and the common one: boxing it would cost an
+// allocation per message to save a few bytes in a short queue.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Output {
+    /// Send these bytes. `txn` names the transaction they belong to, so a delivery failure
+    /// can come back as [`Input::SendFailed`].
+    Transmit {
         target: Target,
         wire: bytes::Bytes,
         txn: Option<TxnId>,
     },
-    /// Arm (or re-arm) a timer.
-    SetTimer { id: TimerId, at: Instant },
-    /// Disarm a timer.
-    ClearTimer(TimerId),
-    /// Write a CDR.
+    /// Write a CDR (the shell also counts the call's end from it).
     Cdr(Box<CdrRecord>),
     /// Start, update or stop relaying a call's media.
     Media(crate::media::MediaAction),
+    /// Something worth counting that is not in a CDR.
+    Event(CoreEvent),
+}
+
+/// Counted by the shell (metrics), never acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreEvent {
+    /// A peer refused (or ignored) our PRACK; `what` is its status or `timeout`.
+    PrackFailure { peer: PeerName, what: String },
+    /// A message was dropped or answered statelessly before any transaction: `why`.
+    Refused { why: &'static str },
 }
 
 #[cfg(test)]

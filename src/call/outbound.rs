@@ -1,29 +1,26 @@
 //! Building the callee-side INVITE: a new dialog of the gateway's own that carries the
-//! caller's end-to-end headers and body but none of its addresses. Shared by the live call
-//! path and `trunkgate explain`, so what `explain` prints is what the wire gets.
+//! caller's end-to-end headers and body (shaped by `interop::egress`) but none of its
+//! addresses. Shared by the live call path and `trunkgate explain`, so what `explain` prints
+//! is what the wire gets.
 
-use super::b2bua::{ALLOW, LocalAddrs};
-use super::ids::IdGen;
-use super::leg::Leg;
-use crate::config::{Profile, Role};
+use super::dialog::Dialog;
+use crate::config::Profile;
+use crate::interop::egress::{ALLOW, body_for, copy_end_to_end, identity_uri};
 use crate::interop::prack::PrackMode;
-use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, map_address_uris, rehost_uri};
-use crate::interop::uri::{
-    UriPolicy, is_telephone_number, normalise_number, peer_uri, request_uri,
-};
-use crate::sip::{Hdr, Method, NumberUri, Request, SipError, dialled_number};
+use crate::interop::uri::{normalise_number, peer_uri, request_uri};
+use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NumberUri, Request, SipError};
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
 /// called and calling numbers in global form (a tel: phone-context already applied); the
 /// peer's `[uri]` policy decides how they are written.
-pub(super) fn outbound_invite(
+pub fn outbound_invite(
     local: &LocalAddrs,
     ids: &mut IdGen,
     a_req: &Request,
     number: &str,
     caller: &str,
     peer: &Profile,
-) -> Result<(Leg, Request), SipError> {
+) -> Result<(Dialog, Request), SipError> {
     let host = local.host.as_str();
     let call_id = ids.call_id(host);
     let tag = ids.tag();
@@ -52,7 +49,7 @@ pub(super) fn outbound_invite(
     };
     let from_hdr = format!("{display}<{from_uri}>;tag={tag}");
     let to_hdr = format!("<{to_uri}>");
-    let leg = Leg {
+    let leg = Dialog {
         call_id: call_id.clone(),
         local_tag: tag,
         local_hdr: from_hdr.clone(),
@@ -105,73 +102,11 @@ fn plain(number: &str) -> NumberUri {
     }
 }
 
-/// An identity URI (From, P-Asserted-Identity, Diversion) toward `peer`: telephone numbers
-/// in the peer's form, at the peer's domain for trunks and at the gateway for internal peers.
-fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
-    let host = match peer.role {
-        Role::Trunk => peer.domain.as_str(),
-        Role::Internal => local.host.as_str(),
-    };
-    let n = normalise_number(&plain(number), &peer.uri);
-    peer_uri(&n, was_tel, &peer.uri, host)
-}
-
-/// A body as it should reach `peer`: SDP gets the peer's ptime (when its profile sets one);
-/// everything else passes untouched.
-pub(super) fn body_for(
-    peer: &Profile,
-    body: &bytes::Bytes,
-    content_type: Option<&str>,
-) -> bytes::Bytes {
-    match peer.ptime {
-        Some(ptime) if crate::sdp::is_sdp(content_type) => match crate::sdp::set_ptime(body, ptime)
-        {
-            Some(edit) => edit.body,
-            None => body.clone(),
-        },
-        _ => body.clone(),
-    }
-}
-
 /// The caller's Supported option tags, without 100rel (each leg negotiates its own).
 fn caller_supported(a_req: &Request) -> Vec<String> {
     a_req
-        .header_lines(&Hdr::SUPPORTED)
-        .iter()
-        .flat_map(|l| {
-            l.split(',')
-                .map(|t| t.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("100rel"))
+        .header_tokens(&Hdr::SUPPORTED)
+        .into_iter()
+        .filter(|t| !t.eq_ignore_ascii_case("100rel"))
         .collect()
-}
-
-/// Copy end-to-end headers of `src` onto a request for `peer`: unknown headers verbatim,
-/// identity headers with numbers in the peer's form and hosts hidden.
-pub(super) fn copy_end_to_end(
-    out: &mut Request,
-    src: &Request,
-    local: &LocalAddrs,
-    peer: &Profile,
-) -> Result<(), SipError> {
-    out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
-    for h in REHOSTED_HEADERS.iter() {
-        for v in src.header_lines(h) {
-            out.push_header(h, identity_header(&v, local, peer))?;
-        }
-    }
-    Ok(())
-}
-
-/// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
-/// the peer's URI form; any other URI keeps its user and gets the gateway's host.
-pub(super) fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> String {
-    map_address_uris(value, |uri| match dialled_number(uri) {
-        Some(n) if is_telephone_number(&n.number) => {
-            let global = normalise_number(&n, &UriPolicy::default());
-            identity_uri(&global, uri.starts_with("tel:"), local, peer)
-        }
-        _ => rehost_uri(uri, &local.host),
-    })
 }

@@ -1,43 +1,73 @@
-//! The state of one bridged call.
+//! The state of one bridged call and the records it keeps on the way. The call's life is in
+//! [`Phase`]; its current INVITE attempt's in [`AttemptState`]; everything here is data the
+//! handlers (`attempt`, `cancel`, `midcall`, `ack`, `reliable`, `release`) read and change.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Side;
-use super::leg::Leg;
-use crate::cdr::{CallTag, CauseSource};
+use bytes::Bytes;
+
+use super::dialog::Dialog;
+use super::events::Events;
+use super::phase::{AttemptState, Phase};
+use super::timers::TimerTable;
+use super::{PerSide, Side};
 use crate::config::{Config, PeerName, Profile};
 use crate::sip::{Method, Request, Response};
 use crate::txn::TxnId;
 
-/// Where the call is in its life.
+/// What one of a call's transactions is for (the router keeps this per transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallState {
-    /// INVITE sent toward the callee, no final answer yet.
-    Proceeding,
-    /// The callee's 2xx is relayed to the caller; waiting for the caller's ACK.
-    Answered,
-    /// Both dialogs confirmed.
-    Confirmed,
-    /// Released: the CDR is written; BYE/CANCEL transactions may still be finishing.
-    Ending,
+pub enum TxnRole {
+    /// The caller's INVITE (a server transaction; CANCEL finds the call through it).
+    CallerInvite,
+    /// An INVITE attempt toward the callee.
+    Invite,
+    /// A BYE we sent on this side.
+    Bye(Side),
+    /// A request relayed from the other leg (re-INVITE, UPDATE, INFO, …).
+    Relay,
+    /// Our PRACK for a reliable provisional from the callee.
+    Prack,
+}
+
+/// At most this many relayed requests wait for an answer at once; more get 500 (RFC 3261
+/// §14.1 allows one INVITE at a time anyway): a peer cannot grow a call without bound.
+pub const MAX_RELAYED: usize = 8;
+
+/// The caller's INVITE and its server transaction.
+#[derive(Debug)]
+pub struct CallerInvite {
+    pub txn: TxnId,
+    pub req: Request,
 }
 
 /// The current INVITE attempt toward one peer of the route.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Attempt {
     pub peer: Arc<Profile>,
     pub txn: TxnId,
-    pub invite: Request,
-    pub got_provisional: bool,
-    /// The callee alerted (180/183): decides Q.850 18 vs 19 on ring timeout.
-    pub alerted: bool,
-    /// We want this attempt gone (caller CANCEL, ring timeout) and will CANCEL it as soon as a
-    /// provisional makes that legal (RFC 3261 §9.1).
-    pub cancel_wanted: bool,
-    pub cancel_sent: bool,
-    pub final_received: bool,
+    /// Kept until the attempt's final outcome: a CANCEL is built from it.
+    pub invite: Option<Request>,
+    pub state: AttemptState,
+}
+
+/// The peers a call may still try.
+#[derive(Debug, Default)]
+pub struct RoutePlan {
+    pub targets: Vec<PeerName>,
+    pub next: usize,
+}
+
+impl RoutePlan {
+    pub fn exhausted(&self) -> bool {
+        self.next >= self.targets.len()
+    }
+
+    /// Try no further peer.
+    pub fn stop(&mut self) {
+        self.next = self.targets.len();
+    }
 }
 
 /// A request relayed from one leg to the other, waiting for the far side's response.
@@ -49,8 +79,8 @@ pub struct Relayed {
     pub method: Method,
 }
 
-/// Our 2xx to an INVITE on `side`, retransmitted until the ACK (RFC 3261 §13.3.1.4).
-#[derive(Debug, Clone)]
+/// Our 2xx to an INVITE on a side, retransmitted until the ACK (RFC 3261 §13.3.1.4).
+#[derive(Debug)]
 pub struct Pending2xx {
     pub resp: Response,
     /// CSeq of the INVITE on that side, which the ACK will carry.
@@ -60,6 +90,14 @@ pub struct Pending2xx {
     pub interval: Duration,
     /// The server transaction the 2xx answered; retransmissions go through it.
     pub txn: TxnId,
+}
+
+/// The last ACK we sent on a side, resent when that side retransmits its 2xx. Only the last
+/// is kept: an older 2xx is not retransmitted once a newer INVITE was answered.
+#[derive(Debug, Clone)]
+pub struct SentAck {
+    pub cseq: u32,
+    pub wire: Bytes,
 }
 
 /// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).
@@ -72,8 +110,12 @@ pub struct UacRel {
     pub last_rseq: Option<u32>,
 }
 
+/// At most this many provisionals wait behind an unacknowledged reliable one; later ones
+/// replace the newest (only the latest state matters to the caller).
+pub const MAX_QUEUED_1XX: usize = 4;
+
 /// 100rel toward the caller, where the gateway is the UAS (RFC 3262 §3).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct UasRel {
     /// This call's provisionals to the caller go reliably.
     pub reliable: bool,
@@ -81,13 +123,13 @@ pub struct UasRel {
     /// The reliable provisional waiting for its PRACK.
     pub pending: Option<PendingRel>,
     /// Provisionals that arrived while one was unacknowledged (only one at a time, §3).
-    pub queue: VecDeque<Response>,
+    pub queue: std::collections::VecDeque<Response>,
     /// A 2xx held back because the unacknowledged provisional carried SDP.
     pub held_2xx: Option<(Response, u32)>,
 }
 
 /// A reliable provisional we retransmit until PRACKed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PendingRel {
     pub resp: Response,
     pub rseq: u32,
@@ -100,37 +142,10 @@ pub struct PendingRel {
 /// where each leg wants its RTP (from its SDP).
 #[derive(Debug, Clone, Default)]
 pub struct MediaState {
-    pub a_ports: Vec<u16>,
-    pub b_ports: Vec<u16>,
-    pub a_remote: Vec<Option<std::net::SocketAddr>>,
-    pub b_remote: Vec<Option<std::net::SocketAddr>>,
+    pub ports: PerSide<Vec<u16>>,
+    pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
     /// Where the call is recorded, when it is.
     pub recording: Option<crate::media::RecordSpec>,
-}
-
-/// How the call was released, fixed at the moment of release.
-#[derive(Debug, Clone)]
-pub struct EndInfo {
-    pub tag: CallTag,
-    pub status: u16,
-    pub cause: u16,
-    pub cause_source: CauseSource,
-    pub reason_sip: Option<String>,
-    pub at: Instant,
-}
-
-impl EndInfo {
-    /// A release the gateway itself decided (timers, refusals, shutdown).
-    pub fn internal(tag: CallTag, status: u16, cause: u16, at: Instant) -> EndInfo {
-        EndInfo {
-            tag,
-            status,
-            cause,
-            cause_source: CauseSource::Internal,
-            reason_sip: None,
-            at,
-        }
-    }
 }
 
 /// One call: two legs and everything needed to bridge them.
@@ -138,59 +153,49 @@ impl EndInfo {
 pub struct Call {
     /// The configuration the call started with; a reload does not change it.
     pub cfg: Arc<Config>,
-    pub state: CallState,
+    pub phase: Phase,
     pub ingress: Arc<Profile>,
-    pub a: Leg,
-    pub a_invite_txn: TxnId,
-    pub a_invite: Request,
-    pub b: Option<Leg>,
+    /// The caller's dialog.
+    pub a: Dialog,
+    /// The callee's dialog, once an attempt was sent.
+    pub b: Option<Dialog>,
+    pub caller_invite: CallerInvite,
     pub attempt: Option<Attempt>,
-    pub targets: Vec<PeerName>,
-    pub next_target: usize,
+    pub route: RoutePlan,
     /// Dialled number.
     pub number: String,
     /// Calling number.
     pub caller: String,
     pub started: Instant,
-    pub answered: Option<Instant>,
+    /// Client transactions still waiting for their final answer: the call is not forgotten
+    /// while any is open.
+    pub open: Vec<TxnId>,
     /// In-dialog requests relayed and waiting, by the client transaction on the far leg.
-    pub relayed: HashMap<TxnId, Relayed>,
-    /// An INVITE transaction is in progress within the dialog (glare guard, RFC 3261 §14.1).
-    pub reinvite_in_progress: bool,
-    pub pending_2xx: [Option<Pending2xx>; 2],
-    /// ACKs we sent for 2xx responses, by (leg, INVITE CSeq), resent on 2xx retransmission.
-    pub acks_sent: HashMap<(Side, u32), Request>,
-    pub end: Option<EndInfo>,
-    /// Client transactions of this call still waiting for a final response.
-    pub open_client: usize,
-    /// The last failure status seen from a callee attempt (used if every attempt fails).
-    pub last_failure: Option<(u16, Response)>,
-    pub events: Vec<String>,
-    pub b_rel: UacRel,
-    pub a_rel: UasRel,
+    pub relayed: Vec<(TxnId, Relayed)>,
+    pub pending_2xx: PerSide<Option<Pending2xx>>,
+    pub acks: PerSide<Option<SentAck>>,
+    /// The last failure from a callee attempt (relayed if every attempt fails).
+    pub last_failure: Option<Response>,
+    pub events: Events,
+    pub uac_rel: UacRel,
+    pub uas_rel: UasRel,
     /// Some when the call's media is relayed through the gateway.
     pub media: Option<MediaState>,
+    pub timers: TimerTable,
 }
 
 impl Call {
-    pub fn leg(&self, side: Side) -> Option<&Leg> {
+    pub fn dialog(&self, side: Side) -> Option<&Dialog> {
         match side {
             Side::A => Some(&self.a),
             Side::B => self.b.as_ref(),
         }
     }
 
-    pub fn leg_mut(&mut self, side: Side) -> Option<&mut Leg> {
+    pub fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
         match side {
             Side::A => Some(&mut self.a),
             Side::B => self.b.as_mut(),
-        }
-    }
-
-    pub fn slot(side: Side) -> usize {
-        match side {
-            Side::A => 0,
-            Side::B => 1,
         }
     }
 
@@ -202,7 +207,31 @@ impl Call {
         }
     }
 
-    pub fn egress_name(&self) -> Option<String> {
-        self.attempt.as_ref().map(|a| a.peer.name.0.clone())
+    pub fn egress_name(&self) -> Option<&PeerName> {
+        self.attempt.as_ref().map(|a| &a.peer.name)
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.a.call_id
+    }
+
+    /// A re-INVITE is in progress within the dialog (glare guard, RFC 3261 §14.1).
+    pub fn reinvite_in_progress(&self) -> bool {
+        self.relayed.iter().any(|(_, r)| r.method == Method::Invite)
+    }
+
+    /// Released, and nothing of it is still in flight: the router may forget it.
+    pub fn is_drained(&self) -> bool {
+        self.phase.is_ending() && self.open.is_empty()
+    }
+
+    /// A client transaction of this call got its final answer (idempotent).
+    pub fn close_txn(&mut self, id: TxnId) {
+        self.open.retain(|t| *t != id);
+    }
+
+    pub fn take_relayed(&mut self, id: TxnId) -> Option<Relayed> {
+        let i = self.relayed.iter().position(|(t, _)| *t == id)?;
+        Some(self.relayed.swap_remove(i).1)
     }
 }

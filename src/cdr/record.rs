@@ -1,5 +1,7 @@
 use serde::Serialize;
 
+pub use crate::interop::causes::CauseSource;
+
 /// Where and by whom a call was released. The fixed set operators filter CDRs by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,18 +36,26 @@ pub enum CallTag {
     GatewayError,
 }
 
-/// Where `cause` came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CauseSource {
-    /// A `Reason: Q.850;cause=N` header from a peer.
-    ReasonHeader,
-    /// The peer profile's `[causes.map]`.
-    PeerMap,
-    /// The built-in RFC 3398 table.
-    Rfc3398,
-    /// The gateway made the decision (timers, limits, shutdown).
-    Internal,
+impl CallTag {
+    /// The CDR spelling (the serde name), for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallTag::CallerBye => "caller_bye",
+            CallTag::CalleeBye => "callee_bye",
+            CallTag::CallerCancel => "caller_cancel",
+            CallTag::CalleeReject => "callee_reject",
+            CallTag::NoAnswerTimeout => "no_answer_timeout",
+            CallTag::PeerUnreachable => "peer_unreachable",
+            CallTag::NoRoute => "no_route",
+            CallTag::CallerRejected => "caller_rejected",
+            CallTag::PrackRejected => "prack_rejected",
+            CallTag::RateLimited => "rate_limited",
+            CallTag::RtpTimeout => "rtp_timeout",
+            CallTag::MediaUnavailable => "media_unavailable",
+            CallTag::Shutdown => "shutdown",
+            CallTag::GatewayError => "gateway_error",
+        }
+    }
 }
 
 /// One line of the CDR file.

@@ -353,6 +353,21 @@ impl Config {
         })
     }
 
+    /// The gateway's own addresses for Via and Contact.
+    pub fn local_addrs(&self) -> crate::sip::LocalAddrs {
+        let port = |t: Transport| {
+            self.listen
+                .iter()
+                .find(|l| l.transport == t)
+                .map(|l| l.addr.port())
+        };
+        crate::sip::LocalAddrs {
+            host: self.advertise.clone(),
+            udp_port: port(Transport::Udp),
+            tcp_port: port(Transport::Tcp),
+        }
+    }
+
     /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it
     /// with the longest prefix.
     pub fn peer_for_source(&self, ip: IpAddr) -> Option<&Arc<Profile>> {

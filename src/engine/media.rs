@@ -1,20 +1,21 @@
 //! The RTP/RTCP relay for anchored calls: per stream, a socket pair facing each leg, and a
-//! task per direction that moves packets as bytes (nothing is parsed). Symmetric RTP: each
-//! leg is answered where its packets really come from (latching), within its profile's
-//! `[media] latch` policy.
+//! task per direction that moves packets as bytes. Which packets are accepted and where
+//! they go (latching, within each profile's `[media] latch`) is `media::relay`'s decision;
+//! this file only owns the sockets, the tasks, activity and the recording feed.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::wav::WavWriters;
 use crate::media::record::Recorder;
-use crate::media::record::wav::WavWriters;
+use crate::media::relay::{Dir, Route, StreamRoute};
 use crate::media::repacketize::Repacketizer;
-use crate::media::{Latch, MediaAction, RelayPair, SourceLatch, rtp_ssrc};
+use crate::media::{MediaAction, RelayPair};
 
 /// A call's recorder, fed by the relay tasks of its first stream.
 type SharedRecorder = Arc<Mutex<Recorder>>;
@@ -27,26 +28,10 @@ struct Watch {
     timeout: std::time::Duration,
 }
 
-/// Where one leg's packets of one stream go.
-#[derive(Debug, Default, Clone, Copy)]
-struct LegAddrs {
-    sdp: Option<SocketAddr>,
-    rtp: SourceLatch,
-    rtcp: Option<SocketAddr>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    a: LegAddrs,
-    b: LegAddrs,
-    a_latch: Latch,
-    b_latch: Latch,
-}
-
 struct Stream {
     a_port: u16,
     b_port: u16,
-    shared: Arc<Mutex<Shared>>,
+    route: Arc<Mutex<StreamRoute>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -57,12 +42,6 @@ pub(super) struct Relays {
     recordings: HashMap<u64, SharedRecorder>,
     wav: Option<WavWriters>,
     watches: HashMap<u64, Watch>,
-}
-
-#[derive(Clone, Copy)]
-enum Dir {
-    AtoB,
-    BtoA,
 }
 
 impl Relays {
@@ -184,19 +163,9 @@ impl Relays {
 }
 
 fn update(s: &Stream, p: &RelayPair) {
-    let Ok(mut sh) = s.shared.lock() else { return };
-    // Every new offer/answer re-learns both legs' sources from their next packets: a leg
-    // that moved, or whose NAT binding changed, is followed without an SSRC change.
-    sh.a = LegAddrs {
-        sdp: p.a_remote,
-        ..LegAddrs::default()
-    };
-    sh.b = LegAddrs {
-        sdp: p.b_remote,
-        ..LegAddrs::default()
-    };
-    sh.a_latch = p.a_latch;
-    sh.b_latch = p.b_latch;
+    if let Ok(mut r) = s.route.lock() {
+        r.update(p);
+    }
 }
 
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<Arc<UdpSocket>> {
@@ -215,18 +184,7 @@ fn open(
     let a_rtcp = bind(ip, p.a_port + 1)?;
     let b_rtp = bind(ip, p.b_port)?;
     let b_rtcp = bind(ip, p.b_port + 1)?;
-    let shared = Arc::new(Mutex::new(Shared {
-        a: LegAddrs {
-            sdp: p.a_remote,
-            ..LegAddrs::default()
-        },
-        b: LegAddrs {
-            sdp: p.b_remote,
-            ..LegAddrs::default()
-        },
-        a_latch: p.a_latch,
-        b_latch: p.b_latch,
-    }));
+    let shared = Arc::new(Mutex::new(StreamRoute::new(p)));
     // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
     // that leg never sees (see README).
     let (rtcp_to_a, rtcp_to_b) = (p.a_ptime.is_none(), p.b_ptime.is_none());
@@ -278,7 +236,7 @@ fn open(
     Ok(Stream {
         a_port: p.a_port,
         b_port: p.b_port,
-        shared,
+        route: shared,
         tasks,
     })
 }
@@ -308,7 +266,7 @@ impl Direction {
 async fn forward(
     from: Arc<UdpSocket>,
     to: Arc<UdpSocket>,
-    shared: Arc<Mutex<Shared>>,
+    route: Arc<Mutex<StreamRoute>>,
     d: Direction,
 ) {
     let Direction {
@@ -329,40 +287,12 @@ async fn forward(
         let Ok((n, src)) = from.recv_from(&mut buf).await else {
             continue;
         };
-        let dest = {
-            let Ok(mut sh) = shared.lock() else { return };
-            let (latch, mine) = match dir {
-                Dir::AtoB => (sh.a_latch, &mut sh.a),
-                Dir::BtoA => (sh.b_latch, &mut sh.b),
-            };
-            let accept = match latch {
-                Latch::Any => true,
-                Latch::SdpIp => mine.sdp.is_none_or(|a| a.ip() == src.ip()),
-            };
-            if !accept {
-                continue;
-            }
-            // Latch: this leg is answered where it sends from. RTCP follows the latched
-            // RTP address's IP; RTP itself moves only on a verified SSRC change.
-            if rtcp {
-                if mine.rtp.source().is_some_and(|a| a.ip() != src.ip()) {
-                    continue;
-                }
-                mine.rtcp = Some(src);
-            } else if !mine.rtp.accept(src, rtp_ssrc(&buf[..n])) {
-                continue;
-            }
-            let other = match dir {
-                Dir::AtoB => sh.b,
-                Dir::BtoA => sh.a,
-            };
-            if rtcp {
-                other.rtcp.or(other
-                    .sdp
-                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
-            } else {
-                other.rtp.source().or(other.sdp)
-            }
+        let decided = match route.lock() {
+            Ok(mut r) => r.route(dir, rtcp, src, &buf[..n]),
+            Err(_) => return,
+        };
+        let Route::Accept(dest) = decided else {
+            continue;
         };
         if let Some(a) = &activity
             && let Ok(mut t) = a.lock()

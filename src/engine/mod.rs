@@ -1,13 +1,15 @@
-//! The tokio shell: sockets, timers, signals and the CDR writer around the sans-IO core.
+//! The tokio shell: sockets, signals, the CDR writer and the media relay around the sans-IO
+//! core. It holds no protocol state: it feeds the core what arrives, sleeps until the core's
+//! next deadline (`poll_timeout`), and performs what the core asks (`poll_output`).
 //!
-//! One task owns the [`B2bua`] and the timer store. Transport tasks parse what they receive
-//! and hand messages to it over a bounded channel (a flood fills the channel and is dropped
-//! at the socket, never queued without bound); the core's actions are performed right here.
+//! One task owns the [`B2bua`]. Transport tasks parse what they receive and hand messages to
+//! it over a bounded channel (a flood fills the channel and is dropped at the socket, never
+//! queued without bound).
 
 mod media;
 mod tcp;
-mod timers;
 mod udp;
+pub mod wav;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,13 +22,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::call::{Action, B2bua};
+use crate::call::{B2bua, CoreEvent, Input, Output};
 use crate::cdr::CdrWriter;
 use crate::config::Config;
-use crate::sip::{ConnId, Message, Target, Transport};
-use crate::txn::{TimerConfig, TxnId};
-
-pub use timers::TimerStore;
+use crate::ops::metrics;
+use crate::sip::{ConnId, IdGen, Message, Target, Transport};
+use crate::txn::TimerConfig;
 
 /// How many received messages may wait for the core before the transports start dropping.
 const INBOX: usize = 16_384;
@@ -34,7 +35,8 @@ const INBOX: usize = 16_384;
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
 
 /// What transport tasks tell the core task.
-// `Message` is the large variant and the common one; see `Action`.
+// `Message` is the large variant and the common one: boxing it would cost an allocation
+// per message to save a few bytes in a short queue.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -42,7 +44,6 @@ pub(crate) enum Event {
         msg: Message,
         source: Target,
     },
-    SendFailed(TxnId),
     TcpUp {
         conn: ConnId,
         peer: SocketAddr,
@@ -53,36 +54,64 @@ pub(crate) enum Event {
     },
 }
 
+/// Where the process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Running,
+    /// SIGTERM: new calls are refused; calls may end by themselves until `until`.
+    Draining {
+        until: Instant,
+    },
+    /// The rest were hung up; the process stops at `stop_at` (or when the last call ends).
+    HangingUp {
+        stop_at: Instant,
+    },
+}
+
+impl Lifecycle {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Lifecycle::Running => None,
+            Lifecycle::Draining { until } => Some(until),
+            Lifecycle::HangingUp { stop_at } => Some(stop_at),
+        }
+    }
+}
+
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let (tx, rx) = mpsc::channel(INBOX);
+    let conn_ids = tcp::ConnIds::default();
     let mut udp_socks = Vec::new();
-    let mut tcp_bound = Vec::new();
     for l in &cfg.listen {
         match l.transport {
             Transport::Udp => {
                 let sock =
                     udp::bind(l.addr).with_context(|| format!("cannot bind udp:{}", l.addr))?;
+                let local = sock.local_addr()?;
                 let sock = Arc::new(sock);
                 tokio::spawn(udp::reader(sock.clone(), cfg.max_message_bytes, tx.clone()));
-                udp_socks.push(sock);
+                udp_socks.push((sock, local));
             }
             Transport::Tcp => {
                 let listener = tokio::net::TcpListener::bind(l.addr)
                     .await
                     .with_context(|| format!("cannot bind tcp:{}", l.addr))?;
-                tcp_bound.push(listener.local_addr()?);
-                tokio::spawn(tcp::accept(listener, cfg.max_message_bytes, tx.clone()));
+                tokio::spawn(tcp::accept(
+                    listener,
+                    cfg.max_message_bytes,
+                    conn_ids.clone(),
+                    tx.clone(),
+                ));
             }
         }
     }
     if let Some(m) = cfg.metrics_listen {
-        crate::ops::metrics::install(m)
-            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {m}: {e}"))?;
+        metrics::install(m).map_err(|e| anyhow::anyhow!("cannot serve metrics on {m}: {e}"))?;
     }
-    let (wav, wav_thread) = crate::media::record::wav::WavWriters::start()
-        .context("cannot start the recording writer")?;
+    let (wav, wav_thread) =
+        wav::WavWriters::start().context("cannot start the recording writer")?;
     let cdr = CdrWriter::open(&cfg.cdr_path)
         .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
     info!(
@@ -95,19 +124,18 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let core = B2bua::new(
         cfg.clone(),
         TimerConfig::default(),
-        rand::random(),
+        IdGen::from_os(),
         Instant::now(),
         SystemTime::now(),
     );
     let mut shell = Shell {
         core,
-        timers: TimerStore::default(),
         udp: udp_socks,
-        tcp: tcp::Registry::new(tx.clone(), cfg.max_message_bytes),
+        tcp: tcp::Registry::new(tx.clone(), cfg.max_message_bytes, conn_ids),
         cdr,
         config_path,
-        actions: Vec::with_capacity(64),
         media: media::Relays::new(cfg.media_ip, Some(wav)),
+        lifecycle: Lifecycle::Running,
     };
     let result = shell.run(rx).await;
     // Finalise every recording still open before the process exits.
@@ -120,13 +148,14 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
 
 struct Shell {
     core: B2bua,
-    timers: TimerStore,
-    udp: Vec<Arc<UdpSocket>>,
+    /// Each UDP listener with its bound address (so a reply leaves from the right family
+    /// without a syscall per datagram).
+    udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp: tcp::Registry,
     cdr: CdrWriter,
     config_path: PathBuf,
-    actions: Vec<Action>,
     media: media::Relays,
+    lifecycle: Lifecycle,
 }
 
 impl Shell {
@@ -135,21 +164,21 @@ impl Shell {
         let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        // Set at SIGTERM: first when to hang up what is left, then when to stop regardless.
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
         // Recordings are drained in 100 ms steps: bounded memory per call.
         let mut record_tick = tokio::time::interval(Duration::from_millis(100));
-        let mut drain_until: Option<Instant> = None;
-        let mut stop_at: Option<Instant> = None;
         loop {
-            let next = self.timers.next_deadline();
-            let wake = [next, drain_until, stop_at].into_iter().flatten().min();
+            let wake = [self.core.poll_timeout(), self.lifecycle.deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let running = self.lifecycle == Lifecycle::Running;
             tokio::select! {
                 ev = rx.recv() => {
                     let Some(ev) = ev else { break };
                     let now = Instant::now();
                     self.on_event(now, ev);
-                    // Take what else is queued before performing actions: fewer wakeups.
+                    // Take what else is queued before performing outputs: fewer wakeups.
                     for _ in 0..256 {
                         match rx.try_recv() {
                             Ok(ev) => self.on_event(now, ev),
@@ -158,56 +187,19 @@ impl Shell {
                     }
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
-                _ = hup.recv() => self.reload(),
+                _ = hup.recv() => self.reload(Instant::now()),
                 _ = record_tick.tick() => self.media.tick(Instant::now()),
-                _ = gauges.tick() => {
-                    let now = Instant::now();
-                    for call in self.media.silent_calls(now) {
-                        self.core.on_media_timeout(now, call);
-                    }
-                    self.perform();
-                    crate::ops::metrics::active_calls(self.core.active_calls());
-                    let st = self.core.stats();
-                    debug!(
-                        calls = st.calls,
-                        dialogs = st.dialogs,
-                        client_txns = st.client_txns,
-                        server_txns = st.server_txns,
-                        timers = self.timers.len(),
-                        rtp_streams = self.media.streams(),
-                        "core state"
-                    );
-                }
-                _ = term.recv(), if drain_until.is_none() => {
-                    drain_until = Some(self.start_drain());
-                }
-                _ = int.recv(), if drain_until.is_none() => {
-                    drain_until = Some(self.start_drain());
-                }
+                _ = gauges.tick() => self.every_second(Instant::now()),
+                _ = term.recv(), if running => self.start_drain(),
+                _ = int.recv(), if running => self.start_drain(),
             }
             let now = Instant::now();
-            while let Some(id) = self.timers.pop_due(now) {
-                self.core.on_timer(now, id);
-                self.perform();
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                self.core.handle_timeout(now);
             }
-            self.perform();
-            if let Some(d) = drain_until {
-                if stop_at.is_none() && (self.core.active_calls() == 0 || now >= d) {
-                    if self.core.active_calls() > 0 {
-                        info!(
-                            calls = self.core.active_calls(),
-                            "drain period over: hanging up the remaining calls"
-                        );
-                        self.core.hangup_all(now);
-                        self.perform();
-                    }
-                    stop_at = Some(now + HANGUP_GRACE);
-                }
-                if let Some(s) = stop_at
-                    && (self.core.active_calls() == 0 || now >= s)
-                {
-                    break;
-                }
+            self.perform(now);
+            if self.lifecycle_step(now) {
+                break;
             }
         }
         info!("trunkgate stopped");
@@ -215,88 +207,137 @@ impl Shell {
         Ok(())
     }
 
-    fn start_drain(&mut self) -> Instant {
-        let calls = self.core.start_drain();
+    /// Move the drain along; true when it is time to stop.
+    fn lifecycle_step(&mut self, now: Instant) -> bool {
+        let calls = self.core.active_calls();
+        match self.lifecycle {
+            Lifecycle::Running => false,
+            Lifecycle::Draining { until } if calls == 0 || now >= until => {
+                if calls > 0 {
+                    info!(calls, "drain period over: hanging up the remaining calls");
+                    self.core.handle_input(now, Input::HangUpAll);
+                    self.perform(now);
+                }
+                self.lifecycle = Lifecycle::HangingUp {
+                    stop_at: now + HANGUP_GRACE,
+                };
+                self.core.active_calls() == 0
+            }
+            Lifecycle::Draining { .. } => false,
+            Lifecycle::HangingUp { stop_at } => calls == 0 || now >= stop_at,
+        }
+    }
+
+    fn every_second(&mut self, now: Instant) {
+        for call in self.media.silent_calls(now) {
+            self.core.handle_input(now, Input::MediaTimeout(call));
+        }
+        self.perform(now);
+        metrics::active_calls(self.core.active_calls());
+        let st = self.core.stats();
+        debug!(
+            calls = st.calls,
+            dialogs = st.dialogs,
+            client_txns = st.client_txns,
+            server_txns = st.server_txns,
+            timers = st.timers,
+            rtp_streams = self.media.streams(),
+            "core state"
+        );
+    }
+
+    fn start_drain(&mut self) {
+        let now = Instant::now();
+        self.core.handle_input(now, Input::Drain);
         let drain = self.core.config().drain;
         info!(
-            calls,
+            calls = self.core.active_calls(),
             drain_s = drain.as_secs(),
             "shutting down: refusing new calls, waiting for calls to end"
         );
-        Instant::now() + drain
+        self.lifecycle = Lifecycle::Draining { until: now + drain };
     }
 
-    fn reload(&mut self) {
-        match Config::load(&self.config_path) {
-            Ok(cfg) => {
-                let old = self.core.config();
-                if cfg.listen != old.listen || cfg.cdr_path != old.cdr_path {
-                    warn!(
-                        "[sip] listen and [cdr] path changes need a restart; the rest is reloaded"
-                    );
-                }
-                info!(
-                    profiles = cfg.profiles.len(),
-                    routes = cfg.routes.len(),
-                    "configuration reloaded"
-                );
-                self.core.set_config(Arc::new(cfg));
-            }
+    fn reload(&mut self, now: Instant) {
+        let cfg = match Config::load(&self.config_path) {
+            Ok(cfg) => cfg,
             Err(errs) => {
                 for e in &errs.0 {
                     error!("{e}");
                 }
                 error!("reload refused: the running configuration stays");
+                return;
             }
+        };
+        if let Some(key) = restart_only_change(self.core.config(), &cfg) {
+            error!(
+                "reload refused: {key} changed, which needs a restart; the running configuration stays"
+            );
+            return;
         }
+        info!(
+            profiles = cfg.profiles.len(),
+            routes = cfg.routes.len(),
+            "configuration reloaded"
+        );
+        self.core.handle_input(now, Input::Reload(Arc::new(cfg)));
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {
         match ev {
-            Event::Message { msg, source } => self.core.on_message(now, msg, source),
-            Event::SendFailed(txn) => self.core.on_send_failed(now, txn),
+            Event::Message { msg, source } => {
+                self.core.handle_input(now, Input::Message { msg, source })
+            }
             Event::TcpUp { conn, peer, tx } => {
                 for failed in self.tcp.up(conn, peer, tx) {
-                    self.core.on_send_failed(now, failed);
+                    self.core.handle_input(now, Input::SendFailed(failed));
                 }
             }
             Event::TcpDown { conn } => {
                 for failed in self.tcp.down(conn) {
-                    self.core.on_send_failed(now, failed);
+                    self.core.handle_input(now, Input::SendFailed(failed));
                 }
             }
         }
-        self.perform();
+        self.perform(now);
     }
 
     /// Carry out what the core asked for.
-    fn perform(&mut self) {
-        self.core.drain_actions_into(&mut self.actions);
-        let mut actions = std::mem::take(&mut self.actions);
-        for a in actions.drain(..) {
-            match a {
-                Action::Send { target, wire, txn } => {
-                    let bytes = wire;
-                    match target.transport {
-                        Transport::Udp => self.send_udp(target.addr, bytes),
-                        Transport::Tcp => self.tcp.send(target, bytes, txn),
+    fn perform(&mut self, now: Instant) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::Transmit { target, wire, txn } => match target.transport {
+                    Transport::Udp => self.send_udp(target.addr, wire),
+                    Transport::Tcp => {
+                        if let Some(failed) = self.tcp.send(target, wire, txn) {
+                            self.core.handle_input(now, Input::SendFailed(failed));
+                        }
                     }
+                },
+                Output::Cdr(rec) => {
+                    metrics::call_ended(
+                        &rec.ingress_peer,
+                        rec.egress_peer.as_deref(),
+                        rec.call_tag.as_str(),
+                    );
+                    self.cdr.write(*rec);
                 }
-                Action::SetTimer { id, at } => self.timers.set(id, at),
-                Action::ClearTimer(id) => self.timers.clear(&id),
-                Action::Cdr(rec) => self.cdr.write(*rec),
-                Action::Media(m) => self.media.apply(m),
+                Output::Media(m) => self.media.apply(m),
+                Output::Event(CoreEvent::PrackFailure { peer, what }) => {
+                    metrics::prack_failure(&peer.0, &what)
+                }
+                Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
             }
         }
-        self.actions = actions;
     }
 
     fn send_udp(&self, to: SocketAddr, bytes: Bytes) {
         let Some(sock) = self
             .udp
             .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == to.is_ipv4()))
+            .find(|(_, local)| local.is_ipv4() == to.is_ipv4())
             .or(self.udp.first())
+            .map(|(s, _)| s)
         else {
             warn!(%to, "no UDP listener to send from");
             return;
@@ -315,6 +356,30 @@ impl Shell {
             Err(e) => warn!(%to, error = %e, "UDP send failed"),
         }
     }
+}
+
+/// The first setting that a reload cannot apply to a running process (sockets are bound,
+/// relays listen and calls in progress carry these addresses), if one changed.
+fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
+    if old.listen != new.listen {
+        return Some("[sip] listen");
+    }
+    if old.advertise != new.advertise {
+        return Some("[sip] advertise");
+    }
+    if old.media_ip != new.media_ip {
+        return Some("[media] advertise");
+    }
+    if old.media_ports != new.media_ports {
+        return Some("[media] ports");
+    }
+    if old.metrics_listen != new.metrics_listen {
+        return Some("[metrics] listen");
+    }
+    if old.cdr_path != new.cdr_path {
+        return Some("[cdr] path");
+    }
+    None
 }
 
 async fn sleep_until(at: Option<Instant>) {

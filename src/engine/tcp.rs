@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,18 +22,28 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer that sends a partial message and stops is cut off after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+/// Hands out connection ids, shared by the accept loops and the registry (outbound
+/// connections) of one engine.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ConnIds(Arc<AtomicU64>);
 
-fn next_conn() -> ConnId {
-    ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed))
+impl ConnIds {
+    fn next(&self) -> ConnId {
+        ConnId(self.0.fetch_add(1, Ordering::Relaxed) + 1)
+    }
 }
 
-pub(super) async fn accept(listener: TcpListener, max: usize, tx: mpsc::Sender<Event>) {
+pub(super) async fn accept(
+    listener: TcpListener,
+    max: usize,
+    ids: ConnIds,
+    tx: mpsc::Sender<Event>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, peer, next_conn(), max, tx.clone()));
+                tokio::spawn(serve(stream, peer, ids.next(), max, tx.clone()));
             }
             Err(e) => {
                 warn!(error = %e, "TCP accept failed");
@@ -133,22 +144,30 @@ pub(super) struct Registry {
     connecting: HashMap<SocketAddr, (ConnId, Queued)>,
     events: mpsc::Sender<Event>,
     max: usize,
+    ids: ConnIds,
 }
 
 impl Registry {
-    pub(super) fn new(events: mpsc::Sender<Event>, max: usize) -> Self {
+    pub(super) fn new(events: mpsc::Sender<Event>, max: usize, ids: ConnIds) -> Self {
         Registry {
             conns: HashMap::new(),
             by_addr: HashMap::new(),
             connecting: HashMap::new(),
             events,
             max,
+            ids,
         }
     }
 
     /// Send over the target's connection, any connection to its address, or a new one.
-    /// Returns nothing: a failure comes back later as an event naming `txn`.
-    pub(super) fn send(&mut self, target: Target, bytes: Bytes, txn: Option<TxnId>) {
+    /// Returns the transaction whose message could not even be queued; a connection that
+    /// fails to open reports its waiting transactions through [`Registry::down`].
+    pub(super) fn send(
+        &mut self,
+        target: Target,
+        bytes: Bytes,
+        txn: Option<TxnId>,
+    ) -> Option<TxnId> {
         let conn = target
             .conn
             .filter(|c| self.conns.contains_key(c))
@@ -158,23 +177,19 @@ impl Registry {
         {
             if tx.try_send(bytes).is_err() {
                 warn!(addr = %target.addr, "TCP connection backed up; message dropped");
-                if let Some(t) = txn {
-                    let events = self.events.clone();
-                    tokio::spawn(async move {
-                        let _ = events.send(Event::SendFailed(t)).await;
-                    });
-                }
+                return txn;
             }
-            return;
+            return None;
         }
         if let Some((_, queue)) = self.connecting.get_mut(&target.addr) {
             queue.push((bytes, txn));
-            return;
+            return None;
         }
-        let conn = next_conn();
+        let conn = self.ids.next();
         self.connecting
             .insert(target.addr, (conn, vec![(bytes, txn)]));
         tokio::spawn(connect(target.addr, conn, self.max, self.events.clone()));
+        None
     }
 
     /// A connection is up: remember it and flush what waited for it. Returns transactions

@@ -1,7 +1,6 @@
 //! UDP transport: one reader task per socket; sends happen on the core task.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
@@ -10,8 +9,6 @@ use tracing::{debug, warn};
 
 use super::Event;
 use crate::sip::{Target, bad_request_for_unparseable, parse_datagram};
-
-static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Socket buffers for SIP over UDP. The default (about 200 KiB) overflows in the bursts a
 /// busy trunk sends (a timer sweep, a reconnecting PBX); the kernel caps this at
@@ -37,6 +34,8 @@ pub(super) fn bind(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
 /// nothing that cannot be parsed can be answered.
 pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Event>) {
     let mut buf = vec![0u8; 65_536];
+    // Messages this reader could not hand to a full core queue.
+    let mut dropped: u64 = 0;
     loop {
         let (n, src) = match sock.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -67,12 +66,9 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Ev
                     })
                     .is_err()
                 {
-                    let d = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-                    if d.is_power_of_two() {
-                        warn!(
-                            dropped = d,
-                            "core overloaded: dropping received SIP messages"
-                        );
+                    dropped += 1;
+                    if dropped.is_power_of_two() {
+                        warn!(dropped, "core overloaded: dropping received SIP messages");
                     }
                 }
             }

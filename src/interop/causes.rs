@@ -1,5 +1,21 @@
 //! SIP status ⇄ Q.850 cause, and the `Reason` header (RFC 3326, RFC 6432).
 
+use serde::Serialize;
+
+/// Where `cause` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CauseSource {
+    /// A `Reason: Q.850;cause=N` header from a peer.
+    ReasonHeader,
+    /// The peer profile's `[causes.map]`.
+    PeerMap,
+    /// The built-in RFC 3398 table.
+    Rfc3398,
+    /// The gateway made the decision (timers, limits, shutdown).
+    Internal,
+}
+
 /// A Q.850 cause value (1..=127).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Q850Cause(pub u16);
@@ -84,8 +100,7 @@ pub fn cause_for_status(
     status: u16,
     reason_lines: &[String],
     peer: &CausePolicy,
-) -> (Q850Cause, crate::cdr::CauseSource, Option<String>) {
-    use crate::cdr::CauseSource;
+) -> (Q850Cause, CauseSource, Option<String>) {
     let r = parse_reason(reason_lines);
     if let Some(q) = r.q850 {
         return (q, CauseSource::ReasonHeader, r.sip);
@@ -168,7 +183,6 @@ mod tests {
 
     #[test]
     fn peer_map_comes_before_rfc3398() {
-        use crate::cdr::CauseSource;
         let mut p = CausePolicy::default();
         p.map.insert(503, Q850Cause(34));
         assert_eq!(

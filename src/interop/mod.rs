@@ -1,6 +1,7 @@
 //! Profile-driven interop: what the gateway changes in a message for the peer it goes to.
 
 pub mod causes;
+pub mod egress;
 pub mod prack;
 pub mod topology;
 pub mod uri;

@@ -1,10 +1,12 @@
-//! Media anchoring: the port pool and the relay plan the call layer hands the engine.
-//! Sans-IO: the call layer decides ports and remote addresses; `engine/media.rs` binds the
-//! sockets and moves the packets.
+//! Media anchoring, sans-IO: the port pool, the relay plan the call layer hands the shell,
+//! the per-packet routing policy (`relay`: latching and destinations), the recorder's jitter
+//! buffer and the repacketiser. `engine/media.rs` binds the sockets and moves the packets;
+//! `engine/wav.rs` writes the files.
 
 mod latch;
 mod pool;
 pub mod record;
+pub mod relay;
 pub mod repacketize;
 
 pub use latch::{RELATCH_AFTER, SourceLatch, rtp_ssrc};

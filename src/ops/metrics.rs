@@ -1,7 +1,8 @@
 //! Prometheus metrics. The names live here, in one place, and follow Prometheus conventions
-//! (`_total` counters, labels for peer and outcome). Recording is a counter increment in
-//! memory (the `metrics` facade); without an installed exporter (unit tests, `check`) it
-//! does nothing.
+//! (`_total` counters, labels for peer and outcome). Only the shell records them, from the
+//! core's typed outputs (CDRs, events); the core itself touches no global. Recording is a
+//! counter increment in memory (the `metrics` facade); without an installed exporter it does
+//! nothing.
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,7 @@ pub const PRACK_FAILURES: &str = "trunkgate_prack_failures_total";
 pub const CALLS: &str = "trunkgate_calls_total";
 pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
 pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
+pub const REFUSED: &str = "trunkgate_refused_messages_total";
 
 /// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
 /// keeps the handle so counting a packet is one atomic add.
@@ -35,6 +37,12 @@ pub fn call_ended(ingress: &str, egress: Option<&str>, result: &str) {
     }
 }
 
+/// A message was dropped or answered statelessly before any transaction. `why` comes from
+/// a fixed set of reasons in the code, never from the wire.
+pub fn refused(why: &'static str) {
+    counter!(REFUSED, "reason" => why).increment(1);
+}
+
 /// Calls in progress.
 pub fn active_calls(n: usize) {
     gauge!(ACTIVE_CALLS).set(n as f64);
@@ -52,6 +60,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     );
     describe_counter!(CALLS, "Released calls by peer, direction and call_tag");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress");
+    describe_counter!(
+        REFUSED,
+        "Messages dropped or answered statelessly before any transaction, by reason"
+    );
     describe_counter!(
         RTP_PACKETS,
         "RTP packets relayed for anchored calls, by the leg they went to"

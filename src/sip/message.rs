@@ -199,10 +199,19 @@ macro_rules! common_accessors {
 
         /// Whether a comma-separated token header (Supported, Require) lists `token`.
         pub fn header_has_token(&self, h: &Hdr, token: &str) -> bool {
-            self.header_lines(h).iter().any(|line| {
-                line.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+            self.header_tokens(h)
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(token))
+        }
+
+        /// The comma-separated tokens of every line of a header (Require, Supported, Allow).
+        pub fn header_tokens(&self, h: &Hdr) -> Vec<String> {
+            self.header_lines(h)
+                .iter()
+                .flat_map(|line| line.split(','))
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
         }
 
         /// Append a header line. The value must not contain CR or LF.
@@ -599,3 +608,32 @@ mod tests {
         assert_eq!(resp.to_uri().as_deref(), Some("sip:a@example.com"));
     }
 }
+
+/// What anchoring and body shaping need of a message, request or response alike.
+pub trait Body {
+    fn body(&self) -> &Bytes;
+    fn content_type(&self) -> Option<String>;
+    fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError>;
+}
+
+macro_rules! impl_body {
+    ($t:ty) => {
+        impl Body for $t {
+            fn body(&self) -> &Bytes {
+                <$t>::body(self)
+            }
+            fn content_type(&self) -> Option<String> {
+                self.header(&Hdr::CONTENT_TYPE)
+            }
+            fn set_body(
+                &mut self,
+                body: Bytes,
+                content_type: Option<&str>,
+            ) -> Result<(), SipError> {
+                <$t>::set_body(self, body, content_type)
+            }
+        }
+    };
+}
+impl_body!(Request);
+impl_body!(Response);

@@ -10,8 +10,7 @@ use bytes::Bytes;
 
 use crate::sip::{Hdr, Method, Request, Response, SipError};
 
-/// The timers of RFC 3261 §17 Table 4 that a user agent arms, RFC 6026's L and M, and the
-/// 200 ms after which an INVITE server transaction sends 100 Trying itself (§17.2.1).
+/// The timers of RFC 3261 §17 Table 4 that a user agent arms, and RFC 6026's L and M.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timer {
     A,
@@ -26,7 +25,19 @@ pub enum Timer {
     K,
     L,
     M,
-    Trying100,
+}
+
+impl Timer {
+    /// Which of a transaction's three timer slots this timer uses. A machine never has two
+    /// timers of one slot armed at once: retransmission (A, E, G) runs beside the give-up
+    /// timer (B, F, H); the wait-for-stragglers timers (D, I, J, K, L, M) come alone.
+    pub fn slot(self) -> usize {
+        match self {
+            Timer::A | Timer::E | Timer::G => 0,
+            Timer::B | Timer::F | Timer::H => 1,
+            Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M => 2,
+        }
+    }
 }
 
 /// T1, T2, T4.
@@ -69,7 +80,7 @@ pub struct Client {
     invite: bool,
     reliable: bool,
     /// Parsed request, kept until the final response (the ACK for a non-2xx is built from it).
-    request: Option<Request>,
+    request: Option<Box<Request>>,
     /// Its wire form, for retransmission; dropped once nothing will retransmit it.
     wire: Option<Bytes>,
     /// The ACK for a non-2xx final, resent for each retransmission of that final.
@@ -83,10 +94,10 @@ pub struct Server {
     pub state: State,
     invite: bool,
     reliable: bool,
-    /// The request, kept until the final response (for 100 Trying and the transaction user).
-    pub request: Option<Request>,
     /// The last response sent, resent when the request is retransmitted.
     last: Option<Bytes>,
+    /// An INVITE's 100 Trying, until it is sent or the user answers.
+    trying: Option<Bytes>,
     interval: Duration,
 }
 
@@ -110,7 +121,7 @@ impl Client {
             },
             invite,
             reliable,
-            request: Some(request),
+            request: Some(Box::new(request)),
             wire: Some(wire),
             ack: None,
             interval: c.t1,
@@ -242,6 +253,14 @@ impl Client {
         }
     }
 
+    /// The user gives up on the transaction: an INVITE that never got a final answer within
+    /// 64·T1 of its CANCEL (RFC 3261 §9.1) has no timer left to end it.
+    pub fn abandon(&mut self, out: &mut Vec<Out>) {
+        if self.state != State::Terminated {
+            self.terminate(out);
+        }
+    }
+
     fn terminate(&mut self, out: &mut Vec<Out>) {
         self.state = State::Terminated;
         out.push(Out::Terminated);
@@ -251,10 +270,17 @@ impl Client {
 impl Server {
     pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Server {
         let invite = request.method() == Method::Invite;
-        out.push(Out::Request(request.clone()));
-        if invite {
-            out.push(Out::Set(Timer::Trying100, Duration::from_millis(200)));
-        }
+        // §17.2.1: an INVITE gets 100 Trying unless the user answers first. The transaction
+        // is its only sender: built now, sent by `flush_trying` once the user has seen the
+        // request and not answered (a refusal goes out alone; a call gets 100 at once).
+        let trying = if invite {
+            Response::to_request(&request, 100, "Trying", None)
+                .map(|t| t.to_bytes())
+                .ok()
+        } else {
+            None
+        };
+        out.push(Out::Request(request));
         Server {
             state: if invite {
                 State::Proceeding
@@ -263,9 +289,20 @@ impl Server {
             },
             invite,
             reliable,
-            request: Some(request),
             last: None,
+            trying,
             interval: c.t1,
+        }
+    }
+
+    /// Send the 100 Trying built at creation, unless the user has answered meanwhile.
+    pub fn flush_trying(&mut self, out: &mut Vec<Out>) {
+        if let Some(wire) = self.trying.take()
+            && self.state == State::Proceeding
+            && self.last.is_none()
+        {
+            out.push(Out::Send(wire.clone()));
+            self.last = Some(wire);
         }
     }
 
@@ -301,14 +338,13 @@ impl Server {
         let wire = resp.to_bytes();
         match self.state {
             State::Trying | State::Proceeding => {
-                out.push(Out::Clear(Timer::Trying100));
+                self.trying = None;
                 out.push(Out::Send(wire.clone()));
                 if resp.is_provisional() {
                     self.state = State::Proceeding;
                     self.last = Some(wire);
                     return;
                 }
-                self.request = None;
                 if self.invite && resp.is_success() {
                     // Retransmitted INVITEs are absorbed; the user retransmits its 2xx.
                     self.state = State::Accepted;
@@ -343,17 +379,6 @@ impl Server {
 
     pub fn on_timer(&mut self, t: Timer, c: &Consts, out: &mut Vec<Out>) {
         match (self.state, t) {
-            (State::Proceeding, Timer::Trying100) if self.last.is_none() => {
-                if let Some(trying) = self
-                    .request
-                    .as_ref()
-                    .and_then(|r| Response::to_request(r, 100, "Trying", None).ok())
-                {
-                    let wire = trying.to_bytes();
-                    out.push(Out::Send(wire.clone()));
-                    self.last = Some(wire);
-                }
-            }
             (State::Completed, Timer::G) => {
                 self.interval = (self.interval * 2).min(c.t2);
                 if let Some(last) = &self.last {

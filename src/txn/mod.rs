@@ -1,18 +1,20 @@
 //! RFC 3261 §17 transactions, sans-IO.
 //!
 //! Keys (branch, sent-by, method; the pre-3261 rules for old peers) come from `sipx-sip`'s
-//! `TransactionKey`. The state machines are ours (`machine.rs`): sipx's kept every parsed
-//! request and response for the 32 s a transaction outlives its call, about 6 KiB each; ours
-//! keep wire bytes only while they can still be retransmitted (see BENCHMARKS.md). This module
-//! adds what the machines leave to a driver: where each transaction's messages go, deadlines
-//! from the caller's `now`, and only our own types upward.
+//! `TransactionKey`. The state machines are ours (`machine.rs`): they keep wire bytes only
+//! while they can still be retransmitted (see BENCHMARKS.md). This module adds what the
+//! machines leave to a driver: where each transaction's messages go, its timers (a fixed
+//! three-slot table per transaction, ordered by one index: the layer owns its deadlines and
+//! the caller only asks [`TxnLayer::poll_timeout`] when to come back), and only our own types
+//! upward. Transactions are named by a small copyable [`TxnId`], not by their heap key.
 
 mod machine;
 
-use foldhash::HashMap;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use foldhash::HashMap;
 use sipx_sip::TransactionKey;
 
 pub use machine::Timer;
@@ -20,22 +22,11 @@ use machine::{Client, Consts, Out, Server};
 
 use crate::sip::{Message, Method, Request, Response, Target};
 
-/// Identifies one transaction (branch + sent-by + method).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TxnId(TransactionKey);
+/// Identifies one transaction for its whole life (never reused within a process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxnId(u64);
 
-/// One of the §17 timers of a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TxnTimer(pub Timer);
-
-impl TxnTimer {
-    /// Its RFC letter, for logs.
-    pub fn name(self) -> String {
-        format!("{:?}", self.0)
-    }
-}
-
-/// What the transaction layer asks of its driver and its user.
+/// What the transaction layer tells its user.
 #[derive(Debug)]
 pub enum TxnOutput {
     /// Put these bytes on the wire toward `target`.
@@ -44,16 +35,12 @@ pub enum TxnOutput {
         target: Target,
         wire: Bytes,
     },
-    /// Fire `timer` of transaction `id` at `at`.
-    SetTimer {
+    /// A new request (never a retransmission) for the transaction user, from `source`.
+    Request {
         id: TxnId,
-        timer: TxnTimer,
-        at: Instant,
+        req: Request,
+        source: Target,
     },
-    /// The timer is no longer needed.
-    ClearTimer { id: TxnId, timer: TxnTimer },
-    /// A new request (never a retransmission) for the transaction user.
-    Request { id: TxnId, req: Request },
     /// A response to one of our client transactions.
     Response { id: TxnId, resp: Response },
     /// An ACK to a 2xx that matched its INVITE server transaction (RFC 6026).
@@ -85,18 +72,42 @@ impl Default for TimerConfig {
 }
 
 #[derive(Debug)]
-struct Entry<T> {
-    machine: T,
-    target: Target,
+enum Machine {
+    Client(Client),
+    Server(Server),
 }
 
-/// The transactions in flight and where their messages go.
+#[derive(Debug)]
+struct Entry {
+    machine: Machine,
+    key: TransactionKey,
+    target: Target,
+    /// Armed timers, one per slot (see [`Timer::slot`]).
+    timers: [Option<(Instant, Timer)>; 3],
+    /// The deadline this entry is filed under in the layer's index.
+    filed: Option<Instant>,
+}
+
+impl Entry {
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.iter().flatten().map(|(at, _)| *at).min()
+    }
+}
+
+/// The transactions in flight, where their messages go, and their timers.
 #[derive(Debug)]
 pub struct TxnLayer {
     consts: Consts,
-    client: HashMap<TxnId, Entry<Client>>,
-    server: HashMap<TxnId, Entry<Server>>,
+    entries: HashMap<TxnId, Entry>,
+    client_keys: HashMap<TransactionKey, TxnId>,
+    server_keys: HashMap<TransactionKey, TxnId>,
+    /// Each entry's earliest deadline: the next timer to fire is the first element.
+    deadlines: BTreeSet<(Instant, TxnId)>,
+    next_id: u64,
     scratch: Vec<Out>,
+    /// INVITE server transactions created by the message being handled: they get their
+    /// 100 Trying in [`TxnLayer::flush_trying`] unless the user answers first.
+    trying: Vec<TxnId>,
 }
 
 impl TxnLayer {
@@ -107,20 +118,43 @@ impl TxnLayer {
                 t2: timers.t2,
                 t4: timers.t4,
             },
-            client: HashMap::default(),
-            server: HashMap::default(),
+            entries: HashMap::default(),
+            client_keys: HashMap::default(),
+            server_keys: HashMap::default(),
+            deadlines: BTreeSet::new(),
+            next_id: 1,
             scratch: Vec::new(),
+            trying: Vec::new(),
         }
     }
 
     /// Transactions in flight (client, server). A test that asserts on this catches leaks.
     pub fn len(&self) -> (usize, usize) {
-        (self.client.len(), self.server.len())
+        (self.client_keys.len(), self.server_keys.len())
     }
 
     /// Whether no transaction is in flight.
     pub fn is_empty(&self) -> bool {
-        self.client.is_empty() && self.server.is_empty()
+        self.entries.is_empty()
+    }
+
+    /// Armed timers (for logs and leak tests).
+    pub fn timers_armed(&self) -> usize {
+        self.entries
+            .values()
+            .map(|e| e.timers.iter().flatten().count())
+            .sum()
+    }
+
+    /// When [`TxnLayer::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    fn new_id(&mut self) -> TxnId {
+        let id = TxnId(self.next_id);
+        self.next_id += 1;
+        id
     }
 
     /// Feed a received message. Returns it back when no transaction took it: a stray
@@ -135,44 +169,48 @@ impl TxnLayer {
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = match msg {
-            Message::Request(req) => {
-                let Some(key) = TransactionKey::from_request(&req.0) else {
-                    return Some(Message::Request(req));
-                };
-                let id = TxnId(key);
-                if let Some(e) = self.server.get_mut(&id) {
-                    e.machine.on_request(&req, &c, &mut scratch);
-                    let target = e.target;
-                    self.apply(&id, target, false, &mut scratch, now, out);
-                    None
-                } else if req.method() == Method::Ack {
-                    Some(Message::Request(req))
-                } else {
-                    let machine =
-                        Server::new(req, source.transport.is_reliable(), &c, &mut scratch);
-                    self.server.insert(
-                        id.clone(),
-                        Entry {
-                            machine,
-                            target: source,
-                        },
-                    );
-                    self.apply(&id, source, false, &mut scratch, now, out);
-                    None
-                }
-            }
-            Message::Response(resp) => {
-                let id = TransactionKey::from_response(&resp.0).map(TxnId);
-                match id.filter(|id| self.client.contains_key(id)) {
+            Message::Request(req) => match TransactionKey::from_request(&req.0) {
+                None => Some(Message::Request(req)),
+                Some(key) => match self.server_keys.get(&key).copied() {
                     Some(id) => {
-                        let target = match self.client.get_mut(&id) {
-                            Some(e) => {
-                                e.machine.on_response(resp, &c, &mut scratch);
-                                e.target
-                            }
-                            None => source,
-                        };
-                        self.apply(&id, target, true, &mut scratch, now, out);
+                        if let Some(Entry {
+                            machine: Machine::Server(m),
+                            ..
+                        }) = self.entries.get_mut(&id)
+                        {
+                            m.on_request(&req, &c, &mut scratch);
+                        }
+                        self.apply(id, &mut scratch, now, out);
+                        None
+                    }
+                    None if req.method() == Method::Ack => Some(Message::Request(req)),
+                    None => {
+                        let id = self.new_id();
+                        if req.method() == Method::Invite {
+                            self.trying.push(id);
+                        }
+                        let machine =
+                            Server::new(req, source.transport.is_reliable(), &c, &mut scratch);
+                        self.server_keys.insert(key.clone(), id);
+                        self.insert(id, Machine::Server(machine), key, source);
+                        self.apply(id, &mut scratch, now, out);
+                        None
+                    }
+                },
+            },
+            Message::Response(resp) => {
+                let id = TransactionKey::from_response(&resp.0)
+                    .and_then(|k| self.client_keys.get(&k).copied());
+                match id {
+                    Some(id) => {
+                        if let Some(Entry {
+                            machine: Machine::Client(m),
+                            ..
+                        }) = self.entries.get_mut(&id)
+                        {
+                            m.on_response(resp, &c, &mut scratch);
+                        }
+                        self.apply(id, &mut scratch, now, out);
                         None
                     }
                     None => Some(Message::Response(resp)),
@@ -181,6 +219,19 @@ impl TxnLayer {
         };
         self.scratch = scratch;
         result
+    }
+
+    fn insert(&mut self, id: TxnId, machine: Machine, key: TransactionKey, target: Target) {
+        self.entries.insert(
+            id,
+            Entry {
+                machine,
+                key,
+                target,
+                timers: [None; 3],
+                filed: None,
+            },
+        );
     }
 
     /// Start a client transaction for `req` toward `target`. `None` when the request has no
@@ -192,7 +243,8 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<TxnId> {
-        let id = TxnId(TransactionKey::from_sent_request(&req.0)?);
+        let key = TransactionKey::from_sent_request(&req.0)?;
+        let id = self.new_id();
         let mut scratch = std::mem::take(&mut self.scratch);
         let machine = Client::new(
             req,
@@ -200,137 +252,206 @@ impl TxnLayer {
             &self.consts,
             &mut scratch,
         );
-        self.client.insert(id.clone(), Entry { machine, target });
-        self.apply(&id, target, true, &mut scratch, now, out);
+        self.client_keys.insert(key.clone(), id);
+        self.insert(id, Machine::Client(machine), key, target);
+        self.apply(id, &mut scratch, now, out);
         self.scratch = scratch;
         Some(id)
+    }
+
+    /// Send 100 Trying for the INVITEs received since the last call that their user has not
+    /// answered yet. The driver calls this once the user has handled what arrived.
+    pub fn flush_trying(&mut self, now: Instant, out: &mut Vec<TxnOutput>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let ids = std::mem::take(&mut self.trying);
+        for id in &ids {
+            if let Some(Entry {
+                machine: Machine::Server(m),
+                ..
+            }) = self.entries.get_mut(id)
+            {
+                m.flush_trying(&mut scratch);
+                self.apply(*id, &mut scratch, now, out);
+            }
+        }
+        self.trying = ids;
+        self.trying.clear();
+        self.scratch = scratch;
     }
 
     /// Answer a server transaction.
     pub fn send_response(
         &mut self,
-        id: &TxnId,
+        id: TxnId,
         resp: Response,
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) {
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
-        if let Some(e) = self.server.get_mut(id) {
-            e.machine.on_response(resp, &c, &mut scratch);
-            let target = e.target;
-            self.apply(id, target, false, &mut scratch, now, out);
+        if let Some(Entry {
+            machine: Machine::Server(m),
+            ..
+        }) = self.entries.get_mut(&id)
+        {
+            m.on_response(resp, &c, &mut scratch);
+            self.apply(id, &mut scratch, now, out);
         }
         self.scratch = scratch;
     }
 
-    /// A timer fired.
-    pub fn on_timer(
-        &mut self,
-        id: &TxnId,
-        timer: TxnTimer,
-        now: Instant,
-        out: &mut Vec<TxnOutput>,
-    ) {
+    /// Fire every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<TxnOutput>) {
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
-        if let Some(e) = self.client.get_mut(id) {
-            e.machine.on_timer(timer.0, &c, &mut scratch);
-            let target = e.target;
-            self.apply(id, target, true, &mut scratch, now, out);
-        } else if let Some(e) = self.server.get_mut(id) {
-            e.machine.on_timer(timer.0, &c, &mut scratch);
-            let target = e.target;
-            self.apply(id, target, false, &mut scratch, now, out);
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, id));
+            let Some(e) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            e.filed = None;
+            // Fire the entry's earliest due timer; `apply` files it again under what is left,
+            // so a second due timer of the same transaction comes round in this loop too.
+            let fired = due_slot(&e.timers, now).and_then(|slot| e.timers[slot].take());
+            match fired {
+                Some((_, timer)) => {
+                    match &mut e.machine {
+                        Machine::Client(m) => m.on_timer(timer, &c, &mut scratch),
+                        Machine::Server(m) => m.on_timer(timer, &c, &mut scratch),
+                    }
+                    self.apply(id, &mut scratch, now, out);
+                }
+                None => refile(&mut self.deadlines, id, e),
+            }
         }
         self.scratch = scratch;
     }
 
     /// The engine could not deliver a message of this transaction.
-    pub fn on_transport_error(&mut self, id: &TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
+    pub fn on_transport_error(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        if let Some(e) = self.client.get_mut(id) {
-            e.machine.on_transport_error(&mut scratch);
-            let target = e.target;
-            self.apply(id, target, true, &mut scratch, now, out);
-        } else if let Some(e) = self.server.get_mut(id) {
-            e.machine.on_transport_error(&mut scratch);
-            let target = e.target;
-            self.apply(id, target, false, &mut scratch, now, out);
+        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::Client(m)) => m.on_transport_error(&mut scratch),
+            Some(Machine::Server(m)) => m.on_transport_error(&mut scratch),
+            None => {}
         }
+        self.apply(id, &mut scratch, now, out);
+        self.scratch = scratch;
+    }
+
+    /// End a client transaction its user has given up on (see `Client::abandon`).
+    pub fn abandon(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if let Some(Machine::Client(m)) = self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            m.abandon(&mut scratch);
+        }
+        self.apply(id, &mut scratch, now, out);
         self.scratch = scratch;
     }
 
     /// The INVITE server transaction a received CANCEL refers to (RFC 3261 §9.2).
     pub fn cancelled_invite(&self, cancel: &Request) -> Option<TxnId> {
-        TransactionKey::for_cancelled_invite(&cancel.0).map(TxnId)
+        TransactionKey::for_cancelled_invite(&cancel.0)
+            .and_then(|k| self.server_keys.get(&k).copied())
     }
 
     /// Whether a server transaction is still waiting for a final response.
-    pub fn server_pending(&self, id: &TxnId) -> bool {
-        self.server.get(id).is_some_and(|e| e.machine.pending())
+    pub fn server_pending(&self, id: TxnId) -> bool {
+        matches!(
+            self.entries.get(&id).map(|e| &e.machine),
+            Some(Machine::Server(m)) if m.pending()
+        )
     }
 
     /// Where a transaction's messages go.
-    pub fn target(&self, id: &TxnId) -> Option<Target> {
-        self.client
-            .get(id)
-            .map(|e| e.target)
-            .or_else(|| self.server.get(id).map(|e| e.target))
+    pub fn target(&self, id: TxnId) -> Option<Target> {
+        self.entries.get(&id).map(|e| e.target)
     }
 
-    /// Turn a machine's outputs into ours; forget it when it terminated.
-    fn apply(
-        &mut self,
-        id: &TxnId,
-        target: Target,
-        client: bool,
-        scratch: &mut Vec<Out>,
-        now: Instant,
-        out: &mut Vec<TxnOutput>,
-    ) {
+    /// The timers a transaction has armed, by slot.
+    #[cfg(test)]
+    pub(crate) fn timers_of(&self, id: TxnId) -> Vec<(Timer, Instant)> {
+        self.entries
+            .get(&id)
+            .map(|e| e.timers.iter().flatten().map(|(at, t)| (*t, *at)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Turn a machine's outputs into ours: arm and disarm its timers, forget it when it
+    /// terminated, and keep the deadline index in step.
+    fn apply(&mut self, id: TxnId, scratch: &mut Vec<Out>, now: Instant, out: &mut Vec<TxnOutput>) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            scratch.clear();
+            return;
+        };
+        let target = e.target;
+        let mut terminated = false;
         for o in scratch.drain(..) {
-            out.push(match o {
-                Out::Send(wire) => TxnOutput::Send {
-                    id: id.clone(),
-                    target,
-                    wire,
-                },
-                Out::Set(timer, after) => TxnOutput::SetTimer {
-                    id: id.clone(),
-                    timer: TxnTimer(timer),
-                    at: now + after,
-                },
-                Out::Clear(timer) => TxnOutput::ClearTimer {
-                    id: id.clone(),
-                    timer: TxnTimer(timer),
-                },
-                Out::Request(req) => TxnOutput::Request {
-                    id: id.clone(),
-                    req,
-                },
-                Out::Response(resp) => TxnOutput::Response {
-                    id: id.clone(),
-                    resp,
-                },
-                Out::Ack(ack) => TxnOutput::Ack {
-                    id: id.clone(),
-                    ack,
-                },
-                Out::Timeout => TxnOutput::Timeout { id: id.clone() },
-                Out::TransportError => TxnOutput::TransportError { id: id.clone() },
-                Out::Terminated => {
-                    // Timers still armed for it fire into an unknown id and are ignored.
-                    if client {
-                        self.client.remove(id);
-                    } else {
-                        self.server.remove(id);
+            match o {
+                Out::Send(wire) => out.push(TxnOutput::Send { id, target, wire }),
+                Out::Set(timer, after) => e.timers[timer.slot()] = Some((now + after, timer)),
+                Out::Clear(timer) => {
+                    if e.timers[timer.slot()].is_some_and(|(_, t)| t == timer) {
+                        e.timers[timer.slot()] = None;
                     }
-                    TxnOutput::Terminated { id: id.clone() }
                 }
-            });
+                Out::Request(req) => out.push(TxnOutput::Request {
+                    id,
+                    req,
+                    source: target,
+                }),
+                Out::Response(resp) => out.push(TxnOutput::Response { id, resp }),
+                Out::Ack(ack) => out.push(TxnOutput::Ack { id, ack }),
+                Out::Timeout => out.push(TxnOutput::Timeout { id }),
+                Out::TransportError => out.push(TxnOutput::TransportError { id }),
+                Out::Terminated => terminated = true,
+            }
+        }
+        if terminated {
+            if let Some(f) = e.filed {
+                self.deadlines.remove(&(f, id));
+            }
+            let client = matches!(e.machine, Machine::Client(_));
+            if let Some(e) = self.entries.remove(&id) {
+                if client {
+                    self.client_keys.remove(&e.key);
+                } else {
+                    self.server_keys.remove(&e.key);
+                }
+            }
+            out.push(TxnOutput::Terminated { id });
+        } else {
+            refile(&mut self.deadlines, id, e);
         }
     }
+}
+
+/// The slot of the earliest timer of `timers` due at `now`.
+fn due_slot(timers: &[Option<(Instant, Timer)>; 3], now: Instant) -> Option<usize> {
+    timers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.filter(|(at, _)| *at <= now).map(|(at, _)| (at, i)))
+        .min()
+        .map(|(_, i)| i)
+}
+
+/// File `e` in the index under its earliest deadline (or not at all).
+fn refile(index: &mut BTreeSet<(Instant, TxnId)>, id: TxnId, e: &mut Entry) {
+    let next = e.next_deadline();
+    if next == e.filed {
+        return;
+    }
+    if let Some(f) = e.filed {
+        index.remove(&(f, id));
+    }
+    if let Some(n) = next {
+        index.insert((n, id));
+    }
+    e.filed = next;
 }
 
 #[cfg(test)]

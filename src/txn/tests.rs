@@ -1,4 +1,5 @@
-//! Our wrapper around sipx's machines: deadlines from the caller's clock, targets, events.
+//! The transaction layer: our machines behind sipx's keys, deadlines owned by the layer and
+//! fired on the caller's clock, targets, events.
 
 use std::time::{Duration, Instant};
 
@@ -29,12 +30,11 @@ fn target(t: Transport) -> Target {
     }
 }
 
-fn timers(out: &[TxnOutput]) -> Vec<(String, Duration)> {
-    out.iter()
-        .filter_map(|o| match o {
-            TxnOutput::SetTimer { timer, at, .. } => Some((timer.name(), *at - t0())),
-            _ => None,
-        })
+/// The timers transaction `id` has armed, by slot, as (name, deadline after t0).
+fn armed(l: &TxnLayer, id: TxnId) -> Vec<(String, Duration)> {
+    l.timers_of(id)
+        .into_iter()
+        .map(|(t, at)| (format!("{t:?}"), at - t0()))
         .collect()
 }
 
@@ -50,7 +50,7 @@ fn t0() -> Instant {
 fn passed_up(out: &[TxnOutput]) -> TxnId {
     out.iter()
         .find_map(|o| match o {
-            TxnOutput::Request { id, .. } => Some(id.clone()),
+            TxnOutput::Request { id, .. } => Some(*id),
             _ => None,
         })
         .expect("a request passed up")
@@ -82,53 +82,60 @@ fn invite_client_over_udp_retransmits_on_the_callers_clock() {
     assert_eq!(sends(&out).len(), 1);
     assert_eq!(sends(&out)[0].0, target(Transport::Udp));
     assert_eq!(
-        timers(&out),
+        armed(&l, id),
         vec![
             ("A".into(), Duration::from_millis(500)),
             ("B".into(), Duration::from_secs(32))
         ]
     );
-    // Timer A fires at 0.5 s: resend, next at 0.5 + 1 s.
+    assert_eq!(l.poll_timeout(), Some(t0() + Duration::from_millis(500)));
+    // Nothing is due a moment before Timer A.
     out.clear();
-    l.on_timer(
-        &id,
-        TxnTimer(Timer::A),
-        t0() + Duration::from_millis(500),
-        &mut out,
-    );
+    l.handle_timeout(t0() + Duration::from_millis(499), &mut out);
+    assert!(out.is_empty());
+    // Timer A fires at 0.5 s: resend, next at 0.5 + 1 s.
+    l.handle_timeout(t0() + Duration::from_millis(500), &mut out);
     assert_eq!(sends(&out).len(), 1);
     assert_eq!(
-        timers(&out),
-        vec![("A".into(), Duration::from_millis(1500))]
+        armed(&l, id),
+        vec![
+            ("A".into(), Duration::from_millis(1500)),
+            ("B".into(), Duration::from_secs(32))
+        ]
     );
-    // Timer B: the user hears Timeout, then the transaction ends and forgets its target.
+    // By Timer B, A has resent at 1.5, 3.5, 7.5, 15.5 and 31.5 s; then the user hears
+    // Timeout, and the transaction ends and forgets its target.
     out.clear();
-    l.on_timer(
-        &id,
-        TxnTimer(Timer::B),
-        t0() + Duration::from_secs(32),
-        &mut out,
-    );
+    while let Some(at) = l.poll_timeout() {
+        if at > t0() + Duration::from_secs(32) {
+            break;
+        }
+        l.handle_timeout(at, &mut out);
+    }
+    assert_eq!(sends(&out).len(), 5);
     assert!(out.iter().any(|o| matches!(o, TxnOutput::Timeout { .. })));
     assert!(
         out.iter()
             .any(|o| matches!(o, TxnOutput::Terminated { .. }))
     );
-    assert_eq!(l.target(&id), None);
+    assert_eq!(l.target(id), None);
     assert!(l.is_empty());
+    assert_eq!(l.poll_timeout(), None);
 }
 
 #[test]
 fn reliable_transport_has_no_retransmission_timer() {
     let mut l = TxnLayer::new(TimerConfig::default());
     let mut out = Vec::new();
-    l.send_request(
-        request("INVITE", "z9hG4bKc2"),
-        target(Transport::Tcp),
-        t0(),
-        &mut out,
-    );
-    assert_eq!(timers(&out), vec![("B".into(), Duration::from_secs(32))]);
+    let id = l
+        .send_request(
+            request("INVITE", "z9hG4bKc2"),
+            target(Transport::Tcp),
+            t0(),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(armed(&l, id), vec![("B".into(), Duration::from_secs(32))]);
 }
 
 #[test]
@@ -136,7 +143,9 @@ fn non_2xx_final_is_acked_by_the_transaction_toward_the_same_target() {
     let mut l = TxnLayer::new(TimerConfig::default());
     let mut out = Vec::new();
     let inv = request("INVITE", "z9hG4bKc3");
-    l.send_request(inv.clone(), target(Transport::Udp), t0(), &mut out);
+    let id = l
+        .send_request(inv.clone(), target(Transport::Udp), t0(), &mut out)
+        .unwrap();
     out.clear();
     let resp = Response::to_request(&inv, 486, "Busy Here", Some("x")).unwrap();
     assert!(
@@ -159,7 +168,7 @@ fn non_2xx_final_is_acked_by_the_transaction_toward_the_same_target() {
         Message::Response(_) => panic!("ACK expected"),
     }
     assert!(out.iter().any(|o| matches!(o, TxnOutput::Response { .. })));
-    assert!(timers(&out).contains(&("D".into(), Duration::from_secs(32))));
+    assert_eq!(armed(&l, id), vec![("D".into(), Duration::from_secs(32))]);
 }
 
 #[test]
@@ -170,13 +179,22 @@ fn server_absorbs_retransmissions_and_answers_with_the_last_response() {
     let src = target(Transport::Udp);
     l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
     let id = passed_up(&out);
-    assert_eq!(
-        timers(&out),
-        vec![("Trying100".into(), Duration::from_millis(200))]
-    );
+    // Once the user has seen it without answering, the transaction sends 100 Trying (and
+    // arms nothing for it).
+    assert!(sends(&out).is_empty());
+    out.clear();
+    l.flush_trying(t0(), &mut out);
+    let s = sends(&out);
+    assert_eq!(s.len(), 1);
+    assert!(matches!(&s[0].1, Message::Response(r) if r.status() == 100));
+    assert!(armed(&l, id).is_empty());
+    // A retransmitted INVITE gets the 100 again.
+    out.clear();
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    assert!(matches!(&sends(&out)[0].1, Message::Response(r) if r.status() == 100));
     out.clear();
     let ringing = Response::to_request(&inv, 180, "Ringing", Some("t")).unwrap();
-    l.send_response(&id, ringing, t0(), &mut out);
+    l.send_response(id, ringing, t0(), &mut out);
     assert_eq!(sends(&out).len(), 1);
     out.clear();
     l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
@@ -188,7 +206,7 @@ fn server_absorbs_retransmissions_and_answers_with_the_last_response() {
     assert_eq!(s.len(), 1);
     assert!(matches!(&s[0].1, Message::Response(r) if r.status() == 180));
     assert_eq!(s[0].0, src);
-    assert!(l.server_pending(&id));
+    assert!(l.server_pending(id));
     // A CANCEL for it finds it.
     let cancel = request("CANCEL", "z9hG4bKs1");
     assert_eq!(l.cancelled_invite(&cancel), Some(id));
@@ -207,7 +225,7 @@ fn non_invite_client_backs_off_to_t2_and_times_out_with_f() {
         )
         .unwrap();
     assert_eq!(
-        timers(&out),
+        armed(&l, id),
         vec![
             ("E".into(), Duration::from_millis(500)),
             ("F".into(), Duration::from_secs(32))
@@ -219,8 +237,9 @@ fn non_invite_client_backs_off_to_t2_and_times_out_with_f() {
     for _ in 0..5 {
         now += interval;
         out.clear();
-        l.on_timer(&id, TxnTimer(Timer::E), now, &mut out);
-        let next = timers(&out)[0].1 - (now - t0());
+        l.handle_timeout(now, &mut out);
+        assert_eq!(sends(&out).len(), 1, "OPTIONS resent");
+        let next = armed(&l, id)[0].1 - (now - t0());
         intervals.push(next);
         interval = next;
     }
@@ -230,12 +249,7 @@ fn non_invite_client_backs_off_to_t2_and_times_out_with_f() {
         "T1 doubling capped at T2"
     );
     out.clear();
-    l.on_timer(
-        &id,
-        TxnTimer(Timer::F),
-        t0() + Duration::from_secs(32),
-        &mut out,
-    );
+    l.handle_timeout(t0() + Duration::from_secs(32), &mut out);
     assert!(out.iter().any(|o| matches!(o, TxnOutput::Timeout { .. })));
 }
 
@@ -249,13 +263,13 @@ fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
     let id = passed_up(&out);
     out.clear();
     l.send_response(
-        &id,
+        id,
         Response::to_request(&inv, 486, "Busy Here", Some("t")).unwrap(),
         t0(),
         &mut out,
     );
     assert_eq!(
-        timers(&out),
+        armed(&l, id),
         vec![
             ("G".into(), Duration::from_millis(500)),
             ("H".into(), Duration::from_secs(32))
@@ -268,9 +282,9 @@ fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
     for _ in 0..5 {
         now += interval;
         out.clear();
-        l.on_timer(&id, TxnTimer(Timer::G), now, &mut out);
+        l.handle_timeout(now, &mut out);
         assert_eq!(sends(&out).len(), 1, "486 resent");
-        interval = timers(&out)[0].1 - (now - t0());
+        interval = armed(&l, id)[0].1 - (now - t0());
         intervals.push(interval);
     }
     assert_eq!(intervals, [1, 2, 4, 4, 4].map(Duration::from_secs).to_vec());
@@ -278,7 +292,10 @@ fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
     let ack = request("ACK", "z9hG4bKs2");
     out.clear();
     l.receive(Message::Request(ack.clone()), src, now, &mut out);
-    assert!(timers(&out).contains(&("I".into(), now - t0() + Duration::from_secs(5))));
+    assert_eq!(
+        armed(&l, id),
+        vec![("I".into(), now - t0() + Duration::from_secs(5))]
+    );
     assert!(
         !out.iter().any(|o| matches!(o, TxnOutput::Ack { .. })),
         "a non-2xx ACK stays in the transaction"
@@ -289,12 +306,7 @@ fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
         sends(&out).is_empty(),
         "confirmed: retransmitted INVITE absorbed"
     );
-    l.on_timer(
-        &id,
-        TxnTimer(Timer::I),
-        now + Duration::from_secs(5),
-        &mut out,
-    );
+    l.handle_timeout(now + Duration::from_secs(5), &mut out);
     assert!(l.is_empty());
 }
 
@@ -308,14 +320,14 @@ fn invite_server_2xx_is_the_users_to_retransmit_and_its_ack_goes_up() {
     let id = l.cancelled_invite(&request("CANCEL", "z9hG4bKs3")).unwrap();
     out.clear();
     let ok = Response::to_request(&inv, 200, "OK", Some("t")).unwrap();
-    l.send_response(&id, ok.clone(), t0(), &mut out);
-    assert_eq!(timers(&out), vec![("L".into(), Duration::from_secs(32))]);
-    assert!(!l.server_pending(&id));
+    l.send_response(id, ok.clone(), t0(), &mut out);
+    assert_eq!(armed(&l, id), vec![("L".into(), Duration::from_secs(32))]);
+    assert!(!l.server_pending(id));
     out.clear();
     // A retransmitted INVITE is absorbed (RFC 6026), the user's own 2xx retransmission is sent.
     l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
     assert!(sends(&out).is_empty());
-    l.send_response(&id, ok, t0(), &mut out);
+    l.send_response(id, ok, t0(), &mut out);
     assert_eq!(sends(&out).len(), 1);
     out.clear();
     // The ACK to a 2xx (new branch in real life; here it matches) goes to the user.
@@ -334,11 +346,11 @@ fn invite_client_2xx_retransmissions_reach_the_user_and_non_2xx_get_the_same_ack
     let mut out = Vec::new();
     let inv = request("INVITE", "z9hG4bKc9");
     let tgt = target(Transport::Udp);
-    l.send_request(inv.clone(), tgt, t0(), &mut out);
+    let id = l.send_request(inv.clone(), tgt, t0(), &mut out).unwrap();
     out.clear();
     let ok = Response::to_request(&inv, 200, "OK", Some("x")).unwrap();
     l.receive(Message::Response(ok.clone()), tgt, t0(), &mut out);
-    assert!(timers(&out).contains(&("M".into(), Duration::from_secs(32))));
+    assert_eq!(armed(&l, id), vec![("M".into(), Duration::from_secs(32))]);
     assert!(
         sends(&out).is_empty(),
         "no ACK for a 2xx from the transaction"

@@ -3,10 +3,10 @@
 //! timeline, so the two channels stay aligned whatever the packet sizes (10–60 ms, changing
 //! mid-call), reordering, loss, duplicates, timestamp wrap-around or SSRC changes.
 //!
-//! Sans-IO: packets and `Instant`s in, PCM frames out. The WAV file is `wav.rs`'s business.
+//! Sans-IO: packets and `Instant`s in, PCM frames out. The WAV file is the shell's business
+//! (`engine/wav.rs`).
 
 mod g711;
-pub mod wav;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,0 +1,174 @@
+//! 2xx and ACK (RFC 3261 §13.3.1.4, §13.2.2.4): our 2xx to each side is retransmitted until
+//! that side ACKs it, and each side's ACK triggers ours toward the other.
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::Side;
+use super::cx::Cx;
+use super::events::CallEvent;
+use super::state::{Call, Pending2xx, SentAck};
+use super::timers::CallTimer;
+use crate::cdr::CallTag;
+use crate::interop::causes::Q850Cause;
+use crate::interop::egress::body_for;
+use crate::sip::{Hdr, Message, Request, Response};
+use crate::txn::TxnId;
+
+impl Call {
+    /// Send our 2xx to the caller, unless an unacknowledged reliable provisional carried SDP
+    /// (RFC 3262 §3): then it waits for that PRACK.
+    pub(super) fn deliver_2xx_to_caller(&mut self, cx: &mut Cx, resp: Response, b_cseq: u32) {
+        if self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp) {
+            self.uas_rel.held_2xx = Some((resp, b_cseq));
+            return;
+        }
+        self.uas_rel.pending = None;
+        self.uas_rel.queue.clear();
+        self.timers.clear(CallTimer::Rel1xx);
+        let txn = self.caller_invite.txn;
+        cx.send_response(txn, resp.clone());
+        let a_cseq = self.caller_invite.req.cseq().map_or(0, |c| c.0);
+        self.await_ack(cx, Side::A, resp, (a_cseq, b_cseq), txn);
+    }
+
+    /// Remember our 2xx on `side` and retransmit it until that side ACKs. `cseqs` are the
+    /// INVITE's CSeq on this side and on the other.
+    pub(super) fn await_ack(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        resp: Response,
+        cseqs: (u32, u32),
+        txn: TxnId,
+    ) {
+        let t1 = cx.env.timers.t1;
+        self.pending_2xx[side] = Some(Pending2xx {
+            resp,
+            cseq: cseqs.0,
+            other_cseq: cseqs.1,
+            interval: t1,
+            txn,
+        });
+        let reliable = self
+            .dialog(side)
+            .is_some_and(|d| d.target.transport.is_reliable());
+        if !reliable {
+            self.timers.set(CallTimer::Retransmit2xx(side), cx.now + t1);
+        }
+        self.timers
+            .set(CallTimer::AckTimeout(side), cx.now + t1 * 64);
+    }
+
+    /// Retransmit our 2xx on `side`, doubling the interval up to T2.
+    pub(super) fn on_retransmit_2xx(&mut self, cx: &mut Cx, side: Side) {
+        let t2 = cx.env.timers.t2;
+        let Some(p) = self.pending_2xx[side].as_mut() else {
+            return;
+        };
+        p.interval = (p.interval * 2).min(t2);
+        let (resp, txn, interval) = (p.resp.clone(), p.txn, p.interval);
+        cx.send_response(txn, resp);
+        self.timers
+            .set(CallTimer::Retransmit2xx(side), cx.now + interval);
+    }
+
+    /// No ACK for our 2xx within 64·T1: the side is gone (RFC 3261 §13.3.1.4). Hang up both.
+    pub(super) fn on_ack_timeout(&mut self, cx: &mut Cx, side: Side) {
+        let Some(p) = self.pending_2xx[side].take() else {
+            return;
+        };
+        self.timers.clear(CallTimer::Retransmit2xx(side));
+        warn!(call_id = %self.call_id(), ?side, "no ACK for our 2xx: releasing the call");
+        self.events.push(CallEvent::AckTimeout);
+        self.send_ack(cx, side.other(), p.other_cseq, None);
+        if !self.phase.is_ending() {
+            self.release_answered(cx, CallTag::GatewayError, Q850Cause::TIMER_EXPIRY);
+        }
+    }
+
+    /// An ACK (outside any transaction) on `side`: for one of our 2xx responses.
+    pub(super) fn on_ack(&mut self, cx: &mut Cx, side: Side, ack: &Request) {
+        let cseq = ack.cseq().map_or(0, |c| c.0);
+        if self.pending_2xx[side]
+            .as_ref()
+            .is_some_and(|p| p.cseq == cseq)
+            && let Some(p) = self.pending_2xx[side].take()
+        {
+            self.timers.clear(CallTimer::Retransmit2xx(side));
+            self.timers.clear(CallTimer::AckTimeout(side));
+            let ct = ack.header(&Hdr::CONTENT_TYPE);
+            let body = (!ack.body().is_empty()).then(|| {
+                // Late offer/answer: the ACK's SDP is anchored like any other.
+                let b = self
+                    .anchored_body(cx, side, ack.body(), ct.as_deref())
+                    .unwrap_or_else(|| ack.body().clone());
+                (b, ct.clone())
+            });
+            self.send_ack(cx, side.other(), p.other_cseq, body);
+        }
+        self.phase.confirm();
+    }
+
+    /// Send the ACK for the 2xx to our INVITE with CSeq `cseq` on `side`.
+    pub(super) fn send_ack(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        cseq: u32,
+        body: Option<(Bytes, Option<String>)>,
+    ) {
+        let profile = self.profile(side).cloned();
+        let Some(leg) = self.dialog(side) else {
+            return;
+        };
+        let target = leg.target;
+        let built = leg
+            .ack(cseq, &cx.env.local, &mut cx.env.ids)
+            .and_then(|mut ack| {
+                if let Some((b, ct)) = body
+                    && !b.is_empty()
+                {
+                    let b = match &profile {
+                        Some(p) => body_for(p, &b, ct.as_deref()),
+                        None => b,
+                    };
+                    ack.set_body(b, ct.as_deref())?;
+                }
+                Ok(ack)
+            });
+        match built {
+            Ok(ack) => {
+                let msg = Message::Request(ack);
+                let wire = msg.to_bytes();
+                self.acks[side] = Some(SentAck {
+                    cseq,
+                    wire: wire.clone(),
+                });
+                cx.emit(super::Output::Transmit {
+                    target,
+                    wire,
+                    txn: None,
+                });
+            }
+            Err(e) => warn!(error = %e, "cannot build ACK"),
+        }
+    }
+
+    /// The 2xx to our INVITE with CSeq `cseq` on `side` came again: repeat our ACK. False when
+    /// we never ACKed that INVITE.
+    pub(super) fn resend_ack(&mut self, cx: &mut Cx, side: Side, cseq: u32) -> bool {
+        let Some(ack) = self.acks[side].as_ref().filter(|a| a.cseq == cseq) else {
+            return false;
+        };
+        let Some(target) = self.dialog(side).map(|d| d.target) else {
+            return false;
+        };
+        cx.emit(super::Output::Transmit {
+            target,
+            wire: ack.wire.clone(),
+            txn: None,
+        });
+        true
+    }
+}

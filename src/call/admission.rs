@@ -1,0 +1,170 @@
+//! Whether a new INVITE becomes a call, decided from the request and the configuration
+//! alone (a pure function, also used by `trunkgate explain`): the dialled and calling
+//! numbers, the route, the extensions the caller requires, and the refusals with their SIP
+//! status, CDR tag and Q.850 cause.
+
+use std::time::Duration;
+
+use super::reliable::offers_100rel;
+use crate::cdr::CallTag;
+use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, Profile};
+use crate::interop::causes::Q850Cause;
+use crate::interop::prack::PrackMode;
+use crate::interop::uri::{UriPolicy, normalise_number};
+use crate::sip::{Hdr, Request, dialled_number};
+
+/// Option tags we can honour in a caller's `Require` (100rel unless the caller's profile
+/// disables it). Anything else gets 420 (RFC 3261 §8.2.2.3).
+const SUPPORTED_EXTENSIONS: &[&str] = &["100rel"];
+
+/// A call to set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub number: String,
+    pub caller: String,
+    /// Peers to try, in order.
+    pub targets: Vec<PeerName>,
+    pub ring_timeout: Duration,
+    /// Our provisionals to the caller go reliably (RFC 3262).
+    pub reliable_to_caller: bool,
+}
+
+/// A call refused before routing: one response and one CDR.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+    pub tag: CallTag,
+    pub cause: Q850Cause,
+    /// Headers the response must carry (Unsupported, Require, Retry-After).
+    pub extra: Vec<(Hdr, String)>,
+    pub number: String,
+    pub caller: String,
+}
+
+/// The dialled number (global form: a tel: phone-context applied) and the calling number
+/// (`anonymous` when the From carries none).
+pub fn numbers(req: &Request) -> (Option<String>, String) {
+    let plain = UriPolicy::default();
+    let number = dialled_number(&req.uri()).map(|n| normalise_number(&n, &plain));
+    let caller = req
+        .from_uri()
+        .and_then(|u| dialled_number(&u))
+        .map(|n| normalise_number(&n, &plain))
+        .unwrap_or_else(|| "anonymous".into());
+    (number, caller)
+}
+
+/// Decide what becomes of an initial INVITE from `ingress`.
+pub fn admit(
+    cfg: &Config,
+    ingress: &Profile,
+    req: &Request,
+    draining: bool,
+) -> Result<Admitted, Refusal> {
+    let (number, caller) = numbers(req);
+    let refuse = |status, reason, tag, cause, extra: Vec<(Hdr, String)>| Refusal {
+        status,
+        reason,
+        tag,
+        cause,
+        extra,
+        number: number.clone().unwrap_or_default(),
+        caller: caller.clone(),
+    };
+    if draining {
+        return Err(refuse(
+            503,
+            "Service Unavailable",
+            CallTag::Shutdown,
+            Q850Cause::TEMPORARY_FAILURE,
+            vec![(Hdr::RETRY_AFTER, "30".into())],
+        ));
+    }
+    if matches!(req.max_forwards(), Some(Ok(0))) {
+        return Err(refuse(
+            483,
+            "Too Many Hops",
+            CallTag::CallerRejected,
+            Q850Cause(25),
+            vec![],
+        ));
+    }
+    let unsupported: Vec<String> = req
+        .header_tokens(&Hdr::REQUIRE)
+        .into_iter()
+        .filter(|t| {
+            !SUPPORTED_EXTENSIONS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(t))
+        })
+        .collect();
+    if !unsupported.is_empty() {
+        return Err(refuse(
+            420,
+            "Bad Extension",
+            CallTag::CallerRejected,
+            Q850Cause::INTERWORKING,
+            vec![(Hdr::UNSUPPORTED, unsupported.join(", "))],
+        ));
+    }
+    // The caller's INVITE against its profile's 100rel policy: 421 when we require 100rel
+    // and it does not offer it, 420 when it requires 100rel of a profile that disables it.
+    match ingress.prack.mode {
+        PrackMode::Required if !offers_100rel(req) => {
+            return Err(refuse(
+                421,
+                "Extension Required",
+                CallTag::CallerRejected,
+                Q850Cause::INTERWORKING,
+                vec![(Hdr::REQUIRE, "100rel".into())],
+            ));
+        }
+        PrackMode::Disabled if req.header_has_token(&Hdr::REQUIRE, "100rel") => {
+            return Err(refuse(
+                420,
+                "Bad Extension",
+                CallTag::CallerRejected,
+                Q850Cause::INTERWORKING,
+                vec![(Hdr::UNSUPPORTED, "100rel".into())],
+            ));
+        }
+        _ => {}
+    }
+    let Some(route) = number
+        .as_deref()
+        .and_then(|n| cfg.route_for(&ingress.name, n))
+    else {
+        return Err(refuse(
+            404,
+            "Not Found",
+            CallTag::NoRoute,
+            Q850Cause::UNALLOCATED,
+            vec![],
+        ));
+    };
+    let ring_timeout = route
+        .ring_timeout
+        .or_else(|| {
+            route
+                .to
+                .first()
+                .and_then(|p| cfg.profile(p))
+                .and_then(|p| p.ring_timeout)
+        })
+        .unwrap_or(DEFAULT_RING_TIMEOUT);
+    // Our 18x to the caller go reliably when its profile wants 100rel and its INVITE offers
+    // it (RFC 3262); never when the profile disables it.
+    let reliable_to_caller = match ingress.prack.mode {
+        PrackMode::Disabled => false,
+        PrackMode::Required => true,
+        PrackMode::Supported => offers_100rel(req),
+    };
+    Ok(Admitted {
+        number: number.unwrap_or_default(),
+        caller,
+        targets: route.to.clone(),
+        ring_timeout,
+        reliable_to_caller,
+    })
+}

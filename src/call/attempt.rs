@@ -1,0 +1,332 @@
+//! Attempts toward the callee: the INVITE to each peer of the route in turn (failover on
+//! 408/503/timeout/transport error), and what the callee answers.
+
+use tracing::{debug, info, warn};
+
+use super::Side;
+use super::anchor::NoPorts;
+use super::cx::Cx;
+use super::events::CallEvent;
+use super::outbound::outbound_invite;
+use super::phase::{AttemptState, EndInfo, Then};
+use super::reliable::reliable_rseq;
+use super::state::{Attempt, Call, TxnRole, UacRel};
+use super::timers::CallTimer;
+use crate::cdr::CallTag;
+use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
+use crate::interop::egress::relayed_response;
+use crate::sip::{Hdr, Message, Method, Request, Response, Target};
+use crate::txn::TxnId;
+
+/// Statuses after which the next peer of the route is tried.
+const FAILOVER_STATUSES: &[u16] = &[408, 503];
+
+/// What came of trying to send the INVITE onward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Sent,
+    /// Every peer of the route was tried (or could not be written to).
+    NoPeerLeft,
+    /// The call's media could not be anchored: no RTP ports left.
+    NoMediaPorts,
+}
+
+impl Call {
+    /// Start a client transaction of this call; it stays open until its final answer.
+    pub(super) fn start_client(
+        &mut self,
+        cx: &mut Cx,
+        req: Request,
+        target: Target,
+        role: TxnRole,
+    ) -> Option<TxnId> {
+        let id = cx.send_client(req, target, role)?;
+        self.open.push(id);
+        Some(id)
+    }
+
+    /// Send the INVITE to the next peer of the route.
+    pub(super) fn start_attempt(&mut self, cx: &mut Cx) -> AttemptOutcome {
+        while let Some(name) = self.route.targets.get(self.route.next).cloned() {
+            self.route.next += 1;
+            let Some(peer) = self.cfg.profile(&name).cloned() else {
+                warn!(peer = %name, "route names a peer without a profile; skipping");
+                continue;
+            };
+            let built = outbound_invite(
+                &cx.env.local,
+                &mut cx.env.ids,
+                &self.caller_invite.req,
+                &self.number,
+                &self.caller,
+                &peer,
+            );
+            let (dialog, mut invite) = match built {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                    continue;
+                }
+            };
+            if let Err(NoPorts) = self.anchor_outgoing(cx, Side::A, &mut invite, Some(&peer)) {
+                warn!(call_id = %self.call_id(), "no RTP ports left: refusing the call");
+                self.route.stop();
+                self.events.push(CallEvent::MediaPortsExhausted);
+                return AttemptOutcome::NoMediaPorts;
+            }
+            if let Some(old) = self.b.take() {
+                cx.remove_dialog(&old.key());
+            }
+            cx.add_dialog(dialog.key(), Side::B);
+            let target = dialog.target;
+            self.b = Some(dialog);
+            self.uac_rel = UacRel::default();
+            debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
+            let Some(txn) = self.start_client(cx, invite.clone(), target, TxnRole::Invite) else {
+                continue;
+            };
+            self.attempt = Some(Attempt {
+                peer,
+                txn,
+                invite: Some(invite),
+                state: AttemptState::Calling,
+            });
+            return AttemptOutcome::Sent;
+        }
+        AttemptOutcome::NoPeerLeft
+    }
+
+    /// The current attempt got its final outcome: false when it already had one.
+    fn finish_attempt(&mut self) -> bool {
+        let Some(att) = self.attempt.as_mut() else {
+            return false;
+        };
+        let first = att.state.finish();
+        att.invite = None;
+        let txn = att.txn;
+        self.close_txn(txn);
+        first
+    }
+
+    /// A response to the current (or an earlier) INVITE attempt.
+    pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
+        let current = self.attempt.as_ref().is_some_and(|a| a.txn == id);
+        if !current {
+            // An answer to an attempt we already gave up on (failover raced a late 2xx).
+            if resp.is_success() {
+                self.kill_fork(cx, &resp);
+            }
+            return;
+        }
+        if resp.is_provisional() {
+            self.on_invite_provisional(cx, resp);
+        } else if resp.is_success() {
+            self.on_invite_2xx(cx, resp);
+        } else {
+            self.on_invite_failure(cx, resp);
+        }
+    }
+
+    fn on_invite_provisional(&mut self, cx: &mut Cx, resp: Response) {
+        let status = resp.status();
+        let Some(att) = self.attempt.as_mut() else {
+            return;
+        };
+        if att.state.on_provisional(status) == Then::SendCancel {
+            self.send_cancel(cx);
+            return;
+        }
+        if status == 100 || !self.phase.is_routing() {
+            return;
+        }
+        if resp.to_tag().is_some()
+            && let Some(b) = self.b.as_mut()
+        {
+            b.learn_from_response(&resp);
+        }
+        if let Some(rseq) = reliable_rseq(&resp)
+            && !self.on_reliable_from_callee(cx, &resp, rseq)
+        {
+            return;
+        }
+        let relayed = relayed_response(
+            &self.caller_invite.req,
+            &resp,
+            &self.a.local_tag,
+            &self.ingress,
+            &cx.env.local,
+        );
+        match relayed {
+            Ok(mut out) => {
+                self.anchor_relayed(cx, Side::B, &mut out);
+                self.send_provisional_to_caller(cx, out)
+            }
+            Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
+        }
+    }
+
+    fn on_invite_2xx(&mut self, cx: &mut Cx, resp: Response) {
+        let unwanted = self.attempt.as_ref().is_some_and(|a| a.state.unwanted());
+        // A retransmitted or forked 2xx finds the attempt already finished.
+        self.finish_attempt();
+        if self.phase.is_ending() || unwanted {
+            // The 2xx crossed our CANCEL (or the call ended meanwhile): accept and hang up.
+            self.kill_fork(cx, &resp);
+            return;
+        }
+        if !self.phase.is_routing() {
+            // A retransmission (ACK it again) or another fork's answer (ACK and BYE it).
+            let same = self.b.as_ref().and_then(|b| b.remote_tag.clone()) == resp.to_tag();
+            if same {
+                self.resend_ack(cx, Side::B, resp.cseq().map_or(1, |c| c.0));
+            } else {
+                self.kill_fork(cx, &resp);
+            }
+            return;
+        }
+        if let Some(b) = self.b.as_mut() {
+            b.learn_from_response(&resp);
+        }
+        self.phase.answer(cx.now);
+        self.timers.clear(CallTimer::Ring);
+        let relayed = relayed_response(
+            &self.caller_invite.req,
+            &resp,
+            &self.a.local_tag,
+            &self.ingress,
+            &cx.env.local,
+        );
+        let mut out = match relayed {
+            Ok(out) => out,
+            Err(e) => {
+                warn!(error = %e, "cannot relay 2xx to caller");
+                self.kill_fork(cx, &resp);
+                self.fail_call(cx, 500, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
+                return;
+            }
+        };
+        self.anchor_relayed(cx, Side::B, &mut out);
+        let b_cseq = resp.cseq().map_or(1, |c| c.0);
+        self.deliver_2xx_to_caller(cx, out, b_cseq);
+        debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");
+    }
+
+    fn on_invite_failure(&mut self, cx: &mut Cx, resp: Response) {
+        if !self.finish_attempt() || !self.phase.is_routing() {
+            return;
+        }
+        let status = resp.status();
+        if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
+            info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
+            self.events.push(CallEvent::Failover(status));
+            self.last_failure = Some(resp);
+            if self.start_attempt(cx) != AttemptOutcome::Sent
+                && let Some(last) = self.last_failure.take()
+            {
+                self.relay_failure(cx, &last);
+            }
+            return;
+        }
+        self.relay_failure(cx, &resp);
+    }
+
+    /// Pass the callee's final failure to the caller and release the call.
+    fn relay_failure(&mut self, cx: &mut Cx, resp: &Response) {
+        let status = resp.status();
+        let reasons = resp.header_lines(&Hdr::REASON);
+        let (cause, cause_source, reason_sip) = match self.profile(Side::B) {
+            Some(p) => cause_for_status(status, &reasons, &p.causes),
+            None => cause_for_status(status, &reasons, &Default::default()),
+        };
+        if status == 420 && resp.header_has_token(&Hdr::UNSUPPORTED, "100rel") {
+            self.events.push(CallEvent::PeerRejected100rel);
+        }
+        self.clear_reliable();
+        let relayed = relayed_response(
+            &self.caller_invite.req,
+            resp,
+            &self.a.local_tag,
+            &self.ingress,
+            &cx.env.local,
+        );
+        match relayed {
+            Ok(mut out) => {
+                // The caller learns the cause in its own profile's terms (or not at all).
+                out.remove_header(&Hdr::REASON);
+                if self.ingress.causes.send_reason {
+                    // The callee's own Reason values when it gave a Q.850 one (text and all),
+                    // else the cause we determined.
+                    let values = if cause_source == CauseSource::ReasonHeader {
+                        reasons
+                    } else {
+                        std::iter::once(reason_header(cause))
+                            .chain(reason_sip.clone())
+                            .collect()
+                    };
+                    for v in values {
+                        let _ = out.insert_header_before_length(&Hdr::REASON, v);
+                    }
+                }
+                cx.send_response(self.caller_invite.txn, out);
+            }
+            Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
+        }
+        let end = EndInfo {
+            tag: CallTag::CalleeReject,
+            status,
+            cause: cause.0,
+            cause_source,
+            reason_sip,
+            at: cx.now,
+        };
+        self.end_call(cx, end);
+    }
+
+    /// The INVITE attempt `id` timed out (Timer B) or could not be sent.
+    pub(super) fn on_invite_unreachable(&mut self, cx: &mut Cx, id: TxnId, timeout: bool) {
+        if self.attempt.as_ref().is_none_or(|a| a.txn != id) {
+            return;
+        }
+        if !self.finish_attempt() || !self.phase.is_routing() {
+            return;
+        }
+        warn!(call_id = %self.call_id(), peer = ?self.egress_name(), timeout, "peer unreachable");
+        self.events.push(if timeout {
+            CallEvent::PeerTimeout
+        } else {
+            CallEvent::PeerTransportError
+        });
+        if self.start_attempt(cx) == AttemptOutcome::Sent {
+            return;
+        }
+        if let Some(last) = self.last_failure.take() {
+            self.relay_failure(cx, &last);
+        } else if timeout {
+            self.fail_call(cx, 408, CallTag::PeerUnreachable, Q850Cause::TIMER_EXPIRY);
+        } else {
+            self.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38));
+        }
+    }
+
+    /// A 2xx we do not want (a late answer after CANCEL, a second fork, an abandoned
+    /// attempt): ACK it, as RFC 3261 requires, then BYE that dialog.
+    pub(super) fn kill_fork(&mut self, cx: &mut Cx, resp: &Response) {
+        let Some(mut leg) = self.b.clone() else {
+            return;
+        };
+        leg.learn_from_response(resp);
+        let cseq = resp.cseq().map_or(1, |c| c.0);
+        match leg.ack(cseq, &cx.env.local, &mut cx.env.ids) {
+            Ok(ack) => cx.send(leg.target, &Message::Request(ack)),
+            Err(e) => warn!(error = %e, "cannot build ACK"),
+        }
+        leg.local_cseq = leg.local_cseq.max(cseq);
+        match leg.request(Method::Bye, &cx.env.local, &mut cx.env.ids) {
+            Ok(bye) => {
+                self.start_client(cx, bye, leg.target, TxnRole::Bye(Side::B));
+            }
+            Err(e) => warn!(error = %e, "cannot build BYE"),
+        }
+        self.events.push(CallEvent::Late2xxReleased);
+    }
+}

@@ -1,0 +1,135 @@
+//! Ending a call before answer: the caller's CANCEL, the ring timeout, failures of the
+//! gateway's own making, and cancelling the attempt toward the callee (RFC 3261 §9).
+
+use tracing::{info, warn};
+
+use super::cx::Cx;
+use super::phase::{EndInfo, Then};
+use super::state::Call;
+use crate::cdr::CallTag;
+use crate::interop::causes::{CauseSource, Q850Cause, ReasonInfo, parse_reason, reason_header};
+use crate::sip::{Hdr, Method, Request, SipError};
+use crate::txn::TxnId;
+
+impl Call {
+    /// A CANCEL from the caller for this call's INVITE (server transaction `id`).
+    pub(super) fn on_cancel(&mut self, cx: &mut Cx, id: TxnId, req: &Request) {
+        // The 200 to CANCEL carries the tag our INVITE responses carry.
+        let tag = self.a.local_tag.clone();
+        match crate::sip::ingress::response_to(req, 200, "OK", Some(&tag), &[]) {
+            Ok(resp) => cx.send_response(id, resp),
+            Err(e) => warn!(error = %e, "cannot answer CANCEL"),
+        }
+        if !self.phase.is_routing() || !cx.env.txn.server_pending(self.caller_invite.txn) {
+            return;
+        }
+        let (cause, cause_source, reason_sip) = match parse_reason(&req.header_lines(&Hdr::REASON))
+        {
+            ReasonInfo { q850: Some(q), sip } => (q.0, CauseSource::ReasonHeader, sip),
+            other => (
+                Q850Cause::NORMAL_CLEARING.0,
+                CauseSource::Internal,
+                other.sip,
+            ),
+        };
+        let end = EndInfo {
+            tag: CallTag::CallerCancel,
+            status: 487,
+            cause,
+            cause_source,
+            reason_sip,
+            at: cx.now,
+        };
+        self.fail_call_with(cx, end);
+    }
+
+    /// The ring timeout fired.
+    pub(super) fn on_ring_timeout(&mut self, cx: &mut Cx) {
+        if !self.phase.is_routing() {
+            return;
+        }
+        let alerted = self.attempt.as_ref().is_some_and(|a| a.state.alerted());
+        let cause = if alerted {
+            Q850Cause::NO_ANSWER
+        } else {
+            Q850Cause::NO_USER_RESPONDING
+        };
+        info!(call_id = %self.call_id(), "ring timeout");
+        self.fail_call(cx, 408, CallTag::NoAnswerTimeout, cause);
+    }
+
+    /// Answer the caller with a failure of our own making, cancel any attempt, and release.
+    pub(super) fn fail_call(&mut self, cx: &mut Cx, status: u16, tag: CallTag, cause: Q850Cause) {
+        let end = EndInfo::internal(tag, status, cause.0, cx.now);
+        self.fail_call_with(cx, end);
+    }
+
+    pub(super) fn fail_call_with(&mut self, cx: &mut Cx, end: EndInfo) {
+        let status = end.status;
+        let reason = crate::sip::reason_phrase(status);
+        let reason_hdr = reason_header(Q850Cause(end.cause));
+        let extra: Vec<(Hdr, &str)> = if self.ingress.causes.send_reason {
+            vec![(Hdr::REASON, reason_hdr.as_str())]
+        } else {
+            Vec::new()
+        };
+        self.clear_reliable();
+        let tag = self.a.local_tag.clone();
+        let answer = crate::sip::ingress::response_to(
+            &self.caller_invite.req,
+            status,
+            reason,
+            Some(&tag),
+            &extra,
+        );
+        match answer {
+            Ok(resp) => cx.send_response(self.caller_invite.txn, resp),
+            Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
+        }
+        self.cancel_attempt(cx);
+        self.end_call(cx, end);
+    }
+
+    /// Stop the current attempt: CANCEL now if a provisional arrived, else as soon as one does.
+    pub(super) fn cancel_attempt(&mut self, cx: &mut Cx) {
+        let Some(att) = self.attempt.as_mut() else {
+            return;
+        };
+        if att.state.cancel() == Then::SendCancel {
+            self.send_cancel(cx);
+        }
+    }
+
+    /// CANCEL the attempt's INVITE (RFC 3261 §9.1: same Request-URI, Call-ID, To, From,
+    /// CSeq number and top Via branch).
+    pub(super) fn send_cancel(&mut self, cx: &mut Cx) {
+        let Some(att) = self.attempt.as_ref() else {
+            return;
+        };
+        let Some(inv) = att.invite.as_ref() else {
+            return;
+        };
+        match cancel_for(inv) {
+            Ok(c) => cx.send_unowned(c, att.peer.address),
+            Err(e) => warn!(error = %e, "cannot build CANCEL"),
+        }
+    }
+}
+
+fn cancel_for(inv: &Request) -> Result<Request, SipError> {
+    let mut c = Request::new(Method::Cancel, &inv.uri())?;
+    for h in [Hdr::VIA, Hdr::FROM, Hdr::TO, Hdr::CALL_ID] {
+        c.push_header(
+            &h,
+            inv.header(&h)
+                .ok_or(SipError::MissingHeader("INVITE header"))?,
+        )?;
+    }
+    c.push_header(
+        &Hdr::CSEQ,
+        format!("{} CANCEL", inv.cseq().map_or(1, |x| x.0)),
+    )?;
+    c.push_header(&Hdr::MAX_FORWARDS, "70")?;
+    c.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+    Ok(c)
+}

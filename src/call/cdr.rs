@@ -1,0 +1,79 @@
+//! A call's CDR, built from its facts at release; and the CDR of a call refused before it
+//! became one.
+
+use std::time::Instant;
+
+use super::cx::Env;
+use super::phase::EndInfo;
+use super::state::Call;
+use crate::cdr::{CallTag, CdrRecord};
+use crate::interop::causes::Q850Cause;
+
+/// What a CDR says about where and when.
+pub(super) struct Facts<'a> {
+    pub call_id: &'a str,
+    pub egress_call_id: Option<String>,
+    pub started: Instant,
+    pub answered: Option<Instant>,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub ingress: &'a str,
+    pub egress: Option<String>,
+    pub recording: Option<String>,
+    pub events: Vec<String>,
+}
+
+pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
+    let fmt = |t: Instant| humantime::format_rfc3339_millis(env.wall(t)).to_string();
+    CdrRecord {
+        call_id: f.call_id.to_string(),
+        egress_call_id: f.egress_call_id,
+        start: fmt(f.started),
+        answer: f.answered.map(fmt),
+        end: fmt(end.at),
+        duration_ms: f
+            .answered
+            .map(|a| end.at.saturating_duration_since(a).as_millis() as u64)
+            .unwrap_or(0),
+        from: f.from.to_string(),
+        to: f.to.to_string(),
+        ingress_peer: f.ingress.to_string(),
+        egress_peer: f.egress,
+        status: end.status,
+        call_tag: end.tag,
+        cause: end.cause,
+        cause_source: end.cause_source,
+        recording: f.recording,
+        events: f.events,
+        reason_sip: end.reason_sip,
+    }
+}
+
+impl Call {
+    /// The call's CDR as things stand (its end as fixed by the release).
+    pub(super) fn cdr(&self, env: &Env) -> CdrRecord {
+        let end = self.phase.end_info().cloned().unwrap_or(EndInfo::internal(
+            CallTag::GatewayError,
+            500,
+            Q850Cause::PROTOCOL_ERROR.0,
+            self.started,
+        ));
+        let facts = Facts {
+            call_id: &self.a.call_id,
+            egress_call_id: self.b.as_ref().map(|b| b.call_id.clone()),
+            started: self.started,
+            answered: self.phase.answered_at(),
+            from: &self.caller,
+            to: &self.number,
+            ingress: &self.ingress.name.0,
+            egress: self.egress_name().map(|n| n.0.clone()),
+            recording: self
+                .media
+                .as_ref()
+                .and_then(|m| m.recording.as_ref())
+                .map(|r| r.path.display().to_string()),
+            events: self.events.to_cdr(),
+        };
+        record(env, facts, end)
+    }
+}

@@ -1,0 +1,137 @@
+//! What a call's handlers may touch besides the call itself: the transaction layer, the
+//! identifier generator, the port pool, the output queue and the router's indexes, borrowed
+//! for the length of one event. The router owns all of it ([`Env`]); a handler gets it as a
+//! [`Cx`] next to `&mut Call`, so a call never needs taking out of its table.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use foldhash::HashMap;
+use tracing::warn;
+
+use super::state::TxnRole;
+use super::{CallRef, Output, Side};
+use crate::config::Config;
+use crate::media::PortPool;
+use crate::sip::{Hdr, IdGen, LocalAddrs, Message, Request, Response, Target, ingress};
+use crate::txn::{TimerConfig, TxnId, TxnLayer, TxnOutput};
+
+/// Everything the router holds besides the calls.
+#[derive(Debug)]
+pub struct Env {
+    /// The configuration new calls start with.
+    pub cfg: Arc<Config>,
+    pub local: LocalAddrs,
+    pub timers: TimerConfig,
+    pub txn: TxnLayer,
+    /// What the transaction layer produced and the router has not dispatched yet.
+    pub txn_out: Vec<TxnOutput>,
+    pub ids: IdGen,
+    pub out: VecDeque<Output>,
+    pub pool: PortPool,
+    /// (Call-ID, our tag) → call and leg.
+    pub dialogs: HashMap<(String, String), (CallRef, Side)>,
+    /// The call and role of each transaction that belongs to a call, until it terminates.
+    pub owners: HashMap<TxnId, (CallRef, TxnRole)>,
+    /// Anchors CDR wall-clock times to the monotonic clock.
+    pub wall_base: (Instant, SystemTime),
+    /// Shutting down: new calls are refused with 503.
+    pub draining: bool,
+}
+
+impl Env {
+    pub fn wall(&self, at: Instant) -> SystemTime {
+        self.wall_base.1 + at.saturating_duration_since(self.wall_base.0)
+    }
+
+    /// Send a message outside any transaction (ACKs for 2xx, stateless answers).
+    pub fn send(&mut self, target: Target, msg: &Message) {
+        self.out.push_back(Output::Transmit {
+            target,
+            wire: msg.to_bytes(),
+            txn: None,
+        });
+    }
+
+    /// Answer a server transaction.
+    pub fn send_response(&mut self, now: Instant, txn: TxnId, resp: Response) {
+        self.txn.send_response(txn, resp, now, &mut self.txn_out);
+    }
+
+    /// Answer a server transaction with a locally built response. A response to an
+    /// out-of-dialog request carries a fresh To tag (RFC 3261 §8.2.6.2), except 100.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(Hdr, &str)],
+    ) {
+        let tag = (status > 100 && req.to_tag().is_none()).then(|| self.ids.tag());
+        match ingress::response_to(req, status, reason, tag.as_deref(), extra) {
+            Ok(resp) => self.send_response(now, txn, resp),
+            Err(e) => warn!(error = %e, "cannot build {status} response"),
+        }
+    }
+}
+
+/// One event's view of the router for call `r`.
+pub struct Cx<'a> {
+    pub now: Instant,
+    pub r: CallRef,
+    pub env: &'a mut Env,
+}
+
+impl Cx<'_> {
+    /// Start a client transaction that belongs to this call.
+    pub fn send_client(&mut self, req: Request, target: Target, role: TxnRole) -> Option<TxnId> {
+        let id = self
+            .env
+            .txn
+            .send_request(req, target, self.now, &mut self.env.txn_out)?;
+        self.env.owners.insert(id, (self.r, role));
+        Some(id)
+    }
+
+    /// Start a client transaction nobody waits on (a CANCEL: its answer changes nothing).
+    pub fn send_unowned(&mut self, req: Request, target: Target) {
+        self.env
+            .txn
+            .send_request(req, target, self.now, &mut self.env.txn_out);
+    }
+
+    pub fn send_response(&mut self, txn: TxnId, resp: Response) {
+        self.env.send_response(self.now, txn, resp);
+    }
+
+    pub fn respond(
+        &mut self,
+        txn: TxnId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(Hdr, &str)],
+    ) {
+        self.env.respond(self.now, txn, req, status, reason, extra);
+    }
+
+    pub fn send(&mut self, target: Target, msg: &Message) {
+        self.env.send(target, msg);
+    }
+
+    pub fn emit(&mut self, o: Output) {
+        self.env.out.push_back(o);
+    }
+
+    /// Index a dialog of this call so in-dialog requests find it.
+    pub fn add_dialog(&mut self, key: (String, String), side: Side) {
+        self.env.dialogs.insert(key, (self.r, side));
+    }
+
+    pub fn remove_dialog(&mut self, key: &(String, String)) {
+        self.env.dialogs.remove(key);
+    }
+}

@@ -1,0 +1,83 @@
+//! What happened to a call on its way, for the CDR's `events` list. Typed, so code matches on
+//! variants rather than strings; spelled for the CDR in one place.
+
+use std::fmt;
+
+use super::Side;
+
+/// At most this many events are kept per call: a peer cannot grow a call's record for ever.
+pub const MAX_EVENTS: usize = 32;
+
+/// One noteworthy step of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The attempt failed with this status and the next peer was tried.
+    Failover(u16),
+    /// A peer of the route did not answer the INVITE (Timer B).
+    PeerTimeout,
+    /// A peer of the route could not be reached (transport error).
+    PeerTransportError,
+    /// No RTP ports were free to anchor the call.
+    MediaPortsExhausted,
+    /// A 2xx nobody wanted (after CANCEL, a second fork) was ACKed and BYEd.
+    Late2xxReleased,
+    /// The callee refused our INVITE's 100rel with 420.
+    PeerRejected100rel,
+    /// The callee sent reliable provisionals although we did not offer 100rel.
+    PeerForced100rel,
+    /// The callee refused our PRACK (status or `timeout`) and the call went on without it.
+    PrackIgnored(String),
+    /// The callee refused our PRACK (status or `timeout`) and the call was failed.
+    PrackFailed(String),
+    /// The caller never PRACKed our reliable provisional.
+    CallerPrackTimeout,
+    /// A side never ACKed our 2xx.
+    AckTimeout,
+    /// Our BYE on this side got no answer.
+    ByeUnanswered(Side),
+}
+
+impl fmt::Display for CallEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallEvent::Failover(status) => write!(f, "failover_{status}"),
+            CallEvent::PeerTimeout => f.write_str("peer_timeout"),
+            CallEvent::PeerTransportError => f.write_str("peer_transport_error"),
+            CallEvent::MediaPortsExhausted => f.write_str("media_ports_exhausted"),
+            CallEvent::Late2xxReleased => f.write_str("late_2xx_released"),
+            CallEvent::PeerRejected100rel => f.write_str("peer_rejected_100rel"),
+            CallEvent::PeerForced100rel => f.write_str("peer_forced_100rel"),
+            CallEvent::PrackIgnored(what) => write!(f, "prack_{what}_ignored"),
+            CallEvent::PrackFailed(what) => write!(f, "prack_{what}"),
+            CallEvent::CallerPrackTimeout => f.write_str("caller_prack_timeout"),
+            CallEvent::AckTimeout => f.write_str("ack_timeout"),
+            CallEvent::ByeUnanswered(side) => write!(f, "bye_{}_unanswered", side.party()),
+        }
+    }
+}
+
+/// A call's events, bounded to [`MAX_EVENTS`] (later ones are counted, not kept).
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    list: Vec<CallEvent>,
+    dropped: u32,
+}
+
+impl Events {
+    pub fn push(&mut self, e: CallEvent) {
+        if self.list.len() < MAX_EVENTS {
+            self.list.push(e);
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    /// The CDR spelling, with a marker when some were not kept.
+    pub fn to_cdr(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.list.iter().map(ToString::to_string).collect();
+        if self.dropped > 0 {
+            v.push(format!("events_dropped_{}", self.dropped));
+        }
+        v
+    }
+}

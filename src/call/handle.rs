@@ -1,0 +1,65 @@
+//! A call's entry points: what the router hands it (answers to its transactions, their
+//! failures, its own timers) and where each goes.
+
+use super::cx::Cx;
+use super::state::{Call, TxnRole};
+use super::timers::CallTimer;
+use crate::sip::Response;
+use crate::txn::TxnId;
+
+impl Call {
+    /// A response to one of this call's client transactions.
+    pub(super) fn on_client_response(
+        &mut self,
+        cx: &mut Cx,
+        id: TxnId,
+        role: TxnRole,
+        resp: Response,
+    ) {
+        match role {
+            TxnRole::Invite => self.on_invite_response(cx, id, resp),
+            TxnRole::Relay => self.on_relayed_response(cx, id, resp),
+            TxnRole::Bye(_) if !resp.is_provisional() => self.close_txn(id),
+            TxnRole::Prack if !resp.is_provisional() => {
+                self.on_prack_result(cx, id, Some(resp.status()))
+            }
+            TxnRole::Bye(_) | TxnRole::Prack | TxnRole::CallerInvite => {}
+        }
+    }
+
+    /// Timer B/F (`timeout`) or a transport error on one of this call's client transactions.
+    pub(super) fn on_client_failure(
+        &mut self,
+        cx: &mut Cx,
+        id: TxnId,
+        role: TxnRole,
+        timeout: bool,
+    ) {
+        match role {
+            TxnRole::Invite => {
+                self.on_invite_unreachable(cx, id, timeout);
+                self.close_txn(id);
+            }
+            TxnRole::Bye(side) => {
+                self.close_txn(id);
+                self.on_bye_unanswered(side);
+            }
+            TxnRole::Relay => self.on_relay_failed(cx, id),
+            TxnRole::Prack => self.on_prack_result(cx, id, None),
+            TxnRole::CallerInvite => {}
+        }
+    }
+
+    /// Fire every timer of this call that is due.
+    pub(super) fn on_timers(&mut self, cx: &mut Cx) {
+        while let Some(t) = self.timers.pop_due(cx.now) {
+            match t {
+                CallTimer::Ring => self.on_ring_timeout(cx),
+                CallTimer::Retransmit2xx(side) => self.on_retransmit_2xx(cx, side),
+                CallTimer::AckTimeout(side) => self.on_ack_timeout(cx, side),
+                CallTimer::Rel1xx => self.on_rel1xx_timer(cx),
+                CallTimer::Linger => self.on_linger(cx),
+            }
+        }
+    }
+}

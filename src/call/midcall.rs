@@ -1,0 +1,228 @@
+//! Within the dialogs: BYE, re-INVITE/UPDATE (hold and unhold), INFO and other mid-call
+//! requests relayed leg to leg, and the answers coming back.
+
+use tracing::warn;
+
+use super::Side;
+use super::cx::Cx;
+use super::phase::EndInfo;
+use super::release::bye_cause;
+use super::state::{Call, MAX_RELAYED, Relayed, TxnRole};
+use super::timers::CallTimer;
+use crate::cdr::CallTag;
+use crate::interop::causes::{Q850Cause, reason_header};
+use crate::interop::egress::{body_for, copy_end_to_end, relayed_response};
+use crate::sip::{Hdr, Method, Request, Response};
+use crate::txn::TxnId;
+
+impl Call {
+    /// A request within this call's dialog on `side` (server transaction `id`).
+    pub(super) fn on_in_dialog(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
+        // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
+        let cseq = req.cseq().map_or(0, |c| c.0);
+        if let Some(leg) = self.dialog_mut(side) {
+            if leg.remote_cseq.is_some_and(|last| cseq < last) {
+                cx.respond(id, &req, 500, "Server Internal Error", &[]);
+                return;
+            }
+            leg.remote_cseq = Some(cseq);
+        }
+        if matches!(req.max_forwards(), Some(Ok(0))) {
+            cx.respond(id, &req, 483, "Too Many Hops", &[]);
+            return;
+        }
+        match req.method() {
+            Method::Bye => self.on_bye(cx, side, id, &req),
+            _ if self.phase.is_ending() => {
+                cx.respond(id, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            }
+            Method::Invite
+                if self.reinvite_in_progress()
+                    || !matches!(self.phase, super::phase::Phase::Confirmed { .. }) =>
+            {
+                // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
+                cx.respond(id, &req, 491, "Request Pending", &[]);
+            }
+            // PRACKs are answered on the leg they arrive on, never relayed.
+            Method::Prack if side == Side::A => self.on_prack_from_caller(cx, id, &req),
+            Method::Prack => cx.respond(id, &req, 481, "Call/Transaction Does Not Exist", &[]),
+            _ => self.relay_request(cx, side, id, req),
+        }
+    }
+
+    fn on_bye(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: &Request) {
+        cx.respond(id, req, 200, "OK", &[]);
+        if self.phase.is_ending() {
+            return;
+        }
+        let reason_lines = req.header_lines(&Hdr::REASON);
+        let (cause, cause_source, reason_sip) = bye_cause(&reason_lines);
+        // Toward the other leg: the sender's Reason values, or normal clearing without one.
+        let reason_hdr = Some(if reason_lines.is_empty() {
+            reason_header(Q850Cause::NORMAL_CLEARING)
+        } else {
+            reason_lines.join(", ")
+        });
+        let tag = match side {
+            Side::A => CallTag::CallerBye,
+            Side::B => CallTag::CalleeBye,
+        };
+        if self.phase.is_routing() {
+            // BYE on an early dialog: the caller gave up (treat as CANCEL); the callee
+            // cannot answer any more (the caller gets 480).
+            let (tag, status) = match side {
+                Side::A => (CallTag::CallerCancel, 487),
+                Side::B => (tag, 480),
+            };
+            let end = EndInfo {
+                tag,
+                status,
+                cause,
+                cause_source,
+                reason_sip,
+                at: cx.now,
+            };
+            self.fail_call_with(cx, end);
+            return;
+        }
+        // Answered or confirmed: hang up the other leg. If its 2xx was never ACKed (the BYE
+        // overtook the caller's ACK), ACK it first.
+        let other = side.other();
+        if let Some(p) = self.pending_2xx[side].take() {
+            self.timers.clear(CallTimer::Retransmit2xx(side));
+            self.timers.clear(CallTimer::AckTimeout(side));
+            self.send_ack(cx, other, p.other_cseq, None);
+        }
+        let end = EndInfo {
+            tag,
+            status: 200,
+            cause,
+            cause_source,
+            reason_sip,
+            at: cx.now,
+        };
+        self.end_call(cx, end);
+        self.send_bye(cx, other, reason_hdr);
+    }
+
+    /// Relay a mid-call request to the other leg as a request of that leg's dialog.
+    fn relay_request(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
+        let other = side.other();
+        let method = req.method();
+        let ready = self
+            .dialog(other)
+            .is_some_and(|l| other == Side::A || l.remote_tag.is_some());
+        let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
+            cx.respond(id, &req, 491, "Request Pending", &[]);
+            return;
+        };
+        if self.relayed.len() >= MAX_RELAYED {
+            cx.respond(
+                id,
+                &req,
+                500,
+                "Server Internal Error",
+                &[(Hdr::RETRY_AFTER, "1")],
+            );
+            return;
+        }
+        let mf = match req.max_forwards() {
+            Some(Ok(n)) => n.saturating_sub(1),
+            _ => 70,
+        };
+        let Some(leg) = self.dialog_mut(other) else {
+            return;
+        };
+        let target = leg.target;
+        let local = &cx.env.local;
+        let built = leg
+            .request(method.clone(), local, &mut cx.env.ids)
+            .and_then(|mut out| {
+                out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
+                out.remove_header(&Hdr::CONTENT_LENGTH);
+                copy_end_to_end(&mut out, &req, local, &profile)?;
+                out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+                if !req.body().is_empty() {
+                    let ct = req.header(&Hdr::CONTENT_TYPE);
+                    out.set_body(body_for(&profile, req.body(), ct.as_deref()), ct.as_deref())?;
+                }
+                Ok(out)
+            });
+        let mut out = match built {
+            Ok(out) => out,
+            Err(e) => {
+                warn!(error = %e, "cannot relay {method}");
+                cx.respond(id, &req, 500, "Server Internal Error", &[]);
+                return;
+            }
+        };
+        self.anchor_relayed(cx, side, &mut out);
+        if let Some(txn) = self.start_client(cx, out, target, TxnRole::Relay) {
+            let relayed = Relayed {
+                origin: side,
+                origin_txn: id,
+                origin_req: req,
+                method,
+            };
+            self.relayed.push((txn, relayed));
+        }
+    }
+
+    /// The far leg answered a relayed request: answer the origin the same way.
+    pub(super) fn on_relayed_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
+        let status = resp.status();
+        if status == 100 {
+            return;
+        }
+        let final_ = !resp.is_provisional();
+        let rel = if final_ {
+            self.close_txn(id);
+            self.take_relayed(id)
+        } else {
+            self.relayed
+                .iter()
+                .find(|(t, _)| *t == id)
+                .map(|(_, r)| r.clone())
+        };
+        let Some(rel) = rel else {
+            return;
+        };
+        let far = rel.origin.other();
+        // Target refresh (RFC 3261 §12.2.1.2): a 2xx to re-INVITE/UPDATE may move the peer.
+        if final_
+            && resp.is_success()
+            && matches!(rel.method, Method::Invite | Method::Update)
+            && let Some(leg) = self.dialog_mut(far)
+            && let Some(c) = resp.contact_uri()
+        {
+            leg.remote_target = c;
+        }
+        let Some(tag) = self.dialog(rel.origin).map(|l| l.local_tag.clone()) else {
+            return;
+        };
+        let Some(origin_peer) = self.profile(rel.origin).cloned() else {
+            return;
+        };
+        match relayed_response(&rel.origin_req, &resp, &tag, &origin_peer, &cx.env.local) {
+            Ok(mut out) => {
+                self.anchor_relayed(cx, far, &mut out);
+                cx.send_response(rel.origin_txn, out.clone());
+                if rel.method == Method::Invite && resp.is_success() {
+                    let cseq = rel.origin_req.cseq().map_or(0, |c| c.0);
+                    let other_cseq = resp.cseq().map_or(0, |c| c.0);
+                    self.await_ack(cx, rel.origin, out, (cseq, other_cseq), rel.origin_txn);
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot relay {status}"),
+        }
+    }
+
+    /// A relayed request got no answer (timeout or transport error).
+    pub(super) fn on_relay_failed(&mut self, cx: &mut Cx, id: TxnId) {
+        self.close_txn(id);
+        let Some(rel) = self.take_relayed(id) else {
+            return;
+        };
+        cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
+    }
+}

@@ -1,0 +1,56 @@
+//! Answers that belong to no call: a 2xx to an INVITE whose call is gone still needs its ACK
+//! (RFC 3261 §13.2.2.4), and a BYE stops the phone that answered into silence.
+
+use tracing::warn;
+
+use super::cx::Env;
+use crate::sip::{Hdr, IdGen, LocalAddrs, Message, Method, Request, Response, SipError, Target};
+
+/// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
+/// know: a forged 2xx from anywhere else must not make the gateway send anything.
+pub(super) fn ack_and_bye(env: &mut Env, resp: &Response, cseq: u32, source: Target) {
+    if env.cfg.peer_for_source(source.addr.ip()).is_none() {
+        return;
+    }
+    warn!(%source, "2xx for an unknown INVITE: sending ACK and BYE");
+    for method in [Method::Ack, Method::Bye] {
+        match orphan_request(resp, method, cseq, &env.local, source, &mut env.ids) {
+            Ok(req) => env.send(source, &Message::Request(req)),
+            Err(e) => warn!(error = %e, "cannot build request for orphan 2xx"),
+        }
+    }
+}
+
+/// ACK or BYE for a 2xx that belongs to no call we know, built from the response alone.
+fn orphan_request(
+    resp: &Response,
+    method: Method,
+    cseq: u32,
+    local: &LocalAddrs,
+    source: Target,
+    ids: &mut IdGen,
+) -> Result<Request, SipError> {
+    let target_uri = resp
+        .contact_uri()
+        .unwrap_or_else(|| format!("sip:{}", source.addr));
+    let mut r = Request::new(method.clone(), &target_uri)?;
+    r.push_header(&Hdr::VIA, local.via(source.transport, &ids.branch()))?;
+    r.push_header(&Hdr::MAX_FORWARDS, "70")?;
+    let mut routes = resp.record_route();
+    routes.reverse();
+    for route in routes {
+        r.push_header(&Hdr::ROUTE, route)?;
+    }
+    let header = |h: &Hdr, name| resp.header(h).ok_or(SipError::MissingHeader(name));
+    r.push_header(&Hdr::FROM, header(&Hdr::FROM, "From")?)?;
+    r.push_header(&Hdr::TO, header(&Hdr::TO, "To")?)?;
+    r.push_header(&Hdr::CALL_ID, header(&Hdr::CALL_ID, "Call-ID")?)?;
+    let n = if method == Method::Ack {
+        cseq
+    } else {
+        cseq.wrapping_add(1)
+    };
+    r.push_header(&Hdr::CSEQ, format!("{n} {method}"))?;
+    r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+    Ok(r)
+}

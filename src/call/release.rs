@@ -1,0 +1,135 @@
+//! Releasing calls: fixing how a call ended (and its CDR), hanging up answered calls from the
+//! gateway's side, BYE, what our BYEs' answers mean, shutdown, and the Linger safety net.
+
+use tracing::{debug, warn};
+
+use super::Output;
+use super::Side;
+use super::cx::Cx;
+use super::events::CallEvent;
+use super::phase::EndInfo;
+use super::state::{Call, TxnRole};
+use super::timers::CallTimer;
+use crate::cdr::CallTag;
+use crate::interop::causes::{CauseSource, Q850Cause, parse_reason, reason_header};
+use crate::interop::egress::reason_for;
+use crate::sip::{Hdr, Method};
+
+/// Q.850 cause for a BYE: its Reason header, else 16 normal clearing (RFC 3398 §9).
+pub(super) fn bye_cause(reason_lines: &[String]) -> (u16, CauseSource, Option<String>) {
+    let r = parse_reason(reason_lines);
+    match r.q850 {
+        Some(q) => (q.0, CauseSource::ReasonHeader, r.sip),
+        None => (Q850Cause::NORMAL_CLEARING.0, CauseSource::Rfc3398, r.sip),
+    }
+}
+
+impl Call {
+    /// Fix how the call ended and write its CDR. Only the first release counts.
+    pub(super) fn end_call(&mut self, cx: &mut Cx, end: EndInfo) {
+        if !self.phase.end(end) {
+            return;
+        }
+        self.timers.clear(CallTimer::Ring);
+        let cdr = self.cdr(cx.env);
+        debug!(
+            call_id = %cdr.call_id,
+            tag = ?cdr.call_tag,
+            status = cdr.status,
+            cause = cdr.cause,
+            "call ended"
+        );
+        cx.emit(Output::Cdr(Box::new(cdr)));
+        // Safety net: whatever happens to the remaining transactions, forget the call after
+        // they would all have timed out.
+        self.timers
+            .set(CallTimer::Linger, cx.now + cx.env.timers.t1 * 80);
+    }
+
+    /// Hang up an answered call from the gateway's side (timers, shutdown, media timeout):
+    /// ACK any 2xx still waiting on either side, write the CDR, BYE both legs with the cause.
+    pub(super) fn release_answered(&mut self, cx: &mut Cx, tag: CallTag, cause: Q850Cause) {
+        for side in [Side::A, Side::B] {
+            if let Some(p) = self.pending_2xx[side].take() {
+                self.timers.clear(CallTimer::Retransmit2xx(side));
+                self.timers.clear(CallTimer::AckTimeout(side));
+                self.send_ack(cx, side.other(), p.other_cseq, None);
+            }
+        }
+        self.end_call(cx, EndInfo::internal(tag, 200, cause.0, cx.now));
+        let reason = Some(reason_header(cause));
+        self.send_bye(cx, Side::A, reason.clone());
+        self.send_bye(cx, Side::B, reason);
+    }
+
+    /// Send a BYE on `side`, carrying `reason` (a Reason header value) when its peer wants it.
+    pub(super) fn send_bye(&mut self, cx: &mut Cx, side: Side, reason: Option<String>) {
+        let reason = reason_for(self.profile(side).map(|p| &**p), reason);
+        let Some(leg) = self.dialog_mut(side) else {
+            return;
+        };
+        if side == Side::B && leg.remote_tag.is_none() {
+            return;
+        }
+        let target = leg.target;
+        let built = leg
+            .request(Method::Bye, &cx.env.local, &mut cx.env.ids)
+            .and_then(|mut bye| {
+                if let Some(reason) = reason {
+                    bye.insert_header_before_length(&Hdr::REASON, reason)?;
+                }
+                Ok(bye)
+            });
+        match built {
+            Ok(bye) => {
+                self.start_client(cx, bye, target, TxnRole::Bye(side));
+            }
+            Err(e) => warn!(error = %e, "cannot build BYE"),
+        }
+    }
+
+    /// Our BYE on `side` got no answer.
+    pub(super) fn on_bye_unanswered(&mut self, side: Side) {
+        self.events.push(CallEvent::ByeUnanswered(side));
+    }
+
+    /// Shutdown: release the call whatever its phase. CDRs say `shutdown`.
+    pub(super) fn hang_up(&mut self, cx: &mut Cx) {
+        if self.phase.is_routing() {
+            self.fail_call(cx, 503, CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE);
+        } else if self.phase.is_up() {
+            self.release_answered(cx, CallTag::Shutdown, Q850Cause::NORMAL_CLEARING);
+        }
+    }
+
+    /// No RTP in either direction for the media timeout: release an answered call.
+    pub(super) fn on_media_timeout(&mut self, cx: &mut Cx) {
+        if self.phase.is_up() {
+            warn!(call_id = %self.call_id(), "no RTP for the media timeout: releasing the call");
+            self.release_answered(cx, CallTag::RtpTimeout, Q850Cause::TIMER_EXPIRY);
+        }
+    }
+
+    /// The Linger timer: the call was released long ago and something of it is still open.
+    pub(super) fn on_linger(&mut self, cx: &mut Cx) {
+        warn!(call_id = %self.call_id(), open = self.open.len(), "released call still had open transactions; dropping it");
+        // RFC 3261 §9.1: an INVITE that got no final answer within 64*T1 of our CANCEL is
+        // over. Its transaction has no timer left in Proceeding, so end it.
+        if let Some(att) = self.attempt.as_mut()
+            && att.state.finish()
+        {
+            cx.env.owners.remove(&att.txn);
+            cx.env.txn.abandon(att.txn, cx.now, &mut cx.env.txn_out);
+        }
+        self.open.clear();
+        if !self.phase.is_ending() {
+            let end = EndInfo::internal(
+                CallTag::GatewayError,
+                500,
+                Q850Cause::PROTOCOL_ERROR.0,
+                cx.now,
+            );
+            self.end_call(cx, end);
+        }
+    }
+}

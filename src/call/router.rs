@@ -1,0 +1,537 @@
+//! The router (quinn's Endpoint to our calls' Connection): the core's one API, what belongs
+//! to no call (OPTIONS keepalives, strays, malformed requests, refused INVITEs), and which
+//! call everything else goes to. It keeps the calls and the deadline index; each call
+//! handles its own events.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use foldhash::HashMap;
+use tracing::{debug, info};
+
+use super::admission::{self, Refusal};
+use super::anchor::{media_plan, release_media};
+use super::attempt::AttemptOutcome;
+use super::cdr::{Facts, record};
+use super::cx::{Cx, Env};
+use super::dialog::Dialog;
+use super::phase::{EndInfo, Phase};
+use super::state::{Call, CallerInvite, RoutePlan, TxnRole, UasRel};
+use super::timers::CallTimer;
+use super::{CallRef, CoreEvent, Input, Output, Side};
+use crate::cdr::CallTag;
+use crate::config::Config;
+use crate::interop::causes::Q850Cause;
+use crate::interop::egress::ALLOW;
+use crate::sip::ingress::{self, Verdict};
+use crate::sip::{Hdr, IdGen, Message, Method, Request, Response, Target};
+use crate::txn::{TimerConfig, TxnId, TxnLayer, TxnOutput};
+
+/// Counters for tests and health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub calls: usize,
+    pub dialogs: usize,
+    pub client_txns: usize,
+    pub server_txns: usize,
+    /// Transactions the router still maps to a call.
+    pub txn_owners: usize,
+    /// Armed timers: transaction timers plus calls filed under a deadline.
+    pub timers: usize,
+}
+
+/// The sans-IO B2BUA core.
+#[derive(Debug)]
+pub struct B2bua {
+    env: Env,
+    calls: HashMap<CallRef, Call>,
+    /// Each call's earliest deadline (a call is filed under one entry at most).
+    deadlines: BTreeSet<(Instant, CallRef)>,
+    /// The deadline each call is filed under.
+    filed: HashMap<CallRef, Instant>,
+    next_ref: CallRef,
+    /// Reused between dispatch rounds.
+    batch: Vec<TxnOutput>,
+}
+
+impl B2bua {
+    /// `now`/`wall_now` anchor CDR timestamps; `ids` makes tags, branches and Call-IDs.
+    pub fn new(
+        cfg: Arc<Config>,
+        timers: TimerConfig,
+        ids: IdGen,
+        now: Instant,
+        wall_now: SystemTime,
+    ) -> Self {
+        let pool = crate::media::PortPool::new(cfg.media_ports.0, cfg.media_ports.1);
+        B2bua {
+            env: Env {
+                local: cfg.local_addrs(),
+                cfg,
+                timers,
+                txn: TxnLayer::new(timers),
+                txn_out: Vec::new(),
+                ids,
+                out: VecDeque::new(),
+                pool,
+                dialogs: HashMap::default(),
+                owners: HashMap::default(),
+                wall_base: (now, wall_now),
+                draining: false,
+            },
+            calls: HashMap::default(),
+            deadlines: BTreeSet::new(),
+            filed: HashMap::default(),
+            next_ref: 1,
+            batch: Vec::new(),
+        }
+    }
+
+    /// The configuration new calls will use.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.env.cfg
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Free RTP port pairs (for tests and health).
+    pub fn free_media_ports(&self) -> usize {
+        self.env.pool.available()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let (c, s) = self.env.txn.len();
+        Stats {
+            calls: self.calls.len(),
+            dialogs: self.env.dialogs.len(),
+            client_txns: c,
+            server_txns: s,
+            txn_owners: self.env.owners.len(),
+            timers: self.env.txn.timers_armed() + self.deadlines.len(),
+        }
+    }
+
+    /// Something happened.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Message { msg, source } => {
+                self.on_message(now, msg, source);
+                // The user has seen the request: an INVITE it did not answer gets 100 now.
+                self.pump(now);
+                self.env.txn.flush_trying(now, &mut self.env.txn_out);
+            }
+            Input::SendFailed(id) => {
+                self.env
+                    .txn
+                    .on_transport_error(id, now, &mut self.env.txn_out)
+            }
+            Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
+            // A changed listen/advertise is refused by the shell before it gets here, so our
+            // own addresses (Via, Contact) stay those of the running sockets.
+            Input::Reload(cfg) => self.env.cfg = cfg,
+            Input::Drain => self.env.draining = true,
+            Input::HangUpAll => {
+                let refs: Vec<CallRef> = self.calls.keys().copied().collect();
+                for r in refs {
+                    self.with_call(r, now, |c, cx| c.hang_up(cx));
+                    self.pump(now);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Fire every timer due at `now` (transactions first, then calls).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.env.txn.handle_timeout(now, &mut self.env.txn_out);
+        self.pump(now);
+        while let Some(&(at, r)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, r));
+            self.filed.remove(&r);
+            self.with_call(r, now, |c, cx| c.on_timers(cx));
+            self.pump(now);
+        }
+    }
+
+    /// When [`B2bua::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.deadlines.first().map(|(at, _)| *at);
+        [self.env.txn.poll_timeout(), calls]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next thing for the shell to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.env.out.pop_front()
+    }
+
+    /// Run `f` on call `r` with this event's context, then file or forget the call.
+    fn with_call(&mut self, r: CallRef, now: Instant, f: impl FnOnce(&mut Call, &mut Cx)) {
+        let Some(call) = self.calls.get_mut(&r) else {
+            return;
+        };
+        let mut cx = Cx {
+            now,
+            r,
+            env: &mut self.env,
+        };
+        f(call, &mut cx);
+        self.settle(r);
+    }
+
+    /// After an event: forget a call that is over, else file it under its next deadline.
+    fn settle(&mut self, r: CallRef) {
+        let Some(call) = self.calls.get(&r) else {
+            return;
+        };
+        if call.is_drained() {
+            self.forget(r);
+            return;
+        }
+        let next = call.timers.next();
+        let filed = self.filed.get(&r).copied();
+        if next == filed {
+            return;
+        }
+        if let Some(f) = filed {
+            self.deadlines.remove(&(f, r));
+            self.filed.remove(&r);
+        }
+        if let Some(n) = next {
+            self.deadlines.insert((n, r));
+            self.filed.insert(r, n);
+        }
+    }
+
+    fn forget(&mut self, r: CallRef) {
+        let Some(mut call) = self.calls.remove(&r) else {
+            return;
+        };
+        if let Some(f) = self.filed.remove(&r) {
+            self.deadlines.remove(&(f, r));
+        }
+        call.timers.clear_all();
+        if let Some(media) = call.media.take() {
+            release_media(&mut self.env, r, media);
+        }
+        self.env.dialogs.remove(&call.a.key());
+        if let Some(b) = &call.b {
+            self.env.dialogs.remove(&b.key());
+        }
+        // Transactions still absorbing retransmissions outlive the call; their results
+        // find no call and are dropped, and their owner entries go when they terminate.
+    }
+
+    /// Dispatch what the transaction layer produced until it produces nothing more.
+    fn pump(&mut self, now: Instant) {
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            std::mem::swap(&mut batch, &mut self.env.txn_out);
+            if batch.is_empty() {
+                break;
+            }
+            for o in batch.drain(..) {
+                self.on_txn_output(now, o);
+            }
+        }
+        self.batch = batch;
+    }
+
+    fn on_txn_output(&mut self, now: Instant, o: TxnOutput) {
+        match o {
+            TxnOutput::Send { id, target, wire } => self.env.out.push_back(Output::Transmit {
+                target,
+                wire,
+                txn: Some(id),
+            }),
+            TxnOutput::Request { id, req, source } => self.on_new_request(now, id, req, source),
+            TxnOutput::Response { id, resp } => self.on_client_response(now, id, resp),
+            TxnOutput::Ack { ack, .. } => self.on_ack(now, &ack),
+            TxnOutput::Timeout { id } => self.on_client_failure(now, id, true),
+            TxnOutput::TransportError { id } => self.on_client_failure(now, id, false),
+            TxnOutput::Terminated { id } => {
+                self.env.owners.remove(&id);
+            }
+        }
+    }
+
+    /// A message off the wire: checked once, then to the transaction layer.
+    fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
+        match ingress::check(msg, source, &self.env.local) {
+            Verdict::Accept(msg) => {
+                let unmatched = self
+                    .env
+                    .txn
+                    .receive(msg, source, now, &mut self.env.txn_out);
+                match unmatched {
+                    Some(Message::Request(ack)) => self.on_ack(now, &ack),
+                    Some(Message::Response(resp)) => self.on_stray_response(now, resp, source),
+                    None => {}
+                }
+            }
+            Verdict::Reject { req, status, why } => {
+                self.reject_malformed(&req, source, status, why)
+            }
+            Verdict::Drop(why) => {
+                debug!(%source, "dropped: {why}");
+                self.refused(why);
+            }
+        }
+    }
+
+    fn refused(&mut self, why: &'static str) {
+        self.env
+            .out
+            .push_back(Output::Event(CoreEvent::Refused { why }));
+    }
+
+    /// A request too broken for a transaction: one stateless 400 (505 for another SIP
+    /// version), built from the parsed request, never retransmitted.
+    fn reject_malformed(&mut self, req: &Request, source: Target, status: u16, why: &'static str) {
+        debug!(%source, "malformed {}: {why}", req.method());
+        let reason = if status == 505 {
+            "Version Not Supported".to_string()
+        } else {
+            format!("Bad Request ({why})")
+        };
+        let tag = self.env.ids.tag();
+        if let Ok(resp) = ingress::response_to(req, status, &reason, Some(&tag), &[]) {
+            self.env.send(source, &Message::Response(resp));
+        }
+        self.refused(why);
+    }
+
+    /// A request no transaction has seen before.
+    fn on_new_request(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
+        let in_dialog = req.to_tag().is_some();
+        match req.method() {
+            Method::Cancel => self.on_cancel(now, id, req),
+            Method::Invite if !in_dialog => self.on_initial_invite(now, id, req, source),
+            _ if in_dialog => self.on_in_dialog_request(now, id, req),
+            Method::Options => {
+                // Keepalive / capability query outside any dialog.
+                let extra = [(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, "application/sdp")];
+                self.env.respond(now, id, &req, 200, "OK", &extra);
+            }
+            Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                self.env
+                    .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            }
+            _ => {
+                let extra = [(Hdr::ALLOW, ALLOW)];
+                self.env
+                    .respond(now, id, &req, 405, "Method Not Allowed", &extra);
+            }
+        }
+    }
+
+    fn on_initial_invite(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
+        let cfg = self.env.cfg.clone();
+        let Some(ingress) = cfg.peer_for_source(source.addr.ip()).cloned() else {
+            info!(%source, "INVITE from an address no profile matches: 403");
+            self.env.respond(now, id, &req, 403, "Forbidden", &[]);
+            return;
+        };
+        let adm = match admission::admit(&cfg, &ingress, &req, self.env.draining) {
+            Ok(adm) => adm,
+            Err(refusal) => return self.refuse(now, id, &req, &ingress.name.0, refusal),
+        };
+        let r = self.next_ref;
+        self.next_ref += 1;
+        let local_tag = self.env.ids.tag();
+        let a = Dialog {
+            call_id: req.call_id().unwrap_or_default(),
+            local_hdr: format!(
+                "{};tag={local_tag}",
+                req.header(&Hdr::TO).unwrap_or_default()
+            ),
+            local_tag,
+            remote_hdr: req.header(&Hdr::FROM).unwrap_or_default(),
+            remote_tag: req.from_tag(),
+            remote_target: req
+                .contact_uri()
+                .or_else(|| req.from_uri())
+                .unwrap_or_default(),
+            route_set: req.record_route(),
+            local_cseq: 1,
+            remote_cseq: req.cseq().map(|c| c.0),
+            target: source,
+        };
+        let media = media_plan(&self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
+        self.env.dialogs.insert(a.key(), (r, Side::A));
+        self.env.owners.insert(id, (r, TxnRole::CallerInvite));
+        let call = Call {
+            cfg,
+            phase: Phase::Routing,
+            ingress,
+            a,
+            b: None,
+            caller_invite: CallerInvite { txn: id, req },
+            attempt: None,
+            route: RoutePlan {
+                targets: adm.targets,
+                next: 0,
+            },
+            number: adm.number,
+            caller: adm.caller,
+            started: now,
+            open: Vec::new(),
+            relayed: Vec::new(),
+            pending_2xx: Default::default(),
+            acks: Default::default(),
+            last_failure: None,
+            events: Default::default(),
+            uac_rel: Default::default(),
+            uas_rel: UasRel {
+                reliable: adm.reliable_to_caller,
+                ..Default::default()
+            },
+            media,
+            timers: Default::default(),
+        };
+        self.calls.insert(r, call);
+        let ring = adm.ring_timeout;
+        self.with_call(r, now, |call, cx| {
+            call.timers.set(CallTimer::Ring, cx.now + ring);
+            match call.start_attempt(cx) {
+                AttemptOutcome::Sent => {}
+                // 47: resource unavailable, when it was the RTP ports that ran out.
+                AttemptOutcome::NoMediaPorts => {
+                    call.fail_call(cx, 503, CallTag::MediaUnavailable, Q850Cause(47))
+                }
+                AttemptOutcome::NoPeerLeft => {
+                    call.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38))
+                }
+            }
+        });
+    }
+
+    /// Refuse an INVITE before it becomes a call: one response, one CDR.
+    fn refuse(&mut self, now: Instant, id: TxnId, req: &Request, peer: &str, no: Refusal) {
+        info!(call_id = ?req.call_id(), %peer, "refusing call: {} {}", no.status, no.reason);
+        let extra: Vec<(Hdr, &str)> = no
+            .extra
+            .iter()
+            .map(|(h, v)| (h.clone(), v.as_str()))
+            .collect();
+        self.env.respond(now, id, req, no.status, no.reason, &extra);
+        let call_id = req.call_id().unwrap_or_default();
+        let facts = Facts {
+            call_id: &call_id,
+            egress_call_id: None,
+            started: now,
+            answered: None,
+            from: &no.caller,
+            to: &no.number,
+            ingress: peer,
+            egress: None,
+            recording: None,
+            events: Vec::new(),
+        };
+        let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);
+        let cdr = record(&self.env, facts, end);
+        self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+    }
+
+    /// A CANCEL: for the INVITE of a call of ours, or 481.
+    fn on_cancel(&mut self, now: Instant, id: TxnId, req: Request) {
+        let found = self
+            .env
+            .txn
+            .cancelled_invite(&req)
+            .and_then(|i| self.env.owners.get(&i).copied())
+            .filter(|(_, role)| *role == TxnRole::CallerInvite);
+        match found {
+            Some((r, _)) if self.calls.contains_key(&r) => {
+                self.with_call(r, now, |c, cx| c.on_cancel(cx, id, &req))
+            }
+            // The INVITE was answered and its call is gone: the CANCEL changes nothing.
+            Some(_) => self.env.respond(now, id, &req, 200, "OK", &[]),
+            None => self
+                .env
+                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
+        }
+    }
+
+    /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).
+    fn on_in_dialog_request(&mut self, now: Instant, id: TxnId, req: Request) {
+        let key = (
+            req.call_id().unwrap_or_default(),
+            req.to_tag().unwrap_or_default(),
+        );
+        match self.env.dialogs.get(&key).copied() {
+            Some((r, side)) if self.calls.contains_key(&r) => {
+                self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req))
+            }
+            _ => self
+                .env
+                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
+        }
+    }
+
+    /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
+    fn on_ack(&mut self, now: Instant, ack: &Request) {
+        let key = (
+            ack.call_id().unwrap_or_default(),
+            ack.to_tag().unwrap_or_default(),
+        );
+        match self.env.dialogs.get(&key).copied() {
+            Some((r, side)) => self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack)),
+            None => debug!("ACK for no dialog dropped"),
+        }
+    }
+
+    /// A response to one of our client transactions.
+    fn on_client_response(&mut self, now: Instant, id: TxnId, resp: Response) {
+        let Some(&(r, role)) = self.env.owners.get(&id) else {
+            return;
+        };
+        if self.calls.contains_key(&r) {
+            self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
+        } else if role == TxnRole::Invite
+            && let Some(target) = self.env.txn.target(id)
+        {
+            // Its call is gone. A 2xx to an INVITE still needs ACK and BYE.
+            self.on_stray_response(now, resp, target);
+        }
+    }
+
+    /// Timer B/F/H or a transport error on one of our transactions.
+    fn on_client_failure(&mut self, now: Instant, id: TxnId, timeout: bool) {
+        let Some(&(r, role)) = self.env.owners.get(&id) else {
+            return;
+        };
+        self.with_call(r, now, |c, cx| c.on_client_failure(cx, id, role, timeout));
+    }
+
+    /// A response no live call step expects. A 2xx to an INVITE is the one that matters: a
+    /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE.
+    fn on_stray_response(&mut self, now: Instant, resp: Response, source: Target) {
+        let cseq = match resp.cseq() {
+            Some((n, Method::Invite)) if resp.is_success() => n,
+            _ => {
+                debug!(%source, status = resp.status(), "stray response dropped");
+                return;
+            }
+        };
+        let known = resp
+            .call_id()
+            .zip(resp.from_tag())
+            .and_then(|k| self.env.dialogs.get(&k).copied());
+        match known {
+            Some((r, side)) => self.with_call(r, now, |c, cx| {
+                c.resend_ack(cx, side, cseq);
+            }),
+            None => super::orphan::ack_and_bye(&mut self.env, &resp, cseq, source),
+        }
+    }
+}

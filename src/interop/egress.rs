@@ -1,0 +1,119 @@
+//! The one choke point every message toward a peer passes: its profile shapes what leaves
+//! (numbers and URIs in the peer's form, hosts hidden, SDP ptime, whether it hears a Reason).
+//! Shared by the live call path and `trunkgate explain`, so what `explain` prints is what
+//! the wire gets.
+
+use bytes::Bytes;
+
+use super::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, map_address_uris, rehost_uri};
+use super::uri::{UriPolicy, is_telephone_number, normalise_number, peer_uri};
+use crate::config::{Profile, Role};
+use crate::sip::{
+    Hdr, LocalAddrs, Method, NumberUri, Request, Response, SipError, Transport, dialled_number,
+};
+
+/// Methods the gateway handles; sent in Allow.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK";
+
+/// A body as it should reach `peer`: SDP gets the peer's ptime (when its profile sets one);
+/// everything else passes untouched.
+pub fn body_for(peer: &Profile, body: &Bytes, content_type: Option<&str>) -> Bytes {
+    match peer.ptime {
+        Some(ptime) if crate::sdp::is_sdp(content_type) => match crate::sdp::set_ptime(body, ptime)
+        {
+            Some(edit) => edit.body,
+            None => body.clone(),
+        },
+        _ => body.clone(),
+    }
+}
+
+/// A Reason header value toward `peer`, or none when its profile does not want to hear one.
+pub fn reason_for(peer: Option<&Profile>, reason: Option<String>) -> Option<String> {
+    reason.filter(|_| peer.is_none_or(|p| p.causes.send_reason))
+}
+
+fn plain(number: &str) -> NumberUri {
+    NumberUri {
+        number: number.to_string(),
+        phone_context: None,
+    }
+}
+
+/// An identity URI (From, P-Asserted-Identity, Diversion) toward `peer`: telephone numbers
+/// in the peer's form, at the peer's domain for trunks and at the gateway for internal peers.
+pub fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
+    let host = match peer.role {
+        Role::Trunk => peer.domain.as_str(),
+        Role::Internal => local.host.as_str(),
+    };
+    let n = normalise_number(&plain(number), &peer.uri);
+    peer_uri(&n, was_tel, &peer.uri, host)
+}
+
+/// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
+/// the peer's URI form; any other URI keeps its user and gets the gateway's host.
+pub fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> String {
+    map_address_uris(value, |uri| match dialled_number(uri) {
+        Some(n) if is_telephone_number(&n.number) => {
+            let global = normalise_number(&n, &UriPolicy::default());
+            identity_uri(&global, uri.starts_with("tel:"), local, peer)
+        }
+        _ => rehost_uri(uri, &local.host),
+    })
+}
+
+/// Copy end-to-end headers of `src` onto a request for `peer`: unknown headers verbatim,
+/// identity headers with numbers in the peer's form and hosts hidden.
+pub fn copy_end_to_end(
+    out: &mut Request,
+    src: &Request,
+    local: &LocalAddrs,
+    peer: &Profile,
+) -> Result<(), SipError> {
+    out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
+    for h in REHOSTED_HEADERS.iter() {
+        for v in src.header_lines(h) {
+            out.push_header(h, identity_header(&v, local, peer))?;
+        }
+    }
+    Ok(())
+}
+
+/// Our response to `origin` (a request from `to_peer`) mirroring the far leg's `from`:
+/// status, reason, end-to-end headers and body in `to_peer`'s form; our own Contact; nothing
+/// that names the far side's hosts.
+pub fn relayed_response(
+    origin: &Request,
+    from: &Response,
+    our_tag: &str,
+    to_peer: &Profile,
+    local: &LocalAddrs,
+) -> Result<Response, SipError> {
+    let status = from.status();
+    let mut out = Response::to_request(origin, status, &from.reason(), Some(our_tag))?;
+    out.remove_header(&Hdr::CONTENT_LENGTH);
+    let method = origin.method();
+    let transport = match origin.top_via().map(|v| v.transport) {
+        Some(t) if t == "TCP" => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    if status > 100 && status < 300 && matches!(method, Method::Invite | Method::Update) {
+        out.push_header(&Hdr::CONTACT, local.contact(transport))?;
+    }
+    if matches!(method, Method::Invite) || status == 405 {
+        out.push_header(&Hdr::ALLOW, ALLOW)?;
+    }
+    out.copy_headers_except(from.headers_raw(), &PER_LEG_HEADERS);
+    for h in REHOSTED_HEADERS.iter() {
+        for v in from.header_lines(h) {
+            out.push_header(h, identity_header(&v, local, to_peer))?;
+        }
+    }
+    out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+    if !from.body().is_empty() {
+        let ct = from.header(&Hdr::CONTENT_TYPE);
+        out.set_body(body_for(to_peer, from.body(), ct.as_deref()), ct.as_deref())?;
+    }
+    Ok(out)
+}

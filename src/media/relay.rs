@@ -1,0 +1,190 @@
+//! Where each RTP/RTCP packet of an anchored stream goes: the relay's policy, sans-IO. The
+//! shell's relay (`engine/media.rs`) owns the sockets and asks [`StreamRoute::route`] about
+//! every packet; latching and destinations are decided here, testable without a socket.
+
+use std::net::SocketAddr;
+
+use super::{Latch, RelayPair, SourceLatch, rtp_ssrc};
+
+/// Which way a packet travels: from the caller's leg toward the callee's, or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    AtoB,
+    BtoA,
+}
+
+/// What becomes of one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Not from the leg's peer: drop it (it counts as no activity and is not recorded).
+    Drop,
+    /// From the leg's peer: send it here, or nowhere yet when the far leg's address is not
+    /// known (it still counts as activity and is recorded).
+    Accept(Option<SocketAddr>),
+}
+
+/// Where one leg's packets of one stream come from and go to.
+#[derive(Debug, Default, Clone, Copy)]
+struct LegAddrs {
+    /// Its RTP address from its SDP.
+    sdp: Option<SocketAddr>,
+    rtp: SourceLatch,
+    rtcp: Option<SocketAddr>,
+    latch: Option<Latch>,
+}
+
+impl LegAddrs {
+    fn new(sdp: Option<SocketAddr>, latch: Latch) -> Self {
+        LegAddrs {
+            sdp,
+            latch: Some(latch),
+            ..LegAddrs::default()
+        }
+    }
+}
+
+/// The routing state of one anchored stream (RTP and its RTCP).
+#[derive(Debug, Clone)]
+pub struct StreamRoute {
+    a: LegAddrs,
+    b: LegAddrs,
+}
+
+impl StreamRoute {
+    pub fn new(p: &RelayPair) -> Self {
+        StreamRoute {
+            a: LegAddrs::new(p.a_remote, p.a_latch),
+            b: LegAddrs::new(p.b_remote, p.b_latch),
+        }
+    }
+
+    /// A new offer/answer: both legs' sources are learnt again from their next packets, so a
+    /// leg that moved, or whose NAT binding changed, is followed without an SSRC change.
+    pub fn update(&mut self, p: &RelayPair) {
+        *self = StreamRoute::new(p);
+    }
+
+    /// Decide about a packet that arrived from `src` on the socket facing `dir`'s origin leg.
+    pub fn route(&mut self, dir: Dir, rtcp: bool, src: SocketAddr, packet: &[u8]) -> Route {
+        let (mine, other) = match dir {
+            Dir::AtoB => (&mut self.a, &self.b),
+            Dir::BtoA => (&mut self.b, &self.a),
+        };
+        let accept = match mine.latch.unwrap_or(Latch::Any) {
+            Latch::Any => true,
+            Latch::SdpIp => mine.sdp.is_none_or(|a| a.ip() == src.ip()),
+        };
+        if !accept {
+            return Route::Drop;
+        }
+        // Latch: this leg is answered where it sends from. RTCP follows the latched RTP
+        // address's IP; RTP itself moves only on a verified SSRC change.
+        if rtcp {
+            if mine.rtp.source().is_some_and(|a| a.ip() != src.ip()) {
+                return Route::Drop;
+            }
+            mine.rtcp = Some(src);
+            Route::Accept(
+                other.rtcp.or(other
+                    .sdp
+                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))),
+            )
+        } else {
+            if !mine.rtp.accept(src, rtp_ssrc(packet)) {
+                return Route::Drop;
+            }
+            Route::Accept(other.rtp.source().or(other.sdp))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn rtp(ssrc: u32) -> Vec<u8> {
+        let mut p = vec![0u8; 12];
+        p[0] = 0x80;
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p
+    }
+
+    fn pair(latch: Latch) -> RelayPair {
+        RelayPair {
+            a_port: 30000,
+            b_port: 30002,
+            a_remote: Some(sa("192.0.2.10:4000")),
+            b_remote: Some(sa("198.51.100.20:5000")),
+            a_latch: latch,
+            b_latch: latch,
+            a_ptime: None,
+            b_ptime: None,
+        }
+    }
+
+    #[test]
+    fn rtp_goes_to_the_far_legs_sdp_until_it_latches_then_to_its_source() {
+        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let a_nat = sa("203.0.113.7:61000");
+        assert_eq!(
+            r.route(Dir::AtoB, false, a_nat, &rtp(1)),
+            Route::Accept(Some(sa("198.51.100.20:5000")))
+        );
+        // The callee answers: toward the caller's latched (NAT) address, not its SDP.
+        assert_eq!(
+            r.route(Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+            Route::Accept(Some(a_nat))
+        );
+        // A stranger with the latched SSRC is dropped.
+        assert_eq!(
+            r.route(Dir::AtoB, false, sa("203.0.113.99:1234"), &rtp(1)),
+            Route::Drop
+        );
+    }
+
+    #[test]
+    fn sdp_ip_latch_drops_other_ips_and_rtcp_follows_the_rtp_ip() {
+        let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+        assert_eq!(
+            r.route(Dir::AtoB, false, sa("203.0.113.7:4000"), &rtp(1)),
+            Route::Drop
+        );
+        assert_eq!(
+            r.route(Dir::AtoB, false, sa("192.0.2.10:4002"), &rtp(1)),
+            Route::Accept(Some(sa("198.51.100.20:5000")))
+        );
+        // RTCP from the latched IP goes to the far leg's SDP port + 1 until it sends RTCP.
+        assert_eq!(
+            r.route(Dir::AtoB, true, sa("192.0.2.10:4003"), &[0x80, 200, 0, 1]),
+            Route::Accept(Some(sa("198.51.100.20:5001")))
+        );
+        assert_eq!(
+            r.route(Dir::AtoB, true, sa("192.0.2.11:4003"), &[0x80, 200, 0, 1]),
+            Route::Drop
+        );
+    }
+
+    #[test]
+    fn an_update_relearns_the_sources() {
+        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let first = sa("203.0.113.7:61000");
+        assert!(matches!(
+            r.route(Dir::AtoB, false, first, &rtp(1)),
+            Route::Accept(_)
+        ));
+        r.update(&pair(Latch::Any));
+        let moved = sa("203.0.113.8:62000");
+        assert!(matches!(
+            r.route(Dir::AtoB, false, moved, &rtp(1)),
+            Route::Accept(_)
+        ));
+        assert_eq!(
+            r.route(Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+            Route::Accept(Some(moved))
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! Tags, branches and Call-IDs. They are what a forged BYE, CANCEL or re-INVITE needs, so
+//! they come from a cryptographically secure generator (ChaCha12): seeded in tests so a run
+//! is reproducible, seeded from the OS in the engine so no amount of observed traffic lets
+//! anyone predict the next one.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Debug)]
+pub struct IdGen {
+    rng: StdRng,
+}
+
+impl IdGen {
+    pub fn new(seed: u64) -> Self {
+        IdGen {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Seeded from the operating system's entropy.
+    pub fn from_os() -> Self {
+        IdGen {
+            rng: StdRng::from_os_rng(),
+        }
+    }
+
+    fn hex(&mut self, n: usize) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        (0..n)
+            .map(|_| HEX[self.rng.random_range(0..16)] as char)
+            .collect()
+    }
+
+    /// A random number (RSeq starting points and the like).
+    pub fn number(&mut self) -> u32 {
+        self.rng.random()
+    }
+
+    /// A From/To tag (RFC 3261 §19.3 asks for at least 32 bits of randomness; this has 64).
+    pub fn tag(&mut self) -> String {
+        self.hex(16)
+    }
+
+    /// A Via branch with the RFC 3261 magic cookie.
+    pub fn branch(&mut self) -> String {
+        format!("{}{}", super::BRANCH_COOKIE, self.hex(20))
+    }
+
+    /// A fresh Call-ID. Carries our advertised host only, never a peer's.
+    pub fn call_id(&mut self, host: &str) -> String {
+        format!("{}@{}", self.hex(24), host)
+    }
+}
