@@ -23,6 +23,7 @@ mod dialog;
 mod events;
 mod explain;
 mod handle;
+mod incoming;
 mod midcall;
 mod orphan;
 mod outbound;

@@ -1,0 +1,204 @@
+//! What arrives that is not (yet) a call's: the checks every message passes first, requests
+//! outside any dialog (OPTIONS keepalives, strays), and initial INVITEs, which admission
+//! turns into a call or into one refusal and one CDR.
+
+use std::time::Instant;
+
+use tracing::{debug, info};
+
+use super::admission::{self, Refusal};
+use super::anchor::media_plan;
+use super::attempt::AttemptOutcome;
+use super::cdr::{Facts, record};
+use super::dialog::Dialog;
+use super::phase::{EndInfo, Phase};
+use super::router::B2bua;
+use super::state::{Call, CallerInvite, RoutePlan, TxnRole, UasRel};
+use super::timers::CallTimer;
+use super::{CoreEvent, Output, Side};
+use crate::cdr::CallTag;
+use crate::interop::causes::Q850Cause;
+use crate::interop::egress::ALLOW;
+use crate::sip::ingress::{self, Verdict};
+use crate::sip::{Hdr, Message, Method, Request, Target};
+use crate::txn::TxnId;
+
+impl B2bua {
+    /// A message off the wire: checked once, then to the transaction layer.
+    pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
+        match ingress::check(msg, source, &self.env.local) {
+            Verdict::Accept(msg) => {
+                let unmatched = self
+                    .env
+                    .txn
+                    .receive(msg, source, now, &mut self.env.txn_out);
+                match unmatched {
+                    Some(Message::Request(ack)) => self.on_ack(now, &ack),
+                    Some(Message::Response(resp)) => self.on_stray_response(now, resp, source),
+                    None => {}
+                }
+            }
+            Verdict::Reject { req, status, why } => {
+                self.reject_malformed(&req, source, status, why)
+            }
+            Verdict::Drop(why) => {
+                debug!(%source, "dropped: {why}");
+                self.refused(why);
+            }
+        }
+    }
+
+    fn refused(&mut self, why: &'static str) {
+        self.env
+            .out
+            .push_back(Output::Event(CoreEvent::Refused { why }));
+    }
+
+    /// A request too broken for a transaction: one stateless 400 (505 for another SIP
+    /// version), built from the parsed request, never retransmitted.
+    fn reject_malformed(&mut self, req: &Request, source: Target, status: u16, why: &'static str) {
+        debug!(%source, "malformed {}: {why}", req.method());
+        let reason = if status == 505 {
+            "Version Not Supported".to_string()
+        } else {
+            format!("Bad Request ({why})")
+        };
+        let tag = self.env.ids.tag();
+        if let Ok(resp) = ingress::response_to(req, status, &reason, Some(&tag), &[]) {
+            self.env.send(source, &Message::Response(resp));
+        }
+        self.refused(why);
+    }
+
+    /// A request no transaction has seen before.
+    pub(super) fn on_new_request(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
+        let in_dialog = req.to_tag().is_some();
+        match req.method() {
+            Method::Cancel => self.on_cancel(now, id, req),
+            Method::Invite if !in_dialog => self.on_initial_invite(now, id, req, source),
+            _ if in_dialog => self.on_in_dialog_request(now, id, req),
+            Method::Options => {
+                // Keepalive / capability query outside any dialog.
+                let extra = [(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, "application/sdp")];
+                self.env.respond(now, id, &req, 200, "OK", &extra);
+            }
+            Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                self.env
+                    .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            }
+            _ => {
+                let extra = [(Hdr::ALLOW, ALLOW)];
+                self.env
+                    .respond(now, id, &req, 405, "Method Not Allowed", &extra);
+            }
+        }
+    }
+
+    fn on_initial_invite(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
+        let cfg = self.env.cfg.clone();
+        let Some(ingress) = cfg.peer_for_source(source.addr.ip()).cloned() else {
+            info!(%source, "INVITE from an address no profile matches: 403");
+            self.env.respond(now, id, &req, 403, "Forbidden", &[]);
+            return;
+        };
+        let adm = match admission::admit(&cfg, &ingress, &req, self.env.draining) {
+            Ok(adm) => adm,
+            Err(refusal) => return self.refuse(now, id, &req, &ingress.name.0, refusal),
+        };
+        let r = self.next_ref;
+        self.next_ref += 1;
+        let local_tag = self.env.ids.tag();
+        let a = Dialog {
+            call_id: req.call_id().unwrap_or_default(),
+            local_hdr: format!(
+                "{};tag={local_tag}",
+                req.header(&Hdr::TO).unwrap_or_default()
+            ),
+            local_tag,
+            remote_hdr: req.header(&Hdr::FROM).unwrap_or_default(),
+            remote_tag: req.from_tag(),
+            remote_target: req
+                .contact_uri()
+                .or_else(|| req.from_uri())
+                .unwrap_or_default(),
+            route_set: req.record_route(),
+            local_cseq: 1,
+            remote_cseq: req.cseq().map(|c| c.0),
+            target: source,
+        };
+        let media = media_plan(&self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
+        self.env.dialogs.insert(a.key(), (r, Side::A));
+        self.env.owners.insert(id, (r, TxnRole::CallerInvite));
+        let call = Call {
+            cfg,
+            phase: Phase::Routing,
+            ingress,
+            a,
+            b: None,
+            caller_invite: CallerInvite { txn: id, req },
+            attempt: None,
+            route: RoutePlan {
+                targets: adm.targets,
+                next: 0,
+            },
+            number: adm.number,
+            caller: adm.caller,
+            started: now,
+            open: Vec::new(),
+            relayed: Vec::new(),
+            pending_2xx: Default::default(),
+            acks: Default::default(),
+            last_failure: None,
+            events: Default::default(),
+            uac_rel: Default::default(),
+            uas_rel: UasRel {
+                reliable: adm.reliable_to_caller,
+                ..Default::default()
+            },
+            media,
+            timers: Default::default(),
+        };
+        self.calls.insert(r, call);
+        let ring = adm.ring_timeout;
+        self.with_call(r, now, |call, cx| {
+            call.timers.set(CallTimer::Ring, cx.now + ring);
+            match call.start_attempt(cx) {
+                AttemptOutcome::Sent => {}
+                // 47: resource unavailable, when it was the RTP ports that ran out.
+                AttemptOutcome::NoMediaPorts => {
+                    call.fail_call(cx, 503, CallTag::MediaUnavailable, Q850Cause(47))
+                }
+                AttemptOutcome::NoPeerLeft => {
+                    call.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38))
+                }
+            }
+        });
+    }
+
+    /// Refuse an INVITE before it becomes a call: one response, one CDR.
+    fn refuse(&mut self, now: Instant, id: TxnId, req: &Request, peer: &str, no: Refusal) {
+        info!(call_id = ?req.call_id(), %peer, "refusing call: {} {}", no.status, no.reason);
+        let extra: Vec<(Hdr, &str)> = no
+            .extra
+            .iter()
+            .map(|(h, v)| (h.clone(), v.as_str()))
+            .collect();
+        self.env.respond(now, id, req, no.status, no.reason, &extra);
+        let call_id = req.call_id().unwrap_or_default();
+        let facts = Facts {
+            call_id: &call_id,
+            egress_call_id: None,
+            started: now,
+            answered: None,
+            from: &no.caller,
+            to: &no.number,
+            ingress: peer,
+            egress: None,
+            recording: None,
+            events: Vec::new(),
+        };
+        let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);
+        let cdr = record(&self.env, facts, end);
+        self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+    }
+}

@@ -1,0 +1,189 @@
+//! Anchored media: SDP toward each leg names only the gateway; ports come back however calls end.
+
+use super::*;
+
+use crate::media::{MediaAction, RelayPair};
+
+fn anchored() -> H {
+    H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }))
+}
+
+fn relay_pairs(h: &H) -> Vec<RelayPair> {
+    h.media
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("a1", "z9hG4bKa1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let offer = String::from_utf8_lossy(inv.body()).into_owned();
+    assert!(
+        !offer.contains("192.0.2.10"),
+        "phone's media address leaked:\n{offer}"
+    );
+    assert!(offer.contains("c=IN IP4 127.0.0.1\r\n"));
+    let pairs = relay_pairs(&h);
+    assert_eq!(pairs.len(), 1);
+    assert!(
+        offer.contains(&format!("m=audio {} RTP/AVP 0", pairs[0].b_port)),
+        "{offer}"
+    );
+    assert_eq!(pairs[0].a_remote, Some("192.0.2.10:4000".parse().unwrap()));
+    assert_eq!(pairs[0].b_remote, None);
+    // The carrier answers from its own media address; the phone sees only the gateway.
+    let answer = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("4000", "5004");
+    let ok = h.carrier_answers(&inv, "m1", &answer);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(!body.contains("198.51.100.7"), "{body}");
+    let pairs = relay_pairs(&h);
+    assert!(
+        body.contains(&format!("m=audio {} RTP/AVP 0", pairs[0].a_port)),
+        "{body}"
+    );
+    assert_eq!(
+        pairs[0].b_remote,
+        Some("198.51.100.7:5004".parse().unwrap())
+    );
+    assert_ne!(pairs[0].a_port, pairs[0].b_port);
+}
+
+#[test]
+fn ports_return_to_the_pool_whatever_way_calls_end() {
+    let mut h = anchored();
+    let total = h.core.free_media_ports();
+    assert_eq!(total, 5, "test pool 30000-30009");
+    for i in 0..2000 {
+        let id = format!("pp{i}");
+        h.recv(
+            PHONE,
+            &invite_text(&id, &format!("z9hG4bKpp{i}"), "+8610123", ""),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        match i % 3 {
+            0 => h.recv_msg(CARRIER_A, reply(&inv, 486, "x", &[], None)),
+            1 => {
+                let ok = h.carrier_answers(&inv, "x", SDP);
+                let tag = ok.to_tag().unwrap();
+                h.recv(
+                    PHONE,
+                    &in_dialog(
+                        "BYE",
+                        "sip:127.0.0.1",
+                        phone_from(),
+                        &format!("<sip:+8610123@127.0.0.1>;tag={tag}"),
+                        &id,
+                        2,
+                        &format!("z9hG4bKppb{i}"),
+                        "127.0.0.2:5060",
+                        "",
+                    ),
+                );
+                let bye = h.one_request(CARRIER_A, Method::Bye);
+                h.recv_msg(CARRIER_A, reply(&bye, 200, "x", &[], None));
+            }
+            _ => h.advance(Duration::from_secs(33)),
+        }
+        h.sent.clear();
+    }
+    h.advance(Duration::from_secs(100));
+    assert_eq!(h.core.free_media_ports(), total, "no port leaked");
+    let releases = h
+        .media
+        .iter()
+        .filter(|m| matches!(m, MediaAction::Release { .. }))
+        .count();
+    assert_eq!(releases, 2000);
+}
+
+#[test]
+fn an_exhausted_pool_refuses_the_call_with_503() {
+    let mut h = anchored();
+    // Five pairs: two calls take four, the third needs two more.
+    for i in 0..3 {
+        h.recv(
+            PHONE,
+            &invite_text(&format!("ex{i}"), &format!("z9hG4bKex{i}"), "+8610123", ""),
+        );
+    }
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 2);
+    let st: Vec<u16> = h.statuses(PHONE);
+    assert!(st.contains(&503), "{st:?}");
+    let c = h.cdrs.iter().find(|c| c.call_id == "ex2").unwrap();
+    assert_eq!(c.call_tag, CallTag::MediaUnavailable);
+    assert_eq!(c.cause, 47);
+}
+
+#[test]
+fn reinvite_moving_media_updates_the_relay_without_new_ports() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("mv1", "z9hG4bKmv1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "mv1",
+            1,
+            "z9hG4bKmv1a",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    let before = relay_pairs(&h);
+    let free = h.core.free_media_ports();
+    // Hold, from a new port.
+    let moved = SDP
+        .replace("4000", "4010")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "mv1",
+            2,
+            "z9hG4bKmv2",
+            "127.0.0.2:5060",
+            &moved,
+        ),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let body = String::from_utf8_lossy(re.body()).into_owned();
+    assert!(
+        body.contains(&format!("m=audio {} RTP/AVP 0", before[0].b_port)),
+        "{body}"
+    );
+    assert!(body.contains("a=sendonly"));
+    let after = relay_pairs(&h);
+    assert_eq!(
+        (after[0].a_port, after[0].b_port),
+        (before[0].a_port, before[0].b_port)
+    );
+    assert_eq!(after[0].a_remote, Some("192.0.2.10:4010".parse().unwrap()));
+    assert_eq!(
+        h.core.free_media_ports(),
+        free,
+        "no new ports for a moved stream"
+    );
+}

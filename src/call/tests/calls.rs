@@ -1,0 +1,374 @@
+//! Basic calls: BYE from either side, CANCEL, failover, busy and causes, refusals, ring timeout.
+
+use super::*;
+
+#[test]
+fn basic_call_bye_from_caller_and_topology_hiding() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+
+    // The B leg is the gateway's own dialog: nothing of the phone's side in its headers.
+    let head = String::from_utf8_lossy(&inv.to_bytes())
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        !head.contains("127.0.0.2"),
+        "internal address leaked:\n{head}"
+    );
+    assert!(!head.contains("call-1"), "caller Call-ID leaked:\n{head}");
+    assert!(!head.contains("alice1"), "caller tag leaked:\n{head}");
+    assert_eq!(inv.uri(), "sip:+8610123@ims.example.com");
+    assert_eq!(
+        inv.header(&Hdr::named("X-Custom")).as_deref(),
+        Some("keep me")
+    );
+    assert_eq!(
+        inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
+        Some("\"Alice\" <sip:1000@ims.example.com>")
+    );
+    assert_eq!(inv.header(&Hdr::MAX_FORWARDS).as_deref(), Some("69"));
+    assert_eq!(inv.body().as_ref(), SDP.as_bytes());
+    // And the caller sees only the gateway.
+    assert_eq!(ok.contact_uri().as_deref(), Some("sip:127.0.0.1:5060"));
+    assert_eq!(ok.body().as_ref(), SDP.as_bytes());
+
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "BYE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKbye1",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.call_id(), inv.call_id());
+    assert_eq!(bye.cseq().unwrap().0, 2);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+
+    assert_eq!(h.cdrs.len(), 1);
+    let c = &h.cdrs[0];
+    assert_eq!(c.call_tag, CallTag::CallerBye);
+    assert_eq!(
+        (c.status, c.cause, c.cause_source),
+        (200, 16, CauseSource::Rfc3398)
+    );
+    assert_eq!(c.call_id, "call-1@127.0.0.2");
+    assert_eq!(c.from, "1000");
+    assert_eq!(c.to, "+8610123");
+    assert_eq!(c.ingress_peer, "pbx");
+    assert_eq!(c.egress_peer.as_deref(), Some("carrier-a"));
+    assert!(c.answer.is_some());
+    assert_idle(&mut h);
+}
+
+#[test]
+fn bye_from_callee_with_reason() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    h.advance(Duration::from_secs(5));
+    let from_carrier = "<sip:+8610123@ims.example.com>;tag=carrier1";
+    let to_gw = inv.header(&Hdr::FROM).unwrap();
+    let mut bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        from_carrier,
+        &to_gw,
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKcb",
+        "127.0.0.3:5060",
+        "",
+    );
+    bye = bye.replace(
+        "Content-Length: 0",
+        "Reason: Q.850;cause=16;text=\"Normal\"\r\nContent-Length: 0",
+    );
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    let b = h.one_request(PHONE, Method::Bye);
+    assert_eq!(b.uri(), "sip:1000@127.0.0.2:5060");
+    assert_eq!(b.to_tag().as_deref(), Some("alice1"));
+    assert_eq!(b.from_tag(), ok.to_tag());
+    assert_eq!(
+        b.header(&Hdr::REASON).as_deref(),
+        Some("Q.850;cause=16;text=\"Normal\"")
+    );
+    h.recv_msg(PHONE, reply(&b, 200, "alice1", &[], None));
+    let c = &h.cdrs[0];
+    assert_eq!(c.call_tag, CallTag::CalleeBye);
+    assert_eq!((c.cause, c.cause_source), (16, CauseSource::ReasonHeader));
+    assert_eq!(c.duration_ms, 5000);
+    assert_idle(&mut h);
+}
+
+#[test]
+fn cancel_before_answer() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c2", "z9hG4bKc2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
+    h.take(PHONE);
+    let cancel = "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc2;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c2\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    h.recv(PHONE, cancel);
+    let rs = h.take_responses(PHONE);
+    let st: Vec<(u16, Method)> = rs
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert!(
+        st.contains(&(200, Method::Cancel)) && st.contains(&(487, Method::Invite)),
+        "{st:?}"
+    );
+    let c = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(c.top_via().unwrap().branch, inv.top_via().unwrap().branch);
+    h.recv_msg(CARRIER_A, reply(&c, 200, "t2", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "t2", &[], None));
+    // The gateway's INVITE transaction ACKs the 487 itself.
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerCancel);
+    assert_eq!(h.cdrs[0].status, 487);
+    assert!(h.cdrs[0].answer.is_none());
+    // The caller ACKs our 487.
+    let our_tag = rs
+        .iter()
+        .find(|r| r.status() == 487)
+        .unwrap()
+        .to_tag()
+        .unwrap();
+    h.recv(PHONE, &format!("ACK sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc2;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>;tag={our_tag}\r\nCall-ID: c2\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
+    assert_idle(&mut h);
+}
+
+#[test]
+fn cancel_racing_200_gets_ack_and_bye() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c3", "z9hG4bKc3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t3", &[], Some(SDP)));
+    h.take(PHONE);
+    h.recv(PHONE, "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc3;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c3\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    // The carrier answered before it saw our CANCEL.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t3",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "t3", &[], None));
+    let sent = h.take(CARRIER_A);
+    let acks = sent
+        .iter()
+        .filter(|m| matches!(m, Message::Request(r) if r.method() == Method::Ack))
+        .count();
+    let byes: Vec<Request> = sent
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Bye => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, 1);
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].uri(), "sip:x@127.0.0.3");
+    assert_eq!(byes[0].to_tag().as_deref(), Some("t3"));
+    // The caller only ever sees the 487: never a 200 for the INVITE it cancelled.
+    let to_phone: Vec<(u16, Method)> = h
+        .take_responses(PHONE)
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert!(to_phone.contains(&(487, Method::Invite)), "{to_phone:?}");
+    assert!(!to_phone.contains(&(200, Method::Invite)), "{to_phone:?}");
+    h.recv_msg(CARRIER_A, reply(&byes[0], 200, "t3", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    // One CDR, written when the caller cancelled; the late answer changes nothing in it.
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerCancel);
+    assert!(h.cdrs[0].answer.is_none());
+    assert_idle(&mut h);
+}
+
+#[test]
+fn failover_on_503_then_answer_at_second_peer() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c4", "z9hG4bKc4", "+8610123", ""));
+    assert_eq!(h.statuses(PHONE), vec![100]);
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ta", &[], None));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_ne!(inv_a.call_id(), inv_b.call_id());
+    assert_eq!(
+        h.statuses(PHONE),
+        Vec::<u16>::new(),
+        "503 must not reach the caller"
+    );
+    h.recv_msg(
+        CARRIER_B,
+        reply(
+            &inv_b,
+            200,
+            "tb",
+            &[(Hdr::CONTACT, "<sip:b@127.0.0.4>")],
+            Some(SDP),
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    h.advance(Duration::from_secs(40));
+    // No ACK from the phone: the gateway gives up after 64*T1 and hangs up both sides.
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].egress_peer.as_deref(), Some("carrier-b"));
+    assert!(h.cdrs[0].events.contains(&"failover_503".to_string()));
+    assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+}
+
+#[test]
+fn failover_on_timer_b() {
+    let mut cfg = config();
+    cfg.routes[0].ring_timeout = None;
+    let mut h = H::with(cfg);
+    h.recv(PHONE, &invite_text("c5", "z9hG4bKc5", "+8610123", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+    h.advance(Duration::from_secs(31));
+    // Timer A: retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; six by 31 s.
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 5);
+    h.advance(Duration::from_secs(2));
+    // Timer B fired at 32 s: INVITE to carrier B at 32 s and its first retransmission at 32.5 s.
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 2);
+    // Carrier B is silent too: the caller gets 408 after its Timer B.
+    h.advance(Duration::from_secs(33));
+    assert!(h.statuses(PHONE).contains(&408));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+    assert_eq!(
+        (h.cdrs[0].cause, h.cdrs[0].cause_source),
+        (102, CauseSource::Internal)
+    );
+}
+
+#[test]
+fn retransmitted_invite_is_absorbed() {
+    let mut h = H::new();
+    let text = invite_text("c6", "z9hG4bKc6", "+8610123", "");
+    h.recv(PHONE, &text);
+    h.advance(Duration::from_millis(500));
+    h.recv(PHONE, &text);
+    h.recv(PHONE, &text);
+    assert_eq!(
+        h.take_requests(CARRIER_A, Method::Invite).len(),
+        2,
+        "original + our own Timer A retransmission"
+    );
+    // The retransmissions are answered with the last provisional (100).
+    assert_eq!(h.statuses(PHONE), vec![100, 100, 100]);
+    assert_eq!(h.core.stats().calls, 1);
+}
+
+#[test]
+fn busy_with_q850_reason_is_relayed_and_recorded() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c7", "z9hG4bKc7", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            486,
+            "t7",
+            &[(Hdr::REASON, "Q.850;cause=17;text=\"User busy\"")],
+            None,
+        ),
+    );
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 486)
+        .unwrap();
+    assert_eq!(
+        r.header(&Hdr::REASON).as_deref(),
+        Some("Q.850;cause=17;text=\"User busy\"")
+    );
+    let c = &h.cdrs[0];
+    assert_eq!(
+        (c.call_tag, c.status, c.cause, c.cause_source),
+        (CallTag::CalleeReject, 486, 17, CauseSource::ReasonHeader)
+    );
+}
+
+#[test]
+fn failure_without_reason_uses_rfc3398() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c8", "z9hG4bKc8", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 404, "t8", &[], None));
+    let c = &h.cdrs[0];
+    assert_eq!(
+        (c.status, c.cause, c.cause_source),
+        (404, 1, CauseSource::Rfc3398)
+    );
+    assert_idle(&mut h);
+}
+
+#[test]
+fn unknown_source_unknown_number_and_hops() {
+    let mut h = H::new();
+    h.recv(
+        "127.0.0.9:5060",
+        &invite_text("c9", "z9hG4bKc9", "+8610123", "")
+            .replace("127.0.0.2:5060;branch", "127.0.0.9:5060;branch"),
+    );
+    assert_eq!(h.statuses("127.0.0.9:5060"), vec![403]);
+    assert!(h.cdrs.is_empty(), "an unknown source is not a call");
+
+    h.recv(PHONE, &invite_text("c10", "z9hG4bKc10", "999", ""));
+    assert_eq!(h.statuses(PHONE), vec![404]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::NoRoute);
+
+    h.recv(
+        PHONE,
+        &invite_text("c11", "z9hG4bKc11", "+8610123", "")
+            .replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
+    assert_eq!(h.statuses(PHONE), vec![483]);
+
+    h.recv(
+        PHONE,
+        &invite_text("c12", "z9hG4bKc12", "+8610123", "Require: foo, timer\r\n"),
+    );
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 420);
+    assert_eq!(r.header(&Hdr::UNSUPPORTED).as_deref(), Some("foo, timer"));
+    assert!(h.take(CARRIER_A).is_empty());
+    assert_idle(&mut h);
+}
+
+#[test]
+fn ring_timeout_sends_408_and_cancels() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c13", "z9hG4bKc13", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t13", &[], None));
+    h.take(PHONE);
+    h.advance(Duration::from_secs(60));
+    assert!(h.statuses(PHONE).contains(&408));
+    let c = h.one_request(CARRIER_A, Method::Cancel);
+    h.recv_msg(CARRIER_A, reply(&c, 200, "t13", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "t13", &[], None));
+    assert_eq!(h.cdrs[0].call_tag, CallTag::NoAnswerTimeout);
+    assert_eq!(h.cdrs[0].cause, 19, "alerted callee: no answer from user");
+}

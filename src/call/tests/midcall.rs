@@ -1,0 +1,335 @@
+//! Within the dialogs: re-INVITE and glare, 2xx retransmission and ACK, strays, forks, shutdown.
+
+use super::*;
+
+#[test]
+fn reinvite_hold_is_relayed_with_its_ack() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let hold = SDP.replace(
+        "a=rtpmap:0 PCMU/8000\r\n",
+        "a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n",
+    );
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1:5060",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKre1",
+            "127.0.0.2:5060",
+            &hold,
+        ),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(re.cseq().unwrap(), (2, Method::Invite));
+    assert_eq!(re.call_id(), inv.call_id());
+    assert_eq!(re.uri(), "sip:+8610123@127.0.0.3");
+    assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &re,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(&SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n")),
+        ),
+    );
+    let mut rs = h.take_responses(PHONE);
+    // The re-INVITE waited for the carrier: the phone got 100 Trying for it first.
+    let trying = rs.remove(0);
+    assert_eq!(
+        (trying.status(), trying.cseq().unwrap()),
+        (100, (2, Method::Invite))
+    );
+    let r = rs.remove(0);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.cseq().unwrap(), (2, Method::Invite));
+    assert!(String::from_utf8_lossy(r.body()).contains("a=recvonly"));
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1:5060",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKre1ack",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
+    // And from the carrier side: an UPDATE and an INFO are relayed and answered.
+    let to_gw = inv.header(&Hdr::FROM).unwrap();
+    h.recv(
+        CARRIER_A,
+        &in_dialog(
+            "INFO",
+            "sip:127.0.0.1:5060",
+            "<sip:+8610123@ims.example.com>;tag=carrier1",
+            &to_gw,
+            &inv.call_id().unwrap(),
+            1,
+            "z9hG4bKinfo",
+            "127.0.0.3:5060",
+            "",
+        ),
+    );
+    let info = h.one_request(PHONE, Method::Info);
+    assert_eq!(info.call_id().as_deref(), Some("call-1@127.0.0.2"));
+    h.recv_msg(PHONE, reply(&info, 200, "alice1", &[], None));
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+}
+
+#[test]
+fn glare_gets_491() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKg1",
+            "127.0.0.2:5060",
+            SDP,
+        ),
+    );
+    h.take(CARRIER_A);
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            3,
+            "z9hG4bKg2",
+            "127.0.0.2:5060",
+            SDP,
+        ),
+    );
+    let finals: Vec<u16> = h
+        .statuses(PHONE)
+        .into_iter()
+        .filter(|s| *s != 100)
+        .collect();
+    assert_eq!(finals, vec![491]);
+}
+
+#[test]
+fn our_2xx_is_retransmitted_until_ack() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c14", "z9hG4bKc14", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t14",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![100, 200]);
+    h.advance(Duration::from_millis(1600));
+    assert_eq!(
+        h.statuses(PHONE),
+        vec![200, 200],
+        "retransmitted at 0.5 s and 1.5 s"
+    );
+    // No ACK to the carrier until the caller ACKs.
+    assert!(h.take_requests(CARRIER_A, Method::Ack).is_empty());
+    // The carrier retransmits its 2xx meanwhile; nothing breaks.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t14",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Ack).is_empty());
+}
+
+#[test]
+fn no_ack_hangs_up_both_legs() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c15", "z9hG4bKc15", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t15",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    h.take(PHONE);
+    h.advance(Duration::from_secs(33));
+    let to_carrier = h.take(CARRIER_A);
+    let methods: Vec<Method> = to_carrier
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        methods.contains(&Method::Ack) && methods.contains(&Method::Bye),
+        "{methods:?}"
+    );
+    assert!(!h.take_requests(PHONE, Method::Bye).is_empty());
+    assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+}
+
+#[test]
+fn requests_for_unknown_dialogs_get_481_and_options_200() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "BYE",
+            "sip:127.0.0.1",
+            phone_from(),
+            "<sip:x@127.0.0.1>;tag=nope",
+            "nocall",
+            2,
+            "z9hG4bKu1",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![481]);
+    h.recv(
+        "127.0.0.9:5060",
+        &in_dialog(
+            "OPTIONS",
+            "sip:127.0.0.1",
+            "<sip:ping@127.0.0.9>;tag=p",
+            "<sip:127.0.0.1>",
+            "ping1",
+            1,
+            "z9hG4bKo1",
+            "127.0.0.9:5060",
+            "",
+        ),
+    );
+    let r = h.take_responses("127.0.0.9:5060").remove(0);
+    assert_eq!(r.status(), 200);
+    assert!(r.header(&Hdr::ALLOW).unwrap().contains("INVITE"));
+    assert!(r.to_tag().is_some());
+}
+
+#[test]
+fn malformed_requests_get_400() {
+    let mut h = H::new();
+    let bad =
+        invite_text("c16", "z9hG4bKc16", "+8610123", "").replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
+    h.recv(PHONE, &bad);
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 400);
+    assert!(r.reason().contains("CSeq"));
+    assert_eq!(h.core.stats().calls, 0);
+}
+
+#[test]
+fn early_media_reaches_the_caller() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c17", "z9hG4bKc17", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t17", &[], Some(SDP)));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .unwrap();
+    assert_eq!(r.body().as_ref(), SDP.as_bytes());
+    assert_eq!(
+        r.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
+    );
+}
+
+#[test]
+fn second_fork_answer_is_released() {
+    let mut h = H::new();
+    let (inv, _ok) = answered_call(&mut h);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "fork2",
+            &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let sent = h.take(CARRIER_A);
+    let byes: Vec<_> = sent
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Bye => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].to_tag().as_deref(), Some("fork2"));
+    // The established call is untouched.
+    assert!(h.cdrs.is_empty());
+    assert_eq!(h.core.stats().calls, 1);
+}
+
+#[test]
+fn shutdown_releases_calls_with_cdrs() {
+    let mut h = H::new();
+    answered_call(&mut h);
+    h.recv(PHONE, &invite_text("c18", "z9hG4bKc18", "+8610123", ""));
+    h.take(CARRIER_A);
+    h.take(PHONE);
+    h.input(Input::Drain);
+    assert_eq!(h.core.active_calls(), 2);
+    h.recv(PHONE, &invite_text("c19", "z9hG4bKc19", "+8610123", ""));
+    assert_eq!(h.statuses(PHONE), vec![503]);
+    h.input(Input::HangUpAll);
+    let tags: Vec<CallTag> = h.cdrs.iter().map(|c| c.call_tag).collect();
+    assert_eq!(tags, vec![CallTag::Shutdown; 3]);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}
+
+#[test]
+fn cancel_never_answered_is_given_up_without_leaks() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c20", "z9hG4bKc20", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t20", &[], None));
+    h.recv(PHONE, "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc20;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c20\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
+    // The carrier answers neither the CANCEL nor the INVITE, ever.
+    assert_eq!(h.cdrs.len(), 1);
+    h.advance(Duration::from_secs(120));
+    let s = h.core.stats();
+    assert_eq!(s.calls, 0, "{s:?}");
+    assert_eq!((s.client_txns, s.server_txns), (0, 0), "{s:?}");
+    assert_eq!((s.txn_owners, s.timers), (0, 0), "{s:?}");
+}
+
+// ---------------------------------------------------------------- interop profiles

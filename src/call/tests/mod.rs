@@ -1,0 +1,327 @@
+//! Call flows against the sans-IO core with a fake clock: every test runs in microseconds.
+//! This file is the harness (the core driven exactly as the shell drives it, and message
+//! builders); the flows are in the files beside it, one theme each.
+
+mod anchor;
+mod calls;
+mod msgs;
+mod midcall;
+mod prack;
+mod profiles;
+mod robustness;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::*;
+use msgs::{in_dialog, invite_text, reply};
+use crate::cdr::{CallTag, CauseSource, CdrRecord};
+use crate::config::{Config, Listen, PeerName, Profile, Role, Route, RouteFrom};
+use crate::sip::{
+    Hdr, IdGen, Message, Method, Request, Response, Target, Transport, parse_datagram,
+};
+use crate::txn::TimerConfig;
+
+pub(super) const PHONE: &str = "127.0.0.2:5060";
+pub(super) const CARRIER_A: &str = "127.0.0.3:5060";
+pub(super) const CARRIER_B: &str = "127.0.0.4:5060";
+pub(super) const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+pub(super) fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profile>) {
+    let p = Profile {
+        name: PeerName(name.into()),
+        role,
+        address: Target::udp(addr(&format!("{ip}:5060"))),
+        matches: vec![format!("{ip}/32").parse().unwrap()],
+        domain: if role == Role::Trunk {
+            "ims.example.com".into()
+        } else {
+            ip.into()
+        },
+        ring_timeout: None,
+        uri: Default::default(),
+        prack: Default::default(),
+        ptime: None,
+        causes: Default::default(),
+        anchor: false,
+        record: false,
+        latch: crate::media::Latch::Any,
+        rtp_timeout: None,
+        repacketize: false,
+    };
+    (p.name.clone(), Arc::new(p))
+}
+
+/// The standard test configuration with some profiles adjusted.
+pub(super) fn config_with(edit: impl Fn(&str, &mut Profile)) -> Config {
+    let mut cfg = config();
+    for (name, p) in cfg.profiles.iter_mut() {
+        let mut q = (**p).clone();
+        edit(&name.0, &mut q);
+        *p = Arc::new(q);
+    }
+    cfg
+}
+
+pub(super) fn config() -> Config {
+    Config {
+        listen: vec![Listen {
+            transport: Transport::Udp,
+            addr: addr("127.0.0.1:5060"),
+        }],
+        advertise: "127.0.0.1".into(),
+        cdr_path: "/dev/null".into(),
+        max_message_bytes: 65535,
+        drain: Duration::from_secs(1),
+        metrics_listen: None,
+        media_ip: "127.0.0.1".parse().unwrap(),
+        media_ports: (30000, 30009),
+        recording_dir: "/tmp/trunkgate-test-recordings".into(),
+        recording_stereo: true,
+        recording_jitter: Duration::from_millis(60),
+        profiles: [
+            profile("pbx", Role::Internal, "127.0.0.2"),
+            profile("carrier-a", Role::Trunk, "127.0.0.3"),
+            profile("carrier-b", Role::Trunk, "127.0.0.4"),
+        ]
+        .into_iter()
+        .collect(),
+        routes: vec![
+            Route {
+                from: RouteFrom::Peer(PeerName("pbx".into())),
+                prefix: "+86".into(),
+                to: vec![PeerName("carrier-a".into()), PeerName("carrier-b".into())],
+                ring_timeout: Some(Duration::from_secs(60)),
+            },
+            Route {
+                from: RouteFrom::Peer(PeerName("carrier-a".into())),
+                prefix: "".into(),
+                to: vec![PeerName("pbx".into())],
+                ring_timeout: None,
+            },
+        ],
+    }
+}
+
+/// The core driven exactly as the shell drives it, on a fake clock.
+pub(super) struct H {
+    pub(super) core: B2bua,
+    pub(super) now: Instant,
+    pub(super) sent: Vec<(Target, Message)>,
+    pub(super) cdrs: Vec<CdrRecord>,
+    pub(super) media: Vec<crate::media::MediaAction>,
+    pub(super) events: Vec<CoreEvent>,
+}
+
+impl H {
+    pub(super) fn new() -> Self {
+        Self::with(config())
+    }
+
+    pub(super) fn with(cfg: Config) -> Self {
+        let now = Instant::now();
+        H {
+            core: B2bua::new(
+                Arc::new(cfg),
+                TimerConfig::default(),
+                IdGen::new(7),
+                now,
+                SystemTime::UNIX_EPOCH,
+            ),
+            now,
+            sent: Vec::new(),
+            cdrs: Vec::new(),
+            media: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Take every output of the core.
+    pub(super) fn apply(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::Transmit { target, wire, .. } => {
+                    // Every message we emit must survive a wire round trip.
+                    let back = parse_datagram(wire.clone(), 65535).unwrap_or_else(|e| {
+                        panic!("unparseable output {e}: {}", String::from_utf8_lossy(&wire))
+                    });
+                    self.sent.push((target, back));
+                }
+                Output::Cdr(c) => self.cdrs.push(*c),
+                Output::Media(m) => self.media.push(m),
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    pub(super) fn input(&mut self, input: Input) {
+        self.core.handle_input(self.now, input);
+        self.apply();
+    }
+
+    pub(super) fn recv(&mut self, from: &str, text: &str) {
+        let msg =
+            parse_datagram(Bytes::from(text.to_string()), 65535).expect("test message parses");
+        self.input(Input::Message {
+            msg,
+            source: Target::udp(addr(from)),
+        });
+    }
+
+    pub(super) fn recv_msg(&mut self, from: &str, msg: Message) {
+        let wire = msg.to_bytes();
+        let msg = parse_datagram(wire, 65535).unwrap();
+        self.input(Input::Message {
+            msg,
+            source: Target::udp(addr(from)),
+        });
+    }
+
+    /// Let `d` pass, firing every deadline the core asks for on the way.
+    pub(super) fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(at) = self.core.poll_timeout() {
+            if at > end {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.core.handle_timeout(self.now);
+            self.apply();
+        }
+        self.now = end;
+    }
+
+    /// Take everything sent to `to`.
+    pub(super) fn take(&mut self, to: &str) -> Vec<Message> {
+        let to = addr(to);
+        let (mine, rest): (Vec<_>, Vec<_>) = self.sent.drain(..).partition(|(t, _)| t.addr == to);
+        self.sent = rest;
+        mine.into_iter().map(|(_, m)| m).collect()
+    }
+
+    pub(super) fn take_requests(&mut self, to: &str, method: Method) -> Vec<Request> {
+        self.take(to)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(r) if r.method() == method => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub(super) fn take_responses(&mut self, to: &str) -> Vec<Response> {
+        self.take(to)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Response(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub(super) fn one_request(&mut self, to: &str, method: Method) -> Request {
+        let mut v = self.take_requests(to, method.clone());
+        assert_eq!(v.len(), 1, "expected one {method} to {to}, got {}", v.len());
+        v.remove(0)
+    }
+
+    pub(super) fn statuses(&mut self, to: &str) -> Vec<u16> {
+        self.take_responses(to).iter().map(|r| r.status()).collect()
+    }
+
+    /// carrier-a answers `inv` with 200 (To-tag `tag`, body `sdp`); returns the 200 the
+    /// phone then gets.
+    pub(super) fn carrier_answers(&mut self, inv: &Request, tag: &str, sdp: &str) -> Response {
+        self.recv_msg(
+            CARRIER_A,
+            reply(
+                inv,
+                200,
+                tag,
+                &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+                Some(sdp),
+            ),
+        );
+        self.take_responses(PHONE)
+            .into_iter()
+            .find(|r| r.status() == 200)
+            .expect("the phone gets the 200")
+    }
+}
+
+/// Set up a call to the answered-and-ACKed state. Returns (B-leg INVITE, A-leg 200).
+pub(super) fn answered_call(h: &mut H) -> (Request, Response) {
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
+    );
+    assert_eq!(h.statuses(PHONE), vec![100]);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            None,
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![180]);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let ok = h.take_responses(PHONE).remove(0);
+    assert_eq!(ok.status(), 200);
+    let our_tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1",
+            "\"Alice\" <sip:1000@127.0.0.2>;tag=alice1",
+            &format!("<sip:+8610123@127.0.0.1>;tag={our_tag}"),
+            "call-1@127.0.0.2",
+            1,
+            "z9hG4bKack1",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap(), (1, Method::Ack));
+    assert_eq!(ack.uri(), "sip:+8610123@127.0.0.3");
+    assert_eq!(ack.to_tag().as_deref(), Some("carrier1"));
+    (inv, ok)
+}
+
+pub(super) fn phone_from() -> &'static str {
+    "\"Alice\" <sip:1000@127.0.0.2>;tag=alice1"
+}
+
+pub(super) fn phone_to(our_tag: &str) -> String {
+    format!("<sip:+8610123@127.0.0.1>;tag={our_tag}")
+}
+
+pub(super) fn assert_idle(h: &mut H) {
+    h.advance(Duration::from_secs(60));
+    let s = h.core.stats();
+    assert_eq!(s.calls, 0, "{s:?}");
+    assert_eq!(s.dialogs, 0, "{s:?}");
+    assert_eq!((s.client_txns, s.server_txns), (0, 0), "{s:?}");
+    assert_eq!((s.txn_owners, s.timers), (0, 0), "{s:?}");
+}

@@ -1,0 +1,309 @@
+//! 100rel on each leg (RFC 3262): offered, required or hidden per profile; PRACK refused, timed out, retransmitted.
+
+use super::*;
+
+use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+
+fn prack(mode: PrackMode, on_405: On405) -> PrackPolicy {
+    PrackPolicy { mode, on_405 }
+}
+
+fn reliable_183(inv: &Request, tag: &str, rseq: u32) -> Message {
+    reply(
+        inv,
+        183,
+        tag,
+        &[
+            (Hdr::REQUIRE, "100rel"),
+            (Hdr::RSEQ, &rseq.to_string()),
+            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        ],
+        Some(SDP),
+    )
+}
+
+
+#[test]
+fn outbound_invite_offers_requires_or_hides_100rel_per_profile() {
+    for (mode, supported, required) in [
+        (PrackMode::Supported, true, false),
+        (PrackMode::Required, true, true),
+        (PrackMode::Disabled, false, false),
+    ] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.prack = prack(mode, On405::Continue);
+            }
+        }));
+        h.recv(
+            PHONE,
+            &invite_text(
+                "p1",
+                "z9hG4bKp1",
+                "+8610123",
+                "Supported: 100rel, timer\r\n",
+            ),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        assert_eq!(
+            inv.header_has_token(&Hdr::SUPPORTED, "100rel"),
+            supported,
+            "{mode:?}"
+        );
+        assert!(
+            inv.header_has_token(&Hdr::SUPPORTED, "timer"),
+            "other tags pass: {mode:?}"
+        );
+        assert_eq!(
+            inv.header_has_token(&Hdr::REQUIRE, "100rel"),
+            required,
+            "{mode:?}"
+        );
+    }
+}
+
+#[test]
+fn reliable_183_is_pracked_and_405_is_survived_with_continue() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p2", "z9hG4bKp2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c2", 7));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(pr.header(&Hdr::RACK).as_deref(), Some("7 1 INVITE"));
+    assert_eq!(pr.uri(), "sip:c@127.0.0.3");
+    assert_eq!(pr.to_tag().as_deref(), Some("c2"));
+    // The caller did not offer 100rel: it gets a plain 183 with the early SDP.
+    let r183 = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .unwrap();
+    assert!(!r183.has_header(&Hdr::RSEQ));
+    assert_eq!(r183.body().as_ref(), SDP.as_bytes());
+    // A retransmitted 183 (same RSeq) is neither PRACKed again nor relayed again.
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c2", 7));
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    assert!(h.take_responses(PHONE).is_empty());
+    // The carrier refuses its own PRACK, then answers the call.
+    h.recv_msg(CARRIER_A, reply(&pr, 405, "c2", &[], None));
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c2", 8));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Prack).is_empty(),
+        "no more PRACKs to this peer"
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c2",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    assert!(h.statuses(PHONE).contains(&200));
+    h.advance(Duration::from_secs(40));
+    let c = &h.cdrs[0];
+    assert!(
+        c.events.contains(&"prack_405_ignored".to_string()),
+        "{:?}",
+        c.events
+    );
+}
+
+#[test]
+fn prack_timeout_with_fail_ends_the_call() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.prack = prack(PrackMode::Supported, On405::Fail);
+        }
+    }));
+    h.recv(PHONE, &invite_text("p3", "z9hG4bKp3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c3", 1));
+    h.take(PHONE);
+    // Nobody answers the PRACK: Timer F after 32 s.
+    h.advance(Duration::from_secs(33));
+    assert!(h.statuses(PHONE).contains(&502));
+    assert!(!h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    let c = &h.cdrs[0];
+    assert_eq!(c.call_tag, CallTag::PrackRejected);
+    assert!(
+        c.events.contains(&"prack_timeout".to_string()),
+        "{:?}",
+        c.events
+    );
+}
+
+fn invite_100rel(call_id: &str, branch: &str) -> String {
+    invite_text(call_id, branch, "+8610123", "Supported: 100rel\r\n")
+}
+
+#[test]
+fn caller_gets_reliable_provisionals_retransmitted_until_its_prack() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("p4", "z9hG4bKp4"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c4", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c4", &[], Some(SDP)));
+    let first = h.take_responses(PHONE);
+    assert_eq!(first.len(), 1, "one reliable provisional at a time");
+    assert_eq!(first[0].status(), 180);
+    assert!(first[0].header_has_token(&Hdr::REQUIRE, "100rel"));
+    let rseq: u32 = first[0].header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    // Retransmitted at T1 and 2*T1 until PRACKed.
+    h.advance(Duration::from_millis(1600));
+    assert_eq!(h.statuses(PHONE), vec![180, 180]);
+    let tag = first[0].to_tag().unwrap();
+    let mut prack = in_dialog(
+        "PRACK",
+        "sip:127.0.0.1:5060",
+        phone_from(),
+        &phone_to(&tag),
+        "p4",
+        2,
+        "z9hG4bKpr4",
+        "127.0.0.2:5060",
+        "",
+    );
+    prack = prack.replace(
+        "Content-Length: 0",
+        &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
+    );
+    h.recv(PHONE, &prack);
+    let rs = h.take_responses(PHONE);
+    let st: Vec<(u16, Method)> = rs
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert!(st.contains(&(200, Method::Prack)), "{st:?}");
+    // The queued 183 goes out next, reliably, with the next RSeq.
+    let r183 = rs
+        .iter()
+        .find(|r| r.status() == 183)
+        .expect("queued 183 sent after PRACK");
+    assert_eq!(r183.header(&Hdr::RSEQ).unwrap(), (rseq + 1).to_string());
+    assert_eq!(r183.body().as_ref(), SDP.as_bytes());
+    // No PRACK ever reaches the carrier: reliability is terminated per leg.
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    // The carrier answers while the 183 (with SDP) is unacknowledged: the 2xx waits.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c4",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    assert!(
+        !h.statuses(PHONE).contains(&200),
+        "2xx held until the SDP-carrying 183 is PRACKed"
+    );
+    let prack2 = in_dialog(
+        "PRACK",
+        "sip:127.0.0.1:5060",
+        phone_from(),
+        &phone_to(&tag),
+        "p4",
+        3,
+        "z9hG4bKpr5",
+        "127.0.0.2:5060",
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        &format!("RAck: {} 1 INVITE\r\nContent-Length: 0", rseq + 1),
+    );
+    h.recv(PHONE, &prack2);
+    let st = h.statuses(PHONE);
+    assert!(
+        st.contains(&200) && st.iter().filter(|s| **s == 200).count() == 2,
+        "200 PRACK + 200 INVITE: {st:?}"
+    );
+}
+
+#[test]
+fn caller_that_never_pracks_gets_5xx() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("p5", "z9hG4bKp5"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c5", &[], None));
+    h.take(PHONE);
+    h.advance(Duration::from_secs(33));
+    assert!(h.statuses(PHONE).contains(&500));
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PrackRejected);
+    assert!(
+        h.cdrs[0]
+            .events
+            .contains(&"caller_prack_timeout".to_string())
+    );
+}
+
+#[test]
+fn ingress_100rel_policy_refusals() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.prack = prack(PrackMode::Required, On405::Continue);
+        }
+    }));
+    h.recv(PHONE, &invite_text("p6", "z9hG4bKp6", "+8610123", ""));
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 421);
+    assert_eq!(r.header(&Hdr::REQUIRE).as_deref(), Some("100rel"));
+
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.prack = prack(PrackMode::Disabled, On405::Continue);
+        }
+    }));
+    h.recv(
+        PHONE,
+        &invite_text("p7", "z9hG4bKp7", "+8610123", "Require: 100rel\r\n"),
+    );
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 420);
+    assert_eq!(r.header(&Hdr::UNSUPPORTED).as_deref(), Some("100rel"));
+    // With the default (supported) a caller requiring 100rel is served.
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("p8", "z9hG4bKp8", "+8610123", "Require: 100rel\r\n"),
+    );
+    assert_eq!(h.statuses(PHONE), vec![100]);
+}
+
+#[test]
+fn prack_481_with_continue_keeps_waiting_for_the_answer() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p12", "z9hG4bKp12", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c12", 1));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 481, "c12", &[], None));
+    assert!(h.cdrs.is_empty(), "the call goes on");
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "c12", &[], None));
+    assert!(h.statuses(PHONE).contains(&486));
+    assert!(
+        h.cdrs[0].events.contains(&"prack_481_ignored".to_string()),
+        "{:?}",
+        h.cdrs[0].events
+    );
+}
+
+#[test]
+fn prack_is_retransmitted_over_udp_until_answered() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p13", "z9hG4bKp13", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c13", 1));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Prack).len(), 1);
+    h.advance(Duration::from_millis(1600));
+    assert_eq!(
+        h.take_requests(CARRIER_A, Method::Prack).len(),
+        2,
+        "Timer E at 0.5 s and 1.5 s"
+    );
+}

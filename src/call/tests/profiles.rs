@@ -1,0 +1,100 @@
+//! Profile shaping of what leaves: ptime, URI and number forms, identity headers, causes.
+
+use super::*;
+use crate::interop::causes::Q850Cause;
+
+#[test]
+fn ptime_and_uri_policy_shape_the_outbound_invite_and_the_answer() {
+    let mut h = H::with(config_with(|n, p| match n {
+        "carrier-a" => {
+            p.ptime = Some(20);
+            p.uri.user_phone = true;
+            p.uri.request_uri_params = "tgrp=abc".into();
+        }
+        "pbx" => p.ptime = Some(40),
+        _ => {}
+    }));
+    h.recv(PHONE, &invite_text("p9", "z9hG4bKp9", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        inv.uri(),
+        "sip:+8610123@ims.example.com;user=phone;tgrp=abc"
+    );
+    assert_eq!(
+        inv.to_uri().as_deref(),
+        Some("sip:+8610123@ims.example.com;user=phone")
+    );
+    let body = String::from_utf8_lossy(inv.body()).into_owned();
+    assert_eq!(body, format!("{SDP}a=ptime:20\r\n"));
+    let ok = h.carrier_answers(&inv, "c9", SDP);
+    assert!(String::from_utf8_lossy(ok.body()).ends_with("a=ptime:40\r\n"));
+}
+
+#[test]
+fn causes_map_and_send_reason() {
+    let mut h = H::with(config_with(|n, p| match n {
+        "carrier-a" => {
+            p.causes.map.insert(480, Q850Cause(20));
+        }
+        "pbx" => p.causes.send_reason = false,
+        _ => {}
+    }));
+    h.recv(PHONE, &invite_text("p10", "z9hG4bKp10", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 480, "c10", &[], None));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 480)
+        .unwrap();
+    assert!(!r.has_header(&Hdr::REASON), "send_reason = false");
+    let c = &h.cdrs[0];
+    assert_eq!((c.cause, c.cause_source), (20, CauseSource::PeerMap));
+
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p11", "z9hG4bKp11", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 480, "c11", &[], None));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 480)
+        .unwrap();
+    assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=18"));
+    assert_eq!(h.cdrs[0].cause_source, CauseSource::Rfc3398);
+}
+
+#[test]
+fn identity_headers_follow_the_peers_number_form() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.number = crate::interop::uri::NumberFormat::E164;
+            p.uri.country_code = Some("86".into());
+            p.uri.user_phone = true;
+        }
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    h.recv(
+        PHONE,
+        &invite_text(
+            "i1",
+            "z9hG4bKi1",
+            "010-1234-5678",
+            "Diversion: <sip:0755-8888@127.0.0.2>;reason=unconditional\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.uri(), "sip:+861012345678@ims.example.com;user=phone");
+    assert_eq!(
+        inv.header(&Hdr::named("Diversion")).as_deref(),
+        Some("<sip:+867558888@ims.example.com;user=phone>;reason=unconditional")
+    );
+    // A non-numeric identity keeps its user and loses its host.
+    assert_eq!(
+        inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
+        Some("\"Alice\" <sip:+861000@ims.example.com;user=phone>")
+    );
+}
+
+// ---------------------------------------------------------------- media anchoring
