@@ -209,10 +209,20 @@ fn options_keepalive() {
 }
 
 #[test]
-fn sigterm_writes_cdrs_and_exits_cleanly() {
-    let (mut gw, _tmp) = world();
+fn sigterm_after_a_call_exits_cleanly_with_its_cdr_on_disk() {
+    let (mut gw, tmp) = world();
+    call_succeeds(
+        &gw,
+        tmp.path(),
+        "busy/carrier.xml",
+        "busy/phone.xml",
+        Transport::Udp,
+    );
     assert!(gw.stop().success(), "log:\n{}", gw.log());
     assert!(gw.log().contains("trunkgate stopped"));
+    let c = gw.cdrs();
+    assert_eq!(c.len(), 1, "the call's CDR is flushed before exit");
+    assert_eq!(c[0]["call_tag"], "callee_reject");
 }
 
 #[test]

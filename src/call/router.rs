@@ -165,7 +165,12 @@ impl B2bua {
     }
 
     /// Run `f` on call `r` with this event's context, then file or forget the call.
-    pub(super) fn with_call(&mut self, r: CallRef, now: Instant, f: impl FnOnce(&mut Call, &mut Cx)) {
+    pub(super) fn with_call(
+        &mut self,
+        r: CallRef,
+        now: Instant,
+        f: impl FnOnce(&mut Call, &mut Cx),
+    ) {
         let Some(call) = self.calls.get_mut(&r) else {
             return;
         };

@@ -67,7 +67,7 @@ fn reinvite_hold_is_relayed_with_its_ack() {
     );
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
-    // And from the carrier side: an UPDATE and an INFO are relayed and answered.
+    // And from the carrier side: an INFO is relayed and answered (UPDATE: see below).
     let to_gw = inv.header(&Hdr::FROM).unwrap();
     h.recv(
         CARRIER_A,
@@ -300,36 +300,84 @@ fn second_fork_answer_is_released() {
 }
 
 #[test]
-fn shutdown_releases_calls_with_cdrs() {
+fn update_is_relayed_both_ways_and_refreshes_the_target() {
     let mut h = H::new();
-    answered_call(&mut h);
-    h.recv(PHONE, &invite_text("c18", "z9hG4bKc18", "+8610123", ""));
-    h.take(CARRIER_A);
-    h.take(PHONE);
-    h.input(Input::Drain);
-    assert_eq!(h.core.active_calls(), 2);
-    h.recv(PHONE, &invite_text("c19", "z9hG4bKc19", "+8610123", ""));
-    assert_eq!(h.statuses(PHONE), vec![503]);
-    h.input(Input::HangUpAll);
-    let tags: Vec<CallTag> = h.cdrs.iter().map(|c| c.call_tag).collect();
-    assert_eq!(tags, vec![CallTag::Shutdown; 3]);
-    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
-}
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let hold = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "UPDATE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKup1",
+            "127.0.0.2:5060",
+            &hold,
+        ),
+    );
+    let up = h.one_request(CARRIER_A, Method::Update);
+    assert_eq!(up.call_id(), inv.call_id());
+    assert_eq!(up.cseq().unwrap(), (2, Method::Update));
+    assert!(String::from_utf8_lossy(up.body()).contains("a=sendonly"));
+    // The carrier answers from a new Contact: later requests of the dialog go there.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &up,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:moved@127.0.0.3:5070>")],
+            Some(&SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n")),
+        ),
+    );
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!((r.status(), r.cseq().unwrap()), (200, (2, Method::Update)));
+    assert!(String::from_utf8_lossy(r.body()).contains("a=recvonly"));
+    assert_eq!(r.contact_uri().as_deref(), Some("sip:127.0.0.1:5060"));
 
-#[test]
-fn cancel_never_answered_is_given_up_without_leaks() {
-    let mut h = H::new();
-    h.recv(PHONE, &invite_text("c20", "z9hG4bKc20", "+8610123", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 180, "t20", &[], None));
-    h.recv(PHONE, "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc20;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c20\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
-    // The carrier answers neither the CANCEL nor the INVITE, ever.
-    assert_eq!(h.cdrs.len(), 1);
-    h.advance(Duration::from_secs(120));
-    let s = h.core.stats();
-    assert_eq!(s.calls, 0, "{s:?}");
-    assert_eq!((s.client_txns, s.server_txns), (0, 0), "{s:?}");
-    assert_eq!((s.txn_owners, s.timers), (0, 0), "{s:?}");
-}
+    // From the carrier side: an UPDATE reaches the phone in the phone's dialog.
+    let to_gw = inv.header(&Hdr::FROM).unwrap();
+    h.recv(
+        CARRIER_A,
+        &in_dialog(
+            "UPDATE",
+            "sip:127.0.0.1:5060",
+            "<sip:+8610123@ims.example.com>;tag=carrier1",
+            &to_gw,
+            &inv.call_id().unwrap(),
+            1,
+            "z9hG4bKup2",
+            "127.0.0.3:5060",
+            SDP,
+        ),
+    );
+    let up2 = h.one_request(PHONE, Method::Update);
+    assert_eq!(up2.call_id().as_deref(), Some("call-1@127.0.0.2"));
+    h.recv_msg(PHONE, reply(&up2, 200, "alice1", &[], Some(SDP)));
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
 
-// ---------------------------------------------------------------- interop profiles
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "BYE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            3,
+            "z9hG4bKup3",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(
+        bye.uri(),
+        "sip:moved@127.0.0.3:5070",
+        "target refreshed by the UPDATE"
+    );
+}

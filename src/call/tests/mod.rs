@@ -4,11 +4,13 @@
 
 mod anchor;
 mod calls;
-mod msgs;
 mod midcall;
+mod msgs;
 mod prack;
 mod profiles;
 mod robustness;
+mod strays;
+mod unusual;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,13 +19,13 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use super::*;
-use msgs::{in_dialog, invite_text, reply};
 use crate::cdr::{CallTag, CauseSource, CdrRecord};
 use crate::config::{Config, Listen, PeerName, Profile, Role, Route, RouteFrom};
 use crate::sip::{
     Hdr, IdGen, Message, Method, Request, Response, Target, Transport, parse_datagram,
 };
 use crate::txn::TimerConfig;
+use msgs::{in_dialog, invite_text, reply};
 
 pub(super) const PHONE: &str = "127.0.0.2:5060";
 pub(super) const CARRIER_A: &str = "127.0.0.3:5060";
@@ -118,6 +120,8 @@ pub(super) struct H {
     pub(super) cdrs: Vec<CdrRecord>,
     pub(super) media: Vec<crate::media::MediaAction>,
     pub(super) events: Vec<CoreEvent>,
+    /// The transaction of each message sent within one, by destination.
+    pub(super) txns: Vec<(SocketAddr, crate::txn::TxnId)>,
 }
 
 impl H {
@@ -140,6 +144,7 @@ impl H {
             cdrs: Vec::new(),
             media: Vec::new(),
             events: Vec::new(),
+            txns: Vec::new(),
         }
     }
 
@@ -147,7 +152,10 @@ impl H {
     pub(super) fn apply(&mut self) {
         while let Some(o) = self.core.poll_output() {
             match o {
-                Output::Transmit { target, wire, .. } => {
+                Output::Transmit { target, wire, txn } => {
+                    if let Some(t) = txn {
+                        self.txns.push((target.addr, t));
+                    }
                     // Every message we emit must survive a wire round trip.
                     let back = parse_datagram(wire.clone(), 65535).unwrap_or_else(|e| {
                         panic!("unparseable output {e}: {}", String::from_utf8_lossy(&wire))
@@ -173,6 +181,18 @@ impl H {
             msg,
             source: Target::udp(addr(from)),
         });
+    }
+
+    /// A message over TCP (a connection the peer opened).
+    pub(super) fn recv_tcp(&mut self, from: &str, text: &str) {
+        let msg =
+            parse_datagram(Bytes::from(text.to_string()), 65535).expect("test message parses");
+        let source = Target {
+            transport: Transport::Tcp,
+            addr: addr(from),
+            conn: Some(crate::sip::ConnId(1)),
+        };
+        self.input(Input::Message { msg, source });
     }
 
     pub(super) fn recv_msg(&mut self, from: &str, msg: Message) {

@@ -22,7 +22,6 @@ fn reliable_183(inv: &Request, tag: &str, rseq: u32) -> Message {
     )
 }
 
-
 #[test]
 fn outbound_invite_offers_requires_or_hides_100rel_per_profile() {
     for (mode, supported, required) in [

@@ -1,0 +1,99 @@
+//! Answers that belong to no call step: a retransmitted 2xx gets our ACK again; a 2xx for an
+//! INVITE we never sent gets ACK and BYE, but only toward a peer we know.
+
+use super::*;
+
+/// A 200 to an INVITE of ours (our Via) that the gateway never sent.
+fn orphan_200(call_id: &str) -> String {
+    format!(
+        "SIP/2.0 200 OK\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnever;rport\r\n\
+         Record-Route: <sip:proxy1.example.com;lr>\r\n\
+         Record-Route: <sip:proxy2.example.com;lr>\r\n\
+         From: <sip:1000@127.0.0.1>;tag=ours\r\n\
+         To: <sip:+8610123@ims.example.com>;tag=theirs\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 7 INVITE\r\n\
+         Contact: <sip:+8610123@127.0.0.3:5070>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_2xx_for_no_call_from_a_known_peer_is_acked_and_hung_up() {
+    let mut h = H::new();
+    h.recv(CARRIER_A, &orphan_200("nobody@127.0.0.1"));
+    let sent: Vec<Request> = h
+        .take(CARRIER_A)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r),
+            Message::Response(_) => None,
+        })
+        .collect();
+    let [ack, bye] = &sent[..] else {
+        panic!("expected ACK and BYE, got {sent:?}");
+    };
+    assert_eq!((ack.method(), bye.method()), (Method::Ack, Method::Bye));
+    for (r, cseq) in [(ack, (7, Method::Ack)), (bye, (8, Method::Bye))] {
+        assert_eq!(r.cseq().unwrap(), cseq);
+        assert_eq!(r.uri(), "sip:+8610123@127.0.0.3:5070");
+        assert_eq!(r.call_id().as_deref(), Some("nobody@127.0.0.1"));
+        assert_eq!(r.to_tag().as_deref(), Some("theirs"));
+        // The route set is the Record-Route reversed (RFC 3261 §12.1.2).
+        assert_eq!(
+            r.header_lines(&Hdr::ROUTE),
+            vec![
+                "<sip:proxy2.example.com;lr>".to_string(),
+                "<sip:proxy1.example.com;lr>".to_string()
+            ]
+        );
+    }
+    assert!(h.cdrs.is_empty(), "no call, no CDR");
+    assert_idle(&mut h);
+}
+
+#[test]
+fn a_2xx_from_an_address_no_profile_matches_gets_nothing() {
+    let mut h = H::new();
+    h.recv("127.0.0.9:5060", &orphan_200("forged@127.0.0.1"));
+    assert!(
+        h.sent.is_empty(),
+        "a forged 2xx must not make us send: {:?}",
+        h.sent
+    );
+    assert_idle(&mut h);
+}
+
+#[test]
+fn a_retransmitted_2xx_gets_the_same_ack_again_during_and_after_its_transaction() {
+    let mut h = H::new();
+    let (inv, _ok) = answered_call(&mut h);
+    let again = || {
+        reply(
+            &inv,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(SDP),
+        )
+    };
+    // While the INVITE transaction still absorbs 2xx (RFC 6026 Accepted state).
+    h.recv_msg(CARRIER_A, again());
+    let first = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(first.cseq().unwrap(), (1, Method::Ack));
+    assert_eq!(first.to_tag().as_deref(), Some("carrier1"));
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    // After the transaction is gone (Timer M): the call still knows its ACK.
+    h.advance(Duration::from_secs(40));
+    h.take(CARRIER_A);
+    h.recv_msg(CARRIER_A, again());
+    let second = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(
+        second.to_bytes(),
+        first.to_bytes(),
+        "the same ACK, byte for byte"
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert!(h.cdrs.is_empty(), "the call is still up");
+}

@@ -1,0 +1,249 @@
+//! Calls that end or run in the less common ways: BYE in the early dialog, a peer that cannot
+//! be reached, no RTP, a reload mid-call, a caller over TCP, recording file names, shutdown,
+//! a callee that never answers our CANCEL.
+
+use super::*;
+use crate::media::MediaAction;
+
+/// A provisional with a To tag from carrier-a, which makes the early dialogs.
+fn early(h: &mut H) -> (Request, String) {
+    h.recv(PHONE, &invite_text("e1", "z9hG4bKe1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "carrier1", &[], Some(SDP)));
+    let ringing = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183);
+    let our_tag = ringing.and_then(|r| r.to_tag()).expect("183 with our tag");
+    (inv, our_tag)
+}
+
+#[test]
+fn bye_in_the_early_dialog_from_the_caller_cancels_the_call() {
+    let mut h = H::new();
+    let (inv, tag) = early(&mut h);
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1",
+        phone_from(),
+        &format!("<sip:+8610123@127.0.0.1>;tag={tag}"),
+        "e1",
+        2,
+        "z9hG4bKe1bye",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &bye);
+    let mut statuses = h.statuses(PHONE);
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![200, 487],
+        "200 to the BYE, 487 to the INVITE"
+    );
+    assert_eq!(h.take_requests(CARRIER_A, Method::Cancel).len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerCancel);
+    assert_eq!(h.cdrs[0].status, 487);
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "carrier1", &[], None));
+    assert_idle(&mut h);
+}
+
+#[test]
+fn bye_in_the_early_dialog_from_the_callee_fails_the_call_with_480() {
+    let mut h = H::new();
+    let (inv, _) = early(&mut h);
+    let our_from = inv.header(&Hdr::FROM).unwrap();
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1",
+        "<sip:+8610123@ims.example.com>;tag=carrier1",
+        &our_from,
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKe1cbye",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert_eq!(h.statuses(PHONE), vec![480]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+}
+
+#[test]
+fn a_transport_error_toward_the_first_peer_fails_over_to_the_next() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("t1", "z9hG4bKt1", "+8610123", ""));
+    h.take(CARRIER_A);
+    let txn = h
+        .txns
+        .iter()
+        .find(|(to, _)| *to == addr(CARRIER_A))
+        .map(|(_, t)| *t)
+        .expect("the INVITE went out in a transaction");
+    h.input(Input::SendFailed(txn));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, reply(&inv_b, 486, "tb", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].egress_peer.as_deref(), Some("carrier-b"));
+    assert!(
+        h.cdrs[0]
+            .events
+            .contains(&"peer_transport_error".to_string())
+    );
+}
+
+#[test]
+fn the_media_timeout_releases_only_answered_calls() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    h.recv(PHONE, &invite_text("m1", "z9hG4bKm1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let call = h
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaAction::Relay { call, .. } => Some(*call),
+            _ => None,
+        })
+        .expect("an anchored call plans its relay");
+    // Ringing: silence is normal.
+    h.input(Input::MediaTimeout(call));
+    assert!(h.cdrs.is_empty());
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.input(Input::MediaTimeout(call));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::RtpTimeout);
+    assert_eq!(h.cdrs[0].cause, 102);
+    // The caller's 2xx was still waiting for its ACK: the gateway ACKs the carrier, then
+    // hangs up both legs.
+    let to_carrier: Vec<Method> = h
+        .take(CARRIER_A)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            Message::Response(_) => None,
+        })
+        .collect();
+    assert_eq!(to_carrier, vec![Method::Ack, Method::Bye]);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}
+
+#[test]
+fn a_reload_changes_new_calls_but_not_the_calls_in_progress() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let reloaded = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.ptime = Some(30);
+        }
+    });
+    h.input(Input::Reload(Arc::new(reloaded)));
+    // The running call's re-INVITE toward carrier-a keeps the profile it started with.
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            2,
+            "z9hG4bKr2",
+            "127.0.0.2:5060",
+            SDP,
+        ),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(re.call_id(), inv.call_id());
+    assert!(!String::from_utf8_lossy(re.body()).contains("a=ptime"));
+    // A new call gets the reloaded profile.
+    h.recv(PHONE, &invite_text("r2", "z9hG4bKr3", "+8610123", ""));
+    let new = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(new.body()).contains("a=ptime:30"));
+}
+
+#[test]
+fn a_caller_over_tcp_gets_no_2xx_retransmissions_but_the_ack_timeout_still_runs() {
+    let mut h = H::new();
+    h.recv_tcp(PHONE, &invite_text("tcp1", "z9hG4bKtcp1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.advance(Duration::from_secs(5));
+    assert!(
+        h.take_responses(PHONE).is_empty(),
+        "a reliable transport carries the 2xx once (RFC 3261 §13.3.1.4)"
+    );
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.cdrs.len(), 1, "still no ACK after 64*T1");
+    assert!(h.cdrs[0].events.contains(&"ack_timeout".to_string()));
+}
+
+#[test]
+fn recordings_are_named_by_day_time_and_call_id() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.record = true;
+        }
+    }));
+    h.recv(
+        PHONE,
+        &invite_text("rec/1@127.0.0.2", "z9hG4bKrec1", "+8610123", ""),
+    );
+    let spec = h
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaAction::Relay { record, .. } => record.clone(),
+            _ => None,
+        })
+        .expect("a recorded call asks for its recording");
+    // The harness clock starts at the Unix epoch: 1970-01-01 at 00:00:00.000.
+    assert_eq!(
+        spec.path,
+        std::path::Path::new(
+            "/tmp/trunkgate-test-recordings/1970-01-01/000000000-rec_1_127.0.0.2.wav"
+        )
+    );
+    assert!(spec.stereo);
+}
+
+#[test]
+fn shutdown_releases_calls_with_cdrs() {
+    let mut h = H::new();
+    answered_call(&mut h);
+    h.recv(PHONE, &invite_text("c18", "z9hG4bKc18", "+8610123", ""));
+    h.take(CARRIER_A);
+    h.take(PHONE);
+    h.input(Input::Drain);
+    assert_eq!(h.core.active_calls(), 2);
+    h.recv(PHONE, &invite_text("c19", "z9hG4bKc19", "+8610123", ""));
+    assert_eq!(h.statuses(PHONE), vec![503]);
+    h.input(Input::HangUpAll);
+    let tags: Vec<CallTag> = h.cdrs.iter().map(|c| c.call_tag).collect();
+    assert_eq!(tags, vec![CallTag::Shutdown; 3]);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}
+
+#[test]
+fn cancel_never_answered_is_given_up_without_leaks() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c20", "z9hG4bKc20", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t20", &[], None));
+    h.recv(PHONE, "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc20;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c20\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
+    // The carrier answers neither the CANCEL nor the INVITE, ever.
+    assert_eq!(h.cdrs.len(), 1);
+    h.advance(Duration::from_secs(120));
+    let s = h.core.stats();
+    assert_eq!(s.calls, 0, "{s:?}");
+    assert_eq!((s.client_txns, s.server_txns), (0, 0), "{s:?}");
+    assert_eq!((s.txn_owners, s.timers), (0, 0), "{s:?}");
+}
+
+// ---------------------------------------------------------------- interop profiles
