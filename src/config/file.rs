@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use super::limits::{GlobalLimitsSection, PeerLimitsSection, ProtectSection};
+
 /// `gateway.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,6 +15,8 @@ pub struct GatewayFile {
     pub cdr: CdrSection,
     #[serde(default)]
     pub protect: ProtectSection,
+    #[serde(default)]
+    pub limits: GlobalLimitsSection,
     #[serde(default)]
     pub shutdown: ShutdownSection,
     #[serde(default)]
@@ -55,29 +59,6 @@ impl Default for CdrSection {
 
 fn default_cdr_path() -> String {
     "var/cdr.jsonl".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProtectSection {
-    #[serde(default = "default_max_message_bytes")]
-    pub max_message_bytes: Spanned<u64>,
-}
-
-impl Default for ProtectSection {
-    fn default() -> Self {
-        ProtectSection {
-            max_message_bytes: Spanned::new(0..0, default_max_message_bytes_raw()),
-        }
-    }
-}
-
-fn default_max_message_bytes_raw() -> u64 {
-    65535
-}
-
-fn default_max_message_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, default_max_message_bytes_raw())
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +190,8 @@ pub struct ProfileFile {
     pub causes: CausesSection,
     #[serde(default)]
     pub media: ProfileMediaSection,
+    #[serde(default)]
+    pub limits: PeerLimitsSection,
 }
 
 /// `[uri]`: the form of URIs and numbers toward this peer.

@@ -6,6 +6,7 @@
 
 mod error;
 mod file;
+mod limits;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +19,7 @@ use toml::Spanned;
 
 pub use error::{ConfigError, ConfigErrors};
 use file::{GatewayFile, ProfileFile};
+pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
 
 use crate::interop::causes::{CausePolicy, Q850Cause};
 use crate::interop::prack::{On405, PrackMode, PrackPolicy};
@@ -86,6 +88,8 @@ pub struct Profile {
     pub rtp_timeout: Option<Duration>,
     /// `[media] repacketize`: re-chunk G.711 sent to this peer to its `[sdp] ptime`.
     pub repacketize: bool,
+    /// `[limits]`: this peer's share of the gateway.
+    pub limits: PeerLimits,
 }
 
 /// Which inbound peer a route applies to.
@@ -121,6 +125,10 @@ pub struct Config {
     pub advertise: String,
     pub cdr_path: PathBuf,
     pub max_message_bytes: usize,
+    /// `[protect]`: what strangers and floods get.
+    pub protect: Protect,
+    /// `[limits]`: the whole gateway's.
+    pub limits: CallLimits,
     pub drain: Duration,
     /// `[media] advertise`: the address written into anchored SDP, where relay sockets bind.
     pub media_ip: IpAddr,
@@ -180,13 +188,10 @@ impl Config {
                 "[sip] advertise must be a host name or IP address".into(),
             ));
         }
-        let max_message_bytes = *file.protect.max_message_bytes.get_ref();
-        if !(1024..=65535).contains(&max_message_bytes) {
-            errs.push(at(
-                file.protect.max_message_bytes.span(),
-                "[protect] max_message_bytes must be between 1024 and 65535".into(),
-            ));
-        }
+        let at_offset = |offset: usize, msg: String| ConfigError::at(path, &text, offset, msg);
+        let protect = limits::protect(&file.protect, at_offset, &mut errs);
+        let global_limits = limits::global_limits(&file.limits, at_offset, &mut errs);
+        let max_message_bytes = protect.max_message_bytes;
 
         let media_ip = match &file.media.advertise {
             Some(a) => match a.get_ref().trim().parse::<IpAddr>() {
@@ -340,7 +345,9 @@ impl Config {
             listen,
             advertise,
             cdr_path: base.join(&file.cdr.path),
-            max_message_bytes: max_message_bytes as usize,
+            max_message_bytes,
+            protect,
+            limits: global_limits,
             drain: Duration::from_secs(file.shutdown.drain_s),
             metrics_listen,
             media_ip,
@@ -599,6 +606,11 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         },
         None => Latch::Any,
     };
+    let limits = limits::peer_limits(
+        &file.limits,
+        |offset, msg| ConfigError::at(path, &text, offset, msg),
+        errs,
+    );
     (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner()),
         role,
@@ -616,6 +628,7 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         rtp_timeout: (file.media.rtp_timeout_s > 0)
             .then(|| Duration::from_secs(file.media.rtp_timeout_s)),
         repacketize: file.media.repacketize,
+        limits,
     })
 }
 

@@ -57,6 +57,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         latch: crate::media::Latch::Any,
         rtp_timeout: None,
         repacketize: false,
+        limits: Default::default(),
     };
     (p.name.clone(), Arc::new(p))
 }
@@ -81,6 +82,8 @@ pub(super) fn config() -> Config {
         advertise: "127.0.0.1".into(),
         cdr_path: "/dev/null".into(),
         max_message_bytes: 65535,
+        protect: Default::default(),
+        limits: Default::default(),
         drain: Duration::from_secs(1),
         metrics_listen: None,
         media_ip: "127.0.0.1".parse().unwrap(),

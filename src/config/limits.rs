@@ -1,0 +1,276 @@
+//! `[limits]` (whole gateway and per profile) and `[protect]`: how much the gateway takes
+//! before it refuses, and what it does with strangers. Checked with file:line:col like the
+//! rest, with bounds that keep every value usable (no zero rates, no durations that overflow
+//! a deadline).
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+
+/// `[limits]` of gateway.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalLimitsSection {
+    pub max_calls: Option<Spanned<u64>>,
+    pub cps: Option<Spanned<u64>>,
+}
+
+/// `[limits]` of a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerLimitsSection {
+    pub max_calls: Option<Spanned<u64>>,
+    pub cps: Option<Spanned<u64>>,
+    pub max_call_duration_s: Option<Spanned<u64>>,
+}
+
+/// `[protect]` of gateway.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectSection {
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: Spanned<u64>,
+    pub source_rate: Option<Spanned<u64>>,
+    pub max_tcp_per_source: Option<Spanned<u64>>,
+    pub max_tcp_total: Option<Spanned<u64>>,
+    pub unknown_sources: Option<Spanned<String>>,
+    pub overload_503_ms: Option<Spanned<u64>>,
+    pub overload_drop_ms: Option<Spanned<u64>>,
+}
+
+impl Default for ProtectSection {
+    fn default() -> Self {
+        ProtectSection {
+            max_message_bytes: default_max_message_bytes(),
+            source_rate: None,
+            max_tcp_per_source: None,
+            max_tcp_total: None,
+            unknown_sources: None,
+            overload_503_ms: None,
+            overload_drop_ms: None,
+        }
+    }
+}
+
+fn default_max_message_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 65535)
+}
+
+/// Limits on calls: concurrent and new per second. `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallLimits {
+    pub max_calls: Option<u32>,
+    pub cps: Option<u32>,
+}
+
+/// A profile's `[limits]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerLimits {
+    pub calls: CallLimits,
+    /// Release answered calls with this peer after this long (`None`: never).
+    pub max_call_duration: Option<Duration>,
+}
+
+/// What happens to requests from sources no profile matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownSources {
+    /// Silence: the stranger learns nothing and costs one lookup.
+    #[default]
+    Drop,
+    /// One stateless 403, never retransmitted.
+    Reject,
+}
+
+/// `[protect]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protect {
+    pub max_message_bytes: usize,
+    /// SIP messages per second one source address may send; above it the source is
+    /// ignored for [`Protect::COOL_DOWN`].
+    pub source_rate: u32,
+    pub max_tcp_per_source: usize,
+    pub max_tcp_total: usize,
+    pub unknown_sources: UnknownSources,
+    /// A new INVITE that waited this long for the core is refused statelessly with 503.
+    pub overload_503: Duration,
+    /// ... and beyond this, dropped without an answer.
+    pub overload_drop: Duration,
+}
+
+impl Protect {
+    /// How long a source over `source_rate` is ignored.
+    pub const COOL_DOWN: Duration = Duration::from_secs(10);
+}
+
+impl Default for Protect {
+    fn default() -> Self {
+        Protect {
+            max_message_bytes: 65535,
+            source_rate: 200,
+            max_tcp_per_source: 16,
+            max_tcp_total: 1024,
+            unknown_sources: UnknownSources::Drop,
+            overload_503: Duration::from_millis(200),
+            overload_drop: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Reads one bounded number, reporting a value out of `range` at its position.
+struct Reader<'a, F: Fn(usize, String) -> ConfigError> {
+    at: F,
+    errs: &'a mut Vec<ConfigError>,
+}
+
+impl<F: Fn(usize, String) -> ConfigError> Reader<'_, F> {
+    fn num(
+        &mut self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        range: RangeInclusive<u64>,
+    ) -> Option<u64> {
+        let v = v.as_ref()?;
+        if range.contains(v.get_ref()) {
+            return Some(*v.get_ref());
+        }
+        self.errs.push((self.at)(
+            v.span().start,
+            format!(
+                "{key} = {} must be {}..={}",
+                v.get_ref(),
+                range.start(),
+                range.end()
+            ),
+        ));
+        None
+    }
+}
+
+fn call_limits<F: Fn(usize, String) -> ConfigError>(
+    r: &mut Reader<'_, F>,
+    max_calls: &Option<Spanned<u64>>,
+    cps: &Option<Spanned<u64>>,
+) -> CallLimits {
+    CallLimits {
+        max_calls: r
+            .num(max_calls, "[limits] max_calls", 1..=10_000_000)
+            .map(|n| n as u32),
+        cps: r.num(cps, "[limits] cps", 1..=100_000).map(|n| n as u32),
+    }
+}
+
+/// `[limits]` of gateway.toml. `at(offset, message)` builds an error at a position.
+pub fn global_limits(
+    s: &GlobalLimitsSection,
+    at: impl Fn(usize, String) -> ConfigError,
+    errs: &mut Vec<ConfigError>,
+) -> CallLimits {
+    let mut r = Reader { at, errs };
+    call_limits(&mut r, &s.max_calls, &s.cps)
+}
+
+/// `[limits]` of a profile.
+pub fn peer_limits(
+    s: &PeerLimitsSection,
+    at: impl Fn(usize, String) -> ConfigError,
+    errs: &mut Vec<ConfigError>,
+) -> PeerLimits {
+    let mut r = Reader { at, errs };
+    let calls = call_limits(&mut r, &s.max_calls, &s.cps);
+    // 0 is "off", as the contract documents; a week bounds the deadline arithmetic.
+    let max_call_duration = r
+        .num(
+            &s.max_call_duration_s,
+            "[limits] max_call_duration_s",
+            0..=604_800,
+        )
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
+    PeerLimits {
+        calls,
+        max_call_duration,
+    }
+}
+
+/// `[protect]`.
+pub fn protect(
+    s: &ProtectSection,
+    at: impl Fn(usize, String) -> ConfigError,
+    errs: &mut Vec<ConfigError>,
+) -> Protect {
+    let d = Protect::default();
+    let unknown_sources = match &s.unknown_sources {
+        None => d.unknown_sources,
+        Some(v) => match v.get_ref().as_str() {
+            "drop" => UnknownSources::Drop,
+            "reject" => UnknownSources::Reject,
+            other => {
+                errs.push(at(
+                    v.span().start,
+                    format!("[protect] unknown_sources {other:?} must be \"drop\" or \"reject\""),
+                ));
+                d.unknown_sources
+            }
+        },
+    };
+    let mut r = Reader { at, errs };
+    let max_message_bytes = r
+        .num(
+            &Some(s.max_message_bytes.clone()),
+            "[protect] max_message_bytes",
+            1024..=65535,
+        )
+        .map_or(d.max_message_bytes, |n| n as usize);
+    let source_rate = r
+        .num(&s.source_rate, "[protect] source_rate", 1..=1_000_000)
+        .map_or(d.source_rate, |n| n as u32);
+    let max_tcp_total = r
+        .num(&s.max_tcp_total, "[protect] max_tcp_total", 1..=1_000_000)
+        .map_or(d.max_tcp_total, |n| n as usize);
+    let max_tcp_per_source = r
+        .num(
+            &s.max_tcp_per_source,
+            "[protect] max_tcp_per_source",
+            1..=1_000_000,
+        )
+        .map_or(d.max_tcp_per_source, |n| n as usize);
+    let overload_503 = r
+        .num(&s.overload_503_ms, "[protect] overload_503_ms", 10..=60_000)
+        .map_or(d.overload_503, Duration::from_millis);
+    let overload_drop = r
+        .num(
+            &s.overload_drop_ms,
+            "[protect] overload_drop_ms",
+            10..=60_000,
+        )
+        .map_or(d.overload_drop, Duration::from_millis);
+    if overload_drop < overload_503
+        && let Some(v) = &s.overload_drop_ms
+    {
+        r.errs.push((r.at)(
+            v.span().start,
+            "[protect] overload_drop_ms must not be below overload_503_ms".into(),
+        ));
+    }
+    if max_tcp_per_source > max_tcp_total
+        && let Some(v) = &s.max_tcp_per_source
+    {
+        r.errs.push((r.at)(
+            v.span().start,
+            "[protect] max_tcp_per_source must not exceed max_tcp_total".into(),
+        ));
+    }
+    Protect {
+        max_message_bytes,
+        source_rate,
+        max_tcp_per_source,
+        max_tcp_total,
+        unknown_sources,
+        overload_503,
+        overload_drop,
+    }
+}
