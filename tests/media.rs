@@ -584,3 +584,111 @@ fn sipp_phone_and_echoing_carrier_exchange_rtp_through_the_gateway() {
     );
     assert!(to_caller >= 20.0, "the echo came back to the phone: {m}");
 }
+
+/// The audit's packet: X=1, one-byte extension profile, one word, and an element that claims
+/// 16 bytes of it. It used to panic the `rtp` crate inside the relay, ending that direction.
+fn hostile_packet(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x90, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00]);
+    p
+}
+
+/// 50 packets of 20 ms G.711 from the phone, with the hostile packet (same source, same
+/// SSRC) after the third. Returns the audio sent and the payloads the carrier received
+/// (20 ms each), in order.
+fn stream_with_hostile_packet(e: &Established) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let data = stream(50 * 160, 51);
+    let ssrc = 0x5151u32;
+    let receiver = {
+        let sock = e.carrier_rtp.try_clone().unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            // At most the 51 datagrams sent: the loop ends on them or on a quiet 1.5 s.
+            while got.len() < 51 {
+                let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                    break;
+                };
+                got.push(buf[..n].to_vec());
+            }
+            got
+        })
+    };
+    for (i, chunk) in data.chunks(160).enumerate() {
+        let ts = 1000 + (i as u32) * 160;
+        if i == 3 {
+            e.phone_rtp
+                .send_to(&hostile_packet(i as u16 + 100, ts, ssrc), e.gw_a)
+                .unwrap();
+        }
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&(i as u16 + 101).to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(chunk);
+        e.phone_rtp.send_to(&p, e.gw_a).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = receiver.join().unwrap();
+    // Audio packets only (the relay may pass the hostile datagram on as bytes).
+    let audio = got
+        .into_iter()
+        .filter(|p| p.len() == 12 + 160 && p[0] == 0x80)
+        .map(|p| p[12..].to_vec())
+        .collect();
+    (data, audio)
+}
+
+/// How many of the 47 packets sent after the hostile one reached the carrier.
+fn delivered_after_hostile(data: &[u8], audio: &[Vec<u8>]) -> usize {
+    data.chunks(160)
+        .skip(3)
+        .filter(|chunk| audio.iter().any(|p| p == chunk))
+        .count()
+}
+
+#[test]
+fn a_malformed_header_extension_does_not_stop_a_recorded_stream() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            gateway_extra: "[recording]\njitter_ms = 60\n".into(),
+            ..GwOpts::carrier_a("[media]\nrecord = true\n")
+        },
+    );
+    let e = establish(&gw, "hostile-rec");
+    let (data, audio) = stream_with_hostile_packet(&e);
+    assert_eq!(delivered_after_hostile(&data, &audio), 47);
+    std::thread::sleep(Duration::from_millis(300));
+    hang_up(&gw, &e, "hostile-rec");
+    let cdr = &gw.wait_cdrs(1)[0];
+    // The recording goes on after the packet: the caller's audio from the fourth packet to
+    // the last is in the file, sample for sample.
+    let reader = finalised_recording(cdr);
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    check_channel(
+        &left,
+        &data[480..],
+        &[],
+        "caller after the malformed packet",
+    );
+}
+
+#[test]
+fn a_malformed_header_extension_does_not_stop_a_repacketized_stream() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts::carrier_a("[sdp]\nptime = 20\n\n[media]\nrepacketize = true\n"),
+    );
+    let e = establish(&gw, "hostile-repack");
+    let (data, audio) = stream_with_hostile_packet(&e);
+    assert_eq!(delivered_after_hostile(&data, &audio), 47);
+    hang_up(&gw, &e, "hostile-repack");
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
