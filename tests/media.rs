@@ -57,9 +57,20 @@ struct Established {
     gw_a: SocketAddr,
     gw_b: SocketAddr,
     to: String,
+    /// The SDP the carrier received in the INVITE.
+    b_offer: Bytes,
 }
 
 fn establish(gw: &Gateway, call_id: &str) -> Established {
+    establish_with(gw, call_id, |ip, port| sdp(ip, port).into_bytes())
+}
+
+/// `establish` with the phone's SDP written by `offer(ip, rtp_port)`.
+fn establish_with(
+    gw: &Gateway,
+    call_id: &str,
+    offer: impl Fn(&str, u16) -> Vec<u8>,
+) -> Established {
     let t = Some(Duration::from_secs(5));
     let phone = UdpSocket::bind((PHONE_IP, gw.ports.phone)).unwrap();
     let carrier = UdpSocket::bind((CARRIER_A_IP, gw.ports.carrier_a)).unwrap();
@@ -68,13 +79,15 @@ fn establish(gw: &Gateway, call_id: &str) -> Established {
     for s in [&phone, &carrier, &phone_rtp, &carrier_rtp] {
         s.set_read_timeout(t).unwrap();
     }
-    let body = sdp(PHONE_IP, phone_rtp.local_addr().unwrap().port());
-    let invite = format!(
-        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{p};branch=z9hG4bK{call_id}1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE_IP}:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+    let body = offer(PHONE_IP, phone_rtp.local_addr().unwrap().port());
+    let mut invite = format!(
+        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{p};branch=z9hG4bK{call_id}1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE_IP}:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
         body.len(),
         p = gw.ports.phone
-    );
-    phone.send_to(invite.as_bytes(), gw.addr()).unwrap();
+    )
+    .into_bytes();
+    invite.extend_from_slice(&body);
+    phone.send_to(&invite, gw.addr()).unwrap();
     let Message::Request(inv) = recv_sip(&carrier, |m| matches!(m, Message::Request(_))) else {
         unreachable!()
     };
@@ -121,6 +134,7 @@ fn establish(gw: &Gateway, call_id: &str) -> Established {
         gw_a: format!("127.0.0.1:{port_a}").parse().unwrap(),
         gw_b: format!("127.0.0.1:{port_b}").parse().unwrap(),
         to,
+        b_offer: inv.body().clone(),
     }
 }
 
@@ -690,5 +704,56 @@ fn a_malformed_header_extension_does_not_stop_a_repacketized_stream() {
     let (data, audio) = stream_with_hostile_packet(&e);
     assert_eq!(delivered_after_hostile(&data, &audio), 47);
     hang_up(&gw, &e, "hostile-repack");
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
+
+#[test]
+fn latin1_sdp_with_mixed_line_ends_and_ice_is_anchored_without_leaks() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    // A Latin-1 session name, the audio section in bare LF, ICE candidates naming the phone.
+    let e = establish_with(&gw, "sdp-latin1", |ip, port| {
+        let mut b = format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=").into_bytes();
+        b.extend_from_slice(b"Caf\xe9");
+        b.extend_from_slice(
+            format!(
+                "\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\nc=IN IP4 {ip}\na=rtcp:{} IN IP4 {ip}\na=ice-ufrag:x1y2\na=candidate:1 1 UDP 2130706431 {ip} {port} typ host\na=sendrecv\n",
+                port + 1
+            )
+            .as_bytes(),
+        );
+        b
+    });
+    // establish checked that the carrier's SDP names only the gateway; the ICE lines are
+    // gone, and the other lines came through byte for byte with their own line ends.
+    let offer = &e.b_offer[..];
+    let has = |s: &[u8]| offer.windows(s.len()).any(|w| w == s);
+    assert!(
+        has(b"\r\ns=Caf\xe9\r\n"),
+        "{}",
+        String::from_utf8_lossy(offer)
+    );
+    assert!(
+        has(b"\nc=IN IP4 127.0.0.1\na=rtcp:"),
+        "{}",
+        String::from_utf8_lossy(offer)
+    );
+    assert!(!has(b"candidate") && !has(b"ice-ufrag") && !has(PHONE_IP.as_bytes()));
+    let mut buf = [0u8; 2048];
+    for i in 0..3u8 {
+        let pkt = [0x80, 0x00, 0, i, 0, 0, 0, 160, 1, 2, 3, 4, 0xff];
+        e.phone_rtp.send_to(&pkt, e.gw_a).unwrap();
+        let (n, _) = e
+            .carrier_rtp
+            .recv_from(&mut buf)
+            .expect("RTP reaches the carrier");
+        assert_eq!(&buf[..n], &pkt);
+        e.carrier_rtp.send_to(&pkt, e.gw_b).unwrap();
+        let (n, _) = e
+            .phone_rtp
+            .recv_from(&mut buf)
+            .expect("RTP reaches the phone");
+        assert_eq!(&buf[..n], &pkt);
+    }
+    hang_up(&gw, &e, "sdp-latin1");
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
 }
