@@ -411,6 +411,18 @@ mod tests {
     }
 
     #[test]
+    fn the_old_api_refuses_every_stream_of_sdp_it_cannot_read() {
+        // What the call layer does today when `endpoints` is None: anchor with no ports.
+        let body = b"v=0\r\nc=IN IP4 192.0.2.10\r\nbogus line\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 192.0.2.10\r\n";
+        assert_eq!(endpoints(body), None);
+        let out = anchor(body, "203.0.113.5".parse().unwrap(), &[]).unwrap();
+        assert_eq!(
+            &out[..],
+            &b"v=0\r\nc=IN IP4 203.0.113.5\r\nbogus line\r\nm=audio 0 RTP/AVP 0\r\n"[..]
+        );
+    }
+
+    #[test]
     fn ice_attributes_are_removed_when_anchoring() {
         let offer = b"v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\na=ice-lite\r\nm=audio 4000 RTP/AVP 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\na=candidate:1 1 UDP 2130706431 10.0.0.5 4000 typ host\r\na=candidate:2 1 UDP 1694498815 198.51.100.9 4000 typ srflx raddr 10.0.0.5 rport 4000\r\na=end-of-candidates\r\na=sendrecv\r\n";
         let out = anchor_streams(offer, "203.0.113.5".parse().unwrap(), &[Some(20000)]).unwrap();
