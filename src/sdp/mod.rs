@@ -37,6 +37,47 @@ pub enum SdpError {
     Multipart(&'static str),
 }
 
+/// The SDP of a SIP body, read and checked, ready to be anchored: the two steps the call
+/// layer needs, whatever the body's form (plain SDP or a multipart part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaBody {
+    /// Where the SDP lies in the body.
+    pub part: SdpPart,
+    /// Its media streams in order, port-0 ones included (`Endpoint::is_rejected`).
+    pub streams: Vec<Endpoint>,
+}
+
+impl MediaBody {
+    /// Find and read the SDP of a body (Content-Type `content_type`) and check it against
+    /// `max_streams` active streams. `Ok(None)`: the body carries no SDP (forward it as is).
+    /// An error: the SDP cannot be anchored (refuse it with 488 toward an anchored leg).
+    pub fn read(
+        content_type: Option<&str>,
+        body: &[u8],
+        max_streams: usize,
+    ) -> Result<Option<MediaBody>, SdpError> {
+        let Some(part) = locate(content_type, body)? else {
+            return Ok(None);
+        };
+        let streams = read(part.of(body))?;
+        limit_streams(&streams, max_streams)?;
+        Ok(Some(MediaBody { part, streams }))
+    }
+
+    /// The same body (the one given to `read`) with its SDP anchored (see
+    /// [`anchor_streams`]): `ports[i]` for stream `i`, `None` (or port 0 in the SDP) refuses
+    /// it. Every byte outside the SDP is kept.
+    pub fn anchored(
+        &self,
+        body: &[u8],
+        ip: std::net::IpAddr,
+        ports: &[Option<u16>],
+    ) -> Result<Bytes, SdpError> {
+        let sdp = anchor_streams(self.part.of(body), ip, ports)?;
+        Ok(self.part.splice(body, &sdp))
+    }
+}
+
 /// One SDP line as sent: its text (without the line end) and its line end (`"\r\n"`,
 /// `"\n"`, or empty for a last line without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,5 +280,42 @@ mod tests {
         // A last line with no line end gets one before the inserted line.
         let e = set_ptime(b"v=0\r\nm=audio 1 RTP/AVP 0", 20).unwrap();
         assert_eq!(&e.body[..], b"v=0\r\nm=audio 1 RTP/AVP 0\r\na=ptime:20");
+    }
+
+    #[test]
+    fn a_media_body_is_found_read_limited_and_anchored_in_place() {
+        let ip: std::net::IpAddr = "203.0.113.5".parse().unwrap();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\nm=video 0 RTP/AVP 96\r\n";
+        let body = format!(
+            "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b1\r\nContent-Type: application/isup\r\n\r\nISUP\r\n--b1--\r\n"
+        );
+        let ct = Some("multipart/mixed; boundary=b1");
+        let m = MediaBody::read(ct, body.as_bytes(), DEFAULT_MAX_STREAMS)
+            .unwrap()
+            .unwrap();
+        assert!(m.part.multipart);
+        assert_eq!(m.streams.len(), 2);
+        assert!(m.streams[1].is_rejected());
+        let out = m
+            .anchored(body.as_bytes(), ip, &[Some(20000), None])
+            .unwrap();
+        let want = body
+            .replace("192.0.2.7", "203.0.113.5")
+            .replace("m=audio 4000", "m=audio 20000");
+        assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+        // Plain SDP, no SDP, too many streams, unreadable SDP.
+        let plain = MediaBody::read(Some("application/sdp"), sdp.as_bytes(), 1)
+            .unwrap()
+            .unwrap();
+        assert!(!plain.part.multipart);
+        assert_eq!(MediaBody::read(Some("text/plain"), b"hi", 4), Ok(None));
+        assert_eq!(
+            MediaBody::read(Some("application/sdp"), sdp.as_bytes(), 0),
+            Err(SdpError::TooManyStreams { found: 1, max: 0 })
+        );
+        assert_eq!(
+            MediaBody::read(Some("application/sdp"), b"m=audio 1 RTP/AVP 0", 4),
+            Err(SdpError::NoVersion)
+        );
     }
 }
