@@ -57,9 +57,20 @@ struct Established {
     gw_a: SocketAddr,
     gw_b: SocketAddr,
     to: String,
+    /// The SDP the carrier received in the INVITE.
+    b_offer: Bytes,
 }
 
 fn establish(gw: &Gateway, call_id: &str) -> Established {
+    establish_with(gw, call_id, |ip, port| sdp(ip, port).into_bytes())
+}
+
+/// `establish` with the phone's SDP written by `offer(ip, rtp_port)`.
+fn establish_with(
+    gw: &Gateway,
+    call_id: &str,
+    offer: impl Fn(&str, u16) -> Vec<u8>,
+) -> Established {
     let t = Some(Duration::from_secs(5));
     let phone = UdpSocket::bind((PHONE_IP, gw.ports.phone)).unwrap();
     let carrier = UdpSocket::bind((CARRIER_A_IP, gw.ports.carrier_a)).unwrap();
@@ -68,13 +79,15 @@ fn establish(gw: &Gateway, call_id: &str) -> Established {
     for s in [&phone, &carrier, &phone_rtp, &carrier_rtp] {
         s.set_read_timeout(t).unwrap();
     }
-    let body = sdp(PHONE_IP, phone_rtp.local_addr().unwrap().port());
-    let invite = format!(
-        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{p};branch=z9hG4bK{call_id}1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE_IP}:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+    let body = offer(PHONE_IP, phone_rtp.local_addr().unwrap().port());
+    let mut invite = format!(
+        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{p};branch=z9hG4bK{call_id}1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE_IP}:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
         body.len(),
         p = gw.ports.phone
-    );
-    phone.send_to(invite.as_bytes(), gw.addr()).unwrap();
+    )
+    .into_bytes();
+    invite.extend_from_slice(&body);
+    phone.send_to(&invite, gw.addr()).unwrap();
     let Message::Request(inv) = recv_sip(&carrier, |m| matches!(m, Message::Request(_))) else {
         unreachable!()
     };
@@ -121,6 +134,7 @@ fn establish(gw: &Gateway, call_id: &str) -> Established {
         gw_a: format!("127.0.0.1:{port_a}").parse().unwrap(),
         gw_b: format!("127.0.0.1:{port_b}").parse().unwrap(),
         to,
+        b_offer: inv.body().clone(),
     }
 }
 
@@ -583,4 +597,163 @@ fn sipp_phone_and_echoing_carrier_exchange_rtp_through_the_gateway() {
         "the phone's audio reached the carrier: {m}"
     );
     assert!(to_caller >= 20.0, "the echo came back to the phone: {m}");
+}
+
+/// The audit's packet: X=1, one-byte extension profile, one word, and an element that claims
+/// 16 bytes of it. It used to panic the `rtp` crate inside the relay, ending that direction.
+fn hostile_packet(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x90, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00]);
+    p
+}
+
+/// 50 packets of 20 ms G.711 from the phone, with the hostile packet (same source, same
+/// SSRC) after the third. Returns the audio sent and the payloads the carrier received
+/// (20 ms each), in order.
+fn stream_with_hostile_packet(e: &Established) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let data = stream(50 * 160, 51);
+    let ssrc = 0x5151u32;
+    let receiver = {
+        let sock = e.carrier_rtp.try_clone().unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            // At most the 51 datagrams sent: the loop ends on them or on a quiet 1.5 s.
+            while got.len() < 51 {
+                let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                    break;
+                };
+                got.push(buf[..n].to_vec());
+            }
+            got
+        })
+    };
+    for (i, chunk) in data.chunks(160).enumerate() {
+        let ts = 1000 + (i as u32) * 160;
+        if i == 3 {
+            e.phone_rtp
+                .send_to(&hostile_packet(i as u16 + 100, ts, ssrc), e.gw_a)
+                .unwrap();
+        }
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&(i as u16 + 101).to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(chunk);
+        e.phone_rtp.send_to(&p, e.gw_a).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = receiver.join().unwrap();
+    // Audio packets only (the relay may pass the hostile datagram on as bytes).
+    let audio = got
+        .into_iter()
+        .filter(|p| p.len() == 12 + 160 && p[0] == 0x80)
+        .map(|p| p[12..].to_vec())
+        .collect();
+    (data, audio)
+}
+
+/// How many of the 47 packets sent after the hostile one reached the carrier.
+fn delivered_after_hostile(data: &[u8], audio: &[Vec<u8>]) -> usize {
+    data.chunks(160)
+        .skip(3)
+        .filter(|chunk| audio.iter().any(|p| p == chunk))
+        .count()
+}
+
+#[test]
+fn a_malformed_header_extension_does_not_stop_a_recorded_stream() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            gateway_extra: "[recording]\njitter_ms = 60\n".into(),
+            ..GwOpts::carrier_a("[media]\nrecord = true\n")
+        },
+    );
+    let e = establish(&gw, "hostile-rec");
+    let (data, audio) = stream_with_hostile_packet(&e);
+    assert_eq!(delivered_after_hostile(&data, &audio), 47);
+    std::thread::sleep(Duration::from_millis(300));
+    hang_up(&gw, &e, "hostile-rec");
+    let cdr = &gw.wait_cdrs(1)[0];
+    // The recording goes on after the packet: the caller's audio from the fourth packet to
+    // the last is in the file, sample for sample.
+    let reader = finalised_recording(cdr);
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    check_channel(
+        &left,
+        &data[480..],
+        &[],
+        "caller after the malformed packet",
+    );
+}
+
+#[test]
+fn a_malformed_header_extension_does_not_stop_a_repacketized_stream() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts::carrier_a("[sdp]\nptime = 20\n\n[media]\nrepacketize = true\n"),
+    );
+    let e = establish(&gw, "hostile-repack");
+    let (data, audio) = stream_with_hostile_packet(&e);
+    assert_eq!(delivered_after_hostile(&data, &audio), 47);
+    hang_up(&gw, &e, "hostile-repack");
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
+
+#[test]
+fn latin1_sdp_with_mixed_line_ends_and_ice_is_anchored_without_leaks() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    // A Latin-1 session name, the audio section in bare LF, ICE candidates naming the phone.
+    let e = establish_with(&gw, "sdp-latin1", |ip, port| {
+        let mut b = format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=").into_bytes();
+        b.extend_from_slice(b"Caf\xe9");
+        b.extend_from_slice(
+            format!(
+                "\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\nc=IN IP4 {ip}\na=rtcp:{} IN IP4 {ip}\na=ice-ufrag:x1y2\na=candidate:1 1 UDP 2130706431 {ip} {port} typ host\na=sendrecv\n",
+                port + 1
+            )
+            .as_bytes(),
+        );
+        b
+    });
+    // establish checked that the carrier's SDP names only the gateway; the ICE lines are
+    // gone, and the other lines came through byte for byte with their own line ends.
+    let offer = &e.b_offer[..];
+    let has = |s: &[u8]| offer.windows(s.len()).any(|w| w == s);
+    assert!(
+        has(b"\r\ns=Caf\xe9\r\n"),
+        "{}",
+        String::from_utf8_lossy(offer)
+    );
+    assert!(
+        has(b"\nc=IN IP4 127.0.0.1\na=rtcp:"),
+        "{}",
+        String::from_utf8_lossy(offer)
+    );
+    assert!(!has(b"candidate") && !has(b"ice-ufrag") && !has(PHONE_IP.as_bytes()));
+    let mut buf = [0u8; 2048];
+    for i in 0..3u8 {
+        let pkt = [0x80, 0x00, 0, i, 0, 0, 0, 160, 1, 2, 3, 4, 0xff];
+        e.phone_rtp.send_to(&pkt, e.gw_a).unwrap();
+        let (n, _) = e
+            .carrier_rtp
+            .recv_from(&mut buf)
+            .expect("RTP reaches the carrier");
+        assert_eq!(&buf[..n], &pkt);
+        e.carrier_rtp.send_to(&pkt, e.gw_b).unwrap();
+        let (n, _) = e
+            .phone_rtp
+            .recv_from(&mut buf)
+            .expect("RTP reaches the phone");
+        assert_eq!(&buf[..n], &pkt);
+    }
+    hang_up(&gw, &e, "sdp-latin1");
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
 }

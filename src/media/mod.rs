@@ -8,9 +8,11 @@ mod pool;
 pub mod record;
 pub mod relay;
 pub mod repacketize;
+pub mod rtp_check;
 
 pub use latch::{RELATCH_AFTER, SourceLatch, rtp_ssrc};
 pub use pool::PortPool;
+pub use rtp_check::{MAX_PACKET, PacketError, RtpView, check_rtcp, check_rtp};
 
 use std::net::SocketAddr;
 

@@ -1,39 +1,149 @@
-/// RTP/RTCP port pairs from `[media] ports`: even RTP ports, RTCP on the next odd one.
-/// Freed ports go to the back of the queue so a port is not reused while stray packets of
-/// its last call may still arrive.
+//! RTP/RTCP port pairs from `[media] ports`: even RTP ports, RTCP on the next odd one.
+//!
+//! Ports are handed out at random, so an attacker cannot predict which port the next call
+//! gets (audit M13), and a freed port rests before it is handed out again, so stray packets
+//! of its last call do not reach the next one. The rest is counted in releases, not time
+//! (the pool reads no clock): a freed port becomes available again once half the pool has
+//! been freed after it, or sooner when nothing else is left.
+
+use std::collections::VecDeque;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
 #[derive(Debug)]
 pub struct PortPool {
-    free: std::collections::VecDeque<u16>,
-    size: usize,
+    /// First RTP port: ports are `start + 2 * i`.
+    start: u16,
+    /// Ports ready to be handed out, in no particular order (picked at random).
+    free: Vec<u16>,
+    /// Freed ports, oldest first, resting before they join `free`.
+    resting: VecDeque<u16>,
+    /// How many freed ports rest before the oldest becomes available.
+    rest: usize,
+    /// Which pairs are handed out, by index: a double or foreign `free` is ignored.
+    in_use: Vec<bool>,
+    rng: SmallRng,
 }
 
 impl PortPool {
-    /// Every even port `p` in `first..=last` with `p + 1` also in range.
+    /// Every even port `p` in `first..=last` with `p + 1` also in range, handed out in an
+    /// order seeded from the operating system.
     pub fn new(first: u16, last: u16) -> Self {
-        let start = first + first % 2;
-        let free: std::collections::VecDeque<u16> = (start..last).step_by(2).collect();
+        Self::with_rng(first, last, SmallRng::from_os_rng())
+    }
+
+    /// The same with a given seed: the order is reproducible (tests, or a shell that seeds
+    /// all its generators from one source).
+    pub fn with_seed(first: u16, last: u16, seed: u64) -> Self {
+        Self::with_rng(first, last, SmallRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(first: u16, last: u16, rng: SmallRng) -> Self {
+        // u32: `first` may be 65535, and `last` the top port.
+        let start = u32::from(first) + u32::from(first) % 2;
+        let free: Vec<u16> = (start..u32::from(last))
+            .step_by(2)
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect();
         PortPool {
-            size: free.len(),
+            start: u16::try_from(start).unwrap_or(u16::MAX),
+            rest: free.len() / 2,
+            in_use: vec![false; free.len()],
             free,
+            resting: VecDeque::new(),
+            rng,
         }
     }
 
+    fn index(&self, port: u16) -> Option<usize> {
+        let off = port.checked_sub(self.start)?;
+        (off % 2 == 0)
+            .then_some(usize::from(off / 2))
+            .filter(|&i| i < self.in_use.len())
+    }
+
+    /// One RTP port (its RTCP port is the next one), or `None` when every pair is taken.
     pub fn alloc(&mut self) -> Option<u16> {
-        self.free.pop_front()
+        let port = if self.free.is_empty() {
+            // Nothing rested enough: the port that has rested longest.
+            self.resting.pop_front()?
+        } else {
+            let i = self.rng.random_range(0..self.free.len());
+            self.free.swap_remove(i)
+        };
+        if let Some(i) = self.index(port)
+            && let Some(u) = self.in_use.get_mut(i)
+        {
+            *u = true;
+        }
+        Some(port)
     }
 
+    /// Two pairs (one per leg of a stream), or none at all: never one taken and lost when
+    /// only one is left (audit L6).
+    pub fn alloc_pair(&mut self) -> Option<(u16, u16)> {
+        if self.available() < 2 {
+            return None;
+        }
+        let a = self.alloc()?;
+        match self.alloc() {
+            Some(b) => Some((a, b)),
+            None => {
+                self.free(a);
+                None
+            }
+        }
+    }
+
+    /// `n` pairs for `n` streams (both legs each), or none at all.
+    pub fn alloc_pairs(&mut self, n: usize) -> Option<Vec<(u16, u16)>> {
+        if self.available() < n.checked_mul(2)? {
+            return None;
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.alloc_pair() {
+                Some(p) => out.push(p),
+                None => {
+                    for (a, b) in out {
+                        self.free(a);
+                        self.free(b);
+                    }
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Give a port back. Ports not handed out by this pool (or freed twice) are ignored, so a
+    /// double release cannot give one port to two calls.
     pub fn free(&mut self, port: u16) {
-        self.free.push_back(port);
+        let Some(slot) = self.index(port).and_then(|i| self.in_use.get_mut(i)) else {
+            return;
+        };
+        if !*slot {
+            return;
+        }
+        *slot = false;
+        self.resting.push_back(port);
+        while self.resting.len() > self.rest {
+            match self.resting.pop_front() {
+                Some(p) => self.free.push(p),
+                None => break,
+            }
+        }
     }
 
-    /// Pairs not in use.
+    /// Pairs not in use (ready or resting).
     pub fn available(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.resting.len()
     }
 
     /// Pairs in the pool.
     pub fn size(&self) -> usize {
-        self.size
+        self.in_use.len()
     }
 }
 
@@ -43,14 +153,93 @@ mod tests {
 
     #[test]
     fn even_rtp_ports_with_room_for_rtcp() {
-        let mut p = PortPool::new(20001, 20007);
+        let mut p = PortPool::with_seed(20001, 20007, 1);
         assert_eq!(p.size(), 3);
-        assert_eq!(p.alloc(), Some(20002));
-        assert_eq!(p.alloc(), Some(20004));
-        assert_eq!(p.alloc(), Some(20006));
+        let mut got: Vec<u16> = (0..3).filter_map(|_| p.alloc()).collect();
         assert_eq!(p.alloc(), None);
+        got.sort_unstable();
+        assert_eq!(got, vec![20002, 20004, 20006]);
         p.free(20004);
         assert_eq!(p.available(), 1);
         assert_eq!(p.alloc(), Some(20004));
+        // The top of the port space.
+        let mut p = PortPool::with_seed(65533, 65535, 1);
+        assert_eq!(p.size(), 1);
+        assert_eq!(p.alloc(), Some(65534));
+    }
+
+    #[test]
+    fn ports_come_in_a_seeded_random_order() {
+        let order = |seed| {
+            let mut p = PortPool::with_seed(20000, 20999, seed);
+            (0..500).filter_map(|_| p.alloc()).collect::<Vec<u16>>()
+        };
+        let a = order(7);
+        assert_eq!(a, order(7), "same seed, same order");
+        assert_ne!(a, order(8));
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (20000..20999).step_by(2).collect::<Vec<u16>>());
+        // Not the range in order, and not predictable from the previous port: fewer than a
+        // tenth of the steps are the +2 a sequential pool would take.
+        let sequential = a.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        assert!(sequential < 50, "{sequential} sequential steps");
+    }
+
+    #[test]
+    fn a_freed_port_rests_until_half_the_pool_was_freed_after_it() {
+        let mut p = PortPool::with_seed(20000, 20039, 3); // 20 pairs, rest 10
+        let taken: Vec<u16> = (0..20).filter_map(|_| p.alloc()).collect();
+        let first = taken[0];
+        p.free(first);
+        // Free 9 more: `first` still rests, and while others are free it is not handed out.
+        for &port in &taken[1..10] {
+            p.free(port);
+        }
+        assert_eq!(p.available(), 10);
+        // Nothing has rested enough: the oldest goes first.
+        assert_eq!(p.alloc(), Some(first));
+        p.free(first);
+        // Five more frees release the five oldest resting ports (not `first`, which rests
+        // behind four others now).
+        for &port in &taken[10..15] {
+            p.free(port);
+        }
+        let next: Vec<u16> = (0..10).filter_map(|_| p.alloc()).collect();
+        assert_eq!(next.len(), 10);
+        assert!(!next[..9].contains(&first), "{next:?}");
+        assert_eq!(next[9], first, "the pool ran dry before it was reused");
+    }
+
+    #[test]
+    fn pairs_are_all_or_nothing() {
+        let mut p = PortPool::with_seed(20000, 20005, 5); // 3 pairs
+        let (a, b) = p.alloc_pair().unwrap();
+        assert_ne!(a, b);
+        // One pair left: alloc_pair takes none of it (two allocs used to lose it).
+        assert_eq!(p.alloc_pair(), None);
+        assert_eq!(p.available(), 1);
+        assert_eq!(p.alloc_pairs(1), None);
+        p.free(a);
+        assert_eq!(p.alloc_pairs(2), None);
+        assert_eq!(p.available(), 2);
+        let got = p.alloc_pairs(1).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(p.available(), 0);
+        assert_eq!(p.alloc_pairs(0), Some(vec![]));
+    }
+
+    #[test]
+    fn double_and_foreign_frees_are_ignored() {
+        let mut p = PortPool::with_seed(20000, 20005, 9);
+        let a = p.alloc().unwrap();
+        p.free(a);
+        p.free(a);
+        p.free(20001); // odd: an RTCP port
+        p.free(30000); // not ours
+        p.free(19998);
+        assert_eq!(p.available(), 3);
+        let all: Vec<u16> = (0..4).filter_map(|_| p.alloc()).collect();
+        assert_eq!(all.len(), 3, "one port never goes to two calls: {all:?}");
     }
 }

@@ -2,15 +2,38 @@
 //! profile asks for (`[media] repacketize` with `[sdp] ptime`). Payload bytes are carried over
 //! one for one (G.711 is one byte per sample), so content is identical; the outgoing stream
 //! gets its own continuous sequence numbers, and timestamps that follow the samples.
+//!
+//! Packets are checked by `media::rtp_check` first (malformed ones are dropped and counted),
+//! and one packet never turns into more than [`MAX_CHUNKS`] + 1 packets: a G.711 payload
+//! longer than `MAX_CHUNKS` outgoing packets' worth is dropped, so a peer cannot use the
+//! gateway to multiply its packet rate.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use webrtc_util::marshal::Unmarshal;
+
+use super::rtp_check::check_rtp;
+
+/// The most outgoing packets one G.711 packet is cut into (120 ms in, 10 ms out). One more
+/// may precede them: what was held from the previous packet, sent when the stream breaks.
+pub const MAX_CHUNKS: usize = 12;
+
+/// Outgoing ptime accepted by [`Repacketizer::new`], in ms (the profile's `[sdp] ptime` range).
+const PTIME_MS: std::ops::RangeInclusive<u16> = 5..=200;
+
+/// What a repacketiser dropped (per direction; the engine may log or export them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepackStats {
+    /// Datagrams that are not valid RTP.
+    pub malformed: u64,
+    /// G.711 packets longer than `MAX_CHUNKS` outgoing packets.
+    pub oversize: u64,
+}
 
 /// Re-chunks one direction of one stream.
 #[derive(Debug)]
 pub struct Repacketizer {
     /// Payload bytes per outgoing packet (8 per ms).
     size: usize,
+    /// Samples held for the next packet: always fewer than `size` between calls.
     buf: Vec<u8>,
     /// RTP timestamp of `buf[0]`.
     ts: u32,
@@ -18,33 +41,51 @@ pub struct Repacketizer {
     ssrc: u32,
     marker: bool,
     seq: u16,
+    pub stats: RepackStats,
 }
 
 impl Repacketizer {
+    /// Packets of `ptime_ms` toward the leg (clamped to 5–200 ms).
     pub fn new(ptime_ms: u16) -> Self {
+        let ptime = ptime_ms.clamp(*PTIME_MS.start(), *PTIME_MS.end());
+        let size = usize::from(ptime) * 8;
         Repacketizer {
-            size: usize::from(ptime_ms) * 8,
-            buf: Vec::new(),
+            size,
+            // Never more than one packet short of `size` plus the largest payload accepted.
+            buf: Vec::with_capacity(size * (MAX_CHUNKS + 1)),
             ts: 0,
             pt: 0,
             ssrc: 0,
             marker: false,
             seq: 0,
+            stats: RepackStats::default(),
         }
     }
 
-    /// One incoming packet; returns the packets to send now (possibly none).
+    /// One incoming packet; returns the packets to send now (possibly none, at most
+    /// `MAX_CHUNKS + 1`).
     pub fn push(&mut self, packet: &[u8]) -> Vec<Bytes> {
-        let Ok(p) = rtp::packet::Packet::unmarshal(&mut Bytes::copy_from_slice(packet)) else {
+        let Ok(h) = check_rtp(packet) else {
+            self.stats.malformed += 1;
             return Vec::new();
         };
-        let h = &p.header;
         let mut out = Vec::new();
         if !matches!(h.payload_type, 0 | 8) {
             // Not G.711 (telephone-events, comfort noise): flush what we hold, pass it
             // through renumbered so the sequence toward the leg stays continuous.
             self.flush(&mut out);
-            out.push(self.packet(h.payload_type, h.marker, h.ssrc, h.timestamp, &p.payload));
+            out.push(packet_of(
+                &mut self.seq,
+                h.payload_type,
+                h.marker,
+                h.ssrc,
+                h.timestamp,
+                h.payload,
+            ));
+            return out;
+        }
+        if h.payload.len() > MAX_CHUNKS * self.size {
+            self.stats.oversize += 1;
             return out;
         }
         let contiguous = self.buf.is_empty()
@@ -61,42 +102,60 @@ impl Repacketizer {
             self.ssrc = h.ssrc;
             self.marker = h.marker;
         }
-        self.buf.extend_from_slice(&p.payload);
-        while self.buf.len() >= self.size {
-            let chunk: Vec<u8> = self.buf.drain(..self.size).collect();
-            let (pt, marker, ssrc, ts) = (self.pt, self.marker, self.ssrc, self.ts);
-            out.push(self.packet(pt, marker, ssrc, ts, &chunk));
+        self.buf.extend_from_slice(h.payload);
+        let mut sent = 0;
+        // At most MAX_CHUNKS rounds: the buffer held fewer than `size` bytes before this
+        // payload of at most MAX_CHUNKS * size.
+        while let Some(chunk) = self.buf.get(sent..sent + self.size) {
+            out.push(packet_of(
+                &mut self.seq,
+                self.pt,
+                self.marker,
+                self.ssrc,
+                self.ts,
+                chunk,
+            ));
             self.marker = false;
             self.ts = self.ts.wrapping_add(self.size as u32);
+            sent += self.size;
         }
+        self.buf.drain(..sent);
         out
     }
 
     fn flush(&mut self, out: &mut Vec<Bytes>) {
         if !self.buf.is_empty() {
-            let chunk = std::mem::take(&mut self.buf);
-            let (pt, marker, ssrc, ts) = (self.pt, self.marker, self.ssrc, self.ts);
-            out.push(self.packet(pt, marker, ssrc, ts, &chunk));
+            out.push(packet_of(
+                &mut self.seq,
+                self.pt,
+                self.marker,
+                self.ssrc,
+                self.ts,
+                &self.buf,
+            ));
+            self.buf.clear();
             self.marker = false;
         }
     }
+}
 
-    fn packet(&mut self, pt: u8, marker: bool, ssrc: u32, ts: u32, payload: &[u8]) -> Bytes {
-        let mut b = BytesMut::with_capacity(12 + payload.len());
-        b.put_u8(0x80);
-        b.put_u8(if marker { 0x80 } else { 0 } | (pt & 0x7f));
-        b.put_u16(self.seq);
-        b.put_u32(ts);
-        b.put_u32(ssrc);
-        b.put_slice(payload);
-        self.seq = self.seq.wrapping_add(1);
-        b.freeze()
-    }
+/// One outgoing RTP packet (no CSRCs, no extension), taking the next sequence number.
+fn packet_of(seq: &mut u16, pt: u8, marker: bool, ssrc: u32, ts: u32, payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(12 + payload.len());
+    b.put_u8(0x80);
+    b.put_u8(if marker { 0x80 } else { 0 } | (pt & 0x7f));
+    b.put_u16(*seq);
+    b.put_u32(ts);
+    b.put_u32(ssrc);
+    b.put_slice(payload);
+    *seq = seq.wrapping_add(1);
+    b.freeze()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use webrtc_util::marshal::Unmarshal;
 
     fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0x80, pt];
@@ -148,5 +207,49 @@ mod tests {
         let seqs: Vec<u16> = pkts.iter().map(|p| p.header.sequence_number).collect();
         assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
         assert_eq!(pkts[4].header.payload_type, 101);
+    }
+
+    #[test]
+    fn malformed_packets_are_dropped_and_counted_and_the_stream_goes_on() {
+        let mut r = Repacketizer::new(20);
+        let mut out = r.push(&rtp(0, 1, 0, &[1; 160]));
+        // The audit's packet: a one-byte extension element claiming 16 bytes of 4.
+        let mut hostile = rtp(0, 2, 160, &[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00]);
+        hostile[0] |= 0x10;
+        assert!(r.push(&hostile).is_empty());
+        assert!(r.push(&[0x80, 0, 0]).is_empty());
+        out.extend(r.push(&rtp(0, 3, 160, &[2; 160])));
+        assert_eq!(r.stats.malformed, 2);
+        let pkts: Vec<_> = out.iter().map(parse).collect();
+        assert_eq!(pkts.len(), 2);
+        assert_eq!(&pkts[1].payload[..], &[2; 160]);
+        assert_eq!(pkts[1].header.sequence_number, 1);
+    }
+
+    #[test]
+    fn one_big_packet_cannot_become_fifty() {
+        // 5 ms out (40 bytes a packet): a 1400-byte payload would be 35 packets.
+        let mut r = Repacketizer::new(5);
+        assert!(r.push(&rtp(0, 1, 0, &[1; 1400])).is_empty());
+        assert_eq!(r.stats.oversize, 1);
+        // The most one packet may carry: MAX_CHUNKS packets out, plus the held remainder of
+        // the previous stream when this one breaks it.
+        let mut r = Repacketizer::new(5);
+        assert!(r.push(&rtp(0, 1, 0, &[1; 20])).is_empty());
+        let out = r.push(&rtp(0, 2, 9_999, &[2; MAX_CHUNKS * 40]));
+        assert_eq!(out.len(), MAX_CHUNKS + 1);
+        assert_eq!(r.stats, RepackStats::default());
+        // Whatever arrives, each input gives at most MAX_CHUNKS + 1 outputs and the buffer
+        // keeps less than one packet.
+        let mut r = Repacketizer::new(5);
+        for i in 0..2000u32 {
+            let len = (i as usize * 37) % 1489;
+            let out = r.push(&rtp(0, i as u16, i * 7, &vec![3; len]));
+            assert!(out.len() <= MAX_CHUNKS + 1, "{} for {len}", out.len());
+            assert!(r.buf.len() < r.size);
+        }
+        // A ptime of 0 would never finish a packet: it is clamped.
+        let mut r = Repacketizer::new(0);
+        assert_eq!(r.push(&rtp(0, 1, 0, &[1; 80])).len(), 2);
     }
 }

@@ -1,8 +1,112 @@
-//! SDP, edited line by line: the gateway changes only the lines a profile asks it to and
-//! forwards every other byte as it came. `sdp-rs` reads the description (to find audio
-//! sections, codecs and the current ptime); edits never re-serialise it.
+//! SDP, edited line by line: the gateway changes only the lines a profile or anchoring asks
+//! it to and forwards every other byte as it came.
+//!
+//! One splitter ([`lines`]) serves reading and rewriting, so both see the same lines whatever
+//! mix of CRLF and bare LF a peer sends, and every line keeps its own line end. The SDP is
+//! handled as bytes: the lines the gateway reads or rewrites (`v=`, `o=`, `c=`, `m=`,
+//! `a=rtcp`, ICE attributes) are ASCII by definition, and any other line (an `s=` in
+//! Latin-1 under `a=charset`, say) passes byte for byte.
+//!
+//! Reading is ours, not a crate's: it needs only the lines above, must agree exactly with the
+//! rewriter on what a line is, and must refuse what it cannot read (see [`SdpError`]) so
+//! that an anchored call refuses the SDP instead of forwarding it unanchored.
+
+mod anchor;
+mod multipart;
+
+pub use anchor::{
+    DEFAULT_MAX_STREAMS, Endpoint, anchor, anchor_streams, endpoints, limit_streams, read,
+};
+pub use multipart::{SdpPart, is_multipart, locate};
 
 use bytes::Bytes;
+
+/// Why an SDP body (or the SIP body meant to carry one) cannot be read or anchored. The call
+/// layer refuses such an offer toward an anchored leg (488) rather than forwarding it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("SDP does not start with v=0")]
+    NoVersion,
+    #[error("SDP line {line}: {what}")]
+    Syntax { line: usize, what: &'static str },
+    #[error("SDP has no m= line")]
+    NoMedia,
+    #[error("SDP has {found} active media sections; at most {max} are accepted")]
+    TooManyStreams { found: usize, max: usize },
+    #[error("multipart body: {0}")]
+    Multipart(&'static str),
+}
+
+/// The SDP of a SIP body, read and checked, ready to be anchored: the two steps the call
+/// layer needs, whatever the body's form (plain SDP or a multipart part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaBody {
+    /// Where the SDP lies in the body.
+    pub part: SdpPart,
+    /// Its media streams in order, port-0 ones included (`Endpoint::is_rejected`).
+    pub streams: Vec<Endpoint>,
+}
+
+impl MediaBody {
+    /// Find and read the SDP of a body (Content-Type `content_type`) and check it against
+    /// `max_streams` active streams. `Ok(None)`: the body carries no SDP (forward it as is).
+    /// An error: the SDP cannot be anchored (refuse it with 488 toward an anchored leg).
+    pub fn read(
+        content_type: Option<&str>,
+        body: &[u8],
+        max_streams: usize,
+    ) -> Result<Option<MediaBody>, SdpError> {
+        let Some(part) = locate(content_type, body)? else {
+            return Ok(None);
+        };
+        let streams = read(part.of(body))?;
+        limit_streams(&streams, max_streams)?;
+        Ok(Some(MediaBody { part, streams }))
+    }
+
+    /// The same body (the one given to `read`) with its SDP anchored (see
+    /// [`anchor_streams`]): `ports[i]` for stream `i`, `None` (or port 0 in the SDP) refuses
+    /// it. Every byte outside the SDP is kept.
+    pub fn anchored(
+        &self,
+        body: &[u8],
+        ip: std::net::IpAddr,
+        ports: &[Option<u16>],
+    ) -> Result<Bytes, SdpError> {
+        let sdp = anchor_streams(self.part.of(body), ip, ports)?;
+        Ok(self.part.splice(body, &sdp))
+    }
+}
+
+/// One SDP line as sent: its text (without the line end) and its line end (`"\r\n"`,
+/// `"\n"`, or empty for a last line without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub text: &'a [u8],
+    pub eol: &'a [u8],
+}
+
+impl Line<'_> {
+    /// The value after `prefix` (e.g. `b"m="`), if the line starts with it.
+    pub fn value(&self, prefix: &[u8]) -> Option<&[u8]> {
+        self.text.strip_prefix(prefix)
+    }
+}
+
+/// The lines of an SDP body, each with its own line end: splits at every LF, a CR before it
+/// belongs to the line end. Joining `text` + `eol` of every line gives the body back
+/// exactly.
+pub fn lines(body: &[u8]) -> impl Iterator<Item = Line<'_>> {
+    body.split_inclusive(|&b| b == b'\n').map(|raw| {
+        let body_len = match raw {
+            [.., b'\r', b'\n'] => raw.len() - 2,
+            [.., b'\n'] => raw.len() - 1,
+            _ => raw.len(),
+        };
+        let (text, eol) = raw.split_at(body_len);
+        Line { text, eol }
+    })
+}
 
 /// Whether a Content-Type names an SDP body (`application/sdp`, any case, any parameters).
 pub fn is_sdp(content_type: Option<&str>) -> bool {
@@ -19,101 +123,87 @@ pub struct PtimeEdit {
 }
 
 /// Set `a=ptime:N` in every audio media section: replace an existing `a=ptime` line, or add
-/// one at the end of the section. Session-level `a=ptime` lines are rewritten too. Returns
-/// `None` when the body has no audio section (nothing to do).
+/// one at the end of the section (with the line end of the line before it). Session-level
+/// `a=ptime` lines are rewritten too. Returns `None` when the body has no audio section
+/// (nothing to do).
 pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
-    let text = std::str::from_utf8(body).ok()?;
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let new_line = format!("a=ptime:{ptime}");
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<u8> = Vec::with_capacity(body.len() + 16);
     let mut before = Vec::new();
     let mut in_audio = false;
     let mut seen_in_section = false;
     let mut any_audio = false;
-    let close_section =
-        |out: &mut Vec<String>, in_audio: bool, seen: bool, before: &mut Vec<Option<String>>| {
-            if in_audio && !seen {
-                // Insert before trailing empty lines so the body keeps its final line break.
-                let at = out
-                    .iter()
-                    .rposition(|l| !l.is_empty())
-                    .map(|i| i + 1)
-                    .unwrap_or(out.len());
-                out.insert(at, new_line.clone());
-                before.push(None);
+    // Where the current section's last non-empty line ends in `out`, and its line end.
+    let mut section_end = 0usize;
+    let mut section_eol: &[u8] = b"\r\n";
+    let close = |out: &mut Vec<u8>,
+                 in_audio: bool,
+                 seen: bool,
+                 before: &mut Vec<Option<String>>,
+                 at: usize,
+                 eol: &[u8]| {
+        if in_audio && !seen {
+            // After the section's last line, before trailing empty lines; a last line that
+            // had no line end gets one first.
+            let mut insert = Vec::with_capacity(new_line.len() + 4);
+            let eol: &[u8] = if eol.is_empty() { b"\r\n" } else { eol };
+            if out.get(..at).is_some_and(|o| !o.ends_with(b"\n")) {
+                insert.extend_from_slice(eol);
+                insert.extend_from_slice(new_line.as_bytes());
+            } else {
+                insert.extend_from_slice(new_line.as_bytes());
+                insert.extend_from_slice(eol);
             }
-        };
-    for line in text.split(eol) {
-        if line.starts_with("m=") {
-            close_section(&mut out, in_audio, seen_in_section, &mut before);
-            in_audio = line.starts_with("m=audio ");
+            out.splice(at..at, insert);
+            before.push(None);
+        }
+    };
+    for line in lines(body) {
+        if line.text.starts_with(b"m=") {
+            close(
+                &mut out,
+                in_audio,
+                seen_in_section,
+                &mut before,
+                section_end,
+                section_eol,
+            );
+            in_audio = line.text.starts_with(b"m=audio ");
             any_audio |= in_audio;
             seen_in_section = false;
-            out.push(line.to_string());
-            continue;
-        }
-        if let Some(v) = line.strip_prefix("a=ptime:") {
+            out.extend_from_slice(line.text);
+        } else if let Some(v) = line.value(b"a=ptime:") {
             if in_audio {
-                before.push(Some(v.trim().to_string()));
+                before.push(Some(String::from_utf8_lossy(v).trim().to_string()));
                 seen_in_section = true;
             }
-            out.push(new_line.clone());
-            continue;
+            out.extend_from_slice(new_line.as_bytes());
+        } else {
+            out.extend_from_slice(line.text);
         }
-        out.push(line.to_string());
+        out.extend_from_slice(line.eol);
+        if !line.text.is_empty() {
+            section_end = out.len();
+            section_eol = line.eol;
+        }
     }
-    close_section(&mut out, in_audio, seen_in_section, &mut before);
+    close(
+        &mut out,
+        in_audio,
+        seen_in_section,
+        &mut before,
+        section_end,
+        section_eol,
+    );
     if !any_audio {
         return None;
     }
-    let joined = out.join(eol);
-    let changed = joined.as_bytes() != body;
+    let changed = out != body;
     Some(PtimeEdit {
-        body: Bytes::from(joined),
+        body: Bytes::from(out),
         before,
         changed,
     })
-}
-
-/// Audio codecs (rtpmap encoding names, or static payload numbers) and ptime per audio
-/// section, read with sdp-rs. `None` when the body is not SDP it can read.
-pub fn audio_summary(body: &[u8]) -> Option<Vec<(Vec<String>, Option<f32>)>> {
-    use sdp_rs::lines::attribute::Attribute;
-    use sdp_rs::lines::media::MediaType;
-    let text = std::str::from_utf8(body).ok()?;
-    let sd: sdp_rs::SessionDescription = text.parse().ok()?;
-    let session_ptime = sd.attributes.iter().find_map(|a| match a {
-        Attribute::Ptime(p) => Some(*p),
-        _ => None,
-    });
-    Some(
-        sd.media_descriptions
-            .iter()
-            .filter(|m| m.media.media == MediaType::Audio)
-            .map(|m| {
-                let mut codecs: Vec<String> = m
-                    .attributes
-                    .iter()
-                    .filter_map(|a| match a {
-                        Attribute::Rtpmap(r) => Some(r.encoding_name.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                if codecs.is_empty() {
-                    codecs = m.media.fmt.split_whitespace().map(String::from).collect();
-                }
-                let ptime = m
-                    .attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        Attribute::Ptime(p) => Some(*p),
-                        _ => None,
-                    })
-                    .or(session_ptime);
-                (codecs, ptime)
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]
@@ -159,143 +249,73 @@ mod tests {
     }
 
     #[test]
-    fn reads_codecs_and_ptime_with_sdp_rs() {
-        let s = audio_summary(OFFER.as_bytes()).unwrap();
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].0, vec!["PCMU".to_string(), "PCMA".to_string()]);
-        assert_eq!(s[0].1, Some(30.0));
-    }
-}
-
-/// Where one media stream of an SDP wants its RTP: the connection address in force for its
-/// m= line (media-level c= over session-level c=) and its port. Port 0 is a rejected stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub ip: Option<std::net::IpAddr>,
-    pub port: u16,
-}
-
-/// Every m= line's endpoint, in order.
-pub fn endpoints(body: &[u8]) -> Option<Vec<Endpoint>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let mut session_ip = None;
-    let mut out: Vec<Endpoint> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(m) = line.strip_prefix("m=") {
-            let port = m
-                .split_whitespace()
-                .nth(1)?
-                .split('/')
-                .next()?
-                .parse()
-                .ok()?;
-            out.push(Endpoint {
-                ip: session_ip,
-                port,
-            });
-        } else if let Some(c) = line.strip_prefix("c=") {
-            let ip = c
-                .split_whitespace()
-                .nth(2)
-                .and_then(|a| a.split('/').next()?.parse().ok());
-            match out.last_mut() {
-                Some(e) => e.ip = ip,
-                None => session_ip = ip,
-            }
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// Point every stream of an SDP at the gateway: c= lines (session and media level) get `ip`,
-/// the n-th m= line gets `ports[n]` (streams with port 0 stay rejected), `a=rtcp:` gets port+1
-/// and `ip`. Every other line is kept byte for byte.
-pub fn anchor(body: &[u8], ip: std::net::IpAddr, ports: &[u16]) -> Option<Bytes> {
-    let text = std::str::from_utf8(body).ok()?;
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut index: Option<usize> = None;
-    let mut out: Vec<String> = Vec::new();
-    for line in text.split(eol) {
-        if let Some(m) = line.strip_prefix("m=") {
-            let i = index.map_or(0, |i| i + 1);
-            index = Some(i);
-            let fields: Vec<&str> = m.splitn(3, ' ').collect();
-            let media = fields.first().copied().unwrap_or("");
-            let old = fields.get(1).copied().unwrap_or("0");
-            // A stream the gateway has no port for is refused (port 0) rather than leaking
-            // the peer's address.
-            let new_port = match ports.get(i) {
-                _ if old.split('/').next() == Some("0") => old.to_string(),
-                Some(p) => p.to_string(),
-                None => "0".to_string(),
-            };
-            out.push(match fields.get(2) {
-                Some(rest) => format!("m={media} {new_port} {rest}"),
-                None => format!("m={media} {new_port}"),
-            });
-        } else if line.starts_with("c=") {
-            out.push(format!("c=IN {family} {ip}"));
-        } else if let Some(r) = line.strip_prefix("a=rtcp:") {
-            let port = index.and_then(|i| ports.get(i)).map(|p| p + 1);
-            match port {
-                Some(p) => out.push(format!("a=rtcp:{p} IN {family} {ip}")),
-                None => out.push(format!("a=rtcp:{r}")),
-            }
-        } else if let Some(o) = line.strip_prefix("o=") {
-            // The origin names the creator's host too: replace its address field only.
-            let mut f: Vec<String> = o.split(' ').map(String::from).collect();
-            if f.len() == 6 {
-                f[4] = family.to_string();
-                f[5] = ip.to_string();
-            }
-            out.push(format!("o={}", f.join(" ")));
-        } else {
-            out.push(line.to_string());
-        }
-    }
-    Some(Bytes::from(out.join(eol)))
-}
-
-#[cfg(test)]
-mod anchor_tests {
-    use super::*;
-
-    const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.11\r\n";
-
-    #[test]
-    fn reads_endpoints_with_media_level_connection() {
-        let e = endpoints(OFFER.as_bytes()).unwrap();
+    fn lines_keep_their_own_line_ends_and_join_back_exactly() {
+        let body = b"v=0\r\no=- 1 1 IN IP4 h\ns=\xe9t\xe9\r\n\r\nt=0 0";
+        let got: Vec<(&[u8], &[u8])> = lines(body).map(|l| (l.text, l.eol)).collect();
         assert_eq!(
-            e[0],
-            Endpoint {
-                ip: Some("192.0.2.10".parse().unwrap()),
-                port: 4000
-            }
+            got,
+            vec![
+                (&b"v=0"[..], &b"\r\n"[..]),
+                (b"o=- 1 1 IN IP4 h", b"\n"),
+                (b"s=\xe9t\xe9", b"\r\n"),
+                (b"", b"\r\n"),
+                (b"t=0 0", b""),
+            ]
         );
-        assert_eq!(
-            e[1],
-            Endpoint {
-                ip: Some("192.0.2.11".parse().unwrap()),
-                port: 0
-            }
-        );
+        let joined: Vec<u8> = lines(body).flat_map(|l| [l.text, l.eol].concat()).collect();
+        assert_eq!(joined, body);
+        assert_eq!(lines(b"").count(), 0);
     }
 
     #[test]
-    fn anchoring_names_only_the_gateway_and_keeps_other_lines() {
-        let out = anchor(
-            OFFER.as_bytes(),
-            "203.0.113.5".parse().unwrap(),
-            &[20000, 20002],
-        )
-        .unwrap();
-        let text = std::str::from_utf8(&out).unwrap();
+    fn mixed_line_ends_each_keep_theirs_and_latin1_passes() {
+        // The audio section's lines end in bare LF, the rest in CRLF; s= is Latin-1.
+        let offer = b"v=0\r\no=- 1 1 IN IP4 h\r\ns=caf\xe9\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\na=ptime:30\nm=audio 2 RTP/AVP 8\na=sendrecv\n";
+        let e = set_ptime(offer, 20).unwrap();
         assert_eq!(
-            text,
-            "v=0\r\no=alice 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:20001 IN IP4 203.0.113.5\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n"
+            &e.body[..],
+            &b"v=0\r\no=- 1 1 IN IP4 h\r\ns=caf\xe9\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\na=ptime:20\nm=audio 2 RTP/AVP 8\na=sendrecv\na=ptime:20\n"[..]
         );
-        assert!(!text.contains("192.0.2."));
+        assert_eq!(e.before, vec![Some("30".to_string()), None]);
+        // A last line with no line end gets one before the inserted line.
+        let e = set_ptime(b"v=0\r\nm=audio 1 RTP/AVP 0", 20).unwrap();
+        assert_eq!(&e.body[..], b"v=0\r\nm=audio 1 RTP/AVP 0\r\na=ptime:20");
+    }
+
+    #[test]
+    fn a_media_body_is_found_read_limited_and_anchored_in_place() {
+        let ip: std::net::IpAddr = "203.0.113.5".parse().unwrap();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\nm=video 0 RTP/AVP 96\r\n";
+        let body = format!(
+            "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b1\r\nContent-Type: application/isup\r\n\r\nISUP\r\n--b1--\r\n"
+        );
+        let ct = Some("multipart/mixed; boundary=b1");
+        let m = MediaBody::read(ct, body.as_bytes(), DEFAULT_MAX_STREAMS)
+            .unwrap()
+            .unwrap();
+        assert!(m.part.multipart);
+        assert_eq!(m.streams.len(), 2);
+        assert!(m.streams[1].is_rejected());
+        let out = m
+            .anchored(body.as_bytes(), ip, &[Some(20000), None])
+            .unwrap();
+        let want = body
+            .replace("192.0.2.7", "203.0.113.5")
+            .replace("m=audio 4000", "m=audio 20000");
+        assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+        // Plain SDP, no SDP, too many streams, unreadable SDP.
+        let plain = MediaBody::read(Some("application/sdp"), sdp.as_bytes(), 1)
+            .unwrap()
+            .unwrap();
+        assert!(!plain.part.multipart);
+        assert_eq!(MediaBody::read(Some("text/plain"), b"hi", 4), Ok(None));
+        assert_eq!(
+            MediaBody::read(Some("application/sdp"), sdp.as_bytes(), 0),
+            Err(SdpError::TooManyStreams { found: 1, max: 0 })
+        );
+        assert_eq!(
+            MediaBody::read(Some("application/sdp"), b"m=audio 1 RTP/AVP 0", 4),
+            Err(SdpError::NoVersion)
+        );
     }
 }

@@ -45,7 +45,28 @@ mod tests {
 
     #[test]
     fn monotonic_over_each_half() {
-        // Decoding is symmetric around zero.
+        // μ-law: 0x00..=0x7F climbs from the most negative value to zero, 0x80..=0xFF falls
+        // from the most positive value to zero; every step is a different level.
+        for b in 0x00..0x7fu8 {
+            assert!(ulaw_to_linear(b) < ulaw_to_linear(b + 1), "μ-law {b:#04x}");
+            assert!(
+                ulaw_to_linear(b | 0x80) > ulaw_to_linear((b + 1) | 0x80),
+                "μ-law {:#04x}",
+                b | 0x80
+            );
+        }
+        // A-law: with the even bits restored (XOR 0x55), the code's low 7 bits grow with the
+        // magnitude; bit 7 set is the positive half.
+        for x in 0x00..0x7fu8 {
+            let pos = |x: u8| alaw_to_linear((x | 0x80) ^ 0x55);
+            let neg = |x: u8| alaw_to_linear(x ^ 0x55);
+            assert!(pos(x) > 0 && pos(x) < pos(x + 1), "A-law +{x:#04x}");
+            assert!(neg(x) < 0 && neg(x) > neg(x + 1), "A-law -{x:#04x}");
+        }
+    }
+
+    #[test]
+    fn symmetric_around_zero() {
         for b in 0..=255u8 {
             assert_eq!(ulaw_to_linear(b), -ulaw_to_linear(b ^ 0x80));
             assert_eq!(alaw_to_linear(b), -alaw_to_linear(b ^ 0x80));

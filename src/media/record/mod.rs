@@ -8,11 +8,9 @@
 
 mod g711;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use webrtc_util::marshal::Unmarshal;
+use super::rtp_check::check_rtp;
 
 pub use g711::{alaw_to_linear, ulaw_to_linear};
 
@@ -20,29 +18,95 @@ pub use g711::{alaw_to_linear, ulaw_to_linear};
 const RATE: u64 = 8000;
 /// A timestamp this far from the expected position is a new stream, not a gap.
 const DISCONTINUITY: i64 = 10 * RATE as i64;
+/// How far past the jitter depth a packet may land in the buffer: the engine drains every
+/// 100 ms, a packet holds up to about 185 ms, and a sender may run a little ahead of our
+/// clock. A packet placed further ahead restarts its stream where it arrived.
+const LOOKAHEAD: u64 = RATE / 2;
+/// The deepest jitter buffer a recorder keeps (the config allows up to 1 s).
+const MAX_DEPTH: u64 = 10 * RATE;
 
 /// Counters a recording keeps (for logs and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordStats {
     /// Packets that arrived after their place in the file was written.
     pub late: u64,
+    /// Packets whose every sample was already held (repeats, overlapping packets).
     pub duplicates: u64,
     /// Packets of codecs we cannot decode (recorded as silence).
     pub undecodable: u64,
     /// Telephone-events, comfort noise and other non-audio payloads left out.
     pub skipped: u64,
     pub ssrc_changes: u64,
+    /// Datagrams that are not valid RTP (see `media::rtp_check`): dropped.
+    pub malformed: u64,
+    /// Packets that would land beyond the buffer while it still held audio: the stream was
+    /// restarted where the packet arrived.
+    pub restarts: u64,
+    /// Packets dropped because the buffer was full: it is not being drained.
+    pub overflow: u64,
 }
 
-#[derive(Debug, Default)]
+/// One direction's jitter buffer: a fixed ring of samples indexed by timeline position
+/// (`pos % capacity`), holding positions `base..base + capacity`. Nothing is allocated per
+/// packet, so whatever arrives it never holds more than `capacity` samples.
+#[derive(Debug)]
 struct Channel {
     ssrc: Option<u32>,
     /// Timeline position minus extended timestamp, fixed when a stream starts.
     offset: i64,
     last_ts: u32,
     last_ext: i64,
-    /// Decoded samples waiting for their turn, by timeline position.
-    pending: BTreeMap<u64, Vec<i16>>,
+    samples: Box<[i16]>,
+    /// One bit per ring slot: a sample is held there (0 is a valid sample, so a flag).
+    held: Box<[u64]>,
+    /// First position the ring can hold; everything before it is written, or silence.
+    base: u64,
+    /// End of the latest sample held (`<= base` when the ring is empty).
+    end: u64,
+}
+
+impl Channel {
+    fn new(capacity: usize) -> Self {
+        Channel {
+            ssrc: None,
+            offset: 0,
+            last_ts: 0,
+            last_ext: 0,
+            samples: vec![0; capacity].into_boxed_slice(),
+            held: vec![0; capacity.div_ceil(64)].into_boxed_slice(),
+            base: 0,
+            end: 0,
+        }
+    }
+
+    fn capacity(&self) -> u64 {
+        self.samples.len() as u64
+    }
+
+    fn slot(&self, pos: u64) -> usize {
+        (pos % self.capacity().max(1)) as usize
+    }
+
+    fn is_held(&self, slot: usize) -> bool {
+        self.held
+            .get(slot / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    }
+
+    fn set_held(&mut self, slot: usize, on: bool) {
+        if let Some(w) = self.held.get_mut(slot / 64) {
+            if on {
+                *w |= 1 << (slot % 64);
+            } else {
+                *w &= !(1 << (slot % 64));
+            }
+        }
+    }
+
+    /// Whether a packet ending at `end` fits without dropping audio still held.
+    fn fits(&self, end: u64) -> bool {
+        end <= self.base + self.capacity() || self.end <= self.base
+    }
 }
 
 /// The two channels of one call (0: caller, 1: callee).
@@ -61,14 +125,34 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(jitter: Duration) -> Self {
+        let depth = (jitter.as_millis() as u64 * RATE / 1000).min(MAX_DEPTH);
+        let capacity = (depth + LOOKAHEAD) as usize;
         Recorder {
             t0: None,
-            depth: jitter.as_millis() as u64 * RATE / 1000,
+            depth,
             written: 0,
             horizon: 0,
-            channels: [Channel::default(), Channel::default()],
+            channels: [Channel::new(capacity), Channel::new(capacity)],
             stats: RecordStats::default(),
         }
+    }
+
+    /// Samples the recorder can hold, both channels together: fixed at creation.
+    pub fn capacity(&self) -> usize {
+        self.channels.iter().map(|c| c.samples.len()).sum()
+    }
+
+    /// Samples held now, both channels together (never more than `capacity`).
+    pub fn buffered(&self) -> usize {
+        self.channels
+            .iter()
+            .map(|c| {
+                c.held
+                    .iter()
+                    .map(|w| w.count_ones() as usize)
+                    .sum::<usize>()
+            })
+            .sum()
     }
 
     fn clock(&self, now: Instant) -> u64 {
@@ -77,14 +161,16 @@ impl Recorder {
             .unwrap_or(0)
     }
 
-    /// One RTP packet of channel `ch` (0 caller, 1 callee) arrived at `now`.
+    /// One RTP packet of channel `ch` (0 caller, 1 callee) arrived at `now`. Datagrams that
+    /// are not valid RTP are dropped and counted in `stats.malformed`.
     pub fn push(&mut self, now: Instant, ch: usize, packet: &[u8]) {
-        let Ok(p) = rtp::packet::Packet::unmarshal(&mut Bytes::copy_from_slice(packet)) else {
+        let Ok(p) = check_rtp(packet) else {
+            self.stats.malformed += 1;
             return;
         };
-        let samples: Vec<i16> = match p.header.payload_type {
-            0 => p.payload.iter().map(|&b| ulaw_to_linear(b)).collect(),
-            8 => p.payload.iter().map(|&b| alaw_to_linear(b)).collect(),
+        let decode: fn(u8) -> i16 = match p.payload_type {
+            0 => ulaw_to_linear,
+            8 => alaw_to_linear,
             // Comfort noise, and dynamic types (RFC 4733 telephone-events above all): not audio.
             13 | 96..=127 => {
                 self.stats.skipped += 1;
@@ -97,12 +183,13 @@ impl Recorder {
                 return;
             }
         };
-        if samples.is_empty() {
+        if p.payload.is_empty() || ch >= self.channels.len() {
             return;
         }
+        let n = p.payload.len() as u64;
         let t0 = *self.t0.get_or_insert(now);
         let arrival = now.saturating_duration_since(t0).as_micros() as u64 * RATE / 1_000_000;
-        let (ts, ssrc) = (p.header.timestamp, p.header.ssrc);
+        let (ts, ssrc) = (p.timestamp, p.ssrc);
         let Some(c) = self.channels.get_mut(ch) else {
             return;
         };
@@ -116,8 +203,14 @@ impl Recorder {
                 // Unwrap the 32-bit timestamp around the last one (handles wrap and reordering).
                 let ext = c.last_ext + i64::from(ts.wrapping_sub(c.last_ts) as i32);
                 let pos = c.offset + ext;
-                // A jump far from where the stream should be is a restart, not a gap.
-                (pos - arrival as i64).abs() > DISCONTINUITY
+                // A jump far from where the stream should be is a restart, not a gap; so is
+                // a packet too far ahead for the buffer while it still holds audio.
+                let far = (pos - arrival as i64).abs() > DISCONTINUITY;
+                let beyond = pos >= 0 && !c.fits(pos as u64 + n);
+                if beyond && !far {
+                    self.stats.restarts += 1;
+                }
+                far || beyond
             }
         };
         if new_stream {
@@ -132,29 +225,46 @@ impl Recorder {
             c.last_ext = ext;
             c.last_ts = ts;
         }
-        let pos = c.offset + ext;
-        if pos < 0 {
+        let Ok(pos) = u64::try_from(c.offset + ext) else {
+            self.stats.late += 1;
+            return;
+        };
+        let end = pos + n;
+        // Samples before `written` are in the file already, and before `base` are silence
+        // the buffer moved past: keep only what still has a place.
+        let first = pos.max(self.written).max(c.base);
+        if end <= first {
             self.stats.late += 1;
             return;
         }
-        let mut pos = pos as u64;
-        let mut samples = samples;
-        if pos + samples.len() as u64 <= self.written {
-            self.stats.late += 1;
+        if !c.fits(end) {
+            // Only when the buffer is not being drained: nowhere to put it.
+            self.stats.overflow += 1;
             return;
         }
-        if pos < self.written {
-            // Partly late: keep what still has a place.
-            let cut = (self.written - pos) as usize;
-            samples.drain(..cut);
-            pos = self.written;
+        if end > c.base + c.capacity() {
+            // The ring is empty (a gap in the media): move it up to the packet.
+            c.base = end - c.capacity();
         }
-        if c.pending.contains_key(&pos) {
+        let mut placed = false;
+        let skip = (first - pos) as usize;
+        for (i, &b) in p.payload.iter().enumerate().skip(skip) {
+            let slot = c.slot(pos + i as u64);
+            // First come, first kept: a duplicate or overlapping packet changes nothing.
+            if !c.is_held(slot) {
+                if let Some(s) = c.samples.get_mut(slot) {
+                    *s = decode(b);
+                }
+                c.set_held(slot, true);
+                placed = true;
+            }
+        }
+        if !placed {
             self.stats.duplicates += 1;
             return;
         }
-        self.horizon = self.horizon.max(pos + samples.len() as u64);
-        c.pending.insert(pos, samples);
+        c.end = c.end.max(end);
+        self.horizon = self.horizon.max(end);
     }
 
     /// Frames (caller, callee) whose time has come: everything older than the jitter depth.
@@ -168,14 +278,10 @@ impl Recorder {
         let end = self
             .channels
             .iter()
-            .filter_map(|c| {
-                c.pending
-                    .iter()
-                    .next_back()
-                    .map(|(p, s)| p + s.len() as u64)
-            })
+            .map(|c| c.end)
             .max()
-            .unwrap_or(self.written);
+            .unwrap_or(0)
+            .max(self.written);
         self.take_until(end)
     }
 
@@ -184,31 +290,22 @@ impl Recorder {
             return Vec::new();
         }
         let start = self.written;
-        let len = (until - start) as usize;
-        let mut out = vec![[0i16; 2]; len];
+        let mut out = vec![[0i16; 2]; (until - start) as usize];
         for (ch, c) in self.channels.iter_mut().enumerate() {
-            let mut keep = BTreeMap::new();
-            for (pos, samples) in std::mem::take(&mut c.pending) {
-                let end = pos + samples.len() as u64;
-                if pos >= until {
-                    keep.insert(pos, samples);
-                    continue;
-                }
-                for (i, s) in samples.iter().enumerate() {
-                    let p = pos + i as u64;
-                    if p >= until {
-                        break;
+            let from = start.max(c.base);
+            let to = until.min(c.end).min(c.base + c.capacity());
+            for p in from..to {
+                let slot = c.slot(p);
+                if c.is_held(slot) {
+                    if let (Some(frame), Some(&s)) =
+                        (out.get_mut((p - start) as usize), c.samples.get(slot))
+                    {
+                        frame[ch] = s;
                     }
-                    if let Some(frame) = out.get_mut((p - start) as usize) {
-                        frame[ch] = *s;
-                    }
-                }
-                if end > until {
-                    let rest = samples[(until - pos) as usize..].to_vec();
-                    keep.insert(until, rest);
+                    c.set_held(slot, false);
                 }
             }
-            c.pending = keep;
+            c.base = c.base.max(until);
         }
         self.written = until;
         out

@@ -240,3 +240,120 @@ fn telephone_events_and_comfort_noise_stay_out_of_the_audio() {
     // Garbage is not a packet.
     r.push(t0, 0, &[1, 2, 3]);
 }
+
+/// The audit's packet: a one-byte header extension whose element claims 16 bytes of a
+/// 4-byte block. It used to panic inside the `rtp` crate (and poison the recorder).
+fn hostile(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = rtp(
+        0,
+        seq,
+        ts,
+        ssrc,
+        &[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00],
+    );
+    p[0] |= 0x10;
+    p
+}
+
+#[test]
+fn malformed_packets_are_dropped_and_counted_and_the_stream_goes_on() {
+    let t0 = Instant::now();
+    let a = stream(1600, 41);
+    let mut p = packets(&a, &[160], 0, 1, t0, |_| 0);
+    let at = p[4].0 + Duration::from_millis(1);
+    p.push((at, hostile(5, 800, 1)));
+    p.push((at, vec![0x80, 0x00, 0x00]));
+    p.push((
+        at,
+        rtp(0, 6, 960, 1, &[1, 2, 3, 0])
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| if i == 0 { b | 0x20 } else { b })
+            .collect(),
+    ));
+    p.sort_by_key(|(t, _)| *t);
+    let (frames, stats) = record(p, Vec::new(), 60);
+    assert_eq!(stats.malformed, 3);
+    let left = channel(&frames, 0);
+    let s = find(&left, &decode(&a[..160]));
+    assert_eq!(&left[s..s + 1600], decode(&a).as_slice());
+}
+
+#[test]
+fn memory_stays_bounded_under_overlapping_packets_at_a_high_rate() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(Duration::from_millis(60));
+    let capacity = r.capacity();
+    // 60 ms of depth plus the look-ahead, per channel.
+    assert_eq!(capacity, 2 * (480 + 4000));
+    // 2 s of packets 1 sample apart, each carrying 1400 samples, 8,000 a second on both
+    // channels: the old map held one 2.8 KB vector per packet (about 90 MB here).
+    let payload = stream(1400, 43);
+    let mut most = 0;
+    let mut total = 0;
+    for i in 0..16_000u32 {
+        let now = t0 + Duration::from_micros(u64::from(i) * 125);
+        for ch in 0..2 {
+            r.push(now, ch, &rtp(0, i as u16, i, 7 + ch as u32, &payload));
+        }
+        if i % 800 == 0 {
+            total += r.drain(now).len();
+        }
+        most = most.max(r.buffered());
+    }
+    assert_eq!(r.capacity(), capacity, "nothing grew");
+    assert!(most <= capacity, "{most} held");
+    assert!(most > 2 * 1400, "the buffer was used: {most}");
+    let rest = r.finish();
+    assert!(rest.len() <= capacity / 2, "{}", rest.len());
+    assert_eq!(r.buffered(), 0);
+    // Every position from the first sample to the last packet's end, once.
+    assert_eq!(total + rest.len(), 15_999 + 1400);
+}
+
+#[test]
+fn a_long_gap_is_silence_and_the_stream_resumes_sample_exact() {
+    let t0 = Instant::now();
+    // 1 s of audio, 5 s of nothing (timestamps run on, as on hold), 1 s more.
+    let a1 = stream(8000, 45);
+    let a2 = stream(8000, 47);
+    let mut p = packets(&a1, &[160], 500, 1, t0, |_| 0);
+    p.extend(packets(
+        &a2,
+        &[160],
+        500 + 48_000,
+        1,
+        t0 + Duration::from_secs(6),
+        |_| 0,
+    ));
+    let (frames, stats) = record(p, Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let s1 = find(&left, &decode(&a1[..160]));
+    let s2 = find(&left, &decode(&a2[..160]));
+    assert_eq!(&left[s1..s1 + 8000], decode(&a1).as_slice());
+    assert_eq!(s2 - s1, 48_000, "6 s after the first sample");
+    assert!(
+        left[s1 + 8000..s2].iter().all(|&x| x == 0),
+        "the gap is silence"
+    );
+    assert_eq!(&left[s2..s2 + 8000], decode(&a2).as_slice());
+    assert_eq!(stats, RecordStats::default());
+}
+
+#[test]
+fn a_packet_beyond_the_buffer_restarts_its_stream_where_it_arrives() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(Duration::from_millis(60));
+    r.push(t0, 0, &rtp(0, 1, 1000, 1, &[0x10; 160]));
+    // Same SSRC, 20 ms later, but its timestamp says 2 s ahead: it would land past the
+    // buffer while the first packet is still held.
+    let later = t0 + Duration::from_millis(20);
+    r.push(later, 0, &rtp(0, 2, 1000 + 16_000, 1, &[0x20; 160]));
+    assert_eq!(r.stats.restarts, 1);
+    let frames = r.finish();
+    let left = channel(&frames, 0);
+    // Placed where it arrived (160 samples after the first), not 2 s later.
+    assert_eq!(left.len(), 320);
+    assert!(left[..160].iter().all(|&x| x == ulaw_to_linear(0x10)));
+    assert!(left[160..].iter().all(|&x| x == ulaw_to_linear(0x20)));
+}

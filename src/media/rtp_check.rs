@@ -1,0 +1,450 @@
+//! RTP and RTCP header checks, done by us before any crate parses a packet.
+//!
+//! Media ports face the internet, so a packet is hostile until proven otherwise. A parser
+//! that trusts a length field inside the packet can read past its end (the `rtp` crate
+//! panics on a truncated header extension), and a panic in a relay ends that direction of
+//! the call. Everything here is checked arithmetic on slices: no panics, no allocation.
+//!
+//! What a packet must satisfy (RFC 3550 §5.1, §6.4, RFC 8285):
+//! - at most [`MAX_PACKET`] bytes, version 2;
+//! - the CSRC list and the header extension (its declared word length) fit in the packet;
+//! - in a one-byte (`0xBEDE`) or two-byte (`0x100x`) extension, every element fits inside the
+//!   extension block, and the reserved one-byte ID 15 does not appear (parsers disagree on
+//!   where such a packet's payload starts);
+//! - with the P bit set, the last byte (the padding count) is non-zero and no larger than
+//!   what follows the header;
+//! - RTCP: every packet of a compound has version 2 and a length field that stays inside the
+//!   datagram, and the lengths add up to the datagram exactly.
+
+/// The largest datagram accepted as RTP or RTCP: one Ethernet MTU. G.711 fills it at about
+/// 185 ms per packet; anything larger is fragmented on the way and not real telephony.
+pub const MAX_PACKET: usize = 1500;
+
+/// Fixed RTP header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC.
+const RTP_FIXED: usize = 12;
+/// RTCP common header: V/P/count, packet type, length (in 32-bit words minus one).
+const RTCP_HEADER: usize = 4;
+/// RFC 8285 one-byte header extension profile.
+const ONE_BYTE_PROFILE: u16 = 0xBEDE;
+/// RFC 8285 two-byte header extension profiles: 0x100 followed by 4 application bits.
+const TWO_BYTE_PROFILE_MASK: u16 = 0xFFF0;
+const TWO_BYTE_PROFILE: u16 = 0x1000;
+
+/// Why a packet was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    #[error("packet larger than {MAX_PACKET} bytes")]
+    TooLarge,
+    #[error("packet shorter than its fixed header")]
+    Short,
+    #[error("version is not 2")]
+    Version,
+    #[error("CSRC list runs past the end of the packet")]
+    Csrc,
+    #[error("header extension runs past the end of the packet")]
+    Extension,
+    #[error("header extension element runs past the extension or uses the reserved ID 15")]
+    ExtensionElement,
+    #[error("padding count is zero or larger than the payload")]
+    Padding,
+    #[error("RTCP length field does not match the datagram")]
+    RtcpLength,
+}
+
+/// A checked RTP packet: header fields and the payload (padding removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpView<'a> {
+    pub marker: bool,
+    pub payload_type: u8,
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub payload: &'a [u8],
+}
+
+fn u16_at(p: &[u8], at: usize) -> Option<u16> {
+    let b = p.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+fn u32_at(p: &[u8], at: usize) -> Option<u32> {
+    let b = p.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([
+        *b.first()?,
+        *b.get(1)?,
+        *b.get(2)?,
+        *b.get(3)?,
+    ]))
+}
+
+/// Check one RTP packet; on success, its header fields and payload.
+pub fn check_rtp(packet: &[u8]) -> Result<RtpView<'_>, PacketError> {
+    if packet.len() > MAX_PACKET {
+        return Err(PacketError::TooLarge);
+    }
+    let (&b0, &b1) = match (packet.first(), packet.get(1)) {
+        (Some(b0), Some(b1)) if packet.len() >= RTP_FIXED => (b0, b1),
+        _ => return Err(PacketError::Short),
+    };
+    if b0 >> 6 != 2 {
+        return Err(PacketError::Version);
+    }
+    let padded = b0 & 0x20 != 0;
+    let extended = b0 & 0x10 != 0;
+    let csrc_count = usize::from(b0 & 0x0f);
+    let mut at = RTP_FIXED + 4 * csrc_count;
+    if at > packet.len() {
+        return Err(PacketError::Csrc);
+    }
+    if extended {
+        let profile = u16_at(packet, at).ok_or(PacketError::Extension)?;
+        let words = u16_at(packet, at + 2).ok_or(PacketError::Extension)?;
+        let start = at + 4;
+        let end = start
+            .checked_add(4 * usize::from(words))
+            .filter(|&e| e <= packet.len())
+            .ok_or(PacketError::Extension)?;
+        let block = packet.get(start..end).ok_or(PacketError::Extension)?;
+        if profile == ONE_BYTE_PROFILE {
+            check_one_byte_elements(block)?;
+        } else if profile & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE {
+            check_two_byte_elements(block)?;
+        }
+        at = end;
+    }
+    let mut rest = packet.get(at..).ok_or(PacketError::Short)?;
+    if padded {
+        let count = usize::from(*rest.last().ok_or(PacketError::Padding)?);
+        if count == 0 || count > rest.len() {
+            return Err(PacketError::Padding);
+        }
+        rest = rest.get(..rest.len() - count).ok_or(PacketError::Padding)?;
+    }
+    Ok(RtpView {
+        marker: b1 & 0x80 != 0,
+        payload_type: b1 & 0x7f,
+        sequence: u16_at(packet, 2).ok_or(PacketError::Short)?,
+        timestamp: u32_at(packet, 4).ok_or(PacketError::Short)?,
+        ssrc: u32_at(packet, 8).ok_or(PacketError::Short)?,
+        payload: rest,
+    })
+}
+
+/// RFC 8285 §4.2: each element is one byte (ID, length - 1) and its data; zero bytes pad.
+fn check_one_byte_elements(block: &[u8]) -> Result<(), PacketError> {
+    let mut i = 0usize;
+    // Each round consumes at least one byte, so this ends within block.len() rounds.
+    while let Some(&b) = block.get(i) {
+        i += 1;
+        if b == 0 {
+            continue;
+        }
+        if b >> 4 == 0x0f {
+            return Err(PacketError::ExtensionElement);
+        }
+        i += usize::from(b & 0x0f) + 1;
+        if i > block.len() {
+            return Err(PacketError::ExtensionElement);
+        }
+    }
+    Ok(())
+}
+
+/// RFC 8285 §4.3: each element is an ID byte, a length byte and its data; zero bytes pad.
+fn check_two_byte_elements(block: &[u8]) -> Result<(), PacketError> {
+    let mut i = 0usize;
+    while let Some(&id) = block.get(i) {
+        i += 1;
+        if id == 0 {
+            continue;
+        }
+        let len = *block.get(i).ok_or(PacketError::ExtensionElement)?;
+        i += 1 + usize::from(len);
+        if i > block.len() {
+            return Err(PacketError::ExtensionElement);
+        }
+    }
+    Ok(())
+}
+
+/// Check an RTCP datagram (a compound of one or more packets); returns how many packets it
+/// holds.
+pub fn check_rtcp(datagram: &[u8]) -> Result<usize, PacketError> {
+    if datagram.len() > MAX_PACKET {
+        return Err(PacketError::TooLarge);
+    }
+    if datagram.len() < RTCP_HEADER {
+        return Err(PacketError::Short);
+    }
+    let mut at = 0usize;
+    let mut count = 0usize;
+    // Each packet is at least 4 bytes, so this runs at most MAX_PACKET / 4 rounds.
+    while at < datagram.len() {
+        let b0 = *datagram.get(at).ok_or(PacketError::Short)?;
+        if b0 >> 6 != 2 {
+            return Err(PacketError::Version);
+        }
+        let words = u16_at(datagram, at + 2).ok_or(PacketError::RtcpLength)?;
+        let len = (usize::from(words) + 1) * 4;
+        let end = at.checked_add(len).ok_or(PacketError::RtcpLength)?;
+        if end > datagram.len() {
+            return Err(PacketError::RtcpLength);
+        }
+        if b0 & 0x20 != 0 {
+            // Padding only on the last packet of a compound (RFC 3550 §6.4.1), counted in
+            // its length and covering at most the packet's body.
+            let count = usize::from(*datagram.get(end - 1).ok_or(PacketError::Padding)?);
+            if end != datagram.len() || count == 0 || count > len - RTCP_HEADER {
+                return Err(PacketError::Padding);
+            }
+        }
+        at = end;
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webrtc_util::marshal::Unmarshal;
+
+    /// RTP header with the given first byte, sequence 0x0102, timestamp 0x03040506,
+    /// SSRC 0x0708090a, then `rest`.
+    fn rtp(b0: u8, rest: &[u8]) -> Vec<u8> {
+        let mut p = vec![b0, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        p.extend_from_slice(rest);
+        p
+    }
+
+    /// The audit's packet: X=1, one-byte profile, one word, an element claiming 16 bytes.
+    const AUDIT: [u8; 20] = [
+        0x90, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0, 0, 0, 1, 0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00,
+        0x00,
+    ];
+
+    #[test]
+    fn malformed_headers_are_refused_with_their_reason() {
+        use PacketError::*;
+        let mut big = rtp(0x80, &[0u8; MAX_PACKET]);
+        big.truncate(MAX_PACKET + 1);
+        let table: Vec<(&str, Vec<u8>, PacketError)> = vec![
+            (
+                "audit: element past the extension",
+                AUDIT.to_vec(),
+                ExtensionElement,
+            ),
+            ("empty", vec![], Short),
+            ("11 bytes", rtp(0x80, &[])[..11].to_vec(), Short),
+            ("version 1", rtp(0x40, &[1]), Version),
+            ("version 0 (STUN-like)", rtp(0x00, &[1]), Version),
+            ("15 CSRCs, none present", rtp(0x8f, &[0; 8]), Csrc),
+            ("1 CSRC, 3 bytes of it", rtp(0x81, &[0; 3]), Csrc),
+            ("X bit, no extension header", rtp(0x90, &[]), Extension),
+            (
+                "X bit, 2 bytes of header",
+                rtp(0x90, &[0xBE, 0xDE]),
+                Extension,
+            ),
+            (
+                "extension of 2 words, 1 present",
+                rtp(0x90, &[0xBE, 0xDE, 0, 2, 0x10, 0, 0, 0]),
+                Extension,
+            ),
+            (
+                "extension of 0xffff words",
+                rtp(0x90, &[0x12, 0x34, 0xff, 0xff, 0, 0, 0, 0]),
+                Extension,
+            ),
+            (
+                "CSRC then extension past the end",
+                rtp(0x91, &[0, 0, 0, 1, 0xBE, 0xDE, 0, 1]),
+                Extension,
+            ),
+            (
+                "one-byte ID 15",
+                rtp(0x90, &[0xBE, 0xDE, 0, 1, 0xF0, 0, 0, 0]),
+                ExtensionElement,
+            ),
+            (
+                "one-byte element of 4 after padding",
+                rtp(0x90, &[0xBE, 0xDE, 0, 1, 0, 0x13, 0, 0, 0xAA]),
+                ExtensionElement,
+            ),
+            (
+                "two-byte element without its length",
+                rtp(0x90, &[0x10, 0x00, 0, 1, 0, 0, 0, 5]),
+                ExtensionElement,
+            ),
+            (
+                "two-byte element of 255",
+                rtp(0x90, &[0x10, 0x00, 0, 1, 5, 255, 0, 0, 1, 2, 3]),
+                ExtensionElement,
+            ),
+            (
+                "two-byte profile 0x100f",
+                rtp(0x90, &[0x10, 0x0f, 0, 1, 5, 3, 0, 0]),
+                ExtensionElement,
+            ),
+            ("padding count 0", rtp(0xa0, &[1, 2, 0]), Padding),
+            ("padding past the header", rtp(0xa0, &[1, 2, 4]), Padding),
+            ("padding bit, no payload", rtp(0xa0, &[]), Padding),
+            ("over the size cap", big, TooLarge),
+        ];
+        for (what, p, want) in table {
+            assert_eq!(check_rtp(&p).map(|_| ()), Err(want), "{what}");
+        }
+    }
+
+    #[test]
+    fn valid_packets_give_header_fields_and_the_payload_without_padding() {
+        let plain = rtp(0x80, &[0xd5, 0xd5]);
+        let v = check_rtp(&plain).unwrap();
+        assert_eq!(
+            v,
+            RtpView {
+                marker: true,
+                payload_type: 0,
+                sequence: 0x0102,
+                timestamp: 0x0304_0506,
+                ssrc: 0x0708_090a,
+                payload: &[0xd5, 0xd5],
+            }
+        );
+        // Two CSRCs, a one-byte extension (an element of 2 bytes, one of 1, padding), 2 bytes
+        // of audio and 3 of padding.
+        let p = rtp(
+            0xb2,
+            &[
+                0, 0, 0, 1, 0, 0, 0, 2, 0xBE, 0xDE, 0, 2, 0x11, 0xaa, 0xbb, 0x20, 0xcc, 0, 0, 0,
+                0x55, 0x56, 0, 0, 3,
+            ],
+        );
+        assert_eq!(check_rtp(&p).unwrap().payload, &[0x55, 0x56]);
+        // Two-byte elements, and an extension of a profile we do not walk.
+        let p = rtp(0x90, &[0x10, 0x00, 0, 2, 1, 2, 9, 9, 0, 3, 1, 2, 0x7f]);
+        assert_eq!(check_rtp(&p).unwrap().payload, &[0x7f]);
+        let p = rtp(0x90, &[0x12, 0x34, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(check_rtp(&p).unwrap().payload, &[0x7f]);
+        // A packet that is only padding is empty, not malformed.
+        assert_eq!(
+            check_rtp(&rtp(0xa0, &[0, 2])).unwrap().payload,
+            &[] as &[u8]
+        );
+        // Exactly the size cap is fine.
+        assert!(check_rtp(&rtp(0x80, &[0u8; MAX_PACKET - 12])).is_ok());
+    }
+
+    #[test]
+    fn rtcp_compounds_are_walked_packet_by_packet() {
+        // SR with no report blocks (7 words + 1) followed by an SDES with one chunk.
+        let mut sr = vec![0x80, 200, 0, 6];
+        sr.extend_from_slice(&[0; 24]);
+        let sdes = [0x81, 202, 0, 2, 0, 0, 0, 1, 1, 1, b'a', 0];
+        let compound: Vec<u8> = sr.iter().chain(sdes.iter()).copied().collect();
+        assert_eq!(check_rtcp(&sr), Ok(1));
+        assert_eq!(check_rtcp(&compound), Ok(2));
+        use PacketError::*;
+        let mut long = compound.clone();
+        long[compound.len() - 10] = 3; // SDES claims 4 words + 1
+        let mut bad_version = compound.clone();
+        bad_version[sr.len()] = 0x41;
+        let mut trailing = compound.clone();
+        trailing.extend_from_slice(&[0x80, 201]);
+        let mut padded_first = compound.clone();
+        padded_first[0] |= 0x20;
+        let mut padded_last = sr.clone();
+        padded_last[0] |= 0x20;
+        padded_last[27] = 4;
+        let mut padded_zero = padded_last.clone();
+        padded_zero[27] = 0;
+        assert_eq!(check_rtcp(&padded_last), Ok(1));
+        let table: Vec<(&str, Vec<u8>, PacketError)> = vec![
+            ("empty", vec![], Short),
+            ("3 bytes", vec![0x80, 200, 0], Short),
+            ("second packet's length past the end", long, RtcpLength),
+            ("second packet version 1", bad_version, Version),
+            ("2 stray bytes after the compound", trailing, RtcpLength),
+            ("padding on the first packet", padded_first, Padding),
+            ("padding count 0", padded_zero, Padding),
+            (
+                "length 0xffff",
+                vec![0x80, 200, 0xff, 0xff, 0, 0, 0, 0],
+                RtcpLength,
+            ),
+            ("over the size cap", vec![0x80; MAX_PACKET + 1], TooLarge),
+        ];
+        for (what, p, want) in table {
+            assert_eq!(check_rtcp(&p), Err(want), "{what}");
+        }
+    }
+
+    /// A small seeded generator (xorshift): the same mutations on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Whatever bytes arrive, the checks never panic, and a packet they accept is one the `rtp`
+    /// crate parses without panicking and reads as we do (same fields, same payload).
+    #[test]
+    fn mutated_and_truncated_packets_never_reach_a_parser_that_panics() {
+        let seeds: Vec<Vec<u8>> = vec![
+            rtp(0x80, &[0xd5; 160]),
+            rtp(0x90, &[0xBE, 0xDE, 0, 1, 0x10, 0xaa, 0, 0, 0xd5, 0xd5]),
+            rtp(0x90, &[0x10, 0x00, 0, 2, 1, 2, 9, 9, 0, 3, 1, 2, 0x7f]),
+            rtp(
+                0xb1,
+                &[0, 0, 0, 9, 0xBE, 0xDE, 0, 1, 0x21, 1, 2, 0, 0x55, 0, 2],
+            ),
+            AUDIT.to_vec(),
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut accepted, mut refused) = (0u32, 0u32);
+        for _ in 0..50_000 {
+            let mut p = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..=rng.below(4) {
+                match rng.below(4) {
+                    0 => p.truncate(rng.below(p.len() + 1)),
+                    1 if !p.is_empty() => {
+                        let i = rng.below(p.len());
+                        p[i] = rng.next() as u8;
+                    }
+                    2 if !p.is_empty() => {
+                        // Flip header bits where the lengths live.
+                        let i = rng.below(p.len().min(20));
+                        p[i] ^= 1 << rng.below(8);
+                    }
+                    _ => p.push(rng.next() as u8),
+                }
+            }
+            let _ = check_rtcp(&p);
+            match check_rtp(&p) {
+                Ok(v) => {
+                    accepted += 1;
+                    let parsed = rtp::packet::Packet::unmarshal(&mut &p[..])
+                        .expect("the crate reads what we accept");
+                    assert_eq!(parsed.header.ssrc, v.ssrc);
+                    assert_eq!(parsed.header.timestamp, v.timestamp);
+                    assert_eq!(parsed.header.sequence_number, v.sequence);
+                    assert_eq!(parsed.header.payload_type, v.payload_type);
+                    assert_eq!(&parsed.payload[..], v.payload, "{p:02x?}");
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        // Both outcomes were exercised, so the loop tested something.
+        assert!(
+            accepted > 5_000 && refused > 5_000,
+            "{accepted} / {refused}"
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! Reading an SDP's media streams and pointing them at the gateway (media anchoring).
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+
+use super::{Line, SdpError, lines};
+
+/// `[media] max_streams` when the configuration does not say: media sections per SDP that
+/// get ports.
+pub const DEFAULT_MAX_STREAMS: usize = 4;
+
+/// ICE attributes (RFC 8839). Candidates name the peer's addresses (host, server-reflexive,
+/// relay); the rest would make the far end start ICE checks the relay does not answer. An
+/// anchored leg gets plain RTP to the gateway, so all of them go.
+const ICE_ATTRIBUTES: [&[u8]; 8] = [
+    b"a=candidate:",
+    b"a=remote-candidates:",
+    b"a=end-of-candidates",
+    b"a=ice-ufrag:",
+    b"a=ice-pwd:",
+    b"a=ice-options:",
+    b"a=ice-lite",
+    b"a=ice-mismatch",
+];
+
+/// Where one media stream of an SDP wants its RTP: the connection address in force for its
+/// m= line (media-level c= over session-level c=) and its port. Port 0 is a rejected or
+/// disabled stream: it gets no relay ports and stays at port 0 when anchored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `None` when the address is a host name (RFC 8866 allows one) or absent.
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// A port-0 stream: rejected in an answer, disabled in an offer.
+    pub fn is_rejected(&self) -> bool {
+        self.port == 0
+    }
+}
+
+fn field(v: &[u8], n: usize) -> Option<&[u8]> {
+    v.split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(n)
+}
+
+fn ascii(b: &[u8]) -> Option<&str> {
+    std::str::from_utf8(b).ok().filter(|s| s.is_ascii())
+}
+
+/// The port of an `m=` line's value (`audio 4000/2 RTP/AVP 0` → 4000).
+fn m_port(v: &[u8]) -> Option<u16> {
+    let port = field(v, 1)?;
+    let port = port.split(|&b| b == b'/').next()?;
+    ascii(port)?.parse().ok()
+}
+
+/// The address of a `c=` line's value (`IN IP4 192.0.2.1/127` → 192.0.2.1); `Ok(None)` for a
+/// host name.
+fn c_address(v: &[u8], line: usize) -> Result<Option<IpAddr>, SdpError> {
+    let syntax = |what| SdpError::Syntax { line, what };
+    let (Some(b"IN"), Some(_family), Some(addr)) = (field(v, 0), field(v, 1), field(v, 2)) else {
+        return Err(syntax("c= is not \"IN <family> <address>\""));
+    };
+    let addr = addr.split(|&b| b == b'/').next().unwrap_or_default();
+    let addr = ascii(addr).ok_or_else(|| syntax("c= address is not ASCII"))?;
+    Ok(addr.parse().ok())
+}
+
+/// Check the shape of a line: `<letter>=` (empty lines are tolerated anywhere).
+fn typed(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
+    match l.text {
+        [] => Ok(()),
+        [t, b'=', ..] if t.is_ascii_lowercase() => Ok(()),
+        _ => Err(SdpError::Syntax {
+            line,
+            what: "not a <type>=<value> line",
+        }),
+    }
+}
+
+/// Every m= line's endpoint, in order, port-0 streams included (so indexes match the SDP's
+/// sections). Refuses what it cannot read: no `v=0` first, a line that is not `x=...`, an
+/// `m=` without a numeric port, a `c=` without an address, or no `m=` line at all.
+pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
+    let mut session_ip = None;
+    let mut out: Vec<Endpoint> = Vec::new();
+    let mut first = true;
+    for (i, l) in lines(sdp).enumerate() {
+        let n = i + 1;
+        typed(&l, n)?;
+        if l.text.is_empty() {
+            continue;
+        }
+        if first {
+            if l.text != b"v=0" {
+                return Err(SdpError::NoVersion);
+            }
+            first = false;
+        }
+        if let Some(m) = l.value(b"m=") {
+            let port = m_port(m).ok_or(SdpError::Syntax {
+                line: n,
+                what: "m= has no numeric port",
+            })?;
+            if field(m, 2).is_none() {
+                return Err(SdpError::Syntax {
+                    line: n,
+                    what: "m= has no transport",
+                });
+            }
+            out.push(Endpoint {
+                ip: session_ip,
+                port,
+            });
+        } else if let Some(c) = l.value(b"c=") {
+            let ip = c_address(c, n)?;
+            match out.last_mut() {
+                Some(e) => e.ip = ip,
+                None => session_ip = ip,
+            }
+        }
+    }
+    if first {
+        return Err(SdpError::NoVersion);
+    }
+    if out.is_empty() {
+        return Err(SdpError::NoMedia);
+    }
+    Ok(out)
+}
+
+/// Check the number of active (non-zero port) media sections against `[media] max_streams`;
+/// `Ok` with that number, or `TooManyStreams` when the SDP asks for more (refuse it: 488).
+pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, SdpError> {
+    let found = streams.iter().filter(|e| !e.is_rejected()).count();
+    if found > max_streams {
+        return Err(SdpError::TooManyStreams {
+            found,
+            max: max_streams,
+        });
+    }
+    Ok(found)
+}
+
+/// Point every stream of an SDP at the gateway:
+/// - every `c=` line (session and media level) names `ip`;
+/// - the n-th `m=` line gets `ports[n]`; a stream with port 0 stays at 0, and one with no
+///   port (`None`, or past the end of `ports`) is refused with port 0 rather than leaking
+///   the peer's address;
+/// - `a=rtcp:` becomes port + 1 at `ip`, and is dropped in a refused stream;
+/// - `o=` names `ip` as its address (the username and session ids stay);
+/// - ICE attributes (`a=candidate`, `a=ice-ufrag`, …) are removed.
+///
+/// Every other line is kept byte for byte with its own line end. Refuses (with the same
+/// errors as [`read`]) an SDP it cannot read, so nothing is forwarded half-rewritten.
+pub fn anchor_streams(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Result<Bytes, SdpError> {
+    read(sdp)?;
+    Ok(rewrite(sdp, ip, ports))
+}
+
+/// The rewrite of [`anchor_streams`], on whatever lines there are.
+fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Bytes {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut index: Option<usize> = None;
+    // The port the current section got, if any.
+    let mut current: Option<u16> = None;
+    let mut out: Vec<u8> = Vec::with_capacity(sdp.len() + 64);
+    for l in lines(sdp) {
+        if let Some(m) = l.value(b"m=") {
+            let i = index.map_or(0, |i| i + 1);
+            index = Some(i);
+            let rejected = m_port(m) == Some(0);
+            current = if rejected {
+                None
+            } else {
+                ports.get(i).copied().flatten()
+            };
+            // `read` checked: media, port, then the rest.
+            let mut parts = m.splitn(3, |&b| b == b' ');
+            let media = parts.next().unwrap_or_default();
+            let _old = parts.next();
+            let rest = parts.next().unwrap_or_default();
+            out.extend_from_slice(b"m=");
+            out.extend_from_slice(media);
+            out.extend_from_slice(format!(" {} ", current.unwrap_or(0)).as_bytes());
+            out.extend_from_slice(rest);
+        } else if l.text.starts_with(b"c=") {
+            out.extend_from_slice(format!("c=IN {family} {ip}").as_bytes());
+        } else if l.text.starts_with(b"a=rtcp:") {
+            match (index, current) {
+                (Some(_), Some(p)) => out.extend_from_slice(
+                    format!("a=rtcp:{} IN {family} {ip}", u32::from(p) + 1).as_bytes(),
+                ),
+                // A refused stream's RTCP address is the peer's: drop the line.
+                (Some(_), None) => continue,
+                // Session level (not where RFC 3605 puts it): no port of ours to name.
+                (None, _) => continue,
+            }
+        } else if ICE_ATTRIBUTES.iter().any(|a| l.text.starts_with(a)) {
+            continue;
+        } else if let Some(o) = l.value(b"o=") {
+            // The origin names the creator's host too: replace its address fields only.
+            let f: Vec<&[u8]> = o.split(|&b| b == b' ').collect();
+            out.extend_from_slice(b"o=");
+            if let [user, id, version, net, _, _] = f.as_slice() {
+                for part in [*user, *id, *version, *net] {
+                    out.extend_from_slice(part);
+                    out.push(b' ');
+                }
+                out.extend_from_slice(format!("{family} {ip}").as_bytes());
+            } else {
+                out.extend_from_slice(format!("- 0 0 IN {family} {ip}").as_bytes());
+            }
+        } else {
+            out.extend_from_slice(l.text);
+        }
+        out.extend_from_slice(l.eol);
+    }
+    Bytes::from(out)
+}
+
+/// Every m= line's endpoint; `None` when the body cannot be read.
+///
+/// The earlier API, kept while the call layer still uses it: prefer [`read`], whose error
+/// lets the call refuse the SDP (488) instead of forwarding it.
+pub fn endpoints(body: &[u8]) -> Option<Vec<Endpoint>> {
+    read(body).ok()
+}
+
+/// [`anchor_streams`] with a port for each of the first `ports.len()` streams, applied even
+/// to a body [`read`] refuses (the call layer calls it with no ports for such a body, which
+/// refuses every stream it can find). Always `Some`.
+///
+/// The earlier API, kept while the call layer still uses it: prefer [`anchor_streams`].
+pub fn anchor(body: &[u8], ip: IpAddr, ports: &[u16]) -> Option<Bytes> {
+    let ports: Vec<Option<u16>> = ports.iter().map(|&p| Some(p)).collect();
+    Some(rewrite(body, ip, &ports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.11\r\n";
+
+    #[test]
+    fn reads_endpoints_with_media_level_connection() {
+        let e = endpoints(OFFER.as_bytes()).unwrap();
+        assert_eq!(
+            e[0],
+            Endpoint {
+                ip: Some("192.0.2.10".parse().unwrap()),
+                port: 4000
+            }
+        );
+        assert_eq!(
+            e[1],
+            Endpoint {
+                ip: Some("192.0.2.11".parse().unwrap()),
+                port: 0
+            }
+        );
+    }
+
+    #[test]
+    fn anchoring_names_only_the_gateway_and_keeps_other_lines() {
+        let out = anchor(
+            OFFER.as_bytes(),
+            "203.0.113.5".parse().unwrap(),
+            &[20000, 20002],
+        )
+        .unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(
+            text,
+            "v=0\r\no=alice 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:20001 IN IP4 203.0.113.5\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n"
+        );
+        assert!(!text.contains("192.0.2."));
+    }
+
+    #[test]
+    fn mixed_line_ends_are_read_and_rewritten_alike() {
+        // The audio section ends its lines in bare LF: its c= and a=rtcp are rewritten too.
+        let offer = b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=\xe9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\nc=IN IP4 192.0.2.11\na=rtcp:4001 IN IP4 192.0.2.11\n";
+        let eps = read(offer).unwrap();
+        assert_eq!(eps.len(), 1);
+        assert_eq!(eps[0].ip, Some("192.0.2.11".parse().unwrap()));
+        let out = anchor_streams(offer, "203.0.113.5".parse().unwrap(), &[Some(20000)]).unwrap();
+        assert_eq!(
+            &out[..],
+            &b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=\xe9\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\nc=IN IP4 203.0.113.5\na=rtcp:20001 IN IP4 203.0.113.5\n"[..]
+        );
+    }
+
+    #[test]
+    fn port_zero_sections_are_identified_get_no_ports_and_stay_at_zero() {
+        let mut offer = String::from(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n",
+        );
+        for _ in 0..50 {
+            offer.push_str("m=audio 0 RTP/AVP 0\r\na=rtcp:9 IN IP4 192.0.2.10\r\n");
+        }
+        offer.push_str("m=audio 4000 RTP/AVP 0\r\n");
+        let eps = read(offer.as_bytes()).unwrap();
+        assert_eq!(eps.len(), 51);
+        assert_eq!(eps.iter().filter(|e| e.is_rejected()).count(), 50);
+        // One active stream: within the limit, whatever the number of port-0 sections.
+        assert_eq!(limit_streams(&eps, DEFAULT_MAX_STREAMS), Ok(1));
+        // Ports only where a stream is active; a port given to a port-0 section is ignored.
+        let mut ports = vec![None; 50];
+        ports[0] = Some(30000);
+        ports.push(Some(20000));
+        let out = anchor_streams(offer.as_bytes(), "203.0.113.5".parse().unwrap(), &ports).unwrap();
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(text.matches("m=audio 0 RTP/AVP 0\r\n").count(), 50);
+        assert!(text.ends_with("m=audio 20000 RTP/AVP 0\r\n"), "{text}");
+        assert!(
+            !text.contains("a=rtcp"),
+            "refused streams keep no RTCP address"
+        );
+        assert!(!text.contains("192.0.2."));
+    }
+
+    #[test]
+    fn more_active_streams_than_max_streams_is_an_error() {
+        let mut offer = String::from("v=0\r\nc=IN IP4 192.0.2.10\r\n");
+        for i in 0..5 {
+            offer.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i));
+        }
+        let eps = read(offer.as_bytes()).unwrap();
+        assert_eq!(
+            limit_streams(&eps, DEFAULT_MAX_STREAMS),
+            Err(SdpError::TooManyStreams { found: 5, max: 4 })
+        );
+        assert_eq!(limit_streams(&eps, 5), Ok(5));
+    }
+
+    #[test]
+    fn unreadable_sdp_is_a_typed_error() {
+        let cases: Vec<(&[u8], SdpError)> = vec![
+            (b"", SdpError::NoVersion),
+            (b"\r\n", SdpError::NoVersion),
+            (b"o=- 1 1 IN IP4 h\r\nv=0\r\n", SdpError::NoVersion),
+            (b"v=1\r\nm=audio 1 RTP/AVP 0\r\n", SdpError::NoVersion),
+            (b"v=0\r\ns=-\r\n", SdpError::NoMedia),
+            (
+                b"v=0\r\nm=audio x RTP/AVP 0\r\n",
+                SdpError::Syntax {
+                    line: 2,
+                    what: "m= has no numeric port",
+                },
+            ),
+            (
+                b"v=0\r\nm=audio 70000 RTP/AVP 0\r\n",
+                SdpError::Syntax {
+                    line: 2,
+                    what: "m= has no numeric port",
+                },
+            ),
+            (
+                b"v=0\r\nm=audio 4000\r\n",
+                SdpError::Syntax {
+                    line: 2,
+                    what: "m= has no transport",
+                },
+            ),
+            (
+                b"v=0\r\nc=IN IP4\r\nm=audio 1 RTP/AVP 0\r\n",
+                SdpError::Syntax {
+                    line: 2,
+                    what: "c= is not \"IN <family> <address>\"",
+                },
+            ),
+            (
+                b"v=0\r\nm=audio 1 RTP/AVP 0\r\nc=IN IP4 \xff\r\n",
+                SdpError::Syntax {
+                    line: 3,
+                    what: "c= address is not ASCII",
+                },
+            ),
+            (
+                b"v=0\r\nhello\r\nm=audio 1 RTP/AVP 0\r\n",
+                SdpError::Syntax {
+                    line: 2,
+                    what: "not a <type>=<value> line",
+                },
+            ),
+            (
+                b"\xff\xfe",
+                SdpError::Syntax {
+                    line: 1,
+                    what: "not a <type>=<value> line",
+                },
+            ),
+        ];
+        let ip = "203.0.113.5".parse().unwrap();
+        for (body, want) in cases {
+            assert_eq!(
+                read(body),
+                Err(want.clone()),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(anchor_streams(body, ip, &[Some(20000)]), Err(want));
+        }
+        // A host name in c= is valid SDP: the address is just unknown.
+        let eps = read(b"v=0\r\nc=IN IP4 media.example.com\r\nm=audio 1 RTP/AVP 0\r\n").unwrap();
+        assert_eq!(eps[0].ip, None);
+    }
+
+    #[test]
+    fn the_old_api_refuses_every_stream_of_sdp_it_cannot_read() {
+        // What the call layer does today when `endpoints` is None: anchor with no ports.
+        let body = b"v=0\r\nc=IN IP4 192.0.2.10\r\nbogus line\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 192.0.2.10\r\n";
+        assert_eq!(endpoints(body), None);
+        let out = anchor(body, "203.0.113.5".parse().unwrap(), &[]).unwrap();
+        assert_eq!(
+            &out[..],
+            &b"v=0\r\nc=IN IP4 203.0.113.5\r\nbogus line\r\nm=audio 0 RTP/AVP 0\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn ice_attributes_are_removed_when_anchoring() {
+        let offer = b"v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\na=ice-lite\r\nm=audio 4000 RTP/AVP 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\na=candidate:1 1 UDP 2130706431 10.0.0.5 4000 typ host\r\na=candidate:2 1 UDP 1694498815 198.51.100.9 4000 typ srflx raddr 10.0.0.5 rport 4000\r\na=end-of-candidates\r\na=sendrecv\r\n";
+        let out = anchor_streams(offer, "203.0.113.5".parse().unwrap(), &[Some(20000)]).unwrap();
+        assert_eq!(
+            &out[..],
+            &b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=sendrecv\r\n"[..]
+        );
+    }
+
+    /// Seeded mutations of real-world SDP: reading and anchoring never panic, and what is
+    /// anchored never names the peer's addresses.
+    #[test]
+    fn mutated_sdp_never_panics_and_anchored_output_hides_the_peer() {
+        let seeds: [&[u8]; 3] = [
+            OFFER.as_bytes(),
+            b"v=0\r\no=root 8 8 IN IP4 192.0.2.10\r\ns=Asterisk\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 17000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+            b"v=0\no=- 2 2 IN IP6 2001:db8::7\ns=-\nc=IN IP6 2001:db8::7\nt=0 0\nm=audio 9000 RTP/AVP 0\na=rtcp:9001 IN IP6 2001:db8::7\nm=video 0 RTP/AVP 96\n",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n.max(1) as u64) as usize
+        };
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        let mut anchored = 0;
+        for round in 0..20_000 {
+            let mut b = seeds[round % seeds.len()].to_vec();
+            for _ in 0..=next(3) {
+                match next(4) {
+                    0 => b.truncate(next(b.len() + 1)),
+                    1 if !b.is_empty() => {
+                        let i = next(b.len());
+                        b[i] = b" =\r\n0/:\xffmcvoa."[next(14)];
+                    }
+                    2 if !b.is_empty() => {
+                        let i = next(b.len());
+                        b.remove(i);
+                    }
+                    _ => {
+                        let i = next(b.len() + 1);
+                        b.insert(i, b"\r\n m=0"[next(6)]);
+                    }
+                }
+            }
+            if let Ok(eps) = read(&b) {
+                let ports: Vec<Option<u16>> = eps.iter().map(|_| Some(20000)).collect();
+                let out = anchor_streams(&b, ip, &ports).unwrap();
+                anchored += 1;
+                let out = String::from_utf8_lossy(&out);
+                for l in out.lines() {
+                    if l.starts_with("c=") || l.starts_with("o=") {
+                        assert!(!l.contains("192.0.2.") && !l.contains("2001:db8"), "{l}");
+                    }
+                }
+            }
+            let _ = anchor(&b, ip, &[20000]);
+            let _ = crate::sdp::set_ptime(&b, 20);
+        }
+        assert!(anchored > 1000, "{anchored}");
+    }
+}

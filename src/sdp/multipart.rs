@@ -1,0 +1,338 @@
+//! Finding the SDP in a SIP body: the whole body (`application/sdp`), or the `application/sdp`
+//! part of a `multipart/*` body (RFC 2046), as SIP-I and SIP-T carry it beside an ISUP part
+//! (RFC 3204). The SDP part can then be rewritten and put back with every other byte of the
+//! body (other parts, their headers, boundaries, preamble, epilogue) unchanged.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::{SdpError, is_sdp};
+
+/// The most parts a multipart body may have (SIP-I has two or three).
+const MAX_PARTS: usize = 32;
+/// RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
+const MAX_BOUNDARY: usize = 70;
+
+/// Where the SDP lies in a SIP body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdpPart {
+    range: Range<usize>,
+    /// Whether the body is multipart (the SDP is one part of it).
+    pub multipart: bool,
+}
+
+impl SdpPart {
+    /// The SDP bytes within `body` (the body `locate` was given).
+    pub fn of<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+        body.get(self.range.clone()).unwrap_or_default()
+    }
+
+    /// `body` with its SDP replaced by `sdp`; every other byte as it was.
+    pub fn splice(&self, body: &[u8], sdp: &[u8]) -> Bytes {
+        let before = body.get(..self.range.start).unwrap_or_default();
+        let after = body.get(self.range.end..).unwrap_or_default();
+        let mut out = Vec::with_capacity(before.len() + sdp.len() + after.len());
+        out.extend_from_slice(before);
+        out.extend_from_slice(sdp);
+        out.extend_from_slice(after);
+        Bytes::from(out)
+    }
+
+    /// Byte range of the SDP within the body.
+    pub fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+}
+
+/// Whether a Content-Type names a multipart body (`multipart/mixed`, …, any case).
+pub fn is_multipart(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("multipart/"))
+}
+
+/// Where the SDP of a SIP body is: `Ok(None)` when the body carries none (empty, another
+/// type, or a multipart body without an SDP part). A multipart body that cannot be taken
+/// apart, that holds more than one SDP part, nests multipart parts, or encodes its SDP part
+/// (base64, gzip) is an error: its SDP cannot be anchored, so it must not be forwarded.
+pub fn locate(content_type: Option<&str>, body: &[u8]) -> Result<Option<SdpPart>, SdpError> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    if is_sdp(content_type) {
+        return Ok(Some(SdpPart {
+            range: 0..body.len(),
+            multipart: false,
+        }));
+    }
+    match content_type {
+        Some(ct) if is_multipart(Some(ct)) => {
+            let boundary = boundary(ct)?;
+            sdp_part(body, boundary.as_bytes())
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The `boundary` parameter of a multipart Content-Type, quoted or not.
+fn boundary(content_type: &str) -> Result<String, SdpError> {
+    let value = content_type
+        .split(';')
+        .skip(1)
+        .find_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("boundary")
+                .then(|| value.trim())
+        })
+        .ok_or(SdpError::Multipart("no boundary parameter"))?;
+    let value = match value.strip_prefix('"') {
+        Some(q) => q
+            .strip_suffix('"')
+            .ok_or(SdpError::Multipart("unterminated quoted boundary"))?,
+        None => value,
+    };
+    if value.is_empty() || value.len() > MAX_BOUNDARY {
+        return Err(SdpError::Multipart("boundary is empty or longer than 70"));
+    }
+    Ok(value.to_string())
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
+}
+
+/// The next `--boundary` at the start of a line, at or after `from`.
+fn next_delimiter(body: &[u8], delim: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    // Each round moves past a match, so this ends within body.len() rounds.
+    loop {
+        let d = find(body, delim, at)?;
+        if d == 0 || body.get(d - 1) == Some(&b'\n') {
+            return Some(d);
+        }
+        at = d + 1;
+    }
+}
+
+/// A part's headers (up to the first empty line) and where its content starts.
+fn part_headers(part: &[u8]) -> (Vec<(String, String)>, usize) {
+    let mut headers = Vec::new();
+    let mut at = 0usize;
+    for raw in part.split_inclusive(|&b| b == b'\n') {
+        at += raw.len();
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return (headers, at);
+        }
+        let text = String::from_utf8_lossy(line);
+        if let Some((name, value)) = text.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    // No empty line: all headers, no content.
+    (headers, part.len())
+}
+
+fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
+    let mut delim = b"--".to_vec();
+    delim.extend_from_slice(boundary);
+    let mut d = next_delimiter(body, &delim, 0)
+        .ok_or(SdpError::Multipart("boundary not found in the body"))?;
+    let mut found: Option<Range<usize>> = None;
+    for _ in 0..MAX_PARTS {
+        let after = d + delim.len();
+        if body.get(after..after + 2) == Some(b"--") {
+            return Ok(found.map(|range| SdpPart {
+                range,
+                multipart: true,
+            }));
+        }
+        // The rest of the delimiter line is transport padding; the part starts after it.
+        let nl = find(body, b"\n", after).ok_or(SdpError::Multipart("unterminated boundary"))?;
+        let start = nl + 1;
+        let next = next_delimiter(body, &delim, start)
+            .ok_or(SdpError::Multipart("no closing boundary"))?;
+        // The line end before the next delimiter belongs to the delimiter.
+        let mut end = next.saturating_sub(1).max(start);
+        if end > start && body.get(end - 1) == Some(&b'\r') {
+            end -= 1;
+        }
+        let part = body.get(start..end).unwrap_or_default();
+        let (headers, content) = part_headers(part);
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let ct = header("content-type");
+        if is_multipart(ct) {
+            return Err(SdpError::Multipart("nested multipart part"));
+        }
+        if is_sdp(ct) {
+            if found.is_some() {
+                return Err(SdpError::Multipart("more than one SDP part"));
+            }
+            let encoded = header("content-transfer-encoding").is_some_and(|e| {
+                !["7bit", "8bit", "binary"]
+                    .iter()
+                    .any(|ok| e.eq_ignore_ascii_case(ok))
+            });
+            if encoded || header("content-encoding").is_some() {
+                return Err(SdpError::Multipart("SDP part is encoded"));
+            }
+            found = Some(start + content..end);
+        }
+        d = next;
+    }
+    Err(SdpError::Multipart("too many parts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDP: &[u8] = b"v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+
+    /// A SIP-I body: SDP, then a binary ISUP IAM that contains CRLFs, 0xff and the boundary
+    /// text (not at a line start).
+    fn sip_i() -> Vec<u8> {
+        let mut b =
+            b"preamble\r\n--unique-boundary-1\r\nContent-Type: application/sdp\r\n\r\n".to_vec();
+        b.extend_from_slice(SDP);
+        b.extend_from_slice(b"\r\n--unique-boundary-1\r\nContent-Type: application/ISUP;version=itu-t92+\r\nContent-Disposition: signal;handling=optional\r\n\r\n");
+        b.extend_from_slice(
+            b"\x01\x00\x49\x00\x00\x03\x02\x00\x07\x04\x10\r\n\xff--unique-boundary-1\x00",
+        );
+        b.extend_from_slice(b"\r\n--unique-boundary-1--\r\nepilogue");
+        b
+    }
+
+    #[test]
+    fn finds_the_sdp_part_and_rebuilds_every_other_byte() {
+        let body = sip_i();
+        let ct = "multipart/mixed; boundary=\"unique-boundary-1\"";
+        let part = locate(Some(ct), &body).unwrap().unwrap();
+        assert!(part.multipart);
+        assert_eq!(part.of(&body), SDP);
+        let new = b"v=0\r\nc=IN IP4 203.0.113.1\r\nm=audio 20000 RTP/AVP 8\r\n";
+        let out = part.splice(&body, new);
+        let r = part.range();
+        assert_eq!(&out[..r.start], &body[..r.start]);
+        assert_eq!(&out[r.start..r.start + new.len()], new);
+        assert_eq!(&out[r.start + new.len()..], &body[r.end..]);
+        // Unquoted boundary, other parameters, any case.
+        let ct = "Multipart/Mixed;boundary=unique-boundary-1;foo=bar";
+        assert_eq!(locate(Some(ct), &body).unwrap(), Some(part));
+    }
+
+    #[test]
+    fn bare_lf_bodies_and_plain_sdp() {
+        let body = b"--b\nContent-Type: application/isup\n\n\x01\x02\n--b\ncontent-type: Application/SDP\n\nv=0\nm=audio 1 RTP/AVP 0\n\n--b--\n";
+        let part = locate(Some("multipart/mixed;boundary=b"), body)
+            .unwrap()
+            .unwrap();
+        assert_eq!(part.of(body), b"v=0\nm=audio 1 RTP/AVP 0\n");
+        // A plain SDP body is all SDP; other types and empty bodies carry none.
+        let plain = locate(Some("application/sdp"), SDP).unwrap().unwrap();
+        assert!(!plain.multipart);
+        assert_eq!(plain.of(SDP), SDP);
+        assert_eq!(locate(Some("application/isup"), b"\x01").unwrap(), None);
+        assert_eq!(locate(Some("application/sdp"), b"").unwrap(), None);
+        assert_eq!(locate(None, SDP).unwrap(), None);
+        // A multipart body without SDP: nothing to anchor.
+        let no_sdp = b"--b\r\nContent-Type: application/isup\r\n\r\n\x01\r\n--b--";
+        assert_eq!(
+            locate(Some("multipart/mixed;boundary=b"), no_sdp).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn bodies_whose_sdp_cannot_be_anchored_are_errors() {
+        let body = sip_i();
+        let two = [
+            &b"--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--b\r\n"[..],
+            b"Content-Type: application/sdp\r\n\r\nv=0\r\n--b--",
+        ]
+        .concat();
+        let cases: Vec<(&str, &[u8])> = vec![
+            ("multipart/mixed", &body),
+            ("multipart/mixed; boundary=\"unique-boundary-1", &body),
+            ("multipart/mixed; boundary=\"\"", &body),
+            ("multipart/mixed; boundary=other", &body),
+            ("multipart/mixed; boundary=b", &two),
+            (
+                "multipart/mixed; boundary=b",
+                b"--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n",
+            ),
+            (
+                "multipart/mixed; boundary=b",
+                b"--b\r\nContent-Type: application/sdp\r\nContent-Transfer-Encoding: base64\r\n\r\ndj0w\r\n--b--",
+            ),
+            (
+                "multipart/mixed; boundary=b",
+                b"--b\r\nContent-Type: multipart/alternative;boundary=c\r\n\r\n--c--\r\n--b--",
+            ),
+            ("multipart/mixed; boundary=b", b"--b"),
+        ];
+        for (ct, body) in cases {
+            assert!(
+                matches!(locate(Some(ct), body), Err(SdpError::Multipart(_))),
+                "{ct}: {:?}",
+                locate(Some(ct), body)
+            );
+        }
+        let long = format!("multipart/mixed; boundary={}", "x".repeat(71));
+        assert!(locate(Some(&long), &body).is_err());
+        // Many empty parts: bounded.
+        let many = "--b\r\n\r\n".repeat(40) + "--b--";
+        assert!(locate(Some("multipart/mixed;boundary=b"), many.as_bytes()).is_err());
+    }
+
+    /// Seeded mutations of a SIP-I body: never a panic, and whatever is found lies inside
+    /// the body and splices back to a body of the right length.
+    #[test]
+    fn mutated_multipart_bodies_never_panic() {
+        let seed = sip_i();
+        let ct = "multipart/mixed;boundary=unique-boundary-1";
+        let mut x: u64 = 0x853c_49e6_748f_ea9b;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n.max(1) as u64) as usize
+        };
+        let mut found = 0;
+        for _ in 0..5_000 {
+            let mut b = seed.clone();
+            for _ in 0..=next(3) {
+                match next(3) {
+                    0 => b.truncate(next(b.len() + 1)),
+                    1 if !b.is_empty() => {
+                        let i = next(b.len());
+                        b[i] = b"-\r\n:;ux1"[next(8)];
+                    }
+                    _ => {
+                        let i = next(b.len() + 1);
+                        let cut = next(40);
+                        let piece = seed[cut..cut + 20].to_vec();
+                        b.splice(i..i, piece);
+                    }
+                }
+            }
+            if let Ok(Some(part)) = locate(Some(ct), &b) {
+                found += 1;
+                let r = part.range();
+                assert!(r.start <= r.end && r.end <= b.len());
+                let out = part.splice(&b, b"v=0\r\n");
+                assert_eq!(out.len(), b.len() - r.len() + 5);
+            }
+        }
+        assert!(found > 500, "{found}");
+    }
+}
