@@ -9,11 +9,17 @@ use super::state::{Call, MediaState};
 use super::{CallRef, Output, PerSide, Side};
 use crate::config::{Config, PeerName, Profile};
 use crate::media::{Latch, MediaAction, RecordSpec, RelayPair};
+use crate::sdp::{MediaBody, SdpError};
 use crate::sip::Body;
 
-/// The SDP could not be anchored: no RTP ports left.
+/// Why the SDP of a message could not be anchored.
 #[derive(Debug)]
-pub(super) struct NoPorts;
+pub(super) enum AnchorError {
+    /// No RTP ports left for a new stream.
+    NoPorts,
+    /// The SDP cannot be read (or has too many streams): it must not pass unanchored.
+    Unreadable(SdpError),
+}
 
 /// The media plan of a new call: anchored when its caller's profile or any peer of its route
 /// anchors (recording implies anchoring in the config), recorded when any of them records.
@@ -73,8 +79,9 @@ fn recording_path(env: &Env, cfg: &Config, call_id: &str, now: std::time::Instan
 
 /// Give a call's ports back and stop its relay.
 pub(super) fn release_media(env: &mut Env, r: CallRef, media: MediaState) {
-    for p in media.ports.a.into_iter().chain(media.ports.b) {
-        env.pool.free(p);
+    for (a, b) in media.pairs.into_iter().flatten() {
+        env.pool.free(a);
+        env.pool.free(b);
     }
     env.out
         .push_back(Output::Media(MediaAction::Release { call: r }));
@@ -83,7 +90,7 @@ pub(super) fn release_media(env: &mut Env, r: CallRef, media: MediaState) {
 impl Call {
     /// An SDP body from leg `from`, rewritten for the other leg: its streams now point at the
     /// gateway. Records `from`'s real endpoints and updates the relay. `Ok(None)` when the
-    /// call is not anchored or the body is not SDP (forward it as is).
+    /// call is not anchored or the body carries no SDP (forward it as is).
     ///
     /// `callee` names the callee's profile while an attempt is being set up (before the call
     /// records it); otherwise the current attempt's is used.
@@ -94,10 +101,15 @@ impl Call {
         body: &Bytes,
         ct: Option<&str>,
         callee: Option<&Profile>,
-    ) -> Result<Option<Bytes>, NoPorts> {
-        if body.is_empty() || !crate::sdp::is_sdp(ct) {
+    ) -> Result<Option<Bytes>, AnchorError> {
+        if body.is_empty() || self.media.is_none() {
             return Ok(None);
         }
+        let mb = match MediaBody::read(ct, body, self.cfg.media_max_streams) {
+            Ok(Some(mb)) => mb,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(AnchorError::Unreadable(e)),
+        };
         let profile = |side: Side| match (side, callee) {
             (Side::B, Some(p)) => Some(p),
             _ => self.profile(side).map(|p| &**p),
@@ -122,35 +134,58 @@ impl Call {
             .filter_map(|s| profile(*s).and_then(|p| p.rtp_timeout))
             .min();
         let media_ip = self.cfg.media_ip;
-        let call_id = &self.a.call_id;
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
-        let Some(eps) = crate::sdp::endpoints(body) else {
-            warn!(%call_id, "unreadable SDP on an anchored call: streams refused");
-            return Ok(crate::sdp::anchor(body, media_ip, &[]));
-        };
-        while media.ports.a.len() < eps.len() {
-            let (Some(a), Some(b)) = (cx.env.pool.alloc(), cx.env.pool.alloc()) else {
-                return Err(NoPorts);
-            };
-            media.ports.a.push(a);
-            media.ports.b.push(b);
-            media.remote.a.push(None);
-            media.remote.b.push(None);
+        let n = mb.streams.len();
+        if media.pairs.len() < n {
+            media.pairs.resize(n, None);
+            media.remote.a.resize(n, None);
+            media.remote.b.resize(n, None);
         }
-        for (slot, ep) in media.remote[from].iter_mut().zip(&eps) {
+        // Ports only for active streams that have none yet, all or nothing; a stream refused
+        // with port 0 gets none (and keeps what it had until the call ends).
+        let wanted: Vec<usize> = (0..n)
+            .filter(|i| !mb.streams[*i].is_rejected() && media.pairs[*i].is_none())
+            .collect();
+        if !wanted.is_empty() {
+            let got = cx
+                .env
+                .pool
+                .alloc_pairs(wanted.len())
+                .ok_or(AnchorError::NoPorts)?;
+            for (i, pair) in wanted.into_iter().zip(got) {
+                media.pairs[i] = Some(pair);
+            }
+        }
+        for (slot, ep) in media.remote[from].iter_mut().zip(&mb.streams) {
             *slot = match (ep.ip, ep.port) {
                 (Some(ip), p) if p != 0 => Some((ip, p).into()),
                 _ => None,
             };
         }
-        let toward = media.ports[from.other()].clone();
-        let pairs = (0..media.ports.a.len())
-            .filter_map(|i| {
+        // The SDP toward the other leg names the gateway's port facing that leg.
+        let toward: Vec<Option<u16>> = mb
+            .streams
+            .iter()
+            .zip(&media.pairs)
+            .map(|(ep, pair)| {
+                let (a, b) = (*pair)?;
+                (!ep.is_rejected()).then_some(match from {
+                    Side::A => b,
+                    Side::B => a,
+                })
+            })
+            .collect();
+        let pairs = media
+            .pairs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pair)| {
+                let (a_port, b_port) = (*pair)?;
                 Some(RelayPair {
-                    a_port: *media.ports.a.get(i)?,
-                    b_port: *media.ports.b.get(i)?,
+                    a_port,
+                    b_port,
                     a_remote: *media.remote.a.get(i)?,
                     b_remote: *media.remote.b.get(i)?,
                     a_latch: latches.a,
@@ -167,12 +202,14 @@ impl Call {
             record,
             rtp_timeout,
         }));
-        Ok(crate::sdp::anchor(body, media_ip, &toward))
+        mb.anchored(body, media_ip, &toward)
+            .map(Some)
+            .map_err(AnchorError::Unreadable)
     }
 
-    /// The SDP of a message relayed from leg `from`, anchored; `None` leaves the body as is.
-    /// With no ports left for a new stream, that stream is refused in the SDP rather than
-    /// leaking the peer's address.
+    /// The SDP of an answer (or an ACK) relayed from leg `from`, anchored; `None` leaves the
+    /// body as is. An answer cannot be refused with 488: what cannot be anchored has its
+    /// streams refused in the SDP rather than leaking the peer's address.
     pub(super) fn anchored_body(
         &mut self,
         cx: &mut Cx,
@@ -182,18 +219,22 @@ impl Call {
     ) -> Option<Bytes> {
         match self.anchor_body(cx, from, body, ct, None) {
             Ok(b) => b,
-            Err(NoPorts) => crate::sdp::anchor(body, self.cfg.media_ip, &[]),
+            Err(e) => {
+                warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
+                Some(crate::sdp::refuse_all(body, self.cfg.media_ip))
+            }
         }
     }
 
-    /// Anchor the SDP of the INVITE toward a new callee (`callee`), from leg `from`.
-    pub(super) fn anchor_outgoing<M: Body>(
+    /// Anchor the SDP of an offer from leg `from` (an INVITE toward a new callee
+    /// `callee`, or a relayed re-INVITE/UPDATE). An error means: refuse the offer.
+    pub(super) fn anchor_offer<M: Body>(
         &mut self,
         cx: &mut Cx,
         from: Side,
         msg: &mut M,
         callee: Option<&Profile>,
-    ) -> Result<(), NoPorts> {
+    ) -> Result<(), AnchorError> {
         let ct = msg.content_type();
         let body = msg.body().clone();
         if let Some(b) = self.anchor_body(cx, from, &body, ct.as_deref(), callee)?
@@ -204,8 +245,8 @@ impl Call {
         Ok(())
     }
 
-    /// Anchor the SDP of a message relayed from leg `from`.
-    pub(super) fn anchor_relayed<M: Body>(&mut self, cx: &mut Cx, from: Side, msg: &mut M) {
+    /// Anchor the SDP of an answer relayed from leg `from`.
+    pub(super) fn anchor_answer<M: Body>(&mut self, cx: &mut Cx, from: Side, msg: &mut M) {
         let ct = msg.content_type();
         let body = msg.body().clone();
         if let Some(b) = self.anchored_body(cx, from, &body, ct.as_deref())

@@ -4,7 +4,7 @@
 use tracing::{debug, info, warn};
 
 use super::Side;
-use super::anchor::NoPorts;
+use super::anchor::AnchorError;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::outbound::outbound_invite;
@@ -29,6 +29,8 @@ pub enum AttemptOutcome {
     NoPeerLeft,
     /// The call's media could not be anchored: no RTP ports left.
     NoMediaPorts,
+    /// The caller's SDP cannot be anchored (unreadable, too many streams): 488.
+    BadSdp,
 }
 
 impl Call {
@@ -68,11 +70,19 @@ impl Call {
                     continue;
                 }
             };
-            if let Err(NoPorts) = self.anchor_outgoing(cx, Side::A, &mut invite, Some(&peer)) {
-                warn!(call_id = %self.call_id(), "no RTP ports left: refusing the call");
-                self.route.stop();
-                self.events.push(CallEvent::MediaPortsExhausted);
-                return AttemptOutcome::NoMediaPorts;
+            match self.anchor_offer(cx, Side::A, &mut invite, Some(&peer)) {
+                Ok(()) => {}
+                Err(AnchorError::NoPorts) => {
+                    warn!(call_id = %self.call_id(), "no RTP ports left: refusing the call");
+                    self.route.stop();
+                    self.events.push(CallEvent::MediaPortsExhausted);
+                    return AttemptOutcome::NoMediaPorts;
+                }
+                Err(AnchorError::Unreadable(e)) => {
+                    debug!(call_id = %self.call_id(), error = %e, "caller's SDP cannot be anchored: 488");
+                    self.route.stop();
+                    return AttemptOutcome::BadSdp;
+                }
             }
             if let Some(old) = self.b.take() {
                 cx.remove_dialog(&old.key());
@@ -158,7 +168,7 @@ impl Call {
         );
         match relayed {
             Ok(mut out) => {
-                self.anchor_relayed(cx, Side::B, &mut out);
+                self.anchor_answer(cx, Side::B, &mut out);
                 self.send_provisional_to_caller(cx, out)
             }
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
@@ -205,7 +215,7 @@ impl Call {
                 return;
             }
         };
-        self.anchor_relayed(cx, Side::B, &mut out);
+        self.anchor_answer(cx, Side::B, &mut out);
         let b_cseq = resp.cseq().map_or(1, |c| c.0);
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");

@@ -168,6 +168,10 @@ impl B2bua {
                 AttemptOutcome::NoMediaPorts => {
                     call.fail_call(cx, 503, CallTag::MediaUnavailable, Q850Cause(47))
                 }
+                // 488 → Q.850 127 (RFC 3398): the offer itself is what we cannot take.
+                AttemptOutcome::BadSdp => {
+                    call.fail_call(cx, 488, CallTag::CallerRejected, Q850Cause::INTERWORKING)
+                }
                 AttemptOutcome::NoPeerLeft => {
                     call.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38))
                 }

@@ -1,7 +1,7 @@
 //! Within the dialogs: BYE, re-INVITE/UPDATE (hold and unhold), INFO and other mid-call
 //! requests relayed leg to leg, and the answers coming back.
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::Side;
 use super::cx::Cx;
@@ -156,7 +156,12 @@ impl Call {
                 return;
             }
         };
-        self.anchor_relayed(cx, side, &mut out);
+        if let Err(e) = self.anchor_offer(cx, side, &mut out, None) {
+            // The far leg must never get an offer we cannot relay media for.
+            debug!(call_id = %self.call_id(), error = ?e, "{method} offer refused");
+            cx.respond(id, &req, 488, "Not Acceptable Here", &[]);
+            return;
+        }
         if let Some(txn) = self.start_client(cx, out, target, TxnRole::Relay) {
             let relayed = Relayed {
                 origin: side,
@@ -205,7 +210,7 @@ impl Call {
         };
         match relayed_response(&rel.origin_req, &resp, &tag, &origin_peer, &cx.env.local) {
             Ok(mut out) => {
-                self.anchor_relayed(cx, far, &mut out);
+                self.anchor_answer(cx, far, &mut out);
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.cseq().map_or(0, |c| c.0);

@@ -138,11 +138,11 @@ pub struct PendingRel {
     pub has_sdp: bool,
 }
 
-/// The call's anchored media: the gateway's RTP port facing each leg, per m= line, and
-/// where each leg wants its RTP (from its SDP).
+/// The call's anchored media: per m= line, the gateway's RTP ports facing (the caller, the
+/// callee) when the stream has any, and where each leg wants its RTP (from its SDP).
 #[derive(Debug, Clone, Default)]
 pub struct MediaState {
-    pub ports: PerSide<Vec<u16>>,
+    pub pairs: Vec<Option<(u16, u16)>>,
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
     /// Where the call is recorded, when it is.
     pub recording: Option<crate::media::RecordSpec>,

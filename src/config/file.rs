@@ -86,6 +86,7 @@ fn default_drain_s() -> u64 {
 pub struct MediaSection {
     pub advertise: Option<Spanned<String>>,
     pub ports: Option<Spanned<String>>,
+    pub max_streams: Option<Spanned<u64>>,
 }
 
 /// `[recording]`.

@@ -134,6 +134,8 @@ pub struct Config {
     pub media_ip: IpAddr,
     /// `[media] ports`: the RTP/RTCP port range.
     pub media_ports: (u16, u16),
+    /// `[media] max_streams`: active media sections per SDP that get ports; more: 488.
+    pub media_max_streams: usize,
     /// `[recording] dir`.
     pub recording_dir: PathBuf,
     /// `[recording] format = "stereo"` (else mixed).
@@ -215,6 +217,14 @@ impl Config {
                 }
             },
             None => (20000, 20999),
+        };
+        let media_max_streams = match &file.media.max_streams {
+            Some(n) if (1..=16).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                errs.push(at(n.span(), "[media] max_streams must be 1..=16".into()));
+                crate::sdp::DEFAULT_MAX_STREAMS
+            }
+            None => crate::sdp::DEFAULT_MAX_STREAMS,
         };
         let recording_stereo = match &file.recording.format {
             Some(f) => match f.get_ref().as_str() {
@@ -352,6 +362,7 @@ impl Config {
             metrics_listen,
             media_ip,
             media_ports,
+            media_max_streams,
             recording_dir,
             recording_stereo,
             recording_jitter,

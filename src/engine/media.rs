@@ -282,6 +282,8 @@ async fn forward(
             Dir::BtoA => "caller",
         })
     });
+    let malformed = crate::ops::metrics::rtp_dropped("malformed");
+    let foreign = crate::ops::metrics::rtp_dropped("foreign_source");
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, src)) = from.recv_from(&mut buf).await else {
@@ -291,8 +293,16 @@ async fn forward(
             Ok(mut r) => r.route(dir, rtcp, src, &buf[..n]),
             Err(_) => return,
         };
-        let Route::Accept(dest) = decided else {
-            continue;
+        let dest = match decided {
+            Route::Accept(dest) => dest,
+            Route::Malformed => {
+                malformed.increment(1);
+                continue;
+            }
+            Route::Drop => {
+                foreign.increment(1);
+                continue;
+            }
         };
         if let Some(a) = &activity
             && let Ok(mut t) = a.lock()

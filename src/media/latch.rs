@@ -61,12 +61,6 @@ impl SourceLatch {
     }
 }
 
-/// The SSRC of an RTP packet (bytes 8..12), `None` if it is too short or not version 2.
-pub fn rtp_ssrc(packet: &[u8]) -> Option<u32> {
-    let b = packet.get(..12)?;
-    (b[0] >> 6 == 2).then(|| u32::from_be_bytes([b[8], b[9], b[10], b[11]]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,16 +120,5 @@ mod tests {
         assert!(l.accept(addr(4000), Some(8)));
         assert!(l.accept(addr(4000), None));
         assert!(!l.accept(addr(5000), None));
-    }
-
-    #[test]
-    fn ssrc_is_read_only_from_version_2_packets() {
-        let mut p = [0u8; 12];
-        p[0] = 0x80;
-        p[8..12].copy_from_slice(&0xdead_beefu32.to_be_bytes());
-        assert_eq!(rtp_ssrc(&p), Some(0xdead_beef));
-        assert_eq!(rtp_ssrc(&p[..11]), None);
-        p[0] = 0x40;
-        assert_eq!(rtp_ssrc(&p), None);
     }
 }

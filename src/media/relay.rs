@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Latch, RelayPair, SourceLatch, rtp_ssrc};
+use super::{Latch, RelayPair, SourceLatch, check_rtcp, check_rtp};
 
 /// Which way a packet travels: from the caller's leg toward the callee's, or back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub enum Dir {
 /// What becomes of one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    /// Not a well-formed RTP/RTCP packet (`media::check_rtp`/`check_rtcp`): drop it before
+    /// anything parses it.
+    Malformed,
     /// Not from the leg's peer: drop it (it counts as no activity and is not recorded).
     Drop,
     /// From the leg's peer: send it here, or nowhere yet when the far leg's address is not
@@ -66,6 +69,17 @@ impl StreamRoute {
 
     /// Decide about a packet that arrived from `src` on the socket facing `dir`'s origin leg.
     pub fn route(&mut self, dir: Dir, rtcp: bool, src: SocketAddr, packet: &[u8]) -> Route {
+        let ssrc = if rtcp {
+            if check_rtcp(packet).is_err() {
+                return Route::Malformed;
+            }
+            None
+        } else {
+            match check_rtp(packet) {
+                Ok(view) => Some(view.ssrc),
+                Err(_) => return Route::Malformed,
+            }
+        };
         let (mine, other) = match dir {
             Dir::AtoB => (&mut self.a, &self.b),
             Dir::BtoA => (&mut self.b, &self.a),
@@ -90,7 +104,7 @@ impl StreamRoute {
                     .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))),
             )
         } else {
-            if !mine.rtp.accept(src, rtp_ssrc(packet)) {
+            if !mine.rtp.accept(src, ssrc) {
                 return Route::Drop;
             }
             Route::Accept(other.rtp.source().or(other.sdp))
@@ -107,11 +121,14 @@ mod tests {
     }
 
     fn rtp(ssrc: u32) -> Vec<u8> {
-        let mut p = vec![0u8; 12];
+        let mut p = vec![0u8; 172];
         p[0] = 0x80;
         p[8..12].copy_from_slice(&ssrc.to_be_bytes());
         p
     }
+
+    /// An RTCP receiver report without report blocks.
+    const RR: [u8; 8] = [0x80, 201, 0, 1, 0, 0, 0, 7];
 
     fn pair(latch: Latch) -> RelayPair {
         RelayPair {
@@ -159,11 +176,11 @@ mod tests {
         );
         // RTCP from the latched IP goes to the far leg's SDP port + 1 until it sends RTCP.
         assert_eq!(
-            r.route(Dir::AtoB, true, sa("192.0.2.10:4003"), &[0x80, 200, 0, 1]),
+            r.route(Dir::AtoB, true, sa("192.0.2.10:4003"), &RR),
             Route::Accept(Some(sa("198.51.100.20:5001")))
         );
         assert_eq!(
-            r.route(Dir::AtoB, true, sa("192.0.2.11:4003"), &[0x80, 200, 0, 1]),
+            r.route(Dir::AtoB, true, sa("192.0.2.11:4003"), &RR),
             Route::Drop
         );
     }
@@ -186,5 +203,26 @@ mod tests {
             r.route(Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
             Route::Accept(Some(moved))
         );
+    }
+
+    #[test]
+    fn malformed_packets_are_dropped_before_latching() {
+        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let src = sa("192.0.2.10:4000");
+        // The audit's packet: an extension header that claims more than the packet holds.
+        let mut bad = rtp(1)[..12].to_vec();
+        bad[0] = 0x90;
+        bad.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00]);
+        assert_eq!(r.route(Dir::AtoB, false, src, &bad), Route::Malformed);
+        assert_eq!(r.route(Dir::AtoB, false, src, &[0x80, 0]), Route::Malformed);
+        assert_eq!(
+            r.route(Dir::AtoB, true, src, &[0x80, 201, 0, 9]),
+            Route::Malformed
+        );
+        // Nothing was latched by them: the first good packet still decides.
+        assert!(matches!(
+            r.route(Dir::AtoB, false, src, &rtp(1)),
+            Route::Accept(_)
+        ));
     }
 }

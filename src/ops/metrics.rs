@@ -12,12 +12,19 @@ pub const PRACK_FAILURES: &str = "trunkgate_prack_failures_total";
 pub const CALLS: &str = "trunkgate_calls_total";
 pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
 pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
+pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
 
 /// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
 /// keeps the handle so counting a packet is one atomic add.
 pub fn rtp_packets(toward: &'static str) -> metrics::Counter {
     counter!(RTP_PACKETS, "toward" => toward)
+}
+
+/// A counter of RTP/RTCP packets the relay dropped: `malformed` (failed the header checks)
+/// or `foreign_source` (not from the leg's latched peer).
+pub fn rtp_dropped(reason: &'static str) -> metrics::Counter {
+    counter!(RTP_DROPPED, "reason" => reason)
 }
 
 /// A peer refused (or ignored) our PRACK. `status` is the SIP status or `"timeout"`.
@@ -60,6 +67,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     );
     describe_counter!(CALLS, "Released calls by peer, direction and call_tag");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress");
+    describe_counter!(
+        RTP_DROPPED,
+        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source)"
+    );
     describe_counter!(
         REFUSED,
         "Messages dropped or answered statelessly before any transaction, by reason"

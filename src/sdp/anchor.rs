@@ -221,22 +221,11 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Every m= line's endpoint; `None` when the body cannot be read.
-///
-/// The earlier API, kept while the call layer still uses it: prefer [`read`], whose error
-/// lets the call refuse the SDP (488) instead of forwarding it.
-pub fn endpoints(body: &[u8]) -> Option<Vec<Endpoint>> {
-    read(body).ok()
-}
-
-/// [`anchor_streams`] with a port for each of the first `ports.len()` streams, applied even
-/// to a body [`read`] refuses (the call layer calls it with no ports for such a body, which
-/// refuses every stream it can find). Always `Some`.
-///
-/// The earlier API, kept while the call layer still uses it: prefer [`anchor_streams`].
-pub fn anchor(body: &[u8], ip: IpAddr, ports: &[u16]) -> Option<Bytes> {
-    let ports: Vec<Option<u16>> = ports.iter().map(|&p| Some(p)).collect();
-    Some(rewrite(body, ip, &ports))
+/// Every stream of `body` refused (port 0) and every address in it replaced by `ip`, even
+/// where [`read`] refuses the body: what an answer that cannot be anchored becomes, so it
+/// never leaks the peer's address (an answer cannot be refused with 488).
+pub fn refuse_all(body: &[u8], ip: IpAddr) -> Bytes {
+    rewrite(body, ip, &[])
 }
 
 #[cfg(test)]
@@ -247,7 +236,7 @@ mod tests {
 
     #[test]
     fn reads_endpoints_with_media_level_connection() {
-        let e = endpoints(OFFER.as_bytes()).unwrap();
+        let e = read(OFFER.as_bytes()).unwrap();
         assert_eq!(
             e[0],
             Endpoint {
@@ -266,10 +255,10 @@ mod tests {
 
     #[test]
     fn anchoring_names_only_the_gateway_and_keeps_other_lines() {
-        let out = anchor(
+        let out = anchor_streams(
             OFFER.as_bytes(),
             "203.0.113.5".parse().unwrap(),
-            &[20000, 20002],
+            &[Some(20000), Some(20002)],
         )
         .unwrap();
         let text = std::str::from_utf8(&out).unwrap();
@@ -411,11 +400,11 @@ mod tests {
     }
 
     #[test]
-    fn the_old_api_refuses_every_stream_of_sdp_it_cannot_read() {
-        // What the call layer does today when `endpoints` is None: anchor with no ports.
+    fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
+        // What the call layer does with an answer it cannot read: refuse every stream.
         let body = b"v=0\r\nc=IN IP4 192.0.2.10\r\nbogus line\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 192.0.2.10\r\n";
-        assert_eq!(endpoints(body), None);
-        let out = anchor(body, "203.0.113.5".parse().unwrap(), &[]).unwrap();
+        assert!(read(body).is_err());
+        let out = refuse_all(body, "203.0.113.5".parse().unwrap());
         assert_eq!(
             &out[..],
             &b"v=0\r\nc=IN IP4 203.0.113.5\r\nbogus line\r\nm=audio 0 RTP/AVP 0\r\n"[..]
@@ -480,7 +469,7 @@ mod tests {
                     }
                 }
             }
-            let _ = anchor(&b, ip, &[20000]);
+            let _ = refuse_all(&b, ip);
             let _ = crate::sdp::set_ptime(&b, 20);
         }
         assert!(anchored > 1000, "{anchored}");

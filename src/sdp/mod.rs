@@ -14,9 +14,7 @@
 mod anchor;
 mod multipart;
 
-pub use anchor::{
-    DEFAULT_MAX_STREAMS, Endpoint, anchor, anchor_streams, endpoints, limit_streams, read,
-};
+pub use anchor::{DEFAULT_MAX_STREAMS, Endpoint, anchor_streams, limit_streams, read, refuse_all};
 pub use multipart::{SdpPart, is_multipart, locate};
 
 use bytes::Bytes;

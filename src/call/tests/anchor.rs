@@ -187,3 +187,53 @@ fn reinvite_moving_media_updates_the_relay_without_new_ports() {
         "no new ports for a moved stream"
     );
 }
+
+/// An INVITE carrying `body` as its SDP.
+fn invite_with_sdp(call_id: &str, body: &str) -> String {
+    invite_text(call_id, &format!("z9hG4bK{call_id}"), "+8610123", "")
+        .replace(SDP, body)
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {}", body.len()),
+        )
+}
+
+#[test]
+fn an_offer_that_cannot_be_anchored_is_refused_with_488_and_never_forwarded() {
+    let mut h = anchored();
+    let free = h.core.free_media_ports();
+    // Not SDP at all, though it says it is.
+    h.recv(PHONE, &invite_with_sdp("bad1", "hello, carrier\r\n"));
+    assert!(h.take(CARRIER_A).is_empty(), "nothing reaches the carrier");
+    assert_eq!(h.statuses(PHONE), vec![488]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerRejected);
+    assert_eq!(h.core.free_media_ports(), free, "no port taken");
+}
+
+#[test]
+fn fifty_rejected_streams_take_no_ports_and_too_many_active_ones_get_488() {
+    let mut h = anchored();
+    let free = h.core.free_media_ports();
+    // One live stream and fifty refused (port 0) ones: one pair of ports, not fifty-one.
+    let mut body = SDP.to_string();
+    for _ in 0..50 {
+        body.push_str("m=audio 0 RTP/AVP 0\r\n");
+    }
+    h.recv(PHONE, &invite_with_sdp("many0", &body));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(h.core.free_media_ports(), free - 2, "one stream, two ports");
+    let offer = String::from_utf8_lossy(inv.body()).into_owned();
+    assert_eq!(
+        offer.matches("m=audio 0 ").count(),
+        50,
+        "refused streams stay refused"
+    );
+    // Five live streams against max_streams = 4: refused, and the next call still gets ports.
+    let mut five = SDP.to_string();
+    for p in 1..5 {
+        five.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * p));
+    }
+    h.recv(PHONE, &invite_with_sdp("many5", &five));
+    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    assert_eq!(h.core.free_media_ports(), free - 2);
+}
