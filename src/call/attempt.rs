@@ -3,15 +3,16 @@
 
 use tracing::{debug, info, warn};
 
-use super::Side;
 use super::anchor::AnchorError;
 use super::cx::Cx;
 use super::events::CallEvent;
+use super::limits::Over;
 use super::outbound::outbound_invite;
 use super::phase::{AttemptState, EndInfo, Then};
 use super::reliable::reliable_rseq;
 use super::state::{Attempt, Call, TxnRole, UacRel};
 use super::timers::CallTimer;
+use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
 use crate::interop::egress::relayed_response;
@@ -31,6 +32,8 @@ pub enum AttemptOutcome {
     NoMediaPorts,
     /// The caller's SDP cannot be anchored (unreadable, too many streams): 488.
     BadSdp,
+    /// Every peer left was over one of its `[limits]`: 503 with Retry-After.
+    RateLimited(Over),
 }
 
 impl Call {
@@ -49,12 +52,28 @@ impl Call {
 
     /// Send the INVITE to the next peer of the route.
     pub(super) fn start_attempt(&mut self, cx: &mut Cx) -> AttemptOutcome {
+        let mut limited = None;
         while let Some(name) = self.route.targets.get(self.route.next).cloned() {
             self.route.next += 1;
             let Some(peer) = self.cfg.profile(&name).cloned() else {
                 warn!(peer = %name, "route names a peer without a profile; skipping");
                 continue;
             };
+            // The previous attempt's peer no longer carries this call.
+            if let Some(prev) = self.counted_egress.take() {
+                cx.env.limits.release(&prev);
+            }
+            if let Err(over) = cx.env.limits.admit_attempt(cx.now, &name) {
+                debug!(peer = %name, reason = over.label(), "peer over its limits; trying the next");
+                self.events.push(CallEvent::PeerLimited(over.label()));
+                cx.emit(Output::Event(CoreEvent::LimitRefused {
+                    peer: name,
+                    reason: over.label(),
+                }));
+                limited = Some(over);
+                continue;
+            }
+            self.counted_egress = Some(name.clone());
             let built = outbound_invite(
                 &cx.env.local,
                 &mut cx.env.ids,
@@ -103,7 +122,10 @@ impl Call {
             });
             return AttemptOutcome::Sent;
         }
-        AttemptOutcome::NoPeerLeft
+        match limited {
+            Some(over) => AttemptOutcome::RateLimited(over),
+            None => AttemptOutcome::NoPeerLeft,
+        }
     }
 
     /// The current attempt got its final outcome: false when it already had one.
@@ -199,6 +221,14 @@ impl Call {
         }
         self.phase.answer(cx.now);
         self.timers.clear(CallTimer::Ring);
+        // The shorter of the two peers' maximum durations, counted from the answer.
+        let max = [Side::A, Side::B]
+            .iter()
+            .filter_map(|s| self.profile(*s).and_then(|p| p.limits.max_call_duration))
+            .min();
+        if let Some(max) = max {
+            self.timers.set(CallTimer::MaxDuration, cx.now + max);
+        }
         let relayed = relayed_response(
             &self.caller_invite.req,
             &resp,

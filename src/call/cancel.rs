@@ -65,14 +65,23 @@ impl Call {
     }
 
     pub(super) fn fail_call_with(&mut self, cx: &mut Cx, end: EndInfo) {
+        self.fail_call_with_extra(cx, end, &[]);
+    }
+
+    /// [`Call::fail_call_with`], the response carrying `headers` too (Retry-After, …).
+    pub(super) fn fail_call_with_extra(
+        &mut self,
+        cx: &mut Cx,
+        end: EndInfo,
+        headers: &[(Hdr, &str)],
+    ) {
         let status = end.status;
         let reason = crate::sip::reason_phrase(status);
         let reason_hdr = reason_header(Q850Cause(end.cause));
-        let extra: Vec<(Hdr, &str)> = if self.ingress.causes.send_reason {
-            vec![(Hdr::REASON, reason_hdr.as_str())]
-        } else {
-            Vec::new()
-        };
+        let mut extra: Vec<(Hdr, &str)> = headers.to_vec();
+        if self.ingress.causes.send_reason {
+            extra.push((Hdr::REASON, reason_hdr.as_str()));
+        }
         self.clear_reliable();
         let tag = self.a.local_tag.clone();
         let answer = crate::sip::ingress::response_to(

@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use foldhash::HashMap;
 use tracing::warn;
 
+use super::limits::Limits;
 use super::state::TxnRole;
 use super::{CallRef, Output, Side};
 use crate::config::Config;
@@ -38,6 +39,8 @@ pub struct Env {
     pub wall_base: (Instant, SystemTime),
     /// Shutting down: new calls are refused with 503.
     pub draining: bool,
+    /// `[limits]`: calls per second and at once, gateway-wide and per peer.
+    pub limits: Limits,
 }
 
 impl Env {

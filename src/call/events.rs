@@ -35,6 +35,8 @@ pub enum CallEvent {
     AckTimeout,
     /// Our BYE on this side got no answer.
     ByeUnanswered(Side),
+    /// A peer of the route was skipped: over its `[limits]` (`cps` or `max_calls`).
+    PeerLimited(&'static str),
 }
 
 impl fmt::Display for CallEvent {
@@ -52,6 +54,7 @@ impl fmt::Display for CallEvent {
             CallEvent::CallerPrackTimeout => f.write_str("caller_prack_timeout"),
             CallEvent::AckTimeout => f.write_str("ack_timeout"),
             CallEvent::ByeUnanswered(side) => write!(f, "bye_{}_unanswered", side.party()),
+            CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),
         }
     }
 }

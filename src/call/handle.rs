@@ -59,6 +59,7 @@ impl Call {
                 CallTimer::AckTimeout(side) => self.on_ack_timeout(cx, side),
                 CallTimer::Rel1xx => self.on_rel1xx_timer(cx),
                 CallTimer::Linger => self.on_linger(cx),
+                CallTimer::MaxDuration => self.on_max_duration(cx),
             }
         }
     }

@@ -105,6 +105,25 @@ impl B2bua {
             Ok(adm) => adm,
             Err(refusal) => return self.refuse(now, id, &req, &ingress.name.0, refusal),
         };
+        let calls = self.calls.len();
+        if let Err(over) = self.env.limits.admit_call(now, &ingress.name, calls) {
+            self.env
+                .out
+                .push_back(Output::Event(CoreEvent::LimitRefused {
+                    peer: ingress.name.clone(),
+                    reason: over.label(),
+                }));
+            let refusal = Refusal {
+                status: 503,
+                reason: "Service Unavailable",
+                tag: CallTag::RateLimited,
+                cause: Q850Cause::CONGESTION,
+                extra: vec![(Hdr::RETRY_AFTER, over.retry_after().into())],
+                number: adm.number,
+                caller: adm.caller,
+            };
+            return self.refuse(now, id, &req, &ingress.name.0, refusal);
+        }
         let r = self.next_ref;
         self.next_ref += 1;
         let local_tag = self.env.ids.tag();
@@ -137,6 +156,7 @@ impl B2bua {
             b: None,
             caller_invite: CallerInvite { txn: id, req },
             attempt: None,
+            counted_egress: None,
             route: RoutePlan {
                 targets: adm.targets,
                 next: 0,
@@ -172,6 +192,11 @@ impl B2bua {
                 AttemptOutcome::BadSdp => {
                     call.fail_call(cx, 488, CallTag::CallerRejected, Q850Cause::INTERWORKING)
                 }
+                AttemptOutcome::RateLimited(over) => call.fail_call_with_extra(
+                    cx,
+                    EndInfo::internal(CallTag::RateLimited, 503, Q850Cause::CONGESTION.0, cx.now),
+                    &[(Hdr::RETRY_AFTER, over.retry_after())],
+                ),
                 AttemptOutcome::NoPeerLeft => {
                     call.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38))
                 }

@@ -24,6 +24,7 @@ mod events;
 mod explain;
 mod handle;
 mod incoming;
+mod limits;
 mod midcall;
 mod orphan;
 mod outbound;
@@ -148,6 +149,11 @@ pub enum CoreEvent {
     PrackFailure { peer: PeerName, what: String },
     /// A message was dropped or answered statelessly before any transaction: `why`.
     Refused { why: &'static str },
+    /// A call (or an attempt toward `peer`) was refused by a `[limits]` limit.
+    LimitRefused {
+        peer: PeerName,
+        reason: &'static str,
+    },
 }
 
 #[cfg(test)]

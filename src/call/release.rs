@@ -102,6 +102,14 @@ impl Call {
         }
     }
 
+    /// The call reached its peers' maximum duration.
+    pub(super) fn on_max_duration(&mut self, cx: &mut Cx) {
+        if self.phase.is_up() {
+            debug!(call_id = %self.call_id(), "maximum call duration reached: releasing the call");
+            self.release_answered(cx, CallTag::MaxDuration, Q850Cause::NORMAL_CLEARING);
+        }
+    }
+
     /// No RTP in either direction for the media timeout: release an answered call.
     pub(super) fn on_media_timeout(&mut self, cx: &mut Cx) {
         if self.phase.is_up() {

@@ -55,6 +55,7 @@ impl B2bua {
         wall_now: SystemTime,
     ) -> Self {
         let pool = crate::media::PortPool::new(cfg.media_ports.0, cfg.media_ports.1);
+        let limits = super::limits::Limits::new(&cfg);
         B2bua {
             env: Env {
                 local: cfg.local_addrs(),
@@ -69,6 +70,7 @@ impl B2bua {
                 owners: HashMap::default(),
                 wall_base: (now, wall_now),
                 draining: false,
+                limits,
             },
             calls: HashMap::default(),
             deadlines: BTreeSet::new(),
@@ -86,6 +88,11 @@ impl B2bua {
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Calls counted against `peer`'s `[limits] max_calls` (for tests and health).
+    pub fn peer_calls(&self, peer: &crate::config::PeerName) -> u32 {
+        self.env.limits.active(peer)
     }
 
     /// Free RTP port pairs (for tests and health).
@@ -122,7 +129,10 @@ impl B2bua {
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
             // A changed listen/advertise is refused by the shell before it gets here, so our
             // own addresses (Via, Contact) stay those of the running sockets.
-            Input::Reload(cfg) => self.env.cfg = cfg,
+            Input::Reload(cfg) => {
+                self.env.limits.reconfigure(&cfg);
+                self.env.cfg = cfg;
+            }
             Input::Drain => self.env.draining = true,
             Input::HangUpAll => {
                 let refs: Vec<CallRef> = self.calls.keys().copied().collect();
@@ -215,6 +225,10 @@ impl B2bua {
             self.deadlines.remove(&(f, r));
         }
         call.timers.clear_all();
+        self.env.limits.release(&call.ingress.name);
+        if let Some(p) = call.counted_egress.take() {
+            self.env.limits.release(&p);
+        }
         if let Some(media) = call.media.take() {
             release_media(&mut self.env, r, media);
         }

@@ -162,6 +162,8 @@ pub struct Call {
     pub caller_invite: CallerInvite,
     pub attempt: Option<Attempt>,
     pub route: RoutePlan,
+    /// The egress peer this call counts against in `[limits]` (the ingress peer always does).
+    pub counted_egress: Option<PeerName>,
     /// Dialled number.
     pub number: String,
     /// Calling number.

@@ -19,9 +19,11 @@ pub enum CallTimer {
     Rel1xx,
     /// Safety net: a call still cleaning up after this long is dropped.
     Linger,
+    /// The call has lasted its peers' `[limits] max_call_duration_s`.
+    MaxDuration,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -30,6 +32,7 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::AckTimeout(Side::B),
     CallTimer::Rel1xx,
     CallTimer::Linger,
+    CallTimer::MaxDuration,
 ];
 
 impl CallTimer {
@@ -42,6 +45,7 @@ impl CallTimer {
             CallTimer::AckTimeout(Side::B) => 4,
             CallTimer::Rel1xx => 5,
             CallTimer::Linger => 6,
+            CallTimer::MaxDuration => 7,
         }
     }
 }

@@ -34,6 +34,8 @@ pub enum CallTag {
     Shutdown,
     /// The gateway itself failed the call (e.g. no ACK for a 2xx).
     GatewayError,
+    /// The call reached a peer's `[limits] max_call_duration_s`.
+    MaxDuration,
 }
 
 impl CallTag {
@@ -54,6 +56,7 @@ impl CallTag {
             CallTag::MediaUnavailable => "media_unavailable",
             CallTag::Shutdown => "shutdown",
             CallTag::GatewayError => "gateway_error",
+            CallTag::MaxDuration => "max_duration",
         }
     }
 }

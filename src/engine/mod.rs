@@ -327,6 +327,9 @@ impl Shell {
                     metrics::prack_failure(&peer.0, &what)
                 }
                 Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
+                Output::Event(CoreEvent::LimitRefused { peer, reason }) => {
+                    metrics::limit_refused(&peer.0, reason)
+                }
             }
         }
     }

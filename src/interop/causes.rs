@@ -29,6 +29,8 @@ impl Q850Cause {
     pub const NO_ANSWER: Q850Cause = Q850Cause(19);
     /// 1: unallocated number (no route).
     pub const UNALLOCATED: Q850Cause = Q850Cause(1);
+    /// 42: switching equipment congestion (a limit refused the call).
+    pub const CONGESTION: Q850Cause = Q850Cause(42);
     /// 41: temporary failure.
     pub const TEMPORARY_FAILURE: Q850Cause = Q850Cause(41);
     /// 102: recovery on timer expiry.

@@ -13,6 +13,7 @@ pub const CALLS: &str = "trunkgate_calls_total";
 pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
 pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
 pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
+pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
 
 /// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
@@ -50,6 +51,11 @@ pub fn refused(why: &'static str) {
     counter!(REFUSED, "reason" => why).increment(1);
 }
 
+/// A call or an attempt toward `peer` refused by `[limits]`; `reason` is `cps` or `max_calls`.
+pub fn limit_refused(peer: &str, reason: &'static str) {
+    counter!(LIMIT_REFUSALS, "peer" => peer.to_string(), "reason" => reason).increment(1);
+}
+
 /// Calls in progress.
 pub fn active_calls(n: usize) {
     gauge!(ACTIVE_CALLS).set(n as f64);
@@ -70,6 +76,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     describe_counter!(
         RTP_DROPPED,
         "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source)"
+    );
+    describe_counter!(
+        LIMIT_REFUSALS,
+        "Calls (or attempts toward a peer) refused by [limits], by peer and reason"
     );
     describe_counter!(
         REFUSED,

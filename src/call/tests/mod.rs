@@ -4,6 +4,7 @@
 
 mod anchor;
 mod calls;
+mod limits;
 mod midcall;
 mod msgs;
 mod prack;

@@ -1,0 +1,179 @@
+//! Admission limits (`[limits]`): new calls per second and calls at once, for the whole
+//! gateway and for each peer. The per-second limits are governor's GCRA token buckets,
+//! driven by the `now` the core is given (governor's manually advanced clock), so they are as
+//! deterministic in a test as the rest of the core.
+
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use foldhash::HashMap;
+use governor::clock::FakeRelativeClock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::config::{CallLimits, Config, PeerName};
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddleware<Nanos>>;
+
+/// Which limit refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    Cps,
+    MaxCalls,
+}
+
+impl Over {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Over::Cps => "cps",
+            Over::MaxCalls => "max_calls",
+        }
+    }
+
+    /// What the 503's Retry-After asks for, in seconds: a token comes back within a second;
+    /// a call slot when some call ends, which is longer.
+    pub fn retry_after(self) -> &'static str {
+        match self {
+            Over::Cps => "1",
+            Over::MaxCalls => "10",
+        }
+    }
+}
+
+/// One set of limits and what is counted against it.
+#[derive(Debug)]
+struct Gate {
+    limits: CallLimits,
+    bucket: Option<Bucket>,
+    active: u32,
+}
+
+impl Gate {
+    fn new(limits: CallLimits, clock: &FakeRelativeClock) -> Gate {
+        // A burst of a fifth of a second's worth (at least one call): smooth, but a handful
+        // of simultaneous INVITEs from a PBX are not refused.
+        let bucket = limits.cps.and_then(NonZeroU32::new).map(|cps| {
+            let burst = NonZeroU32::new((cps.get() / 5).max(1)).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::direct_with_clock(Quota::per_second(cps).allow_burst(burst), clock.clone())
+        });
+        Gate {
+            limits,
+            bucket,
+            active: 0,
+        }
+    }
+
+    fn full(&self, active: u32) -> bool {
+        self.limits.max_calls.is_some_and(|m| active >= m)
+    }
+
+    fn take_token(&self) -> bool {
+        self.bucket.as_ref().is_none_or(|b| b.check().is_ok())
+    }
+}
+
+/// The gateway's and every peer's limits.
+#[derive(Debug)]
+pub struct Limits {
+    clock: FakeRelativeClock,
+    last: Option<Instant>,
+    global: Gate,
+    peers: HashMap<PeerName, Gate>,
+}
+
+impl Limits {
+    pub fn new(cfg: &Config) -> Self {
+        let clock = FakeRelativeClock::default();
+        let global = Gate::new(cfg.limits, &clock);
+        let mut l = Limits {
+            clock,
+            last: None,
+            global,
+            peers: HashMap::default(),
+        };
+        l.reconfigure(cfg);
+        l
+    }
+
+    /// A reloaded configuration: changed limits start afresh, calls in progress stay counted.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        if self.global.limits != cfg.limits {
+            let active = self.global.active;
+            self.global = Gate::new(cfg.limits, &self.clock);
+            self.global.active = active;
+        }
+        for (name, p) in &cfg.profiles {
+            let same = self
+                .peers
+                .get(name)
+                .is_some_and(|g| g.limits == p.limits.calls);
+            if !same {
+                let active = self.peers.get(name).map_or(0, |g| g.active);
+                let mut g = Gate::new(p.limits.calls, &self.clock);
+                g.active = active;
+                self.peers.insert(name.clone(), g);
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        match self.last {
+            Some(last) if now > last => self.clock.advance(now - last),
+            Some(_) => return,
+            None => {}
+        }
+        self.last = Some(now);
+    }
+
+    /// A new call from `peer`, with `calls` calls already up: checked against the gateway's
+    /// limits and the peer's. On success the call counts against both until [`release`].
+    pub fn admit_call(&mut self, now: Instant, peer: &PeerName, calls: usize) -> Result<(), Over> {
+        self.tick(now);
+        let calls = u32::try_from(calls).unwrap_or(u32::MAX);
+        if self.global.full(calls) {
+            return Err(Over::MaxCalls);
+        }
+        self.admit_peer(peer)?;
+        if !self.global.take_token() {
+            self.release(peer);
+            return Err(Over::Cps);
+        }
+        Ok(())
+    }
+
+    /// An attempt toward `peer` (the peer's limits only: the gateway's were checked when the
+    /// call came in). On success it counts until [`release`].
+    pub fn admit_attempt(&mut self, now: Instant, peer: &PeerName) -> Result<(), Over> {
+        self.tick(now);
+        self.admit_peer(peer)
+    }
+
+    fn admit_peer(&mut self, peer: &PeerName) -> Result<(), Over> {
+        let Some(g) = self.peers.get_mut(peer) else {
+            return Ok(());
+        };
+        if g.full(g.active) {
+            return Err(Over::MaxCalls);
+        }
+        if !g.take_token() {
+            return Err(Over::Cps);
+        }
+        g.active += 1;
+        Ok(())
+    }
+
+    /// A call (or attempt) with `peer` is over.
+    pub fn release(&mut self, peer: &PeerName) {
+        if let Some(g) = self.peers.get_mut(peer) {
+            g.active = g.active.saturating_sub(1);
+        }
+    }
+
+    /// Calls counted against `peer` (for tests and health).
+    pub fn active(&self, peer: &PeerName) -> u32 {
+        self.peers.get(peer).map_or(0, |g| g.active)
+    }
+}

@@ -1,0 +1,176 @@
+//! `[limits]`: calls per second and calls at once, for the gateway and per peer, and the
+//! maximum call duration. Refusals are 503 with Retry-After, a CDR tagged `rate_limited`, and
+//! an event the shell counts.
+
+use super::*;
+use crate::config::{CallLimits, PeerName};
+
+fn limited(global: CallLimits, peers: &[(&str, CallLimits)]) -> H {
+    let mut cfg = config_with(|n, p| {
+        if let Some((_, l)) = peers.iter().find(|(name, _)| *name == n) {
+            p.limits.calls = *l;
+        }
+    });
+    cfg.limits = global;
+    H::with(cfg)
+}
+
+fn call(h: &mut H, n: u32) {
+    h.recv(
+        PHONE,
+        &invite_text(
+            &format!("lim{n}"),
+            &format!("z9hG4bKlim{n}"),
+            "+8610123",
+            "",
+        ),
+    );
+}
+
+/// The phone's last final status and the 503's Retry-After.
+fn refused(h: &mut H) -> Option<(u16, Option<String>)> {
+    h.take_responses(PHONE)
+        .into_iter()
+        .rfind(|r| r.status() >= 200)
+        .map(|r| (r.status(), r.header(&Hdr::RETRY_AFTER)))
+}
+
+fn limit_events(h: &H) -> Vec<(String, &'static str)> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::LimitRefused { peer, reason } => Some((peer.0.clone(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn gateway_cps_refuses_the_excess_with_503_and_refills() {
+    // 5 per second: a burst of one, then one every 200 ms.
+    let mut h = limited(
+        CallLimits {
+            max_calls: None,
+            cps: Some(5),
+        },
+        &[],
+    );
+    call(&mut h, 1);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+    call(&mut h, 2);
+    assert_eq!(refused(&mut h), Some((503, Some("1".into()))));
+    assert!(h.take(CARRIER_A).is_empty(), "nothing forwarded");
+    let cdr = h.cdrs.last().unwrap();
+    assert_eq!((cdr.call_tag, cdr.cause), (CallTag::RateLimited, 42));
+    assert_eq!(limit_events(&h), vec![("pbx".to_string(), "cps")]);
+    h.advance(Duration::from_millis(200));
+    call(&mut h, 3);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+}
+
+#[test]
+fn gateway_max_calls_counts_calls_in_progress() {
+    let mut h = limited(
+        CallLimits {
+            max_calls: Some(1),
+            cps: None,
+        },
+        &[],
+    );
+    call(&mut h, 1);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    call(&mut h, 2);
+    assert_eq!(refused(&mut h), Some((503, Some("10".into()))));
+    // The first call ends: room for the next one.
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "t1", &[], None));
+    h.take(PHONE);
+    call(&mut h, 3);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+}
+
+#[test]
+fn a_peer_over_its_max_calls_is_skipped_for_the_next_of_the_route() {
+    let one = CallLimits {
+        max_calls: Some(1),
+        cps: None,
+    };
+    let mut h = limited(
+        CallLimits::default(),
+        &[("carrier-a", one), ("carrier-b", one)],
+    );
+    call(&mut h, 1);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+    // carrier-a is full: the second call goes to carrier-b.
+    call(&mut h, 2);
+    assert!(h.take(CARRIER_A).is_empty());
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+    // Both full: 503 to the caller, and the CDR says why.
+    call(&mut h, 3);
+    assert_eq!(refused(&mut h), Some((503, Some("10".into()))));
+    let cdr = h.cdrs.last().unwrap();
+    assert_eq!(cdr.call_tag, CallTag::RateLimited);
+    assert!(cdr.events.contains(&"peer_limited_max_calls".to_string()));
+    assert_eq!(
+        limit_events(&h),
+        vec![
+            ("carrier-a".to_string(), "max_calls"),
+            ("carrier-a".to_string(), "max_calls"),
+            ("carrier-b".to_string(), "max_calls")
+        ]
+    );
+    assert_eq!(h.core.peer_calls(&PeerName("carrier-a".into())), 1);
+    assert_eq!(h.core.peer_calls(&PeerName("pbx".into())), 2);
+}
+
+#[test]
+fn counts_return_to_zero_however_calls_end() {
+    let two = CallLimits {
+        max_calls: Some(2),
+        cps: None,
+    };
+    let mut h = limited(CallLimits::default(), &[("pbx", two), ("carrier-a", two)]);
+    // Answered and hung up; rejected; failed over then answered at carrier-b and hung up.
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1",
+        phone_from(),
+        &phone_to(&tag),
+        "call-1@127.0.0.2",
+        2,
+        "z9hG4bKlbye",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &bye);
+    let b = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&b, 200, "carrier1", &[], None));
+    call(&mut h, 2);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "t2", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, reply(&inv_b, 486, "t2b", &[], None));
+    assert_idle(&mut h);
+    for peer in ["pbx", "carrier-a", "carrier-b"] {
+        assert_eq!(h.core.peer_calls(&PeerName(peer.into())), 0, "{peer}");
+    }
+}
+
+#[test]
+fn max_call_duration_releases_an_answered_call_with_bye_both_ways() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.limits.max_call_duration = Some(Duration::from_secs(60));
+        }
+    }));
+    answered_call(&mut h);
+    h.advance(Duration::from_secs(59));
+    assert!(h.cdrs.is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::MaxDuration);
+    assert_eq!(h.cdrs[0].duration_ms, 60_000);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}
