@@ -17,6 +17,7 @@ use super::state::{Call, CallerInvite, RoutePlan, TxnRole, UasRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
+use crate::config::UnknownSources;
 use crate::interop::causes::Q850Cause;
 use crate::interop::egress::ALLOW;
 use crate::sip::ingress::{self, Verdict};
@@ -26,6 +27,12 @@ use crate::txn::TxnId;
 impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.
     pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
+        // Strangers first, before any check answers them or any state exists for them.
+        if let Message::Request(req) = &msg
+            && self.env.cfg.peer_for_source(source.addr.ip()).is_none()
+        {
+            return self.unknown_source(req, source);
+        }
         match ingress::check(msg, source, &self.env.local) {
             Verdict::Accept(msg) => {
                 let unmatched = self
@@ -33,7 +40,7 @@ impl B2bua {
                     .txn
                     .receive(msg, source, now, &mut self.env.txn_out);
                 match unmatched {
-                    Some(Message::Request(ack)) => self.on_ack(now, &ack),
+                    Some(Message::Request(ack)) => self.on_ack(now, &ack, source),
                     Some(Message::Response(resp)) => self.on_stray_response(now, resp, source),
                     None => {}
                 }
@@ -45,6 +52,39 @@ impl B2bua {
                 debug!(%source, "dropped: {why}");
                 self.refused(why);
             }
+        }
+    }
+
+    /// A request from an address no profile matches: silence, or one stateless 403 (never
+    /// retransmitted, no To tag kept) when `[protect] unknown_sources = "reject"`.
+    fn unknown_source(&mut self, req: &Request, source: Target) {
+        self.refused("unknown_source");
+        if self.env.cfg.protect.unknown_sources != UnknownSources::Reject
+            || req.method() == Method::Ack
+            || ingress::validate_request(req).is_err()
+        {
+            return;
+        }
+        let tag = self.env.ids.tag();
+        if let Ok(resp) = ingress::response_to(req, 403, "Forbidden", Some(&tag), &[]) {
+            self.env.send(source, &Message::Response(resp));
+        }
+    }
+
+    /// A datagram that is not SIP: from a known peer, one stateless 400 if the raw text
+    /// holds what a response needs; from anyone else, nothing.
+    pub(super) fn on_unparseable(&mut self, raw: &[u8], why: &str, source: Target) {
+        debug!(%source, "unparseable datagram: {why}");
+        self.refused("unparseable");
+        if self.env.cfg.peer_for_source(source.addr.ip()).is_none() {
+            return;
+        }
+        if let Some(resp) = crate::sip::bad_request_for_unparseable(raw, why) {
+            self.env.out.push_back(Output::Transmit {
+                target: source,
+                wire: resp,
+                txn: None,
+            });
         }
     }
 
@@ -74,9 +114,9 @@ impl B2bua {
     pub(super) fn on_new_request(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
         let in_dialog = req.to_tag().is_some();
         match req.method() {
-            Method::Cancel => self.on_cancel(now, id, req),
+            Method::Cancel => self.on_cancel(now, id, req, source),
             Method::Invite if !in_dialog => self.on_initial_invite(now, id, req, source),
-            _ if in_dialog => self.on_in_dialog_request(now, id, req),
+            _ if in_dialog => self.on_in_dialog_request(now, id, req, source),
             Method::Options => {
                 // Keepalive / capability query outside any dialog.
                 let extra = [(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, "application/sdp")];
@@ -97,7 +137,8 @@ impl B2bua {
     fn on_initial_invite(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
         let cfg = self.env.cfg.clone();
         let Some(ingress) = cfg.peer_for_source(source.addr.ip()).cloned() else {
-            info!(%source, "INVITE from an address no profile matches: 403");
+            // `on_message` keeps strangers out; a reload may have dropped the profile since.
+            debug!(%source, "INVITE from an address no profile matches");
             self.env.respond(now, id, &req, 403, "Forbidden", &[]);
             return;
         };

@@ -109,6 +109,12 @@ impl<T> IndexMut<Side> for PerSide<T> {
 pub enum Input {
     /// A message arrived from `source`.
     Message { msg: Message, source: Target },
+    /// A datagram from `source` that does not parse as SIP (`why`).
+    Unparseable {
+        raw: bytes::Bytes,
+        why: String,
+        source: Target,
+    },
     /// The shell could not deliver a message of this transaction (TCP connect refused, …).
     SendFailed(TxnId),
     /// No RTP flowed for a call's media timeout.

@@ -13,7 +13,7 @@ use tracing::debug;
 use super::anchor::release_media;
 use super::cx::{Cx, Env};
 use super::state::{Call, TxnRole};
-use super::{CallRef, Input, Output};
+use super::{CallRef, Input, Output, Side};
 use crate::config::Config;
 use crate::sip::{IdGen, Method, Request, Response, Target};
 use crate::txn::{TimerConfig, TxnId, TxnLayer, TxnOutput};
@@ -121,6 +121,7 @@ impl B2bua {
                 self.pump(now);
                 self.env.txn.flush_trying(now, &mut self.env.txn_out);
             }
+            Input::Unparseable { raw, why, source } => self.on_unparseable(&raw, &why, source),
             Input::SendFailed(id) => {
                 self.env
                     .txn
@@ -264,7 +265,7 @@ impl B2bua {
             }),
             TxnOutput::Request { id, req, source } => self.on_new_request(now, id, req, source),
             TxnOutput::Response { id, resp } => self.on_client_response(now, id, resp),
-            TxnOutput::Ack { ack, .. } => self.on_ack(now, &ack),
+            TxnOutput::Ack { ack, source, .. } => self.on_ack(now, &ack, source),
             TxnOutput::Timeout { id } => self.on_client_failure(now, id, true),
             TxnOutput::TransportError { id } => self.on_client_failure(now, id, false),
             TxnOutput::Terminated { id } => {
@@ -274,19 +275,33 @@ impl B2bua {
     }
 
     /// A CANCEL: for the INVITE of a call of ours, or 481.
-    pub(super) fn on_cancel(&mut self, now: Instant, id: TxnId, req: Request) {
+    pub(super) fn on_cancel(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
         let found = self
             .env
             .txn
             .cancelled_invite(&req)
             .and_then(|i| self.env.owners.get(&i).copied())
             .filter(|(_, role)| *role == TxnRole::CallerInvite);
+        let ip = source.addr.ip();
         match found {
-            Some((r, _)) if self.calls.contains_key(&r) => {
+            // Only the caller cancels its INVITE.
+            Some((r, _))
+                if self
+                    .calls
+                    .get(&r)
+                    .is_some_and(|c| c.is_peer_of(Side::A, ip)) =>
+            {
                 self.with_call(r, now, |c, cx| c.on_cancel(cx, id, &req))
             }
             // The INVITE was answered and its call is gone: the CANCEL changes nothing.
-            Some(_) => self.env.respond(now, id, &req, 200, "OK", &[]),
+            Some((r, _)) if !self.calls.contains_key(&r) => {
+                self.env.respond(now, id, &req, 200, "OK", &[])
+            }
+            Some(_) => {
+                debug!(%source, "CANCEL from another address than the INVITE's: 481");
+                self.env
+                    .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[])
+            }
             None => self
                 .env
                 .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
@@ -294,13 +309,22 @@ impl B2bua {
     }
 
     /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).
-    pub(super) fn on_in_dialog_request(&mut self, now: Instant, id: TxnId, req: Request) {
+    pub(super) fn on_in_dialog_request(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        req: Request,
+        source: Target,
+    ) {
         let key = (
             req.call_id().unwrap_or_default(),
             req.to_tag().unwrap_or_default(),
         );
+        let ip = source.addr.ip();
         match self.env.dialogs.get(&key).copied() {
-            Some((r, side)) if self.calls.contains_key(&r) => {
+            // Only the leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump
+            // from anywhere else is answered as if the dialog did not exist.
+            Some((r, side)) if self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip)) => {
                 self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req))
             }
             _ => self
@@ -310,14 +334,17 @@ impl B2bua {
     }
 
     /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
-    pub(super) fn on_ack(&mut self, now: Instant, ack: &Request) {
+    pub(super) fn on_ack(&mut self, now: Instant, ack: &Request, source: Target) {
         let key = (
             ack.call_id().unwrap_or_default(),
             ack.to_tag().unwrap_or_default(),
         );
+        let ip = source.addr.ip();
         match self.env.dialogs.get(&key).copied() {
-            Some((r, side)) => self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack)),
-            None => debug!("ACK for no dialog dropped"),
+            Some((r, side)) if self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip)) => {
+                self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack))
+            }
+            _ => debug!(%source, "ACK for no dialog of its sender dropped"),
         }
     }
 

@@ -217,6 +217,16 @@ impl Call {
         &self.a.call_id
     }
 
+    /// Whether `ip` may speak for the peer on `side`: the address its dialog sends to, or one
+    /// of its profile's `match` networks. In-dialog requests and CANCELs from anyone else are
+    /// refused, whatever identifiers they carry.
+    pub fn is_peer_of(&self, side: Side, ip: std::net::IpAddr) -> bool {
+        self.dialog(side).is_some_and(|d| d.target.addr.ip() == ip)
+            || self
+                .profile(side)
+                .is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
+    }
+
     /// A re-INVITE is in progress within the dialog (glare guard, RFC 3261 §14.1).
     pub fn reinvite_in_progress(&self) -> bool {
         self.relayed.iter().any(|(_, r)| r.method == Method::Invite)

@@ -44,6 +44,12 @@ pub(crate) enum Event {
         msg: Message,
         source: Target,
     },
+    /// A datagram that does not parse as SIP.
+    Unparseable {
+        raw: Bytes,
+        why: String,
+        source: Target,
+    },
     TcpUp {
         conn: ConnId,
         peer: SocketAddr,
@@ -288,6 +294,9 @@ impl Shell {
             Event::Message { msg, source } => {
                 self.core.handle_input(now, Input::Message { msg, source })
             }
+            Event::Unparseable { raw, why, source } => self
+                .core
+                .handle_input(now, Input::Unparseable { raw, why, source }),
             Event::TcpUp { conn, peer, tx } => {
                 for failed in self.tcp.up(conn, peer, tx) {
                     self.core.handle_input(now, Input::SendFailed(failed));

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::Event;
-use crate::sip::{Target, bad_request_for_unparseable, parse_datagram};
+use crate::sip::{Target, parse_datagram};
 
 /// Socket buffers for SIP over UDP. The default (about 200 KiB) overflows in the bursts a
 /// busy trunk sends (a timer sweep, a reconnecting PBX); the kernel caps this at
@@ -73,18 +73,16 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Ev
                 }
             }
             Err(e) => {
-                // Answer 400 if the raw text still holds what a response needs.
+                // The core decides: a known peer may get a 400, a stranger gets nothing.
                 let why = match &e {
                     crate::sip::SipError::Parse(m) | crate::sip::SipError::TooLarge(m) => m.clone(),
                     other => other.to_string(),
                 };
-                match bad_request_for_unparseable(data, &why) {
-                    Some(resp) => {
-                        warn!(%src, error = %e, "unparseable SIP request answered 400");
-                        let _ = sock.try_send_to(&resp, src);
-                    }
-                    None => warn!(%src, error = %e, "malformed SIP datagram dropped"),
-                }
+                let _ = tx.try_send(Event::Unparseable {
+                    raw: Bytes::copy_from_slice(data),
+                    why,
+                    source: Target::udp(src),
+                });
             }
         }
     }

@@ -55,6 +55,20 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
     {
         return None;
     }
+    // Only clean lines go back: a bare CR or LF (itself a reason the parser refused the
+    // request) or any other control character would let a sender craft the "response" the
+    // gateway reflects toward a spoofed victim (audit M6).
+    let clean = |h: &String| !h.chars().any(|c| c.is_control() && c != '\t');
+    if !vias
+        .iter()
+        .chain(&from)
+        .chain(&to)
+        .chain(&call_id)
+        .chain(&cseq)
+        .all(clean)
+    {
+        return None;
+    }
     let reason: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
     let mut out = format!("SIP/2.0 400 Bad Request ({reason})\r\n");
     for v in &vias {
@@ -72,6 +86,10 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
     out.push_str("\r\n");
     out.push_str(&cseq[0]);
     out.push_str("\r\nContent-Length: 0\r\n\r\n");
+    // Never more bytes back than came in (plus the status line's reason): no amplification.
+    if out.len() > raw.len() + 128 {
+        return None;
+    }
     Some(Bytes::from(out))
 }
 

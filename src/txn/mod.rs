@@ -43,8 +43,12 @@ pub enum TxnOutput {
     },
     /// A response to one of our client transactions.
     Response { id: TxnId, resp: Response },
-    /// An ACK to a 2xx that matched its INVITE server transaction (RFC 6026).
-    Ack { id: TxnId, ack: Request },
+    /// An ACK to a 2xx that matched its INVITE server transaction (RFC 6026), from `source`.
+    Ack {
+        id: TxnId,
+        ack: Request,
+        source: Target,
+    },
     /// Timer B/F/H: nobody answered.
     Timeout { id: TxnId },
     /// The transport could not deliver.
@@ -158,7 +162,9 @@ impl TxnLayer {
     }
 
     /// Feed a received message. Returns it back when no transaction took it: a stray
-    /// response, or an ACK for a 2xx whose transaction is gone; the caller handles those.
+    /// response (also one from another address than the request went to: only the peer we
+    /// asked may answer), or an ACK for a 2xx whose transaction is gone; the caller handles
+    /// those.
     pub fn receive(
         &mut self,
         msg: Message,
@@ -200,7 +206,12 @@ impl TxnLayer {
             },
             Message::Response(resp) => {
                 let id = TransactionKey::from_response(&resp.0)
-                    .and_then(|k| self.client_keys.get(&k).copied());
+                    .and_then(|k| self.client_keys.get(&k).copied())
+                    .filter(|id| {
+                        self.entries
+                            .get(id)
+                            .is_some_and(|e| e.target.addr.ip() == source.addr.ip())
+                    });
                 match id {
                     Some(id) => {
                         if let Some(Entry {
@@ -404,7 +415,11 @@ impl TxnLayer {
                     source: target,
                 }),
                 Out::Response(resp) => out.push(TxnOutput::Response { id, resp }),
-                Out::Ack(ack) => out.push(TxnOutput::Ack { id, ack }),
+                Out::Ack(ack) => out.push(TxnOutput::Ack {
+                    id,
+                    ack,
+                    source: target,
+                }),
                 Out::Timeout => out.push(TxnOutput::Timeout { id }),
                 Out::TransportError => out.push(TxnOutput::TransportError { id }),
                 Out::Terminated => terminated = true,

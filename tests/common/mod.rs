@@ -215,9 +215,10 @@ impl Gateway {
         self.dir.path().join(name)
     }
 
-    /// Ready when an OPTIONS gets its 200.
+    /// Ready when an OPTIONS gets its 200 (sent from the PBX's address: the gateway does not
+    /// answer sources no profile matches).
     fn wait_ready(&self) {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -225,7 +226,7 @@ impl Gateway {
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
             let ping = format!(
-                "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKready{}\r\nFrom: <sip:t@127.0.0.1>;tag=r\r\nTo: <sip:127.0.0.1>\r\nCall-ID: ready-{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{port};branch=z9hG4bKready{}\r\nFrom: <sip:t@127.0.0.2>;tag=r\r\nTo: <sip:127.0.0.1>\r\nCall-ID: ready-{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
                 Instant::now().elapsed().as_nanos(),
                 port
             );

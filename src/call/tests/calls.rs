@@ -332,8 +332,13 @@ fn unknown_source_unknown_number_and_hops() {
         &invite_text("c9", "z9hG4bKc9", "+8610123", "")
             .replace("127.0.0.2:5060;branch", "127.0.0.9:5060;branch"),
     );
-    assert_eq!(h.statuses("127.0.0.9:5060"), vec![403]);
+    // Silence by default, and no state: no transaction, nothing to retransmit.
+    assert!(h.sent.is_empty(), "{:?}", h.sent);
     assert!(h.cdrs.is_empty(), "an unknown source is not a call");
+    assert_eq!(h.core.stats().server_txns, 0);
+    assert!(h.events.contains(&CoreEvent::Refused {
+        why: "unknown_source"
+    }));
 
     h.recv(PHONE, &invite_text("c10", "z9hG4bKc10", "999", ""));
     assert_eq!(h.statuses(PHONE), vec![404]);

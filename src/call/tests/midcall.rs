@@ -221,20 +221,20 @@ fn requests_for_unknown_dialogs_get_481_and_options_200() {
     );
     assert_eq!(h.statuses(PHONE), vec![481]);
     h.recv(
-        "127.0.0.9:5060",
+        CARRIER_A,
         &in_dialog(
             "OPTIONS",
             "sip:127.0.0.1",
-            "<sip:ping@127.0.0.9>;tag=p",
+            "<sip:ping@127.0.0.3>;tag=p",
             "<sip:127.0.0.1>",
             "ping1",
             1,
             "z9hG4bKo1",
-            "127.0.0.9:5060",
+            "127.0.0.3:5060",
             "",
         ),
     );
-    let r = h.take_responses("127.0.0.9:5060").remove(0);
+    let r = h.take_responses(CARRIER_A).remove(0);
     assert_eq!(r.status(), 200);
     assert!(r.header(&Hdr::ALLOW).unwrap().contains("INVITE"));
     assert!(r.to_tag().is_some());

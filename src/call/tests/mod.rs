@@ -4,6 +4,7 @@
 
 mod anchor;
 mod calls;
+mod edge;
 mod limits;
 mod midcall;
 mod msgs;

@@ -1,0 +1,112 @@
+//! The edge: strangers get nothing (or one stateless 403), and within a call only each
+//! leg's own peer is heard, whatever identifiers a message carries.
+
+use super::*;
+use crate::config::UnknownSources;
+
+const STRANGER: &str = "127.0.0.9:5060";
+
+fn stranger_invite(call_id: &str) -> String {
+    invite_text(call_id, &format!("z9hG4bK{call_id}"), "+8610123", "")
+        .replace("127.0.0.2:5060;branch", "127.0.0.9:5060;branch")
+}
+
+#[test]
+fn unknown_sources_get_one_stateless_403_in_reject_mode_never_retransmitted() {
+    let mut cfg = config();
+    cfg.protect.unknown_sources = UnknownSources::Reject;
+    let mut h = H::with(cfg);
+    h.recv(STRANGER, &stranger_invite("s1"));
+    assert_eq!(h.statuses(STRANGER), vec![403]);
+    // Nothing is kept for it (no transaction, no timer), so nothing is ever resent.
+    h.advance(Duration::from_secs(40));
+    assert!(h.sent.is_empty(), "no retransmission: {:?}", h.sent);
+    assert_eq!(h.core.stats().server_txns, 0);
+    // An ACK (or anything malformed) gets nothing even in reject mode.
+    h.recv(
+        STRANGER,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1",
+            "<sip:a@127.0.0.9>;tag=x",
+            "<sip:b@127.0.0.1>;tag=y",
+            "s1",
+            1,
+            "z9hG4bKs1",
+            "127.0.0.9:5060",
+            "",
+        ),
+    );
+    assert!(h.sent.is_empty());
+    assert_idle(&mut h);
+}
+
+#[test]
+fn a_known_peer_that_is_not_the_legs_cannot_end_or_move_a_call() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    // carrier-b (a profile of ours, but not this call's) forges the phone's BYE and a
+    // re-INVITE moving the media, with the right Call-ID and tags.
+    for (method, body) in [("BYE", ""), ("INVITE", SDP)] {
+        let forged = in_dialog(
+            method,
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "call-1@127.0.0.2",
+            99,
+            &format!("z9hG4bKforged{method}"),
+            "127.0.0.4:5060",
+            body,
+        );
+        h.recv(CARRIER_B, &forged);
+        assert_eq!(h.statuses(CARRIER_B), vec![481], "{method}");
+    }
+    assert!(
+        h.take(CARRIER_A).is_empty(),
+        "nothing relayed to the carrier"
+    );
+    assert!(h.cdrs.is_empty(), "the call is still up");
+    // The real phone's BYE, with the next CSeq of its own, still ends it.
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1",
+        phone_from(),
+        &phone_to(&tag),
+        "call-1@127.0.0.2",
+        2,
+        "z9hG4bKrealbye",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &bye);
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    assert_eq!(
+        h.one_request(CARRIER_A, Method::Bye).call_id(),
+        inv.call_id()
+    );
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerBye);
+}
+
+#[test]
+fn a_cancel_or_an_answer_from_elsewhere_changes_nothing() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("x1", "z9hG4bKx1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.take(PHONE);
+    // A 200 for carrier-a's INVITE, sent from carrier-b's address: not the peer we asked.
+    h.recv_msg(CARRIER_B, reply(&inv, 200, "forged", &[], Some(SDP)));
+    assert!(
+        h.take_responses(PHONE).is_empty(),
+        "no answer reaches the caller"
+    );
+    // A CANCEL of the phone's INVITE from carrier-b's address.
+    let cancel = "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKx1;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: x1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    h.recv(CARRIER_B, cancel);
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    assert!(h.cdrs.is_empty(), "the call still rings");
+    // The real answer still connects the call.
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    assert_eq!(ok.status(), 200);
+}

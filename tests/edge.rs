@@ -1,0 +1,109 @@
+//! The edge against the real binary: strangers get nothing (or exactly one stateless 403),
+//! and a peer over its `[limits] max_calls` gets 503 with Retry-After. Bounded: each test
+//! waits a few seconds at most.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn invite(from_ip: &str, port: u16, call_id: &str) -> String {
+    format!(
+        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from_ip}:{port};branch=z9hG4bK{call_id};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:1000@{from_ip}>;tag=edge\r\n\
+         To: <sip:+8610123@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:1000@{from_ip}:{port}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Every response that reaches `sock` within `window`, as status lines.
+fn responses(sock: &UdpSocket, window: Duration) -> Vec<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let end = Instant::now() + window;
+    let mut buf = [0u8; 65536];
+    let mut got = Vec::new();
+    while Instant::now() < end {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            got.push(text);
+        }
+    }
+    got
+}
+
+fn status_lines(v: &[String]) -> Vec<String> {
+    v.iter()
+        .map(|t| t.lines().next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_stranger_gets_no_answer_and_no_call() {
+    let gw = Gateway::start(Ports::new(), GwOpts::default());
+    let sock = UdpSocket::bind((STRANGER_IP, 0)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.send_to(invite(STRANGER_IP, port, "stranger1").as_bytes(), gw.addr())
+        .unwrap();
+    let got = responses(&sock, Duration::from_secs(2));
+    assert!(got.is_empty(), "a stranger must hear nothing: {got:?}");
+    assert!(gw.cdrs().is_empty());
+    assert!(
+        gw.metrics()
+            .contains("trunkgate_refused_messages_total{reason=\"unknown_source\"} 1"),
+        "{}",
+        gw.metrics()
+    );
+}
+
+#[test]
+fn a_stranger_in_reject_mode_gets_exactly_one_403() {
+    let opts = GwOpts {
+        gateway_extra: "\n[protect]\nunknown_sources = \"reject\"\n".into(),
+        ..GwOpts::default()
+    };
+    let gw = Gateway::start(Ports::new(), opts);
+    let sock = UdpSocket::bind((STRANGER_IP, 0)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.send_to(invite(STRANGER_IP, port, "stranger2").as_bytes(), gw.addr())
+        .unwrap();
+    // A stateful 403 would be resent at 0.5, 1.5 and 3.5 s; a stateless one never is.
+    let got = status_lines(&responses(&sock, Duration::from_secs(4)));
+    assert_eq!(got, vec!["SIP/2.0 403 Forbidden".to_string()]);
+    assert!(gw.cdrs().is_empty());
+}
+
+#[test]
+fn a_peer_over_max_calls_gets_503_with_retry_after() {
+    // carrier-a answers nothing, so the first call rings; the second is over the limit.
+    let gw = Gateway::start(Ports::new(), GwOpts::pbx("\n[limits]\nmax_calls = 1\n"));
+    let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.send_to(invite(PHONE_IP, port, "lim1").as_bytes(), gw.addr())
+        .unwrap();
+    let first = status_lines(&responses(&sock, Duration::from_millis(500)));
+    assert_eq!(first, vec!["SIP/2.0 100 Trying".to_string()]);
+    sock.send_to(invite(PHONE_IP, port, "lim2").as_bytes(), gw.addr())
+        .unwrap();
+    let second = responses(&sock, Duration::from_millis(500));
+    let refusal = second
+        .iter()
+        .find(|t| t.contains("Call-ID: lim2"))
+        .unwrap_or_else(|| panic!("no answer to the second call: {second:?}"));
+    assert!(refusal.starts_with("SIP/2.0 503"), "{refusal}");
+    assert!(refusal.contains("\r\nRetry-After: 10\r\n"), "{refusal}");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "rate_limited");
+    assert_eq!(cdr["cause"], 42);
+    assert!(
+        gw.metrics()
+            .contains("trunkgate_limit_refusals_total{peer=\"pbx\",reason=\"max_calls\"} 1")
+    );
+}
