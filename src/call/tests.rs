@@ -66,6 +66,8 @@ fn config() -> Config {
         }],
         advertise: "127.0.0.1".into(),
         cdr_path: "/dev/null".into(),
+        cdr_fail_closed: true,
+        cdr_max_pending: 10_000,
         max_message_bytes: 65535,
         drain: Duration::from_secs(1),
         metrics_listen: None,

@@ -120,6 +120,10 @@ pub struct Config {
     /// Host written into Via, Contact and the URIs the gateway builds.
     pub advertise: String,
     pub cdr_path: PathBuf,
+    /// `[cdr] fail_closed`: refuse new calls while CDRs cannot be written.
+    pub cdr_fail_closed: bool,
+    /// `[cdr] max_pending`: waiting CDRs at which new calls are refused.
+    pub cdr_max_pending: usize,
     pub max_message_bytes: usize,
     pub drain: Duration,
     /// `[media] advertise`: the address written into anchored SDP, where relay sockets bind.
@@ -187,6 +191,15 @@ impl Config {
                 "[protect] max_message_bytes must be between 1024 and 65535".into(),
             ));
         }
+
+        let cdr_max_pending = match &file.cdr.max_pending {
+            Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref() as usize,
+            Some(m) => {
+                errs.push(at(m.span(), "[cdr] max_pending must be 1..=1000000".into()));
+                10_000
+            }
+            None => 10_000,
+        };
 
         let media_ip = match &file.media.advertise {
             Some(a) => match a.get_ref().trim().parse::<IpAddr>() {
@@ -340,6 +353,8 @@ impl Config {
             listen,
             advertise,
             cdr_path: base.join(&file.cdr.path),
+            cdr_fail_closed: file.cdr.fail_closed,
+            cdr_max_pending,
             max_message_bytes: max_message_bytes as usize,
             drain: Duration::from_secs(file.shutdown.drain_s),
             metrics_listen,
