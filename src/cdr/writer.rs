@@ -27,6 +27,22 @@ pub const CDR_WRITE_ERRORS: &str = "trunkgate_cdr_write_errors_total";
 /// Records that could not even be queued (queue at its hard limit) and went to the log.
 pub const CDR_DROPPED: &str = "trunkgate_cdr_dropped_total";
 
+/// Give the CDR metrics their help text; call once after the exporter is installed.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        CDR_QUEUE_DEPTH,
+        "CDRs waiting to be written (queued or being retried)"
+    );
+    metrics::describe_counter!(
+        CDR_WRITE_ERRORS,
+        "Failed opens, writes and syncs of the CDR file"
+    );
+    metrics::describe_counter!(
+        CDR_DROPPED,
+        "CDRs written to the error log instead of the CDR file"
+    );
+}
+
 /// How often the writer wakes to write what has queued. The calls' side never waits for the
 /// writer and never has to wake it (a send to a parked receiver costs a futex call per CDR).
 const WRITE_EVERY: Duration = Duration::from_millis(100);
@@ -311,5 +327,74 @@ fn count_errors(shared: &Shared, n: u64) {
     if n > 0 {
         shared.write_errors.fetch_add(n, Ordering::Relaxed);
         metrics::counter!(CDR_WRITE_ERRORS).increment(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdr::fs::{CdrFile, FileId};
+
+    /// A disk that is always full.
+    struct FullFs;
+    struct FullFile;
+
+    impl CdrFs for FullFs {
+        fn open(&mut self, _: &Path) -> std::io::Result<Box<dyn CdrFile>> {
+            Ok(Box::new(FullFile))
+        }
+        fn id_of(&mut self, _: &Path) -> std::io::Result<FileId> {
+            Ok(FileId { dev: 1, ino: 1 })
+        }
+    }
+
+    impl CdrFile for FullFile {
+        fn id(&self) -> FileId {
+            FileId { dev: 1, ino: 1 }
+        }
+        fn size(&mut self) -> std::io::Result<u64> {
+            Ok(0)
+        }
+        fn last_byte(&mut self) -> std::io::Result<Option<u8>> {
+            Ok(None)
+        }
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::StorageFull.into())
+        }
+        fn truncate(&mut self, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn queue_depth_and_write_errors_are_exported() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let shared = Shared {
+            depth: AtomicUsize::new(2),
+            failing: AtomicBool::new(false),
+            write_errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            reopen: AtomicBool::new(false),
+            fail_closed: AtomicBool::new(true),
+        };
+        let mut sink = Sink::new(Box::new(FullFs), Path::new("cdr.jsonl"));
+        sink.push("{\"call_id\":\"a\"}".into());
+        sink.push("{\"call_id\":\"b\"}".into());
+        metrics::with_local_recorder(&recorder, || {
+            describe_metrics();
+            step(&mut sink, &shared, Instant::now());
+        });
+        let text = handle.render();
+        assert!(text.contains("trunkgate_cdr_queue_depth 2\n"), "{text}");
+        assert!(
+            text.contains("trunkgate_cdr_write_errors_total 1\n"),
+            "{text}"
+        );
+        assert!(shared.failing.load(Ordering::Acquire));
+        assert_eq!(shared.write_errors.load(Ordering::Relaxed), 1);
     }
 }
