@@ -494,3 +494,24 @@ fn cdr_options_come_from_the_cdr_section_with_safe_defaults() {
     let errs = load("[cdr]\nfail_close = true").unwrap_err().to_string();
     assert!(errs.contains("unknown field `fail_close`"), "{errs}");
 }
+
+#[test]
+fn at_exit_cdrs_the_disk_never_took_are_counted_as_sent_to_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    fs.set(|f| f.space = Some(0));
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    w.write(rec("a"));
+    w.write(rec("b"));
+    // close() retries for a few seconds, then gives up on the two records.
+    w.close();
+    let stats = w.stats();
+    assert_eq!(stats.dropped, 2);
+    assert_eq!(stats.queue_depth, 0);
+    assert!(stats.write_errors >= 2);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    // A record written after close is not silently swallowed either.
+    w.write(rec("c"));
+    assert_eq!(w.stats().dropped, 3);
+}
