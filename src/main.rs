@@ -35,6 +35,9 @@ enum Cmd {
     Run {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
+        /// `text` for people, `json` (one object per line) for log collectors.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Validate gateway.toml and every profile; print each problem as file:line:col: message.
     Check {
@@ -53,16 +56,101 @@ enum Cmd {
     },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Log lines waiting for stderr. Past this the newest are dropped (and counted) rather than
+/// letting a slow terminal or journal stall the thread that carries the calls.
+const LOG_QUEUE_LINES: usize = 16_384;
+
+/// The log writer's thread; dropping the guard writes out what is queued.
+struct Logs {
+    guard: tracing_appender::non_blocking::WorkerGuard,
+    dropped: tracing_appender::non_blocking::ErrorCounter,
+}
+
+impl Logs {
+    /// Write out the queued lines; returns how many were dropped over the run.
+    fn finish(self) -> usize {
+        drop(self.guard);
+        self.dropped.dropped_lines()
+    }
+}
+
+/// Log to stderr through a bounded queue and its own thread. `RUST_LOG` filters (default
+/// `info`).
+fn init_logs(format: LogFormat) -> Logs {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    let dropped = writer.error_counter();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = subscriber(format, filter, ansi, writer);
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("trunkgate: a log subscriber was already installed");
+    }
+    Logs { guard, dropped }
+}
+
+/// The log formatter: text (colours only on a terminal) or JSON, one object per line with the
+/// event's fields at the top level and the enclosing span's fields (a call's Call-ID and
+/// peer) under `span`.
+fn subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    ansi: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(fmt.with_ansi(ansi).finish()),
+        LogFormat::Json => Box::new(
+            fmt.json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .finish(),
+        ),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match cli.cmd {
+    let log_format = match &cli.cmd {
+        Cmd::Run { log_format, .. } => *log_format,
+        _ => LogFormat::Text,
+    };
+    let logs = init_logs(log_format);
+    let outcome = dispatch(cli.cmd);
+    // Queued log lines go out before the final message, so that one is the last line.
+    let dropped = logs.finish();
+    if dropped > 0 {
+        eprintln!("trunkgate: {dropped} log lines were dropped because stderr could not keep up");
+    }
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Carry out the command. `Err` is the message to print after the logs are flushed.
+fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
+    match cmd {
         Cmd::Check { config } => match Config::load(&config) {
             Ok(cfg) => {
                 println!(
@@ -71,41 +159,28 @@ fn main() -> ExitCode {
                     cfg.profiles.len(),
                     cfg.routes.len()
                 );
-                ExitCode::SUCCESS
+                Ok(ExitCode::SUCCESS)
             }
             Err(errs) => {
                 println!("{errs}");
-                ExitCode::FAILURE
+                Ok(ExitCode::FAILURE)
             }
         },
-        Cmd::Run { config } => {
-            let cfg = match Config::load(&config) {
-                Ok(c) => c,
-                Err(errs) => {
-                    eprintln!("{errs}");
-                    eprintln!("trunkgate: refusing to start with an invalid configuration");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match run(config, cfg) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("trunkgate: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Cmd::Run { config, .. } => {
+            let cfg = Config::load(&config).map_err(|errs| {
+                format!("{errs}\ntrunkgate: refusing to start with an invalid configuration")
+            })?;
+            run(config, cfg).map_err(|e| format!("trunkgate: {e:#}"))?;
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Explain {
             config,
             profile,
             message_file,
-        } => match explain(&config, &profile, &message_file) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("trunkgate: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => {
+            explain(&config, &profile, &message_file).map_err(|e| format!("trunkgate: {e:#}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -133,4 +208,86 @@ fn explain(config: &Path, profile: &str, file: &Path) -> anyhow::Result<()> {
         println!("  {n}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn log_one(format: LogFormat) -> String {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let sub = subscriber(
+            format,
+            tracing_subscriber::EnvFilter::new("info"),
+            false,
+            move || out.clone(),
+        );
+        tracing::subscriber::with_default(sub, || {
+            let span = tracing::info_span!("call", call_id = "abc@pbx", peer = "carrier-a");
+            let _in = span.enter();
+            tracing::info!(status = 486, "call released");
+            tracing::debug!("filtered out");
+        });
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn json_logs_are_one_object_per_line_with_the_call_span() {
+        let text = log_one(LogFormat::Json);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["message"], "call released");
+        assert_eq!(v["status"], 486);
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["span"]["call_id"], "abc@pbx");
+        assert_eq!(v["span"]["peer"], "carrier-a");
+        assert!(v["timestamp"].is_string());
+    }
+
+    #[test]
+    fn text_logs_carry_the_call_span_without_colour_codes() {
+        let text = log_one(LogFormat::Text);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("call_id=\"abc@pbx\""), "{text}");
+        assert!(text.contains("call released status=486"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+    }
+
+    #[test]
+    fn log_format_is_an_option_of_run() {
+        let cli = Cli::try_parse_from(["trunkgate", "run", "--log-format", "json"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Run {
+                log_format: LogFormat::Json,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["trunkgate", "run"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Run {
+                log_format: LogFormat::Text,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["trunkgate", "run", "--log-format", "xml"]).is_err());
+    }
 }

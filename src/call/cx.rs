@@ -41,6 +41,8 @@ pub struct Env {
     pub draining: bool,
     /// `[limits]`: calls per second and at once, gateway-wide and per peer.
     pub limits: Limits,
+    /// CDRs can be written (else new calls get 503, without a CDR of their own).
+    pub cdr_writable: bool,
 }
 
 impl Env {

@@ -142,6 +142,14 @@ impl B2bua {
             self.env.respond(now, id, &req, 403, "Forbidden", &[]);
             return;
         };
+        if !self.env.cdr_writable {
+            // No CDR for this refusal either: it would only feed the queue that is full.
+            self.refused("cdr_unavailable");
+            let extra = [(Hdr::RETRY_AFTER, "5")];
+            self.env
+                .respond(now, id, &req, 503, "Service Unavailable", &extra);
+            return;
+        }
         let adm = match admission::admit(&cfg, &ingress, &req, self.env.draining) {
             Ok(adm) => adm,
             Err(refusal) => return self.refuse(now, id, &req, &ingress.name.0, refusal),

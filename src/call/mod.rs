@@ -123,6 +123,9 @@ pub enum Input {
     Reload(Arc<Config>),
     /// Shutting down: refuse new calls with 503.
     Drain,
+    /// Whether CDRs can be written: while not, new calls are refused with 503 rather than
+    /// run unbilled (`[cdr] fail_closed`, or a full CDR queue).
+    CdrWritable(bool),
     /// Release every call still up (the drain period is over).
     HangUpAll,
 }

@@ -71,6 +71,7 @@ impl B2bua {
                 wall_base: (now, wall_now),
                 draining: false,
                 limits,
+                cdr_writable: true,
             },
             calls: HashMap::default(),
             deadlines: BTreeSet::new(),
@@ -135,6 +136,7 @@ impl B2bua {
                 self.env.cfg = cfg;
             }
             Input::Drain => self.env.draining = true,
+            Input::CdrWritable(ok) => self.env.cdr_writable = ok,
             Input::HangUpAll => {
                 let refs: Vec<CallRef> = self.calls.keys().copied().collect();
                 for r in refs {

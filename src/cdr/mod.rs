@@ -1,7 +1,15 @@
 //! Call detail records: the record type (built by the call layer) and the durable writer.
 
+pub mod fs;
 mod record;
+mod sink;
 mod writer;
 
 pub use record::{CallTag, CauseSource, CdrRecord};
-pub use writer::CdrWriter;
+pub use writer::{
+    CDR_DROPPED, CDR_QUEUE_DEPTH, CDR_WRITE_ERRORS, CdrHealth, CdrOptions, CdrStats, CdrWriter,
+    describe_metrics,
+};
+
+#[cfg(test)]
+mod tests;

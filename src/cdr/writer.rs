@@ -1,44 +1,173 @@
 //! The CDR writer: one thread owns the file. Records are written as whole lines within 100 ms
-//! of the call's release and the file is fsync'd at most half a second later, so a crash (even
-//! of the machine) loses no CDR of a call that ended more than a second before.
+//! of the call's release and synced within half a second, so a crash (even of the machine)
+//! loses no CDR of a call that ended more than a second before.
+//!
+//! On a bad disk day nothing is dropped: records that cannot be written stay in memory and
+//! are retried (see [`super::sink`]), and the writer says so through [`CdrWriter::health`],
+//! which the call layer asks before it admits a new call. The memory they take is bounded:
+//! at `max_pending` waiting records new calls are refused; records of calls already up are
+//! still taken up to twice that; beyond it a record goes to the error log as its JSON line
+//! (an operator can still bill it) and is counted in `trunkgate_cdr_dropped_total`.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::CdrRecord;
+use super::fs::{CdrFs, RealFs};
+use super::sink::Sink;
 
-const SYNC_EVERY: Duration = Duration::from_millis(500);
+/// Records waiting to be written (queued or being retried).
+pub const CDR_QUEUE_DEPTH: &str = "trunkgate_cdr_queue_depth";
+/// Failed opens, writes and syncs of the CDR file.
+pub const CDR_WRITE_ERRORS: &str = "trunkgate_cdr_write_errors_total";
+/// Records that could not even be queued (queue at its hard limit) and went to the log.
+pub const CDR_DROPPED: &str = "trunkgate_cdr_dropped_total";
 
-/// Handle to the writer thread. Dropping every sender and calling [`CdrWriter::close`]
-/// flushes and syncs what is left.
+/// Give the CDR metrics their help text; call once after the exporter is installed.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        CDR_QUEUE_DEPTH,
+        "CDRs waiting to be written (queued or being retried)"
+    );
+    metrics::describe_counter!(
+        CDR_WRITE_ERRORS,
+        "Failed opens, writes and syncs of the CDR file"
+    );
+    metrics::describe_counter!(
+        CDR_DROPPED,
+        "CDRs written to the error log instead of the CDR file"
+    );
+}
+
+/// How often the writer wakes to write what has queued. The calls' side never waits for the
+/// writer and never has to wake it (a send to a parked receiver costs a futex call per CDR).
+const WRITE_EVERY: Duration = Duration::from_millis(100);
+/// At exit, how long records that cannot be written are retried before they go to the log.
+const CLOSE_RETRY: Duration = Duration::from_secs(5);
+
+/// The operator's `[cdr]` choices that shape the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CdrOptions {
+    /// Refuse new calls while CDRs cannot be written (`[cdr] fail_closed`).
+    pub fail_closed: bool,
+    /// Waiting records at which new calls are refused (`[cdr] max_pending`).
+    pub max_pending: usize,
+}
+
+impl Default for CdrOptions {
+    fn default() -> Self {
+        CdrOptions {
+            fail_closed: true,
+            max_pending: 10_000,
+        }
+    }
+}
+
+impl CdrOptions {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        CdrOptions {
+            fail_closed: cfg.cdr_fail_closed,
+            max_pending: cfg.cdr_max_pending,
+        }
+    }
+}
+
+/// Whether CDRs are flowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdrHealth {
+    /// Records are being written.
+    Ok,
+    /// The last write failed; records are kept and retried.
+    Failing,
+    /// `max_pending` records are waiting: new calls must be refused whatever `fail_closed`.
+    Full,
+}
+
+impl CdrHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CdrHealth::Ok => "ok",
+            CdrHealth::Failing => "failing",
+            CdrHealth::Full => "full",
+        }
+    }
+}
+
+/// Counters for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CdrStats {
+    pub health: CdrHealth,
+    /// Records queued or being retried.
+    pub queue_depth: usize,
+    /// Failed opens, writes and syncs since start.
+    pub write_errors: u64,
+    /// Records that went to the log instead of the file.
+    pub dropped: u64,
+}
+
+/// State the calls' side reads without waiting for the writer thread.
+#[derive(Debug)]
+struct Shared {
+    /// Records accepted by `write` and not yet completely in the file.
+    depth: AtomicUsize,
+    failing: AtomicBool,
+    write_errors: AtomicU64,
+    dropped: AtomicU64,
+    reopen: AtomicBool,
+    fail_closed: AtomicBool,
+}
+
+/// Handle to the writer thread. [`CdrWriter::close`] (also run on drop) writes and syncs what
+/// is left.
 #[derive(Debug)]
 pub struct CdrWriter {
     tx: Option<Sender<CdrRecord>>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
+    shared: Arc<Shared>,
+    max_pending: usize,
 }
 
 impl CdrWriter {
-    /// Open (create, append) the CDR file, creating its folder.
+    /// Open (create, append) the CDR file, creating its folder, with the default options.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Self::open_with(path, CdrOptions::default())
+    }
+
+    pub fn open_with(path: &Path, opts: CdrOptions) -> std::io::Result<Self> {
+        Self::open_on(Box::new(RealFs), path, opts)
+    }
+
+    /// Open on any filesystem (tests inject a full disk). The file is opened here, so an
+    /// unusable path is reported at start-up rather than at the first call.
+    pub fn open_on(fs: Box<dyn CdrFs>, path: &Path, opts: CdrOptions) -> std::io::Result<Self> {
+        let mut sink = Sink::new(fs, path);
+        sink.open_now()?;
+        let shared = Arc::new(Shared {
+            depth: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
+            write_errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            reopen: AtomicBool::new(false),
+            fail_closed: AtomicBool::new(opts.fail_closed),
+        });
+        // Unbounded channel, bounded by `depth`: `write` refuses past the hard limit, and
+        // `depth` counts everything in the channel and in the sink.
         let (tx, rx) = mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("cdr-writer".into())
-            .spawn(move || run(file, rx))?;
+            .spawn(move || run(sink, rx, &thread_shared))?;
         Ok(CdrWriter {
             tx: Some(tx),
             thread: Some(thread),
             path: path.to_path_buf(),
+            shared,
+            max_pending: opts.max_pending.max(1),
         })
     }
 
@@ -48,18 +177,86 @@ impl CdrWriter {
 
     /// Queue one record. Never blocks the caller.
     pub fn write(&self, rec: CdrRecord) {
-        if let Some(tx) = &self.tx
-            && tx.send(rec).is_err()
-        {
-            tracing::error!("CDR writer is gone; a CDR was lost");
+        let hard_limit = self.max_pending.saturating_mul(2);
+        let queued = self
+            .shared
+            .depth
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                (d < hard_limit).then_some(d + 1)
+            })
+            .is_ok();
+        if !queued {
+            self.lose(&rec, "the CDR queue is at its limit");
+            return;
+        }
+        let sent = match &self.tx {
+            Some(tx) => tx.send(rec).map_err(|e| e.0),
+            None => Err(rec),
+        };
+        if let Err(rec) = sent {
+            self.shared.depth.fetch_sub(1, Ordering::AcqRel);
+            self.lose(&rec, "the CDR writer has stopped");
         }
     }
 
-    /// Flush, sync and stop the thread.
+    /// A record that cannot reach the file goes to the error log whole, so it can be billed.
+    fn lose(&self, rec: &CdrRecord, why: &str) {
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(CDR_DROPPED).increment(1);
+        let line = serde_json::to_string(rec).unwrap_or_default();
+        tracing::error!(call_id = %rec.call_id, cdr = %line, "CDR not written: {why}");
+    }
+
+    /// Close the file and open the path again at the writer's next wake-up (≤ 100 ms): the
+    /// shell calls this on SIGHUP, after logrotate moved the file away. (A moved or deleted
+    /// file is also noticed without a signal.)
+    pub fn reopen(&self) {
+        self.shared.reopen.store(true, Ordering::Release);
+    }
+
+    /// `[cdr] fail_closed` as reloaded.
+    pub fn set_fail_closed(&self, on: bool) {
+        self.shared.fail_closed.store(on, Ordering::Release);
+    }
+
+    /// Whether CDRs are flowing. Two atomic loads: cheap enough for every new INVITE.
+    pub fn health(&self) -> CdrHealth {
+        if self.shared.depth.load(Ordering::Acquire) >= self.max_pending {
+            CdrHealth::Full
+        } else if self.shared.failing.load(Ordering::Acquire) {
+            CdrHealth::Failing
+        } else {
+            CdrHealth::Ok
+        }
+    }
+
+    /// Whether a new call may start: not while the queue is full, and not while writes fail
+    /// when `fail_closed` is on. A refused call gets 503 from the call layer.
+    pub fn admits_new_calls(&self) -> bool {
+        match self.health() {
+            CdrHealth::Ok => true,
+            CdrHealth::Failing => !self.shared.fail_closed.load(Ordering::Acquire),
+            CdrHealth::Full => false,
+        }
+    }
+
+    pub fn stats(&self) -> CdrStats {
+        CdrStats {
+            health: self.health(),
+            queue_depth: self.shared.depth.load(Ordering::Acquire),
+            write_errors: self.shared.write_errors.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Write and sync what is queued, then stop the thread. Records that still cannot be
+    /// written after a few seconds of retries go to the error log.
     pub fn close(&mut self) {
         self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("the CDR writer stopped abnormally");
         }
     }
 }
@@ -70,107 +267,134 @@ impl Drop for CdrWriter {
     }
 }
 
-/// How often the writer wakes to write what has queued. The calls' side never waits for the
-/// writer and never has to wake it (a send to a parked receiver costs a futex call per CDR).
-const WRITE_EVERY: Duration = Duration::from_millis(100);
-
-fn run(mut file: File, rx: Receiver<CdrRecord>) {
-    let mut last_sync = Instant::now();
-    let mut dirty = false;
-    let mut buf = String::new();
-    loop {
+fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
+    let mut closed = false;
+    while !closed {
         std::thread::sleep(WRITE_EVERY);
-        let mut closed = false;
-        loop {
-            match rx.try_recv() {
-                Ok(rec) => match serde_json::to_string(&rec) {
-                    Ok(line) => {
-                        buf.push_str(&line);
-                        buf.push('\n');
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot encode CDR"),
-                },
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
+        closed = take_queued(&mut sink, &rx, shared);
+        if shared.reopen.swap(false, Ordering::AcqRel) {
+            sink.request_reopen();
+        }
+        step(&mut sink, shared, Instant::now());
+    }
+    // Exit: keep retrying for a while (a disk that is being cleaned), each wait bounded.
+    let give_up = Instant::now() + CLOSE_RETRY;
+    while sink.pending() > 0 && Instant::now() < give_up {
+        let now = Instant::now();
+        let wake = sink.retry_at().unwrap_or(now).min(give_up);
+        std::thread::sleep(wake.saturating_duration_since(now));
+        step(&mut sink, shared, Instant::now());
+    }
+    let report = sink.flush();
+    count_errors(shared, report.errors);
+    for line in sink.take_pending() {
+        shared.depth.fetch_sub(1, Ordering::AcqRel);
+        shared.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(CDR_DROPPED).increment(1);
+        tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
+    }
+    metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
+}
+
+/// Move what the calls queued into the sink. True once every sender is gone.
+fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bool {
+    loop {
+        match rx.try_recv() {
+            Ok(rec) => match serde_json::to_string(&rec) {
+                Ok(line) => sink.push(line),
+                Err(e) => {
+                    shared.depth.fetch_sub(1, Ordering::AcqRel);
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(CDR_DROPPED).increment(1);
+                    tracing::error!(call_id = %rec.call_id, error = %e, "cannot encode CDR");
                 }
-            }
+            },
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
         }
-        if !buf.is_empty() {
-            // Whole lines in one append: a reader never sees half a record.
-            if let Err(e) = file.write_all(buf.as_bytes()).and_then(|_| file.flush()) {
-                tracing::error!(error = %e, "cannot write CDRs");
-            }
-            buf.clear();
-            dirty = true;
-        }
-        if dirty && (closed || last_sync.elapsed() >= SYNC_EVERY) {
-            if let Err(e) = file.sync_data() {
-                tracing::error!(error = %e, "cannot sync CDR file");
-            }
-            dirty = false;
-            last_sync = Instant::now();
-        }
-        if closed {
-            return;
-        }
+    }
+}
+
+fn step(sink: &mut Sink, shared: &Shared, now: Instant) {
+    let report = sink.tick(now);
+    shared.depth.fetch_sub(report.written, Ordering::AcqRel);
+    shared.failing.store(sink.failing(), Ordering::Release);
+    count_errors(shared, report.errors);
+    metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
+}
+
+fn count_errors(shared: &Shared, n: u64) {
+    if n > 0 {
+        shared.write_errors.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!(CDR_WRITE_ERRORS).increment(n);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cdr::{CallTag, CauseSource};
+    use crate::cdr::fs::{CdrFile, FileId};
 
-    fn rec(id: &str) -> CdrRecord {
-        CdrRecord {
-            call_id: id.into(),
-            egress_call_id: None,
-            start: "2026-01-01T00:00:00.000Z".into(),
-            answer: None,
-            end: "2026-01-01T00:00:01.000Z".into(),
-            duration_ms: 0,
-            from: "100".into(),
-            to: "200".into(),
-            ingress_peer: "pbx".into(),
-            egress_peer: Some("carrier-a".into()),
-            status: 486,
-            call_tag: CallTag::CalleeReject,
-            cause: 17,
-            cause_source: CauseSource::Rfc3398,
-            recording: None,
-            events: vec![],
-            reason_sip: None,
+    /// A disk that is always full.
+    struct FullFs;
+    struct FullFile;
+
+    impl CdrFs for FullFs {
+        fn open(&mut self, _: &Path) -> std::io::Result<Box<dyn CdrFile>> {
+            Ok(Box::new(FullFile))
+        }
+        fn id_of(&mut self, _: &Path) -> std::io::Result<FileId> {
+            Ok(FileId { dev: 1, ino: 1 })
+        }
+    }
+
+    impl CdrFile for FullFile {
+        fn id(&self) -> FileId {
+            FileId { dev: 1, ino: 1 }
+        }
+        fn size(&mut self) -> std::io::Result<u64> {
+            Ok(0)
+        }
+        fn last_byte(&mut self) -> std::io::Result<Option<u8>> {
+            Ok(None)
+        }
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::StorageFull.into())
+        }
+        fn truncate(&mut self, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 
     #[test]
-    fn writes_one_json_line_per_record_visible_before_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/cdr.jsonl");
-        let mut w = CdrWriter::open(&path).unwrap();
-        w.write(rec("a"));
-        w.write(rec("b"));
-        // Flushed per line: readable while the writer still runs.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.lines().count() == 2 || Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0]["call_tag"], "callee_reject");
-        assert_eq!(lines[0]["cause_source"], "rfc3398");
-        assert_eq!(lines[1]["call_id"], "b");
-        assert!(lines[0].get("events").is_none());
-        w.close();
+    fn queue_depth_and_write_errors_are_exported() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let shared = Shared {
+            depth: AtomicUsize::new(2),
+            failing: AtomicBool::new(false),
+            write_errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            reopen: AtomicBool::new(false),
+            fail_closed: AtomicBool::new(true),
+        };
+        let mut sink = Sink::new(Box::new(FullFs), Path::new("cdr.jsonl"));
+        sink.push("{\"call_id\":\"a\"}".into());
+        sink.push("{\"call_id\":\"b\"}".into());
+        metrics::with_local_recorder(&recorder, || {
+            describe_metrics();
+            step(&mut sink, &shared, Instant::now());
+        });
+        let text = handle.render();
+        assert!(text.contains("trunkgate_cdr_queue_depth 2\n"), "{text}");
+        assert!(
+            text.contains("trunkgate_cdr_write_errors_total 1\n"),
+            "{text}"
+        );
+        assert!(shared.failing.load(Ordering::Acquire));
+        assert_eq!(shared.write_errors.load(Ordering::Relaxed), 1);
     }
 }

@@ -47,14 +47,25 @@ pub struct SipSection {
 pub struct CdrSection {
     #[serde(default = "default_cdr_path")]
     pub path: String,
+    /// Refuse new calls while CDRs cannot be written.
+    #[serde(default = "default_true")]
+    pub fail_closed: bool,
+    /// Records waiting to be written at which new calls are refused.
+    pub max_pending: Option<Spanned<u64>>,
 }
 
 impl Default for CdrSection {
     fn default() -> Self {
         CdrSection {
             path: default_cdr_path(),
+            fail_closed: true,
+            max_pending: None,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_cdr_path() -> String {

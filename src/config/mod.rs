@@ -124,6 +124,10 @@ pub struct Config {
     /// Host written into Via, Contact and the URIs the gateway builds.
     pub advertise: String,
     pub cdr_path: PathBuf,
+    /// `[cdr] fail_closed`: refuse new calls while CDRs cannot be written.
+    pub cdr_fail_closed: bool,
+    /// `[cdr] max_pending`: waiting CDRs at which new calls are refused.
+    pub cdr_max_pending: usize,
     pub max_message_bytes: usize,
     /// `[protect]`: what strangers and floods get.
     pub protect: Protect,
@@ -194,6 +198,15 @@ impl Config {
         let protect = limits::protect(&file.protect, at_offset, &mut errs);
         let global_limits = limits::global_limits(&file.limits, at_offset, &mut errs);
         let max_message_bytes = protect.max_message_bytes;
+
+        let cdr_max_pending = match &file.cdr.max_pending {
+            Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref() as usize,
+            Some(m) => {
+                errs.push(at(m.span(), "[cdr] max_pending must be 1..=1000000".into()));
+                10_000
+            }
+            None => 10_000,
+        };
 
         let media_ip = match &file.media.advertise {
             Some(a) => match a.get_ref().trim().parse::<IpAddr>() {
@@ -358,6 +371,8 @@ impl Config {
             max_message_bytes,
             protect,
             limits: global_limits,
+            cdr_fail_closed: file.cdr.fail_closed,
+            cdr_max_pending,
             drain: Duration::from_secs(file.shutdown.drain_s),
             metrics_listen,
             media_ip,

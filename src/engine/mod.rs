@@ -115,10 +115,11 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     }
     if let Some(m) = cfg.metrics_listen {
         metrics::install(m).map_err(|e| anyhow::anyhow!("cannot serve metrics on {m}: {e}"))?;
+        crate::cdr::describe_metrics();
     }
     let (wav, wav_thread) =
         wav::WavWriters::start().context("cannot start the recording writer")?;
-    let cdr = CdrWriter::open(&cfg.cdr_path)
+    let cdr = CdrWriter::open_with(&cfg.cdr_path, crate::cdr::CdrOptions::from_config(&cfg))
         .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
     info!(
         listen = ?cfg.listen.iter().map(|l| format!("{}:{}", l.transport, l.addr)).collect::<Vec<_>>(),
@@ -142,6 +143,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         config_path,
         media: media::Relays::new(cfg.media_ip, Some(wav)),
         lifecycle: Lifecycle::Running,
+        cdr_ok: true,
     };
     let result = shell.run(rx).await;
     // Finalise every recording still open before the process exits.
@@ -162,6 +164,8 @@ struct Shell {
     config_path: PathBuf,
     media: media::Relays,
     lifecycle: Lifecycle,
+    /// What the core was last told about the CDR writer.
+    cdr_ok: bool,
 }
 
 impl Shell {
@@ -265,6 +269,8 @@ impl Shell {
     }
 
     fn reload(&mut self, now: Instant) {
+        // Whatever becomes of the configuration, SIGHUP reopens the CDR file (logrotate).
+        self.cdr.reopen();
         let cfg = match Config::load(&self.config_path) {
             Ok(cfg) => cfg,
             Err(errs) => {
@@ -286,10 +292,20 @@ impl Shell {
             routes = cfg.routes.len(),
             "configuration reloaded"
         );
+        self.cdr.set_fail_closed(cfg.cdr_fail_closed);
         self.core.handle_input(now, Input::Reload(Arc::new(cfg)));
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {
+        // New calls only while their CDRs can be written (`[cdr] fail_closed`, a full queue).
+        let cdr_ok = self.cdr.admits_new_calls();
+        if cdr_ok != self.cdr_ok {
+            self.cdr_ok = cdr_ok;
+            if !cdr_ok {
+                warn!("CDRs cannot be written: refusing new calls with 503 until they can");
+            }
+            self.core.handle_input(now, Input::CdrWritable(cdr_ok));
+        }
         match ev {
             Event::Message { msg, source } => {
                 self.core.handle_input(now, Input::Message { msg, source })
@@ -390,6 +406,9 @@ fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
     }
     if old.cdr_path != new.cdr_path {
         return Some("[cdr] path");
+    }
+    if old.cdr_max_pending != new.cdr_max_pending {
+        return Some("[cdr] max_pending");
     }
     None
 }

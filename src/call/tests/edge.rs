@@ -110,3 +110,41 @@ fn a_cancel_or_an_answer_from_elsewhere_changes_nothing() {
     let ok = h.carrier_answers(&inv, "carrier1", SDP);
     assert_eq!(ok.status(), 200);
 }
+
+#[test]
+fn while_cdrs_cannot_be_written_new_calls_get_503_and_calls_up_go_on() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    h.input(Input::CdrWritable(false));
+    h.recv(PHONE, &invite_text("nocdr", "z9hG4bKnocdr", "+8610123", ""));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() >= 200)
+        .expect("a final answer");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.header(&Hdr::RETRY_AFTER).as_deref(), Some("5"));
+    assert!(h.take(CARRIER_A).is_empty(), "nothing forwarded");
+    assert!(
+        h.cdrs.is_empty(),
+        "no CDR for the refusal: the queue is what is full"
+    );
+    // The call already up still ends normally, with its CDR.
+    let tag = ok.to_tag().unwrap();
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1",
+        phone_from(),
+        &phone_to(&tag),
+        "call-1@127.0.0.2",
+        2,
+        "z9hG4bKnocdrbye",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &bye);
+    assert_eq!(h.cdrs.len(), 1);
+    h.input(Input::CdrWritable(true));
+    h.recv(PHONE, &invite_text("cdrok", "z9hG4bKcdrok", "+8610123", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+}

@@ -85,6 +85,8 @@ pub(super) fn config() -> Config {
         cdr_path: "/dev/null".into(),
         max_message_bytes: 65535,
         protect: Default::default(),
+        cdr_fail_closed: true,
+        cdr_max_pending: 10_000,
         limits: Default::default(),
         drain: Duration::from_secs(1),
         metrics_listen: None,

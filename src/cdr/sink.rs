@@ -1,0 +1,295 @@
+//! What the CDR writer thread does with its file, driven by `tick(now)` so every failure path
+//! (full disk, short write, rotation) is tested with a fake clock and an injected filesystem.
+//!
+//! The rules: a record leaves memory only once its whole line is in the file; every record
+//! starts on a fresh line (a torn tail is cut off, or ended with a newline when it cannot be
+//! cut); the file is reopened when asked and when the path names a different file; failed
+//! writes are retried with a bounded exponential backoff; written data is synced within
+//! [`SYNC_AFTER`] plus one tick.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::fs::{CdrFile, CdrFs};
+
+/// Unsynced data is synced once it is this old; with the writer's 100 ms tick that keeps
+/// every line synced within half a second of being written.
+pub const SYNC_AFTER: Duration = Duration::from_millis(400);
+/// First wait after a failed write or open.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
+/// Longest wait between retries: a disk that gets space back is written to within this long.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Bytes handed to one `write` call, so the batch buffer stays small however long the queue.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// `Interrupted` retries in one write loop before treating the signal storm as a failure.
+const MAX_INTERRUPTS: u32 = 16;
+
+/// What one `tick` did, for the thread's counters and the tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    /// Records whose lines are now completely in the file.
+    pub written: usize,
+    /// Failed operations (open, write, sync).
+    pub errors: u64,
+}
+
+/// The CDR file and the lines not yet in it.
+pub struct Sink {
+    fs: Box<dyn CdrFs>,
+    path: PathBuf,
+    file: Option<Box<dyn CdrFile>>,
+    /// Encoded records (each ending in `\n`) not yet completely written, oldest first.
+    pending: VecDeque<String>,
+    /// The open file does not end with a newline, so the next write starts with one.
+    torn: bool,
+    /// When the oldest unsynced write happened.
+    unsynced_since: Option<Instant>,
+    /// No write or open is attempted before this (backoff after a failure).
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// The last attempt failed and records are waiting.
+    failing: bool,
+    reopen_requested: bool,
+}
+
+impl Sink {
+    pub fn new(fs: Box<dyn CdrFs>, path: &Path) -> Self {
+        Sink {
+            fs,
+            path: path.to_path_buf(),
+            file: None,
+            pending: VecDeque::new(),
+            torn: false,
+            unsynced_since: None,
+            retry_at: None,
+            backoff: BACKOFF_MIN,
+            failing: false,
+            reopen_requested: false,
+        }
+    }
+
+    /// Open the file now (at start-up, where an unusable path is a configuration error).
+    pub fn open_now(&mut self) -> io::Result<()> {
+        self.open()
+    }
+
+    /// Queue one encoded record; `line` must not contain a newline (JSON never does).
+    pub fn push(&mut self, mut line: String) {
+        line.push('\n');
+        self.pending.push_back(line);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn failing(&self) -> bool {
+        self.failing
+    }
+
+    /// The earliest moment the next retry may run (for tests and the close loop).
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Close and reopen the path at the next tick (SIGHUP after a rotation).
+    pub fn request_reopen(&mut self) {
+        self.reopen_requested = true;
+    }
+
+    /// Lines still waiting, for the log when the writer must give up at exit.
+    pub fn take_pending(&mut self) -> Vec<String> {
+        self.pending.drain(..).collect()
+    }
+
+    /// Do what is due at `now`: follow a rotation, write what is pending, sync what is old.
+    pub fn tick(&mut self, now: Instant) -> TickReport {
+        let mut report = TickReport::default();
+        if self.reopen_requested || self.rotated() {
+            self.reopen_requested = false;
+            self.close_file(&mut report);
+            // Open at once, not at the next record: the operator (and logrotate's
+            // postrotate check) sees the new file, and a bad path is logged now.
+            if let Err(e) = self.open() {
+                report.errors += 1;
+                tracing::error!(path = %self.path.display(), error = %e, "cannot reopen the CDR file");
+            }
+        }
+        let waiting = self.retry_at.is_some_and(|at| now < at);
+        if !self.pending.is_empty() && !waiting {
+            match self.write_pending(now) {
+                Ok(n) => {
+                    report.written += n;
+                    self.failing = false;
+                    self.retry_at = None;
+                    self.backoff = BACKOFF_MIN;
+                }
+                Err((n, e)) => {
+                    report.written += n;
+                    report.errors += 1;
+                    tracing::error!(
+                        path = %self.path.display(),
+                        error = %e,
+                        waiting = self.pending.len(),
+                        retry_in_ms = self.backoff.as_millis() as u64,
+                        "cannot write CDRs; they are kept and retried"
+                    );
+                    self.failing = true;
+                    self.retry_at = Some(now + self.backoff);
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    // Start the retry from a fresh open: it repairs a file that went bad
+                    // (EIO, a stale handle, a deleted folder); for a full disk it costs little.
+                    self.close_file(&mut report);
+                }
+            }
+        }
+        if self
+            .unsynced_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= SYNC_AFTER)
+        {
+            self.sync(&mut report);
+        }
+        report
+    }
+
+    /// Sync whatever was written (at exit).
+    pub fn flush(&mut self) -> TickReport {
+        let mut report = TickReport::default();
+        self.sync(&mut report);
+        report
+    }
+
+    /// The path now names another file than the open one (moved away, deleted, replaced).
+    fn rotated(&mut self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        match self.fs.id_of(&self.path) {
+            Ok(id) => id != file.id(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            // Cannot tell (a permission change on the folder): keep writing where we are.
+            Err(_) => false,
+        }
+    }
+
+    fn close_file(&mut self, report: &mut TickReport) {
+        if self.file.is_some() {
+            self.sync(report);
+        }
+        self.file = None;
+    }
+
+    fn sync(&mut self, report: &mut TickReport) {
+        if self.unsynced_since.is_none() {
+            return;
+        }
+        self.unsynced_since = None;
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        if let Err(e) = file.sync() {
+            report.errors += 1;
+            tracing::error!(path = %self.path.display(), error = %e, "cannot sync the CDR file");
+        }
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            let mut file = self.fs.open(&self.path)?;
+            // A previous run (or a write that could not be cut back) may have left half a
+            // line: the next record must not glue onto it.
+            self.torn = file.last_byte()?.is_some_and(|b| b != b'\n');
+            self.file = Some(file);
+        }
+        Ok(())
+    }
+
+    /// Write every pending line. On failure returns how many records did make it (they are
+    /// gone from `pending`) and the error; the rest stay queued.
+    fn write_pending(&mut self, now: Instant) -> Result<usize, (usize, io::Error)> {
+        let mut done = 0;
+        while !self.pending.is_empty() {
+            match self.write_chunk(now) {
+                Ok(n) => done += n,
+                Err((n, e)) => return Err((done + n, e)),
+            }
+        }
+        Ok(done)
+    }
+
+    /// One `write` loop over as many whole pending lines as fit in [`CHUNK_BYTES`].
+    fn write_chunk(&mut self, now: Instant) -> Result<usize, (usize, io::Error)> {
+        self.open().map_err(|e| (0, e))?;
+        let torn = self.torn;
+        let mut buf = String::with_capacity(CHUNK_BYTES.min(4096));
+        // Byte offsets in `buf` where a complete line ends (the records' boundaries).
+        let mut ends = Vec::new();
+        if torn {
+            buf.push('\n');
+        }
+        let prefix = buf.len();
+        for line in &self.pending {
+            if !ends.is_empty() && buf.len() + line.len() > CHUNK_BYTES {
+                break;
+            }
+            buf.push_str(line);
+            ends.push(buf.len());
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err((0, io::Error::other("CDR file not open")));
+        };
+        let before = file.size().map_err(|e| (0, e))?;
+        let mut written = 0;
+        let mut interrupts = 0;
+        let mut failure = None;
+        while let Some(rest) = buf.as_bytes().get(written..).filter(|r| !r.is_empty()) {
+            match file.write(rest) {
+                Ok(0) => {
+                    failure = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupts < MAX_INTERRUPTS => {
+                    interrupts += 1;
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if written > 0 {
+            self.unsynced_since.get_or_insert(now);
+        }
+        // Records whose whole line is in the file leave the queue, even when a later one
+        // failed: writing them again would duplicate them.
+        let complete = ends.iter().take_while(|&&end| end <= written).count();
+        self.pending.drain(..complete);
+        let Some(e) = failure else {
+            self.torn = false;
+            return Ok(complete);
+        };
+        // Where the file ends cleanly: after the last complete line, or after the newline
+        // that closed an old torn line, or where it was if nothing reached it.
+        let clean = complete
+            .checked_sub(1)
+            .and_then(|i| ends.get(i))
+            .copied()
+            .unwrap_or(if written >= prefix { prefix } else { 0 });
+        if written > clean {
+            // Half a record is in the file. Cut it off, but only when the file is exactly as
+            // we left it (an outside truncate, e.g. copytruncate, must not be undone).
+            let cut = file
+                .size()
+                .ok()
+                .filter(|&len| len == before + written as u64)
+                .and_then(|_| file.truncate(before + clean as u64).ok());
+            self.torn = cut.is_none() || (clean == 0 && torn);
+        } else if clean > 0 {
+            self.torn = false;
+        }
+        Err((complete, e))
+    }
+}

@@ -1,0 +1,517 @@
+//! CDR durability: a full disk, short writes, torn lines, rotation, a full queue. The file
+//! logic runs on a fake clock through `Sink::tick`; the thread is tested by its behaviour.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::fs::{CdrFile, CdrFs, FileId, RealFs};
+use super::sink::{BACKOFF_MAX, BACKOFF_MIN, SYNC_AFTER, Sink};
+use super::{CallTag, CauseSource, CdrHealth, CdrOptions, CdrRecord, CdrWriter};
+
+fn rec(id: &str) -> CdrRecord {
+    CdrRecord {
+        call_id: id.into(),
+        egress_call_id: None,
+        start: "2026-01-01T00:00:00.000Z".into(),
+        answer: None,
+        end: "2026-01-01T00:00:01.000Z".into(),
+        duration_ms: 0,
+        from: "100".into(),
+        to: "200".into(),
+        ingress_peer: "pbx".into(),
+        egress_peer: Some("carrier-a".into()),
+        status: 486,
+        call_tag: CallTag::CalleeReject,
+        cause: 17,
+        cause_source: CauseSource::Rfc3398,
+        recording: None,
+        events: vec![],
+        reason_sip: None,
+    }
+}
+
+fn line(id: &str) -> String {
+    serde_json::to_string(&rec(id)).unwrap()
+}
+
+/// What the fake disk does; shared between the test and the files it hands out.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Bytes the disk still takes; `None` is plenty. At 0 a write fails with `StorageFull`.
+    space: Option<usize>,
+    fail_truncate: bool,
+    opens: usize,
+    syncs: usize,
+    writes: usize,
+}
+
+/// The real filesystem with a disk that can fill up.
+#[derive(Clone, Default)]
+struct FaultyFs(Arc<Mutex<Faults>>);
+
+impl FaultyFs {
+    fn set(&self, f: impl FnOnce(&mut Faults)) {
+        f(&mut self.0.lock().unwrap());
+    }
+    fn get<T>(&self, f: impl FnOnce(&Faults) -> T) -> T {
+        f(&self.0.lock().unwrap())
+    }
+}
+
+impl CdrFs for FaultyFs {
+    fn open(&mut self, path: &Path) -> io::Result<Box<dyn CdrFile>> {
+        self.set(|f| f.opens += 1);
+        Ok(Box::new(FaultyFile {
+            inner: RealFs.open(path)?,
+            faults: self.clone(),
+        }))
+    }
+    fn id_of(&mut self, path: &Path) -> io::Result<FileId> {
+        RealFs.id_of(path)
+    }
+}
+
+struct FaultyFile {
+    inner: Box<dyn CdrFile>,
+    faults: FaultyFs,
+}
+
+impl CdrFile for FaultyFile {
+    fn id(&self) -> FileId {
+        self.inner.id()
+    }
+    fn size(&mut self) -> io::Result<u64> {
+        self.inner.size()
+    }
+    fn last_byte(&mut self) -> io::Result<Option<u8>> {
+        self.inner.last_byte()
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let space = self.faults.get(|f| f.space);
+        self.faults.set(|f| f.writes += 1);
+        let n = match space {
+            Some(0) => return Err(io::ErrorKind::StorageFull.into()),
+            Some(s) => self.inner.write(&buf[..s.min(buf.len())])?,
+            None => self.inner.write(buf)?,
+        };
+        self.faults.set(|f| f.space = f.space.map(|s| s - n));
+        Ok(n)
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        if self.faults.get(|f| f.fail_truncate) {
+            return Err(io::ErrorKind::StorageFull.into());
+        }
+        self.inner.truncate(len)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.faults.set(|f| f.syncs += 1);
+        self.inner.sync()
+    }
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf, FaultyFs, Sink) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("var/cdr.jsonl");
+    let fs = FaultyFs::default();
+    let mut sink = Sink::new(Box::new(fs.clone()), &path);
+    sink.open_now().unwrap();
+    (dir, path, fs, sink)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The call_ids of the lines that are complete records, in file order.
+fn ids(path: &Path) -> Vec<String> {
+    lines(path)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["call_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_full_disk_loses_no_record_and_corrupts_no_line_once_space_returns() {
+    let (_dir, path, fs, mut sink) = setup();
+    let t0 = Instant::now();
+    // Room for one and a half records: the second is torn by the short write.
+    fs.set(|f| f.space = Some(line("a").len() + 1 + 10));
+    for id in ["a", "b", "c", "d", "e"] {
+        sink.push(line(id));
+    }
+    let r = sink.tick(t0);
+    assert_eq!(r.written, 1);
+    assert_eq!(r.errors, 1);
+    assert!(sink.failing());
+    assert_eq!(sink.pending(), 4);
+    // The half-written "b" was cut off: the file holds exactly one complete line.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), line("a") + "\n");
+
+    // Still full: every retry fails, nothing is lost, nothing is appended.
+    for _ in 0..5 {
+        let now = sink.retry_at().unwrap();
+        fs.set(|f| f.space = Some(0));
+        let r = sink.tick(now);
+        assert_eq!((r.written, r.errors), (0, 1));
+        assert_eq!(sink.pending(), 4);
+    }
+    assert_eq!(lines(&path).len(), 1);
+
+    fs.set(|f| f.space = None);
+    let r = sink.tick(sink.retry_at().unwrap());
+    assert_eq!((r.written, r.errors), (4, 0));
+    assert!(!sink.failing());
+    assert_eq!(sink.pending(), 0);
+    let all = lines(&path);
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert_eq!(ids(&path), ["a", "b", "c", "d", "e"]);
+}
+
+#[test]
+fn a_torn_line_that_cannot_be_cut_stays_on_its_own_line() {
+    let (_dir, path, fs, mut sink) = setup();
+    let t0 = Instant::now();
+    fs.set(|f| {
+        f.space = Some(line("a").len() + 1 + 7);
+        f.fail_truncate = true;
+    });
+    for id in ["a", "b", "c"] {
+        sink.push(line(id));
+    }
+    assert_eq!(sink.tick(t0).written, 1);
+    fs.set(|f| f.space = None);
+    assert_eq!(sink.tick(sink.retry_at().unwrap()).written, 2);
+    let all = lines(&path);
+    // a, the 7-byte fragment of b alone on its line, then b and c whole.
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all[1], line("b")[..7]);
+    assert_eq!(ids(&path), ["a", "b", "c"]);
+}
+
+#[test]
+fn a_short_write_inside_the_newline_that_closes_an_old_torn_line_still_gives_fresh_lines() {
+    let (_dir, path, fs, sink) = setup();
+    drop(sink);
+    std::fs::write(&path, "{\"call_id\":\"cut-by-a-crash").unwrap();
+    let mut sink = Sink::new(Box::new(fs.clone()), &path);
+    sink.open_now().unwrap();
+    // Only the newline fits; then space returns.
+    fs.set(|f| f.space = Some(1));
+    sink.push(line("a"));
+    let t0 = Instant::now();
+    assert_eq!(sink.tick(t0).written, 0);
+    fs.set(|f| f.space = None);
+    assert_eq!(sink.tick(sink.retry_at().unwrap()).written, 1);
+    let all = lines(&path);
+    assert_eq!(
+        all,
+        ["{\"call_id\":\"cut-by-a-crash".to_string(), line("a")]
+    );
+}
+
+#[test]
+fn a_file_left_torn_by_a_crash_gets_the_next_record_on_a_fresh_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    std::fs::write(&path, format!("{}\n{{\"call_id\":\"half", line("old"))).unwrap();
+    let mut sink = Sink::new(Box::new(RealFs), &path);
+    sink.open_now().unwrap();
+    sink.push(line("new"));
+    assert_eq!(sink.tick(Instant::now()).written, 1);
+    assert_eq!(ids(&path), ["old", "new"]);
+    assert_eq!(lines(&path).len(), 3);
+}
+
+#[test]
+fn rename_rotation_puts_the_next_cdr_in_the_new_file_without_a_signal() {
+    let (_dir, path, fs, mut sink) = setup();
+    let t0 = Instant::now();
+    sink.push(line("a"));
+    sink.tick(t0);
+    let rotated = path.with_extension("jsonl.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    sink.push(line("b"));
+    sink.tick(t0 + Duration::from_millis(100));
+    assert_eq!(ids(&rotated), ["a"]);
+    assert_eq!(ids(&path), ["b"]);
+    assert_eq!(fs.get(|f| f.opens), 2);
+
+    // logrotate's `create`: the new empty file is made by logrotate, not by us.
+    let rotated2 = path.with_extension("jsonl.2");
+    std::fs::rename(&path, &rotated2).unwrap();
+    std::fs::write(&path, "").unwrap();
+    sink.push(line("c"));
+    sink.tick(t0 + Duration::from_millis(200));
+    assert_eq!(ids(&rotated2), ["b"]);
+    assert_eq!(ids(&path), ["c"]);
+
+    // Rotated and compressed away (deleted): the file is created again.
+    std::fs::remove_file(&path).unwrap();
+    sink.push(line("d"));
+    sink.tick(t0 + Duration::from_millis(300));
+    assert_eq!(ids(&path), ["d"]);
+}
+
+#[test]
+fn a_reopen_request_closes_and_opens_the_path_again() {
+    let (_dir, path, fs, mut sink) = setup();
+    let t0 = Instant::now();
+    sink.push(line("a"));
+    sink.tick(t0);
+    assert_eq!(fs.get(|f| f.opens), 1);
+    sink.request_reopen();
+    sink.push(line("b"));
+    sink.tick(t0 + Duration::from_millis(100));
+    assert_eq!(fs.get(|f| f.opens), 2);
+    // The unsynced line was synced before its file was closed.
+    assert_eq!(fs.get(|f| f.syncs), 1);
+    assert_eq!(ids(&path), ["a", "b"]);
+}
+
+#[test]
+fn written_lines_are_synced_within_half_a_second_and_at_flush() {
+    const { assert!(SYNC_AFTER.as_millis() + 100 <= 500) };
+    let (_dir, _path, fs, mut sink) = setup();
+    let t0 = Instant::now();
+    sink.push(line("a"));
+    sink.tick(t0);
+    sink.tick(t0 + Duration::from_millis(100));
+    assert_eq!(fs.get(|f| f.syncs), 0);
+    sink.tick(t0 + SYNC_AFTER);
+    assert_eq!(fs.get(|f| f.syncs), 1);
+    // Nothing new: no further sync.
+    sink.tick(t0 + SYNC_AFTER * 3);
+    assert_eq!(fs.get(|f| f.syncs), 1);
+    sink.push(line("b"));
+    sink.tick(t0 + SYNC_AFTER * 4);
+    sink.flush();
+    assert_eq!(fs.get(|f| f.syncs), 2);
+}
+
+#[test]
+fn retries_back_off_exponentially_up_to_a_bound() {
+    let (_dir, _path, fs, mut sink) = setup();
+    fs.set(|f| f.space = Some(0));
+    sink.push(line("a"));
+    let mut now = Instant::now();
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        sink.tick(now);
+        let at = sink.retry_at().unwrap();
+        waits.push(at - now);
+        // A tick before the retry is due attempts nothing.
+        let writes = fs.get(|f| f.writes);
+        sink.tick(now + (at - now) / 2);
+        assert_eq!(fs.get(|f| f.writes), writes);
+        now = at;
+    }
+    assert_eq!(waits[0], BACKOFF_MIN);
+    assert_eq!(waits[1], BACKOFF_MIN * 2);
+    assert!(waits.iter().all(|w| *w <= BACKOFF_MAX));
+    assert_eq!(*waits.last().unwrap(), BACKOFF_MAX);
+    assert_eq!(sink.pending(), 1);
+}
+
+#[test]
+fn a_new_cdr_file_is_not_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path, _fs, _sink) = setup();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    // 0640 less the umask: never group-writable, never anything for others.
+    assert_eq!(mode & 0o137, 0, "{mode:o}");
+    assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+    let dir_mode = std::fs::metadata(path.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o027, 0, "{dir_mode:o}");
+}
+
+/// Waits (bounded) until `cond` holds; the assertion that follows checks the outcome.
+fn wait_for(mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn writes_one_json_line_per_record_visible_before_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/cdr.jsonl");
+    let mut w = CdrWriter::open(&path).unwrap();
+    w.write(rec("a"));
+    w.write(rec("b"));
+    // Flushed per line: readable while the writer still runs.
+    wait_for(|| {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 2
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["call_tag"], "callee_reject");
+    assert_eq!(lines[0]["cause_source"], "rfc3398");
+    assert_eq!(lines[1]["call_id"], "b");
+    assert!(lines[0].get("events").is_none());
+    assert_eq!(w.stats().queue_depth, 0);
+    w.close();
+}
+
+#[test]
+fn close_writes_everything_still_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let mut w = CdrWriter::open(&path).unwrap();
+    for i in 0..50 {
+        w.write(rec(&format!("c{i}")));
+    }
+    w.close();
+    assert_eq!(ids(&path).len(), 50);
+}
+
+#[test]
+fn a_full_queue_is_reported_and_refuses_new_calls_whatever_fail_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    fs.set(|f| f.space = Some(0));
+    let opts = CdrOptions {
+        fail_closed: false,
+        max_pending: 3,
+    };
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, opts).unwrap();
+    w.write(rec("a"));
+    w.write(rec("b"));
+    assert_ne!(w.health(), CdrHealth::Full);
+    w.write(rec("c"));
+    assert_eq!(w.health(), CdrHealth::Full);
+    assert!(!w.admits_new_calls());
+    // Calls already up still get their CDR queued, up to twice max_pending.
+    for id in ["d", "e", "f"] {
+        w.write(rec(id));
+    }
+    assert_eq!(w.stats().dropped, 0);
+    w.write(rec("g"));
+    assert_eq!(w.stats().dropped, 1);
+    assert_eq!(w.stats().queue_depth, 6);
+    // The writer has tried and failed: still reported as full, the stronger refusal.
+    wait_for(|| w.stats().write_errors >= 1);
+    assert!(w.stats().write_errors >= 1);
+    assert_eq!(w.health(), CdrHealth::Full);
+
+    fs.set(|f| f.space = None);
+    wait_for(|| w.stats().queue_depth == 0);
+    assert_eq!(w.health(), CdrHealth::Ok);
+    assert!(w.admits_new_calls());
+    w.close();
+    assert_eq!(ids(&path), ["a", "b", "c", "d", "e", "f"]);
+}
+
+#[test]
+fn failing_writes_refuse_new_calls_only_when_fail_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    assert!(w.admits_new_calls());
+    fs.set(|f| f.space = Some(0));
+    w.write(rec("a"));
+    wait_for(|| w.health() == CdrHealth::Failing);
+    assert_eq!(w.health(), CdrHealth::Failing);
+    assert!(!w.admits_new_calls());
+    w.set_fail_closed(false);
+    assert!(w.admits_new_calls());
+    w.set_fail_closed(true);
+
+    fs.set(|f| f.space = None);
+    wait_for(|| w.health() == CdrHealth::Ok);
+    assert_eq!(w.health(), CdrHealth::Ok);
+    assert!(w.admits_new_calls());
+    w.close();
+    assert_eq!(ids(&path), ["a"]);
+}
+
+#[test]
+fn the_writer_reopens_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    assert_eq!(fs.get(|f| f.opens), 1);
+    w.reopen();
+    wait_for(|| fs.get(|f| f.opens) == 2);
+    assert_eq!(fs.get(|f| f.opens), 2);
+    w.close();
+}
+
+fn load(cdr_section: &str) -> Result<crate::config::Config, crate::config::ConfigErrors> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/pbx.toml"),
+        "name = \"pbx\"\nrole = \"internal\"\naddress = \"udp:127.0.0.2:5060\"\nmatch = [\"127.0.0.2/32\"]\n",
+    )
+    .unwrap();
+    let gateway = format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\nadvertise = \"127.0.0.1\"\n\n{cdr_section}\n\n[[route]]\nto = \"pbx\"\n"
+    );
+    std::fs::write(dir.path().join("gateway.toml"), gateway).unwrap();
+    crate::config::Config::load(&dir.path().join("gateway.toml"))
+}
+
+#[test]
+fn cdr_options_come_from_the_cdr_section_with_safe_defaults() {
+    let cfg = load("").unwrap();
+    assert_eq!(CdrOptions::from_config(&cfg), CdrOptions::default());
+    assert!(CdrOptions::default().fail_closed);
+    let cfg = load("[cdr]\nfail_closed = false\nmax_pending = 50").unwrap();
+    assert_eq!(
+        CdrOptions::from_config(&cfg),
+        CdrOptions {
+            fail_closed: false,
+            max_pending: 50
+        }
+    );
+    let errs = load("[cdr]\nmax_pending = 0").unwrap_err().to_string();
+    assert!(
+        errs.contains("gateway.toml:6:15: [cdr] max_pending must be 1..=1000000"),
+        "{errs}"
+    );
+    let errs = load("[cdr]\nfail_close = true").unwrap_err().to_string();
+    assert!(errs.contains("unknown field `fail_close`"), "{errs}");
+}
+
+#[test]
+fn at_exit_cdrs_the_disk_never_took_are_counted_as_sent_to_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    fs.set(|f| f.space = Some(0));
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    w.write(rec("a"));
+    w.write(rec("b"));
+    // close() retries for a few seconds, then gives up on the two records.
+    w.close();
+    let stats = w.stats();
+    assert_eq!(stats.dropped, 2);
+    assert_eq!(stats.queue_depth, 0);
+    assert!(stats.write_errors >= 2);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    // A record written after close is not silently swallowed either.
+    w.write(rec("c"));
+    assert_eq!(w.stats().dropped, 3);
+}
