@@ -95,6 +95,8 @@ fn config() -> Config {
                 ring_timeout: None,
             },
         ],
+        callback: Default::default(),
+        warnings: Vec::new(),
     }
 }
 
