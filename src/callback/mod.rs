@@ -8,8 +8,10 @@
 //! socket lives in `engine/callback.rs`; the calls themselves in `call`.
 
 pub mod protocol;
+pub mod service;
 
 pub use protocol::{CallbackId, Number, Outcome, State};
+pub use service::{Command, End, Originate, Output, Service, Stats};
 
 /// Metric names (Prometheus conventions, like `ops::metrics`).
 pub mod metrics {
