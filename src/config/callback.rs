@@ -400,4 +400,27 @@ mod tests {
         let (_dir, cfg) = load("[callback]\ncaller = \"\"\n");
         assert_eq!(cfg.unwrap().callback.caller, None);
     }
+
+    #[test]
+    fn the_shipped_configuration_offers_the_service_on_loopback_only() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+        let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let c = &cfg.callback;
+        let listen: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        assert_eq!(c.listen, Some(listen));
+        assert_eq!(c.allow, vec!["127.0.0.1/32".parse::<IpNet>().unwrap()]);
+        assert!(!c.allow_any);
+        assert_eq!(c.from_peer, Some(PeerName("pbx".into())));
+        assert!(cfg.warnings.is_empty());
+        // No shipped peer lives where the service listens.
+        for p in cfg.profiles.values() {
+            assert_ne!(p.address.addr, listen, "{}", p.name);
+            assert!(
+                !p.matches.iter().any(|n| n.contains(&listen.ip())),
+                "{}",
+                p.name
+            );
+        }
+        assert!(cfg.listen.iter().all(|l| l.addr != listen));
+    }
 }
