@@ -21,7 +21,7 @@ use governor::{Quota, RateLimiter};
 use super::metrics;
 use super::protocol::{self, CallbackId, Inbound, Number, Outbound, Outcome, Request, State, Verb};
 use crate::cdr::CallTag;
-use crate::config::{Config, PeerName, RouteFrom};
+use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, RouteFrom};
 use crate::interop::causes::Q850Cause;
 
 /// First RESPONSE retransmission interval; it doubles after each try (RFC 3261's T1).
@@ -37,6 +37,10 @@ pub const MAX_ENDED: usize = 16_384;
 /// backstop); commands for the call layer are never dropped, and are bounded by
 /// `max_active` anyway.
 pub const MAX_QUEUED: usize = 1024;
+/// Slack on top of the longest a call-back can legitimately take (two legs ringing, then
+/// `max_duration`) before the service stops waiting for the call layer's `on_ended`: a
+/// lost report must not hold a `max_active` slot for ever.
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(600);
 
 /// What the service asks of the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +100,8 @@ pub struct Stats {
     pub ended: BTreeMap<&'static str, u64>,
     /// Final RESPONSEs by outcome (`acked`, `given_up`, `evicted`).
     pub responses: BTreeMap<&'static str, u64>,
+    /// Call-backs the watchdog ended because the call layer never reported their end.
+    pub expired: u64,
 }
 
 impl Stats {
@@ -139,8 +145,16 @@ struct Resend {
 
 #[derive(Debug)]
 enum Phase {
-    Active { state: State, cancelling: bool },
-    Ended { resend: Option<Resend> },
+    Active {
+        state: State,
+        cancelling: bool,
+        connected_at: Option<Instant>,
+        /// When the watchdog gives up waiting for `on_ended`.
+        deadline: Instant,
+    },
+    Ended {
+        resend: Option<Resend>,
+    },
 }
 
 #[derive(Debug)]
@@ -148,6 +162,8 @@ struct Entry {
     /// Where the REQUEST came from: ACKs of retransmitted REQUESTs and the RESPONSE go here.
     src: SocketAddr,
     request: Request,
+    /// The Originate's `max_duration`.
+    max_duration: Duration,
     phase: Phase,
 }
 
@@ -164,6 +180,8 @@ pub struct Service {
     ended: VecDeque<(Instant, CallbackId)>,
     /// RESPONSEs due for a resend, by due time.
     resend: BTreeSet<(Instant, CallbackId)>,
+    /// Active call-backs by watchdog deadline (at most `max_active`).
+    watchdog: BTreeSet<(Instant, CallbackId)>,
     draining: bool,
     out: VecDeque<Output>,
     /// `Output::Transmit`s in `out`.
@@ -185,6 +203,7 @@ impl Service {
             active: 0,
             ended: VecDeque::new(),
             resend: BTreeSet::new(),
+            watchdog: BTreeSet::new(),
             draining: false,
             out: VecDeque::new(),
             queued: 0,
@@ -232,7 +251,8 @@ impl Service {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let resend = self.resend.first().map(|(at, _)| *at);
         let forget = self.ended.front().map(|(at, _)| *at);
-        resend.into_iter().chain(forget).min()
+        let watchdog = self.watchdog.first().map(|(at, _)| *at);
+        resend.into_iter().chain(forget).chain(watchdog).min()
     }
 
     /// One datagram from the call-back socket.
@@ -330,14 +350,19 @@ impl Service {
         self.out
             .push_back(Output::Command(Command::Originate(originate)));
         self.active += 1;
+        let deadline = now + self.setup_allowance();
+        self.watchdog.insert((deadline, r.id.clone()));
         self.entries.insert(
             r.id.clone(),
             Entry {
                 src,
                 request: r,
+                max_duration,
                 phase: Phase::Active {
                     state: State::Calling1,
                     cancelling: false,
+                    connected_at: None,
+                    deadline,
                 },
             },
         );
@@ -423,17 +448,34 @@ impl Service {
 
     /// The call layer's progress: `Calling2` once user1 answered, `Connected` once user2
     /// did. Only forward steps count; anything for an unknown or ended id is ignored.
-    pub fn on_progress(&mut self, id: &CallbackId, next: State) {
+    pub fn on_progress(&mut self, now: Instant, id: &CallbackId, next: State) {
         if next == State::Ended {
             return;
         }
-        if let Some(Entry {
-            phase: Phase::Active { state, .. },
+        let Some(Entry {
+            phase:
+                Phase::Active {
+                    state,
+                    connected_at,
+                    deadline,
+                    ..
+                },
+            max_duration,
             ..
         }) = self.entries.get_mut(id)
-            && next > *state
-        {
-            *state = next;
+        else {
+            return;
+        };
+        if next <= *state {
+            return;
+        }
+        *state = next;
+        if next == State::Connected {
+            *connected_at = Some(now);
+            // Connected: the call layer ends it at max_duration at the latest.
+            self.watchdog.remove(&(*deadline, id.clone()));
+            *deadline = now + *max_duration + WATCHDOG_GRACE;
+            self.watchdog.insert((*deadline, id.clone()));
         }
     }
 
@@ -443,9 +485,10 @@ impl Service {
         let Some(entry) = self.entries.get_mut(id) else {
             return;
         };
-        if !matches!(entry.phase, Phase::Active { .. }) {
+        let Phase::Active { deadline, .. } = entry.phase else {
             return;
-        }
+        };
+        self.watchdog.remove(&(deadline, id.clone()));
         let tag = call_tag_token(end.call_tag);
         let bytes = Outbound::Response {
             id,
@@ -512,6 +555,72 @@ impl Service {
         while self.ended.front().is_some_and(|(at, _)| *at <= now) {
             self.forget_oldest(false);
         }
+        // Each pass ends one active call-back (removing its deadline): bounded by max_active.
+        for _ in 0..self.watchdog.len() {
+            match self.watchdog.first() {
+                Some((at, id)) if *at <= now => {
+                    let id = id.clone();
+                    self.expire(now, &id);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// The call layer never reported this call-back's end: ask it to release whatever is
+    /// left, and tell the AS (as a gateway failure) so its slot is free again.
+    fn expire(&mut self, now: Instant, id: &CallbackId) {
+        let Some(Entry {
+            phase:
+                Phase::Active {
+                    state,
+                    cancelling,
+                    connected_at,
+                    deadline,
+                },
+            ..
+        }) = self.entries.get(id)
+        else {
+            return;
+        };
+        let (state, cancelling, connected_at, deadline) =
+            (*state, *cancelling, *connected_at, *deadline);
+        self.watchdog.remove(&(deadline, id.clone()));
+        tracing::warn!(callback_id = %id, state = state.as_str(), "call-back never reported its end: released");
+        self.stats.expired += 1;
+        if !cancelling {
+            self.out
+                .push_back(Output::Command(Command::Cancel { id: id.clone() }));
+        }
+        let outcome = match state {
+            State::Calling1 | State::Ended => Outcome::User1Failed,
+            State::Calling2 => Outcome::User2Failed,
+            State::Connected => Outcome::Connected,
+        };
+        self.on_ended(
+            now,
+            id,
+            End {
+                outcome,
+                duration: connected_at.map_or(Duration::ZERO, |c| now.saturating_duration_since(c)),
+                call_tag: CallTag::GatewayError,
+                cause: Q850Cause::TIMER_EXPIRY,
+            },
+        );
+    }
+
+    /// Longest two legs may take to be answered: twice the longest ring timeout configured.
+    fn setup_allowance(&self) -> Duration {
+        let longest = self
+            .cfg
+            .routes
+            .iter()
+            .filter_map(|r| r.ring_timeout)
+            .chain(self.cfg.profiles.values().filter_map(|p| p.ring_timeout))
+            .chain([DEFAULT_RING_TIMEOUT])
+            .max()
+            .unwrap_or(DEFAULT_RING_TIMEOUT);
+        longest.saturating_mul(2) + WATCHDOG_GRACE
     }
 
     fn forget_oldest(&mut self, evicted: bool) {

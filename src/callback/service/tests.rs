@@ -380,10 +380,10 @@ fn cancel_at_each_stage_asks_the_call_layer_once() {
         let mut h = H::default();
         h.request("a", "1001", "1002");
         if stage >= State::Calling2 {
-            h.svc.on_progress(&id("a"), State::Calling2);
+            h.svc.on_progress(h.now, &id("a"), State::Calling2);
         }
         if stage >= State::Connected {
-            h.svc.on_progress(&id("a"), State::Connected);
+            h.svc.on_progress(h.now, &id("a"), State::Connected);
         }
         let out = h.recv("CANCEL: id=a");
         assert_eq!(out.len(), 2, "{stage:?}: {out:?}");
@@ -419,18 +419,18 @@ fn status_reports_each_state() {
         h.ask("STATUS: id=a"),
         "ACK: id=a;result=ok;state=calling1\n"
     );
-    h.svc.on_progress(&id("a"), State::Calling2);
+    h.svc.on_progress(h.now, &id("a"), State::Calling2);
     assert_eq!(
         h.ask("STATUS: id=a"),
         "ACK: id=a;result=ok;state=calling2\n"
     );
-    h.svc.on_progress(&id("a"), State::Connected);
+    h.svc.on_progress(h.now, &id("a"), State::Connected);
     assert_eq!(
         h.ask("STATUS: id=a"),
         "ACK: id=a;result=ok;state=connected\n"
     );
     // Progress never goes back.
-    h.svc.on_progress(&id("a"), State::Calling2);
+    h.svc.on_progress(h.now, &id("a"), State::Calling2);
     assert_eq!(h.svc.state(&id("a")), Some(State::Connected));
     h.end("a", Outcome::Connected);
     assert_eq!(h.ask("STATUS: id=a"), "ACK: id=a;result=ok;state=ended\n");
@@ -509,7 +509,7 @@ fn late_or_early_acks_are_ignored() {
 fn the_end_is_reported_once_and_unknown_ids_are_ignored() {
     let mut h = H::default();
     assert!(h.end("nope", Outcome::Connected).is_empty());
-    h.svc.on_progress(&id("nope"), State::Connected);
+    h.svc.on_progress(h.now, &id("nope"), State::Connected);
     assert_eq!(h.svc.state(&id("nope")), None);
     h.request("a", "1001", "1002");
     assert_eq!(h.end("a", Outcome::User1Failed).len(), 1);
@@ -579,4 +579,61 @@ fn a_reload_applies_the_new_allow_list_and_rate() {
     assert!(h.recv("STATUS: id=a").is_empty());
     let out = h.recv_from("127.0.0.2:1", "REQUEST: id=b;user1=1001;user2=1002");
     assert_eq!(sent_text(&out[0], "127.0.0.2:1"), "ACK: id=b;result=ok\n");
+}
+
+#[test]
+fn a_call_back_whose_end_is_never_reported_is_released_by_the_watchdog() {
+    let mut h = H::default();
+    let start = h.now;
+    h.request("a", "1001", "1002");
+    // Two legs of the default 120 s ring timeout, plus the grace.
+    let setup = Duration::from_secs(2 * 120) + WATCHDOG_GRACE;
+    assert_eq!(h.svc.poll_timeout(), Some(start + setup));
+    let out = h.fire().unwrap();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0], Output::Command(Command::Cancel { id: id("a") }));
+    assert_eq!(
+        sent_text(&out[1], AS),
+        "RESPONSE: id=a;result=user1_failed;duration=0;call_tag=gateway_error;cause=102\n"
+    );
+    assert_eq!(h.svc.active(), 0);
+    assert_eq!(h.svc.stats().expired, 1);
+    // The report that finally arrives changes nothing.
+    assert!(h.end("a", Outcome::Connected).is_empty());
+}
+
+#[test]
+fn once_connected_the_watchdog_waits_for_max_duration() {
+    let mut h = H::new(|c| c.max_duration = Duration::from_secs(60));
+    h.request("a", "1001", "1002");
+    h.advance(Duration::from_secs(5));
+    h.svc.on_progress(h.now, &id("a"), State::Calling2);
+    h.advance(Duration::from_secs(5));
+    h.svc.on_progress(h.now, &id("a"), State::Connected);
+    let connected = h.now;
+    assert_eq!(
+        h.svc.poll_timeout(),
+        Some(connected + Duration::from_secs(60) + WATCHDOG_GRACE)
+    );
+    // Already cancelled by the AS: the call layer is not asked twice.
+    assert_eq!(h.recv("CANCEL: id=a").len(), 2);
+    let out = h.fire().unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        sent_text(&out[0], AS),
+        "RESPONSE: id=a;result=connected;duration=660;call_tag=gateway_error;cause=102\n"
+    );
+}
+
+#[test]
+fn a_reported_end_disarms_the_watchdog() {
+    let mut h = H::default();
+    let start = h.now;
+    h.request("a", "1001", "1002");
+    h.end("a", Outcome::User1Failed);
+    h.recv("ACK: id=a");
+    assert_eq!(h.svc.poll_timeout(), Some(start + LINGER));
+    assert_eq!(h.fire(), Some(vec![]));
+    assert_eq!(h.svc.poll_timeout(), None);
+    assert_eq!(h.svc.stats().expired, 0);
 }
