@@ -211,8 +211,8 @@ pub fn parse(bytes: &[u8]) -> Result<Inbound, Rejected> {
     for field in rest.split(';') {
         match field.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
-                // At most MAX_DATAGRAM / 2 fields fit in a datagram; stop collecting long
-                // before that: six is already more than any verb takes.
+                // Eight is more than any verb takes (REQUEST has five); more is not ours,
+                // and the list stays small whatever the datagram holds.
                 if fields.len() < 8 {
                     fields.push((k.trim(), v.trim_matches(' ')));
                 } else {

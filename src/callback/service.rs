@@ -642,14 +642,15 @@ impl Service {
 
     /// Whether some route takes `number` from the call-back's peer.
     fn routable(&self, number: &Number) -> bool {
-        let from = self.cfg.callback.from_peer.as_ref();
-        self.cfg.routes.iter().any(|r| {
-            let from_ok = match &r.from {
-                RouteFrom::Any => true,
-                RouteFrom::Peer(p) => Some(p) == from,
-            };
-            from_ok && number.as_str().starts_with(&r.prefix)
-        })
+        let n = number.as_str();
+        match &self.cfg.callback.from_peer {
+            Some(peer) => self.cfg.route_for(peer, n).is_some(),
+            None => self
+                .cfg
+                .routes
+                .iter()
+                .any(|r| r.from == RouteFrom::Any && n.starts_with(&r.prefix)),
+        }
     }
 
     fn set_clock(&self, now: Instant) {

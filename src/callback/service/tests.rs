@@ -637,3 +637,23 @@ fn a_reported_end_disarms_the_watchdog() {
     assert_eq!(h.svc.poll_timeout(), None);
     assert_eq!(h.svc.stats().expired, 0);
 }
+
+#[test]
+fn without_from_peer_only_routes_from_anywhere_apply() {
+    let mut h = H::new(|c| c.from_peer = None);
+    // The test routes are all `from = "pbx"`.
+    assert!(
+        h.ask("REQUEST: id=a;user1=1001;user2=1002")
+            .contains("no_route")
+    );
+    let mut cfg = (*config(|c| c.from_peer = None)).clone();
+    cfg.routes.push(Route {
+        from: RouteFrom::Any,
+        prefix: "1".into(),
+        to: vec![PeerName("pbx".into())],
+        ring_timeout: None,
+    });
+    h.svc.set_config(Arc::new(cfg));
+    let o = h.request("a", "1001", "1002");
+    assert_eq!(o.from_peer, None);
+}
