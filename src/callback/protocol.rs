@@ -182,11 +182,26 @@ fn keys(verb: Verb) -> &'static [(&'static str, bool)] {
     }
 }
 
+/// The verb a datagram starts with, read from the raw bytes so even a datagram rejected
+/// before parsing (too long, not ASCII, control characters) is known to be an `ACK`.
+fn verb_of(bytes: &[u8]) -> Option<Verb> {
+    let colon = bytes.iter().take(16).position(|b| *b == b':')?;
+    let word = bytes.get(..colon)?.trim_ascii();
+    match word {
+        b"REQUEST" => Some(Verb::Request),
+        b"CANCEL" => Some(Verb::Cancel),
+        b"STATUS" => Some(Verb::Status),
+        b"ACK" => Some(Verb::Ack),
+        _ => None,
+    }
+}
+
 /// Parse one datagram.
 pub fn parse(bytes: &[u8]) -> Result<Inbound, Rejected> {
+    let verb = verb_of(bytes);
     let reject = |error| Rejected {
         error,
-        verb: None,
+        verb,
         id: None,
     };
     if bytes.len() > MAX_DATAGRAM {
@@ -202,7 +217,7 @@ pub fn parse(bytes: &[u8]) -> Result<Inbound, Rejected> {
     if text.bytes().any(|b| b.is_ascii_control()) {
         return Err(reject(ParseError::BadSyntax));
     }
-    let (verb, rest) = text
+    let (_, rest) = text
         .split_once(':')
         .ok_or_else(|| reject(ParseError::BadSyntax))?;
     // Fields are read before the verb is judged, so even an error names a readable id.
@@ -227,13 +242,6 @@ pub fn parse(bytes: &[u8]) -> Result<Inbound, Rejected> {
             .iter()
             .find(|(k, _)| *k == "id")
             .and_then(|(_, v)| CallbackId::parse(v)),
-        _ => None,
-    };
-    let verb = match verb.trim() {
-        "REQUEST" => Some(Verb::Request),
-        "CANCEL" => Some(Verb::Cancel),
-        "STATUS" => Some(Verb::Status),
-        "ACK" => Some(Verb::Ack),
         _ => None,
     };
     let fail = |error| Rejected {
@@ -483,13 +491,16 @@ mod tests {
         let many_fields = format!("STATUS: id=a{}", ";x=1".repeat(20));
         #[rustfmt::skip]
         let table: Vec<Case> = vec![
-            (over_long.as_bytes(), TooLong, None, None),
-            ("STATUS: id=é".as_bytes(), NotAscii, None, None),
-            (b"STATUS: id=a\xff", NotAscii, None, None),
-            (b"STATUS: id=a\0", BadSyntax, None, None),
-            (b"STATUS: id=a\tb", BadSyntax, None, None),
-            (b"STATUS: id=a\nCANCEL: id=b", BadSyntax, None, None),
+            (over_long.as_bytes(), TooLong, Some(Verb::Status), None),
+            ("STATUS: id=é".as_bytes(), NotAscii, Some(Verb::Status), None),
+            (b"STATUS: id=a\xff", NotAscii, Some(Verb::Status), None),
+            (b"STATUS: id=a\0", BadSyntax, Some(Verb::Status), None),
+            (b"STATUS: id=a\tb", BadSyntax, Some(Verb::Status), None),
+            (b"STATUS: id=a\nCANCEL: id=b", BadSyntax, Some(Verb::Status), None),
             (b"", BadSyntax, None, None),
+            (b"ACK: id=\0a", BadSyntax, Some(Verb::Ack), None),
+            (b"ACK:\xff", NotAscii, Some(Verb::Ack), None),
+            (b"\xffACK: id=a", NotAscii, None, None),
             (b"\r\n", BadSyntax, None, None),
             (b"STATUS id=a", BadSyntax, None, None),
             (b"STATUS: id=a;", BadSyntax, Some(Verb::Status), Some("a")),

@@ -73,8 +73,11 @@ impl H {
 
     /// Send `text` from `src`; return what came out.
     fn recv_from(&mut self, src: &str, text: &str) -> Vec<Output> {
-        self.svc
-            .handle_datagram(self.now, addr(src), text.as_bytes());
+        self.recv_bytes(src, text.as_bytes())
+    }
+
+    fn recv_bytes(&mut self, src: &str, bytes: &[u8]) -> Vec<Output> {
+        self.svc.handle_datagram(self.now, addr(src), bytes);
         self.drain()
     }
 
@@ -656,4 +659,70 @@ fn without_from_peer_only_routes_from_anywhere_apply() {
     h.svc.set_config(Arc::new(cfg));
     let o = h.request("a", "1001", "1002");
     assert_eq!(o.from_peer, None);
+}
+
+#[test]
+fn mutated_datagrams_never_panic_and_answers_stay_bounded() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let seeds: [&[u8]; 5] = [
+        b"REQUEST: id=a;user1=+8610123;user2=1002;caller=1003;max_duration=60\n",
+        b"CANCEL: id=a",
+        b"STATUS: id=a",
+        b"ACK: id=a",
+        b"REQUEST: id=b;user1=1001;user2=1002",
+    ];
+    let alphabet = b";=:+*# \r\n\0\xffaz09AZ~";
+    let mut rng = SmallRng::seed_from_u64(10);
+    let mut h = H::new(|c| {
+        c.max_active = 3;
+        c.rate = NonZeroU32::new(1000).unwrap();
+    });
+    for round in 0..20_000u32 {
+        let mut d = seeds[round as usize % seeds.len()].to_vec();
+        for _ in 0..rng.random_range(0..4) {
+            let i = rng.random_range(0..=d.len());
+            match rng.random_range(0..3) {
+                0 if i < d.len() => {
+                    d.remove(i);
+                }
+                1 if i < d.len() => d[i] = alphabet[rng.random_range(0..alphabet.len())],
+                _ => d.insert(i, alphabet[rng.random_range(0..alphabet.len())]),
+            }
+        }
+        h.advance(Duration::from_millis(3));
+        let out = h.recv_bytes(AS, &d);
+        // Whatever follows, a datagram that starts as an ACK is never answered.
+        let is_ack = d.starts_with(b"ACK:");
+        assert!(out.len() <= 2, "{out:?}");
+        for o in &out {
+            match o {
+                Output::Transmit { bytes, .. } => {
+                    assert!(
+                        !is_ack,
+                        "an ACK was answered: {:?}",
+                        String::from_utf8_lossy(&d)
+                    );
+                    assert!(bytes.len() <= protocol::MAX_DATAGRAM);
+                }
+                Output::Command(Command::Originate(o)) => {
+                    h.svc.on_ended(
+                        h.now,
+                        &o.id,
+                        End {
+                            outcome: Outcome::Connected,
+                            duration: Duration::ZERO,
+                            call_tag: CallTag::CallerBye,
+                            cause: Q850Cause::NORMAL_CLEARING,
+                        },
+                    );
+                }
+                Output::Command(Command::Cancel { .. }) => {}
+            }
+        }
+        assert!(h.svc.active() <= 3);
+        h.svc.handle_timeout(h.now);
+        h.drain();
+    }
+    assert!(h.svc.stats().answered("request", "ok") > 0);
 }
