@@ -18,6 +18,7 @@
 )]
 
 pub mod call;
+pub mod callback;
 pub mod cdr;
 pub mod config;
 pub mod engine;

@@ -153,6 +153,9 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
     match cmd {
         Cmd::Check { config } => match Config::load(&config) {
             Ok(cfg) => {
+                for w in &cfg.warnings {
+                    println!("{w}");
+                }
                 println!(
                     "{}: ok ({} profiles, {} routes)",
                     config.display(),
@@ -185,6 +188,9 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
 }
 
 fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     // One thread: the core is single-owner state anyway, and handing every packet from a
     // reader thread to the core thread cost more in wakeups than parsing it (BENCHMARKS.md).
     let rt = tokio::runtime::Builder::new_current_thread()

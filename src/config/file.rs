@@ -29,6 +29,8 @@ pub struct GatewayFile {
     pub profiles: String,
     #[serde(default)]
     pub route: Vec<Spanned<RouteSection>>,
+    #[serde(default)]
+    pub callback: CallbackSection,
 }
 
 fn default_profiles_dir() -> String {
@@ -142,6 +144,21 @@ impl Default for MetricsSection {
 
 fn default_metrics_listen() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:9464".to_string())
+}
+
+/// `[callback]`: the call-back service (defaults and bounds in `config/callback.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackSection {
+    pub port: Option<Spanned<u64>>,
+    pub listen: Option<Spanned<String>>,
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub allow_any: Option<Spanned<bool>>,
+    pub from_peer: Option<Spanned<String>>,
+    pub caller: Option<Spanned<String>>,
+    pub max_duration_s: Option<Spanned<u64>>,
+    pub rate: Option<Spanned<u64>>,
+    pub max_active: Option<Spanned<u64>>,
 }
 
 /// `[[route]]`: first match wins.

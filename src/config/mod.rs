@@ -4,6 +4,7 @@
 //! Relative paths in `gateway.toml` (`profiles`, `[cdr] path`) are relative to the directory
 //! holding `gateway.toml`, so the gateway behaves the same whatever directory it starts in.
 
+mod callback;
 mod error;
 mod file;
 mod limits;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
+pub use callback::CallbackConfig;
 pub use error::{ConfigError, ConfigErrors};
 use file::{GatewayFile, ProfileFile};
 pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
@@ -150,6 +152,11 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub profiles: HashMap<PeerName, Arc<Profile>>,
     pub routes: Vec<Route>,
+    /// `[callback]`.
+    pub callback: CallbackConfig,
+    /// Problems that do not stop the gateway (messages start with `warning:`): `check`
+    /// prints them, `run` and reload log them.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -361,6 +368,19 @@ impl Config {
             ));
         }
 
+        let mut warnings = Vec::new();
+        let callback = callback::load(
+            &file.callback,
+            &file.sip,
+            &callback::Ctx {
+                path,
+                text: &text,
+                known_peer: &known,
+            },
+            &mut errs,
+            &mut warnings,
+        );
+
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -383,6 +403,8 @@ impl Config {
             recording_jitter,
             profiles,
             routes,
+            callback,
+            warnings,
         })
     }
 

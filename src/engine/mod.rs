@@ -88,6 +88,12 @@ impl Lifecycle {
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let (tx, rx) = mpsc::channel(INBOX);
+    if let Some(at) = cfg.callback.listen {
+        anyhow::bail!(
+            "[callback] port is set ({at}), but the call-back service is not connected to calls \
+             in this build yet (issue 10): set [callback] port = 0"
+        );
+    }
     let conn_ids = tcp::ConnIds::default();
     let mut udp_socks = Vec::new();
     for l in &cfg.listen {

@@ -79,6 +79,10 @@ pub struct GwOpts {
     pub single_carrier: bool,
     /// Appended to gateway.toml (e.g. a `[recording]` table).
     pub gateway_extra: String,
+    /// The body of gateway.toml's `[callback]` table. The default, `port = 0`, opens no
+    /// call-back socket, so parallel test gateways do not fight over UDP 5080; a test of the
+    /// service names its own port (see [`GwOpts::callback_on`]).
+    pub callback: String,
 }
 
 impl Default for GwOpts {
@@ -91,6 +95,7 @@ impl Default for GwOpts {
             carrier_a_domain: "carrier-a.example",
             single_carrier: false,
             gateway_extra: String::new(),
+            callback: "port = 0\n".into(),
         }
     }
 }
@@ -100,6 +105,17 @@ impl GwOpts {
     pub fn carrier_a(extra: &str) -> Self {
         GwOpts {
             carrier_a_extra: extra.to_string(),
+            ..GwOpts::default()
+        }
+    }
+
+    /// Default options with the call-back service on 127.0.0.1:`port`, legs routed as calls
+    /// from the PBX, plus `extra` keys of `[callback]`.
+    pub fn callback_on(port: u16, extra: &str) -> Self {
+        GwOpts {
+            callback: format!(
+                "port = {port}\nlisten = \"127.0.0.1\"\nfrom_peer = \"pbx\"\n{extra}"
+            ),
             ..GwOpts::default()
         }
     }
@@ -138,7 +154,10 @@ impl Gateway {
         );
         std::fs::write(
             dir.path().join("gateway.toml"),
-            format!("{gw}\n{}\n", opts.gateway_extra),
+            format!(
+                "{gw}\n[callback]\n{}\n{}\n",
+                opts.callback, opts.gateway_extra
+            ),
         )
         .unwrap();
         let pdir = dir.path().join("profiles");
@@ -320,6 +339,46 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An application server of the call-back service: a UDP socket on `ip` (an ephemeral port).
+pub struct CallbackClient {
+    sock: UdpSocket,
+    to: SocketAddr,
+}
+
+impl CallbackClient {
+    /// A client on `ip` talking to the service at 127.0.0.1:`port`.
+    pub fn new(ip: &str, port: u16) -> CallbackClient {
+        let sock = UdpSocket::bind((ip, 0)).unwrap();
+        CallbackClient {
+            sock,
+            to: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    pub fn send(&self, text: &str) {
+        self.sock.send_to(text.as_bytes(), self.to).unwrap();
+    }
+
+    /// The next datagram from the service within `wait`, or None.
+    pub fn recv(&self, wait: Duration) -> Option<String> {
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 2048];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from, self.to, "call-back answer from an unexpected address");
+                Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Send `text` and return the answer, if one comes within 2 s.
+    pub fn ask(&self, text: &str) -> Option<String> {
+        self.send(text);
+        self.recv(Duration::from_secs(2))
     }
 }
 

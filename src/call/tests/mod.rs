@@ -87,6 +87,8 @@ pub(super) fn config() -> Config {
         protect: Default::default(),
         cdr_fail_closed: true,
         cdr_max_pending: 10_000,
+        callback: Default::default(),
+        warnings: Vec::new(),
         limits: Default::default(),
         drain: Duration::from_secs(1),
         metrics_listen: None,

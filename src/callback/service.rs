@@ -1,0 +1,702 @@
+//! The call-back service, sans-IO: datagrams and call progress in, datagrams and commands
+//! for the call layer out, time given by the caller.
+//!
+//! Order of checks for every datagram: the allow-list first (anything else is dropped
+//! unanswered, so a stranger learns nothing and cannot make us reflect traffic), then the
+//! syntax, then for a REQUEST: draining, duplicate id, route, `max_active`, and last the
+//! rate (so refused requests do not use up the rate).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use super::metrics;
+use super::protocol::{self, CallbackId, Inbound, Number, Outbound, Outcome, Request, State, Verb};
+use crate::cdr::CallTag;
+use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, RouteFrom};
+use crate::interop::causes::Q850Cause;
+
+/// First RESPONSE retransmission interval; it doubles after each try (RFC 3261's T1).
+pub const T1: Duration = Duration::from_millis(500);
+/// RESPONSE sends in all (the first and six retransmissions) before giving up.
+pub const MAX_TRIES: u8 = 7;
+/// How long an ended call-back is remembered: a late duplicate REQUEST is still refused and
+/// STATUS still says `ended`. Longer than the whole retransmission schedule (63.5 s).
+pub const LINGER: Duration = Duration::from_secs(600);
+/// Ended call-backs remembered at most; the oldest are forgotten first.
+pub const MAX_ENDED: usize = 16_384;
+/// Datagrams waiting to be sent at most (the shell drains after every call, so this is a
+/// backstop); commands for the call layer are never dropped, and are bounded by
+/// `max_active` anyway.
+pub const MAX_QUEUED: usize = 1024;
+/// Slack on top of the longest a call-back can legitimately take (two legs ringing, then
+/// `max_duration`) before the service stops waiting for the call layer's `on_ended`: a
+/// lost report must not hold a `max_active` slot for ever.
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(600);
+
+/// What the service asks of the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `bytes` (at most `protocol::MAX_DATAGRAM`) from the call-back socket to `to`.
+    Transmit { to: SocketAddr, bytes: Vec<u8> },
+    /// Hand to the call layer.
+    Command(Command),
+}
+
+/// What the call layer is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Start a third-party call. The call layer reports back with
+    /// [`Service::on_progress`] and, exactly once, [`Service::on_ended`].
+    Originate(Originate),
+    /// Release the call-back at whatever stage it is; it still ends with `on_ended`.
+    Cancel { id: CallbackId },
+}
+
+/// A call-back to place: call `user1`, then `user2`, connect them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originate {
+    pub id: CallbackId,
+    pub user1: Number,
+    pub user2: Number,
+    /// Calling number for both legs: the request's, else `[callback] caller`, else None
+    /// (the call layer's choice).
+    pub caller: Option<Number>,
+    /// Release the call this long after user2 answers: the request's `max_duration`,
+    /// capped by `[callback] max_duration_s`.
+    pub max_duration: Duration,
+    /// `[callback] from_peer`: route each leg as a call from this peer (None: only
+    /// `from = "*"` routes).
+    pub from_peer: Option<PeerName>,
+}
+
+/// How a call-back ended, as reported by the call layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    pub outcome: Outcome,
+    /// Connected time (0 if never connected); whole seconds go into the RESPONSE.
+    pub duration: Duration,
+    /// Who released it (the CDRs' `call_tag`).
+    pub call_tag: CallTag,
+    pub cause: Q850Cause,
+}
+
+/// Counters, also exported as metrics (names in [`super::metrics`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams answered, by (verb, result).
+    pub answered: BTreeMap<(&'static str, &'static str), u64>,
+    /// Datagrams dropped unanswered, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Call-backs ended, by result.
+    pub ended: BTreeMap<&'static str, u64>,
+    /// Final RESPONSEs by outcome (`acked`, `given_up`, `evicted`).
+    pub responses: BTreeMap<&'static str, u64>,
+    /// Call-backs the watchdog ended because the call layer never reported their end.
+    pub expired: u64,
+}
+
+impl Stats {
+    pub fn answered(&self, verb: &str, result: &str) -> u64 {
+        self.answered.get(&(verb, result)).copied().unwrap_or(0)
+    }
+
+    pub fn dropped(&self, reason: &str) -> u64 {
+        self.dropped.get(reason).copied().unwrap_or(0)
+    }
+
+    pub fn responses(&self, outcome: &str) -> u64 {
+        self.responses.get(outcome).copied().unwrap_or(0)
+    }
+}
+
+/// governor's clock, set from the `now` the service is given: the core reads no clock.
+#[derive(Debug, Clone, Default)]
+struct GivenClock(Arc<AtomicU64>);
+
+impl Clock for GivenClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.0.load(Ordering::Relaxed))
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, GivenClock, NoOpMiddleware<Nanos>>;
+
+/// A RESPONSE waiting for the AS's `ACK`.
+#[derive(Debug)]
+struct Resend {
+    bytes: Vec<u8>,
+    /// Sends so far.
+    tries: u8,
+    /// When the next send (or, after the last, the giving up) is due.
+    next_at: Instant,
+    interval: Duration,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Active {
+        state: State,
+        cancelling: bool,
+        connected_at: Option<Instant>,
+        /// When the watchdog gives up waiting for `on_ended`.
+        deadline: Instant,
+    },
+    Ended {
+        resend: Option<Resend>,
+    },
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// Where the REQUEST came from: ACKs of retransmitted REQUESTs and the RESPONSE go here.
+    src: SocketAddr,
+    request: Request,
+    /// The Originate's `max_duration`.
+    max_duration: Duration,
+    phase: Phase,
+}
+
+/// The call-back service.
+pub struct Service {
+    cfg: Arc<Config>,
+    clock: GivenClock,
+    epoch: Instant,
+    limiter: Limiter,
+    /// Every known call-back: at most `max_active` active plus `MAX_ENDED` ended.
+    entries: HashMap<CallbackId, Entry>,
+    active: usize,
+    /// Ended ids in the order they ended, with when to forget them.
+    ended: VecDeque<(Instant, CallbackId)>,
+    /// RESPONSEs due for a resend, by due time.
+    resend: BTreeSet<(Instant, CallbackId)>,
+    /// Active call-backs by watchdog deadline (at most `max_active`).
+    watchdog: BTreeSet<(Instant, CallbackId)>,
+    draining: bool,
+    out: VecDeque<Output>,
+    /// `Output::Transmit`s in `out`.
+    queued: usize,
+    stats: Stats,
+}
+
+impl Service {
+    pub fn new(cfg: Arc<Config>, now: Instant) -> Service {
+        let clock = GivenClock::default();
+        let limiter =
+            RateLimiter::direct_with_clock(Quota::per_second(cfg.callback.rate), clock.clone());
+        Service {
+            cfg,
+            clock,
+            epoch: now,
+            limiter,
+            entries: HashMap::new(),
+            active: 0,
+            ended: VecDeque::new(),
+            resend: BTreeSet::new(),
+            watchdog: BTreeSet::new(),
+            draining: false,
+            out: VecDeque::new(),
+            queued: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// A reloaded configuration: allow-list, limits, caller and routes apply to what comes
+    /// next (call-backs in progress keep going). A changed `rate` starts a fresh limiter.
+    pub fn set_config(&mut self, cfg: Arc<Config>) {
+        if cfg.callback.rate != self.cfg.callback.rate {
+            self.limiter = RateLimiter::direct_with_clock(
+                Quota::per_second(cfg.callback.rate),
+                self.clock.clone(),
+            );
+        }
+        self.cfg = cfg;
+    }
+
+    /// Shutting down: new REQUESTs are refused (`reason=disabled`); call-backs in progress,
+    /// CANCEL, STATUS and RESPONSEs carry on.
+    pub fn start_drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Call-backs in progress (not yet ended).
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The next thing for the shell to do, if any. Call until None after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        let o = self.out.pop_front();
+        if let Some(Output::Transmit { .. }) = o {
+            self.queued = self.queued.saturating_sub(1);
+        }
+        o
+    }
+
+    /// When [`Service::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let resend = self.resend.first().map(|(at, _)| *at);
+        let forget = self.ended.front().map(|(at, _)| *at);
+        let watchdog = self.watchdog.first().map(|(at, _)| *at);
+        resend.into_iter().chain(forget).chain(watchdog).min()
+    }
+
+    /// One datagram from the call-back socket.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
+        if !self.cfg.callback.allows(src.ip()) {
+            self.drop_datagram("not_allowed");
+            return;
+        }
+        match protocol::parse(bytes) {
+            Err(rejected) => {
+                // An ACK is never answered: two gateways (or a gateway and its own echo)
+                // must not be able to ping-pong.
+                if rejected.verb == Some(Verb::Ack) {
+                    self.drop_datagram("bad_ack");
+                    return;
+                }
+                let verb = rejected.verb.map_or("unknown", Verb::as_str);
+                let reason = rejected.error.reason();
+                self.answer(
+                    src,
+                    verb,
+                    Outbound::Error {
+                        id: rejected.id.as_ref(),
+                        reason,
+                    },
+                );
+            }
+            Ok(Inbound::Request(r)) => self.on_request(now, src, r),
+            Ok(Inbound::Cancel(id)) => self.on_cancel(src, id),
+            Ok(Inbound::Status(id)) => self.on_status(src, id),
+            Ok(Inbound::Ack(id)) => self.on_ack(id),
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, src: SocketAddr, r: Request) {
+        let refuse = |s: &mut Self, reason| {
+            s.answer(
+                src,
+                Verb::Request.as_str(),
+                Outbound::Error {
+                    id: Some(&r.id),
+                    reason,
+                },
+            )
+        };
+        if self.draining {
+            return refuse(self, "disabled");
+        }
+        if let Some(e) = self.entries.get(&r.id) {
+            // The same REQUEST again from the same place while it runs: our ACK was lost.
+            // Anything else with a known id, or any REQUEST for an ended one, is refused.
+            if matches!(e.phase, Phase::Active { .. }) && e.src == src && e.request == r {
+                return self.answer(
+                    src,
+                    Verb::Request.as_str(),
+                    Outbound::Ok {
+                        id: &r.id,
+                        state: None,
+                    },
+                );
+            }
+            return refuse(self, "duplicate_id");
+        }
+        if !self.routable(&r.user1) || !self.routable(&r.user2) {
+            return refuse(self, "no_route");
+        }
+        if self.active >= self.cfg.callback.max_active {
+            return refuse(self, "too_many_active");
+        }
+        self.set_clock(now);
+        if self.limiter.check().is_err() {
+            return refuse(self, "over_rate");
+        }
+        let cb = &self.cfg.callback;
+        let max_duration = r
+            .max_duration
+            .map(|s| Duration::from_secs(u64::from(s)))
+            .map_or(cb.max_duration, |d| d.min(cb.max_duration));
+        let originate = Originate {
+            id: r.id.clone(),
+            user1: r.user1.clone(),
+            user2: r.user2.clone(),
+            caller: r.caller.clone().or_else(|| cb.caller.clone()),
+            max_duration,
+            from_peer: cb.from_peer.clone(),
+        };
+        self.answer(
+            src,
+            Verb::Request.as_str(),
+            Outbound::Ok {
+                id: &r.id,
+                state: None,
+            },
+        );
+        self.out
+            .push_back(Output::Command(Command::Originate(originate)));
+        self.active += 1;
+        let deadline = now + self.setup_allowance();
+        self.watchdog.insert((deadline, r.id.clone()));
+        self.entries.insert(
+            r.id.clone(),
+            Entry {
+                src,
+                request: r,
+                max_duration,
+                phase: Phase::Active {
+                    state: State::Calling1,
+                    cancelling: false,
+                    connected_at: None,
+                    deadline,
+                },
+            },
+        );
+    }
+
+    fn on_cancel(&mut self, src: SocketAddr, id: CallbackId) {
+        let verb = Verb::Cancel.as_str();
+        let cancel = match self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            None => Err("unknown_id"),
+            Some(Phase::Ended { .. }) => Err("ended"),
+            Some(Phase::Active { cancelling, .. }) => Ok(!std::mem::replace(cancelling, true)),
+        };
+        match cancel {
+            Err(reason) => self.answer(
+                src,
+                verb,
+                Outbound::Error {
+                    id: Some(&id),
+                    reason,
+                },
+            ),
+            Ok(first) => {
+                self.answer(
+                    src,
+                    verb,
+                    Outbound::Ok {
+                        id: &id,
+                        state: None,
+                    },
+                );
+                // A repeated CANCEL is answered again but asks the call layer only once.
+                if first {
+                    self.out.push_back(Output::Command(Command::Cancel { id }));
+                }
+            }
+        }
+    }
+
+    fn on_status(&mut self, src: SocketAddr, id: CallbackId) {
+        let verb = Verb::Status.as_str();
+        match self.state(&id) {
+            None => self.answer(
+                src,
+                verb,
+                Outbound::Error {
+                    id: Some(&id),
+                    reason: "unknown_id",
+                },
+            ),
+            Some(state) => self.answer(
+                src,
+                verb,
+                Outbound::Ok {
+                    id: &id,
+                    state: Some(state),
+                },
+            ),
+        }
+    }
+
+    fn on_ack(&mut self, id: CallbackId) {
+        let resend = match self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            Some(Phase::Ended { resend }) => resend.take(),
+            _ => None,
+        };
+        match resend {
+            Some(r) => {
+                self.resend.remove(&(r.next_at, id));
+                self.count_response("acked");
+            }
+            // Unknown id, not ended yet, or already acknowledged: nothing to stop.
+            None => self.drop_datagram("unexpected_ack"),
+        }
+    }
+
+    /// The state STATUS reports.
+    pub fn state(&self, id: &CallbackId) -> Option<State> {
+        self.entries.get(id).map(|e| match &e.phase {
+            Phase::Active { state, .. } => *state,
+            Phase::Ended { .. } => State::Ended,
+        })
+    }
+
+    /// The call layer's progress: `Calling2` once user1 answered, `Connected` once user2
+    /// did. Only forward steps count; anything for an unknown or ended id is ignored.
+    pub fn on_progress(&mut self, now: Instant, id: &CallbackId, next: State) {
+        if next == State::Ended {
+            return;
+        }
+        let Some(Entry {
+            phase:
+                Phase::Active {
+                    state,
+                    connected_at,
+                    deadline,
+                    ..
+                },
+            max_duration,
+            ..
+        }) = self.entries.get_mut(id)
+        else {
+            return;
+        };
+        if next <= *state {
+            return;
+        }
+        *state = next;
+        if next == State::Connected {
+            *connected_at = Some(now);
+            // Connected: the call layer ends it at max_duration at the latest.
+            self.watchdog.remove(&(*deadline, id.clone()));
+            *deadline = now + *max_duration + WATCHDOG_GRACE;
+            self.watchdog.insert((*deadline, id.clone()));
+        }
+    }
+
+    /// The call-back ended (the call layer reports this exactly once per `Originate`):
+    /// sends the RESPONSE and keeps resending it until the AS acknowledges it.
+    pub fn on_ended(&mut self, now: Instant, id: &CallbackId, end: End) {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return;
+        };
+        let Phase::Active { deadline, .. } = entry.phase else {
+            return;
+        };
+        self.watchdog.remove(&(deadline, id.clone()));
+        let tag = call_tag_token(end.call_tag);
+        let bytes = Outbound::Response {
+            id,
+            outcome: end.outcome,
+            duration_s: end.duration.as_secs(),
+            call_tag: &tag,
+            cause: end.cause.0,
+        }
+        .encode();
+        let to = entry.src;
+        entry.phase = Phase::Ended {
+            resend: Some(Resend {
+                bytes: bytes.clone(),
+                tries: 1,
+                next_at: now + T1,
+                interval: T1,
+            }),
+        };
+        self.active = self.active.saturating_sub(1);
+        self.resend.insert((now + T1, id.clone()));
+        self.ended.push_back((now + LINGER, id.clone()));
+        let result = end.outcome.as_str();
+        *self.stats.ended.entry(result).or_default() += 1;
+        ::metrics::counter!(metrics::RESULTS, "result" => result).increment(1);
+        self.transmit(to, bytes);
+        while self.ended.len() > MAX_ENDED {
+            self.forget_oldest(true);
+        }
+    }
+
+    /// Resend due RESPONSEs, give up on those tried `MAX_TRIES` times, forget old ids.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Each pass either removes a due item or moves it past `now`: bounded by their number.
+        for _ in 0..self.resend.len() {
+            let Some((at, id)) = self.resend.first().cloned() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.resend.remove(&(at, id.clone()));
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            let to = entry.src;
+            let Phase::Ended { resend: slot } = &mut entry.phase else {
+                continue;
+            };
+            let Some(r) = slot else {
+                continue;
+            };
+            if r.tries >= MAX_TRIES {
+                *slot = None;
+                self.count_response("given_up");
+                continue;
+            }
+            r.tries += 1;
+            r.interval = r.interval.saturating_mul(2);
+            r.next_at = now + r.interval;
+            let (bytes, next_at) = (r.bytes.clone(), r.next_at);
+            self.resend.insert((next_at, id));
+            self.transmit(to, bytes);
+        }
+        while self.ended.front().is_some_and(|(at, _)| *at <= now) {
+            self.forget_oldest(false);
+        }
+        // Each pass ends one active call-back (removing its deadline): bounded by max_active.
+        for _ in 0..self.watchdog.len() {
+            match self.watchdog.first() {
+                Some((at, id)) if *at <= now => {
+                    let id = id.clone();
+                    self.expire(now, &id);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// The call layer never reported this call-back's end: ask it to release whatever is
+    /// left, and tell the AS (as a gateway failure) so its slot is free again.
+    fn expire(&mut self, now: Instant, id: &CallbackId) {
+        let Some(Entry {
+            phase:
+                Phase::Active {
+                    state,
+                    cancelling,
+                    connected_at,
+                    deadline,
+                },
+            ..
+        }) = self.entries.get(id)
+        else {
+            return;
+        };
+        let (state, cancelling, connected_at, deadline) =
+            (*state, *cancelling, *connected_at, *deadline);
+        self.watchdog.remove(&(deadline, id.clone()));
+        tracing::warn!(callback_id = %id, state = state.as_str(), "call-back never reported its end: released");
+        self.stats.expired += 1;
+        if !cancelling {
+            self.out
+                .push_back(Output::Command(Command::Cancel { id: id.clone() }));
+        }
+        let outcome = match state {
+            State::Calling1 | State::Ended => Outcome::User1Failed,
+            State::Calling2 => Outcome::User2Failed,
+            State::Connected => Outcome::Connected,
+        };
+        self.on_ended(
+            now,
+            id,
+            End {
+                outcome,
+                duration: connected_at.map_or(Duration::ZERO, |c| now.saturating_duration_since(c)),
+                call_tag: CallTag::GatewayError,
+                cause: Q850Cause::TIMER_EXPIRY,
+            },
+        );
+    }
+
+    /// Longest two legs may take to be answered: twice the longest ring timeout configured.
+    fn setup_allowance(&self) -> Duration {
+        let longest = self
+            .cfg
+            .routes
+            .iter()
+            .filter_map(|r| r.ring_timeout)
+            .chain(self.cfg.profiles.values().filter_map(|p| p.ring_timeout))
+            .chain([DEFAULT_RING_TIMEOUT])
+            .max()
+            .unwrap_or(DEFAULT_RING_TIMEOUT);
+        longest.saturating_mul(2) + WATCHDOG_GRACE
+    }
+
+    fn forget_oldest(&mut self, evicted: bool) {
+        let Some((_, id)) = self.ended.pop_front() else {
+            return;
+        };
+        if let Some(Entry {
+            phase: Phase::Ended { resend },
+            ..
+        }) = self.entries.remove(&id)
+            && let Some(r) = resend
+        {
+            self.resend.remove(&(r.next_at, id));
+            if evicted {
+                self.count_response("evicted");
+            }
+        }
+    }
+
+    /// Whether some route takes `number` from the call-back's peer.
+    fn routable(&self, number: &Number) -> bool {
+        let n = number.as_str();
+        match &self.cfg.callback.from_peer {
+            Some(peer) => self.cfg.route_for(peer, n).is_some(),
+            None => self
+                .cfg
+                .routes
+                .iter()
+                .any(|r| r.from == RouteFrom::Any && n.starts_with(&r.prefix)),
+        }
+    }
+
+    fn set_clock(&self, now: Instant) {
+        let ns = now.saturating_duration_since(self.epoch).as_nanos();
+        self.clock
+            .0
+            .fetch_max(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn answer(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
+        let result = match &msg {
+            Outbound::Error { reason, .. } => reason,
+            _ => "ok",
+        };
+        *self.stats.answered.entry((verb, result)).or_default() += 1;
+        ::metrics::counter!(metrics::REQUESTS, "verb" => verb, "result" => result).increment(1);
+        self.transmit(to, msg.encode());
+    }
+
+    fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        if self.queued >= MAX_QUEUED {
+            self.drop_datagram("send_queue_full");
+            return;
+        }
+        self.queued += 1;
+        self.out.push_back(Output::Transmit { to, bytes });
+    }
+
+    fn drop_datagram(&mut self, reason: &'static str) {
+        *self.stats.dropped.entry(reason).or_default() += 1;
+        ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
+    }
+
+    fn count_response(&mut self, outcome: &'static str) {
+        *self.stats.responses.entry(outcome).or_default() += 1;
+        ::metrics::counter!(metrics::RESPONSES, "outcome" => outcome).increment(1);
+    }
+}
+
+/// The CDR's `call_tag` spelling (its serde name), so RESPONSE and CDR always agree.
+fn call_tag_token(tag: CallTag) -> String {
+    match serde_json::to_value(tag) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "unknown".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,279 @@
+//! The call-back service's UDP socket, and nothing else: bind, read datagrams into a bounded
+//! channel for the core task, send what the service asks for. Parsing and state are the
+//! sans-IO `callback::Service`'s, which also has the final word on the allow-list; the
+//! reader applies the same list first so a stranger's flood cannot fill the channel and
+//! crowd out the application servers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::callback::metrics::DROPPED;
+use crate::callback::protocol::MAX_DATAGRAM;
+use crate::config::CallbackConfig;
+
+/// Datagrams waiting for the core at most; more are dropped at the socket. A REQUEST costs
+/// the AS nothing to resend, and an unbounded queue would let a flood grow memory.
+pub const INBOX: usize = 256;
+
+/// One received datagram. Longer ones are cut to `MAX_DATAGRAM + 1` bytes: enough for the
+/// service to see that they are too long, and no more memory than that per queued datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub src: SocketAddr,
+    pub bytes: Bytes,
+}
+
+/// The bound socket; sends go out from it so the AS sees answers from the address it used.
+#[derive(Debug, Clone)]
+pub struct CallbackSocket {
+    sock: Arc<UdpSocket>,
+    /// `[callback] allow` / `allow_any`, shared with the reader; replaced on reload.
+    allow: Arc<RwLock<CallbackConfig>>,
+    /// Datagrams dropped because the inbox was full.
+    dropped: Arc<AtomicU64>,
+}
+
+impl CallbackSocket {
+    /// Bind `cfg.listen` and start the reader task. `None` (`[callback] port = 0`) opens no
+    /// socket at all and returns `Ok(None)`. Must be called inside the tokio runtime.
+    pub fn start(
+        cfg: &CallbackConfig,
+    ) -> std::io::Result<Option<(CallbackSocket, mpsc::Receiver<Datagram>)>> {
+        Self::start_with_inbox(cfg, INBOX)
+    }
+
+    fn start_with_inbox(
+        cfg: &CallbackConfig,
+        inbox: usize,
+    ) -> std::io::Result<Option<(CallbackSocket, mpsc::Receiver<Datagram>)>> {
+        let Some(addr) = cfg.listen else {
+            return Ok(None);
+        };
+        let std_sock = std::net::UdpSocket::bind(addr)?;
+        std_sock.set_nonblocking(true)?;
+        let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+        let allow = Arc::new(RwLock::new(cfg.clone()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel(inbox.max(1));
+        tokio::spawn(reader(sock.clone(), allow.clone(), tx, dropped.clone()));
+        Ok(Some((
+            CallbackSocket {
+                sock,
+                allow,
+                dropped,
+            },
+            rx,
+        )))
+    }
+
+    /// A reloaded `[callback]`: the reader filters with its allow-list from now on. (A
+    /// changed `listen` or `port` needs a restart.)
+    pub fn set_allow(&self, cfg: &CallbackConfig) {
+        if let Ok(mut a) = self.allow.write() {
+            *a = cfg.clone();
+        }
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// Datagrams dropped so far because the core did not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Send one datagram without waiting. A full socket buffer drops it: the service
+    /// resends RESPONSEs until acknowledged, and the AS resends what got no answer.
+    pub fn send(&self, to: SocketAddr, bytes: &[u8]) {
+        if let Err(e) = self.sock.try_send_to(bytes, to) {
+            // ICMP errors from earlier sends surface here too; UDP has no delivery to report.
+            debug!(%to, error = %e, "call-back datagram not sent");
+            metrics::counter!(DROPPED, "reason" => "send_failed").increment(1);
+        }
+    }
+}
+
+/// Whether the reader passes datagrams from `ip` on. A poisoned lock (a panic elsewhere
+/// while writing it) lets everything through to the service, which checks again.
+fn allowed(allow: &RwLock<CallbackConfig>, ip: IpAddr) -> bool {
+    allow.read().map_or(true, |a| a.allows(ip))
+}
+
+/// Read datagrams until the channel closes (the core task ended).
+async fn reader(
+    sock: Arc<UdpSocket>,
+    allow: Arc<RwLock<CallbackConfig>>,
+    tx: mpsc::Sender<Datagram>,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        let (n, src) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
+                debug!(error = %e, "call-back receive error");
+                continue;
+            }
+        };
+        if !allowed(&allow, src.ip()) {
+            metrics::counter!(DROPPED, "reason" => "not_allowed").increment(1);
+            continue;
+        }
+        let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&buf));
+        match tx.try_send(Datagram { src, bytes }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let d = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::counter!(DROPPED, "reason" => "inbox_full").increment(1);
+                if d.is_power_of_two() {
+                    warn!(
+                        dropped = d,
+                        "call-back requests arrive faster than they are handled: dropping"
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::callback::protocol::{ParseError, parse};
+
+    fn loopback() -> CallbackConfig {
+        CallbackConfig {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..CallbackConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn port_zero_opens_no_socket() {
+        let off = CallbackConfig {
+            listen: None,
+            ..loopback()
+        };
+        assert!(CallbackSocket::start(&off).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn datagrams_are_forwarded_with_their_source_and_answers_go_back() {
+        let (sock, mut rx) = CallbackSocket::start(&loopback()).unwrap().unwrap();
+        let server = sock.local_addr().unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"STATUS: id=a\n", server).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.src, client.local_addr().unwrap());
+        assert_eq!(&got.bytes[..], b"STATUS: id=a\n");
+        sock.send(got.src, b"ACK: id=a;result=error;reason=unknown_id\n");
+        let mut buf = [0u8; 600];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from, server);
+        assert_eq!(&buf[..n], b"ACK: id=a;result=error;reason=unknown_id\n");
+    }
+
+    #[tokio::test]
+    async fn an_over_long_datagram_arrives_cut_but_still_too_long() {
+        let (sock, mut rx) = CallbackSocket::start(&loopback()).unwrap().unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let big = vec![b'x'; 4000];
+        client
+            .send_to(&big, sock.local_addr().unwrap())
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.bytes.len(), MAX_DATAGRAM + 1);
+        assert_eq!(parse(&got.bytes).unwrap_err().error, ParseError::TooLong);
+    }
+
+    #[tokio::test]
+    async fn a_full_inbox_drops_at_the_socket() {
+        let (sock, mut rx) = CallbackSocket::start_with_inbox(&loopback(), 4)
+            .unwrap()
+            .unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for i in 0..9 {
+            client
+                .send_to(
+                    format!("STATUS: id={i}").as_bytes(),
+                    sock.local_addr().unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        // Wait (bounded) until the reader has seen all nine.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sock.dropped() < 5 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(sock.dropped(), 5);
+        for i in 0..4 {
+            let d = rx.try_recv().unwrap();
+            assert_eq!(d.bytes, Bytes::from(format!("STATUS: id={i}")));
+        }
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn binding_a_taken_port_fails() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let cfg = CallbackConfig {
+            listen: Some(taken.local_addr().unwrap()),
+            ..CallbackConfig::default()
+        };
+        assert!(CallbackSocket::start(&cfg).is_err());
+    }
+
+    #[tokio::test]
+    async fn strangers_are_filtered_before_the_inbox_until_a_reload_allows_them() {
+        let (sock, mut rx) = CallbackSocket::start_with_inbox(&loopback(), 1)
+            .unwrap()
+            .unwrap();
+        let server = sock.local_addr().unwrap();
+        let stranger = tokio::net::UdpSocket::bind("127.0.0.9:0").await.unwrap();
+        let friend = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // A stranger's flood does not take the one inbox slot from the allowed source.
+        for _ in 0..20 {
+            stranger.send_to(b"STATUS: id=x", server).await.unwrap();
+        }
+        friend.send_to(b"STATUS: id=a", server).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.src, friend.local_addr().unwrap());
+        assert_eq!(sock.dropped(), 0);
+        sock.set_allow(&CallbackConfig {
+            allow: vec!["127.0.0.9/32".parse().unwrap()],
+            ..loopback()
+        });
+        stranger.send_to(b"STATUS: id=y", server).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.src, stranger.local_addr().unwrap());
+        assert_eq!(&got.bytes[..], b"STATUS: id=y");
+    }
+}
