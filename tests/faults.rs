@@ -139,10 +139,10 @@ fn sigkill_under_load_keeps_every_ended_calls_cdr_and_restarts_clean() {
         per_call.values().all(|n| *n == 1),
         "a call has two CDR lines: {per_call:?}"
     );
-    let started: HashSet<String> = ended.iter().cloned().collect();
+    let ended_set: HashSet<String> = ended.iter().cloned().collect();
     assert!(
         cdrs.iter()
-            .filter(|c| started.contains(c["call_id"].as_str().unwrap_or_default()))
+            .filter(|c| ended_set.contains(c["call_id"].as_str().unwrap_or_default()))
             .all(|c| c["call_tag"] == "caller_bye" && c["status"] == 200),
         "{cdrs:#?}"
     );
