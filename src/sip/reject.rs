@@ -29,12 +29,11 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
             headers.push(l.to_string());
         }
     }
+    // A line without a colon is no header at all, whatever its first letters.
     let name_of = |h: &str| {
-        h.split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
+        h.split_once(':')
+            .map(|(name, _)| name.trim().to_ascii_lowercase())
+            .unwrap_or_default()
     };
     let pick = |long: &str, short: &str| -> Vec<String> {
         headers

@@ -212,18 +212,44 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_trunkgate"))
-            .args(["run", "--config"])
-            .arg(dir.path().join("gateway.toml"))
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start trunkgate");
+        let child = spawn_gateway(dir.path(), &dir.path().join("gateway.log"));
         let gw = Gateway { child, dir, ports };
         gw.wait_ready();
         gw
+    }
+
+    /// SIGKILL: the process gets no chance to flush, fsync or say goodbye to anyone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start the binary again on the same folder (configuration, ports, CDR file) after it
+    /// died, and wait until it answers OPTIONS. Its log is appended to gateway.log.
+    pub fn restart(&mut self) {
+        self.child = spawn_gateway(self.dir.path(), &self.path("gateway.log"));
+        self.wait_ready();
+    }
+
+    /// Start the binary on this folder's configuration while this one is not running, for a
+    /// start-up that must fail: its exit status (None if it still ran after 15 s and had to
+    /// be killed) and its log.
+    pub fn start_again_expecting_exit(&self) -> (Option<ExitStatus>, String) {
+        let log = self.path("second-start.log");
+        let mut child = spawn_gateway(self.dir.path(), &log);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, std::fs::read_to_string(log).unwrap_or_default())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -382,6 +408,23 @@ impl CallbackClient {
     }
 }
 
+/// `trunkgate run` on `dir`/gateway.toml, stderr appended to `log`.
+fn spawn_gateway(dir: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_trunkgate"))
+        .args(["run", "--config"])
+        .arg(dir.join("gateway.toml"))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start trunkgate")
+}
+
 /// The conformance scenario folder.
 pub fn scenario(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -508,23 +551,28 @@ impl Sipp {
         service: Option<&str>,
         extra: &[&str],
     ) -> Sipp {
+        let mut args = vec!["-m", "1", "-timeout", "20s", "-timeout_error"];
+        args.extend_from_slice(extra);
+        Self::spawn_args(scenario_rel, ip, port, dir, gw, service, &args)
+    }
+
+    /// SIPp with the caller's own call count, rate and timeouts in `args` (for load: `-r`,
+    /// `-m`, `-l`, `-timeout`); traces go to `dir` as for the other constructors.
+    pub fn spawn_args(
+        scenario_rel: &str,
+        ip: &str,
+        port: u16,
+        dir: &Path,
+        gw: Option<SocketAddr>,
+        service: Option<&str>,
+        args: &[&str],
+    ) -> Sipp {
         let name = format!("{}-{ip}", scenario_rel.replace('/', "_"));
         let mut cmd = Command::new(sipp_bin());
         cmd.current_dir(dir)
             .arg("-sf")
             .arg(scenario(scenario_rel))
-            .args([
-                "-i",
-                ip,
-                "-p",
-                &port.to_string(),
-                "-m",
-                "1",
-                "-nostdin",
-                "-timeout",
-                "20s",
-                "-timeout_error",
-            ])
+            .args(["-i", ip, "-p", &port.to_string(), "-nostdin"])
             .args(["-mi", ip, "-mp", &free_port(ip).to_string()])
             .args(["-trace_msg", "-message_file"])
             .arg(dir.join(format!("{name}.msg.log")))
@@ -532,7 +580,7 @@ impl Sipp {
             .arg(dir.join(format!("{name}.err.log")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
-        cmd.args(extra);
+        cmd.args(args);
         if let Some(s) = service {
             cmd.args(["-s", s]);
         }
@@ -547,9 +595,20 @@ impl Sipp {
         }
     }
 
-    /// Wait (at most 30 s) for SIPp to exit; `None` if it had to be killed.
-    fn finish(&mut self) -> Option<ExitStatus> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// The path of this SIPp's message trace.
+    pub fn message_log(&self) -> PathBuf {
+        self.dir.join(format!("{}.msg.log", self.name))
+    }
+
+    /// Stop it now (SIGKILL) and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait (at most `limit`) for SIPp to exit; `None` if it had to be killed.
+    fn finish(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
                 return Some(s);
@@ -564,12 +623,19 @@ impl Sipp {
 
     /// Wait for SIPp to finish and return whether its scenario passed.
     pub fn passed(mut self) -> bool {
-        self.finish().is_some_and(|s| s.success())
+        self.finish(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
     }
 
     /// Wait for SIPp to finish; panics with its traces unless it succeeded.
-    pub fn expect_success(mut self, gw: &Gateway) {
-        let Some(status) = self.finish() else {
+    pub fn expect_success(self, gw: &Gateway) {
+        self.expect_success_within(gw, Duration::from_secs(30));
+    }
+
+    /// [`Sipp::expect_success`] for scenarios that legitimately take longer than 30 s (a
+    /// failover after Timer B).
+    pub fn expect_success_within(mut self, gw: &Gateway, limit: Duration) {
+        let Some(status) = self.finish(limit) else {
             panic!("{} did not finish", self.name);
         };
         if !status.success() {

@@ -1,0 +1,248 @@
+//! The bodies of the fuzz targets. Each takes the raw input, drives the gateway's own entry
+//! points the way the engine does, and checks a few properties a peer could otherwise break
+//! (a panic, a 400 we could not parse ourselves, an anchored SDP that still names the peer).
+//!
+//! This file is compiled twice: as the `trunkgate-fuzz` library the libFuzzer binaries call,
+//! and, through `#[path]`, inside tests/fuzz_corpus.rs, which replays every corpus file on
+//! stable Rust. So it may use only `trunkgate`, `bytes` and `std`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use trunkgate::sdp;
+use trunkgate::sip::{
+    Hdr, Message, Request, Response, StreamFramer, bad_request_for_unparseable, dialled_number,
+    is_sip_date, parse_datagram,
+};
+
+/// The engine's default `[protect] max_message_bytes`.
+const MAX_MESSAGE: usize = 65535;
+
+/// Headers the call layer reads.
+fn headers() -> [Hdr; 20] {
+    [
+        Hdr::VIA,
+        Hdr::FROM,
+        Hdr::TO,
+        Hdr::CALL_ID,
+        Hdr::CSEQ,
+        Hdr::CONTACT,
+        Hdr::MAX_FORWARDS,
+        Hdr::ROUTE,
+        Hdr::RECORD_ROUTE,
+        Hdr::CONTENT_TYPE,
+        Hdr::CONTENT_LENGTH,
+        Hdr::REASON,
+        Hdr::REQUIRE,
+        Hdr::PROXY_REQUIRE,
+        Hdr::SUPPORTED,
+        Hdr::RSEQ,
+        Hdr::RACK,
+        Hdr::P_ASSERTED_IDENTITY,
+        Hdr::named("Diversion"),
+        Hdr::named("Date"),
+    ]
+}
+
+/// One UDP datagram, as `engine/udp.rs` handles it: parse; on failure, the stateless 400.
+pub fn sip_datagram(data: &[u8]) {
+    match parse_datagram(Bytes::copy_from_slice(data), MAX_MESSAGE) {
+        Ok(msg) => exercise(&msg),
+        Err(e) => {
+            let why = e.to_string();
+            if let Some(resp) = bad_request_for_unparseable(data, &why) {
+                // The gateway sends these bytes to the source: they must be a response.
+                match parse_datagram(resp.clone(), MAX_MESSAGE) {
+                    Ok(Message::Response(r)) => assert_eq!(r.status(), 400),
+                    other => panic!("stateless 400 is not a response: {other:?}\n{resp:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// A TCP byte stream, as `engine/tcp.rs` handles it: the input is cut into chunks (the first
+/// byte picks the chunk size) and pushed into one framer until it reports lost framing.
+pub fn sip_stream(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(first % 64) + 1;
+    let mut framer = StreamFramer::new(MAX_MESSAGE);
+    for piece in rest.chunks(chunk) {
+        match framer.push(piece) {
+            Ok(messages) => messages.iter().for_each(exercise),
+            // The engine closes the connection here.
+            Err(_) => return,
+        }
+    }
+}
+
+/// What the core does with a parsed message: read every header it uses, stamp the Via,
+/// build the responses it may send, and serialise. Whatever parsed must serialise into
+/// bytes that parse again (the gateway forwards what it accepted).
+fn exercise(msg: &Message) {
+    let _ = msg.call_id();
+    let _ = msg.summary();
+    match msg {
+        Message::Request(req) => exercise_request(req),
+        Message::Response(resp) => exercise_response(resp),
+    }
+    reparse(&msg.to_bytes(), "a parsed message");
+}
+
+fn exercise_request(req: &Request) {
+    let _ = req.method();
+    let uri = req.uri();
+    let _ = dialled_number(&uri);
+    let _ = req.version_supported();
+    let _ = req.uri_has_headers();
+    let _ = req.uri_scheme();
+    let _ = req.max_forwards();
+    let _ = req.from_tag();
+    let _ = req.to_tag();
+    let _ = req.from_uri().map(|u| dialled_number(&u));
+    let _ = req.to_uri().map(|u| dialled_number(&u));
+    let _ = req.from_display();
+    let _ = req.cseq();
+    let _ = req.top_via();
+    let _ = req.contact_uri();
+    let _ = req.record_route();
+    let _ = req.body();
+    for h in headers() {
+        let _ = req.header(&h);
+        let _ = req.header_lines(&h);
+        let _ = req.has_header(&h);
+    }
+    let _ = req.header_has_token(&Hdr::SUPPORTED, "100rel");
+    let _ = req.header_has_token(&Hdr::REQUIRE, "100rel");
+    if let Some(date) = req.header(&Hdr::named("Date")) {
+        let _ = is_sip_date(&date);
+    }
+    let _ = sdp::is_sdp(req.header(&Hdr::CONTENT_TYPE).as_deref());
+    // Every request is stamped with its source before the core sees it (RFC 3261 §18.2.1).
+    let mut stamped = req.clone();
+    stamped.stamp_received(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+        5099,
+    ));
+    let _ = stamped.top_via();
+    reparse(&stamped.to_bytes(), "a Via-stamped request");
+    // The responses the gateway builds from a request (400, 481, 200 to OPTIONS, …).
+    for (status, tag) in [(400, Some("fz1")), (100, None), (481, Some("fz2"))] {
+        if let Ok(resp) = Response::to_request(&stamped, status, "Fuzz", tag) {
+            reparse(&resp.to_bytes(), "a response built from a request");
+        }
+    }
+}
+
+fn exercise_response(resp: &Response) {
+    let _ = resp.status();
+    let _ = resp.reason();
+    let _ = resp.is_provisional();
+    let _ = resp.is_success();
+    let _ = resp.cseq();
+    let _ = resp.top_via();
+    let _ = resp.to_tag();
+    let _ = resp.contact_uri();
+    let _ = resp.record_route();
+    for h in headers() {
+        let _ = resp.header(&h);
+    }
+}
+
+fn reparse(wire: &Bytes, what: &str) {
+    if let Err(e) = parse_datagram(wire.clone(), usize::MAX / 2) {
+        panic!("{what} does not parse back: {e}\n{wire:?}");
+    }
+}
+
+/// An SDP body through every reader and editor in `trunkgate::sdp`. The first two bytes pick
+/// the ptime and the number of anchor ports; the rest is the body.
+pub fn sdp(data: &[u8]) {
+    let (ptime, ports, body) = match data {
+        [a, b, body @ ..] => (u16::from(*a) + 1, usize::from(*b % 8), body),
+        _ => return,
+    };
+    let before = sdp::read(body).ok();
+    let _ = sdp::MediaBody::read(Some("application/sdp"), body, sdp::DEFAULT_MAX_STREAMS);
+    let _ = sdp::MediaBody::read(Some("multipart/mixed; boundary=b"), body, 4);
+    if let Some(edit) = sdp::set_ptime(body, ptime) {
+        // Setting the same ptime again changes nothing.
+        let again = sdp::set_ptime(&edit.body, ptime).map(|e| e.body);
+        assert_eq!(
+            again.as_ref(),
+            Some(&edit.body),
+            "set_ptime is not idempotent"
+        );
+        let _ = sdp::read(&edit.body);
+    }
+    let gw = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+    let hides = |out: &[u8]| {
+        // Topology hiding: an anchored SDP names no address but the gateway's.
+        if let Ok(eps) = sdp::read(out) {
+            for e in &eps {
+                assert!(
+                    e.ip.is_none() || e.ip == Some(gw),
+                    "anchored SDP still names {:?}\nin:  {:?}\nout: {:?}",
+                    e.ip,
+                    String::from_utf8_lossy(body),
+                    String::from_utf8_lossy(out)
+                );
+            }
+            eps.len()
+        } else {
+            0
+        }
+    };
+    let port_list: Vec<Option<u16>> = (0..ports).map(|i| Some(40000 + 2 * i as u16)).collect();
+    if let Ok(out) = sdp::anchor_streams(body, gw, &port_list) {
+        let n = hides(&out);
+        if let Some(b) = &before {
+            assert_eq!(b.len(), n, "anchoring changed the number of streams");
+        }
+        let _ = sdp::set_ptime(&out, ptime);
+    }
+    hides(&sdp::refuse_all(body, gw));
+}
+
+/// `gateway.toml` and one profile through `Config::load`, which only reads files: the input
+/// is split at the first NUL byte into the gateway file and the profile, both written into a
+/// scratch folder of this process. See fuzz/README.md for the pure entry point this lacks.
+pub fn config_toml(data: &[u8]) {
+    let (gateway, profile) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    // A `profiles` key could point the run at whatever *.toml files the machine holds, so a
+    // gateway part naming it (directly or through a \u escape) is skipped: profiles are
+    // always read from the scratch folder's default `profiles/`.
+    let names_profiles = gateway.windows(6).any(|w| w == b"profil")
+        || gateway.windows(2).any(|w| w == b"\\u" || w == b"\\U");
+    if names_profiles {
+        return;
+    }
+    let dir = scratch_dir();
+    let profiles = dir.join("profiles");
+    if std::fs::create_dir_all(&profiles).is_err()
+        || std::fs::write(dir.join("gateway.toml"), gateway).is_err()
+        || std::fs::write(profiles.join("peer.toml"), profile).is_err()
+    {
+        return;
+    }
+    if let Err(errs) = trunkgate::config::Config::load(&dir.join("gateway.toml")) {
+        // Every error renders (file:line:col: message), as `trunkgate check` prints it.
+        let _ = errs.to_string();
+    }
+}
+
+/// One folder per process and thread (the corpus test runs targets on several threads).
+/// libFuzzer runs never remove it; the corpus test does, when it is done.
+pub fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "trunkgate-fuzz-config-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ))
+}

@@ -1,0 +1,412 @@
+//! Faults against the real binary: SIGKILL under load, a trunk that is down in three ways,
+//! and a `/metrics` port already taken at start-up. Every wait is bounded and waits for a
+//! condition; assertions are about what happened, never about how fast. The four trunk
+//! tests each last one Timer B (32 s, RFC 3261 §17.1.1.2): the gateway notices none of the
+//! three failures sooner (see each test). Tests run in parallel, so the file takes about
+//! that long. Their routes get a 120 s ring timeout: with a ring timeout under 32 s a silent
+//! trunk ends the call with 408 `no_answer_timeout` before Timer B can fail it over.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Call-IDs of the calls a SIPp phone saw end: a `200` to its BYE in its message trace.
+fn ended_calls(trace: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(trace).unwrap_or_default();
+    let mut out = Vec::new();
+    // SIPp starts every traced message with a line of dashes and a timestamp.
+    for entry in text.split("\n-----------------------------------------------") {
+        if !entry.contains("message received") {
+            continue;
+        }
+        let Some(sip) = entry.split("\n\n").nth(1) else {
+            continue;
+        };
+        let is_bye_200 =
+            sip.starts_with("SIP/2.0 200") && sip.lines().any(|l| l.trim() == "CSeq: 2 BYE");
+        if let Some(id) = sip
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID:"))
+            .filter(|_| is_bye_200)
+        {
+            out.push(id.trim().to_string());
+        }
+    }
+    out
+}
+
+/// Every line of the CDR file, each of which must be a complete JSON object ending in '\n'.
+fn cdr_lines(gw: &Gateway) -> Vec<serde_json::Value> {
+    let raw = std::fs::read_to_string(gw.path("cdr.jsonl")).unwrap_or_default();
+    assert!(
+        raw.is_empty() || raw.ends_with('\n'),
+        "the CDR file ends in a partial line: {:?}",
+        raw.lines().last()
+    );
+    raw.lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("corrupt CDR line ({e}): {l:?}"))
+        })
+        .collect()
+}
+
+/// What happens to calls when the process is SIGKILLed with calls coming and going:
+/// - every call that ended (the phone got the 200 to its BYE) more than a second before the
+///   kill has exactly one complete CDR line: CDRs are flushed at release and fsync'd within
+///   half a second;
+/// - calls in progress at the kill get no CDR and neither of their legs gets a BYE: the
+///   phone's next request is retransmitted into an ICMP port unreachable until its
+///   transaction times out, and the carrier keeps its dialog until its own session or media
+///   timer ends it. Nothing about them survives the restart (the gateway keeps no state on
+///   disk other than CDRs);
+/// - the restarted gateway binds the same ports and serves a new call at once.
+#[test]
+fn sigkill_under_load_keeps_every_ended_calls_cdr_and_restarts_clean() {
+    let mut gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            single_carrier: true,
+            ..GwOpts::default()
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut carrier = Sipp::spawn_args(
+        "basic-call/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+        None,
+        None,
+        &["-m", "500", "-timeout", "60s"],
+    );
+    // A steady, modest load: 10 calls a second, each up for 200 ms and ended by the phone.
+    let mut phone = Sipp::spawn_args(
+        "basic-call/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        Some(gw.addr()),
+        Some("+8610123"),
+        &["-r", "10", "-m", "500", "-l", "50", "-timeout", "60s"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ended = loop {
+        let ended = ended_calls(&phone.message_log());
+        if ended.len() >= 10 {
+            break ended;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} calls completed under load; gateway log:\n{}",
+            ended.len(),
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The calls in `ended` had ended by now; let more than the promised second pass while
+    // the load goes on, then kill.
+    std::thread::sleep(Duration::from_millis(1500));
+    gw.kill9();
+    phone.kill();
+    carrier.kill();
+
+    let cdrs = cdr_lines(&gw);
+    eprintln!(
+        "{} calls had ended over a second before the kill; {} CDR lines on disk",
+        ended.len(),
+        cdrs.len()
+    );
+    let mut per_call: HashMap<String, usize> = HashMap::new();
+    for c in &cdrs {
+        *per_call
+            .entry(c["call_id"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    for id in &ended {
+        assert_eq!(
+            per_call.get(id).copied().unwrap_or(0),
+            1,
+            "call {id} ended over a second before the kill: exactly one CDR line\n{cdrs:#?}"
+        );
+    }
+    assert!(
+        per_call.values().all(|n| *n == 1),
+        "a call has two CDR lines: {per_call:?}"
+    );
+    let ended_set: HashSet<String> = ended.iter().cloned().collect();
+    assert!(
+        cdrs.iter()
+            .filter(|c| ended_set.contains(c["call_id"].as_str().unwrap_or_default()))
+            .all(|c| c["call_tag"] == "caller_bye" && c["status"] == 200),
+        "{cdrs:#?}"
+    );
+
+    // Same folder, same ports, same CDR file: it must come up and serve a call at once.
+    gw.restart();
+    let before = cdrs.len();
+    let tmp2 = tempfile::tempdir().unwrap();
+    call_succeeds(
+        &gw,
+        tmp2.path(),
+        "basic-call/carrier.xml",
+        "basic-call/phone.xml",
+        Transport::Udp,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let after = cdr_lines(&gw);
+        if after.len() > before || Instant::now() > deadline {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(after.len(), before + 1, "{after:#?}");
+    assert_eq!(after[before]["call_tag"], "caller_bye");
+    assert_eq!(&after[..before], &cdrs[..], "the old lines are untouched");
+}
+
+/// The phone calls through a gateway whose carrier-a is down in some way and carrier-b
+/// answers: the call must complete on carrier-b. Returns the CDR.
+fn fails_over_to_carrier_b(gw: &Gateway) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = Sipp::spawn_args(
+        "basic-call/carrier.xml",
+        CARRIER_B_IP,
+        gw.ports.carrier_b,
+        tmp.path(),
+        None,
+        None,
+        &["-m", "1", "-timeout", "90s", "-timeout_error"],
+    );
+    let phone = Sipp::spawn_args(
+        "basic-call/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        Some(gw.addr()),
+        Some("+8610123"),
+        &["-m", "1", "-timeout", "90s", "-timeout_error"],
+    );
+    // Timer B (32 s) plus the call itself, with room for a loaded machine.
+    phone.expect_success_within(gw, Duration::from_secs(90));
+    b.expect_success_within(gw, Duration::from_secs(90));
+    gw.wait_cdrs(1).remove(0)
+}
+
+/// A bare INVITE from the PBX's address; returns the first final status (after ACKing it).
+fn invite_final_status(gw: &Gateway, call_id: &str) -> u16 {
+    let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let head = |method: &str| {
+        format!(
+            "Via: SIP/2.0/UDP {PHONE_IP}:{port};branch=z9hG4bK{call_id}\r\nFrom: <sip:1000@{PHONE_IP}>;tag=f{call_id}\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+        )
+    };
+    let invite = format!(
+        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\n{}Contact: <sip:1000@{PHONE_IP}:{port}>\r\nContent-Length: 0\r\n\r\n",
+        head("INVITE")
+    );
+    sock.send_to(invite.as_bytes(), gw.addr()).unwrap();
+    // Timer B is 32 s; give it room on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if status >= 200 {
+            let to = text
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .unwrap_or("To: <sip:+8610123@127.0.0.1>")
+                .to_string();
+            let ack = format!(
+                "ACK sip:+8610123@127.0.0.1 SIP/2.0\r\n{}Content-Length: 0\r\n\r\n",
+                head("ACK").replace("To: <sip:+8610123@127.0.0.1>", &to)
+            );
+            sock.send_to(ack.as_bytes(), gw.addr()).unwrap();
+            return status;
+        }
+    }
+    panic!("no final response to {call_id}; log:\n{}", gw.log());
+}
+
+/// Nothing listens on carrier-a's UDP port: the kernel answers each INVITE with ICMP port
+/// unreachable. The gateway does not see ICMP on its unconnected UDP socket, so it treats
+/// the trunk as silent and fails over when Timer B fires (32 s), not at once.
+#[test]
+fn udp_trunk_with_nothing_listening_fails_over_to_carrier_b() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            ring_timeout_s: 120,
+            ..GwOpts::default()
+        },
+    );
+    let c = fails_over_to_carrier_b(&gw);
+    assert_eq!(c["egress_peer"], "carrier-b", "{c:#}");
+    assert_eq!(c["call_tag"], "caller_bye", "{c:#}");
+    assert_eq!(c["events"][0], "peer_timeout", "{c:#}");
+}
+
+/// carrier-a's port is a black hole (a socket that reads and never answers) and there is no
+/// second carrier: after Timer B the CDR says `peer_unreachable` (cause 102, recovery on
+/// timer expiry). Today the caller gets 408, not 503: the gateway answers a timed-out trunk
+/// the way a proxy does (RFC 3261 §16.7), which a PBX may not treat as "try another route".
+#[test]
+fn udp_black_hole_trunk_without_failover_fails_with_408_peer_unreachable() {
+    let ports = Ports::new();
+    let hole = UdpSocket::bind((CARRIER_A_IP, ports.carrier_a)).unwrap();
+    hole.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swallowed = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            let mut buf = vec![0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if hole.recv_from(&mut buf).is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            ring_timeout_s: 120,
+            single_carrier: true,
+            ..GwOpts::default()
+        },
+    );
+    let status = invite_final_status(&gw, "blackhole-1");
+    stop.store(true, Ordering::Relaxed);
+    let swallowed = swallowed.join().unwrap();
+    // The INVITE and its Timer A retransmissions all went into the hole.
+    assert!(swallowed >= 2, "the black hole saw {swallowed} datagrams");
+    assert_eq!(status, 408, "log:\n{}", gw.log());
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "peer_unreachable", "{c:#}");
+    assert_eq!(c["status"], 408, "{c:#}");
+    assert_eq!(c["cause"], 102, "{c:#}");
+    assert_eq!(c["egress_peer"], "carrier-a", "{c:#}");
+}
+
+/// A TCP listener on carrier-a that accepts, lets the INVITE arrive and closes with it
+/// unread, which makes the kernel reset the connection (RST).
+fn resetting_tcp_peer(ip: &str, port: u16) -> std::thread::JoinHandle<usize> {
+    let listener = TcpListener::bind((ip, port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let mut resets = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && resets < 1 {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut first = [0u8; 1];
+                    // Wait for the INVITE's first bytes, leave the rest unread, close: RST.
+                    if s.peek(&mut first).unwrap_or(0) > 0 {
+                        resets += 1;
+                    }
+                    drop(s);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        resets
+    })
+}
+
+/// carrier-a is reached over TCP, accepts the connection, receives the INVITE and resets.
+/// The gateway logs the reset ("TCP read failed") but does not fail the INVITE transaction
+/// that was sent on that connection: it waits for Timer B and only then fails over, with the
+/// event `peer_timeout`. (A refused connection, tested in conformance.rs, fails over at once
+/// with `peer_transport_error`; RFC 3261 §17.1.1.2 / §18.4 ask for the same here.)
+#[test]
+fn tcp_trunk_that_resets_fails_over_to_carrier_b() {
+    let ports = Ports::new();
+    let peer = resetting_tcp_peer(CARRIER_A_IP, ports.carrier_a);
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            carrier_a_transport: "tcp",
+            ring_timeout_s: 120,
+            ..GwOpts::default()
+        },
+    );
+    let c = fails_over_to_carrier_b(&gw);
+    assert_eq!(
+        peer.join().unwrap(),
+        1,
+        "carrier-a saw the INVITE and reset"
+    );
+    assert_eq!(c["egress_peer"], "carrier-b", "{c:#}");
+    assert_eq!(c["call_tag"], "caller_bye", "{c:#}");
+    assert_eq!(c["events"][0], "peer_timeout", "{c:#}");
+}
+
+/// The same reset with no second carrier: after Timer B, 408 to the caller and
+/// `peer_unreachable` (as for the black hole).
+#[test]
+fn tcp_trunk_that_resets_without_failover_fails_with_408_peer_unreachable() {
+    let ports = Ports::new();
+    let peer = resetting_tcp_peer(CARRIER_A_IP, ports.carrier_a);
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            carrier_a_transport: "tcp",
+            ring_timeout_s: 120,
+            single_carrier: true,
+            ..GwOpts::default()
+        },
+    );
+    let status = invite_final_status(&gw, "tcprst-1");
+    assert_eq!(
+        peer.join().unwrap(),
+        1,
+        "carrier-a saw the INVITE and reset"
+    );
+    assert_eq!(status, 408, "log:\n{}", gw.log());
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "peer_unreachable", "{c:#}");
+    assert_eq!(c["status"], 408, "{c:#}");
+    assert!(gw.log().contains("TCP read failed"), "the reset was seen");
+}
+
+/// Something else holds the `/metrics` port: `run` must refuse to start, say why, and exit
+/// non-zero (rather than run without metrics or hang).
+#[test]
+fn metrics_port_taken_at_start_up_is_a_clear_error() {
+    let mut gw = Gateway::start(Ports::new(), GwOpts::default());
+    gw.kill9();
+    let _taken = TcpListener::bind(("127.0.0.1", gw.ports.metrics)).unwrap();
+    let (status, log) = gw.start_again_expecting_exit();
+    let status = status.unwrap_or_else(|| panic!("still running with the port taken:\n{log}"));
+    assert!(!status.success(), "{status}\n{log}");
+    let addr = format!("127.0.0.1:{}", gw.ports.metrics);
+    assert!(
+        log.contains("metrics") && log.contains(&addr),
+        "the error names the metrics address {addr}:\n{log}"
+    );
+    // Nothing was left bound by the failed start: the SIP port is free again.
+    assert!(UdpSocket::bind(("127.0.0.1", gw.ports.gw)).is_ok());
+}
