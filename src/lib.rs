@@ -17,6 +17,7 @@
     )
 )]
 
+pub mod auth;
 pub mod call;
 pub mod callback;
 pub mod cdr;

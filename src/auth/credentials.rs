@@ -1,0 +1,295 @@
+//! A peer's secret, and the per-dialog state that answers its challenges: which challenges
+//! were seen (so later requests carry credentials up front), the nonce count of each nonce,
+//! and which requests were already answers (so a rejected password is not retried forever).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::digest::{
+    self, Algorithm, Challenge, ChallengeError, ChallengeKind, DigestInput, parse_header_lines,
+    split_challenges,
+};
+use crate::sip::{Hdr, Request, Response, SipError};
+
+/// A password. Its `Debug` is redacted and it has no `Display`, so it cannot reach a log,
+/// an error message, a metric or a CDR by accident; only the digest computation reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A peer's digest credentials (`[auth]` of its profile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Secret,
+    /// Answer only this realm; `None` answers any.
+    pub realm: Option<String>,
+    /// Algorithms we answer, preferred first; others are never answered.
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl Credentials {
+    /// Whether a challenge is one these credentials may answer, and how much we like it
+    /// (lower is better).
+    fn rank(&self, ch: &Challenge) -> Option<usize> {
+        if self.realm.as_ref().is_some_and(|r| r != &ch.realm) {
+            return None;
+        }
+        self.algorithms.iter().position(|a| *a == ch.algorithm)
+    }
+}
+
+/// Why a challenge is not answered. The call layer fails the attempt (failover applies, CDR
+/// event `auth_failed`); the registration client backs off.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthFailure {
+    #[error("challenged, but the peer's profile has no [auth] credentials")]
+    NoCredentials,
+    #[error("{0} is not an authentication challenge")]
+    NotAChallenge(u16),
+    #[error("no digest challenge we can answer: {0}")]
+    NoUsableChallenge(String),
+    #[error("challenge for realm {offered:?}, but [auth] realm is {configured:?}")]
+    RealmMismatch { offered: String, configured: String },
+    #[error("challenge offers only algorithms [auth] algorithm does not allow ({0})")]
+    AlgorithmNotAllowed(String),
+    #[error("challenged again with the same nonce: the peer refused our credentials")]
+    SameNonce,
+    #[error("challenged again after answering: the peer refused our credentials")]
+    Rejected,
+    #[error("gave up after {0} challenges for one request")]
+    TooManyRounds(u8),
+    #[error("cannot build the authenticated request: {0}")]
+    Build(String),
+}
+
+impl AuthFailure {
+    /// The CDR event of an attempt that failed this way.
+    pub const CDR_EVENT: &'static str = "auth_failed";
+}
+
+impl From<SipError> for AuthFailure {
+    fn from(e: SipError) -> Self {
+        AuthFailure::Build(e.to_string())
+    }
+}
+
+/// Challenge rounds per original request: a 407 from a proxy, a 401 from the server behind
+/// it, and one stale nonce. A peer asking more often is refusing us.
+pub const MAX_ROUNDS: u8 = 3;
+/// Challenges remembered per dialog (one per realm and header, in practice one or two).
+const MAX_CACHED: usize = 4;
+/// Answers whose CSeq we remember, to tell an answer being refused from a first challenge.
+const MAX_ANSWERED: usize = 8;
+
+/// What the retried request needs that only the caller knows: its new CSeq number (the
+/// dialog's next) and its top Via (a new branch: it is a new transaction).
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub cseq: u32,
+    pub via: String,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    kind: ChallengeKind,
+    challenge: Challenge,
+    /// Nonce count last sent with this challenge's nonce.
+    nc: u32,
+}
+
+/// Per-dialog (or per-registration) authentication state toward one peer.
+#[derive(Debug, Clone)]
+pub struct AuthSession {
+    creds: Option<Arc<Credentials>>,
+    cached: Vec<Cached>,
+    /// (CSeq, round) of requests we built as answers to a challenge.
+    answered: VecDeque<(u32, u8)>,
+}
+
+impl AuthSession {
+    /// `creds`: the peer's `[auth]`, or `None` when its profile has none (every challenge
+    /// then fails with `NoCredentials`).
+    pub fn new(creds: Option<Arc<Credentials>>) -> Self {
+        AuthSession {
+            creds,
+            cached: Vec::new(),
+            answered: VecDeque::new(),
+        }
+    }
+
+    /// Whether later requests will carry credentials up front.
+    pub fn has_cached(&self) -> bool {
+        !self.cached.is_empty()
+    }
+
+    /// A 401 or 407 answered `sent` (the request exactly as we sent it). Returns the request
+    /// to send instead: a copy of `sent` with `retry`'s CSeq and Via and credentials for this
+    /// challenge (and for every other challenge this dialog has seen). The challenge is kept,
+    /// so later requests can carry credentials up front through [`AuthSession::authorize`].
+    pub fn on_challenge(
+        &mut self,
+        sent: &Request,
+        resp: &Response,
+        retry: Retry,
+        rng: &mut impl rand::RngCore,
+    ) -> Result<Request, AuthFailure> {
+        let kind = ChallengeKind::for_status(resp.status())
+            .ok_or(AuthFailure::NotAChallenge(resp.status()))?;
+        let creds = self.creds.clone().ok_or(AuthFailure::NoCredentials)?;
+        let challenge = choose(&creds, &resp.header_lines(&header(kind.challenge_header())))?;
+
+        let round = self
+            .answered
+            .iter()
+            .find(|(c, _)| Some(*c) == sent.cseq().map(|c| c.0))
+            .map(|(_, r)| *r);
+        if let Some(nonce) = sent_nonce(sent, kind, &challenge.realm) {
+            if nonce == challenge.nonce {
+                return Err(AuthFailure::SameNonce);
+            }
+            // A new nonce after an answer is a refusal, unless the server says only the nonce
+            // was stale. After credentials sent up front it is just a newer nonce.
+            if round.is_some() && !challenge.stale {
+                return Err(AuthFailure::Rejected);
+            }
+        }
+        let round = round.unwrap_or(0) + 1;
+        if round > MAX_ROUNDS {
+            return Err(AuthFailure::TooManyRounds(MAX_ROUNDS));
+        }
+
+        self.remember(kind, challenge);
+        let mut req = sent.clone();
+        let method = req.method();
+        req.set_header(&Hdr::CSEQ, format!("{} {}", retry.cseq, method))?;
+        req.set_header(&Hdr::VIA, retry.via)?;
+        self.authorize(&mut req, rng)?;
+        if self.answered.len() >= MAX_ANSWERED {
+            self.answered.pop_front();
+        }
+        self.answered.push_back((retry.cseq, round));
+        Ok(req)
+    }
+
+    /// Adds credentials for every challenge this session has seen to a new request (and
+    /// removes any it carried), each with the next nonce count of its nonce and a fresh
+    /// cnonce. A request with no cached challenge is left without credentials.
+    pub fn authorize(
+        &mut self,
+        req: &mut Request,
+        rng: &mut impl rand::RngCore,
+    ) -> Result<(), AuthFailure> {
+        req.remove_header(&Hdr::AUTHORIZATION);
+        req.remove_header(&Hdr::PROXY_AUTHORIZATION);
+        let Some(creds) = self.creds.clone() else {
+            return Ok(());
+        };
+        let method = req.method();
+        let uri = req.uri();
+        for c in &mut self.cached {
+            c.nc = c.nc.saturating_add(1);
+            let cnonce = digest::cnonce(rng);
+            let value = digest::credentials_value(
+                &c.challenge,
+                &DigestInput {
+                    username: &creds.username,
+                    password: creds.password.expose(),
+                    method: method.as_str(),
+                    uri: &uri,
+                    body: req.body(),
+                    nc: c.nc,
+                    cnonce: &cnonce,
+                },
+            );
+            req.insert_header_before_length(&header(c.kind.credentials_header()), value)?;
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, kind: ChallengeKind, challenge: Challenge) {
+        self.cached
+            .retain(|c| !(c.kind == kind && c.challenge.realm == challenge.realm));
+        if self.cached.len() >= MAX_CACHED {
+            self.cached.remove(0);
+        }
+        self.cached.push(Cached {
+            kind,
+            challenge,
+            nc: 0,
+        });
+    }
+}
+
+fn header(name: &'static str) -> Hdr {
+    Hdr::named(name)
+}
+
+/// The best challenge of a response for these credentials, or why there is none.
+fn choose(creds: &Credentials, lines: &[String]) -> Result<Challenge, AuthFailure> {
+    let parsed = parse_header_lines(lines);
+    let mut best: Option<(usize, Challenge)> = None;
+    let mut other_realm = None;
+    let mut algs = Vec::new();
+    let mut why: Option<ChallengeError> = None;
+    for p in parsed {
+        match p {
+            Ok(ch) => match creds.rank(&ch) {
+                Some(rank) if best.as_ref().is_none_or(|(r, _)| rank < *r) => {
+                    best = Some((rank, ch));
+                }
+                Some(_) => {}
+                None if creds.realm.as_ref().is_some_and(|r| r != &ch.realm) => {
+                    other_realm = Some(ch.realm);
+                }
+                None => algs.push(ch.algorithm.as_str()),
+            },
+            Err(e) => why = Some(e),
+        }
+    }
+    if let Some((_, ch)) = best {
+        return Ok(ch);
+    }
+    if !algs.is_empty() {
+        return Err(AuthFailure::AlgorithmNotAllowed(algs.join(", ")));
+    }
+    if let (Some(offered), Some(configured)) = (other_realm, creds.realm.clone()) {
+        return Err(AuthFailure::RealmMismatch {
+            offered,
+            configured,
+        });
+    }
+    Err(AuthFailure::NoUsableChallenge(
+        why.map(|e| e.to_string())
+            .unwrap_or_else(|| "no challenge header".into()),
+    ))
+}
+
+/// The nonce of the credentials `sent` carried for this kind and realm, if any.
+fn sent_nonce(sent: &Request, kind: ChallengeKind, realm: &str) -> Option<String> {
+    sent.header_lines(&header(kind.credentials_header()))
+        .iter()
+        .flat_map(|l| split_challenges(l))
+        .find(|c| c.param("realm") == Some(realm))
+        .and_then(|c| c.param("nonce").map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests;

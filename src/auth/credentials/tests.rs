@@ -1,0 +1,422 @@
+use super::*;
+use crate::sip::{Message, parse_datagram};
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+const PASSWORD: &str = "Tr0ub4dor&3";
+
+fn creds(realm: Option<&str>, algs: &[Algorithm]) -> Arc<Credentials> {
+    Arc::new(Credentials {
+        username: "trunkuser".into(),
+        password: Secret::new(PASSWORD),
+        realm: realm.map(str::to_string),
+        algorithms: algs.to_vec(),
+    })
+}
+
+fn invite(cseq: u32) -> Request {
+    let raw = format!(
+        "INVITE sip:+8610123@carrier.example;user=phone SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfirst\r\nMax-Forwards: 70\r\nFrom: <sip:100@127.0.0.1>;tag=ft\r\nTo: <sip:+8610123@carrier.example>\r\nCall-ID: cid@127.0.0.1\r\nCSeq: {cseq} INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
+    );
+    match parse_datagram(Bytes::from(raw), 65535).unwrap() {
+        Message::Request(r) => r,
+        Message::Response(_) => panic!("request expected"),
+    }
+}
+
+fn challenge_to(req: &Request, status: u16, challenges: &[&str]) -> Response {
+    let mut r = Response::to_request(req, status, "Unauthorized", Some("tt")).unwrap();
+    let name = if status == 401 {
+        "WWW-Authenticate"
+    } else {
+        "Proxy-Authenticate"
+    };
+    for c in challenges {
+        r.push_header(&Hdr::named(name), c.to_string()).unwrap();
+    }
+    r
+}
+
+fn retry(cseq: u32) -> Retry {
+    Retry {
+        cseq,
+        via: format!("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKretry{cseq}"),
+    }
+}
+
+fn creds_of(req: &Request, h: &'static str) -> Vec<super::super::digest::RawChallenge> {
+    req.header_lines(&Hdr::named(h))
+        .iter()
+        .flat_map(|l| split_challenges(l))
+        .collect()
+}
+
+/// What a server would compute from the request as received, to check our answer.
+fn server_accepts(req: &Request, h: &'static str, realm: &str) -> bool {
+    let c = creds_of(req, h)
+        .into_iter()
+        .find(|c| c.param("realm") == Some(realm))
+        .unwrap();
+    let ch = Challenge {
+        realm: realm.into(),
+        nonce: c.param("nonce").unwrap().into(),
+        opaque: c.param("opaque").map(str::to_string),
+        algorithm: Algorithm::parse(c.param("algorithm").unwrap()).unwrap(),
+        qop: vec![super::super::digest::Qop::Auth],
+        stale: false,
+    };
+    let nc = u32::from_str_radix(c.param("nc").unwrap(), 16).unwrap();
+    let expected = digest::response(
+        &ch,
+        Some(super::super::digest::Qop::Auth),
+        &DigestInput {
+            username: "trunkuser",
+            password: PASSWORD,
+            method: req.method().as_str(),
+            uri: c.param("uri").unwrap(),
+            body: req.body(),
+            nc,
+            cnonce: c.param("cnonce").unwrap(),
+        },
+    );
+    c.param("uri") == Some(req.uri().as_str()) && c.param("response") == Some(&expected)
+}
+
+#[test]
+fn answers_a_407_with_new_cseq_and_via_and_keeps_the_dialog_identity() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(1);
+    let sent = invite(1);
+    let resp = challenge_to(
+        &sent,
+        407,
+        &[r#"Digest realm="carrier", nonce="n1", qop="auth", algorithm=MD5"#],
+    );
+    let again = s.on_challenge(&sent, &resp, retry(2), &mut rng).unwrap();
+    assert_eq!(again.cseq().unwrap().0, 2);
+    assert_eq!(again.method(), crate::sip::Method::Invite);
+    assert_eq!(
+        again.top_via().unwrap().branch.as_deref(),
+        Some("z9hG4bKretry2")
+    );
+    assert_eq!(again.header_lines(&Hdr::VIA).len(), 1);
+    assert_eq!(again.call_id(), sent.call_id());
+    assert_eq!(again.from_tag(), sent.from_tag());
+    assert_eq!(again.uri(), sent.uri());
+    assert_eq!(again.body(), sent.body());
+    assert!(!again.has_header(&Hdr::AUTHORIZATION));
+    assert!(server_accepts(&again, "Proxy-Authorization", "carrier"));
+    let c = &creds_of(&again, "Proxy-Authorization")[0];
+    assert_eq!(c.param("nc"), Some("00000001"));
+    assert!(
+        !again
+            .to_bytes()
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes())
+    );
+    assert!(s.has_cached());
+}
+
+#[test]
+fn prefers_the_configured_algorithm_among_several_challenges() {
+    let sent = invite(1);
+    let resp = challenge_to(
+        &sent,
+        401,
+        &[
+            r#"Digest realm="r", nonce="md5", qop="auth", algorithm=MD5"#,
+            r#"Digest realm="r", nonce="sha", qop="auth", algorithm=SHA-256"#,
+        ],
+    );
+    let mut rng = SmallRng::seed_from_u64(1);
+    for (pref, want) in [
+        (vec![Algorithm::Sha256, Algorithm::Md5], "SHA-256"),
+        (vec![Algorithm::Md5, Algorithm::Sha256], "MD5"),
+    ] {
+        let mut s = AuthSession::new(Some(creds(None, &pref)));
+        let again = s.on_challenge(&sent, &resp, retry(2), &mut rng).unwrap();
+        let c = &creds_of(&again, "Authorization")[0];
+        assert_eq!(c.param("algorithm"), Some(want));
+        assert!(server_accepts(&again, "Authorization", "r"));
+    }
+    let mut s = AuthSession::new(Some(creds(None, &[Algorithm::Sha256Sess])));
+    assert_eq!(
+        s.on_challenge(&sent, &resp, retry(2), &mut rng).err(),
+        Some(AuthFailure::AlgorithmNotAllowed("MD5, SHA-256".into()))
+    );
+}
+
+#[test]
+fn nonce_count_increments_per_nonce_and_resets_with_a_new_one() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(2);
+    let sent = invite(1);
+    let resp = challenge_to(&sent, 401, &[r#"Digest realm="r", nonce="n1", qop="auth""#]);
+    let first = s.on_challenge(&sent, &resp, retry(2), &mut rng).unwrap();
+    let nc = |r: &Request| {
+        creds_of(r, "Authorization")[0]
+            .param("nc")
+            .unwrap()
+            .to_string()
+    };
+    let cn = |r: &Request| {
+        creds_of(r, "Authorization")[0]
+            .param("cnonce")
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(nc(&first), "00000001");
+    // Later requests in the dialog carry credentials up front, counting on.
+    let mut bye = invite(3);
+    s.authorize(&mut bye, &mut rng).unwrap();
+    assert_eq!(nc(&bye), "00000002");
+    let mut reinvite = invite(4);
+    s.authorize(&mut reinvite, &mut rng).unwrap();
+    assert_eq!(nc(&reinvite), "00000003");
+    assert_ne!(cn(&bye), cn(&reinvite), "a fresh cnonce every time");
+    assert!(server_accepts(&reinvite, "Authorization", "r"));
+    // The server moves to a new nonce (stale): the count starts again.
+    let resp = challenge_to(
+        &reinvite,
+        401,
+        &[r#"Digest realm="r", nonce="n2", qop="auth", stale=true"#],
+    );
+    let again = s
+        .on_challenge(&reinvite, &resp, retry(5), &mut rng)
+        .unwrap();
+    assert_eq!(nc(&again), "00000001");
+    assert_eq!(
+        creds_of(&again, "Authorization")[0].param("nonce"),
+        Some("n2")
+    );
+}
+
+#[test]
+fn stale_nonce_is_retried_with_the_fresh_one() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(3);
+    let sent = invite(1);
+    let r1 = challenge_to(&sent, 401, &[r#"Digest realm="r", nonce="n1", qop="auth""#]);
+    let a1 = s.on_challenge(&sent, &r1, retry(2), &mut rng).unwrap();
+    let r2 = challenge_to(
+        &a1,
+        401,
+        &[r#"Digest realm="r", nonce="n2", qop="auth", stale=TRUE"#],
+    );
+    let a2 = s.on_challenge(&a1, &r2, retry(3), &mut rng).unwrap();
+    assert_eq!(creds_of(&a2, "Authorization").len(), 1);
+    assert_eq!(creds_of(&a2, "Authorization")[0].param("nonce"), Some("n2"));
+    assert!(server_accepts(&a2, "Authorization", "r"));
+}
+
+#[test]
+fn the_same_nonce_twice_gives_up() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(4);
+    let sent = invite(1);
+    let ch = r#"Digest realm="r", nonce="n1", qop="auth""#;
+    let a1 = s
+        .on_challenge(&sent, &challenge_to(&sent, 401, &[ch]), retry(2), &mut rng)
+        .unwrap();
+    assert_eq!(
+        s.on_challenge(&a1, &challenge_to(&a1, 401, &[ch]), retry(3), &mut rng)
+            .err(),
+        Some(AuthFailure::SameNonce)
+    );
+    // Even when it claims to be stale.
+    let stale = r#"Digest realm="r", nonce="n1", qop="auth", stale=true"#;
+    assert_eq!(
+        s.on_challenge(&a1, &challenge_to(&a1, 401, &[stale]), retry(3), &mut rng)
+            .err(),
+        Some(AuthFailure::SameNonce)
+    );
+}
+
+#[test]
+fn a_fresh_nonce_without_stale_after_an_answer_is_a_refusal() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(5);
+    let sent = invite(1);
+    let a1 = s
+        .on_challenge(
+            &sent,
+            &challenge_to(&sent, 401, &[r#"Digest realm="r", nonce="n1""#]),
+            retry(2),
+            &mut rng,
+        )
+        .unwrap();
+    assert_eq!(
+        s.on_challenge(
+            &a1,
+            &challenge_to(&a1, 401, &[r#"Digest realm="r", nonce="n2""#]),
+            retry(3),
+            &mut rng
+        )
+        .err(),
+        Some(AuthFailure::Rejected)
+    );
+}
+
+#[test]
+fn up_front_credentials_with_an_old_nonce_are_refreshed() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(6);
+    let sent = invite(1);
+    s.on_challenge(
+        &sent,
+        &challenge_to(&sent, 401, &[r#"Digest realm="r", nonce="n1""#]),
+        retry(2),
+        &mut rng,
+    )
+    .unwrap();
+    let mut bye = invite(3);
+    s.authorize(&mut bye, &mut rng).unwrap();
+    let again = s
+        .on_challenge(
+            &bye,
+            &challenge_to(&bye, 401, &[r#"Digest realm="r", nonce="n9""#]),
+            retry(4),
+            &mut rng,
+        )
+        .unwrap();
+    assert_eq!(
+        creds_of(&again, "Authorization")[0].param("nonce"),
+        Some("n9")
+    );
+}
+
+#[test]
+fn proxy_then_server_challenge_carries_both_credentials_and_rounds_are_bounded() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(7);
+    let sent = invite(1);
+    let a1 = s
+        .on_challenge(
+            &sent,
+            &challenge_to(
+                &sent,
+                407,
+                &[r#"Digest realm="proxy", nonce="p1", qop="auth""#],
+            ),
+            retry(2),
+            &mut rng,
+        )
+        .unwrap();
+    let a2 = s
+        .on_challenge(
+            &a1,
+            &challenge_to(
+                &a1,
+                401,
+                &[r#"Digest realm="server", nonce="s1", qop="auth""#],
+            ),
+            retry(3),
+            &mut rng,
+        )
+        .unwrap();
+    assert!(server_accepts(&a2, "Proxy-Authorization", "proxy"));
+    assert!(server_accepts(&a2, "Authorization", "server"));
+    assert_eq!(
+        creds_of(&a2, "Proxy-Authorization")[0].param("nc"),
+        Some("00000002")
+    );
+    let a3 = s
+        .on_challenge(
+            &a2,
+            &challenge_to(
+                &a2,
+                401,
+                &[r#"Digest realm="server", nonce="s2", qop="auth", stale=true"#],
+            ),
+            retry(4),
+            &mut rng,
+        )
+        .unwrap();
+    // A fourth challenge, however stale, is one too many.
+    assert_eq!(
+        s.on_challenge(
+            &a3,
+            &challenge_to(
+                &a3,
+                401,
+                &[r#"Digest realm="server", nonce="s3", qop="auth", stale=true"#],
+            ),
+            retry(5),
+            &mut rng
+        )
+        .err(),
+        Some(AuthFailure::TooManyRounds(MAX_ROUNDS))
+    );
+}
+
+#[test]
+fn realm_mismatch_and_missing_credentials_give_up() {
+    let mut rng = SmallRng::seed_from_u64(8);
+    let sent = invite(1);
+    let resp = challenge_to(&sent, 401, &[r#"Digest realm="evil", nonce="n""#]);
+    let mut s = AuthSession::new(Some(creds(Some("carrier"), &Algorithm::ALL)));
+    assert_eq!(
+        s.on_challenge(&sent, &resp, retry(2), &mut rng).err(),
+        Some(AuthFailure::RealmMismatch {
+            offered: "evil".into(),
+            configured: "carrier".into()
+        })
+    );
+    assert!(!s.has_cached());
+    let mut none = AuthSession::new(None);
+    assert_eq!(
+        none.on_challenge(&sent, &resp, retry(2), &mut rng).err(),
+        Some(AuthFailure::NoCredentials)
+    );
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let basic = challenge_to(&sent, 401, &[r#"Basic realm="x""#]);
+    assert!(matches!(
+        s.on_challenge(&sent, &basic, retry(2), &mut rng),
+        Err(AuthFailure::NoUsableChallenge(_))
+    ));
+    let bare = challenge_to(&sent, 401, &[]);
+    assert!(matches!(
+        s.on_challenge(&sent, &bare, retry(2), &mut rng),
+        Err(AuthFailure::NoUsableChallenge(_))
+    ));
+    let not = Response::to_request(&sent, 403, "Forbidden", None).unwrap();
+    assert_eq!(
+        s.on_challenge(&sent, &not, retry(2), &mut rng).err(),
+        Some(AuthFailure::NotAChallenge(403))
+    );
+}
+
+#[test]
+fn the_password_appears_in_no_debug_or_error_text() {
+    let c = creds(Some("r"), &Algorithm::ALL);
+    let mut s = AuthSession::new(Some(c.clone()));
+    let mut rng = SmallRng::seed_from_u64(9);
+    let sent = invite(1);
+    let a1 = s
+        .on_challenge(
+            &sent,
+            &challenge_to(&sent, 401, &[r#"Digest realm="r", nonce="n""#]),
+            retry(2),
+            &mut rng,
+        )
+        .unwrap();
+    let err = s
+        .on_challenge(
+            &a1,
+            &challenge_to(&a1, 401, &[r#"Digest realm="r", nonce="n""#]),
+            retry(3),
+            &mut rng,
+        )
+        .unwrap_err();
+    for text in [
+        format!("{c:?}"),
+        format!("{s:?}"),
+        format!("{err} {err:?}"),
+        format!("{:?}", Secret::new(PASSWORD)),
+        String::from_utf8_lossy(&a1.to_bytes()).into_owned(),
+    ] {
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
+    assert!(format!("{c:?}").contains("trunkuser"));
+}

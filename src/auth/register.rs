@@ -1,0 +1,549 @@
+//! A registration client (RFC 3261 §10.2) for one peer: keeps a binding of the gateway's
+//! contact at the peer's registrar, refreshing it before it expires, backing off when the
+//! registrar refuses or does not answer, and removing it (`Expires: 0`) at shutdown.
+//!
+//! Sans-IO: the engine calls [`Registration::start`], then drives it with
+//! [`Registration::handle_response`], [`Registration::handle_timeout`] (at
+//! [`Registration::poll_timeout`]) and [`Registration::handle_failure`] (transaction timeout or
+//! transport error), and sends whatever [`Registration::poll_transmit`] yields. One REGISTER is
+//! in flight at a time.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::credentials::{AuthFailure, AuthSession, Credentials, Retry};
+use crate::config::{PeerName, Profile};
+use crate::sip::{BRANCH_COOKIE, Hdr, Method, Request, Response, Target, Transport};
+
+/// Refresh when this share (in percent) of the granted expiry has passed.
+pub const REFRESH_PERCENT: u32 = 85;
+/// First back-off after a failure; doubles with every further failure up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(10);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// A `Retry-After` is honoured up to this long (a registrar asking for days is ignored).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// No final response within 64·T1 is a failure even if the transaction layer never says so.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
+/// Longest expiry we ask for or accept through `423 Min-Expires` (a week).
+pub const MAX_EXPIRES: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `[register]` of a profile, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterPolicy {
+    /// Expiry asked for.
+    pub expires: Duration,
+    /// User part of the Contact we register.
+    pub contact_user: String,
+    /// Transport toward the registrar (the profile address's unless set).
+    pub transport: Transport,
+}
+
+/// Everything a registration needs to build its REGISTERs.
+#[derive(Debug, Clone)]
+pub struct RegisterParams {
+    pub peer: PeerName,
+    /// Where REGISTERs go: the profile's address with the policy's transport.
+    pub target: Target,
+    /// Request-URI: `sip:DOMAIN`.
+    pub registrar: String,
+    /// Address of record, the From and To URI: `sip:USER@DOMAIN`.
+    pub aor: String,
+    /// The contact bound: `sip:CONTACT_USER@ADVERTISE:PORT`.
+    pub contact: String,
+    /// Via sent-by: `ADVERTISE:PORT`.
+    pub sent_by: String,
+    pub expires: Duration,
+}
+
+impl RegisterParams {
+    /// The registration of `profile`. `advertise` is `[sip] advertise`; `local_port` the port
+    /// of the gateway's listener for the policy's transport. The AOR user is the `[auth]`
+    /// username when there is one, else the contact user.
+    pub fn for_profile(
+        profile: &Profile,
+        policy: &RegisterPolicy,
+        creds: Option<&Credentials>,
+        advertise: &str,
+        local_port: u16,
+    ) -> Self {
+        let t = policy.transport;
+        let tparam = match t {
+            Transport::Udp => String::new(),
+            Transport::Tcp => ";transport=tcp".into(),
+        };
+        let host = if advertise.contains(':') && !advertise.starts_with('[') {
+            format!("[{advertise}]")
+        } else {
+            advertise.to_string()
+        };
+        let user = creds
+            .map(|c| c.username.as_str())
+            .unwrap_or(&policy.contact_user);
+        RegisterParams {
+            peer: profile.name.clone(),
+            target: Target {
+                transport: t,
+                addr: profile.address.addr,
+                conn: None,
+            },
+            registrar: format!("sip:{}{tparam}", profile.domain),
+            aor: format!("sip:{user}@{}", profile.domain),
+            contact: format!("sip:{}@{host}:{local_port}{tparam}", policy.contact_user),
+            sent_by: format!("{host}:{local_port}"),
+            expires: policy.expires,
+        }
+    }
+}
+
+/// A request to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub to: Target,
+    pub request: Request,
+}
+
+/// What happened, for the log (the metric follows [`Registration::is_up`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegEvent {
+    /// The registrar accepted the binding for `expires`; `refresh_in` until we renew it.
+    Registered {
+        expires: Duration,
+        refresh_in: Duration,
+    },
+    /// An attempt failed; the next one is in `retry_in`. The registration is down.
+    Failed { reason: String, retry_in: Duration },
+    /// The binding was removed at shutdown (or the removal failed: `ok == false`).
+    Unregistered { ok: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Register,
+    Unregister,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    /// Not started.
+    Idle,
+    /// A REGISTER is out; `deadline` is our own Timer F.
+    InFlight {
+        sent: Box<Request>,
+        op: Op,
+        deadline: Instant,
+    },
+    /// Registered (refresh) or backing off (retry): send again at `at`.
+    Waiting { at: Instant },
+    /// Unregistered at shutdown, or never registered when shutdown came.
+    Done,
+}
+
+/// Bounds for the small queues: one REGISTER is in flight at a time, so two outgoing is
+/// already one more than ever needed; events are for the log and the oldest may go.
+const MAX_OUTBOX: usize = 2;
+const MAX_EVENTS: usize = 16;
+
+/// One peer's registration.
+#[derive(Debug)]
+pub struct Registration {
+    params: RegisterParams,
+    auth: AuthSession,
+    rng: SmallRng,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    /// The expiry we ask for (raised by `423 Interval Too Brief`).
+    expires: Duration,
+    state: State,
+    /// Until when the registrar holds our binding, while it does.
+    bound_until: Option<Instant>,
+    failures: u32,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<RegEvent>,
+}
+
+impl Registration {
+    /// A registration that has not started. `seed` seeds its Call-ID, tags, branches and
+    /// cnonces: the engine passes an OS-random value, tests a fixed one.
+    pub fn new(params: RegisterParams, creds: Option<Arc<Credentials>>, seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let host = params
+            .sent_by
+            .rsplit_once(':')
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_else(|| params.sent_by.clone());
+        let call_id = format!("{}@{host}", hex(&mut rng, 20));
+        let from_tag = hex(&mut rng, 12);
+        let expires = params.expires.min(MAX_EXPIRES);
+        Registration {
+            params,
+            auth: AuthSession::new(creds),
+            rng,
+            call_id,
+            from_tag,
+            cseq: 0,
+            expires,
+            state: State::Idle,
+            bound_until: None,
+            failures: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The peer this registration is with.
+    pub fn peer(&self) -> &PeerName {
+        &self.params.peer
+    }
+
+    /// The Call-ID every REGISTER of this registration carries: responses with it are ours.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The contact URI we register (inbound requests to it belong to this peer).
+    pub fn contact(&self) -> &str {
+        &self.params.contact
+    }
+
+    /// Whether the registrar holds our binding (`trunkgate_registration_up{peer}`).
+    pub fn is_up(&self) -> bool {
+        self.bound_until.is_some()
+    }
+
+    /// Whether the registration has ended (after [`Registration::shutdown`]).
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Sends the first REGISTER.
+    pub fn start(&mut self, now: Instant) {
+        if matches!(self.state, State::Idle) {
+            self.send(now, Op::Register);
+        }
+    }
+
+    /// Removes the binding: `Expires: 0` when we may hold one, else nothing. A REGISTER in
+    /// flight is abandoned (its response is ignored).
+    pub fn shutdown(&mut self, now: Instant) {
+        let maybe_bound = self.is_up()
+            || matches!(
+                self.state,
+                State::InFlight {
+                    op: Op::Register,
+                    ..
+                }
+            );
+        match self.state {
+            State::Done
+            | State::InFlight {
+                op: Op::Unregister, ..
+            } => {}
+            _ if maybe_bound => self.send(now, Op::Unregister),
+            _ => self.state = State::Done,
+        }
+    }
+
+    /// Next request to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// Next thing that happened, for the log.
+    pub fn poll_event(&mut self) -> Option<RegEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Registration::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let state_at = match &self.state {
+            State::InFlight { deadline, .. } => Some(*deadline),
+            State::Waiting { at } => Some(*at),
+            State::Idle | State::Done => None,
+        };
+        [state_at, self.bound_until].into_iter().flatten().min()
+    }
+
+    /// Time has passed: refresh, retry, give up on a silent registrar, or notice that the
+    /// binding expired.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.bound_until.is_some_and(|t| now >= t) {
+            self.bound_until = None;
+        }
+        match &self.state {
+            State::InFlight { deadline, op, .. } if now >= *deadline => {
+                let op = *op;
+                self.fail(now, op, "no response from the registrar".into(), None);
+            }
+            State::Waiting { at } if now >= *at => self.send(now, Op::Register),
+            _ => {}
+        }
+    }
+
+    /// The transaction of the REGISTER in flight ended without a response (timeout,
+    /// transport error).
+    pub fn handle_failure(&mut self, now: Instant, reason: &str) {
+        if let State::InFlight { op, .. } = self.state {
+            self.fail(now, op, reason.to_string(), None);
+        }
+    }
+
+    /// A response arrived. Returns whether it belonged to this registration's REGISTER in
+    /// flight (responses to abandoned or other requests are ignored).
+    pub fn handle_response(&mut self, now: Instant, resp: &Response) -> bool {
+        let State::InFlight { sent, op, .. } = &self.state else {
+            return false;
+        };
+        let (sent, op) = (sent.clone(), *op);
+        let ours = resp.call_id().as_deref() == Some(self.call_id.as_str())
+            && resp.cseq() == Some((self.cseq, Method::Register));
+        if !ours {
+            return false;
+        }
+        let status = resp.status();
+        if resp.is_provisional() {
+            return true;
+        }
+        if resp.is_success() {
+            match op {
+                Op::Unregister => {
+                    self.bound_until = None;
+                    self.state = State::Done;
+                    self.event(RegEvent::Unregistered { ok: true });
+                }
+                Op::Register => self.registered(now, resp),
+            }
+            return true;
+        }
+        match status {
+            401 | 407 => {
+                self.cseq = self.cseq.wrapping_add(1);
+                let retry = Retry {
+                    cseq: self.cseq,
+                    via: self.via(),
+                };
+                match self.auth.on_challenge(&sent, resp, retry, &mut self.rng) {
+                    Ok(req) => self.put_in_flight(now, op, req),
+                    Err(e) => self.fail(now, op, format!("{status}: {e}"), None),
+                }
+            }
+            423 if op == Op::Register => {
+                let min = resp
+                    .header(&Hdr::named("Min-Expires"))
+                    .and_then(|v| leading_secs(&v));
+                match min {
+                    Some(m) if m > self.expires && m <= MAX_EXPIRES => {
+                        self.expires = m;
+                        self.send(now, op);
+                    }
+                    _ => self.fail(now, op, "423 without a usable Min-Expires".into(), None),
+                }
+            }
+            _ => {
+                let retry_after = resp
+                    .header(&Hdr::RETRY_AFTER)
+                    .and_then(|v| leading_secs(&v));
+                self.fail(now, op, format!("{status} {}", resp.reason()), retry_after);
+            }
+        }
+        true
+    }
+
+    fn registered(&mut self, now: Instant, resp: &Response) {
+        let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
+        // A registrar may shorten the expiry, never lengthen it (RFC 3261 §10.3 step 7).
+        let granted = granted.min(self.expires);
+        if granted.is_zero() {
+            self.fail(now, Op::Register, "the registrar granted 0 s".into(), None);
+            return;
+        }
+        let refresh_in = granted * REFRESH_PERCENT / 100;
+        self.failures = 0;
+        self.bound_until = Some(later(now, granted));
+        self.state = State::Waiting {
+            at: later(now, refresh_in),
+        };
+        self.event(RegEvent::Registered {
+            expires: granted,
+            refresh_in,
+        });
+    }
+
+    fn fail(&mut self, now: Instant, op: Op, reason: String, retry_after: Option<Duration>) {
+        self.bound_until = None;
+        if op == Op::Unregister {
+            self.state = State::Done;
+            self.event(RegEvent::Unregistered { ok: false });
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let retry_in = match retry_after {
+            Some(r) => r.clamp(Duration::from_secs(1), MAX_RETRY_AFTER),
+            None => backoff(self.failures),
+        };
+        self.state = State::Waiting {
+            at: later(now, retry_in),
+        };
+        self.event(RegEvent::Failed { reason, retry_in });
+    }
+
+    fn send(&mut self, now: Instant, op: Op) {
+        match self.build(op) {
+            Ok(req) => self.put_in_flight(now, op, req),
+            // Only a contact or URI the config check let through could fail here.
+            Err(e) => self.fail(now, op, format!("cannot build REGISTER: {e}"), None),
+        }
+    }
+
+    fn put_in_flight(&mut self, now: Instant, op: Op, req: Request) {
+        if self.outbox.len() >= MAX_OUTBOX {
+            self.outbox.pop_front();
+        }
+        self.outbox.push_back(Transmit {
+            to: self.params.target,
+            request: req.clone(),
+        });
+        self.state = State::InFlight {
+            sent: Box::new(req),
+            op,
+            deadline: later(now, TRANSACTION_TIMEOUT),
+        };
+    }
+
+    fn build(&mut self, op: Op) -> Result<Request, AuthFailure> {
+        self.cseq = self.cseq.wrapping_add(1);
+        let via = self.via();
+        let p = &self.params;
+        let mut r = Request::new(Method::Register, &p.registrar)?;
+        r.push_header(&Hdr::VIA, via)?;
+        r.push_header(&Hdr::MAX_FORWARDS, "70")?;
+        r.push_header(&Hdr::FROM, format!("<{}>;tag={}", p.aor, self.from_tag))?;
+        r.push_header(&Hdr::TO, format!("<{}>", p.aor))?;
+        r.push_header(&Hdr::CALL_ID, self.call_id.clone())?;
+        r.push_header(&Hdr::CSEQ, format!("{} REGISTER", self.cseq))?;
+        r.push_header(&Hdr::CONTACT, format!("<{}>", p.contact))?;
+        let secs = match op {
+            Op::Register => self.expires.as_secs(),
+            Op::Unregister => 0,
+        };
+        r.push_header(&Hdr::named("Expires"), secs.to_string())?;
+        r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+        // Credentials up front once the registrar has challenged us, so refreshes usually
+        // need one round trip.
+        self.auth.authorize(&mut r, &mut self.rng)?;
+        Ok(r)
+    }
+
+    fn via(&mut self) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={BRANCH_COOKIE}{};rport",
+            self.params.target.transport.via_token(),
+            self.params.sent_by,
+            hex(&mut self.rng, 16)
+        )
+    }
+
+    fn event(&mut self, e: RegEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+}
+
+/// 10 s, 20 s, 40 s, … up to 10 min.
+fn backoff(failures: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(16);
+    FIRST_BACKOFF.saturating_mul(1u32 << shift).min(MAX_BACKOFF)
+}
+
+/// `now + d`, or a far but representable instant if that overflows.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(MAX_EXPIRES))
+        .unwrap_or(now)
+}
+
+fn hex(rng: &mut SmallRng, n: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..n)
+        .map(|_| {
+            char::from(
+                HEX.get(rng.random_range(0..16usize))
+                    .copied()
+                    .unwrap_or(b'0'),
+            )
+        })
+        .collect()
+}
+
+/// Seconds at the start of a header value (`120`, `120 (maintenance);duration=60`).
+fn leading_secs(v: &str) -> Option<Duration> {
+    let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
+    // u32 seconds: more is nonsense, and refusing it keeps `Instant` arithmetic sane.
+    digits
+        .parse::<u32>()
+        .ok()
+        .map(|s| Duration::from_secs(u64::from(s)))
+}
+
+/// The expiry a 2xx grants our contact: its Contact's `expires` parameter, else the Expires
+/// header (RFC 3261 §10.2.4).
+fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
+    let entries: Vec<String> = resp
+        .header_lines(&Hdr::CONTACT)
+        .iter()
+        .flat_map(|l| crate::sip::split_header_list(l))
+        .collect();
+    let key = |uri: &str| {
+        uri.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    };
+    let mine = key(ours);
+    let parsed: Vec<(String, Option<Duration>)> =
+        entries.iter().map(|e| contact_entry(e)).collect();
+    let from_contact = parsed
+        .iter()
+        .find(|(u, _)| key(u) == mine)
+        .or(match parsed.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
+        .and_then(|(_, e)| *e);
+    from_contact.or_else(|| {
+        resp.header(&Hdr::named("Expires"))
+            .and_then(|v| leading_secs(&v))
+    })
+}
+
+/// The URI and `expires` parameter of one Contact entry (`"n" <sip:u@h>;expires=60`).
+fn contact_entry(e: &str) -> (String, Option<Duration>) {
+    let (uri, params) = match (e.find('<'), e.find('>')) {
+        (Some(a), Some(b)) if a < b => (
+            e.get(a + 1..b).unwrap_or_default(),
+            e.get(b + 1..).unwrap_or_default(),
+        ),
+        _ => match e.split_once(';') {
+            Some((u, p)) => (u, p),
+            None => (e, ""),
+        },
+    };
+    let expires = params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("expires")
+            .then(|| leading_secs(v))
+            .flatten()
+    });
+    (uri.trim().to_string(), expires)
+}
+
+#[cfg(test)]
+mod tests;

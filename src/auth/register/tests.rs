@@ -1,0 +1,387 @@
+use super::super::credentials::Secret;
+use super::super::digest::{Algorithm, split_challenges};
+use super::*;
+
+const PASSWORD: &str = "reg-Secret-42";
+
+fn params(expires: u64) -> RegisterParams {
+    RegisterParams {
+        peer: PeerName("itsp".into()),
+        target: Target::udp("127.0.0.3:5060".parse().unwrap()),
+        registrar: "sip:sip.itsp.example".into(),
+        aor: "sip:4420001@sip.itsp.example".into(),
+        contact: "sip:gw@127.0.0.1:5060".into(),
+        sent_by: "127.0.0.1:5060".into(),
+        expires: Duration::from_secs(expires),
+    }
+}
+
+fn creds() -> Arc<Credentials> {
+    Arc::new(Credentials {
+        username: "4420001".into(),
+        password: Secret::new(PASSWORD),
+        realm: None,
+        algorithms: Algorithm::ALL.to_vec(),
+    })
+}
+
+fn reg(expires: u64) -> Registration {
+    Registration::new(params(expires), Some(creds()), 42)
+}
+
+fn sent(r: &mut Registration) -> Request {
+    let t = r.poll_transmit().expect("a REGISTER to send");
+    assert_eq!(t.to, Target::udp("127.0.0.3:5060".parse().unwrap()));
+    assert!(r.poll_transmit().is_none(), "one at a time");
+    t.request
+}
+
+fn answer(req: &Request, status: u16, extra: &[(&'static str, &str)]) -> Response {
+    let mut r = Response::to_request(req, status, "X", Some("regtag")).unwrap();
+    for (h, v) in extra {
+        r.push_header(&Hdr::named(h), v.to_string()).unwrap();
+    }
+    r
+}
+
+fn expires_of(req: &Request) -> String {
+    req.header(&Hdr::named("Expires")).unwrap()
+}
+
+#[test]
+fn register_request_shape() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    assert_eq!(r.poll_timeout(), None);
+    r.start(t0);
+    let q = sent(&mut r);
+    assert_eq!(q.method(), Method::Register);
+    assert_eq!(q.uri(), "sip:sip.itsp.example");
+    assert_eq!(q.to_uri().as_deref(), Some("sip:4420001@sip.itsp.example"));
+    assert_eq!(q.from_uri(), q.to_uri());
+    assert!(q.from_tag().is_some());
+    assert_eq!(q.call_id().as_deref(), Some(r.call_id()));
+    assert!(r.call_id().ends_with("@127.0.0.1"));
+    assert_eq!(q.cseq(), Some((1, Method::Register)));
+    assert_eq!(q.contact_uri().as_deref(), Some("sip:gw@127.0.0.1:5060"));
+    assert_eq!(expires_of(&q), "3600");
+    let via = q.top_via().unwrap();
+    assert!(via.branch.unwrap().starts_with("z9hG4bK"));
+    assert_eq!(via.host, "127.0.0.1");
+    assert!(!q.has_header(&Hdr::AUTHORIZATION));
+    assert_eq!(r.poll_timeout(), Some(t0 + TRANSACTION_TIMEOUT));
+    assert!(!r.is_up());
+}
+
+#[test]
+fn challenge_then_refresh_at_85_percent_with_credentials_up_front() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q1 = sent(&mut r);
+    let ch = r#"Digest realm="itsp", nonce="n1", qop="auth", algorithm=MD5"#;
+    assert!(r.handle_response(t0, &answer(&q1, 401, &[("WWW-Authenticate", ch)])));
+    let q2 = sent(&mut r);
+    assert_eq!(q2.cseq(), Some((2, Method::Register)));
+    assert_eq!(q2.call_id(), q1.call_id());
+    assert_eq!(q2.from_tag(), q1.from_tag());
+    assert_ne!(q2.top_via().unwrap().branch, q1.top_via().unwrap().branch);
+    let a = split_challenges(&q2.header(&Hdr::AUTHORIZATION).unwrap());
+    assert_eq!(a[0].param("username"), Some("4420001"));
+    assert_eq!(a[0].param("uri"), Some("sip:sip.itsp.example"));
+    assert_eq!(a[0].param("nc"), Some("00000001"));
+    assert!(!r.is_up());
+
+    // 200 grants less than asked, in the Contact's expires parameter.
+    let t1 = t0 + Duration::from_millis(80);
+    let ok = answer(
+        &q2,
+        200,
+        &[
+            (
+                "Contact",
+                "<sip:other@10.0.0.1>;expires=3000, <sip:gw@127.0.0.1:5060>;expires=600",
+            ),
+            ("Expires", "3600"),
+        ],
+    );
+    assert!(r.handle_response(t1, &ok));
+    assert!(r.is_up());
+    assert_eq!(
+        r.poll_event(),
+        Some(RegEvent::Registered {
+            expires: Duration::from_secs(600),
+            refresh_in: Duration::from_secs(510)
+        })
+    );
+    assert!(r.poll_transmit().is_none());
+    assert_eq!(r.poll_timeout(), Some(t1 + Duration::from_secs(510)));
+
+    // Nothing happens before the refresh time.
+    r.handle_timeout(t1 + Duration::from_secs(509));
+    assert!(r.poll_transmit().is_none());
+    r.handle_timeout(t1 + Duration::from_secs(510));
+    let q3 = sent(&mut r);
+    assert_eq!(q3.cseq(), Some((3, Method::Register)));
+    assert_eq!(q3.call_id(), q1.call_id());
+    let a = split_challenges(&q3.header(&Hdr::AUTHORIZATION).unwrap());
+    assert_eq!(a[0].param("nonce"), Some("n1"));
+    assert_eq!(a[0].param("nc"), Some("00000002"), "same nonce, next count");
+    assert!(r.is_up(), "still bound while the refresh is out");
+    assert!(!String::from_utf8_lossy(&q3.to_bytes()).contains(PASSWORD));
+    assert!(!format!("{r:?}").contains(PASSWORD));
+}
+
+#[test]
+fn expires_header_is_used_when_the_contact_has_no_parameter() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 200, &[("Expires", "120")]));
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(102)));
+    // A registrar cannot lengthen: a grant above the request is capped.
+    let mut r = reg(60);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(
+        t0,
+        &answer(
+            &q,
+            200,
+            &[("Contact", "<sip:gw@127.0.0.1:5060>;expires=99999")],
+        ),
+    );
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(51)));
+}
+
+#[test]
+fn failures_back_off_exponentially_and_success_resets() {
+    let mut r = reg(3600);
+    let mut now = Instant::now();
+    r.start(now);
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        let q = sent(&mut r);
+        assert!(r.handle_response(now, &answer(&q, 503, &[])));
+        assert!(!r.is_up());
+        let at = r.poll_timeout().unwrap();
+        waits.push((at - now).as_secs());
+        // Not a moment early.
+        r.handle_timeout(at - Duration::from_millis(1));
+        assert!(r.poll_transmit().is_none());
+        now = at;
+        r.handle_timeout(now);
+    }
+    assert_eq!(waits, vec![10, 20, 40, 80, 160, 320, 600, 600]);
+    let q = sent(&mut r);
+    r.handle_response(now, &answer(&q, 200, &[]));
+    assert!(r.is_up());
+    r.handle_timeout(r.poll_timeout().unwrap());
+    let q = sent(&mut r);
+    now = r.poll_timeout().unwrap() - TRANSACTION_TIMEOUT;
+    r.handle_response(now, &answer(&q, 500, &[]));
+    assert_eq!(
+        r.poll_timeout(),
+        Some(now + FIRST_BACKOFF),
+        "back to the first step"
+    );
+    assert!(!r.is_up());
+}
+
+#[test]
+fn retry_after_is_honoured_and_bounded() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(
+        t0,
+        &answer(&q, 503, &[("Retry-After", "120 (maintenance)")]),
+    );
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(120)));
+    assert!(matches!(
+        r.poll_event(),
+        Some(RegEvent::Failed { retry_in, .. }) if retry_in == Duration::from_secs(120)
+    ));
+    r.handle_timeout(t0 + Duration::from_secs(120));
+    let q = sent(&mut r);
+    let t1 = t0 + Duration::from_secs(120);
+    r.handle_response(t1, &answer(&q, 480, &[("Retry-After", "999999")]));
+    assert_eq!(r.poll_timeout(), Some(t1 + MAX_RETRY_AFTER));
+}
+
+#[test]
+fn silence_and_transport_errors_are_failures() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let _ = sent(&mut r);
+    r.handle_timeout(t0 + TRANSACTION_TIMEOUT);
+    assert!(matches!(r.poll_event(), Some(RegEvent::Failed { .. })));
+    let retry_at = t0 + TRANSACTION_TIMEOUT + FIRST_BACKOFF;
+    assert_eq!(r.poll_timeout(), Some(retry_at));
+    r.handle_timeout(retry_at);
+    let _ = sent(&mut r);
+    r.handle_failure(retry_at, "connection refused");
+    assert_eq!(
+        r.poll_event(),
+        Some(RegEvent::Failed {
+            reason: "connection refused".into(),
+            retry_in: Duration::from_secs(20)
+        })
+    );
+}
+
+#[test]
+fn binding_expiry_without_a_successful_refresh_takes_it_down() {
+    let mut r = reg(100);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 200, &[]));
+    assert!(r.is_up());
+    r.handle_timeout(t0 + Duration::from_secs(85));
+    let _refresh = sent(&mut r);
+    // The registrar is slow; our Timer F is later than the binding's end.
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(100)));
+    r.handle_timeout(t0 + Duration::from_secs(100));
+    assert!(!r.is_up());
+}
+
+#[test]
+fn a_refused_password_is_not_retried_in_a_loop() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q1 = sent(&mut r);
+    let ch = |n: &str| format!(r#"Digest realm="itsp", nonce="{n}""#);
+    r.handle_response(t0, &answer(&q1, 401, &[("WWW-Authenticate", &ch("a"))]));
+    let q2 = sent(&mut r);
+    r.handle_response(t0, &answer(&q2, 401, &[("WWW-Authenticate", &ch("a"))]));
+    assert!(r.poll_transmit().is_none());
+    assert!(matches!(
+        r.poll_event(),
+        Some(RegEvent::Failed { reason, retry_in }) if reason.contains("same nonce") && retry_in == FIRST_BACKOFF
+    ));
+    // Without credentials a challenge is a failure straight away.
+    let mut bare = Registration::new(params(3600), None, 1);
+    bare.start(t0);
+    let q = sent(&mut bare);
+    bare.handle_response(t0, &answer(&q, 407, &[("Proxy-Authenticate", &ch("x"))]));
+    assert!(bare.poll_transmit().is_none());
+    assert!(
+        matches!(bare.poll_event(), Some(RegEvent::Failed { reason, .. }) if reason.contains("no [auth]"))
+    );
+}
+
+#[test]
+fn interval_too_brief_raises_the_expiry_once() {
+    let mut r = reg(60);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 423, &[("Min-Expires", "300")]));
+    let q = sent(&mut r);
+    assert_eq!(expires_of(&q), "300");
+    r.handle_response(t0, &answer(&q, 423, &[("Min-Expires", "300")]));
+    assert!(r.poll_transmit().is_none());
+    assert!(matches!(r.poll_event(), Some(RegEvent::Failed { .. })));
+}
+
+#[test]
+fn stray_and_provisional_responses_change_nothing() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    assert!(r.handle_response(t0, &answer(&q, 100, &[])));
+    assert!(!r.is_up());
+    let mut other = answer(&q, 200, &[]);
+    other.set_header(&Hdr::CALL_ID, "someone-else").unwrap();
+    assert!(!r.handle_response(t0, &other));
+    let mut old = answer(&q, 200, &[]);
+    old.set_header(&Hdr::CSEQ, "7 REGISTER").unwrap();
+    assert!(!r.handle_response(t0, &old));
+    assert!(!r.is_up());
+    assert!(r.handle_response(t0, &answer(&q, 200, &[])));
+    assert!(r.is_up());
+    // The same 200 again (a retransmission) is no longer ours.
+    assert!(!r.handle_response(t0, &answer(&q, 200, &[])));
+}
+
+#[test]
+fn shutdown_unregisters_with_expires_zero() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 200, &[]));
+    let _ = r.poll_event();
+    r.shutdown(t0 + Duration::from_secs(5));
+    let u = sent(&mut r);
+    assert_eq!(expires_of(&u), "0");
+    assert_eq!(u.contact_uri().as_deref(), Some("sip:gw@127.0.0.1:5060"));
+    assert_eq!(u.call_id(), q.call_id());
+    assert_eq!(u.cseq(), Some((2, Method::Register)));
+    // Challenged once, answered; then accepted.
+    r.handle_response(
+        t0,
+        &answer(
+            &u,
+            401,
+            &[("WWW-Authenticate", r#"Digest realm="itsp", nonce="z""#)],
+        ),
+    );
+    let u2 = sent(&mut r);
+    assert_eq!(expires_of(&u2), "0");
+    assert!(u2.has_header(&Hdr::AUTHORIZATION));
+    assert!(!r.is_done());
+    r.handle_response(t0, &answer(&u2, 200, &[]));
+    assert!(r.is_done());
+    assert!(!r.is_up());
+    assert_eq!(r.poll_event(), Some(RegEvent::Unregistered { ok: true }));
+    assert_eq!(r.poll_timeout(), None);
+
+    // Never registered: nothing to remove.
+    let mut idle = reg(3600);
+    idle.shutdown(t0);
+    assert!(idle.is_done());
+    assert!(idle.poll_transmit().is_none());
+    // Backing off: nothing to remove either.
+    let mut down = reg(3600);
+    down.start(t0);
+    let q = sent(&mut down);
+    down.handle_response(t0, &answer(&q, 403, &[]));
+    down.shutdown(t0);
+    assert!(down.is_done() && down.poll_transmit().is_none());
+    // A failed removal ends it too, without retrying.
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 200, &[]));
+    r.shutdown(t0);
+    let u = sent(&mut r);
+    r.handle_response(t0, &answer(&u, 500, &[]));
+    assert!(r.is_done());
+    assert!(r.poll_transmit().is_none());
+}
+
+#[test]
+fn contact_entries_are_read_with_and_without_brackets() {
+    assert_eq!(
+        contact_entry("\"GW, one\" <sip:gw@h:5060;transport=udp>;expires=30;q=1"),
+        (
+            "sip:gw@h:5060;transport=udp".into(),
+            Some(Duration::from_secs(30))
+        )
+    );
+    assert_eq!(
+        contact_entry("sip:gw@h;EXPIRES=7"),
+        ("sip:gw@h".into(), Some(Duration::from_secs(7)))
+    );
+    assert_eq!(contact_entry("<sip:gw@h>"), ("sip:gw@h".into(), None));
+    assert_eq!(leading_secs(" 42;x"), Some(Duration::from_secs(42)));
+    assert_eq!(leading_secs("99999999999"), None);
+    assert_eq!(leading_secs("x"), None);
+}
