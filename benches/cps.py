@@ -7,7 +7,8 @@ fewer than 0.1 % of its calls fail; the result for a target is its highest passi
 The middle process's CPU (user+system, all its processes) and peak RSS are read from /proc.
 All traffic stays on 127.0.0.0/8. Everything is killed at the end of each target.
 
-Usage: benches/cps.py [--targets direct,kamailio,trunkgate] [--rates 500,1000,...] [--step 10]
+Usage: benches/cps.py [--targets direct,kamailio,trunkgate,trunkgate-base] [--rates 500,1000,...] [--step 10]
+(trunkgate-base runs the binary named by TRUNKGATE_BASE_BIN: an earlier build, for before/after.)
 Needs: sipp (sip-tester), kamailio (for that target), a release build of trunkgate.
 """
 import argparse, csv, glob, os, shutil, signal, statistics, subprocess, sys, tempfile, time
@@ -70,16 +71,40 @@ def start_middle(target, work):
                              cwd=work, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "kamailio.log"), "w"))
         time.sleep(1.5)
         return p, ("127.0.0.1", 5070)
-    if target == "trunkgate":
+    if target in ("trunkgate", "trunkgate-base"):
         os.makedirs("/tmp/trunkgate-bench", exist_ok=True)
-        binary = os.environ.get("TRUNKGATE_BIN", os.path.join(ROOT, "target/release/trunkgate"))
+        # trunkgate-base: an earlier build (TRUNKGATE_BASE_BIN) measured in the same run, for
+        # before/after figures.
+        if target == "trunkgate-base":
+            binary = os.environ["TRUNKGATE_BASE_BIN"]
+        else:
+            binary = os.environ.get("TRUNKGATE_BIN", os.path.join(ROOT, "target/release/trunkgate"))
         env = dict(os.environ, RUST_LOG="warn")
+        log = os.path.join(work, "trunkgate.log")
         p = subprocess.Popen([binary, "run", "--config", os.path.join(ROOT, "benches/trunkgate/gateway.toml")],
-                             cwd=work, env=env, stdout=subprocess.DEVNULL,
-                             stderr=open(os.path.join(work, "trunkgate.log"), "w"))
+                             cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         time.sleep(1.0)
+        if p.poll() is not None:
+            raise SystemExit(f"{target} did not start:\n" + open(log).read())
         return p, ("127.0.0.1", 5072)
     raise SystemExit(f"unknown target {target}")
+
+
+def wait_free(addrs, limit_s=40):
+    """Until every (ip, port) can be bound over UDP again: the next target must not start
+    while the last one (or its SIPp) still holds its sockets."""
+    import socket
+    end = time.time() + limit_s
+    for ip, port in addrs:
+        while time.time() < end:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((ip, port))
+                break
+            except OSError:
+                time.sleep(0.2)
+            finally:
+                s.close()
 
 
 def run_step(work, dest, rate, step_s):
@@ -139,6 +164,7 @@ def bench(target, rates, step_s, reps):
                 except subprocess.TimeoutExpired:
                     p.kill()
         subprocess.run(["pkill", "-f", "benches/kamailio.cfg"], stderr=subprocess.DEVNULL)
+        wait_free([UAS, UAC, ("127.0.0.1", 5070), ("127.0.0.1", 5072)])
         shutil.rmtree(work, ignore_errors=True)
     return results
 
@@ -164,6 +190,13 @@ def main():
     print("\n| target | highest CPS with median failed < 0.1 % |\n|---|---|")
     for t, b in best.items():
         print(f"| {t} | {b} |")
+    if best.get("trunkgate-base") and best.get("trunkgate"):
+        print(f"\ntrunkgate / trunkgate-base highest-CPS ratio: {best['trunkgate'] / best['trunkgate-base']:.2f}")
+        k = {r[0]: r[2] for r in summary["trunkgate-base"]}
+        g = {r[0]: r[2] for r in summary["trunkgate"]}
+        for r in sorted(set(k) & set(g)):
+            if k[r] and g[r]:
+                print(f"CPU per call at {r} CPS, trunkgate / trunkgate-base: {g[r] / k[r]:.2f}")
     if best.get("kamailio") and best.get("trunkgate"):
         print(f"\ntrunkgate / Kamailio highest-CPS ratio: {best['trunkgate'] / best['kamailio']:.2f}")
         k = {r[0]: r[2] for r in summary["kamailio"]}

@@ -34,24 +34,14 @@ pub struct PeerLimitsSection {
 pub struct ProtectSection {
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: Spanned<u64>,
-    pub source_rate: Option<Spanned<u64>>,
-    pub max_tcp_per_source: Option<Spanned<u64>>,
-    pub max_tcp_total: Option<Spanned<u64>>,
     pub unknown_sources: Option<Spanned<String>>,
-    pub overload_503_ms: Option<Spanned<u64>>,
-    pub overload_drop_ms: Option<Spanned<u64>>,
 }
 
 impl Default for ProtectSection {
     fn default() -> Self {
         ProtectSection {
             max_message_bytes: default_max_message_bytes(),
-            source_rate: None,
-            max_tcp_per_source: None,
-            max_tcp_total: None,
             unknown_sources: None,
-            overload_503_ms: None,
-            overload_drop_ms: None,
         }
     }
 }
@@ -89,33 +79,14 @@ pub enum UnknownSources {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Protect {
     pub max_message_bytes: usize,
-    /// SIP messages per second one source address may send; above it the source is
-    /// ignored for [`Protect::COOL_DOWN`].
-    pub source_rate: u32,
-    pub max_tcp_per_source: usize,
-    pub max_tcp_total: usize,
     pub unknown_sources: UnknownSources,
-    /// A new INVITE that waited this long for the core is refused statelessly with 503.
-    pub overload_503: Duration,
-    /// ... and beyond this, dropped without an answer.
-    pub overload_drop: Duration,
-}
-
-impl Protect {
-    /// How long a source over `source_rate` is ignored.
-    pub const COOL_DOWN: Duration = Duration::from_secs(10);
 }
 
 impl Default for Protect {
     fn default() -> Self {
         Protect {
             max_message_bytes: 65535,
-            source_rate: 200,
-            max_tcp_per_source: 16,
-            max_tcp_total: 1024,
             unknown_sources: UnknownSources::Drop,
-            overload_503: Duration::from_millis(200),
-            overload_drop: Duration::from_millis(1000),
         }
     }
 }
@@ -225,52 +196,8 @@ pub fn protect(
             1024..=65535,
         )
         .map_or(d.max_message_bytes, |n| n as usize);
-    let source_rate = r
-        .num(&s.source_rate, "[protect] source_rate", 1..=1_000_000)
-        .map_or(d.source_rate, |n| n as u32);
-    let max_tcp_total = r
-        .num(&s.max_tcp_total, "[protect] max_tcp_total", 1..=1_000_000)
-        .map_or(d.max_tcp_total, |n| n as usize);
-    let max_tcp_per_source = r
-        .num(
-            &s.max_tcp_per_source,
-            "[protect] max_tcp_per_source",
-            1..=1_000_000,
-        )
-        .map_or(d.max_tcp_per_source, |n| n as usize);
-    let overload_503 = r
-        .num(&s.overload_503_ms, "[protect] overload_503_ms", 10..=60_000)
-        .map_or(d.overload_503, Duration::from_millis);
-    let overload_drop = r
-        .num(
-            &s.overload_drop_ms,
-            "[protect] overload_drop_ms",
-            10..=60_000,
-        )
-        .map_or(d.overload_drop, Duration::from_millis);
-    if overload_drop < overload_503
-        && let Some(v) = &s.overload_drop_ms
-    {
-        r.errs.push((r.at)(
-            v.span().start,
-            "[protect] overload_drop_ms must not be below overload_503_ms".into(),
-        ));
-    }
-    if max_tcp_per_source > max_tcp_total
-        && let Some(v) = &s.max_tcp_per_source
-    {
-        r.errs.push((r.at)(
-            v.span().start,
-            "[protect] max_tcp_per_source must not exceed max_tcp_total".into(),
-        ));
-    }
     Protect {
         max_message_bytes,
-        source_rate,
-        max_tcp_per_source,
-        max_tcp_total,
         unknown_sources,
-        overload_503,
-        overload_drop,
     }
 }
