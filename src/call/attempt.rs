@@ -16,7 +16,7 @@ use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
 use crate::interop::egress::relayed_response;
-use crate::sip::{Hdr, Message, Method, Request, Response, Target};
+use crate::sip::{Hdr, Message, Method, Request, Response, SipError, Target};
 use crate::txn::TxnId;
 
 /// Statuses after which the next peer of the route is tried.
@@ -181,14 +181,7 @@ impl Call {
         {
             return;
         }
-        let relayed = relayed_response(
-            &self.caller_invite.req,
-            &resp,
-            &self.a.local_tag,
-            &self.ingress,
-            &cx.env.local,
-        );
-        match relayed {
+        match self.toward_caller(cx, &resp) {
             Ok(mut out) => {
                 self.anchor_answer(cx, Side::B, &mut out);
                 self.send_provisional_to_caller(cx, out)
@@ -229,14 +222,7 @@ impl Call {
         if let Some(max) = max {
             self.timers.set(CallTimer::MaxDuration, cx.now + max);
         }
-        let relayed = relayed_response(
-            &self.caller_invite.req,
-            &resp,
-            &self.a.local_tag,
-            &self.ingress,
-            &cx.env.local,
-        );
-        let mut out = match relayed {
+        let mut out = match self.toward_caller(cx, &resp) {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay 2xx to caller");
@@ -282,14 +268,7 @@ impl Call {
             self.events.push(CallEvent::PeerRejected100rel);
         }
         self.clear_reliable();
-        let relayed = relayed_response(
-            &self.caller_invite.req,
-            resp,
-            &self.a.local_tag,
-            &self.ingress,
-            &cx.env.local,
-        );
-        match relayed {
+        match self.toward_caller(cx, &resp) {
             Ok(mut out) => {
                 // The caller learns the cause in its own profile's terms (or not at all).
                 out.remove_header(&Hdr::REASON);
@@ -320,6 +299,18 @@ impl Call {
             at: cx.now,
         };
         self.end_call(cx, end);
+    }
+
+    /// The callee's response `resp`, as our response to the caller's INVITE (the caller's
+    /// profile shapes it; `interop::egress`).
+    fn toward_caller(&self, cx: &Cx, resp: &Response) -> Result<Response, SipError> {
+        relayed_response(
+            &self.caller_invite.req,
+            resp,
+            &self.a.local_tag,
+            &self.ingress,
+            &cx.env.local,
+        )
     }
 
     /// The INVITE attempt `id` timed out (Timer B) or could not be sent.

@@ -35,20 +35,7 @@ fn basic_call_bye_from_caller_and_topology_hiding() {
     assert_eq!(ok.body().as_ref(), SDP.as_bytes());
 
     let tag = ok.to_tag().unwrap();
-    h.recv(
-        PHONE,
-        &in_dialog(
-            "BYE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "call-1@127.0.0.2",
-            2,
-            "z9hG4bKbye1",
-            "127.0.0.2:5060",
-            "",
-        ),
-    );
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
     assert_eq!(h.statuses(PHONE), vec![200]);
     let bye = h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(bye.call_id(), inv.call_id());

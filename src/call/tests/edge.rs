@@ -69,17 +69,7 @@ fn a_known_peer_that_is_not_the_legs_cannot_end_or_move_a_call() {
     );
     assert!(h.cdrs.is_empty(), "the call is still up");
     // The real phone's BYE, with the next CSeq of its own, still ends it.
-    let bye = in_dialog(
-        "BYE",
-        "sip:127.0.0.1",
-        phone_from(),
-        &phone_to(&tag),
-        "call-1@127.0.0.2",
-        2,
-        "z9hG4bKrealbye",
-        "127.0.0.2:5060",
-        "",
-    );
+    let bye = phone_bye(&tag, 2, "z9hG4bKrealbye");
     h.recv(PHONE, &bye);
     assert_eq!(h.statuses(PHONE), vec![200]);
     assert_eq!(
@@ -131,17 +121,7 @@ fn while_cdrs_cannot_be_written_new_calls_get_503_and_calls_up_go_on() {
     );
     // The call already up still ends normally, with its CDR.
     let tag = ok.to_tag().unwrap();
-    let bye = in_dialog(
-        "BYE",
-        "sip:127.0.0.1",
-        phone_from(),
-        &phone_to(&tag),
-        "call-1@127.0.0.2",
-        2,
-        "z9hG4bKnocdrbye",
-        "127.0.0.2:5060",
-        "",
-    );
+    let bye = phone_bye(&tag, 2, "z9hG4bKnocdrbye");
     h.recv(PHONE, &bye);
     assert_eq!(h.cdrs.len(), 1);
     h.input(Input::CdrWritable(true));

@@ -132,17 +132,7 @@ fn counts_return_to_zero_however_calls_end() {
     // Answered and hung up; rejected; failed over then answered at carrier-b and hung up.
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
-    let bye = in_dialog(
-        "BYE",
-        "sip:127.0.0.1",
-        phone_from(),
-        &phone_to(&tag),
-        "call-1@127.0.0.2",
-        2,
-        "z9hG4bKlbye",
-        "127.0.0.2:5060",
-        "",
-    );
+    let bye = phone_bye(&tag, 2, "z9hG4bKlbye");
     h.recv(PHONE, &bye);
     let b = h.one_request(CARRIER_A, Method::Bye);
     h.recv_msg(CARRIER_A, reply(&b, 200, "carrier1", &[], None));

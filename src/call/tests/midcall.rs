@@ -360,20 +360,7 @@ fn update_is_relayed_both_ways_and_refreshes_the_target() {
     h.recv_msg(PHONE, reply(&up2, 200, "alice1", &[], Some(SDP)));
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
 
-    h.recv(
-        PHONE,
-        &in_dialog(
-            "BYE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "call-1@127.0.0.2",
-            3,
-            "z9hG4bKup3",
-            "127.0.0.2:5060",
-            "",
-        ),
-    );
+    h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKup3"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(
         bye.uri(),

@@ -347,6 +347,21 @@ pub(super) fn phone_to(our_tag: &str) -> String {
     format!("<sip:+8610123@127.0.0.1>;tag={our_tag}")
 }
 
+/// The phone's BYE in the dialog `answered_call` set up (our To tag `tag`).
+pub(super) fn phone_bye(tag: &str, cseq: u32, branch: &str) -> String {
+    in_dialog(
+        "BYE",
+        "sip:127.0.0.1",
+        phone_from(),
+        &phone_to(tag),
+        "call-1@127.0.0.2",
+        cseq,
+        branch,
+        "127.0.0.2:5060",
+        "",
+    )
+}
+
 pub(super) fn assert_idle(h: &mut H) {
     h.advance(Duration::from_secs(60));
     let s = h.core.stats();
