@@ -268,7 +268,7 @@ impl Call {
             self.events.push(CallEvent::PeerRejected100rel);
         }
         self.clear_reliable();
-        match self.toward_caller(cx, &resp) {
+        match self.toward_caller(cx, resp) {
             Ok(mut out) => {
                 // The caller learns the cause in its own profile's terms (or not at all).
                 out.remove_header(&Hdr::REASON);
