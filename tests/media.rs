@@ -193,7 +193,7 @@ fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
 }
 
 #[test]
-fn stray_rtp_is_dropped_until_a_new_ssrc_proves_itself() {
+fn injected_rtp_never_takes_a_leg_but_a_nat_rebinding_does() {
     let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
     let e = establish(&gw, "media-latch");
     let stranger = UdpSocket::bind((PHONE_IP, 0)).unwrap();
@@ -206,27 +206,42 @@ fn stray_rtp_is_dropped_until_a_new_ssrc_proves_itself() {
     e.phone_rtp.send_to(&pkt(1, 1), e.gw_a).unwrap();
     let (n, _) = e.carrier_rtp.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], &pkt(1, 1));
-    // One packet from elsewhere, even with a new SSRC, is not relayed...
-    stranger.send_to(&pkt(2, 9), e.gw_a).unwrap();
-    e.phone_rtp.send_to(&pkt(3, 1), e.gw_a).unwrap();
-    let (n, _) = e.carrier_rtp.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &pkt(3, 1), "the stranger's packet was dropped");
-    // ...and the carrier's answer still goes to the phone.
+    // The audit's attack: packets with a new SSRC from elsewhere, three at once and then
+    // more, interleaved with the phone's own. None is relayed; the phone's all are.
+    for seq in 10..20 {
+        stranger.send_to(&pkt(seq, 9), e.gw_a).unwrap();
+        if seq % 3 == 0 {
+            e.phone_rtp.send_to(&pkt(seq, 1), e.gw_a).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.carrier_rtp
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut relayed = Vec::new();
+    while let Ok((n, _)) = e.carrier_rtp.recv_from(&mut buf) {
+        relayed.push(buf[..n].to_vec());
+    }
+    let want: Vec<Vec<u8>> = [12u8, 15, 18].iter().map(|s| pkt(*s, 1).to_vec()).collect();
+    assert_eq!(relayed, want, "only the phone's packets reach the carrier");
+    // The carrier's answer goes to the phone, never to the stranger.
     e.carrier_rtp.send_to(&pkt(1, 5), e.gw_b).unwrap();
     e.phone_rtp.recv_from(&mut buf).unwrap();
     assert!(stranger.recv_from(&mut buf).is_err());
-    // Three consecutive packets with one new SSRC move the latch: the third is relayed and
-    // the carrier's answer follows the new source.
-    for seq in 10..13 {
-        stranger.send_to(&pkt(seq, 9), e.gw_a).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // A NAT rebinding: the phone falls silent, then its stream (same SSRC, sequence a little
+    // ahead) comes from a new port. After the silence the leg follows it.
+    std::thread::sleep(trunkgate::media::MOVE_AFTER_SILENCE + Duration::from_millis(200));
+    let rebound = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    rebound
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    rebound.send_to(&pkt(21, 1), e.gw_a).unwrap();
     let (n, _) = e.carrier_rtp.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &pkt(12, 9));
+    assert_eq!(&buf[..n], &pkt(21, 1));
     e.carrier_rtp.send_to(&pkt(2, 5), e.gw_b).unwrap();
-    let (n, _) = stranger
+    let (n, _) = rebound
         .recv_from(&mut buf)
-        .expect("answer follows the re-latch");
+        .expect("answer follows the rebinding");
     assert_eq!(&buf[..n], &pkt(2, 5));
     hang_up(&gw, &e, "media-latch");
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");

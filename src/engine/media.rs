@@ -289,8 +289,9 @@ async fn forward(
         let Ok((n, src)) = from.recv_from(&mut buf).await else {
             continue;
         };
+        let now = std::time::Instant::now();
         let decided = match route.lock() {
-            Ok(mut r) => r.route(dir, rtcp, src, &buf[..n]),
+            Ok(mut r) => r.route(now, dir, rtcp, src, &buf[..n]),
             Err(_) => return,
         };
         let dest = match decided {

@@ -1,59 +1,76 @@
-//! Learning where one leg's RTP really comes from (symmetric RTP behind NAT).
+//! Learning where one leg's RTP really comes from (symmetric RTP behind NAT), without letting
+//! anyone else take the leg over ("RTP bleed", audit C1).
 //!
-//! The first accepted packet fixes the source. After that, packets from any other source
-//! are dropped, so a stray or injected stream cannot steal the call ("RTP bleed"), unless
-//! that source proves it is the peer's new stream: [`RELATCH_AFTER`] consecutive packets
-//! from the same new address, all with one SSRC that differs from the latched one (a phone
-//! that restarted its media, a call moved to another device behind the same peer).
+//! After each offer/answer the latch is empty and the first accepted packet fixes the source
+//! (the learning window: it closes with that packet). After that, packets from any other
+//! address are dropped, with one exception for a NAT that rebinds mid-call: the latched
+//! source has been silent for [`MOVE_AFTER_SILENCE`] and the new address continues the *same*
+//! stream (same SSRC, sequence number a little ahead). An attacker off the path knows neither
+//! the SSRC nor the sequence; a new stream (a restarted phone, a transfer elsewhere) moves
+//! the latch only through signalling, which empties it again.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-/// Consecutive packets a new source must send, with one new SSRC, before it is latched.
-pub const RELATCH_AFTER: u8 = 3;
+/// How long the latched source must have been silent before another address may continue
+/// its stream.
+pub const MOVE_AFTER_SILENCE: Duration = Duration::from_secs(2);
+/// How far ahead the sequence number of a continued stream may be (packets lost in between).
+const MAX_SEQ_GAP: u16 = 500;
+
+/// What the latch needs of an RTP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpHead {
+    pub ssrc: u32,
+    pub seq: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Latched {
+    addr: SocketAddr,
+    ssrc: u32,
+    seq: u16,
+    seen: Instant,
+}
 
 /// The latched source of one leg's RTP.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SourceLatch {
-    current: Option<(SocketAddr, u32)>,
-    candidate: Option<(SocketAddr, u32, u8)>,
+    current: Option<Latched>,
 }
 
 impl SourceLatch {
     /// Where this leg's RTP is latched, once a packet has arrived.
     pub fn source(&self) -> Option<SocketAddr> {
-        self.current.map(|(a, _)| a)
+        self.current.map(|l| l.addr)
     }
 
-    /// Whether a packet from `src` carrying `ssrc` belongs to this leg; latches the first
-    /// source and re-latches on a verified SSRC change. `ssrc` is `None` for a datagram
-    /// too short to be RTP, which never moves the latch.
-    pub fn accept(&mut self, src: SocketAddr, ssrc: Option<u32>) -> bool {
-        let Some(ssrc) = ssrc else {
-            return self.current.is_some_and(|(a, _)| a == src);
+    /// Whether an RTP packet from `src` belongs to this leg; latches the first one.
+    pub fn accept(&mut self, now: Instant, src: SocketAddr, p: RtpHead) -> bool {
+        let fresh = Latched {
+            addr: src,
+            ssrc: p.ssrc,
+            seq: p.seq,
+            seen: now,
         };
         match self.current {
             None => {
-                self.current = Some((src, ssrc));
+                self.current = Some(fresh);
                 true
             }
-            Some((a, _)) if a == src => {
-                // Same address: a restarted stream keeps the latch and adopts its SSRC.
-                self.current = Some((src, ssrc));
-                self.candidate = None;
+            // The latched source: it may restart its stream (new SSRC) behind the same address.
+            Some(l) if l.addr == src => {
+                self.current = Some(fresh);
                 true
             }
-            Some((_, latched)) if ssrc == latched => false,
-            Some(_) => {
-                let seen = match self.candidate {
-                    Some((a, s, n)) if a == src && s == ssrc => n.saturating_add(1),
-                    _ => 1,
-                };
-                if seen >= RELATCH_AFTER {
-                    self.current = Some((src, ssrc));
-                    self.candidate = None;
+            Some(l) => {
+                let silent = now.saturating_duration_since(l.seen) >= MOVE_AFTER_SILENCE;
+                let gap = p.seq.wrapping_sub(l.seq);
+                let continues = p.ssrc == l.ssrc && (1..=MAX_SEQ_GAP).contains(&gap);
+                if silent && continues {
+                    self.current = Some(fresh);
                     true
                 } else {
-                    self.candidate = Some((src, ssrc, seen));
                     false
                 }
             }
@@ -69,56 +86,68 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 2], port))
     }
 
+    fn head(ssrc: u32, seq: u16) -> RtpHead {
+        RtpHead { ssrc, seq }
+    }
+
     #[test]
     fn first_packet_latches_and_other_sources_are_dropped() {
+        let t0 = Instant::now();
         let mut l = SourceLatch::default();
-        assert!(l.accept(addr(4000), Some(7)));
+        assert!(l.accept(t0, addr(4000), head(7, 1)));
         assert_eq!(l.source(), Some(addr(4000)));
-        // Same SSRC from elsewhere (a reflected or spoofed copy) never takes over.
-        for _ in 0..10 {
-            assert!(!l.accept(addr(5000), Some(7)));
+        // Same SSRC from elsewhere (a reflected or spoofed copy) never takes over while the
+        // source is alive.
+        for i in 0..10 {
+            assert!(!l.accept(t0, addr(5000), head(7, 2 + i)));
         }
-        assert_eq!(l.source(), Some(addr(4000)));
-        assert!(l.accept(addr(4000), Some(7)));
+        assert!(l.accept(t0, addr(4000), head(7, 2)));
     }
 
     #[test]
-    fn new_ssrc_from_new_source_relatches_after_consecutive_packets() {
+    fn an_injector_with_its_own_ssrc_never_takes_the_leg() {
+        // The audit's attack: three packets with a new SSRC, then one every 20 ms, for as
+        // long as it likes, even while the real source is silent.
+        let t0 = Instant::now();
         let mut l = SourceLatch::default();
-        assert!(l.accept(addr(4000), Some(7)));
-        for _ in 1..RELATCH_AFTER {
-            assert!(!l.accept(addr(6000), Some(9)));
-        }
-        assert!(l.accept(addr(6000), Some(9)));
-        assert_eq!(l.source(), Some(addr(6000)));
-        // The old source is now the stranger.
-        assert!(!l.accept(addr(4000), Some(7)));
-    }
-
-    #[test]
-    fn interleaved_packets_from_the_latched_source_reset_the_candidate() {
-        let mut l = SourceLatch::default();
-        assert!(l.accept(addr(4000), Some(7)));
-        for _ in 0..5 {
-            assert!(!l.accept(addr(6000), Some(9)));
-            assert!(l.accept(addr(4000), Some(7)));
+        assert!(l.accept(t0, addr(4000), head(7, 100)));
+        for i in 0..500u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(i));
+            assert!(!l.accept(now, addr(6666), head(0xbad, i)), "packet {i}");
         }
         assert_eq!(l.source(), Some(addr(4000)));
-        // A candidate switching SSRC starts its count again.
-        assert!(!l.accept(addr(6000), Some(9)));
-        assert!(!l.accept(addr(6000), Some(10)));
-        assert!(!l.accept(addr(6000), Some(10)));
-        assert!(l.accept(addr(6000), Some(10)));
     }
 
     #[test]
-    fn same_source_with_new_ssrc_stays_latched_and_short_datagrams_never_latch() {
+    fn a_nat_rebinding_moves_the_latch_once_the_old_source_fell_silent() {
+        let t0 = Instant::now();
         let mut l = SourceLatch::default();
-        assert!(!l.accept(addr(4000), None));
-        assert_eq!(l.source(), None);
-        assert!(l.accept(addr(4000), Some(7)));
-        assert!(l.accept(addr(4000), Some(8)));
-        assert!(l.accept(addr(4000), None));
-        assert!(!l.accept(addr(5000), None));
+        assert!(l.accept(t0, addr(4000), head(7, 100)));
+        // Not yet silent long enough: the same stream from a new port is refused.
+        let soon = t0 + MOVE_AFTER_SILENCE - Duration::from_millis(1);
+        assert!(!l.accept(soon, addr(4100), head(7, 101)));
+        // Silent long enough, same SSRC, sequence a little ahead: the NAT moved.
+        let later = t0 + MOVE_AFTER_SILENCE;
+        assert!(!l.accept(later, addr(4100), head(8, 101)), "another SSRC");
+        assert!(!l.accept(later, addr(4100), head(7, 100)), "no progress");
+        assert!(
+            !l.accept(later, addr(4100), head(7, 100 + 600)),
+            "too far ahead"
+        );
+        assert!(l.accept(later, addr(4100), head(7, 103)));
+        assert_eq!(l.source(), Some(addr(4100)));
+        // Sequence numbers wrap.
+        let mut w = SourceLatch::default();
+        assert!(w.accept(t0, addr(4000), head(7, 65535)));
+        assert!(w.accept(later, addr(4100), head(7, 2)));
+    }
+
+    #[test]
+    fn the_latched_source_may_restart_its_stream() {
+        let t0 = Instant::now();
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, addr(4000), head(7, 1)));
+        assert!(l.accept(t0, addr(4000), head(8, 5000)));
+        assert_eq!(l.source(), Some(addr(4000)));
     }
 }

@@ -10,7 +10,7 @@ pub mod relay;
 pub mod repacketize;
 pub mod rtp_check;
 
-pub use latch::{RELATCH_AFTER, SourceLatch};
+pub use latch::{MOVE_AFTER_SILENCE, RtpHead, SourceLatch};
 pub use pool::PortPool;
 pub use rtp_check::{MAX_PACKET, PacketError, RtpView, check_rtcp, check_rtp};
 

@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use super::{Latch, RelayPair, SourceLatch, check_rtcp, check_rtp};
+use std::time::Instant;
+
+use super::{Latch, RelayPair, RtpHead, SourceLatch, check_rtcp, check_rtp};
 
 /// Which way a packet travels: from the caller's leg toward the callee's, or back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +70,25 @@ impl StreamRoute {
     }
 
     /// Decide about a packet that arrived from `src` on the socket facing `dir`'s origin leg.
-    pub fn route(&mut self, dir: Dir, rtcp: bool, src: SocketAddr, packet: &[u8]) -> Route {
-        let ssrc = if rtcp {
+    pub fn route(
+        &mut self,
+        now: Instant,
+        dir: Dir,
+        rtcp: bool,
+        src: SocketAddr,
+        packet: &[u8],
+    ) -> Route {
+        let head = if rtcp {
             if check_rtcp(packet).is_err() {
                 return Route::Malformed;
             }
             None
         } else {
             match check_rtp(packet) {
-                Ok(view) => Some(view.ssrc),
+                Ok(view) => Some(RtpHead {
+                    ssrc: view.ssrc,
+                    seq: view.sequence,
+                }),
                 Err(_) => return Route::Malformed,
             }
         };
@@ -104,7 +116,10 @@ impl StreamRoute {
                     .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))),
             )
         } else {
-            if !mine.rtp.accept(src, ssrc) {
+            let Some(head) = head else {
+                return Route::Drop;
+            };
+            if !mine.rtp.accept(now, src, head) {
                 return Route::Drop;
             }
             Route::Accept(other.rtp.source().or(other.sdp))
@@ -115,6 +130,11 @@ impl StreamRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t0() -> Instant {
+        thread_local!(static T0: Instant = Instant::now());
+        T0.with(|t| *t)
+    }
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -148,17 +168,17 @@ mod tests {
         let mut r = StreamRoute::new(&pair(Latch::Any));
         let a_nat = sa("203.0.113.7:61000");
         assert_eq!(
-            r.route(Dir::AtoB, false, a_nat, &rtp(1)),
+            r.route(t0(), Dir::AtoB, false, a_nat, &rtp(1)),
             Route::Accept(Some(sa("198.51.100.20:5000")))
         );
         // The callee answers: toward the caller's latched (NAT) address, not its SDP.
         assert_eq!(
-            r.route(Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+            r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
             Route::Accept(Some(a_nat))
         );
         // A stranger with the latched SSRC is dropped.
         assert_eq!(
-            r.route(Dir::AtoB, false, sa("203.0.113.99:1234"), &rtp(1)),
+            r.route(t0(), Dir::AtoB, false, sa("203.0.113.99:1234"), &rtp(1)),
             Route::Drop
         );
     }
@@ -167,20 +187,20 @@ mod tests {
     fn sdp_ip_latch_drops_other_ips_and_rtcp_follows_the_rtp_ip() {
         let mut r = StreamRoute::new(&pair(Latch::SdpIp));
         assert_eq!(
-            r.route(Dir::AtoB, false, sa("203.0.113.7:4000"), &rtp(1)),
+            r.route(t0(), Dir::AtoB, false, sa("203.0.113.7:4000"), &rtp(1)),
             Route::Drop
         );
         assert_eq!(
-            r.route(Dir::AtoB, false, sa("192.0.2.10:4002"), &rtp(1)),
+            r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4002"), &rtp(1)),
             Route::Accept(Some(sa("198.51.100.20:5000")))
         );
         // RTCP from the latched IP goes to the far leg's SDP port + 1 until it sends RTCP.
         assert_eq!(
-            r.route(Dir::AtoB, true, sa("192.0.2.10:4003"), &RR),
+            r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4003"), &RR),
             Route::Accept(Some(sa("198.51.100.20:5001")))
         );
         assert_eq!(
-            r.route(Dir::AtoB, true, sa("192.0.2.11:4003"), &RR),
+            r.route(t0(), Dir::AtoB, true, sa("192.0.2.11:4003"), &RR),
             Route::Drop
         );
     }
@@ -190,17 +210,17 @@ mod tests {
         let mut r = StreamRoute::new(&pair(Latch::Any));
         let first = sa("203.0.113.7:61000");
         assert!(matches!(
-            r.route(Dir::AtoB, false, first, &rtp(1)),
+            r.route(t0(), Dir::AtoB, false, first, &rtp(1)),
             Route::Accept(_)
         ));
         r.update(&pair(Latch::Any));
         let moved = sa("203.0.113.8:62000");
         assert!(matches!(
-            r.route(Dir::AtoB, false, moved, &rtp(1)),
+            r.route(t0(), Dir::AtoB, false, moved, &rtp(1)),
             Route::Accept(_)
         ));
         assert_eq!(
-            r.route(Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+            r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
             Route::Accept(Some(moved))
         );
     }
@@ -213,15 +233,18 @@ mod tests {
         let mut bad = rtp(1)[..12].to_vec();
         bad[0] = 0x90;
         bad.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00]);
-        assert_eq!(r.route(Dir::AtoB, false, src, &bad), Route::Malformed);
-        assert_eq!(r.route(Dir::AtoB, false, src, &[0x80, 0]), Route::Malformed);
+        assert_eq!(r.route(t0(), Dir::AtoB, false, src, &bad), Route::Malformed);
         assert_eq!(
-            r.route(Dir::AtoB, true, src, &[0x80, 201, 0, 9]),
+            r.route(t0(), Dir::AtoB, false, src, &[0x80, 0]),
+            Route::Malformed
+        );
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, true, src, &[0x80, 201, 0, 9]),
             Route::Malformed
         );
         // Nothing was latched by them: the first good packet still decides.
         assert!(matches!(
-            r.route(Dir::AtoB, false, src, &rtp(1)),
+            r.route(t0(), Dir::AtoB, false, src, &rtp(1)),
             Route::Accept(_)
         ));
     }
