@@ -77,6 +77,20 @@ fn recording_path(env: &Env, cfg: &Config, call_id: &str, now: std::time::Instan
     }
 }
 
+/// Whether the relay may send a leg's RTP to `ip` before the leg's own packets show where
+/// it is (audit M2). `0.0.0.0` (old-style hold) would reach this host, multicast and
+/// broadcast reach many, and the gateway's own media address would loop; loopback is a
+/// target only for a gateway that is itself on loopback (a lab). Refused addresses are no
+/// destination at all: the leg is answered where its packets come from, once they come.
+fn deliverable(ip: std::net::IpAddr, media_ip: std::net::IpAddr) -> bool {
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    !(ip.is_unspecified()
+        || ip.is_multicast()
+        || broadcast
+        || ip == media_ip
+        || (ip.is_loopback() && !media_ip.is_loopback()))
+}
+
 /// Give a call's ports back and stop its relay.
 pub(super) fn release_media(env: &mut Env, r: CallRef, media: MediaState) {
     for (a, b) in media.pairs.into_iter().flatten() {
@@ -160,7 +174,7 @@ impl Call {
         }
         for (slot, ep) in media.remote[from].iter_mut().zip(&mb.streams) {
             *slot = match (ep.ip, ep.port) {
-                (Some(ip), p) if p != 0 => Some((ip, p).into()),
+                (Some(ip), p) if p != 0 && deliverable(ip, media_ip) => Some((ip, p).into()),
                 _ => None,
             };
         }

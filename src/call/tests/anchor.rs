@@ -237,3 +237,47 @@ fn fifty_rejected_streams_take_no_ports_and_too_many_active_ones_get_488() {
     assert_eq!(h.statuses(PHONE).last(), Some(&488));
     assert_eq!(h.core.free_media_ports(), free - 2);
 }
+
+#[test]
+fn addresses_that_are_no_destination_are_not_relayed_to() {
+    for (c, why) in [
+        ("0.0.0.0", "old-style hold"),
+        ("224.0.0.1", "multicast"),
+        ("255.255.255.255", "broadcast"),
+        ("127.0.0.1", "the gateway's own media address"),
+    ] {
+        let mut h = anchored();
+        let sdp = SDP.replace("c=IN IP4 192.0.2.10", &format!("c=IN IP4 {c}"));
+        h.recv(PHONE, &invite_with_sdp("dest1", &sdp));
+        h.one_request(CARRIER_A, Method::Invite);
+        let pairs = relay_pairs(&h);
+        assert_eq!(pairs.len(), 1, "{why}");
+        assert_eq!(
+            pairs[0].a_remote, None,
+            "{why}: no destination until it sends"
+        );
+    }
+}
+
+#[test]
+fn loopback_is_a_destination_only_for_a_gateway_on_loopback() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    });
+    cfg.media_ip = "192.0.2.1".parse().unwrap();
+    let mut h = H::with(cfg);
+    let sdp = SDP.replace("c=IN IP4 192.0.2.10", "c=IN IP4 127.0.0.5");
+    h.recv(PHONE, &invite_with_sdp("dest2", &sdp));
+    h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(relay_pairs(&h)[0].a_remote, None);
+    // The same SDP toward a gateway on loopback (the tests' own setup) is a destination.
+    let mut lab = anchored();
+    lab.recv(PHONE, &invite_with_sdp("dest3", &sdp));
+    lab.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        relay_pairs(&lab)[0].a_remote,
+        Some("127.0.0.5:4000".parse().unwrap())
+    );
+}
