@@ -62,13 +62,17 @@ struct Established {
 }
 
 fn establish(gw: &Gateway, call_id: &str) -> Established {
-    establish_with(gw, call_id, |ip, port| sdp(ip, port).into_bytes())
+    establish_with(gw, call_id, Duration::ZERO, |ip, port| {
+        sdp(ip, port).into_bytes()
+    })
 }
 
-/// `establish` with the phone's SDP written by `offer(ip, rtp_port)`.
+/// `establish` with the phone's SDP written by `offer(ip, rtp_port)`, the carrier answering
+/// after `ring` (no early media meanwhile).
 fn establish_with(
     gw: &Gateway,
     call_id: &str,
+    ring: Duration,
     offer: impl Fn(&str, u16) -> Vec<u8>,
 ) -> Established {
     let t = Some(Duration::from_secs(5));
@@ -98,6 +102,7 @@ fn establish_with(
         "{}",
         String::from_utf8_lossy(inv.body())
     );
+    std::thread::sleep(ring);
     let answer = sdp(CARRIER_A_IP, carrier_rtp.local_addr().unwrap().port());
     let mut ok = Response::to_request(&inv, 200, "OK", Some("c1")).unwrap();
     ok.remove_header(&Hdr::CONTENT_LENGTH);
@@ -462,6 +467,42 @@ fn no_rtp_for_the_timeout_releases_the_call() {
 }
 
 #[test]
+fn a_call_that_rang_longer_than_the_timeout_is_not_released_while_rtp_flows() {
+    // Audit H3: the timeout ran out during ringing, and the relay went on refreshing a clock
+    // nobody read; the call was hung up one timeout after answer with audio flowing.
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts::carrier_a("[media]\nanchor = true\nrtp_timeout_s = 1\n"),
+    );
+    let e = establish_with(&gw, "ring-long", Duration::from_millis(1600), |ip, port| {
+        sdp(ip, port).into_bytes()
+    });
+    // RTP from the phone every 100 ms for 2.5 s: more than twice the timeout.
+    e.phone
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    for i in 0..25u8 {
+        e.phone_rtp
+            .send_to(&[0x80, 0, 0, i, 0, 0, 0, i, 0, 0, 0, 1, 0xd5], e.gw_a)
+            .unwrap();
+        if let Ok((n, _)) = e.phone.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            assert!(
+                !text.starts_with("BYE"),
+                "released with RTP flowing:\n{text}"
+            );
+        }
+    }
+    assert!(gw.cdrs().is_empty(), "the call is still up");
+    e.phone
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    hang_up(&gw, &e, "ring-long");
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
+
+#[test]
 fn thirty_ms_in_twenty_ms_out_for_a_repacketizing_peer() {
     let gw = Gateway::start(
         Ports::new(),
@@ -726,7 +767,7 @@ fn a_malformed_header_extension_does_not_stop_a_repacketized_stream() {
 fn latin1_sdp_with_mixed_line_ends_and_ice_is_anchored_without_leaks() {
     let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
     // A Latin-1 session name, the audio section in bare LF, ICE candidates naming the phone.
-    let e = establish_with(&gw, "sdp-latin1", |ip, port| {
+    let e = establish_with(&gw, "sdp-latin1", Duration::ZERO, |ip, port| {
         let mut b = format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=").into_bytes();
         b.extend_from_slice(b"Caf\xe9");
         b.extend_from_slice(

@@ -22,10 +22,11 @@ type SharedRecorder = Arc<Mutex<Recorder>>;
 /// When a call's RTP last moved (either direction).
 type Activity = Arc<Mutex<std::time::Instant>>;
 
-/// A call watched for `rtp_timeout_s`.
+/// A call's media activity: one clock for every stream and direction (RTP and RTCP) of the
+/// call, and its `rtp_timeout_s` when it has one.
 struct Watch {
     last: Activity,
-    timeout: std::time::Duration,
+    timeout: Option<std::time::Duration>,
 }
 
 struct Stream {
@@ -55,21 +56,20 @@ impl Relays {
         }
     }
 
-    /// Calls whose RTP has been silent longer than their timeout (each reported once).
+    /// Calls whose media has been silent for their timeout. A reported call starts counting
+    /// again (the core releases answered calls only: a ringing call without early media is
+    /// reported and carries on), and every new offer/answer restarts the count too.
     pub(super) fn silent_calls(&mut self, now: std::time::Instant) -> Vec<u64> {
-        let expired: Vec<u64> = self
-            .watches
-            .iter()
-            .filter(|(_, w)| {
-                w.last
-                    .lock()
-                    .map(|t| now.saturating_duration_since(*t) >= w.timeout)
-                    .unwrap_or(false)
-            })
-            .map(|(c, _)| *c)
-            .collect();
-        for c in &expired {
-            self.watches.remove(c);
+        let mut expired = Vec::new();
+        for (call, w) in &self.watches {
+            let Some(timeout) = w.timeout else { continue };
+            let Ok(mut last) = w.last.lock() else {
+                continue;
+            };
+            if now.saturating_duration_since(*last) >= timeout {
+                *last = now;
+                expired.push(*call);
+            }
         }
         expired
     }
@@ -92,13 +92,19 @@ impl Relays {
                 record,
                 rtp_timeout,
             } => {
-                if let Some(timeout) = rtp_timeout {
-                    self.watches.entry(call).or_insert_with(|| Watch {
-                        last: Arc::new(Mutex::new(std::time::Instant::now())),
-                        timeout,
-                    });
+                // One clock per call, handed to every stream it will ever have; each new
+                // offer/answer (this action) counts as activity, so ringing without early
+                // media never ends an answered call early (audit H3).
+                let now = std::time::Instant::now();
+                let watch = self.watches.entry(call).or_insert_with(|| Watch {
+                    last: Arc::new(Mutex::new(now)),
+                    timeout: None,
+                });
+                watch.timeout = rtp_timeout;
+                if let Ok(mut last) = watch.last.lock() {
+                    *last = now;
                 }
-                let activity = self.watches.get(&call).map(|w| w.last.clone());
+                let activity = Some(watch.last.clone());
                 if let (Some(spec), Some(wav)) = (record, &self.wav)
                     && !self.recordings.contains_key(&call)
                 {
@@ -209,7 +215,7 @@ fn open(
                 dir: Dir::BtoA,
                 rtcp: false,
                 recorder,
-                activity,
+                activity: activity.clone(),
                 repack: p.a_ptime.map(Repacketizer::new),
             },
         )),
@@ -219,7 +225,7 @@ fn open(
             a_rtcp.clone(),
             b_rtcp.clone(),
             shared.clone(),
-            Direction::rtcp(Dir::AtoB),
+            Direction::rtcp(Dir::AtoB, activity.clone()),
         )));
     }
     if rtcp_to_a {
@@ -227,7 +233,7 @@ fn open(
             b_rtcp.clone(),
             a_rtcp.clone(),
             shared.clone(),
-            Direction::rtcp(Dir::BtoA),
+            Direction::rtcp(Dir::BtoA, activity.clone()),
         )));
     }
     // Keep both RTCP sockets bound for the call even when one direction is not relayed.
@@ -252,12 +258,13 @@ struct Direction {
 }
 
 impl Direction {
-    fn rtcp(dir: Dir) -> Self {
+    /// RTCP counts as activity too: a call on hold may send no RTP but keeps its reports.
+    fn rtcp(dir: Dir, activity: Option<Activity>) -> Self {
         Direction {
             dir,
             rtcp: true,
             recorder: None,
-            activity: None,
+            activity,
             repack: None,
         }
     }
