@@ -107,3 +107,69 @@ fn a_peer_over_max_calls_gets_503_with_retry_after() {
             .contains("trunkgate_limit_refusals_total{peer=\"pbx\",reason=\"max_calls\"} 1")
     );
 }
+
+#[test]
+fn tcp_connections_over_the_per_source_cap_are_closed_at_once() {
+    use std::io::Read;
+    let opts = GwOpts {
+        gateway_extra: "\n[protect]\nmax_tcp_per_source = 2\n".into(),
+        ..GwOpts::default()
+    };
+    let gw = Gateway::start(Ports::new(), opts);
+    let open = || {
+        let s = std::net::TcpStream::connect(gw.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s
+    };
+    let (mut a, mut b, mut c) = (open(), open(), open());
+    let mut buf = [0u8; 16];
+    // The third is closed by the gateway (end of stream); the first two stay open.
+    assert_eq!(
+        c.read(&mut buf).unwrap_or(usize::MAX),
+        0,
+        "third connection closed"
+    );
+    for s in [&mut a, &mut b] {
+        let r = s.read(&mut buf);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut),
+            "still open: {r:?}"
+        );
+    }
+    assert!(
+        gw.metrics()
+            .contains("trunkgate_refused_messages_total{reason=\"tcp_per_source\"} 1"),
+        "{}",
+        gw.metrics()
+    );
+}
+
+#[test]
+fn a_tcp_message_that_is_not_complete_in_time_closes_its_connection() {
+    use std::io::{Read, Write};
+    let opts = GwOpts {
+        gateway_extra: "\n[protect]\ntcp_message_timeout_s = 1\n".into(),
+        ..GwOpts::default()
+    };
+    let gw = Gateway::start(Ports::new(), opts);
+    let mut s = std::net::TcpStream::connect(gw.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The start of a request, a byte at a time, never finished (slowloris).
+    let started = Instant::now();
+    for b in b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: " {
+        s.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        if started.elapsed() > Duration::from_millis(700) {
+            break;
+        }
+    }
+    let mut buf = [0u8; 16];
+    // Closed by the gateway (end of stream) well before the 5 s read timeout would give up.
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(usize::MAX),
+        0,
+        "closed by the gateway"
+    );
+}

@@ -35,6 +35,9 @@ pub struct ProtectSection {
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: Spanned<u64>,
     pub unknown_sources: Option<Spanned<String>>,
+    pub max_tcp_total: Option<Spanned<u64>>,
+    pub max_tcp_per_source: Option<Spanned<u64>>,
+    pub tcp_message_timeout_s: Option<Spanned<u64>>,
 }
 
 impl Default for ProtectSection {
@@ -42,6 +45,9 @@ impl Default for ProtectSection {
         ProtectSection {
             max_message_bytes: default_max_message_bytes(),
             unknown_sources: None,
+            max_tcp_total: None,
+            max_tcp_per_source: None,
+            tcp_message_timeout_s: None,
         }
     }
 }
@@ -80,6 +86,12 @@ pub enum UnknownSources {
 pub struct Protect {
     pub max_message_bytes: usize,
     pub unknown_sources: UnknownSources,
+    /// TCP connections at once, in all (accepted and opened by us).
+    pub max_tcp_total: usize,
+    /// TCP connections at once from one address.
+    pub max_tcp_per_source: usize,
+    /// A message begun on a TCP connection must be complete within this long (slowloris).
+    pub tcp_message_timeout: Duration,
 }
 
 impl Default for Protect {
@@ -87,6 +99,9 @@ impl Default for Protect {
         Protect {
             max_message_bytes: 65535,
             unknown_sources: UnknownSources::Drop,
+            max_tcp_total: 1024,
+            max_tcp_per_source: 16,
+            tcp_message_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -196,8 +211,36 @@ pub fn protect(
             1024..=65535,
         )
         .map_or(d.max_message_bytes, |n| n as usize);
+    let max_tcp_total = r
+        .num(&s.max_tcp_total, "[protect] max_tcp_total", 1..=1_000_000)
+        .map_or(d.max_tcp_total, |n| n as usize);
+    let max_tcp_per_source = r
+        .num(
+            &s.max_tcp_per_source,
+            "[protect] max_tcp_per_source",
+            1..=1_000_000,
+        )
+        .map_or(d.max_tcp_per_source, |n| n as usize);
+    if max_tcp_per_source > max_tcp_total
+        && let Some(v) = &s.max_tcp_per_source
+    {
+        r.errs.push((r.at)(
+            v.span().start,
+            "[protect] max_tcp_per_source must not exceed max_tcp_total".into(),
+        ));
+    }
+    let tcp_message_timeout = r
+        .num(
+            &s.tcp_message_timeout_s,
+            "[protect] tcp_message_timeout_s",
+            1..=300,
+        )
+        .map_or(d.tcp_message_timeout, Duration::from_secs);
     Protect {
         max_message_bytes,
         unknown_sources,
+        max_tcp_total,
+        max_tcp_per_source,
+        tcp_message_timeout,
     }
 }

@@ -95,6 +95,11 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         );
     }
     let conn_ids = tcp::ConnIds::default();
+    let tcp_limits = tcp::Limits {
+        max: cfg.max_message_bytes,
+        message_timeout: cfg.protect.tcp_message_timeout,
+    };
+    let tcp_slots = tcp::Slots::new(&cfg.protect);
     let mut udp_socks = Vec::new();
     for l in &cfg.listen {
         match l.transport {
@@ -112,7 +117,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot bind tcp:{}", l.addr))?;
                 tokio::spawn(tcp::accept(
                     listener,
-                    cfg.max_message_bytes,
+                    tcp_limits,
+                    tcp_slots.clone(),
                     conn_ids.clone(),
                     tx.clone(),
                 ));
@@ -144,7 +150,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let mut shell = Shell {
         core,
         udp: udp_socks,
-        tcp: tcp::Registry::new(tx.clone(), cfg.max_message_bytes, conn_ids),
+        tcp: tcp::Registry::new(tx.clone(), tcp_limits, tcp_slots, conn_ids),
         cdr,
         config_path,
         media: media::Relays::new(cfg.media_ip, Some(wav)),
@@ -415,6 +421,12 @@ fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
     }
     if old.cdr_max_pending != new.cdr_max_pending {
         return Some("[cdr] max_pending");
+    }
+    let (a, b) = (&old.protect, &new.protect);
+    if (a.max_tcp_total, a.max_tcp_per_source, a.tcp_message_timeout)
+        != (b.max_tcp_total, b.max_tcp_per_source, b.tcp_message_timeout)
+    {
+        return Some("[protect] max_tcp_total, max_tcp_per_source or tcp_message_timeout_s");
     }
     None
 }

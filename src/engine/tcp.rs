@@ -19,8 +19,96 @@ use crate::sip::{ConnId, StreamFramer, Target, Transport};
 use crate::txn::TxnId;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A peer that sends a partial message and stops is cut off after this long.
+/// A connection with nothing to say is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A peer that reads nothing we send is cut off after this long.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// How many connections are up, in all and per source address (`[protect] max_tcp_total`,
+/// `max_tcp_per_source`); a slot is held for the life of its connection.
+#[derive(Debug, Clone)]
+pub(super) struct Slots {
+    inner: Arc<std::sync::Mutex<SlotCounts>>,
+    max_total: usize,
+    max_per_source: usize,
+}
+
+#[derive(Debug, Default)]
+struct SlotCounts {
+    total: usize,
+    per_source: HashMap<std::net::IpAddr, usize>,
+}
+
+/// A connection's hold on its slot, given back when dropped.
+pub(super) struct Slot {
+    slots: Slots,
+    /// The source it counts against (None for connections we opened ourselves).
+    ip: Option<std::net::IpAddr>,
+}
+
+impl Slots {
+    pub(super) fn new(p: &crate::config::Protect) -> Self {
+        Slots {
+            inner: Arc::default(),
+            max_total: p.max_tcp_total,
+            max_per_source: p.max_tcp_per_source,
+        }
+    }
+
+    /// A slot for a connection from `ip` (None: one we open), or why there is none.
+    fn take(&self, ip: Option<std::net::IpAddr>) -> Result<Slot, &'static str> {
+        let Ok(mut c) = self.inner.lock() else {
+            return Err("tcp_state");
+        };
+        if c.total >= self.max_total {
+            return Err("tcp_total");
+        }
+        if let Some(ip) = ip {
+            let mine = c.per_source.entry(ip).or_default();
+            if *mine >= self.max_per_source {
+                return Err("tcp_per_source");
+            }
+            *mine += 1;
+        }
+        c.total += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.slots.inner.lock() {
+            c.total = c.total.saturating_sub(1);
+            if let Some(ip) = self.ip
+                && let Some(n) = c.per_source.get_mut(&ip)
+            {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_source.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Per-connection settings from `[protect]`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub max: usize,
+    pub message_timeout: Duration,
+}
+
+fn keepalive(stream: &TcpStream) {
+    let ka = socket2::TcpKeepalive::new().with_time(KEEPALIVE);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        debug!(error = %e, "cannot enable TCP keepalive");
+    }
+}
 
 /// Hands out connection ids, shared by the accept loops and the registry (outbound
 /// connections) of one engine.
@@ -35,15 +123,25 @@ impl ConnIds {
 
 pub(super) async fn accept(
     listener: TcpListener,
-    max: usize,
+    limits: Limits,
+    slots: Slots,
     ids: ConnIds,
     tx: mpsc::Sender<Event>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // Over a cap the connection is closed at once (dropping it), and counted.
+                let slot = match slots.take(Some(peer.ip())) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        crate::ops::metrics::refused(why);
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, peer, ids.next(), max, tx.clone()));
+                keepalive(&stream);
+                tokio::spawn(serve(stream, peer, ids.next(), limits, slot, tx.clone()));
             }
             Err(e) => {
                 warn!(error = %e, "TCP accept failed");
@@ -53,11 +151,18 @@ pub(super) async fn accept(
     }
 }
 
-async fn connect(addr: SocketAddr, conn: ConnId, max: usize, tx: mpsc::Sender<Event>) {
+async fn connect(
+    addr: SocketAddr,
+    conn: ConnId,
+    limits: Limits,
+    slot: Slot,
+    tx: mpsc::Sender<Event>,
+) {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            serve(stream, addr, conn, max, tx).await;
+            keepalive(&stream);
+            serve(stream, addr, conn, limits, slot, tx).await;
         }
         Ok(Err(e)) => {
             warn!(%addr, error = %e, "TCP connect failed");
@@ -74,7 +179,9 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     conn: ConnId,
-    max: usize,
+    limits: Limits,
+    // Held for the connection's life; its drop frees the slot.
+    _slot: Slot,
     tx: mpsc::Sender<Event>,
 ) {
     let (mut rd, mut wr) = stream.into_split();
@@ -92,13 +199,24 @@ async fn serve(
     }
     let writer = tokio::spawn(async move {
         while let Some(b) = wrx.recv().await {
-            if let Err(e) = wr.write_all(&b).await {
-                debug!(%peer, error = %e, "TCP write failed");
-                break;
+            match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&b)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TCP write failed");
+                    break;
+                }
+                Err(_) => {
+                    debug!(%peer, "TCP peer reads nothing: closing");
+                    break;
+                }
             }
         }
     });
-    let mut framer = StreamFramer::new(max);
+    let mut framer = StreamFramer::new(limits.max);
+    // When the message being received began, if one is under way: it must be complete within
+    // `message_timeout`, however slowly its bytes come (one byte every few minutes would
+    // otherwise hold the connection for ever).
+    let mut begun: Option<tokio::time::Instant> = None;
     let mut buf = vec![0u8; 16 * 1024];
     let source = Target {
         transport: Transport::Tcp,
@@ -106,7 +224,16 @@ async fn serve(
         conn: Some(conn),
     };
     loop {
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, rd.read(&mut buf)).await {
+        let deadline = match begun {
+            Some(t) => t + limits.message_timeout,
+            None => tokio::time::Instant::now() + IDLE_TIMEOUT,
+        };
+        let n = match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
+            Err(_) if begun.is_some() => {
+                crate::ops::metrics::refused("tcp_message_timeout");
+                debug!(%peer, "TCP message not complete in time: closing");
+                break;
+            }
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -116,6 +243,12 @@ async fn serve(
         };
         match framer.push(&buf[..n]) {
             Ok(msgs) => {
+                // Bytes that completed no message start (or continue) one.
+                if msgs.is_empty() {
+                    begun.get_or_insert_with(tokio::time::Instant::now);
+                } else {
+                    begun = None;
+                }
                 for msg in msgs {
                     if tx.send(Event::Message { msg, source }).await.is_err() {
                         break;
@@ -143,18 +276,25 @@ pub(super) struct Registry {
     /// Outbound connections being opened, with what waits to be sent on them.
     connecting: HashMap<SocketAddr, (ConnId, Queued)>,
     events: mpsc::Sender<Event>,
-    max: usize,
+    limits: Limits,
+    slots: Slots,
     ids: ConnIds,
 }
 
 impl Registry {
-    pub(super) fn new(events: mpsc::Sender<Event>, max: usize, ids: ConnIds) -> Self {
+    pub(super) fn new(
+        events: mpsc::Sender<Event>,
+        limits: Limits,
+        slots: Slots,
+        ids: ConnIds,
+    ) -> Self {
         Registry {
             conns: HashMap::new(),
             by_addr: HashMap::new(),
             connecting: HashMap::new(),
             events,
-            max,
+            limits,
+            slots,
             ids,
         }
     }
@@ -185,10 +325,25 @@ impl Registry {
             queue.push((bytes, txn));
             return None;
         }
+        // Our own connections count against the total too (never against a peer's share:
+        // the peer did not open them).
+        let slot = match self.slots.take(None) {
+            Ok(slot) => slot,
+            Err(why) => {
+                warn!(addr = %target.addr, why, "no TCP connection slot left");
+                return txn;
+            }
+        };
         let conn = self.ids.next();
         self.connecting
             .insert(target.addr, (conn, vec![(bytes, txn)]));
-        tokio::spawn(connect(target.addr, conn, self.max, self.events.clone()));
+        tokio::spawn(connect(
+            target.addr,
+            conn,
+            self.limits,
+            slot,
+            self.events.clone(),
+        ));
         None
     }
 
