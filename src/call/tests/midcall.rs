@@ -94,35 +94,9 @@ fn glare_gets_491() {
     let mut h = H::new();
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
-    h.recv(
-        PHONE,
-        &in_dialog(
-            "INVITE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "call-1@127.0.0.2",
-            2,
-            "z9hG4bKg1",
-            "127.0.0.2:5060",
-            SDP,
-        ),
-    );
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKg1", SDP));
     h.take(CARRIER_A);
-    h.recv(
-        PHONE,
-        &in_dialog(
-            "INVITE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "call-1@127.0.0.2",
-            3,
-            "z9hG4bKg2",
-            "127.0.0.2:5060",
-            SDP,
-        ),
-    );
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKg2", SDP));
     let finals: Vec<u16> = h
         .statuses(PHONE)
         .into_iter()
@@ -305,20 +279,7 @@ fn update_is_relayed_both_ways_and_refreshes_the_target() {
     let (inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     let hold = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
-    h.recv(
-        PHONE,
-        &in_dialog(
-            "UPDATE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "call-1@127.0.0.2",
-            2,
-            "z9hG4bKup1",
-            "127.0.0.2:5060",
-            &hold,
-        ),
-    );
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 2, "z9hG4bKup1", &hold));
     let up = h.one_request(CARRIER_A, Method::Update);
     assert_eq!(up.call_id(), inv.call_id());
     assert_eq!(up.cseq().unwrap(), (2, Method::Update));

@@ -347,10 +347,10 @@ pub(super) fn phone_to(our_tag: &str) -> String {
     format!("<sip:+8610123@127.0.0.1>;tag={our_tag}")
 }
 
-/// The phone's BYE in the dialog `answered_call` set up (our To tag `tag`).
-pub(super) fn phone_bye(tag: &str, cseq: u32, branch: &str) -> String {
+/// A request from the phone in the dialog `answered_call` set up (our To tag `tag`).
+pub(super) fn from_phone(method: &str, tag: &str, cseq: u32, branch: &str, body: &str) -> String {
     in_dialog(
-        "BYE",
+        method,
         "sip:127.0.0.1",
         phone_from(),
         &phone_to(tag),
@@ -358,8 +358,13 @@ pub(super) fn phone_bye(tag: &str, cseq: u32, branch: &str) -> String {
         cseq,
         branch,
         "127.0.0.2:5060",
-        "",
+        body,
     )
+}
+
+/// The phone's BYE in that dialog.
+pub(super) fn phone_bye(tag: &str, cseq: u32, branch: &str) -> String {
+    from_phone("BYE", tag, cseq, branch, "")
 }
 
 pub(super) fn assert_idle(h: &mut H) {
