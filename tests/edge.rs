@@ -173,3 +173,24 @@ fn a_tcp_message_that_is_not_complete_in_time_closes_its_connection() {
         "closed by the gateway"
     );
 }
+
+#[test]
+fn a_hard_open_file_limit_too_low_for_the_configuration_is_refused_at_start() {
+    let gateway_toml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+    // The shipped configuration can need 2338 descriptors; allow 500 and no more.
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 500 && ulimit -Hn 500 && exec \"$0\" run --config \"$1\"",
+            env!("CARGO_BIN_EXE_trunkgate"),
+        ])
+        .arg(&gateway_toml)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("can need 2338 open files") && err.contains("hard limit is 500"),
+        "{err}"
+    );
+}

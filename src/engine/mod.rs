@@ -6,6 +6,7 @@
 //! it over a bounded channel (a flood fills the channel and is dropped at the socket, never
 //! queued without bound).
 
+mod fds;
 mod media;
 mod tcp;
 mod udp;
@@ -94,6 +95,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
              in this build yet (issue 10): set [callback] port = 0"
         );
     }
+    fds::ensure(&cfg)?;
     let conn_ids = tcp::ConnIds::default();
     let tcp_limits = tcp::Limits {
         max: cfg.max_message_bytes,

@@ -1,0 +1,92 @@
+//! File descriptors: what a configuration can need at once, against the process's limit.
+//! Running out mid-call does not fail loudly (a relay socket that cannot bind is a call
+//! without audio, a CDR or recording that cannot open is lost), so the budget is checked at
+//! start-up: the soft limit is raised when the hard one allows, and the gateway refuses to
+//! start, saying what to change, when it does not (audit H4, M10).
+
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+use tracing::info;
+
+use crate::config::Config;
+
+/// Listeners, the metrics server, logs, the CDR file and what the runtime keeps open.
+const BASE: u64 = 64;
+
+/// Descriptors the configuration may hold at once: every RTP/RTCP port of the pool, a WAV
+/// file for every recorded call (one needs at least four ports), every TCP connection, and
+/// the base.
+pub fn needed(cfg: &Config) -> u64 {
+    let ports = u64::from(cfg.media_ports.1.saturating_sub(cfg.media_ports.0)) + 1;
+    ports + ports / 4 + cfg.protect.max_tcp_total as u64 + BASE
+}
+
+/// What to do about a soft/hard limit (`None` is unlimited) for `need` descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    Enough,
+    RaiseTo(u64),
+    TooFew { hard: u64 },
+}
+
+pub fn plan(need: u64, soft: Option<u64>, hard: Option<u64>) -> Plan {
+    match (soft, hard) {
+        (None, _) => Plan::Enough,
+        (Some(s), _) if s >= need => Plan::Enough,
+        (Some(_), Some(h)) if h < need => Plan::TooFew { hard: h },
+        (Some(_), _) => Plan::RaiseTo(need),
+    }
+}
+
+/// Make sure the process may open what `cfg` can need.
+pub fn ensure(cfg: &Config) -> anyhow::Result<()> {
+    let need = needed(cfg);
+    let now = getrlimit(Resource::Nofile);
+    match plan(need, now.current, now.maximum) {
+        Plan::Enough => Ok(()),
+        Plan::RaiseTo(n) => {
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(n),
+                    maximum: now.maximum,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("cannot raise the open-file limit to {n}: {e}"))?;
+            info!(from = ?now.current, to = n, "raised the open-file limit");
+            Ok(())
+        }
+        Plan::TooFew { hard } => anyhow::bail!(
+            "the configuration can need {need} open files ([media] ports: {} ports, \
+             [protect] max_tcp_total: {}, recordings and listeners), but the hard limit is \
+             {hard}: raise it (systemd LimitNOFILE=, ulimit -Hn) or narrow [media] ports or \
+             [protect] max_tcp_total",
+            u64::from(cfg.media_ports.1.saturating_sub(cfg.media_ports.0)) + 1,
+            cfg.protect.max_tcp_total
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configuration_needs_about_two_thousand_four_hundred() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+        let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        // 1000 ports, 250 recordings, 1024 TCP connections, 64 more.
+        assert_eq!(needed(&cfg), 2338);
+    }
+
+    #[test]
+    fn the_limit_is_left_raised_or_refused() {
+        assert_eq!(plan(2338, Some(4096), Some(4096)), Plan::Enough);
+        assert_eq!(plan(2338, None, None), Plan::Enough);
+        assert_eq!(plan(2338, Some(1024), Some(524_288)), Plan::RaiseTo(2338));
+        assert_eq!(plan(2338, Some(1024), None), Plan::RaiseTo(2338));
+        assert_eq!(
+            plan(2338, Some(1024), Some(1024)),
+            Plan::TooFew { hard: 1024 }
+        );
+    }
+}
