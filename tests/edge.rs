@@ -174,6 +174,90 @@ fn a_tcp_message_that_is_not_complete_in_time_closes_its_connection() {
     );
 }
 
+fn options(from_ip: &str, port: u16, n: u32) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from_ip}:{port};branch=z9hG4bKopt{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:ping@{from_ip}>;tag=o{n}\r\n\
+         To: <sip:127.0.0.1>\r\n\
+         Call-ID: opt{n}@{from_ip}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_source_over_its_packet_rate_is_ignored_for_the_cooldown_while_others_are_served() {
+    let opts = GwOpts {
+        gateway_extra: "\n[protect]\nsource_rate = 20\nsource_cooldown_s = 3\n".into(),
+        ..GwOpts::default()
+    };
+    let gw = Gateway::start(Ports::new(), opts);
+    let phone = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    let port = phone.local_addr().unwrap().port();
+    // 50 at once: a second's worth (20) is served, the rest is dropped unanswered.
+    for n in 0..50 {
+        phone
+            .send_to(options(PHONE_IP, port, n).as_bytes(), gw.addr())
+            .unwrap();
+    }
+    let answered = responses(&phone, Duration::from_millis(700)).len();
+    assert!((17..=22).contains(&answered), "answered {answered} of 50");
+    // Still cooling down: even one more message is ignored.
+    phone
+        .send_to(options(PHONE_IP, port, 99).as_bytes(), gw.addr())
+        .unwrap();
+    assert!(responses(&phone, Duration::from_millis(500)).is_empty());
+    // Another source is served meanwhile.
+    let carrier = UdpSocket::bind((CARRIER_A_IP, 0)).unwrap();
+    let cport = carrier.local_addr().unwrap().port();
+    carrier
+        .send_to(options(CARRIER_A_IP, cport, 1).as_bytes(), gw.addr())
+        .unwrap();
+    let got = status_lines(&responses(&carrier, Duration::from_millis(500)));
+    assert_eq!(got, vec!["SIP/2.0 200 OK".to_string()]);
+    let metrics = gw.metrics();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("trunkgate_refused_messages_total{reason=\"source_rate\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 28, "{metrics}");
+    // After the cool-down the phone is heard again.
+    std::thread::sleep(Duration::from_secs(2));
+    phone
+        .send_to(options(PHONE_IP, port, 100).as_bytes(), gw.addr())
+        .unwrap();
+    let got = status_lines(&responses(&phone, Duration::from_millis(500)));
+    assert_eq!(got, vec!["SIP/2.0 200 OK".to_string()]);
+}
+
+#[test]
+fn a_strangers_tcp_connection_is_closed_after_its_first_message() {
+    use std::io::{Read, Write};
+    for (mode, answer) in [("drop", ""), ("reject", "SIP/2.0 403 Forbidden")] {
+        let opts = GwOpts {
+            gateway_extra: format!("\n[protect]\nunknown_sources = \"{mode}\"\n"),
+            ..GwOpts::default()
+        };
+        let gw = Gateway::start(Ports::new(), opts);
+        let mut s =
+            std::net::TcpStream::connect_timeout(&gw.addr(), Duration::from_secs(2)).unwrap();
+        // A stranger's address: the connection's source is what counts.
+        let local = s.local_addr().unwrap();
+        assert_eq!(local.ip().to_string(), "127.0.0.1");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(options("127.0.0.1", local.port(), 1).as_bytes())
+            .unwrap();
+        let mut got = Vec::new();
+        // Read to the end of the stream: the gateway closes it (a timeout would fail here).
+        s.read_to_end(&mut got).unwrap();
+        let text = String::from_utf8_lossy(&got);
+        assert_eq!(text.lines().next().unwrap_or(""), answer, "{mode}: {text}");
+    }
+}
+
 #[test]
 fn a_hard_open_file_limit_too_low_for_the_configuration_is_refused_at_start() {
     let gateway_toml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");

@@ -24,6 +24,10 @@ use crate::sip::ingress::{self, Verdict};
 use crate::sip::{Hdr, Message, Method, Request, Target};
 use crate::txn::TxnId;
 
+/// Seconds an overloaded gateway asks a peer to wait (RFC 3261 §21.5.4): long enough for a
+/// queue to drain, short enough that a trunk does not route around us for long.
+const OVERLOAD_RETRY_AFTER: &str = "5";
+
 impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.
     pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
@@ -52,6 +56,30 @@ impl B2bua {
                 debug!(%source, "dropped: {why}");
                 self.refused(why);
             }
+        }
+    }
+
+    /// New work the shell had to keep waiting too long (`Input::Overloaded`).
+    pub(super) fn on_overloaded(&mut self, now: Instant, msg: Message, source: Target) {
+        let req = match msg {
+            Message::Request(req)
+                if !self.env.txn.knows(&req)
+                    && self.env.cfg.peer_for_source(source.addr.ip()).is_some() =>
+            {
+                req
+            }
+            // Retransmissions, strangers and anything that is not new work: as always.
+            other => return self.on_message(now, other, source),
+        };
+        self.refused("overload");
+        if req.method() == Method::Ack || ingress::validate_request(&req).is_err() {
+            return;
+        }
+        let tag = self.env.ids.tag();
+        let extra = [(Hdr::RETRY_AFTER, OVERLOAD_RETRY_AFTER)];
+        if let Ok(resp) = ingress::response_to(&req, 503, "Service Unavailable", Some(&tag), &extra)
+        {
+            self.env.send(source, &Message::Response(resp));
         }
     }
 

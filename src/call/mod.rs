@@ -115,6 +115,11 @@ pub enum Input {
         why: String,
         source: Target,
     },
+    /// New work (a request outside any dialog) that waited in the shell's queue past
+    /// `[protect] overload_delay_ms`: answered with a stateless 503 + Retry-After, without a
+    /// transaction or a CDR. A retransmission of a request already taken is absorbed as
+    /// usual; a stranger's request is dropped.
+    Overloaded { msg: Message, source: Target },
     /// The shell could not deliver a message of this transaction (TCP connect refused, …).
     SendFailed(TxnId),
     /// No RTP flowed for a call's media timeout.

@@ -122,6 +122,10 @@ impl B2bua {
                 self.pump(now);
                 self.env.txn.flush_trying(now, &mut self.env.txn_out);
             }
+            Input::Overloaded { msg, source } => {
+                self.on_overloaded(now, msg, source);
+                self.pump(now);
+            }
             Input::Unparseable { raw, why, source } => self.on_unparseable(&raw, &why, source),
             Input::SendFailed(id) => {
                 self.env

@@ -38,6 +38,10 @@ pub struct ProtectSection {
     pub max_tcp_total: Option<Spanned<u64>>,
     pub max_tcp_per_source: Option<Spanned<u64>>,
     pub tcp_message_timeout_s: Option<Spanned<u64>>,
+    pub source_rate: Option<Spanned<u64>>,
+    pub source_cooldown_s: Option<Spanned<u64>>,
+    pub overload_delay_ms: Option<Spanned<u64>>,
+    pub overload_drop_ms: Option<Spanned<u64>>,
 }
 
 impl Default for ProtectSection {
@@ -48,6 +52,10 @@ impl Default for ProtectSection {
             max_tcp_total: None,
             max_tcp_per_source: None,
             tcp_message_timeout_s: None,
+            source_rate: None,
+            source_cooldown_s: None,
+            overload_delay_ms: None,
+            overload_drop_ms: None,
         }
     }
 }
@@ -92,6 +100,14 @@ pub struct Protect {
     pub max_tcp_per_source: usize,
     /// A message begun on a TCP connection must be complete within this long (slowloris).
     pub tcp_message_timeout: Duration,
+    /// SIP messages per second one source address may send (`None`: no guard).
+    pub source_rate: Option<u32>,
+    /// How long a source over `source_rate` is ignored.
+    pub source_cooldown: Duration,
+    /// Queue delay past which new requests are refused with a stateless 503.
+    pub overload_delay: Duration,
+    /// Queue delay past which new requests are dropped unanswered.
+    pub overload_drop: Duration,
 }
 
 impl Default for Protect {
@@ -102,6 +118,10 @@ impl Default for Protect {
             max_tcp_total: 1024,
             max_tcp_per_source: 16,
             tcp_message_timeout: Duration::from_secs(10),
+            source_rate: Some(2000),
+            source_cooldown: Duration::from_secs(5),
+            overload_delay: Duration::from_millis(100),
+            overload_drop: Duration::from_millis(500),
         }
     }
 }
@@ -236,11 +256,51 @@ pub fn protect(
             1..=300,
         )
         .map_or(d.tcp_message_timeout, Duration::from_secs);
+    // 0 switches the guard off (a gateway behind its own SBC, a benchmark).
+    let source_rate = match r.num(&s.source_rate, "[protect] source_rate", 0..=10_000_000) {
+        Some(0) => None,
+        Some(n) => Some(n as u32),
+        None => d.source_rate,
+    };
+    let source_cooldown = r
+        .num(
+            &s.source_cooldown_s,
+            "[protect] source_cooldown_s",
+            1..=3600,
+        )
+        .map_or(d.source_cooldown, Duration::from_secs);
+    let overload_delay = r
+        .num(
+            &s.overload_delay_ms,
+            "[protect] overload_delay_ms",
+            10..=10_000,
+        )
+        .map_or(d.overload_delay, Duration::from_millis);
+    let overload_drop = r
+        .num(
+            &s.overload_drop_ms,
+            "[protect] overload_drop_ms",
+            10..=60_000,
+        )
+        .map_or(d.overload_drop, Duration::from_millis);
+    if overload_drop < overload_delay {
+        let at_key = s.overload_drop_ms.as_ref().or(s.overload_delay_ms.as_ref());
+        if let Some(v) = at_key {
+            r.errs.push((r.at)(
+                v.span().start,
+                "[protect] overload_drop_ms must not be below overload_delay_ms".into(),
+            ));
+        }
+    }
     Protect {
         max_message_bytes,
         unknown_sources,
         max_tcp_total,
         max_tcp_per_source,
         tcp_message_timeout,
+        source_rate,
+        source_cooldown,
+        overload_delay,
+        overload_drop,
     }
 }

@@ -194,3 +194,32 @@ fn interop_keys_are_validated_with_positions() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+#[test]
+fn protect_guard_and_overload_keys() {
+    let dir = write_tree(
+        &format!(
+            "{GATEWAY}\n[protect]\nsource_rate = 0\nsource_cooldown_s = 30\noverload_delay_ms = 50\noverload_drop_ms = 400\n"
+        ),
+        &standard_profiles(),
+    );
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(cfg.protect.source_rate, None, "0 switches the guard off");
+    assert_eq!(cfg.protect.source_cooldown, Duration::from_secs(30));
+    assert_eq!(cfg.protect.overload_delay, Duration::from_millis(50));
+    assert_eq!(cfg.protect.overload_drop, Duration::from_millis(400));
+
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(cfg.protect.source_rate, Some(2000));
+
+    let bad = format!("{GATEWAY}\n[protect]\noverload_delay_ms = 300\noverload_drop_ms = 200\n");
+    let dir = write_tree(&bad, &standard_profiles());
+    let errs = Config::load(&dir.path().join("gateway.toml")).unwrap_err();
+    let text = errs.to_string();
+    assert!(
+        text.contains("overload_drop_ms must not be below overload_delay_ms")
+            && text.contains("gateway.toml:"),
+        "{text}"
+    );
+}

@@ -2,12 +2,14 @@
 //! core. It holds no protocol state: it feeds the core what arrives, sleeps until the core's
 //! next deadline (`poll_timeout`), and performs what the core asks (`poll_output`).
 //!
-//! One task owns the [`B2bua`]. Transport tasks parse what they receive and hand messages to
-//! it over a bounded channel (a flood fills the channel and is dropped at the socket, never
-//! queued without bound).
+//! One task owns the [`B2bua`]. Transport tasks check each source against the rate guard,
+//! parse what they receive and hand messages to it over two bounded queues (`inbox`):
+//! accepted work first, new work shed with 503 when it has waited too long.
 
 mod fds;
+mod inbox;
 mod media;
+mod source_guard;
 mod tcp;
 mod udp;
 pub mod wav;
@@ -30,8 +32,8 @@ use crate::ops::metrics;
 use crate::sip::{ConnId, IdGen, Message, Target, Transport};
 use crate::txn::TimerConfig;
 
-/// How many received messages may wait for the core before the transports start dropping.
-const INBOX: usize = 16_384;
+/// How often what the edge dropped is summed up in one log line (per reason, with counts).
+const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 /// After SIGTERM and the drain period, how long BYEs get to be answered.
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
 
@@ -44,6 +46,8 @@ pub(crate) enum Event {
     Message {
         msg: Message,
         source: Target,
+        /// When it was received: the queue delay is what overload control watches.
+        at: Instant,
     },
     /// A datagram that does not parse as SIP.
     Unparseable {
@@ -88,7 +92,7 @@ impl Lifecycle {
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
-    let (tx, rx) = mpsc::channel(INBOX);
+    let (inbox, queues) = inbox::Inbox::new(&cfg.protect, Instant::now());
     if let Some(at) = cfg.callback.listen {
         anyhow::bail!(
             "[callback] port is set ({at}), but the call-back service is not connected to calls \
@@ -110,7 +114,11 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                     udp::bind(l.addr).with_context(|| format!("cannot bind udp:{}", l.addr))?;
                 let local = sock.local_addr()?;
                 let sock = Arc::new(sock);
-                tokio::spawn(udp::reader(sock.clone(), cfg.max_message_bytes, tx.clone()));
+                tokio::spawn(udp::reader(
+                    sock.clone(),
+                    cfg.max_message_bytes,
+                    inbox.clone(),
+                ));
                 udp_socks.push((sock, local));
             }
             Transport::Tcp => {
@@ -122,7 +130,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                     tcp_limits,
                     tcp_slots.clone(),
                     conn_ids.clone(),
-                    tx.clone(),
+                    inbox.clone(),
                 ));
             }
         }
@@ -152,14 +160,16 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let mut shell = Shell {
         core,
         udp: udp_socks,
-        tcp: tcp::Registry::new(tx.clone(), tcp_limits, tcp_slots, conn_ids),
+        tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids),
+        inbox,
+        summary_at: Instant::now() + SUMMARY_EVERY,
         cdr,
         config_path,
         media: media::Relays::new(cfg.media_ip, Some(wav)),
         lifecycle: Lifecycle::Running,
         cdr_ok: true,
     };
-    let result = shell.run(rx).await;
+    let result = shell.run(queues).await;
     // Finalise every recording still open before the process exits.
     drop(shell);
     if wav_thread.join().is_err() {
@@ -174,6 +184,9 @@ struct Shell {
     /// without a syscall per datagram).
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp: tcp::Registry,
+    inbox: inbox::Inbox,
+    /// When the edge's drop counts are next summed up in the log.
+    summary_at: Instant,
     cdr: CdrWriter,
     config_path: PathBuf,
     media: media::Relays,
@@ -183,7 +196,7 @@ struct Shell {
 }
 
 impl Shell {
-    async fn run(&mut self, mut rx: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+    async fn run(&mut self, mut q: inbox::Queues) -> anyhow::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -198,17 +211,17 @@ impl Shell {
                 .min();
             let running = self.lifecycle == Lifecycle::Running;
             tokio::select! {
-                ev = rx.recv() => {
+                // Accepted work before new work, always.
+                biased;
+                ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
-                    let now = Instant::now();
-                    self.on_event(now, ev);
-                    // Take what else is queued before performing outputs: fewer wakeups.
-                    for _ in 0..256 {
-                        match rx.try_recv() {
-                            Ok(ev) => self.on_event(now, ev),
-                            Err(_) => break,
-                        }
-                    }
+                    self.on_event(Instant::now(), ev);
+                    self.take_queued(&mut q);
+                }
+                ev = q.fresh.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.on_event(Instant::now(), ev);
+                    self.take_queued(&mut q);
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = hup.recv() => self.reload(Instant::now()),
@@ -229,6 +242,16 @@ impl Shell {
         info!("trunkgate stopped");
         self.cdr.close();
         Ok(())
+    }
+
+    /// Take what else is queued (accepted work first) before sleeping again: fewer wakeups.
+    fn take_queued(&mut self, q: &mut inbox::Queues) {
+        for _ in 0..256 {
+            match q.try_next() {
+                Some(ev) => self.on_event(Instant::now(), ev),
+                None => break,
+            }
+        }
     }
 
     /// Move the drain along; true when it is time to stop.
@@ -258,6 +281,12 @@ impl Shell {
         }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
+        if now >= self.summary_at {
+            self.summary_at = now + SUMMARY_EVERY;
+            for (what, n) in self.inbox.tally.take() {
+                warn!(count = n, period_s = SUMMARY_EVERY.as_secs(), "{what}");
+            }
+        }
         let st = self.core.stats();
         debug!(
             calls = st.calls,
@@ -307,6 +336,7 @@ impl Shell {
             "configuration reloaded"
         );
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
+        self.inbox.configure(&cfg.protect, now);
         self.core.handle_input(now, Input::Reload(Arc::new(cfg)));
     }
 
@@ -321,8 +351,21 @@ impl Shell {
             self.core.handle_input(now, Input::CdrWritable(cdr_ok));
         }
         match ev {
-            Event::Message { msg, source } => {
-                self.core.handle_input(now, Input::Message { msg, source })
+            Event::Message { msg, source, at } => {
+                let stranger = source.conn.filter(|_| {
+                    matches!(msg, Message::Request(_))
+                        && self
+                            .core
+                            .config()
+                            .peer_for_source(source.addr.ip())
+                            .is_none()
+                });
+                self.on_message(now, msg, source, at);
+                if let Some(conn) = stranger {
+                    // A stranger's connection gets its one answer (if any), then is closed.
+                    self.perform(now);
+                    self.tcp.close(conn);
+                }
             }
             Event::Unparseable { raw, why, source } => self
                 .core
@@ -339,6 +382,27 @@ impl Shell {
             }
         }
         self.perform(now);
+    }
+
+    /// A message to the core, or, for new work that waited too long, its refusal.
+    fn on_message(&mut self, now: Instant, msg: Message, source: Target, at: Instant) {
+        if !inbox::is_new_work(&msg) {
+            return self.core.handle_input(now, Input::Message { msg, source });
+        }
+        let delay = now.saturating_duration_since(at);
+        let reliable = source.transport.is_reliable();
+        match inbox::shed(delay, reliable, &self.core.config().protect) {
+            inbox::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),
+            inbox::Shed::Refuse => {
+                self.inbox.tally.count_refused();
+                self.core
+                    .handle_input(now, Input::Overloaded { msg, source })
+            }
+            inbox::Shed::Drop => {
+                self.inbox.tally.count_dropped();
+                metrics::refused("overload_drop");
+            }
+        }
     }
 
     /// Carry out what the core asked for.

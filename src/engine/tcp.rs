@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::Event;
+use super::inbox::Inbox;
 use crate::sip::{ConnId, StreamFramer, Target, Transport};
 use crate::txn::TxnId;
 
@@ -126,7 +127,7 @@ pub(super) async fn accept(
     limits: Limits,
     slots: Slots,
     ids: ConnIds,
-    tx: mpsc::Sender<Event>,
+    inbox: Inbox,
 ) {
     loop {
         match listener.accept().await {
@@ -141,7 +142,7 @@ pub(super) async fn accept(
                 };
                 let _ = stream.set_nodelay(true);
                 keepalive(&stream);
-                tokio::spawn(serve(stream, peer, ids.next(), limits, slot, tx.clone()));
+                tokio::spawn(serve(stream, peer, ids.next(), limits, slot, inbox.clone()));
             }
             Err(e) => {
                 warn!(error = %e, "TCP accept failed");
@@ -151,26 +152,20 @@ pub(super) async fn accept(
     }
 }
 
-async fn connect(
-    addr: SocketAddr,
-    conn: ConnId,
-    limits: Limits,
-    slot: Slot,
-    tx: mpsc::Sender<Event>,
-) {
+async fn connect(addr: SocketAddr, conn: ConnId, limits: Limits, slot: Slot, inbox: Inbox) {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             keepalive(&stream);
-            serve(stream, addr, conn, limits, slot, tx).await;
+            serve(stream, addr, conn, limits, slot, inbox).await;
         }
         Ok(Err(e)) => {
             warn!(%addr, error = %e, "TCP connect failed");
-            let _ = tx.send(Event::TcpDown { conn }).await;
+            inbox.deliver(Event::TcpDown { conn }).await;
         }
         Err(_) => {
             warn!(%addr, "TCP connect timed out");
-            let _ = tx.send(Event::TcpDown { conn }).await;
+            inbox.deliver(Event::TcpDown { conn }).await;
         }
     }
 }
@@ -182,23 +177,28 @@ async fn serve(
     limits: Limits,
     // Held for the connection's life; its drop frees the slot.
     _slot: Slot,
-    tx: mpsc::Sender<Event>,
+    inbox: Inbox,
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::channel::<Bytes>(1024);
-    if tx
-        .send(Event::TcpUp {
+    if !inbox
+        .deliver(Event::TcpUp {
             conn,
             peer,
             tx: wtx,
         })
         .await
-        .is_err()
     {
         return;
     }
-    let writer = tokio::spawn(async move {
+    // The writer ends on a write failure, a peer that reads nothing, or an empty message
+    // (the core task closing the connection once what it queued before is written); the
+    // reader stops with it.
+    let mut writer = tokio::spawn(async move {
         while let Some(b) = wrx.recv().await {
+            if b.is_empty() {
+                break;
+            }
             match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&b)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -228,7 +228,11 @@ async fn serve(
             Some(t) => t + limits.message_timeout,
             None => tokio::time::Instant::now() + IDLE_TIMEOUT,
         };
-        let n = match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
+        let read = tokio::select! {
+            r = tokio::time::timeout_at(deadline, rd.read(&mut buf)) => r,
+            _ = &mut writer => break,
+        };
+        let n = match read {
             Err(_) if begun.is_some() => {
                 crate::ops::metrics::refused("tcp_message_timeout");
                 debug!(%peer, "TCP message not complete in time: closing");
@@ -249,8 +253,14 @@ async fn serve(
                 } else {
                     begun = None;
                 }
+                let at = Instant::now();
+                // A stream cannot skip messages: a source over its rate loses the connection.
+                if !msgs.is_empty() && !inbox.admit(peer.ip(), at) {
+                    debug!(%peer, "TCP source over [protect] source_rate: closing");
+                    break;
+                }
                 for msg in msgs {
-                    if tx.send(Event::Message { msg, source }).await.is_err() {
+                    if !inbox.deliver(Event::Message { msg, source, at }).await {
                         break;
                     }
                 }
@@ -263,7 +273,7 @@ async fn serve(
         }
     }
     writer.abort();
-    let _ = tx.send(Event::TcpDown { conn }).await;
+    inbox.deliver(Event::TcpDown { conn }).await;
 }
 
 /// Messages waiting for a connection to open, with the transaction each belongs to.
@@ -275,19 +285,14 @@ pub(super) struct Registry {
     by_addr: HashMap<SocketAddr, ConnId>,
     /// Outbound connections being opened, with what waits to be sent on them.
     connecting: HashMap<SocketAddr, (ConnId, Queued)>,
-    events: mpsc::Sender<Event>,
+    events: Inbox,
     limits: Limits,
     slots: Slots,
     ids: ConnIds,
 }
 
 impl Registry {
-    pub(super) fn new(
-        events: mpsc::Sender<Event>,
-        limits: Limits,
-        slots: Slots,
-        ids: ConnIds,
-    ) -> Self {
+    pub(super) fn new(events: Inbox, limits: Limits, slots: Slots, ids: ConnIds) -> Self {
         Registry {
             conns: HashMap::new(),
             by_addr: HashMap::new(),
@@ -316,7 +321,9 @@ impl Registry {
             && let Some((_, tx)) = self.conns.get(&c)
         {
             if tx.try_send(bytes).is_err() {
-                warn!(addr = %target.addr, "TCP connection backed up; message dropped");
+                // The peer reads nothing; its writer's timeout closes the connection.
+                debug!(addr = %target.addr, "TCP connection backed up; message dropped");
+                crate::ops::metrics::refused("tcp_backlog");
                 return txn;
             }
             return None;
@@ -370,6 +377,17 @@ impl Registry {
         self.by_addr.insert(peer, conn);
         self.conns.insert(conn, (peer, tx));
         failed
+    }
+
+    /// Close a connection once what was queued on it is written (a stranger's, after the
+    /// one answer it may get).
+    pub(super) fn close(&mut self, conn: ConnId) {
+        if let Some((peer, tx)) = self.conns.remove(&conn) {
+            let _ = tx.try_send(Bytes::new());
+            if self.by_addr.get(&peer) == Some(&conn) {
+                self.by_addr.remove(&peer);
+            }
+        }
     }
 
     /// A connection closed (or never opened). Returns transactions that were waiting on it.

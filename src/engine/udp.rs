@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::Event;
+use super::inbox::Inbox;
 use crate::sip::{Target, parse_datagram};
 
 /// Socket buffers for SIP over UDP. The default (about 200 KiB) overflows in the bursts a
@@ -30,12 +32,10 @@ pub(super) fn bind(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(sock.into())
 }
 
-/// Receive, parse, hand to the core. Malformed datagrams are logged and dropped here:
-/// nothing that cannot be parsed can be answered.
-pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Event>) {
+/// Receive, check the source, parse, hand to the core. Nothing here logs per datagram:
+/// what is dropped is counted (metrics, and the shell's periodic summary).
+pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
     let mut buf = vec![0u8; 65_536];
-    // Messages this reader could not hand to a full core queue.
-    let mut dropped: u64 = 0;
     loop {
         let (n, src) = match sock.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -53,35 +53,28 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, tx: mpsc::Sender<Ev
         {
             continue;
         }
-        if n > max {
-            warn!(%src, bytes = n, max, "datagram over [protect] max_message_bytes dropped");
+        let at = Instant::now();
+        if !inbox.admit(src.ip(), at) {
             continue;
         }
+        if n > max {
+            inbox.count_oversize();
+            continue;
+        }
+        let source = Target::udp(src);
         match parse_datagram(Bytes::copy_from_slice(data), max) {
-            Ok(msg) => {
-                if tx
-                    .try_send(Event::Message {
-                        msg,
-                        source: Target::udp(src),
-                    })
-                    .is_err()
-                {
-                    dropped += 1;
-                    if dropped.is_power_of_two() {
-                        warn!(dropped, "core overloaded: dropping received SIP messages");
-                    }
-                }
-            }
+            Ok(msg) => inbox.try_deliver(Event::Message { msg, source, at }),
             Err(e) => {
                 // The core decides: a known peer may get a 400, a stranger gets nothing.
+                inbox.count_unparseable();
                 let why = match &e {
                     crate::sip::SipError::Parse(m) | crate::sip::SipError::TooLarge(m) => m.clone(),
                     other => other.to_string(),
                 };
-                let _ = tx.try_send(Event::Unparseable {
+                inbox.try_deliver(Event::Unparseable {
                     raw: Bytes::copy_from_slice(data),
                     why,
-                    source: Target::udp(src),
+                    source,
                 });
             }
         }

@@ -363,6 +363,12 @@ impl TxnLayer {
         self.scratch = scratch;
     }
 
+    /// Whether a received request belongs to a server transaction already under way (a
+    /// retransmission).
+    pub fn knows(&self, req: &Request) -> bool {
+        TransactionKey::from_request(&req.0).is_some_and(|k| self.server_keys.contains_key(&k))
+    }
+
     /// The INVITE server transaction a received CANCEL refers to (RFC 3261 §9.2).
     pub fn cancelled_invite(&self, cancel: &Request) -> Option<TxnId> {
         TransactionKey::for_cancelled_invite(&cancel.0)

@@ -128,3 +128,72 @@ fn while_cdrs_cannot_be_written_new_calls_get_503_and_calls_up_go_on() {
     h.recv(PHONE, &invite_text("cdrok", "z9hG4bKcdrok", "+8610123", ""));
     assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
 }
+
+/// The shell hands over an INVITE that waited too long in its queue.
+fn overloaded(h: &mut H, from: &str, text: &str) {
+    let msg = parse_datagram(Bytes::from(text.to_string()), 65535).unwrap();
+    h.input(Input::Overloaded {
+        msg,
+        source: Target::udp(addr(from)),
+    });
+}
+
+#[test]
+fn overloaded_new_invites_get_one_stateless_503_and_cost_no_state() {
+    let mut h = H::new();
+    let inv = invite_text("ov1", "z9hG4bKov1", "+8610123", "");
+    overloaded(&mut h, PHONE, &inv);
+    let resp = h.take_responses(PHONE);
+    assert_eq!(resp.len(), 1);
+    assert_eq!(resp[0].status(), 503);
+    assert_eq!(resp[0].header(&Hdr::RETRY_AFTER).as_deref(), Some("5"));
+    assert!(resp[0].to_tag().is_some());
+    // No transaction, no call, no CDR, nothing toward a carrier; never resent.
+    assert_eq!(h.core.stats().server_txns, 0);
+    assert_eq!(h.core.active_calls(), 0);
+    assert!(h.cdrs.is_empty());
+    assert!(h.take(CARRIER_A).is_empty());
+    h.advance(Duration::from_secs(40));
+    assert!(h.sent.is_empty(), "{:?}", h.sent);
+    // The ACK for that 503 finds nothing and gets nothing.
+    let ack = in_dialog(
+        "ACK",
+        "sip:+8610123@127.0.0.1",
+        "\"Alice\" <sip:1000@127.0.0.2>;tag=alice1",
+        &format!("<sip:+8610123@127.0.0.1>;tag={}", resp[0].to_tag().unwrap()),
+        "ov1",
+        1,
+        "z9hG4bKov1",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &ack);
+    assert!(h.sent.is_empty());
+    assert_idle(&mut h);
+}
+
+#[test]
+fn overload_never_answers_a_retransmission_of_a_call_already_taken() {
+    let mut h = H::new();
+    let inv = invite_text("ov2", "z9hG4bKov2", "+8610123", "");
+    h.recv(PHONE, &inv);
+    assert_eq!(h.statuses(PHONE), vec![100]);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+    // Its retransmission, delayed in an overloaded queue: absorbed by the transaction (the
+    // 100 again), not refused, and the call goes on.
+    overloaded(&mut h, PHONE, &inv);
+    assert_eq!(h.statuses(PHONE), vec![100]);
+    assert_eq!(h.core.active_calls(), 1);
+}
+
+#[test]
+fn under_overload_a_stranger_is_still_only_a_stranger() {
+    let mut cfg = config();
+    cfg.protect.unknown_sources = UnknownSources::Reject;
+    let mut h = H::with(cfg);
+    overloaded(&mut h, STRANGER, &stranger_invite("ov3"));
+    // Reject mode answers strangers with one 403 as usual (never a 503: a stranger learns
+    // nothing about our load).
+    assert_eq!(h.statuses(STRANGER), vec![403]);
+    assert_idle(&mut h);
+}

@@ -1,0 +1,364 @@
+//! What transport tasks hand the core task, in two bounded queues, and what the core task
+//! does when it falls behind.
+//!
+//! Work already accepted (responses, ACK, CANCEL, BYE and every request inside a dialog)
+//! goes to the `urgent` queue, which the core task always empties first. New work (a request
+//! outside any dialog: an initial INVITE, an OPTIONS) goes to `fresh`, stamped with when it
+//! arrived. When a fresh request has waited longer than `[protect] overload_delay_ms` the
+//! gateway is behind: it is answered with a stateless 503 instead of starting a call, and past
+//! `overload_drop_ms` (over UDP) it is dropped, since its sender has retransmitted by then.
+//! Capacity is shed at the door instead of every call slowing down until all of them time
+//! out.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::mpsc;
+
+use super::Event;
+use super::source_guard::{Gate, SourceGuard};
+use crate::config::Protect;
+use crate::sip::Message;
+
+/// Room for accepted work: responses and in-dialog requests are only dropped past this.
+const URGENT: usize = 16_384;
+/// Room for new requests. A full second of them at our capacity, no more: beyond that a
+/// request would wait longer than the overload thresholds anyway.
+const FRESH: usize = 4_096;
+
+/// Whether a message starts new work, which overload control may refuse: a request outside
+/// any dialog, other than ACK and CANCEL (which belong to an INVITE already received).
+pub(crate) fn is_new_work(msg: &Message) -> bool {
+    match msg {
+        Message::Response(_) => false,
+        Message::Request(r) => {
+            !matches!(
+                r.method(),
+                crate::sip::Method::Ack | crate::sip::Method::Cancel
+            ) && r.to_tag().is_none()
+        }
+    }
+}
+
+/// What happens to a fresh request that waited `delay` in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shed {
+    Admit,
+    /// A stateless 503 + Retry-After.
+    Refuse,
+    /// Nothing (UDP only: a TCP sender does not retransmit, so it always gets an answer).
+    Drop,
+}
+
+pub(crate) fn shed(delay: Duration, reliable: bool, p: &Protect) -> Shed {
+    if delay < p.overload_delay {
+        Shed::Admit
+    } else if delay < p.overload_drop || reliable {
+        Shed::Refuse
+    } else {
+        Shed::Drop
+    }
+}
+
+/// Counts of what the edge dropped, for the metrics and one log summary per interval
+/// (never a log line per packet: the packets are the attacker's to send).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub source_blocked: AtomicU64,
+    pub sources_tripped: AtomicU64,
+    pub queue_full: AtomicU64,
+    pub oversize: AtomicU64,
+    pub unparseable: AtomicU64,
+    pub shed_refused: AtomicU64,
+    pub shed_dropped: AtomicU64,
+}
+
+impl Tally {
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_refused(&self) {
+        Tally::bump(&self.shed_refused);
+    }
+
+    pub(crate) fn count_dropped(&self) {
+        Tally::bump(&self.shed_dropped);
+    }
+
+    /// Take the counts since the last call, as (what, how many) for those not zero.
+    pub(crate) fn take(&self) -> Vec<(&'static str, u64)> {
+        [
+            (
+                "messages from sources over [protect] source_rate dropped",
+                &self.source_blocked,
+            ),
+            (
+                "sources went over [protect] source_rate",
+                &self.sources_tripped,
+            ),
+            (
+                "messages dropped: the core queue was full",
+                &self.queue_full,
+            ),
+            (
+                "datagrams over [protect] max_message_bytes dropped",
+                &self.oversize,
+            ),
+            ("datagrams that are not SIP", &self.unparseable),
+            (
+                "new requests refused with 503: overloaded",
+                &self.shed_refused,
+            ),
+            ("new requests dropped: overloaded", &self.shed_dropped),
+        ]
+        .into_iter()
+        .filter_map(|(what, c)| match c.swap(0, Ordering::Relaxed) {
+            0 => None,
+            n => Some((what, n)),
+        })
+        .collect()
+    }
+}
+
+/// The transports' end of the queues, with the source guard they check first.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    urgent: mpsc::Sender<Event>,
+    fresh: mpsc::Sender<Event>,
+    guard: Arc<ArcSwapOption<SourceGuard>>,
+    pub(crate) tally: Arc<Tally>,
+}
+
+/// The core task's end.
+pub(crate) struct Queues {
+    pub urgent: mpsc::Receiver<Event>,
+    pub fresh: mpsc::Receiver<Event>,
+}
+
+impl Queues {
+    /// The next event without waiting: accepted work before new work.
+    pub(crate) fn try_next(&mut self) -> Option<Event> {
+        self.urgent
+            .try_recv()
+            .ok()
+            .or_else(|| self.fresh.try_recv().ok())
+    }
+}
+
+impl Inbox {
+    pub(crate) fn new(p: &Protect, now: Instant) -> (Inbox, Queues) {
+        let (utx, urx) = mpsc::channel(URGENT);
+        let (ftx, frx) = mpsc::channel(FRESH);
+        let inbox = Inbox {
+            urgent: utx,
+            fresh: ftx,
+            guard: Arc::new(ArcSwapOption::new(None)),
+            tally: Arc::default(),
+        };
+        inbox.configure(p, now);
+        (
+            inbox,
+            Queues {
+                urgent: urx,
+                fresh: frx,
+            },
+        )
+    }
+
+    /// Apply `[protect] source_rate` (again, after a reload). A changed rate starts afresh.
+    pub(crate) fn configure(&self, p: &Protect, now: Instant) {
+        let current = self.guard.load();
+        let same = match (&*current, p.source_rate) {
+            (None, None) => true,
+            (Some(g), Some(rate)) => g.rate == rate && g.cooldown == p.source_cooldown,
+            _ => false,
+        };
+        if !same {
+            self.guard.store(
+                p.source_rate
+                    .map(|r| Arc::new(SourceGuard::new(r, p.source_cooldown, now))),
+            );
+        }
+    }
+
+    /// Whether a message from `ip` may be looked at (the source guard); counted when not.
+    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+        let guard = self.guard.load();
+        let Some(g) = guard.as_ref() else {
+            return true;
+        };
+        match g.check(ip, now) {
+            Gate::Pass => true,
+            Gate::Tripped => {
+                Tally::bump(&self.tally.sources_tripped);
+                Tally::bump(&self.tally.source_blocked);
+                crate::ops::metrics::refused("source_rate");
+                false
+            }
+            Gate::Blocked => {
+                Tally::bump(&self.tally.source_blocked);
+                crate::ops::metrics::refused("source_rate");
+                false
+            }
+        }
+    }
+
+    fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {
+        match ev {
+            Event::Message { msg, .. } if is_new_work(msg) => &self.fresh,
+            _ => &self.urgent,
+        }
+    }
+
+    /// Hand over without waiting (UDP): a full queue drops the event, counted.
+    pub(crate) fn try_deliver(&self, ev: Event) {
+        if self.queue_for(&ev).try_send(ev).is_err() {
+            Tally::bump(&self.tally.queue_full);
+            crate::ops::metrics::refused("queue_full");
+        }
+    }
+
+    /// Hand over, waiting for room (TCP: the peer is slowed down, nothing is lost). False
+    /// when the core task is gone.
+    pub(crate) async fn deliver(&self, ev: Event) -> bool {
+        self.queue_for(&ev).send(ev).await.is_ok()
+    }
+
+    pub(crate) fn count_oversize(&self) {
+        Tally::bump(&self.tally.oversize);
+        crate::ops::metrics::refused("too_large");
+    }
+
+    pub(crate) fn count_unparseable(&self) {
+        Tally::bump(&self.tally.unparseable);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{Target, parse_datagram};
+    use bytes::Bytes;
+
+    fn msg(text: &str) -> Message {
+        parse_datagram(Bytes::from(text.replace('\n', "\r\n")), 65535).unwrap()
+    }
+
+    fn req(method: &str, to_tag: &str) -> Message {
+        msg(&format!(
+            "{method} sip:x@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK1\n\
+             From: <sip:a@127.0.0.2>;tag=f\nTo: <sip:x@127.0.0.1>{to_tag}\nCall-ID: c1\n\
+             CSeq: 1 {method}\nMax-Forwards: 70\nContent-Length: 0\n\n"
+        ))
+    }
+
+    #[test]
+    fn new_work_is_requests_outside_dialogs_but_ack_and_cancel() {
+        assert!(is_new_work(&req("INVITE", "")));
+        assert!(is_new_work(&req("OPTIONS", "")));
+        assert!(!is_new_work(&req("INVITE", ";tag=t")), "a re-INVITE");
+        assert!(!is_new_work(&req("BYE", ";tag=t")));
+        assert!(!is_new_work(&req("ACK", "")));
+        assert!(!is_new_work(&req("CANCEL", "")));
+        let resp = msg(
+            "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\nFrom: <sip:a@h>;tag=f\n\
+             To: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
+        );
+        assert!(!is_new_work(&resp));
+    }
+
+    #[test]
+    fn shedding_follows_the_queue_delay() {
+        let p = Protect::default();
+        let ms = Duration::from_millis;
+        assert_eq!(shed(ms(0), false, &p), Shed::Admit);
+        assert_eq!(shed(ms(99), false, &p), Shed::Admit);
+        assert_eq!(shed(ms(100), false, &p), Shed::Refuse);
+        assert_eq!(shed(ms(499), false, &p), Shed::Refuse);
+        assert_eq!(shed(ms(500), false, &p), Shed::Drop);
+        assert_eq!(
+            shed(ms(5000), true, &p),
+            Shed::Refuse,
+            "TCP is always answered"
+        );
+    }
+
+    #[tokio::test]
+    async fn accepted_work_is_taken_before_new_work() {
+        let (inbox, mut q) = Inbox::new(&Protect::default(), Instant::now());
+        let src = Target::udp("127.0.0.2:5060".parse().unwrap());
+        let at = Instant::now();
+        for m in [
+            req("INVITE", ""),
+            req("BYE", ";tag=t"),
+            req("OPTIONS", ""),
+            req("ACK", ""),
+        ] {
+            inbox.try_deliver(Event::Message {
+                msg: m,
+                source: src,
+                at,
+            });
+        }
+        let order: Vec<String> = std::iter::from_fn(|| q.try_next())
+            .map(|ev| match ev {
+                Event::Message {
+                    msg: Message::Request(r),
+                    ..
+                } => r.method().to_string(),
+                _ => "?".into(),
+            })
+            .collect();
+        assert_eq!(order, ["BYE", "ACK", "INVITE", "OPTIONS"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_fresh_queue_drops_new_work_but_still_takes_accepted_work() {
+        let (inbox, mut q) = Inbox::new(&Protect::default(), Instant::now());
+        let src = Target::udp("127.0.0.2:5060".parse().unwrap());
+        let at = Instant::now();
+        for _ in 0..FRESH + 10 {
+            inbox.try_deliver(Event::Message {
+                msg: req("INVITE", ""),
+                source: src,
+                at,
+            });
+        }
+        inbox.try_deliver(Event::Message {
+            msg: req("BYE", ";tag=t"),
+            source: src,
+            at,
+        });
+        assert_eq!(inbox.tally.queue_full.load(Ordering::Relaxed), 10);
+        assert!(matches!(
+            q.try_next(),
+            Some(Event::Message { msg: Message::Request(r), .. }) if r.method().to_string() == "BYE"
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_guard_follows_a_reload() {
+        let t0 = Instant::now();
+        let p = Protect {
+            source_rate: Some(10),
+            ..Protect::default()
+        };
+        let (inbox, _q) = Inbox::new(&p, t0);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!((0..20).filter(|_| inbox.admit(ip, t0)).count(), 10);
+        inbox.configure(
+            &Protect {
+                source_rate: None,
+                ..p.clone()
+            },
+            t0,
+        );
+        assert!(inbox.admit(ip, t0), "the guard is off");
+        let tally = inbox.tally.take();
+        assert_eq!(tally.len(), 2, "tripped once, 10 dropped: {tally:?}");
+    }
+}
