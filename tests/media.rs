@@ -813,3 +813,53 @@ fn latin1_sdp_with_mixed_line_ends_and_ice_is_anchored_without_leaks() {
     hang_up(&gw, &e, "sdp-latin1");
     assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
 }
+
+#[test]
+fn a_relay_that_cannot_open_its_ports_ends_the_call_instead_of_leaving_it_silent() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    // Another process holds every relay port (a port not yet closed after a release, a
+    // stray program): the gateway cannot bind the call's relay.
+    let _squatters: Vec<UdpSocket> = (gw.ports.rtp..gw.ports.rtp + 20)
+        .map(|p| UdpSocket::bind(("127.0.0.1", p)).unwrap())
+        .collect();
+    let t = Some(Duration::from_secs(5));
+    let phone = UdpSocket::bind((PHONE_IP, gw.ports.phone)).unwrap();
+    let carrier = UdpSocket::bind((CARRIER_A_IP, gw.ports.carrier_a)).unwrap();
+    phone.set_read_timeout(t).unwrap();
+    carrier.set_read_timeout(t).unwrap();
+    let body = sdp(PHONE_IP, 40000);
+    let invite = format!(
+        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{p};branch=z9hG4bKsq1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: squat-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE_IP}:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+        p = gw.ports.phone
+    );
+    phone.send_to(invite.as_bytes(), gw.addr()).unwrap();
+    let Message::Request(inv) = recv_sip(&carrier, |m| matches!(m, Message::Request(_))) else {
+        unreachable!()
+    };
+    // Ringing (a CANCEL needs a provisional response first).
+    let ringing = Response::to_request(&inv, 180, "Ringing", Some("c1")).unwrap();
+    carrier.send_to(&ringing.to_bytes(), gw.addr()).unwrap();
+    // The caller is told within a second (503), the carrier's INVITE is cancelled.
+    let refusal = recv_sip(
+        &phone,
+        |m| matches!(m, Message::Response(r) if r.status() >= 200),
+    );
+    let Message::Response(refusal) = refusal else {
+        unreachable!()
+    };
+    assert_eq!(refusal.status(), 503);
+    let Message::Request(cancel) = recv_sip(
+        &carrier,
+        |m| matches!(m, Message::Request(r) if r.method() == trunkgate::sip::Method::Cancel),
+    ) else {
+        unreachable!()
+    };
+    let ok = Response::to_request(&cancel, 200, "OK", None).unwrap();
+    carrier.send_to(&ok.to_bytes(), gw.addr()).unwrap();
+    let terminated = Response::to_request(&inv, 487, "Request Terminated", Some("c1")).unwrap();
+    carrier.send_to(&terminated.to_bytes(), gw.addr()).unwrap();
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "media_unavailable");
+    assert_eq!(cdr["cause"], 41);
+}

@@ -142,10 +142,21 @@ impl Call {
             a: repack(Side::A),
             b: repack(Side::B),
         };
-        // The shorter of the two legs' media timeouts.
+        // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
+        // holds every active stream (a hold is offered and answered: either way it shows).
+        let on_hold = mb
+            .streams
+            .iter()
+            .filter(|e| !e.is_rejected())
+            .all(|e| e.held);
         let rtp_timeout = [Side::A, Side::B]
             .iter()
-            .filter_map(|s| profile(*s).and_then(|p| p.rtp_timeout))
+            .filter_map(|s| profile(*s))
+            .filter_map(|p| match (p.rtp_timeout, on_hold) {
+                (Some(t), false) => Some(t),
+                (Some(_), true) => p.rtp_hold_timeout,
+                (None, _) => None,
+            })
             .min();
         let media_ip = self.cfg.media_ip;
         let Some(media) = self.media.as_mut() else {

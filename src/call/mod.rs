@@ -124,6 +124,9 @@ pub enum Input {
     SendFailed(TxnId),
     /// No RTP flowed for a call's media timeout.
     MediaTimeout(CallRef),
+    /// A call's media relay could not open its sockets or stopped: the call cannot carry
+    /// audio any more and is released (CDR `media_unavailable`) rather than left silent.
+    MediaFailed(CallRef),
     /// A reloaded configuration; calls in progress keep the one they started with.
     Reload(Arc<Config>),
     /// Shutting down: refuse new calls with 503.

@@ -118,6 +118,21 @@ impl Call {
         }
     }
 
+    /// The call's relay failed (sockets would not open, or its task ended).
+    pub(super) fn on_media_failure(&mut self, cx: &mut Cx) {
+        warn!(call_id = %self.call_id(), "the call's media relay failed: releasing the call");
+        if self.phase.is_routing() {
+            self.fail_call(
+                cx,
+                503,
+                CallTag::MediaUnavailable,
+                Q850Cause::TEMPORARY_FAILURE,
+            );
+        } else if self.phase.is_up() {
+            self.release_answered(cx, CallTag::MediaUnavailable, Q850Cause::TEMPORARY_FAILURE);
+        }
+    }
+
     /// The Linger timer: the call was released long ago and something of it is still open.
     pub(super) fn on_linger(&mut self, cx: &mut Cx) {
         warn!(call_id = %self.call_id(), open = self.open.len(), "released call still had open transactions; dropping it");

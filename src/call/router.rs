@@ -133,6 +133,7 @@ impl B2bua {
                     .on_transport_error(id, now, &mut self.env.txn_out)
             }
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
+            Input::MediaFailed(r) => self.with_call(r, now, |c, cx| c.on_media_failure(cx)),
             // A changed listen/advertise is refused by the shell before it gets here, so our
             // own addresses (Via, Contact) stay those of the running sockets.
             Input::Reload(cfg) => {

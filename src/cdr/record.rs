@@ -28,7 +28,8 @@ pub enum CallTag {
     RateLimited,
     /// No RTP flowed for the profile's `rtp_timeout_s`.
     RtpTimeout,
-    /// No RTP ports were free to anchor the call's media.
+    /// No RTP ports were free to anchor the call's media, or its relay could not open or
+    /// stopped.
     MediaUnavailable,
     /// Ended by the gateway at shutdown.
     Shutdown,

@@ -122,6 +122,7 @@ pub struct ProfileMediaSection {
     pub latch: Option<Spanned<String>>,
     #[serde(default)]
     pub rtp_timeout_s: u64,
+    pub rtp_hold_timeout_s: Option<u64>,
     #[serde(default)]
     pub repacketize: bool,
 }

@@ -88,6 +88,9 @@ pub struct Profile {
     pub latch: Latch,
     /// `[media] rtp_timeout_s`: end the call after this long without RTP (None: off).
     pub rtp_timeout: Option<Duration>,
+    /// `[media] rtp_hold_timeout_s`: the media timeout while the call is on hold (None: no
+    /// limit while held). Only applies when `rtp_timeout` is set.
+    pub rtp_hold_timeout: Option<Duration>,
     /// `[media] repacketize`: re-chunk G.711 sent to this peer to its `[sdp] ptime`.
     pub repacketize: bool,
     /// `[limits]`: this peer's share of the gateway.
@@ -675,10 +678,24 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         latch,
         rtp_timeout: (file.media.rtp_timeout_s > 0)
             .then(|| Duration::from_secs(file.media.rtp_timeout_s)),
+        // rtpengine's split: a short timeout for a call that should carry audio, a long one
+        // for a call on hold (which may send nothing, not even RTCP).
+        rtp_hold_timeout: match file
+            .media
+            .rtp_hold_timeout_s
+            .unwrap_or(DEFAULT_RTP_HOLD_TIMEOUT_S)
+        {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
         repacketize: file.media.repacketize,
         limits,
     })
 }
+
+/// `[media] rtp_hold_timeout_s` when a profile does not set it: an hour, as rtpengine's
+/// silent timeout.
+const DEFAULT_RTP_HOLD_TIMEOUT_S: u64 = 3600;
 
 fn uri_policy(
     u: &file::UriSection,

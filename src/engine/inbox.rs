@@ -43,7 +43,7 @@ pub(crate) fn is_new_work(msg: &Message) -> bool {
     }
 }
 
-/// What happens to a fresh request that waited `delay` in the queue.
+/// What happens to a fresh request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shed {
     Admit,
@@ -53,13 +53,83 @@ pub(crate) enum Shed {
     Drop,
 }
 
-pub(crate) fn shed(delay: Duration, reliable: bool, p: &Protect) -> Shed {
-    if delay < p.overload_delay {
-        Shed::Admit
-    } else if delay < p.overload_drop || reliable {
-        Shed::Refuse
-    } else {
-        Shed::Drop
+/// How often the shedder looks at the queue and adjusts.
+const WINDOW: Duration = Duration::from_millis(100);
+/// How much of the new work is refused more (or less) after a window with (or without) a
+/// standing queue: up quickly, down slowly, so the load settles just under capacity.
+const STEP_UP: f64 = 0.10;
+const STEP_DOWN: f64 = 0.02;
+
+/// Overload control for new work. A queue that never empties within a window (its shortest
+/// delay over `[protect] overload_delay_ms`) means more arrives than the core can take: the
+/// share of new requests refused grows each such window and shrinks each window without one.
+/// Refusing everything once a threshold is crossed would empty the queue, admit everything,
+/// and swing; refusing a share settles at what the core can serve. Requests that waited past
+/// `overload_drop_ms` are dropped (UDP) whatever the share.
+#[derive(Debug)]
+pub(crate) struct Shedder {
+    /// Share of new requests refused, 0..=1.
+    share: f64,
+    /// Error diffusion: refusals owed so far (refuses exactly `share` of them, no RNG).
+    owed: f64,
+    window_end: Option<Instant>,
+    window_min: Duration,
+}
+
+impl Default for Shedder {
+    fn default() -> Self {
+        Shedder {
+            share: 0.0,
+            owed: 0.0,
+            window_end: None,
+            window_min: Duration::MAX,
+        }
+    }
+}
+
+impl Shedder {
+    /// The share currently refused (for the metrics).
+    pub(crate) fn share(&self) -> f64 {
+        self.share
+    }
+
+    /// Decide for one new request taken off the queue at `now` after waiting `delay`.
+    pub(crate) fn decide(
+        &mut self,
+        now: Instant,
+        delay: Duration,
+        reliable: bool,
+        p: &Protect,
+    ) -> Shed {
+        self.observe(now, delay, p);
+        if delay >= p.overload_drop {
+            return if reliable { Shed::Refuse } else { Shed::Drop };
+        }
+        self.owed += self.share;
+        if self.owed >= 1.0 {
+            self.owed -= 1.0;
+            Shed::Refuse
+        } else {
+            Shed::Admit
+        }
+    }
+
+    fn observe(&mut self, now: Instant, delay: Duration, p: &Protect) {
+        let end = *self.window_end.get_or_insert(now + WINDOW);
+        self.window_min = self.window_min.min(delay);
+        if now < end {
+            return;
+        }
+        self.share = if self.window_min >= p.overload_delay {
+            (self.share + STEP_UP).min(1.0)
+        } else {
+            (self.share - STEP_DOWN).max(0.0)
+        };
+        if self.share == 0.0 {
+            self.owed = 0.0;
+        }
+        self.window_end = Some(now + WINDOW);
+        self.window_min = Duration::MAX;
     }
 }
 
@@ -271,19 +341,100 @@ mod tests {
         assert!(!is_new_work(&resp));
     }
 
+    /// Feed the shedder `n` requests a millisecond apart, each having waited `delay`;
+    /// returns how many were refused and dropped.
+    fn run(sh: &mut Shedder, t: &mut Instant, n: u32, delay: Duration, p: &Protect) -> (u32, u32) {
+        let (mut refused, mut dropped) = (0, 0);
+        for _ in 0..n {
+            *t += Duration::from_millis(1);
+            match sh.decide(*t, delay, false, p) {
+                Shed::Admit => {}
+                Shed::Refuse => refused += 1,
+                Shed::Drop => dropped += 1,
+            }
+        }
+        (refused, dropped)
+    }
+
     #[test]
-    fn shedding_follows_the_queue_delay() {
+    fn no_standing_queue_no_refusals() {
         let p = Protect::default();
-        let ms = Duration::from_millis;
-        assert_eq!(shed(ms(0), false, &p), Shed::Admit);
-        assert_eq!(shed(ms(99), false, &p), Shed::Admit);
-        assert_eq!(shed(ms(100), false, &p), Shed::Refuse);
-        assert_eq!(shed(ms(499), false, &p), Shed::Refuse);
-        assert_eq!(shed(ms(500), false, &p), Shed::Drop);
+        let (mut sh, mut t) = (Shedder::default(), Instant::now());
         assert_eq!(
-            shed(ms(5000), true, &p),
-            Shed::Refuse,
-            "TCP is always answered"
+            run(&mut sh, &mut t, 5000, Duration::from_millis(5), &p),
+            (0, 0)
+        );
+        // Bursts above the target are fine while the queue still empties within a window.
+        for _ in 0..20 {
+            run(&mut sh, &mut t, 90, Duration::from_millis(300), &p);
+            run(&mut sh, &mut t, 10, Duration::ZERO, &p);
+        }
+        assert_eq!(sh.share(), 0.0);
+    }
+
+    #[test]
+    fn a_standing_queue_raises_the_refused_share_and_its_end_lowers_it_again() {
+        let p = Protect::default();
+        let (mut sh, mut t) = (Shedder::default(), Instant::now());
+        let standing = Duration::from_millis(150);
+        // One second of standing queue: nine windows close, each raising the share a step.
+        let (refused, _) = run(&mut sh, &mut t, 1000, standing, &p);
+        assert!(sh.share() > 0.85, "{}", sh.share());
+        assert!((300..700).contains(&refused), "refused {refused} of 1000");
+        // The queue is gone: the share comes down a little per window.
+        run(&mut sh, &mut t, 1000, Duration::from_millis(1), &p);
+        assert!(sh.share() < 0.9 && sh.share() > 0.5, "{}", sh.share());
+        run(&mut sh, &mut t, 5000, Duration::from_millis(1), &p);
+        assert_eq!(sh.share(), 0.0);
+        // And then nothing is refused.
+        assert_eq!(
+            run(&mut sh, &mut t, 1000, Duration::from_millis(1), &p),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn the_share_settles_where_the_queue_stops_growing() {
+        // A fake core serving 1000 requests/s offered 2000/s: what it admits is queued;
+        // the delay is the queue's length over the service rate.
+        let p = Protect::default();
+        let (mut sh, mut t) = (Shedder::default(), Instant::now());
+        let mut queue = 0.0f64;
+        let mut admitted_last_5s = 0;
+        for ms in 0..20_000u32 {
+            t += Duration::from_micros(500);
+            let delay = Duration::from_secs_f64(queue / 1000.0);
+            if sh.decide(t, delay, false, &p) == Shed::Admit {
+                queue += 1.0;
+                if ms >= 10_000 {
+                    admitted_last_5s += 1;
+                }
+            }
+            queue = (queue - 0.5).max(0.0);
+        }
+        // About the service rate gets in (5 s × 1000/s), the rest is refused.
+        assert!(
+            (4000..=5600).contains(&admitted_last_5s),
+            "{admitted_last_5s}"
+        );
+    }
+
+    #[test]
+    fn requests_past_the_drop_threshold_are_dropped_over_udp_and_refused_over_tcp() {
+        let p = Protect::default();
+        let mut sh = Shedder::default();
+        let t = Instant::now();
+        assert_eq!(
+            sh.decide(t, Duration::from_millis(500), false, &p),
+            Shed::Drop
+        );
+        assert_eq!(
+            sh.decide(t, Duration::from_millis(500), true, &p),
+            Shed::Refuse
+        );
+        assert_eq!(
+            sh.decide(t, Duration::from_millis(499), false, &p),
+            Shed::Admit
         );
     }
 

@@ -2,6 +2,10 @@
 //! task per direction that moves packets as bytes. Which packets are accepted and where
 //! they go (latching, within each profile's `[media] latch`) is `media::relay`'s decision;
 //! this file only owns the sockets, the tasks, activity and the recording feed.
+//!
+//! The relay tasks run on a thread of their own (a second single-threaded runtime): an RTP
+//! flood, or thousands of recorded calls, never delays a SIP message, and a burst of
+//! signalling never delays a packet.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -34,26 +38,94 @@ struct Stream {
     b_port: u16,
     route: Arc<Mutex<StreamRoute>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Its failure has been reported to the core.
+    reported: bool,
+}
+
+/// The media thread and its runtime. Dropping it stops the thread, which ends every relay
+/// task and closes every relay socket.
+struct MediaThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MediaThread {
+    fn start() -> std::io::Result<MediaThread> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("trunkgate-media".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(MediaThread {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for MediaThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            warn!("the media thread stopped abnormally");
+        }
+    }
 }
 
 /// The relays of every anchored call.
 pub(super) struct Relays {
+    rt: MediaThread,
     ip: IpAddr,
     calls: HashMap<u64, Vec<Stream>>,
     recordings: HashMap<u64, SharedRecorder>,
     wav: Option<WavWriters>,
     watches: HashMap<u64, Watch>,
+    /// Calls whose relay could not open, not yet reported.
+    failed: Vec<u64>,
 }
 
 impl Relays {
-    pub(super) fn new(ip: IpAddr, wav: Option<WavWriters>) -> Self {
-        Relays {
+    pub(super) fn new(ip: IpAddr, wav: Option<WavWriters>) -> std::io::Result<Self> {
+        Ok(Relays {
+            rt: MediaThread::start()?,
             ip,
             calls: HashMap::new(),
             recordings: HashMap::new(),
             wav,
             watches: HashMap::new(),
+            failed: Vec::new(),
+        })
+    }
+
+    /// Calls whose relay could not open or whose relay task ended (a task only ends when
+    /// the call is released, so any other end is a failure). Each is reported once.
+    pub(super) fn failed_calls(&mut self) -> Vec<u64> {
+        let mut failed = std::mem::take(&mut self.failed);
+        for (call, streams) in &mut self.calls {
+            let dead = streams
+                .iter_mut()
+                .any(|s| !s.reported && s.tasks.iter().any(JoinHandle::is_finished));
+            if dead {
+                for s in streams.iter_mut() {
+                    s.reported = true;
+                }
+                failed.push(*call);
+            }
         }
+        failed
     }
 
     /// Calls whose media has been silent for their timeout. A reported call starts counting
@@ -123,10 +195,11 @@ impl Relays {
                         // Only the first stream (the audio of a plain call) is recorded.
                         None => {
                             let rec = recorder.clone().filter(|_| streams.is_empty());
-                            match open(self.ip, &p, rec, activity.clone()) {
+                            match open(&self.rt.handle, self.ip, &p, rec, activity.clone()) {
                                 Ok(s) => streams.push(s),
                                 Err(e) => {
-                                    warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay")
+                                    warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay");
+                                    self.failed.push(call);
                                 }
                             }
                         }
@@ -174,28 +247,31 @@ fn update(s: &Stream, p: &RelayPair) {
     }
 }
 
-fn bind(ip: IpAddr, port: u16) -> std::io::Result<Arc<UdpSocket>> {
+/// A relay socket, registered with the media thread's runtime.
+fn bind(rt: &tokio::runtime::Handle, ip: IpAddr, port: u16) -> std::io::Result<Arc<UdpSocket>> {
     let s = std::net::UdpSocket::bind((ip, port))?;
     s.set_nonblocking(true)?;
+    let _in_media_runtime = rt.enter();
     Ok(Arc::new(UdpSocket::from_std(s)?))
 }
 
 fn open(
+    rt: &tokio::runtime::Handle,
     ip: IpAddr,
     p: &RelayPair,
     recorder: Option<SharedRecorder>,
     activity: Option<Activity>,
 ) -> std::io::Result<Stream> {
-    let a_rtp = bind(ip, p.a_port)?;
-    let a_rtcp = bind(ip, p.a_port + 1)?;
-    let b_rtp = bind(ip, p.b_port)?;
-    let b_rtcp = bind(ip, p.b_port + 1)?;
+    let a_rtp = bind(rt, ip, p.a_port)?;
+    let a_rtcp = bind(rt, ip, p.a_port + 1)?;
+    let b_rtp = bind(rt, ip, p.b_port)?;
+    let b_rtcp = bind(rt, ip, p.b_port + 1)?;
     let shared = Arc::new(Mutex::new(StreamRoute::new(p)));
     // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
     // that leg never sees (see README).
     let (rtcp_to_a, rtcp_to_b) = (p.a_ptime.is_none(), p.b_ptime.is_none());
     let mut tasks = vec![
-        tokio::spawn(forward(
+        rt.spawn(forward(
             a_rtp.clone(),
             b_rtp.clone(),
             shared.clone(),
@@ -207,7 +283,7 @@ fn open(
                 repack: p.b_ptime.map(Repacketizer::new),
             },
         )),
-        tokio::spawn(forward(
+        rt.spawn(forward(
             b_rtp,
             a_rtp,
             shared.clone(),
@@ -221,7 +297,7 @@ fn open(
         )),
     ];
     if rtcp_to_b {
-        tasks.push(tokio::spawn(forward(
+        tasks.push(rt.spawn(forward(
             a_rtcp.clone(),
             b_rtcp.clone(),
             shared.clone(),
@@ -229,7 +305,7 @@ fn open(
         )));
     }
     if rtcp_to_a {
-        tasks.push(tokio::spawn(forward(
+        tasks.push(rt.spawn(forward(
             b_rtcp.clone(),
             a_rtcp.clone(),
             shared.clone(),
@@ -244,6 +320,7 @@ fn open(
         b_port: p.b_port,
         route: shared,
         tasks,
+        reported: false,
     })
 }
 

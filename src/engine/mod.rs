@@ -162,10 +162,12 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         udp: udp_socks,
         tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids),
         inbox,
+        shedder: inbox::Shedder::default(),
         summary_at: Instant::now() + SUMMARY_EVERY,
         cdr,
         config_path,
-        media: media::Relays::new(cfg.media_ip, Some(wav)),
+        media: media::Relays::new(cfg.media_ip, Some(wav))
+            .context("cannot start the media thread")?,
         lifecycle: Lifecycle::Running,
         cdr_ok: true,
     };
@@ -185,6 +187,7 @@ struct Shell {
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp: tcp::Registry,
     inbox: inbox::Inbox,
+    shedder: inbox::Shedder,
     /// When the edge's drop counts are next summed up in the log.
     summary_at: Instant,
     cdr: CdrWriter,
@@ -279,8 +282,12 @@ impl Shell {
         for call in self.media.silent_calls(now) {
             self.core.handle_input(now, Input::MediaTimeout(call));
         }
+        for call in self.media.failed_calls() {
+            self.core.handle_input(now, Input::MediaFailed(call));
+        }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
+        metrics::overload_share(self.shedder.share());
         if now >= self.summary_at {
             self.summary_at = now + SUMMARY_EVERY;
             for (what, n) in self.inbox.tally.take() {
@@ -391,7 +398,8 @@ impl Shell {
         }
         let delay = now.saturating_duration_since(at);
         let reliable = source.transport.is_reliable();
-        match inbox::shed(delay, reliable, &self.core.config().protect) {
+        let protect = &self.core.config().protect;
+        match self.shedder.decide(now, delay, reliable, protect) {
             inbox::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),
             inbox::Shed::Refuse => {
                 self.inbox.tally.count_refused();

@@ -15,6 +15,7 @@ pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
 pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
 pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
+pub const OVERLOAD_SHARE: &str = "trunkgate_overload_refused_share";
 
 /// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
 /// keeps the handle so counting a packet is one atomic add.
@@ -61,6 +62,11 @@ pub fn active_calls(n: usize) {
     gauge!(ACTIVE_CALLS).set(n as f64);
 }
 
+/// The share of new requests overload control is refusing now (0 when not overloaded).
+pub fn overload_share(share: f64) {
+    gauge!(OVERLOAD_SHARE).set(share);
+}
+
 /// Serve `/metrics` on `listen`. Must run inside the tokio runtime.
 pub fn install(listen: SocketAddr) -> Result<(), String> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -73,6 +79,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     );
     describe_counter!(CALLS, "Released calls by peer, direction and call_tag");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress");
+    describe_gauge!(
+        OVERLOAD_SHARE,
+        "Share of new requests refused with 503 by overload control (0..1)"
+    );
     describe_counter!(
         RTP_DROPPED,
         "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source)"

@@ -32,6 +32,9 @@ pub struct Endpoint {
     /// `None` when the address is a host name (RFC 8866 allows one) or absent.
     pub ip: Option<IpAddr>,
     pub port: u16,
+    /// On hold: `a=sendonly`, `recvonly` or `inactive` (media-level, else session-level), or
+    /// the old-style `c=0.0.0.0`. Media may stop for long stretches while held.
+    pub held: bool,
 }
 
 impl Endpoint {
@@ -86,6 +89,9 @@ fn typed(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
 pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     let mut session_ip = None;
     let mut out: Vec<Endpoint> = Vec::new();
+    // Direction attributes: the session's, and each stream's own.
+    let mut session_held = None;
+    let mut held: Vec<Option<bool>> = Vec::new();
     let mut first = true;
     for (i, l) in lines(sdp).enumerate() {
         let n = i + 1;
@@ -113,7 +119,14 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             out.push(Endpoint {
                 ip: session_ip,
                 port,
+                held: false,
             });
+            held.push(None);
+        } else if let Some(dir) = direction(l.text) {
+            match held.last_mut() {
+                Some(h) => *h = Some(dir),
+                None => session_held = Some(dir),
+            }
         } else if let Some(c) = l.value(b"c=") {
             let ip = c_address(c, n)?;
             match out.last_mut() {
@@ -128,7 +141,19 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     if out.is_empty() {
         return Err(SdpError::NoMedia);
     }
+    for (e, h) in out.iter_mut().zip(held) {
+        e.held = h.or(session_held).unwrap_or(false) || e.ip.is_some_and(|ip| ip.is_unspecified());
+    }
     Ok(out)
+}
+
+/// A direction attribute line: `Some(true)` for one that holds the stream.
+fn direction(line: &[u8]) -> Option<bool> {
+    match line {
+        b"a=sendrecv" => Some(false),
+        b"a=sendonly" | b"a=recvonly" | b"a=inactive" => Some(true),
+        _ => None,
+    }
 }
 
 /// Check the number of active (non-zero port) media sections against `[media] max_streams`;
@@ -241,16 +266,49 @@ mod tests {
             e[0],
             Endpoint {
                 ip: Some("192.0.2.10".parse().unwrap()),
-                port: 4000
+                port: 4000,
+                held: false,
             }
         );
         assert_eq!(
             e[1],
             Endpoint {
                 ip: Some("192.0.2.11".parse().unwrap()),
-                port: 0
+                port: 0,
+                held: false,
             }
         );
+    }
+
+    #[test]
+    fn hold_is_read_from_direction_attributes_and_the_null_address() {
+        let held = |sdp: &str| -> Vec<bool> {
+            read(sdp.replace('\n', "\r\n").as_bytes())
+                .unwrap()
+                .iter()
+                .map(|e| e.held)
+                .collect()
+        };
+        let head = "v=0\no=a 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n";
+        assert_eq!(held(&format!("{head}m=audio 4000 RTP/AVP 0\n")), [false]);
+        assert_eq!(
+            held(&format!("{head}m=audio 4000 RTP/AVP 0\na=sendonly\n")),
+            [true]
+        );
+        assert_eq!(
+            held(&format!("{head}m=audio 4000 RTP/AVP 0\na=inactive\n")),
+            [true]
+        );
+        // Session level applies to streams without their own; their own wins.
+        assert_eq!(
+            held(&format!(
+                "{head}a=recvonly\nm=audio 4000 RTP/AVP 0\nm=audio 4002 RTP/AVP 0\na=sendrecv\n"
+            )),
+            [true, false]
+        );
+        let old_style =
+            "v=0\no=a 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
+        assert_eq!(held(old_style), [true]);
     }
 
     #[test]

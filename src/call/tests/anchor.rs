@@ -281,3 +281,38 @@ fn loopback_is_a_destination_only_for_a_gateway_on_loopback() {
         Some("127.0.0.5:4000".parse().unwrap())
     );
 }
+
+/// The media timeout the shell was last told for the call.
+fn last_timeout(h: &H) -> Option<Option<Duration>> {
+    h.media.iter().rev().find_map(|m| match m {
+        MediaAction::Relay { rtp_timeout, .. } => Some(*rtp_timeout),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.rtp_timeout = Some(Duration::from_secs(30));
+            p.rtp_hold_timeout = Some(Duration::from_secs(3600));
+        }
+    }));
+    let (_inv, ok) = answered_call(&mut h);
+    assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(30))));
+    let tag = ok.to_tag().unwrap();
+    // Hold (a=sendonly offered, a=recvonly answered): an hour of silence is allowed.
+    let hold = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKh2", &hold));
+    assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(3600))));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let held_answer = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n");
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&held_answer)));
+    assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(3600))));
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKh2a", ""));
+    // Resume: back to the short timeout.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKh3", SDP));
+    assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(30))));
+    assert!(h.cdrs.is_empty(), "the call is still up");
+}

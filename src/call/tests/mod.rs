@@ -58,6 +58,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         record: false,
         latch: crate::media::Latch::Any,
         rtp_timeout: None,
+        rtp_hold_timeout: None,
         repacketize: false,
         limits: Default::default(),
     };

@@ -133,6 +133,51 @@ fn the_media_timeout_releases_only_answered_calls() {
 }
 
 #[test]
+fn a_failed_relay_ends_the_call_whatever_its_phase() {
+    let anchored = || {
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+            }
+        }))
+    };
+    let relay_of = |h: &H| {
+        h.media
+            .iter()
+            .find_map(|m| match m {
+                MediaAction::Relay { call, .. } => Some(*call),
+                _ => None,
+            })
+            .expect("an anchored call plans its relay")
+    };
+    // Ringing: the caller gets 503, the carrier a CANCEL.
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("mf1", "z9hG4bKmf1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &[], None));
+    let call = relay_of(&h);
+    h.sent.clear();
+    h.input(Input::MediaFailed(call));
+    assert!(h.statuses(PHONE).contains(&503));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Cancel).len(), 1);
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "c1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
+    assert_eq!(h.cdrs[0].cause, 41);
+    // Answered: both legs get BYE, not a call left without audio.
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("mf2", "z9hG4bKmf2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let call = relay_of(&h);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.input(Input::MediaFailed(call));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    assert!(h.take_requests(CARRIER_A, Method::Bye).len() == 1);
+}
+
+#[test]
 fn a_reload_changes_new_calls_but_not_the_calls_in_progress() {
     let mut h = H::new();
     let (inv, ok) = answered_call(&mut h);
