@@ -102,6 +102,8 @@ def uac(work, dest, rate, calls, tag, limit_s):
 
 
 def uac_result(stat):
+    """(completed, failed, offered rate, goodput, share of completed calls answered within
+    200 ms) of a UAC run."""
     head, rows, col = sipp_stats(stat)
     last = rows[-1]
     ok, failed = col(last, "SuccessfulCall(C)"), col(last, "FailedCall(C)")
@@ -109,7 +111,11 @@ def uac_result(stat):
     # Seconds during which calls were offered (SIPp writes a row per second with -fd 1).
     secs = max(len(placing), 1)
     offered = col(last, "OutgoingCall(C)")
-    return ok, failed, offered / secs, ok / secs
+    # SIPp's built-in UAC times INVITE -> 200 (rtd 1); its histogram is cumulative.
+    buckets = [h for h in head if h.startswith("ResponseTimeRepartition1_")]
+    fast = sum(col(last, h) for h in buckets if not h.endswith(">=200"))
+    total = sum(col(last, h) for h in buckets)
+    return ok, failed, offered / secs, ok / secs, (fast / total if total else 0.0)
 
 
 def curve(target, capacity, reps, step_s):
@@ -132,17 +138,17 @@ def curve(target, capacity, reps, step_s):
                 drop0 = metric('trunkgate_refused_messages_total{reason="overload_drop"}')
                 p, stat = uac(work, dest, rate, rate * step_s, f"{rate}_{rep}", step_s + 40)
                 p.wait(timeout=step_s + 60)
-                ok, failed, achieved, goodput = uac_result(stat)
+                ok, failed, achieved, goodput, fast = uac_result(stat)
                 calls = rate * step_s
                 shed = metric('trunkgate_refused_messages_total{reason="overload"}') - shed0
                 dropped = metric('trunkgate_refused_messages_total{reason="overload_drop"}') - drop0
                 runs.append((achieved, goodput, 100.0 * (calls - ok) / calls, 100.0 * shed / calls,
-                             100.0 * dropped / calls))
-                print(f"{target:9s} {level:3.1f}x offered {rate:5d}/s achieved {achieved:7.0f}/s  "
+                             100.0 * dropped / calls, 100.0 * fast))
+                print(f"{target:16s} {level:3.1f}x offered {rate:5d}/s achieved {achieved:7.0f}/s  "
                       f"goodput {goodput:7.0f}/s  failed {runs[-1][2]:5.1f} %  503 {runs[-1][3]:5.1f} %  "
-                      f"dropped {runs[-1][4]:5.1f} %", flush=True)
+                      f"dropped {runs[-1][4]:5.1f} %  answered < 200 ms {runs[-1][5]:5.1f} %", flush=True)
                 time.sleep(4)
-            med = [statistics.median(r[i] for r in runs) for i in range(5)]
+            med = [statistics.median(r[i] for r in runs) for i in range(6)]
             spread = (min(r[1] for r in runs), max(r[1] for r in runs))
             rows.append((level, rate, *med, spread))
     finally:
@@ -181,7 +187,7 @@ def flood(target, capacity, flood_s, source):
             time.sleep(0.5)
         flooder.wait(timeout=flood_s + 30)
         legit.wait(timeout=60)
-        ok, failed, _, _ = uac_result(lstat)
+        ok, failed, _, _, _ = uac_result(lstat)
         _, frows, fcol = sipp_stats(fstat)
         sent = fcol(frows[-1], "OutgoingCall(C)")
         back = fcol(frows[-1], "OutOfCallMsgs(C)")
@@ -210,12 +216,12 @@ def main():
     if a.only != "flood":
         curves = {t: curve(t, a.capacity, a.reps, a.step) for t in targets}
         print(f"\nOverload curve: capacity {a.capacity} CPS, 100 ms calls, medians of {a.reps} runs of {a.step} s\n")
-        print("| target | offered | achieved (CPS) | goodput (CPS) | goodput / capacity | goodput spread | failed | 503 (overload) | dropped (overload) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| target | offered | achieved (CPS) | goodput (CPS) | goodput / capacity | goodput spread | answered < 200 ms | failed | 503 (overload) | dropped (overload) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for t, rows in curves.items():
-            for level, rate, ach, good, fail, shed, drop, (lo, hi) in rows:
+            for level, rate, ach, good, fail, shed, drop, fast, (lo, hi) in rows:
                 print(f"| {t} | {level:.1f}x ({rate}) | {ach:.0f} | {good:.0f} | {good / a.capacity:.2f} | "
-                      f"{lo:.0f}–{hi:.0f} | {fail:.1f} % | {shed:.1f} % | {drop:.1f} % |")
+                      f"{lo:.0f}–{hi:.0f} | {fast:.0f} % | {fail:.1f} % | {shed:.1f} % | {drop:.1f} % |")
     if a.only != "curve":
         rows = []
         for t in targets:

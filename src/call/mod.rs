@@ -174,4 +174,4 @@ pub enum CoreEvent {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

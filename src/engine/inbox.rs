@@ -10,17 +10,18 @@
 //! Capacity is shed at the door instead of every call slowing down until all of them time
 //! out.
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::mpsc;
 
 use super::Event;
 use super::source_guard::{Gate, SourceGuard};
-use crate::config::Protect;
+use crate::config::{Config, Protect};
 use crate::sip::Message;
 
 /// Room for accepted work: responses and in-dialog requests are only dropped past this.
@@ -60,12 +61,13 @@ const WINDOW: Duration = Duration::from_millis(100);
 const STEP_UP: f64 = 0.10;
 const STEP_DOWN: f64 = 0.02;
 
-/// Overload control for new work. A queue that never empties within a window (its shortest
-/// delay over `[protect] overload_delay_ms`) means more arrives than the core can take: the
-/// share of new requests refused grows each such window and shrinks each window without one.
-/// Refusing everything once a threshold is crossed would empty the queue, admit everything,
-/// and swing; refusing a share settles at what the core can serve. Requests that waited past
-/// `overload_drop_ms` are dropped (UDP) whatever the share.
+/// Overload control for new work, from how long new requests waited (counted from the
+/// kernel's receive time). A request that waited `[protect] overload_delay_ms` or more is
+/// refused: the queue is too long now, and answering it quickly is the cheapest thing to do
+/// with it. Past `overload_drop_ms` it is dropped (UDP). And while a queue stands for whole
+/// 100 ms windows (even its shortest wait over the threshold), a share of the other new
+/// requests is refused too, growing each such window and shrinking each window without one,
+/// so a sustained overload is met before every request has to wait that long.
 #[derive(Debug)]
 pub(crate) struct Shedder {
     /// Share of new requests refused, 0..=1.
@@ -74,6 +76,8 @@ pub(crate) struct Shedder {
     owed: f64,
     window_end: Option<Instant>,
     window_min: Duration,
+    /// The shortest delay seen in the last window closed (the standing queue).
+    pub(crate) last_min: Duration,
 }
 
 impl Default for Shedder {
@@ -83,6 +87,7 @@ impl Default for Shedder {
             owed: 0.0,
             window_end: None,
             window_min: Duration::MAX,
+            last_min: Duration::ZERO,
         }
     }
 }
@@ -105,10 +110,24 @@ impl Shedder {
         if delay >= p.overload_drop {
             return if reliable { Shed::Refuse } else { Shed::Drop };
         }
+        if delay >= p.overload_delay {
+            return Shed::Refuse;
+        }
         self.owed += self.share;
         if self.owed >= 1.0 {
             self.owed -= 1.0;
             Shed::Refuse
+        } else {
+            Shed::Admit
+        }
+    }
+
+    /// For a request the UDP reader already decided on: only watched, and dropped past the
+    /// drop threshold.
+    pub(crate) fn screened(&mut self, now: Instant, delay: Duration, p: &Protect) -> Shed {
+        self.observe(now, delay, p);
+        if delay >= p.overload_drop {
+            Shed::Drop
         } else {
             Shed::Admit
         }
@@ -120,6 +139,7 @@ impl Shedder {
         if now < end {
             return;
         }
+        self.last_min = self.window_min;
         self.share = if self.window_min >= p.overload_delay {
             (self.share + STEP_UP).min(1.0)
         } else {
@@ -130,6 +150,86 @@ impl Shedder {
         }
         self.window_end = Some(now + WINDOW);
         self.window_min = Duration::MAX;
+    }
+}
+
+/// Slots of the table of INVITE transactions handed to the core lately (8 bytes each).
+const RECENT: usize = 1 << 17;
+
+/// Overload control shared by the UDP readers, which refuse new INVITEs before parsing
+/// them (`sip::fast`: about a tenth of the work of the full path, so shedding stays cheap
+/// when most of the load is shed), and the core task, which decides for everything else.
+pub(crate) struct Overload {
+    state: std::sync::Mutex<(Shedder, Protect)>,
+    /// The To tag of every refusal sent from a reader: the ACKs that come back for them
+    /// are recognised by it and dropped unparsed.
+    pub(crate) tag: String,
+    /// INVITE transactions (source address and branch, hashed) let through to the core:
+    /// a retransmission of one is never refused here, whatever the share (the core absorbs
+    /// it in its transaction). A direct-mapped table; a slot overwritten by a later INVITE
+    /// only means that retransmission is judged like a new one.
+    recent: Box<[AtomicU64]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Overload {
+    pub(crate) fn new(p: &Protect) -> Overload {
+        Overload {
+            state: std::sync::Mutex::new((Shedder::default(), p.clone())),
+            tag: format!("ov-{:016x}", rand::random::<u64>()),
+            recent: (0..RECENT).map(|_| AtomicU64::new(0)).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    pub(crate) fn configure(&self, p: &Protect) {
+        if let Ok(mut st) = self.state.lock() {
+            st.1 = p.clone();
+        }
+    }
+
+    /// See [`Shedder::decide`].
+    pub(crate) fn decide(&self, now: Instant, delay: Duration, reliable: bool) -> Shed {
+        match self.state.lock() {
+            Ok(mut st) => {
+                let (shedder, p) = &mut *st;
+                shedder.decide(now, delay, reliable, p)
+            }
+            Err(_) => Shed::Admit,
+        }
+    }
+
+    /// See [`Shedder::screened`].
+    pub(crate) fn screened(&self, now: Instant, delay: Duration) -> Shed {
+        match self.state.lock() {
+            Ok(mut st) => {
+                let (shedder, p) = &mut *st;
+                shedder.screened(now, delay, p)
+            }
+            Err(_) => Shed::Admit,
+        }
+    }
+
+    pub(crate) fn share(&self) -> f64 {
+        self.state.lock().map_or(0.0, |st| st.0.share())
+    }
+
+    /// The standing queue delay of the last window (what the share follows).
+    pub(crate) fn standing_delay(&self) -> Duration {
+        self.state.lock().map_or(Duration::ZERO, |st| st.0.last_min)
+    }
+
+    /// The key of an INVITE transaction for [`Overload::seen`] (never 0).
+    pub(crate) fn invite_key(&self, ip: IpAddr, branch: &[u8]) -> u64 {
+        self.hasher.hash_one((ip, branch)) | 1
+    }
+
+    pub(crate) fn seen(&self, key: u64) -> bool {
+        self.recent[(key as usize) % RECENT].load(Ordering::Relaxed) == key
+    }
+
+    pub(crate) fn remember(&self, key: u64) {
+        self.recent[(key as usize) % RECENT].store(key, Ordering::Relaxed);
     }
 }
 
@@ -201,6 +301,10 @@ pub(crate) struct Inbox {
     fresh: mpsc::Sender<Event>,
     guard: Arc<ArcSwapOption<SourceGuard>>,
     pub(crate) tally: Arc<Tally>,
+    pub(crate) overload: Arc<Overload>,
+    /// The running configuration, for the one question a reader asks of it: does a profile
+    /// match this source?
+    config: Arc<ArcSwap<Config>>,
 }
 
 /// The core task's end.
@@ -220,7 +324,8 @@ impl Queues {
 }
 
 impl Inbox {
-    pub(crate) fn new(p: &Protect, now: Instant) -> (Inbox, Queues) {
+    pub(crate) fn new(cfg: Arc<Config>, now: Instant) -> (Inbox, Queues) {
+        let p = &cfg.protect.clone();
         let (utx, urx) = mpsc::channel(URGENT);
         let (ftx, frx) = mpsc::channel(FRESH);
         let inbox = Inbox {
@@ -228,8 +333,10 @@ impl Inbox {
             fresh: ftx,
             guard: Arc::new(ArcSwapOption::new(None)),
             tally: Arc::default(),
+            overload: Arc::new(Overload::new(p)),
+            config: Arc::new(ArcSwap::new(cfg)),
         };
-        inbox.configure(p, now);
+        inbox.configure_protect(p, now);
         (
             inbox,
             Queues {
@@ -239,8 +346,20 @@ impl Inbox {
         )
     }
 
-    /// Apply `[protect] source_rate` (again, after a reload). A changed rate starts afresh.
-    pub(crate) fn configure(&self, p: &Protect, now: Instant) {
+    /// A reloaded configuration.
+    pub(crate) fn configure(&self, cfg: Arc<Config>, now: Instant) {
+        self.configure_protect(&cfg.protect, now);
+        self.config.store(cfg);
+    }
+
+    /// Whether a profile matches this source.
+    pub(crate) fn knows_source(&self, ip: IpAddr) -> bool {
+        self.config.load().peer_for_source(ip).is_some()
+    }
+
+    /// Apply `[protect]`. A changed source rate starts afresh.
+    fn configure_protect(&self, p: &Protect, now: Instant) {
+        self.overload.configure(p);
         let current = self.guard.load();
         let same = match (&*current, p.source_rate) {
             (None, None) => true,
@@ -314,6 +433,12 @@ mod tests {
     use crate::sip::{Target, parse_datagram};
     use bytes::Bytes;
 
+    fn cfg(p: Protect) -> Arc<Config> {
+        let mut c = crate::call::tests::config();
+        c.protect = p;
+        Arc::new(c)
+    }
+
     fn msg(text: &str) -> Message {
         parse_datagram(Bytes::from(text.replace('\n', "\r\n")), 65535).unwrap()
     }
@@ -357,18 +482,21 @@ mod tests {
     }
 
     #[test]
-    fn no_standing_queue_no_refusals() {
+    fn requests_are_refused_only_when_they_waited_too_long() {
         let p = Protect::default();
         let (mut sh, mut t) = (Shedder::default(), Instant::now());
         assert_eq!(
             run(&mut sh, &mut t, 5000, Duration::from_millis(5), &p),
             (0, 0)
         );
-        // Bursts above the target are fine while the queue still empties within a window.
+        // Bursts over the threshold: those requests are refused, but the queue empties
+        // within every window, so the others are not.
+        let mut refused = 0;
         for _ in 0..20 {
-            run(&mut sh, &mut t, 90, Duration::from_millis(300), &p);
-            run(&mut sh, &mut t, 10, Duration::ZERO, &p);
+            refused += run(&mut sh, &mut t, 90, Duration::from_millis(300), &p).0;
+            refused += run(&mut sh, &mut t, 10, Duration::ZERO, &p).0;
         }
+        assert_eq!(refused, 20 * 90);
         assert_eq!(sh.share(), 0.0);
     }
 
@@ -377,12 +505,16 @@ mod tests {
         let p = Protect::default();
         let (mut sh, mut t) = (Shedder::default(), Instant::now());
         let standing = Duration::from_millis(150);
-        // One second of standing queue: nine windows close, each raising the share a step.
+        // One second of standing queue: every one of those waited too long, and nine
+        // windows close, each raising the share a step.
         let (refused, _) = run(&mut sh, &mut t, 1000, standing, &p);
+        assert_eq!(refused, 1000);
         assert!(sh.share() > 0.85, "{}", sh.share());
-        assert!((300..700).contains(&refused), "refused {refused} of 1000");
-        // The queue is gone: the share comes down a little per window.
-        run(&mut sh, &mut t, 1000, Duration::from_millis(1), &p);
+        // The queue is gone: the share still refuses most of what comes next (the overload
+        // has not gone away because the queue did) and comes down a little per window.
+        let (refused, _) = run(&mut sh, &mut t, 100, Duration::from_millis(1), &p);
+        assert!((80..=95).contains(&refused), "refused {refused} of 100");
+        run(&mut sh, &mut t, 900, Duration::from_millis(1), &p);
         assert!(sh.share() < 0.9 && sh.share() > 0.5, "{}", sh.share());
         run(&mut sh, &mut t, 5000, Duration::from_millis(1), &p);
         assert_eq!(sh.share(), 0.0);
@@ -420,7 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_past_the_drop_threshold_are_dropped_over_udp_and_refused_over_tcp() {
+    fn thresholds_refuse_then_drop_over_udp_and_always_answer_over_tcp() {
         let p = Protect::default();
         let mut sh = Shedder::default();
         let t = Instant::now();
@@ -434,13 +566,17 @@ mod tests {
         );
         assert_eq!(
             sh.decide(t, Duration::from_millis(499), false, &p),
+            Shed::Refuse
+        );
+        assert_eq!(
+            sh.decide(t, Duration::from_millis(99), false, &p),
             Shed::Admit
         );
     }
 
     #[tokio::test]
     async fn accepted_work_is_taken_before_new_work() {
-        let (inbox, mut q) = Inbox::new(&Protect::default(), Instant::now());
+        let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
         let src = Target::udp("127.0.0.2:5060".parse().unwrap());
         let at = Instant::now();
         for m in [
@@ -453,6 +589,7 @@ mod tests {
                 msg: m,
                 source: src,
                 at,
+                screened: false,
             });
         }
         let order: Vec<String> = std::iter::from_fn(|| q.try_next())
@@ -469,7 +606,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_fresh_queue_drops_new_work_but_still_takes_accepted_work() {
-        let (inbox, mut q) = Inbox::new(&Protect::default(), Instant::now());
+        let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
         let src = Target::udp("127.0.0.2:5060".parse().unwrap());
         let at = Instant::now();
         for _ in 0..FRESH + 10 {
@@ -477,12 +614,14 @@ mod tests {
                 msg: req("INVITE", ""),
                 source: src,
                 at,
+                screened: false,
             });
         }
         inbox.try_deliver(Event::Message {
             msg: req("BYE", ";tag=t"),
             source: src,
             at,
+            screened: false,
         });
         assert_eq!(inbox.tally.queue_full.load(Ordering::Relaxed), 10);
         assert!(matches!(
@@ -498,14 +637,14 @@ mod tests {
             source_rate: Some(10),
             ..Protect::default()
         };
-        let (inbox, _q) = Inbox::new(&p, t0);
+        let (inbox, _q) = Inbox::new(cfg(p.clone()), t0);
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         assert_eq!((0..20).filter(|_| inbox.admit(ip, t0)).count(), 10);
         inbox.configure(
-            &Protect {
+            cfg(Protect {
                 source_rate: None,
-                ..p.clone()
-            },
+                ..p
+            }),
             t0,
         );
         assert!(inbox.admit(ip, t0), "the guard is off");

@@ -48,6 +48,8 @@ pub(crate) enum Event {
         source: Target,
         /// When it was received: the queue delay is what overload control watches.
         at: Instant,
+        /// A new INVITE the UDP reader's overload control already let in.
+        screened: bool,
     },
     /// A datagram that does not parse as SIP.
     Unparseable {
@@ -92,7 +94,7 @@ impl Lifecycle {
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
-    let (inbox, queues) = inbox::Inbox::new(&cfg.protect, Instant::now());
+    let (inbox, queues) = inbox::Inbox::new(cfg.clone(), Instant::now());
     if let Some(at) = cfg.callback.listen {
         anyhow::bail!(
             "[callback] port is set ({at}), but the call-back service is not connected to calls \
@@ -162,7 +164,6 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         udp: udp_socks,
         tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids),
         inbox,
-        shedder: inbox::Shedder::default(),
         summary_at: Instant::now() + SUMMARY_EVERY,
         cdr,
         config_path,
@@ -187,7 +188,6 @@ struct Shell {
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp: tcp::Registry,
     inbox: inbox::Inbox,
-    shedder: inbox::Shedder,
     /// When the edge's drop counts are next summed up in the log.
     summary_at: Instant,
     cdr: CdrWriter,
@@ -287,7 +287,8 @@ impl Shell {
         }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
-        metrics::overload_share(self.shedder.share());
+        let ov = &self.inbox.overload;
+        metrics::overload(ov.share(), ov.standing_delay());
         if now >= self.summary_at {
             self.summary_at = now + SUMMARY_EVERY;
             for (what, n) in self.inbox.tally.take() {
@@ -343,8 +344,9 @@ impl Shell {
             "configuration reloaded"
         );
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
-        self.inbox.configure(&cfg.protect, now);
-        self.core.handle_input(now, Input::Reload(Arc::new(cfg)));
+        let cfg = Arc::new(cfg);
+        self.inbox.configure(cfg.clone(), now);
+        self.core.handle_input(now, Input::Reload(cfg));
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {
@@ -358,7 +360,12 @@ impl Shell {
             self.core.handle_input(now, Input::CdrWritable(cdr_ok));
         }
         match ev {
-            Event::Message { msg, source, at } => {
+            Event::Message {
+                msg,
+                source,
+                at,
+                screened,
+            } => {
                 let stranger = source.conn.filter(|_| {
                     matches!(msg, Message::Request(_))
                         && self
@@ -367,7 +374,7 @@ impl Shell {
                             .peer_for_source(source.addr.ip())
                             .is_none()
                 });
-                self.on_message(now, msg, source, at);
+                self.on_message(now, msg, source, at, screened);
                 if let Some(conn) = stranger {
                     // A stranger's connection gets its one answer (if any), then is closed.
                     self.perform(now);
@@ -392,14 +399,26 @@ impl Shell {
     }
 
     /// A message to the core, or, for new work that waited too long, its refusal.
-    fn on_message(&mut self, now: Instant, msg: Message, source: Target, at: Instant) {
+    fn on_message(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        source: Target,
+        at: Instant,
+        screened: bool,
+    ) {
         if !inbox::is_new_work(&msg) {
             return self.core.handle_input(now, Input::Message { msg, source });
         }
         let delay = now.saturating_duration_since(at);
         let reliable = source.transport.is_reliable();
-        let protect = &self.core.config().protect;
-        match self.shedder.decide(now, delay, reliable, protect) {
+        let ov = &self.inbox.overload;
+        let verdict = if screened {
+            ov.screened(now, delay)
+        } else {
+            ov.decide(now, delay, reliable)
+        };
+        match verdict {
             inbox::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),
             inbox::Shed::Refuse => {
                 self.inbox.tally.count_refused();

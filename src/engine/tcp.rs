@@ -260,7 +260,13 @@ async fn serve(
                     break;
                 }
                 for msg in msgs {
-                    if !inbox.deliver(Event::Message { msg, source, at }).await {
+                    let ev = Event::Message {
+                        msg,
+                        source,
+                        at,
+                        screened: false,
+                    };
+                    if !inbox.deliver(ev).await {
                         break;
                     }
                 }

@@ -11,7 +11,8 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use super::Event;
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Shed};
+use crate::sip::fast::{self, Peek};
 use crate::sip::{Target, parse_datagram};
 
 /// Socket buffers for SIP over UDP. The default (about 200 KiB) overflows in the bursts a
@@ -70,9 +71,17 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
             inbox.count_oversize();
             continue;
         }
+        let Some(screened) = shed_early(&sock, &inbox, data, src, at) else {
+            continue;
+        };
         let source = Target::udp(src);
         match parse_datagram(Bytes::copy_from_slice(data), max) {
-            Ok(msg) => inbox.try_deliver(Event::Message { msg, source, at }),
+            Ok(msg) => inbox.try_deliver(Event::Message {
+                msg,
+                source,
+                at,
+                screened,
+            }),
             Err(e) => {
                 // The core decides: a known peer may get a 400, a stranger gets nothing.
                 inbox.count_unparseable();
@@ -87,6 +96,61 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
                 });
             }
         }
+    }
+}
+
+/// Seconds a refused peer is asked to wait (the same as the core's refusals).
+const RETRY_AFTER_S: u32 = 5;
+
+/// Overload control before parsing: a new INVITE is refused (one stateless 503) or dropped
+/// here when overload control says so, and the ACK of such a 503 is dropped. `None`: the
+/// datagram is done with. `Some(screened)`: parse it; `screened` when it is a new INVITE
+/// this decided to let in.
+fn shed_early(
+    sock: &UdpSocket,
+    inbox: &Inbox,
+    data: &[u8],
+    src: SocketAddr,
+    at: Instant,
+) -> Option<bool> {
+    let ov = &inbox.overload;
+    match fast::peek(data) {
+        Peek::Ack { to_tag } if to_tag == ov.tag.as_bytes() => None,
+        Peek::NewInvite { head, branch } => {
+            let key = ov.invite_key(src.ip(), branch);
+            if ov.seen(key) {
+                // A retransmission of an INVITE the core has: it answers from its
+                // transaction.
+                return Some(true);
+            }
+            let now = Instant::now();
+            match ov.decide(now, now.saturating_duration_since(at), false) {
+                Shed::Admit => {
+                    ov.remember(key);
+                    Some(true)
+                }
+                Shed::Refuse => {
+                    // Strangers learn nothing, not even that we are busy.
+                    if inbox.knows_source(src.ip()) {
+                        if let Some(reply) = fast::refuse(&head, data.len(), &ov.tag, RETRY_AFTER_S)
+                        {
+                            let _ = sock.try_send_to(&reply, src);
+                        }
+                        inbox.tally.count_refused();
+                        crate::ops::metrics::refused("overload");
+                    } else {
+                        crate::ops::metrics::refused("unknown_source");
+                    }
+                    None
+                }
+                Shed::Drop => {
+                    inbox.tally.count_dropped();
+                    crate::ops::metrics::refused("overload_drop");
+                    None
+                }
+            }
+        }
+        _ => Some(false),
     }
 }
 
@@ -144,5 +208,129 @@ async fn recv_stamped(
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protect;
+    use std::sync::Arc;
+
+    fn invite(branch: &str) -> String {
+        format!(
+            "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch={branch}\r\n\
+             From: <sip:1000@127.0.0.2>;tag=a\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {branch}\r\n\
+             CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// An inbox whose overload control refuses every new request (a standing queue for a
+    /// whole second raised the share to 1).
+    fn overloaded_inbox() -> Inbox {
+        let mut cfg = crate::call::tests::config();
+        cfg.protect = Protect::default();
+        let (inbox, queues) = Inbox::new(Arc::new(cfg), Instant::now());
+        std::mem::forget(queues);
+        let t0 = Instant::now();
+        for i in 0..2000 {
+            let now = t0 + Duration::from_millis(i);
+            inbox
+                .overload
+                .decide(now, Duration::from_millis(200), false);
+        }
+        assert!(inbox.overload.share() > 0.99);
+        inbox
+    }
+
+    #[tokio::test]
+    async fn under_overload_a_new_invite_gets_a_503_before_parsing_and_its_ack_is_dropped() {
+        let inbox = overloaded_inbox();
+        let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // The reader's sends are non-blocking attempts; a serving socket is known writable.
+        gw.writable().await.unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let src = peer.local_addr().unwrap();
+        // Past the drop threshold it would be dropped: stamp it as just received.
+        let at = Instant::now();
+        let inv = invite("z9hG4bKfast1");
+        assert_eq!(shed_early(&gw, &inbox, inv.as_bytes(), src, at), None);
+        let mut buf = [0u8; 2048];
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            reply.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+            "{reply}"
+        );
+        assert!(
+            reply.contains(&format!(";tag={}\r\n", inbox.overload.tag)),
+            "{reply}"
+        );
+        assert!(reply.contains("\r\nRetry-After: 5\r\n"), "{reply}");
+        // Its ACK is recognised by the tag and goes no further.
+        let ack = inv
+            .replace("INVITE sip:", "ACK sip:")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+            .replace(
+                "To: <sip:+8610123@127.0.0.1>",
+                &format!("To: <sip:+8610123@127.0.0.1>;tag={}", inbox.overload.tag),
+            );
+        assert_eq!(shed_early(&gw, &inbox, ack.as_bytes(), src, at), None);
+        // Anything else goes on to the parser, unscreened.
+        let bye = inv.replace("INVITE sip:", "BYE sip:");
+        assert_eq!(
+            shed_early(&gw, &inbox, bye.as_bytes(), src, at),
+            Some(false)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
+        let mut cfg = crate::call::tests::config();
+        cfg.protect = Protect::default();
+        let (inbox, _queues) = Inbox::new(Arc::new(cfg), Instant::now());
+        let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let src: SocketAddr = "127.0.0.2:5060".parse().unwrap();
+        let inv = invite("z9hG4bKfast2");
+        // Not overloaded: let in (screened), and remembered.
+        assert_eq!(
+            shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
+            Some(true)
+        );
+        // Overload begins; the retransmission still goes to the core.
+        let t0 = Instant::now();
+        for i in 0..2000 {
+            inbox.overload.decide(
+                t0 + Duration::from_millis(i),
+                Duration::from_millis(200),
+                false,
+            );
+        }
+        assert_eq!(
+            shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
+            Some(true)
+        );
+        // A stranger's new INVITE under overload: dropped without a word.
+        let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+        stranger
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let s_inv = invite("z9hG4bKfast3");
+        assert_eq!(
+            shed_early(
+                &gw,
+                &inbox,
+                s_inv.as_bytes(),
+                stranger.local_addr().unwrap(),
+                Instant::now()
+            ),
+            None
+        );
+        let mut buf = [0u8; 100];
+        assert!(
+            stranger.recv_from(&mut buf).is_err(),
+            "a stranger hears nothing"
+        );
     }
 }

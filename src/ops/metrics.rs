@@ -16,6 +16,7 @@ pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
 pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
 pub const OVERLOAD_SHARE: &str = "trunkgate_overload_refused_share";
+pub const QUEUE_DELAY: &str = "trunkgate_queue_delay_seconds";
 
 /// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
 /// keeps the handle so counting a packet is one atomic add.
@@ -62,9 +63,11 @@ pub fn active_calls(n: usize) {
     gauge!(ACTIVE_CALLS).set(n as f64);
 }
 
-/// The share of new requests overload control is refusing now (0 when not overloaded).
-pub fn overload_share(share: f64) {
+/// The share of new requests overload control is refusing now (0 when not overloaded), and
+/// the standing delay of new requests it follows.
+pub fn overload(share: f64, standing_delay: std::time::Duration) {
     gauge!(OVERLOAD_SHARE).set(share);
+    gauge!(QUEUE_DELAY).set(standing_delay.as_secs_f64());
 }
 
 /// Serve `/metrics` on `listen`. Must run inside the tokio runtime.
@@ -82,6 +85,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     describe_gauge!(
         OVERLOAD_SHARE,
         "Share of new requests refused with 503 by overload control (0..1)"
+    );
+    describe_gauge!(
+        QUEUE_DELAY,
+        "Shortest wait of new requests (from the kernel's receive time) in the last 100 ms window: the standing queue"
     );
     describe_counter!(
         RTP_DROPPED,

@@ -7,6 +7,7 @@
 
 mod date;
 mod error;
+pub mod fast;
 mod header;
 mod ids;
 pub mod ingress;

@@ -76,7 +76,7 @@ pub(super) fn config_with(edit: impl Fn(&str, &mut Profile)) -> Config {
     cfg
 }
 
-pub(super) fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         listen: vec![Listen {
             transport: Transport::Udp,

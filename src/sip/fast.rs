@@ -1,0 +1,318 @@
+//! Reading a datagram without parsing it, for the edge under overload: is it a new INVITE
+//! (and which transaction), or the ACK of a refusal we sent without state; and the stateless
+//! 503 for such an INVITE, built from the request's own header lines.
+//!
+//! Everything here is conservative: any doubt (a folded header, a control character, a
+//! header present twice, a To that may carry a tag) answers "not sure", and the message
+//! takes the full path through the parser and the core. Nothing allocates except the reply.
+
+/// What a datagram is, as far as shedding is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek<'a> {
+    /// An INVITE outside any dialog that can be refused here: its head, and the branch of
+    /// its top Via (the transaction it starts).
+    NewInvite { head: Head<'a>, branch: &'a [u8] },
+    /// An ACK whose To header carries `;tag=` followed by these bytes.
+    Ack { to_tag: &'a [u8] },
+    /// Anything else, or not sure.
+    Other,
+}
+
+/// Most Via lines a fast reply copies; a request with more takes the full path.
+const MAX_VIAS: usize = 8;
+
+/// The header lines a response copies (RFC 3261 §8.2.6.2), each as received, one line each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head<'a> {
+    vias: [&'a [u8]; MAX_VIAS],
+    n_vias: usize,
+    from: &'a [u8],
+    to: &'a [u8],
+    call_id: &'a [u8],
+    cseq: &'a [u8],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Other,
+}
+
+fn name_of(line: &[u8]) -> Option<(Name, &[u8])> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let name = line[..colon].trim_ascii();
+    let value = line[colon + 1..].trim_ascii();
+    let is = |long: &[u8], short: &[u8]| {
+        name.eq_ignore_ascii_case(long) || (!short.is_empty() && name.eq_ignore_ascii_case(short))
+    };
+    let n = if is(b"via", b"v") {
+        Name::Via
+    } else if is(b"from", b"f") {
+        Name::From
+    } else if is(b"to", b"t") {
+        Name::To
+    } else if is(b"call-id", b"i") {
+        Name::CallId
+    } else if is(b"cseq", b"") {
+        Name::CSeq
+    } else {
+        Name::Other
+    };
+    Some((n, value))
+}
+
+/// ASCII case-insensitive search.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The header parameters of a From/To value: after the `>` of a name-addr, else all of it
+/// (an addr-spec's `;` parameters are header parameters, RFC 3261 §20).
+fn header_params(value: &[u8]) -> &[u8] {
+    match value.iter().rposition(|&b| b == b'>') {
+        Some(gt) => &value[gt + 1..],
+        None => value,
+    }
+}
+
+/// The value of `;name=` in `params`, up to the next `;`, `,` or space.
+fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let at = find(params, name)?;
+    let rest = &params[at + name.len()..];
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b';' | b',' | b' ' | b'\t'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|v| !v.is_empty())
+}
+
+/// Look at a datagram.
+pub fn peek(raw: &[u8]) -> Peek<'_> {
+    // The head with the CRLF of its last line; a message without the blank line that ends
+    // the head is not one to answer here.
+    let Some(head_end) = memchr::memmem::find(raw, b"\r\n\r\n") else {
+        return Peek::Other;
+    };
+    let mut lines = raw[..head_end + 2].split_inclusive(|&b| b == b'\n');
+    let Some(start) = lines.next() else {
+        return Peek::Other;
+    };
+    let is_invite = start.starts_with(b"INVITE ");
+    if !is_invite && !start.starts_with(b"ACK ") {
+        return Peek::Other;
+    }
+    let mut head = Head {
+        vias: [&[]; MAX_VIAS],
+        n_vias: 0,
+        from: &[],
+        to: &[],
+        call_id: &[],
+        cseq: &[],
+    };
+    let mut to_value: &[u8] = &[];
+    let mut cseq_value: &[u8] = &[];
+    let mut via_value: &[u8] = &[];
+    for line in lines {
+        // Lines end in CRLF: a bare LF, a CR elsewhere, any control character or a folded
+        // line means "not sure".
+        let Some(line) = line.strip_suffix(b"\r\n") else {
+            return Peek::Other;
+        };
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+            || line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Peek::Other;
+        }
+        let Some((name, value)) = name_of(line) else {
+            return Peek::Other;
+        };
+        let slot = match name {
+            Name::Via => {
+                if head.n_vias == MAX_VIAS {
+                    return Peek::Other;
+                }
+                if head.n_vias == 0 {
+                    via_value = value;
+                }
+                head.vias[head.n_vias] = line;
+                head.n_vias += 1;
+                continue;
+            }
+            Name::From => &mut head.from,
+            Name::To => {
+                to_value = value;
+                &mut head.to
+            }
+            Name::CallId => &mut head.call_id,
+            Name::CSeq => {
+                cseq_value = value;
+                &mut head.cseq
+            }
+            Name::Other => continue,
+        };
+        if !slot.is_empty() {
+            return Peek::Other;
+        }
+        *slot = line;
+    }
+    if head.n_vias == 0 || head.from.is_empty() || head.to.is_empty() || head.call_id.is_empty() {
+        return Peek::Other;
+    }
+    let to_params = header_params(to_value);
+    if !is_invite {
+        return match param(to_params, b";tag=") {
+            Some(to_tag) => Peek::Ack { to_tag },
+            None => Peek::Other,
+        };
+    }
+    // Anything that may be a tag makes it "maybe in a dialog".
+    if find(to_params, b"tag").is_some() {
+        return Peek::Other;
+    }
+    let cseq_ok = cseq_value
+        .split(|b| *b == b' ' || *b == b'\t')
+        .filter(|f| !f.is_empty())
+        .nth(1)
+        .is_some_and(|m| m == b"INVITE");
+    // A Via value may hold several (comma-separated); only the first is ours to read.
+    let top = via_value.split(|&b| b == b',').next().unwrap_or(&[]);
+    match (cseq_ok, param(top, b";branch=")) {
+        (true, Some(branch)) => Peek::NewInvite { head, branch },
+        _ => Peek::Other,
+    }
+}
+
+/// The stateless `503 Service Unavailable` + `Retry-After` for a new INVITE, with `to_tag`.
+/// `None` when it would be larger than the request plus a small margin (no amplification).
+pub fn refuse(
+    head: &Head<'_>,
+    request_len: usize,
+    to_tag: &str,
+    retry_after_s: u32,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(request_len.min(2048));
+    out.extend_from_slice(b"SIP/2.0 503 Service Unavailable\r\n");
+    for v in &head.vias[..head.n_vias] {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(head.from);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(head.to);
+    out.extend_from_slice(b";tag=");
+    out.extend_from_slice(to_tag.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for line in [head.call_id, head.cseq] {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(
+        format!("Retry-After: {retry_after_s}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    );
+    (out.len() <= request_len + 64).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{Hdr, Message, parse_datagram};
+    use bytes::Bytes;
+
+    const INVITE: &str = "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKabc;rport\r\n\
+        v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlower\r\n\
+        Max-Forwards: 70\r\n\
+        From: \"Alice\" <sip:1000@127.0.0.2>;tag=a1\r\n\
+        t: <sip:+8610123@127.0.0.1;tag=uri-param-not-a-tag>\r\n\
+        Call-ID: c1@127.0.0.2\r\n\
+        CSeq: 7 INVITE\r\n\
+        Content-Type: application/sdp\r\n\
+        Content-Length: 4\r\n\r\nv=0\n";
+
+    #[test]
+    fn a_new_invite_is_recognised_and_refused_with_a_well_formed_503() {
+        let Peek::NewInvite { head, branch } = peek(INVITE.as_bytes()) else {
+            panic!("{:?}", peek(INVITE.as_bytes()))
+        };
+        assert_eq!(branch, b"z9hG4bKabc");
+        let resp = refuse(&head, INVITE.len(), "ovtag", 5).unwrap();
+        let Message::Response(r) = parse_datagram(Bytes::from(resp), 65535).unwrap() else {
+            panic!("not a response")
+        };
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.header(&Hdr::RETRY_AFTER).as_deref(), Some("5"));
+        assert_eq!(r.to_tag().as_deref(), Some("ovtag"));
+        assert_eq!(r.from_tag().as_deref(), Some("a1"));
+        assert_eq!(r.call_id().as_deref(), Some("c1@127.0.0.2"));
+        assert_eq!(r.cseq().map(|c| c.0), Some(7));
+        // Both Vias, in order.
+        let text = String::from_utf8_lossy(&r.to_bytes()).into_owned();
+        let top = text.find("branch=z9hG4bKabc").unwrap();
+        let lower = text.find("branch=z9hG4bKlower").unwrap();
+        assert!(top < lower, "{text}");
+    }
+
+    #[test]
+    fn in_dialog_or_doubtful_invites_take_the_full_path() {
+        let cases = [
+            // In a dialog.
+            INVITE.replace(";tag=uri-param-not-a-tag>", ">;tag=x"),
+            // A bare LF line end, a folded header, a control character.
+            INVITE.replace("Call-ID: c1@127.0.0.2\r\n", "Call-ID: c1@127.0.0.2\n"),
+            INVITE.replace("CSeq: 7 INVITE\r\n", "CSeq: 7\r\n INVITE\r\n"),
+            INVITE.replace("c1@127", "c1\x01@127"),
+            // A header twice, one missing, no branch, a CSeq for another method.
+            INVITE.replace("CSeq: 7 INVITE\r\n", "CSeq: 7 INVITE\r\nCSeq: 8 INVITE\r\n"),
+            INVITE.replace("Call-ID: c1@127.0.0.2\r\n", ""),
+            INVITE.replace(";branch=z9hG4bKabc", ""),
+            INVITE.replace("CSeq: 7 INVITE", "CSeq: 7 OPTIONS"),
+            // Not an INVITE at all.
+            INVITE.replace("INVITE sip:", "OPTIONS sip:"),
+            "SIP/2.0 200 OK\r\n\r\n".to_string(),
+            String::new(),
+        ];
+        for c in cases {
+            assert_eq!(peek(c.as_bytes()), Peek::Other, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn an_ack_names_its_to_tag() {
+        let ack = INVITE
+            .replace("INVITE sip:", "ACK sip:")
+            .replace("CSeq: 7 INVITE", "CSeq: 7 ACK")
+            .replace(";tag=uri-param-not-a-tag>", ">;tag=ov-1234");
+        assert_eq!(peek(ack.as_bytes()), Peek::Ack { to_tag: b"ov-1234" });
+    }
+
+    #[test]
+    fn the_reply_is_never_much_larger_than_the_request() {
+        let Peek::NewInvite { head, .. } = peek(INVITE.as_bytes()) else {
+            panic!()
+        };
+        assert!(refuse(&head, 100, "t", 5).is_none());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small deterministic fuzz: every prefix and single-byte corruption of a request.
+        let base = INVITE.as_bytes();
+        for cut in 0..base.len() {
+            let _ = peek(&base[..cut]);
+        }
+        for i in 0..base.len() {
+            for b in [0u8, b'\r', b'\n', b':', b';', b'>', 0xff] {
+                let mut v = base.to_vec();
+                v[i] = b;
+                if let Peek::NewInvite { head, .. } = peek(&v) {
+                    let _ = refuse(&head, v.len(), "t", 5);
+                }
+            }
+        }
+    }
+}
