@@ -10,8 +10,8 @@ flood: a UAC places legitimate calls at 25 % of capacity from 127.0.0.2 for FLOO
        seconds; after 2 s a second SIPp sends bare INVITEs (benches/flood/invite.xml) at 10x
        capacity for FLOOD_S seconds, either from a stranger (127.0.0.9) or from a known peer
        over its [limits] cps (127.0.0.5). Reported: legitimate calls completed, INVITEs the
-       flooder managed to send, packets the flooder got back (SIPp's out-of-call messages),
-       and the middle box's peak memory.
+       flooder managed to send, packets the flooder got back (SIPp's dead-call messages),
+       and the middle box's peak memory (PSS).
 
 All traffic is on 127.0.0.0/8; every SIPp run is bounded in calls and time.
 Usage: benches/overload.py [--capacity 2500] [--targets trunkgate,kamailio] [--reps 3]
@@ -190,7 +190,9 @@ def flood(target, capacity, flood_s, source):
         ok, failed, _, _, _ = uac_result(lstat)
         _, frows, fcol = sipp_stats(fstat)
         sent = fcol(frows[-1], "OutgoingCall(C)")
-        back = fcol(frows[-1], "OutOfCallMsgs(C)")
+        # What came back: SIPp counts a response to a call it already ended (every flood
+        # call ends as its INVITE leaves) as a dead-call message.
+        back = fcol(frows[-1], "DeadCallMsgs(C)") + fcol(frows[-1], "OutOfCallMsgs(C)")
         calls = legit_rate * legit_s
         r = (target, source, calls, ok, 100.0 * ok / calls, sent, sent / flood_s, back, peak_kib / 1024)
         print(f"flood {target:16s} from {source}: legit {ok}/{calls} ({r[4]:.2f} %)  flood sent {sent} "

@@ -12,7 +12,7 @@ use super::phase::{AttemptState, EndInfo, Then};
 use super::reliable::reliable_rseq;
 use super::state::{Attempt, Call, TxnRole, UacRel};
 use super::timers::CallTimer;
-use super::{CoreEvent, Output, Side};
+use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
 use crate::interop::egress::relayed_response;
@@ -114,12 +114,14 @@ impl Call {
             let Some(txn) = self.start_client(cx, invite.clone(), target, TxnRole::Invite) else {
                 continue;
             };
+            let name = peer.name.clone();
             self.attempt = Some(Attempt {
                 peer,
                 txn,
                 invite: Some(invite),
                 state: AttemptState::Calling,
             });
+            self.progress(cx, name, Direction::Outbound, Stage::Offered);
             return AttemptOutcome::Sent;
         }
         match limited {
@@ -164,9 +166,14 @@ impl Call {
         let Some(att) = self.attempt.as_mut() else {
             return;
         };
+        let was_alerted = att.state.alerted();
         if att.state.on_provisional(status) == Then::SendCancel {
             self.send_cancel(cx);
             return;
+        }
+        if !was_alerted && att.state.alerted() {
+            let peer = att.peer.name.clone();
+            self.progress(cx, peer, Direction::Outbound, Stage::Ringing);
         }
         if status == 100 || !self.phase.is_routing() {
             return;
@@ -214,6 +221,11 @@ impl Call {
         }
         self.phase.answer(cx.now);
         self.timers.clear(CallTimer::Ring);
+        if let Some(peer) = self.egress_name().cloned() {
+            self.progress(cx, peer, Direction::Outbound, Stage::Answered);
+        }
+        let caller = self.ingress.name.clone();
+        self.progress(cx, caller, Direction::Inbound, Stage::Answered);
         // The shorter of the two peers' maximum durations, counted from the answer.
         let max = [Side::A, Side::B]
             .iter()

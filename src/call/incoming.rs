@@ -15,7 +15,7 @@ use super::phase::{EndInfo, Phase};
 use super::router::B2bua;
 use super::state::{Call, CallerInvite, RoutePlan, TxnRole, UasRel};
 use super::timers::CallTimer;
-use super::{CoreEvent, Output, Side};
+use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
 use crate::config::UnknownSources;
 use crate::interop::causes::Q850Cause;
@@ -258,6 +258,8 @@ impl B2bua {
         self.calls.insert(r, call);
         let ring = adm.ring_timeout;
         self.with_call(r, now, |call, cx| {
+            let caller = call.ingress.name.clone();
+            call.progress(cx, caller, Direction::Inbound, Stage::Offered);
             call.timers.set(CallTimer::Ring, cx.now + ring);
             match call.start_attempt(cx) {
                 AttemptOutcome::Sent => {}

@@ -171,6 +171,43 @@ pub enum CoreEvent {
         peer: PeerName,
         reason: &'static str,
     },
+    /// A call reached a stage of its setup: `peer` is the peer it came from (`inbound`) or
+    /// the one it was offered to (`outbound`); `after` is the time since the caller's INVITE.
+    Progress {
+        peer: PeerName,
+        direction: Direction,
+        stage: Stage,
+        after: std::time::Duration,
+    },
+}
+
+/// Which side of the gateway a peer is on for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The call came from this peer.
+    Inbound,
+    /// The call (an attempt of it) went to this peer.
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A stage of call setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Received from the caller, or an INVITE sent to a callee.
+    Offered,
+    /// The callee's first 180–183.
+    Ringing,
+    /// The callee's 2xx.
+    Answered,
 }
 
 #[cfg(test)]

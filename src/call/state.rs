@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::cx::Cx;
 use super::dialog::Dialog;
 use super::events::Events;
 use super::phase::{AttemptState, Phase};
 use super::timers::TimerTable;
-use super::{PerSide, Side};
+use super::{CoreEvent, Direction, Output, PerSide, Side, Stage};
 use crate::config::{Config, PeerName, Profile};
 use crate::sip::{Method, Request, Response};
 use crate::txn::TxnId;
@@ -215,6 +216,16 @@ impl Call {
 
     pub fn call_id(&self) -> &str {
         &self.a.call_id
+    }
+
+    /// Tell the metrics that the call reached `stage` with `peer`.
+    pub(super) fn progress(&self, cx: &mut Cx, peer: PeerName, direction: Direction, stage: Stage) {
+        cx.emit(Output::Event(CoreEvent::Progress {
+            peer,
+            direction,
+            stage,
+            after: cx.now.saturating_duration_since(self.started),
+        }));
     }
 
     /// Whether `ip` may speak for the peer on `side`: the address its dialog sends to, or one

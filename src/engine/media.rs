@@ -236,6 +236,11 @@ impl Relays {
     }
 
     /// Streams being relayed (for logs).
+    /// Calls being recorded.
+    pub(super) fn recordings(&self) -> usize {
+        self.recordings.len()
+    }
+
     pub(super) fn streams(&self) -> usize {
         self.calls.values().map(Vec::len).sum()
     }

@@ -25,7 +25,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::call::{B2bua, CoreEvent, Input, Output};
+use crate::call::{B2bua, CoreEvent, Input, Output, Stage};
 use crate::cdr::CdrWriter;
 use crate::config::Config;
 use crate::ops::metrics;
@@ -164,6 +164,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         udp: udp_socks,
         tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids),
         inbox,
+        sip: metrics::SipCounters::default(),
         summary_at: Instant::now() + SUMMARY_EVERY,
         cdr,
         config_path,
@@ -188,6 +189,8 @@ struct Shell {
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp: tcp::Registry,
     inbox: inbox::Inbox,
+    /// Messages in and out (made after the exporter is installed).
+    sip: metrics::SipCounters,
     /// When the edge's drop counts are next summed up in the log.
     summary_at: Instant,
     cdr: CdrWriter,
@@ -289,6 +292,20 @@ impl Shell {
         metrics::active_calls(self.core.active_calls());
         let ov = &self.inbox.overload;
         metrics::overload(ov.share(), ov.standing_delay());
+        let cfg = self.core.config().clone();
+        let st = self.core.stats();
+        metrics::levels(&metrics::Levels {
+            peers: cfg
+                .profiles
+                .keys()
+                .map(|p| (p.0.as_str(), self.core.peer_calls(p)))
+                .collect(),
+            client_txns: st.client_txns,
+            server_txns: st.server_txns,
+            dialogs: st.dialogs,
+            rtp_streams: self.media.streams(),
+            recordings: self.media.recordings(),
+        });
         if now >= self.summary_at {
             self.summary_at = now + SUMMARY_EVERY;
             for (what, n) in self.inbox.tally.take() {
@@ -329,6 +346,7 @@ impl Shell {
                     error!("{e}");
                 }
                 error!("reload refused: the running configuration stays");
+                metrics::reload("invalid");
                 return;
             }
         };
@@ -336,8 +354,10 @@ impl Shell {
             error!(
                 "reload refused: {key} changed, which needs a restart; the running configuration stays"
             );
+            metrics::reload("restart_required");
             return;
         }
+        metrics::reload("applied");
         info!(
             profiles = cfg.profiles.len(),
             routes = cfg.routes.len(),
@@ -366,6 +386,7 @@ impl Shell {
                 at,
                 screened,
             } => {
+                self.sip.received(&msg);
                 let stranger = source.conn.filter(|_| {
                     matches!(msg, Message::Request(_))
                         && self
@@ -436,20 +457,27 @@ impl Shell {
     fn perform(&mut self, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
-                Output::Transmit { target, wire, txn } => match target.transport {
-                    Transport::Udp => self.send_udp(target.addr, wire),
-                    Transport::Tcp => {
-                        if let Some(failed) = self.tcp.send(target, wire, txn) {
-                            self.core.handle_input(now, Input::SendFailed(failed));
+                Output::Transmit { target, wire, txn } => {
+                    self.sip.sent(&wire);
+                    match target.transport {
+                        Transport::Udp => self.send_udp(target.addr, wire),
+                        Transport::Tcp => {
+                            if let Some(failed) = self.tcp.send(target, wire, txn) {
+                                self.core.handle_input(now, Input::SendFailed(failed));
+                            }
                         }
                     }
-                },
+                }
                 Output::Cdr(rec) => {
                     metrics::call_ended(
                         &rec.ingress_peer,
                         rec.egress_peer.as_deref(),
                         rec.call_tag.as_str(),
                     );
+                    metrics::cause(&rec.ingress_peer, rec.cause);
+                    if let Some(e) = &rec.egress_peer {
+                        metrics::cause(e, rec.cause);
+                    }
                     self.cdr.write(*rec);
                 }
                 Output::Media(m) => self.media.apply(m),
@@ -459,6 +487,19 @@ impl Shell {
                 Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
                 Output::Event(CoreEvent::LimitRefused { peer, reason }) => {
                     metrics::limit_refused(&peer.0, reason)
+                }
+                Output::Event(CoreEvent::Progress {
+                    peer,
+                    direction,
+                    stage,
+                    after,
+                }) => {
+                    let stage = match stage {
+                        Stage::Offered => "offered",
+                        Stage::Ringing => "ringing",
+                        Stage::Answered => "answered",
+                    };
+                    metrics::progress(&peer.0, direction.as_str(), stage, after)
                 }
             }
         }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 pub const PRACK_FAILURES: &str = "trunkgate_prack_failures_total";
 pub const CALLS: &str = "trunkgate_calls_total";
@@ -17,6 +17,165 @@ pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
 pub const OVERLOAD_SHARE: &str = "trunkgate_overload_refused_share";
 pub const QUEUE_DELAY: &str = "trunkgate_queue_delay_seconds";
+pub const CALLS_OFFERED: &str = "trunkgate_calls_offered_total";
+pub const CALLS_ANSWERED: &str = "trunkgate_calls_answered_total";
+pub const SETUP: &str = "trunkgate_setup_seconds";
+pub const CAUSES: &str = "trunkgate_call_causes_total";
+pub const MESSAGES: &str = "trunkgate_sip_messages_total";
+pub const PEER_ACTIVE: &str = "trunkgate_peer_active_calls";
+pub const TRANSACTIONS: &str = "trunkgate_transactions";
+pub const DIALOGS: &str = "trunkgate_dialogs";
+pub const RTP_STREAMS: &str = "trunkgate_rtp_streams";
+pub const RECORDINGS: &str = "trunkgate_recordings_active";
+pub const RELOADS: &str = "trunkgate_config_reloads_total";
+pub const BUILD_INFO: &str = "trunkgate_build_info";
+
+/// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
+/// 180 to a long ring.
+const SETUP_BUCKETS: &[f64] = &[0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+
+/// Methods counted by name in `trunkgate_sip_messages_total`; anything else is `other`.
+const METHODS: &[&str] = &[
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "PRACK",
+    "UPDATE",
+    "INFO",
+    "REFER",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "MESSAGE",
+    "REGISTER",
+    "PUBLISH",
+];
+/// Response classes.
+const CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
+
+/// Counters of SIP messages received and sent, by method (requests) or status class
+/// (responses). The handles are made once: counting a message is an index and an atomic add.
+pub struct SipCounters {
+    received: Vec<metrics::Counter>,
+    sent: Vec<metrics::Counter>,
+}
+
+impl Default for SipCounters {
+    fn default() -> Self {
+        let make = |direction: &'static str| -> Vec<metrics::Counter> {
+            METHODS
+                .iter()
+                .chain(std::iter::once(&"other"))
+                .map(|m| counter!(MESSAGES, "direction" => direction, "method" => *m, "class" => "request"))
+                .chain(
+                    CLASSES
+                        .iter()
+                        .map(|c| counter!(MESSAGES, "direction" => direction, "method" => "response", "class" => *c)),
+                )
+                .collect()
+        };
+        SipCounters {
+            received: make("in"),
+            sent: make("out"),
+        }
+    }
+}
+
+impl SipCounters {
+    /// The slot of a request method token or a response status (first digit).
+    fn slot(first_line: &[u8]) -> usize {
+        if let Some(rest) = first_line.strip_prefix(b"SIP/2.0 ") {
+            let class = rest.first().map_or(0, |d| d.wrapping_sub(b'1') as usize);
+            return METHODS.len() + 1 + class.min(CLASSES.len() - 1);
+        }
+        let method = first_line.split(|b| *b == b' ').next().unwrap_or(&[]);
+        METHODS
+            .iter()
+            .position(|m| m.as_bytes() == method)
+            .unwrap_or(METHODS.len())
+    }
+
+    /// A message received (its first bytes suffice).
+    pub fn received(&self, msg: &crate::sip::Message) {
+        let slot = match msg {
+            crate::sip::Message::Request(r) => {
+                let m = r.method().to_string();
+                Self::slot(m.as_bytes())
+            }
+            crate::sip::Message::Response(r) => {
+                let status = r.status().to_string();
+                Self::slot(format!("SIP/2.0 {status}").as_bytes())
+            }
+        };
+        self.received[slot].increment(1);
+    }
+
+    /// A message sent, as wire bytes.
+    pub fn sent(&self, wire: &[u8]) {
+        let end = wire.iter().position(|b| *b == b'\r').unwrap_or(wire.len());
+        self.sent[Self::slot(&wire[..end])].increment(1);
+    }
+}
+
+/// A call reached a stage of its setup (see `CoreEvent::Progress`).
+pub fn progress(
+    peer: &str,
+    direction: &'static str,
+    stage: &'static str,
+    after: std::time::Duration,
+) {
+    match stage {
+        "offered" => counter!(CALLS_OFFERED, "peer" => peer.to_string(), "direction" => direction)
+            .increment(1),
+        "answered" => {
+            counter!(CALLS_ANSWERED, "peer" => peer.to_string(), "direction" => direction)
+                .increment(1);
+            if direction == "outbound" {
+                histogram!(SETUP, "peer" => peer.to_string(), "stage" => "answer")
+                    .record(after.as_secs_f64());
+            }
+        }
+        _ => histogram!(SETUP, "peer" => peer.to_string(), "stage" => "ringing")
+            .record(after.as_secs_f64()),
+    }
+}
+
+/// The Q.850 cause a call ended with, per peer (bounded: 0–127, anything else `other`).
+pub fn cause(peer: &str, cause: u16) {
+    let label = if cause <= 127 {
+        cause.to_string()
+    } else {
+        "other".to_string()
+    };
+    counter!(CAUSES, "peer" => peer.to_string(), "cause" => label).increment(1);
+}
+
+/// Levels read once a second.
+pub struct Levels<'a> {
+    pub peers: Vec<(&'a str, u32)>,
+    pub client_txns: usize,
+    pub server_txns: usize,
+    pub dialogs: usize,
+    pub rtp_streams: usize,
+    pub recordings: usize,
+}
+
+pub fn levels(l: &Levels<'_>) {
+    for (peer, n) in &l.peers {
+        gauge!(PEER_ACTIVE, "peer" => peer.to_string()).set(f64::from(*n));
+    }
+    gauge!(TRANSACTIONS, "kind" => "client").set(l.client_txns as f64);
+    gauge!(TRANSACTIONS, "kind" => "server").set(l.server_txns as f64);
+    gauge!(DIALOGS).set(l.dialogs as f64);
+    gauge!(RTP_STREAMS).set(l.rtp_streams as f64);
+    gauge!(RECORDINGS).set(l.recordings as f64);
+}
+
+/// A configuration reload: `applied`, `invalid` or `restart_required`.
+pub fn reload(result: &'static str) {
+    counter!(RELOADS, "result" => result).increment(1);
+}
 
 /// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
 /// keeps the handle so counting a packet is one atomic add.
@@ -74,8 +233,39 @@ pub fn overload(share: f64, standing_delay: std::time::Duration) {
 pub fn install(listen: SocketAddr) -> Result<(), String> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(listen)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(SETUP.into()),
+            SETUP_BUCKETS,
+        )
+        .map_err(|e| e.to_string())?
         .install()
         .map_err(|e| e.to_string())?;
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
+    describe_counter!(
+        CALLS_OFFERED,
+        "Calls received from a peer (inbound) and INVITE attempts sent to one (outbound)"
+    );
+    describe_counter!(CALLS_ANSWERED, "Calls answered, by peer and direction");
+    describe_histogram!(
+        SETUP,
+        metrics::Unit::Seconds,
+        "Time from the caller's INVITE to the callee's first 180-183 (stage ringing) or 2xx (stage answer), by callee peer"
+    );
+    describe_counter!(CAUSES, "Ended calls by peer (both legs) and Q.850 cause");
+    describe_counter!(
+        MESSAGES,
+        "SIP messages received (in) and sent (out), by method (requests) or status class (responses); retransmissions included"
+    );
+    describe_gauge!(PEER_ACTIVE, "Calls in progress per peer (either leg)");
+    describe_gauge!(TRANSACTIONS, "SIP transactions alive, client and server");
+    describe_gauge!(DIALOGS, "Dialogs alive");
+    describe_gauge!(RTP_STREAMS, "Media streams being relayed");
+    describe_gauge!(RECORDINGS, "Calls being recorded");
+    describe_counter!(
+        RELOADS,
+        "Configuration reloads by result (applied, invalid, restart_required)"
+    );
     describe_counter!(
         PRACK_FAILURES,
         "PRACKs a peer refused (405/501/481) or let time out"
@@ -107,4 +297,74 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         "RTP packets relayed for anchored calls, by the leg they went to"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every series the gateway exports, by name.
+    const EXPORTED: &[&str] = &[
+        PRACK_FAILURES,
+        CALLS,
+        ACTIVE_CALLS,
+        RTP_PACKETS,
+        RTP_DROPPED,
+        LIMIT_REFUSALS,
+        REFUSED,
+        OVERLOAD_SHARE,
+        QUEUE_DELAY,
+        CALLS_OFFERED,
+        CALLS_ANSWERED,
+        SETUP,
+        CAUSES,
+        MESSAGES,
+        PEER_ACTIVE,
+        TRANSACTIONS,
+        DIALOGS,
+        RTP_STREAMS,
+        RECORDINGS,
+        RELOADS,
+        BUILD_INFO,
+        crate::cdr::CDR_QUEUE_DEPTH,
+        crate::cdr::CDR_WRITE_ERRORS,
+        crate::cdr::CDR_DROPPED,
+    ];
+
+    #[test]
+    fn the_grafana_dashboard_only_uses_series_the_gateway_exports() {
+        let dash = include_str!("../../contrib/grafana/trunkgate.json");
+        let mut used = 0;
+        for (i, _) in dash.match_indices("trunkgate_") {
+            let name: String = dash[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = name
+                .strip_suffix("_bucket")
+                .or_else(|| name.strip_suffix("_count"))
+                .or_else(|| name.strip_suffix("_sum"))
+                .unwrap_or(&name);
+            assert!(
+                EXPORTED.contains(&base),
+                "the dashboard uses {name}, which nothing exports"
+            );
+            used += 1;
+        }
+        assert!(used > 20, "{used}");
+    }
+
+    #[test]
+    fn messages_are_counted_by_method_or_status_class() {
+        let slot = SipCounters::slot;
+        assert_eq!(slot(b"INVITE sip:x SIP/2.0"), 0);
+        assert_eq!(slot(b"PUBLISH sip:x SIP/2.0"), METHODS.len() - 1);
+        assert_eq!(slot(b"FOO sip:x SIP/2.0"), METHODS.len(), "other");
+        assert_eq!(slot(b"SIP/2.0 100 Trying"), METHODS.len() + 1);
+        assert_eq!(slot(b"SIP/2.0 603 Decline"), METHODS.len() + 6);
+        // Nonsense status codes land in a class, never out of the table.
+        assert_eq!(slot(b"SIP/2.0 999 x"), METHODS.len() + 6);
+        assert_eq!(slot(b"SIP/2.0 "), METHODS.len() + 1);
+        assert_eq!(slot(b""), METHODS.len());
+    }
 }
