@@ -123,6 +123,10 @@ def curve(target, capacity, reps, step_s):
     uas = cps.start_uas(work)
     if target == "trunkgate":
         middle, dest = start_trunkgate(work, "source_rate = 1000000")
+    elif target.startswith("trunkgate-delay"):
+        # The same with another [protect] overload_delay_ms (e.g. trunkgate-delay50).
+        ms = int(target[len("trunkgate-delay"):])
+        middle, dest = start_trunkgate(work, f"source_rate = 1000000\noverload_delay_ms = {ms}")
     elif target == "trunkgate-noshed":
         # Overload control out of reach: what the same build does without it.
         middle, dest = start_trunkgate(work, "source_rate = 1000000\noverload_delay_ms = 10000\noverload_drop_ms = 60000")

@@ -120,7 +120,7 @@ impl Default for Protect {
             tcp_message_timeout: Duration::from_secs(10),
             source_rate: Some(2000),
             source_cooldown: Duration::from_secs(5),
-            overload_delay: Duration::from_millis(100),
+            overload_delay: Duration::from_millis(50),
             overload_drop: Duration::from_millis(500),
         }
     }

@@ -466,6 +466,15 @@ mod tests {
         assert!(!is_new_work(&resp));
     }
 
+    /// Overload thresholds of 100 ms (refuse) and 500 ms (drop), whatever the defaults.
+    fn thresholds() -> Protect {
+        Protect {
+            overload_delay: Duration::from_millis(100),
+            overload_drop: Duration::from_millis(500),
+            ..Protect::default()
+        }
+    }
+
     /// Feed the shedder `n` requests a millisecond apart, each having waited `delay`;
     /// returns how many were refused and dropped.
     fn run(sh: &mut Shedder, t: &mut Instant, n: u32, delay: Duration, p: &Protect) -> (u32, u32) {
@@ -483,7 +492,7 @@ mod tests {
 
     #[test]
     fn requests_are_refused_only_when_they_waited_too_long() {
-        let p = Protect::default();
+        let p = thresholds();
         let (mut sh, mut t) = (Shedder::default(), Instant::now());
         assert_eq!(
             run(&mut sh, &mut t, 5000, Duration::from_millis(5), &p),
@@ -502,7 +511,7 @@ mod tests {
 
     #[test]
     fn a_standing_queue_raises_the_refused_share_and_its_end_lowers_it_again() {
-        let p = Protect::default();
+        let p = thresholds();
         let (mut sh, mut t) = (Shedder::default(), Instant::now());
         let standing = Duration::from_millis(150);
         // One second of standing queue: every one of those waited too long, and nine
@@ -529,7 +538,7 @@ mod tests {
     fn the_share_settles_where_the_queue_stops_growing() {
         // A fake core serving 1000 requests/s offered 2000/s: what it admits is queued;
         // the delay is the queue's length over the service rate.
-        let p = Protect::default();
+        let p = thresholds();
         let (mut sh, mut t) = (Shedder::default(), Instant::now());
         let mut queue = 0.0f64;
         let mut admitted_last_5s = 0;
@@ -553,7 +562,7 @@ mod tests {
 
     #[test]
     fn thresholds_refuse_then_drop_over_udp_and_always_answer_over_tcp() {
-        let p = Protect::default();
+        let p = thresholds();
         let mut sh = Shedder::default();
         let t = Instant::now();
         assert_eq!(
