@@ -44,6 +44,12 @@ enum Cmd {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
     },
+    /// Validate the configuration, then have the running gateway reload it (SIGHUP to the
+    /// process in the pid file beside the CDR file) and print what it did.
+    Reload {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+    },
     /// Print an initial INVITE as it would leave toward a peer, with the rewrites applied.
     Explain {
         #[arg(long, default_value = "gateway.toml")]
@@ -175,6 +181,30 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
             })?;
             run(config, cfg).map_err(|e| format!("trunkgate: {e:#}"))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Reload { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(errs) => {
+                    println!("{errs}");
+                    println!(
+                        "{}: not reloaded (the running gateway keeps its configuration)",
+                        config.display()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            match trunkgate::ops::control::reload(&cfg, std::time::Duration::from_secs(10)) {
+                Ok(r) if r.result == "applied" => {
+                    println!("reloaded: {}", r.detail);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(r) => {
+                    println!("reload refused ({}): {}", r.result, r.detail);
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(format!("trunkgate: {e}")),
+            }
         }
         Cmd::Explain {
             config,

@@ -61,7 +61,7 @@ impl Role {
 }
 
 /// One peer's interop profile.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub name: PeerName,
     pub role: Role,
@@ -105,7 +105,7 @@ pub enum RouteFrom {
 }
 
 /// One `[[route]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub from: RouteFrom,
     /// Dialled-number prefix, visual separators removed; empty matches every number.

@@ -152,6 +152,14 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         cdr = %cfg.cdr_path.display(),
         "trunkgate running"
     );
+    // The pid file `trunkgate reload` finds the process by (beside the CDR file).
+    let control = match crate::ops::control::Control::start(&cfg) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            warn!(error = %e, "cannot write the pid file: `trunkgate reload` will not find this process (SIGHUP still works)");
+            None
+        }
+    };
     let core = B2bua::new(
         cfg.clone(),
         TimerConfig::default(),
@@ -172,6 +180,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             .context("cannot start the media thread")?,
         lifecycle: Lifecycle::Running,
         cdr_ok: true,
+        control,
     };
     let result = shell.run(queues).await;
     // Finalise every recording still open before the process exits.
@@ -199,6 +208,8 @@ struct Shell {
     lifecycle: Lifecycle,
     /// What the core was last told about the CDR writer.
     cdr_ok: bool,
+    /// The pid file and reload results for `trunkgate reload`.
+    control: Option<crate::ops::control::Control>,
 }
 
 impl Shell {
@@ -347,6 +358,11 @@ impl Shell {
                 }
                 error!("reload refused: the running configuration stays");
                 metrics::reload("invalid");
+                let first = errs.0.first().map(ToString::to_string).unwrap_or_default();
+                self.reloaded(
+                    "invalid",
+                    &format!("{} error(s); first: {first}", errs.0.len()),
+                );
                 return;
             }
         };
@@ -355,18 +371,38 @@ impl Shell {
                 "reload refused: {key} changed, which needs a restart; the running configuration stays"
             );
             metrics::reload("restart_required");
+            self.reloaded(
+                "restart_required",
+                &format!("{key} changed, which needs a restart"),
+            );
             return;
         }
         metrics::reload("applied");
+        let changes = describe_changes(self.core.config(), &cfg);
         info!(
             profiles = cfg.profiles.len(),
             routes = cfg.routes.len(),
+            %changes,
             "configuration reloaded"
+        );
+        self.reloaded(
+            "applied",
+            &format!(
+                "{} profiles, {} routes; {changes}",
+                cfg.profiles.len(),
+                cfg.routes.len()
+            ),
         );
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
         let cfg = Arc::new(cfg);
         self.inbox.configure(cfg.clone(), now);
         self.core.handle_input(now, Input::Reload(cfg));
+    }
+
+    fn reloaded(&mut self, result: &str, detail: &str) {
+        if let Some(c) = self.control.as_mut() {
+            c.reloaded(result, detail);
+        }
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {
@@ -563,6 +599,46 @@ fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
         return Some("[protect] max_tcp_total, max_tcp_per_source or tcp_message_timeout_s");
     }
     None
+}
+
+/// What a reload changes, for the log and `trunkgate reload`: profiles added, removed and
+/// changed by name, and whether the routes changed.
+fn describe_changes(old: &Config, new: &Config) -> String {
+    let mut added: Vec<&str> = Vec::new();
+    let mut changed: Vec<&str> = Vec::new();
+    for (name, p) in &new.profiles {
+        match old.profiles.get(name) {
+            None => added.push(&name.0),
+            Some(o) if **o != **p => changed.push(&name.0),
+            Some(_) => {}
+        }
+    }
+    let mut removed: Vec<&str> = old
+        .profiles
+        .keys()
+        .filter(|n| !new.profiles.contains_key(*n))
+        .map(|n| n.0.as_str())
+        .collect();
+    for v in [&mut added, &mut changed, &mut removed] {
+        v.sort_unstable();
+    }
+    let mut parts = Vec::new();
+    for (what, names) in [("added", added), ("changed", changed), ("removed", removed)] {
+        if !names.is_empty() {
+            parts.push(format!("profiles {what}: {}", names.join(", ")));
+        }
+    }
+    if old.routes != new.routes {
+        parts.push("routes changed".into());
+    }
+    if old.limits != new.limits || old.protect != new.protect {
+        parts.push("[limits]/[protect] changed".into());
+    }
+    if parts.is_empty() {
+        "nothing changed".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

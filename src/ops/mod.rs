@@ -1,3 +1,5 @@
-//! Operations: metrics names and their exporter. (Rate limits and health join here.)
+//! Operations: metrics names and their exporter, and the `trunkgate reload` handshake with
+//! the running process.
 
+pub mod control;
 pub mod metrics;

@@ -1,0 +1,193 @@
+//! `trunkgate reload` and the running process: a pid file and a reload-result file, both
+//! beside the CDR file (a folder the service may write, unlike its configuration folder).
+//!
+//! The running process writes its pid at start and removes it at exit; after each SIGHUP it
+//! writes one line, `<sequence> <result> <detail>`, to the result file (written aside and
+//! renamed, so a reader never sees half a line). `trunkgate reload` validates the
+//! configuration itself, signals the process, and waits for the sequence to move.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+
+/// The pid file of the gateway run with `cfg`.
+pub fn pid_file(cfg: &Config) -> PathBuf {
+    beside_cdr(cfg, "trunkgate.pid")
+}
+
+/// The reload-result file of the gateway run with `cfg`.
+pub fn result_file(cfg: &Config) -> PathBuf {
+    beside_cdr(cfg, "trunkgate.reload")
+}
+
+fn beside_cdr(cfg: &Config, name: &str) -> PathBuf {
+    cfg.cdr_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(name)
+}
+
+/// Write `contents` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The running process's record: its pid file, and the reloads it has answered.
+pub struct Control {
+    pid_file: PathBuf,
+    result_file: PathBuf,
+    sequence: u64,
+}
+
+impl Control {
+    /// Write the pid file (the folder exists: the CDR file was opened in it).
+    pub fn start(cfg: &Config) -> io::Result<Control> {
+        let pid_file = pid_file(cfg);
+        write_atomically(&pid_file, &format!("{}\n", std::process::id()))?;
+        let result_file = result_file(cfg);
+        let sequence = read_result(&result_file).map_or(0, |r| r.sequence);
+        Ok(Control {
+            pid_file,
+            result_file,
+            sequence,
+        })
+    }
+
+    /// Record a reload's result (`applied`, `invalid`, `restart_required`) and a detail.
+    pub fn reloaded(&mut self, result: &str, detail: &str) {
+        self.sequence += 1;
+        let detail: String = detail
+            .chars()
+            .map(|c| if c == '\n' { ' ' } else { c })
+            .collect();
+        let line = format!("{} {result} {detail}\n", self.sequence);
+        if let Err(e) = write_atomically(&self.result_file, &line) {
+            tracing::warn!(file = %self.result_file.display(), error = %e, "cannot write the reload result");
+        }
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+/// One line of the result file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadResult {
+    pub sequence: u64,
+    pub result: String,
+    pub detail: String,
+}
+
+fn read_result(path: &Path) -> Option<ReloadResult> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut parts = text.trim_end().splitn(3, ' ');
+    Some(ReloadResult {
+        sequence: parts.next()?.parse().ok()?,
+        result: parts.next()?.to_string(),
+        detail: parts.next().unwrap_or("").to_string(),
+    })
+}
+
+/// Why `trunkgate reload` could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("no running gateway: cannot read {path}: {source}")]
+    NoPidFile { path: PathBuf, source: io::Error },
+    #[error("{path} does not hold a process id")]
+    BadPidFile { path: PathBuf },
+    #[error("process {pid} (from {path}) is not a running trunkgate")]
+    NotRunning { pid: i32, path: PathBuf },
+    #[error("cannot signal process {pid}: {source}")]
+    Signal { pid: i32, source: io::Error },
+    #[error("process {pid} did not answer the reload within {waited:?}")]
+    NoAnswer { pid: i32, waited: Duration },
+}
+
+/// Signal the gateway run with `cfg` to reload, and wait up to `wait` for its answer.
+pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError> {
+    let path = pid_file(cfg);
+    let text = std::fs::read_to_string(&path).map_err(|source| ReloadError::NoPidFile {
+        path: path.clone(),
+        source,
+    })?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ReloadError::BadPidFile { path: path.clone() })?;
+    // A stale pid file may name another program by now.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&cmdline).contains("trunkgate") {
+        return Err(ReloadError::NotRunning { pid, path });
+    }
+    let results = result_file(cfg);
+    let before = read_result(&results).map_or(0, |r| r.sequence);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .map_err(|e| ReloadError::Signal {
+        pid,
+        source: io::Error::from(e),
+    })?;
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        if let Some(r) = read_result(&results).filter(|r| r.sequence > before) {
+            return Ok(r);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(ReloadError::NoAnswer { pid, waited: wait })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_read_back_line_by_line_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::call::tests::config();
+        cfg.cdr_path = dir.path().join("cdr.jsonl");
+        let mut c = Control::start(&cfg).unwrap();
+        let pid = std::fs::read_to_string(pid_file(&cfg)).unwrap();
+        assert_eq!(pid.trim(), std::process::id().to_string());
+        c.reloaded("applied", "4 profiles, 2 routes;\nchanged: carrier-a");
+        let r = read_result(&result_file(&cfg)).unwrap();
+        assert_eq!(r.sequence, 1);
+        assert_eq!(r.result, "applied");
+        assert_eq!(r.detail, "4 profiles, 2 routes; changed: carrier-a");
+        drop(c);
+        assert!(!pid_file(&cfg).exists(), "the pid file goes at exit");
+        // A restarted process continues the sequence, so a waiting `reload` sees a change.
+        let mut c = Control::start(&cfg).unwrap();
+        c.reloaded("invalid", "x");
+        assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 2);
+    }
+
+    #[test]
+    fn reload_without_a_running_gateway_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::call::tests::config();
+        cfg.cdr_path = dir.path().join("cdr.jsonl");
+        assert!(matches!(
+            reload(&cfg, Duration::from_millis(10)),
+            Err(ReloadError::NoPidFile { .. })
+        ));
+        std::fs::write(pid_file(&cfg), "1\n").unwrap();
+        // pid 1 is init, not a trunkgate.
+        assert!(matches!(
+            reload(&cfg, Duration::from_millis(10)),
+            Err(ReloadError::NotRunning { pid: 1, .. })
+        ));
+    }
+}
