@@ -655,6 +655,9 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
                 Latch::Any
             }
         },
+        // A trunk's media comes from the addresses its SDP names (carriers do not sit behind
+        // NAT); a phone may well be behind one.
+        None if role == Role::Trunk => Latch::SdpIp,
         None => Latch::Any,
     };
     let limits = limits::peer_limits(

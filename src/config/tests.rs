@@ -223,3 +223,15 @@ fn protect_guard_and_overload_keys() {
         "{text}"
     );
 }
+
+#[test]
+fn trunks_latch_to_their_sdp_ip_unless_told_otherwise() {
+    let mut ps = standard_profiles();
+    ps[2].1.push_str("\n[media]\nlatch = \"any\"\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let latch = |n: &str| cfg.profiles[&PeerName(n.into())].latch;
+    assert_eq!(latch("carrier-a"), Latch::SdpIp, "a trunk's default");
+    assert_eq!(latch("carrier-b"), Latch::Any, "set explicitly");
+    assert_eq!(latch("pbx"), Latch::Any, "an internal peer's default");
+}

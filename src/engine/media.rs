@@ -373,6 +373,7 @@ async fn forward(
     });
     let malformed = crate::ops::metrics::rtp_dropped("malformed");
     let foreign = crate::ops::metrics::rtp_dropped("foreign_source");
+    let over_rate = crate::ops::metrics::rtp_dropped("over_rate");
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, src)) = from.recv_from(&mut buf).await else {
@@ -391,6 +392,10 @@ async fn forward(
             }
             Route::Drop => {
                 foreign.increment(1);
+                continue;
+            }
+            Route::OverRate => {
+                over_rate.increment(1);
                 continue;
             }
         };

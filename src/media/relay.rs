@@ -23,10 +23,17 @@ pub enum Route {
     Malformed,
     /// Not from the leg's peer: drop it (it counts as no activity and is not recorded).
     Drop,
+    /// From the leg's peer, but over [`MAX_PACKETS_PER_SECOND`] on this stream: dropped,
+    /// so no peer can make the gateway relay (or record) a flood.
+    OverRate,
     /// From the leg's peer: send it here, or nowhere yet when the far leg's address is not
     /// known (it still counts as activity and is recorded).
     Accept(Option<SocketAddr>),
 }
+
+/// Packets (RTP and RTCP) one leg may send on one stream in a second. Audio is 50 (20 ms
+/// packets) to 100; video a few hundred; more is a flood, not media.
+pub const MAX_PACKETS_PER_SECOND: u32 = 1000;
 
 /// Where one leg's packets of one stream come from and go to.
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,6 +43,25 @@ struct LegAddrs {
     rtp: SourceLatch,
     rtcp: Option<SocketAddr>,
     latch: Option<Latch>,
+    /// The current one-second window of accepted packets, and how many it has had.
+    window: Option<Instant>,
+    in_window: u32,
+}
+
+impl LegAddrs {
+    /// Count one accepted packet; false when the leg is over its rate this second.
+    fn within_rate(&mut self, now: Instant) -> bool {
+        match self.window {
+            Some(start)
+                if now.saturating_duration_since(start) < std::time::Duration::from_secs(1) => {}
+            _ => {
+                self.window = Some(now);
+                self.in_window = 0;
+            }
+        }
+        self.in_window += 1;
+        self.in_window <= MAX_PACKETS_PER_SECOND
+    }
 }
 
 impl LegAddrs {
@@ -103,6 +129,9 @@ impl StreamRoute {
         if !accept {
             return Route::Drop;
         }
+        if !mine.within_rate(now) {
+            return Route::OverRate;
+        }
         // Latch: this leg is answered where it sends from. RTCP follows the latched RTP
         // address's IP; RTP itself moves only on a verified SSRC change.
         if rtcp {
@@ -130,6 +159,29 @@ impl StreamRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leg_over_its_packet_rate_is_cut_for_the_rest_of_the_second() {
+        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let src = sa("192.0.2.10:4000");
+        let mut accepted = 0;
+        let mut over = 0;
+        for _ in 0..1500 {
+            match r.route(t0(), Dir::AtoB, false, src, &rtp(7)) {
+                Route::Accept(_) => accepted += 1,
+                Route::OverRate => over += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((accepted, over), (1000, 500));
+        // The other direction has its own count.
+        let back = r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(9));
+        assert!(matches!(back, Route::Accept(_)), "{back:?}");
+        // The next second the leg is relayed again.
+        let later = t0() + std::time::Duration::from_secs(1);
+        let next = r.route(later, Dir::AtoB, false, src, &rtp(7));
+        assert!(matches!(next, Route::Accept(_)), "{next:?}");
+    }
 
     fn t0() -> Instant {
         thread_local!(static T0: Instant = Instant::now());
