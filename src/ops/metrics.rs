@@ -96,16 +96,13 @@ impl SipCounters {
             .unwrap_or(METHODS.len())
     }
 
-    /// A message received (its first bytes suffice).
+    /// A message received.
     pub fn received(&self, msg: &crate::sip::Message) {
         let slot = match msg {
-            crate::sip::Message::Request(r) => {
-                let m = r.method().to_string();
-                Self::slot(m.as_bytes())
-            }
+            crate::sip::Message::Request(r) => Self::slot(r.method().as_str().as_bytes()),
             crate::sip::Message::Response(r) => {
-                let status = r.status().to_string();
-                Self::slot(format!("SIP/2.0 {status}").as_bytes())
+                let class = usize::from((r.status() / 100).clamp(1, 6)) - 1;
+                METHODS.len() + 1 + class
             }
         };
         self.received[slot].increment(1);
