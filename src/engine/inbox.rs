@@ -44,6 +44,10 @@ pub(crate) fn is_new_work(msg: &Message) -> bool {
     }
 }
 
+fn is_cancel(msg: &Message) -> bool {
+    matches!(msg, Message::Request(r) if r.method() == crate::sip::Method::Cancel)
+}
+
 /// What happens to a fresh request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shed {
@@ -122,12 +126,15 @@ impl Shedder {
         }
     }
 
-    /// For a request the UDP reader already decided on: only watched, and dropped past the
-    /// drop threshold.
+    /// For a request the UDP reader let in: it counts toward the share no more, but it may
+    /// have waited too long in the internal queue since (the reader saw only its wait in the
+    /// socket buffer).
     pub(crate) fn screened(&mut self, now: Instant, delay: Duration, p: &Protect) -> Shed {
         self.observe(now, delay, p);
         if delay >= p.overload_drop {
             Shed::Drop
+        } else if delay >= p.overload_delay {
+            Shed::Refuse
         } else {
             Shed::Admit
         }
@@ -224,12 +231,17 @@ impl Overload {
         self.hasher.hash_one((ip, branch)) | 1
     }
 
+    /// The slot of a key (its low bit is always set: index by the others).
+    fn slot(key: u64) -> usize {
+        ((key >> 1) as usize) % RECENT
+    }
+
     pub(crate) fn seen(&self, key: u64) -> bool {
-        self.recent[(key as usize) % RECENT].load(Ordering::Relaxed) == key
+        self.recent[Self::slot(key)].load(Ordering::Relaxed) == key
     }
 
     pub(crate) fn remember(&self, key: u64) {
-        self.recent[(key as usize) % RECENT].store(key, Ordering::Relaxed);
+        self.recent[Self::slot(key)].store(key, Ordering::Relaxed);
     }
 }
 
@@ -398,17 +410,22 @@ impl Inbox {
 
     fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {
         match ev {
-            Event::Message { msg, .. } if is_new_work(msg) => &self.fresh,
+            // A CANCEL queues behind the INVITE it cancels: overtaking it, it would find
+            // nothing to cancel and the call would start anyway.
+            Event::Message { msg, .. } if is_new_work(msg) || is_cancel(msg) => &self.fresh,
             _ => &self.urgent,
         }
     }
 
-    /// Hand over without waiting (UDP): a full queue drops the event, counted.
-    pub(crate) fn try_deliver(&self, ev: Event) {
+    /// Hand over without waiting (UDP): a full queue drops the event, counted. False when
+    /// it was dropped.
+    pub(crate) fn try_deliver(&self, ev: Event) -> bool {
         if self.queue_for(&ev).try_send(ev).is_err() {
             Tally::bump(&self.tally.queue_full);
             crate::ops::metrics::refused("queue_full");
+            return false;
         }
+        true
     }
 
     /// Hand over, waiting for room (TCP: the peer is slowed down, nothing is lost). False
@@ -561,6 +578,16 @@ mod tests {
     }
 
     #[test]
+    fn an_invite_the_reader_let_in_is_still_refused_if_it_then_waited_too_long_inside() {
+        let p = thresholds();
+        let mut sh = Shedder::default();
+        let t = Instant::now();
+        assert_eq!(sh.screened(t, Duration::from_millis(10), &p), Shed::Admit);
+        assert_eq!(sh.screened(t, Duration::from_millis(100), &p), Shed::Refuse);
+        assert_eq!(sh.screened(t, Duration::from_millis(500), &p), Shed::Drop);
+    }
+
+    #[test]
     fn thresholds_refuse_then_drop_over_udp_and_always_answer_over_tcp() {
         let p = thresholds();
         let mut sh = Shedder::default();
@@ -593,6 +620,7 @@ mod tests {
             req("BYE", ";tag=t"),
             req("OPTIONS", ""),
             req("ACK", ""),
+            req("CANCEL", ""),
         ] {
             inbox.try_deliver(Event::Message {
                 msg: m,
@@ -610,7 +638,7 @@ mod tests {
                 _ => "?".into(),
             })
             .collect();
-        assert_eq!(order, ["BYE", "ACK", "INVITE", "OPTIONS"]);
+        assert_eq!(order, ["BYE", "ACK", "INVITE", "OPTIONS", "CANCEL"]);
     }
 
     #[tokio::test]

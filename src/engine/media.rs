@@ -199,7 +199,9 @@ impl Relays {
                                 Ok(s) => streams.push(s),
                                 Err(e) => {
                                     warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay");
-                                    self.failed.push(call);
+                                    if !self.failed.contains(&call) {
+                                        self.failed.push(call);
+                                    }
                                 }
                             }
                         }

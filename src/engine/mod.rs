@@ -228,8 +228,16 @@ impl Shell {
                 .min();
             let running = self.lifecycle == Lifecycle::Running;
             tokio::select! {
-                // Accepted work before new work, always.
+                // In this order: signals, ticks and deadlines (rarely ready, and never to be
+                // starved by a queue that is never empty under overload), then accepted work
+                // before new work.
                 biased;
+                _ = term.recv(), if running => self.start_drain(),
+                _ = int.recv(), if running => self.start_drain(),
+                _ = hup.recv() => self.reload(Instant::now()),
+                _ = sleep_until(wake), if wake.is_some() => {}
+                _ = record_tick.tick() => self.media.tick(Instant::now()),
+                _ = gauges.tick() => self.every_second(Instant::now()),
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
                     self.on_event(Instant::now(), ev);
@@ -240,12 +248,6 @@ impl Shell {
                     self.on_event(Instant::now(), ev);
                     self.take_queued(&mut q);
                 }
-                _ = sleep_until(wake), if wake.is_some() => {}
-                _ = hup.recv() => self.reload(Instant::now()),
-                _ = record_tick.tick() => self.media.tick(Instant::now()),
-                _ = gauges.tick() => self.every_second(Instant::now()),
-                _ = term.recv(), if running => self.start_drain(),
-                _ = int.recv(), if running => self.start_drain(),
             }
             let now = Instant::now();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
@@ -423,8 +425,10 @@ impl Shell {
                 screened,
             } => {
                 self.sip.received(&msg);
-                let stranger = source.conn.filter(|_| {
-                    matches!(msg, Message::Request(_))
+                // Only connections the stranger opened: ours to a peer stay up.
+                let stranger = source.conn.filter(|c| {
+                    self.tcp.is_inbound(*c)
+                        && matches!(msg, Message::Request(_))
                         && self
                             .core
                             .config()

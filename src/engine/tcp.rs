@@ -291,6 +291,8 @@ pub(super) struct Registry {
     by_addr: HashMap<SocketAddr, ConnId>,
     /// Outbound connections being opened, with what waits to be sent on them.
     connecting: HashMap<SocketAddr, (ConnId, Queued)>,
+    /// Connections the gateway opened (the rest were accepted).
+    ours: std::collections::HashSet<ConnId>,
     events: Inbox,
     limits: Limits,
     slots: Slots,
@@ -303,6 +305,7 @@ impl Registry {
             conns: HashMap::new(),
             by_addr: HashMap::new(),
             connecting: HashMap::new(),
+            ours: std::collections::HashSet::new(),
             events,
             limits,
             slots,
@@ -348,6 +351,7 @@ impl Registry {
             }
         };
         let conn = self.ids.next();
+        self.ours.insert(conn);
         self.connecting
             .insert(target.addr, (conn, vec![(bytes, txn)]));
         tokio::spawn(connect(
@@ -385,6 +389,11 @@ impl Registry {
         failed
     }
 
+    /// Whether a peer opened this connection (rather than the gateway).
+    pub(super) fn is_inbound(&self, conn: ConnId) -> bool {
+        !self.ours.contains(&conn)
+    }
+
     /// Close a connection once what was queued on it is written (a stranger's, after the
     /// one answer it may get).
     pub(super) fn close(&mut self, conn: ConnId) {
@@ -398,6 +407,7 @@ impl Registry {
 
     /// A connection closed (or never opened). Returns transactions that were waiting on it.
     pub(super) fn down(&mut self, conn: ConnId) -> Vec<TxnId> {
+        self.ours.remove(&conn);
         if let Some((peer, _)) = self.conns.remove(&conn)
             && self.by_addr.get(&peer) == Some(&conn)
         {

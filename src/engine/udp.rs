@@ -71,17 +71,25 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
             inbox.count_oversize();
             continue;
         }
-        let Some(screened) = shed_early(&sock, &inbox, data, src, at) else {
-            continue;
+        let (screened, remember) = match shed_early(&sock, &inbox, data, src, at) {
+            Early::Done => continue,
+            Early::Other => (false, None),
+            Early::Screened { remember } => (true, remember),
         };
         let source = Target::udp(src);
         match parse_datagram(Bytes::copy_from_slice(data), max) {
-            Ok(msg) => inbox.try_deliver(Event::Message {
-                msg,
-                source,
-                at,
-                screened,
-            }),
+            Ok(msg) => {
+                let delivered = inbox.try_deliver(Event::Message {
+                    msg,
+                    source,
+                    at,
+                    screened,
+                });
+                // Only an INVITE the core will see is one whose retransmissions it absorbs.
+                if let (true, Some(key)) = (delivered, remember) {
+                    inbox.overload.remember(key);
+                }
+            }
             Err(e) => {
                 // The core decides: a known peer may get a 400, a stranger gets nothing.
                 inbox.count_unparseable();
@@ -89,7 +97,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
                     crate::sip::SipError::Parse(m) | crate::sip::SipError::TooLarge(m) => m.clone(),
                     other => other.to_string(),
                 };
-                inbox.try_deliver(Event::Unparseable {
+                let _ = inbox.try_deliver(Event::Unparseable {
                     raw: Bytes::copy_from_slice(data),
                     why,
                     source,
@@ -102,33 +110,36 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
 /// Seconds a refused peer is asked to wait (the same as the core's refusals).
 const RETRY_AFTER_S: u32 = 5;
 
+/// What the reader does with a datagram after [`shed_early`].
+#[derive(Debug, PartialEq, Eq)]
+enum Early {
+    /// Refused or dropped here: done with.
+    Done,
+    /// Not a new INVITE: parse it and hand it on.
+    Other,
+    /// A new INVITE let in (or a retransmission of one): parse it and hand it on as
+    /// screened; remember `remember` once it is delivered.
+    Screened { remember: Option<u64> },
+}
+
 /// Overload control before parsing: a new INVITE is refused (one stateless 503) or dropped
-/// here when overload control says so, and the ACK of such a 503 is dropped. `None`: the
-/// datagram is done with. `Some(screened)`: parse it; `screened` when it is a new INVITE
-/// this decided to let in.
-fn shed_early(
-    sock: &UdpSocket,
-    inbox: &Inbox,
-    data: &[u8],
-    src: SocketAddr,
-    at: Instant,
-) -> Option<bool> {
+/// here when overload control says so, and the ACK of such a 503 is dropped.
+fn shed_early(sock: &UdpSocket, inbox: &Inbox, data: &[u8], src: SocketAddr, at: Instant) -> Early {
     let ov = &inbox.overload;
     match fast::peek(data) {
-        Peek::Ack { to_tag } if to_tag == ov.tag.as_bytes() => None,
+        Peek::Ack { to_tag } if to_tag == ov.tag.as_bytes() => Early::Done,
         Peek::NewInvite { head, branch } => {
             let key = ov.invite_key(src.ip(), branch);
             if ov.seen(key) {
                 // A retransmission of an INVITE the core has: it answers from its
                 // transaction.
-                return Some(true);
+                return Early::Screened { remember: None };
             }
             let now = Instant::now();
             match ov.decide(now, now.saturating_duration_since(at), false) {
-                Shed::Admit => {
-                    ov.remember(key);
-                    Some(true)
-                }
+                Shed::Admit => Early::Screened {
+                    remember: Some(key),
+                },
                 Shed::Refuse => {
                     // Strangers learn nothing, not even that we are busy.
                     if inbox.knows_source(src.ip()) {
@@ -141,16 +152,16 @@ fn shed_early(
                     } else {
                         crate::ops::metrics::refused("unknown_source");
                     }
-                    None
+                    Early::Done
                 }
                 Shed::Drop => {
                     inbox.tally.count_dropped();
                     crate::ops::metrics::refused("overload_drop");
-                    None
+                    Early::Done
                 }
             }
         }
-        _ => Some(false),
+        _ => Early::Other,
     }
 }
 
@@ -255,7 +266,10 @@ mod tests {
         // Past the drop threshold it would be dropped: stamp it as just received.
         let at = Instant::now();
         let inv = invite("z9hG4bKfast1");
-        assert_eq!(shed_early(&gw, &inbox, inv.as_bytes(), src, at), None);
+        assert_eq!(
+            shed_early(&gw, &inbox, inv.as_bytes(), src, at),
+            Early::Done
+        );
         let mut buf = [0u8; 2048];
         let (n, _) = peer.recv_from(&mut buf).unwrap();
         let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -276,12 +290,15 @@ mod tests {
                 "To: <sip:+8610123@127.0.0.1>",
                 &format!("To: <sip:+8610123@127.0.0.1>;tag={}", inbox.overload.tag),
             );
-        assert_eq!(shed_early(&gw, &inbox, ack.as_bytes(), src, at), None);
+        assert_eq!(
+            shed_early(&gw, &inbox, ack.as_bytes(), src, at),
+            Early::Done
+        );
         // Anything else goes on to the parser, unscreened.
         let bye = inv.replace("INVITE sip:", "BYE sip:");
         assert_eq!(
             shed_early(&gw, &inbox, bye.as_bytes(), src, at),
-            Some(false)
+            Early::Other
         );
     }
 
@@ -293,11 +310,14 @@ mod tests {
         let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let src: SocketAddr = "127.0.0.2:5060".parse().unwrap();
         let inv = invite("z9hG4bKfast2");
-        // Not overloaded: let in (screened), and remembered.
-        assert_eq!(
-            shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
-            Some(true)
-        );
+        // Not overloaded: let in (screened), and remembered once delivered.
+        let Early::Screened {
+            remember: Some(key),
+        } = shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now())
+        else {
+            panic!("not let in")
+        };
+        inbox.overload.remember(key);
         // Overload begins; the retransmission still goes to the core.
         let t0 = Instant::now();
         for i in 0..2000 {
@@ -309,7 +329,7 @@ mod tests {
         }
         assert_eq!(
             shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
-            Some(true)
+            Early::Screened { remember: None }
         );
         // A stranger's new INVITE under overload: dropped without a word.
         let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
@@ -325,7 +345,7 @@ mod tests {
                 stranger.local_addr().unwrap(),
                 Instant::now()
             ),
-            None
+            Early::Done
         );
         let mut buf = [0u8; 100];
         assert!(

@@ -32,7 +32,9 @@ fn beside_cdr(cfg: &Config, name: &str) -> PathBuf {
 
 /// Write `contents` to `path` through a temporary file and a rename.
 fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, contents)?;
     std::fs::rename(&tmp, path)
 }
@@ -74,7 +76,12 @@ impl Control {
 
 impl Drop for Control {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.pid_file);
+        // Only our own: another instance may have written its pid since.
+        let ours = std::fs::read_to_string(&self.pid_file)
+            .is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.pid_file);
+        }
     }
 }
 
@@ -124,9 +131,11 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| ReloadError::BadPidFile { path: path.clone() })?;
-    // A stale pid file may name another program by now.
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if !String::from_utf8_lossy(&cmdline).contains("trunkgate") {
+    // A stale pid file may name another program by now: signal only a process running
+    // this very binary.
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let ours = std::env::current_exe().ok();
+    if theirs.is_none() || theirs != ours {
         return Err(ReloadError::NotRunning { pid, path });
     }
     let results = result_file(cfg);
