@@ -89,12 +89,8 @@ fn a_stranger_gets_no_answer_and_no_call() {
 
 /// `trunkgate_refused_messages_total{reason}` from a metrics page (0 when absent).
 fn refused(metrics: &str, reason: &str) -> f64 {
-    let series = format!("trunkgate_refused_messages_total{{reason=\"{reason}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    let series = format!("trunkgate_refused_messages_total{{reason=\"{reason}\"}}");
+    Gateway::metric_value(metrics, &series).unwrap_or(0.0)
 }
 
 #[test]

@@ -615,12 +615,7 @@ fn recording_survives_ptime_change_timestamp_wrap_and_ssrc_change() {
 
 /// The metric value of one labelled series, or 0.
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .map(|v| v.trim().parse().unwrap_or(0.0))
-        })
-        .unwrap_or(0.0)
+    Gateway::metric_value(text, series).unwrap_or(0.0)
 }
 
 #[test]

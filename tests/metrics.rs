@@ -9,13 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// The value of one series (the exact name with its labels), if present.
-fn value(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 fn body(http: &str) -> &str {
     http.split_once("\r\n\r\n").map_or(http, |(_, b)| b)
 }
@@ -38,22 +31,29 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
     std::thread::sleep(Duration::from_millis(2200));
     let during = gw.metrics();
     let page = body(&during);
-    assert_eq!(value(page, "trunkgate_active_calls"), Some(1.0), "{page}");
     assert_eq!(
-        value(page, "trunkgate_peer_active_calls{peer=\"carrier-b\"}"),
+        Gateway::metric_value(page, "trunkgate_active_calls"),
         Some(1.0),
         "{page}"
     );
-    assert!(value(page, "trunkgate_transactions{kind=\"server\"}").unwrap_or(0.0) >= 1.0);
     assert_eq!(
-        value(
+        Gateway::metric_value(page, "trunkgate_peer_active_calls{peer=\"carrier-b\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert!(
+        Gateway::metric_value(page, "trunkgate_transactions{kind=\"server\"}").unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(
+        Gateway::metric_value(
             page,
             "trunkgate_calls_offered_total{peer=\"carrier-b\",direction=\"inbound\"}"
         ),
         Some(1.0)
     );
     assert_eq!(
-        value(
+        Gateway::metric_value(
             page,
             "trunkgate_sip_messages_total{direction=\"in\",method=\"INVITE\",class=\"request\"}"
         ),
@@ -61,7 +61,7 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
         "{page}"
     );
     assert!(
-        value(
+        Gateway::metric_value(
             page,
             "trunkgate_sip_messages_total{direction=\"out\",method=\"response\",class=\"1xx\"}"
         )
@@ -86,7 +86,7 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
     let after = gw.metrics();
     let page = body(&after);
     assert_eq!(
-        value(
+        Gateway::metric_value(
             page,
             "trunkgate_calls_answered_total{peer=\"carrier-a\",direction=\"outbound\"}"
         ),
@@ -94,7 +94,7 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
         "{page}"
     );
     assert_eq!(
-        value(
+        Gateway::metric_value(
             page,
             "trunkgate_setup_seconds_count{peer=\"carrier-a\",stage=\"answer\"}"
         ),
@@ -102,7 +102,7 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
         "{page}"
     );
     assert_eq!(
-        value(
+        Gateway::metric_value(
             page,
             "trunkgate_call_causes_total{peer=\"pbx\",cause=\"16\"}"
         ),
@@ -110,7 +110,7 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
         "{page}"
     );
     assert_eq!(
-        value(
+        Gateway::metric_value(
             page,
             &format!(
                 "trunkgate_build_info{{version=\"{}\"}}",

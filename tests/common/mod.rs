@@ -298,6 +298,14 @@ impl Gateway {
         out
     }
 
+    /// The value of one series (its exact name with labels) on the `/metrics` page `page`
+    /// (what [`Gateway::metrics`] returns), if the page has it.
+    pub fn metric_value(page: &str, series: &str) -> Option<f64> {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.path("gateway.log")).unwrap_or_default()
     }
