@@ -1,25 +1,23 @@
-//! What transport tasks hand the core task, in two bounded queues, and what the core task
-//! does when it falls behind.
+//! What transport tasks hand the core task, in two bounded queues, with the per-source
+//! guard they check first and the counts of what they dropped.
 //!
-//! Work already accepted (responses, ACK, CANCEL, BYE and every request inside a dialog)
-//! goes to the `urgent` queue, which the core task always empties first. New work (a request
-//! outside any dialog: an initial INVITE, an OPTIONS) goes to `fresh`, stamped with when it
-//! arrived. When a fresh request has waited longer than `[protect] overload_delay_ms` the
-//! gateway is behind: it is answered with a stateless 503 instead of starting a call, and past
-//! `overload_drop_ms` (over UDP) it is dropped, since its sender has retransmitted by then.
-//! Capacity is shed at the door instead of every call slowing down until all of them time
-//! out.
+//! Work already accepted (responses, ACK, BYE and every request inside a dialog) goes to the
+//! `urgent` queue, which the core task always empties first. New work (a request outside any
+//! dialog: an initial INVITE, an OPTIONS), and CANCEL (which must not overtake its INVITE),
+//! goes to `fresh`, stamped with when the kernel received it. What becomes of new work that
+//! waited too long is `overload`'s decision: capacity is shed at the door instead of every
+//! call slowing down until all of them time out.
 
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::mpsc;
 
 use super::Event;
+use super::overload::Overload;
 use super::source_guard::{Gate, SourceGuard};
 use crate::config::{Config, Protect};
 use crate::sip::Message;
@@ -46,203 +44,6 @@ pub(crate) fn is_new_work(msg: &Message) -> bool {
 
 fn is_cancel(msg: &Message) -> bool {
     matches!(msg, Message::Request(r) if r.method() == crate::sip::Method::Cancel)
-}
-
-/// What happens to a fresh request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shed {
-    Admit,
-    /// A stateless 503 + Retry-After.
-    Refuse,
-    /// Nothing (UDP only: a TCP sender does not retransmit, so it always gets an answer).
-    Drop,
-}
-
-/// How often the shedder looks at the queue and adjusts.
-const WINDOW: Duration = Duration::from_millis(100);
-/// How much of the new work is refused more (or less) after a window with (or without) a
-/// standing queue: up quickly, down slowly, so the load settles just under capacity.
-const STEP_UP: f64 = 0.10;
-const STEP_DOWN: f64 = 0.02;
-
-/// Overload control for new work, from how long new requests waited (counted from the
-/// kernel's receive time). A request that waited `[protect] overload_delay_ms` or more is
-/// refused: the queue is too long now, and answering it quickly is the cheapest thing to do
-/// with it. Past `overload_drop_ms` it is dropped (UDP). And while a queue stands for whole
-/// 100 ms windows (even its shortest wait over the threshold), a share of the other new
-/// requests is refused too, growing each such window and shrinking each window without one,
-/// so a sustained overload is met before every request has to wait that long.
-#[derive(Debug)]
-pub(crate) struct Shedder {
-    /// Share of new requests refused, 0..=1.
-    share: f64,
-    /// Error diffusion: refusals owed so far (refuses exactly `share` of them, no RNG).
-    owed: f64,
-    window_end: Option<Instant>,
-    window_min: Duration,
-    /// The shortest delay seen in the last window closed (the standing queue).
-    pub(crate) last_min: Duration,
-}
-
-impl Default for Shedder {
-    fn default() -> Self {
-        Shedder {
-            share: 0.0,
-            owed: 0.0,
-            window_end: None,
-            window_min: Duration::MAX,
-            last_min: Duration::ZERO,
-        }
-    }
-}
-
-impl Shedder {
-    /// The share currently refused (for the metrics).
-    pub(crate) fn share(&self) -> f64 {
-        self.share
-    }
-
-    /// Decide for one new request taken off the queue at `now` after waiting `delay`.
-    pub(crate) fn decide(
-        &mut self,
-        now: Instant,
-        delay: Duration,
-        reliable: bool,
-        p: &Protect,
-    ) -> Shed {
-        self.observe(now, delay, p);
-        if delay >= p.overload_drop {
-            return if reliable { Shed::Refuse } else { Shed::Drop };
-        }
-        if delay >= p.overload_delay {
-            return Shed::Refuse;
-        }
-        self.owed += self.share;
-        if self.owed >= 1.0 {
-            self.owed -= 1.0;
-            Shed::Refuse
-        } else {
-            Shed::Admit
-        }
-    }
-
-    /// For a request the UDP reader let in: it counts toward the share no more, but it may
-    /// have waited too long in the internal queue since (the reader saw only its wait in the
-    /// socket buffer).
-    pub(crate) fn screened(&mut self, now: Instant, delay: Duration, p: &Protect) -> Shed {
-        self.observe(now, delay, p);
-        if delay >= p.overload_drop {
-            Shed::Drop
-        } else if delay >= p.overload_delay {
-            Shed::Refuse
-        } else {
-            Shed::Admit
-        }
-    }
-
-    fn observe(&mut self, now: Instant, delay: Duration, p: &Protect) {
-        let end = *self.window_end.get_or_insert(now + WINDOW);
-        self.window_min = self.window_min.min(delay);
-        if now < end {
-            return;
-        }
-        self.last_min = self.window_min;
-        self.share = if self.window_min >= p.overload_delay {
-            (self.share + STEP_UP).min(1.0)
-        } else {
-            (self.share - STEP_DOWN).max(0.0)
-        };
-        if self.share == 0.0 {
-            self.owed = 0.0;
-        }
-        self.window_end = Some(now + WINDOW);
-        self.window_min = Duration::MAX;
-    }
-}
-
-/// Slots of the table of INVITE transactions handed to the core lately (8 bytes each).
-const RECENT: usize = 1 << 17;
-
-/// Overload control shared by the UDP readers, which refuse new INVITEs before parsing
-/// them (`sip::fast`: about a tenth of the work of the full path, so shedding stays cheap
-/// when most of the load is shed), and the core task, which decides for everything else.
-pub(crate) struct Overload {
-    state: std::sync::Mutex<(Shedder, Protect)>,
-    /// The To tag of every refusal sent from a reader: the ACKs that come back for them
-    /// are recognised by it and dropped unparsed.
-    pub(crate) tag: String,
-    /// INVITE transactions (source address and branch, hashed) let through to the core:
-    /// a retransmission of one is never refused here, whatever the share (the core absorbs
-    /// it in its transaction). A direct-mapped table; a slot overwritten by a later INVITE
-    /// only means that retransmission is judged like a new one.
-    recent: Box<[AtomicU64]>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl Overload {
-    pub(crate) fn new(p: &Protect) -> Overload {
-        Overload {
-            state: std::sync::Mutex::new((Shedder::default(), p.clone())),
-            tag: format!("ov-{:016x}", rand::random::<u64>()),
-            recent: (0..RECENT).map(|_| AtomicU64::new(0)).collect(),
-            hasher: foldhash::fast::RandomState::default(),
-        }
-    }
-
-    pub(crate) fn configure(&self, p: &Protect) {
-        if let Ok(mut st) = self.state.lock() {
-            st.1 = p.clone();
-        }
-    }
-
-    /// See [`Shedder::decide`].
-    pub(crate) fn decide(&self, now: Instant, delay: Duration, reliable: bool) -> Shed {
-        match self.state.lock() {
-            Ok(mut st) => {
-                let (shedder, p) = &mut *st;
-                shedder.decide(now, delay, reliable, p)
-            }
-            Err(_) => Shed::Admit,
-        }
-    }
-
-    /// See [`Shedder::screened`].
-    pub(crate) fn screened(&self, now: Instant, delay: Duration) -> Shed {
-        match self.state.lock() {
-            Ok(mut st) => {
-                let (shedder, p) = &mut *st;
-                shedder.screened(now, delay, p)
-            }
-            Err(_) => Shed::Admit,
-        }
-    }
-
-    pub(crate) fn share(&self) -> f64 {
-        self.state.lock().map_or(0.0, |st| st.0.share())
-    }
-
-    /// The standing queue delay of the last window (what the share follows).
-    pub(crate) fn standing_delay(&self) -> Duration {
-        self.state.lock().map_or(Duration::ZERO, |st| st.0.last_min)
-    }
-
-    /// The key of an INVITE transaction for [`Overload::seen`] (never 0).
-    pub(crate) fn invite_key(&self, ip: IpAddr, branch: &[u8]) -> u64 {
-        self.hasher.hash_one((ip, branch)) | 1
-    }
-
-    /// The slot of a key (its low bit is always set: index by the others).
-    fn slot(key: u64) -> usize {
-        ((key >> 1) as usize) % RECENT
-    }
-
-    pub(crate) fn seen(&self, key: u64) -> bool {
-        self.recent[Self::slot(key)].load(Ordering::Relaxed) == key
-    }
-
-    pub(crate) fn remember(&self, key: u64) {
-        self.recent[Self::slot(key)].store(key, Ordering::Relaxed);
-    }
 }
 
 /// Counts of what the edge dropped, for the metrics and one log summary per interval
@@ -481,133 +282,6 @@ mod tests {
              To: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
         );
         assert!(!is_new_work(&resp));
-    }
-
-    /// Overload thresholds of 100 ms (refuse) and 500 ms (drop), whatever the defaults.
-    fn thresholds() -> Protect {
-        Protect {
-            overload_delay: Duration::from_millis(100),
-            overload_drop: Duration::from_millis(500),
-            ..Protect::default()
-        }
-    }
-
-    /// Feed the shedder `n` requests a millisecond apart, each having waited `delay`;
-    /// returns how many were refused and dropped.
-    fn run(sh: &mut Shedder, t: &mut Instant, n: u32, delay: Duration, p: &Protect) -> (u32, u32) {
-        let (mut refused, mut dropped) = (0, 0);
-        for _ in 0..n {
-            *t += Duration::from_millis(1);
-            match sh.decide(*t, delay, false, p) {
-                Shed::Admit => {}
-                Shed::Refuse => refused += 1,
-                Shed::Drop => dropped += 1,
-            }
-        }
-        (refused, dropped)
-    }
-
-    #[test]
-    fn requests_are_refused_only_when_they_waited_too_long() {
-        let p = thresholds();
-        let (mut sh, mut t) = (Shedder::default(), Instant::now());
-        assert_eq!(
-            run(&mut sh, &mut t, 5000, Duration::from_millis(5), &p),
-            (0, 0)
-        );
-        // Bursts over the threshold: those requests are refused, but the queue empties
-        // within every window, so the others are not.
-        let mut refused = 0;
-        for _ in 0..20 {
-            refused += run(&mut sh, &mut t, 90, Duration::from_millis(300), &p).0;
-            refused += run(&mut sh, &mut t, 10, Duration::ZERO, &p).0;
-        }
-        assert_eq!(refused, 20 * 90);
-        assert_eq!(sh.share(), 0.0);
-    }
-
-    #[test]
-    fn a_standing_queue_raises_the_refused_share_and_its_end_lowers_it_again() {
-        let p = thresholds();
-        let (mut sh, mut t) = (Shedder::default(), Instant::now());
-        let standing = Duration::from_millis(150);
-        // One second of standing queue: every one of those waited too long, and nine
-        // windows close, each raising the share a step.
-        let (refused, _) = run(&mut sh, &mut t, 1000, standing, &p);
-        assert_eq!(refused, 1000);
-        assert!(sh.share() > 0.85, "{}", sh.share());
-        // The queue is gone: the share still refuses most of what comes next (the overload
-        // has not gone away because the queue did) and comes down a little per window.
-        let (refused, _) = run(&mut sh, &mut t, 100, Duration::from_millis(1), &p);
-        assert!((80..=95).contains(&refused), "refused {refused} of 100");
-        run(&mut sh, &mut t, 900, Duration::from_millis(1), &p);
-        assert!(sh.share() < 0.9 && sh.share() > 0.5, "{}", sh.share());
-        run(&mut sh, &mut t, 5000, Duration::from_millis(1), &p);
-        assert_eq!(sh.share(), 0.0);
-        // And then nothing is refused.
-        assert_eq!(
-            run(&mut sh, &mut t, 1000, Duration::from_millis(1), &p),
-            (0, 0)
-        );
-    }
-
-    #[test]
-    fn the_share_settles_where_the_queue_stops_growing() {
-        // A fake core serving 1000 requests/s offered 2000/s: what it admits is queued;
-        // the delay is the queue's length over the service rate.
-        let p = thresholds();
-        let (mut sh, mut t) = (Shedder::default(), Instant::now());
-        let mut queue = 0.0f64;
-        let mut admitted_last_5s = 0;
-        for ms in 0..20_000u32 {
-            t += Duration::from_micros(500);
-            let delay = Duration::from_secs_f64(queue / 1000.0);
-            if sh.decide(t, delay, false, &p) == Shed::Admit {
-                queue += 1.0;
-                if ms >= 10_000 {
-                    admitted_last_5s += 1;
-                }
-            }
-            queue = (queue - 0.5).max(0.0);
-        }
-        // About the service rate gets in (5 s × 1000/s), the rest is refused.
-        assert!(
-            (4000..=5600).contains(&admitted_last_5s),
-            "{admitted_last_5s}"
-        );
-    }
-
-    #[test]
-    fn an_invite_the_reader_let_in_is_still_refused_if_it_then_waited_too_long_inside() {
-        let p = thresholds();
-        let mut sh = Shedder::default();
-        let t = Instant::now();
-        assert_eq!(sh.screened(t, Duration::from_millis(10), &p), Shed::Admit);
-        assert_eq!(sh.screened(t, Duration::from_millis(100), &p), Shed::Refuse);
-        assert_eq!(sh.screened(t, Duration::from_millis(500), &p), Shed::Drop);
-    }
-
-    #[test]
-    fn thresholds_refuse_then_drop_over_udp_and_always_answer_over_tcp() {
-        let p = thresholds();
-        let mut sh = Shedder::default();
-        let t = Instant::now();
-        assert_eq!(
-            sh.decide(t, Duration::from_millis(500), false, &p),
-            Shed::Drop
-        );
-        assert_eq!(
-            sh.decide(t, Duration::from_millis(500), true, &p),
-            Shed::Refuse
-        );
-        assert_eq!(
-            sh.decide(t, Duration::from_millis(499), false, &p),
-            Shed::Refuse
-        );
-        assert_eq!(
-            sh.decide(t, Duration::from_millis(99), false, &p),
-            Shed::Admit
-        );
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 mod fds;
 mod inbox;
 mod media;
+mod overload;
 mod source_guard;
 mod tcp;
 mod udp;
@@ -480,13 +481,13 @@ impl Shell {
             ov.decide(now, delay, reliable)
         };
         match verdict {
-            inbox::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),
-            inbox::Shed::Refuse => {
+            overload::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),
+            overload::Shed::Refuse => {
                 self.inbox.tally.count_refused();
                 self.core
                     .handle_input(now, Input::Overloaded { msg, source })
             }
-            inbox::Shed::Drop => {
+            overload::Shed::Drop => {
                 self.inbox.tally.count_dropped();
                 metrics::refused("overload_drop");
             }

@@ -11,7 +11,8 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use super::Event;
-use super::inbox::{Inbox, Shed};
+use super::inbox::Inbox;
+use super::overload::Shed;
 use crate::sip::fast::{self, Peek};
 use crate::sip::{Target, parse_datagram};
 
