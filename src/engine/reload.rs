@@ -1,0 +1,77 @@
+//! What a reload may change in a running process, and what it changed (for the log and
+//! `trunkgate reload`). Pure comparisons of two configurations.
+
+use crate::config::Config;
+
+/// The first setting that a reload cannot apply to a running process (sockets are bound,
+/// relays listen and calls in progress carry these addresses), if one changed.
+pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
+    if old.listen != new.listen {
+        return Some("[sip] listen");
+    }
+    if old.advertise != new.advertise {
+        return Some("[sip] advertise");
+    }
+    if old.media_ip != new.media_ip {
+        return Some("[media] advertise");
+    }
+    if old.media_ports != new.media_ports {
+        return Some("[media] ports");
+    }
+    if old.metrics_listen != new.metrics_listen {
+        return Some("[metrics] listen");
+    }
+    if old.cdr_path != new.cdr_path {
+        return Some("[cdr] path");
+    }
+    if old.cdr_max_pending != new.cdr_max_pending {
+        return Some("[cdr] max_pending");
+    }
+    let (a, b) = (&old.protect, &new.protect);
+    if (a.max_tcp_total, a.max_tcp_per_source, a.tcp_message_timeout)
+        != (b.max_tcp_total, b.max_tcp_per_source, b.tcp_message_timeout)
+    {
+        return Some("[protect] max_tcp_total, max_tcp_per_source or tcp_message_timeout_s");
+    }
+    None
+}
+
+/// What a reload changes, for the log and `trunkgate reload`: profiles added, removed and
+/// changed by name, and whether the routes changed.
+pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
+    let mut added: Vec<&str> = Vec::new();
+    let mut changed: Vec<&str> = Vec::new();
+    for (name, p) in &new.profiles {
+        match old.profiles.get(name) {
+            None => added.push(&name.0),
+            Some(o) if **o != **p => changed.push(&name.0),
+            Some(_) => {}
+        }
+    }
+    let mut removed: Vec<&str> = old
+        .profiles
+        .keys()
+        .filter(|n| !new.profiles.contains_key(*n))
+        .map(|n| n.0.as_str())
+        .collect();
+    for v in [&mut added, &mut changed, &mut removed] {
+        v.sort_unstable();
+    }
+    let mut parts = Vec::new();
+    for (what, names) in [("added", added), ("changed", changed), ("removed", removed)] {
+        if !names.is_empty() {
+            parts.push(format!("profiles {what}: {}", names.join(", ")));
+        }
+    }
+    if old.routes != new.routes {
+        parts.push("routes changed".into());
+    }
+    if old.limits != new.limits || old.protect != new.protect {
+        parts.push("[limits]/[protect] changed".into());
+    }
+    if parts.is_empty() {
+        "nothing changed".into()
+    } else {
+        parts.join("; ")
+    }
+}
