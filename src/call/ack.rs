@@ -26,9 +26,11 @@ impl Call {
         self.uas_rel.pending = None;
         self.uas_rel.queue.clear();
         self.timers.clear(CallTimer::Rel1xx);
-        let txn = self.caller_invite.txn;
+        let Some(txn) = self.caller_txn() else {
+            return;
+        };
         cx.send_response(txn, resp.clone());
-        let a_cseq = self.caller_invite.req.cseq().map_or(0, |c| c.0);
+        let a_cseq = self.template().cseq().map_or(0, |c| c.0);
         self.await_ack(cx, Side::A, resp, (a_cseq, b_cseq), txn);
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::reliable::offers_100rel;
 use crate::cdr::CallTag;
-use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, Profile};
+use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, Profile, Route};
 use crate::interop::causes::Q850Cause;
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{UriPolicy, normalise_number};
@@ -143,16 +143,7 @@ pub fn admit(
             vec![],
         ));
     };
-    let ring_timeout = route
-        .ring_timeout
-        .or_else(|| {
-            route
-                .to
-                .first()
-                .and_then(|p| cfg.profile(p))
-                .and_then(|p| p.ring_timeout)
-        })
-        .unwrap_or(DEFAULT_RING_TIMEOUT);
+    let ring_timeout = ring_timeout(cfg, route);
     // Our 18x to the caller go reliably when its profile wants 100rel and its INVITE offers
     // it (RFC 3262); never when the profile disables it.
     let reliable_to_caller = match ingress.prack.mode {
@@ -167,4 +158,19 @@ pub fn admit(
         ring_timeout,
         reliable_to_caller,
     })
+}
+
+/// How long a route's peers ring: the route's `ring_timeout_s`, else its first peer's, else
+/// the default.
+pub fn ring_timeout(cfg: &Config, route: &Route) -> Duration {
+    route
+        .ring_timeout
+        .or_else(|| {
+            route
+                .to
+                .first()
+                .and_then(|p| cfg.profile(p))
+                .and_then(|p| p.ring_timeout)
+        })
+        .unwrap_or(DEFAULT_RING_TIMEOUT)
 }

@@ -77,7 +77,7 @@ impl Call {
             let built = outbound_invite(
                 &cx.env.local,
                 &mut cx.env.ids,
-                &self.caller_invite.req,
+                self.template(),
                 &self.number,
                 &self.caller,
                 &peer,
@@ -89,6 +89,10 @@ impl Call {
                     continue;
                 }
             };
+            if let Err(e) = self.shape_callback_invite(&mut invite) {
+                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                continue;
+            }
             match self.anchor_offer(cx, Side::A, &mut invite, Some(&peer)) {
                 Ok(()) => {}
                 Err(AnchorError::NoPorts) => {
@@ -146,6 +150,9 @@ impl Call {
     pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
         let current = self.attempt.as_ref().is_some_and(|a| a.txn == id);
         if !current {
+            if self.on_user1_2xx_again(cx, id, &resp) {
+                return;
+            }
             // An answer to an attempt we already gave up on (failover raced a late 2xx).
             if resp.is_success() {
                 self.kill_fork(cx, &resp);
@@ -188,6 +195,10 @@ impl Call {
         {
             return;
         }
+        if self.caller_txn().is_none() {
+            // A call-back has no caller to show progress to (early media included).
+            return;
+        }
         match self.toward_caller(cx, &resp) {
             Ok(mut out) => {
                 self.anchor_answer(cx, Side::B, &mut out);
@@ -218,6 +229,9 @@ impl Call {
         }
         if let Some(b) = self.b.as_mut() {
             b.learn_from_response(&resp);
+        }
+        if self.caller_txn().is_none() {
+            return self.on_callback_answer(cx, resp);
         }
         self.phase.answer(cx.now);
         self.timers.clear(CallTimer::Ring);
@@ -279,6 +293,18 @@ impl Call {
         if status == 420 && resp.header_has_token(&Hdr::UNSUPPORTED, "100rel") {
             self.events.push(CallEvent::PeerRejected100rel);
         }
+        let end = EndInfo {
+            tag: CallTag::CalleeReject,
+            status,
+            cause: cause.0,
+            cause_source,
+            reason_sip: reason_sip.clone(),
+            at: cx.now,
+        };
+        let Some(txn) = self.caller_txn() else {
+            // A call-back's leg failed: there is no caller to tell.
+            return self.release_callback(cx, end);
+        };
         self.clear_reliable();
         match self.toward_caller(cx, resp) {
             Ok(mut out) => {
@@ -298,18 +324,10 @@ impl Call {
                         let _ = out.insert_header_before_length(&Hdr::REASON, v);
                     }
                 }
-                cx.send_response(self.caller_invite.txn, out);
+                cx.send_response(txn, out);
             }
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
         }
-        let end = EndInfo {
-            tag: CallTag::CalleeReject,
-            status,
-            cause: cause.0,
-            cause_source,
-            reason_sip,
-            at: cx.now,
-        };
         self.end_call(cx, end);
     }
 
@@ -317,7 +335,7 @@ impl Call {
     /// profile shapes it; `interop::egress`).
     fn toward_caller(&self, cx: &Cx, resp: &Response) -> Result<Response, SipError> {
         relayed_response(
-            &self.caller_invite.req,
+            self.template(),
             resp,
             &self.a.local_tag,
             &self.ingress,
@@ -354,6 +372,12 @@ impl Call {
     /// A 2xx we do not want (a late answer after CANCEL, a second fork, an abandoned
     /// attempt): ACK it, as RFC 3261 requires, then BYE that dialog.
     pub(super) fn kill_fork(&mut self, cx: &mut Cx, resp: &Response) {
+        self.ack_and_bye_b(cx, resp);
+        self.events.push(CallEvent::Late2xxReleased);
+    }
+
+    /// ACK the 2xx `resp` on side B's dialog (as that 2xx sets it up), then BYE it.
+    pub(super) fn ack_and_bye_b(&mut self, cx: &mut Cx, resp: &Response) {
         let Some(mut leg) = self.b.clone() else {
             return;
         };
@@ -370,6 +394,5 @@ impl Call {
             }
             Err(e) => warn!(error = %e, "cannot build BYE"),
         }
-        self.events.push(CallEvent::Late2xxReleased);
     }
 }

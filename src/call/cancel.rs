@@ -20,7 +20,11 @@ impl Call {
             Ok(resp) => cx.send_response(id, resp),
             Err(e) => warn!(error = %e, "cannot answer CANCEL"),
         }
-        if !self.phase.is_routing() || !cx.env.txn.server_pending(self.caller_invite.txn) {
+        if !self.phase.is_routing()
+            || !self
+                .caller_txn()
+                .is_some_and(|t| cx.env.txn.server_pending(t))
+        {
             return;
         }
         let (cause, cause_source, reason_sip) = match parse_reason(&req.header_lines(&Hdr::REASON))
@@ -75,6 +79,9 @@ impl Call {
         end: EndInfo,
         headers: &[(Hdr, &str)],
     ) {
+        let Some(txn) = self.caller_txn() else {
+            return self.release_callback(cx, end);
+        };
         let status = end.status;
         let reason = crate::sip::reason_phrase(status);
         let reason_hdr = reason_header(Q850Cause(end.cause));
@@ -84,15 +91,10 @@ impl Call {
         }
         self.clear_reliable();
         let tag = self.a.local_tag.clone();
-        let answer = crate::sip::ingress::response_to(
-            &self.caller_invite.req,
-            status,
-            reason,
-            Some(&tag),
-            &extra,
-        );
+        let answer =
+            crate::sip::ingress::response_to(self.template(), status, reason, Some(&tag), &extra);
         match answer {
-            Ok(resp) => cx.send_response(self.caller_invite.txn, resp),
+            Ok(resp) => cx.send_response(txn, resp),
             Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
         }
         self.cancel_attempt(cx);

@@ -21,6 +21,7 @@ pub(super) struct Facts<'a> {
     pub egress: Option<String>,
     pub recording: Option<String>,
     pub events: Vec<String>,
+    pub callback_id: Option<String>,
 }
 
 pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
@@ -46,19 +47,14 @@ pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
         recording: f.recording,
         events: f.events,
         reason_sip: end.reason_sip,
+        callback_id: f.callback_id,
     }
 }
 
 impl Call {
-    /// The call's CDR as things stand (its end as fixed by the release).
-    pub(super) fn cdr(&self, env: &Env) -> CdrRecord {
-        let end = self.phase.end_info().cloned().unwrap_or(EndInfo::internal(
-            CallTag::GatewayError,
-            500,
-            Q850Cause::PROTOCOL_ERROR.0,
-            self.started,
-        ));
-        let facts = Facts {
+    /// What a CDR says of a call from a caller.
+    fn facts(&self, recording: Option<String>) -> Facts<'_> {
+        Facts {
             call_id: &self.a.call_id,
             egress_call_id: self.b.as_ref().map(|b| b.call_id.clone()),
             started: self.started,
@@ -67,12 +63,39 @@ impl Call {
             to: &self.number,
             ingress: &self.ingress.name.0,
             egress: self.egress_name().map(|n| n.0.clone()),
-            recording: self
-                .media
-                .as_ref()
-                .and_then(|m| m.recording.as_ref())
-                .map(|r| r.path.display().to_string()),
+            recording,
             events: self.events.to_cdr(),
+            callback_id: None,
+        }
+    }
+
+    /// The call's CDR as things stand (its end as fixed by the release).
+    pub(super) fn cdr(&self, env: &Env) -> CdrRecord {
+        let end = self.phase.end_info().cloned().unwrap_or(EndInfo::internal(
+            CallTag::GatewayError,
+            500,
+            Q850Cause::PROTOCOL_ERROR.0,
+            self.started,
+        ));
+        let recording = self
+            .media
+            .as_ref()
+            .and_then(|m| m.recording.as_ref())
+            .map(|r| r.path.display().to_string());
+        // A call-back's CDR names user1's and user2's legs (see `third_party`).
+        let cb = self.callback_facts();
+        let facts = match &cb {
+            Some(cb) => Facts {
+                call_id: &cb.user1_call_id,
+                egress_call_id: cb.user2_call_id.clone(),
+                from: cb.user1,
+                to: cb.user2,
+                ingress: &cb.user1_peer,
+                egress: cb.user2_peer.clone(),
+                callback_id: Some(cb.id.clone()),
+                ..self.facts(recording)
+            },
+            None => self.facts(recording),
         };
         record(env, facts, end)
     }

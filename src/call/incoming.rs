@@ -8,12 +8,11 @@ use tracing::{debug, info};
 
 use super::admission::{self, Refusal};
 use super::anchor::media_plan;
-use super::attempt::AttemptOutcome;
 use super::cdr::{Facts, record};
 use super::dialog::Dialog;
 use super::phase::{EndInfo, Phase};
 use super::router::B2bua;
-use super::state::{Call, CallerInvite, RoutePlan, TxnRole, UasRel};
+use super::state::{Call, CallerInvite, Origin, RoutePlan, TxnRole, UasRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -225,14 +224,16 @@ impl B2bua {
         let media = media_plan(&self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
         self.env.dialogs.insert(a.key(), (r, Side::A));
         self.env.owners.insert(id, (r, TxnRole::CallerInvite));
+        let adm_peer = ingress.name.clone();
         let call = Call {
             cfg,
             phase: Phase::Routing,
             ingress,
             a,
             b: None,
-            caller_invite: CallerInvite { txn: id, req },
+            origin: Origin::Caller(CallerInvite { txn: id, req }),
             attempt: None,
+            counted_ingress: Some(adm_peer),
             counted_egress: None,
             route: RoutePlan {
                 targets: adm.targets,
@@ -261,25 +262,8 @@ impl B2bua {
             let caller = call.ingress.name.clone();
             call.progress(cx, caller, Direction::Inbound, Stage::Offered);
             call.timers.set(CallTimer::Ring, cx.now + ring);
-            match call.start_attempt(cx) {
-                AttemptOutcome::Sent => {}
-                // 47: resource unavailable, when it was the RTP ports that ran out.
-                AttemptOutcome::NoMediaPorts => {
-                    call.fail_call(cx, 503, CallTag::MediaUnavailable, Q850Cause(47))
-                }
-                // 488 → Q.850 127 (RFC 3398): the offer itself is what we cannot take.
-                AttemptOutcome::BadSdp => {
-                    call.fail_call(cx, 488, CallTag::CallerRejected, Q850Cause::INTERWORKING)
-                }
-                AttemptOutcome::RateLimited(over) => call.fail_call_with_extra(
-                    cx,
-                    EndInfo::internal(CallTag::RateLimited, 503, Q850Cause::CONGESTION.0, cx.now),
-                    &[(Hdr::RETRY_AFTER, over.retry_after())],
-                ),
-                AttemptOutcome::NoPeerLeft => {
-                    call.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38))
-                }
-            }
+            let outcome = call.start_attempt(cx);
+            call.on_attempt_outcome(cx, outcome);
         });
     }
 
@@ -304,6 +288,7 @@ impl B2bua {
             egress: None,
             recording: None,
             events: Vec::new(),
+            callback_id: None,
         };
         let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);
         let cdr = record(&self.env, facts, end);

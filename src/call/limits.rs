@@ -132,8 +132,7 @@ impl Limits {
     /// limits and the peer's. On success the call counts against both until [`release`].
     pub fn admit_call(&mut self, now: Instant, peer: &PeerName, calls: usize) -> Result<(), Over> {
         self.tick(now);
-        let calls = u32::try_from(calls).unwrap_or(u32::MAX);
-        if self.global.full(calls) {
+        if self.global_full(calls) {
             return Err(Over::MaxCalls);
         }
         self.admit_peer(peer)?;
@@ -142,6 +141,23 @@ impl Limits {
             return Err(Over::Cps);
         }
         Ok(())
+    }
+
+    /// A new call that comes from no peer (a call-back without `from_peer`): the gateway's
+    /// limits only. Nothing to release afterwards.
+    pub fn admit_gateway(&mut self, now: Instant, calls: usize) -> Result<(), Over> {
+        self.tick(now);
+        if self.global_full(calls) {
+            return Err(Over::MaxCalls);
+        }
+        if !self.global.take_token() {
+            return Err(Over::Cps);
+        }
+        Ok(())
+    }
+
+    fn global_full(&self, calls: usize) -> bool {
+        self.global.full(u32::try_from(calls).unwrap_or(u32::MAX))
     }
 
     /// An attempt toward `peer` (the peer's limits only: the gateway's were checked when the

@@ -71,7 +71,11 @@ impl Call {
             // BYE on an early dialog: the caller gave up (treat as CANCEL); the callee
             // cannot answer any more (the caller gets 480).
             let (tag, status) = match side {
-                Side::A => (CallTag::CallerCancel, 487),
+                Side::A => {
+                    // A call-back's user1 leaving while user2 rings: its BYE is answered.
+                    self.user1_left();
+                    (CallTag::CallerCancel, 487)
+                }
                 Side::B => (tag, 480),
             };
             let end = EndInfo {
@@ -109,9 +113,12 @@ impl Call {
     fn relay_request(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
         let other = side.other();
         let method = req.method();
+        // A caller's dialog is always ready; a callee's (or a call-back's user1's) once its
+        // peer's tag is known.
+        let caller = other == Side::A && self.caller_txn().is_some();
         let ready = self
             .dialog(other)
-            .is_some_and(|l| other == Side::A || l.remote_tag.is_some());
+            .is_some_and(|l| caller || l.remote_tag.is_some());
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
             cx.respond(id, &req, 491, "Request Pending", &[]);
             return;

@@ -33,6 +33,7 @@ mod release;
 mod reliable;
 mod router;
 mod state;
+mod third_party;
 mod timers;
 
 use std::ops::{Index, IndexMut};
@@ -41,6 +42,7 @@ use std::sync::Arc;
 pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
 pub use router::{B2bua, Stats};
+pub use third_party::CallbackReport;
 
 use crate::cdr::CdrRecord;
 use crate::config::{Config, PeerName};
@@ -136,6 +138,9 @@ pub enum Input {
     CdrWritable(bool),
     /// Release every call still up (the drain period is over).
     HangUpAll,
+    /// The call-back service asks for a call-back to be placed or cancelled; the outcome
+    /// comes back as [`Output::Callback`].
+    Callback(crate::callback::Command),
 }
 
 /// What the core asks of the shell.
@@ -157,6 +162,8 @@ pub enum Output {
     Media(crate::media::MediaAction),
     /// Something worth counting that is not in a CDR.
     Event(CoreEvent),
+    /// For the call-back service: a call-back's progress or end.
+    Callback(CallbackReport),
 }
 
 /// Counted by the shell (metrics), never acted on.

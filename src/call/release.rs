@@ -40,6 +40,7 @@ impl Call {
             "call ended"
         );
         cx.emit(Output::Cdr(Box::new(cdr)));
+        self.report_callback_end(cx);
         // Safety net: whatever happens to the remaining transactions, forget the call after
         // they would all have timed out.
         self.timers

@@ -111,8 +111,11 @@ impl Call {
     /// Send a provisional to the caller: reliably when this call does 100rel with the
     /// caller, one at a time, queued behind an unacknowledged one.
     pub(super) fn send_provisional_to_caller(&mut self, cx: &mut Cx, resp: Response) {
+        let Some(txn) = self.caller_txn() else {
+            return;
+        };
         if !self.uas_rel.reliable || resp.status() == 100 {
-            cx.send_response(self.caller_invite.txn, resp);
+            cx.send_response(txn, resp);
             return;
         }
         if self.uas_rel.pending.is_some() {
@@ -138,9 +141,12 @@ impl Call {
         if let Err(e) = added {
             warn!(error = %e, "cannot make provisional reliable; sending it unreliably");
         }
+        let Some(txn) = self.caller_txn() else {
+            return;
+        };
         let has_sdp = !resp.body().is_empty();
         let t1 = cx.env.timers.t1;
-        cx.send_response(self.caller_invite.txn, resp.clone());
+        cx.send_response(txn, resp.clone());
         self.uas_rel.pending = Some(PendingRel {
             resp,
             rseq,
@@ -172,7 +178,9 @@ impl Call {
         p.interval *= 2;
         // Never sleep past the 64*T1 deadline: that is when we give up.
         let (resp, next) = (p.resp.clone(), (cx.now + p.interval).min(p.since + t1 * 64));
-        cx.send_response(self.caller_invite.txn, resp);
+        if let Some(txn) = self.caller_txn() {
+            cx.send_response(txn, resp);
+        }
         self.timers.set(CallTimer::Rel1xx, next);
     }
 
@@ -184,7 +192,7 @@ impl Call {
             .split_whitespace()
             .map(String::from)
             .collect();
-        let invite_cseq = self.caller_invite.req.cseq().map_or(0, |c| c.0);
+        let invite_cseq = self.template().cseq().map_or(0, |c| c.0);
         let matches = self
             .uas_rel
             .pending

@@ -41,6 +41,8 @@ pub struct B2bua {
     /// The deadline each call is filed under.
     filed: HashMap<CallRef, Instant>,
     pub(super) next_ref: CallRef,
+    /// Call-backs in progress, by the call-back service's id.
+    pub(super) callbacks: HashMap<crate::callback::CallbackId, CallRef>,
     /// Reused between dispatch rounds.
     batch: Vec<TxnOutput>,
 }
@@ -77,6 +79,7 @@ impl B2bua {
             deadlines: BTreeSet::new(),
             filed: HashMap::default(),
             next_ref: 1,
+            callbacks: HashMap::default(),
             batch: Vec::new(),
         }
     }
@@ -142,6 +145,7 @@ impl B2bua {
             }
             Input::Drain => self.env.draining = true,
             Input::CdrWritable(ok) => self.env.cdr_writable = ok,
+            Input::Callback(cmd) => self.on_callback(now, cmd),
             Input::HangUpAll => {
                 let refs: Vec<CallRef> = self.calls.keys().copied().collect();
                 for r in refs {
@@ -233,9 +237,11 @@ impl B2bua {
             self.deadlines.remove(&(f, r));
         }
         call.timers.clear_all();
-        self.env.limits.release(&call.ingress.name);
-        if let Some(p) = call.counted_egress.take() {
+        for p in call.counted_peers() {
             self.env.limits.release(&p);
+        }
+        if let Some(tp) = call.third_party() {
+            self.callbacks.remove(&tp.id);
         }
         if let Some(media) = call.media.take() {
             release_media(&mut self.env, r, media);

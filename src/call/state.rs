@@ -43,6 +43,18 @@ pub struct CallerInvite {
     pub req: Request,
 }
 
+/// Where a call came from.
+// The caller's INVITE is the common case and the large one; boxing it would cost every call
+// an allocation, so the rare call-back is the boxed variant.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Origin {
+    /// A caller's INVITE: the gateway is its UAS on side A.
+    Caller(CallerInvite),
+    /// A call-back the gateway placed itself (RFC 3725): it is the UAC on both sides.
+    Callback(Box<super::third_party::ThirdParty>),
+}
+
 /// The current INVITE attempt toward one peer of the route.
 #[derive(Debug)]
 pub struct Attempt {
@@ -160,10 +172,13 @@ pub struct Call {
     pub a: Dialog,
     /// The callee's dialog, once an attempt was sent.
     pub b: Option<Dialog>,
-    pub caller_invite: CallerInvite,
+    pub origin: Origin,
     pub attempt: Option<Attempt>,
     pub route: RoutePlan,
-    /// The egress peer this call counts against in `[limits]` (the ingress peer always does).
+    /// The ingress peer this call counts against in `[limits]` (a call-back counts against
+    /// its `from_peer`, or against the gateway's limits alone).
+    pub counted_ingress: Option<PeerName>,
+    /// The egress peer this call counts against in `[limits]`.
     pub counted_egress: Option<PeerName>,
     /// Dialled number.
     pub number: String,
@@ -208,6 +223,46 @@ impl Call {
             Side::A => Some(&self.ingress),
             Side::B => self.attempt.as_ref().map(|a| &a.peer),
         }
+    }
+
+    /// The request the callee's INVITE is built from: the caller's INVITE, or the one a
+    /// call-back stands in for it.
+    pub fn template(&self) -> &Request {
+        match &self.origin {
+            Origin::Caller(ci) => &ci.req,
+            Origin::Callback(tp) => &tp.template,
+        }
+    }
+
+    /// The caller's INVITE server transaction (none for a call-back).
+    pub fn caller_txn(&self) -> Option<TxnId> {
+        match &self.origin {
+            Origin::Caller(ci) => Some(ci.txn),
+            Origin::Callback(_) => None,
+        }
+    }
+
+    pub fn third_party(&self) -> Option<&super::third_party::ThirdParty> {
+        match &self.origin {
+            Origin::Callback(tp) => Some(tp),
+            Origin::Caller(_) => None,
+        }
+    }
+
+    /// The peers this call counts against in `[limits]`, taken (each released once).
+    pub fn counted_peers(&mut self) -> Vec<PeerName> {
+        let user1 = match &mut self.origin {
+            Origin::Callback(tp) => tp.user1_counted.take(),
+            Origin::Caller(_) => None,
+        };
+        [
+            self.counted_ingress.take(),
+            self.counted_egress.take(),
+            user1,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     pub fn egress_name(&self) -> Option<&PeerName> {

@@ -37,6 +37,8 @@ pub enum CallTag {
     GatewayError,
     /// The call reached a peer's `[limits] max_call_duration_s`.
     MaxDuration,
+    /// The application server cancelled the call-back (`CANCEL: id=…`).
+    CallbackCancelled,
 }
 
 impl CallTag {
@@ -58,6 +60,7 @@ impl CallTag {
             CallTag::Shutdown => "shutdown",
             CallTag::GatewayError => "gateway_error",
             CallTag::MaxDuration => "max_duration",
+            CallTag::CallbackCancelled => "callback_cancelled",
         }
     }
 }
@@ -93,4 +96,7 @@ pub struct CdrRecord {
     pub events: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_sip: Option<String>,
+    /// The call-back this call was placed for (`REQUEST: id=…`); absent for other calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_id: Option<String>,
 }

@@ -29,6 +29,7 @@ fn rec(id: &str) -> CdrRecord {
         recording: None,
         events: vec![],
         reason_sip: None,
+        callback_id: None,
     }
 }
 

@@ -16,11 +16,8 @@ use super::file::{CallbackSection, SipSection};
 use super::{ConfigError, PeerName};
 use crate::callback::protocol::Number;
 
-/// `[callback] port` when the section does not set one. The contract's default is 5080;
-/// until the call layer originates call-backs (issue 10), the service is off unless a port
-/// is set, and `run` refuses a set one (see `engine::run`), so no port is ever open that
-/// would accept requests and place no call.
-pub const DEFAULT_PORT: u16 = 0;
+/// `[callback] port` when the section does not set one (`0` turns the service off).
+pub const DEFAULT_PORT: u16 = 5080;
 const DEFAULT_MAX_DURATION_S: u64 = 3600;
 const DEFAULT_RATE: NonZeroU32 = match NonZeroU32::new(10) {
     Some(n) => n,
@@ -121,30 +118,27 @@ pub(super) fn load(
         },
         None => match sip.advertise.get_ref().trim().parse::<IpAddr>() {
             Ok(ip) => Some(ip),
-            Err(_) if port != 0 => {
-                // Binding needs an address; guessing one could expose the port.
+            // Binding needs an address; guessing one could expose the port.
+            Err(_) if port == 0 => None,
+            Err(_) => {
                 let msg = "[callback] listen must be set: [sip] advertise is not an IP address \
                            (or set [callback] port = 0)";
-                errs.push(match &sec.port {
-                    Some(p) => cx.at(p, msg),
-                    None => cx.at(&sip.advertise, msg),
-                });
+                match &sec.port {
+                    Some(p) => errs.push(cx.at(p, msg)),
+                    // Only the default port: the service stays off, and `check` says so.
+                    None => warnings.push(cx.at(
+                        &sip.advertise,
+                        format!("warning: the call-back service is off: {msg}"),
+                    )),
+                }
                 None
             }
-            Err(_) => None,
         },
     };
     c.listen = match (port, ip) {
         (0, _) | (_, None) => None,
         (port, Some(ip)) => Some(SocketAddr::new(ip, port)),
     };
-    if let (Some(_), Some(p)) = (c.listen, &sec.port) {
-        warnings.push(cx.at(
-            p,
-            "warning: [callback] the call-back service is not connected to calls in this build \
-             yet (issue 10): `run` refuses to start with a port set; set port = 0",
-        ));
-    }
     if let Some(list) = &sec.allow {
         c.allow.clear();
         for a in list.get_ref() {
@@ -288,8 +282,9 @@ mod tests {
         let cfg = cfg.unwrap();
         let c = &cfg.callback;
         assert_eq!(
-            c.listen, None,
-            "off until the call flow is wired (issue 10)"
+            c.listen,
+            Some("127.0.0.1:5080".parse().unwrap()),
+            "on by default, at the advertise address"
         );
         assert_eq!(c.allow, vec!["127.0.0.1/32".parse::<IpNet>().unwrap()]);
         assert!(!c.allow_any);
@@ -406,9 +401,16 @@ mod tests {
             text.contains(":11:8: [callback] listen must be set"),
             "{text}"
         );
-        // Off (the default until the call flow is wired): nothing to bind, nothing to say.
-        let (_dir, cfg) = load_with(&base, "");
-        assert_eq!(cfg.unwrap().callback.listen, None);
+        // Only the default port: the service stays off, with a warning saying why.
+        let (dir, cfg) = load_with(&base, "");
+        let cfg = cfg.unwrap();
+        assert_eq!(cfg.callback.listen, None);
+        let w: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+        let want = format!(
+            "{}:5:13: warning: the call-back service is off",
+            gateway_toml(&dir).display()
+        );
+        assert!(w.len() == 1 && w[0].starts_with(&want), "{w:?}");
         let (_dir, cfg) = load_with(&base, "[callback]\nport = 5080\nlisten = \"127.0.0.1\"\n");
         assert_eq!(
             cfg.unwrap().callback.listen,
@@ -423,13 +425,12 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_configuration_keeps_the_service_off_and_loopback_only() {
+    fn the_shipped_configuration_listens_on_loopback_for_loopback_only() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
         let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let c = &cfg.callback;
-        // Off until the call flow is wired (issue 10); when it is, 127.0.0.1:5080.
-        assert_eq!(c.listen, None);
         let listen: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        assert_eq!(c.listen, Some(listen));
         assert_eq!(c.allow, vec!["127.0.0.1/32".parse::<IpNet>().unwrap()]);
         assert!(!c.allow_any);
         assert!(cfg.warnings.is_empty());

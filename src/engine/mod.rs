@@ -6,6 +6,7 @@
 //! parse what they receive and hand messages to it over two bounded queues (`inbox`):
 //! accepted work first, new work shed with 503 when it has waited too long.
 
+mod callback;
 mod fds;
 mod inbox;
 mod media;
@@ -27,7 +28,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::call::{B2bua, CoreEvent, Input, Output, Stage};
+use crate::call::{B2bua, CallbackReport, CoreEvent, Input, Output, Stage};
 use crate::cdr::CdrWriter;
 use crate::config::Config;
 use crate::ops::metrics;
@@ -97,12 +98,6 @@ impl Lifecycle {
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let (inbox, queues) = inbox::Inbox::new(cfg.clone(), Instant::now());
-    if let Some(at) = cfg.callback.listen {
-        anyhow::bail!(
-            "[callback] port is set ({at}), but the call-back service is not connected to calls \
-             in this build yet (issue 10): set [callback] port = 0"
-        );
-    }
     fds::ensure(&cfg)?;
     let conn_ids = tcp::ConnIds::default();
     let tcp_limits = tcp::Limits {
@@ -162,6 +157,30 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             None
         }
     };
+    // `[callback] port = 0` opens no socket at all.
+    let (callback, callback_rx) = match callback::CallbackSocket::start(&cfg.callback) {
+        Ok(Some((sock, rx))) => {
+            let service = crate::callback::Service::new(cfg.clone(), Instant::now());
+            let at = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            info!(listen = %at, allow = ?cfg.callback.allow, "call-back service listening");
+            if cfg.callback.allow_any {
+                warn!(
+                    "[callback] allow_any = true: anyone who can reach the call-back port can place calls at your cost"
+                );
+            }
+            (Some(Callback { sock, service }), Some(rx))
+        }
+        Ok(None) => (None, None),
+        Err(e) => {
+            let at = cfg
+                .callback
+                .listen
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            return Err(e)
+                .with_context(|| format!("cannot bind the call-back service on udp:{at}"));
+        }
+    };
     let core = B2bua::new(
         cfg.clone(),
         TimerConfig::default(),
@@ -183,8 +202,9 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         lifecycle: Lifecycle::Running,
         cdr_ok: true,
         control,
+        callback,
     };
-    let result = shell.run(queues).await;
+    let result = shell.run(queues, callback_rx).await;
     // Finalise every recording still open before the process exits.
     drop(shell);
     if wav_thread.join().is_err() {
@@ -212,10 +232,22 @@ struct Shell {
     cdr_ok: bool,
     /// The pid file and reload results for `trunkgate reload`.
     control: Option<crate::ops::control::Control>,
+    /// The call-back service, unless `[callback] port = 0`.
+    callback: Option<Callback>,
+}
+
+/// The call-back service's socket and its sans-IO state.
+struct Callback {
+    sock: callback::CallbackSocket,
+    service: crate::callback::Service,
 }
 
 impl Shell {
-    async fn run(&mut self, mut q: inbox::Queues) -> anyhow::Result<()> {
+    async fn run(
+        &mut self,
+        mut q: inbox::Queues,
+        mut callback_rx: Option<mpsc::Receiver<callback::Datagram>>,
+    ) -> anyhow::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -224,10 +256,18 @@ impl Shell {
         // Recordings are drained in 100 ms steps: bounded memory per call.
         let mut record_tick = tokio::time::interval(Duration::from_millis(100));
         loop {
-            let wake = [self.core.poll_timeout(), self.lifecycle.deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            let callback_wake = self
+                .callback
+                .as_ref()
+                .and_then(|c| c.service.poll_timeout());
+            let wake = [
+                self.core.poll_timeout(),
+                self.lifecycle.deadline(),
+                callback_wake,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let running = self.lifecycle == Lifecycle::Running;
             tokio::select! {
                 // In this order: signals, ticks and deadlines (rarely ready, and never to be
@@ -240,6 +280,10 @@ impl Shell {
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = record_tick.tick() => self.media.tick(Instant::now()),
                 _ = gauges.tick() => self.every_second(Instant::now()),
+                dg = recv_datagram(&mut callback_rx) => match dg {
+                    Some(dg) => self.on_datagram(Instant::now(), dg),
+                    None => callback_rx = None,
+                },
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
                     self.on_event(Instant::now(), ev);
@@ -254,6 +298,11 @@ impl Shell {
             let now = Instant::now();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
+            }
+            if let Some(cb) = self.callback.as_mut()
+                && cb.service.poll_timeout().is_some_and(|t| t <= now)
+            {
+                cb.service.handle_timeout(now);
             }
             self.perform(now);
             if self.lifecycle_step(now) {
@@ -326,6 +375,14 @@ impl Shell {
             for (what, n) in self.inbox.tally.take() {
                 warn!(count = n, period_s = SUMMARY_EVERY.as_secs(), "{what}");
             }
+            let cb_dropped = self.callback.as_ref().map_or(0, |c| c.sock.take_dropped());
+            if cb_dropped > 0 {
+                warn!(
+                    count = cb_dropped,
+                    period_s = SUMMARY_EVERY.as_secs(),
+                    "call-back datagrams dropped: they arrived faster than they were handled"
+                );
+            }
         }
         let st = self.core.stats();
         debug!(
@@ -342,6 +399,9 @@ impl Shell {
     fn start_drain(&mut self) {
         let now = Instant::now();
         self.core.handle_input(now, Input::Drain);
+        if let Some(cb) = self.callback.as_mut() {
+            cb.service.start_drain();
+        }
         let drain = self.core.config().drain;
         info!(
             calls = self.core.active_calls(),
@@ -400,6 +460,10 @@ impl Shell {
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
         let cfg = Arc::new(cfg);
         self.inbox.configure(cfg.clone(), now);
+        if let Some(cb) = self.callback.as_mut() {
+            cb.sock.set_allow(&cfg.callback);
+            cb.service.set_config(cfg.clone());
+        }
         self.core.handle_input(now, Input::Reload(cfg));
     }
 
@@ -495,8 +559,40 @@ impl Shell {
         }
     }
 
-    /// Carry out what the core asked for.
+    /// One datagram for the call-back service.
+    fn on_datagram(&mut self, now: Instant, dg: callback::Datagram) {
+        if let Some(cb) = self.callback.as_mut() {
+            cb.service.handle_datagram(now, dg.src, &dg.bytes);
+        }
+        self.perform(now);
+    }
+
+    /// Carry out what the core and the call-back service asked for, until neither asks
+    /// anything more (each may give the other work).
     fn perform(&mut self, now: Instant) {
+        loop {
+            self.perform_core(now);
+            let Some(cb) = self.callback.as_mut() else {
+                return;
+            };
+            let mut commands = Vec::new();
+            while let Some(o) = cb.service.poll_output() {
+                match o {
+                    crate::callback::Output::Transmit { to, bytes } => cb.sock.send(to, &bytes),
+                    crate::callback::Output::Command(c) => commands.push(c),
+                }
+            }
+            if commands.is_empty() {
+                return;
+            }
+            for c in commands {
+                self.core.handle_input(now, Input::Callback(c));
+            }
+        }
+    }
+
+    /// Carry out what the core asked for.
+    fn perform_core(&mut self, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
                 Output::Transmit { target, wire, txn } => {
@@ -543,6 +639,17 @@ impl Shell {
                     };
                     metrics::progress(&peer.0, direction.as_str(), stage, after)
                 }
+                Output::Callback(report) => {
+                    let Some(cb) = self.callback.as_mut() else {
+                        continue;
+                    };
+                    match report {
+                        CallbackReport::Progress { id, state } => {
+                            cb.service.on_progress(now, &id, state)
+                        }
+                        CallbackReport::Ended { id, end } => cb.service.on_ended(now, &id, end),
+                    }
+                }
             }
         }
     }
@@ -571,6 +678,16 @@ impl Shell {
             // ICMP errors from earlier sends surface here; UDP has no delivery to report.
             Err(e) => warn!(%to, error = %e, "UDP send failed"),
         }
+    }
+}
+
+/// The next call-back datagram; never, without the service.
+async fn recv_datagram(
+    rx: &mut Option<mpsc::Receiver<callback::Datagram>>,
+) -> Option<callback::Datagram> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

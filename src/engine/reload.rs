@@ -18,6 +18,9 @@ pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static
     if old.media_ports != new.media_ports {
         return Some("[media] ports");
     }
+    if old.callback.listen != new.callback.listen {
+        return Some("[callback] port or listen");
+    }
     if old.metrics_listen != new.metrics_listen {
         return Some("[metrics] listen");
     }

@@ -3,6 +3,7 @@
 //! builders); the flows are in the files beside it, one theme each.
 
 mod anchor;
+mod callback;
 mod calls;
 mod edge;
 mod limits;
@@ -131,6 +132,8 @@ pub(super) struct H {
     pub(super) cdrs: Vec<CdrRecord>,
     pub(super) media: Vec<crate::media::MediaAction>,
     pub(super) events: Vec<CoreEvent>,
+    /// What the call-back service was told.
+    pub(super) reports: Vec<CallbackReport>,
     /// The transaction of each message sent within one, by destination.
     pub(super) txns: Vec<(SocketAddr, crate::txn::TxnId)>,
 }
@@ -155,6 +158,7 @@ impl H {
             cdrs: Vec::new(),
             media: Vec::new(),
             events: Vec::new(),
+            reports: Vec::new(),
             txns: Vec::new(),
         }
     }
@@ -176,6 +180,7 @@ impl H {
                 Output::Cdr(c) => self.cdrs.push(*c),
                 Output::Media(m) => self.media.push(m),
                 Output::Event(e) => self.events.push(e),
+                Output::Callback(r) => self.reports.push(r),
             }
         }
     }

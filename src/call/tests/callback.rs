@@ -1,0 +1,450 @@
+//! Call-backs (RFC 3725 flow I) on the fake clock: user1 is the PBX's extension 1001 (at
+//! the phone's address), user2 a carrier number; the call-back service is played by the
+//! test, which sends `Input::Callback` and reads `H::reports`.
+
+use super::*;
+use crate::callback::{CallbackId, Command, End, Number, Originate, Outcome, State};
+
+const OFFER: &str = "v=0\r\no=- 7 7 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n";
+
+/// The test configuration plus a route for the PBX's extensions ("1…" → pbx).
+fn cb_config() -> Config {
+    let mut cfg = config();
+    cfg.routes.insert(
+        0,
+        Route {
+            from: RouteFrom::Peer(PeerName("pbx".into())),
+            prefix: "1".into(),
+            to: vec![PeerName("pbx".into())],
+            ring_timeout: Some(Duration::from_secs(20)),
+        },
+    );
+    cfg
+}
+
+fn id(s: &str) -> CallbackId {
+    CallbackId::parse(s).unwrap()
+}
+
+fn originate_with(h: &mut H, cb: &str, user1: &str, user2: &str, max: Duration) {
+    h.input(Input::Callback(Command::Originate(Originate {
+        id: id(cb),
+        user1: Number::parse(user1).unwrap(),
+        user2: Number::parse(user2).unwrap(),
+        caller: None,
+        max_duration: max,
+        from_peer: Some(PeerName("pbx".into())),
+    })));
+}
+
+fn originate(h: &mut H, cb: &str) {
+    originate_with(h, cb, "1001", "+8610123", Duration::from_secs(3600));
+}
+
+fn ended(h: &H) -> Vec<(CallbackId, End)> {
+    h.reports
+        .iter()
+        .filter_map(|r| match r {
+            CallbackReport::Ended { id, end } => Some((id.clone(), *end)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn progress(h: &H) -> Vec<State> {
+    h.reports
+        .iter()
+        .filter_map(|r| match r {
+            CallbackReport::Progress { state, .. } => Some(*state),
+            _ => None,
+        })
+        .collect()
+}
+
+/// user1 (the phone's address) answers `inv1` with its offer; returns user2's INVITE.
+fn user1_answers(h: &mut H, inv1: &Request) -> Request {
+    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    h.recv_msg(PHONE, reply(inv1, 180, "u1", &contact, None));
+    h.recv_msg(PHONE, reply(inv1, 200, "u1", &contact, Some(OFFER)));
+    h.one_request(CARRIER_A, Method::Invite)
+}
+
+/// user2 (carrier-a) answers `inv2` with `SDP`.
+fn user2_answers(h: &mut H, inv2: &Request) {
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(inv2, 200, "u2", &contact, Some(SDP)));
+}
+
+/// A request from user1 in the call-back's dialog (the gateway called it with `inv1`).
+fn from_user1(inv1: &Request, method: &str, cseq: u32, branch: &str) -> String {
+    msgs::in_dialog(
+        method,
+        "sip:127.0.0.1:5060",
+        &format!("{};tag=u1", inv1.header(&Hdr::TO).unwrap()),
+        &inv1.header(&Hdr::FROM).unwrap(),
+        &inv1.call_id().unwrap(),
+        cseq,
+        branch,
+        "127.0.0.2:5060",
+        "",
+    )
+}
+
+/// Both connected; returns (user1's INVITE, user2's INVITE).
+fn connected(h: &mut H) -> (Request, Request) {
+    originate(h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(h, &inv1);
+    user2_answers(h, &inv2);
+    assert_eq!(progress(h), vec![State::Calling2, State::Connected]);
+    (inv1, inv2)
+}
+
+#[test]
+fn both_answer_the_offer_and_answer_cross_in_the_acks() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    // Flow I: no SDP toward user1, and no 100rel (an offer in a reliable 18x would need an
+    // answer we do not have yet). user1 sees who it will be connected to.
+    assert!(inv1.body().is_empty(), "{inv1:?}");
+    assert!(!inv1.header_has_token(&Hdr::SUPPORTED, "100rel"));
+    assert!(inv1.uri().starts_with("sip:1001@"), "{}", inv1.uri());
+    assert!(inv1.from_uri().unwrap().contains("+8610123"), "{inv1:?}");
+    assert!(h.reports.is_empty());
+
+    let inv2 = user1_answers(&mut h, &inv1);
+    assert_eq!(progress(&h), vec![State::Calling2]);
+    assert_eq!(
+        inv2.body().as_ref(),
+        OFFER.as_bytes(),
+        "user1's offer goes to user2"
+    );
+    assert!(inv2.from_uri().unwrap().contains("1001"), "{inv2:?}");
+    assert_ne!(inv2.call_id(), inv1.call_id());
+    assert!(
+        h.take(PHONE).is_empty(),
+        "user1 is not ACKed before user2 answers"
+    );
+
+    user2_answers(&mut h, &inv2);
+    let ack1 = h.one_request(PHONE, Method::Ack);
+    assert_eq!(ack1.cseq().unwrap().0, 1);
+    assert_eq!(ack1.to_tag().as_deref(), Some("u1"));
+    assert_eq!(
+        ack1.body().as_ref(),
+        SDP.as_bytes(),
+        "user2's answer goes to user1"
+    );
+    let ack2 = h.one_request(CARRIER_A, Method::Ack);
+    assert!(ack2.body().is_empty());
+    assert_eq!(progress(&h), vec![State::Calling2, State::Connected]);
+
+    // user1's 2xx again: our ACK again.
+    h.recv_msg(
+        PHONE,
+        reply(
+            &inv1,
+            200,
+            "u1",
+            &[(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")],
+            Some(OFFER),
+        ),
+    );
+    assert_eq!(
+        h.one_request(PHONE, Method::Ack).to_bytes(),
+        ack1.to_bytes()
+    );
+
+    h.advance(Duration::from_secs(30));
+    h.recv(PHONE, &from_user1(&inv1, "BYE", 1, "z9hG4bKu1bye"));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "u2", &[], None));
+
+    let ends = ended(&h);
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].0, id("cb-1"));
+    let e = ends[0].1;
+    assert_eq!(e.outcome, Outcome::Connected);
+    assert_eq!((e.call_tag, e.cause.0), (CallTag::CallerBye, 16));
+    assert_eq!(e.duration, Duration::from_secs(30));
+    assert_eq!(h.cdrs.len(), 1);
+    let c = &h.cdrs[0];
+    assert_eq!(c.callback_id.as_deref(), Some("cb-1"));
+    assert_eq!(Some(c.call_id.clone()), inv1.call_id());
+    assert_eq!(c.egress_call_id, inv2.call_id());
+    assert_eq!((c.from.as_str(), c.to.as_str()), ("1001", "+8610123"));
+    assert_eq!(c.ingress_peer, "pbx");
+    assert_eq!(c.egress_peer.as_deref(), Some("carrier-a"));
+    assert_eq!(c.duration_ms, 30_000);
+    assert_idle(&mut h);
+}
+
+#[test]
+fn user1_busy_ends_it_before_user2_is_called() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&inv1, 486, "u1", &[], None));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    let e = ended(&h)[0].1;
+    assert_eq!(e.outcome, Outcome::User1Failed);
+    assert_eq!((e.call_tag, e.cause.0), (CallTag::CalleeReject, 17));
+    let c = &h.cdrs[0];
+    assert_eq!(Some(c.call_id.clone()), inv1.call_id());
+    assert_eq!(c.callback_id.as_deref(), Some("cb-1"));
+    assert_eq!(c.egress_call_id, None);
+    assert_idle(&mut h);
+}
+
+#[test]
+fn user2_busy_gets_user1_an_answer_refusing_its_streams_then_a_bye() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    h.recv_msg(CARRIER_A, reply(&inv2, 486, "u2", &[], None));
+    let to_user1 = h.take(PHONE);
+    let ack = to_user1
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Ack => Some(r.clone()),
+            _ => None,
+        })
+        .expect("user1's 2xx is ACKed");
+    let answer = String::from_utf8_lossy(ack.body()).to_string();
+    assert!(answer.contains("m=audio 0 "), "{answer}");
+    assert!(!answer.contains("192.0.2.20"), "{answer}");
+    let bye = to_user1
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Bye => Some(r.clone()),
+            _ => None,
+        })
+        .expect("and hung up");
+    assert!(
+        bye.header(&Hdr::REASON)
+            .unwrap_or_default()
+            .contains("cause=17"),
+        "{bye:?}"
+    );
+    h.recv_msg(PHONE, reply(&bye, 200, "u1", &[], None));
+    let e = ended(&h)[0].1;
+    assert_eq!(e.outcome, Outcome::User2Failed);
+    assert_eq!((e.call_tag, e.cause.0), (CallTag::CalleeReject, 17));
+    assert_eq!(h.cdrs[0].egress_call_id, inv2.call_id());
+    assert_idle(&mut h);
+}
+
+#[test]
+fn user1_hanging_up_while_user2_rings_cancels_user2() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    h.recv_msg(CARRIER_A, reply(&inv2, 180, "u2", &[], None));
+    h.recv(PHONE, &from_user1(&inv1, "BYE", 1, "z9hG4bKu1bye"));
+    let to_user1 = h.take(PHONE);
+    assert_eq!(to_user1.len(), 1, "only the 200 to its BYE: {to_user1:?}");
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(cancel.call_id(), inv2.call_id());
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "u2", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv2, 487, "u2", &[], None));
+    let e = ended(&h)[0].1;
+    assert_eq!(e.outcome, Outcome::User2Failed);
+    assert_eq!(e.call_tag, CallTag::CallerCancel);
+    assert_idle(&mut h);
+}
+
+#[test]
+fn the_service_cancels_at_each_stage() {
+    // While user1 rings: CANCEL toward user1.
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&inv1, 180, "u1", &[], None));
+    h.input(Input::Callback(Command::Cancel { id: id("cb-1") }));
+    let cancel = h.one_request(PHONE, Method::Cancel);
+    h.recv_msg(PHONE, reply(&cancel, 200, "u1", &[], None));
+    h.recv_msg(PHONE, reply(&inv1, 487, "u1", &[], None));
+    let e = ended(&h)[0].1;
+    assert_eq!(
+        (e.outcome, e.call_tag),
+        (Outcome::Cancelled, CallTag::CallbackCancelled)
+    );
+    assert_idle(&mut h);
+
+    // While user2 rings: CANCEL toward user2, ACK and BYE toward user1.
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-2");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    h.recv_msg(CARRIER_A, reply(&inv2, 180, "u2", &[], None));
+    h.input(Input::Callback(Command::Cancel { id: id("cb-2") }));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "u2", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv2, 487, "u2", &[], None));
+    let methods: Vec<Method> = h
+        .take(PHONE)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(methods, vec![Method::Ack, Method::Bye]);
+    assert_eq!(ended(&h)[0].1.outcome, Outcome::Cancelled);
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.core.active_calls(), 0);
+
+    // Connected: BYE both; it was connected.
+    let mut h = H::with(cb_config());
+    connected(&mut h);
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    h.input(Input::Callback(Command::Cancel { id: id("cb-1") }));
+    h.one_request(PHONE, Method::Bye);
+    h.one_request(CARRIER_A, Method::Bye);
+    let e = ended(&h)[0].1;
+    assert_eq!(
+        (e.outcome, e.call_tag),
+        (Outcome::Connected, CallTag::CallbackCancelled)
+    );
+}
+
+#[test]
+fn max_duration_ends_a_connected_call_back() {
+    let mut h = H::with(cb_config());
+    originate_with(&mut h, "cb-1", "1001", "+8610123", Duration::from_secs(60));
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    user2_answers(&mut h, &inv2);
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    h.advance(Duration::from_secs(59));
+    assert!(ended(&h).is_empty());
+    h.advance(Duration::from_millis(1100));
+    h.one_request(PHONE, Method::Bye);
+    h.one_request(CARRIER_A, Method::Bye);
+    let e = ended(&h)[0].1;
+    assert_eq!(
+        (e.outcome, e.call_tag),
+        (Outcome::Connected, CallTag::MaxDuration)
+    );
+    assert_eq!(e.duration, Duration::from_secs(60));
+}
+
+#[test]
+fn user2_rings_no_longer_than_user1_waits_for_its_ack() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    h.recv_msg(CARRIER_A, reply(&inv2, 180, "u2", &[], None));
+    // The carrier route rings 60 s, but user1 gives up on our ACK after 64·T1 = 32 s.
+    h.advance(Duration::from_secs(29));
+    assert!(ended(&h).is_empty());
+    h.advance(Duration::from_millis(1100));
+    h.one_request(CARRIER_A, Method::Cancel);
+    h.one_request(PHONE, Method::Ack);
+    let e = ended(&h)[0].1;
+    assert_eq!(
+        (e.outcome, e.call_tag, e.cause.0),
+        (Outcome::User2Failed, CallTag::NoAnswerTimeout, 19)
+    );
+}
+
+#[test]
+fn a_call_back_without_a_route_ends_at_once_with_a_cdr() {
+    let mut h = H::with(cb_config());
+    originate_with(&mut h, "cb-1", "1001", "999", Duration::from_secs(60));
+    assert!(h.sent.is_empty());
+    let e = ended(&h)[0].1;
+    assert_eq!(
+        (e.outcome, e.call_tag, e.cause.0),
+        (Outcome::User1Failed, CallTag::NoRoute, 1)
+    );
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].callback_id.as_deref(), Some("cb-1"));
+    assert_eq!(h.core.active_calls(), 0);
+}
+
+#[test]
+fn user1_answering_without_an_offer_is_acked_and_hung_up() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    h.recv_msg(PHONE, reply(&inv1, 200, "u1", &contact, None));
+    let msgs = h.take(PHONE);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(h.take(CARRIER_A).is_empty());
+    let e = ended(&h)[0].1;
+    assert_eq!(e.outcome, Outcome::User1Failed);
+}
+
+#[test]
+fn shutdown_ends_call_backs_with_their_report() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    h.input(Input::Drain);
+    originate(&mut h, "cb-2");
+    h.input(Input::HangUpAll);
+    let ends = ended(&h);
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(ends.iter().all(|(_, e)| e.call_tag == CallTag::Shutdown));
+}
+
+#[test]
+fn limits_count_both_legs_and_release_them() {
+    let mut h = H::with(cb_config());
+    connected(&mut h);
+    let pbx = PeerName("pbx".into());
+    let carrier = PeerName("carrier-a".into());
+    // from_peer (pbx) and user1's peer (pbx, once more), and user2's peer.
+    assert_eq!(h.core.peer_calls(&pbx), 2);
+    assert_eq!(h.core.peer_calls(&carrier), 1);
+    h.input(Input::Callback(Command::Cancel { id: id("cb-1") }));
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.core.active_calls(), 0);
+    assert_eq!(h.core.peer_calls(&pbx), 0);
+    assert_eq!(h.core.peer_calls(&carrier), 0);
+}
+
+#[test]
+fn anchored_call_backs_show_each_party_only_the_gateway() {
+    let mut cfg = cb_config();
+    for p in cfg.profiles.values_mut() {
+        let mut q = (**p).clone();
+        q.anchor = true;
+        *p = Arc::new(q);
+    }
+    let mut h = H::with(cfg);
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    let offer = String::from_utf8_lossy(inv2.body()).to_string();
+    assert!(!offer.contains("192.0.2.20"), "{offer}");
+    assert!(offer.contains("c=IN IP4 127.0.0.1"), "{offer}");
+    user2_answers(&mut h, &inv2);
+    let ack1 = h.one_request(PHONE, Method::Ack);
+    let answer = String::from_utf8_lossy(ack1.body()).to_string();
+    assert!(!answer.contains("192.0.2.10"), "{answer}");
+    assert!(answer.contains("c=IN IP4 127.0.0.1"), "{answer}");
+    // The relay knows both parties' real endpoints.
+    assert!(
+        h.media
+            .iter()
+            .any(|m| format!("{m:?}").contains("192.0.2.20:6000")),
+        "{:?}",
+        h.media
+    );
+    assert!(
+        h.media
+            .iter()
+            .any(|m| format!("{m:?}").contains("192.0.2.10:4000")),
+        "{:?}",
+        h.media
+    );
+}

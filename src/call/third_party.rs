@@ -1,0 +1,614 @@
+//! Call-backs: calls the gateway places itself when the call-back service asks
+//! (`callback::Command`), by RFC 3725 third-party call control, flow I. The gateway INVITEs
+//! user1 without SDP; user1's 2xx carries its offer; the gateway INVITEs user2 with that
+//! offer; user2's 2xx answer goes to user1 in the ACK, and user2 is ACKed.
+//!
+//! A call-back is an ordinary [`Call`] with another [`Origin`]: while user1 is called it is
+//! the call's side B (so routing, failover, limits, 100rel and CANCEL are the attempt
+//! machinery's); once user1 answers, its dialog moves to side A and user2 is called on side
+//! B. From then on the call is bridged like any other (re-INVITEs, BYE, media, recording,
+//! max duration). What differs is where a caller would be told things: here the call-back
+//! service is told instead (`Output::Callback`), and user1, who already answered, gets an
+//! ACK and a BYE when user2 cannot be reached.
+
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use super::admission::ring_timeout;
+use super::anchor::media_plan;
+use super::attempt::AttemptOutcome;
+use super::cdr::{Facts, record};
+use super::cx::Cx;
+use super::dialog::Dialog;
+use super::phase::{EndInfo, Phase};
+use super::router::B2bua;
+use super::state::{Call, Origin, RoutePlan};
+use super::timers::CallTimer;
+use super::{CoreEvent, Direction, Output, Side, Stage};
+use crate::callback::{CallbackId, Command, End, Originate, Outcome, State};
+use crate::cdr::CallTag;
+use crate::config::{Config, PeerName, Route, RouteFrom};
+use crate::interop::causes::{Q850Cause, reason_header};
+use crate::sip::{Hdr, IdGen, LocalAddrs, Method, Request, Response, SipError, Transport};
+use crate::txn::TxnId;
+
+/// What the call layer tells the call-back service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackReport {
+    /// The call-back got further (`Calling2`, then `Connected`).
+    Progress { id: CallbackId, state: State },
+    /// It ended; reported exactly once per `Originate`.
+    Ended { id: CallbackId, end: End },
+}
+
+/// Longest user2 may ring, as a multiple of T1: user1 retransmits its 2xx for 64·T1 while
+/// waiting for our ACK, and hangs up after that (RFC 3261 §13.3.1.4), so user2 must answer
+/// (or be given up) before then: 60·T1 is 30 s with the default T1.
+const USER2_RING_T1S: u32 = 60;
+
+/// A call-back's own state, beside the call's.
+#[derive(Debug)]
+pub struct ThirdParty {
+    pub id: CallbackId,
+    /// `Calling1`, `Calling2` or `Connected` (the call's phase says when it ended).
+    pub stage: State,
+    pub user1: String,
+    pub user2: String,
+    /// The number user2 is shown.
+    pub shown_to_user2: String,
+    /// What the INVITE toward the current side B is built from (`Call::template`): a
+    /// request of our own, carrying user1's offer once user1 answered.
+    pub template: Request,
+    pub user2_route: Route,
+    pub max_duration: Duration,
+    /// user1's INVITE transaction and CSeq: its 2xx retransmissions, and our ACK for it.
+    pub user1_txn: Option<TxnId>,
+    pub user1_cseq: u32,
+    /// user1's offer (its 2xx body and Content-Type).
+    pub user1_offer: Option<(bytes::Bytes, Option<String>)>,
+    /// The peer user1 is reached through, counted in `[limits]` until the call is forgotten.
+    pub user1_counted: Option<PeerName>,
+    /// user1 hung up before user2 answered (its BYE was answered): it needs no ACK or BYE.
+    pub user1_left: bool,
+}
+
+/// The route a call-back's number follows: `[callback] from_peer`'s routes, or only the
+/// `from = "*"` ones without it.
+pub fn callback_route<'a>(
+    cfg: &'a Config,
+    from_peer: Option<&PeerName>,
+    number: &str,
+) -> Option<&'a Route> {
+    match from_peer {
+        Some(p) => cfg.route_for(p, number),
+        None => cfg
+            .routes
+            .iter()
+            .find(|r| r.from == RouteFrom::Any && number.starts_with(&r.prefix)),
+    }
+}
+
+/// The request a call-back's INVITE toward `to` is built from, as if `from` had dialled it
+/// from the gateway itself. Never sent: `outbound_invite` takes its numbers and body.
+fn template(
+    local: &LocalAddrs,
+    ids: &mut IdGen,
+    to: &str,
+    from: &str,
+) -> Result<Request, SipError> {
+    let host = local.host.as_str();
+    let (to, from) = (uri_user(to), uri_user(from));
+    let mut r = Request::new(Method::Invite, &format!("sip:{to}@{host}"))?;
+    r.push_header(&Hdr::VIA, local.via(Transport::Udp, &ids.branch()))?;
+    r.push_header(&Hdr::MAX_FORWARDS, "70")?;
+    r.push_header(&Hdr::FROM, format!("<sip:{from}@{host}>;tag={}", ids.tag()))?;
+    r.push_header(&Hdr::TO, format!("<sip:{to}@{host}>"))?;
+    r.push_header(&Hdr::CALL_ID, ids.call_id(host))?;
+    r.push_header(&Hdr::CSEQ, "1 INVITE")?;
+    r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+    Ok(r)
+}
+
+/// A number as a URI user part: `#` is not allowed there unescaped (RFC 3261 §25.1).
+fn uri_user(number: &str) -> String {
+    number.replace('#', "%23")
+}
+
+/// Remove 100rel from the INVITE toward user1: it carries no offer, so a reliable
+/// provisional with an offer in it would need an answer in our PRACK that we do not have
+/// before user1 answers.
+fn without_100rel(invite: &mut Request) -> Result<(), SipError> {
+    for h in [Hdr::SUPPORTED, Hdr::REQUIRE] {
+        let tokens: Vec<String> = invite
+            .header_tokens(&h)
+            .into_iter()
+            .filter(|t| !t.eq_ignore_ascii_case("100rel"))
+            .collect();
+        invite.remove_header(&h);
+        if !tokens.is_empty() {
+            invite.insert_header_before_length(&h, tokens.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
+impl B2bua {
+    /// A command of the call-back service.
+    pub(super) fn on_callback(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Originate(o) => self.originate(now, o),
+            Command::Cancel { id } => {
+                if let Some(&r) = self.callbacks.get(&id) {
+                    self.with_call(r, now, |c, cx| c.cancel_callback(cx));
+                }
+            }
+        }
+    }
+
+    /// Place a call-back: call user1.
+    fn originate(&mut self, now: Instant, o: Originate) {
+        let cfg = self.env.cfg.clone();
+        let (user1, user2) = (o.user1.as_str().to_string(), o.user2.as_str().to_string());
+        let refuse = |b: &mut B2bua, tag: CallTag, cause: Q850Cause| {
+            info!(callback = %o.id, "call-back refused: {}", tag.as_str());
+            b.refuse_callback(now, &o, tag, cause);
+        };
+        if self.env.draining {
+            return refuse(self, CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE);
+        }
+        if !self.env.cdr_writable || self.callbacks.contains_key(&o.id) {
+            return refuse(self, CallTag::GatewayError, Q850Cause::TEMPORARY_FAILURE);
+        }
+        let from = o.from_peer.as_ref();
+        let (Some(route1), Some(route2)) = (
+            callback_route(&cfg, from, &user1).cloned(),
+            callback_route(&cfg, from, &user2).cloned(),
+        ) else {
+            return refuse(self, CallTag::NoRoute, Q850Cause::UNALLOCATED);
+        };
+        // The call's side-A profile until user1 answers (then user1's peer's).
+        let ingress = from
+            .and_then(|p| cfg.profile(p))
+            .or_else(|| route1.to.iter().find_map(|p| cfg.profile(p)))
+            .cloned();
+        let Some(ingress) = ingress else {
+            return refuse(self, CallTag::NoRoute, Q850Cause::UNALLOCATED);
+        };
+        let calls = self.calls.len();
+        let admitted = match from {
+            Some(p) => self.env.limits.admit_call(now, p, calls),
+            None => self.env.limits.admit_gateway(now, calls),
+        };
+        if let Err(over) = admitted {
+            self.env
+                .out
+                .push_back(Output::Event(CoreEvent::LimitRefused {
+                    peer: ingress.name.clone(),
+                    reason: over.label(),
+                }));
+            return refuse(self, CallTag::RateLimited, Q850Cause::CONGESTION);
+        }
+        // Each party sees the other's number unless a calling number was given.
+        let shown_to_user1 = o
+            .caller
+            .as_ref()
+            .map_or(user2.as_str(), |c| c.as_str())
+            .to_string();
+        let shown_to_user2 = o
+            .caller
+            .as_ref()
+            .map_or(user1.as_str(), |c| c.as_str())
+            .to_string();
+        let built = template(&self.env.local, &mut self.env.ids, &user1, &shown_to_user1);
+        let template = match built {
+            Ok(t) => t,
+            Err(e) => {
+                debug!(callback = %o.id, error = %e, "cannot build the call-back's INVITE");
+                if let Some(p) = from {
+                    self.env.limits.release(p);
+                }
+                return refuse(self, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
+            }
+        };
+        let r = self.next_ref;
+        self.next_ref += 1;
+        // Side A is user1's once user1 answers; until then it is no dialog at all (not
+        // indexed, so nothing reaches it), named after the call-back for logs and recording.
+        let a = Dialog {
+            call_id: format!("callback-{}", o.id),
+            local_tag: String::new(),
+            local_hdr: String::new(),
+            remote_hdr: String::new(),
+            remote_tag: None,
+            remote_target: String::new(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            remote_cseq: None,
+            target: ingress.address,
+        };
+        let peers: Vec<PeerName> = route1.to.iter().chain(&route2.to).cloned().collect();
+        let media = media_plan(&self.env, &cfg, &ingress, &peers, &a.call_id, now);
+        let ring = ring_timeout(&cfg, &route1);
+        let tp = ThirdParty {
+            id: o.id.clone(),
+            stage: State::Calling1,
+            user1: user1.clone(),
+            user2,
+            shown_to_user2,
+            template,
+            user2_route: route2,
+            max_duration: o.max_duration,
+            user1_txn: None,
+            user1_cseq: 1,
+            user1_offer: None,
+            user1_counted: None,
+            user1_left: false,
+        };
+        let call = Call {
+            cfg,
+            phase: Phase::Routing,
+            ingress,
+            a,
+            b: None,
+            origin: Origin::Callback(Box::new(tp)),
+            attempt: None,
+            route: RoutePlan {
+                targets: route1.to,
+                next: 0,
+            },
+            counted_ingress: o.from_peer.clone(),
+            counted_egress: None,
+            number: user1,
+            caller: shown_to_user1,
+            started: now,
+            open: Vec::new(),
+            relayed: Vec::new(),
+            pending_2xx: Default::default(),
+            acks: Default::default(),
+            last_failure: None,
+            events: Default::default(),
+            uac_rel: Default::default(),
+            uas_rel: Default::default(),
+            media,
+            timers: Default::default(),
+        };
+        info!(callback = %o.id, "call-back: calling user1");
+        self.calls.insert(r, call);
+        self.callbacks.insert(o.id, r);
+        self.with_call(r, now, |call, cx| {
+            call.timers.set(CallTimer::Ring, cx.now + ring);
+            let outcome = call.start_attempt(cx);
+            call.on_attempt_outcome(cx, outcome);
+        });
+    }
+
+    /// A call-back that never became a call: its one CDR and its end, reported at once.
+    fn refuse_callback(&mut self, now: Instant, o: &Originate, tag: CallTag, cause: Q850Cause) {
+        let call_id = format!("callback-{}", o.id);
+        let facts = Facts {
+            call_id: &call_id,
+            egress_call_id: None,
+            started: now,
+            answered: None,
+            from: o.user1.as_str(),
+            to: o.user2.as_str(),
+            ingress: o.from_peer.as_ref().map_or("", |p| p.0.as_str()),
+            egress: None,
+            recording: None,
+            events: Vec::new(),
+            callback_id: Some(o.id.to_string()),
+        };
+        let status = if tag == CallTag::NoRoute { 404 } else { 503 };
+        let cdr = record(
+            &self.env,
+            facts,
+            EndInfo::internal(tag, status, cause.0, now),
+        );
+        self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+        let end = End {
+            outcome: Outcome::User1Failed,
+            duration: Duration::ZERO,
+            call_tag: tag,
+            cause,
+        };
+        self.env
+            .out
+            .push_back(Output::Callback(CallbackReport::Ended {
+                id: o.id.clone(),
+                end,
+            }));
+    }
+}
+
+impl Call {
+    fn third_party_mut(&mut self) -> Option<&mut ThirdParty> {
+        match &mut self.origin {
+            Origin::Callback(tp) => Some(tp),
+            Origin::Caller(_) => None,
+        }
+    }
+
+    fn stage(&self) -> Option<State> {
+        self.third_party().map(|tp| tp.stage)
+    }
+
+    /// Shape the INVITE toward the current side B for a call-back (see [`without_100rel`]).
+    pub(super) fn shape_callback_invite(&self, invite: &mut Request) -> Result<(), SipError> {
+        match self.stage() {
+            Some(State::Calling1) => without_100rel(invite),
+            _ => Ok(()),
+        }
+    }
+
+    /// A 2xx from user1 or from user2 can be a retransmission after the attempt it
+    /// answered is over: user1's gets our ACK again (once we sent it). False when `id` is
+    /// not user1's INVITE.
+    pub(super) fn on_user1_2xx_again(&mut self, cx: &mut Cx, id: TxnId, resp: &Response) -> bool {
+        if self.third_party().is_none_or(|tp| tp.user1_txn != Some(id)) {
+            return false;
+        }
+        let same = self.a.remote_tag.is_some() && self.a.remote_tag == resp.to_tag();
+        if resp.is_success() && same {
+            self.resend_ack(cx, Side::A, resp.cseq().map_or(1, |c| c.0));
+        }
+        true
+    }
+
+    /// The current attempt (toward user1 or user2) answered.
+    pub(super) fn on_callback_answer(&mut self, cx: &mut Cx, resp: Response) {
+        match self.stage() {
+            Some(State::Calling1) => self.user1_answered(cx, resp),
+            Some(State::Calling2) => self.user2_answered(cx, resp),
+            _ => {}
+        }
+    }
+
+    /// user1 answered with its offer: its dialog becomes side A, and user2 is called.
+    fn user1_answered(&mut self, cx: &mut Cx, resp: Response) {
+        if resp.body().is_empty() {
+            // Flow I calls user2 with user1's offer: without one there is nothing to call
+            // user2 with. user1's 2xx is ACKed and hung up.
+            info!(call_id = %self.call_id(), "user1 answered without an SDP offer: releasing the call-back");
+            self.ack_and_bye_b(cx, &resp);
+            let end = EndInfo::internal(
+                CallTag::GatewayError,
+                488,
+                Q850Cause::INTERWORKING.0,
+                cx.now,
+            );
+            return self.end_call(cx, end);
+        }
+        let (Some(leg), Some(att)) = (self.b.take(), self.attempt.take()) else {
+            return;
+        };
+        cx.remove_dialog(&leg.key());
+        cx.add_dialog(leg.key(), Side::A);
+        self.a = leg;
+        self.ingress = att.peer.clone();
+        self.progress(
+            cx,
+            att.peer.name.clone(),
+            Direction::Outbound,
+            Stage::Answered,
+        );
+        let counted = self.counted_egress.take();
+        let offer = (resp.body().clone(), resp.header(&Hdr::CONTENT_TYPE));
+        let t1 = cx.env.timers.t1;
+        let (local, ids) = (&cx.env.local, &mut cx.env.ids);
+        let Some(tp) = self.third_party_mut() else {
+            return;
+        };
+        tp.stage = State::Calling2;
+        tp.user1_txn = Some(att.txn);
+        tp.user1_cseq = resp.cseq().map_or(1, |c| c.0);
+        tp.user1_offer = Some(offer.clone());
+        tp.user1_counted = counted;
+        let id = tp.id.clone();
+        let (user2, shown) = (tp.user2.clone(), tp.shown_to_user2.clone());
+        let route = tp.user2_route.clone();
+        let built = template(local, ids, &user2, &shown).and_then(|mut t| {
+            t.set_body(offer.0, offer.1.as_deref())?;
+            Ok(t)
+        });
+        let built = built.map(|t| tp.template = t);
+        cx.emit(Output::Callback(CallbackReport::Progress {
+            id,
+            state: State::Calling2,
+        }));
+        if let Err(e) = built {
+            info!(call_id = %self.call_id(), error = %e, "cannot build user2's INVITE: releasing the call-back");
+            let end = EndInfo::internal(
+                CallTag::GatewayError,
+                500,
+                Q850Cause::PROTOCOL_ERROR.0,
+                cx.now,
+            );
+            return self.release_callback(cx, end);
+        }
+        info!(call_id = %self.call_id(), "call-back: user1 answered, calling user2");
+        self.number = user2;
+        self.caller = shown;
+        self.route = RoutePlan {
+            targets: route.to.clone(),
+            next: 0,
+        };
+        self.uac_rel = Default::default();
+        self.last_failure = None;
+        let ring = ring_timeout(&self.cfg, &route).min(t1 * USER2_RING_T1S);
+        self.timers.set(CallTimer::Ring, cx.now + ring);
+        let outcome = self.start_attempt(cx);
+        self.on_attempt_outcome(cx, outcome);
+    }
+
+    /// user2 answered: its answer goes to user1 in our ACK, and user2 is ACKed.
+    fn user2_answered(&mut self, cx: &mut Cx, resp: Response) {
+        self.phase.answer(cx.now);
+        self.timers.clear(CallTimer::Ring);
+        if let Some(peer) = self.egress_name().cloned() {
+            self.progress(cx, peer, Direction::Outbound, Stage::Answered);
+        }
+        let Some(tp) = self.third_party() else {
+            return;
+        };
+        let (id, user1_cseq, own_max) = (tp.id.clone(), tp.user1_cseq, tp.max_duration);
+        let max = [Side::A, Side::B]
+            .iter()
+            .filter_map(|s| self.profile(*s).and_then(|p| p.limits.max_call_duration))
+            .chain([own_max])
+            .min()
+            .unwrap_or(own_max);
+        self.timers.set(CallTimer::MaxDuration, cx.now + max);
+        let b_cseq = resp.cseq().map_or(1, |c| c.0);
+        let mut answer = resp;
+        self.anchor_answer(cx, Side::B, &mut answer);
+        let body = (answer.body().clone(), answer.header(&Hdr::CONTENT_TYPE));
+        self.send_ack(cx, Side::A, user1_cseq, Some(body));
+        self.send_ack(cx, Side::B, b_cseq, None);
+        self.phase.confirm();
+        if let Some(tp) = self.third_party_mut() {
+            tp.stage = State::Connected;
+        }
+        info!(call_id = %self.call_id(), "call-back connected");
+        cx.emit(Output::Callback(CallbackReport::Progress {
+            id,
+            state: State::Connected,
+        }));
+    }
+
+    /// What a call does when an attempt could not be sent (`None` when it was).
+    pub(super) fn on_attempt_outcome(&mut self, cx: &mut Cx, outcome: AttemptOutcome) {
+        let (end, retry) = match outcome {
+            AttemptOutcome::Sent => return,
+            // 47: resource unavailable, when it was the RTP ports that ran out.
+            AttemptOutcome::NoMediaPorts => (
+                EndInfo::internal(CallTag::MediaUnavailable, 503, 47, cx.now),
+                None,
+            ),
+            // 488 → Q.850 127 (RFC 3398): the offer itself is what we cannot take.
+            AttemptOutcome::BadSdp => (
+                EndInfo::internal(
+                    CallTag::CallerRejected,
+                    488,
+                    Q850Cause::INTERWORKING.0,
+                    cx.now,
+                ),
+                None,
+            ),
+            AttemptOutcome::RateLimited(over) => (
+                EndInfo::internal(CallTag::RateLimited, 503, Q850Cause::CONGESTION.0, cx.now),
+                Some(over.retry_after()),
+            ),
+            AttemptOutcome::NoPeerLeft => (
+                EndInfo::internal(CallTag::PeerUnreachable, 503, 38, cx.now),
+                None,
+            ),
+        };
+        match retry {
+            Some(r) => self.fail_call_with_extra(cx, end, &[(Hdr::RETRY_AFTER, r)]),
+            None => self.fail_call_with(cx, end),
+        }
+    }
+
+    /// End a call-back that is not connected: cancel the attempt in progress, and if user1
+    /// already answered, answer its offer (every stream refused, RFC 3261 §13.2.2.4) in the
+    /// ACK and hang up with the cause.
+    pub(super) fn release_callback(&mut self, cx: &mut Cx, end: EndInfo) {
+        self.cancel_attempt(cx);
+        let media_ip = self.cfg.media_ip;
+        let waiting = self
+            .third_party()
+            .filter(|tp| tp.stage == State::Calling2 && !tp.user1_left)
+            .map(|tp| (tp.user1_cseq, tp.user1_offer.clone()));
+        if let Some((cseq, offer)) = waiting {
+            let refusal = offer.map(|(b, ct)| (crate::sdp::refuse_all(&b, media_ip), ct));
+            self.send_ack(cx, Side::A, cseq, refusal);
+            self.send_bye(cx, Side::A, Some(reason_header(Q850Cause(end.cause))));
+        }
+        self.end_call(cx, end);
+    }
+
+    /// user1 hung up (its BYE is answered) before user2 answered.
+    pub(super) fn user1_left(&mut self) {
+        if let Some(tp) = self.third_party_mut() {
+            tp.user1_left = true;
+        }
+    }
+
+    /// The call-back service cancels: at whatever stage the call-back is.
+    fn cancel_callback(&mut self, cx: &mut Cx) {
+        info!(call_id = %self.call_id(), "call-back cancelled by the application server");
+        let cause = Q850Cause::NORMAL_CLEARING;
+        if self.phase.is_routing() {
+            let end = EndInfo::internal(CallTag::CallbackCancelled, 487, cause.0, cx.now);
+            self.release_callback(cx, end);
+        } else if self.phase.is_up() {
+            self.release_answered(cx, CallTag::CallbackCancelled, cause);
+        }
+    }
+
+    /// The call ended: tell the call-back service how (once; `end_call` runs once).
+    pub(super) fn report_callback_end(&self, cx: &mut Cx) {
+        let (Some(tp), Some(end)) = (self.third_party(), self.phase.end_info()) else {
+            return;
+        };
+        let answered = self.phase.answered_at();
+        let outcome = match (answered, end.tag, tp.stage) {
+            (Some(_), _, _) => Outcome::Connected,
+            (None, CallTag::CallbackCancelled, _) => Outcome::Cancelled,
+            (None, _, State::Calling1) => Outcome::User1Failed,
+            (None, _, _) => Outcome::User2Failed,
+        };
+        let duration = answered.map_or(Duration::ZERO, |a| end.at.saturating_duration_since(a));
+        let end = End {
+            outcome,
+            duration,
+            call_tag: end.tag,
+            cause: Q850Cause(end.cause),
+        };
+        cx.emit(Output::Callback(CallbackReport::Ended {
+            id: tp.id.clone(),
+            end,
+        }));
+    }
+
+    /// The CDR's identifiers for a call-back: user1's leg is the call's (side B while it
+    /// was being called), user2's the egress one; `from`/`to` are user1 and user2.
+    pub(super) fn callback_facts(&self) -> Option<CallbackFacts<'_>> {
+        let tp = self.third_party()?;
+        let calling1 = tp.stage == State::Calling1;
+        Some(CallbackFacts {
+            id: tp.id.to_string(),
+            user1_call_id: match (&self.b, calling1) {
+                (Some(b), true) => b.call_id.clone(),
+                _ => self.a.call_id.clone(),
+            },
+            user2_call_id: self
+                .b
+                .as_ref()
+                .filter(|_| !calling1)
+                .map(|b| b.call_id.clone()),
+            user1: &tp.user1,
+            user2: &tp.user2,
+            user1_peer: match calling1 {
+                true => self.egress_name().unwrap_or(&self.ingress.name).0.clone(),
+                false => self.ingress.name.0.clone(),
+            },
+            user2_peer: self
+                .egress_name()
+                .filter(|_| !calling1)
+                .map(|p| p.0.clone()),
+        })
+    }
+}
+
+/// See [`Call::callback_facts`].
+pub(super) struct CallbackFacts<'a> {
+    pub id: String,
+    pub user1_call_id: String,
+    pub user2_call_id: Option<String>,
+    pub user1: &'a str,
+    pub user2: &'a str,
+    pub user1_peer: String,
+    pub user2_peer: Option<String>,
+}
