@@ -1,10 +1,180 @@
-//! The call-back service through the real binary. (The calls themselves are tested once the
-//! call layer places them; here: what `trunkgate check` says about `[callback]`.)
+//! The call-back service through the real binary: an application server's REQUEST
+//! connects two SIPp parties (user1 a PBX extension, user2 a carrier number), strangers get
+//! nothing, `port = 0` opens no socket, and what `trunkgate check` says about `[callback]`.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Extensions starting with 1 are the PBX's: user1 = 1001 rings the phone SIPp.
+const EXTENSIONS: &str = "[[route]]\nfrom = \"pbx\"\nprefix = \"1\"\nto = \"pbx\"\n\n";
+
+/// The local UDP ports process `pid` has sockets bound to (from /proc: no `ss` needed).
+fn udp_ports(pid: u32) -> BTreeSet<u16> {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let mut ports = BTreeSet::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (cols.get(1), cols.get(9)) else {
+                continue;
+            };
+            if inodes.contains(*inode)
+                && let Some(port) = local.rsplit(':').next()
+            {
+                ports.insert(u16::from_str_radix(port, 16).unwrap());
+            }
+        }
+    }
+    ports
+}
+
+fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
+    let ports = Ports::new();
+    let cb_port = free_port("127.0.0.1");
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            routes_first: EXTENSIONS.into(),
+            ..GwOpts::callback_on(cb_port, "")
+        },
+    );
+    assert_eq!(
+        udp_ports(gw.child.id()),
+        BTreeSet::from([ports.gw, cb_port]),
+        "SIP and the call-back port, nothing else"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let user1 = Sipp::uas("callback/user1.xml", PHONE_IP, ports.phone, dir.path());
+    let user2 = Sipp::uas(
+        "callback/user2.xml",
+        CARRIER_A_IP,
+        ports.carrier_a,
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let asrv = CallbackClient::new("127.0.0.1", cb_port);
+    assert_eq!(
+        asrv.ask("REQUEST: id=t1;user1=1001;user2=+8610123")
+            .as_deref(),
+        Some("ACK: id=t1;result=ok\n")
+    );
+    user2.expect_success(&gw);
+    user1.expect_success(&gw);
+    let resp = asrv.recv(Duration::from_secs(10)).expect("a RESPONSE");
+    assert!(
+        resp.starts_with(
+            "RESPONSE: id=t1;result=connected;duration=1;call_tag=callee_bye;cause=16"
+        ),
+        "{resp}"
+    );
+    asrv.send("ACK: id=t1");
+    assert_eq!(
+        asrv.ask("STATUS: id=t1").as_deref(),
+        Some("ACK: id=t1;result=ok;state=ended\n")
+    );
+    // Acknowledged: not resent.
+    assert_eq!(asrv.recv(Duration::from_millis(1200)), None);
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["callback_id"], "t1", "{cdr}");
+    assert_eq!(
+        (&cdr["from"], &cdr["to"]),
+        (&"1001".into(), &"+8610123".into())
+    );
+    assert_eq!(cdr["call_tag"], "callee_bye");
+    assert_eq!(cdr["ingress_peer"], "pbx");
+    assert_eq!(cdr["egress_peer"], "carrier-a");
+    let page = gw.metrics();
+    let metric = |s: &str| Gateway::metric_value(&page, s);
+    assert_eq!(
+        metric("trunkgate_callback_requests_total{verb=\"request\",result=\"ok\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        metric("trunkgate_callback_results_total{result=\"connected\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric("trunkgate_callback_responses_total{outcome=\"acked\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_stranger_gets_no_answer_and_places_no_call() {
+    let ports = Ports::new();
+    let cb_port = free_port("127.0.0.1");
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            routes_first: EXTENSIONS.into(),
+            ..GwOpts::callback_on(cb_port, "")
+        },
+    );
+    // Where user1 would be rung.
+    let phone = std::net::UdpSocket::bind((PHONE_IP, ports.phone)).unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let stranger = CallbackClient::new(STRANGER_IP, cb_port);
+    assert_eq!(
+        stranger.ask("REQUEST: id=x1;user1=1001;user2=+8610123"),
+        None
+    );
+    let mut buf = [0u8; 2048];
+    assert!(phone.recv_from(&mut buf).is_err(), "an INVITE went out");
+    assert!(gw.cdrs().is_empty());
+    let dropped = wait_for(Duration::from_secs(5), || {
+        let page = gw.metrics();
+        Gateway::metric_value(
+            &page,
+            "trunkgate_callback_dropped_total{reason=\"not_allowed\"}",
+        )
+    });
+    assert_eq!(dropped, Some(1.0));
+    // The allowed source is served all the same.
+    let friend = CallbackClient::new("127.0.0.1", cb_port);
+    assert_eq!(
+        friend.ask("STATUS: id=x1").as_deref(),
+        Some("ACK: id=x1;result=error;reason=unknown_id\n")
+    );
+}
+
+#[test]
+fn port_zero_opens_no_socket() {
+    let ports = Ports::new();
+    let gw = Gateway::start(ports, GwOpts::default());
+    assert!(gw.log().contains("trunkgate running"), "{}", gw.log());
+    assert_eq!(udp_ports(gw.child.id()), BTreeSet::from([ports.gw]));
+}
 
 /// Run `trunkgate check` on `gateway` (with a `pbx` profile beside it): (success, stdout).
 fn check(gateway: &str) -> (bool, String) {

@@ -25,4 +25,6 @@ pub mod metrics {
     /// Final RESPONSEs, by `outcome`: `acked` by the AS, `given_up` after 7 tries, or
     /// `evicted` (forgotten to keep the table bounded).
     pub const RESPONSES: &str = "trunkgate_callback_responses_total";
+    /// Call-backs in progress (a gauge, set every second by the shell).
+    pub const ACTIVE: &str = "trunkgate_callback_active";
 }

@@ -354,6 +354,9 @@ impl Shell {
         }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
+        if let Some(cb) = &self.callback {
+            ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.service.active() as f64);
+        }
         let ov = &self.inbox.overload;
         metrics::overload(ov.share(), ov.standing_delay());
         let cfg = self.core.config().clone();
@@ -611,6 +614,7 @@ impl Shell {
                         &rec.ingress_peer,
                         rec.egress_peer.as_deref(),
                         rec.call_tag.as_str(),
+                        rec.callback_id.is_some(),
                     );
                     metrics::cause(&rec.ingress_peer, rec.cause);
                     if let Some(e) = &rec.egress_peer {

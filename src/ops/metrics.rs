@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use crate::callback::metrics as cb;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 pub const PRACK_FAILURES: &str = "trunkgate_prack_failures_total";
@@ -194,8 +195,11 @@ pub fn prack_failure(peer: &str, status: &str) {
 
 /// A call was released: counted once for the peer it came from (`inbound`) and once for the
 /// peer it went to (`outbound`), with its `call_tag` as the result.
-pub fn call_ended(ingress: &str, egress: Option<&str>, result: &str) {
-    counter!(CALLS, "peer" => ingress.to_string(), "direction" => "inbound", "result" => result.to_string())
+/// A call ended. `ingress` is the peer the call came from, or for a call-back the peer its
+/// user1 was called through (`callback`: then both legs are outbound).
+pub fn call_ended(ingress: &str, egress: Option<&str>, result: &str, callback: bool) {
+    let direction = if callback { "outbound" } else { "inbound" };
+    counter!(CALLS, "peer" => ingress.to_string(), "direction" => direction, "result" => result.to_string())
         .increment(1);
     if let Some(e) = egress {
         counter!(CALLS, "peer" => e.to_string(), "direction" => "outbound", "result" => result.to_string())
@@ -293,6 +297,23 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         RTP_PACKETS,
         "RTP packets relayed for anchored calls, by the leg they went to"
     );
+    describe_counter!(
+        cb::REQUESTS,
+        "Call-back datagrams answered, by verb and result (ok or the error reason)"
+    );
+    describe_counter!(
+        cb::DROPPED,
+        "Call-back datagrams dropped unanswered, by reason"
+    );
+    describe_counter!(
+        cb::RESULTS,
+        "Call-backs ended, by result (connected, user1_failed, user2_failed, cancelled)"
+    );
+    describe_counter!(
+        cb::RESPONSES,
+        "Call-back RESPONSEs by outcome (acked, given_up, evicted)"
+    );
+    describe_gauge!(cb::ACTIVE, "Call-backs in progress");
     Ok(())
 }
 
@@ -326,6 +347,11 @@ mod tests {
         crate::cdr::CDR_QUEUE_DEPTH,
         crate::cdr::CDR_WRITE_ERRORS,
         crate::cdr::CDR_DROPPED,
+        cb::REQUESTS,
+        cb::DROPPED,
+        cb::RESULTS,
+        cb::RESPONSES,
+        cb::ACTIVE,
     ];
 
     #[test]

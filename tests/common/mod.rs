@@ -79,6 +79,8 @@ pub struct GwOpts {
     pub single_carrier: bool,
     /// Appended to gateway.toml (e.g. a `[recording]` table).
     pub gateway_extra: String,
+    /// `[[route]]` tables placed before the standard routes (first match wins).
+    pub routes_first: String,
     /// The body of gateway.toml's `[callback]` table. The default, `port = 0`, opens no
     /// call-back socket, so parallel test gateways do not fight over UDP 5080; a test of the
     /// service names its own port (see [`GwOpts::callback_on`]).
@@ -95,6 +97,7 @@ impl Default for GwOpts {
             carrier_a_domain: "carrier-a.example",
             single_carrier: false,
             gateway_extra: String::new(),
+            routes_first: String::new(),
             callback: "port = 0\n".into(),
         }
     }
@@ -145,12 +148,13 @@ impl Gateway {
             "[\"carrier-a\", \"carrier-b\"]"
         };
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
             mp = ports.metrics,
             rtp = ports.rtp,
             rtp_end = ports.rtp + 19,
-            rt = opts.ring_timeout_s
+            rt = opts.ring_timeout_s,
+            first = opts.routes_first,
         );
         std::fs::write(
             dir.path().join("gateway.toml"),
