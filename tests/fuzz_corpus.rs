@@ -61,6 +61,7 @@ fn target_fn(target: &str) -> fn(&[u8]) {
         "sip_stream" => harness::sip_stream,
         "sdp" => harness::sdp,
         "config_toml" => harness::config_toml,
+        "callback" => harness::callback,
         other => panic!("unknown fuzz target {other:?} in KNOWN.tsv"),
     }
 }
@@ -91,7 +92,13 @@ fn known_findings_still_fail_as_recorded() {
         }
     }
     // Every file in regressions/ is accounted for.
-    for target in ["sip_datagram", "sip_stream", "sdp", "config_toml"] {
+    for target in [
+        "sip_datagram",
+        "sip_stream",
+        "sdp",
+        "config_toml",
+        "callback",
+    ] {
         for entry in std::fs::read_dir(dir.join(target)).into_iter().flatten() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             assert!(
@@ -110,6 +117,11 @@ fn sip_datagram_corpus() {
 #[test]
 fn sip_stream_corpus() {
     replay("sip_stream", 50, harness::sip_stream);
+}
+
+#[test]
+fn callback_corpus() {
+    replay("callback", 10, harness::callback);
 }
 
 #[test]

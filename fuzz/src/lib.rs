@@ -246,3 +246,77 @@ pub fn scratch_dir() -> PathBuf {
         std::thread::current().id()
     ))
 }
+
+/// The shipped gateway.toml (the service on, legs routed as calls from `pbx`), loaded once.
+/// Both crates that compile this file run from a directory where it is `gateway.toml` or
+/// `../gateway.toml`.
+fn shipped_config() -> std::sync::Arc<trunkgate::config::Config> {
+    static CFG: std::sync::OnceLock<std::sync::Arc<trunkgate::config::Config>> =
+        std::sync::OnceLock::new();
+    CFG.get_or_init(|| {
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = [here.join("gateway.toml"), here.join("../gateway.toml")]
+            .into_iter()
+            .find(|p| p.exists())
+            .expect("gateway.toml");
+        let cfg = trunkgate::config::Config::load(&path).expect("the shipped gateway.toml loads");
+        std::sync::Arc::new(cfg)
+    })
+    .clone()
+}
+
+/// One call-back datagram, as the engine handles it: `callback::protocol::parse`, the
+/// service (allow-list, limits, answers), and whatever it asks of the call layer, run on a
+/// fresh core. Checks: at most one answer, never to an `ACK`, never over the datagram limit,
+/// nothing at all to a stranger; every SIP message a placed call-back sends parses again.
+pub fn callback(data: &[u8]) {
+    use std::time::{Instant, SystemTime};
+    use trunkgate::call::{B2bua, Input, Output as CoreOutput};
+    use trunkgate::callback::protocol::{MAX_DATAGRAM, Verb, parse};
+    use trunkgate::callback::{Output, Service};
+
+    let parsed = parse(data);
+    let is_ack = match &parsed {
+        Ok(trunkgate::callback::protocol::Inbound::Ack(_)) => true,
+        Ok(_) => false,
+        Err(r) => r.verb == Some(Verb::Ack),
+    };
+    let cfg = shipped_config();
+    let now = Instant::now();
+    let mut svc = Service::new(cfg.clone(), now);
+    let stranger = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 4000);
+    svc.handle_datagram(now, stranger, data);
+    assert!(
+        svc.poll_output().is_none(),
+        "a stranger got an answer or placed a call"
+    );
+    let allowed = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000);
+    svc.handle_datagram(now, allowed, data);
+    let mut core = B2bua::new(
+        cfg,
+        trunkgate::txn::TimerConfig::default(),
+        trunkgate::sip::IdGen::new(1),
+        now,
+        SystemTime::UNIX_EPOCH,
+    );
+    let mut answers = 0;
+    while let Some(o) = svc.poll_output() {
+        match o {
+            Output::Transmit { to, bytes } => {
+                answers += 1;
+                assert_eq!(to, allowed);
+                assert!(bytes.len() <= MAX_DATAGRAM, "{} bytes", bytes.len());
+                assert!(bytes.starts_with(b"ACK: "), "{bytes:?}");
+            }
+            Output::Command(c) => core.handle_input(now, Input::Callback(c)),
+        }
+    }
+    assert!(answers <= 1, "{answers} answers to one datagram");
+    assert!(!is_ack || answers == 0, "an ACK was answered");
+    while let Some(o) = core.poll_output() {
+        if let CoreOutput::Transmit { wire, .. } = o {
+            let back = parse_datagram(wire.clone(), MAX_MESSAGE);
+            assert!(back.is_ok(), "unparseable INVITE: {wire:?}");
+        }
+    }
+}

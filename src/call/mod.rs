@@ -26,6 +26,7 @@ mod handle;
 mod incoming;
 mod limits;
 mod midcall;
+mod originate;
 mod orphan;
 mod outbound;
 mod phase;

@@ -1,0 +1,227 @@
+//! Placing call-backs: what the core does with the call-back service's commands. An
+//! `Originate` becomes a [`Call`] with [`Origin::Callback`] calling user1 (the flow from there
+//! is `third_party`'s), or, when it cannot (no route, limits, shutting down), one CDR and an
+//! immediate `Ended` report. A `Cancel` goes to the call-back's call.
+
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use super::admission::ring_timeout;
+use super::anchor::media_plan;
+use super::cdr::{Facts, record};
+use super::dialog::Dialog;
+use super::phase::{EndInfo, Phase};
+use super::router::B2bua;
+use super::state::{Call, Origin, RoutePlan};
+use super::third_party::{CallbackReport, ThirdParty, template};
+use super::timers::CallTimer;
+use super::{CoreEvent, Output};
+use crate::callback::{Command, End, Originate, Outcome, State};
+use crate::cdr::CallTag;
+use crate::config::{Config, PeerName, Route, RouteFrom};
+use crate::interop::causes::Q850Cause;
+
+/// The route a call-back's number follows: `[callback] from_peer`'s routes, or only the
+/// `from = "*"` ones without it.
+pub fn callback_route<'a>(
+    cfg: &'a Config,
+    from_peer: Option<&PeerName>,
+    number: &str,
+) -> Option<&'a Route> {
+    match from_peer {
+        Some(p) => cfg.route_for(p, number),
+        None => cfg
+            .routes
+            .iter()
+            .find(|r| r.from == RouteFrom::Any && number.starts_with(&r.prefix)),
+    }
+}
+
+impl B2bua {
+    /// A command of the call-back service.
+    pub(super) fn on_callback(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Originate(o) => self.originate(now, o),
+            Command::Cancel { id } => {
+                if let Some(&r) = self.callbacks.get(&id) {
+                    self.with_call(r, now, |c, cx| c.cancel_callback(cx));
+                }
+            }
+        }
+    }
+
+    /// Place a call-back: call user1.
+    fn originate(&mut self, now: Instant, o: Originate) {
+        let cfg = self.env.cfg.clone();
+        let (user1, user2) = (o.user1.as_str().to_string(), o.user2.as_str().to_string());
+        let refuse = |b: &mut B2bua, tag: CallTag, cause: Q850Cause| {
+            info!(callback = %o.id, "call-back refused: {}", tag.as_str());
+            b.refuse_callback(now, &o, tag, cause);
+        };
+        if self.env.draining {
+            return refuse(self, CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE);
+        }
+        if !self.env.cdr_writable || self.callbacks.contains_key(&o.id) {
+            return refuse(self, CallTag::GatewayError, Q850Cause::TEMPORARY_FAILURE);
+        }
+        let from = o.from_peer.as_ref();
+        let (Some(route1), Some(route2)) = (
+            callback_route(&cfg, from, &user1).cloned(),
+            callback_route(&cfg, from, &user2).cloned(),
+        ) else {
+            return refuse(self, CallTag::NoRoute, Q850Cause::UNALLOCATED);
+        };
+        // The call's side-A profile until user1 answers (then user1's peer's).
+        let ingress = from
+            .and_then(|p| cfg.profile(p))
+            .or_else(|| route1.to.iter().find_map(|p| cfg.profile(p)))
+            .cloned();
+        let Some(ingress) = ingress else {
+            return refuse(self, CallTag::NoRoute, Q850Cause::UNALLOCATED);
+        };
+        let calls = self.calls.len();
+        let admitted = match from {
+            Some(p) => self.env.limits.admit_call(now, p, calls),
+            None => self.env.limits.admit_gateway(now, calls),
+        };
+        if let Err(over) = admitted {
+            self.env
+                .out
+                .push_back(Output::Event(CoreEvent::LimitRefused {
+                    peer: ingress.name.clone(),
+                    reason: over.label(),
+                }));
+            return refuse(self, CallTag::RateLimited, Q850Cause::CONGESTION);
+        }
+        // Each party sees the other's number unless a calling number was given.
+        let shown_to_user1 = o
+            .caller
+            .as_ref()
+            .map_or(user2.as_str(), |c| c.as_str())
+            .to_string();
+        let shown_to_user2 = o
+            .caller
+            .as_ref()
+            .map_or(user1.as_str(), |c| c.as_str())
+            .to_string();
+        let built = template(&self.env.local, &mut self.env.ids, &user1, &shown_to_user1);
+        let template = match built {
+            Ok(t) => t,
+            Err(e) => {
+                debug!(callback = %o.id, error = %e, "cannot build the call-back's INVITE");
+                if let Some(p) = from {
+                    self.env.limits.release(p);
+                }
+                return refuse(self, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
+            }
+        };
+        let r = self.next_ref;
+        self.next_ref += 1;
+        // Side A is user1's once user1 answers; until then it is no dialog at all (not
+        // indexed, so nothing reaches it), named after the call-back for logs and recording.
+        let a = Dialog {
+            call_id: format!("callback-{}", o.id),
+            local_tag: String::new(),
+            local_hdr: String::new(),
+            remote_hdr: String::new(),
+            remote_tag: None,
+            remote_target: String::new(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            remote_cseq: None,
+            target: ingress.address,
+        };
+        let peers: Vec<PeerName> = route1.to.iter().chain(&route2.to).cloned().collect();
+        let media = media_plan(&self.env, &cfg, &ingress, &peers, &a.call_id, now);
+        let ring = ring_timeout(&cfg, &route1);
+        let tp = ThirdParty {
+            id: o.id.clone(),
+            stage: State::Calling1,
+            user1: user1.clone(),
+            user2,
+            shown_to_user2,
+            template,
+            user2_route: route2,
+            max_duration: o.max_duration,
+            user1_txn: None,
+            user1_cseq: 1,
+            user1_offer: None,
+            user1_counted: None,
+            user1_left: false,
+        };
+        let call = Call {
+            cfg,
+            phase: Phase::Routing,
+            ingress,
+            a,
+            b: None,
+            origin: Origin::Callback(Box::new(tp)),
+            attempt: None,
+            route: RoutePlan {
+                targets: route1.to,
+                next: 0,
+            },
+            counted_ingress: o.from_peer.clone(),
+            counted_egress: None,
+            number: user1,
+            caller: shown_to_user1,
+            started: now,
+            open: Vec::new(),
+            relayed: Vec::new(),
+            pending_2xx: Default::default(),
+            acks: Default::default(),
+            last_failure: None,
+            events: Default::default(),
+            uac_rel: Default::default(),
+            uas_rel: Default::default(),
+            media,
+            timers: Default::default(),
+        };
+        info!(callback = %o.id, "call-back: calling user1");
+        self.calls.insert(r, call);
+        self.callbacks.insert(o.id, r);
+        self.with_call(r, now, |call, cx| {
+            call.timers.set(CallTimer::Ring, cx.now + ring);
+            let outcome = call.start_attempt(cx);
+            call.on_attempt_outcome(cx, outcome);
+        });
+    }
+
+    /// A call-back that never became a call: its one CDR and its end, reported at once.
+    fn refuse_callback(&mut self, now: Instant, o: &Originate, tag: CallTag, cause: Q850Cause) {
+        let call_id = format!("callback-{}", o.id);
+        let facts = Facts {
+            call_id: &call_id,
+            egress_call_id: None,
+            started: now,
+            answered: None,
+            from: o.user1.as_str(),
+            to: o.user2.as_str(),
+            ingress: o.from_peer.as_ref().map_or("", |p| p.0.as_str()),
+            egress: None,
+            recording: None,
+            events: Vec::new(),
+            callback_id: Some(o.id.to_string()),
+        };
+        let status = if tag == CallTag::NoRoute { 404 } else { 503 };
+        let cdr = record(
+            &self.env,
+            facts,
+            EndInfo::internal(tag, status, cause.0, now),
+        );
+        self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+        let end = End {
+            outcome: Outcome::User1Failed,
+            duration: Duration::ZERO,
+            call_tag: tag,
+            cause,
+        };
+        self.env
+            .out
+            .push_back(Output::Callback(CallbackReport::Ended {
+                id: o.id.clone(),
+                end,
+            }));
+    }
+}
