@@ -222,6 +222,45 @@ pub struct ProfileFile {
     pub media: ProfileMediaSection,
     #[serde(default)]
     pub limits: PeerLimitsSection,
+    pub auth: Option<AuthSection>,
+    pub register: Option<RegisterSection>,
+}
+
+/// `[auth]`: digest credentials for this peer's 401/407 challenges.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub username: Spanned<String>,
+    /// Any TOML value, so that a mistyped password (`password = 1234`) is reported without
+    /// its value: toml's own type error would quote it.
+    pub password: Option<Spanned<toml::Value>>,
+    pub password_file: Option<Spanned<String>>,
+    pub realm: Option<Spanned<String>>,
+    pub algorithm: Option<Spanned<OneOrMany>>,
+}
+
+// By hand: the password must never reach a log through `{:?}`.
+impl std::fmt::Debug for AuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSection")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("realm", &self.realm)
+            .field("algorithm", &self.algorithm)
+            .finish()
+    }
+}
+
+/// `[register]`: keep a registration with this peer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterSection {
+    #[serde(default)]
+    pub enabled: bool,
+    pub expires_s: Option<Spanned<u64>>,
+    pub contact_user: Option<Spanned<String>>,
+    pub transport: Option<Spanned<String>>,
 }
 
 /// `[uri]`: the form of URIs and numbers toward this peer.

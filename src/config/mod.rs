@@ -4,6 +4,7 @@
 //! Relative paths in `gateway.toml` (`profiles`, `[cdr] path`) are relative to the directory
 //! holding `gateway.toml`, so the gateway behaves the same whatever directory it starts in.
 
+mod auth;
 mod callback;
 mod error;
 mod file;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
+pub use auth::local_port;
 pub use callback::CallbackConfig;
 pub use error::{ConfigError, ConfigErrors};
 use file::{GatewayFile, ProfileFile};
@@ -95,6 +97,10 @@ pub struct Profile {
     pub repacketize: bool,
     /// `[limits]`: this peer's share of the gateway.
     pub limits: PeerLimits,
+    /// `[auth]`: digest credentials for this peer's challenges (its `Debug` hides the secret).
+    pub auth: Option<Arc<crate::auth::Credentials>>,
+    /// `[register] enabled = true`: the registration the gateway keeps with this peer.
+    pub register: Option<crate::auth::RegisterPolicy>,
 }
 
 /// Which inbound peer a route applies to.
@@ -290,7 +296,21 @@ impl Config {
         };
 
         let profiles_dir = base.join(&file.profiles);
-        let (profiles, broken) = load_profiles(&profiles_dir, &mut errs);
+        let mut warnings = Vec::new();
+        let (profiles, broken) = load_profiles(&profiles_dir, &mut errs, &mut warnings);
+        for p in profiles.values() {
+            if let Some(r) = &p.register
+                && local_port(&listen, r.transport).is_none()
+            {
+                errs.push(ConfigError::file(
+                    &profiles_dir.join(format!("{}.toml", p.name.0)),
+                    format!(
+                        "[register] over {} needs a {} address in [sip] listen (the registered contact)",
+                        r.transport, r.transport
+                    ),
+                ));
+            }
+        }
         // A peer whose profile file has errors is already reported; routes naming it are not
         // a second problem.
         let known = |name: &PeerName| profiles.contains_key(name) || broken.contains(&name.0);
@@ -371,7 +391,6 @@ impl Config {
             ));
         }
 
-        let mut warnings = Vec::new();
         let callback = callback::load(
             &file.callback,
             &file.sip,
@@ -454,6 +473,7 @@ impl Config {
 fn load_profiles(
     dir: &Path,
     errs: &mut Vec<ConfigError>,
+    warns: &mut Vec<ConfigError>,
 ) -> (
     HashMap<PeerName, Arc<Profile>>,
     std::collections::HashSet<String>,
@@ -477,7 +497,7 @@ fn load_profiles(
     files.sort();
     let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf)> = HashMap::new();
     for path in files {
-        let loaded = load_profile(&path, errs);
+        let loaded = load_profile(&path, errs, warns);
         if loaded.is_none()
             && let Some(stem) = path.file_stem()
         {
@@ -500,7 +520,11 @@ fn load_profiles(
     (out, broken)
 }
 
-fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
+fn load_profile(
+    path: &Path,
+    errs: &mut Vec<ConfigError>,
+    warns: &mut Vec<ConfigError>,
+) -> Option<Profile> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -665,6 +689,7 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         |offset, msg| ConfigError::at(path, &text, offset, msg),
         errs,
     );
+    let peer_auth = auth::peer_auth(&file, path, &text, errs, warns);
     (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner()),
         role,
@@ -693,6 +718,8 @@ fn load_profile(path: &Path, errs: &mut Vec<ConfigError>) -> Option<Profile> {
         },
         repacketize: file.media.repacketize,
         limits,
+        auth: peer_auth.0,
+        register: peer_auth.1,
     })
 }
 

@@ -62,6 +62,8 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         rtp_hold_timeout: None,
         repacketize: false,
         limits: Default::default(),
+        auth: None,
+        register: None,
     };
     (p.name.clone(), Arc::new(p))
 }
