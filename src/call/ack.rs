@@ -121,6 +121,11 @@ impl Call {
         body: Option<(Bytes, Option<String>)>,
     ) {
         let profile = self.profile(side).cloned();
+        let creds = self.invite_auth[side]
+            .as_ref()
+            .filter(|(c, _)| *c == cseq)
+            .map(|(_, lines)| lines.clone())
+            .unwrap_or_default();
         let Some(leg) = self.dialog(side) else {
             return;
         };
@@ -128,6 +133,9 @@ impl Call {
         let built = leg
             .ack(cseq, &cx.env.local, &mut cx.env.ids)
             .and_then(|mut ack| {
+                for (h, v) in creds {
+                    ack.insert_header_before_length(&h, v)?;
+                }
                 if let Some((b, ct)) = body
                     && !b.is_empty()
                 {

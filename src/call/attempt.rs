@@ -4,6 +4,7 @@
 use tracing::{debug, info, warn};
 
 use super::anchor::AnchorError;
+use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::limits::Over;
@@ -114,6 +115,9 @@ impl Call {
             let target = dialog.target;
             self.b = Some(dialog);
             self.uac_rel = UacRel::default();
+            // A new peer: its challenges, if any, are its own.
+            self.auth.b = None;
+            self.invite_auth.b = None;
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let Some(txn) = self.start_client(cx, invite.clone(), target, TxnRole::Invite) else {
                 continue;
@@ -264,10 +268,37 @@ impl Call {
     }
 
     fn on_invite_failure(&mut self, cx: &mut Cx, resp: Response) {
+        let sent = self.attempt.as_mut().and_then(|a| {
+            let wanted = !a.state.unwanted();
+            a.invite.take().filter(|_| wanted)
+        });
         if !self.finish_attempt() || !self.phase.is_routing() {
             return;
         }
         let status = resp.status();
+        if is_challenge(&resp) {
+            let Some(sent) = sent else {
+                return self.relay_failure(cx, &resp);
+            };
+            match self.answer_challenge(cx, Side::B, &sent, &resp, TxnRole::Invite) {
+                Ok((txn, invite)) => {
+                    self.invite_auth.b = Some((
+                        invite.cseq().map_or(0, |c| c.0),
+                        Call::invite_credentials(&invite),
+                    ));
+                    if let Some(att) = self.attempt.as_mut() {
+                        att.txn = txn;
+                        att.invite = Some(invite);
+                        att.state = AttemptState::Calling;
+                    }
+                    return;
+                }
+                Err(why) => {
+                    self.challenge_failed(status, &why);
+                    return self.on_auth_failure(cx, status);
+                }
+            }
+        }
         if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
@@ -280,6 +311,27 @@ impl Call {
             return;
         }
         self.relay_failure(cx, &resp);
+    }
+
+    /// The callee peer's challenge could not be answered: the next peer of the route, else
+    /// the caller gets 403 (Q.850 21, call rejected: RFC 3398's mapping of 401/407), never
+    /// the challenge itself, which names a realm the caller has no credentials for.
+    fn on_auth_failure(&mut self, cx: &mut Cx, status: u16) {
+        if !self.route.exhausted() {
+            self.events.push(CallEvent::Failover(status));
+            if self.start_attempt(cx) == AttemptOutcome::Sent {
+                return;
+            }
+        }
+        let end = EndInfo {
+            tag: CallTag::CalleeReject,
+            status: 403,
+            cause: Q850Cause::CALL_REJECTED.0,
+            cause_source: CauseSource::Internal,
+            reason_sip: Some(format!("SIP;cause={status}")),
+            at: cx.now,
+        };
+        self.fail_call_with(cx, end);
     }
 
     /// Pass the callee's final failure to the caller and release the call.

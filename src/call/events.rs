@@ -37,6 +37,9 @@ pub enum CallEvent {
     ByeUnanswered(Side),
     /// A peer of the route was skipped: over its `[limits]` (`cps` or `max_calls`).
     PeerLimited(&'static str),
+    /// A peer's 401/407 could not be answered, or refused our answer (the attempt failed,
+    /// or the challenged request was given up).
+    AuthFailed,
 }
 
 impl fmt::Display for CallEvent {
@@ -55,6 +58,7 @@ impl fmt::Display for CallEvent {
             CallEvent::AckTimeout => f.write_str("ack_timeout"),
             CallEvent::ByeUnanswered(side) => write!(f, "bye_{}_unanswered", side.party()),
             CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),
+            CallEvent::AuthFailed => f.write_str(crate::auth::AuthFailure::CDR_EVENT),
         }
     }
 }

@@ -19,7 +19,7 @@ impl Call {
         match role {
             TxnRole::Invite => self.on_invite_response(cx, id, resp),
             TxnRole::Relay => self.on_relayed_response(cx, id, resp),
-            TxnRole::Bye(_) if !resp.is_provisional() => self.close_txn(id),
+            TxnRole::Bye(side) if !resp.is_provisional() => self.on_bye_answer(cx, side, id, &resp),
             TxnRole::Prack if !resp.is_provisional() => {
                 self.on_prack_result(cx, id, Some(resp.status()))
             }

@@ -255,6 +255,9 @@ impl B2bua {
             },
             media,
             timers: Default::default(),
+            auth: Default::default(),
+            invite_auth: Default::default(),
+            byes: Vec::new(),
         };
         self.calls.insert(r, call);
         let ring = adm.ring_timeout;

@@ -4,6 +4,7 @@
 use tracing::{debug, warn};
 
 use super::Side;
+use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
@@ -169,12 +170,14 @@ impl Call {
             cx.respond(id, &req, 488, "Not Acceptable Here", &[]);
             return;
         }
-        if let Some(txn) = self.start_client(cx, out, target, TxnRole::Relay) {
+        self.sign(cx, other, &mut out);
+        if let Some(txn) = self.start_client(cx, out.clone(), target, TxnRole::Relay) {
             let relayed = Relayed {
                 origin: side,
                 origin_txn: id,
                 origin_req: req,
                 method,
+                sent: out,
             };
             self.relayed.push((txn, relayed));
         }
@@ -200,6 +203,13 @@ impl Call {
             return;
         };
         let far = rel.origin.other();
+        if is_challenge(&resp) {
+            // The far peer wants credentials: the same request again, once, with them.
+            match self.answer_challenge(cx, far, &rel.sent, &resp, TxnRole::Relay) {
+                Ok((txn, sent)) => return self.relayed.push((txn, Relayed { sent, ..rel })),
+                Err(why) => self.challenge_failed(status, &why),
+            }
+        }
         // Target refresh (RFC 3261 §12.2.1.2): a 2xx to re-INVITE/UPDATE may move the peer.
         if final_
             && resp.is_success()

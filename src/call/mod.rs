@@ -18,6 +18,7 @@ mod anchor;
 mod attempt;
 mod cancel;
 mod cdr;
+mod challenge;
 mod cx;
 mod dialog;
 mod events;

@@ -177,6 +177,9 @@ impl B2bua {
             uas_rel: Default::default(),
             media,
             timers: Default::default(),
+            auth: Default::default(),
+            invite_auth: Default::default(),
+            byes: Vec::new(),
         };
         info!(callback = %o.id, "call-back: calling user1");
         self.calls.insert(r, call);

@@ -5,6 +5,7 @@ use tracing::{debug, warn};
 
 use super::Output;
 use super::Side;
+use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::phase::EndInfo;
@@ -13,7 +14,8 @@ use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::{CauseSource, Q850Cause, parse_reason, reason_header};
 use crate::interop::egress::reason_for;
-use crate::sip::{Hdr, Method};
+use crate::sip::{Hdr, Method, Response};
+use crate::txn::TxnId;
 
 /// Q.850 cause for a BYE: its Reason header, else 16 normal clearing (RFC 3398 §9).
 pub(super) fn bye_cause(reason_lines: &[String]) -> (u16, CauseSource, Option<String>) {
@@ -82,15 +84,36 @@ impl Call {
                 Ok(bye)
             });
         match built {
-            Ok(bye) => {
-                self.start_client(cx, bye, target, TxnRole::Bye(side));
+            Ok(mut bye) => {
+                self.sign(cx, side, &mut bye);
+                if let Some(id) = self.start_client(cx, bye.clone(), target, TxnRole::Bye(side)) {
+                    self.byes.push((id, bye));
+                }
             }
             Err(e) => warn!(error = %e, "cannot build BYE"),
         }
     }
 
+    /// The final answer to our BYE `id` on `side`: a challenge is answered once (the BYE
+    /// again, with credentials); anything else ends it.
+    pub(super) fn on_bye_answer(&mut self, cx: &mut Cx, side: Side, id: TxnId, resp: &Response) {
+        self.close_txn(id);
+        let Some(i) = self.byes.iter().position(|(t, _)| *t == id) else {
+            return;
+        };
+        let (_, sent) = self.byes.swap_remove(i);
+        if !is_challenge(resp) {
+            return;
+        }
+        match self.answer_challenge(cx, side, &sent, resp, TxnRole::Bye(side)) {
+            Ok((id, bye)) => self.byes.push((id, bye)),
+            Err(why) => self.challenge_failed(resp.status(), &why),
+        }
+    }
+
     /// Our BYE on `side` got no answer.
     pub(super) fn on_bye_unanswered(&mut self, side: Side) {
+        self.byes.retain(|(t, _)| self.open.contains(t));
         self.events.push(CallEvent::ByeUnanswered(side));
     }
 

@@ -64,7 +64,8 @@ impl Call {
                 Ok(p)
             });
         match built {
-            Ok(prack) => {
+            Ok(mut prack) => {
+                self.sign(cx, Side::B, &mut prack);
                 self.start_client(cx, prack, target, TxnRole::Prack);
             }
             Err(e) => warn!(error = %e, "cannot build PRACK"),

@@ -90,6 +90,8 @@ pub struct Relayed {
     pub origin_txn: TxnId,
     pub origin_req: Request,
     pub method: Method,
+    /// The request as we sent it on the far leg (answered again if that peer challenges it).
+    pub sent: Request,
 }
 
 /// Our 2xx to an INVITE on a side, retransmitted until the ACK (RFC 3261 §13.3.1.4).
@@ -200,6 +202,13 @@ pub struct Call {
     /// Some when the call's media is relayed through the gateway.
     pub media: Option<MediaState>,
     pub timers: TimerTable,
+    /// Digest state toward each side's peer, once that peer challenged us (`challenge`).
+    pub auth: PerSide<Option<crate::auth::AuthSession>>,
+    /// The credentials the side's initial INVITE carried, with its CSeq: its 2xx's ACK
+    /// carries them too.
+    pub invite_auth: PerSide<Option<(u32, Vec<(crate::sip::Hdr, String)>)>>,
+    /// Our BYEs waiting for their final answer (answered again if challenged).
+    pub byes: Vec<(TxnId, Request)>,
 }
 
 impl Call {

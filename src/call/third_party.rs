@@ -177,6 +177,9 @@ impl Call {
         cx.remove_dialog(&leg.key());
         cx.add_dialog(leg.key(), Side::A);
         self.a = leg;
+        // user1's challenges and the credentials its INVITE carried move with its dialog.
+        self.auth.a = self.auth.b.take();
+        self.invite_auth.a = self.invite_auth.b.take();
         self.ingress = att.peer.clone();
         self.progress(
             cx,

@@ -29,6 +29,8 @@ impl Q850Cause {
     pub const NO_ANSWER: Q850Cause = Q850Cause(19);
     /// 1: unallocated number (no route).
     pub const UNALLOCATED: Q850Cause = Q850Cause(1);
+    /// 21: call rejected (RFC 3398's mapping of 401/407: a challenge we could not answer).
+    pub const CALL_REJECTED: Q850Cause = Q850Cause(21);
     /// 42: switching equipment congestion (a limit refused the call).
     pub const CONGESTION: Q850Cause = Q850Cause(42);
     /// 41: temporary failure.

@@ -32,6 +32,11 @@ impl IdGen {
             .collect()
     }
 
+    /// The generator itself, for what needs random bytes of its own (digest cnonces).
+    pub fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
     /// A random number (RSeq starting points and the like).
     pub fn number(&mut self) -> u32 {
         self.rng.random()

@@ -3,6 +3,7 @@
 //! builders); the flows are in the files beside it, one theme each.
 
 mod anchor;
+mod auth;
 mod callback;
 mod calls;
 mod edge;

@@ -1,0 +1,93 @@
+//! Trunk credentials in a call: a peer's 401/407 to a request the gateway sent it (the INVITE,
+//! a BYE, a relayed re-INVITE/UPDATE/INFO) is answered once with digest credentials from that
+//! peer's `[auth]` (RFC 3261 §22.2, RFC 7616), as a new transaction with the next CSeq, same
+//! Call-ID and From tag. The challenge is kept per leg (`auth::AuthSession`), so the leg's
+//! later requests carry credentials up front. A challenge that cannot be answered, or that
+//! comes again for our answer, ends that request (`auth_failed` in the CDR).
+
+use tracing::{info, warn};
+
+use super::Side;
+use super::cx::Cx;
+use super::events::CallEvent;
+use super::state::{Call, TxnRole};
+use crate::auth::{AuthFailure, AuthSession, ChallengeKind, Retry};
+use crate::sip::{Hdr, Request, Response};
+use crate::txn::TxnId;
+
+/// Whether `resp` is a digest challenge (401 or 407).
+pub(super) fn is_challenge(resp: &Response) -> bool {
+    ChallengeKind::for_status(resp.status()).is_some()
+}
+
+impl Call {
+    /// The authentication state toward the peer on `side`, made on first use from that
+    /// peer's profile.
+    fn auth_session(&mut self, side: Side) -> Option<&mut AuthSession> {
+        if self.auth[side].is_none() {
+            let creds = self.profile(side)?.auth.clone();
+            self.auth[side] = Some(AuthSession::new(creds));
+        }
+        self.auth[side].as_mut()
+    }
+
+    /// A new request on `side`'s dialog gets credentials up front for the challenges that
+    /// leg has seen (nothing when it has seen none).
+    pub(super) fn sign(&mut self, cx: &mut Cx, side: Side, req: &mut Request) {
+        let Some(session) = self.auth[side].as_mut().filter(|s| s.has_cached()) else {
+            return;
+        };
+        if let Err(e) = session.authorize(req, cx.env.ids.rng()) {
+            warn!(error = %e, "cannot add credentials up front");
+        }
+    }
+
+    /// Answer the challenge `resp` to `sent` (on `side`, whose dialog gives the next CSeq):
+    /// the same request again with credentials, sent as a new client transaction of `role`.
+    /// Returns it and its transaction, or why not (the caller ends the request).
+    pub(super) fn answer_challenge(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        sent: &Request,
+        resp: &Response,
+        role: TxnRole,
+    ) -> Result<(TxnId, Request), AuthFailure> {
+        let Some(leg) = self.dialog_mut(side) else {
+            return Err(AuthFailure::Build("no dialog".into()));
+        };
+        leg.local_cseq = leg.local_cseq.wrapping_add(1);
+        let (cseq, target) = (leg.local_cseq, leg.target);
+        let via = cx.env.local.via(target.transport, &cx.env.ids.branch());
+        let retry = Retry { cseq, via };
+        let Some(session) = self.auth_session(side) else {
+            return Err(AuthFailure::NoCredentials);
+        };
+        let req = session.on_challenge(sent, resp, retry, cx.env.ids.rng())?;
+        let id = self
+            .start_client(cx, req.clone(), target, role)
+            .ok_or_else(|| AuthFailure::Build("cannot start the transaction".into()))?;
+        info!(call_id = %self.call_id(), method = %req.method(), status = resp.status(), "answered the peer's challenge");
+        Ok((id, req))
+    }
+
+    /// A challenge this call could not answer: counted, logged, the request ends.
+    pub(super) fn challenge_failed(&mut self, status: u16, why: &AuthFailure) {
+        info!(call_id = %self.call_id(), status, "peer's challenge not answered: {why}");
+        self.events.push(CallEvent::AuthFailed);
+    }
+
+    /// The credentials an INVITE carried, for the ACK of its 2xx (RFC 3261 §13.2.2.4: the
+    /// ACK carries the same credentials as the INVITE).
+    pub(super) fn invite_credentials(invite: &Request) -> Vec<(Hdr, String)> {
+        [Hdr::AUTHORIZATION, Hdr::PROXY_AUTHORIZATION]
+            .into_iter()
+            .flat_map(|h| {
+                invite
+                    .header_lines(&h)
+                    .into_iter()
+                    .map(move |v| (h.clone(), v))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,187 @@
+//! Trunk credentials on the fake clock: carrier-a challenges (401/407) and the gateway
+//! answers from carrier-a's `[auth]`, once per challenge, and carries the credentials on.
+
+use super::*;
+use crate::auth::{Algorithm, Credentials, Secret};
+
+fn with_credentials(names: &[&str]) -> Config {
+    config_with(|name, p| {
+        if names.contains(&name) {
+            p.auth = Some(Arc::new(Credentials {
+                username: "trunkuser".into(),
+                password: Secret::new("trunk-secret"),
+                realm: None,
+                algorithms: Algorithm::ALL.to_vec(),
+            }));
+        }
+    })
+}
+
+/// `status` with a digest challenge for `nonce` (`stale` when asked).
+fn challenge(inv: &Request, status: u16, nonce: &str, stale: bool) -> Message {
+    let (hdr, realm) = match status {
+        407 => (Hdr::named("Proxy-Authenticate"), "proxy.carrier.example"),
+        _ => (Hdr::named("WWW-Authenticate"), "carrier.example"),
+    };
+    let value = format!(
+        "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5{}",
+        if stale { ", stale=true" } else { "" }
+    );
+    reply(inv, status, "proxy1", &[(hdr, value.as_str())], None)
+}
+
+fn phone_invites(h: &mut H) -> Request {
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
+    );
+    h.take(PHONE);
+    h.one_request(CARRIER_A, Method::Invite)
+}
+
+#[test]
+fn a_challenged_invite_is_answered_once_and_the_dialog_carries_the_credentials() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let inv = phone_invites(&mut h);
+    assert!(inv.header(&Hdr::PROXY_AUTHORIZATION).is_none());
+    h.recv_msg(CARRIER_A, challenge(&inv, 407, "n1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    // The ACK for the 407 came first (the transaction's), then the new INVITE.
+    let cred = again
+        .header(&Hdr::PROXY_AUTHORIZATION)
+        .expect("credentials");
+    for want in [
+        "Digest ",
+        "username=\"trunkuser\"",
+        "realm=\"proxy.carrier.example\"",
+        "nonce=\"n1\"",
+        "qop=auth",
+        "nc=00000001",
+    ] {
+        assert!(cred.contains(want), "{want} not in {cred}");
+    }
+    assert!(!cred.contains("trunk-secret"));
+    assert_eq!(again.cseq().unwrap(), (2, Method::Invite));
+    assert_eq!(again.call_id(), inv.call_id());
+    assert_eq!(again.from_tag(), inv.from_tag());
+    assert_eq!(again.to_tag(), None);
+    assert_ne!(
+        again.header(&Hdr::VIA),
+        inv.header(&Hdr::VIA),
+        "a new branch"
+    );
+    assert_eq!(again.body(), inv.body());
+    assert!(h.statuses(PHONE).is_empty(), "the caller sees no challenge");
+
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &again,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let ok = h.take_responses(PHONE).remove(0);
+    assert_eq!(ok.status(), 200);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap().0, 2);
+    assert_eq!(
+        ack.header(&Hdr::PROXY_AUTHORIZATION),
+        Some(cred.clone()),
+        "the INVITE's credentials"
+    );
+
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    let up_front = bye
+        .header(&Hdr::PROXY_AUTHORIZATION)
+        .expect("credentials up front");
+    assert!(up_front.contains("nc=00000002"), "{up_front}");
+    assert_eq!(bye.cseq().unwrap().0, 3);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    assert!(h.cdrs[0].events.is_empty(), "{:?}", h.cdrs[0].events);
+    assert_idle(&mut h);
+}
+
+#[test]
+fn a_second_challenge_for_the_same_nonce_fails_over() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 401, "n1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    assert!(again.header(&Hdr::AUTHORIZATION).is_some());
+    h.recv_msg(CARRIER_A, challenge(&again, 401, "n1", false));
+    // carrier-b, next on the route, gets the call.
+    h.one_request(CARRIER_B, Method::Invite);
+    assert!(
+        h.take(CARRIER_A)
+            .iter()
+            .all(|m| matches!(m, Message::Request(r) if r.method() == Method::Ack))
+    );
+    assert!(h.statuses(PHONE).is_empty());
+}
+
+#[test]
+fn without_credentials_or_after_a_refusal_the_caller_gets_403_not_the_challenge() {
+    // No [auth] anywhere: carrier-a's challenge fails the attempt, carrier-b's too.
+    let mut h = H::with(config());
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 407, "n1", false));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, challenge(&inv_b, 401, "n2", false));
+    let resp = h.take_responses(PHONE);
+    let last = resp.last().unwrap();
+    assert_eq!(last.status(), 403);
+    assert!(last.header(&Hdr::named("Proxy-Authenticate")).is_none());
+    assert!(last.header(&Hdr::named("WWW-Authenticate")).is_none());
+    let c = &h.cdrs[0];
+    assert_eq!((c.status, c.cause), (403, 21));
+    assert_eq!(c.reason_sip.as_deref(), Some("SIP;cause=401"));
+    assert!(
+        c.events.iter().filter(|e| *e == "auth_failed").count() == 2,
+        "{:?}",
+        c.events
+    );
+}
+
+#[test]
+fn a_stale_nonce_is_answered_again_without_failing() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 401, "n1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, challenge(&again, 401, "n2", true));
+    let third = h.one_request(CARRIER_A, Method::Invite);
+    let cred = third.header(&Hdr::AUTHORIZATION).unwrap();
+    assert!(cred.contains("nonce=\"n2\""), "{cred}");
+    assert_eq!(third.cseq().unwrap().0, 3);
+    assert!(h.take(CARRIER_B).is_empty());
+}
+
+#[test]
+fn a_challenged_bye_is_sent_again_with_credentials() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert!(bye.header(&Hdr::AUTHORIZATION).is_none());
+    h.recv_msg(CARRIER_A, challenge(&bye, 401, "b1", false));
+    let again = h.one_request(CARRIER_A, Method::Bye);
+    assert!(
+        again
+            .header(&Hdr::AUTHORIZATION)
+            .unwrap()
+            .contains("nonce=\"b1\"")
+    );
+    assert_eq!(again.cseq().unwrap().0, bye.cseq().unwrap().0 + 1);
+    // Refused again: given up (recorded), and the call is gone all the same.
+    h.recv_msg(CARRIER_A, challenge(&again, 401, "b1", false));
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+    assert_idle(&mut h);
+}
