@@ -123,8 +123,8 @@ impl Call {
         let profile = self.profile(side).cloned();
         let creds = self.invite_auth[side]
             .as_ref()
-            .filter(|(c, _)| *c == cseq)
-            .map(|(_, lines)| lines.clone())
+            .filter(|c| c.cseq == cseq)
+            .map(|c| c.lines.clone())
             .unwrap_or_default();
         let Some(leg) = self.dialog(side) else {
             return;

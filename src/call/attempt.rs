@@ -282,10 +282,7 @@ impl Call {
             };
             match self.answer_challenge(cx, Side::B, &sent, &resp, TxnRole::Invite) {
                 Ok((txn, invite)) => {
-                    self.invite_auth.b = Some((
-                        invite.cseq().map_or(0, |c| c.0),
-                        Call::invite_credentials(&invite),
-                    ));
+                    self.invite_auth.b = Some(Call::invite_credentials(&invite));
                     if let Some(att) = self.attempt.as_mut() {
                         att.txn = txn;
                         att.invite = Some(invite);

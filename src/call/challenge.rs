@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::state::{Call, TxnRole};
+use super::state::{Call, InviteCredentials, TxnRole};
 use crate::auth::{AuthFailure, AuthSession, ChallengeKind, Retry};
 use crate::sip::{Hdr, Request, Response};
 use crate::txn::TxnId;
@@ -79,8 +79,8 @@ impl Call {
 
     /// The credentials an INVITE carried, for the ACK of its 2xx (RFC 3261 §13.2.2.4: the
     /// ACK carries the same credentials as the INVITE).
-    pub(super) fn invite_credentials(invite: &Request) -> Vec<(Hdr, String)> {
-        [Hdr::AUTHORIZATION, Hdr::PROXY_AUTHORIZATION]
+    pub(super) fn invite_credentials(invite: &Request) -> InviteCredentials {
+        let lines = [Hdr::AUTHORIZATION, Hdr::PROXY_AUTHORIZATION]
             .into_iter()
             .flat_map(|h| {
                 invite
@@ -88,6 +88,10 @@ impl Call {
                     .into_iter()
                     .map(move |v| (h.clone(), v))
             })
-            .collect()
+            .collect();
+        InviteCredentials {
+            cseq: invite.cseq().map_or(0, |c| c.0),
+            lines,
+        }
     }
 }

@@ -163,6 +163,13 @@ pub struct MediaState {
     pub recording: Option<crate::media::RecordSpec>,
 }
 
+/// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.
+#[derive(Debug, Clone)]
+pub struct InviteCredentials {
+    pub cseq: u32,
+    pub lines: Vec<(crate::sip::Hdr, String)>,
+}
+
 /// One call: two legs and everything needed to bridge them.
 #[derive(Debug)]
 pub struct Call {
@@ -204,9 +211,8 @@ pub struct Call {
     pub timers: TimerTable,
     /// Digest state toward each side's peer, once that peer challenged us (`challenge`).
     pub auth: PerSide<Option<crate::auth::AuthSession>>,
-    /// The credentials the side's initial INVITE carried, with its CSeq: its 2xx's ACK
-    /// carries them too.
-    pub invite_auth: PerSide<Option<(u32, Vec<(crate::sip::Hdr, String)>)>>,
+    /// The credentials the side's initial INVITE carried: its 2xx's ACK carries them too.
+    pub invite_auth: PerSide<Option<InviteCredentials>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
     pub byes: Vec<(TxnId, Request)>,
 }
