@@ -43,7 +43,7 @@ pub struct RegisterPolicy {
 }
 
 /// Everything a registration needs to build its REGISTERs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RegisterParams {
     pub peer: PeerName,
     /// Where REGISTERs go: the profile's address with the policy's transport.

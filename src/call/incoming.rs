@@ -163,7 +163,11 @@ impl B2bua {
 
     fn on_initial_invite(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
         let cfg = self.env.cfg.clone();
-        let Some(ingress) = cfg.peer_for_source(source.addr.ip()).cloned() else {
+        // A registering peer's calls to its registered contact are its own, whichever of its
+        // servers they come from.
+        let ip = source.addr.ip();
+        let by_contact = cfg.peer_for_contact(ip, &req.uri());
+        let Some(ingress) = by_contact.or_else(|| cfg.peer_for_source(ip)).cloned() else {
             // `on_message` keeps strangers out; a reload may have dropped the profile since.
             debug!(%source, "INVITE from an address no profile matches");
             self.env.respond(now, id, &req, 403, "Forbidden", &[]);

@@ -31,6 +31,7 @@ mod originate;
 mod orphan;
 mod outbound;
 mod phase;
+mod registrations;
 mod release;
 mod reliable;
 mod router;

@@ -41,6 +41,8 @@ pub struct B2bua {
     /// The deadline each call is filed under.
     filed: HashMap<CallRef, Instant>,
     pub(super) next_ref: CallRef,
+    /// The gateway's registrations with its peers.
+    registrations: super::registrations::Registrations,
     /// Call-backs in progress, by the call-back service's id.
     pub(super) callbacks: HashMap<crate::callback::CallbackId, CallRef>,
     /// Reused between dispatch rounds.
@@ -58,7 +60,7 @@ impl B2bua {
     ) -> Self {
         let pool = crate::media::PortPool::new(cfg.media_ports.0, cfg.media_ports.1);
         let limits = super::limits::Limits::new(&cfg);
-        B2bua {
+        let mut b = B2bua {
             env: Env {
                 local: cfg.local_addrs(),
                 cfg,
@@ -80,8 +82,24 @@ impl B2bua {
             filed: HashMap::default(),
             next_ref: 1,
             callbacks: HashMap::default(),
+            registrations: Default::default(),
             batch: Vec::new(),
-        }
+        };
+        let cfg = b.env.cfg.clone();
+        b.registrations.configure(&mut b.env, &cfg, now);
+        b.pump(now);
+        b
+    }
+
+    /// Each registering peer and whether the registrar holds our binding.
+    pub fn registrations(&self) -> Vec<(crate::config::PeerName, bool)> {
+        self.registrations.states()
+    }
+
+    /// Whether something must still be answered before the process may stop: a call in
+    /// progress, or an unregistration in flight.
+    pub fn busy(&self) -> bool {
+        !self.calls.is_empty() || self.registrations.pending()
     }
 
     /// The configuration new calls will use.
@@ -141,9 +159,15 @@ impl B2bua {
             // own addresses (Via, Contact) stay those of the running sockets.
             Input::Reload(cfg) => {
                 self.env.limits.reconfigure(&cfg);
-                self.env.cfg = cfg;
+                self.env.cfg = cfg.clone();
+                if !self.env.draining {
+                    self.registrations.configure(&mut self.env, &cfg, now);
+                }
             }
-            Input::Drain => self.env.draining = true,
+            Input::Drain => {
+                self.env.draining = true;
+                self.registrations.shutdown(&mut self.env, now);
+            }
             Input::CdrWritable(ok) => self.env.cdr_writable = ok,
             Input::Callback(cmd) => self.on_callback(now, cmd),
             Input::HangUpAll => {
@@ -161,6 +185,10 @@ impl B2bua {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.env.txn.handle_timeout(now, &mut self.env.txn_out);
         self.pump(now);
+        if self.registrations.poll_timeout().is_some_and(|t| t <= now) {
+            self.registrations.handle_timeout(&mut self.env, now);
+            self.pump(now);
+        }
         while let Some(&(at, r)) = self.deadlines.first() {
             if at > now {
                 break;
@@ -175,10 +203,14 @@ impl B2bua {
     /// When [`B2bua::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.deadlines.first().map(|(at, _)| *at);
-        [self.env.txn.poll_timeout(), calls]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.env.txn.poll_timeout(),
+            calls,
+            self.registrations.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next thing for the shell to do.
@@ -277,7 +309,16 @@ impl B2bua {
                 txn: Some(id),
             }),
             TxnOutput::Request { id, req, source } => self.on_new_request(now, id, req, source),
+            TxnOutput::Response { id, resp } if self.registrations.owns(id) => self
+                .registrations
+                .on_response(&mut self.env, now, id, &resp),
             TxnOutput::Response { id, resp } => self.on_client_response(now, id, resp),
+            TxnOutput::Timeout { id } if self.registrations.owns(id) => {
+                self.registrations.on_failure(&mut self.env, now, id, true)
+            }
+            TxnOutput::TransportError { id } if self.registrations.owns(id) => {
+                self.registrations.on_failure(&mut self.env, now, id, false)
+            }
             TxnOutput::Ack { ack, source, .. } => self.on_ack(now, &ack, source),
             TxnOutput::Timeout { id } => self.on_client_failure(now, id, true),
             TxnOutput::TransportError { id } => self.on_client_failure(now, id, false),

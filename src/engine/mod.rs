@@ -327,9 +327,11 @@ impl Shell {
     /// Move the drain along; true when it is time to stop.
     fn lifecycle_step(&mut self, now: Instant) -> bool {
         let calls = self.core.active_calls();
+        // Calls, and unregistrations waiting for their answer.
+        let busy = self.core.busy();
         match self.lifecycle {
             Lifecycle::Running => false,
-            Lifecycle::Draining { until } if calls == 0 || now >= until => {
+            Lifecycle::Draining { until } if !busy || now >= until => {
                 if calls > 0 {
                     info!(calls, "drain period over: hanging up the remaining calls");
                     self.core.handle_input(now, Input::HangUpAll);
@@ -338,10 +340,10 @@ impl Shell {
                 self.lifecycle = Lifecycle::HangingUp {
                     stop_at: now + HANGUP_GRACE,
                 };
-                self.core.active_calls() == 0
+                !self.core.busy()
             }
             Lifecycle::Draining { .. } => false,
-            Lifecycle::HangingUp { stop_at } => calls == 0 || now >= stop_at,
+            Lifecycle::HangingUp { stop_at } => !busy || now >= stop_at,
         }
     }
 
@@ -354,6 +356,9 @@ impl Shell {
         }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
+        for (peer, up) in self.core.registrations() {
+            metrics::registration_up(&peer.0, up);
+        }
         if let Some(cb) = &self.callback {
             ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.service.active() as f64);
         }

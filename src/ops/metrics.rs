@@ -30,6 +30,7 @@ pub const RTP_STREAMS: &str = "trunkgate_rtp_streams";
 pub const RECORDINGS: &str = "trunkgate_recordings_active";
 pub const RELOADS: &str = "trunkgate_config_reloads_total";
 pub const BUILD_INFO: &str = "trunkgate_build_info";
+pub const REGISTRATION_UP: &str = "trunkgate_registration_up";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -218,6 +219,11 @@ pub fn limit_refused(peer: &str, reason: &'static str) {
     counter!(LIMIT_REFUSALS, "peer" => peer.to_string(), "reason" => reason).increment(1);
 }
 
+/// Whether `peer`'s registrar holds our binding (1) or not (0).
+pub fn registration_up(peer: &str, up: bool) {
+    gauge!(REGISTRATION_UP, "peer" => peer.to_string()).set(if up { 1.0 } else { 0.0 });
+}
+
 /// Calls in progress.
 pub fn active_calls(n: usize) {
     gauge!(ACTIVE_CALLS).set(n as f64);
@@ -314,6 +320,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         "Call-back RESPONSEs by outcome (acked, given_up, evicted)"
     );
     describe_gauge!(cb::ACTIVE, "Call-backs in progress");
+    describe_gauge!(
+        REGISTRATION_UP,
+        "1 while the peer's registrar holds the gateway's registration, else 0"
+    );
     Ok(())
 }
 
@@ -352,6 +362,7 @@ mod tests {
         cb::RESULTS,
         cb::RESPONSES,
         cb::ACTIVE,
+        REGISTRATION_UP,
     ];
 
     #[test]

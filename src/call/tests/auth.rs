@@ -185,3 +185,106 @@ fn a_challenged_bye_is_sent_again_with_credentials() {
     assert_eq!(h.cdrs.len(), 1);
     assert_idle(&mut h);
 }
+
+fn registering() -> Config {
+    let mut cfg = with_credentials(&["carrier-a"]);
+    let p = cfg.profiles.get_mut(&PeerName("carrier-a".into())).unwrap();
+    let mut q = (**p).clone();
+    q.register = Some(crate::auth::RegisterPolicy {
+        expires: Duration::from_secs(3600),
+        contact_user: "trunkuser".into(),
+        transport: Transport::Udp,
+    });
+    *p = Arc::new(q);
+    cfg
+}
+
+fn registrar_ok(req: &Request, expires: u32) -> Message {
+    let contact = format!("<sip:trunkuser@127.0.0.1:5060>;expires={expires}");
+    reply(req, 200, "reg1", &[(Hdr::CONTACT, contact.as_str())], None)
+}
+
+#[test]
+fn the_gateway_registers_answers_the_challenge_refreshes_and_unregisters_at_shutdown() {
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    assert!(reg.header(&Hdr::AUTHORIZATION).is_none());
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), false)]
+    );
+    h.recv_msg(CARRIER_A, challenge(&reg, 401, "r1", false));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert!(
+        again
+            .header(&Hdr::AUTHORIZATION)
+            .unwrap()
+            .contains("nonce=\"r1\"")
+    );
+    assert_eq!(again.call_id(), reg.call_id());
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 10));
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), true)]
+    );
+    // Refreshed at 85 % of the 10 s granted, with credentials up front.
+    h.advance(Duration::from_millis(8000));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.advance(Duration::from_millis(600));
+    let refresh = h.one_request(CARRIER_A, Method::Register);
+    assert!(
+        refresh
+            .header(&Hdr::AUTHORIZATION)
+            .unwrap()
+            .contains("nc=00000002")
+    );
+    h.recv_msg(CARRIER_A, registrar_ok(&refresh, 3600));
+    // Shutdown: Expires 0, and the core is busy until the registrar answers.
+    h.input(Input::Drain);
+    let bye = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(bye.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    assert!(h.core.busy());
+    h.recv_msg(CARRIER_A, registrar_ok(&bye, 0));
+    assert!(!h.core.busy());
+    assert!(h.core.registrations().is_empty());
+}
+
+#[test]
+fn a_silent_registrar_is_retried_with_back_off_and_counted_down() {
+    let mut h = H::with(registering());
+    h.apply();
+    h.one_request(CARRIER_A, Method::Register);
+    // Timer F (32 s): down, retried after the first back-off (10 s).
+    h.advance(Duration::from_secs(33));
+    h.take(CARRIER_A);
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), false)]
+    );
+    // Failed at 32 s; the retry comes 10 s later.
+    h.advance(Duration::from_secs(8));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.advance(Duration::from_secs(2));
+    // One new REGISTER (and its UDP retransmissions): one CSeq.
+    let mut cseqs: Vec<u32> = h
+        .take_requests(CARRIER_A, Method::Register)
+        .iter()
+        .map(|r| r.cseq().unwrap().0)
+        .collect();
+    cseqs.dedup();
+    assert_eq!(cseqs.len(), 1, "{cseqs:?}");
+}
+
+#[test]
+fn a_reload_that_drops_register_unregisters() {
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    h.input(Input::Reload(Arc::new(with_credentials(&["carrier-a"]))));
+    let un = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
+    assert!(h.core.registrations().is_empty());
+}

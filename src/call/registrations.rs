@@ -1,0 +1,187 @@
+//! The gateway's registrations with its peers (`[register] enabled = true`), kept by the
+//! core beside its calls: each `auth::Registration` decides what to send and when, and its
+//! REGISTERs go through the core's transaction layer like any request (retransmissions,
+//! Timer F, transport errors), so their responses find them by transaction.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use foldhash::HashMap;
+use tracing::{info, warn};
+
+use super::cx::Env;
+use crate::auth::{Credentials, RegEvent, RegisterParams, Registration};
+use crate::config::{Config, PeerName, Profile, local_port};
+use crate::sip::Response;
+use crate::txn::TxnId;
+
+/// One registration and what it was made from.
+#[derive(Debug)]
+struct Entry {
+    reg: Registration,
+    params: RegisterParams,
+    creds: Option<Arc<Credentials>>,
+}
+
+/// Every registration, and the REGISTER transactions in flight.
+#[derive(Debug, Default)]
+pub struct Registrations {
+    /// The live ones, and after a reload or at shutdown those still unregistering.
+    regs: Vec<Entry>,
+    /// Which registration a REGISTER transaction belongs to (its Call-ID).
+    txns: HashMap<TxnId, String>,
+}
+
+/// What a registration is made from: a change to any of it starts a new one.
+fn params(cfg: &Config, p: &Profile) -> Option<RegisterParams> {
+    let policy = p.register.as_ref()?;
+    let port = local_port(&cfg.listen, policy.transport)?;
+    Some(RegisterParams::for_profile(
+        p,
+        policy,
+        p.auth.as_deref(),
+        &cfg.advertise,
+        port,
+    ))
+}
+
+impl Registrations {
+    /// Start (or, after a reload, reconcile) the registrations `cfg` asks for: a peer whose
+    /// registration settings, address or credentials changed is unregistered and registered
+    /// anew; a peer no longer registering is unregistered.
+    pub fn configure(&mut self, env: &mut Env, cfg: &Config, now: Instant) {
+        let wanted: Vec<(RegisterParams, Option<Arc<Credentials>>)> = cfg
+            .profiles
+            .values()
+            .filter_map(|p| params(cfg, p).map(|r| (r, p.auth.clone())))
+            .collect();
+        let same = |e: &Entry, (params, creds): &(RegisterParams, Option<Arc<Credentials>>)| {
+            e.params == *params && e.creds == *creds
+        };
+        for e in &mut self.regs {
+            if !e.reg.is_done() && !wanted.iter().any(|w| same(e, w)) {
+                info!(peer = %e.reg.peer(), "registration changed or no longer wanted: unregistering");
+                e.reg.shutdown(now);
+            }
+        }
+        for w in wanted {
+            if self.regs.iter().any(|e| !e.reg.is_done() && same(e, &w)) {
+                continue;
+            }
+            let (params, creds) = w;
+            let seed = (u64::from(env.ids.number()) << 32) | u64::from(env.ids.number());
+            let mut reg = Registration::new(params.clone(), creds.clone(), seed);
+            reg.start(now);
+            info!(peer = %params.peer, "registering");
+            self.regs.push(Entry { reg, params, creds });
+        }
+        self.flush(env, now);
+    }
+
+    /// Shutting down: remove every binding we may hold.
+    pub fn shutdown(&mut self, env: &mut Env, now: Instant) {
+        for e in &mut self.regs {
+            e.reg.shutdown(now);
+        }
+        self.flush(env, now);
+    }
+
+    /// Whether an unregistration (or a registration) is still waiting for its answer.
+    pub fn pending(&self) -> bool {
+        self.regs.iter().any(|e| !e.reg.is_done())
+    }
+
+    /// Each peer's registration state, for `trunkgate_registration_up{peer}`.
+    pub fn states(&self) -> Vec<(PeerName, bool)> {
+        self.regs
+            .iter()
+            .filter(|e| !e.reg.is_done())
+            .map(|e| (e.reg.peer().clone(), e.reg.is_up()))
+            .collect()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.regs.iter().filter_map(|e| e.reg.poll_timeout()).min()
+    }
+
+    pub fn handle_timeout(&mut self, env: &mut Env, now: Instant) {
+        for e in &mut self.regs {
+            if e.reg.poll_timeout().is_some_and(|t| t <= now) {
+                e.reg.handle_timeout(now);
+            }
+        }
+        self.flush(env, now);
+    }
+
+    /// Whether `id` is a REGISTER transaction of ours.
+    pub fn owns(&self, id: TxnId) -> bool {
+        self.txns.contains_key(&id)
+    }
+
+    /// A response to REGISTER transaction `id`.
+    pub fn on_response(&mut self, env: &mut Env, now: Instant, id: TxnId, resp: &Response) {
+        if !resp.is_provisional() {
+            self.txns.remove(&id);
+        }
+        for e in &mut self.regs {
+            if e.reg.handle_response(now, resp) {
+                break;
+            }
+        }
+        self.flush(env, now);
+    }
+
+    /// REGISTER transaction `id` timed out or could not be sent.
+    pub fn on_failure(&mut self, env: &mut Env, now: Instant, id: TxnId, timeout: bool) {
+        let Some(call_id) = self.txns.remove(&id) else {
+            return;
+        };
+        let why = if timeout {
+            "no response from the registrar"
+        } else {
+            "the registrar could not be reached"
+        };
+        if let Some(e) = self.regs.iter_mut().find(|e| e.reg.call_id() == call_id) {
+            e.reg.handle_failure(now, why);
+        }
+        self.flush(env, now);
+    }
+
+    /// Send what the registrations want sent, log what happened to them, forget the ended.
+    fn flush(&mut self, env: &mut Env, now: Instant) {
+        for Entry { reg, .. } in &mut self.regs {
+            while let Some(t) = reg.poll_transmit() {
+                let call_id = reg.call_id().to_string();
+                match env.txn.send_request(t.request, t.to, now, &mut env.txn_out) {
+                    Some(id) => {
+                        self.txns.insert(id, call_id);
+                    }
+                    None => {
+                        warn!(peer = %reg.peer(), "cannot send REGISTER");
+                        reg.handle_failure(now, "cannot send REGISTER");
+                    }
+                }
+            }
+            while let Some(ev) = reg.poll_event() {
+                match ev {
+                    RegEvent::Registered {
+                        expires,
+                        refresh_in,
+                    } => info!(
+                        peer = %reg.peer(),
+                        expires_s = expires.as_secs(),
+                        refresh_in_s = refresh_in.as_secs(),
+                        "registered"
+                    ),
+                    RegEvent::Failed { reason, retry_in } => warn!(
+                        peer = %reg.peer(),
+                        retry_in_s = retry_in.as_secs(),
+                        "registration failed: {reason}"
+                    ),
+                    RegEvent::Unregistered { ok } => info!(peer = %reg.peer(), ok, "unregistered"),
+                }
+            }
+        }
+        self.regs.retain(|e| !e.reg.is_done());
+    }
+}
