@@ -207,7 +207,13 @@ impl Call {
             // The far peer wants credentials: the same request again, once, with them.
             match self.answer_challenge(cx, far, &rel.sent, &resp, TxnRole::Relay) {
                 Ok((txn, sent)) => return self.relayed.push((txn, Relayed { sent, ..rel })),
-                Err(why) => self.challenge_failed(status, &why),
+                Err(why) => {
+                    // Not the challenge (its realm is not the origin's business): a refusal
+                    // that leaves the session as it was (RFC 3261 §14.1).
+                    self.challenge_failed(status, &why);
+                    cx.respond(rel.origin_txn, &rel.origin_req, 403, "Forbidden", &[]);
+                    return;
+                }
             }
         }
         // Target refresh (RFC 3261 §12.2.1.2): a 2xx to re-INVITE/UPDATE may move the peer.

@@ -288,3 +288,25 @@ fn a_reload_that_drops_register_unregisters() {
     h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
     assert!(h.core.registrations().is_empty());
 }
+
+#[test]
+fn a_relayed_reinvite_is_answered_or_refused_with_403_never_with_the_challenge() {
+    for creds in [true, false] {
+        let names: &[&str] = if creds { &["carrier-a"] } else { &[] };
+        let mut h = H::with(with_credentials(names));
+        let (_inv, ok) = answered_call(&mut h);
+        let tag = ok.to_tag().unwrap();
+        h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre1", SDP));
+        let re = h.one_request(CARRIER_A, Method::Invite);
+        h.take(PHONE);
+        h.recv_msg(CARRIER_A, challenge(&re, 407, "m1", false));
+        if creds {
+            let again = h.one_request(CARRIER_A, Method::Invite);
+            assert!(again.header(&Hdr::PROXY_AUTHORIZATION).is_some());
+            assert_eq!(again.cseq().unwrap().0, re.cseq().unwrap().0 + 1);
+            assert!(h.statuses(PHONE).is_empty());
+        } else {
+            assert_eq!(h.statuses(PHONE), vec![403]);
+        }
+    }
+}
