@@ -238,6 +238,7 @@ impl Call {
             return self.on_callback_answer(cx, resp);
         }
         self.phase.answer(cx.now);
+        self.answered_wall = Some(cx.env.wall(cx.now));
         self.timers.clear(CallTimer::Ring);
         if let Some(peer) = self.egress_name().cloned() {
             self.progress(cx, peer, Direction::Outbound, Stage::Answered);

@@ -1,7 +1,7 @@
 //! A call's CDR, built from its facts at release; and the CDR of a call refused before it
 //! became one.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::cx::Env;
 use super::phase::EndInfo;
@@ -13,8 +13,12 @@ use crate::interop::causes::Q850Cause;
 pub(super) struct Facts<'a> {
     pub call_id: &'a str,
     pub egress_call_id: Option<String>,
+    /// Monotonic: durations.
     pub started: Instant,
     pub answered: Option<Instant>,
+    /// The system clock at those events (`None`: the start is this event).
+    pub started_wall: Option<SystemTime>,
+    pub answered_wall: Option<SystemTime>,
     pub from: &'a str,
     pub to: &'a str,
     pub ingress: &'a str,
@@ -25,13 +29,14 @@ pub(super) struct Facts<'a> {
 }
 
 pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
-    let fmt = |t: Instant| humantime::format_rfc3339_millis(env.wall(t)).to_string();
+    let fmt = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
     CdrRecord {
         call_id: f.call_id.to_string(),
         egress_call_id: f.egress_call_id,
-        start: fmt(f.started),
-        answer: f.answered.map(fmt),
-        end: fmt(end.at),
+        start: fmt(f.started_wall.unwrap_or_else(|| env.wall(f.started))),
+        answer: f.answered_wall.map(fmt),
+        // A CDR is written at the event that ends the call: `env.wall` is that event's.
+        end: fmt(env.wall(end.at)),
         duration_ms: f
             .answered
             .map(|a| end.at.saturating_duration_since(a).as_millis() as u64)
@@ -59,6 +64,8 @@ impl Call {
             egress_call_id: self.b.as_ref().map(|b| b.call_id.clone()),
             started: self.started,
             answered: self.phase.answered_at(),
+            started_wall: Some(self.started_wall),
+            answered_wall: self.answered_wall,
             from: &self.caller,
             to: &self.number,
             ingress: &self.ingress.name.0,

@@ -35,8 +35,10 @@ pub struct Env {
     pub dialogs: HashMap<(String, String), (CallRef, Side)>,
     /// The call and role of each transaction that belongs to a call, until it terminates.
     pub owners: HashMap<TxnId, (CallRef, TxnRole)>,
-    /// Anchors CDR wall-clock times to the monotonic clock.
-    pub wall_base: (Instant, SystemTime),
+    /// The latest reading of both clocks the shell gave (`B2bua::set_clock`): wall-clock
+    /// times of events are taken from it, so a step of the system clock (NTP) shows in the
+    /// CDRs of events after it, and durations stay monotonic.
+    pub clock: (Instant, SystemTime),
     /// Shutting down: new calls are refused with 503.
     pub draining: bool,
     /// `[limits]`: calls per second and at once, gateway-wide and per peer.
@@ -46,8 +48,15 @@ pub struct Env {
 }
 
 impl Env {
+    /// The wall-clock time at `at`, read from the latest pair of clock readings (for the
+    /// event being handled, `at` is `now` and this is the system clock's reading).
     pub fn wall(&self, at: Instant) -> SystemTime {
-        self.wall_base.1 + at.saturating_duration_since(self.wall_base.0)
+        let (mono, wall) = self.clock;
+        if at >= mono {
+            wall + (at - mono)
+        } else {
+            wall.checked_sub(mono - at).unwrap_or(wall)
+        }
     }
 
     /// Send a message outside any transaction (ACKs for 2xx, stateless answers).

@@ -72,7 +72,7 @@ impl B2bua {
                 pool,
                 dialogs: HashMap::default(),
                 owners: HashMap::default(),
-                wall_base: (now, wall_now),
+                clock: (now, wall_now),
                 draining: false,
                 limits,
                 cdr_writable: true,
@@ -100,6 +100,13 @@ impl B2bua {
     /// progress, or an unregistration in flight.
     pub fn busy(&self) -> bool {
         !self.calls.is_empty() || self.registrations.pending()
+    }
+
+    /// The system clock's reading at `now`, given by the shell before it hands in events:
+    /// CDR timestamps are the system clock at each event (a clock step shows from then on);
+    /// durations come from the monotonic `now`.
+    pub fn set_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.env.clock = (now, wall);
     }
 
     /// The configuration new calls will use.

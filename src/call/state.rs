@@ -194,6 +194,9 @@ pub struct Call {
     /// Calling number.
     pub caller: String,
     pub started: Instant,
+    /// The system clock when the call started, and when it was answered (CDR timestamps).
+    pub started_wall: std::time::SystemTime,
+    pub answered_wall: Option<std::time::SystemTime>,
     /// Client transactions still waiting for their final answer: the call is not forgotten
     /// while any is open.
     pub open: Vec<TxnId>,

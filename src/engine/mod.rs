@@ -276,26 +276,28 @@ impl Shell {
                 biased;
                 _ = term.recv(), if running => self.start_drain(),
                 _ = int.recv(), if running => self.start_drain(),
-                _ = hup.recv() => self.reload(Instant::now()),
+                _ = hup.recv() => { let now = self.clock(); self.reload(now) }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = record_tick.tick() => self.media.tick(Instant::now()),
-                _ = gauges.tick() => self.every_second(Instant::now()),
+                _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
                 dg = recv_datagram(&mut callback_rx) => match dg {
-                    Some(dg) => self.on_datagram(Instant::now(), dg),
+                    Some(dg) => { let now = self.clock(); self.on_datagram(now, dg) }
                     None => callback_rx = None,
                 },
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
-                    self.on_event(Instant::now(), ev);
+                    let now = self.clock();
+                    self.on_event(now, ev);
                     self.take_queued(&mut q);
                 }
                 ev = q.fresh.recv() => {
                     let Some(ev) = ev else { break };
-                    self.on_event(Instant::now(), ev);
+                    let now = self.clock();
+                    self.on_event(now, ev);
                     self.take_queued(&mut q);
                 }
             }
-            let now = Instant::now();
+            let now = self.clock();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }
@@ -314,11 +316,22 @@ impl Shell {
         Ok(())
     }
 
+    /// Read both clocks: the monotonic one for the core's timers and durations, the system
+    /// clock for the core's CDR timestamps (so an NTP step shows from the next event on).
+    fn clock(&mut self) -> Instant {
+        let now = Instant::now();
+        self.core.set_clock(now, SystemTime::now());
+        now
+    }
+
     /// Take what else is queued (accepted work first) before sleeping again: fewer wakeups.
     fn take_queued(&mut self, q: &mut inbox::Queues) {
         for _ in 0..256 {
             match q.try_next() {
-                Some(ev) => self.on_event(Instant::now(), ev),
+                Some(ev) => {
+                    let now = self.clock();
+                    self.on_event(now, ev)
+                }
                 None => break,
             }
         }
@@ -405,7 +418,7 @@ impl Shell {
     }
 
     fn start_drain(&mut self) {
-        let now = Instant::now();
+        let now = self.clock();
         self.core.handle_input(now, Input::Drain);
         if let Some(cb) = self.callback.as_mut() {
             cb.service.start_drain();

@@ -364,3 +364,28 @@ fn ring_timeout_sends_408_and_cancels() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::NoAnswerTimeout);
     assert_eq!(h.cdrs[0].cause, 19, "alerted callee: no answer from user");
 }
+
+#[test]
+fn cdr_times_are_the_system_clock_at_each_event_and_durations_monotonic() {
+    let mut h = H::new();
+    let epoch = SystemTime::UNIX_EPOCH;
+    h.core.set_clock(h.now, epoch);
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_secs(1));
+    // NTP steps the clock an hour forward while the call rings.
+    h.core.set_clock(h.now, epoch + Duration::from_secs(3600));
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    h.advance(Duration::from_secs(2));
+    h.core.set_clock(h.now, epoch + Duration::from_secs(3602));
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
+    let c = &h.cdrs[0];
+    assert_eq!(c.start, "1970-01-01T00:00:00.000Z");
+    assert_eq!(c.answer.as_deref(), Some("1970-01-01T01:00:00.000Z"));
+    assert_eq!(c.end, "1970-01-01T01:00:02.000Z");
+    assert_eq!(c.duration_ms, 2000, "from the monotonic clock");
+}
