@@ -71,6 +71,7 @@ impl Call {
         p.interval = (p.interval * 2).min(t2);
         let (resp, txn, interval) = (p.resp.clone(), p.txn, p.interval);
         cx.send_response(txn, resp);
+        cx.env.retransmissions.sent += 1;
         self.timers
             .set(CallTimer::Retransmit2xx(side), cx.now + interval);
     }
@@ -174,6 +175,8 @@ impl Call {
         let Some(target) = self.dialog(side).map(|d| d.target) else {
             return false;
         };
+        cx.env.retransmissions.absorbed += 1;
+        cx.env.retransmissions.sent += 1;
         cx.emit(super::Output::Transmit {
             target,
             wire: ack.wire.clone(),

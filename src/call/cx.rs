@@ -45,6 +45,10 @@ pub struct Env {
     pub limits: Limits,
     /// CDRs can be written (else new calls get 503, without a CDR of their own).
     pub cdr_writable: bool,
+    /// Retransmissions the call layer made or absorbed itself (2xx until ACKed, reliable
+    /// provisionals until PRACKed, the ACK again for a 2xx again); the transaction layer
+    /// counts its own.
+    pub retransmissions: crate::txn::Retransmissions,
 }
 
 impl Env {

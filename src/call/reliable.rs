@@ -181,6 +181,7 @@ impl Call {
         let (resp, next) = (p.resp.clone(), (cx.now + p.interval).min(p.since + t1 * 64));
         if let Some(txn) = self.caller_txn() {
             cx.send_response(txn, resp);
+            cx.env.retransmissions.sent += 1;
         }
         self.timers.set(CallTimer::Rel1xx, next);
     }

@@ -76,6 +76,7 @@ impl B2bua {
                 draining: false,
                 limits,
                 cdr_writable: true,
+                retransmissions: Default::default(),
             },
             calls: HashMap::default(),
             deadlines: BTreeSet::new(),
@@ -89,6 +90,16 @@ impl B2bua {
         b.registrations.configure(&mut b.env, &cfg, now);
         b.pump(now);
         b
+    }
+
+    /// Retransmissions sent and absorbed since start, by the transaction layer and by the
+    /// calls themselves.
+    pub fn retransmissions(&self) -> crate::txn::Retransmissions {
+        let (t, c) = (self.env.txn.retransmissions(), self.env.retransmissions);
+        crate::txn::Retransmissions {
+            sent: t.sent + c.sent,
+            absorbed: t.absorbed + c.absorbed,
+        }
     }
 
     /// Each registering peer and whether the registrar holds our binding.

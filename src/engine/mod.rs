@@ -369,6 +369,7 @@ impl Shell {
         }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
+        metrics::retransmissions(self.core.retransmissions());
         for (peer, up) in self.core.registrations() {
             metrics::registration_up(&peer.0, up);
         }

@@ -31,6 +31,7 @@ pub const RECORDINGS: &str = "trunkgate_recordings_active";
 pub const RELOADS: &str = "trunkgate_config_reloads_total";
 pub const BUILD_INFO: &str = "trunkgate_build_info";
 pub const REGISTRATION_UP: &str = "trunkgate_registration_up";
+pub const RETRANSMISSIONS: &str = "trunkgate_retransmissions_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -219,6 +220,12 @@ pub fn limit_refused(peer: &str, reason: &'static str) {
     counter!(LIMIT_REFUSALS, "peer" => peer.to_string(), "reason" => reason).increment(1);
 }
 
+/// Retransmissions since start: `sent` by us, peers' `absorbed` without reaching a call.
+pub fn retransmissions(r: crate::txn::Retransmissions) {
+    counter!(RETRANSMISSIONS, "direction" => "sent").absolute(r.sent);
+    counter!(RETRANSMISSIONS, "direction" => "absorbed").absolute(r.absorbed);
+}
+
 /// Whether `peer`'s registrar holds our binding (1) or not (0).
 pub fn registration_up(peer: &str, up: bool) {
     gauge!(REGISTRATION_UP, "peer" => peer.to_string()).set(if up { 1.0 } else { 0.0 });
@@ -320,6 +327,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         "Call-back RESPONSEs by outcome (acked, given_up, evicted)"
     );
     describe_gauge!(cb::ACTIVE, "Call-backs in progress");
+    describe_counter!(
+        RETRANSMISSIONS,
+        "SIP retransmissions: sent by the gateway (timers, repeated answers) and absorbed (peers' repeats answered without reaching a call)"
+    );
     describe_gauge!(
         REGISTRATION_UP,
         "1 while the peer's registrar holds the gateway's registration, else 0"
@@ -363,6 +374,7 @@ mod tests {
         cb::RESPONSES,
         cb::ACTIVE,
         REGISTRATION_UP,
+        RETRANSMISSIONS,
     ];
 
     #[test]

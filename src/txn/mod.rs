@@ -112,6 +112,23 @@ pub struct TxnLayer {
     /// INVITE server transactions created by the message being handled: they get their
     /// 100 Trying in [`TxnLayer::flush_trying`] unless the user answers first.
     trying: Vec<TxnId>,
+    retransmissions: Retransmissions,
+}
+
+/// Retransmissions counted since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retransmissions {
+    /// Messages sent again: requests and responses on a timer, our last response or our
+    /// ACK once more for a peer's retransmission.
+    pub sent: u64,
+    /// Peers' retransmissions (requests and responses) answered here without reaching the
+    /// call layer.
+    pub absorbed: u64,
+}
+
+/// How many sends a machine asked for.
+fn sends(scratch: &[Out]) -> u64 {
+    scratch.iter().filter(|o| matches!(o, Out::Send(_))).count() as u64
 }
 
 impl TxnLayer {
@@ -129,6 +146,7 @@ impl TxnLayer {
             next_id: 1,
             scratch: Vec::new(),
             trying: Vec::new(),
+            retransmissions: Retransmissions::default(),
         }
     }
 
@@ -186,6 +204,7 @@ impl TxnLayer {
                         {
                             m.on_request(&req, &c, &mut scratch);
                         }
+                        self.count_retransmission(&scratch);
                         self.apply(id, &mut scratch, now, out);
                         None
                     }
@@ -221,6 +240,7 @@ impl TxnLayer {
                         {
                             m.on_response(resp, &c, &mut scratch);
                         }
+                        self.count_retransmission(&scratch);
                         self.apply(id, &mut scratch, now, out);
                         None
                     }
@@ -230,6 +250,24 @@ impl TxnLayer {
         };
         self.scratch = scratch;
         result
+    }
+
+    /// A message of an existing transaction was handled with `scratch` as the outcome: if
+    /// nothing went up to the user it was a retransmission, absorbed here, and whatever it
+    /// made us send (our last response again, our ACK again) is a retransmission too.
+    fn count_retransmission(&mut self, scratch: &[machine::Out]) {
+        let to_user = scratch
+            .iter()
+            .any(|o| matches!(o, Out::Request(_) | Out::Response(_) | Out::Ack(_)));
+        if !to_user {
+            self.retransmissions.absorbed += 1;
+            self.retransmissions.sent += sends(scratch);
+        }
+    }
+
+    /// Retransmissions sent and absorbed so far (`trunkgate_retransmissions_total`).
+    pub fn retransmissions(&self) -> Retransmissions {
+        self.retransmissions
     }
 
     fn insert(&mut self, id: TxnId, machine: Machine, key: TransactionKey, target: Target) {
@@ -333,6 +371,8 @@ impl TxnLayer {
                         Machine::Client(m) => m.on_timer(timer, &c, &mut scratch),
                         Machine::Server(m) => m.on_timer(timer, &c, &mut scratch),
                     }
+                    // Every send a timer makes repeats one already sent.
+                    self.retransmissions.sent += sends(&scratch);
                     self.apply(id, &mut scratch, now, out);
                 }
                 None => refile(&mut self.deadlines, id, e),

@@ -389,3 +389,24 @@ fn cdr_times_are_the_system_clock_at_each_event_and_durations_monotonic() {
     assert_eq!(c.end, "1970-01-01T01:00:02.000Z");
     assert_eq!(c.duration_ms, 2000, "from the monotonic clock");
 }
+
+#[test]
+fn retransmissions_are_counted_sent_and_absorbed() {
+    let mut h = H::new();
+    let invite = invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", "");
+    h.recv(PHONE, &invite);
+    assert_eq!(h.core.retransmissions(), Default::default());
+    // The phone repeats its INVITE: absorbed, and answered with our 100 again.
+    h.recv(PHONE, &invite);
+    let r = h.core.retransmissions();
+    assert_eq!((r.sent, r.absorbed), (1, 1));
+    // The carrier is silent: Timer A resends our INVITE at 0.5 s and 1.5 s.
+    h.advance(Duration::from_millis(1600));
+    assert_eq!(h.core.retransmissions().sent, 3);
+    let inv = h.take_requests(CARRIER_A, Method::Invite).remove(0);
+    // Answered; the caller never ACKs: our 2xx is resent at T1.
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.advance(Duration::from_millis(600));
+    assert_eq!(h.core.retransmissions().sent, 4);
+    assert_eq!(h.core.retransmissions().absorbed, 1);
+}
