@@ -251,7 +251,10 @@ impl B2bua {
             r,
             env: &mut self.env,
         };
-        f(call, &mut cx);
+        // Every log line about the call carries its Call-ID and the peer it came from.
+        let span =
+            tracing::info_span!("call", call_id = %call.call_id(), peer = %call.ingress.name);
+        span.in_scope(|| f(call, &mut cx));
         self.settle(r);
     }
 

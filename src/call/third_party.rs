@@ -26,6 +26,7 @@ use crate::callback::{CallbackId, End, Outcome, State};
 use crate::cdr::CallTag;
 use crate::config::{PeerName, Route};
 use crate::interop::causes::{Q850Cause, reason_header};
+use crate::interop::uri::escape_user;
 use crate::sip::{Hdr, IdGen, LocalAddrs, Method, Request, Response, SipError, Transport};
 use crate::txn::TxnId;
 
@@ -78,7 +79,7 @@ pub(super) fn template(
     from: &str,
 ) -> Result<Request, SipError> {
     let host = local.host.as_str();
-    let (to, from) = (uri_user(to), uri_user(from));
+    let (to, from) = (escape_user(to), escape_user(from));
     let mut r = Request::new(Method::Invite, &format!("sip:{to}@{host}"))?;
     r.push_header(&Hdr::VIA, local.via(Transport::Udp, &ids.branch()))?;
     r.push_header(&Hdr::MAX_FORWARDS, "70")?;
@@ -88,11 +89,6 @@ pub(super) fn template(
     r.push_header(&Hdr::CSEQ, "1 INVITE")?;
     r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(r)
-}
-
-/// A number as a URI user part: `#` is not allowed there unescaped (RFC 3261 §25.1).
-fn uri_user(number: &str) -> String {
-    number.replace('#', "%23")
 }
 
 /// Remove 100rel from the INVITE toward user1: it carries no offer, so a reliable
