@@ -131,6 +131,7 @@ impl Call {
             return;
         };
         let target = leg.target;
+        let mut ptime_set = false;
         let built = leg
             .ack(cseq, &cx.env.local, &mut cx.env.ids)
             .and_then(|mut ack| {
@@ -140,16 +141,22 @@ impl Call {
                 if let Some((b, ct)) = body
                     && !b.is_empty()
                 {
-                    let b = match &profile {
+                    let shaped = match &profile {
                         Some(p) => body_for(p, &b, ct.as_deref()),
-                        None => b,
+                        None => b.clone(),
                     };
-                    ack.set_body(b, ct.as_deref())?;
+                    if shaped != b {
+                        ptime_set = true;
+                    }
+                    ack.set_body(shaped, ct.as_deref())?;
                 }
                 Ok(ack)
             });
         match built {
             Ok(ack) => {
+                if ptime_set {
+                    cx.env.rewrote(super::cx::Rewrite::Ptime);
+                }
                 let msg = Message::Request(ack);
                 let wire = msg.to_bytes();
                 self.acks[side] = Some(SentAck {

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use tracing::warn;
 
-use super::cx::{Cx, Env};
+use super::cx::{Cx, Env, Rewrite};
 use super::state::{Call, MediaState};
 use super::{CallRef, Output, PerSide, Side};
 use crate::config::{Config, PeerName, Profile};
@@ -227,9 +227,11 @@ impl Call {
             record,
             rtp_timeout,
         }));
-        mb.anchored(body, media_ip, &toward)
-            .map(Some)
-            .map_err(AnchorError::Unreadable)
+        let anchored = mb
+            .anchored(body, media_ip, &toward)
+            .map_err(AnchorError::Unreadable)?;
+        cx.env.rewrote(Rewrite::SdpAnchor);
+        Ok(Some(anchored))
     }
 
     /// The SDP of an answer (or an ACK) relayed from leg `from`, anchored; `None` leaves the

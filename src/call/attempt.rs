@@ -5,7 +5,7 @@ use tracing::{debug, info, warn};
 
 use super::anchor::AnchorError;
 use super::challenge::is_challenge;
-use super::cx::Cx;
+use super::cx::{Cx, Rewrite};
 use super::events::CallEvent;
 use super::limits::Over;
 use super::outbound::outbound_invite;
@@ -15,8 +15,10 @@ use super::state::{Attempt, Call, TxnRole, UacRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
+use crate::config::Profile;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
 use crate::interop::egress::relayed_response;
+use crate::interop::uri::{UriPolicy, request_uri};
 use crate::sip::{Hdr, Message, Method, Request, Response, SipError, Target};
 use crate::txn::TxnId;
 
@@ -90,6 +92,7 @@ impl Call {
                     continue;
                 }
             };
+            self.count_invite_rewrites(cx, &invite, &peer);
             if let Err(e) = self.shape_callback_invite(&mut invite) {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
@@ -135,6 +138,28 @@ impl Call {
         match limited {
             Some(over) => AttemptOutcome::RateLimited(over),
             None => AttemptOutcome::NoPeerLeft,
+        }
+    }
+
+    /// Count what the peer's profile changed in the INVITE built for it (before anchoring,
+    /// which counts itself).
+    fn count_invite_rewrites(&self, cx: &mut Cx, invite: &Request, peer: &Profile) {
+        let template = self.template();
+        if peer.ptime.is_some() && invite.body() != template.body() {
+            cx.env.rewrote(Rewrite::Ptime);
+        }
+        let plain = request_uri(&self.number, false, &UriPolicy::default(), &peer.domain);
+        if invite.uri() != plain {
+            cx.env.rewrote(Rewrite::RequestUri);
+        }
+        let rel = |r: &Request| {
+            (
+                r.header_has_token(&Hdr::SUPPORTED, "100rel"),
+                r.header_has_token(&Hdr::REQUIRE, "100rel"),
+            )
+        };
+        if rel(invite) != rel(template) {
+            cx.env.rewrote(Rewrite::Prack100rel);
         }
     }
 

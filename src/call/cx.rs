@@ -18,6 +18,39 @@ use crate::media::PortPool;
 use crate::sip::{Hdr, IdGen, LocalAddrs, Message, Request, Response, Target, ingress};
 use crate::txn::{TimerConfig, TxnId, TxnLayer, TxnOutput};
 
+/// A rewrite the gateway applies to a message on its way to a peer, counted by kind
+/// (`trunkgate_rewrites_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// SDP addresses and ports replaced by the gateway's (`[media] anchor`).
+    SdpAnchor,
+    /// `a=ptime` set to the peer's `[sdp] ptime`.
+    Ptime,
+    /// The Request-URI of an INVITE written in the peer's form (`[uri]`: tel:, user=phone,
+    /// number format, extra parameters), when that differs from the plain form.
+    RequestUri,
+    /// 100rel offered to the callee other than the caller offered it (`[prack]`).
+    Prack100rel,
+}
+
+impl Rewrite {
+    pub const ALL: [Rewrite; 4] = [
+        Rewrite::SdpAnchor,
+        Rewrite::Ptime,
+        Rewrite::RequestUri,
+        Rewrite::Prack100rel,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rewrite::SdpAnchor => "sdp_anchor",
+            Rewrite::Ptime => "ptime",
+            Rewrite::RequestUri => "request_uri",
+            Rewrite::Prack100rel => "100rel",
+        }
+    }
+}
+
 /// Everything the router holds besides the calls.
 #[derive(Debug)]
 pub struct Env {
@@ -49,9 +82,15 @@ pub struct Env {
     /// provisionals until PRACKed, the ACK again for a 2xx again); the transaction layer
     /// counts its own.
     pub retransmissions: crate::txn::Retransmissions,
+    /// Rewrites applied so far, indexed like [`Rewrite::ALL`].
+    pub rewrites: [u64; 4],
 }
 
 impl Env {
+    pub fn rewrote(&mut self, kind: Rewrite) {
+        self.rewrites[kind as usize] += 1;
+    }
+
     /// The wall-clock time at `at`, read from the latest pair of clock readings (for the
     /// event being handled, `at` is `now` and this is the system clock's reading).
     pub fn wall(&self, at: Instant) -> SystemTime {

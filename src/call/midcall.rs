@@ -156,6 +156,9 @@ impl Call {
                 }
                 Ok(out)
             });
+        if built.as_ref().is_ok_and(|out| out.body() != req.body()) {
+            cx.env.rewrote(super::cx::Rewrite::Ptime);
+        }
         let mut out = match built {
             Ok(out) => out,
             Err(e) => {

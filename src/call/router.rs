@@ -77,6 +77,7 @@ impl B2bua {
                 limits,
                 cdr_writable: true,
                 retransmissions: Default::default(),
+                rewrites: [0; 4],
             },
             calls: HashMap::default(),
             deadlines: BTreeSet::new(),
@@ -100,6 +101,14 @@ impl B2bua {
             sent: t.sent + c.sent,
             absorbed: t.absorbed + c.absorbed,
         }
+    }
+
+    /// Rewrites applied since start, by kind.
+    pub fn rewrites(&self) -> Vec<(&'static str, u64)> {
+        super::cx::Rewrite::ALL
+            .iter()
+            .map(|k| (k.as_str(), self.env.rewrites[*k as usize]))
+            .collect()
     }
 
     /// Each registering peer and whether the registrar holds our binding.

@@ -370,6 +370,7 @@ impl Shell {
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
         metrics::retransmissions(self.core.retransmissions());
+        metrics::rewrites(&self.core.rewrites());
         for (peer, up) in self.core.registrations() {
             metrics::registration_up(&peer.0, up);
         }

@@ -32,6 +32,7 @@ pub const RELOADS: &str = "trunkgate_config_reloads_total";
 pub const BUILD_INFO: &str = "trunkgate_build_info";
 pub const REGISTRATION_UP: &str = "trunkgate_registration_up";
 pub const RETRANSMISSIONS: &str = "trunkgate_retransmissions_total";
+pub const REWRITES: &str = "trunkgate_rewrites_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -226,6 +227,13 @@ pub fn retransmissions(r: crate::txn::Retransmissions) {
     counter!(RETRANSMISSIONS, "direction" => "absorbed").absolute(r.absorbed);
 }
 
+/// Rewrites applied since start, by kind (`sdp_anchor`, `ptime`, `request_uri`, `100rel`).
+pub fn rewrites(counts: &[(&'static str, u64)]) {
+    for (kind, n) in counts {
+        counter!(REWRITES, "kind" => *kind).absolute(*n);
+    }
+}
+
 /// Whether `peer`'s registrar holds our binding (1) or not (0).
 pub fn registration_up(peer: &str, up: bool) {
     gauge!(REGISTRATION_UP, "peer" => peer.to_string()).set(if up { 1.0 } else { 0.0 });
@@ -331,6 +339,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         RETRANSMISSIONS,
         "SIP retransmissions: sent by the gateway (timers, repeated answers) and absorbed (peers' repeats answered without reaching a call)"
     );
+    describe_counter!(
+        REWRITES,
+        "Rewrites applied to messages toward peers, by kind (sdp_anchor, ptime, request_uri, 100rel)"
+    );
     describe_gauge!(
         REGISTRATION_UP,
         "1 while the peer's registrar holds the gateway's registration, else 0"
@@ -375,6 +387,7 @@ mod tests {
         cb::ACTIVE,
         REGISTRATION_UP,
         RETRANSMISSIONS,
+        REWRITES,
     ];
 
     #[test]

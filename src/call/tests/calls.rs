@@ -447,3 +447,41 @@ fn log_lines_about_a_call_carry_its_call_id_and_peer() {
         answered[0]
     );
 }
+
+#[test]
+fn rewrites_are_counted_by_kind() {
+    let count = |h: &H, kind: &str| {
+        h.core
+            .rewrites()
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| n)
+    };
+    // The defaults: only 100rel, which carrier-a's profile supports and the phone did not
+    // offer, is offered differently.
+    let mut h = H::new();
+    answered_call(&mut h);
+    assert_eq!(
+        h.core.rewrites(),
+        vec![
+            ("sdp_anchor", 0),
+            ("ptime", 0),
+            ("request_uri", 0),
+            ("100rel", 1)
+        ]
+    );
+
+    let mut h = H::with(config_with(|name, p| {
+        if name == "carrier-a" {
+            p.ptime = Some(30);
+            p.uri.user_phone = true;
+            p.anchor = true;
+        }
+    }));
+    answered_call(&mut h);
+    assert_eq!(count(&h, "ptime"), 1, "the INVITE's SDP");
+    assert_eq!(count(&h, "request_uri"), 1);
+    assert_eq!(count(&h, "sdp_anchor"), 2, "the offer and the answer");
+    // carrier-a is offered 100rel (its profile supports it) though the phone did not offer it.
+    assert_eq!(count(&h, "100rel"), 1);
+}
