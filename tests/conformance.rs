@@ -32,6 +32,18 @@ fn basic_call_bye_from_caller() {
     assert_eq!(c["egress_peer"], "carrier-a");
     assert!(c["answer"].is_string());
     assert!(c["duration_ms"].as_u64().unwrap() >= 150, "{c}");
+    // The call layer's lines about the call carry its Call-ID and peer (the span).
+    let span = format!(
+        "call{{call_id={} peer=pbx}}",
+        c["call_id"].as_str().unwrap()
+    );
+    let log = gw.log();
+    for step in ["call answered", "call ended"] {
+        assert!(
+            log.lines().any(|l| l.contains(step) && l.contains(&span)),
+            "no {step:?} line in {span}:\n{log}"
+        );
+    }
 }
 
 #[test]

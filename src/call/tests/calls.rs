@@ -412,43 +412,6 @@ fn retransmissions_are_counted_sent_and_absorbed() {
 }
 
 #[test]
-fn log_lines_about_a_call_carry_its_call_id_and_peer() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let out = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || out.clone())
-        .finish();
-    tracing::subscriber::with_default(sub, || {
-        let mut h = H::new();
-        answered_call(&mut h);
-    });
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let answered: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("call answered"))
-        .collect();
-    assert_eq!(answered.len(), 1, "{text}");
-    assert!(
-        answered[0].contains("call{call_id=call-1@127.0.0.2 peer=pbx}"),
-        "{}",
-        answered[0]
-    );
-}
-
-#[test]
 fn rewrites_are_counted_by_kind() {
     let count = |h: &H, kind: &str| {
         h.core
