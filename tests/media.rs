@@ -422,6 +422,9 @@ fn recorded_call(carrier_ptime: u64) {
         "file {} frames, media ends at {media_end}",
         left.len()
     );
+    // And the metric counts what the file holds: 2 channels of 16-bit samples.
+    let written = metric(&gw.metrics(), "trunkgate_recording_bytes_total");
+    assert_eq!(written as usize, samples.len() * 2);
 }
 
 #[test]
@@ -648,6 +651,12 @@ fn sipp_phone_and_echoing_carrier_exchange_rtp_through_the_gateway() {
         "the phone's audio reached the carrier: {m}"
     );
     assert!(to_caller >= 20.0, "the echo came back to the phone: {m}");
+    // Bytes with the packets: at least the 12-byte RTP header of each.
+    let bytes = metric(&m, "trunkgate_rtp_bytes_total{toward=\"callee\"}");
+    assert!(
+        bytes >= 12.0 * to_callee,
+        "{bytes} bytes for {to_callee} packets: {m}"
+    );
 }
 
 /// The audit's packet: X=1, one-byte extension profile, one word, and an element that claims

@@ -368,10 +368,14 @@ async fn forward(
         mut repack,
     } = d;
     let counted = (!rtcp).then(|| {
-        crate::ops::metrics::rtp_packets(match dir {
+        let toward = match dir {
             Dir::AtoB => "callee",
             Dir::BtoA => "caller",
-        })
+        };
+        (
+            crate::ops::metrics::rtp_packets(toward),
+            crate::ops::metrics::rtp_bytes(toward),
+        )
     });
     let malformed = crate::ops::metrics::rtp_dropped("malformed");
     let foreign = crate::ops::metrics::rtp_dropped("foreign_source");
@@ -425,8 +429,9 @@ async fn forward(
         };
         match sent {
             Ok(()) => {
-                if let Some(c) = &counted {
-                    c.increment(1);
+                if let Some((packets, bytes)) = &counted {
+                    packets.increment(1);
+                    bytes.increment(n as u64);
                 }
             }
             Err(e) => debug!(%d, error = %e, "RTP send failed"),

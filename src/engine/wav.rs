@@ -74,6 +74,7 @@ struct Open {
 
 fn run(rx: Receiver<Cmd>) {
     let mut files: HashMap<u64, Open> = HashMap::new();
+    let written = crate::ops::metrics::recording_bytes();
     while let Ok(cmd) = rx.recv() {
         match cmd {
             Cmd::Open { id, path, stereo } => {
@@ -120,8 +121,14 @@ fn run(rx: Receiver<Cmd>) {
                         )
                     }
                 });
-                if let Err(e) = r {
-                    tracing::error!(path = %f.path.display(), error = %e, "recording write failed");
+                match r {
+                    Ok(()) => {
+                        let per_frame = if f.stereo { 4 } else { 2 };
+                        written.increment((frames.len() * per_frame) as u64);
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %f.path.display(), error = %e, "recording write failed")
+                    }
                 }
                 if f.last_header.elapsed() >= HEADER_EVERY {
                     let _ = f.writer.flush();

@@ -33,6 +33,8 @@ pub const BUILD_INFO: &str = "trunkgate_build_info";
 pub const REGISTRATION_UP: &str = "trunkgate_registration_up";
 pub const RETRANSMISSIONS: &str = "trunkgate_retransmissions_total";
 pub const REWRITES: &str = "trunkgate_rewrites_total";
+pub const RTP_BYTES: &str = "trunkgate_rtp_bytes_total";
+pub const RECORDING_BYTES: &str = "trunkgate_recording_bytes_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -180,6 +182,16 @@ pub fn reload(result: &'static str) {
 
 /// A counter of RTP packets relayed toward one leg (`"caller"` or `"callee"`); the relay
 /// keeps the handle so counting a packet is one atomic add.
+/// RTP bytes (UDP payloads as received) relayed toward `caller` or `callee`.
+pub fn rtp_bytes(toward: &'static str) -> metrics::Counter {
+    counter!(RTP_BYTES, "toward" => toward)
+}
+
+/// Audio bytes written into recordings (the WAV data, headers aside).
+pub fn recording_bytes() -> metrics::Counter {
+    counter!(RECORDING_BYTES)
+}
+
 pub fn rtp_packets(toward: &'static str) -> metrics::Counter {
     counter!(RTP_PACKETS, "toward" => toward)
 }
@@ -340,6 +352,11 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         "SIP retransmissions: sent by the gateway (timers, repeated answers) and absorbed (peers' repeats answered without reaching a call)"
     );
     describe_counter!(
+        RTP_BYTES,
+        "RTP bytes relayed for anchored calls, by the leg they went to"
+    );
+    describe_counter!(RECORDING_BYTES, "Audio bytes written into call recordings");
+    describe_counter!(
         REWRITES,
         "Rewrites applied to messages toward peers, by kind (sdp_anchor, ptime, request_uri, 100rel)"
     );
@@ -388,6 +405,8 @@ mod tests {
         REGISTRATION_UP,
         RETRANSMISSIONS,
         REWRITES,
+        RTP_BYTES,
+        RECORDING_BYTES,
     ];
 
     #[test]
