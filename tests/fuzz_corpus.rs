@@ -62,6 +62,7 @@ fn target_fn(target: &str) -> fn(&[u8]) {
         "sdp" => harness::sdp,
         "config_toml" => harness::config_toml,
         "callback" => harness::callback,
+        "core_message" => harness::core_message,
         other => panic!("unknown fuzz target {other:?} in KNOWN.tsv"),
     }
 }
@@ -98,6 +99,7 @@ fn known_findings_still_fail_as_recorded() {
         "sdp",
         "config_toml",
         "callback",
+        "core_message",
     ] {
         for entry in std::fs::read_dir(dir.join(target)).into_iter().flatten() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
@@ -117,6 +119,11 @@ fn sip_datagram_corpus() {
 #[test]
 fn sip_stream_corpus() {
     replay("sip_stream", 50, harness::sip_stream);
+}
+
+#[test]
+fn core_message_corpus() {
+    replay("core_message", 50, harness::core_message);
 }
 
 #[test]

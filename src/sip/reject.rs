@@ -35,21 +35,22 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
             .map(|(name, _)| name.trim().to_ascii_lowercase())
             .unwrap_or_default()
     };
-    let pick = |long: &str, short: &str| -> Vec<String> {
+    let pick = |long: &str, short: Option<&str>| -> Vec<String> {
         headers
             .iter()
             .filter(|h| {
                 let n = name_of(h);
-                n == long || n == short
+                n == long || short.is_some_and(|s| n == s)
             })
             .cloned()
             .collect()
     };
-    let vias = pick("via", "v");
-    let from = pick("from", "f");
-    let to = pick("to", "t");
-    let call_id = pick("call-id", "i");
-    let cseq = pick("cseq", "");
+    let vias = pick("via", Some("v"));
+    let from = pick("from", Some("f"));
+    let to = pick("to", Some("t"));
+    let call_id = pick("call-id", Some("i"));
+    // CSeq has no compact form: a colonless line (name "") must not pass for one.
+    let cseq = pick("cseq", None);
     if vias.is_empty() || from.len() != 1 || to.len() != 1 || call_id.len() != 1 || cseq.len() != 1
     {
         return None;
@@ -95,6 +96,15 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the core_message fuzz target: a line without a colon has the empty name,
+    /// which used to equal CSeq's (absent) compact form, so a request without CSeq got a
+    /// "400" carrying that line instead, which is no SIP message.
+    #[test]
+    fn a_colonless_line_is_not_taken_for_the_missing_cseq() {
+        let raw = b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nContent-Typez application/sdp\r\nContent-Length: 99\r\n\r\n";
+        assert_eq!(bad_request_for_unparseable(raw, "bad"), None);
+    }
 
     #[test]
     fn answers_a_request_with_a_bad_content_length() {
