@@ -63,6 +63,7 @@ fn target_fn(target: &str) -> fn(&[u8]) {
         "config_toml" => harness::config_toml,
         "callback" => harness::callback,
         "core_message" => harness::core_message,
+        "rtp" => harness::rtp,
         other => panic!("unknown fuzz target {other:?} in KNOWN.tsv"),
     }
 }
@@ -100,6 +101,7 @@ fn known_findings_still_fail_as_recorded() {
         "config_toml",
         "callback",
         "core_message",
+        "rtp",
     ] {
         for entry in std::fs::read_dir(dir.join(target)).into_iter().flatten() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
@@ -124,6 +126,11 @@ fn sip_stream_corpus() {
 #[test]
 fn core_message_corpus() {
     replay("core_message", 50, harness::core_message);
+}
+
+#[test]
+fn rtp_corpus() {
+    replay("rtp", 6, harness::rtp);
 }
 
 #[test]

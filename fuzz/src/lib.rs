@@ -391,3 +391,85 @@ pub fn core_message(data: &[u8]) {
         drain(&mut core);
     }
 }
+
+/// Media packets as the relay handles them, from a stream of records `[len, flags, bytes…]`
+/// (`flags`: bit 0 the direction, bit 1 RTCP, bit 2 a source other than the SDP's, bits 3–7
+/// milliseconds to wait first): the header checks (`media::rtp_check`), the relay's routing
+/// and latching (`media::relay::StreamRoute`), the recorder's jitter buffers and the G.711
+/// repacketiser. Checks: what the checks refuse is routed as malformed; an accepted RTP
+/// payload lies inside the packet; the recorder stays within its capacity; everything the
+/// repacketiser sends passes the same RTP check.
+pub fn rtp(data: &[u8]) {
+    use std::time::{Duration, Instant};
+    use trunkgate::media::record::Recorder;
+    use trunkgate::media::relay::{Dir, Route, StreamRoute};
+    use trunkgate::media::repacketize::Repacketizer;
+    use trunkgate::media::rtp_check::{check_rtcp, check_rtp};
+    use trunkgate::media::{Latch, RelayPair};
+
+    let a_sdp = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 4000);
+    let b_sdp = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)), 6000);
+    let pair = RelayPair {
+        a_port: 30000,
+        b_port: 30002,
+        a_remote: Some(a_sdp),
+        b_remote: Some(b_sdp),
+        a_latch: Latch::SdpIp,
+        b_latch: Latch::Any,
+        a_ptime: Some(20),
+        b_ptime: Some(30),
+    };
+    let mut route = StreamRoute::new(&pair);
+    let mut recorder = Recorder::new(Duration::from_millis(60));
+    let mut repack = [Repacketizer::new(20), Repacketizer::new(30)];
+    let mut now = Instant::now();
+    let mut rest = data;
+    while let [len, flags, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let (packet, next) = tail.split_at(n);
+        rest = next;
+        now += Duration::from_millis(u64::from(flags >> 3));
+        let dir = if flags & 1 == 0 { Dir::AtoB } else { Dir::BtoA };
+        let rtcp = flags & 2 != 0;
+        let sdp = if dir == Dir::AtoB { a_sdp } else { b_sdp };
+        let src = if flags & 4 == 0 {
+            sdp
+        } else {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)), 7000)
+        };
+        let valid = if rtcp {
+            check_rtcp(packet).is_ok()
+        } else {
+            match check_rtp(packet) {
+                Ok(view) => {
+                    let inside = view.payload.as_ptr() as usize >= packet.as_ptr() as usize
+                        && view.payload.len() <= packet.len();
+                    assert!(inside, "RTP payload outside the packet");
+                    true
+                }
+                Err(_) => false,
+            }
+        };
+        let routed = route.route(now, dir, rtcp, src, packet);
+        if !valid {
+            assert!(
+                matches!(routed, Route::Malformed),
+                "{routed:?} for a refused packet"
+            );
+        }
+        if rtcp || !valid {
+            continue;
+        }
+        let ch = usize::from(dir == Dir::BtoA);
+        recorder.push(now, ch, packet);
+        let _ = recorder.drain(now);
+        assert!(
+            recorder.buffered() <= recorder.capacity(),
+            "recorder over capacity"
+        );
+        for out in repack[ch].push(packet) {
+            assert!(check_rtp(&out).is_ok(), "the repacketiser sent invalid RTP");
+        }
+    }
+    let _ = recorder.finish();
+}
