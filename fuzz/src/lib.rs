@@ -418,6 +418,8 @@ pub fn rtp(data: &[u8]) {
         b_latch: Latch::Any,
         a_ptime: Some(20),
         b_ptime: Some(30),
+        a_rebind_after: Duration::from_millis(500),
+        b_rebind_after: trunkgate::media::MOVE_AFTER_SILENCE,
     };
     let mut route = StreamRoute::new(&pair);
     let mut recorder = Recorder::new(Duration::from_millis(60));

@@ -138,6 +138,13 @@ impl Call {
             a: latch(Side::A),
             b: latch(Side::B),
         };
+        let rebind = |side: Side| {
+            profile(side).map_or(crate::media::MOVE_AFTER_SILENCE, |p| p.rebind_after_silence)
+        };
+        let rebinds = PerSide {
+            a: rebind(Side::A),
+            b: rebind(Side::B),
+        };
         let ptimes = PerSide {
             a: repack(Side::A),
             b: repack(Side::B),
@@ -217,6 +224,8 @@ impl Call {
                     b_latch: latches.b,
                     a_ptime: ptimes.a,
                     b_ptime: ptimes.b,
+                    a_rebind_after: rebinds.a,
+                    b_rebind_after: rebinds.b,
                 })
             })
             .collect();

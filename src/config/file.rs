@@ -125,6 +125,7 @@ pub struct ProfileMediaSection {
     pub rtp_hold_timeout_s: Option<u64>,
     #[serde(default)]
     pub repacketize: bool,
+    pub rebind_after_silence_ms: Option<Spanned<u64>>,
 }
 
 /// `[metrics]`.

@@ -95,6 +95,9 @@ pub struct Profile {
     pub rtp_hold_timeout: Option<Duration>,
     /// `[media] repacketize`: re-chunk G.711 sent to this peer to its `[sdp] ptime`.
     pub repacketize: bool,
+    /// `[media] rebind_after_silence_ms`: how long this peer's latched RTP source must be
+    /// silent before its stream may continue from another address (a NAT rebinding).
+    pub rebind_after_silence: Duration,
     /// `[limits]`: this peer's share of the gateway.
     pub limits: PeerLimits,
     /// `[auth]`: digest credentials for this peer's challenges (its `Debug` hides the secret).
@@ -684,6 +687,23 @@ fn load_profile(
         None if role == Role::Trunk => Latch::SdpIp,
         None => Latch::Any,
     };
+    let rebind_after_silence = match &file.media.rebind_after_silence_ms {
+        Some(ms) if REBIND_RANGE_MS.contains(ms.get_ref()) => Duration::from_millis(*ms.get_ref()),
+        Some(ms) => {
+            errs.push(ConfigError::at(
+                path,
+                &text,
+                ms.span().start,
+                format!(
+                    "[media] rebind_after_silence_ms must be {}..={}",
+                    REBIND_RANGE_MS.start(),
+                    REBIND_RANGE_MS.end()
+                ),
+            ));
+            crate::media::MOVE_AFTER_SILENCE
+        }
+        None => crate::media::MOVE_AFTER_SILENCE,
+    };
     let limits = limits::peer_limits(
         &file.limits,
         |offset, msg| ConfigError::at(path, &text, offset, msg),
@@ -717,11 +737,16 @@ fn load_profile(
             s => Some(Duration::from_secs(s)),
         },
         repacketize: file.media.repacketize,
+        rebind_after_silence,
         limits,
         auth: peer_auth.0,
         register: peer_auth.1,
     })
 }
+
+/// `[media] rebind_after_silence_ms` bounds: under 200 ms a packet burst after a short loss
+/// could move a stream; over a minute a rebinding NAT leaves the call silent too long.
+const REBIND_RANGE_MS: std::ops::RangeInclusive<u64> = 200..=60_000;
 
 /// `[media] rtp_hold_timeout_s` when a profile does not set it: an hour, as rtpengine's
 /// silent timeout.

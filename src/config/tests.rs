@@ -235,3 +235,29 @@ fn trunks_latch_to_their_sdp_ip_unless_told_otherwise() {
     assert_eq!(latch("carrier-b"), Latch::Any, "set explicitly");
     assert_eq!(latch("pbx"), Latch::Any, "an internal peer's default");
 }
+
+#[test]
+fn the_silence_before_a_latch_moves_is_per_profile_and_bounded() {
+    let mut ps = standard_profiles();
+    ps[2]
+        .1
+        .push_str("\n[media]\nrebind_after_silence_ms = 500\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let rebind = |n: &str| cfg.profiles[&PeerName(n.into())].rebind_after_silence;
+    assert_eq!(rebind("carrier-b"), Duration::from_millis(500));
+    assert_eq!(rebind("pbx"), crate::media::MOVE_AFTER_SILENCE);
+    let mut ps = standard_profiles();
+    ps[2]
+        .1
+        .push_str("\n[media]\nrebind_after_silence_ms = 50\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("carrier-b.toml:")
+            && text.contains("rebind_after_silence_ms must be 200..=60000"),
+        "{text}"
+    );
+}

@@ -34,12 +34,29 @@ struct Latched {
 }
 
 /// The latched source of one leg's RTP.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceLatch {
     current: Option<Latched>,
+    /// How long the latched source must be silent before the stream may move.
+    rebind_after: Duration,
+}
+
+impl Default for SourceLatch {
+    fn default() -> Self {
+        SourceLatch::with_rebind_after(MOVE_AFTER_SILENCE)
+    }
 }
 
 impl SourceLatch {
+    /// A latch that lets the stream move after `rebind_after` of silence
+    /// (`[media] rebind_after_silence_ms`).
+    pub fn with_rebind_after(rebind_after: Duration) -> Self {
+        SourceLatch {
+            current: None,
+            rebind_after,
+        }
+    }
+
     /// Where this leg's RTP is latched, once a packet has arrived.
     pub fn source(&self) -> Option<SocketAddr> {
         self.current.map(|l| l.addr)
@@ -64,7 +81,7 @@ impl SourceLatch {
                 true
             }
             Some(l) => {
-                let silent = now.saturating_duration_since(l.seen) >= MOVE_AFTER_SILENCE;
+                let silent = now.saturating_duration_since(l.seen) >= self.rebind_after;
                 let gap = p.seq.wrapping_sub(l.seq);
                 let continues = p.ssrc == l.ssrc && (1..=MAX_SEQ_GAP).contains(&gap);
                 if silent && continues {
@@ -140,6 +157,24 @@ mod tests {
         let mut w = SourceLatch::default();
         assert!(w.accept(t0, addr(4000), head(7, 65535)));
         assert!(w.accept(later, addr(4100), head(7, 2)));
+    }
+
+    #[test]
+    fn the_silence_before_a_move_is_the_profiles() {
+        let t0 = Instant::now();
+        let after = Duration::from_millis(500);
+        let mut l = SourceLatch::with_rebind_after(after);
+        assert!(l.accept(t0, addr(4000), head(7, 100)));
+        assert!(!l.accept(
+            t0 + after - Duration::from_millis(1),
+            addr(4100),
+            head(7, 101)
+        ));
+        assert!(l.accept(t0 + after, addr(4100), head(7, 102)));
+        // A longer setting keeps the stream where it is for longer.
+        let mut slow = SourceLatch::with_rebind_after(Duration::from_secs(10));
+        assert!(slow.accept(t0, addr(4000), head(7, 100)));
+        assert!(!slow.accept(t0 + MOVE_AFTER_SILENCE, addr(4100), head(7, 101)));
     }
 
     #[test]

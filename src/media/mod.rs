@@ -42,6 +42,10 @@ pub struct RelayPair {
     pub a_ptime: Option<u16>,
     /// The same toward the callee.
     pub b_ptime: Option<u16>,
+    /// How long each leg's latched source must be silent before its stream may move
+    /// (`[media] rebind_after_silence_ms` of that leg's peer).
+    pub a_rebind_after: std::time::Duration,
+    pub b_rebind_after: std::time::Duration,
 }
 
 /// Record the call's first stream into this file.

@@ -65,10 +65,11 @@ impl LegAddrs {
 }
 
 impl LegAddrs {
-    fn new(sdp: Option<SocketAddr>, latch: Latch) -> Self {
+    fn new(sdp: Option<SocketAddr>, latch: Latch, rebind_after: std::time::Duration) -> Self {
         LegAddrs {
             sdp,
             latch: Some(latch),
+            rtp: SourceLatch::with_rebind_after(rebind_after),
             ..LegAddrs::default()
         }
     }
@@ -84,8 +85,8 @@ pub struct StreamRoute {
 impl StreamRoute {
     pub fn new(p: &RelayPair) -> Self {
         StreamRoute {
-            a: LegAddrs::new(p.a_remote, p.a_latch),
-            b: LegAddrs::new(p.b_remote, p.b_latch),
+            a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after),
+            b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after),
         }
     }
 
@@ -212,6 +213,8 @@ mod tests {
             b_latch: latch,
             a_ptime: None,
             b_ptime: None,
+            a_rebind_after: crate::media::MOVE_AFTER_SILENCE,
+            b_rebind_after: crate::media::MOVE_AFTER_SILENCE,
         }
     }
 

@@ -62,6 +62,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         rtp_timeout: None,
         rtp_hold_timeout: None,
         repacketize: false,
+        rebind_after_silence: crate::media::MOVE_AFTER_SILENCE,
         limits: Default::default(),
         auth: None,
         register: None,
