@@ -47,7 +47,21 @@ impl Call {
             // PRACKs are answered on the leg they arrive on, never relayed.
             Method::Prack if side == Side::A => self.on_prack_from_caller(cx, id, &req),
             Method::Prack => cx.respond(id, &req, 481, "Call/Transaction Does Not Exist", &[]),
-            _ => self.relay_request(cx, side, id, req),
+            // A transfer would let one party make the other's side call any URI: the
+            // gateway does not relay it (RFC 3515 lets the recipient refuse with 403).
+            Method::Refer => cx.respond(id, &req, 403, "Forbidden", &[]),
+            Method::Invite | Method::Update | Method::Info | Method::Options => {
+                self.relay_request(cx, side, id, req)
+            }
+            // SUBSCRIBE, NOTIFY, MESSAGE, PUBLISH, …: not ours to carry between the legs,
+            // and not in the Allow we send (RFC 3261 §8.2.1: 405 with our Allow).
+            _ => cx.respond(
+                id,
+                &req,
+                405,
+                "Method Not Allowed",
+                &[(Hdr::ALLOW, crate::interop::egress::ALLOW)],
+            ),
         }
     }
 

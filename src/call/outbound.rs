@@ -76,13 +76,11 @@ pub fn outbound_invite(
     r.push_header(&Hdr::CONTACT, local.contact(peer.address.transport))?;
     r.push_header(&Hdr::ALLOW, ALLOW)?;
     copy_end_to_end(&mut r, a_req, local, peer)?;
-    // 100rel toward this peer is the peer's profile's business, not the caller's.
-    let mut supported = caller_supported(a_req);
+    // Supported lists what the gateway itself supports as this leg's UAC (RFC 3261
+    // §20.37), never the caller's list: the caller's `replaces`, `timer` or `gruu` are
+    // extensions the gateway does not implement. 100rel is the peer's profile's business.
     if matches!(peer.prack.mode, PrackMode::Supported | PrackMode::Required) {
-        supported.push("100rel".into());
-    }
-    if !supported.is_empty() {
-        r.push_header(&Hdr::SUPPORTED, supported.join(", "))?;
+        r.push_header(&Hdr::SUPPORTED, "100rel")?;
     }
     if peer.prack.mode == PrackMode::Required {
         r.push_header(&Hdr::REQUIRE, "100rel")?;
@@ -100,13 +98,4 @@ fn plain(number: &str) -> NumberUri {
         number: number.to_string(),
         phone_context: None,
     }
-}
-
-/// The caller's Supported option tags, without 100rel (each leg negotiates its own).
-fn caller_supported(a_req: &Request) -> Vec<String> {
-    a_req
-        .header_tokens(&Hdr::SUPPORTED)
-        .into_iter()
-        .filter(|t| !t.eq_ignore_ascii_case("100rel"))
-        .collect()
 }

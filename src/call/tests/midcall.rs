@@ -329,3 +329,31 @@ fn update_is_relayed_both_ways_and_refreshes_the_target() {
         "target refreshed by the UPDATE"
     );
 }
+
+#[test]
+fn refer_and_other_methods_are_answered_not_relayed() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    // REFER would make the carrier side call whatever Refer-To names.
+    let refer = from_phone("REFER", &tag, 2, "z9hG4bKref1", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+19005550100@evil.example>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    assert_eq!(h.statuses(PHONE), vec![403]);
+    for (cseq, method) in [(3, "MESSAGE"), (4, "SUBSCRIBE"), (5, "NOTIFY")] {
+        h.recv(
+            PHONE,
+            &from_phone(method, &tag, cseq, &format!("z9hG4bKm{cseq}"), ""),
+        );
+        let r = h.take_responses(PHONE);
+        assert_eq!(r.len(), 1, "{method}");
+        assert_eq!(r[0].status(), 405, "{method}");
+        assert!(r[0].header(&Hdr::ALLOW).unwrap().contains("INVITE"));
+    }
+    assert!(h.take(CARRIER_A).is_empty(), "nothing reached the carrier");
+    // INFO is still relayed.
+    h.recv(PHONE, &from_phone("INFO", &tag, 6, "z9hG4bKinfo1", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 1);
+}
