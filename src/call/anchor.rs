@@ -91,14 +91,16 @@ fn deliverable(ip: std::net::IpAddr, media_ip: std::net::IpAddr) -> bool {
         || (ip.is_loopback() && !media_ip.is_loopback()))
 }
 
-/// Give a call's ports back and stop its relay.
-pub(super) fn release_media(env: &mut Env, r: CallRef, media: MediaState) {
+/// Give a call's ports back and stop its relay; `answered` calls keep their recording.
+pub(super) fn release_media(env: &mut Env, r: CallRef, media: MediaState, answered: bool) {
     for (a, b) in media.pairs.into_iter().flatten() {
         env.pool.free(a);
         env.pool.free(b);
     }
-    env.out
-        .push_back(Output::Media(MediaAction::Release { call: r }));
+    env.out.push_back(Output::Media(MediaAction::Release {
+        call: r,
+        keep_recording: answered,
+    }));
 }
 
 impl Call {

@@ -84,10 +84,12 @@ impl Call {
             Q850Cause::PROTOCOL_ERROR.0,
             self.started,
         ));
+        // A call that was never answered has no recording (its file is not kept).
         let recording = self
             .media
             .as_ref()
             .and_then(|m| m.recording.as_ref())
+            .filter(|_| self.phase.answered_at().is_some())
             .map(|r| r.path.display().to_string());
         // A call-back's CDR names user1's and user2's legs (see `third_party`).
         let cb = self.callback_facts();

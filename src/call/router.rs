@@ -306,7 +306,8 @@ impl B2bua {
             self.callbacks.remove(&tp.id);
         }
         if let Some(media) = call.media.take() {
-            release_media(&mut self.env, r, media);
+            let answered = call.phase.answered_at().is_some();
+            release_media(&mut self.env, r, media, answered);
         }
         self.env.dialogs.remove(&call.a.key());
         if let Some(b) = &call.b {

@@ -208,7 +208,10 @@ impl Relays {
                     }
                 }
             }
-            MediaAction::Release { call } => {
+            MediaAction::Release {
+                call,
+                keep_recording,
+            } => {
                 self.watches.remove(&call);
                 for s in self.calls.remove(&call).unwrap_or_default() {
                     for t in s.tasks {
@@ -218,6 +221,10 @@ impl Relays {
                 if let Some(r) = self.recordings.remove(&call)
                     && let Some(wav) = &self.wav
                 {
+                    if !keep_recording {
+                        wav.discard(call);
+                        return;
+                    }
                     if let Ok(mut r) = r.lock() {
                         wav.frames(call, r.finish());
                         if r.stats.undecodable > 0 {

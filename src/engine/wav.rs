@@ -27,6 +27,9 @@ enum Cmd {
     Close {
         id: u64,
     },
+    Discard {
+        id: u64,
+    },
 }
 
 /// Handle to the writer thread.
@@ -62,6 +65,11 @@ impl WavWriters {
 
     pub fn close(&self, id: u64) {
         let _ = self.tx.send(Cmd::Close { id });
+    }
+
+    /// Close and remove a recording nobody will want (a call that was never answered).
+    pub fn discard(&self, id: u64) {
+        let _ = self.tx.send(Cmd::Discard { id });
     }
 }
 
@@ -142,9 +150,48 @@ fn run(rx: Receiver<Cmd>) {
                     tracing::error!(error = %e, "cannot finalise recording");
                 }
             }
+            Cmd::Discard { id } => {
+                if let Some(f) = files.remove(&id) {
+                    drop(f.writer);
+                    if let Err(e) = std::fs::remove_file(&f.path) {
+                        tracing::warn!(path = %f.path.display(), error = %e, "cannot remove the unanswered call's recording");
+                    }
+                }
+            }
         }
     }
     for (_, f) in files {
         let _ = f.writer.finalize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wait (bounded) for the writer thread to have done what it was sent.
+    fn settle(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_discarded_recording_leaves_no_file_and_a_closed_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _thread) = WavWriters::start().unwrap();
+        let (gone, kept) = (dir.path().join("a/gone.wav"), dir.path().join("a/kept.wav"));
+        w.open(1, gone.clone(), true);
+        w.open(2, kept.clone(), false);
+        w.frames(1, vec![[1, 2]; 80]);
+        w.frames(2, vec![[1, 2]; 80]);
+        w.discard(1);
+        w.close(2);
+        settle(|| {
+            !gone.exists() && hound::WavReader::open(&kept).is_ok_and(|r| r.duration() == 80)
+        });
+        assert!(!gone.exists());
+        assert_eq!(hound::WavReader::open(&kept).unwrap().duration(), 80);
     }
 }

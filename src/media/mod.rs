@@ -69,6 +69,7 @@ pub enum MediaAction {
         /// Tell the call layer when no RTP flowed either way for this long.
         rtp_timeout: Option<std::time::Duration>,
     },
-    /// Stop relaying and close the call's sockets.
-    Release { call: u64 },
+    /// Stop relaying and close the call's sockets. A call that was never answered keeps no
+    /// recording (`keep_recording: false`: its file is removed, not left empty).
+    Release { call: u64, keep_recording: bool },
 }

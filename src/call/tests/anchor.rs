@@ -316,3 +316,38 @@ fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
     assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(30))));
     assert!(h.cdrs.is_empty(), "the call is still up");
 }
+
+#[test]
+fn only_answered_calls_keep_their_recording() {
+    let recorded = || {
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+                p.record = true;
+            }
+        }))
+    };
+    let release = |h: &H| {
+        h.media.iter().find_map(|m| match m {
+            MediaAction::Release { keep_recording, .. } => Some(*keep_recording),
+            _ => None,
+        })
+    };
+    // Refused by the callee: no recording in the CDR, and its file is discarded.
+    let mut h = recorded();
+    h.recv(PHONE, &invite_text("rec-1", "z9hG4bKrec1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "c1", &[], None));
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.cdrs[0].recording, None);
+    assert_eq!(release(&h), Some(false));
+    // Answered: kept.
+    let mut h = recorded();
+    let (_inv, ok) = answered_call(&mut h);
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKbye1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    h.advance(Duration::from_secs(40));
+    assert!(h.cdrs[0].recording.is_some());
+    assert_eq!(release(&h), Some(true));
+}
