@@ -160,7 +160,9 @@ fn carrier_requiring_100rel_gets_it_only_when_the_profile_requires_it() {
     );
     assert!(!p, "without mode = required the carrier answers 420");
     let cdr = &gw.wait_cdrs(1)[0];
-    assert_eq!(cdr["status"], 420);
+    // The 420 is about our hop: the phone, which required nothing, gets 500 with the cause.
+    assert_eq!(cdr["status"], 500);
+    assert_eq!(cdr["reason_sip"], "SIP;cause=420");
     assert_eq!(cdr["call_tag"], "callee_reject");
     assert_eq!(cdr["cause"], 127);
 }

@@ -25,6 +25,12 @@ use crate::txn::TxnId;
 /// Statuses after which the next peer of the route is tried.
 const FAILOVER_STATUSES: &[u16] = &[408, 503];
 
+/// Statuses that describe our hop to the callee's peer, not the call: extensions that hop
+/// wanted or refused (420, 421), its session timer demands (422), its registration interval
+/// (423), or glare on a dialog the caller never saw (491). The caller, which asked for
+/// none of it, gets 500 with the cause instead; the CDR keeps the original.
+const HOP_STATUSES: &[u16] = &[420, 421, 422, 423, 491];
+
 /// What came of trying to send the INVITE onward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -380,6 +386,14 @@ impl Call {
             // A call-back's leg failed: there is no caller to tell.
             return self.release_callback(cx, end);
         };
+        if HOP_STATUSES.contains(&status) {
+            let end = EndInfo {
+                status: 500,
+                reason_sip: Some(format!("SIP;cause={status}")),
+                ..end
+            };
+            return self.fail_call_with(cx, end);
+        }
         self.clear_reliable();
         match self.toward_caller(cx, resp) {
             Ok(mut out) => {

@@ -448,3 +448,27 @@ fn rewrites_are_counted_by_kind() {
     // carrier-a is offered 100rel (its profile supports it) though the phone did not offer it.
     assert_eq!(count(&h, "100rel"), 1);
 }
+
+#[test]
+fn statuses_about_the_hop_reach_the_caller_as_500_with_the_original_in_the_cdr() {
+    for status in [420u16, 421, 422, 423, 491] {
+        let mut h = H::new();
+        h.recv(PHONE, &invite_text("hop-1", "z9hG4bKhop1", "+8610123", ""));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        h.take(PHONE);
+        h.recv_msg(
+            CARRIER_A,
+            reply(&inv, status, "c1", &[(Hdr::UNSUPPORTED, "100rel")], None),
+        );
+        let r = h.take_responses(PHONE);
+        assert_eq!(r.len(), 1, "{status}");
+        assert_eq!(r[0].status(), 500, "{status}");
+        assert!(r[0].header(&Hdr::UNSUPPORTED).is_none(), "{status}");
+        let c = &h.cdrs[0];
+        assert_eq!(c.status, 500);
+        assert_eq!(
+            c.reason_sip.as_deref(),
+            Some(format!("SIP;cause={status}").as_str())
+        );
+    }
+}
