@@ -43,6 +43,28 @@ pub static PER_LEG_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         Hdr::WARNING,
         Hdr::named("Proxy-Authenticate"),
         Hdr::named("WWW-Authenticate"),
+        // What the other side runs, and where: software versions, charging and access
+        // network addresses, the served or called user of the other network.
+        Hdr::named("User-Agent"),
+        Hdr::named("Server"),
+        Hdr::named("P-Charging-Function-Addresses"),
+        Hdr::named("P-Access-Network-Info"),
+        Hdr::named("P-Called-Party-ID"),
+        Hdr::named("P-Served-User"),
+        // URIs of the other side's servers (pictures, ring tones, error pages).
+        Hdr::named("Call-Info"),
+        Hdr::named("Alert-Info"),
+        Hdr::named("Error-Info"),
+        // Transfers are not relayed (REFER gets 403); their headers carry the other leg's
+        // URIs.
+        Hdr::named("Refer-To"),
+        Hdr::named("Referred-By"),
+        // They name the other leg's dialog (its Call-ID and tags), which this leg's peer
+        // must never learn and could not use.
+        Hdr::named("Replaces"),
+        Hdr::named("Join"),
+        Hdr::named("Target-Dialog"),
+        Hdr::named("In-Reply-To"),
     ]
 });
 
@@ -59,13 +81,16 @@ pub static REHOSTED_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
 /// Replace the host (and port) of a `sip:`/`sips:` URI; other schemes (tel:) pass unchanged.
 /// `sip:+8610@10.0.0.5:5070;user=phone` with `gw.example` gives `sip:+8610@gw.example;user=phone`.
 pub fn rehost_uri(uri: &str, host: &str) -> String {
-    let lower = uri
-        .get(..5)
-        .map(|s| s.to_ascii_lowercase())
-        .unwrap_or_default();
-    let scheme_len = if lower.starts_with("sips:") {
+    // On bytes: a multi-byte character right after the scheme must not make the URI look
+    // like no SIP URI at all (it would then pass with its host unchanged).
+    let b = uri.as_bytes();
+    let is = |scheme: &[u8]| {
+        b.get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+    };
+    let scheme_len = if is(b"sips:") {
         5
-    } else if lower.starts_with("sip:") {
+    } else if is(b"sip:") {
         4
     } else {
         return uri.to_string();
@@ -126,6 +151,14 @@ mod tests {
             rehost_uri("tel:+8610;phone-context=x", "gw"),
             "tel:+8610;phone-context=x"
         );
+    }
+
+    #[test]
+    fn a_multibyte_character_after_the_scheme_does_not_stop_the_rehosting() {
+        // Byte 5 falls inside "é": the URI used to pass with its host unchanged.
+        assert_eq!(rehost_uri("sip:é@10.0.0.5", "gw"), "sip:é@gw");
+        assert_eq!(rehost_uri("sip:€€@10.0.0.5:5060", "gw"), "sip:€€@gw");
+        assert_eq!(rehost_uri("sé", "gw"), "sé");
     }
 
     #[test]

@@ -472,3 +472,31 @@ fn statuses_about_the_hop_reach_the_caller_as_500_with_the_original_in_the_cdr()
         );
     }
 }
+
+#[test]
+fn headers_naming_the_other_side_do_not_cross() {
+    let mut h = H::new();
+    let leaky = "User-Agent: Linphonec/5.1.65\r\nP-Access-Network-Info: 3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=1234\r\nCall-Info: <http://10.0.0.5/photo.jpg>;purpose=icon\r\nAlert-Info: <http://10.0.0.5/ring.wav>\r\nReplaces: other-call@10.0.0.5;to-tag=a;from-tag=b\r\nReferred-By: <sip:boss@10.0.0.5>\r\nP-Served-User: <sip:1000@10.0.0.5>\r\n";
+    h.recv(
+        PHONE,
+        &invite_text("leak-1", "z9hG4bKleak1", "+8610123", leaky),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let wire = String::from_utf8_lossy(&inv.to_bytes()).to_string();
+    for gone in [
+        "User-Agent",
+        "P-Access-Network-Info",
+        "Call-Info",
+        "Alert-Info",
+        "Replaces",
+        "Referred-By",
+        "P-Served-User",
+        "10.0.0.5",
+    ] {
+        assert!(!wire.contains(gone), "{gone} crossed:\n{wire}");
+    }
+    assert!(
+        wire.contains("X-Custom: keep me"),
+        "unknown headers still pass"
+    );
+}
