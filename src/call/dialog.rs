@@ -23,9 +23,24 @@ pub struct Dialog {
     /// to the address the peer is known by (its profile or its source), which keeps NAT'd
     /// phones and trunks behind one signalling IP working whatever their Contact says.
     pub target: Target,
+    /// The methods the peer said it accepts (its `Allow`), once it said; `None`: unknown,
+    /// so anything may be tried (RFC 3261 §20.5).
+    pub peer_allows: Option<Vec<String>>,
+}
+
+/// The methods a message's `Allow` lists, upper case; `None` without an `Allow`.
+pub fn allow_of(tokens: Vec<String>) -> Option<Vec<String>> {
+    (!tokens.is_empty()).then(|| tokens.iter().map(|t| t.to_ascii_uppercase()).collect())
 }
 
 impl Dialog {
+    /// Whether the peer may be sent `method` (unknown counts as yes).
+    pub fn peer_allows(&self, method: &Method) -> bool {
+        self.peer_allows
+            .as_ref()
+            .is_none_or(|a| a.iter().any(|m| m == method.as_str()))
+    }
+
     /// The key the router finds this dialog by.
     pub fn key(&self) -> (String, String) {
         (self.call_id.clone(), self.local_tag.clone())
@@ -84,6 +99,9 @@ impl Dialog {
         }
         if let Some(c) = resp.contact_uri() {
             self.remote_target = c;
+        }
+        if let Some(allow) = allow_of(resp.header_tokens(&Hdr::ALLOW)) {
+            self.peer_allows = Some(allow);
         }
         let mut rr = resp.record_route();
         if !rr.is_empty() || resp.is_success() {

@@ -224,6 +224,7 @@ impl B2bua {
             local_cseq: 1,
             remote_cseq: req.cseq().map(|c| c.0),
             target: source,
+            peer_allows: super::dialog::allow_of(req.header_tokens(&Hdr::ALLOW)),
         };
         let media = media_plan(&self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
         self.env.dialogs.insert(a.key(), (r, Side::A));

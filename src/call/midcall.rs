@@ -138,6 +138,11 @@ impl Call {
             cx.respond(id, &req, 491, "Request Pending", &[]);
             return;
         };
+        if matches!(method, Method::Update | Method::Info)
+            && self.dialog(other).is_some_and(|d| !d.peer_allows(&method))
+        {
+            return self.answer_for_the_other_leg(cx, side, id, &req);
+        }
         if self.relayed.len() >= MAX_RELAYED {
             cx.respond(
                 id,
@@ -198,6 +203,35 @@ impl Call {
             };
             self.relayed.push((txn, relayed));
         }
+    }
+
+    /// An UPDATE or INFO the other leg's peer never said it accepts (RFC 3311 §5.1: do not
+    /// send it): answered here. INFO, and an UPDATE without SDP (a connected-identity
+    /// refresh, as IMS networks send in the early dialog), get 200; an UPDATE with an offer
+    /// cannot be carried, so it gets 500 with Retry-After and the session stays as it was.
+    fn answer_for_the_other_leg(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: &Request) {
+        debug!(call_id = %self.call_id(), method = %req.method(), "the other leg's peer does not allow it: answered here");
+        if req.method() == Method::Update && !req.body().is_empty() {
+            cx.respond(
+                id,
+                req,
+                500,
+                "Server Internal Error",
+                &[(Hdr::RETRY_AFTER, "5")],
+            );
+            return;
+        }
+        // A 2xx to UPDATE refreshes the target: it carries our Contact (RFC 3311 §5.2).
+        let transport = self
+            .dialog(side)
+            .map_or(crate::sip::Transport::Udp, |d| d.target.transport);
+        let contact = cx.env.local.contact(transport);
+        let extra: &[(Hdr, &str)] = if req.method() == Method::Update {
+            &[(Hdr::CONTACT, contact.as_str())]
+        } else {
+            &[]
+        };
+        cx.respond(id, req, 200, "OK", extra);
     }
 
     /// The far leg answered a relayed request: answer the origin the same way.

@@ -131,6 +131,7 @@ impl B2bua {
             local_cseq: 1,
             remote_cseq: None,
             target: ingress.address,
+            peer_allows: None,
         };
         let peers: Vec<PeerName> = route1.to.iter().chain(&route2.to).cloned().collect();
         let media = media_plan(&self.env, &cfg, &ingress, &peers, &a.call_id, now);

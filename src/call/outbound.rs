@@ -61,6 +61,7 @@ pub fn outbound_invite(
         local_cseq: 1,
         remote_cseq: None,
         target: peer.address,
+        peer_allows: None,
     };
     let mf = match a_req.max_forwards() {
         Some(Ok(n)) => n.saturating_sub(1),

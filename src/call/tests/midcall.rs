@@ -357,3 +357,60 @@ fn refer_and_other_methods_are_answered_not_relayed() {
     h.recv(PHONE, &from_phone("INFO", &tag, 6, "z9hG4bKinfo1", ""));
     assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 1);
 }
+
+#[test]
+fn update_and_info_toward_a_peer_that_does_not_allow_them_are_answered_here() {
+    let mut h = H::new();
+    // The phone's Allow has no UPDATE and no INFO.
+    h.recv(
+        PHONE,
+        &invite_text(
+            "upd-1",
+            "z9hG4bKupd1",
+            "+8610123",
+            "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            183,
+            "c1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    h.take(PHONE);
+    let from_carrier = |method: &str, cseq: u32, body: &str| {
+        msgs::in_dialog(
+            method,
+            "sip:127.0.0.1:5060",
+            &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
+            &inv.header(&Hdr::FROM).unwrap(),
+            &inv.call_id().unwrap(),
+            cseq,
+            &format!("z9hG4bKc{cseq}"),
+            "127.0.0.3:5060",
+            body,
+        )
+    };
+    // An identity refresh in the early dialog (IMS): 200 here, nothing to the phone.
+    h.recv(CARRIER_A, &from_carrier("UPDATE", 10, ""));
+    let r = h.take_responses(CARRIER_A);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status(), 200);
+    assert!(
+        r[0].header(&Hdr::CONTACT).is_some(),
+        "a target refresh answer"
+    );
+    // An offer the phone could not take by UPDATE: refused, the session stays as it was.
+    h.recv(CARRIER_A, &from_carrier("UPDATE", 11, SDP));
+    let r = h.take_responses(CARRIER_A);
+    assert_eq!(r[0].status(), 500);
+    assert!(r[0].header(&Hdr::RETRY_AFTER).is_some());
+    h.recv(CARRIER_A, &from_carrier("INFO", 12, ""));
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert!(h.take(PHONE).is_empty(), "the phone saw none of it");
+}
