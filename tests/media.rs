@@ -867,3 +867,46 @@ fn a_relay_that_cannot_open_its_ports_ends_the_call_instead_of_leaving_it_silent
     assert_eq!(cdr["call_tag"], "media_unavailable");
     assert_eq!(cdr["cause"], 41);
 }
+
+#[test]
+fn rtcp_source_descriptions_reach_the_other_side_as_the_gateways() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    let e = establish(&gw, "media-rtcp");
+    let rtcp_of = |s: &UdpSocket| s.local_addr().unwrap().port() + 1;
+    let carrier_rtcp = UdpSocket::bind((CARRIER_A_IP, rtcp_of(&e.carrier_rtp)))
+        .expect("the port after the carrier's RTP port is free");
+    carrier_rtcp
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let phone_rtcp = UdpSocket::bind((PHONE_IP, rtcp_of(&e.phone_rtp))).unwrap();
+    // A receiver report and an SDES naming the phone: CNAME, TOOL.
+    let mut sdes = vec![0x81, 202, 0, 0, 0, 0, 0x12, 0x34];
+    for (t, text) in [(1u8, "sip:1000@127.0.0.2"), (6, "Linphonec/5.1.65")] {
+        sdes.push(t);
+        sdes.push(text.len() as u8);
+        sdes.extend_from_slice(text.as_bytes());
+    }
+    sdes.push(0);
+    while !sdes.len().is_multiple_of(4) {
+        sdes.push(0);
+    }
+    let words = (sdes.len() / 4 - 1) as u16;
+    sdes[2..4].copy_from_slice(&words.to_be_bytes());
+    let mut compound = vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34];
+    compound.extend(&sdes);
+    let gw_a_rtcp = SocketAddr::new(e.gw_a.ip(), e.gw_a.port() + 1);
+    phone_rtcp.send_to(&compound, gw_a_rtcp).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = carrier_rtcp
+        .recv_from(&mut buf)
+        .expect("the phone's RTCP reaches the carrier");
+    let got = &buf[..n];
+    assert_eq!(&got[..8], &compound[..8], "the report passes as it was");
+    let text = String::from_utf8_lossy(got);
+    assert!(text.contains("trunkgate@127.0.0.1"), "{text:?}");
+    assert!(
+        !text.contains("Linphonec") && !text.contains("1000@"),
+        "{text:?}"
+    );
+    hang_up(&gw, &e, "media-rtcp");
+}

@@ -395,8 +395,8 @@ pub fn core_message(data: &[u8]) {
 /// Media packets as the relay handles them, from a stream of records `[len, flags, bytes…]`
 /// (`flags`: bit 0 the direction, bit 1 RTCP, bit 2 a source other than the SDP's, bits 3–7
 /// milliseconds to wait first): the header checks (`media::rtp_check`), the relay's routing
-/// and latching (`media::relay::StreamRoute`), the recorder's jitter buffers and the G.711
-/// repacketiser. Checks: what the checks refuse is routed as malformed; an accepted RTP
+/// and latching (`media::relay::StreamRoute`), RTCP SDES scrubbing (`media::sdes`), the
+/// recorder's jitter buffers and the G.711 repacketiser. Checks: what the checks refuse is routed as malformed; an accepted RTP
 /// payload lies inside the packet; the recorder stays within its capacity; everything the
 /// repacketiser sends passes the same RTP check.
 pub fn rtp(data: &[u8]) {
@@ -440,7 +440,15 @@ pub fn rtp(data: &[u8]) {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)), 7000)
         };
         let valid = if rtcp {
-            check_rtcp(packet).is_ok()
+            let ok = check_rtcp(packet).is_ok();
+            if ok && let Some(out) = trunkgate::media::sdes::scrub_sdes(packet, b"trunkgate@gw") {
+                // What the relay forwards instead must still be RTCP (or nothing at all).
+                assert!(
+                    out.is_empty() || check_rtcp(&out).is_ok(),
+                    "scrubbed SDES is not RTCP"
+                );
+            }
+            ok
         } else {
             match check_rtp(packet) {
                 Ok(view) => {

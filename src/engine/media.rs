@@ -387,6 +387,11 @@ async fn forward(
     let malformed = crate::ops::metrics::rtp_dropped("malformed");
     let foreign = crate::ops::metrics::rtp_dropped("foreign_source");
     let over_rate = crate::ops::metrics::rtp_dropped("over_rate");
+    // What the far side's RTCP says we are, in place of what the endpoint said it is.
+    let cname = to
+        .local_addr()
+        .map(|a| format!("trunkgate@{}", a.ip()))
+        .unwrap_or_else(|_| "trunkgate".into());
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, src)) = from.recv_from(&mut buf).await else {
@@ -427,6 +432,16 @@ async fn forward(
             r.push(std::time::Instant::now(), ch, &buf[..n]);
         }
         let Some(d) = dest else { continue };
+        if rtcp {
+            let scrubbed = crate::media::sdes::scrub_sdes(&buf[..n], cname.as_bytes());
+            let out = scrubbed.as_deref().unwrap_or(&buf[..n]);
+            if !out.is_empty()
+                && let Err(e) = to.try_send_to(out, d)
+            {
+                debug!(%d, error = %e, "RTCP send failed");
+            }
+            continue;
+        }
         let sent = match repack.as_mut() {
             Some(r) => r
                 .push(&buf[..n])

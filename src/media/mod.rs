@@ -9,6 +9,7 @@ pub mod record;
 pub mod relay;
 pub mod repacketize;
 pub mod rtp_check;
+pub mod sdes;
 
 pub use latch::{MOVE_AFTER_SILENCE, RtpHead, SourceLatch};
 pub use pool::PortPool;

@@ -24,6 +24,9 @@ const ICE_ATTRIBUTES: [&[u8]; 8] = [
     b"a=ice-mismatch",
 ];
 
+/// Source-level attributes (RFC 5576) and stream identifiers, dropped from anchored SDP.
+const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
+
 /// Where one media stream of an SDP wants its RTP: the connection address in force for its
 /// m= line (media-level c= over session-level c=) and its port. Port 0 is a rejected or
 /// disabled stream: it gets no relay ports and stays at port 0 when anchored.
@@ -225,6 +228,10 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Bytes {
             }
         } else if ICE_ATTRIBUTES.iter().any(|a| l.text.starts_with(a)) {
             continue;
+        } else if SOURCE_ATTRIBUTES.iter().any(|a| l.text.starts_with(a)) {
+            // RFC 5576 source attributes name the endpoint (`cname:sip:1001@<its IP>`,
+            // stream labels): optional, and not the other side's business.
+            continue;
         } else if let Some(o) = l.value(b"o=") {
             // The origin names the creator's host too: replace its address fields only.
             let f: Vec<&[u8]> = o.split(|&b| b == b' ').collect();
@@ -258,6 +265,21 @@ mod tests {
     use super::*;
 
     const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.11\r\n";
+
+    #[test]
+    fn anchored_sdp_names_no_source_of_the_endpoint() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\na=msid-semantic: WMS s1\r\nm=audio 4000 RTP/AVP 0\r\na=ssrc:1234 cname:sip:1001@10.0.0.5\r\na=ssrc:1234 msid:s1 a1\r\na=ssrc-group:FID 1234 5678\r\na=msid:s1 a1\r\na=sendrecv\r\n";
+        let out = anchor_streams(
+            sdp.as_bytes(),
+            "198.51.100.1".parse().unwrap(),
+            &[Some(30000)],
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("ssrc") && !text.contains("msid"), "{text}");
+        assert!(!text.contains("10.0.0.5"), "{text}");
+        assert!(text.contains("a=sendrecv\r\n"), "{text}");
+    }
 
     #[test]
     fn reads_endpoints_with_media_level_connection() {
