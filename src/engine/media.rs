@@ -85,12 +85,37 @@ impl Drop for MediaThread {
     }
 }
 
+/// A call being recorded: its recorder, fed by the relay tasks, and the task on the media
+/// thread that moves what left its jitter window to the WAV writer every 100 ms (so neither
+/// the jitter buffers nor G.711 decoding ever run on the signalling thread).
+struct Recording {
+    rec: SharedRecorder,
+    drain: JoinHandle<()>,
+}
+
+/// How often a recording's settled frames go to the WAV writer: bounded memory per call.
+const RECORD_DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn drain_recording(call: u64, rec: SharedRecorder, wav: WavWriters) {
+    let mut tick = tokio::time::interval(RECORD_DRAIN_EVERY);
+    loop {
+        tick.tick().await;
+        // Sent under the lock: the release's final frames (taken under it too) can never
+        // overtake these.
+        let Ok(mut r) = rec.lock() else { return };
+        let frames = r.drain(std::time::Instant::now());
+        if !frames.is_empty() {
+            wav.frames(call, frames);
+        }
+    }
+}
+
 /// The relays of every anchored call.
 pub(super) struct Relays {
     rt: MediaThread,
     ip: IpAddr,
     calls: HashMap<u64, Vec<Stream>>,
-    recordings: HashMap<u64, SharedRecorder>,
+    recordings: HashMap<u64, Recording>,
     wav: Option<WavWriters>,
     watches: HashMap<u64, Watch>,
     /// Calls whose relay could not open, not yet reported.
@@ -146,16 +171,6 @@ impl Relays {
         expired
     }
 
-    /// Hand the frames whose jitter window has passed to the WAV writer.
-    pub(super) fn tick(&mut self, now: std::time::Instant) {
-        let Some(wav) = &self.wav else { return };
-        for (call, r) in &self.recordings {
-            if let Ok(mut r) = r.lock() {
-                wav.frames(*call, r.drain(now));
-            }
-        }
-    }
-
     pub(super) fn apply(&mut self, action: MediaAction) {
         match action {
             MediaAction::Relay {
@@ -181,10 +196,14 @@ impl Relays {
                     && !self.recordings.contains_key(&call)
                 {
                     wav.open(call, spec.path, spec.stereo);
-                    self.recordings
-                        .insert(call, Arc::new(Mutex::new(Recorder::new(spec.jitter))));
+                    let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(spec.jitter)));
+                    let drain = self
+                        .rt
+                        .handle
+                        .spawn(drain_recording(call, rec.clone(), wav.clone()));
+                    self.recordings.insert(call, Recording { rec, drain });
                 }
-                let recorder = self.recordings.get(&call).cloned();
+                let recorder = self.recordings.get(&call).map(|r| r.rec.clone());
                 let streams = self.calls.entry(call).or_default();
                 for p in pairs {
                     match streams
@@ -218,9 +237,10 @@ impl Relays {
                         t.abort();
                     }
                 }
-                if let Some(r) = self.recordings.remove(&call)
+                if let Some(Recording { rec: r, drain }) = self.recordings.remove(&call)
                     && let Some(wav) = &self.wav
                 {
+                    drain.abort();
                     if !keep_recording {
                         wav.discard(call);
                         return;

@@ -253,8 +253,6 @@ impl Shell {
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
-        // Recordings are drained in 100 ms steps: bounded memory per call.
-        let mut record_tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             let callback_wake = self
                 .callback
@@ -278,7 +276,6 @@ impl Shell {
                 _ = int.recv(), if running => self.start_drain(),
                 _ = hup.recv() => { let now = self.clock(); self.reload(now) }
                 _ = sleep_until(wake), if wake.is_some() => {}
-                _ = record_tick.tick() => self.media.tick(Instant::now()),
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
                 dg = recv_datagram(&mut callback_rx) => match dg {
                     Some(dg) => { let now = self.clock(); self.on_datagram(now, dg) }
