@@ -153,10 +153,11 @@ impl Call {
                 Ok(ack)
             });
         match built {
-            Ok(ack) => {
+            Ok(mut ack) => {
                 if ptime_set {
                     cx.env.rewrote(super::cx::Rewrite::Ptime);
                 }
+                let target = cx.env.toward(&mut ack, target);
                 let msg = Message::Request(ack);
                 let wire = msg.to_bytes();
                 self.acks[side] = Some(SentAck {
@@ -182,6 +183,8 @@ impl Call {
         let Some(target) = self.dialog(side).map(|d| d.target) else {
             return false;
         };
+        // Where the first one went (the front, when there is one).
+        let target = cx.env.cfg.front.unwrap_or(target);
         cx.env.retransmissions.absorbed += 1;
         cx.env.retransmissions.sent += 1;
         cx.emit(super::Output::Transmit {

@@ -86,7 +86,53 @@ pub struct Env {
     pub rewrites: [u64; 4],
 }
 
+/// The header a SIP front adds to what it passes on: the address the request really came
+/// from (`ip:port`). Believed only from the front's own address.
+pub const SOURCE_HEADER: &str = "X-Trunkgate-Source";
+/// The header the gateway adds to a request it sends through its front without a Route:
+/// where the front is to send it (`ip:port;transport=udp|tcp`).
+pub const PEER_HEADER: &str = "X-Trunkgate-Peer";
+
 impl Env {
+    /// Whether `source` is the SIP front this instance runs behind (`[sip] front`).
+    pub fn is_front(&self, source: Target) -> bool {
+        self.cfg
+            .front
+            .is_some_and(|f| f.addr.ip() == source.addr.ip())
+    }
+
+    /// The address that tells which peer a request is from: its source, or for a request
+    /// through the front, the front's `X-Trunkgate-Source` (the front's own address when
+    /// that is missing or unreadable, which no profile matches).
+    pub fn origin_ip(&self, req: &Request, source: Target) -> std::net::IpAddr {
+        if !self.is_front(source) {
+            return source.addr.ip();
+        }
+        req.header(&Hdr::named(SOURCE_HEADER))
+            .and_then(|v| v.trim().parse::<std::net::SocketAddr>().ok())
+            .map_or(source.addr.ip(), |a| a.ip())
+    }
+
+    /// Where a request toward `target` goes: through the front when there is one. A request
+    /// without a Route (out of any dialog the front record-routed) tells the front its
+    /// destination in `X-Trunkgate-Peer`.
+    pub fn toward(&self, req: &mut Request, target: Target) -> Target {
+        let Some(front) = self.cfg.front else {
+            return target;
+        };
+        if req.header(&Hdr::ROUTE).is_none() && front.addr != target.addr {
+            let t = match target.transport {
+                crate::sip::Transport::Udp => "udp",
+                crate::sip::Transport::Tcp => "tcp",
+            };
+            let _ = req.insert_header_before_length(
+                &Hdr::named(PEER_HEADER),
+                format!("{};transport={t}", target.addr),
+            );
+        }
+        front
+    }
+
     pub fn rewrote(&mut self, kind: Rewrite) {
         self.rewrites[kind as usize] += 1;
     }
@@ -102,11 +148,20 @@ impl Env {
         }
     }
 
-    /// Send a message outside any transaction (ACKs for 2xx, stateless answers).
+    /// Send a message outside any transaction (ACKs for 2xx, stateless answers). Requests
+    /// go through the front when there is one; responses follow their Via.
     pub fn send(&mut self, target: Target, msg: &Message) {
+        let (target, wire) = match msg {
+            Message::Request(r) if self.cfg.front.is_some() => {
+                let mut r = r.clone();
+                let target = self.toward(&mut r, target);
+                (target, Message::Request(r).to_bytes())
+            }
+            _ => (target, msg.to_bytes()),
+        };
         self.out.push_back(Output::Transmit {
             target,
-            wire: msg.to_bytes(),
+            wire,
             txn: None,
         });
     }
@@ -145,6 +200,8 @@ pub struct Cx<'a> {
 impl Cx<'_> {
     /// Start a client transaction that belongs to this call.
     pub fn send_client(&mut self, req: Request, target: Target, role: TxnRole) -> Option<TxnId> {
+        let mut req = req;
+        let target = self.env.toward(&mut req, target);
         let id = self
             .env
             .txn
@@ -155,6 +212,8 @@ impl Cx<'_> {
 
     /// Start a client transaction nobody waits on (a CANCEL: its answer changes nothing).
     pub fn send_unowned(&mut self, req: Request, target: Target) {
+        let mut req = req;
+        let target = self.env.toward(&mut req, target);
         self.env
             .txn
             .send_request(req, target, self.now, &mut self.env.txn_out);

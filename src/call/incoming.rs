@@ -31,8 +31,16 @@ impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.
     pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
         // Strangers first, before any check answers them or any state exists for them.
+        // The front's own requests (its OPTIONS pings) carry no source of another: not a
+        // stranger's.
         if let Message::Request(req) = &msg
-            && self.env.cfg.peer_for_source(source.addr.ip()).is_none()
+            && self
+                .env
+                .cfg
+                .peer_for_source(self.env.origin_ip(req, source))
+                .is_none()
+            && !(self.env.is_front(source)
+                && req.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none())
         {
             return self.unknown_source(req, source);
         }
@@ -63,7 +71,11 @@ impl B2bua {
         let req = match msg {
             Message::Request(req)
                 if !self.env.txn.knows(&req)
-                    && self.env.cfg.peer_for_source(source.addr.ip()).is_some() =>
+                    && self
+                        .env
+                        .cfg
+                        .peer_for_source(self.env.origin_ip(&req, source))
+                        .is_some() =>
             {
                 req
             }
@@ -103,7 +115,8 @@ impl B2bua {
     pub(super) fn on_unparseable(&mut self, raw: &[u8], why: &str, source: Target) {
         debug!(%source, "unparseable datagram: {why}");
         self.refused("unparseable");
-        if self.env.cfg.peer_for_source(source.addr.ip()).is_none() {
+        if self.env.cfg.peer_for_source(source.addr.ip()).is_none() && !self.env.is_front(source)
+        {
             return;
         }
         if let Some(resp) = crate::sip::bad_request_for_unparseable(raw, why) {
@@ -144,6 +157,13 @@ impl B2bua {
             Method::Cancel => self.on_cancel(now, id, req, source),
             Method::Invite if !in_dialog => self.on_initial_invite(now, id, req, source),
             _ if in_dialog => self.on_in_dialog_request(now, id, req, source),
+            // Shutting down: a front's probe (or a peer's keepalive) learns it now and sends
+            // new calls elsewhere, while calls in progress go on.
+            Method::Options if self.env.draining => {
+                let extra = [(Hdr::RETRY_AFTER, "30")];
+                self.env
+                    .respond(now, id, &req, 503, "Service Unavailable", &extra);
+            }
             Method::Options => {
                 // Keepalive / capability query outside any dialog.
                 let extra = [(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, "application/sdp")];
@@ -165,7 +185,7 @@ impl B2bua {
         let cfg = self.env.cfg.clone();
         // A registering peer's calls to its registered contact are its own, whichever of its
         // servers they come from.
-        let ip = source.addr.ip();
+        let ip = self.env.origin_ip(&req, source);
         let by_contact = cfg.peer_for_contact(ip, &req.uri());
         let Some(ingress) = by_contact.or_else(|| cfg.peer_for_source(ip)).cloned() else {
             // `on_message` keeps strangers out; a reload may have dropped the profile since.

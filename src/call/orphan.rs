@@ -9,7 +9,7 @@ use crate::sip::{Hdr, IdGen, LocalAddrs, Message, Method, Request, Response, Sip
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
 /// know: a forged 2xx from anywhere else must not make the gateway send anything.
 pub(super) fn ack_and_bye(env: &mut Env, resp: &Response, cseq: u32, source: Target) {
-    if env.cfg.peer_for_source(source.addr.ip()).is_none() {
+    if env.cfg.peer_for_source(source.addr.ip()).is_none() && !env.is_front(source) {
         return;
     }
     warn!(%source, "2xx for an unknown INVITE: sending ACK and BYE");

@@ -152,7 +152,9 @@ impl Registrations {
         for Entry { reg, .. } in &mut self.regs {
             while let Some(t) = reg.poll_transmit() {
                 let call_id = reg.call_id().to_string();
-                match env.txn.send_request(t.request, t.to, now, &mut env.txn_out) {
+                let mut request = t.request;
+                let to = env.toward(&mut request, t.to);
+                match env.txn.send_request(request, to, now, &mut env.txn_out) {
                     Some(id) => {
                         self.txns.insert(id, call_id);
                     }

@@ -367,7 +367,7 @@ impl B2bua {
             .cancelled_invite(&req)
             .and_then(|i| self.env.owners.get(&i).copied())
             .filter(|(_, role)| *role == TxnRole::CallerInvite);
-        let ip = source.addr.ip();
+        let ip = self.env.origin_ip(&req, source);
         match found {
             // Only the caller cancels its INVITE.
             Some((r, _))
@@ -405,7 +405,7 @@ impl B2bua {
             req.call_id().unwrap_or_default(),
             req.to_tag().unwrap_or_default(),
         );
-        let ip = source.addr.ip();
+        let ip = self.env.origin_ip(&req, source);
         match self.env.dialogs.get(&key).copied() {
             // Only the leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump
             // from anywhere else is answered as if the dialog did not exist.
@@ -424,7 +424,7 @@ impl B2bua {
             ack.call_id().unwrap_or_default(),
             ack.to_tag().unwrap_or_default(),
         );
-        let ip = source.addr.ip();
+        let ip = self.env.origin_ip(ack, source);
         match self.env.dialogs.get(&key).copied() {
             Some((r, side)) if self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip)) => {
                 self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack))

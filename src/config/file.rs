@@ -42,6 +42,8 @@ fn default_profiles_dir() -> String {
 pub struct SipSection {
     pub listen: Vec<Spanned<String>>,
     pub advertise: Spanned<String>,
+    /// `"udp:IP:PORT"` of a SIP front (a Kamailio dispatcher) this instance runs behind.
+    pub front: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

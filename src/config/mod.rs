@@ -137,6 +137,10 @@ pub struct Config {
     pub listen: Vec<Listen>,
     /// Host written into Via, Contact and the URIs the gateway builds.
     pub advertise: String,
+    /// `[sip] front`: the SIP front this instance runs behind (see "Scaling out" in the
+    /// README). Every request toward a peer goes to it, and only from it is the
+    /// `X-Trunkgate-Source` header believed.
+    pub front: Option<Target>,
     pub cdr_path: PathBuf,
     /// `[cdr] fail_closed`: refuse new calls while CDRs cannot be written.
     pub cdr_fail_closed: bool,
@@ -206,6 +210,20 @@ impl Config {
                 "[sip] listen must name at least one address",
             ));
         }
+        let front = match &file.sip.front {
+            Some(f) => match parse_transport_addr(f.get_ref()) {
+                Ok((transport, addr)) => Some(Target {
+                    transport,
+                    addr,
+                    conn: None,
+                }),
+                Err(m) => {
+                    errs.push(at(f.span(), format!("[sip] front: {m}")));
+                    None
+                }
+            },
+            None => None,
+        };
         let advertise = file.sip.advertise.get_ref().trim().to_string();
         if advertise.is_empty() || advertise.contains(char::is_whitespace) {
             errs.push(at(
@@ -412,6 +430,7 @@ impl Config {
         Ok(Config {
             listen,
             advertise,
+            front,
             cdr_path: base.join(&file.cdr.path),
             max_message_bytes,
             protect,

@@ -167,7 +167,8 @@ impl Inbox {
 
     /// Whether a profile matches this source.
     pub(crate) fn knows_source(&self, ip: IpAddr) -> bool {
-        self.config.load().peer_for_source(ip).is_some()
+        let cfg = self.config.load();
+        cfg.peer_for_source(ip).is_some() || cfg.front.is_some_and(|f| f.addr.ip() == ip)
     }
 
     /// Apply `[protect]`. A changed source rate starts afresh.
@@ -189,6 +190,11 @@ impl Inbox {
 
     /// Whether a message from `ip` may be looked at (the source guard); counted when not.
     pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+        // The front carries every peer's traffic: its rate is theirs together, not one
+        // source's (each peer is held to its own rate at the front).
+        if self.config.load().front.is_some_and(|f| f.addr.ip() == ip) {
+            return true;
+        }
         let guard = self.guard.load();
         let Some(g) = guard.as_ref() else {
             return true;

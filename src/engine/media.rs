@@ -197,10 +197,10 @@ impl Relays {
                 {
                     wav.open(call, spec.path, spec.stereo);
                     let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(spec.jitter)));
-                    let drain = self
-                        .rt
-                        .handle
-                        .spawn(drain_recording(call, rec.clone(), wav.clone()));
+                    let drain =
+                        self.rt
+                            .handle
+                            .spawn(drain_recording(call, rec.clone(), wav.clone()));
                     self.recordings.insert(call, Recording { rec, drain });
                 }
                 let recorder = self.recordings.get(&call).map(|r| r.rec.clone());

@@ -12,6 +12,9 @@ pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static
     if old.advertise != new.advertise {
         return Some("[sip] advertise");
     }
+    if old.front != new.front {
+        return Some("[sip] front");
+    }
     if old.media_ip != new.media_ip {
         return Some("[media] advertise");
     }

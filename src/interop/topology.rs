@@ -65,6 +65,10 @@ pub static PER_LEG_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         Hdr::named("Join"),
         Hdr::named("Target-Dialog"),
         Hdr::named("In-Reply-To"),
+        // Between this gateway and its SIP front only (`call::cx::SOURCE_HEADER`,
+        // `PEER_HEADER`): they name a peer's address.
+        Hdr::named("X-Trunkgate-Source"),
+        Hdr::named("X-Trunkgate-Peer"),
     ]
 });
 

@@ -7,6 +7,7 @@ mod auth;
 mod callback;
 mod calls;
 mod edge;
+mod front;
 mod limits;
 mod midcall;
 mod msgs;
@@ -88,6 +89,7 @@ pub(crate) fn config() -> Config {
             addr: addr("127.0.0.1:5060"),
         }],
         advertise: "127.0.0.1".into(),
+        front: None,
         cdr_path: "/dev/null".into(),
         max_message_bytes: 65535,
         protect: Default::default(),

@@ -32,6 +32,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
     Arc::new(Config {
         listen: Vec::new(),
         advertise: "127.0.0.1".into(),
+        front: None,
         cdr_path: "/dev/null".into(),
         max_message_bytes: 65535,
         protect: Default::default(),

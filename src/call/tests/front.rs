@@ -1,0 +1,218 @@
+//! Behind a SIP front (`[sip] front`, a Kamailio dispatcher): peers are told apart by the
+//! front's X-Trunkgate-Source, believed from the front only; every request toward a peer goes
+//! to the front, naming its destination when it has no Route; OPTIONS says 503 while
+//! draining, so the front stops sending new calls.
+
+use super::*;
+
+const FRONT: &str = "127.0.0.10:5060";
+
+fn behind_front() -> H {
+    let mut cfg = config();
+    cfg.front = Some(Target::udp(addr(FRONT)));
+    H::with(cfg)
+}
+
+/// The front's additions to a request it passes on: the source, and its Record-Route on an
+/// initial INVITE.
+fn via_front(text: &str, from: &str) -> String {
+    let to_tagged = text
+        .lines()
+        .any(|l| l.starts_with("To:") && l.contains(";tag="));
+    let rr = if text.starts_with("INVITE ") && !to_tagged {
+        "Record-Route: <sip:127.0.0.10:5060;lr>\r\n"
+    } else {
+        ""
+    };
+    text.replacen(
+        "Max-Forwards:",
+        &format!("X-Trunkgate-Source: {from}\r\n{rr}Max-Forwards:"),
+        1,
+    )
+}
+
+/// The phone's request in call f-1 (our To tag `tag`).
+fn in_call(method: &str, tag: &str, cseq: u32, branch: &str) -> String {
+    msgs::in_dialog(
+        method,
+        "sip:127.0.0.1",
+        phone_from(),
+        &phone_to(tag),
+        "f-1",
+        cseq,
+        branch,
+        "127.0.0.2:5060",
+        "",
+    )
+}
+
+#[test]
+fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
+    let mut h = behind_front();
+    let invite = invite_text("f-1", "z9hG4bKf1", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    // Routed as the PBX's call, to carrier-a, through the front (the 100 goes there too).
+    let sent = h.take(FRONT);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Response(r) if r.status() == 100))
+    );
+    let inv = sent
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Invite => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the INVITE toward carrier-a");
+    assert_eq!(
+        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.3:5060;transport=udp")
+    );
+    // The PBX's address, named by the front, never goes on.
+    assert!(inv.header(&Hdr::named("X-Trunkgate-Source")).is_none());
+    assert!(!String::from_utf8_lossy(&inv.to_bytes()).contains("127.0.0.2"));
+    assert!(
+        h.take(CARRIER_A).is_empty(),
+        "nothing goes to the carrier directly"
+    );
+    h.recv_msg(
+        FRONT,
+        reply(
+            &inv,
+            200,
+            "c1",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
+            ],
+            Some(SDP),
+        ),
+    );
+    let ok = h
+        .take_responses(FRONT)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("the 200 goes back through the front");
+    // The caller's BYE (through the front) reaches the callee through the front, by its
+    // Route: no destination header needed.
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        FRONT,
+        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
+    );
+    let ack = h.one_request(FRONT, Method::Ack);
+    assert!(ack.header(&Hdr::ROUTE).is_some());
+    assert!(ack.header(&Hdr::named("X-Trunkgate-Peer")).is_none());
+    h.recv(
+        FRONT,
+        &via_front(&in_call("BYE", &tag, 2, "z9hG4bKfb"), "127.0.0.2:5060"),
+    );
+    let bye = h.one_request(FRONT, Method::Bye);
+    assert!(bye.header(&Hdr::ROUTE).is_some());
+    assert_eq!(h.cdrs[0].ingress_peer, "pbx");
+}
+
+#[test]
+fn a_bye_toward_the_caller_follows_the_fronts_route() {
+    let mut h = behind_front();
+    h.recv(
+        FRONT,
+        &via_front(
+            &invite_text("f-1", "z9hG4bKf1", "+8610123", ""),
+            "127.0.0.2:5060",
+        ),
+    );
+    let inv = h.one_request(FRONT, Method::Invite);
+    h.recv_msg(
+        FRONT,
+        reply(
+            &inv,
+            200,
+            "c1",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
+            ],
+            Some(SDP),
+        ),
+    );
+    let tag = h
+        .take_responses(FRONT)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .and_then(|r| r.to_tag())
+        .unwrap();
+    h.recv(
+        FRONT,
+        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
+    );
+    h.take(FRONT);
+    // The carrier hangs up (through the front): the caller's BYE goes to the front with the
+    // Route the front put in the caller's INVITE, to the caller's Contact.
+    let bye_from_carrier = msgs::in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKcb",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(FRONT, &via_front(&bye_from_carrier, "127.0.0.3:5060"));
+    let bye = h.one_request(FRONT, Method::Bye);
+    assert_eq!(
+        bye.header(&Hdr::ROUTE).as_deref(),
+        Some("<sip:127.0.0.10:5060;lr>")
+    );
+    assert_eq!(bye.uri(), "sip:1000@127.0.0.2:5060");
+    assert!(bye.header(&Hdr::named("X-Trunkgate-Peer")).is_none());
+}
+
+#[test]
+fn only_the_front_is_believed_and_its_own_pings_are_answered() {
+    let mut h = behind_front();
+    // A carrier claiming to be the PBX is still the carrier (carrier-a's calls route to the
+    // PBX, so the call goes to the PBX as carrier-a's).
+    let invite = invite_text("f-2", "z9hG4bKf2", "+8610123", "").replace(
+        "Via: SIP/2.0/UDP 127.0.0.2:5060",
+        "Via: SIP/2.0/UDP 127.0.0.3:5060",
+    );
+    h.recv(CARRIER_A, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    assert_eq!(
+        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.2:5060;transport=udp"),
+        "routed as carrier-a's call, to the PBX"
+    );
+    // The front's INVITE that names nobody known: refused, never routed.
+    let mut h = behind_front();
+    h.recv(
+        FRONT,
+        &via_front(
+            &invite_text("f-3", "z9hG4bKf3", "+8610123", ""),
+            "192.0.2.99:5060",
+        ),
+    );
+    assert!(h.take(FRONT).is_empty(), "an unknown origin is a stranger");
+    // Its OPTIONS probe: 200, and 503 once draining.
+    let options = |branch: &str| {
+        msgs::in_dialog(
+            "OPTIONS",
+            "sip:127.0.0.1",
+            "<sip:ping@127.0.0.10>;tag=p",
+            "<sip:127.0.0.1>",
+            &format!("ping-{branch}"),
+            1,
+            branch,
+            "127.0.0.10:5060",
+            "",
+        )
+    };
+    h.recv(FRONT, &options("z9hG4bKo1"));
+    assert_eq!(h.statuses(FRONT), vec![200]);
+    h.input(Input::Drain);
+    h.recv(FRONT, &options("z9hG4bKo2"));
+    assert_eq!(h.statuses(FRONT), vec![503]);
+}
