@@ -115,8 +115,7 @@ impl B2bua {
     pub(super) fn on_unparseable(&mut self, raw: &[u8], why: &str, source: Target) {
         debug!(%source, "unparseable datagram: {why}");
         self.refused("unparseable");
-        if self.env.cfg.peer_for_source(source.addr.ip()).is_none() && !self.env.is_front(source)
-        {
+        if self.env.cfg.peer_for_source(source.addr.ip()).is_none() && !self.env.is_front(source) {
             return;
         }
         if let Some(resp) = crate::sip::bad_request_for_unparseable(raw, why) {

@@ -101,6 +101,13 @@ pub fn relayed_response(
     if status > 100 && status < 300 && matches!(method, Method::Invite | Method::Update) {
         out.push_header(&Hdr::CONTACT, local.contact(transport))?;
     }
+    // A response that creates the dialog carries the request's Record-Route (RFC 3261
+    // §12.1.1): the caller's proxies (a SIP front among them) stay on the dialog's path.
+    if status > 100 && status < 300 && method == Method::Invite && origin.to_tag().is_none() {
+        for rr in origin.header_lines(&Hdr::RECORD_ROUTE) {
+            out.push_header(&Hdr::RECORD_ROUTE, rr)?;
+        }
+    }
     if matches!(method, Method::Invite) || status == 405 {
         out.push_header(&Hdr::ALLOW, ALLOW)?;
     }

@@ -93,6 +93,12 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
         .into_iter()
         .find(|r| r.status() == 200)
         .expect("the 200 goes back through the front");
+    // It carries the front's Record-Route (RFC 3261 §12.1.1): the caller's requests within
+    // the dialog come back through the front.
+    assert_eq!(
+        ok.header(&Hdr::RECORD_ROUTE).as_deref(),
+        Some("<sip:127.0.0.10:5060;lr>")
+    );
     // The caller's BYE (through the front) reaches the callee through the front, by its
     // Route: no destination header needed.
     let tag = ok.to_tag().unwrap();

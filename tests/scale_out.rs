@@ -1,0 +1,318 @@
+//! Two trunkgate instances behind Kamailio's dispatcher (contrib/kamailio/trunkgate-front.cfg),
+//! all on loopback: SIPp phones and carriers see only the front. Calls spread over both
+//! instances, BYE from either side and re-INVITE reach the instance that owns the dialog, the
+//! PBX's address never reaches the carrier, and a drained instance gets no new calls while
+//! the other carries on.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Instance {
+    proc: Proc,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Instance {
+    fn cdrs(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("cdr.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+}
+
+/// The world: the front on 127.0.0.1:`front`, two instances, the PBX (SIPp phone) on
+/// 127.0.0.2 and carrier-a (SIPp) on 127.0.0.3.
+struct World {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    front: SocketAddr,
+    _kamailio: Proc,
+    instances: Vec<Instance>,
+    ports: Ports,
+}
+
+fn kamailio_installed() -> bool {
+    Command::new("kamailio")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn start_instance(dir: &Path, n: usize, front: SocketAddr, ports: &Ports) -> Instance {
+    let port = free_port("127.0.0.1");
+    let metrics = free_port("127.0.0.1");
+    let idir = dir.join(format!("instance-{n}"));
+    std::fs::create_dir_all(&idir).unwrap();
+    let rtp = 31000 + 100 * n as u16;
+    std::fs::write(
+        idir.join("gateway.toml"),
+        format!(
+            "profiles = \"../profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\nadvertise = \"127.0.0.1\"\nfront = \"udp:{front}\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 10\n\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{}\"\n\n[callback]\nport = 0\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = \"carrier-a\"\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            rtp + 19
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(idir.join("gateway.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_trunkgate"))
+        .args(["run", "--config"])
+        .arg(idir.join("gateway.toml"))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start trunkgate");
+    let _ = ports;
+    Instance {
+        proc: Proc(child),
+        dir: idir,
+        port,
+    }
+}
+
+/// An OPTIONS to `to` from a fresh socket: its status, if any came within `wait`.
+fn options_status(to: SocketAddr, wait: Duration) -> Option<u16> {
+    let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let me = sock.local_addr().unwrap();
+    let ping = format!(
+        "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKso{}\r\nFrom: <sip:t@{me}>;tag=so\r\nTo: <sip:{to}>\r\nCall-ID: so-{}@x\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        me.port(),
+        me.port()
+    );
+    sock.send_to(ping.as_bytes(), to).ok()?;
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.get(8..11)?.parse().ok()
+}
+
+fn world() -> World {
+    let ports = Ports::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let front = SocketAddr::from(([127, 0, 0, 1], free_port("127.0.0.1")));
+    let pdir = dir.join("profiles");
+    std::fs::create_dir(&pdir).unwrap();
+    std::fs::write(
+        pdir.join("pbx.toml"),
+        format!(
+            "name = \"pbx\"\nrole = \"internal\"\naddress = \"udp:{PHONE_IP}:{}\"\nmatch = [\"{PHONE_IP}/32\"]\n",
+            ports.phone
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        pdir.join("carrier-a.toml"),
+        format!(
+            "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER_A_IP}:{}\"\nmatch = [\"{CARRIER_A_IP}/32\"]\ndomain = \"carrier-a.example\"\n\n[media]\nanchor = true\n",
+            ports.carrier_a
+        ),
+    )
+    .unwrap();
+    let instances: Vec<Instance> = (1..=2)
+        .map(|n| start_instance(&dir, n, front, &ports))
+        .collect();
+    let list: String = instances
+        .iter()
+        .map(|i| format!("1 sip:127.0.0.1:{}\n", i.port))
+        .collect();
+    std::fs::write(dir.join("dispatcher.list"), list).unwrap();
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/kamailio/trunkgate-front.cfg"),
+    )
+    .unwrap();
+    let cfg = template
+        .replace("@LISTEN@", &format!("udp:{front}"))
+        .replace(
+            "@DISPATCHER_LIST@",
+            &dir.join("dispatcher.list").display().to_string(),
+        );
+    std::fs::write(dir.join("front.cfg"), cfg).unwrap();
+    let klog = std::fs::File::create(dir.join("kamailio.log")).unwrap();
+    let kamailio = Command::new("kamailio")
+        .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
+        .arg(dir.join("front.cfg"))
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(klog)
+        .spawn()
+        .expect("start kamailio");
+    let w = World {
+        _tmp: tmp,
+        dir,
+        front,
+        _kamailio: Proc(kamailio),
+        instances,
+        ports,
+    };
+    // Ready: both instances answer their probes, and the front answers its own.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for target in w
+        .instances
+        .iter()
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], i.port)))
+        .chain([front])
+    {
+        while options_status(target, Duration::from_millis(200)) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "{target} not ready:\n{}",
+                w.logs()
+            );
+        }
+    }
+    // The dispatcher probes each second: let it see both instances up.
+    std::thread::sleep(Duration::from_millis(2500));
+    w
+}
+
+impl World {
+    fn logs(&self) -> String {
+        let mut s = std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default();
+        for (n, i) in self.instances.iter().enumerate() {
+            s.push_str(&format!("\n--- instance {}:\n{}", n + 1, i.log()));
+        }
+        s
+    }
+
+    /// `calls` calls from the phone through the front to the carrier, `rate` a second;
+    /// whether both SIPp scenarios passed.
+    fn calls(&self, phone: &str, carrier: &str, calls: usize) -> bool {
+        let dir = self.dir.join(format!("sipp-{}", phone.replace('/', "_")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = calls.to_string();
+        let c = Sipp::spawn_args(
+            carrier,
+            CARRIER_A_IP,
+            self.ports.carrier_a,
+            &dir,
+            None,
+            None,
+            &["-m", &m, "-timeout", "30s", "-timeout_error"],
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let p = Sipp::spawn_args(
+            phone,
+            PHONE_IP,
+            self.ports.phone,
+            &dir,
+            Some(self.front),
+            Some("+8610123"),
+            &["-m", &m, "-r", "4", "-timeout", "30s", "-timeout_error"],
+        );
+        let ok = p.passed();
+        let carrier_log = c.message_log();
+        let ok = c.passed() && ok;
+        if !ok {
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".err.log") || name.ends_with(".msg.log") {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    eprintln!("--- {name}:\n{}", &text[..text.len().min(6000)]);
+                }
+            }
+        }
+        // Topology: nothing the carrier received names the PBX's address.
+        let seen = std::fs::read_to_string(carrier_log).unwrap_or_default();
+        if let Some(line) = seen.lines().find(|l| l.contains(PHONE_IP)) {
+            panic!(
+                "the PBX's address reached the carrier: {line}\n{}",
+                self.logs()
+            );
+        }
+        ok
+    }
+
+    fn cdrs(&self) -> Vec<usize> {
+        self.instances.iter().map(Instance::cdrs).collect()
+    }
+
+    fn wait_cdrs(&self, total: usize) -> Vec<usize> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.cdrs();
+            if c.iter().sum::<usize>() >= total || Instant::now() > deadline {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world();
+    // Calls spread by Call-ID hash; the caller hangs up.
+    assert!(
+        w.calls("scale-out/phone.xml", "basic-call/carrier.xml", 8),
+        "{}",
+        w.logs()
+    );
+    // The carrier hangs up: its BYE (through the front) reaches the owning instance.
+    assert!(
+        w.calls(
+            "scale-out/phone-callee-bye.xml",
+            "callee-bye/carrier.xml",
+            4
+        ),
+        "{}",
+        w.logs()
+    );
+    // Hold and resume: re-INVITEs both ways within the dialog.
+    assert!(
+        w.calls("scale-out/phone-hold.xml", "hold/carrier.xml", 2),
+        "{}",
+        w.logs()
+    );
+    let before = w.wait_cdrs(14);
+    assert_eq!(before.iter().sum::<usize>(), 14, "{before:?}\n{}", w.logs());
+    assert!(
+        before.iter().all(|n| *n > 0),
+        "both instances used: {before:?}"
+    );
+
+    // Drain instance 1 (SIGTERM): its probes get 503 (and once its calls are over it
+    // stops, so they get nothing): the front stops sending it calls.
+    let pid = w.instances[0].proc.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(4000));
+    assert!(
+        w.calls("scale-out/phone.xml", "basic-call/carrier.xml", 6),
+        "{}",
+        w.logs()
+    );
+    let after = w.wait_cdrs(20);
+    assert_eq!(
+        after[0], before[0],
+        "the drained instance took no call: {after:?}"
+    );
+    assert_eq!(after[1], before[1] + 6, "{after:?}\n{}", w.logs());
+}
