@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Calls-per-second load benchmark: SIPp -> (nothing | Kamailio | trunkgate) -> SIPp.
+"""Calls-per-second load benchmark: SIPp -> (nothing | Kamailio | trunkgate | the Kamailio
+front with 1 or 2 trunkgate instances behind it) -> SIPp.
 
 For each target, SIPp's built-in UAC places 100 ms calls at stepped rates (each step bounded
 to STEP_S seconds and RATE*STEP_S calls) against SIPp's built-in UAS. A step passes when
@@ -7,7 +8,9 @@ fewer than 0.1 % of its calls fail; the result for a target is its highest passi
 The middle process's CPU (user+system, all its processes) and peak RSS are read from /proc.
 All traffic stays on 127.0.0.0/8. Everything is killed at the end of each target.
 
-Usage: benches/cps.py [--targets direct,kamailio,trunkgate,trunkgate-base] [--rates 500,1000,...] [--step 10]
+Usage: benches/cps.py [--targets direct,kamailio,trunkgate,trunkgate-base,front-1,front-2] [--rates 500,1000,...] [--step 10]
+(front-N: contrib/kamailio/trunkgate-front.cfg on 127.0.0.1:5074 with N instances behind it;
+the CPU and PSS reported are the front's and the instances' together.)
 (trunkgate-base runs the binary named by TRUNKGATE_BASE_BIN: an earlier build, for before/after.)
 Needs: sipp (sip-tester), kamailio (for that target), a release build of trunkgate.
 """
@@ -87,7 +90,49 @@ def start_middle(target, work):
         if p.poll() is not None:
             raise SystemExit(f"{target} did not start:\n" + open(log).read())
         return p, ("127.0.0.1", 5072)
+    if target.startswith("front-"):
+        return start_front(int(target.split("-")[1]), work)
     raise SystemExit(f"unknown target {target}")
+
+
+FRONT = ("127.0.0.1", 5074)
+
+
+def start_front(n, work):
+    """The Kamailio front and `n` trunkgate instances, all children of one shell (so their
+    CPU is summed and one process group stops them)."""
+    binary = os.environ.get("TRUNKGATE_BIN", os.path.join(ROOT, "target/release/trunkgate"))
+    base = open(os.path.join(ROOT, "benches/trunkgate/gateway.toml")).read()
+    cmds, instances = [], []
+    for i in range(1, n + 1):
+        port = 5080 + i
+        d = os.path.join(work, f"instance-{i}")
+        os.makedirs(d)
+        cfg = (base.replace('profiles = "profiles"', f'profiles = "{ROOT}/benches/trunkgate/profiles"')
+                   .replace('listen    = ["udp:127.0.0.1:5072"]',
+                            f'listen    = ["udp:127.0.0.1:{port}"]\nfront     = "udp:{FRONT[0]}:{FRONT[1]}"')
+                   .replace('/tmp/trunkgate-bench/cdr.jsonl', os.path.join(d, "cdr.jsonl"))
+                   .replace('127.0.0.1:9465', f'127.0.0.1:{9480 + i}'))
+        with open(os.path.join(d, "gateway.toml"), "w") as f:
+            f.write(cfg + '\n[callback]\nport = 0\n')
+        cmds.append(f"RUST_LOG=warn {binary} run --config {d}/gateway.toml 2>{d}/gateway.log &")
+        instances.append(f"1 sip:127.0.0.1:{port}")
+    with open(os.path.join(work, "dispatcher.list"), "w") as f:
+        f.write("\n".join(instances) + "\n")
+    cfg = (open(os.path.join(ROOT, "contrib/kamailio/trunkgate-front.cfg")).read()
+           .replace("@LISTEN@", f"udp:{FRONT[0]}:{FRONT[1]}")
+           .replace("@DISPATCHER_LIST@", os.path.join(work, "dispatcher.list"))
+           .replace("debug=2", "debug=1")
+           # One worker, as benches/kamailio.cfg: two can reorder a call's 180 and 200,
+           # which SIPp's built-in UAC counts as a failed call.
+           .replace("children=2", "children=1"))
+    with open(os.path.join(work, "front.cfg"), "w") as f:
+        f.write(cfg)
+    cmds.append(f"kamailio -DD -E -m 512 -M 32 -f {work}/front.cfg 2>{work}/kamailio.log &")
+    p = subprocess.Popen(["bash", "-c", " ".join(cmds) + " wait"], cwd=work,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(3.5)  # the instances start, the front's probes find them up
+    return p, FRONT
 
 
 def wait_free(addrs, limit_s=40):
@@ -156,6 +201,11 @@ def bench(target, rates, step_s, reps):
             if row[1] >= 0.1:
                 break
     finally:
+        if middle and target.startswith("front-"):
+            try:
+                os.killpg(middle.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         for p in [middle, uas]:
             if p:
                 p.send_signal(signal.SIGTERM)
@@ -164,7 +214,8 @@ def bench(target, rates, step_s, reps):
                 except subprocess.TimeoutExpired:
                     p.kill()
         subprocess.run(["pkill", "-f", "benches/kamailio.cfg"], stderr=subprocess.DEVNULL)
-        wait_free([UAS, UAC, ("127.0.0.1", 5070), ("127.0.0.1", 5072)])
+        wait_free([UAS, UAC, ("127.0.0.1", 5070), ("127.0.0.1", 5072), FRONT,
+                   ("127.0.0.1", 5081), ("127.0.0.1", 5082)])
         shutil.rmtree(work, ignore_errors=True)
     return results
 
