@@ -55,8 +55,8 @@ fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
-#[test]
-fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
+/// A gateway with the call-back service on a port of its own, legs routed from the PBX.
+fn gateway_with_callbacks() -> (Gateway, Ports, u16) {
     let ports = Ports::new();
     let cb_port = free_port("127.0.0.1");
     let gw = Gateway::start(
@@ -66,6 +66,12 @@ fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
             ..GwOpts::callback_on(cb_port, "")
         },
     );
+    (gw, ports, cb_port)
+}
+
+#[test]
+fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
+    let (gw, ports, cb_port) = gateway_with_callbacks();
     assert_eq!(
         udp_ports(gw.child.id()),
         BTreeSet::from([ports.gw, cb_port]),
@@ -130,15 +136,7 @@ fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
 
 #[test]
 fn a_stranger_gets_no_answer_and_places_no_call() {
-    let ports = Ports::new();
-    let cb_port = free_port("127.0.0.1");
-    let gw = Gateway::start(
-        ports,
-        GwOpts {
-            routes_first: EXTENSIONS.into(),
-            ..GwOpts::callback_on(cb_port, "")
-        },
-    );
+    let (gw, ports, cb_port) = gateway_with_callbacks();
     // Where user1 would be rung.
     let phone = std::net::UdpSocket::bind((PHONE_IP, ports.phone)).unwrap();
     phone

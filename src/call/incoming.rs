@@ -10,9 +10,9 @@ use super::admission::{self, Refusal};
 use super::anchor::media_plan;
 use super::cdr::{Facts, record};
 use super::dialog::Dialog;
-use super::phase::{EndInfo, Phase};
+use super::phase::EndInfo;
 use super::router::B2bua;
-use super::state::{Call, CallerInvite, Origin, RoutePlan, TxnRole, UasRel};
+use super::state::{Call, CallStart, CallerInvite, Origin, TxnRole, UasRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -249,42 +249,23 @@ impl B2bua {
         self.env.dialogs.insert(a.key(), (r, Side::A));
         self.env.owners.insert(id, (r, TxnRole::CallerInvite));
         let adm_peer = ingress.name.clone();
-        let call = Call {
+        let call = Call::start(CallStart {
             cfg,
-            phase: Phase::Routing,
             ingress,
             a,
-            b: None,
             origin: Origin::Caller(CallerInvite { txn: id, req }),
-            attempt: None,
+            route: adm.targets,
             counted_ingress: Some(adm_peer),
-            counted_egress: None,
-            route: RoutePlan {
-                targets: adm.targets,
-                next: 0,
-            },
             number: adm.number,
             caller: adm.caller,
             started: now,
             started_wall: self.env.wall(now),
-            answered_wall: None,
-            open: Vec::new(),
-            relayed: Vec::new(),
-            pending_2xx: Default::default(),
-            acks: Default::default(),
-            last_failure: None,
-            events: Default::default(),
-            uac_rel: Default::default(),
             uas_rel: UasRel {
                 reliable: adm.reliable_to_caller,
                 ..Default::default()
             },
             media,
-            timers: Default::default(),
-            auth: Default::default(),
-            invite_auth: Default::default(),
-            byes: Vec::new(),
-        };
+        });
         self.calls.insert(r, call);
         let ring = adm.ring_timeout;
         self.with_call(r, now, |call, cx| {

@@ -11,9 +11,9 @@ use super::admission::ring_timeout;
 use super::anchor::media_plan;
 use super::cdr::{Facts, record};
 use super::dialog::Dialog;
-use super::phase::{EndInfo, Phase};
+use super::phase::EndInfo;
 use super::router::B2bua;
-use super::state::{Call, Origin, RoutePlan};
+use super::state::{Call, CallStart, Origin};
 use super::third_party::{CallbackReport, ThirdParty, template};
 use super::timers::CallTimer;
 use super::{CoreEvent, Output};
@@ -151,39 +151,20 @@ impl B2bua {
             user1_counted: None,
             user1_left: false,
         };
-        let call = Call {
+        let call = Call::start(CallStart {
             cfg,
-            phase: Phase::Routing,
             ingress,
             a,
-            b: None,
             origin: Origin::Callback(Box::new(tp)),
-            attempt: None,
-            route: RoutePlan {
-                targets: route1.to,
-                next: 0,
-            },
+            route: route1.to,
             counted_ingress: o.from_peer.clone(),
-            counted_egress: None,
             number: user1,
             caller: shown_to_user1,
             started: now,
             started_wall: self.env.wall(now),
-            answered_wall: None,
-            open: Vec::new(),
-            relayed: Vec::new(),
-            pending_2xx: Default::default(),
-            acks: Default::default(),
-            last_failure: None,
-            events: Default::default(),
-            uac_rel: Default::default(),
             uas_rel: Default::default(),
             media,
-            timers: Default::default(),
-            auth: Default::default(),
-            invite_auth: Default::default(),
-            byes: Vec::new(),
-        };
+        });
         info!(callback = %o.id, "call-back: calling user1");
         self.calls.insert(r, call);
         self.callbacks.insert(o.id, r);

@@ -220,7 +220,60 @@ pub struct Call {
     pub byes: Vec<(TxnId, Request)>,
 }
 
+/// What a new call is made of; [`Call::start`] gives everything else its starting state.
+pub struct CallStart {
+    pub cfg: Arc<Config>,
+    pub ingress: Arc<Profile>,
+    pub a: Dialog,
+    pub origin: Origin,
+    pub route: Vec<PeerName>,
+    pub counted_ingress: Option<PeerName>,
+    pub number: String,
+    pub caller: String,
+    pub started: Instant,
+    pub started_wall: std::time::SystemTime,
+    pub uas_rel: UasRel,
+    pub media: Option<MediaState>,
+}
+
 impl Call {
+    /// A call that has only just begun: routing, nothing sent, nothing answered.
+    pub fn start(s: CallStart) -> Call {
+        Call {
+            cfg: s.cfg,
+            phase: Phase::Routing,
+            ingress: s.ingress,
+            a: s.a,
+            b: None,
+            origin: s.origin,
+            attempt: None,
+            route: RoutePlan {
+                targets: s.route,
+                next: 0,
+            },
+            counted_ingress: s.counted_ingress,
+            counted_egress: None,
+            number: s.number,
+            caller: s.caller,
+            started: s.started,
+            started_wall: s.started_wall,
+            answered_wall: None,
+            open: Vec::new(),
+            relayed: Vec::new(),
+            pending_2xx: Default::default(),
+            acks: Default::default(),
+            last_failure: None,
+            events: Default::default(),
+            uac_rel: Default::default(),
+            uas_rel: s.uas_rel,
+            media: s.media,
+            timers: Default::default(),
+            auth: Default::default(),
+            invite_auth: Default::default(),
+            byes: Vec::new(),
+        }
+    }
+
     pub fn dialog(&self, side: Side) -> Option<&Dialog> {
         match side {
             Side::A => Some(&self.a),

@@ -31,6 +31,27 @@ fn via_front(text: &str, from: &str) -> String {
     )
 }
 
+/// carrier-a answers `inv` (through the front, record-routed by it): the 200 the caller gets.
+fn carrier_answers_via_front(h: &mut H, inv: &Request) -> Response {
+    h.recv_msg(
+        FRONT,
+        reply(
+            inv,
+            200,
+            "c1",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
+            ],
+            Some(SDP),
+        ),
+    );
+    h.take_responses(FRONT)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("the 200 goes back through the front")
+}
+
 /// The phone's request in call f-1 (our To tag `tag`).
 fn in_call(method: &str, tag: &str, cseq: u32, branch: &str) -> String {
     msgs::in_dialog(
@@ -75,24 +96,7 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
         h.take(CARRIER_A).is_empty(),
         "nothing goes to the carrier directly"
     );
-    h.recv_msg(
-        FRONT,
-        reply(
-            &inv,
-            200,
-            "c1",
-            &[
-                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-                (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
-            ],
-            Some(SDP),
-        ),
-    );
-    let ok = h
-        .take_responses(FRONT)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("the 200 goes back through the front");
+    let ok = carrier_answers_via_front(&mut h, &inv);
     // It carries the front's Record-Route (RFC 3261 §12.1.1): the caller's requests within
     // the dialog come back through the front.
     assert_eq!(
@@ -129,25 +133,7 @@ fn a_bye_toward_the_caller_follows_the_fronts_route() {
         ),
     );
     let inv = h.one_request(FRONT, Method::Invite);
-    h.recv_msg(
-        FRONT,
-        reply(
-            &inv,
-            200,
-            "c1",
-            &[
-                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-                (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
-            ],
-            Some(SDP),
-        ),
-    );
-    let tag = h
-        .take_responses(FRONT)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .and_then(|r| r.to_tag())
-        .unwrap();
+    let tag = carrier_answers_via_front(&mut h, &inv).to_tag().unwrap();
     h.recv(
         FRONT,
         &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
