@@ -52,8 +52,9 @@ pub fn explain_invite(
     let number = number.ok_or_else(|| ExplainError::NoNumber(req.uri()))?;
     let local = cfg.local_addrs();
     let mut ids = IdGen::new(0);
-    let (_, out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile)
+    let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile)
         .map_err(ExplainError::Build)?;
+    let anchored = anchor_for_explain(cfg, profile, &mut out);
 
     let mut notes = vec![format!("Request-URI: {} -> {}", req.uri(), out.uri())];
     for (h, name) in [(Hdr::FROM, "From"), (Hdr::TO, "To")] {
@@ -117,19 +118,68 @@ pub fn explain_invite(
                             .unwrap_or_else(|| "no a=ptime".into())
                     })
                     .collect();
+                let rest = if profile.anchor {
+                    "addresses and ports: see below"
+                } else {
+                    "other SDP lines unchanged"
+                };
                 notes.push(format!(
-                    "SDP: {} -> a=ptime:{ptime} (other SDP lines unchanged)",
+                    "SDP: {} -> a=ptime:{ptime} ({rest})",
                     before.join(", ")
                 ));
             }
             None => notes.push(format!("SDP: no audio SDP to set a=ptime:{ptime} in")),
         }
     }
+    if let Some(note) = anchored {
+        notes.push(note);
+    }
     notes.push(format!("sent to {} ({})", profile.address, profile.name));
     Ok(Explained {
         message: String::from_utf8_lossy(&out.to_bytes()).into_owned(),
         notes,
     })
+}
+
+/// The SDP of an INVITE toward an anchoring peer as the call would send it: the gateway's
+/// media address in `c=`/`o=`, and ports from `[media] ports` (the real ones are handed out
+/// at call time). Returns the note saying so, or why the SDP would be refused.
+fn anchor_for_explain(
+    cfg: &Config,
+    profile: &crate::config::Profile,
+    out: &mut crate::sip::Request,
+) -> Option<String> {
+    if !profile.anchor {
+        return None;
+    }
+    let ct = out.header(&Hdr::CONTENT_TYPE);
+    let mb = match crate::sdp::MediaBody::read(ct.as_deref(), out.body(), cfg.media_max_streams) {
+        Ok(Some(mb)) => mb,
+        Ok(None) => return None,
+        Err(e) => {
+            return Some(format!(
+                "SDP: cannot be anchored ({e}): the call would get 488"
+            ));
+        }
+    };
+    let ports: Vec<Option<u16>> = mb
+        .streams
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (!e.is_rejected()).then(|| cfg.media_ports.0.saturating_add(2 * i as u16)))
+        .collect();
+    let body = out.body().clone();
+    let anchored = mb
+        .anchored(&body, cfg.media_ip, &ports)
+        .ok()
+        .and_then(|b| out.set_body(b, ct.as_deref()).ok());
+    match anchored {
+        Some(()) => Some(format!(
+            "SDP: anchored ([media] anchor): c=/o= name the gateway ({}), and m= ports are allocated at call time from [media] ports ({}-{}; shown from the first)",
+            cfg.media_ip, cfg.media_ports.0, cfg.media_ports.1
+        )),
+        None => Some("SDP: cannot be anchored: the call would get 488".into()),
+    }
 }
 
 /// Operators paste messages with bare LF line ends and stale Content-Length: fix both.
@@ -151,4 +201,49 @@ fn normalise(text: &str) -> Bytes {
     let body = body.replace('\n', "\r\n");
     out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> (Config, String) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = Config::load(&root.join("gateway.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let invite =
+            std::fs::read_to_string(root.join("profiles/examples/pbx-invite.txt")).unwrap();
+        (cfg, invite)
+    }
+
+    #[test]
+    fn toward_an_anchoring_peer_the_sdp_is_shown_as_the_call_sends_it() {
+        let (cfg, invite) = shipped();
+        let e = explain_invite(&cfg, &PeerName("carrier-a".into()), &invite).unwrap();
+        let sdp = e.message.split("\r\n\r\n").nth(1).unwrap();
+        assert!(!sdp.contains("127.0.0.2"), "the PBX's address: {sdp}");
+        assert!(sdp.contains(&format!("c=IN IP4 {}", cfg.media_ip)), "{sdp}");
+        assert!(
+            sdp.contains(&format!("m=audio {} ", cfg.media_ports.0)),
+            "{sdp}"
+        );
+        assert!(
+            e.notes.iter().any(|n| n.contains("allocated at call time")),
+            "{:?}",
+            e.notes
+        );
+    }
+
+    #[test]
+    fn toward_a_peer_that_does_not_anchor_the_sdp_keeps_its_addresses() {
+        let (cfg, invite) = shipped();
+        let e = explain_invite(&cfg, &PeerName("carrier-b".into()), &invite).unwrap();
+        assert!(!cfg.profiles[&PeerName("carrier-b".into())].anchor);
+        let sdp = e.message.split("\r\n\r\n").nth(1).unwrap();
+        assert!(sdp.contains("127.0.0.2"), "{sdp}");
+        assert!(
+            !e.notes.iter().any(|n| n.contains("anchored")),
+            "{:?}",
+            e.notes
+        );
+    }
 }
