@@ -146,5 +146,4 @@ fn sdp_corpus() {
 #[test]
 fn config_toml_corpus() {
     replay("config_toml", 5, harness::config_toml);
-    let _ = std::fs::remove_dir_all(harness::scratch_dir());
 }

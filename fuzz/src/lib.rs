@@ -215,36 +215,27 @@ pub fn config_toml(data: &[u8]) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &[][..]),
     };
-    // A `profiles` key could point the run at whatever *.toml files the machine holds, so a
-    // gateway part naming it (directly or through a \u escape) is skipped: profiles are
-    // always read from the scratch folder's default `profiles/`.
-    let names_profiles = gateway.windows(6).any(|w| w == b"profil")
-        || gateway.windows(2).any(|w| w == b"\\u" || w == b"\\U");
-    if names_profiles {
+    // Config::load's validation on texts in memory: nothing is read from or written to disk
+    // (but a `password_file`, which is skipped here for that reason).
+    let (Ok(gateway), Ok(profile)) = (std::str::from_utf8(gateway), std::str::from_utf8(profile))
+    else {
+        return;
+    };
+    if profile.contains("password_file") {
         return;
     }
-    let dir = scratch_dir();
-    let profiles = dir.join("profiles");
-    if std::fs::create_dir_all(&profiles).is_err()
-        || std::fs::write(dir.join("gateway.toml"), gateway).is_err()
-        || std::fs::write(profiles.join("peer.toml"), profile).is_err()
-    {
-        return;
-    }
-    if let Err(errs) = trunkgate::config::Config::load(&dir.join("gateway.toml")) {
+    let profiles = [(
+        PathBuf::from("/fuzz/profiles/peer.toml"),
+        profile.to_string(),
+    )];
+    if let Err(errs) = trunkgate::config::Config::from_texts(
+        std::path::Path::new("/fuzz/gateway.toml"),
+        gateway,
+        &profiles,
+    ) {
         // Every error renders (file:line:col: message), as `trunkgate check` prints it.
         let _ = errs.to_string();
     }
-}
-
-/// One folder per process and thread (the corpus test runs targets on several threads).
-/// libFuzzer runs never remove it; the corpus test does, when it is done.
-pub fn scratch_dir() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "trunkgate-fuzz-config-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ))
 }
 
 /// The shipped gateway.toml (the service on, legs routed as calls from `pbx`), loaded once.

@@ -178,7 +178,6 @@ pub struct Config {
 impl Config {
     /// Read and validate `gateway.toml` and every profile. All problems are reported at once.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let mut errs = Vec::new();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
@@ -188,6 +187,27 @@ impl Config {
                 )]));
             }
         };
+        Config::from_source(path, &text, ProfileSource::Folder)
+    }
+
+    /// [`Config::load`] from texts in memory: `gateway` as if read from `path`, and the
+    /// profiles, each with the path its errors name (only a `password_file` is still read
+    /// from disk). For tools and fuzzing; the gateway itself uses `load`.
+    pub fn from_texts(
+        path: &Path,
+        gateway: &str,
+        profiles: &[(PathBuf, String)],
+    ) -> Result<Config, ConfigErrors> {
+        Config::from_source(path, gateway, ProfileSource::Texts(profiles))
+    }
+
+    fn from_source(
+        path: &Path,
+        text: &str,
+        profile_source: ProfileSource,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let text = text.to_string();
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let file: GatewayFile = match toml::from_str(&text) {
             Ok(f) => f,
@@ -318,7 +338,14 @@ impl Config {
 
         let profiles_dir = base.join(&file.profiles);
         let mut warnings = Vec::new();
-        let (profiles, broken) = load_profiles(&profiles_dir, &mut errs, &mut warnings);
+        let sources = match profile_source {
+            ProfileSource::Folder => read_profiles_folder(&profiles_dir, &mut errs),
+            ProfileSource::Texts(list) => list
+                .iter()
+                .map(|(p, t)| (p.clone(), Some(t.clone())))
+                .collect(),
+        };
+        let (profiles, broken) = load_profiles(sources, &mut errs, &mut warnings);
         for p in profiles.values() {
             if let Some(r) = &p.register
                 && local_port(&listen, r.transport).is_none()
@@ -492,8 +519,46 @@ impl Config {
 }
 
 /// Every valid profile, and the names (file stems) of profile files that had errors.
+/// Where the profiles come from.
+enum ProfileSource<'a> {
+    /// The `profiles` folder named in gateway.toml: every `*.toml` in it.
+    Folder,
+    /// Given in memory: (the path errors name, the text).
+    Texts(&'a [(PathBuf, String)]),
+}
+
+/// Every `*.toml` of the profiles folder with its text (None: unreadable, reported), by
+/// name; an unreadable folder is reported too.
+fn read_profiles_folder(dir: &Path, errs: &mut Vec<ConfigError>) -> Vec<(PathBuf, Option<String>)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errs.push(ConfigError::file(
+                dir,
+                format!("cannot read profiles folder: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(t) => (path, Some(t)),
+            Err(e) => {
+                errs.push(ConfigError::file(&path, format!("cannot read: {e}")));
+                (path, None)
+            }
+        })
+        .collect()
+}
+
 fn load_profiles(
-    dir: &Path,
+    sources: Vec<(PathBuf, Option<String>)>,
     errs: &mut Vec<ConfigError>,
     warns: &mut Vec<ConfigError>,
 ) -> (
@@ -502,24 +567,9 @@ fn load_profiles(
 ) {
     let mut out = HashMap::new();
     let mut broken = std::collections::HashSet::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errs.push(ConfigError::file(
-                dir,
-                format!("cannot read profiles folder: {e}"),
-            ));
-            return (out, broken);
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
     let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf)> = HashMap::new();
-    for path in files {
-        let loaded = load_profile(&path, errs, warns);
+    for (path, text) in sources {
+        let loaded = text.and_then(|text| load_profile(&path, &text, errs, warns));
         if loaded.is_none()
             && let Some(stem) = path.file_stem()
         {
@@ -544,17 +594,11 @@ fn load_profiles(
 
 fn load_profile(
     path: &Path,
+    text: &str,
     errs: &mut Vec<ConfigError>,
     warns: &mut Vec<ConfigError>,
 ) -> Option<Profile> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            errs.push(ConfigError::file(path, format!("cannot read: {e}")));
-            return None;
-        }
-    };
-    let file: ProfileFile = match toml::from_str(&text) {
+    let file: ProfileFile = match toml::from_str(text) {
         Ok(f) => f,
         Err(e) => {
             errs.push(toml_error(path, &text, &e));

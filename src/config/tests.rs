@@ -261,3 +261,32 @@ fn the_silence_before_a_latch_moves_is_per_profile_and_bounded() {
         "{text}"
     );
 }
+
+#[test]
+fn from_texts_validates_exactly_as_load_does() {
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let path = dir.path().join("gateway.toml");
+    let texts: Vec<(std::path::PathBuf, String)> = standard_profiles()
+        .into_iter()
+        .map(|(name, text)| (dir.path().join(format!("profiles/{name}.toml")), text))
+        .collect();
+    let loaded = Config::load(&path).unwrap();
+    let given = Config::from_texts(&path, GATEWAY, &texts).unwrap();
+    assert_eq!(loaded.profiles, given.profiles);
+    assert_eq!(loaded.routes, given.routes);
+    assert_eq!(loaded.listen, given.listen);
+    assert_eq!(loaded.callback, given.callback);
+    assert_eq!(loaded.cdr_path, given.cdr_path);
+    assert_eq!(loaded.warnings.len(), given.warnings.len());
+    // And its errors name the paths given, with line and column.
+    let mut broken = texts.clone();
+    broken[0].1.push_str("\n[media]\nlatch = \"sometimes\"\n");
+    let text = Config::from_texts(&path, GATEWAY, &broken)
+        .unwrap_err()
+        .to_string();
+    let want = format!("{}:", broken[0].0.display());
+    assert!(
+        text.contains(&want) && text.contains("latch \"sometimes\""),
+        "{text}"
+    );
+}
