@@ -601,12 +601,12 @@ fn load_profile(
     let file: ProfileFile = match toml::from_str(text) {
         Ok(f) => f,
         Err(e) => {
-            errs.push(toml_error(path, &text, &e));
+            errs.push(toml_error(path, text, &e));
             return None;
         }
     };
     let before = errs.len();
-    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, &text, s.span().start, msg);
+    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -671,7 +671,7 @@ fn load_profile(
         Some(t) if *t.get_ref() == 0 => {
             errs.push(ConfigError::at(
                 path,
-                &text,
+                text,
                 t.span().start,
                 "ring_timeout_s must be at least 1",
             ));
@@ -680,15 +680,15 @@ fn load_profile(
         Some(t) => Some(Duration::from_secs(*t.get_ref())),
         None => None,
     };
-    let uri = uri_policy(&file.uri, path, &text, errs);
-    let prack = prack_policy(&file.prack, path, &text, errs);
+    let uri = uri_policy(&file.uri, path, text, errs);
+    let prack = prack_policy(&file.prack, path, text, errs);
     let ptime = match &file.sdp.ptime {
         Some(p) if *p.get_ref() == 0 => None,
         Some(p) if (5..=200).contains(p.get_ref()) => Some(*p.get_ref() as u16),
         Some(p) => {
             errs.push(ConfigError::at(
                 path,
-                &text,
+                text,
                 p.span().start,
                 "[sdp] ptime must be 0 (leave as is) or 5..=200 ms",
             ));
@@ -705,7 +705,7 @@ fn load_profile(
             Ok(status) if (300..=699).contains(&status) => {}
             _ => errs.push(ConfigError::at(
                 path,
-                &text,
+                text,
                 k.span().start,
                 format!(
                     "[causes.map] key {:?} must be a SIP status 300..=699",
@@ -716,7 +716,7 @@ fn load_profile(
         if !(1..=127).contains(v.get_ref()) {
             errs.push(ConfigError::at(
                 path,
-                &text,
+                text,
                 v.span().start,
                 "[causes.map] values are Q.850 causes 1..=127",
             ));
@@ -738,7 +738,7 @@ fn load_profile(
             other => {
                 errs.push(ConfigError::at(
                     path,
-                    &text,
+                    text,
                     l.span().start,
                     format!("[media] latch {other:?} must be \"any\" or \"sdp-ip\""),
                 ));
@@ -755,7 +755,7 @@ fn load_profile(
         Some(ms) => {
             errs.push(ConfigError::at(
                 path,
-                &text,
+                text,
                 ms.span().start,
                 format!(
                     "[media] rebind_after_silence_ms must be {}..={}",
@@ -769,10 +769,10 @@ fn load_profile(
     };
     let limits = limits::peer_limits(
         &file.limits,
-        |offset, msg| ConfigError::at(path, &text, offset, msg),
+        |offset, msg| ConfigError::at(path, text, offset, msg),
         errs,
     );
-    let peer_auth = auth::peer_auth(&file, path, &text, errs, warns);
+    let peer_auth = auth::peer_auth(&file, path, text, errs, warns);
     (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner()),
         role,
