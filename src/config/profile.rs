@@ -1,0 +1,428 @@
+//! Profiles (`profiles/NAME.toml`): reading the folder, and validating each file into a
+//! [`Profile`], with every problem reported at its file:line:col.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::file::{self, ProfileFile};
+use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
+use crate::interop::causes::{CausePolicy, Q850Cause};
+use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, valid_uri_params};
+use crate::media::Latch;
+use crate::sip::Target;
+
+/// Where the profiles come from.
+pub(super) enum ProfileSource<'a> {
+    /// The `profiles` folder named in gateway.toml: every `*.toml` in it.
+    Folder,
+    /// Given in memory: (the path errors name, the text).
+    Texts(&'a [(PathBuf, String)]),
+}
+
+/// Every `*.toml` of the profiles folder with its text (None: unreadable, reported), by
+/// name; an unreadable folder is reported too.
+pub(super) fn read_profiles_folder(
+    dir: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<(PathBuf, Option<String>)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errs.push(ConfigError::file(
+                dir,
+                format!("cannot read profiles folder: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(t) => (path, Some(t)),
+            Err(e) => {
+                errs.push(ConfigError::file(&path, format!("cannot read: {e}")));
+                (path, None)
+            }
+        })
+        .collect()
+}
+
+pub(super) fn load_profiles(
+    sources: Vec<(PathBuf, Option<String>)>,
+    errs: &mut Vec<ConfigError>,
+    warns: &mut Vec<ConfigError>,
+) -> (
+    HashMap<PeerName, Arc<Profile>>,
+    std::collections::HashSet<String>,
+) {
+    let mut out = HashMap::new();
+    let mut broken = std::collections::HashSet::new();
+    let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf)> = HashMap::new();
+    for (path, text) in sources {
+        let loaded = text.and_then(|text| load_profile(&path, &text, errs, warns));
+        if loaded.is_none()
+            && let Some(stem) = path.file_stem()
+        {
+            broken.insert(stem.to_string_lossy().into_owned());
+        }
+        if let Some(p) = loaded {
+            for n in &p.matches {
+                if let Some((other, _)) = seen_nets.get(n) {
+                    errs.push(ConfigError::file(
+                        &path,
+                        format!("match {n} is also claimed by peer {other}: inbound traffic would be ambiguous"),
+                    ));
+                } else {
+                    seen_nets.insert(*n, (p.name.clone(), path.clone()));
+                }
+            }
+            out.insert(p.name.clone(), Arc::new(p));
+        }
+    }
+    (out, broken)
+}
+
+fn load_profile(
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+    warns: &mut Vec<ConfigError>,
+) -> Option<Profile> {
+    let file: ProfileFile = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            errs.push(toml_error(path, text, &e));
+            return None;
+        }
+    };
+    let before = errs.len();
+    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if file.name.get_ref() != &stem {
+        errs.push(at(
+            &file.name,
+            format!(
+                "name {:?} must equal the file name {stem:?}",
+                file.name.get_ref()
+            ),
+        ));
+    }
+    if file.name.get_ref() == "*" || file.name.get_ref().is_empty() {
+        errs.push(at(&file.name, "name must not be empty or \"*\"".into()));
+    }
+    let role = match file.role.get_ref().as_str() {
+        "trunk" => Role::Trunk,
+        "internal" => Role::Internal,
+        other => {
+            errs.push(at(
+                &file.role,
+                format!("role {other:?} must be \"trunk\" or \"internal\""),
+            ));
+            Role::Trunk
+        }
+    };
+    let address = match parse_transport_addr(file.address.get_ref()) {
+        Ok((transport, addr)) => Target {
+            transport,
+            addr,
+            conn: None,
+        },
+        Err(m) => {
+            errs.push(at(&file.address, m));
+            Target::udp(SocketAddr::from(([0, 0, 0, 0], 0)))
+        }
+    };
+    let mut matches = Vec::new();
+    for m in &file.match_ {
+        let s = m.get_ref().trim();
+        let net = s
+            .parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
+        match net {
+            Ok(n) => matches.push(n.trunc()),
+            Err(_) => errs.push(at(
+                m,
+                format!("match {s:?} is not an IP address or CIDR network"),
+            )),
+        }
+    }
+    let domain = match &file.domain {
+        Some(d) if d.get_ref().trim().is_empty() || d.get_ref().contains(char::is_whitespace) => {
+            errs.push(at(d, "domain must be a host name".into()));
+            String::new()
+        }
+        Some(d) => d.get_ref().clone(),
+        None => address.addr.ip().to_string(),
+    };
+    let ring_timeout = match &file.ring_timeout_s {
+        Some(t) if *t.get_ref() == 0 => {
+            errs.push(ConfigError::at(
+                path,
+                text,
+                t.span().start,
+                "ring_timeout_s must be at least 1",
+            ));
+            None
+        }
+        Some(t) => Some(Duration::from_secs(*t.get_ref())),
+        None => None,
+    };
+    let uri = uri_policy(&file.uri, path, text, errs);
+    let prack = prack_policy(&file.prack, path, text, errs);
+    let ptime = match &file.sdp.ptime {
+        Some(p) if *p.get_ref() == 0 => None,
+        Some(p) if (5..=200).contains(p.get_ref()) => Some(*p.get_ref() as u16),
+        Some(p) => {
+            errs.push(ConfigError::at(
+                path,
+                text,
+                p.span().start,
+                "[sdp] ptime must be 0 (leave as is) or 5..=200 ms",
+            ));
+            None
+        }
+        None => None,
+    };
+    let mut causes = CausePolicy {
+        send_reason: file.causes.send_reason,
+        ..CausePolicy::default()
+    };
+    for (k, v) in &file.causes.map {
+        match k.get_ref().parse::<u16>() {
+            Ok(status) if (300..=699).contains(&status) => {}
+            _ => errs.push(ConfigError::at(
+                path,
+                text,
+                k.span().start,
+                format!(
+                    "[causes.map] key {:?} must be a SIP status 300..=699",
+                    k.get_ref()
+                ),
+            )),
+        }
+        if !(1..=127).contains(v.get_ref()) {
+            errs.push(ConfigError::at(
+                path,
+                text,
+                v.span().start,
+                "[causes.map] values are Q.850 causes 1..=127",
+            ));
+        }
+        if let Ok(status) = k.get_ref().parse::<u16>() {
+            causes.map.insert(status, Q850Cause(*v.get_ref() as u16));
+        }
+    }
+    if file.media.repacketize && file.sdp.ptime.as_ref().is_none_or(|p| *p.get_ref() == 0) {
+        errs.push(ConfigError::file(
+            path,
+            "[media] repacketize needs [sdp] ptime (the packet size to produce)",
+        ));
+    }
+    let latch = match &file.media.latch {
+        Some(l) => match l.get_ref().as_str() {
+            "any" => Latch::Any,
+            "sdp-ip" => Latch::SdpIp,
+            other => {
+                errs.push(ConfigError::at(
+                    path,
+                    text,
+                    l.span().start,
+                    format!("[media] latch {other:?} must be \"any\" or \"sdp-ip\""),
+                ));
+                Latch::Any
+            }
+        },
+        // A trunk's media comes from the addresses its SDP names (carriers do not sit behind
+        // NAT); a phone may well be behind one.
+        None if role == Role::Trunk => Latch::SdpIp,
+        None => Latch::Any,
+    };
+    let rebind_after_silence = match &file.media.rebind_after_silence_ms {
+        Some(ms) if REBIND_RANGE_MS.contains(ms.get_ref()) => Duration::from_millis(*ms.get_ref()),
+        Some(ms) => {
+            errs.push(ConfigError::at(
+                path,
+                text,
+                ms.span().start,
+                format!(
+                    "[media] rebind_after_silence_ms must be {}..={}",
+                    REBIND_RANGE_MS.start(),
+                    REBIND_RANGE_MS.end()
+                ),
+            ));
+            crate::media::MOVE_AFTER_SILENCE
+        }
+        None => crate::media::MOVE_AFTER_SILENCE,
+    };
+    let limits = limits::peer_limits(
+        &file.limits,
+        |offset, msg| ConfigError::at(path, text, offset, msg),
+        errs,
+    );
+    let peer_auth = auth::peer_auth(&file, path, text, errs, warns);
+    (errs.len() == before).then(|| Profile {
+        name: PeerName(file.name.into_inner()),
+        role,
+        address,
+        matches,
+        domain,
+        ring_timeout,
+        uri,
+        prack,
+        ptime,
+        causes,
+        anchor: file.media.anchor || file.media.record || file.media.repacketize,
+        record: file.media.record,
+        latch,
+        rtp_timeout: (file.media.rtp_timeout_s > 0)
+            .then(|| Duration::from_secs(file.media.rtp_timeout_s)),
+        // rtpengine's split: a short timeout for a call that should carry audio, a long one
+        // for a call on hold (which may send nothing, not even RTCP).
+        rtp_hold_timeout: match file
+            .media
+            .rtp_hold_timeout_s
+            .unwrap_or(DEFAULT_RTP_HOLD_TIMEOUT_S)
+        {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
+        repacketize: file.media.repacketize,
+        rebind_after_silence,
+        limits,
+        auth: peer_auth.0,
+        register: peer_auth.1,
+    })
+}
+
+/// `[media] rebind_after_silence_ms` bounds: under 200 ms a packet burst after a short loss
+/// could move a stream; over a minute a rebinding NAT leaves the call silent too long.
+const REBIND_RANGE_MS: std::ops::RangeInclusive<u64> = 200..=60_000;
+
+/// `[media] rtp_hold_timeout_s` when a profile does not set it: an hour, as rtpengine's
+/// silent timeout.
+const DEFAULT_RTP_HOLD_TIMEOUT_S: u64 = 3600;
+
+fn uri_policy(
+    u: &file::UriSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> UriPolicy {
+    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
+    let mut p = UriPolicy {
+        user_phone: u.user_phone,
+        ..UriPolicy::default()
+    };
+    if let Some(s) = &u.scheme {
+        p.scheme = match s.get_ref().as_str() {
+            "sip" => UriScheme::Sip,
+            "tel" => UriScheme::Tel,
+            "keep" => UriScheme::Keep,
+            other => {
+                errs.push(at(
+                    s,
+                    format!("[uri] scheme {other:?} must be \"sip\", \"tel\" or \"keep\""),
+                ));
+                UriScheme::Sip
+            }
+        };
+    }
+    if let Some(s) = &u.request_uri_params {
+        if valid_uri_params(s.get_ref()) {
+            p.request_uri_params = s.get_ref().trim().trim_start_matches(';').to_string();
+        } else {
+            errs.push(at(
+                s,
+                format!(
+                    "[uri] request_uri_params {:?} must be name=value pairs separated by ';'",
+                    s.get_ref()
+                ),
+            ));
+        }
+    }
+    if let Some(s) = &u.country_code {
+        let cc = s.get_ref().trim_start_matches('+');
+        if (1..=3).contains(&cc.len()) && cc.bytes().all(|b| b.is_ascii_digit()) {
+            p.country_code = Some(cc.to_string());
+        } else {
+            errs.push(at(
+                s,
+                format!("[uri] country_code {:?} must be 1 to 3 digits", s.get_ref()),
+            ));
+        }
+    }
+    if let Some(s) = &u.number {
+        p.number = match s.get_ref().as_str() {
+            "keep" => NumberFormat::Keep,
+            "e164" => {
+                if p.country_code.is_none() && u.country_code.is_none() {
+                    errs.push(at(s, "[uri] number = \"e164\" needs country_code".into()));
+                }
+                NumberFormat::E164
+            }
+            other => {
+                errs.push(at(
+                    s,
+                    format!("[uri] number {other:?} must be \"e164\" or \"keep\""),
+                ));
+                NumberFormat::Keep
+            }
+        };
+    }
+    p
+}
+
+fn prack_policy(
+    pr: &file::PrackSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> PrackPolicy {
+    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
+    let mut p = PrackPolicy::default();
+    if let Some(s) = &pr.mode {
+        p.mode = match s.get_ref().as_str() {
+            "supported" => PrackMode::Supported,
+            "disabled" => PrackMode::Disabled,
+            "required" => PrackMode::Required,
+            other => {
+                errs.push(at(
+                    s,
+                    format!(
+                        "[prack] mode {other:?} must be \"supported\", \"disabled\" or \"required\""
+                    ),
+                ));
+                PrackMode::Supported
+            }
+        };
+    }
+    if let Some(s) = &pr.on_405 {
+        p.on_405 = match s.get_ref().as_str() {
+            "continue" => On405::Continue,
+            "fail" => On405::Fail,
+            other => {
+                errs.push(at(
+                    s,
+                    format!("[prack] on_405 {other:?} must be \"continue\" or \"fail\""),
+                ));
+                On405::Continue
+            }
+        };
+    }
+    p
+}
