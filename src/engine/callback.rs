@@ -1,21 +1,25 @@
-//! The call-back service's UDP socket, and nothing else: bind, read datagrams into a bounded
-//! channel for the core task, send what the service asks for. Parsing and state are the
-//! sans-IO `callback::Service`'s, which also has the final word on the allow-list; the
-//! reader applies the same list first so a stranger's flood cannot fill the channel and
-//! crowd out the application servers.
+//! The call-back service in the shell: its UDP socket (bind, read datagrams into a bounded
+//! channel for the core task, send what the service asks for) and [`Callback`], which runs
+//! the sans-IO `callback::Service` beside the core. Parsing and state are the service's,
+//! which also has the final word on the allow-list; the reader applies the same list first
+//! so a stranger's flood cannot fill the channel and crowd out the application servers.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
+use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::debug;
 
+use tracing::{debug, info, warn};
+
+use crate::call::CallbackReport;
 use crate::callback::metrics::DROPPED;
 use crate::callback::protocol::MAX_DATAGRAM;
-use crate::config::CallbackConfig;
+use crate::callback::{Command, Output as ServiceOutput, Service};
+use crate::config::{CallbackConfig, Config};
 
 /// Datagrams waiting for the core at most; more are dropped at the socket. A REQUEST costs
 /// the AS nothing to resend, and an unbounded queue would let a flood grow memory.
@@ -97,6 +101,97 @@ impl CallbackSocket {
             debug!(%to, error = %e, "call-back datagram not sent");
             metrics::counter!(DROPPED, "reason" => "send_failed").increment(1);
         }
+    }
+}
+
+/// The service as the shell runs it: its socket and its state. The shell hands it datagrams
+/// and the call layer's reports, and passes its commands to the core.
+pub struct Callback {
+    sock: CallbackSocket,
+    service: Service,
+}
+
+impl Callback {
+    /// Bind `[callback]` and start the service; `Ok(None)` when `port = 0` (no socket).
+    pub fn start(
+        cfg: &Arc<Config>,
+        now: Instant,
+    ) -> std::io::Result<Option<(Callback, mpsc::Receiver<Datagram>)>> {
+        let Some((sock, rx)) = CallbackSocket::start(&cfg.callback)? else {
+            return Ok(None);
+        };
+        let at = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        info!(listen = %at, allow = ?cfg.callback.allow, "call-back service listening");
+        if cfg.callback.allow_any {
+            warn!(
+                "[callback] allow_any = true: anyone who can reach the call-back port can place calls at your cost"
+            );
+        }
+        let service = Service::new(cfg.clone(), now);
+        Ok(Some((Callback { sock, service }, rx)))
+    }
+
+    pub fn on_datagram(&mut self, now: Instant, dg: &Datagram) {
+        self.service.handle_datagram(now, dg.src, &dg.bytes);
+    }
+
+    /// The call layer's news of a call-back.
+    pub fn report(&mut self, now: Instant, report: CallbackReport) {
+        match report {
+            CallbackReport::Progress { id, state } => self.service.on_progress(now, &id, state),
+            CallbackReport::Ended { id, end } => self.service.on_ended(now, &id, end),
+        }
+    }
+
+    /// Send what the service wants sent; returns its commands for the call layer.
+    pub fn flush(&mut self) -> Vec<Command> {
+        let mut commands = Vec::new();
+        while let Some(o) = self.service.poll_output() {
+            match o {
+                ServiceOutput::Transmit { to, bytes } => self.sock.send(to, &bytes),
+                ServiceOutput::Command(c) => commands.push(c),
+            }
+        }
+        commands
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.service.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.service.poll_timeout().is_some_and(|t| t <= now) {
+            self.service.handle_timeout(now);
+        }
+    }
+
+    /// A reloaded configuration (the allow-list applies at the socket from now on).
+    pub fn reconfigure(&mut self, cfg: Arc<Config>) {
+        self.sock.set_allow(&cfg.callback);
+        self.service.set_config(cfg);
+    }
+
+    /// Shutting down: new REQUESTs are refused.
+    pub fn drain(&mut self) {
+        self.service.start_drain();
+    }
+
+    /// Call-backs in progress (`trunkgate_callback_active`).
+    pub fn active(&self) -> usize {
+        self.service.active()
+    }
+
+    /// Datagrams the socket dropped since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.sock.take_dropped()
+    }
+}
+
+/// The next call-back datagram; never, without the service.
+pub async fn recv(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Datagram> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

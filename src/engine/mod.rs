@@ -28,7 +28,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::call::{B2bua, CallbackReport, CoreEvent, Input, Output, Stage};
+use crate::call::{B2bua, CoreEvent, Input, Output, Stage};
 use crate::cdr::CdrWriter;
 use crate::config::Config;
 use crate::ops::metrics;
@@ -158,18 +158,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         }
     };
     // `[callback] port = 0` opens no socket at all.
-    let (callback, callback_rx) = match callback::CallbackSocket::start(&cfg.callback) {
-        Ok(Some((sock, rx))) => {
-            let service = crate::callback::Service::new(cfg.clone(), Instant::now());
-            let at = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            info!(listen = %at, allow = ?cfg.callback.allow, "call-back service listening");
-            if cfg.callback.allow_any {
-                warn!(
-                    "[callback] allow_any = true: anyone who can reach the call-back port can place calls at your cost"
-                );
-            }
-            (Some(Callback { sock, service }), Some(rx))
-        }
+    let (callback, callback_rx) = match callback::Callback::start(&cfg, Instant::now()) {
+        Ok(Some((cb, rx))) => (Some(cb), Some(rx)),
         Ok(None) => (None, None),
         Err(e) => {
             let at = cfg
@@ -233,13 +223,7 @@ struct Shell {
     /// The pid file and reload results for `trunkgate reload`.
     control: Option<crate::ops::control::Control>,
     /// The call-back service, unless `[callback] port = 0`.
-    callback: Option<Callback>,
-}
-
-/// The call-back service's socket and its sans-IO state.
-struct Callback {
-    sock: callback::CallbackSocket,
-    service: crate::callback::Service,
+    callback: Option<callback::Callback>,
 }
 
 impl Shell {
@@ -254,10 +238,7 @@ impl Shell {
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let callback_wake = self
-                .callback
-                .as_ref()
-                .and_then(|c| c.service.poll_timeout());
+            let callback_wake = self.callback.as_ref().and_then(|c| c.poll_timeout());
             let wake = [
                 self.core.poll_timeout(),
                 self.lifecycle.deadline(),
@@ -277,7 +258,7 @@ impl Shell {
                 _ = hup.recv() => { let now = self.clock(); self.reload(now) }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
-                dg = recv_datagram(&mut callback_rx) => match dg {
+                dg = callback::recv(&mut callback_rx) => match dg {
                     Some(dg) => { let now = self.clock(); self.on_datagram(now, dg) }
                     None => callback_rx = None,
                 },
@@ -298,10 +279,8 @@ impl Shell {
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }
-            if let Some(cb) = self.callback.as_mut()
-                && cb.service.poll_timeout().is_some_and(|t| t <= now)
-            {
-                cb.service.handle_timeout(now);
+            if let Some(cb) = self.callback.as_mut() {
+                cb.handle_timeout(now);
             }
             self.perform(now);
             if self.lifecycle_step(now) {
@@ -372,7 +351,7 @@ impl Shell {
             metrics::registration_up(&peer.0, up);
         }
         if let Some(cb) = &self.callback {
-            ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.service.active() as f64);
+            ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.active() as f64);
         }
         let ov = &self.inbox.overload;
         metrics::overload(ov.share(), ov.standing_delay());
@@ -395,7 +374,7 @@ impl Shell {
             for (what, n) in self.inbox.tally.take() {
                 warn!(count = n, period_s = SUMMARY_EVERY.as_secs(), "{what}");
             }
-            let cb_dropped = self.callback.as_ref().map_or(0, |c| c.sock.take_dropped());
+            let cb_dropped = self.callback.as_ref().map_or(0, |c| c.take_dropped());
             if cb_dropped > 0 {
                 warn!(
                     count = cb_dropped,
@@ -420,7 +399,7 @@ impl Shell {
         let now = self.clock();
         self.core.handle_input(now, Input::Drain);
         if let Some(cb) = self.callback.as_mut() {
-            cb.service.start_drain();
+            cb.drain();
         }
         let drain = self.core.config().drain;
         info!(
@@ -481,8 +460,7 @@ impl Shell {
         let cfg = Arc::new(cfg);
         self.inbox.configure(cfg.clone(), now);
         if let Some(cb) = self.callback.as_mut() {
-            cb.sock.set_allow(&cfg.callback);
-            cb.service.set_config(cfg.clone());
+            cb.reconfigure(cfg.clone());
         }
         self.core.handle_input(now, Input::Reload(cfg));
     }
@@ -582,7 +560,7 @@ impl Shell {
     /// One datagram for the call-back service.
     fn on_datagram(&mut self, now: Instant, dg: callback::Datagram) {
         if let Some(cb) = self.callback.as_mut() {
-            cb.service.handle_datagram(now, dg.src, &dg.bytes);
+            cb.on_datagram(now, &dg);
         }
         self.perform(now);
     }
@@ -595,13 +573,7 @@ impl Shell {
             let Some(cb) = self.callback.as_mut() else {
                 return;
             };
-            let mut commands = Vec::new();
-            while let Some(o) = cb.service.poll_output() {
-                match o {
-                    crate::callback::Output::Transmit { to, bytes } => cb.sock.send(to, &bytes),
-                    crate::callback::Output::Command(c) => commands.push(c),
-                }
-            }
+            let commands = cb.flush();
             if commands.is_empty() {
                 return;
             }
@@ -661,14 +633,8 @@ impl Shell {
                     metrics::progress(&peer.0, direction.as_str(), stage, after)
                 }
                 Output::Callback(report) => {
-                    let Some(cb) = self.callback.as_mut() else {
-                        continue;
-                    };
-                    match report {
-                        CallbackReport::Progress { id, state } => {
-                            cb.service.on_progress(now, &id, state)
-                        }
-                        CallbackReport::Ended { id, end } => cb.service.on_ended(now, &id, end),
+                    if let Some(cb) = self.callback.as_mut() {
+                        cb.report(now, report);
                     }
                 }
             }
@@ -699,16 +665,6 @@ impl Shell {
             // ICMP errors from earlier sends surface here; UDP has no delivery to report.
             Err(e) => warn!(%to, error = %e, "UDP send failed"),
         }
-    }
-}
-
-/// The next call-back datagram; never, without the service.
-async fn recv_datagram(
-    rx: &mut Option<mpsc::Receiver<callback::Datagram>>,
-) -> Option<callback::Datagram> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 
