@@ -28,6 +28,33 @@ pub(super) struct Facts<'a> {
     pub callback_id: Option<String>,
 }
 
+impl<'a> Facts<'a> {
+    /// A call refused at `now`, before it became one: nothing sent on, nothing answered.
+    pub fn refused(
+        call_id: &'a str,
+        from: &'a str,
+        to: &'a str,
+        ingress: &'a str,
+        now: Instant,
+    ) -> Facts<'a> {
+        Facts {
+            call_id,
+            egress_call_id: None,
+            started: now,
+            answered: None,
+            started_wall: None,
+            answered_wall: None,
+            from,
+            to,
+            ingress,
+            egress: None,
+            recording: None,
+            events: Vec::new(),
+            callback_id: None,
+        }
+    }
+}
+
 pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
     let fmt = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
     CdrRecord {

@@ -287,21 +287,7 @@ impl B2bua {
             .collect();
         self.env.respond(now, id, req, no.status, no.reason, &extra);
         let call_id = req.call_id().unwrap_or_default();
-        let facts = Facts {
-            call_id: &call_id,
-            egress_call_id: None,
-            started: now,
-            answered: None,
-            started_wall: None,
-            answered_wall: None,
-            from: &no.caller,
-            to: &no.number,
-            ingress: peer,
-            egress: None,
-            recording: None,
-            events: Vec::new(),
-            callback_id: None,
-        };
+        let facts = Facts::refused(&call_id, &no.caller, &no.number, peer, now);
         let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);
         let cdr = record(&self.env, facts, end);
         self.env.out.push_back(Output::Cdr(Box::new(cdr)));

@@ -178,20 +178,10 @@ impl B2bua {
     /// A call-back that never became a call: its one CDR and its end, reported at once.
     fn refuse_callback(&mut self, now: Instant, o: &Originate, tag: CallTag, cause: Q850Cause) {
         let call_id = format!("callback-{}", o.id);
+        let ingress = o.from_peer.as_ref().map_or("", |p| p.0.as_str());
         let facts = Facts {
-            call_id: &call_id,
-            egress_call_id: None,
-            started: now,
-            answered: None,
-            started_wall: None,
-            answered_wall: None,
-            from: o.user1.as_str(),
-            to: o.user2.as_str(),
-            ingress: o.from_peer.as_ref().map_or("", |p| p.0.as_str()),
-            egress: None,
-            recording: None,
-            events: Vec::new(),
             callback_id: Some(o.id.to_string()),
+            ..Facts::refused(&call_id, o.user1.as_str(), o.user2.as_str(), ingress, now)
         };
         let status = if tag == CallTag::NoRoute { 404 } else { 503 };
         let cdr = record(
