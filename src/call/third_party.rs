@@ -1,7 +1,8 @@
 //! Call-backs: calls the gateway places itself when the call-back service asks
-//! (`callback::Command`, placed by `originate`), by RFC 3725 third-party call control, flow I. The gateway INVITEs
-//! user1 without SDP; user1's 2xx carries its offer; the gateway INVITEs user2 with that
-//! offer; user2's 2xx answer goes to user1 in the ACK, and user2 is ACKed.
+//! (`callback::Command`; `originate` places them), by RFC 3725 third-party call control,
+//! flow I. The gateway INVITEs user1 without SDP; user1's 2xx carries its offer; the gateway
+//! INVITEs user2 with that offer; user2's 2xx answer goes to user1 in the ACK, and user2 is
+//! ACKed.
 //!
 //! A call-back is an ordinary [`Call`] with another [`Origin`]: while user1 is called it is
 //! the call's side B (so routing, failover, limits, 100rel and CANCEL are the attempt

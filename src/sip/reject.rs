@@ -7,10 +7,9 @@ use bytes::Bytes;
 /// The 400 to send back for an unparseable request, or `None` when no well-formed response
 /// is possible (a response, an ACK, or a required header missing).
 pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(raw.len());
+    // Without the blank line that ends the headers the datagram cannot be framed (RFC 3261
+    // §7): there is no telling what its header section is, so it gets no answer.
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(raw.get(..head_end)?).ok()?;
     let mut lines = head.split("\r\n");
     let start = lines.next()?;
@@ -96,6 +95,16 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the blank line that ends the headers there is no header section to answer
+    /// from (RFC 4475's archive copy of 3.1.2.15 is such a datagram).
+    #[test]
+    fn an_unframed_datagram_gets_no_answer() {
+        let raw = b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n";
+        assert_eq!(bad_request_for_unparseable(raw, "no blank line"), None);
+        let framed = [&raw[..], b"\r\n"].concat();
+        assert!(bad_request_for_unparseable(&framed, "whatever").is_some());
+    }
 
     /// Found by the core_message fuzz target: a line without a colon has the empty name,
     /// which used to equal CSeq's (absent) compact form, so a request without CSeq got a
