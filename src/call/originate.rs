@@ -19,24 +19,8 @@ use super::timers::CallTimer;
 use super::{CoreEvent, Output};
 use crate::callback::{Command, End, Originate, Outcome, State};
 use crate::cdr::CallTag;
-use crate::config::{Config, PeerName, Route, RouteFrom};
+use crate::config::PeerName;
 use crate::interop::causes::Q850Cause;
-
-/// The route a call-back's number follows: `[callback] from_peer`'s routes, or only the
-/// `from = "*"` ones without it.
-pub fn callback_route<'a>(
-    cfg: &'a Config,
-    from_peer: Option<&PeerName>,
-    number: &str,
-) -> Option<&'a Route> {
-    match from_peer {
-        Some(p) => cfg.route_for(p, number),
-        None => cfg
-            .routes
-            .iter()
-            .find(|r| r.from == RouteFrom::Any && number.starts_with(&r.prefix)),
-    }
-}
 
 impl B2bua {
     /// A command of the call-back service.
@@ -67,8 +51,8 @@ impl B2bua {
         }
         let from = o.from_peer.as_ref();
         let (Some(route1), Some(route2)) = (
-            callback_route(&cfg, from, &user1).cloned(),
-            callback_route(&cfg, from, &user2).cloned(),
+            cfg.route_from(from, &user1).cloned(),
+            cfg.route_from(from, &user2).cloned(),
         ) else {
             return refuse(self, CallTag::NoRoute, Q850Cause::UNALLOCATED);
         };

@@ -21,7 +21,7 @@ use governor::{Quota, RateLimiter};
 use super::metrics;
 use super::protocol::{self, CallbackId, Inbound, Number, Outbound, Outcome, Request, State, Verb};
 use crate::cdr::CallTag;
-use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, RouteFrom};
+use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName};
 use crate::interop::causes::Q850Cause;
 
 /// First RESPONSE retransmission interval; it doubles after each try (RFC 3261's T1).
@@ -642,15 +642,8 @@ impl Service {
 
     /// Whether some route takes `number` from the call-back's peer.
     fn routable(&self, number: &Number) -> bool {
-        let n = number.as_str();
-        match &self.cfg.callback.from_peer {
-            Some(peer) => self.cfg.route_for(peer, n).is_some(),
-            None => self
-                .cfg
-                .routes
-                .iter()
-                .any(|r| r.from == RouteFrom::Any && n.starts_with(&r.prefix)),
-        }
+        let from = self.cfg.callback.from_peer.as_ref();
+        self.cfg.route_from(from, number.as_str()).is_some()
     }
 
     fn set_clock(&self, now: Instant) {

@@ -508,9 +508,18 @@ impl Config {
 
     /// The first route for a call from `from` dialling `number`.
     pub fn route_for(&self, from: &PeerName, number: &str) -> Option<&Route> {
+        self.route_from(Some(from), number)
+    }
+
+    /// [`Config::route_for`], where a call the gateway places itself without a peer to
+    /// come from (a call-back without `from_peer`) follows only the `from = "*"` routes.
+    pub fn route_from(&self, from: Option<&PeerName>, number: &str) -> Option<&Route> {
         self.routes.iter().find(|r| {
-            (r.from == RouteFrom::Any || r.from == RouteFrom::Peer(from.clone()))
-                && number.starts_with(&r.prefix)
+            let from_ok = match &r.from {
+                RouteFrom::Any => true,
+                RouteFrom::Peer(p) => from == Some(p),
+            };
+            from_ok && number.starts_with(&r.prefix)
         })
     }
 

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use super::*;
-use crate::config::{CallbackConfig, Route};
+use crate::config::{CallbackConfig, Route, RouteFrom};
 
 const AS: &str = "127.0.0.1:40000";
 
