@@ -120,15 +120,23 @@ impl Registrations {
 
     /// A response to REGISTER transaction `id`.
     pub fn on_response(&mut self, env: &mut Env, now: Instant, id: TxnId, resp: &Response) {
-        if !resp.is_provisional() {
-            self.txns.remove(&id);
-        }
-        for e in &mut self.regs {
-            if e.reg.handle_response(now, resp) {
-                break;
-            }
+        let call_id = if resp.is_provisional() {
+            self.txns.get(&id).cloned()
+        } else {
+            self.txns.remove(&id)
+        };
+        if let Some(reg) = call_id.and_then(|c| self.registration(&c)) {
+            reg.handle_response(now, resp);
         }
         self.flush(env, now);
+    }
+
+    /// The registration whose REGISTERs carry `call_id`.
+    fn registration(&mut self, call_id: &str) -> Option<&mut Registration> {
+        self.regs
+            .iter_mut()
+            .map(|e| &mut e.reg)
+            .find(|r| r.call_id() == call_id)
     }
 
     /// REGISTER transaction `id` timed out or could not be sent.
@@ -141,8 +149,8 @@ impl Registrations {
         } else {
             "the registrar could not be reached"
         };
-        if let Some(e) = self.regs.iter_mut().find(|e| e.reg.call_id() == call_id) {
-            e.reg.handle_failure(now, why);
+        if let Some(reg) = self.registration(&call_id) {
+            reg.handle_failure(now, why);
         }
         self.flush(env, now);
     }
