@@ -62,7 +62,7 @@ fn kamailio_installed() -> bool {
         .is_ok()
 }
 
-fn start_instance(dir: &Path, n: usize, front: SocketAddr, ports: &Ports) -> Instance {
+fn start_instance(dir: &Path, n: usize, front: SocketAddr) -> Instance {
     let port = free_port("127.0.0.1");
     let metrics = free_port("127.0.0.1");
     let idir = dir.join(format!("instance-{n}"));
@@ -85,7 +85,6 @@ fn start_instance(dir: &Path, n: usize, front: SocketAddr, ports: &Ports) -> Ins
         .stderr(log)
         .spawn()
         .expect("start trunkgate");
-    let _ = ports;
     Instance {
         proc: Proc(child),
         dir: idir,
@@ -134,7 +133,7 @@ fn world() -> World {
     )
     .unwrap();
     let instances: Vec<Instance> = (1..=2)
-        .map(|n| start_instance(&dir, n, front, &ports))
+        .map(|n| start_instance(&dir, n, front))
         .collect();
     let list: String = instances
         .iter()
