@@ -132,9 +132,7 @@ fn world() -> World {
         ),
     )
     .unwrap();
-    let instances: Vec<Instance> = (1..=2)
-        .map(|n| start_instance(&dir, n, front))
-        .collect();
+    let instances: Vec<Instance> = (1..=2).map(|n| start_instance(&dir, n, front)).collect();
     let list: String = instances
         .iter()
         .map(|i| format!("1 sip:127.0.0.1:{}\n", i.port))

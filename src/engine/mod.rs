@@ -410,67 +410,6 @@ impl Shell {
         self.lifecycle = Lifecycle::Draining { until: now + drain };
     }
 
-    fn reload(&mut self, now: Instant) {
-        // Whatever becomes of the configuration, SIGHUP reopens the CDR file (logrotate).
-        self.cdr.reopen();
-        let cfg = match Config::load(&self.config_path) {
-            Ok(cfg) => cfg,
-            Err(errs) => {
-                for e in &errs.0 {
-                    error!("{e}");
-                }
-                error!("reload refused: the running configuration stays");
-                metrics::reload("invalid");
-                let first = errs.0.first().map(ToString::to_string).unwrap_or_default();
-                self.reloaded(
-                    "invalid",
-                    &format!("{} error(s); first: {first}", errs.0.len()),
-                );
-                return;
-            }
-        };
-        if let Some(key) = reload::restart_only_change(self.core.config(), &cfg) {
-            error!(
-                "reload refused: {key} changed, which needs a restart; the running configuration stays"
-            );
-            metrics::reload("restart_required");
-            self.reloaded(
-                "restart_required",
-                &format!("{key} changed, which needs a restart"),
-            );
-            return;
-        }
-        metrics::reload("applied");
-        let changes = reload::describe_changes(self.core.config(), &cfg);
-        info!(
-            profiles = cfg.profiles.len(),
-            routes = cfg.routes.len(),
-            %changes,
-            "configuration reloaded"
-        );
-        self.reloaded(
-            "applied",
-            &format!(
-                "{} profiles, {} routes; {changes}",
-                cfg.profiles.len(),
-                cfg.routes.len()
-            ),
-        );
-        self.cdr.set_fail_closed(cfg.cdr_fail_closed);
-        let cfg = Arc::new(cfg);
-        self.inbox.configure(cfg.clone(), now);
-        if let Some(cb) = self.callback.as_mut() {
-            cb.reconfigure(cfg.clone());
-        }
-        self.core.handle_input(now, Input::Reload(cfg));
-    }
-
-    fn reloaded(&mut self, result: &str, detail: &str) {
-        if let Some(c) = self.control.as_mut() {
-            c.reloaded(result, detail);
-        }
-    }
-
     fn on_event(&mut self, now: Instant, ev: Event) {
         // New calls only while their CDRs can be written (`[cdr] fail_closed`, a full queue).
         let cdr_ok = self.cdr.admits_new_calls();

@@ -1,7 +1,81 @@
-//! What a reload may change in a running process, and what it changed (for the log and
-//! `trunkgate reload`). Pure comparisons of two configurations.
+//! Reloading the configuration (SIGHUP): the shell's side of it, and what a reload may
+//! change in a running process and what it changed (pure comparisons of two
+//! configurations, for the log and `trunkgate reload`).
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{error, info};
+
+use super::Shell;
+use crate::call::Input;
 use crate::config::Config;
+use crate::ops::metrics;
+
+impl Shell {
+    /// SIGHUP: reopen the CDR file, then load, check and apply the configuration, or keep
+    /// the running one and say why.
+    pub(super) fn reload(&mut self, now: Instant) {
+        // Whatever becomes of the configuration, SIGHUP reopens the CDR file (logrotate).
+        self.cdr.reopen();
+        let cfg = match Config::load(&self.config_path) {
+            Ok(cfg) => cfg,
+            Err(errs) => {
+                for e in &errs.0 {
+                    error!("{e}");
+                }
+                error!("reload refused: the running configuration stays");
+                metrics::reload("invalid");
+                let first = errs.0.first().map(ToString::to_string).unwrap_or_default();
+                self.reloaded(
+                    "invalid",
+                    &format!("{} error(s); first: {first}", errs.0.len()),
+                );
+                return;
+            }
+        };
+        if let Some(key) = restart_only_change(self.core.config(), &cfg) {
+            error!(
+                "reload refused: {key} changed, which needs a restart; the running configuration stays"
+            );
+            metrics::reload("restart_required");
+            self.reloaded(
+                "restart_required",
+                &format!("{key} changed, which needs a restart"),
+            );
+            return;
+        }
+        metrics::reload("applied");
+        let changes = describe_changes(self.core.config(), &cfg);
+        info!(
+            profiles = cfg.profiles.len(),
+            routes = cfg.routes.len(),
+            %changes,
+            "configuration reloaded"
+        );
+        self.reloaded(
+            "applied",
+            &format!(
+                "{} profiles, {} routes; {changes}",
+                cfg.profiles.len(),
+                cfg.routes.len()
+            ),
+        );
+        self.cdr.set_fail_closed(cfg.cdr_fail_closed);
+        let cfg = Arc::new(cfg);
+        self.inbox.configure(cfg.clone(), now);
+        if let Some(cb) = self.callback.as_mut() {
+            cb.reconfigure(cfg.clone());
+        }
+        self.core.handle_input(now, Input::Reload(cfg));
+    }
+
+    fn reloaded(&mut self, result: &str, detail: &str) {
+        if let Some(c) = self.control.as_mut() {
+            c.reloaded(result, detail);
+        }
+    }
+}
 
 /// The first setting that a reload cannot apply to a running process (sockets are bound,
 /// relays listen and calls in progress carry these addresses), if one changed.
