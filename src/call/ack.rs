@@ -31,7 +31,7 @@ impl Call {
         };
         cx.send_response(txn, resp.clone());
         let a_cseq = self.template().cseq().map_or(0, |c| c.0);
-        self.await_ack(cx, Side::A, resp, (a_cseq, b_cseq), txn);
+        self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn);
     }
 
     /// Remember our 2xx on `side` and retransmit it until that side ACKs. `cseqs` are the
@@ -41,7 +41,7 @@ impl Call {
         cx: &mut Cx,
         side: Side,
         resp: Response,
-        cseqs: (u32, u32),
+        cseqs: (u32, Option<u32>),
         txn: TxnId,
     ) {
         let t1 = cx.env.timers.t1;
@@ -84,7 +84,9 @@ impl Call {
         self.timers.clear(CallTimer::Retransmit2xx(side));
         warn!(call_id = %self.call_id(), ?side, "no ACK for our 2xx: releasing the call");
         self.events.push(CallEvent::AckTimeout);
-        self.send_ack(cx, side.other(), p.other_cseq, None);
+        if let Some(cseq) = p.other_cseq {
+            self.send_ack(cx, side.other(), cseq, None);
+        }
         if !self.phase.is_ending() {
             self.release_answered(cx, CallTag::GatewayError, Q850Cause::TIMER_EXPIRY);
         }
@@ -100,6 +102,11 @@ impl Call {
         {
             self.timers.clear(CallTimer::Retransmit2xx(side));
             self.timers.clear(CallTimer::AckTimeout(side));
+            // A 2xx the gateway sent on its own (a session refresh) has nothing to pass on.
+            let Some(other_cseq) = p.other_cseq else {
+                return;
+            };
+            self.note_sdp_received(side, ack.body());
             let ct = ack.header(&Hdr::CONTENT_TYPE);
             let body = (!ack.body().is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other.
@@ -108,7 +115,7 @@ impl Call {
                     .unwrap_or_else(|| ack.body().clone());
                 (b, ct.clone())
             });
-            self.send_ack(cx, side.other(), p.other_cseq, body);
+            self.send_ack(cx, side.other(), other_cseq, body);
         }
         self.phase.confirm();
     }
@@ -138,7 +145,7 @@ impl Call {
                 for (h, v) in creds {
                     ack.insert_header_before_length(&h, v)?;
                 }
-                if let Some((b, ct)) = body
+                if let Some((b, ct)) = body.clone()
                     && !b.is_empty()
                 {
                     let shaped = match &profile {
@@ -154,6 +161,12 @@ impl Call {
             });
         match built {
             Ok(mut ack) => {
+                // An ACK's SDP is our answer to the leg's offer in its 2xx.
+                if body.is_some() {
+                    let ct = ack.header(&Hdr::CONTENT_TYPE);
+                    let sent = ack.body().clone();
+                    self.note_sdp_sent(side, &sent, ct.as_deref(), true, None);
+                }
                 if ptime_set {
                     cx.env.rewrote(super::cx::Rewrite::Ptime);
                 }

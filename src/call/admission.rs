@@ -10,11 +10,13 @@ use crate::cdr::CallTag;
 use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, Profile, Route};
 use crate::interop::causes::Q850Cause;
 use crate::interop::prack::PrackMode;
+use crate::interop::session_timer::UasTerms;
 use crate::interop::uri::{UriPolicy, normalise_number};
-use crate::sip::{Hdr, Request, dialled_number};
+use crate::sip::{Hdr, Request, dialled_number, session};
 
 /// Option tags we can honour in a caller's `Require` (100rel unless the caller's profile
-/// disables it). Anything else gets 420 (RFC 3261 §8.2.2.3).
+/// disables it; `timer` unless its `[session_timer]` is off). Anything else gets 420 (RFC
+/// 3261 §8.2.2.3).
 const SUPPORTED_EXTENSIONS: &[&str] = &["100rel"];
 
 /// A call to set up.
@@ -90,13 +92,16 @@ pub fn admit(
             vec![],
         ));
     }
+    let timers = ingress.session_timer.supported();
     let unsupported: Vec<String> = req
         .header_tokens(&Hdr::REQUIRE)
         .into_iter()
         .filter(|t| {
-            !SUPPORTED_EXTENSIONS
+            let ours = SUPPORTED_EXTENSIONS
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(t))
+                || (timers && t.eq_ignore_ascii_case(session::OPTION_TAG));
+            !ours
         })
         .collect();
     if !unsupported.is_empty() {
@@ -107,6 +112,28 @@ pub fn admit(
             Q850Cause::INTERWORKING,
             vec![(Hdr::UNSUPPORTED, unsupported.join(", "))],
         ));
+    }
+    // The caller's session interval against its profile's `[session_timer]` (RFC 4028 §9).
+    match ingress.session_timer.as_uas(req) {
+        UasTerms::TooBrief(min) => {
+            return Err(refuse(
+                422,
+                "Session Interval Too Small",
+                CallTag::CallerRejected,
+                Q850Cause::INTERWORKING,
+                vec![(Hdr::MIN_SE, min.as_secs().to_string())],
+            ));
+        }
+        UasTerms::Malformed => {
+            return Err(refuse(
+                400,
+                "Bad Session-Expires",
+                CallTag::CallerRejected,
+                Q850Cause::INTERWORKING,
+                vec![],
+            ));
+        }
+        UasTerms::NoTimer | UasTerms::Timer { .. } => {}
     }
     // The caller's INVITE against its profile's 100rel policy: 421 when we require 100rel
     // and it does not offer it, 420 when it requires 100rel of a profile that disables it.

@@ -132,11 +132,14 @@ impl Call {
                 continue;
             };
             let name = peer.name.clone();
+            let asked_se = peer.session_timer.asked(None);
             self.attempt = Some(Attempt {
                 peer,
                 txn,
                 invite: Some(invite),
                 state: AttemptState::Calling,
+                asked_se,
+                retried_422: false,
             });
             self.progress(cx, name, Direction::Outbound, Stage::Offered);
             return AttemptOutcome::Sent;
@@ -265,6 +268,9 @@ impl Call {
         if let Some(b) = self.b.as_mut() {
             b.learn_from_response(&resp);
         }
+        let asked = self.attempt.as_ref().and_then(|a| a.asked_se);
+        let callee_timer = self.timer_policy(Side::B).as_uac(&resp, asked);
+        self.set_session(cx, Side::B, callee_timer);
         if self.caller_txn().is_none() {
             return self.on_callback_answer(cx, resp);
         }
@@ -294,6 +300,9 @@ impl Call {
             }
         };
         self.anchor_answer(cx, Side::B, &mut out);
+        // The caller's leg gets its own session timer, negotiated on its INVITE.
+        let caller_invite = self.template().clone();
+        self.announce_session(cx, Side::A, &caller_invite, &mut out);
         let b_cseq = resp.cseq().map_or(1, |c| c.0);
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");
@@ -327,6 +336,12 @@ impl Call {
                     return self.on_auth_failure(cx, status);
                 }
             }
+        }
+        if status == 422
+            && let Some(sent) = &sent
+            && self.retry_after_422(cx, sent, &resp)
+        {
+            return;
         }
         if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");

@@ -40,6 +40,8 @@ pub enum CallEvent {
     /// A peer's 401/407 could not be answered, or refused our answer (the attempt failed,
     /// or the challenged request was given up).
     AuthFailed,
+    /// This side's session timer expired (RFC 4028): its refreshes stopped or failed.
+    SessionExpired(Side),
 }
 
 impl fmt::Display for CallEvent {
@@ -59,6 +61,9 @@ impl fmt::Display for CallEvent {
             CallEvent::ByeUnanswered(side) => write!(f, "bye_{}_unanswered", side.party()),
             CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),
             CallEvent::AuthFailed => f.write_str(crate::auth::AuthFailure::CDR_EVENT),
+            CallEvent::SessionExpired(side) => {
+                write!(f, "session_expired_{}", side.party())
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ impl Call {
             TxnRole::Prack if !resp.is_provisional() => {
                 self.on_prack_result(cx, id, Some(resp.status()))
             }
+            TxnRole::Refresh(_) => self.on_refresh_response(cx, id, resp),
             TxnRole::Bye(_) | TxnRole::Prack | TxnRole::CallerInvite => {}
         }
     }
@@ -46,6 +47,7 @@ impl Call {
             }
             TxnRole::Relay => self.on_relay_failed(cx, id),
             TxnRole::Prack => self.on_prack_result(cx, id, None),
+            TxnRole::Refresh(_) => self.on_refresh_failed(cx, id),
             TxnRole::CallerInvite => {}
         }
     }
@@ -60,6 +62,8 @@ impl Call {
                 CallTimer::Rel1xx => self.on_rel1xx_timer(cx),
                 CallTimer::Linger => self.on_linger(cx),
                 CallTimer::MaxDuration => self.on_max_duration(cx),
+                CallTimer::SessionRefresh(side) => self.on_session_refresh(cx, side),
+                CallTimer::SessionExpiry(side) => self.session_expired(cx, side),
             }
         }
     }

@@ -50,6 +50,7 @@ impl Call {
             // A transfer would let one party make the other's side call any URI: the
             // gateway does not relay it (RFC 3515 lets the recipient refuse with 403).
             Method::Refer => cx.respond(id, &req, 403, "Forbidden", &[]),
+            Method::Invite | Method::Update if self.on_session_request(cx, side, id, &req) => {}
             Method::Invite | Method::Update | Method::Info | Method::Options => {
                 self.relay_request(cx, side, id, req)
             }
@@ -110,7 +111,9 @@ impl Call {
         if let Some(p) = self.pending_2xx[side].take() {
             self.timers.clear(CallTimer::Retransmit2xx(side));
             self.timers.clear(CallTimer::AckTimeout(side));
-            self.send_ack(cx, other, p.other_cseq, None);
+            if let Some(cseq) = p.other_cseq {
+                self.send_ack(cx, other, cseq, None);
+            }
         }
         let end = EndInfo {
             tag,
@@ -172,6 +175,13 @@ impl Call {
                 if !req.body().is_empty() {
                     let ct = req.header(&Hdr::CONTENT_TYPE);
                     out.set_body(body_for(&profile, req.body(), ct.as_deref()), ct.as_deref())?;
+                }
+                Ok(out)
+            })
+            .and_then(|mut out| {
+                // A re-INVITE or UPDATE is a session refresh of the far leg too.
+                if matches!(method, Method::Invite | Method::Update) {
+                    self.restate_session(other, &mut out)?;
                 }
                 Ok(out)
             });
@@ -276,6 +286,11 @@ impl Call {
         {
             leg.remote_target = c;
         }
+        let refreshes =
+            final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update);
+        if refreshes {
+            self.adopt_session(cx, far, &resp);
+        }
         let Some(tag) = self.dialog(rel.origin).map(|l| l.local_tag.clone()) else {
             return;
         };
@@ -285,11 +300,20 @@ impl Call {
         match relayed_response(&rel.origin_req, &resp, &tag, &origin_peer, &cx.env.local) {
             Ok(mut out) => {
                 self.anchor_answer(cx, far, &mut out);
+                if refreshes {
+                    self.announce_session(cx, rel.origin, &rel.origin_req, &mut out);
+                }
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.cseq().map_or(0, |c| c.0);
                     let other_cseq = resp.cseq().map_or(0, |c| c.0);
-                    self.await_ack(cx, rel.origin, out, (cseq, other_cseq), rel.origin_txn);
+                    self.await_ack(
+                        cx,
+                        rel.origin,
+                        out,
+                        (cseq, Some(other_cseq)),
+                        rel.origin_txn,
+                    );
                 }
             }
             Err(e) => warn!(error = %e, "cannot relay {status}"),

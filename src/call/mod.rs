@@ -35,6 +35,7 @@ mod registrations;
 mod release;
 mod reliable;
 mod router;
+mod session;
 mod state;
 mod third_party;
 mod timers;

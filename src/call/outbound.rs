@@ -8,7 +8,7 @@ use crate::config::Profile;
 use crate::interop::egress::{ALLOW, body_for, copy_end_to_end, identity_uri};
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{normalise_number, peer_uri, request_uri};
-use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NumberUri, Request, SipError};
+use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NumberUri, Request, SipError, session};
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
 /// called and calling numbers in global form (a tel: phone-context already applied); the
@@ -79,12 +79,25 @@ pub fn outbound_invite(
     copy_end_to_end(&mut r, a_req, local, peer)?;
     // Supported lists what the gateway itself supports as this leg's UAC (RFC 3261
     // §20.37), never the caller's list: the caller's `replaces`, `timer` or `gruu` are
-    // extensions the gateway does not implement. 100rel is the peer's profile's business.
-    if matches!(peer.prack.mode, PrackMode::Supported | PrackMode::Required) {
-        r.push_header(&Hdr::SUPPORTED, "100rel")?;
+    // extensions the gateway does not implement. 100rel and session timers are the peer's
+    // profile's business.
+    let supported: Vec<&str> = [
+        matches!(peer.prack.mode, PrackMode::Supported | PrackMode::Required).then_some("100rel"),
+        peer.session_timer
+            .supported()
+            .then_some(session::OPTION_TAG),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !supported.is_empty() {
+        r.push_header(&Hdr::SUPPORTED, supported.join(", "))?;
     }
     if peer.prack.mode == PrackMode::Required {
         r.push_header(&Hdr::REQUIRE, "100rel")?;
+    }
+    for (h, v) in peer.session_timer.request_headers(None) {
+        r.push_header(&h, v)?;
     }
     r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     if !a_req.body().is_empty() {

@@ -56,7 +56,9 @@ impl Call {
             if let Some(p) = self.pending_2xx[side].take() {
                 self.timers.clear(CallTimer::Retransmit2xx(side));
                 self.timers.clear(CallTimer::AckTimeout(side));
-                self.send_ack(cx, side.other(), p.other_cseq, None);
+                if let Some(cseq) = p.other_cseq {
+                    self.send_ack(cx, side.other(), cseq, None);
+                }
             }
         }
         self.end_call(cx, EndInfo::internal(tag, 200, cause.0, cx.now));

@@ -30,6 +30,8 @@ pub enum TxnRole {
     Relay,
     /// Our PRACK for a reliable provisional from the callee.
     Prack,
+    /// Our session refresh (RFC 4028) on this side.
+    Refresh(Side),
 }
 
 /// At most this many relayed requests wait for an answer at once; more get 500 (RFC 3261
@@ -63,6 +65,10 @@ pub struct Attempt {
     /// Kept until the attempt's final outcome: a CANCEL is built from it.
     pub invite: Option<Request>,
     pub state: AttemptState,
+    /// The session interval the INVITE asked for (RFC 4028), if any.
+    pub asked_se: Option<std::time::Duration>,
+    /// The INVITE was sent again after the peer's 422 (RFC 4028 §7.4 retries once).
+    pub retried_422: bool,
 }
 
 /// The peers a call may still try.
@@ -100,8 +106,9 @@ pub struct Pending2xx {
     pub resp: Response,
     /// CSeq of the INVITE on that side, which the ACK will carry.
     pub cseq: u32,
-    /// CSeq of the matching INVITE on the other side, which we ACK once this side ACKs.
-    pub other_cseq: u32,
+    /// CSeq of the matching INVITE on the other side, which we ACK once this side ACKs;
+    /// none when the gateway answered the INVITE itself (a session refresh).
+    pub other_cseq: Option<u32>,
     pub interval: Duration,
     /// The server transaction the 2xx answered; retransmissions go through it.
     pub txn: TxnId,
@@ -218,6 +225,34 @@ pub struct Call {
     pub invite_auth: PerSide<Option<InviteCredentials>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
     pub byes: Vec<(TxnId, Request)>,
+    /// Each leg's session timer (RFC 4028), once negotiated.
+    pub session: PerSide<Option<crate::sip::session::Session>>,
+    /// The SDP each leg last sent and was sent, on legs that run session timers: a refresh
+    /// re-INVITE offers it again; a peer's refresh that changes nothing is answered with it.
+    pub sdp: PerSide<Option<Box<SdpSeen>>>,
+    /// Our session refresh waiting for its answer.
+    pub refresh: Option<Box<Refreshing>>,
+}
+
+/// What one leg's SDP exchange left, for session refreshes.
+#[derive(Debug, Clone, Default)]
+pub struct SdpSeen {
+    /// The body we last sent this leg, its Content-Type, and whether it was an answer.
+    pub sent: Option<(Bytes, Option<String>, bool)>,
+    /// The `o=` line of the SDP this leg's peer last sent (unchanged: no new offer).
+    pub received_origin: Option<String>,
+}
+
+/// A session refresh the gateway sent on `side`.
+#[derive(Debug, Clone)]
+pub struct Refreshing {
+    pub txn: TxnId,
+    pub side: Side,
+    pub sent: Request,
+    /// The interval it asked for.
+    pub asked: std::time::Duration,
+    /// Already sent again after a 422 or a refused UPDATE.
+    pub retried: bool,
 }
 
 /// What a new call is made of; [`Call::start`] gives everything else its starting state.
@@ -271,6 +306,9 @@ impl Call {
             auth: Default::default(),
             invite_auth: Default::default(),
             byes: Vec::new(),
+            session: Default::default(),
+            sdp: Default::default(),
+            refresh: None,
         }
     }
 
@@ -367,6 +405,10 @@ impl Call {
     /// A re-INVITE is in progress within the dialog (glare guard, RFC 3261 §14.1).
     pub fn reinvite_in_progress(&self) -> bool {
         self.relayed.iter().any(|(_, r)| r.method == Method::Invite)
+            || self
+                .refresh
+                .as_ref()
+                .is_some_and(|r| r.sent.method() == Method::Invite)
     }
 
     /// Released, and nothing of it is still in flight: the router may forget it.

@@ -177,6 +177,11 @@ impl Call {
         // user1's challenges and the credentials its INVITE carried move with its dialog.
         self.auth.a = self.auth.b.take();
         self.invite_auth.a = self.invite_auth.b.take();
+        // So do its session timer and the SDP seen on it.
+        let timer = self.session.b.take();
+        self.set_session(cx, Side::B, None);
+        self.set_session(cx, Side::A, timer);
+        self.sdp.a = self.sdp.b.take();
         self.ingress = att.peer.clone();
         self.progress(
             cx,

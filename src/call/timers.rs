@@ -21,9 +21,13 @@ pub enum CallTimer {
     Linger,
     /// The call has lasted its peers' `[limits] max_call_duration_s`.
     MaxDuration,
+    /// Time for the gateway, refresher of this leg's session timer, to refresh it.
+    SessionRefresh(Side),
+    /// This leg's session was not refreshed in time (RFC 4028 §10): release the call.
+    SessionExpiry(Side),
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 12;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -33,6 +37,10 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::Rel1xx,
     CallTimer::Linger,
     CallTimer::MaxDuration,
+    CallTimer::SessionRefresh(Side::A),
+    CallTimer::SessionRefresh(Side::B),
+    CallTimer::SessionExpiry(Side::A),
+    CallTimer::SessionExpiry(Side::B),
 ];
 
 impl CallTimer {
@@ -46,6 +54,10 @@ impl CallTimer {
             CallTimer::Rel1xx => 5,
             CallTimer::Linger => 6,
             CallTimer::MaxDuration => 7,
+            CallTimer::SessionRefresh(Side::A) => 8,
+            CallTimer::SessionRefresh(Side::B) => 9,
+            CallTimer::SessionExpiry(Side::A) => 10,
+            CallTimer::SessionExpiry(Side::B) => 11,
         }
     }
 }

@@ -39,6 +39,8 @@ pub enum CallTag {
     MaxDuration,
     /// The application server cancelled the call-back (`CANCEL: id=…`).
     CallbackCancelled,
+    /// A leg's session timer (RFC 4028) expired: its refreshes stopped or failed.
+    SessionExpired,
 }
 
 impl CallTag {
@@ -60,6 +62,7 @@ impl CallTag {
             CallTag::Shutdown => "shutdown",
             CallTag::GatewayError => "gateway_error",
             CallTag::MaxDuration => "max_duration",
+            CallTag::SessionExpired => "session_expired",
             CallTag::CallbackCancelled => "callback_cancelled",
         }
     }

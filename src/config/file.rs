@@ -227,6 +227,17 @@ pub struct ProfileFile {
     pub limits: PeerLimitsSection,
     pub auth: Option<AuthSection>,
     pub register: Option<RegisterSection>,
+    #[serde(default)]
+    pub session_timer: SessionTimerSection,
+}
+
+/// `[session_timer]`: RFC 4028 session timers on this peer's leg.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionTimerSection {
+    pub mode: Option<Spanned<String>>,
+    pub expires_s: Option<Spanned<u64>>,
+    pub min_se_s: Option<Spanned<u64>>,
 }
 
 /// `[auth]`: digest credentials for this peer's 401/407 challenges.

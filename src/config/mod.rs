@@ -10,6 +10,7 @@ mod error;
 mod file;
 mod limits;
 mod profile;
+mod session_timer;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -105,6 +106,8 @@ pub struct Profile {
     pub auth: Option<Arc<crate::auth::Credentials>>,
     /// `[register] enabled = true`: the registration the gateway keeps with this peer.
     pub register: Option<crate::auth::RegisterPolicy>,
+    /// `[session_timer]`: RFC 4028 on this peer's leg.
+    pub session_timer: crate::interop::session_timer::SessionTimerPolicy,
 }
 
 /// Which inbound peer a route applies to.

@@ -275,6 +275,8 @@ fn load_profile(
         errs,
     );
     let peer_auth = auth::peer_auth(&file, path, text, errs, warns);
+    let session_timer =
+        super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
     (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner()),
         role,
@@ -306,6 +308,7 @@ fn load_profile(
         limits,
         auth: peer_auth.0,
         register: peer_auth.1,
+        session_timer,
     })
 }
 

@@ -3,5 +3,6 @@
 pub mod causes;
 pub mod egress;
 pub mod prack;
+pub mod session_timer;
 pub mod topology;
 pub mod uri;

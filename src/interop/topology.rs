@@ -32,6 +32,9 @@ pub static PER_LEG_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         Hdr::ALLOW,
         Hdr::RSEQ,
         Hdr::RACK,
+        // Session timers are negotiated per leg (`interop::session_timer`).
+        Hdr::SESSION_EXPIRES,
+        Hdr::MIN_SE,
         Hdr::PATH,
         Hdr::HISTORY_INFO,
         Hdr::P_ASSERTED_IDENTITY,

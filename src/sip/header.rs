@@ -37,6 +37,8 @@ impl Hdr {
     pub const WARNING: Hdr = Hdr(HeaderName::Warning);
     pub const ACCEPT: Hdr = Hdr(HeaderName::Accept);
     pub const EVENT: Hdr = Hdr(HeaderName::Event);
+    pub const SESSION_EXPIRES: Hdr = Hdr(HeaderName::SessionExpires);
+    pub const MIN_SE: Hdr = Hdr(HeaderName::MinSe);
 
     /// Any header by name (`Diversion`, `Date`, `X-…`): resolved the way the parser resolves
     /// names, so a known header given by name still matches its parsed form.

@@ -214,6 +214,23 @@ macro_rules! common_accessors {
                 .collect()
         }
 
+        /// The `Session-Expires` header (RFC 4028 §4): `None` when absent, an error when
+        /// present and unreadable.
+        pub fn session_expires(
+            &self,
+        ) -> Option<Result<crate::sip::session::SessionExpires, sipx_sip::HeaderError>> {
+            self.0.headers.typed()
+        }
+
+        /// The `Min-SE` header's interval (RFC 4028 §5); an unreadable one counts as absent.
+        pub fn min_se(&self) -> Option<std::time::Duration> {
+            self.0
+                .headers
+                .typed::<crate::sip::session::MinSe>()
+                .and_then(Result::ok)
+                .map(|m| m.0)
+        }
+
         /// Append a header line. The value must not contain CR or LF.
         pub fn push_header(&mut self, h: &Hdr, value: impl Into<Bytes>) -> Result<(), SipError> {
             let header = Header::build(h.0.clone(), value).map_err(SipError::build)?;

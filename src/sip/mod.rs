@@ -11,6 +11,14 @@ pub mod fast;
 mod header;
 mod ids;
 pub mod ingress;
+/// Session timers (RFC 4028): the header types and the negotiation rules, as sipx implements
+/// them; the call layer applies them per leg (`interop::session_timer`).
+pub mod session {
+    pub use sipx_sip::session::{
+        ABSOLUTE_MIN_INTERVAL, Accepted, Answer, DEFAULT_INTERVAL, MinSe, OPTION_TAG, Refresher,
+        Session, SessionExpires, adopt, answer,
+    };
+}
 mod local;
 mod message;
 mod reject;

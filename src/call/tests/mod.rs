@@ -14,6 +14,7 @@ mod msgs;
 mod prack;
 mod profiles;
 mod robustness;
+mod session_timer;
 mod strays;
 mod unusual;
 
@@ -67,6 +68,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         limits: Default::default(),
         auth: None,
         register: None,
+        session_timer: Default::default(),
     };
     (p.name.clone(), Arc::new(p))
 }

@@ -32,6 +32,7 @@ fn outbound_invite_offers_requires_or_hides_100rel_per_profile() {
         let mut h = H::with(config_with(|n, p| {
             if n == "carrier-a" {
                 p.prack = prack(mode, On405::Continue);
+                p.session_timer = crate::interop::session_timer::SessionTimerPolicy::off();
             }
         }));
         h.recv(
@@ -49,8 +50,8 @@ fn outbound_invite_offers_requires_or_hides_100rel_per_profile() {
             supported,
             "{mode:?}"
         );
-        // Supported is what the gateway implements, not the caller's list (RFC 3261
-        // §20.37): no session timers here.
+        // Supported is what the gateway implements toward this peer, not the caller's list
+        // (RFC 3261 §20.37): no session timers toward a peer whose profile turns them off.
         assert!(
             !inv.header_has_token(&Hdr::SUPPORTED, "timer"),
             "the caller's other tags are not ours to advertise: {mode:?}"

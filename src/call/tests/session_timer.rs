@@ -1,0 +1,365 @@
+//! Session timers (RFC 4028), each leg on its own: negotiation, refreshes answered or sent
+//! by the gateway, 422 both ways, expiry releasing the call.
+
+use super::*;
+use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
+
+fn timers(mode: TimerMode, expires: u64) -> SessionTimerPolicy {
+    SessionTimerPolicy {
+        mode,
+        expires: Duration::from_secs(expires),
+        min_se: Duration::from_secs(90),
+    }
+}
+
+/// The carrier's in-dialog request to the gateway (its dialog from `inv`).
+fn from_carrier(inv: &Request, method: &str, cseq: u32, branch: &str, extra: &str) -> String {
+    let text = in_dialog(
+        method,
+        "sip:127.0.0.1:5060",
+        "<sip:+8610123@ims.example.com>;tag=carrier1",
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        cseq,
+        branch,
+        "127.0.0.3:5060",
+        "",
+    );
+    text.replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{extra}"),
+        1,
+    )
+}
+
+/// A call from the phone (its INVITE with `phone_extra`) answered by the carrier (its 200
+/// with `carrier_extra`) and ACKed. Returns (the carrier's INVITE, the phone's 200).
+fn call_with(h: &mut H, phone_extra: &str, carrier_extra: &[(Hdr, &str)]) -> (Request, Response) {
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", phone_extra),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let mut extra = vec![(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    extra.extend_from_slice(carrier_extra);
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &extra, Some(SDP)));
+    let ok = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("the phone gets the 200");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
+    h.one_request(CARRIER_A, Method::Ack);
+    (inv, ok)
+}
+
+#[test]
+fn the_callers_timer_is_negotiated_on_its_leg_alone_and_expires_the_call() {
+    let mut h = H::new();
+    let (inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\nMin-SE: 90\r\n",
+        &[],
+    );
+    // The carrier's INVITE says what the gateway supports toward it, not the phone's terms.
+    assert!(inv.header_has_token(&Hdr::SUPPORTED, "timer"));
+    assert!(!inv.has_header(&Hdr::SESSION_EXPIRES));
+    assert!(!inv.has_header(&Hdr::MIN_SE));
+    // The phone is told its own terms: it refreshes.
+    assert_eq!(
+        ok.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("600;refresher=uac")
+    );
+    assert!(ok.header_has_token(&Hdr::REQUIRE, "timer"));
+    let tag = ok.to_tag().unwrap();
+
+    // The phone refreshes with UPDATE at half time: answered here, the carrier sees nothing.
+    h.advance(Duration::from_secs(300));
+    h.recv(
+        PHONE,
+        &from_phone("UPDATE", &tag, 2, "z9hG4bKu2", "").replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nSession-Expires: 600;refresher=uac\r\n",
+            1,
+        ),
+    );
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("600;refresher=uac")
+    );
+    assert!(
+        h.take(CARRIER_A).is_empty(),
+        "no refresh ripples to the carrier"
+    );
+
+    // Then the phone goes silent: shortly before the interval ends (600 - 32 s), the call is
+    // released on both legs.
+    h.advance(Duration::from_secs(560));
+    assert!(h.cdrs.is_empty());
+    h.advance(Duration::from_secs(10));
+    // One BYE each (and its retransmissions: nobody answers it here).
+    for peer in [PHONE, CARRIER_A] {
+        let byes = h.take_requests(peer, Method::Bye);
+        assert!(!byes.is_empty(), "a BYE to {peer}");
+        assert!(byes.iter().all(|b| b.cseq() == byes[0].cseq()));
+    }
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+    assert_eq!(h.cdrs[0].cause, 102);
+    assert!(
+        h.cdrs[0]
+            .events
+            .iter()
+            .any(|e| e == "session_expired_caller")
+    );
+}
+
+#[test]
+fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    let (inv, _ok) = call_with(&mut h, "", &[]);
+    assert_eq!(inv.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("300"));
+    assert_eq!(inv.header(&Hdr::MIN_SE).as_deref(), Some("90"));
+    // The carrier answered without Session-Expires: the gateway refreshes it at 150 s, with
+    // a re-INVITE (its Allow is unknown) carrying the SDP it was offered, unchanged.
+    h.advance(Duration::from_secs(149));
+    assert!(h.take(CARRIER_A).is_empty());
+    h.advance(Duration::from_millis(1200));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(re.cseq().unwrap(), (2, Method::Invite));
+    assert_eq!(re.body(), inv.body(), "the same SDP, same o= version");
+    assert_eq!(
+        re.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("300;refresher=uac")
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &re,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
+    assert!(h.take(PHONE).is_empty(), "the phone never hears of it");
+
+    // The next refresh finds the dialog gone (481): the call is released.
+    h.advance(Duration::from_millis(150_200));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 481, "carrier1", &[], None));
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+    assert!(
+        h.cdrs[0]
+            .events
+            .iter()
+            .any(|e| e == "session_expired_callee")
+    );
+}
+
+#[test]
+fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_call() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    h.advance(Duration::from_millis(150_200));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    assert!(up.body().is_empty());
+    assert_eq!(
+        up.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("300;refresher=uac")
+    );
+    // No answer at all (Timer F): the carrier is gone.
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
+
+#[test]
+fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
+    let mut h = H::new();
+    let (inv, _ok) = call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uas"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    h.advance(Duration::from_secs(150));
+    assert!(
+        h.take(CARRIER_A).is_empty(),
+        "the carrier refreshes, not us"
+    );
+    h.recv(
+        CARRIER_A,
+        &from_carrier(
+            &inv,
+            "UPDATE",
+            1,
+            "z9hG4bKcu1",
+            "Session-Expires: 300;refresher=uac\r\n",
+        ),
+    );
+    let r = h.take_responses(CARRIER_A).remove(0);
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("300;refresher=uac")
+    );
+    assert!(h.take(PHONE).is_empty());
+    // Refreshed at 150 s: it now expires at 150 + 268 s, not at 268 s.
+    h.advance(Duration::from_secs(200));
+    assert!(h.cdrs.is_empty());
+    h.advance(Duration::from_secs(70));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
+
+#[test]
+fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    h.advance(Duration::from_secs(300));
+    // The phone's refresh offers its SDP again, o= unchanged: the answer is ours, the one it
+    // got in the 200.
+    // (A refresh restates the timer: without Session-Expires it would turn it off.)
+    h.recv(
+        PHONE,
+        &from_phone("INVITE", &tag, 2, "z9hG4bKr2", SDP).replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nSession-Expires: 600;refresher=uac\r\n",
+            1,
+        ),
+    );
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("200 from the gateway");
+    assert_eq!(r.body(), ok.body());
+    assert_eq!(
+        r.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("600;refresher=uac")
+    );
+    assert!(h.take(CARRIER_A).is_empty());
+    // Its ACK stays here too.
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKr2a", ""));
+    assert!(h.take(CARRIER_A).is_empty());
+    // A real change (hold, new o= version) goes to the carrier as before.
+    let hold = SDP
+        .replace("o=- 1 1 ", "o=- 1 2 ")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKr3", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
+}
+
+#[test]
+fn a_too_brief_interval_gets_422_on_either_leg() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("c1", "z9hG4bKs1", "+8610123", "Session-Expires: 60\r\n"),
+    );
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.header(&Hdr::MIN_SE).as_deref(), Some("90"));
+    assert!(h.take(CARRIER_A).is_empty());
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerRejected);
+
+    // Mid-call too.
+    let (_inv, ok) = call_with(&mut h, "", &[]);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone("UPDATE", &tag, 2, "z9hG4bKu2", "").replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nSession-Expires: 30\r\n",
+            1,
+        ),
+    );
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 422);
+    assert!(h.take(CARRIER_A).is_empty());
+}
+
+#[test]
+fn the_carriers_422_is_retried_once_with_its_minimum() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    h.recv(PHONE, &invite_text("c1", "z9hG4bKs1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 422, "x1", &[(Hdr::MIN_SE, "1200")], None),
+    );
+    let sent = h.take(CARRIER_A);
+    let again: Vec<Request> = sent
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Invite => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again.len(), 1, "the INVITE once more");
+    let again = &again[0];
+    assert_eq!(again.cseq().unwrap(), (2, Method::Invite));
+    assert_eq!(again.call_id(), inv.call_id());
+    assert_eq!(again.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("1200"));
+    assert_eq!(again.header(&Hdr::MIN_SE).as_deref(), Some("1200"));
+    assert!(h.statuses(PHONE).iter().all(|s| *s < 200));
+    // A second 422 is the caller's 500 (the hop's business, RFC 3261 status mapping).
+    h.recv_msg(
+        CARRIER_A,
+        reply(again, 422, "x1", &[(Hdr::MIN_SE, "3600")], None),
+    );
+    assert!(h.statuses(PHONE).contains(&500));
+}
+
+#[test]
+fn off_neither_copies_nor_answers_timers() {
+    let off = SessionTimerPolicy::off();
+    let mut h = H::with(config_with(|_, p| p.session_timer = off));
+    let (inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[(Hdr::SESSION_EXPIRES, "300;refresher=uas")],
+    );
+    assert!(!inv.has_header(&Hdr::SESSION_EXPIRES));
+    assert!(!inv.header_has_token(&Hdr::SUPPORTED, "timer"));
+    assert!(!ok.has_header(&Hdr::SESSION_EXPIRES));
+    // Nothing expires: the call outlives any interval.
+    h.advance(Duration::from_secs(3600));
+    assert!(h.cdrs.is_empty());
+}
