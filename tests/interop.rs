@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 /// Run a carrier-a scenario and a phone scenario through a gateway configured by `opts`.
 /// Returns (carrier passed, phone passed, gateway).
@@ -311,4 +312,52 @@ fn tel_trunk_gets_tel_uris() {
         "01012345678",
     );
     assert!(!c, "without scheme = \"tel\" the trunk gets sip: URIs");
+}
+
+/// RFC 4028 per leg, over a minute of a real call: the phone refreshes its own leg (its
+/// UPDATE is answered by the gateway, never relayed), and the gateway refreshes the carrier
+/// (which knows no timers) with a re-INVITE at half of `require`'s 90 s. Without the
+/// carrier's `[session_timer] mode = "require"` nothing refreshes the carrier, whose
+/// scenario then fails on the BYE it gets instead of the refresh. Both runs go at once.
+#[test]
+fn session_timers_are_refreshed_per_leg() {
+    let require = "[session_timer]\nmode = \"require\"\nexpires_s = 90\n";
+    let with = Gateway::start(Ports::new(), GwOpts::carrier_a(require));
+    let without = Gateway::start(Ports::new(), GwOpts::default());
+    let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // SIPp's own limit (20 s in the other tests) must cover the minute the call lasts.
+    let args = ["-m", "1", "-timeout", "75s", "-timeout_error"];
+    let run = |gw: &Gateway, dir: &std::path::Path| {
+        let c = Sipp::spawn_args(
+            "session-timer/carrier.xml",
+            CARRIER_A_IP,
+            gw.ports.carrier_a,
+            dir,
+            None,
+            None,
+            &args,
+        );
+        let p = Sipp::spawn_args(
+            "session-timer/phone.xml",
+            PHONE_IP,
+            gw.ports.phone,
+            dir,
+            Some(gw.addr()),
+            Some("+8610123"),
+            &args,
+        );
+        (c, p)
+    };
+    let (c1, p1) = run(&with, t1.path());
+    let (c2, p2) = run(&without, t2.path());
+    let limit = Duration::from_secs(80);
+    p1.expect_success_within(&with, limit);
+    c1.expect_success_within(&with, limit);
+    let cdr = &with.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "caller_bye");
+    assert!(p2.passed_within(limit), "the phone's leg needs no setting");
+    assert!(
+        !c2.passed_within(limit),
+        "without `require` the carrier is never refreshed"
+    );
 }

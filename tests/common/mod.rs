@@ -634,9 +634,13 @@ impl Sipp {
     }
 
     /// Wait for SIPp to finish and return whether its scenario passed.
-    pub fn passed(mut self) -> bool {
-        self.finish(Duration::from_secs(30))
-            .is_some_and(|s| s.success())
+    pub fn passed(self) -> bool {
+        self.passed_within(Duration::from_secs(30))
+    }
+
+    /// [`Sipp::passed`] for scenarios that take longer than 30 s (session timers).
+    pub fn passed_within(mut self, limit: Duration) -> bool {
+        self.finish(limit).is_some_and(|s| s.success())
     }
 
     /// Wait for SIPp to finish; panics with its traces unless it succeeded.
