@@ -187,6 +187,26 @@ impl Call {
         }
     }
 
+    /// A 2xx to one of our in-dialog INVITEs that came again after its transaction was done
+    /// (our ACK was lost): the leg it belongs to gets that ACK again.
+    pub(super) fn ack_2xx_again(&mut self, cx: &mut Cx, resp: &Response) {
+        let Some((cseq, crate::sip::Method::Invite)) = resp.cseq() else {
+            return;
+        };
+        if !resp.is_success() {
+            return;
+        }
+        let (call_id, tag) = (resp.call_id(), resp.from_tag());
+        let side = [Side::A, Side::B].into_iter().find(|s| {
+            self.dialog(*s).is_some_and(|d| {
+                Some(&d.call_id) == call_id.as_ref() && Some(&d.local_tag) == tag.as_ref()
+            })
+        });
+        if let Some(side) = side {
+            self.resend_ack(cx, side, cseq);
+        }
+    }
+
     /// The 2xx to our INVITE with CSeq `cseq` on `side` came again: repeat our ACK. False when
     /// we never ACKed that INVITE.
     pub(super) fn resend_ack(&mut self, cx: &mut Cx, side: Side, cseq: u32) -> bool {

@@ -141,10 +141,16 @@ impl Call {
             cx.respond(id, &req, 491, "Request Pending", &[]);
             return;
         };
-        if matches!(method, Method::Update | Method::Info)
-            && self.dialog(other).is_some_and(|d| !d.peer_allows(&method))
-        {
-            return self.answer_for_the_other_leg(cx, side, id, &req);
+        // An offer in an UPDATE toward a peer that takes no UPDATE: after the answer it goes
+        // as a re-INVITE (which the gateway ACKs itself); before, it is answered here.
+        let mut send_as = method.clone();
+        if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
+            let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
+            if method == Method::Update && !req.body().is_empty() && confirmed {
+                send_as = Method::Invite;
+            } else {
+                return self.answer_for_the_other_leg(cx, side, id, &req);
+            }
         }
         if self.relayed.len() >= MAX_RELAYED {
             cx.respond(
@@ -166,7 +172,7 @@ impl Call {
         let target = leg.target;
         let local = &cx.env.local;
         let built = leg
-            .request(method.clone(), local, &mut cx.env.ids)
+            .request(send_as, local, &mut cx.env.ids)
             .and_then(|mut out| {
                 out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
                 out.remove_header(&Hdr::CONTENT_LENGTH);
@@ -218,7 +224,8 @@ impl Call {
     /// An UPDATE or INFO the other leg's peer never said it accepts (RFC 3311 §5.1: do not
     /// send it): answered here. INFO, and an UPDATE without SDP (a connected-identity
     /// refresh, as IMS networks send in the early dialog), get 200; an UPDATE with an offer
-    /// cannot be carried, so it gets 500 with Retry-After and the session stays as it was.
+    /// before the answer cannot be carried (a re-INVITE needs a confirmed dialog), so it gets
+    /// 500 with Retry-After and the session stays as it was.
     fn answer_for_the_other_leg(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: &Request) {
         debug!(call_id = %self.call_id(), method = %req.method(), "the other leg's peer does not allow it: answered here");
         if req.method() == Method::Update && !req.body().is_empty() {
@@ -261,6 +268,8 @@ impl Call {
                 .map(|(_, r)| r.clone())
         };
         let Some(rel) = rel else {
+            // A 2xx to a re-INVITE again (our ACK was lost): the same ACK again.
+            self.ack_2xx_again(cx, &resp);
             return;
         };
         let far = rel.origin.other();
@@ -276,6 +285,15 @@ impl Call {
                     return;
                 }
             }
+        }
+        // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
+        // sends no ACK).
+        if final_
+            && resp.is_success()
+            && rel.method == Method::Update
+            && rel.sent.method() == Method::Invite
+        {
+            self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
         }
         // Target refresh (RFC 3261 §12.2.1.2): a 2xx to re-INVITE/UPDATE may move the peer.
         if final_

@@ -273,11 +273,7 @@ impl Call {
     fn send_refresh(&mut self, cx: &mut Cx, side: Side, interval: Duration, retried: bool) {
         let policy = self.timer_policy(side);
         let sdp = self.sdp[side].as_ref().and_then(|s| s.sent.clone());
-        let update = self.dialog(side).is_some_and(|d| {
-            d.peer_allows
-                .as_ref()
-                .is_some_and(|a| a.iter().any(|m| m == "UPDATE"))
-        });
+        let update = self.peer_lists(side, &Method::Update);
         let method = if update || sdp.is_none() {
             Method::Update
         } else {
@@ -332,6 +328,7 @@ impl Call {
         }
         self.close_txn(id);
         let Some(r) = self.refresh.take_if(|r| r.txn == id) else {
+            self.ack_2xx_again(cx, &resp);
             return;
         };
         let side = r.side;

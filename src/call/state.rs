@@ -402,9 +402,33 @@ impl Call {
                 .is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
     }
 
+    /// Whether the peer on `side` may be sent `method`: its profile's `[sip] allow` when
+    /// set, else the `Allow` it sent (unknown counts as yes, RFC 3261 §20.5).
+    pub fn peer_takes(&self, side: Side, method: &Method) -> bool {
+        match self.profile(side).and_then(|p| p.allow.as_ref()) {
+            Some(list) => list.iter().any(|m| m == method.as_str()),
+            None => self.dialog(side).is_none_or(|d| d.peer_allows(method)),
+        }
+    }
+
+    /// Whether the peer on `side` said (or its profile says) it takes `method`: unknown
+    /// counts as no.
+    pub fn peer_lists(&self, side: Side, method: &Method) -> bool {
+        let listed = |l: &Vec<String>| l.iter().any(|m| m == method.as_str());
+        match self.profile(side).and_then(|p| p.allow.as_ref()) {
+            Some(list) => listed(list),
+            None => self
+                .dialog(side)
+                .and_then(|d| d.peer_allows.as_ref())
+                .is_some_and(listed),
+        }
+    }
+
     /// A re-INVITE is in progress within the dialog (glare guard, RFC 3261 §14.1).
     pub fn reinvite_in_progress(&self) -> bool {
-        self.relayed.iter().any(|(_, r)| r.method == Method::Invite)
+        self.relayed
+            .iter()
+            .any(|(_, r)| r.sent.method() == Method::Invite)
             || self
                 .refresh
                 .as_ref()

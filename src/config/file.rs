@@ -229,6 +229,15 @@ pub struct ProfileFile {
     pub register: Option<RegisterSection>,
     #[serde(default)]
     pub session_timer: SessionTimerSection,
+    #[serde(default)]
+    pub sip: ProfileSipSection,
+}
+
+/// A profile's `[sip]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSipSection {
+    pub allow: Option<Vec<Spanned<String>>>,
 }
 
 /// `[session_timer]`: RFC 4028 session timers on this peer's leg.

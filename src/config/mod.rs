@@ -106,6 +106,9 @@ pub struct Profile {
     pub auth: Option<Arc<crate::auth::Credentials>>,
     /// `[register] enabled = true`: the registration the gateway keeps with this peer.
     pub register: Option<crate::auth::RegisterPolicy>,
+    /// `[sip] allow`: the methods this peer takes, whatever its own `Allow` says (None: trust
+    /// its `Allow`).
+    pub allow: Option<Vec<String>>,
     /// `[session_timer]`: RFC 4028 on this peer's leg.
     pub session_timer: crate::interop::session_timer::SessionTimerPolicy,
 }

@@ -275,6 +275,24 @@ fn load_profile(
         errs,
     );
     let peer_auth = auth::peer_auth(&file, path, text, errs, warns);
+    let allow = file.sip.allow.as_ref().map(|list| {
+        let mut out: Vec<String> = Vec::new();
+        for m in list {
+            let method = m.get_ref().trim().to_ascii_uppercase();
+            // RFC 3261 §25.1: a method is a token; ours are letters.
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                errs.push(ConfigError::at(
+                    path,
+                    text,
+                    m.span().start,
+                    format!("[sip] allow: {:?} is not a SIP method", m.get_ref()),
+                ));
+            } else if !out.contains(&method) {
+                out.push(method);
+            }
+        }
+        out
+    });
     let session_timer =
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
     (errs.len() == before).then(|| Profile {
@@ -309,6 +327,7 @@ fn load_profile(
         auth: peer_auth.0,
         register: peer_auth.1,
         session_timer,
+        allow,
     })
 }
 

@@ -414,3 +414,95 @@ fn update_and_info_toward_a_peer_that_does_not_allow_them_are_answered_here() {
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
     assert!(h.take(PHONE).is_empty(), "the phone saw none of it");
 }
+
+#[test]
+fn an_offer_in_update_toward_a_peer_without_update_goes_as_a_reinvite_after_answer() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text(
+            "call-1@127.0.0.2",
+            "z9hG4bKupd2",
+            "+8610123",
+            "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
+    h.take(CARRIER_A);
+    let offer = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
+    h.recv(
+        CARRIER_A,
+        &msgs::in_dialog(
+            "UPDATE",
+            "sip:127.0.0.1:5060",
+            &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
+            &inv.header(&Hdr::FROM).unwrap(),
+            &inv.call_id().unwrap(),
+            5,
+            "z9hG4bKcu5",
+            "127.0.0.3:5060",
+            &offer,
+        ),
+    );
+    // The phone gets the offer in a re-INVITE of its dialog.
+    let re = h.one_request(PHONE, Method::Invite);
+    assert!(!re.body().is_empty());
+    h.recv_msg(
+        PHONE,
+        reply(
+            &re,
+            200,
+            &tag,
+            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2>")],
+            Some(SDP),
+        ),
+    );
+    // The gateway ACKs it, and the carrier's UPDATE gets the phone's answer.
+    let ack = h.one_request(PHONE, Method::Ack);
+    assert_eq!(ack.cseq().unwrap().0, re.cseq().unwrap().0);
+    let r: Vec<Response> = h
+        .take_responses(CARRIER_A)
+        .into_iter()
+        .filter(|r| r.status() != 100)
+        .collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].status(), r[0].cseq().unwrap()),
+        (200, (5, Method::Update))
+    );
+    assert!(!r[0].body().is_empty(), "the answer");
+    // The phone retransmits its 2xx: the same ACK again.
+    h.recv_msg(
+        PHONE,
+        reply(
+            &re,
+            200,
+            &tag,
+            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2>")],
+            Some(SDP),
+        ),
+    );
+    assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+}
+
+#[test]
+fn a_profiles_allow_overrides_what_the_peer_says() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.allow = Some(
+                ["INVITE", "ACK", "BYE", "CANCEL"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+    }));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    // The carrier's 200 listed nothing; its profile says it takes no INFO: answered here.
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKi2", ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    assert!(h.take(CARRIER_A).is_empty());
+}

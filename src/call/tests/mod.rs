@@ -69,6 +69,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         auth: None,
         register: None,
         session_timer: Default::default(),
+        allow: None,
     };
     (p.name.clone(), Arc::new(p))
 }
