@@ -12,7 +12,8 @@ use super::state::{Call, MAX_RELAYED, Relayed, TxnRole};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
-use crate::interop::egress::{body_for, copy_end_to_end, relayed_response};
+use crate::interop::egress::{body_for, copy_end_to_end, identity_header, relayed_response};
+use crate::interop::transfer::{ReferError, TransferMode, refer_to_via_gateway};
 use crate::sip::{Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
@@ -47,22 +48,32 @@ impl Call {
             // PRACKs are answered on the leg they arrive on, never relayed.
             Method::Prack if side == Side::A => self.on_prack_from_caller(cx, id, &req),
             Method::Prack => cx.respond(id, &req, 481, "Call/Transaction Does Not Exist", &[]),
-            // A transfer would let one party make the other's side call any URI: the
-            // gateway does not relay it (RFC 3515 lets the recipient refuse with 403).
+            // A transfer lets one party make the other's side place a call: only from a
+            // peer whose `[transfer]` relays, and only to a number via the gateway (RFC 3515
+            // lets the recipient refuse with 403).
+            Method::Refer if self.relays_transfers(side) => self.relay_request(cx, side, id, req),
             Method::Refer => cx.respond(id, &req, 403, "Forbidden", &[]),
+            // The transferee's progress reports go back to the referrer.
+            Method::Notify
+                if self.relays_transfers(side.other())
+                    && req.header(&Hdr::EVENT).is_some_and(|e| is_refer_event(&e)) =>
+            {
+                self.relay_request(cx, side, id, req)
+            }
             Method::Invite | Method::Update if self.on_session_request(cx, side, id, &req) => {}
             Method::Invite | Method::Update | Method::Info | Method::Options => {
                 self.relay_request(cx, side, id, req)
             }
             // SUBSCRIBE, NOTIFY, MESSAGE, PUBLISH, …: not ours to carry between the legs,
             // and not in the Allow we send (RFC 3261 §8.2.1: 405 with our Allow).
-            _ => cx.respond(
-                id,
-                &req,
-                405,
-                "Method Not Allowed",
-                &[(Hdr::ALLOW, crate::interop::egress::ALLOW)],
-            ),
+            _ => {
+                let allow = self
+                    .profile(side)
+                    .map_or(crate::interop::egress::ALLOW, |p| {
+                        crate::interop::egress::allow_for(p)
+                    });
+                cx.respond(id, &req, 405, "Method Not Allowed", &[(Hdr::ALLOW, allow)])
+            }
         }
     }
 
@@ -152,6 +163,22 @@ impl Call {
                 return self.answer_for_the_other_leg(cx, side, id, &req);
             }
         }
+        if method == Method::Refer
+            && let Err(e) = refer_to_via_gateway(
+                &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
+                &cx.env.local.host,
+            )
+        {
+            debug!(call_id = %self.call_id(), error = %e, "REFER refused");
+            let status = if e == ReferError::Missing { 400 } else { 403 };
+            let reason = if status == 400 {
+                "Bad Refer-To"
+            } else {
+                "Forbidden"
+            };
+            cx.respond(id, &req, status, reason, &[]);
+            return;
+        }
         if self.relayed.len() >= MAX_RELAYED {
             cx.respond(
                 id,
@@ -177,6 +204,21 @@ impl Call {
                 out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
                 out.remove_header(&Hdr::CONTENT_LENGTH);
                 copy_end_to_end(&mut out, &req, local, &profile)?;
+                if method == Method::Refer {
+                    // Checked before anything was sent (below): the target via the gateway.
+                    if let Ok(to) = refer_to_via_gateway(
+                        &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
+                        &local.host,
+                    ) {
+                        out.push_header(&Hdr::named("Refer-To"), to)?;
+                    }
+                    if let Some(by) = req.header(&Hdr::named("Referred-By")) {
+                        out.push_header(
+                            &Hdr::named("Referred-By"),
+                            identity_header(&by, local, &profile),
+                        )?;
+                    }
+                }
                 out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
                 if !req.body().is_empty() {
                     let ct = req.header(&Hdr::CONTENT_TYPE);
@@ -219,6 +261,12 @@ impl Call {
             };
             self.relayed.push((txn, relayed));
         }
+    }
+
+    /// The peer on `side` may transfer the call (its `[transfer] mode = "relay"`).
+    fn relays_transfers(&self, side: Side) -> bool {
+        self.profile(side)
+            .is_some_and(|p| p.transfer == TransferMode::Relay)
     }
 
     /// An UPDATE or INFO the other leg's peer never said it accepts (RFC 3311 §5.1: do not
@@ -346,4 +394,12 @@ impl Call {
         };
         cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
     }
+}
+
+/// Whether an `Event` value is the `refer` package (RFC 3515 §2.4.4), with or without an id.
+fn is_refer_event(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|pkg| pkg.trim().eq_ignore_ascii_case("refer"))
 }

@@ -5,7 +5,7 @@
 
 use super::dialog::Dialog;
 use crate::config::Profile;
-use crate::interop::egress::{ALLOW, body_for, copy_end_to_end, identity_uri};
+use crate::interop::egress::{allow_for, body_for, copy_end_to_end, identity_uri};
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{normalise_number, peer_uri, request_uri};
 use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NumberUri, Request, SipError, session};
@@ -75,7 +75,7 @@ pub fn outbound_invite(
     r.push_header(&Hdr::CALL_ID, call_id)?;
     r.push_header(&Hdr::CSEQ, "1 INVITE")?;
     r.push_header(&Hdr::CONTACT, local.contact(peer.address.transport))?;
-    r.push_header(&Hdr::ALLOW, ALLOW)?;
+    r.push_header(&Hdr::ALLOW, allow_for(peer))?;
     copy_end_to_end(&mut r, a_req, local, peer)?;
     // Supported lists what the gateway itself supports as this leg's UAC (RFC 3261
     // §20.37), never the caller's list: the caller's `replaces`, `timer` or `gruu` are

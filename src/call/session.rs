@@ -189,7 +189,12 @@ impl Call {
             .map_or(crate::sip::Transport::Udp, |d| d.target.transport);
         out.push_header(&Hdr::CONTACT, cx.env.local.contact(transport))?;
         if req.method() == Method::Invite {
-            out.push_header(&Hdr::ALLOW, crate::interop::egress::ALLOW)?;
+            let allow = self
+                .profile(side)
+                .map_or(crate::interop::egress::ALLOW, |p| {
+                    crate::interop::egress::allow_for(p)
+                });
+            out.push_header(&Hdr::ALLOW, allow)?;
         }
         for (h, v) in self.answer_session(cx, side, req) {
             out.push_header(&h, v)?;

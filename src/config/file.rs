@@ -231,6 +231,15 @@ pub struct ProfileFile {
     pub session_timer: SessionTimerSection,
     #[serde(default)]
     pub sip: ProfileSipSection,
+    #[serde(default)]
+    pub transfer: TransferSection,
+}
+
+/// `[transfer]`: REFER from this peer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSection {
+    pub mode: Option<Spanned<String>>,
 }
 
 /// A profile's `[sip]`.

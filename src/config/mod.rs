@@ -109,6 +109,8 @@ pub struct Profile {
     /// `[sip] allow`: the methods this peer takes, whatever its own `Allow` says (None: trust
     /// its `Allow`).
     pub allow: Option<Vec<String>>,
+    /// `[transfer] mode`: what a REFER from this peer does.
+    pub transfer: crate::interop::transfer::TransferMode,
     /// `[session_timer]`: RFC 4028 on this peer's leg.
     pub session_timer: crate::interop::session_timer::SessionTimerPolicy,
 }

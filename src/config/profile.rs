@@ -14,6 +14,7 @@ use super::file::{self, ProfileFile};
 use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
 use crate::interop::causes::{CausePolicy, Q850Cause};
 use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+use crate::interop::transfer::TransferMode;
 use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, valid_uri_params};
 use crate::media::Latch;
 use crate::sip::Target;
@@ -293,6 +294,22 @@ fn load_profile(
         }
         out
     });
+    let transfer = match &file.transfer.mode {
+        None => TransferMode::Refuse,
+        Some(m) => match m.get_ref().as_str() {
+            "refuse" => TransferMode::Refuse,
+            "relay" => TransferMode::Relay,
+            other => {
+                errs.push(ConfigError::at(
+                    path,
+                    text,
+                    m.span().start,
+                    format!("[transfer] mode {other:?} must be \"refuse\" or \"relay\""),
+                ));
+                TransferMode::Refuse
+            }
+        },
+    };
     let session_timer =
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
     (errs.len() == before).then(|| Profile {
@@ -328,6 +345,7 @@ fn load_profile(
         register: peer_auth.1,
         session_timer,
         allow,
+        transfer,
     })
 }
 

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use super::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, map_address_uris, rehost_uri};
+use super::transfer::TransferMode;
 use super::uri::{UriPolicy, is_telephone_number, normalise_number, peer_uri};
 use crate::config::{Profile, Role};
 use crate::sip::{
@@ -14,6 +15,14 @@ use crate::sip::{
 
 /// Methods the gateway handles; sent in Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK";
+
+/// Our `Allow` toward `peer`: what we accept from it, REFER when its `[transfer]` relays.
+pub fn allow_for(peer: &Profile) -> &'static str {
+    match peer.transfer {
+        TransferMode::Relay => "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, REFER",
+        TransferMode::Refuse => ALLOW,
+    }
+}
 
 /// A body as it should reach `peer`: SDP gets the peer's ptime (when its profile sets one);
 /// everything else passes untouched.
@@ -109,7 +118,7 @@ pub fn relayed_response(
         }
     }
     if matches!(method, Method::Invite) || status == 405 {
-        out.push_header(&Hdr::ALLOW, ALLOW)?;
+        out.push_header(&Hdr::ALLOW, allow_for(to_peer))?;
     }
     out.copy_headers_except(from.headers_raw(), &PER_LEG_HEADERS);
     for h in REHOSTED_HEADERS.iter() {

@@ -5,4 +5,5 @@ pub mod egress;
 pub mod prack;
 pub mod session_timer;
 pub mod topology;
+pub mod transfer;
 pub mod uri;

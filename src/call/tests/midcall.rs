@@ -506,3 +506,83 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
     assert_eq!(h.statuses(PHONE), vec![200]);
     assert!(h.take(CARRIER_A).is_empty());
 }
+
+#[test]
+fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.transfer = crate::interop::transfer::TransferMode::Relay;
+        }
+    }));
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    assert!(
+        ok.header(&Hdr::ALLOW).unwrap().contains("REFER"),
+        "the PBX is told it may transfer"
+    );
+    assert!(!inv.header(&Hdr::ALLOW).unwrap().contains("REFER"));
+    // An attended transfer from the PBX: the carrier is told to call the number via the
+    // gateway, with no Replaces naming the PBX's dialogs.
+    let refer = from_phone("REFER", &tag, 2, "z9hG4bKref2", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+8610456@10.0.0.9?Replaces=x%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n\
+         Referred-By: <sip:1000@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    assert_eq!(
+        out.header(&Hdr::named("Refer-To")).as_deref(),
+        Some("<sip:+8610456@127.0.0.1>")
+    );
+    let by = out.header(&Hdr::named("Referred-By")).unwrap();
+    assert!(!by.contains("10.0.0.9"), "{by}");
+    h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
+    assert!(h.statuses(PHONE).contains(&202));
+    // The carrier's NOTIFY (Event: refer) reaches the PBX; its 200 goes back.
+    let notify = in_dialog(
+        "NOTIFY",
+        "sip:127.0.0.1:5060",
+        "<sip:+8610123@ims.example.com>;tag=carrier1",
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKn1",
+        "127.0.0.3:5060",
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        "Event: refer\r\nSubscription-State: active;expires=60\r\nContent-Length: 0",
+    );
+    h.recv(CARRIER_A, &notify);
+    let n = h.one_request(PHONE, Method::Notify);
+    assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer"));
+    h.recv_msg(PHONE, reply(&n, 200, &tag, &[], None));
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    // The carrier's profile does not relay: its REFER is refused, and a target that is no
+    // number is refused too.
+    let carrier_refer = in_dialog(
+        "REFER",
+        "sip:127.0.0.1:5060",
+        "<sip:+8610123@ims.example.com>;tag=carrier1",
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        2,
+        "z9hG4bKr2",
+        "127.0.0.3:5060",
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+19005550100@127.0.0.3>\r\nContent-Length: 0",
+    );
+    h.recv(CARRIER_A, &carrier_refer);
+    assert_eq!(h.statuses(CARRIER_A), vec![403]);
+    let bad = from_phone("REFER", &tag, 3, "z9hG4bKref3", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:alice@evil.example>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &bad);
+    assert_eq!(h.statuses(PHONE), vec![403]);
+    assert!(h.take(CARRIER_A).is_empty());
+}

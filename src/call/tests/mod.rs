@@ -70,6 +70,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         register: None,
         session_timer: Default::default(),
         allow: None,
+        transfer: Default::default(),
     };
     (p.name.clone(), Arc::new(p))
 }

@@ -1,0 +1,104 @@
+//! Call transfer (REFER, RFC 3515) between the legs, per the referring peer's `[transfer]`.
+//!
+//! Relaying a REFER lets one party make the other party's side place a call. The gateway
+//! never lets that call go around it: the `Refer-To` the transferee gets names the gateway
+//! (`sip:NUMBER@<advertise>`), so the new call arrives here and is routed, limited and
+//! recorded as a call from the transferee's profile, like any other.
+
+use crate::interop::uri::UriPolicy;
+use crate::interop::uri::normalise_number;
+use crate::sip::{dialled_number, split_header_list};
+
+/// `[transfer] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferMode {
+    /// REFER from this peer gets 403 (RFC 3515 lets the recipient refuse).
+    #[default]
+    Refuse,
+    /// REFER from this peer goes to the other leg, its target rewritten to the gateway;
+    /// the transferee's progress reports (NOTIFY, `Event: refer`) come back.
+    Relay,
+}
+
+/// Why a REFER cannot be relayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferError {
+    #[error("no Refer-To, or more than one")]
+    Missing,
+    #[error("the transfer target is not a telephone number")]
+    NotANumber,
+}
+
+/// The `Refer-To` toward the transferee for the referrer's `value`: the target's number at
+/// the gateway's host. URI parameters and embedded headers (`?Replaces=…`, which would name
+/// the other leg's dialog) are dropped, so an attended transfer becomes a blind one.
+pub fn refer_to_via_gateway(value: &str, host: &str) -> Result<String, ReferError> {
+    let elements = split_header_list(value);
+    let [element] = elements.as_slice() else {
+        return Err(ReferError::Missing);
+    };
+    let uri = match (element.find('<'), element.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &element[open + 1..close],
+        _ => element.split(';').next().unwrap_or_default(),
+    };
+    // Embedded headers first: `sip:100@pbx?Replaces=…` is not a number URI otherwise.
+    let uri = uri.split('?').next().unwrap_or_default().trim();
+    let number = dialled_number(uri)
+        .map(|n| normalise_number(&n, &UriPolicy::default()))
+        .filter(|n| is_number(n))
+        .ok_or(ReferError::NotANumber)?;
+    Ok(format!("<sip:{number}@{host}>"))
+}
+
+fn is_number(n: &str) -> bool {
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    !digits.is_empty()
+        && digits.len() <= 32
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_the_number_at_the_gateway() {
+        assert_eq!(
+            refer_to_via_gateway("<sip:+8610456@10.0.0.7:5060;user=phone>", "gw.example").unwrap(),
+            "<sip:+8610456@gw.example>"
+        );
+        assert_eq!(
+            refer_to_via_gateway("sip:2001@pbx.local", "gw").unwrap(),
+            "<sip:2001@gw>"
+        );
+        assert_eq!(
+            refer_to_via_gateway("<tel:+86-10-456>", "gw").unwrap(),
+            "<sip:+8610456@gw>"
+        );
+    }
+
+    #[test]
+    fn an_attended_transfer_loses_its_replaces() {
+        let v = "<sip:2001@10.0.0.7?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>";
+        assert_eq!(refer_to_via_gateway(v, "gw").unwrap(), "<sip:2001@gw>");
+    }
+
+    #[test]
+    fn what_is_not_one_number_is_refused() {
+        assert_eq!(
+            refer_to_via_gateway("<sip:alice@example.com>", "gw"),
+            Err(ReferError::NotANumber)
+        );
+        assert_eq!(
+            refer_to_via_gateway("<sip:1@a>, <sip:2@b>", "gw"),
+            Err(ReferError::Missing)
+        );
+        assert_eq!(refer_to_via_gateway("", "gw"), Err(ReferError::Missing));
+        assert_eq!(
+            refer_to_via_gateway("<http://evil.example/1234>", "gw"),
+            Err(ReferError::NotANumber)
+        );
+    }
+}
