@@ -174,6 +174,69 @@ impl Client for Linphone {
     }
 }
 
+/// Sofia-SIP's NUA (GNOME Calls' stack) in `tests/clients/sofia/nua-phone.c`, built here
+/// against Debian's `libsofia-sip-ua-dev`. Sofia has no media engine: the little phone sends
+/// its own RTP and counts what returns.
+struct Sofia {
+    bin: PathBuf,
+}
+
+impl Sofia {
+    fn build() -> Sofia {
+        let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nua-phone");
+        let flags = Command::new("pkg-config")
+            .args(["--cflags", "--libs", "sofia-sip-ua"])
+            .output()
+            .expect("pkg-config");
+        assert!(
+            flags.status.success(),
+            "libsofia-sip-ua-dev is not installed: `scripts/dev test` installs it"
+        );
+        let flags = String::from_utf8_lossy(&flags.stdout).into_owned();
+        let out = Command::new("cc")
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&bin)
+            .arg(data("sofia/nua-phone.c"))
+            .args(flags.split_whitespace())
+            .output()
+            .expect("cc");
+        assert!(
+            out.status.success(),
+            "nua-phone does not build:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Sofia { bin }
+    }
+}
+
+impl Client for Sofia {
+    fn name(&self) -> &'static str {
+        "Sofia-SIP nua (tests/clients/sofia)"
+    }
+
+    fn version(&self) -> String {
+        let v = Command::new("pkg-config")
+            .args(["--modversion", "sofia-sip-ua"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        format!("sofia-sip-ua {v}")
+    }
+
+    fn start(&self, port: u16, dir: &Path, dial: Option<&str>, talk: Duration) -> Child {
+        let mut cmd = Command::new(&self.bin);
+        let rtp = free_port(PHONE_IP);
+        cmd.args(["--bind", &format!("{PHONE_IP}:{port}")])
+            .args(["--rtp", &rtp.to_string()])
+            .args(["--talk", &talk.as_secs().to_string()]);
+        match dial {
+            Some(uri) => cmd.args(["--dial", uri, "--seconds", "12"]),
+            None => cmd.args(["--seconds", &(talk.as_secs() + 8).to_string()]),
+        };
+        spawn_logged(cmd, dir, "nua-phone")
+    }
+}
+
 fn first_line(cmd: &mut Command, prefix: &str) -> String {
     let out = cmd.output().map(|o| {
         let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -355,4 +418,9 @@ fn linphonec_calls_and_answers_through_the_gateway() {
         "linphonec is not installed: `scripts/dev test` installs it (apt-get install linphone-cli)"
     );
     client_calls_both_ways(&Linphone);
+}
+
+#[test]
+fn sofia_sip_calls_and_answers_through_the_gateway() {
+    client_calls_both_ways(&Sofia::build());
 }
