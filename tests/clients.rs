@@ -225,6 +225,8 @@ impl Client for Sofia {
 
     fn start(&self, port: u16, dir: &Path, dial: Option<&str>, talk: Duration) -> Child {
         let mut cmd = Command::new(&self.bin);
+        // Sofia's own message trace, in the log shown when a run fails.
+        cmd.env("TPORT_LOG", "1").env("NUA_DEBUG", "3");
         let rtp = free_port(PHONE_IP);
         cmd.args(["--bind", &format!("{PHONE_IP}:{port}")])
             .args(["--rtp", &rtp.to_string()])

@@ -127,7 +127,7 @@ fn world() -> World {
     std::fs::write(
         pdir.join("carrier-a.toml"),
         format!(
-            "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER_A_IP}:{}\"\nmatch = [\"{CARRIER_A_IP}/32\"]\ndomain = \"carrier-a.example\"\n\n[media]\nanchor = true\n",
+            "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER_A_IP}:{}\"\nmatch = [\"{CARRIER_A_IP}/32\"]\ndomain = \"carrier-a.example\"\n\n[media]\nanchor = true\n\n[headers]\npass = [\"X-Phone-Trace\"]\n",
             ports.carrier_a
         ),
     )

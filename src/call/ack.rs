@@ -23,7 +23,7 @@ impl Call {
             self.uas_rel.held_2xx = Some((resp, b_cseq));
             return;
         }
-        self.uas_rel.pending = None;
+        self.uas_rel.crossed_rseq = self.uas_rel.pending.take().map(|p| p.rseq);
         self.uas_rel.queue.clear();
         self.timers.clear(CallTimer::Rel1xx);
         let Some(txn) = self.caller_txn() else {

@@ -195,18 +195,22 @@ impl Call {
             .map(String::from)
             .collect();
         let invite_cseq = self.template().cseq().map_or(0, |c| c.0);
-        let matches = self
-            .uas_rel
-            .pending
-            .as_ref()
-            .is_some_and(|p| match &rack[..] {
-                [rseq, cseq, method] => {
-                    rseq.parse::<u32>().ok() == Some(p.rseq)
-                        && cseq.parse::<u32>().ok() == Some(invite_cseq)
-                        && method.eq_ignore_ascii_case("INVITE")
-                }
-                _ => false,
-            });
+        let acked = |want: Option<u32>| match (&rack[..], want) {
+            ([rseq, cseq, method], Some(want)) => {
+                rseq.parse::<u32>().ok() == Some(want)
+                    && cseq.parse::<u32>().ok() == Some(invite_cseq)
+                    && method.eq_ignore_ascii_case("INVITE")
+            }
+            _ => false,
+        };
+        // The PRACK of a provisional our 2xx overtook (RFC 3262 §3 lets a 2xx go before the
+        // PRACK of an 18x without SDP): acknowledged, nothing else to do.
+        if acked(self.uas_rel.crossed_rseq) {
+            self.uas_rel.crossed_rseq = None;
+            cx.respond(id, req, 200, "OK", &[]);
+            return;
+        }
+        let matches = acked(self.uas_rel.pending.as_ref().map(|p| p.rseq));
         if !matches {
             cx.respond(id, req, 481, "Call/Transaction Does Not Exist", &[]);
             return;

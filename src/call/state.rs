@@ -148,6 +148,9 @@ pub struct UasRel {
     pub queue: std::collections::VecDeque<Response>,
     /// A 2xx held back because the unacknowledged provisional carried SDP.
     pub held_2xx: Option<(Response, u32)>,
+    /// The RSeq of a provisional without SDP still unacknowledged when our 2xx went: its
+    /// PRACK may cross the 2xx and still gets 200 (a 481 would end the caller's dialog).
+    pub crossed_rseq: Option<u32>,
 }
 
 /// A reliable provisional we retransmit until PRACKed.

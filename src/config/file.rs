@@ -233,6 +233,19 @@ pub struct ProfileFile {
     pub sip: ProfileSipSection,
     #[serde(default)]
     pub transfer: TransferSection,
+    #[serde(default)]
+    pub headers: HeadersSection,
+}
+
+/// `[headers]`: the header policy toward this peer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersSection {
+    #[serde(default)]
+    pub pass: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub strip: Vec<Spanned<String>>,
+    pub user_agent: Option<Spanned<String>>,
 }
 
 /// `[transfer]`: REFER from this peer.

@@ -109,6 +109,8 @@ pub struct Profile {
     /// `[sip] allow`: the methods this peer takes, whatever its own `Allow` says (None: trust
     /// its `Allow`).
     pub allow: Option<Vec<String>>,
+    /// `[headers]`: which headers from the other leg reach this peer, and our User-Agent.
+    pub headers: crate::interop::headers::HeaderPolicy,
     /// `[transfer] mode`: what a REFER from this peer does.
     pub transfer: crate::interop::transfer::TransferMode,
     /// `[session_timer]`: RFC 4028 on this peer's leg.

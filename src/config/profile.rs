@@ -13,11 +13,12 @@ use toml::Spanned;
 use super::file::{self, ProfileFile};
 use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
 use crate::interop::causes::{CausePolicy, Q850Cause};
+use crate::interop::headers::HeaderPolicy;
 use crate::interop::prack::{On405, PrackMode, PrackPolicy};
 use crate::interop::transfer::TransferMode;
 use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, valid_uri_params};
 use crate::media::Latch;
-use crate::sip::Target;
+use crate::sip::{Hdr, Target};
 
 /// Where the profiles come from.
 pub(super) enum ProfileSource<'a> {
@@ -310,6 +311,7 @@ fn load_profile(
             }
         },
     };
+    let headers = header_policy(&file.headers, path, text, errs);
     let session_timer =
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
     (errs.len() == before).then(|| Profile {
@@ -346,6 +348,7 @@ fn load_profile(
         session_timer,
         allow,
         transfer,
+        headers,
     })
 }
 
@@ -465,4 +468,55 @@ fn prack_policy(
         };
     }
     p
+}
+
+fn header_policy(
+    h: &file::HeadersSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> HeaderPolicy {
+    let mut names = |list: &[Spanned<String>], key: &str, pass: bool| -> Vec<Hdr> {
+        let mut out = Vec::new();
+        for n in list {
+            let at = |msg: String| ConfigError::at(path, text, n.span().start, msg);
+            match Hdr::from_config(n.get_ref().trim()) {
+                None => errs.push(at(format!(
+                    "[headers] {key}: {:?} is not a header name",
+                    n.get_ref()
+                ))),
+                Some(hdr) if pass => match crate::interop::headers::pass_refusal(&hdr) {
+                    Some(why) => errs.push(at(format!(
+                        "[headers] pass: {} cannot be passed: {why}",
+                        n.get_ref()
+                    ))),
+                    None => out.push(hdr),
+                },
+                Some(hdr) => out.push(hdr),
+            }
+        }
+        out
+    };
+    let pass = names(&h.pass, "pass", true);
+    let strip = names(&h.strip, "strip", false);
+    let user_agent = h.user_agent.as_ref().and_then(|ua| {
+        let v = ua.get_ref().trim();
+        // One header value: printable, no line breaks, not empty.
+        if v.is_empty() || v.len() > 128 || v.chars().any(|c| c.is_control()) {
+            errs.push(ConfigError::at(
+                path,
+                text,
+                ua.span().start,
+                "[headers] user_agent must be 1..=128 printable characters",
+            ));
+            None
+        } else {
+            Some(v.to_string())
+        }
+    });
+    HeaderPolicy {
+        pass,
+        strip,
+        user_agent,
+    }
 }

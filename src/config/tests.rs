@@ -290,3 +290,53 @@ fn from_texts_validates_exactly_as_load_does() {
         "{text}"
     );
 }
+
+#[test]
+fn call_policy_keys_are_validated_with_positions() {
+    let mut ps = standard_profiles();
+    ps[1].1.push_str(
+        "[session_timer]\nmode = \"sometimes\"\nexpires_s = 30\n\
+         [transfer]\nmode = \"always\"\n\
+         [sip]\nallow = [\"INVITE\", \"BY E\"]\n\
+         [headers]\npass = [\"Via\", \"X Bad\"]\nuser_agent = \"\"\n",
+    );
+    let dir = write_tree(GATEWAY, &ps);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "carrier-a.toml:6:8: [session_timer] mode \"sometimes\"",
+        "carrier-a.toml:7:13: [session_timer] expires_s must be 90..=86400 seconds",
+        "carrier-a.toml:9:8: [transfer] mode \"always\" must be \"refuse\" or \"relay\"",
+        "[sip] allow: \"BY E\" is not a SIP method",
+        "[headers] pass: Via cannot be passed",
+        "[headers] pass: \"X Bad\" is not a header name",
+        "[headers] user_agent must be 1..=128 printable characters",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // And a good set loads into the profile.
+    let mut ps = standard_profiles();
+    ps[1].1.push_str(
+        "[session_timer]\nmode = \"require\"\nexpires_s = 600\nmin_se_s = 120\n\
+         [transfer]\nmode = \"relay\"\n[sip]\nallow = [\"invite\", \"ACK\", \"BYE\"]\n\
+         [headers]\npass = [\"X-Billing\"]\nstrip = [\"Subject\"]\nuser_agent = \"tg\"\n",
+    );
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let p = cfg.profile(&PeerName("carrier-a".into())).unwrap();
+    assert_eq!(
+        p.session_timer.mode,
+        crate::interop::session_timer::TimerMode::Require
+    );
+    assert_eq!(p.session_timer.expires, Duration::from_secs(600));
+    assert_eq!(p.session_timer.min_se, Duration::from_secs(120));
+    assert_eq!(p.transfer, crate::interop::transfer::TransferMode::Relay);
+    assert_eq!(
+        p.allow.as_deref(),
+        Some(&["INVITE".to_string(), "ACK".into(), "BYE".into()][..])
+    );
+    assert!(p.headers.copies(&crate::sip::Hdr::named("X-Billing")));
+    assert!(!p.headers.copies(&crate::sip::Hdr::named("Subject")));
+    assert_eq!(p.headers.user_agent.as_deref(), Some("tg"));
+}

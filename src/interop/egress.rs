@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS, map_address_uris, rehost_uri};
+use super::topology::{REHOSTED_HEADERS, map_address_uris, rehost_uri};
 use super::transfer::TransferMode;
 use super::uri::{UriPolicy, is_telephone_number, normalise_number, peer_uri};
 use crate::config::{Profile, Role};
@@ -72,19 +72,26 @@ pub fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> Strin
     })
 }
 
-/// Copy end-to-end headers of `src` onto a request for `peer`: unknown headers verbatim,
-/// identity headers with numbers in the peer's form and hosts hidden.
+/// Copy end-to-end headers of `src` onto a request for `peer`: those its `[headers]` policy
+/// lets through verbatim, identity headers with numbers in the peer's form and hosts hidden,
+/// and our `User-Agent` when the profile names one.
 pub fn copy_end_to_end(
     out: &mut Request,
     src: &Request,
     local: &LocalAddrs,
     peer: &Profile,
 ) -> Result<(), SipError> {
-    out.copy_headers_except(src.headers_raw(), &PER_LEG_HEADERS);
-    for h in REHOSTED_HEADERS.iter() {
+    out.copy_headers_where(src.headers_raw(), |h| peer.headers.copies(h));
+    for h in REHOSTED_HEADERS
+        .iter()
+        .filter(|h| peer.headers.keeps_identity(h))
+    {
         for v in src.header_lines(h) {
             out.push_header(h, identity_header(&v, local, peer))?;
         }
+    }
+    if let Some(ua) = &peer.headers.user_agent {
+        out.push_header(&Hdr::USER_AGENT, ua.clone())?;
     }
     Ok(())
 }
@@ -120,11 +127,17 @@ pub fn relayed_response(
     if matches!(method, Method::Invite) || status == 405 {
         out.push_header(&Hdr::ALLOW, allow_for(to_peer))?;
     }
-    out.copy_headers_except(from.headers_raw(), &PER_LEG_HEADERS);
-    for h in REHOSTED_HEADERS.iter() {
+    out.copy_headers_where(from.headers_raw(), |h| to_peer.headers.copies(h));
+    for h in REHOSTED_HEADERS
+        .iter()
+        .filter(|h| to_peer.headers.keeps_identity(h))
+    {
         for v in from.header_lines(h) {
             out.push_header(h, identity_header(&v, local, to_peer))?;
         }
+    }
+    if let Some(server) = &to_peer.headers.user_agent {
+        out.push_header(&Hdr::SERVER, server.clone())?;
     }
     out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     if !from.body().is_empty() {

@@ -2,6 +2,7 @@
 
 pub mod causes;
 pub mod egress;
+pub mod headers;
 pub mod prack;
 pub mod session_timer;
 pub mod topology;

@@ -46,6 +46,17 @@ impl Hdr {
         Hdr(HeaderName::parse(&Bytes::from_static(name.as_bytes())))
     }
 
+    /// A header name an operator wrote (`[headers] pass`): None unless it is a token
+    /// (RFC 3261 §25.1), the only thing a header name can be.
+    pub fn from_config(name: &str) -> Option<Hdr> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        ok.then(|| Hdr(HeaderName::parse(&Bytes::copy_from_slice(name.as_bytes()))))
+    }
+
     /// The canonical spelling.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(self.0.canonical()).unwrap_or("?")

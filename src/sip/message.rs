@@ -284,6 +284,15 @@ macro_rules! common_accessors {
             }
         }
 
+        /// Copy, in order and byte for byte, every header of `src` that `keep` accepts.
+        pub fn copy_headers_where(&mut self, src: &Headers, keep: impl Fn(&Hdr) -> bool) {
+            for h in src.iter() {
+                if keep(&Hdr(h.name().clone())) {
+                    self.0.headers.push(h.clone());
+                }
+            }
+        }
+
         /// The Call-ID, if present.
         pub fn call_id(&self) -> Option<String> {
             self.header(&Hdr::CALL_ID)

@@ -164,6 +164,17 @@ impl Gateway {
             ),
         )
         .unwrap();
+        // The scenarios' X-Phone-Trace must cross the gateway (basic-call checks it, as
+        // carrier-a, carrier-b or the PBX): `[headers]` is an allow-list, so every profile
+        // passes it unless a test sets its own.
+        let with_trace = |extra: &str| {
+            if extra.contains("[headers]") {
+                extra.to_string()
+            } else {
+                format!("{extra}\n[headers]\npass = [\"X-Phone-Trace\"]\n")
+            }
+        };
+        let carrier_a_extra = with_trace(&opts.carrier_a_extra);
         let pdir = dir.path().join("profiles");
         std::fs::create_dir(&pdir).unwrap();
         let profile = |name: &str,
@@ -186,7 +197,7 @@ impl Gateway {
                 PHONE_IP,
                 ports.phone,
                 "pbx.example",
-                &opts.pbx_extra,
+                &with_trace(&opts.pbx_extra),
             ),
         )
         .unwrap();
@@ -199,7 +210,7 @@ impl Gateway {
                 CARRIER_A_IP,
                 ports.carrier_a,
                 opts.carrier_a_domain,
-                &opts.carrier_a_extra,
+                &carrier_a_extra,
             ),
         )
         .unwrap();
@@ -212,7 +223,7 @@ impl Gateway {
                 CARRIER_B_IP,
                 ports.carrier_b,
                 "carrier-b.example",
-                "",
+                &with_trace(""),
             ),
         )
         .unwrap();

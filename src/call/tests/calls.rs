@@ -20,10 +20,8 @@ fn basic_call_bye_from_caller_and_topology_hiding() {
     assert!(!head.contains("call-1"), "caller Call-ID leaked:\n{head}");
     assert!(!head.contains("alice1"), "caller tag leaked:\n{head}");
     assert_eq!(inv.uri(), "sip:+8610123@ims.example.com");
-    assert_eq!(
-        inv.header(&Hdr::named("X-Custom")).as_deref(),
-        Some("keep me")
-    );
+    // Headers nobody listed stay on the phone's leg (`[headers]` is an allow-list).
+    assert_eq!(inv.header(&Hdr::named("X-Custom")), None);
     assert_eq!(
         inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
         Some("\"Alice\" <sip:1000@ims.example.com>")
@@ -496,8 +494,65 @@ fn headers_naming_the_other_side_do_not_cross() {
     ] {
         assert!(!wire.contains(gone), "{gone} crossed:\n{wire}");
     }
-    assert!(
-        wire.contains("X-Custom: keep me"),
-        "unknown headers still pass"
+    assert!(!wire.contains("X-Custom"), "unlisted headers stay behind");
+}
+
+#[test]
+fn the_receiving_peers_header_policy_passes_strips_and_names_us() {
+    use crate::interop::headers::HeaderPolicy;
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.headers = HeaderPolicy {
+                pass: vec![Hdr::named("X-Custom")],
+                strip: vec![Hdr::named("Subject"), Hdr::P_ASSERTED_IDENTITY],
+                user_agent: Some("trunkgate".into()),
+            };
+        }
+    }));
+    h.recv(
+        PHONE,
+        &invite_text(
+            "hp-1",
+            "z9hG4bKhp1",
+            "+8610123",
+            "Subject: hello\r\nPriority: urgent\r\nUser-Agent: Yealink T46\r\n",
+        ),
     );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        inv.header(&Hdr::named("X-Custom")).as_deref(),
+        Some("keep me")
+    );
+    assert_eq!(inv.header(&Hdr::named("Subject")), None);
+    assert_eq!(inv.header(&Hdr::P_ASSERTED_IDENTITY), None);
+    assert_eq!(
+        inv.header(&Hdr::named("Priority")).as_deref(),
+        Some("urgent")
+    );
+    assert_eq!(
+        inv.header_lines(&Hdr::USER_AGENT),
+        vec!["trunkgate".to_string()]
+    );
+    // Toward the phone (default policy) the carrier's Server stays behind and nothing of
+    // ours is added.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "c1",
+            &[
+                (Hdr::SERVER, "Carrier SBC 9.1"),
+                (Hdr::named("X-Carrier"), "x"),
+            ],
+            None,
+        ),
+    );
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 180)
+        .unwrap();
+    assert_eq!(r.header(&Hdr::SERVER), None);
+    assert_eq!(r.header(&Hdr::named("X-Carrier")), None);
 }

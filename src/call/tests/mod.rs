@@ -71,6 +71,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         session_timer: Default::default(),
         allow: None,
         transfer: Default::default(),
+        headers: Default::default(),
     };
     (p.name.clone(), Arc::new(p))
 }

@@ -309,3 +309,64 @@ fn prack_is_retransmitted_over_udp_until_answered() {
         "Timer E at 0.5 s and 1.5 s"
     );
 }
+
+/// Found by Sofia-SIP in tests/clients.rs: the carrier's 200 came right after its 180, so our
+/// 200 overtook the phone's PRACK of the reliable 180 (allowed: the 180 had no SDP). That
+/// PRACK must get 200, not 481, which ends the phone's dialog (RFC 5057) right after answer.
+#[test]
+fn a_prack_that_crosses_our_2xx_is_answered_200() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("p9", "z9hG4bKp9"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c9", &[], None));
+    let r180 = h.take_responses(PHONE).remove(0);
+    let rseq: u32 = r180.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = r180.to_tag().unwrap();
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c9",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    assert_eq!(
+        h.statuses(PHONE),
+        vec![200],
+        "the 2xx does not wait for this PRACK"
+    );
+    let prack = in_dialog(
+        "PRACK",
+        "sip:127.0.0.1:5060",
+        phone_from(),
+        &phone_to(&tag),
+        "p9",
+        2,
+        "z9hG4bKpr9",
+        "127.0.0.2:5060",
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
+    );
+    h.recv(PHONE, &prack);
+    let r = h.take_responses(PHONE);
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.status(), r.cseq().unwrap().1))
+            .collect::<Vec<_>>(),
+        vec![(200, Method::Prack)]
+    );
+    // Once: a second PRACK for it is a stranger's.
+    h.recv(
+        PHONE,
+        &prack
+            .replace("z9hG4bKpr9", "z9hG4bKpr9b")
+            .replace("CSeq: 2 PRACK", "CSeq: 3 PRACK"),
+    );
+    assert_eq!(h.statuses(PHONE), vec![481]);
+}

@@ -1,0 +1,112 @@
+//! Which headers cross from one leg to the other: an allow-list. The gateway builds every
+//! per-leg header itself (`topology::PER_LEG_HEADERS`) and rewrites the identity headers
+//! (`topology::REHOSTED_HEADERS`); of the rest only the end-to-end headers below are copied,
+//! plus what the receiving peer's `[headers] pass` adds, minus its `strip`. Anything else (a
+//! PBX's `X-` headers, a vendor's diagnostics) stays on the leg it came from.
+
+use std::sync::LazyLock;
+
+use super::topology::PER_LEG_HEADERS;
+use crate::sip::Hdr;
+
+/// Headers that describe the call or the body rather than a hop, copied by default.
+pub static END_TO_END: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
+    [
+        // The call as the caller described it.
+        "Subject",
+        "Priority",
+        "Organization",
+        "Date",
+        "Expires",
+        "Timestamp",
+        "Privacy",
+        "Resource-Priority",
+        "Accept-Resource-Priority",
+        "User-to-User",
+        "Session-ID",
+        "P-Early-Media",
+        "Reason",
+        // What the sender takes, and the body it sent.
+        "Accept",
+        "Accept-Language",
+        "Accept-Encoding",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "MIME-Version",
+        // INFO packages (RFC 6086) and the transfer's subscription (RFC 3515, 4488).
+        "Recv-Info",
+        "Info-Package",
+        "Event",
+        "Subscription-State",
+        "Allow-Events",
+        "Refer-Sub",
+    ]
+    .into_iter()
+    .map(Hdr::named)
+    .collect()
+});
+
+/// A profile's `[headers]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeaderPolicy {
+    /// Copied to this peer besides [`END_TO_END`].
+    pub pass: Vec<Hdr>,
+    /// Never copied to this peer (wins over `pass` and the defaults; identity headers too).
+    pub strip: Vec<Hdr>,
+    /// `User-Agent` of our requests and `Server` of our responses toward this peer (None:
+    /// neither header is sent).
+    pub user_agent: Option<String>,
+}
+
+impl HeaderPolicy {
+    /// Whether a header named `h` from the other leg is copied to this peer.
+    pub fn copies(&self, h: &Hdr) -> bool {
+        !self.strip.contains(h)
+            && !PER_LEG_HEADERS.contains(h)
+            && (END_TO_END.contains(h) || self.pass.contains(h))
+    }
+
+    /// Whether the identity header `h` (rewritten for this peer) reaches it at all.
+    pub fn keeps_identity(&self, h: &Hdr) -> bool {
+        !self.strip.contains(h)
+    }
+}
+
+/// Why a header name cannot be in `[headers] pass`.
+pub fn pass_refusal(h: &Hdr) -> Option<&'static str> {
+    PER_LEG_HEADERS
+        .contains(h)
+        .then_some("the gateway writes it for each leg itself (or never copies it)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_end_to_end_headers_and_passed_ones_cross() {
+        let p = HeaderPolicy::default();
+        assert!(p.copies(&Hdr::named("Subject")));
+        assert!(p.copies(&Hdr::named("subject")));
+        assert!(!p.copies(&Hdr::named("X-Custom")));
+        assert!(!p.copies(&Hdr::VIA));
+        assert!(!p.copies(&Hdr::named("User-Agent")));
+        let p = HeaderPolicy {
+            pass: vec![Hdr::named("X-Custom")],
+            strip: vec![Hdr::named("Subject"), Hdr::P_ASSERTED_IDENTITY],
+            user_agent: None,
+        };
+        assert!(p.copies(&Hdr::named("x-custom")));
+        assert!(!p.copies(&Hdr::named("Subject")));
+        assert!(!p.keeps_identity(&Hdr::P_ASSERTED_IDENTITY));
+        assert!(p.keeps_identity(&Hdr::named("Diversion")));
+    }
+
+    #[test]
+    fn per_leg_headers_cannot_be_passed() {
+        assert!(pass_refusal(&Hdr::VIA).is_some());
+        assert!(pass_refusal(&Hdr::named("Record-Route")).is_some());
+        assert!(pass_refusal(&Hdr::named("X-Custom")).is_none());
+    }
+}
