@@ -36,6 +36,8 @@ enum Cmd {
 #[derive(Debug, Clone)]
 pub struct WavWriters {
     tx: Sender<Cmd>,
+    /// Recordings the disk refused (at open or mid-call), since start.
+    stopped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -47,10 +49,17 @@ impl std::fmt::Debug for Cmd {
 impl WavWriters {
     pub fn start() -> std::io::Result<(WavWriters, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel();
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = stopped.clone();
         let h = std::thread::Builder::new()
             .name("wav-writer".into())
-            .spawn(move || run(rx))?;
-        Ok((WavWriters { tx }, h))
+            .spawn(move || run(rx, &counted))?;
+        Ok((WavWriters { tx, stopped }, h))
+    }
+
+    /// How many recordings the disk refused so far.
+    pub fn stopped(&self) -> u64 {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn open(&self, id: u64, path: PathBuf, stereo: bool) {
@@ -80,7 +89,11 @@ struct Open {
     path: PathBuf,
 }
 
-fn run(rx: Receiver<Cmd>) {
+fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
+    let refused = |stage: &'static str| {
+        stopped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::ops::metrics::recording_failures(stage).increment(1);
+    };
     let mut files: HashMap<u64, Open> = HashMap::new();
     let written = crate::ops::metrics::recording_bytes();
     while let Ok(cmd) = rx.recv() {
@@ -89,7 +102,8 @@ fn run(rx: Receiver<Cmd>) {
                 if let Some(dir) = path.parent()
                     && let Err(e) = std::fs::create_dir_all(dir)
                 {
-                    tracing::error!(path = %path.display(), error = %e, "cannot create recording folder");
+                    refused("open");
+                    tracing::error!(path = %path.display(), error = %e, "cannot create recording folder: the call goes on unrecorded");
                     continue;
                 }
                 let spec = hound::WavSpec {
@@ -111,7 +125,8 @@ fn run(rx: Receiver<Cmd>) {
                         );
                     }
                     Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "cannot create recording")
+                        refused("open");
+                        tracing::error!(path = %path.display(), error = %e, "cannot create recording: the call goes on unrecorded")
                     }
                 }
             }
@@ -129,18 +144,29 @@ fn run(rx: Receiver<Cmd>) {
                         )
                     }
                 });
+                let r = r.and_then(|()| {
+                    if f.last_header.elapsed() >= HEADER_EVERY {
+                        f.last_header = Instant::now();
+                        f.writer.flush()
+                    } else {
+                        Ok(())
+                    }
+                });
                 match r {
                     Ok(()) => {
                         let per_frame = if f.stereo { 4 } else { 2 };
                         written.increment((frames.len() * per_frame) as u64);
                     }
                     Err(e) => {
-                        tracing::error!(path = %f.path.display(), error = %e, "recording write failed")
+                        // A full or failing disk: this recording stops here, once and for
+                        // all (no retry every 100 ms, no log flood); the call goes on, and
+                        // the file keeps what reached the disk.
+                        refused("write");
+                        tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
+                        if let Some(f) = files.remove(&id) {
+                            let _ = f.writer.finalize();
+                        }
                     }
-                }
-                if f.last_header.elapsed() >= HEADER_EVERY {
-                    let _ = f.writer.flush();
-                    f.last_header = Instant::now();
                 }
             }
             Cmd::Close { id } => {
@@ -175,6 +201,36 @@ mod tests {
         while !done() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// A disk that refuses writes (`/dev/full` answers ENOSPC) stops that recording once and
+    /// for all, and the other calls' recordings go on.
+    #[test]
+    fn a_full_disk_stops_one_recording_and_not_the_others() {
+        let full = PathBuf::from("/dev/full");
+        if !full.exists() {
+            return; // not Linux: no device that is always full
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _thread) = WavWriters::start().unwrap();
+        let ok = dir.path().join("ok.wav");
+        w.open(1, full, true);
+        w.open(2, ok.clone(), true);
+        // 3 s of audio each, in 100 ms batches: the full disk refuses the first flush.
+        for _ in 0..30 {
+            w.frames(1, vec![[1, 2]; 800]);
+            w.frames(2, vec![[1, 2]; 800]);
+        }
+        w.close(1);
+        w.close(2);
+        settle(|| hound::WavReader::open(&ok).is_ok_and(|r| r.duration() == 24_000));
+        assert_eq!(hound::WavReader::open(&ok).unwrap().duration(), 24_000);
+        assert_eq!(w.stopped(), 1, "stopped once, not once per batch");
+        // A folder that cannot exist: refused at open, and counted.
+        w.open(3, PathBuf::from("/dev/null/x/y.wav"), true);
+        w.frames(3, vec![[1, 2]; 80]);
+        settle(|| w.stopped() == 2);
+        assert_eq!(w.stopped(), 2);
     }
 
     #[test]

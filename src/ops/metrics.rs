@@ -35,6 +35,7 @@ pub const RETRANSMISSIONS: &str = "trunkgate_retransmissions_total";
 pub const REWRITES: &str = "trunkgate_rewrites_total";
 pub const RTP_BYTES: &str = "trunkgate_rtp_bytes_total";
 pub const RECORDING_BYTES: &str = "trunkgate_recording_bytes_total";
+pub const RECORDING_FAILURES: &str = "trunkgate_recording_failures_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -188,6 +189,10 @@ pub fn rtp_bytes(toward: &'static str) -> metrics::Counter {
 }
 
 /// Audio bytes written into recordings (the WAV data, headers aside).
+pub fn recording_failures(stage: &'static str) -> metrics::Counter {
+    counter!(RECORDING_FAILURES, "stage" => stage)
+}
+
 pub fn recording_bytes() -> metrics::Counter {
     counter!(RECORDING_BYTES)
 }
@@ -357,6 +362,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     );
     describe_counter!(RECORDING_BYTES, "Audio bytes written into call recordings");
     describe_counter!(
+        RECORDING_FAILURES,
+        "Recordings stopped because the disk refused them (stage: open or write); the calls go on"
+    );
+    describe_counter!(
         REWRITES,
         "Rewrites applied to messages toward peers, by kind (sdp_anchor, ptime, request_uri, 100rel)"
     );
@@ -407,6 +416,7 @@ mod tests {
         REWRITES,
         RTP_BYTES,
         RECORDING_BYTES,
+        RECORDING_FAILURES,
     ];
 
     #[test]
