@@ -239,6 +239,7 @@ impl Call {
         }
         match self.toward_caller(cx, &resp) {
             Ok(mut out) => {
+                self.carry_identity(&cx.env.local, Side::A, &mut out);
                 self.anchor_answer(cx, Side::B, &mut out);
                 self.send_provisional_to_caller(cx, out)
             }
@@ -299,6 +300,7 @@ impl Call {
                 return;
             }
         };
+        self.carry_identity(&cx.env.local, Side::A, &mut out);
         self.anchor_answer(cx, Side::B, &mut out);
         // The caller's leg gets its own session timer, negotiated on its INVITE.
         let caller_invite = self.template().clone();

@@ -250,6 +250,7 @@ impl Call {
             cx.respond(id, &req, 488, "Not Acceptable Here", &[]);
             return;
         }
+        self.carry_identity(&cx.env.local, other, &mut out);
         self.sign(cx, other, &mut out);
         if let Some(txn) = self.start_client(cx, out.clone(), target, TxnRole::Relay) {
             let relayed = Relayed {
@@ -285,6 +286,12 @@ impl Call {
                 &[(Hdr::RETRY_AFTER, "5")],
             );
             return;
+        }
+        // Its connected identity (IMS updates P-Asserted-Identity this way) goes with the
+        // next message toward the other side.
+        let pai = req.header_lines(&Hdr::P_ASSERTED_IDENTITY);
+        if req.method() == Method::Update && !pai.is_empty() {
+            self.identity = Some(Box::new((side.other(), pai)));
         }
         // A 2xx to UPDATE refreshes the target: it carries our Contact (RFC 3311 §5.2).
         let transport = self
@@ -365,6 +372,7 @@ impl Call {
         };
         match relayed_response(&rel.origin_req, &resp, &tag, &origin_peer, &cx.env.local) {
             Ok(mut out) => {
+                self.carry_identity(&cx.env.local, rel.origin, &mut out);
                 self.anchor_answer(cx, far, &mut out);
                 if refreshes {
                     self.announce_session(cx, rel.origin, &rel.origin_req, &mut out);

@@ -14,6 +14,7 @@ use super::phase::{AttemptState, Phase};
 use super::timers::TimerTable;
 use super::{CoreEvent, Direction, Output, PerSide, Side, Stage};
 use crate::config::{Config, PeerName, Profile};
+use crate::sip::Hdr;
 use crate::sip::{Method, Request, Response};
 use crate::txn::TxnId;
 
@@ -235,6 +236,10 @@ pub struct Call {
     pub sdp: PerSide<Option<Box<SdpSeen>>>,
     /// Our session refresh waiting for its answer.
     pub refresh: Option<Box<Refreshing>>,
+    /// A connected identity a peer sent in an UPDATE the gateway answered itself (the other
+    /// peer takes no UPDATE): the side it is for, and its P-Asserted-Identity lines. The next
+    /// message toward that side carries it.
+    pub identity: Option<Box<(Side, Vec<String>)>>,
 }
 
 /// What one leg's SDP exchange left, for session refreshes.
@@ -312,6 +317,7 @@ impl Call {
             session: Default::default(),
             sdp: Default::default(),
             refresh: None,
+            identity: None,
         }
     }
 
@@ -424,6 +430,32 @@ impl Call {
                 .dialog(side)
                 .and_then(|d| d.peer_allows.as_ref())
                 .is_some_and(listed),
+        }
+    }
+
+    /// A message toward `side` carries the identity an UPDATE answered here brought, if one
+    /// is waiting for that side (in that side's form), instead of its own.
+    pub(super) fn carry_identity<M: crate::sip::Body>(
+        &mut self,
+        local: &crate::sip::LocalAddrs,
+        side: Side,
+        msg: &mut M,
+    ) {
+        if self.identity.as_ref().is_none_or(|i| i.0 != side) {
+            return;
+        }
+        let (Some(pending), Some(peer)) = (self.identity.take(), self.profile(side)) else {
+            return;
+        };
+        if !peer.headers.keeps_identity(&Hdr::P_ASSERTED_IDENTITY) {
+            return;
+        }
+        msg.remove_header(&Hdr::P_ASSERTED_IDENTITY);
+        for v in &pending.1 {
+            let v = crate::interop::egress::identity_header(v, local, peer);
+            if let Err(e) = msg.insert_header_before_length(&Hdr::P_ASSERTED_IDENTITY, v) {
+                tracing::warn!(error = %e, "cannot carry the updated identity");
+            }
         }
     }
 

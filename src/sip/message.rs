@@ -640,6 +640,8 @@ pub trait Body {
     fn body(&self) -> &Bytes;
     fn content_type(&self) -> Option<String>;
     fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError>;
+    fn remove_header(&mut self, h: &Hdr) -> usize;
+    fn insert_header_before_length(&mut self, h: &Hdr, value: String) -> Result<(), SipError>;
 }
 
 macro_rules! impl_body {
@@ -657,6 +659,16 @@ macro_rules! impl_body {
                 content_type: Option<&str>,
             ) -> Result<(), SipError> {
                 <$t>::set_body(self, body, content_type)
+            }
+            fn remove_header(&mut self, h: &Hdr) -> usize {
+                <$t>::remove_header(self, h)
+            }
+            fn insert_header_before_length(
+                &mut self,
+                h: &Hdr,
+                value: String,
+            ) -> Result<(), SipError> {
+                <$t>::insert_header_before_length(self, h, value)
             }
         }
     };

@@ -586,3 +586,54 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     assert_eq!(h.statuses(PHONE), vec![403]);
     assert!(h.take(CARRIER_A).is_empty());
 }
+
+#[test]
+fn an_identity_update_answered_here_reaches_the_caller_with_the_answer() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text(
+            "id-1",
+            "z9hG4bKid1",
+            "+8610123",
+            "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "c1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            None,
+        ),
+    );
+    h.take(PHONE);
+    // IMS: the connected party's identity, by UPDATE in the early dialog.
+    let update = msgs::in_dialog(
+        "UPDATE",
+        "sip:127.0.0.1:5060",
+        &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        10,
+        "z9hG4bKcid",
+        "127.0.0.3:5060",
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        "P-Asserted-Identity: <sip:+8610999@10.9.9.9;user=phone>\r\nContent-Length: 0",
+    );
+    h.recv(CARRIER_A, &update);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert!(h.take(PHONE).is_empty());
+    // The answer carries no identity of its own: the phone learns the connected party from
+    // the UPDATE, in its own form and without the carrier's host.
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let pai = ok.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(pai.contains("+8610999"), "{pai}");
+    assert!(!pai.contains("10.9.9.9"), "{pai}");
+}
