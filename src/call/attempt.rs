@@ -278,6 +278,8 @@ impl Call {
         self.phase.answer(cx.now);
         self.answered_wall = Some(cx.env.wall(cx.now));
         self.timers.clear(CallTimer::Ring);
+        self.timers
+            .set(CallTimer::Settle, cx.now + cx.env.timers.t1 * 64);
         if let Some(peer) = self.egress_name().cloned() {
             self.progress(cx, peer, Direction::Outbound, Stage::Answered);
         }
@@ -301,10 +303,11 @@ impl Call {
             }
         };
         self.carry_identity(&cx.env.local, Side::A, &mut out);
-        self.anchor_answer(cx, Side::B, &mut out);
-        // The caller's leg gets its own session timer, negotiated on its INVITE.
+        // The caller's leg gets its own session timer, negotiated on its INVITE (before the
+        // SDP goes: a leg with a timer keeps it for refreshes).
         let caller_invite = self.template().clone();
         self.announce_session(cx, Side::A, &caller_invite, &mut out);
+        self.anchor_answer(cx, Side::B, &mut out);
         let b_cseq = resp.cseq().map_or(1, |c| c.0);
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");

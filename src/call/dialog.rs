@@ -25,20 +25,69 @@ pub struct Dialog {
     pub target: Target,
     /// The methods the peer said it accepts (its `Allow`), once it said; `None`: unknown,
     /// so anything may be tried (RFC 3261 §20.5).
-    pub peer_allows: Option<Vec<String>>,
+    pub peer_allows: Option<MethodSet>,
 }
 
-/// The methods a message's `Allow` lists, upper case; `None` without an `Allow`.
-pub fn allow_of(tokens: Vec<String>) -> Option<Vec<String>> {
-    (!tokens.is_empty()).then(|| tokens.iter().map(|t| t.to_ascii_uppercase()).collect())
+/// The methods the gateway knows by name, one bit each.
+const METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "INFO",
+    "PRACK",
+    "UPDATE",
+    "REGISTER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+];
+
+/// A set of SIP methods (an `Allow` list) as bits: no allocation per method per leg. A
+/// method the gateway does not know by name is never in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MethodSet(u16);
+
+impl MethodSet {
+    fn bit(method: &str) -> Option<u16> {
+        METHODS
+            .iter()
+            .position(|m| m.eq_ignore_ascii_case(method))
+            .map(|i| 1 << i)
+    }
+
+    pub fn from_tokens<S: AsRef<str>>(tokens: &[S]) -> MethodSet {
+        MethodSet(
+            tokens
+                .iter()
+                .filter_map(|t| Self::bit(t.as_ref().trim()))
+                .fold(0, |a, b| a | b),
+        )
+    }
+
+    pub fn contains(self, method: &str) -> bool {
+        Self::bit(method).is_some_and(|b| self.0 & b != 0)
+    }
+
+    pub fn remove(&mut self, method: &str) {
+        if let Some(b) = Self::bit(method) {
+            self.0 &= !b;
+        }
+    }
+}
+
+/// The methods a message's `Allow` lists; `None` without an `Allow`.
+pub fn allow_of(tokens: Vec<String>) -> Option<MethodSet> {
+    (!tokens.is_empty()).then(|| MethodSet::from_tokens(&tokens))
 }
 
 impl Dialog {
     /// Whether the peer may be sent `method` (unknown counts as yes).
     pub fn peer_allows(&self, method: &Method) -> bool {
-        self.peer_allows
-            .as_ref()
-            .is_none_or(|a| a.iter().any(|m| m == method.as_str()))
+        self.peer_allows.is_none_or(|a| a.contains(method.as_str()))
     }
 
     /// The key the router finds this dialog by.
@@ -108,5 +157,20 @@ impl Dialog {
             rr.reverse();
             self.route_set = rr;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_allow_list_is_a_set_of_known_methods() {
+        let mut a = MethodSet::from_tokens(&["invite", " ACK", "UPDATE", "X-FOO"]);
+        assert!(a.contains("INVITE") && a.contains("update") && a.contains("ACK"));
+        assert!(!a.contains("INFO") && !a.contains("X-FOO"));
+        a.remove("UPDATE");
+        assert!(!a.contains("UPDATE"));
+        assert_eq!(allow_of(Vec::new()), None);
     }
 }

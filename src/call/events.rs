@@ -76,6 +76,11 @@ pub struct Events {
 }
 
 impl Events {
+    /// Give back the list's spare capacity (an established call keeps what it holds).
+    pub fn shrink(&mut self) {
+        self.list.shrink_to_fit();
+    }
+
     pub fn push(&mut self, e: CallEvent) {
         if self.list.len() < MAX_EVENTS {
             self.list.push(e);

@@ -41,6 +41,10 @@ impl Call {
         self.session[side] = s;
         self.timers.clear(CallTimer::SessionRefresh(side));
         self.timers.clear(CallTimer::SessionExpiry(side));
+        if s.is_none() {
+            // No refresh will offer it again or answer with it.
+            self.sdp[side] = None;
+        }
         if let Some(s) = s {
             if s.we_refresh {
                 self.timers
@@ -391,7 +395,7 @@ impl Call {
                 if let Some(leg) = self.dialog_mut(side)
                     && let Some(allows) = leg.peer_allows.as_mut()
                 {
-                    allows.retain(|m| m != "UPDATE");
+                    allows.remove("UPDATE");
                 }
                 if self.sdp[side].as_ref().is_some_and(|s| s.sent.is_some()) {
                     return self.send_refresh(cx, side, r.asked, true);
@@ -424,7 +428,7 @@ impl Call {
 
     /// Record the SDP `side`'s peer sent (its `o=` line), on a leg that runs session timers.
     pub(super) fn note_sdp_received(&mut self, side: Side, body: &Bytes) {
-        if body.is_empty() || !self.timer_policy(side).supported() {
+        if body.is_empty() || !self.timer_policy(side).supported() || !self.may_need_sdp(side) {
             return;
         }
         let origin = sdp_origin(body);
@@ -444,7 +448,11 @@ impl Call {
         policy: Option<SessionTimerPolicy>,
     ) {
         let policy = policy.unwrap_or_else(|| self.timer_policy(side));
-        if body.is_empty() || !policy.supported() || sdp_origin(body).is_none() {
+        if body.is_empty()
+            || !policy.supported()
+            || !self.may_need_sdp(side)
+            || sdp_origin(body).is_none()
+        {
             return;
         }
         // A copy of its own: the message it came in is not kept alive by it.
@@ -452,6 +460,14 @@ impl Call {
         self.sdp[side]
             .get_or_insert_with(Box::<SdpSeen>::default)
             .sent = Some((body, ct.map(str::to_string), answer));
+    }
+}
+
+impl Call {
+    /// Before the answer a leg may still get a timer; after it, only a leg that has one
+    /// keeps SDP for refreshes.
+    fn may_need_sdp(&self, side: Side) -> bool {
+        self.phase.is_routing() || self.session[side].is_some()
     }
 }
 

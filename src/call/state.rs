@@ -35,6 +35,12 @@ pub enum TxnRole {
     Refresh(Side),
 }
 
+/// What a settled call's template is: a request with nothing in it (shared, built once).
+static SETTLED: std::sync::LazyLock<Request> = std::sync::LazyLock::new(|| {
+    // A constant URI: it parses.
+    Request::new(Method::Invite, "sip:settled.invalid").expect("a valid constant request")
+});
+
 /// At most this many relayed requests wait for an answer at once; more get 500 (RFC 3261
 /// §14.1 allows one INVITE at a time anyway): a peer cannot grow a call without bound.
 pub const MAX_RELAYED: usize = 8;
@@ -344,12 +350,31 @@ impl Call {
     }
 
     /// The request the callee's INVITE is built from: the caller's INVITE, or the one a
-    /// call-back stands in for it.
+    /// call-back stands in for it. Once the call settled ([`Call::settle`]) nothing reads it,
+    /// and it is an empty stand-in.
     pub fn template(&self) -> &Request {
         match &self.origin {
             Origin::Caller(ci) => &ci.req,
             Origin::Callback(tp) => &tp.template,
         }
+    }
+
+    /// 64·T1 after the answer: nothing of the setup can come again, so what only the setup
+    /// needed goes (the caller's INVITE with its datagram and parsed headers). An
+    /// established call keeps its dialogs, media, CDR facts and the last ACK per leg (a peer
+    /// with a longer T1 may still retransmit its 2xx).
+    pub(super) fn settle(&mut self) {
+        if !matches!(self.phase, Phase::Confirmed { .. }) {
+            return;
+        }
+        let settled = || SETTLED.clone();
+        match &mut self.origin {
+            Origin::Caller(ci) => ci.req = settled(),
+            Origin::Callback(tp) => tp.template = settled(),
+        }
+        self.last_failure = None;
+        self.uas_rel = UasRel::default();
+        self.events.shrink();
     }
 
     /// The caller's INVITE server transaction (none for a call-back).
@@ -428,8 +453,8 @@ impl Call {
             Some(list) => listed(list),
             None => self
                 .dialog(side)
-                .and_then(|d| d.peer_allows.as_ref())
-                .is_some_and(listed),
+                .and_then(|d| d.peer_allows)
+                .is_some_and(|a| a.contains(method.as_str())),
         }
     }
 

@@ -243,6 +243,8 @@ impl Call {
         self.phase.answer(cx.now);
         self.answered_wall = Some(cx.env.wall(cx.now));
         self.timers.clear(CallTimer::Ring);
+        self.timers
+            .set(CallTimer::Settle, cx.now + cx.env.timers.t1 * 64);
         if let Some(peer) = self.egress_name().cloned() {
             self.progress(cx, peer, Direction::Outbound, Stage::Answered);
         }

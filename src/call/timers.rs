@@ -25,9 +25,12 @@ pub enum CallTimer {
     SessionRefresh(Side),
     /// This leg's session was not refreshed in time (RFC 4028 §10): release the call.
     SessionExpiry(Side),
+    /// 64·T1 after the answer nothing of the setup can come again (a crossing PRACK, a
+    /// CANCEL, the caller's INVITE): what only the setup needed is dropped.
+    Settle,
 }
 
-const COUNT: usize = 12;
+const COUNT: usize = 13;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -41,6 +44,7 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::SessionRefresh(Side::B),
     CallTimer::SessionExpiry(Side::A),
     CallTimer::SessionExpiry(Side::B),
+    CallTimer::Settle,
 ];
 
 impl CallTimer {
@@ -58,6 +62,7 @@ impl CallTimer {
             CallTimer::SessionRefresh(Side::B) => 9,
             CallTimer::SessionExpiry(Side::A) => 10,
             CallTimer::SessionExpiry(Side::B) => 11,
+            CallTimer::Settle => 12,
         }
     }
 }

@@ -637,3 +637,36 @@ fn an_identity_update_answered_here_reaches_the_caller_with_the_answer() {
     assert!(pai.contains("+8610999"), "{pai}");
     assert!(!pai.contains("10.9.9.9"), "{pai}");
 }
+
+#[test]
+fn a_settled_call_drops_the_callers_invite_and_still_works() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let template_uri = |h: &H| h.core.calls.values().next().map(|c| c.template().uri());
+    assert_eq!(template_uri(&h).as_deref(), Some("sip:+8610123@127.0.0.1"));
+    // 64·T1 after the answer the setup is over: its INVITE is no longer kept.
+    h.advance(Duration::from_secs(33));
+    assert_eq!(template_uri(&h).as_deref(), Some("sip:settled.invalid"));
+    // Re-INVITE and BYE work as before.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKs2", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &re,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    assert!(h.statuses(PHONE).contains(&200));
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKs2a", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKs3"));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerBye);
+    assert_eq!(h.cdrs[0].to, "+8610123");
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Memory per established call: SIPp holds N signalling-only calls through trunkgate.
+
+SIPp's built-in UAC places N calls (at --rate CPS, each lasting --hold seconds) to SIPp's
+built-in UAS through the gateway of benches/trunkgate (no media anchoring). The gateway's
+RSS is read from /proc when idle, once all N calls are up and every setup transaction has
+expired (RFC 3261/6026 keep them 32 s), and again after the calls ended and their
+transactions expired: per-call memory is (held - idle) / N, and "returned" says how close
+to idle the process came back. CPU at rest with the calls held is sampled over 10 s.
+
+Run it several times and report the median and spread (BENCHMARKS.md). All traffic stays
+on 127.0.0.0/8; every phase is bounded in time.
+
+Usage: benches/held_calls.py [--calls 20000] [--rate 1000] [--runs 3] [--bin target/release/trunkgate]
+Needs: sipp (sip-tester), a release build (cargo build --release).
+"""
+import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GW = ("127.0.0.1", 5072)
+METRICS = "http://127.0.0.1:9465/metrics"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def metric(name):
+    try:
+        page = urllib.request.urlopen(METRICS, timeout=2).read().decode()
+    except Exception:
+        return None
+    total = None
+    for line in page.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_until(what, cond, limit):
+    end = time.time() + limit
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.5)
+    print(f"  timed out waiting for {what}", file=sys.stderr)
+    return False
+
+
+def one_run(args, calls):
+    work = tempfile.mkdtemp(prefix="trunkgate-held-")
+    shutil.copytree(os.path.join(ROOT, "benches/trunkgate/profiles"), os.path.join(work, "profiles"))
+    with open(os.path.join(ROOT, "benches/trunkgate/gateway.toml")) as f:
+        conf = f.read().replace("/tmp/trunkgate-bench", work)
+    # Room for the calls (the default [limits] max_calls is 10,000).
+    conf += f"\n[limits]\nmax_calls = {calls * 2}\ncps = {args.rate * 4}\n"
+    with open(os.path.join(work, "gateway.toml"), "w") as f:
+        f.write(conf)
+    env = dict(os.environ, RUST_LOG="warn")
+    wrap = args.wrap.split() if args.wrap else []
+    gw = subprocess.Popen(wrap + [args.bin, "run", "--config", os.path.join(work, "gateway.toml")],
+                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "gw.log"), "w"), env=env)
+    procs = [gw]
+    try:
+        if not wait_until("the gateway", lambda: metric("trunkgate_active_calls") is not None, 15):
+            return None
+        time.sleep(2)
+        idle = rss_kib(gw.pid)
+        uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.3", "-p", "5090", "-nostdin",
+                                "-max_socket", "65000"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+        procs.append(uas)
+        time.sleep(0.5)
+        uac = subprocess.Popen(["sipp", "-sn", "uac", "-i", "127.0.0.2", "-p", "5091", "-nostdin",
+                                "-r", str(args.rate), "-m", str(calls), "-l", str(calls),
+                                "-d", str(args.hold * 1000), "-max_socket", "65000",
+                                f"{GW[0]}:{GW[1]}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+        procs.append(uac)
+        ramp = calls / args.rate
+        up = wait_until(f"{calls} active calls",
+                        lambda: (metric("trunkgate_active_calls") or 0) >= calls, ramp + 60)
+        reached = metric("trunkgate_active_calls") or 0
+        # Let every setup transaction expire (Timer H/J/L/M: 32 s with T1 = 500 ms).
+        time.sleep(35)
+        held = rss_kib(gw.pid)
+        txns = metric("trunkgate_transactions")
+        t0, c0 = time.time(), cpu_ticks(gw.pid)
+        if args.perf:
+            subprocess.run(["perf", "record", "-g", "-o", "/tmp/held.perf", "-p", str(gw.pid),
+                            "--", "sleep", "10"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            time.sleep(10)
+        rest_cpu = (cpu_ticks(gw.pid) - c0) / TICK / (time.time() - t0) * 100
+        # The calls end (SIPp hangs up at --hold); wait for them and their transactions.
+        wait_until("the calls to end", lambda: (metric("trunkgate_active_calls") or 0) == 0,
+                   args.hold + ramp + 60)
+        time.sleep(35)
+        after = rss_kib(gw.pid)
+        return {
+            "calls": int(reached), "all_up": up, "idle_kib": idle, "held_kib": held,
+            "per_call_b": (held - idle) * 1024 / max(reached, 1), "rest_cpu_pct": rest_cpu,
+            "after_kib": after, "returned_pct": (after - idle) * 100 / max(held - idle, 1),
+            "txns_while_held": txns,
+        }
+    finally:
+        for p in reversed(procs):
+            if p is gw and args.wrap:
+                # Let the profiler see a clean exit (and write its data out).
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(timeout=60)
+                    continue
+                except subprocess.TimeoutExpired:
+                    pass
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=20000)
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--hold", type=int, default=120, help="seconds each call lasts")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/trunkgate"))
+    ap.add_argument("--perf", action="store_true", help="perf record the rest phase into /tmp/held.perf")
+    ap.add_argument("--wrap", help="run the gateway under this (e.g. 'heaptrack -o /tmp/held')")
+    args = ap.parse_args()
+    if args.hold * args.rate < args.calls + 45 * args.rate:
+        args.hold = args.calls // args.rate + 60
+    results = []
+    for i in range(args.runs):
+        r = one_run(args, args.calls)
+        print(f"run {i + 1}: {r}", flush=True)
+        if r:
+            results.append(r)
+    if not results:
+        sys.exit(1)
+    per = [r["per_call_b"] for r in results]
+    ret = [r["returned_pct"] for r in results]
+    cpu = [r["rest_cpu_pct"] for r in results]
+    print(f"{args.calls} calls: per call median {statistics.median(per):.0f} B "
+          f"(spread {min(per):.0f}-{max(per):.0f}); idle {statistics.median([r['idle_kib'] for r in results])} KiB; "
+          f"CPU at rest median {statistics.median(cpu):.1f} % of a core ({min(cpu):.1f}-{max(cpu):.1f}); "
+          f"after the calls ended {statistics.median(ret):.0f} % of the held growth remained "
+          f"({min(ret):.0f}-{max(ret):.0f})")
+
+
+if __name__ == "__main__":
+    main()
