@@ -36,10 +36,8 @@ pub enum TxnRole {
 }
 
 /// What a settled call's template is: a request with nothing in it (shared, built once).
-static SETTLED: std::sync::LazyLock<Request> = std::sync::LazyLock::new(|| {
-    // A constant URI: it parses.
-    Request::new(Method::Invite, "sip:settled.invalid").expect("a valid constant request")
-});
+static SETTLED: std::sync::LazyLock<Option<Request>> =
+    std::sync::LazyLock::new(|| Request::new(Method::Invite, "sip:settled.invalid").ok());
 
 /// At most this many relayed requests wait for an answer at once; more get 500 (RFC 3261
 /// §14.1 allows one INVITE at a time anyway): a peer cannot grow a call without bound.
@@ -367,10 +365,11 @@ impl Call {
         if !matches!(self.phase, Phase::Confirmed { .. }) {
             return;
         }
-        let settled = || SETTLED.clone();
-        match &mut self.origin {
-            Origin::Caller(ci) => ci.req = settled(),
-            Origin::Callback(tp) => tp.template = settled(),
+        if let Some(settled) = SETTLED.as_ref() {
+            match &mut self.origin {
+                Origin::Caller(ci) => ci.req = settled.clone(),
+                Origin::Callback(tp) => tp.template = settled.clone(),
+            }
         }
         self.last_failure = None;
         self.uas_rel = UasRel::default();
