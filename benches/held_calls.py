@@ -59,6 +59,9 @@ def wait_until(what, cond, limit):
 
 
 def one_run(args, calls):
+    if metric("trunkgate_active_calls") is not None:
+        # A gateway left from an earlier run would be measured instead of this one.
+        sys.exit("something already serves 127.0.0.1:9465 (a stale gateway?): stop it first")
     work = tempfile.mkdtemp(prefix="trunkgate-held-")
     shutil.copytree(os.path.join(ROOT, "benches/trunkgate/profiles"), os.path.join(work, "profiles"))
     with open(os.path.join(ROOT, "benches/trunkgate/gateway.toml")) as f:
@@ -69,8 +72,10 @@ def one_run(args, calls):
         f.write(conf)
     env = dict(os.environ, RUST_LOG="warn")
     wrap = args.wrap.split() if args.wrap else []
+    # Its own process group: a profiler wrapping it goes down with it.
     gw = subprocess.Popen(wrap + [args.bin, "run", "--config", os.path.join(work, "gateway.toml")],
-                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "gw.log"), "w"), env=env)
+                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "gw.log"), "w"), env=env,
+                          start_new_session=True)
     procs = [gw]
     try:
         if not wait_until("the gateway", lambda: metric("trunkgate_active_calls") is not None, 15):
@@ -108,7 +113,15 @@ def one_run(args, calls):
                    args.hold + ramp + 60)
         time.sleep(35)
         after = rss_kib(gw.pid)
+        # What the gateway complained about (the calls that did not come up, and why).
+        warns = {}
+        with open(os.path.join(work, "gw.log"), errors="replace") as f:
+            for line in f:
+                if " WARN " in line or " ERROR " in line:
+                    key = re.sub(r"\S+=\S+", "", line.split(":", 3)[-1]).strip()[:90]
+                    warns[key] = warns.get(key, 0) + 1
         return {
+            "warnings": dict(sorted(warns.items(), key=lambda kv: -kv[1])[:3]),
             "calls": int(reached), "all_up": up, "idle_kib": idle, "held_kib": held,
             "per_call_b": (held - idle) * 1024 / max(reached, 1), "rest_cpu_pct": rest_cpu,
             "after_kib": after, "returned_pct": (after - idle) * 100 / max(held - idle, 1),
@@ -116,14 +129,20 @@ def one_run(args, calls):
         }
     finally:
         for p in reversed(procs):
-            if p is gw and args.wrap:
-                # Let the profiler see a clean exit (and write its data out).
-                p.send_signal(signal.SIGINT)
+            if p is gw:
+                # SIGINT first, so a profiler sees a clean exit and writes its data out.
+                if args.wrap:
+                    os.killpg(p.pid, signal.SIGINT)
+                    try:
+                        p.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        pass
                 try:
-                    p.wait(timeout=60)
-                    continue
-                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
                     pass
+                p.wait()
+                continue
             p.send_signal(signal.SIGKILL)
             p.wait()
         shutil.rmtree(work, ignore_errors=True)

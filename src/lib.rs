@@ -24,6 +24,7 @@ pub mod cdr;
 pub mod config;
 pub mod engine;
 pub mod interop;
+pub mod maps;
 pub mod media;
 pub mod ops;
 pub mod sdp;

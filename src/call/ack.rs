@@ -106,8 +106,8 @@ impl Call {
             let Some(other_cseq) = p.other_cseq else {
                 return;
             };
-            self.note_sdp_received(side, ack.body());
             let ct = ack.header(&Hdr::CONTENT_TYPE);
+            self.note_sdp_received(side, ack.body(), ct.as_deref());
             let body = (!ack.body().is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other.
                 let b = self

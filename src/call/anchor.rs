@@ -280,7 +280,7 @@ impl Call {
         {
             warn!(error = %e, "cannot set anchored SDP");
         }
-        self.note_sdp_received(from, &body);
+        self.note_sdp_received(from, &body, ct.as_deref());
         let policy = callee.map(|p| p.session_timer).filter(|_| from == Side::A);
         self.note_sdp_sent(from.other(), msg.body(), ct.as_deref(), false, policy);
         Ok(())
@@ -295,7 +295,7 @@ impl Call {
         {
             warn!(error = %e, "cannot set anchored SDP");
         }
-        self.note_sdp_received(from, &body);
+        self.note_sdp_received(from, &body, ct.as_deref());
         self.note_sdp_sent(from.other(), msg.body(), ct.as_deref(), true, None);
     }
 }

@@ -64,7 +64,7 @@ impl Call {
                 CallTimer::MaxDuration => self.on_max_duration(cx),
                 CallTimer::SessionRefresh(side) => self.on_session_refresh(cx, side),
                 CallTimer::SessionExpiry(side) => self.session_expired(cx, side),
-                CallTimer::Settle => self.settle(),
+                CallTimer::Settle => self.settle(cx.env.timers.t1, cx.now),
             }
         }
     }

@@ -266,7 +266,7 @@ impl B2bua {
             },
             media,
         });
-        self.calls.insert(r, call);
+        self.calls.insert(r, Box::new(call));
         let ring = adm.ring_timeout;
         self.with_call(r, now, |call, cx| {
             let caller = call.ingress.name.clone();

@@ -40,6 +40,7 @@ impl Call {
             }
             Method::Invite
                 if self.reinvite_in_progress()
+                    || self.pending_2xx[side].is_some()
                     || !matches!(self.phase, super::phase::Phase::Confirmed { .. }) =>
             {
                 // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
@@ -158,6 +159,11 @@ impl Call {
         if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
             let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
             if method == Method::Update && !req.body().is_empty() && confirmed {
+                // One INVITE at a time within the far dialog (RFC 3261 §14.1).
+                if self.reinvite_in_progress() || self.pending_2xx[other].is_some() {
+                    cx.respond(id, &req, 491, "Request Pending", &[]);
+                    return;
+                }
                 send_as = Method::Invite;
             } else {
                 return self.answer_for_the_other_leg(cx, side, id, &req);
@@ -362,7 +368,14 @@ impl Call {
         let refreshes =
             final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update);
         if refreshes {
+            let had_timer = self.session[far].is_some();
             self.adopt_session(cx, far, &resp);
+            // A timer this exchange started needs the offer we sent that leg (noted before
+            // the leg had one).
+            if !had_timer && self.session[far].is_some() && !rel.sent.body().is_empty() {
+                let ct = rel.sent.header(&Hdr::CONTENT_TYPE);
+                self.note_sdp_sent(far, rel.sent.body(), ct.as_deref(), false, None);
+            }
         }
         let Some(tag) = self.dialog(rel.origin).map(|l| l.local_tag.clone()) else {
             return;
@@ -373,10 +386,11 @@ impl Call {
         match relayed_response(&rel.origin_req, &resp, &tag, &origin_peer, &cx.env.local) {
             Ok(mut out) => {
                 self.carry_identity(&cx.env.local, rel.origin, &mut out);
-                self.anchor_answer(cx, far, &mut out);
+                // Its timer first: a leg that gets one keeps the SDP it is sent now.
                 if refreshes {
                     self.announce_session(cx, rel.origin, &rel.origin_req, &mut out);
                 }
+                self.anchor_answer(cx, far, &mut out);
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.cseq().map_or(0, |c| c.0);

@@ -150,7 +150,7 @@ impl B2bua {
             media,
         });
         info!(callback = %o.id, "call-back: calling user1");
-        self.calls.insert(r, call);
+        self.calls.insert(r, Box::new(call));
         self.callbacks.insert(o.id, r);
         self.with_call(r, now, |call, cx| {
             call.timers.set(CallTimer::Ring, cx.now + ring);

@@ -35,7 +35,9 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct B2bua {
     pub(super) env: Env,
-    pub(super) calls: HashMap<CallRef, Call>,
+    /// Boxed: the table holds a pointer per call, not a whole call per slot (a table is
+    /// sized for its load, and calls are large).
+    pub(super) calls: HashMap<CallRef, Box<Call>>,
     /// Each call's earliest deadline (a call is filed under one entry at most).
     deadlines: BTreeSet<(Instant, CallRef)>,
     /// The deadline each call is filed under.
@@ -313,6 +315,9 @@ impl B2bua {
         if let Some(b) = &call.b {
             self.env.dialogs.remove(&b.key());
         }
+        crate::maps::shrink_if_sparse(&mut self.calls);
+        crate::maps::shrink_if_sparse(&mut self.filed);
+        crate::maps::shrink_if_sparse(&mut self.env.dialogs);
         // Transactions still absorbing retransmissions outlive the call; their results
         // find no call and are dropped, and their owner entries go when they terminate.
     }
@@ -355,6 +360,7 @@ impl B2bua {
             TxnOutput::TransportError { id } => self.on_client_failure(now, id, false),
             TxnOutput::Terminated { id } => {
                 self.env.owners.remove(&id);
+                crate::maps::shrink_if_sparse(&mut self.env.owners);
             }
         }
     }

@@ -46,12 +46,15 @@ impl Call {
             self.sdp[side] = None;
         }
         if let Some(s) = s {
-            if s.we_refresh {
-                self.timers
-                    .set(CallTimer::SessionRefresh(side), cx.now + refresh_due(s));
+            // Checked: an interval is capped at a day, but a clock never overflows anyway.
+            if s.we_refresh
+                && let Some(at) = cx.now.checked_add(refresh_due(s))
+            {
+                self.timers.set(CallTimer::SessionRefresh(side), at);
             }
-            self.timers
-                .set(CallTimer::SessionExpiry(side), cx.now + expiry_due(s));
+            if let Some(at) = cx.now.checked_add(expiry_due(s)) {
+                self.timers.set(CallTimer::SessionExpiry(side), at);
+            }
         }
     }
 
@@ -147,8 +150,10 @@ impl Call {
             return false;
         }
         let unchanged = match req.method() {
-            // An UPDATE without SDP changes nothing but the timer (RFC 4028 §7.4 prefers it).
-            Method::Update => req.body().is_empty(),
+            // An UPDATE without SDP that restates the timer is a refresh (RFC 4028 §7.4
+            // prefers it); one without Session-Expires is something else (an identity
+            // update) and goes on to the other leg.
+            Method::Update => req.body().is_empty() && req.has_header(&Hdr::SESSION_EXPIRES),
             // A re-INVITE whose SDP is the one this peer sent last (same `o=` line: RFC 3264
             // §8), answered with what we sent it last, when that was our answer.
             Method::Invite => self.sdp[side].as_ref().is_some_and(|seen| {
@@ -162,6 +167,11 @@ impl Call {
             return false;
         }
         debug!(call_id = %self.call_id(), ?side, method = %req.method(), "session refresh answered here");
+        // A connected identity riding on the refresh still reaches the other side.
+        let pai = req.header_lines(&Hdr::P_ASSERTED_IDENTITY);
+        if !pai.is_empty() {
+            self.identity = Some(Box::new((side.other(), pai)));
+        }
         match self.local_refresh_answer(cx, side, req) {
             Ok(resp) => {
                 cx.send_response(id, resp.clone());
@@ -282,11 +292,17 @@ impl Call {
     fn send_refresh(&mut self, cx: &mut Cx, side: Side, interval: Duration, retried: bool) {
         let policy = self.timer_policy(side);
         let sdp = self.sdp[side].as_ref().and_then(|s| s.sent.clone());
-        let update = self.peer_lists(side, &Method::Update);
-        let method = if update || sdp.is_none() {
-            Method::Update
-        } else {
-            Method::Invite
+        let update = self.peer_lists(side, &Method::Update) && !self.refresh_by_invite[side];
+        // Without our last SDP a re-INVITE cannot offer it again: UPDATE, unless the peer
+        // said it takes none (then the leg cannot be refreshed and will expire).
+        let method = match (update, &sdp) {
+            (true, _) => Method::Update,
+            (false, Some(_)) => Method::Invite,
+            (false, None) if self.peer_takes(side, &Method::Update) => Method::Update,
+            (false, None) => {
+                warn!(call_id = %self.call_id(), ?side, "cannot refresh the session: no SDP to offer again and the peer takes no UPDATE");
+                return;
+            }
         };
         let Some(leg) = self.dialog_mut(side) else {
             return;
@@ -392,6 +408,7 @@ impl Call {
             }
             // The peer takes no UPDATE after all: a re-INVITE from now on.
             if matches!(status, 405 | 501) && r.sent.method() == Method::Update {
+                self.refresh_by_invite[side] = true;
                 if let Some(leg) = self.dialog_mut(side)
                     && let Some(allows) = leg.peer_allows.as_mut()
                 {
@@ -427,8 +444,12 @@ impl Call {
     }
 
     /// Record the SDP `side`'s peer sent (its `o=` line), on a leg that runs session timers.
-    pub(super) fn note_sdp_received(&mut self, side: Side, body: &Bytes) {
-        if body.is_empty() || !self.timer_policy(side).supported() || !self.may_need_sdp(side) {
+    pub(super) fn note_sdp_received(&mut self, side: Side, body: &Bytes, ct: Option<&str>) {
+        if body.is_empty()
+            || !is_sdp(ct)
+            || !self.timer_policy(side).supported()
+            || !self.may_need_sdp(side)
+        {
             return;
         }
         let origin = sdp_origin(body);
@@ -449,6 +470,7 @@ impl Call {
     ) {
         let policy = policy.unwrap_or_else(|| self.timer_policy(side));
         if body.is_empty()
+            || !is_sdp(ct)
             || !policy.supported()
             || !self.may_need_sdp(side)
             || sdp_origin(body).is_none()
@@ -469,6 +491,14 @@ impl Call {
     fn may_need_sdp(&self, side: Side) -> bool {
         self.phase.is_routing() || self.session[side].is_some()
     }
+}
+
+/// Whether a body of this Content-Type carries SDP (alone, or as a multipart part).
+fn is_sdp(ct: Option<&str>) -> bool {
+    ct.is_some_and(|ct| {
+        let ct = ct.trim_start().to_ascii_lowercase();
+        ct.starts_with("application/sdp") || ct.starts_with("multipart/")
+    })
 }
 
 /// The `o=` line of an SDP body (or of the SDP part of a multipart body), trimmed.

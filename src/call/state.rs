@@ -240,6 +240,9 @@ pub struct Call {
     pub sdp: PerSide<Option<Box<SdpSeen>>>,
     /// Our session refresh waiting for its answer.
     pub refresh: Option<Box<Refreshing>>,
+    /// The peer refused our UPDATE refresh (405/501): refreshes go as re-INVITE from now on,
+    /// whatever its `Allow` (or its profile) says.
+    pub refresh_by_invite: PerSide<bool>,
     /// A connected identity a peer sent in an UPDATE the gateway answered itself (the other
     /// peer takes no UPDATE): the side it is for, and its P-Asserted-Identity lines. The next
     /// message toward that side carries it.
@@ -321,6 +324,7 @@ impl Call {
             session: Default::default(),
             sdp: Default::default(),
             refresh: None,
+            refresh_by_invite: Default::default(),
             identity: None,
         }
     }
@@ -361,7 +365,13 @@ impl Call {
     /// needed goes (the caller's INVITE with its datagram and parsed headers). An
     /// established call keeps its dialogs, media, CDR facts and the last ACK per leg (a peer
     /// with a longer T1 may still retransmit its 2xx).
-    pub(super) fn settle(&mut self) {
+    pub(super) fn settle(&mut self, t1: std::time::Duration, now: std::time::Instant) {
+        if matches!(self.phase, Phase::Answered { .. }) {
+            // Not confirmed yet (a 2xx held for a PRACK, a late ACK): later.
+            self.timers
+                .set(super::timers::CallTimer::Settle, now + t1 * 64);
+            return;
+        }
         if !matches!(self.phase, Phase::Confirmed { .. }) {
             return;
         }
@@ -474,7 +484,11 @@ impl Call {
         if !peer.headers.keeps_identity(&Hdr::P_ASSERTED_IDENTITY) {
             return;
         }
-        msg.remove_header(&Hdr::P_ASSERTED_IDENTITY);
+        // A message with an identity of its own carries the newer one: the stored one is
+        // dropped.
+        if msg.has_identity() {
+            return;
+        }
         for v in &pending.1 {
             let v = crate::interop::egress::identity_header(v, local, peer);
             if let Err(e) = msg.insert_header_before_length(&Hdr::P_ASSERTED_IDENTITY, v) {

@@ -178,10 +178,10 @@ impl Call {
         self.auth.a = self.auth.b.take();
         self.invite_auth.a = self.invite_auth.b.take();
         // So do its session timer and the SDP seen on it.
-        let timer = self.session.b.take();
+        let (timer, sdp) = (self.session.b.take(), self.sdp.b.take());
         self.set_session(cx, Side::B, None);
         self.set_session(cx, Side::A, timer);
-        self.sdp.a = self.sdp.b.take();
+        self.sdp.a = sdp;
         self.ingress = att.peer.clone();
         self.progress(
             cx,

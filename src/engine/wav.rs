@@ -90,6 +90,9 @@ struct Open {
 }
 
 fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
+    // Recordings stopped by a failed write, until their call ends: a discard still removes
+    // the partial file.
+    let mut failed: HashMap<u64, PathBuf> = HashMap::new();
     let refused = |stage: &'static str| {
         stopped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::ops::metrics::recording_failures(stage).increment(1);
@@ -165,11 +168,13 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
                         tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
                         if let Some(f) = files.remove(&id) {
                             let _ = f.writer.finalize();
+                            failed.insert(id, f.path);
                         }
                     }
                 }
             }
             Cmd::Close { id } => {
+                failed.remove(&id);
                 if let Some(f) = files.remove(&id)
                     && let Err(e) = f.writer.finalize()
                 {
@@ -177,11 +182,17 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
                 }
             }
             Cmd::Discard { id } => {
-                if let Some(f) = files.remove(&id) {
-                    drop(f.writer);
-                    if let Err(e) = std::fs::remove_file(&f.path) {
-                        tracing::warn!(path = %f.path.display(), error = %e, "cannot remove the unanswered call's recording");
+                let path = match files.remove(&id) {
+                    Some(f) => {
+                        drop(f.writer);
+                        Some(f.path)
                     }
+                    None => failed.remove(&id),
+                };
+                if let Some(path) = path
+                    && let Err(e) = std::fs::remove_file(&path)
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove the unanswered call's recording");
                 }
             }
         }

@@ -26,6 +26,8 @@ pub static END_TO_END: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         "Session-ID",
         "P-Early-Media",
         "Reason",
+        // When to try again (a 503's or 486's advice to the caller).
+        "Retry-After",
         // What the sender takes, and the body it sent.
         "Accept",
         "Accept-Language",

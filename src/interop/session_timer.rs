@@ -94,6 +94,11 @@ impl SessionTimerPolicy {
         let peer_supports = req.header_has_token(&Hdr::SUPPORTED, session::OPTION_TAG)
             || req.header_has_token(&Hdr::REQUIRE, session::OPTION_TAG);
         let peer_min = req.min_se();
+        // A minimum beyond a day is no session timer anyone can run (and a peer's number is
+        // never added to a clock unchecked).
+        if peer_min.is_some_and(|m| m > MAX_INTERVAL) {
+            return UasTerms::Malformed;
+        }
         if requested.is_none() && self.mode == TimerMode::Accept {
             return UasTerms::NoTimer;
         }
@@ -117,7 +122,8 @@ impl SessionTimerPolicy {
                         .min(self.interval(peer_min))
                         .max(self.floor(peer_min)),
                     None => self.interval(peer_min),
-                };
+                }
+                .min(MAX_INTERVAL);
                 UasTerms::Timer {
                     session: Session {
                         interval,
@@ -169,14 +175,15 @@ impl SessionTimerPolicy {
     }
 
     /// The gateway as UAC: the leg's timer after the 2xx `resp` to our request that asked
-    /// for `asked` (RFC 4028 §7.2). A response below our minimum is raised to it.
+    /// for `asked` (RFC 4028 §7.2). The peer's interval is kept as agreed (sipx floors it at
+    /// 90 s; refreshing later than agreed would let the peer hang up), and capped at a day.
     pub fn as_uac(&self, resp: &Response, asked: Option<Duration>) -> Option<Session> {
         if self.mode == TimerMode::Off {
             return None;
         }
         let agreed = resp.session_expires().and_then(Result::ok);
         session::adopt(agreed, asked).map(|s| Session {
-            interval: s.interval.max(self.min_se),
+            interval: s.interval.min(MAX_INTERVAL),
             ..s
         })
     }

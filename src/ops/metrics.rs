@@ -188,11 +188,12 @@ pub fn rtp_bytes(toward: &'static str) -> metrics::Counter {
     counter!(RTP_BYTES, "toward" => toward)
 }
 
-/// Audio bytes written into recordings (the WAV data, headers aside).
+/// Recordings the disk refused, at `open` or mid-call (`write`).
 pub fn recording_failures(stage: &'static str) -> metrics::Counter {
     counter!(RECORDING_FAILURES, "stage" => stage)
 }
 
+/// Audio bytes written into recordings (the WAV data, headers aside).
 pub fn recording_bytes() -> metrics::Counter {
     counter!(RECORDING_BYTES)
 }

@@ -641,6 +641,8 @@ pub trait Body {
     fn content_type(&self) -> Option<String>;
     fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError>;
     fn remove_header(&mut self, h: &Hdr) -> usize;
+    /// Whether it carries a P-Asserted-Identity.
+    fn has_identity(&self) -> bool;
     fn insert_header_before_length(&mut self, h: &Hdr, value: String) -> Result<(), SipError>;
 }
 
@@ -662,6 +664,9 @@ macro_rules! impl_body {
             }
             fn remove_header(&mut self, h: &Hdr) -> usize {
                 <$t>::remove_header(self, h)
+            }
+            fn has_identity(&self) -> bool {
+                <$t>::has_header(self, &Hdr::P_ASSERTED_IDENTITY)
             }
             fn insert_header_before_length(
                 &mut self,

@@ -479,9 +479,12 @@ impl TxnLayer {
             if let Some(e) = self.entries.remove(&id) {
                 if client {
                     self.client_keys.remove(&e.key);
+                    crate::maps::shrink_if_sparse(&mut self.client_keys);
                 } else {
                     self.server_keys.remove(&e.key);
+                    crate::maps::shrink_if_sparse(&mut self.server_keys);
                 }
+                crate::maps::shrink_if_sparse(&mut self.entries);
             }
             out.push(TxnOutput::Terminated { id });
         } else {

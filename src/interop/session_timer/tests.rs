@@ -202,11 +202,17 @@ fn as_uac_the_2xx_decides_who_refreshes() {
     // Under `accept` we asked for nothing: no header, no timer.
     let acc = policy(TimerMode::Accept, 600, 90);
     assert_eq!(acc.as_uac(&ok(""), None), None);
-    // An interval below our minimum is raised to it (a peer cannot make us refresh faster).
+    // An interval below RFC 4028's floor is raised to it (a peer cannot make us refresh
+    // faster than every 45 s); one above it that the peer agreed is kept.
     let s = acc
         .as_uac(&ok("Session-Expires: 10;refresher=uac\r\n"), None)
         .unwrap();
     assert_eq!(s.interval, S(90));
+    let strict = policy(TimerMode::Accept, 1800, 300);
+    let s = strict
+        .as_uac(&ok("Session-Expires: 100;refresher=uac\r\n"), None)
+        .unwrap();
+    assert_eq!(s.interval, S(100), "refresh within what the callee agreed");
 }
 
 #[test]
@@ -244,4 +250,31 @@ fn the_deadlines_follow_the_role() {
         we_refresh: false,
     };
     assert_eq!(expiry_due(short), S(60));
+}
+
+/// A peer's number never reaches a clock unbounded: a huge Session-Expires or Min-SE is
+/// capped or refused, never added to an `Instant` as is.
+#[test]
+fn huge_intervals_from_a_peer_are_capped_or_refused() {
+    let p = policy(TimerMode::Accept, 1800, 90);
+    let huge = "10000000000000000000";
+    assert_eq!(
+        p.as_uas(&invite(&format!(
+            "Supported: timer\r\nSession-Expires: 1800\r\nMin-SE: {huge}\r\n"
+        ))),
+        UasTerms::Malformed
+    );
+    let UasTerms::Timer { session, .. } = p.as_uas(&invite(&format!(
+        "Supported: timer\r\nSession-Expires: {huge}\r\n"
+    ))) else {
+        panic!()
+    };
+    assert_eq!(session.interval, S(1800));
+    let s = p
+        .as_uac(
+            &ok(&format!("Session-Expires: {huge};refresher=uac\r\n")),
+            None,
+        )
+        .unwrap();
+    assert_eq!(s.interval, MAX_INTERVAL);
 }
