@@ -670,3 +670,31 @@ fn a_settled_call_drops_the_callers_invite_and_still_works() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::CallerBye);
     assert_eq!(h.cdrs[0].to, "+8610123");
 }
+
+#[test]
+fn a_reinvite_before_the_ack_of_our_2xx_gets_491() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("call-1@127.0.0.2", "z9hG4bKg9", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let tag = ok.to_tag().unwrap();
+    // No ACK yet from the phone: a new offer in its dialog must wait.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKg10", SDP));
+    let finals: Vec<u16> = h.statuses(PHONE).into_iter().filter(|s| *s > 100).collect();
+    assert!(finals.contains(&491), "{finals:?}");
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+}
+
+#[test]
+fn a_callees_retry_after_reaches_the_caller() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("ra-1", "z9hG4bKra1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "c1", &[(Hdr::RETRY_AFTER, "120")], None));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 486)
+        .expect("486 to the phone");
+    assert_eq!(r.header(&Hdr::RETRY_AFTER).as_deref(), Some("120"));
+}

@@ -363,3 +363,50 @@ fn off_neither_copies_nor_answers_timers() {
     h.advance(Duration::from_secs(3600));
     assert!(h.cdrs.is_empty());
 }
+
+#[test]
+fn huge_intervals_from_a_peer_neither_panic_nor_stick() {
+    let mut h = H::new();
+    let huge = "10000000000000000000";
+    // The carrier's 2xx names an absurd interval: capped at a day, the call runs.
+    let se = format!("{huge};refresher=uas");
+    let (inv, ok) = call_with(&mut h, "", &[(Hdr::SESSION_EXPIRES, se.as_str())]);
+    let tag = ok.to_tag().unwrap();
+    // A Min-SE beyond a day in a refresh: 400, nothing relayed, nothing armed from it.
+    h.recv(
+        PHONE,
+        &from_phone("UPDATE", &tag, 2, "z9hG4bKhu", "").replacen(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\nSession-Expires: 1800\r\nMin-SE: {huge}\r\n"),
+            1,
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![400]);
+    assert!(h.take(CARRIER_A).is_empty());
+    // The carrier-side timer waits its (capped) day: after an hour the call is up.
+    h.advance(Duration::from_secs(3600));
+    assert!(h.cdrs.is_empty());
+    let _ = inv;
+}
+
+#[test]
+fn a_bodyless_update_without_session_expires_is_relayed_not_swallowed() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    // An identity update (no Session-Expires): the carrier gets it.
+    h.recv(
+        PHONE,
+        &from_phone("UPDATE", &tag, 2, "z9hG4bKid2", "").replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nP-Asserted-Identity: <sip:1001@127.0.0.2>\r\n",
+            1,
+        ),
+    );
+    let up = h.one_request(CARRIER_A, Method::Update);
+    assert!(up.has_header(&Hdr::P_ASSERTED_IDENTITY));
+}
