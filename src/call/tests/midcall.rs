@@ -674,7 +674,10 @@ fn a_settled_call_drops_the_callers_invite_and_still_works() {
 #[test]
 fn a_reinvite_before_the_ack_of_our_2xx_gets_491() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("call-1@127.0.0.2", "z9hG4bKg9", "+8610123", ""));
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKg9", "+8610123", ""),
+    );
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let ok = h.carrier_answers(&inv, "c1", SDP);
     let tag = ok.to_tag().unwrap();
@@ -690,7 +693,10 @@ fn a_callees_retry_after_reaches_the_caller() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("ra-1", "z9hG4bKra1", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 486, "c1", &[(Hdr::RETRY_AFTER, "120")], None));
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 486, "c1", &[(Hdr::RETRY_AFTER, "120")], None),
+    );
     let r = h
         .take_responses(PHONE)
         .into_iter()
