@@ -30,6 +30,7 @@ mod midcall;
 mod originate;
 mod orphan;
 mod outbound;
+mod per_leg;
 mod phase;
 mod registrations;
 mod release;

@@ -1,0 +1,61 @@
+//! What each leg's peer takes and is told: the methods it accepts (its `Allow`, or its
+//! profile's `[sip] allow`), and a connected identity the other leg sent in an UPDATE the
+//! gateway answered itself.
+
+use super::Side;
+use super::state::Call;
+use crate::sip::{Hdr, Method};
+
+impl Call {
+    /// Whether the peer on `side` may be sent `method`: its profile's `[sip] allow` when
+    /// set, else the `Allow` it sent (unknown counts as yes, RFC 3261 §20.5).
+    pub fn peer_takes(&self, side: Side, method: &Method) -> bool {
+        match self.profile(side).and_then(|p| p.allow.as_ref()) {
+            Some(list) => list.iter().any(|m| m == method.as_str()),
+            None => self.dialog(side).is_none_or(|d| d.peer_allows(method)),
+        }
+    }
+
+    /// Whether the peer on `side` said (or its profile says) it takes `method`: unknown
+    /// counts as no.
+    pub fn peer_lists(&self, side: Side, method: &Method) -> bool {
+        let listed = |l: &Vec<String>| l.iter().any(|m| m == method.as_str());
+        match self.profile(side).and_then(|p| p.allow.as_ref()) {
+            Some(list) => listed(list),
+            None => self
+                .dialog(side)
+                .and_then(|d| d.peer_allows)
+                .is_some_and(|a| a.contains(method.as_str())),
+        }
+    }
+
+    /// A message toward `side` carries the identity an UPDATE answered here brought, if one
+    /// is waiting for that side (in that side's form), instead of its own.
+    pub(super) fn carry_identity<M: crate::sip::Body>(
+        &mut self,
+        local: &crate::sip::LocalAddrs,
+        side: Side,
+        msg: &mut M,
+    ) {
+        if self.identity.as_ref().is_none_or(|i| i.0 != side) {
+            return;
+        }
+        let (Some(pending), Some(peer)) = (self.identity.take(), self.profile(side)) else {
+            return;
+        };
+        if !peer.headers.keeps_identity(&Hdr::P_ASSERTED_IDENTITY) {
+            return;
+        }
+        // A message with an identity of its own carries the newer one: the stored one is
+        // dropped.
+        if msg.has_identity() {
+            return;
+        }
+        for v in &pending.1 {
+            let v = crate::interop::egress::identity_header(v, local, peer);
+            if let Err(e) = msg.insert_header_before_length(&Hdr::P_ASSERTED_IDENTITY, v) {
+                tracing::warn!(error = %e, "cannot carry the updated identity");
+            }
+        }
+    }
+}
