@@ -68,11 +68,7 @@ impl Call {
             // SUBSCRIBE, NOTIFY, MESSAGE, PUBLISH, …: not ours to carry between the legs,
             // and not in the Allow we send (RFC 3261 §8.2.1: 405 with our Allow).
             _ => {
-                let allow = self
-                    .profile(side)
-                    .map_or(crate::interop::egress::ALLOW, |p| {
-                        crate::interop::egress::allow_for(p)
-                    });
+                let allow = self.allow_toward(side);
                 cx.respond(id, &req, 405, "Method Not Allowed", &[(Hdr::ALLOW, allow)])
             }
         }

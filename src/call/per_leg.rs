@@ -7,6 +7,14 @@ use super::state::Call;
 use crate::sip::{Hdr, Method};
 
 impl Call {
+    /// Our `Allow` toward the peer on `side` (`interop::egress::allow_for` its profile).
+    pub(super) fn allow_toward(&self, side: Side) -> &'static str {
+        self.profile(side)
+            .map_or(crate::interop::egress::ALLOW, |p| {
+                crate::interop::egress::allow_for(p)
+            })
+    }
+
     /// Whether the peer on `side` may be sent `method`: its profile's `[sip] allow` when
     /// set, else the `Allow` it sent (unknown counts as yes, RFC 3261 §20.5).
     pub fn peer_takes(&self, side: Side, method: &Method) -> bool {

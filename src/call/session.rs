@@ -159,7 +159,8 @@ impl Call {
             Method::Invite => self.sdp[side].as_ref().is_some_and(|seen| {
                 seen.sent.as_ref().is_some_and(|s| s.2)
                     && seen.received_origin.is_some()
-                    && seen.received_origin == sdp_origin(req.body())
+                    && seen.received_origin
+                        == sdp_origin(req.header(&Hdr::CONTENT_TYPE).as_deref(), req.body())
             }),
             _ => false,
         };
@@ -203,12 +204,7 @@ impl Call {
             .map_or(crate::sip::Transport::Udp, |d| d.target.transport);
         out.push_header(&Hdr::CONTACT, cx.env.local.contact(transport))?;
         if req.method() == Method::Invite {
-            let allow = self
-                .profile(side)
-                .map_or(crate::interop::egress::ALLOW, |p| {
-                    crate::interop::egress::allow_for(p)
-                });
-            out.push_header(&Hdr::ALLOW, allow)?;
+            out.push_header(&Hdr::ALLOW, self.allow_toward(side))?;
         }
         for (h, v) in self.answer_session(cx, side, req) {
             out.push_header(&h, v)?;
@@ -445,14 +441,10 @@ impl Call {
 
     /// Record the SDP `side`'s peer sent (its `o=` line), on a leg that runs session timers.
     pub(super) fn note_sdp_received(&mut self, side: Side, body: &Bytes, ct: Option<&str>) {
-        if body.is_empty()
-            || !is_sdp(ct)
-            || !self.timer_policy(side).supported()
-            || !self.may_need_sdp(side)
-        {
+        if !self.timer_policy(side).supported() || !self.may_need_sdp(side) {
             return;
         }
-        let origin = sdp_origin(body);
+        let origin = sdp_origin(ct, body);
         if origin.is_some() {
             self.sdp[side].get_or_insert_default().received_origin = origin;
         }
@@ -469,12 +461,7 @@ impl Call {
         policy: Option<SessionTimerPolicy>,
     ) {
         let policy = policy.unwrap_or_else(|| self.timer_policy(side));
-        if body.is_empty()
-            || !is_sdp(ct)
-            || !policy.supported()
-            || !self.may_need_sdp(side)
-            || sdp_origin(body).is_none()
-        {
+        if !policy.supported() || !self.may_need_sdp(side) || sdp_origin(ct, body).is_none() {
             return;
         }
         // A copy of its own: the message it came in is not kept alive by it.
@@ -493,17 +480,12 @@ impl Call {
     }
 }
 
-/// Whether a body of this Content-Type carries SDP (alone, or as a multipart part).
-fn is_sdp(ct: Option<&str>) -> bool {
-    ct.is_some_and(|ct| {
-        let ct = ct.trim_start().to_ascii_lowercase();
-        ct.starts_with("application/sdp") || ct.starts_with("multipart/")
-    })
-}
-
-/// The `o=` line of an SDP body (or of the SDP part of a multipart body), trimmed.
-fn sdp_origin(body: &[u8]) -> Option<String> {
-    body.split(|b| *b == b'\n')
-        .find(|l| l.starts_with(b"o="))
-        .map(|l| String::from_utf8_lossy(l).trim_end().to_string())
+/// The `o=` line of a body's SDP (the body itself, or its SDP part), found the way anchoring
+/// finds it (`sdp::locate`, `sdp::lines`); None for a body that carries no SDP.
+fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
+    let part = crate::sdp::locate(ct, body).ok()??;
+    let sdp = body.get(part.range())?;
+    crate::sdp::lines(sdp)
+        .find(|l| l.text.starts_with(b"o="))
+        .map(|l| String::from_utf8_lossy(l.text).into_owned())
 }
