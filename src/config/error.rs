@@ -78,6 +78,34 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The choice a key's string names, from `choices` (its spelling and its value); anything
+/// else is reported at the string, as `{key} "x" must be "a", "b" or "c"`, and gives None.
+pub(super) fn one_of<T: Copy>(
+    s: &toml::Spanned<String>,
+    key: &str,
+    choices: &[(&str, T)],
+    (path, text): (&Path, &str),
+    errs: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let given = s.get_ref().as_str();
+    if let Some((_, v)) = choices.iter().find(|(name, _)| *name == given) {
+        return Some(*v);
+    }
+    let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+    let list = match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    errs.push(ConfigError::at(
+        path,
+        text,
+        s.span().start,
+        format!("{key} {given:?} must be {list}"),
+    ));
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
+use super::error::one_of;
 use super::file::{self, ProfileFile};
 use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
 use crate::interop::causes::{CausePolicy, Q850Cause};
@@ -236,19 +237,10 @@ fn load_profile(
         ));
     }
     let latch = match &file.media.latch {
-        Some(l) => match l.get_ref().as_str() {
-            "any" => Latch::Any,
-            "sdp-ip" => Latch::SdpIp,
-            other => {
-                errs.push(ConfigError::at(
-                    path,
-                    text,
-                    l.span().start,
-                    format!("[media] latch {other:?} must be \"any\" or \"sdp-ip\""),
-                ));
-                Latch::Any
-            }
-        },
+        Some(l) => {
+            let choices = [("any", Latch::Any), ("sdp-ip", Latch::SdpIp)];
+            one_of(l, "[media] latch", &choices, (path, text), errs).unwrap_or(Latch::Any)
+        }
         // A trunk's media comes from the addresses its SDP names (carriers do not sit behind
         // NAT); a phone may well be behind one.
         None if role == Role::Trunk => Latch::SdpIp,
@@ -295,22 +287,18 @@ fn load_profile(
         }
         out
     });
-    let transfer = match &file.transfer.mode {
-        None => TransferMode::Refuse,
-        Some(m) => match m.get_ref().as_str() {
-            "refuse" => TransferMode::Refuse,
-            "relay" => TransferMode::Relay,
-            other => {
-                errs.push(ConfigError::at(
-                    path,
-                    text,
-                    m.span().start,
-                    format!("[transfer] mode {other:?} must be \"refuse\" or \"relay\""),
-                ));
-                TransferMode::Refuse
-            }
-        },
-    };
+    let transfer = file
+        .transfer
+        .mode
+        .as_ref()
+        .and_then(|m| {
+            let choices = [
+                ("refuse", TransferMode::Refuse),
+                ("relay", TransferMode::Relay),
+            ];
+            one_of(m, "[transfer] mode", &choices, (path, text), errs)
+        })
+        .unwrap_or_default();
     let headers = header_policy(&file.headers, path, text, errs);
     let session_timer =
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
@@ -436,36 +424,26 @@ fn prack_policy(
     text: &str,
     errs: &mut Vec<ConfigError>,
 ) -> PrackPolicy {
-    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
     let mut p = PrackPolicy::default();
-    if let Some(s) = &pr.mode {
-        p.mode = match s.get_ref().as_str() {
-            "supported" => PrackMode::Supported,
-            "disabled" => PrackMode::Disabled,
-            "required" => PrackMode::Required,
-            other => {
-                errs.push(at(
-                    s,
-                    format!(
-                        "[prack] mode {other:?} must be \"supported\", \"disabled\" or \"required\""
-                    ),
-                ));
-                PrackMode::Supported
-            }
-        };
+    let modes = [
+        ("supported", PrackMode::Supported),
+        ("disabled", PrackMode::Disabled),
+        ("required", PrackMode::Required),
+    ];
+    if let Some(m) = pr
+        .mode
+        .as_ref()
+        .and_then(|s| one_of(s, "[prack] mode", &modes, (path, text), errs))
+    {
+        p.mode = m;
     }
-    if let Some(s) = &pr.on_405 {
-        p.on_405 = match s.get_ref().as_str() {
-            "continue" => On405::Continue,
-            "fail" => On405::Fail,
-            other => {
-                errs.push(at(
-                    s,
-                    format!("[prack] on_405 {other:?} must be \"continue\" or \"fail\""),
-                ));
-                On405::Continue
-            }
-        };
+    let on_405 = [("continue", On405::Continue), ("fail", On405::Fail)];
+    if let Some(o) = pr
+        .on_405
+        .as_ref()
+        .and_then(|s| one_of(s, "[prack] on_405", &on_405, (path, text), errs))
+    {
+        p.on_405 = o;
     }
     p
 }

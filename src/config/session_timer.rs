@@ -18,21 +18,17 @@ pub(super) fn session_timer_policy(
 ) -> SessionTimerPolicy {
     let at = |offset: usize, msg: String| ConfigError::at(path, text, offset, msg);
     let mut p = SessionTimerPolicy::default();
-    if let Some(m) = &s.mode {
-        p.mode = match m.get_ref().as_str() {
-            "off" => TimerMode::Off,
-            "accept" => TimerMode::Accept,
-            "require" => TimerMode::Require,
-            other => {
-                errs.push(at(
-                    m.span().start,
-                    format!(
-                        "[session_timer] mode {other:?} must be \"off\", \"accept\" or \"require\""
-                    ),
-                ));
-                TimerMode::Accept
-            }
-        };
+    let modes = [
+        ("off", TimerMode::Off),
+        ("accept", TimerMode::Accept),
+        ("require", TimerMode::Require),
+    ];
+    if let Some(m) = s
+        .mode
+        .as_ref()
+        .and_then(|m| super::error::one_of(m, "[session_timer] mode", &modes, (path, text), errs))
+    {
+        p.mode = m;
     }
     let secs = |v: &Spanned<u64>, key: &str, errs: &mut Vec<ConfigError>| {
         let (lo, hi) = (ABSOLUTE_MIN_INTERVAL.as_secs(), MAX_INTERVAL.as_secs());
