@@ -20,7 +20,7 @@ impl Call {
     /// (RFC 3262 §3): then it waits for that PRACK.
     pub(super) fn deliver_2xx_to_caller(&mut self, cx: &mut Cx, resp: Response, b_cseq: u32) {
         if self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp) {
-            self.uas_rel.held_2xx = Some((resp, b_cseq));
+            self.uas_rel.held_2xx = Some(Box::new((resp, b_cseq)));
             return;
         }
         self.uas_rel.crossed_rseq = self.uas_rel.pending.take().map(|p| p.rseq);
@@ -45,13 +45,13 @@ impl Call {
         txn: TxnId,
     ) {
         let t1 = cx.env.timers.t1;
-        self.pending_2xx[side] = Some(Pending2xx {
+        self.pending_2xx[side] = Some(Box::new(Pending2xx {
             resp,
             cseq: cseqs.0,
             other_cseq: cseqs.1,
             interval: t1,
             txn,
-        });
+        }));
         let reliable = self
             .dialog(side)
             .is_some_and(|d| d.target.transport.is_reliable());
@@ -139,26 +139,24 @@ impl Call {
         };
         let target = leg.target;
         let mut ptime_set = false;
-        let built = leg
-            .ack(cseq, &cx.env.local, &mut cx.env.ids)
-            .and_then(|mut ack| {
-                for (h, v) in creds {
-                    ack.insert_header_before_length(&h, v)?;
+        let built = leg.ack(cseq, &cx.env.local).and_then(|mut ack| {
+            for (h, v) in creds {
+                ack.insert_header_before_length(&h, v)?;
+            }
+            if let Some((b, ct)) = body.clone()
+                && !b.is_empty()
+            {
+                let shaped = match &profile {
+                    Some(p) => body_for(p, &b, ct.as_deref()),
+                    None => b.clone(),
+                };
+                if shaped != b {
+                    ptime_set = true;
                 }
-                if let Some((b, ct)) = body.clone()
-                    && !b.is_empty()
-                {
-                    let shaped = match &profile {
-                        Some(p) => body_for(p, &b, ct.as_deref()),
-                        None => b.clone(),
-                    };
-                    if shaped != b {
-                        ptime_set = true;
-                    }
-                    ack.set_body(shaped, ct.as_deref())?;
-                }
-                Ok(ack)
-            });
+                ack.set_body(shaped, ct.as_deref())?;
+            }
+            Ok(ack)
+        });
         match built {
             Ok(mut ack) => {
                 // An ACK's SDP is our answer to the leg's offer in its 2xx.
@@ -170,12 +168,14 @@ impl Call {
                 if ptime_set {
                     cx.env.rewrote(super::cx::Rewrite::Ptime);
                 }
+                let has_body = !ack.body().is_empty();
                 let target = cx.env.toward(&mut ack, target);
                 let msg = Message::Request(ack);
                 let wire = msg.to_bytes();
                 self.acks[side] = Some(SentAck {
                     cseq,
-                    wire: wire.clone(),
+                    wire: Some(wire.clone()),
+                    has_body,
                 });
                 cx.emit(super::Output::Transmit {
                     target,
@@ -213,6 +213,13 @@ impl Call {
         let Some(ack) = self.acks[side].as_ref().filter(|a| a.cseq == cseq) else {
             return false;
         };
+        let Some(wire) = ack.wire.clone() else {
+            // Settled without its bytes (it had no body): the same ACK again, from the dialog.
+            cx.env.retransmissions.absorbed += 1;
+            cx.env.retransmissions.sent += 1;
+            self.send_ack(cx, side, cseq, None);
+            return true;
+        };
         let Some(target) = self.dialog(side).map(|d| d.target) else {
             return false;
         };
@@ -222,7 +229,7 @@ impl Call {
         cx.env.retransmissions.sent += 1;
         cx.emit(super::Output::Transmit {
             target,
-            wire: ack.wire.clone(),
+            wire,
             txn: None,
         });
         true

@@ -30,7 +30,7 @@ pub(super) fn media_plan(
     targets: &[PeerName],
     call_id: &str,
     now: std::time::Instant,
-) -> Option<MediaState> {
+) -> Option<Box<MediaState>> {
     let peers = || {
         std::iter::once(ingress).chain(targets.iter().filter_map(|t| cfg.profile(t).map(|p| &**p)))
     };
@@ -40,10 +40,10 @@ pub(super) fn media_plan(
     let recording = peers()
         .any(|p| p.record)
         .then(|| recording_path(env, cfg, call_id, now));
-    Some(MediaState {
+    Some(Box::new(MediaState {
         recording,
         ..Default::default()
-    })
+    }))
 }
 
 /// `<dir>/<day>/<HHMMSSmmm>-<call-id>.wav`, the Call-ID reduced to file-name-safe characters.

@@ -136,7 +136,7 @@ impl Call {
             self.attempt = Some(Attempt {
                 peer,
                 txn,
-                invite: Some(invite),
+                invite: Some(Box::new(invite)),
                 state: AttemptState::Calling,
                 asked_se,
                 retried_422: false,
@@ -331,7 +331,7 @@ impl Call {
                     self.invite_auth.b = Some(Call::invite_credentials(&invite));
                     if let Some(att) = self.attempt.as_mut() {
                         att.txn = txn;
-                        att.invite = Some(invite);
+                        att.invite = Some(Box::new(invite));
                         att.state = AttemptState::Calling;
                     }
                     return;
@@ -351,7 +351,7 @@ impl Call {
         if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
-            self.last_failure = Some(resp);
+            self.last_failure = Some(Box::new(resp));
             if self.start_attempt(cx) != AttemptOutcome::Sent
                 && let Some(last) = self.last_failure.take()
             {
@@ -492,7 +492,7 @@ impl Call {
         };
         leg.learn_from_response(resp);
         let cseq = resp.cseq().map_or(1, |c| c.0);
-        match leg.ack(cseq, &cx.env.local, &mut cx.env.ids) {
+        match leg.ack(cseq, &cx.env.local) {
             Ok(ack) => cx.send(leg.target, &Message::Request(ack)),
             Err(e) => warn!(error = %e, "cannot build ACK"),
         }

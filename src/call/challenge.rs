@@ -26,9 +26,9 @@ impl Call {
     fn auth_session(&mut self, side: Side) -> Option<&mut AuthSession> {
         if self.auth[side].is_none() {
             let creds = self.profile(side)?.auth.clone();
-            self.auth[side] = Some(AuthSession::new(creds));
+            self.auth[side] = Some(Box::new(AuthSession::new(creds)));
         }
-        self.auth[side].as_mut()
+        self.auth[side].as_deref_mut()
     }
 
     /// A new request on `side`'s dialog gets credentials up front for the challenges that

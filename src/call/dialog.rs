@@ -104,13 +104,23 @@ impl Dialog {
     ) -> Result<Request, SipError> {
         self.local_cseq = self.local_cseq.wrapping_add(1);
         let cseq = self.local_cseq;
-        self.build(method, cseq, local, ids)
+        let branch = ids.branch();
+        self.build(method, cseq, local, &branch)
     }
 
     /// The ACK for a 2xx to the INVITE that had CSeq `cseq` (RFC 3261 §13.2.2.4): a new
     /// transaction, so a new branch, with the INVITE's sequence number.
-    pub fn ack(&self, cseq: u32, local: &LocalAddrs, ids: &mut IdGen) -> Result<Request, SipError> {
-        self.build(Method::Ack, cseq, local, ids)
+    /// The ACK for the 2xx to our INVITE with CSeq `cseq`. Its branch is derived from the
+    /// dialog and the CSeq, so the ACK built again for a late 2xx retransmission (once the
+    /// call no longer keeps its bytes) is the same ACK, byte for byte.
+    pub fn ack(&self, cseq: u32, local: &LocalAddrs) -> Result<Request, SipError> {
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: the same in every run, so a restart changes nothing either.
+        let mut h = std::hash::DefaultHasher::new();
+        // The peer's tag too: a second fork's 2xx gets an ACK with a branch of its own.
+        (&self.call_id, &self.local_tag, &self.remote_tag, cseq).hash(&mut h);
+        let branch = format!("{}ack{:016x}", crate::sip::BRANCH_COOKIE, h.finish());
+        self.build(Method::Ack, cseq, local, &branch)
     }
 
     fn build(
@@ -118,10 +128,10 @@ impl Dialog {
         method: Method,
         cseq: u32,
         local: &LocalAddrs,
-        ids: &mut IdGen,
+        branch: &str,
     ) -> Result<Request, SipError> {
         let mut r = Request::new(method.clone(), &self.remote_target)?;
-        r.push_header(&Hdr::VIA, local.via(self.target.transport, &ids.branch()))?;
+        r.push_header(&Hdr::VIA, local.via(self.target.transport, branch))?;
         r.push_header(&Hdr::MAX_FORWARDS, "70")?;
         for route in &self.route_set {
             r.push_header(&Hdr::ROUTE, route.clone())?;

@@ -253,7 +253,10 @@ impl B2bua {
             cfg,
             ingress,
             a,
-            origin: Origin::Caller(CallerInvite { txn: id, req }),
+            origin: Origin::Caller(CallerInvite {
+                txn: id,
+                req: std::sync::Arc::new(req),
+            }),
             route: adm.targets,
             counted_ingress: Some(adm_peer),
             number: adm.number,

@@ -148,13 +148,13 @@ impl Call {
         let has_sdp = !resp.body().is_empty();
         let t1 = cx.env.timers.t1;
         cx.send_response(txn, resp.clone());
-        self.uas_rel.pending = Some(PendingRel {
+        self.uas_rel.pending = Some(Box::new(PendingRel {
             resp,
             rseq,
             interval: t1,
             since: cx.now,
             has_sdp,
-        });
+        }));
         self.timers.set(CallTimer::Rel1xx, cx.now + t1);
     }
 
@@ -218,7 +218,7 @@ impl Call {
         cx.respond(id, req, 200, "OK", &[]);
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
-        if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take() {
+        if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
             self.deliver_2xx_to_caller(cx, resp, b_cseq);
             return;
         }

@@ -309,7 +309,7 @@ impl B2bua {
         }
         if let Some(media) = call.media.take() {
             let answered = call.phase.answered_at().is_some();
-            release_media(&mut self.env, r, media, answered);
+            release_media(&mut self.env, r, *media, answered);
         }
         self.env.dialogs.remove(&call.a.key());
         if let Some(b) = &call.b {

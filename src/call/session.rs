@@ -255,7 +255,7 @@ impl Call {
         }
         if let Some(att) = self.attempt.as_mut() {
             att.txn = txn;
-            att.invite = Some(invite);
+            att.invite = Some(Box::new(invite));
             att.state = super::phase::AttemptState::Calling;
             att.asked_se = Some(min);
             att.retried_422 = true;

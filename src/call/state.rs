@@ -34,9 +34,13 @@ pub enum TxnRole {
     Refresh(Side),
 }
 
-/// What a settled call's template is: a request with nothing in it (shared, built once).
-static SETTLED: std::sync::LazyLock<Option<Request>> =
-    std::sync::LazyLock::new(|| Request::new(Method::Invite, "sip:settled.invalid").ok());
+/// What a settled call's template is: a request with nothing in it (shared, built once: a
+/// settled call holds a reference to it, not a copy).
+static SETTLED: std::sync::LazyLock<Option<Arc<Request>>> = std::sync::LazyLock::new(|| {
+    Request::new(Method::Invite, "sip:settled.invalid")
+        .ok()
+        .map(Arc::new)
+});
 
 /// At most this many relayed requests wait for an answer at once; more get 500 (RFC 3261
 /// §14.1 allows one INVITE at a time anyway): a peer cannot grow a call without bound.
@@ -46,7 +50,8 @@ pub const MAX_RELAYED: usize = 8;
 #[derive(Debug)]
 pub struct CallerInvite {
     pub txn: TxnId,
-    pub req: Request,
+    /// Shared so that settling swaps it for [`SETTLED`] without a copy.
+    pub req: Arc<Request>,
 }
 
 /// Where a call came from.
@@ -66,8 +71,9 @@ pub enum Origin {
 pub struct Attempt {
     pub peer: Arc<Profile>,
     pub txn: TxnId,
-    /// Kept until the attempt's final outcome: a CANCEL is built from it.
-    pub invite: Option<Request>,
+    /// Kept until the attempt's final outcome: a CANCEL is built from it. Boxed: an
+    /// established call keeps the attempt (its peer, its state), not this room.
+    pub invite: Option<Box<Request>>,
     pub state: AttemptState,
     /// The session interval the INVITE asked for (RFC 4028), if any.
     pub asked_se: Option<std::time::Duration>,
@@ -123,7 +129,11 @@ pub struct Pending2xx {
 #[derive(Debug, Clone)]
 pub struct SentAck {
     pub cseq: u32,
-    pub wire: Bytes,
+    /// The datagram as sent; none once the call settled and the ACK had no body (it is
+    /// rebuilt from the dialog if the 2xx still comes again).
+    pub wire: Option<Bytes>,
+    /// It carried SDP (a late offer's answer): never rebuilt, so never dropped.
+    pub has_body: bool,
 }
 
 /// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).
@@ -146,12 +156,13 @@ pub struct UasRel {
     /// This call's provisionals to the caller go reliably.
     pub reliable: bool,
     pub next_rseq: u32,
-    /// The reliable provisional waiting for its PRACK.
-    pub pending: Option<PendingRel>,
+    /// The reliable provisional waiting for its PRACK (boxed, as `held_2xx`: most calls
+    /// never have one, and an established call should not carry their room).
+    pub pending: Option<Box<PendingRel>>,
     /// Provisionals that arrived while one was unacknowledged (only one at a time, §3).
     pub queue: std::collections::VecDeque<Response>,
     /// A 2xx held back because the unacknowledged provisional carried SDP.
-    pub held_2xx: Option<(Response, u32)>,
+    pub held_2xx: Option<Box<(Response, u32)>>,
     /// The RSeq of a provisional without SDP still unacknowledged when our 2xx went: its
     /// PRACK may cross the 2xx and still gets 200 (a 481 would end the caller's dialog).
     pub crossed_rseq: Option<u32>,
@@ -216,18 +227,20 @@ pub struct Call {
     pub open: Vec<TxnId>,
     /// In-dialog requests relayed and waiting, by the client transaction on the far leg.
     pub relayed: Vec<(TxnId, Relayed)>,
-    pub pending_2xx: PerSide<Option<Pending2xx>>,
+    /// Boxed, as the other rarely present parts below: an established call does not carry
+    /// their room.
+    pub pending_2xx: PerSide<Option<Box<Pending2xx>>>,
     pub acks: PerSide<Option<SentAck>>,
     /// The last failure from a callee attempt (relayed if every attempt fails).
-    pub last_failure: Option<Response>,
+    pub last_failure: Option<Box<Response>>,
     pub events: Events,
     pub uac_rel: UacRel,
     pub uas_rel: UasRel,
     /// Some when the call's media is relayed through the gateway.
-    pub media: Option<MediaState>,
+    pub media: Option<Box<MediaState>>,
     pub timers: TimerTable,
     /// Digest state toward each side's peer, once that peer challenged us (`challenge`).
-    pub auth: PerSide<Option<crate::auth::AuthSession>>,
+    pub auth: PerSide<Option<Box<crate::auth::AuthSession>>>,
     /// The credentials the side's initial INVITE carried: its 2xx's ACK carries them too.
     pub invite_auth: PerSide<Option<InviteCredentials>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
@@ -282,7 +295,7 @@ pub struct CallStart {
     pub started: Instant,
     pub started_wall: std::time::SystemTime,
     pub uas_rel: UasRel,
-    pub media: Option<MediaState>,
+    pub media: Option<Box<MediaState>>,
 }
 
 impl Call {
@@ -361,9 +374,10 @@ impl Call {
     }
 
     /// 64·T1 after the answer: nothing of the setup can come again, so what only the setup
-    /// needed goes (the caller's INVITE with its datagram and parsed headers). An
-    /// established call keeps its dialogs, media, CDR facts and the last ACK per leg (a peer
-    /// with a longer T1 may still retransmit its 2xx).
+    /// needed goes (the caller's INVITE with its datagram and parsed headers, the bytes of a
+    /// body-less ACK). An established call keeps its dialogs, media, CDR facts and which
+    /// INVITE each leg's last ACK was for (a peer with a longer T1 may still retransmit its
+    /// 2xx: the ACK is rebuilt from the dialog then; an ACK that carried SDP is kept whole).
     pub(super) fn settle(&mut self, t1: std::time::Duration, now: std::time::Instant) {
         if matches!(self.phase, Phase::Answered { .. }) {
             // Not confirmed yet (a 2xx held for a PRACK, a late ACK): later.
@@ -377,12 +391,19 @@ impl Call {
         if let Some(settled) = SETTLED.as_ref() {
             match &mut self.origin {
                 Origin::Caller(ci) => ci.req = settled.clone(),
-                Origin::Callback(tp) => tp.template = settled.clone(),
+                Origin::Callback(tp) => tp.template = Request::clone(settled),
             }
         }
         self.last_failure = None;
         self.uas_rel = UasRel::default();
         self.events.shrink();
+        for side in [Side::A, Side::B] {
+            if let Some(ack) = self.acks[side].as_mut()
+                && !ack.has_body
+            {
+                ack.wire = None;
+            }
+        }
     }
 
     /// The caller's INVITE server transaction (none for a call-back).

@@ -672,6 +672,58 @@ fn a_settled_call_drops_the_callers_invite_and_still_works() {
 }
 
 #[test]
+fn a_settled_call_keeps_no_ack_bytes_and_acks_a_late_2xx_from_the_dialog() {
+    let mut h = H::new();
+    let (inv, _ok) = answered_call(&mut h);
+    // The ACK the carrier got for its 200, as the call keeps it.
+    let first = h
+        .core
+        .calls
+        .values()
+        .next()
+        .and_then(|c| c.acks[Side::B].as_ref()?.wire.clone())
+        .map(|w| parse_datagram(w, 65535).unwrap());
+    let Some(Message::Request(first)) = first else {
+        panic!("no ACK kept for the carrier's 200");
+    };
+    assert_eq!(first.method(), Method::Ack);
+    let kept = |h: &H| {
+        h.core
+            .calls
+            .values()
+            .next()
+            .map(|c| c.acks[Side::B].as_ref().map(|a| (a.cseq, a.wire.is_some())))
+    };
+    let cseq = first.cseq().map(|c| c.0);
+    assert_eq!(
+        kept(&h).flatten().map(|k| (Some(k.0), k.1)),
+        Some((cseq, true))
+    );
+    h.advance(Duration::from_secs(33));
+    // Settled: which INVITE was ACKed is kept, the datagram is not.
+    assert_eq!(
+        kept(&h).flatten().map(|k| (Some(k.0), k.1)),
+        Some((cseq, false))
+    );
+    // A carrier with a long T1 still retransmits its 2xx: it gets the same ACK again.
+    let late = reply(
+        &inv,
+        200,
+        "carrier1",
+        &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+        Some(SDP),
+    );
+    h.recv_msg(CARRIER_A, late);
+    let again = h.take_requests(CARRIER_A, Method::Ack);
+    assert_eq!(again.len(), 1);
+    for hdr in [Hdr::CALL_ID, Hdr::FROM, Hdr::TO, Hdr::CSEQ] {
+        assert_eq!(again[0].header(&hdr), first.header(&hdr), "{hdr:?}");
+    }
+    assert_eq!(again[0].uri(), first.uri());
+    assert!(h.take(PHONE).is_empty(), "the phone hears nothing of it");
+}
+
+#[test]
 fn a_reinvite_before_the_ack_of_our_2xx_gets_491() {
     let mut h = H::new();
     h.recv(
