@@ -12,6 +12,8 @@ Run it several times and report the median and spread (BENCHMARKS.md). All traff
 on 127.0.0.0/8; every phase is bounded in time.
 
 Usage: benches/held_calls.py [--calls 20000] [--rate 1000] [--runs 3] [--bin target/release/trunkgate]
+A binary built with `--features heap-stats` also reports its live heap bytes per call (what
+the code holds, beside the RSS the allocator holds for it).
 Needs: sipp (sip-tester), a release build (cargo build --release).
 """
 import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
@@ -82,6 +84,8 @@ def one_run(args, calls):
             return None
         time.sleep(2)
         idle = rss_kib(gw.pid)
+        # Live heap bytes, when the binary counts them (built with --features heap-stats).
+        heap_idle = metric("trunkgate_heap_bytes")
         uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.3", "-p", "5090", "-nostdin",
                                 "-max_socket", "65000"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
@@ -101,6 +105,7 @@ def one_run(args, calls):
         time.sleep(35)
         held = rss_kib(gw.pid)
         txns = metric("trunkgate_transactions")
+        heap_held = metric("trunkgate_heap_bytes")
         t0, c0 = time.time(), cpu_ticks(gw.pid)
         if args.perf:
             subprocess.run(["perf", "record", "-g", "-o", "/tmp/held.perf", "-p", str(gw.pid),
@@ -126,6 +131,8 @@ def one_run(args, calls):
             "per_call_b": (held - idle) * 1024 / max(reached, 1), "rest_cpu_pct": rest_cpu,
             "after_kib": after, "returned_pct": (after - idle) * 100 / max(held - idle, 1),
             "txns_while_held": txns,
+            "heap_per_call_b": None if heap_idle is None or heap_held is None
+            else (heap_held - heap_idle) / max(reached, 1),
         }
     finally:
         for p in reversed(procs):
@@ -176,6 +183,10 @@ def main():
           f"CPU at rest median {statistics.median(cpu):.1f} % of a core ({min(cpu):.1f}-{max(cpu):.1f}); "
           f"after the calls ended {statistics.median(ret):.0f} % of the held growth remained "
           f"({min(ret):.0f}-{max(ret):.0f})")
+    heap = [r["heap_per_call_b"] for r in results if r.get("heap_per_call_b") is not None]
+    if heap:
+        print(f"live heap per call (heap-stats build): median {statistics.median(heap):.0f} B "
+              f"(spread {min(heap):.0f}-{max(heap):.0f})")
 
 
 if __name__ == "__main__":

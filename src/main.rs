@@ -14,9 +14,19 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[cfg(feature = "mimalloc")]
+#[cfg(all(feature = "mimalloc", not(feature = "heap-stats")))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// A measurement build: the same allocators, each allocation counted (src/ops/heap.rs).
+#[cfg(all(feature = "mimalloc", feature = "heap-stats"))]
+#[global_allocator]
+static ALLOC: trunkgate::ops::heap::Counting<mimalloc::MiMalloc> =
+    trunkgate::ops::heap::Counting(mimalloc::MiMalloc);
+#[cfg(all(not(feature = "mimalloc"), feature = "heap-stats"))]
+#[global_allocator]
+static ALLOC: trunkgate::ops::heap::Counting<std::alloc::System> =
+    trunkgate::ops::heap::Counting(std::alloc::System);
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

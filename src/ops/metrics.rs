@@ -28,6 +28,8 @@ pub const TRANSACTIONS: &str = "trunkgate_transactions";
 pub const DIALOGS: &str = "trunkgate_dialogs";
 pub const RTP_STREAMS: &str = "trunkgate_rtp_streams";
 pub const RECORDINGS: &str = "trunkgate_recordings_active";
+/// Only in a build with the `heap-stats` feature (src/ops/heap.rs).
+pub const HEAP_BYTES: &str = "trunkgate_heap_bytes";
 pub const RELOADS: &str = "trunkgate_config_reloads_total";
 pub const BUILD_INFO: &str = "trunkgate_build_info";
 pub const REGISTRATION_UP: &str = "trunkgate_registration_up";
@@ -174,6 +176,9 @@ pub fn levels(l: &Levels<'_>) {
     gauge!(DIALOGS).set(l.dialogs as f64);
     gauge!(RTP_STREAMS).set(l.rtp_streams as f64);
     gauge!(RECORDINGS).set(l.recordings as f64);
+    if let Some(live) = super::heap::live_bytes() {
+        gauge!(HEAP_BYTES).set(live as f64);
+    }
 }
 
 /// A configuration reload: `applied`, `invalid` or `restart_required`.
@@ -302,6 +307,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     describe_gauge!(DIALOGS, "Dialogs alive");
     describe_gauge!(RTP_STREAMS, "Media streams being relayed");
     describe_gauge!(RECORDINGS, "Calls being recorded");
+    describe_gauge!(
+        HEAP_BYTES,
+        "Heap bytes in use (only in a build with the heap-stats feature)"
+    );
     describe_counter!(
         RELOADS,
         "Configuration reloads by result (applied, invalid, restart_required)"

@@ -2,4 +2,5 @@
 //! the running process.
 
 pub mod control;
+pub mod heap;
 pub mod metrics;
