@@ -66,7 +66,7 @@ fn start(record: bool, phone_port: u16, carrier_port: u16) -> Gw {
     // The load comes from one address per side, faster than a real peer sets up calls:
     // the per-source guard is off here (it is measured in benches/overload.py).
     let gw = format!(
-        "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\nadvertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n[metrics]\nlisten = \"\"\n[protect]\nsource_rate = 0\n[media]\nadvertise = \"127.0.0.1\"\nports = \"20000-29999\"\n[recording]\ndir = \"rec\"\n[[route]]\nfrom = \"pbx\"\nto = \"carrier\"\n"
+        "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\nadvertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n[metrics]\nlisten = \"\"\n[protect]\nsource_rate = 0\n[media]\nadvertise = \"127.0.0.1\"\nports = \"20000-39999\"\n[recording]\ndir = \"rec\"\n[[route]]\nfrom = \"pbx\"\nto = \"carrier\"\n"
     );
     std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();
@@ -307,6 +307,33 @@ struct Result {
     cpu: f64,
     p50: Duration,
     p99: Duration,
+    /// INVITE -> 200 at the phone for probe calls placed with the N calls up but silent, and
+    /// again while their RTP flows (trunkgate only).
+    setup_idle: Option<(Duration, Duration)>,
+    setup_relaying: Option<(Duration, Duration)>,
+}
+
+/// Probe calls placed one at a time, `gap` apart, until `until`; returns (p50, p99) of their
+/// INVITE -> 200 times at the phone. The calls stay up (the gateway's table holds them).
+fn probe_setup(
+    relay: &Relay,
+    first: usize,
+    until: Instant,
+    gap: Duration,
+) -> Option<(Duration, Duration)> {
+    let mut times = Vec::new();
+    let mut i = first;
+    while Instant::now() < until {
+        let t0 = Instant::now();
+        let legs = relay.call(i);
+        times.push(t0.elapsed());
+        drop(legs);
+        i += 1;
+        std::thread::sleep(gap);
+    }
+    times.sort_unstable();
+    let q = |f: f64| times[((times.len() as f64 * f) as usize).min(times.len() - 1)];
+    (!times.is_empty()).then(|| (q(0.5), q(0.99)))
 }
 
 fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result {
@@ -326,6 +353,19 @@ fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result
         Relay::Trunkgate { gw, phone, carrier }
     };
     let legs: Vec<_> = (0..calls).map(|i| relay.call(i)).collect();
+    // SIP setup beside the media: with the calls up and silent, then while they relay.
+    let probing = matches!(relay, Relay::Trunkgate { .. });
+    const PROBES: usize = 1_000_000;
+    let setup_idle = probing
+        .then(|| {
+            probe_setup(
+                &relay,
+                PROBES,
+                Instant::now() + Duration::from_secs(3),
+                Duration::from_millis(30),
+            )
+        })
+        .flatten();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -334,42 +374,58 @@ fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result
     let received = Arc::new(AtomicU64::new(0));
     let epoch = Instant::now();
     let pid = relay.pid();
-    let (cpu, mut lat) = rt.block_on(async {
-        let mut tasks = Vec::new();
-        let lat = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
-        for (i, (prtp, crtp, gw_a)) in legs.into_iter().enumerate() {
-            prtp.set_nonblocking(true).unwrap();
-            crtp.set_nonblocking(true).unwrap();
-            let prtp = tokio::net::UdpSocket::from_std(prtp).unwrap();
-            let crtp = tokio::net::UdpSocket::from_std(crtp).unwrap();
-            let sent = sent.clone();
-            let end = epoch + Duration::from_secs(seconds + 1);
-            tasks.push(tokio::spawn(async move {
-                // Spread the calls over the 20 ms period.
-                tokio::time::sleep(Duration::from_micros(
-                    (i as u64 * 20_000 / calls as u64) % 20_000,
-                ))
-                .await;
-                let mut iv = tokio::time::interval(Duration::from_millis(20));
-                let mut seq: u16 = 0;
-                let mut pkt = vec![0u8; 172];
-                pkt[0] = 0x80;
-                while Instant::now() < end {
-                    iv.tick().await;
-                    pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-                    pkt[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-                    pkt[8..12].copy_from_slice(&(i as u32).to_be_bytes());
-                    let t = epoch.elapsed().as_micros() as u64;
-                    pkt[12..20].copy_from_slice(&t.to_be_bytes());
-                    if prtp.send_to(&pkt, gw_a).await.is_ok() {
-                        sent.fetch_add(1, Ordering::Relaxed);
+    let probe_window = (
+        epoch + Duration::from_millis(1500),
+        epoch + Duration::from_secs(seconds),
+    );
+    let (cpu, mut lat, setup_relaying) = std::thread::scope(|scope| {
+        let probe = probing.then(|| {
+            scope.spawn(|| {
+                std::thread::sleep(probe_window.0.saturating_duration_since(Instant::now()));
+                probe_setup(
+                    &relay,
+                    2 * PROBES,
+                    probe_window.1,
+                    Duration::from_millis(30),
+                )
+            })
+        });
+        let (cpu, lat) = rt.block_on(async {
+            let mut tasks = Vec::new();
+            let lat = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+            for (i, (prtp, crtp, gw_a)) in legs.into_iter().enumerate() {
+                prtp.set_nonblocking(true).unwrap();
+                crtp.set_nonblocking(true).unwrap();
+                let prtp = tokio::net::UdpSocket::from_std(prtp).unwrap();
+                let crtp = tokio::net::UdpSocket::from_std(crtp).unwrap();
+                let sent = sent.clone();
+                let end = epoch + Duration::from_secs(seconds + 1);
+                tasks.push(tokio::spawn(async move {
+                    // Spread the calls over the 20 ms period.
+                    tokio::time::sleep(Duration::from_micros(
+                        (i as u64 * 20_000 / calls as u64) % 20_000,
+                    ))
+                    .await;
+                    let mut iv = tokio::time::interval(Duration::from_millis(20));
+                    let mut seq: u16 = 0;
+                    let mut pkt = vec![0u8; 172];
+                    pkt[0] = 0x80;
+                    while Instant::now() < end {
+                        iv.tick().await;
+                        pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                        pkt[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                        pkt[8..12].copy_from_slice(&(i as u32).to_be_bytes());
+                        let t = epoch.elapsed().as_micros() as u64;
+                        pkt[12..20].copy_from_slice(&t.to_be_bytes());
+                        if prtp.send_to(&pkt, gw_a).await.is_ok() {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        seq = seq.wrapping_add(1);
                     }
-                    seq = seq.wrapping_add(1);
-                }
-            }));
-            let received = received.clone();
-            let lat = lat.clone();
-            tasks.push(tokio::spawn(async move {
+                }));
+                let received = received.clone();
+                let lat = lat.clone();
+                tasks.push(tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
                 let mut local = Vec::new();
                 while let Ok(Ok((n, _))) =
@@ -385,17 +441,21 @@ fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result
                     l.extend(local);
                 }
             }));
-        }
-        // Measure the gateway's CPU over the steady part: after 1 s, for `seconds`.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let (c0, t0) = (cpu_ticks(pid), Instant::now());
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        let cpu = (cpu_ticks(pid) - c0) as f64 / tick() as f64 / t0.elapsed().as_secs_f64() * 100.0;
-        for t in tasks {
-            let _ = t.await;
-        }
-        let l = std::mem::take(&mut *lat.lock().unwrap_or_else(|e| e.into_inner()));
-        (cpu, l)
+            }
+            // Measure the gateway's CPU over the steady part: after 1 s, for `seconds`.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let (c0, t0) = (cpu_ticks(pid), Instant::now());
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            let cpu =
+                (cpu_ticks(pid) - c0) as f64 / tick() as f64 / t0.elapsed().as_secs_f64() * 100.0;
+            for t in tasks {
+                let _ = t.await;
+            }
+            let l = std::mem::take(&mut *lat.lock().unwrap_or_else(|e| e.into_inner()));
+            (cpu, l)
+        });
+        let setup = probe.and_then(|p| p.join().ok()).flatten();
+        (cpu, lat, setup)
     });
     lat.sort_unstable();
     let q = |f: f64| {
@@ -414,6 +474,8 @@ fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result
         cpu,
         p50: q(0.5),
         p99: q(0.99),
+        setup_idle,
+        setup_relaying,
     }
 }
 
@@ -460,6 +522,17 @@ fn main() {
                     r.p50.as_secs_f64() * 1000.0,
                     r.p99.as_secs_f64() * 1000.0
                 );
+                if let (Some(idle), Some(busy)) = (r.setup_idle, r.setup_relaying) {
+                    println!(
+                        "|   SIP setup (INVITE -> 200) | {} | {} | calls silent: p50 {:.2} ms / p99 {:.2} ms | relaying: p50 {:.2} ms / p99 {:.2} ms | | | |",
+                        r.calls,
+                        if r.record { "yes" } else { "no" },
+                        idle.0.as_secs_f64() * 1000.0,
+                        idle.1.as_secs_f64() * 1000.0,
+                        busy.0.as_secs_f64() * 1000.0,
+                        busy.1.as_secs_f64() * 1000.0
+                    );
+                }
                 let _ = std::io::stdout().flush();
             }
         }
