@@ -118,9 +118,9 @@ impl Call {
                 }
             }
             if let Some(old) = self.b.take() {
-                cx.remove_dialog(&old.key());
+                cx.remove_dialog(&old);
             }
-            cx.add_dialog(dialog.key(), Side::B);
+            cx.add_dialog(&dialog, Side::B);
             let target = dialog.target;
             self.b = Some(dialog);
             self.uac_rel = UacRel::default();

@@ -65,7 +65,7 @@ pub struct Env {
     pub out: VecDeque<Output>,
     pub pool: PortPool,
     /// (Call-ID, our tag) → call and leg.
-    pub dialogs: HashMap<(String, String), (CallRef, Side)>,
+    pub dialogs: super::dialog_index::DialogIndex,
     /// The call and role of each transaction that belongs to a call, until it terminates.
     pub owners: HashMap<TxnId, (CallRef, TxnRole)>,
     /// The latest reading of both clocks the shell gave (`B2bua::set_clock`): wall-clock
@@ -243,11 +243,11 @@ impl Cx<'_> {
     }
 
     /// Index a dialog of this call so in-dialog requests find it.
-    pub fn add_dialog(&mut self, key: (String, String), side: Side) {
-        self.env.dialogs.insert(key, (self.r, side));
+    pub fn add_dialog(&mut self, dialog: &super::dialog::Dialog, side: Side) {
+        self.env.dialogs.insert(dialog, (self.r, side));
     }
 
-    pub fn remove_dialog(&mut self, key: &(String, String)) {
-        self.env.dialogs.remove(key);
+    pub fn remove_dialog(&mut self, dialog: &super::dialog::Dialog) {
+        self.env.dialogs.remove(dialog);
     }
 }

@@ -90,11 +90,6 @@ impl Dialog {
         self.peer_allows.is_none_or(|a| a.contains(method.as_str()))
     }
 
-    /// The key the router finds this dialog by.
-    pub fn key(&self) -> (String, String) {
-        (self.call_id.clone(), self.local_tag.clone())
-    }
-
     /// A new in-dialog request (BYE, re-INVITE, INFO, …) with the next local CSeq.
     pub fn request(
         &mut self,

@@ -246,7 +246,7 @@ impl B2bua {
             peer_allows: super::dialog::allow_of(req.header_tokens(&Hdr::ALLOW)),
         };
         let media = media_plan(&self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
-        self.env.dialogs.insert(a.key(), (r, Side::A));
+        self.env.dialogs.insert(&a, (r, Side::A));
         self.env.owners.insert(id, (r, TxnRole::CallerInvite));
         let adm_peer = ingress.name.clone();
         let call = Call::start(CallStart {

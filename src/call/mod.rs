@@ -21,6 +21,7 @@ mod cdr;
 mod challenge;
 mod cx;
 mod dialog;
+mod dialog_index;
 mod events;
 mod explain;
 mod handle;

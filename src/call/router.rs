@@ -72,7 +72,7 @@ impl B2bua {
                 ids,
                 out: VecDeque::new(),
                 pool,
-                dialogs: HashMap::default(),
+                dialogs: Default::default(),
                 owners: HashMap::default(),
                 clock: (now, wall_now),
                 draining: false,
@@ -311,13 +311,13 @@ impl B2bua {
             let answered = call.phase.answered_at().is_some();
             release_media(&mut self.env, r, *media, answered);
         }
-        self.env.dialogs.remove(&call.a.key());
+        self.env.dialogs.remove(&call.a);
         if let Some(b) = &call.b {
-            self.env.dialogs.remove(&b.key());
+            self.env.dialogs.remove(b);
         }
         crate::maps::shrink_if_sparse(&mut self.calls);
         crate::maps::shrink_if_sparse(&mut self.filed);
-        crate::maps::shrink_if_sparse(&mut self.env.dialogs);
+        self.env.dialogs.shrink_if_sparse();
         // Transactions still absorbing retransmissions outlive the call; their results
         // find no call and are dropped, and their owner entries go when they terminate.
     }
@@ -399,6 +399,14 @@ impl B2bua {
         }
     }
 
+    /// The call and leg whose dialog has this Call-ID and our tag: the index's hit, checked
+    /// against the dialog itself.
+    fn dialog_of(&self, call_id: &str, our_tag: &str) -> Option<(CallRef, Side)> {
+        let (r, side) = self.env.dialogs.find(call_id, our_tag)?;
+        let d = self.calls.get(&r)?.dialog(side)?;
+        (d.call_id == call_id && d.local_tag == our_tag).then_some((r, side))
+    }
+
     /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).
     pub(super) fn on_in_dialog_request(
         &mut self,
@@ -407,12 +415,12 @@ impl B2bua {
         req: Request,
         source: Target,
     ) {
-        let key = (
-            req.call_id().unwrap_or_default(),
-            req.to_tag().unwrap_or_default(),
+        let found = self.dialog_of(
+            &req.call_id().unwrap_or_default(),
+            &req.to_tag().unwrap_or_default(),
         );
         let ip = self.env.origin_ip(&req, source);
-        match self.env.dialogs.get(&key).copied() {
+        match found {
             // Only the leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump
             // from anywhere else is answered as if the dialog did not exist.
             Some((r, side)) if self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip)) => {
@@ -426,12 +434,12 @@ impl B2bua {
 
     /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
     pub(super) fn on_ack(&mut self, now: Instant, ack: &Request, source: Target) {
-        let key = (
-            ack.call_id().unwrap_or_default(),
-            ack.to_tag().unwrap_or_default(),
+        let found = self.dialog_of(
+            &ack.call_id().unwrap_or_default(),
+            &ack.to_tag().unwrap_or_default(),
         );
         let ip = self.env.origin_ip(ack, source);
-        match self.env.dialogs.get(&key).copied() {
+        match found {
             Some((r, side)) if self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip)) => {
                 self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack))
             }
@@ -475,7 +483,7 @@ impl B2bua {
         let known = resp
             .call_id()
             .zip(resp.from_tag())
-            .and_then(|k| self.env.dialogs.get(&k).copied());
+            .and_then(|(call_id, tag)| self.dialog_of(&call_id, &tag));
         match known {
             Some((r, side)) => self.with_call(r, now, |c, cx| {
                 c.resend_ack(cx, side, cseq);

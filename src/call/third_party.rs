@@ -171,8 +171,8 @@ impl Call {
         let (Some(leg), Some(att)) = (self.b.take(), self.attempt.take()) else {
             return;
         };
-        cx.remove_dialog(&leg.key());
-        cx.add_dialog(leg.key(), Side::A);
+        cx.remove_dialog(&leg);
+        cx.add_dialog(&leg, Side::A);
         self.a = leg;
         // user1's challenges and the credentials its INVITE carried move with its dialog.
         self.auth.a = self.auth.b.take();

@@ -1,0 +1,49 @@
+//! Which call and leg a dialog belongs to, found by the Call-ID and our tag a request or
+//! response carries. The index holds a 64-bit hash of the two, not the strings (the call's
+//! dialog already has them): a held call costs the index a few bytes per leg. The hasher is
+//! seeded at random per process and half of every key is our own random tag, so nobody can
+//! aim for a collision; a hit is still checked against the call's dialog by the router
+//! (`B2bua::dialog_of`), so a collision could only ever be a miss, never a wrong call.
+
+use std::hash::BuildHasher;
+
+use foldhash::HashMap;
+
+use super::dialog::Dialog;
+use super::{CallRef, Side};
+
+#[derive(Debug, Default)]
+pub struct DialogIndex {
+    by_hash: HashMap<u64, (CallRef, Side)>,
+    hasher: foldhash::quality::RandomState,
+}
+
+impl DialogIndex {
+    fn key(&self, call_id: &str, our_tag: &str) -> u64 {
+        self.hasher.hash_one((call_id, our_tag))
+    }
+
+    pub fn insert(&mut self, dialog: &Dialog, at: (CallRef, Side)) {
+        let k = self.key(&dialog.call_id, &dialog.local_tag);
+        self.by_hash.insert(k, at);
+    }
+
+    pub fn remove(&mut self, dialog: &Dialog) {
+        let k = self.key(&dialog.call_id, &dialog.local_tag);
+        self.by_hash.remove(&k);
+    }
+
+    /// The call and leg indexed under this Call-ID and tag; unchecked (see the module).
+    pub fn find(&self, call_id: &str, our_tag: &str) -> Option<(CallRef, Side)> {
+        self.by_hash.get(&self.key(call_id, our_tag)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Give memory back after a burst of calls ended (`crate::maps`).
+    pub fn shrink_if_sparse(&mut self) {
+        crate::maps::shrink_if_sparse(&mut self.by_hash);
+    }
+}
