@@ -329,7 +329,7 @@ impl Call {
             uac_rel: Default::default(),
             uas_rel: s.uas_rel,
             media: s.media,
-            timers: Default::default(),
+            timers: TimerTable::new(s.started),
             auth: Default::default(),
             invite_auth: Default::default(),
             byes: Vec::new(),
