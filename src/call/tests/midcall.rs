@@ -646,8 +646,11 @@ fn a_settled_call_drops_the_callers_invite_and_still_works() {
     let template_uri = |h: &H| h.core.calls.values().next().map(|c| c.template().uri());
     assert_eq!(template_uri(&h).as_deref(), Some("sip:+8610123@127.0.0.1"));
     // 64·T1 after the answer the setup is over: its INVITE is no longer kept.
+    let route_left = |h: &H| h.core.calls.values().next().map(|c| c.route.targets.len());
+    assert_eq!(route_left(&h), Some(2), "carrier-a, then carrier-b");
     h.advance(Duration::from_secs(33));
     assert_eq!(template_uri(&h).as_deref(), Some("sip:settled.invalid"));
+    assert_eq!(route_left(&h), Some(0), "no peer of the route is kept");
     // Re-INVITE and BYE work as before.
     h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKs2", SDP));
     let re = h.one_request(CARRIER_A, Method::Invite);
