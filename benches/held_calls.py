@@ -98,26 +98,46 @@ def one_run(args, calls):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
         procs.append(uac)
         ramp = calls / args.rate
-        up = wait_until(f"{calls} active calls",
-                        lambda: (metric("trunkgate_active_calls") or 0) >= calls, ramp + 60)
+        # Until every call is up, or (a few were shed at the ramp) the count stops growing.
+        time.sleep(ramp)
+        last, still = -1, 0
+        end = time.time() + 60
+        while time.time() < end:
+            now = metric("trunkgate_active_calls") or 0
+            if now >= calls:
+                break
+            still = still + 1 if now == last else 0
+            if still >= 10:
+                break
+            last = now
+            time.sleep(0.5)
         reached = metric("trunkgate_active_calls") or 0
+        up = reached >= calls
         # Let every setup transaction expire (Timer H/J/L/M: 32 s with T1 = 500 ms).
         time.sleep(35)
         held = rss_kib(gw.pid)
+        held_calls = metric("trunkgate_active_calls") or 0
         txns = metric("trunkgate_transactions")
         heap_held = metric("trunkgate_heap_bytes")
         t0, c0 = time.time(), cpu_ticks(gw.pid)
+        m0 = metric("trunkgate_sip_messages_total") or 0
         if args.perf:
             subprocess.run(["perf", "record", "-g", "-o", "/tmp/held.perf", "-p", str(gw.pid),
                             "--", "sleep", "10"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             time.sleep(10)
         rest_cpu = (cpu_ticks(gw.pid) - c0) / TICK / (time.time() - t0) * 100
+        # SIP traffic in that window: "at rest" only means something if this is ~0.
+        rest_msgs = ((metric("trunkgate_sip_messages_total") or 0) - m0) / (time.time() - t0)
+        if (metric("trunkgate_active_calls") or 0) < reached:
+            print("  calls ended before the measurement was over: raise --hold", file=sys.stderr)
+            return None
         # The calls end (SIPp hangs up at --hold); wait for them and their transactions.
         wait_until("the calls to end", lambda: (metric("trunkgate_active_calls") or 0) == 0,
                    args.hold + ramp + 60)
         time.sleep(35)
         after = rss_kib(gw.pid)
+        heap_after = metric("trunkgate_heap_bytes")
         # What the gateway complained about (the calls that did not come up, and why).
         warns = {}
         with open(os.path.join(work, "gw.log"), errors="replace") as f:
@@ -128,11 +148,13 @@ def one_run(args, calls):
         return {
             "warnings": dict(sorted(warns.items(), key=lambda kv: -kv[1])[:3]),
             "calls": int(reached), "all_up": up, "idle_kib": idle, "held_kib": held,
-            "per_call_b": (held - idle) * 1024 / max(reached, 1), "rest_cpu_pct": rest_cpu,
+            "per_call_b": (held - idle) * 1024 / max(reached, 1), "rest_cpu_pct": rest_cpu, "rest_sip_msgs_per_s": rest_msgs,
             "after_kib": after, "returned_pct": (after - idle) * 100 / max(held - idle, 1),
-            "txns_while_held": txns,
+            "txns_while_held": txns, "calls_at_sample": int(held_calls),
             "heap_per_call_b": None if heap_idle is None or heap_held is None
             else (heap_held - heap_idle) / max(reached, 1),
+            "heap_kib": None if heap_idle is None
+            else (heap_idle // 1024, (heap_held or 0) // 1024, (heap_after or 0) // 1024),
         }
     finally:
         for p in reversed(procs):
@@ -165,8 +187,9 @@ def main():
     ap.add_argument("--perf", action="store_true", help="perf record the rest phase into /tmp/held.perf")
     ap.add_argument("--wrap", help="run the gateway under this (e.g. 'heaptrack -o /tmp/held')")
     args = ap.parse_args()
-    if args.hold * args.rate < args.calls + 45 * args.rate:
-        args.hold = args.calls // args.rate + 60
+    # The calls must still be up when they are measured: the ramp, up to a minute for the
+    # last ones, 35 s for the transactions to expire and 10 s of CPU sampling, with room.
+    args.hold = max(args.hold, args.calls // args.rate + 180)
     results = []
     for i in range(args.runs):
         r = one_run(args, args.calls)
