@@ -1,7 +1,9 @@
 //! RTP relay load: N anchored calls through the real gateway, each carrying 20 ms PCMU from
 //! the phone side to the carrier side (50 packets/s per call), for a bounded time. Reports
 //! packets relayed per second, loss, added latency (p50/p99, send-to-receive on one machine)
-//! and the gateway's CPU, with and without recording. Traffic stays on 127.0.0.0/8.
+//! and the gateway's CPU, with and without recording. Traffic stays on 127.0.0.0/8. The
+//! generator is two sockets and two threads for all calls (see `Media`), and SIP setup
+//! latency is probed with the calls silent and again while they relay.
 //!
 //! The same load through rtpengine (Debian's `rtpengine-daemon`, userspace forwarding,
 //! driven over its ng control protocol) gives the same-run baseline.
@@ -11,7 +13,6 @@
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -66,7 +67,7 @@ fn start(record: bool, phone_port: u16, carrier_port: u16) -> Gw {
     // The load comes from one address per side, faster than a real peer sets up calls:
     // the per-source guard is off here (it is measured in benches/overload.py).
     let gw = format!(
-        "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\nadvertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n[metrics]\nlisten = \"\"\n[protect]\nsource_rate = 0\n[media]\nadvertise = \"127.0.0.1\"\nports = \"20000-39999\"\n[recording]\ndir = \"rec\"\n[[route]]\nfrom = \"pbx\"\nto = \"carrier\"\n"
+        "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\nadvertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n[metrics]\nlisten = \"\"\n[protect]\nsource_rate = 0\n[media]\nadvertise = \"127.0.0.1\"\nports = \"20000-29999\"\n[recording]\ndir = \"rec\"\n[[route]]\nfrom = \"pbx\"\nto = \"carrier\"\n"
     );
     std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();
@@ -122,22 +123,44 @@ fn port_of(body: &[u8]) -> u16 {
         .expect("anchored m= port")
 }
 
-/// Set up one call; returns (phone RTP socket, carrier RTP socket, gateway port facing the phone).
-fn call(
-    gw: &Gw,
-    phone: &UdpSocket,
-    carrier: &UdpSocket,
-    i: usize,
-) -> (UdpSocket, UdpSocket, SocketAddr) {
-    let prtp = UdpSocket::bind((PHONE, 0)).unwrap();
-    let crtp = UdpSocket::bind((CARRIER, 0)).unwrap();
+/// The load generator's two RTP sockets: every call's phone side sends from `phone`, every
+/// call's carrier side receives on `carrier` (the relay keeps calls apart by its own ports).
+/// Two sockets and two plain threads instead of two sockets and two tasks per call: the
+/// generator shares the machine's two cores with the relay under test, so the less it
+/// costs, the more the figures are the relay's.
+struct Media {
+    phone: UdpSocket,
+    carrier: UdpSocket,
+}
+
+impl Media {
+    fn new() -> Media {
+        let phone = UdpSocket::bind((PHONE, 0)).unwrap();
+        let carrier = UdpSocket::bind((CARRIER, 0)).unwrap();
+        // Every call's packet lands on one socket: room for a few periods' worth.
+        let _ = socket2::SockRef::from(&carrier).set_recv_buffer_size(16 << 20);
+        let _ = socket2::SockRef::from(&phone).set_send_buffer_size(4 << 20);
+        Media { phone, carrier }
+    }
+
+    fn ports(&self) -> (u16, u16) {
+        (
+            self.phone.local_addr().unwrap().port(),
+            self.carrier.local_addr().unwrap().port(),
+        )
+    }
+}
+
+/// Set up one call; returns the gateway's address facing the phone.
+fn call(gw: &Gw, phone: &UdpSocket, carrier: &UdpSocket, i: usize, media: &Media) -> SocketAddr {
+    let (prtp, crtp) = media.ports();
     let pp = phone.local_addr().unwrap().port();
     let sdp = |ip: &str, port: u16| {
         format!(
             "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
         )
     };
-    let body = sdp(PHONE, prtp.local_addr().unwrap().port());
+    let body = sdp(PHONE, prtp);
     let inv = format!(
         "INVITE sip:+861{i:07}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE}:{pp};branch=z9hG4bKload{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE}>;tag=l{i}\r\nTo: <sip:+861{i:07}@127.0.0.1>\r\nCall-ID: load-{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{PHONE}:{pp}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -157,11 +180,8 @@ fn call(
     )
     .unwrap();
     ok.push_header(&Hdr::CONTENT_LENGTH, "0").unwrap();
-    ok.set_body(
-        Bytes::from(sdp(CARRIER, crtp.local_addr().unwrap().port())),
-        Some("application/sdp"),
-    )
-    .unwrap();
+    ok.set_body(Bytes::from(sdp(CARRIER, crtp)), Some("application/sdp"))
+        .unwrap();
     carrier.send_to(&ok.to_bytes(), gw.sip).unwrap();
     let Message::Response(r) = recv(
         phone,
@@ -174,8 +194,7 @@ fn call(
         "ACK sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE}:{pp};branch=z9hG4bKloada{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE}>;tag=l{i}\r\nTo: {to}\r\nCall-ID: load-{i}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     );
     phone.send_to(ack.as_bytes(), gw.sip).unwrap();
-    let gw_a = SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(r.body()));
-    (prtp, crtp, gw_a)
+    SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(r.body()))
 }
 
 /// The media relay under test and how to set a call up through it.
@@ -208,13 +227,12 @@ impl Relay {
         }
     }
 
-    /// One call: (phone RTP socket, carrier RTP socket, relay address the phone sends to).
-    fn call(&self, i: usize) -> (UdpSocket, UdpSocket, SocketAddr) {
+    /// One call: the relay address the phone sends to.
+    fn call(&self, i: usize, media: &Media) -> SocketAddr {
         match self {
-            Relay::Trunkgate { gw, phone, carrier } => call(gw, phone, carrier, i),
+            Relay::Trunkgate { gw, phone, carrier } => call(gw, phone, carrier, i, media),
             Relay::Rtpengine { ng, .. } => {
-                let prtp = UdpSocket::bind((PHONE, 0)).unwrap();
-                let crtp = UdpSocket::bind((CARRIER, 0)).unwrap();
+                let (prtp, crtp) = media.ports();
                 let sdp = |ip: &str, port: u16| {
                     format!(
                         "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
@@ -225,7 +243,7 @@ impl Relay {
                     ng,
                     &[
                         ("command", "offer"),
-                        ("sdp", &sdp(PHONE, prtp.local_addr().unwrap().port())),
+                        ("sdp", &sdp(PHONE, prtp)),
                         ("call-id", &id),
                         ("from-tag", "f"),
                     ],
@@ -234,7 +252,7 @@ impl Relay {
                     ng,
                     &[
                         ("command", "answer"),
-                        ("sdp", &sdp(CARRIER, crtp.local_addr().unwrap().port())),
+                        ("sdp", &sdp(CARRIER, crtp)),
                         ("call-id", &id),
                         ("from-tag", "f"),
                         ("to-tag", "t"),
@@ -244,8 +262,10 @@ impl Relay {
                 // rtpengine forwards to a leg once it has heard from it (symmetric RTP).
                 let b =
                     SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(to_carrier.as_bytes()));
-                let _ = crtp.send_to(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], b);
-                (prtp, crtp, a)
+                let _ = media
+                    .carrier
+                    .send_to(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], b);
+                a
             }
         }
     }
@@ -317,6 +337,7 @@ struct Result {
 /// INVITE -> 200 times at the phone. The calls stay up (the gateway's table holds them).
 fn probe_setup(
     relay: &Relay,
+    media: &Media,
     first: usize,
     until: Instant,
     gap: Duration,
@@ -325,15 +346,66 @@ fn probe_setup(
     let mut i = first;
     while Instant::now() < until {
         let t0 = Instant::now();
-        let legs = relay.call(i);
+        relay.call(i, media);
         times.push(t0.elapsed());
-        drop(legs);
         i += 1;
         std::thread::sleep(gap);
     }
     times.sort_unstable();
     let q = |f: f64| times[((times.len() as f64 * f) as usize).min(times.len() - 1)];
     (!times.is_empty()).then(|| (q(0.5), q(0.99)))
+}
+
+/// Send every call's 20 ms packet once per period, spread evenly over it, until `end`.
+/// Each packet carries its call's SSRC, its sequence number and the send time (µs since
+/// `epoch`) for the receiver's latency figure.
+fn send_load(
+    media: &Media,
+    targets: &[SocketAddr],
+    epoch: Instant,
+    end: Instant,
+    sent: &AtomicU64,
+) {
+    let period = Duration::from_millis(20);
+    let n = targets.len().max(1) as u32;
+    let mut pkt = [0u8; 172];
+    pkt[0] = 0x80;
+    let start = Instant::now();
+    let mut k: u32 = 0;
+    while Instant::now() < end {
+        let seq = k as u16;
+        for (i, to) in targets.iter().enumerate() {
+            let due = start + period * k + period * i as u32 / n;
+            let now = Instant::now();
+            if due > now + Duration::from_micros(200) {
+                std::thread::sleep(due - now);
+            }
+            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+            pkt[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            pkt[8..12].copy_from_slice(&(i as u32).to_be_bytes());
+            let t = epoch.elapsed().as_micros() as u64;
+            pkt[12..20].copy_from_slice(&t.to_be_bytes());
+            if media.phone.send_to(&pkt, to).is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        k += 1;
+    }
+}
+
+/// Receive until nothing came for 2 s; returns each packet's delay through the relay (µs).
+fn receive_load(media: &Media, epoch: Instant, received: &AtomicU64) -> Vec<u32> {
+    let _ = media.carrier.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 2048];
+    let mut lat = Vec::new();
+    while let Ok((n, _)) = media.carrier.recv_from(&mut buf) {
+        if n >= 20 {
+            let t = u64::from_be_bytes(buf[12..20].try_into().unwrap_or([0; 8]));
+            lat.push((epoch.elapsed().as_micros() as u64).saturating_sub(t) as u32);
+            received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    lat
 }
 
 fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result {
@@ -352,7 +424,8 @@ fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result
         );
         Relay::Trunkgate { gw, phone, carrier }
     };
-    let legs: Vec<_> = (0..calls).map(|i| relay.call(i)).collect();
+    let media = Media::new();
+    let targets: Vec<SocketAddr> = (0..calls).map(|i| relay.call(i, &media)).collect();
     // SIP setup beside the media: with the calls up and silent, then while they relay.
     let probing = matches!(relay, Relay::Trunkgate { .. });
     const PROBES: usize = 1_000_000;
@@ -360,100 +433,41 @@ fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result
         .then(|| {
             probe_setup(
                 &relay,
+                &media,
                 PROBES,
                 Instant::now() + Duration::from_secs(3),
                 Duration::from_millis(30),
             )
         })
         .flatten();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let sent = Arc::new(AtomicU64::new(0));
-    let received = Arc::new(AtomicU64::new(0));
+    // Probe calls are not sent RTP: their (silent) media goes nowhere near the receiver.
+    let sent = AtomicU64::new(0);
+    let received = AtomicU64::new(0);
     let epoch = Instant::now();
+    let end = epoch + Duration::from_secs(seconds + 1);
     let pid = relay.pid();
-    let probe_window = (
-        epoch + Duration::from_millis(1500),
-        epoch + Duration::from_secs(seconds),
-    );
     let (cpu, mut lat, setup_relaying) = std::thread::scope(|scope| {
+        let sender = scope.spawn(|| send_load(&media, &targets, epoch, end, &sent));
+        let receiver = scope.spawn(|| receive_load(&media, epoch, &received));
         let probe = probing.then(|| {
             scope.spawn(|| {
-                std::thread::sleep(probe_window.0.saturating_duration_since(Instant::now()));
+                std::thread::sleep(Duration::from_millis(1500));
                 probe_setup(
                     &relay,
+                    &media,
                     2 * PROBES,
-                    probe_window.1,
+                    epoch + Duration::from_secs(seconds),
                     Duration::from_millis(30),
                 )
             })
         });
-        let (cpu, lat) = rt.block_on(async {
-            let mut tasks = Vec::new();
-            let lat = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
-            for (i, (prtp, crtp, gw_a)) in legs.into_iter().enumerate() {
-                prtp.set_nonblocking(true).unwrap();
-                crtp.set_nonblocking(true).unwrap();
-                let prtp = tokio::net::UdpSocket::from_std(prtp).unwrap();
-                let crtp = tokio::net::UdpSocket::from_std(crtp).unwrap();
-                let sent = sent.clone();
-                let end = epoch + Duration::from_secs(seconds + 1);
-                tasks.push(tokio::spawn(async move {
-                    // Spread the calls over the 20 ms period.
-                    tokio::time::sleep(Duration::from_micros(
-                        (i as u64 * 20_000 / calls as u64) % 20_000,
-                    ))
-                    .await;
-                    let mut iv = tokio::time::interval(Duration::from_millis(20));
-                    let mut seq: u16 = 0;
-                    let mut pkt = vec![0u8; 172];
-                    pkt[0] = 0x80;
-                    while Instant::now() < end {
-                        iv.tick().await;
-                        pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-                        pkt[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-                        pkt[8..12].copy_from_slice(&(i as u32).to_be_bytes());
-                        let t = epoch.elapsed().as_micros() as u64;
-                        pkt[12..20].copy_from_slice(&t.to_be_bytes());
-                        if prtp.send_to(&pkt, gw_a).await.is_ok() {
-                            sent.fetch_add(1, Ordering::Relaxed);
-                        }
-                        seq = seq.wrapping_add(1);
-                    }
-                }));
-                let received = received.clone();
-                let lat = lat.clone();
-                tasks.push(tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let mut local = Vec::new();
-                while let Ok(Ok((n, _))) =
-                    tokio::time::timeout(Duration::from_secs(2), crtp.recv_from(&mut buf)).await
-                {
-                    if n >= 20 {
-                        let t = u64::from_be_bytes(buf[12..20].try_into().unwrap_or([0; 8]));
-                        local.push((epoch.elapsed().as_micros() as u64).saturating_sub(t) as u32);
-                        received.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if let Ok(mut l) = lat.lock() {
-                    l.extend(local);
-                }
-            }));
-            }
-            // Measure the gateway's CPU over the steady part: after 1 s, for `seconds`.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let (c0, t0) = (cpu_ticks(pid), Instant::now());
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
-            let cpu =
-                (cpu_ticks(pid) - c0) as f64 / tick() as f64 / t0.elapsed().as_secs_f64() * 100.0;
-            for t in tasks {
-                let _ = t.await;
-            }
-            let l = std::mem::take(&mut *lat.lock().unwrap_or_else(|e| e.into_inner()));
-            (cpu, l)
-        });
+        // The relay's CPU over the steady part: after 1 s, for `seconds`.
+        std::thread::sleep(Duration::from_secs(1));
+        let (c0, t0) = (cpu_ticks(pid), Instant::now());
+        std::thread::sleep(Duration::from_secs(seconds));
+        let cpu = (cpu_ticks(pid) - c0) as f64 / tick() as f64 / t0.elapsed().as_secs_f64() * 100.0;
+        let _ = sender.join();
+        let lat = receiver.join().unwrap_or_default();
         let setup = probe.and_then(|p| p.join().ok()).flatten();
         (cpu, lat, setup)
     });
