@@ -103,11 +103,10 @@ impl Dialog {
         self.build(method, cseq, local, &branch)
     }
 
-    /// The ACK for a 2xx to the INVITE that had CSeq `cseq` (RFC 3261 §13.2.2.4): a new
-    /// transaction, so a new branch, with the INVITE's sequence number.
-    /// The ACK for the 2xx to our INVITE with CSeq `cseq`. Its branch is derived from the
-    /// dialog and the CSeq, so the ACK built again for a late 2xx retransmission (once the
-    /// call no longer keeps its bytes) is the same ACK, byte for byte.
+    /// The ACK for a 2xx to the INVITE that had CSeq `cseq` (RFC 3261 §13.2.2.4): a
+    /// transaction of its own, with the INVITE's sequence number. Its branch is derived from
+    /// the dialog and the CSeq rather than drawn at random, so the ACK built again for a late
+    /// 2xx retransmission (once a settled call no longer keeps its bytes) is the same ACK.
     pub fn ack(&self, cseq: u32, local: &LocalAddrs) -> Result<Request, SipError> {
         use std::hash::{Hash, Hasher};
         // SipHash with fixed keys: the same in every run, so a restart changes nothing either.

@@ -375,9 +375,10 @@ impl Call {
 
     /// 64·T1 after the answer: nothing of the setup can come again, so what only the setup
     /// needed goes (the caller's INVITE with its datagram and parsed headers, the bytes of a
-    /// body-less ACK, the peers the route had left). An established call keeps its dialogs, media, CDR facts and which
-    /// INVITE each leg's last ACK was for (a peer with a longer T1 may still retransmit its
-    /// 2xx: the ACK is rebuilt from the dialog then; an ACK that carried SDP is kept whole).
+    /// body-less ACK, the peers the route had left). An established call keeps its
+    /// dialogs, media, CDR facts and which INVITE each leg's last ACK was for (a peer with a
+    /// longer T1 may still retransmit its 2xx: the ACK is rebuilt from the dialog then; an
+    /// ACK that carried SDP is kept whole).
     pub(super) fn settle(&mut self, t1: std::time::Duration, now: std::time::Instant) {
         if matches!(self.phase, Phase::Answered { .. }) {
             // Not confirmed yet (a 2xx held for a PRACK, a late ACK): later.
