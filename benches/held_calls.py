@@ -16,38 +16,11 @@ A binary built with `--features heap-stats` also reports its live heap bytes per
 the code holds, beside the RSS the allocator holds for it).
 Needs: sipp (sip-tester), a release build (cargo build --release).
 """
-import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from gateway_stats import TICK, cpu_ticks, metric, rss_kib  # noqa: E402  (beside this script)
 GW = ("127.0.0.1", 5072)
-METRICS = "http://127.0.0.1:9465/metrics"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def metric(name):
-    try:
-        page = urllib.request.urlopen(METRICS, timeout=2).read().decode()
-    except Exception:
-        return None
-    total = None
-    for line in page.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total = (total or 0) + float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def wait_until(what, cond, limit):
