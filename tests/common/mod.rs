@@ -14,13 +14,21 @@ pub const CARRIER_A_IP: &str = "127.0.0.3";
 pub const CARRIER_B_IP: &str = "127.0.0.4";
 pub const STRANGER_IP: &str = "127.0.0.9";
 
-/// A port free for both UDP and TCP on `ip`.
+/// A port free for both UDP and TCP on `ip`, from 10000–19999: below the kernel's ephemeral
+/// range and outside the RTP ranges (`rtp_base`, and 40000–43999 for the real clients). A
+/// port found by binding port 0 is an ephemeral one, which any socket bound to port 0 in the
+/// meantime (a SIPp's, another test's) can take before the test's peer binds it: that race
+/// once left a carrier SIPp unable to start in CI. The start is spread by process id, and a
+/// counter keeps this process's tests apart.
 pub fn free_port(ip: &str) -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind((ip, 0)).expect("bind udp");
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind((ip, port)).is_ok() {
-            return port;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % 10_000;
+    for _ in 0..10_000 {
+        let p = 10_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 10_000;
+        let p = u16::try_from(p).expect("below 20000");
+        if UdpSocket::bind((ip, p)).is_ok() && TcpListener::bind((ip, p)).is_ok() {
+            return p;
         }
     }
     panic!("no free port on {ip}");
