@@ -16,10 +16,10 @@ A binary built with `--features heap-stats` also reports its live heap bytes per
 the code holds, beside the RSS the allocator holds for it).
 Needs: sipp (sip-tester), a release build (cargo build --release).
 """
-import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, os, re, shutil, signal, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from gateway_stats import TICK, cpu_ticks, metric, rss_kib  # noqa: E402  (beside this script)
+from gateway_stats import TICK, bench_workdir, cpu_ticks, metric, rss_kib  # noqa: E402  (beside this script)
 GW = ("127.0.0.1", 5072)
 
 
@@ -37,18 +37,12 @@ def one_run(args, calls):
     if metric("trunkgate_active_calls") is not None:
         # A gateway left from an earlier run would be measured instead of this one.
         sys.exit("something already serves 127.0.0.1:9465 (a stale gateway?): stop it first")
-    work = tempfile.mkdtemp(prefix="trunkgate-held-")
-    shutil.copytree(os.path.join(ROOT, "benches/trunkgate/profiles"), os.path.join(work, "profiles"))
-    with open(os.path.join(ROOT, "benches/trunkgate/gateway.toml")) as f:
-        conf = f.read().replace("/tmp/trunkgate-bench", work)
     # Room for the calls (the default [limits] max_calls is 10,000).
-    conf += f"\n[limits]\nmax_calls = {calls * 2}\ncps = {args.rate * 4}\n"
-    with open(os.path.join(work, "gateway.toml"), "w") as f:
-        f.write(conf)
+    work, conf = bench_workdir("trunkgate-held-", f"\n[limits]\nmax_calls = {calls * 2}\ncps = {args.rate * 4}\n")
     env = dict(os.environ, RUST_LOG="warn")
     wrap = args.wrap.split() if args.wrap else []
     # Its own process group: a profiler wrapping it goes down with it.
-    gw = subprocess.Popen(wrap + [args.bin, "run", "--config", os.path.join(work, "gateway.toml")],
+    gw = subprocess.Popen(wrap + [args.bin, "run", "--config", conf],
                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "gw.log"), "w"), env=env,
                           start_new_session=True)
     procs = [gw]

@@ -12,10 +12,10 @@ first minute (the warm-up: transactions live 32 s after each call).
 Usage: benches/soak.py [--rate 1000] [--minutes 30] [--bin target/release/trunkgate] [--csv FILE]
 Needs: sipp (sip-tester), a release build. All traffic stays on 127.0.0.0/8.
 """
-import argparse, csv, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, csv, os, shutil, signal, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from gateway_stats import TICK, cpu_ticks, metric, rss_kib  # noqa: E402  (beside this script)
+from gateway_stats import TICK, bench_workdir, cpu_ticks, metric, rss_kib  # noqa: E402  (beside this script)
 EVERY_S = 10
 
 
@@ -52,14 +52,8 @@ def main():
     if metric("trunkgate_active_calls") is not None:
         sys.exit("something already serves 127.0.0.1:9465 (a stale gateway?): stop it first")
     seconds = int(a.minutes * 60)
-    work = tempfile.mkdtemp(prefix="trunkgate-soak-")
-    shutil.copytree(os.path.join(ROOT, "benches/trunkgate/profiles"), os.path.join(work, "profiles"))
-    with open(os.path.join(ROOT, "benches/trunkgate/gateway.toml")) as f:
-        conf = f.read().replace("/tmp/trunkgate-bench", work)
-    conf += f"\n[limits]\ncps = {a.rate * 4}\n"
-    with open(os.path.join(work, "gateway.toml"), "w") as f:
-        f.write(conf)
-    gw = subprocess.Popen([a.bin, "run", "--config", os.path.join(work, "gateway.toml")],
+    work, conf = bench_workdir("trunkgate-soak-", f"\n[limits]\ncps = {a.rate * 4}\n")
+    gw = subprocess.Popen([a.bin, "run", "--config", conf],
                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "gw.log"), "w"),
                           env=dict(os.environ, RUST_LOG="warn"))
     procs = [gw]
