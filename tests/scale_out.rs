@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +20,18 @@ struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process that forks workers (Kamailio), in a process group of its own, the whole group
+/// killed on drop: killing only the main process left its workers running after the test.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
@@ -48,7 +61,7 @@ struct World {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     front: SocketAddr,
-    _kamailio: Proc,
+    _kamailio: Group,
     instances: Vec<Instance>,
     ports: Ports,
 }
@@ -153,6 +166,7 @@ fn world() -> World {
     let kamailio = Command::new("kamailio")
         .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
         .arg(dir.join("front.cfg"))
+        .process_group(0)
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(klog)
@@ -162,7 +176,7 @@ fn world() -> World {
         _tmp: tmp,
         dir,
         front,
-        _kamailio: Proc(kamailio),
+        _kamailio: Group(kamailio),
         instances,
         ports,
     };
