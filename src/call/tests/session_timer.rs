@@ -25,7 +25,12 @@ fn from_carrier(inv: &Request, method: &str, cseq: u32, branch: &str, extra: &st
         "127.0.0.3:5060",
         "",
     );
-    text.replacen(
+    with_headers(&text, extra)
+}
+
+/// `msg` with the header lines `extra` added after its Max-Forwards.
+fn with_headers(msg: &str, extra: &str) -> String {
+    msg.replacen(
         "Max-Forwards: 70\r\n",
         &format!("Max-Forwards: 70\r\n{extra}"),
         1,
@@ -78,10 +83,9 @@ fn the_callers_timer_is_negotiated_on_its_leg_alone_and_expires_the_call() {
     h.advance(Duration::from_secs(300));
     h.recv(
         PHONE,
-        &from_phone("UPDATE", &tag, 2, "z9hG4bKu2", "").replacen(
-            "Max-Forwards: 70\r\n",
-            "Max-Forwards: 70\r\nSession-Expires: 600;refresher=uac\r\n",
-            1,
+        &with_headers(
+            &from_phone("UPDATE", &tag, 2, "z9hG4bKu2", ""),
+            "Session-Expires: 600;refresher=uac\r\n",
         ),
     );
     let r = h.take_responses(PHONE).remove(0);
@@ -253,10 +257,9 @@ fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     // (A refresh restates the timer: without Session-Expires it would turn it off.)
     h.recv(
         PHONE,
-        &from_phone("INVITE", &tag, 2, "z9hG4bKr2", SDP).replacen(
-            "Max-Forwards: 70\r\n",
-            "Max-Forwards: 70\r\nSession-Expires: 600;refresher=uac\r\n",
-            1,
+        &with_headers(
+            &from_phone("INVITE", &tag, 2, "z9hG4bKr2", SDP),
+            "Session-Expires: 600;refresher=uac\r\n",
         ),
     );
     let r = h
@@ -300,10 +303,9 @@ fn a_too_brief_interval_gets_422_on_either_leg() {
     let tag = ok.to_tag().unwrap();
     h.recv(
         PHONE,
-        &from_phone("UPDATE", &tag, 2, "z9hG4bKu2", "").replacen(
-            "Max-Forwards: 70\r\n",
-            "Max-Forwards: 70\r\nSession-Expires: 30\r\n",
-            1,
+        &with_headers(
+            &from_phone("UPDATE", &tag, 2, "z9hG4bKu2", ""),
+            "Session-Expires: 30\r\n",
         ),
     );
     let r = h.take_responses(PHONE).remove(0);
@@ -375,10 +377,9 @@ fn huge_intervals_from_a_peer_neither_panic_nor_stick() {
     // A Min-SE beyond a day in a refresh: 400, nothing relayed, nothing armed from it.
     h.recv(
         PHONE,
-        &from_phone("UPDATE", &tag, 2, "z9hG4bKhu", "").replacen(
-            "Max-Forwards: 70\r\n",
-            &format!("Max-Forwards: 70\r\nSession-Expires: 1800\r\nMin-SE: {huge}\r\n"),
-            1,
+        &with_headers(
+            &from_phone("UPDATE", &tag, 2, "z9hG4bKhu", ""),
+            &format!("Session-Expires: 1800\r\nMin-SE: {huge}\r\n"),
         ),
     );
     assert_eq!(h.statuses(PHONE), vec![400]);
@@ -401,10 +402,9 @@ fn a_bodyless_update_without_session_expires_is_relayed_not_swallowed() {
     // An identity update (no Session-Expires): the carrier gets it.
     h.recv(
         PHONE,
-        &from_phone("UPDATE", &tag, 2, "z9hG4bKid2", "").replacen(
-            "Max-Forwards: 70\r\n",
-            "Max-Forwards: 70\r\nP-Asserted-Identity: <sip:1001@127.0.0.2>\r\n",
-            1,
+        &with_headers(
+            &from_phone("UPDATE", &tag, 2, "z9hG4bKid2", ""),
+            "P-Asserted-Identity: <sip:1001@127.0.0.2>\r\n",
         ),
     );
     let up = h.one_request(CARRIER_A, Method::Update);
