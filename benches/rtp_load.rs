@@ -66,8 +66,14 @@ fn start(record: bool, phone_port: u16, carrier_port: u16) -> Gw {
         .port();
     // The load comes from one address per side, faster than a real peer sets up calls:
     // the per-source guard is off here (it is measured in benches/overload.py).
+    // Relay threads: the gateway's default (one per core but one) unless the run sets
+    // TRUNKGATE_MEDIA_THREADS.
+    let threads: u32 = std::env::var("TRUNKGATE_MEDIA_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let gw = format!(
-        "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\nadvertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n[metrics]\nlisten = \"\"\n[protect]\nsource_rate = 0\n[media]\nadvertise = \"127.0.0.1\"\nports = \"20000-29999\"\n[recording]\ndir = \"rec\"\n[[route]]\nfrom = \"pbx\"\nto = \"carrier\"\n"
+        "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\nadvertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n[metrics]\nlisten = \"\"\n[protect]\nsource_rate = 0\n[media]\nadvertise = \"127.0.0.1\"\nports = \"20000-29999\"\nthreads = {threads}\n[recording]\ndir = \"rec\"\n[[route]]\nfrom = \"pbx\"\nto = \"carrier\"\n"
     );
     std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();

@@ -102,6 +102,7 @@ pub struct MediaSection {
     pub advertise: Option<Spanned<String>>,
     pub ports: Option<Spanned<String>>,
     pub max_streams: Option<Spanned<u64>>,
+    pub threads: Option<Spanned<u64>>,
 }
 
 /// `[recording]`.

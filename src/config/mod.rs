@@ -169,6 +169,8 @@ pub struct Config {
     pub media_ports: (u16, u16),
     /// `[media] max_streams`: active media sections per SDP that get ports; more: 488.
     pub media_max_streams: usize,
+    /// `[media] threads`: relay threads (0 in the file: one per core but one, at least one).
+    pub media_threads: usize,
     /// `[recording] dir`.
     pub recording_dir: PathBuf,
     /// `[recording] format = "stereo"` (else mixed).
@@ -306,6 +308,20 @@ impl Config {
                 crate::sdp::DEFAULT_MAX_STREAMS
             }
             None => crate::sdp::DEFAULT_MAX_STREAMS,
+        };
+        let media_threads = match &file.media.threads {
+            Some(n) if *n.get_ref() == 0 => auto_media_threads(),
+            Some(n) if *n.get_ref() <= MAX_MEDIA_THREADS as u64 => *n.get_ref() as usize,
+            Some(n) => {
+                errs.push(at(
+                    n.span(),
+                    format!(
+                        "[media] threads must be 0 (one per core but one) to {MAX_MEDIA_THREADS}"
+                    ),
+                ));
+                1
+            }
+            None => auto_media_threads(),
         };
         let recording_stereo = match &file.recording.format {
             Some(f) => match f.get_ref().as_str() {
@@ -480,6 +496,7 @@ impl Config {
             media_ip,
             media_ports,
             media_max_streams,
+            media_threads,
             recording_dir,
             recording_stereo,
             recording_jitter,
@@ -568,6 +585,19 @@ pub fn parse_transport_addr(s: &str) -> Result<(Transport, SocketAddr), String> 
                 "{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)"
             )
         })
+}
+
+/// The most relay threads `[media] threads` accepts.
+pub const MAX_MEDIA_THREADS: usize = 64;
+
+/// Relay threads when `[media] threads` is 0 or absent: one per core, less the one the
+/// signalling thread needs, and at least one (so a 2-core box relays on one thread and
+/// signals on the other).
+fn auto_media_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .clamp(1, MAX_MEDIA_THREADS)
 }
 
 #[cfg(test)]

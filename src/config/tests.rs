@@ -225,6 +225,27 @@ fn protect_guard_and_overload_keys() {
 }
 
 #[test]
+fn media_threads_default_to_the_cores_but_one_and_are_bounded() {
+    let load = |extra: &str| {
+        let dir = write_tree(&format!("{GATEWAY}{extra}"), &standard_profiles());
+        Config::load(&dir.path().join("gateway.toml"))
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let auto = cores.saturating_sub(1).max(1);
+    assert_eq!(load("").unwrap().media_threads, auto);
+    assert_eq!(
+        load("\n[media]\nthreads = 0\n").unwrap().media_threads,
+        auto
+    );
+    assert_eq!(load("\n[media]\nthreads = 3\n").unwrap().media_threads, 3);
+    let text = load("\n[media]\nthreads = 65\n").unwrap_err().to_string();
+    assert!(
+        text.contains("[media] threads must be 0") && text.contains("gateway.toml:"),
+        "{text}"
+    );
+}
+
+#[test]
 fn trunks_latch_to_their_sdp_ip_unless_told_otherwise() {
     let mut ps = standard_profiles();
     ps[2].1.push_str("\n[media]\nlatch = \"any\"\n");

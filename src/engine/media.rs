@@ -3,15 +3,16 @@
 //! they go (latching, within each profile's `[media] latch`) is `media::relay`'s decision;
 //! this file only owns the sockets, the tasks, activity and the recording feed.
 //!
-//! The relay tasks run on a thread of their own (a second single-threaded runtime): an RTP
-//! flood, or thousands of recorded calls, never delays a SIP message, and a burst of
-//! signalling never delays a packet.
+//! The relay tasks run on threads of their own (`[media] threads` single-threaded runtimes,
+//! each call on one of them): an RTP flood, or thousands of recorded calls, never delays a
+//! SIP message, and a burst of signalling never delays a packet.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UdpSocket;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -51,14 +52,14 @@ struct MediaThread {
 }
 
 impl MediaThread {
-    fn start() -> std::io::Result<MediaThread> {
+    fn start(n: usize) -> std::io::Result<MediaThread> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let handle = rt.handle().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("trunkgate-media".into())
+            .name(format!("media-{n}"))
             .spawn(move || {
                 rt.block_on(async {
                     let _ = stopped.await;
@@ -112,7 +113,8 @@ async fn drain_recording(call: u64, rec: SharedRecorder, wav: WavWriters) {
 
 /// The relays of every anchored call.
 pub(super) struct Relays {
-    rt: MediaThread,
+    /// Never empty: a call's streams and recording all live on `threads[call % len]`.
+    threads: Vec<MediaThread>,
     ip: IpAddr,
     calls: HashMap<u64, Vec<Stream>>,
     recordings: HashMap<u64, Recording>,
@@ -123,9 +125,15 @@ pub(super) struct Relays {
 }
 
 impl Relays {
-    pub(super) fn new(ip: IpAddr, wav: Option<WavWriters>) -> std::io::Result<Self> {
+    pub(super) fn new(
+        ip: IpAddr,
+        threads: usize,
+        wav: Option<WavWriters>,
+    ) -> std::io::Result<Self> {
         Ok(Relays {
-            rt: MediaThread::start()?,
+            threads: (0..threads.max(1))
+                .map(MediaThread::start)
+                .collect::<std::io::Result<_>>()?,
             ip,
             calls: HashMap::new(),
             recordings: HashMap::new(),
@@ -133,6 +141,14 @@ impl Relays {
             watches: HashMap::new(),
             failed: Vec::new(),
         })
+    }
+
+    /// The runtime of the media thread that carries `call`: every stream of a call, and its
+    /// recording, on one thread, so they share one activity clock and recorder without
+    /// contention.
+    fn runtime(&self, call: u64) -> &tokio::runtime::Handle {
+        let i = (call % self.threads.len().max(1) as u64) as usize;
+        &self.threads[i.min(self.threads.len() - 1)].handle
     }
 
     /// Calls whose relay could not open or whose relay task ended (a task only ends when
@@ -198,12 +214,12 @@ impl Relays {
                     wav.open(call, spec.path, spec.stereo);
                     let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(spec.jitter)));
                     let drain =
-                        self.rt
-                            .handle
+                        self.runtime(call)
                             .spawn(drain_recording(call, rec.clone(), wav.clone()));
                     self.recordings.insert(call, Recording { rec, drain });
                 }
                 let recorder = self.recordings.get(&call).map(|r| r.rec.clone());
+                let rt = self.runtime(call).clone();
                 let streams = self.calls.entry(call).or_default();
                 for p in pairs {
                     match streams
@@ -214,7 +230,7 @@ impl Relays {
                         // Only the first stream (the audio of a plain call) is recorded.
                         None => {
                             let rec = recorder.clone().filter(|_| streams.is_empty());
-                            match open(&self.rt.handle, self.ip, &p, rec, activity.clone()) {
+                            match open(&rt, self.ip, &p, rec, activity.clone()) {
                                 Ok(s) => streams.push(s),
                                 Err(e) => {
                                     warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay");
@@ -281,12 +297,39 @@ fn update(s: &Stream, p: &RelayPair) {
     }
 }
 
-/// A relay socket, registered with the media thread's runtime.
-fn bind(rt: &tokio::runtime::Handle, ip: IpAddr, port: u16) -> std::io::Result<Arc<UdpSocket>> {
+/// A relay socket, registered with the media thread's runtime for reading only. Sends
+/// never wait (a packet that finds the send buffer full is dropped, as a late packet would
+/// be), so registering for writability too would only cost an epoll event for every packet
+/// sent (the kernel reports each freed send buffer).
+struct RelaySocket(AsyncFd<std::net::UdpSocket>);
+
+impl RelaySocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            if let Ok(got) = ready.try_io(|s| s.get_ref().recv_from(buf)) {
+                return got;
+            }
+        }
+    }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.0.get_ref().send_to(buf, to)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+}
+
+fn bind(rt: &tokio::runtime::Handle, ip: IpAddr, port: u16) -> std::io::Result<Arc<RelaySocket>> {
     let s = std::net::UdpSocket::bind((ip, port))?;
     s.set_nonblocking(true)?;
     let _in_media_runtime = rt.enter();
-    Ok(Arc::new(UdpSocket::from_std(s)?))
+    // SAFETY: the `UdpSocket` owns its descriptor, and the `AsyncFd` owns the socket until
+    // it deregisters it: nothing closes or replaces the descriptor while it is registered.
+    let fd = unsafe { AsyncFd::register_with_interest(s, Interest::READABLE)? };
+    Ok(Arc::new(RelaySocket(fd)))
 }
 
 fn open(
@@ -382,8 +425,8 @@ impl Direction {
 }
 
 async fn forward(
-    from: Arc<UdpSocket>,
-    to: Arc<UdpSocket>,
+    from: Arc<RelaySocket>,
+    to: Arc<RelaySocket>,
     route: Arc<Mutex<StreamRoute>>,
     d: Direction,
 ) {

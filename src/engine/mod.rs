@@ -187,8 +187,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         summary_at: Instant::now() + SUMMARY_EVERY,
         cdr,
         config_path,
-        media: media::Relays::new(cfg.media_ip, Some(wav))
-            .context("cannot start the media thread")?,
+        media: media::Relays::new(cfg.media_ip, cfg.media_threads, Some(wav))
+            .context("cannot start the media threads")?,
         lifecycle: Lifecycle::Running,
         cdr_ok: true,
         control,

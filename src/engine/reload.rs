@@ -95,6 +95,9 @@ pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static
     if old.media_ports != new.media_ports {
         return Some("[media] ports");
     }
+    if old.media_threads != new.media_threads {
+        return Some("[media] threads");
+    }
     if old.callback.listen != new.callback.listen {
         return Some("[callback] port or listen");
     }

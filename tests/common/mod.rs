@@ -155,8 +155,9 @@ impl Gateway {
         } else {
             "[\"carrier-a\", \"carrier-b\"]"
         };
+        // `[media] threads = 2`: calls alternate between two relay threads in every test.
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\nthreads = 2\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
             mp = ports.metrics,
             rtp = ports.rtp,

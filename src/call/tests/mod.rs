@@ -108,6 +108,7 @@ pub(crate) fn config() -> Config {
         media_ip: "127.0.0.1".parse().unwrap(),
         media_ports: (30000, 30009),
         media_max_streams: 4,
+        media_threads: 1,
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),

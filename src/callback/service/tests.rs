@@ -43,6 +43,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
         media_ip: IpAddr::from([127, 0, 0, 1]),
         media_ports: (30000, 30009),
         media_max_streams: 4,
+        media_threads: 1,
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),

@@ -87,6 +87,15 @@ impl Channel {
         (pos % self.capacity().max(1)) as usize
     }
 
+    /// The slot after `slot` (the ring wraps).
+    fn next(&self, slot: usize) -> usize {
+        if slot + 1 >= self.samples.len() {
+            0
+        } else {
+            slot + 1
+        }
+    }
+
     fn is_held(&self, slot: usize) -> bool {
         self.held
             .get(slot / 64)
@@ -248,8 +257,9 @@ impl Recorder {
         }
         let mut placed = false;
         let skip = (first - pos) as usize;
-        for (i, &b) in p.payload.iter().enumerate().skip(skip) {
-            let slot = c.slot(pos + i as u64);
+        // Slots advance by one and wrap: one division per packet, not one per sample.
+        let mut slot = c.slot(first);
+        for &b in p.payload.get(skip..).unwrap_or_default() {
             // First come, first kept: a duplicate or overlapping packet changes nothing.
             if !c.is_held(slot) {
                 if let Some(s) = c.samples.get_mut(slot) {
@@ -258,6 +268,7 @@ impl Recorder {
                 c.set_held(slot, true);
                 placed = true;
             }
+            slot = c.next(slot);
         }
         if !placed {
             self.stats.duplicates += 1;
@@ -294,8 +305,8 @@ impl Recorder {
         for (ch, c) in self.channels.iter_mut().enumerate() {
             let from = start.max(c.base);
             let to = until.min(c.end).min(c.base + c.capacity());
+            let mut slot = c.slot(from);
             for p in from..to {
-                let slot = c.slot(p);
                 if c.is_held(slot) {
                     if let (Some(frame), Some(&s)) =
                         (out.get_mut((p - start) as usize), c.samples.get(slot))
@@ -304,6 +315,7 @@ impl Recorder {
                     }
                     c.set_held(slot, false);
                 }
+                slot = c.next(slot);
             }
             c.base = c.base.max(until);
         }
