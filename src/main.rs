@@ -248,7 +248,7 @@ fn explain(config: &Path, profile: &str, file: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let out = trunkgate::call::explain_invite(&cfg, &PeerName(profile.to_string()), &text)?;
+    let out = trunkgate::call::explain_invite(&cfg, &PeerName(profile.into()), &text)?;
     print!("{}", out.message);
     if !out.message.ends_with('\n') {
         println!();

@@ -199,7 +199,7 @@ impl Call {
         let (call_id, tag) = (resp.call_id(), resp.from_tag());
         let side = [Side::A, Side::B].into_iter().find(|s| {
             self.dialog(*s).is_some_and(|d| {
-                Some(&d.call_id) == call_id.as_ref() && Some(&d.local_tag) == tag.as_ref()
+                call_id.as_deref() == Some(&*d.call_id) && tag.as_deref() == Some(&*d.local_tag)
             })
         });
         if let Some(side) = side {

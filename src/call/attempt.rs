@@ -258,7 +258,8 @@ impl Call {
         }
         if !self.phase.is_routing() {
             // A retransmission (ACK it again) or another fork's answer (ACK and BYE it).
-            let same = self.b.as_ref().and_then(|b| b.remote_tag.clone()) == resp.to_tag();
+            let same =
+                self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == resp.to_tag().as_deref();
             if same {
                 self.resend_ack(cx, Side::B, resp.cseq().map_or(1, |c| c.0));
             } else {

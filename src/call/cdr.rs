@@ -88,7 +88,7 @@ impl Call {
     fn facts(&self, recording: Option<String>) -> Facts<'_> {
         Facts {
             call_id: &self.a.call_id,
-            egress_call_id: self.b.as_ref().map(|b| b.call_id.clone()),
+            egress_call_id: self.b.as_ref().map(|b| b.call_id.to_string()),
             started: self.started,
             answered: self.phase.answered_at(),
             started_wall: Some(self.started_wall),
@@ -96,7 +96,7 @@ impl Call {
             from: &self.caller,
             to: &self.number,
             ingress: &self.ingress.name.0,
-            egress: self.egress_name().map(|n| n.0.clone()),
+            egress: self.egress_name().map(|n| n.to_string()),
             recording,
             events: self.events.to_cdr(),
             callback_id: None,

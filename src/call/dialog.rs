@@ -3,20 +3,22 @@
 
 use crate::sip::{Hdr, IdGen, LocalAddrs, Method, Request, Response, SipError, Target};
 
-/// Dialog state of one leg.
+/// Dialog state of one leg. Its texts are boxed slices, not `String`s: they are set once
+/// (or replaced whole), and a call holds two dialogs for as long as it lasts, so neither the
+/// 8 bytes of capacity per text nor any spare capacity earns its keep.
 #[derive(Debug, Clone)]
 pub struct Dialog {
-    pub call_id: String,
-    pub local_tag: String,
+    pub call_id: Box<str>,
+    pub local_tag: Box<str>,
     /// Our address header (with our tag): From of requests we send on this leg.
-    pub local_hdr: String,
+    pub local_hdr: Box<str>,
     /// The peer's address header (with its tag once known): To of requests we send.
-    pub remote_hdr: String,
-    pub remote_tag: Option<String>,
+    pub remote_hdr: Box<str>,
+    pub remote_tag: Option<Box<str>>,
     /// The peer's Contact: Request-URI of requests we send in the dialog.
-    pub remote_target: String,
+    pub remote_target: Box<str>,
     /// Route set, in the order Route headers are written.
-    pub route_set: Vec<String>,
+    pub route_set: Box<[Box<str>]>,
     pub local_cseq: u32,
     pub remote_cseq: Option<u32>,
     /// Where requests on this leg are sent: the peer's signalling address. Dialog requests go
@@ -128,11 +130,11 @@ impl Dialog {
         r.push_header(&Hdr::VIA, local.via(self.target.transport, branch))?;
         r.push_header(&Hdr::MAX_FORWARDS, "70")?;
         for route in &self.route_set {
-            r.push_header(&Hdr::ROUTE, route.clone())?;
+            r.push_header(&Hdr::ROUTE, route.to_string())?;
         }
-        r.push_header(&Hdr::FROM, self.local_hdr.clone())?;
-        r.push_header(&Hdr::TO, self.remote_hdr.clone())?;
-        r.push_header(&Hdr::CALL_ID, self.call_id.clone())?;
+        r.push_header(&Hdr::FROM, self.local_hdr.to_string())?;
+        r.push_header(&Hdr::TO, self.remote_hdr.to_string())?;
+        r.push_header(&Hdr::CALL_ID, self.call_id.to_string())?;
         r.push_header(&Hdr::CSEQ, format!("{cseq} {method}"))?;
         if matches!(method, Method::Invite | Method::Update) {
             r.push_header(&Hdr::CONTACT, local.contact(self.target.transport))?;
@@ -145,13 +147,13 @@ impl Dialog {
     /// the dialog (RFC 3261 §12.1.2).
     pub fn learn_from_response(&mut self, resp: &Response) {
         if let Some(tag) = resp.to_tag() {
-            self.remote_tag = Some(tag);
+            self.remote_tag = Some(tag.into());
             if let Some(to) = resp.header(&Hdr::TO) {
-                self.remote_hdr = to;
+                self.remote_hdr = to.into();
             }
         }
         if let Some(c) = resp.contact_uri() {
-            self.remote_target = c;
+            self.remote_target = c.into();
         }
         if let Some(allow) = allow_of(resp.header_tokens(&Hdr::ALLOW)) {
             self.peer_allows = Some(allow);
@@ -159,7 +161,7 @@ impl Dialog {
         let mut rr = resp.record_route();
         if !rr.is_empty() || resp.is_success() {
             rr.reverse();
-            self.route_set = rr;
+            self.route_set = rr.into_iter().map(String::into_boxed_str).collect();
         }
     }
 }

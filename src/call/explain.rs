@@ -40,7 +40,7 @@ pub fn explain_invite(
 ) -> Result<Explained, ExplainError> {
     let profile = cfg
         .profile(peer)
-        .ok_or_else(|| ExplainError::UnknownPeer(peer.0.clone()))?;
+        .ok_or_else(|| ExplainError::UnknownPeer(peer.to_string()))?;
     let msg = parse_datagram(normalise(text), usize::MAX / 2).map_err(ExplainError::Parse)?;
     let req = match msg {
         Message::Request(r) if r.method() == crate::sip::Method::Invite && r.to_tag().is_none() => {

@@ -227,19 +227,25 @@ impl B2bua {
         self.next_ref += 1;
         let local_tag = self.env.ids.tag();
         let a = Dialog {
-            call_id: req.call_id().unwrap_or_default(),
+            call_id: req.call_id().unwrap_or_default().into(),
             local_hdr: format!(
                 "{};tag={local_tag}",
                 req.header(&Hdr::TO).unwrap_or_default()
-            ),
-            local_tag,
-            remote_hdr: req.header(&Hdr::FROM).unwrap_or_default(),
-            remote_tag: req.from_tag(),
+            )
+            .into(),
+            local_tag: local_tag.into(),
+            remote_hdr: req.header(&Hdr::FROM).unwrap_or_default().into(),
+            remote_tag: req.from_tag().map(String::into_boxed_str),
             remote_target: req
                 .contact_uri()
                 .or_else(|| req.from_uri())
-                .unwrap_or_default(),
-            route_set: req.record_route(),
+                .unwrap_or_default()
+                .into(),
+            route_set: req
+                .record_route()
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
             local_cseq: 1,
             remote_cseq: req.cseq().map(|c| c.0),
             target: source,

@@ -359,7 +359,7 @@ impl Call {
             && let Some(leg) = self.dialog_mut(far)
             && let Some(c) = resp.contact_uri()
         {
-            leg.remote_target = c;
+            leg.remote_target = c.into();
         }
         let refreshes =
             final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update);

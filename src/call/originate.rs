@@ -105,13 +105,13 @@ impl B2bua {
         // Side A is user1's once user1 answers; until then it is no dialog at all (not
         // indexed, so nothing reaches it), named after the call-back for logs and recording.
         let a = Dialog {
-            call_id: format!("callback-{}", o.id),
-            local_tag: String::new(),
-            local_hdr: String::new(),
-            remote_hdr: String::new(),
+            call_id: format!("callback-{}", o.id).into(),
+            local_tag: Box::default(),
+            local_hdr: Box::default(),
+            remote_hdr: Box::default(),
             remote_tag: None,
-            remote_target: String::new(),
-            route_set: Vec::new(),
+            remote_target: Box::default(),
+            route_set: Box::default(),
             local_cseq: 1,
             remote_cseq: None,
             target: ingress.address,
@@ -162,7 +162,7 @@ impl B2bua {
     /// A call-back that never became a call: its one CDR and its end, reported at once.
     fn refuse_callback(&mut self, now: Instant, o: &Originate, tag: CallTag, cause: Q850Cause) {
         let call_id = format!("callback-{}", o.id);
-        let ingress = o.from_peer.as_ref().map_or("", |p| p.0.as_str());
+        let ingress = o.from_peer.as_ref().map_or("", |p| p.as_str());
         let facts = Facts {
             callback_id: Some(o.id.to_string()),
             ..Facts::refused(&call_id, o.user1.as_str(), o.user2.as_str(), ingress, now)

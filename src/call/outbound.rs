@@ -50,14 +50,14 @@ pub fn outbound_invite(
     let from_hdr = format!("{display}<{from_uri}>;tag={tag}");
     let to_hdr = format!("<{to_uri}>");
     let leg = Dialog {
-        call_id: call_id.clone(),
-        local_tag: tag,
-        local_hdr: from_hdr.clone(),
-        remote_hdr: to_hdr.clone(),
+        call_id: call_id.as_str().into(),
+        local_tag: tag.into(),
+        local_hdr: from_hdr.as_str().into(),
+        remote_hdr: to_hdr.as_str().into(),
         remote_tag: None,
         // In-dialog requests before the callee's Contact is known go where the INVITE went.
-        remote_target: ruri.clone(),
-        route_set: Vec::new(),
+        remote_target: ruri.as_str().into(),
+        route_set: Box::default(),
         local_cseq: 1,
         remote_cseq: None,
         target: peer.address,

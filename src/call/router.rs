@@ -404,7 +404,7 @@ impl B2bua {
     fn dialog_of(&self, call_id: &str, our_tag: &str) -> Option<(CallRef, Side)> {
         let (r, side) = self.env.dialogs.find(call_id, our_tag)?;
         let d = self.calls.get(&r)?.dialog(side)?;
-        (d.call_id == call_id && d.local_tag == our_tag).then_some((r, side))
+        (*d.call_id == *call_id && *d.local_tag == *our_tag).then_some((r, side))
     }
 
     /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).

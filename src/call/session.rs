@@ -367,7 +367,7 @@ impl Call {
             if let Some(leg) = self.dialog_mut(side)
                 && let Some(c) = resp.contact_uri()
             {
-                leg.remote_target = c;
+                leg.remote_target = c.into();
             }
             let policy = self.timer_policy(side);
             // A peer that does not know timers answers without one: we keep refreshing it.

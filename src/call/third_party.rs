@@ -137,7 +137,8 @@ impl Call {
         if self.third_party().is_none_or(|tp| tp.user1_txn != Some(id)) {
             return false;
         }
-        let same = self.a.remote_tag.is_some() && self.a.remote_tag == resp.to_tag();
+        let same =
+            self.a.remote_tag.is_some() && self.a.remote_tag.as_deref() == resp.to_tag().as_deref();
         if resp.is_success() && same {
             self.resend_ack(cx, Side::A, resp.cseq().map_or(1, |c| c.0));
         }
@@ -380,24 +381,24 @@ impl Call {
         Some(CallbackFacts {
             id: tp.id.to_string(),
             user1_call_id: match (&self.b, calling1) {
-                (Some(b), true) => b.call_id.clone(),
-                _ => self.a.call_id.clone(),
+                (Some(b), true) => b.call_id.to_string(),
+                _ => self.a.call_id.to_string(),
             },
             user2_call_id: self
                 .b
                 .as_ref()
                 .filter(|_| !calling1)
-                .map(|b| b.call_id.clone()),
+                .map(|b| b.call_id.to_string()),
             user1: &tp.user1,
             user2: &tp.user2,
             user1_peer: match calling1 {
-                true => self.egress_name().unwrap_or(&self.ingress.name).0.clone(),
-                false => self.ingress.name.0.clone(),
+                true => self.egress_name().unwrap_or(&self.ingress.name).to_string(),
+                false => self.ingress.name.to_string(),
             },
             user2_peer: self
                 .egress_name()
                 .filter(|_| !calling1)
-                .map(|p| p.0.clone()),
+                .map(|p| p.to_string()),
         })
     }
 }

@@ -623,11 +623,11 @@ to = "itsp"
         .unwrap();
         let l = load(&dir).unwrap();
         let ip: IpAddr = "127.0.0.5".parse().unwrap();
-        assert_eq!(l.peer_for_source(ip).unwrap().name.0, "other");
+        assert_eq!(l.peer_for_source(ip).unwrap().name.as_str(), "other");
         let by_contact = l
             .peer_for_contact(ip, "sip:4420001@127.0.0.1:5060;transport=udp")
             .unwrap();
-        assert_eq!(by_contact.name.0, "itsp");
+        assert_eq!(by_contact.name.as_str(), "itsp");
         for other in [
             "sip:someone@127.0.0.1",
             "tel:+4420001",

@@ -177,7 +177,7 @@ pub(super) fn load(
         ));
     }
     if let Some(p) = &sec.from_peer {
-        let name = PeerName(p.get_ref().clone());
+        let name = PeerName(p.get_ref().as_str().into());
         if !(cx.known_peer)(&name) {
             errs.push(cx.at(
                 p,

@@ -36,9 +36,16 @@ use crate::sip::{Target, Transport};
 /// Ring timeout when neither the route nor the profile sets one.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A peer's name: the profile file stem.
+/// A peer's name: the profile file stem. Shared: every call that counts against a peer, or
+/// routes to it, holds the configuration's one copy of its name, not a copy of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerName(pub String);
+pub struct PeerName(pub std::sync::Arc<str>);
+
+impl PeerName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl std::fmt::Display for PeerName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -388,7 +395,7 @@ impl Config {
         }
         // A peer whose profile file has errors is already reported; routes naming it are not
         // a second problem.
-        let known = |name: &PeerName| profiles.contains_key(name) || broken.contains(&name.0);
+        let known = |name: &PeerName| profiles.contains_key(name) || broken.contains(name.as_str());
 
         let mut routes = Vec::new();
         for r in file.route {
@@ -397,7 +404,7 @@ impl Config {
             let from = if r.from.get_ref() == "*" {
                 RouteFrom::Any
             } else {
-                let name = PeerName(r.from.get_ref().clone());
+                let name = PeerName(r.from.get_ref().as_str().into());
                 if !known(&name) {
                     errs.push(at(
                         r.from.span(),
@@ -427,7 +434,7 @@ impl Config {
                 r.to.into_inner()
                     .into_vec()
                     .into_iter()
-                    .map(PeerName)
+                    .map(|n| PeerName(n.into()))
                     .collect();
             if to.is_empty() {
                 errs.push(at(

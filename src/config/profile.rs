@@ -303,7 +303,7 @@ fn load_profile(
     let session_timer =
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
     (errs.len() == before).then(|| Profile {
-        name: PeerName(file.name.into_inner()),
+        name: PeerName(file.name.into_inner().into()),
         role,
         address,
         matches,

@@ -58,15 +58,15 @@ fn loads_a_valid_tree() {
     assert_eq!(cfg.routes[0].to.len(), 2);
     assert_eq!(cfg.routes[0].ring_timeout, Some(Duration::from_secs(30)));
     let pbx = cfg.peer_for_source("127.0.0.2".parse().unwrap()).unwrap();
-    assert_eq!(pbx.name.0, "pbx");
+    assert_eq!(pbx.name.as_str(), "pbx");
     assert_eq!(pbx.domain, "127.0.0.2");
     assert!(cfg.peer_for_source("127.0.0.9".parse().unwrap()).is_none());
     let r = cfg.route_for(&PeerName("pbx".into()), "+8610").unwrap();
-    assert_eq!(r.to[0].0, "carrier-a");
+    assert_eq!(r.to[0].as_str(), "carrier-a");
     let r = cfg
         .route_for(&PeerName("carrier-a".into()), "1000")
         .unwrap();
-    assert_eq!(r.to[0].0, "pbx");
+    assert_eq!(r.to[0].as_str(), "pbx");
 }
 
 #[test]
@@ -134,14 +134,14 @@ fn longest_prefix_wins_for_source_matching() {
         cfg.peer_for_source("127.0.0.3".parse().unwrap())
             .unwrap()
             .name
-            .0,
+            .as_str(),
         "carrier-a"
     );
     assert_eq!(
         cfg.peer_for_source("127.9.9.9".parse().unwrap())
             .unwrap()
             .name
-            .0,
+            .as_str(),
         "carrier-b"
     );
 }

@@ -361,7 +361,7 @@ impl Shell {
             peers: cfg
                 .profiles
                 .keys()
-                .map(|p| (p.0.as_str(), self.core.peer_calls(p)))
+                .map(|p| (p.as_str(), self.core.peer_calls(p)))
                 .collect(),
             client_txns: st.client_txns,
             server_txns: st.server_txns,

@@ -135,7 +135,7 @@ pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
         .profiles
         .keys()
         .filter(|n| !new.profiles.contains_key(*n))
-        .map(|n| n.0.as_str())
+        .map(crate::config::PeerName::as_str)
         .collect();
     for v in [&mut added, &mut changed, &mut removed] {
         v.sort_unstable();

@@ -39,7 +39,7 @@ fn limit_events(h: &H) -> Vec<(String, &'static str)> {
     h.events
         .iter()
         .filter_map(|e| match e {
-            CoreEvent::LimitRefused { peer, reason } => Some((peer.0.clone(), *reason)),
+            CoreEvent::LimitRefused { peer, reason } => Some((peer.to_string(), *reason)),
             _ => None,
         })
         .collect()
