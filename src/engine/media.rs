@@ -147,8 +147,9 @@ impl Relays {
     /// recording, on one thread, so they share one activity clock and recorder without
     /// contention.
     fn runtime(&self, call: u64) -> &tokio::runtime::Handle {
-        let i = (call % self.threads.len().max(1) as u64) as usize;
-        &self.threads[i.min(self.threads.len() - 1)].handle
+        // `new` starts at least one thread, so the modulus is never zero.
+        let i = (call % self.threads.len() as u64) as usize;
+        &self.threads[i].handle
     }
 
     /// Calls whose relay could not open or whose relay task ended (a task only ends when

@@ -89,9 +89,9 @@ struct Open {
     path: PathBuf,
 }
 
-/// Frames into the file: both channels (stereo) or their sum (mono). hound's 16-bit sample
-/// writer fills its buffer in one pass (per-sample `write_sample` calls cost the writer
-/// thread a fifth of the media thread's time at 1,000 recorded calls).
+/// Frames into the file: both channels (stereo) or their sum (mono), through hound's 16-bit
+/// sample writer, which fills one buffer per batch (per-sample `write_sample` calls were the
+/// writer thread's largest item in a profile at 1,000 recorded calls).
 fn write_frames(
     w: &mut hound::WavWriter<BufWriter<File>>,
     stereo: bool,
