@@ -499,8 +499,9 @@ impl Call {
 mod size {
     /// Every held call is one `Box<Call>`: the allocator rounds it up to its next size class
     /// (mimalloc: …, 1,024, 1,280, 1,536 bytes), so a field that takes `Call` past 1,280
-    /// bytes costs every held call 256 bytes (benches/held_calls.py, BENCHMARKS.md). Box what
-    /// an established call does not need instead.
+    /// bytes takes a 256-byte larger block for every call. Box what an established call does
+    /// not need instead. (Per-call RSS is ruled more by the ramp's freed transaction pages
+    /// than by this block: BENCHMARKS.md, memory.)
     #[test]
     fn a_call_fits_the_1280_byte_class() {
         let n = std::mem::size_of::<super::Call>();
