@@ -1,21 +1,21 @@
 //! The RTP/RTCP relay for anchored calls: per stream, a socket pair facing each leg, and a
 //! task per direction that moves packets as bytes. Which packets are accepted and where
 //! they go (latching, within each profile's `[media] latch`) is `media::relay`'s decision;
-//! this file only owns the sockets, the tasks, activity and the recording feed.
+//! this file only owns the sockets (`relay_socket`), the tasks, activity and the recording
+//! feed.
 //!
 //! The relay tasks run on threads of their own (`[media] threads` single-threaded runtimes,
 //! each call on one of them): an RTP flood, or thousands of recorded calls, never delays a
 //! SIP message, and a burst of signalling never delays a packet.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::relay_socket::{RelaySocket, bind};
 use super::wav::WavWriters;
 use crate::media::record::Recorder;
 use crate::media::relay::{Dir, Route, StreamRoute};
@@ -296,41 +296,6 @@ fn update(s: &Stream, p: &RelayPair) {
     if let Ok(mut r) = s.route.lock() {
         r.update(p);
     }
-}
-
-/// A relay socket, registered with the media thread's runtime for reading only. Sends
-/// never wait (a packet that finds the send buffer full is dropped, as a late packet would
-/// be), so registering for writability too would only cost an epoll event for every packet
-/// sent (the kernel reports each freed send buffer).
-struct RelaySocket(AsyncFd<std::net::UdpSocket>);
-
-impl RelaySocket {
-    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        loop {
-            let mut ready = self.0.readable().await?;
-            if let Ok(got) = ready.try_io(|s| s.get_ref().recv_from(buf)) {
-                return got;
-            }
-        }
-    }
-
-    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
-        self.0.get_ref().send_to(buf, to)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
-    }
-}
-
-fn bind(rt: &tokio::runtime::Handle, ip: IpAddr, port: u16) -> std::io::Result<Arc<RelaySocket>> {
-    let s = std::net::UdpSocket::bind((ip, port))?;
-    s.set_nonblocking(true)?;
-    let _in_media_runtime = rt.enter();
-    // SAFETY: the `UdpSocket` owns its descriptor, and the `AsyncFd` owns the socket until
-    // it deregisters it: nothing closes or replaces the descriptor while it is registered.
-    let fd = unsafe { AsyncFd::register_with_interest(s, Interest::READABLE)? };
-    Ok(Arc::new(RelaySocket(fd)))
 }
 
 fn open(

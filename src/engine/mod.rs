@@ -11,6 +11,7 @@ mod fds;
 mod inbox;
 mod media;
 mod overload;
+mod relay_socket;
 mod reload;
 mod source_guard;
 mod tcp;
