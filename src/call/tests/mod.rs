@@ -15,6 +15,7 @@ mod prack;
 mod profiles;
 mod robustness;
 mod session_timer;
+mod size;
 mod strays;
 mod unusual;
 
