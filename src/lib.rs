@@ -30,3 +30,4 @@ pub mod ops;
 pub mod sdp;
 pub mod sip;
 pub mod txn;
+pub mod zone;

@@ -16,13 +16,13 @@ use std::process::ExitCode;
 
 #[cfg(all(feature = "mimalloc", not(feature = "heap-stats")))]
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: trunkgate::ops::heap::Zoned = trunkgate::ops::heap::Zoned;
 
 // A measurement build: the same allocators, each allocation counted (src/ops/heap.rs).
 #[cfg(all(feature = "mimalloc", feature = "heap-stats"))]
 #[global_allocator]
-static ALLOC: trunkgate::ops::heap::Counting<mimalloc::MiMalloc> =
-    trunkgate::ops::heap::Counting(mimalloc::MiMalloc);
+static ALLOC: trunkgate::ops::heap::Counting<trunkgate::ops::heap::Zoned> =
+    trunkgate::ops::heap::Counting(trunkgate::ops::heap::Zoned);
 #[cfg(all(not(feature = "mimalloc"), feature = "heap-stats"))]
 #[global_allocator]
 static ALLOC: trunkgate::ops::heap::Counting<std::alloc::System> =
@@ -147,12 +147,20 @@ where
 }
 
 fn main() -> ExitCode {
+    // No transparent huge pages, before the allocator touches its first page: a 2 MiB page
+    // stays resident for a few live calls, so held-call memory grew by a third while idle
+    // (khugepaged filling the holes ended transactions left) and the idle footprint doubled
+    // (BENCHMARKS.md, memory). Best effort: a kernel without THP has nothing to turn off.
+    let thp = nix::sys::prctl::set_thp_disable(true);
     let cli = Cli::parse();
     let log_format = match &cli.cmd {
         Cmd::Run { log_format, .. } => *log_format,
         _ => LogFormat::Text,
     };
     let logs = init_logs(log_format);
+    if let Err(e) = thp {
+        tracing::debug!("transparent huge pages left as they are: {e}");
+    }
     let outcome = dispatch(cli.cmd);
     // Queued log lines go out before the final message, so that one is the last line.
     let dropped = logs.finish();

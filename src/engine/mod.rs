@@ -186,6 +186,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         inbox,
         sip: metrics::SipCounters::default(),
         summary_at: Instant::now() + SUMMARY_EVERY,
+        heap: crate::ops::heap::Collector::default(),
         cdr,
         config_path,
         media: media::Relays::new(cfg.media_ip, cfg.media_threads, Some(wav))
@@ -215,6 +216,7 @@ struct Shell {
     sip: metrics::SipCounters,
     /// When the edge's drop counts are next summed up in the log.
     summary_at: Instant,
+    heap: crate::ops::heap::Collector,
     cdr: CdrWriter,
     config_path: PathBuf,
     media: media::Relays,
@@ -358,6 +360,8 @@ impl Shell {
         metrics::overload(ov.share(), ov.standing_delay());
         let cfg = self.core.config().clone();
         let st = self.core.stats();
+        // Freed pages go back to the system also when nothing allocates any more.
+        self.heap.tick(st.calls + st.client_txns + st.server_txns);
         metrics::levels(&metrics::Levels {
             peers: cfg
                 .profiles

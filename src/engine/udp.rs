@@ -78,7 +78,10 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
             Early::Screened { remember } => (true, remember),
         };
         let source = Target::udp(src);
-        match parse_datagram(Bytes::copy_from_slice(data), max) {
+        // A message lives until its transaction has taken what it keeps (the call copies
+        // its own facts out): its buffer and parsed form are short-lived (src/zone.rs).
+        let parsed = crate::zone::short_lived(|| parse_datagram(Bytes::copy_from_slice(data), max));
+        match parsed {
             Ok(msg) => {
                 let delivered = inbox.try_deliver(Event::Message {
                     msg,

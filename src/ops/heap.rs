@@ -58,3 +58,168 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
         p
     }
 }
+
+/// The process's allocator with the `mimalloc` feature: mimalloc, with what
+/// [`crate::zone::short_lived`] code allocates served from a second mimalloc heap, so the
+/// pages a burst of transactions used empty together and go back to the system instead of
+/// staying resident under the calls that outlive them.
+#[cfg(feature = "mimalloc")]
+pub struct Zoned;
+
+#[cfg(feature = "mimalloc")]
+mod zoned {
+    use std::alloc::{GlobalAlloc, Layout};
+    use std::ffi::c_void;
+    use std::ptr::null_mut;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    use libmimalloc_sys as mi;
+
+    static SHORT_HEAP: AtomicPtr<mi::mi_heap_t> = AtomicPtr::new(null_mut());
+
+    /// The heap for short-lived allocations, made on first use (mimalloc 3's heaps serve
+    /// any thread). None if mimalloc could not make one: the default heap serves then.
+    fn short_heap() -> Option<*mut mi::mi_heap_t> {
+        let h = SHORT_HEAP.load(Ordering::Acquire);
+        if !h.is_null() {
+            return Some(h);
+        }
+        // SAFETY: mimalloc's own constructor; it allocates through mimalloc, not through
+        // this allocator, so it cannot recurse.
+        let new = unsafe { mi::mi_heap_new() };
+        if new.is_null() {
+            return None;
+        }
+        match SHORT_HEAP.compare_exchange(null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Some(new),
+            Err(first) => {
+                // Another thread made one first: ours is empty, give it back.
+                // SAFETY: `new` came from mi_heap_new and holds no blocks.
+                unsafe { mi::mi_heap_delete(new) };
+                Some(first)
+            }
+        }
+    }
+
+    fn zone() -> Option<*mut mi::mi_heap_t> {
+        if crate::zone::is_short_lived() {
+            short_heap()
+        } else {
+            None
+        }
+    }
+
+    // SAFETY: every block comes from mimalloc (either heap) with the layout's size and
+    // alignment, and mi_free/mi_realloc accept a block of any heap.
+    unsafe impl GlobalAlloc for super::Zoned {
+        #[inline]
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: sizes and alignments as mimalloc documents them.
+            unsafe {
+                match zone() {
+                    Some(h) => mi::mi_heap_malloc_aligned(h, layout.size(), layout.align()),
+                    None => mi::mi_malloc_aligned(layout.size(), layout.align()),
+                }
+            }
+            .cast()
+        }
+
+        #[inline]
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: as in alloc.
+            unsafe {
+                match zone() {
+                    Some(h) => mi::mi_heap_zalloc_aligned(h, layout.size(), layout.align()),
+                    None => mi::mi_zalloc_aligned(layout.size(), layout.align()),
+                }
+            }
+            .cast()
+        }
+
+        #[inline]
+        unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+            // SAFETY: `ptr` came from one of the two heaps.
+            unsafe { mi::mi_free(ptr.cast::<c_void>()) }
+        }
+
+        #[inline]
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let p = ptr.cast::<c_void>();
+            // SAFETY: `ptr` came from one of the two heaps; a grown block lands in the zone
+            // the code growing it runs in.
+            unsafe {
+                match zone() {
+                    Some(h) => mi::mi_heap_realloc_aligned(h, p, new_size, layout.align()),
+                    None => mi::mi_realloc_aligned(p, new_size, layout.align()),
+                }
+            }
+            .cast()
+        }
+    }
+
+    /// Return to the system what mimalloc holds free (see `Collector`).
+    pub fn collect(thorough: bool) {
+        // SAFETY: plain calls into mimalloc, from any thread.
+        unsafe {
+            mi::mi_collect(thorough);
+            if let Some(h) = short_heap() {
+                mi::mi_heap_collect(h, thorough);
+            }
+        }
+    }
+}
+
+/// When to give the allocator's free pages back to the system, once a second: freed pages
+/// are purged after mimalloc's delay (1 s) only when it is asked, and a gateway whose calls
+/// just ended may not allocate for a long time. Once the load (calls and transactions) has
+/// fallen to half of its peak since the last thorough collect, the collect is forced: that
+/// one also visits pages the thread filled, and frees what other threads (the CDR writer)
+/// freed in them.
+#[derive(Debug, Default)]
+pub struct Collector {
+    peak: usize,
+}
+
+impl Collector {
+    /// Below this peak a burst is not worth a thorough collect.
+    const BURST: usize = 1000;
+
+    /// Whether this second's collect should be thorough, for the current `load`.
+    pub fn thorough(&mut self, load: usize) -> bool {
+        self.peak = self.peak.max(load);
+        if self.peak >= Self::BURST && load * 2 <= self.peak {
+            self.peak = load;
+            return true;
+        }
+        false
+    }
+
+    /// This second's collect; nothing without the `mimalloc` feature.
+    pub fn tick(&mut self, load: usize) {
+        let _thorough = self.thorough(load);
+        #[cfg(feature = "mimalloc")]
+        zoned::collect(_thorough);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Collector;
+
+    #[test]
+    fn a_thorough_collect_follows_each_burst_once() {
+        let mut c = Collector::default();
+        // Small loads come and go without one.
+        assert!(!(0..50).any(|i| c.thorough(i % 900)));
+        // A burst of 20,000 calls that ends: one thorough collect when half is gone, one
+        // more when half of the rest is gone, and none while idle after that.
+        let mut seen = Vec::new();
+        for load in (0..=20_000).rev().step_by(1000).chain([0; 5]) {
+            if c.thorough(load) {
+                seen.push(load);
+            }
+        }
+        assert_eq!(seen, [10_000, 5_000, 2_000, 1_000, 0]);
+        assert!(!(0..10).any(|_| c.thorough(0)));
+    }
+}
