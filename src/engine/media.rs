@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
@@ -421,71 +422,78 @@ async fn forward(
         .local_addr()
         .map(|a| format!("trunkgate@{}", a.ip()))
         .unwrap_or_else(|_| "trunkgate".into());
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let Ok((n, src)) = from.recv_from(&mut buf).await else {
-            continue;
-        };
+    let ch = match dir {
+        Dir::AtoB => 0,
+        Dir::BtoA => 1,
+    };
+    // One packet: checked and routed, counted, recorded, forwarded. `Break` ends the task
+    // (a poisoned lock: the call's media state is gone, the call ends with MediaFailed).
+    let mut relay = |pkt: &[u8], src: std::net::SocketAddr| -> ControlFlow<()> {
         let now = std::time::Instant::now();
         let decided = match route.lock() {
-            Ok(mut r) => r.route(now, dir, rtcp, src, &buf[..n]),
-            Err(_) => return,
+            Ok(mut r) => r.route(now, dir, rtcp, src, pkt),
+            Err(_) => return ControlFlow::Break(()),
         };
         let dest = match decided {
             Route::Accept(dest) => dest,
             Route::Malformed => {
                 malformed.increment(1);
-                continue;
+                return ControlFlow::Continue(());
             }
             Route::Drop => {
                 foreign.increment(1);
-                continue;
+                return ControlFlow::Continue(());
             }
             Route::OverRate => {
                 over_rate.increment(1);
-                continue;
+                return ControlFlow::Continue(());
             }
         };
         if let Some(a) = &activity
             && let Ok(mut t) = a.lock()
         {
-            *t = std::time::Instant::now();
+            *t = now;
         }
         if let Some(r) = &recorder
             && let Ok(mut r) = r.lock()
         {
-            let ch = match dir {
-                Dir::AtoB => 0,
-                Dir::BtoA => 1,
-            };
-            r.push(std::time::Instant::now(), ch, &buf[..n]);
+            r.push(now, ch, pkt);
         }
-        let Some(d) = dest else { continue };
+        let Some(d) = dest else {
+            return ControlFlow::Continue(());
+        };
         if rtcp {
-            let scrubbed = crate::media::sdes::scrub_sdes(&buf[..n], cname.as_bytes());
-            let out = scrubbed.as_deref().unwrap_or(&buf[..n]);
+            let scrubbed = crate::media::sdes::scrub_sdes(pkt, cname.as_bytes());
+            let out = scrubbed.as_deref().unwrap_or(pkt);
             if !out.is_empty()
                 && let Err(e) = to.try_send_to(out, d)
             {
                 debug!(%d, error = %e, "RTCP send failed");
             }
-            continue;
+            return ControlFlow::Continue(());
         }
         let sent = match repack.as_mut() {
             Some(r) => r
-                .push(&buf[..n])
+                .push(pkt)
                 .iter()
                 .try_for_each(|p| to.try_send_to(p, d).map(|_| ())),
-            None => to.try_send_to(&buf[..n], d).map(|_| ()),
+            None => to.try_send_to(pkt, d).map(|_| ()),
         };
         match sent {
             Ok(()) => {
                 if let Some((packets, bytes)) = &counted {
                     packets.increment(1);
-                    bytes.increment(n as u64);
+                    bytes.increment(pkt.len() as u64);
                 }
             }
             Err(e) => debug!(%d, error = %e, "RTP send failed"),
+        }
+        ControlFlow::Continue(())
+    };
+    loop {
+        // A read error leaves nothing to relay; the next packet is waited for.
+        if let Ok(ControlFlow::Break(())) = from.recv_each(&mut relay).await {
+            return;
         }
     }
 }
