@@ -147,10 +147,11 @@ where
 }
 
 fn main() -> ExitCode {
-    // No transparent huge pages, before the allocator touches its first page: a 2 MiB page
-    // stays resident for a few live calls, so held-call memory grew by a third while idle
-    // (khugepaged filling the holes ended transactions left) and the idle footprint doubled
-    // (BENCHMARKS.md, memory). Best effort: a kernel without THP has nothing to turn off.
+    // No transparent huge pages: a 2 MiB page stays resident for a few live calls, so
+    // held-call memory grew by a third while idle (khugepaged filling the holes ended
+    // transactions left) and the idle footprint doubled (BENCHMARKS.md, memory). mimalloc
+    // is built not to ask for them (Cargo.toml, no_thp); this covers a kernel that gives
+    // them unasked (`always`). Best effort: a kernel without THP has nothing to turn off.
     let thp = nix::sys::prctl::set_thp_disable(true);
     let cli = Cli::parse();
     let log_format = match &cli.cmd {
