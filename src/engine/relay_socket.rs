@@ -173,10 +173,13 @@ impl Batch {
 mod tests {
     use super::*;
 
-    /// Packets come out whole, in order, with their sender, across batches: ten packets
-    /// queued before the first read take two reads of at most [`BATCH`].
-    #[test]
-    fn a_read_hands_every_queued_packet_with_its_sender() {
+    /// A relay socket on its runtime, its address, and a peer socket to send from.
+    fn relay_and_peer() -> (
+        tokio::runtime::Runtime,
+        Arc<RelaySocket>,
+        SocketAddr,
+        std::net::UdpSocket,
+    ) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -184,6 +187,14 @@ mod tests {
         let relay = bind(rt.handle(), "127.0.0.1".parse().unwrap(), 0).unwrap();
         let to = relay.local_addr().unwrap();
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        (rt, relay, to, peer)
+    }
+
+    /// Packets come out whole, in order, with their sender, across batches: ten packets
+    /// queued before the first read take two reads of at most [`BATCH`].
+    #[test]
+    fn a_read_hands_every_queued_packet_with_its_sender() {
+        let (rt, relay, to, peer) = relay_and_peer();
         let sender = peer.local_addr().unwrap();
         for i in 0..10u8 {
             peer.send_to(&vec![i; 12 + i as usize], to).unwrap();
@@ -216,13 +227,7 @@ mod tests {
     /// on (the task is ending).
     #[test]
     fn a_handler_that_stops_sees_no_more_packets() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let relay = bind(rt.handle(), "127.0.0.1".parse().unwrap(), 0).unwrap();
-        let to = relay.local_addr().unwrap();
-        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (rt, relay, to, peer) = relay_and_peer();
         for i in 0..3u8 {
             peer.send_to(&[i; 20], to).unwrap();
         }
@@ -239,13 +244,7 @@ mod tests {
     /// `media::MAX_PACKET` bytes) refuses it rather than relaying a truncated packet.
     #[test]
     fn an_oversized_datagram_is_seen_as_oversized() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let relay = bind(rt.handle(), "127.0.0.1".parse().unwrap(), 0).unwrap();
-        let to = relay.local_addr().unwrap();
-        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (rt, relay, to, peer) = relay_and_peer();
         peer.send_to(&[0x80; 4000], to).unwrap();
         let mut len = 0;
         let flow = rt.block_on(relay.recv_each(|pkt, _| {
