@@ -9,6 +9,9 @@
 //! driven over its ng control protocol) gives the same-run baseline.
 //!
 //! cargo build --release && cargo bench --bench rtp_load -- [calls,calls,...] [seconds] [targets]
+//!
+//! `targets`: any of `trunkgate,rtpengine,direct` (all by default); `direct` sends with no
+//! relay in between, the floor this machine puts under every latency figure.
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -214,6 +217,10 @@ enum Relay {
         child: Child,
         ng: UdpSocket,
     },
+    /// No relay: the phone side sends straight to the carrier side. What this machine adds
+    /// by itself (the generator's sending, the kernel's loopback, the receiver's wake-up):
+    /// the floor under every relay's latency figure.
+    Direct,
 }
 
 impl Drop for Relay {
@@ -230,6 +237,8 @@ impl Relay {
         match self {
             Relay::Trunkgate { gw, .. } => gw.child.id(),
             Relay::Rtpengine { child, .. } => child.id(),
+            // Nothing to measure: the process's own CPU is the generator's.
+            Relay::Direct => 0,
         }
     }
 
@@ -237,6 +246,7 @@ impl Relay {
     fn call(&self, i: usize, media: &Media) -> SocketAddr {
         match self {
             Relay::Trunkgate { gw, phone, carrier } => call(gw, phone, carrier, i, media),
+            Relay::Direct => media.carrier.local_addr().unwrap(),
             Relay::Rtpengine { ng, .. } => {
                 let (prtp, crtp) = media.ports();
                 let sdp = |ip: &str, port: u16| {
@@ -417,6 +427,8 @@ fn receive_load(media: &Media, epoch: Instant, received: &AtomicU64) -> Vec<u32>
 fn run(target: &'static str, calls: usize, seconds: u64, record: bool) -> Result {
     let relay = if target == "rtpengine" {
         start_rtpengine()
+    } else if target == "direct" {
+        Relay::Direct
     } else {
         let phone = UdpSocket::bind((PHONE, 0)).unwrap();
         let carrier = UdpSocket::bind((CARRIER, 0)).unwrap();
@@ -509,11 +521,11 @@ fn main() {
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![250, 1000, 2000]);
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
-    let targets: Vec<&'static str> = match args.get(2).map(String::as_str) {
-        Some("trunkgate") => vec!["trunkgate"],
-        Some("rtpengine") => vec!["rtpengine"],
-        _ => vec!["trunkgate", "rtpengine"],
-    };
+    // Any of trunkgate, rtpengine and direct (the floor), comma-separated; all by default.
+    let targets: Vec<&'static str> = ["trunkgate", "rtpengine", "direct"]
+        .into_iter()
+        .filter(|t| args.get(2).is_none_or(|a| a.split(',').any(|x| x == *t)))
+        .collect();
     println!(
         "| target | calls | recording | packets/s relayed | loss | CPU | packets per CPU-second | added latency p50 / p99 |"
     );
@@ -528,6 +540,17 @@ fn main() {
             for &record in modes {
                 let r = run(target, calls, seconds, record);
                 let pps = r.received as f64 / (seconds + 1) as f64;
+                if target == "direct" {
+                    println!(
+                        "| direct (no relay: the floor) | {} | no | {:.0} | {:.2} % | | | {:.2} ms / {:.2} ms |",
+                        r.calls,
+                        pps,
+                        100.0 * (r.sent.saturating_sub(r.received)) as f64 / r.sent.max(1) as f64,
+                        r.p50.as_secs_f64() * 1000.0,
+                        r.p99.as_secs_f64() * 1000.0
+                    );
+                    continue;
+                }
                 let loss =
                     100.0 * (r.sent.saturating_sub(r.received)) as f64 / r.sent.max(1) as f64;
                 println!(
