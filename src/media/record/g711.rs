@@ -1,8 +1,27 @@
 //! G.711 decoding (ITU-T G.711): μ-law (PCMU, payload type 0) and A-law (PCMA, 8) to 16-bit
 //! linear PCM.
 
+/// A decoder's 256 outputs, computed at compile time (a `const fn` cannot call through a
+/// function pointer, hence a macro).
+macro_rules! table {
+    ($decode:ident) => {{
+        let mut t = [0i16; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $decode(i as u8);
+            i += 1;
+        }
+        t
+    }};
+}
+
+/// Every μ-law byte decoded, for the recorder's per-sample loop (a lookup, no branches).
+pub static ULAW: [i16; 256] = table!(ulaw_to_linear);
+/// Every A-law byte decoded.
+pub static ALAW: [i16; 256] = table!(alaw_to_linear);
+
 /// One μ-law byte to linear PCM.
-pub fn ulaw_to_linear(u: u8) -> i16 {
+pub const fn ulaw_to_linear(u: u8) -> i16 {
     let u = !u;
     let sign = u & 0x80;
     let exponent = (u >> 4) & 0x07;
@@ -12,7 +31,7 @@ pub fn ulaw_to_linear(u: u8) -> i16 {
 }
 
 /// One A-law byte to linear PCM.
-pub fn alaw_to_linear(a: u8) -> i16 {
+pub const fn alaw_to_linear(a: u8) -> i16 {
     let a = a ^ 0x55;
     let sign = a & 0x80;
     let exponent = ((a >> 4) & 0x07) as i32;
@@ -62,6 +81,14 @@ mod tests {
             let neg = |x: u8| alaw_to_linear(x ^ 0x55);
             assert!(pos(x) > 0 && pos(x) < pos(x + 1), "A-law +{x:#04x}");
             assert!(neg(x) < 0 && neg(x) > neg(x + 1), "A-law -{x:#04x}");
+        }
+    }
+
+    #[test]
+    fn tables_are_the_decoders() {
+        for b in 0..=255u8 {
+            assert_eq!(ULAW[usize::from(b)], ulaw_to_linear(b), "μ-law {b:#04x}");
+            assert_eq!(ALAW[usize::from(b)], alaw_to_linear(b), "A-law {b:#04x}");
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::rtp_check::check_rtp;
 
-pub use g711::{alaw_to_linear, ulaw_to_linear};
+pub use g711::{ALAW, ULAW, alaw_to_linear, ulaw_to_linear};
 
 /// 8 kHz: G.711's clock, and the recording's.
 const RATE: u64 = 8000;
@@ -65,8 +65,20 @@ struct Channel {
     end: u64,
 }
 
+/// The bits of one `held` word for `len` slots from bit `bit` (`bit + len <= 64`, `len >= 1`).
+fn run_mask(bit: usize, len: usize) -> u64 {
+    if len >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << len) - 1) << bit
+    }
+}
+
 impl Channel {
+    /// `capacity` is rounded up to whole `held` words: the ring then wraps only at a word
+    /// boundary, so placing and draining go a word (64 slots) at a time.
     fn new(capacity: usize) -> Self {
+        let capacity = capacity.next_multiple_of(64);
         Channel {
             ssrc: None,
             offset: 0,
@@ -87,28 +99,79 @@ impl Channel {
         (pos % self.capacity().max(1)) as usize
     }
 
-    /// The slot after `slot` (the ring wraps).
-    fn next(&self, slot: usize) -> usize {
-        if slot + 1 >= self.samples.len() {
-            0
-        } else {
-            slot + 1
-        }
-    }
-
-    fn is_held(&self, slot: usize) -> bool {
-        self.held
-            .get(slot / 64)
-            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
-    }
-
-    fn set_held(&mut self, slot: usize, on: bool) {
-        if let Some(w) = self.held.get_mut(slot / 64) {
-            if on {
-                *w |= 1 << (slot % 64);
-            } else {
-                *w &= !(1 << (slot % 64));
+    /// Decode `payload` into the ring from `slot` on, sample by sample into free slots only
+    /// (first come, first kept: a duplicate or overlapping packet changes nothing). A word of
+    /// free slots, the usual case, is one straight decode loop. Returns whether any sample
+    /// was placed.
+    fn place(&mut self, mut slot: usize, payload: &[u8], table: &[i16; 256]) -> bool {
+        let mut placed = false;
+        let mut rest = payload;
+        while !rest.is_empty() {
+            let bit = slot % 64;
+            let len = (64 - bit).min(rest.len());
+            let mask = run_mask(bit, len);
+            let (Some(word), Some(out)) = (
+                self.held.get_mut(slot / 64),
+                self.samples.get_mut(slot..slot + len),
+            ) else {
+                return placed;
+            };
+            let free = !*word & mask;
+            let bytes = &rest[..len];
+            if free == mask {
+                for (s, &b) in out.iter_mut().zip(bytes) {
+                    *s = table[usize::from(b)];
+                }
+            } else if free != 0 {
+                for (i, (s, &b)) in out.iter_mut().zip(bytes).enumerate() {
+                    if free & (1 << (bit + i)) != 0 {
+                        *s = table[usize::from(b)];
+                    }
+                }
             }
+            placed |= free != 0;
+            *word |= mask;
+            rest = &rest[len..];
+            slot = if slot + len >= self.samples.len() {
+                0
+            } else {
+                slot + len
+            };
+        }
+        placed
+    }
+
+    /// Move the samples held at positions `from..to` into `out[.. ][ch]` (`out[0]` is
+    /// position `start`) and free their slots; slots not held stay silence.
+    fn take(&mut self, from: u64, to: u64, start: u64, ch: usize, out: &mut [[i16; 2]]) {
+        let mut pos = from;
+        while pos < to {
+            let slot = self.slot(pos);
+            let bit = slot % 64;
+            let len = (64 - bit).min((to - pos) as usize);
+            let mask = run_mask(bit, len);
+            let at = (pos - start) as usize;
+            let (Some(word), Some(samples), Some(frames)) = (
+                self.held.get_mut(slot / 64),
+                self.samples.get(slot..slot + len),
+                out.get_mut(at..at + len),
+            ) else {
+                return;
+            };
+            let held = *word & mask;
+            if held == mask {
+                for (f, &s) in frames.iter_mut().zip(samples) {
+                    f[ch] = s;
+                }
+            } else if held != 0 {
+                for (i, (f, &s)) in frames.iter_mut().zip(samples).enumerate() {
+                    if held & (1 << (bit + i)) != 0 {
+                        f[ch] = s;
+                    }
+                }
+            }
+            *word &= !mask;
+            pos += len as u64;
         }
     }
 
@@ -177,9 +240,9 @@ impl Recorder {
             self.stats.malformed += 1;
             return;
         };
-        let decode: fn(u8) -> i16 = match p.payload_type {
-            0 => ulaw_to_linear,
-            8 => alaw_to_linear,
+        let table = match p.payload_type {
+            0 => &ULAW,
+            8 => &ALAW,
             // Comfort noise, and dynamic types (RFC 4733 telephone-events above all): not audio.
             13 | 96..=127 => {
                 self.stats.skipped += 1;
@@ -255,21 +318,12 @@ impl Recorder {
             // The ring is empty (a gap in the media): move it up to the packet.
             c.base = end - c.capacity();
         }
-        let mut placed = false;
         let skip = (first - pos) as usize;
-        // Slots advance by one and wrap: one division per packet, not one per sample.
-        let mut slot = c.slot(first);
-        for &b in p.payload.get(skip..).unwrap_or_default() {
-            // First come, first kept: a duplicate or overlapping packet changes nothing.
-            if !c.is_held(slot) {
-                if let Some(s) = c.samples.get_mut(slot) {
-                    *s = decode(b);
-                }
-                c.set_held(slot, true);
-                placed = true;
-            }
-            slot = c.next(slot);
-        }
+        let placed = c.place(
+            c.slot(first),
+            p.payload.get(skip..).unwrap_or_default(),
+            table,
+        );
         if !placed {
             self.stats.duplicates += 1;
             return;
@@ -305,18 +359,7 @@ impl Recorder {
         for (ch, c) in self.channels.iter_mut().enumerate() {
             let from = start.max(c.base);
             let to = until.min(c.end).min(c.base + c.capacity());
-            let mut slot = c.slot(from);
-            for p in from..to {
-                if c.is_held(slot) {
-                    if let (Some(frame), Some(&s)) =
-                        (out.get_mut((p - start) as usize), c.samples.get(slot))
-                    {
-                        frame[ch] = s;
-                    }
-                    c.set_held(slot, false);
-                }
-                slot = c.next(slot);
-            }
+            c.take(from, to, start, ch, &mut out);
             c.base = c.base.max(until);
         }
         self.written = until;

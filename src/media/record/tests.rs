@@ -357,3 +357,20 @@ fn a_packet_beyond_the_buffer_restarts_its_stream_where_it_arrives() {
     assert!(left[..160].iter().all(|&x| x == ulaw_to_linear(0x10)));
     assert!(left[160..].iter().all(|&x| x == ulaw_to_linear(0x20)));
 }
+
+/// A packet that overlaps audio already held, on both sides and across the ring's 64-slot
+/// words, fills only the free slots: first come, first kept, sample for sample.
+#[test]
+fn an_overlapping_packet_fills_only_the_free_slots_across_words() {
+    let (a, b, c) = (stream(10, 1), stream(150, 2), stream(60, 3));
+    let mut r = Recorder::new(Duration::from_millis(60));
+    let t0 = Instant::now();
+    r.push(t0, 0, &rtp(0, 1, 1000, 5, &a));
+    r.push(t0, 0, &rtp(0, 3, 1100, 5, &c));
+    r.push(t0, 0, &rtp(0, 2, 1005, 5, &b));
+    let mut want = decode(&a);
+    want.extend(decode(&b[5..95]));
+    want.extend(decode(&c));
+    assert_eq!(channel(&r.finish(), 0), want);
+    assert_eq!(r.stats.duplicates, 0);
+}
