@@ -17,14 +17,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::relay_socket::{RelaySocket, bind};
-use super::wav::WavWriters;
+use super::wav::{SharedRecorder, WavWriters};
 use crate::media::record::Recorder;
 use crate::media::relay::{Dir, Route, StreamRoute};
 use crate::media::repacketize::Repacketizer;
 use crate::media::{MediaAction, RelayPair};
 
-/// A call's recorder, fed by the relay tasks of its first stream.
-type SharedRecorder = Arc<Mutex<Recorder>>;
 /// When a call's RTP last moved (either direction).
 type Activity = Arc<Mutex<std::time::Instant>>;
 
@@ -87,38 +85,15 @@ impl Drop for MediaThread {
     }
 }
 
-/// A call being recorded: its recorder, fed by the relay tasks, and the task on the media
-/// thread that moves what left its jitter window to the WAV writer every 100 ms (so neither
-/// the jitter buffers nor G.711 decoding ever run on the signalling thread).
-struct Recording {
-    rec: SharedRecorder,
-    drain: JoinHandle<()>,
-}
-
-/// How often a recording's settled frames go to the WAV writer: bounded memory per call.
-const RECORD_DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-
-async fn drain_recording(call: u64, rec: SharedRecorder, wav: WavWriters) {
-    let mut tick = tokio::time::interval(RECORD_DRAIN_EVERY);
-    loop {
-        tick.tick().await;
-        // Sent under the lock: the release's final frames (taken under it too) can never
-        // overtake these.
-        let Ok(mut r) = rec.lock() else { return };
-        let frames = r.drain(std::time::Instant::now());
-        if !frames.is_empty() {
-            wav.frames(call, frames);
-        }
-    }
-}
-
 /// The relays of every anchored call.
 pub(super) struct Relays {
     /// Never empty: a call's streams and recording all live on `threads[call % len]`.
     threads: Vec<MediaThread>,
     ip: IpAddr,
     calls: HashMap<u64, Vec<Stream>>,
-    recordings: HashMap<u64, Recording>,
+    /// Calls being recorded: the recorder their first stream's relay tasks feed (the WAV
+    /// writer thread drains it).
+    recordings: HashMap<u64, SharedRecorder>,
     wav: Option<WavWriters>,
     watches: HashMap<u64, Watch>,
     /// Calls whose relay could not open, not yet reported.
@@ -213,14 +188,11 @@ impl Relays {
                 if let (Some(spec), Some(wav)) = (record, &self.wav)
                     && !self.recordings.contains_key(&call)
                 {
-                    wav.open(call, spec.path, spec.stereo);
                     let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(spec.jitter)));
-                    let drain =
-                        self.runtime(call)
-                            .spawn(drain_recording(call, rec.clone(), wav.clone()));
-                    self.recordings.insert(call, Recording { rec, drain });
+                    wav.open(call, spec.path, spec.stereo, rec.clone());
+                    self.recordings.insert(call, rec);
                 }
-                let recorder = self.recordings.get(&call).map(|r| r.rec.clone());
+                let recorder = self.recordings.get(&call).cloned();
                 let rt = self.runtime(call).clone();
                 let streams = self.calls.entry(call).or_default();
                 for p in pairs {
@@ -255,28 +227,14 @@ impl Relays {
                         t.abort();
                     }
                 }
-                if let Some(Recording { rec: r, drain }) = self.recordings.remove(&call)
+                if self.recordings.remove(&call).is_some()
                     && let Some(wav) = &self.wav
                 {
-                    drain.abort();
-                    if !keep_recording {
+                    if keep_recording {
+                        wav.close(call);
+                    } else {
                         wav.discard(call);
-                        return;
                     }
-                    if let Ok(mut r) = r.lock() {
-                        wav.frames(call, r.finish());
-                        if r.stats.undecodable > 0 {
-                            warn!(
-                                call,
-                                packets = r.stats.undecodable,
-                                "recording: codec other than G.711; those spans are silent"
-                            );
-                        }
-                        if r.stats != Default::default() {
-                            debug!(call, stats = ?r.stats, "recording finished");
-                        }
-                    }
-                    wav.close(call);
                 }
             }
         }
