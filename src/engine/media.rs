@@ -236,6 +236,10 @@ impl Relays {
                         wav.discard(call);
                     }
                 }
+                // What a burst of anchored calls grew goes back as they end.
+                crate::maps::shrink_if_sparse(&mut self.calls);
+                crate::maps::shrink_if_sparse(&mut self.recordings);
+                crate::maps::shrink_if_sparse(&mut self.watches);
             }
         }
     }

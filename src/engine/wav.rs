@@ -286,8 +286,14 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
                 stereo,
                 rec,
             }) => files.open(id, path, stereo, rec),
-            Ok(Cmd::Close { id }) => files.close(id),
-            Ok(Cmd::Discard { id }) => files.discard(id),
+            Ok(Cmd::Close { id }) => {
+                files.close(id);
+                crate::maps::shrink_if_sparse(&mut files.open);
+            }
+            Ok(Cmd::Discard { id }) => {
+                files.discard(id);
+                crate::maps::shrink_if_sparse(&mut files.open);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
