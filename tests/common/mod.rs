@@ -19,15 +19,23 @@ pub const STRANGER_IP: &str = "127.0.0.9";
 /// port found by binding port 0 is an ephemeral one, which any socket bound to port 0 in the
 /// meantime (a SIPp's, another test's) can take before the test's peer binds it: that race
 /// once left a carrier SIPp unable to start in CI. The start is spread by process id, and a
-/// counter keeps this process's tests apart.
+/// counter keeps this process's tests apart. Each call claims a block of four ports (the
+/// three after the one returned are free too and handed to no one else): a SIPp given
+/// `-mp P` binds P and P + 2 (audio and video echo), so with single ports another test's SIP
+/// port could be P + 2, and whichever SIPp came second could not start. One CI run showed a
+/// carrier SIPp that never answered, which this explains.
 pub fn free_port(ip: &str) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    const BLOCK: u32 = 4;
+    const BLOCKS: u32 = 10_000 / BLOCK;
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id() % 10_000;
-    for _ in 0..10_000 {
-        let p = 10_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 10_000;
-        let p = u16::try_from(p).expect("below 20000");
-        if UdpSocket::bind((ip, p)).is_ok() && TcpListener::bind((ip, p)).is_ok() {
+    let start = std::process::id() % BLOCKS;
+    for _ in 0..BLOCKS {
+        let block = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
+        let p = u16::try_from(10_000 + block * BLOCK).expect("below 20000");
+        let free = (p..p + BLOCK as u16).all(|q| UdpSocket::bind((ip, q)).is_ok())
+            && TcpListener::bind((ip, p)).is_ok();
+        if free {
             return p;
         }
     }
