@@ -159,7 +159,15 @@ fn world() -> World {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/kamailio/trunkgate-front.cfg"),
     )
     .unwrap();
+    // One Kamailio worker: two can forward a call's 180 and 200 in either order, and SIPp
+    // fails a call whose 180 arrives after its 200 (a phone ignores it). The dispatching
+    // under test does not depend on the worker count.
+    assert!(
+        template.contains("children=2"),
+        "the shipped front config changed"
+    );
     let cfg = template
+        .replace("children=2", "children=1")
         .replace("@LISTEN@", &format!("udp:{front}"))
         .replace(
             "@DISPATCHER_LIST@",
