@@ -87,7 +87,7 @@ impl Drop for MediaThread {
 
 /// The relays of every anchored call.
 pub(super) struct Relays {
-    /// Never empty: a call's streams and recording all live on `threads[call % len]`.
+    /// Never empty: a call's streams all live on `threads[call % len]`.
     threads: Vec<MediaThread>,
     ip: IpAddr,
     calls: HashMap<u64, Vec<Stream>>,
@@ -119,9 +119,9 @@ impl Relays {
         })
     }
 
-    /// The runtime of the media thread that carries `call`: every stream of a call, and its
-    /// recording, on one thread, so they share one activity clock and recorder without
-    /// contention.
+    /// The runtime of the media thread that carries `call`: every stream of a call on one
+    /// thread, so its activity clock and the recorder its streams push into are only ever
+    /// contended by the WAV writer's drain every 100 ms.
     fn runtime(&self, call: u64) -> &tokio::runtime::Handle {
         // `new` starts at least one thread, so the modulus is never zero.
         let i = (call % self.threads.len() as u64) as usize;

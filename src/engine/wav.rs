@@ -286,17 +286,13 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
                 stereo,
                 rec,
             }) => files.open(id, path, stereo, rec),
-            Ok(Cmd::Close { id }) => {
-                files.close(id);
-                crate::maps::shrink_if_sparse(&mut files.open);
-            }
-            Ok(Cmd::Discard { id }) => {
-                files.discard(id);
-                crate::maps::shrink_if_sparse(&mut files.open);
-            }
+            Ok(Cmd::Close { id }) => files.close(id),
+            Ok(Cmd::Discard { id }) => files.discard(id),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        // What a burst of recorded calls grew goes back as they end (a capacity check).
+        crate::maps::shrink_if_sparse(&mut files.open);
         let now = Instant::now();
         if now >= next {
             files.drain(now);

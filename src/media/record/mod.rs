@@ -65,13 +65,17 @@ struct Channel {
     end: u64,
 }
 
-/// The bits of one `held` word for `len` slots from bit `bit` (`bit + len <= 64`, `len >= 1`).
-fn run_mask(bit: usize, len: usize) -> u64 {
-    if len >= 64 {
+/// The run of slots from `slot` that stays in one `held` word, at most `left` long: its bit
+/// offset in the word, its length and the word's bits for it (`left >= 1`).
+fn word_run(slot: usize, left: usize) -> (usize, usize, u64) {
+    let bit = slot % 64;
+    let len = (64 - bit).min(left);
+    let mask = if len >= 64 {
         u64::MAX
     } else {
         ((1u64 << len) - 1) << bit
-    }
+    };
+    (bit, len, mask)
 }
 
 impl Channel {
@@ -107,9 +111,7 @@ impl Channel {
         let mut placed = false;
         let mut rest = payload;
         while !rest.is_empty() {
-            let bit = slot % 64;
-            let len = (64 - bit).min(rest.len());
-            let mask = run_mask(bit, len);
+            let (bit, len, mask) = word_run(slot, rest.len());
             let (Some(word), Some(out)) = (
                 self.held.get_mut(slot / 64),
                 self.samples.get_mut(slot..slot + len),
@@ -147,9 +149,7 @@ impl Channel {
         let mut pos = from;
         while pos < to {
             let slot = self.slot(pos);
-            let bit = slot % 64;
-            let len = (64 - bit).min((to - pos) as usize);
-            let mask = run_mask(bit, len);
+            let (bit, len, mask) = word_run(slot, (to - pos) as usize);
             let at = (pos - start) as usize;
             let (Some(word), Some(samples), Some(frames)) = (
                 self.held.get_mut(slot / 64),
