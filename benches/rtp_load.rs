@@ -372,9 +372,26 @@ fn probe_setup(
     (!times.is_empty()).then(|| (q(0.5), q(0.99)))
 }
 
-/// Send every call's 20 ms packet once per period, spread evenly over it, until `end`.
-/// Each packet carries its call's SSRC, its sequence number and the send time (µs since
-/// `epoch`) for the receiver's latency figure.
+/// Where in the 20 ms period each call sends: evenly spread, in an order unrelated to the
+/// order the calls were set up (a fixed shuffle). Real calls' packet phases follow the
+/// moment each was answered, not the order a relay placed them in; sending in setup order
+/// would make the calls a relay places side by side also send side by side.
+fn phases(n: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    // Fisher-Yates with a fixed xorshift seed: the same order in every run.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..order.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+/// Send every call's 20 ms packet once per period, spread evenly over it (see [`phases`]),
+/// until `end`. Each packet carries its call's SSRC, its sequence number and the send time
+/// (µs since `epoch`) for the receiver's latency figure.
 fn send_load(
     media: &Media,
     targets: &[SocketAddr],
@@ -386,12 +403,16 @@ fn send_load(
     let n = targets.len().max(1) as u32;
     let mut pkt = [0u8; 172];
     pkt[0] = 0x80;
+    // Calls in the order they send within a period: (call index, its slot).
+    let mut by_slot: Vec<(usize, u32)> = phases(targets.len()).into_iter().enumerate().collect();
+    by_slot.sort_unstable_by_key(|&(_, slot)| slot);
     let start = Instant::now();
     let mut k: u32 = 0;
     while Instant::now() < end {
         let seq = k as u16;
-        for (i, to) in targets.iter().enumerate() {
-            let due = start + period * k + period * i as u32 / n;
+        for &(i, slot) in &by_slot {
+            let to = &targets[i];
+            let due = start + period * k + period * slot / n;
             let now = Instant::now();
             if due > now + Duration::from_micros(200) {
                 std::thread::sleep(due - now);
