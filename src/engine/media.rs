@@ -5,8 +5,9 @@
 //! feed.
 //!
 //! The relay tasks run on threads of their own (`[media] threads` single-threaded runtimes,
-//! each call on one of them): an RTP flood, or thousands of recorded calls, never delays a
-//! SIP message, and a burst of signalling never delays a packet.
+//! each call on one of them, chosen by `media::placement`): an RTP flood, or thousands of
+//! recorded calls, never delays a SIP message, and a burst of signalling never delays a
+//! packet.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -85,12 +86,21 @@ impl Drop for MediaThread {
     }
 }
 
+/// An anchored call's streams, all on one relay thread.
+#[derive(Default)]
+struct Placed {
+    thread: usize,
+    streams: Vec<Stream>,
+}
+
 /// The relays of every anchored call.
 pub(super) struct Relays {
-    /// Never empty: a call's streams all live on `threads[call % len]`.
+    /// Never empty.
     threads: Vec<MediaThread>,
+    /// Streams each thread carries (same index as `threads`).
+    loads: Vec<usize>,
     ip: IpAddr,
-    calls: HashMap<u64, Vec<Stream>>,
+    calls: HashMap<u64, Placed>,
     /// Calls being recorded: the recorder their first stream's relay tasks feed (the WAV
     /// writer thread drains it).
     recordings: HashMap<u64, SharedRecorder>,
@@ -106,10 +116,12 @@ impl Relays {
         threads: usize,
         wav: Option<WavWriters>,
     ) -> std::io::Result<Self> {
+        let threads: Vec<MediaThread> = (0..threads.max(1))
+            .map(MediaThread::start)
+            .collect::<std::io::Result<_>>()?;
         Ok(Relays {
-            threads: (0..threads.max(1))
-                .map(MediaThread::start)
-                .collect::<std::io::Result<_>>()?,
+            loads: vec![0; threads.len()],
+            threads,
             ip,
             calls: HashMap::new(),
             recordings: HashMap::new(),
@@ -119,20 +131,11 @@ impl Relays {
         })
     }
 
-    /// The runtime of the media thread that carries `call`: every stream of a call on one
-    /// thread, so its activity clock and the recorder its streams push into are only ever
-    /// contended by the WAV writer's drain every 100 ms.
-    fn runtime(&self, call: u64) -> &tokio::runtime::Handle {
-        // `new` starts at least one thread, so the modulus is never zero.
-        let i = (call % self.threads.len() as u64) as usize;
-        &self.threads[i].handle
-    }
-
     /// Calls whose relay could not open or whose relay task ended (a task only ends when
     /// the call is released, so any other end is a failure). Each is reported once.
     pub(super) fn failed_calls(&mut self) -> Vec<u64> {
         let mut failed = std::mem::take(&mut self.failed);
-        for (call, streams) in &mut self.calls {
+        for (call, Placed { streams, .. }) in &mut self.calls {
             let dead = streams
                 .iter_mut()
                 .any(|s| !s.reported && s.tasks.iter().any(JoinHandle::is_finished));
@@ -193,8 +196,15 @@ impl Relays {
                     self.recordings.insert(call, rec);
                 }
                 let recorder = self.recordings.get(&call).cloned();
-                let rt = self.runtime(call).clone();
-                let streams = self.calls.entry(call).or_default();
+                // Every stream of a call on one thread, so its activity clock and the
+                // recorder its streams push into are only ever contended by the WAV
+                // writer's drain every 100 ms.
+                let placed = self.calls.entry(call).or_insert_with(|| Placed {
+                    thread: crate::media::placement::pick_thread(&self.loads),
+                    streams: Vec::new(),
+                });
+                let rt = &self.threads[placed.thread].handle;
+                let streams = &mut placed.streams;
                 for p in pairs {
                     match streams
                         .iter()
@@ -204,8 +214,11 @@ impl Relays {
                         // Only the first stream (the audio of a plain call) is recorded.
                         None => {
                             let rec = recorder.clone().filter(|_| streams.is_empty());
-                            match open(&rt, self.ip, &p, rec, activity.clone()) {
-                                Ok(s) => streams.push(s),
+                            match open(rt, self.ip, &p, rec, activity.clone()) {
+                                Ok(s) => {
+                                    streams.push(s);
+                                    self.loads[placed.thread] += 1;
+                                }
                                 Err(e) => {
                                     warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay");
                                     if !self.failed.contains(&call) {
@@ -222,9 +235,13 @@ impl Relays {
                 keep_recording,
             } => {
                 self.watches.remove(&call);
-                for s in self.calls.remove(&call).unwrap_or_default() {
-                    for t in s.tasks {
-                        t.abort();
+                if let Some(placed) = self.calls.remove(&call) {
+                    let load = &mut self.loads[placed.thread];
+                    *load = load.saturating_sub(placed.streams.len());
+                    for s in placed.streams {
+                        for t in s.tasks {
+                            t.abort();
+                        }
                     }
                 }
                 if self.recordings.remove(&call).is_some()
@@ -244,14 +261,14 @@ impl Relays {
         }
     }
 
-    /// Streams being relayed (for logs).
     /// Calls being recorded.
     pub(super) fn recordings(&self) -> usize {
         self.recordings.len()
     }
 
+    /// Streams being relayed.
     pub(super) fn streams(&self) -> usize {
-        self.calls.values().map(Vec::len).sum()
+        self.loads.iter().sum()
     }
 }
 

@@ -1,9 +1,10 @@
 //! Media anchoring, sans-IO: the port pool, the relay plan the call layer hands the shell,
-//! the per-packet routing policy (`relay`: latching and destinations), the recorder's jitter
-//! buffer and the repacketiser. `engine/media.rs` binds the sockets and moves the packets;
+//! the per-packet routing policy (`relay`: latching and destinations), which relay thread
+//! carries a call (`placement`), the recorder's jitter buffer and the repacketiser. `engine/media.rs` binds the sockets and moves the packets;
 //! `engine/wav.rs` writes the files.
 
 mod latch;
+pub mod placement;
 mod pool;
 pub mod record;
 pub mod relay;
