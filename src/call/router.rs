@@ -165,6 +165,9 @@ impl B2bua {
 
     /// Something happened.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
+        // What the call layer allocates has a call's lifetime (src/zone.rs); the
+        // transaction layer marks its own work as shorter.
+        let _zone = crate::zone::enter(crate::zone::Zone::Calls);
         match input {
             Input::Message { msg, source } => {
                 self.on_message(now, msg, source);
@@ -212,6 +215,7 @@ impl B2bua {
 
     /// Fire every timer due at `now` (transactions first, then calls).
     pub fn handle_timeout(&mut self, now: Instant) {
+        let _zone = crate::zone::enter(crate::zone::Zone::Calls);
         self.env.txn.handle_timeout(now, &mut self.env.txn_out);
         self.pump(now);
         if self.registrations.poll_timeout().is_some_and(|t| t <= now) {

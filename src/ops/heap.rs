@@ -59,10 +59,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     }
 }
 
-/// The process's allocator with the `mimalloc` feature: mimalloc, with what
-/// [`crate::zone::short_lived`] code allocates served from a second mimalloc heap, so the
-/// pages a burst of transactions used empty together and go back to the system instead of
-/// staying resident under the calls that outlive them.
+/// The process's allocator with the `mimalloc` feature: mimalloc, with each
+/// [`crate::zone::Zone`] served from a mimalloc heap of its own (calls and short-lived work
+/// each have one; the process's own objects use the default heap), so the pages a burst of
+/// transactions or of calls used empty together and go back to the system instead of
+/// staying resident under the few objects that outlive them.
 #[cfg(feature = "mimalloc")]
 pub struct Zoned;
 
@@ -75,12 +76,15 @@ mod zoned {
 
     use libmimalloc_sys as mi;
 
+    use crate::zone::Zone;
+
+    static CALLS_HEAP: AtomicPtr<mi::mi_heap_t> = AtomicPtr::new(null_mut());
     static SHORT_HEAP: AtomicPtr<mi::mi_heap_t> = AtomicPtr::new(null_mut());
 
-    /// The heap for short-lived allocations, made on first use (mimalloc 3's heaps serve
-    /// any thread). None if mimalloc could not make one: the default heap serves then.
-    fn short_heap() -> Option<*mut mi::mi_heap_t> {
-        let h = SHORT_HEAP.load(Ordering::Acquire);
+    /// The heap in `slot`, made on first use (mimalloc 3's heaps serve any thread). None if
+    /// mimalloc could not make one: the default heap serves then.
+    fn heap(slot: &AtomicPtr<mi::mi_heap_t>) -> Option<*mut mi::mi_heap_t> {
+        let h = slot.load(Ordering::Acquire);
         if !h.is_null() {
             return Some(h);
         }
@@ -90,7 +94,7 @@ mod zoned {
         if new.is_null() {
             return None;
         }
-        match SHORT_HEAP.compare_exchange(null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+        match slot.compare_exchange(null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => Some(new),
             Err(first) => {
                 // Another thread made one first: ours is empty, give it back.
@@ -102,14 +106,14 @@ mod zoned {
     }
 
     fn zone() -> Option<*mut mi::mi_heap_t> {
-        if crate::zone::is_short_lived() {
-            short_heap()
-        } else {
-            None
+        match crate::zone::current() {
+            Zone::Process => None,
+            Zone::Calls => heap(&CALLS_HEAP),
+            Zone::ShortLived => heap(&SHORT_HEAP),
         }
     }
 
-    // SAFETY: every block comes from mimalloc (either heap) with the layout's size and
+    // SAFETY: every block comes from mimalloc (one of its heaps) with the layout's size and
     // alignment, and mi_free/mi_realloc accept a block of any heap.
     unsafe impl GlobalAlloc for super::Zoned {
         #[inline]
@@ -138,14 +142,14 @@ mod zoned {
 
         #[inline]
         unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-            // SAFETY: `ptr` came from one of the two heaps.
+            // SAFETY: `ptr` came from one of the heaps.
             unsafe { mi::mi_free(ptr.cast::<c_void>()) }
         }
 
         #[inline]
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
             let p = ptr.cast::<c_void>();
-            // SAFETY: `ptr` came from one of the two heaps; a grown block lands in the zone
+            // SAFETY: `ptr` came from one of the heaps; a grown block lands in the zone
             // the code growing it runs in.
             unsafe {
                 match zone() {
@@ -162,11 +166,23 @@ mod zoned {
         // SAFETY: plain calls into mimalloc, from any thread.
         unsafe {
             mi::mi_collect(thorough);
-            if let Some(h) = short_heap() {
-                mi::mi_heap_collect(h, thorough);
+            for slot in [&CALLS_HEAP, &SHORT_HEAP] {
+                if let Some(h) = heap(slot) {
+                    mi::mi_heap_collect(h, thorough);
+                }
             }
         }
     }
+}
+
+/// Give back what this thread's part of the allocator holds free: mimalloc keeps a few
+/// empty pages per size class for each thread, and only the thread itself can free them.
+/// A worker thread (the CDR or WAV writer) calls it when a burst of work has ended; the
+/// signalling thread's [`Collector`] does the same once a second. Nothing without the
+/// `mimalloc` feature.
+pub fn release_thread_pages() {
+    #[cfg(feature = "mimalloc")]
+    zoned::collect(true);
 }
 
 /// When to give the allocator's free pages back to the system, once a second: freed pages

@@ -190,7 +190,7 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<Message> {
-        let _zone = crate::zone::ShortLived::enter();
+        let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = match msg {
@@ -293,7 +293,7 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<TxnId> {
-        let _zone = crate::zone::ShortLived::enter();
+        let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let key = TransactionKey::from_sent_request(&req.0)?;
         let id = self.new_id();
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -313,7 +313,7 @@ impl TxnLayer {
     /// Send 100 Trying for the INVITEs received since the last call that their user has not
     /// answered yet. The driver calls this once the user has handled what arrived.
     pub fn flush_trying(&mut self, now: Instant, out: &mut Vec<TxnOutput>) {
-        let _zone = crate::zone::ShortLived::enter();
+        let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let mut scratch = std::mem::take(&mut self.scratch);
         let ids = std::mem::take(&mut self.trying);
         for id in &ids {
@@ -339,7 +339,7 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) {
-        let _zone = crate::zone::ShortLived::enter();
+        let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
         if let Some(Entry {
@@ -355,7 +355,7 @@ impl TxnLayer {
 
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<TxnOutput>) {
-        let _zone = crate::zone::ShortLived::enter();
+        let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
         while let Some(&(at, id)) = self.deadlines.first() {
