@@ -269,13 +269,22 @@ impl Drop for CdrWriter {
 
 fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
     let mut closed = false;
+    // Lines written since this thread last gave its free allocator pages back.
+    let mut busy = false;
     while !closed {
         std::thread::sleep(WRITE_EVERY);
         closed = take_queued(&mut sink, &rx, shared);
         if shared.reopen.swap(false, Ordering::AcqRel) {
             sink.request_reopen();
         }
-        step(&mut sink, shared, Instant::now());
+        let written = step(&mut sink, shared, Instant::now());
+        if written > 0 {
+            busy = true;
+        } else if busy && sink.pending() == 0 {
+            // A burst of calls ended: the pages its lines were encoded in go back.
+            crate::ops::heap::release_thread_pages();
+            busy = false;
+        }
     }
     // Exit: keep retrying for a while (a disk that is being cleaned), each wait bounded.
     let give_up = Instant::now() + CLOSE_RETRY;
@@ -315,12 +324,14 @@ fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bo
     }
 }
 
-fn step(sink: &mut Sink, shared: &Shared, now: Instant) {
+/// Write what can be written now; how many lines went out.
+fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
     let report = sink.tick(now);
     shared.depth.fetch_sub(report.written, Ordering::AcqRel);
     shared.failing.store(sink.failing(), Ordering::Release);
     count_errors(shared, report.errors);
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
+    report.written
 }
 
 fn count_errors(shared: &Shared, n: u64) {
