@@ -33,6 +33,14 @@ def wait_until(what, cond, limit):
     return False
 
 
+def save_smaps(args, pid, phase):
+    """With --smaps DIR: the process's mappings at each phase, to see where resident memory
+    sits (an allocator arena, a thread stack, a library's data)."""
+    if args.smaps:
+        os.makedirs(args.smaps, exist_ok=True)
+        shutil.copyfile(f"/proc/{pid}/smaps", os.path.join(args.smaps, f"{phase}.smaps"))
+
+
 def one_run(args, calls):
     if metric("trunkgate_active_calls") is not None:
         # A gateway left from an earlier run would be measured instead of this one.
@@ -51,6 +59,7 @@ def one_run(args, calls):
             return None
         time.sleep(2)
         idle = rss_kib(gw.pid)
+        save_smaps(args, gw.pid, "idle")
         # Live heap bytes, when the binary counts them (built with --features heap-stats).
         heap_idle = metric("trunkgate_heap_bytes")
         uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.3", "-p", "5090", "-nostdin",
@@ -83,6 +92,7 @@ def one_run(args, calls):
         # Let every setup transaction expire (Timer H/J/L/M: 32 s with T1 = 500 ms).
         time.sleep(35)
         held = rss_kib(gw.pid)
+        save_smaps(args, gw.pid, "held")
         held_calls = metric("trunkgate_active_calls") or 0
         txns = metric("trunkgate_transactions")
         heap_held = metric("trunkgate_heap_bytes")
@@ -104,6 +114,7 @@ def one_run(args, calls):
                    args.hold + ramp + 60)
         time.sleep(35)
         after = rss_kib(gw.pid)
+        save_smaps(args, gw.pid, "after")
         heap_after = metric("trunkgate_heap_bytes")
         # What the gateway complained about (the calls that did not come up, and why).
         warns = {}
@@ -152,6 +163,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/trunkgate"))
     ap.add_argument("--perf", action="store_true", help="perf record the rest phase into /tmp/held.perf")
+    ap.add_argument("--smaps", help="save /proc/<pid>/smaps at idle, held and after into this directory")
     ap.add_argument("--wrap", help="run the gateway under this (e.g. 'heaptrack -o /tmp/held')")
     args = ap.parse_args()
     # The calls must still be up when they are measured: the ramp, up to a minute for the
