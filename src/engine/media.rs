@@ -87,7 +87,6 @@ impl Drop for MediaThread {
 }
 
 /// An anchored call's streams, all on one relay thread.
-#[derive(Default)]
 struct Placed {
     thread: usize,
     streams: Vec<Stream>,
@@ -99,6 +98,8 @@ pub(super) struct Relays {
     threads: Vec<MediaThread>,
     /// Streams each thread carries (same index as `threads`).
     loads: Vec<usize>,
+    /// Streams a thread takes before the next one is used (`media::placement`).
+    fill: usize,
     ip: IpAddr,
     calls: HashMap<u64, Placed>,
     /// Calls being recorded: the recorder their first stream's relay tasks feed (the WAV
@@ -121,6 +122,7 @@ impl Relays {
             .collect::<std::io::Result<_>>()?;
         Ok(Relays {
             loads: vec![0; threads.len()],
+            fill: crate::media::placement::FILL_STREAMS,
             threads,
             ip,
             calls: HashMap::new(),
@@ -200,7 +202,7 @@ impl Relays {
                 // recorder its streams push into are only ever contended by the WAV
                 // writer's drain every 100 ms.
                 let placed = self.calls.entry(call).or_insert_with(|| Placed {
-                    thread: crate::media::placement::pick_thread(&self.loads),
+                    thread: crate::media::placement::pick_thread(&self.loads, self.fill),
                     streams: Vec::new(),
                 });
                 let rt = &self.threads[placed.thread].handle;
@@ -474,5 +476,83 @@ async fn forward(
         if let Ok(ControlFlow::Break(())) = from.recv_each(&mut relay).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Latch;
+    use std::time::Duration;
+
+    /// A base port whose four ports (two RTP/RTCP pairs) are free now.
+    fn free_quad() -> u16 {
+        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        // Below the kernel's ephemeral range, so no socket bound to port 0 lands there.
+        for _ in 0..200 {
+            let p = 29_000 + 4 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if (p..p + 4).all(|q| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+                return p;
+            }
+        }
+        panic!("no four free ports from 29000");
+    }
+
+    /// Relay one stream for `call` on the four ports from `port`.
+    fn relay(call: u64, port: u16) -> MediaAction {
+        MediaAction::Relay {
+            call,
+            pairs: vec![RelayPair {
+                a_port: port,
+                b_port: port + 2,
+                a_remote: None,
+                b_remote: None,
+                a_latch: Latch::Any,
+                b_latch: Latch::Any,
+                a_ptime: None,
+                b_ptime: None,
+                a_rebind_after: Duration::ZERO,
+                b_rebind_after: Duration::ZERO,
+            }],
+            record: None,
+            rtp_timeout: None,
+        }
+    }
+
+    fn release(call: u64) -> MediaAction {
+        MediaAction::Release {
+            call,
+            keep_recording: false,
+        }
+    }
+
+    #[test]
+    fn calls_fill_a_thread_then_spread_and_release_gives_the_load_back() {
+        let mut r = Relays::new("127.0.0.1".parse().unwrap(), 2, None).unwrap();
+        r.fill = 2;
+        let ports: Vec<u16> = (0..=6).map(|_| free_quad()).collect();
+        for call in 1..=5 {
+            r.apply(relay(call, ports[call as usize]));
+        }
+        assert!(r.failed_calls().is_empty(), "every relay opened");
+        // Two calls fill thread 0, two thread 1, the fifth goes to the least loaded.
+        assert_eq!(r.loads, [3, 2]);
+        assert_eq!(r.calls[&3].thread, 1);
+        assert_eq!(r.streams(), 5);
+        // A re-INVITE (the same ports again) updates its stream: no new load.
+        r.apply(relay(3, ports[3]));
+        assert_eq!(r.loads, [3, 2]);
+        r.apply(release(1));
+        r.apply(release(2));
+        assert_eq!(r.loads, [1, 2]);
+        // Thread 0 is under its fill line again: the next call goes there.
+        r.apply(relay(6, ports[6]));
+        assert_eq!(r.calls[&6].thread, 0);
+        assert_eq!(r.loads, [2, 2]);
+        for call in [3, 4, 5, 6] {
+            r.apply(release(call));
+        }
+        assert_eq!(r.loads, [0, 0]);
+        assert_eq!(r.streams(), 0);
     }
 }

@@ -13,9 +13,10 @@
 pub const FILL_STREAMS: usize = 300;
 
 /// The thread for a new call, given how many streams each thread carries now (never
-/// empty: the shell runs at least one thread).
-pub fn pick_thread(loads: &[usize]) -> usize {
-    if let Some(first_free) = loads.iter().position(|&n| n < FILL_STREAMS) {
+/// empty: the shell runs at least one thread) and how many a thread takes before the next
+/// is used ([`FILL_STREAMS`]).
+pub fn pick_thread(loads: &[usize], fill: usize) -> usize {
+    if let Some(first_free) = loads.iter().position(|&n| n < fill) {
         return first_free;
     }
     // Every thread is full: the least loaded, the lowest index on a tie.
@@ -34,7 +35,7 @@ mod tests {
     fn place(threads: usize, calls: usize) -> Vec<usize> {
         let mut loads = vec![0; threads];
         for _ in 0..calls {
-            let t = pick_thread(&loads);
+            let t = pick_thread(&loads, FILL_STREAMS);
             loads[t] += 1;
         }
         loads
@@ -56,10 +57,13 @@ mod tests {
     #[test]
     fn a_thread_that_emptied_is_filled_first() {
         // Calls ended on thread 0: it is the first under the fill line again.
-        assert_eq!(pick_thread(&[10, FILL_STREAMS]), 0);
-        assert_eq!(pick_thread(&[FILL_STREAMS, 10]), 1);
+        assert_eq!(pick_thread(&[10, FILL_STREAMS], FILL_STREAMS), 0);
+        assert_eq!(pick_thread(&[FILL_STREAMS, 10], FILL_STREAMS), 1);
         // All full: the least loaded, wherever it is.
-        assert_eq!(pick_thread(&[FILL_STREAMS + 9, FILL_STREAMS + 2]), 1);
-        assert_eq!(pick_thread(&[7]), 0);
+        assert_eq!(
+            pick_thread(&[FILL_STREAMS + 9, FILL_STREAMS + 2], FILL_STREAMS),
+            1
+        );
+        assert_eq!(pick_thread(&[7], FILL_STREAMS), 0);
     }
 }
