@@ -600,8 +600,8 @@ pub const MAX_MEDIA_THREADS: usize = 64;
 /// when it wakes, while a relay thread that is preempted holds every packet of its calls
 /// until it runs again, so more of them, each with fewer calls, queue less. On 2 cores at
 /// 1,000 relayed calls, two relay threads gave p99 added latency 1.8 ms against 25.5 ms for
-/// one, with SIP setup no slower at that load; the price is about a fifth more CPU per packet
-/// at light load, where each packet wakes its thread (BENCHMARKS.md).
+/// one, with SIP setup no slower at that load. At light load, where each packet would wake
+/// its thread, calls fill one thread before the next is used (`media::placement`).
 fn auto_media_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
