@@ -178,8 +178,7 @@ mod zoned {
 /// Give back what this thread's part of the allocator holds free: mimalloc keeps a few
 /// empty pages per size class for each thread, and only the thread itself can free them.
 /// A worker thread (the CDR or WAV writer) calls it when a burst of work has ended; the
-/// signalling thread's [`Collector`] does the same once a second. Nothing without the
-/// `mimalloc` feature.
+/// signalling thread has its [`Collector`]. Nothing without the `mimalloc` feature.
 pub fn release_thread_pages() {
     #[cfg(feature = "mimalloc")]
     zoned::collect(true);
