@@ -358,6 +358,7 @@ impl Shell {
         }
         let ov = &self.inbox.overload;
         metrics::overload(ov.share(), ov.standing_delay());
+        ov.release_if_idle(now);
         let cfg = self.core.config().clone();
         let st = self.core.stats();
         // Freed pages go back to the system also when nothing allocates any more.

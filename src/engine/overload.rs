@@ -5,6 +5,7 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,14 @@ impl Shedder {
 /// Slots of the table of INVITE transactions handed to the core lately (8 bytes each).
 const RECENT: usize = 1 << 17;
 
+/// How long after the last INVITE was remembered the table is dropped: twice Timer B (at
+/// the default T1), after which no retransmission of any INVITE in it can still come.
+const RECENT_IDLE: Duration = Duration::from_secs(64);
+
+/// The table itself: 1 MiB, and a burst of INVITEs writes all over it, so the process keeps
+/// it resident for good unless it is dropped when idle.
+struct Recent(Box<[AtomicU64]>);
+
 /// Overload control shared by the UDP readers, which refuse new INVITEs before parsing
 /// them (`sip::fast`: about a tenth of the work of the full path, so shedding stays cheap
 /// when most of the load is shed), and the core task, which decides for everything else.
@@ -136,8 +145,12 @@ pub(crate) struct Overload {
     /// INVITE transactions (source address and branch, hashed) let through to the core:
     /// a retransmission of one is never refused here, whatever the share (the core absorbs
     /// it in its transaction). A direct-mapped table; a slot overwritten by a later INVITE
-    /// only means that retransmission is judged like a new one.
-    recent: Box<[AtomicU64]>,
+    /// only means that retransmission is judged like a new one. Made by the first INVITE
+    /// remembered, dropped by [`Overload::release_if_idle`].
+    recent: arc_swap::ArcSwapOption<Recent>,
+    /// When an INVITE was last remembered, in milliseconds since `epoch`.
+    last_remembered: AtomicU64,
+    epoch: Instant,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -146,7 +159,9 @@ impl Overload {
         Overload {
             state: std::sync::Mutex::new((Shedder::default(), p.clone())),
             tag: format!("ov-{:016x}", rand::random::<u64>()),
-            recent: (0..RECENT).map(|_| AtomicU64::new(0)).collect(),
+            recent: arc_swap::ArcSwapOption::empty(),
+            last_remembered: AtomicU64::new(0),
+            epoch: Instant::now(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -199,11 +214,43 @@ impl Overload {
     }
 
     pub(crate) fn seen(&self, key: u64) -> bool {
-        self.recent[Self::slot(key)].load(Ordering::Relaxed) == key
+        self.recent
+            .load()
+            .as_ref()
+            .is_some_and(|t| t.0[Self::slot(key)].load(Ordering::Relaxed) == key)
     }
 
-    pub(crate) fn remember(&self, key: u64) {
-        self.recent[Self::slot(key)].store(key, Ordering::Relaxed);
+    pub(crate) fn remember(&self, key: u64, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        self.last_remembered.store(ms, Ordering::Relaxed);
+        let mut table = self.recent.load_full();
+        if table.is_none() {
+            let made = Some(Arc::new(Recent(
+                (0..RECENT).map(|_| AtomicU64::new(0)).collect(),
+            )));
+            // Another reader may have made one first: then that one is used.
+            let prev = self
+                .recent
+                .compare_and_swap(&None::<Arc<Recent>>, made.clone());
+            table = if prev.is_none() {
+                made
+            } else {
+                (*prev).clone()
+            };
+        }
+        if let Some(t) = table {
+            t.0[Self::slot(key)].store(key, Ordering::Relaxed);
+        }
+    }
+
+    /// Drop the table once no INVITE has been remembered for [`RECENT_IDLE`]: every
+    /// entry is stale then, and the allocator can give its pages back. The engine calls
+    /// this once a second.
+    pub(crate) fn release_if_idle(&self, now: Instant) {
+        let last = self.epoch + Duration::from_millis(self.last_remembered.load(Ordering::Relaxed));
+        if now.saturating_duration_since(last) >= RECENT_IDLE && self.recent.load().is_some() {
+            self.recent.store(None);
+        }
     }
 }
 
@@ -313,6 +360,33 @@ mod tests {
         assert_eq!(sh.screened(t, Duration::from_millis(10), &p), Shed::Admit);
         assert_eq!(sh.screened(t, Duration::from_millis(100), &p), Shed::Refuse);
         assert_eq!(sh.screened(t, Duration::from_millis(500), &p), Shed::Drop);
+    }
+
+    /// The table of INVITEs let in exists only while INVITEs come: retransmissions are
+    /// recognised until it has been idle for [`RECENT_IDLE`], then it is dropped (so the
+    /// allocator can give its megabyte back) and made again by the next INVITE.
+    #[test]
+    fn the_table_of_invites_let_in_is_dropped_when_idle_and_made_again() {
+        let ov = Overload::new(&thresholds());
+        let t0 = Instant::now();
+        let (a, b) = (ov.invite_key(IpAddr::from([127, 0, 0, 2]), b"z9hG4bKa"), 3);
+        assert!(!ov.seen(a));
+        ov.release_if_idle(t0 + RECENT_IDLE * 2);
+        assert!(
+            ov.recent.load().is_none(),
+            "no table before the first INVITE"
+        );
+        ov.remember(a, t0);
+        assert!(ov.seen(a) && !ov.seen(b));
+        ov.release_if_idle(t0 + RECENT_IDLE - Duration::from_millis(1));
+        assert!(ov.seen(a), "kept while an INVITE was remembered lately");
+        ov.release_if_idle(t0 + RECENT_IDLE);
+        assert!(ov.recent.load().is_none() && !ov.seen(a));
+        ov.remember(b, t0 + RECENT_IDLE * 2);
+        assert!(ov.seen(b) && !ov.seen(a));
+        // A later INVITE keeps it: idleness counts from the last one remembered.
+        ov.release_if_idle(t0 + RECENT_IDLE * 2 + RECENT_IDLE / 2);
+        assert!(ov.seen(b));
     }
 
     #[test]

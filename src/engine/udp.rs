@@ -91,7 +91,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
                 });
                 // Only an INVITE the core will see is one whose retransmissions it absorbs.
                 if let (true, Some(key)) = (delivered, remember) {
-                    inbox.overload.remember(key);
+                    inbox.overload.remember(key, Instant::now());
                 }
             }
             Err(e) => {
@@ -321,7 +321,7 @@ mod tests {
         else {
             panic!("not let in")
         };
-        inbox.overload.remember(key);
+        inbox.overload.remember(key, Instant::now());
         // Overload begins; the retransmission still goes to the core.
         let t0 = Instant::now();
         for i in 0..2000 {
