@@ -85,6 +85,19 @@ impl Sink {
         self.pending.len()
     }
 
+    #[cfg(test)]
+    pub(super) fn queue_room(&self) -> usize {
+        self.pending.capacity()
+    }
+
+    /// Give back the room a burst grew the queue to, once it is empty (the writer calls
+    /// this when a burst has ended, so the allocator can free the pages it took).
+    pub fn shrink(&mut self) {
+        if self.pending.is_empty() {
+            self.pending.shrink_to_fit();
+        }
+    }
+
     pub fn failing(&self) -> bool {
         self.failing
     }

@@ -516,3 +516,24 @@ fn at_exit_cdrs_the_disk_never_took_are_counted_as_sent_to_the_log() {
     w.write(rec("c"));
     assert_eq!(w.stats().dropped, 3);
 }
+
+/// A burst grows the queue of lines; once they are written, `shrink` gives the room back
+/// (while lines wait it keeps them, and their room).
+#[test]
+fn the_queue_gives_back_the_room_a_burst_took_once_it_is_written() {
+    let (_dir, path, _fs, mut sink) = setup();
+    for i in 0..5000 {
+        sink.push(line(&format!("c{i}")));
+    }
+    sink.shrink();
+    assert!(sink.queue_room() >= 5000);
+    let mut written = 0;
+    let t0 = Instant::now();
+    while sink.pending() > 0 && written < 10_000 {
+        written += sink.tick(t0).written.max(1);
+    }
+    assert_eq!(sink.pending(), 0);
+    assert_eq!(ids(&path).len(), 5000);
+    sink.shrink();
+    assert!(sink.queue_room() < 64, "{}", sink.queue_room());
+}

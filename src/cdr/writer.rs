@@ -281,7 +281,9 @@ fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
         if written > 0 {
             busy = true;
         } else if busy && sink.pending() == 0 {
-            // A burst of calls ended: the pages its lines were encoded in go back.
+            // A burst of calls ended: the pages its lines were encoded and queued in go
+            // back.
+            sink.shrink();
             crate::ops::heap::release_thread_pages();
             busy = false;
         }
