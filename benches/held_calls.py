@@ -21,6 +21,8 @@ import argparse, os, re, shutil, signal, statistics, subprocess, sys, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from gateway_stats import TICK, bench_workdir, cpu_ticks, metric, rss_kib  # noqa: E402  (beside this script)
 GW = ("127.0.0.1", 5072)
+# Seconds between the gateway's last transaction ending and the "after" reading.
+SETTLE = 5
 
 
 def wait_until(what, cond, limit):
@@ -112,7 +114,11 @@ def one_run(args, calls):
         # The calls end (SIPp hangs up at --hold); wait for them and their transactions.
         wait_until("the calls to end", lambda: (metric("trunkgate_active_calls") or 0) == 0,
                    args.hold + ramp + 60)
-        time.sleep(35)
+        # And for their transactions (Timer J keeps a BYE's 32 s), then for the allocator:
+        # the gateway's last thorough collect follows the last transaction, and mimalloc
+        # purges what it freed a second later, at the next once-a-second collect.
+        wait_until("the transactions to end", lambda: (metric("trunkgate_transactions") or 0) == 0, 60)
+        time.sleep(SETTLE)
         after = rss_kib(gw.pid)
         save_smaps(args, gw.pid, "after")
         heap_after = metric("trunkgate_heap_bytes")
