@@ -161,27 +161,38 @@ mod zoned {
         }
     }
 
-    /// Return to the system what mimalloc holds free (see `Collector`).
+    /// Return to the system what mimalloc holds free for this thread in every heap (see
+    /// `Collector`). A heap not made yet is skipped, not made: collecting one makes this
+    /// thread's part of it first.
     pub fn collect(thorough: bool) {
         // SAFETY: plain calls into mimalloc, from any thread.
         unsafe {
             mi::mi_collect(thorough);
             for slot in [&CALLS_HEAP, &SHORT_HEAP] {
-                if let Some(h) = heap(slot) {
+                let h = slot.load(Ordering::Acquire);
+                if !h.is_null() {
                     mi::mi_heap_collect(h, thorough);
                 }
             }
         }
     }
+
+    /// Only this thread's part of the default heap (the process zone's), thoroughly.
+    pub fn collect_default() {
+        // SAFETY: a plain call into mimalloc, from any thread.
+        unsafe { mi::mi_collect(true) }
+    }
 }
 
 /// Give back what this thread's part of the allocator holds free: mimalloc keeps a few
 /// empty pages per size class for each thread, and only the thread itself can free them.
-/// A worker thread (the CDR or WAV writer) calls it when a burst of work has ended; the
-/// signalling thread has its [`Collector`]. Nothing without the `mimalloc` feature.
+/// A worker thread (the CDR or WAV writer) calls it when a burst of work has ended; it
+/// allocates only in the process zone, so only the default heap is collected (collecting
+/// the zones' heaps from it would make its part of each, for nothing). The signalling
+/// thread has its [`Collector`]. Nothing without the `mimalloc` feature.
 pub fn release_thread_pages() {
     #[cfg(feature = "mimalloc")]
-    zoned::collect(true);
+    zoned::collect_default();
 }
 
 /// When to give the allocator's free pages back to the system, once a second: freed pages
