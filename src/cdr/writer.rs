@@ -269,8 +269,7 @@ impl Drop for CdrWriter {
 
 fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
     let mut closed = false;
-    // Lines written since this thread last gave its free allocator pages back.
-    let mut busy = false;
+    let mut burst = crate::ops::heap::BurstEnd::default();
     while !closed {
         std::thread::sleep(WRITE_EVERY);
         closed = take_queued(&mut sink, &rx, shared);
@@ -278,14 +277,11 @@ fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
             sink.request_reopen();
         }
         let written = step(&mut sink, shared, Instant::now());
-        if written > 0 {
-            busy = true;
-        } else if busy && sink.pending() == 0 {
+        if burst.ended(written > 0 || sink.pending() > 0) {
             // A burst of calls ended: the pages its lines were encoded and queued in go
             // back.
             sink.shrink();
             crate::ops::heap::release_thread_pages();
-            busy = false;
         }
     }
     // Exit: keep retrying for a while (a disk that is being cleaned), each wait bounded.

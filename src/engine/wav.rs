@@ -278,8 +278,7 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
         written: crate::ops::metrics::recording_bytes(),
     };
     let mut next = Instant::now() + DRAIN_EVERY;
-    // Recordings handled since this thread last gave its free allocator pages back.
-    let mut busy = false;
+    let mut burst = crate::ops::heap::BurstEnd::default();
     loop {
         match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(Cmd::Open {
@@ -298,12 +297,9 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
         let now = Instant::now();
         if now >= next {
             files.drain(now);
-            if !files.open.is_empty() {
-                busy = true;
-            } else if busy {
+            if burst.ended(!files.open.is_empty()) {
                 // The last recording ended: the pages its samples went through go back.
                 crate::ops::heap::release_thread_pages();
-                busy = false;
             }
             next += DRAIN_EVERY;
             if next <= now {

@@ -195,6 +195,23 @@ pub fn release_thread_pages() {
     zoned::collect_default();
 }
 
+/// For a worker thread: tells when a burst of its work has ended, so it gives its free
+/// pages back ([`release_thread_pages`]) once per burst, not on every idle round.
+#[derive(Debug, Default)]
+pub struct BurstEnd {
+    busy: bool,
+}
+
+impl BurstEnd {
+    /// After each round of the thread's loop: `working` is whether it had work this round.
+    /// True on the first idle round after work; the thread releases its pages then.
+    pub fn ended(&mut self, working: bool) -> bool {
+        let ended = self.busy && !working;
+        self.busy = working;
+        ended
+    }
+}
+
 /// When to give the allocator's free pages back to the system, once a second: freed pages
 /// are purged after mimalloc's delay (1 s) only when it is asked, and a gateway whose calls
 /// just ended may not allocate for a long time. Once the load (calls and transactions) has
@@ -230,7 +247,15 @@ impl Collector {
 
 #[cfg(test)]
 mod tests {
-    use super::Collector;
+    use super::{BurstEnd, Collector};
+
+    #[test]
+    fn a_burst_end_is_told_once_per_burst() {
+        let mut b = BurstEnd::default();
+        let rounds = [false, true, true, false, false, true, false];
+        let told: Vec<bool> = rounds.iter().map(|&w| b.ended(w)).collect();
+        assert_eq!(told, [false, false, false, true, false, false, true]);
+    }
 
     #[test]
     fn a_thorough_collect_follows_each_burst_once() {
