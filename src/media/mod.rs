@@ -1,7 +1,8 @@
 //! Media anchoring, sans-IO: the port pool, the relay plan the call layer hands the shell,
 //! the per-packet routing policy (`relay`: latching and destinations), which relay thread
-//! carries a call (`placement`), the recorder's jitter buffer and the repacketiser. `engine/media.rs` binds the sockets and moves the packets;
-//! `engine/wav.rs` writes the files.
+//! carries a call (`placement`), the recorder's jitter buffer and the repacketiser.
+//! `engine/media.rs` binds the sockets and moves the packets; `engine/wav.rs` writes the
+//! files.
 
 mod latch;
 pub mod placement;
