@@ -1,31 +1,29 @@
-//! The RTP/RTCP relay for anchored calls: per stream, a socket pair facing each leg, and a
-//! task per direction that moves packets as bytes. Which packets are accepted and where
-//! they go (latching, within each profile's `[media] latch`) is `media::relay`'s decision;
-//! this file only owns the sockets (`relay_socket`), the tasks, activity and the recording
-//! feed.
+//! The RTP/RTCP relay for anchored calls: per stream, a socket pair facing each leg, moved
+//! packet by packet on a relay thread (`relay_thread`). Which packets are accepted and
+//! where they go (latching, within each profile's `[media] latch`) is `media::relay`'s
+//! decision; this file binds the sockets (`relay_socket`), places each call on a thread,
+//! and keeps activity and the recording feed.
 //!
-//! The relay tasks run on threads of their own (`[media] threads` single-threaded runtimes,
-//! each call on one of them, chosen by `media::placement`): an RTP flood, or thousands of
-//! recorded calls, never delays a SIP message, and a burst of signalling never delays a
-//! packet.
+//! The relays run on threads of their own (`[media] threads`, each call on one of them,
+//! chosen by `media::placement`): an RTP flood, or thousands of recorded calls, never
+//! delays a SIP message, and a burst of signalling never delays a packet.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::relay_socket::{RelaySocket, bind};
+use super::relay_socket::bind;
+use super::relay_thread::{
+    A_RTCP, A_RTP, Activity, B_RTCP, B_RTP, Direction, RelayThread, StreamIo,
+};
 use super::wav::{SharedRecorder, WavWriters};
 use crate::media::record::Recorder;
-use crate::media::relay::{Dir, Route, StreamRoute};
+use crate::media::relay::{Dir, StreamRoute};
 use crate::media::repacketize::Repacketizer;
 use crate::media::{MediaAction, RelayPair};
-
-/// When a call's RTP last moved (either direction).
-type Activity = Arc<Mutex<std::time::Instant>>;
 
 /// A call's media activity: one clock for every stream and direction (RTP and RTCP) of the
 /// call, and its `rtp_timeout_s` when it has one.
@@ -38,52 +36,12 @@ struct Stream {
     a_port: u16,
     b_port: u16,
     route: Arc<Mutex<StreamRoute>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Its name on its relay thread.
+    id: u64,
+    /// Set by the relay thread if the stream stopped before it was closed.
+    dead: Arc<AtomicBool>,
     /// Its failure has been reported to the core.
     reported: bool,
-}
-
-/// The media thread and its runtime. Dropping it stops the thread, which ends every relay
-/// task and closes every relay socket.
-struct MediaThread {
-    handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl MediaThread {
-    fn start(n: usize) -> std::io::Result<MediaThread> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = rt.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("media-{n}"))
-            .spawn(move || {
-                rt.block_on(async {
-                    let _ = stopped.await;
-                });
-            })?;
-        Ok(MediaThread {
-            handle,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for MediaThread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
-            warn!("the media thread stopped abnormally");
-        }
-    }
 }
 
 /// An anchored call's streams, all on one relay thread.
@@ -95,7 +53,7 @@ struct Placed {
 /// The relays of every anchored call.
 pub(super) struct Relays {
     /// Never empty.
-    threads: Vec<MediaThread>,
+    threads: Vec<RelayThread>,
     /// Streams each thread carries (same index as `threads`).
     loads: Vec<usize>,
     /// Streams a thread takes before the next one is used (`media::placement`).
@@ -109,6 +67,8 @@ pub(super) struct Relays {
     watches: HashMap<u64, Watch>,
     /// Calls whose relay could not open, not yet reported.
     failed: Vec<u64>,
+    /// The next stream's id.
+    next_stream: u64,
 }
 
 impl Relays {
@@ -117,8 +77,8 @@ impl Relays {
         threads: usize,
         wav: Option<WavWriters>,
     ) -> std::io::Result<Self> {
-        let threads: Vec<MediaThread> = (0..threads.max(1))
-            .map(MediaThread::start)
+        let threads: Vec<RelayThread> = (0..threads.max(1))
+            .map(RelayThread::start)
             .collect::<std::io::Result<_>>()?;
         Ok(Relays {
             loads: vec![0; threads.len()],
@@ -130,17 +90,19 @@ impl Relays {
             wav,
             watches: HashMap::new(),
             failed: Vec::new(),
+            next_stream: 0,
         })
     }
 
-    /// Calls whose relay could not open or whose relay task ended (a task only ends when
-    /// the call is released, so any other end is a failure). Each is reported once.
+    /// Calls whose relay could not open or whose stream stopped on its relay thread (a
+    /// stream only stops when the call is released, so any other end is a failure). Each is
+    /// reported once.
     pub(super) fn failed_calls(&mut self) -> Vec<u64> {
         let mut failed = std::mem::take(&mut self.failed);
         for (call, Placed { streams, .. }) in &mut self.calls {
             let dead = streams
                 .iter_mut()
-                .any(|s| !s.reported && s.tasks.iter().any(JoinHandle::is_finished));
+                .any(|s| !s.reported && s.dead.load(Ordering::Relaxed));
             if dead {
                 for s in streams.iter_mut() {
                     s.reported = true;
@@ -205,7 +167,7 @@ impl Relays {
                     thread: crate::media::placement::pick_thread(&self.loads, self.fill),
                     streams: Vec::new(),
                 });
-                let rt = &self.threads[placed.thread].handle;
+                let thread = &self.threads[placed.thread];
                 let streams = &mut placed.streams;
                 for p in pairs {
                     match streams
@@ -216,7 +178,9 @@ impl Relays {
                         // Only the first stream (the audio of a plain call) is recorded.
                         None => {
                             let rec = recorder.clone().filter(|_| streams.is_empty());
-                            match open(rt, self.ip, &p, rec, activity.clone()) {
+                            self.next_stream += 1;
+                            let id = self.next_stream;
+                            match open(thread, id, self.ip, &p, rec, activity.clone()) {
                                 Ok(s) => {
                                     streams.push(s);
                                     self.loads[placed.thread] += 1;
@@ -240,10 +204,9 @@ impl Relays {
                 if let Some(placed) = self.calls.remove(&call) {
                     let load = &mut self.loads[placed.thread];
                     *load = load.saturating_sub(placed.streams.len());
+                    let thread = &self.threads[placed.thread];
                     for s in placed.streams {
-                        for t in s.tasks {
-                            t.abort();
-                        }
+                        thread.close(s.id);
                     }
                 }
                 if self.recordings.remove(&call).is_some()
@@ -281,202 +244,64 @@ fn update(s: &Stream, p: &RelayPair) {
 }
 
 fn open(
-    rt: &tokio::runtime::Handle,
+    thread: &RelayThread,
+    id: u64,
     ip: IpAddr,
     p: &RelayPair,
     recorder: Option<SharedRecorder>,
     activity: Option<Activity>,
 ) -> std::io::Result<Stream> {
-    let a_rtp = bind(rt, ip, p.a_port)?;
-    let a_rtcp = bind(rt, ip, p.a_port + 1)?;
-    let b_rtp = bind(rt, ip, p.b_port)?;
-    let b_rtcp = bind(rt, ip, p.b_port + 1)?;
-    let shared = Arc::new(Mutex::new(StreamRoute::new(p)));
-    // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
-    // that leg never sees (see README).
-    let (rtcp_to_a, rtcp_to_b) = (p.a_ptime.is_none(), p.b_ptime.is_none());
-    let mut tasks = vec![
-        rt.spawn(forward(
-            a_rtp.clone(),
-            b_rtp.clone(),
-            shared.clone(),
-            Direction {
-                dir: Dir::AtoB,
-                rtcp: false,
-                recorder: recorder.clone(),
-                activity: activity.clone(),
-                repack: p.b_ptime.map(Repacketizer::new),
-            },
-        )),
-        rt.spawn(forward(
-            b_rtp,
-            a_rtp,
-            shared.clone(),
-            Direction {
-                dir: Dir::BtoA,
-                rtcp: false,
-                recorder,
-                activity: activity.clone(),
-                repack: p.a_ptime.map(Repacketizer::new),
-            },
-        )),
+    let sockets = [
+        bind(ip, p.a_port)?,
+        bind(ip, p.a_port + 1)?,
+        bind(ip, p.b_port)?,
+        bind(ip, p.b_port + 1)?,
     ];
+    let route = Arc::new(Mutex::new(StreamRoute::new(p)));
+    let cname = format!("trunkgate@{ip}");
+    // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
+    // that leg never sees (see README). Its socket stays bound for the call, unread.
+    let (rtcp_to_a, rtcp_to_b) = (p.a_ptime.is_none(), p.b_ptime.is_none());
+    let mut dirs: [Option<Direction>; 4] = Default::default();
+    dirs[A_RTP] = Some(Direction::rtp(
+        Dir::AtoB,
+        recorder.clone(),
+        activity.clone(),
+        p.b_ptime.map(Repacketizer::new),
+        &cname,
+    ));
+    dirs[B_RTP] = Some(Direction::rtp(
+        Dir::BtoA,
+        recorder,
+        activity.clone(),
+        p.a_ptime.map(Repacketizer::new),
+        &cname,
+    ));
     if rtcp_to_b {
-        tasks.push(rt.spawn(forward(
-            a_rtcp.clone(),
-            b_rtcp.clone(),
-            shared.clone(),
-            Direction::rtcp(Dir::AtoB, activity.clone()),
-        )));
+        dirs[A_RTCP] = Some(Direction::rtcp(Dir::AtoB, activity.clone(), &cname));
     }
     if rtcp_to_a {
-        tasks.push(rt.spawn(forward(
-            b_rtcp.clone(),
-            a_rtcp.clone(),
-            shared.clone(),
-            Direction::rtcp(Dir::BtoA, activity.clone()),
-        )));
+        dirs[B_RTCP] = Some(Direction::rtcp(Dir::BtoA, activity, &cname));
     }
-    // Keep both RTCP sockets bound for the call even when one direction is not relayed.
-    drop((a_rtcp, b_rtcp));
+    let dead = Arc::new(AtomicBool::new(false));
+    thread.open(
+        id,
+        StreamIo {
+            sockets,
+            route: route.clone(),
+            dirs,
+            dead: dead.clone(),
+        },
+    )?;
     debug!(a_port = p.a_port, b_port = p.b_port, "RTP relay open");
     Ok(Stream {
         a_port: p.a_port,
         b_port: p.b_port,
-        route: shared,
-        tasks,
+        route,
+        id,
+        dead,
         reported: false,
     })
-}
-
-/// Move packets arriving on `from` (facing one leg) out of `to` (facing the other).
-/// What one direction of a stream does with each packet besides forwarding it.
-struct Direction {
-    dir: Dir,
-    rtcp: bool,
-    recorder: Option<SharedRecorder>,
-    activity: Option<Activity>,
-    repack: Option<Repacketizer>,
-}
-
-impl Direction {
-    /// RTCP counts as activity too: a call on hold may send no RTP but keeps its reports.
-    fn rtcp(dir: Dir, activity: Option<Activity>) -> Self {
-        Direction {
-            dir,
-            rtcp: true,
-            recorder: None,
-            activity,
-            repack: None,
-        }
-    }
-}
-
-async fn forward(
-    from: Arc<RelaySocket>,
-    to: Arc<RelaySocket>,
-    route: Arc<Mutex<StreamRoute>>,
-    d: Direction,
-) {
-    let Direction {
-        dir,
-        rtcp,
-        recorder,
-        activity,
-        mut repack,
-    } = d;
-    let counted = (!rtcp).then(|| {
-        let toward = match dir {
-            Dir::AtoB => "callee",
-            Dir::BtoA => "caller",
-        };
-        (
-            crate::ops::metrics::rtp_packets(toward),
-            crate::ops::metrics::rtp_bytes(toward),
-        )
-    });
-    let malformed = crate::ops::metrics::rtp_dropped("malformed");
-    let foreign = crate::ops::metrics::rtp_dropped("foreign_source");
-    let over_rate = crate::ops::metrics::rtp_dropped("over_rate");
-    // What the far side's RTCP says we are, in place of what the endpoint said it is.
-    let cname = to
-        .local_addr()
-        .map(|a| format!("trunkgate@{}", a.ip()))
-        .unwrap_or_else(|_| "trunkgate".into());
-    let ch = match dir {
-        Dir::AtoB => 0,
-        Dir::BtoA => 1,
-    };
-    // One packet: checked and routed, counted, recorded, forwarded. `Break` ends the task
-    // (a poisoned lock: the call's media state is gone, the call ends with MediaFailed).
-    let mut relay = |pkt: &[u8], src: std::net::SocketAddr| -> ControlFlow<()> {
-        let now = std::time::Instant::now();
-        let decided = match route.lock() {
-            Ok(mut r) => r.route(now, dir, rtcp, src, pkt),
-            Err(_) => return ControlFlow::Break(()),
-        };
-        let dest = match decided {
-            Route::Accept(dest) => dest,
-            Route::Malformed => {
-                malformed.increment(1);
-                return ControlFlow::Continue(());
-            }
-            Route::Drop => {
-                foreign.increment(1);
-                return ControlFlow::Continue(());
-            }
-            Route::OverRate => {
-                over_rate.increment(1);
-                return ControlFlow::Continue(());
-            }
-        };
-        if let Some(a) = &activity
-            && let Ok(mut t) = a.lock()
-        {
-            *t = now;
-        }
-        if let Some(r) = &recorder
-            && let Ok(mut r) = r.lock()
-        {
-            r.push(now, ch, pkt);
-        }
-        let Some(d) = dest else {
-            return ControlFlow::Continue(());
-        };
-        if rtcp {
-            let scrubbed = crate::media::sdes::scrub_sdes(pkt, cname.as_bytes());
-            let out = scrubbed.as_deref().unwrap_or(pkt);
-            if !out.is_empty()
-                && let Err(e) = to.try_send_to(out, d)
-            {
-                debug!(%d, error = %e, "RTCP send failed");
-            }
-            return ControlFlow::Continue(());
-        }
-        let sent = match repack.as_mut() {
-            Some(r) => r
-                .push(pkt)
-                .iter()
-                .try_for_each(|p| to.try_send_to(p, d).map(|_| ())),
-            None => to.try_send_to(pkt, d).map(|_| ()),
-        };
-        match sent {
-            Ok(()) => {
-                if let Some((packets, bytes)) = &counted {
-                    packets.increment(1);
-                    bytes.increment(pkt.len() as u64);
-                }
-            }
-            Err(e) => debug!(%d, error = %e, "RTP send failed"),
-        }
-        ControlFlow::Continue(())
-    };
-    loop {
-        // A read error leaves nothing to relay; the next packet is waited for.
-        if let Ok(ControlFlow::Break(())) = from.recv_each(&mut relay).await {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod inbox;
 mod media;
 mod overload;
 mod relay_socket;
+mod relay_thread;
 mod reload;
 mod source_guard;
 mod tcp;

@@ -1,97 +1,31 @@
-//! One relay socket: a UDP socket bound to a port of the media pool, registered with a media
-//! thread's runtime for reading only.
+//! Relay sockets: a UDP socket bound to a port of the media pool, and the batch a relay
+//! thread reads queued packets into (`relay_thread`).
 
-use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
 /// Packets one read takes at most: more than a relay thread finds queued on one socket in
 /// one turn even when it runs behind (each stream brings 50 packets a second).
-const BATCH: usize = 8;
+pub(super) const BATCH: usize = 8;
 /// Room per packet: more than any packet relayed (`media::MAX_PACKET`), so an oversized one
 /// is seen as such (a longer datagram is cut to this length and fails the size check).
 const SLOT: usize = 2048;
 
-/// A relay socket, registered with the media thread's runtime for reading only. Sends
-/// never wait (a packet that finds the send buffer full is dropped, as a late packet would
-/// be), so registering for writability too would only cost an epoll event for every packet
-/// sent (the kernel reports each freed send buffer).
-pub(super) struct RelaySocket(AsyncFd<std::net::UdpSocket>);
-
-impl RelaySocket {
-    /// Wait until packets are queued, read up to [`BATCH`] of them in one system call and
-    /// hand each to `each` (its bytes and sender) until it says stop. Fewer than a batch
-    /// means the queue was empty: readiness is cleared then, which spares the read that
-    /// would only find that out (one `EAGAIN` per wake-up, a third of the reads).
-    pub(super) async fn recv_each(
-        &self,
-        mut each: impl FnMut(&[u8], SocketAddr) -> ControlFlow<()>,
-    ) -> std::io::Result<ControlFlow<()>> {
-        loop {
-            let Ok(mut ready) = self.0.readable().await else {
-                // Only a runtime shutting down fails here: there is nothing left to relay.
-                return Ok(ControlFlow::Break(()));
-            };
-            let got = BUFFERS.with_borrow_mut(|b| match ready.try_io(|s| b.read(s.get_ref())) {
-                Err(_would_block) => None,
-                Ok(Err(e)) => Some(Err(e)),
-                Ok(Ok(n)) => {
-                    if n < BATCH {
-                        ready.clear_ready();
-                    }
-                    Some(Ok(b.each(n, &mut each)))
-                }
-            });
-            match got {
-                None => continue,
-                Some(Err(e)) => {
-                    // Nothing was read: wait for the next packet rather than spin on the error.
-                    ready.clear_ready();
-                    return Err(e);
-                }
-                Some(Ok(flow)) => return Ok(flow),
-            }
-        }
-    }
-
-    pub(super) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
-        self.0.get_ref().send_to(buf, to)
-    }
-
-    pub(super) fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
-    }
-}
-
-pub(super) fn bind(
-    rt: &tokio::runtime::Handle,
-    ip: IpAddr,
-    port: u16,
-) -> std::io::Result<Arc<RelaySocket>> {
+/// A relay socket on `ip:port`, non-blocking, for a relay thread's poll. Sends never wait
+/// (a packet that finds the send buffer full is dropped, as a late packet would be), so the
+/// thread polls it for reading only: polling for writability too would cost an event for
+/// every packet sent (the kernel reports each freed send buffer).
+pub(super) fn bind(ip: IpAddr, port: u16) -> std::io::Result<mio::net::UdpSocket> {
     let s = std::net::UdpSocket::bind((ip, port))?;
     s.set_nonblocking(true)?;
-    let _in_media_runtime = rt.enter();
-    // SAFETY: the `UdpSocket` owns its descriptor, and the `AsyncFd` owns the socket until
-    // it deregisters it: nothing closes or replaces the descriptor while it is registered.
-    let fd = unsafe { AsyncFd::register_with_interest(s, Interest::READABLE)? };
-    Ok(Arc::new(RelaySocket(fd)))
-}
-
-thread_local! {
-    /// The relay thread's receive buffers: every socket the thread serves reads into them
-    /// in turn (a task holds them only between two awaits), so a stream costs no buffer of
-    /// its own.
-    static BUFFERS: RefCell<Batch> = RefCell::new(Batch::new());
+    Ok(mio::net::UdpSocket::from_std(s))
 }
 
 /// Room for one `recvmmsg`: the packets, their senders, and the kernel's headers for them.
-struct Batch {
+pub(super) struct Batch {
     data: Box<[[u8; SLOT]; BATCH]>,
     names: [libc::sockaddr_storage; BATCH],
     iov: [libc::iovec; BATCH],
@@ -99,7 +33,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn new() -> Batch {
+    pub(super) fn new() -> Batch {
         Batch {
             data: Box::new([[0; SLOT]; BATCH]),
             // SAFETY: all-zero is a valid value of these plain C structs (no sender, no
@@ -110,8 +44,9 @@ impl Batch {
         }
     }
 
-    /// Read what is queued on `s` (at most [`BATCH`] packets) without waiting.
-    fn read(&mut self, s: &std::net::UdpSocket) -> std::io::Result<usize> {
+    /// Read what is queued on `s` (at most [`BATCH`] packets) without waiting. Fewer than
+    /// a batch means the queue was empty.
+    pub(super) fn read(&mut self, s: &impl AsRawFd) -> std::io::Result<usize> {
         for i in 0..BATCH {
             self.iov[i] = libc::iovec {
                 iov_base: self.data[i].as_mut_ptr().cast(),
@@ -144,7 +79,7 @@ impl Batch {
     }
 
     /// Hand the first `n` packets read to `each`, in arrival order, until it says stop.
-    fn each(
+    pub(super) fn each(
         &self,
         n: usize,
         each: &mut impl FnMut(&[u8], SocketAddr) -> ControlFlow<()>,
@@ -173,50 +108,39 @@ impl Batch {
 mod tests {
     use super::*;
 
-    /// A relay socket on its runtime, its address, and a peer socket to send from.
-    fn relay_and_peer() -> (
-        tokio::runtime::Runtime,
-        Arc<RelaySocket>,
-        SocketAddr,
-        std::net::UdpSocket,
-    ) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let relay = bind(rt.handle(), "127.0.0.1".parse().unwrap(), 0).unwrap();
+    /// A relay socket, its address, and a peer socket to send from.
+    fn relay_and_peer() -> (mio::net::UdpSocket, SocketAddr, std::net::UdpSocket) {
+        let relay = bind("127.0.0.1".parse().unwrap(), 0).unwrap();
         let to = relay.local_addr().unwrap();
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        (rt, relay, to, peer)
+        (relay, to, peer)
     }
 
     /// Packets come out whole, in order, with their sender, across batches: ten packets
-    /// queued before the first read take two reads of at most [`BATCH`].
+    /// queued before the first read take two reads of at most [`BATCH`], and a third finds
+    /// the queue empty.
     #[test]
     fn a_read_hands_every_queued_packet_with_its_sender() {
-        let (rt, relay, to, peer) = relay_and_peer();
+        let (relay, to, peer) = relay_and_peer();
         let sender = peer.local_addr().unwrap();
         for i in 0..10u8 {
             peer.send_to(&vec![i; 12 + i as usize], to).unwrap();
         }
-        let (got, reads) = rt.block_on(async {
-            let (mut got, mut reads) = (Vec::new(), 0);
-            while got.len() < 10 {
-                let flow = relay
-                    .recv_each(|pkt, from| {
-                        got.push((pkt.to_vec(), from));
-                        ControlFlow::Continue(())
-                    })
-                    .await;
-                assert_eq!(flow.unwrap(), ControlFlow::Continue(()));
-                reads += 1;
-            }
-            (got, reads)
-        });
-        assert_eq!(
-            reads, 2,
-            "10 queued packets take one full batch and one short one"
-        );
+        let mut b = Batch::new();
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        for _ in 0..2 {
+            let n = b.read(&relay).unwrap();
+            sizes.push(n);
+            let flow = b.each(n, &mut |pkt: &[u8], from| {
+                got.push((pkt.to_vec(), from));
+                ControlFlow::Continue(())
+            });
+            assert_eq!(flow, ControlFlow::Continue(()));
+        }
+        assert_eq!(sizes, [BATCH, 2], "one full batch, then the rest");
+        let empty = b.read(&relay).unwrap_err();
+        assert_eq!(empty.kind(), std::io::ErrorKind::WouldBlock);
         for (i, (pkt, from)) in got.iter().enumerate() {
             assert_eq!(*from, sender);
             assert_eq!(pkt, &vec![i as u8; 12 + i]);
@@ -224,19 +148,22 @@ mod tests {
     }
 
     /// `Break` from the handler stops the batch there: the packets after it are not handed
-    /// on (the task is ending).
+    /// on (the stream is ending).
     #[test]
     fn a_handler_that_stops_sees_no_more_packets() {
-        let (rt, relay, to, peer) = relay_and_peer();
+        let (relay, to, peer) = relay_and_peer();
         for i in 0..3u8 {
             peer.send_to(&[i; 20], to).unwrap();
         }
+        let mut b = Batch::new();
+        let n = b.read(&relay).unwrap();
+        assert_eq!(n, 3);
         let mut seen = 0;
-        let flow = rt.block_on(relay.recv_each(|_, _| {
+        let flow = b.each(n, &mut |_: &[u8], _| {
             seen += 1;
             ControlFlow::Break(())
-        }));
-        assert_eq!(flow.unwrap(), ControlFlow::Break(()));
+        });
+        assert_eq!(flow, ControlFlow::Break(()));
         assert_eq!(seen, 1);
     }
 
@@ -244,14 +171,16 @@ mod tests {
     /// `media::MAX_PACKET` bytes) refuses it rather than relaying a truncated packet.
     #[test]
     fn an_oversized_datagram_is_seen_as_oversized() {
-        let (rt, relay, to, peer) = relay_and_peer();
+        let (relay, to, peer) = relay_and_peer();
         peer.send_to(&[0x80; 4000], to).unwrap();
+        let mut b = Batch::new();
+        let n = b.read(&relay).unwrap();
         let mut len = 0;
-        let flow = rt.block_on(relay.recv_each(|pkt, _| {
+        let flow = b.each(n, &mut |pkt: &[u8], _| {
             len = pkt.len();
             ControlFlow::Continue(())
-        }));
-        assert_eq!(flow.unwrap(), ControlFlow::Continue(()));
+        });
+        assert_eq!(flow, ControlFlow::Continue(()));
         assert_eq!(len, SLOT);
         assert!(len > crate::media::MAX_PACKET);
     }

@@ -1,0 +1,544 @@
+//! One relay thread: a `mio` poll over the sockets of the streams placed on it, and the
+//! work on each packet (checked and routed by `media::relay`, counted, recorded,
+//! forwarded) done right where the poll reports its socket readable. There is no runtime
+//! between the two: a tokio task per direction cost a wake-up, a schedule and a poll per
+//! packet, a tenth of the relay's CPU (BENCHMARKS.md, issue 8).
+//!
+//! The signalling thread binds a stream's sockets (so a port that cannot be bound fails the
+//! call at once) and hands them over; the relay thread owns them from then on and closes
+//! them when told to, or when the stream fails.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use metrics::Counter;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tracing::{debug, warn};
+
+use super::relay_socket::{BATCH, Batch};
+use super::wav::SharedRecorder;
+use crate::media::relay::{Dir, Route, StreamRoute};
+use crate::media::repacketize::Repacketizer;
+
+/// A call's media activity clock (`media::Watch`), set by every packet relayed.
+pub(super) type Activity = Arc<Mutex<Instant>>;
+
+/// The sockets of one stream, in this order: RTP and RTCP facing leg A, then leg B. A
+/// packet read from socket `i` leaves by socket `i ^ 2`, the same kind facing the other leg.
+pub(super) const A_RTP: usize = 0;
+pub(super) const A_RTCP: usize = 1;
+pub(super) const B_RTP: usize = 2;
+pub(super) const B_RTCP: usize = 3;
+
+/// Tokens: four per stream slot; this one wakes the thread for its commands.
+const WAKE: Token = Token(usize::MAX);
+
+/// What one direction of a stream does with each packet besides forwarding it.
+pub(super) struct Direction {
+    dir: Dir,
+    rtcp: bool,
+    recorder: Option<SharedRecorder>,
+    activity: Option<Activity>,
+    repack: Option<Repacketizer>,
+    /// RTP packets and bytes relayed toward the far leg (RTCP is not counted).
+    counted: Option<(Counter, Counter)>,
+    malformed: Counter,
+    foreign: Counter,
+    over_rate: Counter,
+    /// What the far side's RTCP says we are, in place of what the endpoint said it is.
+    cname: Box<str>,
+}
+
+impl Direction {
+    pub(super) fn rtp(
+        dir: Dir,
+        recorder: Option<SharedRecorder>,
+        activity: Option<Activity>,
+        repack: Option<Repacketizer>,
+        cname: &str,
+    ) -> Self {
+        let toward = match dir {
+            Dir::AtoB => "callee",
+            Dir::BtoA => "caller",
+        };
+        let counted = Some((
+            crate::ops::metrics::rtp_packets(toward),
+            crate::ops::metrics::rtp_bytes(toward),
+        ));
+        Direction {
+            rtcp: false,
+            counted,
+            recorder,
+            repack,
+            ..Direction::rtcp(dir, activity, cname)
+        }
+    }
+
+    /// RTCP counts as activity too: a call on hold may send no RTP but keeps its reports.
+    pub(super) fn rtcp(dir: Dir, activity: Option<Activity>, cname: &str) -> Self {
+        Direction {
+            dir,
+            rtcp: true,
+            recorder: None,
+            activity,
+            repack: None,
+            counted: None,
+            malformed: crate::ops::metrics::rtp_dropped("malformed"),
+            foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
+            over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
+            cname: cname.into(),
+        }
+    }
+
+    fn channel(&self) -> usize {
+        match self.dir {
+            Dir::AtoB => 0,
+            Dir::BtoA => 1,
+        }
+    }
+
+    /// One packet from `src`, read on the socket facing this direction's origin leg: checked
+    /// and routed, counted, recorded, sent out of `to`. `Break`: the stream's shared state
+    /// is gone (a poisoned lock), it cannot go on.
+    fn relay(
+        &mut self,
+        route: &Mutex<StreamRoute>,
+        to: &UdpSocket,
+        now: Instant,
+        pkt: &[u8],
+        src: SocketAddr,
+    ) -> ControlFlow<()> {
+        let decided = match route.lock() {
+            Ok(mut r) => r.route(now, self.dir, self.rtcp, src, pkt),
+            Err(_) => return ControlFlow::Break(()),
+        };
+        let dest = match decided {
+            Route::Accept(dest) => dest,
+            Route::Malformed => {
+                self.malformed.increment(1);
+                return ControlFlow::Continue(());
+            }
+            Route::Drop => {
+                self.foreign.increment(1);
+                return ControlFlow::Continue(());
+            }
+            Route::OverRate => {
+                self.over_rate.increment(1);
+                return ControlFlow::Continue(());
+            }
+        };
+        if let Some(a) = &self.activity
+            && let Ok(mut t) = a.lock()
+        {
+            *t = now;
+        }
+        let ch = self.channel();
+        if let Some(r) = &self.recorder
+            && let Ok(mut r) = r.lock()
+        {
+            r.push(now, ch, pkt);
+        }
+        let Some(d) = dest else {
+            return ControlFlow::Continue(());
+        };
+        if self.rtcp {
+            let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
+            let out = scrubbed.as_deref().unwrap_or(pkt);
+            if !out.is_empty()
+                && let Err(e) = to.send_to(out, d)
+            {
+                debug!(%d, error = %e, "RTCP send failed");
+            }
+            return ControlFlow::Continue(());
+        }
+        let sent = match self.repack.as_mut() {
+            Some(r) => r
+                .push(pkt)
+                .iter()
+                .try_for_each(|p| to.send_to(p, d).map(|_| ())),
+            None => to.send_to(pkt, d).map(|_| ()),
+        };
+        match sent {
+            Ok(()) => {
+                if let Some((packets, bytes)) = &self.counted {
+                    packets.increment(1);
+                    bytes.increment(pkt.len() as u64);
+                }
+            }
+            Err(e) => debug!(%d, error = %e, "RTP send failed"),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A stream handed to a relay thread.
+pub(super) struct StreamIo {
+    /// [`A_RTP`], [`A_RTCP`], [`B_RTP`], [`B_RTCP`].
+    pub(super) sockets: [UdpSocket; 4],
+    pub(super) route: Arc<Mutex<StreamRoute>>,
+    /// Per socket, what to do with what arrives on it; a socket without one is kept bound
+    /// for the call but not read (RTCP toward a repacketised leg is not relayed).
+    pub(super) dirs: [Option<Direction>; 4],
+    /// Set when the stream stopped before it was closed (a panic on a packet, a poisoned
+    /// lock): the call is then ended with MediaFailed rather than left one-way.
+    pub(super) dead: Arc<AtomicBool>,
+}
+
+enum Command {
+    Open(u64, Box<StreamIo>),
+    Close(u64),
+}
+
+/// A relay thread. Dropping it stops the thread and closes every socket it holds.
+pub(super) struct RelayThread {
+    commands: Option<Sender<Command>>,
+    waker: Arc<Waker>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RelayThread {
+    pub(super) fn start(n: usize) -> std::io::Result<RelayThread> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let (commands, inbox) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("media-{n}"))
+            .spawn(move || Relay::new(poll).run(&inbox))?;
+        Ok(RelayThread {
+            commands: Some(commands),
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hand a stream over under `id` (unique for the thread's life).
+    pub(super) fn open(&self, id: u64, io: StreamIo) -> std::io::Result<()> {
+        self.send(Command::Open(id, Box::new(io)))
+    }
+
+    /// Close the stream `id`: its sockets are closed and its packets no longer relayed.
+    pub(super) fn close(&self, id: u64) {
+        if self.send(Command::Close(id)).is_err() {
+            warn!(id, "the relay thread has stopped: nothing to close");
+        }
+    }
+
+    fn send(&self, c: Command) -> std::io::Result<()> {
+        let gone = || std::io::Error::other("the relay thread has stopped");
+        self.commands
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(c)
+            .map_err(|_| gone())?;
+        self.waker.wake()
+    }
+}
+
+impl Drop for RelayThread {
+    fn drop(&mut self) {
+        // The closed channel tells the thread to stop, once woken.
+        drop(self.commands.take());
+        let _ = self.waker.wake();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            warn!("a relay thread stopped abnormally");
+        }
+    }
+}
+
+/// The thread's side: its poll, its streams by slot (a slot's four tokens are `4 * slot`
+/// to `4 * slot + 3`), and the buffers every socket reads into in turn.
+struct Relay {
+    poll: Poll,
+    slots: Vec<Option<(u64, Box<StreamIo>)>>,
+    free: Vec<usize>,
+    by_id: HashMap<u64, usize>,
+    batch: Batch,
+}
+
+impl Relay {
+    fn new(poll: Poll) -> Relay {
+        Relay {
+            poll,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            batch: Batch::new(),
+        }
+    }
+
+    fn run(mut self, inbox: &Receiver<Command>) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None)
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                // Nothing else can wait for packets on this thread: its calls are reported
+                // failed as their streams are found dead.
+                warn!(error = %e, "relay thread poll failed; its streams stop");
+                for slot in 0..self.slots.len() {
+                    self.fail(slot);
+                }
+                return;
+            }
+            for ev in events.iter() {
+                if ev.token() == WAKE {
+                    continue;
+                }
+                let Token(t) = ev.token();
+                self.readable(t / 4, t % 4, Instant::now());
+            }
+            loop {
+                match inbox.try_recv() {
+                    Ok(Command::Open(id, io)) => self.open(id, io),
+                    Ok(Command::Close(id)) => self.close(id),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, id: u64, mut io: Box<StreamIo>) {
+        let slot = self.free.pop().unwrap_or(self.slots.len());
+        let registry = self.poll.registry();
+        let mut registered = Ok(());
+        for (i, sock) in io.sockets.iter_mut().enumerate() {
+            if io.dirs[i].is_some() {
+                registered = registry.register(sock, Token(4 * slot + i), Interest::READABLE);
+                if registered.is_err() {
+                    break;
+                }
+            }
+        }
+        if let Err(e) = registered {
+            warn!(id, error = %e, "cannot poll a relay socket; the call's media fails");
+            io.dead.store(true, Ordering::Relaxed);
+            if slot < self.slots.len() {
+                self.free.push(slot);
+            }
+            // Dropping the sockets takes them out of the poll too.
+            return;
+        }
+        if slot == self.slots.len() {
+            self.slots.push(None);
+        }
+        self.slots[slot] = Some((id, io));
+        self.by_id.insert(id, slot);
+    }
+
+    fn close(&mut self, id: u64) {
+        if let Some(slot) = self.by_id.remove(&id) {
+            self.slots[slot] = None;
+            self.free.push(slot);
+            crate::maps::shrink_if_sparse(&mut self.by_id);
+        }
+    }
+
+    /// The stream in `slot` stops: marked dead for the signalling thread, its sockets
+    /// closed. The call's release closes nothing more then.
+    fn fail(&mut self, slot: usize) {
+        if let Some((id, io)) = self.slots.get_mut(slot).and_then(Option::take) {
+            io.dead.store(true, Ordering::Relaxed);
+            self.by_id.remove(&id);
+            self.free.push(slot);
+        }
+    }
+
+    /// Socket `sock` of the stream in `slot` has packets queued: read and relay them all.
+    fn readable(&mut self, slot: usize, sock: usize, now: Instant) {
+        let Some(Some((_, io))) = self.slots.get_mut(slot) else {
+            // A stream closed earlier in this turn.
+            return;
+        };
+        let batch = &mut self.batch;
+        // A panic on one packet is one stream's failure, not the thread's: every other
+        // stream on the thread goes on.
+        let flow = std::panic::catch_unwind(AssertUnwindSafe(|| drain(io, sock, batch, now)));
+        match flow {
+            Ok(ControlFlow::Continue(())) => {}
+            Ok(ControlFlow::Break(())) => self.fail(slot),
+            Err(_) => {
+                warn!("a relay stream failed on a packet; its call ends");
+                self.fail(slot);
+            }
+        }
+    }
+}
+
+/// Read everything queued on socket `sock` of `io` (edge-triggered readiness: until a read
+/// finds fewer than a batch) and relay it.
+fn drain(io: &mut StreamIo, sock: usize, batch: &mut Batch, now: Instant) -> ControlFlow<()> {
+    let StreamIo {
+        sockets,
+        route,
+        dirs,
+        ..
+    } = io;
+    let Some(d) = dirs.get_mut(sock).and_then(Option::as_mut) else {
+        return ControlFlow::Continue(());
+    };
+    let (from, to) = (&sockets[sock], &sockets[sock ^ 2]);
+    loop {
+        let n = match batch.read(from) {
+            Ok(n) => n,
+            // Drained; or a read error, which leaves nothing to relay until the next packet.
+            Err(_) => return ControlFlow::Continue(()),
+        };
+        batch.each(n, &mut |pkt: &[u8], src| d.relay(route, to, now, pkt, src))?;
+        if n < BATCH {
+            return ControlFlow::Continue(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{Latch, RelayPair};
+    use std::time::Duration;
+
+    fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xff; 160]);
+        p
+    }
+
+    /// A stream on a fresh relay thread between two peer sockets: what it needs to be
+    /// opened, and the peers (A, B) with the relay's ports they send to.
+    struct Rig {
+        thread: RelayThread,
+        a: std::net::UdpSocket,
+        b: std::net::UdpSocket,
+        a_port: u16,
+        b_port: u16,
+    }
+
+    fn rig() -> (Rig, StreamIo) {
+        let ip = "127.0.0.1".parse().unwrap();
+        // Four relay sockets on whatever ports the system gives; the pair's ports are only
+        // names here.
+        let sockets = [
+            super::super::relay_socket::bind(ip, 0).unwrap(),
+            super::super::relay_socket::bind(ip, 0).unwrap(),
+            super::super::relay_socket::bind(ip, 0).unwrap(),
+            super::super::relay_socket::bind(ip, 0).unwrap(),
+        ];
+        let a_port = sockets[A_RTP].local_addr().unwrap().port();
+        let b_port = sockets[B_RTP].local_addr().unwrap().port();
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+        }
+        let pair = RelayPair {
+            a_port,
+            b_port,
+            a_remote: Some(a.local_addr().unwrap()),
+            b_remote: Some(b.local_addr().unwrap()),
+            a_latch: Latch::SdpIp,
+            b_latch: Latch::SdpIp,
+            a_ptime: None,
+            b_ptime: None,
+            a_rebind_after: Duration::ZERO,
+            b_rebind_after: Duration::ZERO,
+        };
+        let mut dirs: [Option<Direction>; 4] = Default::default();
+        dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, None, None, None, "t"));
+        dirs[B_RTP] = Some(Direction::rtp(Dir::BtoA, None, None, None, "t"));
+        let io = StreamIo {
+            sockets,
+            route: Arc::new(Mutex::new(StreamRoute::new(&pair))),
+            dirs,
+            dead: Arc::new(AtomicBool::new(false)),
+        };
+        let thread = RelayThread::start(9).unwrap();
+        (
+            Rig {
+                thread,
+                a,
+                b,
+                a_port,
+                b_port,
+            },
+            io,
+        )
+    }
+
+    fn recv(s: &std::net::UdpSocket) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+    }
+
+    /// Packets go both ways through the thread, whole; after `close` the ports are free
+    /// again and nothing more is relayed.
+    #[test]
+    fn a_stream_relays_both_ways_until_closed() {
+        let (r, io) = rig();
+        let dead = io.dead.clone();
+        r.thread.open(7, io).unwrap();
+        for seq in 0..5u16 {
+            let p = rtp(seq, 1);
+            r.a.send_to(&p, ("127.0.0.1", r.a_port)).unwrap();
+            assert_eq!(recv(&r.b).as_deref(), Some(&p[..]), "A to B, packet {seq}");
+            let q = rtp(seq, 2);
+            r.b.send_to(&q, ("127.0.0.1", r.b_port)).unwrap();
+            assert_eq!(recv(&r.a).as_deref(), Some(&q[..]), "B to A, packet {seq}");
+        }
+        r.thread.close(7);
+        // The close is the thread's to do: wait until the port binds again.
+        let freed = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            std::net::UdpSocket::bind(("127.0.0.1", r.a_port)).is_ok()
+        });
+        assert!(freed, "the closed stream's port is free again");
+        assert!(
+            !dead.load(Ordering::Relaxed),
+            "a closed stream is not a failed one"
+        );
+    }
+
+    /// A stream whose shared state is gone (its lock poisoned) stops and says so, and the
+    /// thread goes on relaying its other streams.
+    #[test]
+    fn a_stream_that_fails_is_marked_dead_and_the_others_go_on() {
+        let (r, broken) = rig();
+        let (r2, healthy) = rig();
+        let route = broken.route.clone();
+        let dead = broken.dead.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = route.lock().unwrap();
+            panic!("poison the stream's lock");
+        })
+        .join();
+        // Both streams on the first rig's thread.
+        r.thread.open(1, broken).unwrap();
+        r.thread.open(2, healthy).unwrap();
+        r.a.send_to(&rtp(0, 1), ("127.0.0.1", r.a_port)).unwrap();
+        let died = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            dead.load(Ordering::Relaxed)
+        });
+        assert!(died, "the broken stream is reported dead");
+        assert_eq!(recv(&r.b), None, "nothing relayed from the broken stream");
+        let p = rtp(0, 3);
+        r2.a.send_to(&p, ("127.0.0.1", r2.a_port)).unwrap();
+        assert_eq!(
+            recv(&r2.b).as_deref(),
+            Some(&p[..]),
+            "the other stream relays"
+        );
+    }
+}
