@@ -5,17 +5,28 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 
-/// A table this small is never shrunk: churning it would cost more than it holds.
+/// A table this small is not shrunk while it holds entries: churning it would cost more
+/// than it holds.
 const KEEP_BYTES: usize = 32 * 1024;
+/// An emptied table this small is kept for the next entries (a map at light load goes
+/// between empty and a few entries with every call).
+const KEEP_EMPTY_BYTES: usize = 4 * 1024;
 
 /// Shrink `m` once it has emptied to a quarter of its capacity (to twice its length, so a
 /// map that refills does not rehash at once). Small tables are left alone; "small" is in
 /// bytes, not entries: a thousand empty slots of a 400-byte transaction are 400 KB
 /// (heaptrack after a 5,000-call burst: the transaction tables kept 750 KB when the rule
-/// was 1,024 entries).
+/// was 1,024 entries). An emptied map gives its table back whole unless it is tiny: the
+/// table the last shrink of a burst's tail made is what the burst would otherwise leave
+/// behind, in the pages the burst used.
 pub fn shrink_if_sparse<K: Eq + Hash, V, S: BuildHasher>(m: &mut HashMap<K, V, S>) {
     let cap = m.capacity();
-    if cap.saturating_mul(std::mem::size_of::<(K, V)>()) > KEEP_BYTES && m.len() * 4 < cap {
+    let bytes = cap.saturating_mul(std::mem::size_of::<(K, V)>());
+    if m.is_empty() {
+        if bytes > KEEP_EMPTY_BYTES {
+            m.shrink_to(0);
+        }
+    } else if bytes > KEEP_BYTES && m.len() * 4 < cap {
         m.shrink_to(m.len() * 2);
     }
 }
@@ -43,12 +54,19 @@ mod tests {
             big.remove(&i);
             shrink_if_sparse(&mut big);
         }
+        assert_eq!(big.capacity(), 0, "an emptied table is given back whole");
+        // Shrinking while it empties keeps the last few entries in a small table.
+        let mut tail: HashMap<u32, [u8; 400]> = (0..5_000).map(|i| (i, [0; 400])).collect();
+        for i in 0..4_990 {
+            tail.remove(&i);
+            shrink_if_sparse(&mut tail);
+        }
         assert!(
-            big.capacity() * std::mem::size_of::<(u32, [u8; 400])>() <= KEEP_BYTES,
-            "{} slots of 404 bytes kept",
-            big.capacity()
+            tail.capacity() * std::mem::size_of::<(u32, [u8; 400])>() <= KEEP_BYTES,
+            "{} slots of 404 bytes kept for 10 entries",
+            tail.capacity()
         );
-        // A small map is never churned.
+        // A small map is never churned, emptied or not.
         let mut small: HashMap<u32, u32> = (0..100).map(|i| (i, i)).collect();
         let cap = small.capacity();
         small.clear();
