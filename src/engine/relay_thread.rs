@@ -374,6 +374,18 @@ impl Relay {
     }
 }
 
+impl Drop for Relay {
+    /// A panic outside a stream's packet (in the thread's own bookkeeping) ends the thread:
+    /// every call it carried is then reported failed and ended, not left without audio.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for slot in 0..self.slots.len() {
+                self.fail(slot);
+            }
+        }
+    }
+}
+
 /// Read everything queued on socket `sock` of `io` (edge-triggered readiness: until a read
 /// finds fewer than a batch) and relay it.
 fn drain(io: &mut StreamIo, sock: usize, batch: &mut Batch, now: Instant) -> ControlFlow<()> {
