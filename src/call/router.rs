@@ -246,6 +246,28 @@ impl B2bua {
         .min()
     }
 
+    /// With no call and no transaction in progress, give back the room the last burst grew
+    /// in the core's deadline indexes and queues (made during the burst, in its pages, they
+    /// would keep those resident). The shell calls this in its once-a-second round.
+    pub fn release_idle(&mut self) {
+        if !self.calls.is_empty() {
+            return;
+        }
+        self.env.txn.release_idle();
+        if self.deadlines.is_empty() {
+            self.deadlines = BTreeSet::new();
+        }
+        if self.batch.is_empty() {
+            self.batch = Vec::new();
+        }
+        if self.env.txn_out.is_empty() {
+            self.env.txn_out = Vec::new();
+        }
+        if self.env.out.is_empty() {
+            self.env.out = VecDeque::new();
+        }
+    }
+
     /// The next thing for the shell to do.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.env.out.pop_front()

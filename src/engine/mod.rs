@@ -361,6 +361,7 @@ impl Shell {
         metrics::overload(ov.share(), ov.standing_delay());
         ov.release_if_idle(now);
         let cfg = self.core.config().clone();
+        self.core.release_idle();
         let st = self.core.stats();
         // Freed pages go back to the system also when nothing allocates any more.
         self.heap.tick(st.calls + st.client_txns + st.server_txns);

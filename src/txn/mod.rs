@@ -160,6 +160,24 @@ impl TxnLayer {
         self.entries.is_empty()
     }
 
+    /// With no transaction in flight, give back the room the busiest moment grew: the
+    /// deadline index keeps a node when emptied and the scratch lists keep their capacity,
+    /// all made during a burst, in its pages, which they would keep resident.
+    pub fn release_idle(&mut self) {
+        if !self.entries.is_empty() {
+            return;
+        }
+        if self.deadlines.is_empty() {
+            self.deadlines = BTreeSet::new();
+        }
+        if self.scratch.is_empty() {
+            self.scratch = Vec::new();
+        }
+        if self.trying.is_empty() {
+            self.trying = Vec::new();
+        }
+    }
+
     /// Armed timers (for logs and leak tests).
     pub fn timers_armed(&self) -> usize {
         self.entries

@@ -253,6 +253,40 @@ fn non_invite_client_backs_off_to_t2_and_times_out_with_f() {
     assert!(out.iter().any(|o| matches!(o, TxnOutput::Timeout { .. })));
 }
 
+/// Once the last transaction is gone, the scratch lists a burst grew have no room left
+/// (the deadline index is replaced by a new set too: std's keeps a node when emptied, which
+/// no test can see), and the layer works as before.
+#[test]
+fn an_idle_layer_gives_back_what_a_burst_grew() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    for i in 0..200 {
+        l.send_request(
+            request("OPTIONS", &format!("z9hG4bKb{i}")),
+            target(Transport::Udp),
+            t0(),
+            &mut out,
+        )
+        .unwrap();
+    }
+    l.release_idle();
+    assert_eq!(l.deadlines.len(), 200, "nothing released while busy");
+    l.handle_timeout(t0() + Duration::from_secs(33), &mut out);
+    assert!(l.is_empty(), "every OPTIONS timed out");
+    assert!(l.scratch.capacity() > 0, "the burst grew the scratch list");
+    l.release_idle();
+    assert_eq!(l.scratch.capacity(), 0);
+    assert_eq!(l.trying.capacity(), 0);
+    l.send_request(
+        request("OPTIONS", "z9hG4bKafter"),
+        target(Transport::Udp),
+        t0() + Duration::from_secs(40),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(l.len(), (1, 0));
+}
+
 #[test]
 fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
     let mut l = TxnLayer::new(TimerConfig::default());
