@@ -15,7 +15,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics::Counter;
 use mio::net::UdpSocket;
@@ -39,6 +39,11 @@ pub(super) const B_RTCP: usize = 3;
 
 /// Tokens: four per stream slot; this one wakes the thread for its commands.
 const WAKE: Token = Token(usize::MAX);
+
+/// Reads one socket gets in one turn of the thread (`BATCH` packets each): a socket that
+/// still has packets queued after them is read again next turn, after every other socket
+/// found readable, so a flood on one port cannot hold the thread for the others.
+const READS_PER_TURN: usize = 16;
 
 /// What one direction of a stream does with each packet besides forwarding it.
 pub(super) struct Direction {
@@ -262,6 +267,8 @@ struct Relay {
     free: Vec<usize>,
     by_id: HashMap<u64, usize>,
     batch: Batch,
+    /// Sockets (slot, socket) left with packets queued when their reads ran out last turn.
+    again: Vec<(usize, usize)>,
 }
 
 impl Relay {
@@ -272,13 +279,21 @@ impl Relay {
             free: Vec::new(),
             by_id: HashMap::new(),
             batch: Batch::new(),
+            again: Vec::new(),
         }
     }
 
     fn run(mut self, inbox: &Receiver<Command>) {
         let mut events = Events::with_capacity(256);
+        let mut left = Vec::new();
         loop {
-            if let Err(e) = self.poll.poll(&mut events, None)
+            // Sockets left with packets: look for others, but do not wait.
+            let wait = if self.again.is_empty() {
+                None
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, wait)
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
                 // Nothing else can wait for packets on this thread: its calls are reported
@@ -289,12 +304,18 @@ impl Relay {
                 }
                 return;
             }
+            std::mem::swap(&mut left, &mut self.again);
             for ev in events.iter() {
                 if ev.token() == WAKE {
                     continue;
                 }
                 let Token(t) = ev.token();
                 self.readable(t / 4, t % 4, Instant::now());
+            }
+            // A socket both left over and readable again is read twice: the second read
+            // finds what is left, or nothing.
+            for (slot, sock) in left.drain(..) {
+                self.readable(slot, sock, Instant::now());
             }
             loop {
                 match inbox.try_recv() {
@@ -362,9 +383,12 @@ impl Relay {
         let batch = &mut self.batch;
         // A panic on one packet is one stream's failure, not the thread's: every other
         // stream on the thread goes on.
-        let flow = std::panic::catch_unwind(AssertUnwindSafe(|| drain(io, sock, batch, now)));
+        let flow = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            drain(io, sock, batch, now, READS_PER_TURN)
+        }));
         match flow {
-            Ok(ControlFlow::Continue(())) => {}
+            Ok(ControlFlow::Continue(Queue::Empty)) => {}
+            Ok(ControlFlow::Continue(Queue::Left)) => self.again.push((slot, sock)),
             Ok(ControlFlow::Break(())) => self.fail(slot),
             Err(_) => {
                 warn!("a relay stream failed on a packet; its call ends");
@@ -386,9 +410,24 @@ impl Drop for Relay {
     }
 }
 
-/// Read everything queued on socket `sock` of `io` (edge-triggered readiness: until a read
-/// finds fewer than a batch) and relay it.
-fn drain(io: &mut StreamIo, sock: usize, batch: &mut Batch, now: Instant) -> ControlFlow<()> {
+/// What a socket's queue holds after its reads of a turn.
+#[derive(Debug, PartialEq, Eq)]
+enum Queue {
+    /// A read found fewer than a batch: the poll reports the next packet.
+    Empty,
+    /// Every read took a full batch: more may wait, and the poll will not say so (its
+    /// readiness is edge-triggered), so the thread reads it again next turn.
+    Left,
+}
+
+/// Read what is queued on socket `sock` of `io`, at most `reads` batches, and relay it.
+fn drain(
+    io: &mut StreamIo,
+    sock: usize,
+    batch: &mut Batch,
+    now: Instant,
+    reads: usize,
+) -> ControlFlow<(), Queue> {
     let StreamIo {
         sockets,
         route,
@@ -396,27 +435,27 @@ fn drain(io: &mut StreamIo, sock: usize, batch: &mut Batch, now: Instant) -> Con
         ..
     } = io;
     let Some(d) = dirs.get_mut(sock).and_then(Option::as_mut) else {
-        return ControlFlow::Continue(());
+        return ControlFlow::Continue(Queue::Empty);
     };
     let (from, to) = (&sockets[sock], &sockets[sock ^ 2]);
-    loop {
+    for _ in 0..reads {
         let n = match batch.read(from) {
             Ok(n) => n,
             // Drained; or a read error, which leaves nothing to relay until the next packet.
-            Err(_) => return ControlFlow::Continue(()),
+            Err(_) => return ControlFlow::Continue(Queue::Empty),
         };
         batch.each(n, &mut |pkt: &[u8], src| d.relay(route, to, now, pkt, src))?;
         if n < BATCH {
-            return ControlFlow::Continue(());
+            return ControlFlow::Continue(Queue::Empty);
         }
     }
+    ControlFlow::Continue(Queue::Left)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::media::{Latch, RelayPair};
-    use std::time::Duration;
 
     fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
         let mut p = vec![0x80, 0x00];
@@ -520,6 +559,29 @@ mod tests {
             !dead.load(Ordering::Relaxed),
             "a closed stream is not a failed one"
         );
+    }
+
+    /// A socket gets a bounded number of reads per turn and says when packets are left, so
+    /// the thread comes back to it after the others instead of staying on a flooded port.
+    #[test]
+    fn a_flooded_socket_yields_after_its_reads_and_is_read_again() {
+        let (r, mut io) = rig();
+        for seq in 0..60u16 {
+            r.a.send_to(&rtp(seq, 1), ("127.0.0.1", r.a_port)).unwrap();
+        }
+        let mut batch = Batch::new();
+        let flow = drain(&mut io, A_RTP, &mut batch, Instant::now(), 2);
+        assert_eq!(flow, ControlFlow::Continue(Queue::Left));
+        let relayed = |n: usize| (0..n).filter(|_| recv(&r.b).is_some()).count();
+        assert_eq!(relayed(2 * BATCH), 2 * BATCH, "two reads' worth relayed");
+        let flow = drain(&mut io, A_RTP, &mut batch, Instant::now(), READS_PER_TURN);
+        assert_eq!(flow, ControlFlow::Continue(Queue::Empty));
+        assert_eq!(
+            relayed(60 - 2 * BATCH),
+            60 - 2 * BATCH,
+            "the rest next turn"
+        );
+        assert_eq!(recv(&r.b), None);
     }
 
     /// A stream whose shared state is gone (its lock poisoned) stops and says so, and the
