@@ -62,6 +62,22 @@ pub(super) struct Direction {
 }
 
 impl Direction {
+    /// What RTP and RTCP directions share; RTP adds its counters, recorder and repacketiser.
+    fn new(dir: Dir, rtcp: bool, activity: Option<Activity>, cname: &str) -> Self {
+        Direction {
+            dir,
+            rtcp,
+            recorder: None,
+            activity,
+            repack: None,
+            counted: None,
+            malformed: crate::ops::metrics::rtp_dropped("malformed"),
+            foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
+            over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
+            cname: cname.into(),
+        }
+    }
+
     pub(super) fn rtp(
         dir: Dir,
         recorder: Option<SharedRecorder>,
@@ -78,28 +94,16 @@ impl Direction {
             crate::ops::metrics::rtp_bytes(toward),
         ));
         Direction {
-            rtcp: false,
             counted,
             recorder,
             repack,
-            ..Direction::rtcp(dir, activity, cname)
+            ..Direction::new(dir, false, activity, cname)
         }
     }
 
     /// RTCP counts as activity too: a call on hold may send no RTP but keeps its reports.
     pub(super) fn rtcp(dir: Dir, activity: Option<Activity>, cname: &str) -> Self {
-        Direction {
-            dir,
-            rtcp: true,
-            recorder: None,
-            activity,
-            repack: None,
-            counted: None,
-            malformed: crate::ops::metrics::rtp_dropped("malformed"),
-            foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
-            over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
-            cname: cname.into(),
-        }
+        Direction::new(dir, true, activity, cname)
     }
 
     fn channel(&self) -> usize {
