@@ -300,12 +300,9 @@ impl Relay {
             if let Err(e) = self.poll.poll(&mut events, wait)
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
-                // Nothing else can wait for packets on this thread: its calls are reported
-                // failed as their streams are found dead.
+                // Nothing else can wait for packets on this thread: leaving it reports every
+                // stream it carried dead (`Drop`), and their calls end.
                 warn!(error = %e, "relay thread poll failed; its streams stop");
-                for slot in 0..self.slots.len() {
-                    self.fail(slot);
-                }
                 return;
             }
             std::mem::swap(&mut left, &mut self.again);
@@ -403,13 +400,12 @@ impl Relay {
 }
 
 impl Drop for Relay {
-    /// A panic outside a stream's packet (in the thread's own bookkeeping) ends the thread:
-    /// every call it carried is then reported failed and ended, not left without audio.
+    /// However the thread ends (a failed poll, a panic in its own bookkeeping, or the
+    /// gateway stopping, when nobody asks any more), every stream it still carries is
+    /// reported dead, so no call is left without audio.
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            for slot in 0..self.slots.len() {
-                self.fail(slot);
-            }
+        for slot in 0..self.slots.len() {
+            self.fail(slot);
         }
     }
 }
