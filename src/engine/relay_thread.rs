@@ -480,12 +480,8 @@ mod tests {
         let ip = "127.0.0.1".parse().unwrap();
         // Four relay sockets on whatever ports the system gives; the pair's ports are only
         // names here.
-        let sockets = [
-            super::super::relay_socket::bind(ip, 0).unwrap(),
-            super::super::relay_socket::bind(ip, 0).unwrap(),
-            super::super::relay_socket::bind(ip, 0).unwrap(),
-            super::super::relay_socket::bind(ip, 0).unwrap(),
-        ];
+        let sockets: [UdpSocket; 4] =
+            std::array::from_fn(|_| super::super::relay_socket::bind(ip, 0).unwrap());
         let a_port = sockets[A_RTP].local_addr().unwrap().port();
         let b_port = sockets[B_RTP].local_addr().unwrap().port();
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
