@@ -27,8 +27,13 @@ pub type SharedRecorder = Arc<Mutex<Recorder>>;
 
 /// Header updates at most this often per file.
 const HEADER_EVERY: Duration = Duration::from_secs(5);
-/// How often what left the recorders' jitter windows goes to disk.
+/// How often what left a recorder's jitter window goes to disk.
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
+/// The recordings are drained in this many slices, one slice per pass, so each recording
+/// still every [`DRAIN_EVERY`]: a pass over a thousand files at once took a core for
+/// milliseconds, and the relay threads' packets waited behind it.
+const SLICES: u32 = 10;
+const PASS_EVERY: Duration = DRAIN_EVERY.checked_div(SLICES).expect("SLICES > 0");
 
 enum Cmd {
     Open {
@@ -99,6 +104,8 @@ impl WavWriters {
 
 struct Open {
     writer: hound::WavWriter<BufWriter<File>>,
+    /// The pass (of [`SLICES`]) that drains this recording.
+    slice: u32,
     rec: SharedRecorder,
     stereo: bool,
     last_header: Instant,
@@ -137,6 +144,8 @@ struct Files<'a> {
     failed: HashMap<u64, PathBuf>,
     stopped: &'a std::sync::atomic::AtomicU64,
     written: metrics::Counter,
+    /// The slice the next recording opened joins: round robin, so slices stay even.
+    next_slice: u32,
 }
 
 impl Files<'_> {
@@ -162,10 +171,13 @@ impl Files<'_> {
         };
         match hound::WavWriter::create(&path, spec) {
             Ok(writer) => {
+                let slice = self.next_slice;
+                self.next_slice = (slice + 1) % SLICES;
                 self.open.insert(
                     id,
                     Open {
                         writer,
+                        slice,
                         rec,
                         stereo,
                         last_header: Instant::now(),
@@ -214,10 +226,14 @@ impl Files<'_> {
         }
     }
 
-    /// Every recording's frames that left its jitter window by `now`. Each recorder is
-    /// locked only to take its frames; the disk is written with no lock held.
-    fn drain(&mut self, now: Instant) {
-        let ids: Vec<u64> = self.open.keys().copied().collect();
+    /// The frames that left their jitter window by `now`, of every recording in `slice`.
+    /// Each recorder is locked only to take its frames; the disk is written with no lock
+    /// held.
+    fn drain(&mut self, now: Instant, slice: u32) {
+        let ids: Vec<u64> = (self.open.iter())
+            .filter(|(_, f)| f.slice == slice)
+            .map(|(&id, _)| id)
+            .collect();
         for id in ids {
             let frames = match self.open.get(&id).map(|f| f.rec.lock()) {
                 Some(Ok(mut r)) => r.drain(now),
@@ -276,8 +292,10 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
         failed: HashMap::new(),
         stopped,
         written: crate::ops::metrics::recording_bytes(),
+        next_slice: 0,
     };
-    let mut next = Instant::now() + DRAIN_EVERY;
+    let mut next = Instant::now() + PASS_EVERY;
+    let mut slice = 0;
     let mut burst = crate::ops::heap::BurstEnd::default();
     loop {
         match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
@@ -296,15 +314,16 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
         crate::maps::shrink_if_sparse(&mut files.open);
         let now = Instant::now();
         if now >= next {
-            files.drain(now);
+            files.drain(now, slice);
+            slice = (slice + 1) % SLICES;
             if burst.ended(!files.open.is_empty()) {
                 // The last recording ended: the pages its samples went through go back.
                 crate::ops::heap::release_thread_pages();
             }
-            next += DRAIN_EVERY;
+            next += PASS_EVERY;
             if next <= now {
                 // A slow pass does not cause a burst of catch-up passes.
-                next = now + DRAIN_EVERY;
+                next = now + PASS_EVERY;
             }
         }
     }
@@ -418,5 +437,37 @@ mod tests {
         });
         assert!(!gone.exists());
         assert_eq!(hound::WavReader::open(&kept).unwrap().duration(), 160);
+    }
+    /// A pass drains one slice of the recordings, not all of them: the writer's work at a
+    /// thousand recorded calls comes in short passes, and every recording is still drained
+    /// once in [`SLICES`] passes.
+    #[test]
+    fn a_pass_drains_one_slice_and_every_recording_has_its_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = std::sync::atomic::AtomicU64::new(0);
+        let mut files = Files {
+            open: HashMap::new(),
+            failed: HashMap::new(),
+            stopped: &stopped,
+            written: crate::ops::metrics::recording_bytes(),
+            next_slice: 0,
+        };
+        let n = 2 * SLICES as u64;
+        let recs: Vec<SharedRecorder> = (0..n).map(|_| fed(25)).collect();
+        for (id, rec) in (0..n).zip(&recs) {
+            files.open(id, dir.path().join(format!("{id}.wav")), true, rec.clone());
+        }
+        let drained = || {
+            (recs.iter())
+                .filter(|r| r.lock().unwrap().buffered() < 2 * 4000)
+                .count()
+        };
+        let now = Instant::now();
+        files.drain(now, 0);
+        assert_eq!(drained(), 2, "one slice: two recordings of twenty");
+        for slice in 1..SLICES {
+            files.drain(now, slice);
+        }
+        assert_eq!(drained(), recs.len(), "every recording had its turn");
     }
 }
