@@ -173,6 +173,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot bind the call-back service on udp:{at}"));
         }
     };
+    crate::ops::heap::prepare_zones();
     let core = B2bua::new(
         cfg.clone(),
         TimerConfig::default(),

@@ -177,11 +177,33 @@ mod zoned {
         }
     }
 
+    /// Make both zones' heaps, and this thread's part of each (made by its first
+    /// allocation there), if not made yet.
+    pub fn prepare() {
+        for slot in [&CALLS_HEAP, &SHORT_HEAP] {
+            if let Some(h) = heap(slot) {
+                // SAFETY: a block of the heap, freed at once.
+                unsafe { mi::mi_free(mi::mi_heap_malloc_aligned(h, 1, 1)) }
+            }
+        }
+    }
+
     /// Only this thread's part of the default heap (the process zone's), thoroughly.
     pub fn collect_default() {
         // SAFETY: a plain call into mimalloc, from any thread.
         unsafe { mi::mi_collect(true) }
     }
+}
+
+/// Make the zones' heaps now, on the thread that allocates in them (the signalling
+/// thread), before any call. They are the process's for as long as it runs: mimalloc's
+/// descriptor of a heap takes 192 KiB of the default heap, zeroed, and each thread using a
+/// heap has its part of it besides. Made by the first call instead, that fixed cost was
+/// counted as the first burst's memory, and the first call waited for it. Nothing without
+/// the `mimalloc` feature.
+pub fn prepare_zones() {
+    #[cfg(feature = "mimalloc")]
+    zoned::prepare();
 }
 
 /// Give back what this thread's part of the allocator holds free: mimalloc keeps a few
@@ -217,10 +239,14 @@ impl BurstEnd {
 /// just ended may not allocate for a long time. Once the load (calls and transactions) has
 /// fallen to half of its peak since the last thorough collect, the collect is forced: that
 /// one also visits pages the thread filled, and frees what other threads (the CDR writer)
-/// freed in them.
+/// freed in them. The last one comes when a burst's load has fallen to nothing: the halving
+/// stops below [`Collector::BURST`], and the pages of the burst's last calls and
+/// transactions were otherwise kept.
 #[derive(Debug, Default)]
 pub struct Collector {
     peak: usize,
+    /// A burst was seen and its load has not yet fallen to nothing.
+    burst: bool,
 }
 
 impl Collector {
@@ -230,6 +256,12 @@ impl Collector {
     /// Whether this second's collect should be thorough, for the current `load`.
     pub fn thorough(&mut self, load: usize) -> bool {
         self.peak = self.peak.max(load);
+        self.burst |= self.peak >= Self::BURST;
+        if self.burst && load == 0 {
+            self.burst = false;
+            self.peak = 0;
+            return true;
+        }
         if self.peak >= Self::BURST && load * 2 <= self.peak {
             self.peak = load;
             return true;
@@ -272,5 +304,14 @@ mod tests {
         }
         assert_eq!(seen, [10_000, 5_000, 2_000, 1_000, 0]);
         assert!(!(0..10).any(|_| c.thorough(0)));
+        // A burst that ends in small steps: the halving stops once the peak is under
+        // BURST (here at 700), and the load falling to nothing still gets its collect.
+        let mut seen = Vec::new();
+        for load in (0..=3_000).rev().step_by(100).chain([0; 5]) {
+            if c.thorough(load) {
+                seen.push(load);
+            }
+        }
+        assert_eq!(seen, [1_500, 700, 0]);
     }
 }
