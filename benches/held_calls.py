@@ -11,7 +11,9 @@ to idle the process came back. CPU at rest with the calls held is sampled over 1
 Run it several times and report the median and spread (BENCHMARKS.md). All traffic stays
 on 127.0.0.0/8; every phase is bounded in time.
 
-Usage: benches/held_calls.py [--calls 20000] [--rate 1000] [--runs 3] [--bin target/release/trunkgate]
+Usage: benches/held_calls.py [--calls 20000] [--rate 1000] [--runs 3] [--warm 200] [--bin target/release/trunkgate]
+With --warm N, N short calls are placed and ended before the burst, and idle is read again
+after them ("warm"): the burst is then measured against a gateway that has carried calls.
 A binary built with `--features heap-stats` also reports its live heap bytes per call (what
 the code holds, beside the RSS the allocator holds for it).
 Needs: sipp (sip-tester), a release build (cargo build --release).
@@ -23,6 +25,15 @@ from gateway_stats import TICK, bench_workdir, cpu_ticks, metric, rss_kib  # noq
 GW = ("127.0.0.1", 5072)
 # Seconds between the gateway's last transaction ending and the "after" reading.
 SETTLE = 5
+
+
+def rss_anon_kib(pid):
+    """Anonymous resident memory (the heap, stacks); RSS less the mapped files' pages."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return None
 
 
 def wait_until(what, cond, limit):
@@ -64,11 +75,29 @@ def one_run(args, calls):
         save_smaps(args, gw.pid, "idle")
         # Live heap bytes, when the binary counts them (built with --features heap-stats).
         heap_idle = metric("trunkgate_heap_bytes")
+        anon_idle = rss_anon_kib(gw.pid)
         uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.3", "-p", "5090", "-nostdin",
                                 "-max_socket", "65000"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
         procs.append(uas)
         time.sleep(0.5)
+        warm = anon_warm = None
+        if args.warm:
+            # A few calls first, ended and their transactions gone: what any gateway that has
+            # carried a call keeps for good (code paged in, the allocator's heaps) is then in
+            # the baseline, and "after" shows what the burst itself left.
+            w = subprocess.run(["sipp", "-sn", "uac", "-i", "127.0.0.2", "-p", "5091", "-nostdin",
+                                "-r", "50", "-m", str(args.warm), "-d", "1000", "-timeout", "60",
+                                f"{GW[0]}:{GW[1]}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work, timeout=90)
+            if w.returncode != 0:
+                print(f"  warm-up calls: sipp exited {w.returncode}", file=sys.stderr)
+            wait_until("the warm-up's transactions to end",
+                       lambda: (metric("trunkgate_transactions") or 0) == 0, 60)
+            time.sleep(SETTLE)
+            warm = rss_kib(gw.pid)
+            anon_warm = rss_anon_kib(gw.pid)
+            save_smaps(args, gw.pid, "warm")
         uac = subprocess.Popen(["sipp", "-sn", "uac", "-i", "127.0.0.2", "-p", "5091", "-nostdin",
                                 "-r", str(args.rate), "-m", str(calls), "-l", str(calls),
                                 "-d", str(args.hold * 1000), "-max_socket", "65000",
@@ -120,6 +149,7 @@ def one_run(args, calls):
         wait_until("the transactions to end", lambda: (metric("trunkgate_transactions") or 0) == 0, 60)
         time.sleep(SETTLE)
         after = rss_kib(gw.pid)
+        anon_after = rss_anon_kib(gw.pid)
         save_smaps(args, gw.pid, "after")
         heap_after = metric("trunkgate_heap_bytes")
         # What the gateway complained about (the calls that did not come up, and why).
@@ -134,6 +164,7 @@ def one_run(args, calls):
             "calls": int(reached), "all_up": up, "idle_kib": idle, "held_kib": held,
             "per_call_b": (held - idle) * 1024 / max(reached, 1), "rest_cpu_pct": rest_cpu, "rest_sip_msgs_per_s": rest_msgs,
             "after_kib": after, "returned_pct": (after - idle) * 100 / max(held - idle, 1),
+            "warm_kib": warm, "anon_kib": (anon_idle, anon_warm, anon_after),
             "txns_while_held": txns, "calls_at_sample": int(held_calls),
             "heap_per_call_b": None if heap_idle is None or heap_held is None
             else (heap_held - heap_idle) / max(reached, 1),
@@ -170,6 +201,8 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/trunkgate"))
     ap.add_argument("--perf", action="store_true", help="perf record the rest phase into /tmp/held.perf")
     ap.add_argument("--smaps", help="save /proc/<pid>/smaps at idle, held and after into this directory")
+    ap.add_argument("--warm", type=int, default=0,
+                    help="place this many short calls before the burst and read idle again once they ended")
     ap.add_argument("--wrap", help="run the gateway under this (e.g. 'heaptrack -o /tmp/held')")
     args = ap.parse_args()
     # The calls must still be up when they are measured: the ramp, up to a minute for the
@@ -191,6 +224,11 @@ def main():
           f"CPU at rest median {statistics.median(cpu):.1f} % of a core ({min(cpu):.1f}-{max(cpu):.1f}); "
           f"after the calls ended {statistics.median(ret):.0f} % of the held growth remained "
           f"({min(ret):.0f}-{max(ret):.0f})")
+    warm = [r for r in results if r.get("warm_kib")]
+    if warm:
+        over = [r["after_kib"] - r["warm_kib"] for r in warm]
+        print(f"after {args.warm} warm-up calls idle {statistics.median([r['warm_kib'] for r in warm])} KiB; "
+              f"after the burst over that: median {statistics.median(over)} KiB ({min(over)}-{max(over)})")
     heap = [r["heap_per_call_b"] for r in results if r.get("heap_per_call_b") is not None]
     if heap:
         print(f"live heap per call (heap-stats build): median {statistics.median(heap):.0f} B "
