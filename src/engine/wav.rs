@@ -30,8 +30,8 @@ const HEADER_EVERY: Duration = Duration::from_secs(5);
 /// How often what left a recorder's jitter window goes to disk.
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// The recordings are drained in this many slices, one slice per pass, so each recording
-/// still every [`DRAIN_EVERY`]: a pass over a thousand files at once took a core for
-/// milliseconds, and the relay threads' packets waited behind it.
+/// is still drained every [`DRAIN_EVERY`]: a pass over a thousand files at once took a
+/// core for milliseconds, and the relay threads' packets waited behind it.
 const SLICES: u32 = 10;
 const PASS_EVERY: Duration = DRAIN_EVERY.checked_div(SLICES).expect("SLICES > 0");
 
@@ -438,6 +438,7 @@ mod tests {
         assert!(!gone.exists());
         assert_eq!(hound::WavReader::open(&kept).unwrap().duration(), 160);
     }
+
     /// A pass drains one slice of the recordings, not all of them: the writer's work at a
     /// thousand recorded calls comes in short passes, and every recording is still drained
     /// once in [`SLICES`] passes.
