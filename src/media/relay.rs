@@ -2,7 +2,7 @@
 //! shell's relay (`engine/media.rs`) owns the sockets and asks [`StreamRoute::route`] about
 //! every packet; latching and destinations are decided here, testable without a socket.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use std::time::Instant;
 
@@ -40,6 +40,10 @@ pub const MAX_PACKETS_PER_SECOND: u32 = 1000;
 struct LegAddrs {
     /// Its RTP address from its SDP.
     sdp: Option<SocketAddr>,
+    /// The IP `latch = "sdp-ip"` accepts packets from: the last usable one its SDP gave.
+    /// An SDP without one (old-style hold, `c=0.0.0.0`) keeps the previous; a leg that
+    /// never gave one is accepted from nowhere, not from anywhere.
+    sdp_ip: Option<IpAddr>,
     rtp: SourceLatch,
     rtcp: Option<SocketAddr>,
     latch: Option<Latch>,
@@ -68,8 +72,9 @@ impl LegAddrs {
     fn new(sdp: Option<SocketAddr>, latch: Latch, rebind_after: std::time::Duration) -> Self {
         LegAddrs {
             sdp,
+            sdp_ip: sdp.map(|a| a.ip()),
             latch: Some(latch),
-            rtp: SourceLatch::with_rebind_after(rebind_after),
+            rtp: SourceLatch::with_rebind_after(rebind_after).preferring(sdp),
             ..LegAddrs::default()
         }
     }
@@ -93,7 +98,10 @@ impl StreamRoute {
     /// A new offer/answer: both legs' sources are learnt again from their next packets, so a
     /// leg that moved, or whose NAT binding changed, is followed without an SSRC change.
     pub fn update(&mut self, p: &RelayPair) {
+        let before = (self.a.sdp_ip, self.b.sdp_ip);
         *self = StreamRoute::new(p);
+        self.a.sdp_ip = self.a.sdp_ip.or(before.0);
+        self.b.sdp_ip = self.b.sdp_ip.or(before.1);
     }
 
     /// Decide about a packet that arrived from `src` on the socket facing `dir`'s origin leg.
@@ -125,19 +133,21 @@ impl StreamRoute {
         };
         let accept = match mine.latch.unwrap_or(Latch::Any) {
             Latch::Any => true,
-            Latch::SdpIp => mine.sdp.is_none_or(|a| a.ip() == src.ip()),
+            Latch::SdpIp => mine.sdp_ip == Some(src.ip()),
         };
         if !accept {
             return Route::Drop;
         }
-        if !mine.within_rate(now) {
-            return Route::OverRate;
-        }
         // Latch: this leg is answered where it sends from. RTCP follows the latched RTP
-        // address's IP; RTP itself moves only on a verified SSRC change.
+        // address's IP; RTP itself moves only on a verified SSRC change. Only what the latch
+        // accepts counts against the leg's rate: strangers' packets must not use it up, or
+        // anyone could silence the leg's real source by spraying its port.
         if rtcp {
             if mine.rtp.source().is_some_and(|a| a.ip() != src.ip()) {
                 return Route::Drop;
+            }
+            if !mine.within_rate(now) {
+                return Route::OverRate;
             }
             mine.rtcp = Some(src);
             Route::Accept(
@@ -151,6 +161,9 @@ impl StreamRoute {
             };
             if !mine.rtp.accept(now, src, head) {
                 return Route::Drop;
+            }
+            if !mine.within_rate(now) {
+                return Route::OverRate;
             }
             Route::Accept(other.rtp.source().or(other.sdp))
         }
@@ -182,6 +195,48 @@ mod tests {
         let later = t0() + std::time::Duration::from_secs(1);
         let next = r.route(later, Dir::AtoB, false, src, &rtp(7));
         assert!(matches!(next, Route::Accept(_)), "{next:?}");
+    }
+
+    #[test]
+    fn strangers_packets_do_not_use_up_the_legs_rate() {
+        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let real = sa("192.0.2.10:4000");
+        assert!(matches!(
+            r.route(t0(), Dir::AtoB, false, real, &rtp(1)),
+            Route::Accept(_)
+        ));
+        // A stranger sprays the port with another SSRC: dropped, and not counted.
+        for _ in 0..1500 {
+            assert_eq!(
+                r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(0xbad)),
+                Route::Drop
+            );
+        }
+        let next = r.route(t0(), Dir::AtoB, false, real, &rtp(1));
+        assert!(matches!(next, Route::Accept(_)), "{next:?}");
+    }
+
+    #[test]
+    fn sdp_ip_without_a_usable_address_keeps_the_last_one_and_never_opens_up() {
+        // A leg whose SDP never named a usable address: nobody is its source.
+        let mut blind = pair(Latch::SdpIp);
+        blind.a_remote = None;
+        let mut r = StreamRoute::new(&blind);
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(1)),
+            Route::Drop
+        );
+        // Old-style hold (`c=0.0.0.0`, so no address) after a real one: still that IP only.
+        let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+        r.update(&blind);
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(1)),
+            Route::Drop
+        );
+        assert!(matches!(
+            r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(1)),
+            Route::Accept(_)
+        ));
     }
 
     fn t0() -> Instant {
