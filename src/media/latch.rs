@@ -1,9 +1,12 @@
 //! Learning where one leg's RTP really comes from (symmetric RTP behind NAT), without letting
 //! anyone else take the leg over ("RTP bleed", audit C1).
 //!
-//! After each offer/answer the latch is empty and the first accepted packet fixes the source
-//! (the learning window: it closes with that packet). After that, packets from any other
-//! address are dropped, with one exception for a NAT that rebinds mid-call: the latched
+//! After each offer/answer the latch is empty and the first accepted packet fixes the source.
+//! For [`LEARNING`] after that packet a source that matches the leg's SDP better (its exact
+//! address, then its IP) still takes the latch over: whoever sprays the port just after an
+//! answer wins the first packet, but not against an endpoint that sends from where its SDP
+//! says. After that, packets from any other address are dropped, with one exception for a
+//! NAT that rebinds mid-call: the latched
 //! source has been silent for [`MOVE_AFTER_SILENCE`] and the new address continues the *same*
 //! stream (same SSRC, sequence number a little ahead). An attacker off the path knows neither
 //! the SSRC nor the sequence; a new stream (a restarted phone, a transfer elsewhere) moves
@@ -17,6 +20,9 @@ use std::time::{Duration, Instant};
 pub const MOVE_AFTER_SILENCE: Duration = Duration::from_secs(2);
 /// How far ahead the sequence number of a continued stream may be (packets lost in between).
 const MAX_SEQ_GAP: u16 = 500;
+/// How long after the first packet a source that matches the SDP better may still take the
+/// latch: an endpoint's first packets follow the answer within a second or two.
+pub const LEARNING: Duration = Duration::from_secs(3);
 
 /// What the latch needs of an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +37,8 @@ struct Latched {
     ssrc: u32,
     seq: u16,
     seen: Instant,
+    /// When the latch was first set after the last offer/answer (the learning window's start).
+    learnt: Instant,
 }
 
 /// The latched source of one leg's RTP.
@@ -39,6 +47,8 @@ pub struct SourceLatch {
     current: Option<Latched>,
     /// How long the latched source must be silent before the stream may move.
     rebind_after: Duration,
+    /// The leg's RTP address from its SDP, when it named a usable one.
+    sdp: Option<SocketAddr>,
 }
 
 impl Default for SourceLatch {
@@ -54,6 +64,22 @@ impl SourceLatch {
         SourceLatch {
             current: None,
             rebind_after,
+            sdp: None,
+        }
+    }
+
+    /// The leg's SDP named `sdp` as its RTP address: a source there is preferred while the
+    /// latch is learning.
+    pub fn preferring(self, sdp: Option<SocketAddr>) -> Self {
+        SourceLatch { sdp, ..self }
+    }
+
+    /// How well `addr` matches the SDP: 2 its exact address, 1 its IP, 0 neither.
+    fn rank(&self, addr: SocketAddr) -> u8 {
+        match self.sdp {
+            Some(s) if s == addr => 2,
+            Some(s) if s.ip() == addr.ip() => 1,
+            _ => 0,
         }
     }
 
@@ -69,6 +95,7 @@ impl SourceLatch {
             ssrc: p.ssrc,
             seq: p.seq,
             seen: now,
+            learnt: now,
         };
         match self.current {
             None => {
@@ -77,7 +104,21 @@ impl SourceLatch {
             }
             // The latched source: it may restart its stream (new SSRC) behind the same address.
             Some(l) if l.addr == src => {
-                self.current = Some(fresh);
+                self.current = Some(Latched {
+                    learnt: l.learnt,
+                    ..fresh
+                });
+                true
+            }
+            // Still learning, and this source is where the SDP said (or nearer to it).
+            Some(l)
+                if now.saturating_duration_since(l.learnt) < LEARNING
+                    && self.rank(src) > self.rank(l.addr) =>
+            {
+                self.current = Some(Latched {
+                    learnt: l.learnt,
+                    ..fresh
+                });
                 true
             }
             Some(l) => {
@@ -85,7 +126,10 @@ impl SourceLatch {
                 let gap = p.seq.wrapping_sub(l.seq);
                 let continues = p.ssrc == l.ssrc && (1..=MAX_SEQ_GAP).contains(&gap);
                 if silent && continues {
-                    self.current = Some(fresh);
+                    self.current = Some(Latched {
+                        learnt: l.learnt,
+                        ..fresh
+                    });
                     true
                 } else {
                     false
@@ -175,6 +219,49 @@ mod tests {
         let mut slow = SourceLatch::with_rebind_after(Duration::from_secs(10));
         assert!(slow.accept(t0, addr(4000), head(7, 100)));
         assert!(!slow.accept(t0 + MOVE_AFTER_SILENCE, addr(4100), head(7, 101)));
+    }
+
+    #[test]
+    fn while_learning_the_sdps_own_address_takes_the_latch_from_a_stranger() {
+        let t0 = Instant::now();
+        let sdp = addr(4000);
+        let mut l = SourceLatch::default().preferring(Some(sdp));
+        // A stranger sprays the port right after the answer and gets the first packet in.
+        let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+        assert!(l.accept(t0, stranger, head(0xbad, 1)));
+        // The endpoint starts from its SDP's address: the latch follows it, for good.
+        let soon = t0 + Duration::from_millis(300);
+        assert!(l.accept(soon, sdp, head(7, 100)));
+        assert_eq!(l.source(), Some(sdp));
+        for i in 0..200u16 {
+            let now = soon + Duration::from_millis(20 * u64::from(i));
+            assert!(!l.accept(now, stranger, head(0xbad, 2 + i)), "packet {i}");
+        }
+        // The SDP's IP at another port beats a stranger too, and loses to the exact address.
+        let mut l = SourceLatch::default().preferring(Some(sdp));
+        assert!(l.accept(t0, stranger, head(0xbad, 1)));
+        assert!(l.accept(soon, addr(4100), head(7, 1)));
+        assert!(!l.accept(soon, stranger, head(0xbad, 2)));
+        assert!(l.accept(soon, sdp, head(7, 2)));
+        assert!(!l.accept(soon, addr(4100), head(7, 3)));
+    }
+
+    #[test]
+    fn once_learnt_even_the_sdps_address_moves_the_latch_only_by_the_rules() {
+        let t0 = Instant::now();
+        let sdp = addr(4000);
+        let nat = SocketAddr::from(([198, 51, 100, 7], 61000));
+        let mut l = SourceLatch::default().preferring(Some(sdp));
+        assert!(l.accept(t0, nat, head(7, 1)));
+        // The window is counted from the first packet, whatever the source sent since.
+        let later = t0 + LEARNING;
+        assert!(l.accept(later, nat, head(7, 2)));
+        assert!(!l.accept(later, sdp, head(9, 1)));
+        assert_eq!(l.source(), Some(nat));
+        // Without an SDP address nobody is preferred: the first packet stays.
+        let mut blind = SourceLatch::default();
+        assert!(blind.accept(t0, nat, head(7, 1)));
+        assert!(!blind.accept(t0, sdp, head(9, 1)));
     }
 
     #[test]
