@@ -24,6 +24,8 @@ const DISCONTINUITY: i64 = 10 * RATE as i64;
 const LOOKAHEAD: u64 = RATE / 2;
 /// The deepest jitter buffer a recorder keeps (the config allows up to 1 s).
 const MAX_DEPTH: u64 = 10 * RATE;
+/// How often a stream's lag behind its place on the timeline is looked at (one second).
+const LAG_WINDOW: u64 = RATE;
 
 /// Counters a recording keeps (for logs and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +46,9 @@ pub struct RecordStats {
     pub restarts: u64,
     /// Packets dropped because the buffer was full: it is not being drained.
     pub overflow: u64,
+    /// Times a stream fell behind its place on the timeline for a whole second (a sender
+    /// whose clock runs slow, or a network delay that went up) and was moved after it.
+    pub slews: u64,
 }
 
 /// One direction's jitter buffer: a fixed ring of samples indexed by timeline position
@@ -63,6 +68,12 @@ struct Channel {
     base: u64,
     /// End of the latest sample held (`<= base` when the ring is empty).
     end: u64,
+    /// The least lag (arrival less timeline position, in samples) of this second's
+    /// packets, and the arrival the second began at: a sender whose clock is slow drifts
+    /// behind by 0.8 samples a second per 100 ppm, and without following it would be late
+    /// for good once the drift passed the jitter depth.
+    lag_floor: i64,
+    lag_since: u64,
 }
 
 /// The run of slots from `slot` that stays in one `held` word, at most `left` long: its bit
@@ -92,7 +103,26 @@ impl Channel {
             held: vec![0; capacity.div_ceil(64)].into_boxed_slice(),
             base: 0,
             end: 0,
+            lag_floor: i64::MAX,
+            lag_since: 0,
         }
+    }
+
+    /// Note a packet's lag; at the end of each second, a stream whose every packet was at
+    /// least `slack` behind moves its timeline that much later (a short silence, once, in
+    /// place of losing every packet from then on). True when it moved.
+    fn follow(&mut self, arrival: u64, pos: i64, slack: i64) -> bool {
+        self.lag_floor = self.lag_floor.min(arrival as i64 - pos);
+        if arrival.saturating_sub(self.lag_since) < LAG_WINDOW {
+            return false;
+        }
+        let floor = std::mem::replace(&mut self.lag_floor, i64::MAX);
+        self.lag_since = arrival;
+        if floor >= slack {
+            self.offset += floor;
+            return true;
+        }
+        false
     }
 
     fn capacity(&self) -> u64 {
@@ -291,11 +321,18 @@ impl Recorder {
             c.last_ext = i64::from(ts);
             // The stream starts where its first packet arrived (less the buffer it filled).
             c.offset = arrival as i64 - i64::from(ts);
+            c.lag_floor = i64::MAX;
+            c.lag_since = arrival;
         }
         let ext = c.last_ext + i64::from(ts.wrapping_sub(c.last_ts) as i32);
         if ext > c.last_ext {
             c.last_ext = ext;
             c.last_ts = ts;
+        }
+        // Half the depth: jitter alone keeps some packets of every second nearer than that.
+        let slack = (self.depth / 2).max(8) as i64;
+        if c.follow(arrival, c.offset + ext, slack) {
+            self.stats.slews += 1;
         }
         let Ok(pos) = u64::try_from(c.offset + ext) else {
             self.stats.late += 1;

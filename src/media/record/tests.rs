@@ -374,3 +374,52 @@ fn an_overlapping_packet_fills_only_the_free_slots_across_words() {
     assert_eq!(channel(&r.finish(), 0), want);
     assert_eq!(r.stats.duplicates, 0);
 }
+
+#[test]
+fn a_sender_whose_clock_runs_slow_stays_in_the_recording() {
+    // Forty minutes: the callee's 8 kHz clock is 100 ppm slow, so its packets come
+    // 20.002 ms apart and drift 0.8 samples a second behind the timeline. Packets come
+    // in real time (built here, not collected: forty minutes are 240,000 of them).
+    let t0 = Instant::now();
+    let mut r = Recorder::new(Duration::from_millis(60));
+    let payload = [0x55u8; 160];
+    let (mut i0, mut i1) = (0u32, 0u32);
+    let at = |i: u32, us: u64| t0 + Duration::from_micros(u64::from(i) * us);
+    let mut next_drain = t0;
+    let mut last_minute_heard = 0usize;
+    let end = t0 + Duration::from_secs(40 * 60);
+    let mut late_before = 0;
+    loop {
+        let (a, b) = (at(i0, 20_000), at(i1, 20_002));
+        let now = a.min(b);
+        if now >= end {
+            break;
+        }
+        while next_drain <= now {
+            let frames = r.drain(next_drain);
+            if next_drain >= end - Duration::from_secs(60) {
+                last_minute_heard += frames.iter().filter(|f| f[1] != 0).count();
+            }
+            next_drain += Duration::from_millis(100);
+        }
+        if a <= b {
+            r.push(a, 0, &rtp(0, i0 as u16, i0 * 160, 1, &payload));
+            i0 += 1;
+        } else {
+            r.push(b, 1, &rtp(0, i1 as u16, i1 * 160, 2, &payload));
+            i1 += 1;
+        }
+        if now < t0 + Duration::from_secs(60) {
+            late_before = r.stats.late;
+        }
+    }
+    assert_eq!(late_before, 0);
+    // A slew every few minutes, each a few tens of milliseconds of silence, and (almost)
+    // every sample of the last minute is there (it was silent from minute 28).
+    assert!((5..=20).contains(&r.stats.slews), "{:?}", r.stats);
+    assert!(r.stats.late < 100, "{:?}", r.stats);
+    assert!(
+        last_minute_heard > 59 * 8000,
+        "callee heard for {last_minute_heard} samples of the last minute"
+    );
+}
