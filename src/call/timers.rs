@@ -85,12 +85,34 @@ impl TimerTable {
         }
     }
 
-    /// Arm (or re-arm) `t`. A deadline before the base fires at once; one more than 49 days
-    /// ahead fires then (no timer of a call is set that far).
+    /// Arm (or re-arm) `t`. A deadline before the base fires at once. A call older than the
+    /// slots reach (49 days) moves the base up to its earliest deadline first: clamping
+    /// instead would put every new deadline in the past, and a timer that re-arms itself
+    /// (the 2xx retransmission) would fire for ever. Only a deadline more than 49 days
+    /// after the call's earliest one fires early, at that limit.
     pub fn set(&mut self, t: CallTimer, at: Instant) {
-        let after = at.saturating_duration_since(self.base);
-        let ms = after.as_millis() + u128::from(!after.subsec_nanos().is_multiple_of(1_000_000));
-        self.slots[t.slot()] = u32::try_from(ms + 1).unwrap_or(u32::MAX);
+        if Self::offset(self.base, at) > u128::from(u32::MAX) {
+            self.rebase(at);
+        }
+        self.slots[t.slot()] = u32::try_from(Self::offset(self.base, at)).unwrap_or(u32::MAX);
+    }
+
+    /// A slot's value for `at`: whole milliseconds after `base`, rounded up, plus one.
+    fn offset(base: Instant, at: Instant) -> u128 {
+        let after = at.saturating_duration_since(base);
+        after.as_millis() + u128::from(!after.subsec_nanos().is_multiple_of(1_000_000)) + 1
+    }
+
+    /// Move the base to the earliest of `at` and the armed deadlines, keeping them all.
+    fn rebase(&mut self, at: Instant) {
+        let armed = self.slots.map(|s| self.at(s));
+        let base = armed.iter().flatten().copied().fold(at, Instant::min);
+        self.base = base;
+        for (slot, d) in self.slots.iter_mut().zip(armed) {
+            if let Some(d) = d {
+                *slot = u32::try_from(Self::offset(base, d)).unwrap_or(u32::MAX);
+            }
+        }
     }
 
     pub fn clear(&mut self, t: CallTimer) {
@@ -133,6 +155,36 @@ impl TimerTable {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_call_older_than_the_slots_reach_keeps_its_timers_in_the_future() {
+        let t0 = Instant::now();
+        let day = Duration::from_secs(86_400);
+        // Fifty days into a call: a 2xx retransmission 500 ms ahead is not due now (it was,
+        // for ever, when the deadline was clamped to the 49-day limit).
+        let mut t = TimerTable::new(t0);
+        let now = t0 + 50 * day;
+        t.set(
+            CallTimer::Retransmit2xx(Side::A),
+            now + Duration::from_millis(500),
+        );
+        assert_eq!(t.pop_due(now), None);
+        assert_eq!(t.next(), Some(now + Duration::from_millis(500)));
+        assert_eq!(
+            t.pop_due(now + Duration::from_millis(500)),
+            Some(CallTimer::Retransmit2xx(Side::A))
+        );
+        // A rebase keeps the timers already armed where they were.
+        let mut t = TimerTable::new(t0);
+        let expiry = t0 + 49 * day + Duration::from_secs(14 * 3600);
+        t.set(CallTimer::SessionExpiry(Side::A), expiry);
+        let late = t0 + 49 * day + Duration::from_secs(20 * 3600);
+        t.set(CallTimer::Retransmit2xx(Side::B), late);
+        assert_eq!(t.next(), Some(expiry));
+        assert_eq!(t.pop_due(expiry), Some(CallTimer::SessionExpiry(Side::A)));
+        assert_eq!(t.pop_due(late - Duration::from_millis(1)), None);
+        assert_eq!(t.pop_due(late), Some(CallTimer::Retransmit2xx(Side::B)));
+    }
 
     #[test]
     fn due_timers_come_out_earliest_first_and_once() {
