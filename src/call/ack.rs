@@ -202,8 +202,13 @@ impl Call {
                 call_id.as_deref() == Some(&*d.call_id) && tag.as_deref() == Some(&*d.local_tag)
             })
         });
-        if let Some(side) = side {
-            self.resend_ack(cx, side, cseq);
+        if let Some(side) = side
+            && !self.resend_ack(cx, side, cseq)
+            && self.phase.is_ending()
+        {
+            // A re-INVITE of ours answered after the call ended (its origin got 487): the
+            // 2xx still needs its ACK, or that peer retransmits it for 32 s.
+            self.send_ack(cx, side, cseq, None);
         }
     }
 

@@ -43,6 +43,18 @@ impl Call {
         );
         cx.emit(Output::Cdr(Box::new(cdr)));
         self.report_callback_end(cx);
+        // RFC 3261 §15.1.2: what is still pending in the dialog gets 487. A far leg that
+        // never answers what we relayed (a re-INVITE left at 180) cannot hold the origin's
+        // transaction open for ever; our request there ends by itself or at Linger.
+        for (_, rel) in std::mem::take(&mut self.relayed) {
+            cx.respond(
+                rel.origin_txn,
+                &rel.origin_req,
+                487,
+                "Request Terminated",
+                &[],
+            );
+        }
         // Safety net: whatever happens to the remaining transactions, forget the call after
         // they would all have timed out.
         self.timers
@@ -164,13 +176,15 @@ impl Call {
         warn!(call_id = %self.call_id(), open = self.open.len(), "released call still had open transactions; dropping it");
         // RFC 3261 §9.1: an INVITE that got no final answer within 64*T1 of our CANCEL is
         // over. Its transaction has no timer left in Proceeding, so end it.
-        if let Some(att) = self.attempt.as_mut()
-            && att.state.finish()
-        {
-            cx.env.owners.remove(&att.txn);
-            cx.env.txn.abandon(att.txn, cx.now, &mut cx.env.txn_out);
+        if let Some(att) = self.attempt.as_mut() {
+            att.state.finish();
         }
-        self.open.clear();
+        // Every request of ours still open is over: an INVITE (the call's, or a relayed
+        // re-INVITE) that got a provisional has no timer left to end it.
+        for id in std::mem::take(&mut self.open) {
+            cx.env.owners.remove(&id);
+            cx.env.txn.abandon(id, cx.now, &mut cx.env.txn_out);
+        }
         if !self.phase.is_ending() {
             let end = EndInfo::internal(
                 CallTag::GatewayError,

@@ -759,3 +759,31 @@ fn a_callees_retry_after_reaches_the_caller() {
         .expect("486 to the phone");
     assert_eq!(r.header(&Hdr::RETRY_AFTER).as_deref(), Some("120"));
 }
+
+#[test]
+fn a_reinvite_the_far_leg_leaves_ringing_ends_with_the_call() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    // The carrier says 180 to the re-INVITE and nothing more, ever.
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.take_responses(PHONE);
+    // The phone hangs up: the pending re-INVITE gets 487 (RFC 3261 §15.1.2), the BYE goes on.
+    h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKbye"));
+    let rs = h.take_responses(PHONE);
+    let statuses: Vec<(u16, Method)> = rs
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert!(
+        statuses.contains(&(487, Method::Invite)),
+        "the re-INVITE is answered: {statuses:?}"
+    );
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    // The carrier's re-INVITE transaction, left at 180, does not outlive the call.
+    h.advance(Duration::from_secs(120));
+    assert_idle(&mut h);
+}
