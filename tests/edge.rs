@@ -169,7 +169,7 @@ fn tcp_connections_over_the_per_source_cap_are_closed_at_once() {
     };
     let gw = Gateway::start(Ports::new(), opts);
     let open = || {
-        let s = std::net::TcpStream::connect(gw.addr()).unwrap();
+        let s = tcp_from(PHONE_IP, &gw);
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         s
@@ -206,7 +206,7 @@ fn a_tcp_message_that_is_not_complete_in_time_closes_its_connection() {
         ..GwOpts::default()
     };
     let gw = Gateway::start(Ports::new(), opts);
-    let mut s = std::net::TcpStream::connect(gw.addr()).unwrap();
+    let mut s = tcp_from(PHONE_IP, &gw);
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     // The start of a request, a byte at a time, never finished (slowloris).
     let started = Instant::now();
@@ -226,6 +226,76 @@ fn a_tcp_message_that_is_not_complete_in_time_closes_its_connection() {
         0,
         "closed by the gateway"
     );
+}
+
+/// A TCP connection to the gateway from `ip` (a peer's address, or a stranger's).
+fn tcp_from(ip: &str, gw: &Gateway) -> std::net::TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{ip}:0").parse().unwrap();
+    sock.bind(&local.into()).unwrap();
+    sock.connect_timeout(&gw.addr().into(), Duration::from_secs(2))
+        .unwrap();
+    sock.into()
+}
+
+#[test]
+fn keep_alive_pings_keep_a_tcp_connection_open_and_are_answered() {
+    use std::io::{Read, Write};
+    let opts = GwOpts {
+        gateway_extra: "\n[protect]\ntcp_message_timeout_s = 1\n".into(),
+        ..GwOpts::default()
+    };
+    let gw = Gateway::start(Ports::new(), opts);
+    let mut s = tcp_from(PHONE_IP, &gw);
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    // RFC 5626 pings for well past the message timeout: each gets its CRLF pong.
+    for _ in 0..5 {
+        s.write_all(b"\r\n\r\n").unwrap();
+        let mut pong = [0u8; 2];
+        s.read_exact(&mut pong).expect("a pong, connection open");
+        assert_eq!(&pong, b"\r\n");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The connection still carries requests.
+    let port = s.local_addr().unwrap().port();
+    s.write_all(options(PHONE_IP, port, 1).as_bytes()).unwrap();
+    let mut got = [0u8; 64];
+    let n = s.read(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(text.starts_with("SIP/2.0 200 OK"), "{text}");
+}
+
+#[test]
+fn a_stranger_that_opens_tcp_and_says_nothing_is_not_kept() {
+    use std::io::Read;
+    for mode in ["drop", "reject"] {
+        let opts = GwOpts {
+            gateway_extra: format!(
+                "\n[protect]\nunknown_sources = \"{mode}\"\ntcp_message_timeout_s = 1\n"
+            ),
+            ..GwOpts::default()
+        };
+        let gw = Gateway::start(Ports::new(), opts);
+        let mut s = tcp_from("127.0.0.1", &gw);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 16];
+        // Closed by the gateway: at once when strangers are dropped, after the message
+        // timeout when they may have their 403 (the idle timeout is five minutes).
+        let r = s.read(&mut buf);
+        assert!(
+            matches!(r, Ok(0))
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{mode}: {r:?}"
+        );
+        let limit = if mode == "drop" { 500 } else { 2500 };
+        assert!(
+            started.elapsed() < Duration::from_millis(limit),
+            "{mode}: closed after {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 fn options(from_ip: &str, port: u16, n: u32) -> String {
@@ -285,28 +355,30 @@ fn a_source_over_its_packet_rate_is_ignored_for_the_cooldown_while_others_are_se
 }
 
 #[test]
-fn a_strangers_tcp_connection_is_closed_after_its_first_message() {
+fn a_strangers_tcp_request_gets_its_one_403_then_the_connection_closes() {
     use std::io::{Read, Write};
-    for (mode, answer) in [("drop", ""), ("reject", "SIP/2.0 403 Forbidden")] {
-        let opts = GwOpts {
-            gateway_extra: format!("\n[protect]\nunknown_sources = \"{mode}\"\n"),
-            ..GwOpts::default()
-        };
-        let gw = Gateway::start(Ports::new(), opts);
-        let mut s =
-            std::net::TcpStream::connect_timeout(&gw.addr(), Duration::from_secs(2)).unwrap();
-        // A stranger's address: the connection's source is what counts.
-        let local = s.local_addr().unwrap();
-        assert_eq!(local.ip().to_string(), "127.0.0.1");
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(options("127.0.0.1", local.port(), 1).as_bytes())
-            .unwrap();
-        let mut got = Vec::new();
-        // Read to the end of the stream: the gateway closes it (a timeout would fail here).
-        s.read_to_end(&mut got).unwrap();
-        let text = String::from_utf8_lossy(&got);
-        assert_eq!(text.lines().next().unwrap_or(""), answer, "{mode}: {text}");
-    }
+    let opts = GwOpts {
+        gateway_extra: "\n[protect]\nunknown_sources = \"reject\"\n".into(),
+        ..GwOpts::default()
+    };
+    let gw = Gateway::start(Ports::new(), opts);
+    // A stranger's address: the connection's source is what counts.
+    let mut s = tcp_from("127.0.0.1", &gw);
+    let port = s.local_addr().unwrap().port();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Two requests at once: only the first is looked at.
+    let two = options("127.0.0.1", port, 1) + &options("127.0.0.1", port, 2);
+    s.write_all(two.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    // Read to the end of the stream: the gateway closes it (a timeout would fail here).
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(
+        text.lines().next().unwrap_or(""),
+        "SIP/2.0 403 Forbidden",
+        "{text}"
+    );
+    assert_eq!(text.matches("SIP/2.0 ").count(), 1, "{text}");
 }
 
 #[test]

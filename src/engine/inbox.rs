@@ -171,6 +171,11 @@ impl Inbox {
         cfg.peer_for_source(ip).is_some() || cfg.front.is_some_and(|f| f.addr.ip() == ip)
     }
 
+    /// What `[protect] unknown_sources` says to do with strangers.
+    pub(crate) fn unknown_sources(&self) -> crate::config::UnknownSources {
+        self.config.load().protect.unknown_sources
+    }
+
     /// Apply `[protect]`. A changed source rate starts afresh.
     fn configure_protect(&self, p: &Protect, now: Instant) {
         self.overload.configure(p);

@@ -437,10 +437,10 @@ impl Shell {
                 screened,
             } => {
                 self.sip.received(&msg);
-                // Only connections the stranger opened: ours to a peer stay up.
+                // Only connections the stranger opened: ours to a peer stay up. A response
+                // from a stranger closes it too (nothing else would: it needs no answer).
                 let stranger = source.conn.filter(|c| {
                     self.tcp.is_inbound(*c)
-                        && matches!(msg, Message::Request(_))
                         && self
                             .core
                             .config()

@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use super::Event;
 use super::inbox::Inbox;
+use crate::config::UnknownSources;
 use crate::sip::{ConnId, StreamFramer, Target, Transport};
 use crate::txn::TxnId;
 
@@ -42,6 +43,17 @@ struct SlotCounts {
     per_source: HashMap<std::net::IpAddr, usize>,
 }
 
+/// What one source is for the per-source cap: an IPv4 address, an IPv6 /64.
+fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            let net = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(net.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// A connection's hold on its slot, given back when dropped.
 pub(super) struct Slot {
     slots: Slots,
@@ -59,13 +71,21 @@ impl Slots {
     }
 
     /// A slot for a connection from `ip` (None: one we open), or why there is none.
+    /// Accepted connections leave the last sixteenth of the total to the gateway's own, so
+    /// peers that fill the table (or strangers) cannot cut it off from TCP trunks.
     fn take(&self, ip: Option<std::net::IpAddr>) -> Result<Slot, &'static str> {
         let Ok(mut c) = self.inner.lock() else {
             return Err("tcp_state");
         };
-        if c.total >= self.max_total {
+        let cap = match ip {
+            Some(_) => self.max_total - self.max_total / 16,
+            None => self.max_total,
+        };
+        if c.total >= cap {
             return Err("tcp_total");
         }
+        // An IPv6 host has a /64 to pick addresses from: that is one source.
+        let ip = ip.map(source_key);
         if let Some(ip) = ip {
             let mine = c.per_source.entry(ip).or_default();
             if *mine >= self.max_per_source {
@@ -132,6 +152,13 @@ pub(super) async fn accept(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // A stranger gets nothing in `drop` mode, not even a slot; in `reject` mode
+                // one message's time for its 403.
+                let stranger = !inbox.knows_source(peer.ip());
+                if stranger && inbox.unknown_sources() == UnknownSources::Drop {
+                    crate::ops::metrics::refused("unknown_source");
+                    continue;
+                }
                 // Over a cap the connection is closed at once (dropping it), and counted.
                 let slot = match slots.take(Some(peer.ip())) {
                     Ok(slot) => slot,
@@ -142,7 +169,16 @@ pub(super) async fn accept(
                 };
                 let _ = stream.set_nodelay(true);
                 keepalive(&stream);
-                tokio::spawn(serve(stream, peer, ids.next(), limits, slot, inbox.clone()));
+                let conn = ids.next();
+                tokio::spawn(serve(
+                    stream,
+                    peer,
+                    conn,
+                    limits,
+                    slot,
+                    inbox.clone(),
+                    stranger,
+                ));
             }
             Err(e) => {
                 warn!(error = %e, "TCP accept failed");
@@ -157,7 +193,7 @@ async fn connect(addr: SocketAddr, conn: ConnId, limits: Limits, slot: Slot, inb
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             keepalive(&stream);
-            serve(stream, addr, conn, limits, slot, inbox).await;
+            serve(stream, addr, conn, limits, slot, inbox, false).await;
         }
         Ok(Err(e)) => {
             warn!(%addr, error = %e, "TCP connect failed");
@@ -178,9 +214,14 @@ async fn serve(
     // Held for the connection's life; its drop frees the slot.
     _slot: Slot,
     inbox: Inbox,
+    // A connection a stranger opened: its one request must come within the message
+    // timeout, and nothing after it is read (the core answers it, then closes).
+    stranger: bool,
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::channel::<Bytes>(1024);
+    // RFC 5626 §3.5.1 pongs go out on the same writer, behind what the core queued.
+    let pong = wtx.clone();
     if !inbox
         .deliver(Event::TcpUp {
             conn,
@@ -216,14 +257,20 @@ async fn serve(
     // When the message being received began, if one is under way: it must be complete within
     // `message_timeout`, however slowly its bytes come (one byte every few minutes would
     // otherwise hold the connection for ever).
-    let mut begun: Option<tokio::time::Instant> = None;
+    let mut begun: Option<tokio::time::Instant> = stranger.then(tokio::time::Instant::now);
     let mut buf = vec![0u8; 16 * 1024];
+    let mut answered = false;
     let source = Target {
         transport: Transport::Tcp,
         addr: peer,
         conn: Some(conn),
     };
     loop {
+        if stranger && answered {
+            // Room for the answer to be written; the core closes the writer after it.
+            let _ = tokio::time::timeout(limits.message_timeout, &mut writer).await;
+            break;
+        }
         let deadline = match begun {
             Some(t) => t + limits.message_timeout,
             None => tokio::time::Instant::now() + IDLE_TIMEOUT,
@@ -247,11 +294,19 @@ async fn serve(
         };
         match framer.push(&buf[..n]) {
             Ok(msgs) => {
-                // Bytes that completed no message start (or continue) one.
-                if msgs.is_empty() {
-                    begun.get_or_insert_with(tokio::time::Instant::now);
+                // A message under way must complete in time; keep-alive CRLFs between
+                // messages are not one (the peer pinging an idle connection keeps it open).
+                if framer.mid_message() {
+                    if !msgs.is_empty() || begun.is_none() {
+                        begun = Some(tokio::time::Instant::now());
+                    }
                 } else {
                     begun = None;
+                }
+                // One pong for the pings of this read, at most: a peer sending CRLFs in bulk
+                // gets two bytes back per read, and nothing when the writer is behind.
+                if framer.take_pings() > 0 {
+                    let _ = pong.try_send(Bytes::from_static(b"\r\n"));
                 }
                 let at = Instant::now();
                 // A stream cannot skip messages: a source over its rate loses the connection.
@@ -259,7 +314,9 @@ async fn serve(
                     debug!(%peer, "TCP source over [protect] source_rate: closing");
                     break;
                 }
-                for msg in msgs {
+                let take = if stranger { 1 } else { usize::MAX };
+                answered |= stranger && !msgs.is_empty();
+                for msg in msgs.into_iter().take(take) {
                     let ev = Event::Message {
                         msg,
                         source,

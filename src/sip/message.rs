@@ -126,6 +126,18 @@ impl StreamFramer {
             .map(|v| v.into_iter().map(Message::from_sipx).collect())
             .map_err(SipError::from_parse)
     }
+
+    /// Whether bytes of a message not yet complete are buffered (keep-alive CRLFs between
+    /// messages are discarded, never buffered).
+    pub fn mid_message(&self) -> bool {
+        self.0.pending() > 0
+    }
+
+    /// RFC 5626 keep-alive pings (CRLFCRLF between messages) since the last call. A lone
+    /// CRLF (a pong) counts as half of one; the gateway sends no pings, so none is expected.
+    pub fn take_pings(&mut self) -> usize {
+        self.0.take_keepalives() / 2
+    }
 }
 
 impl Message {
