@@ -194,17 +194,25 @@ impl Inbox {
     }
 
     /// Whether a message from `ip` may be looked at (the source guard); counted when not.
-    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+    /// `tcp`: it came on a connection, so its source is not spoofed.
+    pub(crate) fn admit(&self, ip: IpAddr, now: Instant, tcp: bool) -> bool {
+        let cfg = self.config.load();
         // The front carries every peer's traffic: its rate is theirs together, not one
         // source's (each peer is held to its own rate at the front).
-        if self.config.load().front.is_some_and(|f| f.addr.ip() == ip) {
+        if cfg.front.is_some_and(|f| f.addr.ip() == ip) {
+            return true;
+        }
+        let peer = cfg.peer_for_source(ip).is_some();
+        // A peer's own connection: its [limits] hold it; a spoofed UDP flood in its name
+        // must not cost it the connection.
+        if peer && tcp {
             return true;
         }
         let guard = self.guard.load();
         let Some(g) = guard.as_ref() else {
             return true;
         };
-        match g.check(ip, now) {
+        match g.check(ip, now, !peer) {
             Gate::Pass => true,
             Gate::Tripped => {
                 Tally::bump(&self.tally.sources_tripped);
@@ -353,6 +361,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_burst_in_a_peers_name_costs_it_the_excess_not_a_cool_down() {
+        let t0 = Instant::now();
+        let p = Protect {
+            source_rate: Some(10),
+            ..Protect::default()
+        };
+        let (inbox, _q) = Inbox::new(cfg(p), t0);
+        // carrier-a's address, spoofed over UDP: the excess is dropped...
+        let carrier: IpAddr = "127.0.0.3".parse().unwrap();
+        assert_eq!(
+            (0..11).filter(|_| inbox.admit(carrier, t0, false)).count(),
+            10
+        );
+        // ...and the carrier is heard again as soon as its rate allows, not after the
+        // cool-down; its TCP connection is never cut by the guard.
+        let soon = t0 + std::time::Duration::from_millis(200);
+        assert!(inbox.admit(carrier, soon, false));
+        assert!((0..50).all(|_| inbox.admit(carrier, soon, true)));
+        // A stranger over the rate still cools down.
+        let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(
+            (0..11).filter(|_| inbox.admit(stranger, t0, false)).count(),
+            10
+        );
+        assert!(!inbox.admit(stranger, soon, false));
+    }
+
+    #[tokio::test]
     async fn the_guard_follows_a_reload() {
         let t0 = Instant::now();
         let p = Protect {
@@ -361,7 +397,7 @@ mod tests {
         };
         let (inbox, _q) = Inbox::new(cfg(p.clone()), t0);
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
-        assert_eq!((0..20).filter(|_| inbox.admit(ip, t0)).count(), 10);
+        assert_eq!((0..20).filter(|_| inbox.admit(ip, t0, false)).count(), 10);
         inbox.configure(
             cfg(Protect {
                 source_rate: None,
@@ -369,7 +405,7 @@ mod tests {
             }),
             t0,
         );
-        assert!(inbox.admit(ip, t0), "the guard is off");
+        assert!(inbox.admit(ip, t0, false), "the guard is off");
         let tally = inbox.tally.take();
         assert_eq!(tally.len(), 2, "tripped once, 10 dropped: {tally:?}");
     }

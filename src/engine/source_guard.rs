@@ -1,6 +1,9 @@
 //! `[protect] source_rate`: a per-address packet-rate guard in front of the parser. Every SIP
 //! message is checked against its source address before it costs a parse; an address over
 //! the rate is ignored for `source_cooldown_s`, every message in between dropped and counted.
+//! A peer's address (one a profile matches) loses only what is over the rate, never a
+//! cool-down: anyone can spoof a carrier's address over UDP, and a one-second burst in its
+//! name must not silence the carrier for the whole cool-down.
 //!
 //! The state is a fixed table of governor GCRA cells indexed by a keyed hash of the address,
 //! not a map: a spoofed flood from a million addresses allocates nothing. Two addresses that
@@ -94,7 +97,9 @@ impl SourceGuard {
     }
 
     /// Count one message from `ip` received at `now`.
-    pub(crate) fn check(&self, ip: IpAddr, now: Instant) -> Gate {
+    /// `cool` is false for a peer's address: over the rate is dropped, and that is all (no
+    /// cool-down is started or honoured for it).
+    pub(crate) fn check(&self, ip: IpAddr, now: Instant, cool: bool) -> Gate {
         let t = now.saturating_duration_since(self.base).as_nanos() as u64;
         // Move governor's clock forward to `now` (never back); concurrent callers each add
         // their own step, which sums to the latest time.
@@ -103,11 +108,12 @@ impl SourceGuard {
             self.clock.advance(Duration::from_nanos(t - prev));
         }
         let cell = self.limiter_index(&ip);
-        if self.blocked_until[cell].load(Ordering::Acquire) > t {
+        if cool && self.blocked_until[cell].load(Ordering::Acquire) > t {
             return Gate::Blocked;
         }
         match self.limiter.check_key(&ip) {
             Ok(_) => Gate::Pass,
+            Err(_) if !cool => Gate::Blocked,
             Err(_) => {
                 let until = t.saturating_add(self.cooldown.as_nanos() as u64);
                 self.blocked_until[cell].store(until, Ordering::Release);
@@ -136,20 +142,20 @@ mod tests {
         let g = SourceGuard::new(100, Duration::from_secs(5), t0);
         // A second's worth passes at once (the burst), the next one trips the guard.
         for _ in 0..100 {
-            assert_eq!(g.check(ip("192.0.2.1"), t0), Gate::Pass);
+            assert_eq!(g.check(ip("192.0.2.1"), t0, true), Gate::Pass);
         }
-        assert_eq!(g.check(ip("192.0.2.1"), t0), Gate::Tripped);
+        assert_eq!(g.check(ip("192.0.2.1"), t0, true), Gate::Tripped);
         // Cooling down: dropped even though tokens came back meanwhile.
         assert_eq!(
-            g.check(ip("192.0.2.1"), t0 + Duration::from_secs(2)),
+            g.check(ip("192.0.2.1"), t0 + Duration::from_secs(2), true),
             Gate::Blocked
         );
         assert_eq!(
-            g.check(ip("192.0.2.1"), t0 + Duration::from_millis(4999)),
+            g.check(ip("192.0.2.1"), t0 + Duration::from_millis(4999), true),
             Gate::Blocked
         );
         assert_eq!(
-            g.check(ip("192.0.2.1"), t0 + Duration::from_secs(5)),
+            g.check(ip("192.0.2.1"), t0 + Duration::from_secs(5), true),
             Gate::Pass
         );
     }
@@ -159,16 +165,16 @@ mod tests {
         let t0 = Instant::now();
         let g = SourceGuard::new(10, Duration::from_secs(5), t0);
         for _ in 0..10 {
-            g.check(ip("192.0.2.1"), t0);
+            g.check(ip("192.0.2.1"), t0, true);
         }
-        assert_eq!(g.check(ip("192.0.2.1"), t0), Gate::Tripped);
+        assert_eq!(g.check(ip("192.0.2.1"), t0, true), Gate::Tripped);
         // Another address in another cell (a collision is possible by design; these two are
         // checked not to share one under this process's key before asserting).
         let other = (2..=255)
             .map(|n| ip(&format!("198.51.100.{n}")))
             .find(|o| g.limiter_index(o) != g.limiter_index(&ip("192.0.2.1")))
             .unwrap();
-        assert_eq!(g.check(other, t0), Gate::Pass);
+        assert_eq!(g.check(other, t0, true), Gate::Pass);
     }
 
     #[test]
@@ -178,7 +184,11 @@ mod tests {
         // 900 messages a second for ten seconds, evenly spread.
         for i in 0..9000u64 {
             let now = t0 + Duration::from_micros(i * 1_000_000 / 900);
-            assert_eq!(g.check(ip("2001:db8::1"), now), Gate::Pass, "message {i}");
+            assert_eq!(
+                g.check(ip("2001:db8::1"), now, true),
+                Gate::Pass,
+                "message {i}"
+            );
         }
     }
 
@@ -190,10 +200,10 @@ mod tests {
         for i in 0..100_000u32 {
             let a = std::net::Ipv4Addr::from(0x0a00_0000 | i);
             let now = t0 + Duration::from_micros(u64::from(i) * 10);
-            assert_eq!(g.check(IpAddr::V4(a), now), Gate::Pass);
+            assert_eq!(g.check(IpAddr::V4(a), now, true), Gate::Pass);
         }
         assert_eq!(
-            g.check(ip("192.0.2.7"), t0 + Duration::from_secs(1)),
+            g.check(ip("192.0.2.7"), t0 + Duration::from_secs(1), true),
             Gate::Pass
         );
     }

@@ -310,7 +310,7 @@ async fn serve(
                 }
                 let at = Instant::now();
                 // A stream cannot skip messages: a source over its rate loses the connection.
-                if !msgs.is_empty() && !inbox.admit(peer.ip(), at) {
+                if !msgs.is_empty() && !inbox.admit(peer.ip(), at, true) {
                     debug!(%peer, "TCP source over [protect] source_rate: closing");
                     break;
                 }

@@ -65,7 +65,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
         {
             continue;
         }
-        if !inbox.admit(src.ip(), at) {
+        if !inbox.admit(src.ip(), at, false) {
             continue;
         }
         if n > max {
