@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use crate::media::record::Recorder;
+use crate::media::record::{Drained, Recorder};
 
 /// A call's recorder: the relay tasks push into it, the writer thread drains it.
 pub type SharedRecorder = Arc<Mutex<Recorder>>;
@@ -33,6 +33,13 @@ const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// is still drained every [`DRAIN_EVERY`]: a pass over a thousand files at once took a
 /// core for milliseconds, and the relay threads' packets waited behind it.
 const SLICES: u32 = 10;
+/// The most audio bytes one WAV file holds: its sizes are 32-bit (RIFF), so past this the
+/// header would wrap (about 37 hours stereo, 74 mono). A recording stops there.
+const WAV_LIMIT: u64 = u32::MAX as u64 - 4096;
+/// Silence is written this many frames at a time: hound keeps a buffer as large as the
+/// largest batch it was given.
+const SILENCE_CHUNK: usize = 4000;
+static ZEROS: [[i16; 2]; SILENCE_CHUNK] = [[0; 2]; SILENCE_CHUNK];
 const PASS_EVERY: Duration = DRAIN_EVERY.checked_div(SLICES).expect("SLICES > 0");
 
 enum Cmd {
@@ -110,6 +117,8 @@ struct Open {
     stereo: bool,
     last_header: Instant,
     path: PathBuf,
+    /// Audio bytes in the file so far.
+    bytes: u64,
 }
 
 /// Frames into the file: both channels (stereo) or their sum (mono), through hound's 16-bit
@@ -146,6 +155,8 @@ struct Files<'a> {
     written: metrics::Counter,
     /// The slice the next recording opened joins: round robin, so slices stay even.
     next_slice: u32,
+    /// Audio bytes a file may hold ([`WAV_LIMIT`]; smaller in tests).
+    limit: u64,
 }
 
 impl Files<'_> {
@@ -182,6 +193,7 @@ impl Files<'_> {
                         stereo,
                         last_header: Instant::now(),
                         path,
+                        bytes: 0,
                     },
                 );
             }
@@ -192,17 +204,34 @@ impl Files<'_> {
         }
     }
 
-    /// Append `frames` to call `id`'s file. A full or failing disk stops that recording
-    /// here, once and for all (no retry every 100 ms, no log flood); the call goes on, and
-    /// the file keeps what reached the disk.
-    fn write(&mut self, id: u64, frames: &[[i16; 2]]) {
+    /// Append what was drained to call `id`'s file. A full or failing disk stops that
+    /// recording here, once and for all (no retry every 100 ms, no log flood); the call goes
+    /// on, and the file keeps what reached the disk. So does a file at the WAV size limit.
+    fn write(&mut self, id: u64, d: &Drained) {
         let Some(f) = self.open.get_mut(&id) else {
             return;
         };
-        if frames.is_empty() {
+        if d.is_empty() {
             return;
         }
-        let r = write_frames(&mut f.writer, f.stereo, frames).and_then(|()| {
+        let per_frame = if f.stereo { 4 } else { 2 };
+        let fits = d.len().min(self.limit.saturating_sub(f.bytes) / per_frame);
+        let mut silence = d.silence.min(fits);
+        let sound = usize::try_from(fits - silence).unwrap_or(usize::MAX);
+        let mut r = Ok(());
+        while silence > 0 && r.is_ok() {
+            let n = usize::try_from(silence).map_or(SILENCE_CHUNK, |s| s.min(SILENCE_CHUNK));
+            r = write_frames(&mut f.writer, f.stereo, &ZEROS[..n]);
+            silence -= n as u64;
+        }
+        if r.is_ok() && sound > 0 {
+            r = write_frames(
+                &mut f.writer,
+                f.stereo,
+                &d.frames[..sound.min(d.frames.len())],
+            );
+        }
+        let r = r.and_then(|()| {
             if f.last_header.elapsed() >= HEADER_EVERY {
                 f.last_header = Instant::now();
                 f.writer.flush()
@@ -212,8 +241,17 @@ impl Files<'_> {
         });
         match r {
             Ok(()) => {
-                let per_frame = if f.stereo { 4 } else { 2 };
-                self.written.increment((frames.len() * per_frame) as u64);
+                f.bytes += fits * per_frame;
+                self.written.increment(fits * per_frame);
+                if fits < d.len() {
+                    tracing::error!(path = %f.path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
+                    self.refused("size_limit");
+                    if let Some(f) = self.open.remove(&id)
+                        && let Err(e) = f.writer.finalize()
+                    {
+                        tracing::error!(error = %e, "cannot finalise recording");
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
@@ -244,7 +282,12 @@ impl Files<'_> {
     }
 
     fn close(&mut self, id: u64) {
+        self.close_open(id);
+        // Last: the final write may be the one the disk refuses.
         self.failed.remove(&id);
+    }
+
+    fn close_open(&mut self, id: u64) {
         let Some(rec) = self.open.get(&id).map(|f| f.rec.clone()) else {
             return;
         };
@@ -293,6 +336,7 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
         stopped,
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
+        limit: WAV_LIMIT,
     };
     let mut next = Instant::now() + PASS_EVERY;
     let mut slice = 0;
@@ -439,6 +483,76 @@ mod tests {
         assert_eq!(hound::WavReader::open(&kept).unwrap().duration(), 160);
     }
 
+    fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
+        Files {
+            open: HashMap::new(),
+            failed: HashMap::new(),
+            stopped,
+            written: crate::ops::metrics::recording_bytes(),
+            next_slice: 0,
+            limit,
+        }
+    }
+
+    /// A file at the WAV size limit stops its recording with a valid header (the sizes are
+    /// 32-bit: past the limit they would wrap, or panic in a debug build).
+    #[test]
+    fn a_recording_stops_at_the_wav_size_limit_with_a_valid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = std::sync::atomic::AtomicU64::new(0);
+        // Room for 1,000 stereo frames; 4,000 are waiting.
+        let mut files = files(&stopped, 4000);
+        let path = dir.path().join("long.wav");
+        files.open(1, path.clone(), true, fed(25));
+        files.drain(
+            Instant::now() + Duration::from_secs(1),
+            files.open[&1].slice,
+        );
+        assert!(!files.open.contains_key(&1), "stopped");
+        assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 1000);
+        // Its call's end finds nothing left to do.
+        files.close(1);
+        assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 1000);
+    }
+
+    /// A pause in the media comes out of the recorder as a count and goes to the file in
+    /// chunks of silence, however long it was.
+    #[test]
+    fn a_long_pause_is_written_as_silence_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = std::sync::atomic::AtomicU64::new(0);
+        let mut files = files(&stopped, WAV_LIMIT);
+        let t0 = Instant::now();
+        let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(Duration::from_millis(60))));
+        let path = dir.path().join("pause.wav");
+        files.open(1, path.clone(), false, rec.clone());
+        rec.lock().unwrap().push(t0, 0, &packet(0));
+        files.drain(t0 + Duration::from_secs(1), files.open[&1].slice);
+        // Ten minutes later (both sides on hold), the media comes back.
+        let back = t0 + Duration::from_secs(600);
+        rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+        files.close(1);
+        let r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(u64::from(r.duration()), 600 * 8000 + 160);
+        assert!(files.failed.is_empty() && files.open.is_empty());
+    }
+
+    /// The final write at a call's end is the one the disk refuses: nothing of the call is
+    /// kept afterwards.
+    #[test]
+    fn a_recording_refused_at_its_last_write_leaves_nothing_behind() {
+        let stopped = std::sync::atomic::AtomicU64::new(0);
+        let mut files = files(&stopped, WAV_LIMIT);
+        // 16 KB of audio at the end: more than the file buffer, so it reaches the disk.
+        files.open(1, PathBuf::from("/dev/full"), true, fed(25));
+        assert!(files.open.contains_key(&1));
+        files.close(1);
+        assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(files.failed.is_empty(), "{:?}", files.failed);
+        assert!(files.open.is_empty());
+    }
+
     /// A pass drains one slice of the recordings, not all of them: the writer's work at a
     /// thousand recorded calls comes in short passes, and every recording is still drained
     /// once in [`SLICES`] passes.
@@ -446,13 +560,7 @@ mod tests {
     fn a_pass_drains_one_slice_and_every_recording_has_its_turn() {
         let dir = tempfile::tempdir().unwrap();
         let stopped = std::sync::atomic::AtomicU64::new(0);
-        let mut files = Files {
-            open: HashMap::new(),
-            failed: HashMap::new(),
-            stopped: &stopped,
-            written: crate::ops::metrics::recording_bytes(),
-            next_slice: 0,
-        };
+        let mut files = files(&stopped, WAV_LIMIT);
         let n = 2 * SLICES as u64;
         let recs: Vec<SharedRecorder> = (0..n).map(|_| fed(25)).collect();
         for (id, rec) in (0..n).zip(&recs) {

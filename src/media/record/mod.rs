@@ -211,6 +211,37 @@ impl Channel {
     }
 }
 
+/// What a drain hands out: `silence` silent frames, then `frames`. A long pause in the
+/// media (both sides on hold, a park) comes out as a count, not as a buffer of zeros: an
+/// hour of it would be 115 MB at once.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub silence: u64,
+    pub frames: Vec<[i16; 2]>,
+}
+
+impl Drained {
+    /// Frames in all, silence included.
+    pub fn len(&self) -> u64 {
+        self.silence + self.frames.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every frame, the silence spelled out (for tests and short pauses).
+impl IntoIterator for Drained {
+    type Item = [i16; 2];
+    type IntoIter = std::iter::Chain<std::iter::RepeatN<[i16; 2]>, std::vec::IntoIter<[i16; 2]>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let silence = usize::try_from(self.silence).unwrap_or(usize::MAX);
+        std::iter::repeat_n([0, 0], silence).chain(self.frames)
+    }
+}
+
 /// The two channels of one call (0: caller, 1: callee).
 #[derive(Debug)]
 pub struct Recorder {
@@ -370,13 +401,13 @@ impl Recorder {
     }
 
     /// Frames (caller, callee) whose time has come: everything older than the jitter depth.
-    pub fn drain(&mut self, now: Instant) -> Vec<[i16; 2]> {
+    pub fn drain(&mut self, now: Instant) -> Drained {
         let until = self.clock(now).saturating_sub(self.depth).min(self.horizon);
         self.take_until(until)
     }
 
     /// Every frame still held, at the end of the call.
-    pub fn finish(&mut self) -> Vec<[i16; 2]> {
+    pub fn finish(&mut self) -> Drained {
         let end = self
             .channels
             .iter()
@@ -387,11 +418,28 @@ impl Recorder {
         self.take_until(end)
     }
 
-    fn take_until(&mut self, until: u64) -> Vec<[i16; 2]> {
+    fn take_until(&mut self, until: u64) -> Drained {
         if until <= self.written {
-            return Vec::new();
+            return Drained::default();
         }
-        let start = self.written;
+        // Nothing is held before a channel's base, nor by a channel whose ring is empty: up
+        // to the lowest base of a channel that holds audio, it is silence.
+        let written = self.written;
+        let held_from = self
+            .channels
+            .iter()
+            .map(|c| {
+                if c.end > c.base.max(written) {
+                    c.base
+                } else {
+                    until
+                }
+            })
+            .min()
+            .unwrap_or(until)
+            .clamp(written, until);
+        let silence = held_from - self.written;
+        let start = held_from;
         let mut out = vec![[0i16; 2]; (until - start) as usize];
         for (ch, c) in self.channels.iter_mut().enumerate() {
             let from = start.max(c.base);
@@ -400,7 +448,10 @@ impl Recorder {
             c.base = c.base.max(until);
         }
         self.written = until;
-        out
+        Drained {
+            silence,
+            frames: out,
+        }
     }
 }
 

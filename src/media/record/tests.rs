@@ -305,7 +305,7 @@ fn memory_stays_bounded_under_overlapping_packets_at_a_high_rate() {
     assert!(most <= capacity, "{most} held");
     assert!(most > 2 * 1400, "the buffer was used: {most}");
     let rest = r.finish();
-    assert!(rest.len() <= capacity / 2, "{}", rest.len());
+    assert!(rest.len() <= capacity as u64 / 2, "{}", rest.len());
     assert_eq!(r.buffered(), 0);
     // Every position from the first sample to the last packet's end, once.
     assert_eq!(total + rest.len(), 15_999 + 1400);
@@ -350,7 +350,7 @@ fn a_packet_beyond_the_buffer_restarts_its_stream_where_it_arrives() {
     let later = t0 + Duration::from_millis(20);
     r.push(later, 0, &rtp(0, 2, 1000 + 16_000, 1, &[0x20; 160]));
     assert_eq!(r.stats.restarts, 1);
-    let frames = r.finish();
+    let frames: Vec<[i16; 2]> = r.finish().into_iter().collect();
     let left = channel(&frames, 0);
     // Placed where it arrived (160 samples after the first), not 2 s later.
     assert_eq!(left.len(), 320);
@@ -371,7 +371,10 @@ fn an_overlapping_packet_fills_only_the_free_slots_across_words() {
     let mut want = decode(&a);
     want.extend(decode(&b[5..95]));
     want.extend(decode(&c));
-    assert_eq!(channel(&r.finish(), 0), want);
+    assert_eq!(
+        channel(&r.finish().into_iter().collect::<Vec<_>>(), 0),
+        want
+    );
     assert_eq!(r.stats.duplicates, 0);
 }
 
@@ -398,7 +401,7 @@ fn a_sender_whose_clock_runs_slow_stays_in_the_recording() {
         while next_drain <= now {
             let frames = r.drain(next_drain);
             if next_drain >= end - Duration::from_secs(60) {
-                last_minute_heard += frames.iter().filter(|f| f[1] != 0).count();
+                last_minute_heard += frames.frames.iter().filter(|f| f[1] != 0).count();
             }
             next_drain += Duration::from_millis(100);
         }
@@ -422,4 +425,26 @@ fn a_sender_whose_clock_runs_slow_stays_in_the_recording() {
         last_minute_heard > 59 * 8000,
         "callee heard for {last_minute_heard} samples of the last minute"
     );
+}
+
+#[test]
+fn a_long_pause_is_drained_as_a_count_not_a_buffer() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(Duration::from_millis(60));
+    let payload = [0x55u8; 160];
+    r.push(t0, 0, &rtp(0, 1, 0, 1, &payload));
+    assert_eq!(r.drain(t0 + Duration::from_secs(1)).len(), 160);
+    // An hour on hold, timestamps running on; then the media comes back.
+    let back = t0 + Duration::from_secs(3600);
+    r.push(back, 0, &rtp(0, 2, 3600 * 8000, 1, &payload));
+    let d = r.drain(back + Duration::from_millis(200));
+    assert!(
+        d.frames.len() <= 8000,
+        "{} frames in one buffer",
+        d.frames.len()
+    );
+    assert_eq!(d.silence + d.frames.len() as u64, 3600 * 8000);
+    let rest = r.finish();
+    assert_eq!(d.len() + rest.len(), 3600 * 8000);
+    assert!(rest.frames.iter().all(|f| f[0] != 0));
 }
