@@ -436,7 +436,14 @@ impl Call {
                 }
                 cx.send_response(txn, out);
             }
-            Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
+            Err(e) => {
+                // The callee's response cannot be carried (a reason phrase with a NUL, say):
+                // the caller still gets a final answer, or its transaction would wait for
+                // ever. 502: what came from downstream was not valid.
+                warn!(error = %e, "cannot relay {status} to caller: 502 instead");
+                let req = self.template().clone();
+                cx.respond(txn, &req, 502, "Bad Gateway", &[]);
+            }
         }
         self.end_call(cx, end);
     }

@@ -400,7 +400,17 @@ impl Call {
                     );
                 }
             }
-            Err(e) => warn!(error = %e, "cannot relay {status}"),
+            Err(e) => {
+                warn!(error = %e, "cannot relay {status}");
+                // The origin still gets a final answer (its transaction would wait for
+                // ever), and a 2xx to our INVITE its ACK.
+                if final_ {
+                    if resp.is_success() && rel.sent.method() == Method::Invite {
+                        self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
+                    }
+                    cx.respond(rel.origin_txn, &rel.origin_req, 502, "Bad Gateway", &[]);
+                }
+            }
         }
     }
 

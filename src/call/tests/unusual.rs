@@ -279,3 +279,20 @@ fn cancel_never_answered_is_given_up_without_leaks() {
 }
 
 // ---------------------------------------------------------------- interop profiles
+
+/// A callee's failure whose reason phrase cannot be carried (the parser takes a NUL there,
+/// the response builder does not): the caller still gets a final answer and nothing of the
+/// call stays.
+#[test]
+fn a_failure_the_gateway_cannot_rebuild_still_answers_the_caller() {
+    let mut h = H::new();
+    let (inv, _) = early(&mut h);
+    let Message::Response(busy) = reply(&inv, 486, "carrier1", &[], None) else {
+        unreachable!()
+    };
+    let text = String::from_utf8_lossy(&busy.to_bytes()).replace("Busy Here", "Busy\0Here");
+    h.recv(CARRIER_A, &text);
+    assert_eq!(h.statuses(PHONE), vec![502]);
+    // The ACK for the callee's 486 went out (its transaction's own).
+    assert_idle(&mut h);
+}
