@@ -5,7 +5,11 @@
 //! starts on a fresh line (a torn tail is cut off, or ended with a newline when it cannot be
 //! cut); the file is reopened when asked and when the path names a different file; failed
 //! writes are retried with a bounded exponential backoff; written data is synced within
-//! [`SYNC_AFTER`] plus one tick.
+//! [`SYNC_AFTER`] plus one tick. A record is kept until the sync after its write succeeded:
+//! when a sync fails, the kernel may have dropped the written pages (the error is reported
+//! once, and a later sync succeeds without them), so the lines written since the last good
+//! sync are written again to the file reopened. A reader may then see a line twice (same
+//! call_id and times), never miss one.
 
 use std::collections::VecDeque;
 use std::io;
@@ -42,6 +46,8 @@ pub struct Sink {
     file: Option<Box<dyn CdrFile>>,
     /// Encoded records (each ending in `\n`) not yet completely written, oldest first.
     pending: VecDeque<String>,
+    /// Records written since the last successful sync, oldest first.
+    unsynced: Vec<String>,
     /// The open file does not end with a newline, so the next write starts with one.
     torn: bool,
     /// When the oldest unsynced write happened.
@@ -61,6 +67,7 @@ impl Sink {
             path: path.to_path_buf(),
             file: None,
             pending: VecDeque::new(),
+            unsynced: Vec::new(),
             torn: false,
             unsynced_since: None,
             retry_at: None,
@@ -95,6 +102,9 @@ impl Sink {
     pub fn shrink(&mut self) {
         if self.pending.is_empty() {
             self.pending.shrink_to_fit();
+        }
+        if self.unsynced.is_empty() {
+            self.unsynced = Vec::new();
         }
     }
 
@@ -202,9 +212,18 @@ impl Sink {
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        if let Err(e) = file.sync() {
-            report.errors += 1;
-            tracing::error!(path = %self.path.display(), error = %e, "cannot sync the CDR file");
+        match file.sync() {
+            Ok(()) => self.unsynced.clear(),
+            Err(e) => {
+                report.errors += 1;
+                tracing::error!(path = %self.path.display(), error = %e, records = self.unsynced.len(), "cannot sync the CDR file: the records written since the last sync are written again");
+                for line in self.unsynced.drain(..).rev() {
+                    self.pending.push_front(line);
+                }
+                self.failing = true;
+                // Reopened at the next write: whatever the error did to this handle.
+                self.file = None;
+            }
         }
     }
 
@@ -279,7 +298,7 @@ impl Sink {
         // Records whose whole line is in the file leave the queue, even when a later one
         // failed: writing them again would duplicate them.
         let complete = ends.iter().take_while(|&&end| end <= written).count();
-        self.pending.drain(..complete);
+        self.unsynced.extend(self.pending.drain(..complete));
         let Some(e) = failure else {
             self.torn = false;
             return Ok(complete);

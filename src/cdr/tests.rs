@@ -43,6 +43,7 @@ struct Faults {
     /// Bytes the disk still takes; `None` is plenty. At 0 a write fails with `StorageFull`.
     space: Option<usize>,
     fail_truncate: bool,
+    fail_sync: bool,
     opens: usize,
     syncs: usize,
     writes: usize,
@@ -108,6 +109,9 @@ impl CdrFile for FaultyFile {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.faults.set(|f| f.syncs += 1);
+        if self.faults.get(|f| f.fail_sync) {
+            return Err(io::Error::from_raw_os_error(5));
+        }
         self.inner.sync()
     }
 }
@@ -294,6 +298,29 @@ fn written_lines_are_synced_within_half_a_second_and_at_flush() {
     sink.tick(t0 + SYNC_AFTER * 4);
     sink.flush();
     assert_eq!(fs.get(|f| f.syncs), 2);
+}
+
+#[test]
+fn a_failed_sync_writes_its_records_again_rather_than_lose_them() {
+    let (_dir, path, fs, mut sink) = setup();
+    let t0 = Instant::now();
+    sink.push(line("a"));
+    sink.tick(t0);
+    assert_eq!(ids(&path), ["a"]);
+    // EIO at the sync: the kernel may have dropped the page with "a" in it.
+    fs.set(|f| f.fail_sync = true);
+    let r = sink.tick(t0 + SYNC_AFTER);
+    assert_eq!(r.errors, 1);
+    assert!(sink.failing());
+    assert_eq!(sink.pending(), 1, "kept");
+    fs.set(|f| f.fail_sync = false);
+    sink.push(line("b"));
+    sink.tick(t0 + SYNC_AFTER + Duration::from_millis(100));
+    assert!(!sink.failing());
+    // "a" twice (the first write did reach this file), "b" once, each on its own line.
+    assert_eq!(ids(&path), ["a", "a", "b"]);
+    sink.flush();
+    assert_eq!(sink.pending(), 0);
 }
 
 #[test]
