@@ -202,7 +202,7 @@ impl Inbox {
         if cfg.front.is_some_and(|f| f.addr.ip() == ip) {
             return true;
         }
-        let peer = cfg.peer_for_source(ip).is_some();
+        let peer = cfg.is_peer_source(ip);
         // A peer's own connection: its [limits] hold it; a spoofed UDP flood in its name
         // must not cost it the connection.
         if peer && tcp {

@@ -107,15 +107,18 @@ pub fn parse_datagram(buf: Bytes, max_bytes: usize) -> Result<Message, SipError>
 
 /// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
 #[derive(Debug)]
-pub struct StreamFramer(StreamParser);
+pub struct StreamFramer(StreamParser, usize);
 
 impl StreamFramer {
     pub fn new(max_bytes: usize) -> Self {
-        StreamFramer(StreamParser::new(Limits {
-            max_message_bytes: max_bytes,
-            max_body_bytes: max_bytes,
-            ..Limits::stream()
-        }))
+        StreamFramer(
+            StreamParser::new(Limits {
+                max_message_bytes: max_bytes,
+                max_body_bytes: max_bytes,
+                ..Limits::stream()
+            }),
+            0,
+        )
     }
 
     /// Append received bytes; returns every message they completed. An error means the
@@ -133,10 +136,13 @@ impl StreamFramer {
         self.0.pending() > 0
     }
 
-    /// RFC 5626 keep-alive pings (CRLFCRLF between messages) since the last call. A lone
-    /// CRLF (a pong) counts as half of one; the gateway sends no pings, so none is expected.
+    /// RFC 5626 keep-alive pings (CRLFCRLF between messages) since the last call, however
+    /// the reads split them. A lone CRLF (a pong) counts as half of one; the gateway sends
+    /// no pings, so none is expected.
     pub fn take_pings(&mut self) -> usize {
-        self.0.take_keepalives() / 2
+        let pairs = self.1 + self.0.take_keepalives();
+        self.1 = pairs % 2;
+        pairs / 2
     }
 }
 
@@ -621,6 +627,23 @@ pub(crate) fn parse_uri(uri: &str) -> Result<sipx::Uri, SipError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_alive_pings_are_counted_however_reads_split_them_and_are_no_message() {
+        let mut f = StreamFramer::new(65535);
+        assert!(f.push(b"\r\n").unwrap().is_empty());
+        assert_eq!(f.take_pings(), 0);
+        assert!(!f.mid_message());
+        assert!(f.push(b"\r\n").unwrap().is_empty());
+        assert_eq!(f.take_pings(), 1);
+        assert!(
+            f.push(b"\r\n\r\nOPTIONS sip:a SIP/2.0\r\n")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(f.take_pings(), 1);
+        assert!(f.mid_message(), "a message has begun");
+    }
 
     /// Regression: sipx's builder refuses NUL even inside a quoted-pair (RFC 4475 §3.1.1.2).
     #[test]
