@@ -31,6 +31,15 @@ pub fn shrink_if_sparse<K: Eq + Hash, V, S: BuildHasher>(m: &mut HashMap<K, V, S
     }
 }
 
+/// An empty map gives its table back, however small (the shell calls this when the load is
+/// gone): kept for the next entries, a table made in the tail of a burst holds a page of the
+/// burst's heap resident for good.
+pub fn release_if_empty<K: Eq + Hash, V, S: BuildHasher>(m: &mut HashMap<K, V, S>) {
+    if m.is_empty() && m.capacity() > 0 {
+        m.shrink_to(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +81,11 @@ mod tests {
         small.clear();
         shrink_if_sparse(&mut small);
         assert_eq!(small.capacity(), cap);
+        // Until the load is gone: then even a small table goes, and a full one stays.
+        release_if_empty(&mut small);
+        assert_eq!(small.capacity(), 0);
+        let mut busy: HashMap<u32, u32> = (0..3).map(|i| (i, i)).collect();
+        release_if_empty(&mut busy);
+        assert_eq!(busy.len(), 3);
     }
 }

@@ -43,6 +43,11 @@ impl DialogIndex {
     }
 
     /// Give memory back after a burst of calls ended (`crate::maps`).
+    /// Give the table back once empty, however small (see `maps::release_if_empty`).
+    pub fn release_if_empty(&mut self) {
+        crate::maps::release_if_empty(&mut self.by_hash);
+    }
+
     pub fn shrink_if_sparse(&mut self) {
         crate::maps::shrink_if_sparse(&mut self.by_hash);
     }

@@ -254,6 +254,12 @@ impl B2bua {
             return;
         }
         self.env.txn.release_idle();
+        // The small tables kept for the next calls were made in the calls' heap, in the
+        // last calls' pages: given back, those pages empty (src/zone.rs).
+        crate::maps::release_if_empty(&mut self.calls);
+        crate::maps::release_if_empty(&mut self.filed);
+        crate::maps::release_if_empty(&mut self.env.owners);
+        self.env.dialogs.release_if_empty();
         if self.deadlines.is_empty() {
             self.deadlines = BTreeSet::new();
         }

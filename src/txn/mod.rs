@@ -167,6 +167,9 @@ impl TxnLayer {
         if !self.entries.is_empty() {
             return;
         }
+        crate::maps::release_if_empty(&mut self.entries);
+        crate::maps::release_if_empty(&mut self.client_keys);
+        crate::maps::release_if_empty(&mut self.server_keys);
         if self.deadlines.is_empty() {
             self.deadlines = BTreeSet::new();
         }

@@ -787,3 +787,20 @@ fn a_reinvite_the_far_leg_leaves_ringing_ends_with_the_call() {
     h.advance(Duration::from_secs(120));
     assert_idle(&mut h);
 }
+
+#[test]
+fn once_the_load_is_gone_the_call_layers_tables_are_given_back() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    assert_idle(&mut h);
+    // Small tables are kept while calls come and go; with none left they go too (made in
+    // the calls' heap, they would hold its last pages).
+    assert!(h.core.calls.capacity() > 0);
+    h.core.release_idle();
+    assert_eq!(h.core.calls.capacity(), 0);
+    assert_eq!(h.core.env.owners.capacity(), 0);
+}
