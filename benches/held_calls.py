@@ -25,6 +25,8 @@ from gateway_stats import TICK, bench_workdir, cpu_ticks, metric, rss_kib  # noq
 GW = ("127.0.0.1", 5072)
 # Seconds between the gateway's last transaction ending and the "after" reading.
 SETTLE = 5
+# src/engine/overload.rs RECENT_IDLE, and a tick to act on it.
+RECENT_IDLE = 66
 
 
 def rss_anon_kib(pid):
@@ -90,10 +92,15 @@ def one_run(args, calls):
                                 "-r", "50", "-m", str(args.warm), "-d", "1000", "-timeout", "60",
                                 f"{GW[0]}:{GW[1]}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work, timeout=90)
+            done = time.time()
             if w.returncode != 0:
                 print(f"  warm-up calls: sipp exited {w.returncode}", file=sys.stderr)
             wait_until("the warm-up's transactions to end",
                        lambda: (metric("trunkgate_transactions") or 0) == 0, 60)
+            # Overload control keeps a table of recent INVITEs (1 MiB, written where each
+            # INVITE's key falls) until RECENT_IDLE (64 s) after the last one; the "after"
+            # reading comes long after that, so the warm one must too.
+            time.sleep(max(0.0, done + RECENT_IDLE - time.time()))
             time.sleep(SETTLE)
             warm = rss_kib(gw.pid)
             anon_warm = rss_anon_kib(gw.pid)
