@@ -296,16 +296,20 @@ async fn serve(
             Ok(msgs) => {
                 // A message under way must complete in time; keep-alive CRLFs between
                 // messages are not one (the peer pinging an idle connection keeps it open).
-                if framer.mid_message() {
-                    if !msgs.is_empty() || begun.is_none() {
-                        begun = Some(tokio::time::Instant::now());
+                // A stranger's deadline, set at accept, stays: pinging does not keep it.
+                if !stranger {
+                    if framer.mid_message() {
+                        if !msgs.is_empty() || begun.is_none() {
+                            begun = Some(tokio::time::Instant::now());
+                        }
+                    } else {
+                        begun = None;
                     }
-                } else {
-                    begun = None;
                 }
                 // One pong for the pings of this read, at most: a peer sending CRLFs in bulk
                 // gets two bytes back per read, and nothing when the writer is behind.
-                if framer.take_pings() > 0 {
+                // Strangers get none.
+                if framer.take_pings() > 0 && !stranger {
                     let _ = pong.try_send(Bytes::from_static(b"\r\n"));
                 }
                 let at = Instant::now();
