@@ -47,8 +47,6 @@ pub struct SourceLatch {
     current: Option<Latched>,
     /// How long the latched source must be silent before the stream may move.
     rebind_after: Duration,
-    /// The leg's RTP address from its SDP, when it named a usable one.
-    sdp: Option<SocketAddr>,
 }
 
 impl Default for SourceLatch {
@@ -64,22 +62,6 @@ impl SourceLatch {
         SourceLatch {
             current: None,
             rebind_after,
-            sdp: None,
-        }
-    }
-
-    /// The leg's SDP named `sdp` as its RTP address: a source there is preferred while the
-    /// latch is learning.
-    pub fn preferring(self, sdp: Option<SocketAddr>) -> Self {
-        SourceLatch { sdp, ..self }
-    }
-
-    /// How well `addr` matches the SDP: 2 its exact address, 1 its IP, 0 neither.
-    fn rank(&self, addr: SocketAddr) -> u8 {
-        match self.sdp {
-            Some(s) if s == addr => 2,
-            Some(s) if s.ip() == addr.ip() => 1,
-            _ => 0,
         }
     }
 
@@ -88,8 +70,22 @@ impl SourceLatch {
         self.current.map(|l| l.addr)
     }
 
-    /// Whether an RTP packet from `src` belongs to this leg; latches the first one.
-    pub fn accept(&mut self, now: Instant, src: SocketAddr, p: RtpHead) -> bool {
+    /// Whether an RTP packet from `src` belongs to this leg; latches the first one. `sdp` is
+    /// the leg's RTP address from its SDP, when it named a usable one: a source there is
+    /// preferred while the latch is learning.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        p: RtpHead,
+        sdp: Option<SocketAddr>,
+    ) -> bool {
+        // How well an address matches the SDP: 2 its exact address, 1 its IP, 0 neither.
+        let rank = |a: SocketAddr| match sdp {
+            Some(s) if s == a => 2,
+            Some(s) if s.ip() == a.ip() => 1,
+            _ => 0,
+        };
         let fresh = Latched {
             addr: src,
             ssrc: p.ssrc,
@@ -113,7 +109,7 @@ impl SourceLatch {
             // Still learning, and this source is where the SDP said (or nearer to it).
             Some(l)
                 if now.saturating_duration_since(l.learnt) < LEARNING
-                    && self.rank(src) > self.rank(l.addr) =>
+                    && rank(src) > rank(l.addr) =>
             {
                 self.current = Some(Latched {
                     learnt: l.learnt,
@@ -155,14 +151,14 @@ mod tests {
     fn first_packet_latches_and_other_sources_are_dropped() {
         let t0 = Instant::now();
         let mut l = SourceLatch::default();
-        assert!(l.accept(t0, addr(4000), head(7, 1)));
+        assert!(l.accept(t0, addr(4000), head(7, 1), None));
         assert_eq!(l.source(), Some(addr(4000)));
         // Same SSRC from elsewhere (a reflected or spoofed copy) never takes over while the
         // source is alive.
         for i in 0..10 {
-            assert!(!l.accept(t0, addr(5000), head(7, 2 + i)));
+            assert!(!l.accept(t0, addr(5000), head(7, 2 + i), None));
         }
-        assert!(l.accept(t0, addr(4000), head(7, 2)));
+        assert!(l.accept(t0, addr(4000), head(7, 2), None));
     }
 
     #[test]
@@ -171,10 +167,13 @@ mod tests {
         // long as it likes, even while the real source is silent.
         let t0 = Instant::now();
         let mut l = SourceLatch::default();
-        assert!(l.accept(t0, addr(4000), head(7, 100)));
+        assert!(l.accept(t0, addr(4000), head(7, 100), None));
         for i in 0..500u16 {
             let now = t0 + Duration::from_millis(20 * u64::from(i));
-            assert!(!l.accept(now, addr(6666), head(0xbad, i)), "packet {i}");
+            assert!(
+                !l.accept(now, addr(6666), head(0xbad, i), None),
+                "packet {i}"
+            );
         }
         assert_eq!(l.source(), Some(addr(4000)));
     }
@@ -183,24 +182,30 @@ mod tests {
     fn a_nat_rebinding_moves_the_latch_once_the_old_source_fell_silent() {
         let t0 = Instant::now();
         let mut l = SourceLatch::default();
-        assert!(l.accept(t0, addr(4000), head(7, 100)));
+        assert!(l.accept(t0, addr(4000), head(7, 100), None));
         // Not yet silent long enough: the same stream from a new port is refused.
         let soon = t0 + MOVE_AFTER_SILENCE - Duration::from_millis(1);
-        assert!(!l.accept(soon, addr(4100), head(7, 101)));
+        assert!(!l.accept(soon, addr(4100), head(7, 101), None));
         // Silent long enough, same SSRC, sequence a little ahead: the NAT moved.
         let later = t0 + MOVE_AFTER_SILENCE;
-        assert!(!l.accept(later, addr(4100), head(8, 101)), "another SSRC");
-        assert!(!l.accept(later, addr(4100), head(7, 100)), "no progress");
         assert!(
-            !l.accept(later, addr(4100), head(7, 100 + 600)),
+            !l.accept(later, addr(4100), head(8, 101), None),
+            "another SSRC"
+        );
+        assert!(
+            !l.accept(later, addr(4100), head(7, 100), None),
+            "no progress"
+        );
+        assert!(
+            !l.accept(later, addr(4100), head(7, 100 + 600), None),
             "too far ahead"
         );
-        assert!(l.accept(later, addr(4100), head(7, 103)));
+        assert!(l.accept(later, addr(4100), head(7, 103), None));
         assert_eq!(l.source(), Some(addr(4100)));
         // Sequence numbers wrap.
         let mut w = SourceLatch::default();
-        assert!(w.accept(t0, addr(4000), head(7, 65535)));
-        assert!(w.accept(later, addr(4100), head(7, 2)));
+        assert!(w.accept(t0, addr(4000), head(7, 65535), None));
+        assert!(w.accept(later, addr(4100), head(7, 2), None));
     }
 
     #[test]
@@ -208,42 +213,46 @@ mod tests {
         let t0 = Instant::now();
         let after = Duration::from_millis(500);
         let mut l = SourceLatch::with_rebind_after(after);
-        assert!(l.accept(t0, addr(4000), head(7, 100)));
+        assert!(l.accept(t0, addr(4000), head(7, 100), None));
         assert!(!l.accept(
             t0 + after - Duration::from_millis(1),
             addr(4100),
-            head(7, 101)
+            head(7, 101),
+            None
         ));
-        assert!(l.accept(t0 + after, addr(4100), head(7, 102)));
+        assert!(l.accept(t0 + after, addr(4100), head(7, 102), None));
         // A longer setting keeps the stream where it is for longer.
         let mut slow = SourceLatch::with_rebind_after(Duration::from_secs(10));
-        assert!(slow.accept(t0, addr(4000), head(7, 100)));
-        assert!(!slow.accept(t0 + MOVE_AFTER_SILENCE, addr(4100), head(7, 101)));
+        assert!(slow.accept(t0, addr(4000), head(7, 100), None));
+        assert!(!slow.accept(t0 + MOVE_AFTER_SILENCE, addr(4100), head(7, 101), None));
     }
 
     #[test]
     fn while_learning_the_sdps_own_address_takes_the_latch_from_a_stranger() {
         let t0 = Instant::now();
         let sdp = addr(4000);
-        let mut l = SourceLatch::default().preferring(Some(sdp));
+        let mut l = SourceLatch::default();
         // A stranger sprays the port right after the answer and gets the first packet in.
         let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
-        assert!(l.accept(t0, stranger, head(0xbad, 1)));
+        assert!(l.accept(t0, stranger, head(0xbad, 1), Some(sdp)));
         // The endpoint starts from its SDP's address: the latch follows it, for good.
         let soon = t0 + Duration::from_millis(300);
-        assert!(l.accept(soon, sdp, head(7, 100)));
+        assert!(l.accept(soon, sdp, head(7, 100), Some(sdp)));
         assert_eq!(l.source(), Some(sdp));
         for i in 0..200u16 {
             let now = soon + Duration::from_millis(20 * u64::from(i));
-            assert!(!l.accept(now, stranger, head(0xbad, 2 + i)), "packet {i}");
+            assert!(
+                !l.accept(now, stranger, head(0xbad, 2 + i), Some(sdp)),
+                "packet {i}"
+            );
         }
         // The SDP's IP at another port beats a stranger too, and loses to the exact address.
-        let mut l = SourceLatch::default().preferring(Some(sdp));
-        assert!(l.accept(t0, stranger, head(0xbad, 1)));
-        assert!(l.accept(soon, addr(4100), head(7, 1)));
-        assert!(!l.accept(soon, stranger, head(0xbad, 2)));
-        assert!(l.accept(soon, sdp, head(7, 2)));
-        assert!(!l.accept(soon, addr(4100), head(7, 3)));
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, stranger, head(0xbad, 1), Some(sdp)));
+        assert!(l.accept(soon, addr(4100), head(7, 1), Some(sdp)));
+        assert!(!l.accept(soon, stranger, head(0xbad, 2), Some(sdp)));
+        assert!(l.accept(soon, sdp, head(7, 2), Some(sdp)));
+        assert!(!l.accept(soon, addr(4100), head(7, 3), Some(sdp)));
     }
 
     #[test]
@@ -251,25 +260,25 @@ mod tests {
         let t0 = Instant::now();
         let sdp = addr(4000);
         let nat = SocketAddr::from(([198, 51, 100, 7], 61000));
-        let mut l = SourceLatch::default().preferring(Some(sdp));
-        assert!(l.accept(t0, nat, head(7, 1)));
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, nat, head(7, 1), Some(sdp)));
         // The window is counted from the first packet, whatever the source sent since.
         let later = t0 + LEARNING;
-        assert!(l.accept(later, nat, head(7, 2)));
-        assert!(!l.accept(later, sdp, head(9, 1)));
+        assert!(l.accept(later, nat, head(7, 2), Some(sdp)));
+        assert!(!l.accept(later, sdp, head(9, 1), Some(sdp)));
         assert_eq!(l.source(), Some(nat));
         // Without an SDP address nobody is preferred: the first packet stays.
         let mut blind = SourceLatch::default();
-        assert!(blind.accept(t0, nat, head(7, 1)));
-        assert!(!blind.accept(t0, sdp, head(9, 1)));
+        assert!(blind.accept(t0, nat, head(7, 1), None));
+        assert!(!blind.accept(t0, sdp, head(9, 1), None));
     }
 
     #[test]
     fn the_latched_source_may_restart_its_stream() {
         let t0 = Instant::now();
         let mut l = SourceLatch::default();
-        assert!(l.accept(t0, addr(4000), head(7, 1)));
-        assert!(l.accept(t0, addr(4000), head(8, 5000)));
+        assert!(l.accept(t0, addr(4000), head(7, 1), None));
+        assert!(l.accept(t0, addr(4000), head(8, 5000), None));
         assert_eq!(l.source(), Some(addr(4000)));
     }
 }

@@ -74,7 +74,7 @@ impl LegAddrs {
             sdp,
             sdp_ip: sdp.map(|a| a.ip()),
             latch: Some(latch),
-            rtp: SourceLatch::with_rebind_after(rebind_after).preferring(sdp),
+            rtp: SourceLatch::with_rebind_after(rebind_after),
             ..LegAddrs::default()
         }
     }
@@ -159,7 +159,7 @@ impl StreamRoute {
             let Some(head) = head else {
                 return Route::Drop;
             };
-            if !mine.rtp.accept(now, src, head) {
+            if !mine.rtp.accept(now, src, head, mine.sdp) {
                 return Route::Drop;
             }
             if !mine.within_rate(now) {
