@@ -405,7 +405,11 @@ impl Call {
                 // The origin still gets a final answer (its transaction would wait for
                 // ever), and a 2xx to our INVITE its ACK.
                 if final_ {
-                    if resp.is_success() && rel.sent.method() == Method::Invite {
+                    // (An UPDATE carried as a re-INVITE was ACKed above.)
+                    if resp.is_success()
+                        && rel.method == Method::Invite
+                        && rel.sent.method() == Method::Invite
+                    {
                         self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
                     }
                     cx.respond(rel.origin_txn, &rel.origin_req, 502, "Bad Gateway", &[]);
