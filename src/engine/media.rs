@@ -164,7 +164,9 @@ impl Relays {
                 // recorder its streams push into are only ever contended by the WAV
                 // writer's drain every 100 ms.
                 let placed = self.calls.entry(call).or_insert_with(|| Placed {
-                    thread: crate::media::placement::pick_thread(&self.loads, self.fill),
+                    thread: crate::media::placement::pick_thread(&self.loads, self.fill, |i| {
+                        self.threads.get(i).is_some_and(RelayThread::runs)
+                    }),
                     streams: Vec::new(),
                 });
                 let thread = &self.threads[placed.thread];

@@ -227,6 +227,11 @@ impl RelayThread {
         })
     }
 
+    /// Whether the thread still relays (it stops only when its poll fails).
+    pub(super) fn runs(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Hand a stream over under `id` (unique for the thread's life).
     pub(super) fn open(&self, id: u64, io: StreamIo) -> std::io::Result<()> {
         self.send(Command::Open(id, Box::new(io)))
@@ -302,7 +307,7 @@ impl Relay {
             {
                 // Nothing else can wait for packets on this thread: leaving it reports every
                 // stream it carried dead (`Drop`), and their calls end.
-                warn!(error = %e, "relay thread poll failed; its streams stop");
+                tracing::error!(error = %e, "relay thread poll failed: its streams stop, and new calls go to the other relay threads");
                 return;
             }
             std::mem::swap(&mut left, &mut self.again);

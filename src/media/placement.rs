@@ -13,18 +13,16 @@
 pub const FILL_STREAMS: usize = 300;
 
 /// The thread for a new call, given how many streams each thread carries now (never
-/// empty: the shell runs at least one thread) and how many a thread takes before the next
-/// is used ([`FILL_STREAMS`]).
-pub fn pick_thread(loads: &[usize], fill: usize) -> usize {
-    if let Some(first_free) = loads.iter().position(|&n| n < fill) {
+/// empty: the shell runs at least one thread), how many a thread takes before the next is
+/// used ([`FILL_STREAMS`]), and which threads still run: a thread that stopped (its poll
+/// failed) would fail every call placed on it, and emptied it is first under the line.
+pub fn pick_thread(loads: &[usize], fill: usize, runs: impl Fn(usize) -> bool) -> usize {
+    let live = || loads.iter().enumerate().filter(|&(i, _)| runs(i));
+    if let Some((first_free, _)) = live().find(|&(_, &n)| n < fill) {
         return first_free;
     }
     // Every thread is full: the least loaded, the lowest index on a tie.
-    loads
-        .iter()
-        .enumerate()
-        .min_by_key(|&(i, &n)| (n, i))
-        .map_or(0, |(i, _)| i)
+    live().min_by_key(|&(i, &n)| (n, i)).map_or(0, |(i, _)| i)
 }
 
 #[cfg(test)]
@@ -35,7 +33,7 @@ mod tests {
     fn place(threads: usize, calls: usize) -> Vec<usize> {
         let mut loads = vec![0; threads];
         for _ in 0..calls {
-            let t = pick_thread(&loads, FILL_STREAMS);
+            let t = pick_thread(&loads, FILL_STREAMS, |_| true);
             loads[t] += 1;
         }
         loads
@@ -57,13 +55,25 @@ mod tests {
     #[test]
     fn a_thread_that_emptied_is_filled_first() {
         // Calls ended on thread 0: it is the first under the fill line again.
-        assert_eq!(pick_thread(&[10, FILL_STREAMS], FILL_STREAMS), 0);
-        assert_eq!(pick_thread(&[FILL_STREAMS, 10], FILL_STREAMS), 1);
+        let all = |_| true;
+        assert_eq!(pick_thread(&[10, FILL_STREAMS], FILL_STREAMS, all), 0);
+        assert_eq!(pick_thread(&[FILL_STREAMS, 10], FILL_STREAMS, all), 1);
         // All full: the least loaded, wherever it is.
         assert_eq!(
-            pick_thread(&[FILL_STREAMS + 9, FILL_STREAMS + 2], FILL_STREAMS),
+            pick_thread(&[FILL_STREAMS + 9, FILL_STREAMS + 2], FILL_STREAMS, all),
             1
         );
-        assert_eq!(pick_thread(&[7], FILL_STREAMS), 0);
+        assert_eq!(pick_thread(&[7], FILL_STREAMS, all), 0);
+    }
+
+    #[test]
+    fn a_stopped_thread_gets_no_new_call() {
+        // Thread 0 stopped and its calls ended: empty, but not picked.
+        let runs = |i| i != 0;
+        assert_eq!(pick_thread(&[0, 10], FILL_STREAMS, runs), 1);
+        assert_eq!(
+            pick_thread(&[0, FILL_STREAMS + 5, FILL_STREAMS + 1], FILL_STREAMS, runs),
+            2
+        );
     }
 }
