@@ -86,12 +86,13 @@ impl SourceLatch {
             Some(s) if s.ip() == a.ip() => 1,
             _ => 0,
         };
+        // A packet that is accepted latches; the learning window runs from the first one.
         let fresh = Latched {
             addr: src,
             ssrc: p.ssrc,
             seq: p.seq,
             seen: now,
-            learnt: now,
+            learnt: self.current.map_or(now, |l| l.learnt),
         };
         match self.current {
             None => {
@@ -100,10 +101,7 @@ impl SourceLatch {
             }
             // The latched source: it may restart its stream (new SSRC) behind the same address.
             Some(l) if l.addr == src => {
-                self.current = Some(Latched {
-                    learnt: l.learnt,
-                    ..fresh
-                });
+                self.current = Some(fresh);
                 true
             }
             // Still learning, and this source is where the SDP said (or nearer to it).
@@ -111,10 +109,7 @@ impl SourceLatch {
                 if now.saturating_duration_since(l.learnt) < LEARNING
                     && rank(src) > rank(l.addr) =>
             {
-                self.current = Some(Latched {
-                    learnt: l.learnt,
-                    ..fresh
-                });
+                self.current = Some(fresh);
                 true
             }
             Some(l) => {
@@ -122,10 +117,7 @@ impl SourceLatch {
                 let gap = p.seq.wrapping_sub(l.seq);
                 let continues = p.ssrc == l.ssrc && (1..=MAX_SEQ_GAP).contains(&gap);
                 if silent && continues {
-                    self.current = Some(Latched {
-                        learnt: l.learnt,
-                        ..fresh
-                    });
+                    self.current = Some(fresh);
                     true
                 } else {
                     false
