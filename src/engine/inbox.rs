@@ -168,7 +168,7 @@ impl Inbox {
     /// Whether a profile matches this source.
     pub(crate) fn knows_source(&self, ip: IpAddr) -> bool {
         let cfg = self.config.load();
-        cfg.peer_for_source(ip).is_some() || cfg.front.is_some_and(|f| f.addr.ip() == ip)
+        cfg.is_peer_source(ip) || cfg.front.is_some_and(|f| f.addr.ip() == ip)
     }
 
     /// What `[protect] unknown_sources` says to do with strangers.

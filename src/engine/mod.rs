@@ -440,12 +440,7 @@ impl Shell {
                 // Only connections the stranger opened: ours to a peer stay up. A response
                 // from a stranger closes it too (nothing else would: it needs no answer).
                 let stranger = source.conn.filter(|c| {
-                    self.tcp.is_inbound(*c)
-                        && self
-                            .core
-                            .config()
-                            .peer_for_source(source.addr.ip())
-                            .is_none()
+                    self.tcp.is_inbound(*c) && !self.core.config().is_peer_source(source.addr.ip())
                 });
                 self.on_message(now, msg, source, at, screened);
                 if let Some(conn) = stranger {
