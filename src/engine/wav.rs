@@ -220,9 +220,9 @@ impl Files<'_> {
         let sound = usize::try_from(fits - silence).unwrap_or(usize::MAX);
         let mut r = Ok(());
         while silence > 0 && r.is_ok() {
-            let n = usize::try_from(silence).map_or(SILENCE_CHUNK, |s| s.min(SILENCE_CHUNK));
-            r = write_frames(&mut f.writer, f.stereo, &ZEROS[..n]);
-            silence -= n as u64;
+            let n = silence.min(SILENCE_CHUNK as u64);
+            r = write_frames(&mut f.writer, f.stereo, &ZEROS[..n as usize]);
+            silence -= n;
         }
         if r.is_ok() && sound > 0 {
             r = write_frames(
@@ -246,11 +246,7 @@ impl Files<'_> {
                 if fits < d.len() {
                     tracing::error!(path = %f.path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
                     self.refused("size_limit");
-                    if let Some(f) = self.open.remove(&id)
-                        && let Err(e) = f.writer.finalize()
-                    {
-                        tracing::error!(error = %e, "cannot finalise recording");
-                    }
+                    self.finalize(id);
                 }
             }
             Err(e) => {
@@ -306,6 +302,11 @@ impl Files<'_> {
             drop(r);
             self.write(id, &rest);
         }
+        self.finalize(id);
+    }
+
+    /// Write the header of call `id`'s file for the last time and close it.
+    fn finalize(&mut self, id: u64) {
         if let Some(f) = self.open.remove(&id)
             && let Err(e) = f.writer.finalize()
         {
