@@ -107,24 +107,28 @@ pub fn parse_datagram(buf: Bytes, max_bytes: usize) -> Result<Message, SipError>
 
 /// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
 #[derive(Debug)]
-pub struct StreamFramer(StreamParser, usize);
+pub struct StreamFramer {
+    parser: StreamParser,
+    /// A CRLF pair counted but not yet paired into a ping (a ping split over two reads).
+    odd_pair: usize,
+}
 
 impl StreamFramer {
     pub fn new(max_bytes: usize) -> Self {
-        StreamFramer(
-            StreamParser::new(Limits {
+        StreamFramer {
+            parser: StreamParser::new(Limits {
                 max_message_bytes: max_bytes,
                 max_body_bytes: max_bytes,
                 ..Limits::stream()
             }),
-            0,
-        )
+            odd_pair: 0,
+        }
     }
 
     /// Append received bytes; returns every message they completed. An error means the
     /// stream lost framing and the connection must be closed.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Message>, SipError> {
-        self.0
+        self.parser
             .push(chunk)
             .map(|v| v.into_iter().map(Message::from_sipx).collect())
             .map_err(SipError::from_parse)
@@ -133,15 +137,15 @@ impl StreamFramer {
     /// Whether bytes of a message not yet complete are buffered (keep-alive CRLFs between
     /// messages are discarded, never buffered).
     pub fn mid_message(&self) -> bool {
-        self.0.pending() > 0
+        self.parser.pending() > 0
     }
 
     /// RFC 5626 keep-alive pings (CRLFCRLF between messages) since the last call, however
     /// the reads split them. A lone CRLF (a pong) counts as half of one; the gateway sends
     /// no pings, so none is expected.
     pub fn take_pings(&mut self) -> usize {
-        let pairs = self.1 + self.0.take_keepalives();
-        self.1 = pairs % 2;
+        let pairs = self.odd_pair + self.parser.take_keepalives();
+        self.odd_pair = pairs % 2;
         pairs / 2
     }
 }
