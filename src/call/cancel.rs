@@ -127,7 +127,8 @@ impl Call {
     }
 }
 
-fn cancel_for(inv: &Request) -> Result<Request, SipError> {
+/// RFC 3261 §9.1: the CANCEL of `inv` (its Route too, for an INVITE within a dialog).
+pub(super) fn cancel_for(inv: &Request) -> Result<Request, SipError> {
     let mut c = Request::new(Method::Cancel, &inv.uri())?;
     for h in [Hdr::VIA, Hdr::FROM, Hdr::TO, Hdr::CALL_ID] {
         c.push_header(
@@ -140,6 +141,9 @@ fn cancel_for(inv: &Request) -> Result<Request, SipError> {
         &Hdr::CSEQ,
         format!("{} CANCEL", inv.cseq().map_or(1, |x| x.0)),
     )?;
+    for route in inv.header_lines(&Hdr::ROUTE) {
+        c.push_header(&Hdr::ROUTE, route)?;
+    }
     c.push_header(&Hdr::MAX_FORWARDS, "70")?;
     c.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(c)

@@ -65,6 +65,7 @@ impl Call {
                 CallTimer::SessionRefresh(side) => self.on_session_refresh(cx, side),
                 CallTimer::SessionExpiry(side) => self.session_expired(cx, side),
                 CallTimer::Settle => self.settle(cx.env.timers.t1, cx.now),
+                CallTimer::RelayedInvite => self.on_relayed_invite_timer(cx),
             }
         }
     }

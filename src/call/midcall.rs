@@ -1,10 +1,9 @@
 //! Within the dialogs: BYE, re-INVITE/UPDATE (hold and unhold), INFO and other mid-call
-//! requests relayed leg to leg, and the answers coming back.
+//! requests relayed leg to leg (their answers: `relayed`).
 
 use tracing::{debug, warn};
 
 use super::Side;
-use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
@@ -12,9 +11,9 @@ use super::state::{Call, MAX_RELAYED, Relayed, TxnRole};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
-use crate::interop::egress::{body_for, copy_end_to_end, identity_header, relayed_response};
+use crate::interop::egress::{body_for, copy_end_to_end, identity_header};
 use crate::interop::transfer::{ReferError, TransferMode, refer_to_via_gateway};
-use crate::sip::{Hdr, Method, Request, Response};
+use crate::sip::{Hdr, Method, Request};
 use crate::txn::TxnId;
 
 impl Call {
@@ -261,6 +260,8 @@ impl Call {
                 origin_req: req,
                 method,
                 sent: out,
+                heard: false,
+                given_up: false,
             };
             self.relayed.push((txn, relayed));
         }
@@ -306,125 +307,6 @@ impl Call {
             &[]
         };
         cx.respond(id, req, 200, "OK", extra);
-    }
-
-    /// The far leg answered a relayed request: answer the origin the same way.
-    pub(super) fn on_relayed_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
-        let status = resp.status();
-        if status == 100 {
-            return;
-        }
-        let final_ = !resp.is_provisional();
-        let rel = if final_ {
-            self.close_txn(id);
-            self.take_relayed(id)
-        } else {
-            self.relayed
-                .iter()
-                .find(|(t, _)| *t == id)
-                .map(|(_, r)| r.clone())
-        };
-        let Some(rel) = rel else {
-            // A 2xx to a re-INVITE again (our ACK was lost): the same ACK again.
-            self.ack_2xx_again(cx, &resp);
-            return;
-        };
-        let far = rel.origin.other();
-        if is_challenge(&resp) {
-            // The far peer wants credentials: the same request again, once, with them.
-            match self.answer_challenge(cx, far, &rel.sent, &resp, TxnRole::Relay) {
-                Ok((txn, sent)) => return self.relayed.push((txn, Relayed { sent, ..rel })),
-                Err(why) => {
-                    // Not the challenge (its realm is not the origin's business): a refusal
-                    // that leaves the session as it was (RFC 3261 §14.1).
-                    self.challenge_failed(status, &why);
-                    cx.respond(rel.origin_txn, &rel.origin_req, 403, "Forbidden", &[]);
-                    return;
-                }
-            }
-        }
-        // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
-        // sends no ACK).
-        if final_
-            && resp.is_success()
-            && rel.method == Method::Update
-            && rel.sent.method() == Method::Invite
-        {
-            self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
-        }
-        // Target refresh (RFC 3261 §12.2.1.2): a 2xx to re-INVITE/UPDATE may move the peer.
-        if final_
-            && resp.is_success()
-            && matches!(rel.method, Method::Invite | Method::Update)
-            && let Some(leg) = self.dialog_mut(far)
-            && let Some(c) = resp.contact_uri()
-        {
-            leg.remote_target = c.into();
-        }
-        let refreshes =
-            final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update);
-        if refreshes {
-            let had_timer = self.session[far].is_some();
-            self.adopt_session(cx, far, &resp);
-            // A timer this exchange started needs the offer we sent that leg (noted before
-            // the leg had one).
-            if !had_timer && self.session[far].is_some() && !rel.sent.body().is_empty() {
-                let ct = rel.sent.header(&Hdr::CONTENT_TYPE);
-                self.note_sdp_sent(far, rel.sent.body(), ct.as_deref(), false, None);
-            }
-        }
-        let Some(tag) = self.dialog(rel.origin).map(|l| l.local_tag.clone()) else {
-            return;
-        };
-        let Some(origin_peer) = self.profile(rel.origin).cloned() else {
-            return;
-        };
-        match relayed_response(&rel.origin_req, &resp, &tag, &origin_peer, &cx.env.local) {
-            Ok(mut out) => {
-                self.carry_identity(&cx.env.local, rel.origin, &mut out);
-                // Its timer first: a leg that gets one keeps the SDP it is sent now.
-                if refreshes {
-                    self.announce_session(cx, rel.origin, &rel.origin_req, &mut out);
-                }
-                self.anchor_answer(cx, far, &mut out);
-                cx.send_response(rel.origin_txn, out.clone());
-                if rel.method == Method::Invite && resp.is_success() {
-                    let cseq = rel.origin_req.cseq().map_or(0, |c| c.0);
-                    let other_cseq = resp.cseq().map_or(0, |c| c.0);
-                    self.await_ack(
-                        cx,
-                        rel.origin,
-                        out,
-                        (cseq, Some(other_cseq)),
-                        rel.origin_txn,
-                    );
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot relay {status}");
-                // The origin still gets a final answer (its transaction would wait for
-                // ever), and a 2xx to our INVITE its ACK.
-                if final_ {
-                    // (An UPDATE carried as a re-INVITE was ACKed above.)
-                    if resp.is_success()
-                        && rel.method == Method::Invite
-                        && rel.sent.method() == Method::Invite
-                    {
-                        self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
-                    }
-                    cx.respond(rel.origin_txn, &rel.origin_req, 502, "Bad Gateway", &[]);
-                }
-            }
-        }
-    }
-
-    /// A relayed request got no answer (timeout or transport error).
-    pub(super) fn on_relay_failed(&mut self, cx: &mut Cx, id: TxnId) {
-        self.close_txn(id);
-        let Some(rel) = self.take_relayed(id) else {
-            return;
-        };
-        cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
     }
 }
 

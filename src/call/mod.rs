@@ -9,7 +9,7 @@
 //!
 //! How one message flows (see also `src/README.md`):
 //! `sip::ingress` (§8.2/§18 checks, once) → `txn` → `router` (Call-ID/tag/branch → call) →
-//! a `Call` handler (`attempt`, `cancel`, `midcall`, `ack`, `reliable`, `release`) →
+//! a `Call` handler (`attempt`, `cancel`, `midcall`, `relayed`, `ack`, `reliable`, `release`) →
 //! `interop::egress` (the peer's shaping) → `txn` → [`Output::Transmit`].
 
 mod ack;
@@ -34,6 +34,7 @@ mod outbound;
 mod per_leg;
 mod phase;
 mod registrations;
+mod relayed;
 mod release;
 mod reliable;
 mod router;

@@ -399,13 +399,20 @@ impl B2bua {
 
     /// A CANCEL: for the INVITE of a call of ours, or 481.
     pub(super) fn on_cancel(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
-        let found = self
-            .env
-            .txn
-            .cancelled_invite(&req)
+        let invite = self.env.txn.cancelled_invite(&req);
+        let found = invite
             .and_then(|i| self.env.owners.get(&i).copied())
             .filter(|(_, role)| *role == TxnRole::CallerInvite);
         let ip = self.env.origin_ip(&req, source);
+        // A re-INVITE's CANCEL carries our tag: it belongs to a dialog, and to its peer.
+        if let (Some(invite), None, Some(tag)) = (invite, found, req.to_tag()) {
+            let dialog = self.dialog_of(&req.call_id().unwrap_or_default(), &tag);
+            if let Some((r, side)) = dialog
+                && self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip))
+            {
+                return self.with_call(r, now, |c, cx| c.on_cancel_relayed(cx, id, invite, &req));
+            }
+        }
         match found {
             // Only the caller cancels its INVITE.
             Some((r, _))

@@ -108,6 +108,11 @@ pub struct Relayed {
     pub method: Method,
     /// The request as we sent it on the far leg (answered again if that peer challenges it).
     pub sent: Request,
+    /// The far leg sent a provisional response: a CANCEL may follow (RFC 3261 §9.1).
+    pub heard: bool,
+    /// The origin has its final answer already (it cancelled, or Timer C fired): what the far
+    /// leg answers now only closes the request there.
+    pub given_up: bool,
 }
 
 /// Our 2xx to an INVITE on a side, retransmitted until the ACK (RFC 3261 §13.3.1.4).

@@ -28,9 +28,12 @@ pub enum CallTimer {
     /// 64·T1 after the answer nothing of the setup can come again (a crossing PRACK, a
     /// CANCEL, the caller's INVITE): what only the setup needed is dropped.
     Settle,
+    /// A relayed INVITE's far leg said only 1xx for too long (Timer C), or did not answer
+    /// our CANCEL of it in 64·T1: give it up (RFC 3261 §16.6 step 11, §9.1).
+    RelayedInvite,
 }
 
-const COUNT: usize = 13;
+const COUNT: usize = 14;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -45,6 +48,7 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::SessionExpiry(Side::A),
     CallTimer::SessionExpiry(Side::B),
     CallTimer::Settle,
+    CallTimer::RelayedInvite,
 ];
 
 impl CallTimer {
@@ -63,6 +67,7 @@ impl CallTimer {
             CallTimer::SessionExpiry(Side::A) => 10,
             CallTimer::SessionExpiry(Side::B) => 11,
             CallTimer::Settle => 12,
+            CallTimer::RelayedInvite => 13,
         }
     }
 }

@@ -804,3 +804,138 @@ fn once_the_load_is_gone_the_call_layers_tables_are_given_back() {
     assert_eq!(h.core.calls.capacity(), 0);
     assert_eq!(h.core.env.owners.capacity(), 0);
 }
+
+/// A phone's re-INVITE that the carrier answers with 180 only: the call and the re-INVITE.
+fn reinvite_left_ringing(h: &mut H) -> (String, Request) {
+    let (_inv, ok) = answered_call(h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.take_responses(PHONE);
+    (tag, re)
+}
+
+/// The CANCEL the gateway sent the carrier for `re` (with its retransmissions, if time
+/// passed): same branch, CSeq number and tags.
+fn cancel_of(h: &mut H, re: &Request) {
+    let cs = h.take_requests(CARRIER_A, Method::Cancel);
+    assert!(!cs.is_empty(), "a CANCEL for the re-INVITE");
+    for c in cs {
+        assert_eq!(c.header(&Hdr::VIA), re.header(&Hdr::VIA));
+        assert_eq!(c.cseq().unwrap().0, re.cseq().unwrap().0);
+        assert_eq!((c.to_tag(), c.from_tag()), (re.to_tag(), re.from_tag()));
+    }
+}
+
+/// A re-INVITE after the one given up is relayed, not refused with 491.
+fn next_reinvite_goes_through(h: &mut H, tag: &str) {
+    h.recv(PHONE, &from_phone("INVITE", tag, 3, "z9hG4bKre3", SDP));
+    let finals: Vec<u16> = h.statuses(PHONE).into_iter().filter(|s| *s > 100).collect();
+    assert!(finals.is_empty(), "{finals:?}");
+    let re3 = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re3, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+}
+
+#[test]
+fn a_reinvite_left_ringing_is_cancelled_by_timer_c() {
+    let mut h = H::new();
+    let (tag, re) = reinvite_left_ringing(&mut h);
+    // A further 180 restarts Timer C (RFC 3261 §16.7 step 2).
+    h.advance(Duration::from_secs(100));
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    assert_eq!(h.statuses(PHONE), vec![180]);
+    h.advance(Duration::from_secs(100));
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    assert!(h.statuses(PHONE).is_empty());
+    h.advance(Duration::from_secs(82));
+    cancel_of(&mut h, &re);
+    // (Retransmitted until the phone's ACK.)
+    let mut finals = h.statuses(PHONE);
+    finals.dedup();
+    assert_eq!(finals, vec![408]);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKre", ""));
+    // The carrier ends it as asked; the phone hears nothing more about it.
+    h.recv_msg(CARRIER_A, reply(&re, 487, "carrier1", &[], None));
+    assert!(h.statuses(PHONE).is_empty());
+    next_reinvite_goes_through(&mut h, &tag);
+}
+
+#[test]
+fn the_origin_may_cancel_its_relayed_reinvite() {
+    let mut h = H::new();
+    let (tag, re) = reinvite_left_ringing(&mut h);
+    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
+    let rs: Vec<(u16, Method)> = h
+        .take_responses(PHONE)
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert_eq!(rs, vec![(200, Method::Cancel), (487, Method::Invite)]);
+    cancel_of(&mut h, &re);
+    // While the carrier has not answered, its dialog still has an INVITE under way.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKre2", SDP));
+    assert!(h.statuses(PHONE).contains(&491));
+    h.recv_msg(CARRIER_A, reply(&re, 487, "carrier1", &[], None));
+    assert!(h.statuses(PHONE).is_empty());
+    // A CANCEL again (a retransmission, or late) changes nothing.
+    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    h.recv(PHONE, &from_phone("INVITE", &tag, 4, "z9hG4bKre4", SDP));
+    let re4 = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re4, 200, "carrier1", &[], Some(SDP)));
+    assert!(h.statuses(PHONE).contains(&200));
+}
+
+#[test]
+fn a_cancel_before_any_answer_waits_for_the_first_provisional() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.take_responses(PHONE);
+    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
+    assert_eq!(h.statuses(PHONE), vec![200, 487]);
+    // RFC 3261 §9.1: no CANCEL before the far leg has said something.
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 183, "carrier1", &[], None));
+    cancel_of(&mut h, &re);
+    assert!(h.statuses(PHONE).is_empty(), "the 183 goes no further");
+}
+
+#[test]
+fn a_late_2xx_to_a_cancelled_reinvite_is_acked_and_goes_no_further() {
+    let mut h = H::new();
+    let (tag, re) = reinvite_left_ringing(&mut h);
+    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
+    h.take_responses(PHONE);
+    cancel_of(&mut h, &re);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
+    assert!(h.statuses(PHONE).is_empty());
+    next_reinvite_goes_through(&mut h, &tag);
+}
+
+#[test]
+fn a_cancel_the_far_leg_never_answers_frees_the_dialog_after_64_t1() {
+    let mut h = H::new();
+    let (tag, re) = reinvite_left_ringing(&mut h);
+    h.advance(Duration::from_secs(182));
+    cancel_of(&mut h, &re);
+    // (Retransmitted until the phone's ACK.)
+    let mut finals = h.statuses(PHONE);
+    finals.dedup();
+    assert_eq!(finals, vec![408]);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKre", ""));
+    // Nothing from the carrier, ever: 64·T1 later the dialog takes a re-INVITE again.
+    h.advance(Duration::from_secs(33));
+    next_reinvite_goes_through(&mut h, &tag);
+    h.recv(PHONE, &phone_bye(&tag, 4, "z9hG4bKbye"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    assert_idle(&mut h);
+}
