@@ -167,6 +167,41 @@ fn a_stranger_gets_no_answer_and_places_no_call() {
 }
 
 #[test]
+fn with_a_secret_file_only_signed_datagrams_are_answered_and_answers_are_signed() {
+    use trunkgate::callback::signature::{Keys, sign, verify};
+    let keydir = tempfile::tempdir().unwrap();
+    let keyfile = keydir.path().join("callback.key");
+    std::fs::write(&keyfile, "shared-key-for-the-test\n").unwrap();
+    let keys = Keys::parse("shared-key-for-the-test").unwrap();
+    let ports = Ports::new();
+    let cb_port = free_port("127.0.0.1");
+    let extra = format!("secret_file = \"{}\"\n", keyfile.display());
+    let gw = Gateway::start(ports, GwOpts::callback_on(cb_port, &extra));
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let asrv = CallbackClient::new("127.0.0.1", cb_port);
+    // From the allowed address, but unsigned: as silent as toward a stranger.
+    assert_eq!(asrv.ask("STATUS: id=s1"), None);
+    let signed = sign(b"STATUS: id=s1", &keys, unix());
+    asrv.send(std::str::from_utf8(&signed).unwrap());
+    let answer = asrv.recv(Duration::from_secs(2)).expect("an answer");
+    let v = verify(answer.as_bytes(), &keys, unix()).expect("a signed answer");
+    assert_eq!(v.message, b"ACK: id=s1;result=error;reason=unknown_id");
+    let dropped = wait_for(Duration::from_secs(5), || {
+        let page = gw.metrics();
+        Gateway::metric_value(
+            &page,
+            "trunkgate_callback_dropped_total{reason=\"unsigned\"}",
+        )
+    });
+    assert_eq!(dropped, Some(1.0));
+}
+
+#[test]
 fn port_zero_opens_no_socket() {
     let ports = Ports::new();
     let gw = Gateway::start(ports, GwOpts::default());

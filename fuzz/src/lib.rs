@@ -276,13 +276,13 @@ pub fn callback(data: &[u8]) {
     let now = Instant::now();
     let mut svc = Service::new(cfg.clone(), now);
     let stranger = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 4000);
-    svc.handle_datagram(now, stranger, data);
+    svc.handle_datagram(now, std::time::SystemTime::now(), stranger, data);
     assert!(
         svc.poll_output().is_none(),
         "a stranger got an answer or placed a call"
     );
     let allowed = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000);
-    svc.handle_datagram(now, allowed, data);
+    svc.handle_datagram(now, std::time::SystemTime::now(), allowed, data);
     let mut core = B2bua::new(
         cfg,
         trunkgate::txn::TimerConfig::default(),
@@ -310,6 +310,24 @@ pub fn callback(data: &[u8]) {
             assert!(back.is_ok(), "unparseable INVITE: {wire:?}");
         }
     }
+    signed_callback(data);
+}
+
+/// The same bytes as a signed datagram (`[callback] secret_file`): checking the signature
+/// never panics and never takes an unsigned datagram; what we sign always checks.
+fn signed_callback(data: &[u8]) {
+    use trunkgate::callback::signature::{Keys, sign, verify};
+    let Ok(keys) = Keys::parse("fuzzing-key-0123456789") else {
+        return;
+    };
+    let now = 1_764_500_000;
+    if let Ok(v) = verify(data, &keys, now) {
+        // Only by guessing a MAC: libFuzzer cannot, so anything taken was signed by us.
+        panic!("a datagram no one signed was taken: {v:?}");
+    }
+    let signed = sign(data, &keys, now);
+    let v = verify(&signed, &keys, now).expect("what we sign checks");
+    assert_eq!(v.message, data.strip_suffix(b"\n").unwrap_or(data));
 }
 
 /// One datagram into a fresh call core (the shipped configuration), as the engine hands it

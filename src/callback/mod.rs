@@ -9,6 +9,7 @@
 
 pub mod protocol;
 pub mod service;
+pub mod signature;
 
 pub use protocol::{CallbackId, Number, Outcome, State};
 pub use service::{Command, End, Originate, Output, Service, Stats};

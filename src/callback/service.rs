@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
@@ -20,6 +20,7 @@ use governor::{Quota, RateLimiter};
 
 use super::metrics;
 use super::protocol::{self, CallbackId, Inbound, Number, Outbound, Outcome, Request, State, Verb};
+use super::signature::{self, Replays};
 use crate::cdr::CallTag;
 use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName};
 use crate::interop::causes::Q850Cause;
@@ -183,6 +184,12 @@ pub struct Service {
     /// Active call-backs by watchdog deadline (at most `max_active`).
     watchdog: BTreeSet<(Instant, CallbackId)>,
     draining: bool,
+    /// The wall clock as the last datagram found it, and the latest `now` given: what the
+    /// `ts` of a signed message we send is reckoned from.
+    wall: Option<(Instant, SystemTime)>,
+    last: Instant,
+    /// Signed REQUESTs taken lately (only with `secret_file`).
+    replays: Replays,
     out: VecDeque<Output>,
     /// `Output::Transmit`s in `out`.
     queued: usize,
@@ -205,6 +212,9 @@ impl Service {
             resend: BTreeSet::new(),
             watchdog: BTreeSet::new(),
             draining: false,
+            wall: None,
+            last: now,
+            replays: Replays::default(),
             out: VecDeque::new(),
             queued: 0,
             stats: Stats::default(),
@@ -255,12 +265,29 @@ impl Service {
         resend.into_iter().chain(forget).chain(watchdog).min()
     }
 
-    /// One datagram from the call-back socket.
-    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
+    /// One datagram from the call-back socket, received at `now` (`wall` on the wall clock,
+    /// which signed datagrams' `ts` is checked against).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        src: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.wall = Some((now, wall));
+        self.last = self.last.max(now);
         if !self.cfg.callback.allows(src.ip()) {
             self.drop_datagram("not_allowed");
             return;
         }
+        // Signed: a forged, unsigned or stale datagram is dropped unanswered, like a stranger's.
+        let (bytes, mac) = match &self.cfg.callback.keys {
+            None => (bytes, None),
+            Some(keys) => match signature::verify(bytes, keys, unix_s(wall)) {
+                Ok(v) => (v.message, Some(v.mac)),
+                Err(e) => return self.drop_datagram(e.reason()),
+            },
+        };
         match protocol::parse(bytes) {
             Err(rejected) => {
                 // An ACK is never answered: two gateways (or a gateway and its own echo)
@@ -280,14 +307,14 @@ impl Service {
                     },
                 );
             }
-            Ok(Inbound::Request(r)) => self.on_request(now, src, r),
+            Ok(Inbound::Request(r)) => self.on_request(now, src, r, mac),
             Ok(Inbound::Cancel(id)) => self.on_cancel(src, id),
             Ok(Inbound::Status(id)) => self.on_status(src, id),
             Ok(Inbound::Ack(id)) => self.on_ack(id),
         }
     }
 
-    fn on_request(&mut self, now: Instant, src: SocketAddr, r: Request) {
+    fn on_request(&mut self, now: Instant, src: SocketAddr, r: Request, mac: Option<[u8; 32]>) {
         let refuse = |s: &mut Self, reason| {
             s.answer(
                 src,
@@ -315,6 +342,13 @@ impl Service {
                 );
             }
             return refuse(self, "duplicate_id");
+        }
+        // A signed REQUEST taken before whose id is forgotten already: sent again by someone
+        // who captured it while its `ts` is still good.
+        if let Some(m) = &mac
+            && self.replays.seen(now, m)
+        {
+            return self.drop_datagram("replayed");
         }
         if !self.routable(&r.user1) || !self.routable(&r.user2) {
             return refuse(self, "no_route");
@@ -349,6 +383,9 @@ impl Service {
         );
         self.out
             .push_back(Output::Command(Command::Originate(originate)));
+        if let Some(m) = mac {
+            self.replays.remember(now, m);
+        }
         self.active += 1;
         let deadline = now + self.setup_allowance();
         self.watchdog.insert((deadline, r.id.clone()));
@@ -482,6 +519,7 @@ impl Service {
     /// The call-back ended (the call layer reports this exactly once per `Originate`):
     /// sends the RESPONSE and keeps resending it until the AS acknowledges it.
     pub fn on_ended(&mut self, now: Instant, id: &CallbackId, end: End) {
+        self.last = self.last.max(now);
         let Some(entry) = self.entries.get_mut(id) else {
             return;
         };
@@ -521,6 +559,7 @@ impl Service {
 
     /// Resend due RESPONSEs, give up on those tried `MAX_TRIES` times, forget old ids.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last = self.last.max(now);
         // Each pass either removes a due item or moves it past `now`: bounded by their number.
         for _ in 0..self.resend.len() {
             let Some((at, id)) = self.resend.first().cloned() else {
@@ -664,12 +703,23 @@ impl Service {
     }
 
     fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        let bytes = match &self.cfg.callback.keys {
+            Some(keys) => signature::sign(&bytes, keys, self.wall_s()),
+            None => bytes,
+        };
         if self.queued >= MAX_QUEUED {
             self.drop_datagram("send_queue_full");
             return;
         }
         self.queued += 1;
         self.out.push_back(Output::Transmit { to, bytes });
+    }
+
+    /// The wall clock now, in whole seconds since 1970, reckoned from the last datagram's.
+    fn wall_s(&self) -> u64 {
+        self.wall.map_or(0, |(at, wall)| {
+            unix_s(wall + self.last.saturating_duration_since(at))
+        })
     }
 
     fn drop_datagram(&mut self, reason: &'static str) {
@@ -681,6 +731,11 @@ impl Service {
         *self.stats.responses.entry(outcome).or_default() += 1;
         ::metrics::counter!(metrics::RESPONSES, "outcome" => outcome).increment(1);
     }
+}
+
+fn unix_s(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The CDR's `call_tag` spelling (its serde name), so RESPONSE and CDR always agree.

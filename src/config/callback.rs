@@ -15,6 +15,7 @@ use toml::Spanned;
 use super::file::{CallbackSection, SipSection};
 use super::{ConfigError, PeerName};
 use crate::callback::protocol::Number;
+use crate::callback::signature::Keys;
 
 /// `[callback] port` when the section does not set one (`0` turns the service off).
 pub const DEFAULT_PORT: u16 = 5080;
@@ -48,6 +49,9 @@ pub struct CallbackConfig {
     pub rate: NonZeroU32,
     /// Call-backs in progress at once.
     pub max_active: usize,
+    /// `secret_file`: every datagram, both ways, is signed with these keys (None: the
+    /// source address is all that is checked).
+    pub keys: Option<Keys>,
 }
 
 impl Default for CallbackConfig {
@@ -62,6 +66,7 @@ impl Default for CallbackConfig {
             max_duration: Duration::from_secs(DEFAULT_MAX_DURATION_S),
             rate: DEFAULT_RATE,
             max_active: DEFAULT_MAX_ACTIVE as usize,
+            keys: None,
         }
     }
 }
@@ -166,14 +171,32 @@ pub(super) fn load(
              or set allow_any = true to accept requests from anywhere",
         ));
     }
+    if let Some(f) = &sec.secret_file {
+        let file = cx.path.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+        let keys = std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Keys::parse(&text).map_err(str::to_string));
+        match keys {
+            Ok(k) => c.keys = Some(k),
+            Err(e) => errs.push(cx.at(
+                f,
+                format!(
+                    "[callback] secret_file {}: {e} (one key per line, 16 characters or more, \
+                     at most 4)",
+                    file.display()
+                ),
+            )),
+        }
+    }
     if c.allow_any
+        && c.keys.is_none()
         && c.listen.is_some()
         && let Some(a) = &sec.allow_any
     {
         warnings.push(cx.at(
             a,
             "warning: [callback] allow_any = true: anyone who can reach the call-back port \
-             can place calls at your cost",
+             can place calls at your cost (set secret_file to require signed requests)",
         ));
     }
     if let Some(p) = &sec.from_peer {
@@ -296,6 +319,26 @@ mod tests {
         assert_eq!(c.rate.get(), 10);
         assert_eq!(c.max_active, 100);
         assert!(cfg.warnings.is_empty());
+    }
+
+    #[test]
+    fn secret_file_is_read_beside_the_config_and_checked() {
+        let (dir, cfg) = load("[callback]\nsecret_file = \"callback.key\"\n");
+        let e = cfg.unwrap_err().to_string();
+        assert!(
+            e.contains("secret_file") && e.contains("callback.key"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("callback.key"),
+            "a-key-of-16-chars\nan-older-key-to-accept\n",
+        )
+        .unwrap();
+        let c = Config::load(&gateway_toml(&dir)).unwrap().callback;
+        assert!(c.keys.is_some_and(|k| format!("{k:?}") == "Keys(2 hidden)"));
+        std::fs::write(dir.path().join("callback.key"), "short\n").unwrap();
+        let e = Config::load(&gateway_toml(&dir)).unwrap_err().to_string();
+        assert!(e.contains("shorter than 16"), "{e}");
     }
 
     #[test]

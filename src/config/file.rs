@@ -164,6 +164,7 @@ pub struct CallbackSection {
     pub max_duration_s: Option<Spanned<u64>>,
     pub rate: Option<Spanned<u64>>,
     pub max_active: Option<Spanned<u64>>,
+    pub secret_file: Option<Spanned<String>>,
 }
 
 /// `[[route]]`: first match wins.

@@ -122,7 +122,9 @@ impl Callback {
         };
         let at = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
         info!(listen = %at, allow = ?cfg.callback.allow, "call-back service listening");
-        if cfg.callback.allow_any {
+        if cfg.callback.keys.is_some() {
+            info!("call-back datagrams must be signed ([callback] secret_file)");
+        } else if cfg.callback.allow_any {
             warn!(
                 "[callback] allow_any = true: anyone who can reach the call-back port can place calls at your cost"
             );
@@ -132,7 +134,8 @@ impl Callback {
     }
 
     pub fn on_datagram(&mut self, now: Instant, dg: &Datagram) {
-        self.service.handle_datagram(now, dg.src, &dg.bytes);
+        self.service
+            .handle_datagram(now, std::time::SystemTime::now(), dg.src, &dg.bytes);
     }
 
     /// The call layer's news of a call-back.

@@ -5,7 +5,11 @@ use std::num::NonZeroU32;
 use super::*;
 use crate::config::{CallbackConfig, Route, RouteFrom};
 
+mod signed;
+
 const AS: &str = "127.0.0.1:40000";
+/// The fake wall clock's start, in seconds since 1970.
+const WALL0: u64 = 1_764_500_000;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -59,6 +63,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
 struct H {
     svc: Service,
     now: Instant,
+    start: Instant,
 }
 
 impl H {
@@ -67,6 +72,7 @@ impl H {
         H {
             svc: Service::new(config(edit), now),
             now,
+            start: now,
         }
     }
 
@@ -78,13 +84,19 @@ impl H {
         self.now += by;
     }
 
+    /// The wall clock: 2025-11-30 at the start, moving with `now`.
+    fn wall(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL0) + (self.now - self.start)
+    }
+
     /// Send `text` from `src`; return what came out.
     fn recv_from(&mut self, src: &str, text: &str) -> Vec<Output> {
         self.recv_bytes(src, text.as_bytes())
     }
 
     fn recv_bytes(&mut self, src: &str, bytes: &[u8]) -> Vec<Output> {
-        self.svc.handle_datagram(self.now, addr(src), bytes);
+        let wall = self.wall();
+        self.svc.handle_datagram(self.now, wall, addr(src), bytes);
         self.drain()
     }
 
@@ -550,8 +562,10 @@ fn the_table_of_ended_call_backs_stays_bounded() {
     for i in 0..=MAX_ENDED {
         h.advance(Duration::from_millis(1));
         let cb = format!("cb{i}");
+        let wall = h.wall();
         h.svc.handle_datagram(
             h.now,
+            wall,
             addr(AS),
             format!("REQUEST: id={cb};user1=1001;user2=1002").as_bytes(),
         );
@@ -568,7 +582,9 @@ fn the_table_of_ended_call_backs_stays_bounded() {
 fn unsent_datagrams_are_bounded() {
     let mut h = H::default();
     for _ in 0..MAX_QUEUED + 10 {
-        h.svc.handle_datagram(h.now, addr(AS), b"STATUS: id=a");
+        let wall = h.wall();
+        h.svc
+            .handle_datagram(h.now, wall, addr(AS), b"STATUS: id=a");
     }
     assert_eq!(h.drain().len(), MAX_QUEUED);
     assert_eq!(h.svc.stats().dropped("send_queue_full"), 10);

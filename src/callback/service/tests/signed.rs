@@ -1,0 +1,137 @@
+//! `[callback] secret_file`: signed datagrams both ways, and what is dropped without them.
+
+use super::*;
+use crate::callback::signature::{Keys, MAX_SKEW_S, sign, verify};
+
+const KEY: &str = "a-shared-key-of-some-length";
+
+fn keys() -> Keys {
+    Keys::parse(KEY).unwrap()
+}
+
+fn signed() -> H {
+    H::new(|c| c.keys = Some(keys()))
+}
+
+impl H {
+    /// `text` signed at the fake wall clock's second (+ `skew_s`).
+    fn signed(&self, text: &str, skew_s: i64) -> Vec<u8> {
+        let now = WALL0 + (self.now - self.start).as_secs();
+        sign(text.as_bytes(), &keys(), now.saturating_add_signed(skew_s))
+    }
+
+    /// What one signed datagram got back, its signature checked and taken off.
+    fn ask_signed(&mut self, text: &str) -> Vec<String> {
+        let bytes = self.signed(text, 0);
+        let now_s = WALL0 + (self.now - self.start).as_secs();
+        self.recv_bytes(AS, &bytes)
+            .iter()
+            .filter(|o| matches!(o, Output::Transmit { .. }))
+            .map(|o| {
+                let t = sent_text(o, AS);
+                let v = verify(t.as_bytes(), &keys(), now_s).expect("our datagrams are signed");
+                format!("{}\n", String::from_utf8_lossy(v.message))
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_signed_request_is_taken_and_every_answer_is_signed() {
+    let mut h = signed();
+    assert_eq!(
+        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002\n"),
+        vec!["ACK: id=a;result=ok\n"]
+    );
+    assert_eq!(
+        h.ask_signed("STATUS: id=a"),
+        vec!["ACK: id=a;result=ok;state=calling1\n"]
+    );
+    // The RESPONSE, and its resends later, carry a fresh ts each.
+    let out = h.end("a", Outcome::Connected);
+    let first = sent_text(&out[0], AS);
+    let v = verify(first.as_bytes(), &keys(), WALL0).unwrap();
+    assert_eq!(
+        format!("{}\n", String::from_utf8_lossy(v.message)),
+        RESPONSE_CONNECTED
+    );
+    h.advance(Duration::from_secs(40));
+    h.svc.handle_timeout(h.now);
+    let again = h.drain();
+    let resent = sent_text(&again[0], AS);
+    assert!(
+        verify(resent.as_bytes(), &keys(), WALL0).is_err(),
+        "an old ts"
+    );
+    assert!(verify(resent.as_bytes(), &keys(), WALL0 + 40).is_ok());
+    // The AS's signed ACK stops the resends.
+    assert!(h.ask_signed("ACK: id=a").is_empty());
+    assert_eq!(h.svc.stats().responses("acked"), 1);
+}
+
+#[test]
+fn unsigned_forged_and_stale_datagrams_get_no_answer() {
+    let mut h = signed();
+    let forged = String::from_utf8(h.signed("REQUEST: id=a;user1=1001;user2=1002", 0))
+        .unwrap()
+        .replace("user2=1002", "user2=+8610999");
+    let other_key = sign(
+        b"REQUEST: id=b;user1=1001;user2=1002",
+        &Keys::parse("not-the-shared-key!").unwrap(),
+        WALL0,
+    );
+    let late = h.signed(
+        "REQUEST: id=c;user1=1001;user2=1002",
+        -(MAX_SKEW_S as i64) - 1,
+    );
+    let early = h.signed("REQUEST: id=d;user1=1001;user2=1002", MAX_SKEW_S as i64 + 1);
+    assert!(h.recv("REQUEST: id=e;user1=1001;user2=1002").is_empty());
+    assert!(h.recv("garbage").is_empty());
+    for bytes in [forged.as_bytes(), &other_key, &late, &early] {
+        assert!(h.recv_bytes(AS, bytes).is_empty());
+    }
+    let s = h.svc.stats();
+    assert_eq!(s.dropped("unsigned"), 2);
+    assert_eq!(s.dropped("bad_signature"), 2);
+    assert_eq!(s.dropped("stale"), 2);
+    assert_eq!(h.svc.active(), 0);
+    // A clock a little off is fine.
+    let near = h.signed("REQUEST: id=f;user1=1001;user2=1002", MAX_SKEW_S as i64);
+    assert_eq!(h.recv_bytes(AS, &near).len(), 2);
+}
+
+#[test]
+fn the_allow_list_still_applies_to_signed_datagrams() {
+    let mut h = signed();
+    let bytes = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    assert!(h.recv_bytes("192.0.2.7:40000", &bytes).is_empty());
+    assert_eq!(h.svc.stats().dropped("not_allowed"), 1);
+}
+
+#[test]
+fn a_captured_request_replayed_after_its_id_is_forgotten_places_no_call() {
+    let mut h = H::new(|c| {
+        c.keys = Some(keys());
+        c.rate = NonZeroU32::new(1000).unwrap();
+    });
+    let captured = h.signed("REQUEST: id=victim;user1=1001;user2=1002", 0);
+    assert_eq!(h.recv_bytes(AS, &captured).len(), 2);
+    h.end("victim", Outcome::Connected);
+    // The AS's own retransmission while it runs would be answered; once ended, the id is
+    // refused as a duplicate; pushed out of the table of ended ids by MAX_ENDED more...
+    for i in 0..MAX_ENDED {
+        h.advance(Duration::from_millis(1));
+        let r = h.signed(&format!("REQUEST: id=n{i};user1=1001;user2=1002"), 0);
+        h.recv_bytes(AS, &r);
+        h.end(&format!("n{i}"), Outcome::Connected);
+    }
+    assert_eq!(h.svc.state(&id("victim")), None, "forgotten");
+    // ...the captured datagram, still inside its ts window, is dropped as a replay.
+    assert!(h.recv_bytes(AS, &captured).is_empty());
+    assert_eq!(h.svc.stats().dropped("replayed"), 1);
+    assert_eq!(h.svc.active(), 0);
+    // Once its ts is too old it is stale anyway, and the replay table has let it go.
+    h.advance(Duration::from_secs(2 * MAX_SKEW_S + 2));
+    assert!(h.recv_bytes(AS, &captured).is_empty());
+    assert_eq!(h.svc.stats().dropped("stale"), 1);
+}

@@ -1,0 +1,329 @@
+//! Signed call-back datagrams (`[callback] secret_file`): over UDP a source address can be
+//! forged, a key cannot. Each message, both ways, ends in `;ts=UNIX_SECONDS;sig=HEX`, where
+//! `HEX` is the HMAC-SHA256 of everything before `;sig=` (the message and its `ts`) under the
+//! shared key, 64 hex digits. A message is taken if its MAC is right under one of the keys
+//! and its `ts` is within [`MAX_SKEW_S`] of our clock; a REQUEST replayed inside that window
+//! is caught by [`Replays`]. Pure functions and plain data: the caller gives the time.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How far a message's `ts` may be from our clock, either way, in seconds.
+pub const MAX_SKEW_S: u64 = 30;
+/// Shortest key accepted (a key is the bytes of one line of the secret file).
+pub const MIN_KEY_LEN: usize = 16;
+/// Keys in one secret file at most (the current one, and those still accepted while the
+/// application servers move to it).
+pub const MAX_KEYS: usize = 4;
+const SIG: &[u8] = b";sig=";
+const TS: &[u8] = b";ts=";
+
+/// The shared keys: the first signs what the gateway sends, any of them verifies. Never
+/// printed (`Debug` says how many there are). Each with its HMAC state keyed once.
+#[derive(Clone)]
+pub struct Keys(Vec<(Vec<u8>, HmacSha256)>);
+
+impl PartialEq for Keys {
+    fn eq(&self, other: &Keys) -> bool {
+        self.0.iter().map(|k| &k.0).eq(other.0.iter().map(|k| &k.0))
+    }
+}
+
+impl Eq for Keys {}
+
+impl Keys {
+    /// One key per non-empty line of `text` (surrounding spaces trimmed).
+    pub fn parse(text: &str) -> Result<Keys, &'static str> {
+        let keys: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if keys.is_empty() {
+            return Err("holds no key");
+        }
+        if keys.len() > MAX_KEYS {
+            return Err("holds more than 4 keys");
+        }
+        if keys.iter().any(|k| k.len() < MIN_KEY_LEN) {
+            return Err("has a key shorter than 16 characters");
+        }
+        keys.into_iter()
+            .map(|k| {
+                let mac = <HmacSha256 as Mac>::new_from_slice(k.as_bytes())
+                    .map_err(|_| "has a key HMAC refuses")?;
+                Ok((k.as_bytes().to_vec(), mac))
+            })
+            .collect::<Result<_, _>>()
+            .map(Keys)
+    }
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keys({} hidden)", self.0.len())
+    }
+}
+
+/// Why a datagram was not taken; each is dropped unanswered and counted under its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigError {
+    /// No `;sig=`, or no `;ts=` before it.
+    Unsigned,
+    /// The MAC is not that of any key (or is not 64 hex digits).
+    BadSignature,
+    /// Signed right, but `ts` is too far from our clock (a replay, or a clock to fix).
+    Stale,
+}
+
+impl SigError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            SigError::Unsigned => "unsigned",
+            SigError::BadSignature => "bad_signature",
+            SigError::Stale => "stale",
+        }
+    }
+}
+
+/// A datagram whose signature holds: the message without `ts` and `sig`, and the MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<'a> {
+    pub message: &'a [u8],
+    pub mac: [u8; 32],
+}
+
+/// Check `datagram` (one line feed at its end allowed) at wall-clock second `now_s`.
+pub fn verify<'a>(datagram: &'a [u8], keys: &Keys, now_s: u64) -> Result<Verified<'a>, SigError> {
+    let d = datagram.strip_suffix(b"\n").unwrap_or(datagram);
+    let at = rfind(d, SIG).ok_or(SigError::Unsigned)?;
+    let (signed, hex) = (&d[..at], &d[at + SIG.len()..]);
+    let ts_at = rfind(signed, TS).ok_or(SigError::Unsigned)?;
+    let ts = &signed[ts_at + TS.len()..];
+    let mac = unhex(hex).ok_or(SigError::BadSignature)?;
+    let good = keys.0.iter().any(|(_, k)| {
+        let mut m = k.clone();
+        m.update(signed);
+        // Constant time: a forger learns nothing from how long a refusal takes.
+        m.verify_slice(&mac).is_ok()
+    });
+    if !good {
+        return Err(SigError::BadSignature);
+    }
+    let ts = std::str::from_utf8(ts)
+        .ok()
+        .filter(|t| (1..=20).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u64>().ok())
+        .ok_or(SigError::BadSignature)?;
+    if ts.abs_diff(now_s) > MAX_SKEW_S {
+        return Err(SigError::Stale);
+    }
+    Ok(Verified {
+        message: &signed[..ts_at],
+        mac,
+    })
+}
+
+/// `message` (a line feed at its end kept at the end) signed with the first key at `now_s`.
+pub fn sign(message: &[u8], keys: &Keys, now_s: u64) -> Vec<u8> {
+    let (body, lf) = match message.strip_suffix(b"\n") {
+        Some(b) => (b, true),
+        None => (message, false),
+    };
+    let mut out = Vec::with_capacity(message.len() + 96);
+    out.extend_from_slice(body);
+    out.extend_from_slice(TS);
+    out.extend_from_slice(now_s.to_string().as_bytes());
+    let Some((_, first)) = keys.0.first() else {
+        return out;
+    };
+    let mut m = first.clone();
+    m.update(&out);
+    let mac = m.finalize().into_bytes();
+    out.extend_from_slice(SIG);
+    for b in mac {
+        out.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    if lf {
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The MACs of REQUESTs taken in the last `2·MAX_SKEW_S` (+1 s), so that one captured on the
+/// wire and sent again while its `ts` is still good cannot place a second call once its id
+/// has been forgotten. Bounded by the REQUESTs the rate lets in over that window.
+#[derive(Debug, Default)]
+pub struct Replays {
+    order: VecDeque<(Instant, [u8; 32])>,
+    seen: HashSet<[u8; 32]>,
+}
+
+impl Replays {
+    const WINDOW: Duration = Duration::from_secs(2 * MAX_SKEW_S + 1);
+
+    /// Whether `mac` was taken in the window (forgetting what is older).
+    pub fn seen(&mut self, now: Instant, mac: &[u8; 32]) -> bool {
+        while let Some((at, old)) = self.order.front()
+            && now.saturating_duration_since(*at) > Self::WINDOW
+        {
+            self.seen.remove(old);
+            self.order.pop_front();
+        }
+        self.seen.contains(mac)
+    }
+
+    pub fn remember(&mut self, now: Instant, mac: [u8; 32]) {
+        if self.seen.insert(mac) {
+            self.order.push_back((now, mac));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+fn unhex(s: &[u8]) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        *o = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::parse("0123456789abcdef-current\n\n  0123456789abcdef-old  \n").unwrap()
+    }
+
+    #[test]
+    fn keys_are_lines_of_at_least_16_characters_and_never_printed() {
+        let k = keys();
+        assert_eq!(k.0[1].0, b"0123456789abcdef-old");
+        assert_eq!(format!("{k:?}"), "Keys(2 hidden)");
+        assert!(Keys::parse("").is_err());
+        assert!(Keys::parse("short\n").is_err());
+        assert!(Keys::parse(&"0123456789abcdef\n".repeat(5)).is_err());
+    }
+
+    #[test]
+    fn what_we_sign_verifies_and_gives_back_the_message() {
+        let k = keys();
+        let s = sign(b"STATUS: id=a\n", &k, 1_000);
+        let text = String::from_utf8(s.clone()).unwrap();
+        assert!(text.starts_with("STATUS: id=a;ts=1000;sig="), "{text}");
+        assert!(text.ends_with('\n'));
+        let v = verify(&s, &k, 1_010).unwrap();
+        assert_eq!(v.message, b"STATUS: id=a");
+        // Upper-case hex is the same MAC.
+        let (signed, hex) = text.trim_end().split_once(";sig=").unwrap();
+        let upper = format!("{signed};sig={}", hex.to_ascii_uppercase());
+        assert_eq!(verify(upper.as_bytes(), &k, 1_000).unwrap().mac, v.mac);
+    }
+
+    #[test]
+    fn a_known_mac_matches_an_independent_implementation() {
+        // Computed with Python's hmac module: the vector an application server can check
+        // its own code against (README, "Signed datagrams").
+        let k = Keys::parse("0123456789abcdef").unwrap();
+        let s = sign(b"CANCEL: id=x", &k, 1_764_500_000);
+        assert_eq!(
+            String::from_utf8(s).unwrap(),
+            "CANCEL: id=x;ts=1764500000;sig=e38a91ea6eb797787a9e30e064b904179085d2fa0a21b587261386001c0bfae1"
+        );
+    }
+
+    #[test]
+    fn a_message_signed_by_an_older_key_is_taken() {
+        let old = Keys::parse("0123456789abcdef-old").unwrap();
+        let s = sign(b"STATUS: id=a", &old, 50);
+        assert!(verify(&s, &keys(), 50).is_ok());
+    }
+
+    #[test]
+    fn forged_unsigned_stale_and_malformed_are_told_apart() {
+        let k = keys();
+        let s = sign(b"REQUEST: id=a;user1=1;user2=2", &k, 10_000);
+        // Any byte changed breaks the MAC: the number, the ts, the MAC itself.
+        let forged = String::from_utf8(s.clone())
+            .unwrap()
+            .replace("user2=2", "user2=3");
+        assert_eq!(
+            verify(forged.as_bytes(), &k, 10_000),
+            Err(SigError::BadSignature)
+        );
+        let moved = String::from_utf8(s.clone())
+            .unwrap()
+            .replace("ts=10000", "ts=10001");
+        assert_eq!(
+            verify(moved.as_bytes(), &k, 10_000),
+            Err(SigError::BadSignature)
+        );
+        let other = Keys::parse("another-key-of-16-chars").unwrap();
+        assert_eq!(verify(&s, &other, 10_000), Err(SigError::BadSignature));
+        assert_eq!(
+            verify(&s, &k, 10_000 + MAX_SKEW_S + 1),
+            Err(SigError::Stale)
+        );
+        assert_eq!(
+            verify(&s, &k, 10_000 - MAX_SKEW_S - 1),
+            Err(SigError::Stale)
+        );
+        assert!(verify(&s, &k, 10_000 + MAX_SKEW_S).is_ok());
+        assert_eq!(verify(b"STATUS: id=a", &k, 0), Err(SigError::Unsigned));
+        assert_eq!(
+            verify(b"STATUS: id=a;sig=00", &k, 0),
+            Err(SigError::Unsigned)
+        );
+        for bad in [
+            "STATUS: id=a;ts=1;sig=",
+            "STATUS: id=a;ts=1;sig=zz",
+            "STATUS: id=a;ts=1;sig=\u{e9}\u{e9}",
+            ";ts=;sig=0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            assert_eq!(
+                verify(bad.as_bytes(), &k, 1),
+                Err(SigError::BadSignature),
+                "{bad}"
+            );
+        }
+        assert_eq!(verify(b"", &k, 0), Err(SigError::Unsigned));
+        assert_eq!(verify(b";sig=", &k, 0), Err(SigError::Unsigned));
+    }
+
+    #[test]
+    fn a_replay_is_seen_inside_the_window_and_forgotten_after() {
+        let mut r = Replays::default();
+        let t0 = Instant::now();
+        assert!(!r.seen(t0, &[1; 32]));
+        r.remember(t0, [1; 32]);
+        r.remember(t0, [1; 32]);
+        assert_eq!(r.len(), 1);
+        assert!(r.seen(t0 + Duration::from_secs(2 * MAX_SKEW_S), &[1; 32]));
+        assert!(!r.seen(t0 + Duration::from_secs(2 * MAX_SKEW_S + 2), &[1; 32]));
+        assert!(r.is_empty());
+    }
+}
