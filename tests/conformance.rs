@@ -167,6 +167,19 @@ fn hold_and_resume_with_reinvite() {
 }
 
 #[test]
+fn a_reinvite_left_ringing_can_be_cancelled_and_the_next_one_goes_through() {
+    let (gw, tmp) = world();
+    call_succeeds(
+        &gw,
+        tmp.path(),
+        "reinvite-cancel/carrier.xml",
+        "reinvite-cancel/phone.xml",
+        Transport::Udp,
+    );
+    assert_eq!(gw.wait_cdrs(1)[0]["call_tag"], "caller_bye");
+}
+
+#[test]
 fn inbound_call_from_carrier_to_pbx() {
     // The carrier calls in (SIPp UAC on the carrier's address); the PBX answers.
     let (gw, tmp) = world();
