@@ -8,6 +8,7 @@
 mod date;
 mod error;
 pub mod fast;
+mod framing;
 mod header;
 mod ids;
 pub mod ingress;
@@ -30,10 +31,11 @@ mod via;
 
 pub use date::is_sip_date;
 pub use error::SipError;
+pub use framing::{StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::LocalAddrs;
-pub use message::{Body, Message, Method, Request, Response, StreamFramer, parse_datagram};
+pub use message::{Body, Message, Method, Request, Response};
 pub use reject::bad_request_for_unparseable;
 pub use split::split_header_list;
 pub use status::reason_phrase;
