@@ -168,7 +168,7 @@ fn a_stranger_gets_no_answer_and_places_no_call() {
 
 #[test]
 fn with_a_secret_file_only_signed_datagrams_are_answered_and_answers_are_signed() {
-    use trunkgate::callback::signature::{Keys, sign, verify};
+    use trunkgate::callback::signature::{Keys, Signer, sign, verify};
     let keydir = tempfile::tempdir().unwrap();
     let keyfile = keydir.path().join("callback.key");
     std::fs::write(&keyfile, "shared-key-for-the-test\n").unwrap();
@@ -186,10 +186,10 @@ fn with_a_secret_file_only_signed_datagrams_are_answered_and_answers_are_signed(
     let asrv = CallbackClient::new("127.0.0.1", cb_port);
     // From the allowed address, but unsigned: as silent as toward a stranger.
     assert_eq!(asrv.ask("STATUS: id=s1"), None);
-    let signed = sign(b"STATUS: id=s1", &keys, unix());
+    let signed = sign(b"STATUS: id=s1", Signer::As, &keys, unix());
     asrv.send(std::str::from_utf8(&signed).unwrap());
     let answer = asrv.recv(Duration::from_secs(2)).expect("an answer");
-    let v = verify(answer.as_bytes(), &keys, unix()).expect("a signed answer");
+    let v = verify(answer.as_bytes(), Signer::Gateway, &keys, unix()).expect("a signed answer");
     assert_eq!(v.message, b"ACK: id=s1;result=error;reason=unknown_id");
     let dropped = wait_for(Duration::from_secs(5), || {
         let page = gw.metrics();

@@ -274,7 +274,7 @@ pub fn callback(data: &[u8]) {
     };
     let cfg = shipped_config();
     let now = Instant::now();
-    let mut svc = Service::new(cfg.clone(), now);
+    let mut svc = Service::new(cfg.clone(), now, SystemTime::now());
     let stranger = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 4000);
     svc.handle_datagram(now, std::time::SystemTime::now(), stranger, data);
     assert!(
@@ -316,17 +316,21 @@ pub fn callback(data: &[u8]) {
 /// The same bytes as a signed datagram (`[callback] secret_file`): checking the signature
 /// never panics and never takes an unsigned datagram; what we sign always checks.
 fn signed_callback(data: &[u8]) {
-    use trunkgate::callback::signature::{Keys, sign, verify};
+    use trunkgate::callback::signature::{Keys, Signer, sign, verify};
     let Ok(keys) = Keys::parse("fuzzing-key-0123456789") else {
         return;
     };
     let now = 1_764_500_000;
-    if let Ok(v) = verify(data, &keys, now) {
+    if let Ok(v) = verify(data, Signer::As, &keys, now) {
         // Only by guessing a MAC: libFuzzer cannot, so anything taken was signed by us.
         panic!("a datagram no one signed was taken: {v:?}");
     }
-    let signed = sign(data, &keys, now);
-    let v = verify(&signed, &keys, now).expect("what we sign checks");
+    let signed = sign(data, Signer::Gateway, &keys, now);
+    assert!(
+        verify(&signed, Signer::As, &keys, now).is_err(),
+        "taken as the other side's"
+    );
+    let v = verify(&signed, Signer::Gateway, &keys, now).expect("what we sign checks");
     assert_eq!(v.message, data.strip_suffix(b"\n").unwrap_or(data));
 }
 

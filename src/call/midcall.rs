@@ -261,7 +261,7 @@ impl Call {
                 method,
                 sent: out,
                 heard: false,
-                given_up: false,
+                cancelled: false,
             };
             self.relayed.push((txn, relayed));
         }

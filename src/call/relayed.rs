@@ -1,5 +1,10 @@
 //! The answers to requests relayed leg to leg, and relayed INVITEs that do not end by
-//! themselves: cancelled by their origin, or left at a provisional by the far leg.
+//! themselves: cancelled by their origin, or left at a provisional by the far leg. Either
+//! way the far leg gets a CANCEL and its final answer goes to the origin, as through a
+//! proxy (RFC 3261 §16.10, §16.8): the two legs never disagree on whether the session
+//! changed. Only when the far leg does not answer the CANCEL either does the gateway end
+//! the origin's request itself, with 487 (a 408 inside a dialog tells the UA to end the
+//! whole dialog, RFC 3261 §12.2.1.2).
 
 use std::time::Duration;
 
@@ -9,7 +14,7 @@ use super::Side;
 use super::cancel::cancel_for;
 use super::challenge::is_challenge;
 use super::cx::Cx;
-use super::state::{Call, Relayed, TxnRole};
+use super::state::{Call, Relayed, SentAck, TxnRole};
 use super::timers::CallTimer;
 use crate::interop::egress::relayed_response;
 use crate::sip::{Hdr, Method, Request, Response};
@@ -17,7 +22,7 @@ use crate::txn::TxnId;
 
 /// Timer C of RFC 3261 §16.6 step 11 ("greater than 3 minutes"), for a relayed INVITE whose
 /// far leg answers only with provisionals (a video upgrade the callee must accept): each
-/// provisional restarts it; when it fires the INVITE is cancelled and its origin gets 408.
+/// provisional restarts it; when it fires the INVITE is cancelled on the far leg.
 const TIMER_C: Duration = Duration::from_secs(181);
 
 impl Call {
@@ -25,9 +30,12 @@ impl Call {
     pub(super) fn on_relayed_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
         let status = resp.status();
         let final_ = !resp.is_provisional();
-        // Any provisional, 100 too, lets an INVITE be cancelled; one given up goes no further.
-        if !final_ && (self.relayed_invite_heard(cx, id) || status == 100) {
-            return;
+        if !final_ {
+            // Any provisional, 100 too, lets an INVITE be cancelled.
+            self.relayed_invite_heard(cx, id);
+            if status == 100 {
+                return;
+            }
         }
         let rel = if final_ {
             self.close_txn(id);
@@ -47,8 +55,16 @@ impl Call {
         if final_ && rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);
         }
-        if rel.given_up {
-            return self.given_up_answered(cx, far, &rel, &resp);
+        if is_challenge(&resp) && rel.cancelled {
+            // Not answered with credentials, and its realm is not the origin's business.
+            cx.respond(
+                rel.origin_txn,
+                &rel.origin_req,
+                487,
+                "Request Terminated",
+                &[],
+            );
+            return;
         }
         if is_challenge(&resp) {
             // The far peer wants credentials: the same request again, once, with them.
@@ -154,59 +170,67 @@ impl Call {
         if rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);
         }
-        if !rel.given_up {
+        // Cancelled, it ends as cancelled: a 408 would end the origin's dialog.
+        if rel.cancelled {
+            cx.respond(
+                rel.origin_txn,
+                &rel.origin_req,
+                487,
+                "Request Terminated",
+                &[],
+            );
+        } else {
             cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
         }
     }
 
-    /// A provisional response to relayed request `id`. For an INVITE it (re)arms Timer C, or,
-    /// when the origin gave it up before anything came back, lets our CANCEL go now. True when
-    /// the origin has given it up (the response goes no further).
-    fn relayed_invite_heard(&mut self, cx: &mut Cx, id: TxnId) -> bool {
+    /// A provisional response to relayed request `id`: for an INVITE, Timer C starts again,
+    /// or, when a CANCEL waited for this first provisional (RFC 3261 §9.1), it goes now.
+    fn relayed_invite_heard(&mut self, cx: &mut Cx, id: TxnId) {
         let Some(i) = self
             .relayed
             .iter()
             .position(|(t, r)| *t == id && r.sent.method() == Method::Invite)
         else {
-            return false;
+            return;
         };
         let rel = &mut self.relayed[i].1;
         let first = !rel.heard;
         rel.heard = true;
-        if !rel.given_up {
+        if !rel.cancelled {
             self.timers.set(CallTimer::RelayedInvite, cx.now + TIMER_C);
-            return false;
-        }
-        if first {
+        } else if first {
             self.cancel_relayed(cx, i);
         }
-        true
     }
 
-    /// CANCEL from the origin of a relayed INVITE (its server transaction `invite`): the 200
-    /// for the CANCEL, 487 for the INVITE, and our CANCEL on the far leg (RFC 3261 §9.2).
+    /// CANCEL from `side`, the origin of a relayed INVITE (its server transaction
+    /// `invite`): 200 for the CANCEL, and the CANCEL goes on to the far leg, whose final
+    /// answer (487, or a 2xx that crossed it) the origin then gets.
     pub(super) fn on_cancel_relayed(
         &mut self,
         cx: &mut Cx,
+        side: Side,
         id: TxnId,
         invite: TxnId,
         req: &Request,
     ) {
         cx.respond(id, req, 200, "OK", &[]);
-        let Some(i) = self
-            .relayed
-            .iter()
-            .position(|(_, r)| r.origin_txn == invite && !r.given_up)
-        else {
+        let Some(i) = self.relayed.iter().position(|(_, r)| {
+            r.origin == side && r.origin_txn == invite && r.sent.method() == Method::Invite
+        }) else {
             // Answered already: the CANCEL changes nothing.
             return;
         };
+        if self.relayed[i].1.cancelled {
+            return;
+        }
         debug!(call_id = %self.call_id(), "relayed re-INVITE cancelled by its origin");
-        self.give_up_relayed(cx, i, 487, "Request Terminated");
+        self.start_cancel(cx, i);
     }
 
-    /// The relayed INVITE's timer: Timer C (only 1xx for too long) gives it up; after that,
-    /// no final answer 64·T1 after our CANCEL ends it (RFC 3261 §9.1).
+    /// The relayed INVITE's timer: Timer C (only 1xx for too long) cancels it; after that,
+    /// no final answer 64·T1 after the CANCEL ends it (RFC 3261 §9.1).
     pub(super) fn on_relayed_invite_timer(&mut self, cx: &mut Cx) {
         let Some(i) = self
             .relayed
@@ -215,27 +239,41 @@ impl Call {
         else {
             return;
         };
-        if !self.relayed[i].1.given_up {
+        if !self.relayed[i].1.cancelled {
             debug!(call_id = %self.call_id(), "relayed re-INVITE got no final answer in time (Timer C)");
-            self.give_up_relayed(cx, i, 408, "Request Timeout");
+            self.start_cancel(cx, i);
             return;
         }
-        warn!(call_id = %self.call_id(), "far leg never answered our CANCEL of a re-INVITE; giving it up");
-        let (txn, _) = self.relayed.swap_remove(i);
+        warn!(call_id = %self.call_id(), "far leg never answered the CANCEL of a re-INVITE; giving it up");
+        let (txn, rel) = self.relayed.swap_remove(i);
         self.close_txn(txn);
         cx.env.owners.remove(&txn);
         cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
+        cx.respond(
+            rel.origin_txn,
+            &rel.origin_req,
+            487,
+            "Request Terminated",
+            &[],
+        );
+        // Should its 2xx still come, it gets an ACK built from the dialog (`resend_ack`).
+        let far = rel.origin.other();
+        if let Some(cseq) = rel.sent.cseq().map(|c| c.0) {
+            self.acks[far] = Some(SentAck {
+                cseq,
+                wire: None,
+                has_body: false,
+            });
+        }
     }
 
-    /// Answer the origin of relayed INVITE `i` now, and cancel it on the far leg (at once if a
-    /// provisional came back, else when one does). Another re-INVITE waits until the far leg
-    /// answers, or 64·T1 (one INVITE at a time within a dialog, RFC 3261 §14.1).
-    fn give_up_relayed(&mut self, cx: &mut Cx, i: usize, status: u16, reason: &str) {
+    /// Cancel relayed INVITE `i` on the far leg: at once if a provisional came back, else
+    /// when one does. The dialog takes no other INVITE until the far leg answers, or 64·T1
+    /// (one INVITE at a time within a dialog, RFC 3261 §14.1).
+    fn start_cancel(&mut self, cx: &mut Cx, i: usize) {
         let rel = &mut self.relayed[i].1;
-        rel.given_up = true;
-        let heard = rel.heard;
-        cx.respond(rel.origin_txn, &rel.origin_req, status, reason, &[]);
-        if heard {
+        rel.cancelled = true;
+        if rel.heard {
             self.cancel_relayed(cx, i);
         } else {
             self.timers
@@ -255,24 +293,5 @@ impl Call {
         }
         self.timers
             .set(CallTimer::RelayedInvite, cx.now + cx.env.timers.t1 * 64);
-    }
-
-    /// The far leg's final answer to a relayed INVITE whose origin was answered already: a
-    /// 2xx still needs its ACK, and it moved that leg's session (the origin kept its own).
-    fn given_up_answered(&mut self, cx: &mut Cx, far: Side, rel: &Relayed, resp: &Response) {
-        if !resp.is_success() {
-            return;
-        }
-        self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
-        if let Some(leg) = self.dialog_mut(far)
-            && let Some(c) = resp.contact_uri()
-        {
-            leg.remote_target = c.into();
-        }
-        warn!(
-            call_id = %self.call_id(),
-            method = %rel.method,
-            "far leg accepted a re-INVITE after its origin was answered; the two legs may now disagree on the session"
-        );
     }
 }

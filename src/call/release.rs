@@ -47,9 +47,6 @@ impl Call {
         // never answers what we relayed (a re-INVITE left at 180) cannot hold the origin's
         // transaction open for ever; our request there ends by itself or at Linger.
         for (_, rel) in std::mem::take(&mut self.relayed) {
-            if rel.given_up {
-                continue;
-            }
             cx.respond(
                 rel.origin_txn,
                 &rel.origin_req,

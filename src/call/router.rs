@@ -410,7 +410,9 @@ impl B2bua {
             if let Some((r, side)) = dialog
                 && self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip))
             {
-                return self.with_call(r, now, |c, cx| c.on_cancel_relayed(cx, id, invite, &req));
+                return self.with_call(r, now, |c, cx| {
+                    c.on_cancel_relayed(cx, side, id, invite, &req)
+                });
             }
         }
         match found {

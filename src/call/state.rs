@@ -110,9 +110,9 @@ pub struct Relayed {
     pub sent: Request,
     /// The far leg sent a provisional response: a CANCEL may follow (RFC 3261 §9.1).
     pub heard: bool,
-    /// The origin has its final answer already (it cancelled, or Timer C fired): what the far
-    /// leg answers now only closes the request there.
-    pub given_up: bool,
+    /// Being cancelled on the far leg (its origin cancelled, or Timer C fired); the origin is
+    /// answered with what the far leg answers.
+    pub cancelled: bool,
 }
 
 /// Our 2xx to an INVITE on a side, retransmitted until the ACK (RFC 3261 §13.3.1.4).

@@ -20,7 +20,7 @@ use governor::{Quota, RateLimiter};
 
 use super::metrics;
 use super::protocol::{self, CallbackId, Inbound, Number, Outbound, Outcome, Request, State, Verb};
-use super::signature::{self, Replays};
+use super::signature::{self, Replays, Seen, Signer};
 use crate::cdr::CallTag;
 use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName};
 use crate::interop::causes::Q850Cause;
@@ -168,6 +168,13 @@ struct Entry {
     phase: Phase,
 }
 
+/// What [`Service::admit`] makes of a REQUEST it does not refuse.
+enum Admitted {
+    New,
+    /// The REQUEST of a call-back in progress again, from where it came.
+    Again,
+}
+
 /// The call-back service.
 pub struct Service {
     cfg: Arc<Config>,
@@ -188,8 +195,11 @@ pub struct Service {
     /// `ts` of a signed message we send is reckoned from.
     wall: Option<(Instant, SystemTime)>,
     last: Instant,
-    /// Signed REQUESTs taken lately (only with `secret_file`).
+    /// Signed REQUESTs seen lately, and what became of them (only with `secret_file`).
     replays: Replays,
+    /// The wall clock's second when the service started: a datagram signed before it may
+    /// have been seen by the process before, whose replay table is gone.
+    started_s: u64,
     out: VecDeque<Output>,
     /// `Output::Transmit`s in `out`.
     queued: usize,
@@ -197,7 +207,8 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(cfg: Arc<Config>, now: Instant) -> Service {
+    /// A service started at `now`, `wall` on the wall clock.
+    pub fn new(cfg: Arc<Config>, now: Instant, wall: SystemTime) -> Service {
         let clock = GivenClock::default();
         let limiter =
             RateLimiter::direct_with_clock(Quota::per_second(cfg.callback.rate), clock.clone());
@@ -212,9 +223,10 @@ impl Service {
             resend: BTreeSet::new(),
             watchdog: BTreeSet::new(),
             draining: false,
-            wall: None,
+            wall: Some((now, wall)),
             last: now,
             replays: Replays::default(),
+            started_s: unix_s(wall),
             out: VecDeque::new(),
             queued: 0,
             stats: Stats::default(),
@@ -283,7 +295,8 @@ impl Service {
         // Signed: a forged, unsigned or stale datagram is dropped unanswered, like a stranger's.
         let (bytes, mac) = match &self.cfg.callback.keys {
             None => (bytes, None),
-            Some(keys) => match signature::verify(bytes, keys, unix_s(wall)) {
+            Some(keys) => match signature::verify(bytes, Signer::As, keys, unix_s(wall)) {
+                Ok(v) if v.ts < self.started_s => return self.drop_datagram("stale"),
                 Ok(v) => (v.message, Some(v.mac)),
                 Err(e) => return self.drop_datagram(e.reason()),
             },
@@ -325,41 +338,79 @@ impl Service {
                 },
             )
         };
+        // A signed REQUEST seen before gets what it got then, and changes nothing: the AS's
+        // own resend of a refused one (our answer was lost), or a capture sent again
+        // while its `ts` is still good, from anywhere the allow-list lets in.
+        if let Some(m) = &mac {
+            match self.replays.seen(now, m) {
+                Some(Seen::Refused(reason)) => return refuse(self, reason),
+                Some(Seen::Placed) if !self.entries.contains_key(&r.id) => {
+                    return self.drop_datagram("replayed");
+                }
+                Some(Seen::Placed) | None => {}
+            }
+            if self.replays.is_full() {
+                return self.drop_datagram("replay_table_full");
+            }
+        }
+        match self.admit(now, src, &r) {
+            Ok(Admitted::Again) => self.answer(
+                src,
+                Verb::Request.as_str(),
+                Outbound::Ok {
+                    id: &r.id,
+                    state: None,
+                },
+            ),
+            Ok(Admitted::New) => {
+                if let Some(m) = mac {
+                    self.replays.remember(now, m, Seen::Placed);
+                }
+                self.place(now, src, r);
+            }
+            Err(reason) => {
+                if let Some(m) = mac {
+                    self.replays.remember(now, m, Seen::Refused(reason));
+                }
+                refuse(self, reason);
+            }
+        }
+    }
+
+    /// Whether REQUEST `r` from `src` places a call-back, is one placed already (our ACK was
+    /// lost), or is refused (the reason).
+    fn admit(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        r: &Request,
+    ) -> Result<Admitted, &'static str> {
         if self.draining {
-            return refuse(self, "disabled");
+            return Err("disabled");
         }
         if let Some(e) = self.entries.get(&r.id) {
             // The same REQUEST again from the same place while it runs: our ACK was lost.
             // Anything else with a known id, or any REQUEST for an ended one, is refused.
-            if matches!(e.phase, Phase::Active { .. }) && e.src == src && e.request == r {
-                return self.answer(
-                    src,
-                    Verb::Request.as_str(),
-                    Outbound::Ok {
-                        id: &r.id,
-                        state: None,
-                    },
-                );
+            if matches!(e.phase, Phase::Active { .. }) && e.src == src && e.request == *r {
+                return Ok(Admitted::Again);
             }
-            return refuse(self, "duplicate_id");
-        }
-        // A signed REQUEST taken before whose id is forgotten already: sent again by someone
-        // who captured it while its `ts` is still good.
-        if let Some(m) = &mac
-            && self.replays.seen(now, m)
-        {
-            return self.drop_datagram("replayed");
+            return Err("duplicate_id");
         }
         if !self.routable(&r.user1) || !self.routable(&r.user2) {
-            return refuse(self, "no_route");
+            return Err("no_route");
         }
         if self.active >= self.cfg.callback.max_active {
-            return refuse(self, "too_many_active");
+            return Err("too_many_active");
         }
         self.set_clock(now);
         if self.limiter.check().is_err() {
-            return refuse(self, "over_rate");
+            return Err("over_rate");
         }
+        Ok(Admitted::New)
+    }
+
+    /// Place admitted REQUEST `r`: its ACK, the Originate, its entry and its watchdog.
+    fn place(&mut self, now: Instant, src: SocketAddr, r: Request) {
         let cb = &self.cfg.callback;
         let max_duration = r
             .max_duration
@@ -383,9 +434,6 @@ impl Service {
         );
         self.out
             .push_back(Output::Command(Command::Originate(originate)));
-        if let Some(m) = mac {
-            self.replays.remember(now, m);
-        }
         self.active += 1;
         let deadline = now + self.setup_allowance();
         self.watchdog.insert((deadline, r.id.clone()));
@@ -522,7 +570,7 @@ impl Service {
 
     fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
         let bytes = match &self.cfg.callback.keys {
-            Some(keys) => signature::sign(&bytes, keys, self.wall_s()),
+            Some(keys) => signature::sign(&bytes, Signer::Gateway, keys, self.wall_s()),
             None => bytes,
         };
         if self.queued >= MAX_QUEUED {

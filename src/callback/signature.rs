@@ -1,11 +1,12 @@
 //! Signed call-back datagrams (`[callback] secret_file`): over UDP a source address can be
 //! forged, a key cannot. Each message, both ways, ends in `;ts=UNIX_SECONDS;sig=HEX`, where
-//! `HEX` is the HMAC-SHA256 of everything before `;sig=` (the message and its `ts`) under the
-//! shared key, 64 hex digits. A message is taken if its MAC is right under one of the keys
-//! and its `ts` is within [`MAX_SKEW_S`] of our clock; a REQUEST replayed inside that window
-//! is caught by [`Replays`]. Pure functions and plain data: the caller gives the time.
+//! `HEX` is the HMAC-SHA256, under the shared key, of the signer's label (`as:` or `gw:`)
+//! followed by everything before `;sig=` (the message and its `ts`), as 64 hex digits. A
+//! message is taken if its MAC is right under one of the keys and its `ts` is within
+//! [`MAX_SKEW_S`] of our clock; a REQUEST sent again inside that window is recognised by
+//! [`Replays`]. Pure functions and plain data: the caller gives the time.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,24 @@ pub const MIN_KEY_LEN: usize = 16;
 pub const MAX_KEYS: usize = 4;
 const SIG: &[u8] = b";sig=";
 const TS: &[u8] = b";ts=";
+
+/// Who signed a datagram. Part of what the MAC covers, so that a datagram cannot be sent
+/// back to its own signer as if the other side had signed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// The application server.
+    As,
+    Gateway,
+}
+
+impl Signer {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Signer::As => b"as:",
+            Signer::Gateway => b"gw:",
+        }
+    }
+}
 
 /// The shared keys: the first signs what the gateway sends, any of them verifies. Never
 /// printed (`Debug` says how many there are). Each with its HMAC state keyed once.
@@ -97,11 +116,20 @@ impl SigError {
 pub struct Verified<'a> {
     pub message: &'a [u8],
     pub mac: [u8; 32],
+    /// Its `ts`.
+    pub ts: u64,
 }
 
-/// Check `datagram` (one line feed at its end allowed) at wall-clock second `now_s`.
-pub fn verify<'a>(datagram: &'a [u8], keys: &Keys, now_s: u64) -> Result<Verified<'a>, SigError> {
+/// Check `datagram`, signed by `by` (one line end, LF or CRLF, allowed after it), at
+/// wall-clock second `now_s`.
+pub fn verify<'a>(
+    datagram: &'a [u8],
+    by: Signer,
+    keys: &Keys,
+    now_s: u64,
+) -> Result<Verified<'a>, SigError> {
     let d = datagram.strip_suffix(b"\n").unwrap_or(datagram);
+    let d = d.strip_suffix(b"\r").unwrap_or(d);
     let at = rfind(d, SIG).ok_or(SigError::Unsigned)?;
     let (signed, hex) = (&d[..at], &d[at + SIG.len()..]);
     let ts_at = rfind(signed, TS).ok_or(SigError::Unsigned)?;
@@ -109,6 +137,7 @@ pub fn verify<'a>(datagram: &'a [u8], keys: &Keys, now_s: u64) -> Result<Verifie
     let mac = unhex(hex).ok_or(SigError::BadSignature)?;
     let good = keys.0.iter().any(|(_, k)| {
         let mut m = k.clone();
+        m.update(by.label());
         m.update(signed);
         // Constant time: a forger learns nothing from how long a refusal takes.
         m.verify_slice(&mac).is_ok()
@@ -127,11 +156,13 @@ pub fn verify<'a>(datagram: &'a [u8], keys: &Keys, now_s: u64) -> Result<Verifie
     Ok(Verified {
         message: &signed[..ts_at],
         mac,
+        ts,
     })
 }
 
-/// `message` (a line feed at its end kept at the end) signed with the first key at `now_s`.
-pub fn sign(message: &[u8], keys: &Keys, now_s: u64) -> Vec<u8> {
+/// `message` (a line feed at its end kept at the end) signed by `by` with the first key at
+/// `now_s`.
+pub fn sign(message: &[u8], by: Signer, keys: &Keys, now_s: u64) -> Vec<u8> {
     let (body, lf) = match message.strip_suffix(b"\n") {
         Some(b) => (b, true),
         None => (message, false),
@@ -144,6 +175,7 @@ pub fn sign(message: &[u8], keys: &Keys, now_s: u64) -> Vec<u8> {
         return out;
     };
     let mut m = first.clone();
+    m.update(by.label());
     m.update(&out);
     let mac = m.finalize().into_bytes();
     out.extend_from_slice(SIG);
@@ -156,33 +188,51 @@ pub fn sign(message: &[u8], keys: &Keys, now_s: u64) -> Vec<u8> {
     out
 }
 
-/// The MACs of REQUESTs taken in the last `2·MAX_SKEW_S` (+1 s), so that one captured on the
-/// wire and sent again while its `ts` is still good cannot place a second call once its id
-/// has been forgotten. Bounded by the REQUESTs the rate lets in over that window.
+/// What became of a signed REQUEST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// It placed a call-back.
+    Placed,
+    /// It was refused, for this reason.
+    Refused(&'static str),
+}
+
+/// The signed REQUESTs of the last `2·MAX_SKEW_S` (+1 s), by MAC, and what became of each:
+/// one sent again while its `ts` is still good gets the same answer and changes nothing
+/// (whoever sends it, and whether its id is remembered or not). Holds at most
+/// [`Replays::MAX`]; only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
     order: VecDeque<(Instant, [u8; 32])>,
-    seen: HashSet<[u8; 32]>,
+    seen: HashMap<[u8; 32], Seen>,
 }
 
 impl Replays {
     const WINDOW: Duration = Duration::from_secs(2 * MAX_SKEW_S + 1);
+    /// A minute of the highest `rate` (1,000 a second) and then some.
+    pub const MAX: usize = 65_536;
 
-    /// Whether `mac` was taken in the window (forgetting what is older).
-    pub fn seen(&mut self, now: Instant, mac: &[u8; 32]) -> bool {
+    /// What became of `mac` in the window (forgetting what is older).
+    pub fn seen(&mut self, now: Instant, mac: &[u8; 32]) -> Option<Seen> {
         while let Some((at, old)) = self.order.front()
             && now.saturating_duration_since(*at) > Self::WINDOW
         {
             self.seen.remove(old);
             self.order.pop_front();
         }
-        self.seen.contains(mac)
+        crate::maps::shrink_if_sparse(&mut self.seen);
+        self.seen.get(mac).copied()
     }
 
-    pub fn remember(&mut self, now: Instant, mac: [u8; 32]) {
-        if self.seen.insert(mac) {
+    pub fn remember(&mut self, now: Instant, mac: [u8; 32], what: Seen) {
+        if self.seen.len() < Self::MAX && self.seen.insert(mac, what).is_none() {
             self.order.push_back((now, mac));
         }
+    }
+
+    /// Full: a signed REQUEST not seen before cannot be remembered, so it is not taken.
+    pub fn is_full(&self) -> bool {
+        self.seen.len() >= Self::MAX
     }
 
     pub fn len(&self) -> usize {
@@ -215,6 +265,8 @@ fn unhex(s: &[u8]) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
 
+    const AS: Signer = Signer::As;
+
     fn keys() -> Keys {
         Keys::parse("0123456789abcdef-current\n\n  0123456789abcdef-old  \n").unwrap()
     }
@@ -232,98 +284,96 @@ mod tests {
     #[test]
     fn what_we_sign_verifies_and_gives_back_the_message() {
         let k = keys();
-        let s = sign(b"STATUS: id=a\n", &k, 1_000);
+        let s = sign(b"STATUS: id=a\n", AS, &k, 1_000);
         let text = String::from_utf8(s.clone()).unwrap();
         assert!(text.starts_with("STATUS: id=a;ts=1000;sig="), "{text}");
         assert!(text.ends_with('\n'));
-        let v = verify(&s, &k, 1_010).unwrap();
+        let v = verify(&s, AS, &k, 1_010).unwrap();
         assert_eq!(v.message, b"STATUS: id=a");
-        // Upper-case hex is the same MAC.
+        // Upper-case hex is the same MAC; a CRLF line end is one too.
         let (signed, hex) = text.trim_end().split_once(";sig=").unwrap();
-        let upper = format!("{signed};sig={}", hex.to_ascii_uppercase());
-        assert_eq!(verify(upper.as_bytes(), &k, 1_000).unwrap().mac, v.mac);
+        let upper = format!("{signed};sig={}\r\n", hex.to_ascii_uppercase());
+        assert_eq!(verify(upper.as_bytes(), AS, &k, 1_000).unwrap().mac, v.mac);
     }
 
     #[test]
     fn a_known_mac_matches_an_independent_implementation() {
-        // Computed with Python's hmac module: the vector an application server can check
-        // its own code against (README, "Signed datagrams").
+        // Computed with Python's hmac module over "as:" and the signed text: the vector an
+        // application server can check its own code against (README, "Signed datagrams").
         let k = Keys::parse("0123456789abcdef").unwrap();
-        let s = sign(b"CANCEL: id=x", &k, 1_764_500_000);
+        let s = sign(b"CANCEL: id=x", AS, &k, 1_764_500_000);
         assert_eq!(
             String::from_utf8(s).unwrap(),
-            "CANCEL: id=x;ts=1764500000;sig=e38a91ea6eb797787a9e30e064b904179085d2fa0a21b587261386001c0bfae1"
+            "CANCEL: id=x;ts=1764500000;sig=fa0d6e439dd9a11b10160679d3a997e45bca7e1eafe0874e99e8182dbf4616c2"
         );
+    }
+
+    #[test]
+    fn a_datagram_cannot_be_sent_back_to_its_signer() {
+        let k = keys();
+        let ours = sign(b"RESPONSE: id=a;result=connected", Signer::Gateway, &k, 5);
+        assert!(verify(&ours, Signer::Gateway, &k, 5).is_ok());
+        assert_eq!(verify(&ours, AS, &k, 5), Err(SigError::BadSignature));
     }
 
     #[test]
     fn a_message_signed_by_an_older_key_is_taken() {
         let old = Keys::parse("0123456789abcdef-old").unwrap();
-        let s = sign(b"STATUS: id=a", &old, 50);
-        assert!(verify(&s, &keys(), 50).is_ok());
+        let s = sign(b"STATUS: id=a", AS, &old, 50);
+        assert!(verify(&s, AS, &keys(), 50).is_ok());
     }
 
     #[test]
     fn forged_unsigned_stale_and_malformed_are_told_apart() {
         let k = keys();
-        let s = sign(b"REQUEST: id=a;user1=1;user2=2", &k, 10_000);
+        let s = sign(b"REQUEST: id=a;user1=1;user2=2", AS, &k, 10_000);
+        let v = |b: &[u8], now| verify(b, AS, &k, now).map(|v| v.ts);
         // Any byte changed breaks the MAC: the number, the ts, the MAC itself.
         let forged = String::from_utf8(s.clone())
             .unwrap()
             .replace("user2=2", "user2=3");
-        assert_eq!(
-            verify(forged.as_bytes(), &k, 10_000),
-            Err(SigError::BadSignature)
-        );
+        assert_eq!(v(forged.as_bytes(), 10_000), Err(SigError::BadSignature));
         let moved = String::from_utf8(s.clone())
             .unwrap()
             .replace("ts=10000", "ts=10001");
-        assert_eq!(
-            verify(moved.as_bytes(), &k, 10_000),
-            Err(SigError::BadSignature)
-        );
+        assert_eq!(v(moved.as_bytes(), 10_000), Err(SigError::BadSignature));
         let other = Keys::parse("another-key-of-16-chars").unwrap();
-        assert_eq!(verify(&s, &other, 10_000), Err(SigError::BadSignature));
-        assert_eq!(
-            verify(&s, &k, 10_000 + MAX_SKEW_S + 1),
-            Err(SigError::Stale)
-        );
-        assert_eq!(
-            verify(&s, &k, 10_000 - MAX_SKEW_S - 1),
-            Err(SigError::Stale)
-        );
-        assert!(verify(&s, &k, 10_000 + MAX_SKEW_S).is_ok());
-        assert_eq!(verify(b"STATUS: id=a", &k, 0), Err(SigError::Unsigned));
-        assert_eq!(
-            verify(b"STATUS: id=a;sig=00", &k, 0),
-            Err(SigError::Unsigned)
-        );
+        assert_eq!(verify(&s, AS, &other, 10_000), Err(SigError::BadSignature));
+        assert_eq!(v(&s, 10_000 + MAX_SKEW_S + 1), Err(SigError::Stale));
+        assert_eq!(v(&s, 10_000 - MAX_SKEW_S - 1), Err(SigError::Stale));
+        assert!(v(&s, 10_000 + MAX_SKEW_S).is_ok());
+        assert_eq!(v(b"STATUS: id=a", 0), Err(SigError::Unsigned));
+        assert_eq!(v(b"STATUS: id=a;sig=00", 0), Err(SigError::Unsigned));
         for bad in [
             "STATUS: id=a;ts=1;sig=",
             "STATUS: id=a;ts=1;sig=zz",
             "STATUS: id=a;ts=1;sig=\u{e9}\u{e9}",
             ";ts=;sig=0000000000000000000000000000000000000000000000000000000000000000",
         ] {
-            assert_eq!(
-                verify(bad.as_bytes(), &k, 1),
-                Err(SigError::BadSignature),
-                "{bad}"
-            );
+            assert_eq!(v(bad.as_bytes(), 1), Err(SigError::BadSignature), "{bad}");
         }
-        assert_eq!(verify(b"", &k, 0), Err(SigError::Unsigned));
-        assert_eq!(verify(b";sig=", &k, 0), Err(SigError::Unsigned));
+        assert_eq!(v(b"", 0), Err(SigError::Unsigned));
+        assert_eq!(v(b";sig=", 0), Err(SigError::Unsigned));
     }
 
     #[test]
-    fn a_replay_is_seen_inside_the_window_and_forgotten_after() {
+    fn what_became_of_a_request_is_kept_for_the_window_and_bounded() {
         let mut r = Replays::default();
         let t0 = Instant::now();
-        assert!(!r.seen(t0, &[1; 32]));
-        r.remember(t0, [1; 32]);
-        r.remember(t0, [1; 32]);
+        assert_eq!(r.seen(t0, &[1; 32]), None);
+        r.remember(t0, [1; 32], Seen::Refused("over_rate"));
+        r.remember(t0, [1; 32], Seen::Placed);
         assert_eq!(r.len(), 1);
-        assert!(r.seen(t0 + Duration::from_secs(2 * MAX_SKEW_S), &[1; 32]));
-        assert!(!r.seen(t0 + Duration::from_secs(2 * MAX_SKEW_S + 2), &[1; 32]));
+        let later = t0 + Duration::from_secs(2 * MAX_SKEW_S);
+        assert_eq!(r.seen(later, &[1; 32]), Some(Seen::Placed));
+        assert_eq!(r.seen(later + Duration::from_secs(2), &[1; 32]), None);
         assert!(r.is_empty());
+        for i in 0..Replays::MAX + 10 {
+            let mut mac = [0; 32];
+            mac[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            r.remember(t0, mac, Seen::Placed);
+        }
+        assert_eq!(r.len(), Replays::MAX);
+        assert!(r.is_full());
     }
 }

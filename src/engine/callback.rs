@@ -129,7 +129,7 @@ impl Callback {
                 "[callback] allow_any = true: anyone who can reach the call-back port can place calls at your cost"
             );
         }
-        let service = Service::new(cfg.clone(), now);
+        let service = Service::new(cfg.clone(), now, std::time::SystemTime::now());
         Ok(Some((Callback { sock, service }, rx)))
     }
 

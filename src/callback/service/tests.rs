@@ -69,8 +69,9 @@ struct H {
 impl H {
     fn new(edit: impl FnOnce(&mut CallbackConfig)) -> H {
         let now = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(WALL0);
         H {
-            svc: Service::new(config(edit), now),
+            svc: Service::new(config(edit), now, wall),
             now,
             start: now,
         }

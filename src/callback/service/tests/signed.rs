@@ -1,7 +1,7 @@
 //! `[callback] secret_file`: signed datagrams both ways, and what is dropped without them.
 
 use super::*;
-use crate::callback::signature::{Keys, MAX_SKEW_S, sign, verify};
+use crate::callback::signature::{Keys, MAX_SKEW_S, Signer, sign, verify};
 
 const KEY: &str = "a-shared-key-of-some-length";
 
@@ -10,29 +10,42 @@ fn keys() -> Keys {
 }
 
 fn signed() -> H {
-    H::new(|c| c.keys = Some(keys()))
+    let mut h = H::new(|c| c.keys = Some(keys()));
+    // Past the second the service started in (what is signed before it is refused).
+    h.advance(Duration::from_secs(1));
+    h
 }
 
 impl H {
-    /// `text` signed at the fake wall clock's second (+ `skew_s`).
-    fn signed(&self, text: &str, skew_s: i64) -> Vec<u8> {
-        let now = WALL0 + (self.now - self.start).as_secs();
-        sign(text.as_bytes(), &keys(), now.saturating_add_signed(skew_s))
+    fn wall_s(&self) -> u64 {
+        WALL0 + (self.now - self.start).as_secs()
     }
 
-    /// What one signed datagram got back, its signature checked and taken off.
-    fn ask_signed(&mut self, text: &str) -> Vec<String> {
-        let bytes = self.signed(text, 0);
-        let now_s = WALL0 + (self.now - self.start).as_secs();
-        self.recv_bytes(AS, &bytes)
+    /// `text` signed by the AS at the fake wall clock's second (+ `skew_s`).
+    fn signed(&self, text: &str, skew_s: i64) -> Vec<u8> {
+        let at = self.wall_s().saturating_add_signed(skew_s);
+        sign(text.as_bytes(), Signer::As, &keys(), at)
+    }
+
+    /// The messages `bytes` got back, each checked as signed by the gateway and unwrapped.
+    fn answers(&mut self, bytes: &[u8]) -> Vec<String> {
+        let now_s = self.wall_s();
+        self.recv_bytes(AS, bytes)
             .iter()
             .filter(|o| matches!(o, Output::Transmit { .. }))
             .map(|o| {
                 let t = sent_text(o, AS);
-                let v = verify(t.as_bytes(), &keys(), now_s).expect("our datagrams are signed");
-                format!("{}\n", String::from_utf8_lossy(v.message))
+                let v = verify(t.as_bytes(), Signer::Gateway, &keys(), now_s)
+                    .expect("our datagrams are signed");
+                String::from_utf8_lossy(v.message).into_owned()
             })
             .collect()
+    }
+
+    /// What `text`, signed now, got back.
+    fn ask_signed(&mut self, text: &str) -> Vec<String> {
+        let bytes = self.signed(text, 0);
+        self.answers(&bytes)
     }
 }
 
@@ -41,16 +54,16 @@ fn a_signed_request_is_taken_and_every_answer_is_signed() {
     let mut h = signed();
     assert_eq!(
         h.ask_signed("REQUEST: id=a;user1=1001;user2=1002\n"),
-        vec!["ACK: id=a;result=ok\n"]
+        vec!["ACK: id=a;result=ok"]
     );
     assert_eq!(
         h.ask_signed("STATUS: id=a"),
-        vec!["ACK: id=a;result=ok;state=calling1\n"]
+        vec!["ACK: id=a;result=ok;state=calling1"]
     );
     // The RESPONSE, and its resends later, carry a fresh ts each.
     let out = h.end("a", Outcome::Connected);
     let first = sent_text(&out[0], AS);
-    let v = verify(first.as_bytes(), &keys(), WALL0).unwrap();
+    let v = verify(first.as_bytes(), Signer::Gateway, &keys(), h.wall_s()).unwrap();
     assert_eq!(
         format!("{}\n", String::from_utf8_lossy(v.message)),
         RESPONSE_CONNECTED
@@ -59,26 +72,32 @@ fn a_signed_request_is_taken_and_every_answer_is_signed() {
     h.svc.handle_timeout(h.now);
     let again = h.drain();
     let resent = sent_text(&again[0], AS);
-    assert!(
-        verify(resent.as_bytes(), &keys(), WALL0).is_err(),
-        "an old ts"
-    );
-    assert!(verify(resent.as_bytes(), &keys(), WALL0 + 40).is_ok());
+    let gw = |now| verify(resent.as_bytes(), Signer::Gateway, &keys(), now);
+    assert!(gw(WALL0).is_err(), "an old ts");
+    assert!(gw(h.wall_s()).is_ok());
     // The AS's signed ACK stops the resends.
     assert!(h.ask_signed("ACK: id=a").is_empty());
     assert_eq!(h.svc.stats().responses("acked"), 1);
 }
 
 #[test]
-fn unsigned_forged_and_stale_datagrams_get_no_answer() {
+fn unsigned_forged_reflected_and_stale_datagrams_get_no_answer() {
     let mut h = signed();
     let forged = String::from_utf8(h.signed("REQUEST: id=a;user1=1001;user2=1002", 0))
         .unwrap()
         .replace("user2=1002", "user2=+8610999");
     let other_key = sign(
         b"REQUEST: id=b;user1=1001;user2=1002",
+        Signer::As,
         &Keys::parse("not-the-shared-key!").unwrap(),
-        WALL0,
+        h.wall_s(),
+    );
+    // One of ours, sent back to us: signed as the gateway, not as the AS.
+    let reflected = sign(
+        b"REQUEST: id=g;user1=1001;user2=1002",
+        Signer::Gateway,
+        &keys(),
+        h.wall_s(),
     );
     let late = h.signed(
         "REQUEST: id=c;user1=1001;user2=1002",
@@ -87,17 +106,28 @@ fn unsigned_forged_and_stale_datagrams_get_no_answer() {
     let early = h.signed("REQUEST: id=d;user1=1001;user2=1002", MAX_SKEW_S as i64 + 1);
     assert!(h.recv("REQUEST: id=e;user1=1001;user2=1002").is_empty());
     assert!(h.recv("garbage").is_empty());
-    for bytes in [forged.as_bytes(), &other_key, &late, &early] {
+    for bytes in [forged.as_bytes(), &other_key, &reflected, &late, &early] {
         assert!(h.recv_bytes(AS, bytes).is_empty());
     }
     let s = h.svc.stats();
     assert_eq!(s.dropped("unsigned"), 2);
-    assert_eq!(s.dropped("bad_signature"), 2);
+    assert_eq!(s.dropped("bad_signature"), 3);
     assert_eq!(s.dropped("stale"), 2);
     assert_eq!(h.svc.active(), 0);
-    // A clock a little off is fine.
-    let near = h.signed("REQUEST: id=f;user1=1001;user2=1002", MAX_SKEW_S as i64);
-    assert_eq!(h.recv_bytes(AS, &near).len(), 2);
+    // A clock a little off is fine, and so is a CRLF line end.
+    let mut near = h.signed("REQUEST: id=f;user1=1001;user2=1002", MAX_SKEW_S as i64);
+    near.extend_from_slice(b"\r\n");
+    assert_eq!(h.answers(&near), vec!["ACK: id=f;result=ok"]);
+    // Signed before the service started (within the skew): what became of it may have
+    // been in a replay table that went with the last process.
+    let before = sign(
+        b"REQUEST: id=h;user1=1001;user2=1002",
+        Signer::As,
+        &keys(),
+        WALL0 - 1,
+    );
+    assert!(h.recv_bytes(AS, &before).is_empty());
+    assert_eq!(h.svc.stats().dropped("stale"), 3);
 }
 
 #[test]
@@ -109,16 +139,45 @@ fn the_allow_list_still_applies_to_signed_datagrams() {
 }
 
 #[test]
+fn a_refused_signed_request_sent_again_gets_the_same_answer_and_places_nothing() {
+    let mut h = H::new(|c| {
+        c.keys = Some(keys());
+        c.max_active = 1;
+    });
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
+        vec!["ACK: id=a;result=ok"]
+    );
+    let refused = h.signed("REQUEST: id=b;user1=1001;user2=1002", 0);
+    let busy = vec!["ACK: id=b;result=error;reason=too_many_active".to_string()];
+    assert_eq!(h.answers(&refused), busy);
+    // A slot is free again; the refused datagram, sent again (by the AS whose answer was
+    // lost, or by anyone who copied it), is refused the same way and places no call.
+    h.end("a", Outcome::Connected);
+    assert_eq!(h.answers(&refused), busy);
+    assert_eq!(h.svc.active(), 0);
+    // Signed afresh, it is a new request, and it goes through.
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.ask_signed("REQUEST: id=b;user1=1001;user2=1002"),
+        vec!["ACK: id=b;result=ok"]
+    );
+}
+
+#[test]
 fn a_captured_request_replayed_after_its_id_is_forgotten_places_no_call() {
     let mut h = H::new(|c| {
         c.keys = Some(keys());
         c.rate = NonZeroU32::new(1000).unwrap();
     });
+    h.advance(Duration::from_secs(1));
     let captured = h.signed("REQUEST: id=victim;user1=1001;user2=1002", 0);
     assert_eq!(h.recv_bytes(AS, &captured).len(), 2);
+    // The same datagram while it runs is the AS's resend: answered, no second call.
+    assert_eq!(h.answers(&captured), vec!["ACK: id=victim;result=ok"]);
     h.end("victim", Outcome::Connected);
-    // The AS's own retransmission while it runs would be answered; once ended, the id is
-    // refused as a duplicate; pushed out of the table of ended ids by MAX_ENDED more...
+    // Pushed out of the table of ended ids by MAX_ENDED more...
     for i in 0..MAX_ENDED {
         h.advance(Duration::from_millis(1));
         let r = h.signed(&format!("REQUEST: id=n{i};user1=1001;user2=1002"), 0);
