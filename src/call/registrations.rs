@@ -50,6 +50,7 @@ impl Registrations {
     /// registration settings, address or credentials changed is unregistered and registered
     /// anew; a peer no longer registering is unregistered.
     pub fn configure(&mut self, env: &mut Env, cfg: &Config, now: Instant) {
+        let _zone = process_zone();
         let wanted: Vec<(RegisterParams, Option<Arc<Credentials>>)> = cfg
             .profiles
             .values()
@@ -80,6 +81,7 @@ impl Registrations {
 
     /// Shutting down: remove every binding we may hold.
     pub fn shutdown(&mut self, env: &mut Env, now: Instant) {
+        let _zone = process_zone();
         for e in &mut self.regs {
             e.reg.shutdown(now);
         }
@@ -105,6 +107,7 @@ impl Registrations {
     }
 
     pub fn handle_timeout(&mut self, env: &mut Env, now: Instant) {
+        let _zone = process_zone();
         for e in &mut self.regs {
             if e.reg.poll_timeout().is_some_and(|t| t <= now) {
                 e.reg.handle_timeout(now);
@@ -120,6 +123,7 @@ impl Registrations {
 
     /// A response to REGISTER transaction `id`.
     pub fn on_response(&mut self, env: &mut Env, now: Instant, id: TxnId, resp: &Response) {
+        let _zone = process_zone();
         let call_id = if resp.is_provisional() {
             self.txns.get(&id).cloned()
         } else {
@@ -141,6 +145,7 @@ impl Registrations {
 
     /// REGISTER transaction `id` timed out or could not be sent.
     pub fn on_failure(&mut self, env: &mut Env, now: Instant, id: TxnId, timeout: bool) {
+        let _zone = process_zone();
         let Some(call_id) = self.txns.remove(&id) else {
             return;
         };
@@ -194,4 +199,11 @@ impl Registrations {
         }
         self.regs.retain(|e| !e.reg.is_done());
     }
+}
+
+/// Registrations live as long as the process, not as long as a call: what they allocate
+/// (their state, each refresh's request) stays out of the calls' heap, whose pages must be
+/// free to go back to the system when the calls are gone (src/zone.rs).
+fn process_zone() -> crate::zone::Entered {
+    crate::zone::enter(crate::zone::Zone::Process)
 }

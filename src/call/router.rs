@@ -190,6 +190,8 @@ impl B2bua {
             // A changed listen/advertise is refused by the shell before it gets here, so our
             // own addresses (Via, Contact) stay those of the running sockets.
             Input::Reload(cfg) => {
+                // The new limits and registrations are the process's, not a call's.
+                let _zone = crate::zone::enter(crate::zone::Zone::Process);
                 self.env.limits.reconfigure(&cfg);
                 self.env.cfg = cfg.clone();
                 if !self.env.draining {
