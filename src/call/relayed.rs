@@ -25,6 +25,19 @@ use crate::txn::TxnId;
 /// provisional restarts it; when it fires the INVITE is cancelled on the far leg.
 const TIMER_C: Duration = Duration::from_secs(181);
 
+impl Relayed {
+    /// Its origin's request ends without the far leg's answer: 487 (RFC 3261 §9.2, §15.1.2).
+    pub(super) fn terminate(&self, cx: &mut Cx) {
+        cx.respond(
+            self.origin_txn,
+            &self.origin_req,
+            487,
+            "Request Terminated",
+            &[],
+        );
+    }
+}
+
 impl Call {
     /// The far leg answered a relayed request: answer the origin the same way.
     pub(super) fn on_relayed_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
@@ -57,14 +70,7 @@ impl Call {
         }
         if is_challenge(&resp) && rel.cancelled {
             // Not answered with credentials, and its realm is not the origin's business.
-            cx.respond(
-                rel.origin_txn,
-                &rel.origin_req,
-                487,
-                "Request Terminated",
-                &[],
-            );
-            return;
+            return rel.terminate(cx);
         }
         if is_challenge(&resp) {
             // The far peer wants credentials: the same request again, once, with them.
@@ -172,13 +178,7 @@ impl Call {
         }
         // Cancelled, it ends as cancelled: a 408 would end the origin's dialog.
         if rel.cancelled {
-            cx.respond(
-                rel.origin_txn,
-                &rel.origin_req,
-                487,
-                "Request Terminated",
-                &[],
-            );
+            rel.terminate(cx);
         } else {
             cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
         }
@@ -249,13 +249,7 @@ impl Call {
         self.close_txn(txn);
         cx.env.owners.remove(&txn);
         cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
-        cx.respond(
-            rel.origin_txn,
-            &rel.origin_req,
-            487,
-            "Request Terminated",
-            &[],
-        );
+        rel.terminate(cx);
         // Should its 2xx still come, it gets an ACK built from the dialog (`resend_ack`).
         let far = rel.origin.other();
         if let Some(cseq) = rel.sent.cseq().map(|c| c.0) {

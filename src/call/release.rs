@@ -47,13 +47,7 @@ impl Call {
         // never answers what we relayed (a re-INVITE left at 180) cannot hold the origin's
         // transaction open for ever; our request there ends by itself or at Linger.
         for (_, rel) in std::mem::take(&mut self.relayed) {
-            cx.respond(
-                rel.origin_txn,
-                &rel.origin_req,
-                487,
-                "Request Terminated",
-                &[],
-            );
+            rel.terminate(cx);
         }
         // Safety net: whatever happens to the remaining transactions, forget the call after
         // they would all have timed out.
