@@ -271,8 +271,12 @@ impl Call {
         if self.phase.is_ending() {
             return;
         }
+        // A refresh by UPDATE carries no offer, so it may go while an INVITE is under way
+        // (RFC 3311 §5.1): a re-INVITE left ringing (up to Timer C) must not let the leg's
+        // session expire. One by re-INVITE waits for it.
+        let invite_busy = self.reinvite_in_progress() && !self.refreshes_by_update(side);
         let busy = self.refresh.is_some()
-            || self.reinvite_in_progress()
+            || invite_busy
             || self.pending_2xx[side].is_some()
             || !matches!(self.phase, super::phase::Phase::Confirmed { .. });
         if busy {
@@ -283,12 +287,18 @@ impl Call {
         self.send_refresh(cx, side, s.interval, false);
     }
 
+    /// Whether `side`'s refreshes go as UPDATE: its peer said it takes one, and no refresh
+    /// by UPDATE failed there.
+    fn refreshes_by_update(&self, side: Side) -> bool {
+        self.peer_lists(side, &Method::Update) && !self.refresh_by_invite[side]
+    }
+
     /// Send a session refresh on `side` asking for `interval`, the gateway refreshing: an
     /// UPDATE when the peer said it takes one, else a re-INVITE offering our last SDP again.
     fn send_refresh(&mut self, cx: &mut Cx, side: Side, interval: Duration, retried: bool) {
         let policy = self.timer_policy(side);
         let sdp = self.sdp[side].as_ref().and_then(|s| s.sent.clone());
-        let update = self.peer_lists(side, &Method::Update) && !self.refresh_by_invite[side];
+        let update = self.refreshes_by_update(side);
         // Without our last SDP a re-INVITE cannot offer it again: UPDATE, unless the peer
         // said it takes none (then the leg cannot be refreshed and will expire).
         let method = match (update, &sdp) {

@@ -202,6 +202,47 @@ fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_cal
 }
 
 #[test]
+fn a_refresh_by_update_goes_while_a_reinvite_rings() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    let (_inv, ok) = call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    let tag = ok.to_tag().unwrap();
+    // The phone's re-INVITE (a video upgrade, say) that the carrier leaves ringing.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKvid", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    // Half the interval on: the refresh goes as an UPDATE without an offer all the same.
+    h.advance(Duration::from_millis(150_200));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    assert!(up.body().is_empty());
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &up,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            None,
+        ),
+    );
+    // The re-INVITE is still the carrier's to answer; the call lives on.
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    assert!(h.statuses(PHONE).contains(&200));
+    assert!(h.cdrs.is_empty());
+}
+
+#[test]
 fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
     let mut h = H::new();
     let (inv, _ok) = call_with(
