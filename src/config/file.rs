@@ -76,23 +76,11 @@ fn default_cdr_path() -> String {
     "var/cdr.jsonl".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSection {
-    #[serde(default = "default_drain_s")]
-    pub drain_s: u64,
-}
-
-impl Default for ShutdownSection {
-    fn default() -> Self {
-        ShutdownSection {
-            drain_s: default_drain_s(),
-        }
-    }
-}
-
-fn default_drain_s() -> u64 {
-    30
+    /// Default 30 (`config::DEFAULT_DRAIN_S`).
+    pub drain_s: Option<Spanned<u64>>,
 }
 
 /// `[media]` of gateway.toml.

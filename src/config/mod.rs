@@ -36,6 +36,22 @@ use crate::sip::{Target, Transport};
 /// Ring timeout when neither the route nor the profile sets one.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `[shutdown] drain_s` when unset, and its bound (a day).
+const DEFAULT_DRAIN_S: u64 = 30;
+const MAX_DRAIN_S: u64 = 86_400;
+/// Longest `ring_timeout_s` (a day): a deadline past it is no ring timeout, and a huge one
+/// would overflow the clock.
+const MAX_RING_TIMEOUT_S: u64 = 86_400;
+
+/// A route's or profile's `ring_timeout_s`, checked.
+pub(crate) fn ring_timeout_s(s: u64) -> Result<Duration, &'static str> {
+    if (1..=MAX_RING_TIMEOUT_S).contains(&s) {
+        Ok(Duration::from_secs(s))
+    } else {
+        Err("ring_timeout_s must be 1..=86400")
+    }
+}
+
 /// A peer's name: the profile file stem. Shared: every call that counts against a peer, or
 /// routes to it, holds the configuration's one copy of its name, not a copy of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -449,11 +465,9 @@ impl Config {
                 }
             }
             let ring_timeout = match r.ring_timeout_s {
-                Some(t) if *t.get_ref() == 0 => {
-                    errs.push(at(t.span(), "ring_timeout_s must be at least 1".into()));
-                    None
-                }
-                Some(t) => Some(Duration::from_secs(*t.get_ref())),
+                Some(t) => ring_timeout_s(*t.get_ref())
+                    .map_err(|m| errs.push(at(t.span(), m.into())))
+                    .ok(),
                 None => None,
             };
             let _ = span;
@@ -483,6 +497,17 @@ impl Config {
             &mut warnings,
         );
 
+        let drain = match &file.shutdown.drain_s {
+            Some(d) if *d.get_ref() > MAX_DRAIN_S => {
+                errs.push(at(
+                    d.span(),
+                    format!("[shutdown] drain_s must be 0..={MAX_DRAIN_S}"),
+                ));
+                Duration::from_secs(DEFAULT_DRAIN_S)
+            }
+            Some(d) => Duration::from_secs(*d.get_ref()),
+            None => Duration::from_secs(DEFAULT_DRAIN_S),
+        };
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -496,7 +521,7 @@ impl Config {
             limits: global_limits,
             cdr_fail_closed: file.cdr.fail_closed,
             cdr_max_pending,
-            drain: Duration::from_secs(file.shutdown.drain_s),
+            drain,
             metrics_listen,
             media_ip,
             media_ports,

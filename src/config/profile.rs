@@ -173,16 +173,9 @@ fn load_profile(
         None => address.addr.ip().to_string(),
     };
     let ring_timeout = match &file.ring_timeout_s {
-        Some(t) if *t.get_ref() == 0 => {
-            errs.push(ConfigError::at(
-                path,
-                text,
-                t.span().start,
-                "ring_timeout_s must be at least 1",
-            ));
-            None
-        }
-        Some(t) => Some(Duration::from_secs(*t.get_ref())),
+        Some(t) => super::ring_timeout_s(*t.get_ref())
+            .map_err(|m| errs.push(ConfigError::at(path, text, t.span().start, m)))
+            .ok(),
         None => None,
     };
     let uri = uri_policy(&file.uri, path, text, errs);

@@ -114,6 +114,39 @@ fn semantic_errors_are_all_reported_with_positions() {
 }
 
 #[test]
+fn timeouts_that_would_overflow_the_clock_are_refused() {
+    let bad = GATEWAY.replace(
+        "ring_timeout_s = 30",
+        "ring_timeout_s = 18446744073709551615",
+    );
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("ring_timeout_s = 0\n");
+    let dir = write_tree(&bad, &ps);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("gateway.toml:14:18: ring_timeout_s must be 1..=86400"),
+        "{text}"
+    );
+    assert!(
+        text.contains("carrier-a.toml:5:18: ring_timeout_s must be 1..=86400"),
+        "{text}"
+    );
+    let bad = format!("{GATEWAY}\n[shutdown]\ndrain_s = 18446744073709551615\n");
+    let dir = write_tree(&bad, &standard_profiles());
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("drain_s must be 0..=86400"), "{text}");
+    let ok = GATEWAY.replace("ring_timeout_s = 30", "ring_timeout_s = 86400")
+        + "\n[shutdown]\ndrain_s = 0\n";
+    let dir = write_tree(&ok, &standard_profiles());
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(cfg.drain, Duration::ZERO);
+}
+
+#[test]
 fn overlapping_matches_are_refused() {
     let mut ps = standard_profiles();
     ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.3/32");
