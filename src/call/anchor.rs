@@ -182,6 +182,17 @@ impl Call {
         let wanted: Vec<usize> = (0..n)
             .filter(|i| !mb.streams[*i].is_rejected() && media.pairs[*i].is_none())
             .collect();
+        // Ports of streams refused later stay with the call until it ends; so that offers
+        // that keep adding streams cannot take the pool, a call holds at most twice
+        // `max_streams` streams' ports.
+        let held = media.pairs.iter().flatten().count();
+        let most = 2 * self.cfg.media_max_streams;
+        if held + wanted.len() > most {
+            return Err(AnchorError::Unreadable(SdpError::TooManyPorts {
+                found: held + wanted.len(),
+                max: most,
+            }));
+        }
         if !wanted.is_empty() {
             let got = cx
                 .env

@@ -33,6 +33,10 @@ pub enum SdpError {
     TooManyStreams { found: usize, max: usize },
     #[error("multipart body: {0}")]
     Multipart(&'static str),
+    #[error("a body without Content-Type (RFC 3261 §20.15)")]
+    Untyped,
+    #[error("the call would hold {found} streams' ports; at most {max} are kept per call")]
+    TooManyPorts { found: usize, max: usize },
 }
 
 /// The SDP of a SIP body, read and checked, ready to be anchored: the two steps the call

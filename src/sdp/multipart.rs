@@ -51,9 +51,10 @@ pub fn is_multipart(content_type: Option<&str>) -> bool {
 }
 
 /// Where the SDP of a SIP body is: `Ok(None)` when the body carries none (empty, another
-/// type, or a multipart body without an SDP part). A multipart body that cannot be taken
-/// apart, that holds more than one SDP part, nests multipart parts, or encodes its SDP part
-/// (base64, gzip) is an error: its SDP cannot be anchored, so it must not be forwarded.
+/// type, or a multipart body without an SDP part). A body without a Content-Type (which
+/// RFC 3261 §20.15 forbids, and which may well be SDP), a multipart body that cannot be
+/// taken apart, holds more than one SDP part, nests multipart parts, or encodes its SDP
+/// part (base64, gzip) is an error: its SDP cannot be anchored, so it must not be forwarded.
 pub fn locate(content_type: Option<&str>, body: &[u8]) -> Result<Option<SdpPart>, SdpError> {
     if body.is_empty() {
         return Ok(None);
@@ -69,7 +70,8 @@ pub fn locate(content_type: Option<&str>, body: &[u8]) -> Result<Option<SdpPart>
             let boundary = boundary(ct)?;
             sdp_part(body, boundary.as_bytes())
         }
-        _ => Ok(None),
+        Some(_) => Ok(None),
+        None => Err(SdpError::Untyped),
     }
 }
 
@@ -243,7 +245,8 @@ mod tests {
         assert_eq!(plain.of(SDP), SDP);
         assert_eq!(locate(Some("application/isup"), b"\x01").unwrap(), None);
         assert_eq!(locate(Some("application/sdp"), b"").unwrap(), None);
-        assert_eq!(locate(None, SDP).unwrap(), None);
+        // A body without a type may be SDP: not forwarded unanchored.
+        assert_eq!(locate(None, SDP), Err(SdpError::Untyped));
         // A multipart body without SDP: nothing to anchor.
         let no_sdp = b"--b\r\nContent-Type: application/isup\r\n\r\n\x01\r\n--b--";
         assert_eq!(

@@ -211,6 +211,105 @@ fn an_offer_that_cannot_be_anchored_is_refused_with_488_and_never_forwarded() {
 }
 
 #[test]
+fn sdp_without_a_content_type_is_refused_not_forwarded_unanchored() {
+    let mut h = anchored();
+    let untyped = invite_text("untyped1", "z9hG4bKut1", "+8610123", "")
+        .replace("Content-Type: application/sdp\r\n", "");
+    assert!(!untyped.contains("Content-Type"));
+    h.recv(PHONE, &untyped);
+    assert!(
+        h.take(CARRIER_A).is_empty(),
+        "the phone's address stays private"
+    );
+    assert_eq!(h.statuses(PHONE), vec![488]);
+}
+
+/// The phone's request in the dialog of its call `call_id`.
+fn from_phone_in(
+    call_id: &str,
+    method: &str,
+    tag: &str,
+    cseq: u32,
+    branch: &str,
+    body: &str,
+) -> String {
+    in_dialog(
+        method,
+        "sip:127.0.0.1",
+        phone_from(),
+        &phone_to(tag),
+        call_id,
+        cseq,
+        branch,
+        "127.0.0.2:5060",
+        body,
+    )
+}
+
+#[test]
+fn offers_that_keep_adding_streams_cannot_take_the_port_pool() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    });
+    cfg.media_ports = (30000, 30399);
+    let mut h = H::with(cfg);
+    h.recv(PHONE, &invite_text("grow1", "z9hG4bKgr1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("grow1", "ACK", &tag, 1, "z9hG4bKgr1a", ""),
+    );
+    let free = h.core.free_media_ports();
+    // Each re-INVITE refuses the streams it had and offers four new ones.
+    let mut refused = 1;
+    let mut answers = Vec::new();
+    for cseq in 2..12 {
+        let mut body = SDP.replace("m=audio 4000", "m=audio 0");
+        for _ in 1..refused {
+            body.push_str("m=audio 0 RTP/AVP 0\r\n");
+        }
+        for p in 0..4 {
+            body.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 5000 + 2 * p));
+        }
+        refused += 4;
+        let branch = format!("z9hG4bKgr{cseq}");
+        h.recv(
+            PHONE,
+            &from_phone_in("grow1", "INVITE", &tag, cseq, &branch, &body),
+        );
+        let finals: Vec<u16> = h.statuses(PHONE).into_iter().filter(|s| *s > 100).collect();
+        if finals.contains(&488) {
+            answers.push(488);
+            continue;
+        }
+        let re = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+        h.take_responses(PHONE);
+        h.recv(
+            PHONE,
+            &from_phone_in("grow1", "ACK", &tag, cseq, &branch, ""),
+        );
+        answers.push(0);
+    }
+    // The call holds at most twice max_streams streams (4 ports each way per stream pair):
+    // its first offer's stream and one more offer of four; then 488, taking nothing.
+    assert_eq!(
+        answers.iter().filter(|a| **a == 488).count(),
+        9,
+        "{answers:?}"
+    );
+    assert_eq!(
+        h.core.free_media_ports(),
+        free - 2 * 4,
+        "four more streams, two ports each"
+    );
+}
+
+#[test]
 fn fifty_rejected_streams_take_no_ports_and_too_many_active_ones_get_488() {
     let mut h = anchored();
     let free = h.core.free_media_ports();
