@@ -394,6 +394,21 @@ impl Config {
                 .collect(),
         };
         let (profiles, broken) = load_profiles(sources, &mut errs, &mut warnings);
+        // Anchored SDP must name an address the peers can reach; a host name in `[sip]
+        // advertise` gives none, and loopback would leave every anchored call silent.
+        if file.media.advertise.is_none()
+            && advertise.parse::<IpAddr>().is_err()
+            && let Some(p) = profiles.values().find(|p| p.anchor || p.record)
+        {
+            errs.push(at(
+                file.sip.advertise.span(),
+                format!(
+                    "[media] advertise must be set: [sip] advertise is not an IP address, \
+                     and profile {:?} anchors media",
+                    p.name.0
+                ),
+            ));
+        }
         for p in profiles.values() {
             if let Some(r) = &p.register
                 && local_port(&listen, r.transport).is_none()

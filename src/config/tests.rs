@@ -147,6 +147,33 @@ fn timeouts_that_would_overflow_the_clock_are_refused() {
 }
 
 #[test]
+fn anchoring_with_a_host_name_advertised_needs_a_media_address() {
+    let named = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"gw.example.com\"",
+    );
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("\n[media]\nanchor = true\n");
+    let dir = write_tree(&named, &ps);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("[media] advertise must be set") && text.contains("\"carrier-a\""),
+        "{text}"
+    );
+    // Named, it is used; and without anchoring no media address is needed.
+    let dir = write_tree(
+        &format!("{named}\n[media]\nadvertise = \"192.0.2.1\"\n"),
+        &ps,
+    );
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(cfg.media_ip, IpAddr::from([192, 0, 2, 1]));
+    let dir = write_tree(&named, &standard_profiles());
+    assert!(Config::load(&dir.path().join("gateway.toml")).is_ok());
+}
+
+#[test]
 fn overlapping_matches_are_refused() {
     let mut ps = standard_profiles();
     ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.3/32");
