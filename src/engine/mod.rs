@@ -26,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
@@ -183,7 +182,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     );
     let mut shell = Shell {
         core,
-        udp: udp_socks,
+        udp: udp::Out::new(udp_socks),
         tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids),
         inbox,
         sip: metrics::SipCounters::default(),
@@ -209,9 +208,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
 
 struct Shell {
     core: B2bua,
-    /// Each UDP listener with its bound address (so a reply leaves from the right family
-    /// without a syscall per datagram).
-    udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    /// What goes out over UDP.
+    udp: udp::Out,
     tcp: tcp::Registry,
     inbox: inbox::Inbox,
     /// Messages in and out (made after the exporter is installed).
@@ -533,7 +531,7 @@ impl Shell {
                 Output::Transmit { target, wire, txn } => {
                     self.sip.sent(&wire);
                     match target.transport {
-                        Transport::Udp => self.send_udp(target.addr, wire),
+                        Transport::Udp => self.udp.send(target.addr, wire),
                         Transport::Tcp => {
                             if let Some(failed) = self.tcp.send(target, wire, txn) {
                                 self.core.handle_input(now, Input::SendFailed(failed));
@@ -581,32 +579,6 @@ impl Shell {
                     }
                 }
             }
-        }
-    }
-
-    fn send_udp(&self, to: SocketAddr, bytes: Bytes) {
-        let Some(sock) = self
-            .udp
-            .iter()
-            .find(|(_, local)| local.is_ipv4() == to.is_ipv4())
-            .or(self.udp.first())
-            .map(|(s, _)| s)
-        else {
-            warn!(%to, "no UDP listener to send from");
-            return;
-        };
-        match sock.try_send_to(&bytes, to) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let sock = sock.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = sock.send_to(&bytes, to).await {
-                        warn!(%to, error = %e, "UDP send failed");
-                    }
-                });
-            }
-            // ICMP errors from earlier sends surface here; UDP has no delivery to report.
-            Err(e) => warn!(%to, error = %e, "UDP send failed"),
         }
     }
 }

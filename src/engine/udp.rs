@@ -1,6 +1,7 @@
 //! UDP transport: one reader task per socket; sends happen on the core task.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,6 +21,92 @@ use crate::sip::{Target, parse_datagram};
 /// busy trunk sends (a timer sweep, a reconnecting PBX); the kernel caps this at
 /// net.core.rmem_max / wmem_max.
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Datagrams a full socket buffer made wait, at most: past it one is dropped (SIP over UDP
+/// retransmits), so a peer that cannot keep up, or a flood of answers, cannot grow tasks.
+const MAX_DEFERRED: usize = 4096;
+
+/// The UDP listeners, for sending: each with its bound address, so that a datagram leaves
+/// from one of its address family without a syscall to ask.
+pub(super) struct Out {
+    socks: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    /// Sends waiting for room in a socket buffer (each a task).
+    deferred: Arc<Slots>,
+}
+
+/// A bounded number of things under way; each holds a [`Slot`] until it is done.
+#[derive(Debug)]
+struct Slots {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Slots {
+    fn new(max: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// A slot, or None when all are taken.
+    fn take(self: &Arc<Self>) -> Option<Slot> {
+        if self.used.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.used.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Slot(self.clone()))
+    }
+}
+
+/// Given back when dropped (also when its task is cancelled).
+struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Out {
+    pub(super) fn new(socks: Vec<(Arc<UdpSocket>, SocketAddr)>) -> Out {
+        Out {
+            socks,
+            deferred: Slots::new(MAX_DEFERRED),
+        }
+    }
+
+    pub(super) fn send(&self, to: SocketAddr, bytes: Bytes) {
+        let Some(sock) = self
+            .socks
+            .iter()
+            .find(|(_, local)| local.is_ipv4() == to.is_ipv4())
+            .or(self.socks.first())
+            .map(|(s, _)| s)
+        else {
+            warn!(%to, "no UDP listener to send from");
+            return;
+        };
+        match sock.try_send_to(&bytes, to) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let Some(slot) = self.deferred.take() else {
+                    crate::ops::metrics::udp_send_dropped().increment(1);
+                    return;
+                };
+                let sock = sock.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = sock.send_to(&bytes, to).await {
+                        warn!(%to, error = %e, "UDP send failed");
+                    }
+                });
+            }
+            // ICMP errors from earlier sends surface here; UDP has no delivery to report.
+            Err(e) => warn!(%to, error = %e, "UDP send failed"),
+        }
+    }
+}
 
 /// Bind a non-blocking UDP socket with large buffers.
 pub(super) fn bind(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
@@ -229,6 +316,20 @@ async fn recv_stamped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sends_waiting_for_room_are_bounded_and_give_their_slot_back() {
+        let slots = Slots::new(3);
+        let held: Vec<Slot> = (0..3).filter_map(|_| slots.take()).collect();
+        assert_eq!(held.len(), 3);
+        assert!(
+            slots.take().is_none(),
+            "the fourth waits for no one: dropped"
+        );
+        drop(held);
+        assert_eq!(slots.used.load(Ordering::Relaxed), 0);
+        assert!(slots.take().is_some());
+    }
     use crate::config::Protect;
     use std::sync::Arc;
 

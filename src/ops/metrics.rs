@@ -38,6 +38,7 @@ pub const REWRITES: &str = "trunkgate_rewrites_total";
 pub const RTP_BYTES: &str = "trunkgate_rtp_bytes_total";
 pub const RECORDING_BYTES: &str = "trunkgate_recording_bytes_total";
 pub const RECORDING_FAILURES: &str = "trunkgate_recording_failures_total";
+pub const SEND_DROPPED: &str = "trunkgate_sip_send_dropped_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -196,6 +197,12 @@ pub fn rtp_bytes(toward: &'static str) -> metrics::Counter {
 /// Recordings the disk refused, at `open` or mid-call (`write`).
 pub fn recording_failures(stage: &'static str) -> metrics::Counter {
     counter!(RECORDING_FAILURES, "stage" => stage)
+}
+
+/// A SIP datagram dropped because its socket's buffer was full and too many sends already
+/// waited for room.
+pub fn udp_send_dropped() -> metrics::Counter {
+    counter!(SEND_DROPPED, "transport" => "udp")
 }
 
 /// Audio bytes written into recordings (the WAV data, headers aside).
@@ -376,6 +383,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         "Recordings stopped because the disk refused them (stage: open or write); the calls go on"
     );
     describe_counter!(
+        SEND_DROPPED,
+        "SIP datagrams dropped unsent: the socket buffer was full and too many sends already waited for room"
+    );
+    describe_counter!(
         REWRITES,
         "Rewrites applied to messages toward peers, by kind (sdp_anchor, ptime, request_uri, 100rel)"
     );
@@ -427,6 +438,7 @@ mod tests {
         RTP_BYTES,
         RECORDING_BYTES,
         RECORDING_FAILURES,
+        SEND_DROPPED,
     ];
 
     #[test]
