@@ -367,6 +367,49 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
 }
 
 #[test]
+fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            drain_s: 600,
+            ..GwOpts::default()
+        },
+    );
+    let (carrier, phone) = phone_calls_carrier(
+        &gw,
+        tmp.path(),
+        "prack-phone/carrier.xml",
+        "callee-bye/phone.xml",
+        "+8610123",
+        Transport::Udp,
+    );
+    // Up and answered before the first signal (a call still setting up would get 503).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Gateway::metric_value(&gw.metrics(), "trunkgate_active_calls") != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    gw.signal("TERM");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        gw.cdrs().is_empty(),
+        "the first SIGTERM only starts the drain"
+    );
+    // A 600 s drain: only the second signal can make this stop within stop()'s 15 s.
+    assert!(gw.stop().success(), "{}", gw.log());
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+    let c = gw.cdrs();
+    assert_eq!(c.len(), 1, "{c:#?}");
+    assert_eq!(c[0]["call_tag"], "shutdown");
+}
+
+#[test]
 fn sigterm_with_a_call_up_hangs_it_up_after_the_drain_period() {
     // Neither side hangs up (each scenario waits for a BYE); drain_s is 2 in tests.
     let (mut gw, tmp) = world();

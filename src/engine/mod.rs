@@ -250,14 +250,13 @@ impl Shell {
             .into_iter()
             .flatten()
             .min();
-            let running = self.lifecycle == Lifecycle::Running;
             tokio::select! {
                 // In this order: signals, ticks and deadlines (rarely ready, and never to be
                 // starved by a queue that is never empty under overload), then accepted work
                 // before new work.
                 biased;
-                _ = term.recv(), if running => self.start_drain(),
-                _ = int.recv(), if running => self.start_drain(),
+                _ = term.recv() => self.on_stop_signal(),
+                _ = int.recv() => self.on_stop_signal(),
                 _ = hup.recv() => { let now = self.clock(); self.reload(now) }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
@@ -400,6 +399,24 @@ impl Shell {
             rtp_streams = self.media.streams(),
             "core state"
         );
+    }
+
+    /// SIGTERM or SIGINT: the first starts the drain; a second, during it, hangs up the
+    /// calls still up at once (an operator who cannot wait); a third stops without waiting
+    /// for the answers to those BYEs. Every call has its CDR whichever way it ends.
+    fn on_stop_signal(&mut self) {
+        let now = self.clock();
+        match self.lifecycle {
+            Lifecycle::Running => self.start_drain(),
+            Lifecycle::Draining { .. } => {
+                info!("stop signal again: hanging up the remaining calls now");
+                self.lifecycle = Lifecycle::Draining { until: now };
+            }
+            Lifecycle::HangingUp { .. } => {
+                info!("stop signal again: stopping without waiting for the BYEs' answers");
+                self.lifecycle = Lifecycle::HangingUp { stop_at: now };
+            }
+        }
     }
 
     fn start_drain(&mut self) {

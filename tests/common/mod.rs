@@ -101,6 +101,8 @@ pub struct GwOpts {
     /// call-back socket, so parallel test gateways do not fight over UDP 5080; a test of the
     /// service names its own port (see [`GwOpts::callback_on`]).
     pub callback: String,
+    /// `[shutdown] drain_s`.
+    pub drain_s: u64,
 }
 
 impl Default for GwOpts {
@@ -115,6 +117,7 @@ impl Default for GwOpts {
             gateway_extra: String::new(),
             routes_first: String::new(),
             callback: "port = 0\n".into(),
+            drain_s: 2,
         }
     }
 }
@@ -165,13 +168,14 @@ impl Gateway {
         };
         // `[media] threads = 2`: calls alternate between two relay threads in every test.
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 2\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\nthreads = 2\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = {drain}\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\nthreads = 2\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
             mp = ports.metrics,
             rtp = ports.rtp,
             rtp_end = ports.rtp + 19,
             rt = opts.ring_timeout_s,
             first = opts.routes_first,
+            drain = opts.drain_s,
         );
         std::fs::write(
             dir.path().join("gateway.toml"),
@@ -251,6 +255,14 @@ impl Gateway {
     }
 
     /// SIGKILL: the process gets no chance to flush, fsync or say goodbye to anyone.
+    /// Send the gateway a signal (`TERM`, `INT`, `HUP`).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -383,10 +395,7 @@ impl Gateway {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        self.signal("TERM");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
