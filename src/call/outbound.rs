@@ -29,8 +29,15 @@ pub fn outbound_invite(
     let called = normalise_number(&plain(number), policy);
     let ruri = request_uri(&called, inbound_tel, policy, &peer.domain);
     let to_uri = peer_uri(&called, inbound_tel, policy, &peer.domain);
+    // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
+    // but no header we build may carry them: the name loses them, the call goes on.
     let display = a_req
         .from_display()
+        .map(|d| {
+            d.chars()
+                .filter(|c| !c.is_control() || *c == '\t')
+                .collect::<String>()
+        })
         .map(|d| format!("\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\"")))
         .unwrap_or_default();
     let anonymous = caller == "anonymous"

@@ -86,8 +86,11 @@ pub fn copy_end_to_end(
         .iter()
         .filter(|h| peer.headers.keeps_identity(h))
     {
-        for v in src.header_lines(h) {
-            out.push_header(h, identity_header(&v, local, peer))?;
+        // An identity with a control character in it (an escaped NUL) is not passed on: no
+        // message may carry one, and refusing the whole request for it would fail the call.
+        let clean = |v: &String| !v.chars().any(|c| c.is_control() && c != '\t');
+        for v in src.header_lines(h).iter().filter(|v| clean(v)) {
+            out.push_header(h, identity_header(v, local, peer))?;
         }
     }
     if let Some(ua) = &peer.headers.user_agent {

@@ -296,3 +296,21 @@ fn a_failure_the_gateway_cannot_rebuild_still_answers_the_caller() {
     // The ACK for the callee's 486 went out (its transaction's own).
     assert_idle(&mut h);
 }
+
+#[test]
+fn an_escaped_nul_in_the_callers_identity_does_not_fail_the_call() {
+    let mut h = H::new();
+    // RFC 4475 §3.1.1.2: a NUL may come escaped in a quoted string.
+    let inv = invite_text("nul-1", "z9hG4bKnul1", "+8610123", "")
+        .replace("From: \"Alice\"", "From: \"Al\\\u{0}ice\"")
+        .replace(
+            "P-Asserted-Identity: \"Alice\"",
+            "P-Asserted-Identity: \"Al\\\u{0}ice\"",
+        );
+    assert!(inv.contains('\u{0}'));
+    h.recv(PHONE, &inv);
+    let out = h.one_request(CARRIER_A, Method::Invite);
+    let from = out.header(&Hdr::FROM).unwrap();
+    assert!(from.starts_with("\"Alice\" <"), "{from}");
+    assert!(!out.to_bytes().contains(&0), "no NUL leaves the gateway");
+}
