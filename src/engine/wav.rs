@@ -40,6 +40,8 @@ const WAV_LIMIT: u64 = u32::MAX as u64 - 4096;
 /// largest batch it was given.
 const SILENCE_CHUNK: usize = 4000;
 static ZEROS: [[i16; 2]; SILENCE_CHUNK] = [[0; 2]; SILENCE_CHUNK];
+/// Recordings of one name (same call, same millisecond) side by side at most.
+const MAX_SAME_NAME: u32 = 16;
 const PASS_EVERY: Duration = DRAIN_EVERY.checked_div(SLICES).expect("SLICES > 0");
 
 enum Cmd {
@@ -145,6 +147,39 @@ fn write_frames(
     out.flush()
 }
 
+/// A new WAV file at `path`, or beside it (`-1`, `-2`, … before the extension) when a file
+/// of that name exists: two calls with the same Call-ID in the same millisecond must not
+/// truncate each other's recording. Returns the writer and where it writes.
+fn create_new(
+    path: &std::path::Path,
+    spec: hound::WavSpec,
+) -> hound::Result<(hound::WavWriter<BufWriter<File>>, PathBuf)> {
+    let mut candidate = path.to_path_buf();
+    for n in 1..=MAX_SAME_NAME {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
+            Ok(file) => {
+                let w = hound::WavWriter::new(BufWriter::new(file), spec)?;
+                return Ok((w, candidate));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                let ext = path.extension().unwrap_or_default().to_string_lossy();
+                candidate = path.with_file_name(format!("{stem}-{n}.{ext}"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "too many recordings of that name",
+    )
+    .into())
+}
+
 /// The writer thread's state: every open file, and the recordings the disk stopped.
 struct Files<'a> {
     open: HashMap<u64, Open>,
@@ -180,8 +215,8 @@ impl Files<'_> {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        match hound::WavWriter::create(&path, spec) {
-            Ok(writer) => {
+        match create_new(&path, spec) {
+            Ok((writer, path)) => {
                 let slice = self.next_slice;
                 self.next_slice = (slice + 1) % SLICES;
                 self.open.insert(
@@ -482,6 +517,24 @@ mod tests {
         });
         assert!(!gone.exists());
         assert_eq!(hound::WavReader::open(&kept).unwrap().duration(), 160);
+    }
+
+    #[test]
+    fn two_recordings_of_one_name_are_both_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = std::sync::atomic::AtomicU64::new(0);
+        let mut f = files(&stopped, WAV_LIMIT);
+        let path = dir.path().join("same.wav");
+        f.open(1, path.clone(), true, fed(2));
+        f.open(2, path.clone(), true, fed(1));
+        f.close(1);
+        f.close(2);
+        let first = hound::WavReader::open(&path).unwrap().duration();
+        let second = hound::WavReader::open(dir.path().join("same-1.wav"))
+            .unwrap()
+            .duration();
+        assert_eq!((first, second), (320, 160), "neither truncated the other");
+        assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
     fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
