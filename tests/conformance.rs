@@ -366,6 +366,20 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
     );
 }
 
+/// Wait (at most 10 s) until the gateway carries one call, then a little longer for its
+/// answer to settle: a signal sent before that would find the call still setting up.
+fn wait_for_one_call(gw: &Gateway) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Gateway::metric_value(&gw.metrics(), "trunkgate_active_calls") != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}
+
 #[test]
 fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
     let tmp = tempfile::tempdir().unwrap();
@@ -384,16 +398,7 @@ fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
         "+8610123",
         Transport::Udp,
     );
-    // Up and answered before the first signal (a call still setting up would get 503).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while Gateway::metric_value(&gw.metrics(), "trunkgate_active_calls") != Some(1.0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the call never came up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    wait_for_one_call(&gw);
     gw.signal("TERM");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
@@ -421,7 +426,7 @@ fn sigterm_with_a_call_up_hangs_it_up_after_the_drain_period() {
         "+8610123",
         Transport::Udp,
     );
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    wait_for_one_call(&gw);
     assert!(gw.stop().success(), "{}", gw.log());
     phone.expect_success(&gw);
     carrier.expect_success(&gw);
