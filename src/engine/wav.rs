@@ -147,37 +147,19 @@ fn write_frames(
     out.flush()
 }
 
-/// A new WAV file at `path`, or beside it (`-1`, `-2`, … before the extension) when a file
-/// of that name exists: two calls with the same Call-ID in the same millisecond must not
-/// truncate each other's recording. Returns the writer and where it writes.
-fn create_new(
-    path: &std::path::Path,
-    spec: hound::WavSpec,
-) -> hound::Result<(hound::WavWriter<BufWriter<File>>, PathBuf)> {
-    let mut candidate = path.to_path_buf();
-    for n in 1..=MAX_SAME_NAME {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&candidate)
-        {
-            Ok(file) => {
-                let w = hound::WavWriter::new(BufWriter::new(file), spec)?;
-                return Ok((w, candidate));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                let ext = path.extension().unwrap_or_default().to_string_lossy();
-                candidate = path.with_file_name(format!("{stem}-{n}.{ext}"));
-            }
-            Err(e) => return Err(e.into()),
-        }
+/// Where a new recording for `path` goes: `path`, or beside it (`-1`, `-2`, … before the
+/// extension) when a file of that name exists, so that two calls with the same Call-ID in
+/// the same millisecond do not truncate each other's recording. Only this thread creates
+/// recordings, so the name is still free when it is opened. None when every name is taken.
+fn free_name(path: &std::path::Path) -> Option<PathBuf> {
+    if !path.is_file() {
+        return Some(path.to_path_buf());
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AlreadyExists,
-        "too many recordings of that name",
-    )
-    .into())
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    (1..=MAX_SAME_NAME)
+        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
+        .find(|p| !p.exists())
 }
 
 /// The writer thread's state: every open file, and the recordings the disk stopped.
@@ -215,7 +197,12 @@ impl Files<'_> {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        match create_new(&path, spec) {
+        let created = free_name(&path)
+            .ok_or_else(|| {
+                hound::Error::from(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            })
+            .and_then(|p| hound::WavWriter::create(&p, spec).map(|w| (w, p)));
+        match created {
             Ok((writer, path)) => {
                 let slice = self.next_slice;
                 self.next_slice = (slice + 1) % SLICES;
