@@ -15,7 +15,29 @@ use super::{CallRef, Side};
 #[derive(Debug, Default)]
 pub struct DialogIndex {
     by_hash: HashMap<u64, (CallRef, Side)>,
+    /// Calls whose caller's INVITE may still come again, by its Call-ID, From tag and CSeq
+    /// number: a copy with another branch is a merged request (RFC 3261 §8.2.2.2).
+    setups: HashMap<u64, CallRef>,
     hasher: foldhash::quality::RandomState,
+}
+
+/// What identifies a caller's INVITE across the paths it may take (RFC 3261 §8.2.2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SetupKey {
+    pub call_id: String,
+    pub from_tag: String,
+    pub cseq: u32,
+}
+
+impl SetupKey {
+    /// The key of an INVITE (None without a Call-ID, From tag or CSeq).
+    pub fn of(req: &crate::sip::Request) -> Option<SetupKey> {
+        Some(SetupKey {
+            call_id: req.call_id()?,
+            from_tag: req.from_tag()?,
+            cseq: req.cseq()?.0,
+        })
+    }
 }
 
 impl DialogIndex {
@@ -42,10 +64,31 @@ impl DialogIndex {
         self.by_hash.len()
     }
 
+    pub fn setups(&self) -> usize {
+        self.setups.len()
+    }
+
+    pub fn insert_setup(&mut self, key: &SetupKey, r: CallRef) {
+        let k = self.hasher.hash_one(key);
+        self.setups.insert(k, r);
+    }
+
+    pub fn remove_setup(&mut self, key: &SetupKey) {
+        let k = self.hasher.hash_one(key);
+        self.setups.remove(&k);
+        crate::maps::shrink_if_sparse(&mut self.setups);
+    }
+
+    /// The call set up by an INVITE with this key; unchecked (see the module).
+    pub fn find_setup(&self, key: &SetupKey) -> Option<CallRef> {
+        self.setups.get(&self.hasher.hash_one(key)).copied()
+    }
+
     /// Give memory back after a burst of calls ended (`crate::maps`).
     /// Give the table back once empty, however small (see `maps::release_if_empty`).
     pub fn release_if_empty(&mut self) {
         crate::maps::release_if_empty(&mut self.by_hash);
+        crate::maps::release_if_empty(&mut self.setups);
     }
 
     pub fn shrink_if_sparse(&mut self) {

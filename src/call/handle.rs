@@ -64,7 +64,14 @@ impl Call {
                 CallTimer::MaxDuration => self.on_max_duration(cx),
                 CallTimer::SessionRefresh(side) => self.on_session_refresh(cx, side),
                 CallTimer::SessionExpiry(side) => self.session_expired(cx, side),
-                CallTimer::Settle => self.settle(cx.env.timers.t1, cx.now),
+                CallTimer::Settle => {
+                    let key = self.setup_key();
+                    self.settle(cx.env.timers.t1, cx.now);
+                    // Settled: its INVITE cannot come again, by any path.
+                    if let Some(key) = key.filter(|_| self.setup_key().is_none()) {
+                        cx.env.dialogs.remove_setup(&key);
+                    }
+                }
                 CallTimer::RelayedInvite => self.on_relayed_invite_timer(cx),
             }
         }

@@ -10,6 +10,7 @@ use super::admission::{self, Refusal};
 use super::anchor::media_plan;
 use super::cdr::{Facts, record};
 use super::dialog::Dialog;
+use super::dialog_index::SetupKey;
 use super::phase::EndInfo;
 use super::router::B2bua;
 use super::state::{Call, CallStart, CallerInvite, Origin, TxnRole, UasRel};
@@ -192,6 +193,20 @@ impl B2bua {
             self.env.respond(now, id, &req, 403, "Forbidden", &[]);
             return;
         };
+        // The same INVITE by another path (another branch): RFC 3261 §8.2.2.2, a merged
+        // request. Not a call of its own: one response, no CDR.
+        let setup = SetupKey::of(&req);
+        if let Some(key) = &setup
+            && let Some(r) = self.env.dialogs.find_setup(key)
+            && self
+                .calls
+                .get(&r)
+                .is_some_and(|c| c.setup_key().as_ref() == Some(key))
+        {
+            debug!(%source, "merged request: 482");
+            self.env.respond(now, id, &req, 482, "Loop Detected", &[]);
+            return;
+        }
         if !self.env.cdr_writable {
             // No CDR for this refusal either: it would only feed the queue that is full.
             self.refused("cdr_unavailable");
@@ -253,6 +268,9 @@ impl B2bua {
         };
         let media = media_plan(&self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
         self.env.dialogs.insert(&a, (r, Side::A));
+        if let Some(key) = &setup {
+            self.env.dialogs.insert_setup(key, r);
+        }
         self.env.owners.insert(id, (r, TxnRole::CallerInvite));
         let adm_peer = ingress.name.clone();
         let call = Call::start(CallStart {

@@ -23,6 +23,8 @@ use crate::txn::{TimerConfig, TxnId, TxnLayer, TxnOutput};
 pub struct Stats {
     pub calls: usize,
     pub dialogs: usize,
+    /// Calls still known by their caller's INVITE (merged-request detection).
+    pub setups: usize,
     pub client_txns: usize,
     pub server_txns: usize,
     /// Transactions the router still maps to a call.
@@ -156,6 +158,7 @@ impl B2bua {
         Stats {
             calls: self.calls.len(),
             dialogs: self.env.dialogs.len(),
+            setups: self.env.dialogs.setups(),
             client_txns: c,
             server_txns: s,
             txn_owners: self.env.owners.len(),
@@ -331,6 +334,9 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
+        if let Some(key) = call.setup_key() {
+            self.env.dialogs.remove_setup(&key);
+        }
         if let Some(f) = self.filed.remove(&r) {
             self.deadlines.remove(&(f, r));
         }

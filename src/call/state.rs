@@ -415,6 +415,15 @@ impl Call {
     }
 
     /// The caller's INVITE server transaction (none for a call-back).
+    /// The caller's INVITE as merged-request detection knows it, while the call keeps it
+    /// (until it settles).
+    pub fn setup_key(&self) -> Option<super::dialog_index::SetupKey> {
+        match &self.origin {
+            Origin::Caller(ci) => super::dialog_index::SetupKey::of(&ci.req),
+            Origin::Callback(_) => None,
+        }
+    }
+
     pub fn caller_txn(&self) -> Option<TxnId> {
         match &self.origin {
             Origin::Caller(ci) => Some(ci.txn),

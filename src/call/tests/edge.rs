@@ -197,3 +197,46 @@ fn under_overload_a_stranger_is_still_only_a_stranger() {
     assert_eq!(h.statuses(STRANGER), vec![403]);
     assert_idle(&mut h);
 }
+
+#[test]
+fn a_merged_invite_by_another_path_gets_482_and_places_no_second_call() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("merge-1", "z9hG4bKpath1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.take_responses(PHONE);
+    // The same INVITE, forked upstream, arriving by a second path: another branch.
+    h.recv(
+        PHONE,
+        &invite_text("merge-1", "z9hG4bKpath2", "+8610123", ""),
+    );
+    let rs = h.take_responses(PHONE);
+    assert_eq!(rs.iter().map(|r| r.status()).collect::<Vec<_>>(), vec![482]);
+    assert_eq!(
+        rs[0].top_via().and_then(|v| v.branch).as_deref(),
+        Some("z9hG4bKpath2")
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    assert!(h.cdrs.is_empty(), "not a call: no CDR");
+    // The call itself goes on; once settled it forgets its INVITE.
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let tag = ok.to_tag().unwrap();
+    let ack = in_dialog(
+        "ACK",
+        "sip:127.0.0.1",
+        phone_from(),
+        &phone_to(&tag),
+        "merge-1",
+        1,
+        "z9hG4bKack",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &ack);
+    assert_eq!(h.core.stats().setups, 1);
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.core.stats().setups, 0);
+    assert_eq!(h.core.stats().calls, 1);
+}
