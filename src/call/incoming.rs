@@ -304,15 +304,23 @@ impl B2bua {
         });
     }
 
-    /// Refuse an INVITE before it becomes a call: one response, one CDR.
+    /// Refuse an INVITE before it becomes a call: one response, and one CDR within the
+    /// peer's `[cdr] refused_rate` (past it the refusal is counted instead).
     fn refuse(&mut self, now: Instant, id: TxnId, req: &Request, peer: &str, no: Refusal) {
-        info!(call_id = ?req.call_id(), %peer, "refusing call: {} {}", no.status, no.reason);
         let extra: Vec<(Hdr, &str)> = no
             .extra
             .iter()
             .map(|(h, v)| (h.clone(), v.as_str()))
             .collect();
         self.env.respond(now, id, req, no.status, no.reason, &extra);
+        let name = crate::config::PeerName(peer.into());
+        if !self.env.limits.record_refusal(now, &name) {
+            self.env
+                .out
+                .push_back(Output::Event(CoreEvent::RefusalUnrecorded { peer: name }));
+            return;
+        }
+        info!(call_id = ?req.call_id(), %peer, "refusing call: {} {}", no.status, no.reason);
         let call_id = req.call_id().unwrap_or_default();
         let facts = Facts::refused(&call_id, &no.caller, &no.number, peer, now);
         let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);

@@ -82,6 +82,10 @@ pub struct Limits {
     last: Option<Instant>,
     global: Gate,
     peers: HashMap<PeerName, Gate>,
+    /// `[cdr] refused_rate`, and each peer's bucket of CDRs for refused INVITEs (made at the
+    /// first refusal; one per profile at most).
+    refused_rate: Option<NonZeroU32>,
+    refusal_cdrs: HashMap<PeerName, Bucket>,
 }
 
 impl Limits {
@@ -93,6 +97,8 @@ impl Limits {
             last: None,
             global,
             peers: HashMap::default(),
+            refused_rate: cfg.cdr_refused_rate,
+            refusal_cdrs: HashMap::default(),
         };
         l.reconfigure(cfg);
         l
@@ -100,6 +106,10 @@ impl Limits {
 
     /// A reloaded configuration: changed limits start afresh, calls in progress stay counted.
     pub fn reconfigure(&mut self, cfg: &Config) {
+        if self.refused_rate != cfg.cdr_refused_rate {
+            self.refused_rate = cfg.cdr_refused_rate;
+            self.refusal_cdrs.clear();
+        }
         if self.global.limits != cfg.limits {
             let active = self.global.active;
             self.global = Gate::new(cfg.limits, &self.clock);
@@ -186,6 +196,24 @@ impl Limits {
         if let Some(g) = self.peers.get_mut(peer) {
             g.active = g.active.saturating_sub(1);
         }
+    }
+
+    /// An INVITE from `peer` was refused before it became a call: whether its CDR is written
+    /// (`[cdr] refused_rate` a second for each peer, a second's worth at once). A number scan
+    /// or a flood in a peer's name (its address is easy to forge over UDP) is refused at the
+    /// rate it comes, but fills the CDR file no faster than this.
+    pub fn record_refusal(&mut self, now: Instant, peer: &PeerName) -> bool {
+        let Some(rate) = self.refused_rate else {
+            return true;
+        };
+        self.tick(now);
+        if !self.refusal_cdrs.contains_key(peer) {
+            let b = RateLimiter::direct_with_clock(Quota::per_second(rate), self.clock.clone());
+            self.refusal_cdrs.insert(peer.clone(), b);
+        }
+        self.refusal_cdrs
+            .get(peer)
+            .is_none_or(|b| b.check().is_ok())
     }
 
     /// Calls counted against `peer` (for tests and health).

@@ -180,6 +180,8 @@ pub enum CoreEvent {
     PrackFailure { peer: PeerName, what: String },
     /// A message was dropped or answered statelessly before any transaction: `why`.
     Refused { why: &'static str },
+    /// An INVITE from `peer` was refused past its `[cdr] refused_rate`: no CDR, counted.
+    RefusalUnrecorded { peer: PeerName },
     /// A call (or an attempt toward `peer`) was refused by a `[limits]` limit.
     LimitRefused {
         peer: PeerName,

@@ -56,6 +56,8 @@ pub struct CdrSection {
     pub fail_closed: bool,
     /// Records waiting to be written at which new calls are refused.
     pub max_pending: Option<Spanned<u64>>,
+    /// CDRs of refused INVITEs written per second and peer (0: every one).
+    pub refused_rate: Option<Spanned<u64>>,
 }
 
 impl Default for CdrSection {
@@ -64,6 +66,7 @@ impl Default for CdrSection {
             path: default_cdr_path(),
             fail_closed: true,
             max_pending: None,
+            refused_rate: None,
         }
     }
 }

@@ -36,6 +36,10 @@ use crate::sip::{Target, Transport};
 /// Ring timeout when neither the route nor the profile sets one.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `[cdr] refused_rate` when unset: a peer refused more often than this each second (a
+/// number scan, a flood in its name) fills the CDR file no faster.
+const DEFAULT_REFUSED_RATE: u32 = 100;
+
 /// `[shutdown] drain_s` when unset, and its bound (a day).
 const DEFAULT_DRAIN_S: u64 = 30;
 const MAX_DRAIN_S: u64 = 86_400;
@@ -180,6 +184,9 @@ pub struct Config {
     pub cdr_fail_closed: bool,
     /// `[cdr] max_pending`: waiting CDRs at which new calls are refused.
     pub cdr_max_pending: usize,
+    /// `[cdr] refused_rate`: CDRs of refused INVITEs written per second for each peer (the
+    /// rest are counted); None writes every one.
+    pub cdr_refused_rate: Option<std::num::NonZeroU32>,
     pub max_message_bytes: usize,
     /// `[protect]`: what strangers and floods get.
     pub protect: Protect,
@@ -299,6 +306,17 @@ impl Config {
                 10_000
             }
             None => 10_000,
+        };
+
+        let cdr_refused_rate = match &file.cdr.refused_rate {
+            Some(r) if *r.get_ref() <= 100_000 => u32::try_from(*r.get_ref())
+                .ok()
+                .and_then(std::num::NonZeroU32::new),
+            Some(r) => {
+                errs.push(at(r.span(), "[cdr] refused_rate must be 0..=100000".into()));
+                None
+            }
+            None => std::num::NonZeroU32::new(DEFAULT_REFUSED_RATE),
         };
 
         let media_ip = match &file.media.advertise {
@@ -536,6 +554,7 @@ impl Config {
             limits: global_limits,
             cdr_fail_closed: file.cdr.fail_closed,
             cdr_max_pending,
+            cdr_refused_rate,
             drain,
             metrics_listen,
             media_ip,

@@ -174,6 +174,25 @@ fn anchoring_with_a_host_name_advertised_needs_a_media_address() {
 }
 
 #[test]
+fn refused_rate_defaults_to_100_and_0_writes_every_refusal() {
+    let load = |extra: &str| {
+        let dir = write_tree(&format!("{GATEWAY}\n{extra}"), &standard_profiles());
+        Config::load(&dir.path().join("gateway.toml")).map(|c| c.cdr_refused_rate)
+    };
+    assert_eq!(load("").unwrap().map(|r| r.get()), Some(100));
+    let only_cdr = |v: &str| format!("[cdr]\npath = \"var/cdr.jsonl\"\nrefused_rate = {v}\n");
+    let g = |v: &str| GATEWAY.replace("[cdr]\npath = \"var/cdr.jsonl\"\n", &only_cdr(v));
+    let at = |v: &str| {
+        let dir = write_tree(&g(v), &standard_profiles());
+        Config::load(&dir.path().join("gateway.toml")).map(|c| c.cdr_refused_rate)
+    };
+    assert_eq!(at("0").unwrap(), None);
+    assert_eq!(at("7").unwrap().map(|r| r.get()), Some(7));
+    let e = at("100001").unwrap_err().to_string();
+    assert!(e.contains("[cdr] refused_rate must be 0..=100000"), "{e}");
+}
+
+#[test]
 fn overlapping_matches_are_refused() {
     let mut ps = standard_profiles();
     ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.3/32");

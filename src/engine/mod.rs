@@ -574,6 +574,9 @@ impl Shell {
                     metrics::prack_failure(&peer.0, &what)
                 }
                 Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
+                Output::Event(CoreEvent::RefusalUnrecorded { peer }) => {
+                    metrics::refusal_unrecorded(&peer.0)
+                }
                 Output::Event(CoreEvent::LimitRefused { peer, reason }) => {
                     metrics::limit_refused(&peer.0, reason)
                 }

@@ -39,6 +39,7 @@ pub const RTP_BYTES: &str = "trunkgate_rtp_bytes_total";
 pub const RECORDING_BYTES: &str = "trunkgate_recording_bytes_total";
 pub const RECORDING_FAILURES: &str = "trunkgate_recording_failures_total";
 pub const SEND_DROPPED: &str = "trunkgate_sip_send_dropped_total";
+pub const REFUSALS_UNRECORDED: &str = "trunkgate_refusals_unrecorded_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -203,6 +204,12 @@ pub fn recording_failures(stage: &'static str) -> metrics::Counter {
 /// waited for room.
 pub fn udp_send_dropped() -> metrics::Counter {
     counter!(SEND_DROPPED, "transport" => "udp")
+}
+
+/// An INVITE refused before it became a call, past the peer's `[cdr] refused_rate`: it got
+/// its response but no CDR.
+pub fn refusal_unrecorded(peer: &str) {
+    counter!(REFUSALS_UNRECORDED, "peer" => peer.to_string()).increment(1);
 }
 
 /// Audio bytes written into recordings (the WAV data, headers aside).
@@ -383,6 +390,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         "Recordings stopped because the disk refused them (stage: open or write); the calls go on"
     );
     describe_counter!(
+        REFUSALS_UNRECORDED,
+        "INVITEs refused before they became calls, past the peer's [cdr] refused_rate: answered, but no CDR written"
+    );
+    describe_counter!(
         SEND_DROPPED,
         "SIP datagrams dropped unsent: the socket buffer was full and too many sends already waited for room"
     );
@@ -439,6 +450,7 @@ mod tests {
         RECORDING_BYTES,
         RECORDING_FAILURES,
         SEND_DROPPED,
+        REFUSALS_UNRECORDED,
     ];
 
     #[test]

@@ -240,3 +240,44 @@ fn a_merged_invite_by_another_path_gets_482_and_places_no_second_call() {
     assert_eq!(h.core.stats().setups, 0);
     assert_eq!(h.core.stats().calls, 1);
 }
+
+#[test]
+fn refusals_past_the_peers_refused_rate_are_answered_but_write_no_cdr() {
+    let mut cfg = config();
+    cfg.cdr_refused_rate = std::num::NonZeroU32::new(5);
+    let mut h = H::with(cfg);
+    // A scan: twenty INVITEs the gateway refuses (an extension it does not support).
+    for i in 0..20 {
+        let call_id = format!("scan-{i}");
+        let branch = format!("z9hG4bKscan{i}");
+        h.recv(
+            PHONE,
+            &invite_text(&call_id, &branch, "+8610123", "Require: no-such-thing\r\n"),
+        );
+    }
+    let finals: Vec<u16> = h.statuses(PHONE).into_iter().filter(|s| *s > 100).collect();
+    assert_eq!(finals, vec![420; 20], "every one answered");
+    assert_eq!(h.cdrs.len(), 5, "a second's worth written");
+    let unrecorded = |h: &H| {
+        h.events
+            .iter()
+            .filter(
+                |e| matches!(e, CoreEvent::RefusalUnrecorded { peer } if peer.0.as_ref() == "pbx"),
+            )
+            .count()
+    };
+    assert_eq!(unrecorded(&h), 15);
+    // A second later the peer's refusals are written again.
+    h.advance(Duration::from_secs(1));
+    h.recv(
+        PHONE,
+        &invite_text(
+            "scan-late",
+            "z9hG4bKscanl",
+            "+8610123",
+            "Require: no-such-thing\r\n",
+        ),
+    );
+    assert_eq!(h.cdrs.len(), 6);
+    assert_eq!(unrecorded(&h), 15);
+}

@@ -101,6 +101,7 @@ pub(crate) fn config() -> Config {
         protect: Default::default(),
         cdr_fail_closed: true,
         cdr_max_pending: 10_000,
+        cdr_refused_rate: None,
         callback: Default::default(),
         warnings: Vec::new(),
         limits: Default::default(),

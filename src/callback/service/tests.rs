@@ -43,6 +43,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
         limits: Default::default(),
         cdr_fail_closed: true,
         cdr_max_pending: 10_000,
+        cdr_refused_rate: None,
         drain: Duration::from_secs(1),
         media_ip: IpAddr::from([127, 0, 0, 1]),
         media_ports: (30000, 30009),
