@@ -10,7 +10,8 @@
 //! source has been silent for [`MOVE_AFTER_SILENCE`] and the new address continues the *same*
 //! stream (same SSRC, sequence number a little ahead). An attacker off the path knows neither
 //! the SSRC nor the sequence; a new stream (a restarted phone, a transfer elsewhere) moves
-//! the latch only through signalling, which empties it again.
+//! the latch only through signalling that moves the leg's SDP address, which empties it
+//! again (an offer/answer that leaves it where it was keeps the latch).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -63,6 +64,11 @@ impl SourceLatch {
             current: None,
             rebind_after,
         }
+    }
+
+    /// Carry `old`'s latched source over (this leg's media did not move).
+    pub fn keep_source(&mut self, old: &SourceLatch) {
+        self.current = old.current;
     }
 
     /// Where this leg's RTP is latched, once a packet has arrived.

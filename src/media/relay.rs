@@ -95,13 +95,20 @@ impl StreamRoute {
         }
     }
 
-    /// A new offer/answer: both legs' sources are learnt again from their next packets, so a
-    /// leg that moved, or whose NAT binding changed, is followed without an SSRC change.
+    /// A new offer/answer. A leg whose SDP moved its media is learnt again from its next
+    /// packets (the latch empties). A leg whose SDP still names the same address keeps its
+    /// latched source: a session refresh or a hold/resume must not reopen the moment in which
+    /// the first packet from anywhere takes the leg (audit C1); a NAT that rebinds is still
+    /// followed after a silence ([`crate::media::MOVE_AFTER_SILENCE`]).
     pub fn update(&mut self, p: &RelayPair) {
-        let before = (self.a.sdp_ip, self.b.sdp_ip);
-        *self = StreamRoute::new(p);
-        self.a.sdp_ip = self.a.sdp_ip.or(before.0);
-        self.b.sdp_ip = self.b.sdp_ip.or(before.1);
+        let old = std::mem::replace(self, StreamRoute::new(p));
+        for (new, old) in [(&mut self.a, old.a), (&mut self.b, old.b)] {
+            new.sdp_ip = new.sdp_ip.or(old.sdp_ip);
+            if new.sdp == old.sdp && new.latch == old.latch {
+                new.rtp.keep_source(&old.rtp);
+                new.rtcp = old.rtcp;
+            }
+        }
     }
 
     /// Decide about a packet that arrived from `src` on the socket facing `dir`'s origin leg.
@@ -316,14 +323,30 @@ mod tests {
     }
 
     #[test]
-    fn an_update_relearns_the_sources() {
+    fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source() {
         let mut r = StreamRoute::new(&pair(Latch::Any));
         let first = sa("203.0.113.7:61000");
         assert!(matches!(
             r.route(t0(), Dir::AtoB, false, first, &rtp(1)),
             Route::Accept(_)
         ));
+        // A refresh with the same SDP: whoever sprays the port afterwards gets nothing
+        // (learning is long over), the latched source goes on.
+        let later = t0() + std::time::Duration::from_secs(10);
         r.update(&pair(Latch::Any));
+        let stranger = sa("198.51.100.66:7000");
+        assert_eq!(
+            r.route(later, Dir::AtoB, false, stranger, &rtp(50)),
+            Route::Drop
+        );
+        assert!(matches!(
+            r.route(later, Dir::AtoB, false, first, &rtp(2)),
+            Route::Accept(_)
+        ));
+        // The leg's SDP moves: learnt again.
+        let mut moved_sdp = pair(Latch::Any);
+        moved_sdp.a_remote = Some(sa("192.0.2.99:4100"));
+        r.update(&moved_sdp);
         let moved = sa("203.0.113.8:62000");
         assert!(matches!(
             r.route(t0(), Dir::AtoB, false, moved, &rtp(1)),
