@@ -293,11 +293,11 @@ impl Service {
             return;
         }
         // Signed: a forged, unsigned or stale datagram is dropped unanswered, like a stranger's.
-        let (bytes, mac) = match &self.cfg.callback.keys {
+        let (bytes, signed) = match &self.cfg.callback.keys {
             None => (bytes, None),
             Some(keys) => match signature::verify(bytes, Signer::As, keys, unix_s(wall)) {
                 Ok(v) if v.ts < self.started_s => return self.drop_datagram("stale"),
-                Ok(v) => (v.message, Some(v.mac)),
+                Ok(v) => (v.message, Some((v.mac, v.ts))),
                 Err(e) => return self.drop_datagram(e.reason()),
             },
         };
@@ -320,14 +320,21 @@ impl Service {
                     },
                 );
             }
-            Ok(Inbound::Request(r)) => self.on_request(now, src, r, mac),
+            Ok(Inbound::Request(r)) => self.on_request(now, src, r, signed),
             Ok(Inbound::Cancel(id)) => self.on_cancel(src, id),
             Ok(Inbound::Status(id)) => self.on_status(src, id),
             Ok(Inbound::Ack(id)) => self.on_ack(id),
         }
     }
 
-    fn on_request(&mut self, now: Instant, src: SocketAddr, r: Request, mac: Option<[u8; 32]>) {
+    /// A REQUEST; `signed` is its MAC and `ts` when it came signed.
+    fn on_request(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        r: Request,
+        signed: Option<([u8; 32], u64)>,
+    ) {
         let refuse = |s: &mut Self, reason| {
             s.answer(
                 src,
@@ -341,8 +348,8 @@ impl Service {
         // A signed REQUEST seen before gets what it got then, and changes nothing: the AS's
         // own resend of a refused one (our answer was lost), or a capture sent again
         // while its `ts` is still good, from anywhere the allow-list lets in.
-        if let Some(m) = &mac {
-            match self.replays.seen(now, m) {
+        if let Some((m, _)) = &signed {
+            match self.replays.seen(self.wall_s(), m) {
                 Some(Seen::Refused(reason)) => return refuse(self, reason),
                 Some(Seen::Placed) if !self.entries.contains_key(&r.id) => {
                     return self.drop_datagram("replayed");
@@ -363,14 +370,14 @@ impl Service {
                 },
             ),
             Ok(Admitted::New) => {
-                if let Some(m) = mac {
-                    self.replays.remember(now, m, Seen::Placed);
+                if let Some((m, ts)) = signed {
+                    self.replays.remember(ts, m, Seen::Placed);
                 }
                 self.place(now, src, r);
             }
             Err(reason) => {
-                if let Some(m) = mac {
-                    self.replays.remember(now, m, Seen::Refused(reason));
+                if let Some((m, ts)) = signed {
+                    self.replays.remember(ts, m, Seen::Refused(reason));
                 }
                 refuse(self, reason);
             }

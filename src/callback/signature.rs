@@ -6,9 +6,8 @@
 //! [`MAX_SKEW_S`] of our clock; a REQUEST sent again inside that window is recognised by
 //! [`Replays`]. Pure functions and plain data: the caller gives the time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -197,36 +196,38 @@ pub enum Seen {
     Refused(&'static str),
 }
 
-/// The signed REQUESTs of the last `2·MAX_SKEW_S` (+1 s), by MAC, and what became of each:
-/// one sent again while its `ts` is still good gets the same answer and changes nothing
-/// (whoever sends it, and whether its id is remembered or not). Holds at most
+/// The signed REQUESTs whose `ts` is still good, by MAC, and what became of each: one sent
+/// again inside its window gets the same answer and changes nothing (whoever sends it, and
+/// whether its id is remembered or not). Kept by their `ts` on the wall clock, the clock
+/// `verify` judges them by: an entry goes once no clock reading could take its `ts` any
+/// more, and a clock set back keeps it longer, never shorter. Holds at most
 /// [`Replays::MAX`]; only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
-    order: VecDeque<(Instant, [u8; 32])>,
+    by_ts: BTreeSet<(u64, [u8; 32])>,
     seen: HashMap<[u8; 32], Seen>,
 }
 
 impl Replays {
-    const WINDOW: Duration = Duration::from_secs(2 * MAX_SKEW_S + 1);
     /// A minute of the highest `rate` (1,000 a second) and then some.
     pub const MAX: usize = 65_536;
 
-    /// What became of `mac` in the window (forgetting what is older).
-    pub fn seen(&mut self, now: Instant, mac: &[u8; 32]) -> Option<Seen> {
-        while let Some((at, old)) = self.order.front()
-            && now.saturating_duration_since(*at) > Self::WINDOW
+    /// What became of `mac` (forgetting what no clock reading near `now_s` could take).
+    pub fn seen(&mut self, now_s: u64, mac: &[u8; 32]) -> Option<Seen> {
+        while let Some(&(ts, old)) = self.by_ts.first()
+            && ts.saturating_add(MAX_SKEW_S) < now_s
         {
-            self.seen.remove(old);
-            self.order.pop_front();
+            self.by_ts.pop_first();
+            self.seen.remove(&old);
         }
         crate::maps::shrink_if_sparse(&mut self.seen);
         self.seen.get(mac).copied()
     }
 
-    pub fn remember(&mut self, now: Instant, mac: [u8; 32], what: Seen) {
+    /// Remember what became of the REQUEST signed at `ts` with `mac`.
+    pub fn remember(&mut self, ts: u64, mac: [u8; 32], what: Seen) {
         if self.seen.len() < Self::MAX && self.seen.insert(mac, what).is_none() {
-            self.order.push_back((now, mac));
+            self.by_ts.insert((ts, mac));
         }
     }
 
@@ -236,11 +237,11 @@ impl Replays {
     }
 
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.seen.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.seen.is_empty()
     }
 }
 
@@ -357,21 +358,22 @@ mod tests {
     }
 
     #[test]
-    fn what_became_of_a_request_is_kept_for_the_window_and_bounded() {
+    fn what_became_of_a_request_is_kept_while_its_ts_is_good_and_bounded() {
         let mut r = Replays::default();
-        let t0 = Instant::now();
-        assert_eq!(r.seen(t0, &[1; 32]), None);
-        r.remember(t0, [1; 32], Seen::Refused("over_rate"));
-        r.remember(t0, [1; 32], Seen::Placed);
+        assert_eq!(r.seen(1_000, &[1; 32]), None);
+        r.remember(1_000, [1; 32], Seen::Refused("over_rate"));
+        r.remember(1_000, [1; 32], Seen::Placed);
         assert_eq!(r.len(), 1);
-        let later = t0 + Duration::from_secs(2 * MAX_SKEW_S);
-        assert_eq!(r.seen(later, &[1; 32]), Some(Seen::Placed));
-        assert_eq!(r.seen(later + Duration::from_secs(2), &[1; 32]), None);
+        assert_eq!(r.seen(1_000 + MAX_SKEW_S, &[1; 32]), Some(Seen::Placed));
+        // A wall clock set back keeps it (its ts would be good again).
+        assert_eq!(r.seen(900, &[1; 32]), Some(Seen::Placed));
+        // Once no reading could take its ts, it goes.
+        assert_eq!(r.seen(1_001 + MAX_SKEW_S, &[1; 32]), None);
         assert!(r.is_empty());
         for i in 0..Replays::MAX + 10 {
             let mut mac = [0; 32];
             mac[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            r.remember(t0, mac, Seen::Placed);
+            r.remember(5_000, mac, Seen::Placed);
         }
         assert_eq!(r.len(), Replays::MAX);
         assert!(r.is_full());
