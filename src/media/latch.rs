@@ -24,6 +24,11 @@ const MAX_SEQ_GAP: u16 = 500;
 /// How long after the first packet a source that matches the SDP better may still take the
 /// latch: an endpoint's first packets follow the answer within a second or two.
 pub const LEARNING: Duration = Duration::from_secs(3);
+/// After an offer/answer that kept the source, how long (from the next packet) another source
+/// may still take over once the latched one has been silent, or from the same IP: a NATed
+/// phone resuming from a hold on a new public port, or a trunk answering from another port
+/// than its early media, often with a new SSRC.
+const REOPENED: Duration = Duration::from_secs(10);
 
 /// What the latch needs of an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,16 @@ pub struct SourceLatch {
     current: Option<Latched>,
     /// How long the latched source must be silent before the stream may move.
     rebind_after: Duration,
+    /// Whether an offer/answer kept the source, and since which packet ([`REOPENED`]).
+    reopened: Reopened,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reopened {
+    No,
+    /// Kept by an offer/answer; the window starts at the next packet.
+    Armed,
+    Since(Instant),
 }
 
 impl Default for SourceLatch {
@@ -63,12 +78,17 @@ impl SourceLatch {
         SourceLatch {
             current: None,
             rebind_after,
+            reopened: Reopened::No,
         }
     }
 
-    /// Carry `old`'s latched source over (this leg's media did not move).
+    /// Carry `old`'s latched source over (this leg's media did not move), but let a new one
+    /// take over for a while if the old one has gone quiet or comes from its IP ([`REOPENED`]).
     pub fn keep_source(&mut self, old: &SourceLatch) {
         self.current = old.current;
+        if self.current.is_some() {
+            self.reopened = Reopened::Armed;
+        }
     }
 
     /// Where this leg's RTP is latched, once a packet has arrived.
@@ -92,6 +112,11 @@ impl SourceLatch {
             Some(s) if s.ip() == a.ip() => 1,
             _ => 0,
         };
+        if self.reopened == Reopened::Armed {
+            self.reopened = Reopened::Since(now);
+        }
+        let reopened = matches!(self.reopened,
+            Reopened::Since(t) if now.saturating_duration_since(t) < REOPENED);
         // A packet that is accepted latches; the learning window runs from the first one.
         let fresh = Latched {
             addr: src,
@@ -125,6 +150,15 @@ impl SourceLatch {
                 if silent && continues {
                     self.current = Some(fresh);
                     true
+                } else if reopened && (silent || src.ip() == l.addr.ip()) {
+                    // A new stream after an offer/answer that kept the source: taken, and
+                    // learnt afresh (a source at the SDP's address may still win it back).
+                    self.current = Some(Latched {
+                        learnt: now,
+                        ..fresh
+                    });
+                    self.reopened = Reopened::No;
+                    true
                 } else {
                     false
                 }
@@ -157,6 +191,34 @@ mod tests {
             assert!(!l.accept(t0, addr(5000), head(7, 2 + i), None));
         }
         assert!(l.accept(t0, addr(4000), head(7, 2), None));
+    }
+
+    #[test]
+    fn a_kept_source_may_be_replaced_from_its_own_ip_or_after_silence_for_a_while() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, addr(4000), head(7, 1), None));
+        // Early media from port 4000, then the answer (same SDP) from port 4002 on the
+        // same IP with a new SSRC, while 4000 was still sending.
+        let mut kept = SourceLatch::default();
+        kept.keep_source(&l);
+        let other_ip = SocketAddr::from(([192, 0, 2, 66], 4000));
+        assert!(
+            !kept.accept(t0 + ms(20), other_ip, head(9, 1), None),
+            "not from elsewhere"
+        );
+        assert!(kept.accept(t0 + ms(40), addr(4002), head(8, 1), None));
+        assert_eq!(kept.source(), Some(addr(4002)));
+        // Once taken, the window is closed: back to the strict rule.
+        assert!(!kept.accept(t0 + ms(60), addr(4004), head(5, 1), None));
+        // Without an offer/answer, nothing of the kind.
+        assert!(!l.accept(t0 + ms(60), addr(4002), head(8, 1), None));
+        // Past the window a silent source is kept too.
+        let mut late = SourceLatch::default();
+        late.keep_source(&l);
+        assert!(late.accept(t0 + ms(80), addr(4000), head(7, 2), None));
+        assert!(!late.accept(t0 + ms(80) + REOPENED, other_ip, head(9, 1), None));
     }
 
     #[test]

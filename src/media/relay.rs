@@ -330,9 +330,14 @@ mod tests {
             r.route(t0(), Dir::AtoB, false, first, &rtp(1)),
             Route::Accept(_)
         ));
-        // A refresh with the same SDP: whoever sprays the port afterwards gets nothing
-        // (learning is long over), the latched source goes on.
+        // A refresh with the same SDP while the source sends: whoever sprays the port
+        // afterwards gets nothing (learning is long over), the latched source goes on.
         let later = t0() + std::time::Duration::from_secs(10);
+        let just_before = later - std::time::Duration::from_millis(20);
+        assert!(matches!(
+            r.route(just_before, Dir::AtoB, false, first, &rtp(1)),
+            Route::Accept(_)
+        ));
         r.update(&pair(Latch::Any));
         let stranger = sa("198.51.100.66:7000");
         assert_eq!(
@@ -343,6 +348,21 @@ mod tests {
             r.route(later, Dir::AtoB, false, first, &rtp(2)),
             Route::Accept(_)
         ));
+        // A NATed phone back from a long hold on a new public port, with a new SSRC: the
+        // kept source has been silent, so the new one takes over (its SDP did not change).
+        let resumed = t0() + std::time::Duration::from_secs(300);
+        r.update(&pair(Latch::Any));
+        let new_port = sa("203.0.113.7:61002");
+        assert!(matches!(
+            r.route(resumed, Dir::AtoB, false, new_port, &rtp(77)),
+            Route::Accept(_)
+        ));
+        // Past the window a stranger is not taken, silent source or not.
+        let quiet = resumed + std::time::Duration::from_secs(30);
+        assert_eq!(
+            r.route(quiet, Dir::AtoB, false, stranger, &rtp(99)),
+            Route::Drop
+        );
         // The leg's SDP moves: learnt again.
         let mut moved_sdp = pair(Latch::Any);
         moved_sdp.a_remote = Some(sa("192.0.2.99:4100"));
