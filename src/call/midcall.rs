@@ -78,7 +78,11 @@ impl Call {
         if self.phase.is_ending() {
             return;
         }
-        let reason_lines = req.header_lines(&Hdr::REASON);
+        let reason_lines: Vec<String> = req
+            .header_lines(&Hdr::REASON)
+            .into_iter()
+            .filter(|v| crate::interop::egress::buildable(v))
+            .collect();
         let (cause, cause_source, reason_sip) = bye_cause(&reason_lines);
         // Toward the other leg: the sender's Reason values, or normal clearing without one.
         let reason_hdr = Some(if reason_lines.is_empty() {

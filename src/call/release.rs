@@ -86,7 +86,8 @@ impl Call {
         let built = leg
             .request(Method::Bye, &cx.env.local, &mut cx.env.ids)
             .and_then(|mut bye| {
-                if let Some(reason) = reason {
+                // A Reason that cannot be built stays out; the BYE goes all the same.
+                if let Some(reason) = reason.filter(|r| crate::interop::egress::buildable(r)) {
                     bye.insert_header_before_length(&Hdr::REASON, reason)?;
                 }
                 Ok(bye)

@@ -37,6 +37,14 @@ pub fn body_for(peer: &Profile, body: &Bytes, content_type: Option<&str>) -> Byt
     }
 }
 
+/// Whether a header value received can go into a message we build: no control character
+/// but HTAB. One may come escaped in a quoted string (an escaped NUL, RFC 4475 §3.1.1.2),
+/// and our builder refuses it; a header line carrying one is left out rather than failing
+/// the whole message (and with it the call, or the BYE toward the other leg).
+pub fn buildable(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
 /// A Reason header value toward `peer`, or none when its profile does not want to hear one.
 pub fn reason_for(peer: Option<&Profile>, reason: Option<String>) -> Option<String> {
     reason.filter(|_| peer.is_none_or(|p| p.causes.send_reason))
@@ -86,10 +94,7 @@ pub fn copy_end_to_end(
         .iter()
         .filter(|h| peer.headers.keeps_identity(h))
     {
-        // An identity with a control character in it (an escaped NUL) is not passed on: no
-        // message may carry one, and refusing the whole request for it would fail the call.
-        let clean = |v: &String| !v.chars().any(|c| c.is_control() && c != '\t');
-        for v in src.header_lines(h).iter().filter(|v| clean(v)) {
+        for v in src.header_lines(h).iter().filter(|v| buildable(v)) {
             out.push_header(h, identity_header(v, local, peer))?;
         }
     }
@@ -135,8 +140,8 @@ pub fn relayed_response(
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h))
     {
-        for v in from.header_lines(h) {
-            out.push_header(h, identity_header(&v, local, to_peer))?;
+        for v in from.header_lines(h).iter().filter(|v| buildable(v)) {
+            out.push_header(h, identity_header(v, local, to_peer))?;
         }
     }
     if let Some(server) = &to_peer.headers.user_agent {

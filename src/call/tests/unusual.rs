@@ -314,3 +314,47 @@ fn an_escaped_nul_in_the_callers_identity_does_not_fail_the_call() {
     assert!(from.starts_with("\"Alice\" <"), "{from}");
     assert!(!out.to_bytes().contains(&0), "no NUL leaves the gateway");
 }
+
+#[test]
+fn an_escaped_nul_in_a_bye_reason_or_an_answer_identity_does_not_break_the_call() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("nul-2", "z9hG4bKnul2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // The carrier's 200 names an identity with an escaped NUL (written out by hand: our
+    // own builder refuses one).
+    let Message::Response(ok) = reply(
+        &inv,
+        200,
+        "c1",
+        &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+        Some(SDP),
+    ) else {
+        unreachable!()
+    };
+    let text = String::from_utf8(ok.to_bytes().to_vec()).unwrap().replacen(
+        "\r\n",
+        "\r\nP-Asserted-Identity: \"Bo\\\u{0}b\" <sip:+8610123@127.0.0.3>\r\n",
+        1,
+    );
+    h.recv(CARRIER_A, &text);
+    let ok = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("the phone gets the answer");
+    assert!(!ok.to_bytes().contains(&0));
+    let tag = ok.to_tag().unwrap();
+    let ack = from_phone("ACK", &tag, 1, "z9hG4bKnul2a", "");
+    h.recv(PHONE, &ack.replace("call-1@127.0.0.2", "nul-2"));
+    // The phone hangs up with a Reason carrying one too: the carrier still gets its BYE.
+    let bye = from_phone("BYE", &tag, 2, "z9hG4bKnul2b", "")
+        .replace("call-1@127.0.0.2", "nul-2")
+        .replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nReason: Q.850;cause=16;text=\"a\\\u{0}b\"\r\n",
+        );
+    h.recv(PHONE, &bye);
+    let out = h.one_request(CARRIER_A, Method::Bye);
+    assert!(!out.to_bytes().contains(&0));
+    assert_eq!(h.cdrs.len(), 1);
+}
