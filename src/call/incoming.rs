@@ -194,14 +194,15 @@ impl B2bua {
             return;
         };
         // The same INVITE by another path (another branch): RFC 3261 §8.2.2.2, a merged
-        // request. Not a call of its own: one response, no CDR.
+        // request. Not a call of its own: one response, no CDR. Once the first one has its
+        // final answer (a CANCEL, a failure) a proxy may try it again: no longer merged.
         let setup = SetupKey::of(&req);
         if let Some(key) = &setup
             && let Some(r) = self.env.dialogs.find_setup(key)
             && self
                 .calls
                 .get(&r)
-                .is_some_and(|c| c.setup_key().as_ref() == Some(key))
+                .is_some_and(|c| !c.phase.is_ending() && c.setup_key().as_ref() == Some(key))
         {
             debug!(%source, "merged request: 482");
             self.env.respond(now, id, &req, 482, "Loop Detected", &[]);

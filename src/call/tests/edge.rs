@@ -242,6 +242,32 @@ fn a_merged_invite_by_another_path_gets_482_and_places_no_second_call() {
 }
 
 #[test]
+fn an_invite_retried_after_the_first_failed_is_not_a_merged_request() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("retry-1", "z9hG4bKtry1", "+8610123", ""),
+    );
+    h.one_request(CARRIER_A, Method::Invite);
+    h.take_responses(PHONE);
+    // The caller gives up; the carrier never answers our CANCEL (the call lingers).
+    h.recv(
+        PHONE,
+        &invite_text("retry-1", "z9hG4bKtry1", "+8610123", "")
+            .replacen("INVITE sip:", "CANCEL sip:", 1)
+            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL"),
+    );
+    h.take(CARRIER_A);
+    assert!(h.statuses(PHONE).contains(&487));
+    // An upstream proxy's serial failover sends the same INVITE again by another branch.
+    h.recv(
+        PHONE,
+        &invite_text("retry-1", "z9hG4bKtry2", "+8610123", ""),
+    );
+    assert!(!h.statuses(PHONE).contains(&482));
+}
+
+#[test]
 fn refusals_past_the_peers_refused_rate_are_answered_but_write_no_cdr() {
     let mut cfg = config();
     cfg.cdr_refused_rate = std::num::NonZeroU32::new(5);
