@@ -318,7 +318,11 @@ impl B2bua {
         if !self.env.limits.record_refusal(now, &name) {
             self.env
                 .out
-                .push_back(Output::Event(CoreEvent::RefusalUnrecorded { peer: name }));
+                .push_back(Output::Event(CoreEvent::RefusalUnrecorded {
+                    peer: name,
+                    tag: no.tag,
+                    cause: no.cause.0,
+                }));
             return;
         }
         info!(call_id = ?req.call_id(), %peer, "refusing call: {} {}", no.status, no.reason);

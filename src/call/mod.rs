@@ -180,8 +180,13 @@ pub enum CoreEvent {
     PrackFailure { peer: PeerName, what: String },
     /// A message was dropped or answered statelessly before any transaction: `why`.
     Refused { why: &'static str },
-    /// An INVITE from `peer` was refused past its `[cdr] refused_rate`: no CDR, counted.
-    RefusalUnrecorded { peer: PeerName },
+    /// An INVITE from `peer` was refused past its `[cdr] refused_rate`: no CDR, but the
+    /// call metrics count it as its CDR would have (`tag`, `cause`).
+    RefusalUnrecorded {
+        peer: PeerName,
+        tag: crate::cdr::CallTag,
+        cause: u16,
+    },
     /// A call (or an attempt toward `peer`) was refused by a `[limits]` limit.
     LimitRefused {
         peer: PeerName,

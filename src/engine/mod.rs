@@ -574,8 +574,10 @@ impl Shell {
                     metrics::prack_failure(&peer.0, &what)
                 }
                 Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
-                Output::Event(CoreEvent::RefusalUnrecorded { peer }) => {
-                    metrics::refusal_unrecorded(&peer.0)
+                Output::Event(CoreEvent::RefusalUnrecorded { peer, tag, cause }) => {
+                    metrics::refusal_unrecorded(&peer.0);
+                    metrics::call_ended(&peer.0, None, tag.as_str(), false);
+                    metrics::cause(&peer.0, cause);
                 }
                 Output::Event(CoreEvent::LimitRefused { peer, reason }) => {
                     metrics::limit_refused(&peer.0, reason)

@@ -287,9 +287,10 @@ fn refusals_past_the_peers_refused_rate_are_answered_but_write_no_cdr() {
     let unrecorded = |h: &H| {
         h.events
             .iter()
-            .filter(
-                |e| matches!(e, CoreEvent::RefusalUnrecorded { peer } if peer.0.as_ref() == "pbx"),
-            )
+            .filter(|e| {
+                matches!(e, CoreEvent::RefusalUnrecorded { peer, cause, .. }
+                    if peer.0.as_ref() == "pbx" && *cause > 0)
+            })
             .count()
     };
     assert_eq!(unrecorded(&h), 15);
