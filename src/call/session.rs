@@ -421,6 +421,13 @@ impl Call {
                     allows.remove("UPDATE");
                 }
                 if self.sdp[side].as_ref().is_some_and(|s| s.sent.is_some()) {
+                    // One INVITE at a time within a dialog (RFC 3261 §14.1): while another is
+                    // under way the re-INVITE waits for the refresh timer's next try.
+                    if self.reinvite_in_progress() {
+                        self.timers
+                            .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+                        return;
+                    }
                     return self.send_refresh(cx, side, r.asked, true);
                 }
             }

@@ -243,6 +243,48 @@ fn a_refresh_by_update_goes_while_a_reinvite_rings() {
 }
 
 #[test]
+fn a_refused_update_refresh_waits_for_a_pending_reinvite_before_its_own() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    let (_inv, ok) = call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKvid2", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.advance(Duration::from_millis(150_200));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    // The carrier takes no UPDATE after all: the refresh must become a re-INVITE, but not
+    // while the phone's re-INVITE is still under way there.
+    h.recv_msg(CARRIER_A, reply(&up, 405, "carrier1", &[], None));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    h.take_responses(PHONE);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKvid2a", ""));
+    h.take(CARRIER_A);
+    // That re-INVITE's 2xx refreshed the session; the next refresh, half an interval on,
+    // goes as a re-INVITE.
+    h.advance(Duration::from_secs(140));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.advance(Duration::from_secs(11));
+    // (With its retransmissions: nobody answers it here.)
+    let refresh = h.take_requests(CARRIER_A, Method::Invite);
+    assert!(!refresh.is_empty());
+    assert!(refresh.iter().all(|r| r.cseq() == refresh[0].cseq()));
+    assert!(refresh[0].header(&Hdr::SESSION_EXPIRES).is_some());
+}
+
+#[test]
 fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
     let mut h = H::new();
     let (inv, _ok) = call_with(
