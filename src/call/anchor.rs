@@ -177,22 +177,28 @@ impl Call {
             media.remote.a.resize(n, None);
             media.remote.b.resize(n, None);
         }
+        // A stream refused now (port 0, or gone) gives its ports to a new active one: a UA
+        // that turns video off and on appends m= lines (RFC 3264 §8.2), and offers that keep
+        // adding streams must not take the pool. So a call never holds more streams' ports
+        // than the most any one SDP of it had active (at most `max_streams`).
+        let mut spare: Vec<usize> = (0..media.pairs.len())
+            .filter(|i| media.pairs[*i].is_some())
+            .filter(|i| mb.streams.get(*i).is_none_or(|e| e.is_rejected()))
+            .collect();
+        for i in 0..n {
+            if !mb.streams[i].is_rejected()
+                && media.pairs[i].is_none()
+                && let Some(j) = spare.pop()
+            {
+                media.pairs[i] = media.pairs[j].take();
+            }
+        }
         // Ports only for active streams that have none yet, all or nothing; a stream refused
-        // with port 0 gets none (and keeps what it had until the call ends).
+        // with port 0 gets none (and keeps what it had until the call ends or another
+        // stream takes them).
         let wanted: Vec<usize> = (0..n)
             .filter(|i| !mb.streams[*i].is_rejected() && media.pairs[*i].is_none())
             .collect();
-        // Ports of streams refused later stay with the call until it ends; so that offers
-        // that keep adding streams cannot take the pool, a call holds at most twice
-        // `max_streams` streams' ports.
-        let held = media.pairs.iter().flatten().count();
-        let most = 2 * self.cfg.media_max_streams;
-        if held + wanted.len() > most {
-            return Err(AnchorError::Unreadable(SdpError::TooManyPorts {
-                found: held + wanted.len(),
-                max: most,
-            }));
-        }
         if !wanted.is_empty() {
             let got = cx
                 .env

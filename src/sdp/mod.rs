@@ -35,8 +35,6 @@ pub enum SdpError {
     Multipart(&'static str),
     #[error("a body without Content-Type (RFC 3261 §20.15)")]
     Untyped,
-    #[error("the call would hold {found} streams' ports; at most {max} are kept per call")]
-    TooManyPorts { found: usize, max: usize },
 }
 
 /// The SDP of a SIP body, read and checked, ready to be anchored: the two steps the call
