@@ -152,14 +152,22 @@ fn write_frames(
 /// the same millisecond do not truncate each other's recording. Only this thread creates
 /// recordings, so the name is still free when it is opened. None when every name is taken.
 fn free_name(path: &std::path::Path) -> Option<PathBuf> {
-    if !path.is_file() {
+    use std::os::unix::fs::FileTypeExt;
+    // Taken: anything there, a dangling symlink or a FIFO included (a recording must not
+    // follow one, nor block on one); free: nothing, or a character device (`/dev/full`
+    // in the tests of a full disk).
+    let free = |p: &std::path::Path| match std::fs::symlink_metadata(p) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(m) => m.file_type().is_char_device(),
+    };
+    if free(path) {
         return Some(path.to_path_buf());
     }
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
     let ext = path.extension().unwrap_or_default().to_string_lossy();
     (1..=MAX_SAME_NAME)
         .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
-        .find(|p| !p.exists())
+        .find(|p| free(p))
 }
 
 /// The writer thread's state: every open file, and the recordings the disk stopped.
@@ -521,6 +529,13 @@ mod tests {
             .unwrap()
             .duration();
         assert_eq!((first, second), (320, 160), "neither truncated the other");
+        // A dangling symlink of that name is not followed.
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, dir.path().join("link.wav")).unwrap();
+        f.open(3, dir.path().join("link.wav"), true, fed(1));
+        f.close(3);
+        assert!(!target.exists(), "the link was followed");
+        assert!(dir.path().join("link-1.wav").is_file());
         assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
