@@ -38,6 +38,8 @@ use crate::txn::TimerConfig;
 
 /// How often what the edge dropped is summed up in one log line (per reason, with counts).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+/// A second stop signal closer than this to the one before is the same request.
+const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
 /// After SIGTERM and the drain period, how long BYEs get to be answered.
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
 
@@ -196,6 +198,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         cdr_ok: true,
         control,
         callback,
+        last_stop_signal: None,
     };
     let result = shell.run(queues, callback_rx).await;
     // Finalise every recording still open before the process exits.
@@ -227,6 +230,8 @@ struct Shell {
     control: Option<crate::ops::control::Control>,
     /// The call-back service, unless `[callback] port = 0`.
     callback: Option<callback::Callback>,
+    /// When the last SIGTERM/SIGINT came.
+    last_stop_signal: Option<Instant>,
 }
 
 impl Shell {
@@ -406,6 +411,15 @@ impl Shell {
     /// for the answers to those BYEs. Every call has its CDR whichever way it ends.
     fn on_stop_signal(&mut self) {
         let now = self.clock();
+        // One keypress can arrive twice (SIGINT to the process group, SIGTERM from a
+        // wrapper passing it on): a repeat within a second is the same request.
+        if self
+            .last_stop_signal
+            .replace(now)
+            .is_some_and(|t| now.saturating_duration_since(t) < SIGNAL_REPEAT)
+        {
+            return;
+        }
         match self.lifecycle {
             Lifecycle::Running => self.start_drain(),
             Lifecycle::Draining { .. } => {
