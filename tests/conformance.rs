@@ -366,9 +366,19 @@ fn sighup_reloads_profiles_and_refuses_a_broken_reload() {
     );
 }
 
-/// Wait (at most 10 s) until the gateway carries one call, then a little longer for its
-/// answer to settle: a signal sent before that would find the call still setting up.
-fn wait_for_one_call(gw: &Gateway) {
+/// A call that neither side hangs up (each scenario waits for a BYE), up and answered:
+/// a signal sent before that would find it still setting up. Returns SIPp's carrier and
+/// phone, and their folder.
+fn a_call_that_waits_for_a_bye(gw: &Gateway) -> (Sipp, Sipp, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (carrier, phone) = phone_calls_carrier(
+        gw,
+        tmp.path(),
+        "prack-phone/carrier.xml",
+        "callee-bye/phone.xml",
+        "+8610123",
+        Transport::Udp,
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while Gateway::metric_value(&gw.metrics(), "trunkgate_active_calls") != Some(1.0) {
         assert!(
@@ -378,11 +388,21 @@ fn wait_for_one_call(gw: &Gateway) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
+    (carrier, phone, tmp)
+}
+
+/// Stop the gateway (SIGTERM), and find the call released by the shutdown, with its CDR.
+fn stop_releases_the_call(gw: &mut Gateway, carrier: Sipp, phone: Sipp) {
+    assert!(gw.stop().success(), "{}", gw.log());
+    phone.expect_success(gw);
+    carrier.expect_success(gw);
+    let c = gw.cdrs();
+    assert_eq!(c.len(), 1, "{c:#?}");
+    assert_eq!(c[0]["call_tag"], "shutdown");
 }
 
 #[test]
 fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
-    let tmp = tempfile::tempdir().unwrap();
     let mut gw = Gateway::start(
         Ports::new(),
         GwOpts {
@@ -390,15 +410,7 @@ fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
             ..GwOpts::default()
         },
     );
-    let (carrier, phone) = phone_calls_carrier(
-        &gw,
-        tmp.path(),
-        "prack-phone/carrier.xml",
-        "callee-bye/phone.xml",
-        "+8610123",
-        Transport::Udp,
-    );
-    wait_for_one_call(&gw);
+    let (carrier, phone, _tmp) = a_call_that_waits_for_a_bye(&gw);
     gw.signal("TERM");
     // A second signal at once (one keypress delivered twice) is the same request.
     gw.signal("INT");
@@ -408,31 +420,13 @@ fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
         "the first SIGTERM only starts the drain"
     );
     // A 600 s drain: only the second signal can make this stop within stop()'s 15 s.
-    assert!(gw.stop().success(), "{}", gw.log());
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
-    let c = gw.cdrs();
-    assert_eq!(c.len(), 1, "{c:#?}");
-    assert_eq!(c[0]["call_tag"], "shutdown");
+    stop_releases_the_call(&mut gw, carrier, phone);
 }
 
 #[test]
 fn sigterm_with_a_call_up_hangs_it_up_after_the_drain_period() {
-    // Neither side hangs up (each scenario waits for a BYE); drain_s is 2 in tests.
-    let (mut gw, tmp) = world();
-    let (carrier, phone) = phone_calls_carrier(
-        &gw,
-        tmp.path(),
-        "prack-phone/carrier.xml",
-        "callee-bye/phone.xml",
-        "+8610123",
-        Transport::Udp,
-    );
-    wait_for_one_call(&gw);
-    assert!(gw.stop().success(), "{}", gw.log());
-    phone.expect_success(&gw);
-    carrier.expect_success(&gw);
-    let c = gw.cdrs();
-    assert_eq!(c.len(), 1, "{c:#?}");
-    assert_eq!(c[0]["call_tag"], "shutdown");
+    // drain_s is 2 in tests.
+    let (mut gw, _tmp) = world();
+    let (carrier, phone, _calls) = a_call_that_waits_for_a_bye(&gw);
+    stop_releases_the_call(&mut gw, carrier, phone);
 }

@@ -201,15 +201,12 @@ fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_cal
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 
-#[test]
-fn a_refresh_by_update_goes_while_a_reinvite_rings() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+/// A call whose carrier leg the gateway refreshes by UPDATE (300 s), a phone's re-INVITE
+/// (a video upgrade, say) that the carrier leaves ringing, and half the interval on: the
+/// phone's dialog tag, that re-INVITE, and the refresh UPDATE sent meanwhile.
+fn refresh_while_a_reinvite_rings(h: &mut H) -> (String, Request, Request) {
     let (_inv, ok) = call_with(
-        &mut h,
+        h,
         "",
         &[
             (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
@@ -218,13 +215,27 @@ fn a_refresh_by_update_goes_while_a_reinvite_rings() {
         ],
     );
     let tag = ok.to_tag().unwrap();
-    // The phone's re-INVITE (a video upgrade, say) that the carrier leaves ringing.
     h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKvid", SDP));
     let re = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
-    // Half the interval on: the refresh goes as an UPDATE without an offer all the same.
     h.advance(Duration::from_millis(150_200));
     let up = h.one_request(CARRIER_A, Method::Update);
+    (tag, re, up)
+}
+
+fn carrier_refreshed_by_update() -> H {
+    H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }))
+}
+
+#[test]
+fn a_refresh_by_update_goes_while_a_reinvite_rings() {
+    let mut h = carrier_refreshed_by_update();
+    // The refresh goes as an UPDATE without an offer all the same.
+    let (_tag, re, up) = refresh_while_a_reinvite_rings(&mut h);
     assert!(up.body().is_empty());
     h.recv_msg(
         CARRIER_A,
@@ -244,33 +255,15 @@ fn a_refresh_by_update_goes_while_a_reinvite_rings() {
 
 #[test]
 fn a_refused_update_refresh_waits_for_a_pending_reinvite_before_its_own() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
-    let (_inv, ok) = call_with(
-        &mut h,
-        "",
-        &[
-            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
-            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
-            (Hdr::REQUIRE, "timer"),
-        ],
-    );
-    let tag = ok.to_tag().unwrap();
-    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKvid2", SDP));
-    let re = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
-    h.advance(Duration::from_millis(150_200));
-    let up = h.one_request(CARRIER_A, Method::Update);
+    let mut h = carrier_refreshed_by_update();
+    let (tag, re, up) = refresh_while_a_reinvite_rings(&mut h);
     // The carrier takes no UPDATE after all: the refresh must become a re-INVITE, but not
     // while the phone's re-INVITE is still under way there.
     h.recv_msg(CARRIER_A, reply(&up, 405, "carrier1", &[], None));
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
     h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
     h.take_responses(PHONE);
-    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKvid2a", ""));
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKvida", ""));
     h.take(CARRIER_A);
     // That re-INVITE's 2xx refreshed the session; the next refresh, half an interval on,
     // goes as a re-INVITE.
