@@ -23,6 +23,7 @@ pub mod callback;
 pub mod cdr;
 pub mod config;
 pub mod engine;
+pub mod hex;
 pub mod interop;
 pub mod maps;
 pub mod media;

@@ -62,8 +62,10 @@ impl Algorithm {
     /// Lower-case hex of the hash of `parts` joined by `:`.
     fn hash(self, parts: &[&[u8]]) -> String {
         match self {
-            Algorithm::Md5 | Algorithm::Md5Sess => hex(&joined::<Md5>(parts)),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => hex(&joined::<Sha256>(parts)),
+            Algorithm::Md5 | Algorithm::Md5Sess => crate::hex::encode(&joined::<Md5>(parts)),
+            Algorithm::Sha256 | Algorithm::Sha256Sess => {
+                crate::hex::encode(&joined::<Sha256>(parts))
+            }
         }
     }
 }
@@ -83,14 +85,6 @@ fn joined<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
         d.update(p);
     }
     d.finalize().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// Quality of protection (RFC 7616 §3.3 `qop`).
@@ -513,7 +507,7 @@ fn quote(s: &str) -> String {
 pub fn cnonce(rng: &mut impl rand::RngCore) -> String {
     let mut b = [0u8; 16];
     rng.fill_bytes(&mut b);
-    hex(&b)
+    crate::hex::encode(&b)
 }
 
 #[cfg(test)]

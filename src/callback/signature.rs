@@ -178,9 +178,7 @@ pub fn sign(message: &[u8], by: Signer, keys: &Keys, now_s: u64) -> Vec<u8> {
     m.update(&out);
     let mac = m.finalize().into_bytes();
     out.extend_from_slice(SIG);
-    for b in mac {
-        out.extend_from_slice(format!("{b:02x}").as_bytes());
-    }
+    out.extend_from_slice(crate::hex::encode(&mac).as_bytes());
     if lf {
         out.push(b'\n');
     }
