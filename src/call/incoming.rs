@@ -17,7 +17,7 @@ use super::state::{Call, CallStart, CallerInvite, Origin, TxnRole, UasRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
-use crate::config::UnknownSources;
+use crate::config::{PeerName, UnknownSources};
 use crate::interop::causes::Q850Cause;
 use crate::interop::egress::ALLOW;
 use crate::sip::ingress::{self, Verdict};
@@ -218,7 +218,7 @@ impl B2bua {
         }
         let adm = match admission::admit(&cfg, &ingress, &req, self.env.draining) {
             Ok(adm) => adm,
-            Err(refusal) => return self.refuse(now, id, &req, &ingress.name.0, refusal),
+            Err(refusal) => return self.refuse(now, id, &req, &ingress.name, refusal),
         };
         let calls = self.calls.len();
         if let Err(over) = self.env.limits.admit_call(now, &ingress.name, calls) {
@@ -237,7 +237,7 @@ impl B2bua {
                 number: adm.number,
                 caller: adm.caller,
             };
-            return self.refuse(now, id, &req, &ingress.name.0, refusal);
+            return self.refuse(now, id, &req, &ingress.name, refusal);
         }
         let r = self.next_ref;
         self.next_ref += 1;
@@ -307,27 +307,26 @@ impl B2bua {
 
     /// Refuse an INVITE before it becomes a call: one response, and one CDR within the
     /// peer's `[cdr] refused_rate` (past it the refusal is counted instead).
-    fn refuse(&mut self, now: Instant, id: TxnId, req: &Request, peer: &str, no: Refusal) {
+    fn refuse(&mut self, now: Instant, id: TxnId, req: &Request, peer: &PeerName, no: Refusal) {
         let extra: Vec<(Hdr, &str)> = no
             .extra
             .iter()
             .map(|(h, v)| (h.clone(), v.as_str()))
             .collect();
         self.env.respond(now, id, req, no.status, no.reason, &extra);
-        let name = crate::config::PeerName(peer.into());
-        if !self.env.limits.record_refusal(now, &name) {
+        if !self.env.limits.record_refusal(now, peer) {
             self.env
                 .out
                 .push_back(Output::Event(CoreEvent::RefusalUnrecorded {
-                    peer: name,
+                    peer: peer.clone(),
                     tag: no.tag,
                     cause: no.cause.0,
                 }));
             return;
         }
-        info!(call_id = ?req.call_id(), %peer, "refusing call: {} {}", no.status, no.reason);
+        info!(call_id = ?req.call_id(), peer = %peer.0, "refusing call: {} {}", no.status, no.reason);
         let call_id = req.call_id().unwrap_or_default();
-        let facts = Facts::refused(&call_id, &no.caller, &no.number, peer, now);
+        let facts = Facts::refused(&call_id, &no.caller, &no.number, &peer.0, now);
         let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);
         let cdr = record(&self.env, facts, end);
         self.env.out.push_back(Output::Cdr(Box::new(cdr)));
