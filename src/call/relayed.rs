@@ -187,11 +187,7 @@ impl Call {
     /// A provisional response to relayed request `id`: for an INVITE, Timer C starts again,
     /// or, when a CANCEL waited for this first provisional (RFC 3261 §9.1), it goes now.
     fn relayed_invite_heard(&mut self, cx: &mut Cx, id: TxnId) {
-        let Some(i) = self
-            .relayed
-            .iter()
-            .position(|(t, r)| *t == id && r.sent.method() == Method::Invite)
-        else {
+        let Some(i) = self.relayed_invite().filter(|i| self.relayed[*i].0 == id) else {
             return;
         };
         let rel = &mut self.relayed[i].1;
@@ -216,8 +212,9 @@ impl Call {
         req: &Request,
     ) {
         cx.respond(id, req, 200, "OK", &[]);
-        let Some(i) = self.relayed.iter().position(|(_, r)| {
-            r.origin == side && r.origin_txn == invite && r.sent.method() == Method::Invite
+        let Some(i) = self.relayed_invite().filter(|i| {
+            let r = &self.relayed[*i].1;
+            r.origin == side && r.origin_txn == invite
         }) else {
             // Answered already: the CANCEL changes nothing.
             return;
@@ -232,11 +229,7 @@ impl Call {
     /// The relayed INVITE's timer: Timer C (only 1xx for too long) cancels it; after that,
     /// no final answer 64·T1 after the CANCEL ends it (RFC 3261 §9.1).
     pub(super) fn on_relayed_invite_timer(&mut self, cx: &mut Cx) {
-        let Some(i) = self
-            .relayed
-            .iter()
-            .position(|(_, r)| r.sent.method() == Method::Invite)
-        else {
+        let Some(i) = self.relayed_invite() else {
             return;
         };
         if !self.relayed[i].1.cancelled {

@@ -483,10 +483,16 @@ impl Call {
     }
 
     /// A re-INVITE is in progress within the dialog (glare guard, RFC 3261 §14.1).
-    pub fn reinvite_in_progress(&self) -> bool {
+    /// Where in `relayed` the INVITE relayed to a far leg is (at most one: a dialog takes one
+    /// INVITE at a time, RFC 3261 §14.1).
+    pub fn relayed_invite(&self) -> Option<usize> {
         self.relayed
             .iter()
-            .any(|(_, r)| r.sent.method() == Method::Invite)
+            .position(|(_, r)| r.sent.method() == Method::Invite)
+    }
+
+    pub fn reinvite_in_progress(&self) -> bool {
+        self.relayed_invite().is_some()
             || self
                 .refresh
                 .as_ref()
