@@ -113,6 +113,17 @@ fn semantic_errors_are_all_reported_with_positions() {
     assert!(errs.0.len() >= 3);
 }
 
+/// `gateway` and `profiles` written out and loaded.
+fn load_tree(gateway: &str, profiles: &[(&str, String)]) -> Result<Config, ConfigErrors> {
+    let dir = write_tree(gateway, profiles);
+    Config::load(&dir.path().join("gateway.toml"))
+}
+
+/// What loading `gateway` and `profiles` reports (they must be refused).
+fn load_errors(gateway: &str, profiles: &[(&str, String)]) -> String {
+    load_tree(gateway, profiles).unwrap_err().to_string()
+}
+
 #[test]
 fn timeouts_that_would_overflow_the_clock_are_refused() {
     let bad = GATEWAY.replace(
@@ -121,10 +132,7 @@ fn timeouts_that_would_overflow_the_clock_are_refused() {
     );
     let mut ps = standard_profiles();
     ps[1].1.push_str("ring_timeout_s = 0\n");
-    let dir = write_tree(&bad, &ps);
-    let text = Config::load(&dir.path().join("gateway.toml"))
-        .unwrap_err()
-        .to_string();
+    let text = load_errors(&bad, &ps);
     assert!(
         text.contains("gateway.toml:14:18: ring_timeout_s must be 1..=86400"),
         "{text}"
@@ -134,15 +142,11 @@ fn timeouts_that_would_overflow_the_clock_are_refused() {
         "{text}"
     );
     let bad = format!("{GATEWAY}\n[shutdown]\ndrain_s = 18446744073709551615\n");
-    let dir = write_tree(&bad, &standard_profiles());
-    let text = Config::load(&dir.path().join("gateway.toml"))
-        .unwrap_err()
-        .to_string();
+    let text = load_errors(&bad, &standard_profiles());
     assert!(text.contains("drain_s must be 0..=86400"), "{text}");
     let ok = GATEWAY.replace("ring_timeout_s = 30", "ring_timeout_s = 86400")
         + "\n[shutdown]\ndrain_s = 0\n";
-    let dir = write_tree(&ok, &standard_profiles());
-    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let cfg = load_tree(&ok, &standard_profiles()).unwrap();
     assert_eq!(cfg.drain, Duration::ZERO);
 }
 
@@ -154,41 +158,34 @@ fn anchoring_with_a_host_name_advertised_needs_a_media_address() {
     );
     let mut ps = standard_profiles();
     ps[1].1.push_str("\n[media]\nanchor = true\n");
-    let dir = write_tree(&named, &ps);
-    let text = Config::load(&dir.path().join("gateway.toml"))
-        .unwrap_err()
-        .to_string();
+    let text = load_errors(&named, &ps);
     assert!(
         text.contains("[media] advertise must be set") && text.contains("\"carrier-a\""),
         "{text}"
     );
     // Named, it is used; and without anchoring no media address is needed.
-    let dir = write_tree(
-        &format!("{named}\n[media]\nadvertise = \"192.0.2.1\"\n"),
-        &ps,
-    );
-    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let with_media = format!("{named}\n[media]\nadvertise = \"192.0.2.1\"\n");
+    let cfg = load_tree(&with_media, &ps).unwrap();
     assert_eq!(cfg.media_ip, IpAddr::from([192, 0, 2, 1]));
-    let dir = write_tree(&named, &standard_profiles());
-    assert!(Config::load(&dir.path().join("gateway.toml")).is_ok());
+    assert!(load_tree(&named, &standard_profiles()).is_ok());
 }
 
 #[test]
 fn refused_rate_defaults_to_100_and_0_writes_every_refusal() {
-    let load = |extra: &str| {
-        let dir = write_tree(&format!("{GATEWAY}\n{extra}"), &standard_profiles());
-        Config::load(&dir.path().join("gateway.toml")).map(|c| c.cdr_refused_rate)
+    let rate = |v: Option<&str>| {
+        let gateway = match v {
+            None => GATEWAY.to_string(),
+            Some(v) => GATEWAY.replace(
+                "[cdr]\npath = \"var/cdr.jsonl\"\n",
+                &format!("[cdr]\npath = \"var/cdr.jsonl\"\nrefused_rate = {v}\n"),
+            ),
+        };
+        load_tree(&gateway, &standard_profiles()).map(|c| c.cdr_refused_rate)
     };
-    assert_eq!(load("").unwrap().map(|r| r.get()), Some(100));
-    let only_cdr = |v: &str| format!("[cdr]\npath = \"var/cdr.jsonl\"\nrefused_rate = {v}\n");
-    let g = |v: &str| GATEWAY.replace("[cdr]\npath = \"var/cdr.jsonl\"\n", &only_cdr(v));
-    let at = |v: &str| {
-        let dir = write_tree(&g(v), &standard_profiles());
-        Config::load(&dir.path().join("gateway.toml")).map(|c| c.cdr_refused_rate)
-    };
-    assert_eq!(at("0").unwrap(), None);
-    assert_eq!(at("7").unwrap().map(|r| r.get()), Some(7));
-    let e = at("100001").unwrap_err().to_string();
+    assert_eq!(rate(None).unwrap().map(|r| r.get()), Some(100));
+    assert_eq!(rate(Some("0")).unwrap(), None);
+    assert_eq!(rate(Some("7")).unwrap().map(|r| r.get()), Some(7));
+    let e = rate(Some("100001")).unwrap_err().to_string();
     assert!(e.contains("[cdr] refused_rate must be 0..=100000"), "{e}");
 }
 
