@@ -224,28 +224,6 @@ fn sdp_without_a_content_type_is_refused_not_forwarded_unanchored() {
     assert_eq!(h.statuses(PHONE), vec![488]);
 }
 
-/// The phone's request in the dialog of its call `call_id`.
-fn from_phone_in(
-    call_id: &str,
-    method: &str,
-    tag: &str,
-    cseq: u32,
-    branch: &str,
-    body: &str,
-) -> String {
-    in_dialog(
-        method,
-        "sip:127.0.0.1",
-        phone_from(),
-        &phone_to(tag),
-        call_id,
-        cseq,
-        branch,
-        "127.0.0.2:5060",
-        body,
-    )
-}
-
 #[test]
 fn offers_that_keep_adding_streams_cannot_take_the_port_pool() {
     let mut cfg = config_with(|n, p| {

@@ -369,12 +369,24 @@ pub(super) fn phone_to(our_tag: &str) -> String {
 
 /// A request from the phone in the dialog `answered_call` set up (our To tag `tag`).
 pub(super) fn from_phone(method: &str, tag: &str, cseq: u32, branch: &str, body: &str) -> String {
+    from_phone_in("call-1@127.0.0.2", method, tag, cseq, branch, body)
+}
+
+/// The phone's request in the dialog of its call `call_id`.
+pub(super) fn from_phone_in(
+    call_id: &str,
+    method: &str,
+    tag: &str,
+    cseq: u32,
+    branch: &str,
+    body: &str,
+) -> String {
     in_dialog(
         method,
         "sip:127.0.0.1",
         phone_from(),
         &phone_to(tag),
-        "call-1@127.0.0.2",
+        call_id,
         cseq,
         branch,
         "127.0.0.2:5060",

@@ -344,15 +344,15 @@ fn an_escaped_nul_in_a_bye_reason_or_an_answer_identity_does_not_break_the_call(
         .expect("the phone gets the answer");
     assert!(!ok.to_bytes().contains(&0));
     let tag = ok.to_tag().unwrap();
-    let ack = from_phone("ACK", &tag, 1, "z9hG4bKnul2a", "");
-    h.recv(PHONE, &ack.replace("call-1@127.0.0.2", "nul-2"));
+    h.recv(
+        PHONE,
+        &from_phone_in("nul-2", "ACK", &tag, 1, "z9hG4bKnul2a", ""),
+    );
     // The phone hangs up with a Reason carrying one too: the carrier still gets its BYE.
-    let bye = from_phone("BYE", &tag, 2, "z9hG4bKnul2b", "")
-        .replace("call-1@127.0.0.2", "nul-2")
-        .replace(
-            "Max-Forwards: 70\r\n",
-            "Max-Forwards: 70\r\nReason: Q.850;cause=16;text=\"a\\\u{0}b\"\r\n",
-        );
+    let bye = from_phone_in("nul-2", "BYE", &tag, 2, "z9hG4bKnul2b", "").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nReason: Q.850;cause=16;text=\"a\\\u{0}b\"\r\n",
+    );
     h.recv(PHONE, &bye);
     let out = h.one_request(CARRIER_A, Method::Bye);
     assert!(!out.to_bytes().contains(&0));
