@@ -89,6 +89,7 @@ impl RegisterParams {
                 transport: t,
                 addr: profile.address.addr,
                 conn: None,
+                listener: None,
             },
             registrar: format!("sip:{}{tparam}", profile.domain),
             aor: format!("sip:{user}@{}", profile.domain),

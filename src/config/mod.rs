@@ -279,6 +279,7 @@ impl Config {
                     transport,
                     addr,
                     conn: None,
+                    listener: None,
                 }),
                 Err(m) => {
                     errs.push(at(f.span(), format!("[sip] front: {m}")));

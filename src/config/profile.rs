@@ -144,6 +144,7 @@ fn load_profile(
             transport,
             addr,
             conn: None,
+            listener: None,
         },
         Err(m) => {
             errs.push(at(&file.address, m));

@@ -116,8 +116,10 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                     udp::bind(l.addr).with_context(|| format!("cannot bind udp:{}", l.addr))?;
                 let local = sock.local_addr()?;
                 let sock = Arc::new(sock);
+                let id = crate::sip::ListenerId(u16::try_from(udp_socks.len())?);
                 tokio::spawn(udp::reader(
                     sock.clone(),
+                    id,
                     cfg.max_message_bytes,
                     inbox.clone(),
                 ));
@@ -562,7 +564,7 @@ impl Shell {
                 Output::Transmit { target, wire, txn } => {
                     self.sip.sent(&wire);
                     match target.transport {
-                        Transport::Udp => self.udp.send(target.addr, wire),
+                        Transport::Udp => self.udp.send(target, wire),
                         Transport::Tcp => {
                             if let Some(failed) = self.tcp.send(target, wire, txn) {
                                 self.core.handle_input(now, Input::SendFailed(failed));

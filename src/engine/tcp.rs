@@ -264,6 +264,7 @@ async fn serve(
         transport: Transport::Tcp,
         addr: peer,
         conn: Some(conn),
+        listener: None,
     };
     loop {
         if stranger && answered {

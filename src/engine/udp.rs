@@ -15,7 +15,7 @@ use super::Event;
 use super::inbox::Inbox;
 use super::overload::Shed;
 use crate::sip::fast::{self, Peek};
-use crate::sip::{Target, parse_datagram};
+use crate::sip::{ListenerId, Target, parse_datagram};
 
 /// Socket buffers for SIP over UDP. The default (about 200 KiB) overflows in the bursts a
 /// busy trunk sends (a timer sweep, a reconnecting PBX); the kernel caps this at
@@ -26,8 +26,9 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// retransmits), so a peer that cannot keep up, or a flood of answers, cannot grow tasks.
 const MAX_DEFERRED: usize = 4096;
 
-/// The UDP listeners, for sending: each with its bound address, so that a datagram leaves
-/// from one of its address family without a syscall to ask.
+/// The UDP listeners, for sending, in `[sip] listen` order ([`ListenerId`] is the index):
+/// each with its bound address, so that a datagram leaves from one of its address family
+/// without a syscall to ask.
 pub(super) struct Out {
     socks: Vec<(Arc<UdpSocket>, SocketAddr)>,
     /// Sends waiting for room in a socket buffer (each a task).
@@ -76,11 +77,20 @@ impl Out {
         }
     }
 
-    pub(super) fn send(&self, to: SocketAddr, bytes: Bytes) {
-        let Some(sock) = self
-            .socks
-            .iter()
-            .find(|(_, local)| local.is_ipv4() == to.is_ipv4())
+    /// Send toward `target.addr`: by the listener it names (a reply leaves where its request
+    /// came in), else by the first listener of the address family.
+    pub(super) fn send(&self, target: Target, bytes: Bytes) {
+        let to = target.addr;
+        let named = target
+            .listener
+            .and_then(|ListenerId(i)| self.socks.get(usize::from(i)))
+            .filter(|(_, local)| local.is_ipv4() == to.is_ipv4());
+        let Some(sock) = named
+            .or_else(|| {
+                self.socks
+                    .iter()
+                    .find(|(_, local)| local.is_ipv4() == to.is_ipv4())
+            })
             .or(self.socks.first())
             .map(|(s, _)| s)
         else {
@@ -133,7 +143,7 @@ pub(super) fn bind(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
 
 /// Receive, check the source, parse, hand to the core. Nothing here logs per datagram:
 /// what is dropped is counted (metrics, and the shell's periodic summary).
-pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
+pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inbox: Inbox) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let (n, src, at) = match recv_stamped(&sock, &mut buf).await {
@@ -164,7 +174,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, max: usize, inbox: Inbox) {
             Early::Other => (false, None),
             Early::Screened { remember } => (true, remember),
         };
-        let source = Target::udp(src);
+        let source = Target::udp_on(src, id);
         // A message lives until its transaction has taken what it keeps (the call copies
         // its own facts out): its buffer and parsed form are short-lived (src/zone.rs).
         let parsed = crate::zone::short_lived(|| parse_datagram(Bytes::copy_from_slice(data), max));
@@ -405,6 +415,53 @@ mod tests {
             shed_early(&gw, &inbox, bye.as_bytes(), src, at),
             Early::Other
         );
+    }
+
+    /// Audit L7: with two listeners, what is sent back to a peer leaves by the listener its
+    /// request came in on, not by the first one.
+    #[tokio::test]
+    async fn a_reply_leaves_by_the_listener_its_request_came_in_on() {
+        let mut cfg = crate::call::tests::config();
+        cfg.protect = Protect::default();
+        let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+        let mut socks = Vec::new();
+        for ip in ["127.0.0.1", "127.0.0.3"] {
+            let s = Arc::new(bind(format!("{ip}:0").parse().unwrap()).unwrap());
+            let local = s.local_addr().unwrap();
+            let id = ListenerId(u16::try_from(socks.len()).unwrap());
+            tokio::spawn(reader(s.clone(), id, 65_536, inbox.clone()));
+            socks.push((s, local));
+        }
+        let second = socks[1].1;
+        let out = Out::new(socks);
+        // The peer of call::tests::config, whose requests the reader lets in.
+        let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        peer.send_to(invite("z9hG4bKtwo").as_bytes(), second)
+            .unwrap();
+        let source = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                if let Some(Event::Message { source, .. }) = queues.try_next() {
+                    return source;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the INVITE reached the core");
+        assert_eq!(source.listener, Some(ListenerId(1)));
+        assert_eq!(source.addr, peer.local_addr().unwrap());
+        let mut buf = [0u8; 64];
+        out.send(source, Bytes::from_static(b"reply"));
+        let (_, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            from, second,
+            "the reply leaves by the listener the request came in on"
+        );
+        // A target that names no listener (a peer's configured address) leaves by the first.
+        out.send(Target::udp(source.addr), Bytes::from_static(b"request"));
+        let (_, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(from.ip().to_string(), "127.0.0.1");
     }
 
     #[tokio::test]

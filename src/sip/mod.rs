@@ -39,7 +39,7 @@ pub use message::{Body, Message, Method, Request, Response};
 pub use reject::bad_request_for_unparseable;
 pub use split::split_header_list;
 pub use status::reason_phrase;
-pub use transport::{ConnId, Target, Transport};
+pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{NumberUri, dialled_number, strip_visual_separators};
 pub use via::ViaInfo;
 

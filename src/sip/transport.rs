@@ -42,12 +42,20 @@ impl fmt::Display for Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u64);
 
-/// Where a message goes (or came from): transport, address and, for TCP, the connection.
+/// One of the engine's UDP listeners (its place in `[sip] listen` among the UDP ones). A
+/// reply leaves by the listener its request came in on: a peer behind NAT, or one that
+/// checks where answers come from, hears nothing from another address (RFC 3581 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(pub u16);
+
+/// Where a message goes (or came from): transport, address and, for TCP, the connection;
+/// for UDP, the listener it came in on (none: the engine picks one of the address family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Target {
     pub transport: Transport,
     pub addr: SocketAddr,
     pub conn: Option<ConnId>,
+    pub listener: Option<ListenerId>,
 }
 
 impl Target {
@@ -56,6 +64,15 @@ impl Target {
             transport: Transport::Udp,
             addr,
             conn: None,
+            listener: None,
+        }
+    }
+
+    /// A UDP peer heard on `listener`: what is sent back to it leaves by that listener.
+    pub fn udp_on(addr: SocketAddr, listener: ListenerId) -> Self {
+        Target {
+            listener: Some(listener),
+            ..Target::udp(addr)
         }
     }
 }

@@ -27,6 +27,7 @@ fn target(t: Transport) -> Target {
         transport: t,
         addr: "192.0.2.9:5060".parse().unwrap(),
         conn: None,
+        listener: None,
     }
 }
 

@@ -300,3 +300,46 @@ fn refusals_past_the_peers_refused_rate_are_answered_but_write_no_cdr() {
     assert_eq!(h.cdrs.len(), 6);
     assert_eq!(unrecorded(&h), 15);
 }
+
+/// Audit L7: what answers a peer, or follows a dialog it opened, leaves by the UDP listener
+/// its requests came in on; a request to a peer's configured address names none.
+#[test]
+fn answers_and_dialog_requests_leave_by_the_listener_the_peer_used() {
+    let mut h = H::new();
+    h.on = Some(crate::sip::ListenerId(1));
+    let (inv, _ok) = answered_call(&mut h);
+    let listeners = |h: &H, to: &str| -> Vec<Option<crate::sip::ListenerId>> {
+        h.sent
+            .iter()
+            .filter(|(t, _)| t.addr == addr(to))
+            .map(|(t, _)| t.listener)
+            .collect()
+    };
+    assert!(h.sent.is_empty(), "answered_call took what it sent");
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        "<sip:+8610123@ims.example.com>;tag=carrier1",
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKl7",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(listeners(&h, PHONE), vec![Some(crate::sip::ListenerId(1))]);
+    assert_eq!(
+        listeners(&h, CARRIER_A),
+        vec![Some(crate::sip::ListenerId(1))]
+    );
+    h.one_request(PHONE, Method::Bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    // A new call: its INVITE goes to the carrier's configured address.
+    h.recv(
+        PHONE,
+        &invite_text("call-2@127.0.0.2", "z9hG4bKl7b", "+8610123", ""),
+    );
+    assert_eq!(listeners(&h, PHONE), vec![Some(crate::sip::ListenerId(1))]);
+    assert_eq!(listeners(&h, CARRIER_A), vec![None]);
+}

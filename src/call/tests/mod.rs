@@ -150,6 +150,8 @@ pub(super) struct H {
     pub(super) reports: Vec<CallbackReport>,
     /// The transaction of each message sent within one, by destination.
     pub(super) txns: Vec<(SocketAddr, crate::txn::TxnId)>,
+    /// The UDP listener every datagram comes in on (`None`: the engine's choice).
+    pub(super) on: Option<crate::sip::ListenerId>,
 }
 
 impl H {
@@ -174,6 +176,7 @@ impl H {
             events: Vec::new(),
             reports: Vec::new(),
             txns: Vec::new(),
+            on: None,
         }
     }
 
@@ -207,10 +210,11 @@ impl H {
     pub(super) fn recv(&mut self, from: &str, text: &str) {
         let msg =
             parse_datagram(Bytes::from(text.to_string()), 65535).expect("test message parses");
-        self.input(Input::Message {
-            msg,
-            source: Target::udp(addr(from)),
-        });
+        let source = Target {
+            listener: self.on,
+            ..Target::udp(addr(from))
+        };
+        self.input(Input::Message { msg, source });
     }
 
     /// A message over TCP (a connection the peer opened).
@@ -221,6 +225,7 @@ impl H {
             transport: Transport::Tcp,
             addr: addr(from),
             conn: Some(crate::sip::ConnId(1)),
+            listener: None,
         };
         self.input(Input::Message { msg, source });
     }
@@ -228,10 +233,11 @@ impl H {
     pub(super) fn recv_msg(&mut self, from: &str, msg: Message) {
         let wire = msg.to_bytes();
         let msg = parse_datagram(wire, 65535).unwrap();
-        self.input(Input::Message {
-            msg,
-            source: Target::udp(addr(from)),
-        });
+        let source = Target {
+            listener: self.on,
+            ..Target::udp(addr(from))
+        };
+        self.input(Input::Message { msg, source });
     }
 
     /// Let `d` pass, firing every deadline the core asks for on the way.
