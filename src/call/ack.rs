@@ -30,7 +30,7 @@ impl Call {
             return;
         };
         cx.send_response(txn, resp.clone());
-        let a_cseq = self.template().cseq().map_or(0, |c| c.0);
+        let a_cseq = self.template().seq();
         self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn);
     }
 
@@ -94,7 +94,7 @@ impl Call {
 
     /// An ACK (outside any transaction) on `side`: for one of our 2xx responses.
     pub(super) fn on_ack(&mut self, cx: &mut Cx, side: Side, ack: &Request) {
-        let cseq = ack.cseq().map_or(0, |c| c.0);
+        let cseq = ack.seq();
         if self.pending_2xx[side]
             .as_ref()
             .is_some_and(|p| p.cseq == cseq)

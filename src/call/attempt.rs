@@ -261,7 +261,7 @@ impl Call {
             let same =
                 self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == resp.to_tag().as_deref();
             if same {
-                self.resend_ack(cx, Side::B, resp.cseq().map_or(1, |c| c.0));
+                self.resend_ack(cx, Side::B, resp.seq());
             } else {
                 self.kill_fork(cx, &resp);
             }
@@ -309,7 +309,7 @@ impl Call {
         let caller_invite = self.template().clone();
         self.announce_session(cx, Side::A, &caller_invite, &mut out);
         self.anchor_answer(cx, Side::B, &mut out);
-        let b_cseq = resp.cseq().map_or(1, |c| c.0);
+        let b_cseq = resp.seq();
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");
     }
@@ -499,7 +499,7 @@ impl Call {
             return;
         };
         leg.learn_from_response(resp);
-        let cseq = resp.cseq().map_or(1, |c| c.0);
+        let cseq = resp.seq();
         match leg.ack(cseq, &cx.env.local) {
             Ok(ack) => cx.send(leg.target, &Message::Request(ack)),
             Err(e) => warn!(error = %e, "cannot build ACK"),

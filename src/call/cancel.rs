@@ -137,10 +137,7 @@ pub(super) fn cancel_for(inv: &Request) -> Result<Request, SipError> {
                 .ok_or(SipError::MissingHeader("INVITE header"))?,
         )?;
     }
-    c.push_header(
-        &Hdr::CSEQ,
-        format!("{} CANCEL", inv.cseq().map_or(1, |x| x.0)),
-    )?;
+    c.push_header(&Hdr::CSEQ, format!("{} CANCEL", inv.seq()))?;
     for route in inv.header_lines(&Hdr::ROUTE) {
         c.push_header(&Hdr::ROUTE, route)?;
     }

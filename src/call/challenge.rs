@@ -90,7 +90,7 @@ impl Call {
             })
             .collect();
         InviteCredentials {
-            cseq: invite.cseq().map_or(0, |c| c.0),
+            cseq: invite.seq(),
             lines,
         }
     }

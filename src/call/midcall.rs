@@ -20,7 +20,7 @@ impl Call {
     /// A request within this call's dialog on `side` (server transaction `id`).
     pub(super) fn on_in_dialog(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
         // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
-        let cseq = req.cseq().map_or(0, |c| c.0);
+        let cseq = req.seq();
         if let Some(leg) = self.dialog_mut(side) {
             if leg.remote_cseq.is_some_and(|last| cseq < last) {
                 cx.respond(id, &req, 500, "Server Internal Error", &[]);

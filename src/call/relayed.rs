@@ -99,7 +99,7 @@ impl Call {
             && rel.method == Method::Update
             && rel.sent.method() == Method::Invite
         {
-            self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
+            self.send_ack(cx, far, resp.seq(), None);
         }
         // Target refresh (RFC 3261 §12.2.1.2): a 2xx to re-INVITE/UPDATE may move the peer.
         if final_
@@ -138,8 +138,8 @@ impl Call {
                 self.anchor_answer(cx, far, &mut out);
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Invite && resp.is_success() {
-                    let cseq = rel.origin_req.cseq().map_or(0, |c| c.0);
-                    let other_cseq = resp.cseq().map_or(0, |c| c.0);
+                    let cseq = rel.origin_req.seq();
+                    let other_cseq = resp.seq();
                     self.await_ack(
                         cx,
                         rel.origin,
@@ -159,7 +159,7 @@ impl Call {
                         && rel.method == Method::Invite
                         && rel.sent.method() == Method::Invite
                     {
-                        self.send_ack(cx, far, resp.cseq().map_or(0, |c| c.0), None);
+                        self.send_ack(cx, far, resp.seq(), None);
                     }
                     cx.respond(rel.origin_txn, &rel.origin_req, 502, "Bad Gateway", &[]);
                 }

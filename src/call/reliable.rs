@@ -52,7 +52,7 @@ impl Call {
             // no choice) and let on_405 decide if it then refuses its own PRACK.
             self.events.push(CallEvent::PeerForced100rel);
         }
-        let invite_cseq = resp.cseq().map_or(1, |c| c.0);
+        let invite_cseq = resp.seq();
         let Some(leg) = self.b.as_mut() else {
             return true;
         };
@@ -194,7 +194,7 @@ impl Call {
             .split_whitespace()
             .map(String::from)
             .collect();
-        let invite_cseq = self.template().cseq().map_or(0, |c| c.0);
+        let invite_cseq = self.template().seq();
         let acked = |want: Option<u32>| match (&rack[..], want) {
             ([rseq, cseq, method], Some(want)) => {
                 rseq.parse::<u32>().ok() == Some(want)

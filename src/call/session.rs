@@ -177,7 +177,7 @@ impl Call {
             Ok(resp) => {
                 cx.send_response(id, resp.clone());
                 if req.method() == Method::Invite {
-                    let cseq = req.cseq().map_or(0, |c| c.0);
+                    let cseq = req.seq();
                     self.await_ack(cx, side, resp, (cseq, None), id);
                 }
             }
@@ -366,13 +366,13 @@ impl Call {
         let status = resp.status();
         if self.phase.is_ending() {
             if resp.is_success() && r.sent.method() == Method::Invite {
-                self.send_ack(cx, side, resp.cseq().map_or(0, |c| c.0), None);
+                self.send_ack(cx, side, resp.seq(), None);
             }
             return;
         }
         if resp.is_success() {
             if r.sent.method() == Method::Invite {
-                self.send_ack(cx, side, resp.cseq().map_or(0, |c| c.0), None);
+                self.send_ack(cx, side, resp.seq(), None);
             }
             if let Some(leg) = self.dialog_mut(side)
                 && let Some(c) = resp.contact_uri()

@@ -140,7 +140,7 @@ impl Call {
         let same =
             self.a.remote_tag.is_some() && self.a.remote_tag.as_deref() == resp.to_tag().as_deref();
         if resp.is_success() && same {
-            self.resend_ack(cx, Side::A, resp.cseq().map_or(1, |c| c.0));
+            self.resend_ack(cx, Side::A, resp.seq());
         }
         true
     }
@@ -199,7 +199,7 @@ impl Call {
         };
         tp.stage = State::Calling2;
         tp.user1_txn = Some(att.txn);
-        tp.user1_cseq = resp.cseq().map_or(1, |c| c.0);
+        tp.user1_cseq = resp.seq();
         tp.user1_offer = Some(offer.clone());
         tp.user1_counted = counted;
         let id = tp.id.clone();
@@ -260,7 +260,7 @@ impl Call {
             .min()
             .unwrap_or(own_max);
         self.timers.set(CallTimer::MaxDuration, cx.now + max);
-        let b_cseq = resp.cseq().map_or(1, |c| c.0);
+        let b_cseq = resp.seq();
         let mut answer = resp;
         self.anchor_answer(cx, Side::B, &mut answer);
         let body = (answer.body().clone(), answer.header(&Hdr::CONTENT_TYPE));

@@ -302,6 +302,13 @@ macro_rules! common_accessors {
             }
         }
 
+        /// The CSeq number. `sip::ingress` lets no message in without a valid CSeq and
+        /// every message the gateway builds has one, so the 0 for a missing one is never
+        /// read in the call layer; one accessor keeps that one fallback in one place.
+        pub fn seq(&self) -> u32 {
+            self.cseq().map_or(0, |c| c.0)
+        }
+
         /// The topmost Via, parsed.
         pub fn top_via(&self) -> Option<ViaInfo> {
             match self.0.headers.typed::<Via>() {
