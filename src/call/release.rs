@@ -8,7 +8,7 @@ use super::Side;
 use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::phase::EndInfo;
+use super::phase::{EndInfo, Phase};
 use super::state::{Call, TxnRole};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
@@ -75,6 +75,16 @@ impl Call {
 
     /// Send a BYE on `side`, carrying `reason` (a Reason header value) when its peer wants it.
     pub(super) fn send_bye(&mut self, cx: &mut Cx, side: Side, reason: Option<String>) {
+        if side == Side::A && self.uas_rel.held_2xx.is_some() {
+            // The caller never got the 2xx: it is answered, not sent a BYE.
+            let status = match &self.phase {
+                Phase::Ending { end, .. } if end.tag == CallTag::CalleeBye => 480,
+                Phase::Ending { end, .. } if end.tag == CallTag::Shutdown => 503,
+                _ => 500,
+            };
+            self.refuse_held_2xx(cx, status, reason.as_deref());
+            return;
+        }
         let reason = reason_for(self.profile(side).map(|p| &**p), reason);
         let Some(leg) = self.dialog_mut(side) else {
             return;

@@ -162,7 +162,9 @@ impl Call {
     /// caller is not going to PRACK: fail the INVITE with 5xx (RFC 3262 §3).
     pub(super) fn on_rel1xx_timer(&mut self, cx: &mut Cx) {
         let t1 = cx.env.timers.t1;
-        if !self.phase.is_routing() {
+        // Answered with the 2xx held for this PRACK, the caller still has to be asked.
+        let held = self.uas_rel.held_2xx.is_some() && self.phase.is_up();
+        if !self.phase.is_routing() && !held {
             self.uas_rel.pending = None;
             return;
         }
@@ -173,7 +175,12 @@ impl Call {
             warn!(call_id = %self.a.call_id, "caller never PRACKed our reliable provisional");
             self.uas_rel.pending = None;
             self.events.push(CallEvent::CallerPrackTimeout);
-            self.fail_call(cx, 500, CallTag::PrackRejected, Q850Cause::TIMER_EXPIRY);
+            if held {
+                // The callee answered: it gets ACK and BYE, the caller 500 (send_bye).
+                self.release_answered(cx, CallTag::PrackRejected, Q850Cause::TIMER_EXPIRY);
+            } else {
+                self.fail_call(cx, 500, CallTag::PrackRejected, Q850Cause::TIMER_EXPIRY);
+            }
             return;
         }
         p.interval *= 2;
@@ -227,6 +234,40 @@ impl Call {
         {
             self.send_reliable(cx, next);
         }
+    }
+
+    /// The call ends while the callee's 2xx waits for the caller's PRACK (RFC 3262 §3): the
+    /// caller has only an early dialog, where the callee's side may not send BYE (RFC 3261
+    /// §15), so its INVITE gets a final `status` instead, and the callee's 2xx is ACKed so
+    /// that a BYE can follow it. False when no 2xx was held.
+    pub(super) fn refuse_held_2xx(
+        &mut self,
+        cx: &mut Cx,
+        status: u16,
+        reason: Option<&str>,
+    ) -> bool {
+        let Some(held) = self.uas_rel.held_2xx.take() else {
+            return false;
+        };
+        let (_, b_cseq) = *held;
+        self.send_ack(cx, Side::B, b_cseq, None);
+        self.clear_reliable();
+        let Some(txn) = self.caller_txn() else {
+            return true;
+        };
+        let extra: Vec<(Hdr, &str)> = reason
+            .filter(|r| self.ingress.causes.send_reason && crate::interop::egress::buildable(r))
+            .map(|r| (Hdr::REASON, r))
+            .into_iter()
+            .collect();
+        let tag = self.a.local_tag.clone();
+        let phrase = crate::sip::reason_phrase(status);
+        match crate::sip::ingress::response_to(self.template(), status, phrase, Some(&tag), &extra)
+        {
+            Ok(resp) => cx.send_response(txn, resp),
+            Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
+        }
+        true
     }
 
     /// Release bookkeeping when a final response goes to the caller.

@@ -370,3 +370,93 @@ fn a_prack_that_crosses_our_2xx_is_answered_200() {
     );
     assert_eq!(h.statuses(PHONE), vec![481]);
 }
+
+/// A call whose callee answered while the caller's reliable 183 (with SDP) is not PRACKed:
+/// the 2xx is held (RFC 3262 §3). Returns the carrier's INVITE.
+fn answered_with_2xx_held(h: &mut H, call_id: &str) -> Request {
+    h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c6", &[], Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c6",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let st = h.statuses(PHONE);
+    assert!(st.contains(&183) && !st.contains(&200), "{st:?}");
+    inv
+}
+
+/// The fuzzer's core_dialog target found this: the callee hung up while its 2xx was held,
+/// and the caller, with only an early dialog, was sent a BYE (which RFC 3261 §15 forbids
+/// the callee's side) while its INVITE was never answered: the server transaction stayed
+/// for ever. Now the INVITE gets 480 and the callee's 2xx is ACKed.
+#[test]
+fn callee_bye_while_its_2xx_waits_for_the_callers_prack_answers_the_caller_480() {
+    let mut h = H::new();
+    let inv = answered_with_2xx_held(&mut h, "p6");
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        "<sip:+8610123@127.0.0.3>;tag=c6",
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        2,
+        "z9hG4bKp6bye",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(CARRIER_A, &bye);
+    let to_phone = h.take(PHONE);
+    assert!(
+        to_phone
+            .iter()
+            .all(|m| matches!(m, Message::Response(r) if r.status() == 480)),
+        "no BYE on an early dialog, the INVITE answered: {to_phone:?}"
+    );
+    assert_eq!(to_phone.len(), 1);
+    assert_eq!(
+        h.take_requests(CARRIER_A, Method::Ack).len(),
+        1,
+        "the held 2xx is ACKed"
+    );
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+    h.advance(Duration::from_secs(64));
+    h.take(PHONE);
+    assert_idle(&mut h);
+}
+
+/// The caller never PRACKs while the 2xx is held: the provisional is still retransmitted
+/// after the answer, and 64*T1 later the caller gets 500 and the callee ACK and BYE. Before,
+/// the retransmissions stopped at the answer and the call waited for ever.
+#[test]
+fn a_caller_that_never_pracks_while_the_2xx_is_held_gets_500_and_the_callee_a_bye() {
+    let mut h = H::new();
+    answered_with_2xx_held(&mut h, "p7");
+    h.advance(Duration::from_secs(2));
+    assert!(h.statuses(PHONE).contains(&183), "still retransmitted");
+    h.advance(Duration::from_secs(31));
+    assert!(h.statuses(PHONE).contains(&500));
+    let to_carrier: Vec<Request> = h
+        .take(CARRIER_A)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r),
+            Message::Response(_) => None,
+        })
+        .collect();
+    let mut methods: Vec<Method> = to_carrier.iter().map(|r| r.method()).collect();
+    methods.dedup(); // the BYE may have been retransmitted already
+    assert_eq!(methods, vec![Method::Ack, Method::Bye]);
+    let bye = &to_carrier[1];
+    h.recv_msg(CARRIER_A, reply(bye, 200, "c6", &[], None));
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PrackRejected);
+    h.advance(Duration::from_secs(64));
+    h.take(PHONE);
+    assert_idle(&mut h);
+}
