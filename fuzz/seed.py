@@ -149,6 +149,120 @@ def main():
           b'name = "peer"\nrole = "trunk"\naddress = "udp:127.0.0.3:5060"\n'
           b'match = ["127.0.0.3/32"]\ndomain = "peer.example"\n\n[sdp]\nptime = 20\n')
 
+    for name, records in dialog_scenarios().items():
+        write("core_dialog", name, b"".join(records))
+
+
+# core_dialog records (fuzz/src/lib.rs): peers, and what a record's payload is.
+PBX, CARRIER_A, CARRIER_B = 0, 1, 2
+RAW, ANSWER, IN_DIALOG, AGAIN = 0, 1, 2, 3
+
+
+def rec(peer, mode, payload=b"", wait=0):
+    """One record; `wait` is the nibble whose square is the seconds waited first."""
+    return bytes([peer | mode << 2 | wait << 4, len(payload) >> 8, len(payload) & 255]) + payload
+
+
+def answer(peer, status, extra=b"", wait=0, back=0):
+    """`back`: answer the request the gateway sent before the latest (1), …"""
+    return rec(peer, ANSWER, (status | back << 12).to_bytes(2, "big") + extra, wait)
+
+
+def request(peer, method, extra=b"", wait=0):
+    return rec(peer, IN_DIALOG, method + b"\n" + extra, wait)
+
+
+def sdp(ip, port, version=1, direction=b"sendrecv"):
+    return (b"v=0\r\no=- 1 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+            b"m=audio %d RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+            b"a=ptime:20\r\na=%s\r\n" % (version, ip, ip, port, direction))
+
+
+def with_sdp(body, headers=b""):
+    return headers + b"\r\n" + body if headers else b"\r\n\r\n" + body
+
+
+def pbx_invite(sdp_body=True, supported=b"timer", call=1):
+    body = sdp(b"127.0.0.2", 6000) if sdp_body else b""
+    ct = b"Content-Type: application/sdp\r\n" if sdp_body else b""
+    return rec(PBX, RAW, b"INVITE sip:+8610123@127.0.0.1:5060 SIP/2.0\r\n"
+               b"Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKpbx%d\r\nMax-Forwards: 70\r\n"
+               b"From: <sip:1000@127.0.0.2>;tag=pbx%d\r\nTo: <sip:+8610123@127.0.0.1>\r\n"
+               b"Call-ID: fz-call-%d@127.0.0.2\r\nCSeq: 1 INVITE\r\n"
+               b"Contact: <sip:1000@127.0.0.2:5060>\r\nSupported: %s\r\n%s"
+               b"Content-Length: %d\r\n\r\n%s"
+               % (call, call, call, supported, ct, len(body), body))
+
+
+def dialog_scenarios():
+    """Whole call flows through the shipped gateway.toml: the PBX calls out via carrier-a
+    (carrier-b on failover), a carrier calls in to the PBX."""
+    carrier_sdp = sdp(b"127.0.0.3", 7000)
+    up = [pbx_invite(), answer(CARRIER_A, 100), answer(CARRIER_A, 180),
+          answer(CARRIER_A, 200, with_sdp(carrier_sdp)), request(PBX, b"ACK")]
+    hold = sdp(b"127.0.0.2", 6000, 2, b"sendonly")
+    return {
+        "call-bye-from-pbx": up + [request(PBX, b"BYE", wait=2), answer(CARRIER_A, 200)],
+        "call-bye-from-carrier": up + [request(CARRIER_A, b"BYE"), answer(PBX, 200)],
+        "call-bye-crossing": up + [request(PBX, b"BYE"), request(CARRIER_A, b"BYE"),
+                                   answer(CARRIER_A, 200), answer(PBX, 200)],
+        "cancel-while-ringing": [pbx_invite(), answer(CARRIER_A, 180),
+                                 request(PBX, b"CANCEL"), answer(CARRIER_A, 200),
+                                 answer(CARRIER_A, 487)],
+        "cancel-unanswered": [pbx_invite(), answer(CARRIER_A, 180), request(PBX, b"CANCEL"),
+                              rec(PBX, AGAIN, wait=4)],
+        "failover-to-carrier-b": [pbx_invite(), answer(CARRIER_A, 503),
+                                  answer(CARRIER_B, 200, with_sdp(sdp(b"127.0.0.4", 7100))),
+                                  request(PBX, b"ACK"), request(CARRIER_B, b"BYE", wait=3)],
+        "ring-timeout": [pbx_invite(), answer(CARRIER_A, 180, wait=0), rec(PBX, AGAIN, wait=11)],
+        "reliable-183-prack-405": [pbx_invite(),
+                                   answer(CARRIER_A, 183, with_sdp(carrier_sdp, b"Require: 100rel\r\nRSeq: 1\r\n")),
+                                   answer(CARRIER_A, 405), answer(CARRIER_A, 200, with_sdp(carrier_sdp), back=1),
+                                   request(PBX, b"ACK")],
+        "reliable-183-prack-200": [pbx_invite(),
+                                   answer(CARRIER_A, 183, with_sdp(carrier_sdp, b"Require: 100rel\r\nRSeq: 7\r\n")),
+                                   answer(CARRIER_A, 200), answer(CARRIER_A, 200, with_sdp(carrier_sdp), back=1),
+                                   request(PBX, b"ACK"), request(PBX, b"BYE")],
+        "reliable-both-legs": [pbx_invite(supported=b"100rel, timer"),
+                               answer(CARRIER_A, 183, with_sdp(carrier_sdp, b"Require: 100rel\r\nRSeq: 1\r\n")),
+                               answer(CARRIER_A, 200), request(PBX, b"PRACK"), answer(CARRIER_A, 180),
+                               answer(CARRIER_A, 200, back=1), request(PBX, b"ACK"),
+                               request(CARRIER_A, b"BYE"), answer(PBX, 200)],
+        "reinvite-hold-from-pbx": up + [request(PBX, b"INVITE", with_sdp(hold)),
+                                        answer(CARRIER_A, 200, with_sdp(sdp(b"127.0.0.3", 7000, 2, b"recvonly"))),
+                                        request(PBX, b"ACK")],
+        "reinvite-ringing-then-timer-c": up + [request(PBX, b"INVITE", with_sdp(hold)),
+                                               answer(CARRIER_A, 180),
+                                               answer(CARRIER_A, 487, wait=14),
+                                               request(PBX, b"ACK")],
+        "reinvite-cancelled": up + [request(PBX, b"INVITE", with_sdp(hold)), answer(CARRIER_A, 180),
+                                    request(PBX, b"CANCEL"), answer(CARRIER_A, 200),
+                                    answer(CARRIER_A, 487)],
+        "reinvite-late-offer-from-carrier": up + [request(CARRIER_A, b"INVITE"),
+                                                  answer(PBX, 200, with_sdp(hold)),
+                                                  request(CARRIER_A, b"ACK", with_sdp(carrier_sdp))],
+        "reinvite-glare": up + [request(PBX, b"INVITE", with_sdp(hold)),
+                                request(CARRIER_A, b"INVITE", with_sdp(carrier_sdp)),
+                                answer(CARRIER_A, 491), answer(PBX, 491)],
+        "update-and-info": up + [request(CARRIER_A, b"UPDATE", with_sdp(carrier_sdp)),
+                                 answer(PBX, 200, with_sdp(hold)),
+                                 request(PBX, b"INFO", b"Content-Type: application/dtmf-relay\r\n\r\nSignal=5\r\n"),
+                                 answer(CARRIER_A, 200)],
+        "session-refresh-wait": up + [rec(PBX, AGAIN, wait=15), answer(CARRIER_A, 200),
+                                      answer(PBX, 200)],
+        "call-from-carrier": [rec(CARRIER_A, RAW,
+                                  b"INVITE sip:1000@127.0.0.1:5060;user=phone SIP/2.0\r\n"
+                                  b"Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKca1\r\n"
+                                  b"Max-Forwards: 70\r\nFrom: <sip:+8610123@127.0.0.3>;tag=ca1\r\n"
+                                  b"To: <sip:1000@127.0.0.1>\r\nCall-ID: fz-in-1@127.0.0.3\r\n"
+                                  b"CSeq: 1 INVITE\r\nContact: <sip:+8610123@127.0.0.3:5060>\r\n"
+                                  b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+                                  % (len(carrier_sdp), carrier_sdp)),
+                              answer(PBX, 180), answer(PBX, 200, with_sdp(sdp(b"127.0.0.2", 6000))),
+                              request(CARRIER_A, b"ACK"), request(PBX, b"BYE"), answer(CARRIER_A, 200)],
+        "two-calls": up + [pbx_invite(call=2), answer(CARRIER_A, 486), request(PBX, b"BYE")],
+    }
+
 
 if __name__ == "__main__":
     main()

@@ -63,6 +63,7 @@ fn target_fn(target: &str) -> fn(&[u8]) {
         "config_toml" => harness::config_toml,
         "callback" => harness::callback,
         "core_message" => harness::core_message,
+        "core_dialog" => harness::core_dialog,
         "rtp" => harness::rtp,
         other => panic!("unknown fuzz target {other:?} in KNOWN.tsv"),
     }
@@ -101,6 +102,7 @@ fn known_findings_still_fail_as_recorded() {
         "config_toml",
         "callback",
         "core_message",
+        "core_dialog",
         "rtp",
     ] {
         for entry in std::fs::read_dir(dir.join(target)).into_iter().flatten() {
@@ -126,6 +128,11 @@ fn sip_stream_corpus() {
 #[test]
 fn core_message_corpus() {
     replay("core_message", 50, harness::core_message);
+}
+
+#[test]
+fn core_dialog_corpus() {
+    replay("core_dialog", 18, harness::core_dialog);
 }
 
 #[test]

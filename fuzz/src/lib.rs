@@ -496,3 +496,368 @@ pub fn rtp(data: &[u8]) {
     }
     let _ = recorder.finish();
 }
+
+/// The four peers a `core_dialog` record can come from: the PBX, carrier-a and carrier-b of
+/// the shipped profiles, and a stranger.
+const DIALOG_PEERS: [Ipv4Addr; 4] = [
+    Ipv4Addr::new(127, 0, 0, 2),
+    Ipv4Addr::new(127, 0, 0, 3),
+    Ipv4Addr::new(127, 0, 0, 4),
+    Ipv4Addr::new(192, 0, 2, 66),
+];
+
+/// What one peer of `core_dialog` has seen and sent, so that a record can ask for "an
+/// answer to what the gateway sent me" or "a request in my dialog" without the fuzzer
+/// having to guess the gateway's tags and branches.
+#[derive(Default)]
+struct PeerView {
+    /// The latest requests the gateway sent this peer (not ACKs), newest last, at most 4.
+    got_requests: Vec<Request>,
+    /// The latest reliable provisional response (with RSeq) the gateway sent this peer.
+    got_reliable: Option<Response>,
+    /// The latest 2xx to an INVITE the gateway sent this peer.
+    got_2xx: Option<Response>,
+    /// The peer's dialog with the gateway: (Call-ID, the peer's From, the peer's To, the
+    /// Request-URI to use). Learnt from the gateway's 2xx to the peer's INVITE, or from
+    /// the gateway's INVITE the peer answered.
+    dialog: Option<(String, String, String, String)>,
+    /// The latest INVITE the peer sent (for a CANCEL) and the latest message it sent.
+    sent_invite: Option<Request>,
+    sent_last: Option<Bytes>,
+    cseq: u32,
+    branches: u32,
+}
+
+impl PeerView {
+    fn branch(&mut self, peer: usize) -> String {
+        self.branches += 1;
+        format!("z9hG4bKfz{peer}x{}", self.branches)
+    }
+}
+
+/// A record's extra header lines and body: `Name: value` lines, a blank line, the body;
+/// without a blank line it is all body.
+fn lines_and_body(payload: &[u8]) -> (Vec<(String, String)>, &[u8]) {
+    let Some(i) = payload.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (Vec::new(), payload);
+    };
+    let lines = String::from_utf8_lossy(&payload[..i])
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    (lines, &payload[i + 4..])
+}
+
+/// The dialog a peer that sent an INVITE has with the gateway, from the gateway's 1xx/2xx:
+/// (Call-ID, the peer's From, the peer's To, the Request-URI to use).
+fn callers_dialog(r: &Response) -> Option<(String, String, String, String)> {
+    Some((
+        r.call_id()?,
+        r.header(&Hdr::FROM)?,
+        r.header(&Hdr::TO)?,
+        r.contact_uri()?,
+    ))
+}
+
+/// A response from the peer to `req`: its To tag is `fz<peer>`; a 1xx/2xx carries a
+/// Contact; `payload` adds header lines and an SDP body ([`lines_and_body`]).
+fn peer_answer(req: &Request, status: u16, peer: usize, payload: &[u8]) -> Option<Response> {
+    let mut resp = Response::to_request(req, status, "Fuzz", Some(&format!("fz{peer}"))).ok()?;
+    let ip = DIALOG_PEERS[peer];
+    if status < 300 {
+        let _ = resp.insert_header_before_length(&Hdr::CONTACT, format!("<sip:fz@{ip}:5060>"));
+    }
+    let (lines, body) = lines_and_body(payload);
+    let mut ct = "application/sdp".to_string();
+    for (n, v) in lines {
+        if n.eq_ignore_ascii_case("Content-Type") {
+            ct = v;
+        } else {
+            resp.insert_header_before_length(&Hdr::from_config(&n)?, v)
+                .ok()?;
+        }
+    }
+    if !body.is_empty() {
+        resp.set_body(Bytes::copy_from_slice(body), Some(&ct))
+            .ok()?;
+    }
+    Some(resp)
+}
+
+/// A request from the peer within its dialog (`method` as given; CANCEL cancels the peer's
+/// latest INVITE, ACK acknowledges the gateway's latest 2xx to it).
+fn peer_request(view: &mut PeerView, peer: usize, method: &str, body: &[u8]) -> Option<Bytes> {
+    let ip = DIALOG_PEERS[peer];
+    if method == "CANCEL" {
+        let inv = view.sent_invite.as_ref()?;
+        let via = inv.header(&Hdr::VIA)?;
+        let text = format!(
+            "CANCEL {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
+             Call-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+            inv.uri(),
+            inv.header(&Hdr::FROM)?,
+            inv.header(&Hdr::TO)?,
+            inv.call_id()?,
+            inv.seq(),
+        );
+        return Some(Bytes::from(text));
+    }
+    let (call_id, from, to, uri) = view.dialog.clone()?;
+    let cseq = if method == "ACK" {
+        view.got_2xx.as_ref()?.seq()
+    } else {
+        view.cseq += 1;
+        view.cseq
+    };
+    let branch = view.branch(peer);
+    let (lines, body) = lines_and_body(body);
+    let mut extra: String = lines.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+    if method == "PRACK" && !lines.iter().any(|(n, _)| n.eq_ignore_ascii_case("RAck")) {
+        // Acknowledge the gateway's latest reliable provisional response.
+        let rel = view.got_reliable.as_ref()?;
+        let rseq = rel.header(&Hdr::RSEQ)?;
+        extra.push_str(&format!("RAck: {} {} INVITE\r\n", rseq.trim(), rel.seq()));
+    }
+    if !body.is_empty()
+        && !lines
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("Content-Type"))
+    {
+        extra.push_str("Content-Type: application/sdp\r\n");
+    }
+    let mut text = format!(
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch={branch}\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\nContact: <sip:fz@{ip}:5060>\r\n{extra}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    text.extend_from_slice(body);
+    Some(Bytes::from(text))
+}
+
+/// A whole call, or several, driven by the fuzzer through one core: a stream of records
+/// `[op, len_hi, len_lo, payload…]` (at most 48). `op` bits 0–1 pick the peer (the PBX,
+/// carrier-a, carrier-b, a stranger); bits 4–7 wait that number squared in seconds first
+/// (timers run: retransmissions, Timer C, session timers, ring timeouts); bits 2–3 say what
+/// the payload is:
+/// - 0: a datagram, as is;
+/// - 1: the peer answers the gateway's latest request to it: status (two bytes), then
+///   header lines and an SDP body ([`lines_and_body`]);
+/// - 2: a request in the peer's dialog: the method, a newline, then header lines and an SDP
+///   body (`ACK` acknowledges the gateway's latest 2xx, `CANCEL` cancels the peer's latest
+///   INVITE);
+/// - 3: the peer's last message again (a retransmission).
+///
+/// So the mid-call paths (re-INVITE and UPDATE relaying, their CANCEL and Timer C, PRACK,
+/// session refreshes, glare, BYE crossing BYE) run with identifiers that match.
+/// Checks: every SIP message the core sends parses again; a stranger gets nothing; one
+/// record makes the core send a bounded number of messages; and after the records the
+/// gateway's own hang-up of every call leaves no call, dialog, setup or transaction owner
+/// behind once the timers have run.
+pub fn core_dialog(data: &[u8]) {
+    use std::time::{Duration, Instant, SystemTime};
+    use trunkgate::call::{B2bua, Input, Output as CoreOutput};
+    use trunkgate::sip::Target;
+
+    let start = Instant::now();
+    let mut now = start;
+    let mut core = B2bua::new(
+        shipped_config(),
+        trunkgate::txn::TimerConfig::default(),
+        trunkgate::sip::IdGen::new(1),
+        now,
+        SystemTime::UNIX_EPOCH,
+    );
+    let mut views: [PeerView; 4] = Default::default();
+    // FZ_TRACE=1 prints the flow (what each peer sent, what the gateway sent whom): for
+    // reading a crash input or checking that a seed reaches the state it is named for.
+    let trace = std::env::var_os("FZ_TRACE").is_some();
+    let first_line = |b: &[u8]| {
+        let end = b
+            .iter()
+            .position(|c| *c == b'\r')
+            .unwrap_or(b.len().min(80));
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    let peer_of = |t: &Target| {
+        DIALOG_PEERS
+            .iter()
+            .position(|ip| t.addr.ip() == IpAddr::V4(*ip))
+    };
+    // Take what the core sent: learn the peers' dialogs; return how many messages.
+    let drain = |core: &mut B2bua, views: &mut [PeerView; 4]| -> usize {
+        let mut sent = 0;
+        while let Some(o) = core.poll_output() {
+            let CoreOutput::Transmit { wire, target, .. } = o else {
+                continue;
+            };
+            sent += 1;
+            if trace {
+                eprintln!("  -> {}: {}", target.addr.ip(), first_line(&wire));
+            }
+            let msg = match parse_datagram(wire.clone(), MAX_MESSAGE) {
+                Ok(m) => m,
+                Err(e) => {
+                    panic!("the core sent what it cannot parse ({e}) to {target:?}: {wire:?}")
+                }
+            };
+            let Some(p) = peer_of(&target) else {
+                continue;
+            };
+            assert!(p != 3, "a stranger was sent {wire:?}");
+            let v = &mut views[p];
+            match msg {
+                Message::Request(r) if r.method() != trunkgate::sip::Method::Ack => {
+                    if v.got_requests.len() == 4 {
+                        v.got_requests.remove(0);
+                    }
+                    v.got_requests.push(r);
+                }
+                Message::Request(_) => {}
+                Message::Response(r) => {
+                    let to_invite = r
+                        .cseq()
+                        .is_some_and(|(_, m)| m == trunkgate::sip::Method::Invite);
+                    if r.is_provisional() && to_invite && r.header(&Hdr::RSEQ).is_some() {
+                        v.got_reliable = Some(r.clone());
+                    }
+                    let early = r.is_provisional() && r.status() > 100 && r.to_tag().is_some();
+                    if to_invite && early && v.dialog.is_none() {
+                        v.dialog = callers_dialog(&r);
+                    }
+                    if r.is_success() && to_invite {
+                        if let Some(d) = callers_dialog(&r) {
+                            v.dialog = Some(d);
+                        }
+                        v.cseq = v.cseq.max(r.seq());
+                        v.got_2xx = Some(r);
+                    }
+                }
+            }
+        }
+        sent
+    };
+    let deliver = |core: &mut B2bua, now: Instant, raw: Bytes, source: Target| {
+        let input = match parse_datagram(raw.clone(), MAX_MESSAGE) {
+            Ok(msg) => Input::Message { msg, source },
+            Err(e) => Input::Unparseable {
+                raw,
+                why: e.to_string(),
+                source,
+            },
+        };
+        core.handle_input(now, input);
+    };
+    let run_timers = |core: &mut B2bua, views: &mut [PeerView; 4], until: Instant, steps: usize| {
+        for _ in 0..steps {
+            let Some(at) = core.poll_timeout().filter(|t| *t <= until) else {
+                break;
+            };
+            core.handle_timeout(at);
+            drain(core, views);
+        }
+    };
+
+    let mut rest = data;
+    for _ in 0..48 {
+        let [op, hi, lo, tail @ ..] = rest else {
+            break;
+        };
+        let len = (usize::from(*hi) << 8 | usize::from(*lo)).min(tail.len());
+        let (payload, next) = tail.split_at(len);
+        rest = next;
+        let peer = usize::from(op & 3);
+        let wait = u64::from(op >> 4).pow(2);
+        if wait > 0 {
+            let until = now + Duration::from_secs(wait);
+            run_timers(&mut core, &mut views, until, 400);
+            now = until;
+        }
+        let source = Target::udp(SocketAddr::new(IpAddr::V4(DIALOG_PEERS[peer]), 5060));
+        let v = &mut views[peer];
+        let raw = match (op >> 2) & 3 {
+            0 => Some(Bytes::copy_from_slice(payload)),
+            1 => match payload {
+                // Bits 12-13 of the two status bytes pick an older request (1: the one
+                // before the latest, …), the rest is the status.
+                [a, b, body @ ..] => {
+                    let n = u16::from_be_bytes([*a, *b]);
+                    let back = usize::from(n >> 12 & 3);
+                    let req = v.got_requests.iter().rev().nth(back);
+                    req.cloned().and_then(|req| {
+                        let req = &req;
+                        let status = n & 0x0fff;
+                        let status = if (100..700).contains(&status) {
+                            status
+                        } else {
+                            100 + status % 600
+                        };
+                        let resp = peer_answer(req, status, peer, body)?;
+                        if (200..300).contains(&status)
+                            && req.method() == trunkgate::sip::Method::Invite
+                            && let (Some(c), Some(f), Some(t), Some(u)) = (
+                                resp.call_id(),
+                                resp.header(&Hdr::TO),
+                                resp.header(&Hdr::FROM),
+                                req.contact_uri(),
+                            )
+                        {
+                            // The peer is the callee: its From is the gateway's To, tagged.
+                            v.dialog = Some((c, f, t, u));
+                            v.cseq = v.cseq.max(1000);
+                        }
+                        Some(Message::Response(resp).to_bytes())
+                    })
+                }
+                _ => None,
+            },
+            2 => {
+                let (method, body) = match payload.iter().position(|b| *b == b'\n') {
+                    Some(i) => (&payload[..i], &payload[i + 1..]),
+                    None => (payload, &[][..]),
+                };
+                std::str::from_utf8(method)
+                    .ok()
+                    .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()))
+                    .and_then(|m| peer_request(v, peer, m, body))
+            }
+            _ => v.sent_last.clone(),
+        };
+        let Some(raw) = raw else {
+            continue;
+        };
+        if let Ok(Message::Request(r)) = parse_datagram(raw.clone(), MAX_MESSAGE)
+            && r.method() == trunkgate::sip::Method::Invite
+        {
+            v.sent_invite = Some(r);
+        }
+        v.sent_last = Some(raw.clone());
+        if trace {
+            eprintln!(
+                "{} <- {}: {}",
+                now.duration_since(start).as_secs(),
+                source.addr.ip(),
+                first_line(&raw)
+            );
+        }
+        deliver(&mut core, now, raw, source);
+        let sent = drain(&mut core, &mut views);
+        assert!(sent <= 8, "one message made the core send {sent} messages");
+    }
+    // The gateway hangs up whatever is left; an hour of timers later nothing may remain.
+    core.handle_input(now, Input::HangUpAll);
+    drain(&mut core, &mut views);
+    run_timers(
+        &mut core,
+        &mut views,
+        now + Duration::from_secs(3600),
+        20_000,
+    );
+    let s = core.stats();
+    assert!(
+        s.calls == 0 && s.dialogs == 0 && s.setups == 0 && s.txn_owners == 0,
+        "state left after hanging up every call: {s:?}"
+    );
+}
