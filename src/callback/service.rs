@@ -349,7 +349,7 @@ impl Service {
         // own resend of a refused one (our answer was lost), or a capture sent again
         // while its `ts` is still good, from anywhere the allow-list lets in.
         if let Some((m, _)) = &signed {
-            match self.replays.seen(self.wall_s(), m) {
+            match self.replays.seen(now, self.wall_s(), m) {
                 Some(Seen::Refused(reason)) => return refuse(self, reason),
                 Some(Seen::Placed) if !self.entries.contains_key(&r.id) => {
                     return self.drop_datagram("replayed");
@@ -371,13 +371,13 @@ impl Service {
             ),
             Ok(Admitted::New) => {
                 if let Some((m, ts)) = signed {
-                    self.replays.remember(ts, m, Seen::Placed);
+                    self.replays.remember(now, ts, m, Seen::Placed);
                 }
                 self.place(now, src, r);
             }
             Err(reason) => {
                 if let Some((m, ts)) = signed {
-                    self.replays.remember(ts, m, Seen::Refused(reason));
+                    self.replays.remember(now, ts, m, Seen::Refused(reason));
                 }
                 refuse(self, reason);
             }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -198,33 +199,47 @@ pub enum Seen {
 /// again inside its window gets the same answer and changes nothing (whoever sends it, and
 /// whether its id is remembered or not). Kept by their `ts` on the wall clock, the clock
 /// `verify` judges them by: an entry goes once no clock reading could take its `ts` any
-/// more, and a clock set back keeps it longer, never shorter. Holds at most
-/// [`Replays::MAX`]; only datagrams signed with our key get in.
+/// more, and a clock set back keeps it longer, never shorter. Every entry is also kept for
+/// the width of the window on the monotonic clock, so a wall clock that jumps forward and
+/// is set back within that time (a bad NTP step, corrected) does not forget what it saw.
+/// Holds at most [`Replays::MAX`]; only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
     by_ts: BTreeSet<(u64, [u8; 32])>,
-    seen: HashMap<[u8; 32], Seen>,
+    /// What became of each, and when it was first seen (monotonic).
+    seen: HashMap<[u8; 32], (Seen, Instant)>,
 }
 
 impl Replays {
     /// A minute of the highest `rate` (1,000 a second) and then some.
     pub const MAX: usize = 65_536;
 
-    /// What became of `mac` (forgetting what no clock reading near `now_s` could take).
-    pub fn seen(&mut self, now_s: u64, mac: &[u8; 32]) -> Option<Seen> {
+    /// How long an entry stays whatever the wall clock says: the window's width.
+    const HOLD: Duration = Duration::from_secs(2 * MAX_SKEW_S);
+
+    /// What became of `mac` (forgetting what no clock reading near `now_s` could take, once
+    /// held for [`Replays::HOLD`]).
+    pub fn seen(&mut self, now: Instant, now_s: u64, mac: &[u8; 32]) -> Option<Seen> {
         while let Some(&(ts, old)) = self.by_ts.first()
             && ts.saturating_add(MAX_SKEW_S) < now_s
+            && self
+                .seen
+                .get(&old)
+                .is_none_or(|(_, at)| now.saturating_duration_since(*at) >= Self::HOLD)
         {
             self.by_ts.pop_first();
             self.seen.remove(&old);
         }
         crate::maps::shrink_if_sparse(&mut self.seen);
-        self.seen.get(mac).copied()
+        self.seen.get(mac).map(|(what, _)| *what)
     }
 
-    /// Remember what became of the REQUEST signed at `ts` with `mac`.
-    pub fn remember(&mut self, ts: u64, mac: [u8; 32], what: Seen) {
-        if self.seen.len() < Self::MAX && self.seen.insert(mac, what).is_none() {
+    /// Remember what became of the REQUEST signed at `ts` with `mac`, seen at `now`.
+    pub fn remember(&mut self, now: Instant, ts: u64, mac: [u8; 32], what: Seen) {
+        if let Some((was, _)) = self.seen.get_mut(&mac) {
+            *was = what;
+        } else if self.seen.len() < Self::MAX {
+            self.seen.insert(mac, (what, now));
             self.by_ts.insert((ts, mac));
         }
     }
@@ -358,22 +373,51 @@ mod tests {
     #[test]
     fn what_became_of_a_request_is_kept_while_its_ts_is_good_and_bounded() {
         let mut r = Replays::default();
-        assert_eq!(r.seen(1_000, &[1; 32]), None);
-        r.remember(1_000, [1; 32], Seen::Refused("over_rate"));
-        r.remember(1_000, [1; 32], Seen::Placed);
+        let t0 = Instant::now();
+        let later = t0 + Replays::HOLD;
+        assert_eq!(r.seen(t0, 1_000, &[1; 32]), None);
+        r.remember(t0, 1_000, [1; 32], Seen::Refused("over_rate"));
+        r.remember(t0, 1_000, [1; 32], Seen::Placed);
         assert_eq!(r.len(), 1);
-        assert_eq!(r.seen(1_000 + MAX_SKEW_S, &[1; 32]), Some(Seen::Placed));
+        assert_eq!(
+            r.seen(later, 1_000 + MAX_SKEW_S, &[1; 32]),
+            Some(Seen::Placed)
+        );
         // A wall clock set back keeps it (its ts would be good again).
-        assert_eq!(r.seen(900, &[1; 32]), Some(Seen::Placed));
+        assert_eq!(r.seen(later, 900, &[1; 32]), Some(Seen::Placed));
         // Once no reading could take its ts, it goes.
-        assert_eq!(r.seen(1_001 + MAX_SKEW_S, &[1; 32]), None);
+        assert_eq!(r.seen(later, 1_001 + MAX_SKEW_S, &[1; 32]), None);
         assert!(r.is_empty());
         for i in 0..Replays::MAX + 10 {
             let mut mac = [0; 32];
             mac[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            r.remember(5_000, mac, Seen::Placed);
+            r.remember(t0, 5_000, mac, Seen::Placed);
         }
         assert_eq!(r.len(), Replays::MAX);
         assert!(r.is_full());
+    }
+
+    /// A wall clock stepped an hour forward and set back 10 s later: what was seen before
+    /// the step is still known after it, so a capture cannot be sent again.
+    #[test]
+    fn a_wall_clock_jump_forward_and_back_forgets_nothing_within_the_window() {
+        let mut r = Replays::default();
+        let t0 = Instant::now();
+        r.remember(t0, 1_000, [2; 32], Seen::Placed);
+        // Stepped forward: by the wall clock it could go, but it has not been held long.
+        assert_eq!(
+            r.seen(t0 + Duration::from_secs(5), 4_600, &[2; 32]),
+            Some(Seen::Placed)
+        );
+        // Set back: the capture's ts is good again, and it is still known.
+        assert_eq!(
+            r.seen(t0 + Duration::from_secs(10), 1_010, &[2; 32]),
+            Some(Seen::Placed)
+        );
+        // Held for the window and out of it by the wall clock: gone.
+        assert_eq!(
+            r.seen(t0 + Replays::HOLD, 1_000 + 2 * MAX_SKEW_S, &[2; 32]),
+            None
+        );
     }
 }
