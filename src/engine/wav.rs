@@ -10,7 +10,7 @@
 //! recorder's fixed ring, so a disk slower than the calls costs audio (counted as overflow
 //! in the recorder's stats), never memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -39,6 +39,11 @@ const WAV_LIMIT: u64 = u32::MAX as u64 - 4096;
 /// Silence is written this many frames at a time: hound keeps a buffer as large as the
 /// largest batch it was given.
 const SILENCE_CHUNK: usize = 4000;
+/// Silence one pass writes for one recording at most (frames): a minute. A pause of hours
+/// is caught up at 600 times real time (a recording is drained every 100 ms), a few MB a
+/// pass, instead of in one pass that holds the writer, and every other recording, for
+/// seconds; the sound drained meanwhile waits in the recording's backlog.
+const SILENCE_PER_PASS: u64 = 60 * 8000;
 static ZEROS: [[i16; 2]; SILENCE_CHUNK] = [[0; 2]; SILENCE_CHUNK];
 /// Recordings of one name (same call, same millisecond) side by side at most.
 const MAX_SAME_NAME: u32 = 16;
@@ -121,6 +126,10 @@ struct Open {
     path: PathBuf,
     /// Audio bytes in the file so far.
     bytes: u64,
+    /// What was drained but not written yet, in order: a pause longer than one pass's share
+    /// of silence ([`SILENCE_PER_PASS`]) and the sound after it. Empty but for the passes
+    /// after a long pause.
+    backlog: VecDeque<Drained>,
 }
 
 /// Frames into the file: both channels (stereo) or their sum (mono), through hound's 16-bit
@@ -224,6 +233,7 @@ impl Files<'_> {
                         last_header: Instant::now(),
                         path,
                         bytes: 0,
+                        backlog: VecDeque::new(),
                     },
                 );
             }
@@ -234,33 +244,54 @@ impl Files<'_> {
         }
     }
 
-    /// Append what was drained to call `id`'s file. A full or failing disk stops that
-    /// recording here, once and for all (no retry every 100 ms, no log flood); the call goes
-    /// on, and the file keeps what reached the disk. So does a file at the WAV size limit.
-    fn write(&mut self, id: u64, d: &Drained) {
+    /// Append what was drained to call `id`'s file, after its backlog, writing at most
+    /// [`SILENCE_PER_PASS`] of silence (all of it when `last`). A full or failing disk stops
+    /// that recording here, once and for all (no retry every 100 ms, no log flood); the call
+    /// goes on, and the file keeps what reached the disk. So does a file at the WAV size
+    /// limit.
+    fn write(&mut self, id: u64, d: Drained, last: bool) {
         let Some(f) = self.open.get_mut(&id) else {
             return;
         };
-        if d.is_empty() {
+        if !d.is_empty() {
+            f.backlog.push_back(d);
+        }
+        if f.backlog.is_empty() {
             return;
         }
         let per_frame = if f.stereo { 4 } else { 2 };
-        let fits = d.len().min(self.limit.saturating_sub(f.bytes) / per_frame);
-        let mut silence = d.silence.min(fits);
-        let sound = usize::try_from(fits - silence).unwrap_or(usize::MAX);
+        let mut room = self.limit.saturating_sub(f.bytes) / per_frame;
+        let mut budget = if last { u64::MAX } else { SILENCE_PER_PASS };
+        let mut wrote = 0u64;
         let mut r = Ok(());
-        while silence > 0 && r.is_ok() {
-            let n = silence.min(SILENCE_CHUNK as u64);
-            r = write_frames(&mut f.writer, f.stereo, &ZEROS[..n as usize]);
-            silence -= n;
+        while r.is_ok()
+            && let Some(piece) = f.backlog.front_mut()
+        {
+            let mut silence = piece.silence.min(budget).min(room);
+            piece.silence -= silence;
+            (budget, room, wrote) = (budget - silence, room - silence, wrote + silence);
+            while silence > 0 && r.is_ok() {
+                let n = silence.min(SILENCE_CHUNK as u64);
+                r = write_frames(&mut f.writer, f.stereo, &ZEROS[..n as usize]);
+                silence -= n;
+            }
+            if piece.silence > 0 {
+                break; // this pass's share of silence is spent, or the file is full
+            }
+            let sound = piece
+                .frames
+                .len()
+                .min(usize::try_from(room).unwrap_or(usize::MAX));
+            if r.is_ok() && sound > 0 {
+                r = write_frames(&mut f.writer, f.stereo, &piece.frames[..sound]);
+            }
+            (room, wrote) = (room - sound as u64, wrote + sound as u64);
+            if sound < piece.frames.len() {
+                break; // the file is full
+            }
+            f.backlog.pop_front();
         }
-        if r.is_ok() && sound > 0 {
-            r = write_frames(
-                &mut f.writer,
-                f.stereo,
-                &d.frames[..sound.min(d.frames.len())],
-            );
-        }
+        let full = room == 0 && f.backlog.iter().any(|p| !p.is_empty());
         let r = r.and_then(|()| {
             if f.last_header.elapsed() >= HEADER_EVERY {
                 f.last_header = Instant::now();
@@ -271,9 +302,9 @@ impl Files<'_> {
         });
         match r {
             Ok(()) => {
-                f.bytes += fits * per_frame;
-                self.written.increment(fits * per_frame);
-                if fits < d.len() {
+                f.bytes += wrote * per_frame;
+                self.written.increment(wrote * per_frame);
+                if full {
                     tracing::error!(path = %f.path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
                     self.refused("size_limit");
                     self.finalize(id);
@@ -303,7 +334,7 @@ impl Files<'_> {
                 Some(Ok(mut r)) => r.drain(now),
                 _ => continue,
             };
-            self.write(id, &frames);
+            self.write(id, frames, false);
         }
     }
 
@@ -330,7 +361,7 @@ impl Files<'_> {
                 debug!(call = id, stats = ?r.stats, "recording finished");
             }
             drop(r);
-            self.write(id, &rest);
+            self.write(id, rest, true);
         }
         self.finalize(id);
     }
@@ -592,6 +623,50 @@ mod tests {
         let r = hound::WavReader::open(&path).unwrap();
         assert_eq!(u64::from(r.duration()), 600 * 8000 + 160);
         assert!(files.failed.is_empty() && files.open.is_empty());
+    }
+
+    /// A pause of ten minutes ends while the call goes on: each pass writes a minute of its
+    /// silence, the sound drained meanwhile waits behind it, and the file ends up exactly
+    /// as if it had been written at once.
+    #[test]
+    fn a_long_pause_is_caught_up_a_minute_a_pass_and_keeps_the_sound_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = std::sync::atomic::AtomicU64::new(0);
+        let mut files = files(&stopped, WAV_LIMIT);
+        let t0 = Instant::now();
+        let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(Duration::from_millis(60))));
+        let path = dir.path().join("catch-up.wav");
+        files.open(1, path.clone(), false, rec.clone());
+        rec.lock().unwrap().push(t0, 0, &packet(0));
+        let slice = files.open[&1].slice;
+        files.drain(t0 + Duration::from_secs(1), slice);
+        let back = t0 + Duration::from_secs(600);
+        rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+        let written = |files: &Files<'_>| files.open[&1].bytes / 2;
+        files.drain(back + Duration::from_secs(1), slice);
+        assert_eq!(
+            written(&files),
+            160 + SILENCE_PER_PASS,
+            "one minute of the pause"
+        );
+        // Media flows on while the pause is caught up.
+        for i in 1..=9u64 {
+            let at = back + Duration::from_millis(20 * i);
+            rec.lock()
+                .unwrap()
+                .push(at, 0, &packet(600 * 50 + i as u32));
+            files.drain(back + Duration::from_secs(1 + i), slice);
+        }
+        // Packet k holds frames 160k to 160k + 159: up to the end of packet 30,009.
+        assert_eq!(
+            written(&files),
+            160 * (600 * 50 + 10),
+            "caught up, in order"
+        );
+        assert!(files.open[&1].backlog.is_empty());
+        files.close(1);
+        let r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(u64::from(r.duration()), 160 * (600 * 50 + 10));
     }
 
     /// The final write at a call's end is the one the disk refuses: nothing of the call is
