@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 
 use super::credentials::{AuthFailure, AuthSession, Credentials, Retry};
 use crate::config::{PeerName, Profile};
-use crate::sip::{BRANCH_COOKIE, Hdr, Method, Request, Response, Target, Transport};
+use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request, Response, Target, Transport};
 
 /// Refresh when this share (in percent) of the granted expiry has passed.
 pub const REFRESH_PERCENT: u32 = 85;
@@ -419,13 +419,18 @@ impl Registration {
         self.cseq = self.cseq.wrapping_add(1);
         let via = self.via();
         let p = &self.params;
-        let mut r = Request::new(Method::Register, &p.registrar)?;
-        r.push_header(&Hdr::VIA, via)?;
-        r.push_header(&Hdr::MAX_FORWARDS, "70")?;
-        r.push_header(&Hdr::FROM, format!("<{}>;tag={}", p.aor, self.from_tag))?;
-        r.push_header(&Hdr::TO, format!("<{}>", p.aor))?;
-        r.push_header(&Hdr::CALL_ID, self.call_id.clone())?;
-        r.push_header(&Hdr::CSEQ, format!("{} REGISTER", self.cseq))?;
+        let mut r = NewRequest {
+            method: Method::Register,
+            uri: &p.registrar,
+            via: &via,
+            max_forwards: 70,
+            routes: &[],
+            from: &format!("<{}>;tag={}", p.aor, self.from_tag),
+            to: &format!("<{}>", p.aor),
+            call_id: &self.call_id,
+            cseq: self.cseq,
+        }
+        .build()?;
         r.push_header(&Hdr::CONTACT, format!("<{}>", p.contact))?;
         let secs = match op {
             Op::Register => self.expires.as_secs(),

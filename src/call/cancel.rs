@@ -8,7 +8,7 @@ use super::phase::{EndInfo, Then};
 use super::state::Call;
 use crate::cdr::CallTag;
 use crate::interop::causes::{CauseSource, Q850Cause, ReasonInfo, parse_reason, reason_header};
-use crate::sip::{Hdr, Method, Request, SipError};
+use crate::sip::{Hdr, Method, NewRequest, Request, SipError};
 use crate::txn::TxnId;
 
 impl Call {
@@ -129,19 +129,24 @@ impl Call {
 
 /// RFC 3261 §9.1: the CANCEL of `inv` (its Route too, for an INVITE within a dialog).
 pub(super) fn cancel_for(inv: &Request) -> Result<Request, SipError> {
-    let mut c = Request::new(Method::Cancel, &inv.uri())?;
-    for h in [Hdr::VIA, Hdr::FROM, Hdr::TO, Hdr::CALL_ID] {
-        c.push_header(
-            &h,
-            inv.header(&h)
-                .ok_or(SipError::MissingHeader("INVITE header"))?,
-        )?;
+    let copied = |h: &Hdr| {
+        inv.header(h)
+            .ok_or(SipError::MissingHeader("INVITE header"))
+    };
+    let routes = inv.header_lines(&Hdr::ROUTE);
+    let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
+    let mut c = NewRequest {
+        method: Method::Cancel,
+        uri: &inv.uri(),
+        via: &copied(&Hdr::VIA)?,
+        max_forwards: 70,
+        routes: &routes,
+        from: &copied(&Hdr::FROM)?,
+        to: &copied(&Hdr::TO)?,
+        call_id: &copied(&Hdr::CALL_ID)?,
+        cseq: inv.seq(),
     }
-    c.push_header(&Hdr::CSEQ, format!("{} CANCEL", inv.seq()))?;
-    for route in inv.header_lines(&Hdr::ROUTE) {
-        c.push_header(&Hdr::ROUTE, route)?;
-    }
-    c.push_header(&Hdr::MAX_FORWARDS, "70")?;
+    .build()?;
     c.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(c)
 }

@@ -1,7 +1,7 @@
 //! One leg's dialog (RFC 3261 §12): what we learnt of the peer, and how to build requests
 //! within it.
 
-use crate::sip::{Hdr, IdGen, LocalAddrs, Method, Request, Response, SipError, Target};
+use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, Response, SipError, Target};
 
 /// Dialog state of one leg. Its texts are boxed slices, not `String`s: they are set once
 /// (or replaced whole), and a call holds two dialogs for as long as it lasts, so neither the
@@ -126,16 +126,19 @@ impl Dialog {
         local: &LocalAddrs,
         branch: &str,
     ) -> Result<Request, SipError> {
-        let mut r = Request::new(method.clone(), &self.remote_target)?;
-        r.push_header(&Hdr::VIA, local.via(self.target.transport, branch))?;
-        r.push_header(&Hdr::MAX_FORWARDS, "70")?;
-        for route in &self.route_set {
-            r.push_header(&Hdr::ROUTE, route.to_string())?;
+        let routes: Vec<&str> = self.route_set.iter().map(|r| &**r).collect();
+        let mut r = NewRequest {
+            method: method.clone(),
+            uri: &self.remote_target,
+            via: &local.via(self.target.transport, branch),
+            max_forwards: 70,
+            routes: &routes,
+            from: &self.local_hdr,
+            to: &self.remote_hdr,
+            call_id: &self.call_id,
+            cseq,
         }
-        r.push_header(&Hdr::FROM, self.local_hdr.to_string())?;
-        r.push_header(&Hdr::TO, self.remote_hdr.to_string())?;
-        r.push_header(&Hdr::CALL_ID, self.call_id.to_string())?;
-        r.push_header(&Hdr::CSEQ, format!("{cseq} {method}"))?;
+        .build()?;
         if matches!(method, Method::Invite | Method::Update) {
             r.push_header(&Hdr::CONTACT, local.contact(self.target.transport))?;
         }

@@ -4,7 +4,9 @@
 use tracing::warn;
 
 use super::cx::Env;
-use crate::sip::{Hdr, IdGen, LocalAddrs, Message, Method, Request, Response, SipError, Target};
+use crate::sip::{
+    Hdr, IdGen, LocalAddrs, Message, Method, NewRequest, Request, Response, SipError, Target,
+};
 
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
 /// know: a forged 2xx from anywhere else must not make the gateway send anything.
@@ -33,24 +35,26 @@ fn orphan_request(
     let target_uri = resp
         .contact_uri()
         .unwrap_or_else(|| format!("sip:{}", source.addr));
-    let mut r = Request::new(method.clone(), &target_uri)?;
-    r.push_header(&Hdr::VIA, local.via(source.transport, &ids.branch()))?;
-    r.push_header(&Hdr::MAX_FORWARDS, "70")?;
     let mut routes = resp.record_route();
     routes.reverse();
-    for route in routes {
-        r.push_header(&Hdr::ROUTE, route)?;
-    }
+    let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
     let header = |h: &Hdr, name| resp.header(h).ok_or(SipError::MissingHeader(name));
-    r.push_header(&Hdr::FROM, header(&Hdr::FROM, "From")?)?;
-    r.push_header(&Hdr::TO, header(&Hdr::TO, "To")?)?;
-    r.push_header(&Hdr::CALL_ID, header(&Hdr::CALL_ID, "Call-ID")?)?;
-    let n = if method == Method::Ack {
-        cseq
-    } else {
-        cseq.wrapping_add(1)
-    };
-    r.push_header(&Hdr::CSEQ, format!("{n} {method}"))?;
+    let mut r = NewRequest {
+        method: method.clone(),
+        uri: &target_uri,
+        via: &local.via(source.transport, &ids.branch()),
+        max_forwards: 70,
+        routes: &routes,
+        from: &header(&Hdr::FROM, "From")?,
+        to: &header(&Hdr::TO, "To")?,
+        call_id: &header(&Hdr::CALL_ID, "Call-ID")?,
+        cseq: if method == Method::Ack {
+            cseq
+        } else {
+            cseq.wrapping_add(1)
+        },
+    }
+    .build()?;
     r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(r)
 }

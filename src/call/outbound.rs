@@ -8,7 +8,9 @@ use crate::config::Profile;
 use crate::interop::egress::{allow_for, body_for, copy_end_to_end, identity_uri};
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{normalise_number, peer_uri, request_uri};
-use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NumberUri, Request, SipError, session};
+use crate::sip::{
+    Hdr, IdGen, LocalAddrs, Method, NewRequest, NumberUri, Request, SipError, session,
+};
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
 /// called and calling numbers in global form (a tel: phone-context already applied); the
@@ -74,13 +76,18 @@ pub fn outbound_invite(
         Some(Ok(n)) => n.saturating_sub(1),
         _ => 70,
     };
-    let mut r = Request::new(Method::Invite, &ruri)?;
-    r.push_header(&Hdr::VIA, local.via(peer.address.transport, &ids.branch()))?;
-    r.push_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
-    r.push_header(&Hdr::FROM, from_hdr)?;
-    r.push_header(&Hdr::TO, to_hdr)?;
-    r.push_header(&Hdr::CALL_ID, call_id)?;
-    r.push_header(&Hdr::CSEQ, "1 INVITE")?;
+    let mut r = NewRequest {
+        method: Method::Invite,
+        uri: &ruri,
+        via: &local.via(peer.address.transport, &ids.branch()),
+        max_forwards: u32::from(mf),
+        routes: &[],
+        from: &from_hdr,
+        to: &to_hdr,
+        call_id: &call_id,
+        cseq: 1,
+    }
+    .build()?;
     r.push_header(&Hdr::CONTACT, local.contact(peer.address.transport))?;
     r.push_header(&Hdr::ALLOW, allow_for(peer))?;
     copy_end_to_end(&mut r, a_req, local, peer)?;

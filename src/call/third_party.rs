@@ -28,7 +28,9 @@ use crate::cdr::CallTag;
 use crate::config::{PeerName, Route};
 use crate::interop::causes::{Q850Cause, reason_header};
 use crate::interop::uri::escape_user;
-use crate::sip::{Hdr, IdGen, LocalAddrs, Method, Request, Response, SipError, Transport};
+use crate::sip::{
+    Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, Response, SipError, Transport,
+};
 use crate::txn::TxnId;
 
 /// What the call layer tells the call-back service.
@@ -81,13 +83,18 @@ pub(super) fn template(
 ) -> Result<Request, SipError> {
     let host = local.host.as_str();
     let (to, from) = (escape_user(to), escape_user(from));
-    let mut r = Request::new(Method::Invite, &format!("sip:{to}@{host}"))?;
-    r.push_header(&Hdr::VIA, local.via(Transport::Udp, &ids.branch()))?;
-    r.push_header(&Hdr::MAX_FORWARDS, "70")?;
-    r.push_header(&Hdr::FROM, format!("<sip:{from}@{host}>;tag={}", ids.tag()))?;
-    r.push_header(&Hdr::TO, format!("<sip:{to}@{host}>"))?;
-    r.push_header(&Hdr::CALL_ID, ids.call_id(host))?;
-    r.push_header(&Hdr::CSEQ, "1 INVITE")?;
+    let mut r = NewRequest {
+        method: Method::Invite,
+        uri: &format!("sip:{to}@{host}"),
+        via: &local.via(Transport::Udp, &ids.branch()),
+        max_forwards: 70,
+        routes: &[],
+        from: &format!("<sip:{from}@{host}>;tag={}", ids.tag()),
+        to: &format!("<sip:{to}@{host}>"),
+        call_id: &ids.call_id(host),
+        cseq: 1,
+    }
+    .build()?;
     r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(r)
 }

@@ -22,6 +22,7 @@ pub mod session {
 }
 mod local;
 mod message;
+mod new_request;
 mod reject;
 mod split;
 mod status;
@@ -36,6 +37,7 @@ pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::LocalAddrs;
 pub use message::{Body, Message, Method, Request, Response};
+pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
 pub use split::split_header_list;
 pub use status::reason_phrase;
