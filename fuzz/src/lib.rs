@@ -654,8 +654,8 @@ fn peer_request(view: &mut PeerView, peer: usize, method: &str, body: &[u8]) -> 
 /// session refreshes, glare, BYE crossing BYE) run with identifiers that match.
 /// Checks: every SIP message the core sends parses again; a stranger gets nothing; one
 /// record makes the core send a bounded number of messages; and after the records the
-/// gateway's own hang-up of every call leaves no call, dialog, setup or transaction owner
-/// behind once the timers have run.
+/// gateway's own hang-up of every call leaves nothing behind once the timers have run: no
+/// call, dialog, setup, transaction or armed timer.
 pub fn core_dialog(data: &[u8]) {
     use std::time::{Duration, Instant, SystemTime};
     use trunkgate::call::{B2bua, Input, Output as CoreOutput};
@@ -857,7 +857,13 @@ pub fn core_dialog(data: &[u8]) {
     );
     let s = core.stats();
     assert!(
-        s.calls == 0 && s.dialogs == 0 && s.setups == 0 && s.txn_owners == 0,
+        s.calls == 0
+            && s.dialogs == 0
+            && s.setups == 0
+            && s.txn_owners == 0
+            && s.client_txns == 0
+            && s.server_txns == 0
+            && s.timers == 0,
         "state left after hanging up every call: {s:?}"
     );
 }
