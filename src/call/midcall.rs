@@ -207,7 +207,6 @@ impl Call {
             .request(send_as, local, &mut cx.env.ids)
             .and_then(|mut out| {
                 out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
-                out.remove_header(&Hdr::CONTENT_LENGTH);
                 copy_end_to_end(&mut out, &req, local, &profile)?;
                 if method == Method::Refer {
                     // Checked before anything was sent (below): the target via the gateway.
@@ -224,8 +223,9 @@ impl Call {
                         )?;
                     }
                 }
-                out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
-                if !req.body().is_empty() {
+                if req.body().is_empty() {
+                    out.set_no_body()?;
+                } else {
                     let ct = req.header(&Hdr::CONTENT_TYPE);
                     out.set_body(body_for(&profile, req.body(), ct.as_deref()), ct.as_deref())?;
                 }

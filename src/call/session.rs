@@ -198,7 +198,6 @@ impl Call {
         req: &Request,
     ) -> Result<Response, SipError> {
         let mut out = Response::to_request(req, 200, "OK", None)?;
-        out.remove_header(&Hdr::CONTENT_LENGTH);
         let transport = self
             .dialog(side)
             .map_or(crate::sip::Transport::Udp, |d| d.target.transport);
@@ -209,11 +208,11 @@ impl Call {
         for (h, v) in self.answer_session(cx, side, req) {
             out.push_header(&h, v)?;
         }
-        out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
-        if req.method() == Method::Invite
-            && let Some((body, ct, _)) = self.sdp[side].as_ref().and_then(|s| s.sent.clone())
-        {
-            out.set_body(body, ct.as_deref())?;
+        match self.sdp[side].as_ref().and_then(|s| s.sent.clone()) {
+            Some((body, ct, _)) if req.method() == Method::Invite => {
+                out.set_body(body, ct.as_deref())?
+            }
+            _ => out.set_no_body()?,
         }
         Ok(out)
     }

@@ -116,7 +116,6 @@ pub fn relayed_response(
 ) -> Result<Response, SipError> {
     let status = from.status();
     let mut out = Response::to_request(origin, status, &from.reason(), Some(our_tag))?;
-    out.remove_header(&Hdr::CONTENT_LENGTH);
     let method = origin.method();
     let transport = match origin.top_via().map(|v| v.transport) {
         Some(t) if t == "TCP" => Transport::Tcp,
@@ -147,8 +146,9 @@ pub fn relayed_response(
     if let Some(server) = &to_peer.headers.user_agent {
         out.push_header(&Hdr::SERVER, server.clone())?;
     }
-    out.push_header(&Hdr::CONTENT_LENGTH, "0")?;
-    if !from.body().is_empty() {
+    if from.body().is_empty() {
+        out.set_no_body()?;
+    } else {
         let ct = from.header(&Hdr::CONTENT_TYPE);
         out.set_body(body_for(to_peer, from.body(), ct.as_deref()), ct.as_deref())?;
     }

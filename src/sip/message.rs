@@ -338,6 +338,12 @@ macro_rules! common_accessors {
             self.0.body()
         }
 
+        /// A message being built has no body: Content-Length 0, written last (whatever
+        /// Content-Length or Content-Type it had goes), after every header pushed so far.
+        pub fn set_no_body(&mut self) -> Result<(), SipError> {
+            self.set_body(Bytes::new(), None)
+        }
+
         /// Replace the body, its Content-Type (when given, or removed with an empty body)
         /// and its Content-Length, which is written last.
         pub fn set_body(
