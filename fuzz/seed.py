@@ -172,6 +172,15 @@ def request(peer, method, extra=b"", wait=0):
     return rec(peer, IN_DIALOG, method + b"\n" + extra, wait)
 
 
+STRANGER = 3
+MEDIA_TIMEOUT, MEDIA_FAILED, SEND_FAILED, CDR_DOWN, CDR_UP, RELOAD, DRAIN, HANG_UP_ALL = range(8)
+
+
+def shell(event, wait=0):
+    """One of the shell's own inputs (the stranger's records in modes 1-3)."""
+    return rec(STRANGER, ANSWER, bytes([event]), wait)
+
+
 def sdp(ip, port, version=1, direction=b"sendrecv"):
     return (b"v=0\r\no=- 1 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
             b"m=audio %d RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
@@ -261,6 +270,17 @@ def dialog_scenarios():
                               answer(PBX, 180), answer(PBX, 200, with_sdp(sdp(b"127.0.0.2", 6000))),
                               request(CARRIER_A, b"ACK"), request(PBX, b"BYE"), answer(CARRIER_A, 200)],
         "two-calls": up + [pbx_invite(call=2), answer(CARRIER_A, 486), request(PBX, b"BYE")],
+        "shell-media-timeout": up + [shell(MEDIA_TIMEOUT, wait=3), answer(PBX, 200), answer(CARRIER_A, 200)],
+        "shell-media-failed-while-held": [pbx_invite(supported=b"100rel, timer"),
+                                          answer(CARRIER_A, 183, with_sdp(carrier_sdp, b"Require: 100rel\r\nRSeq: 1\r\n")),
+                                          answer(CARRIER_A, 200), answer(CARRIER_A, 200, with_sdp(carrier_sdp), back=1),
+                                          shell(MEDIA_FAILED)],
+        "shell-send-failed-fails-over": [pbx_invite(), shell(SEND_FAILED),
+                                         answer(CARRIER_B, 200, with_sdp(sdp(b"127.0.0.4", 7100))),
+                                         request(PBX, b"ACK"), request(PBX, b"BYE")],
+        "shell-cdr-down-then-drain": [shell(CDR_DOWN), pbx_invite(), shell(CDR_UP), pbx_invite(call=2),
+                                      answer(CARRIER_A, 180), shell(RELOAD), shell(DRAIN),
+                                      pbx_invite(call=3), shell(HANG_UP_ALL, wait=2)],
     }
 
 

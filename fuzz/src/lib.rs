@@ -560,6 +560,14 @@ fn callers_dialog(r: &Response) -> Option<(String, String, String, String)> {
     ))
 }
 
+/// What `core_dialog` saw of the core's asks to the shell: the latest call whose media it
+/// relays and the latest client transaction it sent in, for the shell's inputs about them.
+#[derive(Default)]
+struct ShellView {
+    media_call: Option<u64>,
+    txn: Option<trunkgate::txn::TxnId>,
+}
+
 /// A response from the peer to `req`: its To tag is `fz<peer>`; a 1xx/2xx carries a
 /// Contact; `payload` adds header lines and an SDP body ([`lines_and_body`]).
 fn peer_answer(req: &Request, status: u16, peer: usize, payload: &[u8]) -> Option<Response> {
@@ -650,6 +658,11 @@ fn peer_request(view: &mut PeerView, peer: usize, method: &str, body: &[u8]) -> 
 ///   INVITE);
 /// - 3: the peer's last message again (a retransmission).
 ///
+/// From the stranger, modes 1–3 are the shell's inputs instead (the payload's first byte
+/// picks): the latest relayed call's media timed out or failed, the latest transaction's
+/// message could not be sent, CDRs became unwritable or writable again, a reload, the
+/// drain, the hang-up of every call.
+///
 /// So the mid-call paths (re-INVITE and UPDATE relaying, their CANCEL and Timer C, PRACK,
 /// session refreshes, glare, BYE crossing BYE) run with identifiers that match.
 /// Checks: every SIP message the core sends parses again; a stranger gets nothing; one
@@ -671,6 +684,7 @@ pub fn core_dialog(data: &[u8]) {
         SystemTime::UNIX_EPOCH,
     );
     let mut views: [PeerView; 4] = Default::default();
+    let mut shell = ShellView::default();
     // FZ_TRACE=1 prints the flow (what each peer sent, what the gateway sent whom): for
     // reading a crash input or checking that a seed reaches the state it is named for.
     let trace = std::env::var_os("FZ_TRACE").is_some();
@@ -687,11 +701,22 @@ pub fn core_dialog(data: &[u8]) {
             .position(|ip| t.addr.ip() == IpAddr::V4(*ip))
     };
     // Take what the core sent: learn the peers' dialogs; return how many messages.
-    let drain = |core: &mut B2bua, views: &mut [PeerView; 4]| -> usize {
+    let drain = |core: &mut B2bua, views: &mut [PeerView; 4], shell: &mut ShellView| -> usize {
         let mut sent = 0;
         while let Some(o) = core.poll_output() {
-            let CoreOutput::Transmit { wire, target, .. } = o else {
-                continue;
+            let (wire, target) = match o {
+                CoreOutput::Transmit { wire, target, txn } => {
+                    // A request's transaction: a failed send there is what the shell reports.
+                    if !wire.starts_with(b"SIP/2.0 ") {
+                        shell.txn = txn.or(shell.txn);
+                    }
+                    (wire, target)
+                }
+                CoreOutput::Media(trunkgate::media::MediaAction::Relay { call, .. }) => {
+                    shell.media_call = Some(call);
+                    continue;
+                }
+                _ => continue,
             };
             sent += 1;
             if trace {
@@ -750,13 +775,17 @@ pub fn core_dialog(data: &[u8]) {
         };
         core.handle_input(now, input);
     };
-    let run_timers = |core: &mut B2bua, views: &mut [PeerView; 4], until: Instant, steps: usize| {
+    let run_timers = |core: &mut B2bua,
+                      views: &mut [PeerView; 4],
+                      shell: &mut ShellView,
+                      until: Instant,
+                      steps: usize| {
         for _ in 0..steps {
             let Some(at) = core.poll_timeout().filter(|t| *t <= until) else {
                 break;
             };
             core.handle_timeout(at);
-            drain(core, views);
+            drain(core, views, shell);
         }
     };
 
@@ -772,10 +801,37 @@ pub fn core_dialog(data: &[u8]) {
         let wait = u64::from(op >> 4).pow(2);
         if wait > 0 {
             let until = now + Duration::from_secs(wait);
-            run_timers(&mut core, &mut views, until, 400);
+            run_timers(&mut core, &mut views, &mut shell, until, 400);
             now = until;
         }
         let source = Target::udp(SocketAddr::new(IpAddr::V4(DIALOG_PEERS[peer]), 5060));
+        // The stranger's other modes are the shell's own inputs instead.
+        if peer == 3 && op & 12 != 0 {
+            let input = match payload.first().copied().unwrap_or(0) % 8 {
+                0 => shell.media_call.map(Input::MediaTimeout),
+                1 => shell.media_call.map(Input::MediaFailed),
+                2 => shell.txn.map(Input::SendFailed),
+                3 => Some(Input::CdrWritable(false)),
+                4 => Some(Input::CdrWritable(true)),
+                5 => Some(Input::Reload(shipped_config())),
+                6 => Some(Input::Drain),
+                _ => Some(Input::HangUpAll),
+            };
+            if let Some(input) = input {
+                if trace {
+                    let what = format!("{input:?}");
+                    let what = what.split_once('(').map_or(what.as_str(), |(w, _)| w);
+                    eprintln!("{} shell: {what}", now.duration_since(start).as_secs());
+                }
+                core.handle_input(now, input);
+                let sent = drain(&mut core, &mut views, &mut shell);
+                assert!(
+                    sent <= 64,
+                    "one shell input made the core send {sent} messages"
+                );
+            }
+            continue;
+        }
         let v = &mut views[peer];
         let raw = match (op >> 2) & 3 {
             0 => Some(Bytes::copy_from_slice(payload)),
@@ -843,15 +899,16 @@ pub fn core_dialog(data: &[u8]) {
             );
         }
         deliver(&mut core, now, raw, source);
-        let sent = drain(&mut core, &mut views);
+        let sent = drain(&mut core, &mut views, &mut shell);
         assert!(sent <= 8, "one message made the core send {sent} messages");
     }
     // The gateway hangs up whatever is left; an hour of timers later nothing may remain.
     core.handle_input(now, Input::HangUpAll);
-    drain(&mut core, &mut views);
+    drain(&mut core, &mut views, &mut shell);
     run_timers(
         &mut core,
         &mut views,
+        &mut shell,
         now + Duration::from_secs(3600),
         20_000,
     );
