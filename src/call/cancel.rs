@@ -20,7 +20,10 @@ impl Call {
             Ok(resp) => cx.send_response(id, resp),
             Err(e) => warn!(error = %e, "cannot answer CANCEL"),
         }
-        if !self.phase.is_routing()
+        // Answered by the callee, but the 2xx waits for the caller's PRACK (RFC 3262 §3): for
+        // the caller the call still rings, and its CANCEL ends it.
+        let held = self.uas_rel.held_2xx.is_some() && !self.phase.is_ending();
+        if !(self.phase.is_routing() || held)
             || !self
                 .caller_txn()
                 .is_some_and(|t| cx.env.txn.server_pending(t))
@@ -44,6 +47,12 @@ impl Call {
             reason_sip,
             at: cx.now,
         };
+        if held {
+            // The caller gets 487 and the callee ACK (`end_call`), then BYE.
+            self.end_call(cx, end);
+            self.send_bye(cx, super::Side::B, Some(reason_header(Q850Cause(cause))));
+            return;
+        }
         self.fail_call_with(cx, end);
     }
 

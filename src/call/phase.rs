@@ -98,6 +98,14 @@ impl Phase {
         true
     }
 
+    /// An ended call whose answer never reached the caller (its 2xx was held for a PRACK)
+    /// counts as not answered.
+    pub fn forget_answer(&mut self) {
+        if let Phase::Ending { answered, .. } = self {
+            *answered = None;
+        }
+    }
+
     pub fn end_info(&self) -> Option<&EndInfo> {
         match self {
             Phase::Ending { end, .. } => Some(end),

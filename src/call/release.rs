@@ -8,7 +8,7 @@ use super::Side;
 use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::phase::{EndInfo, Phase};
+use super::phase::EndInfo;
 use super::state::{Call, TxnRole};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
@@ -26,11 +26,35 @@ pub(super) fn bye_cause(reason_lines: &[String]) -> (u16, CauseSource, Option<St
     }
 }
 
+/// The final answer to a caller whose 2xx was held for its PRACK when the call ended (the
+/// callee had answered): 487 when the caller itself ended it (RFC 3261 §15.1.2), 480 when
+/// the callee hung up, 500 when the caller never PRACKed, else 503.
+fn held_refusal(tag: CallTag) -> u16 {
+    match tag {
+        CallTag::CallerBye | CallTag::CallerCancel => 487,
+        CallTag::CalleeBye => 480,
+        CallTag::PrackRejected => 500,
+        _ => 503,
+    }
+}
+
 impl Call {
     /// Fix how the call ended and write its CDR. Only the first release counts.
-    pub(super) fn end_call(&mut self, cx: &mut Cx, end: EndInfo) {
+    pub(super) fn end_call(&mut self, cx: &mut Cx, mut end: EndInfo) {
+        // The callee's 2xx held for the caller's PRACK never reached the caller: for the
+        // caller, and the CDR, the call was not answered; its INVITE gets a final answer.
+        let refused = self.uas_rel.held_2xx.is_some() && !self.phase.is_ending();
+        if refused {
+            end.status = held_refusal(end.tag);
+            self.answered_wall = None;
+        }
+        let (status, cause) = (end.status, end.cause);
         if !self.phase.end(end) {
             return;
+        }
+        if refused {
+            self.phase.forget_answer();
+            self.refuse_held_2xx(cx, status, Some(&reason_header(Q850Cause(cause))));
         }
         self.timers.clear(CallTimer::Ring);
         let cdr = self.cdr(cx.env);
@@ -75,14 +99,10 @@ impl Call {
 
     /// Send a BYE on `side`, carrying `reason` (a Reason header value) when its peer wants it.
     pub(super) fn send_bye(&mut self, cx: &mut Cx, side: Side, reason: Option<String>) {
-        if side == Side::A && self.uas_rel.held_2xx.is_some() {
-            // The caller never got the 2xx: it is answered, not sent a BYE.
-            let status = match &self.phase {
-                Phase::Ending { end, .. } if end.tag == CallTag::CalleeBye => 480,
-                Phase::Ending { end, .. } if end.tag == CallTag::Shutdown => 503,
-                _ => 500,
-            };
-            self.refuse_held_2xx(cx, status, reason.as_deref());
+        if side == Side::A && self.caller_txn().is_some() && self.phase.answered_at().is_none() {
+            // A caller never answered has no dialog to end: its INVITE got a final answer
+            // (`end_call`, when its 2xx was held for a PRACK). A call-back's user1 (no
+            // INVITE of its own) answered ours, and does get its BYE.
             return;
         }
         let reason = reason_for(self.profile(side).map(|p| &**p), reason);

@@ -176,7 +176,7 @@ impl Call {
             self.uas_rel.pending = None;
             self.events.push(CallEvent::CallerPrackTimeout);
             if held {
-                // The callee answered: it gets ACK and BYE, the caller 500 (send_bye).
+                // The callee answered: it gets ACK and BYE, the caller 500 (`end_call`).
                 self.release_answered(cx, CallTag::PrackRejected, Q850Cause::TIMER_EXPIRY);
             } else {
                 self.fail_call(cx, 500, CallTag::PrackRejected, Q850Cause::TIMER_EXPIRY);
@@ -249,8 +249,14 @@ impl Call {
         let Some(held) = self.uas_rel.held_2xx.take() else {
             return false;
         };
-        let (_, b_cseq) = *held;
-        self.send_ack(cx, Side::B, b_cseq, None);
+        let (resp, b_cseq) = *held;
+        // A 2xx with an offer (the caller's INVITE had none) is answered in the ACK, every
+        // stream refused, before the BYE (RFC 3261 §13.2.2.4).
+        let refusal = (self.template().body().is_empty() && !resp.body().is_empty()).then(|| {
+            let ct = resp.header(&Hdr::CONTENT_TYPE);
+            (crate::sdp::refuse_all(resp.body(), self.cfg.media_ip), ct)
+        });
+        self.send_ack(cx, Side::B, b_cseq, refusal);
         self.clear_reliable();
         let Some(txn) = self.caller_txn() else {
             return true;

@@ -372,8 +372,9 @@ fn a_prack_that_crosses_our_2xx_is_answered_200() {
 }
 
 /// A call whose callee answered while the caller's reliable 183 (with SDP) is not PRACKed:
-/// the 2xx is held (RFC 3262 §3). Returns the carrier's INVITE.
-fn answered_with_2xx_held(h: &mut H, call_id: &str) -> Request {
+/// the 2xx is held (RFC 3262 §3). Returns the carrier's INVITE and the gateway's tag
+/// toward the phone.
+fn answered_with_2xx_held(h: &mut H, call_id: &str) -> (Request, String) {
     h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c6", &[], Some(SDP)));
@@ -387,9 +388,14 @@ fn answered_with_2xx_held(h: &mut H, call_id: &str) -> Request {
             Some(SDP),
         ),
     );
-    let st = h.statuses(PHONE);
+    let rs = h.take_responses(PHONE);
+    let st: Vec<u16> = rs.iter().map(|r| r.status()).collect();
     assert!(st.contains(&183) && !st.contains(&200), "{st:?}");
-    inv
+    let tag = rs
+        .iter()
+        .find_map(|r| r.to_tag())
+        .expect("the 183 is tagged");
+    (inv, tag)
 }
 
 /// The fuzzer's core_dialog target found this: the callee hung up while its 2xx was held,
@@ -399,7 +405,7 @@ fn answered_with_2xx_held(h: &mut H, call_id: &str) -> Request {
 #[test]
 fn callee_bye_while_its_2xx_waits_for_the_callers_prack_answers_the_caller_480() {
     let mut h = H::new();
-    let inv = answered_with_2xx_held(&mut h, "p6");
+    let (inv, _) = answered_with_2xx_held(&mut h, "p6");
     let bye = in_dialog(
         "BYE",
         "sip:127.0.0.1:5060",
@@ -425,7 +431,10 @@ fn callee_bye_while_its_2xx_waits_for_the_callers_prack_answers_the_caller_480()
         1,
         "the held 2xx is ACKed"
     );
-    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+    // For the caller, and the bill, the call was never answered.
+    let c = &h.cdrs[0];
+    assert_eq!((c.call_tag, c.status), (CallTag::CalleeBye, 480));
+    assert_eq!((c.answer.as_deref(), c.duration_ms), (None, 0));
     h.advance(Duration::from_secs(64));
     h.take(PHONE);
     assert_idle(&mut h);
@@ -455,8 +464,50 @@ fn a_caller_that_never_pracks_while_the_2xx_is_held_gets_500_and_the_callee_a_by
     assert_eq!(methods, vec![Method::Ack, Method::Bye]);
     let bye = &to_carrier[1];
     h.recv_msg(CARRIER_A, reply(bye, 200, "c6", &[], None));
-    assert_eq!(h.cdrs[0].call_tag, CallTag::PrackRejected);
+    let c = &h.cdrs[0];
+    assert_eq!(
+        (c.call_tag, c.status, c.answer.as_deref()),
+        (CallTag::PrackRejected, 500, None)
+    );
     h.advance(Duration::from_secs(64));
     h.take(PHONE);
     assert_idle(&mut h);
+}
+
+/// The caller gives up while its 2xx is held: its INVITE gets 487 (RFC 3261 §15.1.2), the
+/// callee ACK and BYE, and nothing stays behind. Before, a BYE left the INVITE unanswered
+/// for ever, and a CANCEL was answered 200 and nothing else.
+#[test]
+fn a_caller_that_gives_up_while_its_2xx_is_held_gets_487_and_the_callee_ack_and_bye() {
+    for (i, how) in ["BYE", "CANCEL"].into_iter().enumerate() {
+        let mut h = H::new();
+        let call = format!("p8{i}");
+        let (_, tag) = answered_with_2xx_held(&mut h, &call);
+        let req = if how == "CANCEL" {
+            invite_100rel(&call, &format!("z9hG4bK{call}"))
+                .replacen("INVITE sip:", "CANCEL sip:", 1)
+                .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        } else {
+            from_phone_in(&call, "BYE", &tag, 2, "z9hG4bKp8bye", "")
+        };
+        h.recv(PHONE, &req);
+        let mut st = h.statuses(PHONE);
+        st.sort_unstable();
+        assert_eq!(st, vec![200, 487], "{how}: 200 to it, 487 to the INVITE");
+        let to_carrier: Vec<Method> = h
+            .take(CARRIER_A)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(r) => Some(r.method()),
+                Message::Response(_) => None,
+            })
+            .collect();
+        assert_eq!(to_carrier, vec![Method::Ack, Method::Bye], "{how}");
+        let c = &h.cdrs[0];
+        assert_eq!((c.status, c.answer.as_deref()), (487, None), "{how}");
+        h.advance(Duration::from_secs(64));
+        h.take(PHONE);
+        h.take(CARRIER_A);
+        assert_idle(&mut h);
+    }
 }
