@@ -6,7 +6,7 @@
 //! [`MAX_SKEW_S`] of our clock; a REQUEST sent again inside that window is recognised by
 //! [`Replays`]. Pure functions and plain data: the caller gives the time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -197,17 +197,18 @@ pub enum Seen {
 
 /// The signed REQUESTs whose `ts` is still good, by MAC, and what became of each: one sent
 /// again inside its window gets the same answer and changes nothing (whoever sends it, and
-/// whether its id is remembered or not). Kept by their `ts` on the wall clock, the clock
-/// `verify` judges them by: an entry goes once no clock reading could take its `ts` any
-/// more, and a clock set back keeps it longer, never shorter. Every entry is also kept for
-/// the width of the window on the monotonic clock, so a wall clock that jumps forward and
-/// is set back within that time (a bad NTP step, corrected) does not forget what it saw.
-/// Holds at most [`Replays::MAX`]; only datagrams signed with our key get in.
+/// whether its id is remembered or not). An entry goes, oldest first, once it has been
+/// held for the window's width on the monotonic clock and no wall-clock reading near now
+/// could take its `ts` any more (the clock `verify` judges by): a wall clock set back keeps
+/// entries longer, never shorter, and one that jumps forward and is set back within the
+/// window (a bad NTP step, corrected) forgets nothing. With a steady clock an entry lives
+/// the window's width, so the table holds a minute of the highest rate. At most
+/// [`Replays::MAX`]; only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
-    by_ts: BTreeSet<(u64, [u8; 32])>,
-    /// What became of each, and when it was first seen (monotonic).
-    seen: HashMap<[u8; 32], (Seen, Instant)>,
+    /// (first seen, `ts`, MAC), in the order they were first seen.
+    by_arrival: VecDeque<(Instant, u64, [u8; 32])>,
+    seen: HashMap<[u8; 32], Seen>,
 }
 
 impl Replays {
@@ -220,27 +221,24 @@ impl Replays {
     /// What became of `mac` (forgetting what no clock reading near `now_s` could take, once
     /// held for [`Replays::HOLD`]).
     pub fn seen(&mut self, now: Instant, now_s: u64, mac: &[u8; 32]) -> Option<Seen> {
-        while let Some(&(ts, old)) = self.by_ts.first()
+        while let Some(&(at, ts, old)) = self.by_arrival.front()
+            && now.saturating_duration_since(at) >= Self::HOLD
             && ts.saturating_add(MAX_SKEW_S) < now_s
-            && self
-                .seen
-                .get(&old)
-                .is_none_or(|(_, at)| now.saturating_duration_since(*at) >= Self::HOLD)
         {
-            self.by_ts.pop_first();
+            self.by_arrival.pop_front();
             self.seen.remove(&old);
         }
         crate::maps::shrink_if_sparse(&mut self.seen);
-        self.seen.get(mac).map(|(what, _)| *what)
+        self.seen.get(mac).copied()
     }
 
     /// Remember what became of the REQUEST signed at `ts` with `mac`, seen at `now`.
     pub fn remember(&mut self, now: Instant, ts: u64, mac: [u8; 32], what: Seen) {
-        if let Some((was, _)) = self.seen.get_mut(&mac) {
+        if let Some(was) = self.seen.get_mut(&mac) {
             *was = what;
         } else if self.seen.len() < Self::MAX {
-            self.seen.insert(mac, (what, now));
-            self.by_ts.insert((ts, mac));
+            self.seen.insert(mac, what);
+            self.by_arrival.push_back((now, ts, mac));
         }
     }
 
@@ -395,6 +393,32 @@ mod tests {
         }
         assert_eq!(r.len(), Replays::MAX);
         assert!(r.is_full());
+    }
+
+    /// Requests whose `ts` lags (a sender's clock 25 s behind) among ones on time: each goes
+    /// the window's width after it was seen, so a steady rate never fills the table.
+    #[test]
+    fn a_lagging_senders_requests_go_as_soon_as_the_others() {
+        let mut r = Replays::default();
+        let t0 = Instant::now();
+        for i in 0..10u64 {
+            let mut mac = [0; 32];
+            mac[0] = i as u8;
+            let lag = if i % 2 == 0 { 25 } else { 0 };
+            r.remember(
+                t0 + Duration::from_secs(i),
+                1_000 + i - lag,
+                mac,
+                Seen::Placed,
+            );
+        }
+        // 61 s after the fifth was seen: the first five are gone, lagging or not.
+        r.seen(
+            t0 + Duration::from_secs(4) + Replays::HOLD,
+            1_000 + 4 + 61,
+            &[0xff; 32],
+        );
+        assert_eq!(r.len(), 5);
     }
 
     /// A wall clock stepped an hour forward and set back 10 s later: what was seen before
