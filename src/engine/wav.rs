@@ -8,7 +8,9 @@
 //!
 //! Nothing queues here but one command per call opened or ended: audio waits in its
 //! recorder's fixed ring, so a disk slower than the calls costs audio (counted as overflow
-//! in the recorder's stats), never memory.
+//! in the recorder's stats), not memory. The one exception is the end of a long pause:
+//! its silence is written a minute a pass, and the sound drained meanwhile waits in the
+//! recording's backlog (a tenth of a second per minute of pause).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -130,6 +132,8 @@ struct Open {
     /// of silence ([`SILENCE_PER_PASS`]) and the sound after it. Empty but for the passes
     /// after a long pause.
     backlog: VecDeque<Drained>,
+    /// The call ended while its backlog was still being written: finalised once it is.
+    closing: bool,
 }
 
 /// Frames into the file: both channels (stereo) or their sum (mono), through hound's 16-bit
@@ -234,6 +238,7 @@ impl Files<'_> {
                         path,
                         bytes: 0,
                         backlog: VecDeque::new(),
+                        closing: false,
                     },
                 );
             }
@@ -245,11 +250,10 @@ impl Files<'_> {
     }
 
     /// Append what was drained to call `id`'s file, after its backlog, writing at most
-    /// [`SILENCE_PER_PASS`] of silence (all of it when `last`). A full or failing disk stops
-    /// that recording here, once and for all (no retry every 100 ms, no log flood); the call
-    /// goes on, and the file keeps what reached the disk. So does a file at the WAV size
-    /// limit.
-    fn write(&mut self, id: u64, d: Drained, last: bool) {
+    /// [`SILENCE_PER_PASS`] of silence. A full or failing disk stops that recording here,
+    /// once and for all (no retry every 100 ms, no log flood); the call goes on, and the file
+    /// keeps what reached the disk. So does a file at the WAV size limit.
+    fn write(&mut self, id: u64, d: Drained) {
         let Some(f) = self.open.get_mut(&id) else {
             return;
         };
@@ -261,7 +265,7 @@ impl Files<'_> {
         }
         let per_frame = if f.stereo { 4 } else { 2 };
         let mut room = self.limit.saturating_sub(f.bytes) / per_frame;
-        let mut budget = if last { u64::MAX } else { SILENCE_PER_PASS };
+        let mut budget = SILENCE_PER_PASS;
         let mut wrote = 0u64;
         let mut r = Ok(());
         while r.is_ok()
@@ -330,11 +334,23 @@ impl Files<'_> {
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
-            let frames = match self.open.get(&id).map(|f| f.rec.lock()) {
-                Some(Ok(mut r)) => r.drain(now),
-                _ => continue,
+            let frames = match self.open.get(&id) {
+                // Its recorder gave its last frames at the call's end.
+                Some(f) if f.closing => Drained::default(),
+                Some(f) => match f.rec.lock() {
+                    Ok(mut r) => r.drain(now),
+                    Err(_) => continue,
+                },
+                None => continue,
             };
-            self.write(id, frames, false);
+            self.write(id, frames);
+            if self
+                .open
+                .get(&id)
+                .is_some_and(|f| f.closing && f.backlog.is_empty())
+            {
+                self.finalize(id);
+            }
         }
     }
 
@@ -361,9 +377,13 @@ impl Files<'_> {
                 debug!(call = id, stats = ?r.stats, "recording finished");
             }
             drop(r);
-            self.write(id, rest, true);
+            self.write(id, rest);
         }
-        self.finalize(id);
+        // What a long pause left is written by the next passes, then the file is finalised.
+        match self.open.get_mut(&id) {
+            Some(f) if !f.backlog.is_empty() => f.closing = true,
+            _ => self.finalize(id),
+        }
     }
 
     /// Write the header of call `id`'s file for the last time and close it.
@@ -372,6 +392,20 @@ impl Files<'_> {
             && let Err(e) = f.writer.finalize()
         {
             tracing::error!(error = %e, "cannot finalise recording");
+        }
+    }
+
+    /// Stopping: every file is completed now, a long pause's backlog included.
+    fn close_all(&mut self) {
+        let ids: Vec<u64> = self.open.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+            while self.open.get(&id).is_some_and(|f| f.closing) {
+                self.write(id, Drained::default());
+                if self.open.get(&id).is_some_and(|f| f.backlog.is_empty()) {
+                    self.finalize(id);
+                }
+            }
         }
     }
 
@@ -433,10 +467,7 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
             }
         }
     }
-    let ids: Vec<u64> = files.open.keys().copied().collect();
-    for id in ids {
-        files.close(id);
-    }
+    files.close_all();
 }
 
 #[cfg(test)]
@@ -604,7 +635,8 @@ mod tests {
     }
 
     /// A pause in the media comes out of the recorder as a count and goes to the file in
-    /// chunks of silence, however long it was.
+    /// chunks of silence, however long it was; a call that ends right after it has the rest
+    /// written by the next passes (a minute each), then its file is completed.
     #[test]
     fn a_long_pause_is_written_as_silence_in_chunks() {
         let dir = tempfile::tempdir().unwrap();
@@ -619,10 +651,29 @@ mod tests {
         // Ten minutes later (both sides on hold), the media comes back.
         let back = t0 + Duration::from_secs(600);
         rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+        let slice = files.open[&1].slice;
         files.close(1);
+        assert!(files.open[&1].closing, "nine minutes still to write");
+        let mut passes = 0;
+        while files.open.contains_key(&1) && passes < 20 {
+            files.drain(back, slice);
+            passes += 1;
+        }
+        assert_eq!(passes, 9, "a minute a pass");
         let r = hound::WavReader::open(&path).unwrap();
         assert_eq!(u64::from(r.duration()), 600 * 8000 + 160);
         assert!(files.failed.is_empty() && files.open.is_empty());
+        // The gateway stopping with such a recording open completes it at once.
+        let path = dir.path().join("pause-at-stop.wav");
+        let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(Duration::from_millis(60))));
+        files.open(2, path.clone(), false, rec.clone());
+        rec.lock().unwrap().push(t0, 0, &packet(0));
+        files.drain(t0 + Duration::from_secs(1), files.open[&2].slice);
+        rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+        files.close_all();
+        assert!(files.open.is_empty());
+        let r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(u64::from(r.duration()), 600 * 8000 + 160);
     }
 
     /// A pause of ten minutes ends while the call goes on: each pass writes a minute of its
