@@ -285,14 +285,7 @@ fn the_service_cancels_at_each_stage() {
     let cancel = h.one_request(CARRIER_A, Method::Cancel);
     h.recv_msg(CARRIER_A, reply(&cancel, 200, "u2", &[], None));
     h.recv_msg(CARRIER_A, reply(&inv2, 487, "u2", &[], None));
-    let methods: Vec<Method> = h
-        .take(PHONE)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Request(r) => Some(r.method()),
-            _ => None,
-        })
-        .collect();
+    let methods: Vec<Method> = h.requests_to(PHONE).iter().map(|r| r.method()).collect();
     assert_eq!(methods, vec![Method::Ack, Method::Bye]);
     assert_eq!(ended(&h)[0].1.outcome, Outcome::Cancelled);
     h.advance(Duration::from_secs(40));

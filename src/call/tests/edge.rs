@@ -316,17 +316,7 @@ fn answers_and_dialog_requests_leave_by_the_listener_the_peer_used() {
             .collect()
     };
     assert!(h.sent.is_empty(), "answered_call took what it sent");
-    let bye = in_dialog(
-        "BYE",
-        "sip:127.0.0.1:5060",
-        "<sip:+8610123@ims.example.com>;tag=carrier1",
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        1,
-        "z9hG4bKl7",
-        "127.0.0.3:5060",
-        "",
-    );
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKl7");
     h.recv(CARRIER_A, &bye);
     assert_eq!(listeners(&h, PHONE), vec![Some(crate::sip::ListenerId(1))]);
     assert_eq!(

@@ -160,13 +160,10 @@ fn no_ack_hangs_up_both_legs() {
     );
     h.take(PHONE);
     h.advance(Duration::from_secs(33));
-    let to_carrier = h.take(CARRIER_A);
-    let methods: Vec<Method> = to_carrier
+    let methods: Vec<Method> = h
+        .requests_to(CARRIER_A)
         .iter()
-        .filter_map(|m| match m {
-            Message::Request(r) => Some(r.method()),
-            _ => None,
-        })
+        .map(|r| r.method())
         .collect();
     assert!(
         methods.contains(&Method::Ack) && methods.contains(&Method::Bye),

@@ -282,6 +282,17 @@ impl H {
             .collect()
     }
 
+    /// Every request sent to `to`, in order (what was sent to it is taken, responses too).
+    pub(super) fn requests_to(&mut self, to: &str) -> Vec<Request> {
+        self.take(to)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(r) => Some(r),
+                Message::Response(_) => None,
+            })
+            .collect()
+    }
+
     pub(super) fn one_request(&mut self, to: &str, method: Method) -> Request {
         let mut v = self.take_requests(to, method.clone());
         assert_eq!(v.len(), 1, "expected one {method} to {to}, got {}", v.len());
@@ -397,6 +408,27 @@ pub(super) fn from_phone_in(
         branch,
         "127.0.0.2:5060",
         body,
+    )
+}
+
+/// The carrier's request in the dialog of our INVITE `inv` to it, where its tag is `tag`.
+pub(super) fn from_carrier_in(
+    inv: &Request,
+    method: &str,
+    tag: &str,
+    cseq: u32,
+    branch: &str,
+) -> String {
+    in_dialog(
+        method,
+        "sip:127.0.0.1:5060",
+        &format!("<sip:+8610123@ims.example.com>;tag={tag}"),
+        &inv.header(&Hdr::FROM).expect("our INVITE has a From"),
+        &inv.call_id().expect("our INVITE has a Call-ID"),
+        cseq,
+        branch,
+        "127.0.0.3:5060",
+        "",
     )
 }
 

@@ -406,17 +406,7 @@ fn answered_with_2xx_held(h: &mut H, call_id: &str) -> (Request, String) {
 fn callee_bye_while_its_2xx_waits_for_the_callers_prack_answers_the_caller_480() {
     let mut h = H::new();
     let (inv, _) = answered_with_2xx_held(&mut h, "p6");
-    let bye = in_dialog(
-        "BYE",
-        "sip:127.0.0.1:5060",
-        "<sip:+8610123@127.0.0.3>;tag=c6",
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        2,
-        "z9hG4bKp6bye",
-        "127.0.0.3:5060",
-        "",
-    );
+    let bye = from_carrier_in(&inv, "BYE", "c6", 2, "z9hG4bKp6bye");
     h.recv(CARRIER_A, &bye);
     let to_phone = h.take(PHONE);
     assert!(
@@ -451,14 +441,7 @@ fn a_caller_that_never_pracks_while_the_2xx_is_held_gets_500_and_the_callee_a_by
     assert!(h.statuses(PHONE).contains(&183), "still retransmitted");
     h.advance(Duration::from_secs(31));
     assert!(h.statuses(PHONE).contains(&500));
-    let to_carrier: Vec<Request> = h
-        .take(CARRIER_A)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Request(r) => Some(r),
-            Message::Response(_) => None,
-        })
-        .collect();
+    let to_carrier = h.requests_to(CARRIER_A);
     let mut methods: Vec<Method> = to_carrier.iter().map(|r| r.method()).collect();
     methods.dedup(); // the BYE may have been retransmitted already
     assert_eq!(methods, vec![Method::Ack, Method::Bye]);
@@ -495,12 +478,9 @@ fn a_caller_that_gives_up_while_its_2xx_is_held_gets_487_and_the_callee_ack_and_
         st.sort_unstable();
         assert_eq!(st, vec![200, 487], "{how}: 200 to it, 487 to the INVITE");
         let to_carrier: Vec<Method> = h
-            .take(CARRIER_A)
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Request(r) => Some(r.method()),
-                Message::Response(_) => None,
-            })
+            .requests_to(CARRIER_A)
+            .iter()
+            .map(|r| r.method())
             .collect();
         assert_eq!(to_carrier, vec![Method::Ack, Method::Bye], "{how}");
         let c = &h.cdrs[0];

@@ -23,14 +23,7 @@ fn orphan_200(call_id: &str) -> String {
 fn a_2xx_for_no_call_from_a_known_peer_is_acked_and_hung_up() {
     let mut h = H::new();
     h.recv(CARRIER_A, &orphan_200("nobody@127.0.0.1"));
-    let sent: Vec<Request> = h
-        .take(CARRIER_A)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Request(r) => Some(r),
-            Message::Response(_) => None,
-        })
-        .collect();
+    let sent = h.requests_to(CARRIER_A);
     let [ack, bye] = &sent[..] else {
         panic!("expected ACK and BYE, got {sent:?}");
     };

@@ -121,12 +121,9 @@ fn the_media_timeout_releases_only_answered_calls() {
     // The caller's 2xx was still waiting for its ACK: the gateway ACKs the carrier, then
     // hangs up both legs.
     let to_carrier: Vec<Method> = h
-        .take(CARRIER_A)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Request(r) => Some(r.method()),
-            Message::Response(_) => None,
-        })
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(|r| r.method())
         .collect();
     assert_eq!(to_carrier, vec![Method::Ack, Method::Bye]);
     assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
