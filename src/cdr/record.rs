@@ -2,9 +2,9 @@ use serde::Serialize;
 
 pub use crate::interop::causes::CauseSource;
 
-/// Where and by whom a call was released. The fixed set operators filter CDRs by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Where and by whom a call was released. The fixed set operators filter CDRs by; spelt
+/// once, by [`CallTag::as_str`], for CDRs and metric labels alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallTag {
     /// The caller hung up an answered call.
     CallerBye,
@@ -44,7 +44,7 @@ pub enum CallTag {
 }
 
 impl CallTag {
-    /// The CDR spelling (the serde name), for metric labels.
+    /// The spelling in CDRs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             CallTag::CallerBye => "caller_bye",
@@ -65,6 +65,12 @@ impl CallTag {
             CallTag::SessionExpired => "session_expired",
             CallTag::CallbackCancelled => "callback_cancelled",
         }
+    }
+}
+
+impl Serialize for CallTag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
