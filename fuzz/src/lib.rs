@@ -506,6 +506,22 @@ const DIALOG_PEERS: [Ipv4Addr; 4] = [
     Ipv4Addr::new(192, 0, 2, 66),
 ];
 
+/// Where a `core_dialog` peer's messages come from: carrier-b's over a TCP connection it
+/// opened (so the core's reliable-transport paths run too), the others' over UDP.
+fn peer_source(peer: usize) -> trunkgate::sip::Target {
+    use trunkgate::sip::{ConnId, Target, Transport};
+    let addr = SocketAddr::new(IpAddr::V4(DIALOG_PEERS[peer]), 5060);
+    match peer {
+        2 => Target {
+            transport: Transport::Tcp,
+            addr,
+            conn: Some(ConnId(2)),
+            listener: None,
+        },
+        _ => Target::udp(addr),
+    }
+}
+
 /// What one peer of `core_dialog` has seen and sent, so that a record can ask for "an
 /// answer to what the gateway sent me" or "a request in my dialog" without the fuzzer
 /// having to guess the gateway's tags and branches.
@@ -635,9 +651,10 @@ fn peer_request(view: &mut PeerView, peer: usize, method: &str, body: &[u8]) -> 
         extra.push_str("Content-Type: application/sdp\r\n");
     }
     let mut text = format!(
-        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch={branch}\r\n\
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{} {ip}:5060;branch={branch}\r\n\
          Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
          CSeq: {cseq} {method}\r\nContact: <sip:fz@{ip}:5060>\r\n{extra}Content-Length: {}\r\n\r\n",
+        peer_source(peer).transport.via_token(),
         body.len()
     )
     .into_bytes();
@@ -647,7 +664,7 @@ fn peer_request(view: &mut PeerView, peer: usize, method: &str, body: &[u8]) -> 
 
 /// A whole call, or several, driven by the fuzzer through one core: a stream of records
 /// `[op, len_hi, len_lo, payload…]` (at most 48). `op` bits 0–1 pick the peer (the PBX,
-/// carrier-a, carrier-b, a stranger); bits 4–7 wait that number squared in seconds first
+/// carrier-a, carrier-b over TCP, a stranger); bits 4–7 wait that number squared in seconds first
 /// (timers run: retransmissions, Timer C, session timers, ring timeouts); bits 2–3 say what
 /// the payload is:
 /// - 0: a datagram, as is;
@@ -804,7 +821,7 @@ pub fn core_dialog(data: &[u8]) {
             run_timers(&mut core, &mut views, &mut shell, until, 400);
             now = until;
         }
-        let source = Target::udp(SocketAddr::new(IpAddr::V4(DIALOG_PEERS[peer]), 5060));
+        let source = peer_source(peer);
         // The stranger's other modes are the shell's own inputs instead.
         if peer == 3 && op & 12 != 0 {
             let input = match payload.first().copied().unwrap_or(0) % 8 {
