@@ -42,6 +42,7 @@ impl B2bua {
                 .is_none()
             && !(self.env.is_front(source)
                 && req.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none())
+            && !self.is_from_a_legs_peer(req, source)
         {
             return self.unknown_source(req, source);
         }
@@ -65,6 +66,27 @@ impl B2bua {
                 self.refused(why);
             }
         }
+    }
+
+    /// A request from an address the running configuration matches no more can still be
+    /// from one end of a call that began before a reload removed or re-addressed its peer:
+    /// in that call's dialog and from an address the leg's own profile (the configuration
+    /// the call started with) matches, or a CANCEL from where its INVITE came. Such a
+    /// request is heard, so the call can still be hung up from that end. A stranger's costs
+    /// a lookup or two and finds nothing.
+    fn is_from_a_legs_peer(&self, req: &Request, source: Target) -> bool {
+        let ip = self.env.origin_ip(req, source);
+        if req.method() == Method::Cancel {
+            return (self.env.txn.cancelled_invite(req))
+                .and_then(|id| self.env.txn.target(id))
+                .is_some_and(|t| t.addr.ip() == source.addr.ip());
+        }
+        let (Some(call_id), Some(tag)) = (req.call_id(), req.to_tag()) else {
+            return false;
+        };
+        self.dialog_of(&call_id, &tag)
+            .and_then(|(r, side)| self.calls.get(&r)?.profile(side).cloned())
+            .is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
     }
 
     /// New work the shell had to keep waiting too long (`Input::Overloaded`).

@@ -450,7 +450,7 @@ impl B2bua {
 
     /// The call and leg whose dialog has this Call-ID and our tag: the index's hit, checked
     /// against the dialog itself.
-    fn dialog_of(&self, call_id: &str, our_tag: &str) -> Option<(CallRef, Side)> {
+    pub(super) fn dialog_of(&self, call_id: &str, our_tag: &str) -> Option<(CallRef, Side)> {
         let (r, side) = self.env.dialogs.find(call_id, our_tag)?;
         let d = self.calls.get(&r)?.dialog(side)?;
         (*d.call_id == *call_id && *d.local_tag == *our_tag).then_some((r, side))

@@ -355,3 +355,48 @@ fn an_escaped_nul_in_a_bye_reason_or_an_answer_identity_does_not_break_the_call(
     assert!(!out.to_bytes().contains(&0));
     assert_eq!(h.cdrs.len(), 1);
 }
+
+/// A reload that re-addresses (or removes) a peer does not cut the calls already up off
+/// from it: a request in its call's dialog, from an address the call's own profile matched,
+/// is still heard, and so is the caller's CANCEL of a call still ringing. A stranger with
+/// the same identifiers from elsewhere is not.
+#[test]
+fn a_reload_that_moves_a_peer_still_lets_its_calls_in_progress_be_ended_from_it() {
+    let moved = || {
+        Arc::new(config_with(|n, p| {
+            if n == "carrier-a" || n == "pbx" {
+                p.matches = vec!["192.0.2.0/24".parse().unwrap()];
+            }
+        }))
+    };
+    let mut h = H::new();
+    let (inv, _) = answered_call(&mut h);
+    h.input(Input::Reload(moved()));
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmv1");
+    h.recv("127.0.0.9:5060", &bye);
+    assert!(
+        h.sent.is_empty() && h.cdrs.is_empty(),
+        "a stranger is not heard"
+    );
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+
+    // A call ringing when the PBX was moved: its CANCEL still ends it.
+    let mut h = H::new();
+    let invite = invite_text("mv2", "z9hG4bKmv2", "+8610123", "");
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c9", &[], None));
+    h.take(PHONE);
+    h.input(Input::Reload(moved()));
+    let cancel = invite
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    h.recv(PHONE, &cancel);
+    let mut st = h.statuses(PHONE);
+    st.sort_unstable();
+    assert_eq!(st, vec![200, 487]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerCancel);
+}
