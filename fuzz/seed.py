@@ -176,9 +176,9 @@ STRANGER = 3
 MEDIA_TIMEOUT, MEDIA_FAILED, SEND_FAILED, CDR_DOWN, CDR_UP, RELOAD, DRAIN, HANG_UP_ALL = range(8)
 
 
-def shell(event, wait=0):
+def shell(event, wait=0, arg=b""):
     """One of the shell's own inputs (the stranger's records in modes 1-3)."""
-    return rec(STRANGER, ANSWER, bytes([event]), wait)
+    return rec(STRANGER, ANSWER, bytes([event]) + arg, wait)
 
 
 def sdp(ip, port, version=1, direction=b"sendrecv"):
@@ -278,6 +278,11 @@ def dialog_scenarios():
         "shell-send-failed-fails-over": [pbx_invite(), shell(SEND_FAILED),
                                          answer(CARRIER_B, 200, with_sdp(sdp(b"127.0.0.4", 7100))),
                                          request(PBX, b"ACK"), request(PBX, b"BYE")],
+        "shell-reload-without-carrier-a": up + [shell(RELOAD, arg=b"\x01"), pbx_invite(call=2),
+                                                answer(CARRIER_B, 180), pbx_invite(call=3),
+                                                request(CARRIER_A, b"BYE"), answer(PBX, 200),
+                                                answer(CARRIER_B, 200, with_sdp(sdp(b"127.0.0.4", 7100))),
+                                                request(PBX, b"ACK")],
         "shell-cdr-down-then-drain": [shell(CDR_DOWN), pbx_invite(), shell(CDR_UP), pbx_invite(call=2),
                                       answer(CARRIER_A, 180), shell(RELOAD), shell(DRAIN),
                                       pbx_invite(call=3), shell(HANG_UP_ALL, wait=2)],

@@ -256,6 +256,48 @@ fn shipped_config() -> std::sync::Arc<trunkgate::config::Config> {
     .clone()
 }
 
+/// The shipped configuration as an operator might reload it on a bad day: carrier-a and the
+/// desk phone gone (calls on them go on with the configuration they started with), the PBX
+/// routed to carrier-b alone, at most two calls at once. Loaded once.
+fn reloaded_config() -> std::sync::Arc<trunkgate::config::Config> {
+    static CFG: std::sync::OnceLock<std::sync::Arc<trunkgate::config::Config>> =
+        std::sync::OnceLock::new();
+    CFG.get_or_init(|| {
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = [here.to_path_buf(), here.join("..")]
+            .into_iter()
+            .find(|p| p.join("gateway.toml").exists())
+            .expect("gateway.toml");
+        let gateway = std::fs::read_to_string(root.join("gateway.toml")).expect("gateway.toml");
+        let gateway: String = gateway
+            .lines()
+            .filter(|l| !l.starts_with("profiles"))
+            .map(|l| match l {
+                l if l.starts_with("to     = [\"carrier-a\", \"carrier-b\"]") => {
+                    "to = [\"carrier-b\"]"
+                }
+                l if l.starts_with("max_calls = 10000") => "max_calls = 2",
+                l => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let profiles: Vec<(PathBuf, String)> = ["pbx.toml", "carrier-b.toml"]
+            .iter()
+            .map(|f| {
+                let path = root.join("profiles").join(f);
+                let text = std::fs::read_to_string(&path).expect("shipped profile");
+                (path, text)
+            })
+            .collect();
+        let cfg =
+            trunkgate::config::Config::from_texts(&root.join("gateway.toml"), &gateway, &profiles)
+                .expect("the reloaded configuration loads");
+        assert_eq!(cfg.profiles.len(), 2, "carrier-a and the phone are gone");
+        std::sync::Arc::new(cfg)
+    })
+    .clone()
+}
+
 /// One call-back datagram, as the engine handles it: `callback::protocol::parse`, the
 /// service (allow-list, limits, answers), and whatever it asks of the call layer, run on a
 /// fresh core. Checks: at most one answer, never to an `ACK`, never over the datagram limit,
@@ -677,8 +719,9 @@ fn peer_request(view: &mut PeerView, peer: usize, method: &str, body: &[u8]) -> 
 ///
 /// From the stranger, modes 1–3 are the shell's inputs instead (the payload's first byte
 /// picks): the latest relayed call's media timed out or failed, the latest transaction's
-/// message could not be sent, CDRs became unwritable or writable again, a reload, the
-/// drain, the hang-up of every call.
+/// message could not be sent, CDRs became unwritable or writable again, a reload (of the
+/// shipped configuration, or with the second byte odd of one without carrier-a), the drain,
+/// the hang-up of every call.
 ///
 /// So the mid-call paths (re-INVITE and UPDATE relaying, their CANCEL and Timer C, PRACK,
 /// session refreshes, glare, BYE crossing BYE) run with identifiers that match.
@@ -830,6 +873,10 @@ pub fn core_dialog(data: &[u8]) {
                 2 => shell.txn.map(Input::SendFailed),
                 3 => Some(Input::CdrWritable(false)),
                 4 => Some(Input::CdrWritable(true)),
+                // The shipped configuration again, or the one without carrier-a.
+                5 if payload.get(1).is_some_and(|b| b & 1 == 1) => {
+                    Some(Input::Reload(reloaded_config()))
+                }
                 5 => Some(Input::Reload(shipped_config())),
                 6 => Some(Input::Drain),
                 _ => Some(Input::HangUpAll),
