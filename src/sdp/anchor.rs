@@ -55,6 +55,26 @@ fn ascii(b: &[u8]) -> Option<&str> {
     std::str::from_utf8(b).ok().filter(|s| s.is_ascii())
 }
 
+/// An `m=` line's value split as [`field`] splits it, whatever runs of spaces part its
+/// fields (RFC 4566 wants one; a peer may send more): its media, its port field, and the
+/// rest from the transport on. The rewrite goes through it, so the port it replaces is
+/// the one `read` took (fuzz finding F6).
+fn m_fields(v: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    fn next<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let start = rest.iter().position(|&b| b != b' ')?;
+        let from = &rest[start..];
+        let end = from.iter().position(|&b| b == b' ').unwrap_or(from.len());
+        let (token, tail) = from.split_at(end);
+        *rest = tail;
+        Some(token)
+    }
+    let mut rest = v;
+    let media = next(&mut rest)?;
+    let port = next(&mut rest)?;
+    let start = rest.iter().position(|&b| b != b' ')?;
+    Some((media, port, &rest[start..]))
+}
+
 /// The port of an `m=` line's value (`audio 4000/2 RTP/AVP 0` → 4000).
 fn m_port(v: &[u8]) -> Option<u16> {
     let port = field(v, 1)?;
@@ -205,11 +225,8 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Bytes {
             } else {
                 ports.get(i).copied().flatten()
             };
-            // `read` checked: media, port, then the rest.
-            let mut parts = m.splitn(3, |&b| b == b' ');
-            let media = parts.next().unwrap_or_default();
-            let _old = parts.next();
-            let rest = parts.next().unwrap_or_default();
+            // `read` checked that it has media, port and transport.
+            let (media, _old, rest) = m_fields(m).unwrap_or((m, b"", b""));
             out.extend_from_slice(b"m=");
             out.extend_from_slice(media);
             out.extend_from_slice(format!(" {} ", current.unwrap_or(0)).as_bytes());
@@ -361,6 +378,22 @@ mod tests {
             &out[..],
             &b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=\xe9\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\nc=IN IP4 203.0.113.5\na=rtcp:20001 IN IP4 203.0.113.5\n"[..]
         );
+    }
+
+    /// Fuzz finding F6: an `m=` line with runs of spaces was read one way (fields between
+    /// the runs) and rewritten another (split at each space), so the anchored line no
+    /// longer parsed and the gateway's port stood where the media type belongs.
+    #[test]
+    fn an_m_line_with_runs_of_spaces_is_rewritten_as_it_is_read() {
+        let offer = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=  audio   4000  RTP/AVP 0 8\r\n";
+        assert_eq!(read(offer).unwrap()[0].port, 4000);
+        let gw = "203.0.113.5".parse().unwrap();
+        let out = anchor_streams(offer, gw, &[Some(20000)]).unwrap();
+        assert!(
+            String::from_utf8_lossy(&out).contains("\r\nm=audio 20000 RTP/AVP 0 8\r\n"),
+            "{out:?}"
+        );
+        assert_eq!(read(&out).unwrap()[0].port, 20000);
     }
 
     #[test]
