@@ -239,15 +239,10 @@ impl Call {
     /// The call ends while the callee's 2xx waits for the caller's PRACK (RFC 3262 §3): the
     /// caller has only an early dialog, where the callee's side may not send BYE (RFC 3261
     /// §15), so its INVITE gets a final `status` instead, and the callee's 2xx is ACKed so
-    /// that a BYE can follow it. False when no 2xx was held.
-    pub(super) fn refuse_held_2xx(
-        &mut self,
-        cx: &mut Cx,
-        status: u16,
-        reason: Option<&str>,
-    ) -> bool {
+    /// that a BYE can follow it. Nothing when no 2xx is held.
+    pub(super) fn refuse_held_2xx(&mut self, cx: &mut Cx, status: u16, reason: Option<&str>) {
         let Some(held) = self.uas_rel.held_2xx.take() else {
-            return false;
+            return;
         };
         let (resp, b_cseq) = *held;
         // A 2xx with an offer (the caller's INVITE had none) is answered in the ACK, every
@@ -259,7 +254,7 @@ impl Call {
         self.send_ack(cx, Side::B, b_cseq, refusal);
         self.clear_reliable();
         let Some(txn) = self.caller_txn() else {
-            return true;
+            return;
         };
         let extra: Vec<(Hdr, &str)> = reason
             .filter(|r| self.ingress.causes.send_reason && crate::interop::egress::buildable(r))
@@ -273,7 +268,6 @@ impl Call {
             Ok(resp) => cx.send_response(txn, resp),
             Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
         }
-        true
     }
 
     /// Release bookkeeping when a final response goes to the caller.
