@@ -74,6 +74,10 @@ pub struct Env {
     pub clock: (Instant, SystemTime),
     /// Shutting down: new calls are refused with 503.
     pub draining: bool,
+    /// A reload removed or moved a peer while calls were up: until they are all gone, a
+    /// request from an unknown address may still be from one of their ends. Otherwise a
+    /// stranger's request is refused without even its headers being read.
+    pub peers_moved: bool,
     /// `[limits]`: calls per second and at once, gateway-wide and per peer.
     pub limits: Limits,
     /// CDRs can be written (else new calls get 503, without a CDR of their own).

@@ -78,6 +78,7 @@ impl B2bua {
                 owners: HashMap::default(),
                 clock: (now, wall_now),
                 draining: false,
+                peers_moved: false,
                 limits,
                 cdr_writable: true,
                 retransmissions: Default::default(),
@@ -196,6 +197,12 @@ impl B2bua {
                 // The new limits and registrations are the process's, not a call's.
                 let _zone = crate::zone::enter(crate::zone::Zone::Process);
                 self.env.limits.reconfigure(&cfg);
+                let moved = self.env.cfg.profiles.values().any(|old| {
+                    cfg.profiles
+                        .get(&old.name)
+                        .is_none_or(|new| new.matches != old.matches)
+                });
+                self.env.peers_moved |= moved && !self.calls.is_empty();
                 self.env.cfg = cfg.clone();
                 if !self.env.draining {
                     self.registrations.configure(&mut self.env, &cfg, now);
@@ -334,6 +341,9 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
+        if self.calls.is_empty() {
+            self.env.peers_moved = false;
+        }
         if let Some(key) = call.setup_key() {
             self.env.dialogs.remove_setup(&key);
         }
