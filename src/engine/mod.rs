@@ -578,11 +578,8 @@ impl Shell {
                         rec.egress_peer.as_deref(),
                         rec.call_tag.as_str(),
                         rec.callback_id.is_some(),
+                        rec.cause,
                     );
-                    metrics::cause(&rec.ingress_peer, rec.cause);
-                    if let Some(e) = &rec.egress_peer {
-                        metrics::cause(e, rec.cause);
-                    }
                     self.cdr.write(*rec);
                 }
                 Output::Media(m) => self.media.apply(m),
@@ -592,8 +589,7 @@ impl Shell {
                 Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
                 Output::Event(CoreEvent::RefusalUnrecorded { peer, tag, cause }) => {
                     metrics::refusal_unrecorded(&peer.0);
-                    metrics::call_ended(&peer.0, None, tag.as_str(), false);
-                    metrics::cause(&peer.0, cause);
+                    metrics::call_ended(&peer.0, None, tag.as_str(), false, cause);
                 }
                 Output::Event(CoreEvent::LimitRefused { peer, reason }) => {
                     metrics::limit_refused(&peer.0, reason)

@@ -149,8 +149,9 @@ pub fn progress(
     }
 }
 
-/// The Q.850 cause a call ended with, per peer (bounded: 0–127, anything else `other`).
-pub fn cause(peer: &str, cause: u16) {
+/// The Q.850 cause a call ended with, per peer (bounded: 0–127, anything else `other`);
+/// counted by [`call_ended`].
+fn cause(peer: &str, cause: u16) {
     let label = if cause <= 127 {
         cause.to_string()
     } else {
@@ -233,17 +234,19 @@ pub fn prack_failure(peer: &str, status: &str) {
         .increment(1);
 }
 
-/// A call was released: counted once for the peer it came from (`inbound`) and once for the
-/// peer it went to (`outbound`), with its `call_tag` as the result.
-/// A call ended. `ingress` is the peer the call came from, or for a call-back the peer its
-/// user1 was called through (`callback`: then both legs are outbound).
-pub fn call_ended(ingress: &str, egress: Option<&str>, result: &str, callback: bool) {
+/// A call ended (or an INVITE was refused before it became one): counted, with its
+/// `call_tag` as the result and its Q.850 cause, once for the peer it came from
+/// (`inbound`) and once for the peer it went to (`outbound`). `ingress` is, for a call-back,
+/// the peer its user1 was called through (`callback`: then both legs are outbound).
+pub fn call_ended(ingress: &str, egress: Option<&str>, result: &str, callback: bool, q850: u16) {
     let direction = if callback { "outbound" } else { "inbound" };
     counter!(CALLS, "peer" => ingress.to_string(), "direction" => direction, "result" => result.to_string())
         .increment(1);
+    cause(ingress, q850);
     if let Some(e) = egress {
         counter!(CALLS, "peer" => e.to_string(), "direction" => "outbound", "result" => result.to_string())
             .increment(1);
+        cause(e, q850);
     }
 }
 
