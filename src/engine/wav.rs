@@ -344,13 +344,7 @@ impl Files<'_> {
                 None => continue,
             };
             self.write(id, frames);
-            if self
-                .open
-                .get(&id)
-                .is_some_and(|f| f.closing && f.backlog.is_empty())
-            {
-                self.finalize(id);
-            }
+            self.finalize_if_caught_up(id);
         }
     }
 
@@ -395,6 +389,14 @@ impl Files<'_> {
         }
     }
 
+    /// A recording whose call ended while its backlog was written is finalised once the
+    /// backlog is.
+    fn finalize_if_caught_up(&mut self, id: u64) {
+        if (self.open.get(&id)).is_some_and(|f| f.closing && f.backlog.is_empty()) {
+            self.finalize(id);
+        }
+    }
+
     /// Stopping: every file is completed now, a long pause's backlog included.
     fn close_all(&mut self) {
         let ids: Vec<u64> = self.open.keys().copied().collect();
@@ -402,9 +404,7 @@ impl Files<'_> {
             self.close(id);
             while self.open.get(&id).is_some_and(|f| f.closing) {
                 self.write(id, Drained::default());
-                if self.open.get(&id).is_some_and(|f| f.backlog.is_empty()) {
-                    self.finalize(id);
-                }
+                self.finalize_if_caught_up(id);
             }
         }
     }
