@@ -1,0 +1,190 @@
+use super::*;
+
+#[test]
+fn sends_waiting_for_room_are_bounded_and_give_their_slot_back() {
+    let slots = Slots::new(3);
+    let held: Vec<Slot> = (0..3).filter_map(|_| slots.take()).collect();
+    assert_eq!(held.len(), 3);
+    assert!(
+        slots.take().is_none(),
+        "the fourth waits for no one: dropped"
+    );
+    drop(held);
+    assert_eq!(slots.used.load(Ordering::Relaxed), 0);
+    assert!(slots.take().is_some());
+}
+use crate::config::Protect;
+use std::sync::Arc;
+
+fn invite(branch: &str) -> String {
+    format!(
+        "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch={branch}\r\n\
+         From: <sip:1000@127.0.0.2>;tag=a\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: {branch}\r\n\
+         CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// An inbox whose overload control refuses every new request (a standing queue for a
+/// whole second raised the share to 1).
+fn overloaded_inbox() -> Inbox {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    std::mem::forget(queues);
+    let t0 = Instant::now();
+    for i in 0..2000 {
+        let now = t0 + Duration::from_millis(i);
+        inbox
+            .overload
+            .decide(now, Duration::from_millis(200), false);
+    }
+    assert!(inbox.overload.share() > 0.99);
+    inbox
+}
+
+#[tokio::test]
+async fn under_overload_a_new_invite_gets_a_503_before_parsing_and_its_ack_is_dropped() {
+    let inbox = overloaded_inbox();
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // The reader's sends are non-blocking attempts; a serving socket is known writable.
+    gw.writable().await.unwrap();
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let src = peer.local_addr().unwrap();
+    // Past the drop threshold it would be dropped: stamp it as just received.
+    let at = Instant::now();
+    let inv = invite("z9hG4bKfast1");
+    assert_eq!(
+        shed_early(&gw, &inbox, inv.as_bytes(), src, at),
+        Early::Done
+    );
+    let mut buf = [0u8; 2048];
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        reply.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(&format!(";tag={}\r\n", inbox.overload.tag)),
+        "{reply}"
+    );
+    assert!(reply.contains("\r\nRetry-After: 5\r\n"), "{reply}");
+    // Its ACK is recognised by the tag and goes no further.
+    let ack = inv
+        .replace("INVITE sip:", "ACK sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+        .replace(
+            "To: <sip:+8610123@127.0.0.1>",
+            &format!("To: <sip:+8610123@127.0.0.1>;tag={}", inbox.overload.tag),
+        );
+    assert_eq!(
+        shed_early(&gw, &inbox, ack.as_bytes(), src, at),
+        Early::Done
+    );
+    // Anything else goes on to the parser, unscreened.
+    let bye = inv.replace("INVITE sip:", "BYE sip:");
+    assert_eq!(
+        shed_early(&gw, &inbox, bye.as_bytes(), src, at),
+        Early::Other
+    );
+}
+
+/// Audit L7: with two listeners, what is sent back to a peer leaves by the listener its
+/// request came in on, not by the first one.
+#[tokio::test]
+async fn a_reply_leaves_by_the_listener_its_request_came_in_on() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let mut socks = Vec::new();
+    for ip in ["127.0.0.1", "127.0.0.3"] {
+        let s = Arc::new(bind(format!("{ip}:0").parse().unwrap()).unwrap());
+        let local = s.local_addr().unwrap();
+        let id = ListenerId(u16::try_from(socks.len()).unwrap());
+        tokio::spawn(reader(s.clone(), id, 65_536, inbox.clone()));
+        socks.push((s, local));
+    }
+    let second = socks[1].1;
+    let out = Out::new(socks);
+    // The peer of call::tests::config, whose requests the reader lets in.
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    peer.send_to(invite("z9hG4bKtwo").as_bytes(), second)
+        .unwrap();
+    let source = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Some(Event::Message { source, .. }) = queues.try_next() {
+                return source;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the INVITE reached the core");
+    assert_eq!(source.listener, Some(ListenerId(1)));
+    assert_eq!(source.addr, peer.local_addr().unwrap());
+    let mut buf = [0u8; 64];
+    out.send(source, Bytes::from_static(b"reply"));
+    let (_, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        from, second,
+        "the reply leaves by the listener the request came in on"
+    );
+    // A target that names no listener (a peer's configured address) leaves by the first.
+    out.send(Target::udp(source.addr), Bytes::from_static(b"request"));
+    let (_, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(from.ip().to_string(), "127.0.0.1");
+}
+
+#[tokio::test]
+async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, _queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let src: SocketAddr = "127.0.0.2:5060".parse().unwrap();
+    let inv = invite("z9hG4bKfast2");
+    // Not overloaded: let in (screened), and remembered once delivered.
+    let Early::Screened {
+        remember: Some(key),
+    } = shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now())
+    else {
+        panic!("not let in")
+    };
+    inbox.overload.remember(key, Instant::now());
+    // Overload begins; the retransmission still goes to the core.
+    let t0 = Instant::now();
+    for i in 0..2000 {
+        inbox.overload.decide(
+            t0 + Duration::from_millis(i),
+            Duration::from_millis(200),
+            false,
+        );
+    }
+    assert_eq!(
+        shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
+        Early::Screened { remember: None }
+    );
+    // A stranger's new INVITE under overload: dropped without a word.
+    let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let s_inv = invite("z9hG4bKfast3");
+    assert_eq!(
+        shed_early(
+            &gw,
+            &inbox,
+            s_inv.as_bytes(),
+            stranger.local_addr().unwrap(),
+            Instant::now()
+        ),
+        Early::Done
+    );
+    let mut buf = [0u8; 100];
+    assert!(
+        stranger.recv_from(&mut buf).is_err(),
+        "a stranger hears nothing"
+    );
+}

@@ -1,0 +1,287 @@
+use super::*;
+
+/// Wait (bounded) for the writer thread to have done what it was sent.
+fn settle(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A 20 ms PCMU packet: sequence `k`, timestamp `160 * k`.
+fn packet(k: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&(k as u16).to_be_bytes());
+    p.extend_from_slice(&(160 * k).to_be_bytes());
+    p.extend_from_slice(&7u32.to_be_bytes());
+    p.extend_from_slice(&[0x10; 160]);
+    p
+}
+
+/// A recorder (60 ms jitter) fed `packets` packets on both channels, the first having
+/// arrived `packets * 20 ms` ago and the last just now.
+fn fed(packets: u32) -> SharedRecorder {
+    let mut r = Recorder::new(Duration::from_millis(60));
+    let start = Instant::now() - Duration::from_millis(20) * packets;
+    for k in 0..packets {
+        let at = start + Duration::from_millis(20) * (k + 1);
+        r.push(at, 0, &packet(k));
+        r.push(at, 1, &packet(k));
+    }
+    Arc::new(Mutex::new(r))
+}
+
+/// The writer drains a running call's recorder on its own: audio older than the jitter
+/// depth leaves the ring without the call ending.
+#[test]
+fn a_running_recording_is_drained_by_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _thread) = WavWriters::start().unwrap();
+    let rec = fed(25);
+    assert_eq!(rec.lock().unwrap().buffered(), 2 * 4000);
+    w.open(1, dir.path().join("r.wav"), true, rec.clone());
+    settle(|| rec.lock().unwrap().buffered() <= 2 * 480);
+    assert!(
+        rec.lock().unwrap().buffered() <= 2 * 480,
+        "drained to the depth"
+    );
+    w.close(1);
+    let path = dir.path().join("r.wav");
+    settle(|| hound::WavReader::open(&path).is_ok_and(|r| r.duration() == 4000));
+    assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 4000);
+}
+
+/// A disk that refuses writes (`/dev/full` answers ENOSPC) stops that recording once and
+/// for all, and the other calls' recordings go on.
+#[test]
+fn a_full_disk_stops_one_recording_and_not_the_others() {
+    let full = PathBuf::from("/dev/full");
+    if !full.exists() {
+        return; // not Linux: no device that is always full
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _thread) = WavWriters::start().unwrap();
+    let ok = dir.path().join("ok.wav");
+    // 500 ms each: more than the file buffer, so the first write reaches the disk.
+    let refused = fed(25);
+    w.open(1, full, true, refused.clone());
+    w.open(2, ok.clone(), true, fed(25));
+    settle(|| w.stopped() == 1);
+    // More audio and several drain passes later, still stopped once.
+    {
+        let mut r = refused.lock().unwrap();
+        for k in 25..40 {
+            r.push(Instant::now(), 0, &packet(k));
+        }
+    }
+    std::thread::sleep(DRAIN_EVERY * 3);
+    w.close(1);
+    w.close(2);
+    settle(|| hound::WavReader::open(&ok).is_ok_and(|r| r.duration() == 4000));
+    assert_eq!(hound::WavReader::open(&ok).unwrap().duration(), 4000);
+    assert_eq!(w.stopped(), 1, "stopped once, not once per pass");
+    // A folder that cannot exist: refused at open, and counted.
+    w.open(3, PathBuf::from("/dev/null/x/y.wav"), true, fed(1));
+    settle(|| w.stopped() == 2);
+    assert_eq!(w.stopped(), 2);
+}
+
+#[test]
+fn a_discarded_recording_leaves_no_file_and_a_closed_one_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _thread) = WavWriters::start().unwrap();
+    let (gone, kept) = (dir.path().join("a/gone.wav"), dir.path().join("a/kept.wav"));
+    w.open(1, gone.clone(), true, fed(1));
+    w.open(2, kept.clone(), false, fed(1));
+    w.discard(1);
+    w.close(2);
+    settle(|| !gone.exists() && hound::WavReader::open(&kept).is_ok_and(|r| r.duration() == 160));
+    assert!(!gone.exists());
+    assert_eq!(hound::WavReader::open(&kept).unwrap().duration(), 160);
+}
+
+#[test]
+fn two_recordings_of_one_name_are_both_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut f = files(&stopped, WAV_LIMIT);
+    let path = dir.path().join("same.wav");
+    f.open(1, path.clone(), true, fed(2));
+    f.open(2, path.clone(), true, fed(1));
+    f.close(1);
+    f.close(2);
+    let first = hound::WavReader::open(&path).unwrap().duration();
+    let second = hound::WavReader::open(dir.path().join("same-1.wav"))
+        .unwrap()
+        .duration();
+    assert_eq!((first, second), (320, 160), "neither truncated the other");
+    // A dangling symlink of that name is not followed.
+    let target = dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&target, dir.path().join("link.wav")).unwrap();
+    f.open(3, dir.path().join("link.wav"), true, fed(1));
+    f.close(3);
+    assert!(!target.exists(), "the link was followed");
+    assert!(dir.path().join("link-1.wav").is_file());
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
+    Files {
+        open: HashMap::new(),
+        failed: HashMap::new(),
+        stopped,
+        written: crate::ops::metrics::recording_bytes(),
+        next_slice: 0,
+        limit,
+    }
+}
+
+/// A file at the WAV size limit stops its recording with a valid header (the sizes are
+/// 32-bit: past the limit they would wrap, or panic in a debug build).
+#[test]
+fn a_recording_stops_at_the_wav_size_limit_with_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    // Room for 1,000 stereo frames; 4,000 are waiting.
+    let mut files = files(&stopped, 4000);
+    let path = dir.path().join("long.wav");
+    files.open(1, path.clone(), true, fed(25));
+    files.drain(
+        Instant::now() + Duration::from_secs(1),
+        files.open[&1].slice,
+    );
+    assert!(!files.open.contains_key(&1), "stopped");
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 1000);
+    // Its call's end finds nothing left to do.
+    files.close(1);
+    assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 1000);
+}
+
+/// A pause in the media comes out of the recorder as a count and goes to the file in
+/// chunks of silence, however long it was; a call that ends right after it has the rest
+/// written by the next passes (a minute each), then its file is completed.
+#[test]
+fn a_long_pause_is_written_as_silence_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let t0 = Instant::now();
+    let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(Duration::from_millis(60))));
+    let path = dir.path().join("pause.wav");
+    files.open(1, path.clone(), false, rec.clone());
+    rec.lock().unwrap().push(t0, 0, &packet(0));
+    files.drain(t0 + Duration::from_secs(1), files.open[&1].slice);
+    // Ten minutes later (both sides on hold), the media comes back.
+    let back = t0 + Duration::from_secs(600);
+    rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+    let slice = files.open[&1].slice;
+    files.close(1);
+    assert!(files.open[&1].closing, "nine minutes still to write");
+    let mut passes = 0;
+    while files.open.contains_key(&1) && passes < 20 {
+        files.drain(back, slice);
+        passes += 1;
+    }
+    assert_eq!(passes, 9, "a minute a pass");
+    let r = hound::WavReader::open(&path).unwrap();
+    assert_eq!(u64::from(r.duration()), 600 * 8000 + 160);
+    assert!(files.failed.is_empty() && files.open.is_empty());
+    // The gateway stopping with such a recording open completes it at once.
+    let path = dir.path().join("pause-at-stop.wav");
+    let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(Duration::from_millis(60))));
+    files.open(2, path.clone(), false, rec.clone());
+    rec.lock().unwrap().push(t0, 0, &packet(0));
+    files.drain(t0 + Duration::from_secs(1), files.open[&2].slice);
+    rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+    files.close_all();
+    assert!(files.open.is_empty());
+    let r = hound::WavReader::open(&path).unwrap();
+    assert_eq!(u64::from(r.duration()), 600 * 8000 + 160);
+}
+
+/// A pause of ten minutes ends while the call goes on: each pass writes a minute of its
+/// silence, the sound drained meanwhile waits behind it, and the file ends up exactly
+/// as if it had been written at once.
+#[test]
+fn a_long_pause_is_caught_up_a_minute_a_pass_and_keeps_the_sound_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let t0 = Instant::now();
+    let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(Duration::from_millis(60))));
+    let path = dir.path().join("catch-up.wav");
+    files.open(1, path.clone(), false, rec.clone());
+    rec.lock().unwrap().push(t0, 0, &packet(0));
+    let slice = files.open[&1].slice;
+    files.drain(t0 + Duration::from_secs(1), slice);
+    let back = t0 + Duration::from_secs(600);
+    rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+    let written = |files: &Files<'_>| files.open[&1].bytes / 2;
+    files.drain(back + Duration::from_secs(1), slice);
+    assert_eq!(
+        written(&files),
+        160 + SILENCE_PER_PASS,
+        "one minute of the pause"
+    );
+    // Media flows on while the pause is caught up.
+    for i in 1..=9u64 {
+        let at = back + Duration::from_millis(20 * i);
+        rec.lock()
+            .unwrap()
+            .push(at, 0, &packet(600 * 50 + i as u32));
+        files.drain(back + Duration::from_secs(1 + i), slice);
+    }
+    // Packet k holds frames 160k to 160k + 159: up to the end of packet 30,009.
+    assert_eq!(
+        written(&files),
+        160 * (600 * 50 + 10),
+        "caught up, in order"
+    );
+    assert!(files.open[&1].backlog.is_empty());
+    files.close(1);
+    let r = hound::WavReader::open(&path).unwrap();
+    assert_eq!(u64::from(r.duration()), 160 * (600 * 50 + 10));
+}
+
+/// The final write at a call's end is the one the disk refuses: nothing of the call is
+/// kept afterwards.
+#[test]
+fn a_recording_refused_at_its_last_write_leaves_nothing_behind() {
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    // 16 KB of audio at the end: more than the file buffer, so it reaches the disk.
+    files.open(1, PathBuf::from("/dev/full"), true, fed(25));
+    assert!(files.open.contains_key(&1));
+    files.close(1);
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(files.failed.is_empty(), "{:?}", files.failed);
+    assert!(files.open.is_empty());
+}
+
+/// A pass drains one slice of the recordings, not all of them: the writer's work at a
+/// thousand recorded calls comes in short passes, and every recording is still drained
+/// once in [`SLICES`] passes.
+#[test]
+fn a_pass_drains_one_slice_and_every_recording_has_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let n = 2 * SLICES as u64;
+    let recs: Vec<SharedRecorder> = (0..n).map(|_| fed(25)).collect();
+    for (id, rec) in (0..n).zip(&recs) {
+        files.open(id, dir.path().join(format!("{id}.wav")), true, rec.clone());
+    }
+    let drained = || {
+        (recs.iter())
+            .filter(|r| r.lock().unwrap().buffered() < 2 * 4000)
+            .count()
+    };
+    let now = Instant::now();
+    files.drain(now, 0);
+    assert_eq!(drained(), 2, "one slice: two recordings of twenty");
+    for slice in 1..SLICES {
+        files.drain(now, slice);
+    }
+    assert_eq!(drained(), recs.len(), "every recording had its turn");
+}
