@@ -1,0 +1,157 @@
+use super::*;
+use crate::media::{Latch, RelayPair};
+
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xff; 160]);
+    p
+}
+
+/// A stream on a fresh relay thread between two peer sockets: what it needs to be
+/// opened, and the peers (A, B) with the relay's ports they send to.
+struct Rig {
+    thread: RelayThread,
+    a: std::net::UdpSocket,
+    b: std::net::UdpSocket,
+    a_port: u16,
+    b_port: u16,
+}
+
+fn rig() -> (Rig, StreamIo) {
+    let ip = "127.0.0.1".parse().unwrap();
+    // Four relay sockets on whatever ports the system gives; the pair's ports are only
+    // names here.
+    let sockets: [UdpSocket; 4] =
+        std::array::from_fn(|_| super::super::relay_socket::bind(ip, 0).unwrap());
+    let a_port = sockets[A_RTP].local_addr().unwrap().port();
+    let b_port = sockets[B_RTP].local_addr().unwrap().port();
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+    }
+    let pair = RelayPair {
+        a_port,
+        b_port,
+        a_remote: Some(a.local_addr().unwrap()),
+        b_remote: Some(b.local_addr().unwrap()),
+        a_latch: Latch::SdpIp,
+        b_latch: Latch::SdpIp,
+        a_ptime: None,
+        b_ptime: None,
+        a_rebind_after: Duration::ZERO,
+        b_rebind_after: Duration::ZERO,
+    };
+    let mut dirs: [Option<Direction>; 4] = Default::default();
+    dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, None, None, None, "t"));
+    dirs[B_RTP] = Some(Direction::rtp(Dir::BtoA, None, None, None, "t"));
+    let io = StreamIo {
+        sockets,
+        route: Arc::new(Mutex::new(StreamRoute::new(&pair))),
+        dirs,
+        dead: Arc::new(AtomicBool::new(false)),
+    };
+    let thread = RelayThread::start(9).unwrap();
+    (
+        Rig {
+            thread,
+            a,
+            b,
+            a_port,
+            b_port,
+        },
+        io,
+    )
+}
+
+fn recv(s: &std::net::UdpSocket) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 2048];
+    s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
+
+/// Packets go both ways through the thread, whole; after `close` the ports are free
+/// again and nothing more is relayed.
+#[test]
+fn a_stream_relays_both_ways_until_closed() {
+    let (r, io) = rig();
+    let dead = io.dead.clone();
+    r.thread.open(7, io).unwrap();
+    for seq in 0..5u16 {
+        let p = rtp(seq, 1);
+        r.a.send_to(&p, ("127.0.0.1", r.a_port)).unwrap();
+        assert_eq!(recv(&r.b).as_deref(), Some(&p[..]), "A to B, packet {seq}");
+        let q = rtp(seq, 2);
+        r.b.send_to(&q, ("127.0.0.1", r.b_port)).unwrap();
+        assert_eq!(recv(&r.a).as_deref(), Some(&q[..]), "B to A, packet {seq}");
+    }
+    r.thread.close(7);
+    // The close is the thread's to do: wait until the port binds again.
+    let freed = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        std::net::UdpSocket::bind(("127.0.0.1", r.a_port)).is_ok()
+    });
+    assert!(freed, "the closed stream's port is free again");
+    assert!(
+        !dead.load(Ordering::Relaxed),
+        "a closed stream is not a failed one"
+    );
+}
+
+/// A socket gets a bounded number of reads per turn and says when packets are left, so
+/// the thread comes back to it after the others instead of staying on a flooded port.
+#[test]
+fn a_flooded_socket_yields_after_its_reads_and_is_read_again() {
+    let (r, mut io) = rig();
+    for seq in 0..60u16 {
+        r.a.send_to(&rtp(seq, 1), ("127.0.0.1", r.a_port)).unwrap();
+    }
+    let mut batch = Batch::new();
+    let flow = drain(&mut io, A_RTP, &mut batch, Instant::now(), 2);
+    assert_eq!(flow, ControlFlow::Continue(Queue::Left));
+    let relayed = |n: usize| (0..n).filter(|_| recv(&r.b).is_some()).count();
+    assert_eq!(relayed(2 * BATCH), 2 * BATCH, "two reads' worth relayed");
+    let flow = drain(&mut io, A_RTP, &mut batch, Instant::now(), READS_PER_TURN);
+    assert_eq!(flow, ControlFlow::Continue(Queue::Empty));
+    assert_eq!(
+        relayed(60 - 2 * BATCH),
+        60 - 2 * BATCH,
+        "the rest next turn"
+    );
+    assert_eq!(recv(&r.b), None);
+}
+
+/// A stream whose shared state is gone (its lock poisoned) stops and says so, and the
+/// thread goes on relaying its other streams.
+#[test]
+fn a_stream_that_fails_is_marked_dead_and_the_others_go_on() {
+    let (r, broken) = rig();
+    let (r2, healthy) = rig();
+    let route = broken.route.clone();
+    let dead = broken.dead.clone();
+    let _ = std::thread::spawn(move || {
+        let _guard = route.lock().unwrap();
+        panic!("poison the stream's lock");
+    })
+    .join();
+    // Both streams on the first rig's thread.
+    r.thread.open(1, broken).unwrap();
+    r.thread.open(2, healthy).unwrap();
+    r.a.send_to(&rtp(0, 1), ("127.0.0.1", r.a_port)).unwrap();
+    let died = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        dead.load(Ordering::Relaxed)
+    });
+    assert!(died, "the broken stream is reported dead");
+    assert_eq!(recv(&r.b), None, "nothing relayed from the broken stream");
+    let p = rtp(0, 3);
+    r2.a.send_to(&p, ("127.0.0.1", r2.a_port)).unwrap();
+    assert_eq!(
+        recv(&r2.b).as_deref(),
+        Some(&p[..]),
+        "the other stream relays"
+    );
+}

@@ -1,0 +1,307 @@
+use super::*;
+
+const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.11\r\n";
+
+#[test]
+fn anchored_sdp_names_no_source_of_the_endpoint() {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\na=msid-semantic: WMS s1\r\nm=audio 4000 RTP/AVP 0\r\na=ssrc:1234 cname:sip:1001@10.0.0.5\r\na=ssrc:1234 msid:s1 a1\r\na=ssrc-group:FID 1234 5678\r\na=msid:s1 a1\r\na=sendrecv\r\n";
+    let out = anchor_streams(
+        sdp.as_bytes(),
+        "198.51.100.1".parse().unwrap(),
+        &[Some(30000)],
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("ssrc") && !text.contains("msid"), "{text}");
+    assert!(!text.contains("10.0.0.5"), "{text}");
+    assert!(text.contains("a=sendrecv\r\n"), "{text}");
+}
+
+#[test]
+fn reads_endpoints_with_media_level_connection() {
+    let e = read(OFFER.as_bytes()).unwrap();
+    assert_eq!(
+        e[0],
+        Endpoint {
+            ip: Some("192.0.2.10".parse().unwrap()),
+            port: 4000,
+            held: false,
+        }
+    );
+    assert_eq!(
+        e[1],
+        Endpoint {
+            ip: Some("192.0.2.11".parse().unwrap()),
+            port: 0,
+            held: false,
+        }
+    );
+}
+
+#[test]
+fn hold_is_read_from_direction_attributes_and_the_null_address() {
+    let held = |sdp: &str| -> Vec<bool> {
+        read(sdp.replace('\n', "\r\n").as_bytes())
+            .unwrap()
+            .iter()
+            .map(|e| e.held)
+            .collect()
+    };
+    let head = "v=0\no=a 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n";
+    assert_eq!(held(&format!("{head}m=audio 4000 RTP/AVP 0\n")), [false]);
+    assert_eq!(
+        held(&format!("{head}m=audio 4000 RTP/AVP 0\na=sendonly\n")),
+        [true]
+    );
+    assert_eq!(
+        held(&format!("{head}m=audio 4000 RTP/AVP 0\na=inactive\n")),
+        [true]
+    );
+    // Session level applies to streams without their own; their own wins.
+    assert_eq!(
+        held(&format!(
+            "{head}a=recvonly\nm=audio 4000 RTP/AVP 0\nm=audio 4002 RTP/AVP 0\na=sendrecv\n"
+        )),
+        [true, false]
+    );
+    let old_style =
+        "v=0\no=a 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
+    assert_eq!(held(old_style), [true]);
+}
+
+#[test]
+fn anchoring_names_only_the_gateway_and_keeps_other_lines() {
+    let out = anchor_streams(
+        OFFER.as_bytes(),
+        "203.0.113.5".parse().unwrap(),
+        &[Some(20000), Some(20002)],
+    )
+    .unwrap();
+    let text = std::str::from_utf8(&out).unwrap();
+    assert_eq!(
+        text,
+        "v=0\r\no=alice 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:20001 IN IP4 203.0.113.5\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n"
+    );
+    assert!(!text.contains("192.0.2."));
+}
+
+#[test]
+fn mixed_line_ends_are_read_and_rewritten_alike() {
+    // The audio section ends its lines in bare LF: its c= and a=rtcp are rewritten too.
+    let offer = b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=\xe9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\nc=IN IP4 192.0.2.11\na=rtcp:4001 IN IP4 192.0.2.11\n";
+    let eps = read(offer).unwrap();
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0].ip, Some("192.0.2.11".parse().unwrap()));
+    let out = anchor_streams(offer, "203.0.113.5".parse().unwrap(), &[Some(20000)]).unwrap();
+    assert_eq!(
+            &out[..],
+            &b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=\xe9\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\nc=IN IP4 203.0.113.5\na=rtcp:20001 IN IP4 203.0.113.5\n"[..]
+        );
+}
+
+/// Fuzz finding F6: an `m=` line with runs of spaces was read one way (fields between
+/// the runs) and rewritten another (split at each space), so the anchored line no
+/// longer parsed and the gateway's port stood where the media type belongs.
+#[test]
+fn an_m_line_with_runs_of_spaces_is_rewritten_as_it_is_read() {
+    let offer = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=  audio   4000  RTP/AVP 0 8\r\n";
+    assert_eq!(read(offer).unwrap()[0].port, 4000);
+    let gw = "203.0.113.5".parse().unwrap();
+    let out = anchor_streams(offer, gw, &[Some(20000)]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out).contains("\r\nm=audio 20000 RTP/AVP 0 8\r\n"),
+        "{out:?}"
+    );
+    assert_eq!(read(&out).unwrap()[0].port, 20000);
+}
+
+#[test]
+fn port_zero_sections_are_identified_get_no_ports_and_stay_at_zero() {
+    let mut offer =
+        String::from("v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n");
+    for _ in 0..50 {
+        offer.push_str("m=audio 0 RTP/AVP 0\r\na=rtcp:9 IN IP4 192.0.2.10\r\n");
+    }
+    offer.push_str("m=audio 4000 RTP/AVP 0\r\n");
+    let eps = read(offer.as_bytes()).unwrap();
+    assert_eq!(eps.len(), 51);
+    assert_eq!(eps.iter().filter(|e| e.is_rejected()).count(), 50);
+    // One active stream: within the limit, whatever the number of port-0 sections.
+    assert_eq!(limit_streams(&eps, DEFAULT_MAX_STREAMS), Ok(1));
+    // Ports only where a stream is active; a port given to a port-0 section is ignored.
+    let mut ports = vec![None; 50];
+    ports[0] = Some(30000);
+    ports.push(Some(20000));
+    let out = anchor_streams(offer.as_bytes(), "203.0.113.5".parse().unwrap(), &ports).unwrap();
+    let text = String::from_utf8(out.to_vec()).unwrap();
+    assert_eq!(text.matches("m=audio 0 RTP/AVP 0\r\n").count(), 50);
+    assert!(text.ends_with("m=audio 20000 RTP/AVP 0\r\n"), "{text}");
+    assert!(
+        !text.contains("a=rtcp"),
+        "refused streams keep no RTCP address"
+    );
+    assert!(!text.contains("192.0.2."));
+}
+
+#[test]
+fn more_active_streams_than_max_streams_is_an_error() {
+    let mut offer = String::from("v=0\r\nc=IN IP4 192.0.2.10\r\n");
+    for i in 0..5 {
+        offer.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i));
+    }
+    let eps = read(offer.as_bytes()).unwrap();
+    assert_eq!(
+        limit_streams(&eps, DEFAULT_MAX_STREAMS),
+        Err(SdpError::TooManyStreams { found: 5, max: 4 })
+    );
+    assert_eq!(limit_streams(&eps, 5), Ok(5));
+}
+
+#[test]
+fn unreadable_sdp_is_a_typed_error() {
+    let cases: Vec<(&[u8], SdpError)> = vec![
+        (b"", SdpError::NoVersion),
+        (b"\r\n", SdpError::NoVersion),
+        (b"o=- 1 1 IN IP4 h\r\nv=0\r\n", SdpError::NoVersion),
+        (b"v=1\r\nm=audio 1 RTP/AVP 0\r\n", SdpError::NoVersion),
+        (b"v=0\r\ns=-\r\n", SdpError::NoMedia),
+        (
+            b"v=0\r\nm=audio x RTP/AVP 0\r\n",
+            SdpError::Syntax {
+                line: 2,
+                what: "m= has no numeric port",
+            },
+        ),
+        (
+            b"v=0\r\nm=audio 70000 RTP/AVP 0\r\n",
+            SdpError::Syntax {
+                line: 2,
+                what: "m= has no numeric port",
+            },
+        ),
+        (
+            b"v=0\r\nm=audio 4000\r\n",
+            SdpError::Syntax {
+                line: 2,
+                what: "m= has no transport",
+            },
+        ),
+        (
+            b"v=0\r\nc=IN IP4\r\nm=audio 1 RTP/AVP 0\r\n",
+            SdpError::Syntax {
+                line: 2,
+                what: "c= is not \"IN <family> <address>\"",
+            },
+        ),
+        (
+            b"v=0\r\nm=audio 1 RTP/AVP 0\r\nc=IN IP4 \xff\r\n",
+            SdpError::Syntax {
+                line: 3,
+                what: "c= address is not ASCII",
+            },
+        ),
+        (
+            b"v=0\r\nhello\r\nm=audio 1 RTP/AVP 0\r\n",
+            SdpError::Syntax {
+                line: 2,
+                what: "not a <type>=<value> line",
+            },
+        ),
+        (
+            b"\xff\xfe",
+            SdpError::Syntax {
+                line: 1,
+                what: "not a <type>=<value> line",
+            },
+        ),
+    ];
+    let ip = "203.0.113.5".parse().unwrap();
+    for (body, want) in cases {
+        assert_eq!(
+            read(body),
+            Err(want.clone()),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(anchor_streams(body, ip, &[Some(20000)]), Err(want));
+    }
+    // A host name in c= is valid SDP: the address is just unknown.
+    let eps = read(b"v=0\r\nc=IN IP4 media.example.com\r\nm=audio 1 RTP/AVP 0\r\n").unwrap();
+    assert_eq!(eps[0].ip, None);
+}
+
+#[test]
+fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
+    // What the call layer does with an answer it cannot read: refuse every stream.
+    let body = b"v=0\r\nc=IN IP4 192.0.2.10\r\nbogus line\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 192.0.2.10\r\n";
+    assert!(read(body).is_err());
+    let out = refuse_all(body, "203.0.113.5".parse().unwrap());
+    assert_eq!(
+        &out[..],
+        &b"v=0\r\nc=IN IP4 203.0.113.5\r\nbogus line\r\nm=audio 0 RTP/AVP 0\r\n"[..]
+    );
+}
+
+#[test]
+fn ice_attributes_are_removed_when_anchoring() {
+    let offer = b"v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\na=ice-lite\r\nm=audio 4000 RTP/AVP 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\na=candidate:1 1 UDP 2130706431 10.0.0.5 4000 typ host\r\na=candidate:2 1 UDP 1694498815 198.51.100.9 4000 typ srflx raddr 10.0.0.5 rport 4000\r\na=end-of-candidates\r\na=sendrecv\r\n";
+    let out = anchor_streams(offer, "203.0.113.5".parse().unwrap(), &[Some(20000)]).unwrap();
+    assert_eq!(
+            &out[..],
+            &b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=sendrecv\r\n"[..]
+        );
+}
+
+/// Seeded mutations of real-world SDP: reading and anchoring never panic, and what is
+/// anchored never names the peer's addresses.
+#[test]
+fn mutated_sdp_never_panics_and_anchored_output_hides_the_peer() {
+    let seeds: [&[u8]; 3] = [
+            OFFER.as_bytes(),
+            b"v=0\r\no=root 8 8 IN IP4 192.0.2.10\r\ns=Asterisk\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 17000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+            b"v=0\no=- 2 2 IN IP6 2001:db8::7\ns=-\nc=IN IP6 2001:db8::7\nt=0 0\nm=audio 9000 RTP/AVP 0\na=rtcp:9001 IN IP6 2001:db8::7\nm=video 0 RTP/AVP 96\n",
+        ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n.max(1) as u64) as usize
+    };
+    let ip: IpAddr = "203.0.113.5".parse().unwrap();
+    let mut anchored = 0;
+    for round in 0..20_000 {
+        let mut b = seeds[round % seeds.len()].to_vec();
+        for _ in 0..=next(3) {
+            match next(4) {
+                0 => b.truncate(next(b.len() + 1)),
+                1 if !b.is_empty() => {
+                    let i = next(b.len());
+                    b[i] = b" =\r\n0/:\xffmcvoa."[next(14)];
+                }
+                2 if !b.is_empty() => {
+                    let i = next(b.len());
+                    b.remove(i);
+                }
+                _ => {
+                    let i = next(b.len() + 1);
+                    b.insert(i, b"\r\n m=0"[next(6)]);
+                }
+            }
+        }
+        if let Ok(eps) = read(&b) {
+            let ports: Vec<Option<u16>> = eps.iter().map(|_| Some(20000)).collect();
+            let out = anchor_streams(&b, ip, &ports).unwrap();
+            anchored += 1;
+            let out = String::from_utf8_lossy(&out);
+            for l in out.lines() {
+                if l.starts_with("c=") || l.starts_with("o=") {
+                    assert!(!l.contains("192.0.2.") && !l.contains("2001:db8"), "{l}");
+                }
+            }
+        }
+        let _ = refuse_all(&b, ip);
+        let _ = crate::sdp::set_ptime(&b, 20);
+    }
+    assert!(anchored > 1000, "{anchored}");
+}
