@@ -70,11 +70,33 @@ pub fn sip_stream(data: &[u8]) {
     };
     let chunk = usize::from(first % 64) + 1;
     let mut framer = StreamFramer::new(MAX_MESSAGE);
+    let mut framed = Vec::new();
+    let mut failed = false;
     for piece in rest.chunks(chunk) {
         match framer.push(piece) {
-            Ok(messages) => messages.iter().for_each(exercise),
+            Ok(messages) => {
+                messages.iter().for_each(exercise);
+                framed.extend(messages.iter().map(Message::to_bytes));
+            }
             // The engine closes the connection here.
-            Err(_) => return,
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    // How the reads split the stream changes nothing: the same bytes in one read give the
+    // same messages, and fail only if the pieces failed.
+    let mut whole = StreamFramer::new(MAX_MESSAGE);
+    match whole.push(rest) {
+        Ok(messages) => {
+            assert!(!failed, "the stream failed only in pieces of {chunk}");
+            let at_once: Vec<_> = messages.iter().map(Message::to_bytes).collect();
+            assert_eq!(at_once, framed, "pieces of {chunk} framed other messages");
+        }
+        Err(_) => {
+            let at_once = framed.len();
+            assert!(failed, "the stream failed only in one read ({at_once} messages before)");
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Bytes to messages: one UDP datagram, or a TCP byte stream framed by Content-Length
 //! (RFC 3261 §18.3) with RFC 5626 keep-alives between messages.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sipx_sip as sipx;
-use sipx_sip::{Limits, StreamParser};
+use sipx_sip::Limits;
 
 use super::{Message, SipError};
 
@@ -20,48 +20,161 @@ pub fn parse_datagram(buf: Bytes, max_bytes: usize) -> Result<Message, SipError>
 }
 
 /// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
+///
+/// The framing is ours and each framed message is then parsed whole as a datagram is, so
+/// `max_bytes` bounds the whole message, header section and body together, as it does on
+/// UDP, and the bytes a connection buffers. A body that would take a message over it is
+/// refused when its Content-Length is read, before any of it is buffered.
 #[derive(Debug)]
 pub struct StreamFramer {
-    parser: StreamParser,
+    buf: BytesMut,
+    max_bytes: usize,
+    /// How far the search for the end of the header section has looked.
+    scanned: usize,
+    /// The length of the message at the front of `buf`, once its header section is read.
+    frame_len: Option<usize>,
+    /// CRLF pairs discarded between messages, not yet taken.
+    pairs: usize,
     /// A CRLF pair counted but not yet paired into a ping (a ping split over two reads).
     odd_pair: usize,
+    /// Framing was lost: every later push fails too.
+    failed: bool,
 }
 
 impl StreamFramer {
     pub fn new(max_bytes: usize) -> Self {
         StreamFramer {
-            parser: StreamParser::new(Limits {
-                max_message_bytes: max_bytes,
-                max_body_bytes: max_bytes,
-                ..Limits::stream()
-            }),
+            buf: BytesMut::new(),
+            max_bytes,
+            scanned: 0,
+            frame_len: None,
+            pairs: 0,
             odd_pair: 0,
+            failed: false,
         }
     }
 
     /// Append received bytes; returns every message they completed. An error means the
     /// stream lost framing and the connection must be closed.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Message>, SipError> {
-        self.parser
-            .push(chunk)
-            .map(|v| v.into_iter().map(Message::from_sipx).collect())
-            .map_err(SipError::from_parse)
+        if self.failed {
+            return Err(SipError::Parse("the stream lost its framing".into()));
+        }
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        loop {
+            match self.next_message() {
+                Ok(Some(msg)) => out.push(msg),
+                Ok(None) => return Ok(out),
+                Err(e) => {
+                    // Guessing where the next message starts is how a body becomes a
+                    // request (RFC 4475 §3.1.2.3): the connection ends here.
+                    self.failed = true;
+                    self.buf = BytesMut::new();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn next_message(&mut self) -> Result<Option<Message>, SipError> {
+        let len = match self.frame_len {
+            Some(len) => len,
+            None => {
+                // RFC 3261 §7.5: CRLFs before a start line are ignored on a stream; RFC 5626
+                // §4.4.1 makes them keep-alives.
+                while self.buf.starts_with(b"\r\n") {
+                    let _ = self.buf.split_to(2);
+                    self.pairs += 1;
+                    self.scanned = self.scanned.saturating_sub(2);
+                }
+                let Some(head_end) = find_head_end(&self.buf, self.scanned) else {
+                    // Back up three bytes so a terminator split over two reads is found.
+                    self.scanned = self.buf.len().saturating_sub(3);
+                    if self.buf.len() > self.max_bytes {
+                        return Err(SipError::TooLarge(format!(
+                            "header section over {} bytes",
+                            self.max_bytes
+                        )));
+                    }
+                    return Ok(None);
+                };
+                let body = content_length(&self.buf[..head_end])?;
+                let len = (head_end + 4)
+                    .checked_add(body)
+                    .filter(|&len| len <= self.max_bytes)
+                    .ok_or_else(|| {
+                        SipError::TooLarge(format!(
+                            "{} bytes of header section and a body of {body} over {}",
+                            head_end + 4,
+                            self.max_bytes
+                        ))
+                    })?;
+                self.frame_len = Some(len);
+                len
+            }
+        };
+        if self.buf.len() < len {
+            return Ok(None);
+        }
+        let wire = self.buf.split_to(len).freeze();
+        self.frame_len = None;
+        self.scanned = 0;
+        parse_datagram(wire, self.max_bytes).map(Some)
     }
 
     /// Whether bytes of a message not yet complete are buffered (keep-alive CRLFs between
     /// messages are discarded, never buffered).
     pub fn mid_message(&self) -> bool {
-        self.parser.pending() > 0
+        !self.buf.is_empty()
     }
 
     /// RFC 5626 keep-alive pings (CRLFCRLF between messages) since the last call, however
     /// the reads split them. A lone CRLF (a pong) counts as half of one; the gateway sends
     /// no pings, so none is expected.
     pub fn take_pings(&mut self) -> usize {
-        let pairs = self.odd_pair + self.parser.take_keepalives();
+        let pairs = self.odd_pair + std::mem::take(&mut self.pairs);
         self.odd_pair = pairs % 2;
         pairs / 2
     }
+}
+
+/// Where the CRLFCRLF ending the header section starts, searching from `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)
+        .and_then(|tail| tail.windows(4).position(|w| w == b"\r\n\r\n"))
+        .map(|i| i + from)
+}
+
+/// The body length a stream message declares (RFC 3261 §20.14: required on a stream), read
+/// from its header section: `Content-Length` or its compact form `l`, folded lines
+/// unfolded. Two that disagree leave no way to frame the stream.
+fn content_length(head: &[u8]) -> Result<usize, SipError> {
+    let mut found: Option<usize> = None;
+    let mut lines = head.split(|&b| b == b'\n').skip(1).peekable();
+    while let Some(line) = lines.next() {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
+            continue;
+        }
+        let mut value = line[colon + 1..].trim_ascii().to_vec();
+        while let Some(next) = lines.next_if(|l| l.starts_with(b" ") || l.starts_with(b"\t")) {
+            value.extend_from_slice(next.trim_ascii());
+        }
+        let n = std::str::from_utf8(&value)
+            .ok()
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or(SipError::BadHeader("Content-Length"))?;
+        if found.is_some_and(|f| f != n) {
+            return Err(SipError::BadHeader("Content-Length"));
+        }
+        found = Some(n);
+    }
+    found.ok_or(SipError::MissingHeader("Content-Length"))
 }
 
 #[cfg(test)]
@@ -83,5 +196,102 @@ mod tests {
         );
         assert_eq!(f.take_pings(), 1);
         assert!(f.mid_message(), "a message has begun");
+    }
+
+    fn options(body: &str, pad: usize) -> Vec<u8> {
+        format!(
+            "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2;branch=z9hG4bK1\r\n\
+             From: <sip:b@127.0.0.2>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c1\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nX-Pad: {}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            "p".repeat(pad),
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_limit_is_on_the_whole_message_and_a_body_over_it_is_refused_before_it_is_read() {
+        let at_limit = options("v=0\r\n", 100);
+        let mut f = StreamFramer::new(at_limit.len());
+        assert_eq!(
+            f.push(&at_limit).unwrap().len(),
+            1,
+            "a message of max bytes passes"
+        );
+
+        // A header section under the limit declaring a body that takes the message over it
+        // (each alone under the limit: what sipx's stream parser let through).
+        let max = 400;
+        let body = "x".repeat(300);
+        let wire = options(&body, 0);
+        let head = wire.len() - body.len();
+        assert!(head < max && body.len() < max && wire.len() > max);
+        let mut f = StreamFramer::new(max);
+        let err = f.push(&wire[..head]).unwrap_err();
+        assert!(matches!(err, SipError::TooLarge(_)), "{err}");
+        assert!(f.push(b"OPTIONS").is_err(), "the stream stays failed");
+        assert!(!f.mid_message(), "nothing of it is kept");
+    }
+
+    #[test]
+    fn how_reads_split_the_stream_changes_nothing() {
+        let mut stream = b"\r\n\r\n".to_vec();
+        stream.extend(options("", 3));
+        stream.extend(b"\r\n\r\n");
+        stream.extend(options("v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\n", 7));
+        stream.extend(options("", 0));
+        for size in [1, 2, 3, 5, 64, stream.len()] {
+            let mut f = StreamFramer::new(65535);
+            let mut got = Vec::new();
+            for piece in stream.chunks(size) {
+                got.extend(f.push(piece).unwrap());
+            }
+            assert_eq!(got.len(), 3, "reads of {size}");
+            let Message::Request(second) = &got[1] else {
+                panic!("a request was sent");
+            };
+            assert_eq!(second.body().len(), 31, "reads of {size}");
+            assert_eq!(f.take_pings(), 2, "reads of {size}");
+            assert!(!f.mid_message());
+        }
+    }
+
+    #[test]
+    fn content_length_is_read_in_every_legal_spelling_and_refused_when_unusable() {
+        assert_eq!(content_length(b"INVITE x SIP/2.0\r\nl: 12").unwrap(), 12);
+        assert_eq!(
+            content_length(b"INVITE x SIP/2.0\r\ncontent-LENGTH \t:\t 7 ").unwrap(),
+            7
+        );
+        assert_eq!(
+            content_length(b"INVITE x SIP/2.0\r\nContent-Length:\r\n  5\r\nX: 1").unwrap(),
+            5
+        );
+        assert_eq!(
+            content_length(b"INVITE x SIP/2.0\r\nl: 3\r\nContent-Length: 3").unwrap(),
+            3
+        );
+        for bad in [
+            &b"INVITE x SIP/2.0\r\nX-Length: 3"[..],
+            b"INVITE x SIP/2.0\r\nContent-Length: 3\r\nl: 4",
+            b"INVITE x SIP/2.0\r\nContent-Length: -1",
+            b"INVITE x SIP/2.0\r\nContent-Length: 1e3",
+            b"INVITE x SIP/2.0\r\nContent-Length: 99999999999999999999999",
+            b"INVITE x SIP/2.0\r\nContent-Length:",
+        ] {
+            assert!(
+                content_length(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_that_does_not_parse_ends_the_stream() {
+        let mut f = StreamFramer::new(65535);
+        assert!(f.push(b"NOT SIP\r\nContent-Length: 0\r\n\r\n").is_err());
+        assert!(f.push(&options("", 0)).is_err());
     }
 }
