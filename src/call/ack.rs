@@ -176,6 +176,7 @@ impl Call {
                     cseq,
                     wire: Some(wire.clone()),
                     has_body,
+                    owes_answer: false,
                 });
                 cx.emit(super::Output::Transmit {
                     target,
@@ -202,13 +203,46 @@ impl Call {
                 call_id.as_deref() == Some(&*d.call_id) && tag.as_deref() == Some(&*d.local_tag)
             })
         });
-        if let Some(side) = side
-            && !self.resend_ack(cx, side, cseq)
-            && self.phase.is_ending()
+        if let Some(side) = side {
+            self.ack_again_on(cx, side, cseq, resp);
+        }
+    }
+
+    /// A 2xx to our INVITE with CSeq `cseq` on `side`, after its transaction was done.
+    pub(super) fn ack_again_on(&mut self, cx: &mut Cx, side: Side, cseq: u32, resp: &Response) {
+        if !resp.body().is_empty()
+            && self.acks[side]
+                .as_ref()
+                .is_some_and(|a| a.cseq == cseq && a.owes_answer)
         {
+            self.refuse_late_offer(cx, side, cseq, resp);
+            return;
+        }
+        if !self.resend_ack(cx, side, cseq) && self.phase.is_ending() {
             // A re-INVITE of ours answered after the call ended (its origin got 487): the
             // 2xx still needs its ACK, or that peer retransmits it for 32 s.
             self.send_ack(cx, side, cseq, None);
+        }
+    }
+
+    /// A 2xx with an offer to a re-INVITE without one that was given up (its origin got
+    /// 487 and can answer nothing): the offer is answered in the ACK with every stream
+    /// refused, and the session, now without media on that leg, ends with BYE
+    /// (RFC 3261 §13.2.2.4). A retransmitted 2xx gets the same ACK again.
+    fn refuse_late_offer(&mut self, cx: &mut Cx, side: Side, cseq: u32, resp: &Response) {
+        let refusal = crate::sdp::refuse_all(resp.body(), self.cfg.media_ip);
+        self.send_ack(
+            cx,
+            side,
+            cseq,
+            Some((refusal, resp.header(&Hdr::CONTENT_TYPE))),
+        );
+        if !self.phase.is_ending() {
+            warn!(
+                call_id = %self.call_id(),
+                "offer in a 2xx to a given-up re-INVITE: refused in the ACK, call released"
+            );
+            self.release_answered(cx, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
         }
     }
 

@@ -250,6 +250,7 @@ impl Call {
                 cseq,
                 wire: None,
                 has_body: false,
+                owes_answer: rel.sent.body().is_empty(),
             });
         }
     }

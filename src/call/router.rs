@@ -545,7 +545,7 @@ impl B2bua {
             .and_then(|(call_id, tag)| self.dialog_of(&call_id, &tag));
         match known {
             Some((r, side)) => self.with_call(r, now, |c, cx| {
-                c.resend_ack(cx, side, cseq);
+                c.ack_again_on(cx, side, cseq, &resp);
             }),
             None => super::orphan::ack_and_bye(&mut self.env, &resp, cseq, source),
         }

@@ -139,6 +139,9 @@ pub struct SentAck {
     pub wire: Option<Bytes>,
     /// It carried SDP (a late offer's answer): never rebuilt, so never dropped.
     pub has_body: bool,
+    /// The ACK for a relayed INVITE without an offer, given up before its 2xx: the origin
+    /// can no longer answer an offer in that 2xx, so the gateway must (RFC 3261 §13.2.2.4).
+    pub owes_answer: bool,
 }
 
 /// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).

@@ -961,3 +961,50 @@ fn a_cancel_the_far_leg_never_answers_ends_the_reinvite_after_64_t1() {
     h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
     assert_idle(&mut h);
 }
+
+#[test]
+fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_and_the_call_ends()
+{
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    // The phone asks for a fresh offer (a re-INVITE without SDP); the carrier rings, the
+    // phone cancels, and the carrier answers neither the CANCEL nor, for 64·T1, the INVITE.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", ""));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(re.body().is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
+    h.take_responses(PHONE);
+    cancel_of(&mut h, &re);
+    h.advance(Duration::from_secs(33));
+    assert_eq!(phone_finals(&mut h, &tag, 2, "z9hG4bKre"), vec![487]);
+    h.take_requests(CARRIER_A, Method::Cancel);
+    assert!(h.cdrs.is_empty(), "the call is still up");
+
+    // Its 2xx after all, with the offer the phone can no longer answer: the ACK answers it,
+    // every stream refused and no peer address leaked, then both legs get a BYE.
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    let sent = h.requests_to(CARRIER_A);
+    let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
+    assert_eq!(methods, vec![Method::Ack, Method::Bye], "the ACK first");
+    let (ack, bye_a) = (sent[0].clone(), sent[1].clone());
+    assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
+    let answer = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(answer.contains("m=audio 0 "), "{answer}");
+    assert!(!answer.contains("192.0.2.10"), "{answer}");
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+    assert_eq!(h.cdrs[0].cause, 111);
+    let bye_p = h.one_request(PHONE, Method::Bye);
+
+    // The carrier retransmits its 2xx: the same ACK again, and nothing more.
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    let again = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(again.body(), ack.body());
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+    h.recv_msg(CARRIER_A, reply(&bye_a, 200, "carrier1", &[], None));
+    h.recv_msg(PHONE, reply(&bye_p, 200, "phone1", &[], None));
+    assert_idle(&mut h);
+}
