@@ -228,16 +228,6 @@ fn a_tcp_message_that_is_not_complete_in_time_closes_its_connection() {
     );
 }
 
-/// A TCP connection to the gateway from `ip` (a peer's address, or a stranger's).
-fn tcp_from(ip: &str, gw: &Gateway) -> std::net::TcpStream {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let local: std::net::SocketAddr = format!("{ip}:0").parse().unwrap();
-    sock.bind(&local.into()).unwrap();
-    sock.connect_timeout(&gw.addr().into(), Duration::from_secs(2))
-        .unwrap();
-    sock.into()
-}
-
 #[test]
 fn keep_alive_pings_keep_a_tcp_connection_open_and_are_answered() {
     use std::io::{Read, Write};

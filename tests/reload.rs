@@ -88,3 +88,135 @@ fn reload_reports_what_changed_what_needs_a_restart_and_what_is_broken() {
         assert!(metrics.contains(&series), "{series}: {metrics}");
     }
 }
+
+/// Reads from `s` until `want` appears in what came; all of it.
+fn read_until(s: &mut std::net::TcpStream, want: &str) -> String {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {want:?} in {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        match s.read(&mut buf) {
+            Ok(0) => panic!(
+                "closed before {want:?}: {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A request from the PBX over TCP (from 127.0.0.2, port `port` of its connection).
+fn pbx_request(method: &str, port: u16, to_tag: &str, cseq: u32, body: &str) -> String {
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".into()
+    };
+    format!(
+        "{method} sip:+8610123@127.0.0.1;transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {PHONE_IP}:{port};branch=z9hG4bKmoved{cseq}{method}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:1000@{PHONE_IP}>;tag=moved\r\n\
+         To: <sip:+8610123@127.0.0.1>{to_tag}\r\n\
+         Call-ID: moved-peer\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:1000@{PHONE_IP}:{port};transport=tcp>\r\n\
+         X-Phone-Trace: end-to-end\r\n\
+         {ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_peer_a_reload_moved_ends_its_call_over_a_new_tcp_connection_then_is_a_stranger() {
+    use std::io::{Read, Write};
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            single_carrier: true,
+            ..GwOpts::default()
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let carrier = Sipp::uas(
+        "basic-call/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+    );
+
+    // The PBX places a call over TCP, and the carrier answers it.
+    let mut first = tcp_from(PHONE_IP, &gw);
+    first
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let port = first.local_addr().unwrap().port();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    first
+        .write_all(pbx_request("INVITE", port, "", 1, sdp).as_bytes())
+        .unwrap();
+    let answer = read_until(&mut first, "SIP/2.0 200");
+    let ok = &answer[answer.find("SIP/2.0 200").unwrap()..];
+    let to = ok
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+        .unwrap();
+    let tag = to[to.find(";tag=").expect("a To tag")..].to_string();
+    let tag = tag.as_str();
+    first
+        .write_all(pbx_request("ACK", port, tag, 1, "").as_bytes())
+        .unwrap();
+
+    // The PBX's profile moves to another address: calls in progress keep theirs.
+    let profile = gw.path("profiles/pbx.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace("match = [\"127.0.0.2/32\"]", "match = [\"127.0.0.9/32\"]"),
+    )
+    .unwrap();
+    let (ok, out) = reload(&gw);
+    assert!(ok && out.contains("profiles changed: pbx"), "{out}");
+
+    // Its connection is gone; it hangs up over a new one, which the gateway accepts
+    // (before, a moved peer was a stranger there and its connection closed at once).
+    drop(first);
+    let mut second = tcp_from(PHONE_IP, &gw);
+    second
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let port = second.local_addr().unwrap().port();
+    second
+        .write_all(pbx_request("BYE", port, tag, 2, "").as_bytes())
+        .unwrap();
+    read_until(&mut second, "SIP/2.0 200");
+    assert!(carrier.passed_within(std::time::Duration::from_secs(10)));
+    let cdrs = gw.wait_cdrs(1);
+    assert_eq!(cdrs[0]["call_tag"], "caller_bye", "{cdrs:?}");
+
+    // With its calls over, the address is a stranger's: its connection is closed at once.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut third = tcp_from(PHONE_IP, &gw);
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let r = third.read(&mut buf);
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+}

@@ -96,7 +96,10 @@ pub fn sip_stream(data: &[u8]) {
         }
         Err(_) => {
             let at_once = framed.len();
-            assert!(failed, "the stream failed only in one read ({at_once} messages before)");
+            assert!(
+                failed,
+                "the stream failed only in one read ({at_once} messages before)"
+            );
         }
     }
 }

@@ -139,6 +139,12 @@ impl B2bua {
         &self.env.cfg
     }
 
+    /// Whether calls that began before a reload which removed or re-addressed a peer are
+    /// still up: they may hear from sources the running configuration does not match.
+    pub fn peers_moved(&self) -> bool {
+        self.env.peers_moved
+    }
+
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
@@ -197,11 +203,7 @@ impl B2bua {
                 // The new limits and registrations are the process's, not a call's.
                 let _zone = crate::zone::enter(crate::zone::Zone::Process);
                 self.env.limits.reconfigure(&cfg);
-                let moved = self.env.cfg.profiles.values().any(|old| {
-                    cfg.profiles
-                        .get(&old.name)
-                        .is_none_or(|new| new.matches != old.matches)
-                });
+                let moved = cfg.peers_moved_from(&self.env.cfg);
                 self.env.peers_moved |= moved && !self.calls.is_empty();
                 self.env.cfg = cfg.clone();
                 if !self.env.draining {

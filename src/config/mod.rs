@@ -587,8 +587,6 @@ impl Config {
         }
     }
 
-    /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it
-    /// with the longest prefix.
     /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:
     /// the edge asks it for every datagram).
     pub fn is_peer_source(&self, ip: IpAddr) -> bool {
@@ -597,6 +595,18 @@ impl Config {
             .any(|p| p.matches.iter().any(|n| n.contains(&ip)))
     }
 
+    /// Whether a peer of `old` is gone from this configuration or matches other sources in
+    /// it: its calls in progress may then hear from addresses this one does not know.
+    pub fn peers_moved_from(&self, old: &Config) -> bool {
+        old.profiles.values().any(|o| {
+            self.profiles
+                .get(&o.name)
+                .is_none_or(|new| new.matches != o.matches)
+        })
+    }
+
+    /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it
+    /// with the longest prefix.
     pub fn peer_for_source(&self, ip: IpAddr) -> Option<&Arc<Profile>> {
         self.profiles
             .values()

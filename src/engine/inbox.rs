@@ -118,7 +118,16 @@ pub(crate) struct Inbox {
     /// The running configuration, for the one question a reader asks of it: does a profile
     /// match this source?
     config: Arc<ArcSwap<Config>>,
+    /// Configurations a reload replaced whose peers it removed or re-addressed, kept while
+    /// calls begun under them are up: those peers may still open a TCP connection to end
+    /// their calls (the core hears only their own dialogs' requests).
+    departed: Arc<ArcSwapOption<Vec<Arc<Config>>>>,
 }
+
+/// How many replaced configurations [`Inbox::remember_departed`] keeps: a peer removed more
+/// reloads ago than this, with a call still up, can reach it over UDP or a connection it
+/// already has, not a new one.
+const MAX_DEPARTED: usize = 8;
 
 /// The core task's end.
 pub(crate) struct Queues {
@@ -148,6 +157,7 @@ impl Inbox {
             tally: Arc::default(),
             overload: Arc::new(Overload::new(p)),
             config: Arc::new(ArcSwap::new(cfg)),
+            departed: Arc::new(ArcSwapOption::new(None)),
         };
         inbox.configure_protect(p, now);
         (
@@ -165,10 +175,35 @@ impl Inbox {
         self.config.store(cfg);
     }
 
-    /// Whether a profile matches this source.
+    /// Whether a profile matches this source, in the running configuration or one a
+    /// reload replaced while calls under it are up.
     pub(crate) fn knows_source(&self, ip: IpAddr) -> bool {
         let cfg = self.config.load();
-        cfg.is_peer_source(ip) || cfg.front.is_some_and(|f| f.addr.ip() == ip)
+        cfg.is_peer_source(ip)
+            || cfg.front.is_some_and(|f| f.addr.ip() == ip)
+            || self
+                .departed
+                .load()
+                .as_ref()
+                .is_some_and(|old| old.iter().any(|c| c.is_peer_source(ip)))
+    }
+
+    /// A reload replaced `old` and moved some of its peers while calls were up.
+    pub(crate) fn remember_departed(&self, old: Arc<Config>) {
+        let mut kept: Vec<Arc<Config>> =
+            self.departed.load().as_deref().cloned().unwrap_or_default();
+        if kept.len() == MAX_DEPARTED {
+            kept.remove(0);
+        }
+        kept.push(old);
+        self.departed.store(Some(Arc::new(kept)));
+    }
+
+    /// The calls begun under replaced configurations have ended.
+    pub(crate) fn forget_departed(&self) {
+        if self.departed.load().is_some() {
+            self.departed.store(None);
+        }
     }
 
     /// What `[protect] unknown_sources` says to do with strangers.
@@ -301,6 +336,34 @@ mod tests {
              To: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
         );
         assert!(!is_new_work(&resp));
+    }
+
+    #[tokio::test]
+    async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
+        let old = cfg(Protect::default());
+        let pbx: IpAddr = "127.0.0.2".parse().unwrap();
+        let mut moved = (*old).clone();
+        moved.profiles.retain(|name, _| name.as_str() != "pbx");
+        assert!(moved.peers_moved_from(&old) && !old.peers_moved_from(&old));
+        let (inbox, _q) = Inbox::new(old.clone(), Instant::now());
+        assert!(inbox.knows_source(pbx));
+        inbox.configure(Arc::new(moved), Instant::now());
+        assert!(
+            !inbox.knows_source(pbx),
+            "gone from the running configuration"
+        );
+        inbox.remember_departed(old.clone());
+        assert!(inbox.knows_source(pbx), "its calls are up");
+        assert!(!inbox.knows_source("192.0.2.66".parse().unwrap()));
+        for _ in 0..MAX_DEPARTED + 3 {
+            inbox.remember_departed(old.clone());
+        }
+        assert_eq!(
+            inbox.departed.load().as_ref().map(|d| d.len()),
+            Some(MAX_DEPARTED)
+        );
+        inbox.forget_departed();
+        assert!(!inbox.knows_source(pbx), "its calls have ended");
     }
 
     #[tokio::test]

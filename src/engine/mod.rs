@@ -365,6 +365,9 @@ impl Shell {
         let ov = &self.inbox.overload;
         metrics::overload(ov.share(), ov.standing_delay());
         ov.release_if_idle(now);
+        if !self.core.peers_moved() {
+            self.inbox.forget_departed();
+        }
         let cfg = self.core.config().clone();
         self.core.release_idle();
         let st = self.core.stats();

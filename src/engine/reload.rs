@@ -63,11 +63,16 @@ impl Shell {
         );
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
         let cfg = Arc::new(cfg);
+        let old = self.core.config().clone();
         self.inbox.configure(cfg.clone(), now);
         if let Some(cb) = self.callback.as_mut() {
             cb.reconfigure(cfg.clone());
         }
+        let moved = cfg.peers_moved_from(&old);
         self.core.handle_input(now, Input::Reload(cfg));
+        if moved && self.core.peers_moved() {
+            self.inbox.remember_departed(old);
+        }
     }
 
     fn reloaded(&mut self, result: &str, detail: &str) {
