@@ -1,7 +1,7 @@
-//! RTP relay load: N anchored calls through the real gateway, each carrying 20 ms PCMU from
-//! the phone side to the carrier side (50 packets/s per call), for a bounded time. Reports
-//! packets relayed per second, loss, added latency (p50/p99, send-to-receive on one machine)
-//! and the gateway's CPU, with and without recording. Traffic stays on 127.0.0.0/8. The
+//! RTP relay load: N anchored calls through the real gateway, each carrying PCMU (20 ms
+//! packets by default, 50 a second per call) from the phone side to the carrier side, for a
+//! bounded time. Reports packets relayed per second, loss, added latency (p50/p99,
+//! send-to-receive on one machine) and the gateway's CPU, with and without recording. Traffic stays on 127.0.0.0/8. The
 //! generator is two sockets and two threads for all calls (see `Media`), and SIP setup
 //! latency is probed with the calls silent and again while they relay.
 //!
@@ -12,6 +12,10 @@
 //!
 //! `targets`: any of `trunkgate,rtpengine,direct` (all by default); `direct` sends with no
 //! relay in between, the floor this machine puts under every latency figure.
+//!
+//! `RTP_LOAD_PTIME_MS` (default 20) sets the packetisation: at 40 ms, 2,000 calls offer
+//! 50,000 packets a second, which the generator can send to either relay on a 2-core machine
+//! (at 20 ms it falls behind, and by how much depends on the relay it shares the cores with).
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -389,7 +393,16 @@ fn phases(n: usize) -> Vec<u32> {
     order
 }
 
-/// Send every call's 20 ms packet once per period, spread evenly over it (see [`phases`]),
+/// The packetisation (ms): `RTP_LOAD_PTIME_MS`, 20 by default; PCMU, 8 bytes a ms.
+fn ptime_ms() -> u32 {
+    std::env::var("RTP_LOAD_PTIME_MS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .filter(|p| (10..=120).contains(p))
+        .unwrap_or(20)
+}
+
+/// Send every call's packet once per period (the ptime), spread evenly over it (see [`phases`]),
 /// until `end`. Each packet carries its call's SSRC, its sequence number and the send time
 /// (µs since `epoch`) for the receiver's latency figure.
 fn send_load(
@@ -399,9 +412,10 @@ fn send_load(
     end: Instant,
     sent: &AtomicU64,
 ) {
-    let period = Duration::from_millis(20);
+    let ptime = ptime_ms();
+    let period = Duration::from_millis(u64::from(ptime));
     let n = targets.len().max(1) as u32;
-    let mut pkt = [0u8; 172];
+    let mut pkt = vec![0u8; 12 + 8 * ptime as usize];
     pkt[0] = 0x80;
     // Calls in the order they send within a period: (call index, its slot).
     let mut by_slot: Vec<(usize, u32)> = phases(targets.len()).into_iter().enumerate().collect();
@@ -418,7 +432,7 @@ fn send_load(
                 std::thread::sleep(due - now);
             }
             pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-            pkt[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            pkt[4..8].copy_from_slice(&(u32::from(seq) * 8 * ptime).to_be_bytes());
             pkt[8..12].copy_from_slice(&(i as u32).to_be_bytes());
             let t = epoch.elapsed().as_micros() as u64;
             pkt[12..20].copy_from_slice(&t.to_be_bytes());
@@ -547,6 +561,7 @@ fn main() {
         .into_iter()
         .filter(|t| args.get(2).is_none_or(|a| a.split(',').any(|x| x == *t)))
         .collect();
+    println!("packetisation {} ms (RTP_LOAD_PTIME_MS)", ptime_ms());
     println!(
         "| target | calls | recording | packets/s relayed | loss | CPU | packets per CPU-second | added latency p50 / p99 |"
     );
