@@ -6,11 +6,16 @@
 
 mod auth;
 mod callback;
+mod cdr;
 mod error;
 mod file;
 mod limits;
+mod media;
+mod process;
 mod profile;
+mod routes;
 mod session_timer;
+mod sip;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +30,10 @@ pub use callback::CallbackConfig;
 pub use error::{ConfigError, ConfigErrors};
 use file::GatewayFile;
 pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
+pub use media::MAX_MEDIA_THREADS;
 use profile::{ProfileSource, load_profiles, read_profiles_folder};
+pub use routes::{Route, RouteFrom};
+pub use sip::parse_transport_addr;
 
 use crate::interop::causes::CausePolicy;
 use crate::interop::prack::PrackPolicy;
@@ -36,13 +44,6 @@ use crate::sip::{Target, Transport};
 /// Ring timeout when neither the route nor the profile sets one.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `[cdr] refused_rate` when unset: a peer refused more often than this each second (a
-/// number scan, a flood in its name) fills the CDR file no faster.
-const DEFAULT_REFUSED_RATE: u32 = 100;
-
-/// `[shutdown] drain_s` when unset, and its bound (a day).
-const DEFAULT_DRAIN_S: u64 = 30;
-const MAX_DRAIN_S: u64 = 86_400;
 /// Longest `ring_timeout_s` (a day): a deadline past it is no ring timeout, and a huge one
 /// would overflow the clock.
 const MAX_RING_TIMEOUT_S: u64 = 86_400;
@@ -144,24 +145,6 @@ pub struct Profile {
     pub session_timer: crate::interop::session_timer::SessionTimerPolicy,
 }
 
-/// Which inbound peer a route applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteFrom {
-    Any,
-    Peer(PeerName),
-}
-
-/// One `[[route]]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Route {
-    pub from: RouteFrom,
-    /// Dialled-number prefix, visual separators removed; empty matches every number.
-    pub prefix: String,
-    /// Peers tried in order.
-    pub to: Vec<PeerName>,
-    pub ring_timeout: Option<Duration>,
-}
-
 /// A `[sip] listen` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
@@ -260,148 +243,33 @@ impl Config {
             ConfigError::at(path, &text, span.start, msg)
         };
 
-        let mut listen = Vec::new();
-        for l in &file.sip.listen {
-            match parse_transport_addr(l.get_ref()) {
-                Ok((transport, addr)) => listen.push(Listen { transport, addr }),
-                Err(m) => errs.push(at(l.span(), m)),
-            }
-        }
-        if file.sip.listen.is_empty() {
-            errs.push(ConfigError::file(
-                path,
-                "[sip] listen must name at least one address",
-            ));
-        }
-        let front = match &file.sip.front {
-            Some(f) => match parse_transport_addr(f.get_ref()) {
-                Ok((transport, addr)) => Some(Target {
-                    transport,
-                    addr,
-                    conn: None,
-                    listener: None,
-                }),
-                Err(m) => {
-                    errs.push(at(f.span(), format!("[sip] front: {m}")));
-                    None
-                }
-            },
-            None => None,
-        };
-        let advertise = file.sip.advertise.get_ref().trim().to_string();
-        if advertise.is_empty() || advertise.contains(char::is_whitespace) {
-            errs.push(at(
-                file.sip.advertise.span(),
-                "[sip] advertise must be a host name or IP address".into(),
-            ));
-        }
+        let sip::Sip {
+            listen,
+            front,
+            advertise,
+        } = sip::sip(&file.sip, path, &at, &mut errs);
         let at_offset = |offset: usize, msg: String| ConfigError::at(path, &text, offset, msg);
         let protect = limits::protect(&file.protect, at_offset, &mut errs);
         let global_limits = limits::global_limits(&file.limits, at_offset, &mut errs);
         let max_message_bytes = protect.max_message_bytes;
 
-        let cdr_max_pending = match &file.cdr.max_pending {
-            Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref() as usize,
-            Some(m) => {
-                errs.push(at(m.span(), "[cdr] max_pending must be 1..=1000000".into()));
-                10_000
-            }
-            None => 10_000,
-        };
+        let cdr::Cdr {
+            max_pending: cdr_max_pending,
+            refused_rate: cdr_refused_rate,
+        } = cdr::cdr(&file.cdr, &at, &mut errs);
 
-        let cdr_refused_rate = match &file.cdr.refused_rate {
-            Some(r) if *r.get_ref() <= 100_000 => u32::try_from(*r.get_ref())
-                .ok()
-                .and_then(std::num::NonZeroU32::new),
-            Some(r) => {
-                errs.push(at(r.span(), "[cdr] refused_rate must be 0..=100000".into()));
-                None
-            }
-            None => std::num::NonZeroU32::new(DEFAULT_REFUSED_RATE),
-        };
-
-        let media_ip = match &file.media.advertise {
-            Some(a) => match a.get_ref().trim().parse::<IpAddr>() {
-                Ok(ip) => ip,
-                Err(_) => {
-                    errs.push(at(
-                        a.span(),
-                        format!("[media] advertise {:?} must be an IP address", a.get_ref()),
-                    ));
-                    IpAddr::from([127, 0, 0, 1])
-                }
-            },
-            None => advertise.parse().unwrap_or(IpAddr::from([127, 0, 0, 1])),
-        };
-        let media_ports = match &file.media.ports {
-            Some(p) => match parse_port_range(p.get_ref()) {
-                Some(r) => r,
-                None => {
-                    errs.push(at(p.span(), format!("[media] ports {:?} must be \"FIRST-LAST\" with at least one even/odd pair, e.g. \"20000-20999\"", p.get_ref())));
-                    (20000, 20999)
-                }
-            },
-            None => (20000, 20999),
-        };
-        let media_max_streams = match &file.media.max_streams {
-            Some(n) if (1..=16).contains(n.get_ref()) => *n.get_ref() as usize,
-            Some(n) => {
-                errs.push(at(n.span(), "[media] max_streams must be 1..=16".into()));
-                crate::sdp::DEFAULT_MAX_STREAMS
-            }
-            None => crate::sdp::DEFAULT_MAX_STREAMS,
-        };
-        let media_threads = match &file.media.threads {
-            Some(n) if *n.get_ref() == 0 => auto_media_threads(),
-            Some(n) if *n.get_ref() <= MAX_MEDIA_THREADS as u64 => *n.get_ref() as usize,
-            Some(n) => {
-                errs.push(at(
-                    n.span(),
-                    format!("[media] threads must be 0 (one per core) to {MAX_MEDIA_THREADS}"),
-                ));
-                1
-            }
-            None => auto_media_threads(),
-        };
-        let recording_stereo = match &file.recording.format {
-            Some(f) => match f.get_ref().as_str() {
-                "stereo" => true,
-                "mixed" => false,
-                other => {
-                    errs.push(at(
-                        f.span(),
-                        format!("[recording] format {other:?} must be \"stereo\" or \"mixed\""),
-                    ));
-                    true
-                }
-            },
-            None => true,
-        };
-        let recording_jitter = match &file.recording.jitter_ms {
-            Some(j) if (10..=1000).contains(j.get_ref()) => Duration::from_millis(*j.get_ref()),
-            Some(j) => {
-                errs.push(at(
-                    j.span(),
-                    "[recording] jitter_ms must be 10..=1000".into(),
-                ));
-                Duration::from_millis(60)
-            }
-            None => Duration::from_millis(60),
-        };
-        let recording_dir = base.join(file.recording.dir.as_deref().unwrap_or("var/recordings"));
-        let metrics_listen = match file.metrics.listen.get_ref().trim() {
-            "" => None,
-            m => match m.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    errs.push(at(
-                        file.metrics.listen.span(),
-                        format!("[metrics] listen {m:?} must be IP:PORT, or \"\" to disable"),
-                    ));
-                    None
-                }
-            },
-        };
+        let media::Media {
+            ip: media_ip,
+            ports: media_ports,
+            max_streams: media_max_streams,
+            threads: media_threads,
+        } = media::media(&file.media, &advertise, &at, &mut errs);
+        let media::Recording {
+            dir: recording_dir,
+            stereo: recording_stereo,
+            jitter: recording_jitter,
+        } = media::recording(&file.recording, &base, &at, &mut errs);
+        let metrics_listen = process::metrics_listen(&file.metrics, &at, &mut errs);
 
         let profiles_dir = base.join(&file.profiles);
         let mut warnings = Vec::new();
@@ -445,79 +313,7 @@ impl Config {
         // a second problem.
         let known = |name: &PeerName| profiles.contains_key(name) || broken.contains(name.as_str());
 
-        let mut routes = Vec::new();
-        for r in file.route {
-            let span = r.span();
-            let r = r.into_inner();
-            let from = if r.from.get_ref() == "*" {
-                RouteFrom::Any
-            } else {
-                let name = PeerName(r.from.get_ref().as_str().into());
-                if !known(&name) {
-                    errs.push(at(
-                        r.from.span(),
-                        format!(
-                            "route from unknown peer {:?} (no profiles/{}.toml)",
-                            name.0, name.0
-                        ),
-                    ));
-                }
-                RouteFrom::Peer(name)
-            };
-            let prefix = crate::sip::strip_visual_separators(r.prefix.get_ref());
-            if !prefix
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
-            {
-                errs.push(at(
-                    r.prefix.span(),
-                    format!(
-                        "route prefix {:?} must be digits, optionally after +",
-                        r.prefix.get_ref()
-                    ),
-                ));
-            }
-            let to_span = r.to.span();
-            let to: Vec<PeerName> =
-                r.to.into_inner()
-                    .into_vec()
-                    .into_iter()
-                    .map(|n| PeerName(n.into()))
-                    .collect();
-            if to.is_empty() {
-                errs.push(at(
-                    to_span.clone(),
-                    "route must name at least one peer in `to`".into(),
-                ));
-            }
-            for p in &to {
-                if !known(p) {
-                    errs.push(at(
-                        to_span.clone(),
-                        format!("route to unknown peer {:?} (no profiles/{}.toml)", p.0, p.0),
-                    ));
-                }
-            }
-            let ring_timeout = match r.ring_timeout_s {
-                Some(t) => ring_timeout_s(*t.get_ref())
-                    .map_err(|m| errs.push(at(t.span(), m.into())))
-                    .ok(),
-                None => None,
-            };
-            let _ = span;
-            routes.push(Route {
-                from,
-                prefix,
-                to,
-                ring_timeout,
-            });
-        }
-        if routes.is_empty() {
-            errs.push(ConfigError::file(
-                path,
-                "no [[route]]: every call would be refused with 404",
-            ));
-        }
+        let routes = routes::routes(file.route, path, &known, &at, &mut errs);
 
         let callback = callback::load(
             &file.callback,
@@ -531,17 +327,7 @@ impl Config {
             &mut warnings,
         );
 
-        let drain = match &file.shutdown.drain_s {
-            Some(d) if *d.get_ref() > MAX_DRAIN_S => {
-                errs.push(at(
-                    d.span(),
-                    format!("[shutdown] drain_s must be 0..={MAX_DRAIN_S}"),
-                ));
-                Duration::from_secs(DEFAULT_DRAIN_S)
-            }
-            Some(d) => Duration::from_secs(*d.get_ref()),
-            None => Duration::from_secs(DEFAULT_DRAIN_S),
-        };
+        let drain = process::drain(&file.shutdown, &at, &mut errs);
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -642,48 +428,6 @@ impl Config {
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map(|s| s.start).unwrap_or(0);
     ConfigError::at(path, text, offset, e.message().trim().to_string())
-}
-
-/// `"20000-20999"`: a range holding at least one even RTP port and its odd RTCP port.
-fn parse_port_range(s: &str) -> Option<(u16, u16)> {
-    let (a, b) = s.split_once('-')?;
-    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a >= 1024 && b > a && (b - a) >= 2).then_some((a, b))
-}
-
-/// `udp:127.0.0.1:5060`, `tcp:[::1]:5060`. A bare `ip:port` means UDP.
-pub fn parse_transport_addr(s: &str) -> Result<(Transport, SocketAddr), String> {
-    let (transport, rest) = match s.split_once(':') {
-        Some((t, rest)) if t.eq_ignore_ascii_case("udp") => (Transport::Udp, rest),
-        Some((t, rest)) if t.eq_ignore_ascii_case("tcp") => (Transport::Tcp, rest),
-        Some((t, _)) if t.eq_ignore_ascii_case("tls") => {
-            return Err(format!("{s:?}: TLS is not supported yet; use udp: or tcp:"));
-        }
-        _ => (Transport::Udp, s),
-    };
-    rest.parse::<SocketAddr>()
-        .map(|a| (transport, a))
-        .map_err(|_| {
-            format!(
-                "{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)"
-            )
-        })
-}
-
-/// The most relay threads `[media] threads` accepts.
-pub const MAX_MEDIA_THREADS: usize = 64;
-
-/// Relay threads when `[media] threads` is 0 or absent: one per core. The signalling thread
-/// is not given a core of its own: it sleeps most of the time and the scheduler serves it
-/// when it wakes, while a relay thread that is preempted holds every packet of its calls
-/// until it runs again, so more of them, each with fewer calls, queue less. On 2 cores at
-/// 1,000 relayed calls, two relay threads gave p99 added latency 1.8 ms against 25.5 ms for
-/// one, with SIP setup no slower at that load. At light load, where each packet would wake
-/// its thread, calls fill one thread before the next is used (`media::placement`).
-fn auto_media_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_MEDIA_THREADS)
 }
 
 #[cfg(test)]

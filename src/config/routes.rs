@@ -1,0 +1,111 @@
+//! `[[route]]`: which peers a call from a peer, to a dialled prefix, goes to.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::file::RouteSection;
+use super::{ConfigError, PeerName, ring_timeout_s};
+
+/// Which inbound peer a route applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteFrom {
+    Any,
+    Peer(PeerName),
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub from: RouteFrom,
+    /// Dialled-number prefix, visual separators removed; empty matches every number.
+    pub prefix: String,
+    /// Peers tried in order.
+    pub to: Vec<PeerName>,
+    pub ring_timeout: Option<Duration>,
+}
+
+/// Every `[[route]]`, in order; `known` says whether a peer has a profile (one with errors
+/// counts: it is reported already).
+pub(super) fn routes(
+    file_routes: Vec<Spanned<RouteSection>>,
+    path: &Path,
+    known: &dyn Fn(&PeerName) -> bool,
+    at: &dyn Fn(Range<usize>, String) -> ConfigError,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for r in file_routes {
+        let r = r.into_inner();
+        let from = if r.from.get_ref() == "*" {
+            RouteFrom::Any
+        } else {
+            let name = PeerName(r.from.get_ref().as_str().into());
+            if !known(&name) {
+                errs.push(at(
+                    r.from.span(),
+                    format!(
+                        "route from unknown peer {:?} (no profiles/{}.toml)",
+                        name.0, name.0
+                    ),
+                ));
+            }
+            RouteFrom::Peer(name)
+        };
+        let prefix = crate::sip::strip_visual_separators(r.prefix.get_ref());
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
+        {
+            errs.push(at(
+                r.prefix.span(),
+                format!(
+                    "route prefix {:?} must be digits, optionally after +",
+                    r.prefix.get_ref()
+                ),
+            ));
+        }
+        let to_span = r.to.span();
+        let to: Vec<PeerName> =
+            r.to.into_inner()
+                .into_vec()
+                .into_iter()
+                .map(|n| PeerName(n.into()))
+                .collect();
+        if to.is_empty() {
+            errs.push(at(
+                to_span.clone(),
+                "route must name at least one peer in `to`".into(),
+            ));
+        }
+        for p in &to {
+            if !known(p) {
+                errs.push(at(
+                    to_span.clone(),
+                    format!("route to unknown peer {:?} (no profiles/{}.toml)", p.0, p.0),
+                ));
+            }
+        }
+        let ring_timeout = match r.ring_timeout_s {
+            Some(t) => ring_timeout_s(*t.get_ref())
+                .map_err(|m| errs.push(at(t.span(), m.into())))
+                .ok(),
+            None => None,
+        };
+        routes.push(Route {
+            from,
+            prefix,
+            to,
+            ring_timeout,
+        });
+    }
+    if routes.is_empty() {
+        errs.push(ConfigError::file(
+            path,
+            "no [[route]]: every call would be refused with 404",
+        ));
+    }
+    routes
+}
