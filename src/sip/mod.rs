@@ -5,6 +5,7 @@
 //! touching call logic. Parsed messages keep their wire bytes: headers we do not edit are
 //! forwarded exactly as they arrived.
 
+mod body;
 mod date;
 mod error;
 pub mod fast;
@@ -30,13 +31,14 @@ mod transport;
 mod uri;
 mod via;
 
+pub use body::Body;
 pub use date::is_sip_date;
 pub use error::SipError;
 pub use framing::{StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::LocalAddrs;
-pub use message::{Body, Message, Method, Request, Response};
+pub use message::{Message, Method, Request, Response};
 pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
 pub use split::split_header_list;

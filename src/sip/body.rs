@@ -1,0 +1,52 @@
+//! The body of a request or response, and the headers that travel with it: what anchoring and
+//! body shaping read and rewrite, whichever kind of message carries it.
+
+use bytes::Bytes;
+
+use super::{Hdr, Request, Response, SipError};
+
+/// What anchoring and body shaping need of a message, request or response alike.
+pub trait Body {
+    fn body(&self) -> &Bytes;
+    fn content_type(&self) -> Option<String>;
+    fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError>;
+    fn remove_header(&mut self, h: &Hdr) -> usize;
+    /// Whether it carries a P-Asserted-Identity.
+    fn has_identity(&self) -> bool;
+    fn insert_header_before_length(&mut self, h: &Hdr, value: String) -> Result<(), SipError>;
+}
+
+macro_rules! impl_body {
+    ($t:ty) => {
+        impl Body for $t {
+            fn body(&self) -> &Bytes {
+                <$t>::body(self)
+            }
+            fn content_type(&self) -> Option<String> {
+                self.header(&Hdr::CONTENT_TYPE)
+            }
+            fn set_body(
+                &mut self,
+                body: Bytes,
+                content_type: Option<&str>,
+            ) -> Result<(), SipError> {
+                <$t>::set_body(self, body, content_type)
+            }
+            fn remove_header(&mut self, h: &Hdr) -> usize {
+                <$t>::remove_header(self, h)
+            }
+            fn has_identity(&self) -> bool {
+                <$t>::has_header(self, &Hdr::P_ASSERTED_IDENTITY)
+            }
+            fn insert_header_before_length(
+                &mut self,
+                h: &Hdr,
+                value: String,
+            ) -> Result<(), SipError> {
+                <$t>::insert_header_before_length(self, h, value)
+            }
+        }
+    };
+}
+impl_body!(Request);
+impl_body!(Response);
