@@ -1,82 +1,9 @@
 use bytes::Bytes;
 use sipx_sip as sipx;
 use sipx_sip::headers::{Address, CSeq, From as FromHdr, MaxForwards, To as ToHdr, Via};
-use sipx_sip::{Header, Headers, Limits, StatusCode, TypedHeader};
+use sipx_sip::{Header, Headers, StatusCode, TypedHeader};
 
-use super::{Hdr, SipError, ViaInfo};
-
-/// A request method. Case-sensitive, as RFC 3261 §7.1 says.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Method {
-    Invite,
-    Ack,
-    Bye,
-    Cancel,
-    Options,
-    Info,
-    Prack,
-    Update,
-    Register,
-    Subscribe,
-    Notify,
-    Refer,
-    Message,
-    Publish,
-    Other(String),
-}
-
-impl Method {
-    pub(crate) fn from_sipx(m: &sipx::Method) -> Self {
-        match m {
-            sipx::Method::Invite => Method::Invite,
-            sipx::Method::Ack => Method::Ack,
-            sipx::Method::Bye => Method::Bye,
-            sipx::Method::Cancel => Method::Cancel,
-            sipx::Method::Options => Method::Options,
-            sipx::Method::Info => Method::Info,
-            sipx::Method::Prack => Method::Prack,
-            sipx::Method::Update => Method::Update,
-            sipx::Method::Register => Method::Register,
-            sipx::Method::Subscribe => Method::Subscribe,
-            sipx::Method::Notify => Method::Notify,
-            sipx::Method::Refer => Method::Refer,
-            sipx::Method::Message => Method::Message,
-            sipx::Method::Publish => Method::Publish,
-            other => Method::Other(String::from_utf8_lossy(other.as_bytes()).into_owned()),
-        }
-    }
-
-    pub(crate) fn to_sipx(&self) -> sipx::Method {
-        sipx::Method::parse(&Bytes::copy_from_slice(self.as_str().as_bytes()))
-    }
-
-    /// The method token.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Method::Invite => "INVITE",
-            Method::Ack => "ACK",
-            Method::Bye => "BYE",
-            Method::Cancel => "CANCEL",
-            Method::Options => "OPTIONS",
-            Method::Info => "INFO",
-            Method::Prack => "PRACK",
-            Method::Update => "UPDATE",
-            Method::Register => "REGISTER",
-            Method::Subscribe => "SUBSCRIBE",
-            Method::Notify => "NOTIFY",
-            Method::Refer => "REFER",
-            Method::Message => "MESSAGE",
-            Method::Publish => "PUBLISH",
-            Method::Other(s) => s,
-        }
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::{Hdr, Method, SipError, ViaInfo};
 
 /// A SIP request.
 #[derive(Debug, Clone)]
@@ -504,7 +431,7 @@ impl Response {
             // sipx's header builder refuses a NUL byte anywhere, but RFC 3261 §25.1 allows
             // one as a quoted-pair inside a display name (RFC 4475 §3.1.1.2). Such a To can
             // only be tagged by editing the wire form and parsing it again.
-            resp = splice_to_tag(&resp, tag)?;
+            resp = super::to_tag::splice_to_tag(&resp, tag)?;
         }
         Ok(resp)
     }
@@ -527,53 +454,6 @@ impl Response {
     /// Whether this is a 2xx.
     pub fn is_success(&self) -> bool {
         self.0.status.is_success()
-    }
-}
-
-/// Append `;tag=` to the To header of a serialized response and parse it back.
-fn splice_to_tag(resp: &Response, tag: &str) -> Result<Response, SipError> {
-    let wire = resp.to_bytes();
-    let head_end = wire
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| SipError::Build("response without header terminator".into()))?;
-    let (head, rest) = wire.split_at(head_end);
-    let mut lines: Vec<Vec<u8>> = head.split(|&b| b == b'\n').map(|l| l.to_vec()).collect();
-    let is_to = |l: &[u8]| {
-        let name: Vec<u8> = l.iter().take_while(|&&b| b != b':').copied().collect();
-        let name = String::from_utf8_lossy(&name).trim().to_ascii_lowercase();
-        name == "to" || name == "t"
-    };
-    let start = lines
-        .iter()
-        .position(|l| is_to(l))
-        .ok_or(SipError::MissingHeader("To"))?;
-    let mut last = start;
-    while lines
-        .get(last + 1)
-        .is_some_and(|l| matches!(l.first(), Some(b' ' | b'\t')))
-    {
-        last += 1;
-    }
-    if let Some(line) = lines.get_mut(last) {
-        let cr = line.last() == Some(&b'\r');
-        if cr {
-            line.pop();
-        }
-        line.extend_from_slice(format!(";tag={tag}").as_bytes());
-        if cr {
-            line.push(b'\r');
-        }
-    }
-    let mut out = lines.join(&b'\n');
-    out.extend_from_slice(rest);
-    match Message::from_sipx(
-        sipx::parse_datagram(Bytes::from(out), &Limits::stream()).map_err(SipError::from_parse)?,
-    ) {
-        Message::Response(r) => Ok(r),
-        Message::Request(_) => Err(SipError::Build(
-            "spliced response parsed as a request".into(),
-        )),
     }
 }
 

@@ -23,10 +23,12 @@ pub mod session {
 }
 mod local;
 mod message;
+mod method;
 mod new_request;
 mod reject;
 mod split;
 mod status;
+mod to_tag;
 mod transport;
 mod uri;
 mod via;
@@ -38,7 +40,8 @@ pub use framing::{StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::LocalAddrs;
-pub use message::{Message, Method, Request, Response};
+pub use message::{Message, Request, Response};
+pub use method::Method;
 pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
 pub use split::split_header_list;

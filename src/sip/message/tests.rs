@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::sip::parse_datagram;
 

@@ -1,0 +1,56 @@
+//! Adding our To tag to a response built from a request. sipx's header builder refuses
+//! values it would accept on the wire (a NUL in a quoted-pair, RFC 4475 §3.1.1.2; a folded
+//! To), so the tag is spliced into the serialized response and the result parsed back.
+
+use bytes::Bytes;
+use sipx_sip as sipx;
+use sipx_sip::Limits;
+
+use super::{Message, Response, SipError};
+
+/// Append `;tag=` to the To header of a serialized response and parse it back.
+pub(super) fn splice_to_tag(resp: &Response, tag: &str) -> Result<Response, SipError> {
+    let wire = resp.to_bytes();
+    let head_end = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| SipError::Build("response without header terminator".into()))?;
+    let (head, rest) = wire.split_at(head_end);
+    let mut lines: Vec<Vec<u8>> = head.split(|&b| b == b'\n').map(|l| l.to_vec()).collect();
+    let is_to = |l: &[u8]| {
+        let name: Vec<u8> = l.iter().take_while(|&&b| b != b':').copied().collect();
+        let name = String::from_utf8_lossy(&name).trim().to_ascii_lowercase();
+        name == "to" || name == "t"
+    };
+    let start = lines
+        .iter()
+        .position(|l| is_to(l))
+        .ok_or(SipError::MissingHeader("To"))?;
+    let mut last = start;
+    while lines
+        .get(last + 1)
+        .is_some_and(|l| matches!(l.first(), Some(b' ' | b'\t')))
+    {
+        last += 1;
+    }
+    if let Some(line) = lines.get_mut(last) {
+        let cr = line.last() == Some(&b'\r');
+        if cr {
+            line.pop();
+        }
+        line.extend_from_slice(format!(";tag={tag}").as_bytes());
+        if cr {
+            line.push(b'\r');
+        }
+    }
+    let mut out = lines.join(&b'\n');
+    out.extend_from_slice(rest);
+    match Message::from_sipx(
+        sipx::parse_datagram(Bytes::from(out), &Limits::stream()).map_err(SipError::from_parse)?,
+    ) {
+        Message::Response(r) => Ok(r),
+        Message::Request(_) => Err(SipError::Build(
+            "spliced response parsed as a request".into(),
+        )),
+    }
+}
