@@ -8,7 +8,9 @@
 
 mod callback;
 mod fds;
+mod housekeeping;
 mod inbox;
+mod lifecycle;
 mod media;
 mod overload;
 mod relay_socket;
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::call::{B2bua, CoreEvent, Input, Output, Stage};
 use crate::cdr::CdrWriter;
@@ -35,13 +37,10 @@ use crate::config::Config;
 use crate::ops::metrics;
 use crate::sip::{ConnId, IdGen, Message, Target, Transport};
 use crate::txn::TimerConfig;
+use lifecycle::Lifecycle;
 
 /// How often what the edge dropped is summed up in one log line (per reason, with counts).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
-/// A second stop signal closer than this to the one before is the same request.
-const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
-/// After SIGTERM and the drain period, how long BYEs get to be answered.
-const HANGUP_GRACE: Duration = Duration::from_secs(4);
 
 /// What transport tasks tell the core task.
 // `Message` is the large variant and the common one: boxing it would cost an allocation
@@ -71,30 +70,6 @@ pub(crate) enum Event {
     TcpDown {
         conn: ConnId,
     },
-}
-
-/// Where the process is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lifecycle {
-    Running,
-    /// SIGTERM: new calls are refused; calls may end by themselves until `until`.
-    Draining {
-        until: Instant,
-    },
-    /// The rest were hung up; the process stops at `stop_at` (or when the last call ends).
-    HangingUp {
-        stop_at: Instant,
-    },
-}
-
-impl Lifecycle {
-    fn deadline(self) -> Option<Instant> {
-        match self {
-            Lifecycle::Running => None,
-            Lifecycle::Draining { until } => Some(until),
-            Lifecycle::HangingUp { stop_at } => Some(stop_at),
-        }
-    }
 }
 
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
@@ -320,137 +295,6 @@ impl Shell {
                 None => break,
             }
         }
-    }
-
-    /// Move the drain along; true when it is time to stop.
-    fn lifecycle_step(&mut self, now: Instant) -> bool {
-        let calls = self.core.active_calls();
-        // Calls, and unregistrations waiting for their answer.
-        let busy = self.core.busy();
-        match self.lifecycle {
-            Lifecycle::Running => false,
-            Lifecycle::Draining { until } if !busy || now >= until => {
-                if calls > 0 {
-                    info!(calls, "drain period over: hanging up the remaining calls");
-                    self.core.handle_input(now, Input::HangUpAll);
-                    self.perform(now);
-                }
-                self.lifecycle = Lifecycle::HangingUp {
-                    stop_at: now + HANGUP_GRACE,
-                };
-                !self.core.busy()
-            }
-            Lifecycle::Draining { .. } => false,
-            Lifecycle::HangingUp { stop_at } => !busy || now >= stop_at,
-        }
-    }
-
-    fn every_second(&mut self, now: Instant) {
-        for call in self.media.silent_calls(now) {
-            self.core.handle_input(now, Input::MediaTimeout(call));
-        }
-        for call in self.media.failed_calls() {
-            self.core.handle_input(now, Input::MediaFailed(call));
-        }
-        self.perform(now);
-        metrics::active_calls(self.core.active_calls());
-        metrics::retransmissions(self.core.retransmissions());
-        metrics::rewrites(&self.core.rewrites());
-        for (peer, up) in self.core.registrations() {
-            metrics::registration_up(&peer.0, up);
-        }
-        if let Some(cb) = &self.callback {
-            ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.active() as f64);
-        }
-        let ov = &self.inbox.overload;
-        metrics::overload(ov.share(), ov.standing_delay());
-        ov.release_if_idle(now);
-        if !self.core.peers_moved() {
-            self.inbox.forget_departed();
-        }
-        let cfg = self.core.config().clone();
-        self.core.release_idle();
-        let st = self.core.stats();
-        // Freed pages go back to the system also when nothing allocates any more.
-        self.heap.tick(st.calls + st.client_txns + st.server_txns);
-        metrics::levels(&metrics::Levels {
-            peers: cfg
-                .profiles
-                .keys()
-                .map(|p| (p.as_str(), self.core.peer_calls(p)))
-                .collect(),
-            client_txns: st.client_txns,
-            server_txns: st.server_txns,
-            dialogs: st.dialogs,
-            rtp_streams: self.media.streams(),
-            recordings: self.media.recordings(),
-        });
-        if now >= self.summary_at {
-            self.summary_at = now + SUMMARY_EVERY;
-            for (what, n) in self.inbox.tally.take() {
-                warn!(count = n, period_s = SUMMARY_EVERY.as_secs(), "{what}");
-            }
-            let cb_dropped = self.callback.as_ref().map_or(0, |c| c.take_dropped());
-            if cb_dropped > 0 {
-                warn!(
-                    count = cb_dropped,
-                    period_s = SUMMARY_EVERY.as_secs(),
-                    "call-back datagrams dropped: they arrived faster than they were handled"
-                );
-            }
-        }
-        let st = self.core.stats();
-        debug!(
-            calls = st.calls,
-            dialogs = st.dialogs,
-            client_txns = st.client_txns,
-            server_txns = st.server_txns,
-            timers = st.timers,
-            rtp_streams = self.media.streams(),
-            "core state"
-        );
-    }
-
-    /// SIGTERM or SIGINT: the first starts the drain; a second, during it, hangs up the
-    /// calls still up at once (an operator who cannot wait); a third stops without waiting
-    /// for the answers to those BYEs. Every call has its CDR whichever way it ends.
-    fn on_stop_signal(&mut self) {
-        let now = self.clock();
-        // One keypress can arrive twice (SIGINT to the process group, SIGTERM from a
-        // wrapper passing it on): a repeat within a second is the same request.
-        if self
-            .last_stop_signal
-            .replace(now)
-            .is_some_and(|t| now.saturating_duration_since(t) < SIGNAL_REPEAT)
-        {
-            return;
-        }
-        match self.lifecycle {
-            Lifecycle::Running => self.start_drain(),
-            Lifecycle::Draining { .. } => {
-                info!("stop signal again: hanging up the remaining calls now");
-                self.lifecycle = Lifecycle::Draining { until: now };
-            }
-            Lifecycle::HangingUp { .. } => {
-                info!("stop signal again: stopping without waiting for the BYEs' answers");
-                self.lifecycle = Lifecycle::HangingUp { stop_at: now };
-            }
-        }
-    }
-
-    fn start_drain(&mut self) {
-        let now = self.clock();
-        self.core.handle_input(now, Input::Drain);
-        if let Some(cb) = self.callback.as_mut() {
-            cb.drain();
-        }
-        let drain = self.core.config().drain;
-        info!(
-            calls = self.core.active_calls(),
-            drain_s = drain.as_secs(),
-            "shutting down: refusing new calls, waiting for calls to end"
-        );
-        self.lifecycle = Lifecycle::Draining { until: now + drain };
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {

@@ -1,0 +1,106 @@
+//! Where the process is in its life, and how it stops: SIGTERM or SIGINT drains (new calls
+//! refused while calls end by themselves), then hangs up what is left and gives the BYEs
+//! time to be answered; a repeated signal skips ahead.
+
+use std::time::{Duration, Instant};
+
+use tracing::info;
+
+use super::Shell;
+use crate::call::Input;
+
+/// A second stop signal closer than this to the one before is the same request.
+const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
+/// After SIGTERM and the drain period, how long BYEs get to be answered.
+const HANGUP_GRACE: Duration = Duration::from_secs(4);
+
+/// Where the process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lifecycle {
+    Running,
+    /// SIGTERM: new calls are refused; calls may end by themselves until `until`.
+    Draining {
+        until: Instant,
+    },
+    /// The rest were hung up; the process stops at `stop_at` (or when the last call ends).
+    HangingUp {
+        stop_at: Instant,
+    },
+}
+
+impl Lifecycle {
+    pub(super) fn deadline(self) -> Option<Instant> {
+        match self {
+            Lifecycle::Running => None,
+            Lifecycle::Draining { until } => Some(until),
+            Lifecycle::HangingUp { stop_at } => Some(stop_at),
+        }
+    }
+}
+
+impl Shell {
+    /// Move the drain along; true when it is time to stop.
+    pub(super) fn lifecycle_step(&mut self, now: Instant) -> bool {
+        let calls = self.core.active_calls();
+        // Calls, and unregistrations waiting for their answer.
+        let busy = self.core.busy();
+        match self.lifecycle {
+            Lifecycle::Running => false,
+            Lifecycle::Draining { until } if !busy || now >= until => {
+                if calls > 0 {
+                    info!(calls, "drain period over: hanging up the remaining calls");
+                    self.core.handle_input(now, Input::HangUpAll);
+                    self.perform(now);
+                }
+                self.lifecycle = Lifecycle::HangingUp {
+                    stop_at: now + HANGUP_GRACE,
+                };
+                !self.core.busy()
+            }
+            Lifecycle::Draining { .. } => false,
+            Lifecycle::HangingUp { stop_at } => !busy || now >= stop_at,
+        }
+    }
+
+    /// SIGTERM or SIGINT: the first starts the drain; a second, during it, hangs up the
+    /// calls still up at once (an operator who cannot wait); a third stops without waiting
+    /// for the answers to those BYEs. Every call has its CDR whichever way it ends.
+    pub(super) fn on_stop_signal(&mut self) {
+        let now = self.clock();
+        // One keypress can arrive twice (SIGINT to the process group, SIGTERM from a
+        // wrapper passing it on): a repeat within a second is the same request.
+        if self
+            .last_stop_signal
+            .replace(now)
+            .is_some_and(|t| now.saturating_duration_since(t) < SIGNAL_REPEAT)
+        {
+            return;
+        }
+        match self.lifecycle {
+            Lifecycle::Running => self.start_drain(),
+            Lifecycle::Draining { .. } => {
+                info!("stop signal again: hanging up the remaining calls now");
+                self.lifecycle = Lifecycle::Draining { until: now };
+            }
+            Lifecycle::HangingUp { .. } => {
+                info!("stop signal again: stopping without waiting for the BYEs' answers");
+                self.lifecycle = Lifecycle::HangingUp { stop_at: now };
+            }
+        }
+    }
+
+    fn start_drain(&mut self) {
+        let now = self.clock();
+        self.core.handle_input(now, Input::Drain);
+        if let Some(cb) = self.callback.as_mut() {
+            cb.drain();
+        }
+        let drain = self.core.config().drain;
+        info!(
+            calls = self.core.active_calls(),
+            drain_s = drain.as_secs(),
+            "shutting down: refusing new calls, waiting for calls to end"
+        );
+        self.lifecycle = Lifecycle::Draining { until: now + drain };
+    }
+}
