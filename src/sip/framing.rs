@@ -23,8 +23,8 @@ pub fn parse_datagram(buf: Bytes, max_bytes: usize) -> Result<Message, SipError>
 ///
 /// The framing is ours and each framed message is then parsed whole as a datagram is, so
 /// `max_bytes` bounds the whole message, header section and body together, as it does on
-/// UDP, and the bytes a connection buffers. A body that would take a message over it is
-/// refused when its Content-Length is read, before any of it is buffered.
+/// UDP, and what a connection buffers (with at most one read on top). A body that would take
+/// a message over it is refused when its Content-Length is read, before it is buffered.
 #[derive(Debug)]
 pub struct StreamFramer {
     buf: BytesMut,
@@ -55,7 +55,11 @@ impl StreamFramer {
     }
 
     /// Append received bytes; returns every message they completed. An error means the
-    /// stream lost framing and the connection must be closed.
+    /// stream lost framing and the connection must be closed. Messages complete before the
+    /// fault in the same read are returned first, and the stream is then [`failed`]
+    /// (every later push is that error).
+    ///
+    /// [`failed`]: StreamFramer::failed
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Message>, SipError> {
         if self.failed {
             return Err(SipError::Parse("the stream lost its framing".into()));
@@ -71,10 +75,15 @@ impl StreamFramer {
                     // request (RFC 4475 §3.1.2.3): the connection ends here.
                     self.failed = true;
                     self.buf = BytesMut::new();
-                    return Err(e);
+                    return if out.is_empty() { Err(e) } else { Ok(out) };
                 }
             }
         }
+    }
+
+    /// Whether the stream lost its framing: the connection must be closed.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     fn next_message(&mut self) -> Result<Option<Message>, SipError> {
@@ -91,7 +100,9 @@ impl StreamFramer {
                 let Some(head_end) = find_head_end(&self.buf, self.scanned) else {
                     // Back up three bytes so a terminator split over two reads is found.
                     self.scanned = self.buf.len().saturating_sub(3);
-                    if self.buf.len() > self.max_bytes {
+                    // With its terminator still to come, a header section this long makes a
+                    // message over the limit.
+                    if self.buf.len() >= self.max_bytes {
                         return Err(SipError::TooLarge(format!(
                             "header section over {} bytes",
                             self.max_bytes
@@ -153,6 +164,11 @@ fn content_length(head: &[u8]) -> Result<usize, SipError> {
     let mut found: Option<usize> = None;
     let mut lines = head.split(|&b| b == b'\n').skip(1).peekable();
     while let Some(line) = lines.next() {
+        // A continuation line belongs to the header before it: an `l:` folded into a
+        // Subject is no Content-Length.
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            continue;
+        }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
@@ -286,6 +302,58 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn one_byte_over_the_limit_is_refused_whether_the_head_or_the_body_takes_it_over() {
+        let wire = options("v=0\r\n", 40);
+        let mut f = StreamFramer::new(wire.len() - 1);
+        assert!(
+            matches!(f.push(&wire), Err(SipError::TooLarge(_))),
+            "the body"
+        );
+        let mut f = StreamFramer::new(wire.len());
+        assert_eq!(f.push(&wire).unwrap().len(), 1, "at the limit");
+
+        // A message without body: its header section and the CRLFCRLF ending it.
+        let bare = options("", 40);
+        let end = bare.len();
+        let mut f = StreamFramer::new(end);
+        assert!(
+            f.push(&bare[..end - 1]).unwrap().is_empty(),
+            "room for the last byte"
+        );
+        assert_eq!(f.push(&bare[end - 1..]).unwrap().len(), 1);
+        // One byte less of room: refused as soon as the bytes before the terminator's last
+        // one fill it, without waiting for the rest.
+        let mut f = StreamFramer::new(end - 1);
+        assert!(
+            matches!(f.push(&bare[..end - 1]), Err(SipError::TooLarge(_))),
+            "the head"
+        );
+    }
+
+    #[test]
+    fn a_length_folded_into_another_header_frames_nothing() {
+        // `l: 50` continues the Subject: this message has no Content-Length, which a stream
+        // cannot frame.
+        let wire =
+            b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nSubject: x\r\n l: 50\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let mut f = StreamFramer::new(65535);
+        assert!(matches!(
+            f.push(wire),
+            Err(SipError::MissingHeader("Content-Length"))
+        ));
+    }
+
+    #[test]
+    fn messages_before_a_fault_in_the_same_read_are_kept_and_the_stream_then_fails() {
+        let mut stream = options("", 0);
+        stream.extend(b"NOT SIP\r\nContent-Length: 0\r\n\r\n");
+        let mut f = StreamFramer::new(65535);
+        assert_eq!(f.push(&stream).unwrap().len(), 1);
+        assert!(f.failed());
+        assert!(f.push(&options("", 0)).is_err());
     }
 
     #[test]
