@@ -45,6 +45,10 @@ pub struct B2bua {
     /// The deadline each call is filed under.
     filed: HashMap<CallRef, Instant>,
     pub(super) next_ref: CallRef,
+    /// Calls numbered below this began before the last reload that removed or re-addressed
+    /// a peer (`Env::peers_moved` while `moved_calls` of them are up).
+    moved_before: CallRef,
+    moved_calls: usize,
     /// The gateway's registrations with its peers.
     registrations: super::registrations::Registrations,
     /// Call-backs in progress, by the call-back service's id.
@@ -88,6 +92,8 @@ impl B2bua {
             deadlines: BTreeSet::new(),
             filed: HashMap::default(),
             next_ref: 1,
+            moved_before: 0,
+            moved_calls: 0,
             callbacks: HashMap::default(),
             registrations: Default::default(),
             batch: Vec::new(),
@@ -139,8 +145,8 @@ impl B2bua {
         &self.env.cfg
     }
 
-    /// Whether calls that began before a reload which removed or re-addressed a peer are
-    /// still up: they may hear from sources the running configuration does not match.
+    /// Whether calls that began before the last reload which removed or re-addressed a peer
+    /// are still up: they may hear from sources the running configuration does not match.
     pub fn peers_moved(&self) -> bool {
         self.env.peers_moved
     }
@@ -203,8 +209,13 @@ impl B2bua {
                 // The new limits and registrations are the process's, not a call's.
                 let _zone = crate::zone::enter(crate::zone::Zone::Process);
                 self.env.limits.reconfigure(&cfg);
-                let moved = cfg.peers_moved_from(&self.env.cfg);
-                self.env.peers_moved |= moved && !self.calls.is_empty();
+                // Every call up now began before this reload: their peers are heard at the
+                // addresses they had until the last of them ends.
+                if cfg.peers_moved_from(&self.env.cfg) && !self.calls.is_empty() {
+                    self.moved_before = self.next_ref;
+                    self.moved_calls = self.calls.len();
+                    self.env.peers_moved = true;
+                }
                 self.env.cfg = cfg.clone();
                 if !self.env.draining {
                     self.registrations.configure(&mut self.env, &cfg, now);
@@ -343,8 +354,9 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
-        if self.calls.is_empty() {
-            self.env.peers_moved = false;
+        if self.env.peers_moved && r < self.moved_before {
+            self.moved_calls = self.moved_calls.saturating_sub(1);
+            self.env.peers_moved = self.moved_calls > 0;
         }
         if let Some(key) = call.setup_key() {
             self.env.dialogs.remove_setup(&key);

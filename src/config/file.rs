@@ -82,7 +82,7 @@ fn default_cdr_path() -> String {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSection {
-    /// Default 30 (`config::DEFAULT_DRAIN_S`).
+    /// Default 30 (`config::process::DEFAULT_DRAIN_S`).
     pub drain_s: Option<Spanned<u64>>,
 }
 

@@ -384,11 +384,23 @@ impl Config {
     /// Whether a peer of `old` is gone from this configuration or matches other sources in
     /// it: its calls in progress may then hear from addresses this one does not know.
     pub fn peers_moved_from(&self, old: &Config) -> bool {
-        old.profiles.values().any(|o| {
-            self.profiles
-                .get(&o.name)
-                .is_none_or(|new| new.matches != o.matches)
-        })
+        old.profiles.values().any(|o| self.moved(o))
+    }
+
+    /// The `match` networks, in `old`, of the peers [`Config::peers_moved_from`] finds.
+    pub fn moved_matches_from(&self, old: &Config) -> Vec<IpNet> {
+        old.profiles
+            .values()
+            .filter(|o| self.moved(o))
+            .flat_map(|o| o.matches.iter().copied())
+            .collect()
+    }
+
+    /// Whether `old`'s peer is gone from this configuration or matches other sources.
+    fn moved(&self, old: &Profile) -> bool {
+        self.profiles
+            .get(&old.name)
+            .is_none_or(|new| new.matches != old.matches)
     }
 
     /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it

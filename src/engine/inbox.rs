@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use ipnet::IpNet;
 use tokio::sync::mpsc;
 
 use super::Event;
@@ -118,15 +119,15 @@ pub(crate) struct Inbox {
     /// The running configuration, for the one question a reader asks of it: does a profile
     /// match this source?
     config: Arc<ArcSwap<Config>>,
-    /// Configurations a reload replaced whose peers it removed or re-addressed, kept while
-    /// calls begun under them are up: those peers may still open a TCP connection to end
-    /// their calls (the core hears only their own dialogs' requests).
-    departed: Arc<ArcSwapOption<Vec<Arc<Config>>>>,
+    /// The old `match` networks of peers reloads removed or re-addressed, kept while calls
+    /// begun before those reloads are up: those peers may still open a TCP connection to
+    /// end their calls (the core hears only their own dialogs' requests).
+    departed: Arc<ArcSwapOption<Vec<Arc<[IpNet]>>>>,
 }
 
-/// How many replaced configurations [`Inbox::remember_departed`] keeps: a peer removed more
-/// reloads ago than this, with a call still up, can reach it over UDP or a connection it
-/// already has, not a new one.
+/// How many reloads' departed networks [`Inbox::remember_departed`] keeps: a peer removed
+/// more reloads ago than this, with a call still up, can reach it over UDP or a connection
+/// it already has, not a new one.
 const MAX_DEPARTED: usize = 8;
 
 /// The core task's end.
@@ -185,21 +186,21 @@ impl Inbox {
                 .departed
                 .load()
                 .as_ref()
-                .is_some_and(|old| old.iter().any(|c| c.is_peer_source(ip)))
+                .is_some_and(|old| old.iter().flat_map(|n| n.iter()).any(|n| n.contains(&ip)))
     }
 
-    /// A reload replaced `old` and moved some of its peers while calls were up.
-    pub(crate) fn remember_departed(&self, old: Arc<Config>) {
-        let mut kept: Vec<Arc<Config>> =
+    /// A reload moved peers whose old networks are `nets` while calls were up.
+    pub(crate) fn remember_departed(&self, nets: Vec<IpNet>) {
+        let mut kept: Vec<Arc<[IpNet]>> =
             self.departed.load().as_deref().cloned().unwrap_or_default();
         if kept.len() == MAX_DEPARTED {
             kept.remove(0);
         }
-        kept.push(old);
+        kept.push(nets.into());
         self.departed.store(Some(Arc::new(kept)));
     }
 
-    /// The calls begun under replaced configurations have ended.
+    /// The calls begun before those reloads have ended.
     pub(crate) fn forget_departed(&self) {
         if self.departed.load().is_some() {
             self.departed.store(None);
@@ -341,22 +342,25 @@ mod tests {
     #[tokio::test]
     async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
         let old = cfg(Protect::default());
-        let pbx: IpAddr = "127.0.0.2".parse().unwrap();
+        let (pbx, carrier): (IpAddr, IpAddr) =
+            ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
         let mut moved = (*old).clone();
         moved.profiles.retain(|name, _| name.as_str() != "pbx");
         assert!(moved.peers_moved_from(&old) && !old.peers_moved_from(&old));
+        let nets = moved.moved_matches_from(&old);
+        assert!(nets.iter().any(|n| n.contains(&pbx)), "{nets:?}");
+        assert!(
+            !nets.iter().any(|n| n.contains(&carrier)),
+            "only the moved peer's: {nets:?}"
+        );
         let (inbox, _q) = Inbox::new(old.clone(), Instant::now());
         assert!(inbox.knows_source(pbx));
+        inbox.remember_departed(nets.clone());
         inbox.configure(Arc::new(moved), Instant::now());
-        assert!(
-            !inbox.knows_source(pbx),
-            "gone from the running configuration"
-        );
-        inbox.remember_departed(old.clone());
         assert!(inbox.knows_source(pbx), "its calls are up");
         assert!(!inbox.knows_source("192.0.2.66".parse().unwrap()));
         for _ in 0..MAX_DEPARTED + 3 {
-            inbox.remember_departed(old.clone());
+            inbox.remember_departed(nets.clone());
         }
         assert_eq!(
             inbox.departed.load().as_ref().map(|d| d.len()),
@@ -364,6 +368,7 @@ mod tests {
         );
         inbox.forget_departed();
         assert!(!inbox.knows_source(pbx), "its calls have ended");
+        assert!(inbox.knows_source(carrier));
     }
 
     #[tokio::test]

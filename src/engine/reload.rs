@@ -53,26 +53,27 @@ impl Shell {
             %changes,
             "configuration reloaded"
         );
-        self.reloaded(
-            "applied",
-            &format!(
-                "{} profiles, {} routes; {changes}",
-                cfg.profiles.len(),
-                cfg.routes.len()
-            ),
+        let applied = format!(
+            "{} profiles, {} routes; {changes}",
+            cfg.profiles.len(),
+            cfg.routes.len()
         );
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
         let cfg = Arc::new(cfg);
-        let old = self.core.config().clone();
+        // The addresses of peers this reload removes or moves stay known to the TCP accept
+        // gate while calls up now last (the core hears only their own dialogs' requests);
+        // remembered before the new configuration is in place, so no connection falls
+        // between the two.
+        let moved = cfg.moved_matches_from(self.core.config());
+        if !moved.is_empty() && self.core.active_calls() > 0 {
+            self.inbox.remember_departed(moved);
+        }
         self.inbox.configure(cfg.clone(), now);
         if let Some(cb) = self.callback.as_mut() {
             cb.reconfigure(cfg.clone());
         }
-        let moved = cfg.peers_moved_from(&old);
         self.core.handle_input(now, Input::Reload(cfg));
-        if moved && self.core.peers_moved() {
-            self.inbox.remember_departed(old);
-        }
+        self.reloaded("applied", &applied);
     }
 
     fn reloaded(&mut self, result: &str, detail: &str) {

@@ -356,6 +356,41 @@ fn an_escaped_nul_in_a_bye_reason_or_an_answer_identity_does_not_break_the_call(
     assert_eq!(h.cdrs.len(), 1);
 }
 
+/// Only the calls up at a reload that moves a peer keep its old addresses heard: calls
+/// begun after it do not, so on a busy gateway the old addresses are forgotten when the
+/// last call from before the reload ends, not when the gateway is next idle.
+#[test]
+fn calls_begun_after_a_reload_that_moves_a_peer_do_not_keep_its_old_addresses_heard() {
+    let mut h = H::new();
+    let (inv, _) = answered_call(&mut h);
+    h.input(Input::Reload(Arc::new(config_with(|n, p| {
+        if n == "carrier-b" {
+            p.matches = vec!["192.0.2.0/24".parse().unwrap()];
+        }
+    }))));
+    assert!(h.core.peers_moved());
+    // A call placed after the reload, left ringing.
+    h.recv(
+        PHONE,
+        &invite_text("after@127.0.0.2", "z9hG4bKafter", "+8610123", ""),
+    );
+    h.one_request(CARRIER_A, Method::Invite);
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmvb");
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    h.take_requests(PHONE, Method::Bye);
+    h.advance(Duration::from_secs(45));
+    assert_eq!(
+        h.core.active_calls(),
+        1,
+        "the call placed after the reload rings on"
+    );
+    assert!(
+        !h.core.peers_moved(),
+        "the calls from before the reload are over"
+    );
+}
+
 /// A reload that re-addresses (or removes) a peer does not cut the calls already up off
 /// from it: a request in its call's dialog, from an address the call's own profile matched,
 /// is still heard, and so is the caller's CANCEL of a call still ringing. A stranger with
