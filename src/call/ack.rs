@@ -7,7 +7,7 @@ use tracing::warn;
 use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::state::{Call, Pending2xx, SentAck};
+use super::state::{Call, GivenUpInvite, Pending2xx, SentAck};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
@@ -176,7 +176,6 @@ impl Call {
                     cseq,
                     wire: Some(wire.clone()),
                     has_body,
-                    owes_answer: false,
                 });
                 cx.emit(super::Output::Transmit {
                     target,
@@ -210,12 +209,8 @@ impl Call {
 
     /// A 2xx to our INVITE with CSeq `cseq` on `side`, after its transaction was done.
     pub(super) fn ack_again_on(&mut self, cx: &mut Cx, side: Side, cseq: u32, resp: &Response) {
-        if !resp.body().is_empty()
-            && self.acks[side]
-                .as_ref()
-                .is_some_and(|a| a.cseq == cseq && a.owes_answer)
-        {
-            self.refuse_late_offer(cx, side, cseq, resp);
+        if let Some(given_up) = self.given_up[side].filter(|g| g.cseq == cseq) {
+            self.ack_given_up(cx, side, given_up, resp);
             return;
         }
         if !self.resend_ack(cx, side, cseq) && self.phase.is_ending() {
@@ -225,24 +220,32 @@ impl Call {
         }
     }
 
-    /// A 2xx with an offer to a re-INVITE without one that was given up (its origin got
-    /// 487 and can answer nothing): the offer is answered in the ACK with every stream
-    /// refused, and the session, now without media on that leg, ends with BYE
-    /// (RFC 3261 §13.2.2.4). A retransmitted 2xx gets the same ACK again.
-    fn refuse_late_offer(&mut self, cx: &mut Cx, side: Side, cseq: u32, resp: &Response) {
-        let refusal = crate::sdp::refuse_all(resp.body(), self.cfg.media_ip);
-        self.send_ack(
-            cx,
-            side,
-            cseq,
-            Some((refusal, resp.header(&Hdr::CONTENT_TYPE))),
-        );
-        if !self.phase.is_ending() {
+    /// A 2xx (first or again) to a re-INVITE given up before its final answer: its ACK is
+    /// built from the dialog each time, whatever ACK the leg got since (the one kept for
+    /// resending stays the newer INVITE's). An offer in it, to a re-INVITE without one, the
+    /// origin (answered 487) can no longer answer: the ACK answers it with every stream
+    /// refused, and the session, now without media on that leg, ends with BYE (RFC 3261
+    /// §13.2.2.4).
+    fn ack_given_up(&mut self, cx: &mut Cx, side: Side, given_up: GivenUpInvite, resp: &Response) {
+        let refusal = (given_up.offerless && !resp.body().is_empty()).then(|| {
+            let ct = resp
+                .header(&Hdr::CONTENT_TYPE)
+                .unwrap_or_else(|| "application/sdp".into());
+            (
+                crate::sdp::refuse_all(resp.body(), self.cfg.media_ip),
+                Some(ct),
+            )
+        });
+        let refused = refusal.is_some();
+        let newer = self.acks[side].take();
+        self.send_ack(cx, side, given_up.cseq, refusal);
+        self.acks[side] = newer;
+        if refused && !self.phase.is_ending() {
             warn!(
                 call_id = %self.call_id(),
                 "offer in a 2xx to a given-up re-INVITE: refused in the ACK, call released"
             );
-            self.release_answered(cx, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
+            self.release_answered(cx, CallTag::GatewayError, Q850Cause::INTERWORKING);
         }
     }
 

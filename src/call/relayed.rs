@@ -14,7 +14,7 @@ use super::Side;
 use super::cancel::cancel_for;
 use super::challenge::is_challenge;
 use super::cx::Cx;
-use super::state::{Call, Relayed, SentAck, TxnRole};
+use super::state::{Call, GivenUpInvite, Relayed, TxnRole};
 use super::timers::CallTimer;
 use crate::interop::egress::relayed_response;
 use crate::sip::{Hdr, Method, Request, Response};
@@ -243,14 +243,12 @@ impl Call {
         cx.env.owners.remove(&txn);
         cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
         rel.terminate(cx);
-        // Should its 2xx still come, it gets an ACK built from the dialog (`resend_ack`).
+        // Should its 2xx still come, it gets an ACK built from the dialog (`ack_again_on`).
         let far = rel.origin.other();
         if let Some(cseq) = rel.sent.cseq().map(|c| c.0) {
-            self.acks[far] = Some(SentAck {
+            self.given_up[far] = Some(GivenUpInvite {
                 cseq,
-                wire: None,
-                has_body: false,
-                owes_answer: rel.sent.body().is_empty(),
+                offerless: rel.sent.body().is_empty(),
             });
         }
     }

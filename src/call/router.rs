@@ -558,6 +558,17 @@ impl B2bua {
             .zip(resp.from_tag())
             .and_then(|(call_id, tag)| self.dialog_of(&call_id, &tag));
         match known {
+            // Only the leg's own peer answers in its dialog: a 2xx from elsewhere can make
+            // the gateway send nothing and end nothing.
+            Some((r, side))
+                if !self.env.is_front(source)
+                    && !self
+                        .calls
+                        .get(&r)
+                        .is_some_and(|c| c.is_peer_of(side, source.addr.ip())) =>
+            {
+                debug!(%source, "2xx in a dialog of another peer dropped");
+            }
             Some((r, side)) => self.with_call(r, now, |c, cx| {
                 c.ack_again_on(cx, side, cseq, &resp);
             }),

@@ -139,9 +139,16 @@ pub struct SentAck {
     pub wire: Option<Bytes>,
     /// It carried SDP (a late offer's answer): never rebuilt, so never dropped.
     pub has_body: bool,
-    /// The ACK for a relayed INVITE without an offer, given up before its 2xx: the origin
-    /// can no longer answer an offer in that 2xx, so the gateway must (RFC 3261 §13.2.2.4).
-    pub owes_answer: bool,
+}
+
+/// A re-INVITE relayed to a leg and given up before its final answer (its origin got 487):
+/// a 2xx to it may still come, and gets its ACK from the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct GivenUpInvite {
+    pub cseq: u32,
+    /// It carried no offer, so an offer in its 2xx is the gateway's to answer (RFC 3261
+    /// §13.2.2.4): the origin can no longer.
+    pub offerless: bool,
 }
 
 /// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).
@@ -239,6 +246,7 @@ pub struct Call {
     /// their room.
     pub pending_2xx: PerSide<Option<Box<Pending2xx>>>,
     pub acks: PerSide<Option<SentAck>>,
+    pub given_up: PerSide<Option<GivenUpInvite>>,
     /// The last failure from a callee attempt (relayed if every attempt fails).
     pub last_failure: Option<Box<Response>>,
     pub events: Events,
@@ -332,6 +340,7 @@ impl Call {
             relayed: Vec::new(),
             pending_2xx: Default::default(),
             acks: Default::default(),
+            given_up: Default::default(),
             last_failure: None,
             events: Default::default(),
             uac_rel: Default::default(),

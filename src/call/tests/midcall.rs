@@ -982,6 +982,13 @@ fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_
     h.take_requests(CARRIER_A, Method::Cancel);
     assert!(h.cdrs.is_empty(), "the call is still up");
 
+    // The same 2xx from another address ends nothing and gets nothing.
+    h.recv_msg(
+        "127.0.0.9:5060",
+        reply(&re, 200, "carrier1", &[], Some(SDP)),
+    );
+    assert!(h.sent.is_empty() && h.cdrs.is_empty());
+
     // Its 2xx after all, with the offer the phone can no longer answer: the ACK answers it,
     // every stream refused and no peer address leaked, then both legs get a BYE.
     h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
@@ -995,7 +1002,7 @@ fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_
     assert!(!answer.contains("192.0.2.10"), "{answer}");
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
-    assert_eq!(h.cdrs[0].cause, 111);
+    assert_eq!(h.cdrs[0].cause, 127);
     let bye_p = h.one_request(PHONE, Method::Bye);
 
     // The carrier retransmits its 2xx: the same ACK again, and nothing more.
@@ -1007,4 +1014,40 @@ fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_
     h.recv_msg(CARRIER_A, reply(&bye_a, 200, "carrier1", &[], None));
     h.recv_msg(PHONE, reply(&bye_p, 200, "phone1", &[], None));
     assert_idle(&mut h);
+}
+
+#[test]
+fn a_late_2xx_to_a_given_up_reinvite_is_acked_even_after_a_newer_reinvite_was() {
+    let mut h = H::new();
+    let (tag, re) = reinvite_left_ringing(&mut h);
+    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
+    h.take_responses(PHONE);
+    cancel_of(&mut h, &re);
+    h.advance(Duration::from_secs(33));
+    assert_eq!(phone_finals(&mut h, &tag, 2, "z9hG4bKre"), vec![487]);
+    h.take_requests(CARRIER_A, Method::Cancel);
+    // A newer re-INVITE goes through, its ACK included.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKre3", SDP));
+    let re3 = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re3, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(h.statuses(PHONE).last(), Some(&200));
+    h.recv(PHONE, &from_phone("ACK", &tag, 3, "z9hG4bKre3ack", ""));
+    assert_eq!(
+        h.one_request(CARRIER_A, Method::Ack).cseq().unwrap(),
+        (3, Method::Ack)
+    );
+    // The given-up one's 2xx after all: ACKed (the far leg would otherwise retransmit it
+    // and end the call), and the newer one's ACK is still the one resent for its 2xx.
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(
+        h.one_request(CARRIER_A, Method::Ack).cseq().unwrap(),
+        (2, Method::Ack)
+    );
+    h.recv_msg(CARRIER_A, reply(&re3, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(
+        h.one_request(CARRIER_A, Method::Ack).cseq().unwrap(),
+        (3, Method::Ack)
+    );
+    assert!(h.cdrs.is_empty(), "the call goes on");
+    assert!(h.statuses(PHONE).is_empty());
 }
