@@ -227,15 +227,8 @@ impl Call {
     /// refused, and the session, now without media on that leg, ends with BYE (RFC 3261
     /// §13.2.2.4).
     fn ack_given_up(&mut self, cx: &mut Cx, side: Side, given_up: GivenUpInvite, resp: &Response) {
-        let refusal = (given_up.offerless && !resp.body().is_empty()).then(|| {
-            let ct = resp
-                .header(&Hdr::CONTENT_TYPE)
-                .unwrap_or_else(|| "application/sdp".into());
-            (
-                crate::sdp::refuse_all(resp.body(), self.cfg.media_ip),
-                Some(ct),
-            )
-        });
+        let refusal =
+            (given_up.offerless && !resp.body().is_empty()).then(|| self.refusing_answer(resp));
         let refused = refusal.is_some();
         let newer = self.acks[side].take();
         self.send_ack(cx, side, given_up.cseq, refusal);
@@ -247,6 +240,18 @@ impl Call {
             );
             self.release_answered(cx, CallTag::GatewayError, Q850Cause::INTERWORKING);
         }
+    }
+
+    /// The answer, for an ACK, that refuses every stream of the offer in `resp` (an offer
+    /// the gateway must answer and cannot accept), with its Content-Type.
+    pub(super) fn refusing_answer(&self, resp: &Response) -> (Bytes, Option<String>) {
+        let ct = resp
+            .header(&Hdr::CONTENT_TYPE)
+            .unwrap_or_else(|| "application/sdp".into());
+        (
+            crate::sdp::refuse_all(resp.body(), self.cfg.media_ip),
+            Some(ct),
+        )
     }
 
     /// The 2xx to our INVITE with CSeq `cseq` on `side` came again: repeat our ACK. False when
