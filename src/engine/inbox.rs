@@ -176,8 +176,8 @@ impl Inbox {
         self.config.store(cfg);
     }
 
-    /// Whether a profile matches this source, in the running configuration or one a
-    /// reload replaced while calls under it are up.
+    /// Whether a profile of the running configuration matches this source, or it is the old
+    /// address of a peer a reload moved while the calls up at that reload last.
     pub(crate) fn knows_source(&self, ip: IpAddr) -> bool {
         let cfg = self.config.load();
         cfg.is_peer_source(ip)
