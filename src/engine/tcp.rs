@@ -332,11 +332,6 @@ async fn serve(
                         break;
                     }
                 }
-                if framer.failed() {
-                    // What came before the fault is handled; the rest cannot be framed.
-                    warn!(%peer, "malformed SIP on TCP: closing the connection");
-                    break;
-                }
             }
             Err(e) => {
                 // Framing is lost; the stream cannot be resynchronised (RFC 3261 §18.3).
