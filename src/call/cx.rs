@@ -74,10 +74,10 @@ pub struct Env {
     pub clock: (Instant, SystemTime),
     /// Shutting down: new calls are refused with 503.
     pub draining: bool,
-    /// A reload removed or moved a peer while calls were up: until they are all gone, a
-    /// request from an unknown address may still be from one of their ends. Otherwise a
-    /// stranger's request is refused without even its headers being read.
-    pub peers_moved: bool,
+    /// Calls numbered below this began before the last reload that removed or re-addressed
+    /// a peer; `moved_calls` of them are still up (see [`Env::peers_moved`]).
+    pub moved_before: super::CallRef,
+    pub moved_calls: usize,
     /// `[limits]`: calls per second and at once, gateway-wide and per peer.
     pub limits: Limits,
     /// CDRs can be written (else new calls get 503, without a CDR of their own).
@@ -103,6 +103,13 @@ impl Env {
         self.cfg
             .front
             .is_some_and(|f| f.addr.ip() == source.addr.ip())
+    }
+
+    /// A reload removed or moved a peer while calls were up: until those calls are all
+    /// gone, a request from an unknown address may still be from one of their ends.
+    /// Otherwise a stranger's request is refused without even its headers being read.
+    pub fn peers_moved(&self) -> bool {
+        self.moved_calls > 0
     }
 
     /// The address that tells which peer a request is from: its source, or for a request

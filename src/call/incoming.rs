@@ -42,7 +42,7 @@ impl B2bua {
                 .is_none()
             && !(self.env.is_front(source)
                 && req.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none())
-            && !(self.env.peers_moved && self.is_from_a_legs_peer(req, source))
+            && !(self.env.peers_moved() && self.is_from_a_legs_peer(req, source))
         {
             return self.unknown_source(req, source);
         }
@@ -73,7 +73,7 @@ impl B2bua {
     /// in that call's dialog and from an address the leg's own profile (the configuration
     /// the call started with) matches, or a CANCEL from where its INVITE came. Such a
     /// request is heard, so the call can still be hung up from that end. Asked only while
-    /// such calls may be up (`Env::peers_moved`), so a stranger costs nothing more.
+    /// such calls may be up (`Env::peers_moved()`), so a stranger costs nothing more.
     fn is_from_a_legs_peer(&self, req: &Request, source: Target) -> bool {
         let ip = self.env.origin_ip(req, source);
         if req.method() == Method::Cancel {

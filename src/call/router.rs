@@ -45,10 +45,6 @@ pub struct B2bua {
     /// The deadline each call is filed under.
     filed: HashMap<CallRef, Instant>,
     pub(super) next_ref: CallRef,
-    /// Calls numbered below this began before the last reload that removed or re-addressed
-    /// a peer (`Env::peers_moved` while `moved_calls` of them are up).
-    moved_before: CallRef,
-    moved_calls: usize,
     /// The gateway's registrations with its peers.
     registrations: super::registrations::Registrations,
     /// Call-backs in progress, by the call-back service's id.
@@ -82,7 +78,8 @@ impl B2bua {
                 owners: HashMap::default(),
                 clock: (now, wall_now),
                 draining: false,
-                peers_moved: false,
+                moved_before: 0,
+                moved_calls: 0,
                 limits,
                 cdr_writable: true,
                 retransmissions: Default::default(),
@@ -92,8 +89,6 @@ impl B2bua {
             deadlines: BTreeSet::new(),
             filed: HashMap::default(),
             next_ref: 1,
-            moved_before: 0,
-            moved_calls: 0,
             callbacks: HashMap::default(),
             registrations: Default::default(),
             batch: Vec::new(),
@@ -148,7 +143,7 @@ impl B2bua {
     /// Whether calls that began before the last reload which removed or re-addressed a peer
     /// are still up: they may hear from sources the running configuration does not match.
     pub fn peers_moved(&self) -> bool {
-        self.env.peers_moved
+        self.env.peers_moved()
     }
 
     /// Calls in progress.
@@ -212,9 +207,8 @@ impl B2bua {
                 // Every call up now began before this reload: their peers are heard at the
                 // addresses they had until the last of them ends.
                 if cfg.peers_moved_from(&self.env.cfg) && !self.calls.is_empty() {
-                    self.moved_before = self.next_ref;
-                    self.moved_calls = self.calls.len();
-                    self.env.peers_moved = true;
+                    self.env.moved_before = self.next_ref;
+                    self.env.moved_calls = self.calls.len();
                 }
                 self.env.cfg = cfg.clone();
                 if !self.env.draining {
@@ -354,9 +348,8 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
-        if self.env.peers_moved && r < self.moved_before {
-            self.moved_calls = self.moved_calls.saturating_sub(1);
-            self.env.peers_moved = self.moved_calls > 0;
+        if self.env.peers_moved() && r < self.env.moved_before {
+            self.env.moved_calls -= 1;
         }
         if let Some(key) = call.setup_key() {
             self.env.dialogs.remove_setup(&key);
@@ -440,7 +433,7 @@ impl B2bua {
         if let (Some(invite), None, Some(tag)) = (invite, found, req.to_tag()) {
             let dialog = self.dialog_of(&req.call_id().unwrap_or_default(), &tag);
             if let Some((r, side)) = dialog
-                && self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip))
+                && self.is_leg_peer(r, side, ip)
             {
                 return self.with_call(r, now, |c, cx| {
                     c.on_cancel_relayed(cx, side, id, invite, &req)
@@ -449,12 +442,7 @@ impl B2bua {
         }
         match found {
             // Only the caller cancels its INVITE.
-            Some((r, _))
-                if self
-                    .calls
-                    .get(&r)
-                    .is_some_and(|c| c.is_peer_of(Side::A, ip)) =>
-            {
+            Some((r, _)) if self.is_leg_peer(r, Side::A, ip) => {
                 self.with_call(r, now, |c, cx| c.on_cancel(cx, id, &req))
             }
             // The INVITE was answered and its call is gone: the CANCEL changes nothing.
@@ -496,13 +484,18 @@ impl B2bua {
         match found {
             // Only the leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump
             // from anywhere else is answered as if the dialog did not exist.
-            Some((r, side)) if self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip)) => {
+            Some((r, side)) if self.is_leg_peer(r, side, ip) => {
                 self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req))
             }
             _ => self
                 .env
                 .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
         }
+    }
+
+    /// Whether `ip` is the peer of call `r`'s leg `side`: only it speaks in that leg's dialog.
+    fn is_leg_peer(&self, r: CallRef, side: Side, ip: std::net::IpAddr) -> bool {
+        self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip))
     }
 
     /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
@@ -513,7 +506,7 @@ impl B2bua {
         );
         let ip = self.env.origin_ip(ack, source);
         match found {
-            Some((r, side)) if self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip)) => {
+            Some((r, side)) if self.is_leg_peer(r, side, ip) => {
                 self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack))
             }
             _ => debug!(%source, "ACK for no dialog of its sender dropped"),
@@ -561,11 +554,7 @@ impl B2bua {
             // Only the leg's own peer answers in its dialog: a 2xx from elsewhere can make
             // the gateway send nothing and end nothing.
             Some((r, side))
-                if !self.env.is_front(source)
-                    && !self
-                        .calls
-                        .get(&r)
-                        .is_some_and(|c| c.is_peer_of(side, source.addr.ip())) =>
+                if !self.env.is_front(source) && !self.is_leg_peer(r, side, source.addr.ip()) =>
             {
                 debug!(%source, "2xx in a dialog of another peer dropped");
             }

@@ -418,15 +418,15 @@ fn a_reload_that_moves_a_peer_still_lets_its_calls_in_progress_be_ended_from_it(
     assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
     assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
     // Once those calls are gone, strangers are strangers again without a lookup.
-    assert!(h.core.env.peers_moved);
+    assert!(h.core.peers_moved());
     h.advance(Duration::from_secs(64));
     assert_eq!(h.core.active_calls(), 0);
-    assert!(!h.core.env.peers_moved);
+    assert!(!h.core.peers_moved());
     // Moving the peers back with no call up, then a reload that moves none, never asks.
     h.input(Input::Reload(Arc::new(config())));
     answered_call(&mut h);
     h.input(Input::Reload(Arc::new(config())));
-    assert!(!h.core.env.peers_moved);
+    assert!(!h.core.peers_moved());
 
     // A call ringing when the PBX was moved: its CANCEL still ends it.
     let mut h = H::new();
