@@ -227,7 +227,10 @@ pub fn sdp(data: &[u8]) {
         }
         let _ = sdp::set_ptime(&out, ptime);
     }
-    hides(&sdp::refuse_all(body, gw));
+    hides(&sdp::refuse_all(Some("application/sdp"), body, gw));
+    if let Some(answer) = sdp::refusing_answer(Some("application/sdp"), body, gw) {
+        hides(&answer);
+    }
 }
 
 /// `gateway.toml` and one profile through `Config::load`, which only reads files: the input

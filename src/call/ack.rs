@@ -227,8 +227,10 @@ impl Call {
     /// refused, and the session, now without media on that leg, ends with BYE (RFC 3261
     /// §13.2.2.4).
     fn ack_given_up(&mut self, cx: &mut Cx, side: Side, given_up: GivenUpInvite, resp: &Response) {
-        let refusal =
-            (given_up.offerless && !resp.body().is_empty()).then(|| self.refusing_answer(resp));
+        let refusal = given_up
+            .offerless
+            .then(|| self.refusing_answer(resp))
+            .flatten();
         let refused = refusal.is_some();
         let newer = self.acks[side].take();
         self.send_ack(cx, side, given_up.cseq, refusal);
@@ -243,15 +245,12 @@ impl Call {
     }
 
     /// The answer, for an ACK, that refuses every stream of the offer in `resp` (an offer
-    /// the gateway must answer and cannot accept), with its Content-Type.
-    pub(super) fn refusing_answer(&self, resp: &Response) -> (Bytes, Option<String>) {
-        let ct = resp
-            .header(&Hdr::CONTENT_TYPE)
-            .unwrap_or_else(|| "application/sdp".into());
-        (
-            crate::sdp::refuse_all(resp.body(), self.cfg.media_ip),
-            Some(ct),
-        )
+    /// the gateway must answer and cannot accept), with its Content-Type. `None`: `resp`
+    /// carries no SDP, so no offer.
+    pub(super) fn refusing_answer(&self, resp: &Response) -> Option<(Bytes, Option<String>)> {
+        let ct = resp.header(&Hdr::CONTENT_TYPE);
+        crate::sdp::refusing_answer(ct.as_deref(), resp.body(), self.cfg.media_ip)
+            .map(|b| (b, Some("application/sdp".into())))
     }
 
     /// The 2xx to our INVITE with CSeq `cseq` on `side` came again: repeat our ACK. False when

@@ -276,7 +276,7 @@ impl Call {
             Ok(b) => b,
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
-                Some(crate::sdp::refuse_all(body, self.cfg.media_ip))
+                Some(crate::sdp::refuse_all(ct, body, self.cfg.media_ip))
             }
         }
     }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
-use super::{Line, SdpError, lines};
+use super::{Line, SdpError, lines, locate};
 
 /// `[media] max_streams` when the configuration does not say: media sections per SDP that
 /// get ports.
@@ -205,11 +205,13 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
 /// errors as [`read`]) an SDP it cannot read, so nothing is forwarded half-rewritten.
 pub fn anchor_streams(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Result<Bytes, SdpError> {
     read(sdp)?;
-    Ok(rewrite(sdp, ip, ports))
+    Ok(rewrite(sdp, ip, ports, None))
 }
 
-/// The rewrite of [`anchor_streams`], on whatever lines there are.
-fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Bytes {
+/// The rewrite of [`anchor_streams`], on whatever lines there are. `own_origin`: the `o=`
+/// line becomes the gateway's own, with that session id and version, instead of the
+/// creator's with its address replaced.
+fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32>) -> Bytes {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut index: Option<usize> = None;
     // The port the current section got, if any.
@@ -253,7 +255,9 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Bytes {
             // The origin names the creator's host too: replace its address fields only.
             let f: Vec<&[u8]> = o.split(|&b| b == b' ').collect();
             out.extend_from_slice(b"o=");
-            if let [user, id, version, net, _, _] = f.as_slice() {
+            if let Some(session) = own_origin {
+                out.extend_from_slice(format!("- {session} {session} IN {family} {ip}").as_bytes());
+            } else if let [user, id, version, net, _, _] = f.as_slice() {
                 for part in [*user, *id, *version, *net] {
                     out.extend_from_slice(part);
                     out.push(b' ');
@@ -270,11 +274,35 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Every stream of `body` refused (port 0) and every address in it replaced by `ip`, even
-/// where [`read`] refuses the body: what an answer that cannot be anchored becomes, so it
-/// never leaks the peer's address (an answer cannot be refused with 488).
-pub fn refuse_all(body: &[u8], ip: IpAddr) -> Bytes {
-    rewrite(body, ip, &[])
+/// Every stream of the SDP in `body` (its SDP part when it is multipart) refused (port 0)
+/// and every address in it replaced by `ip`, even where [`read`] refuses the SDP: what a
+/// relayed answer that cannot be anchored becomes, so it never leaks the peer's address (an
+/// answer cannot be refused with 488). A body whose SDP cannot be found is taken as SDP.
+pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> Bytes {
+    match locate(content_type, body) {
+        Ok(Some(part)) => part.splice(body, &rewrite(part.of(body), ip, &[], None)),
+        _ => rewrite(body, ip, &[], None),
+    }
+}
+
+/// The answer the gateway itself gives to an offer it must answer but cannot take (an offer
+/// in a 2xx is answered in the ACK even to refuse it, RFC 3261 §13.2.2.4): the offer's SDP
+/// with every stream refused, sent as `application/sdp` (of a multipart offer, only its SDP
+/// part answers). Its origin is the gateway's own (RFC 3264 §5: `o=` names the answerer's
+/// session, not the offerer's), numbered from the offer's bytes so that the same offer (a
+/// retransmitted 2xx) gets the same answer. `None`: the body carries no SDP, so it is no
+/// offer. A body whose SDP cannot be found is taken as SDP.
+pub fn refusing_answer(content_type: Option<&str>, offer: &[u8], ip: IpAddr) -> Option<Bytes> {
+    let sdp = match locate(content_type, offer) {
+        Ok(Some(part)) => part.of(offer),
+        Ok(None) => return None,
+        Err(_) => offer,
+    };
+    // FNV-1a: any fixed function of the offer will do, it names a session, not a secret.
+    let session = sdp.iter().fold(0x811c_9dc5_u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    Some(rewrite(sdp, ip, &[], Some(session)))
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@
 mod anchor;
 mod multipart;
 
-pub use anchor::{DEFAULT_MAX_STREAMS, Endpoint, anchor_streams, limit_streams, read, refuse_all};
+pub use anchor::{
+    DEFAULT_MAX_STREAMS, Endpoint, anchor_streams, limit_streams, read, refuse_all, refusing_answer,
+};
 pub use multipart::{SdpPart, is_multipart, locate};
 
 use bytes::Bytes;

@@ -1000,6 +1000,16 @@ fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_
     let answer = String::from_utf8_lossy(ack.body()).into_owned();
     assert!(answer.contains("m=audio 0 "), "{answer}");
     assert!(!answer.contains("192.0.2.10"), "{answer}");
+    // The answer's origin is the gateway's, not the carrier's (`- 1 1`, RFC 3264 §5).
+    let origin = answer.lines().find(|l| l.starts_with("o=")).unwrap();
+    assert!(
+        origin.starts_with("o=- ") && !origin.starts_with("o=- 1 1 "),
+        "{origin}"
+    );
+    assert_eq!(
+        ack.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
+    );
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
     assert_eq!(h.cdrs[0].cause, 127);

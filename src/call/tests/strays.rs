@@ -5,6 +5,19 @@ use super::*;
 
 /// A 200 to an INVITE of ours (our Via) that the gateway never sent.
 fn orphan_200(call_id: &str) -> String {
+    orphan_200_with(call_id, "")
+}
+
+/// The same, carrying `sdp` (an offer, when our INVITE had none).
+fn orphan_200_with(call_id: &str, sdp: &str) -> String {
+    let body = if sdp.is_empty() {
+        "Content-Length: 0\r\n\r\n".to_string()
+    } else {
+        format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
     format!(
         "SIP/2.0 200 OK\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnever;rport\r\n\
@@ -15,7 +28,7 @@ fn orphan_200(call_id: &str) -> String {
          Call-ID: {call_id}\r\n\
          CSeq: 7 INVITE\r\n\
          Contact: <sip:+8610123@127.0.0.3:5070>\r\n\
-         Content-Length: 0\r\n\r\n"
+         {body}"
     )
 }
 
@@ -42,7 +55,30 @@ fn a_2xx_for_no_call_from_a_known_peer_is_acked_and_hung_up() {
             ]
         );
     }
+    assert!(ack.body().is_empty() && bye.body().is_empty());
     assert!(h.cdrs.is_empty(), "no call, no CDR");
+    assert_idle(&mut h);
+}
+
+#[test]
+fn an_offer_in_a_2xx_for_no_call_is_answered_in_the_ack_every_stream_refused() {
+    let mut h = H::new();
+    h.recv(CARRIER_A, &orphan_200_with("nobody@127.0.0.1", SDP));
+    let sent = h.requests_to(CARRIER_A);
+    let [ack, bye] = &sent[..] else {
+        panic!("expected ACK and BYE, got {sent:?}");
+    };
+    assert_eq!((ack.method(), bye.method()), (Method::Ack, Method::Bye));
+    // RFC 3261 §13.2.2.4: the ACK carries an answer, even to an offer it cannot take.
+    let answer = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(answer.starts_with("v=0\r\no=- "), "{answer}");
+    assert!(answer.contains("m=audio 0 "), "{answer}");
+    assert!(!answer.contains("192.0.2.10"), "{answer}");
+    assert_eq!(
+        ack.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
+    );
+    assert!(bye.body().is_empty());
     assert_idle(&mut h);
 }
 

@@ -235,11 +235,65 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
     // What the call layer does with an answer it cannot read: refuse every stream.
     let body = b"v=0\r\nc=IN IP4 192.0.2.10\r\nbogus line\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 192.0.2.10\r\n";
     assert!(read(body).is_err());
-    let out = refuse_all(body, "203.0.113.5".parse().unwrap());
+    let out = refuse_all(
+        Some("application/sdp"),
+        body,
+        "203.0.113.5".parse().unwrap(),
+    );
     assert_eq!(
         &out[..],
         &b"v=0\r\nc=IN IP4 203.0.113.5\r\nbogus line\r\nm=audio 0 RTP/AVP 0\r\n"[..]
     );
+}
+
+/// A SIP-I body: the SDP part, then an ISUP part whose bytes happen to hold SDP-like lines.
+fn sip_i(sdp: &str) -> String {
+    format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b1\r\nContent-Type: application/isup\r\n\r\n\x01c=IN IP4 192.0.2.10\r\nm=audio 1\r\n--b1--\r\n"
+    )
+}
+
+#[test]
+fn refuse_all_refuses_only_the_sdp_part_of_a_multipart_body() {
+    let ip: IpAddr = "203.0.113.5".parse().unwrap();
+    let body = sip_i(OFFER);
+    let out = refuse_all(Some("multipart/mixed;boundary=b1"), body.as_bytes(), ip);
+    let refused = String::from_utf8(rewrite(OFFER.as_bytes(), ip, &[], None).to_vec()).unwrap();
+    assert!(refused.contains("m=audio 0 ") && !refused.contains("192.0.2."));
+    assert_eq!(std::str::from_utf8(&out).unwrap(), sip_i(&refused));
+}
+
+#[test]
+fn a_refusing_answer_is_the_gateways_own_sdp_refusing_every_stream() {
+    let ip: IpAddr = "203.0.113.5".parse().unwrap();
+    let want = "v=0\r\no=- S S IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n";
+    // The origin is the answerer's (ours), not the offerer's `alice 1 1` (RFC 3264 §5).
+    let plain = refusing_answer(Some("application/sdp"), OFFER.as_bytes(), ip).unwrap();
+    let plain = std::str::from_utf8(&plain).unwrap();
+    let session = plain.split(' ').nth(1).unwrap();
+    assert_ne!(session, "1");
+    let want = want.replace(" S S ", &format!(" {session} {session} "));
+    assert_eq!(plain, want);
+    // The same offer again (a retransmitted 2xx) gets the same answer; another offer, its
+    // own session.
+    let again = refusing_answer(Some("application/sdp"), OFFER.as_bytes(), ip).unwrap();
+    assert_eq!(&again[..], want.as_bytes());
+    let other = OFFER.replace("m=audio 4000", "m=audio 4002");
+    let other = refusing_answer(Some("application/sdp"), other.as_bytes(), ip).unwrap();
+    assert!(!std::str::from_utf8(&other).unwrap().contains(session));
+    // Of a SIP-I offer only the SDP part answers (sent as application/sdp).
+    let body = sip_i(OFFER);
+    let multi = refusing_answer(Some("multipart/mixed; boundary=b1"), body.as_bytes(), ip);
+    assert_eq!(multi.as_deref(), Some(want.as_bytes()));
+    // No SDP in the body: no offer, nothing to answer.
+    assert_eq!(
+        refusing_answer(Some("application/isup"), b"\x01\x02", ip),
+        None
+    );
+    assert_eq!(refusing_answer(None, b"", ip), None);
+    // SDP that cannot be found (no Content-Type) is refused as SDP all the same.
+    let untyped = refusing_answer(None, OFFER.as_bytes(), ip).unwrap();
+    assert_eq!(std::str::from_utf8(&untyped).unwrap(), want);
 }
 
 #[test]
@@ -300,7 +354,7 @@ fn mutated_sdp_never_panics_and_anchored_output_hides_the_peer() {
                 }
             }
         }
-        let _ = refuse_all(&b, ip);
+        let _ = refuse_all(Some("application/sdp"), &b, ip);
         let _ = crate::sdp::set_ptime(&b, 20);
     }
     assert!(anchored > 1000, "{anchored}");
