@@ -209,7 +209,7 @@ impl Call {
 
     /// A 2xx to our INVITE with CSeq `cseq` on `side`, after its transaction was done.
     pub(super) fn ack_again_on(&mut self, cx: &mut Cx, side: Side, cseq: u32, resp: &Response) {
-        if let Some(given_up) = self.given_up[side].filter(|g| g.cseq == cseq) {
+        if let Some(given_up) = self.given_up[side].as_ref().and_then(|g| g.find(cseq)) {
             self.ack_given_up(cx, side, given_up, resp);
             return;
         }

@@ -246,10 +246,12 @@ impl Call {
         // Should its 2xx still come, it gets an ACK built from the dialog (`ack_again_on`).
         let far = rel.origin.other();
         if let Some(cseq) = rel.sent.cseq().map(|c| c.0) {
-            self.given_up[far] = Some(GivenUpInvite {
-                cseq,
-                offerless: rel.sent.body().is_empty(),
-            });
+            self.given_up[far]
+                .get_or_insert_with(Box::default)
+                .remember(GivenUpInvite {
+                    cseq,
+                    offerless: rel.sent.body().is_empty(),
+                });
         }
     }
 

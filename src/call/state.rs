@@ -151,6 +151,27 @@ pub struct GivenUpInvite {
     pub offerless: bool,
 }
 
+/// The re-INVITEs last given up on one leg, newest first: each may still get a late 2xx
+/// (for 64·T1 after it was given up), so one given up soon after another does not leave the
+/// first one's 2xx unACKed. A leg that needs more keeps the newest.
+#[derive(Debug, Default)]
+pub struct GivenUp([Option<GivenUpInvite>; GivenUp::KEPT]);
+
+impl GivenUp {
+    const KEPT: usize = 4;
+
+    /// Remember `g`, forgetting the oldest one when full.
+    pub fn remember(&mut self, g: GivenUpInvite) {
+        self.0.rotate_right(1);
+        self.0[0] = Some(g);
+    }
+
+    /// The given-up re-INVITE with CSeq `cseq`, if it is remembered.
+    pub fn find(&self, cseq: u32) -> Option<GivenUpInvite> {
+        self.0.iter().flatten().find(|g| g.cseq == cseq).copied()
+    }
+}
+
 /// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).
 #[derive(Debug, Clone, Default)]
 pub struct UacRel {
@@ -246,7 +267,8 @@ pub struct Call {
     /// their room.
     pub pending_2xx: PerSide<Option<Box<Pending2xx>>>,
     pub acks: PerSide<Option<SentAck>>,
-    pub given_up: PerSide<Option<GivenUpInvite>>,
+    /// Boxed, and only where a re-INVITE was given up: see [`GivenUp`].
+    pub given_up: PerSide<Option<Box<GivenUp>>>,
     /// The last failure from a callee attempt (relayed if every attempt fails).
     pub last_failure: Option<Box<Response>>,
     pub events: Events,

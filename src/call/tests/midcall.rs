@@ -1026,16 +1026,42 @@ fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_
     assert_idle(&mut h);
 }
 
+/// The phone cancels re-INVITE `re` (CSeq `cseq`, its branch `branch`), the carrier answers
+/// neither the CANCEL nor the INVITE, and 32 s later the gateway gives it up: the phone
+/// gets 487.
+fn give_up_reinvite(h: &mut H, tag: &str, re: &Request, cseq: u32, branch: &str) {
+    h.recv(PHONE, &from_phone("CANCEL", tag, cseq, branch, ""));
+    h.take_responses(PHONE);
+    cancel_of(h, re);
+    h.advance(Duration::from_secs(33));
+    assert_eq!(phone_finals(h, tag, cseq, branch), vec![487]);
+    h.take_requests(CARRIER_A, Method::Cancel);
+}
+
+#[test]
+fn late_2xx_to_two_reinvites_given_up_on_one_leg_are_both_acked() {
+    let mut h = H::new();
+    let (tag, re2) = reinvite_left_ringing(&mut h);
+    give_up_reinvite(&mut h, &tag, &re2, 2, "z9hG4bKre");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKre3", SDP));
+    let re3 = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re3, 180, "carrier1", &[], None));
+    h.take_responses(PHONE);
+    give_up_reinvite(&mut h, &tag, &re3, 3, "z9hG4bKre3");
+    // Both 2xx come after all, the older one last: each gets its own ACK.
+    for re in [&re3, &re2] {
+        h.recv_msg(CARRIER_A, reply(re, 200, "carrier1", &[], Some(SDP)));
+        let ack = h.one_request(CARRIER_A, Method::Ack);
+        assert_eq!(ack.cseq().unwrap(), (re.cseq().unwrap().0, Method::Ack));
+    }
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}
+
 #[test]
 fn a_late_2xx_to_a_given_up_reinvite_is_acked_even_after_a_newer_reinvite_was() {
     let mut h = H::new();
     let (tag, re) = reinvite_left_ringing(&mut h);
-    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
-    h.take_responses(PHONE);
-    cancel_of(&mut h, &re);
-    h.advance(Duration::from_secs(33));
-    assert_eq!(phone_finals(&mut h, &tag, 2, "z9hG4bKre"), vec![487]);
-    h.take_requests(CARRIER_A, Method::Cancel);
+    give_up_reinvite(&mut h, &tag, &re, 2, "z9hG4bKre");
     // A newer re-INVITE goes through, its ACK included.
     h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKre3", SDP));
     let re3 = h.one_request(CARRIER_A, Method::Invite);
