@@ -115,6 +115,47 @@ fn read_until(s: &mut std::net::TcpStream, want: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// `s` is closed by the gateway within 10 s (whatever it sent before is read and ignored).
+fn assert_closed(mut s: std::net::TcpStream, what: &str) {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = s.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok()
+            || closed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{what} is still open: {closed:?}"
+    );
+}
+
+#[test]
+fn a_connection_from_a_peer_a_reload_removes_is_closed() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            single_carrier: true,
+            ..GwOpts::default()
+        },
+    );
+    let idle = tcp_from(PHONE_IP, &gw);
+    // A known peer's idle connection stays open.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let profile = gw.path("profiles/pbx.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace("match = [\"127.0.0.2/32\"]", "match = [\"127.0.0.9/32\"]"),
+    )
+    .unwrap();
+    let (ok, out) = reload(&gw);
+    assert!(ok && out.contains("profiles changed: pbx"), "{out}");
+    // No call of it is up: its address is a stranger's at once.
+    assert_closed(idle, "the removed peer's idle connection");
+}
+
 /// A request from the PBX over TCP (from 127.0.0.2, port `port` of its connection).
 fn pbx_request(method: &str, port: u16, to_tag: &str, cseq: u32, body: &str) -> String {
     let ct = if body.is_empty() {
@@ -204,6 +245,10 @@ fn a_peer_a_reload_moved_ends_its_call_over_a_new_tcp_connection_then_is_a_stran
     assert!(carrier.passed_within(std::time::Duration::from_secs(10)));
     let cdrs = gw.wait_cdrs(1);
     assert_eq!(cdrs[0]["call_tag"], "caller_bye", "{cdrs:?}");
+
+    // With its calls over, the connection it ended them on is closed too, rather than
+    // left open from an address no profile matches until it idles out.
+    assert_closed(second, "the moved peer's connection");
 
     // With its calls over, the address is a stranger's: its connections are closed at once
     // (within the gateway's once-a-second housekeeping; polled, for a loaded machine).

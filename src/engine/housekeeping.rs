@@ -31,8 +31,8 @@ impl Shell {
         let ov = &self.inbox.overload;
         metrics::overload(ov.share(), ov.standing_delay());
         ov.release_if_idle(now);
-        if !self.core.peers_moved() {
-            self.inbox.forget_departed();
+        if !self.core.peers_moved() && self.inbox.forget_departed() {
+            self.close_unknown_connections();
         }
         let cfg = self.core.config().clone();
         self.core.release_idle();

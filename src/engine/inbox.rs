@@ -200,11 +200,14 @@ impl Inbox {
         self.departed.store(Some(Arc::new(kept)));
     }
 
-    /// The calls begun before those reloads have ended.
-    pub(crate) fn forget_departed(&self) {
-        if self.departed.load().is_some() {
+    /// The calls begun before those reloads have ended. True when there was something to
+    /// forget.
+    pub(crate) fn forget_departed(&self) -> bool {
+        let had = self.departed.load().is_some();
+        if had {
             self.departed.store(None);
         }
+        had
     }
 
     /// What `[protect] unknown_sources` says to do with strangers.
@@ -366,7 +369,8 @@ mod tests {
             inbox.departed.load().as_ref().map(|d| d.len()),
             Some(MAX_DEPARTED)
         );
-        inbox.forget_departed();
+        assert!(inbox.forget_departed());
+        assert!(!inbox.forget_departed(), "nothing left to forget");
         assert!(!inbox.knows_source(pbx), "its calls have ended");
         assert!(inbox.knows_source(carrier));
     }

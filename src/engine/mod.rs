@@ -317,8 +317,11 @@ impl Shell {
                 self.sip.received(&msg);
                 // Only connections the stranger opened: ours to a peer stay up. A response
                 // from a stranger closes it too (nothing else would: it needs no answer).
+                // Known is what the accept gate knows: a peer's, the front's, or a moved
+                // peer's old address while its calls last (`close_unknown_connections`
+                // closes those after).
                 let stranger = source.conn.filter(|c| {
-                    self.tcp.is_inbound(*c) && !self.core.config().is_peer_source(source.addr.ip())
+                    self.tcp.is_inbound(*c) && !self.inbox.knows_source(source.addr.ip())
                 });
                 self.on_message(now, msg, source, at, screened);
                 if let Some(conn) = stranger {

@@ -73,7 +73,21 @@ impl Shell {
             cb.reconfigure(cfg.clone());
         }
         self.core.handle_input(now, Input::Reload(cfg));
+        self.close_unknown_connections();
         self.reloaded("applied", &applied);
+    }
+
+    /// Close the TCP connections opened from addresses the running configuration no longer
+    /// knows.
+    pub(super) fn close_unknown_connections(&mut self) {
+        let inbox = &self.inbox;
+        let closed = self.tcp.close_unknown(|ip| inbox.knows_source(ip));
+        if closed > 0 {
+            info!(
+                connections = closed,
+                "TCP connections from addresses no profile matches any more: closed"
+            );
+        }
     }
 
     fn reloaded(&mut self, result: &str, detail: &str) {

@@ -467,6 +467,22 @@ impl Registry {
         }
     }
 
+    /// Close every connection a peer opened from an address `known` no longer accepts (a
+    /// reload removed its peer, or the calls that kept a moved peer's old address known have
+    /// ended): such a connection would otherwise stay open until idle. Returns how many.
+    pub(super) fn close_unknown(&mut self, known: impl Fn(std::net::IpAddr) -> bool) -> usize {
+        let gone: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(c, (peer, _))| !self.ours.contains(c) && !known(peer.ip()))
+            .map(|(c, _)| *c)
+            .collect();
+        for &c in &gone {
+            self.close(c);
+        }
+        gone.len()
+    }
+
     /// A connection closed (or never opened). Returns transactions that were waiting on it.
     pub(super) fn down(&mut self, conn: ConnId) -> Vec<TxnId> {
         self.ours.remove(&conn);
