@@ -119,9 +119,17 @@ impl Env {
         if !self.is_front(source) {
             return source.addr.ip();
         }
-        req.header(&Hdr::named(SOURCE_HEADER))
-            .and_then(|v| v.trim().parse::<std::net::SocketAddr>().ok())
-            .map_or(source.addr.ip(), |a| a.ip())
+        stamped_ip(req.header(&Hdr::named(SOURCE_HEADER))).unwrap_or(source.addr.ip())
+    }
+
+    /// The address of the peer that sent a response: its source, or for a response through
+    /// the front, the front's `X-Trunkgate-Source`. `None`: through a front that did not
+    /// say (the shipped front stamps responses too; a front of the operator's own may not).
+    pub fn response_origin_ip(&self, resp: &Response, source: Target) -> Option<std::net::IpAddr> {
+        if !self.is_front(source) {
+            return Some(source.addr.ip());
+        }
+        stamped_ip(resp.header(&Hdr::named(SOURCE_HEADER)))
     }
 
     /// Where a request toward `target` goes: through the front when there is one. A request
@@ -261,4 +269,11 @@ impl Cx<'_> {
     pub fn remove_dialog(&mut self, dialog: &super::dialog::Dialog) {
         self.env.dialogs.remove(dialog);
     }
+}
+
+/// The address in a front's `X-Trunkgate-Source` (`ip:port`), if it reads as one.
+fn stamped_ip(stamp: Option<String>) -> Option<std::net::IpAddr> {
+    stamp
+        .and_then(|v| v.trim().parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip())
 }

@@ -11,9 +11,13 @@ use crate::sip::{
 };
 
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
-/// know: a forged 2xx from anywhere else must not make the gateway send anything.
+/// know (through the front: the peer it names, if it names one): a forged 2xx from anywhere
+/// else must not make the gateway send anything.
 pub(super) fn ack_and_bye(env: &mut Env, resp: &Response, cseq: u32, source: Target) {
-    if env.cfg.peer_for_source(source.addr.ip()).is_none() && !env.is_front(source) {
+    let known = env
+        .response_origin_ip(resp, source)
+        .is_none_or(|ip| env.cfg.peer_for_source(ip).is_some());
+    if !known {
         return;
     }
     warn!(%source, "2xx for an unknown INVITE: sending ACK and BYE");

@@ -550,12 +550,12 @@ impl B2bua {
             .call_id()
             .zip(resp.from_tag())
             .and_then(|(call_id, tag)| self.dialog_of(&call_id, &tag));
+        let from = self.env.response_origin_ip(&resp, source);
         match known {
             // Only the leg's own peer answers in its dialog: a 2xx from elsewhere can make
-            // the gateway send nothing and end nothing.
-            Some((r, side))
-                if !self.env.is_front(source) && !self.is_leg_peer(r, side, source.addr.ip()) =>
-            {
+            // the gateway send nothing and end nothing. (Through a front that does not name
+            // the response's source, the front is taken at its word.)
+            Some((r, side)) if from.is_some_and(|ip| !self.is_leg_peer(r, side, ip)) => {
                 debug!(%source, "2xx in a dialog of another peer dropped");
             }
             Some((r, side)) => self.with_call(r, now, |c, cx| {

@@ -208,3 +208,58 @@ fn only_the_front_is_believed_and_its_own_pings_are_answered() {
     h.recv(FRONT, &options("z9hG4bKo2"));
     assert_eq!(h.statuses(FRONT), vec![503]);
 }
+
+#[test]
+fn a_2xx_again_through_the_front_is_heard_only_from_the_leg_peer_it_names() {
+    let mut h = behind_front();
+    h.recv(
+        FRONT,
+        &via_front(
+            &invite_text("f-1", "z9hG4bKf1", "+8610123", ""),
+            "127.0.0.2:5060",
+        ),
+    );
+    let inv = h.one_request(FRONT, Method::Invite);
+    let tag = carrier_answers_via_front(&mut h, &inv).to_tag().unwrap();
+    h.recv(
+        FRONT,
+        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
+    );
+    assert_eq!(h.one_request(FRONT, Method::Ack).cseq().unwrap().0, 1);
+    // Past the INVITE transaction's life (RFC 6026 Timer M): a 2xx now is a stray one.
+    h.advance(Duration::from_secs(33));
+    h.take(FRONT);
+    let again = |from: Option<&str>| {
+        let extra: Vec<(Hdr, &str)> = [
+            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+            (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
+        ]
+        .into_iter()
+        .chain(from.map(|f| (Hdr::named("X-Trunkgate-Source"), f)))
+        .collect();
+        reply(&inv, 200, "c1", &extra, Some(SDP))
+    };
+    // The carrier's 2xx again, named by the front as the carrier's: our ACK again.
+    h.recv_msg(FRONT, again(Some("127.0.0.3:5060")));
+    assert_eq!(h.one_request(FRONT, Method::Ack).cseq().unwrap().0, 1);
+    // The same 2xx, named as another peer's (the PBX on the other leg): nothing.
+    h.recv_msg(FRONT, again(Some("127.0.0.2:5060")));
+    assert!(
+        h.take(FRONT).is_empty(),
+        "a 2xx from another peer is dropped"
+    );
+    // A front that names no source is taken at its word.
+    h.recv_msg(FRONT, again(None));
+    assert_eq!(h.one_request(FRONT, Method::Ack).cseq().unwrap().0, 1);
+    // A 2xx for no call, named as a stranger's: no ACK, no BYE.
+    let Message::Response(mut stray) = again(Some("192.0.2.66:5060")) else {
+        unreachable!()
+    };
+    stray.set_header(&Hdr::CALL_ID, "nobody@127.0.0.1").unwrap();
+    h.recv_msg(FRONT, Message::Response(stray));
+    assert!(
+        h.take(FRONT).is_empty(),
+        "a stranger's 2xx makes us send nothing"
+    );
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}
