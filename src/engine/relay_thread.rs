@@ -54,6 +54,10 @@ pub(super) struct Direction {
     repack: Option<Repacketizer>,
     /// RTP packets and bytes relayed toward the far leg (RTCP is not counted).
     counted: Option<(Counter, Counter)>,
+    /// What this drain of the socket relayed, not yet added to `counted` and `activity`:
+    /// both are shared (the counters by every stream of every relay thread), so they are
+    /// touched once a drain rather than once a packet.
+    unflushed: Unflushed,
     malformed: Counter,
     foreign: Counter,
     over_rate: Counter,
@@ -71,6 +75,7 @@ impl Direction {
             activity,
             repack: None,
             counted: None,
+            unflushed: Unflushed::default(),
             malformed: crate::ops::metrics::rtp_dropped("malformed"),
             foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
             over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
@@ -143,11 +148,7 @@ impl Direction {
                 return ControlFlow::Continue(());
             }
         };
-        if let Some(a) = &self.activity
-            && let Ok(mut t) = a.lock()
-        {
-            *t = now;
-        }
+        self.unflushed.active = true;
         let ch = self.channel();
         if let Some(r) = &self.recorder
             && let Ok(mut r) = r.lock()
@@ -176,15 +177,39 @@ impl Direction {
         };
         match sent {
             Ok(()) => {
-                if let Some((packets, bytes)) = &self.counted {
-                    packets.increment(1);
-                    bytes.increment(pkt.len() as u64);
-                }
+                self.unflushed.packets += 1;
+                self.unflushed.bytes += pkt.len() as u64;
             }
             Err(e) => debug!(%d, error = %e, "RTP send failed"),
         }
         ControlFlow::Continue(())
     }
+
+    /// The end of a drain: what it relayed goes to the counters, and the call's media
+    /// clock reads `now` if any packet was accepted.
+    fn flush(&mut self, now: Instant) {
+        let u = std::mem::take(&mut self.unflushed);
+        if u.active
+            && let Some(a) = &self.activity
+            && let Ok(mut t) = a.lock()
+        {
+            *t = now;
+        }
+        if u.packets > 0
+            && let Some((packets, bytes)) = &self.counted
+        {
+            packets.increment(u.packets);
+            bytes.increment(u.bytes);
+        }
+    }
+}
+
+/// See [`Direction::flush`].
+#[derive(Debug, Default)]
+struct Unflushed {
+    active: bool,
+    packets: u64,
+    bytes: u64,
 }
 
 /// A stream handed to a relay thread.
@@ -443,18 +468,30 @@ fn drain(
         return ControlFlow::Continue(Queue::Empty);
     };
     let (from, to) = (&sockets[sock], &sockets[sock ^ 2]);
+    let mut flow = ControlFlow::Continue(Queue::Left);
     for _ in 0..reads {
         let n = match batch.read(from) {
             Ok(n) => n,
             // Drained; or a read error, which leaves nothing to relay until the next packet.
-            Err(_) => return ControlFlow::Continue(Queue::Empty),
+            Err(_) => {
+                flow = ControlFlow::Continue(Queue::Empty);
+                break;
+            }
         };
-        batch.each(n, &mut |pkt: &[u8], src| d.relay(route, to, now, pkt, src))?;
+        if batch
+            .each(n, &mut |pkt: &[u8], src| d.relay(route, to, now, pkt, src))
+            .is_break()
+        {
+            flow = ControlFlow::Break(());
+            break;
+        }
         if n < BATCH {
-            return ControlFlow::Continue(Queue::Empty);
+            flow = ControlFlow::Continue(Queue::Empty);
+            break;
         }
     }
-    ControlFlow::Continue(Queue::Left)
+    d.flush(now);
+    flow
 }
 
 #[cfg(test)]
