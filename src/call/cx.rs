@@ -119,17 +119,21 @@ impl Env {
         if !self.is_front(source) {
             return source.addr.ip();
         }
-        stamped_ip(req.header(&Hdr::named(SOURCE_HEADER))).unwrap_or(source.addr.ip())
+        req.header(&Hdr::named(SOURCE_HEADER))
+            .and_then(|v| stamped_ip(&v))
+            .unwrap_or(source.addr.ip())
     }
 
     /// The address of the peer that sent a response: its source, or for a response through
-    /// the front, the front's `X-Trunkgate-Source`. `None`: through a front that did not
-    /// say (the shipped front stamps responses too; a front of the operator's own may not).
+    /// the front, the front's `X-Trunkgate-Source` (the front's own address when that is
+    /// unreadable, which no profile matches). `None`: through a front that did not say (the
+    /// shipped front stamps responses too; a front of the operator's own may not).
     pub fn response_origin_ip(&self, resp: &Response, source: Target) -> Option<std::net::IpAddr> {
         if !self.is_front(source) {
             return Some(source.addr.ip());
         }
-        stamped_ip(resp.header(&Hdr::named(SOURCE_HEADER)))
+        resp.header(&Hdr::named(SOURCE_HEADER))
+            .map(|v| stamped_ip(&v).unwrap_or(source.addr.ip()))
     }
 
     /// Where a request toward `target` goes: through the front when there is one. A request
@@ -271,9 +275,12 @@ impl Cx<'_> {
     }
 }
 
-/// The address in a front's `X-Trunkgate-Source` (`ip:port`), if it reads as one.
-fn stamped_ip(stamp: Option<String>) -> Option<std::net::IpAddr> {
+/// The address in a front's `X-Trunkgate-Source` (`ip:port`, `[ipv6]:port`), if it reads
+/// as one.
+fn stamped_ip(stamp: &str) -> Option<std::net::IpAddr> {
     stamp
-        .and_then(|v| v.trim().parse::<std::net::SocketAddr>().ok())
+        .trim()
+        .parse::<std::net::SocketAddr>()
+        .ok()
         .map(|a| a.ip())
 }

@@ -248,9 +248,14 @@ fn a_2xx_again_through_the_front_is_heard_only_from_the_leg_peer_it_names() {
         h.take(FRONT).is_empty(),
         "a 2xx from another peer is dropped"
     );
-    // A front that names no source is taken at its word.
+    // A front that names no source is taken at its word; one that names it unreadably is
+    // not (the IPv6 form is `[ip]:port`).
     h.recv_msg(FRONT, again(None));
     assert_eq!(h.one_request(FRONT, Method::Ack).cseq().unwrap().0, 1);
+    for unreadable in ["2001:db8::1:5060", "127.0.0.3", "nonsense"] {
+        h.recv_msg(FRONT, again(Some(unreadable)));
+        assert!(h.take(FRONT).is_empty(), "{unreadable}");
+    }
     // A 2xx for no call, named as a stranger's: no ACK, no BYE.
     let Message::Response(mut stray) = again(Some("192.0.2.66:5060")) else {
         unreachable!()
