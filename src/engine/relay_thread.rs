@@ -423,6 +423,10 @@ impl Relay {
             Ok(ControlFlow::Break(())) => self.fail(slot),
             Err(_) => {
                 warn!("a relay stream failed on a packet; its call ends");
+                // What it relayed before the packet still counts.
+                if let Some(d) = io.dirs.get_mut(sock).and_then(Option::as_mut) {
+                    d.flush(now);
+                }
                 self.fail(slot);
             }
         }
