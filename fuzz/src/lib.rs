@@ -227,9 +227,24 @@ pub fn sdp(data: &[u8]) {
         }
         let _ = sdp::set_ptime(&out, ptime);
     }
-    hides(&sdp::refuse_all(Some("application/sdp"), body, gw));
+    hides(&sdp::refuse_all(Some("application/sdp"), body, gw).0);
     if let Some(answer) = sdp::refusing_answer(Some("application/sdp"), body, gw) {
         hides(&answer);
+    }
+    // The same SDP as the first part of a SIP-I body, and the body as a multipart one that
+    // may not parse: the SDP part refused in place, or the SDP-looking lines alone.
+    const CT: &str = "multipart/mixed;boundary=b1";
+    let mut sip_i = b"--b1\r\nContent-Type: application/sdp\r\n\r\n".to_vec();
+    sip_i.extend_from_slice(body);
+    sip_i.extend_from_slice(b"\r\n--b1\r\nContent-Type: application/isup\r\n\r\nI\r\n--b1--\r\n");
+    for multi in [&sip_i[..], body] {
+        let (out, ct) = sdp::refuse_all(Some(CT), multi, gw);
+        if let Ok(Some(m)) = sdp::MediaBody::read(ct.as_deref(), &out, usize::MAX) {
+            hides(m.part.of(&out));
+        }
+        if let Some(answer) = sdp::refusing_answer(Some(CT), multi, gw) {
+            hides(&answer);
+        }
     }
 }
 

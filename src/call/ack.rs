@@ -110,10 +110,8 @@ impl Call {
             self.note_sdp_received(side, ack.body(), ct.as_deref());
             let body = (!ack.body().is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other.
-                let b = self
-                    .anchored_body(cx, side, ack.body(), ct.as_deref())
-                    .unwrap_or_else(|| ack.body().clone());
-                (b, ct.clone())
+                self.anchored_body(cx, side, ack.body(), ct.as_deref())
+                    .unwrap_or_else(|| (ack.body().clone(), ct.clone()))
             });
             self.send_ack(cx, side.other(), other_cseq, body);
         }
@@ -249,8 +247,7 @@ impl Call {
     /// carries no SDP, so no offer.
     pub(super) fn refusing_answer(&self, resp: &Response) -> Option<(Bytes, Option<String>)> {
         let ct = resp.header(&Hdr::CONTENT_TYPE);
-        crate::sdp::refusing_answer(ct.as_deref(), resp.body(), self.cfg.media_ip)
-            .map(|b| (b, Some("application/sdp".into())))
+        refusal(ct.as_deref(), resp.body(), self.cfg.media_ip)
     }
 
     /// The 2xx to our INVITE with CSeq `cseq` on `side` came again: repeat our ACK. False when
@@ -280,4 +277,14 @@ impl Call {
         });
         true
     }
+}
+
+/// The body and Content-Type of an ACK (or other answer of the gateway's own) refusing every
+/// stream of `offer` (see [`crate::sdp::refusing_answer`]); `None` when it holds no SDP.
+pub(super) fn refusal(
+    ct: Option<&str>,
+    offer: &[u8],
+    media_ip: std::net::IpAddr,
+) -> Option<(Bytes, Option<String>)> {
+    crate::sdp::refusing_answer(ct, offer, media_ip).map(|b| (b, Some("application/sdp".into())))
 }

@@ -262,18 +262,19 @@ impl Call {
         Ok(Some(anchored))
     }
 
-    /// The SDP of an answer (or an ACK) relayed from leg `from`, anchored; `None` leaves the
-    /// body as is. An answer cannot be refused with 488: what cannot be anchored has its
-    /// streams refused in the SDP rather than leaking the peer's address.
+    /// The SDP of an answer (or an ACK) relayed from leg `from`, anchored, with the body's
+    /// Content-Type; `None` leaves the body as is. An answer cannot be refused with 488: what
+    /// cannot be anchored has its streams refused in the SDP rather than leaking the peer's
+    /// address (and becomes plain SDP when its SDP part could not be found).
     pub(super) fn anchored_body(
         &mut self,
         cx: &mut Cx,
         from: Side,
         body: &Bytes,
         ct: Option<&str>,
-    ) -> Option<Bytes> {
+    ) -> Option<(Bytes, Option<String>)> {
         match self.anchor_body(cx, from, body, ct, None) {
-            Ok(b) => b,
+            Ok(b) => b.map(|b| (b, ct.map(str::to_string))),
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
                 Some(crate::sdp::refuse_all(ct, body, self.cfg.media_ip))
@@ -307,12 +308,14 @@ impl Call {
     pub(super) fn anchor_answer<M: Body>(&mut self, cx: &mut Cx, from: Side, msg: &mut M) {
         let ct = msg.content_type();
         let body = msg.body().clone();
-        if let Some(b) = self.anchored_body(cx, from, &body, ct.as_deref())
-            && let Err(e) = msg.set_body(b, ct.as_deref())
-        {
-            warn!(error = %e, "cannot set anchored SDP");
+        let mut sent_ct = ct.clone();
+        if let Some((b, new_ct)) = self.anchored_body(cx, from, &body, ct.as_deref()) {
+            if let Err(e) = msg.set_body(b, new_ct.as_deref()) {
+                warn!(error = %e, "cannot set anchored SDP");
+            }
+            sent_ct = new_ct;
         }
         self.note_sdp_received(from, &body, ct.as_deref());
-        self.note_sdp_sent(from.other(), msg.body(), ct.as_deref(), true, None);
+        self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), true, None);
     }
 }

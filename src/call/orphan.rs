@@ -1,8 +1,6 @@
 //! Answers that belong to no call: a 2xx to an INVITE whose call is gone still needs its ACK
-//! (RFC 3261 §13.2.2.4), with an answer refusing every stream if it carried an offer,
-//! and a BYE stops the phone that answered into silence.
+//! (RFC 3261 §13.2.2.4), and a BYE stops the phone that answered into silence.
 
-use bytes::Bytes;
 use tracing::warn;
 
 use super::cx::Env;
@@ -21,31 +19,18 @@ pub(super) fn ack_and_bye(env: &mut Env, resp: &Response, cseq: u32, source: Tar
         return;
     }
     warn!(%source, "2xx for an unknown INVITE: sending ACK and BYE");
-    // An offer in it is answered in the ACK all the same, every stream refused.
-    let answer = crate::sdp::refusing_answer(
-        resp.header(&Hdr::CONTENT_TYPE).as_deref(),
-        resp.body(),
-        env.cfg.media_ip,
-    );
     for method in [Method::Ack, Method::Bye] {
-        let built = orphan_request(
-            resp,
-            method,
-            cseq,
-            &env.local,
-            source,
-            &mut env.ids,
-            answer.clone(),
-        );
-        match built {
+        match orphan_request(resp, method, cseq, &env.local, source, &mut env.ids) {
             Ok(req) => env.send(source, &Message::Request(req)),
             Err(e) => warn!(error = %e, "cannot build request for orphan 2xx"),
         }
     }
 }
 
-/// ACK or BYE for a 2xx that belongs to no call we know, built from the response alone;
-/// `answer` is the ACK's body.
+/// ACK or BYE for a 2xx that belongs to no call we know, built from the response alone.
+/// The ACK has no body: with the call gone, whether the 2xx holds an answer (to the offer
+/// the INVITE carried, as the gateway's usually do) or an offer (to one without) is not
+/// known, and an answer in the ACK to an answer would be an error.
 fn orphan_request(
     resp: &Response,
     method: Method,
@@ -53,7 +38,6 @@ fn orphan_request(
     local: &LocalAddrs,
     source: Target,
     ids: &mut IdGen,
-    answer: Option<Bytes>,
 ) -> Result<Request, SipError> {
     let target_uri = resp
         .contact_uri()
@@ -78,9 +62,6 @@ fn orphan_request(
         },
     }
     .build()?;
-    match answer {
-        Some(sdp) if method == Method::Ack => r.set_body(sdp, Some("application/sdp"))?,
-        _ => r.push_header(&Hdr::CONTENT_LENGTH, "0")?,
-    }
+    r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(r)
 }

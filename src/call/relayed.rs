@@ -250,7 +250,10 @@ impl Call {
                 .get_or_insert_with(Box::default)
                 .remember(GivenUpInvite {
                     cseq,
-                    offerless: rel.sent.body().is_empty(),
+                    offerless: !crate::sdp::carries_sdp(
+                        rel.sent.header(&Hdr::CONTENT_TYPE).as_deref(),
+                        rel.sent.body(),
+                    ),
                 });
         }
     }

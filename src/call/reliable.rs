@@ -247,12 +247,10 @@ impl Call {
         let (resp, b_cseq) = *held;
         // A 2xx with an offer (the caller's INVITE had none) is answered in the ACK, every
         // stream refused, before the BYE (RFC 3261 §13.2.2.4).
-        let refusal = self
-            .template()
-            .body()
-            .is_empty()
-            .then(|| self.refusing_answer(&resp))
-            .flatten();
+        let invite = self.template();
+        let offered =
+            crate::sdp::carries_sdp(invite.header(&Hdr::CONTENT_TYPE).as_deref(), invite.body());
+        let refusal = (!offered).then(|| self.refusing_answer(&resp)).flatten();
         self.send_ack(cx, Side::B, b_cseq, refusal);
         self.clear_reliable();
         let Some(txn) = self.caller_txn() else {

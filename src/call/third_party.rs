@@ -329,10 +329,8 @@ impl Call {
             .filter(|tp| tp.stage == State::Calling2 && !tp.user1_left)
             .map(|tp| (tp.user1_cseq, tp.user1_offer.clone()));
         if let Some((cseq, offer)) = waiting {
-            let refusal = offer.and_then(|(b, ct)| {
-                crate::sdp::refusing_answer(ct.as_deref(), &b, media_ip)
-                    .map(|b| (b, Some("application/sdp".to_string())))
-            });
+            let refusal =
+                offer.and_then(|(b, ct)| super::ack::refusal(ct.as_deref(), &b, media_ip));
             self.send_ack(cx, Side::A, cseq, refusal);
             self.send_bye(cx, Side::A, Some(reason_header(Q850Cause(end.cause))));
         }

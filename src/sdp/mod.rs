@@ -15,7 +15,8 @@ mod anchor;
 mod multipart;
 
 pub use anchor::{
-    DEFAULT_MAX_STREAMS, Endpoint, anchor_streams, limit_streams, read, refuse_all, refusing_answer,
+    DEFAULT_MAX_STREAMS, Endpoint, anchor_streams, carries_sdp, limit_streams, read, refuse_all,
+    refusing_answer,
 };
 pub use multipart::{SdpPart, is_multipart, locate};
 

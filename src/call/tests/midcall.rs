@@ -1058,6 +1058,31 @@ fn late_2xx_to_two_reinvites_given_up_on_one_leg_are_both_acked() {
 }
 
 #[test]
+fn a_reinvite_with_only_an_isup_body_carried_no_offer_so_its_late_2xx_offer_is_refused() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    // A SIP-I re-INVITE whose body is ISUP alone: a body, but no offer.
+    let isup = from_phone("INVITE", &tag, 2, "z9hG4bKre", "\x01\x02ISUP").replace(
+        "Content-Type: application/sdp",
+        "Content-Type: application/isup",
+    );
+    h.recv(PHONE, &isup);
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(!re.body().is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.take_responses(PHONE);
+    give_up_reinvite(&mut h, &tag, &re, 2, "z9hG4bKre");
+    // Its 2xx after all, with an offer: answered in the ACK, every stream refused.
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    let answer = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(answer.contains("m=audio 0 "), "{answer}");
+    assert_eq!(h.cdrs.len(), 1, "the call ends");
+    assert_eq!(h.cdrs[0].cause, 127);
+}
+
+#[test]
 fn a_late_2xx_to_a_given_up_reinvite_is_acked_even_after_a_newer_reinvite_was() {
     let mut h = H::new();
     let (tag, re) = reinvite_left_ringing(&mut h);

@@ -61,7 +61,9 @@ fn a_2xx_for_no_call_from_a_known_peer_is_acked_and_hung_up() {
 }
 
 #[test]
-fn an_offer_in_a_2xx_for_no_call_is_answered_in_the_ack_every_stream_refused() {
+fn a_2xx_with_sdp_for_no_call_gets_an_ack_without_a_body() {
+    // With the call gone it is not known whether the SDP answers the INVITE's offer (the
+    // usual case) or is an offer: an answer to an answer would be an error, so no body.
     let mut h = H::new();
     h.recv(CARRIER_A, &orphan_200_with("nobody@127.0.0.1", SDP));
     let sent = h.requests_to(CARRIER_A);
@@ -69,16 +71,7 @@ fn an_offer_in_a_2xx_for_no_call_is_answered_in_the_ack_every_stream_refused() {
         panic!("expected ACK and BYE, got {sent:?}");
     };
     assert_eq!((ack.method(), bye.method()), (Method::Ack, Method::Bye));
-    // RFC 3261 §13.2.2.4: the ACK carries an answer, even to an offer it cannot take.
-    let answer = String::from_utf8_lossy(ack.body()).into_owned();
-    assert!(answer.starts_with("v=0\r\no=- "), "{answer}");
-    assert!(answer.contains("m=audio 0 "), "{answer}");
-    assert!(!answer.contains("192.0.2.10"), "{answer}");
-    assert_eq!(
-        ack.header(&Hdr::CONTENT_TYPE).as_deref(),
-        Some("application/sdp")
-    );
-    assert!(bye.body().is_empty());
+    assert!(ack.body().is_empty() && ack.header(&Hdr::CONTENT_TYPE).is_none());
     assert_idle(&mut h);
 }
 

@@ -235,11 +235,12 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
     // What the call layer does with an answer it cannot read: refuse every stream.
     let body = b"v=0\r\nc=IN IP4 192.0.2.10\r\nbogus line\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 192.0.2.10\r\n";
     assert!(read(body).is_err());
-    let out = refuse_all(
+    let (out, ct) = refuse_all(
         Some("application/sdp"),
         body,
         "203.0.113.5".parse().unwrap(),
     );
+    assert_eq!(ct.as_deref(), Some("application/sdp"));
     assert_eq!(
         &out[..],
         &b"v=0\r\nc=IN IP4 203.0.113.5\r\nbogus line\r\nm=audio 0 RTP/AVP 0\r\n"[..]
@@ -257,10 +258,49 @@ fn sip_i(sdp: &str) -> String {
 fn refuse_all_refuses_only_the_sdp_part_of_a_multipart_body() {
     let ip: IpAddr = "203.0.113.5".parse().unwrap();
     let body = sip_i(OFFER);
-    let out = refuse_all(Some("multipart/mixed;boundary=b1"), body.as_bytes(), ip);
+    let ct = "multipart/mixed;boundary=b1";
+    let (out, out_ct) = refuse_all(Some(ct), body.as_bytes(), ip);
     let refused = String::from_utf8(rewrite(OFFER.as_bytes(), ip, &[], None).to_vec()).unwrap();
     assert!(refused.contains("m=audio 0 ") && !refused.contains("192.0.2."));
     assert_eq!(std::str::from_utf8(&out).unwrap(), sip_i(&refused));
+    assert_eq!(out_ct.as_deref(), Some(ct));
+    // A multipart body whose SDP part cannot be taken (base64, which would carry the
+    // peer's address past any rewrite): its SDP-looking lines alone, as plain SDP.
+    let encoded = format!(
+        "--b1\r\nContent-Type: application/sdp\r\nContent-Transfer-Encoding: base64\r\n\r\ndj0wDQpjPUlOIElQNCAxOTIuMC4yLjEwDQo=\r\n{}",
+        &sip_i(OFFER)["--b1\r\n".len()..]
+    );
+    let (out, out_ct) = refuse_all(Some(ct), encoded.as_bytes(), ip);
+    assert_eq!(out_ct.as_deref(), Some("application/sdp"));
+    let out = std::str::from_utf8(&out).unwrap();
+    assert!(
+        out.starts_with("v=0\r\no=alice 1 1 IN IP4 203.0.113.5\r\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("192.0.2.") && !out.contains("--b1") && !out.contains("dj0w"),
+        "{out}"
+    );
+    // A body with no SDP stays as it is.
+    let (out, out_ct) = refuse_all(Some("application/isup"), b"\x01c=IN IP4 1.2.3.4", ip);
+    assert_eq!(
+        (&out[..], out_ct.as_deref()),
+        (&b"\x01c=IN IP4 1.2.3.4"[..], Some("application/isup"))
+    );
+}
+
+#[test]
+fn a_body_carries_sdp_unless_it_is_empty_or_of_another_type() {
+    assert!(carries_sdp(Some("application/sdp"), OFFER.as_bytes()));
+    assert!(carries_sdp(
+        Some("multipart/mixed; boundary=b1"),
+        sip_i(OFFER).as_bytes()
+    ));
+    // Untyped or unreadable: it may hold SDP, so it counts as an offer.
+    assert!(carries_sdp(None, OFFER.as_bytes()));
+    assert!(!carries_sdp(None, b""));
+    assert!(!carries_sdp(Some("application/sdp"), b""));
+    assert!(!carries_sdp(Some("application/isup"), b"\x01\x02"));
 }
 
 #[test]
@@ -355,6 +395,7 @@ fn mutated_sdp_never_panics_and_anchored_output_hides_the_peer() {
             }
         }
         let _ = refuse_all(Some("application/sdp"), &b, ip);
+        let _ = refuse_all(Some("multipart/mixed;boundary=b1"), &b, ip);
         let _ = crate::sdp::set_ptime(&b, 20);
     }
     assert!(anchored > 1000, "{anchored}");
