@@ -115,6 +115,19 @@ fn read_until(s: &mut std::net::TcpStream, want: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// The PBX's profile matches another address from now on (127.0.0.9): reloaded.
+fn move_pbx_away(gw: &Gateway) {
+    let profile = gw.path("profiles/pbx.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace("match = [\"127.0.0.2/32\"]", "match = [\"127.0.0.9/32\"]"),
+    )
+    .unwrap();
+    let (ok, out) = reload(gw);
+    assert!(ok && out.contains("profiles changed: pbx"), "{out}");
+}
+
 /// `s` is closed by the gateway within 10 s (whatever it sent before is read and ignored).
 fn assert_closed(mut s: std::net::TcpStream, what: &str) {
     use std::io::Read;
@@ -143,15 +156,7 @@ fn an_idle_connection_from_an_address_a_reload_stops_matching_is_closed() {
     let idle = tcp_from(PHONE_IP, &gw);
     // A known peer's idle connection stays open.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let profile = gw.path("profiles/pbx.toml");
-    let text = std::fs::read_to_string(&profile).unwrap();
-    std::fs::write(
-        &profile,
-        text.replace("match = [\"127.0.0.2/32\"]", "match = [\"127.0.0.9/32\"]"),
-    )
-    .unwrap();
-    let (ok, out) = reload(&gw);
-    assert!(ok && out.contains("profiles changed: pbx"), "{out}");
+    move_pbx_away(&gw);
     // No call of it is up: its address is a stranger's at once.
     assert_closed(idle, "the moved peer's idle connection");
 }
@@ -220,15 +225,7 @@ fn a_peer_a_reload_moved_ends_its_call_over_a_new_tcp_connection_then_is_a_stran
         .unwrap();
 
     // The PBX's profile moves to another address: calls in progress keep theirs.
-    let profile = gw.path("profiles/pbx.toml");
-    let text = std::fs::read_to_string(&profile).unwrap();
-    std::fs::write(
-        &profile,
-        text.replace("match = [\"127.0.0.2/32\"]", "match = [\"127.0.0.9/32\"]"),
-    )
-    .unwrap();
-    let (ok, out) = reload(&gw);
-    assert!(ok && out.contains("profiles changed: pbx"), "{out}");
+    move_pbx_away(&gw);
 
     // Its connection is gone; it hangs up over a new one, which the gateway accepts
     // (before, a moved peer was a stranger there and its connection closed at once).

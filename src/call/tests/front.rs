@@ -52,6 +52,26 @@ fn carrier_answers_via_front(h: &mut H, inv: &Request) -> Response {
         .expect("the 200 goes back through the front")
 }
 
+/// Call f-1 from the PBX, answered by carrier-a and ACKed by the PBX, all through the front:
+/// the INVITE toward the carrier.
+fn answered_via_front() -> (H, Request) {
+    let mut h = behind_front();
+    h.recv(
+        FRONT,
+        &via_front(
+            &invite_text("f-1", "z9hG4bKf1", "+8610123", ""),
+            "127.0.0.2:5060",
+        ),
+    );
+    let inv = h.one_request(FRONT, Method::Invite);
+    let tag = carrier_answers_via_front(&mut h, &inv).to_tag().unwrap();
+    h.recv(
+        FRONT,
+        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
+    );
+    (h, inv)
+}
+
 /// The phone's request in call f-1 (our To tag `tag`).
 fn in_call(method: &str, tag: &str, cseq: u32, branch: &str) -> String {
     msgs::in_dialog(
@@ -124,20 +144,7 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
 
 #[test]
 fn a_bye_toward_the_caller_follows_the_fronts_route() {
-    let mut h = behind_front();
-    h.recv(
-        FRONT,
-        &via_front(
-            &invite_text("f-1", "z9hG4bKf1", "+8610123", ""),
-            "127.0.0.2:5060",
-        ),
-    );
-    let inv = h.one_request(FRONT, Method::Invite);
-    let tag = carrier_answers_via_front(&mut h, &inv).to_tag().unwrap();
-    h.recv(
-        FRONT,
-        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
-    );
+    let (mut h, inv) = answered_via_front();
     h.take(FRONT);
     // The carrier hangs up (through the front): the caller's BYE goes to the front with the
     // Route the front put in the caller's INVITE, to the caller's Contact.
@@ -211,20 +218,7 @@ fn only_the_front_is_believed_and_its_own_pings_are_answered() {
 
 #[test]
 fn a_2xx_again_through_the_front_is_heard_only_from_the_leg_peer_it_names() {
-    let mut h = behind_front();
-    h.recv(
-        FRONT,
-        &via_front(
-            &invite_text("f-1", "z9hG4bKf1", "+8610123", ""),
-            "127.0.0.2:5060",
-        ),
-    );
-    let inv = h.one_request(FRONT, Method::Invite);
-    let tag = carrier_answers_via_front(&mut h, &inv).to_tag().unwrap();
-    h.recv(
-        FRONT,
-        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
-    );
+    let (mut h, inv) = answered_via_front();
     assert_eq!(h.one_request(FRONT, Method::Ack).cseq().unwrap().0, 1);
     // Past the INVITE transaction's life (RFC 6026 Timer M): a 2xx now is a stray one.
     h.advance(Duration::from_secs(33));
