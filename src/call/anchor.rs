@@ -310,10 +310,10 @@ impl Call {
         let body = msg.body().clone();
         let mut sent_ct = ct.clone();
         if let Some((b, new_ct)) = self.anchored_body(cx, from, &body, ct.as_deref()) {
-            if let Err(e) = msg.set_body(b, new_ct.as_deref()) {
-                warn!(error = %e, "cannot set anchored SDP");
+            match msg.set_body(b, new_ct.as_deref()) {
+                Ok(()) => sent_ct = new_ct,
+                Err(e) => warn!(error = %e, "cannot set anchored SDP"),
             }
-            sent_ct = new_ct;
         }
         self.note_sdp_received(from, &body, ct.as_deref());
         self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), true, None);

@@ -133,6 +133,10 @@ impl Call {
             };
             let name = peer.name.clone();
             let asked_se = peer.session_timer.asked(None);
+            let offered = crate::sdp::carries_sdp(
+                invite.header(&Hdr::CONTENT_TYPE).as_deref(),
+                invite.body(),
+            );
             self.attempt = Some(Attempt {
                 peer,
                 txn,
@@ -140,6 +144,7 @@ impl Call {
                 state: AttemptState::Calling,
                 asked_se,
                 retried_422: false,
+                offered,
             });
             self.progress(cx, name, Direction::Outbound, Stage::Offered);
             return AttemptOutcome::Sent;
@@ -493,14 +498,24 @@ impl Call {
         self.events.push(CallEvent::Late2xxReleased);
     }
 
-    /// ACK the 2xx `resp` on side B's dialog (as that 2xx sets it up), then BYE it.
+    /// ACK the 2xx `resp` on side B's dialog (as that 2xx sets it up), then BYE it. An
+    /// offer in it (the attempt's INVITE had none) is answered in the ACK with every stream
+    /// refused (RFC 3261 §13.2.2.4).
     pub(super) fn ack_and_bye_b(&mut self, cx: &mut Cx, resp: &Response) {
         let Some(mut leg) = self.b.clone() else {
             return;
         };
         leg.learn_from_response(resp);
         let cseq = resp.seq();
-        match leg.ack(cseq, &cx.env.local) {
+        let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered);
+        let answer = offerless.then(|| self.refusing_answer(resp)).flatten();
+        let acked = leg.ack(cseq, &cx.env.local).and_then(|mut ack| {
+            if let Some((body, ct)) = answer {
+                ack.set_body(body, ct.as_deref())?;
+            }
+            Ok(ack)
+        });
+        match acked {
             Ok(ack) => cx.send(leg.target, &Message::Request(ack)),
             Err(e) => warn!(error = %e, "cannot build ACK"),
         }

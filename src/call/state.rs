@@ -79,6 +79,9 @@ pub struct Attempt {
     pub asked_se: Option<std::time::Duration>,
     /// The INVITE was sent again after the peer's 422 (RFC 4028 §7.4 retries once).
     pub retried_422: bool,
+    /// The INVITE carried SDP (an offer): a 2xx to it then holds the answer, else an offer
+    /// (kept when `invite` is gone: a late fork's 2xx must be told apart).
+    pub offered: bool,
 }
 
 /// The peers a call may still try.

@@ -309,6 +309,23 @@ impl Config {
                 ));
             }
         }
+        // Behind a front, a message without a readable source stamp counts as the front's
+        // own address: a profile matching it would take such messages as its peer's.
+        if let Some(f) = front {
+            let ip = f.addr.ip();
+            for p in profiles
+                .values()
+                .filter(|p| p.matches.iter().any(|n| n.contains(&ip)))
+            {
+                errs.push(ConfigError::file(
+                    &profiles_dir.join(format!("{}.toml", p.name.0)),
+                    format!(
+                        "match covers {ip}, the address of [sip] front: behind a front peers are \
+                         told apart by the source it stamps, and the front itself must be no peer"
+                    ),
+                ));
+            }
+        }
         // A peer whose profile file has errors is already reported; routes naming it are not
         // a second problem.
         let known = |name: &PeerName| profiles.contains_key(name) || broken.contains(name.as_str());

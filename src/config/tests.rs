@@ -171,6 +171,24 @@ fn anchoring_with_a_host_name_advertised_needs_a_media_address() {
 }
 
 #[test]
+fn behind_a_front_no_profile_may_match_the_fronts_address() {
+    let behind = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"127.0.0.1\"\nfront = \"udp:127.0.0.10:5060\"",
+    );
+    assert!(load_tree(&behind, &standard_profiles()).is_ok());
+    let mut ps = standard_profiles();
+    ps[0].1 = ps[0].1.replace("127.0.0.2/32", "127.0.0.0/24");
+    let text = load_errors(&behind, &ps);
+    assert!(
+        text.contains("pbx.toml") && text.contains("match covers 127.0.0.10"),
+        "{text}"
+    );
+    // Without a front the same range is fine.
+    assert!(load_tree(GATEWAY, &ps).is_ok());
+}
+
+#[test]
 fn refused_rate_defaults_to_100_and_0_writes_every_refusal() {
     let rate = |v: Option<&str>| {
         let gateway = match v {

@@ -279,8 +279,8 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32
 /// relayed answer that cannot be anchored becomes, so it never leaks the peer's address (an
 /// answer cannot be refused with 488). Returns the body and its Content-Type: a body whose
 /// SDP cannot be found (no Content-Type, a multipart body that cannot be taken apart or
-/// encodes its SDP part) becomes the SDP-looking lines of it alone, as `application/sdp`;
-/// a body without SDP stays as it is.
+/// encodes its SDP part) becomes the SDP-looking lines of it alone, as `application/sdp`,
+/// or no body when it has none; a body without SDP stays as it is.
 pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes, Option<String>) {
     match locate(content_type, body) {
         Ok(Some(part)) => (
@@ -291,10 +291,15 @@ pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes
             Bytes::copy_from_slice(body),
             content_type.map(str::to_string),
         ),
-        Err(_) => (
-            rewrite(&sdp_lines(body), ip, &[], None),
-            Some("application/sdp".to_string()),
-        ),
+        Err(_) => match sdp_lines(body) {
+            // Nothing of SDP left to answer with (a base64 or gzip body): no body at all,
+            // rather than an empty one called SDP, or bytes that may carry the address.
+            lines if lines.is_empty() => (Bytes::new(), None),
+            lines => (
+                rewrite(&lines, ip, &[], None),
+                Some("application/sdp".to_string()),
+            ),
+        },
     }
 }
 
@@ -304,13 +309,18 @@ pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes
 /// part answers; of a body whose SDP cannot be found, its SDP-looking lines). Its origin is
 /// the gateway's own (RFC 3264 §5: `o=` names the answerer's session, not the offerer's),
 /// numbered from the offer's bytes so that the same offer (a retransmitted 2xx) gets the
-/// same answer. `None`: the body carries no SDP, so it is no offer ([`carries_sdp`]).
+/// same answer. `None`: the body carries no SDP, so it is no offer ([`carries_sdp`]), or
+/// none that can be found.
 pub fn refusing_answer(content_type: Option<&str>, offer: &[u8], ip: IpAddr) -> Option<Bytes> {
     let sdp = match locate(content_type, offer) {
         Ok(Some(part)) => part.of(offer).to_vec(),
         Ok(None) => return None,
         Err(_) => sdp_lines(offer),
     };
+    if !sdp.contains(&b'=') {
+        // Not one SDP line: nothing to answer with.
+        return None;
+    }
     // FNV-1a: any fixed function of the offer will do, it names a session, not a secret.
     let session = sdp.iter().fold(0x811c_9dc5_u32, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)

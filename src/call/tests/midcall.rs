@@ -265,9 +265,56 @@ fn second_fork_answer_is_released() {
         .collect();
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].to_tag().as_deref(), Some("fork2"));
+    // The INVITE carried the offer, so the fork's SDP answers it: its ACK has no body.
+    assert!(fork_ack(&sent).body().is_empty());
     // The established call is untouched.
     assert!(h.cdrs.is_empty());
     assert_eq!(h.core.stats().calls, 1);
+}
+
+/// The ACK among `sent` (to the fork that answered second).
+fn fork_ack(sent: &[Message]) -> Request {
+    let ack = sent
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Ack => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the fork's 2xx is ACKed");
+    assert_eq!(ack.to_tag().as_deref(), Some("fork2"));
+    ack
+}
+
+#[test]
+fn a_second_forks_offer_to_an_invite_without_one_is_refused_in_its_ack() {
+    let mut h = H::new();
+    let text = invite_text("late-1@127.0.0.2", "z9hG4bKlo", "+8610123", "");
+    let offerless = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        &text[..text.find("Content-Type").unwrap()]
+    );
+    h.recv(PHONE, &offerless);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.body().is_empty());
+    for fork in ["fork1", "fork2"] {
+        let contact = format!("<sip:{fork}@127.0.0.3>");
+        h.recv_msg(
+            CARRIER_A,
+            reply(&inv, 200, fork, &[(Hdr::CONTACT, &contact)], Some(SDP)),
+        );
+    }
+    // The first fork's offer went to the phone; the second's is answered in its ACK, every
+    // stream refused (RFC 3261 §13.2.2.4), and that dialog is hung up.
+    let sent = h.take(CARRIER_A);
+    let answer = String::from_utf8_lossy(fork_ack(&sent).body()).into_owned();
+    assert!(
+        answer.contains("m=audio 0 ") && !answer.contains("192.0.2.10"),
+        "{answer}"
+    );
+    assert!(sent.iter().any(
+        |m| matches!(m, Message::Request(r) if r.method() == Method::Bye && r.to_tag().as_deref() == Some("fork2"))
+    ));
+    assert!(h.cdrs.is_empty());
 }
 
 #[test]
@@ -407,7 +454,14 @@ fn update_and_info_toward_a_peer_that_does_not_allow_them_are_answered_here() {
     let r = h.take_responses(CARRIER_A);
     assert_eq!(r[0].status(), 500);
     assert!(r[0].header(&Hdr::RETRY_AFTER).is_some());
-    h.recv(CARRIER_A, &from_carrier("INFO", 12, ""));
+    // A SIP-I UPDATE with an ISUP body alone carries no offer: 200 like any refresh.
+    let isup = from_carrier("UPDATE", 12, "\x01\x02ISUP").replace(
+        "Content-Type: application/sdp",
+        "Content-Type: application/isup",
+    );
+    h.recv(CARRIER_A, &isup);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    h.recv(CARRIER_A, &from_carrier("INFO", 13, ""));
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
     assert!(h.take(PHONE).is_empty(), "the phone saw none of it");
 }

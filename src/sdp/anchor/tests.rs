@@ -281,6 +281,11 @@ fn refuse_all_refuses_only_the_sdp_part_of_a_multipart_body() {
         !out.contains("192.0.2.") && !out.contains("--b1") && !out.contains("dj0w"),
         "{out}"
     );
+    // Nothing SDP-like in it at all (a base64 part alone): no body, not an empty "SDP".
+    let only_encoded = "--b1\r\nContent-Type: application/sdp\r\nContent-Transfer-Encoding: base64\r\n\r\ndj0wDQpjPUlOIElQNCAxOTIuMC4yLjEwDQo=\r\n--b1--\r\n";
+    let (out, out_ct) = refuse_all(Some(ct), only_encoded.as_bytes(), ip);
+    assert!(out.is_empty() && out_ct.is_none());
+    assert_eq!(refusing_answer(Some(ct), only_encoded.as_bytes(), ip), None);
     // A body with no SDP stays as it is.
     let (out, out_ct) = refuse_all(Some("application/isup"), b"\x01c=IN IP4 1.2.3.4", ip);
     assert_eq!(
