@@ -104,6 +104,17 @@ pub fn admit(
             !ours
         })
         .collect();
+    // The 420 names them in Unsupported: one that is no RFC 3261 token cannot be written
+    // back, and makes the request malformed anyway.
+    if !unsupported.iter().all(|t| is_token(t)) {
+        return Err(refuse(
+            400,
+            "Bad Require",
+            CallTag::CallerRejected,
+            Q850Cause::INTERWORKING,
+            vec![],
+        ));
+    }
     if !unsupported.is_empty() {
         return Err(refuse(
             420,
@@ -200,4 +211,11 @@ pub fn ring_timeout(cfg: &Config, route: &Route) -> Duration {
                 .and_then(|p| p.ring_timeout)
         })
         .unwrap_or(DEFAULT_RING_TIMEOUT)
+}
+
+/// An RFC 3261 §25.1 `token` (what an option-tag is).
+fn is_token(t: &str) -> bool {
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }

@@ -206,9 +206,20 @@ impl Env {
         extra: &[(Hdr, &str)],
     ) {
         let tag = (status > 100 && req.to_tag().is_none()).then(|| self.ids.tag());
-        match ingress::response_to(req, status, reason, tag.as_deref(), extra) {
+        // An extra header that cannot be written (bytes of the peer's echoed in it) costs
+        // that header, not the answer: a transaction left unanswered would stay for ever.
+        let built = ingress::response_to(req, status, reason, tag.as_deref(), extra).or_else(|e| {
+            warn!(error = %e, "cannot build {status} response with its headers: sent without them");
+            ingress::response_to(req, status, reason, tag.as_deref(), &[])
+        });
+        match built {
             Ok(resp) => self.send_response(now, txn, resp),
-            Err(e) => warn!(error = %e, "cannot build {status} response"),
+            Err(e) => {
+                warn!(error = %e, "cannot build {status} response: its transaction ends unanswered");
+                if status >= 200 {
+                    self.txn.on_transport_error(txn, now, &mut self.txn_out);
+                }
+            }
         }
     }
 }

@@ -445,3 +445,26 @@ fn a_reload_that_moves_a_peer_still_lets_its_calls_in_progress_be_ended_from_it(
     assert_eq!(st, vec![200, 487]);
     assert_eq!(h.cdrs[0].call_tag, CallTag::CallerCancel);
 }
+
+#[test]
+fn a_require_that_is_no_token_gets_400_and_leaves_no_transaction() {
+    // Found by core_dialog (F8): its bytes went back in the 420's Unsupported, the 420 could
+    // not be built, and the INVITE's server transaction stayed unanswered for ever.
+    let mut h = H::new();
+    let invite = invite_text(
+        "f8@127.0.0.2",
+        "z9hG4bKf8",
+        "+8610123",
+        "Require: 100r\u{db}\u{1}\u{0}\u{0}: 1\r\n",
+    );
+    h.recv(PHONE, &invite);
+    let finals: Vec<u16> = h
+        .statuses(PHONE)
+        .into_iter()
+        .filter(|s| *s >= 200)
+        .collect();
+    assert_eq!(finals, vec![400]);
+    assert!(h.take(CARRIER_A).is_empty(), "no call was placed");
+    h.advance(Duration::from_secs(40));
+    assert_idle(&mut h);
+}
