@@ -100,9 +100,7 @@ pub const PEER_HEADER: &str = "X-Trunkgate-Peer";
 impl Env {
     /// Whether `source` is the SIP front this instance runs behind (`[sip] front`).
     pub fn is_front(&self, source: Target) -> bool {
-        self.cfg
-            .front
-            .is_some_and(|f| f.addr.ip() == source.addr.ip())
+        self.cfg.is_front_ip(source.addr.ip())
     }
 
     /// A reload removed or moved a peer while calls were up: until those calls are all

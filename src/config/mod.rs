@@ -390,6 +390,11 @@ impl Config {
         }
     }
 
+    /// Whether `ip` is the address of the SIP front this instance runs behind.
+    pub fn is_front_ip(&self, ip: IpAddr) -> bool {
+        self.front.is_some_and(|f| f.addr.ip() == ip)
+    }
+
     /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:
     /// the edge asks it for every datagram).
     pub fn is_peer_source(&self, ip: IpAddr) -> bool {

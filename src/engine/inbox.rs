@@ -181,7 +181,7 @@ impl Inbox {
     pub(crate) fn knows_source(&self, ip: IpAddr) -> bool {
         let cfg = self.config.load();
         cfg.is_peer_source(ip)
-            || cfg.front.is_some_and(|f| f.addr.ip() == ip)
+            || cfg.is_front_ip(ip)
             || self
                 .departed
                 .load()
@@ -238,7 +238,7 @@ impl Inbox {
         let cfg = self.config.load();
         // The front carries every peer's traffic: its rate is theirs together, not one
         // source's (each peer is held to its own rate at the front).
-        if cfg.front.is_some_and(|f| f.addr.ip() == ip) {
+        if cfg.is_front_ip(ip) {
             return true;
         }
         let peer = cfg.is_peer_source(ip);
