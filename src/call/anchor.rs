@@ -319,3 +319,9 @@ impl Call {
         self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), true, None);
     }
 }
+
+/// Whether a message's body holds SDP, or may hold SDP the gateway cannot find (an offer in
+/// an INVITE or UPDATE, else an answer): an empty body and an ISUP-only SIP-I body do not.
+pub(super) fn carries_sdp<M: Body>(m: &M) -> bool {
+    crate::sdp::carries_sdp(m.content_type().as_deref(), m.body())
+}

@@ -133,10 +133,7 @@ impl Call {
             };
             let name = peer.name.clone();
             let asked_se = peer.session_timer.asked(None);
-            let offered = crate::sdp::carries_sdp(
-                invite.header(&Hdr::CONTENT_TYPE).as_deref(),
-                invite.body(),
-            );
+            let offered = super::anchor::carries_sdp(&invite);
             self.attempt = Some(Attempt {
                 peer,
                 txn,

@@ -157,7 +157,7 @@ impl Call {
         let mut send_as = method.clone();
         if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
             let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
-            if method == Method::Update && carries_offer(&req) && confirmed {
+            if method == Method::Update && super::anchor::carries_sdp(&req) && confirmed {
                 // One INVITE at a time within the far dialog (RFC 3261 §14.1).
                 if self.reinvite_in_progress() || self.pending_2xx[other].is_some() {
                     cx.respond(id, &req, 491, "Request Pending", &[]);
@@ -284,7 +284,7 @@ impl Call {
     /// 500 with Retry-After and the session stays as it was.
     fn answer_for_the_other_leg(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: &Request) {
         debug!(call_id = %self.call_id(), method = %req.method(), "the other leg's peer does not allow it: answered here");
-        if req.method() == Method::Update && carries_offer(req) {
+        if req.method() == Method::Update && super::anchor::carries_sdp(req) {
             cx.respond(
                 id,
                 req,
@@ -320,10 +320,4 @@ fn is_refer_event(value: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|pkg| pkg.trim().eq_ignore_ascii_case("refer"))
-}
-
-/// Whether a request's body holds SDP (an offer, for an UPDATE or INVITE): an ISUP-only
-/// SIP-I body does not.
-fn carries_offer(req: &Request) -> bool {
-    crate::sdp::carries_sdp(req.header(&Hdr::CONTENT_TYPE).as_deref(), req.body())
 }

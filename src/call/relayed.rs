@@ -250,10 +250,7 @@ impl Call {
                 .get_or_insert_with(Box::default)
                 .remember(GivenUpInvite {
                     cseq,
-                    offerless: !crate::sdp::carries_sdp(
-                        rel.sent.header(&Hdr::CONTENT_TYPE).as_deref(),
-                        rel.sent.body(),
-                    ),
+                    offerless: !super::anchor::carries_sdp(&rel.sent),
                 });
         }
     }

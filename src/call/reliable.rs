@@ -247,9 +247,7 @@ impl Call {
         let (resp, b_cseq) = *held;
         // A 2xx with an offer (the caller's INVITE had none) is answered in the ACK, every
         // stream refused, before the BYE (RFC 3261 §13.2.2.4).
-        let invite = self.template();
-        let offered =
-            crate::sdp::carries_sdp(invite.header(&Hdr::CONTENT_TYPE).as_deref(), invite.body());
+        let offered = super::anchor::carries_sdp(self.template());
         let refusal = (!offered).then(|| self.refusing_answer(&resp)).flatten();
         self.send_ack(cx, Side::B, b_cseq, refusal);
         self.clear_reliable();

@@ -163,7 +163,7 @@ impl Call {
 
     /// user1 answered with its offer: its dialog becomes side A, and user2 is called.
     fn user1_answered(&mut self, cx: &mut Cx, resp: Response) {
-        if !crate::sdp::carries_sdp(resp.header(&Hdr::CONTENT_TYPE).as_deref(), resp.body()) {
+        if !super::anchor::carries_sdp(&resp) {
             // Flow I calls user2 with user1's offer: without one there is nothing to call
             // user2 with. user1's 2xx is ACKed and hung up.
             info!(call_id = %self.call_id(), "user1 answered without an SDP offer: releasing the call-back");
