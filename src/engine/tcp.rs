@@ -20,6 +20,9 @@ use crate::config::UnknownSources;
 use crate::sip::{ConnId, StreamFramer, Target, Transport};
 use crate::txn::TxnId;
 
+mod slots;
+pub(super) use slots::{Slot, Slots};
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection with nothing to say is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -27,95 +30,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
 const KEEPALIVE: Duration = Duration::from_secs(60);
-
-/// How many connections are up, in all and per source address (`[protect] max_tcp_total`,
-/// `max_tcp_per_source`); a slot is held for the life of its connection.
-#[derive(Debug, Clone)]
-pub(super) struct Slots {
-    inner: Arc<std::sync::Mutex<SlotCounts>>,
-    max_total: usize,
-    max_per_source: usize,
-}
-
-#[derive(Debug, Default)]
-struct SlotCounts {
-    total: usize,
-    per_source: HashMap<std::net::IpAddr, usize>,
-}
-
-/// What one source is for the per-source cap: an IPv4 address, an IPv6 /64.
-fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => {
-            let net = u128::from(v6) & !((1u128 << 64) - 1);
-            std::net::IpAddr::V6(net.into())
-        }
-        v4 => v4,
-    }
-}
-
-/// A connection's hold on its slot, given back when dropped.
-pub(super) struct Slot {
-    slots: Slots,
-    /// The source it counts against (None for connections we opened ourselves).
-    ip: Option<std::net::IpAddr>,
-}
-
-impl Slots {
-    pub(super) fn new(p: &crate::config::Protect) -> Self {
-        Slots {
-            inner: Arc::default(),
-            max_total: p.max_tcp_total,
-            max_per_source: p.max_tcp_per_source,
-        }
-    }
-
-    /// A slot for a connection from `ip` (None: one we open), or why there is none.
-    /// Accepted connections leave the last sixteenth of the total to the gateway's own, so
-    /// peers that fill the table (or strangers) cannot cut it off from TCP trunks.
-    fn take(&self, ip: Option<std::net::IpAddr>) -> Result<Slot, &'static str> {
-        let Ok(mut c) = self.inner.lock() else {
-            return Err("tcp_state");
-        };
-        let cap = match ip {
-            Some(_) => self.max_total - self.max_total / 16,
-            None => self.max_total,
-        };
-        if c.total >= cap {
-            return Err("tcp_total");
-        }
-        // An IPv6 host has a /64 to pick addresses from: that is one source.
-        let ip = ip.map(source_key);
-        if let Some(ip) = ip {
-            let mine = c.per_source.entry(ip).or_default();
-            if *mine >= self.max_per_source {
-                return Err("tcp_per_source");
-            }
-            *mine += 1;
-        }
-        c.total += 1;
-        Ok(Slot {
-            slots: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.slots.inner.lock() {
-            c.total = c.total.saturating_sub(1);
-            if let Some(ip) = self.ip
-                && let Some(n) = c.per_source.get_mut(&ip)
-            {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    c.per_source.remove(&ip);
-                }
-            }
-        }
-    }
-}
 
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::media::relay::Dir;
 use crate::media::{Latch, RelayPair};
 
 fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {

@@ -1,0 +1,183 @@
+//! What one direction of a stream does with each packet its relay thread reads: checked and
+//! routed by `media::relay`, counted, recorded, repacketised, forwarded.
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use metrics::Counter;
+use mio::net::UdpSocket;
+use tracing::debug;
+
+use super::Activity;
+use crate::engine::wav::SharedRecorder;
+use crate::media::relay::{Dir, Route, StreamRoute};
+use crate::media::repacketize::Repacketizer;
+
+/// What one direction of a stream does with each packet besides forwarding it.
+pub(in crate::engine) struct Direction {
+    dir: Dir,
+    rtcp: bool,
+    recorder: Option<SharedRecorder>,
+    activity: Option<Activity>,
+    repack: Option<Repacketizer>,
+    /// RTP packets and bytes relayed toward the far leg (RTCP is not counted).
+    counted: Option<(Counter, Counter)>,
+    /// What this drain of the socket relayed, not yet added to `counted` and `activity`:
+    /// both are shared (the counters by every stream of every relay thread), so they are
+    /// touched once a drain rather than once a packet.
+    unflushed: Unflushed,
+    malformed: Counter,
+    foreign: Counter,
+    over_rate: Counter,
+    /// What the far side's RTCP says we are, in place of what the endpoint said it is.
+    cname: Box<str>,
+}
+
+impl Direction {
+    /// What RTP and RTCP directions share; RTP adds its counters, recorder and repacketiser.
+    fn new(dir: Dir, rtcp: bool, activity: Option<Activity>, cname: &str) -> Self {
+        Direction {
+            dir,
+            rtcp,
+            recorder: None,
+            activity,
+            repack: None,
+            counted: None,
+            unflushed: Unflushed::default(),
+            malformed: crate::ops::metrics::rtp_dropped("malformed"),
+            foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
+            over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
+            cname: cname.into(),
+        }
+    }
+
+    pub(in crate::engine) fn rtp(
+        dir: Dir,
+        recorder: Option<SharedRecorder>,
+        activity: Option<Activity>,
+        repack: Option<Repacketizer>,
+        cname: &str,
+    ) -> Self {
+        let toward = match dir {
+            Dir::AtoB => "callee",
+            Dir::BtoA => "caller",
+        };
+        let counted = Some((
+            crate::ops::metrics::rtp_packets(toward),
+            crate::ops::metrics::rtp_bytes(toward),
+        ));
+        Direction {
+            counted,
+            recorder,
+            repack,
+            ..Direction::new(dir, false, activity, cname)
+        }
+    }
+
+    /// RTCP counts as activity too: a call on hold may send no RTP but keeps its reports.
+    pub(in crate::engine) fn rtcp(dir: Dir, activity: Option<Activity>, cname: &str) -> Self {
+        Direction::new(dir, true, activity, cname)
+    }
+
+    fn channel(&self) -> usize {
+        match self.dir {
+            Dir::AtoB => 0,
+            Dir::BtoA => 1,
+        }
+    }
+
+    /// One packet from `src`, read on the socket facing this direction's origin leg: checked
+    /// and routed, counted, recorded, sent out of `to`. `Break`: the stream's shared state
+    /// is gone (a poisoned lock), it cannot go on.
+    pub(super) fn relay(
+        &mut self,
+        route: &Mutex<StreamRoute>,
+        to: &UdpSocket,
+        now: Instant,
+        pkt: &[u8],
+        src: SocketAddr,
+    ) -> ControlFlow<()> {
+        let decided = match route.lock() {
+            Ok(mut r) => r.route(now, self.dir, self.rtcp, src, pkt),
+            Err(_) => return ControlFlow::Break(()),
+        };
+        let dest = match decided {
+            Route::Accept(dest) => dest,
+            Route::Malformed => {
+                self.malformed.increment(1);
+                return ControlFlow::Continue(());
+            }
+            Route::Drop => {
+                self.foreign.increment(1);
+                return ControlFlow::Continue(());
+            }
+            Route::OverRate => {
+                self.over_rate.increment(1);
+                return ControlFlow::Continue(());
+            }
+        };
+        self.unflushed.active = true;
+        let ch = self.channel();
+        if let Some(r) = &self.recorder
+            && let Ok(mut r) = r.lock()
+        {
+            r.push(now, ch, pkt);
+        }
+        let Some(d) = dest else {
+            return ControlFlow::Continue(());
+        };
+        if self.rtcp {
+            let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
+            let out = scrubbed.as_deref().unwrap_or(pkt);
+            if !out.is_empty()
+                && let Err(e) = to.send_to(out, d)
+            {
+                debug!(%d, error = %e, "RTCP send failed");
+            }
+            return ControlFlow::Continue(());
+        }
+        let sent = match self.repack.as_mut() {
+            Some(r) => r
+                .push(pkt)
+                .iter()
+                .try_for_each(|p| to.send_to(p, d).map(|_| ())),
+            None => to.send_to(pkt, d).map(|_| ()),
+        };
+        match sent {
+            Ok(()) => {
+                self.unflushed.packets += 1;
+                self.unflushed.bytes += pkt.len() as u64;
+            }
+            Err(e) => debug!(%d, error = %e, "RTP send failed"),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The end of a drain: what it relayed goes to the counters, and the call's media
+    /// clock reads `now` if any packet was accepted.
+    pub(super) fn flush(&mut self, now: Instant) {
+        let u = std::mem::take(&mut self.unflushed);
+        if u.active
+            && let Some(a) = &self.activity
+            && let Ok(mut t) = a.lock()
+        {
+            *t = now;
+        }
+        if u.packets > 0
+            && let Some((packets, bytes)) = &self.counted
+        {
+            packets.increment(u.packets);
+            bytes.increment(u.bytes);
+        }
+    }
+}
+
+/// See [`Direction::flush`].
+#[derive(Debug, Default)]
+struct Unflushed {
+    active: bool,
+    packets: u64,
+    bytes: u64,
+}
