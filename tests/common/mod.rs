@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod anchored;
+
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
