@@ -492,7 +492,8 @@ pub fn core_message(data: &[u8]) {
 /// (`flags`: bit 0 the direction, bit 1 RTCP, bit 2 a source other than the SDP's, bits 3–7
 /// milliseconds to wait first): the header checks (`media::rtp_check`), the relay's routing
 /// and latching (`media::relay::StreamRoute`), RTCP SDES scrubbing (`media::sdes`), the
-/// recorder's jitter buffers and the G.711 repacketiser. Checks: what the checks refuse is routed as malformed; an accepted RTP
+/// recorder's jitter buffers and the G.711 repacketiser; the same packets on an SRTP and a
+/// T.38 stream. Checks: what the checks refuse is routed as malformed; an accepted RTP
 /// payload lies inside the packet; the recorder stays within its capacity; everything the
 /// repacketiser sends passes the same RTP check.
 pub fn rtp(data: &[u8]) {
@@ -500,12 +501,15 @@ pub fn rtp(data: &[u8]) {
     use trunkgate::media::record::Recorder;
     use trunkgate::media::relay::{Dir, Route, StreamRoute};
     use trunkgate::media::repacketize::Repacketizer;
-    use trunkgate::media::rtp_check::{check_rtcp, check_rtp};
-    use trunkgate::media::{Latch, RelayPair};
+    use trunkgate::media::rtp_check::{
+        check_datagram, check_rtcp, check_rtp, check_srtcp, check_srtp,
+    };
+    use trunkgate::media::{Latch, RelayPair, StreamKind};
 
     let a_sdp = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 4000);
     let b_sdp = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)), 6000);
     let pair = RelayPair {
+        kind: StreamKind::Rtp,
         a_port: 30000,
         b_port: 30002,
         a_remote: Some(a_sdp),
@@ -518,6 +522,13 @@ pub fn rtp(data: &[u8]) {
         b_rebind_after: trunkgate::media::MOVE_AFTER_SILENCE,
     };
     let mut route = StreamRoute::new(&pair);
+    // The same packets on an SRTP and on a T.38 stream: forwarded unread, never recorded.
+    let mut opaque = [StreamKind::Srtp, StreamKind::Datagram].map(|kind| {
+        StreamRoute::new(&RelayPair {
+            kind,
+            ..pair.clone()
+        })
+    });
     let mut recorder = Recorder::new(Duration::from_millis(60));
     let mut repack = [Repacketizer::new(20), Repacketizer::new(30)];
     let mut now = Instant::now();
@@ -556,6 +567,25 @@ pub fn rtp(data: &[u8]) {
                 Err(_) => false,
             }
         };
+        for (r, valid) in opaque.iter_mut().zip([
+            if rtcp {
+                check_srtcp(packet).is_ok()
+            } else {
+                check_srtp(packet).is_ok()
+            },
+            check_datagram(packet).is_ok(),
+        ]) {
+            let routed = r.route(now, dir, rtcp, src, packet);
+            assert!(
+                !matches!(routed, Route::Accept(_)),
+                "{routed:?} on a stream the relay does not read"
+            );
+            assert_eq!(
+                matches!(routed, Route::Malformed),
+                !valid,
+                "{routed:?} against the check"
+            );
+        }
         let routed = route.route(now, dir, rtcp, src, packet);
         if !valid {
             assert!(

@@ -8,8 +8,8 @@ use super::cx::{Cx, Env, Rewrite};
 use super::state::{Call, MediaState};
 use super::{CallRef, Output, PerSide, Side};
 use crate::config::{Config, PeerName, Profile};
-use crate::media::{Latch, MediaAction, RecordSpec, RelayPair};
-use crate::sdp::{MediaBody, SdpError};
+use crate::media::{Latch, MediaAction, RecordSpec, RelayPair, StreamKind};
+use crate::sdp::{MediaBody, SdpError, Transport};
 use crate::sip::Body;
 
 /// Why the SDP of a message could not be anchored.
@@ -91,6 +91,16 @@ fn deliverable(ip: std::net::IpAddr, media_ip: std::net::IpAddr) -> bool {
         || (ip.is_loopback() && !media_ip.is_loopback()))
 }
 
+/// What the relay reads of a stream over `t`; `Unrelayable` streams get no ports, so this is
+/// never asked about them (they would be forwarded unread).
+fn stream_kind(t: Transport) -> StreamKind {
+    match t {
+        Transport::Rtp => StreamKind::Rtp,
+        Transport::Srtp => StreamKind::Srtp,
+        Transport::Datagram | Transport::Unrelayable => StreamKind::Datagram,
+    }
+}
+
 /// Give a call's ports back and stop its relay; `answered` calls keep their recording.
 pub(super) fn release_media(env: &mut Env, r: CallRef, media: MediaState, answered: bool) {
     for (a, b) in media.pairs.into_iter().flatten() {
@@ -153,11 +163,7 @@ impl Call {
         };
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).
-        let on_hold = mb
-            .streams
-            .iter()
-            .filter(|e| !e.is_rejected())
-            .all(|e| e.held);
+        let on_hold = mb.streams.iter().filter(|e| e.is_relayed()).all(|e| e.held);
         let rtp_timeout = [Side::A, Side::B]
             .iter()
             .filter_map(|s| profile(*s))
@@ -176,6 +182,7 @@ impl Call {
             media.pairs.resize(n, None);
             media.remote.a.resize(n, None);
             media.remote.b.resize(n, None);
+            media.kinds.resize(n, StreamKind::Rtp);
         }
         // A stream refused now (port 0, or gone) gives its ports to a new active one: a UA
         // that turns video off and on appends m= lines (RFC 3264 §8.2), and offers that keep
@@ -183,21 +190,21 @@ impl Call {
         // than the most any one SDP of it had active (at most `max_streams`).
         let mut spare: Vec<usize> = (0..media.pairs.len())
             .filter(|i| media.pairs[*i].is_some())
-            .filter(|i| mb.streams.get(*i).is_none_or(|e| e.is_rejected()))
+            .filter(|i| mb.streams.get(*i).is_none_or(|e| !e.is_relayed()))
             .collect();
         for i in 0..n {
-            if !mb.streams[i].is_rejected()
+            if mb.streams[i].is_relayed()
                 && media.pairs[i].is_none()
                 && let Some(j) = spare.pop()
             {
                 media.pairs[i] = media.pairs[j].take();
             }
         }
-        // Ports only for active streams that have none yet, all or nothing; a stream refused
-        // with port 0 gets none (and keeps what it had until the call ends or another
-        // stream takes them).
+        // Ports only for relayed streams that have none yet, all or nothing; a stream refused
+        // with port 0, or over a transport the relay cannot carry (TCP/MSRP, say), gets none
+        // (and keeps what it had until the call ends or another stream takes them).
         let wanted: Vec<usize> = (0..n)
-            .filter(|i| !mb.streams[*i].is_rejected() && media.pairs[*i].is_none())
+            .filter(|i| mb.streams[*i].is_relayed() && media.pairs[*i].is_none())
             .collect();
         if !wanted.is_empty() {
             let got = cx
@@ -215,6 +222,11 @@ impl Call {
                 _ => None,
             };
         }
+        for (slot, ep) in media.kinds.iter_mut().zip(&mb.streams) {
+            if ep.is_relayed() {
+                *slot = stream_kind(ep.transport);
+            }
+        }
         // The SDP toward the other leg names the gateway's port facing that leg.
         let toward: Vec<Option<u16>> = mb
             .streams
@@ -222,7 +234,7 @@ impl Call {
             .zip(&media.pairs)
             .map(|(ep, pair)| {
                 let (a, b) = (*pair)?;
-                (!ep.is_rejected()).then_some(match from {
+                ep.is_relayed().then_some(match from {
                     Side::A => b,
                     Side::B => a,
                 })
@@ -234,15 +246,19 @@ impl Call {
             .enumerate()
             .filter_map(|(i, pair)| {
                 let (a_port, b_port) = (*pair)?;
+                let kind = *media.kinds.get(i)?;
+                // Only RTP in the clear can be cut into other packets.
+                let rtp = kind == StreamKind::Rtp;
                 Some(RelayPair {
+                    kind,
                     a_port,
                     b_port,
                     a_remote: *media.remote.a.get(i)?,
                     b_remote: *media.remote.b.get(i)?,
                     a_latch: latches.a,
                     b_latch: latches.b,
-                    a_ptime: ptimes.a,
-                    b_ptime: ptimes.b,
+                    a_ptime: ptimes.a.filter(|_| rtp),
+                    b_ptime: ptimes.b.filter(|_| rtp),
                     a_rebind_after: rebinds.a,
                     b_rebind_after: rebinds.b,
                 })

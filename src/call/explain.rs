@@ -166,7 +166,10 @@ fn anchor_for_explain(
         .streams
         .iter()
         .enumerate()
-        .map(|(i, e)| (!e.is_rejected()).then(|| cfg.media_ports.0.saturating_add(2 * i as u16)))
+        .map(|(i, e)| {
+            e.is_relayed()
+                .then(|| cfg.media_ports.0.saturating_add(2 * i as u16))
+        })
         .collect();
     let body = out.body().clone();
     let anchored = mb

@@ -223,6 +223,8 @@ pub struct PendingRel {
 pub struct MediaState {
     pub pairs: Vec<Option<(u16, u16)>>,
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
+    /// What the relay reads of each stream, from the last SDP that had it relayed.
+    pub kinds: Vec<crate::media::StreamKind>,
     /// Where the call is recorded, when it is.
     pub recording: Option<crate::media::RecordSpec>,
 }

@@ -180,7 +180,8 @@ pub struct Config {
     pub media_ip: IpAddr,
     /// `[media] ports`: the RTP/RTCP port range.
     pub media_ports: (u16, u16),
-    /// `[media] max_streams`: active media sections per SDP that get ports; more: 488.
+    /// `[media] max_streams`: media sections per SDP that get relay ports (active, over a
+    /// transport the relay carries); more: 488.
     pub media_max_streams: usize,
     /// `[media] threads`: relay threads (0 in the file: one per core).
     pub media_threads: usize,

@@ -309,7 +309,7 @@ fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::Latch;
+    use crate::media::{Latch, StreamKind};
     use std::time::Duration;
 
     /// A base port whose four ports (two RTP/RTCP pairs) are free now.
@@ -330,6 +330,7 @@ mod tests {
         MediaAction::Relay {
             call,
             pairs: vec![RelayPair {
+                kind: StreamKind::Rtp,
                 a_port: port,
                 b_port: port + 2,
                 a_remote: None,

@@ -40,8 +40,9 @@ pub struct RtpHead {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Latched {
     addr: SocketAddr,
-    ssrc: u32,
-    seq: u16,
+    /// The last packet's stream identity; `None` on a stream the relay does not read (T.38,
+    /// DTLS), which therefore never moves after a silence, only through signalling.
+    head: Option<RtpHead>,
     seen: Instant,
     /// When the latch was first set after the last offer/answer (the learning window's start).
     learnt: Instant,
@@ -96,14 +97,15 @@ impl SourceLatch {
         self.current.map(|l| l.addr)
     }
 
-    /// Whether an RTP packet from `src` belongs to this leg; latches the first one. `sdp` is
+    /// Whether a packet from `src` belongs to this leg; latches the first one. `p`: its RTP
+    /// stream identity, `None` for a datagram that has none the relay can read. `sdp` is
     /// the leg's RTP address from its SDP, when it named a usable one: a source there is
     /// preferred while the latch is learning.
     pub fn accept(
         &mut self,
         now: Instant,
         src: SocketAddr,
-        p: RtpHead,
+        p: Option<RtpHead>,
         sdp: Option<SocketAddr>,
     ) -> bool {
         // How well an address matches the SDP: 2 its exact address, 1 its IP, 0 neither.
@@ -120,8 +122,7 @@ impl SourceLatch {
         // A packet that is accepted latches; the learning window runs from the first one.
         let fresh = Latched {
             addr: src,
-            ssrc: p.ssrc,
-            seq: p.seq,
+            head: p,
             seen: now,
             learnt: self.current.map_or(now, |l| l.learnt),
         };
@@ -145,8 +146,12 @@ impl SourceLatch {
             }
             Some(l) => {
                 let silent = now.saturating_duration_since(l.seen) >= self.rebind_after;
-                let gap = p.seq.wrapping_sub(l.seq);
-                let continues = p.ssrc == l.ssrc && (1..=MAX_SEQ_GAP).contains(&gap);
+                let continues = match (p, l.head) {
+                    (Some(p), Some(l)) => {
+                        p.ssrc == l.ssrc && (1..=MAX_SEQ_GAP).contains(&p.seq.wrapping_sub(l.seq))
+                    }
+                    _ => false,
+                };
                 if silent && continues {
                     self.current = Some(fresh);
                     true
@@ -175,8 +180,8 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 2], port))
     }
 
-    fn head(ssrc: u32, seq: u16) -> RtpHead {
-        RtpHead { ssrc, seq }
+    fn head(ssrc: u32, seq: u16) -> Option<RtpHead> {
+        Some(RtpHead { ssrc, seq })
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub mod sdes;
 
 pub use latch::{MOVE_AFTER_SILENCE, RtpHead, SourceLatch};
 pub use pool::PortPool;
-pub use rtp_check::{MAX_PACKET, PacketError, RtpView, check_rtcp, check_rtp};
+pub use rtp_check::{
+    MAX_PACKET, PacketError, RtpView, check_datagram, check_rtcp, check_rtp, check_srtcp,
+    check_srtp,
+};
 
 use std::net::SocketAddr;
 
@@ -28,9 +31,26 @@ pub enum Latch {
     SdpIp,
 }
 
+/// What the relay reads of a stream's packets, from its SDP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamKind {
+    /// RTP and RTCP in the clear: checked, latched by SSRC, recorded, repacketised, RTCP
+    /// source descriptions replaced.
+    #[default]
+    Rtp,
+    /// SRTP: headers checked and latched by SSRC; payloads and RTCP are encrypted and
+    /// authenticated end to end, so they pass exactly as sent (no recording, no
+    /// repacketising, no RTCP rewrite).
+    Srtp,
+    /// Datagrams without RTP headers (T.38's UDPTL, DTLS-SRTP): size-checked, latched by
+    /// address only, passed as sent.
+    Datagram,
+}
+
 /// One anchored stream: the gateway's port facing each leg, and where each leg's RTP goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayPair {
+    pub kind: StreamKind,
     /// RTP port the caller sends to (RTCP is the next port).
     pub a_port: u16,
     /// RTP port the callee sends to.

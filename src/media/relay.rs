@@ -6,7 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use std::time::Instant;
 
-use super::{Latch, RelayPair, RtpHead, SourceLatch, check_rtcp, check_rtp};
+use super::{
+    Latch, PacketError, RelayPair, RtpHead, SourceLatch, StreamKind, check_datagram, check_rtcp,
+    check_rtp, check_srtcp, check_srtp,
+};
 
 /// Which way a packet travels: from the caller's leg toward the callee's, or back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,10 @@ pub enum Route {
     /// From the leg's peer: send it here, or nowhere yet when the far leg's address is not
     /// known (it still counts as activity and is recorded).
     Accept(Option<SocketAddr>),
+    /// From the leg's peer, on a stream the gateway does not read ([`StreamKind::Srtp`],
+    /// [`StreamKind::Datagram`]): send it here exactly as it came (it counts as activity,
+    /// and is neither recorded nor repacketised).
+    Forward(Option<SocketAddr>),
 }
 
 /// Packets (RTP and RTCP) one leg may send on one stream in a second. Audio is 50 (20 ms
@@ -83,6 +90,7 @@ impl LegAddrs {
 /// The routing state of one anchored stream (RTP and its RTCP).
 #[derive(Debug, Clone)]
 pub struct StreamRoute {
+    kind: StreamKind,
     a: LegAddrs,
     b: LegAddrs,
 }
@@ -90,8 +98,27 @@ pub struct StreamRoute {
 impl StreamRoute {
     pub fn new(p: &RelayPair) -> Self {
         StreamRoute {
+            kind: p.kind,
             a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after),
             b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after),
+        }
+    }
+
+    /// Check a packet as its stream's kind expects; its RTP identity when it has one the
+    /// latch can use.
+    fn check(&self, rtcp: bool, packet: &[u8]) -> Result<Option<RtpHead>, PacketError> {
+        let head = |v: super::RtpView<'_>| {
+            Some(RtpHead {
+                ssrc: v.ssrc,
+                seq: v.sequence,
+            })
+        };
+        match (self.kind, rtcp) {
+            (StreamKind::Rtp, false) => check_rtp(packet).map(head),
+            (StreamKind::Rtp, true) => check_rtcp(packet).map(|_| None),
+            (StreamKind::Srtp, false) => check_srtp(packet).map(head),
+            (StreamKind::Srtp, true) => check_srtcp(packet).map(|_| None),
+            (StreamKind::Datagram, _) => check_datagram(packet).map(|()| None),
         }
     }
 
@@ -120,20 +147,10 @@ impl StreamRoute {
         src: SocketAddr,
         packet: &[u8],
     ) -> Route {
-        let head = if rtcp {
-            if check_rtcp(packet).is_err() {
-                return Route::Malformed;
-            }
-            None
-        } else {
-            match check_rtp(packet) {
-                Ok(view) => Some(RtpHead {
-                    ssrc: view.ssrc,
-                    seq: view.sequence,
-                }),
-                Err(_) => return Route::Malformed,
-            }
+        let Ok(head) = self.check(rtcp, packet) else {
+            return Route::Malformed;
         };
+        let read = self.kind == StreamKind::Rtp;
         let (mine, other) = match dir {
             Dir::AtoB => (&mut self.a, &self.b),
             Dir::BtoA => (&mut self.b, &self.a),
@@ -157,22 +174,27 @@ impl StreamRoute {
                 return Route::OverRate;
             }
             mine.rtcp = Some(src);
-            Route::Accept(
-                other.rtcp.or(other
-                    .sdp
-                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))),
-            )
+            let to = other.rtcp.or(other
+                .sdp
+                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))));
+            if read {
+                Route::Accept(to)
+            } else {
+                Route::Forward(to)
+            }
         } else {
-            let Some(head) = head else {
-                return Route::Drop;
-            };
             if !mine.rtp.accept(now, src, head, mine.sdp) {
                 return Route::Drop;
             }
             if !mine.within_rate(now) {
                 return Route::OverRate;
             }
-            Route::Accept(other.rtp.source().or(other.sdp))
+            let to = other.rtp.source().or(other.sdp);
+            if read {
+                Route::Accept(to)
+            } else {
+                Route::Forward(to)
+            }
         }
     }
 }
@@ -267,6 +289,7 @@ mod tests {
 
     fn pair(latch: Latch) -> RelayPair {
         RelayPair {
+            kind: StreamKind::Rtp,
             a_port: 30000,
             b_port: 30002,
             a_remote: Some(sa("192.0.2.10:4000")),
@@ -398,6 +421,100 @@ mod tests {
         // Nothing was latched by them: the first good packet still decides.
         assert!(matches!(
             r.route(t0(), Dir::AtoB, false, src, &rtp(1)),
+            Route::Accept(_)
+        ));
+    }
+
+    #[test]
+    fn srtp_passes_with_what_rtp_checks_would_refuse_and_is_forwarded_unread() {
+        let mut p = pair(Latch::Any);
+        p.kind = StreamKind::Srtp;
+        let mut r = StreamRoute::new(&p);
+        let src = sa("192.0.2.10:4000");
+        // P set, and the last byte (ciphertext or the authentication tag) is no padding count.
+        let mut srtp = rtp(7);
+        srtp[0] |= 0x20;
+        *srtp.last_mut().unwrap() = 0xff;
+        assert!(check_rtp(&srtp).is_err());
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, src, &srtp),
+            Route::Forward(Some(sa("198.51.100.20:5000")))
+        );
+        // SRTCP: an encrypted compound, the E flag and index, a 10-byte tag after the first
+        // packet's length; plain RTCP checks refuse it.
+        let mut srtcp = RR.to_vec();
+        srtcp.extend_from_slice(&[0x12; 20]);
+        srtcp.extend_from_slice(&[0x80, 0, 0, 1]);
+        srtcp.extend_from_slice(&[0xab; 10]);
+        assert!(check_rtcp(&srtcp).is_err());
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4001"), &srtcp),
+            Route::Forward(Some(sa("198.51.100.20:5001")))
+        );
+        // A header that lies about its extension is still refused, and a stranger is still
+        // not the leg's source.
+        let mut bad = rtp(7)[..12].to_vec();
+        bad[0] = 0x90;
+        bad.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x09]);
+        assert_eq!(r.route(t0(), Dir::AtoB, false, src, &bad), Route::Malformed);
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(0xbad)),
+            Route::Drop
+        );
+        assert_eq!(
+            r.route(
+                t0(),
+                Dir::AtoB,
+                true,
+                src,
+                &[0x80, 201, 0, 9, 0, 0, 0, 7, 0, 0, 0, 1]
+            ),
+            Route::Malformed
+        );
+    }
+
+    #[test]
+    fn t38_datagrams_are_latched_by_address_and_never_move_after_a_silence() {
+        let mut p = pair(Latch::Any);
+        p.kind = StreamKind::Datagram;
+        let mut r = StreamRoute::new(&p);
+        let fax = sa("192.0.2.10:4000");
+        // UDPTL: a sequence number, then the IFP; no RTP version bits.
+        let udptl = [0x00, 0x01, 0x06, 0xd0, 0x02, 0x00, 0x00, 0x00];
+        assert!(check_rtp(&udptl).is_err());
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, fax, &udptl),
+            Route::Forward(Some(sa("198.51.100.20:5000")))
+        );
+        assert_eq!(
+            r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &udptl),
+            Route::Forward(Some(fax))
+        );
+        // Long after a silence, a stranger sending the same bytes is no continuation.
+        let later = t0() + std::time::Duration::from_secs(60);
+        assert_eq!(
+            r.route(later, Dir::AtoB, false, sa("203.0.113.66:9999"), &udptl),
+            Route::Drop
+        );
+        assert_eq!(r.route(later, Dir::AtoB, false, fax, &[]), Route::Malformed);
+        assert_eq!(
+            r.route(
+                later,
+                Dir::AtoB,
+                false,
+                fax,
+                &[0u8; crate::media::MAX_PACKET + 1]
+            ),
+            Route::Malformed
+        );
+        // A re-INVITE back to audio: the same ports read RTP again.
+        r.update(&pair(Latch::Any));
+        assert_eq!(
+            r.route(later, Dir::AtoB, false, fax, &udptl),
+            Route::Malformed
+        );
+        assert!(matches!(
+            r.route(later, Dir::AtoB, false, fax, &rtp(7)),
             Route::Accept(_)
         ));
     }

@@ -79,6 +79,52 @@ fn u32_at(p: &[u8], at: usize) -> Option<u32> {
 
 /// Check one RTP packet; on success, its header fields and payload.
 pub fn check_rtp(packet: &[u8]) -> Result<RtpView<'_>, PacketError> {
+    check_header(packet, true)
+}
+
+/// Check one SRTP packet (RFC 3711 §3.1): its header as an RTP one's. What follows it (the
+/// encrypted payload with its padding, the authentication tag) is the endpoints' and is not
+/// read: the padding count of an encrypted packet is ciphertext. `payload` is all of it.
+pub fn check_srtp(packet: &[u8]) -> Result<RtpView<'_>, PacketError> {
+    check_header(packet, false)
+}
+
+/// Check an SRTCP datagram (RFC 3711 §3.4): the first packet's header and sender SSRC are in
+/// the clear, then the encrypted rest of the compound, the E flag with the SRTCP index
+/// (4 bytes) and the authentication tag. So only the first header is checked: version 2, and
+/// a length that ends before the index.
+pub fn check_srtcp(datagram: &[u8]) -> Result<(), PacketError> {
+    const INDEX: usize = 4;
+    if datagram.len() > MAX_PACKET {
+        return Err(PacketError::TooLarge);
+    }
+    let (Some(&b0), Some(words)) = (datagram.first(), u16_at(datagram, 2)) else {
+        return Err(PacketError::Short);
+    };
+    if datagram.len() < RTCP_HEADER + 4 + INDEX {
+        return Err(PacketError::Short);
+    }
+    if b0 >> 6 != 2 {
+        return Err(PacketError::Version);
+    }
+    if (usize::from(words) + 1) * 4 > datagram.len() - INDEX {
+        return Err(PacketError::RtcpLength);
+    }
+    Ok(())
+}
+
+/// Check a datagram of a stream the relay does not read (T.38's UDPTL, DTLS): it must hold
+/// something and fit [`MAX_PACKET`].
+pub fn check_datagram(datagram: &[u8]) -> Result<(), PacketError> {
+    match datagram.len() {
+        0 => Err(PacketError::Short),
+        n if n > MAX_PACKET => Err(PacketError::TooLarge),
+        _ => Ok(()),
+    }
+}
+
+/// RTP's header checks; the padding too when `padding_readable` (not in SRTP).
+fn check_header(packet: &[u8], padding_readable: bool) -> Result<RtpView<'_>, PacketError> {
     if packet.len() > MAX_PACKET {
         return Err(PacketError::TooLarge);
     }
@@ -113,7 +159,7 @@ pub fn check_rtp(packet: &[u8]) -> Result<RtpView<'_>, PacketError> {
         at = end;
     }
     let mut rest = packet.get(at..).ok_or(PacketError::Short)?;
-    if padded {
+    if padded && padding_readable {
         let count = usize::from(*rest.last().ok_or(PacketError::Padding)?);
         if count == 0 || count > rest.len() {
             return Err(PacketError::Padding);

@@ -27,6 +27,51 @@ const ICE_ATTRIBUTES: [&[u8]; 8] = [
 /// Source-level attributes (RFC 5576) and stream identifiers, dropped from anchored SDP.
 const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
 
+/// Attributes that name other addresses of the endpoint, dropped from anchored SDP: the
+/// alternative connection addresses of RFC 6947 (`a=altc`: a far end that chose one would
+/// send around the relay) and MSRP's `a=path` (RFC 4975; MSRP runs over TCP, so its stream
+/// is refused anyway).
+const ADDRESS_ATTRIBUTES: [&[u8]; 2] = [b"a=altc:", b"a=path:"];
+
+/// What an `m=` line's transport (its `<proto>` field, RFC 8866 §5.14) means for a relay
+/// that forwards UDP datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `RTP/AVP`, `RTP/AVPF`: RTP and RTCP in the clear.
+    Rtp,
+    /// `RTP/SAVP`, `RTP/SAVPF` (SRTP keyed in the SDP, RFC 4568): RTP headers in the clear,
+    /// payloads and RTCP bodies encrypted and authenticated between the endpoints.
+    Srtp,
+    /// Other datagrams over UDP, opaque to the relay: `udptl` (T.38 fax, RFC 3362),
+    /// `UDP/TLS/RTP/SAVP(F)` (DTLS-SRTP, RFC 5764), `UDP/BFCP`, plain `UDP`.
+    Datagram,
+    /// Not carried over UDP (`TCP/MSRP`, `TCP/RTP/AVP`, `TCP/BFCP`, SCTP), or a transport
+    /// the gateway does not know: no UDP relay can carry it, so it is refused (port 0).
+    Unrelayable,
+}
+
+impl Transport {
+    /// The transport an `m=` line's `<proto>` names; compared without regard to case, as
+    /// peers write `udptl` and `UDPTL` alike.
+    fn of(proto: &[u8]) -> Transport {
+        let is = |name: &str| proto.eq_ignore_ascii_case(name.as_bytes());
+        let starts = |prefix: &str| {
+            proto
+                .get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+        };
+        if is("RTP/AVP") || is("RTP/AVPF") {
+            Transport::Rtp
+        } else if is("RTP/SAVP") || is("RTP/SAVPF") {
+            Transport::Srtp
+        } else if is("udptl") || is("UDP") || starts("UDP/") {
+            Transport::Datagram
+        } else {
+            Transport::Unrelayable
+        }
+    }
+}
+
 /// Where one media stream of an SDP wants its RTP: the connection address in force for its
 /// m= line (media-level c= over session-level c=) and its port. Port 0 is a rejected or
 /// disabled stream: it gets no relay ports and stays at port 0 when anchored.
@@ -38,12 +83,19 @@ pub struct Endpoint {
     /// On hold: `a=sendonly`, `recvonly` or `inactive` (media-level, else session-level), or
     /// the old-style `c=0.0.0.0`. Media may stop for long stretches while held.
     pub held: bool,
+    pub transport: Transport,
 }
 
 impl Endpoint {
     /// A port-0 stream: rejected in an answer, disabled in an offer.
     pub fn is_rejected(&self) -> bool {
         self.port == 0
+    }
+
+    /// A stream the relay carries: active, over a transport it can forward. Anchoring gives
+    /// the others no ports and refuses them with port 0.
+    pub fn is_relayed(&self) -> bool {
+        !self.is_rejected() && self.transport != Transport::Unrelayable
     }
 }
 
@@ -133,16 +185,17 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 line: n,
                 what: "m= has no numeric port",
             })?;
-            if field(m, 2).is_none() {
+            let Some(proto) = field(m, 2) else {
                 return Err(SdpError::Syntax {
                     line: n,
                     what: "m= has no transport",
                 });
-            }
+            };
             out.push(Endpoint {
                 ip: session_ip,
                 port,
                 held: false,
+                transport: Transport::of(proto),
             });
             held.push(None);
         } else if let Some(dir) = direction(l.text) {
@@ -179,10 +232,11 @@ fn direction(line: &[u8]) -> Option<bool> {
     }
 }
 
-/// Check the number of active (non-zero port) media sections against `[media] max_streams`;
-/// `Ok` with that number, or `TooManyStreams` when the SDP asks for more (refuse it: 488).
+/// Check the number of media sections that would get relay ports ([`Endpoint::is_relayed`])
+/// against `[media] max_streams`; `Ok` with that number, or `TooManyStreams` when the SDP asks
+/// for more (refuse it: 488).
 pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, SdpError> {
-    let found = streams.iter().filter(|e| !e.is_rejected()).count();
+    let found = streams.iter().filter(|e| e.is_relayed()).count();
     if found > max_streams {
         return Err(SdpError::TooManyStreams {
             found,
@@ -198,8 +252,11 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
 ///   port (`None`, or past the end of `ports`) is refused with port 0 rather than leaking
 ///   the peer's address;
 /// - `a=rtcp:` becomes port + 1 at `ip`, and is dropped in a refused stream;
-/// - `o=` names `ip` as its address (the username and session ids stay);
-/// - ICE attributes (`a=candidate`, `a=ice-ufrag`, …) are removed.
+/// - `o=` names `ip` as its address and `-` as its username (the creator's login or device
+///   name is not the far end's business); its session id and version stay, so the far end
+///   still sees the creator's session change or stay the same;
+/// - ICE attributes (`a=candidate`, `a=ice-ufrag`, …), source attributes (`a=ssrc`, …) and
+///   other addresses (`a=altc`, `a=path`) are removed.
 ///
 /// Every other line is kept byte for byte with its own line end. Refuses (with the same
 /// errors as [`read`]) an SDP it cannot read, so nothing is forwarded half-rewritten.
@@ -251,14 +308,18 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32
             // RFC 5576 source attributes name the endpoint (`cname:sip:1001@<its IP>`,
             // stream labels): optional, and not the other side's business.
             continue;
+        } else if ADDRESS_ATTRIBUTES.iter().any(|a| l.text.starts_with(a)) {
+            continue;
         } else if let Some(o) = l.value(b"o=") {
-            // The origin names the creator's host too: replace its address fields only.
+            // The origin names the creator's login and host too: replace those, keep the
+            // session it names and its version.
             let f: Vec<&[u8]> = o.split(|&b| b == b' ').collect();
             out.extend_from_slice(b"o=");
             if let Some(session) = own_origin {
                 out.extend_from_slice(format!("- {session} {session} IN {family} {ip}").as_bytes());
-            } else if let [user, id, version, net, _, _] = f.as_slice() {
-                for part in [*user, *id, *version, *net] {
+            } else if let [_user, id, version, net, _, _] = f.as_slice() {
+                out.extend_from_slice(b"- ");
+                for part in [*id, *version, *net] {
                     out.extend_from_slice(part);
                     out.push(b' ');
                 }

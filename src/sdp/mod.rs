@@ -15,8 +15,8 @@ mod anchor;
 mod multipart;
 
 pub use anchor::{
-    DEFAULT_MAX_STREAMS, Endpoint, anchor_streams, carries_sdp, limit_streams, read, refuse_all,
-    refusing_answer,
+    DEFAULT_MAX_STREAMS, Endpoint, Transport, anchor_streams, carries_sdp, limit_streams, read,
+    refuse_all, refusing_answer,
 };
 pub use multipart::{SdpPart, is_multipart, locate};
 
@@ -32,7 +32,7 @@ pub enum SdpError {
     Syntax { line: usize, what: &'static str },
     #[error("SDP has no m= line")]
     NoMedia,
-    #[error("SDP has {found} active media sections; at most {max} are accepted")]
+    #[error("SDP has {found} media sections to relay; at most {max} are accepted")]
     TooManyStreams { found: usize, max: usize },
     #[error("multipart body: {0}")]
     Multipart(&'static str),

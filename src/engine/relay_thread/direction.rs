@@ -1,5 +1,6 @@
 //! What one direction of a stream does with each packet its relay thread reads: checked and
-//! routed by `media::relay`, counted, recorded, repacketised, forwarded.
+//! routed by `media::relay`, counted, recorded, repacketised, forwarded (a stream the
+//! gateway does not read, SRTP or T.38, only forwarded).
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -103,8 +104,9 @@ impl Direction {
             Ok(mut r) => r.route(now, self.dir, self.rtcp, src, pkt),
             Err(_) => return ControlFlow::Break(()),
         };
-        let dest = match decided {
-            Route::Accept(dest) => dest,
+        let (dest, read) = match decided {
+            Route::Accept(dest) => (dest, true),
+            Route::Forward(dest) => (dest, false),
             Route::Malformed => {
                 self.malformed.increment(1);
                 return ControlFlow::Continue(());
@@ -120,7 +122,8 @@ impl Direction {
         };
         self.unflushed.active = true;
         let ch = self.channel();
-        if let Some(r) = &self.recorder
+        if read
+            && let Some(r) = &self.recorder
             && let Ok(mut r) = r.lock()
         {
             r.push(now, ch, pkt);
@@ -128,6 +131,18 @@ impl Direction {
         let Some(d) = dest else {
             return ControlFlow::Continue(());
         };
+        if !read {
+            // Encrypted or not RTP: exactly as it came (an SRTP packet's tag covers it all).
+            match to.send_to(pkt, d) {
+                Ok(_) if !self.rtcp => {
+                    self.unflushed.packets += 1;
+                    self.unflushed.bytes += pkt.len() as u64;
+                }
+                Ok(_) => {}
+                Err(e) => debug!(%d, error = %e, "media send failed"),
+            }
+            return ControlFlow::Continue(());
+        }
         if self.rtcp {
             let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
             let out = scrubbed.as_deref().unwrap_or(pkt);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::media::relay::Dir;
-use crate::media::{Latch, RelayPair};
+use crate::media::{Latch, RelayPair, StreamKind};
 
 fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
     let mut p = vec![0x80, 0x00];
@@ -36,6 +36,7 @@ fn rig() -> (Rig, StreamIo) {
             .unwrap();
     }
     let pair = RelayPair {
+        kind: StreamKind::Rtp,
         a_port,
         b_port,
         a_remote: Some(a.local_addr().unwrap()),

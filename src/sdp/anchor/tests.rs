@@ -18,6 +18,25 @@ fn anchored_sdp_names_no_source_of_the_endpoint() {
 }
 
 #[test]
+fn anchored_sdp_names_no_other_address_or_login_of_the_endpoint() {
+    let sdp = "v=0\r\no=alice-yealink 7 8 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 0\r\na=altc:1 IP6 2001:db8::5 4000 4001\r\na=altc:2 IP4 10.0.0.5 4000\r\n\
+        m=message 7000 TCP/MSRP *\r\na=path:msrp://10.0.0.5:7000/s1;tcp\r\na=accept-types:text/plain\r\n";
+    let out = anchor_streams(
+        sdp.as_bytes(),
+        "198.51.100.1".parse().unwrap(),
+        &[Some(30000), None],
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(
+        text,
+        "v=0\r\no=- 7 8 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+        m=audio 30000 RTP/AVP 0\r\nm=message 0 TCP/MSRP *\r\na=accept-types:text/plain\r\n"
+    );
+}
+
+#[test]
 fn reads_endpoints_with_media_level_connection() {
     let e = read(OFFER.as_bytes()).unwrap();
     assert_eq!(
@@ -26,6 +45,7 @@ fn reads_endpoints_with_media_level_connection() {
             ip: Some("192.0.2.10".parse().unwrap()),
             port: 4000,
             held: false,
+            transport: Transport::Rtp,
         }
     );
     assert_eq!(
@@ -34,6 +54,7 @@ fn reads_endpoints_with_media_level_connection() {
             ip: Some("192.0.2.11".parse().unwrap()),
             port: 0,
             held: false,
+            transport: Transport::Rtp,
         }
     );
 }
@@ -80,7 +101,7 @@ fn anchoring_names_only_the_gateway_and_keeps_other_lines() {
     let text = std::str::from_utf8(&out).unwrap();
     assert_eq!(
         text,
-        "v=0\r\no=alice 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:20001 IN IP4 203.0.113.5\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n"
+        "v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:20001 IN IP4 203.0.113.5\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n"
     );
     assert!(!text.contains("192.0.2."));
 }
@@ -274,7 +295,7 @@ fn refuse_all_refuses_only_the_sdp_part_of_a_multipart_body() {
     assert_eq!(out_ct.as_deref(), Some("application/sdp"));
     let out = std::str::from_utf8(&out).unwrap();
     assert!(
-        out.starts_with("v=0\r\no=alice 1 1 IN IP4 203.0.113.5\r\n"),
+        out.starts_with("v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\n"),
         "{out}"
     );
     assert!(
@@ -404,4 +425,34 @@ fn mutated_sdp_never_panics_and_anchored_output_hides_the_peer() {
         let _ = crate::sdp::set_ptime(&b, 20);
     }
     assert!(anchored > 1000, "{anchored}");
+}
+
+#[test]
+fn each_stream_is_read_with_what_its_transport_means_to_the_relay() {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 0\r\nm=audio 4002 rtp/avpf 0\r\nm=audio 4004 RTP/SAVP 0\r\n\
+        m=image 4006 udptl t38\r\nm=image 4008 UDPTL t38\r\nm=audio 4010 UDP/TLS/RTP/SAVPF 111\r\n\
+        m=message 4012 TCP/MSRP *\r\nm=audio 4014 TCP/RTP/AVP 0\r\nm=audio 4016 X-ODD 0\r\n\
+        m=image 0 TCP/MSRP *\r\n";
+    let e = read(sdp.as_bytes()).unwrap();
+    let got: Vec<(Transport, bool)> = e.iter().map(|e| (e.transport, e.is_relayed())).collect();
+    use Transport::*;
+    assert_eq!(
+        got,
+        [
+            (Rtp, true),
+            (Rtp, true),
+            (Srtp, true),
+            (Datagram, true),
+            (Datagram, true),
+            (Datagram, true),
+            (Unrelayable, false),
+            (Unrelayable, false),
+            (Unrelayable, false),
+            (Unrelayable, false),
+        ]
+    );
+    // Only the streams that get ports count against max_streams.
+    assert_eq!(limit_streams(&e, 6), Ok(6));
+    assert!(limit_streams(&e, 5).is_err());
 }
