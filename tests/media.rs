@@ -731,21 +731,7 @@ fn rtcp_source_descriptions_reach_the_other_side_as_the_gateways() {
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
     let phone_rtcp = UdpSocket::bind((PHONE_IP, rtcp_of(&e.phone_rtp))).unwrap();
-    // A receiver report and an SDES naming the phone: CNAME, TOOL.
-    let mut sdes = vec![0x81, 202, 0, 0, 0, 0, 0x12, 0x34];
-    for (t, text) in [(1u8, "sip:1000@127.0.0.2"), (6, "Linphonec/5.1.65")] {
-        sdes.push(t);
-        sdes.push(text.len() as u8);
-        sdes.extend_from_slice(text.as_bytes());
-    }
-    sdes.push(0);
-    while !sdes.len().is_multiple_of(4) {
-        sdes.push(0);
-    }
-    let words = (sdes.len() / 4 - 1) as u16;
-    sdes[2..4].copy_from_slice(&words.to_be_bytes());
-    let mut compound = vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34];
-    compound.extend(&sdes);
+    let compound = rtcp_naming_the_phone();
     let gw_a_rtcp = SocketAddr::new(e.gw_a.ip(), e.gw_a.port() + 1);
     phone_rtcp.send_to(&compound, gw_a_rtcp).unwrap();
     let mut buf = [0u8; 2048];

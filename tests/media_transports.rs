@@ -1,5 +1,6 @@
-//! Streams the relay forwards without reading them, through the real binary: T.38 fax (UDPTL)
-//! after a re-INVITE, SRTP with its RTCP, and a TCP stream no UDP relay can carry.
+//! What the relay does with each kind of stream, through the real binary: T.38 fax (UDPTL)
+//! after a re-INVITE and SRTP with its RTCP pass unread, RTCP multiplexed on the RTP port is
+//! treated as RTCP, and a TCP stream no UDP relay can carry is refused.
 
 mod common;
 
@@ -222,5 +223,39 @@ fn a_stream_over_tcp_is_refused_and_gets_no_relay_ports() {
         2
     );
     hang_up(&gw, &e, "msrp-1");
+    gw.wait_cdrs(1);
+}
+
+#[test]
+fn rtcp_multiplexed_on_the_rtp_port_is_rtcp_with_the_gateways_source_description() {
+    let gw = Gateway::start(Ports::new(), GwOpts::carrier_a("[media]\nanchor = true\n"));
+    let muxed = |ip: &str, port: u16| {
+        let mut body = sdp(ip, port).into_bytes();
+        body.extend_from_slice(b"a=rtcp-mux\r\n");
+        body
+    };
+    let e = establish_offer_answer(&gw, "rtcp-mux-1", Duration::ZERO, muxed, muxed);
+    assert!(String::from_utf8_lossy(&e.b_offer).contains("a=rtcp-mux"));
+    let mut buf = [0u8; 2048];
+    let voice = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0x12, 0x34, 0xff];
+    e.phone_rtp.send_to(&voice, e.gw_a).unwrap();
+    let (n, _) = e.carrier_rtp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &voice);
+    let compound = rtcp_naming_the_phone();
+    e.phone_rtp.send_to(&compound, e.gw_a).unwrap();
+    let (n, from) = e
+        .carrier_rtp
+        .recv_from(&mut buf)
+        .expect("the phone's RTCP reaches the carrier's RTP port");
+    assert_eq!(from, e.gw_b);
+    let got = &buf[..n];
+    assert_eq!(&got[..8], &compound[..8], "the report passes as it was");
+    let text = String::from_utf8_lossy(got);
+    assert!(text.contains("trunkgate@127.0.0.1"), "{text:?}");
+    assert!(
+        !text.contains("Linphonec") && !text.contains("1000@"),
+        "{text:?}"
+    );
+    hang_up(&gw, &e, "rtcp-mux-1");
     gw.wait_cdrs(1);
 }

@@ -546,7 +546,9 @@ pub fn rtp(data: &[u8]) {
         } else {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)), 7000)
         };
-        let valid = if rtcp {
+        // RTCP multiplexed on the RTP port (RFC 5761) is checked and routed as RTCP.
+        let as_rtcp = rtcp || matches!(packet.get(1), Some(192..=223));
+        let valid = if as_rtcp {
             let ok = check_rtcp(packet).is_ok();
             if ok && let Some(out) = trunkgate::media::sdes::scrub_sdes(packet, b"trunkgate@gw") {
                 // What the relay forwards instead must still be RTCP (or nothing at all).
@@ -568,7 +570,7 @@ pub fn rtp(data: &[u8]) {
             }
         };
         for (r, valid) in opaque.iter_mut().zip([
-            if rtcp {
+            if as_rtcp {
                 check_srtcp(packet).is_ok()
             } else {
                 check_srtp(packet).is_ok()
@@ -577,7 +579,7 @@ pub fn rtp(data: &[u8]) {
         ]) {
             let routed = r.route(now, dir, rtcp, src, packet);
             assert!(
-                !matches!(routed, Route::Accept(_)),
+                !matches!(routed, Route::Accept(_) | Route::Control(_)),
                 "{routed:?} on a stream the relay does not read"
             );
             assert_eq!(
@@ -593,7 +595,14 @@ pub fn rtp(data: &[u8]) {
                 "{routed:?} for a refused packet"
             );
         }
-        if rtcp || !valid {
+        if !valid {
+            continue;
+        }
+        if as_rtcp {
+            assert!(
+                matches!(routed, Route::Control(_) | Route::Drop | Route::OverRate),
+                "{routed:?} for RTCP"
+            );
             continue;
         }
         let ch = usize::from(dir == Dir::BtoA);

@@ -29,13 +29,24 @@ pub enum Route {
     /// From the leg's peer, but over [`MAX_PACKETS_PER_SECOND`] on this stream: dropped,
     /// so no peer can make the gateway relay (or record) a flood.
     OverRate,
-    /// From the leg's peer: send it here, or nowhere yet when the far leg's address is not
-    /// known (it still counts as activity and is recorded).
+    /// RTP from the leg's peer: send it here, or nowhere yet when the far leg's address is
+    /// not known (it still counts as activity and is recorded).
     Accept(Option<SocketAddr>),
+    /// RTCP from the leg's peer, on the RTCP port or multiplexed on the RTP port (RFC 5761):
+    /// send it here with its source descriptions replaced (it counts as activity; it is not
+    /// recorded, repacketised or counted as RTP).
+    Control(Option<SocketAddr>),
     /// From the leg's peer, on a stream the gateway does not read ([`StreamKind::Srtp`],
     /// [`StreamKind::Datagram`]): send it here exactly as it came (it counts as activity,
     /// and is neither recorded nor repacketised).
     Forward(Option<SocketAddr>),
+}
+
+/// RFC 5761 §4: on a port that carries RTP and RTCP, a packet whose second byte (marker bit
+/// and payload type) is 192–223 is RTCP (SR 200, RR 201, SDES 202, BYE 203, APP 204, and the
+/// feedback types); RTP on such a port does not use payload types 64–95.
+fn muxed_rtcp(packet: &[u8]) -> bool {
+    matches!(packet.get(1), Some(192..=223))
 }
 
 /// Packets (RTP and RTCP) one leg may send on one stream in a second. Audio is 50 (20 ms
@@ -147,6 +158,9 @@ impl StreamRoute {
         src: SocketAddr,
         packet: &[u8],
     ) -> Route {
+        // RTCP multiplexed on the RTP port is read, latched and sent on as RTCP.
+        let muxed = !rtcp && self.kind != StreamKind::Datagram && muxed_rtcp(packet);
+        let rtcp = rtcp || muxed;
         let Ok(head) = self.check(rtcp, packet) else {
             return Route::Malformed;
         };
@@ -173,12 +187,17 @@ impl StreamRoute {
             if !mine.within_rate(now) {
                 return Route::OverRate;
             }
-            mine.rtcp = Some(src);
-            let to = other.rtcp.or(other
-                .sdp
-                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))));
+            let to = if muxed {
+                // The far leg multiplexes too (both sides agreed to `a=rtcp-mux`).
+                other.rtp.source().or(other.sdp)
+            } else {
+                mine.rtcp = Some(src);
+                other.rtcp.or(other
+                    .sdp
+                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
+            };
             if read {
-                Route::Accept(to)
+                Route::Control(to)
             } else {
                 Route::Forward(to)
             }
@@ -337,7 +356,7 @@ mod tests {
         // RTCP from the latched IP goes to the far leg's SDP port + 1 until it sends RTCP.
         assert_eq!(
             r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4003"), &RR),
-            Route::Accept(Some(sa("198.51.100.20:5001")))
+            Route::Control(Some(sa("198.51.100.20:5001")))
         );
         assert_eq!(
             r.route(t0(), Dir::AtoB, true, sa("192.0.2.11:4003"), &RR),
@@ -517,5 +536,45 @@ mod tests {
             r.route(later, Dir::AtoB, false, fax, &rtp(7)),
             Route::Accept(_)
         ));
+    }
+
+    #[test]
+    fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port() {
+        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let a = sa("192.0.2.10:4000");
+        let b = sa("198.51.100.20:5000");
+        assert!(matches!(
+            r.route(t0(), Dir::AtoB, false, a, &rtp(7)),
+            Route::Accept(_)
+        ));
+        // A receiver report on the RTP port: RTCP, toward the far leg's RTP address.
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, a, &RR),
+            Route::Control(Some(b))
+        );
+        assert_eq!(
+            r.route(t0(), Dir::BtoA, false, b, &RR),
+            Route::Control(Some(a))
+        );
+        // It is checked as RTCP: a report whose length runs past the datagram is refused.
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, a, &[0x80, 201, 0, 9, 0, 0, 0, 7]),
+            Route::Malformed
+        );
+        // From another IP than the latched RTP source: not the leg's.
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:4000"), &RR),
+            Route::Drop
+        );
+        // Multiplexed SRTCP on an SRTP stream passes unread.
+        let mut p = pair(Latch::Any);
+        p.kind = StreamKind::Srtp;
+        let mut r = StreamRoute::new(&p);
+        let mut srtcp = RR.to_vec();
+        srtcp.extend_from_slice(&[0x80, 0, 0, 1, 0xab, 0xab, 0xab, 0xab]);
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, a, &srtcp),
+            Route::Forward(Some(b))
+        );
     }
 }

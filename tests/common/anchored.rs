@@ -169,3 +169,23 @@ pub fn hang_up(gw: &Gateway, e: &Established, call_id: &str) {
     let ok = Response::to_request(&b, 200, "OK", None).unwrap();
     e.carrier.send_to(&ok.to_bytes(), gw.addr()).unwrap();
 }
+
+/// An RTCP compound as a phone sends it: a receiver report, then a source description naming
+/// the phone (CNAME `sip:1000@127.0.0.2`, TOOL `Linphonec/5.1.65`).
+pub fn rtcp_naming_the_phone() -> Vec<u8> {
+    let mut sdes = vec![0x81, 202, 0, 0, 0, 0, 0x12, 0x34];
+    for (t, text) in [(1u8, "sip:1000@127.0.0.2"), (6, "Linphonec/5.1.65")] {
+        sdes.push(t);
+        sdes.push(text.len() as u8);
+        sdes.extend_from_slice(text.as_bytes());
+    }
+    sdes.push(0);
+    while !sdes.len().is_multiple_of(4) {
+        sdes.push(0);
+    }
+    let words = (sdes.len() / 4 - 1) as u16;
+    sdes[2..4].copy_from_slice(&words.to_be_bytes());
+    let mut compound = vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34];
+    compound.extend(&sdes);
+    compound
+}

@@ -104,9 +104,10 @@ impl Direction {
             Ok(mut r) => r.route(now, self.dir, self.rtcp, src, pkt),
             Err(_) => return ControlFlow::Break(()),
         };
-        let (dest, read) = match decided {
-            Route::Accept(dest) => (dest, true),
-            Route::Forward(dest) => (dest, false),
+        let (dest, what) = match decided {
+            Route::Accept(dest) => (dest, Packet::Rtp),
+            Route::Control(dest) => (dest, Packet::Rtcp),
+            Route::Forward(dest) => (dest, Packet::Unread),
             Route::Malformed => {
                 self.malformed.increment(1);
                 return ControlFlow::Continue(());
@@ -122,7 +123,7 @@ impl Direction {
         };
         self.unflushed.active = true;
         let ch = self.channel();
-        if read
+        if what == Packet::Rtp
             && let Some(r) = &self.recorder
             && let Ok(mut r) = r.lock()
         {
@@ -131,41 +132,38 @@ impl Direction {
         let Some(d) = dest else {
             return ControlFlow::Continue(());
         };
-        if !read {
+        let sent = match what {
             // Encrypted or not RTP: exactly as it came (an SRTP packet's tag covers it all).
-            match to.send_to(pkt, d) {
-                Ok(_) if !self.rtcp => {
-                    self.unflushed.packets += 1;
-                    self.unflushed.bytes += pkt.len() as u64;
+            Packet::Unread => to.send_to(pkt, d).map(|_| !self.rtcp),
+            // RTCP toward a repacketised leg describes a stream it never sees (see README):
+            // not relayed, whichever port it came on.
+            Packet::Rtcp if self.repack.is_some() => Ok(false),
+            Packet::Rtcp => {
+                let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
+                let out = scrubbed.as_deref().unwrap_or(pkt);
+                if out.is_empty() {
+                    Ok(false)
+                } else {
+                    to.send_to(out, d).map(|_| false)
                 }
-                Ok(_) => {}
-                Err(e) => debug!(%d, error = %e, "media send failed"),
             }
-            return ControlFlow::Continue(());
-        }
-        if self.rtcp {
-            let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
-            let out = scrubbed.as_deref().unwrap_or(pkt);
-            if !out.is_empty()
-                && let Err(e) = to.send_to(out, d)
-            {
-                debug!(%d, error = %e, "RTCP send failed");
-            }
-            return ControlFlow::Continue(());
-        }
-        let sent = match self.repack.as_mut() {
-            Some(r) => r
-                .push(pkt)
-                .iter()
-                .try_for_each(|p| to.send_to(p, d).map(|_| ())),
-            None => to.send_to(pkt, d).map(|_| ()),
+            Packet::Rtp => match self.repack.as_mut() {
+                Some(r) => r
+                    .push(pkt)
+                    .iter()
+                    .try_for_each(|p| to.send_to(p, d).map(|_| ()))
+                    .map(|()| true),
+                None => to.send_to(pkt, d).map(|_| true),
+            },
         };
         match sent {
-            Ok(()) => {
+            // Media relayed toward the far leg (RTCP is not counted).
+            Ok(true) => {
                 self.unflushed.packets += 1;
                 self.unflushed.bytes += pkt.len() as u64;
             }
-            Err(e) => debug!(%d, error = %e, "RTP send failed"),
+            Ok(false) => {}
+            Err(e) => debug!(%d, error = %e, kind = ?what, "media send failed"),
         }
         ControlFlow::Continue(())
     }
@@ -187,6 +185,17 @@ impl Direction {
             bytes.increment(u.bytes);
         }
     }
+}
+
+/// What a routed packet is to its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packet {
+    /// RTP in the clear: recorded, repacketised, counted.
+    Rtp,
+    /// RTCP, from either port: its source descriptions replaced.
+    Rtcp,
+    /// A packet of a stream the gateway does not read: sent as it came.
+    Unread,
 }
 
 /// See [`Direction::flush`].
