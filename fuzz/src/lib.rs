@@ -227,8 +227,24 @@ pub fn sdp(data: &[u8]) {
         }
         let _ = sdp::set_ptime(&out, ptime);
     }
+    // Numbered for a peer already shown a session of the call: the same SDP sent again keeps
+    // its o= line, and the gateway's own refusal goes on with that session.
+    if let Ok(Some(m)) = sdp::MediaBody::read(Some("application/sdp"), body, usize::MAX) {
+        let mut shown = None;
+        let first = m.anchored(body, gw, &port_list, Some(&mut shown));
+        let again = m.anchored(body, gw, &port_list, Some(&mut shown));
+        if let (Ok(first), Ok(again)) = (first, again) {
+            assert_eq!(first, again, "the same SDP sent again got another o= line");
+            hides(&first);
+        }
+        if let Some(answer) =
+            sdp::refusing_answer(Some("application/sdp"), body, gw, Some(&mut shown))
+        {
+            hides(&answer);
+        }
+    }
     hides(&sdp::refuse_all(Some("application/sdp"), body, gw).0);
-    if let Some(answer) = sdp::refusing_answer(Some("application/sdp"), body, gw) {
+    if let Some(answer) = sdp::refusing_answer(Some("application/sdp"), body, gw, None) {
         hides(&answer);
     }
     // The same SDP as the first part of a SIP-I body, and the body as a multipart one that
@@ -242,7 +258,7 @@ pub fn sdp(data: &[u8]) {
         if let Ok(Some(m)) = sdp::MediaBody::read(ct.as_deref(), &out, usize::MAX) {
             hides(m.part.of(&out));
         }
-        if let Some(answer) = sdp::refusing_answer(Some(CT), multi, gw) {
+        if let Some(answer) = sdp::refusing_answer(Some(CT), multi, gw, None) {
             hides(&answer);
         }
     }

@@ -225,10 +225,14 @@ impl Call {
     /// refused, and the session, now without media on that leg, ends with BYE (RFC 3261
     /// §13.2.2.4).
     fn ack_given_up(&mut self, cx: &mut Cx, side: Side, given_up: GivenUpInvite, resp: &Response) {
-        let refusal = given_up
-            .offerless
-            .then(|| self.refusing_answer(resp))
-            .flatten();
+        let refusal = if given_up.offerless {
+            // An existing dialog: an anchored leg sees the session it was shown go on.
+            let ct = resp.header(&Hdr::CONTENT_TYPE);
+            let shown = self.media.as_mut().map(|m| &mut m.shown[side]);
+            refusal(ct.as_deref(), resp.body(), self.cfg.media_ip, shown)
+        } else {
+            None
+        };
         let refused = refusal.is_some();
         let newer = self.acks[side].take();
         self.send_ack(cx, side, given_up.cseq, refusal);
@@ -247,7 +251,7 @@ impl Call {
     /// carries no SDP, so no offer.
     pub(super) fn refusing_answer(&self, resp: &Response) -> Option<(Bytes, Option<String>)> {
         let ct = resp.header(&Hdr::CONTENT_TYPE);
-        refusal(ct.as_deref(), resp.body(), self.cfg.media_ip)
+        refusal(ct.as_deref(), resp.body(), self.cfg.media_ip, None)
     }
 
     /// The 2xx to our INVITE with CSeq `cseq` on `side` came again: repeat our ACK. False when
@@ -280,11 +284,14 @@ impl Call {
 }
 
 /// The body and Content-Type of an ACK (or other answer of the gateway's own) refusing every
-/// stream of `offer` (see [`crate::sdp::refusing_answer`]); `None` when it holds no SDP.
+/// stream of `offer` (see [`crate::sdp::refusing_answer`]; `shown`: the session the peer was
+/// shown, on an anchored call's existing dialog); `None` when it holds no SDP.
 pub(super) fn refusal(
     ct: Option<&str>,
     offer: &[u8],
     media_ip: std::net::IpAddr,
+    shown: Option<&mut Option<crate::sdp::Origin>>,
 ) -> Option<(Bytes, Option<String>)> {
-    crate::sdp::refusing_answer(ct, offer, media_ip).map(|b| (b, Some("application/sdp".into())))
+    crate::sdp::refusing_answer(ct, offer, media_ip, shown)
+        .map(|b| (b, Some("application/sdp".into())))
 }

@@ -271,8 +271,9 @@ impl Call {
             record,
             rtp_timeout,
         }));
+        let shown = self.media.as_mut().map(|m| &mut m.shown[from.other()]);
         let anchored = mb
-            .anchored(body, media_ip, &toward)
+            .anchored(body, media_ip, &toward, shown)
             .map_err(AnchorError::Unreadable)?;
         cx.env.rewrote(Rewrite::SdpAnchor);
         Ok(Some(anchored))

@@ -173,7 +173,7 @@ fn anchor_for_explain(
         .collect();
     let body = out.body().clone();
     let anchored = mb
-        .anchored(&body, cfg.media_ip, &ports)
+        .anchored(&body, cfg.media_ip, &ports, None)
         .ok()
         .and_then(|b| out.set_body(b, ct.as_deref()).ok());
     match anchored {

@@ -225,6 +225,8 @@ pub struct MediaState {
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
     /// What the relay reads of each stream, from the last SDP that had it relayed.
     pub kinds: Vec<crate::media::StreamKind>,
+    /// The session each leg has been shown in the SDP sent to it (one `o=` per dialog).
+    pub shown: PerSide<Option<crate::sdp::Origin>>,
     /// Where the call is recorded, when it is.
     pub recording: Option<crate::media::RecordSpec>,
 }

@@ -330,7 +330,7 @@ impl Call {
             .map(|tp| (tp.user1_cseq, tp.user1_offer.clone()));
         if let Some((cseq, offer)) = waiting {
             let refusal =
-                offer.and_then(|(b, ct)| super::ack::refusal(ct.as_deref(), &b, media_ip));
+                offer.and_then(|(b, ct)| super::ack::refusal(ct.as_deref(), &b, media_ip, None));
             self.send_ack(cx, Side::A, cseq, refusal);
             self.send_bye(cx, Side::A, Some(reason_header(Q850Cause(end.cause))));
         }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
-use super::{Line, SdpError, lines, locate};
+use super::{Line, Origin, SdpError, lines, locate};
 
 /// `[media] max_streams` when the configuration does not say: media sections per SDP that
 /// get ports.
@@ -266,8 +266,8 @@ pub fn anchor_streams(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Result<B
 }
 
 /// The rewrite of [`anchor_streams`], on whatever lines there are. `own_origin`: the `o=`
-/// line becomes the gateway's own, with that session id and version, instead of the
-/// creator's with its address replaced.
+/// line becomes the gateway's own, with that number as session id and version, instead of
+/// the creator's with its address replaced.
 fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32>) -> Bytes {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut index: Option<usize> = None;
@@ -370,9 +370,16 @@ pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes
 /// part answers; of a body whose SDP cannot be found, its SDP-looking lines). Its origin is
 /// the gateway's own (RFC 3264 §5: `o=` names the answerer's session, not the offerer's),
 /// numbered from the offer's bytes so that the same offer (a retransmitted 2xx) gets the
-/// same answer. `None`: the body carries no SDP, so it is no offer ([`carries_sdp`]), or
-/// none that can be found.
-pub fn refusing_answer(content_type: Option<&str>, offer: &[u8], ip: IpAddr) -> Option<Bytes> {
+/// same answer. A peer already shown a session of the call's (`shown`, an anchored call's
+/// existing dialog) sees that session go on instead, at the next version ([`Origin`]).
+/// `None`: the body carries no SDP, so it is no offer ([`carries_sdp`]), or none that can be
+/// found.
+pub fn refusing_answer(
+    content_type: Option<&str>,
+    offer: &[u8],
+    ip: IpAddr,
+    shown: Option<&mut Option<Origin>>,
+) -> Option<Bytes> {
     let sdp = match locate(content_type, offer) {
         Ok(Some(part)) => part.of(offer).to_vec(),
         Ok(None) => return None,
@@ -386,7 +393,10 @@ pub fn refusing_answer(content_type: Option<&str>, offer: &[u8], ip: IpAddr) -> 
     let session = sdp.iter().fold(0x811c_9dc5_u32, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
-    Some(rewrite(&sdp, ip, &[], Some(session)))
+    Some(super::origin::shown_as(
+        rewrite(&sdp, ip, &[], Some(session)),
+        shown,
+    ))
 }
 
 /// Whether a body (of Content-Type `content_type`) may hold an offer or answer: it has an

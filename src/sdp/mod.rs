@@ -13,12 +13,14 @@
 
 mod anchor;
 mod multipart;
+mod origin;
 
 pub use anchor::{
     DEFAULT_MAX_STREAMS, Endpoint, Transport, anchor_streams, carries_sdp, limit_streams, read,
     refuse_all, refusing_answer,
 };
 pub use multipart::{SdpPart, is_multipart, locate};
+pub use origin::Origin;
 
 use bytes::Bytes;
 
@@ -69,14 +71,16 @@ impl MediaBody {
 
     /// The same body (the one given to `read`) with its SDP anchored (see
     /// [`anchor_streams`]): `ports[i]` for stream `i`, `None` (or port 0 in the SDP) refuses
-    /// it. Every byte outside the SDP is kept.
+    /// it; its `o=` numbered for the peer `shown` describes ([`Origin`]), when given. Every
+    /// byte outside the SDP is kept.
     pub fn anchored(
         &self,
         body: &[u8],
         ip: std::net::IpAddr,
         ports: &[Option<u16>],
+        shown: Option<&mut Option<Origin>>,
     ) -> Result<Bytes, SdpError> {
-        let sdp = anchor_streams(self.part.of(body), ip, ports)?;
+        let sdp = origin::shown_as(anchor_streams(self.part.of(body), ip, ports)?, shown);
         Ok(self.part.splice(body, &sdp))
     }
 }
@@ -300,7 +304,7 @@ mod tests {
         assert_eq!(m.streams.len(), 2);
         assert!(m.streams[1].is_rejected());
         let out = m
-            .anchored(body.as_bytes(), ip, &[Some(20000), None])
+            .anchored(body.as_bytes(), ip, &[Some(20000), None], None)
             .unwrap();
         let want = body
             .replace("192.0.2.7", "203.0.113.5")

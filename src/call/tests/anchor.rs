@@ -424,3 +424,63 @@ fn only_answered_calls_keep_their_recording() {
     assert!(h.cdrs[0].recording.is_some());
     assert_eq!(release(&h), Some(true));
 }
+
+/// The `o=` line of a message's SDP.
+fn origin_of(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .lines()
+        .find_map(|l| l.strip_prefix("o="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_caller_sees_one_session_across_a_failover_after_early_media() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("fo1", "z9hG4bKfo1", "+8610123", ""));
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    let early = SDP.replace("o=- 1 1", "o=- 100 1");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv_a,
+            183,
+            "ea",
+            &[(Hdr::CONTACT, "<sip:a@127.0.0.3>")],
+            Some(&early),
+        ),
+    );
+    let ringing = h.take_responses(PHONE);
+    let shown = ringing.iter().find(|r| r.status() == 183).expect("183");
+    assert_eq!(origin_of(shown.body()), "- 100 1 IN IP4 127.0.0.1");
+    // The first carrier gives up; the second answers with a session of its own, whose
+    // version happens to equal the first's, and another codec.
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ea", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    let answer = SDP
+        .replace("o=- 1 1", "o=carrier-b 555 1")
+        .replace("4000 RTP/AVP 0", "5004 RTP/AVP 8")
+        .replace("0 PCMU/8000", "8 PCMA/8000");
+    h.recv_msg(
+        CARRIER_B,
+        reply(
+            &inv_b,
+            200,
+            "tb",
+            &[(Hdr::CONTACT, "<sip:b@127.0.0.4>")],
+            Some(&answer),
+        ),
+    );
+    let ok = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("200");
+    assert_eq!(
+        origin_of(ok.body()),
+        "- 100 2 IN IP4 127.0.0.1",
+        "the session the caller was shown, one version on"
+    );
+    // The carrier sees the caller's session as it is.
+    assert_eq!(origin_of(inv_b.body()), "- 1 1 IN IP4 127.0.0.1");
+}

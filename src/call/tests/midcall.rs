@@ -1080,6 +1080,36 @@ fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_
     assert_idle(&mut h);
 }
 
+#[test]
+fn on_an_anchored_call_the_refusing_ack_goes_on_with_the_session_the_carrier_was_shown() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (inv, ok) = answered_call(&mut h);
+    let origin = |body: &[u8]| {
+        String::from_utf8_lossy(body)
+            .lines()
+            .find_map(|l| l.strip_prefix("o=").map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert_eq!(origin(inv.body()), "- 1 1 IN IP4 127.0.0.1");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", ""));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    give_up_reinvite(&mut h, &tag, &re, 2, "z9hG4bKre");
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    // RFC 3264 §8: the carrier's dialog has one session of ours, one version on.
+    assert_eq!(origin(ack.body()), "- 1 2 IN IP4 127.0.0.1");
+    assert!(String::from_utf8_lossy(ack.body()).contains("m=audio 0 "));
+    // The retransmitted 2xx gets the same ACK.
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(h.one_request(CARRIER_A, Method::Ack).body(), ack.body());
+}
+
 /// The phone cancels re-INVITE `re` (CSeq `cseq`, its branch `branch`), the carrier answers
 /// neither the CANCEL nor the INVITE, and 32 s later the gateway gives it up: the phone
 /// gets 487.

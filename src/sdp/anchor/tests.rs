@@ -306,7 +306,10 @@ fn refuse_all_refuses_only_the_sdp_part_of_a_multipart_body() {
     let only_encoded = "--b1\r\nContent-Type: application/sdp\r\nContent-Transfer-Encoding: base64\r\n\r\ndj0wDQpjPUlOIElQNCAxOTIuMC4yLjEwDQo=\r\n--b1--\r\n";
     let (out, out_ct) = refuse_all(Some(ct), only_encoded.as_bytes(), ip);
     assert!(out.is_empty() && out_ct.is_none());
-    assert_eq!(refusing_answer(Some(ct), only_encoded.as_bytes(), ip), None);
+    assert_eq!(
+        refusing_answer(Some(ct), only_encoded.as_bytes(), ip, None),
+        None
+    );
     // A body with no SDP stays as it is.
     let (out, out_ct) = refuse_all(Some("application/isup"), b"\x01c=IN IP4 1.2.3.4", ip);
     assert_eq!(
@@ -334,7 +337,7 @@ fn a_refusing_answer_is_the_gateways_own_sdp_refusing_every_stream() {
     let ip: IpAddr = "203.0.113.5".parse().unwrap();
     let want = "v=0\r\no=- S S IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n";
     // The origin is the answerer's (ours), not the offerer's `alice 1 1` (RFC 3264 §5).
-    let plain = refusing_answer(Some("application/sdp"), OFFER.as_bytes(), ip).unwrap();
+    let plain = refusing_answer(Some("application/sdp"), OFFER.as_bytes(), ip, None).unwrap();
     let plain = std::str::from_utf8(&plain).unwrap();
     let session = plain.split(' ').nth(1).unwrap();
     assert_ne!(session, "1");
@@ -342,23 +345,28 @@ fn a_refusing_answer_is_the_gateways_own_sdp_refusing_every_stream() {
     assert_eq!(plain, want);
     // The same offer again (a retransmitted 2xx) gets the same answer; another offer, its
     // own session.
-    let again = refusing_answer(Some("application/sdp"), OFFER.as_bytes(), ip).unwrap();
+    let again = refusing_answer(Some("application/sdp"), OFFER.as_bytes(), ip, None).unwrap();
     assert_eq!(&again[..], want.as_bytes());
     let other = OFFER.replace("m=audio 4000", "m=audio 4002");
-    let other = refusing_answer(Some("application/sdp"), other.as_bytes(), ip).unwrap();
+    let other = refusing_answer(Some("application/sdp"), other.as_bytes(), ip, None).unwrap();
     assert!(!std::str::from_utf8(&other).unwrap().contains(session));
     // Of a SIP-I offer only the SDP part answers (sent as application/sdp).
     let body = sip_i(OFFER);
-    let multi = refusing_answer(Some("multipart/mixed; boundary=b1"), body.as_bytes(), ip);
+    let multi = refusing_answer(
+        Some("multipart/mixed; boundary=b1"),
+        body.as_bytes(),
+        ip,
+        None,
+    );
     assert_eq!(multi.as_deref(), Some(want.as_bytes()));
     // No SDP in the body: no offer, nothing to answer.
     assert_eq!(
-        refusing_answer(Some("application/isup"), b"\x01\x02", ip),
+        refusing_answer(Some("application/isup"), b"\x01\x02", ip, None),
         None
     );
-    assert_eq!(refusing_answer(None, b"", ip), None);
+    assert_eq!(refusing_answer(None, b"", ip, None), None);
     // SDP that cannot be found (no Content-Type) is refused as SDP all the same.
-    let untyped = refusing_answer(None, OFFER.as_bytes(), ip).unwrap();
+    let untyped = refusing_answer(None, OFFER.as_bytes(), ip, None).unwrap();
     assert_eq!(std::str::from_utf8(&untyped).unwrap(), want);
 }
 

@@ -1,0 +1,196 @@
+//! The `o=` line the gateway presents to one peer of an anchored call.
+//!
+//! RFC 3264 §8: within a dialog, each SDP a party sends repeats its `o=` line, and the version
+//! grows by one whenever the SDP changes (and only then). Behind an anchoring gateway, the
+//! SDP one peer receives may come from several writers: a callee that failed over to the
+//! next, a fork's early media and another's answer, or the gateway's own refusal. Passing
+//! each writer's `o=` on would show that peer two sessions, or the same version for
+//! different SDP, which peers that skip SDP whose version did not change (Asterisk's
+//! default, for one) then ignore. So each leg is shown one session: the first writer's,
+//! numbered on by the gateway.
+
+use bytes::Bytes;
+
+use super::lines;
+
+/// What one peer has been shown: its session id and version, and a digest of the last SDP
+/// sent with them, the `o=` line aside, which tells an SDP sent again from a changed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    session: u64,
+    version: u64,
+    digest: u64,
+}
+
+impl Origin {
+    /// The session id and version for the `o=` line of `sdp` (already anchored, its `o=`
+    /// line the creator's), sent to the peer `shown` describes, and what that peer has then
+    /// been shown. The first SDP keeps its creator's numbers; an SDP the same as the last
+    /// (its `o=` aside) keeps the last version; any other gets the next.
+    pub fn present(shown: &mut Option<Origin>, sdp: &[u8]) -> (u64, u64) {
+        let digest = digest(sdp);
+        let o = match shown {
+            None => {
+                let (session, version) = creator(sdp);
+                shown.insert(Origin {
+                    session,
+                    version,
+                    digest,
+                })
+            }
+            Some(o) if o.digest == digest => o,
+            Some(o) => {
+                o.version = o.version.saturating_add(1);
+                o.digest = digest;
+                o
+            }
+        };
+        (o.session, o.version)
+    }
+}
+
+/// `sdp` (an anchored SDP or the gateway's own answer) as the peer `shown` describes is to
+/// see it: its `o=` line numbered by [`Origin::present`]. Without `shown` (a call that is
+/// not anchored, a new dialog), as it is.
+pub(super) fn shown_as(sdp: Bytes, shown: Option<&mut Option<Origin>>) -> Bytes {
+    let Some(shown) = shown else {
+        return sdp;
+    };
+    let (session, version) = Origin::present(shown, &sdp);
+    let mut out = Vec::with_capacity(sdp.len() + 16);
+    for l in lines(&sdp) {
+        match l.value(b"o=") {
+            Some(o) => {
+                let f: Vec<&[u8]> = o.split(|&b| b == b' ').collect();
+                out.extend_from_slice(b"o=");
+                match f.as_slice() {
+                    [user, _, _, rest @ ..] => {
+                        out.extend_from_slice(user);
+                        out.extend_from_slice(format!(" {session} {version}").as_bytes());
+                        for part in rest {
+                            out.push(b' ');
+                            out.extend_from_slice(part);
+                        }
+                    }
+                    // The rewrite always writes six fields; keep anything else as it is.
+                    _ => out.extend_from_slice(o),
+                }
+            }
+            None => out.extend_from_slice(l.text),
+        }
+        out.extend_from_slice(l.eol);
+    }
+    Bytes::from(out)
+}
+
+/// FNV-1a over every line of an SDP but its `o=` line, line ends included.
+fn digest(sdp: &[u8]) -> u64 {
+    lines(sdp)
+        .filter(|l| !l.text.starts_with(b"o="))
+        .flat_map(|l| l.text.iter().chain(l.eol))
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// The session id and version of an SDP's `o=` line. A session id that is not a number that
+/// fits 64 bits (RFC 8866 asks only for a numeric string) is replaced by a digest of it; a
+/// version that is not one starts at 1.
+fn creator(sdp: &[u8]) -> (u64, u64) {
+    let fields = lines(sdp)
+        .find_map(|l| l.text.strip_prefix(b"o="))
+        .map(|o| {
+            let mut f = o.split(|&b| b == b' ').filter(|f| !f.is_empty()).skip(1);
+            (f.next().unwrap_or_default(), f.next().unwrap_or_default())
+        })
+        .unwrap_or_default();
+    let number = |f: &[u8]| {
+        std::str::from_utf8(f)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+    };
+    let session = number(fields.0).unwrap_or_else(|| {
+        fields.0.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    });
+    (session, number(fields.1).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdp(origin: &str, port: u16) -> Vec<u8> {
+        format!("v=0\r\no={origin}\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn one_session_per_peer_whose_version_moves_only_when_the_sdp_does() {
+        let mut shown = None;
+        // The first callee's early media: its own numbers.
+        assert_eq!(
+            Origin::present(&mut shown, &sdp("- 100 7 IN IP4 gw", 30000)),
+            (100, 7)
+        );
+        // The same SDP again (a 200 after the 183): the same version.
+        assert_eq!(
+            Origin::present(&mut shown, &sdp("- 100 7 IN IP4 gw", 30000)),
+            (100, 7)
+        );
+        // Failover: the next callee's answer, its own session and an equal version.
+        assert_eq!(
+            Origin::present(&mut shown, &sdp("- 555 7 IN IP4 gw", 30002)),
+            (100, 8)
+        );
+        // Its refresh, unchanged but for its own version: nothing changed for this peer.
+        assert_eq!(
+            Origin::present(&mut shown, &sdp("- 555 8 IN IP4 gw", 30002)),
+            (100, 8)
+        );
+        assert_eq!(
+            Origin::present(&mut shown, &sdp("- 555 9 IN IP4 gw", 30004)),
+            (100, 9)
+        );
+    }
+
+    #[test]
+    fn a_creator_whose_numbers_do_not_fit_still_gets_a_session() {
+        let mut shown = None;
+        let (session, version) = Origin::present(
+            &mut shown,
+            &sdp("- 123456789012345678901234 x IN IP4 gw", 1),
+        );
+        assert_eq!(version, 1);
+        let mut again = None;
+        let same = Origin::present(
+            &mut again,
+            &sdp("- 123456789012345678901234 x IN IP4 gw", 1),
+        );
+        assert_eq!(same, (session, 1), "the same session for the same id");
+        let mut none = None;
+        assert_eq!(
+            Origin::present(&mut none, b"v=0\r\nm=audio 1 RTP/AVP 0\r\n").1,
+            1
+        );
+    }
+
+    #[test]
+    fn the_origin_line_is_renumbered_and_nothing_else_changes() {
+        let mut shown = None;
+        let first = shown_as(
+            Bytes::from(sdp("- 100 7 IN IP4 gw", 30000)),
+            Some(&mut shown),
+        );
+        assert_eq!(&first[..], &sdp("- 100 7 IN IP4 gw", 30000)[..]);
+        let next = shown_as(
+            Bytes::from(sdp("- 555 1 IN IP4 gw", 30002)),
+            Some(&mut shown),
+        );
+        assert_eq!(&next[..], &sdp("- 100 8 IN IP4 gw", 30002)[..]);
+        // Without a peer to number for, the SDP is left as it is.
+        let plain = Bytes::from(sdp("- 555 1 IN IP4 gw", 30002));
+        assert_eq!(shown_as(plain.clone(), None), plain);
+    }
+}
