@@ -130,21 +130,24 @@ fn a_t38_reinvite_turns_the_stream_into_fax_and_its_udptl_passes_as_sent() {
 }
 
 #[test]
-fn srtp_and_srtcp_pass_exactly_as_sent_and_are_not_recorded() {
+fn srtp_and_srtcp_pass_exactly_as_sent_and_are_neither_recorded_nor_repacketised() {
+    // The carrier's profile records and repacketises to 20 ms: neither can apply to SRTP.
     let gw = Gateway::start(
         Ports::new(),
-        GwOpts::carrier_a("[media]\nanchor = true\nrecord = true\n"),
+        GwOpts::carrier_a(
+            "[sdp]\nptime = 20\n\n[media]\nanchor = true\nrecord = true\nrepacketize = true\n",
+        ),
     );
     let e = establish_offer_answer(&gw, "srtp-1", Duration::ZERO, srtp, srtp);
     let toward_carrier = String::from_utf8_lossy(&e.b_offer).to_string();
     assert!(toward_carrier.contains(" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 "));
-    // 160 bytes of ciphertext and a 10-byte tag. Every other packet has the P bit: its last
-    // byte is then the tag's, no padding count a plain RTP check could accept. The others
-    // look like plain PCMU to anything that does not know better.
+    // 30 ms of ciphertext (240 bytes) and a 10-byte tag. Every other packet has the P bit:
+    // its last byte is then the tag's, no padding count a plain RTP check could accept. The
+    // others look like plain 30 ms PCMU to anything that does not know better.
     let packet = |i: u8| {
         let b0 = if i.is_multiple_of(2) { 0xa0 } else { 0x80 };
-        let mut p = vec![b0, 0, 0, i, 0, 0, 0, 160, 9, 9, 9, 9];
-        p.extend(std::iter::repeat_n(0x5a ^ i, 160));
+        let mut p = vec![b0, 0, 0, i, 0, 0, 0, 240, 9, 9, 9, 9];
+        p.extend(std::iter::repeat_n(0x5a ^ i, 240));
         p.extend_from_slice(&[0xff; 10]);
         p
     };
@@ -165,7 +168,8 @@ fn srtp_and_srtcp_pass_exactly_as_sent_and_are_not_recorded() {
         p
     };
     let rtcp_port = |a: SocketAddr| SocketAddr::new(a.ip(), a.port() + 1);
-    // The carrier's report latches its RTCP address; the phone's then reaches it.
+    // The carrier's report latches its RTCP address; the phone's then reaches it, though
+    // the carrier's leg is repacketised (plain RTCP toward it would not be relayed).
     carrier_rtcp.send_to(&srtcp, rtcp_port(e.gw_b)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     phone_rtcp.send_to(&srtcp, rtcp_port(e.gw_a)).unwrap();
@@ -175,25 +179,21 @@ fn srtp_and_srtcp_pass_exactly_as_sent_and_are_not_recorded() {
         .expect("SRTCP reaches the carrier");
     assert_eq!((&buf[..n], from), (&srtcp[..], rtcp_port(e.gw_b)));
     hang_up(&gw, &e, "srtp-1");
-    assert!(gw.wait_cdrs(1)[0]["recording"].is_string());
-    // Once the recording is closed, it holds nothing: ciphertext is no audio to record.
+    let path = gw.wait_cdrs(1)[0]["recording"]
+        .as_str()
+        .expect("the call was recorded")
+        .to_string();
+    // Once the recording is closed (none active), it holds nothing: ciphertext is no audio.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let metrics = loop {
-        let m = gw.metrics();
-        if Gateway::metric_value(&m, "trunkgate_recordings_active") == Some(0.0) {
-            break m;
-        }
+    while Gateway::metric_value(&gw.metrics(), "trunkgate_recordings_active") != Some(0.0) {
         assert!(
             std::time::Instant::now() < deadline,
             "recording never closed"
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(
-        Gateway::metric_value(&metrics, "trunkgate_recording_bytes_total").unwrap_or(0.0),
-        0.0,
-        "encrypted payload recorded as audio"
-    );
+    }
+    let wav = hound::WavReader::open(&path).expect("a finalised WAV");
+    assert_eq!(wav.duration(), 0, "encrypted payload recorded as audio");
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn a_stream_over_tcp_is_refused_and_gets_no_relay_ports() {
         "{toward_carrier}"
     );
     assert!(!toward_carrier.contains("a=path"), "{toward_carrier}");
-    // The audio still flows.
+    // The audio still flows, and it is the call's one relayed stream.
     assert_eq!(
         exchanged(&e, 1, |i| vec![
             0x80, 0, 0, i, 0, 0, 0, 160, 1, 2, 3, 4, 0xff
@@ -222,6 +222,14 @@ fn a_stream_over_tcp_is_refused_and_gets_no_relay_ports() {
         .len(),
         2
     );
+    // (The gauge is refreshed once a second.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut streams = None;
+    while std::time::Instant::now() < deadline && streams != Some(1.0) {
+        std::thread::sleep(Duration::from_millis(100));
+        streams = Gateway::metric_value(&gw.metrics(), "trunkgate_rtp_streams");
+    }
+    assert_eq!(streams, Some(1.0), "relayed streams");
     hang_up(&gw, &e, "msrp-1");
     gw.wait_cdrs(1);
 }

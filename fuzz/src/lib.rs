@@ -526,6 +526,7 @@ pub fn rtp(data: &[u8]) {
     let b_sdp = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)), 6000);
     let pair = RelayPair {
         kind: StreamKind::Rtp,
+        rtcp_mux: true,
         a_port: 30000,
         b_port: 30002,
         a_remote: Some(a_sdp),

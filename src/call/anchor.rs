@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::cx::{Cx, Env, Rewrite};
-use super::state::{Call, MediaState};
+use super::state::{Call, MediaState, StreamUse};
 use super::{CallRef, Output, PerSide, Side};
 use crate::config::{Config, PeerName, Profile};
 use crate::media::{Latch, MediaAction, RecordSpec, RelayPair, StreamKind};
@@ -182,7 +182,7 @@ impl Call {
             media.pairs.resize(n, None);
             media.remote.a.resize(n, None);
             media.remote.b.resize(n, None);
-            media.kinds.resize(n, StreamKind::Rtp);
+            media.uses.resize(n, StreamUse::default());
         }
         // A stream refused now (port 0, or gone) gives its ports to a new active one: a UA
         // that turns video off and on appends m= lines (RFC 3264 §8.2), and offers that keep
@@ -198,6 +198,9 @@ impl Call {
                 && let Some(j) = spare.pop()
             {
                 media.pairs[i] = media.pairs[j].take();
+                // A new stream on those ports: nothing agreed about it yet.
+                media.uses[i] = StreamUse::default();
+                media.uses[j] = StreamUse::default();
             }
         }
         // Ports only for relayed streams that have none yet, all or nothing; a stream refused
@@ -222,10 +225,12 @@ impl Call {
                 _ => None,
             };
         }
-        for (slot, ep) in media.kinds.iter_mut().zip(&mb.streams) {
-            if ep.is_relayed() {
-                *slot = stream_kind(ep.transport);
-            }
+        for (u, ep) in media.uses.iter_mut().zip(&mb.streams) {
+            u.saw(
+                from,
+                ep.is_relayed()
+                    .then(|| (stream_kind(ep.transport), ep.rtcp_mux)),
+            );
         }
         // The SDP toward the other leg names the gateway's port facing that leg.
         let toward: Vec<Option<u16>> = mb
@@ -246,19 +251,18 @@ impl Call {
             .enumerate()
             .filter_map(|(i, pair)| {
                 let (a_port, b_port) = (*pair)?;
-                let kind = *media.kinds.get(i)?;
-                // Only RTP in the clear can be cut into other packets.
-                let rtp = kind == StreamKind::Rtp;
+                let u = media.uses.get(i)?;
                 Some(RelayPair {
-                    kind,
+                    kind: u.kind,
+                    rtcp_mux: u.rtcp_mux(),
                     a_port,
                     b_port,
                     a_remote: *media.remote.a.get(i)?,
                     b_remote: *media.remote.b.get(i)?,
                     a_latch: latches.a,
                     b_latch: latches.b,
-                    a_ptime: ptimes.a.filter(|_| rtp),
-                    b_ptime: ptimes.b.filter(|_| rtp),
+                    a_ptime: ptimes.a,
+                    b_ptime: ptimes.b,
                     a_rebind_after: rebinds.a,
                     b_rebind_after: rebinds.b,
                 })

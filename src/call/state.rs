@@ -223,12 +223,49 @@ pub struct PendingRel {
 pub struct MediaState {
     pub pairs: Vec<Option<(u16, u16)>>,
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
-    /// What the relay reads of each stream, from the last SDP that had it relayed.
-    pub kinds: Vec<crate::media::StreamKind>,
+    /// Per stream: what each leg's SDP said of it and what the relay reads of it.
+    pub uses: Vec<StreamUse>,
     /// The session each leg has been shown in the SDP sent to it (one `o=` per dialog).
     pub shown: PerSide<Option<crate::sdp::Origin>>,
     /// Where the call is recorded, when it is.
     pub recording: Option<crate::media::RecordSpec>,
+}
+
+/// What the legs' SDP said of one anchored stream, and so what the relay reads of it.
+#[derive(Debug, Clone, Default)]
+pub struct StreamUse {
+    /// From each leg's latest SDP: the stream's kind and whether it multiplexes RTCP
+    /// (`None`: not relayed in it, or no SDP yet).
+    pub seen: PerSide<Option<(crate::media::StreamKind, bool)>>,
+    /// What the relay reads of it: what both legs last agreed on, or before they ever did,
+    /// what the latest SDP said. An offer that changes it (audio to T.38) takes effect with
+    /// the answer that accepts it; one refused (488) changes nothing.
+    pub kind: crate::media::StreamKind,
+    pub agreed: bool,
+}
+
+impl StreamUse {
+    /// Leg `from`'s SDP said `now` of the stream.
+    pub fn saw(&mut self, from: Side, now: Option<(crate::media::StreamKind, bool)>) {
+        self.seen[from] = now;
+        match (self.seen.a, self.seen.b) {
+            (Some((a, _)), Some((b, _))) if a == b => {
+                self.kind = a;
+                self.agreed = true;
+            }
+            _ if !self.agreed => {
+                if let Some((k, _)) = now {
+                    self.kind = k;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// RTCP multiplexing, once both legs' SDPs ask for it (RFC 5761 §5.1.1).
+    pub fn rtcp_mux(&self) -> bool {
+        self.seen.a.is_some_and(|s| s.1) && self.seen.b.is_some_and(|s| s.1)
+    }
 }
 
 /// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.

@@ -262,8 +262,8 @@ fn open(
     let route = Arc::new(Mutex::new(StreamRoute::new(p)));
     let cname = format!("trunkgate@{ip}");
     // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
-    // that leg never sees (see README). Its socket stays bound for the call, unread.
-    let (rtcp_to_a, rtcp_to_b) = (p.a_ptime.is_none(), p.b_ptime.is_none());
+    // that leg never sees (see README). What a stream the gateway does not read sends
+    // there (SRTCP, once a re-INVITE made the stream SRTP) still passes.
     let mut dirs: [Option<Direction>; 4] = Default::default();
     dirs[A_RTP] = Some(Direction::rtp(
         Dir::AtoB,
@@ -279,12 +279,18 @@ fn open(
         p.a_ptime.map(Repacketizer::new),
         &cname,
     ));
-    if rtcp_to_b {
-        dirs[A_RTCP] = Some(Direction::rtcp(Dir::AtoB, activity.clone(), &cname));
-    }
-    if rtcp_to_a {
-        dirs[B_RTCP] = Some(Direction::rtcp(Dir::BtoA, activity, &cname));
-    }
+    dirs[A_RTCP] = Some(Direction::rtcp(
+        Dir::AtoB,
+        activity.clone(),
+        &cname,
+        p.b_ptime.is_some(),
+    ));
+    dirs[B_RTCP] = Some(Direction::rtcp(
+        Dir::BtoA,
+        activity,
+        &cname,
+        p.a_ptime.is_some(),
+    ));
     let dead = Arc::new(AtomicBool::new(false));
     thread.open(
         id,
@@ -331,6 +337,7 @@ mod tests {
             call,
             pairs: vec![RelayPair {
                 kind: StreamKind::Rtp,
+                rtcp_mux: false,
                 a_port: port,
                 b_port: port + 2,
                 a_remote: None,
@@ -382,5 +389,53 @@ mod tests {
         }
         assert_eq!(r.loads, [0, 0]);
         assert_eq!(r.streams(), 0);
+    }
+
+    #[test]
+    fn a_stream_that_becomes_srtp_relays_srtcp_toward_a_repacketised_leg() {
+        let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+        let gw = free_quad();
+        let peers = free_quad();
+        let bind = |p: u16| {
+            let s = std::net::UdpSocket::bind(("127.0.0.1", p)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            s
+        };
+        let (phone_rtcp, carrier_rtcp) = (bind(peers + 1), bind(peers + 3));
+        let pair = |kind| RelayPair {
+            kind,
+            a_remote: Some(([127, 0, 0, 1], peers).into()),
+            b_remote: Some(([127, 0, 0, 1], peers + 2).into()),
+            // The carrier's leg is repacketised to 20 ms.
+            b_ptime: Some(20),
+            ..match relay(1, gw) {
+                MediaAction::Relay { pairs, .. } => pairs[0].clone(),
+                MediaAction::Release { .. } => unreachable!(),
+            }
+        };
+        let action = |kind| MediaAction::Relay {
+            call: 1,
+            pairs: vec![pair(kind)],
+            record: None,
+            rtp_timeout: None,
+        };
+        let to_gw = ("127.0.0.1", gw + 1);
+        let mut buf = [0u8; 2048];
+        // Plain RTCP toward the repacketised leg describes packets it never sees: not relayed.
+        r.apply(action(StreamKind::Rtp));
+        phone_rtcp
+            .send_to(&[0x80, 201, 0, 1, 0, 0, 0, 7], to_gw)
+            .unwrap();
+        assert!(carrier_rtcp.recv_from(&mut buf).is_err());
+        // A re-INVITE makes the stream SRTP: its SRTCP passes as sent.
+        r.apply(action(StreamKind::Srtp));
+        let mut srtcp = vec![0x80, 201, 0, 1, 0, 0, 0, 7];
+        srtcp.extend_from_slice(&[0x80, 0, 0, 1]);
+        srtcp.extend_from_slice(&[0xab; 10]);
+        phone_rtcp.send_to(&srtcp, to_gw).unwrap();
+        let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SRTCP relayed");
+        assert_eq!(&buf[..n], &srtcp[..]);
+        r.apply(release(1));
     }
 }

@@ -50,7 +50,7 @@ pub(super) struct StreamIo {
     pub(super) sockets: [UdpSocket; 4],
     pub(super) route: Arc<Mutex<StreamRoute>>,
     /// Per socket, what to do with what arrives on it; a socket without one is kept bound
-    /// for the call but not read (RTCP toward a repacketised leg is not relayed).
+    /// for the call but not read.
     pub(super) dirs: [Option<Direction>; 4],
     /// Set when the stream stopped before it was closed (a panic on a packet, a poisoned
     /// lock): the call is then ended with MediaFailed rather than left one-way.

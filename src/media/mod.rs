@@ -51,6 +51,8 @@ pub enum StreamKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayPair {
     pub kind: StreamKind,
+    /// RTCP rides on the RTP port too (both legs' SDPs said `a=rtcp-mux`).
+    pub rtcp_mux: bool,
     /// RTP port the caller sends to (RTCP is the next port).
     pub a_port: u16,
     /// RTP port the callee sends to.

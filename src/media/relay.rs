@@ -37,9 +37,10 @@ pub enum Route {
     /// recorded, repacketised or counted as RTP).
     Control(Option<SocketAddr>),
     /// From the leg's peer, on a stream the gateway does not read ([`StreamKind::Srtp`],
-    /// [`StreamKind::Datagram`]): send it here exactly as it came (it counts as activity,
-    /// and is neither recorded nor repacketised).
-    Forward(Option<SocketAddr>),
+    /// [`StreamKind::Datagram`]): send it `to` exactly as it came (it counts as activity,
+    /// and is neither recorded nor repacketised); `rtcp` when it came as RTCP (on the RTCP
+    /// port, or multiplexed), which is not counted as media.
+    Forward { to: Option<SocketAddr>, rtcp: bool },
 }
 
 /// RFC 5761 §4: on a port that carries RTP and RTCP, a packet whose second byte (marker bit
@@ -102,6 +103,7 @@ impl LegAddrs {
 #[derive(Debug, Clone)]
 pub struct StreamRoute {
     kind: StreamKind,
+    rtcp_mux: bool,
     a: LegAddrs,
     b: LegAddrs,
 }
@@ -110,6 +112,7 @@ impl StreamRoute {
     pub fn new(p: &RelayPair) -> Self {
         StreamRoute {
             kind: p.kind,
+            rtcp_mux: p.rtcp_mux,
             a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after),
             b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after),
         }
@@ -158,8 +161,10 @@ impl StreamRoute {
         src: SocketAddr,
         packet: &[u8],
     ) -> Route {
-        // RTCP multiplexed on the RTP port is read, latched and sent on as RTCP.
-        let muxed = !rtcp && self.kind != StreamKind::Datagram && muxed_rtcp(packet);
+        // RTCP multiplexed on the RTP port (when both legs agreed to it) is read and sent
+        // on as RTCP.
+        let muxed =
+            !rtcp && self.rtcp_mux && self.kind != StreamKind::Datagram && muxed_rtcp(packet);
         let rtcp = rtcp || muxed;
         let Ok(head) = self.check(rtcp, packet) else {
             return Route::Malformed;
@@ -181,8 +186,13 @@ impl StreamRoute {
         // accepts counts against the leg's rate: strangers' packets must not use it up, or
         // anyone could silence the leg's real source by spraying its port.
         if rtcp {
-            if mine.rtp.source().is_some_and(|a| a.ip() != src.ip()) {
-                return Route::Drop;
+            match mine.rtp.source() {
+                Some(a) if a.ip() != src.ip() => return Route::Drop,
+                // A datagram stream (T.38) has no RTCP of its own: its RTCP port relays only
+                // beside a source already latched, so no stranger can set where the far
+                // leg's packets to it go.
+                None if self.kind == StreamKind::Datagram => return Route::Drop,
+                _ => {}
             }
             if !mine.within_rate(now) {
                 return Route::OverRate;
@@ -199,7 +209,7 @@ impl StreamRoute {
             if read {
                 Route::Control(to)
             } else {
-                Route::Forward(to)
+                Route::Forward { to, rtcp: true }
             }
         } else {
             if !mine.rtp.accept(now, src, head, mine.sdp) {
@@ -212,7 +222,7 @@ impl StreamRoute {
             if read {
                 Route::Accept(to)
             } else {
-                Route::Forward(to)
+                Route::Forward { to, rtcp: false }
             }
         }
     }
@@ -309,6 +319,7 @@ mod tests {
     fn pair(latch: Latch) -> RelayPair {
         RelayPair {
             kind: StreamKind::Rtp,
+            rtcp_mux: false,
             a_port: 30000,
             b_port: 30002,
             a_remote: Some(sa("192.0.2.10:4000")),
@@ -457,7 +468,10 @@ mod tests {
         assert!(check_rtp(&srtp).is_err());
         assert_eq!(
             r.route(t0(), Dir::AtoB, false, src, &srtp),
-            Route::Forward(Some(sa("198.51.100.20:5000")))
+            Route::Forward {
+                to: Some(sa("198.51.100.20:5000")),
+                rtcp: false
+            }
         );
         // SRTCP: an encrypted compound, the E flag and index, a 10-byte tag after the first
         // packet's length; plain RTCP checks refuse it.
@@ -468,7 +482,10 @@ mod tests {
         assert!(check_rtcp(&srtcp).is_err());
         assert_eq!(
             r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4001"), &srtcp),
-            Route::Forward(Some(sa("198.51.100.20:5001")))
+            Route::Forward {
+                to: Some(sa("198.51.100.20:5001")),
+                rtcp: true
+            }
         );
         // A header that lies about its extension is still refused, and a stranger is still
         // not the leg's source.
@@ -503,11 +520,17 @@ mod tests {
         assert!(check_rtp(&udptl).is_err());
         assert_eq!(
             r.route(t0(), Dir::AtoB, false, fax, &udptl),
-            Route::Forward(Some(sa("198.51.100.20:5000")))
+            Route::Forward {
+                to: Some(sa("198.51.100.20:5000")),
+                rtcp: false
+            }
         );
         assert_eq!(
             r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &udptl),
-            Route::Forward(Some(fax))
+            Route::Forward {
+                to: Some(fax),
+                rtcp: false
+            }
         );
         // Long after a silence, a stranger sending the same bytes is no continuation.
         let later = t0() + std::time::Duration::from_secs(60);
@@ -540,7 +563,9 @@ mod tests {
 
     #[test]
     fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port() {
-        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let mut muxed = pair(Latch::Any);
+        muxed.rtcp_mux = true;
+        let mut r = StreamRoute::new(&muxed);
         let a = sa("192.0.2.10:4000");
         let b = sa("198.51.100.20:5000");
         assert!(matches!(
@@ -567,14 +592,48 @@ mod tests {
             Route::Drop
         );
         // Multiplexed SRTCP on an SRTP stream passes unread.
-        let mut p = pair(Latch::Any);
+        let mut p = muxed.clone();
         p.kind = StreamKind::Srtp;
         let mut r = StreamRoute::new(&p);
         let mut srtcp = RR.to_vec();
         srtcp.extend_from_slice(&[0x80, 0, 0, 1, 0xab, 0xab, 0xab, 0xab]);
         assert_eq!(
             r.route(t0(), Dir::AtoB, false, a, &srtcp),
-            Route::Forward(Some(b))
+            Route::Forward {
+                to: Some(b),
+                rtcp: true
+            }
         );
+        // Without multiplexing agreed, the same bytes on the RTP port are RTP: payload type
+        // 72 with the marker bit is RTP there (RFC 5761 reserves 64-95 only when muxing).
+        let mut r = StreamRoute::new(&pair(Latch::Any));
+        let mut marked = rtp(7);
+        marked[1] = 0x80 | 72;
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, a, &marked),
+            Route::Accept(Some(b))
+        );
+        assert_eq!(r.route(t0(), Dir::AtoB, false, a, &RR), Route::Malformed);
+    }
+
+    #[test]
+    fn the_rtcp_port_of_a_datagram_stream_relays_only_beside_its_latched_source() {
+        let mut p = pair(Latch::Any);
+        p.kind = StreamKind::Datagram;
+        let mut r = StreamRoute::new(&p);
+        let stranger = sa("203.0.113.66:9999");
+        // Before the leg's first packet nobody can use the RTCP port (and set where the far
+        // leg's packets to it go).
+        assert_eq!(r.route(t0(), Dir::AtoB, true, stranger, &RR), Route::Drop);
+        let fax = sa("192.0.2.10:4000");
+        assert!(matches!(
+            r.route(t0(), Dir::AtoB, false, fax, &[0, 1, 2]),
+            Route::Forward { rtcp: false, .. }
+        ));
+        assert_eq!(r.route(t0(), Dir::AtoB, true, stranger, &RR), Route::Drop);
+        assert!(matches!(
+            r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4001"), &RR),
+            Route::Forward { rtcp: true, .. }
+        ));
     }
 }

@@ -83,7 +83,13 @@ pub struct Endpoint {
     /// On hold: `a=sendonly`, `recvonly` or `inactive` (media-level, else session-level), or
     /// the old-style `c=0.0.0.0`. Media may stop for long stretches while held.
     pub held: bool,
+    /// What the stream carries, from its `m=` transport and attributes: SDES keys
+    /// (`a=crypto`) on an `RTP/AVP` line make it SRTP (best-effort SRTP, when the answer
+    /// keeps them), a ZRTP hash (`a=zrtp-hash`) makes it a datagram stream (ZRTP's own
+    /// packets are no RTP).
     pub transport: Transport,
+    /// `a=rtcp-mux` (RFC 5761): RTCP on the RTP port.
+    pub rtcp_mux: bool,
 }
 
 impl Endpoint {
@@ -196,6 +202,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 port,
                 held: false,
                 transport: Transport::of(proto),
+                rtcp_mux: false,
             });
             held.push(None);
         } else if let Some(dir) = direction(l.text) {
@@ -209,6 +216,8 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 Some(e) => e.ip = ip,
                 None => session_ip = ip,
             }
+        } else if let Some(e) = out.last_mut() {
+            media_attribute(e, l.text);
         }
     }
     if first {
@@ -221,6 +230,19 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
         e.held = h.or(session_held).unwrap_or(false) || e.ip.is_some_and(|ip| ip.is_unspecified());
     }
     Ok(out)
+}
+
+/// What a media-level attribute tells about its stream's packets.
+fn media_attribute(e: &mut Endpoint, line: &[u8]) {
+    if line == b"a=rtcp-mux" {
+        e.rtcp_mux = true;
+    } else if line.starts_with(b"a=crypto:") && e.transport == Transport::Rtp {
+        e.transport = Transport::Srtp;
+    } else if line.starts_with(b"a=zrtp-hash:")
+        && matches!(e.transport, Transport::Rtp | Transport::Srtp)
+    {
+        e.transport = Transport::Datagram;
+    }
 }
 
 /// A direction attribute line: `Some(true)` for one that holds the stream.

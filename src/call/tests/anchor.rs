@@ -484,3 +484,126 @@ fn the_caller_sees_one_session_across_a_failover_after_early_media() {
     // The carrier sees the caller's session as it is.
     assert_eq!(origin_of(inv_b.body()), "- 1 1 IN IP4 127.0.0.1");
 }
+
+/// An anchored call from the phone with `offer`, answered by the carrier with `answer`; its
+/// To tag.
+fn anchored_call_with(h: &mut H, id: &str, offer: &str, answer: &str) -> String {
+    h.recv(PHONE, &invite_with_sdp(id, offer));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", answer);
+    let tag = ok.to_tag().unwrap();
+    phone_acks(h, id, &tag, 1, &format!("z9hG4bK{id}ack1"));
+    tag
+}
+
+/// The phone ACKs the final answer to its INVITE with CSeq `cseq` (`branch`: the INVITE's
+/// for a failure, a new one for a 2xx).
+fn phone_acks(h: &mut H, id: &str, tag: &str, cseq: u32, branch: &str) {
+    h.take_responses(PHONE);
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(tag),
+            id,
+            cseq,
+            branch,
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    h.take_requests(CARRIER_A, Method::Ack);
+}
+
+/// The phone re-INVITEs (CSeq `cseq`) with `offer`; the carrier's answer to it.
+fn phone_reinvites(h: &mut H, id: &str, tag: &str, cseq: u32, offer: &str) -> Request {
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(tag),
+            id,
+            cseq,
+            &format!("z9hG4bK{id}{cseq}"),
+            "127.0.0.2:5060",
+            offer,
+        ),
+    );
+    h.one_request(CARRIER_A, Method::Invite)
+}
+
+#[test]
+fn a_stream_changes_kind_when_the_answer_accepts_and_not_when_the_offer_is_refused() {
+    use crate::media::StreamKind;
+    let mut h = anchored();
+    let tag = anchored_call_with(&mut h, "k1", SDP, SDP);
+    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp);
+    let t38 = SDP.replace(
+        "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "m=image 4000 udptl t38\r\na=T38FaxVersion:0\r\n",
+    );
+    // The fax side offers T.38; the carrier refuses it: the stream stays voice.
+    let re = phone_reinvites(&mut h, "k1", &tag, 2, &t38);
+    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp, "not on the offer");
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp);
+    phone_acks(&mut h, "k1", &tag, 2, "z9hG4bKk12");
+    // Offered again and accepted: T.38 from the answer on.
+    let re = phone_reinvites(&mut h, "k1", &tag, 3, &t38);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&t38)));
+    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Datagram);
+    phone_acks(&mut h, "k1", &tag, 3, "z9hG4bKk1ack3");
+    // And back to voice.
+    let re = phone_reinvites(&mut h, "k1", &tag, 4, SDP);
+    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Datagram);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(SDP)));
+    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp);
+}
+
+#[test]
+fn keys_offered_on_rtp_avp_and_declined_leave_plain_rtp_and_mux_needs_both_legs() {
+    use crate::media::StreamKind;
+    let mut h = anchored();
+    let keyed = SDP.replace(
+        "PCMU/8000\r\n",
+        "PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=rtcp-mux\r\n",
+    );
+    h.recv(PHONE, &invite_with_sdp("k2", &keyed));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let offered = relay_pairs(&h)[0].clone();
+    assert_eq!((offered.kind, offered.rtcp_mux), (StreamKind::Srtp, false));
+    // Best-effort SRTP declined: the answer has neither keys nor mux.
+    h.carrier_answers(&inv, "c", SDP);
+    let answered = relay_pairs(&h)[0].clone();
+    assert_eq!((answered.kind, answered.rtcp_mux), (StreamKind::Rtp, false));
+    // Both keyed and multiplexed.
+    let mut h = anchored();
+    anchored_call_with(&mut h, "k3", &keyed, &keyed);
+    let both = relay_pairs(&h)[0].clone();
+    assert_eq!((both.kind, both.rtcp_mux), (StreamKind::Srtp, true));
+}
+
+#[test]
+fn a_stream_the_relay_does_not_read_keeps_its_legs_repacketising_for_when_it_becomes_rtp() {
+    use crate::media::StreamKind;
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.repacketize = true;
+            p.ptime = Some(20);
+        }
+    }));
+    let keyed = SDP.replace(
+        "PCMU/8000\r\n",
+        "PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
+    );
+    anchored_call_with(&mut h, "k4", &keyed, &keyed);
+    let p = relay_pairs(&h)[0].clone();
+    // SRTP now (the relay forwards it unread), but if a re-INVITE drops the keys the relay
+    // opened for this stream must already cut the carrier's RTP to 20 ms.
+    assert_eq!((p.kind, p.b_ptime), (StreamKind::Srtp, Some(20)));
+}

@@ -34,6 +34,9 @@ pub(in crate::engine) struct Direction {
     over_rate: Counter,
     /// What the far side's RTCP says we are, in place of what the endpoint said it is.
     cname: Box<str>,
+    /// The far leg gets its RTP repacketised: RTCP toward it, which describes packets it
+    /// never sees, is not relayed (streams it does not read still pass).
+    toward_repacketised: bool,
 }
 
 impl Direction {
@@ -51,6 +54,7 @@ impl Direction {
             foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
             over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
             cname: cname.into(),
+            toward_repacketised: false,
         }
     }
 
@@ -72,14 +76,23 @@ impl Direction {
         Direction {
             counted,
             recorder,
+            toward_repacketised: repack.is_some(),
             repack,
             ..Direction::new(dir, false, activity, cname)
         }
     }
 
     /// RTCP counts as activity too: a call on hold may send no RTP but keeps its reports.
-    pub(in crate::engine) fn rtcp(dir: Dir, activity: Option<Activity>, cname: &str) -> Self {
-        Direction::new(dir, true, activity, cname)
+    pub(in crate::engine) fn rtcp(
+        dir: Dir,
+        activity: Option<Activity>,
+        cname: &str,
+        toward_repacketised: bool,
+    ) -> Self {
+        Direction {
+            toward_repacketised,
+            ..Direction::new(dir, true, activity, cname)
+        }
     }
 
     fn channel(&self) -> usize {
@@ -107,7 +120,7 @@ impl Direction {
         let (dest, what) = match decided {
             Route::Accept(dest) => (dest, Packet::Rtp),
             Route::Control(dest) => (dest, Packet::Rtcp),
-            Route::Forward(dest) => (dest, Packet::Unread),
+            Route::Forward { to, rtcp } => (to, Packet::Unread { rtcp }),
             Route::Malformed => {
                 self.malformed.increment(1);
                 return ControlFlow::Continue(());
@@ -134,14 +147,16 @@ impl Direction {
         };
         let sent = match what {
             // Encrypted or not RTP: exactly as it came (an SRTP packet's tag covers it all).
-            Packet::Unread => to.send_to(pkt, d).map(|_| !self.rtcp),
+            Packet::Unread { rtcp } => to.send_to(pkt, d).map(|_| !rtcp),
             // RTCP toward a repacketised leg describes a stream it never sees (see README):
             // not relayed, whichever port it came on.
-            Packet::Rtcp if self.repack.is_some() => Ok(false),
+            Packet::Rtcp if self.toward_repacketised => Ok(false),
             Packet::Rtcp => {
                 let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
                 let out = scrubbed.as_deref().unwrap_or(pkt);
-                if out.is_empty() {
+                // Our CNAME in every chunk can make a compound of many empty chunks grow
+                // several times over: what would exceed a packet is not sent.
+                if out.is_empty() || out.len() > crate::media::MAX_PACKET {
                     Ok(false)
                 } else {
                     to.send_to(out, d).map(|_| false)
@@ -194,8 +209,9 @@ enum Packet {
     Rtp,
     /// RTCP, from either port: its source descriptions replaced.
     Rtcp,
-    /// A packet of a stream the gateway does not read: sent as it came.
-    Unread,
+    /// A packet of a stream the gateway does not read: sent as it came; `rtcp` when it
+    /// came as RTCP (not counted as media).
+    Unread { rtcp: bool },
 }
 
 /// See [`Direction::flush`].

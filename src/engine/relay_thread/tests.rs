@@ -37,6 +37,7 @@ fn rig() -> (Rig, StreamIo) {
     }
     let pair = RelayPair {
         kind: StreamKind::Rtp,
+        rtcp_mux: false,
         a_port,
         b_port,
         a_remote: Some(a.local_addr().unwrap()),
