@@ -249,6 +249,8 @@ impl Call {
                 return;
             }
         };
+        let standing = super::anchor::carries_sdp(&out)
+            .then(|| self.sdp[other].as_ref().and_then(|s| s.sent.clone()));
         if let Err(e) = self.anchor_offer(cx, side, &mut out, None) {
             // The far leg must never get an offer we cannot relay media for.
             debug!(call_id = %self.call_id(), error = ?e, "{method} offer refused");
@@ -266,6 +268,7 @@ impl Call {
                 sent: out,
                 heard: false,
                 cancelled: false,
+                standing,
             };
             self.relayed.push((txn, relayed));
         }

@@ -70,6 +70,7 @@ impl Call {
         }
         if is_challenge(&resp) && rel.cancelled {
             // Not answered with credentials, and its realm is not the origin's business.
+            self.offer_not_taken(&rel);
             return rel.terminate(cx);
         }
         if is_challenge(&resp) {
@@ -87,10 +88,14 @@ impl Call {
                     // Not the challenge (its realm is not the origin's business): a refusal
                     // that leaves the session as it was (RFC 3261 §14.1).
                     self.challenge_failed(status, &why);
+                    self.offer_not_taken(&rel);
                     cx.respond(rel.origin_txn, &rel.origin_req, 403, "Forbidden", &[]);
                     return;
                 }
             }
+        }
+        if final_ && !resp.is_success() {
+            self.offer_not_taken(&rel);
         }
         // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
         // sends no ACK).
@@ -176,11 +181,22 @@ impl Call {
         if rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);
         }
+        self.offer_not_taken(&rel);
         // Cancelled, it ends as cancelled: a 408 would end the origin's dialog.
         if rel.cancelled {
             rel.terminate(cx);
         } else {
             cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
+        }
+    }
+
+    /// A relayed offer ended without a 2xx: the far leg's session is what it was, and so is
+    /// the SDP a refresh of that leg offers again.
+    fn offer_not_taken(&mut self, rel: &Relayed) {
+        if let Some(standing) = &rel.standing
+            && let Some(seen) = self.sdp[rel.origin.other()].as_mut()
+        {
+            seen.sent = standing.clone();
         }
     }
 

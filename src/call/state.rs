@@ -116,7 +116,14 @@ pub struct Relayed {
     /// Being cancelled on the far leg (its origin cancelled, or Timer C fired); the origin is
     /// answered with what the far leg answers.
     pub cancelled: bool,
+    /// When it carried an offer: the SDP the far leg had last been sent before it (kept for
+    /// session refreshes), put back if the offer is refused, since a refused offer changes
+    /// nothing (RFC 3264 §8).
+    pub standing: Option<Option<SentSdp>>,
 }
+
+/// An SDP body sent to a leg, its Content-Type, and whether it was an answer.
+pub type SentSdp = (Bytes, Option<String>, bool);
 
 /// Our 2xx to an INVITE on a side, retransmitted until the ACK (RFC 3261 §13.3.1.4).
 #[derive(Debug)]
@@ -347,7 +354,7 @@ pub struct Call {
 #[derive(Debug, Clone, Default)]
 pub struct SdpSeen {
     /// The body we last sent this leg, its Content-Type, and whether it was an answer.
-    pub sent: Option<(Bytes, Option<String>, bool)>,
+    pub sent: Option<SentSdp>,
     /// The `o=` line of the SDP this leg's peer last sent (unchanged: no new offer).
     pub received_origin: Option<String>,
 }

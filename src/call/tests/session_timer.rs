@@ -173,6 +173,33 @@ fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer()
 }
 
 #[test]
+fn a_refresh_after_a_refused_reinvite_offers_the_session_that_stands_not_the_refused_one() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    let (inv, ok) = call_with(&mut h, "", &[]);
+    let tag = ok.to_tag().unwrap();
+    // The phone asks for hold; the carrier refuses it (488): the session stays as it was.
+    let held = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+    h.advance(Duration::from_secs(10));
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre2", &held));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
+    h.recv_msg(CARRIER_A, reply(&re, 488, "carrier1", &[], None));
+    h.take(PHONE);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKre2", ""));
+    // The gateway's refresh of the carrier offers the SDP in force, not the refused hold.
+    h.advance(Duration::from_secs(139));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.advance(Duration::from_millis(1200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(refresh.cseq().unwrap(), (3, Method::Invite));
+    assert_eq!(refresh.body(), inv.body(), "the session that stands");
+}
+
+#[test]
 fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_call() {
     let mut h = H::with(config_with(|n, p| {
         if n == "carrier-a" {
