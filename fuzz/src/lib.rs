@@ -509,7 +509,7 @@ pub fn core_message(data: &[u8]) {
 /// milliseconds to wait first): the header checks (`media::rtp_check`), the relay's routing
 /// and latching (`media::relay::StreamRoute`), RTCP SDES scrubbing (`media::sdes`), the
 /// recorder's jitter buffers and the G.711 repacketiser; the same packets on an SRTP and a
-/// T.38 stream. Checks: what the checks refuse is routed as malformed; an accepted RTP
+/// T.38 stream, and on one whose kind changes at each empty record. Checks: what the checks refuse is routed as malformed; an accepted RTP
 /// payload lies inside the packet; the recorder stays within its capacity; everything the
 /// repacketiser sends passes the same RTP check.
 pub fn rtp(data: &[u8]) {
@@ -546,6 +546,10 @@ pub fn rtp(data: &[u8]) {
             ..pair.clone()
         })
     });
+    // A stream whose kind changes with each empty record (a re-INVITE to T.38 and back).
+    const KINDS: [StreamKind; 3] = [StreamKind::Rtp, StreamKind::Srtp, StreamKind::Datagram];
+    let mut switched = 0;
+    let mut switching = StreamRoute::new(&pair);
     let mut recorder = Recorder::new(Duration::from_millis(60));
     let mut repack = [Repacketizer::new(20), Repacketizer::new(30)];
     let mut now = Instant::now();
@@ -586,14 +590,28 @@ pub fn rtp(data: &[u8]) {
                 Err(_) => false,
             }
         };
-        for (r, valid) in opaque.iter_mut().zip([
-            if as_rtcp {
-                check_srtcp(packet).is_ok()
-            } else {
-                check_srtp(packet).is_ok()
-            },
-            check_datagram(packet).is_ok(),
-        ]) {
+        if packet.is_empty() {
+            switched = (switched + 1) % KINDS.len();
+            switching.update(&RelayPair {
+                kind: KINDS[switched],
+                ..pair.clone()
+            });
+            route.update(&pair);
+        }
+        let srtp_valid = if as_rtcp {
+            check_srtcp(packet).is_ok()
+        } else {
+            check_srtp(packet).is_ok()
+        };
+        let datagram_valid = check_datagram(packet).is_ok();
+        let routed = switching.route(now, dir, rtcp, src, packet);
+        assert_eq!(
+            matches!(routed, Route::Malformed),
+            ![valid, srtp_valid, datagram_valid][switched],
+            "{routed:?} on a stream that is now {:?}",
+            KINDS[switched]
+        );
+        for (r, valid) in opaque.iter_mut().zip([srtp_valid, datagram_valid]) {
             let routed = r.route(now, dir, rtcp, src, packet);
             assert!(
                 !matches!(routed, Route::Accept(_) | Route::Control(_)),
