@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::cx::{Cx, Env, Rewrite};
 use super::state::{Call, MediaState, StreamUse};
-use super::{CallRef, Output, PerSide, Side};
+use super::{CallRef, Output, Side};
 use crate::config::{Config, PeerName, Profile};
 use crate::media::{Latch, MediaAction, RecordSpec, RelayPair, StreamKind};
 use crate::sdp::{MediaBody, SdpError, Transport};
@@ -127,6 +127,7 @@ impl Call {
         body: &Bytes,
         ct: Option<&str>,
         callee: Option<&Profile>,
+        offer: bool,
     ) -> Result<Option<Bytes>, AnchorError> {
         if body.is_empty() || self.media.is_none() {
             return Ok(None);
@@ -139,27 +140,6 @@ impl Call {
         let profile = |side: Side| match (side, callee) {
             (Side::B, Some(p)) => Some(p),
             _ => self.profile(side).map(|p| &**p),
-        };
-        let latch = |side: Side| profile(side).map_or(Latch::Any, |p| p.latch);
-        let repack = |side: Side| {
-            profile(side)
-                .filter(|p| p.repacketize)
-                .and_then(|p| p.ptime)
-        };
-        let latches = PerSide {
-            a: latch(Side::A),
-            b: latch(Side::B),
-        };
-        let rebind = |side: Side| {
-            profile(side).map_or(crate::media::MOVE_AFTER_SILENCE, |p| p.rebind_after_silence)
-        };
-        let rebinds = PerSide {
-            a: rebind(Side::A),
-            b: rebind(Side::B),
-        };
-        let ptimes = PerSide {
-            a: repack(Side::A),
-            b: repack(Side::B),
         };
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).
@@ -226,11 +206,15 @@ impl Call {
             };
         }
         for (u, ep) in media.uses.iter_mut().zip(&mb.streams) {
-            u.saw(
-                from,
-                ep.is_relayed()
-                    .then(|| (stream_kind(ep.transport), ep.rtcp_mux)),
-            );
+            if !ep.is_relayed() {
+                continue;
+            }
+            let kind = stream_kind(ep.transport);
+            if offer {
+                u.offer(kind, ep.rtcp_mux);
+            } else {
+                u.answer(kind, ep.rtcp_mux);
+            }
         }
         // The SDP toward the other leg names the gateway's port facing that leg.
         let toward: Vec<Option<u16>> = mb
@@ -245,6 +229,35 @@ impl Call {
                 })
             })
             .collect();
+        media.rtp_timeout = rtp_timeout;
+        self.emit_relay(cx, callee);
+        let shown = self.media.as_mut().map(|m| &mut m.shown[from.other()]);
+        let anchored = mb
+            .anchored(body, media_ip, &toward, shown)
+            .map_err(AnchorError::Unreadable)?;
+        cx.env.rewrote(Rewrite::SdpAnchor);
+        Ok(Some(anchored))
+    }
+
+    /// Tell the relay what the call's streams are now (`callee`: the callee's profile while
+    /// an attempt is being set up).
+    fn emit_relay(&self, cx: &mut Cx, callee: Option<&Profile>) {
+        let Some(media) = self.media.as_deref() else {
+            return;
+        };
+        let profile = |side: Side| match (side, callee) {
+            (Side::B, Some(p)) => Some(p),
+            _ => self.profile(side).map(|p| &**p),
+        };
+        let latch = |side: Side| profile(side).map_or(Latch::Any, |p| p.latch);
+        let rebind = |side: Side| {
+            profile(side).map_or(crate::media::MOVE_AFTER_SILENCE, |p| p.rebind_after_silence)
+        };
+        let repack = |side: Side| {
+            profile(side)
+                .filter(|p| p.repacketize)
+                .and_then(|p| p.ptime)
+        };
         let pairs = media
             .pairs
             .iter()
@@ -254,33 +267,35 @@ impl Call {
                 let u = media.uses.get(i)?;
                 Some(RelayPair {
                     kind: u.kind,
-                    rtcp_mux: u.rtcp_mux(),
+                    rtcp_mux: u.rtcp_mux,
                     a_port,
                     b_port,
                     a_remote: *media.remote.a.get(i)?,
                     b_remote: *media.remote.b.get(i)?,
-                    a_latch: latches.a,
-                    b_latch: latches.b,
-                    a_ptime: ptimes.a,
-                    b_ptime: ptimes.b,
-                    a_rebind_after: rebinds.a,
-                    b_rebind_after: rebinds.b,
+                    a_latch: latch(Side::A),
+                    b_latch: latch(Side::B),
+                    a_ptime: repack(Side::A),
+                    b_ptime: repack(Side::B),
+                    a_rebind_after: rebind(Side::A),
+                    b_rebind_after: rebind(Side::B),
                 })
             })
             .collect();
-        let record = media.recording.clone();
         cx.emit(Output::Media(MediaAction::Relay {
             call: cx.r,
             pairs,
-            record,
-            rtp_timeout,
+            record: media.recording.clone(),
+            rtp_timeout: media.rtp_timeout,
         }));
-        let shown = self.media.as_mut().map(|m| &mut m.shown[from.other()]);
-        let anchored = mb
-            .anchored(body, media_ip, &toward, shown)
-            .map_err(AnchorError::Unreadable)?;
-        cx.env.rewrote(Rewrite::SdpAnchor);
-        Ok(Some(anchored))
+    }
+
+    /// A relayed offer was refused: the streams are as they were before it (RFC 3264 §8),
+    /// and the relay is told so.
+    pub(super) fn media_as_before(&mut self, cx: &mut Cx, before: &MediaState) {
+        if let Some(media) = self.media.as_mut() {
+            media.restore(before);
+            self.emit_relay(cx, None);
+        }
     }
 
     /// The SDP of an answer (or an ACK) relayed from leg `from`, anchored, with the body's
@@ -294,11 +309,21 @@ impl Call {
         body: &Bytes,
         ct: Option<&str>,
     ) -> Option<(Bytes, Option<String>)> {
-        match self.anchor_body(cx, from, body, ct, None) {
+        match self.anchor_body(cx, from, body, ct, None, false) {
             Ok(b) => b.map(|b| (b, ct.map(str::to_string))),
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
-                Some(crate::sdp::refuse_all(ct, body, self.cfg.media_ip))
+                let (refused, refused_ct) = crate::sdp::refuse_all(ct, body, self.cfg.media_ip);
+                // Shown to the peer in its session, like any SDP it is sent.
+                let refused = match self.media.as_mut() {
+                    Some(m) => crate::sdp::present_again(
+                        refused_ct.as_deref(),
+                        &refused,
+                        &mut m.shown[from.other()],
+                    ),
+                    None => refused,
+                };
+                Some((refused, refused_ct))
             }
         }
     }
@@ -314,7 +339,7 @@ impl Call {
     ) -> Result<(), AnchorError> {
         let ct = msg.content_type();
         let body = msg.body().clone();
-        if let Some(b) = self.anchor_body(cx, from, &body, ct.as_deref(), callee)?
+        if let Some(b) = self.anchor_body(cx, from, &body, ct.as_deref(), callee, true)?
             && let Err(e) = msg.set_body(b, ct.as_deref())
         {
             warn!(error = %e, "cannot set anchored SDP");

@@ -7,7 +7,7 @@ use super::Side;
 use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
-use super::state::{Call, MAX_RELAYED, Relayed, TxnRole};
+use super::state::{Call, MAX_RELAYED, Relayed, Standing, TxnRole};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
@@ -249,8 +249,15 @@ impl Call {
                 return;
             }
         };
-        let standing = super::anchor::carries_sdp(&out)
-            .then(|| self.sdp[other].as_ref().and_then(|s| s.sent.clone()));
+        let standing = super::anchor::carries_sdp(&out).then(|| {
+            Box::new(Standing {
+                far_sent: self.sdp[other].as_ref().and_then(|s| s.sent.clone()),
+                origin_received: self.sdp[side]
+                    .as_ref()
+                    .and_then(|s| s.received_origin.clone()),
+                media: self.media.as_deref().cloned(),
+            })
+        });
         if let Err(e) = self.anchor_offer(cx, side, &mut out, None) {
             // The far leg must never get an offer we cannot relay media for.
             debug!(call_id = %self.call_id(), error = ?e, "{method} offer refused");

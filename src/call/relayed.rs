@@ -70,7 +70,7 @@ impl Call {
         }
         if is_challenge(&resp) && rel.cancelled {
             // Not answered with credentials, and its realm is not the origin's business.
-            self.offer_not_taken(&rel);
+            self.offer_not_taken(cx, &rel);
             return rel.terminate(cx);
         }
         if is_challenge(&resp) {
@@ -88,14 +88,14 @@ impl Call {
                     // Not the challenge (its realm is not the origin's business): a refusal
                     // that leaves the session as it was (RFC 3261 §14.1).
                     self.challenge_failed(status, &why);
-                    self.offer_not_taken(&rel);
+                    self.offer_not_taken(cx, &rel);
                     cx.respond(rel.origin_txn, &rel.origin_req, 403, "Forbidden", &[]);
                     return;
                 }
             }
         }
         if final_ && !resp.is_success() {
-            self.offer_not_taken(&rel);
+            self.offer_not_taken(cx, &rel);
         }
         // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
         // sends no ACK).
@@ -181,7 +181,7 @@ impl Call {
         if rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);
         }
-        self.offer_not_taken(&rel);
+        self.offer_not_taken(cx, &rel);
         // Cancelled, it ends as cancelled: a 408 would end the origin's dialog.
         if rel.cancelled {
             rel.terminate(cx);
@@ -190,13 +190,28 @@ impl Call {
         }
     }
 
-    /// A relayed offer ended without a 2xx: the far leg's session is what it was, and so is
-    /// the SDP a refresh of that leg offers again.
-    fn offer_not_taken(&mut self, rel: &Relayed) {
-        if let Some(standing) = &rel.standing
-            && let Some(seen) = self.sdp[rel.origin.other()].as_mut()
+    /// A relayed offer ended without a 2xx: the session is what it was: the SDP a refresh
+    /// of the far leg offers again, the origin's last `o=`, the anchored streams.
+    fn offer_not_taken(&mut self, cx: &mut Cx, rel: &Relayed) {
+        let Some(standing) = rel.standing.as_deref() else {
+            return;
+        };
+        if let Some(seen) = self.sdp[rel.origin.other()].as_mut() {
+            seen.sent.clone_from(&standing.far_sent);
+        }
+        if let Some(seen) = self.sdp[rel.origin].as_mut() {
+            seen.received_origin.clone_from(&standing.origin_received);
+        }
+        if let Some(before) = &standing.media {
+            self.media_as_before(cx, before);
+        }
+        // The far peer saw the refused offer's version: what it is sent next goes past it.
+        if let Some(o) = self
+            .media
+            .as_mut()
+            .and_then(|m| m.shown[rel.origin.other()].as_mut())
         {
-            seen.sent = standing.clone();
+            o.refused();
         }
     }
 
@@ -259,6 +274,8 @@ impl Call {
         cx.env.owners.remove(&txn);
         cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
         rel.terminate(cx);
+        // The origin's session stands as it was; so does what the gateway keeps of it.
+        self.offer_not_taken(cx, &rel);
         // Should its 2xx still come, it gets an ACK built from the dialog (`ack_again_on`).
         let far = rel.origin.other();
         if let Some(cseq) = rel.sent.cseq().map(|c| c.0) {

@@ -210,11 +210,21 @@ impl Call {
         }
         match self.sdp[side].as_ref().and_then(|s| s.sent.clone()) {
             Some((body, ct, _)) if req.method() == Method::Invite => {
+                let body = self.shown_again(side, &body, ct.as_deref());
                 out.set_body(body, ct.as_deref())?
             }
             _ => out.set_no_body()?,
         }
         Ok(out)
+    }
+
+    /// A body sent to `side` before, to be sent again: on an anchored call, its `o=` line as
+    /// that peer must see it now ([`crate::sdp::present_again`]).
+    fn shown_again(&mut self, side: Side, body: &Bytes, ct: Option<&str>) -> Bytes {
+        match self.media.as_mut() {
+            Some(m) => crate::sdp::present_again(ct, body, &mut m.shown[side]),
+            None => body.clone(),
+        }
     }
 
     /// The callee's 422 to our INVITE `sent`: the INVITE again, once, asking for the
@@ -309,6 +319,11 @@ impl Call {
                 return;
             }
         };
+        // Our last SDP again, its `o=` as this peer must see it now (the same line, or the
+        // next version after an offer it refused).
+        let sdp = sdp
+            .filter(|_| method == Method::Invite)
+            .map(|(body, ct, answer)| (self.shown_again(side, &body, ct.as_deref()), ct, answer));
         let Some(leg) = self.dialog_mut(side) else {
             return;
         };

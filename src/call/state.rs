@@ -116,10 +116,21 @@ pub struct Relayed {
     /// Being cancelled on the far leg (its origin cancelled, or Timer C fired); the origin is
     /// answered with what the far leg answers.
     pub cancelled: bool,
-    /// When it carried an offer: the SDP the far leg had last been sent before it (kept for
-    /// session refreshes), put back if the offer is refused, since a refused offer changes
-    /// nothing (RFC 3264 §8).
-    pub standing: Option<Option<SentSdp>>,
+    /// When it carried an offer: what it may change, put back if it is refused, since a
+    /// refused offer changes nothing (RFC 3264 §8).
+    pub standing: Option<Box<Standing>>,
+}
+
+/// What stood before a relayed offer.
+#[derive(Debug, Clone, Default)]
+pub struct Standing {
+    /// The SDP the far leg had last been sent (offered again by session refreshes).
+    pub far_sent: Option<SentSdp>,
+    /// The `o=` line the origin's peer had sent last (a re-INVITE with it again is a
+    /// refresh).
+    pub origin_received: Option<String>,
+    /// The anchored streams.
+    pub media: Option<MediaState>,
 }
 
 /// An SDP body sent to a leg, its Content-Type, and whether it was an answer.
@@ -230,48 +241,79 @@ pub struct PendingRel {
 pub struct MediaState {
     pub pairs: Vec<Option<(u16, u16)>>,
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
-    /// Per stream: what each leg's SDP said of it and what the relay reads of it.
+    /// Per stream: what the offer/answer exchanges settled about it.
     pub uses: Vec<StreamUse>,
+    /// The media timeout the relay was last given (a held call's is the longer one).
+    pub rtp_timeout: Option<std::time::Duration>,
     /// The session each leg has been shown in the SDP sent to it (one `o=` per dialog).
     pub shown: PerSide<Option<crate::sdp::Origin>>,
     /// Where the call is recorded, when it is.
     pub recording: Option<crate::media::RecordSpec>,
 }
 
-/// What the legs' SDP said of one anchored stream, and so what the relay reads of it.
-#[derive(Debug, Clone, Default)]
+impl MediaState {
+    /// The streams as they were in `before` (a copy taken before an offer that was then
+    /// refused). Ports the offer took stay the call's, their sockets open until it ends:
+    /// they are kept as refused streams, for the next stream to take.
+    pub fn restore(&mut self, before: &MediaState) {
+        let taken: Vec<(u16, u16)> = self
+            .pairs
+            .iter()
+            .flatten()
+            .filter(|p| !before.pairs.contains(&Some(**p)))
+            .copied()
+            .collect();
+        self.pairs.clone_from(&before.pairs);
+        self.remote.clone_from(&before.remote);
+        self.uses.clone_from(&before.uses);
+        self.rtp_timeout = before.rtp_timeout;
+        for p in taken {
+            self.pairs.push(Some(p));
+            self.remote.a.push(None);
+            self.remote.b.push(None);
+            self.uses.push(StreamUse::default());
+        }
+    }
+}
+
+/// What the offer/answer exchanges settled about one anchored stream, and so what the relay
+/// reads of it.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct StreamUse {
-    /// From each leg's latest SDP: the stream's kind and whether it multiplexes RTCP
-    /// (`None`: not relayed in it, or no SDP yet).
-    pub seen: PerSide<Option<(crate::media::StreamKind, bool)>>,
-    /// What the relay reads of it: what both legs last agreed on, or before they ever did,
-    /// what the latest SDP said. An offer that changes it (audio to T.38) takes effect with
-    /// the answer that accepts it; one refused (488) changes nothing.
+    /// What the relay reads of it: what the last answer said, or before any answer, the
+    /// offer that made the stream.
     pub kind: crate::media::StreamKind,
-    pub agreed: bool,
+    /// RTCP on the RTP port: offered and answered with `a=rtcp-mux` (RFC 5761 §5.1.1).
+    pub rtcp_mux: bool,
+    /// The offer waiting for its answer: its kind and `a=rtcp-mux`. A refused offer is
+    /// dropped, changing nothing.
+    pub offered: Option<(crate::media::StreamKind, bool)>,
+    /// Whether the last offer answered asked for `a=rtcp-mux` (none yet: a late offer's).
+    offer_mux: Option<bool>,
+    answered: bool,
 }
 
 impl StreamUse {
-    /// Leg `from`'s SDP said `now` of the stream.
-    pub fn saw(&mut self, from: Side, now: Option<(crate::media::StreamKind, bool)>) {
-        self.seen[from] = now;
-        match (self.seen.a, self.seen.b) {
-            (Some((a, _)), Some((b, _))) if a == b => {
-                self.kind = a;
-                self.agreed = true;
-            }
-            _ if !self.agreed => {
-                if let Some((k, _)) = now {
-                    self.kind = k;
-                }
-            }
-            _ => {}
+    /// An offer said this of the stream.
+    pub fn offer(&mut self, kind: crate::media::StreamKind, mux: bool) {
+        self.offered = Some((kind, mux));
+        if !self.answered {
+            // A new stream: its packets may come before any answer (early media).
+            self.kind = kind;
         }
     }
 
-    /// RTCP multiplexing, once both legs' SDPs ask for it (RFC 5761 §5.1.1).
-    pub fn rtcp_mux(&self) -> bool {
-        self.seen.a.is_some_and(|s| s.1) && self.seen.b.is_some_and(|s| s.1)
+    /// An answer (or the answer-side SDP of a late offer) said this of the stream: it is
+    /// what the stream now carries (an answer that drops best-effort SRTP keys makes it
+    /// RTP).
+    pub fn answer(&mut self, kind: crate::media::StreamKind, mux: bool) {
+        let offer_mux = match self.offered.take() {
+            Some((_, m)) => *self.offer_mux.insert(m),
+            None => self.offer_mux.unwrap_or(mux),
+        };
+        self.kind = kind;
+        self.rtcp_mux = mux && offer_mux;
+        self.answered = true;
     }
 }
 

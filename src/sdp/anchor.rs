@@ -85,8 +85,9 @@ pub struct Endpoint {
     pub held: bool,
     /// What the stream carries, from its `m=` transport and attributes: SDES keys
     /// (`a=crypto`) on an `RTP/AVP` line make it SRTP (best-effort SRTP, when the answer
-    /// keeps them), a ZRTP hash (`a=zrtp-hash`) makes it a datagram stream (ZRTP's own
-    /// packets are no RTP).
+    /// keeps them). ZRTP (`a=zrtp-hash`) is not: its packets are no RTP and are dropped, so
+    /// its key exchange cannot complete through the relay and the call stays plain RTP
+    /// (recorded, repacketised) as both ends fall back to.
     pub transport: Transport,
     /// `a=rtcp-mux` (RFC 5761): RTCP on the RTP port.
     pub rtcp_mux: bool,
@@ -238,10 +239,6 @@ fn media_attribute(e: &mut Endpoint, line: &[u8]) {
         e.rtcp_mux = true;
     } else if line.starts_with(b"a=crypto:") && e.transport == Transport::Rtp {
         e.transport = Transport::Srtp;
-    } else if line.starts_with(b"a=zrtp-hash:")
-        && matches!(e.transport, Transport::Rtp | Transport::Srtp)
-    {
-        e.transport = Transport::Datagram;
     }
 }
 

@@ -20,7 +20,7 @@ pub use anchor::{
     refuse_all, refusing_answer,
 };
 pub use multipart::{SdpPart, is_multipart, locate};
-pub use origin::Origin;
+pub use origin::{Origin, present_again};
 
 use bytes::Bytes;
 

@@ -19,7 +19,9 @@ use super::lines;
 pub struct Origin {
     session: u64,
     version: u64,
-    digest: u64,
+    /// `None` after an offer the peer refused: the next SDP is a new version whatever it
+    /// holds, since the peer has seen the refused one's.
+    digest: Option<u64>,
 }
 
 impl Origin {
@@ -28,7 +30,7 @@ impl Origin {
     /// been shown. The first SDP keeps its creator's numbers; an SDP the same as the last
     /// (its `o=` aside) keeps the last version; any other gets the next.
     pub fn present(shown: &mut Option<Origin>, sdp: &[u8]) -> (u64, u64) {
-        let digest = digest(sdp);
+        let digest = Some(digest(sdp));
         let o = match shown {
             None => {
                 let (session, version) = creator(sdp);
@@ -46,6 +48,29 @@ impl Origin {
             }
         };
         (o.session, o.version)
+    }
+
+    /// The peer refused the last SDP it was shown (an offer): whatever comes next, even the
+    /// SDP from before that offer, is shown at the next version, never at one it has seen.
+    pub fn refused(&mut self) {
+        self.digest = None;
+    }
+}
+
+/// A body sent to a peer again (a session refresh offering the SDP it last had) with its
+/// SDP's `o=` numbered as [`Origin::present`] says: the same line when nothing changed since,
+/// the next version after a refused offer. A body without SDP is left as it is.
+pub fn present_again(
+    content_type: Option<&str>,
+    body: &Bytes,
+    shown: &mut Option<Origin>,
+) -> Bytes {
+    match super::locate(content_type, body) {
+        Ok(Some(part)) => {
+            let sdp = shown_as(Bytes::copy_from_slice(part.of(body)), Some(shown));
+            part.splice(body, &sdp)
+        }
+        _ => body.clone(),
     }
 }
 
@@ -192,5 +217,59 @@ mod tests {
         // Without a peer to number for, the SDP is left as it is.
         let plain = Bytes::from(sdp("- 555 1 IN IP4 gw", 30002));
         assert_eq!(shown_as(plain.clone(), None), plain);
+    }
+}
+
+#[cfg(test)]
+mod refused_tests {
+    use super::*;
+
+    #[test]
+    fn after_a_refused_offer_even_the_old_sdp_is_a_new_version() {
+        let sdp = |port: u16| {
+            Bytes::from(format!(
+                "v=0\r\no=- 1 1 IN IP4 gw\r\ns=-\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+            ))
+        };
+        let origin = |b: &Bytes| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .find(|l| l.starts_with("o="))
+                .unwrap()
+                .to_string()
+        };
+        let mut shown = None;
+        let ct = Some("application/sdp");
+        assert_eq!(
+            origin(&present_again(ct, &sdp(1), &mut shown)),
+            "o=- 1 1 IN IP4 gw"
+        );
+        // The same SDP again: the same line.
+        assert_eq!(
+            origin(&present_again(ct, &sdp(1), &mut shown)),
+            "o=- 1 1 IN IP4 gw"
+        );
+        // An offer (version 2), refused; the SDP from before it comes again: version 3.
+        assert_eq!(
+            origin(&present_again(ct, &sdp(2), &mut shown)),
+            "o=- 1 2 IN IP4 gw"
+        );
+        if let Some(o) = shown.as_mut() {
+            o.refused();
+        }
+        assert_eq!(
+            origin(&present_again(ct, &sdp(1), &mut shown)),
+            "o=- 1 3 IN IP4 gw"
+        );
+        assert_eq!(
+            origin(&present_again(ct, &sdp(1), &mut shown)),
+            "o=- 1 3 IN IP4 gw"
+        );
+        // A body without SDP passes as it is.
+        let isup = Bytes::from_static(b"\x01\x02");
+        assert_eq!(
+            present_again(Some("application/isup"), &isup, &mut shown),
+            isup
+        );
     }
 }

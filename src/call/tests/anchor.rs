@@ -607,3 +607,34 @@ fn a_stream_the_relay_does_not_read_keeps_its_legs_repacketising_for_when_it_bec
     // opened for this stream must already cut the carrier's RTP to 20 ms.
     assert_eq!((p.kind, p.b_ptime), (StreamKind::Srtp, Some(20)));
 }
+
+#[test]
+fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_were() {
+    use crate::media::StreamKind;
+    let mut h = anchored();
+    let tag = anchored_call_with(&mut h, "k5", SDP, SDP);
+    let before = relay_pairs(&h);
+    assert_eq!(before.len(), 1);
+    // T.38 offered as a new stream beside the voice one turned off (port 0): the voice
+    // stream's ports go to the new one while the offer is out.
+    let fax = SDP.replace(
+        "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "m=audio 0 RTP/AVP 0\r\nm=image 4002 udptl t38\r\n",
+    );
+    let re = phone_reinvites(&mut h, "k5", &tag, 2, &fax);
+    let offered = relay_pairs(&h);
+    assert_eq!(
+        offered[0].a_remote,
+        Some("192.0.2.10:4002".parse().unwrap())
+    );
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+    // Refused: the voice stream is where it was, as it was.
+    let after = relay_pairs(&h);
+    let voice = after
+        .iter()
+        .find(|p| (p.a_port, p.b_port) == (before[0].a_port, before[0].b_port))
+        .expect("the voice stream's ports");
+    assert_eq!(voice.kind, StreamKind::Rtp);
+    assert_eq!(voice.a_remote, before[0].a_remote);
+    assert_eq!(voice.b_remote, before[0].b_remote);
+}

@@ -200,6 +200,81 @@ fn a_refresh_after_a_refused_reinvite_offers_the_session_that_stands_not_the_ref
 }
 
 #[test]
+fn on_an_anchored_call_a_refresh_after_a_refused_offer_goes_past_the_refused_version() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+            p.anchor = true;
+        }
+    }));
+    let (inv, ok) = call_with(&mut h, "", &[]);
+    let origin = |r: &Request| {
+        String::from_utf8_lossy(r.body())
+            .lines()
+            .find_map(|l| l.strip_prefix("o=").map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert_eq!(origin(&inv), "- 1 1 IN IP4 127.0.0.1");
+    let tag = ok.to_tag().unwrap();
+    let held = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+    h.advance(Duration::from_secs(10));
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre2", &held));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(origin(&re), "- 1 2 IN IP4 127.0.0.1");
+    h.recv_msg(CARRIER_A, reply(&re, 488, "carrier1", &[], None));
+    h.take(PHONE);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKre2", ""));
+    // The same hold again: the carrier has seen version 2 refused, so this is version 3.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKre3", &held));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(origin(&re), "- 1 3 IN IP4 127.0.0.1");
+    h.recv_msg(CARRIER_A, reply(&re, 488, "carrier1", &[], None));
+    h.take(PHONE);
+    h.recv(PHONE, &from_phone("ACK", &tag, 3, "z9hG4bKre3", ""));
+    h.advance(Duration::from_secs(139));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.advance(Duration::from_millis(1200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    let body = String::from_utf8_lossy(refresh.body()).into_owned();
+    assert!(
+        !body.contains("sendonly"),
+        "the session that stands: {body}"
+    );
+    // And the standing SDP after that, version 4: never a version the carrier has seen.
+    assert_eq!(origin(&refresh), "- 1 4 IN IP4 127.0.0.1");
+}
+
+#[test]
+fn an_offer_retried_after_its_refusal_is_relayed_again_not_answered_as_a_refresh() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    // The phone's hold (o= version 2); the carrier answers 491 (glare).
+    let held = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+    let hold = |cseq: u32, branch: &str| {
+        with_headers(
+            &from_phone("INVITE", &tag, cseq, branch, &held),
+            "Session-Expires: 600;refresher=uac\r\n",
+        )
+    };
+    h.recv(PHONE, &hold(2, "z9hG4bKh2"));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 491, "carrier1", &[], None));
+    assert_eq!(h.statuses(PHONE), vec![100, 491]);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKh2", ""));
+    // The phone tries the same offer again, as RFC 3261 §14.1 has it after a 491: it goes to
+    // the carrier, it is no refresh of a session that never took it.
+    h.advance(Duration::from_secs(3));
+    h.recv(PHONE, &hold(3, "z9hG4bKh3"));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(again.body()).contains("a=sendonly"));
+}
+
+#[test]
 fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_call() {
     let mut h = H::with(config_with(|n, p| {
         if n == "carrier-a" {
