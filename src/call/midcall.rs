@@ -266,18 +266,25 @@ impl Call {
         }
         self.carry_identity(&cx.env.local, other, &mut out);
         self.sign(cx, other, &mut out);
-        if let Some(txn) = self.start_client(cx, out.clone(), target, TxnRole::Relay) {
-            let relayed = Relayed {
-                origin: side,
-                origin_txn: id,
-                origin_req: req,
-                method,
-                sent: out,
-                heard: false,
-                cancelled: false,
-                standing,
-            };
-            self.relayed.push((txn, relayed));
+        let relayed = Relayed {
+            origin: side,
+            origin_txn: id,
+            origin_req: req,
+            method,
+            sent: out.clone(),
+            heard: false,
+            cancelled: false,
+            standing,
+        };
+        match self.start_client(cx, out, target, TxnRole::Relay) {
+            Some(txn) => self.relayed.push((txn, relayed)),
+            None => {
+                // A request of ours without a transaction key (it always has one): the origin
+                // is answered, and its offer changed nothing.
+                warn!(call_id = %self.call_id(), "cannot start the relayed {}", relayed.method);
+                self.offer_not_taken(cx, &relayed);
+                cx.respond(id, &relayed.origin_req, 500, "Server Internal Error", &[]);
+            }
         }
     }
 

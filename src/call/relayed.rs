@@ -192,7 +192,7 @@ impl Call {
 
     /// A relayed offer ended without a 2xx: the session is what it was: the SDP a refresh
     /// of the far leg offers again, the origin's last `o=`, the anchored streams.
-    fn offer_not_taken(&mut self, cx: &mut Cx, rel: &Relayed) {
+    pub(super) fn offer_not_taken(&mut self, cx: &mut Cx, rel: &Relayed) {
         let Some(standing) = rel.standing.as_deref() else {
             return;
         };
