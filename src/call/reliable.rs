@@ -52,15 +52,44 @@ impl Call {
             // no choice) and let on_405 decide if it then refuses its own PRACK.
             self.events.push(CallEvent::PeerForced100rel);
         }
-        let invite_cseq = resp.seq();
+        // The callee's offer (our INVITE carried none) is answered in our PRACK: when the
+        // caller does 100rel too, it gets the offer reliably and answers in its PRACK, and
+        // ours waits for that answer (the callee retransmits meanwhile). A caller without
+        // 100rel cannot answer an offer in a provisional: our PRACK goes at once, as before.
+        let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
+            && !self.uac_rel.offer_seen
+            && super::anchor::carries_sdp(resp);
+        if offer {
+            self.uac_rel.offer_seen = true;
+            if self.uas_rel.reliable && self.caller_txn().is_some() {
+                self.uac_rel.awaiting_answer = Some((rseq, resp.seq()));
+                return true;
+            }
+        }
+        self.prack_callee(cx, rseq, resp.seq(), None);
+        true
+    }
+
+    /// PRACK the callee's reliable provisional `rseq` to INVITE `invite_cseq`, with `answer`
+    /// (body and Content-Type) when it carried an offer.
+    fn prack_callee(
+        &mut self,
+        cx: &mut Cx,
+        rseq: u32,
+        invite_cseq: u32,
+        answer: Option<(bytes::Bytes, Option<String>)>,
+    ) {
         let Some(leg) = self.b.as_mut() else {
-            return true;
+            return;
         };
         let target = leg.target;
         let built = leg
             .request(Method::Prack, &cx.env.local, &mut cx.env.ids)
             .and_then(|mut p| {
                 p.insert_header_before_length(&Hdr::RACK, format!("{rseq} {invite_cseq} INVITE"))?;
+                if let Some((body, ct)) = answer {
+                    p.set_body(body, ct.as_deref())?;
+                }
                 Ok(p)
             });
         match built {
@@ -70,7 +99,6 @@ impl Call {
             }
             Err(e) => warn!(error = %e, "cannot build PRACK"),
         }
-        true
     }
 
     /// The callee answered our PRACK `id` (`Some(status)`) or never did (`None`).
@@ -223,8 +251,22 @@ impl Call {
             return;
         }
         cx.respond(id, req, 200, "OK", &[]);
+        let carried_offer = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
+        if carried_offer && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take() {
+            // The callee's offer, answered by the caller: our PRACK carries the answer.
+            let answer = super::anchor::carries_sdp(req).then(|| {
+                let ct = req.header(&Hdr::CONTENT_TYPE);
+                self.note_sdp_received(Side::A, req.body(), ct.as_deref());
+                self.anchored_body(cx, Side::A, req.body(), ct.as_deref())
+                    .unwrap_or_else(|| (req.body().clone(), ct))
+            });
+            if let Some((body, ct)) = &answer {
+                self.note_sdp_sent(Side::B, body, ct.as_deref(), true, None);
+            }
+            self.prack_callee(cx, rseq, invite_cseq, answer);
+        }
         if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
             self.deliver_2xx_to_caller(cx, resp, b_cseq);
             return;

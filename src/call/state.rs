@@ -201,6 +201,13 @@ pub struct UacRel {
     pub given_up: bool,
     /// The highest RSeq acknowledged in this attempt; repeats are retransmissions.
     pub last_rseq: Option<u32>,
+    /// A reliable provisional whose SDP is the offer (our INVITE had none), its PRACK held
+    /// until the caller answers it in its own PRACK (RFC 3262 §5: the PRACK carries the
+    /// answer): its RSeq and the CSeq of our INVITE.
+    pub awaiting_answer: Option<(u32, u32)>,
+    /// An offer of the callee's came in a reliable provisional: later SDP from it in this
+    /// attempt is that offer again, not a new one.
+    pub offer_seen: bool,
 }
 
 /// At most this many provisionals wait behind an unacknowledged reliable one; later ones

@@ -491,3 +491,78 @@ fn a_caller_that_gives_up_while_its_2xx_is_held_gets_487_and_the_callee_ack_and_
         assert_idle(&mut h);
     }
 }
+
+/// The phone's PRACK (CSeq `cseq`) of reliable provisional `rseq` on dialog `tag`, with
+/// `body` as its SDP (or none).
+fn phone_prack(call_id: &str, tag: &str, cseq: u32, rseq: u32, body: &str) -> String {
+    let prack = in_dialog(
+        "PRACK",
+        "sip:127.0.0.1:5060",
+        phone_from(),
+        &phone_to(tag),
+        call_id,
+        cseq,
+        &format!("z9hG4bKpr{call_id}{cseq}"),
+        "127.0.0.2:5060",
+        body,
+    );
+    let rack = format!("RAck: {rseq} 1 INVITE\r\n");
+    prack.replacen("Content-", &format!("{rack}Content-"), 1)
+}
+
+#[test]
+fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_callers_answer() {
+    let mut h = H::new();
+    // A late offer: the phone's INVITE has no SDP; it does 100rel.
+    let offerless = invite_100rel("lo1", "z9hG4bKlo1")
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+            "Content-Length: 0\r\n\r\n",
+        );
+    h.recv(PHONE, &offerless);
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.body().is_empty());
+    // The carrier's offer comes in a reliable 183: no PRACK until the phone has answered.
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    let r183 = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("the offer reaches the phone");
+    assert!(r183.header_has_token(&Hdr::REQUIRE, "100rel"));
+    let rseq: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    // The carrier retransmits its 183 meanwhile: still no PRACK, nothing more to the phone.
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    // The phone answers in its PRACK; ours carries that answer, for RSeq 1 of the INVITE.
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    let tag = r183.to_tag().unwrap();
+    h.recv(PHONE, &phone_prack("lo1", &tag, 2, rseq, &answer));
+    assert!(h.statuses(PHONE).contains(&200));
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(prack.header(&Hdr::RACK).as_deref(), Some("1 1 INVITE"));
+    assert_eq!(prack.body().as_ref(), answer.as_bytes());
+    assert_eq!(
+        prack.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
+    );
+}
+
+#[test]
+fn a_caller_without_100rel_cannot_answer_so_the_callees_offer_is_pracked_at_once() {
+    let mut h = H::new();
+    let offerless = invite_text("lo2", "z9hG4bKlo2", "+8610123", "")
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+            "Content-Length: 0\r\n\r\n",
+        );
+    h.recv(PHONE, &offerless);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert!(prack.body().is_empty());
+}
