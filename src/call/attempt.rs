@@ -11,7 +11,7 @@ use super::limits::Over;
 use super::outbound::outbound_invite;
 use super::phase::{AttemptState, EndInfo, Then};
 use super::reliable::reliable_rseq;
-use super::state::{Attempt, Call, TxnRole, UacRel};
+use super::state::{Attempt, Call, StreamUse, TxnRole, UacRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -102,6 +102,13 @@ impl Call {
             if let Err(e) = self.shape_callback_invite(&mut invite) {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
+            }
+            // A new callee: nothing it said of the streams, or was shown, carries over from
+            // the one before (the caller's RTP must not go on to a callee that failed).
+            if let Some(m) = self.media.as_mut() {
+                m.remote.b.iter_mut().for_each(|r| *r = None);
+                m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
+                m.shown.b = None;
             }
             match self.anchor_offer(cx, Side::A, &mut invite, Some(&peer)) {
                 Ok(()) => {}

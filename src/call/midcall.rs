@@ -45,6 +45,14 @@ impl Call {
                 // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
                 cx.respond(id, &req, 491, "Request Pending", &[]);
             }
+            Method::Invite | Method::Update
+                if self.offer_in_flight() && super::anchor::carries_sdp(&req) =>
+            {
+                // One offer at a time across the call: an offer crossing one still
+                // unanswered would leave the legs with different sessions, and a refusal of
+                // either could not tell what to put back (RFC 3311 §5.2: 491).
+                cx.respond(id, &req, 491, "Request Pending", &[]);
+            }
             // PRACKs are answered on the leg they arrive on, never relayed.
             Method::Prack if side == Side::A => self.on_prack_from_caller(cx, id, &req),
             Method::Prack => cx.respond(id, &req, 481, "Call/Transaction Does Not Exist", &[]),
@@ -259,7 +267,11 @@ impl Call {
             })
         });
         if let Err(e) = self.anchor_offer(cx, side, &mut out, None) {
-            // The far leg must never get an offer we cannot relay media for.
+            // The far leg must never get an offer we cannot relay media for. Ports the spare
+            // logic moved before the pool ran dry go back to their streams.
+            if let Some(before) = standing.as_ref().and_then(|s| s.media.as_ref()) {
+                self.media_as_before(cx, before);
+            }
             debug!(call_id = %self.call_id(), error = ?e, "{method} offer refused");
             cx.respond(id, &req, 488, "Not Acceptable Here", &[]);
             return;
@@ -286,6 +298,11 @@ impl Call {
                 cx.respond(id, &relayed.origin_req, 500, "Server Internal Error", &[]);
             }
         }
+    }
+
+    /// A relayed offer (a re-INVITE or UPDATE with SDP) waits for its answer.
+    fn offer_in_flight(&self) -> bool {
+        self.relayed.iter().any(|(_, r)| r.standing.is_some())
     }
 
     /// The peer on `side` may transfer the call (its `[transfer] mode = "relay"`).

@@ -79,6 +79,15 @@ impl Call {
         invite_cseq: u32,
         answer: Option<(bytes::Bytes, Option<String>)>,
     ) {
+        // The answer as this peer's profile wants its SDP (`[sdp] ptime`), like every SDP it
+        // is sent.
+        let answer = answer.map(|(body, ct)| match self.profile(Side::B) {
+            Some(p) => (
+                crate::interop::egress::body_for(p, &body, ct.as_deref()),
+                ct,
+            ),
+            None => (body, ct),
+        });
         let Some(leg) = self.b.as_mut() else {
             return;
         };

@@ -295,8 +295,6 @@ pub struct StreamUse {
     /// The offer waiting for its answer: its kind and `a=rtcp-mux`. A refused offer is
     /// dropped, changing nothing.
     pub offered: Option<(crate::media::StreamKind, bool)>,
-    /// Whether the last offer answered asked for `a=rtcp-mux` (none yet: a late offer's).
-    offer_mux: Option<bool>,
     answered: bool,
 }
 
@@ -310,17 +308,18 @@ impl StreamUse {
         }
     }
 
-    /// An answer (or the answer-side SDP of a late offer) said this of the stream: it is
-    /// what the stream now carries (an answer that drops best-effort SRTP keys makes it
-    /// RTP).
+    /// SDP where an answer goes (a response, an ACK, a PRACK) said this of the stream. With
+    /// an offer pending it is the answer: what the stream now carries (an answer that drops
+    /// best-effort SRTP keys makes it RTP). Without one it is an offer after all (a 2xx or
+    /// 18x to an INVITE without SDP), which cannot be refused: the stream carries it now,
+    /// and the ACK or PRACK that answers it settles RTCP multiplexing.
     pub fn answer(&mut self, kind: crate::media::StreamKind, mux: bool) {
-        let offer_mux = match self.offered.take() {
-            Some((_, m)) => *self.offer_mux.insert(m),
-            None => self.offer_mux.unwrap_or(mux),
-        };
         self.kind = kind;
-        self.rtcp_mux = mux && offer_mux;
         self.answered = true;
+        match self.offered.take() {
+            Some((_, offer_mux)) => self.rtcp_mux = mux && offer_mux,
+            None => self.offered = Some((kind, mux)),
+        }
     }
 }
 

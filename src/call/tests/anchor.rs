@@ -638,3 +638,159 @@ fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_w
     assert_eq!(voice.a_remote, before[0].a_remote);
     assert_eq!(voice.b_remote, before[0].b_remote);
 }
+
+/// The carrier's in-dialog request (its dialog from the gateway's INVITE `inv`, its tag `c`).
+fn from_carrier(inv: &Request, method: &str, cseq: u32, branch: &str, body: &str) -> String {
+    in_dialog(
+        method,
+        "sip:127.0.0.1:5060",
+        &format!("{};tag=c", inv.header(&Hdr::TO).unwrap()),
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        cseq,
+        branch,
+        "127.0.0.3:5060",
+        body,
+    )
+}
+
+/// An anchored call from the phone, answered by the carrier (tag `c`) and ACKed: the
+/// carrier's INVITE and the phone's tag.
+fn anchored_call_inv(h: &mut H, id: &str) -> (Request, String) {
+    h.recv(PHONE, &invite_with_sdp(id, SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    phone_acks(h, id, &tag, 1, &format!("z9hG4bK{id}ack1"));
+    (inv, tag)
+}
+
+#[test]
+fn an_offer_crossing_one_still_unanswered_gets_491() {
+    let mut h = anchored();
+    let (inv, tag) = anchored_call_inv(&mut h, "x1");
+    let _re = phone_reinvites(&mut h, "x1", &tag, 2, &SDP.replace("o=- 1 1", "o=- 1 2"));
+    // The carrier's UPDATE offer crosses the phone's re-INVITE: refused here, not relayed.
+    h.recv(
+        CARRIER_A,
+        &from_carrier(&inv, "UPDATE", 1, "z9hG4bKxu1", SDP),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![491]);
+    assert!(h.take_requests(PHONE, Method::Update).is_empty());
+}
+
+#[test]
+fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
+    let mut h = anchored();
+    let (inv, _tag) = anchored_call_inv(&mut h, "x2");
+    assert!(!relay_pairs(&h)[0].rtcp_mux);
+    // The carrier asks for an offer (a re-INVITE without SDP).
+    h.recv(
+        CARRIER_A,
+        &from_carrier(&inv, "INVITE", 1, "z9hG4bKxr1", ""),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    assert!(re.body().is_empty());
+    let muxed = format!("{}a=rtcp-mux\r\n", SDP.replace("o=- 1 1", "o=- 1 2"));
+    h.recv_msg(
+        PHONE,
+        reply(
+            &re,
+            200,
+            "alice1",
+            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2:5060>")],
+            Some(&muxed),
+        ),
+    );
+    let ok = h
+        .take_responses(CARRIER_A)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("the phone's offer reaches the carrier");
+    assert!(String::from_utf8_lossy(ok.body()).contains("a=rtcp-mux"));
+    // The carrier's ACK answers it, multiplexing too.
+    h.recv(
+        CARRIER_A,
+        &from_carrier(
+            &inv,
+            "ACK",
+            1,
+            "z9hG4bKxa1",
+            &muxed.replace("192.0.2.10", "198.51.100.7"),
+        ),
+    );
+    h.one_request(PHONE, Method::Ack);
+    assert!(
+        relay_pairs(&h)[0].rtcp_mux,
+        "offered in the 2xx, answered in the ACK"
+    );
+}
+
+#[test]
+fn an_offer_refused_for_want_of_ports_puts_the_moved_ports_back() {
+    let mut h = anchored();
+    let (_inv, tag) = anchored_call_inv(&mut h, "x3");
+    let before = relay_pairs(&h);
+    // Another call takes most of the rest of the tests' pool (5 port pairs, two a stream):
+    // one pair is left, no stream's worth.
+    h.recv(PHONE, &invite_with_sdp("fill", SDP));
+    h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(h.core.free_media_ports(), 1);
+    // Voice off, fax and video on: the voice ports move to the fax line, video finds none.
+    let offer = SDP.replace(
+        "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "m=audio 0 RTP/AVP 0\r\nm=image 4002 udptl t38\r\nm=video 4004 RTP/AVP 96\r\n",
+    );
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INVITE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "x3",
+            2,
+            "z9hG4bKx32",
+            "127.0.0.2:5060",
+            &offer,
+        ),
+    );
+    assert!(h.statuses(PHONE).contains(&488));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    let after = relay_pairs(&h);
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        (after[0].a_port, after[0].a_remote, after[0].b_remote),
+        (before[0].a_port, before[0].a_remote, before[0].b_remote),
+        "the voice stream as it was"
+    );
+}
+
+#[test]
+fn a_failover_sends_the_callers_media_to_no_one_until_the_next_callee_says_where() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("x4", SDP));
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    let early = SDP.replace("192.0.2.10", "198.51.100.7");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv_a,
+            183,
+            "ea",
+            &[(Hdr::CONTACT, "<sip:a@127.0.0.3>")],
+            Some(&early),
+        ),
+    );
+    assert_eq!(
+        relay_pairs(&h)[0].b_remote,
+        Some("198.51.100.7:4000".parse().unwrap())
+    );
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ea", &[], None));
+    h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(
+        relay_pairs(&h)[0].b_remote,
+        None,
+        "not to the callee that failed"
+    );
+}
