@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::anchored::*;
 use common::*;
-use trunkgate::sip::{Hdr, Message, Method, Response};
+use trunkgate::sip::{Message, Method};
 
 /// A T.38 offer or answer (RFC 3362 `image/t38` over UDPTL), session version `version`.
 fn t38(ip: &str, port: u16, version: u32) -> String {
@@ -93,19 +93,7 @@ fn a_t38_reinvite_turns_the_stream_into_fax_and_its_udptl_passes_as_sent() {
     assert!(toward_carrier.contains("udptl t38"), "{toward_carrier}");
     assert!(!toward_carrier.contains(PHONE_IP), "{toward_carrier}");
     let carrier_port = e.carrier_rtp.local_addr().unwrap().port();
-    let mut ok = Response::to_request(&inv, 200, "OK", None).unwrap();
-    ok.remove_header(&Hdr::CONTENT_LENGTH);
-    ok.push_header(
-        &Hdr::CONTACT,
-        format!("<sip:c@{CARRIER_A_IP}:{}>", gw.ports.carrier_a),
-    )
-    .unwrap();
-    ok.push_header(&Hdr::CONTENT_LENGTH, "0").unwrap();
-    ok.set_body(
-        bytes::Bytes::from(t38(CARRIER_A_IP, carrier_port, 2)),
-        Some("application/sdp"),
-    )
-    .unwrap();
+    let ok = carrier_ok(&gw, &inv, None, t38(CARRIER_A_IP, carrier_port, 2));
     e.carrier.send_to(&ok.to_bytes(), gw.addr()).unwrap();
     let Message::Response(ok_a) = recv_sip(
         &e.phone,

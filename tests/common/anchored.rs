@@ -115,16 +115,7 @@ pub fn establish_offer_answer(
     );
     std::thread::sleep(ring);
     let answer = answer(CARRIER_A_IP, carrier_rtp.local_addr().unwrap().port());
-    let mut ok = Response::to_request(&inv, 200, "OK", Some("c1")).unwrap();
-    ok.remove_header(&Hdr::CONTENT_LENGTH);
-    ok.push_header(
-        &Hdr::CONTACT,
-        format!("<sip:c@{CARRIER_A_IP}:{}>", gw.ports.carrier_a),
-    )
-    .unwrap();
-    ok.push_header(&Hdr::CONTENT_LENGTH, "0").unwrap();
-    ok.set_body(Bytes::from(answer), Some("application/sdp"))
-        .unwrap();
+    let ok = carrier_ok(gw, &inv, Some("c1"), answer);
     carrier.send_to(&ok.to_bytes(), gw.addr()).unwrap();
     let Message::Response(ok_a) = recv_sip(
         &phone,
@@ -188,4 +179,24 @@ pub fn rtcp_naming_the_phone() -> Vec<u8> {
     let mut compound = vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34];
     compound.extend(&sdes);
     compound
+}
+
+/// The carrier's 200 to `req` (an INVITE the gateway sent it), with its Contact and `sdp`;
+/// `tag`: its To tag when the request had none.
+pub fn carrier_ok(
+    gw: &Gateway,
+    req: &trunkgate::sip::Request,
+    tag: Option<&str>,
+    sdp: impl Into<Bytes>,
+) -> Response {
+    let mut ok = Response::to_request(req, 200, "OK", tag).unwrap();
+    ok.remove_header(&Hdr::CONTENT_LENGTH);
+    ok.push_header(
+        &Hdr::CONTACT,
+        format!("<sip:c@{CARRIER_A_IP}:{}>", gw.ports.carrier_a),
+    )
+    .unwrap();
+    ok.push_header(&Hdr::CONTENT_LENGTH, "0").unwrap();
+    ok.set_body(sdp.into(), Some("application/sdp")).unwrap();
+    ok
 }
