@@ -103,6 +103,17 @@ impl Call {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
             }
+            // A late offer (no SDP) from a caller without 100rel: the callee must not offer
+            // in a reliable provisional, whose PRACK would need the caller's answer (RFC 3262
+            // §5). A peer whose profile requires 100rel keeps its Require.
+            if !self.uas_rel.reliable
+                && self.caller_txn().is_some()
+                && !super::anchor::carries_sdp(&invite)
+                && let Err(e) = super::third_party::without_100rel(&mut invite, &[Hdr::SUPPORTED])
+            {
+                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                continue;
+            }
             // A new callee: nothing it said of the streams, or was shown, carries over from
             // the one before (the caller's RTP must not go on to a callee that failed).
             if let Some(m) = self.media.as_mut() {

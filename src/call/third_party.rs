@@ -99,19 +99,19 @@ pub(super) fn template(
     Ok(r)
 }
 
-/// Remove 100rel from the INVITE toward user1: it carries no offer, so a reliable
-/// provisional with an offer in it would need an answer in our PRACK that we do not have
-/// before user1 answers.
-fn without_100rel(invite: &mut Request) -> Result<(), SipError> {
-    for h in [Hdr::SUPPORTED, Hdr::REQUIRE] {
+/// Remove 100rel from `headers` of an INVITE without an offer (toward user1 of a call-back,
+/// or a late offer from a caller without 100rel): a reliable provisional with an offer in
+/// it would need an answer in our PRACK that nobody can give before the final answer.
+pub(super) fn without_100rel(invite: &mut Request, headers: &[Hdr]) -> Result<(), SipError> {
+    for h in headers {
         let tokens: Vec<String> = invite
-            .header_tokens(&h)
+            .header_tokens(h)
             .into_iter()
             .filter(|t| !t.eq_ignore_ascii_case("100rel"))
             .collect();
-        invite.remove_header(&h);
+        invite.remove_header(h);
         if !tokens.is_empty() {
-            invite.insert_header_before_length(&h, tokens.join(", "))?;
+            invite.insert_header_before_length(h, tokens.join(", "))?;
         }
     }
     Ok(())
@@ -132,7 +132,7 @@ impl Call {
     /// Shape the INVITE toward the current side B for a call-back (see [`without_100rel`]).
     pub(super) fn shape_callback_invite(&self, invite: &mut Request) -> Result<(), SipError> {
         match self.stage() {
-            Some(State::Calling1) => without_100rel(invite),
+            Some(State::Calling1) => without_100rel(invite, &[Hdr::SUPPORTED, Hdr::REQUIRE]),
             _ => Ok(()),
         }
     }

@@ -552,17 +552,37 @@ fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_caller
 }
 
 #[test]
-fn a_caller_without_100rel_cannot_answer_so_the_callees_offer_is_pracked_at_once() {
+fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
+    let offerless = |id: &str, extra: &str| {
+        invite_text(id, &format!("z9hG4bK{id}"), "+8610123", extra)
+            .replace("Content-Type: application/sdp\r\n", "")
+            .replace(
+                &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+                "Content-Length: 0\r\n\r\n",
+            )
+    };
+    // Nobody could answer an offer in a reliable 18x before the final answer: the callee is
+    // not offered 100rel.
     let mut h = H::new();
-    let offerless = invite_text("lo2", "z9hG4bKlo2", "+8610123", "")
-        .replace("Content-Type: application/sdp\r\n", "")
-        .replace(
-            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
-            "Content-Length: 0\r\n\r\n",
-        );
-    h.recv(PHONE, &offerless);
+    h.recv(PHONE, &offerless("lo2", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(!inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
+    // A callee that sends one anyway is PRACKed at once, without an answer.
     h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
-    let prack = h.one_request(CARRIER_A, Method::Prack);
-    assert!(prack.body().is_empty());
+    let ours = h.one_request(CARRIER_A, Method::Prack);
+    assert!(ours.body().is_empty());
+    // A caller with 100rel can answer in its PRACK: offered as the profile says.
+    let mut h = H::new();
+    h.recv(PHONE, &offerless("lo3", "Supported: 100rel\r\n"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
+    // And a callee whose profile requires 100rel keeps its Require.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.prack = prack(PrackMode::Required, On405::Continue);
+        }
+    }));
+    h.recv(PHONE, &offerless("lo4", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.header_has_token(&Hdr::REQUIRE, "100rel"));
 }
