@@ -110,7 +110,7 @@ impl Call {
             self.note_sdp_received(side, ack.body(), ct.as_deref());
             let body = (!ack.body().is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other.
-                self.anchored_body(cx, side, ack.body(), ct.as_deref())
+                self.anchored_body(cx, side, ack.body(), ct.as_deref(), false)
                     .unwrap_or_else(|| (ack.body().clone(), ct.clone()))
             });
             self.send_ack(cx, side.other(), other_cseq, body);

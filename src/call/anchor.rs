@@ -119,7 +119,8 @@ impl Call {
     /// call is not anchored or the body carries no SDP (forward it as is).
     ///
     /// `callee` names the callee's profile while an attempt is being set up (before the call
-    /// records it); otherwise the current attempt's is used.
+    /// records it); otherwise the current attempt's is used. `offer`: `None` for an answer,
+    /// `Some(binding)` for an offer, binding when it cannot be refused (in a response).
     fn anchor_body(
         &mut self,
         cx: &mut Cx,
@@ -127,7 +128,7 @@ impl Call {
         body: &Bytes,
         ct: Option<&str>,
         callee: Option<&Profile>,
-        offer: bool,
+        offer: Option<bool>,
     ) -> Result<Option<Bytes>, AnchorError> {
         if body.is_empty() || self.media.is_none() {
             return Ok(None);
@@ -210,8 +211,8 @@ impl Call {
                 continue;
             }
             let kind = stream_kind(ep.transport);
-            if offer {
-                u.offer(kind, ep.rtcp_mux);
+            if let Some(binding) = offer {
+                u.offer(kind, ep.rtcp_mux, binding);
             } else {
                 u.answer(kind, ep.rtcp_mux);
             }
@@ -241,7 +242,7 @@ impl Call {
 
     /// Tell the relay what the call's streams are now (`callee`: the callee's profile while
     /// an attempt is being set up).
-    fn emit_relay(&self, cx: &mut Cx, callee: Option<&Profile>) {
+    pub(super) fn emit_relay(&self, cx: &mut Cx, callee: Option<&Profile>) {
         let Some(media) = self.media.as_deref() else {
             return;
         };
@@ -308,8 +309,9 @@ impl Call {
         from: Side,
         body: &Bytes,
         ct: Option<&str>,
+        offer: bool,
     ) -> Option<(Bytes, Option<String>)> {
-        match self.anchor_body(cx, from, body, ct, None, false) {
+        match self.anchor_body(cx, from, body, ct, None, offer.then_some(true)) {
             Ok(b) => b.map(|b| (b, ct.map(str::to_string))),
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
@@ -339,7 +341,7 @@ impl Call {
     ) -> Result<(), AnchorError> {
         let ct = msg.content_type();
         let body = msg.body().clone();
-        if let Some(b) = self.anchor_body(cx, from, &body, ct.as_deref(), callee, true)?
+        if let Some(b) = self.anchor_body(cx, from, &body, ct.as_deref(), callee, Some(false))?
             && let Err(e) = msg.set_body(b, ct.as_deref())
         {
             warn!(error = %e, "cannot set anchored SDP");
@@ -350,12 +352,20 @@ impl Call {
         Ok(())
     }
 
-    /// Anchor the SDP of an answer relayed from leg `from`.
-    pub(super) fn anchor_answer<M: Body>(&mut self, cx: &mut Cx, from: Side, msg: &mut M) {
+    /// Anchor the SDP of a response (or another message that cannot be refused) relayed
+    /// from leg `from`: an answer, or with `offer` an offer (a response to an INVITE that
+    /// carried no SDP).
+    pub(super) fn anchor_answer<M: Body>(
+        &mut self,
+        cx: &mut Cx,
+        from: Side,
+        msg: &mut M,
+        offer: bool,
+    ) {
         let ct = msg.content_type();
         let body = msg.body().clone();
         let mut sent_ct = ct.clone();
-        if let Some((b, new_ct)) = self.anchored_body(cx, from, &body, ct.as_deref()) {
+        if let Some((b, new_ct)) = self.anchored_body(cx, from, &body, ct.as_deref(), offer) {
             match msg.set_body(b, new_ct.as_deref()) {
                 Ok(()) => sent_ct = new_ct,
                 Err(e) => warn!(error = %e, "cannot set anchored SDP"),

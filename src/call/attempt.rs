@@ -120,6 +120,9 @@ impl Call {
                 m.remote.b.iter_mut().for_each(|r| *r = None);
                 m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
                 m.shown.b = None;
+                // (An INVITE with SDP tells the relay again as it is anchored; one without
+                // would not.)
+                self.emit_relay(cx, Some(&peer));
             }
             match self.anchor_offer(cx, Side::A, &mut invite, Some(&peer)) {
                 Ok(()) => {}
@@ -260,7 +263,9 @@ impl Call {
         match self.toward_caller(cx, &resp) {
             Ok(mut out) => {
                 self.carry_identity(&cx.env.local, Side::A, &mut out);
-                self.anchor_answer(cx, Side::B, &mut out);
+                // To an INVITE without SDP, the callee's SDP is its offer.
+                let offer = !self.attempt.as_ref().is_some_and(|a| a.offered);
+                self.anchor_answer(cx, Side::B, &mut out, offer);
                 self.send_provisional_to_caller(cx, out)
             }
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
@@ -328,7 +333,9 @@ impl Call {
         // SDP goes: a leg with a timer keeps it for refreshes).
         let caller_invite = self.template().clone();
         self.announce_session(cx, Side::A, &caller_invite, &mut out);
-        self.anchor_answer(cx, Side::B, &mut out);
+        // To an INVITE without SDP, the callee's SDP is its offer.
+        let offer = !self.attempt.as_ref().is_some_and(|a| a.offered);
+        self.anchor_answer(cx, Side::B, &mut out, offer);
         let b_cseq = resp.seq();
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");

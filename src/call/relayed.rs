@@ -140,7 +140,9 @@ impl Call {
                 if refreshes {
                     self.announce_session(cx, rel.origin, &rel.origin_req, &mut out);
                 }
-                self.anchor_answer(cx, far, &mut out);
+                // A re-INVITE without SDP asks for an offer: its responses carry it.
+                let offer = rel.standing.is_none() && rel.method == Method::Invite;
+                self.anchor_answer(cx, far, &mut out, offer);
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.seq();

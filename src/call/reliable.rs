@@ -268,7 +268,7 @@ impl Call {
             let answer = super::anchor::carries_sdp(req).then(|| {
                 let ct = req.header(&Hdr::CONTENT_TYPE);
                 self.note_sdp_received(Side::A, req.body(), ct.as_deref());
-                self.anchored_body(cx, Side::A, req.body(), ct.as_deref())
+                self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false)
                     .unwrap_or_else(|| (req.body().clone(), ct))
             });
             if let Some((body, ct)) = &answer {

@@ -299,26 +299,25 @@ pub struct StreamUse {
 }
 
 impl StreamUse {
-    /// An offer said this of the stream.
-    pub fn offer(&mut self, kind: crate::media::StreamKind, mux: bool) {
+    /// An offer said this of the stream. An offer that cannot be refused (in a response to
+    /// an INVITE without SDP: `binding`) is what the stream carries from now on; any other
+    /// takes effect with its answer, unless the stream is new (its packets may come before
+    /// any answer, as early media).
+    pub fn offer(&mut self, kind: crate::media::StreamKind, mux: bool, binding: bool) {
         self.offered = Some((kind, mux));
-        if !self.answered {
-            // A new stream: its packets may come before any answer (early media).
+        if binding || !self.answered {
             self.kind = kind;
         }
     }
 
-    /// SDP where an answer goes (a response, an ACK, a PRACK) said this of the stream. With
-    /// an offer pending it is the answer: what the stream now carries (an answer that drops
-    /// best-effort SRTP keys makes it RTP). Without one it is an offer after all (a 2xx or
-    /// 18x to an INVITE without SDP), which cannot be refused: the stream carries it now,
-    /// and the ACK or PRACK that answers it settles RTCP multiplexing.
+    /// An answer said this of the stream: it is what the stream now carries (an answer that
+    /// drops best-effort SRTP keys makes it RTP), and with the offer it answers it settles
+    /// RTCP multiplexing. The same answer again (a 200 after its 183) changes nothing more.
     pub fn answer(&mut self, kind: crate::media::StreamKind, mux: bool) {
         self.kind = kind;
         self.answered = true;
-        match self.offered.take() {
-            Some((_, offer_mux)) => self.rtcp_mux = mux && offer_mux,
-            None => self.offered = Some((kind, mux)),
+        if let Some((_, offer_mux)) = self.offered.take() {
+            self.rtcp_mux = mux && offer_mux;
         }
     }
 }

@@ -269,7 +269,7 @@ impl Call {
         self.timers.set(CallTimer::MaxDuration, cx.now + max);
         let b_cseq = resp.seq();
         let mut answer = resp;
-        self.anchor_answer(cx, Side::B, &mut answer);
+        self.anchor_answer(cx, Side::B, &mut answer, false);
         let body = (answer.body().clone(), answer.header(&Hdr::CONTENT_TYPE));
         self.send_ack(cx, Side::A, user1_cseq, Some(body));
         self.send_ack(cx, Side::B, b_cseq, None);

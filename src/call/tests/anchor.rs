@@ -682,7 +682,22 @@ fn an_offer_crossing_one_still_unanswered_gets_491() {
 #[test]
 fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
     let mut h = anchored();
-    let (inv, _tag) = anchored_call_inv(&mut h, "x2");
+    // The carrier's answer comes twice, in a 183 and in the 200: the same answer, no offer.
+    h.recv(PHONE, &invite_with_sdp("x2", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            183,
+            "c",
+            &[(Hdr::CONTACT, "<sip:a@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    phone_acks(&mut h, "x2", &tag, 1, "z9hG4bKx2ack1");
     assert!(!relay_pairs(&h)[0].rtcp_mux);
     // The carrier asks for an offer (a re-INVITE without SDP).
     h.recv(
