@@ -88,6 +88,10 @@ impl Call {
             ),
             None => (body, ct),
         });
+        // What the callee is sent, as sent, is what a refresh of its leg offers again.
+        if let Some((body, ct)) = &answer {
+            self.note_sdp_sent(Side::B, body, ct.as_deref(), true, None);
+        }
         let Some(leg) = self.b.as_mut() else {
             return;
         };
@@ -271,9 +275,6 @@ impl Call {
                 self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false)
                     .unwrap_or_else(|| (req.body().clone(), ct))
             });
-            if let Some((body, ct)) = &answer {
-                self.note_sdp_sent(Side::B, body, ct.as_deref(), true, None);
-            }
             self.prack_callee(cx, rseq, invite_cseq, answer);
         }
         if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
