@@ -108,14 +108,20 @@ pub(super) fn shown_as(sdp: Bytes, shown: Option<&mut Option<Origin>>) -> Bytes 
     Bytes::from(out)
 }
 
-/// FNV-1a over every line of an SDP but its `o=` line, line ends included.
+/// 64-bit FNV-1a of `bytes`: names content, no secret.
+fn fnv1a<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A digest of every line of an SDP but its `o=` line, line ends included.
 fn digest(sdp: &[u8]) -> u64 {
-    lines(sdp)
-        .filter(|l| !l.text.starts_with(b"o="))
-        .flat_map(|l| l.text.iter().chain(l.eol))
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+    fnv1a(
+        lines(sdp)
+            .filter(|l| !l.text.starts_with(b"o="))
+            .flat_map(|l| l.text.iter().chain(l.eol)),
+    )
 }
 
 /// The session id and version of an SDP's `o=` line. A session id that is not a number that
@@ -134,11 +140,7 @@ fn creator(sdp: &[u8]) -> (u64, u64) {
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
     };
-    let session = number(fields.0).unwrap_or_else(|| {
-        fields.0.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    });
+    let session = number(fields.0).unwrap_or_else(|| fnv1a(fields.0));
     (session, number(fields.1).unwrap_or(1))
 }
 
