@@ -138,10 +138,7 @@ impl Call {
             Ok(None) => return Ok(None),
             Err(e) => return Err(AnchorError::Unreadable(e)),
         };
-        let profile = |side: Side| match (side, callee) {
-            (Side::B, Some(p)) => Some(p),
-            _ => self.profile(side).map(|p| &**p),
-        };
+        let profile = |side: Side| self.profile_during(side, callee);
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).
         let on_hold = mb.streams.iter().filter(|e| e.is_relayed()).all(|e| e.held);
@@ -240,16 +237,26 @@ impl Call {
         Ok(Some(anchored))
     }
 
+    /// The profile of the peer on `side`; `callee`, when given, stands for side B's (an
+    /// attempt being set up, before the call records its peer).
+    fn profile_during<'a>(
+        &'a self,
+        side: Side,
+        callee: Option<&'a Profile>,
+    ) -> Option<&'a Profile> {
+        match (side, callee) {
+            (Side::B, Some(p)) => Some(p),
+            _ => self.profile(side).map(|p| &**p),
+        }
+    }
+
     /// Tell the relay what the call's streams are now (`callee`: the callee's profile while
     /// an attempt is being set up).
     pub(super) fn emit_relay(&self, cx: &mut Cx, callee: Option<&Profile>) {
         let Some(media) = self.media.as_deref() else {
             return;
         };
-        let profile = |side: Side| match (side, callee) {
-            (Side::B, Some(p)) => Some(p),
-            _ => self.profile(side).map(|p| &**p),
-        };
+        let profile = |side: Side| self.profile_during(side, callee);
         let latch = |side: Side| profile(side).map_or(Latch::Any, |p| p.latch);
         let rebind = |side: Side| {
             profile(side).map_or(crate::media::MOVE_AFTER_SILENCE, |p| p.rebind_after_silence)
