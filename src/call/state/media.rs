@@ -1,0 +1,84 @@
+//! What a call keeps of its anchored media: ports and addresses per stream, what each
+//! stream carries, the session each leg was shown.
+
+use super::PerSide;
+
+/// The call's anchored media: per m= line, the gateway's RTP ports facing (the caller, the
+/// callee) when the stream has any, and where each leg wants its RTP (from its SDP).
+#[derive(Debug, Clone, Default)]
+pub struct MediaState {
+    pub pairs: Vec<Option<(u16, u16)>>,
+    pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
+    /// Per stream: what the offer/answer exchanges settled about it.
+    pub uses: Vec<StreamUse>,
+    /// The media timeout the relay was last given (a held call's is the longer one).
+    pub rtp_timeout: Option<std::time::Duration>,
+    /// The session each leg has been shown in the SDP sent to it (one `o=` per dialog).
+    pub shown: PerSide<Option<crate::sdp::Origin>>,
+    /// Where the call is recorded, when it is.
+    pub recording: Option<crate::media::RecordSpec>,
+}
+
+impl MediaState {
+    /// The streams as they were in `before` (a copy taken before an offer that was then
+    /// refused). Ports the offer took stay the call's, their sockets open until it ends:
+    /// they are kept as refused streams, for the next stream to take.
+    pub fn restore(&mut self, before: &MediaState) {
+        let taken: Vec<(u16, u16)> = self
+            .pairs
+            .iter()
+            .flatten()
+            .filter(|p| !before.pairs.contains(&Some(**p)))
+            .copied()
+            .collect();
+        self.pairs.clone_from(&before.pairs);
+        self.remote.clone_from(&before.remote);
+        self.uses.clone_from(&before.uses);
+        self.rtp_timeout = before.rtp_timeout;
+        for p in taken {
+            self.pairs.push(Some(p));
+            self.remote.a.push(None);
+            self.remote.b.push(None);
+            self.uses.push(StreamUse::default());
+        }
+    }
+}
+
+/// What the offer/answer exchanges settled about one anchored stream, and so what the relay
+/// reads of it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamUse {
+    /// What the relay reads of it: what the last answer said, or before any answer, the
+    /// offer that made the stream.
+    pub kind: crate::media::StreamKind,
+    /// RTCP on the RTP port: offered and answered with `a=rtcp-mux` (RFC 5761 §5.1.1).
+    pub rtcp_mux: bool,
+    /// The offer waiting for its answer: its kind and `a=rtcp-mux`. A refused offer is
+    /// dropped, changing nothing.
+    pub offered: Option<(crate::media::StreamKind, bool)>,
+    answered: bool,
+}
+
+impl StreamUse {
+    /// An offer said this of the stream. An offer that cannot be refused (in a response to
+    /// an INVITE without SDP: `binding`) is what the stream carries from now on; any other
+    /// takes effect with its answer, unless the stream is new (its packets may come before
+    /// any answer, as early media).
+    pub fn offer(&mut self, kind: crate::media::StreamKind, mux: bool, binding: bool) {
+        self.offered = Some((kind, mux));
+        if binding || !self.answered {
+            self.kind = kind;
+        }
+    }
+
+    /// An answer said this of the stream: it is what the stream now carries (an answer that
+    /// drops best-effort SRTP keys makes it RTP), and with the offer it answers it settles
+    /// RTCP multiplexing. The same answer again (a 200 after its 183) changes nothing more.
+    pub fn answer(&mut self, kind: crate::media::StreamKind, mux: bool) {
+        self.kind = kind;
+        self.answered = true;
+        if let Some((_, offer_mux)) = self.offered.take() {
+            self.rtcp_mux = mux && offer_mux;
+        }
+    }
+}

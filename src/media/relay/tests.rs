@@ -1,0 +1,406 @@
+use super::*;
+
+#[test]
+fn a_leg_over_its_packet_rate_is_cut_for_the_rest_of_the_second() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let src = sa("192.0.2.10:4000");
+    let mut accepted = 0;
+    let mut over = 0;
+    for _ in 0..1500 {
+        match r.route(t0(), Dir::AtoB, false, src, &rtp(7)) {
+            Route::Accept(_) => accepted += 1,
+            Route::OverRate => over += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((accepted, over), (1000, 500));
+    // The other direction has its own count.
+    let back = r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(9));
+    assert!(matches!(back, Route::Accept(_)), "{back:?}");
+    // The next second the leg is relayed again.
+    let later = t0() + std::time::Duration::from_secs(1);
+    let next = r.route(later, Dir::AtoB, false, src, &rtp(7));
+    assert!(matches!(next, Route::Accept(_)), "{next:?}");
+}
+
+#[test]
+fn strangers_packets_do_not_use_up_the_legs_rate() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let real = sa("192.0.2.10:4000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, real, &rtp(1)),
+        Route::Accept(_)
+    ));
+    // A stranger sprays the port with another SSRC: dropped, and not counted.
+    for _ in 0..1500 {
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(0xbad)),
+            Route::Drop
+        );
+    }
+    let next = r.route(t0(), Dir::AtoB, false, real, &rtp(1));
+    assert!(matches!(next, Route::Accept(_)), "{next:?}");
+}
+
+#[test]
+fn sdp_ip_without_a_usable_address_keeps_the_last_one_and_never_opens_up() {
+    // A leg whose SDP never named a usable address: nobody is its source.
+    let mut blind = pair(Latch::SdpIp);
+    blind.a_remote = None;
+    let mut r = StreamRoute::new(&blind);
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(1)),
+        Route::Drop
+    );
+    // Old-style hold (`c=0.0.0.0`, so no address) after a real one: still that IP only.
+    let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+    r.update(&blind);
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(1)),
+        Route::Drop
+    );
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(1)),
+        Route::Accept(_)
+    ));
+}
+
+fn t0() -> Instant {
+    thread_local!(static T0: Instant = Instant::now());
+    T0.with(|t| *t)
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn rtp(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 172];
+    p[0] = 0x80;
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+/// An RTCP receiver report without report blocks.
+const RR: [u8; 8] = [0x80, 201, 0, 1, 0, 0, 0, 7];
+
+fn pair(latch: Latch) -> RelayPair {
+    RelayPair {
+        kind: StreamKind::Rtp,
+        rtcp_mux: false,
+        a_port: 30000,
+        b_port: 30002,
+        a_remote: Some(sa("192.0.2.10:4000")),
+        b_remote: Some(sa("198.51.100.20:5000")),
+        a_latch: latch,
+        b_latch: latch,
+        a_ptime: None,
+        b_ptime: None,
+        a_rebind_after: crate::media::MOVE_AFTER_SILENCE,
+        b_rebind_after: crate::media::MOVE_AFTER_SILENCE,
+    }
+}
+
+#[test]
+fn rtp_goes_to_the_far_legs_sdp_until_it_latches_then_to_its_source() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let a_nat = sa("203.0.113.7:61000");
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a_nat, &rtp(1)),
+        Route::Accept(Some(sa("198.51.100.20:5000")))
+    );
+    // The callee answers: toward the caller's latched (NAT) address, not its SDP.
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+        Route::Accept(Some(a_nat))
+    );
+    // A stranger with the latched SSRC is dropped.
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("203.0.113.99:1234"), &rtp(1)),
+        Route::Drop
+    );
+}
+
+#[test]
+fn sdp_ip_latch_drops_other_ips_and_rtcp_follows_the_rtp_ip() {
+    let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("203.0.113.7:4000"), &rtp(1)),
+        Route::Drop
+    );
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4002"), &rtp(1)),
+        Route::Accept(Some(sa("198.51.100.20:5000")))
+    );
+    // RTCP from the latched IP goes to the far leg's SDP port + 1 until it sends RTCP.
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4003"), &RR),
+        Route::Control(Some(sa("198.51.100.20:5001")))
+    );
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, sa("192.0.2.11:4003"), &RR),
+        Route::Drop
+    );
+}
+
+#[test]
+fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let first = sa("203.0.113.7:61000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, first, &rtp(1)),
+        Route::Accept(_)
+    ));
+    // A refresh with the same SDP while the source sends: whoever sprays the port
+    // afterwards gets nothing (learning is long over), the latched source goes on.
+    let later = t0() + std::time::Duration::from_secs(10);
+    let just_before = later - std::time::Duration::from_millis(20);
+    assert!(matches!(
+        r.route(just_before, Dir::AtoB, false, first, &rtp(1)),
+        Route::Accept(_)
+    ));
+    r.update(&pair(Latch::Any));
+    let stranger = sa("198.51.100.66:7000");
+    assert_eq!(
+        r.route(later, Dir::AtoB, false, stranger, &rtp(50)),
+        Route::Drop
+    );
+    assert!(matches!(
+        r.route(later, Dir::AtoB, false, first, &rtp(2)),
+        Route::Accept(_)
+    ));
+    // A NATed phone back from a long hold on a new public port, with a new SSRC: the
+    // kept source has been silent, so the new one takes over (its SDP did not change).
+    let resumed = t0() + std::time::Duration::from_secs(300);
+    r.update(&pair(Latch::Any));
+    let new_port = sa("203.0.113.7:61002");
+    assert!(matches!(
+        r.route(resumed, Dir::AtoB, false, new_port, &rtp(77)),
+        Route::Accept(_)
+    ));
+    // Past the window a stranger is not taken, silent source or not.
+    let quiet = resumed + std::time::Duration::from_secs(30);
+    assert_eq!(
+        r.route(quiet, Dir::AtoB, false, stranger, &rtp(99)),
+        Route::Drop
+    );
+    // The leg's SDP moves: learnt again.
+    let mut moved_sdp = pair(Latch::Any);
+    moved_sdp.a_remote = Some(sa("192.0.2.99:4100"));
+    r.update(&moved_sdp);
+    let moved = sa("203.0.113.8:62000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, moved, &rtp(1)),
+        Route::Accept(_)
+    ));
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+        Route::Accept(Some(moved))
+    );
+}
+
+#[test]
+fn malformed_packets_are_dropped_before_latching() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let src = sa("192.0.2.10:4000");
+    // The audit's packet: an extension header that claims more than the packet holds.
+    let mut bad = rtp(1)[..12].to_vec();
+    bad[0] = 0x90;
+    bad.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00]);
+    assert_eq!(r.route(t0(), Dir::AtoB, false, src, &bad), Route::Malformed);
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, src, &[0x80, 0]),
+        Route::Malformed
+    );
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, src, &[0x80, 201, 0, 9]),
+        Route::Malformed
+    );
+    // Nothing was latched by them: the first good packet still decides.
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, src, &rtp(1)),
+        Route::Accept(_)
+    ));
+}
+
+#[test]
+fn srtp_passes_with_what_rtp_checks_would_refuse_and_is_forwarded_unread() {
+    let mut p = pair(Latch::Any);
+    p.kind = StreamKind::Srtp;
+    let mut r = StreamRoute::new(&p);
+    let src = sa("192.0.2.10:4000");
+    // P set, and the last byte (ciphertext or the authentication tag) is no padding count.
+    let mut srtp = rtp(7);
+    srtp[0] |= 0x20;
+    *srtp.last_mut().unwrap() = 0xff;
+    assert!(check_rtp(&srtp).is_err());
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, src, &srtp),
+        Route::Forward {
+            to: Some(sa("198.51.100.20:5000")),
+            rtcp: false
+        }
+    );
+    // SRTCP: an encrypted compound, the E flag and index, a 10-byte tag after the first
+    // packet's length; plain RTCP checks refuse it.
+    let mut srtcp = RR.to_vec();
+    srtcp.extend_from_slice(&[0x12; 20]);
+    srtcp.extend_from_slice(&[0x80, 0, 0, 1]);
+    srtcp.extend_from_slice(&[0xab; 10]);
+    assert!(check_rtcp(&srtcp).is_err());
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4001"), &srtcp),
+        Route::Forward {
+            to: Some(sa("198.51.100.20:5001")),
+            rtcp: true
+        }
+    );
+    // A header that lies about its extension is still refused, and a stranger is still
+    // not the leg's source.
+    let mut bad = rtp(7)[..12].to_vec();
+    bad[0] = 0x90;
+    bad.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x09]);
+    assert_eq!(r.route(t0(), Dir::AtoB, false, src, &bad), Route::Malformed);
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(0xbad)),
+        Route::Drop
+    );
+    assert_eq!(
+        r.route(
+            t0(),
+            Dir::AtoB,
+            true,
+            src,
+            &[0x80, 201, 0, 9, 0, 0, 0, 7, 0, 0, 0, 1]
+        ),
+        Route::Malformed
+    );
+}
+
+#[test]
+fn t38_datagrams_are_latched_by_address_and_never_move_after_a_silence() {
+    let mut p = pair(Latch::Any);
+    p.kind = StreamKind::Datagram;
+    let mut r = StreamRoute::new(&p);
+    let fax = sa("192.0.2.10:4000");
+    // UDPTL: a sequence number, then the IFP; no RTP version bits.
+    let udptl = [0x00, 0x01, 0x06, 0xd0, 0x02, 0x00, 0x00, 0x00];
+    assert!(check_rtp(&udptl).is_err());
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, fax, &udptl),
+        Route::Forward {
+            to: Some(sa("198.51.100.20:5000")),
+            rtcp: false
+        }
+    );
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &udptl),
+        Route::Forward {
+            to: Some(fax),
+            rtcp: false
+        }
+    );
+    // Long after a silence, a stranger sending the same bytes is no continuation.
+    let later = t0() + std::time::Duration::from_secs(60);
+    assert_eq!(
+        r.route(later, Dir::AtoB, false, sa("203.0.113.66:9999"), &udptl),
+        Route::Drop
+    );
+    assert_eq!(r.route(later, Dir::AtoB, false, fax, &[]), Route::Malformed);
+    assert_eq!(
+        r.route(
+            later,
+            Dir::AtoB,
+            false,
+            fax,
+            &[0u8; crate::media::MAX_PACKET + 1]
+        ),
+        Route::Malformed
+    );
+    // A re-INVITE back to audio: the same ports read RTP again.
+    r.update(&pair(Latch::Any));
+    assert_eq!(
+        r.route(later, Dir::AtoB, false, fax, &udptl),
+        Route::Malformed
+    );
+    assert!(matches!(
+        r.route(later, Dir::AtoB, false, fax, &rtp(7)),
+        Route::Accept(_)
+    ));
+}
+
+#[test]
+fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port() {
+    let mut muxed = pair(Latch::Any);
+    muxed.rtcp_mux = true;
+    let mut r = StreamRoute::new(&muxed);
+    let a = sa("192.0.2.10:4000");
+    let b = sa("198.51.100.20:5000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, a, &rtp(7)),
+        Route::Accept(_)
+    ));
+    // A receiver report on the RTP port: RTCP, toward the far leg's RTP address.
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &RR),
+        Route::Control(Some(b))
+    );
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, b, &RR),
+        Route::Control(Some(a))
+    );
+    // It is checked as RTCP: a report whose length runs past the datagram is refused.
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &[0x80, 201, 0, 9, 0, 0, 0, 7]),
+        Route::Malformed
+    );
+    // From another IP than the latched RTP source: not the leg's.
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:4000"), &RR),
+        Route::Drop
+    );
+    // Multiplexed SRTCP on an SRTP stream passes unread.
+    let mut p = muxed.clone();
+    p.kind = StreamKind::Srtp;
+    let mut r = StreamRoute::new(&p);
+    let mut srtcp = RR.to_vec();
+    srtcp.extend_from_slice(&[0x80, 0, 0, 1, 0xab, 0xab, 0xab, 0xab]);
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &srtcp),
+        Route::Forward {
+            to: Some(b),
+            rtcp: true
+        }
+    );
+    // Without multiplexing agreed, the same bytes on the RTP port are RTP: payload type
+    // 72 with the marker bit is RTP there (RFC 5761 reserves 64-95 only when muxing).
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut marked = rtp(7);
+    marked[1] = 0x80 | 72;
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &marked),
+        Route::Accept(Some(b))
+    );
+    assert_eq!(r.route(t0(), Dir::AtoB, false, a, &RR), Route::Malformed);
+}
+
+#[test]
+fn the_rtcp_port_of_a_datagram_stream_relays_only_beside_its_latched_source() {
+    let mut p = pair(Latch::Any);
+    p.kind = StreamKind::Datagram;
+    let mut r = StreamRoute::new(&p);
+    let stranger = sa("203.0.113.66:9999");
+    // Before the leg's first packet nobody can use the RTCP port (and set where the far
+    // leg's packets to it go).
+    assert_eq!(r.route(t0(), Dir::AtoB, true, stranger, &RR), Route::Drop);
+    let fax = sa("192.0.2.10:4000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, fax, &[0, 1, 2]),
+        Route::Forward { rtcp: false, .. }
+    ));
+    assert_eq!(r.route(t0(), Dir::AtoB, true, stranger, &RR), Route::Drop);
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4001"), &RR),
+        Route::Forward { rtcp: true, .. }
+    ));
+}
