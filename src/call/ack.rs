@@ -31,11 +31,16 @@ impl Call {
         };
         cx.send_response(txn, resp.clone());
         let a_cseq = self.template().seq();
-        self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn);
+        // To an INVITE without SDP, the callee's SDP is its offer, unless it came first in a
+        // reliable 18x and the caller's PRACK answered it.
+        let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
+            && !self.uac_rel.offer_seen
+            && super::anchor::carries_sdp(&resp);
+        self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn, offer);
     }
 
     /// Remember our 2xx on `side` and retransmit it until that side ACKs. `cseqs` are the
-    /// INVITE's CSeq on this side and on the other.
+    /// INVITE's CSeq on this side and on the other; `offer`: the 2xx carries an offer.
     pub(super) fn await_ack(
         &mut self,
         cx: &mut Cx,
@@ -43,6 +48,7 @@ impl Call {
         resp: Response,
         cseqs: (u32, Option<u32>),
         txn: TxnId,
+        offer: bool,
     ) {
         let t1 = cx.env.timers.t1;
         self.pending_2xx[side] = Some(Box::new(Pending2xx {
@@ -51,6 +57,7 @@ impl Call {
             other_cseq: cseqs.1,
             interval: t1,
             txn,
+            offer,
         }));
         let reliable = self
             .dialog(side)

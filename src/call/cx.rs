@@ -266,6 +266,16 @@ impl Cx<'_> {
         self.env.respond(self.now, txn, req, status, reason, extra);
     }
 
+    /// 500 with a Retry-After of 0 to 10 seconds, chosen at random so that two peers told to
+    /// wait do not come back together: the request crossed one of its sender's own that is
+    /// still unanswered (RFC 3261 §14.2, RFC 3311 §5.2).
+    pub fn respond_retry_later(&mut self, txn: TxnId, req: &Request) {
+        let after = (self.env.ids.number() % 11).to_string();
+        let extra = [(Hdr::RETRY_AFTER, after.as_str())];
+        self.env
+            .respond(self.now, txn, req, 500, "Server Internal Error", &extra);
+    }
+
     pub fn send(&mut self, target: Target, msg: &Message) {
         self.env.send(target, msg);
     }

@@ -4,6 +4,7 @@
 use tracing::{debug, warn};
 
 use super::Side;
+use super::anchor;
 use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
@@ -32,11 +33,20 @@ impl Call {
             cx.respond(id, &req, 483, "Too Many Hops", &[]);
             return;
         }
+        let offer =
+            matches!(req.method(), Method::Invite | Method::Update) && anchor::carries_sdp(&req);
+        let crossing = if offer {
+            self.unanswered_offer(side)
+        } else {
+            None
+        };
         match req.method() {
             Method::Bye => self.on_bye(cx, side, id, &req),
             _ if self.phase.is_ending() => {
                 cx.respond(id, &req, 481, "Call/Transaction Does Not Exist", &[]);
             }
+            // A second INVITE from a peer before we answered its first (RFC 3261 §14.2).
+            Method::Invite if self.relayed_invite_from(side) => cx.respond_retry_later(id, &req),
             Method::Invite
                 if self.reinvite_in_progress()
                     || self.pending_2xx[side].is_some()
@@ -45,12 +55,14 @@ impl Call {
                 // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
                 cx.respond(id, &req, 491, "Request Pending", &[]);
             }
-            Method::Invite | Method::Update
-                if self.offer_in_flight() && super::anchor::carries_sdp(&req) =>
-            {
-                // One offer at a time across the call: an offer crossing one still
-                // unanswered would leave the legs with different sessions, and a refusal of
-                // either could not tell what to put back (RFC 3311 §5.2: 491).
+            // One offer at a time across the call: an offer crossing one still unanswered
+            // would leave the legs with different sessions, and a refusal of either could not
+            // tell what to put back. Its sender's own offer unanswered: 500 with Retry-After;
+            // one made to it, or on the other leg: 491 (RFC 3311 §5.2).
+            Method::Invite | Method::Update if crossing == Some(Offerer::This) => {
+                cx.respond_retry_later(id, &req)
+            }
+            Method::Invite | Method::Update if crossing.is_some() => {
                 cx.respond(id, &req, 491, "Request Pending", &[]);
             }
             // PRACKs are answered on the leg they arrive on, never relayed.
@@ -165,7 +177,7 @@ impl Call {
         let mut send_as = method.clone();
         if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
             let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
-            if method == Method::Update && super::anchor::carries_sdp(&req) && confirmed {
+            if method == Method::Update && anchor::carries_sdp(&req) && confirmed {
                 // One INVITE at a time within the far dialog (RFC 3261 §14.1).
                 if self.reinvite_in_progress() || self.pending_2xx[other].is_some() {
                     cx.respond(id, &req, 491, "Request Pending", &[]);
@@ -257,7 +269,7 @@ impl Call {
                 return;
             }
         };
-        let standing = super::anchor::carries_sdp(&out).then(|| {
+        let standing = anchor::carries_sdp(&out).then(|| {
             Box::new(Standing {
                 far_sent: self.sdp[other].as_ref().and_then(|s| s.sent.clone()),
                 origin_received: self.sdp[side]
@@ -300,9 +312,46 @@ impl Call {
         }
     }
 
-    /// A relayed offer (a re-INVITE or UPDATE with SDP) waits for its answer.
-    fn offer_in_flight(&self) -> bool {
-        self.relayed.iter().any(|(_, r)| r.standing.is_some())
+    /// An INVITE from `side`'s peer is relayed and not answered yet.
+    fn relayed_invite_from(&self, side: Side) -> bool {
+        self.relayed
+            .iter()
+            .any(|(_, r)| r.origin == side && r.origin_req.method() == Method::Invite)
+    }
+
+    /// Who made the offer that still waits for its answer somewhere in the call, as `side`'s
+    /// peer sees it, if one does.
+    fn unanswered_offer(&self, side: Side) -> Option<Offerer> {
+        let by = |maker: Side| {
+            if maker == side {
+                Offerer::This
+            } else {
+                Offerer::Other
+            }
+        };
+        // A relayed re-INVITE or UPDATE with SDP.
+        if let Some((_, r)) = self.relayed.iter().find(|(_, r)| r.standing.is_some()) {
+            return Some(by(r.origin));
+        }
+        // Our 2xx to an INVITE without SDP carries the other leg's offer; the ACK answers it.
+        for s in [Side::A, Side::B] {
+            if self.pending_2xx[s].as_ref().is_some_and(|p| p.offer) {
+                return Some(by(s.other()));
+            }
+        }
+        // The callee's offer in a reliable 18x, answered by the caller's PRACK.
+        if self.uac_rel.awaiting_answer.is_some() {
+            return Some(by(Side::B));
+        }
+        // Our session refresh by re-INVITE offers our last SDP again.
+        if self
+            .refresh
+            .as_ref()
+            .is_some_and(|r| anchor::carries_sdp(&r.sent))
+        {
+            return Some(Offerer::Other);
+        }
+        None
     }
 
     /// The peer on `side` may transfer the call (its `[transfer] mode = "relay"`).
@@ -318,7 +367,7 @@ impl Call {
     /// 500 with Retry-After and the session stays as it was.
     fn answer_for_the_other_leg(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: &Request) {
         debug!(call_id = %self.call_id(), method = %req.method(), "the other leg's peer does not allow it: answered here");
-        if req.method() == Method::Update && super::anchor::carries_sdp(req) {
+        if req.method() == Method::Update && anchor::carries_sdp(req) {
             cx.respond(
                 id,
                 req,
@@ -346,6 +395,15 @@ impl Call {
         };
         cx.respond(id, req, 200, "OK", extra);
     }
+}
+
+/// Whose offer an offer would cross, as the peer that sends it sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offerer {
+    /// Its own: it may not make another before that one is answered.
+    This,
+    /// One made to it, or one on the other leg.
+    Other,
 }
 
 /// Whether an `Event` value is the `refer` package (RFC 3515 §2.4.4), with or without an id.

@@ -147,12 +147,14 @@ impl Call {
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.seq();
                     let other_cseq = resp.seq();
+                    let offer = offer && super::anchor::carries_sdp(&out);
                     self.await_ack(
                         cx,
                         rel.origin,
                         out,
                         (cseq, Some(other_cseq)),
                         rel.origin_txn,
+                        offer,
                     );
                 }
             }

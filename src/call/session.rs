@@ -178,7 +178,8 @@ impl Call {
                 cx.send_response(id, resp.clone());
                 if req.method() == Method::Invite {
                     let cseq = req.seq();
-                    self.await_ack(cx, side, resp, (cseq, None), id);
+                    // Its SDP answers the peer's (a refresh answered here has SDP).
+                    self.await_ack(cx, side, resp, (cseq, None), id, false);
                 }
             }
             Err(e) => {

@@ -151,6 +151,8 @@ pub struct Pending2xx {
     pub interval: Duration,
     /// The server transaction the 2xx answered; retransmissions go through it.
     pub txn: TxnId,
+    /// The 2xx carries an offer (its INVITE had none): the ACK carries the answer.
+    pub offer: bool,
 }
 
 /// The last ACK we sent on a side, resent when that side retransmits its 2xx. Only the last

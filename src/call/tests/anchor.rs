@@ -639,21 +639,6 @@ fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_w
     assert_eq!(voice.b_remote, before[0].b_remote);
 }
 
-/// The carrier's in-dialog request (its dialog from the gateway's INVITE `inv`, its tag `c`).
-fn from_carrier(inv: &Request, method: &str, cseq: u32, branch: &str, body: &str) -> String {
-    in_dialog(
-        method,
-        "sip:127.0.0.1:5060",
-        &format!("{};tag=c", inv.header(&Hdr::TO).unwrap()),
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        cseq,
-        branch,
-        "127.0.0.3:5060",
-        body,
-    )
-}
-
 /// An anchored call from the phone, answered by the carrier (tag `c`) and ACKed: the
 /// carrier's INVITE and the phone's tag.
 fn anchored_call_inv(h: &mut H, id: &str) -> (Request, String) {
@@ -673,7 +658,7 @@ fn an_offer_crossing_one_still_unanswered_gets_491() {
     // The carrier's UPDATE offer crosses the phone's re-INVITE: refused here, not relayed.
     h.recv(
         CARRIER_A,
-        &from_carrier(&inv, "UPDATE", 1, "z9hG4bKxu1", SDP),
+        &from_carrier_in(&inv, "UPDATE", "c", 1, "z9hG4bKxu1", SDP),
     );
     assert_eq!(h.statuses(CARRIER_A), vec![491]);
     assert!(h.take_requests(PHONE, Method::Update).is_empty());
@@ -702,7 +687,7 @@ fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
     // The carrier asks for an offer (a re-INVITE without SDP).
     h.recv(
         CARRIER_A,
-        &from_carrier(&inv, "INVITE", 1, "z9hG4bKxr1", ""),
+        &from_carrier_in(&inv, "INVITE", "c", 1, "z9hG4bKxr1", ""),
     );
     let re = h.one_request(PHONE, Method::Invite);
     assert!(re.body().is_empty());
@@ -726,9 +711,10 @@ fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
     // The carrier's ACK answers it, multiplexing too.
     h.recv(
         CARRIER_A,
-        &from_carrier(
+        &from_carrier_in(
             &inv,
             "ACK",
+            "c",
             1,
             "z9hG4bKxa1",
             &muxed.replace("192.0.2.10", "198.51.100.7"),

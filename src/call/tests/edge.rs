@@ -316,7 +316,7 @@ fn answers_and_dialog_requests_leave_by_the_listener_the_peer_used() {
             .collect()
     };
     assert!(h.sent.is_empty(), "answered_call took what it sent");
-    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKl7");
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKl7", "");
     h.recv(CARRIER_A, &bye);
     assert_eq!(listeners(&h, PHONE), vec![Some(crate::sip::ListenerId(1))]);
     assert_eq!(

@@ -418,6 +418,7 @@ pub(super) fn from_carrier_in(
     tag: &str,
     cseq: u32,
     branch: &str,
+    body: &str,
 ) -> String {
     in_dialog(
         method,
@@ -428,7 +429,7 @@ pub(super) fn from_carrier_in(
         cseq,
         branch,
         "127.0.0.3:5060",
-        "",
+        body,
     )
 }
 

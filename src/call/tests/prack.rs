@@ -406,7 +406,7 @@ fn answered_with_2xx_held(h: &mut H, call_id: &str) -> (Request, String) {
 fn callee_bye_while_its_2xx_waits_for_the_callers_prack_answers_the_caller_480() {
     let mut h = H::new();
     let (inv, _) = answered_with_2xx_held(&mut h, "p6");
-    let bye = from_carrier_in(&inv, "BYE", "c6", 2, "z9hG4bKp6bye");
+    let bye = from_carrier_in(&inv, "BYE", "c6", 2, "z9hG4bKp6bye", "");
     h.recv(CARRIER_A, &bye);
     let to_phone = h.take(PHONE);
     assert!(
@@ -511,7 +511,8 @@ fn phone_prack(call_id: &str, tag: &str, cseq: u32, rseq: u32, body: &str) -> St
 }
 
 #[test]
-fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_callers_answer() {
+fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_callers_answer_and_none_crosses_it()
+ {
     let mut h = H::new();
     // A late offer: the phone's INVITE has no SDP; it does 100rel.
     let offerless = invite_100rel("lo1", "z9hG4bKlo1")
@@ -537,6 +538,16 @@ fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_caller
     // The carrier retransmits its 183 meanwhile: still no PRACK, nothing more to the phone.
     h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
     assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    // Until the phone answers, the carrier may not offer again (RFC 3311 §5.2).
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "c1", 2, "z9hG4bKlo2", SDP),
+    );
+    let refused = h.take_responses(CARRIER_A);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].status(), 500);
+    assert!(refused[0].header(&Hdr::RETRY_AFTER).is_some());
+    assert!(h.take_requests(PHONE, Method::Update).is_empty());
     // The phone answers in its PRACK; ours carries that answer, for RSeq 1 of the INVITE.
     let answer = SDP.replace("192.0.2.10", "192.0.2.77");
     let tag = r183.to_tag().unwrap();

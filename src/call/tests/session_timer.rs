@@ -143,6 +143,13 @@ fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer()
         re.header(&Hdr::SESSION_EXPIRES).as_deref(),
         Some("300;refresher=uac")
     );
+    // An offer of the carrier's would cross the one the refresh made it.
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "carrier1", 1, "z9hG4bKsu1", SDP),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![491]);
+    assert!(h.take(PHONE).is_empty());
     h.recv_msg(
         CARRIER_A,
         reply(

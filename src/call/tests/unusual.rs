@@ -375,7 +375,7 @@ fn calls_begun_after_a_reload_that_moves_a_peer_do_not_keep_its_old_addresses_he
         &invite_text("after@127.0.0.2", "z9hG4bKafter", "+8610123", ""),
     );
     h.one_request(CARRIER_A, Method::Invite);
-    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmvb");
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmvb", "");
     h.recv(CARRIER_A, &bye);
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
     h.take_requests(PHONE, Method::Bye);
@@ -407,7 +407,7 @@ fn a_reload_that_moves_a_peer_still_lets_its_calls_in_progress_be_ended_from_it(
     let mut h = H::new();
     let (inv, _) = answered_call(&mut h);
     h.input(Input::Reload(moved()));
-    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmv1");
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmv1", "");
     h.recv("127.0.0.9:5060", &bye);
     assert!(
         h.sent.is_empty() && h.cdrs.is_empty(),
