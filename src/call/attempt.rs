@@ -61,6 +61,8 @@ impl Call {
 
     /// Send the INVITE to the next peer of the route.
     pub(super) fn start_attempt(&mut self, cx: &mut Cx) -> AttemptOutcome {
+        // The callee before this one failed: what was relayed to or from it ends with it.
+        self.end_relayed(cx);
         let mut limited = None;
         while let Some(name) = self.route.targets.get(self.route.next).cloned() {
             self.route.next += 1;

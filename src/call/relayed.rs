@@ -194,6 +194,17 @@ impl Call {
         }
     }
 
+    /// End every relayed request (its callee failed and the next is tried): its origin gets
+    /// 487, its offer changes nothing, and the failed callee's late answer finds no request
+    /// to answer, so it cannot reach the caller as if the next callee had sent it.
+    pub(super) fn end_relayed(&mut self, cx: &mut Cx) {
+        for (_, rel) in std::mem::take(&mut self.relayed) {
+            debug!(call_id = %self.call_id(), method = %rel.method, "relayed request ends with its callee");
+            self.offer_not_taken(cx, &rel);
+            rel.terminate(cx);
+        }
+    }
+
     /// A relayed offer ended without a 2xx: the session is what it was: the SDP a refresh
     /// of the far leg offers again, the origin's last `o=`, the anchored streams.
     pub(super) fn offer_not_taken(&mut self, cx: &mut Cx, rel: &Relayed) {

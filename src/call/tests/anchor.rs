@@ -795,3 +795,86 @@ fn a_failover_sends_the_callers_media_to_no_one_until_the_next_callee_says_where
         "not to the callee that failed"
     );
 }
+
+#[test]
+fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("x5", SDP));
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv_a,
+            183,
+            "ea",
+            &[
+                (Hdr::CONTACT, "<sip:a@127.0.0.3>"),
+                (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            ],
+            Some(SDP),
+        ),
+    );
+    let tag = h
+        .take_responses(PHONE)
+        .iter()
+        .find(|r| r.status() == 183)
+        .and_then(|r| r.to_tag())
+        .expect("183 with a tag");
+    // The phone's new offer in the early dialog goes to the first carrier.
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "UPDATE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "x5",
+            2,
+            "z9hG4bKx5u",
+            "127.0.0.2:5060",
+            &offer,
+        ),
+    );
+    let update = h.one_request(CARRIER_A, Method::Update);
+    // The first carrier fails before answering it: the phone's UPDATE ends there.
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ea", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(h.statuses(PHONE), vec![487]);
+    // Its late answer names an address of the carrier that failed: it reaches no one.
+    let late = SDP.replace("192.0.2.10", "198.51.100.9");
+    h.recv_msg(CARRIER_A, reply(&update, 200, "ea", &[], Some(&late)));
+    assert!(h.take_responses(PHONE).is_empty());
+    assert_eq!(relay_pairs(&h)[0].b_remote, None);
+    // The next carrier may take an offer at once.
+    h.recv_msg(
+        CARRIER_B,
+        reply(
+            &inv_b,
+            183,
+            "eb",
+            &[
+                (Hdr::CONTACT, "<sip:b@127.0.0.4>"),
+                (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            ],
+            Some(SDP),
+        ),
+    );
+    h.take_responses(PHONE);
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "UPDATE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "x5",
+            3,
+            "z9hG4bKx5v",
+            "127.0.0.2:5060",
+            &SDP.replace("o=- 1 1", "o=- 1 3"),
+        ),
+    );
+    assert!(h.take_responses(PHONE).is_empty(), "nothing refused");
+    h.one_request(CARRIER_B, Method::Update);
+}
