@@ -100,7 +100,6 @@ impl Call {
                     continue;
                 }
             };
-            self.count_invite_rewrites(cx, &invite, &peer);
             if let Err(e) = self.shape_callback_invite(&mut invite) {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
@@ -116,6 +115,8 @@ impl Call {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
             }
+            // (After every change but anchoring, which counts itself.)
+            self.count_invite_rewrites(cx, &invite, &peer);
             // A new callee: nothing it said of the streams, or was shown, carries over from
             // the one before (the caller's RTP must not go on to a callee that failed).
             if let Some(m) = self.media.as_mut() {
@@ -175,8 +176,8 @@ impl Call {
         }
     }
 
-    /// Count what the peer's profile changed in the INVITE built for it (before anchoring,
-    /// which counts itself).
+    /// Count what the INVITE built for the peer changed of the caller's (anchoring counts
+    /// itself).
     fn count_invite_rewrites(&self, cx: &mut Cx, invite: &Request, peer: &Profile) {
         let template = self.template();
         if peer.ptime.is_some() && invite.body() != template.body() {

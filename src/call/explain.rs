@@ -54,6 +54,13 @@ pub fn explain_invite(
     let mut ids = IdGen::new(0);
     let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile)
         .map_err(ExplainError::Build)?;
+    // A late offer (no SDP) from a caller that does not do 100rel: as the call sends it.
+    let late_offer = !super::anchor::carries_sdp(&out);
+    let caller_rel = super::reliable::offers_100rel(&req);
+    if late_offer && !caller_rel {
+        super::third_party::without_100rel(&mut out, &[Hdr::SUPPORTED])
+            .map_err(ExplainError::Build)?;
+    }
     let anchored = anchor_for_explain(cfg, profile, &mut out);
 
     let mut notes = vec![format!("Request-URI: {} -> {}", req.uri(), out.uri())];
@@ -100,6 +107,8 @@ pub fn explain_invite(
         }
     }
     notes.push(match profile.prack.mode {
+        PrackMode::Supported if late_offer && !caller_rel => "100rel: not offered to this INVITE: it has no SDP (a late offer) and offers no 100rel, so nobody could answer an offer in a reliable 18x; one this peer sends anyway is PRACKed at once".into(),
+        PrackMode::Supported if late_offer => "100rel: offered (Supported: 100rel), unless the caller's profile disables 100rel: this INVITE has no SDP (a late offer), and an offer in a reliable 18x needs the caller's answer in its PRACK; reliable 18x from this peer are PRACKed by the gateway".into(),
         PrackMode::Supported => "100rel: offered (Supported: 100rel); reliable 18x from this peer are PRACKed by the gateway".into(),
         PrackMode::Required => "100rel: required (Require: 100rel); a 420 from this peer ends the attempt".into(),
         PrackMode::Disabled => "100rel: not offered (no Supported/Require 100rel); a reliable 18x it sends anyway is PRACKed".into(),
@@ -234,6 +243,44 @@ mod tests {
             "{:?}",
             e.notes
         );
+    }
+
+    #[test]
+    fn a_late_offer_without_100rel_is_shown_without_offering_100rel() {
+        let (cfg, invite) = shipped();
+        let peer = PeerName("carrier-a".into());
+        assert_eq!(cfg.profiles[&peer].prack.mode, PrackMode::Supported);
+        let (head, _) = invite.split_once("\n\n").unwrap();
+        let without_rel: String = head
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("supported:"))
+            .filter(|l| !l.to_ascii_lowercase().starts_with("content-type:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let late = format!("{without_rel}\n");
+        let e = explain_invite(&cfg, &peer, &late).unwrap();
+        let (head, _) = e.message.split_once("\r\n\r\n").unwrap();
+        assert!(!head.contains("100rel"), "{head}");
+        assert!(
+            e.notes
+                .iter()
+                .any(|n| n.contains("not offered to this INVITE")),
+            "{:?}",
+            e.notes
+        );
+        // With SDP, the same INVITE is offered 100rel as the profile says.
+        let early = invite
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("supported:"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+        let e = explain_invite(&cfg, &peer, &early).unwrap();
+        let supported = e
+            .message
+            .lines()
+            .find(|l| l.starts_with("Supported:"))
+            .unwrap_or_default();
+        assert!(supported.contains("100rel"), "{}", e.message);
     }
 
     #[test]

@@ -578,6 +578,9 @@ fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
     h.recv(PHONE, &offerless("lo2", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(!inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
+    // The caller's INVITE had none either: no 100rel rewrite to count.
+    let rel_rewrites = |h: &H| h.core.env.rewrites[super::cx::Rewrite::Prack100rel as usize];
+    assert_eq!(rel_rewrites(&h), 0);
     // A callee that sends one anyway is PRACKed at once, without an answer.
     h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
     let ours = h.one_request(CARRIER_A, Method::Prack);
@@ -587,6 +590,18 @@ fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
     h.recv(PHONE, &offerless("lo3", "Supported: 100rel\r\n"));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
+    assert_eq!(rel_rewrites(&h), 0);
+    // A caller whose INVITE offers 100rel but whose profile disables it does not do it:
+    // the 100rel the gateway removes is a rewrite.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.prack = prack(PrackMode::Disabled, On405::Continue);
+        }
+    }));
+    h.recv(PHONE, &offerless("lo5", "Supported: 100rel\r\n"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(!inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
+    assert_eq!(rel_rewrites(&h), 1);
     // And a callee whose profile requires 100rel keeps its Require.
     let mut h = H::with(config_with(|n, p| {
         if n == "carrier-a" {
