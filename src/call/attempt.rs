@@ -143,6 +143,9 @@ impl Call {
             }
             if let Some(old) = self.b.take() {
                 cx.remove_dialog(&old);
+                // Provisionals of the callee that failed, still queued for the caller, tell
+                // of a callee that is gone.
+                self.uas_rel.queue.clear();
             }
             cx.add_dialog(&dialog, Side::B);
             let target = dialog.target;

@@ -187,6 +187,11 @@ impl Call {
             return;
         };
         let has_sdp = !resp.body().is_empty();
+        let offer_of = self
+            .attempt
+            .as_ref()
+            .filter(|_| has_sdp && self.uac_rel.awaiting_answer.is_some())
+            .map(|a| a.txn);
         let t1 = cx.env.timers.t1;
         cx.send_response(txn, resp.clone());
         self.uas_rel.pending = Some(Box::new(PendingRel {
@@ -195,6 +200,7 @@ impl Call {
             interval: t1,
             since: cx.now,
             has_sdp,
+            offer_of,
         }));
         self.timers.set(CallTimer::Rel1xx, cx.now + t1);
     }
@@ -264,7 +270,12 @@ impl Call {
             return;
         }
         cx.respond(id, req, 200, "OK", &[]);
-        let carried_offer = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
+        let attempt = self.attempt.as_ref().map(|a| a.txn);
+        let carried_offer = self
+            .uas_rel
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.offer_of.is_some() && p.offer_of == attempt);
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
         if carried_offer && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take() {

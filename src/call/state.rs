@@ -245,6 +245,10 @@ pub struct PendingRel {
     pub interval: Duration,
     pub since: Instant,
     pub has_sdp: bool,
+    /// It carries the callee's offer (our INVITE had none) awaiting the answer in its
+    /// PRACK: the attempt (its INVITE's transaction) whose callee made it. The caller's
+    /// answer goes to that callee only, not to one a failover tried next.
+    pub offer_of: Option<TxnId>,
 }
 
 /// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.

@@ -562,6 +562,73 @@ fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_caller
     );
 }
 
+/// The phone's INVITE without SDP (a late offer), offering 100rel.
+fn late_offer_100rel(call_id: &str) -> String {
+    invite_100rel(call_id, &format!("z9hG4bK{call_id}"))
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+            "Content-Length: 0\r\n\r\n",
+        )
+}
+
+#[test]
+fn the_callers_answer_to_a_failed_callees_offer_is_not_sent_to_the_next_callee() {
+    let mut h = H::new();
+    h.recv(PHONE, &late_offer_100rel("lo6"));
+    h.take(PHONE);
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
+    let first = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("the first carrier's offer reaches the phone");
+    let rseq: u32 = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = first.to_tag().unwrap();
+    // The first carrier rings (queued behind its 183), then fails before the phone answers;
+    // the next one offers too (with the same RSeq and INVITE CSeq, as simple UAs do).
+    h.recv_msg(CARRIER_A, reply(&inv_a, 180, "c1", &[], None));
+    assert!(h.take_responses(PHONE).is_empty());
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    let offer_b = SDP.replace("192.0.2.10", "192.0.2.20");
+    h.recv_msg(
+        CARRIER_B,
+        reply(
+            &inv_b,
+            183,
+            "cb",
+            &[
+                (Hdr::REQUIRE, "100rel"),
+                (Hdr::RSEQ, "1"),
+                (Hdr::CONTACT, "<sip:cb@127.0.0.4>"),
+            ],
+            Some(&offer_b),
+        ),
+    );
+    // The phone's answer is to the first carrier's offer: it is not the next one's answer.
+    let stale = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo6", &tag, 2, rseq, &stale));
+    assert!(h.take_requests(CARRIER_B, Method::Prack).is_empty());
+    // Next the phone hears of the next carrier only: its offer, reliably; the phone's
+    // answer to it is that carrier's answer.
+    let next = h.take_responses(PHONE);
+    let statuses: Vec<u16> = next.iter().map(|r| r.status()).collect();
+    assert_eq!(
+        statuses,
+        vec![200, 183],
+        "the PRACK's 200, then the next 183"
+    );
+    let second = &next[1];
+    let rseq2: u32 = second.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let answer = SDP.replace("192.0.2.10", "192.0.2.88");
+    h.recv(PHONE, &phone_prack("lo6", &tag, 3, rseq2, &answer));
+    let prack = h.one_request(CARRIER_B, Method::Prack);
+    assert_eq!(prack.header(&Hdr::RACK).as_deref(), Some("1 1 INVITE"));
+    assert_eq!(prack.body().as_ref(), answer.as_bytes());
+}
+
 #[test]
 fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
     let offerless = |id: &str, extra: &str| {
