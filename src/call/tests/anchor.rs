@@ -796,6 +796,13 @@ fn a_failover_sends_the_callers_media_to_no_one_until_the_next_callee_says_where
     );
 }
 
+/// A 183 with SDP from a carrier at `contact` that takes UPDATE.
+fn early_taking_update(inv: &Request, tag: &str, contact: &str) -> Message {
+    let allow = "INVITE, ACK, BYE, CANCEL, UPDATE";
+    let headers = [(Hdr::CONTACT, contact), (Hdr::ALLOW, allow)];
+    reply(inv, 183, tag, &headers, Some(SDP))
+}
+
 #[test]
 fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
     let mut h = anchored();
@@ -803,16 +810,7 @@ fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
     let inv_a = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(
         CARRIER_A,
-        reply(
-            &inv_a,
-            183,
-            "ea",
-            &[
-                (Hdr::CONTACT, "<sip:a@127.0.0.3>"),
-                (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
-            ],
-            Some(SDP),
-        ),
+        early_taking_update(&inv_a, "ea", "<sip:a@127.0.0.3>"),
     );
     let tag = h
         .take_responses(PHONE)
@@ -824,17 +822,7 @@ fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
     let offer = SDP.replace("o=- 1 1", "o=- 1 2");
     h.recv(
         PHONE,
-        &in_dialog(
-            "UPDATE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "x5",
-            2,
-            "z9hG4bKx5u",
-            "127.0.0.2:5060",
-            &offer,
-        ),
+        &from_phone_in("x5", "UPDATE", &tag, 2, "z9hG4bKx5u", &offer),
     );
     let update = h.one_request(CARRIER_A, Method::Update);
     // The first carrier fails before answering it: the phone's UPDATE ends there.
@@ -849,29 +837,17 @@ fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
     // The next carrier may take an offer at once.
     h.recv_msg(
         CARRIER_B,
-        reply(
-            &inv_b,
-            183,
-            "eb",
-            &[
-                (Hdr::CONTACT, "<sip:b@127.0.0.4>"),
-                (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
-            ],
-            Some(SDP),
-        ),
+        early_taking_update(&inv_b, "eb", "<sip:b@127.0.0.4>"),
     );
     h.take_responses(PHONE);
     h.recv(
         PHONE,
-        &in_dialog(
-            "UPDATE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
+        &from_phone_in(
             "x5",
+            "UPDATE",
+            &tag,
             3,
             "z9hG4bKx5v",
-            "127.0.0.2:5060",
             &SDP.replace("o=- 1 1", "o=- 1 3"),
         ),
     );

@@ -9,6 +9,11 @@ fn prack(mode: PrackMode, on_405: On405) -> PrackPolicy {
 }
 
 fn reliable_183(inv: &Request, tag: &str, rseq: u32) -> Message {
+    reliable_183_from(inv, tag, rseq, "<sip:c@127.0.0.3>", SDP)
+}
+
+/// A reliable 183 with `sdp`, from the peer at `contact`.
+fn reliable_183_from(inv: &Request, tag: &str, rseq: u32, contact: &str, sdp: &str) -> Message {
     reply(
         inv,
         183,
@@ -16,9 +21,9 @@ fn reliable_183(inv: &Request, tag: &str, rseq: u32) -> Message {
         &[
             (Hdr::REQUIRE, "100rel"),
             (Hdr::RSEQ, &rseq.to_string()),
-            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+            (Hdr::CONTACT, contact),
         ],
-        Some(SDP),
+        Some(sdp),
     )
 }
 
@@ -515,13 +520,7 @@ fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_caller
  {
     let mut h = H::new();
     // A late offer: the phone's INVITE has no SDP; it does 100rel.
-    let offerless = invite_100rel("lo1", "z9hG4bKlo1")
-        .replace("Content-Type: application/sdp\r\n", "")
-        .replace(
-            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
-            "Content-Length: 0\r\n\r\n",
-        );
-    h.recv(PHONE, &offerless);
+    h.recv(PHONE, &offerless("lo1", "Supported: 100rel\r\n"));
     h.take(PHONE);
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(inv.body().is_empty());
@@ -562,9 +561,9 @@ fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_caller
     );
 }
 
-/// The phone's INVITE without SDP (a late offer), offering 100rel.
-fn late_offer_100rel(call_id: &str) -> String {
-    invite_100rel(call_id, &format!("z9hG4bK{call_id}"))
+/// The phone's INVITE without SDP (a late offer), with the header lines `extra`.
+fn offerless(call_id: &str, extra: &str) -> String {
+    invite_text(call_id, &format!("z9hG4bK{call_id}"), "+8610123", extra)
         .replace("Content-Type: application/sdp\r\n", "")
         .replace(
             &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
@@ -575,7 +574,7 @@ fn late_offer_100rel(call_id: &str) -> String {
 #[test]
 fn the_callers_answer_to_a_failed_callees_offer_is_not_sent_to_the_next_callee() {
     let mut h = H::new();
-    h.recv(PHONE, &late_offer_100rel("lo6"));
+    h.recv(PHONE, &offerless("lo6", "Supported: 100rel\r\n"));
     h.take(PHONE);
     let inv_a = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
@@ -595,17 +594,7 @@ fn the_callers_answer_to_a_failed_callees_offer_is_not_sent_to_the_next_callee()
     let offer_b = SDP.replace("192.0.2.10", "192.0.2.20");
     h.recv_msg(
         CARRIER_B,
-        reply(
-            &inv_b,
-            183,
-            "cb",
-            &[
-                (Hdr::REQUIRE, "100rel"),
-                (Hdr::RSEQ, "1"),
-                (Hdr::CONTACT, "<sip:cb@127.0.0.4>"),
-            ],
-            Some(&offer_b),
-        ),
+        reliable_183_from(&inv_b, "cb", 1, "<sip:cb@127.0.0.4>", &offer_b),
     );
     // The phone's answer is to the first carrier's offer: it is not the next one's answer.
     let stale = SDP.replace("192.0.2.10", "192.0.2.77");
@@ -631,14 +620,6 @@ fn the_callers_answer_to_a_failed_callees_offer_is_not_sent_to_the_next_callee()
 
 #[test]
 fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
-    let offerless = |id: &str, extra: &str| {
-        invite_text(id, &format!("z9hG4bK{id}"), "+8610123", extra)
-            .replace("Content-Type: application/sdp\r\n", "")
-            .replace(
-                &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
-                "Content-Length: 0\r\n\r\n",
-            )
-    };
     // Nobody could answer an offer in a reliable 18x before the final answer: the callee is
     // not offered 100rel.
     let mut h = H::new();
