@@ -32,9 +32,11 @@ impl Call {
         cx.send_response(txn, resp.clone());
         let a_cseq = self.template().seq();
         // To an INVITE without SDP, the callee's SDP is its offer, unless it came first in a
-        // reliable 18x and the caller's PRACK answered it.
+        // reliable 18x and our PRACK answered it. An offer the 2xx overtook (no PRACK yet)
+        // is answered in the ACK, then.
+        self.uac_rel.awaiting_answer = None;
         let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
-            && !self.uac_rel.offer_seen
+            && !self.uac_rel.answered
             && super::anchor::carries_sdp(&resp);
         self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn, offer);
     }
@@ -115,12 +117,23 @@ impl Call {
             };
             let ct = ack.header(&Hdr::CONTENT_TYPE);
             self.note_sdp_received(side, ack.body(), ct.as_deref());
-            let body = (!ack.body().is_empty()).then(|| {
+            let body = if !ack.body().is_empty() {
                 // Late offer/answer: the ACK's SDP is anchored like any other.
-                self.anchored_body(cx, side, ack.body(), ct.as_deref(), false)
-                    .unwrap_or_else(|| (ack.body().clone(), ct.clone()))
-            });
+                Some(
+                    self.anchored_body(cx, side, ack.body(), ct.as_deref(), false)
+                        .unwrap_or_else(|| (ack.body().clone(), ct.clone())),
+                )
+            } else if p.offer && side == Side::A {
+                // A caller that answered an offer in its early dialog already answers no
+                // other: its answer then stands for this one.
+                self.early_answer_toward_callee(cx)
+            } else {
+                None
+            };
             self.send_ack(cx, side.other(), other_cseq, body);
+        }
+        if side == Side::A {
+            self.uas_rel.early_answer = None;
         }
         self.phase.confirm();
     }

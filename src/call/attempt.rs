@@ -17,7 +17,7 @@ use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
 use crate::config::Profile;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
-use crate::interop::egress::relayed_response;
+use crate::interop::egress::{body_for, relayed_response};
 use crate::interop::uri::{UriPolicy, request_uri};
 use crate::sip::{Hdr, Message, Method, Request, Response, SipError, Target};
 use crate::txn::TxnId;
@@ -104,6 +104,15 @@ impl Call {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
             }
+            // A late offer whose caller has answered a callee tried before: it answers no
+            // other offer, so this callee is offered the caller's session.
+            if !super::anchor::carries_sdp(&invite)
+                && let Some((body, ct)) = self.uas_rel.early_answer.as_deref()
+                && let Err(e) = invite.set_body(body_for(&peer, body, ct.as_deref()), ct.as_deref())
+            {
+                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                continue;
+            }
             // A late offer (no SDP) from a caller without 100rel: the callee must not offer
             // in a reliable provisional, whose PRACK would need the caller's answer (RFC 3262
             // §5). A peer whose profile requires 100rel keeps its Require.
@@ -183,7 +192,8 @@ impl Call {
     /// itself).
     fn count_invite_rewrites(&self, cx: &mut Cx, invite: &Request, peer: &Profile) {
         let template = self.template();
-        if peer.ptime.is_some() && invite.body() != template.body() {
+        // (A late offer may carry the caller's early answer: no rewrite of the caller's.)
+        if peer.ptime.is_some() && !template.body().is_empty() && invite.body() != template.body() {
             cx.env.rewrote(Rewrite::Ptime);
         }
         let plain = request_uri(&self.number, false, &UriPolicy::default(), &peer.domain);

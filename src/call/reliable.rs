@@ -70,6 +70,19 @@ impl Call {
         true
     }
 
+    /// The caller's early answer as the callee is to get it (anchored), noted as its SDP.
+    pub(super) fn early_answer_toward_callee(
+        &mut self,
+        cx: &mut Cx,
+    ) -> Option<(bytes::Bytes, Option<String>)> {
+        let (body, ct) = self.uas_rel.early_answer.as_deref().cloned()?;
+        self.note_sdp_received(Side::A, &body, ct.as_deref());
+        Some(
+            self.anchored_body(cx, Side::A, &body, ct.as_deref(), false)
+                .unwrap_or((body, ct)),
+        )
+    }
+
     /// PRACK the callee's reliable provisional `rseq` to INVITE `invite_cseq`, with `answer`
     /// (body and Content-Type) when it carried an offer.
     fn prack_callee(
@@ -187,11 +200,6 @@ impl Call {
             return;
         };
         let has_sdp = !resp.body().is_empty();
-        let offer_of = self
-            .attempt
-            .as_ref()
-            .filter(|_| has_sdp && self.uac_rel.awaiting_answer.is_some())
-            .map(|a| a.txn);
         let t1 = cx.env.timers.t1;
         cx.send_response(txn, resp.clone());
         self.uas_rel.pending = Some(Box::new(PendingRel {
@@ -200,7 +208,6 @@ impl Call {
             interval: t1,
             since: cx.now,
             has_sdp,
-            offer_of,
         }));
         self.timers.set(CallTimer::Rel1xx, cx.now + t1);
     }
@@ -270,22 +277,18 @@ impl Call {
             return;
         }
         cx.respond(id, req, 200, "OK", &[]);
-        let attempt = self.attempt.as_ref().map(|a| a.txn);
-        let carried_offer = self
-            .uas_rel
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.offer_of.is_some() && p.offer_of == attempt);
+        let carried_sdp = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
-        if carried_offer && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take() {
-            // The callee's offer, answered by the caller: our PRACK carries the answer.
-            let answer = super::anchor::carries_sdp(req).then(|| {
-                let ct = req.header(&Hdr::CONTENT_TYPE);
-                self.note_sdp_received(Side::A, req.body(), ct.as_deref());
-                self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false)
-                    .unwrap_or_else(|| (req.body().clone(), ct))
-            });
+        if carried_sdp && super::anchor::carries_sdp(req) && self.uas_rel.early_answer.is_none() {
+            let ct = req.header(&Hdr::CONTENT_TYPE);
+            self.uas_rel.early_answer = Some(Box::new((req.body().clone(), ct)));
+        }
+        if carried_sdp && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take() {
+            // The callee's offer: our PRACK carries the caller's answer, from this PRACK or
+            // from the one that answered a callee tried before (the caller answers no other).
+            let answer = self.early_answer_toward_callee(cx);
+            self.uac_rel.answered = answer.is_some();
             self.prack_callee(cx, rseq, invite_cseq, answer);
         }
         if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {

@@ -213,6 +213,8 @@ pub struct UacRel {
     /// An offer of the callee's came in a reliable provisional: later SDP from it in this
     /// attempt is that offer again, not a new one.
     pub offer_seen: bool,
+    /// That offer was answered in our PRACK: SDP in the callee's 2xx is no offer then.
+    pub answered: bool,
 }
 
 /// At most this many provisionals wait behind an unacknowledged reliable one; later ones
@@ -235,6 +237,11 @@ pub struct UasRel {
     /// The RSeq of a provisional without SDP still unacknowledged when our 2xx went: its
     /// PRACK may cross the 2xx and still gets 200 (a 481 would end the caller's dialog).
     pub crossed_rseq: Option<u32>,
+    /// The SDP (and Content-Type) a caller without SDP in its INVITE answered a callee's
+    /// offer with, in its PRACK: its session with the gateway, which every later callee
+    /// of the call is given (a caller answers one offer in its early dialog, and the
+    /// gateway shows it one session across a failover). Kept until the call is confirmed.
+    pub early_answer: Option<Box<(bytes::Bytes, Option<String>)>>,
 }
 
 /// A reliable provisional we retransmit until PRACKed.
@@ -245,10 +252,6 @@ pub struct PendingRel {
     pub interval: Duration,
     pub since: Instant,
     pub has_sdp: bool,
-    /// It carries the callee's offer (our INVITE had none) awaiting the answer in its
-    /// PRACK: the attempt (its INVITE's transaction) whose callee made it. The caller's
-    /// answer goes to that callee only, not to one a failover tried next.
-    pub offer_of: Option<TxnId>,
 }
 
 /// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.

@@ -308,8 +308,20 @@ impl H {
     /// carrier-a answers `inv` with 200 (To-tag `tag`, body `sdp`); returns the 200 the
     /// phone then gets.
     pub(super) fn carrier_answers(&mut self, inv: &Request, tag: &str, sdp: &str) -> Response {
+        self.carrier_answers_on(CARRIER_A, inv, tag, sdp)
+    }
+
+    /// The carrier at `carrier` answers our INVITE `inv` with 200 and `sdp`: the 200 the
+    /// phone gets.
+    pub(super) fn carrier_answers_on(
+        &mut self,
+        carrier: &str,
+        inv: &Request,
+        tag: &str,
+        sdp: &str,
+    ) -> Response {
         self.recv_msg(
-            CARRIER_A,
+            carrier,
             reply(
                 inv,
                 200,

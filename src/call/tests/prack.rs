@@ -571,10 +571,10 @@ fn offerless(call_id: &str, extra: &str) -> String {
         )
 }
 
-#[test]
-fn the_callers_answer_to_a_failed_callees_offer_is_not_sent_to_the_next_callee() {
-    let mut h = H::new();
-    h.recv(PHONE, &offerless("lo6", "Supported: 100rel\r\n"));
+/// The phone's late offer with 100rel; the first carrier's offer reaches it in a reliable
+/// 183: the carrier's INVITE, and the 183's RSeq and To tag toward the phone.
+fn late_offer_answered_reliably(h: &mut H, call_id: &str) -> (Request, u32, String) {
+    h.recv(PHONE, &offerless(call_id, "Supported: 100rel\r\n"));
     h.take(PHONE);
     let inv_a = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
@@ -583,25 +583,38 @@ fn the_callers_answer_to_a_failed_callees_offer_is_not_sent_to_the_next_callee()
         .into_iter()
         .find(|r| r.status() == 183)
         .expect("the first carrier's offer reaches the phone");
-    let rseq: u32 = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
-    let tag = first.to_tag().unwrap();
+    let rseq = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    (inv_a, rseq, first.to_tag().unwrap())
+}
+
+#[test]
+fn a_callers_early_answer_is_its_session_for_the_callee_a_failover_tries_next() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo6");
     // The first carrier rings (queued behind its 183), then fails before the phone answers;
-    // the next one offers too (with the same RSeq and INVITE CSeq, as simple UAs do).
+    // the next one offers too.
     h.recv_msg(CARRIER_A, reply(&inv_a, 180, "c1", &[], None));
     assert!(h.take_responses(PHONE).is_empty());
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert!(
+        inv_b.body().is_empty(),
+        "nothing answered yet: a late offer"
+    );
     let offer_b = SDP.replace("192.0.2.10", "192.0.2.20");
     h.recv_msg(
         CARRIER_B,
         reliable_183_from(&inv_b, "cb", 1, "<sip:cb@127.0.0.4>", &offer_b),
     );
-    // The phone's answer is to the first carrier's offer: it is not the next one's answer.
-    let stale = SDP.replace("192.0.2.10", "192.0.2.77");
-    h.recv(PHONE, &phone_prack("lo6", &tag, 2, rseq, &stale));
-    assert!(h.take_requests(CARRIER_B, Method::Prack).is_empty());
-    // Next the phone hears of the next carrier only: its offer, reliably; the phone's
-    // answer to it is that carrier's answer.
+    // The phone answers the offer it was shown: its one session with the gateway, so the
+    // next carrier's answer too.
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo6", &tag, 2, rseq, &answer));
+    let prack = h.one_request(CARRIER_B, Method::Prack);
+    assert_eq!(prack.header(&Hdr::RACK).as_deref(), Some("1 1 INVITE"));
+    assert_eq!(prack.body().as_ref(), answer.as_bytes());
+    // Then the phone hears of the next carrier only (the first one's 180 is gone), and its
+    // PRACK without SDP (it answers no second offer) changes nothing.
     let next = h.take_responses(PHONE);
     let statuses: Vec<u16> = next.iter().map(|r| r.status()).collect();
     assert_eq!(
@@ -609,13 +622,119 @@ fn the_callers_answer_to_a_failed_callees_offer_is_not_sent_to_the_next_callee()
         vec![200, 183],
         "the PRACK's 200, then the next 183"
     );
-    let second = &next[1];
-    let rseq2: u32 = second.header(&Hdr::RSEQ).unwrap().parse().unwrap();
-    let answer = SDP.replace("192.0.2.10", "192.0.2.88");
-    h.recv(PHONE, &phone_prack("lo6", &tag, 3, rseq2, &answer));
-    let prack = h.one_request(CARRIER_B, Method::Prack);
-    assert_eq!(prack.header(&Hdr::RACK).as_deref(), Some("1 1 INVITE"));
+    let rseq2: u32 = next[1].header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(PHONE, &phone_prack("lo6", &tag, 3, rseq2, ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    assert!(h.take_requests(CARRIER_B, Method::Prack).is_empty());
+}
+
+#[test]
+fn after_a_callers_early_answer_the_next_callee_is_offered_its_session() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo7");
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo7", &tag, 2, rseq, &answer));
+    let prack = h.one_request(CARRIER_A, Method::Prack);
     assert_eq!(prack.body().as_ref(), answer.as_bytes());
+    h.take(PHONE);
+    // The first carrier fails: the next one gets the phone's session as an offer.
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(inv_b.body().as_ref(), answer.as_bytes());
+    assert_eq!(
+        inv_b.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
+    );
+    // Its SDP answers it: the phone's ACK needs none, and ours carries none.
+    let ok = h.carrier_answers_on(CARRIER_B, &inv_b, "cb", SDP);
+    h.recv(
+        PHONE,
+        &from_phone_in("lo7", "ACK", &tag, 1, "z9hG4bKlo7a", ""),
+    );
+    let ack = h.one_request(CARRIER_B, Method::Ack);
+    assert!(ack.body().is_empty());
+    assert_eq!(ok.status(), 200);
+}
+
+#[test]
+fn a_callers_early_answer_answers_the_next_callees_offer_in_its_2xx() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo9");
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    // The next carrier answers at once, offering in its 200: held for the phone's PRACK.
+    h.recv_msg(
+        CARRIER_B,
+        reply(
+            &inv_b,
+            200,
+            "cb",
+            &[(Hdr::CONTACT, "<sip:cb@127.0.0.4>")],
+            Some(SDP),
+        ),
+    );
+    assert!(!h.statuses(PHONE).contains(&200));
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo9", &tag, 2, rseq, &answer));
+    assert_eq!(
+        h.statuses(PHONE),
+        vec![200, 200],
+        "the PRACK's, then the call's"
+    );
+    // The phone has answered once in this dialog and sends no other answer: its early one
+    // answers the carrier's offer.
+    h.recv(
+        PHONE,
+        &from_phone_in("lo9", "ACK", &tag, 1, "z9hG4bKlo9a", ""),
+    );
+    let ack = h.one_request(CARRIER_B, Method::Ack);
+    assert_eq!(ack.body().as_ref(), answer.as_bytes());
+}
+
+#[test]
+fn an_offer_the_callees_2xx_overtook_is_answered_in_the_ack_and_frees_later_offers() {
+    let mut h = H::new();
+    h.recv(PHONE, &offerless("lo8", "Supported: 100rel\r\n"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // A reliable 180 waits for the phone's PRACK; the carrier's offer in a reliable 183 is
+    // queued behind it; then the carrier answers before any PRACK.
+    let ringing = reply(
+        &inv,
+        180,
+        "c1",
+        &[
+            (Hdr::REQUIRE, "100rel"),
+            (Hdr::RSEQ, "1"),
+            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        ],
+        None,
+    );
+    h.recv_msg(CARRIER_A, ringing);
+    let r180 = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 180)
+        .expect("180");
+    let tag = r180.to_tag().unwrap();
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 2));
+    let ok = h.carrier_answers_on(CARRIER_A, &inv, "c1", SDP);
+    assert_eq!(ok.status(), 200);
+    // The 2xx carries the carrier's offer to the phone: its ACK's answer goes on.
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(
+        PHONE,
+        &from_phone_in("lo8", "ACK", &tag, 1, "z9hG4bKlo8a", &answer),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.body().as_ref(), answer.as_bytes());
+    // Nothing is left waiting for an answer: the phone's next offer goes through.
+    h.recv(
+        PHONE,
+        &from_phone_in("lo8", "UPDATE", &tag, 2, "z9hG4bKlo8u", SDP),
+    );
+    assert!(h.take_responses(PHONE).is_empty(), "not refused");
+    h.one_request(CARRIER_A, Method::Update);
 }
 
 #[test]
