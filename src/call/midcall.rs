@@ -33,12 +33,11 @@ impl Call {
             cx.respond(id, &req, 483, "Too Many Hops", &[]);
             return;
         }
-        let offer =
-            matches!(req.method(), Method::Invite | Method::Update) && anchor::carries_sdp(&req);
-        let crossing = if offer {
-            self.unanswered_offer(side)
-        } else {
-            None
+        // An INVITE without SDP asks for an offer: it crosses one still unanswered too.
+        let crossing = match req.method() {
+            Method::Invite => self.unanswered_offer(side),
+            Method::Update if anchor::carries_sdp(&req) => self.unanswered_offer(side),
+            _ => None,
         };
         match req.method() {
             Method::Bye => self.on_bye(cx, side, id, &req),
@@ -47,12 +46,8 @@ impl Call {
             }
             // A second INVITE from a peer before we answered its first (RFC 3261 §14.2).
             Method::Invite if self.relayed_invite_from(side) => cx.respond_retry_later(id, &req),
-            Method::Invite
-                if self.reinvite_in_progress()
-                    || self.pending_2xx[side].is_some()
-                    || !matches!(self.phase, super::phase::Phase::Confirmed { .. }) =>
-            {
-                // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
+            // An INVITE of ours toward it is under way: glare (RFC 3261 §14.2).
+            Method::Invite if self.invite_toward(side) => {
                 cx.respond(id, &req, 491, "Request Pending", &[]);
             }
             // One offer at a time across the call: an offer crossing one still unanswered
@@ -61,6 +56,14 @@ impl Call {
             // one made to it, or on the other leg: 491 (RFC 3311 §5.2).
             Method::Invite | Method::Update if crossing == Some(Offerer::This) => {
                 cx.respond_retry_later(id, &req)
+            }
+            Method::Invite
+                if self.reinvite_in_progress()
+                    || self.pending_2xx[side].is_some()
+                    || !matches!(self.phase, super::phase::Phase::Confirmed { .. }) =>
+            {
+                // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
+                cx.respond(id, &req, 491, "Request Pending", &[]);
             }
             Method::Invite | Method::Update if crossing.is_some() => {
                 cx.respond(id, &req, 491, "Request Pending", &[]);
@@ -319,9 +322,25 @@ impl Call {
             .any(|(_, r)| r.origin == side && r.origin_req.method() == Method::Invite)
     }
 
+    /// An INVITE of ours toward `side`'s peer is under way: relayed to it, our refresh, or
+    /// our INVITE whose 2xx from it we have not ACKed yet (we ACK when the other side does).
+    fn invite_toward(&self, side: Side) -> bool {
+        let other = side.other();
+        self.relayed
+            .iter()
+            .any(|(_, r)| r.origin == other && r.sent.method() == Method::Invite)
+            || self
+                .refresh
+                .as_ref()
+                .is_some_and(|r| r.side == side && r.sent.method() == Method::Invite)
+            || self.pending_2xx[other]
+                .as_ref()
+                .is_some_and(|p| p.other_cseq.is_some())
+    }
+
     /// Who made the offer that still waits for its answer somewhere in the call, as `side`'s
     /// peer sees it, if one does.
-    fn unanswered_offer(&self, side: Side) -> Option<Offerer> {
+    pub(super) fn unanswered_offer(&self, side: Side) -> Option<Offerer> {
         let by = |maker: Side| {
             if maker == side {
                 Offerer::This
@@ -399,7 +418,7 @@ impl Call {
 
 /// Whose offer an offer would cross, as the peer that sends it sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Offerer {
+pub(super) enum Offerer {
     /// Its own: it may not make another before that one is answered.
     This,
     /// One made to it, or one on the other leg.

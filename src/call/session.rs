@@ -284,7 +284,9 @@ impl Call {
         // A refresh by UPDATE carries no offer, so it may go while an INVITE is under way
         // (RFC 3311 §5.1): a re-INVITE left ringing (up to Timer C) must not let the leg's
         // session expire. One by re-INVITE waits for it.
-        let invite_busy = self.reinvite_in_progress() && !self.refreshes_by_update(side);
+        // Nor may it offer while another offer waits for its answer (RFC 3311 §5.1).
+        let invite_busy = !self.refreshes_by_update(side)
+            && (self.reinvite_in_progress() || self.unanswered_offer(side).is_some());
         let busy = self.refresh.is_some()
             || invite_busy
             || self.pending_2xx[side].is_some()

@@ -101,6 +101,15 @@ fn an_offer_crossing_one_in_a_2xx_waits_for_the_ack() {
     assert_eq!(finals_with_retry_after(&mut h, PHONE), vec![(491, None)]);
     assert!(h.take_requests(PHONE, Method::Update).is_empty());
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+    // Nor may the carrier re-INVITE: it has not had our ACK (RFC 3261 §14.2: glare).
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "carrier1", 2, "z9hG4bKo6", SDP),
+    );
+    assert_eq!(
+        finals_with_retry_after(&mut h, CARRIER_A),
+        vec![(491, None)]
+    );
     // The ACK answers it; then an offer goes through.
     h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKo4", SDP));
     h.one_request(CARRIER_A, Method::Ack);
@@ -123,4 +132,23 @@ fn a_reinvite_before_the_ack_of_our_2xx_gets_491() {
     let finals: Vec<u16> = h.statuses(PHONE).into_iter().filter(|s| *s > 100).collect();
     assert!(finals.contains(&491), "{finals:?}");
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+}
+
+#[test]
+fn an_invite_without_sdp_crossing_an_offer_gets_491() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 2, "z9hG4bKn1", SDP));
+    h.one_request(CARRIER_A, Method::Update);
+    // It asks for an offer, which could only cross the phone's.
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "carrier1", 1, "z9hG4bKn2", ""),
+    );
+    assert_eq!(
+        finals_with_retry_after(&mut h, CARRIER_A),
+        vec![(491, None)]
+    );
+    assert!(h.take_requests(PHONE, Method::Invite).is_empty());
 }

@@ -486,6 +486,18 @@ fn an_offer_in_update_toward_a_peer_without_update_goes_as_a_reinvite_after_answ
     // The phone gets the offer in a re-INVITE of its dialog.
     let re = h.one_request(PHONE, Method::Invite);
     assert!(!re.body().is_empty());
+    // The carrier's own offer waits however it was carried: its re-INVITE meanwhile gets
+    // 500 with Retry-After, as would another UPDATE (RFC 3311 §5.2).
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "c1", 6, "z9hG4bKcu6", &offer),
+    );
+    let refused = h.take_responses(CARRIER_A);
+    assert_eq!(
+        refused.iter().map(|r| r.status()).collect::<Vec<_>>(),
+        vec![500]
+    );
+    assert!(refused[0].header(&Hdr::RETRY_AFTER).is_some());
     h.recv_msg(
         PHONE,
         reply(

@@ -128,7 +128,7 @@ fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer()
             p.session_timer = timers(TimerMode::Require, 300);
         }
     }));
-    let (inv, _ok) = call_with(&mut h, "", &[]);
+    let (inv, ok) = call_with(&mut h, "", &[]);
     assert_eq!(inv.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("300"));
     assert_eq!(inv.header(&Hdr::MIN_SE).as_deref(), Some("90"));
     // The carrier answered without Session-Expires: the gateway refreshes it at 150 s, with
@@ -164,6 +164,17 @@ fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer()
     assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
     assert!(h.take(PHONE).is_empty(), "the phone never hears of it");
 
+    // The next refresh waits while the phone's offer waits for the carrier's answer: it
+    // would cross it (RFC 3311 §5.1).
+    let tag = ok.to_tag().unwrap();
+    h.advance(Duration::from_millis(148_000));
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 2, "z9hG4bKsu2", SDP));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    h.advance(Duration::from_millis(2_200));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.recv_msg(CARRIER_A, reply(&up, 200, "carrier1", &[], Some(SDP)));
+    h.take(PHONE);
+    // (That exchange refreshed the leg: the next refresh is due a half-interval later.)
     // The next refresh finds the dialog gone (481): the call is released.
     h.advance(Duration::from_millis(150_200));
     let re = h.one_request(CARRIER_A, Method::Invite);
