@@ -280,7 +280,13 @@ impl Call {
         let carried_sdp = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
-        if carried_sdp && super::anchor::carries_sdp(req) && self.uas_rel.early_answer.is_none() {
+        // (SDP in a PRACK to a caller that offered in its INVITE would be a new offer.)
+        let late_offer = !super::anchor::carries_sdp(self.template());
+        if carried_sdp
+            && late_offer
+            && super::anchor::carries_sdp(req)
+            && self.uas_rel.early_answer.is_none()
+        {
             let ct = req.header(&Hdr::CONTENT_TYPE);
             self.uas_rel.early_answer = Some(Box::new((req.body().clone(), ct)));
         }
