@@ -3,7 +3,7 @@
 //! handlers (`attempt`, `cancel`, `midcall`, `ack`, `reliable`, `release`) read and change.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -17,8 +17,12 @@ use crate::config::{Config, PeerName, Profile};
 use crate::sip::{Method, Request, Response};
 use crate::txn::TxnId;
 
+mod acks;
 mod media;
+mod reliable;
+pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
 pub use media::{MediaState, StreamUse};
+pub use reliable::{MAX_QUEUED_1XX, PendingRel, UacRel, UasRel};
 
 /// What one of a call's transactions is for (the router keeps this per transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,121 +142,6 @@ pub struct Standing {
 
 /// An SDP body sent to a leg, its Content-Type, and whether it was an answer.
 pub type SentSdp = (Bytes, Option<String>, bool);
-
-/// Our 2xx to an INVITE on a side, retransmitted until the ACK (RFC 3261 §13.3.1.4).
-#[derive(Debug)]
-pub struct Pending2xx {
-    pub resp: Response,
-    /// CSeq of the INVITE on that side, which the ACK will carry.
-    pub cseq: u32,
-    /// CSeq of the matching INVITE on the other side, which we ACK once this side ACKs;
-    /// none when the gateway answered the INVITE itself (a session refresh).
-    pub other_cseq: Option<u32>,
-    pub interval: Duration,
-    /// The server transaction the 2xx answered; retransmissions go through it.
-    pub txn: TxnId,
-    /// The 2xx carries an offer (its INVITE had none): the ACK carries the answer.
-    pub offer: bool,
-}
-
-/// The last ACK we sent on a side, resent when that side retransmits its 2xx. Only the last
-/// is kept: an older 2xx is not retransmitted once a newer INVITE was answered.
-#[derive(Debug, Clone)]
-pub struct SentAck {
-    pub cseq: u32,
-    /// The datagram as sent; none once the call settled and the ACK had no body (it is
-    /// rebuilt from the dialog if the 2xx still comes again).
-    pub wire: Option<Bytes>,
-    /// It carried SDP (a late offer's answer): never rebuilt, so never dropped.
-    pub has_body: bool,
-}
-
-/// A re-INVITE relayed to a leg and given up before its final answer (its origin got 487):
-/// a 2xx to it may still come, and gets its ACK from the gateway.
-#[derive(Debug, Clone, Copy)]
-pub struct GivenUpInvite {
-    pub cseq: u32,
-    /// It carried no offer, so an offer in its 2xx is the gateway's to answer (RFC 3261
-    /// §13.2.2.4): the origin can no longer.
-    pub offerless: bool,
-}
-
-/// The re-INVITEs last given up on one leg, newest first: each may still get a late 2xx
-/// (for 64·T1 after it was given up), so one given up soon after another does not leave the
-/// first one's 2xx unACKed. A leg that needs more keeps the newest.
-#[derive(Debug, Default)]
-pub struct GivenUp([Option<GivenUpInvite>; GivenUp::KEPT]);
-
-impl GivenUp {
-    const KEPT: usize = 4;
-
-    /// Remember `g`, forgetting the oldest one when full.
-    pub fn remember(&mut self, g: GivenUpInvite) {
-        self.0.rotate_right(1);
-        self.0[0] = Some(g);
-    }
-
-    /// The given-up re-INVITE with CSeq `cseq`, if it is remembered.
-    pub fn find(&self, cseq: u32) -> Option<GivenUpInvite> {
-        self.0.iter().flatten().find(|g| g.cseq == cseq).copied()
-    }
-}
-
-/// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).
-#[derive(Debug, Clone, Default)]
-pub struct UacRel {
-    /// The peer refused our PRACK (or let it time out) and its profile says carry on:
-    /// no more PRACKs toward it in this call.
-    pub given_up: bool,
-    /// The highest RSeq acknowledged in this attempt; repeats are retransmissions.
-    pub last_rseq: Option<u32>,
-    /// A reliable provisional whose SDP is the offer (our INVITE had none), its PRACK held
-    /// until the caller answers it in its own PRACK (RFC 3262 §5: the PRACK carries the
-    /// answer): its RSeq and the CSeq of our INVITE.
-    pub awaiting_answer: Option<(u32, u32)>,
-    /// An offer of the callee's came in a reliable provisional: later SDP from it in this
-    /// attempt is that offer again, not a new one.
-    pub offer_seen: bool,
-    /// That offer was answered in our PRACK: SDP in the callee's 2xx is no offer then.
-    pub answered: bool,
-}
-
-/// At most this many provisionals wait behind an unacknowledged reliable one; later ones
-/// replace the newest (only the latest state matters to the caller).
-pub const MAX_QUEUED_1XX: usize = 4;
-
-/// 100rel toward the caller, where the gateway is the UAS (RFC 3262 §3).
-#[derive(Debug, Default)]
-pub struct UasRel {
-    /// This call's provisionals to the caller go reliably.
-    pub reliable: bool,
-    pub next_rseq: u32,
-    /// The reliable provisional waiting for its PRACK (boxed, as `held_2xx`: most calls
-    /// never have one, and an established call should not carry their room).
-    pub pending: Option<Box<PendingRel>>,
-    /// Provisionals that arrived while one was unacknowledged (only one at a time, §3).
-    pub queue: std::collections::VecDeque<Response>,
-    /// A 2xx held back because the unacknowledged provisional carried SDP.
-    pub held_2xx: Option<Box<(Response, u32)>>,
-    /// The RSeq of a provisional without SDP still unacknowledged when our 2xx went: its
-    /// PRACK may cross the 2xx and still gets 200 (a 481 would end the caller's dialog).
-    pub crossed_rseq: Option<u32>,
-    /// The SDP (and Content-Type) a caller without SDP in its INVITE answered a callee's
-    /// offer with, in its PRACK: its session with the gateway, which every later callee
-    /// of the call is given (a caller answers one offer in its early dialog, and the
-    /// gateway shows it one session across a failover). Kept until the call is confirmed.
-    pub early_answer: Option<Box<(bytes::Bytes, Option<String>)>>,
-}
-
-/// A reliable provisional we retransmit until PRACKed.
-#[derive(Debug)]
-pub struct PendingRel {
-    pub resp: Response,
-    pub rseq: u32,
-    pub interval: Duration,
-    pub since: Instant,
-    pub has_sdp: bool,
-}
 
 /// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.
 #[derive(Debug, Clone)]

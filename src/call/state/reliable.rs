@@ -1,0 +1,62 @@
+//! What a call keeps of 100rel (RFC 3262) on each leg: toward the callee, where the
+//! gateway PRACKs, and toward the caller, where it sends reliable provisionals.
+
+use std::time::{Duration, Instant};
+
+use crate::sip::Response;
+
+/// 100rel toward the callee, where the gateway is the UAC (RFC 3262 §4).
+#[derive(Debug, Clone, Default)]
+pub struct UacRel {
+    /// The peer refused our PRACK (or let it time out) and its profile says carry on:
+    /// no more PRACKs toward it in this call.
+    pub given_up: bool,
+    /// The highest RSeq acknowledged in this attempt; repeats are retransmissions.
+    pub last_rseq: Option<u32>,
+    /// A reliable provisional whose SDP is the offer (our INVITE had none), its PRACK held
+    /// until the caller answers it in its own PRACK (RFC 3262 §5: the PRACK carries the
+    /// answer): its RSeq and the CSeq of our INVITE.
+    pub awaiting_answer: Option<(u32, u32)>,
+    /// An offer of the callee's came in a reliable provisional: later SDP from it in this
+    /// attempt is that offer again, not a new one.
+    pub offer_seen: bool,
+    /// That offer was answered in our PRACK: SDP in the callee's 2xx is no offer then.
+    pub answered: bool,
+}
+
+/// At most this many provisionals wait behind an unacknowledged reliable one; later ones
+/// replace the newest (only the latest state matters to the caller).
+pub const MAX_QUEUED_1XX: usize = 4;
+
+/// 100rel toward the caller, where the gateway is the UAS (RFC 3262 §3).
+#[derive(Debug, Default)]
+pub struct UasRel {
+    /// This call's provisionals to the caller go reliably.
+    pub reliable: bool,
+    pub next_rseq: u32,
+    /// The reliable provisional waiting for its PRACK (boxed, as `held_2xx`: most calls
+    /// never have one, and an established call should not carry their room).
+    pub pending: Option<Box<PendingRel>>,
+    /// Provisionals that arrived while one was unacknowledged (only one at a time, §3).
+    pub queue: std::collections::VecDeque<Response>,
+    /// A 2xx held back because the unacknowledged provisional carried SDP.
+    pub held_2xx: Option<Box<(Response, u32)>>,
+    /// The RSeq of a provisional without SDP still unacknowledged when our 2xx went: its
+    /// PRACK may cross the 2xx and still gets 200 (a 481 would end the caller's dialog).
+    pub crossed_rseq: Option<u32>,
+    /// The SDP (and Content-Type) a caller without SDP in its INVITE answered a callee's
+    /// offer with, in its PRACK: its session with the gateway, which every later callee
+    /// of the call is given (a caller answers one offer in its early dialog, and the
+    /// gateway shows it one session across a failover). Kept until the call is confirmed.
+    pub early_answer: Option<Box<(bytes::Bytes, Option<String>)>>,
+}
+
+/// A reliable provisional we retransmit until PRACKed.
+#[derive(Debug)]
+pub struct PendingRel {
+    pub resp: Response,
+    pub rseq: u32,
+    pub interval: Duration,
+    pub since: Instant,
+    pub has_sdp: bool,
+}
