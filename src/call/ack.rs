@@ -117,19 +117,11 @@ impl Call {
             };
             let ct = ack.header(&Hdr::CONTENT_TYPE);
             self.note_sdp_received(side, ack.body(), ct.as_deref());
-            let body = if !ack.body().is_empty() {
+            let body = (!ack.body().is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other.
-                Some(
-                    self.anchored_body(cx, side, ack.body(), ct.as_deref(), false)
-                        .unwrap_or_else(|| (ack.body().clone(), ct.clone())),
-                )
-            } else if p.offer && side == Side::A {
-                // A caller that answered an offer in its early dialog already answers no
-                // other: its answer then stands for this one.
-                self.early_answer_toward_callee(cx)
-            } else {
-                None
-            };
+                self.anchored_body(cx, side, ack.body(), ct.as_deref(), false)
+                    .unwrap_or_else(|| (ack.body().clone(), ct.clone()))
+            });
             self.send_ack(cx, side.other(), other_cseq, body);
         }
         if side == Side::A {

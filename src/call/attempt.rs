@@ -105,13 +105,19 @@ impl Call {
                 continue;
             }
             // A late offer whose caller has answered a callee tried before: it answers no
-            // other offer, so this callee is offered the caller's session.
-            if !super::anchor::carries_sdp(&invite)
+            // other offer, so this callee is offered the caller's session (a body that is
+            // not SDP, ISUP say, stays as it is).
+            if invite.body().is_empty()
                 && let Some((body, ct)) = self.uas_rel.early_answer.as_deref()
-                && let Err(e) = invite.set_body(body_for(&peer, body, ct.as_deref()), ct.as_deref())
             {
-                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
-                continue;
+                let shaped = body_for(&peer, body, ct.as_deref());
+                if shaped != *body {
+                    cx.env.rewrote(Rewrite::Ptime);
+                }
+                if let Err(e) = invite.set_body(shaped, ct.as_deref()) {
+                    warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                    continue;
+                }
             }
             // A late offer (no SDP) from a caller without 100rel: the callee must not offer
             // in a reliable provisional, whose PRACK would need the caller's answer (RFC 3262
@@ -185,6 +191,35 @@ impl Call {
         match limited {
             Some(over) => AttemptOutcome::RateLimited(over),
             None => AttemptOutcome::NoPeerLeft,
+        }
+    }
+
+    /// Try the next peer of the route after a callee failed: true when its INVITE went, or
+    /// waits for the caller's answer to the failed callee's offer. A caller that answers
+    /// that offer (in its PRACK) answers no other in its early dialog, so the next callee is
+    /// offered that answer rather than asked for an offer of its own.
+    fn fail_over(&mut self, cx: &mut Cx) -> bool {
+        let answering = self.caller_txn().is_some()
+            && self.uas_rel.early_answer.is_none()
+            && self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp)
+            && !super::anchor::carries_sdp(self.template());
+        if answering {
+            debug!(call_id = %self.call_id(), "failover waits for the caller's answer");
+            self.uas_rel.failover_waits = true;
+            return true;
+        }
+        self.start_attempt(cx) == AttemptOutcome::Sent
+    }
+
+    /// The caller answered (or was to answer) the offer a failover waited for: the next
+    /// peer now, or the call's failure.
+    pub(super) fn fail_over_now(&mut self, cx: &mut Cx) {
+        if self.start_attempt(cx) == AttemptOutcome::Sent {
+            return;
+        }
+        match self.last_failure.take() {
+            Some(last) => self.relay_failure(cx, &last),
+            None => self.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38)),
         }
     }
 
@@ -396,7 +431,7 @@ impl Call {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
             self.last_failure = Some(Box::new(resp));
-            if self.start_attempt(cx) != AttemptOutcome::Sent
+            if !self.fail_over(cx)
                 && let Some(last) = self.last_failure.take()
             {
                 self.relay_failure(cx, &last);
@@ -412,7 +447,7 @@ impl Call {
     fn on_auth_failure(&mut self, cx: &mut Cx, status: u16) {
         if !self.route.exhausted() {
             self.events.push(CallEvent::Failover(status));
-            if self.start_attempt(cx) == AttemptOutcome::Sent {
+            if self.fail_over(cx) {
                 return;
             }
         }
@@ -517,7 +552,7 @@ impl Call {
         } else {
             CallEvent::PeerTransportError
         });
-        if self.start_attempt(cx) == AttemptOutcome::Sent {
+        if self.fail_over(cx) {
             return;
         }
         if let Some(last) = self.last_failure.take() {

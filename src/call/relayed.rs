@@ -115,6 +115,25 @@ impl Call {
         {
             leg.remote_target = c.into();
         }
+        // An early offer/answer by UPDATE changes the caller's session, which a later callee
+        // of a failover is offered: the caller's offer, or its answer.
+        if final_
+            && resp.is_success()
+            && rel.method == Method::Update
+            && self.phase.is_routing()
+            && self.uas_rel.early_answer.is_some()
+        {
+            let (body, ct) = match rel.origin {
+                Side::A => (
+                    rel.origin_req.body(),
+                    rel.origin_req.header(&Hdr::CONTENT_TYPE),
+                ),
+                Side::B => (resp.body(), resp.header(&Hdr::CONTENT_TYPE)),
+            };
+            if super::anchor::carries_sdp(&rel.origin_req) {
+                self.set_early_answer(body, ct);
+            }
+        }
         let refreshes =
             final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update);
         if refreshes {

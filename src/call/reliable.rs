@@ -70,17 +70,20 @@ impl Call {
         true
     }
 
-    /// The caller's early answer as the callee is to get it (anchored), noted as its SDP.
-    pub(super) fn early_answer_toward_callee(
-        &mut self,
-        cx: &mut Cx,
-    ) -> Option<(bytes::Bytes, Option<String>)> {
-        let (body, ct) = self.uas_rel.early_answer.as_deref().cloned()?;
-        self.note_sdp_received(Side::A, &body, ct.as_deref());
-        Some(
-            self.anchored_body(cx, Side::A, &body, ct.as_deref(), false)
-                .unwrap_or((body, ct)),
-        )
+    /// Keep the SDP of the caller's PRACK as its early answer (the first one only).
+    fn keep_early_answer(&mut self, req: &Request) {
+        if self.uas_rel.early_answer.is_none() {
+            let ct = req.header(&Hdr::CONTENT_TYPE);
+            self.set_early_answer(req.body(), ct);
+        }
+    }
+
+    /// The caller's session in its early dialog is now `body`, when it is SDP the gateway can
+    /// find (a body it cannot read would make every later callee's offer unreadable).
+    pub(super) fn set_early_answer(&mut self, body: &bytes::Bytes, ct: Option<String>) {
+        if ct.is_some() && matches!(crate::sdp::locate(ct.as_deref(), body), Ok(Some(_))) {
+            self.uas_rel.early_answer = Some(Box::new((body.clone(), ct)));
+        }
     }
 
     /// PRACK the callee's reliable provisional `rseq` to INVITE `invite_cseq`, with `answer`
@@ -282,18 +285,21 @@ impl Call {
         self.timers.clear(CallTimer::Rel1xx);
         // (SDP in a PRACK to a caller that offered in its INVITE would be a new offer.)
         let late_offer = !super::anchor::carries_sdp(self.template());
-        if carried_sdp
-            && late_offer
-            && super::anchor::carries_sdp(req)
-            && self.uas_rel.early_answer.is_none()
-        {
-            let ct = req.header(&Hdr::CONTENT_TYPE);
-            self.uas_rel.early_answer = Some(Box::new((req.body().clone(), ct)));
+        if carried_sdp && late_offer {
+            self.keep_early_answer(req);
+        }
+        if std::mem::take(&mut self.uas_rel.failover_waits) && self.phase.is_routing() {
+            // The callee whose offer this answers failed: the next one is offered it.
+            self.fail_over_now(cx);
         }
         if carried_sdp && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take() {
-            // The callee's offer: our PRACK carries the caller's answer, from this PRACK or
-            // from the one that answered a callee tried before (the caller answers no other).
-            let answer = self.early_answer_toward_callee(cx);
+            // The callee's offer: our PRACK carries the caller's answer.
+            let answer = super::anchor::carries_sdp(req).then(|| {
+                let ct = req.header(&Hdr::CONTENT_TYPE);
+                self.note_sdp_received(Side::A, req.body(), ct.as_deref());
+                self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false)
+                    .unwrap_or_else(|| (req.body().clone(), ct))
+            });
             self.uac_rel.answered = answer.is_some();
             self.prack_callee(cx, rseq, invite_cseq, answer);
         }

@@ -49,6 +49,9 @@ pub struct UasRel {
     /// of the call is given (a caller answers one offer in its early dialog, and the
     /// gateway shows it one session across a failover). Kept until the call is confirmed.
     pub early_answer: Option<Box<(bytes::Bytes, Option<String>)>>,
+    /// A callee failed while the caller was still to answer its offer: the next attempt
+    /// waits for that answer (its PRACK), which it is then offered.
+    pub failover_waits: bool,
 }
 
 /// A reliable provisional we retransmit until PRACKed.

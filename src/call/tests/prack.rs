@@ -588,44 +588,89 @@ fn late_offer_answered_reliably(h: &mut H, call_id: &str) -> (Request, u32, Stri
 }
 
 #[test]
-fn a_callers_early_answer_is_its_session_for_the_callee_a_failover_tries_next() {
+fn a_failover_before_the_callers_answer_waits_for_it_and_offers_it_to_the_next_callee() {
     let mut h = H::new();
     let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo6");
-    // The first carrier rings (queued behind its 183), then fails before the phone answers;
-    // the next one offers too.
+    // The first carrier rings (queued behind its 183), then fails before the phone answers
+    // its offer: the next carrier is not asked for an offer the phone would never answer.
     h.recv_msg(CARRIER_A, reply(&inv_a, 180, "c1", &[], None));
     assert!(h.take_responses(PHONE).is_empty());
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
-    let inv_b = h.one_request(CARRIER_B, Method::Invite);
-    assert!(
-        inv_b.body().is_empty(),
-        "nothing answered yet: a late offer"
-    );
-    let offer_b = SDP.replace("192.0.2.10", "192.0.2.20");
-    h.recv_msg(
-        CARRIER_B,
-        reliable_183_from(&inv_b, "cb", 1, "<sip:cb@127.0.0.4>", &offer_b),
-    );
-    // The phone answers the offer it was shown: its one session with the gateway, so the
-    // next carrier's answer too.
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    // The phone answers the offer it was shown: the next carrier is offered that answer,
+    // the carrier that failed gets no PRACK, and the phone hears nothing of its 180.
     let answer = SDP.replace("192.0.2.10", "192.0.2.77");
     h.recv(PHONE, &phone_prack("lo6", &tag, 2, rseq, &answer));
-    let prack = h.one_request(CARRIER_B, Method::Prack);
-    assert_eq!(prack.header(&Hdr::RACK).as_deref(), Some("1 1 INVITE"));
-    assert_eq!(prack.body().as_ref(), answer.as_bytes());
-    // Then the phone hears of the next carrier only (the first one's 180 is gone), and its
-    // PRACK without SDP (it answers no second offer) changes nothing.
-    let next = h.take_responses(PHONE);
-    let statuses: Vec<u16> = next.iter().map(|r| r.status()).collect();
-    assert_eq!(
-        statuses,
-        vec![200, 183],
-        "the PRACK's 200, then the next 183"
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(inv_b.body().as_ref(), answer.as_bytes());
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    // Its SDP is the answer, in a reliable 183 the phone PRACKs without SDP.
+    h.recv_msg(
+        CARRIER_B,
+        reliable_183_from(&inv_b, "cb", 1, "<sip:cb@127.0.0.4>", SDP),
     );
-    let rseq2: u32 = next[1].header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let pr = h.one_request(CARRIER_B, Method::Prack);
+    assert!(pr.body().is_empty(), "an answer needs no answer");
+    let r183 = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("the next carrier's 183");
+    let rseq2: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
     h.recv(PHONE, &phone_prack("lo6", &tag, 3, rseq2, ""));
     assert_eq!(h.statuses(PHONE), vec![200]);
-    assert!(h.take_requests(CARRIER_B, Method::Prack).is_empty());
+    assert!(h.take(CARRIER_B).is_empty());
+}
+
+#[test]
+fn a_prack_body_that_is_no_sdp_is_not_offered_to_the_next_callee() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo10");
+    let garbage = phone_prack("lo10", &tag, 2, rseq, "not sdp at all\r\n")
+        .replace("Content-Type: application/sdp\r\n", "");
+    h.recv(PHONE, &garbage);
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert!(inv_b.body().is_empty(), "a late offer again");
+}
+
+#[test]
+fn an_early_update_of_the_callers_session_is_what_the_next_callee_is_offered() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo11");
+    let first = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo11", &tag, 2, rseq, &first));
+    h.one_request(CARRIER_A, Method::Prack);
+    h.take(PHONE);
+    // The carrier takes UPDATE; the phone moves its media in the early dialog.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv_a,
+            180,
+            "c1",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE, PRACK"),
+            ],
+            None,
+        ),
+    );
+    h.take(PHONE);
+    let moved = SDP
+        .replace("192.0.2.10", "192.0.2.99")
+        .replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        PHONE,
+        &from_phone_in("lo11", "UPDATE", &tag, 3, "z9hG4bKlo11u", &moved),
+    );
+    let up = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(CARRIER_A, reply(&up, 200, "c1", &[], Some(SDP)));
+    assert!(h.statuses(PHONE).contains(&200));
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(inv_b.body().as_ref(), moved.as_bytes());
 }
 
 #[test]
@@ -654,41 +699,6 @@ fn after_a_callers_early_answer_the_next_callee_is_offered_its_session() {
     let ack = h.one_request(CARRIER_B, Method::Ack);
     assert!(ack.body().is_empty());
     assert_eq!(ok.status(), 200);
-}
-
-#[test]
-fn a_callers_early_answer_answers_the_next_callees_offer_in_its_2xx() {
-    let mut h = H::new();
-    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo9");
-    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
-    let inv_b = h.one_request(CARRIER_B, Method::Invite);
-    // The next carrier answers at once, offering in its 200: held for the phone's PRACK.
-    h.recv_msg(
-        CARRIER_B,
-        reply(
-            &inv_b,
-            200,
-            "cb",
-            &[(Hdr::CONTACT, "<sip:cb@127.0.0.4>")],
-            Some(SDP),
-        ),
-    );
-    assert!(!h.statuses(PHONE).contains(&200));
-    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
-    h.recv(PHONE, &phone_prack("lo9", &tag, 2, rseq, &answer));
-    assert_eq!(
-        h.statuses(PHONE),
-        vec![200, 200],
-        "the PRACK's, then the call's"
-    );
-    // The phone has answered once in this dialog and sends no other answer: its early one
-    // answers the carrier's offer.
-    h.recv(
-        PHONE,
-        &from_phone_in("lo9", "ACK", &tag, 1, "z9hG4bKlo9a", ""),
-    );
-    let ack = h.one_request(CARRIER_B, Method::Ack);
-    assert_eq!(ack.body().as_ref(), answer.as_bytes());
 }
 
 #[test]
