@@ -103,8 +103,8 @@ fn cancel_before_answer() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
     h.take(PHONE);
-    let cancel = "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc2;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c2\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
-    h.recv(PHONE, cancel);
+    let cancel = cancel_text("c2", "z9hG4bKc2");
+    h.recv(PHONE, &cancel);
     let rs = h.take_responses(PHONE);
     let st: Vec<(u16, Method)> = rs
         .iter()
@@ -142,7 +142,7 @@ fn cancel_racing_200_gets_ack_and_bye() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 183, "t3", &[], Some(SDP)));
     h.take(PHONE);
-    h.recv(PHONE, "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKc3;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c3\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
+    h.recv(PHONE, &cancel_text("c3", "z9hG4bKc3"));
     let cancel = h.one_request(CARRIER_A, Method::Cancel);
     // The carrier answered before it saw our CANCEL.
     h.recv_msg(

@@ -92,8 +92,8 @@ fn a_cancel_or_an_answer_from_elsewhere_changes_nothing() {
         "no answer reaches the caller"
     );
     // A CANCEL of the phone's INVITE from carrier-b's address.
-    let cancel = "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKx1;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: x1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
-    h.recv(CARRIER_B, cancel);
+    let cancel = cancel_text("x1", "z9hG4bKx1");
+    h.recv(CARRIER_B, &cancel);
     assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
     assert!(h.cdrs.is_empty(), "the call still rings");
     // The real answer still connects the call.

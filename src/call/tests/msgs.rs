@@ -21,6 +21,20 @@ pub(super) fn invite_text(call_id: &str, branch: &str, number: &str, extra: &str
     )
 }
 
+/// The phone's CANCEL of its INVITE `invite_text(call_id, branch, "+8610123", …)`.
+pub(super) fn cancel_text(call_id: &str, branch: &str) -> String {
+    format!(
+        "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.2:5060;branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\n\
+         To: <sip:+8610123@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 CANCEL\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
 /// A response from a peer to a request the gateway sent it.
 pub(super) fn reply(
     req: &Request,

@@ -624,6 +624,36 @@ fn a_failover_before_the_callers_answer_waits_for_it_and_offers_it_to_the_next_c
 }
 
 #[test]
+fn a_failover_waiting_for_the_callers_answer_ends_with_its_cancel_or_its_silence() {
+    // Cancelled while the failover waits: 487, one CDR, no INVITE to the next carrier.
+    let mut h = H::new();
+    let (inv_a, _rseq, _tag) = late_offer_answered_reliably(&mut h, "lo12");
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    h.recv(PHONE, &cancel_text("lo12", "z9hG4bKlo12"));
+    assert!(h.statuses(PHONE).contains(&487));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerCancel);
+    h.advance(Duration::from_secs(40));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    assert_idle(&mut h);
+    // A phone that never PRACKs: its INVITE fails as without a failover (RFC 3262 §3).
+    let mut h = H::new();
+    let (inv_a, _rseq, _tag) = late_offer_answered_reliably(&mut h, "lo13");
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    h.advance(Duration::from_secs(40));
+    let finals: Vec<u16> = h
+        .statuses(PHONE)
+        .into_iter()
+        .filter(|s| *s >= 300)
+        .collect();
+    assert!(finals.first().is_some_and(|s| *s >= 500), "{finals:?}");
+    assert_eq!(h.cdrs.len(), 1);
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    h.advance(Duration::from_secs(40));
+    assert_idle(&mut h);
+}
+
+#[test]
 fn a_prack_body_that_is_no_sdp_is_not_offered_to_the_next_callee() {
     let mut h = H::new();
     let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo10");
