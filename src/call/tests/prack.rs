@@ -654,6 +654,38 @@ fn a_failover_waiting_for_the_callers_answer_ends_with_its_cancel_or_its_silence
 }
 
 #[test]
+fn on_an_anchored_call_the_next_callee_is_offered_the_callers_answer_through_the_gateway() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo14");
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo14", &tag, 2, rseq, &answer));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    let offer = String::from_utf8_lossy(inv_b.body()).into_owned();
+    assert!(offer.contains("c=IN IP4 127.0.0.1"), "{offer}");
+    assert!(
+        !offer.contains("192.0.2.77"),
+        "the phone's address leaked: {offer}"
+    );
+    // The relay sends the phone's media where its answer said.
+    let pairs = h
+        .media
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
+            _ => None,
+        })
+        .expect("a relay");
+    assert_eq!(pairs[0].a_remote, Some("192.0.2.77:4000".parse().unwrap()));
+    assert_eq!(pairs[0].b_remote, None, "nothing yet from the next carrier");
+}
+
+#[test]
 fn a_prack_body_that_is_no_sdp_is_not_offered_to_the_next_callee() {
     let mut h = H::new();
     let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo10");
