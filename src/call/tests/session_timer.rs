@@ -12,20 +12,13 @@ fn timers(mode: TimerMode, expires: u64) -> SessionTimerPolicy {
     }
 }
 
-/// The carrier's in-dialog request to the gateway (its dialog from `inv`).
+/// The carrier's in-dialog request to the gateway (its dialog from `inv`), with the header
+/// lines `extra`.
 fn from_carrier(inv: &Request, method: &str, cseq: u32, branch: &str, extra: &str) -> String {
-    let text = in_dialog(
-        method,
-        "sip:127.0.0.1:5060",
-        "<sip:+8610123@ims.example.com>;tag=carrier1",
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        cseq,
-        branch,
-        "127.0.0.3:5060",
-        "",
-    );
-    with_headers(&text, extra)
+    with_headers(
+        &from_carrier_in(inv, method, "carrier1", cseq, branch, ""),
+        extra,
+    )
 }
 
 /// `msg` with the header lines `extra` added after its Max-Forwards.
