@@ -132,16 +132,10 @@ impl Call {
             }
             // (After every change but anchoring, which counts itself.)
             self.count_invite_rewrites(cx, &invite, &peer);
-            // A new callee: nothing it said of the streams, or was shown, carries over from
-            // the one before (the caller's RTP must not go on to a callee that failed).
-            if let Some(m) = self.media.as_mut() {
-                m.remote.b.iter_mut().for_each(|r| *r = None);
-                m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
-                m.shown.b = None;
-                // (An INVITE with SDP tells the relay again as it is anchored; one without
-                // would not.)
-                self.emit_relay(cx, Some(&peer));
-            }
+            // A new callee: what the one before said of the streams does not carry over.
+            // (An INVITE with SDP tells the relay again as it is anchored; one without
+            // would not.)
+            self.forget_callee_media(cx, Some(&peer));
             match self.anchor_offer(cx, Side::A, &mut invite, Some(&peer)) {
                 Ok(()) => {}
                 Err(AnchorError::NoPorts) => {
@@ -199,16 +193,42 @@ impl Call {
     /// that offer (in its PRACK) answers no other in its early dialog, so the next callee is
     /// offered that answer rather than asked for an offer of its own.
     fn fail_over(&mut self, cx: &mut Cx) -> bool {
+        // (The answer goes only into an INVITE without a body: a SIP-I late offer keeps
+        // its ISUP alone, as before a failover.)
         let answering = self.caller_txn().is_some()
             && self.uas_rel.early_answer.is_none()
             && self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp)
-            && !super::anchor::carries_sdp(self.template());
-        if answering {
-            debug!(call_id = %self.call_id(), "failover waits for the caller's answer");
-            self.uas_rel.failover_waits = true;
-            return true;
+            && self.template().body().is_empty();
+        if !answering {
+            return self.start_attempt(cx) == AttemptOutcome::Sent;
         }
-        self.start_attempt(cx) == AttemptOutcome::Sent
+        debug!(call_id = %self.call_id(), "failover waits for the caller's answer");
+        self.uas_rel.failover_waits = true;
+        // Meanwhile the call has no callee: the failed one's dialog, requests, offer, queued
+        // provisionals, streams and place in its peer's limits are let go now.
+        self.end_relayed(cx);
+        if let Some(old) = self.b.take() {
+            cx.remove_dialog(&old);
+        }
+        self.uas_rel.queue.clear();
+        self.uac_rel = UacRel::default();
+        if let Some(prev) = self.counted_egress.take() {
+            cx.env.limits.release(&prev);
+        }
+        self.forget_callee_media(cx, None);
+        true
+    }
+
+    /// Nothing the callee said of the streams, or was shown, carries over to the next one
+    /// (the caller's RTP must not go on to a callee that failed); the relay is told at once
+    /// (`peer`: the next callee's profile, when one is being set up).
+    fn forget_callee_media(&mut self, cx: &mut Cx, peer: Option<&Profile>) {
+        if let Some(m) = self.media.as_mut() {
+            m.remote.b.iter_mut().for_each(|r| *r = None);
+            m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
+            m.shown.b = None;
+            self.emit_relay(cx, peer);
+        }
     }
 
     /// The caller answered (or was to answer) the offer a failover waited for: the next

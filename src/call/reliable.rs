@@ -12,6 +12,7 @@ use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
 use crate::interop::prack::{On405, PrackMode, is_prack_refusal};
+use crate::sdp::MediaBody;
 use crate::sip::{Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
@@ -79,9 +80,10 @@ impl Call {
     }
 
     /// The caller's session in its early dialog is now `body`, when it is SDP the gateway can
-    /// find (a body it cannot read would make every later callee's offer unreadable).
+    /// read (one it cannot would make every later callee's offer unreadable).
     pub(super) fn set_early_answer(&mut self, body: &bytes::Bytes, ct: Option<String>) {
-        if ct.is_some() && matches!(crate::sdp::locate(ct.as_deref(), body), Ok(Some(_))) {
+        let max = self.cfg.media_max_streams;
+        if ct.is_some() && matches!(MediaBody::read(ct.as_deref(), body, max), Ok(Some(_))) {
             self.uas_rel.early_answer = Some(Box::new((body.clone(), ct)));
         }
     }
@@ -291,6 +293,9 @@ impl Call {
         if std::mem::take(&mut self.uas_rel.failover_waits) && self.phase.is_routing() {
             // The callee whose offer this answers failed: the next one is offered it.
             self.fail_over_now(cx);
+            if !self.phase.is_routing() {
+                return;
+            }
         }
         if carried_sdp && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take() {
             // The callee's offer: our PRACK carries the caller's answer.

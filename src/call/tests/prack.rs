@@ -695,6 +695,72 @@ fn a_prack_body_that_is_no_sdp_is_not_offered_to_the_next_callee() {
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
     assert!(inv_b.body().is_empty(), "a late offer again");
+    // The same with the Content-Type of SDP.
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo15");
+    h.recv(
+        PHONE,
+        &phone_prack("lo15", &tag, 2, rseq, "not sdp at all\r\n"),
+    );
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert!(inv_b.body().is_empty(), "a late offer again");
+}
+
+#[test]
+fn a_failover_waiting_for_the_callers_answer_lets_the_failed_callee_go() {
+    // The next carrier is over its limit: the phone's answer ends the call, and the carrier
+    // that failed gets no PRACK.
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-b" {
+            p.limits.calls.max_calls = Some(0);
+        }
+    });
+    cfg.limits = Default::default();
+    let mut h = H::with(cfg);
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo16");
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    // Meanwhile the failed carrier's dialog is gone: its INFO reaches no one.
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv_a, "INFO", "c1", 2, "z9hG4bKlo16i", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.take_requests(PHONE, Method::Info).is_empty());
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo16", &tag, 2, rseq, &answer));
+    let finals: Vec<u16> = h
+        .statuses(PHONE)
+        .into_iter()
+        .filter(|s| *s >= 300)
+        .collect();
+    assert_eq!(finals, vec![503], "the failed carrier's answer");
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+}
+
+#[test]
+fn a_callees_early_update_answered_by_the_caller_is_what_the_next_callee_is_offered() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo17");
+    h.recv(PHONE, &phone_prack("lo17", &tag, 2, rseq, SDP));
+    h.one_request(CARRIER_A, Method::Prack);
+    h.take(PHONE);
+    // The carrier offers again by UPDATE; the phone answers with a new session.
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv_a, "UPDATE", "c1", 2, "z9hG4bKlo17u", SDP),
+    );
+    let up = h.one_request(PHONE, Method::Update);
+    let moved = SDP
+        .replace("192.0.2.10", "192.0.2.99")
+        .replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(PHONE, reply(&up, 200, &tag, &[], Some(&moved)));
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(inv_b.body().as_ref(), moved.as_bytes());
 }
 
 #[test]
