@@ -286,6 +286,7 @@ impl Call {
                     b_ptime: repack(Side::B),
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
+                    callee: media.callee,
                 })
             })
             .collect();

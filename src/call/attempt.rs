@@ -204,11 +204,12 @@ impl Call {
         }
         debug!(call_id = %self.call_id(), "failover waits for the caller's answer");
         self.uas_rel.failover_waits = true;
-        // Meanwhile the call has no callee: the failed one's dialog, requests, offer, queued
-        // provisionals, streams and place in its peer's limits are let go now.
+        // Meanwhile the call has no callee: the failed one's dialog (kept for the CDR, but
+        // found by nothing and relayed to by nothing), requests, offer, queued provisionals,
+        // streams and place in its peer's limits are let go now.
         self.end_relayed(cx);
-        if let Some(old) = self.b.take() {
-            cx.remove_dialog(&old);
+        if let Some(old) = self.b.as_ref() {
+            cx.remove_dialog(old);
         }
         self.uas_rel.queue.clear();
         self.uac_rel = UacRel::default();
@@ -227,6 +228,7 @@ impl Call {
             m.remote.b.iter_mut().for_each(|r| *r = None);
             m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
             m.shown.b = None;
+            m.callee = m.callee.wrapping_add(1);
             self.emit_relay(cx, peer);
         }
     }

@@ -168,9 +168,11 @@ impl Call {
         // A caller's dialog is always ready; a callee's (or a call-back's user1's) once its
         // peer's tag is known.
         let caller = other == Side::A && self.caller_txn().is_some();
+        // (A failover waiting for the caller's answer has no callee to relay to.)
         let ready = self
             .dialog(other)
-            .is_some_and(|l| caller || l.remote_tag.is_some());
+            .is_some_and(|l| caller || l.remote_tag.is_some())
+            && !(other == Side::B && self.uas_rel.failover_waits);
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
             cx.respond(id, &req, 491, "Request Pending", &[]);
             return;

@@ -82,7 +82,12 @@ impl Call {
     /// The caller's session in its early dialog is now `body`, when it is SDP the gateway can
     /// read (one it cannot would make every later callee's offer unreadable).
     pub(super) fn set_early_answer(&mut self, body: &bytes::Bytes, ct: Option<String>) {
-        let max = self.cfg.media_max_streams;
+        // (`[media] max_streams` bounds what the gateway anchors; an unanchored call's SDP
+        // passes whatever its size.)
+        let max = match self.media {
+            Some(_) => self.cfg.media_max_streams,
+            None => usize::MAX,
+        };
         if ct.is_some() && matches!(MediaBody::read(ct.as_deref(), body, max), Ok(Some(_))) {
             self.uas_rel.early_answer = Some(Box::new((body.clone(), ct)));
         }
@@ -213,6 +218,7 @@ impl Call {
             interval: t1,
             since: cx.now,
             has_sdp,
+            attempt: self.route.next,
         }));
         self.timers.set(CallTimer::Rel1xx, cx.now + t1);
     }
@@ -283,6 +289,11 @@ impl Call {
         }
         cx.respond(id, req, 200, "OK", &[]);
         let carried_sdp = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
+        let this_attempt = self
+            .uas_rel
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.attempt == self.route.next);
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
         // (SDP in a PRACK to a caller that offered in its INVITE would be a new offer.)
@@ -297,7 +308,10 @@ impl Call {
                 return;
             }
         }
-        if carried_sdp && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take() {
+        if carried_sdp
+            && this_attempt
+            && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take()
+        {
             // The callee's offer: our PRACK carries the caller's answer.
             let answer = super::anchor::carries_sdp(req).then(|| {
                 let ct = req.header(&Hdr::CONTENT_TYPE);

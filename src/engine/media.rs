@@ -348,6 +348,7 @@ mod tests {
                 b_ptime: None,
                 a_rebind_after: Duration::ZERO,
                 b_rebind_after: Duration::ZERO,
+                callee: 0,
             }],
             record: None,
             rtp_timeout: None,

@@ -71,6 +71,9 @@ pub struct RelayPair {
     /// (`[media] rebind_after_silence_ms` of that leg's peer).
     pub a_rebind_after: std::time::Duration,
     pub b_rebind_after: std::time::Duration,
+    /// Which callee of the call side B is: a failover's next callee is another peer, and
+    /// nothing learnt of the one before (its latched source, its SDP's IP) carries over.
+    pub callee: u32,
 }
 
 /// Record the call's first stream into this file.

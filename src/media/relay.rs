@@ -106,6 +106,7 @@ pub struct StreamRoute {
     rtcp_mux: bool,
     a: LegAddrs,
     b: LegAddrs,
+    callee: u32,
 }
 
 impl StreamRoute {
@@ -115,6 +116,7 @@ impl StreamRoute {
             rtcp_mux: p.rtcp_mux,
             a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after),
             b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after),
+            callee: p.callee,
         }
     }
 
@@ -143,7 +145,15 @@ impl StreamRoute {
     /// followed after a silence ([`crate::media::MOVE_AFTER_SILENCE`]).
     pub fn update(&mut self, p: &RelayPair) {
         let old = std::mem::replace(self, StreamRoute::new(p));
-        for (new, old) in [(&mut self.a, old.a), (&mut self.b, old.b)] {
+        let same_callee = self.callee == old.callee;
+        for (new, old, same_peer) in [
+            (&mut self.a, old.a, true),
+            (&mut self.b, old.b, same_callee),
+        ] {
+            // Another callee (a failover): its leg is learnt from nothing.
+            if !same_peer {
+                continue;
+            }
             new.sdp_ip = new.sdp_ip.or(old.sdp_ip);
             if new.sdp == old.sdp && new.latch == old.latch {
                 new.rtp.keep_source(&old.rtp);

@@ -17,6 +17,8 @@ pub struct MediaState {
     pub shown: PerSide<Option<crate::sdp::Origin>>,
     /// Where the call is recorded, when it is.
     pub recording: Option<crate::media::RecordSpec>,
+    /// Which callee side B is (one more at each failover): see [`crate::media::RelayPair`].
+    pub callee: u32,
 }
 
 impl MediaState {

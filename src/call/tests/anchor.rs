@@ -787,6 +787,7 @@ fn a_failover_sends_the_callers_media_to_no_one_until_the_next_callee_says_where
         relay_pairs(&h)[0].b_remote,
         Some("198.51.100.7:4000".parse().unwrap())
     );
+    let first = relay_pairs(&h)[0].callee;
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ea", &[], None));
     h.one_request(CARRIER_B, Method::Invite);
     assert_eq!(
@@ -794,6 +795,8 @@ fn a_failover_sends_the_callers_media_to_no_one_until_the_next_callee_says_where
         None,
         "not to the callee that failed"
     );
+    // The relay learns nothing of the next callee from the one that failed.
+    assert_ne!(relay_pairs(&h)[0].callee, first);
 }
 
 /// A 183 with SDP from a carrier at `contact` that takes UPDATE.

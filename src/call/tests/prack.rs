@@ -686,6 +686,43 @@ fn on_an_anchored_call_the_next_callee_is_offered_the_callers_answer_through_the
 }
 
 #[test]
+fn a_sip_i_late_offer_never_answers_the_next_callees_offer_with_the_failed_ones_answer() {
+    let mut h = H::new();
+    // A late offer with ISUP and no SDP, from a caller that does 100rel.
+    let isup = offerless("lo18", "Supported: 100rel\r\n").replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Type: application/isup\r\nContent-Length: 2\r\n\r\n\x01\x02",
+    );
+    h.recv(PHONE, &isup);
+    h.take(PHONE);
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
+    let first = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("the first carrier's offer");
+    let rseq: u32 = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = first.to_tag().unwrap();
+    // It fails; the next carrier gets the ISUP as it came and offers in its own 183.
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(inv_b.body().as_ref(), b"\x01\x02");
+    let offer_b = SDP
+        .replace("PCMU", "PCMA")
+        .replace("RTP/AVP 0", "RTP/AVP 8");
+    h.recv_msg(
+        CARRIER_B,
+        reliable_183_from(&inv_b, "cb", 1, "<sip:cb@127.0.0.4>", &offer_b),
+    );
+    // The phone's answer is to the first carrier's offer: not the next one's answer.
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo18", &tag, 2, rseq, &answer));
+    assert!(h.take_requests(CARRIER_B, Method::Prack).is_empty());
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+}
+
+#[test]
 fn a_prack_body_that_is_no_sdp_is_not_offered_to_the_next_callee() {
     let mut h = H::new();
     let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo10");
@@ -727,8 +764,15 @@ fn a_failover_waiting_for_the_callers_answer_lets_the_failed_callee_go() {
     );
     assert_eq!(h.statuses(CARRIER_A), vec![481]);
     assert!(h.take_requests(PHONE, Method::Info).is_empty());
+    // Nor does the phone's reach it.
+    h.recv(
+        PHONE,
+        &from_phone_in("lo16", "INFO", &tag, 2, "z9hG4bKlo16p", ""),
+    );
+    assert_eq!(h.statuses(PHONE), vec![491]);
+    assert!(h.take_requests(CARRIER_A, Method::Info).is_empty());
     let answer = SDP.replace("192.0.2.10", "192.0.2.77");
-    h.recv(PHONE, &phone_prack("lo16", &tag, 2, rseq, &answer));
+    h.recv(PHONE, &phone_prack("lo16", &tag, 3, rseq, &answer));
     let finals: Vec<u16> = h
         .statuses(PHONE)
         .into_iter()
@@ -738,6 +782,11 @@ fn a_failover_waiting_for_the_callers_answer_lets_the_failed_callee_go() {
     assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
     assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
     assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(
+        h.cdrs[0].egress_call_id,
+        inv_a.call_id(),
+        "the CDR names the callee tried"
+    );
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn rig() -> (Rig, StreamIo) {
         b_ptime: None,
         a_rebind_after: Duration::ZERO,
         b_rebind_after: Duration::ZERO,
+        callee: 0,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();
     dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, None, None, None, "t"));

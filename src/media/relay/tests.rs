@@ -98,6 +98,7 @@ fn pair(latch: Latch) -> RelayPair {
         b_ptime: None,
         a_rebind_after: crate::media::MOVE_AFTER_SILENCE,
         b_rebind_after: crate::media::MOVE_AFTER_SILENCE,
+        callee: 0,
     }
 }
 
@@ -403,4 +404,44 @@ fn the_rtcp_port_of_a_datagram_stream_relays_only_beside_its_latched_source() {
         r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4001"), &RR),
         Route::Forward { rtcp: true, .. }
     ));
+}
+
+#[test]
+fn a_new_callee_is_learnt_from_nothing() {
+    // SdpIp: a failover's next callee, whose SDP is not known yet, is not the failed
+    // callee's IP.
+    let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+    let failed = sa("198.51.100.20:5000");
+    assert!(matches!(
+        r.route(t0(), Dir::BtoA, false, failed, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let mut next = pair(Latch::SdpIp);
+    next.b_remote = None;
+    next.callee = 1;
+    r.update(&next);
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, failed, &rtp(2)),
+        Route::Drop
+    );
+    // Any: the failed callee's packets, latched while its SDP was already forgotten, are
+    // not kept as the next callee's source.
+    let mut forgotten = pair(Latch::Any);
+    forgotten.b_remote = None;
+    let mut r = StreamRoute::new(&forgotten);
+    assert!(matches!(
+        r.route(t0(), Dir::BtoA, false, failed, &rtp(1)),
+        Route::Accept(_)
+    ));
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(9)),
+        Route::Accept(Some(failed))
+    );
+    forgotten.callee = 1;
+    r.update(&forgotten);
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(10)),
+        Route::Accept(None),
+        "the caller's RTP goes to no one until the next callee is known"
+    );
 }
