@@ -20,11 +20,11 @@ impl Call {
             TxnRole::Invite => self.on_invite_response(cx, id, resp),
             TxnRole::Relay => self.on_relayed_response(cx, id, resp),
             TxnRole::Bye(side) if !resp.is_provisional() => self.on_bye_answer(cx, side, id, &resp),
-            TxnRole::Prack if !resp.is_provisional() => {
-                self.on_prack_result(cx, id, Some(resp.status()))
+            TxnRole::Prack(n) if !resp.is_provisional() => {
+                self.on_prack_result(cx, id, n, Some(resp.status()))
             }
             TxnRole::Refresh(_) => self.on_refresh_response(cx, id, resp),
-            TxnRole::Bye(_) | TxnRole::Prack | TxnRole::CallerInvite => {}
+            TxnRole::Bye(_) | TxnRole::Prack(_) | TxnRole::CallerInvite => {}
         }
     }
 
@@ -46,7 +46,7 @@ impl Call {
                 self.on_bye_unanswered(side);
             }
             TxnRole::Relay => self.on_relay_failed(cx, id),
-            TxnRole::Prack => self.on_prack_result(cx, id, None),
+            TxnRole::Prack(n) => self.on_prack_result(cx, id, n, None),
             TxnRole::Refresh(_) => self.on_refresh_failed(cx, id),
             TxnRole::CallerInvite => {}
         }

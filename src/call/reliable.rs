@@ -131,15 +131,26 @@ impl Call {
         match built {
             Ok(mut prack) => {
                 self.sign(cx, Side::B, &mut prack);
-                self.start_client(cx, prack, target, TxnRole::Prack);
+                let attempt = u32::try_from(self.route.next).unwrap_or(u32::MAX);
+                self.start_client(cx, prack, target, TxnRole::Prack(attempt));
             }
             Err(e) => warn!(error = %e, "cannot build PRACK"),
         }
     }
 
     /// The callee answered our PRACK `id` (`Some(status)`) or never did (`None`).
-    pub(super) fn on_prack_result(&mut self, cx: &mut Cx, id: TxnId, status: Option<u16>) {
+    pub(super) fn on_prack_result(
+        &mut self,
+        cx: &mut Cx,
+        id: TxnId,
+        attempt: u32,
+        status: Option<u16>,
+    ) {
         self.close_txn(id);
+        // Our PRACK to a callee that failed since: its fate is not the current callee's.
+        if u32::try_from(self.route.next).unwrap_or(u32::MAX) != attempt {
+            return;
+        }
         let refused = match status {
             Some(s) if (200..300).contains(&s) => false,
             Some(s) => is_prack_refusal(s) || s >= 400,

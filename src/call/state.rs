@@ -35,8 +35,9 @@ pub enum TxnRole {
     Bye(Side),
     /// A request relayed from the other leg (re-INVITE, UPDATE, INFO, …).
     Relay,
-    /// Our PRACK for a reliable provisional from the callee.
-    Prack,
+    /// Our PRACK for a reliable provisional from the callee of attempt `n` (the call's
+    /// `route.next` then): a failed callee's answer to it says nothing of the next one.
+    Prack(u32),
     /// Our session refresh (RFC 4028) on this side.
     Refresh(Side),
 }

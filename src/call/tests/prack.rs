@@ -723,6 +723,28 @@ fn a_sip_i_late_offer_never_answers_the_next_callees_offer_with_the_failed_ones_
 }
 
 #[test]
+fn a_failed_callees_answer_to_our_prack_says_nothing_of_the_next_callee() {
+    // The next carrier's profile fails a call whose PRACK it refuses.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-b" {
+            p.prack = prack(PrackMode::Supported, On405::Fail);
+        }
+    }));
+    h.recv(PHONE, &invite_text("pf1", "z9hG4bKpf1", "+8610123", ""));
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    // Its 503 crosses our PRACK, which it then refuses: the next carrier rings on.
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    h.one_request(CARRIER_B, Method::Invite);
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reply(&pr, 481, "c1", &[], None));
+    assert!(h.take_responses(PHONE).is_empty(), "the call goes on");
+    assert!(h.take_requests(CARRIER_B, Method::Cancel).is_empty());
+    assert!(h.cdrs.is_empty());
+}
+
+#[test]
 fn a_prack_body_that_is_no_sdp_is_not_offered_to_the_next_callee() {
     let mut h = H::new();
     let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo10");
