@@ -538,6 +538,8 @@ pub fn rtp(data: &[u8]) {
         a_rebind_after: Duration::from_millis(500),
         b_rebind_after: trunkgate::media::MOVE_AFTER_SILENCE,
         callee: 0,
+        a_heard: true,
+        b_heard: true,
     };
     let mut route = StreamRoute::new(&pair);
     // The same packets on an SRTP and on a T.38 stream: forwarded unread, never recorded.

@@ -197,6 +197,7 @@ impl Call {
                 media.pairs[i] = Some(pair);
             }
         }
+        media.heard[from] = true;
         for (slot, ep) in media.remote[from].iter_mut().zip(&mb.streams) {
             *slot = match (ep.ip, ep.port) {
                 (Some(ip), p) if p != 0 && deliverable(ip, media_ip) => Some((ip, p).into()),
@@ -287,6 +288,8 @@ impl Call {
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
                     callee: media.callee,
+                    a_heard: media.heard.a,
+                    b_heard: media.heard.b,
                 })
             })
             .collect();

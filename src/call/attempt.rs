@@ -229,6 +229,7 @@ impl Call {
             m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
             m.shown.b = None;
             m.callee = m.callee.wrapping_add(1);
+            m.heard.b = false;
             self.emit_relay(cx, peer);
         }
     }

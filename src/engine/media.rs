@@ -349,6 +349,8 @@ mod tests {
                 a_rebind_after: Duration::ZERO,
                 b_rebind_after: Duration::ZERO,
                 callee: 0,
+                a_heard: true,
+                b_heard: true,
             }],
             record: None,
             rtp_timeout: None,

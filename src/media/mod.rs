@@ -74,6 +74,11 @@ pub struct RelayPair {
     /// Which callee of the call side B is: a failover's next callee is another peer, and
     /// nothing learnt of the one before (its latched source, its SDP's IP) carries over.
     pub callee: u32,
+    /// Each leg's peer has sent SDP (side B's: this callee). Until it has, `latch = "any"`
+    /// takes no source for that leg: nobody is the leg before its peer said anything (a
+    /// failed callee's last packets, or anyone spraying the port).
+    pub a_heard: bool,
+    pub b_heard: bool,
 }
 
 /// Record the call's first stream into this file.

@@ -66,6 +66,8 @@ struct LegAddrs {
     rtp: SourceLatch,
     rtcp: Option<SocketAddr>,
     latch: Option<Latch>,
+    /// Its peer has sent SDP (see [`RelayPair::a_heard`]).
+    heard: bool,
     /// The current one-second window of accepted packets, and how many it has had.
     window: Option<Instant>,
     in_window: u32,
@@ -88,11 +90,17 @@ impl LegAddrs {
 }
 
 impl LegAddrs {
-    fn new(sdp: Option<SocketAddr>, latch: Latch, rebind_after: std::time::Duration) -> Self {
+    fn new(
+        sdp: Option<SocketAddr>,
+        latch: Latch,
+        rebind_after: std::time::Duration,
+        heard: bool,
+    ) -> Self {
         LegAddrs {
             sdp,
             sdp_ip: sdp.map(|a| a.ip()),
             latch: Some(latch),
+            heard,
             rtp: SourceLatch::with_rebind_after(rebind_after),
             ..LegAddrs::default()
         }
@@ -114,8 +122,8 @@ impl StreamRoute {
         StreamRoute {
             kind: p.kind,
             rtcp_mux: p.rtcp_mux,
-            a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after),
-            b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after),
+            a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after, p.a_heard),
+            b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after, p.b_heard),
             callee: p.callee,
         }
     }
@@ -185,7 +193,7 @@ impl StreamRoute {
             Dir::BtoA => (&mut self.b, &self.a),
         };
         let accept = match mine.latch.unwrap_or(Latch::Any) {
-            Latch::Any => true,
+            Latch::Any => mine.heard,
             Latch::SdpIp => mine.sdp_ip == Some(src.ip()),
         };
         if !accept {

@@ -19,6 +19,8 @@ pub struct MediaState {
     pub recording: Option<crate::media::RecordSpec>,
     /// Which callee side B is (one more at each failover): see [`crate::media::RelayPair`].
     pub callee: u32,
+    /// Each leg's peer has sent SDP (side B's: this callee).
+    pub heard: PerSide<bool>,
 }
 
 impl MediaState {

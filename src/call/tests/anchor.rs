@@ -795,8 +795,11 @@ fn a_failover_sends_the_callers_media_to_no_one_until_the_next_callee_says_where
         None,
         "not to the callee that failed"
     );
-    // The relay learns nothing of the next callee from the one that failed.
+    // The relay learns nothing of the next callee from the one that failed, nor takes a
+    // source for it before its SDP.
     assert_ne!(relay_pairs(&h)[0].callee, first);
+    assert!(relay_pairs(&h)[0].a_heard);
+    assert!(!relay_pairs(&h)[0].b_heard);
 }
 
 /// A 183 with SDP from a carrier at `contact` that takes UPDATE.

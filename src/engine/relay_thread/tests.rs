@@ -49,6 +49,8 @@ fn rig() -> (Rig, StreamIo) {
         a_rebind_after: Duration::ZERO,
         b_rebind_after: Duration::ZERO,
         callee: 0,
+        a_heard: true,
+        b_heard: true,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();
     dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, None, None, None, "t"));

@@ -99,6 +99,8 @@ fn pair(latch: Latch) -> RelayPair {
         a_rebind_after: crate::media::MOVE_AFTER_SILENCE,
         b_rebind_after: crate::media::MOVE_AFTER_SILENCE,
         callee: 0,
+        a_heard: true,
+        b_heard: true,
     }
 }
 
@@ -438,10 +440,32 @@ fn a_new_callee_is_learnt_from_nothing() {
         Route::Accept(Some(failed))
     );
     forgotten.callee = 1;
+    forgotten.b_heard = false;
     r.update(&forgotten);
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(10)),
         Route::Accept(None),
         "the caller's RTP goes to no one until the next callee is known"
+    );
+    // The failed callee's last packets take nothing before the next callee's SDP.
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, failed, &rtp(3)),
+        Route::Drop
+    );
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(11)),
+        Route::Accept(None)
+    );
+    // Its SDP came (with no address the gateway may send to): its packets are learnt.
+    forgotten.b_heard = true;
+    r.update(&forgotten);
+    let next = sa("198.51.100.30:6000");
+    assert!(matches!(
+        r.route(t0(), Dir::BtoA, false, next, &rtp(7)),
+        Route::Accept(_)
+    ));
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(12)),
+        Route::Accept(Some(next))
     );
 }
