@@ -1,35 +1,25 @@
-//! Attempts toward the callee: the INVITE to each peer of the route in turn (failover on
-//! 408/503/timeout/transport error), and what the callee answers.
+//! Attempts toward the callee: the INVITE to each peer of the route in turn, and what the
+//! callee answers (its failures, and the failover they lead to: `failover`).
 
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::anchor::AnchorError;
-use super::challenge::is_challenge;
 use super::cx::{Cx, Rewrite};
 use super::events::CallEvent;
 use super::limits::Over;
 use super::outbound::outbound_invite;
-use super::phase::{AttemptState, EndInfo, Then};
+use super::phase::{AttemptState, Then};
 use super::reliable::reliable_rseq;
 use super::state::{Attempt, Call, StreamUse, TxnRole, UacRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
 use crate::config::Profile;
-use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
+use crate::interop::causes::Q850Cause;
 use crate::interop::egress::{body_for, relayed_response};
 use crate::interop::uri::{UriPolicy, request_uri};
 use crate::sip::{Hdr, Message, Method, Request, Response, SipError, Target};
 use crate::txn::TxnId;
-
-/// Statuses after which the next peer of the route is tried.
-const FAILOVER_STATUSES: &[u16] = &[408, 503];
-
-/// Statuses that describe our hop to the callee's peer, not the call: extensions that hop
-/// wanted or refused (420, 421), its session timer demands (422), its registration interval
-/// (423), or glare on a dialog the caller never saw (491). The caller, which asked for
-/// none of it, gets 500 with the cause instead; the CDR keeps the original.
-const HOP_STATUSES: &[u16] = &[420, 421, 422, 423, 491];
 
 /// What came of trying to send the INVITE onward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,42 +178,10 @@ impl Call {
         }
     }
 
-    /// Try the next peer of the route after a callee failed: true when its INVITE went, or
-    /// waits for the caller's answer to the failed callee's offer. A caller that answers
-    /// that offer (in its PRACK) answers no other in its early dialog, so the next callee is
-    /// offered that answer rather than asked for an offer of its own.
-    fn fail_over(&mut self, cx: &mut Cx) -> bool {
-        // (The answer goes only into an INVITE without a body: a SIP-I late offer keeps
-        // its ISUP alone, as before a failover.)
-        let answering = self.caller_txn().is_some()
-            && self.uas_rel.early_answer.is_none()
-            && self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp)
-            && self.template().body().is_empty();
-        if !answering {
-            return self.start_attempt(cx) == AttemptOutcome::Sent;
-        }
-        debug!(call_id = %self.call_id(), "failover waits for the caller's answer");
-        self.uas_rel.failover_waits = true;
-        // Meanwhile the call has no callee: the failed one's dialog (kept for the CDR, but
-        // found by nothing and relayed to by nothing), requests, offer, queued provisionals,
-        // streams and place in its peer's limits are let go now.
-        self.end_relayed(cx);
-        if let Some(old) = self.b.as_ref() {
-            cx.remove_dialog(old);
-        }
-        self.uas_rel.queue.clear();
-        self.uac_rel = UacRel::default();
-        if let Some(prev) = self.counted_egress.take() {
-            cx.env.limits.release(&prev);
-        }
-        self.forget_callee_media(cx, None);
-        true
-    }
-
     /// Nothing the callee said of the streams, or was shown, carries over to the next one
     /// (the caller's RTP must not go on to a callee that failed); the relay is told at once
     /// (`peer`: the next callee's profile, when one is being set up).
-    fn forget_callee_media(&mut self, cx: &mut Cx, peer: Option<&Profile>) {
+    pub(super) fn forget_callee_media(&mut self, cx: &mut Cx, peer: Option<&Profile>) {
         if let Some(m) = self.media.as_mut() {
             m.remote.b.iter_mut().for_each(|r| *r = None);
             m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
@@ -231,18 +189,6 @@ impl Call {
             m.callee = m.callee.wrapping_add(1);
             m.heard.b = false;
             self.emit_relay(cx, peer);
-        }
-    }
-
-    /// The caller answered (or was to answer) the offer a failover waited for: the next
-    /// peer now, or the call's failure.
-    pub(super) fn fail_over_now(&mut self, cx: &mut Cx) {
-        if self.start_attempt(cx) == AttemptOutcome::Sent {
-            return;
-        }
-        match self.last_failure.take() {
-            Some(last) => self.relay_failure(cx, &last),
-            None => self.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38)),
         }
     }
 
@@ -270,7 +216,7 @@ impl Call {
     }
 
     /// The current attempt got its final outcome: false when it already had one.
-    fn finish_attempt(&mut self) -> bool {
+    pub(super) fn finish_attempt(&mut self) -> bool {
         let Some(att) = self.attempt.as_mut() else {
             return false;
         };
@@ -415,143 +361,9 @@ impl Call {
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");
     }
 
-    fn on_invite_failure(&mut self, cx: &mut Cx, resp: Response) {
-        let sent = self.attempt.as_mut().and_then(|a| {
-            let wanted = !a.state.unwanted();
-            a.invite.take().filter(|_| wanted)
-        });
-        if !self.finish_attempt() || !self.phase.is_routing() {
-            return;
-        }
-        let status = resp.status();
-        if is_challenge(&resp) {
-            let Some(sent) = sent else {
-                return self.relay_failure(cx, &resp);
-            };
-            match self.answer_challenge(cx, Side::B, &sent, &resp, TxnRole::Invite) {
-                Ok((txn, invite)) => {
-                    self.invite_auth.b = Some(Call::invite_credentials(&invite));
-                    if let Some(att) = self.attempt.as_mut() {
-                        att.txn = txn;
-                        att.invite = Some(Box::new(invite));
-                        att.state = AttemptState::Calling;
-                    }
-                    return;
-                }
-                Err(why) => {
-                    self.challenge_failed(status, &why);
-                    return self.on_auth_failure(cx, status);
-                }
-            }
-        }
-        if status == 422
-            && let Some(sent) = &sent
-            && self.retry_after_422(cx, sent, &resp)
-        {
-            return;
-        }
-        if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
-            info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
-            self.events.push(CallEvent::Failover(status));
-            self.last_failure = Some(Box::new(resp));
-            if !self.fail_over(cx)
-                && let Some(last) = self.last_failure.take()
-            {
-                self.relay_failure(cx, &last);
-            }
-            return;
-        }
-        self.relay_failure(cx, &resp);
-    }
-
-    /// The callee peer's challenge could not be answered: the next peer of the route, else
-    /// the caller gets 403 (Q.850 21, call rejected: RFC 3398's mapping of 401/407), never
-    /// the challenge itself, which names a realm the caller has no credentials for.
-    fn on_auth_failure(&mut self, cx: &mut Cx, status: u16) {
-        if !self.route.exhausted() {
-            self.events.push(CallEvent::Failover(status));
-            if self.fail_over(cx) {
-                return;
-            }
-        }
-        let end = EndInfo {
-            tag: CallTag::CalleeReject,
-            status: 403,
-            cause: Q850Cause::CALL_REJECTED.0,
-            cause_source: CauseSource::Internal,
-            reason_sip: Some(format!("SIP;cause={status}")),
-            at: cx.now,
-        };
-        self.fail_call_with(cx, end);
-    }
-
-    /// Pass the callee's final failure to the caller and release the call.
-    fn relay_failure(&mut self, cx: &mut Cx, resp: &Response) {
-        let status = resp.status();
-        let reasons = resp.header_lines(&Hdr::REASON);
-        let (cause, cause_source, reason_sip) = match self.profile(Side::B) {
-            Some(p) => cause_for_status(status, &reasons, &p.causes),
-            None => cause_for_status(status, &reasons, &Default::default()),
-        };
-        if status == 420 && resp.header_has_token(&Hdr::UNSUPPORTED, "100rel") {
-            self.events.push(CallEvent::PeerRejected100rel);
-        }
-        let end = EndInfo {
-            tag: CallTag::CalleeReject,
-            status,
-            cause: cause.0,
-            cause_source,
-            reason_sip: reason_sip.clone(),
-            at: cx.now,
-        };
-        let Some(txn) = self.caller_txn() else {
-            // A call-back's leg failed: there is no caller to tell.
-            return self.release_callback(cx, end);
-        };
-        if HOP_STATUSES.contains(&status) {
-            let end = EndInfo {
-                status: 500,
-                reason_sip: Some(format!("SIP;cause={status}")),
-                ..end
-            };
-            return self.fail_call_with(cx, end);
-        }
-        self.clear_reliable();
-        match self.toward_caller(cx, resp) {
-            Ok(mut out) => {
-                // The caller learns the cause in its own profile's terms (or not at all).
-                out.remove_header(&Hdr::REASON);
-                if self.ingress.causes.send_reason {
-                    // The callee's own Reason values when it gave a Q.850 one (text and all),
-                    // else the cause we determined.
-                    let values = if cause_source == CauseSource::ReasonHeader {
-                        reasons
-                    } else {
-                        std::iter::once(reason_header(cause))
-                            .chain(reason_sip.clone())
-                            .collect()
-                    };
-                    for v in values {
-                        let _ = out.insert_header_before_length(&Hdr::REASON, v);
-                    }
-                }
-                cx.send_response(txn, out);
-            }
-            Err(e) => {
-                // The callee's response cannot be carried (a reason phrase with a NUL, say):
-                // the caller still gets a final answer, or its transaction would wait for
-                // ever. 502: what came from downstream was not valid.
-                warn!(error = %e, "cannot relay {status} to caller: 502 instead");
-                let req = self.template().clone();
-                cx.respond(txn, &req, 502, "Bad Gateway", &[]);
-            }
-        }
-        self.end_call(cx, end);
-    }
-
     /// The callee's response `resp`, as our response to the caller's INVITE (the caller's
     /// profile shapes it; `interop::egress`).
-    fn toward_caller(&self, cx: &Cx, resp: &Response) -> Result<Response, SipError> {
+    pub(super) fn toward_caller(&self, cx: &Cx, resp: &Response) -> Result<Response, SipError> {
         relayed_response(
             self.template(),
             resp,
@@ -559,32 +371,6 @@ impl Call {
             &self.ingress,
             &cx.env.local,
         )
-    }
-
-    /// The INVITE attempt `id` timed out (Timer B) or could not be sent.
-    pub(super) fn on_invite_unreachable(&mut self, cx: &mut Cx, id: TxnId, timeout: bool) {
-        if self.attempt.as_ref().is_none_or(|a| a.txn != id) {
-            return;
-        }
-        if !self.finish_attempt() || !self.phase.is_routing() {
-            return;
-        }
-        warn!(call_id = %self.call_id(), peer = ?self.egress_name(), timeout, "peer unreachable");
-        self.events.push(if timeout {
-            CallEvent::PeerTimeout
-        } else {
-            CallEvent::PeerTransportError
-        });
-        if self.fail_over(cx) {
-            return;
-        }
-        if let Some(last) = self.last_failure.take() {
-            self.relay_failure(cx, &last);
-        } else if timeout {
-            self.fail_call(cx, 408, CallTag::PeerUnreachable, Q850Cause::TIMER_EXPIRY);
-        } else {
-            self.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38));
-        }
     }
 
     /// A 2xx we do not want (a late answer after CANCEL, a second fork, an abandoned

@@ -24,6 +24,7 @@ mod dialog;
 mod dialog_index;
 mod events;
 mod explain;
+mod failover;
 mod handle;
 mod incoming;
 mod limits;
