@@ -27,6 +27,15 @@ fn reliable_183_from(inv: &Request, tag: &str, rseq: u32, contact: &str, sdp: &s
     )
 }
 
+/// The test gateway with `peer`'s `[prack]` set to `mode` and `on_405`.
+fn with_prack(peer: &str, mode: PrackMode, on_405: On405) -> H {
+    H::with(config_with(|n, p| {
+        if n == peer {
+            p.prack = prack(mode, on_405);
+        }
+    }))
+}
+
 #[test]
 fn outbound_invite_offers_requires_or_hides_100rel_per_profile() {
     for (mode, supported, required) in [
@@ -120,11 +129,7 @@ fn reliable_183_is_pracked_and_405_is_survived_with_continue() {
 
 #[test]
 fn prack_timeout_with_fail_ends_the_call() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.prack = prack(PrackMode::Supported, On405::Fail);
-        }
-    }));
+    let mut h = with_prack("carrier-a", PrackMode::Supported, On405::Fail);
     h.recv(PHONE, &invite_text("p3", "z9hG4bKp3", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reliable_183(&inv, "c3", 1));
@@ -251,21 +256,13 @@ fn caller_that_never_pracks_gets_5xx() {
 
 #[test]
 fn ingress_100rel_policy_refusals() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "pbx" {
-            p.prack = prack(PrackMode::Required, On405::Continue);
-        }
-    }));
+    let mut h = with_prack("pbx", PrackMode::Required, On405::Continue);
     h.recv(PHONE, &invite_text("p6", "z9hG4bKp6", "+8610123", ""));
     let r = h.take_responses(PHONE).remove(0);
     assert_eq!(r.status(), 421);
     assert_eq!(r.header(&Hdr::REQUIRE).as_deref(), Some("100rel"));
 
-    let mut h = H::with(config_with(|n, p| {
-        if n == "pbx" {
-            p.prack = prack(PrackMode::Disabled, On405::Continue);
-        }
-    }));
+    let mut h = with_prack("pbx", PrackMode::Disabled, On405::Continue);
     h.recv(
         PHONE,
         &invite_text("p7", "z9hG4bKp7", "+8610123", "Require: 100rel\r\n"),
@@ -725,11 +722,7 @@ fn a_sip_i_late_offer_never_answers_the_next_callees_offer_with_the_failed_ones_
 #[test]
 fn a_failed_callees_answer_to_our_prack_says_nothing_of_the_next_callee() {
     // The next carrier's profile fails a call whose PRACK it refuses.
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-b" {
-            p.prack = prack(PrackMode::Supported, On405::Fail);
-        }
-    }));
+    let mut h = with_prack("carrier-b", PrackMode::Supported, On405::Fail);
     h.recv(PHONE, &invite_text("pf1", "z9hG4bKpf1", "+8610123", ""));
     let inv_a = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
@@ -811,6 +804,30 @@ fn a_failover_waiting_for_the_callers_answer_lets_the_failed_callee_go() {
     );
 }
 
+/// The phone answers the first carrier's offer in its PRACK (CSeq 2) and our PRACK to the
+/// carrier carries that answer, which is returned.
+fn phone_answers(h: &mut H, call_id: &str, tag: &str, rseq: u32) -> String {
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack(call_id, tag, 2, rseq, &answer));
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(prack.body().as_ref(), answer.as_bytes());
+    h.take(PHONE);
+    answer
+}
+
+/// The phone's session moved to another address, one version on.
+fn moved_session() -> String {
+    SDP.replace("192.0.2.10", "192.0.2.99")
+        .replace("o=- 1 1", "o=- 1 2")
+}
+
+/// The first carrier (its INVITE `inv_a`) fails: the next one's INVITE offers `sdp`.
+fn fails_over_offering(h: &mut H, inv_a: &Request, sdp: &str) {
+    h.recv_msg(CARRIER_A, reply(inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(inv_b.body().as_ref(), sdp.as_bytes());
+}
+
 #[test]
 fn a_callees_early_update_answered_by_the_caller_is_what_the_next_callee_is_offered() {
     let mut h = H::new();
@@ -824,24 +841,17 @@ fn a_callees_early_update_answered_by_the_caller_is_what_the_next_callee_is_offe
         &from_carrier_in(&inv_a, "UPDATE", "c1", 2, "z9hG4bKlo17u", SDP),
     );
     let up = h.one_request(PHONE, Method::Update);
-    let moved = SDP
-        .replace("192.0.2.10", "192.0.2.99")
-        .replace("o=- 1 1", "o=- 1 2");
+    let moved = moved_session();
     h.recv_msg(PHONE, reply(&up, 200, &tag, &[], Some(&moved)));
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
-    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
-    let inv_b = h.one_request(CARRIER_B, Method::Invite);
-    assert_eq!(inv_b.body().as_ref(), moved.as_bytes());
+    fails_over_offering(&mut h, &inv_a, &moved);
 }
 
 #[test]
 fn an_early_update_of_the_callers_session_is_what_the_next_callee_is_offered() {
     let mut h = H::new();
     let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo11");
-    let first = SDP.replace("192.0.2.10", "192.0.2.77");
-    h.recv(PHONE, &phone_prack("lo11", &tag, 2, rseq, &first));
-    h.one_request(CARRIER_A, Method::Prack);
-    h.take(PHONE);
+    phone_answers(&mut h, "lo11", &tag, rseq);
     // The carrier takes UPDATE; the phone moves its media in the early dialog.
     h.recv_msg(
         CARRIER_A,
@@ -857,9 +867,7 @@ fn an_early_update_of_the_callers_session_is_what_the_next_callee_is_offered() {
         ),
     );
     h.take(PHONE);
-    let moved = SDP
-        .replace("192.0.2.10", "192.0.2.99")
-        .replace("o=- 1 1", "o=- 1 2");
+    let moved = moved_session();
     h.recv(
         PHONE,
         &from_phone_in("lo11", "UPDATE", &tag, 3, "z9hG4bKlo11u", &moved),
@@ -867,20 +875,14 @@ fn an_early_update_of_the_callers_session_is_what_the_next_callee_is_offered() {
     let up = h.one_request(CARRIER_A, Method::Update);
     h.recv_msg(CARRIER_A, reply(&up, 200, "c1", &[], Some(SDP)));
     assert!(h.statuses(PHONE).contains(&200));
-    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
-    let inv_b = h.one_request(CARRIER_B, Method::Invite);
-    assert_eq!(inv_b.body().as_ref(), moved.as_bytes());
+    fails_over_offering(&mut h, &inv_a, &moved);
 }
 
 #[test]
 fn after_a_callers_early_answer_the_next_callee_is_offered_its_session() {
     let mut h = H::new();
     let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo7");
-    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
-    h.recv(PHONE, &phone_prack("lo7", &tag, 2, rseq, &answer));
-    let prack = h.one_request(CARRIER_A, Method::Prack);
-    assert_eq!(prack.body().as_ref(), answer.as_bytes());
-    h.take(PHONE);
+    let answer = phone_answers(&mut h, "lo7", &tag, rseq);
     // The first carrier fails: the next one gets the phone's session as an offer.
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
@@ -969,21 +971,13 @@ fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
     assert_eq!(rel_rewrites(&h), 0);
     // A caller whose INVITE offers 100rel but whose profile disables it does not do it:
     // the 100rel the gateway removes is a rewrite.
-    let mut h = H::with(config_with(|n, p| {
-        if n == "pbx" {
-            p.prack = prack(PrackMode::Disabled, On405::Continue);
-        }
-    }));
+    let mut h = with_prack("pbx", PrackMode::Disabled, On405::Continue);
     h.recv(PHONE, &offerless("lo5", "Supported: 100rel\r\n"));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(!inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
     assert_eq!(rel_rewrites(&h), 1);
     // And a callee whose profile requires 100rel keeps its Require.
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.prack = prack(PrackMode::Required, On405::Continue);
-        }
-    }));
+    let mut h = with_prack("carrier-a", PrackMode::Required, On405::Continue);
     h.recv(PHONE, &offerless("lo4", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(inv.header_has_token(&Hdr::REQUIRE, "100rel"));
