@@ -10,7 +10,7 @@ use super::limits::Over;
 use super::outbound::outbound_invite;
 use super::phase::{AttemptState, Then};
 use super::reliable::reliable_rseq;
-use super::state::{Attempt, Call, StreamUse, TxnRole, UacRel};
+use super::state::{Attempt, Call, StreamUse, TxnRole};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -51,8 +51,8 @@ impl Call {
 
     /// Send the INVITE to the next peer of the route.
     pub(super) fn start_attempt(&mut self, cx: &mut Cx) -> AttemptOutcome {
-        // The callee before this one failed: what was relayed to or from it ends with it.
-        self.end_relayed(cx);
+        // The callee before this one failed.
+        self.let_callee_go(cx);
         let mut limited = None;
         while let Some(name) = self.route.targets.get(self.route.next).cloned() {
             self.route.next += 1;
@@ -60,7 +60,7 @@ impl Call {
                 warn!(peer = %name, "route names a peer without a profile; skipping");
                 continue;
             };
-            // The previous attempt's peer no longer carries this call.
+            // A peer tried in an earlier turn of this loop no longer carries this call.
             if let Some(prev) = self.counted_egress.take() {
                 cx.env.limits.release(&prev);
             }
@@ -140,16 +140,9 @@ impl Call {
                     return AttemptOutcome::BadSdp;
                 }
             }
-            if let Some(old) = self.b.take() {
-                cx.remove_dialog(&old);
-                // Provisionals of the callee that failed, still queued for the caller, tell
-                // of a callee that is gone.
-                self.uas_rel.queue.clear();
-            }
             cx.add_dialog(&dialog, Side::B);
             let target = dialog.target;
             self.b = Some(dialog);
-            self.uac_rel = UacRel::default();
             // A new peer: its challenges, if any, are its own.
             self.auth.b = None;
             self.invite_auth.b = None;

@@ -41,9 +41,17 @@ impl Call {
         }
         debug!(call_id = %self.call_id(), "failover waits for the caller's answer");
         self.uas_rel.failover_waits = true;
-        // Meanwhile the call has no callee: the failed one's dialog (kept for the CDR, but
-        // found by nothing and relayed to by nothing), requests, offer, queued provisionals,
-        // streams and place in its peer's limits are let go now.
+        // Meanwhile the call has no callee.
+        self.let_callee_go(cx);
+        self.forget_callee_media(cx, None);
+        true
+    }
+
+    /// The callee before the next one (if any) is let go: its dialog (kept for the CDR until
+    /// the next one's replaces it, but found by nothing), what was relayed to or from it,
+    /// its offer, its provisionals still queued for the caller, and its place in its peer's
+    /// limits.
+    pub(super) fn let_callee_go(&mut self, cx: &mut Cx) {
         self.end_relayed(cx);
         if let Some(old) = self.b.as_ref() {
             cx.remove_dialog(old);
@@ -53,8 +61,6 @@ impl Call {
         if let Some(prev) = self.counted_egress.take() {
             cx.env.limits.release(&prev);
         }
-        self.forget_callee_media(cx, None);
-        true
     }
 
     /// The caller answered (or was to answer) the offer a failover waited for: the next
