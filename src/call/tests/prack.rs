@@ -571,7 +571,13 @@ fn offerless(call_id: &str, extra: &str) -> String {
 /// The phone's late offer with 100rel; the first carrier's offer reaches it in a reliable
 /// 183: the carrier's INVITE, and the 183's RSeq and To tag toward the phone.
 fn late_offer_answered_reliably(h: &mut H, call_id: &str) -> (Request, u32, String) {
-    h.recv(PHONE, &offerless(call_id, "Supported: 100rel\r\n"));
+    offer_shown_reliably(h, &offerless(call_id, "Supported: 100rel\r\n"))
+}
+
+/// The phone's INVITE `invite` (a late offer, with 100rel); the first carrier's offer
+/// reaches the phone in a reliable 183: as [`late_offer_answered_reliably`].
+fn offer_shown_reliably(h: &mut H, invite: &str) -> (Request, u32, String) {
+    h.recv(PHONE, invite);
     h.take(PHONE);
     let inv_a = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
@@ -690,17 +696,7 @@ fn a_sip_i_late_offer_never_answers_the_next_callees_offer_with_the_failed_ones_
         "Content-Length: 0\r\n\r\n",
         "Content-Type: application/isup\r\nContent-Length: 2\r\n\r\n\x01\x02",
     );
-    h.recv(PHONE, &isup);
-    h.take(PHONE);
-    let inv_a = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
-    let first = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("the first carrier's offer");
-    let rseq: u32 = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
-    let tag = first.to_tag().unwrap();
+    let (inv_a, rseq, tag) = offer_shown_reliably(&mut h, &isup);
     // It fails; the next carrier gets the ISUP as it came and offers in its own 183.
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
