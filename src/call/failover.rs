@@ -9,7 +9,7 @@ use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::phase::{AttemptState, EndInfo};
-use super::state::{Call, TxnRole, UacRel};
+use super::state::{Call, Failure, TxnRole, UacRel};
 use crate::cdr::CallTag;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
 use crate::sip::{Hdr, Response};
@@ -66,12 +66,41 @@ impl Call {
     /// The caller answered (or was to answer) the offer a failover waited for: the next
     /// peer now, or the call's failure.
     pub(super) fn fail_over_now(&mut self, cx: &mut Cx) {
-        if self.start_attempt(cx) == AttemptOutcome::Sent {
-            return;
+        if self.start_attempt(cx) != AttemptOutcome::Sent {
+            self.fail_with_last(cx);
         }
+    }
+
+    /// Try the next peer after the attempt failed as `failure`; when there is none (or it
+    /// could not be sent), the caller gets the last failure.
+    fn fail_over_or_end(&mut self, cx: &mut Cx, failure: Failure) {
+        self.last_failure = Some(failure);
+        if !self.fail_over(cx) {
+            self.fail_with_last(cx);
+        }
+    }
+
+    /// No peer of the route answers: end the call with the last attempt's failure.
+    fn fail_with_last(&mut self, cx: &mut Cx) {
         match self.last_failure.take() {
-            Some(last) => self.relay_failure(cx, &last),
-            None => self.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38)),
+            Some(Failure::Response(last)) => self.relay_failure(cx, &last),
+            Some(Failure::Auth(status)) => {
+                let end = EndInfo {
+                    tag: CallTag::CalleeReject,
+                    status: 403,
+                    cause: Q850Cause::CALL_REJECTED.0,
+                    cause_source: CauseSource::Internal,
+                    reason_sip: Some(format!("SIP;cause={status}")),
+                    at: cx.now,
+                };
+                self.fail_call_with(cx, end);
+            }
+            Some(Failure::Unreachable { timeout: true }) => {
+                self.fail_call(cx, 408, CallTag::PeerUnreachable, Q850Cause::TIMER_EXPIRY);
+            }
+            Some(Failure::Unreachable { timeout: false }) | None => {
+                self.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38));
+            }
         }
     }
 
@@ -113,13 +142,7 @@ impl Call {
         if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
-            self.last_failure = Some(Box::new(resp));
-            if !self.fail_over(cx)
-                && let Some(last) = self.last_failure.take()
-            {
-                self.relay_failure(cx, &last);
-            }
-            return;
+            return self.fail_over_or_end(cx, Failure::Response(Box::new(resp)));
         }
         self.relay_failure(cx, &resp);
     }
@@ -128,21 +151,12 @@ impl Call {
     /// the caller gets 403 (Q.850 21, call rejected: RFC 3398's mapping of 401/407), never
     /// the challenge itself, which names a realm the caller has no credentials for.
     fn on_auth_failure(&mut self, cx: &mut Cx, status: u16) {
-        if !self.route.exhausted() {
-            self.events.push(CallEvent::Failover(status));
-            if self.fail_over(cx) {
-                return;
-            }
+        if self.route.exhausted() {
+            self.last_failure = Some(Failure::Auth(status));
+            return self.fail_with_last(cx);
         }
-        let end = EndInfo {
-            tag: CallTag::CalleeReject,
-            status: 403,
-            cause: Q850Cause::CALL_REJECTED.0,
-            cause_source: CauseSource::Internal,
-            reason_sip: Some(format!("SIP;cause={status}")),
-            at: cx.now,
-        };
-        self.fail_call_with(cx, end);
+        self.events.push(CallEvent::Failover(status));
+        self.fail_over_or_end(cx, Failure::Auth(status));
     }
 
     /// Pass the callee's final failure to the caller and release the call.
@@ -223,15 +237,12 @@ impl Call {
         } else {
             CallEvent::PeerTransportError
         });
-        if self.fail_over(cx) {
-            return;
-        }
-        if let Some(last) = self.last_failure.take() {
-            self.relay_failure(cx, &last);
-        } else if timeout {
-            self.fail_call(cx, 408, CallTag::PeerUnreachable, Q850Cause::TIMER_EXPIRY);
-        } else {
-            self.fail_call(cx, 503, CallTag::PeerUnreachable, Q850Cause(38));
-        }
+        // A response from an earlier peer says more than this one's silence: it stays the
+        // failure the caller gets.
+        let failure = match self.last_failure.take() {
+            Some(earlier @ (Failure::Response(_) | Failure::Auth(_))) => earlier,
+            _ => Failure::Unreachable { timeout },
+        };
+        self.fail_over_or_end(cx, failure);
     }
 }

@@ -129,6 +129,18 @@ pub struct Relayed {
     pub standing: Option<Box<Standing>>,
 }
 
+/// How a callee attempt failed, kept while the next peer of the route is tried: if none
+/// answers, the caller gets what it would have got had the failed attempt been the last.
+#[derive(Debug)]
+pub enum Failure {
+    /// A final response: relayed (with the cause in the caller's profile's terms).
+    Response(Box<Response>),
+    /// A challenge (its status) the gateway could not answer: 403, never the challenge.
+    Auth(u16),
+    /// No answer in time (Timer B: 408), or the transport failed (503).
+    Unreachable { timeout: bool },
+}
+
 /// What stood before a relayed offer.
 #[derive(Debug, Clone, Default)]
 pub struct Standing {
@@ -189,8 +201,8 @@ pub struct Call {
     pub acks: PerSide<Option<SentAck>>,
     /// Boxed, and only where a re-INVITE was given up: see [`GivenUp`].
     pub given_up: PerSide<Option<Box<GivenUp>>>,
-    /// The last failure from a callee attempt (relayed if every attempt fails).
-    pub last_failure: Option<Box<Response>>,
+    /// Why the last callee attempt failed: what the caller gets if no later one answers.
+    pub last_failure: Option<Failure>,
     pub events: Events,
     pub uac_rel: UacRel,
     pub uas_rel: UasRel,

@@ -657,6 +657,46 @@ fn a_failover_waiting_for_the_callers_answer_ends_with_its_cancel_or_its_silence
 }
 
 #[test]
+fn a_failover_that_waited_for_the_callers_answer_ends_as_one_that_did_not_wait() {
+    // carrier-a challenges with no credentials to answer; carrier-b takes no call (its
+    // limit). Without the wait the phone gets 403 (the challenge cannot be answered), so it
+    // does after the wait too, not 503.
+    let cfg = config_with(|name, p| {
+        if name == "carrier-b" {
+            p.limits.calls = crate::config::CallLimits {
+                max_calls: Some(0),
+                cps: None,
+            };
+        }
+    });
+    let mut h = H::with(cfg);
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo30");
+    let challenge = reply(
+        &inv_a,
+        401,
+        "c1",
+        &[(
+            Hdr::named("WWW-Authenticate"),
+            "Digest realm=\"carrier.example\", nonce=\"n1\", qop=\"auth\"",
+        )],
+        None,
+    );
+    h.recv_msg(CARRIER_A, challenge);
+    assert!(h.statuses(PHONE).is_empty(), "the failover waits");
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo30", &tag, 2, rseq, &answer));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    let finals: Vec<u16> = h
+        .statuses(PHONE)
+        .into_iter()
+        .filter(|s| *s >= 300)
+        .collect();
+    assert_eq!(finals, vec![403]);
+    assert_eq!((h.cdrs[0].status, h.cdrs[0].cause), (403, 21));
+    assert_eq!(h.cdrs[0].reason_sip.as_deref(), Some("SIP;cause=401"));
+}
+
+#[test]
 fn on_an_anchored_call_the_next_callee_is_offered_the_callers_answer_through_the_gateway() {
     let mut h = H::with(config_with(|n, p| {
         if n == "carrier-a" {
