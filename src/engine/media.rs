@@ -22,7 +22,6 @@ use super::relay_thread::{
 use super::wav::{SharedRecorder, WavWriters};
 use crate::media::record::Recorder;
 use crate::media::relay::{Dir, StreamRoute};
-use crate::media::repacketize::Repacketizer;
 use crate::media::{MediaAction, RelayPair};
 
 /// A call's media activity: one clock for every stream and direction (RTP and RTCP) of the
@@ -269,28 +268,23 @@ fn open(
         Dir::AtoB,
         recorder.clone(),
         activity.clone(),
-        p.b_ptime.map(Repacketizer::new),
+        p.b_ptime,
         &cname,
     ));
     dirs[B_RTP] = Some(Direction::rtp(
         Dir::BtoA,
         recorder,
         activity.clone(),
-        p.a_ptime.map(Repacketizer::new),
+        p.a_ptime,
         &cname,
     ));
     dirs[A_RTCP] = Some(Direction::rtcp(
         Dir::AtoB,
         activity.clone(),
         &cname,
-        p.b_ptime.is_some(),
+        p.b_ptime,
     ));
-    dirs[B_RTCP] = Some(Direction::rtcp(
-        Dir::BtoA,
-        activity,
-        &cname,
-        p.a_ptime.is_some(),
-    ));
+    dirs[B_RTCP] = Some(Direction::rtcp(Dir::BtoA, activity, &cname, p.a_ptime));
     let dead = Arc::new(AtomicBool::new(false));
     thread.open(
         id,
@@ -439,6 +433,58 @@ mod tests {
         phone_rtcp.send_to(&srtcp, to_gw).unwrap();
         let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SRTCP relayed");
         assert_eq!(&buf[..n], &srtcp[..]);
+        r.apply(release(1));
+    }
+
+    #[test]
+    fn a_failover_to_a_peer_of_another_ptime_repacketises_to_its_ptime() {
+        let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+        let gw = free_quad();
+        let peers = free_quad();
+        let bind = |p: u16| {
+            let s = std::net::UdpSocket::bind(("127.0.0.1", p)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            s
+        };
+        let (phone, first, next) = (bind(peers), bind(peers + 2), bind(free_quad()));
+        let pair = |to: &std::net::UdpSocket, ptime, callee| RelayPair {
+            a_remote: Some(phone.local_addr().unwrap()),
+            b_remote: Some(to.local_addr().unwrap()),
+            b_ptime: ptime,
+            callee,
+            ..match relay(1, gw) {
+                MediaAction::Relay { pairs, .. } => pairs[0].clone(),
+                MediaAction::Release { .. } => unreachable!(),
+            }
+        };
+        let action = |p| MediaAction::Relay {
+            call: 1,
+            pairs: vec![p],
+            record: None,
+            rtp_timeout: None,
+        };
+        // 40 ms of PCMU from the phone.
+        let packet = |seq: u8| {
+            let mut p = vec![0x80, 0, 0, seq, 0, 0, 1, 0x40, 0, 0, 0, 9];
+            p.extend_from_slice(&[0xd5; 320]);
+            p
+        };
+        let mut buf = [0u8; 2048];
+        // The first callee's profile does not repacketise: the packet goes as it came.
+        r.apply(action(pair(&first, None, 0)));
+        phone.send_to(&packet(1), ("127.0.0.1", gw)).unwrap();
+        let (n, _) = first
+            .recv_from(&mut buf)
+            .expect("relayed to the first callee");
+        assert_eq!(n, 12 + 320);
+        // It fails; the next callee's profile wants 20 ms packets: it gets two per packet.
+        r.apply(action(pair(&next, Some(20), 1)));
+        phone.send_to(&packet(2), ("127.0.0.1", gw)).unwrap();
+        let sizes: Vec<usize> = (0..2)
+            .map(|_| next.recv_from(&mut buf).expect("20 ms packets").0)
+            .collect();
+        assert_eq!(sizes, vec![12 + 160, 12 + 160]);
         r.apply(release(1));
     }
 }

@@ -115,6 +115,10 @@ pub struct StreamRoute {
     a: LegAddrs,
     b: LegAddrs,
     callee: u32,
+    /// The ptime each leg is repacketised to (`RelayPair::a_ptime`, `b_ptime`): a failover
+    /// to a peer of another profile changes the callee's.
+    a_ptime: Option<u16>,
+    b_ptime: Option<u16>,
 }
 
 impl StreamRoute {
@@ -125,6 +129,16 @@ impl StreamRoute {
             a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after, p.a_heard),
             b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after, p.b_heard),
             callee: p.callee,
+            a_ptime: p.a_ptime,
+            b_ptime: p.b_ptime,
+        }
+    }
+
+    /// The ptime the leg `dir` sends toward is repacketised to, if it is.
+    pub fn repacketised_toward(&self, dir: Dir) -> Option<u16> {
+        match dir {
+            Dir::AtoB => self.b_ptime,
+            Dir::BtoA => self.a_ptime,
         }
     }
 

@@ -34,9 +34,10 @@ pub(in crate::engine) struct Direction {
     over_rate: Counter,
     /// What the far side's RTCP says we are, in place of what the endpoint said it is.
     cname: Box<str>,
-    /// The far leg gets its RTP repacketised: RTCP toward it, which describes packets it
-    /// never sees, is not relayed (streams it does not read still pass).
-    toward_repacketised: bool,
+    /// The ptime the far leg gets its RTP repacketised to, as the stream's route last said
+    /// (a failover may change it). RTCP toward a repacketised leg, which describes packets
+    /// it never sees, is not relayed (streams it does not read still pass).
+    toward_ptime: Option<u16>,
 }
 
 impl Direction {
@@ -54,7 +55,7 @@ impl Direction {
             foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
             over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
             cname: cname.into(),
-            toward_repacketised: false,
+            toward_ptime: None,
         }
     }
 
@@ -62,7 +63,7 @@ impl Direction {
         dir: Dir,
         recorder: Option<SharedRecorder>,
         activity: Option<Activity>,
-        repack: Option<Repacketizer>,
+        toward_ptime: Option<u16>,
         cname: &str,
     ) -> Self {
         let toward = match dir {
@@ -76,8 +77,8 @@ impl Direction {
         Direction {
             counted,
             recorder,
-            toward_repacketised: repack.is_some(),
-            repack,
+            toward_ptime,
+            repack: toward_ptime.map(Repacketizer::new),
             ..Direction::new(dir, false, activity, cname)
         }
     }
@@ -87,11 +88,21 @@ impl Direction {
         dir: Dir,
         activity: Option<Activity>,
         cname: &str,
-        toward_repacketised: bool,
+        toward_ptime: Option<u16>,
     ) -> Self {
         Direction {
-            toward_repacketised,
+            toward_ptime,
             ..Direction::new(dir, true, activity, cname)
+        }
+    }
+
+    /// The far leg is now repacketised to `ptime` (a failover to a peer of another
+    /// profile): a repacketiser of that ptime, or none. What the old one held is dropped
+    /// with the callee it was for.
+    fn repacketise_toward(&mut self, ptime: Option<u16>) {
+        self.toward_ptime = ptime;
+        if !self.rtcp {
+            self.repack = ptime.map(Repacketizer::new);
         }
     }
 
@@ -113,10 +124,16 @@ impl Direction {
         pkt: &[u8],
         src: SocketAddr,
     ) -> ControlFlow<()> {
-        let decided = match route.lock() {
-            Ok(mut r) => r.route(now, self.dir, self.rtcp, src, pkt),
+        let (decided, ptime) = match route.lock() {
+            Ok(mut r) => (
+                r.route(now, self.dir, self.rtcp, src, pkt),
+                r.repacketised_toward(self.dir),
+            ),
             Err(_) => return ControlFlow::Break(()),
         };
+        if ptime != self.toward_ptime {
+            self.repacketise_toward(ptime);
+        }
         let (dest, what) = match decided {
             Route::Accept(dest) => (dest, Packet::Rtp),
             Route::Control(dest) => (dest, Packet::Rtcp),
@@ -150,7 +167,7 @@ impl Direction {
             Packet::Unread { rtcp } => to.send_to(pkt, d).map(|_| !rtcp),
             // RTCP toward a repacketised leg describes a stream it never sees (see README):
             // not relayed, whichever port it came on.
-            Packet::Rtcp if self.toward_repacketised => Ok(false),
+            Packet::Rtcp if self.toward_ptime.is_some() => Ok(false),
             Packet::Rtcp => {
                 let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
                 let out = scrubbed.as_deref().unwrap_or(pkt);
