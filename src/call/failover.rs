@@ -74,7 +74,7 @@ impl Call {
     /// Try the next peer after the attempt failed as `failure`; when there is none (or it
     /// could not be sent), the caller gets the last failure.
     fn fail_over_or_end(&mut self, cx: &mut Cx, failure: Failure) {
-        self.last_failure = Some(failure);
+        self.last_failure = Some(Box::new(failure));
         if !self.fail_over(cx) {
             self.fail_with_last(cx);
         }
@@ -82,9 +82,9 @@ impl Call {
 
     /// No peer of the route answers: end the call with the last attempt's failure.
     fn fail_with_last(&mut self, cx: &mut Cx) {
-        match self.last_failure.take() {
+        match self.last_failure.take().map(|f| *f) {
             Some(Failure::Response(last)) => self.relay_failure(cx, &last),
-            Some(Failure::Auth(status)) => {
+            Some(Failure::Auth { status, .. }) => {
                 let end = EndInfo {
                     tag: CallTag::CalleeReject,
                     status: 403,
@@ -151,12 +151,18 @@ impl Call {
     /// the caller gets 403 (Q.850 21, call rejected: RFC 3398's mapping of 401/407), never
     /// the challenge itself, which names a realm the caller has no credentials for.
     fn on_auth_failure(&mut self, cx: &mut Cx, status: u16) {
+        let earlier = match self.last_failure.take().map(|f| *f) {
+            Some(Failure::Response(r)) => Some(r),
+            Some(Failure::Auth { earlier, .. }) => earlier,
+            _ => None,
+        };
+        let failure = Failure::Auth { status, earlier };
         if self.route.exhausted() {
-            self.last_failure = Some(Failure::Auth(status));
+            self.last_failure = Some(Box::new(failure));
             return self.fail_with_last(cx);
         }
         self.events.push(CallEvent::Failover(status));
-        self.fail_over_or_end(cx, Failure::Auth(status));
+        self.fail_over_or_end(cx, failure);
     }
 
     /// Pass the callee's final failure to the caller and release the call.
@@ -238,9 +244,14 @@ impl Call {
             CallEvent::PeerTransportError
         });
         // A response from an earlier peer says more than this one's silence: it stays the
-        // failure the caller gets.
-        let failure = match self.last_failure.take() {
-            Some(earlier @ (Failure::Response(_) | Failure::Auth(_))) => earlier,
+        // failure the caller gets (a challenge that could not be answered is not one).
+        let failure = match self.last_failure.take().map(|f| *f) {
+            Some(
+                Failure::Response(r)
+                | Failure::Auth {
+                    earlier: Some(r), ..
+                },
+            ) => Failure::Response(r),
             _ => Failure::Unreachable { timeout },
         };
         self.fail_over_or_end(cx, failure);

@@ -136,7 +136,12 @@ pub enum Failure {
     /// A final response: relayed (with the cause in the caller's profile's terms).
     Response(Box<Response>),
     /// A challenge (its status) the gateway could not answer: 403, never the challenge.
-    Auth(u16),
+    /// `earlier`: the last response an earlier peer failed with, which a later peer's
+    /// silence leaves the caller's answer.
+    Auth {
+        status: u16,
+        earlier: Option<Box<Response>>,
+    },
     /// No answer in time (Timer B: 408), or the transport failed (503).
     Unreachable { timeout: bool },
 }
@@ -201,8 +206,9 @@ pub struct Call {
     pub acks: PerSide<Option<SentAck>>,
     /// Boxed, and only where a re-INVITE was given up: see [`GivenUp`].
     pub given_up: PerSide<Option<Box<GivenUp>>>,
-    /// Why the last callee attempt failed: what the caller gets if no later one answers.
-    pub last_failure: Option<Failure>,
+    /// Why the last callee attempt failed: what the caller gets if no later one answers
+    /// (boxed, as the other rarely present parts).
+    pub last_failure: Option<Box<Failure>>,
     pub events: Events,
     pub uac_rel: UacRel,
     pub uas_rel: UasRel,

@@ -149,6 +149,21 @@ fn without_credentials_or_after_a_refusal_the_caller_gets_403_not_the_challenge(
 }
 
 #[test]
+fn a_challenge_that_could_not_be_answered_leaves_a_later_peers_silence_its_own_failure() {
+    // carrier-a's challenge fails the attempt; carrier-b never answers (Timer B): the phone
+    // gets 408 for that silence, as without the challenge, not 403.
+    let mut h = H::with(config());
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 407, "n1", false));
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+    h.advance(Duration::from_secs(33));
+    let last = h.statuses(PHONE).into_iter().rfind(|s| *s >= 300);
+    assert_eq!(last, Some(408), "the last final response");
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+}
+
+#[test]
 fn a_stale_nonce_is_answered_again_without_failing() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
     let inv = phone_invites(&mut h);
