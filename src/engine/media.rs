@@ -258,7 +258,7 @@ fn open(
         bind(ip, p.b_port)?,
         bind(ip, p.b_port + 1)?,
     ];
-    let route = Arc::new(Mutex::new(StreamRoute::new(p)));
+    let route = StreamRoute::new(p);
     let cname = format!("trunkgate@{ip}");
     // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
     // that leg never sees (see README). What a stream the gateway does not read sends
@@ -266,25 +266,21 @@ fn open(
     let mut dirs: [Option<Direction>; 4] = Default::default();
     dirs[A_RTP] = Some(Direction::rtp(
         Dir::AtoB,
+        &route,
         recorder.clone(),
         activity.clone(),
-        p.b_ptime,
         &cname,
     ));
     dirs[B_RTP] = Some(Direction::rtp(
         Dir::BtoA,
+        &route,
         recorder,
         activity.clone(),
-        p.a_ptime,
         &cname,
     ));
-    dirs[A_RTCP] = Some(Direction::rtcp(
-        Dir::AtoB,
-        activity.clone(),
-        &cname,
-        p.b_ptime,
-    ));
-    dirs[B_RTCP] = Some(Direction::rtcp(Dir::BtoA, activity, &cname, p.a_ptime));
+    dirs[A_RTCP] = Some(Direction::rtcp(Dir::AtoB, &route, activity.clone(), &cname));
+    dirs[B_RTCP] = Some(Direction::rtcp(Dir::BtoA, &route, activity, &cname));
+    let route = Arc::new(Mutex::new(route));
     let dead = Arc::new(AtomicBool::new(false));
     thread.open(
         id,
@@ -393,13 +389,7 @@ mod tests {
         let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
         let gw = free_quad();
         let peers = free_quad();
-        let bind = |p: u16| {
-            let s = std::net::UdpSocket::bind(("127.0.0.1", p)).unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(500)))
-                .unwrap();
-            s
-        };
-        let (phone_rtcp, carrier_rtcp) = (bind(peers + 1), bind(peers + 3));
+        let (phone_rtcp, carrier_rtcp) = (peer(peers + 1), peer(peers + 3));
         let pair = |kind| RelayPair {
             kind,
             a_remote: Some(([127, 0, 0, 1], peers).into()),
@@ -436,55 +426,104 @@ mod tests {
         r.apply(release(1));
     }
 
+    /// A socket on 127.0.0.1:`port` (0: any) that waits 500 ms at most for a packet.
+    fn peer(port: u16) -> std::net::UdpSocket {
+        let s = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s
+    }
+
+    /// Relay call 1 on the ports from `gw` between `phone` and callee number `callee` at
+    /// `to`, repacketised toward it to `ptime`.
+    fn relay_to(
+        r: &mut Relays,
+        gw: u16,
+        phone: &std::net::UdpSocket,
+        to: &std::net::UdpSocket,
+        ptime: Option<u16>,
+        callee: u32,
+    ) {
+        let MediaAction::Relay { mut pairs, .. } = relay(1, gw) else {
+            unreachable!()
+        };
+        let p = &mut pairs[0];
+        p.a_remote = Some(phone.local_addr().unwrap());
+        p.b_remote = Some(to.local_addr().unwrap());
+        p.b_ptime = ptime;
+        p.callee = callee;
+        r.apply(MediaAction::Relay {
+            call: 1,
+            pairs,
+            record: None,
+            rtp_timeout: None,
+        });
+    }
+
+    /// `ms` of PCMU, every sample `sample`.
+    fn pcmu(seq: u8, ms: usize, sample: u8) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, seq, 0, 0, 1, 0x40, 0, 0, 0, 9];
+        p.extend(std::iter::repeat_n(sample, ms * 8));
+        p
+    }
+
     #[test]
     fn a_failover_to_a_peer_of_another_ptime_repacketises_to_its_ptime() {
         let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
         let gw = free_quad();
-        let peers = free_quad();
-        let bind = |p: u16| {
-            let s = std::net::UdpSocket::bind(("127.0.0.1", p)).unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(500)))
-                .unwrap();
-            s
-        };
-        let (phone, first, next) = (bind(peers), bind(peers + 2), bind(free_quad()));
-        let pair = |to: &std::net::UdpSocket, ptime, callee| RelayPair {
-            a_remote: Some(phone.local_addr().unwrap()),
-            b_remote: Some(to.local_addr().unwrap()),
-            b_ptime: ptime,
-            callee,
-            ..match relay(1, gw) {
-                MediaAction::Relay { pairs, .. } => pairs[0].clone(),
-                MediaAction::Release { .. } => unreachable!(),
-            }
-        };
-        let action = |p| MediaAction::Relay {
-            call: 1,
-            pairs: vec![p],
-            record: None,
-            rtp_timeout: None,
-        };
-        // 40 ms of PCMU from the phone.
-        let packet = |seq: u8| {
-            let mut p = vec![0x80, 0, 0, seq, 0, 0, 1, 0x40, 0, 0, 0, 9];
-            p.extend_from_slice(&[0xd5; 320]);
-            p
-        };
+        let (phone, first, next) = (peer(0), peer(0), peer(0));
         let mut buf = [0u8; 2048];
-        // The first callee's profile does not repacketise: the packet goes as it came.
-        r.apply(action(pair(&first, None, 0)));
-        phone.send_to(&packet(1), ("127.0.0.1", gw)).unwrap();
+        // The first callee's profile does not repacketise: 40 ms go as they came.
+        relay_to(&mut r, gw, &phone, &first, None, 0);
+        phone
+            .send_to(&pcmu(1, 40, 0xd5), ("127.0.0.1", gw))
+            .unwrap();
         let (n, _) = first
             .recv_from(&mut buf)
             .expect("relayed to the first callee");
         assert_eq!(n, 12 + 320);
         // It fails; the next callee's profile wants 20 ms packets: it gets two per packet.
-        r.apply(action(pair(&next, Some(20), 1)));
-        phone.send_to(&packet(2), ("127.0.0.1", gw)).unwrap();
-        let sizes: Vec<usize> = (0..2)
-            .map(|_| next.recv_from(&mut buf).expect("20 ms packets").0)
-            .collect();
-        assert_eq!(sizes, vec![12 + 160, 12 + 160]);
+        relay_to(&mut r, gw, &phone, &next, Some(20), 1);
+        phone
+            .send_to(&pcmu(2, 40, 0xd5), ("127.0.0.1", gw))
+            .unwrap();
+        let (n, _) = next
+            .recv_from(&mut buf)
+            .expect("relayed to the next callee");
+        assert_eq!(n, 12 + 160, "a 20 ms packet");
+        let (n, _) = next.recv_from(&mut buf).expect("the second 20 ms packet");
+        assert_eq!(n, 12 + 160);
+        r.apply(release(1));
+    }
+
+    #[test]
+    fn audio_held_for_a_callee_that_failed_does_not_reach_the_next() {
+        let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+        let gw = free_quad();
+        let (phone, first, next) = (peer(0), peer(0), peer(0));
+        let mut buf = [0u8; 2048];
+        // Both callees' profiles want 20 ms: of 30 ms, 20 go and 10 wait for the next packet.
+        relay_to(&mut r, gw, &phone, &first, Some(20), 0);
+        phone
+            .send_to(&pcmu(1, 30, 0x11), ("127.0.0.1", gw))
+            .unwrap();
+        let (n, _) = first
+            .recv_from(&mut buf)
+            .expect("relayed to the first callee");
+        assert_eq!(n, 12 + 160);
+        // The first callee fails: the 10 ms held for it are not the next callee's.
+        relay_to(&mut r, gw, &phone, &next, Some(20), 1);
+        phone
+            .send_to(&pcmu(2, 30, 0x22), ("127.0.0.1", gw))
+            .unwrap();
+        let (n, _) = next
+            .recv_from(&mut buf)
+            .expect("relayed to the next callee");
+        assert_eq!(n, 12 + 160);
+        assert!(
+            buf[12..n].iter().all(|b| *b == 0x22),
+            "only audio sent after the failover"
+        );
         r.apply(release(1));
     }
 }

@@ -134,12 +134,14 @@ impl StreamRoute {
         }
     }
 
-    /// The ptime the leg `dir` sends toward is repacketised to, if it is.
-    pub fn repacketised_toward(&self, dir: Dir) -> Option<u16> {
-        match dir {
+    /// How the leg `dir` sends toward is repacketised: the ptime (if it is), and which
+    /// callee side B is (audio held for a callee that failed is not for the next one).
+    pub fn repacketised_toward(&self, dir: Dir) -> (Option<u16>, u32) {
+        let ptime = match dir {
             Dir::AtoB => self.b_ptime,
             Dir::BtoA => self.a_ptime,
-        }
+        };
+        (ptime, self.callee)
     }
 
     /// Check a packet as its stream's kind expects; its RTP identity when it has one the

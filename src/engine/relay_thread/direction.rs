@@ -38,11 +38,21 @@ pub(in crate::engine) struct Direction {
     /// (a failover may change it). RTCP toward a repacketised leg, which describes packets
     /// it never sees, is not relayed (streams it does not read still pass).
     toward_ptime: Option<u16>,
+    /// The callee (`RelayPair::callee`) the repacketiser was made for.
+    callee: u32,
 }
 
 impl Direction {
-    /// What RTP and RTCP directions share; RTP adds its counters, recorder and repacketiser.
-    fn new(dir: Dir, rtcp: bool, activity: Option<Activity>, cname: &str) -> Self {
+    /// What RTP and RTCP directions share (`route`: the stream's, as it opens); RTP adds
+    /// its counters, recorder and repacketiser.
+    fn new(
+        dir: Dir,
+        rtcp: bool,
+        route: &StreamRoute,
+        activity: Option<Activity>,
+        cname: &str,
+    ) -> Self {
+        let (toward_ptime, callee) = route.repacketised_toward(dir);
         Direction {
             dir,
             rtcp,
@@ -55,15 +65,16 @@ impl Direction {
             foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
             over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
             cname: cname.into(),
-            toward_ptime: None,
+            toward_ptime,
+            callee,
         }
     }
 
     pub(in crate::engine) fn rtp(
         dir: Dir,
+        route: &StreamRoute,
         recorder: Option<SharedRecorder>,
         activity: Option<Activity>,
-        toward_ptime: Option<u16>,
         cname: &str,
     ) -> Self {
         let toward = match dir {
@@ -74,33 +85,31 @@ impl Direction {
             crate::ops::metrics::rtp_packets(toward),
             crate::ops::metrics::rtp_bytes(toward),
         ));
+        let common = Direction::new(dir, false, route, activity, cname);
         Direction {
             counted,
             recorder,
-            toward_ptime,
-            repack: toward_ptime.map(Repacketizer::new),
-            ..Direction::new(dir, false, activity, cname)
+            repack: common.toward_ptime.map(Repacketizer::new),
+            ..common
         }
     }
 
     /// RTCP counts as activity too: a call on hold may send no RTP but keeps its reports.
     pub(in crate::engine) fn rtcp(
         dir: Dir,
+        route: &StreamRoute,
         activity: Option<Activity>,
         cname: &str,
-        toward_ptime: Option<u16>,
     ) -> Self {
-        Direction {
-            toward_ptime,
-            ..Direction::new(dir, true, activity, cname)
-        }
+        Direction::new(dir, true, route, activity, cname)
     }
 
-    /// The far leg is now repacketised to `ptime` (a failover to a peer of another
-    /// profile): a repacketiser of that ptime, or none. What the old one held is dropped
-    /// with the callee it was for.
-    fn repacketise_toward(&mut self, ptime: Option<u16>) {
+    /// The far leg is now repacketised to `ptime` for `callee` (a failover, to a peer of
+    /// the same profile or another): a repacketiser of that ptime, or none. What the old one
+    /// held is dropped with the callee it was for.
+    fn repacketise_toward(&mut self, ptime: Option<u16>, callee: u32) {
         self.toward_ptime = ptime;
+        self.callee = callee;
         if !self.rtcp {
             self.repack = ptime.map(Repacketizer::new);
         }
@@ -124,15 +133,15 @@ impl Direction {
         pkt: &[u8],
         src: SocketAddr,
     ) -> ControlFlow<()> {
-        let (decided, ptime) = match route.lock() {
+        let (decided, (ptime, callee)) = match route.lock() {
             Ok(mut r) => (
                 r.route(now, self.dir, self.rtcp, src, pkt),
                 r.repacketised_toward(self.dir),
             ),
             Err(_) => return ControlFlow::Break(()),
         };
-        if ptime != self.toward_ptime {
-            self.repacketise_toward(ptime);
+        if (ptime, callee) != (self.toward_ptime, self.callee) {
+            self.repacketise_toward(ptime, callee);
         }
         let (dest, what) = match decided {
             Route::Accept(dest) => (dest, Packet::Rtp),

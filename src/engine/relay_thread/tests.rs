@@ -53,11 +53,12 @@ fn rig() -> (Rig, StreamIo) {
         b_heard: true,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();
-    dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, None, None, None, "t"));
-    dirs[B_RTP] = Some(Direction::rtp(Dir::BtoA, None, None, None, "t"));
+    let route = StreamRoute::new(&pair);
+    dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, &route, None, None, "t"));
+    dirs[B_RTP] = Some(Direction::rtp(Dir::BtoA, &route, None, None, "t"));
     let io = StreamIo {
         sockets,
-        route: Arc::new(Mutex::new(StreamRoute::new(&pair))),
+        route: Arc::new(Mutex::new(route)),
         dirs,
         dead: Arc::new(AtomicBool::new(false)),
     };
