@@ -1,22 +1,23 @@
 //! The router (quinn's Endpoint to our calls' Connection): the core's one API, what belongs
-//! to no call (OPTIONS keepalives, strays, malformed requests, refused INVITEs), and which
-//! call everything else goes to. It keeps the calls and the deadline index; each call
-//! handles its own events.
+//! to no call (OPTIONS keepalives, strays, malformed requests, refused INVITEs), and (in
+//! `dispatch`) which call everything else goes to. It keeps the calls and the deadline
+//! index; each call handles its own events.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use foldhash::HashMap;
-use tracing::debug;
 
 use super::anchor::release_media;
 use super::cx::{Cx, Env};
-use super::state::{Call, TxnRole};
-use super::{CallRef, Input, Output, Side};
+use super::state::Call;
+use super::{CallRef, Input, Output};
 use crate::config::Config;
-use crate::sip::{IdGen, Method, Request, Response, Target};
-use crate::txn::{TimerConfig, TxnId, TxnLayer, TxnOutput};
+use crate::sip::IdGen;
+use crate::txn::{TimerConfig, TxnLayer, TxnOutput};
+
+mod dispatch;
 
 /// Counters for tests and health checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,149 +420,6 @@ impl B2bua {
                 self.env.owners.remove(&id);
                 crate::maps::shrink_if_sparse(&mut self.env.owners);
             }
-        }
-    }
-
-    /// A CANCEL: for the INVITE of a call of ours, or 481.
-    pub(super) fn on_cancel(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
-        let invite = self.env.txn.cancelled_invite(&req);
-        let found = invite
-            .and_then(|i| self.env.owners.get(&i).copied())
-            .filter(|(_, role)| *role == TxnRole::CallerInvite);
-        let ip = self.env.origin_ip(&req, source);
-        // A re-INVITE's CANCEL carries our tag: it belongs to a dialog, and to its peer.
-        if let (Some(invite), None, Some(tag)) = (invite, found, req.to_tag()) {
-            let dialog = self.dialog_of(&req.call_id().unwrap_or_default(), &tag);
-            if let Some((r, side)) = dialog
-                && self.is_leg_peer(r, side, ip)
-            {
-                return self.with_call(r, now, |c, cx| {
-                    c.on_cancel_relayed(cx, side, id, invite, &req)
-                });
-            }
-        }
-        match found {
-            // Only the caller cancels its INVITE.
-            Some((r, _)) if self.is_leg_peer(r, Side::A, ip) => {
-                self.with_call(r, now, |c, cx| c.on_cancel(cx, id, &req))
-            }
-            // The INVITE was answered and its call is gone: the CANCEL changes nothing.
-            Some((r, _)) if !self.calls.contains_key(&r) => {
-                self.env.respond(now, id, &req, 200, "OK", &[])
-            }
-            Some(_) => {
-                debug!(%source, "CANCEL from another address than the INVITE's: 481");
-                self.env
-                    .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[])
-            }
-            None => self
-                .env
-                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
-        }
-    }
-
-    /// The call and leg whose dialog has this Call-ID and our tag: the index's hit, checked
-    /// against the dialog itself.
-    pub(super) fn dialog_of(&self, call_id: &str, our_tag: &str) -> Option<(CallRef, Side)> {
-        let (r, side) = self.env.dialogs.find(call_id, our_tag)?;
-        let d = self.calls.get(&r)?.dialog(side)?;
-        (*d.call_id == *call_id && *d.local_tag == *our_tag).then_some((r, side))
-    }
-
-    /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).
-    pub(super) fn on_in_dialog_request(
-        &mut self,
-        now: Instant,
-        id: TxnId,
-        req: Request,
-        source: Target,
-    ) {
-        let found = self.dialog_of(
-            &req.call_id().unwrap_or_default(),
-            &req.to_tag().unwrap_or_default(),
-        );
-        let ip = self.env.origin_ip(&req, source);
-        match found {
-            // Only the leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump
-            // from anywhere else is answered as if the dialog did not exist.
-            Some((r, side)) if self.is_leg_peer(r, side, ip) => {
-                self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req))
-            }
-            _ => self
-                .env
-                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
-        }
-    }
-
-    /// Whether `ip` is the peer of call `r`'s leg `side`: only it speaks in that leg's dialog.
-    fn is_leg_peer(&self, r: CallRef, side: Side, ip: std::net::IpAddr) -> bool {
-        self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip))
-    }
-
-    /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
-    pub(super) fn on_ack(&mut self, now: Instant, ack: &Request, source: Target) {
-        let found = self.dialog_of(
-            &ack.call_id().unwrap_or_default(),
-            &ack.to_tag().unwrap_or_default(),
-        );
-        let ip = self.env.origin_ip(ack, source);
-        match found {
-            Some((r, side)) if self.is_leg_peer(r, side, ip) => {
-                self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack))
-            }
-            _ => debug!(%source, "ACK for no dialog of its sender dropped"),
-        }
-    }
-
-    /// A response to one of our client transactions.
-    fn on_client_response(&mut self, now: Instant, id: TxnId, resp: Response) {
-        let Some(&(r, role)) = self.env.owners.get(&id) else {
-            return;
-        };
-        if self.calls.contains_key(&r) {
-            self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
-        } else if role == TxnRole::Invite
-            && let Some(target) = self.env.txn.target(id)
-        {
-            // Its call is gone. A 2xx to an INVITE still needs ACK and BYE.
-            self.on_stray_response(now, resp, target);
-        }
-    }
-
-    /// Timer B/F/H or a transport error on one of our transactions.
-    fn on_client_failure(&mut self, now: Instant, id: TxnId, timeout: bool) {
-        let Some(&(r, role)) = self.env.owners.get(&id) else {
-            return;
-        };
-        self.with_call(r, now, |c, cx| c.on_client_failure(cx, id, role, timeout));
-    }
-
-    /// A response no live call step expects. A 2xx to an INVITE is the one that matters: a
-    /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE.
-    pub(super) fn on_stray_response(&mut self, now: Instant, resp: Response, source: Target) {
-        let cseq = match resp.cseq() {
-            Some((n, Method::Invite)) if resp.is_success() => n,
-            _ => {
-                debug!(%source, status = resp.status(), "stray response dropped");
-                return;
-            }
-        };
-        let known = resp
-            .call_id()
-            .zip(resp.from_tag())
-            .and_then(|(call_id, tag)| self.dialog_of(&call_id, &tag));
-        let from = self.env.response_origin_ip(&resp, source);
-        match known {
-            // Only the leg's own peer answers in its dialog: a 2xx from elsewhere can make
-            // the gateway send nothing and end nothing. (Through a front that does not name
-            // the response's source, the front is taken at its word.)
-            Some((r, side)) if from.is_some_and(|ip| !self.is_leg_peer(r, side, ip)) => {
-                debug!(%source, "2xx in a dialog of another peer dropped");
-            }
-            Some((r, side)) => self.with_call(r, now, |c, cx| {
-                c.ack_again_on(cx, side, cseq, &resp);
-            }),
-            None => super::orphan::ack_and_bye(&mut self.env, &resp, cseq, source),
         }
     }
 }

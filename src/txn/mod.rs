@@ -8,6 +8,7 @@
 //! the caller only asks [`TxnLayer::poll_timeout`] when to come back), and only our own types
 //! upward. Transactions are named by a small copyable [`TxnId`], not by their heap key.
 
+mod drive;
 mod machine;
 
 use std::collections::BTreeSet;
@@ -374,39 +375,6 @@ impl TxnLayer {
         self.scratch = scratch;
     }
 
-    /// Fire every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<TxnOutput>) {
-        let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
-        let c = self.consts;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        while let Some(&(at, id)) = self.deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.deadlines.remove(&(at, id));
-            let Some(e) = self.entries.get_mut(&id) else {
-                continue;
-            };
-            e.filed = None;
-            // Fire the entry's earliest due timer; `apply` files it again under what is left,
-            // so a second due timer of the same transaction comes round in this loop too.
-            let fired = due_slot(&e.timers, now).and_then(|slot| e.timers[slot].take());
-            match fired {
-                Some((_, timer)) => {
-                    match &mut e.machine {
-                        Machine::Client(m) => m.on_timer(timer, &c, &mut scratch),
-                        Machine::Server(m) => m.on_timer(timer, &c, &mut scratch),
-                    }
-                    // Every send a timer makes repeats one already sent.
-                    self.retransmissions.sent += sends(&scratch);
-                    self.apply(id, &mut scratch, now, out);
-                }
-                None => refile(&mut self.deadlines, id, e),
-            }
-        }
-        self.scratch = scratch;
-    }
-
     /// The engine could not deliver a message of this transaction.
     pub fn on_transport_error(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -453,95 +421,6 @@ impl TxnLayer {
     pub fn target(&self, id: TxnId) -> Option<Target> {
         self.entries.get(&id).map(|e| e.target)
     }
-
-    /// The timers a transaction has armed, by slot.
-    #[cfg(test)]
-    pub(crate) fn timers_of(&self, id: TxnId) -> Vec<(Timer, Instant)> {
-        self.entries
-            .get(&id)
-            .map(|e| e.timers.iter().flatten().map(|(at, t)| (*t, *at)).collect())
-            .unwrap_or_default()
-    }
-
-    /// Turn a machine's outputs into ours: arm and disarm its timers, forget it when it
-    /// terminated, and keep the deadline index in step.
-    fn apply(&mut self, id: TxnId, scratch: &mut Vec<Out>, now: Instant, out: &mut Vec<TxnOutput>) {
-        let Some(e) = self.entries.get_mut(&id) else {
-            scratch.clear();
-            return;
-        };
-        let target = e.target;
-        let mut terminated = false;
-        for o in scratch.drain(..) {
-            match o {
-                Out::Send(wire) => out.push(TxnOutput::Send { id, target, wire }),
-                Out::Set(timer, after) => e.timers[timer.slot()] = Some((now + after, timer)),
-                Out::Clear(timer) => {
-                    if e.timers[timer.slot()].is_some_and(|(_, t)| t == timer) {
-                        e.timers[timer.slot()] = None;
-                    }
-                }
-                Out::Request(req) => out.push(TxnOutput::Request {
-                    id,
-                    req,
-                    source: target,
-                }),
-                Out::Response(resp) => out.push(TxnOutput::Response { id, resp }),
-                Out::Ack(ack) => out.push(TxnOutput::Ack {
-                    id,
-                    ack,
-                    source: target,
-                }),
-                Out::Timeout => out.push(TxnOutput::Timeout { id }),
-                Out::TransportError => out.push(TxnOutput::TransportError { id }),
-                Out::Terminated => terminated = true,
-            }
-        }
-        if terminated {
-            if let Some(f) = e.filed {
-                self.deadlines.remove(&(f, id));
-            }
-            let client = matches!(e.machine, Machine::Client(_));
-            if let Some(e) = self.entries.remove(&id) {
-                if client {
-                    self.client_keys.remove(&e.key);
-                    crate::maps::shrink_if_sparse(&mut self.client_keys);
-                } else {
-                    self.server_keys.remove(&e.key);
-                    crate::maps::shrink_if_sparse(&mut self.server_keys);
-                }
-                crate::maps::shrink_if_sparse(&mut self.entries);
-            }
-            out.push(TxnOutput::Terminated { id });
-        } else {
-            refile(&mut self.deadlines, id, e);
-        }
-    }
-}
-
-/// The slot of the earliest timer of `timers` due at `now`.
-fn due_slot(timers: &[Option<(Instant, Timer)>; 3], now: Instant) -> Option<usize> {
-    timers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| t.filter(|(at, _)| *at <= now).map(|(at, _)| (at, i)))
-        .min()
-        .map(|(_, i)| i)
-}
-
-/// File `e` in the index under its earliest deadline (or not at all).
-fn refile(index: &mut BTreeSet<(Instant, TxnId)>, id: TxnId, e: &mut Entry) {
-    let next = e.next_deadline();
-    if next == e.filed {
-        return;
-    }
-    if let Some(f) = e.filed {
-        index.remove(&(f, id));
-    }
-    if let Some(n) = next {
-        index.insert((n, id));
-    }
-    e.filed = next;
 }
 
 #[cfg(test)]

@@ -1,0 +1,173 @@
+//! Which call a message goes to: a CANCEL, a request or ACK in a dialog, a response to one
+//! of our transactions, a stray 2xx. Only a leg's own peer speaks in its dialog; what
+//! belongs to no call is answered here (481) or dropped.
+
+use std::time::Instant;
+
+use tracing::debug;
+
+use super::B2bua;
+use crate::call::state::TxnRole;
+use crate::call::{CallRef, Side};
+use crate::sip::{Method, Request, Response, Target};
+use crate::txn::TxnId;
+
+impl B2bua {
+    /// A CANCEL: for the INVITE of a call of ours, or 481.
+    pub(in crate::call) fn on_cancel(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        req: Request,
+        source: Target,
+    ) {
+        let invite = self.env.txn.cancelled_invite(&req);
+        let found = invite
+            .and_then(|i| self.env.owners.get(&i).copied())
+            .filter(|(_, role)| *role == TxnRole::CallerInvite);
+        let ip = self.env.origin_ip(&req, source);
+        // A re-INVITE's CANCEL carries our tag: it belongs to a dialog, and to its peer.
+        if let (Some(invite), None, Some(tag)) = (invite, found, req.to_tag()) {
+            let dialog = self.dialog_of(&req.call_id().unwrap_or_default(), &tag);
+            if let Some((r, side)) = dialog
+                && self.is_leg_peer(r, side, ip)
+            {
+                return self.with_call(r, now, |c, cx| {
+                    c.on_cancel_relayed(cx, side, id, invite, &req)
+                });
+            }
+        }
+        match found {
+            // Only the caller cancels its INVITE.
+            Some((r, _)) if self.is_leg_peer(r, Side::A, ip) => {
+                self.with_call(r, now, |c, cx| c.on_cancel(cx, id, &req))
+            }
+            // The INVITE was answered and its call is gone: the CANCEL changes nothing.
+            Some((r, _)) if !self.calls.contains_key(&r) => {
+                self.env.respond(now, id, &req, 200, "OK", &[])
+            }
+            Some(_) => {
+                debug!(%source, "CANCEL from another address than the INVITE's: 481");
+                self.env
+                    .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[])
+            }
+            None => self
+                .env
+                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
+        }
+    }
+
+    /// The call and leg whose dialog has this Call-ID and our tag: the index's hit, checked
+    /// against the dialog itself.
+    pub(in crate::call) fn dialog_of(
+        &self,
+        call_id: &str,
+        our_tag: &str,
+    ) -> Option<(CallRef, Side)> {
+        let (r, side) = self.env.dialogs.find(call_id, our_tag)?;
+        let d = self.calls.get(&r)?.dialog(side)?;
+        (*d.call_id == *call_id && *d.local_tag == *our_tag).then_some((r, side))
+    }
+
+    /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).
+    pub(in crate::call) fn on_in_dialog_request(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        req: Request,
+        source: Target,
+    ) {
+        let found = self.dialog_of(
+            &req.call_id().unwrap_or_default(),
+            &req.to_tag().unwrap_or_default(),
+        );
+        let ip = self.env.origin_ip(&req, source);
+        match found {
+            // Only the leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump
+            // from anywhere else is answered as if the dialog did not exist.
+            Some((r, side)) if self.is_leg_peer(r, side, ip) => {
+                self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req))
+            }
+            _ => self
+                .env
+                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
+        }
+    }
+
+    /// Whether `ip` is the peer of call `r`'s leg `side`: only it speaks in that leg's dialog.
+    fn is_leg_peer(&self, r: CallRef, side: Side, ip: std::net::IpAddr) -> bool {
+        self.calls.get(&r).is_some_and(|c| c.is_peer_of(side, ip))
+    }
+
+    /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
+    pub(in crate::call) fn on_ack(&mut self, now: Instant, ack: &Request, source: Target) {
+        let found = self.dialog_of(
+            &ack.call_id().unwrap_or_default(),
+            &ack.to_tag().unwrap_or_default(),
+        );
+        let ip = self.env.origin_ip(ack, source);
+        match found {
+            Some((r, side)) if self.is_leg_peer(r, side, ip) => {
+                self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack))
+            }
+            _ => debug!(%source, "ACK for no dialog of its sender dropped"),
+        }
+    }
+
+    /// A response to one of our client transactions.
+    pub(super) fn on_client_response(&mut self, now: Instant, id: TxnId, resp: Response) {
+        let Some(&(r, role)) = self.env.owners.get(&id) else {
+            return;
+        };
+        if self.calls.contains_key(&r) {
+            self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
+        } else if role == TxnRole::Invite
+            && let Some(target) = self.env.txn.target(id)
+        {
+            // Its call is gone. A 2xx to an INVITE still needs ACK and BYE.
+            self.on_stray_response(now, resp, target);
+        }
+    }
+
+    /// Timer B/F/H or a transport error on one of our transactions.
+    pub(super) fn on_client_failure(&mut self, now: Instant, id: TxnId, timeout: bool) {
+        let Some(&(r, role)) = self.env.owners.get(&id) else {
+            return;
+        };
+        self.with_call(r, now, |c, cx| c.on_client_failure(cx, id, role, timeout));
+    }
+
+    /// A response no live call step expects. A 2xx to an INVITE is the one that matters: a
+    /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE.
+    pub(in crate::call) fn on_stray_response(
+        &mut self,
+        now: Instant,
+        resp: Response,
+        source: Target,
+    ) {
+        let cseq = match resp.cseq() {
+            Some((n, Method::Invite)) if resp.is_success() => n,
+            _ => {
+                debug!(%source, status = resp.status(), "stray response dropped");
+                return;
+            }
+        };
+        let known = resp
+            .call_id()
+            .zip(resp.from_tag())
+            .and_then(|(call_id, tag)| self.dialog_of(&call_id, &tag));
+        let from = self.env.response_origin_ip(&resp, source);
+        match known {
+            // Only the leg's own peer answers in its dialog: a 2xx from elsewhere can make
+            // the gateway send nothing and end nothing. (Through a front that does not name
+            // the response's source, the front is taken at its word.)
+            Some((r, side)) if from.is_some_and(|ip| !self.is_leg_peer(r, side, ip)) => {
+                debug!(%source, "2xx in a dialog of another peer dropped");
+            }
+            Some((r, side)) => self.with_call(r, now, |c, cx| {
+                c.ack_again_on(cx, side, cseq, &resp);
+            }),
+            None => crate::call::orphan::ack_and_bye(&mut self.env, &resp, cseq, source),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! What the service does with each request an application server sends: REQUEST (checked,
+//! admitted, placed as a call for the call layer), CANCEL, STATUS and the ACK that stops a
+//! RESPONSE's resends.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{Admitted, Command, Entry, Originate, Output, Phase, Service};
+use crate::callback::protocol::{CallbackId, Outbound, Request, State, Verb};
+use crate::callback::signature::Seen;
+
+impl Service {
+    /// A REQUEST; `signed` is its MAC and `ts` when it came signed.
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        r: Request,
+        signed: Option<([u8; 32], u64)>,
+    ) {
+        let refuse = |s: &mut Self, reason| {
+            s.answer(
+                src,
+                Verb::Request.as_str(),
+                Outbound::Error {
+                    id: Some(&r.id),
+                    reason,
+                },
+            )
+        };
+        // A signed REQUEST seen before gets what it got then, and changes nothing: the AS's
+        // own resend of a refused one (our answer was lost), or a capture sent again
+        // while its `ts` is still good, from anywhere the allow-list lets in.
+        if let Some((m, _)) = &signed {
+            match self.replays.seen(now, self.wall_s(), m) {
+                Some(Seen::Refused(reason)) => return refuse(self, reason),
+                Some(Seen::Placed) if !self.entries.contains_key(&r.id) => {
+                    return self.drop_datagram("replayed");
+                }
+                Some(Seen::Placed) | None => {}
+            }
+            if self.replays.is_full() {
+                return self.drop_datagram("replay_table_full");
+            }
+        }
+        match self.admit(now, src, &r) {
+            Ok(Admitted::Again) => self.answer(
+                src,
+                Verb::Request.as_str(),
+                Outbound::Ok {
+                    id: &r.id,
+                    state: None,
+                },
+            ),
+            Ok(Admitted::New) => {
+                if let Some((m, ts)) = signed {
+                    self.replays.remember(now, ts, m, Seen::Placed);
+                }
+                self.place(now, src, r);
+            }
+            Err(reason) => {
+                if let Some((m, ts)) = signed {
+                    self.replays.remember(now, ts, m, Seen::Refused(reason));
+                }
+                refuse(self, reason);
+            }
+        }
+    }
+
+    /// Whether REQUEST `r` from `src` places a call-back, is one placed already (our ACK was
+    /// lost), or is refused (the reason).
+    fn admit(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        r: &Request,
+    ) -> Result<Admitted, &'static str> {
+        if self.draining {
+            return Err("disabled");
+        }
+        if let Some(e) = self.entries.get(&r.id) {
+            // The same REQUEST again from the same place while it runs: our ACK was lost.
+            // Anything else with a known id, or any REQUEST for an ended one, is refused.
+            if matches!(e.phase, Phase::Active { .. }) && e.src == src && e.request == *r {
+                return Ok(Admitted::Again);
+            }
+            return Err("duplicate_id");
+        }
+        if !self.routable(&r.user1) || !self.routable(&r.user2) {
+            return Err("no_route");
+        }
+        if self.active >= self.cfg.callback.max_active {
+            return Err("too_many_active");
+        }
+        self.set_clock(now);
+        if self.limiter.check().is_err() {
+            return Err("over_rate");
+        }
+        Ok(Admitted::New)
+    }
+
+    /// Place admitted REQUEST `r`: its ACK, the Originate, its entry and its watchdog.
+    fn place(&mut self, now: Instant, src: SocketAddr, r: Request) {
+        let cb = &self.cfg.callback;
+        let max_duration = r
+            .max_duration
+            .map(|s| Duration::from_secs(u64::from(s)))
+            .map_or(cb.max_duration, |d| d.min(cb.max_duration));
+        let originate = Originate {
+            id: r.id.clone(),
+            user1: r.user1.clone(),
+            user2: r.user2.clone(),
+            caller: r.caller.clone().or_else(|| cb.caller.clone()),
+            max_duration,
+            from_peer: cb.from_peer.clone(),
+        };
+        self.answer(
+            src,
+            Verb::Request.as_str(),
+            Outbound::Ok {
+                id: &r.id,
+                state: None,
+            },
+        );
+        self.out
+            .push_back(Output::Command(Command::Originate(originate)));
+        self.active += 1;
+        let deadline = now + self.setup_allowance();
+        self.watchdog.insert((deadline, r.id.clone()));
+        self.entries.insert(
+            r.id.clone(),
+            Entry {
+                src,
+                request: r,
+                max_duration,
+                phase: Phase::Active {
+                    state: State::Calling1,
+                    cancelling: false,
+                    connected_at: None,
+                    deadline,
+                },
+            },
+        );
+    }
+
+    pub(super) fn on_cancel(&mut self, src: SocketAddr, id: CallbackId) {
+        let verb = Verb::Cancel.as_str();
+        let cancel = match self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            None => Err("unknown_id"),
+            Some(Phase::Ended { .. }) => Err("ended"),
+            Some(Phase::Active { cancelling, .. }) => Ok(!std::mem::replace(cancelling, true)),
+        };
+        match cancel {
+            Err(reason) => self.answer(
+                src,
+                verb,
+                Outbound::Error {
+                    id: Some(&id),
+                    reason,
+                },
+            ),
+            Ok(first) => {
+                self.answer(
+                    src,
+                    verb,
+                    Outbound::Ok {
+                        id: &id,
+                        state: None,
+                    },
+                );
+                // A repeated CANCEL is answered again but asks the call layer only once.
+                if first {
+                    self.out.push_back(Output::Command(Command::Cancel { id }));
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_status(&mut self, src: SocketAddr, id: CallbackId) {
+        let verb = Verb::Status.as_str();
+        match self.state(&id) {
+            None => self.answer(
+                src,
+                verb,
+                Outbound::Error {
+                    id: Some(&id),
+                    reason: "unknown_id",
+                },
+            ),
+            Some(state) => self.answer(
+                src,
+                verb,
+                Outbound::Ok {
+                    id: &id,
+                    state: Some(state),
+                },
+            ),
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, id: CallbackId) {
+        let resend = match self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            Some(Phase::Ended { resend }) => resend.take(),
+            _ => None,
+        };
+        match resend {
+            Some(r) => {
+                self.resend.remove(&(r.next_at, id));
+                self.count_response("acked");
+            }
+            // Unknown id, not ended yet, or already acknowledged: nothing to stop.
+            None => self.drop_datagram("unexpected_ack"),
+        }
+    }
+}
