@@ -10,8 +10,9 @@
 //!
 //! cargo build --release && cargo bench --bench rtp_load -- [calls,calls,...] [seconds] [targets]
 //!
-//! `targets`: any of `trunkgate,rtpengine,direct` (all by default); `direct` sends with no
-//! relay in between, the floor this machine puts under every latency figure.
+//! `targets`: any of `trunkgate,rtpengine,direct`, run in that order (all by default);
+//! `direct` sends with no relay in between, the floor this machine puts under every latency
+//! figure.
 //!
 //! `RTP_LOAD_PTIME_MS` (default 20) sets the packetisation: at 40 ms, 2,000 calls offer
 //! 50,000 packets a second, which the generator can send to either relay on a 2-core machine
@@ -556,11 +557,16 @@ fn main() {
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![250, 1000, 2000]);
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
-    // Any of trunkgate, rtpengine and direct (the floor), comma-separated; all by default.
-    let targets: Vec<&'static str> = ["trunkgate", "rtpengine", "direct"]
-        .into_iter()
-        .filter(|t| args.get(2).is_none_or(|a| a.split(',').any(|x| x == *t)))
-        .collect();
+    // Any of trunkgate, rtpengine and direct (the floor), comma-separated, run in the order
+    // given (so rounds can alternate which relay goes first); all by default.
+    let known = ["trunkgate", "rtpengine", "direct"];
+    let targets: Vec<&'static str> = match args.get(2) {
+        None => known.to_vec(),
+        Some(a) => a
+            .split(',')
+            .filter_map(|x| known.iter().find(|t| **t == x).copied())
+            .collect(),
+    };
     println!("packetisation {} ms (RTP_LOAD_PTIME_MS)", ptime_ms());
     println!(
         "| target | calls | recording | packets/s relayed | loss | CPU | packets per CPU-second | added latency p50 / p99 |"
