@@ -511,11 +511,14 @@ mod tests {
             .recv_from(&mut buf)
             .expect("relayed to the first callee");
         assert_eq!(n, 12 + 160);
-        // The first callee fails: the 10 ms held for it are not the next callee's.
+        let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        // The first callee fails: the 10 ms held for it are not the next callee's, and the
+        // sequence numbers toward the leg go on. (The phone's stream goes on too: its next
+        // packet follows the first, timestamp and all.)
         relay_to(&mut r, gw, &phone, &next, Some(20), 1);
-        phone
-            .send_to(&pcmu(2, 30, 0x22), ("127.0.0.1", gw))
-            .unwrap();
+        let mut second = pcmu(2, 30, 0x22);
+        second[4..8].copy_from_slice(&(0x140u32 + 240).to_be_bytes());
+        phone.send_to(&second, ("127.0.0.1", gw)).unwrap();
         let (n, _) = next
             .recv_from(&mut buf)
             .expect("relayed to the next callee");
@@ -524,6 +527,7 @@ mod tests {
             buf[12..n].iter().all(|b| *b == 0x22),
             "only audio sent after the failover"
         );
+        assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), seq.wrapping_add(1));
         r.apply(release(1));
     }
 }

@@ -62,6 +62,17 @@ impl Repacketizer {
         }
     }
 
+    /// The leg it sends toward is another peer now (a failover's next callee), sent
+    /// packets of `ptime_ms`: the audio held for the peer before is dropped, and the
+    /// sequence numbers go on, so the leg sees one stream.
+    pub fn restart(&mut self, ptime_ms: u16) {
+        *self = Repacketizer {
+            seq: self.seq,
+            stats: self.stats,
+            ..Repacketizer::new(ptime_ms)
+        };
+    }
+
     /// One incoming packet; returns the packets to send now (possibly none, at most
     /// `MAX_CHUNKS + 1`).
     pub fn push(&mut self, packet: &[u8]) -> Vec<Bytes> {

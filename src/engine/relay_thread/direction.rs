@@ -111,7 +111,10 @@ impl Direction {
         self.toward_ptime = ptime;
         self.callee = callee;
         if !self.rtcp {
-            self.repack = ptime.map(Repacketizer::new);
+            match (self.repack.as_mut(), ptime) {
+                (Some(r), Some(p)) => r.restart(p),
+                (_, p) => self.repack = p.map(Repacketizer::new),
+            }
         }
     }
 
