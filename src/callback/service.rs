@@ -3,8 +3,8 @@
 //!
 //! Order of checks for every datagram: the allow-list first (anything else is dropped
 //! unanswered, so a stranger learns nothing and cannot make us reflect traffic), then the
-//! syntax, then for a REQUEST: draining, duplicate id, route, `max_active`, and last the
-//! rate (so refused requests do not use up the rate).
+//! syntax, then for a REQUEST (`requests.rs`): draining, duplicate id, route, `max_active`,
+//! and last the rate (so refused requests do not use up the rate).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -43,7 +43,7 @@ impl TxnLayer {
 
     /// The timers a transaction has armed, by slot.
     #[cfg(test)]
-    pub(crate) fn timers_of(&self, id: TxnId) -> Vec<(Timer, Instant)> {
+    pub(super) fn timers_of(&self, id: TxnId) -> Vec<(Timer, Instant)> {
         self.entries
             .get(&id)
             .map(|e| e.timers.iter().flatten().map(|(at, t)| (*t, *at)).collect())

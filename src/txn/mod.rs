@@ -4,9 +4,9 @@
 //! `TransactionKey`. The state machines are ours (`machine.rs`): they keep wire bytes only
 //! while they can still be retransmitted (see BENCHMARKS.md). This module adds what the
 //! machines leave to a driver: where each transaction's messages go, its timers (a fixed
-//! three-slot table per transaction, ordered by one index: the layer owns its deadlines and
-//! the caller only asks [`TxnLayer::poll_timeout`] when to come back), and only our own types
-//! upward. Transactions are named by a small copyable [`TxnId`], not by their heap key.
+//! three-slot table per transaction, ordered by one index, `drive.rs`: the layer owns its
+//! deadlines and the caller only asks [`TxnLayer::poll_timeout`] when to come back), and only
+//! our own types upward. Transactions are named by a small copyable [`TxnId`], not by their heap key.
 
 mod drive;
 mod machine;
