@@ -600,6 +600,11 @@ pub fn rtp(data: &[u8]) {
                 ..pair.clone()
             });
             route.update(&pair);
+            // A failover to a peer of another profile: both repacketisers restart, at a
+            // ptime the record's flags pick (out-of-range ones are clamped).
+            for r in &mut repack {
+                r.restart(u16::from(*flags));
+            }
         }
         let srtp_valid = if as_rtcp {
             check_srtcp(packet).is_ok()
