@@ -230,6 +230,20 @@ fn load_profile(
             "[media] repacketize needs [sdp] ptime (the packet size to produce)",
         ));
     }
+    let max_repack = crate::media::repacketize::MAX_PTIME_MS;
+    if file.media.repacketize
+        && let Some(p) = &file.sdp.ptime
+        && *p.get_ref() > u64::from(max_repack)
+    {
+        errs.push(ConfigError::at(
+            path,
+            text,
+            p.span().start,
+            format!(
+                "[media] repacketize sends packets of [sdp] ptime: at most {max_repack} ms of G.711 fit one packet of 1,500 bytes"
+            ),
+        ));
+    }
     let latch = match &file.media.latch {
         Some(l) => {
             let choices = [("any", Latch::Any), ("sdp-ip", Latch::SdpIp)];

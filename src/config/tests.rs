@@ -290,6 +290,30 @@ fn interop_keys_are_validated_with_positions() {
 }
 
 #[test]
+fn repacketising_needs_a_ptime_whose_packets_fit_1500_bytes() {
+    // 186 ms of G.711 and its header fit 1,500 bytes; 200 ms (a valid [sdp] ptime) does not.
+    let with = |ptime: u32| {
+        let mut ps = standard_profiles();
+        ps[1].1.push_str(&format!(
+            "[sdp]\nptime = {ptime}\n[media]\nrepacketize = true\n"
+        ));
+        load_tree(GATEWAY, &ps)
+    };
+    assert!(with(186).is_ok());
+    let text = with(200).unwrap_err().to_string();
+    assert!(
+        text.contains(
+            "carrier-a.toml:6:9: [media] repacketize sends packets of [sdp] ptime: at most 186 ms"
+        ),
+        "{text}"
+    );
+    // Without repacketising, 200 ms is only what the SDP says.
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[sdp]\nptime = 200\n");
+    assert!(load_tree(GATEWAY, &ps).is_ok());
+}
+
+#[test]
 fn protect_guard_and_overload_keys() {
     let dir = write_tree(
         &format!(

@@ -10,14 +10,19 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::rtp_check::check_rtp;
+use super::rtp_check::{MAX_PACKET, check_rtp};
 
 /// The most outgoing packets one G.711 packet is cut into (120 ms in, 10 ms out). One more
 /// may precede them: what was held from the previous packet, sent when the stream breaks.
 pub const MAX_CHUNKS: usize = 12;
 
-/// Outgoing ptime accepted by [`Repacketizer::new`], in ms (the profile's `[sdp] ptime` range).
-const PTIME_MS: std::ops::RangeInclusive<u16> = 5..=200;
+/// The longest ptime a repacketiser sends, in ms: G.711 is 8 bytes a millisecond, and an
+/// outgoing packet, its 12-byte header included, must fit [`MAX_PACKET`] (the size every
+/// relay check allows, a gateway of ours downstream included, and an Ethernet MTU).
+pub const MAX_PTIME_MS: u16 = ((MAX_PACKET - 12) / 8) as u16;
+
+/// Outgoing ptime accepted by [`Repacketizer::new`], in ms.
+const PTIME_MS: std::ops::RangeInclusive<u16> = 5..=MAX_PTIME_MS;
 
 /// What a repacketiser dropped (per direction; the engine may log or export them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,7 +50,7 @@ pub struct Repacketizer {
 }
 
 impl Repacketizer {
-    /// Packets of `ptime_ms` toward the leg (clamped to 5–200 ms).
+    /// Packets of `ptime_ms` toward the leg (clamped to 5 ms–[`MAX_PTIME_MS`]).
     pub fn new(ptime_ms: u16) -> Self {
         let ptime = ptime_ms.clamp(*PTIME_MS.start(), *PTIME_MS.end());
         let size = usize::from(ptime) * 8;
@@ -262,5 +267,23 @@ mod tests {
         // A ptime of 0 would never finish a packet: it is clamped.
         let mut r = Repacketizer::new(0);
         assert_eq!(r.push(&rtp(0, 1, 0, &[1; 80])).len(), 2);
+    }
+
+    #[test]
+    fn no_packet_sent_is_larger_than_a_relay_accepts() {
+        // The longest ptime asked for is cut to what fits MAX_PACKET: what the repacketiser
+        // sends passes the relay's own check (a gateway of ours downstream drops the rest).
+        for ms in [MAX_PTIME_MS, MAX_PTIME_MS + 1, 200, u16::MAX] {
+            let mut r = Repacketizer::new(ms);
+            let mut out = Vec::new();
+            for i in 0..20u16 {
+                out.extend(r.push(&rtp(0, i, u32::from(i) * 1_480, &[5; 1_480])));
+            }
+            assert!(!out.is_empty());
+            for p in &out {
+                assert!(p.len() <= MAX_PACKET, "{} bytes at {ms} ms", p.len());
+                assert!(check_rtp(p).is_ok());
+            }
+        }
     }
 }
