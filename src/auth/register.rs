@@ -18,6 +18,9 @@ use rand::{Rng, SeedableRng};
 use super::credentials::{AuthFailure, AuthSession, Credentials, Retry};
 use crate::config::{PeerName, Profile};
 use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request, Response, Target, Transport};
+use granted::{granted_expiry, leading_secs};
+
+mod granted;
 
 /// Refresh when this share (in percent) of the granted expiry has passed.
 pub const REFRESH_PERCENT: u32 = 85;
@@ -485,70 +488,6 @@ fn hex(rng: &mut SmallRng, n: usize) -> String {
             )
         })
         .collect()
-}
-
-/// Seconds at the start of a header value (`120`, `120 (maintenance);duration=60`).
-fn leading_secs(v: &str) -> Option<Duration> {
-    let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
-    // u32 seconds: more is nonsense, and refusing it keeps `Instant` arithmetic sane.
-    digits
-        .parse::<u32>()
-        .ok()
-        .map(|s| Duration::from_secs(u64::from(s)))
-}
-
-/// The expiry a 2xx grants our contact: its Contact's `expires` parameter, else the Expires
-/// header (RFC 3261 §10.2.4).
-fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
-    let entries: Vec<String> = resp
-        .header_lines(&Hdr::CONTACT)
-        .iter()
-        .flat_map(|l| crate::sip::split_header_list(l))
-        .collect();
-    let key = |uri: &str| {
-        uri.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    };
-    let mine = key(ours);
-    let parsed: Vec<(String, Option<Duration>)> =
-        entries.iter().map(|e| contact_entry(e)).collect();
-    let from_contact = parsed
-        .iter()
-        .find(|(u, _)| key(u) == mine)
-        .or(match parsed.as_slice() {
-            [only] => Some(only),
-            _ => None,
-        })
-        .and_then(|(_, e)| *e);
-    from_contact.or_else(|| {
-        resp.header(&Hdr::named("Expires"))
-            .and_then(|v| leading_secs(&v))
-    })
-}
-
-/// The URI and `expires` parameter of one Contact entry (`"n" <sip:u@h>;expires=60`).
-fn contact_entry(e: &str) -> (String, Option<Duration>) {
-    let (uri, params) = match (e.find('<'), e.find('>')) {
-        (Some(a), Some(b)) if a < b => (
-            e.get(a + 1..b).unwrap_or_default(),
-            e.get(b + 1..).unwrap_or_default(),
-        ),
-        _ => match e.split_once(';') {
-            Some((u, p)) => (u, p),
-            None => (e, ""),
-        },
-    };
-    let expires = params.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("expires")
-            .then(|| leading_secs(v))
-            .flatten()
-    });
-    (uri.trim().to_string(), expires)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use super::super::credentials::Secret;
 use super::super::digest::{Algorithm, split_challenges};
+use super::granted::contact_entry;
 use super::*;
 
 const PASSWORD: &str = "reg-Secret-42";
