@@ -1,0 +1,213 @@
+//! The gateway's own session refreshes (RFC 4028 §7.4, §9), on a leg where it is the
+//! refresher: sent when the leg's timer says, as UPDATE when the peer takes one (it carries
+//! no offer) or as a re-INVITE offering our last SDP again, and what their answers do.
+
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use crate::call::Side;
+use crate::call::challenge::is_challenge;
+use crate::call::cx::Cx;
+use crate::call::phase::Phase;
+use crate::call::state::{Call, Refreshing, TxnRole};
+use crate::call::timers::CallTimer;
+use crate::sip::session::{OPTION_TAG, Session};
+use crate::sip::{Hdr, Method, Response};
+use crate::txn::TxnId;
+
+/// A refresh that could not be sent now (another INVITE in the dialog, a refusal that may
+/// pass) is tried again after this long; the expiry deadline still runs.
+const REFRESH_RETRY: Duration = Duration::from_secs(4);
+
+impl Call {
+    /// `SessionRefresh(side)` fired: the gateway refreshes the leg.
+    pub(in crate::call) fn on_session_refresh(&mut self, cx: &mut Cx, side: Side) {
+        let Some(s) = self.session[side] else {
+            return;
+        };
+        if self.phase.is_ending() {
+            return;
+        }
+        // A refresh by UPDATE carries no offer, so it may go while an INVITE is under way
+        // (RFC 3311 §5.1): a re-INVITE left ringing (up to Timer C) must not let the leg's
+        // session expire. One by re-INVITE waits for it.
+        // Nor may it offer while another offer waits for its answer (RFC 3311 §5.1).
+        let invite_busy = !self.refreshes_by_update(side)
+            && (self.reinvite_in_progress() || self.unanswered_offer(side).is_some());
+        let busy = self.refresh.is_some()
+            || invite_busy
+            || self.pending_2xx[side].is_some()
+            || !matches!(self.phase, Phase::Confirmed { .. });
+        if busy {
+            self.timers
+                .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+            return;
+        }
+        self.send_refresh(cx, side, s.interval, false);
+    }
+
+    /// Whether `side`'s refreshes go as UPDATE: its peer said it takes one, and no refresh
+    /// by UPDATE failed there.
+    fn refreshes_by_update(&self, side: Side) -> bool {
+        self.peer_lists(side, &Method::Update) && !self.refresh_by_invite[side]
+    }
+
+    /// Send a session refresh on `side` asking for `interval`, the gateway refreshing: an
+    /// UPDATE when the peer said it takes one, else a re-INVITE offering our last SDP again.
+    fn send_refresh(&mut self, cx: &mut Cx, side: Side, interval: Duration, retried: bool) {
+        let policy = self.timer_policy(side);
+        let sdp = self.sdp[side].as_ref().and_then(|s| s.sent.clone());
+        let update = self.refreshes_by_update(side);
+        // Without our last SDP a re-INVITE cannot offer it again: UPDATE, unless the peer
+        // said it takes none (then the leg cannot be refreshed and will expire).
+        let method = match (update, &sdp) {
+            (true, _) => Method::Update,
+            (false, Some(_)) => Method::Invite,
+            (false, None) if self.peer_takes(side, &Method::Update) => Method::Update,
+            (false, None) => {
+                warn!(call_id = %self.call_id(), ?side, "cannot refresh the session: no SDP to offer again and the peer takes no UPDATE");
+                return;
+            }
+        };
+        // Our last SDP again, its `o=` as this peer must see it now (the same line, or the
+        // next version after an offer it refused).
+        let sdp = sdp
+            .filter(|_| method == Method::Invite)
+            .map(|(body, ct, answer)| (self.shown_again(side, &body, ct.as_deref()), ct, answer));
+        let Some(leg) = self.dialog_mut(side) else {
+            return;
+        };
+        let target = leg.target;
+        let session = Session {
+            interval,
+            we_refresh: true,
+        };
+        let built = leg
+            .request(method.clone(), &cx.env.local, &mut cx.env.ids)
+            .and_then(|mut r| {
+                for (h, v) in policy.request_headers(Some(session)) {
+                    r.insert_header_before_length(&h, v)?;
+                }
+                r.insert_header_before_length(&Hdr::SUPPORTED, OPTION_TAG)?;
+                if method == Method::Invite
+                    && let Some((body, ct, _)) = sdp
+                {
+                    r.set_body(body, ct.as_deref())?;
+                }
+                Ok(r)
+            });
+        let mut req = match built {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot build the session refresh");
+                return;
+            }
+        };
+        self.sign(cx, side, &mut req);
+        debug!(call_id = %self.call_id(), ?side, %method, "session refresh");
+        if let Some(txn) = self.start_client(cx, req.clone(), target, TxnRole::Refresh(side)) {
+            self.refresh = Some(Box::new(Refreshing {
+                txn,
+                side,
+                sent: req,
+                asked: interval,
+                retried,
+            }));
+        }
+    }
+
+    /// The answer to our session refresh `id`.
+    pub(in crate::call) fn on_refresh_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
+        if resp.is_provisional() {
+            return;
+        }
+        self.close_txn(id);
+        let Some(r) = self.refresh.take_if(|r| r.txn == id) else {
+            self.ack_2xx_again(cx, &resp);
+            return;
+        };
+        let side = r.side;
+        let status = resp.status();
+        if self.phase.is_ending() {
+            if resp.is_success() && r.sent.method() == Method::Invite {
+                self.send_ack(cx, side, resp.seq(), None);
+            }
+            return;
+        }
+        if resp.is_success() {
+            if r.sent.method() == Method::Invite {
+                self.send_ack(cx, side, resp.seq(), None);
+            }
+            if let Some(leg) = self.dialog_mut(side)
+                && let Some(c) = resp.contact_uri()
+            {
+                leg.remote_target = c.into();
+            }
+            let policy = self.timer_policy(side);
+            // A peer that does not know timers answers without one: we keep refreshing it.
+            let s = policy.as_uac(&resp, Some(r.asked)).unwrap_or(Session {
+                interval: r.asked,
+                we_refresh: true,
+            });
+            self.set_session(cx, side, Some(s));
+            return;
+        }
+        if is_challenge(&resp) {
+            match self.answer_challenge(cx, side, &r.sent, &resp, TxnRole::Refresh(side)) {
+                Ok((txn, sent)) => {
+                    self.refresh = Some(Box::new(Refreshing { txn, sent, ..*r }));
+                }
+                Err(why) => {
+                    self.challenge_failed(status, &why);
+                    self.timers
+                        .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+                }
+            }
+            return;
+        }
+        // RFC 4028 §10: a refresh that finds no dialog (481) or no peer (408) ends the call.
+        if matches!(status, 408 | 481) {
+            return self.session_expired(cx, side);
+        }
+        if !r.retried {
+            let policy = self.timer_policy(side);
+            if status == 422
+                && let Some(min) = policy.after_422(&resp, Some(r.asked))
+            {
+                return self.send_refresh(cx, side, min, true);
+            }
+            // The peer takes no UPDATE after all: a re-INVITE from now on.
+            if matches!(status, 405 | 501) && r.sent.method() == Method::Update {
+                self.refresh_by_invite[side] = true;
+                if let Some(leg) = self.dialog_mut(side)
+                    && let Some(allows) = leg.peer_allows.as_mut()
+                {
+                    allows.remove("UPDATE");
+                }
+                if self.sdp[side].as_ref().is_some_and(|s| s.sent.is_some()) {
+                    // One INVITE at a time within a dialog (RFC 3261 §14.1): while another is
+                    // under way the re-INVITE waits for the refresh timer's next try.
+                    if self.reinvite_in_progress() {
+                        self.timers
+                            .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+                        return;
+                    }
+                    return self.send_refresh(cx, side, r.asked, true);
+                }
+            }
+        }
+        // Anything else (491, 5xx): try again shortly; the leg expires if it never works.
+        info!(call_id = %self.call_id(), ?side, status, "session refresh refused; trying again");
+        self.timers
+            .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+    }
+
+    /// Our session refresh got no answer at all: the peer is gone.
+    pub(in crate::call) fn on_refresh_failed(&mut self, cx: &mut Cx, id: TxnId) {
+        self.close_txn(id);
+        if let Some(r) = self.refresh.take_if(|r| r.txn == id) {
+            self.session_expired(cx, r.side);
+        }
+    }
+}
