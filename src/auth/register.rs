@@ -6,7 +6,7 @@
 //! [`Registration::handle_response`], [`Registration::handle_timeout`] (at
 //! [`Registration::poll_timeout`]) and [`Registration::handle_failure`] (transaction timeout or
 //! transport error), and sends whatever [`Registration::poll_transmit`] yields. One REGISTER is
-//! in flight at a time.
+//! in flight at a time. What a registrar's 2xx grants is read in `granted.rs`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! Session timers (RFC 4028) in a call, one leg at a time: each leg's timer is negotiated
 //! with that leg's peer under its profile's `[session_timer]`, refreshed on that leg only
 //! (the gateway refreshes where it is the refresher, in `refresh.rs`, and answers the
-//! peer's refreshes that change nothing itself), and a leg whose session expires releases the call
-//! (`call_tag = "session_expired"`). The rules are `interop::session_timer`'s.
+//! peer's refreshes that change nothing itself), and a leg whose session expires releases
+//! the call (`call_tag = "session_expired"`). The rules are `interop::session_timer`'s.
 
 use bytes::Bytes;
 use tracing::{debug, info, warn};

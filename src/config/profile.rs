@@ -230,17 +230,19 @@ fn load_profile(
             "[media] repacketize needs [sdp] ptime (the packet size to produce)",
         ));
     }
+    // (A ptime out of its own range was reported above, and is None here.)
     let max_repack = crate::media::repacketize::MAX_PTIME_MS;
     if file.media.repacketize
-        && let Some(p) = &file.sdp.ptime
-        && *p.get_ref() > u64::from(max_repack)
+        && let (Some(ms), Some(p)) = (ptime, &file.sdp.ptime)
+        && ms > max_repack
     {
         errs.push(ConfigError::at(
             path,
             text,
             p.span().start,
             format!(
-                "[media] repacketize sends packets of [sdp] ptime: at most {max_repack} ms of G.711 fit one packet of 1,500 bytes"
+                "[media] repacketize sends packets of [sdp] ptime: at most {max_repack} ms of G.711 fit one packet of {} bytes",
+                crate::media::MAX_PACKET
             ),
         ));
     }

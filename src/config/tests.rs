@@ -300,6 +300,7 @@ fn repacketising_needs_a_ptime_whose_packets_fit_1500_bytes() {
         load_tree(GATEWAY, &ps)
     };
     assert!(with(186).is_ok());
+    assert!(with(187).is_err());
     let text = with(200).unwrap_err().to_string();
     assert!(
         text.contains(

@@ -18,7 +18,7 @@ pub const MAX_CHUNKS: usize = 12;
 
 /// The longest ptime a repacketiser sends, in ms: G.711 is 8 bytes a millisecond, and an
 /// outgoing packet, its 12-byte header included, must fit [`MAX_PACKET`] (the size every
-/// relay check allows, a gateway of ours downstream included, and an Ethernet MTU).
+/// relay check allows, a gateway of ours downstream included).
 pub const MAX_PTIME_MS: u16 = ((MAX_PACKET - 12) / 8) as u16;
 
 /// Outgoing ptime accepted by [`Repacketizer::new`], in ms.
@@ -279,6 +279,9 @@ mod tests {
             for i in 0..20u16 {
                 out.extend(r.push(&rtp(0, i, u32::from(i) * 1_480, &[5; 1_480])));
             }
+            // A gap flushes what is held; an event passes through as it came.
+            out.extend(r.push(&rtp(0, 20, 99_999, &[6; 1_000])));
+            out.extend(r.push(&rtp(101, 21, 99_999, &[7; 1_488])));
             assert!(!out.is_empty());
             for p in &out {
                 assert!(p.len() <= MAX_PACKET, "{} bytes at {ms} ms", p.len());

@@ -16,8 +16,9 @@
 //! - RTCP: every packet of a compound has version 2 and a length field that stays inside the
 //!   datagram, and the lengths add up to the datagram exactly.
 
-/// The largest datagram accepted as RTP or RTCP: one Ethernet MTU. G.711 fills it at about
-/// 185 ms per packet; anything larger is fragmented on the way and not real telephony.
+/// The largest datagram accepted as RTP or RTCP, 1,500 bytes (an Ethernet MTU's worth of
+/// payload; with its IP and UDP headers even that is fragmented on such a link). G.711 fills
+/// it at 186 ms per packet; anything larger is not real telephony.
 pub const MAX_PACKET: usize = 1500;
 
 /// Fixed RTP header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC.

@@ -1,4 +1,4 @@
-//! The gateway's own session refreshes (RFC 4028 §7.4, §9), on a leg where it is the
+//! The gateway's own session refreshes (RFC 4028 §7.4, §10), on a leg where it is the
 //! refresher: sent when the leg's timer says, as UPDATE when the peer takes one (it carries
 //! no offer) or as a re-INVITE offering our last SDP again, and what their answers do.
 
