@@ -467,29 +467,38 @@ mod tests {
         p
     }
 
+    /// A relay with call 1's ports from the returned base, a phone and two callees' sockets.
+    fn failover_rig() -> (Relays, u16, [std::net::UdpSocket; 3]) {
+        let r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+        (r, free_quad(), [peer(0), peer(0), peer(0)])
+    }
+
+    /// Send `pkt` from `phone` to the gateway's port `gw`: the size of what `to` gets first
+    /// (in `buf`).
+    fn through(
+        phone: &std::net::UdpSocket,
+        gw: u16,
+        pkt: &[u8],
+        to: &std::net::UdpSocket,
+        buf: &mut [u8],
+    ) -> usize {
+        phone.send_to(pkt, ("127.0.0.1", gw)).unwrap();
+        to.recv_from(buf).expect("relayed").0
+    }
+
     #[test]
     fn a_failover_to_a_peer_of_another_ptime_repacketises_to_its_ptime() {
-        let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
-        let gw = free_quad();
-        let (phone, first, next) = (peer(0), peer(0), peer(0));
+        let (mut r, gw, [phone, first, next]) = failover_rig();
         let mut buf = [0u8; 2048];
         // The first callee's profile does not repacketise: 40 ms go as they came.
         relay_to(&mut r, gw, &phone, &first, None, 0);
-        phone
-            .send_to(&pcmu(1, 40, 0xd5), ("127.0.0.1", gw))
-            .unwrap();
-        let (n, _) = first
-            .recv_from(&mut buf)
-            .expect("relayed to the first callee");
-        assert_eq!(n, 12 + 320);
+        assert_eq!(
+            through(&phone, gw, &pcmu(1, 40, 0xd5), &first, &mut buf),
+            12 + 320
+        );
         // It fails; the next callee's profile wants 20 ms packets: it gets two per packet.
         relay_to(&mut r, gw, &phone, &next, Some(20), 1);
-        phone
-            .send_to(&pcmu(2, 40, 0xd5), ("127.0.0.1", gw))
-            .unwrap();
-        let (n, _) = next
-            .recv_from(&mut buf)
-            .expect("relayed to the next callee");
+        let n = through(&phone, gw, &pcmu(2, 40, 0xd5), &next, &mut buf);
         assert_eq!(n, 12 + 160, "a 20 ms packet");
         let (n, _) = next.recv_from(&mut buf).expect("the second 20 ms packet");
         assert_eq!(n, 12 + 160);
@@ -498,19 +507,14 @@ mod tests {
 
     #[test]
     fn audio_held_for_a_callee_that_failed_does_not_reach_the_next() {
-        let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
-        let gw = free_quad();
-        let (phone, first, next) = (peer(0), peer(0), peer(0));
+        let (mut r, gw, [phone, first, next]) = failover_rig();
         let mut buf = [0u8; 2048];
         // Both callees' profiles want 20 ms: of 30 ms, 20 go and 10 wait for the next packet.
         relay_to(&mut r, gw, &phone, &first, Some(20), 0);
-        phone
-            .send_to(&pcmu(1, 30, 0x11), ("127.0.0.1", gw))
-            .unwrap();
-        let (n, _) = first
-            .recv_from(&mut buf)
-            .expect("relayed to the first callee");
-        assert_eq!(n, 12 + 160);
+        assert_eq!(
+            through(&phone, gw, &pcmu(1, 30, 0x11), &first, &mut buf),
+            12 + 160
+        );
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         // The first callee fails: the 10 ms held for it are not the next callee's, and the
         // sequence numbers toward the leg go on. (The phone's stream goes on too: its next
@@ -518,10 +522,7 @@ mod tests {
         relay_to(&mut r, gw, &phone, &next, Some(20), 1);
         let mut second = pcmu(2, 30, 0x22);
         second[4..8].copy_from_slice(&(0x140u32 + 240).to_be_bytes());
-        phone.send_to(&second, ("127.0.0.1", gw)).unwrap();
-        let (n, _) = next
-            .recv_from(&mut buf)
-            .expect("relayed to the next callee");
+        let n = through(&phone, gw, &second, &next, &mut buf);
         assert_eq!(n, 12 + 160);
         assert!(
             buf[12..n].iter().all(|b| *b == 0x22),

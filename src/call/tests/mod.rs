@@ -305,6 +305,15 @@ impl H {
         self.take_responses(to).iter().map(|r| r.status()).collect()
     }
 
+    /// The failure statuses (300–699) `to` got: what its INVITE ended with, without the
+    /// 200s its PRACKs or CANCELs got meanwhile.
+    pub(super) fn failures(&mut self, to: &str) -> Vec<u16> {
+        self.statuses(to)
+            .into_iter()
+            .filter(|s| *s >= 300)
+            .collect()
+    }
+
     /// carrier-a answers `inv` with 200 (To-tag `tag`, body `sdp`); returns the 200 the
     /// phone then gets.
     pub(super) fn carrier_answers(&mut self, inv: &Request, tag: &str, sdp: &str) -> Response {

@@ -644,11 +644,7 @@ fn a_failover_waiting_for_the_callers_answer_ends_with_its_cancel_or_its_silence
     let (inv_a, _rseq, _tag) = late_offer_answered_reliably(&mut h, "lo13");
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
     h.advance(Duration::from_secs(40));
-    let finals: Vec<u16> = h
-        .statuses(PHONE)
-        .into_iter()
-        .filter(|s| *s >= 300)
-        .collect();
+    let finals = h.failures(PHONE);
     assert!(finals.first().is_some_and(|s| *s >= 500), "{finals:?}");
     assert_eq!(h.cdrs.len(), 1);
     assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
@@ -686,11 +682,7 @@ fn a_failover_that_waited_for_the_callers_answer_ends_as_one_that_did_not_wait()
     let answer = SDP.replace("192.0.2.10", "192.0.2.77");
     h.recv(PHONE, &phone_prack("lo30", &tag, 2, rseq, &answer));
     assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
-    let finals: Vec<u16> = h
-        .statuses(PHONE)
-        .into_iter()
-        .filter(|s| *s >= 300)
-        .collect();
+    let finals = h.failures(PHONE);
     assert_eq!(finals, vec![403]);
     assert_eq!((h.cdrs[0].status, h.cdrs[0].cause), (403, 21));
     assert_eq!(h.cdrs[0].reason_sip.as_deref(), Some("SIP;cause=401"));
@@ -824,11 +816,7 @@ fn a_failover_waiting_for_the_callers_answer_lets_the_failed_callee_go() {
     assert!(h.take_requests(CARRIER_A, Method::Info).is_empty());
     let answer = SDP.replace("192.0.2.10", "192.0.2.77");
     h.recv(PHONE, &phone_prack("lo16", &tag, 3, rseq, &answer));
-    let finals: Vec<u16> = h
-        .statuses(PHONE)
-        .into_iter()
-        .filter(|s| *s >= 300)
-        .collect();
+    let finals = h.failures(PHONE);
     assert_eq!(finals, vec![503], "the failed carrier's answer");
     assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
     assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());

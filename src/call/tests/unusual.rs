@@ -458,11 +458,7 @@ fn a_require_that_is_no_token_gets_400_and_leaves_no_transaction() {
         "Require: 100r\u{db}\u{1}\u{0}\u{0}: 1\r\n",
     );
     h.recv(PHONE, &invite);
-    let finals: Vec<u16> = h
-        .statuses(PHONE)
-        .into_iter()
-        .filter(|s| *s >= 200)
-        .collect();
+    let finals = h.failures(PHONE);
     assert_eq!(finals, vec![400]);
     assert!(h.take(CARRIER_A).is_empty(), "no call was placed");
     h.advance(Duration::from_secs(40));
