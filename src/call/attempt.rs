@@ -95,19 +95,12 @@ impl Call {
                 continue;
             }
             // A late offer whose caller has answered a callee tried before: it answers no
-            // other offer, so this callee is offered the caller's session (a body that is
-            // not SDP, ISUP say, stays as it is).
-            if invite.body().is_empty()
-                && let Some((body, ct)) = self.uas_rel.early_answer.as_deref()
+            // other offer, so this callee is offered the caller's session.
+            if let Some((body, ct)) = self.uas_rel.early_answer.as_deref()
+                && let Err(e) = offer_early_answer(cx, &peer, &mut invite, body, ct.as_deref())
             {
-                let shaped = body_for(&peer, body, ct.as_deref());
-                if shaped != *body {
-                    cx.env.rewrote(Rewrite::Ptime);
-                }
-                if let Err(e) = invite.set_body(shaped, ct.as_deref()) {
-                    warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
-                    continue;
-                }
+                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                continue;
             }
             // A late offer (no SDP) from a caller without 100rel: the callee must not offer
             // in a reliable provisional, whose PRACK would need the caller's answer (RFC 3262
@@ -402,4 +395,46 @@ impl Call {
             Err(e) => warn!(error = %e, "cannot build BYE"),
         }
     }
+}
+
+/// Put the caller's early answer (`body`, `ct`) into a late offer's `invite` for the next
+/// callee, shaped for its `peer`: as the body of an INVITE without one, or beside the ISUP of
+/// a SIP-I INVITE (a `multipart/mixed` body: ISUP and SDP is SIP-I's early offer). An INVITE
+/// that already carries SDP, or an answer that is not plain SDP, leaves the INVITE as it is.
+fn offer_early_answer(
+    cx: &mut Cx,
+    peer: &Profile,
+    invite: &mut Request,
+    body: &bytes::Bytes,
+    ct: Option<&str>,
+) -> Result<(), crate::sip::SipError> {
+    if super::anchor::carries_sdp(invite) {
+        return Ok(());
+    }
+    let shaped = body_for(peer, body, ct);
+    let changed = shaped != *body;
+    if invite.body().is_empty() {
+        invite.set_body(shaped, ct)?;
+    } else {
+        let Some(other_ct) = invite.header(&Hdr::CONTENT_TYPE) else {
+            return Ok(());
+        };
+        if !crate::sdp::is_sdp(ct) || crate::sdp::is_multipart(Some(&other_ct)) {
+            return Ok(());
+        }
+        let disposition = Hdr::named("Content-Disposition");
+        let (multipart, mct) = crate::sdp::with_sdp_part(
+            &shaped,
+            invite.body(),
+            &other_ct,
+            invite.header(&disposition).as_deref(),
+        );
+        // The disposition was the ISUP's: it is now that part's own.
+        invite.remove_header(&disposition);
+        invite.set_body(multipart, Some(&mct))?;
+    }
+    if changed {
+        cx.env.rewrote(Rewrite::Ptime);
+    }
+    Ok(())
 }

@@ -30,12 +30,11 @@ impl Call {
     /// that offer (in its PRACK) answers no other in its early dialog, so the next callee is
     /// offered that answer rather than asked for an offer of its own.
     pub(super) fn fail_over(&mut self, cx: &mut Cx) -> bool {
-        // (The answer goes only into an INVITE without a body: a SIP-I late offer keeps
-        // its ISUP alone, as before a failover.)
+        // (A SIP-I late offer gets the answer beside its ISUP.)
         let answering = self.caller_txn().is_some()
             && self.uas_rel.early_answer.is_none()
             && self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp)
-            && self.template().body().is_empty();
+            && !super::anchor::carries_sdp(self.template());
         if !answering {
             return self.start_attempt(cx) == AttemptOutcome::Sent;
         }

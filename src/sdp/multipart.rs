@@ -194,6 +194,40 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
     Err(SdpError::Multipart("too many parts"))
 }
 
+/// A `multipart/mixed` body of `sdp` (as its first part, `application/sdp`) and `other` as
+/// it came: its Content-Type `other_type` and, when it had one, its Content-Disposition
+/// (`signal;handling=optional` for ISUP). SIP-I's early-offer INVITE (ITU-T Q.1912.5) is
+/// such a body. The boundary is one neither part contains; the body and its Content-Type
+/// are returned.
+pub fn with_sdp_part(
+    sdp: &[u8],
+    other: &[u8],
+    other_type: &str,
+    other_disposition: Option<&str>,
+) -> (Bytes, String) {
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let boundary = (1u32..)
+        .map(|n| format!("trunkgate-{n}"))
+        .find(|b| !contains(sdp, b.as_bytes()) && !contains(other, b.as_bytes()))
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(sdp.len() + other.len() + 200);
+    out.extend_from_slice(
+        format!("--{boundary}\r\nContent-Type: application/sdp\r\n\r\n").as_bytes(),
+    );
+    out.extend_from_slice(sdp);
+    out.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Type: {other_type}\r\n").as_bytes());
+    if let Some(d) = other_disposition {
+        out.extend_from_slice(format!("Content-Disposition: {d}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(other);
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (
+        Bytes::from(out),
+        format!("multipart/mixed;boundary={boundary}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +264,24 @@ mod tests {
         // Unquoted boundary, other parameters, any case.
         let ct = "Multipart/Mixed;boundary=unique-boundary-1;foo=bar";
         assert_eq!(locate(Some(ct), &body).unwrap(), Some(part));
+    }
+
+    #[test]
+    fn an_sdp_part_put_beside_an_isup_body_is_found_and_leaves_the_isup_as_it_was() {
+        // The ISUP holds CRLFs, 0xff and the first boundary the builder would pick.
+        let isup = b"\x01\x00\r\n--trunkgate-1\xff\x00";
+        let (body, ct) = with_sdp_part(
+            SDP,
+            isup,
+            "application/ISUP;version=itu-t92+",
+            Some("signal;handling=optional"),
+        );
+        assert_eq!(ct, "multipart/mixed;boundary=trunkgate-2");
+        let part = locate(Some(&ct), &body).unwrap().unwrap();
+        assert!(part.multipart);
+        assert_eq!(part.of(&body), SDP);
+        let isup_part = b"Content-Type: application/ISUP;version=itu-t92+\r\nContent-Disposition: signal;handling=optional\r\n\r\n\x01\x00\r\n--trunkgate-1\xff\x00\r\n--trunkgate-2--\r\n";
+        assert!(body.ends_with(isup_part));
     }
 
     #[test]

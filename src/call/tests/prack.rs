@@ -720,31 +720,69 @@ fn on_an_anchored_call_the_next_callee_is_offered_the_callers_answer_through_the
     assert_eq!(pairs[0].b_remote, None, "nothing yet from the next carrier");
 }
 
-#[test]
-fn a_sip_i_late_offer_never_answers_the_next_callees_offer_with_the_failed_ones_answer() {
-    let mut h = H::new();
-    // A late offer with ISUP and no SDP, from a caller that does 100rel.
-    let isup = offerless("lo18", "Supported: 100rel\r\n").replace(
+/// A SIP-I late offer (ISUP, no SDP) from a phone that does 100rel; the first carrier's offer
+/// reaches it reliably, the carrier fails before the phone answers, and the failover waits for
+/// that answer. The next carrier's INVITE and the SDP part it must carry, the phone's answer.
+fn sip_i_failed_over(h: &mut H, call_id: &str) -> (Request, String) {
+    let isup = offerless(call_id, "Supported: 100rel\r\n").replace(
         "Content-Length: 0\r\n\r\n",
-        "Content-Type: application/isup\r\nContent-Length: 2\r\n\r\n\x01\x02",
+        "Content-Type: application/isup\r\nContent-Disposition: signal;handling=optional\r\nContent-Length: 2\r\n\r\n\x01\x02",
     );
-    let (inv_a, rseq, tag) = offer_shown_reliably(&mut h, &isup);
-    // It fails; the next carrier gets the ISUP as it came and offers in its own 183.
+    let (inv_a, rseq, tag) = offer_shown_reliably(h, &isup);
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
-    let inv_b = h.one_request(CARRIER_B, Method::Invite);
-    assert_eq!(inv_b.body().as_ref(), b"\x01\x02");
-    let offer_b = SDP
-        .replace("PCMU", "PCMA")
-        .replace("RTP/AVP 0", "RTP/AVP 8");
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack(call_id, &tag, 2, rseq, &answer));
+    (h.one_request(CARRIER_B, Method::Invite), answer)
+}
+
+/// The SDP part of a SIP-I INVITE, after checking its ISUP part came through as the phone
+/// sent it, its disposition now the part's.
+fn sdp_beside_isup(inv: &Request) -> String {
+    let ct = inv.header(&Hdr::CONTENT_TYPE).unwrap();
+    assert!(ct.starts_with("multipart/mixed;boundary="), "{ct}");
+    assert!(inv.header(&Hdr::named("Content-Disposition")).is_none());
+    let isup_part =
+        b"Content-Type: application/isup\r\nContent-Disposition: signal;handling=optional\r\n\r\n\x01\x02\r\n";
+    assert!(
+        inv.body().windows(isup_part.len()).any(|w| w == isup_part),
+        "{:?}",
+        inv.body()
+    );
+    let part = crate::sdp::locate(Some(&ct), inv.body()).unwrap().unwrap();
+    String::from_utf8_lossy(part.of(inv.body())).into_owned()
+}
+
+#[test]
+fn a_sip_i_late_offer_offers_the_next_callee_the_callers_answer_beside_its_isup() {
+    let mut h = H::new();
+    // The next carrier gets SIP-I's early offer: the phone's answer beside the ISUP.
+    let (inv_b, answer) = sip_i_failed_over(&mut h, "lo18");
+    assert_eq!(sdp_beside_isup(&inv_b), answer);
+    // Its SDP is the answer: our PRACK to it carries none, and no PRACK goes to the first.
     h.recv_msg(
         CARRIER_B,
-        reliable_183_from(&inv_b, "cb", 1, "<sip:cb@127.0.0.4>", &offer_b),
+        reliable_183_from(&inv_b, "cb", 1, "<sip:cb@127.0.0.4>", SDP),
     );
-    // The phone's answer is to the first carrier's offer: not the next one's answer.
-    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
-    h.recv(PHONE, &phone_prack("lo18", &tag, 2, rseq, &answer));
-    assert!(h.take_requests(CARRIER_B, Method::Prack).is_empty());
+    let pr = h.one_request(CARRIER_B, Method::Prack);
+    assert!(pr.body().is_empty(), "an answer needs no answer");
     assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+}
+
+#[test]
+fn on_an_anchored_call_a_sip_i_late_offers_next_callee_is_offered_the_gateway() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (inv_b, _) = sip_i_failed_over(&mut h, "lo31");
+    let offer = sdp_beside_isup(&inv_b);
+    assert!(offer.contains("c=IN IP4 127.0.0.1"), "{offer}");
+    assert!(
+        !offer.contains("192.0.2.77"),
+        "the phone's address leaked: {offer}"
+    );
 }
 
 #[test]
