@@ -182,8 +182,12 @@ impl Call {
     /// itself).
     fn count_invite_rewrites(&self, cx: &mut Cx, invite: &Request, peer: &Profile) {
         let template = self.template();
-        // (A late offer may carry the caller's early answer: no rewrite of the caller's.)
-        if peer.ptime.is_some() && !template.body().is_empty() && invite.body() != template.body() {
+        // (A late offer may carry the caller's early answer, alone or beside its ISUP: not a
+        // rewrite of the caller's SDP, and counted where it is shaped.)
+        if peer.ptime.is_some()
+            && super::anchor::carries_sdp(template)
+            && invite.body() != template.body()
+        {
             cx.env.rewrote(Rewrite::Ptime);
         }
         let plain = request_uri(&self.number, false, &UriPolicy::default(), &peer.domain);
@@ -397,10 +401,25 @@ impl Call {
     }
 }
 
+/// Whether a late offer `invite` can carry the caller's early answer: it has no body, or one
+/// part that is not SDP (SIP-I's ISUP), typed and not encoded, beside which an SDP part goes.
+/// (A multipart body without SDP, or an encoded one, is passed as it came.)
+pub(super) fn takes_early_answer(invite: &Request) -> bool {
+    if invite.body().is_empty() {
+        return true;
+    }
+    let ct = invite.header(&Hdr::CONTENT_TYPE);
+    ct.is_some()
+        && !super::anchor::carries_sdp(invite)
+        && !crate::sdp::is_multipart(ct.as_deref())
+        && invite.header(&Hdr::named("Content-Encoding")).is_none()
+}
+
 /// Put the caller's early answer (`body`, `ct`) into a late offer's `invite` for the next
 /// callee, shaped for its `peer`: as the body of an INVITE without one, or beside the ISUP of
 /// a SIP-I INVITE (a `multipart/mixed` body: ISUP and SDP is SIP-I's early offer). An INVITE
-/// that already carries SDP, or an answer that is not plain SDP, leaves the INVITE as it is.
+/// that cannot take it ([`takes_early_answer`]), or an answer that is not plain SDP beside
+/// an ISUP, leaves the INVITE as it is.
 fn offer_early_answer(
     cx: &mut Cx,
     peer: &Profile,
@@ -408,7 +427,7 @@ fn offer_early_answer(
     body: &bytes::Bytes,
     ct: Option<&str>,
 ) -> Result<(), crate::sip::SipError> {
-    if super::anchor::carries_sdp(invite) {
+    if !takes_early_answer(invite) {
         return Ok(());
     }
     let shaped = body_for(peer, body, ct);
@@ -419,18 +438,31 @@ fn offer_early_answer(
         let Some(other_ct) = invite.header(&Hdr::CONTENT_TYPE) else {
             return Ok(());
         };
-        if !crate::sdp::is_sdp(ct) || crate::sdp::is_multipart(Some(&other_ct)) {
+        if !crate::sdp::is_sdp(ct) {
             return Ok(());
         }
-        let disposition = Hdr::named("Content-Disposition");
-        let (multipart, mct) = crate::sdp::with_sdp_part(
+        // What described the ISUP as the whole body now describes its part.
+        let part_headers: Vec<(Hdr, String)> = [
+            Hdr::named("Content-Disposition"),
+            Hdr::named("Content-Language"),
+        ]
+        .into_iter()
+        .filter_map(|h| invite.header(&h).map(|v| (h, v)))
+        .collect();
+        let Some((multipart, mct)) = crate::sdp::with_sdp_part(
             &shaped,
             invite.body(),
             &other_ct,
-            invite.header(&disposition).as_deref(),
-        );
-        // The disposition was the ISUP's: it is now that part's own.
-        invite.remove_header(&disposition);
+            &part_headers
+                .iter()
+                .map(|(h, v)| (h.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        ) else {
+            return Ok(());
+        };
+        for (h, _) in &part_headers {
+            invite.remove_header(h);
+        }
         invite.set_body(multipart, Some(&mct))?;
     }
     if changed {

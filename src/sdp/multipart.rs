@@ -195,37 +195,68 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
 }
 
 /// A `multipart/mixed` body of `sdp` (as its first part, `application/sdp`) and `other` as
-/// it came: its Content-Type `other_type` and, when it had one, its Content-Disposition
-/// (`signal;handling=optional` for ISUP). SIP-I's early-offer INVITE (ITU-T Q.1912.5) is
-/// such a body. The boundary is one neither part contains; the body and its Content-Type
-/// are returned.
+/// it came: its Content-Type `other_type` and the other headers that described it as a whole
+/// body (`Content-Disposition: signal;handling=optional` for ISUP). SIP-I's early-offer
+/// INVITE (ITU-T Q.1912.5) is such a body. Returns the body and its Content-Type; `None`
+/// only if no boundary of ours is free, which takes parts of over 200 KB.
 pub fn with_sdp_part(
     sdp: &[u8],
     other: &[u8],
     other_type: &str,
-    other_disposition: Option<&str>,
-) -> (Bytes, String) {
-    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    let boundary = (1u32..)
-        .map(|n| format!("trunkgate-{n}"))
-        .find(|b| !contains(sdp, b.as_bytes()) && !contains(other, b.as_bytes()))
-        .unwrap_or_default();
+    other_headers: &[(&str, &str)],
+) -> Option<(Bytes, String)> {
+    let boundary = fresh_boundary(&[sdp, other])?;
     let mut out = Vec::with_capacity(sdp.len() + other.len() + 200);
     out.extend_from_slice(
         format!("--{boundary}\r\nContent-Type: application/sdp\r\n\r\n").as_bytes(),
     );
     out.extend_from_slice(sdp);
     out.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Type: {other_type}\r\n").as_bytes());
-    if let Some(d) = other_disposition {
-        out.extend_from_slice(format!("Content-Disposition: {d}\r\n").as_bytes());
+    for (name, value) in other_headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(other);
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (
+    Some((
         Bytes::from(out),
         format!("multipart/mixed;boundary={boundary}"),
-    )
+    ))
+}
+
+/// A boundary `trunkgate-xyz` (three lowercase letters) that none of `parts` contains, found
+/// in one pass over them: a part contains one only where the stem is followed by exactly its
+/// letters, so the first three letters no occurrence of the stem is followed by will do.
+/// Taking all 17,576 would need parts of over 200 KB.
+fn fresh_boundary(parts: &[&[u8]]) -> Option<String> {
+    const STEM: &[u8] = b"trunkgate-";
+    let letter = |b: Option<&u8>| {
+        b.filter(|b| b.is_ascii_lowercase())
+            .map(|b| usize::from(b - b'a'))
+    };
+    let mut taken = vec![false; 26 * 26 * 26];
+    for part in parts {
+        let mut from = 0;
+        while let Some(at) = find(part, STEM, from) {
+            let rest = at + STEM.len();
+            if let (Some(a), Some(b), Some(c)) = (
+                letter(part.get(rest)),
+                letter(part.get(rest + 1)),
+                letter(part.get(rest + 2)),
+            ) {
+                taken[(a * 26 + b) * 26 + c] = true;
+            }
+            from = at + 1;
+        }
+    }
+    let free = taken.iter().position(|t| !t)?;
+    let l = |n: usize| char::from(b'a' + (n % 26) as u8);
+    Some(format!(
+        "trunkgate-{}{}{}",
+        l(free / (26 * 26)),
+        l(free / 26),
+        l(free)
+    ))
 }
 
 #[cfg(test)]
@@ -269,19 +300,47 @@ mod tests {
     #[test]
     fn an_sdp_part_put_beside_an_isup_body_is_found_and_leaves_the_isup_as_it_was() {
         // The ISUP holds CRLFs, 0xff and the first boundary the builder would pick.
-        let isup = b"\x01\x00\r\n--trunkgate-1\xff\x00";
+        let isup = b"\x01\x00\r\n--trunkgate-aaa\xff\x00";
         let (body, ct) = with_sdp_part(
             SDP,
             isup,
             "application/ISUP;version=itu-t92+",
-            Some("signal;handling=optional"),
-        );
-        assert_eq!(ct, "multipart/mixed;boundary=trunkgate-2");
+            &[("Content-Disposition", "signal;handling=optional")],
+        )
+        .unwrap();
+        assert_eq!(ct, "multipart/mixed;boundary=trunkgate-aab");
         let part = locate(Some(&ct), &body).unwrap().unwrap();
         assert!(part.multipart);
         assert_eq!(part.of(&body), SDP);
-        let isup_part = b"Content-Type: application/ISUP;version=itu-t92+\r\nContent-Disposition: signal;handling=optional\r\n\r\n\x01\x00\r\n--trunkgate-1\xff\x00\r\n--trunkgate-2--\r\n";
+        let isup_part = b"Content-Type: application/ISUP;version=itu-t92+\r\nContent-Disposition: signal;handling=optional\r\n\r\n\x01\x00\r\n--trunkgate-aaa\xff\x00\r\n--trunkgate-aab--\r\n";
         assert!(body.ends_with(isup_part));
+    }
+
+    #[test]
+    fn a_free_boundary_is_found_in_one_pass_whatever_the_parts_hold() {
+        // Parts that take the first 500 boundaries, a stem at the very end, and one followed
+        // by too few letters: the next one is free.
+        let mut crafted = Vec::new();
+        for n in 0..500usize {
+            let l = |k: usize| char::from(b'a' + (k % 26) as u8);
+            crafted.extend_from_slice(
+                format!("trunkgate-{}{}{}", l(n / 676), l(n / 26), l(n)).as_bytes(),
+            );
+        }
+        crafted.extend_from_slice(b"trunkgate-zz");
+        assert_eq!(
+            fresh_boundary(&[&crafted, b"trunkgate-"]).as_deref(),
+            Some("trunkgate-atg")
+        );
+        // Every one taken: none.
+        let mut all = Vec::new();
+        for n in 0..26 * 26 * 26 {
+            let l = |k: usize| char::from(b'a' + (k % 26) as u8);
+            all.extend_from_slice(
+                format!("trunkgate-{}{}{}", l(n / 676), l(n / 26), l(n)).as_bytes(),
+            );
+        }
+        assert_eq!(fresh_boundary(&[&all]), None);
     }
 
     #[test]

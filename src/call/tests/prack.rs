@@ -786,6 +786,44 @@ fn on_an_anchored_call_a_sip_i_late_offers_next_callee_is_offered_the_gateway() 
 }
 
 #[test]
+fn the_answer_beside_the_isup_is_shaped_for_the_next_callee_and_counted_once() {
+    // carrier-b's profile sets a ptime: the phone's answer gets it, one ptime rewrite.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-b" {
+            p.ptime = Some(30);
+        }
+    }));
+    let (inv_b, _) = sip_i_failed_over(&mut h, "lo32");
+    assert!(sdp_beside_isup(&inv_b).contains("a=ptime:30"));
+    let ptime = h.core.rewrites().into_iter().find(|(k, _)| *k == "ptime");
+    assert_eq!(ptime, Some(("ptime", 1)));
+}
+
+#[test]
+fn a_late_offer_whose_body_cannot_take_an_sdp_part_fails_over_at_once() {
+    // A multipart body without SDP, and an encoded ISUP: the next carrier gets the INVITE
+    // as it came, at once (waiting for the phone's answer would be for nothing).
+    for (call_id, extra) in [
+        (
+            "lo33",
+            "Content-Type: multipart/mixed;boundary=b\r\nContent-Length: 2\r\n\r\n\x01\x02",
+        ),
+        (
+            "lo34",
+            "Content-Type: application/isup\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n\x01\x02",
+        ),
+    ] {
+        let mut h = H::new();
+        let invite =
+            offerless(call_id, "Supported: 100rel\r\n").replace("Content-Length: 0\r\n\r\n", extra);
+        let (inv_a, _, _) = offer_shown_reliably(&mut h, &invite);
+        h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+        let inv_b = h.one_request(CARRIER_B, Method::Invite);
+        assert_eq!(inv_b.body().as_ref(), b"\x01\x02", "{call_id}");
+    }
+}
+
+#[test]
 fn a_failed_callees_answer_to_our_prack_says_nothing_of_the_next_callee() {
     // The next carrier's profile fails a call whose PRACK it refuses.
     let mut h = with_prack("carrier-b", PrackMode::Supported, On405::Fail);
