@@ -131,7 +131,7 @@ impl Call {
         match built {
             Ok(mut prack) => {
                 self.sign(cx, Side::B, &mut prack);
-                let attempt = u32::try_from(self.route.next).unwrap_or(u32::MAX);
+                let attempt = self.route.attempt();
                 self.start_client(cx, prack, target, TxnRole::Prack(attempt));
             }
             Err(e) => warn!(error = %e, "cannot build PRACK"),
@@ -148,7 +148,7 @@ impl Call {
     ) {
         self.close_txn(id);
         // Our PRACK to a callee that failed since: its fate is not the current callee's.
-        if u32::try_from(self.route.next).unwrap_or(u32::MAX) != attempt {
+        if self.route.attempt() != attempt {
             return;
         }
         let refused = match status {
@@ -229,7 +229,7 @@ impl Call {
             interval: t1,
             since: cx.now,
             has_sdp,
-            attempt: self.route.next,
+            attempt: self.route.attempt(),
         }));
         self.timers.set(CallTimer::Rel1xx, cx.now + t1);
     }
@@ -304,7 +304,7 @@ impl Call {
             .uas_rel
             .pending
             .as_ref()
-            .is_some_and(|p| p.attempt == self.route.next);
+            .is_some_and(|p| p.attempt == self.route.attempt());
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
         // (SDP in a PRACK to a caller that offered in its INVITE would be a new offer.)

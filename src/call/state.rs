@@ -104,6 +104,12 @@ impl RoutePlan {
         self.next >= self.targets.len()
     }
 
+    /// Which attempt the call is on (the next peer's place in the route), as our PRACK's
+    /// transaction and a reliable provisional to the caller remember it.
+    pub fn attempt(&self) -> u32 {
+        u32::try_from(self.next).unwrap_or(u32::MAX)
+    }
+
     /// Try no further peer.
     pub fn stop(&mut self) {
         self.next = self.targets.len();

@@ -62,7 +62,7 @@ pub struct PendingRel {
     pub interval: Duration,
     pub since: Instant,
     pub has_sdp: bool,
-    /// The attempt it came from (the call's `route.next` then): the caller's answer in its
+    /// The attempt it came from (`RoutePlan::attempt` then): the caller's answer in its
     /// PRACK answers that attempt's callee only, never one a failover tried next.
-    pub attempt: usize,
+    pub attempt: u32,
 }
