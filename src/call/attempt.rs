@@ -430,40 +430,42 @@ fn offer_early_answer(
     if !takes_early_answer(invite) {
         return Ok(());
     }
+    // The ISUP's type, when there is one; beside it only plain SDP goes.
+    let other_ct = (!invite.body().is_empty())
+        .then(|| invite.header(&Hdr::CONTENT_TYPE))
+        .flatten();
+    if other_ct.is_some() && !crate::sdp::is_sdp(ct) {
+        return Ok(());
+    }
     let shaped = body_for(peer, body, ct);
     let changed = shaped != *body;
-    if invite.body().is_empty() {
-        invite.set_body(shaped, ct)?;
-    } else {
-        let Some(other_ct) = invite.header(&Hdr::CONTENT_TYPE) else {
-            return Ok(());
-        };
-        if !crate::sdp::is_sdp(ct) {
-            return Ok(());
+    match other_ct {
+        None => invite.set_body(shaped, ct)?,
+        Some(other_ct) => {
+            // What described the ISUP as the whole body now describes its part.
+            let part_headers: Vec<(Hdr, String)> = [
+                Hdr::named("Content-Disposition"),
+                Hdr::named("Content-Language"),
+            ]
+            .into_iter()
+            .filter_map(|h| invite.header(&h).map(|v| (h, v)))
+            .collect();
+            let Some((multipart, mct)) = crate::sdp::with_sdp_part(
+                &shaped,
+                invite.body(),
+                &other_ct,
+                &part_headers
+                    .iter()
+                    .map(|(h, v)| (h.as_str(), v.as_str()))
+                    .collect::<Vec<_>>(),
+            ) else {
+                return Ok(());
+            };
+            for (h, _) in &part_headers {
+                invite.remove_header(h);
+            }
+            invite.set_body(multipart, Some(&mct))?;
         }
-        // What described the ISUP as the whole body now describes its part.
-        let part_headers: Vec<(Hdr, String)> = [
-            Hdr::named("Content-Disposition"),
-            Hdr::named("Content-Language"),
-        ]
-        .into_iter()
-        .filter_map(|h| invite.header(&h).map(|v| (h, v)))
-        .collect();
-        let Some((multipart, mct)) = crate::sdp::with_sdp_part(
-            &shaped,
-            invite.body(),
-            &other_ct,
-            &part_headers
-                .iter()
-                .map(|(h, v)| (h.as_str(), v.as_str()))
-                .collect::<Vec<_>>(),
-        ) else {
-            return Ok(());
-        };
-        for (h, _) in &part_headers {
-            invite.remove_header(h);
-        }
-        invite.set_body(multipart, Some(&mct))?;
     }
     if changed {
         cx.env.rewrote(Rewrite::Ptime);
