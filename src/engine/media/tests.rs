@@ -1,0 +1,227 @@
+use super::*;
+use crate::media::{Latch, StreamKind};
+use std::time::Duration;
+
+/// A base port whose four ports (two RTP/RTCP pairs) are free now.
+fn free_quad() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    // Below the kernel's ephemeral range, so no socket bound to port 0 lands there.
+    for _ in 0..200 {
+        let p = 29_000 + 4 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if (p..p + 4).all(|q| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+            return p;
+        }
+    }
+    panic!("no four free ports from 29000");
+}
+
+/// Relay one stream for `call` on the four ports from `port`.
+fn relay(call: u64, port: u16) -> MediaAction {
+    MediaAction::Relay {
+        call,
+        pairs: vec![RelayPair {
+            kind: StreamKind::Rtp,
+            rtcp_mux: false,
+            a_port: port,
+            b_port: port + 2,
+            a_remote: None,
+            b_remote: None,
+            a_latch: Latch::Any,
+            b_latch: Latch::Any,
+            a_ptime: None,
+            b_ptime: None,
+            a_rebind_after: Duration::ZERO,
+            b_rebind_after: Duration::ZERO,
+            callee: 0,
+            a_heard: true,
+            b_heard: true,
+        }],
+        record: None,
+        rtp_timeout: None,
+    }
+}
+
+fn release(call: u64) -> MediaAction {
+    MediaAction::Release {
+        call,
+        keep_recording: false,
+    }
+}
+
+#[test]
+fn calls_fill_a_thread_then_spread_and_release_gives_the_load_back() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 2, None).unwrap();
+    r.fill = 2;
+    let ports: Vec<u16> = (0..=6).map(|_| free_quad()).collect();
+    for call in 1..=5 {
+        r.apply(relay(call, ports[call as usize]));
+    }
+    assert!(r.failed_calls().is_empty(), "every relay opened");
+    // Two calls fill thread 0, two thread 1, the fifth goes to the least loaded.
+    assert_eq!(r.loads, [3, 2]);
+    assert_eq!(r.calls[&3].thread, 1);
+    assert_eq!(r.streams(), 5);
+    // A re-INVITE (the same ports again) updates its stream: no new load.
+    r.apply(relay(3, ports[3]));
+    assert_eq!(r.loads, [3, 2]);
+    r.apply(release(1));
+    r.apply(release(2));
+    assert_eq!(r.loads, [1, 2]);
+    // Thread 0 is under its fill line again: the next call goes there.
+    r.apply(relay(6, ports[6]));
+    assert_eq!(r.calls[&6].thread, 0);
+    assert_eq!(r.loads, [2, 2]);
+    for call in [3, 4, 5, 6] {
+        r.apply(release(call));
+    }
+    assert_eq!(r.loads, [0, 0]);
+    assert_eq!(r.streams(), 0);
+}
+
+#[test]
+fn a_stream_that_becomes_srtp_relays_srtcp_toward_a_repacketised_leg() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let gw = free_quad();
+    let peers = free_quad();
+    let (phone_rtcp, carrier_rtcp) = (peer(peers + 1), peer(peers + 3));
+    let pair = |kind| RelayPair {
+        kind,
+        a_remote: Some(([127, 0, 0, 1], peers).into()),
+        b_remote: Some(([127, 0, 0, 1], peers + 2).into()),
+        // The carrier's leg is repacketised to 20 ms.
+        b_ptime: Some(20),
+        ..match relay(1, gw) {
+            MediaAction::Relay { pairs, .. } => pairs[0].clone(),
+            MediaAction::Release { .. } => unreachable!(),
+        }
+    };
+    let action = |kind| MediaAction::Relay {
+        call: 1,
+        pairs: vec![pair(kind)],
+        record: None,
+        rtp_timeout: None,
+    };
+    let to_gw = ("127.0.0.1", gw + 1);
+    let mut buf = [0u8; 2048];
+    // Plain RTCP toward the repacketised leg describes packets it never sees: not relayed.
+    r.apply(action(StreamKind::Rtp));
+    phone_rtcp
+        .send_to(&[0x80, 201, 0, 1, 0, 0, 0, 7], to_gw)
+        .unwrap();
+    assert!(carrier_rtcp.recv_from(&mut buf).is_err());
+    // A re-INVITE makes the stream SRTP: its SRTCP passes as sent.
+    r.apply(action(StreamKind::Srtp));
+    let mut srtcp = vec![0x80, 201, 0, 1, 0, 0, 0, 7];
+    srtcp.extend_from_slice(&[0x80, 0, 0, 1]);
+    srtcp.extend_from_slice(&[0xab; 10]);
+    phone_rtcp.send_to(&srtcp, to_gw).unwrap();
+    let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SRTCP relayed");
+    assert_eq!(&buf[..n], &srtcp[..]);
+    r.apply(release(1));
+}
+
+/// A socket on 127.0.0.1:`port` (0: any) that waits 500 ms at most for a packet.
+fn peer(port: u16) -> std::net::UdpSocket {
+    let s = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s
+}
+
+/// Relay call 1 on the ports from `gw` between `phone` and callee number `callee` at
+/// `to`, repacketised toward it to `ptime`.
+fn relay_to(
+    r: &mut Relays,
+    gw: u16,
+    phone: &std::net::UdpSocket,
+    to: &std::net::UdpSocket,
+    ptime: Option<u16>,
+    callee: u32,
+) {
+    let MediaAction::Relay { mut pairs, .. } = relay(1, gw) else {
+        unreachable!()
+    };
+    let p = &mut pairs[0];
+    p.a_remote = Some(phone.local_addr().unwrap());
+    p.b_remote = Some(to.local_addr().unwrap());
+    p.b_ptime = ptime;
+    p.callee = callee;
+    r.apply(MediaAction::Relay {
+        call: 1,
+        pairs,
+        record: None,
+        rtp_timeout: None,
+    });
+}
+
+/// `ms` of PCMU, every sample `sample`.
+fn pcmu(seq: u8, ms: usize, sample: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, seq, 0, 0, 1, 0x40, 0, 0, 0, 9];
+    p.extend(std::iter::repeat_n(sample, ms * 8));
+    p
+}
+
+/// A relay with call 1's ports from the returned base, a phone and two callees' sockets.
+fn failover_rig() -> (Relays, u16, [std::net::UdpSocket; 3]) {
+    let r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    (r, free_quad(), [peer(0), peer(0), peer(0)])
+}
+
+/// Send `pkt` from `phone` to the gateway's port `gw`: the size of what `to` gets first
+/// (in `buf`).
+fn through(
+    phone: &std::net::UdpSocket,
+    gw: u16,
+    pkt: &[u8],
+    to: &std::net::UdpSocket,
+    buf: &mut [u8],
+) -> usize {
+    phone.send_to(pkt, ("127.0.0.1", gw)).unwrap();
+    to.recv_from(buf).expect("relayed").0
+}
+
+#[test]
+fn a_failover_to_a_peer_of_another_ptime_repacketises_to_its_ptime() {
+    let (mut r, gw, [phone, first, next]) = failover_rig();
+    let mut buf = [0u8; 2048];
+    // The first callee's profile does not repacketise: 40 ms go as they came.
+    relay_to(&mut r, gw, &phone, &first, None, 0);
+    assert_eq!(
+        through(&phone, gw, &pcmu(1, 40, 0xd5), &first, &mut buf),
+        12 + 320
+    );
+    // It fails; the next callee's profile wants 20 ms packets: it gets two per packet.
+    relay_to(&mut r, gw, &phone, &next, Some(20), 1);
+    let n = through(&phone, gw, &pcmu(2, 40, 0xd5), &next, &mut buf);
+    assert_eq!(n, 12 + 160, "a 20 ms packet");
+    let (n, _) = next.recv_from(&mut buf).expect("the second 20 ms packet");
+    assert_eq!(n, 12 + 160);
+    r.apply(release(1));
+}
+
+#[test]
+fn audio_held_for_a_callee_that_failed_does_not_reach_the_next() {
+    let (mut r, gw, [phone, first, next]) = failover_rig();
+    let mut buf = [0u8; 2048];
+    // Both callees' profiles want 20 ms: of 30 ms, 20 go and 10 wait for the next packet.
+    relay_to(&mut r, gw, &phone, &first, Some(20), 0);
+    assert_eq!(
+        through(&phone, gw, &pcmu(1, 30, 0x11), &first, &mut buf),
+        12 + 160
+    );
+    let seq = u16::from_be_bytes([buf[2], buf[3]]);
+    // The first callee fails: the 10 ms held for it are not the next callee's, and the
+    // sequence numbers toward the leg go on. (The phone's stream goes on too: its next
+    // packet follows the first, timestamp and all.)
+    relay_to(&mut r, gw, &phone, &next, Some(20), 1);
+    let mut second = pcmu(2, 30, 0x22);
+    second[4..8].copy_from_slice(&(0x140u32 + 240).to_be_bytes());
+    let n = through(&phone, gw, &second, &next, &mut buf);
+    assert_eq!(n, 12 + 160);
+    assert!(
+        buf[12..n].iter().all(|b| *b == 0x22),
+        "only audio sent after the failover"
+    );
+    assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), seq.wrapping_add(1));
+    r.apply(release(1));
+}
