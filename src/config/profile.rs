@@ -11,15 +11,15 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::error::one_of;
-use super::file::{self, ProfileFile};
+use super::file::ProfileFile;
 use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
 use crate::interop::causes::{CausePolicy, Q850Cause};
-use crate::interop::headers::HeaderPolicy;
-use crate::interop::prack::{On405, PrackMode, PrackPolicy};
 use crate::interop::transfer::TransferMode;
-use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, valid_uri_params};
 use crate::media::Latch;
-use crate::sip::{Hdr, Target};
+use crate::sip::Target;
+
+mod policies;
+use policies::{header_policy, prack_policy, uri_policy};
 
 /// Where the profiles come from.
 pub(super) enum ProfileSource<'a> {
@@ -357,154 +357,3 @@ const REBIND_RANGE_MS: std::ops::RangeInclusive<u64> = 200..=60_000;
 /// `[media] rtp_hold_timeout_s` when a profile does not set it: an hour, as rtpengine's
 /// silent timeout.
 const DEFAULT_RTP_HOLD_TIMEOUT_S: u64 = 3600;
-
-fn uri_policy(
-    u: &file::UriSection,
-    path: &Path,
-    text: &str,
-    errs: &mut Vec<ConfigError>,
-) -> UriPolicy {
-    let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
-    let mut p = UriPolicy {
-        user_phone: u.user_phone,
-        ..UriPolicy::default()
-    };
-    if let Some(s) = &u.scheme {
-        p.scheme = match s.get_ref().as_str() {
-            "sip" => UriScheme::Sip,
-            "tel" => UriScheme::Tel,
-            "keep" => UriScheme::Keep,
-            other => {
-                errs.push(at(
-                    s,
-                    format!("[uri] scheme {other:?} must be \"sip\", \"tel\" or \"keep\""),
-                ));
-                UriScheme::Sip
-            }
-        };
-    }
-    if let Some(s) = &u.request_uri_params {
-        if valid_uri_params(s.get_ref()) {
-            p.request_uri_params = s.get_ref().trim().trim_start_matches(';').to_string();
-        } else {
-            errs.push(at(
-                s,
-                format!(
-                    "[uri] request_uri_params {:?} must be name=value pairs separated by ';'",
-                    s.get_ref()
-                ),
-            ));
-        }
-    }
-    if let Some(s) = &u.country_code {
-        let cc = s.get_ref().trim_start_matches('+');
-        if (1..=3).contains(&cc.len()) && cc.bytes().all(|b| b.is_ascii_digit()) {
-            p.country_code = Some(cc.to_string());
-        } else {
-            errs.push(at(
-                s,
-                format!("[uri] country_code {:?} must be 1 to 3 digits", s.get_ref()),
-            ));
-        }
-    }
-    if let Some(s) = &u.number {
-        p.number = match s.get_ref().as_str() {
-            "keep" => NumberFormat::Keep,
-            "e164" => {
-                if p.country_code.is_none() && u.country_code.is_none() {
-                    errs.push(at(s, "[uri] number = \"e164\" needs country_code".into()));
-                }
-                NumberFormat::E164
-            }
-            other => {
-                errs.push(at(
-                    s,
-                    format!("[uri] number {other:?} must be \"e164\" or \"keep\""),
-                ));
-                NumberFormat::Keep
-            }
-        };
-    }
-    p
-}
-
-fn prack_policy(
-    pr: &file::PrackSection,
-    path: &Path,
-    text: &str,
-    errs: &mut Vec<ConfigError>,
-) -> PrackPolicy {
-    let mut p = PrackPolicy::default();
-    let modes = [
-        ("supported", PrackMode::Supported),
-        ("disabled", PrackMode::Disabled),
-        ("required", PrackMode::Required),
-    ];
-    if let Some(m) = pr
-        .mode
-        .as_ref()
-        .and_then(|s| one_of(s, "[prack] mode", &modes, (path, text), errs))
-    {
-        p.mode = m;
-    }
-    let on_405 = [("continue", On405::Continue), ("fail", On405::Fail)];
-    if let Some(o) = pr
-        .on_405
-        .as_ref()
-        .and_then(|s| one_of(s, "[prack] on_405", &on_405, (path, text), errs))
-    {
-        p.on_405 = o;
-    }
-    p
-}
-
-fn header_policy(
-    h: &file::HeadersSection,
-    path: &Path,
-    text: &str,
-    errs: &mut Vec<ConfigError>,
-) -> HeaderPolicy {
-    let mut names = |list: &[Spanned<String>], key: &str, pass: bool| -> Vec<Hdr> {
-        let mut out = Vec::new();
-        for n in list {
-            let at = |msg: String| ConfigError::at(path, text, n.span().start, msg);
-            match Hdr::from_config(n.get_ref().trim()) {
-                None => errs.push(at(format!(
-                    "[headers] {key}: {:?} is not a header name",
-                    n.get_ref()
-                ))),
-                Some(hdr) if pass => match crate::interop::headers::pass_refusal(&hdr) {
-                    Some(why) => errs.push(at(format!(
-                        "[headers] pass: {} cannot be passed: {why}",
-                        n.get_ref()
-                    ))),
-                    None => out.push(hdr),
-                },
-                Some(hdr) => out.push(hdr),
-            }
-        }
-        out
-    };
-    let pass = names(&h.pass, "pass", true);
-    let strip = names(&h.strip, "strip", false);
-    let user_agent = h.user_agent.as_ref().and_then(|ua| {
-        let v = ua.get_ref().trim();
-        // One header value: printable, no line breaks, not empty.
-        if v.is_empty() || v.len() > 128 || v.chars().any(|c| c.is_control()) {
-            errs.push(ConfigError::at(
-                path,
-                text,
-                ua.span().start,
-                "[headers] user_agent must be 1..=128 printable characters",
-            ));
-            None
-        } else {
-            Some(v.to_string())
-        }
-    });
-    HeaderPolicy {
-        pass,
-        strip,
-        user_agent,
-    }
-}
