@@ -35,6 +35,9 @@ const MAX_INTERRUPTS: u32 = 16;
 pub struct TickReport {
     /// Records whose lines are now completely in the file.
     pub written: usize,
+    /// Records counted as written before and queued again, because the sync that should
+    /// have made them durable failed: they are in memory once more, and written again.
+    pub requeued: usize,
     /// Failed operations (open, write, sync).
     pub errors: u64,
 }
@@ -217,6 +220,7 @@ impl Sink {
             Err(e) => {
                 report.errors += 1;
                 tracing::error!(path = %self.path.display(), error = %e, records = self.unsynced.len(), "cannot sync the CDR file: the records written since the last sync are written again");
+                report.requeued += self.unsynced.len();
                 for line in self.unsynced.drain(..).rev() {
                     self.pending.push_front(line);
                 }

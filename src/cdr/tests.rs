@@ -305,18 +305,24 @@ fn a_failed_sync_writes_its_records_again_rather_than_lose_them() {
     let (_dir, path, fs, mut sink) = setup();
     let t0 = Instant::now();
     sink.push(line("a"));
-    sink.tick(t0);
+    let first = sink.tick(t0);
     assert_eq!(ids(&path), ["a"]);
     // EIO at the sync: the kernel may have dropped the page with "a" in it.
     fs.set(|f| f.fail_sync = true);
     let r = sink.tick(t0 + SYNC_AFTER);
     assert_eq!(r.errors, 1);
+    assert_eq!(r.requeued, 1, "\"a\" is held again, and told");
     assert!(sink.failing());
     assert_eq!(sink.pending(), 1, "kept");
     fs.set(|f| f.fail_sync = false);
     sink.push(line("b"));
-    sink.tick(t0 + SYNC_AFTER + Duration::from_millis(100));
+    let last = sink.tick(t0 + SYNC_AFTER + Duration::from_millis(100));
     assert!(!sink.failing());
+    // What the writer counts out of memory: two records in, two out, though "a" was
+    // written twice.
+    let out =
+        first.written + r.written + last.written - (first.requeued + r.requeued + last.requeued);
+    assert_eq!(out, 2);
     // "a" twice (the first write did reach this file), "b" once, each on its own line.
     assert_eq!(ids(&path), ["a", "a", "b"]);
     sink.flush();
@@ -447,6 +453,32 @@ fn a_full_queue_is_reported_and_refuses_new_calls_whatever_fail_closed() {
     assert!(w.admits_new_calls());
     w.close();
     assert_eq!(ids(&path), ["a", "b", "c", "d", "e", "f"]);
+}
+
+#[test]
+fn a_failed_sync_leaves_the_queue_count_true_and_new_calls_admitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    fs.set(|f| f.fail_sync = true);
+    w.write(rec("a"));
+    // Written, then its sync fails (half a second later) and it is queued again.
+    wait_for(|| w.stats().write_errors >= 1);
+    fs.set(|f| f.fail_sync = false);
+    // Written again, and that write synced.
+    wait_for(|| ids(&path).len() == 2 && fs.get(|f| f.syncs) >= 2);
+    assert_eq!(fs.get(|f| f.syncs), 2);
+    // Before, the record was counted out twice: the count wrapped below zero, read as a
+    // full queue, and every new call was refused until a restart.
+    assert_eq!(w.stats().queue_depth, 0);
+    assert_eq!(w.health(), CdrHealth::Ok);
+    assert!(w.admits_new_calls());
+    w.write(rec("b"));
+    wait_for(|| w.stats().queue_depth == 0);
+    assert_eq!(w.stats().dropped, 0);
+    w.close();
+    assert_eq!(ids(&path), ["a", "a", "b"]);
 }
 
 #[test]

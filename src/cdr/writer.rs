@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::CdrRecord;
 use super::fs::{CdrFs, RealFs};
-use super::sink::Sink;
+use super::sink::{Sink, TickReport};
 
 /// Records waiting to be written (queued or being retried).
 pub const CDR_QUEUE_DEPTH: &str = "trunkgate_cdr_queue_depth";
@@ -293,6 +293,7 @@ fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
         step(&mut sink, shared, Instant::now());
     }
     let report = sink.flush();
+    settle(shared, report);
     count_errors(shared, report.errors);
     for line in sink.take_pending() {
         shared.depth.fetch_sub(1, Ordering::AcqRel);
@@ -325,11 +326,25 @@ fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bo
 /// Write what can be written now; how many lines went out.
 fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
     let report = sink.tick(now);
-    shared.depth.fetch_sub(report.written, Ordering::AcqRel);
+    settle(shared, report);
     shared.failing.store(sink.failing(), Ordering::Release);
     count_errors(shared, report.errors);
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
     report.written
+}
+
+/// Count what a tick moved in or out of memory. A record written, then put back by a
+/// failed sync, is written (and counted out) a second time, so it is counted in again
+/// first: `depth` stays the number of records held, and cannot wrap below zero.
+fn settle(shared: &Shared, report: TickReport) {
+    shared.depth.fetch_add(report.requeued, Ordering::AcqRel);
+    // The saturation guards the gate on new calls: a miscount that wrapped below zero
+    // would read as a full queue and refuse every call until a restart.
+    let _ = shared
+        .depth
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+            Some(d.saturating_sub(report.written))
+        });
 }
 
 fn count_errors(shared: &Shared, n: u64) {
