@@ -15,11 +15,7 @@ impl Call {
     /// A CANCEL from the caller for this call's INVITE (server transaction `id`).
     pub(super) fn on_cancel(&mut self, cx: &mut Cx, id: TxnId, req: &Request) {
         // The 200 to CANCEL carries the tag our INVITE responses carry.
-        let tag = self.a.local_tag.clone();
-        match crate::sip::ingress::response_to(req, 200, "OK", Some(&tag), &[]) {
-            Ok(resp) => cx.send_response(id, resp),
-            Err(e) => warn!(error = %e, "cannot answer CANCEL"),
-        }
+        cx.respond_tagged(id, req, 200, "OK", &self.a.local_tag, &[]);
         // Answered by the callee, but the 2xx waits for the caller's PRACK (RFC 3262 §3): for
         // the caller the call still rings, and its CANCEL ends it.
         let held = self.uas_rel.held_2xx.is_some() && !self.phase.is_ending();
@@ -99,13 +95,14 @@ impl Call {
             extra.push((Hdr::REASON, reason_hdr.as_str()));
         }
         self.clear_reliable();
-        let tag = self.a.local_tag.clone();
-        let answer =
-            crate::sip::ingress::response_to(self.template(), status, reason, Some(&tag), &extra);
-        match answer {
-            Ok(resp) => cx.send_response(txn, resp),
-            Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
-        }
+        cx.respond_tagged(
+            txn,
+            self.template(),
+            status,
+            reason,
+            &self.a.local_tag,
+            &extra,
+        );
         self.cancel_attempt(cx);
         self.end_call(cx, end);
     }

@@ -204,11 +204,27 @@ impl Env {
         extra: &[(Hdr, &str)],
     ) {
         let tag = (status > 100 && req.to_tag().is_none()).then(|| self.ids.tag());
-        // An extra header that cannot be written (bytes of the peer's echoed in it) costs
-        // that header, not the answer: a transaction left unanswered would stay for ever.
-        let built = ingress::response_to(req, status, reason, tag.as_deref(), extra).or_else(|e| {
+        self.respond_tagged(now, txn, req, status, reason, tag.as_deref(), extra);
+    }
+
+    /// Answer a server transaction with a locally built response carrying `tag` in its To
+    /// (when To has none). An extra header that cannot be written (bytes of the peer's
+    /// echoed in it) costs that header, not the answer; a response that cannot be built at
+    /// all ends the transaction: one left unanswered would stay for ever.
+    #[allow(clippy::too_many_arguments)]
+    pub fn respond_tagged(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        tag: Option<&str>,
+        extra: &[(Hdr, &str)],
+    ) {
+        let built = ingress::response_to(req, status, reason, tag, extra).or_else(|e| {
             warn!(error = %e, "cannot build {status} response with its headers: sent without them");
-            ingress::response_to(req, status, reason, tag.as_deref(), &[])
+            ingress::response_to(req, status, reason, tag, &[])
         });
         match built {
             Ok(resp) => self.send_response(now, txn, resp),
@@ -264,6 +280,20 @@ impl Cx<'_> {
         extra: &[(Hdr, &str)],
     ) {
         self.env.respond(self.now, txn, req, status, reason, extra);
+    }
+
+    /// See [`Env::respond_tagged`].
+    pub fn respond_tagged(
+        &mut self,
+        txn: TxnId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        tag: &str,
+        extra: &[(Hdr, &str)],
+    ) {
+        self.env
+            .respond_tagged(self.now, txn, req, status, reason, Some(tag), extra);
     }
 
     /// 500 with a Retry-After of 0 to 10 seconds, chosen at random so that two peers told to

@@ -367,13 +367,15 @@ impl Call {
             .map(|r| (Hdr::REASON, r))
             .into_iter()
             .collect();
-        let tag = self.a.local_tag.clone();
         let phrase = crate::sip::reason_phrase(status);
-        match crate::sip::ingress::response_to(self.template(), status, phrase, Some(&tag), &extra)
-        {
-            Ok(resp) => cx.send_response(txn, resp),
-            Err(e) => warn!(error = %e, "cannot answer caller with {status}"),
-        }
+        cx.respond_tagged(
+            txn,
+            self.template(),
+            status,
+            phrase,
+            &self.a.local_tag,
+            &extra,
+        );
     }
 
     /// Release bookkeeping when a final response goes to the caller.

@@ -19,6 +19,22 @@ pub fn parse_datagram(buf: Bytes, max_bytes: usize) -> Result<Message, SipError>
         .map_err(SipError::from_parse)
 }
 
+/// As [`parse_datagram`], with room in each header for our To tag: a To the parser took
+/// at its limit goes out that much longer (`to_tag::splice_to_tag`). For tests that parse
+/// everything the gateway sends.
+#[cfg(test)]
+pub fn parse_sent(buf: Bytes, max_bytes: usize) -> Result<Message, SipError> {
+    let limits = Limits {
+        max_message_bytes: max_bytes,
+        max_body_bytes: max_bytes,
+        max_header_bytes: Limits::datagram().max_header_bytes + 64,
+        ..Limits::datagram()
+    };
+    sipx::parse_datagram(buf, &limits)
+        .map(Message::from_sipx)
+        .map_err(SipError::from_parse)
+}
+
 /// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
 ///
 /// The framing is ours and each framed message is then parsed whole as a datagram is, so

@@ -36,6 +36,8 @@ mod via;
 pub use body::Body;
 pub use date::is_sip_date;
 pub use error::SipError;
+#[cfg(test)]
+pub use framing::parse_sent;
 pub use framing::{StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;

@@ -18,6 +18,10 @@ pub(super) fn splice_to_tag(resp: &Response, tag: &str) -> Result<Response, SipE
     let (head, rest) = wire.split_at(head_end);
     let mut lines: Vec<Vec<u8>> = head.split(|&b| b == b'\n').map(|l| l.to_vec()).collect();
     let is_to = |l: &[u8]| {
+        // A continuation line belongs to the header above it, whatever it holds.
+        if matches!(l.first(), Some(b' ' | b'\t')) {
+            return false;
+        }
         let name: Vec<u8> = l.iter().take_while(|&&b| b != b':').copied().collect();
         let name = String::from_utf8_lossy(&name).trim().to_ascii_lowercase();
         name == "to" || name == "t"
@@ -45,8 +49,16 @@ pub(super) fn splice_to_tag(resp: &Response, tag: &str) -> Result<Response, SipE
     }
     let mut out = lines.join(&b'\n');
     out.extend_from_slice(rest);
+    // The To was accepted at the parser's limit for one header; with our tag it may be just
+    // over it, and an answer that cannot be built leaves its transaction unanswered.
+    let base = Limits::stream();
+    let limits = Limits {
+        max_header_bytes: base.max_header_bytes + tag.len() + ";tag=".len(),
+        max_message_bytes: base.max_message_bytes + tag.len() + ";tag=".len(),
+        ..base
+    };
     match Message::from_sipx(
-        sipx::parse_datagram(Bytes::from(out), &Limits::stream()).map_err(SipError::from_parse)?,
+        sipx::parse_datagram(Bytes::from(out), &limits).map_err(SipError::from_parse)?,
     ) {
         Message::Response(r) => Ok(r),
         Message::Request(_) => Err(SipError::Build(

@@ -191,7 +191,7 @@ impl H {
                         self.txns.push((target.addr, t));
                     }
                     // Every message we emit must survive a wire round trip.
-                    let back = parse_datagram(wire.clone(), 65535).unwrap_or_else(|e| {
+                    let back = crate::sip::parse_sent(wire.clone(), 65535).unwrap_or_else(|e| {
                         panic!("unparseable output {e}: {}", String::from_utf8_lossy(&wire))
                     });
                     self.sent.push((target, back));

@@ -69,3 +69,42 @@ fn mutated_messages_never_panic_the_core() {
     h.sent.clear();
     answered_call(&mut h);
 }
+
+/// A caller whose To is at the parser's size limit and holds an escaped NUL (a To our tag
+/// can only be spliced into) still gets its 200 to CANCEL and its 487, and nothing of the
+/// call is left. Before, both answers failed to build (the tagged To was over the limit),
+/// were only logged, and the two server transactions stayed for ever.
+#[test]
+fn a_caller_whose_to_is_at_the_size_limit_is_still_answered() {
+    let to_line = |pad: usize| format!("To: \"\\\0{}\" <sip:+8610123@127.0.0.1>", "x".repeat(pad));
+    let invite = |pad: usize| {
+        invite_text("big-to", "z9hG4bKbig", "+8610123", "")
+            .replace("To: <sip:+8610123@127.0.0.1>", &to_line(pad))
+    };
+    let pad = (7000..9000)
+        .rev()
+        .find(|&pad| crate::sip::parse_datagram(invite(pad).into(), 65535).is_ok())
+        .expect("some padding parses");
+    let mut h = H::new();
+    h.recv(PHONE, &invite(pad));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
+    h.take(PHONE);
+    let cancel =
+        cancel_text("big-to", "z9hG4bKbig").replace("To: <sip:+8610123@127.0.0.1>", &to_line(pad));
+    h.recv(PHONE, &cancel);
+    let st: Vec<(u16, Method)> = h
+        .take_responses(PHONE)
+        .iter()
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert!(
+        st.contains(&(200, Method::Cancel)) && st.contains(&(487, Method::Invite)),
+        "{st:?}"
+    );
+    let c = h.one_request(CARRIER_A, Method::Cancel);
+    h.recv_msg(CARRIER_A, reply(&c, 200, "t2", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "t2", &[], None));
+    // The phone's ACK, To tag and all, is over the limit: our 487 ends with Timer H.
+    assert_idle(&mut h);
+}

@@ -24,3 +24,41 @@ fn to_tag_on_a_folded_to() {
     assert_eq!(resp.to_tag().as_deref(), Some("t9"));
     assert_eq!(resp.to_uri().as_deref(), Some("sip:a@example.com"));
 }
+
+/// An OPTIONS whose To holds an escaped NUL (so the tag is spliced into the wire form) and
+/// is padded to `pad` bytes of display name, with `from` as its From line.
+fn nul_to_request(pad: usize, from: &str) -> Option<Request> {
+    let raw = format!(
+        "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: \"\\\0{}\" <sip:a@example.com>\r\n{from}\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "x".repeat(pad)
+    );
+    match parse_datagram(Bytes::from(raw), 65535) {
+        Ok(Message::Request(req)) => Some(req),
+        _ => None,
+    }
+}
+
+/// A To the parser accepted at its size limit still gets our tag: before, the spliced
+/// response was parsed back under the same limit and refused, and the request's
+/// transaction was left unanswered for ever.
+#[test]
+fn to_tag_is_added_to_a_to_at_the_size_limit() {
+    let from = "From: <sip:b@example.com>;tag=1";
+    let (pad, req) = (7000..9000)
+        .rev()
+        .find_map(|pad| nul_to_request(pad, from).map(|r| (pad, r)))
+        .expect("some padding parses");
+    assert!(nul_to_request(pad + 1, from).is_none(), "at the limit");
+    let resp = Response::to_request(&req, 487, "Request Terminated", Some("0123456789abcdef"))
+        .expect("answerable");
+    assert_eq!(resp.to_tag().as_deref(), Some("0123456789abcdef"));
+}
+
+/// The tag goes on the To, not on a continuation line of another header that reads like one.
+#[test]
+fn to_tag_is_not_put_on_a_folded_line_of_another_header() {
+    let req = nul_to_request(4, "From: \"x\r\n to: y\" <sip:b@example.com>;tag=1").expect("parses");
+    let resp = Response::to_request(&req, 200, "OK", Some("t7")).unwrap();
+    assert_eq!(resp.to_tag().as_deref(), Some("t7"));
+    assert_eq!(resp.from_tag().as_deref(), Some("1"));
+}
