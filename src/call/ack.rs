@@ -115,12 +115,25 @@ impl Call {
             let Some(other_cseq) = p.other_cseq else {
                 return;
             };
-            let ct = ack.header(&Hdr::CONTENT_TYPE);
-            self.note_sdp_received(side, ack.body(), ct.as_deref());
-            let body = (!ack.body().is_empty()).then(|| {
+            let mut ct = ack.header(&Hdr::CONTENT_TYPE);
+            let mut answer = ack.body().clone();
+            if answer.is_empty()
+                && p.offer
+                && side == Side::A
+                && let Some((early, early_ct)) = self.uas_rel.early_answer.as_deref()
+            {
+                // The callee's 2xx offers the session its unreliable 18x showed; the caller
+                // had that 18x reliably and answered in its PRACK, so for the caller the
+                // offer/answer is done and its ACK is empty. That answer is the callee's
+                // (RFC 3261 §13.2.2.4: an ACK to a 2xx offer must carry one).
+                answer = early.clone();
+                ct = early_ct.clone();
+            }
+            self.note_sdp_received(side, &answer, ct.as_deref());
+            let body = (!answer.is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other.
-                self.anchored_body(cx, side, ack.body(), ct.as_deref(), false)
-                    .unwrap_or_else(|| (ack.body().clone(), ct.clone()))
+                self.anchored_body(cx, side, &answer, ct.as_deref(), false)
+                    .unwrap_or_else(|| (answer.clone(), ct.clone()))
             });
             self.send_ack(cx, side.other(), other_cseq, body);
         }

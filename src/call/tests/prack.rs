@@ -1082,3 +1082,69 @@ fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(inv.header_has_token(&Hdr::REQUIRE, "100rel"));
 }
+
+/// A late offer from a phone that does 100rel; the carrier's 183 carries its session but is
+/// not reliable, so for the carrier its offer is the one in its 2xx (RFC 3261 §13.2.1), to
+/// be answered in our ACK. The phone gets the 183 reliably and answers it in its PRACK; its
+/// ACK then carries nothing. The body of our ACK to the carrier.
+fn unreliable_183_answered_in_the_prack(h: &mut H, call_id: &str) -> String {
+    h.recv(PHONE, &offerless(call_id, "Supported: 100rel\r\n"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &contact, Some(SDP)));
+    let r183 = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("the session reaches the phone");
+    let tag = r183.to_tag().unwrap();
+    let rseq: u32 = r183.header(&Hdr::RSEQ).expect("reliable").parse().unwrap();
+    // The phone answers in its PRACK, which goes no further: the carrier's 183 was not
+    // reliable.
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack(call_id, &tag, 2, rseq, &answer));
+    assert!(h.statuses(PHONE).contains(&200));
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    let ok = h.carrier_answers_on(CARRIER_A, &inv, "c1", SDP);
+    assert_eq!(ok.status(), 200);
+    let ack_branch = format!("z9hG4bK{call_id}a");
+    h.recv(
+        PHONE,
+        &from_phone_in(call_id, "ACK", &tag, 1, &ack_branch, ""),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    String::from_utf8_lossy(ack.body()).into_owned()
+}
+
+#[test]
+fn an_unreliable_183s_session_answered_in_the_callers_prack_is_answered_in_our_ack() {
+    let mut h = H::new();
+    let ack = unreliable_183_answered_in_the_prack(&mut h, "lo9");
+    assert_eq!(ack, SDP.replace("192.0.2.10", "192.0.2.77"));
+}
+
+#[test]
+fn on_an_anchored_call_that_answer_goes_through_the_gateway() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let ack = unreliable_183_answered_in_the_prack(&mut h, "lo10");
+    assert!(ack.contains("c=IN IP4 127.0.0.1"), "{ack}");
+    assert!(
+        !ack.contains("192.0.2.77"),
+        "the phone's address leaked: {ack}"
+    );
+    let pairs = h
+        .media
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
+            _ => None,
+        })
+        .expect("a relay");
+    assert_eq!(pairs[0].a_remote, Some("192.0.2.77:4000".parse().unwrap()));
+}
