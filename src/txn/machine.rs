@@ -181,7 +181,12 @@ impl Client {
                     out.push(Out::Set(Timer::D, d));
                 }
             }
-            // A retransmitted final gets the same ACK; the user has seen it already.
+            // A 2xx after our ACK of a failure is another fork's answer (a forking proxy
+            // forwards every 2xx, RFC 3261 §16.7): the user must ACK and end that dialog,
+            // so it goes up. A late provisional is nothing.
+            State::Completed if resp.is_success() => out.push(Out::Response(resp)),
+            State::Completed if resp.is_provisional() => {}
+            // A retransmitted final gets the same ACK (§17.1.1.2); the user has seen it.
             State::Completed => {
                 if let Some(ack) = &self.ack {
                     out.push(Out::Send(ack.clone()));

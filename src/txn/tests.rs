@@ -419,3 +419,33 @@ fn invite_client_2xx_retransmissions_reach_the_user_and_non_2xx_get_the_same_ack
         "the user saw it once"
     );
 }
+
+/// After a failure from one fork, a 2xx from another goes up (the user ACKs and ends that
+/// dialog) instead of being taken for a retransmission of the failure; a late provisional
+/// draws no ACK.
+#[test]
+fn invite_client_completed_passes_another_forks_2xx_up_and_ignores_a_late_provisional() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKc11");
+    let tgt = target(Transport::Udp);
+    let id = l.send_request(inv.clone(), tgt, t0(), &mut out).unwrap();
+    let declined = Response::to_request(&inv, 603, "Decline", Some("y")).unwrap();
+    l.receive(Message::Response(declined), tgt, t0(), &mut out);
+    out.clear();
+    let ringing = Response::to_request(&inv, 180, "Ringing", Some("z")).unwrap();
+    l.receive(Message::Response(ringing), tgt, t0(), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let ok = Response::to_request(&inv, 200, "OK", Some("z")).unwrap();
+    l.receive(Message::Response(ok), tgt, t0(), &mut out);
+    assert!(sends(&out).is_empty(), "not the 603's ACK");
+    let up: Vec<u16> = out
+        .iter()
+        .filter_map(|o| match o {
+            TxnOutput::Response { resp, .. } => Some(resp.status()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(up, [200]);
+    assert_eq!(armed(&l, id), vec![("D".into(), Duration::from_secs(32))]);
+}

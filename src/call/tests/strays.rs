@@ -119,3 +119,35 @@ fn a_retransmitted_2xx_gets_the_same_ack_again_during_and_after_its_transaction(
     assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
     assert!(h.cdrs.is_empty(), "the call is still up");
 }
+
+/// A forking carrier declines from one branch, then answers from another: that answer is
+/// ACKed and hung up. Before, the INVITE's transaction (Completed after the decline) took
+/// the 2xx for a retransmitted decline: it resent the decline's ACK, and the answered
+/// branch waited in silence for its ACK until it gave up.
+#[test]
+fn a_2xx_from_another_fork_after_a_failure_is_acked_and_hung_up() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fork1", "z9hG4bKfork1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 603, "y", &[], None));
+    let acks = h.take_requests(CARRIER_A, Method::Ack);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].to_tag().as_deref(), Some("y"));
+    let ok = reply(
+        &inv,
+        200,
+        "z",
+        &[(Hdr::CONTACT, "<sip:z@127.0.0.3>")],
+        Some(SDP),
+    );
+    h.recv_msg(CARRIER_A, ok);
+    let sent = h.requests_to(CARRIER_A);
+    let [ack, bye] = &sent[..] else {
+        panic!("expected ACK and BYE, got {sent:?}");
+    };
+    assert_eq!((ack.method(), bye.method()), (Method::Ack, Method::Bye));
+    for r in [ack, bye] {
+        assert_eq!(r.to_tag().as_deref(), Some("z"));
+        assert_eq!(r.call_id(), inv.call_id());
+    }
+}
