@@ -53,7 +53,14 @@ impl B2bua {
                     .txn
                     .receive(msg, source, now, &mut self.env.txn_out);
                 match unmatched {
-                    Some(Message::Request(ack)) => self.on_ack(now, &ack, source),
+                    Some(Message::Request(ack)) if ack.method() == Method::Ack => {
+                        self.on_ack(now, &ack, source)
+                    }
+                    // No transaction could be keyed on it (a Via past reading): never taken
+                    // for an ACK, whatever its CSeq.
+                    Some(Message::Request(req)) => {
+                        self.reject_malformed(&req, source, 400, "no transaction key")
+                    }
                     Some(Message::Response(resp)) => self.on_stray_response(now, resp, source),
                     None => {}
                 }

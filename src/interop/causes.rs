@@ -134,7 +134,8 @@ pub struct ReasonInfo {
 pub fn parse_reason(lines: &[String]) -> ReasonInfo {
     let mut info = ReasonInfo::default();
     for value in lines.iter().flat_map(|l| crate::sip::split_header_list(l)) {
-        let mut parts = value.split(';');
+        // A quoted text may hold `;cause=`: only parameters outside quotes count.
+        let mut parts = crate::sip::split_params(&value).into_iter();
         let protocol = parts.next().unwrap_or("").trim();
         let cause = parts.find_map(|p| {
             let (k, v) = p.split_once('=')?;
@@ -169,6 +170,12 @@ mod tests {
         assert_eq!(rfc3398_cause(603), Q850Cause(21));
         assert_eq!(rfc3398_cause(599), Q850Cause(41));
         assert_eq!(rfc3398_cause(499), Q850Cause(31));
+    }
+
+    #[test]
+    fn a_cause_inside_the_quoted_text_is_not_the_cause() {
+        let lines = vec![r#"Q.850;text="x;cause=2;y";cause=16"#.to_string()];
+        assert_eq!(parse_reason(&lines).q850, Some(Q850Cause(16)));
     }
 
     #[test]

@@ -34,9 +34,47 @@ pub fn split_header_list(value: &str) -> Vec<String> {
     out
 }
 
+/// The `;`-separated parts of a header value (its value, then each parameter), split
+/// outside quoted strings only: a quoted `text="a;b"` stays one parameter (RFC 3261 §25.1).
+/// A backslash inside quotes escapes the next character.
+pub fn split_params(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut in_quote, mut escaped) = (0, false, false);
+    for (i, b) in value.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if in_quote => escaped = true,
+            b'"' => in_quote = !in_quote,
+            b';' if !in_quote => {
+                // `;` is ASCII: `i` is a char boundary.
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&value[start..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_parameters_outside_quotes_only() {
+        assert_eq!(
+            split_params(r#"Q.850;text="x;cause=2;\"y;";cause=16"#),
+            vec!["Q.850", r#"text="x;cause=2;\"y;""#, "cause=16"]
+        );
+        assert_eq!(split_params("a"), vec!["a"]);
+        assert_eq!(split_params("a;;b;"), vec!["a", "", "b", ""]);
+        // An unclosed quote keeps the rest as one part rather than inventing parameters.
+        assert_eq!(split_params(r#"a;x="b;c"#), vec!["a", r#"x="b;c"#]);
+    }
 
     #[test]
     fn splits_on_top_level_commas_only() {

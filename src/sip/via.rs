@@ -40,7 +40,9 @@ impl ViaInfo {
 pub(crate) fn stamp(value: &str, src: SocketAddr) -> Option<String> {
     let end = sipx_sip::headers::via::first_hop_end(value.as_bytes()).min(value.len());
     let (first, rest) = value.split_at(end);
-    let mut parts = first.split(';');
+    // A quoted parameter value may hold `;`: split outside quotes, or the parameter
+    // would be cut in two and the Via no longer parse.
+    let mut parts = super::split_params(first).into_iter();
     let sent = parts.next()?.trim_end().to_string();
     let params: Vec<&str> = parts.collect();
     let wants_rport = params
@@ -82,6 +84,16 @@ pub(crate) fn stamp(value: &str, src: SocketAddr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_parameter_holding_a_semicolon_is_kept_whole() {
+        let src: SocketAddr = "10.1.1.1:5099".parse().unwrap();
+        let v = r#"SIP/2.0/UDP h;branch=z9hG4bK1;x="a;received=b""#;
+        assert_eq!(
+            stamp(v, src).as_deref(),
+            Some(r#"SIP/2.0/UDP h;branch=z9hG4bK1;x="a;received=b";received=10.1.1.1"#)
+        );
+    }
 
     #[test]
     fn stamps_rport_and_received() {

@@ -108,3 +108,20 @@ fn a_caller_whose_to_is_at_the_size_limit_is_still_answered() {
     // The phone's ACK, To tag and all, is over the limit: our 487 ends with Timer H.
     assert_idle(&mut h);
 }
+
+/// A BYE whose Via has a quoted parameter holding `;` (and a sent-by that is not its
+/// address, so the Via gets `received`) is a BYE: before, stamping split that parameter,
+/// the Via no longer read, no transaction was keyed on it, and it was handled as an ACK.
+#[test]
+fn a_bye_whose_via_quotes_a_semicolon_is_answered() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let bye = phone_bye(&tag, 2, "z9hG4bKq1").replace(
+        "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKq1",
+        "Via: SIP/2.0/UDP 10.9.9.9:5060;branch=z9hG4bKq1;x=\"a;received=b\"",
+    );
+    assert!(bye.contains("x=\"a;received=b\""), "{bye}");
+    h.recv(PHONE, &bye);
+    h.one_request(CARRIER_A, Method::Bye);
+}
