@@ -50,6 +50,13 @@ pub fn reason_for(peer: Option<&Profile>, reason: Option<String>) -> Option<Stri
     reason.filter(|_| peer.is_none_or(|p| p.causes.send_reason))
 }
 
+/// Whether a header of the other leg's message is copied to `peer`: its `[headers]`
+/// policy, and no Reason of any kind to a peer whose profile sends none
+/// (`[causes] send_reason = false`), the far leg's own included.
+fn copies(peer: &Profile, h: &Hdr) -> bool {
+    peer.headers.copies(h) && (peer.causes.send_reason || *h != Hdr::REASON)
+}
+
 fn plain(number: &str) -> NumberUri {
     NumberUri {
         number: number.to_string(),
@@ -89,7 +96,7 @@ pub fn copy_end_to_end(
     local: &LocalAddrs,
     peer: &Profile,
 ) -> Result<(), SipError> {
-    out.copy_headers_where(src.headers_raw(), |h| peer.headers.copies(h));
+    out.copy_headers_where(src.headers_raw(), |h| copies(peer, h));
     for h in REHOSTED_HEADERS
         .iter()
         .filter(|h| peer.headers.keeps_identity(h))
@@ -134,7 +141,7 @@ pub fn relayed_response(
     if matches!(method, Method::Invite) || status == 405 {
         out.push_header(&Hdr::ALLOW, allow_for(to_peer))?;
     }
-    out.copy_headers_where(from.headers_raw(), |h| to_peer.headers.copies(h));
+    out.copy_headers_where(from.headers_raw(), |h| copies(to_peer, h));
     for h in REHOSTED_HEADERS
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h))

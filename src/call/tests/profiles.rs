@@ -30,6 +30,37 @@ fn ptime_and_uri_policy_shape_the_outbound_invite_and_the_answer() {
     assert!(String::from_utf8_lossy(ok.body()).ends_with("a=ptime:40\r\n"));
 }
 
+/// `send_reason = false` sends no Reason at all: not the callee's on its 183 either.
+#[test]
+fn send_reason_false_stops_the_far_legs_reason_too() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.causes.send_reason = false;
+        }
+    }));
+    h.recv(PHONE, &invite_text("p12", "z9hG4bKp12", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let reason = [(Hdr::REASON, "Q.850;cause=16")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c12", &reason, Some(SDP)));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("183");
+    assert!(!r.has_header(&Hdr::REASON), "{r:?}");
+    // A peer that takes Reasons gets the callee's as it was written.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p13", "z9hG4bKp13", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c13", &reason, Some(SDP)));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("183");
+    assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=16"));
+}
+
 #[test]
 fn causes_map_and_send_reason() {
     let mut h = H::with(config_with(|n, p| match n {
