@@ -103,10 +103,11 @@ pub fn rehost_uri(uri: &str, host: &str) -> String {
         return uri.to_string();
     };
     let (scheme, rest) = uri.split_at(scheme_len);
-    // userinfo ends at the last '@' before any parameter or header.
+    // userinfo ends at the first '@': a user part may hold ';' and '?' (RFC 3261 §25.1,
+    // user-unreserved), and no '@' can stand unescaped in the host, its parameters or
+    // headers.
     let end_of_hostport = |s: &str| s.find([';', '?']).unwrap_or(s.len());
-    let limit = end_of_hostport(rest);
-    let host_start = rest[..limit].rfind('@').map(|i| i + 1).unwrap_or(0);
+    let host_start = rest.find('@').map(|i| i + 1).unwrap_or(0);
     let host_end = host_start + end_of_hostport(&rest[host_start..]);
     format!("{scheme}{}{host}{}", &rest[..host_start], &rest[host_end..])
 }
@@ -123,7 +124,7 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
     split_header_list(value)
         .iter()
         .map(|element| {
-            if let (Some(open), Some(close)) = (element.find('<'), element.rfind('>'))
+            if let (Some(open), Some(close)) = (angle_outside_quotes(element), element.rfind('>'))
                 && open < close
             {
                 format!(
@@ -140,6 +141,25 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Where the `<` of a name-addr is: the first one outside the quoted display name (which
+/// may hold `<` and `>` of its own, `"Sales <EMEA>" <sip:…>`).
+fn angle_outside_quotes(element: &str) -> Option<usize> {
+    let (mut in_quote, mut escaped) = (false, false);
+    for (i, b) in element.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if in_quote => escaped = true,
+            b'"' => in_quote = !in_quote,
+            b'<' if !in_quote => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -166,6 +186,30 @@ mod tests {
         assert_eq!(rehost_uri("sip:é@10.0.0.5", "gw"), "sip:é@gw");
         assert_eq!(rehost_uri("sip:€€@10.0.0.5:5060", "gw"), "sip:€€@gw");
         assert_eq!(rehost_uri("sé", "gw"), "sé");
+    }
+
+    #[test]
+    fn a_user_part_holding_a_semicolon_keeps_its_uri_whole() {
+        assert_eq!(rehost_uri("sip:alice;x@10.1.2.3", "gw"), "sip:alice;x@gw");
+        assert_eq!(
+            rehost_uri("sip:a?b@10.1.2.3:5060;user=phone?h=1", "gw"),
+            "sip:a?b@gw;user=phone?h=1"
+        );
+    }
+
+    #[test]
+    fn a_display_name_holding_angle_brackets_is_not_taken_for_the_uri() {
+        assert_eq!(
+            rehost_address(
+                "\"Sales <EMEA>\" <sip:+8613800001111@10.1.2.3;user=phone>",
+                "gw"
+            ),
+            "\"Sales <EMEA>\" <sip:+8613800001111@gw;user=phone>"
+        );
+        assert_eq!(
+            rehost_address(r#""a \" <b>" <sip:c@10.1.2.3>"#, "gw"),
+            r#""a \" <b>" <sip:c@gw>"#
+        );
     }
 
     #[test]
