@@ -10,7 +10,7 @@ use super::limits::Over;
 use super::outbound::outbound_invite;
 use super::phase::{AttemptState, Then};
 use super::reliable::reliable_rseq;
-use super::state::{Attempt, Call, StreamUse, TxnRole};
+use super::state::{Attempt, Call, RseqIs, StreamUse, TxnRole};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -256,15 +256,26 @@ impl Call {
         if status == 100 || !self.phase.is_routing() {
             return;
         }
+        let rseq = reliable_rseq(&resp);
+        if let Some(rseq) = rseq {
+            // Judged in its own early dialog, before it may change ours: a retransmission,
+            // or one past a missing one (RFC 3262 §4), is neither PRACKed nor relayed.
+            let tag = resp.to_tag().unwrap_or_default();
+            let is = self.uac_rel.take_rseq(&tag, rseq);
+            if is != RseqIs::Next {
+                if is == RseqIs::Gap {
+                    debug!(rseq, "reliable provisional past a missing one: ignored");
+                }
+                return;
+            }
+        }
         if resp.to_tag().is_some()
             && let Some(b) = self.b.as_mut()
         {
             b.learn_from_response(&resp);
         }
-        if let Some(rseq) = reliable_rseq(&resp)
-            && !self.on_reliable_from_callee(cx, &resp, rseq)
-        {
-            return;
+        if let Some(rseq) = rseq {
+            self.on_reliable_from_callee(cx, &resp, rseq);
         }
         if self.caller_txn().is_none() {
             // A call-back has no caller to show progress to (early media included).

@@ -30,20 +30,12 @@ pub(super) fn offers_100rel(req: &Request) -> bool {
 }
 
 impl Call {
-    /// A reliable provisional from the callee: PRACK it (unless this peer already refused
-    /// PRACK in this call). Returns false for a retransmission, which must not be relayed.
-    pub(super) fn on_reliable_from_callee(
-        &mut self,
-        cx: &mut Cx,
-        resp: &Response,
-        rseq: u32,
-    ) -> bool {
-        if self.uac_rel.last_rseq.is_some_and(|last| rseq <= last) {
-            return false;
-        }
-        self.uac_rel.last_rseq = Some(rseq);
+    /// A reliable provisional from the callee, the next of its early dialog
+    /// ([`UacRel::take_rseq`]): PRACK it (unless this peer already refused PRACK in this
+    /// call).
+    pub(super) fn on_reliable_from_callee(&mut self, cx: &mut Cx, resp: &Response, rseq: u32) {
         if self.uac_rel.given_up {
-            return true;
+            return;
         }
         if self
             .profile(Side::B)
@@ -64,11 +56,10 @@ impl Call {
             self.uac_rel.offer_seen = true;
             if self.uas_rel.reliable && self.caller_txn().is_some() {
                 self.uac_rel.awaiting_answer = Some((rseq, resp.seq()));
-                return true;
+                return;
             }
         }
         self.prack_callee(cx, rseq, resp.seq(), None);
-        true
     }
 
     /// Keep the SDP of the caller's PRACK as its early answer (the first one only).

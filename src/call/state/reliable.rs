@@ -11,8 +11,10 @@ pub struct UacRel {
     /// The peer refused our PRACK (or let it time out) and its profile says carry on:
     /// no more PRACKs toward it in this call.
     pub given_up: bool,
-    /// The highest RSeq acknowledged in this attempt; repeats are retransmissions.
-    pub last_rseq: Option<u32>,
+    /// The RSeq last taken in each early dialog of this attempt (by the callee's To tag: a
+    /// forking proxy's branches each count from their own start, RFC 3262 §3). Boxed:
+    /// most calls never get a reliable provisional.
+    pub rseqs: Option<Box<RseqBook>>,
     /// A reliable provisional whose SDP is the offer (our INVITE had none), its PRACK held
     /// until the caller answers it in its own PRACK (RFC 3262 §5: the PRACK carries the
     /// answer): its RSeq and the CSeq of our INVITE.
@@ -22,6 +24,45 @@ pub struct UacRel {
     pub offer_seen: bool,
     /// That offer was answered in our PRACK: SDP in the callee's 2xx is no offer then.
     pub answered: bool,
+}
+
+/// Each early dialog's To tag and the RSeq last taken in it.
+pub type RseqBook = Vec<(Box<str>, u32)>;
+
+/// Early dialogs whose RSeq is kept; a branch past these takes the oldest one's place.
+const MAX_EARLY_DIALOGS: usize = 8;
+
+/// What a reliable provisional is, by its RSeq in its early dialog (RFC 3262 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RseqIs {
+    /// The first of its dialog, or the next in sequence: PRACK it, process it.
+    Next,
+    /// One already taken: the callee retransmits until our PRACK reaches it.
+    Repeat,
+    /// Past the next: one before it is missing. Neither PRACKed nor processed; the callee
+    /// retransmits the missing one.
+    Gap,
+}
+
+impl UacRel {
+    /// Judge a reliable provisional of the early dialog `tag` with `rseq`, and take it
+    /// when it is the next.
+    pub fn take_rseq(&mut self, tag: &str, rseq: u32) -> RseqIs {
+        let book = self.rseqs.get_or_insert_with(Default::default);
+        let is = match book.iter().find(|(t, _)| &**t == tag) {
+            Some(&(_, last)) if rseq <= last => RseqIs::Repeat,
+            Some(&(_, last)) if rseq > last.saturating_add(1) => RseqIs::Gap,
+            _ => RseqIs::Next,
+        };
+        if is == RseqIs::Next {
+            book.retain(|(t, _)| &**t != tag);
+            if book.len() >= MAX_EARLY_DIALOGS {
+                book.remove(0);
+            }
+            book.push((tag.into(), rseq));
+        }
+        is
+    }
 }
 
 /// At most this many provisionals wait behind an unacknowledged reliable one; later ones

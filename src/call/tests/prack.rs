@@ -1148,3 +1148,73 @@ fn on_an_anchored_call_that_answer_goes_through_the_gateway() {
         .expect("a relay");
     assert_eq!(pairs[0].a_remote, Some("192.0.2.77:4000".parse().unwrap()));
 }
+
+/// The reliable provisionals of a forking carrier: each branch counts its RSeq from its own
+/// start (RFC 3262 §3), and each is PRACKed in its own early dialog. Before, one RSeq per
+/// attempt took the second branch's lower RSeq for a retransmission: never PRACKed, never
+/// relayed, and that branch failed.
+#[test]
+fn each_forked_branch_is_pracked_in_its_own_early_dialog() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk1", "z9hG4bKfk1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let prack_of = |h: &mut H| {
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        (pr.to_tag().unwrap(), pr.header(&Hdr::RACK).unwrap())
+    };
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c1", 500, "<sip:c1@127.0.0.3>", SDP),
+    );
+    assert_eq!(prack_of(&mut h), ("c1".into(), "500 1 INVITE".into()));
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c2", 7, "<sip:c2@127.0.0.3>", SDP),
+    );
+    assert_eq!(prack_of(&mut h), ("c2".into(), "7 1 INVITE".into()));
+    let r183s = h.take_responses(PHONE);
+    assert_eq!(
+        r183s.iter().filter(|r| r.status() == 183).count(),
+        2,
+        "both relayed"
+    );
+    // The first branch again: the next of its own sequence, in its own dialog.
+    let ringing = reply(
+        &inv,
+        180,
+        "c1",
+        &[
+            (Hdr::REQUIRE, "100rel"),
+            (Hdr::RSEQ, "501"),
+            (Hdr::CONTACT, "<sip:c1@127.0.0.3>"),
+        ],
+        None,
+    );
+    h.recv_msg(CARRIER_A, ringing);
+    assert_eq!(prack_of(&mut h), ("c1".into(), "501 1 INVITE".into()));
+    // A retransmission of the second branch's 183 is still one.
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c2", 7, "<sip:c2@127.0.0.3>", SDP),
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+}
+
+/// A reliable provisional past a missing one is neither PRACKed nor relayed (RFC 3262 §4);
+/// the missing one, when it comes, is.
+#[test]
+fn a_reliable_provisional_past_a_missing_one_waits_for_it() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("gap1", "z9hG4bKgap1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
+    h.one_request(CARRIER_A, Method::Prack);
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 3));
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
+    assert!(h.take_responses(PHONE).is_empty(), "not relayed");
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 2));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(pr.header(&Hdr::RACK).as_deref(), Some("2 1 INVITE"));
+    assert_eq!(h.statuses(PHONE), vec![183]);
+}
