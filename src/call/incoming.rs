@@ -100,7 +100,7 @@ impl B2bua {
     pub(super) fn on_overloaded(&mut self, now: Instant, msg: Message, source: Target) {
         let req = match msg {
             Message::Request(req)
-                if !self.env.txn.knows(&req)
+                if !self.env.txn.knows(&req, source.addr)
                     && self
                         .env
                         .cfg

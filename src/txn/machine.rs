@@ -273,6 +273,16 @@ impl Client {
 }
 
 impl Server {
+    /// The To tag of the last response sent (read back from its wire form: asked only for
+    /// the rare ACK of an RFC 2543 peer).
+    pub fn final_to_tag(&self) -> Option<String> {
+        let last = self.last.as_ref()?;
+        match crate::sip::parse_datagram(last.clone(), last.len()) {
+            Ok(crate::sip::Message::Response(r)) => r.to_tag(),
+            _ => None,
+        }
+    }
+
     pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Server {
         let invite = request.method() == Method::Invite;
         // §17.2.1: an INVITE gets 100 Trying unless the user answers first. The transaction

@@ -218,7 +218,11 @@ impl TxnLayer {
         let result = match msg {
             Message::Request(req) => match TransactionKey::from_request(&req.0) {
                 None => Some(Message::Request(req)),
-                Some(key) => match self.server_keys.get(&key).copied() {
+                Some(key) => match self.server_keys.get(&key).copied().or_else(|| {
+                    (req.method() == Method::Ack)
+                        .then(|| self.legacy_ack_owner(&key))
+                        .flatten()
+                }) {
                     Some(id) => {
                         if let Some(Entry {
                             machine: Machine::Server(m),
@@ -375,6 +379,35 @@ impl TxnLayer {
         self.scratch = scratch;
     }
 
+    /// The INVITE server transaction an RFC 2543 peer's ACK of our failure belongs to
+    /// (RFC 3261 §17.2.3). Without a branch cookie the key holds the To tag, and the ACK
+    /// carries the tag our response added where its INVITE had none: it matches the INVITE
+    /// keyed without a tag, when that tag is the one our final response carried. Only a
+    /// transaction in Completed takes it; the ACK of a 2xx is the user's.
+    fn legacy_ack_owner(&self, key: &TransactionKey) -> Option<TxnId> {
+        let TransactionKey::Legacy { to_tag, .. } = key else {
+            return None;
+        };
+        if to_tag.is_empty() {
+            return None;
+        }
+        let mut invite = key.clone();
+        if let TransactionKey::Legacy { to_tag, .. } = &mut invite {
+            to_tag.clear();
+        }
+        let id = self.server_keys.get(&invite).copied()?;
+        match self.entries.get(&id).map(|e| &e.machine) {
+            Some(Machine::Server(m))
+                if m.state == machine::State::Completed
+                    && m.final_to_tag()
+                        .is_some_and(|t| t.as_bytes() == to_tag.as_slice()) =>
+            {
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+
     /// The engine could not deliver a message of this transaction.
     pub fn on_transport_error(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -399,8 +432,19 @@ impl TxnLayer {
 
     /// Whether a received request belongs to a server transaction already under way (a
     /// retransmission).
-    pub fn knows(&self, req: &Request) -> bool {
-        TransactionKey::from_request(&req.0).is_some_and(|k| self.server_keys.contains_key(&k))
+    pub fn knows(&self, req: &Request, source: std::net::SocketAddr) -> bool {
+        match TransactionKey::from_request(&req.0) {
+            // An RFC 2543 key holds the top Via verbatim, and transactions are keyed on it
+            // once `received` is stamped in (`ingress::check`): look the same way.
+            Some(TransactionKey::Legacy { .. }) => {
+                let mut stamped = req.clone();
+                stamped.stamp_received(source);
+                TransactionKey::from_request(&stamped.0)
+                    .is_some_and(|k| self.server_keys.contains_key(&k))
+            }
+            Some(k) => self.server_keys.contains_key(&k),
+            None => false,
+        }
     }
 
     /// The INVITE server transaction a received CANCEL refers to (RFC 3261 §9.2).

@@ -449,3 +449,39 @@ fn invite_client_completed_passes_another_forks_2xx_up_and_ignores_a_late_provis
     assert_eq!(up, [200]);
     assert_eq!(armed(&l, id), vec![("D".into(), Duration::from_secs(32))]);
 }
+
+/// An RFC 2543 peer (no branch cookie) ACKs our 486 with the To tag the 486 added: that
+/// ACK confirms the INVITE's transaction (RFC 3261 §17.2.3), which then only absorbs
+/// (Timer I). Before, the key held the ACK's To tag and missed: the 486 was resent until
+/// Timer H. An ACK with another tag is not ours to take.
+#[test]
+fn a_legacy_ack_of_our_failure_confirms_the_invites_transaction() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "oldbranch");
+    let src = target(Transport::Udp);
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
+    let busy = Response::to_request(&inv, 486, "Busy Here", Some("t")).unwrap();
+    l.send_response(id, busy, t0(), &mut out);
+    let ack_tagged = |tag: &str| {
+        let Message::Request(ack) = parse(
+            &String::from_utf8_lossy(&request("ACK", "oldbranch").to_bytes()).replace(
+                "To: <sip:bob@example.com>",
+                &format!("To: <sip:bob@example.com>;tag={tag}"),
+            ),
+        ) else {
+            unreachable!()
+        };
+        ack
+    };
+    out.clear();
+    let stray = l.receive(Message::Request(ack_tagged("other")), src, t0(), &mut out);
+    assert!(
+        stray.is_some(),
+        "another tag's ACK is not this transaction's"
+    );
+    let taken = l.receive(Message::Request(ack_tagged("t")), src, t0(), &mut out);
+    assert!(taken.is_none());
+    assert_eq!(armed(&l, id), vec![("I".into(), Duration::from_secs(5))]);
+}

@@ -138,6 +138,26 @@ fn overloaded(h: &mut H, from: &str, text: &str) {
     });
 }
 
+/// A retransmission of an RFC 2543 peer's INVITE (no branch cookie, a Via host that is not
+/// its address) that waited too long is still a retransmission, not new work to refuse:
+/// its call goes on. Before, the overload check keyed it without the `received` its
+/// transaction was keyed with, and it got a stateless 503 while its call was ringing.
+#[test]
+fn an_overloaded_retransmission_of_a_legacy_invite_is_absorbed_not_refused() {
+    let mut h = H::new();
+    let inv = invite_text("ov2", "oldbranch-ov2", "+8610123", "").replace(
+        "Via: SIP/2.0/UDP 127.0.0.2:5060",
+        "Via: SIP/2.0/UDP pbx.example:5060",
+    );
+    h.recv(PHONE, &inv);
+    assert_eq!(h.statuses(PHONE), vec![100]);
+    h.one_request(CARRIER_A, Method::Invite);
+    overloaded(&mut h, PHONE, &inv);
+    let statuses = h.statuses(PHONE);
+    assert!(!statuses.contains(&503), "{statuses:?}");
+    assert_eq!(h.core.active_calls(), 1);
+}
+
 #[test]
 fn overloaded_new_invites_get_one_stateless_503_and_cost_no_state() {
     let mut h = H::new();
