@@ -223,6 +223,18 @@ impl TxnLayer {
                         .then(|| self.legacy_ack_owner(&key))
                         .flatten()
                 }) {
+                    // An ACK confirms a transaction (or reaches the user as the INVITE's
+                    // peer's) only from the address its INVITE came from: one who learnt
+                    // the branch cannot end our retransmissions or speak for that peer.
+                    Some(id)
+                        if req.method() == Method::Ack
+                            && self
+                                .entries
+                                .get(&id)
+                                .is_some_and(|e| e.target.addr.ip() != source.addr.ip()) =>
+                    {
+                        None
+                    }
                     Some(id) => {
                         if let Some(Entry {
                             machine: Machine::Server(m),

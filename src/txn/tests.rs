@@ -485,3 +485,58 @@ fn a_legacy_ack_of_our_failure_confirms_the_invites_transaction() {
     assert!(taken.is_none());
     assert_eq!(armed(&l, id), vec![("I".into(), Duration::from_secs(5))]);
 }
+
+/// An ACK with the transaction's branch from another address neither confirms it nor
+/// reaches the user as the INVITE's peer's.
+#[test]
+fn an_ack_from_another_address_than_the_invites_is_not_the_transactions() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let src = target(Transport::Udp);
+    let elsewhere = Target {
+        addr: "198.51.100.7:5060".parse().unwrap(),
+        ..src
+    };
+    // A failure: its retransmissions go on until the INVITE's peer ACKs.
+    let inv = request("INVITE", "z9hG4bKs5");
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
+    let busy = Response::to_request(&inv, 486, "Busy Here", Some("t")).unwrap();
+    l.send_response(id, busy, t0(), &mut out);
+    out.clear();
+    l.receive(
+        Message::Request(request("ACK", "z9hG4bKs5")),
+        elsewhere,
+        t0(),
+        &mut out,
+    );
+    assert_eq!(armed(&l, id).len(), 2, "G and H still run");
+    l.receive(
+        Message::Request(request("ACK", "z9hG4bKs5")),
+        src,
+        t0(),
+        &mut out,
+    );
+    assert_eq!(armed(&l, id), vec![("I".into(), Duration::from_secs(5))]);
+    // A 2xx: the ACK goes up only from the INVITE's peer.
+    let inv = request("INVITE", "z9hG4bKs6");
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = l.cancelled_invite(&request("CANCEL", "z9hG4bKs6")).unwrap();
+    let ok = Response::to_request(&inv, 200, "OK", Some("t")).unwrap();
+    l.send_response(id, ok, t0(), &mut out);
+    out.clear();
+    l.receive(
+        Message::Request(request("ACK", "z9hG4bKs6")),
+        elsewhere,
+        t0(),
+        &mut out,
+    );
+    assert!(!out.iter().any(|o| matches!(o, TxnOutput::Ack { .. })));
+    l.receive(
+        Message::Request(request("ACK", "z9hG4bKs6")),
+        src,
+        t0(),
+        &mut out,
+    );
+    assert!(out.iter().any(|o| matches!(o, TxnOutput::Ack { .. })));
+}
