@@ -323,7 +323,8 @@ impl TxnLayer {
     }
 
     /// Start a client transaction for `req` toward `target`. `None` when the request has no
-    /// usable Via (a bug in the caller, not a peer).
+    /// usable Via, or a running transaction has its branch and method (bugs in the caller,
+    /// not a peer's doing).
     pub fn send_request(
         &mut self,
         req: Request,
@@ -333,6 +334,13 @@ impl TxnLayer {
     ) -> Option<TxnId> {
         let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let key = TransactionKey::from_sent_request(&req.0)?;
+        if self.client_keys.contains_key(&key) {
+            // Our branches are random; a repeat is a caller's mistake. Replacing the key
+            // would send the running transaction's responses astray, and its end would
+            // remove the new one's.
+            tracing::warn!("a client transaction with this branch and method is running: not sent");
+            return None;
+        }
         let id = self.new_id();
         let mut scratch = std::mem::take(&mut self.scratch);
         let machine = Client::new(

@@ -540,3 +540,22 @@ fn an_ack_from_another_address_than_the_invites_is_not_the_transactions() {
     );
     assert!(out.iter().any(|o| matches!(o, TxnOutput::Ack { .. })));
 }
+
+/// A second request with a running transaction's branch and method is refused, and the
+/// running one keeps its responses.
+#[test]
+fn a_client_key_in_use_is_not_taken_over() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let tgt = target(Transport::Udp);
+    let opt = request("OPTIONS", "z9hG4bKdup");
+    let id = l.send_request(opt.clone(), tgt, t0(), &mut out).unwrap();
+    assert!(l.send_request(opt.clone(), tgt, t0(), &mut out).is_none());
+    out.clear();
+    let ok = Response::to_request(&opt, 200, "OK", Some("x")).unwrap();
+    l.receive(Message::Response(ok), tgt, t0(), &mut out);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, TxnOutput::Response { id: i, .. } if *i == id))
+    );
+}
