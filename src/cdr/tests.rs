@@ -383,13 +383,15 @@ fn writes_one_json_line_per_record_visible_before_close() {
     let mut w = CdrWriter::open(&path).unwrap();
     w.write(rec("a"));
     w.write(rec("b"));
-    // Flushed per line: readable while the writer still runs.
+    // Flushed per line: readable while the writer still runs. (The queue count follows
+    // the write, on the writer's thread: waited for too.)
     wait_for(|| {
         std::fs::read_to_string(&path)
             .unwrap_or_default()
             .lines()
             .count()
             == 2
+            && w.stats().queue_depth == 0
     });
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<serde_json::Value> = text
