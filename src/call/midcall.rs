@@ -196,7 +196,7 @@ impl Call {
         if method == Method::Refer
             && let Err(e) = refer_to_via_gateway(
                 &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
-                &cx.env.local.host,
+                &cx.env.local.uri_host(),
             )
         {
             debug!(call_id = %self.call_id(), error = %e, "REFER refused");
@@ -237,7 +237,7 @@ impl Call {
                     // Checked before anything was sent (below): the target via the gateway.
                     if let Ok(to) = refer_to_via_gateway(
                         &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
-                        &local.host,
+                        &local.uri_host(),
                     ) {
                         out.push_header(&Hdr::named("Refer-To"), to)?;
                     }

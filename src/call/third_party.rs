@@ -81,7 +81,7 @@ pub(super) fn template(
     to: &str,
     from: &str,
 ) -> Result<Request, SipError> {
-    let host = local.host.as_str();
+    let host = local.uri_host();
     let (to, from) = (escape_user(to), escape_user(from));
     let mut r = NewRequest {
         method: Method::Invite,
@@ -91,7 +91,7 @@ pub(super) fn template(
         routes: &[],
         from: &format!("<sip:{from}@{host}>;tag={}", ids.tag()),
         to: &format!("<sip:{to}@{host}>"),
-        call_id: &ids.call_id(host),
+        call_id: &ids.call_id(&local.host),
         cseq: 1,
     }
     .build()?;

@@ -170,8 +170,12 @@ fn load_profile(
             errs.push(at(d, "domain must be a host name".into()));
             String::new()
         }
-        Some(d) => d.get_ref().clone(),
-        None => address.addr.ip().to_string(),
+        // A URI's host: an IPv6 address goes in brackets (RFC 3261 §19.1.1).
+        Some(d) => match d.get_ref().parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => format!("[{ip}]"),
+            Err(_) => d.get_ref().clone(),
+        },
+        None => crate::sip::uri_host(&address.addr.ip().to_string()),
     };
     let ring_timeout = match &file.ring_timeout_s {
         Some(t) => super::ring_timeout_s(*t.get_ref())
@@ -180,6 +184,27 @@ fn load_profile(
         None => None,
     };
     let uri = uri_policy(&file.uri, path, text, errs);
+    // A local number in a tel: URI carries a phone-context: `+CC`, or the domain, which must
+    // then be a domain name (RFC 3966 §5.1.5: an IP address is not one).
+    if let Some(s) = &file.uri.scheme
+        && uri.scheme != crate::interop::uri::UriScheme::Sip
+        && uri.country_code.is_none()
+        && domain
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok()
+    {
+        errs.push(ConfigError::at(
+            path,
+            text,
+            s.span().start,
+            format!(
+                "[uri] scheme {:?} needs country_code or a domain name: a local number's tel: URI takes either as its phone-context, and the domain here is an IP address",
+                s.get_ref()
+            ),
+        ));
+    }
     let prack = prack_policy(&file.prack, path, text, errs);
     let ptime = match &file.sdp.ptime {
         Some(p) if *p.get_ref() == 0 => None,

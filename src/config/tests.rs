@@ -69,6 +69,55 @@ fn loads_a_valid_tree() {
     assert_eq!(r.to[0].as_str(), "pbx");
 }
 
+/// A peer on an IPv6 address without a domain gets URIs with the address in brackets
+/// (RFC 3261 §19.1.1); one the operator writes bare is bracketed too.
+#[test]
+fn an_ipv6_domain_is_written_in_brackets() {
+    let mut profiles = standard_profiles();
+    profiles[1].1 = "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:[2001:db8::5]:5060\"\nmatch = [\"2001:db8::5/128\"]\n".into();
+    profiles[2].1 = format!(
+        "{}domain = \"2001:db8::6\"\n",
+        profile("carrier-b", "trunk", "127.0.0.4")
+    );
+    let dir = write_tree(GATEWAY, &profiles);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let a = cfg.peer_for_source("2001:db8::5".parse().unwrap()).unwrap();
+    assert_eq!(a.domain, "[2001:db8::5]");
+    let b = cfg.peer_for_source("127.0.0.4".parse().unwrap()).unwrap();
+    assert_eq!(b.domain, "[2001:db8::6]");
+    let uri = crate::interop::uri::request_uri("+8610", false, &a.uri, &a.domain);
+    assert_eq!(uri, "sip:+8610@[2001:db8::5]");
+}
+
+/// A tel: scheme writes a local number with a phone-context; with no country_code the
+/// context is the domain, which an IP address cannot be (RFC 3966 §5.1.5).
+#[test]
+fn a_tel_scheme_needs_a_country_code_or_a_domain_name() {
+    let mut profiles = standard_profiles();
+    profiles[1].1.push_str("[uri]\nscheme = \"tel\"\n");
+    let dir = write_tree(GATEWAY, &profiles);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("needs country_code or a domain name"),
+        "{text}"
+    );
+    for fix in ["country_code = \"86\"\n", ""] {
+        let mut profiles = standard_profiles();
+        let domain = if fix.is_empty() {
+            "domain = \"ims.example\"\n"
+        } else {
+            ""
+        };
+        profiles[1]
+            .1
+            .push_str(&format!("{domain}[uri]\nscheme = \"tel\"\n{fix}"));
+        let dir = write_tree(GATEWAY, &profiles);
+        assert!(Config::load(&dir.path().join("gateway.toml")).is_ok());
+    }
+}
+
 #[test]
 fn misspelt_key_is_reported_with_its_line() {
     let bad = GATEWAY.replace("advertise =", "advertize =");

@@ -68,11 +68,11 @@ fn plain(number: &str) -> NumberUri {
 /// in the peer's form, at the peer's domain for trunks and at the gateway for internal peers.
 pub fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
     let host = match peer.role {
-        Role::Trunk => peer.domain.as_str(),
-        Role::Internal => local.host.as_str(),
+        Role::Trunk => peer.domain.clone(),
+        Role::Internal => local.uri_host(),
     };
     let n = normalise_number(&plain(number), &peer.uri);
-    peer_uri(&n, was_tel, &peer.uri, host)
+    peer_uri(&n, was_tel, &peer.uri, &host)
 }
 
 /// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
@@ -83,7 +83,7 @@ pub fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> Strin
             let global = normalise_number(&n, &UriPolicy::default());
             identity_uri(&global, uri.starts_with("tel:"), local, peer)
         }
-        _ => rehost_uri(uri, &local.host),
+        _ => rehost_uri(uri, &local.uri_host()),
     })
 }
 

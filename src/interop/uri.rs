@@ -62,8 +62,13 @@ pub fn is_telephone_number(n: &str) -> bool {
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
     let number = strip_visual_separators(&n.number);
     let global = match &n.phone_context {
+        // Only digits become global: a service code (`*21#`) stays local (RFC 3966 §5.1.4,
+        // a global number is digits).
         Some(ctx)
-            if !number.starts_with('+') && ctx.starts_with('+') && is_telephone_number(&number) =>
+            if !number.starts_with('+')
+                && ctx.starts_with('+')
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit()) =>
         {
             format!("{}{number}", strip_visual_separators(ctx))
         }
@@ -209,6 +214,11 @@ mod tests {
             "+861234"
         );
         assert_eq!(normalise_number(&n("alice", None), &p), "alice");
+        // A service code stays local: a global number is digits (RFC 3966).
+        assert_eq!(
+            normalise_number(&n("*21#", Some("+86")), &UriPolicy::default()),
+            "*21#"
+        );
         assert_eq!(
             normalise_number(&n("0123", None), &UriPolicy::default()),
             "0123"

@@ -3,6 +3,16 @@
 
 use super::{Transport, ViaInfo};
 
+/// A host as a SIP URI writes it (RFC 3261 §19.1.1, IPv6reference): an IPv6 address in
+/// brackets, anything else as it is.
+pub fn uri_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
 /// The gateway's own addresses, for Via and Contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalAddrs {
@@ -21,12 +31,12 @@ impl LocalAddrs {
     }
 
     fn hostport(&self, t: Transport) -> String {
-        let host = if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("{host}:{}", self.port(t))
+        format!("{}:{}", self.uri_host(), self.port(t))
+    }
+
+    /// Our host as a URI writes it: an IPv6 address in brackets.
+    pub fn uri_host(&self) -> String {
+        uri_host(&self.host)
     }
 
     /// Whether a Via names us (the advertised host, on one of our ports when it has one).
@@ -53,5 +63,21 @@ impl LocalAddrs {
             Transport::Udp => format!("<sip:{}>", self.hostport(t)),
             Transport::Tcp => format!("<sip:{};transport=tcp>", self.hostport(t)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_ipv6_host_is_bracketed_in_uris() {
+        assert_eq!(super::uri_host("2001:db8::1"), "[2001:db8::1]");
+        assert_eq!(super::uri_host("[2001:db8::1]"), "[2001:db8::1]");
+        assert_eq!(super::uri_host("gw.example"), "gw.example");
+        let local = super::LocalAddrs {
+            host: "::1".into(),
+            udp_port: Some(5060),
+            tcp_port: None,
+        };
+        assert_eq!(local.uri_host(), "[::1]");
     }
 }

@@ -41,7 +41,7 @@ pub use framing::parse_sent;
 pub use framing::{StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;
-pub use local::LocalAddrs;
+pub use local::{LocalAddrs, uri_host};
 pub use message::{Message, Request, Response};
 pub use method::Method;
 pub use new_request::NewRequest;
