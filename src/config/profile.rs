@@ -166,8 +166,14 @@ fn load_profile(
         }
     }
     let domain = match &file.domain {
-        Some(d) if d.get_ref().trim().is_empty() || d.get_ref().contains(char::is_whitespace) => {
-            errs.push(at(d, "domain must be a host name".into()));
+        Some(d) if !crate::interop::uri::valid_host(d.get_ref()) => {
+            errs.push(at(
+                d,
+                format!(
+                    "domain {:?} must be a host name or an IP address",
+                    d.get_ref()
+                ),
+            ));
             String::new()
         }
         // A URI's host: an IPv6 address goes in brackets (RFC 3261 §19.1.1).

@@ -155,19 +155,75 @@ pub fn escape_user(s: &str) -> String {
     }
 }
 
-/// Check `request_uri_params` (`name[=value](;name[=value])*`, token characters) so a typo
-/// cannot inject into the start line.
-pub fn valid_uri_params(s: &str) -> bool {
-    let token = |t: &str| {
-        !t.is_empty()
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()+%:[]/&$".contains(&b))
+/// Why `request_uri_params` (`name[=value](;name[=value])*`) cannot go into a
+/// Request-URI, or `None`: RFC 3261 §25.1 parameter characters only (so a typo cannot
+/// inject into the start line), `%` only before two hex digits, each name once, and none
+/// the gateway writes itself (`user` when `user_phone` is on) or that would steer the
+/// request elsewhere (`maddr`, `lr`) or mean nothing here (`method`, `ttl`).
+pub fn uri_params_refusal(s: &str, user_phone: bool) -> Option<String> {
+    let chars_ok = |t: &str| {
+        let b = t.as_bytes();
+        !b.is_empty()
+            && b.iter().enumerate().all(|(i, &c)| {
+                c.is_ascii_alphanumeric()
+                    || b"-_.!~*'()+:[]/&$".contains(&c)
+                    || (c == b'%'
+                        && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            })
     };
     let s = s.trim().trim_start_matches(';');
-    s.is_empty()
-        || s.split(';').all(|p| match p.split_once('=') {
-            Some((k, v)) => token(k) && token(v),
-            None => token(p),
+    if s.is_empty() {
+        return None;
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for p in s.split(';') {
+        let (k, v) = p.split_once('=').map_or((p, None), |(k, v)| (k, Some(v)));
+        if !chars_ok(k) || v.is_some_and(|v| !chars_ok(v)) {
+            return Some(format!(
+                "{p:?} is not name=value with URI parameter characters (a '%' needs two hex digits)"
+            ));
+        }
+        let name = k.to_ascii_lowercase();
+        if seen.contains(&name) {
+            return Some(format!("{k:?} is given twice"));
+        }
+        match name.as_str() {
+            "user" if user_phone => {
+                return Some("user= is written by user_phone = true already".into());
+            }
+            "maddr" | "lr" => {
+                return Some(format!(
+                    "{k:?} would send the request elsewhere than the peer"
+                ));
+            }
+            "method" | "ttl" => return Some(format!("{k:?} has no meaning in a Request-URI")),
+            _ => {}
+        }
+        seen.push(name);
+    }
+    None
+}
+
+/// Whether `host` can be a URI's host (RFC 3261 §25.1): a host name (letters, digits,
+/// '-' and '.'), an IPv4 address, or an IPv6 one (bare or in brackets).
+pub fn valid_host(host: &str) -> bool {
+    let inner = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if inner.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -266,9 +322,39 @@ mod tests {
 
     #[test]
     fn uri_param_validation() {
-        assert!(valid_uri_params("trunk-context=+86;tgrp=abc"));
-        assert!(valid_uri_params(""));
-        assert!(!valid_uri_params("a b"));
-        assert!(!valid_uri_params("x=1\r\nVia: evil"));
+        let ok = |s: &str| uri_params_refusal(s, true).is_none();
+        assert!(ok("trunk-context=+86;tgrp=abc"));
+        assert!(ok(""));
+        assert!(ok("tgrp=a%2Fb;transport=udp"));
+        assert!(uri_params_refusal("user=phone", false).is_none());
+        assert!(!ok("a b"));
+        assert!(!ok("x=1\r\nVia: evil"));
+        for bad in [
+            "tgrp=a%",
+            "tgrp=a%zz",
+            "tgrp=a;TGRP=b",
+            "user=phone",
+            "maddr=10.0.0.1",
+            "lr",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_validation() {
+        for good in [
+            "ims.example.com",
+            "ims.example.com.",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "2001:db8::1",
+            "a-b.c",
+        ] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in ["", "a>b", "h;x", "a\0b", "a..b", "-a.b", "a b", "[10.0.0.1"] {
+            assert!(!valid_host(bad), "{bad}");
+        }
     }
 }

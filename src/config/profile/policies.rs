@@ -10,7 +10,7 @@ use crate::config::error::one_of;
 use crate::config::file;
 use crate::interop::headers::HeaderPolicy;
 use crate::interop::prack::{On405, PrackMode, PrackPolicy};
-use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, valid_uri_params};
+use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, uri_params_refusal};
 use crate::sip::Hdr;
 
 pub(super) fn uri_policy(
@@ -39,16 +39,15 @@ pub(super) fn uri_policy(
         };
     }
     if let Some(s) = &u.request_uri_params {
-        if valid_uri_params(s.get_ref()) {
-            p.request_uri_params = s.get_ref().trim().trim_start_matches(';').to_string();
-        } else {
-            errs.push(at(
+        match uri_params_refusal(s.get_ref(), u.user_phone) {
+            None => p.request_uri_params = s.get_ref().trim().trim_start_matches(';').to_string(),
+            Some(why) => errs.push(at(
                 s,
                 format!(
-                    "[uri] request_uri_params {:?} must be name=value pairs separated by ';'",
+                    "[uri] request_uri_params {:?}: {why}; it must be name=value pairs separated by ';'",
                     s.get_ref()
                 ),
-            ));
+            )),
         }
     }
     if let Some(s) = &u.country_code {
