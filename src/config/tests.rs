@@ -118,6 +118,38 @@ fn a_tel_scheme_needs_a_country_code_or_a_domain_name() {
     }
 }
 
+/// What a URI cannot take is refused at its line: a broken escape, a parameter twice,
+/// a domain that is no host.
+#[test]
+fn uri_params_and_domain_a_uri_cannot_take_are_refused() {
+    for (extra, why) in [
+        (
+            "[uri]\nrequest_uri_params = \"tgrp=a%\"\n",
+            "two hex digits",
+        ),
+        (
+            "[uri]\nuser_phone = true\nrequest_uri_params = \"user=phone\"\n",
+            "user_phone",
+        ),
+        (
+            "[uri]\nrequest_uri_params = \"maddr=10.0.0.9\"\n",
+            "elsewhere",
+        ),
+        ("domain = \"a>b\"\n", "host name"),
+    ] {
+        let mut profiles = standard_profiles();
+        profiles[1].1.push_str(extra);
+        let dir = write_tree(GATEWAY, &profiles);
+        let text = Config::load(&dir.path().join("gateway.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("carrier-a.toml:") && text.contains(why),
+            "{extra}: {text}"
+        );
+    }
+}
+
 #[test]
 fn misspelt_key_is_reported_with_its_line() {
     let bad = GATEWAY.replace("advertise =", "advertize =");
