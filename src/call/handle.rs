@@ -20,9 +20,7 @@ impl Call {
             TxnRole::Invite => self.on_invite_response(cx, id, resp),
             TxnRole::Relay => self.on_relayed_response(cx, id, resp),
             TxnRole::Bye(side) if !resp.is_provisional() => self.on_bye_answer(cx, side, id, &resp),
-            TxnRole::Prack(n) if !resp.is_provisional() => {
-                self.on_prack_result(cx, id, n, Some(resp.status()))
-            }
+            TxnRole::Prack(n) if !resp.is_provisional() => self.on_prack_answer(cx, id, n, &resp),
             TxnRole::Refresh(_) => self.on_refresh_response(cx, id, resp),
             TxnRole::Bye(_) | TxnRole::Prack(_) | TxnRole::CallerInvite => {}
         }

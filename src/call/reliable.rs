@@ -123,13 +123,47 @@ impl Call {
             Ok(mut prack) => {
                 self.sign(cx, Side::B, &mut prack);
                 let attempt = self.route.attempt();
-                self.start_client(cx, prack, target, TxnRole::Prack(attempt));
+                if let Some(id) =
+                    self.start_client(cx, prack.clone(), target, TxnRole::Prack(attempt))
+                {
+                    self.uac_rel.sent_prack = Some(Box::new((id, prack)));
+                }
             }
             Err(e) => warn!(error = %e, "cannot build PRACK"),
         }
     }
 
     /// The callee answered our PRACK `id` (`Some(status)`) or never did (`None`).
+    /// The final answer to our PRACK `id` (for the callee of `attempt`): a challenge is
+    /// answered once, with the PRACK again and the callee's credentials (an ITSP may
+    /// challenge every request in the dialog); anything else is its result.
+    pub(super) fn on_prack_answer(
+        &mut self,
+        cx: &mut Cx,
+        id: TxnId,
+        attempt: u32,
+        resp: &Response,
+    ) {
+        let sent = self
+            .uac_rel
+            .sent_prack
+            .take_if(|s| s.0 == id)
+            .filter(|_| self.route.attempt() == attempt && self.phase.is_routing());
+        if let Some(sent) = sent
+            && super::challenge::is_challenge(resp)
+        {
+            self.close_txn(id);
+            match self.answer_challenge(cx, Side::B, &sent.1, resp, TxnRole::Prack(attempt)) {
+                Ok(again) => {
+                    self.uac_rel.sent_prack = Some(Box::new(again));
+                    return;
+                }
+                Err(why) => self.challenge_failed(resp.status(), &why),
+            }
+        }
+        self.on_prack_result(cx, id, attempt, Some(resp.status()));
+    }
+
     pub(super) fn on_prack_result(
         &mut self,
         cx: &mut Cx,
@@ -138,6 +172,7 @@ impl Call {
         status: Option<u16>,
     ) {
         self.close_txn(id);
+        self.uac_rel.sent_prack.take_if(|s| s.0 == id);
         // Our PRACK to a callee that failed since: its fate is not the current callee's.
         if self.route.attempt() != attempt {
             return;

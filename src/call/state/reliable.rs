@@ -24,6 +24,9 @@ pub struct UacRel {
     pub offer_seen: bool,
     /// That offer was answered in our PRACK: SDP in the callee's 2xx is no offer then.
     pub answered: bool,
+    /// Our PRACK awaiting its final answer, and its transaction: a challenge to it is
+    /// answered with the same PRACK and credentials (boxed: most calls never send one).
+    pub sent_prack: Option<Box<(crate::txn::TxnId, crate::sip::Request)>>,
 }
 
 /// Each early dialog's To tag and the RSeq last taken in it.

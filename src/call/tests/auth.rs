@@ -325,3 +325,42 @@ fn a_relayed_reinvite_is_answered_or_refused_with_403_never_with_the_challenge()
         }
     }
 }
+
+/// An ITSP that challenges every request in the dialog challenges our PRACK: it is sent
+/// again with credentials, and later PRACKs carry them up front. Before, the challenge
+/// counted as a refusal of PRACK (`on_405`): no more PRACKs, or the call failed with 502.
+#[test]
+fn a_challenged_prack_is_sent_again_with_credentials() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let inv = phone_invites(&mut h);
+    let reliable = |status: u16, rseq: &str| {
+        reply(
+            &inv,
+            status,
+            "c1",
+            &[
+                (Hdr::REQUIRE, "100rel"),
+                (Hdr::RSEQ, rseq),
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+            ],
+            None,
+        )
+    };
+    h.recv_msg(CARRIER_A, reliable(180, "1"));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    assert!(pr.header(&Hdr::PROXY_AUTHORIZATION).is_none());
+    h.recv_msg(CARRIER_A, challenge(&pr, 407, "p1", false));
+    let again = h.one_request(CARRIER_A, Method::Prack);
+    let creds = again
+        .header(&Hdr::PROXY_AUTHORIZATION)
+        .expect("credentials");
+    assert!(creds.contains("nonce=\"p1\""), "{creds}");
+    assert_eq!(again.cseq().unwrap().0, pr.cseq().unwrap().0 + 1);
+    assert_eq!(again.header(&Hdr::RACK), pr.header(&Hdr::RACK));
+    h.recv_msg(CARRIER_A, reply(&again, 200, "c1", &[], None));
+    // Not given up: the next reliable provisional is PRACKed, with credentials up front.
+    h.recv_msg(CARRIER_A, reliable(183, "2"));
+    let next = h.one_request(CARRIER_A, Method::Prack);
+    assert!(next.header(&Hdr::PROXY_AUTHORIZATION).is_some());
+    assert_eq!(next.header(&Hdr::RACK).as_deref(), Some("2 1 INVITE"));
+}
