@@ -267,6 +267,37 @@ impl Inbox {
         }
     }
 
+    /// Whether a datagram from a source no profile knows is worth parsing, from its first
+    /// bytes alone: the core has nothing for a stranger but a response to a request we
+    /// sent (an in-dialog request goes to a Contact outside any profile's `match`; the
+    /// transaction layer takes its answer only from there), or, with
+    /// `[protect] unknown_sources = "reject"`, one 403 to a request that is not an ACK.
+    /// Anything else is dropped here, unparsed and uncopied, and counted.
+    pub(crate) fn hears_stranger(&self, data: &[u8]) -> bool {
+        let heard = if data.starts_with(b"SIP/2.0 ") {
+            true
+        } else {
+            self.config.load().protect.unknown_sources == crate::config::UnknownSources::Reject
+                && !data.starts_with(b"ACK ")
+        };
+        if !heard {
+            crate::ops::metrics::refused("unknown_source");
+        }
+        heard
+    }
+
+    /// Hand over a stranger's datagram without waiting, on the queue of new work whatever
+    /// it is: what a stranger sends never goes before accepted work, and overload sheds it
+    /// first. False when it was dropped.
+    pub(crate) fn try_deliver_stranger(&self, ev: Event) -> bool {
+        if self.fresh.try_send(ev).is_err() {
+            Tally::bump(&self.tally.queue_full);
+            crate::ops::metrics::refused("queue_full");
+            return false;
+        }
+        true
+    }
+
     fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {
         match ev {
             // A CANCEL queues behind the INVITE it cancels: overtaking it, it would find

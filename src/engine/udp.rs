@@ -169,6 +169,19 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
             inbox.count_oversize();
             continue;
         }
+        // A stranger costs a look at its first bytes: most of what it sends is dropped
+        // here, and what the core may answer goes behind accepted work.
+        let stranger = !inbox.knows_source(src.ip());
+        if stranger && !inbox.hears_stranger(data) {
+            continue;
+        }
+        let deliver = |ev: Event| {
+            if stranger {
+                inbox.try_deliver_stranger(ev)
+            } else {
+                inbox.try_deliver(ev)
+            }
+        };
         let (screened, remember) = match shed_early(&sock, &inbox, data, src, at) {
             Early::Done => continue,
             Early::Other => (false, None),
@@ -180,7 +193,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
         let parsed = crate::zone::short_lived(|| parse_datagram(Bytes::copy_from_slice(data), max));
         match parsed {
             Ok(msg) => {
-                let delivered = inbox.try_deliver(Event::Message {
+                let delivered = deliver(Event::Message {
                     msg,
                     source,
                     at,
@@ -198,7 +211,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
                     crate::sip::SipError::Parse(m) | crate::sip::SipError::TooLarge(m) => m.clone(),
                     other => other.to_string(),
                 };
-                let _ = inbox.try_deliver(Event::Unparseable {
+                let _ = deliver(Event::Unparseable {
                     raw: Bytes::copy_from_slice(data),
                     why,
                     source,

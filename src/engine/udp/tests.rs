@@ -188,3 +188,68 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
         "a stranger hears nothing"
     );
 }
+
+/// A stranger's datagrams cost a look at their first bytes: its requests and its junk are
+/// dropped unparsed (`unknown_sources = "drop"`), and a response it sends (which may answer
+/// a request sent to a Contact outside every profile) waits behind accepted work, never in
+/// the queue that goes first. Before, all of it was parsed, copied, and an in-dialog BYE,
+/// a response or junk took the queue that goes first.
+#[tokio::test]
+async fn a_strangers_datagrams_are_dropped_unparsed_or_wait_behind_accepted_work() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap()).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    let bye = invite("z9hG4bKs1")
+        .replace("INVITE sip:", "BYE sip:")
+        .replace(
+            "To: <sip:+8610123@127.0.0.1>",
+            "To: <sip:+8610123@127.0.0.1>;tag=x",
+        );
+    stranger.send_to(bye.as_bytes(), gw).unwrap();
+    stranger.send_to(&[b'x'; 2048], gw).unwrap();
+    stranger
+        .send_to(invite("z9hG4bKs2").as_bytes(), gw)
+        .unwrap();
+    let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKs3\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: s3\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+    stranger.send_to(ok.as_bytes(), gw).unwrap();
+    // Then a peer's request, to know the reader has seen everything before it.
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.send_to(invite("z9hG4bKmark").as_bytes(), gw).unwrap();
+    let mut fresh = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while fresh.len() < 2 {
+            match queues.fresh.try_recv() {
+                Ok(ev) => fresh.push(ev),
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("the stranger's response and the peer's INVITE");
+    assert!(
+        queues.urgent.try_recv().is_err(),
+        "nothing of the stranger's goes first"
+    );
+    let sources: Vec<(bool, std::net::IpAddr)> = fresh
+        .iter()
+        .map(|ev| match ev {
+            Event::Message { msg, source, .. } => (
+                matches!(msg, crate::sip::Message::Response(_)),
+                source.addr.ip(),
+            ),
+            _ => panic!("a message"),
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (true, "127.0.0.9".parse().unwrap()),
+            (false, "127.0.0.2".parse().unwrap())
+        ]
+    );
+    assert!(queues.fresh.try_recv().is_err());
+}
