@@ -204,6 +204,21 @@ fn allowed(allow: &RwLock<CallbackConfig>, ip: IpAddr) -> bool {
     allow.read().map_or(true, |a| a.allows(ip))
 }
 
+/// Why the reader drops a datagram that must be signed and is not, or `None`: checked
+/// here, off the core's thread, so forged datagrams (UDP sources can be spoofed, and
+/// `allow_any` leaves the key as the only gate) never take the core's time. The service
+/// checks again, and keeps what it needs against replay.
+fn unsigned(cfg: &RwLock<CallbackConfig>, bytes: &[u8]) -> Option<&'static str> {
+    let cfg = cfg.read().ok()?;
+    let keys = cfg.keys.as_ref()?;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    crate::callback::signature::verify(bytes, crate::callback::signature::Signer::As, keys, now_s)
+        .err()
+        .map(|e| e.reason())
+}
+
 /// Read datagrams until the channel closes (the core task ended).
 async fn reader(
     sock: Arc<UdpSocket>,
@@ -225,7 +240,12 @@ async fn reader(
             metrics::counter!(DROPPED, "reason" => "not_allowed").increment(1);
             continue;
         }
-        let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&buf));
+        let data = buf.get(..n).unwrap_or(&buf);
+        if let Some(why) = unsigned(&allow, data) {
+            metrics::counter!(DROPPED, "reason" => why).increment(1);
+            continue;
+        }
+        let bytes = Bytes::copy_from_slice(data);
         match tx.try_send(Datagram { src, bytes }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -327,6 +347,36 @@ mod tests {
             let d = rx.try_recv().unwrap();
             assert_eq!(d.bytes, Bytes::from(format!("STATUS: id={i}")));
         }
+        assert!(rx.try_recv().is_err());
+    }
+
+    /// With keys, an unsigned or forged datagram is dropped by the reader: it never reaches
+    /// the core's thread. A signed one goes on.
+    #[tokio::test]
+    async fn the_reader_drops_what_is_not_signed_when_keys_are_set() {
+        use crate::callback::signature::{Keys, Signer, sign};
+        let keys = Keys::parse("0123456789abcdef-reader-test\n").unwrap();
+        let cfg = CallbackConfig {
+            keys: Some(keys.clone()),
+            ..loopback()
+        };
+        let (sock, mut rx) = CallbackSocket::start(&cfg).unwrap().unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = sock.local_addr().unwrap();
+        client.send_to(b"STATUS: id=a\n", server).await.unwrap();
+        let forged = b"STATUS: id=b;ts=1;sig=00000000000000000000000000000000000000000000000000000000000000\n";
+        client.send_to(forged, server).await.unwrap();
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let signed = sign(b"STATUS: id=c\n", Signer::As, &keys, now_s);
+        client.send_to(&signed, server).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.bytes[..], &signed[..], "only the signed one");
         assert!(rx.try_recv().is_err());
     }
 

@@ -176,6 +176,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         control,
         callback,
         last_stop_signal: None,
+        registering: Vec::new(),
     };
     let result = shell.run(queues, callback_rx).await;
     // Finalise every recording still open before the process exits.
@@ -209,6 +210,9 @@ struct Shell {
     callback: Option<callback::Callback>,
     /// When the last SIGTERM/SIGINT came.
     last_stop_signal: Option<Instant>,
+    /// The peers whose registration state was last exported: one that is gone (a reload
+    /// removed its `[register]`) is exported once more, as down.
+    registering: Vec<crate::config::PeerName>,
 }
 
 impl Shell {
@@ -234,24 +238,26 @@ impl Shell {
             .min();
             tokio::select! {
                 // In this order: signals, ticks and deadlines (rarely ready, and never to be
-                // starved by a queue that is never empty under overload), then accepted work
-                // before new work.
+                // starved by a queue that is never empty under overload), then accepted work,
+                // the call-back service, new work.
                 biased;
                 _ = term.recv() => self.on_stop_signal(),
                 _ = int.recv() => self.on_stop_signal(),
                 _ = hup.recv() => { let now = self.clock(); self.reload(now) }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
-                dg = callback::recv(&mut callback_rx) => match dg {
-                    Some(dg) => { let now = self.clock(); self.on_datagram(now, dg) }
-                    None => callback_rx = None,
-                },
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
                     let now = self.clock();
                     self.on_event(now, ev);
                     self.take_queued(&mut q);
                 }
+                // The call-back service after accepted SIP work: a flood of datagrams on
+                // its port (UDP sources can be spoofed) must not hold up calls in progress.
+                dg = callback::recv(&mut callback_rx) => match dg {
+                    Some(dg) => { let now = self.clock(); self.on_datagram(now, dg) }
+                    None => callback_rx = None,
+                },
                 ev = q.fresh.recv() => {
                     let Some(ev) = ev else { break };
                     let now = self.clock();
