@@ -235,7 +235,12 @@ impl Replays {
     /// Remember what became of the REQUEST signed at `ts` with `mac`, seen at `now`.
     pub fn remember(&mut self, now: Instant, ts: u64, mac: [u8; 32], what: Seen) {
         if let Some(was) = self.seen.get_mut(&mac) {
-            *was = what;
+            // Placed stays placed: a copy refused afterwards (sent from another source, it
+            // finds its id taken) must not turn the AS's own resend into that refusal, and
+            // the AS into placing the call again under a new id.
+            if *was != Seen::Placed {
+                *was = what;
+            }
         } else if self.seen.len() < Self::MAX {
             self.seen.insert(mac, what);
             self.by_arrival.push_back((now, ts, mac));
@@ -376,6 +381,8 @@ mod tests {
         assert_eq!(r.seen(t0, 1_000, &[1; 32]), None);
         r.remember(t0, 1_000, [1; 32], Seen::Refused("over_rate"));
         r.remember(t0, 1_000, [1; 32], Seen::Placed);
+        // A copy refused afterwards (its id taken, from another source) changes nothing.
+        r.remember(t0, 1_000, [1; 32], Seen::Refused("duplicate_id"));
         assert_eq!(r.len(), 1);
         assert_eq!(
             r.seen(later, 1_000 + MAX_SKEW_S, &[1; 32]),
