@@ -98,8 +98,10 @@ impl SourceGuard {
 
     /// Count one message from `ip` received at `now`.
     /// `cool` is false for a peer's address: over the rate is dropped, and that is all (no
-    /// cool-down is started or honoured for it).
+    /// cool-down is started or honoured for it). A stranger on IPv6 is counted by its /64:
+    /// one host owns that many addresses, and would otherwise get a rate for each.
     pub(crate) fn check(&self, ip: IpAddr, now: Instant, cool: bool) -> Gate {
+        let ip = if cool { source_key(ip) } else { ip };
         let t = now.saturating_duration_since(self.base).as_nanos() as u64;
         // Move governor's clock forward to `now` (never back); concurrent callers each add
         // their own step, which sums to the latest time.
@@ -125,6 +127,18 @@ impl SourceGuard {
     /// The cell `ip` is counted in (the limiter's table uses the same hasher).
     fn limiter_index(&self, ip: &IpAddr) -> usize {
         (self.hasher.hash_one(ip) as usize) % CELLS
+    }
+}
+
+/// What one source is for per-source limits: an IPv4 address, an IPv6 /64 (what one host
+/// or one subscriber line is given).
+pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let net = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(net.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -158,6 +172,26 @@ mod tests {
             g.check(ip("192.0.2.1"), t0 + Duration::from_secs(5), true),
             Gate::Pass
         );
+    }
+
+    /// A stranger on IPv6 is one source per /64: a new address for each message gets no
+    /// new rate. A peer's addresses are still counted one by one.
+    #[test]
+    fn a_strangers_ipv6_addresses_share_their_64s_rate() {
+        let t0 = Instant::now();
+        let g = SourceGuard::new(10, Duration::from_secs(5), t0);
+        let host = |i: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, i]);
+        let gates: Vec<Gate> = (1..=11).map(|i| g.check(host(i), t0, true)).collect();
+        assert!(gates[..10].iter().all(|g| *g == Gate::Pass), "{gates:?}");
+        assert_eq!(gates[10], Gate::Tripped);
+        // Another /64 is another source.
+        assert_eq!(
+            g.check(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]), t0, true),
+            Gate::Pass
+        );
+        // A peer's addresses: each its own rate.
+        let peer = SourceGuard::new(10, Duration::from_secs(5), t0);
+        assert!((1..=11).all(|i| peer.check(host(i), t0, false) == Gate::Pass));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::engine::source_guard::source_key;
+
 /// How many connections are up, in all and per source address (`[protect] max_tcp_total`,
 /// `max_tcp_per_source`); a slot is held for the life of its connection.
 #[derive(Debug, Clone)]
@@ -17,17 +19,6 @@ pub(in crate::engine) struct Slots {
 struct SlotCounts {
     total: usize,
     per_source: HashMap<std::net::IpAddr, usize>,
-}
-
-/// What one source is for the per-source cap: an IPv4 address, an IPv6 /64.
-fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => {
-            let net = u128::from(v6) & !((1u128 << 64) - 1);
-            std::net::IpAddr::V6(net.into())
-        }
-        v4 => v4,
-    }
 }
 
 /// A connection's hold on its slot, given back when dropped.
