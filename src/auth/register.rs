@@ -29,6 +29,10 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// A `Retry-After` is honoured up to this long (a registrar asking for days is ignored).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The shortest binding taken: a registrar granting less would have us register every few
+/// hundred milliseconds for as long as it does. A shorter grant is a failure (retried with
+/// the back-off), with the reason logged.
+pub const MIN_GRANT: Duration = Duration::from_secs(10);
 /// No final response within 64·T1 is a failure even if the transaction layer never says so.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
 /// Longest expiry we ask for or accept through `423 Min-Expires` (a week).
@@ -361,8 +365,13 @@ impl Registration {
         let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
         // A registrar may shorten the expiry, never lengthen it (RFC 3261 §10.3 step 7).
         let granted = granted.min(self.expires);
-        if granted.is_zero() {
-            self.fail(now, Op::Register, "the registrar granted 0 s".into(), None);
+        if granted < MIN_GRANT {
+            let why = format!(
+                "the registrar granted {} s, under the {} s the gateway takes",
+                granted.as_secs(),
+                MIN_GRANT.as_secs()
+            );
+            self.fail(now, Op::Register, why, None);
             return;
         }
         let refresh_in = granted * REFRESH_PERCENT / 100;
@@ -385,8 +394,9 @@ impl Registration {
             return;
         }
         self.failures = self.failures.saturating_add(1);
+        // Retry-After is the least wait (RFC 3261 §20.33): never sooner than the back-off.
         let retry_in = match retry_after {
-            Some(r) => r.clamp(Duration::from_secs(1), MAX_RETRY_AFTER),
+            Some(r) => r.min(MAX_RETRY_AFTER).max(backoff(self.failures)),
             None => backoff(self.failures),
         };
         self.state = State::Waiting {

@@ -156,6 +156,33 @@ fn expires_header_is_used_when_the_contact_has_no_parameter() {
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(51)));
 }
 
+/// A registrar that grants a second, or asks us back at once, does not get a REGISTER
+/// every second: a grant under MIN_GRANT is a failure, and Retry-After never shortens
+/// the back-off.
+#[test]
+fn a_tiny_grant_or_retry_after_does_not_make_us_register_every_second() {
+    let t0 = Instant::now();
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 200, &[("Expires", "1")]));
+    assert!(!r.is_up());
+    assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
+    let mut r = reg(3600);
+    r.start(t0);
+    let mut now = t0;
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let q = sent(&mut r);
+        r.handle_response(now, &answer(&q, 503, &[("Retry-After", "0")]));
+        let at = r.poll_timeout().unwrap();
+        waits.push((at - now).as_secs());
+        now = at;
+        r.handle_timeout(now);
+    }
+    assert_eq!(waits, [10, 20, 40]);
+}
+
 #[test]
 fn failures_back_off_exponentially_and_success_resets() {
     let mut r = reg(3600);
