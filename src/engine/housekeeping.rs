@@ -22,7 +22,16 @@ impl Shell {
         metrics::active_calls(self.core.active_calls());
         metrics::retransmissions(self.core.retransmissions());
         metrics::rewrites(&self.core.rewrites());
-        for (peer, up) in self.core.registrations() {
+        let states = self.core.registrations();
+        for gone in self
+            .registering
+            .iter()
+            .filter(|p| !states.iter().any(|(q, _)| q == *p))
+        {
+            metrics::registration_up(&gone.0, false);
+        }
+        self.registering = states.iter().map(|(p, _)| p.clone()).collect();
+        for (peer, up) in states {
             metrics::registration_up(&peer.0, up);
         }
         if let Some(cb) = &self.callback {
