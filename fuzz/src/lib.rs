@@ -606,11 +606,14 @@ pub fn rtp(data: &[u8]) {
         };
         if packet.is_empty() {
             switched = (switched + 1) % KINDS.len();
-            switching.update(&RelayPair {
-                kind: KINDS[switched],
-                ..pair.clone()
-            });
-            route.update(&pair);
+            switching.update(
+                &RelayPair {
+                    kind: KINDS[switched],
+                    ..pair.clone()
+                },
+                now,
+            );
+            route.update(&pair, now);
             // A failover to a peer of another profile: both repacketisers restart, at a
             // ptime the record's flags pick (out-of-range ones are clamped).
             for r in &mut repack {

@@ -240,7 +240,7 @@ impl Relays {
 
 fn update(s: &Stream, p: &RelayPair) {
     if let Ok(mut r) = s.route.lock() {
-        r.update(p);
+        r.update(p, std::time::Instant::now());
     }
 }
 

@@ -24,10 +24,12 @@ const MAX_SEQ_GAP: u16 = 500;
 /// How long after the first packet a source that matches the SDP better may still take the
 /// latch: an endpoint's first packets follow the answer within a second or two.
 pub const LEARNING: Duration = Duration::from_secs(3);
-/// After an offer/answer that kept the source, how long (from the next packet) another source
-/// may still take over once the latched one has been silent, or from the same IP: a NATed
-/// phone resuming from a hold on a new public port, or a trunk answering from another port
-/// than its early media, often with a new SSRC.
+/// After an offer/answer that kept the source, how long (from that offer/answer) another
+/// source may still take over once the latched one has been silent, or from the same IP: a
+/// NATed phone resuming from a hold on a new public port, or a trunk answering from another
+/// port than its early media, often with a new SSRC. Counted from the signalling, not from
+/// the next packet: a leg that stays silent (on hold) must not be open to whoever sends
+/// first, however much later.
 const REOPENED: Duration = Duration::from_secs(10);
 
 /// What the latch needs of an RTP packet.
@@ -61,8 +63,7 @@ pub struct SourceLatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reopened {
     No,
-    /// Kept by an offer/answer; the window starts at the next packet.
-    Armed,
+    /// Kept by the offer/answer at this instant.
     Since(Instant),
 }
 
@@ -83,12 +84,14 @@ impl SourceLatch {
         }
     }
 
-    /// Carry `old`'s latched source over (this leg's media did not move), but let a new one
-    /// take over for a while if the old one has gone quiet or comes from its IP ([`REOPENED`]).
-    pub fn keep_source(&mut self, old: &SourceLatch) {
-        self.current = old.current;
+    /// Carry `old`'s latched source over (this leg's media did not move) at an offer/answer
+    /// at `now`, but let a new one take over for a while if the old one has gone quiet or
+    /// comes from its IP ([`REOPENED`]), and learn afresh: a source at the SDP's address
+    /// may win it back within [`LEARNING`].
+    pub fn keep_source(&mut self, old: &SourceLatch, now: Instant) {
+        self.current = old.current.map(|l| Latched { learnt: now, ..l });
         if self.current.is_some() {
-            self.reopened = Reopened::Armed;
+            self.reopened = Reopened::Since(now);
         }
     }
 
@@ -114,9 +117,6 @@ impl SourceLatch {
             Some(s) if s.ip() == a.ip() => 1,
             _ => 0,
         };
-        if self.reopened == Reopened::Armed {
-            self.reopened = Reopened::Since(now);
-        }
         let reopened = matches!(self.reopened,
             Reopened::Since(t) if now.saturating_duration_since(t) < REOPENED);
         // A packet that is accepted latches; the learning window runs from the first one.
@@ -207,7 +207,7 @@ mod tests {
         // Early media from port 4000, then the answer (same SDP) from port 4002 on the
         // same IP with a new SSRC, while 4000 was still sending.
         let mut kept = SourceLatch::default();
-        kept.keep_source(&l);
+        kept.keep_source(&l, t0 + ms(10));
         let other_ip = SocketAddr::from(([192, 0, 2, 66], 4000));
         assert!(
             !kept.accept(t0 + ms(20), other_ip, head(9, 1), None),
@@ -221,9 +221,27 @@ mod tests {
         assert!(!l.accept(t0 + ms(60), addr(4002), head(8, 1), None));
         // Past the window a silent source is kept too.
         let mut late = SourceLatch::default();
-        late.keep_source(&l);
+        late.keep_source(&l, t0 + ms(70));
         assert!(late.accept(t0 + ms(80), addr(4000), head(7, 2), None));
         assert!(!late.accept(t0 + ms(80) + REOPENED, other_ip, head(9, 1), None));
+    }
+
+    /// A leg kept at an offer/answer and silent afterwards (on hold) is not open to whoever
+    /// sends first, however much later: the window counts from the offer/answer. Before,
+    /// it started at the next packet, the attacker's, and the leg was theirs.
+    #[test]
+    fn a_kept_source_silent_on_hold_is_not_taken_by_a_late_stranger() {
+        let t0 = Instant::now();
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, addr(4000), head(7, 1), None));
+        let mut held = SourceLatch::default();
+        held.keep_source(&l, t0 + Duration::from_secs(1));
+        let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+        let later = t0 + Duration::from_secs(600);
+        assert!(!held.accept(later, stranger, head(0xbad, 1), None));
+        assert_eq!(held.source(), Some(addr(4000)));
+        // The phone itself, back from hold, is still its source.
+        assert!(held.accept(later, addr(4000), head(7, 2), None));
     }
 
     #[test]

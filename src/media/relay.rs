@@ -167,7 +167,7 @@ impl StreamRoute {
     /// latched source: a session refresh or a hold/resume must not reopen the moment in which
     /// the first packet from anywhere takes the leg (audit C1); a NAT that rebinds is still
     /// followed after a silence ([`crate::media::MOVE_AFTER_SILENCE`]).
-    pub fn update(&mut self, p: &RelayPair) {
+    pub fn update(&mut self, p: &RelayPair, now: Instant) {
         let old = std::mem::replace(self, StreamRoute::new(p));
         let same_callee = self.callee == old.callee;
         for (new, old, same_peer) in [
@@ -179,8 +179,10 @@ impl StreamRoute {
                 continue;
             }
             new.sdp_ip = new.sdp_ip.or(old.sdp_ip);
-            if new.sdp == old.sdp && new.latch == old.latch {
-                new.rtp.keep_source(&old.rtp);
+            // An SDP that names no address (an old-style hold, `c=0.0.0.0`) did not move
+            // the leg: emptied, its latch would go to whoever sends first.
+            if (new.sdp == old.sdp || new.sdp.is_none()) && new.latch == old.latch {
+                new.rtp.keep_source(&old.rtp, now);
                 new.rtcp = old.rtcp;
             }
         }
@@ -226,6 +228,11 @@ impl StreamRoute {
                 // beside a source already latched, so no stranger can set where the far
                 // leg's packets to it go.
                 None if self.kind == StreamKind::Datagram => return Route::Drop,
+                // Before the leg's RTP is latched, RTCP only from its SDP's IP (an endpoint
+                // that only listens still reports): a stranger's would set where the far
+                // leg's reports go, and they carry this leg's SSRC and sequence number,
+                // what a NAT rebind is checked against.
+                None if mine.sdp.is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
                 _ => {}
             }
             if !mine.within_rate(now) {
@@ -246,8 +253,14 @@ impl StreamRoute {
                 Route::Forward { to, rtcp: true }
             }
         } else {
+            let before = mine.rtp.source();
             if !mine.rtp.accept(now, src, head, mine.sdp) {
                 return Route::Drop;
+            }
+            // RTCP follows the RTP source's IP: one learnt beside another IP is not this
+            // leg's any more.
+            if before.is_some_and(|b| b.ip() != src.ip()) {
+                mine.rtcp = None;
             }
             if !mine.within_rate(now) {
                 return Route::OverRate;

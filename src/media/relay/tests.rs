@@ -54,7 +54,7 @@ fn sdp_ip_without_a_usable_address_keeps_the_last_one_and_never_opens_up() {
     );
     // Old-style hold (`c=0.0.0.0`, so no address) after a real one: still that IP only.
     let mut r = StreamRoute::new(&pair(Latch::SdpIp));
-    r.update(&blind);
+    r.update(&blind, t0());
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(1)),
         Route::Drop
@@ -162,7 +162,7 @@ fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source
         r.route(just_before, Dir::AtoB, false, first, &rtp(1)),
         Route::Accept(_)
     ));
-    r.update(&pair(Latch::Any));
+    r.update(&pair(Latch::Any), just_before);
     let stranger = sa("198.51.100.66:7000");
     assert_eq!(
         r.route(later, Dir::AtoB, false, stranger, &rtp(50)),
@@ -175,7 +175,7 @@ fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source
     // A NATed phone back from a long hold on a new public port, with a new SSRC: the
     // kept source has been silent, so the new one takes over (its SDP did not change).
     let resumed = t0() + std::time::Duration::from_secs(300);
-    r.update(&pair(Latch::Any));
+    r.update(&pair(Latch::Any), resumed);
     let new_port = sa("203.0.113.7:61002");
     assert!(matches!(
         r.route(resumed, Dir::AtoB, false, new_port, &rtp(77)),
@@ -190,7 +190,7 @@ fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source
     // The leg's SDP moves: learnt again.
     let mut moved_sdp = pair(Latch::Any);
     moved_sdp.a_remote = Some(sa("192.0.2.99:4100"));
-    r.update(&moved_sdp);
+    r.update(&moved_sdp, quiet);
     let moved = sa("203.0.113.8:62000");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, moved, &rtp(1)),
@@ -321,7 +321,7 @@ fn t38_datagrams_are_latched_by_address_and_never_move_after_a_silence() {
         Route::Malformed
     );
     // A re-INVITE back to audio: the same ports read RTP again.
-    r.update(&pair(Latch::Any));
+    r.update(&pair(Latch::Any), later);
     assert_eq!(
         r.route(later, Dir::AtoB, false, fax, &udptl),
         Route::Malformed
@@ -421,7 +421,7 @@ fn a_new_callee_is_learnt_from_nothing() {
     let mut next = pair(Latch::SdpIp);
     next.b_remote = None;
     next.callee = 1;
-    r.update(&next);
+    r.update(&next, t0());
     assert_eq!(
         r.route(t0(), Dir::BtoA, false, failed, &rtp(2)),
         Route::Drop
@@ -441,7 +441,7 @@ fn a_new_callee_is_learnt_from_nothing() {
     );
     forgotten.callee = 1;
     forgotten.b_heard = false;
-    r.update(&forgotten);
+    r.update(&forgotten, t0());
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(10)),
         Route::Accept(None),
@@ -458,7 +458,7 @@ fn a_new_callee_is_learnt_from_nothing() {
     );
     // Its SDP came (with no address the gateway may send to): its packets are learnt.
     forgotten.b_heard = true;
-    r.update(&forgotten);
+    r.update(&forgotten, t0());
     let next = sa("198.51.100.30:6000");
     assert!(matches!(
         r.route(t0(), Dir::BtoA, false, next, &rtp(7)),
@@ -467,5 +467,72 @@ fn a_new_callee_is_learnt_from_nothing() {
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("192.0.2.10:4000"), &rtp(12)),
         Route::Accept(Some(next))
+    );
+}
+
+/// A leg on hold (its SDP kept, silent since) is not taken by a stranger's packet minutes
+/// later.
+#[test]
+fn a_silent_leg_kept_by_an_offer_answer_is_not_taken_later() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let phone = sa("203.0.113.7:61000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+    r.update(&pair(Latch::Any), t0() + std::time::Duration::from_secs(1));
+    let later = t0() + std::time::Duration::from_secs(300);
+    assert_eq!(
+        r.route(later, Dir::AtoB, false, sa("198.51.100.66:7000"), &rtp(50)),
+        Route::Drop
+    );
+}
+
+/// RTCP before the leg's RTP is latched comes only from its SDP's IP: a stranger's would
+/// set where the far leg's reports go.
+#[test]
+fn rtcp_before_the_rtp_latch_is_taken_only_from_the_sdps_ip() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p);
+    let stranger = sa("198.51.100.66:7001");
+    assert_eq!(r.route(t0(), Dir::AtoB, true, stranger, &RR), Route::Drop);
+    let a_sdp = p.a_remote.expect("the pair's A address");
+    let own = SocketAddr::new(a_sdp.ip(), a_sdp.port() + 1);
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, true, own, &RR),
+        Route::Control(_)
+    ));
+    // The far leg's reports go to the leg's own RTCP address, not the stranger's.
+    let b_sdp = p.b_remote.expect("the pair's B address");
+    let b_rtcp = SocketAddr::new(b_sdp.ip(), b_sdp.port() + 1);
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, true, b_rtcp, &RR),
+        Route::Control(Some(own))
+    );
+}
+
+/// An old-style hold (the leg's SDP names no address) does not empty its latch: a stranger
+/// sending first is not taken.
+#[test]
+fn an_old_style_hold_keeps_the_legs_source() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let phone = sa("192.0.2.10:4000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let mut held = pair(Latch::Any);
+    held.a_remote = None;
+    let later = t0() + std::time::Duration::from_secs(20);
+    r.update(&held, later);
+    assert_eq!(
+        r.route(
+            later + std::time::Duration::from_secs(11),
+            Dir::AtoB,
+            false,
+            sa("198.51.100.66:7000"),
+            &rtp(50)
+        ),
+        Route::Drop
     );
 }
