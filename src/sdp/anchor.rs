@@ -153,8 +153,23 @@ fn c_address(v: &[u8], line: usize) -> Result<Option<IpAddr>, SdpError> {
     Ok(addr.parse().ok())
 }
 
-/// Check the shape of a line: `<letter>=` (empty lines are tolerated anywhere).
+/// Media sections an SDP may have in all, port-0 ones included.
+pub const MAX_SECTIONS: usize = 128;
+
+/// Check the shape of a line: `<letter>=` (empty lines are tolerated anywhere), and no NUL
+/// or CR inside it (RFC 4566 §9, byte-string): a CR that a far end's parser takes for a line
+/// end would smuggle a line past the rewrite (a `c=` naming the caller's real address).
 fn typed(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
+    if l.text.iter().any(|&b| b == 0 || b == b'\r') {
+        return Err(SdpError::Syntax {
+            line,
+            what: "a NUL or CR inside a line",
+        });
+    }
+    shape(l, line)
+}
+
+fn shape(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
     match l.text {
         [] => Ok(()),
         [t, b'=', ..] if t.is_ascii_lowercase() => Ok(()),
@@ -255,6 +270,15 @@ fn direction(line: &[u8]) -> Option<bool> {
 /// against `[media] max_streams`; `Ok` with that number, or `TooManyStreams` when the SDP asks
 /// for more (refuse it: 488).
 pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, SdpError> {
+    // Port-0 sections take no ports, but each is a stream the call keeps state for, and a
+    // 64 KB INVITE holds thousands: a re-offer keeps the ones it refused (RFC 3264 §8.2),
+    // never this many.
+    if streams.len() > MAX_SECTIONS {
+        return Err(SdpError::TooManySections {
+            found: streams.len(),
+            max: MAX_SECTIONS,
+        });
+    }
     let found = streams.iter().filter(|e| e.is_relayed()).count();
     if found > max_streams {
         return Err(SdpError::TooManyStreams {
@@ -309,8 +333,20 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32
             out.extend_from_slice(media);
             out.extend_from_slice(format!(" {} ", current.unwrap_or(0)).as_bytes());
             out.extend_from_slice(rest);
-        } else if l.text.starts_with(b"c=") {
-            out.extend_from_slice(format!("c=IN {family} {ip}").as_bytes());
+        } else if let Some(c) = l.value(b"c=") {
+            // An old-style hold (`c=IN IP4 0.0.0.0`, RFC 3264 §8.4) stays one toward the
+            // other leg: rewritten to our address it would read as a live offer, and the
+            // far end would go on sending.
+            let held = c_address(c, 0)
+                .ok()
+                .flatten()
+                .is_some_and(|a| a.is_unspecified());
+            let to: IpAddr = match (held, ip) {
+                (false, _) => ip,
+                (true, IpAddr::V4(_)) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                (true, IpAddr::V6(_)) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            out.extend_from_slice(format!("c=IN {family} {to}").as_bytes());
         } else if l.text.starts_with(b"a=rtcp:") {
             match (index, current) {
                 (Some(_), Some(p)) => out.extend_from_slice(

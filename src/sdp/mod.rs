@@ -36,6 +36,8 @@ pub enum SdpError {
     NoMedia,
     #[error("SDP has {found} media sections to relay; at most {max} are accepted")]
     TooManyStreams { found: usize, max: usize },
+    #[error("SDP has {found} media sections; at most {max} are accepted, port-0 ones included")]
+    TooManySections { found: usize, max: usize },
     #[error("multipart body: {0}")]
     Multipart(&'static str),
     #[error("a body without Content-Type (RFC 3261 §20.15)")]

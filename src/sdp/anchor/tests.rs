@@ -478,3 +478,61 @@ fn each_stream_is_read_with_what_its_transport_means_to_the_relay() {
         [(Srtp, true), (Rtp, false), (Rtp, false), (Datagram, false)]
     );
 }
+
+/// Port-0 sections take no ports, but there are at most [`MAX_SECTIONS`] of them in all:
+/// each one is state the call keeps, and an INVITE could carry thousands.
+#[test]
+fn more_sections_than_the_cap_is_an_error_port_zero_ones_included() {
+    let mut offer = String::from("v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 4000 RTP/AVP 0\r\n");
+    for _ in 0..MAX_SECTIONS {
+        offer.push_str("m=audio 0 RTP/AVP 0\r\n");
+    }
+    let eps = read(offer.as_bytes()).unwrap();
+    assert_eq!(
+        limit_streams(&eps, DEFAULT_MAX_STREAMS),
+        Err(SdpError::TooManySections {
+            found: MAX_SECTIONS + 1,
+            max: MAX_SECTIONS
+        })
+    );
+    assert_eq!(
+        limit_streams(&eps[..MAX_SECTIONS], DEFAULT_MAX_STREAMS),
+        Ok(1)
+    );
+}
+
+/// A CR inside a line (a far end may take it for a line end) would carry a `c=` past the
+/// rewrite: such SDP is unreadable, so an offer gets 488 and an answer its streams refused.
+#[test]
+fn a_cr_or_nul_inside_a_line_is_unreadable() {
+    for smuggled in [
+        "a=rtpmap:0 PCMU/8000\rc=IN IP4 198.51.100.66",
+        "s=x\0c=IN IP4 198.51.100.66",
+    ] {
+        let offer =
+            format!("v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 4000 RTP/AVP 0\r\n{smuggled}\r\n");
+        assert!(read(offer.as_bytes()).is_err(), "{smuggled:?}");
+        let anchored = anchor_streams(
+            offer.as_bytes(),
+            "203.0.113.5".parse().unwrap(),
+            &[Some(20000)],
+        );
+        assert!(anchored.is_err(), "{smuggled:?}");
+    }
+}
+
+/// An old-style hold stays one toward the other leg: its `c=` names no address there either.
+#[test]
+fn an_old_style_hold_is_passed_on_as_a_hold() {
+    let held = "v=0\r\no=a 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let out = anchor_streams(
+        held.as_bytes(),
+        "203.0.113.5".parse().unwrap(),
+        &[Some(20000)],
+    )
+    .unwrap();
+    let text = std::str::from_utf8(&out).unwrap();
+    assert!(text.contains("c=IN IP4 0.0.0.0\r\n"), "{text}");
+    assert!(text.contains("m=audio 20000 "), "{text}");
+    assert!(!text.contains("192.0.2.1"), "{text}");
+}
