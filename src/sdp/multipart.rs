@@ -106,37 +106,58 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// The next `--boundary` at the start of a line, at or after `from`.
+/// The next `--boundary` at the start of a line, at or after `from`, followed by what a
+/// delimiter may be followed by (RFC 2046 §5.1.1: `--` to close, else padding and the line
+/// end): `--b1X` is no delimiter of boundary `b1`.
 fn next_delimiter(body: &[u8], delim: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     // Each round moves past a match, so this ends within body.len() rounds.
     loop {
         let d = find(body, delim, at)?;
-        if d == 0 || body.get(d - 1) == Some(&b'\n') {
+        let at_line_start = d == 0 || body.get(d - 1) == Some(&b'\n');
+        let ends = matches!(
+            body.get(d + delim.len()),
+            None | Some(b'-' | b' ' | b'\t' | b'\r' | b'\n')
+        );
+        if at_line_start && ends {
             return Some(d);
         }
         at = d + 1;
     }
 }
 
-/// A part's headers (up to the first empty line) and where its content starts.
-fn part_headers(part: &[u8]) -> (Vec<(String, String)>, usize) {
-    let mut headers = Vec::new();
+/// A part's headers (up to the first empty line), unfolded, and where its content starts.
+/// A line that is neither a header nor the continuation of one is an error: a part whose
+/// headers a MIME reader would take differently must not pass for one without SDP.
+fn part_headers(part: &[u8]) -> Result<(Vec<(String, String)>, usize), SdpError> {
+    let mut headers: Vec<(String, String)> = Vec::new();
     let mut at = 0usize;
     for raw in part.split_inclusive(|&b| b == b'\n') {
         at += raw.len();
         let line = raw.strip_suffix(b"\n").unwrap_or(raw);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            return (headers, at);
+            return Ok((headers, at));
         }
         let text = String::from_utf8_lossy(line);
-        if let Some((name, value)) = text.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            // A folded header (RFC 2045 §3, RFC 5322 §2.2.3): part of the one above.
+            let (_, value) = headers.last_mut().ok_or(SdpError::Multipart(
+                "a part's headers begin with a folded line",
+            ))?;
+            value.push(' ');
+            value.push_str(text.trim());
+            continue;
+        }
+        match text.split_once(':') {
+            Some((name, value)) => {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+            }
+            None => return Err(SdpError::Multipart("a part's header line is not a header")),
         }
     }
     // No empty line: all headers, no content.
-    (headers, part.len())
+    Ok((headers, part.len()))
 }
 
 fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
@@ -164,7 +185,7 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
             end -= 1;
         }
         let part = body.get(start..end).unwrap_or_default();
-        let (headers, content) = part_headers(part);
+        let (headers, content) = part_headers(part)?;
         let header = |name: &str| {
             headers
                 .iter()
@@ -188,6 +209,11 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
                 return Err(SdpError::Multipart("SDP part is encoded"));
             }
             found = Some(start + content..end);
+        } else if part.get(content..).is_some_and(|c| c.starts_with(b"v=0")) {
+            // SDP under another type would reach the far end unanchored.
+            return Err(SdpError::Multipart(
+                "a part reads as SDP but is not typed as SDP",
+            ));
         }
         d = next;
     }
@@ -277,6 +303,48 @@ mod tests {
         );
         b.extend_from_slice(b"\r\n--unique-boundary-1--\r\nepilogue");
         b
+    }
+
+    /// What a MIME reader takes for an SDP part is found as one: a folded Content-Type, a
+    /// line that only starts like the delimiter. What cannot be read as headers, or SDP
+    /// under another type, is an error (an anchored call refuses it), never "no SDP".
+    #[test]
+    fn parts_are_read_as_a_mime_reader_reads_them() {
+        let ct = "multipart/mixed;boundary=b1";
+        let body = |first_part: &[u8]| {
+            let mut b = b"--b1\r\n".to_vec();
+            b.extend_from_slice(first_part);
+            b.extend_from_slice(
+                b"\r\n--b1\r\nContent-Type: application/ISUP\r\n\r\n\x01\x02\r\n--b1--\r\n",
+            );
+            b
+        };
+        let mut folded = b"Content-Type:\r\n application/sdp\r\n\r\n".to_vec();
+        folded.extend_from_slice(SDP);
+        let b = body(&folded);
+        let part = locate(Some(ct), &b).unwrap().expect("the folded SDP part");
+        assert_eq!(part.of(&b), SDP);
+        // `--b1X` at a line start is content, not a delimiter.
+        let mut longer = b"Content-Type: application/sdp\r\n\r\n".to_vec();
+        longer.extend_from_slice(SDP);
+        longer.extend_from_slice(b"--b1X\r\na=x\r\n");
+        let b = body(&longer);
+        let part = locate(Some(ct), &b).unwrap().unwrap();
+        assert!(
+            part.of(&b).ends_with(b"--b1X\r\na=x\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(part.of(&b))
+        );
+        for bad in [
+            &b"Content-Type application/sdp\r\n\r\nv=0\r\n"[..],
+            &b"Content-Type: text/plain\r\n\r\nv=0\r\nc=IN IP4 192.0.2.7\r\n"[..],
+        ] {
+            assert!(
+                locate(Some(ct), &body(bad)).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
