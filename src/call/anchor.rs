@@ -83,6 +83,9 @@ fn recording_path(env: &Env, cfg: &Config, call_id: &str, now: std::time::Instan
 /// target only for a gateway that is itself on loopback (a lab). Refused addresses are no
 /// destination at all: the leg is answered where its packets come from, once they come.
 fn deliverable(ip: std::net::IpAddr, media_ip: std::net::IpAddr) -> bool {
+    // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket: judged as what it reaches.
+    let ip = ip.to_canonical();
+    let media_ip = media_ip.to_canonical();
     let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
     !(ip.is_unspecified()
         || ip.is_multicast()
@@ -391,4 +394,30 @@ impl Call {
 /// an INVITE or UPDATE, else an answer): an empty body and an ISUP-only SIP-I body do not.
 pub(super) fn carries_sdp<M: Body>(m: &M) -> bool {
     crate::sdp::carries_sdp(m.content_type().as_deref(), m.body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deliverable;
+
+    /// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is judged as the address it
+    /// reaches: a dual-stack relay socket would send to it.
+    #[test]
+    fn a_mapped_address_is_judged_as_what_it_reaches() {
+        let gw: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        for bad in [
+            "::ffff:127.0.0.1",
+            "::ffff:224.0.0.1",
+            "::ffff:0.0.0.0",
+            "::ffff:255.255.255.255",
+        ] {
+            assert!(!deliverable(bad.parse().unwrap(), gw), "{bad}");
+        }
+        assert!(deliverable("::ffff:192.0.2.10".parse().unwrap(), gw));
+        let v4gw: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(
+            !deliverable("::ffff:192.0.2.1".parse().unwrap(), v4gw),
+            "our own"
+        );
+    }
 }
