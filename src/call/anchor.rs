@@ -254,6 +254,14 @@ impl Call {
         }
     }
 
+    /// Tell the relay the call was answered: its media clock starts now (the answer may
+    /// carry no SDP, and so no new streams to tell it of).
+    pub(super) fn media_answered(&self, cx: &mut Cx) {
+        if self.media.is_some() {
+            cx.emit(Output::Media(MediaAction::Answered { call: cx.r }));
+        }
+    }
+
     /// Tell the relay what the call's streams are now (`callee`: the callee's profile while
     /// an attempt is being set up).
     pub(super) fn emit_relay(&self, cx: &mut Cx, callee: Option<&Profile>) {

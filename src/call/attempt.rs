@@ -323,6 +323,7 @@ impl Call {
             return self.on_callback_answer(cx, resp);
         }
         self.phase.answer(cx.now);
+        self.media_answered(cx);
         self.answered_wall = Some(cx.env.wall(cx.now));
         self.timers.clear(CallTimer::Ring);
         self.timers

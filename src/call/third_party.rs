@@ -249,6 +249,7 @@ impl Call {
     /// user2 answered: its answer goes to user1 in our ACK, and user2 is ACKed.
     fn user2_answered(&mut self, cx: &mut Cx, resp: Response) {
         self.phase.answer(cx.now);
+        self.media_answered(cx);
         self.answered_wall = Some(cx.env.wall(cx.now));
         self.timers.clear(CallTimer::Ring);
         self.timers

@@ -197,6 +197,13 @@ impl Relays {
                     }
                 }
             }
+            MediaAction::Answered { call } => {
+                if let Some(w) = self.watches.get(&call)
+                    && let Ok(mut last) = w.last.lock()
+                {
+                    *last = std::time::Instant::now();
+                }
+            }
             MediaAction::Release {
                 call,
                 keep_recording,

@@ -102,6 +102,9 @@ pub enum MediaAction {
         /// Tell the call layer when no RTP flowed either way for this long.
         rtp_timeout: Option<std::time::Duration>,
     },
+    /// The call was answered: its media clock starts over now, whether or not the answer
+    /// carried SDP (ringing never counts against an answered call's `rtp_timeout_s`).
+    Answered { call: u64 },
     /// Stop relaying and close the call's sockets. A call that was never answered keeps no
     /// recording (`keep_recording: false`: its file is removed, not left empty).
     Release { call: u64, keep_recording: bool },

@@ -860,3 +860,41 @@ fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
     assert!(h.take_responses(PHONE).is_empty(), "nothing refused");
     h.one_request(CARRIER_B, Method::Update);
 }
+
+/// An answer without SDP (the session came in a 183) still tells the relay the call is
+/// answered, so its media clock starts there, not at the last offer/answer.
+#[test]
+fn an_answer_without_sdp_starts_the_media_clock() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("ans1", "z9hG4bKans1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            183,
+            "c1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    h.media.clear();
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            None,
+        ),
+    );
+    assert!(h.statuses(PHONE).contains(&200));
+    assert!(
+        h.media
+            .iter()
+            .any(|m| matches!(m, MediaAction::Answered { .. })),
+        "{:?}",
+        h.media
+    );
+}

@@ -92,7 +92,7 @@ fn a_stream_that_becomes_srtp_relays_srtcp_toward_a_repacketised_leg() {
         b_ptime: Some(20),
         ..match relay(1, gw) {
             MediaAction::Relay { pairs, .. } => pairs[0].clone(),
-            MediaAction::Release { .. } => unreachable!(),
+            other => unreachable!("{other:?}"),
         }
     };
     let action = |kind| MediaAction::Relay {
@@ -224,4 +224,35 @@ fn audio_held_for_a_callee_that_failed_does_not_reach_the_next() {
     );
     assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), seq.wrapping_add(1));
     r.apply(release(1));
+}
+
+/// The media clock starts over at the answer, SDP or not: a call that rang until its clock
+/// was nearly out is not released just after it is answered, before its RTP can start.
+#[test]
+fn the_answer_starts_the_media_clock_over() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let timeout = Duration::from_secs(5);
+    let MediaAction::Relay { pairs, record, .. } = relay(7, free_quad()) else {
+        unreachable!()
+    };
+    r.apply(MediaAction::Relay {
+        call: 7,
+        pairs,
+        record,
+        rtp_timeout: Some(timeout),
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let answered = std::time::Instant::now();
+    r.apply(MediaAction::Answered { call: 7 });
+    // Just under the timeout after the answer: not silent yet (without the answer's
+    // restart, 50 ms more had passed since the relay was set up).
+    assert!(
+        r.silent_calls(answered + timeout - Duration::from_millis(1))
+            .is_empty()
+    );
+    assert_eq!(
+        r.silent_calls(answered + timeout + Duration::from_millis(60)),
+        [7]
+    );
+    r.apply(release(7));
 }
