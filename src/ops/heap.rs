@@ -271,11 +271,20 @@ impl Collector {
         false
     }
 
-    /// This second's collect; nothing without the `mimalloc` feature.
+    /// This second's collect. With glibc's malloc (no `mimalloc` feature), the thorough
+    /// one is `malloc_trim(0)`: it hands back every whole free page of every arena, the
+    /// middle of the heap included, not only the top.
     pub fn tick(&mut self, load: usize) {
-        let _thorough = self.thorough(load);
+        let thorough = self.thorough(load);
         #[cfg(feature = "mimalloc")]
-        zoned::collect(_thorough);
+        zoned::collect(thorough);
+        #[cfg(all(not(feature = "mimalloc"), target_env = "gnu"))]
+        if thorough {
+            // SAFETY: a plain call into glibc, safe from any thread at any time.
+            unsafe { libc::malloc_trim(0) };
+        }
+        #[cfg(all(not(feature = "mimalloc"), not(target_env = "gnu")))]
+        let _ = thorough;
     }
 }
 
