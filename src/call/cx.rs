@@ -88,6 +88,8 @@ pub struct Env {
     pub retransmissions: crate::txn::Retransmissions,
     /// Rewrites applied so far, indexed like [`Rewrite::ALL`].
     pub rewrites: [u64; 4],
+    /// How many 2xx for no call got their ACK and BYE this second ([`super::orphan`]).
+    pub orphans: super::orphan::Budget,
 }
 
 /// The header a SIP front adds to what it passes on: the address the request really came

@@ -1,8 +1,12 @@
 //! Answers that belong to no call: a 2xx to an INVITE whose call is gone still needs its ACK
 //! (RFC 3261 §13.2.2.4), and a BYE stops the phone that answered into silence.
 
-use tracing::warn;
+use std::time::{Duration, Instant};
 
+use tracing::{debug, warn};
+
+use super::CoreEvent;
+use super::Output;
 use super::cx::Env;
 use crate::sip::{
     Hdr, IdGen, LocalAddrs, Message, Method, NewRequest, Request, Response, SipError, Target,
@@ -11,19 +15,63 @@ use crate::sip::{
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
 /// know (through the front: the peer it names, if it names one): a forged 2xx from anywhere
 /// else must not make the gateway send anything.
-pub(super) fn ack_and_bye(env: &mut Env, resp: &Response, cseq: u32, source: Target) {
+pub(super) fn ack_and_bye(env: &mut Env, now: Instant, resp: &Response, cseq: u32, source: Target) {
     let known = env
         .response_origin_ip(resp, source)
         .is_none_or(|ip| env.cfg.peer_for_source(ip).is_some());
     if !known {
         return;
     }
-    warn!(%source, "2xx for an unknown INVITE: sending ACK and BYE");
+    // Each one costs two requests as large as the 2xx: a forged stream of them (a peer's
+    // address spoofed) is answered only up to a budget, and logged once a second.
+    match env.orphans.take(now) {
+        Some(true) => {
+            warn!(%source, "2xx for an unknown INVITE: sending ACK and BYE (more this second are logged at debug)")
+        }
+        Some(false) => debug!(%source, "2xx for an unknown INVITE: sending ACK and BYE"),
+        None => {
+            env.out.push_back(Output::Event(CoreEvent::Refused {
+                why: "orphan_2xx_rate",
+            }));
+            return;
+        }
+    }
     for method in [Method::Ack, Method::Bye] {
         match orphan_request(resp, method, cseq, &env.local, source, &mut env.ids) {
             Ok(req) => env.send(source, &Message::Request(req)),
             Err(e) => warn!(error = %e, "cannot build request for orphan 2xx"),
         }
+    }
+}
+
+/// How many 2xx for no call are answered (ACK and BYE) in a second. A real burst of them
+/// (calls that were being answered when the process restarted, retransmitting their 2xx)
+/// is far smaller.
+pub const ORPHANS_PER_SECOND: u32 = 50;
+
+/// The orphan 2xx answered in the current second.
+#[derive(Debug, Default)]
+pub struct Budget {
+    since: Option<Instant>,
+    used: u32,
+}
+
+impl Budget {
+    /// Take one at `now`: `Some(first)` when within the budget (`first` for the second's
+    /// first), `None` past it.
+    pub fn take(&mut self, now: Instant) -> Option<bool> {
+        if self
+            .since
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            self.since = Some(now);
+            self.used = 0;
+        }
+        if self.used >= ORPHANS_PER_SECOND {
+            return None;
+        }
+        self.used += 1;
+        Some(self.used == 1)
     }
 }
 

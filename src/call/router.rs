@@ -85,6 +85,7 @@ impl B2bua {
                 cdr_writable: true,
                 retransmissions: Default::default(),
                 rewrites: [0; 4],
+                orphans: Default::default(),
             },
             calls: HashMap::default(),
             deadlines: BTreeSet::new(),

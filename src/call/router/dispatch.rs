@@ -167,7 +167,7 @@ impl B2bua {
             Some((r, side)) => self.with_call(r, now, |c, cx| {
                 c.ack_again_on(cx, side, cseq, &resp);
             }),
-            None => crate::call::orphan::ack_and_bye(&mut self.env, &resp, cseq, source),
+            None => crate::call::orphan::ack_and_bye(&mut self.env, now, &resp, cseq, source),
         }
     }
 }

@@ -151,3 +151,22 @@ fn a_2xx_from_another_fork_after_a_failure_is_acked_and_hung_up() {
         assert_eq!(r.call_id(), inv.call_id());
     }
 }
+
+/// 2xx for no call (a peer's address can be spoofed over UDP) get their ACK and BYE only up
+/// to a budget a second: each costs two requests as large as itself.
+#[test]
+fn orphan_2xx_are_answered_up_to_a_budget_a_second() {
+    let mut h = H::new();
+    for i in 0..(crate::call::orphan::ORPHANS_PER_SECOND + 20) {
+        h.recv(CARRIER_A, &orphan_200(&format!("forged{i}@127.0.0.1")));
+    }
+    let sent = h.requests_to(CARRIER_A);
+    assert_eq!(
+        sent.len(),
+        2 * crate::call::orphan::ORPHANS_PER_SECOND as usize
+    );
+    // The next second, answered again.
+    h.advance(Duration::from_secs(1));
+    h.recv(CARRIER_A, &orphan_200("later@127.0.0.1"));
+    assert_eq!(h.requests_to(CARRIER_A).len(), 2);
+}
