@@ -24,15 +24,19 @@ pub fn allow_for(peer: &Profile) -> &'static str {
     }
 }
 
-/// A body as it should reach `peer`: SDP gets the peer's ptime (when its profile sets one);
-/// everything else passes untouched.
+/// A body as it should reach `peer`: SDP gets the peer's ptime (when its profile sets one),
+/// a plain SDP body or the SDP part of a multipart one (SIP-I) alike; everything else
+/// passes untouched.
 pub fn body_for(peer: &Profile, body: &Bytes, content_type: Option<&str>) -> Bytes {
-    match peer.ptime {
-        Some(ptime) if crate::sdp::is_sdp(content_type) => match crate::sdp::set_ptime(body, ptime)
-        {
-            Some(edit) => edit.body,
-            None => body.clone(),
-        },
+    let Some(ptime) = peer.ptime else {
+        return body.clone();
+    };
+    if crate::sdp::is_sdp(content_type) {
+        return crate::sdp::set_ptime(body, ptime).map_or_else(|| body.clone(), |e| e.body);
+    }
+    match crate::sdp::locate(content_type, body) {
+        Ok(Some(part)) if part.multipart => crate::sdp::set_ptime(part.of(body), ptime)
+            .map_or_else(|| body.clone(), |e| part.splice(body, &e.body)),
         _ => body.clone(),
     }
 }

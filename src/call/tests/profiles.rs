@@ -30,6 +30,55 @@ fn ptime_and_uri_policy_shape_the_outbound_invite_and_the_answer() {
     assert!(String::from_utf8_lossy(ok.body()).ends_with("a=ptime:40\r\n"));
 }
 
+/// A SIP-I INVITE's SDP part gets the peer's ptime like a plain SDP body; its ISUP part
+/// goes as it came.
+#[test]
+fn the_sdp_part_of_a_sip_i_body_gets_the_peers_ptime() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.ptime = Some(20);
+        }
+    }));
+    let isup = b"\x01\x00\x49\x00\r\n";
+    let (body, ct) = crate::sdp::with_sdp_part(
+        SDP.as_bytes(),
+        isup,
+        "application/ISUP;version=itu-t92+",
+        &[("Content-Disposition", "signal;handling=optional")],
+    )
+    .unwrap();
+    let text = invite_text("sipi1", "z9hG4bKsipi1", "+8610123", "").replace(
+        "Content-Type: application/sdp",
+        &format!("Content-Type: {ct}"),
+    );
+    let mut raw = text
+        .split("Content-Length:")
+        .next()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    raw.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    raw.extend_from_slice(&body);
+    h.recv_msg(
+        PHONE,
+        crate::sip::parse_datagram(raw.into(), 65535).unwrap(),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ct = inv.header(&Hdr::CONTENT_TYPE);
+    let part = crate::sdp::locate(ct.as_deref(), inv.body())
+        .unwrap()
+        .unwrap();
+    assert!(part.multipart);
+    assert_eq!(
+        part.of(inv.body()),
+        format!("{SDP}a=ptime:20\r\n").as_bytes()
+    );
+    assert!(
+        inv.body().windows(isup.len()).any(|w| w == isup),
+        "the ISUP as it came"
+    );
+}
+
 /// `send_reason = false` sends no Reason at all: not the callee's on its 183 either.
 #[test]
 fn send_reason_false_stops_the_far_legs_reason_too() {
