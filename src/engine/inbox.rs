@@ -27,7 +27,7 @@ use crate::sip::Message;
 const URGENT: usize = 16_384;
 /// Room for new requests. A full second of them at our capacity, no more: beyond that a
 /// request would wait longer than the overload thresholds anyway.
-const FRESH: usize = 4_096;
+pub(super) const FRESH: usize = 4_096;
 
 /// Whether a message starts new work, which overload control may refuse: a request outside
 /// any dialog, other than ACK and CANCEL (which belong to an INVITE already received).
@@ -316,6 +316,20 @@ impl Inbox {
             return false;
         }
         true
+    }
+
+    /// Hand over without waiting; a full queue gives the event back (counted), so the caller
+    /// can refuse it itself.
+    pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
+        self.queue_for(&ev).try_send(ev).map_err(|e| {
+            Tally::bump(&self.tally.queue_full);
+            crate::ops::metrics::refused("queue_full");
+            match e {
+                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
+                    Box::new(ev)
+                }
+            }
+        })
     }
 
     /// Hand over, waiting for room (TCP: the peer is slowed down, nothing is lost). False

@@ -236,13 +236,25 @@ async fn serve(
                 let take = if stranger { 1 } else { usize::MAX };
                 answered |= stranger && !msgs.is_empty();
                 for msg in msgs.into_iter().take(take) {
+                    // New work waits for no room: behind it on this connection may be what
+                    // the core must see first (a BYE, an ACK, the answers to our own
+                    // requests on a trunk's connection). When the queue of new work is
+                    // full it is refused here, over the connection it came on.
+                    let new_work = !stranger && super::inbox::is_new_work(&msg);
                     let ev = Event::Message {
                         msg,
                         source,
                         at,
                         screened: false,
                     };
-                    if !inbox.deliver(ev).await {
+                    if new_work {
+                        if let Err(ev) = inbox.offer(ev)
+                            && let Event::Message { msg, .. } = *ev
+                            && let Some(reply) = overloaded(&msg, &inbox.overload.tag)
+                        {
+                            let _ = pong.try_send(reply);
+                        }
+                    } else if !inbox.deliver(ev).await {
                         break;
                     }
                 }
@@ -256,6 +268,18 @@ async fn serve(
     }
     writer.abort();
     inbox.deliver(Event::TcpDown { conn }).await;
+}
+
+/// The stateless `503` + `Retry-After` a new request gets when the queue of new work is
+/// full (tagged as overload control's, so its ACK is known and dropped).
+fn overloaded(msg: &crate::sip::Message, tag: &str) -> Option<Bytes> {
+    let crate::sip::Message::Request(req) = msg else {
+        return None;
+    };
+    let retry = [(crate::sip::Hdr::RETRY_AFTER, "5")];
+    crate::sip::ingress::response_to(req, 503, "Service Unavailable", Some(tag), &retry)
+        .ok()
+        .map(|r| r.to_bytes())
 }
 
 /// Messages waiting for a connection to open, with the transaction each belongs to.
@@ -416,3 +440,6 @@ impl Registry {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests;

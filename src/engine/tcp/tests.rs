@@ -1,0 +1,83 @@
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::config::Protect;
+use crate::engine::inbox::FRESH;
+
+fn request(method: &str, to_tag: &str, branch: &str) -> String {
+    format!(
+        "{method} sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2:5060;branch={branch}\r\n\
+         From: <sip:1000@127.0.0.2>;tag=a\r\nTo: <sip:+8610123@127.0.0.1>{to_tag}\r\nCall-ID: {branch}\r\n\
+         CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// With the queue of new work full, a peer's new INVITE over TCP is refused there and
+/// then (503 over its connection), and the BYE behind it on the same connection still
+/// reaches the core. Before, the reader waited for room for the INVITE, and read nothing
+/// more from the connection: the BYE waited behind it.
+#[tokio::test]
+async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connection() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let protect = cfg.protect.clone();
+    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    let src = Target::udp("127.0.0.2:5060".parse().unwrap());
+    let filler =
+        crate::sip::parse_datagram(request("OPTIONS", "", "z9hG4bKfill").into(), 65535).unwrap();
+    for _ in 0..FRESH {
+        assert!(inbox.try_deliver(Event::Message {
+            msg: filler.clone(),
+            source: src,
+            at: Instant::now(),
+            screened: false,
+        }));
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    tokio::spawn(accept(
+        listener,
+        limits,
+        Slots::new(&protect),
+        ConnIds::default(),
+        inbox.clone(),
+    ));
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut conn = sock.connect(gw).await.unwrap();
+    let mut both = request("INVITE", "", "z9hG4bKnew");
+    both.push_str(&request("BYE", ";tag=x", "z9hG4bKbye"));
+    conn.write_all(both.as_bytes()).await.unwrap();
+    let bye = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match queues.urgent.try_recv() {
+                Ok(Event::Message {
+                    msg: crate::sip::Message::Request(r),
+                    ..
+                }) => return r,
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("the BYE reached the core");
+    assert_eq!(bye.method(), crate::sip::Method::Bye);
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf))
+        .await
+        .expect("an answer on the connection")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        reply.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        "{reply}"
+    );
+    assert!(reply.contains("\r\nRetry-After: 5\r\n"), "{reply}");
+}
