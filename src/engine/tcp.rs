@@ -74,7 +74,7 @@ pub(super) async fn accept(
                     continue;
                 }
                 // Over a cap the connection is closed at once (dropping it), and counted.
-                let slot = match slots.take(Some(peer.ip())) {
+                let slot = match slots.take(Some(peer.ip()), stranger) {
                     Ok(slot) => slot,
                     Err(why) => {
                         crate::ops::metrics::refused(why);
@@ -343,7 +343,7 @@ impl Registry {
         }
         // Our own connections count against the total too (never against a peer's share:
         // the peer did not open them).
-        let slot = match self.slots.take(None) {
+        let slot = match self.slots.take(None, false) {
             Ok(slot) => slot,
             Err(why) => {
                 warn!(addr = %target.addr, why, "no TCP connection slot left");

@@ -18,6 +18,8 @@ pub(in crate::engine) struct Slots {
 #[derive(Debug, Default)]
 struct SlotCounts {
     total: usize,
+    /// Connections from sources no profile knows (`unknown_sources = "reject"`).
+    strangers: usize,
     per_source: HashMap<std::net::IpAddr, usize>,
 }
 
@@ -26,6 +28,8 @@ pub(in crate::engine) struct Slot {
     slots: Slots,
     /// The source it counts against (None for connections we opened ourselves).
     ip: Option<std::net::IpAddr>,
+    /// A stranger's, counted apart too.
+    stranger: bool,
 }
 
 impl Slots {
@@ -40,7 +44,14 @@ impl Slots {
     /// A slot for a connection from `ip` (None: one we open), or why there is none.
     /// Accepted connections leave the last sixteenth of the total to the gateway's own, so
     /// peers that fill the table (or strangers) cannot cut it off from TCP trunks.
-    pub(super) fn take(&self, ip: Option<std::net::IpAddr>) -> Result<Slot, &'static str> {
+    /// A stranger's connection (one only `unknown_sources = "reject"` lets in, for its 403)
+    /// takes one of at most a sixteenth of the total: strangers reconnecting from many
+    /// addresses cannot keep a peer whose connection dropped from connecting again.
+    pub(super) fn take(
+        &self,
+        ip: Option<std::net::IpAddr>,
+        stranger: bool,
+    ) -> Result<Slot, &'static str> {
         let Ok(mut c) = self.inner.lock() else {
             return Err("tcp_state");
         };
@@ -50,6 +61,9 @@ impl Slots {
         };
         if c.total >= cap {
             return Err("tcp_total");
+        }
+        if stranger && c.strangers >= (self.max_total / 16).max(1) {
+            return Err("tcp_strangers");
         }
         // An IPv6 host has a /64 to pick addresses from: that is one source.
         let ip = ip.map(source_key);
@@ -61,9 +75,11 @@ impl Slots {
             *mine += 1;
         }
         c.total += 1;
+        c.strangers += usize::from(stranger);
         Ok(Slot {
             slots: self.clone(),
             ip,
+            stranger,
         })
     }
 }
@@ -72,6 +88,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         if let Ok(mut c) = self.slots.inner.lock() {
             c.total = c.total.saturating_sub(1);
+            if self.stranger {
+                c.strangers = c.strangers.saturating_sub(1);
+            }
             if let Some(ip) = self.ip
                 && let Some(n) = c.per_source.get_mut(&ip)
             {
@@ -81,5 +100,38 @@ impl Drop for Slot {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strangers take at most a sixteenth of the connections: a peer can still connect
+    /// while they hold all theirs.
+    #[test]
+    fn strangers_hold_at_most_a_sixteenth_of_the_connections() {
+        let p = crate::config::Protect {
+            max_tcp_total: 32,
+            max_tcp_per_source: 2,
+            ..crate::config::Protect::default()
+        };
+        let slots = Slots::new(&p);
+        let mut held = Vec::new();
+        for i in 1..=15u8 {
+            let ip = std::net::IpAddr::from([127, 0, 1, i]);
+            while let Ok(s) = slots.take(Some(ip), true) {
+                held.push(s);
+            }
+        }
+        assert_eq!(held.len(), 2, "a sixteenth of 32");
+        assert_eq!(
+            slots.take(Some([127, 0, 1, 99].into()), true).err(),
+            Some("tcp_strangers")
+        );
+        let peer = slots.take(Some([127, 0, 0, 2].into()), false);
+        assert!(peer.is_ok());
+        drop(held);
+        assert!(slots.take(Some([127, 0, 1, 1].into()), true).is_ok());
     }
 }
