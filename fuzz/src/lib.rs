@@ -551,6 +551,7 @@ pub fn rtp(data: &[u8]) {
         callee: 0,
         a_heard: true,
         b_heard: true,
+        active: true,
     };
     let mut route = StreamRoute::new(&pair);
     // The same packets on an SRTP and on a T.38 stream: forwarded unread, never recorded.

@@ -207,6 +207,9 @@ impl Call {
                 _ => None,
             };
         }
+        for (i, u) in media.uses.iter_mut().enumerate() {
+            u.off = mb.streams.get(i).is_none_or(|e| !e.is_relayed());
+        }
         for (u, ep) in media.uses.iter_mut().zip(&mb.streams) {
             if !ep.is_relayed() {
                 continue;
@@ -301,6 +304,7 @@ impl Call {
                     callee: media.callee,
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
+                    active: !u.off,
                 })
             })
             .collect();

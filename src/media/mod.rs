@@ -79,6 +79,10 @@ pub struct RelayPair {
     /// failed callee's last packets, or anyone spraying the port).
     pub a_heard: bool,
     pub b_heard: bool,
+    /// The stream is in use: the last SDP of the call offers or answers it with a port.
+    /// A stream turned off (port 0) keeps its ports until another takes them, and relays
+    /// nothing meanwhile: latched by anyone, its two sides would carry strangers' traffic.
+    pub active: bool,
 }
 
 /// Record the call's first stream into this file.

@@ -119,6 +119,8 @@ pub struct StreamRoute {
     /// to a peer of another profile changes the callee's.
     a_ptime: Option<u16>,
     b_ptime: Option<u16>,
+    /// [`RelayPair::active`]: a stream turned off relays nothing.
+    active: bool,
 }
 
 impl StreamRoute {
@@ -131,6 +133,7 @@ impl StreamRoute {
             callee: p.callee,
             a_ptime: p.a_ptime,
             b_ptime: p.b_ptime,
+            active: p.active,
         }
     }
 
@@ -202,6 +205,9 @@ impl StreamRoute {
         let muxed =
             !rtcp && self.rtcp_mux && self.kind != StreamKind::Datagram && muxed_rtcp(packet);
         let rtcp = rtcp || muxed;
+        if !self.active {
+            return Route::Drop;
+        }
         let Ok(head) = self.check(rtcp, packet) else {
             return Route::Malformed;
         };

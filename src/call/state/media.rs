@@ -61,6 +61,8 @@ pub struct StreamUse {
     /// dropped, changing nothing.
     pub offered: Option<(crate::media::StreamKind, bool)>,
     answered: bool,
+    /// The last SDP turned the stream off (port 0, or no such m= line): it relays nothing.
+    pub off: bool,
 }
 
 impl StreamUse {

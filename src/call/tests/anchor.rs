@@ -898,3 +898,38 @@ fn an_answer_without_sdp_starts_the_media_clock() {
         h.media
     );
 }
+
+/// A stream turned off (port 0) keeps its ports until another stream takes them, and the
+/// relay is told it is off: it relays nothing there (latched by anyone, its two sides
+/// would carry strangers' traffic).
+#[test]
+fn a_stream_turned_off_is_told_to_the_relay_as_off() {
+    let mut h = anchored();
+    let two = format!("{SDP}m=audio 4002 RTP/AVP 0\r\n");
+    h.recv(PHONE, &invite_with_sdp("off1", &two));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let answer = String::from_utf8_lossy(inv.body()).replace("127.0.0.1", "192.0.2.40");
+    let ok = h.carrier_answers(&inv, "c", &answer);
+    assert_eq!(
+        relay_pairs(&h).iter().map(|p| p.active).collect::<Vec<_>>(),
+        [true, true]
+    );
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("off1", "ACK", &tag, 1, "z9hG4bKoff1a", ""),
+    );
+    // The phone turns its second stream off.
+    let one = format!("{SDP}m=audio 0 RTP/AVP 0\r\n");
+    h.recv(
+        PHONE,
+        &from_phone_in("off1", "INVITE", &tag, 2, "z9hG4bKoff2", &one),
+    );
+    h.one_request(CARRIER_A, Method::Invite);
+    let pairs = relay_pairs(&h);
+    assert_eq!(pairs.len(), 2, "its ports are kept");
+    assert_eq!(
+        pairs.iter().map(|p| p.active).collect::<Vec<_>>(),
+        [true, false]
+    );
+}

@@ -35,6 +35,7 @@ fn relay(call: u64, port: u16) -> MediaAction {
             callee: 0,
             a_heard: true,
             b_heard: true,
+            active: true,
         }],
         record: None,
         rtp_timeout: None,

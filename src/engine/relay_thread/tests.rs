@@ -51,6 +51,7 @@ fn rig() -> (Rig, StreamIo) {
         callee: 0,
         a_heard: true,
         b_heard: true,
+        active: true,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();
     let route = StreamRoute::new(&pair);

@@ -101,6 +101,7 @@ fn pair(latch: Latch) -> RelayPair {
         callee: 0,
         a_heard: true,
         b_heard: true,
+        active: true,
     }
 }
 
@@ -535,4 +536,19 @@ fn an_old_style_hold_keeps_the_legs_source() {
         ),
         Route::Drop
     );
+}
+
+/// A stream turned off relays nothing, whoever sends.
+#[test]
+fn a_stream_turned_off_relays_nothing() {
+    let mut off = pair(Latch::Any);
+    off.active = false;
+    let mut r = StreamRoute::new(&off);
+    for (dir, src) in [
+        (Dir::AtoB, "192.0.2.10:4000"),
+        (Dir::BtoA, "198.51.100.20:5000"),
+    ] {
+        assert_eq!(r.route(t0(), dir, false, sa(src), &rtp(1)), Route::Drop);
+        assert_eq!(r.route(t0(), dir, true, sa(src), &RR), Route::Drop);
+    }
 }
