@@ -296,8 +296,11 @@ impl Call {
     fn on_invite_2xx(&mut self, cx: &mut Cx, resp: Response) {
         let unwanted = self.attempt.as_ref().is_some_and(|a| a.state.unwanted());
         // A retransmitted or forked 2xx finds the attempt already finished.
-        self.finish_attempt();
-        if self.phase.is_ending() || unwanted {
+        let first = self.finish_attempt();
+        // Finished without an answer while the call still routes: the attempt failed and
+        // a failover waits (for the caller's PRACK answer); another fork's 2xx has no place.
+        let failed = !first && self.phase.is_routing();
+        if self.phase.is_ending() || unwanted || failed {
             // The 2xx crossed our CANCEL (or the call ended meanwhile): accept and hang up.
             self.kill_fork(cx, &resp);
             return;

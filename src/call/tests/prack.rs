@@ -1218,3 +1218,34 @@ fn a_reliable_provisional_past_a_missing_one_waits_for_it() {
     assert_eq!(pr.header(&Hdr::RACK).as_deref(), Some("2 1 INVITE"));
     assert_eq!(h.statuses(PHONE), vec![183]);
 }
+
+/// A forking carrier fails one branch while the phone still owes its PRACK (the failover
+/// waits for it), then another branch answers: that 2xx is ACKed and hung up, and the
+/// phone is not answered with a dialog that is gone. The failover goes on.
+#[test]
+fn another_forks_2xx_while_a_failover_waits_is_acked_and_hung_up() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo20");
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    h.take(CARRIER_A);
+    let ok = reply(
+        &inv_a,
+        200,
+        "c2",
+        &[(Hdr::CONTACT, "<sip:c2@127.0.0.3>")],
+        Some(SDP),
+    );
+    h.recv_msg(CARRIER_A, ok);
+    let sent = h.requests_to(CARRIER_A);
+    let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
+    assert_eq!(methods, [Method::Ack, Method::Bye], "{sent:?}");
+    assert!(
+        !h.statuses(PHONE).contains(&200),
+        "the phone is not answered"
+    );
+    // The phone's answer then goes to the next carrier, as before.
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo20", &tag, 2, rseq, &answer));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(inv_b.body().as_ref(), answer.as_bytes());
+}
