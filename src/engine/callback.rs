@@ -204,10 +204,11 @@ fn allowed(allow: &RwLock<CallbackConfig>, ip: IpAddr) -> bool {
     allow.read().map_or(true, |a| a.allows(ip))
 }
 
-/// Why the reader drops a datagram that must be signed and is not, or `None`: checked
-/// here, off the core's thread, so forged datagrams (UDP sources can be spoofed, and
-/// `allow_any` leaves the key as the only gate) never take the core's time. The service
-/// checks again, and keeps what it needs against replay.
+/// Why the reader drops a datagram that must be signed and is not, or `None`: checked as
+/// it is read, so a forged datagram (UDP sources can be spoofed, and `allow_any` leaves the
+/// key as the only gate) costs one MAC check and is never queued for the service, which
+/// the core runs in turn with SIP work. The service checks again, and keeps what it needs
+/// against replay.
 fn unsigned(cfg: &RwLock<CallbackConfig>, bytes: &[u8]) -> Option<&'static str> {
     let cfg = cfg.read().ok()?;
     let keys = cfg.keys.as_ref()?;
