@@ -398,6 +398,12 @@ impl Config {
 
     /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:
     /// the edge asks it for every datagram).
+    /// Whether `ip` is a profile's `address` (where requests to it go, so where its answers
+    /// come from), whether or not a `match` covers it.
+    pub fn is_peer_address(&self, ip: IpAddr) -> bool {
+        self.profiles.values().any(|p| p.address.addr.ip() == ip)
+    }
+
     pub fn is_peer_source(&self, ip: IpAddr) -> bool {
         self.profiles
             .values()

@@ -189,6 +189,12 @@ impl Inbox {
                 .is_some_and(|old| old.iter().flat_map(|n| n.iter()).any(|n| n.contains(&ip)))
     }
 
+    /// Whether a response from `ip` comes from a peer: a profile's `match`, or its
+    /// `address` (a carrier may call from one SBC while we call another, outside `match`).
+    pub(crate) fn answers_from_peer(&self, ip: IpAddr) -> bool {
+        self.knows_source(ip) || self.config.load().is_peer_address(ip)
+    }
+
     /// A reload moved peers whose old networks are `nets` while calls were up.
     pub(crate) fn remember_departed(&self, nets: Vec<IpNet>) {
         let mut kept: Vec<Arc<[IpNet]>> =
@@ -274,10 +280,16 @@ impl Inbox {
     /// `[protect] unknown_sources = "reject"`, one 403 to a request that is not an ACK.
     /// Anything else is dropped here, unparsed and uncopied, and counted.
     pub(crate) fn hears_stranger(&self, data: &[u8]) -> bool {
+        // A request line starts with its method: an upper-case token, then a space.
+        let request = data
+            .iter()
+            .position(|&b| b == b' ')
+            .is_some_and(|n| (1..=16).contains(&n) && data[..n].iter().all(u8::is_ascii_uppercase));
         let heard = if data.starts_with(b"SIP/2.0 ") {
             true
         } else {
             self.config.load().protect.unknown_sources == crate::config::UnknownSources::Reject
+                && request
                 && !data.starts_with(b"ACK ")
         };
         if !heard {

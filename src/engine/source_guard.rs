@@ -133,7 +133,8 @@ impl SourceGuard {
 /// What one source is for per-source limits: an IPv4 address, an IPv6 /64 (what one host
 /// or one subscriber line is given).
 pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
-    match ip {
+    // An IPv4 address seen on a dual-stack socket (`::ffff:a.b.c.d`) is that IPv4 address.
+    match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let net = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(net.into())
@@ -188,6 +189,12 @@ mod tests {
         assert_eq!(
             g.check(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]), t0, true),
             Gate::Pass
+        );
+        // An IPv4 stranger seen on a dual-stack socket is its IPv4 address, not one /64
+        // shared by every IPv4 sender.
+        assert_eq!(
+            source_key("::ffff:192.0.2.7".parse().unwrap()),
+            IpAddr::from([192, 0, 2, 7])
         );
         // A peer's addresses: each its own rate.
         let peer = SourceGuard::new(10, Duration::from_secs(5), t0);

@@ -171,7 +171,11 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
         }
         // A stranger costs a look at its first bytes: most of what it sends is dropped
         // here, and what the core may answer goes behind accepted work.
-        let stranger = !inbox.knows_source(src.ip());
+        let stranger = if data.starts_with(b"SIP/2.0 ") {
+            !inbox.answers_from_peer(src.ip())
+        } else {
+            !inbox.knows_source(src.ip())
+        };
         if stranger && !inbox.hears_stranger(data) {
             continue;
         }

@@ -253,3 +253,46 @@ async fn a_strangers_datagrams_are_dropped_unparsed_or_wait_behind_accepted_work
     );
     assert!(queues.fresh.try_recv().is_err());
 }
+
+/// A response from a profile's `address` that no `match` covers (a carrier calling from one
+/// SBC while we call another) is a peer's: it goes with accepted work. In `reject` mode a
+/// stranger's junk is still dropped from its first bytes; only what reads as a request
+/// line is kept for its 403.
+#[tokio::test]
+async fn a_response_from_a_peers_address_is_a_peers_and_junk_is_never_kept() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect {
+        unknown_sources: crate::config::UnknownSources::Reject,
+        ..Protect::default()
+    };
+    for (name, p) in cfg.profiles.iter_mut() {
+        if name.as_str() == "carrier-a" {
+            Arc::make_mut(p).matches = vec!["127.0.0.33/32".parse().unwrap()];
+        }
+    }
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap()).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    stranger.send_to(&[b'x'; 512], gw).unwrap();
+    let carrier = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+    let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKa1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: a1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    carrier.send_to(ok.as_bytes(), gw).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match queues.urgent.try_recv() {
+                Ok(ev) => return ev,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("the carrier's 200 with accepted work");
+    assert!(
+        matches!(ev, Event::Message { source, .. } if source.addr.ip().to_string() == "127.0.0.3")
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(queues.fresh.try_recv().is_err(), "the junk was not kept");
+    assert!(queues.urgent.try_recv().is_err());
+}
