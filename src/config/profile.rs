@@ -192,8 +192,10 @@ fn load_profile(
     let uri = uri_policy(&file.uri, path, text, errs);
     // A local number in a tel: URI carries a phone-context: `+CC`, or the domain, which must
     // then be a domain name (RFC 3966 §5.1.5: an IP address is not one).
+    // Only "tel": with "keep" a local number is written as tel: only when the caller used
+    // tel:, and a profile that works for every other call must not fail to load for it.
     if let Some(s) = &file.uri.scheme
-        && uri.scheme != crate::interop::uri::UriScheme::Sip
+        && uri.scheme == crate::interop::uri::UriScheme::Tel
         && uri.country_code.is_none()
         && domain
             .trim_start_matches('[')

@@ -103,6 +103,18 @@ fn a_tel_scheme_needs_a_country_code_or_a_domain_name() {
         text.contains("needs country_code or a domain name"),
         "{text}"
     );
+    // "keep" writes tel: only for a caller that used it: such a profile still loads.
+    let mut profiles = standard_profiles();
+    profiles[1].1.push_str("[uri]\nscheme = \"keep\"\n");
+    let dir = write_tree(GATEWAY, &profiles);
+    assert!(Config::load(&dir.path().join("gateway.toml")).is_ok());
+    // A domain with a port is a hostport a URI takes.
+    let mut profiles = standard_profiles();
+    profiles[1]
+        .1
+        .push_str("domain = \"sip.carrier.example:5080\"\n");
+    let dir = write_tree(GATEWAY, &profiles);
+    assert!(Config::load(&dir.path().join("gateway.toml")).is_ok());
     for fix in ["country_code = \"86\"\n", ""] {
         let mut profiles = standard_profiles();
         let domain = if fix.is_empty() {

@@ -205,15 +205,29 @@ pub fn uri_params_refusal(s: &str, user_phone: bool) -> Option<String> {
     None
 }
 
-/// Whether `host` can be a URI's host (RFC 3261 §25.1): a host name (letters, digits,
-/// '-' and '.'), an IPv4 address, or an IPv6 one (bare or in brackets).
+/// Whether `host` can be a URI's hostport (RFC 3261 §25.1): a host name (letters, digits,
+/// '-' and '.'), an IPv4 address or an IPv6 one (bare or in brackets), with an optional
+/// `:port` after a name, an IPv4 address or a bracketed IPv6 one.
 pub fn valid_host(host: &str) -> bool {
-    let inner = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if inner.parse::<std::net::IpAddr>().is_ok() {
-        return true;
+    // A port after the host: digits, 1 to 65535.
+    let (host, port) = match host.rsplit_once(':') {
+        Some((h, p))
+            if !h.is_empty()
+                && (h.ends_with(']') || !h.contains(':'))
+                && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (h, Some(p))
+        }
+        _ => (host, None),
+    };
+    if port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..))) {
+        return false;
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return port.is_none() || host.parse::<std::net::Ipv4Addr>().is_ok();
     }
     let name = host.strip_suffix('.').unwrap_or(host);
     !name.is_empty()
@@ -344,6 +358,9 @@ mod tests {
     #[test]
     fn host_validation() {
         for good in [
+            "ims.example.com:5080",
+            "10.0.0.1:5060",
+            "[2001:db8::1]:5060",
             "ims.example.com",
             "ims.example.com.",
             "10.0.0.1",
@@ -353,7 +370,20 @@ mod tests {
         ] {
             assert!(valid_host(good), "{good}");
         }
-        for bad in ["", "a>b", "h;x", "a\0b", "a..b", "-a.b", "a b", "[10.0.0.1"] {
+        for bad in [
+            "",
+            "a>b",
+            "h;x",
+            "a\0b",
+            "a..b",
+            "-a.b",
+            "a b",
+            "[10.0.0.1",
+            "[10.0.0.1]",
+            "h:0",
+            "h:70000",
+            "h:",
+        ] {
             assert!(!valid_host(bad), "{bad}");
         }
     }
