@@ -63,6 +63,9 @@ struct LegAddrs {
     /// An SDP without one (old-style hold, `c=0.0.0.0`) keeps the previous; a leg that
     /// never gave one is accepted from nowhere, not from anywhere.
     sdp_ip: Option<IpAddr>,
+    /// The last address its SDP named, kept through an SDP that names none (an old-style
+    /// hold): whether a resume moved the leg is judged against it, never sent to.
+    named: Option<SocketAddr>,
     rtp: SourceLatch,
     rtcp: Option<SocketAddr>,
     latch: Option<Latch>,
@@ -99,6 +102,7 @@ impl LegAddrs {
         LegAddrs {
             sdp,
             sdp_ip: sdp.map(|a| a.ip()),
+            named: sdp,
             latch: Some(latch),
             heard,
             rtp: SourceLatch::with_rebind_after(rebind_after),
@@ -182,9 +186,11 @@ impl StreamRoute {
                 continue;
             }
             new.sdp_ip = new.sdp_ip.or(old.sdp_ip);
+            new.named = new.sdp.or(old.named);
             // An SDP that names no address (an old-style hold, `c=0.0.0.0`) did not move
-            // the leg: emptied, its latch would go to whoever sends first.
-            if (new.sdp == old.sdp || new.sdp.is_none()) && new.latch == old.latch {
+            // the leg, nor did the resume that names the address it had before: emptied,
+            // its latch would go to whoever sends first.
+            if (new.sdp.is_none() || new.sdp == old.named) && new.latch == old.latch {
                 new.rtp.keep_source(&old.rtp, now);
                 new.rtcp = old.rtcp;
             }

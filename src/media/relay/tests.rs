@@ -536,6 +536,29 @@ fn an_old_style_hold_keeps_the_legs_source() {
         ),
         Route::Drop
     );
+    // The resume names the address of before: still the phone's leg.
+    let resumed = later + std::time::Duration::from_secs(60);
+    r.update(&pair(Latch::Any), resumed);
+    assert_eq!(
+        r.route(
+            resumed + std::time::Duration::from_secs(11),
+            Dir::AtoB,
+            false,
+            sa("198.51.100.66:7000"),
+            &rtp(51)
+        ),
+        Route::Drop
+    );
+    assert!(matches!(
+        r.route(
+            resumed + std::time::Duration::from_secs(12),
+            Dir::AtoB,
+            false,
+            phone,
+            &rtp(1)
+        ),
+        Route::Accept(_)
+    ));
 }
 
 /// A stream turned off relays nothing, whoever sends.
