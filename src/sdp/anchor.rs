@@ -160,7 +160,13 @@ pub const MAX_SECTIONS: usize = 128;
 /// or CR inside it (RFC 4566 §9, byte-string): a CR that a far end's parser takes for a line
 /// end would smuggle a line past the rewrite (a `c=` naming the caller's real address).
 fn typed(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
-    if l.text.iter().any(|&b| b == 0 || b == b'\r') {
+    // CRs at the end of a line are its line end, however many (`\r\r\n`, or a last line
+    // cut before its LF): only one with text after it could start another line.
+    let mut text = l.text;
+    while let [rest @ .., b'\r'] = text {
+        text = rest;
+    }
+    if text.iter().any(|&b| b == 0 || b == b'\r') {
         return Err(SdpError::Syntax {
             line,
             what: "a NUL or CR inside a line",

@@ -519,6 +519,13 @@ fn a_cr_or_nul_inside_a_line_is_unreadable() {
         );
         assert!(anchored.is_err(), "{smuggled:?}");
     }
+    // CRs that end a line are its line end: a last line cut before its LF, or `\r\r\n`.
+    for ends in [
+        "v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 4000 RTP/AVP 0\r",
+        "v=0\r\nc=IN IP4 192.0.2.10\r\r\nm=audio 4000 RTP/AVP 0\r\n",
+    ] {
+        assert!(read(ends.as_bytes()).is_ok(), "{ends:?}");
+    }
 }
 
 /// An old-style hold stays one toward the other leg: its `c=` names no address there either.
