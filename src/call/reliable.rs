@@ -133,10 +133,11 @@ impl Call {
         }
     }
 
-    /// The callee answered our PRACK `id` (`Some(status)`) or never did (`None`).
     /// The final answer to our PRACK `id` (for the callee of `attempt`): a challenge is
     /// answered once, with the PRACK again and the callee's credentials (an ITSP may
-    /// challenge every request in the dialog); anything else is its result.
+    /// challenge every request in the dialog); anything else is its result. Only the last
+    /// PRACK sent is kept for that: one challenged after a later one went (two early
+    /// dialogs PRACKed in turn) counts as refused.
     pub(super) fn on_prack_answer(
         &mut self,
         cx: &mut Cx,
@@ -164,6 +165,8 @@ impl Call {
         self.on_prack_result(cx, id, attempt, Some(resp.status()));
     }
 
+    /// The callee answered our PRACK `id` (`Some(status)`) or never did (`None`): a
+    /// refusal gives up PRACK toward it, or fails the call, as its `on_405` says.
     pub(super) fn on_prack_result(
         &mut self,
         cx: &mut Cx,
