@@ -86,6 +86,8 @@ fn a_caller_whose_to_is_at_the_size_limit_is_still_answered() {
         .find(|&pad| crate::sip::parse_datagram(invite(pad).into(), 65535).is_ok())
         .expect("some padding parses");
     let mut h = H::new();
+    // Our answers carry the To, tagged: just over the limit the gateway parses with.
+    h.lenient = true;
     h.recv(PHONE, &invite(pad));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
