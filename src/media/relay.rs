@@ -257,7 +257,8 @@ impl StreamRoute {
                 mine.rtcp = Some(src);
                 other.rtcp.or(other
                     .sdp
-                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
+                    // RTP on 65535 has no port above it for RTCP: none, not port 0.
+                    .and_then(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?))))
             };
             if read {
                 Route::Control(to)

@@ -575,3 +575,18 @@ fn a_stream_turned_off_relays_nothing() {
         assert_eq!(r.route(t0(), dir, true, sa(src), &RR), Route::Drop);
     }
 }
+
+/// RTCP toward a leg whose SDP put RTP on port 65535 goes nowhere (there is no port above
+/// it), never to port 0.
+#[test]
+fn rtcp_toward_rtp_on_the_last_port_goes_nowhere() {
+    let mut p = pair(Latch::Any);
+    p.b_remote = Some(sa("198.51.100.20:65535"));
+    let mut r = StreamRoute::new(&p);
+    let a_sdp = p.a_remote.unwrap();
+    let own = SocketAddr::new(a_sdp.ip(), a_sdp.port() + 1);
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, own, &RR),
+        Route::Control(None)
+    );
+}
