@@ -49,6 +49,10 @@ pub struct RecordStats {
     /// Times a stream fell behind its place on the timeline for a whole second (a sender
     /// whose clock runs slow, or a network delay that went up) and was moved after it.
     pub slews: u64,
+    /// Packets that would have restarted their stream (far from where it should be, or
+    /// beyond the buffer) and were left out, the next packet not bearing them out: one
+    /// packet stamped seconds ahead must not move the whole stream.
+    pub strays: u64,
 }
 
 /// One direction's jitter buffer: a fixed ring of samples indexed by timeline position
@@ -74,6 +78,10 @@ struct Channel {
     /// for good once the drift passed the jitter depth.
     lag_floor: i64,
     lag_since: u64,
+    /// A packet that would restart the stream, held back until the next one bears it out:
+    /// the stream's offset it would give (arrival less its extended timestamp), and that
+    /// extended timestamp.
+    pending: Option<(i64, i64)>,
 }
 
 /// The run of slots from `slot` that stays in one `held` word, at most `left` long: its bit
@@ -105,6 +113,7 @@ impl Channel {
             end: 0,
             lag_floor: i64::MAX,
             lag_since: 0,
+            pending: None,
         }
     }
 
@@ -205,9 +214,17 @@ impl Channel {
         }
     }
 
-    /// Whether a packet ending at `end` fits without dropping audio still held.
-    fn fits(&self, end: u64) -> bool {
-        end <= self.base + self.capacity() || self.end <= self.base
+    /// Whether a packet ending at `end` fits without dropping audio still held. An empty
+    /// ring takes a packet no further ahead than its capacity from `floor` (where a packet
+    /// arriving now belongs, less the jitter depth): one stamped seconds ahead must not
+    /// move its start past where the stream's next packets go.
+    fn fits(&self, end: u64, floor: u64) -> bool {
+        let base = if self.end <= self.base {
+            self.base.max(floor)
+        } else {
+            self.base
+        };
+        end <= base + self.capacity()
     }
 }
 
@@ -339,14 +356,34 @@ impl Recorder {
                 // A jump far from where the stream should be is a restart, not a gap; so is
                 // a packet too far ahead for the buffer while it still holds audio.
                 let far = (pos - arrival as i64).abs() > DISCONTINUITY;
-                let beyond = pos >= 0 && !c.fits(pos as u64 + n);
-                if beyond && !far {
-                    self.stats.restarts += 1;
+                let beyond =
+                    pos >= 0 && !c.fits(pos as u64 + n, arrival.saturating_sub(self.depth));
+                if far || beyond {
+                    // A restart must be borne out by the next packet (another one, placed
+                    // where this one says the stream now is): a single packet stamped
+                    // ahead is left out instead of moving the stream after it, whose
+                    // packets would then all be late (RFC 3550 A.1's probation, for time).
+                    let near = (self.depth + LOOKAHEAD) as i64;
+                    let borne_out = c
+                        .pending
+                        .is_some_and(|(o, e)| e != ext && (o + ext - arrival as i64).abs() <= near);
+                    if !borne_out {
+                        c.pending = Some((arrival as i64 - ext, ext));
+                        self.stats.strays += 1;
+                        return;
+                    }
+                    if beyond && !far {
+                        self.stats.restarts += 1;
+                    }
+                    true
+                } else {
+                    c.pending = None;
+                    false
                 }
-                far || beyond
             }
         };
         if new_stream {
+            c.pending = None;
             c.ssrc = Some(ssrc);
             c.last_ts = ts;
             c.last_ext = i64::from(ts);
@@ -377,7 +414,7 @@ impl Recorder {
             self.stats.late += 1;
             return;
         }
-        if !c.fits(end) {
+        if !c.fits(end, arrival.saturating_sub(self.depth)) {
             // Only when the buffer is not being drained: nowhere to put it.
             self.stats.overflow += 1;
             return;

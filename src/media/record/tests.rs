@@ -341,21 +341,70 @@ fn a_long_gap_is_silence_and_the_stream_resumes_sample_exact() {
 }
 
 #[test]
-fn a_packet_beyond_the_buffer_restarts_its_stream_where_it_arrives() {
+fn a_jump_beyond_the_buffer_borne_out_by_the_next_packet_restarts_the_stream_where_it_arrives() {
     let t0 = Instant::now();
     let mut r = Recorder::new(Duration::from_millis(60));
     r.push(t0, 0, &rtp(0, 1, 1000, 1, &[0x10; 160]));
     // Same SSRC, 20 ms later, but its timestamp says 2 s ahead: it would land past the
-    // buffer while the first packet is still held.
+    // buffer while the first packet is still held. Alone, it is left out.
     let later = t0 + Duration::from_millis(20);
     r.push(later, 0, &rtp(0, 2, 1000 + 16_000, 1, &[0x20; 160]));
+    assert_eq!((r.stats.strays, r.stats.restarts), (1, 0));
+    // The next packet bears the jump out: the stream restarts where it arrived.
+    let next = t0 + Duration::from_millis(40);
+    r.push(next, 0, &rtp(0, 3, 1000 + 16_160, 1, &[0x30; 160]));
     assert_eq!(r.stats.restarts, 1);
     let frames: Vec<[i16; 2]> = r.finish().into_iter().collect();
     let left = channel(&frames, 0);
-    // Placed where it arrived (160 samples after the first), not 2 s later.
-    assert_eq!(left.len(), 320);
+    // Placed where it arrived (320 samples after the first), not 2 s later; the packet
+    // left out is 20 ms of silence.
+    assert_eq!(left.len(), 480);
     assert!(left[..160].iter().all(|&x| x == ulaw_to_linear(0x10)));
-    assert!(left[160..].iter().all(|&x| x == ulaw_to_linear(0x20)));
+    assert!(left[160..320].iter().all(|&x| x == 0));
+    assert!(left[320..].iter().all(|&x| x == ulaw_to_linear(0x30)));
+}
+
+/// One packet stamped seconds ahead, after a pause (the buffer empty) or in the middle of
+/// a stream, costs only itself: before, it moved the stream (or the buffer's start) after
+/// it, and the seconds of audio that followed were all counted late and lost.
+#[test]
+fn one_packet_stamped_seconds_ahead_costs_only_itself() {
+    let t0 = Instant::now();
+    // After a pause: 1 s of audio, silence, one stray packet 3 s ahead, then 4 s more.
+    let a = stream(8000, 11);
+    let b = stream(32_000, 12);
+    let mut p = packets(&a, &[160], 0, 1, t0, |_| 0);
+    let stray_at = t0 + Duration::from_millis(4999);
+    p.push((stray_at, rtp(0, 999, 64_000, 1, &[0x20; 160])));
+    p.extend(packets(
+        &b,
+        &[160],
+        40_000,
+        1,
+        t0 + Duration::from_secs(5),
+        |_| 0,
+    ));
+    p.sort_by_key(|(t, _)| *t);
+    let (frames, stats) = record(p, Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let sa = find(&left, &decode(&a[..160]));
+    let sb = find(&left, &decode(&b[..160]));
+    assert_eq!(sb - sa, 40_000);
+    assert_eq!(&left[sb..sb + 32_000], decode(&b).as_slice());
+    assert_eq!((stats.late, stats.strays), (0, 1));
+    // In the middle of a stream: 3 s of audio, one packet 30,000 samples ahead at 1 s.
+    let c = stream(24_000, 13);
+    let mut p = packets(&c, &[160], 0, 1, t0, |_| 0);
+    p.push((
+        t0 + Duration::from_millis(1001),
+        rtp(0, 999, 30_000, 1, &[0x20; 160]),
+    ));
+    p.sort_by_key(|(t, _)| *t);
+    let (frames, stats) = record(p, Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let sc = find(&left, &decode(&c[..160]));
+    assert_eq!(&left[sc..sc + 24_000], decode(&c).as_slice());
+    assert_eq!((stats.late, stats.strays), (0, 1));
 }
 
 /// A packet that overlaps audio already held, on both sides and across the ring's 64-slot
