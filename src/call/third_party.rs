@@ -148,6 +148,12 @@ impl Call {
             self.a.remote_tag.is_some() && self.a.remote_tag.as_deref() == resp.to_tag().as_deref();
         if resp.is_success() && same {
             self.resend_ack(cx, Side::A, resp.seq());
+        } else if resp.is_success() {
+            // Another device user1's INVITE forked to answered too: ACK that dialog and end
+            // it (RFC 3261 §13.2.2.4), or it would hang up with a BYE in user1's name.
+            let source = self.a.target;
+            super::orphan::ack_and_bye(cx.env, cx.now, resp, resp.seq(), source);
+            self.events.push(super::events::CallEvent::Late2xxReleased);
         }
         true
     }

@@ -28,7 +28,9 @@ impl B2bua {
         let ip = self.env.origin_ip(&req, source);
         // A re-INVITE's CANCEL carries our tag: it belongs to a dialog, and to its peer.
         if let (Some(invite), None, Some(tag)) = (invite, found, req.to_tag()) {
-            let dialog = self.dialog_of(&req.call_id().unwrap_or_default(), &tag);
+            let from = req.from_tag();
+            let dialog =
+                self.dialog_with(&req.call_id().unwrap_or_default(), &tag, from.as_deref());
             if let Some((r, side)) = dialog
                 && self.is_leg_peer(r, side, ip)
             {
@@ -69,6 +71,23 @@ impl B2bua {
         (*d.call_id == *call_id && *d.local_tag == *our_tag).then_some((r, side))
     }
 
+    /// As [`Self::dialog_of`], and the far end's tag is the dialog's (RFC 3261 §12.2.2: a
+    /// dialog is its Call-ID and both tags). Another fork of the same INVITE shares our tag
+    /// and Call-ID: what it sends is not this dialog's.
+    pub(in crate::call) fn dialog_with(
+        &self,
+        call_id: &str,
+        our_tag: &str,
+        their_tag: Option<&str>,
+    ) -> Option<(CallRef, Side)> {
+        let (r, side) = self.dialog_of(call_id, our_tag)?;
+        let d = self.calls.get(&r)?.dialog(side)?;
+        d.remote_tag
+            .as_deref()
+            .is_none_or(|t| Some(t) == their_tag)
+            .then_some((r, side))
+    }
+
     /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).
     pub(in crate::call) fn on_in_dialog_request(
         &mut self,
@@ -77,9 +96,10 @@ impl B2bua {
         req: Request,
         source: Target,
     ) {
-        let found = self.dialog_of(
+        let found = self.dialog_with(
             &req.call_id().unwrap_or_default(),
             &req.to_tag().unwrap_or_default(),
+            req.from_tag().as_deref(),
         );
         let ip = self.env.origin_ip(&req, source);
         match found {
@@ -101,9 +121,10 @@ impl B2bua {
 
     /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
     pub(in crate::call) fn on_ack(&mut self, now: Instant, ack: &Request, source: Target) {
-        let found = self.dialog_of(
+        let found = self.dialog_with(
             &ack.call_id().unwrap_or_default(),
             &ack.to_tag().unwrap_or_default(),
+            ack.from_tag().as_deref(),
         );
         let ip = self.env.origin_ip(ack, source);
         match found {
@@ -155,7 +176,7 @@ impl B2bua {
         let known = resp
             .call_id()
             .zip(resp.from_tag())
-            .and_then(|(call_id, tag)| self.dialog_of(&call_id, &tag));
+            .and_then(|(call_id, tag)| self.dialog_with(&call_id, &tag, resp.to_tag().as_deref()));
         let from = self.env.response_origin_ip(&resp, source);
         match known {
             // Only the leg's own peer answers in its dialog: a 2xx from elsewhere can make

@@ -441,3 +441,33 @@ fn anchored_call_backs_show_each_party_only_the_gateway() {
         h.media
     );
 }
+
+/// user1's INVITE forked: a second device answers too. Its 2xx is ACKed and hung up, and
+/// what it sends afterwards is not user1's dialog's (RFC 3261 §12.2.2: both tags).
+/// Before, it got nothing, and its BYE 32 s later ended the connected call as user1's.
+#[test]
+fn a_second_device_answering_user1_is_acked_and_hung_up_and_cannot_end_the_call() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-fork");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5062>")];
+    h.recv_msg(PHONE, reply(&inv1, 200, "u1b", &contact, Some(OFFER)));
+    let sent = h.requests_to(PHONE);
+    let to_fork: Vec<(Method, Option<String>)> =
+        sent.iter().map(|r| (r.method(), r.to_tag())).collect();
+    assert_eq!(
+        to_fork,
+        [
+            (Method::Ack, Some("u1b".to_string())),
+            (Method::Bye, Some("u1b".to_string()))
+        ]
+    );
+    user2_answers(&mut h, &inv2);
+    h.take(PHONE);
+    // The other device's BYE (user1's Call-ID and our tag, its own From tag): not this call's.
+    let bye = from_user1(&inv1, "BYE", 2, "z9hG4bKu1bbye").replace(";tag=u1", ";tag=u1b");
+    h.recv(PHONE, &bye);
+    assert_eq!(h.statuses(PHONE), vec![481]);
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}

@@ -807,3 +807,29 @@ fn once_the_load_is_gone_the_call_layers_tables_are_given_back() {
     assert_eq!(h.core.calls.capacity(), 0);
     assert_eq!(h.core.env.owners.capacity(), 0);
 }
+
+/// A request from the fork the gateway hung up (same Call-ID and our tag, its own tag) is
+/// not the callee's: 481, and the call goes on.
+#[test]
+fn a_request_from_a_released_fork_is_not_the_callees() {
+    let mut h = H::new();
+    let (inv, _ok) = answered_call(&mut h);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "fork2",
+            &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    h.take(CARRIER_A);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "fork2", 1, "z9hG4bKf2bye", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.cdrs.is_empty());
+    assert_eq!(h.core.stats().calls, 1);
+}
