@@ -415,6 +415,20 @@ impl Call {
             &[]
         };
         cx.respond(id, req, 200, "OK", extra);
+        if req.method() == Method::Update {
+            self.refresh_target(side, req);
+        }
+    }
+
+    /// A target-refresh request (re-INVITE, UPDATE) from `side` was answered 2xx: its
+    /// Contact, if it has one, is where that peer's dialog goes from now on (RFC 3261
+    /// §12.2.2; a PBX node that routes by Request-URI answers 404 to the old one).
+    pub(super) fn refresh_target(&mut self, side: Side, req: &Request) {
+        if let Some(c) = req.contact_uri()
+            && let Some(leg) = self.dialog_mut(side)
+        {
+            leg.remote_target = c.into();
+        }
     }
 }
 

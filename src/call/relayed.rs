@@ -106,14 +106,15 @@ impl Call {
         {
             self.send_ack(cx, far, resp.seq(), None);
         }
-        // Target refresh (RFC 3261 §12.2.1.2): a 2xx to re-INVITE/UPDATE may move the peer.
-        if final_
-            && resp.is_success()
-            && matches!(rel.method, Method::Invite | Method::Update)
-            && let Some(leg) = self.dialog_mut(far)
-            && let Some(c) = resp.contact_uri()
-        {
-            leg.remote_target = c.into();
+        // Target refresh (RFC 3261 §12.2.1.2, §12.2.2): a re-INVITE/UPDATE and its 2xx may
+        // move either peer; the origin's Contact counts once the 2xx is sent.
+        if final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update) {
+            if let Some(c) = resp.contact_uri()
+                && let Some(leg) = self.dialog_mut(far)
+            {
+                leg.remote_target = c.into();
+            }
+            self.refresh_target(rel.origin, &rel.origin_req);
         }
         // An early offer/answer by UPDATE changes the caller's session, which a later callee
         // of a failover is offered: the caller's offer, or its answer.

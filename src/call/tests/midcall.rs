@@ -352,11 +352,50 @@ fn update_is_relayed_both_ways_and_refreshes_the_target() {
 
     h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKup3"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
+    // The carrier's own UPDATE came later, from its Contact <sip:127.0.0.3:5060>: the
+    // last target refresh is where the dialog goes (RFC 3261 §12.2.2).
     assert_eq!(
         bye.uri(),
-        "sip:moved@127.0.0.3:5070",
-        "target refreshed by the UPDATE"
+        "sip:127.0.0.3:5060",
+        "target refreshed by the carrier's UPDATE, after its 2xx's"
     );
+}
+
+/// A re-INVITE from the phone with a new Contact moves the phone's target once our 2xx
+/// goes: the carrier's BYE then reaches the phone there. Before, the phone's dialog kept
+/// the Contact of its INVITE (a PBX node that routes by Request-URI answers 404 to it).
+#[test]
+fn a_reinvite_from_the_phone_refreshes_its_target() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let moved = SDP.replace("192.0.2.10", "192.0.2.11");
+    let re = from_phone("INVITE", &tag, 2, "z9hG4bKrt1", &moved).replace(
+        "Contact: <sip:127.0.0.2:5060>",
+        "Contact: <sip:1000@127.0.0.2:5064>",
+    );
+    assert!(re.contains("sip:1000@127.0.0.2:5064"), "{re}");
+    h.recv(PHONE, &re);
+    let fwd = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &fwd,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    assert!(h.statuses(PHONE).contains(&200));
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKrt1a", ""));
+    h.take(CARRIER_A);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "carrier1", 2, "z9hG4bKrtbye", ""),
+    );
+    let bye = h.one_request(PHONE, Method::Bye);
+    assert_eq!(bye.uri(), "sip:1000@127.0.0.2:5064");
 }
 
 #[test]
