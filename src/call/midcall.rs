@@ -60,6 +60,7 @@ impl Call {
             Method::Invite
                 if self.reinvite_in_progress()
                     || self.pending_2xx[side].is_some()
+                    || self.pending_2xx[side.other()].is_some()
                     || !matches!(self.phase, super::phase::Phase::Confirmed { .. }) =>
             {
                 // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).

@@ -142,10 +142,11 @@ impl B2bua {
         };
         if self.calls.contains_key(&r) {
             self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
-        } else if role == TxnRole::Invite
+        } else if matches!(role, TxnRole::Invite | TxnRole::Relay | TxnRole::Refresh(_))
             && let Some(target) = self.env.txn.target(id)
         {
-            // Its call is gone. A 2xx to an INVITE still needs ACK and BYE.
+            // Its call is gone. A 2xx to an INVITE (a re-INVITE's too: its ACK may have
+            // been lost) still needs ACK and BYE.
             self.on_stray_response(now, resp, target);
         }
     }

@@ -872,3 +872,37 @@ fn a_request_from_a_released_fork_is_not_the_callees() {
     assert!(h.cdrs.is_empty());
     assert_eq!(h.core.stats().calls, 1);
 }
+
+/// The carrier's 2xx to a relayed re-INVITE, sent again after the call is gone (our ACK
+/// was lost), still gets its ACK. Before, only an initial INVITE's 2xx did; the carrier
+/// retransmitted for 32 s.
+#[test]
+fn a_relayed_reinvites_2xx_after_the_call_is_gone_is_acked() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let moved = SDP.replace("192.0.2.10", "192.0.2.11");
+    h.recv(
+        PHONE,
+        &from_phone("INVITE", &tag, 2, "z9hG4bKgone1", &moved),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKgone2"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    let answer = reply(
+        &re,
+        200,
+        "carrier1",
+        &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+        Some(SDP),
+    );
+    h.recv_msg(CARRIER_A, answer.clone());
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.core.stats().calls, 0, "the call is gone");
+    h.take(CARRIER_A);
+    h.recv_msg(CARRIER_A, answer);
+    let acks = h.take_requests(CARRIER_A, Method::Ack);
+    assert_eq!(acks.len(), 1, "the 2xx sent again is ACKed");
+    assert_eq!(acks[0].cseq().map(|c| c.0), re.cseq().map(|c| c.0));
+}

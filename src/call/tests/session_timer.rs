@@ -599,3 +599,33 @@ fn a_bodyless_update_without_session_expires_is_relayed_not_swallowed() {
     let up = h.one_request(CARRIER_A, Method::Update);
     assert!(up.has_header(&Hdr::P_ASSERTED_IDENTITY));
 }
+
+/// A refresh answered here waits for the phone's ACK; a re-INVITE from the carrier meanwhile
+/// gets 491 (one INVITE at a time in either direction, RFC 3261 §14.1), not relayed toward
+/// a phone whose INVITE is not yet confirmed.
+#[test]
+fn a_reinvite_toward_a_leg_whose_refresh_awaits_its_ack_gets_491() {
+    let mut h = H::new();
+    let (inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    h.advance(Duration::from_secs(300));
+    h.recv(
+        PHONE,
+        &with_headers(
+            &from_phone("INVITE", &tag, 2, "z9hG4bKr9", SDP),
+            "Session-Expires: 600;refresher=uac\r\n",
+        ),
+    );
+    assert!(h.statuses(PHONE).contains(&200));
+    let moved = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "carrier1", 2, "z9hG4bKc9", &moved),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![491]);
+    assert!(h.take_requests(PHONE, Method::Invite).is_empty());
+}
