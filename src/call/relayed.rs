@@ -16,6 +16,8 @@ use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::state::{Call, GivenUpInvite, Relayed, TxnRole};
 use super::timers::CallTimer;
+use crate::cdr::CallTag;
+use crate::interop::causes::Q850Cause;
 use crate::interop::egress::relayed_response;
 use crate::sip::{Hdr, Method, Request, Response};
 use crate::txn::TxnId;
@@ -194,6 +196,12 @@ impl Call {
                 }
             }
         }
+        // The far leg's dialog is gone (RFC 3261 §12.2.1.2: a UAC that gets 481 SHOULD end
+        // the dialog; RFC 4028 §10: a refresh that fails ends the session). The gateway is
+        // that UAC: the call is released, not left up with one leg dead.
+        if final_ && status == 481 {
+            self.far_leg_lost(cx, Q850Cause::TEMPORARY_FAILURE);
+        }
     }
 
     /// A relayed request got no answer (timeout or transport error).
@@ -211,6 +219,17 @@ impl Call {
             rel.terminate(cx);
         } else {
             cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
+            // No answer at all in the far leg's dialog: as for a 481, that dialog is gone.
+            self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
+        }
+    }
+
+    /// The far leg of an answered call no longer has its dialog (a 481, or no answer, to a
+    /// request relayed to it): release the call (`peer_unreachable`), both legs BYEd.
+    fn far_leg_lost(&mut self, cx: &mut Cx, cause: Q850Cause) {
+        if self.phase.is_up() {
+            warn!(call_id = %self.call_id(), cause = cause.0, "the far leg's dialog is gone: releasing the call");
+            self.release_answered(cx, CallTag::PeerUnreachable, cause);
         }
     }
 

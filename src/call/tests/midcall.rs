@@ -906,3 +906,33 @@ fn a_relayed_reinvites_2xx_after_the_call_is_gone_is_acked() {
     assert_eq!(acks.len(), 1, "the 2xx sent again is ACKed");
     assert_eq!(acks[0].cseq().map(|c| c.0), re.cseq().map(|c| c.0));
 }
+
+/// The carrier answers a relayed re-INVITE with 481, or never answers it: its dialog is gone
+/// (RFC 3261 §12.2.1.2), and the call is released, not left up with one leg dead.
+#[test]
+fn a_481_or_no_answer_to_a_relayed_reinvite_releases_the_call() {
+    for answer in [Some(481), None] {
+        let mut h = H::new();
+        let (_inv, ok) = answered_call(&mut h);
+        let tag = ok.to_tag().unwrap();
+        let moved = SDP.replace("192.0.2.10", "192.0.2.11");
+        h.recv(
+            PHONE,
+            &from_phone("INVITE", &tag, 2, "z9hG4bKlost1", &moved),
+        );
+        let re = h.one_request(CARRIER_A, Method::Invite);
+        match answer {
+            Some(status) => h.recv_msg(CARRIER_A, reply(&re, status, "carrier1", &[], None)),
+            None => h.advance(Duration::from_secs(40)),
+        }
+        let to_phone = h.take(PHONE);
+        assert!(
+            to_phone
+                .iter()
+                .any(|m| matches!(m, Message::Request(r) if r.method() == Method::Bye)),
+            "{answer:?}: {to_phone:?}"
+        );
+        assert_eq!(h.cdrs.len(), 1, "{answer:?}");
+        assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+    }
+}
