@@ -24,7 +24,7 @@ pub(super) enum AnchorError {
 /// The media plan of a new call: anchored when its caller's profile or any peer of its route
 /// anchors (recording implies anchoring in the config), recorded when any of them records.
 pub(super) fn media_plan(
-    env: &Env,
+    env: &mut Env,
     cfg: &Config,
     ingress: &Profile,
     targets: &[PeerName],
@@ -46,8 +46,16 @@ pub(super) fn media_plan(
     }))
 }
 
-/// `<dir>/<day>/<HHMMSSmmm>-<call-id>.wav`, the Call-ID reduced to file-name-safe characters.
-fn recording_path(env: &Env, cfg: &Config, call_id: &str, now: std::time::Instant) -> RecordSpec {
+/// `<dir>/<day>/<HHMMSSmmm>-<call-id>-<token>.wav`, the Call-ID reduced to file-name-safe
+/// characters (so `a/b` and `a_b` read alike) and a random token making the name this
+/// call's: the CDR names the file, and two calls starting in one millisecond with Call-IDs
+/// that read alike must not name one file.
+fn recording_path(
+    env: &mut Env,
+    cfg: &Config,
+    call_id: &str,
+    now: std::time::Instant,
+) -> RecordSpec {
     let stamp = humantime::format_rfc3339_millis(env.wall(now)).to_string();
     let day = stamp.get(..10).unwrap_or("unknown-day").to_string();
     let safe: String = call_id
@@ -67,11 +75,12 @@ fn recording_path(env: &Env, cfg: &Config, call_id: &str, now: std::time::Instan
         .chars()
         .filter(|c| c.is_ascii_digit())
         .collect();
+    let token: String = env.ids.tag().chars().take(8).collect();
     RecordSpec {
         path: cfg
             .recording_dir
             .join(day)
-            .join(format!("{time}-{safe}.wav")),
+            .join(format!("{time}-{safe}-{token}.wav")),
         stereo: cfg.recording_stereo,
         jitter: cfg.recording_jitter,
     }

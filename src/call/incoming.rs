@@ -296,7 +296,7 @@ impl B2bua {
             target: source,
             peer_allows: super::dialog::allow_of(req.header_tokens(&Hdr::ALLOW)),
         };
-        let media = media_plan(&self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
+        let media = media_plan(&mut self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
         self.env.dialogs.insert(&a, (r, Side::A));
         if let Some(key) = &setup {
             self.env.dialogs.insert_setup(key, r);

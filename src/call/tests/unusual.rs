@@ -232,14 +232,35 @@ fn recordings_are_named_by_day_time_and_call_id() {
             _ => None,
         })
         .expect("a recorded call asks for its recording");
-    // The harness clock starts at the Unix epoch: 1970-01-01 at 00:00:00.000.
-    assert_eq!(
-        spec.path,
-        std::path::Path::new(
-            "/tmp/trunkgate-test-recordings/1970-01-01/000000000-rec_1_127.0.0.2.wav"
-        )
+    // The harness clock starts at the Unix epoch: 1970-01-01 at 00:00:00.000; a token of 8
+    // hex digits makes the name the call's own.
+    let path = spec.path.to_string_lossy().into_owned();
+    let prefix = "/tmp/trunkgate-test-recordings/1970-01-01/000000000-rec_1_127.0.0.2-";
+    let token = path
+        .strip_prefix(prefix)
+        .and_then(|t| t.strip_suffix(".wav"))
+        .unwrap_or_else(|| panic!("{path}"));
+    assert!(
+        token.len() == 8 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{path}"
     );
     assert!(spec.stereo);
+    // A call at the same instant whose Call-ID reads alike gets a file of its own.
+    h.recv(
+        PHONE,
+        &invite_text("rec_1@127.0.0.2", "z9hG4bKrec2", "+8610123", ""),
+    );
+    let other = h
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaAction::Relay { record, .. } => record.clone(),
+            _ => None,
+        })
+        .map(|r| r.path)
+        .find(|p| *p != spec.path)
+        .expect("the second call's recording has another name");
+    assert!(other.to_string_lossy().starts_with(prefix), "{other:?}");
 }
 
 #[test]
