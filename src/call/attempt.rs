@@ -325,6 +325,17 @@ impl Call {
         if self.caller_txn().is_none() {
             return self.on_callback_answer(cx, resp);
         }
+        // Built before the call counts as answered: a 2xx that cannot be relayed fails the
+        // call unanswered (no answer time, no recording kept), as the caller saw it.
+        let mut out = match self.toward_caller(cx, &resp) {
+            Ok(out) => out,
+            Err(e) => {
+                warn!(error = %e, "cannot relay 2xx to caller");
+                self.kill_fork(cx, &resp);
+                self.fail_call(cx, 500, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
+                return;
+            }
+        };
         self.phase.answer(cx.now);
         self.media_answered(cx);
         self.answered_wall = Some(cx.env.wall(cx.now));
@@ -344,15 +355,6 @@ impl Call {
         if let Some(max) = max {
             self.timers.set(CallTimer::MaxDuration, cx.now + max);
         }
-        let mut out = match self.toward_caller(cx, &resp) {
-            Ok(out) => out,
-            Err(e) => {
-                warn!(error = %e, "cannot relay 2xx to caller");
-                self.kill_fork(cx, &resp);
-                self.fail_call(cx, 500, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
-                return;
-            }
-        };
         self.carry_identity(&cx.env.local, Side::A, &mut out);
         // The caller's leg gets its own session timer, negotiated on its INVITE (before the
         // SDP goes: a leg with a timer keeps it for refreshes).
