@@ -66,6 +66,11 @@ impl Call {
             self.ack_2xx_again(cx, &resp);
             return;
         };
+        // Only an INVITE has provisionals to pass on: an UPDATE carried as a re-INVITE gets
+        // none (RFC 4320 §4.1: a non-INVITE request's only provisional is a 100).
+        if !final_ && rel.method != Method::Invite {
+            return;
+        }
         let far = rel.origin.other();
         if final_ && rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);

@@ -936,3 +936,36 @@ fn a_481_or_no_answer_to_a_relayed_reinvite_releases_the_call() {
         assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
     }
 }
+
+/// An UPDATE carried as a re-INVITE toward a phone that rings it: the carrier, which sent
+/// an UPDATE, gets no 180 (a non-INVITE request's only provisional is a 100, RFC 4320).
+#[test]
+fn an_update_carried_as_a_reinvite_gets_no_provisional() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text(
+            "call-1@127.0.0.2",
+            "z9hG4bKupd9",
+            "+8610123",
+            "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack9", ""));
+    h.take(CARRIER_A);
+    let offer = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "c1", 5, "z9hG4bKcu9", &offer),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 180, "alice1", &[], None));
+    assert!(
+        h.take_responses(CARRIER_A)
+            .iter()
+            .all(|r| r.status() == 100)
+    );
+}
