@@ -146,20 +146,9 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
 /// Where the `<` of a name-addr is: the first one outside the quoted display name (which
 /// may hold `<` and `>` of its own, `"Sales <EMEA>" <sip:…>`).
 fn angle_outside_quotes(element: &str) -> Option<usize> {
-    let (mut in_quote, mut escaped) = (false, false);
-    for (i, b) in element.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match b {
-            b'\\' if in_quote => escaped = true,
-            b'"' => in_quote = !in_quote,
-            b'<' if !in_quote => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    crate::sip::outside_quotes(element)
+        .find(|&(_, b)| b == b'<')
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub use message::{Message, Request, Response};
 pub use method::Method;
 pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
-pub use split::{split_header_list, split_params};
+pub use split::{outside_quotes, split_header_list, split_params};
 pub use status::reason_phrase;
 pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{NumberUri, dialled_number, strip_visual_separators};

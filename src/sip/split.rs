@@ -34,27 +34,34 @@ pub fn split_header_list(value: &str) -> Vec<String> {
     out
 }
 
-/// The `;`-separated parts of a header value (its value, then each parameter), split
-/// outside quoted strings only: a quoted `text="a;b"` stays one parameter (RFC 3261 §25.1).
-/// A backslash inside quotes escapes the next character.
-pub fn split_params(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut in_quote, mut escaped) = (0, false, false);
-    for (i, b) in value.bytes().enumerate() {
+/// The bytes of `value` outside its quoted strings, with their offsets (a backslash inside
+/// quotes escapes the next byte; quotes are not yielded). What a header's delimiters are
+/// looked for in.
+pub fn outside_quotes(value: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_quote, mut escaped) = (false, false);
+    value.bytes().enumerate().filter(move |&(_, b)| {
         if escaped {
             escaped = false;
-            continue;
+            return false;
         }
         match b {
             b'\\' if in_quote => escaped = true,
             b'"' => in_quote = !in_quote,
-            b';' if !in_quote => {
-                // `;` is ASCII: `i` is a char boundary.
-                out.push(&value[start..i]);
-                start = i + 1;
-            }
-            _ => {}
+            _ => return !in_quote,
         }
+        false
+    })
+}
+
+/// The `;`-separated parts of a header value (its value, then each parameter), split
+/// outside quoted strings only: a quoted `text="a;b"` stays one parameter (RFC 3261 §25.1).
+pub fn split_params(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in outside_quotes(value).filter(|&(_, b)| b == b';') {
+        // `;` is ASCII: `i` is a char boundary.
+        out.push(&value[start..i]);
+        start = i + 1;
     }
     out.push(&value[start..]);
     out
