@@ -1,0 +1,176 @@
+use super::*;
+use crate::sip::{Target, parse_datagram};
+use bytes::Bytes;
+
+fn cfg(p: Protect) -> Arc<Config> {
+    let mut c = crate::call::tests::config();
+    c.protect = p;
+    Arc::new(c)
+}
+
+fn msg(text: &str) -> Message {
+    parse_datagram(Bytes::from(text.replace('\n', "\r\n")), 65535).unwrap()
+}
+
+fn req(method: &str, to_tag: &str) -> Message {
+    msg(&format!(
+        "{method} sip:x@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK1\n\
+         From: <sip:a@127.0.0.2>;tag=f\nTo: <sip:x@127.0.0.1>{to_tag}\nCall-ID: c1\n\
+         CSeq: 1 {method}\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ))
+}
+
+#[test]
+fn new_work_is_requests_outside_dialogs_but_ack_and_cancel() {
+    assert!(is_new_work(&req("INVITE", "")));
+    assert!(is_new_work(&req("OPTIONS", "")));
+    assert!(!is_new_work(&req("INVITE", ";tag=t")), "a re-INVITE");
+    assert!(!is_new_work(&req("BYE", ";tag=t")));
+    assert!(!is_new_work(&req("ACK", "")));
+    assert!(!is_new_work(&req("CANCEL", "")));
+    let resp = msg(
+        "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\nFrom: <sip:a@h>;tag=f\n\
+         To: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
+    );
+    assert!(!is_new_work(&resp));
+}
+
+#[tokio::test]
+async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
+    let old = cfg(Protect::default());
+    let (pbx, carrier): (IpAddr, IpAddr) =
+        ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+    let mut moved = (*old).clone();
+    moved.profiles.retain(|name, _| name.as_str() != "pbx");
+    assert!(moved.peers_moved_from(&old) && !old.peers_moved_from(&old));
+    let nets = moved.moved_matches_from(&old);
+    assert!(nets.iter().any(|n| n.contains(&pbx)), "{nets:?}");
+    assert!(
+        !nets.iter().any(|n| n.contains(&carrier)),
+        "only the moved peer's: {nets:?}"
+    );
+    let (inbox, _q) = Inbox::new(old.clone(), Instant::now());
+    assert!(inbox.knows_source(pbx));
+    inbox.remember_departed(nets.clone());
+    inbox.configure(Arc::new(moved), Instant::now());
+    assert!(inbox.knows_source(pbx), "its calls are up");
+    assert!(!inbox.knows_source("192.0.2.66".parse().unwrap()));
+    for _ in 0..MAX_DEPARTED + 3 {
+        inbox.remember_departed(nets.clone());
+    }
+    assert_eq!(
+        inbox.departed.load().as_ref().map(|d| d.len()),
+        Some(MAX_DEPARTED)
+    );
+    assert!(inbox.forget_departed());
+    assert!(!inbox.forget_departed(), "nothing left to forget");
+    assert!(!inbox.knows_source(pbx), "its calls have ended");
+    assert!(inbox.knows_source(carrier));
+}
+
+#[tokio::test]
+async fn accepted_work_is_taken_before_new_work() {
+    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    let src = Target::udp("127.0.0.2:5060".parse().unwrap());
+    let at = Instant::now();
+    for m in [
+        req("INVITE", ""),
+        req("BYE", ";tag=t"),
+        req("OPTIONS", ""),
+        req("ACK", ""),
+        req("CANCEL", ""),
+    ] {
+        inbox.try_deliver(Event::Message {
+            msg: m,
+            source: src,
+            at,
+            screened: false,
+        });
+    }
+    let order: Vec<String> = std::iter::from_fn(|| q.try_next())
+        .map(|ev| match ev {
+            Event::Message {
+                msg: Message::Request(r),
+                ..
+            } => r.method().to_string(),
+            _ => "?".into(),
+        })
+        .collect();
+    assert_eq!(order, ["BYE", "ACK", "INVITE", "OPTIONS", "CANCEL"]);
+}
+
+#[tokio::test]
+async fn a_full_fresh_queue_drops_new_work_but_still_takes_accepted_work() {
+    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    let src = Target::udp("127.0.0.2:5060".parse().unwrap());
+    let at = Instant::now();
+    for _ in 0..FRESH + 10 {
+        inbox.try_deliver(Event::Message {
+            msg: req("INVITE", ""),
+            source: src,
+            at,
+            screened: false,
+        });
+    }
+    inbox.try_deliver(Event::Message {
+        msg: req("BYE", ";tag=t"),
+        source: src,
+        at,
+        screened: false,
+    });
+    assert_eq!(inbox.tally.queue_full.load(Ordering::Relaxed), 10);
+    assert!(matches!(
+        q.try_next(),
+        Some(Event::Message { msg: Message::Request(r), .. }) if r.method().to_string() == "BYE"
+    ));
+}
+
+#[tokio::test]
+async fn a_burst_in_a_peers_name_costs_it_the_excess_not_a_cool_down() {
+    let t0 = Instant::now();
+    let p = Protect {
+        source_rate: Some(10),
+        ..Protect::default()
+    };
+    let (inbox, _q) = Inbox::new(cfg(p), t0);
+    // carrier-a's address, spoofed over UDP: the excess is dropped...
+    let carrier: IpAddr = "127.0.0.3".parse().unwrap();
+    assert_eq!(
+        (0..11).filter(|_| inbox.admit(carrier, t0, false)).count(),
+        10
+    );
+    // ...and the carrier is heard again as soon as its rate allows, not after the
+    // cool-down; its TCP connection is never cut by the guard.
+    let soon = t0 + std::time::Duration::from_millis(200);
+    assert!(inbox.admit(carrier, soon, false));
+    assert!((0..50).all(|_| inbox.admit(carrier, soon, true)));
+    // A stranger over the rate still cools down.
+    let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+    assert_eq!(
+        (0..11).filter(|_| inbox.admit(stranger, t0, false)).count(),
+        10
+    );
+    assert!(!inbox.admit(stranger, soon, false));
+}
+
+#[tokio::test]
+async fn the_guard_follows_a_reload() {
+    let t0 = Instant::now();
+    let p = Protect {
+        source_rate: Some(10),
+        ..Protect::default()
+    };
+    let (inbox, _q) = Inbox::new(cfg(p.clone()), t0);
+    let ip: IpAddr = "192.0.2.9".parse().unwrap();
+    assert_eq!((0..20).filter(|_| inbox.admit(ip, t0, false)).count(), 10);
+    inbox.configure(
+        cfg(Protect {
+            source_rate: None,
+            ..p
+        }),
+        t0,
+    );
+    assert!(inbox.admit(ip, t0, false), "the guard is off");
+    let tally = inbox.tally.take();
+    assert_eq!(tally.len(), 2, "tripped once, 10 dropped: {tally:?}");
+}

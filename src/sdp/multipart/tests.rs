@@ -1,0 +1,219 @@
+use super::*;
+
+const SDP: &[u8] = b"v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+
+/// A SIP-I body: SDP, then a binary ISUP IAM that contains CRLFs, 0xff and the boundary
+/// text (not at a line start).
+fn sip_i() -> Vec<u8> {
+    let mut b =
+        b"preamble\r\n--unique-boundary-1\r\nContent-Type: application/sdp\r\n\r\n".to_vec();
+    b.extend_from_slice(SDP);
+    b.extend_from_slice(b"\r\n--unique-boundary-1\r\nContent-Type: application/ISUP;version=itu-t92+\r\nContent-Disposition: signal;handling=optional\r\n\r\n");
+    b.extend_from_slice(
+        b"\x01\x00\x49\x00\x00\x03\x02\x00\x07\x04\x10\r\n\xff--unique-boundary-1\x00",
+    );
+    b.extend_from_slice(b"\r\n--unique-boundary-1--\r\nepilogue");
+    b
+}
+
+/// What a MIME reader takes for an SDP part is found as one: a folded Content-Type, a
+/// line that only starts like the delimiter. What cannot be read as headers is an
+/// error (an anchored call refuses it), never "no SDP".
+#[test]
+fn parts_are_read_as_a_mime_reader_reads_them() {
+    let ct = "multipart/mixed;boundary=b1";
+    let body = |first_part: &[u8]| {
+        let mut b = b"--b1\r\n".to_vec();
+        b.extend_from_slice(first_part);
+        b.extend_from_slice(
+            b"\r\n--b1\r\nContent-Type: application/ISUP\r\n\r\n\x01\x02\r\n--b1--\r\n",
+        );
+        b
+    };
+    let mut folded = b"Content-Type:\r\n application/sdp\r\n\r\n".to_vec();
+    folded.extend_from_slice(SDP);
+    let b = body(&folded);
+    let part = locate(Some(ct), &b).unwrap().expect("the folded SDP part");
+    assert_eq!(part.of(&b), SDP);
+    // `--b1X` at a line start is content, not a delimiter.
+    let mut longer = b"Content-Type: application/sdp\r\n\r\n".to_vec();
+    longer.extend_from_slice(SDP);
+    longer.extend_from_slice(b"--b1X\r\na=x\r\n");
+    let b = body(&longer);
+    let part = locate(Some(ct), &b).unwrap().unwrap();
+    assert!(
+        part.of(&b).ends_with(b"--b1X\r\na=x\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(part.of(&b))
+    );
+    let bad = b"Content-Type application/sdp\r\n\r\nv=0\r\n";
+    assert!(locate(Some(ct), &body(bad)).is_err());
+}
+
+#[test]
+fn finds_the_sdp_part_and_rebuilds_every_other_byte() {
+    let body = sip_i();
+    let ct = "multipart/mixed; boundary=\"unique-boundary-1\"";
+    let part = locate(Some(ct), &body).unwrap().unwrap();
+    assert!(part.multipart);
+    assert_eq!(part.of(&body), SDP);
+    let new = b"v=0\r\nc=IN IP4 203.0.113.1\r\nm=audio 20000 RTP/AVP 8\r\n";
+    let out = part.splice(&body, new);
+    let r = part.range();
+    assert_eq!(&out[..r.start], &body[..r.start]);
+    assert_eq!(&out[r.start..r.start + new.len()], new);
+    assert_eq!(&out[r.start + new.len()..], &body[r.end..]);
+    // Unquoted boundary, other parameters, any case.
+    let ct = "Multipart/Mixed;boundary=unique-boundary-1;foo=bar";
+    assert_eq!(locate(Some(ct), &body).unwrap(), Some(part));
+}
+
+#[test]
+fn an_sdp_part_put_beside_an_isup_body_is_found_and_leaves_the_isup_as_it_was() {
+    // The ISUP holds CRLFs, 0xff and the first boundary the builder would pick.
+    let isup = b"\x01\x00\r\n--trunkgate-aaa\xff\x00";
+    let (body, ct) = with_sdp_part(
+        SDP,
+        isup,
+        "application/ISUP;version=itu-t92+",
+        &[("Content-Disposition", "signal;handling=optional")],
+    )
+    .unwrap();
+    assert_eq!(ct, "multipart/mixed;boundary=trunkgate-aab");
+    let part = locate(Some(&ct), &body).unwrap().unwrap();
+    assert!(part.multipart);
+    assert_eq!(part.of(&body), SDP);
+    let isup_part = b"Content-Type: application/ISUP;version=itu-t92+\r\nContent-Disposition: signal;handling=optional\r\n\r\n\x01\x00\r\n--trunkgate-aaa\xff\x00\r\n--trunkgate-aab--\r\n";
+    assert!(body.ends_with(isup_part));
+}
+
+#[test]
+fn a_free_boundary_is_found_in_one_pass_whatever_the_parts_hold() {
+    // Parts that take the first 500 boundaries, a stem at the very end, and one followed
+    // by too few letters: the next one is free.
+    let mut crafted = Vec::new();
+    for n in 0..500usize {
+        let l = |k: usize| char::from(b'a' + (k % 26) as u8);
+        crafted
+            .extend_from_slice(format!("trunkgate-{}{}{}", l(n / 676), l(n / 26), l(n)).as_bytes());
+    }
+    crafted.extend_from_slice(b"trunkgate-zz");
+    assert_eq!(
+        fresh_boundary(&[&crafted, b"trunkgate-"]).as_deref(),
+        Some("trunkgate-atg")
+    );
+    // Every one taken: none.
+    let mut all = Vec::new();
+    for n in 0..26 * 26 * 26 {
+        let l = |k: usize| char::from(b'a' + (k % 26) as u8);
+        all.extend_from_slice(format!("trunkgate-{}{}{}", l(n / 676), l(n / 26), l(n)).as_bytes());
+    }
+    assert_eq!(fresh_boundary(&[&all]), None);
+}
+
+#[test]
+fn bare_lf_bodies_and_plain_sdp() {
+    let body = b"--b\nContent-Type: application/isup\n\n\x01\x02\n--b\ncontent-type: Application/SDP\n\nv=0\nm=audio 1 RTP/AVP 0\n\n--b--\n";
+    let part = locate(Some("multipart/mixed;boundary=b"), body)
+        .unwrap()
+        .unwrap();
+    assert_eq!(part.of(body), b"v=0\nm=audio 1 RTP/AVP 0\n");
+    // A plain SDP body is all SDP; other types and empty bodies carry none.
+    let plain = locate(Some("application/sdp"), SDP).unwrap().unwrap();
+    assert!(!plain.multipart);
+    assert_eq!(plain.of(SDP), SDP);
+    assert_eq!(locate(Some("application/isup"), b"\x01").unwrap(), None);
+    assert_eq!(locate(Some("application/sdp"), b"").unwrap(), None);
+    // A body without a type may be SDP: not forwarded unanchored.
+    assert_eq!(locate(None, SDP), Err(SdpError::Untyped));
+    // A multipart body without SDP: nothing to anchor.
+    let no_sdp = b"--b\r\nContent-Type: application/isup\r\n\r\n\x01\r\n--b--";
+    assert_eq!(
+        locate(Some("multipart/mixed;boundary=b"), no_sdp).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn bodies_whose_sdp_cannot_be_anchored_are_errors() {
+    let body = sip_i();
+    let two = [
+        &b"--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--b\r\n"[..],
+        b"Content-Type: application/sdp\r\n\r\nv=0\r\n--b--",
+    ]
+    .concat();
+    let cases: Vec<(&str, &[u8])> = vec![
+        ("multipart/mixed", &body),
+        ("multipart/mixed; boundary=\"unique-boundary-1", &body),
+        ("multipart/mixed; boundary=\"\"", &body),
+        ("multipart/mixed; boundary=other", &body),
+        ("multipart/mixed; boundary=b", &two),
+        (
+            "multipart/mixed; boundary=b",
+            b"--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n",
+        ),
+        (
+            "multipart/mixed; boundary=b",
+            b"--b\r\nContent-Type: application/sdp\r\nContent-Transfer-Encoding: base64\r\n\r\ndj0w\r\n--b--",
+        ),
+        (
+            "multipart/mixed; boundary=b",
+            b"--b\r\nContent-Type: multipart/alternative;boundary=c\r\n\r\n--c--\r\n--b--",
+        ),
+        ("multipart/mixed; boundary=b", b"--b"),
+    ];
+    for (ct, body) in cases {
+        assert!(
+            matches!(locate(Some(ct), body), Err(SdpError::Multipart(_))),
+            "{ct}: {:?}",
+            locate(Some(ct), body)
+        );
+    }
+    let long = format!("multipart/mixed; boundary={}", "x".repeat(71));
+    assert!(locate(Some(&long), &body).is_err());
+    // Many empty parts: bounded.
+    let many = "--b\r\n\r\n".repeat(40) + "--b--";
+    assert!(locate(Some("multipart/mixed;boundary=b"), many.as_bytes()).is_err());
+}
+
+/// Seeded mutations of a SIP-I body: never a panic, and whatever is found lies inside
+/// the body and splices back to a body of the right length.
+#[test]
+fn mutated_multipart_bodies_never_panic() {
+    let seed = sip_i();
+    let ct = "multipart/mixed;boundary=unique-boundary-1";
+    let mut x: u64 = 0x853c_49e6_748f_ea9b;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n.max(1) as u64) as usize
+    };
+    let mut found = 0;
+    for _ in 0..5_000 {
+        let mut b = seed.clone();
+        for _ in 0..=next(3) {
+            match next(3) {
+                0 => b.truncate(next(b.len() + 1)),
+                1 if !b.is_empty() => {
+                    let i = next(b.len());
+                    b[i] = b"-\r\n:;ux1"[next(8)];
+                }
+                _ => {
+                    let i = next(b.len() + 1);
+                    let cut = next(40);
+                    let piece = seed[cut..cut + 20].to_vec();
+                    b.splice(i..i, piece);
+                }
+            }
+        }
+        if let Ok(Some(part)) = locate(Some(ct), &b) {
+            found += 1;
+            let r = part.range();
+            assert!(r.start <= r.end && r.end <= b.len());
+            let out = part.splice(&b, b"v=0\r\n");
+            assert_eq!(out.len(), b.len() - r.len() + 5);
+        }
+    }
+    assert!(found > 500, "{found}");
+}
