@@ -302,12 +302,7 @@ impl Inbox {
     /// it is: what a stranger sends never goes before accepted work, and overload sheds it
     /// first. False when it was dropped.
     pub(crate) fn try_deliver_stranger(&self, ev: Event) -> bool {
-        if self.fresh.try_send(ev).is_err() {
-            Tally::bump(&self.tally.queue_full);
-            crate::ops::metrics::refused("queue_full");
-            return false;
-        }
-        true
+        self.send_now(&self.fresh, ev).is_ok()
     }
 
     fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {
@@ -322,18 +317,18 @@ impl Inbox {
     /// Hand over without waiting (UDP): a full queue drops the event, counted. False when
     /// it was dropped.
     pub(crate) fn try_deliver(&self, ev: Event) -> bool {
-        if self.queue_for(&ev).try_send(ev).is_err() {
-            Tally::bump(&self.tally.queue_full);
-            crate::ops::metrics::refused("queue_full");
-            return false;
-        }
-        true
+        self.offer(ev).is_ok()
     }
 
     /// Hand over without waiting; a full queue gives the event back (counted), so the caller
     /// can refuse it itself.
     pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
-        self.queue_for(&ev).try_send(ev).map_err(|e| {
+        self.send_now(self.queue_for(&ev), ev)
+    }
+
+    /// Put `ev` on `queue` without waiting; a full (or closed) queue gives it back, counted.
+    fn send_now(&self, queue: &mpsc::Sender<Event>, ev: Event) -> Result<(), Box<Event>> {
+        queue.try_send(ev).map_err(|e| {
             Tally::bump(&self.tally.queue_full);
             crate::ops::metrics::refused("queue_full");
             match e {
