@@ -24,10 +24,6 @@ use crate::sip::ingress::{self, Verdict};
 use crate::sip::{Hdr, Message, Method, Request, Target};
 use crate::txn::TxnId;
 
-/// Seconds an overloaded gateway asks a peer to wait (RFC 3261 §21.5.4): long enough for a
-/// queue to drain, short enough that a trunk does not route around us for long.
-const OVERLOAD_RETRY_AFTER: &str = "5";
-
 impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.
     pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
@@ -117,7 +113,8 @@ impl B2bua {
             return;
         }
         let tag = self.env.ids.tag();
-        let extra = [(Hdr::RETRY_AFTER, OVERLOAD_RETRY_AFTER)];
+        let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
+        let extra = [(Hdr::RETRY_AFTER, after.as_str())];
         if let Ok(resp) = ingress::response_to(&req, 503, "Service Unavailable", Some(&tag), &extra)
         {
             self.env.send(source, &Message::Response(resp));

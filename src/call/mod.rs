@@ -60,6 +60,11 @@ use crate::txn::TxnId;
 /// Internal handle of a call.
 pub type CallRef = u64;
 
+/// Seconds an overloaded gateway asks a peer to wait (RFC 3261 §21.5.4): long enough for a
+/// queue to drain, short enough that a trunk does not route around us for long. The core's
+/// refusals and the shell's (UDP before parsing, TCP when the queue is full) say the same.
+pub const OVERLOAD_RETRY_AFTER_S: u32 = 5;
+
 /// The two legs of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {

@@ -276,7 +276,8 @@ fn overloaded(msg: &crate::sip::Message, tag: &str) -> Option<Bytes> {
     let crate::sip::Message::Request(req) = msg else {
         return None;
     };
-    let retry = [(crate::sip::Hdr::RETRY_AFTER, "5")];
+    let after = crate::call::OVERLOAD_RETRY_AFTER_S.to_string();
+    let retry = [(crate::sip::Hdr::RETRY_AFTER, after.as_str())];
     crate::sip::ingress::response_to(req, 503, "Service Unavailable", Some(tag), &retry)
         .ok()
         .map(|r| r.to_bytes())

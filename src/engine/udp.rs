@@ -225,9 +225,6 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
     }
 }
 
-/// Seconds a refused peer is asked to wait (the same as the core's refusals).
-const RETRY_AFTER_S: u32 = 5;
-
 /// What the reader does with a datagram after [`shed_early`].
 #[derive(Debug, PartialEq, Eq)]
 enum Early {
@@ -261,8 +258,12 @@ fn shed_early(sock: &UdpSocket, inbox: &Inbox, data: &[u8], src: SocketAddr, at:
                 Shed::Refuse => {
                     // Strangers learn nothing, not even that we are busy.
                     if inbox.knows_source(src.ip()) {
-                        if let Some(reply) = fast::refuse(&head, data.len(), &ov.tag, RETRY_AFTER_S)
-                        {
+                        if let Some(reply) = fast::refuse(
+                            &head,
+                            data.len(),
+                            &ov.tag,
+                            crate::call::OVERLOAD_RETRY_AFTER_S,
+                        ) {
                             let _ = sock.try_send_to(&reply, src);
                         }
                         inbox.tally.count_refused();
