@@ -417,15 +417,16 @@ impl Call {
         };
         cx.respond(id, req, 200, "OK", extra);
         if req.method() == Method::Update {
-            self.refresh_target(side, req);
+            self.refresh_target(side, req.contact_uri());
         }
     }
 
-    /// A target-refresh request (re-INVITE, UPDATE) from `side` was answered 2xx: its
-    /// Contact, if it has one, is where that peer's dialog goes from now on (RFC 3261
-    /// §12.2.2; a PBX node that routes by Request-URI answers 404 to the old one).
-    pub(super) fn refresh_target(&mut self, side: Side, req: &Request) {
-        if let Some(c) = req.contact_uri()
+    /// A target refresh on `side` succeeded (its re-INVITE or UPDATE answered 2xx, or our
+    /// re-INVITE or UPDATE answered 2xx by it): the `contact` it carried, if any, is where
+    /// that peer's dialog goes from now on (RFC 3261 §12.2.1.2, §12.2.2; a PBX node that
+    /// routes by Request-URI answers 404 to the old one).
+    pub(super) fn refresh_target(&mut self, side: Side, contact: Option<String>) {
+        if let Some(c) = contact
             && let Some(leg) = self.dialog_mut(side)
         {
             leg.remote_target = c.into();

@@ -116,12 +116,8 @@ impl Call {
         // Target refresh (RFC 3261 §12.2.1.2, §12.2.2): a re-INVITE/UPDATE and its 2xx may
         // move either peer; the origin's Contact counts once the 2xx is sent.
         if final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update) {
-            if let Some(c) = resp.contact_uri()
-                && let Some(leg) = self.dialog_mut(far)
-            {
-                leg.remote_target = c.into();
-            }
-            self.refresh_target(rel.origin, &rel.origin_req);
+            self.refresh_target(far, resp.contact_uri());
+            self.refresh_target(rel.origin, rel.origin_req.contact_uri());
         }
         // An early offer/answer by UPDATE changes the caller's session, which a later callee
         // of a failover is offered: the caller's offer, or its answer.

@@ -171,7 +171,7 @@ impl Call {
         match self.local_refresh_answer(cx, side, req) {
             Ok(resp) => {
                 cx.send_response(id, resp.clone());
-                self.refresh_target(side, req);
+                self.refresh_target(side, req.contact_uri());
                 if req.method() == Method::Invite {
                     let cseq = req.seq();
                     // Its SDP answers the peer's (a refresh answered here has SDP).
