@@ -203,10 +203,8 @@ fn load_profile(
             .parse::<std::net::IpAddr>()
             .is_ok()
     {
-        errs.push(ConfigError::at(
-            path,
-            text,
-            s.span().start,
+        errs.push(at(
+            s,
             format!(
                 "[uri] scheme {:?} needs country_code or a domain name: a local number's tel: URI takes either as its phone-context, and the domain here is an IP address",
                 s.get_ref()

@@ -172,10 +172,6 @@ fn typed(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
             what: "a NUL or CR inside a line",
         });
     }
-    shape(l, line)
-}
-
-fn shape(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
     match l.text {
         [] => Ok(()),
         [t, b'=', ..] if t.is_ascii_lowercase() => Ok(()),
