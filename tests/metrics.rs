@@ -157,3 +157,34 @@ fn promtool_accepts(page: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `/metrics` answers only the addresses `[metrics] allow` names (loopback's 127.0.0.1 by
+/// default), and a connection that never sends its request is closed, so it cannot hold one
+/// of the few connections the endpoint serves at once.
+#[test]
+fn metrics_answer_only_allowed_scrapers_and_close_silent_connections() {
+    use std::io::{Read, Write};
+    let gw = Gateway::start(Ports::new(), GwOpts::default());
+    let at: std::net::SocketAddr = format!("127.0.0.1:{}", gw.ports.metrics).parse().unwrap();
+    let read_all = |s: &mut std::net::TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    };
+
+    let mut stranger = tcp_between("127.0.0.9", at);
+    let _ = stranger.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(read_all(&mut stranger), b"", "a stranger gets nothing");
+
+    let mut silent = tcp_between("127.0.0.1", at);
+    let t0 = std::time::Instant::now();
+    assert_eq!(read_all(&mut silent), b"");
+    assert!(
+        t0.elapsed() < Duration::from_secs(12),
+        "a silent connection is closed by the gateway, not by our 15 s read timeout"
+    );
+
+    // The scraper is served.
+    assert!(body(&gw.metrics()).contains("trunkgate_build_info"));
+}

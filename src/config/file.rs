@@ -128,12 +128,16 @@ pub struct ProfileMediaSection {
 pub struct MetricsSection {
     #[serde(default = "default_metrics_listen")]
     pub listen: Spanned<String>,
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_connections: Option<Spanned<u64>>,
 }
 
 impl Default for MetricsSection {
     fn default() -> Self {
         MetricsSection {
             listen: default_metrics_listen(),
+            allow: None,
+            max_connections: None,
         }
     }
 }

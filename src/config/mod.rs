@@ -16,6 +16,7 @@ mod profile;
 mod routes;
 mod session_timer;
 mod sip;
+pub use process::MetricsConfig;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -191,8 +192,8 @@ pub struct Config {
     pub recording_stereo: bool,
     /// `[recording] jitter_ms`.
     pub recording_jitter: Duration,
-    /// Prometheus `/metrics` address; None when disabled (`listen = ""`).
-    pub metrics_listen: Option<SocketAddr>,
+    /// `[metrics]`: the `/metrics` address (None when disabled), who may scrape it.
+    pub metrics: process::MetricsConfig,
     pub profiles: HashMap<PeerName, Arc<Profile>>,
     pub routes: Vec<Route>,
     /// `[callback]`.
@@ -270,10 +271,10 @@ impl Config {
             stereo: recording_stereo,
             jitter: recording_jitter,
         } = media::recording(&file.recording, &base, &at, &mut errs);
-        let metrics_listen = process::metrics_listen(&file.metrics, &at, &mut errs);
+        let mut warnings = Vec::new();
+        let metrics = process::metrics(&file.metrics, &at, &mut errs, &mut warnings);
 
         let profiles_dir = base.join(&file.profiles);
-        let mut warnings = Vec::new();
         let sources = match profile_source {
             ProfileSource::Folder => read_profiles_folder(&profiles_dir, &mut errs),
             ProfileSource::Texts(list) => list
@@ -361,7 +362,7 @@ impl Config {
             cdr_max_pending,
             cdr_refused_rate,
             drain,
-            metrics_listen,
+            metrics,
             media_ip,
             media_ports,
             media_max_streams,

@@ -1,8 +1,10 @@
 //! `[metrics]` and `[shutdown]`: how the running process is watched, and how it stops.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use super::ConfigError;
 use super::file::{MetricsSection, ShutdownSection};
@@ -11,13 +13,45 @@ use super::file::{MetricsSection, ShutdownSection};
 const DEFAULT_DRAIN_S: u64 = 30;
 const MAX_DRAIN_S: u64 = 86_400;
 
-/// `[metrics] listen`: None when disabled (`""`).
-pub(super) fn metrics_listen(
+/// `[metrics] max_connections` when unset, and its bound.
+const DEFAULT_METRICS_CONNECTIONS: usize = 4;
+const MAX_METRICS_CONNECTIONS: u64 = 64;
+
+/// `[metrics]`: where `/metrics` is served and to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// None when disabled (`listen = ""`).
+    pub listen: Option<SocketAddr>,
+    /// Sources that may scrape; others are closed unanswered.
+    pub allow: Vec<IpNet>,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
+}
+
+impl MetricsConfig {
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Loopback, both families: a scraper on the same host.
+fn loopback() -> Vec<IpNet> {
+    vec![
+        IpNet::from(IpAddr::from([127, 0, 0, 1])),
+        IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+    ]
+}
+
+/// `[metrics]`. A non-loopback `listen` with the default (loopback) `allow` is a warning: the
+/// scraper on another host would be closed unanswered.
+pub(super) fn metrics(
     s: &MetricsSection,
     at: &dyn Fn(Range<usize>, String) -> ConfigError,
     errs: &mut Vec<ConfigError>,
-) -> Option<SocketAddr> {
-    match s.listen.get_ref().trim() {
+    warnings: &mut Vec<ConfigError>,
+) -> MetricsConfig {
+    let listen = match s.listen.get_ref().trim() {
         "" => None,
         m => match m.parse::<SocketAddr>() {
             Ok(a) => Some(a),
@@ -29,6 +63,63 @@ pub(super) fn metrics_listen(
                 None
             }
         },
+    };
+    let allow = match &s.allow {
+        None => {
+            if let Some(a) = listen
+                && !a.ip().is_loopback()
+            {
+                warnings.push(at(
+                    s.listen.span(),
+                    format!(
+                        "warning: [metrics] listen {a} is not loopback, but allow is (by \
+                         default): set [metrics] allow to your Prometheus servers' addresses"
+                    ),
+                ));
+            }
+            loopback()
+        }
+        Some(list) => {
+            let mut nets = Vec::new();
+            for a in list.get_ref() {
+                let t = a.get_ref().trim();
+                match t
+                    .parse::<IpNet>()
+                    .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                {
+                    Ok(n) => nets.push(n.trunc()),
+                    Err(_) => errs.push(at(
+                        a.span(),
+                        format!("[metrics] allow {t:?} is not an IP address or CIDR network"),
+                    )),
+                }
+            }
+            if list.get_ref().is_empty() && listen.is_some() {
+                errs.push(at(
+                    list.span(),
+                    "[metrics] allow is empty: name the scrapers' addresses, or set listen = \"\" \
+                     to turn /metrics off"
+                        .to_string(),
+                ));
+            }
+            nets
+        }
+    };
+    let max_connections = match &s.max_connections {
+        None => DEFAULT_METRICS_CONNECTIONS,
+        Some(n) if (1..=MAX_METRICS_CONNECTIONS).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) => {
+            errs.push(at(
+                n.span(),
+                format!("[metrics] max_connections must be 1..={MAX_METRICS_CONNECTIONS}"),
+            ));
+            DEFAULT_METRICS_CONNECTIONS
+        }
+    };
+    MetricsConfig {
+        listen,
+        allow,
+        max_connections,
     }
 }
 

@@ -573,3 +573,68 @@ fn call_policy_keys_are_validated_with_positions() {
     assert!(!p.headers.copies(&crate::sip::Hdr::named("Subject")));
     assert_eq!(p.headers.user_agent.as_deref(), Some("tg"));
 }
+
+#[test]
+fn metrics_scrapers_default_to_loopback_and_are_bounded() {
+    let load = |extra: &str| load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles());
+    let m = load("").unwrap().metrics;
+    assert_eq!(m.listen, Some("127.0.0.1:9464".parse().unwrap()));
+    assert_eq!(m.max_connections, 4);
+    assert!(m.allows("127.0.0.1".parse().unwrap()));
+    assert!(m.allows("::1".parse().unwrap()));
+    assert!(m.allows("::ffff:127.0.0.1".parse().unwrap()));
+    assert!(!m.allows("127.0.0.2".parse().unwrap()));
+    assert!(!m.allows("10.0.0.9".parse().unwrap()));
+
+    let m = load("\n[metrics]\nallow = [\"10.0.0.0/8\", \"192.0.2.7\"]\nmax_connections = 9\n")
+        .unwrap()
+        .metrics;
+    assert!(m.allows("10.1.2.3".parse().unwrap()));
+    assert!(m.allows("192.0.2.7".parse().unwrap()));
+    assert!(!m.allows("127.0.0.1".parse().unwrap()));
+    assert_eq!(m.max_connections, 9);
+
+    // A scraper on another host needs `allow`: said at load, not found out at 3 a.m.
+    let c = load("\n[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap();
+    let said: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("[metrics] listen 0.0.0.0:9464 is not loopback")),
+        "{said:?}"
+    );
+    let c = load("\n[metrics]\nlisten = \"0.0.0.0:9464\"\nallow = [\"10.0.0.5\"]\n").unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .all(|w| !w.to_string().contains("[metrics]"))
+    );
+
+    for (extra, says) in [
+        (
+            "allow = [\"scraper\"]",
+            "[metrics] allow \"scraper\" is not an IP",
+        ),
+        ("allow = []", "[metrics] allow is empty"),
+        (
+            "max_connections = 0",
+            "[metrics] max_connections must be 1..=64",
+        ),
+        (
+            "max_connections = 65",
+            "[metrics] max_connections must be 1..=64",
+        ),
+    ] {
+        let text = load(&format!("\n[metrics]\n{extra}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains(says) && text.contains("gateway.toml:"),
+            "{text}"
+        );
+    }
+    // Off needs no scrapers.
+    let m = load("\n[metrics]\nlisten = \"\"\nallow = []\n")
+        .unwrap()
+        .metrics;
+    assert_eq!(m.listen, None);
+}

@@ -9,15 +9,15 @@ use tracing::info;
 
 use crate::config::Config;
 
-/// Listeners, the metrics server, logs, the CDR file and what the runtime keeps open.
+/// Listeners, logs, the CDR file and what the runtime keeps open.
 const BASE: u64 = 64;
 
 /// Descriptors the configuration may hold at once: every RTP/RTCP port of the pool, a WAV
-/// file for every recorded call (one needs at least four ports), every TCP connection, and
-/// the base.
+/// file for every recorded call (one needs at least four ports), every TCP connection, every
+/// `/metrics` connection, and the base.
 pub fn needed(cfg: &Config) -> u64 {
     let ports = u64::from(cfg.media_ports.1.saturating_sub(cfg.media_ports.0)) + 1;
-    ports + ports / 4 + cfg.protect.max_tcp_total as u64 + BASE
+    ports + ports / 4 + cfg.protect.max_tcp_total as u64 + cfg.metrics.max_connections as u64 + BASE
 }
 
 /// What to do about a soft/hard limit (`None` is unlimited) for `need` descriptors.
@@ -74,8 +74,8 @@ mod tests {
     fn the_shipped_configuration_needs_about_two_thousand_four_hundred() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
         let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        // 1000 ports, 250 recordings, 1024 TCP connections, 64 more.
-        assert_eq!(needed(&cfg), 2338);
+        // 1000 ports, 250 recordings, 1024 TCP connections, 4 scrapers, 64 more.
+        assert_eq!(needed(&cfg), 2342);
     }
 
     #[test]

@@ -216,6 +216,11 @@ impl Inbox {
         had
     }
 
+    /// Whether the running configuration's `[metrics] allow` lets `ip` scrape.
+    pub(crate) fn metrics_allows(&self, ip: IpAddr) -> bool {
+        self.config.load().metrics.allows(ip)
+    }
+
     /// What `[protect] unknown_sources` says to do with strangers.
     pub(crate) fn unknown_sources(&self) -> crate::config::UnknownSources {
         self.config.load().protect.unknown_sources

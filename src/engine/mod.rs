@@ -114,9 +114,20 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(m) = cfg.metrics_listen {
-        metrics::install(m).map_err(|e| anyhow::anyhow!("cannot serve metrics on {m}: {e}"))?;
+    if let Some(m) = cfg.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(m)
+            .await
+            .with_context(|| format!("cannot serve metrics on {m}"))?;
+        let handle =
+            metrics::install().map_err(|e| anyhow::anyhow!("cannot serve metrics: {e}"))?;
         crate::cdr::describe_metrics();
+        let allow_from = inbox.clone();
+        tokio::spawn(crate::ops::scrape::serve(
+            listener,
+            handle,
+            std::sync::Arc::new(move |ip| allow_from.metrics_allows(ip)),
+            cfg.metrics.max_connections,
+        ));
     }
     let (wav, wav_thread) =
         wav::WavWriters::start().context("cannot start the recording writer")?;

@@ -121,8 +121,10 @@ pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static
     if old.callback.listen != new.callback.listen {
         return Some("[callback] port or listen");
     }
-    if old.metrics_listen != new.metrics_listen {
-        return Some("[metrics] listen");
+    if (old.metrics.listen, old.metrics.max_connections)
+        != (new.metrics.listen, new.metrics.max_connections)
+    {
+        return Some("[metrics] listen or max_connections");
     }
     if old.cdr_path != new.cdr_path {
         return Some("[cdr] path");

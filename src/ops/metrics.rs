@@ -4,8 +4,6 @@
 //! counter increment in memory (the `metrics` facade); without an installed exporter it does
 //! nothing.
 
-use std::net::SocketAddr;
-
 use crate::callback::metrics as cb;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
@@ -291,16 +289,15 @@ pub fn overload(share: f64, standing_delay: std::time::Duration) {
     gauge!(QUEUE_DELAY).set(standing_delay.as_secs_f64());
 }
 
-/// Serve `/metrics` on `listen`. Must run inside the tokio runtime.
-pub fn install(listen: SocketAddr) -> Result<(), String> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(listen)
+/// Install the Prometheus recorder; `ops::scrape` serves what the handle renders.
+pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(SETUP.into()),
             SETUP_BUCKETS,
         )
         .map_err(|e| e.to_string())?
-        .install()
+        .install_recorder()
         .map_err(|e| e.to_string())?;
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
@@ -356,7 +353,7 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
     );
     describe_counter!(
         REFUSED,
-        "Messages dropped or answered statelessly before any transaction, by reason"
+        "Messages dropped or answered statelessly before any transaction, and connections closed unserved (TCP and /metrics), by reason"
     );
     describe_counter!(
         RTP_PACKETS,
@@ -408,7 +405,7 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         REGISTRATION_UP,
         "1 while the peer's registrar holds the gateway's registration, else 0"
     );
-    Ok(())
+    Ok(handle)
 }
 
 #[cfg(test)]

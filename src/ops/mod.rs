@@ -1,6 +1,7 @@
-//! Operations: metrics names and their exporter, and the `trunkgate reload` handshake with
-//! the running process.
+//! Operations: metrics names, their exporter and the `/metrics` endpoint, and the
+//! `trunkgate reload` handshake with the running process.
 
 pub mod control;
 pub mod heap;
 pub mod metrics;
+pub mod scrape;

@@ -155,10 +155,15 @@ impl GwOpts {
 
 /// A TCP connection to the gateway from `ip` (a peer's address, or a stranger's).
 pub fn tcp_from(ip: &str, gw: &Gateway) -> std::net::TcpStream {
+    tcp_between(ip, gw.addr())
+}
+
+/// A TCP connection from `ip` to `to`.
+pub fn tcp_between(ip: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let local: std::net::SocketAddr = format!("{ip}:0").parse().unwrap();
     sock.bind(&local.into()).unwrap();
-    sock.connect_timeout(&gw.addr().into(), Duration::from_secs(2))
+    sock.connect_timeout(&to.into(), Duration::from_secs(2))
         .unwrap();
     sock.into()
 }

@@ -108,7 +108,11 @@ pub(crate) fn config() -> Config {
         warnings: Vec::new(),
         limits: Default::default(),
         drain: Duration::from_secs(1),
-        metrics_listen: None,
+        metrics: crate::config::MetricsConfig {
+            listen: None,
+            allow: Vec::new(),
+            max_connections: 1,
+        },
         media_ip: "127.0.0.1".parse().unwrap(),
         media_ports: (30000, 30009),
         media_max_streams: 4,

@@ -52,7 +52,11 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),
-        metrics_listen: None,
+        metrics: crate::config::MetricsConfig {
+            listen: None,
+            allow: Vec::new(),
+            max_connections: 1,
+        },
         profiles: HashMap::new(),
         routes: vec![route("+86", "carrier-a"), route("1", "pbx")],
         callback,

@@ -1,0 +1,149 @@
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::*;
+
+#[test]
+fn what_a_request_head_asks_for() {
+    let cases: &[(&[u8], Reply)] = &[
+        (
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+            Reply::Metrics { head_only: false },
+        ),
+        (
+            b"GET / HTTP/1.0\r\n\r\n",
+            Reply::Metrics { head_only: false },
+        ),
+        (
+            b"HEAD /metrics?x=1 HTTP/1.1\r\n\r\n",
+            Reply::Metrics { head_only: true },
+        ),
+        (
+            b"GET /health HTTP/1.1\n\n",
+            Reply::Health { head_only: false },
+        ),
+        (b"POST /metrics HTTP/1.1\r\n\r\n", Reply::MethodNotAllowed),
+        (b"GET /metrics\r\n\r\n", Reply::BadRequest),
+        (b"GET /metrics HTTP/1.1 x\r\n\r\n", Reply::BadRequest),
+        (b"GET metrics HTTP/1.1\r\n\r\n", Reply::BadRequest),
+        (b"GET /metrics SIP/2.0\r\n\r\n", Reply::BadRequest),
+        (b"\xff\xfe\r\n\r\n", Reply::BadRequest),
+        (b"\r\n\r\n", Reply::BadRequest),
+    ];
+    for (head, want) in cases {
+        assert_eq!(reply_to(head), *want, "{:?}", String::from_utf8_lossy(head));
+    }
+}
+
+#[test]
+fn a_head_ends_at_its_blank_line() {
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
+    assert_eq!(head_end(b"GET / HTTP/1.1\n\n"), Some(16));
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+}
+
+/// A server on a free loopback port allowing only 127.0.0.1, serving at most `max`
+/// connections at once.
+async fn server(max: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = PrometheusBuilder::new().build_recorder().handle();
+    let allow: Allow = Arc::new(|ip: IpAddr| ip == IpAddr::from([127, 0, 0, 1]));
+    tokio::spawn(serve(listener, handle, allow, max));
+    addr
+}
+
+/// Connect from `from` (any 127/8 address works on Linux loopback).
+async fn connect(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::from((from, 0))).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// Everything the server sends before it closes, or what came within 30 s.
+async fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await;
+    out
+}
+
+#[tokio::test]
+async fn an_allowed_scraper_gets_the_page_and_the_connection_closes() {
+    let addr = server(2).await;
+    let mut c = connect([127, 0, 0, 1], addr).await;
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let out = String::from_utf8(read_all(&mut c).await).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.contains("Content-Type: text/plain; version=0.0.4"),
+        "{out}"
+    );
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    let mut c = connect([127, 0, 0, 1], addr).await;
+    c.write_all(b"GET /health HTTP/1.1\r\n\r\n").await.unwrap();
+    let out = String::from_utf8(read_all(&mut c).await).unwrap();
+    assert!(
+        out.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\nOK"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_source_not_allowed_is_closed_without_a_byte() {
+    let addr = server(2).await;
+    let mut c = connect([127, 0, 0, 2], addr).await;
+    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(read_all(&mut c).await, b"");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once_and_slots_come_back() {
+    let addr = server(2).await;
+    // Two silent clients hold both slots.
+    let mut quiet = vec![
+        connect([127, 0, 0, 1], addr).await,
+        connect([127, 0, 0, 1], addr).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = connect([127, 0, 0, 1], addr).await;
+    let _ = third.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(read_all(&mut third).await, b"", "the third is closed");
+    // One leaves; its slot serves the next scrape.
+    drop(quiet.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = connect([127, 0, 0, 1], addr).await;
+    next.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let out = read_all(&mut next).await;
+    assert!(out.starts_with(b"HTTP/1.1 200 OK"), "{out:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_connection_is_closed_after_the_head_timeout() {
+    let addr = server(1).await;
+    let mut c = connect([127, 0, 0, 1], addr).await;
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(read_all(&mut c).await, b"");
+    let held = t0.elapsed();
+    assert!(
+        held >= HEAD_TIMEOUT && held < HEAD_TIMEOUT + Duration::from_secs(1),
+        "{held:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_head_past_the_size_limit_gets_400() {
+    let addr = server(1).await;
+    let mut c = connect([127, 0, 0, 1], addr).await;
+    let mut head = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    head.extend(std::iter::repeat_n(b'a', MAX_HEAD));
+    let _ = c.write_all(&head).await;
+    let out = read_all(&mut c).await;
+    assert!(out.starts_with(b"HTTP/1.1 400 Bad Request"), "{out:?}");
+}
