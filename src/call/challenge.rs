@@ -12,7 +12,7 @@ use super::cx::Cx;
 use super::events::CallEvent;
 use super::state::{Call, InviteCredentials, TxnRole};
 use crate::auth::{AuthFailure, AuthSession, ChallengeKind, Retry};
-use crate::sip::{Hdr, Request, Response};
+use crate::sip::{Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
 /// Whether `resp` is a digest challenge (401 or 407).
@@ -37,8 +37,17 @@ impl Call {
         let Some(session) = self.auth[side].as_mut().filter(|s| s.has_cached()) else {
             return;
         };
-        if let Err(e) = session.authorize(req, cx.env.ids.rng()) {
-            warn!(error = %e, "cannot add credentials up front");
+        match session.authorize(req, cx.env.ids.rng()) {
+            Ok(()) => self.keep_for_ack(side, req),
+            Err(e) => warn!(error = %e, "cannot add credentials up front"),
+        }
+    }
+
+    /// An INVITE sent on `side` with credentials: the ACK of its 2xx carries them too (RFC
+    /// 3261 §13.2.2.4), whether it is the first INVITE or a re-INVITE.
+    fn keep_for_ack(&mut self, side: Side, req: &Request) {
+        if req.method() == Method::Invite {
+            self.invite_auth[side] = Some(Self::invite_credentials(req));
         }
     }
 
@@ -64,6 +73,7 @@ impl Call {
             return Err(AuthFailure::NoCredentials);
         };
         let req = session.on_challenge(sent, resp, retry, cx.env.ids.rng())?;
+        self.keep_for_ack(side, &req);
         let id = self
             .start_client(cx, req.clone(), target, role)
             .ok_or_else(|| AuthFailure::Build("cannot start the transaction".into()))?;

@@ -118,7 +118,6 @@ impl Call {
             };
             match self.answer_challenge(cx, Side::B, &sent, &resp, TxnRole::Invite) {
                 Ok((txn, invite)) => {
-                    self.invite_auth.b = Some(Call::invite_credentials(&invite));
                     if let Some(att) = self.attempt.as_mut() {
                         att.txn = txn;
                         att.invite = Some(Box::new(invite));

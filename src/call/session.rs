@@ -256,9 +256,6 @@ impl Call {
             return false;
         };
         info!(call_id = %self.call_id(), interval = min.as_secs(), "callee wants a longer session interval (422): INVITE again");
-        if invite.has_header(&Hdr::AUTHORIZATION) || invite.has_header(&Hdr::PROXY_AUTHORIZATION) {
-            self.invite_auth.b = Some(Call::invite_credentials(&invite));
-        }
         if let Some(att) = self.attempt.as_mut() {
             att.txn = txn;
             att.invite = Some(Box::new(invite));

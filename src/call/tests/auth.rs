@@ -326,6 +326,44 @@ fn a_relayed_reinvite_is_answered_or_refused_with_403_never_with_the_challenge()
     }
 }
 
+/// The ACK of a re-INVITE's 2xx carries that re-INVITE's credentials (RFC 3261 §13.2.2.4),
+/// whether they were asked for by a challenge or sent up front. Before, only the first
+/// INVITE's ACK had them, and a proxy checking every request in the dialog dropped the ACK.
+#[test]
+fn the_ack_of_a_reinvite_carries_its_credentials() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    // Challenged: the credentials of the INVITE sent again.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre1", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, challenge(&re, 407, "m1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    let cred = again
+        .header(&Hdr::PROXY_AUTHORIZATION)
+        .expect("credentials");
+    h.recv_msg(CARRIER_A, reply(&again, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKack2", ""));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap().0, again.cseq().unwrap().0);
+    assert_eq!(ack.header(&Hdr::PROXY_AUTHORIZATION), Some(cred));
+    // Up front: the next re-INVITE carries credentials from the start, and so does its ACK.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKre2", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let cred = re
+        .header(&Hdr::PROXY_AUTHORIZATION)
+        .expect("credentials up front");
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    h.recv(PHONE, &from_phone("ACK", &tag, 3, "z9hG4bKack3", ""));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap().0, re.cseq().unwrap().0);
+    assert_eq!(ack.header(&Hdr::PROXY_AUTHORIZATION), Some(cred));
+}
+
 /// An ITSP that challenges every request in the dialog challenges our PRACK: it is sent
 /// again with credentials, and later PRACKs carry them up front. Before, the challenge
 /// counted as a refusal of PRACK (`on_405`): no more PRACKs, or the call failed with 502.
