@@ -6,7 +6,8 @@
 //! [`Registration::handle_response`], [`Registration::handle_timeout`] (at
 //! [`Registration::poll_timeout`]) and [`Registration::handle_failure`] (transaction timeout or
 //! transport error), and sends whatever [`Registration::poll_transmit`] yields. One REGISTER is
-//! in flight at a time. What a registrar's 2xx grants is read in `granted.rs`.
+//! in flight at a time. What a registrar's 2xx grants is read in `granted.rs`; what a
+//! registration is made from is in `params.rs`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,11 +17,14 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::credentials::{AuthFailure, AuthSession, Credentials, Retry};
-use crate::config::{PeerName, Profile};
-use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request, Response, Target, Transport};
+use crate::config::PeerName;
+use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request, Response, Target};
 use granted::{granted_expiry, leading_secs};
 
 mod granted;
+mod params;
+
+pub use params::{RegisterParams, RegisterPolicy};
 
 /// Refresh when this share (in percent) of the granted expiry has passed.
 pub const REFRESH_PERCENT: u32 = 85;
@@ -37,75 +41,6 @@ pub const MIN_GRANT: Duration = Duration::from_secs(10);
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
 /// Longest expiry we ask for or accept through `423 Min-Expires` (a week).
 pub const MAX_EXPIRES: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// `[register]` of a profile, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegisterPolicy {
-    /// Expiry asked for.
-    pub expires: Duration,
-    /// User part of the Contact we register.
-    pub contact_user: String,
-    /// Transport toward the registrar (the profile address's unless set).
-    pub transport: Transport,
-}
-
-/// Everything a registration needs to build its REGISTERs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegisterParams {
-    pub peer: PeerName,
-    /// Where REGISTERs go: the profile's address with the policy's transport.
-    pub target: Target,
-    /// Request-URI: `sip:DOMAIN`.
-    pub registrar: String,
-    /// Address of record, the From and To URI: `sip:USER@DOMAIN`.
-    pub aor: String,
-    /// The contact bound: `sip:CONTACT_USER@ADVERTISE:PORT`.
-    pub contact: String,
-    /// Via sent-by: `ADVERTISE:PORT`.
-    pub sent_by: String,
-    pub expires: Duration,
-}
-
-impl RegisterParams {
-    /// The registration of `profile`. `advertise` is `[sip] advertise`; `local_port` the port
-    /// of the gateway's listener for the policy's transport. The AOR user is the `[auth]`
-    /// username when there is one, else the contact user.
-    pub fn for_profile(
-        profile: &Profile,
-        policy: &RegisterPolicy,
-        creds: Option<&Credentials>,
-        advertise: &str,
-        local_port: u16,
-    ) -> Self {
-        let t = policy.transport;
-        let tparam = match t {
-            Transport::Udp => String::new(),
-            Transport::Tcp => ";transport=tcp".into(),
-        };
-        let host = if advertise.contains(':') && !advertise.starts_with('[') {
-            format!("[{advertise}]")
-        } else {
-            advertise.to_string()
-        };
-        let user = creds
-            .map(|c| c.username.as_str())
-            .unwrap_or(&policy.contact_user);
-        RegisterParams {
-            peer: profile.name.clone(),
-            target: Target {
-                transport: t,
-                addr: profile.address.addr,
-                conn: None,
-                listener: None,
-            },
-            registrar: format!("sip:{}{tparam}", profile.domain),
-            aor: format!("sip:{user}@{}", profile.domain),
-            contact: format!("sip:{}@{host}:{local_port}{tparam}", policy.contact_user),
-            sent_by: format!("{host}:{local_port}"),
-            expires: policy.expires,
-        }
-    }
-}
 
 /// A request to send.
 #[derive(Debug, Clone)]
@@ -166,6 +101,8 @@ pub struct Registration {
     cseq: u32,
     /// The expiry we ask for (raised by `423 Interval Too Brief`).
     expires: Duration,
+    /// The REGISTER out was sent at once after a 423: another 423 waits for the back-off.
+    raised_423: bool,
     state: State,
     /// Until when the registrar holds our binding, while it does.
     bound_until: Option<Instant>,
@@ -195,6 +132,7 @@ impl Registration {
             from_tag,
             cseq: 0,
             expires,
+            raised_423: false,
             state: State::Idle,
             bound_until: None,
             failures: 0,
@@ -226,6 +164,30 @@ impl Registration {
     /// Whether the registration has ended (after [`Registration::shutdown`]).
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
+    }
+
+    /// Whether it is removing its binding (its `Expires: 0` is out).
+    pub fn is_leaving(&self) -> bool {
+        matches!(
+            self.state,
+            State::InFlight {
+                op: Op::Unregister,
+                ..
+            }
+        )
+    }
+
+    /// Whether it has not been started.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    /// Ends it without removing the binding: a registration of the same contact at the same
+    /// registrar replaces it (RFC 3261 §10.3: a REGISTER under another Call-ID updates the
+    /// binding), and an `Expires: 0` raced against that REGISTER could remove the new one.
+    pub fn hand_over(&mut self) {
+        self.state = State::Done;
+        self.bound_until = None;
     }
 
     /// Sends the first REGISTER.
@@ -344,9 +306,16 @@ impl Registration {
                     .header(&Hdr::named("Min-Expires"))
                     .and_then(|v| leading_secs(&v));
                 match min {
+                    // Once at once; a registrar raising it again waits for the back-off.
                     Some(m) if m > self.expires && m <= MAX_EXPIRES => {
                         self.expires = m;
-                        self.send(now, op);
+                        if self.raised_423 {
+                            let why = format!("423 again (Min-Expires {})", m.as_secs());
+                            self.fail(now, op, why, None);
+                        } else {
+                            self.raised_423 = true;
+                            self.send(now, op);
+                        }
                     }
                     _ => self.fail(now, op, "423 without a usable Min-Expires".into(), None),
                 }
@@ -365,7 +334,10 @@ impl Registration {
         let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
         // A registrar may shorten the expiry, never lengthen it (RFC 3261 §10.3 step 7).
         let granted = granted.min(self.expires);
+        self.raised_423 = false;
         if granted < MIN_GRANT {
+            // Held that long all the same.
+            self.bound_until = Some(later(now, granted));
             let why = format!(
                 "the registrar granted {} s, under the {} s the gateway takes",
                 granted.as_secs(),
@@ -386,9 +358,12 @@ impl Registration {
         });
     }
 
+    /// A REGISTER failed. A binding we held stays held until it expires (a refused refresh
+    /// does not remove it), so it is still up, and shutdown still removes it.
     fn fail(&mut self, now: Instant, op: Op, reason: String, retry_after: Option<Duration>) {
-        self.bound_until = None;
+        self.raised_423 = false;
         if op == Op::Unregister {
+            self.bound_until = None;
             self.state = State::Done;
             self.event(RegEvent::Unregistered { ok: false });
             return;

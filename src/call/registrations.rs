@@ -46,9 +46,13 @@ fn params(cfg: &Config, p: &Profile) -> Option<RegisterParams> {
 }
 
 impl Registrations {
-    /// Start (or, after a reload, reconcile) the registrations `cfg` asks for: a peer whose
-    /// registration settings, address or credentials changed is unregistered and registered
-    /// anew; a peer no longer registering is unregistered.
+    /// Start (or, after a reload, reconcile) the registrations `cfg` asks for. A peer whose
+    /// registration changed registers anew: when its contact, address of record and registrar
+    /// stayed (new credentials or expiry), the new REGISTER replaces the old binding and the
+    /// old registration just ends; otherwise the old binding is removed first, and the new
+    /// registration starts once that `Expires: 0` has its answer (sent at the same moment,
+    /// the two could reach the registrar in either order). A peer no longer registering is
+    /// unregistered.
     pub fn configure(&mut self, env: &mut Env, cfg: &Config, now: Instant) {
         let _zone = process_zone();
         let wanted: Vec<(RegisterParams, Option<Arc<Credentials>>)> = cfg
@@ -59,21 +63,27 @@ impl Registrations {
         let same = |e: &Entry, (params, creds): &(RegisterParams, Option<Arc<Credentials>>)| {
             e.params == *params && e.creds == *creds
         };
+        // A registration still wanted: neither ended nor removing its binding.
+        let kept = |e: &Entry| !e.reg.is_done() && !e.reg.is_leaving();
         for e in &mut self.regs {
-            if !e.reg.is_done() && !wanted.iter().any(|w| same(e, w)) {
+            if !kept(e) || wanted.iter().any(|w| same(e, w)) {
+                continue;
+            }
+            if wanted.iter().any(|(p, _)| p.same_binding(&e.params)) {
+                info!(peer = %e.reg.peer(), "registration settings changed: registering the same contact anew");
+                e.reg.hand_over();
+            } else {
                 info!(peer = %e.reg.peer(), "registration changed or no longer wanted: unregistering");
                 e.reg.shutdown(now);
             }
         }
         for w in wanted {
-            if self.regs.iter().any(|e| !e.reg.is_done() && same(e, &w)) {
+            if self.regs.iter().any(|e| kept(e) && same(e, &w)) {
                 continue;
             }
             let (params, creds) = w;
             let seed = (u64::from(env.ids.number()) << 32) | u64::from(env.ids.number());
-            let mut reg = Registration::new(params.clone(), creds.clone(), seed);
-            reg.start(now);
-            info!(peer = %params.peer, "registering");
+            let reg = Registration::new(params.clone(), creds.clone(), seed);
             self.regs.push(Entry { reg, params, creds });
         }
         self.flush(env, now);
@@ -160,8 +170,20 @@ impl Registrations {
         self.flush(env, now);
     }
 
-    /// Send what the registrations want sent, log what happened to them, forget the ended.
+    /// Start the registrations not started whose binding no other is removing, send what the
+    /// registrations want sent, log what happened to them, forget the ended.
     fn flush(&mut self, env: &mut Env, now: Instant) {
+        for i in 0..self.regs.len() {
+            let waits = self.regs[i].reg.is_idle()
+                && self
+                    .regs
+                    .iter()
+                    .any(|o| o.reg.is_leaving() && o.params.same_binding(&self.regs[i].params));
+            if self.regs[i].reg.is_idle() && !waits {
+                info!(peer = %self.regs[i].params.peer, "registering");
+                self.regs[i].reg.start(now);
+            }
+        }
         for Entry { reg, .. } in &mut self.regs {
             while let Some(t) = reg.poll_transmit() {
                 let call_id = reg.call_id().to_string();

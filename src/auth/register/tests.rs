@@ -166,6 +166,10 @@ fn a_tiny_grant_or_retry_after_does_not_make_us_register_every_second() {
     r.start(t0);
     let q = sent(&mut r);
     r.handle_response(t0, &answer(&q, 200, &[("Expires", "1")]));
+    // Held for the second granted, then down; retried after the back-off.
+    assert!(r.is_up());
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+    r.handle_timeout(t0 + Duration::from_secs(1));
     assert!(!r.is_up());
     assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
     let mut r = reg(3600);
@@ -214,7 +218,12 @@ fn failures_back_off_exponentially_and_success_resets() {
         Some(now + FIRST_BACKOFF),
         "back to the first step"
     );
-    assert!(!r.is_up());
+    // A refused refresh does not remove the binding: it is held until it expires, and a
+    // shutdown meanwhile removes it (before, it was taken as gone and left in place).
+    assert!(r.is_up());
+    r.shutdown(now);
+    let u = sent(&mut r);
+    assert_eq!(expires_of(&u), "0");
 }
 
 #[test]
@@ -315,6 +324,18 @@ fn interval_too_brief_raises_the_expiry_once() {
     r.handle_response(t0, &answer(&q, 423, &[("Min-Expires", "300")]));
     assert!(r.poll_transmit().is_none());
     assert!(matches!(r.poll_event(), Some(RegEvent::Failed { .. })));
+    // A registrar raising it on every answer gets one REGISTER at once, then the back-off
+    // between rounds (before, every raise was sent again at once).
+    let mut r = reg(60);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 423, &[("Min-Expires", "300")]));
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 423, &[("Min-Expires", "301")]));
+    assert!(r.poll_transmit().is_none());
+    assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
+    r.handle_timeout(t0 + FIRST_BACKOFF);
+    assert_eq!(expires_of(&sent(&mut r)), "301", "the raise is kept");
 }
 
 #[test]

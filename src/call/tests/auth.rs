@@ -291,6 +291,88 @@ fn a_silent_registrar_is_retried_with_back_off_and_counted_down() {
     assert_eq!(cseqs.len(), 1, "{cseqs:?}");
 }
 
+/// `registering()` with carrier-a's registration changed by `f`.
+fn registering_with(f: impl FnOnce(&mut crate::auth::RegisterPolicy)) -> Config {
+    let mut cfg = registering();
+    let p = cfg.profiles.get_mut(&PeerName("carrier-a".into())).unwrap();
+    let mut q = (**p).clone();
+    if let Some(r) = q.register.as_mut() {
+        f(r);
+    }
+    *p = Arc::new(q);
+    cfg
+}
+
+/// A reload that changes only the expiry keeps the contact: the new REGISTER replaces the
+/// binding, and no `Expires: 0` is sent that could reach the registrar after it and remove it.
+#[test]
+fn a_reload_of_the_same_contact_registers_anew_without_removing_it() {
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    h.input(Input::Reload(Arc::new(registering_with(|r| {
+        r.expires = Duration::from_secs(1800);
+    }))));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        again.header(&Hdr::named("Expires")).as_deref(),
+        Some("1800")
+    );
+    assert_ne!(again.call_id(), reg.call_id(), "a new registration");
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 1800));
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), true)]
+    );
+}
+
+/// A reload that moves the contact, then one that moves it back while the first binding's
+/// `Expires: 0` still waits for its answer: the registration of the restored contact starts
+/// when that answer comes (not before, as the two could cross), and starts at all (before,
+/// the unregistering one was taken for it and the peer stayed unregistered).
+#[test]
+fn a_reload_reverted_while_unregistering_registers_again_after_the_removal() {
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    h.input(Input::Reload(Arc::new(registering_with(|r| {
+        r.contact_user = "other".into();
+    }))));
+    let mut out = h.take_requests(CARRIER_A, Method::Register);
+    assert_eq!(out.len(), 2, "the removal and the new contact's REGISTER");
+    let un = out.remove(0);
+    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    let other = out.remove(0);
+    h.input(Input::Reload(Arc::new(registering())));
+    let out = h.take_requests(CARRIER_A, Method::Register);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    assert_eq!(
+        out[0].call_id(),
+        other.call_id(),
+        "the other contact is removed"
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        again.header(&Hdr::named("Expires")).as_deref(),
+        Some("3600")
+    );
+    assert_eq!(
+        again.contact_uri().as_deref(),
+        Some("sip:trunkuser@127.0.0.1:5060")
+    );
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 3600));
+    assert!(
+        h.core
+            .registrations()
+            .contains(&(PeerName("carrier-a".into()), true))
+    );
+}
+
 #[test]
 fn a_reload_that_drops_register_unregisters() {
     let mut h = H::with(registering());
