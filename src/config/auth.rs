@@ -98,11 +98,11 @@ pub(super) fn peer_auth(
     };
     let contact_user = match &r.contact_user {
         Some(u) => {
-            if !is_uri_user(u.get_ref()) {
+            if !is_contact_user(u.get_ref()) {
                 errs.push(at(
                     u.span(),
                     format!(
-                        "[register] contact_user {:?} must be a SIP URI user part (letters, digits, -_.!~*'()&=+$,;?/)",
+                        "[register] contact_user {:?} must be a SIP URI user part without ';' (letters, digits, -_.!~*'()&=+$,?/)",
                         u.get_ref()
                     ),
                 ));
@@ -113,7 +113,7 @@ pub(super) fn peer_auth(
             .auth
             .as_ref()
             .map(|a| a.username.get_ref().clone())
-            .filter(|u| is_uri_user(u))
+            .filter(|u| is_contact_user(u))
             .unwrap_or_else(|| DEFAULT_CONTACT_USER.to_string()),
     };
     let transport = match &r.transport {
@@ -321,6 +321,13 @@ fn is_uri_user(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(c))
+}
+
+/// A user part we can register as our contact: inbound requests find their peer by it, and
+/// that lookup reads the user part up to a `;` (what follows is a parameter to a peer), so a
+/// contact user with one would never match.
+fn is_contact_user(s: &str) -> bool {
+    is_uri_user(s) && !s.contains(';')
 }
 
 #[cfg(test)]

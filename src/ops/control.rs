@@ -131,11 +131,10 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| ReloadError::BadPidFile { path: path.clone() })?;
-    // A stale pid file may name another program by now: signal only a process running
-    // this very binary.
+    // A stale pid file may name another program by now: signal only a trunkgate.
     let theirs = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
     let ours = std::env::current_exe().ok();
-    if theirs.is_none() || theirs != ours {
+    if !matches!((&theirs, &ours), (Some(t), Some(o)) if same_program(t, o)) {
         return Err(ReloadError::NotRunning { pid, path });
     }
     let results = result_file(cfg);
@@ -158,9 +157,34 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
     Err(ReloadError::NoAnswer { pid, waited: wait })
 }
 
+/// Whether the running process's executable `theirs` (its `/proc/PID/exe` link) is the
+/// program `ours`. After an upgrade replaced the file, the link of a process started from it
+/// reads `PATH (deleted)`; a gateway started from another copy (a build tree, another
+/// prefix) has the same file name.
+fn same_program(theirs: &Path, ours: &Path) -> bool {
+    let theirs = theirs.to_string_lossy();
+    let theirs = Path::new(theirs.strip_suffix(" (deleted)").unwrap_or(&theirs));
+    theirs == ours || (theirs.file_name().is_some() && theirs.file_name() == ours.file_name())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gateway_is_found_after_its_binary_was_upgraded_or_run_from_elsewhere() {
+        let ours = Path::new("/usr/local/bin/trunkgate");
+        for theirs in [
+            "/usr/local/bin/trunkgate",
+            "/usr/local/bin/trunkgate (deleted)",
+            "/opt/trunkgate/target/release/trunkgate",
+        ] {
+            assert!(same_program(Path::new(theirs), ours), "{theirs}");
+        }
+        for theirs in ["/usr/bin/python3", "/usr/bin/python3 (deleted)", "/"] {
+            assert!(!same_program(Path::new(theirs), ours), "{theirs}");
+        }
+    }
 
     #[test]
     fn results_are_read_back_line_by_line_and_survive_a_restart() {

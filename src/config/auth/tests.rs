@@ -192,6 +192,12 @@ fn errors_are_located_and_never_quote_the_password() {
             "itsp.toml:8:16:",
             "contact_user \"a b\" must be a SIP URI user part",
         ),
+        // Inbound requests to the contact are matched on the user part up to a `;`.
+        (
+            "[register]\nenabled = true\ncontact_user = \"a;b\"\n",
+            "itsp.toml:8:16:",
+            "contact_user \"a;b\" must be a SIP URI user part without ';'",
+        ),
         (
             "[auth]\nusername = \"a b\"\npassword = \"pa55secret\"\n[register]\nenabled = true\n",
             "itsp.toml:7:12:",
