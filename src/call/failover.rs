@@ -9,8 +9,9 @@ use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::phase::{AttemptState, EndInfo};
-use super::state::{Call, Failure, TxnRole, UacRel};
+use super::state::{Call, Failure, PeerResponse, TxnRole, UacRel};
 use crate::cdr::CallTag;
+use crate::config::Profile;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
 use crate::sip::{Hdr, Response};
 use crate::txn::TxnId;
@@ -82,7 +83,9 @@ impl Call {
     /// No peer of the route answers: end the call with the last attempt's failure.
     fn fail_with_last(&mut self, cx: &mut Cx) {
         match self.last_failure.take().map(|f| *f) {
-            Some(Failure::Response(last)) => self.relay_failure(cx, &last),
+            Some(Failure::Response(last)) => {
+                self.relay_failure(cx, &last.resp, last.peer.as_deref())
+            }
             Some(Failure::Auth { status, .. }) => {
                 let end = EndInfo {
                     tag: CallTag::CalleeReject,
@@ -114,7 +117,7 @@ impl Call {
         let status = resp.status();
         if is_challenge(&resp) {
             let Some(sent) = sent else {
-                return self.relay_failure(cx, &resp);
+                return self.relay_failure_here(cx, &resp);
             };
             match self.answer_challenge(cx, Side::B, &sent, &resp, TxnRole::Invite) {
                 Ok((txn, invite)) => {
@@ -140,9 +143,11 @@ impl Call {
         if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
-            return self.fail_over_or_end(cx, Failure::Response(Box::new(resp)));
+            let peer = self.profile(Side::B).cloned();
+            return self
+                .fail_over_or_end(cx, Failure::Response(Box::new(PeerResponse { resp, peer })));
         }
-        self.relay_failure(cx, &resp);
+        self.relay_failure_here(cx, &resp);
     }
 
     /// The callee peer's challenge could not be answered: the next peer of the route, else
@@ -163,11 +168,18 @@ impl Call {
         self.fail_over_or_end(cx, failure);
     }
 
-    /// Pass the callee's final failure to the caller and release the call.
-    pub(super) fn relay_failure(&mut self, cx: &mut Cx, resp: &Response) {
+    /// Pass the failure of the callee being tried to the caller and release the call.
+    pub(super) fn relay_failure_here(&mut self, cx: &mut Cx, resp: &Response) {
+        let peer = self.profile(Side::B).cloned();
+        self.relay_failure(cx, resp, peer.as_deref());
+    }
+
+    /// Pass a callee's final failure to the caller and release the call; `peer` is the
+    /// profile of the peer that sent it.
+    fn relay_failure(&mut self, cx: &mut Cx, resp: &Response, peer: Option<&Profile>) {
         let status = resp.status();
         let reasons = resp.header_lines(&Hdr::REASON);
-        let (cause, cause_source, reason_sip) = match self.profile(Side::B) {
+        let (cause, cause_source, reason_sip) = match peer {
             Some(p) => cause_for_status(status, &reasons, &p.causes),
             None => cause_for_status(status, &reasons, &Default::default()),
         };

@@ -140,16 +140,24 @@ pub struct Relayed {
 #[derive(Debug)]
 pub enum Failure {
     /// A final response: relayed (with the cause in the caller's profile's terms).
-    Response(Box<Response>),
+    Response(Box<PeerResponse>),
     /// A challenge (its status) the gateway could not answer: 403, never the challenge.
     /// `earlier`: the last response an earlier peer failed with, which a later peer's
     /// silence leaves the caller's answer.
     Auth {
         status: u16,
-        earlier: Option<Box<Response>>,
+        earlier: Option<Box<PeerResponse>>,
     },
     /// No answer in time (Timer B: 408), or the transport failed (503).
     Unreachable { timeout: bool },
+}
+
+/// A callee's final failure and the profile of the peer that sent it: its cause is read
+/// with that peer's `[causes.map]`, even once a later peer of the route is being tried.
+#[derive(Debug)]
+pub struct PeerResponse {
+    pub resp: Response,
+    pub peer: Option<Arc<Profile>>,
 }
 
 /// What stood before a relayed offer.

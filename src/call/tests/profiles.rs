@@ -144,6 +144,31 @@ fn causes_map_and_send_reason() {
     assert_eq!(h.cdrs[0].cause_source, CauseSource::Rfc3398);
 }
 
+/// carrier-a fails with 503, carrier-b (tried next) never answers: the caller gets carrier-a's
+/// 503, and its cause is read with carrier-a's `[causes.map]`, not carrier-b's.
+#[test]
+fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.causes.map.insert(503, Q850Cause(34));
+        }
+    }));
+    h.recv(PHONE, &invite_text("p12", "z9hG4bKp12", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "c12", &[], None));
+    h.one_request(CARRIER_B, Method::Invite);
+    h.advance(Duration::from_secs(40));
+    let r = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() >= 300)
+        .expect("a final answer");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=34"));
+    let c = &h.cdrs[0];
+    assert_eq!((c.cause, c.cause_source), (34, CauseSource::PeerMap));
+}
+
 #[test]
 fn identity_headers_follow_the_peers_number_form() {
     let mut cfg = config_with(|n, p| {
