@@ -20,6 +20,15 @@ use crate::txn::TxnId;
 /// pass) is tried again after this long; the expiry deadline still runs.
 const REFRESH_RETRY: Duration = Duration::from_secs(4);
 
+/// Why a refresh is sent again at once.
+#[derive(Debug, Clone, Copy)]
+enum Retry {
+    /// The peer's 422 asked for at least this interval.
+    After422(Duration),
+    /// The peer took no UPDATE: the same refresh as a re-INVITE.
+    ByInvite,
+}
+
 impl Call {
     /// `SessionRefresh(side)` fired: the gateway refreshes the leg.
     pub(in crate::call) fn on_session_refresh(&mut self, cx: &mut Cx, side: Side) {
@@ -44,7 +53,7 @@ impl Call {
                 .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
             return;
         }
-        self.send_refresh(cx, side, s.interval, false);
+        self.send_refresh(cx, side, s.interval, None);
     }
 
     /// Whether `side`'s refreshes go as UPDATE: its peer said it takes one, and no refresh
@@ -55,7 +64,10 @@ impl Call {
 
     /// Send a session refresh on `side` asking for `interval`, the gateway refreshing: an
     /// UPDATE when the peer said it takes one, else a re-INVITE offering our last SDP again.
-    fn send_refresh(&mut self, cx: &mut Cx, side: Side, interval: Duration, retried: bool) {
+    /// `retry`: it is sent again after a refusal, after a 422 with the peer's minimum, which
+    /// it then carries as its `Min-SE` (RFC 4028 §7.4).
+    fn send_refresh(&mut self, cx: &mut Cx, side: Side, interval: Duration, retry: Option<Retry>) {
+        let retried = retry.is_some();
         let policy = self.timer_policy(side);
         let sdp = self.sdp[side].as_ref().and_then(|s| s.sent.clone());
         let update = self.refreshes_by_update(side);
@@ -88,6 +100,9 @@ impl Call {
             .and_then(|mut r| {
                 for (h, v) in policy.request_headers(Some(session)) {
                     r.insert_header_before_length(&h, v)?;
+                }
+                if let Some(Retry::After422(min)) = retry {
+                    r.set_header(&Hdr::MIN_SE, min.as_secs().to_string())?;
                 }
                 r.insert_header_before_length(&Hdr::SUPPORTED, OPTION_TAG)?;
                 if method == Method::Invite
@@ -175,7 +190,7 @@ impl Call {
             if status == 422
                 && let Some(min) = policy.after_422(&resp, Some(r.asked))
             {
-                return self.send_refresh(cx, side, min, true);
+                return self.send_refresh(cx, side, min, Some(Retry::After422(min)));
             }
             // The peer takes no UPDATE after all: a re-INVITE from now on.
             if matches!(status, 405 | 501) && r.sent.method() == Method::Update {
@@ -193,14 +208,34 @@ impl Call {
                             .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
                         return;
                     }
-                    return self.send_refresh(cx, side, r.asked, true);
+                    return self.send_refresh(cx, side, r.asked, Some(Retry::ByInvite));
                 }
             }
         }
         // Anything else (491, 5xx): try again shortly; the leg expires if it never works.
         info!(call_id = %self.call_id(), ?side, status, "session refresh refused; trying again");
+        let wait = if status == 491 {
+            self.glare_wait(cx, side)
+        } else {
+            REFRESH_RETRY
+        };
         self.timers
-            .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+            .set(CallTimer::SessionRefresh(side), cx.now + wait);
+    }
+
+    /// How long to wait after glare (a 491) on `side` (RFC 3261 §14.1): the owner of the
+    /// dialog's Call-ID 2.1–4 s, the other party 0–2 s, at random in 10 ms steps, so that the
+    /// other side's retry goes first and the two do not cross again. The gateway made the
+    /// Call-ID of the callee's leg, and of both legs of a call-back.
+    fn glare_wait(&self, cx: &mut Cx, side: Side) -> Duration {
+        use rand::Rng;
+        let owner = side == Side::B || self.third_party().is_some();
+        let steps: u64 = if owner {
+            cx.env.ids.rng().random_range(210..=400)
+        } else {
+            cx.env.ids.rng().random_range(0..=200)
+        };
+        Duration::from_millis(steps * 10)
     }
 
     /// Our session refresh got no answer at all: the peer is gone.

@@ -502,6 +502,74 @@ fn a_too_brief_interval_gets_422_on_either_leg() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// Our own refresh refused with 422 goes again with the peer's minimum as both its interval
+/// and its `Min-SE` (RFC 4028 §7.4); before, it carried our own, lower `Min-SE`.
+#[test]
+fn a_refresh_refused_with_422_goes_again_with_the_peers_minimum() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    let (_inv, _ok) = call_with(&mut h, "", &[]);
+    h.advance(Duration::from_millis(150_200));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(re.header(&Hdr::MIN_SE).as_deref(), Some("90"));
+    h.recv_msg(
+        CARRIER_A,
+        reply(&re, 422, "carrier1", &[(Hdr::MIN_SE, "1200")], None),
+    );
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        again.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("1200;refresher=uac")
+    );
+    assert_eq!(again.header(&Hdr::MIN_SE).as_deref(), Some("1200"));
+    assert_eq!(again.cseq().unwrap().0, re.cseq().unwrap().0 + 1);
+}
+
+/// Glare on a refresh (RFC 3261 §14.1): toward the phone, whose Call-ID it is, the gateway
+/// tries again within 2 s; toward the carrier, on a Call-ID the gateway made, after 2.1–4 s.
+/// Before, both waited 4 s.
+#[test]
+fn a_refresh_that_meets_glare_waits_as_the_call_ids_owner_or_not() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uas\r\nMin-SE: 90\r\n",
+        &[],
+    );
+    assert_eq!(
+        ok.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("600;refresher=uas")
+    );
+    h.advance(Duration::from_millis(300_200));
+    // The refresh (with its UDP retransmissions so far).
+    let re = h.take_requests(PHONE, Method::Invite).remove(0);
+    h.recv_msg(PHONE, reply(&re, 491, "phone1", &[], None));
+    h.advance(Duration::from_millis(2_010));
+    let again = h.take_requests(PHONE, Method::Invite);
+    assert!(!again.is_empty(), "tried again within 2 s");
+    assert_eq!(again[0].cseq().unwrap().0, re.cseq().unwrap().0 + 1);
+
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    call_with(&mut h, "", &[]);
+    h.advance(Duration::from_millis(150_200));
+    // The refresh (with its UDP retransmissions so far).
+    let re = h.take_requests(CARRIER_A, Method::Invite).remove(0);
+    h.recv_msg(CARRIER_A, reply(&re, 491, "carrier1", &[], None));
+    h.advance(Duration::from_millis(2_090));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.advance(Duration::from_millis(1_920));
+    let again = h.take_requests(CARRIER_A, Method::Invite);
+    assert!(!again.is_empty(), "tried again by 4 s");
+    assert_eq!(again[0].cseq().unwrap().0, re.cseq().unwrap().0 + 1);
+}
+
 #[test]
 fn the_carriers_422_is_retried_once_with_its_minimum() {
     let mut h = H::with(config_with(|n, p| {
