@@ -57,7 +57,7 @@ pub fn ensure(cfg: &Config) -> anyhow::Result<()> {
         }
         Plan::TooFew { hard } => anyhow::bail!(
             "the configuration can need {need} open files ([media] ports: {} ports, \
-             [protect] max_tcp_total: {}, recordings and listeners), but the hard limit is \
+             [protect] max_tcp_total: {}, recordings, listeners and /metrics connections), but the hard limit is \
              {hard}: raise it (systemd LimitNOFILE=, ulimit -Hn) or narrow [media] ports or \
              [protect] max_tcp_total",
             u64::from(cfg.media_ports.1.saturating_sub(cfg.media_ports.0)) + 1,
