@@ -185,9 +185,16 @@ impl Registration {
     /// Ends it without removing the binding: a registration of the same contact at the same
     /// registrar replaces it (RFC 3261 §10.3: a REGISTER under another Call-ID updates the
     /// binding), and an `Expires: 0` raced against that REGISTER could remove the new one.
-    pub fn hand_over(&mut self) {
+    /// Returns until when the registrar holds the binding, for the new registration to take.
+    pub fn hand_over(&mut self) -> Option<Instant> {
         self.state = State::Done;
-        self.bound_until = None;
+        self.bound_until.take()
+    }
+
+    /// A binding of the same contact, held until `until`, made by the registration this one
+    /// replaces: it is up until then even if its own REGISTERs fail, and shutdown removes it.
+    pub fn take_over(&mut self, until: Option<Instant>) {
+        self.bound_until = self.bound_until.max(until);
     }
 
     /// Sends the first REGISTER.

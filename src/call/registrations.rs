@@ -49,10 +49,11 @@ impl Registrations {
     /// Start (or, after a reload, reconcile) the registrations `cfg` asks for. A peer whose
     /// registration changed registers anew: when its contact, address of record and registrar
     /// stayed (new credentials or expiry), the new REGISTER replaces the old binding and the
-    /// old registration just ends; otherwise the old binding is removed first, and the new
-    /// registration starts once that `Expires: 0` has its answer (sent at the same moment,
-    /// the two could reach the registrar in either order). A peer no longer registering is
-    /// unregistered.
+    /// old registration just ends, its binding taken over by the new one; otherwise the old
+    /// binding is removed first, and the new registration starts once that `Expires: 0` has
+    /// its answer (sent at the same moment, the two could reach the registrar, or two
+    /// registrars sharing one location database, in either order). A peer no longer
+    /// registering is unregistered.
     pub fn configure(&mut self, env: &mut Env, cfg: &Config, now: Instant) {
         let _zone = process_zone();
         let wanted: Vec<(RegisterParams, Option<Arc<Credentials>>)> = cfg
@@ -65,13 +66,15 @@ impl Registrations {
         };
         // A registration still wanted: neither ended nor removing its binding.
         let kept = |e: &Entry| !e.reg.is_done() && !e.reg.is_leaving();
+        // Bindings handed over, by the peer whose new registration takes them.
+        let mut handed: Vec<(RegisterParams, Option<Instant>)> = Vec::new();
         for e in &mut self.regs {
             if !kept(e) || wanted.iter().any(|w| same(e, w)) {
                 continue;
             }
             if wanted.iter().any(|(p, _)| p.same_binding(&e.params)) {
                 info!(peer = %e.reg.peer(), "registration settings changed: registering the same contact anew");
-                e.reg.hand_over();
+                handed.push((e.params.clone(), e.reg.hand_over()));
             } else {
                 info!(peer = %e.reg.peer(), "registration changed or no longer wanted: unregistering");
                 e.reg.shutdown(now);
@@ -83,7 +86,10 @@ impl Registrations {
             }
             let (params, creds) = w;
             let seed = (u64::from(env.ids.number()) << 32) | u64::from(env.ids.number());
-            let reg = Registration::new(params.clone(), creds.clone(), seed);
+            let mut reg = Registration::new(params.clone(), creds.clone(), seed);
+            for (_, until) in handed.iter().filter(|(old, _)| old.same_binding(&params)) {
+                reg.take_over(*until);
+            }
             self.regs.push(Entry { reg, params, creds });
         }
         self.flush(env, now);
@@ -170,15 +176,15 @@ impl Registrations {
         self.flush(env, now);
     }
 
-    /// Start the registrations not started whose binding no other is removing, send what the
-    /// registrations want sent, log what happened to them, forget the ended.
+    /// Start the registrations not started whose peer has no binding being removed, send
+    /// what the registrations want sent, log what happened to them, forget the ended.
     fn flush(&mut self, env: &mut Env, now: Instant) {
         for i in 0..self.regs.len() {
             let waits = self.regs[i].reg.is_idle()
                 && self
                     .regs
                     .iter()
-                    .any(|o| o.reg.is_leaving() && o.params.same_binding(&self.regs[i].params));
+                    .any(|o| o.reg.is_leaving() && o.params.peer == self.regs[i].params.peer);
             if self.regs[i].reg.is_idle() && !waits {
                 info!(peer = %self.regs[i].params.peer, "registering");
                 self.regs[i].reg.start(now);

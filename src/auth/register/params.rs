@@ -75,21 +75,19 @@ impl RegisterParams {
         }
     }
 
-    /// Whether `other` binds the same contact to the same address of record at the same
-    /// registrar (only its expiry or credentials differ).
+    /// Whether `other` is the same peer's binding of the same contact to the same address of
+    /// record at the same registrar (only its expiry or credentials differ).
     pub fn same_binding(&self, other: &RegisterParams) -> bool {
-        (
-            self.target.addr,
-            self.target.transport,
-            &self.registrar,
-            &self.aor,
-            &self.contact,
-        ) == (
-            other.target.addr,
-            other.target.transport,
-            &other.registrar,
-            &other.aor,
-            &other.contact,
-        )
+        let key = |p: &RegisterParams| {
+            (
+                p.peer.clone(),
+                p.target.addr,
+                p.target.transport,
+                p.registrar.clone(),
+                p.aor.clone(),
+                p.contact.clone(),
+            )
+        };
+        key(self) == key(other)
     }
 }
