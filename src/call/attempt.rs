@@ -10,7 +10,7 @@ use super::limits::Over;
 use super::outbound::outbound_invite;
 use super::phase::{AttemptState, Then};
 use super::reliable::reliable_rseq;
-use super::state::{Attempt, Call, RseqIs, StreamUse, TxnRole};
+use super::state::{Attempt, Call, EarlyAnswer, RseqIs, StreamUse, TxnRole};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -276,6 +276,7 @@ impl Call {
         }
         if let Some(rseq) = rseq {
             self.on_reliable_from_callee(cx, &resp, rseq);
+            self.keep_early_answer_of_callee(&resp);
         }
         if self.caller_txn().is_none() {
             // A call-back has no caller to show progress to (early media included).
@@ -319,6 +320,7 @@ impl Call {
         if let Some(b) = self.b.as_mut() {
             b.learn_from_response(&resp);
         }
+        let resp = self.with_early_answer(resp);
         let asked = self.attempt.as_ref().and_then(|a| a.asked_se);
         let callee_timer = self.timer_policy(Side::B).as_uac(&resp, asked);
         self.set_session(cx, Side::B, callee_timer);
@@ -366,6 +368,39 @@ impl Call {
         let b_cseq = resp.seq();
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");
+    }
+
+    /// A reliable provisional of the callee with SDP, our INVITE having offered: its answer,
+    /// kept for a 2xx that comes without one.
+    fn keep_early_answer_of_callee(&mut self, resp: &Response) {
+        let offered = self.attempt.as_ref().is_some_and(|a| a.offered);
+        if !offered || !super::anchor::carries_sdp(resp) || self.uac_rel.early_answer.is_some() {
+            return;
+        }
+        self.uac_rel.early_answer = Some(Box::new(EarlyAnswer {
+            tag: resp.to_tag().unwrap_or_default().into(),
+            body: bytes::Bytes::copy_from_slice(resp.body()),
+            ct: resp.header(&Hdr::CONTENT_TYPE),
+        }));
+    }
+
+    /// The callee's 2xx, carrying the answer it gave in a reliable provisional of the same
+    /// early dialog when it came without SDP and the other leg still needs it: a caller that
+    /// had that provisional unreliably (its 2xx is its only reliable answer, RFC 3261
+    /// §13.2.1), or user1 of a call-back (answered in our ACK).
+    fn with_early_answer(&mut self, mut resp: Response) -> Response {
+        let needed = self.caller_txn().is_none() || !self.uas_rel.reliable;
+        let Some(early) = self.uac_rel.early_answer.take() else {
+            return resp;
+        };
+        if needed
+            && resp.body().is_empty()
+            && resp.to_tag().as_deref() == Some(&*early.tag)
+            && let Err(e) = resp.set_body(early.body, early.ct.as_deref())
+        {
+            warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
+        }
+        resp
     }
 
     /// The callee's response `resp`, as our response to the caller's INVITE (the caller's

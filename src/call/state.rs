@@ -22,7 +22,7 @@ mod media;
 mod reliable;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
 pub use media::{MediaState, StreamUse};
-pub use reliable::{MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
+pub use reliable::{EarlyAnswer, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
 
 /// What one of a call's transactions is for (the router keeps this per transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,20 @@ pub struct UacRel {
     /// Our PRACK awaiting its final answer, and its transaction: a challenge to it is
     /// answered with the same PRACK and credentials (boxed: most calls never send one).
     pub sent_prack: Option<Box<(crate::txn::TxnId, crate::sip::Request)>>,
+    /// The callee's answer to our offer, given in a reliable provisional, and the To tag of
+    /// its early dialog: its 2xx may then come without SDP (RFC 3262 §5), yet a caller that
+    /// had that provisional unreliably, or user1 of a call-back (answered in our ACK), must
+    /// still get the answer (boxed: most calls never get one).
+    pub early_answer: Option<Box<EarlyAnswer>>,
+}
+
+/// An SDP answer a callee gave in a reliable provisional: its early dialog's To tag, the
+/// body as the callee sent it, and its Content-Type.
+#[derive(Debug, Clone)]
+pub struct EarlyAnswer {
+    pub tag: Box<str>,
+    pub body: bytes::Bytes,
+    pub ct: Option<String>,
 }
 
 /// Each early dialog's To tag and the RSeq last taken in it.

@@ -100,6 +100,37 @@ fn connected(h: &mut H) -> (Request, Request) {
     (inv1, inv2)
 }
 
+/// user2 answers user1's offer in a reliable 183 and its 200 has no SDP (RFC 3262: the answer
+/// was given): user1 still gets that answer in our ACK. Before, the ACK went without one.
+#[test]
+fn user2s_answer_in_a_reliable_183_reaches_user1_in_the_ack() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    let contact = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:+8610123@127.0.0.3>"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv2, 183, "u2", &contact, Some(SDP)));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 200, "u2", &[], None));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv2,
+            200,
+            "u2",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            None,
+        ),
+    );
+    let ack1 = h.one_request(PHONE, Method::Ack);
+    assert_eq!(ack1.body().as_ref(), SDP.as_bytes(), "user2's early answer");
+    assert!(h.one_request(CARRIER_A, Method::Ack).body().is_empty());
+}
+
 #[test]
 fn both_answer_the_offer_and_answer_cross_in_the_acks() {
     let mut h = H::with(cb_config());

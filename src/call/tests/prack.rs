@@ -78,6 +78,73 @@ fn outbound_invite_offers_requires_or_hides_100rel_per_profile() {
     }
 }
 
+/// The callee answers in a reliable 183 and its 200 comes without SDP. A caller that had the
+/// 183 unreliably (it did not offer 100rel) gets the answer in the 200, its only reliable
+/// answer (RFC 3261 §13.2.1); before, its 200 had none. A caller that had it reliably gets a
+/// 200 without SDP, as the callee sent it.
+#[test]
+fn an_answer_given_in_a_reliable_183_reaches_the_caller_in_the_200_when_it_had_it_unreliably() {
+    for caller_rel in [false, true] {
+        let mut h = H::new();
+        let extra = if caller_rel {
+            "Supported: 100rel\r\n"
+        } else {
+            ""
+        };
+        h.recv(PHONE, &invite_text("p3", "z9hG4bKp3", "+8610123", extra));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(CARRIER_A, reliable_183(&inv, "c3", 1));
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(CARRIER_A, reply(&pr, 200, "c3", &[], None));
+        if caller_rel {
+            let r183 = h
+                .take_responses(PHONE)
+                .into_iter()
+                .find(|r| r.status() == 183)
+                .expect("183");
+            let rseq = r183.header(&Hdr::RSEQ).unwrap();
+            let tag = r183.to_tag().unwrap();
+            let prack = in_dialog(
+                "PRACK",
+                "sip:127.0.0.1:5060",
+                phone_from(),
+                &phone_to(&tag),
+                "p3",
+                2,
+                "z9hG4bKpr3",
+                "127.0.0.2:5060",
+                "",
+            )
+            .replace(
+                "Content-Length: 0",
+                &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
+            );
+            h.recv(PHONE, &prack);
+        }
+        h.take(PHONE);
+        h.recv_msg(
+            CARRIER_A,
+            reply(
+                &inv,
+                200,
+                "c3",
+                &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+                None,
+            ),
+        );
+        let ok = h
+            .take_responses(PHONE)
+            .into_iter()
+            .find(|r| r.status() == 200)
+            .expect("200");
+        if caller_rel {
+            assert!(ok.body().is_empty(), "answered reliably already");
+        } else {
+            assert_eq!(ok.body().as_ref(), SDP.as_bytes());
+        }
+    }
+}
+
 #[test]
 fn reliable_183_is_pracked_and_405_is_survived_with_continue() {
     let mut h = H::new();
