@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::Shell;
 use crate::call::Input;
@@ -46,7 +46,15 @@ impl Shell {
             return;
         }
         metrics::reload("applied");
-        let changes = describe_changes(self.core.config(), &cfg);
+        // What `check` and start-up warn of (anyone may place call-backs, a scraper that
+        // will be closed) is said on a reload too.
+        for w in &cfg.warnings {
+            warn!("{w}");
+        }
+        let mut changes = describe_changes(self.core.config(), &cfg);
+        if let Some(w) = cfg.warnings.first() {
+            changes.push_str(&format!("; {} warning(s), first: {w}", cfg.warnings.len()));
+        }
         info!(
             profiles = cfg.profiles.len(),
             routes = cfg.routes.len(),
@@ -129,6 +137,10 @@ pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static
     if old.cdr_path != new.cdr_path {
         return Some("[cdr] path");
     }
+    // Each UDP reader and TCP connection took it at start-up.
+    if old.max_message_bytes != new.max_message_bytes {
+        return Some("[protect] max_message_bytes");
+    }
     if old.cdr_max_pending != new.cdr_max_pending {
         return Some("[cdr] max_pending");
     }
@@ -171,12 +183,91 @@ pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
     if old.routes != new.routes {
         parts.push("routes changed".into());
     }
-    if old.limits != new.limits || old.protect != new.protect {
-        parts.push("[limits]/[protect] changed".into());
+    let sections = [
+        ("[limits]", old.limits != new.limits),
+        ("[protect]", old.protect != new.protect),
+        ("[metrics] allow", old.metrics.allow != new.metrics.allow),
+        ("[callback]", old.callback != new.callback),
+        (
+            "[cdr]",
+            (old.cdr_fail_closed, old.cdr_refused_rate)
+                != (new.cdr_fail_closed, new.cdr_refused_rate),
+        ),
+        (
+            "[recording]",
+            (
+                &old.recording_dir,
+                old.recording_stereo,
+                old.recording_jitter,
+            ) != (
+                &new.recording_dir,
+                new.recording_stereo,
+                new.recording_jitter,
+            ),
+        ),
+        (
+            "[media] max_streams",
+            old.media_max_streams != new.media_max_streams,
+        ),
+        ("[shutdown]", old.drain != new.drain),
+    ];
+    for (name, changed) in sections {
+        if changed {
+            parts.push(format!("{name} changed"));
+        }
     }
     if parts.is_empty() {
         "nothing changed".into()
     } else {
         parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gateway with one peer and one route, and `extra` sections.
+    fn config(extra: &str) -> Config {
+        let gateway = format!(
+            "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\nadvertise = \"127.0.0.1\"\n\
+             [cdr]\npath = \"cdr.jsonl\"\n{extra}\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n"
+        );
+        let pbx = "name = \"pbx\"\nrole = \"internal\"\naddress = \"udp:127.0.0.2:5060\"\nmatch = [\"127.0.0.2/32\"]\n";
+        Config::from_texts(
+            std::path::Path::new("/etc/trunkgate/gateway.toml"),
+            &gateway,
+            &[("/etc/trunkgate/profiles/pbx.toml".into(), pbx.to_string())],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_larger_message_limit_needs_a_restart() {
+        let old = config("");
+        let new = config("[protect]\nmax_message_bytes = 32768\n");
+        assert_eq!(
+            restart_only_change(&old, &new),
+            Some("[protect] max_message_bytes")
+        );
+    }
+
+    #[test]
+    fn changes_outside_profiles_and_routes_are_named() {
+        let old = config("");
+        for (extra, said) in [
+            (
+                "[metrics]\nallow = [\"10.0.0.1\"]\n",
+                "[metrics] allow changed",
+            ),
+            // Right after the base's [cdr] table: one of its keys.
+            ("refused_rate = 7\n", "[cdr] changed"),
+            ("[shutdown]\ndrain_s = 5\n", "[shutdown] changed"),
+        ] {
+            let new = config(extra);
+            assert_eq!(restart_only_change(&old, &new), None, "{extra}");
+            assert_eq!(describe_changes(&old, &new), said, "{extra}");
+        }
+        assert_eq!(describe_changes(&old, &config("")), "nothing changed");
     }
 }
