@@ -67,13 +67,7 @@ impl Shell {
     /// for the answers to those BYEs. Every call has its CDR whichever way it ends.
     pub(super) fn on_stop_signal(&mut self) {
         let now = self.clock();
-        // One keypress can arrive twice (SIGINT to the process group, SIGTERM from a
-        // wrapper passing it on): a repeat within a second is the same request.
-        if self
-            .last_stop_signal
-            .replace(now)
-            .is_some_and(|t| now.saturating_duration_since(t) < SIGNAL_REPEAT)
-        {
+        if !new_stop_request(&mut self.last_stop_signal, now) {
             return;
         }
         match self.lifecycle {
@@ -102,5 +96,36 @@ impl Shell {
             "shutting down: refusing new calls, waiting for calls to end"
         );
         self.lifecycle = Lifecycle::Draining { until: now + drain };
+    }
+}
+
+/// Whether a stop signal at `now` is a new request, given when the last one acted on came
+/// (updated when it is). One keypress can arrive twice (SIGINT to the process group, SIGTERM
+/// from a wrapper passing it on): a repeat within a second of the last one acted on is the
+/// same request. Counted from the one acted on, not the last received, so an operator
+/// pressing Ctrl-C every half second still moves the stop along.
+fn new_stop_request(last_acted: &mut Option<Instant>, now: Instant) -> bool {
+    if last_acted.is_some_and(|t| now.saturating_duration_since(t) < SIGNAL_REPEAT) {
+        return false;
+    }
+    *last_acted = Some(now);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_every_600_ms_act_every_second_or_so() {
+        let t0 = Instant::now();
+        let mut last = None;
+        let acted: Vec<u64> = (0..6)
+            .map(|i| t0 + Duration::from_millis(600 * i))
+            .filter(|&t| new_stop_request(&mut last, t))
+            .map(|t| (t - t0).as_millis() as u64)
+            .collect();
+        // Before, each ignored repeat restarted the second and only the first acted.
+        assert_eq!(acted, vec![0, 1200, 2400]);
     }
 }

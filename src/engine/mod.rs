@@ -72,8 +72,31 @@ pub(crate) enum Event {
     },
 }
 
+/// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+}
+
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
+    // Watched before anything is bound or the pid file written: until then SIGHUP (from
+    // `trunkgate reload`, which finds the pid file) would end the process, and SIGTERM
+    // would leave the pid file behind. One arriving during start-up is acted on once the
+    // loop runs.
+    let signals = Signals::watch()?;
     let cfg = Arc::new(cfg);
     let (inbox, queues) = inbox::Inbox::new(cfg.clone(), Instant::now());
     fds::ensure(&cfg)?;
@@ -189,7 +212,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         last_stop_signal: None,
         registering: Vec::new(),
     };
-    let result = shell.run(queues, callback_rx).await;
+    let result = shell.run(signals, queues, callback_rx).await;
     // Finalise every recording still open before the process exits.
     drop(shell);
     if wav_thread.join().is_err() {
@@ -229,13 +252,15 @@ struct Shell {
 impl Shell {
     async fn run(
         &mut self,
+        signals: Signals,
         mut q: inbox::Queues,
         mut callback_rx: Option<mpsc::Receiver<callback::Datagram>>,
     ) -> anyhow::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
         loop {
             let callback_wake = self.callback.as_ref().and_then(|c| c.poll_timeout());
