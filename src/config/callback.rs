@@ -74,6 +74,7 @@ impl Default for CallbackConfig {
 impl CallbackConfig {
     /// Whether datagrams from `ip` are read at all.
     pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.allow_any || self.allow.iter().any(|n| n.contains(&ip))
     }
 }
@@ -148,12 +149,9 @@ pub(super) fn load(
         c.allow.clear();
         for a in list.get_ref() {
             let s = a.get_ref().trim();
-            let net = s
-                .parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
-            match net {
-                Ok(n) => c.allow.push(n.trunc()),
-                Err(_) => errs.push(cx.at(
+            match super::net::parse_net(s) {
+                Some(n) => c.allow.push(n),
+                None => errs.push(cx.at(
                     a,
                     format!("[callback] allow {s:?} is not an IP address or CIDR network"),
                 )),
@@ -312,6 +310,10 @@ mod tests {
         assert_eq!(c.allow, vec!["127.0.0.1/32".parse::<IpNet>().unwrap()]);
         assert!(!c.allow_any);
         assert!(c.allows("127.0.0.1".parse().unwrap()));
+        assert!(
+            c.allows("::ffff:127.0.0.1".parse().unwrap()),
+            "as a dual-stack socket sees it"
+        );
         assert!(!c.allows("127.0.0.2".parse().unwrap()));
         assert_eq!(c.from_peer, None);
         assert_eq!(c.caller, None);

@@ -11,6 +11,7 @@ mod error;
 mod file;
 mod limits;
 mod media;
+pub mod net;
 mod process;
 mod profile;
 mod routes;
@@ -397,15 +398,17 @@ impl Config {
         self.front.is_some_and(|f| f.addr.ip() == ip)
     }
 
-    /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:
-    /// the edge asks it for every datagram).
     /// Whether `ip` is a profile's `address` (where requests to it go, so where its answers
     /// come from), whether or not a `match` covers it.
     pub fn is_peer_address(&self, ip: IpAddr) -> bool {
         self.profiles.values().any(|p| p.address.addr.ip() == ip)
     }
 
+    /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:
+    /// the edge asks it for every datagram). An IPv4 peer heard on a dual-stack socket
+    /// (`::ffff:a.b.c.d`) is matched as its IPv4 address.
     pub fn is_peer_source(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.profiles
             .values()
             .any(|p| p.matches.iter().any(|n| n.contains(&ip)))
@@ -436,6 +439,7 @@ impl Config {
     /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it
     /// with the longest prefix.
     pub fn peer_for_source(&self, ip: IpAddr) -> Option<&Arc<Profile>> {
+        let ip = ip.to_canonical();
         self.profiles
             .values()
             .flat_map(|p| p.matches.iter().map(move |n| (n, p)))

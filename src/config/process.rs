@@ -83,12 +83,9 @@ pub(super) fn metrics(
             let mut nets = Vec::new();
             for a in list.get_ref() {
                 let t = a.get_ref().trim();
-                match t
-                    .parse::<IpNet>()
-                    .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
-                {
-                    Ok(n) => nets.push(n.trunc()),
-                    Err(_) => errs.push(at(
+                match super::net::parse_net(t) {
+                    Some(n) => nets.push(n),
+                    None => errs.push(at(
                         a.span(),
                         format!("[metrics] allow {t:?} is not an IP address or CIDR network"),
                     )),

@@ -2,7 +2,7 @@
 //! [`Profile`], with every problem reported at its file:line:col.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,12 +154,9 @@ fn load_profile(
     let mut matches = Vec::new();
     for m in &file.match_ {
         let s = m.get_ref().trim();
-        let net = s
-            .parse::<IpNet>()
-            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
-        match net {
-            Ok(n) => matches.push(n.trunc()),
-            Err(_) => errs.push(at(
+        match super::net::parse_net(s) {
+            Some(n) => matches.push(n),
+            None => errs.push(at(
                 m,
                 format!("match {s:?} is not an IP address or CIDR network"),
             )),

@@ -331,6 +331,24 @@ fn longest_prefix_wins_for_source_matching() {
             .as_str(),
         "carrier-b"
     );
+    // Heard on a dual-stack socket, an IPv4 peer is matched as its IPv4 address, and a
+    // `match` written in the mapped form is that IPv4 network.
+    let mapped: std::net::IpAddr = "::ffff:127.0.0.3".parse().unwrap();
+    assert_eq!(
+        cfg.peer_for_source(mapped).unwrap().name.as_str(),
+        "carrier-a"
+    );
+    assert!(cfg.is_peer_source(mapped));
+    ps[2].1 = ps[2].1.replace("127.0.0.0/8", "::ffff:127.0.0.0/104");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(
+        cfg.peer_for_source("127.9.9.9".parse().unwrap())
+            .unwrap()
+            .name
+            .as_str(),
+        "carrier-b"
+    );
 }
 
 #[test]
@@ -586,9 +604,10 @@ fn metrics_scrapers_default_to_loopback_and_are_bounded() {
     assert!(!m.allows("127.0.0.2".parse().unwrap()));
     assert!(!m.allows("10.0.0.9".parse().unwrap()));
 
-    let m = load("\n[metrics]\nallow = [\"10.0.0.0/8\", \"192.0.2.7\"]\nmax_connections = 9\n")
-        .unwrap()
-        .metrics;
+    let m =
+        load("\n[metrics]\nallow = [\"10.0.0.0/8\", \"::ffff:192.0.2.7\"]\nmax_connections = 9\n")
+            .unwrap()
+            .metrics;
     assert!(m.allows("10.1.2.3".parse().unwrap()));
     assert!(m.allows("192.0.2.7".parse().unwrap()));
     assert!(!m.allows("127.0.0.1".parse().unwrap()));

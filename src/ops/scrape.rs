@@ -23,6 +23,11 @@ use tracing::{debug, warn};
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time the answer has to be taken by the client.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the answer, what the client still sends is read and dropped for this long (and up
+/// to `LINGER_BYTES`) before closing: closing with unread bytes resets the connection,
+/// and the client may then lose the answer (a 400 to a head too long, above all).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
 /// Longest request head read; Prometheus and curl send a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
 /// Histogram upkeep (the exporter's own listener ran it every 5 s too).
@@ -54,6 +59,16 @@ pub fn reply_to(head: &[u8]) -> Reply {
         (words.next(), words.next(), words.next(), words.next())
     else {
         return Reply::BadRequest;
+    };
+    // Origin form (`/metrics`), or absolute form (`http://host:9464/metrics`), which a
+    // server must take too (RFC 9112 §3.2.2).
+    let target = match target.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest.find('/').map_or("/", |i| &rest[i..])
+        }
+        _ => target,
     };
     if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
         return Reply::BadRequest;
@@ -182,11 +197,24 @@ async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
         Reply::MethodNotAllowed => response("405 Method Not Allowed", "text/plain", b"", false),
         Reply::BadRequest => response("400 Bad Request", "text/plain", b"", false),
     };
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+    let sent = tokio::time::timeout(WRITE_TIMEOUT, async {
         stream.write_all(&out).await?;
         stream.shutdown().await
     })
     .await;
+    if matches!(sent, Ok(Ok(()))) {
+        let _ = tokio::time::timeout(LINGER, async {
+            let mut chunk = [0u8; 4096];
+            let mut dropped = 0;
+            while dropped < LINGER_BYTES {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => dropped += n,
+                }
+            }
+        })
+        .await;
+    }
 }
 
 #[cfg(test)]

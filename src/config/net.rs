@@ -1,0 +1,49 @@
+//! Addresses and networks as the configuration names them (`match`, `allow`).
+
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net};
+
+/// An IP address (a network of one) or a CIDR network, host bits cleared. An IPv4 network
+/// written in IPv6's mapped form (`::ffff:10.0.0.0/104`) is taken as the IPv4 network it
+/// names: sources are compared in their IPv4 form (a dual-stack socket reports IPv4 peers
+/// as mapped addresses), so the mapped spelling would otherwise never match.
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    let net = s
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))?
+        .trunc();
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+    {
+        return Ipv4Net::new(v4, v6.prefix_len() - 96).ok().map(IpNet::V4);
+    }
+    Some(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_networks_and_mapped_forms() {
+        for (text, want) in [
+            ("10.0.0.5", "10.0.0.5/32"),
+            (" 10.1.2.3/8 ", "10.0.0.0/8"),
+            ("::1", "::1/128"),
+            ("2001:db8::7/32", "2001:db8::/32"),
+            ("::ffff:10.0.0.5", "10.0.0.5/32"),
+            ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+            // Wider than the mapped block: an IPv6 network as written.
+            ("::ffff:0.0.0.0/80", "::/80"),
+        ] {
+            assert_eq!(parse_net(text), Some(want.parse().unwrap()), "{text}");
+        }
+        for bad in ["", "scraper", "10.0.0.0/33", "10.0.0.1/"] {
+            assert_eq!(parse_net(bad), None, "{bad}");
+        }
+    }
+}
