@@ -347,7 +347,7 @@ impl Config {
             &mut warnings,
         );
 
-        let drain = process::drain(&file.shutdown, &at, &mut errs);
+        let drain = process::drain(&file.shutdown, &at, &mut errs, &mut warnings);
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }

@@ -120,12 +120,36 @@ pub(super) fn metrics(
     }
 }
 
-/// `[shutdown] drain_s`.
+/// What a stop takes past the drain: BYEs' answers (4 s), then the CDR file's close and
+/// its retries (5 s), and a second to spare.
+const STOP_AFTER_DRAIN_S: u64 = 10;
+/// The stop timeout of the shipped systemd unit and of the README's `docker stop -t`.
+const SHIPPED_STOP_TIMEOUT_S: u64 = 45;
+
+/// `[shutdown] drain_s`. One longer than the shipped stop timeouts allow is a warning: the
+/// process would be killed with calls still up, and those calls would get no BYE and no CDR.
 pub(super) fn drain(
     s: &ShutdownSection,
     at: &dyn Fn(Range<usize>, String) -> ConfigError,
     errs: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
 ) -> Duration {
+    if let Some(d) = &s.drain_s
+        && *d.get_ref() <= MAX_DRAIN_S
+        && d.get_ref() + STOP_AFTER_DRAIN_S > SHIPPED_STOP_TIMEOUT_S
+    {
+        let need = d.get_ref() + STOP_AFTER_DRAIN_S;
+        warnings.push(at(
+            d.span(),
+            format!(
+                "warning: [shutdown] drain_s = {}: stopping can take {need} s, longer than the \
+                 shipped systemd unit's TimeoutStopSec={SHIPPED_STOP_TIMEOUT_S} and `docker stop \
+                 -t {SHIPPED_STOP_TIMEOUT_S}` wait; raise those to {need} or more, or calls still \
+                 up when the process is killed get no BYE and no CDR",
+                d.get_ref()
+            ),
+        ));
+    }
     match &s.drain_s {
         Some(d) if *d.get_ref() > MAX_DRAIN_S => {
             errs.push(at(

@@ -657,3 +657,25 @@ fn metrics_scrapers_default_to_loopback_and_are_bounded() {
         .metrics;
     assert_eq!(m.listen, None);
 }
+
+#[test]
+fn a_drain_longer_than_the_shipped_stop_timeouts_is_a_warning() {
+    let load = |extra: &str| load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles());
+    let said = |c: &Config| -> Vec<String> { c.warnings.iter().map(|w| w.to_string()).collect() };
+    let c = load("\n[shutdown]\ndrain_s = 35\n").unwrap();
+    assert!(
+        said(&c).iter().all(|w| !w.contains("drain_s")),
+        "{:?}",
+        said(&c)
+    );
+    let c = load("\n[shutdown]\ndrain_s = 60\n").unwrap();
+    assert_eq!(c.drain, Duration::from_secs(60));
+    assert!(
+        said(&c)
+            .iter()
+            .any(|w| w.contains("drain_s = 60: stopping can take 70 s")
+                && w.contains("TimeoutStopSec=45")),
+        "{:?}",
+        said(&c)
+    );
+}
