@@ -269,6 +269,12 @@ impl Service {
         o
     }
 
+    /// Whether a RESPONSE still waits for the AS's ACK (and will be sent again): a stopping
+    /// process gives it the time it has left, so one lost datagram does not lose the result.
+    pub fn awaiting_acks(&self) -> bool {
+        !self.resend.is_empty()
+    }
+
     /// When [`Service::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let resend = self.resend.first().map(|(at, _)| *at);

@@ -179,6 +179,11 @@ impl Callback {
         self.service.start_drain();
     }
 
+    /// Whether a RESPONSE still waits for the AS's ACK.
+    pub fn awaiting_acks(&self) -> bool {
+        self.service.awaiting_acks()
+    }
+
     /// Call-backs in progress (`trunkgate_callback_active`).
     pub fn active(&self) -> usize {
         self.service.active()

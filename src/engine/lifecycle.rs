@@ -42,8 +42,11 @@ impl Shell {
     /// Move the drain along; true when it is time to stop.
     pub(super) fn lifecycle_step(&mut self, now: Instant) -> bool {
         let calls = self.core.active_calls();
-        // Calls, and unregistrations waiting for their answer.
-        let busy = self.core.busy();
+        // Calls, unregistrations waiting for their answer, and call-back RESPONSEs waiting
+        // for the AS's ACK (resent at 0.5, 1, 2 s…: a stop that left at once would leave a
+        // lost one lost). The drain's end and the hang-up grace bound the wait.
+        let callback_busy = self.callback.as_ref().is_some_and(|c| c.awaiting_acks());
+        let busy = self.core.busy() || callback_busy;
         match self.lifecycle {
             Lifecycle::Running => false,
             Lifecycle::Draining { until } if !busy || now >= until => {
@@ -55,7 +58,7 @@ impl Shell {
                 self.lifecycle = Lifecycle::HangingUp {
                     stop_at: now + HANGUP_GRACE,
                 };
-                !self.core.busy()
+                !self.core.busy() && !self.callback.as_ref().is_some_and(|c| c.awaiting_acks())
             }
             Lifecycle::Draining { .. } => false,
             Lifecycle::HangingUp { stop_at } => !busy || now >= stop_at,

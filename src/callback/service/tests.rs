@@ -508,9 +508,11 @@ fn the_as_ack_stops_the_retransmissions_and_is_not_answered() {
     h.request("a", "1001", "1002");
     let start = h.now;
     h.end("a", Outcome::User2Failed);
+    assert!(h.svc.awaiting_acks(), "the RESPONSE waits for its ACK");
     let out = h.fire().unwrap();
     assert_eq!(out.len(), 1);
     assert!(h.recv("ACK: id=a\r\n").is_empty());
+    assert!(!h.svc.awaiting_acks());
     assert_eq!(h.svc.stats().responses("acked"), 1);
     // Nothing more is sent: the next deadline is forgetting the id.
     assert_eq!(h.svc.poll_timeout(), Some(start + LINGER));
