@@ -37,6 +37,24 @@ impl Service {
                 Some(Seen::Placed) if !self.entries.contains_key(&r.id) => {
                     return self.drop_datagram("replayed");
                 }
+                // Placed then: `result=ok` again, even once that call-back has ended (a
+                // REQUEST whose call-back ends within a second is resent as quickly when our
+                // ACK is lost). An unsigned REQUEST cannot be told from a reuse of its id.
+                Some(Seen::Placed)
+                    if self
+                        .entries
+                        .get(&r.id)
+                        .is_some_and(|e| e.src == src && e.request == r) =>
+                {
+                    return self.answer(
+                        src,
+                        Verb::Request.as_str(),
+                        Outbound::Ok {
+                            id: &r.id,
+                            state: None,
+                        },
+                    );
+                }
                 Some(Seen::Placed) | None => {}
             }
             if self.replays.is_full() {

@@ -177,6 +177,10 @@ fn a_captured_request_replayed_after_its_id_is_forgotten_places_no_call() {
     // The same datagram while it runs is the AS's resend: answered, no second call.
     assert_eq!(h.answers(&captured), vec!["ACK: id=victim;result=ok"]);
     h.end("victim", Outcome::Connected);
+    // Ended, but the same signed bytes get the answer they got then (the AS's resend after
+    // a call-back that ended within the second), and place nothing. Before: duplicate_id.
+    assert_eq!(h.answers(&captured), vec!["ACK: id=victim;result=ok"]);
+    assert_eq!(h.svc.active(), 0);
     // Pushed out of the table of ended ids by MAX_ENDED more...
     for i in 0..MAX_ENDED {
         h.advance(Duration::from_millis(1));
