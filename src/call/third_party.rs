@@ -310,9 +310,11 @@ impl Call {
                 ),
                 None,
             ),
-            AttemptOutcome::RateLimited(over) => (
+            // No Retry-After: it is this route's peers that are full, not the gateway, and a
+            // caller honouring it would hold back every call (RFC 3261 §21.5.4).
+            AttemptOutcome::RateLimited(_) => (
                 EndInfo::internal(CallTag::RateLimited, 503, Q850Cause::CONGESTION.0, cx.now),
-                Some(over.retry_after()),
+                None,
             ),
             AttemptOutcome::NoPeerLeft => (
                 EndInfo::internal(CallTag::PeerUnreachable, 503, 38, cx.now),

@@ -104,9 +104,10 @@ fn a_peer_over_its_max_calls_is_skipped_for_the_next_of_the_route() {
     call(&mut h, 2);
     assert!(h.take(CARRIER_A).is_empty());
     assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
-    // Both full: 503 to the caller, and the CDR says why.
+    // Both full: 503 to the caller, without Retry-After (the route is full, not the
+    // gateway), and the CDR says why.
     call(&mut h, 3);
-    assert_eq!(refused(&mut h), Some((503, Some("10".into()))));
+    assert_eq!(refused(&mut h), Some((503, None)));
     let cdr = h.cdrs.last().unwrap();
     assert_eq!(cdr.call_tag, CallTag::RateLimited);
     assert!(cdr.events.contains(&"peer_limited_max_calls".to_string()));

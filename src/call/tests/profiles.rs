@@ -144,6 +144,29 @@ fn causes_map_and_send_reason() {
     assert_eq!(h.cdrs[0].cause_source, CauseSource::Rfc3398);
 }
 
+/// A callee's 503 + Retry-After reaches the caller without the Retry-After (it speaks of the
+/// callee's server, not of the gateway); a 486's is the callee's advice and goes on.
+#[test]
+fn a_callees_503_retry_after_is_not_passed_to_the_caller() {
+    for (status, kept) in [(503, false), (486, true)] {
+        let mut cfg = config();
+        cfg.routes[0].to.truncate(1);
+        let mut h = H::with(cfg);
+        h.recv(PHONE, &invite_text("p13", "z9hG4bKp13", "+8610123", ""));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(
+            CARRIER_A,
+            reply(&inv, status, "c13", &[(Hdr::RETRY_AFTER, "3600")], None),
+        );
+        let r = h
+            .take_responses(PHONE)
+            .into_iter()
+            .find(|r| r.status() == status)
+            .expect("relayed");
+        assert_eq!(r.has_header(&Hdr::RETRY_AFTER), kept, "{status}");
+    }
+}
+
 /// carrier-a fails with 503, carrier-b (tried next) never answers: the caller gets carrier-a's
 /// 503, and its cause is read with carrier-a's `[causes.map]`, not carrier-b's.
 #[test]
