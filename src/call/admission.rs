@@ -27,6 +27,8 @@ pub struct Admitted {
     /// Peers to try, in order.
     pub targets: Vec<PeerName>,
     pub ring_timeout: Duration,
+    /// The route sets no ring time: each peer rings for its own (`RoutePlan::ring_per_peer`).
+    pub ring_per_peer: bool,
     /// Our provisionals to the caller go reliably (RFC 3262).
     pub reliable_to_caller: bool,
 }
@@ -194,12 +196,13 @@ pub fn admit(
         caller,
         targets: route.to.clone(),
         ring_timeout,
+        ring_per_peer: route.ring_timeout.is_none(),
         reliable_to_caller,
     })
 }
 
-/// How long a route's peers ring: the route's `ring_timeout_s`, else its first peer's, else
-/// the default.
+/// How long a route's first peer rings: the route's `ring_timeout_s` (for the whole call),
+/// else that peer's, else the default.
 pub fn ring_timeout(cfg: &Config, route: &Route) -> Duration {
     route
         .ring_timeout

@@ -14,7 +14,7 @@ use super::state::{Attempt, Call, EarlyAnswer, RseqIs, StreamUse, TxnRole};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
-use crate::config::Profile;
+use crate::config::{DEFAULT_RING_TIMEOUT, Profile};
 use crate::interop::causes::Q850Cause;
 use crate::interop::egress::{body_for, relayed_response};
 use crate::interop::uri::{UriPolicy, request_uri};
@@ -144,6 +144,10 @@ impl Call {
                 continue;
             };
             let name = peer.name.clone();
+            if self.route.ring_per_peer {
+                let ring = peer.ring_timeout.unwrap_or(DEFAULT_RING_TIMEOUT);
+                self.timers.set(CallTimer::Ring, cx.now + ring);
+            }
             let asked_se = peer.session_timer.asked(None);
             let offered = super::anchor::carries_sdp(&invite);
             self.attempt = Some(Attempt {

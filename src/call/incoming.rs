@@ -309,6 +309,7 @@ impl B2bua {
                 req: std::sync::Arc::new(req),
             }),
             route: adm.targets,
+            ring_per_peer: adm.ring_per_peer,
             counted_ingress: Some(adm_peer),
             number: adm.number,
             caller: adm.caller,

@@ -141,6 +141,8 @@ impl B2bua {
             a,
             origin: Origin::Callback(Box::new(tp)),
             route: route1.to,
+            // user1's ring and user2's are bounded as a whole (third_party.rs).
+            ring_per_peer: false,
             counted_ingress: o.from_peer.clone(),
             number: user1,
             caller: shown_to_user1,

@@ -97,6 +97,9 @@ pub struct Attempt {
 pub struct RoutePlan {
     pub targets: Vec<PeerName>,
     pub next: usize,
+    /// The route sets no `ring_timeout_s`: each peer rings for its own profile's, from its
+    /// INVITE (a route's own bounds the whole call).
+    pub ring_per_peer: bool,
 }
 
 impl RoutePlan {
@@ -279,6 +282,8 @@ pub struct CallStart {
     pub a: Dialog,
     pub origin: Origin,
     pub route: Vec<PeerName>,
+    /// See [`RoutePlan::ring_per_peer`].
+    pub ring_per_peer: bool,
     pub counted_ingress: Option<PeerName>,
     pub number: String,
     pub caller: String,
@@ -302,6 +307,7 @@ impl Call {
             route: RoutePlan {
                 targets: s.route,
                 next: 0,
+                ring_per_peer: s.ring_per_peer,
             },
             counted_ingress: s.counted_ingress,
             counted_egress: None,

@@ -243,6 +243,8 @@ impl Call {
         self.route = RoutePlan {
             targets: route.to.clone(),
             next: 0,
+            // user1 holds its 200 for 64·T1 at most: user2's ring is one bound in all.
+            ring_per_peer: false,
         };
         self.uac_rel = Default::default();
         self.last_failure = None;

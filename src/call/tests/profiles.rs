@@ -144,6 +144,36 @@ fn causes_map_and_send_reason() {
     assert_eq!(h.cdrs[0].cause_source, CauseSource::Rfc3398);
 }
 
+/// A route without its own ring time: each peer rings for its profile's `ring_timeout_s`,
+/// from its own INVITE. carrier-a fails at once; carrier-b (20 s) is given up 20 s after it
+/// was called. Before, the call kept the first peer's ring time (here 120 s) throughout.
+#[test]
+fn without_a_routes_ring_time_each_peer_rings_for_its_own() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-b" {
+            p.ring_timeout = Some(Duration::from_secs(20));
+        }
+    });
+    cfg.routes[0].ring_timeout = None;
+    let mut h = H::with(cfg);
+    h.recv(PHONE, &invite_text("p14", "z9hG4bKp14", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_secs(1));
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "c14", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, reply(&inv_b, 180, "b14", &[], None));
+    h.take(PHONE);
+    h.advance(Duration::from_millis(19_900));
+    assert!(h.statuses(PHONE).iter().all(|s| *s < 200), "still ringing");
+    h.advance(Duration::from_millis(200));
+    assert!(
+        h.take_requests(CARRIER_B, Method::Cancel).len() == 1,
+        "carrier-b cancelled"
+    );
+    h.recv_msg(CARRIER_B, reply(&inv_b, 487, "b14", &[], None));
+    assert!(h.statuses(PHONE).contains(&408));
+}
+
 /// A callee's 503 + Retry-After reaches the caller without the Retry-After (it speaks of the
 /// callee's server, not of the gateway); a 486's is the callee's advice and goes on.
 #[test]
