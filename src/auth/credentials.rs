@@ -154,21 +154,23 @@ impl AuthSession {
         let kind = ChallengeKind::for_status(resp.status())
             .ok_or(AuthFailure::NotAChallenge(resp.status()))?;
         let creds = self.creds.clone().ok_or(AuthFailure::NoCredentials)?;
-        let challenge = choose(&creds, &resp.header_lines(&header(kind.challenge_header())))?;
+        let challenges = choose(&creds, &resp.header_lines(&header(kind.challenge_header())))?;
 
         let round = self
             .answered
             .iter()
             .find(|(c, _)| Some(*c) == sent.cseq().map(|c| c.0))
             .map(|(_, r)| *r);
-        if let Some(nonce) = sent_nonce(sent, kind, &challenge.realm) {
-            if nonce == challenge.nonce {
-                return Err(AuthFailure::SameNonce);
-            }
-            // A new nonce after an answer is a refusal, unless the server says only the nonce
-            // was stale. After credentials sent up front it is just a newer nonce.
-            if round.is_some() && !challenge.stale {
-                return Err(AuthFailure::Rejected);
+        for challenge in &challenges {
+            if let Some(nonce) = sent_nonce(sent, kind, &challenge.realm) {
+                if nonce == challenge.nonce {
+                    return Err(AuthFailure::SameNonce);
+                }
+                // A new nonce after an answer is a refusal, unless the server says only the
+                // nonce was stale. After credentials sent up front it is just a newer nonce.
+                if round.is_some() && !challenge.stale {
+                    return Err(AuthFailure::Rejected);
+                }
             }
         }
         let round = round.unwrap_or(0) + 1;
@@ -176,7 +178,9 @@ impl AuthSession {
             return Err(AuthFailure::TooManyRounds(MAX_ROUNDS));
         }
 
-        self.remember(kind, challenge);
+        for challenge in challenges {
+            self.remember(kind, challenge);
+        }
         let mut req = sent.clone();
         let method = req.method();
         req.set_header(&Hdr::CSEQ, format!("{} {}", retry.cseq, method))?;
@@ -242,20 +246,27 @@ fn header(name: &'static str) -> Hdr {
     Hdr::named(name)
 }
 
-/// The best challenge of a response for these credentials, or why there is none.
-fn choose(creds: &Credentials, lines: &[String]) -> Result<Challenge, AuthFailure> {
+/// The best challenge of each realm of a response for these credentials (a forking proxy
+/// merges its branches' challenges into one 401/407, and each is to be answered: RFC 3261
+/// §22.3), at most [`MAX_CACHED`] realms in the order they came, or why there is none.
+fn choose(creds: &Credentials, lines: &[String]) -> Result<Vec<Challenge>, AuthFailure> {
     let parsed = parse_header_lines(lines);
-    let mut best: Option<(usize, Challenge)> = None;
+    let mut best: Vec<(usize, Challenge)> = Vec::new();
     let mut other_realm = None;
     let mut algs = Vec::new();
     let mut why: Option<ChallengeError> = None;
     for p in parsed {
         match p {
             Ok(ch) => match creds.rank(&ch) {
-                Some(rank) if best.as_ref().is_none_or(|(r, _)| rank < *r) => {
-                    best = Some((rank, ch));
+                Some(rank) => {
+                    if let Some(slot) = best.iter_mut().find(|(_, b)| b.realm == ch.realm) {
+                        if rank < slot.0 {
+                            *slot = (rank, ch);
+                        }
+                    } else if best.len() < MAX_CACHED {
+                        best.push((rank, ch));
+                    }
                 }
-                Some(_) => {}
                 None if creds.realm.as_ref().is_some_and(|r| r != &ch.realm) => {
                     other_realm = Some(ch.realm);
                 }
@@ -264,8 +275,8 @@ fn choose(creds: &Credentials, lines: &[String]) -> Result<Challenge, AuthFailur
             Err(e) => why = Some(e),
         }
     }
-    if let Some((_, ch)) = best {
-        return Ok(ch);
+    if !best.is_empty() {
+        return Ok(best.into_iter().map(|(_, ch)| ch).collect());
     }
     if !algs.is_empty() {
         return Err(AuthFailure::AlgorithmNotAllowed(algs.join(", ")));

@@ -286,6 +286,50 @@ fn up_front_credentials_with_an_old_nonce_are_refreshed() {
     );
 }
 
+/// A forking proxy merged two branches' challenges (two realms) into one 401: both are
+/// answered in the one retry (RFC 3261 §22.3), the best algorithm of each realm. Before,
+/// only one realm was, and the other branch challenged again.
+#[test]
+fn every_realm_of_a_merged_challenge_is_answered() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(9);
+    let sent = invite(1);
+    let again = s
+        .on_challenge(
+            &sent,
+            &challenge_to(
+                &sent,
+                401,
+                &[
+                    r#"Digest realm="east", nonce="e1", qop="auth", algorithm=MD5"#,
+                    r#"Digest realm="west", nonce="w1", qop="auth", algorithm=MD5"#,
+                    r#"Digest realm="east", nonce="e2", qop="auth", algorithm=SHA-256"#,
+                ],
+            ),
+            retry(2),
+            &mut rng,
+        )
+        .unwrap();
+    let answered = creds_of(&again, "Authorization");
+    let realms: Vec<_> = answered
+        .iter()
+        .map(|c| {
+            (
+                c.param("realm").unwrap().to_string(),
+                c.param("algorithm").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        realms,
+        vec![
+            ("east".to_string(), "SHA-256".to_string()),
+            ("west".to_string(), "MD5".to_string())
+        ]
+    );
+    assert!(server_accepts(&again, "Authorization", "west"));
+}
+
 #[test]
 fn proxy_then_server_challenge_carries_both_credentials_and_rounds_are_bounded() {
     let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
