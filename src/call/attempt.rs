@@ -378,28 +378,33 @@ impl Call {
     /// kept for a 2xx that comes without one.
     fn keep_early_answer_of_callee(&mut self, resp: &Response) {
         let offered = self.attempt.as_ref().is_some_and(|a| a.offered);
-        if !offered || !super::anchor::carries_sdp(resp) || self.uac_rel.early_answer.is_some() {
+        if !offered || !super::anchor::carries_sdp(resp) {
             return;
         }
-        self.uac_rel.early_answer = Some(Box::new(EarlyAnswer {
+        self.uac_rel.keep_early_answer(EarlyAnswer {
             tag: resp.to_tag().unwrap_or_default().into(),
             body: bytes::Bytes::copy_from_slice(resp.body()),
             ct: resp.header(&Hdr::CONTENT_TYPE),
-        }));
+        });
     }
 
     /// The callee's 2xx, carrying the answer it gave in a reliable provisional of the same
-    /// early dialog when it came without SDP and the other leg still needs it: a caller that
-    /// had that provisional unreliably (its 2xx is its only reliable answer, RFC 3261
-    /// §13.2.1), or user1 of a call-back (answered in our ACK).
+    /// early dialog when it came without SDP and the other leg still needs it: user1 of a
+    /// call-back (answered in our ACK), or a caller not given that answer reliably (its 2xx
+    /// is then its only reliable answer, RFC 3261 §13.2.1): it had it unreliably, or it is
+    /// queued behind a provisional still unacknowledged, which the 2xx overtakes. A caller
+    /// with a provisional carrying the answer unacknowledged gets the 2xx after its PRACK
+    /// (`deliver_2xx_to_caller`), the answer given.
     fn with_early_answer(&mut self, mut resp: Response) -> Response {
-        let needed = self.caller_txn().is_none() || !self.uas_rel.reliable;
-        let Some(early) = self.uac_rel.early_answer.take() else {
+        let caller_has_it =
+            self.uas_rel.answer_acked || self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
+        let needed = self.caller_txn().is_none() || !caller_has_it;
+        let tag = resp.to_tag().unwrap_or_default();
+        let Some(early) = self.uac_rel.take_early_answer(&tag) else {
             return resp;
         };
         if needed
             && resp.body().is_empty()
-            && resp.to_tag().as_deref() == Some(&*early.tag)
             && let Err(e) = resp.set_body(early.body, early.ct.as_deref())
         {
             warn!(error = %e, "cannot carry the callee's early answer in its 2xx");

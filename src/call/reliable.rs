@@ -341,6 +341,9 @@ impl Call {
         if carried_sdp && late_offer {
             self.keep_early_answer(req);
         }
+        if carried_sdp && !late_offer {
+            self.uas_rel.answer_acked = true;
+        }
         if std::mem::take(&mut self.uas_rel.failover_waits) && self.phase.is_routing() {
             // The callee whose offer this answers failed: the next one is offered it.
             self.fail_over_now(cx);

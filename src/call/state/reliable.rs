@@ -27,11 +27,11 @@ pub struct UacRel {
     /// Our PRACK awaiting its final answer, and its transaction: a challenge to it is
     /// answered with the same PRACK and credentials (boxed: most calls never send one).
     pub sent_prack: Option<Box<(crate::txn::TxnId, crate::sip::Request)>>,
-    /// The callee's answer to our offer, given in a reliable provisional, and the To tag of
-    /// its early dialog: its 2xx may then come without SDP (RFC 3262 §5), yet a caller that
-    /// had that provisional unreliably, or user1 of a call-back (answered in our ACK), must
-    /// still get the answer (boxed: most calls never get one).
-    pub early_answer: Option<Box<EarlyAnswer>>,
+    /// The callee's answers to our offer given in reliable provisionals, one per early dialog
+    /// (a forking proxy's branches each answer): its 2xx may then come without SDP (RFC 3262
+    /// §5), yet a caller that was not given that answer reliably, or user1 of a call-back
+    /// (answered in our ACK), must still get it (boxed: most calls never get one).
+    pub early_answers: Option<Box<[EarlyAnswer]>>,
 }
 
 /// An SDP answer a callee gave in a reliable provisional: its early dialog's To tag, the
@@ -62,6 +62,23 @@ pub enum RseqIs {
 }
 
 impl UacRel {
+    /// Keep `answer`, the first of its early dialog (at most one per dialog, and only the
+    /// first [`MAX_EARLY_DIALOGS`] dialogs).
+    pub fn keep_early_answer(&mut self, answer: EarlyAnswer) {
+        let mut kept = self.early_answers.take().map(Vec::from).unwrap_or_default();
+        if kept.len() < MAX_EARLY_DIALOGS && kept.iter().all(|a| a.tag != answer.tag) {
+            kept.push(answer);
+        }
+        self.early_answers = Some(kept.into_boxed_slice());
+    }
+
+    /// The answer the early dialog `tag` gave, taken (with every other dialog's).
+    pub fn take_early_answer(&mut self, tag: &str) -> Option<EarlyAnswer> {
+        self.early_answers
+            .take()
+            .and_then(|kept| Vec::from(kept).into_iter().find(|a| &*a.tag == tag))
+    }
+
     /// Judge a reliable provisional of the early dialog `tag` with `rseq`, and take it
     /// when it is the next.
     pub fn take_rseq(&mut self, tag: &str, rseq: u32) -> RseqIs {
@@ -107,6 +124,9 @@ pub struct UasRel {
     /// of the call is given (a caller answers one offer in its early dialog, and the
     /// gateway shows it one session across a failover). Kept until the call is confirmed.
     pub early_answer: Option<Box<(bytes::Bytes, Option<String>)>>,
+    /// The caller acknowledged (PRACKed) a provisional carrying the answer to its offer: its
+    /// offer/answer is done, and our 2xx carries no SDP the callee's did not.
+    pub answer_acked: bool,
     /// A callee failed while the caller was still to answer its offer: the next attempt
     /// waits for that answer (its PRACK), which it is then offered.
     pub failover_waits: bool,

@@ -131,6 +131,40 @@ fn user2s_answer_in_a_reliable_183_reaches_user1_in_the_ack() {
     assert!(h.one_request(CARRIER_A, Method::Ack).body().is_empty());
 }
 
+/// Two branches of a forking proxy each answer in a reliable 183; the second one's bare 200
+/// wins: user1 gets that branch's answer, not the first branch's.
+#[test]
+fn the_answering_branchs_early_answer_reaches_user1() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-1");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    let other_sdp = SDP.replace("m=audio 4000", "m=audio 4002");
+    assert_ne!(other_sdp, SDP);
+    for (tag, sdp) in [("u2a", SDP), ("u2b", other_sdp.as_str())] {
+        let hdrs = [
+            (Hdr::REQUIRE, "100rel"),
+            (Hdr::RSEQ, "1"),
+            (Hdr::CONTACT, "<sip:+8610123@127.0.0.3>"),
+        ];
+        h.recv_msg(CARRIER_A, reply(&inv2, 183, tag, &hdrs, Some(sdp)));
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(CARRIER_A, reply(&pr, 200, tag, &[], None));
+    }
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv2,
+            200,
+            "u2b",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            None,
+        ),
+    );
+    let ack1 = h.one_request(PHONE, Method::Ack);
+    assert_eq!(ack1.body().as_ref(), other_sdp.as_bytes());
+}
+
 #[test]
 fn both_answer_the_offer_and_answer_cross_in_the_acks() {
     let mut h = H::with(cb_config());

@@ -78,6 +78,54 @@ fn outbound_invite_offers_requires_or_hides_100rel_per_profile() {
     }
 }
 
+/// A 100rel caller whose 180 (no SDP) is still unacknowledged when the callee's reliable 183
+/// with the answer comes: that 183 waits behind it, and the callee's bare 200 overtakes both.
+/// The caller's 200 carries the answer it was never given. Before, the queued 183 was dropped
+/// and the 200 went bare: the caller's offer was never answered.
+#[test]
+fn an_answer_queued_behind_an_unacknowledged_180_reaches_the_caller_in_the_200() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("p5", "z9hG4bKp5", "+8610123", "Supported: 100rel\r\n"),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "c5",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            None,
+        ),
+    );
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c5", 1));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 200, "c5", &[], None));
+    let sent: Vec<u16> = h.take_responses(PHONE).iter().map(|r| r.status()).collect();
+    assert!(
+        !sent.contains(&183),
+        "the 183 waits behind the 180: {sent:?}"
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c5",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            None,
+        ),
+    );
+    let ok = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("200");
+    assert_eq!(ok.body().as_ref(), SDP.as_bytes());
+}
+
 /// The callee answers in a reliable 183 and its 200 comes without SDP. A caller that had the
 /// 183 unreliably (it did not offer 100rel) gets the answer in the 200, its only reliable
 /// answer (RFC 3261 §13.2.1); before, its 200 had none. A caller that had it reliably gets a
