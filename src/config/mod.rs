@@ -395,13 +395,17 @@ impl Config {
 
     /// Whether `ip` is the address of the SIP front this instance runs behind.
     pub fn is_front_ip(&self, ip: IpAddr) -> bool {
-        self.front.is_some_and(|f| f.addr.ip() == ip)
+        self.front
+            .is_some_and(|f| f.addr.ip().to_canonical() == ip.to_canonical())
     }
 
     /// Whether `ip` is a profile's `address` (where requests to it go, so where its answers
     /// come from), whether or not a `match` covers it.
     pub fn is_peer_address(&self, ip: IpAddr) -> bool {
-        self.profiles.values().any(|p| p.address.addr.ip() == ip)
+        let ip = ip.to_canonical();
+        self.profiles
+            .values()
+            .any(|p| p.address.addr.ip().to_canonical() == ip)
     }
 
     /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:

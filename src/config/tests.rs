@@ -621,6 +621,16 @@ fn metrics_scrapers_default_to_loopback_and_are_bounded() {
             .any(|w| w.contains("[metrics] listen 0.0.0.0:9464 is not loopback")),
         "{said:?}"
     );
+    // The same with loopback written out, as the shipped gateway.toml does.
+    let c =
+        load("\n[metrics]\nlisten = \"0.0.0.0:9464\"\nallow = [\"127.0.0.1\", \"::1\"]\n").unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("[metrics] listen 0.0.0.0:9464")),
+        "{:?}",
+        c.warnings
+    );
     let c = load("\n[metrics]\nlisten = \"0.0.0.0:9464\"\nallow = [\"10.0.0.5\"]\n").unwrap();
     assert!(
         c.warnings

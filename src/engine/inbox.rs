@@ -179,6 +179,7 @@ impl Inbox {
     /// Whether a profile of the running configuration matches this source, or it is the old
     /// address of a peer a reload moved while the calls up at that reload last.
     pub(crate) fn knows_source(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         let cfg = self.config.load();
         cfg.is_peer_source(ip)
             || cfg.is_front_ip(ip)

@@ -94,10 +94,17 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
 }
 
-/// One HTTP/1.1 response that closes the connection.
-fn response(status: &str, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+/// One HTTP/1.1 response that closes the connection; `extra`: more header lines, each
+/// ending in CRLF.
+fn response(
+    status: &str,
+    content_type: &str,
+    extra: &str,
+    body: &[u8],
+    head_only: bool,
+) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\
          Connection: close\r\n\r\n",
         body.len()
     )
@@ -189,13 +196,21 @@ async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
             response(
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
+                "",
                 text.as_bytes(),
                 head_only,
             )
         }
-        Reply::Health { head_only } => response("200 OK", "text/plain", b"OK", head_only),
-        Reply::MethodNotAllowed => response("405 Method Not Allowed", "text/plain", b"", false),
-        Reply::BadRequest => response("400 Bad Request", "text/plain", b"", false),
+        Reply::Health { head_only } => response("200 OK", "text/plain", "", b"OK", head_only),
+        // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+        Reply::MethodNotAllowed => response(
+            "405 Method Not Allowed",
+            "text/plain",
+            "Allow: GET, HEAD\r\n",
+            b"",
+            false,
+        ),
+        Reply::BadRequest => response("400 Bad Request", "text/plain", "", b"", false),
     };
     let sent = tokio::time::timeout(WRITE_TIMEOUT, async {
         stream.write_all(&out).await?;

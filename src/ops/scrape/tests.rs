@@ -107,6 +107,21 @@ async fn an_allowed_scraper_gets_the_page_and_the_connection_closes() {
 }
 
 #[tokio::test]
+async fn another_method_gets_405_naming_the_allowed_ones() {
+    let addr = server(1).await;
+    let mut c = connect([127, 0, 0, 1], addr).await;
+    c.write_all(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let out = String::from_utf8(read_all(&mut c).await).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("\r\nAllow: GET, HEAD\r\n"), "{out}");
+}
+
+#[tokio::test]
 async fn a_source_not_allowed_is_closed_without_a_byte() {
     let addr = server(2).await;
     let mut c = connect([127, 0, 0, 2], addr).await;
