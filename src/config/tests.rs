@@ -339,6 +339,10 @@ fn longest_prefix_wins_for_source_matching() {
         "carrier-a"
     );
     assert!(cfg.is_peer_source(mapped));
+    assert!(
+        cfg.is_peer_address(mapped),
+        "carrier-a's address, as such a socket reports it"
+    );
     ps[2].1 = ps[2].1.replace("127.0.0.0/8", "::ffff:127.0.0.0/104");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
