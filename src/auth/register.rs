@@ -104,8 +104,11 @@ pub struct Registration {
     /// The REGISTER out was sent at once after a 423: another 423 waits for the back-off.
     raised_423: bool,
     state: State,
-    /// Until when the registrar holds our binding, while it does.
+    /// Until when the registrar may hold our binding: shutdown removes it while it may.
     bound_until: Option<Instant>,
+    /// The last REGISTER failed: the binding may still be held (a refused refresh does not
+    /// remove it), but the registration is not working, and says so.
+    failing: bool,
     failures: u32,
     outbox: VecDeque<Transmit>,
     events: VecDeque<RegEvent>,
@@ -135,6 +138,7 @@ impl Registration {
             raised_423: false,
             state: State::Idle,
             bound_until: None,
+            failing: false,
             failures: 0,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -156,9 +160,10 @@ impl Registration {
         &self.params.contact
     }
 
-    /// Whether the registrar holds our binding (`trunkgate_registration_up{peer}`).
+    /// Whether the registrar holds our binding and our last REGISTER was accepted
+    /// (`trunkgate_registration_up{peer}`).
     pub fn is_up(&self) -> bool {
-        self.bound_until.is_some()
+        self.bound_until.is_some() && !self.failing
     }
 
     /// Whether the registration has ended (after [`Registration::shutdown`]).
@@ -207,7 +212,7 @@ impl Registration {
     /// Removes the binding: `Expires: 0` when we may hold one, else nothing. A REGISTER in
     /// flight is abandoned (its response is ignored).
     pub fn shutdown(&mut self, now: Instant) {
-        let maybe_bound = self.is_up()
+        let maybe_bound = self.bound_until.is_some()
             || matches!(
                 self.state,
                 State::InFlight {
@@ -341,7 +346,6 @@ impl Registration {
         let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
         // A registrar may shorten the expiry, never lengthen it (RFC 3261 §10.3 step 7).
         let granted = granted.min(self.expires);
-        self.raised_423 = false;
         if granted < MIN_GRANT {
             // Held that long all the same.
             self.bound_until = Some(later(now, granted));
@@ -355,6 +359,8 @@ impl Registration {
         }
         let refresh_in = granted * REFRESH_PERCENT / 100;
         self.failures = 0;
+        self.failing = false;
+        self.raised_423 = false;
         self.bound_until = Some(later(now, granted));
         self.state = State::Waiting {
             at: later(now, refresh_in),
@@ -365,16 +371,18 @@ impl Registration {
         });
     }
 
-    /// A REGISTER failed. A binding we held stays held until it expires (a refused refresh
-    /// does not remove it), so it is still up, and shutdown still removes it.
+    /// A REGISTER failed. The registration is down; a binding we held may stay held until
+    /// it expires (a refused refresh does not remove it), so shutdown still removes it.
+    /// (A 423 raise stays spent until a success: after the back-off a registrar raising
+    /// Min-Expires again waits for the next one.)
     fn fail(&mut self, now: Instant, op: Op, reason: String, retry_after: Option<Duration>) {
-        self.raised_423 = false;
         if op == Op::Unregister {
             self.bound_until = None;
             self.state = State::Done;
             self.event(RegEvent::Unregistered { ok: false });
             return;
         }
+        self.failing = true;
         self.failures = self.failures.saturating_add(1);
         // Retry-After is the least wait (RFC 3261 §20.33): never sooner than the back-off.
         let retry_in = match retry_after {

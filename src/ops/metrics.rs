@@ -403,7 +403,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_gauge!(
         REGISTRATION_UP,
-        "1 while the peer's registrar holds the gateway's registration, else 0"
+        "1 while the registration with the peer works (last REGISTER accepted, binding not expired), else 0"
     );
     Ok(handle)
 }

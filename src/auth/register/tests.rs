@@ -166,11 +166,10 @@ fn a_tiny_grant_or_retry_after_does_not_make_us_register_every_second() {
     r.start(t0);
     let q = sent(&mut r);
     r.handle_response(t0, &answer(&q, 200, &[("Expires", "1")]));
-    // Held for the second granted, then down; retried after the back-off.
-    assert!(r.is_up());
+    // A failure: down at once (though held the second granted), retried after the back-off.
+    assert!(!r.is_up());
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(1)));
     r.handle_timeout(t0 + Duration::from_secs(1));
-    assert!(!r.is_up());
     assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
     let mut r = reg(3600);
     r.start(t0);
@@ -218,9 +217,9 @@ fn failures_back_off_exponentially_and_success_resets() {
         Some(now + FIRST_BACKOFF),
         "back to the first step"
     );
-    // A refused refresh does not remove the binding: it is held until it expires, and a
+    // Refused: down at once. But a refused refresh does not remove the binding, so a
     // shutdown meanwhile removes it (before, it was taken as gone and left in place).
-    assert!(r.is_up());
+    assert!(!r.is_up());
     r.shutdown(now);
     let u = sent(&mut r);
     assert_eq!(expires_of(&u), "0");
@@ -335,7 +334,13 @@ fn interval_too_brief_raises_the_expiry_once() {
     assert!(r.poll_transmit().is_none());
     assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
     r.handle_timeout(t0 + FIRST_BACKOFF);
-    assert_eq!(expires_of(&sent(&mut r)), "301", "the raise is kept");
+    let q = sent(&mut r);
+    assert_eq!(expires_of(&q), "301", "the raise is kept");
+    // After the back-off, raised again: the next back-off, not another REGISTER at once.
+    let t1 = t0 + FIRST_BACKOFF;
+    r.handle_response(t1, &answer(&q, 423, &[("Min-Expires", "302")]));
+    assert!(r.poll_transmit().is_none());
+    assert_eq!(r.poll_timeout(), Some(t1 + 2 * FIRST_BACKOFF));
 }
 
 #[test]
