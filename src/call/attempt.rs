@@ -54,8 +54,7 @@ impl Call {
         // The callee before this one failed.
         self.let_callee_go(cx);
         let mut limited = None;
-        while let Some(name) = self.route.targets.get(self.route.next).cloned() {
-            self.route.next += 1;
+        while let Some(name) = self.route.take_next().cloned() {
             let Some(peer) = self.cfg.profile(&name).cloned() else {
                 warn!(peer = %name, "route names a peer without a profile; skipping");
                 continue;

@@ -96,7 +96,9 @@ pub struct Attempt {
 #[derive(Debug, Default)]
 pub struct RoutePlan {
     pub targets: Vec<PeerName>,
-    pub next: usize,
+    /// (u32: with the flag below it keeps the plan at 32 bytes in every call; a route has a
+    /// handful of peers.)
+    pub next: u32,
     /// The route sets no `ring_timeout_s`: each peer rings for its own profile's, from its
     /// INVITE (a route's own bounds the whole call).
     pub ring_per_peer: bool,
@@ -104,18 +106,25 @@ pub struct RoutePlan {
 
 impl RoutePlan {
     pub fn exhausted(&self) -> bool {
-        self.next >= self.targets.len()
+        self.next as usize >= self.targets.len()
+    }
+
+    /// The peer the next attempt goes to, if one is left; it is then taken.
+    pub fn take_next(&mut self) -> Option<&PeerName> {
+        let peer = self.targets.get(self.next as usize)?;
+        self.next = self.next.saturating_add(1);
+        Some(peer)
     }
 
     /// Which attempt the call is on (the next peer's place in the route), as our PRACK's
     /// transaction and a reliable provisional to the caller remember it.
     pub fn attempt(&self) -> u32 {
-        u32::try_from(self.next).unwrap_or(u32::MAX)
+        self.next
     }
 
     /// Try no further peer.
     pub fn stop(&mut self) {
-        self.next = self.targets.len();
+        self.next = u32::try_from(self.targets.len()).unwrap_or(u32::MAX);
     }
 }
 
