@@ -135,7 +135,7 @@ impl Sink {
         let mut report = TickReport::default();
         if self.reopen_requested || self.rotated() {
             self.reopen_requested = false;
-            self.close_file(&mut report);
+            self.close_file(Some(now), &mut report);
             // Open at once, not at the next record: the operator (and logrotate's
             // postrotate check) sees the new file, and a bad path is logged now.
             if let Err(e) = self.open() {
@@ -146,11 +146,11 @@ impl Sink {
         let waiting = self.retry_at.is_some_and(|at| now < at);
         if !self.pending.is_empty() && !waiting {
             match self.write_pending(now) {
+                // Written, not yet durable: `failing` and the back-off are reset by the sync
+                // that makes it so (a disk whose syncs keep failing takes writes).
                 Ok(n) => {
                     report.written += n;
-                    self.failing = false;
                     self.retry_at = None;
-                    self.backoff = BACKOFF_MIN;
                 }
                 Err((n, e)) => {
                     report.written += n;
@@ -167,7 +167,7 @@ impl Sink {
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                     // Start the retry from a fresh open: it repairs a file that went bad
                     // (EIO, a stale handle, a deleted folder); for a full disk it costs little.
-                    self.close_file(&mut report);
+                    self.close_file(Some(now), &mut report);
                 }
             }
         }
@@ -175,7 +175,7 @@ impl Sink {
             .unsynced_since
             .is_some_and(|t| now.saturating_duration_since(t) >= SYNC_AFTER)
         {
-            self.sync(&mut report);
+            self.sync(Some(now), &mut report);
         }
         report
     }
@@ -183,7 +183,7 @@ impl Sink {
     /// Sync whatever was written (at exit).
     pub fn flush(&mut self) -> TickReport {
         let mut report = TickReport::default();
-        self.sync(&mut report);
+        self.sync(None, &mut report);
         report
     }
 
@@ -200,14 +200,18 @@ impl Sink {
         }
     }
 
-    fn close_file(&mut self, report: &mut TickReport) {
+    fn close_file(&mut self, now: Option<Instant>, report: &mut TickReport) {
         if self.file.is_some() {
-            self.sync(report);
+            self.sync(now, report);
         }
         self.file = None;
     }
 
-    fn sync(&mut self, report: &mut TickReport) {
+    /// Sync what was written. A success makes it durable: the sink is healthy again once
+    /// nothing waits. A failure queues it again, and the rewrite waits for the back-off
+    /// like a failed write (`now`; none at exit), so a disk whose syncs keep failing is
+    /// `failing` throughout, and is not written every tick.
+    fn sync(&mut self, now: Option<Instant>, report: &mut TickReport) {
         if self.unsynced_since.is_none() {
             return;
         }
@@ -216,7 +220,13 @@ impl Sink {
             return;
         };
         match file.sync() {
-            Ok(()) => self.unsynced.clear(),
+            Ok(()) => {
+                self.unsynced.clear();
+                if self.pending.is_empty() {
+                    self.failing = false;
+                    self.backoff = BACKOFF_MIN;
+                }
+            }
             Err(e) => {
                 report.errors += 1;
                 tracing::error!(path = %self.path.display(), error = %e, records = self.unsynced.len(), "cannot sync the CDR file: the records written since the last sync are written again");
@@ -225,6 +235,10 @@ impl Sink {
                     self.pending.push_front(line);
                 }
                 self.failing = true;
+                if let Some(now) = now {
+                    self.retry_at = Some(now + self.backoff);
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                }
                 // Reopened at the next write: whatever the error did to this handle.
                 self.file = None;
             }

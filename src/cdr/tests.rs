@@ -170,10 +170,14 @@ fn a_full_disk_loses_no_record_and_corrupts_no_line_once_space_returns() {
     assert_eq!(lines(&path).len(), 1);
 
     fs.set(|f| f.space = None);
-    let r = sink.tick(sink.retry_at().unwrap());
+    let at = sink.retry_at().unwrap();
+    let r = sink.tick(at);
     assert_eq!((r.written, r.errors), (4, 0));
-    assert!(!sink.failing());
     assert_eq!(sink.pending(), 0);
+    // Healthy once what was written is synced.
+    assert!(sink.failing());
+    sink.tick(at + SYNC_AFTER);
+    assert!(!sink.failing());
     let all = lines(&path);
     assert_eq!(all.len(), 5, "{all:?}");
     assert_eq!(ids(&path), ["a", "b", "c", "d", "e"]);
@@ -316,17 +320,49 @@ fn a_failed_sync_writes_its_records_again_rather_than_lose_them() {
     assert_eq!(sink.pending(), 1, "kept");
     fs.set(|f| f.fail_sync = false);
     sink.push(line("b"));
-    let last = sink.tick(t0 + SYNC_AFTER + Duration::from_millis(100));
+    // Written again after the back-off, and failing until that write is synced.
+    let t1 = t0 + SYNC_AFTER + BACKOFF_MIN;
+    let again = sink.tick(t1);
+    assert!(sink.failing(), "written, not yet durable");
+    let last = sink.tick(t1 + SYNC_AFTER);
     assert!(!sink.failing());
     // What the writer counts out of memory: two records in, two out, though "a" was
     // written twice.
-    let out =
-        first.written + r.written + last.written - (first.requeued + r.requeued + last.requeued);
+    let out = first.written + r.written + again.written + last.written
+        - (first.requeued + r.requeued + again.requeued + last.requeued);
     assert_eq!(out, 2);
     // "a" twice (the first write did reach this file), "b" once, each on its own line.
     assert_eq!(ids(&path), ["a", "a", "b"]);
     sink.flush();
     assert_eq!(sink.pending(), 0);
+}
+
+/// A disk whose writes succeed and whose syncs always fail (EIO from a dying disk or NFS):
+/// the sink stays failing (so `fail_closed` refuses calls throughout) and rewrites with the
+/// back-off. Before, each good rewrite cleared `failing` until the next failed sync, and the
+/// record was written again every half second.
+#[test]
+fn syncs_that_keep_failing_keep_the_sink_failing_and_back_off() {
+    let (_dir, path, fs, mut sink) = setup();
+    fs.set(|f| f.fail_sync = true);
+    let t0 = Instant::now();
+    sink.push(line("a"));
+    let mut failed_at = None;
+    for i in 0..100u32 {
+        let now = t0 + Duration::from_millis(100) * i;
+        sink.tick(now);
+        if failed_at.is_none() && sink.failing() {
+            failed_at = Some(i);
+        }
+        if failed_at.is_some() {
+            assert!(sink.failing(), "failing at tick {i}");
+        }
+    }
+    assert!(failed_at.is_some());
+    // In 10 s: written at 0, then at most after 0.2, 0.4, 0.8, 1.6, 3.2 s waits past each
+    // failed sync (plus the 0.4 s each sync waits): not every half second.
+    let copies = ids(&path).len();
+    assert!((2..=7).contains(&copies), "{copies} copies of \"a\"");
 }
 
 #[test]
@@ -450,7 +486,7 @@ fn a_full_queue_is_reported_and_refuses_new_calls_whatever_fail_closed() {
     assert_eq!(w.health(), CdrHealth::Full);
 
     fs.set(|f| f.space = None);
-    wait_for(|| w.stats().queue_depth == 0);
+    wait_for(|| w.stats().queue_depth == 0 && w.health() == CdrHealth::Ok);
     assert_eq!(w.health(), CdrHealth::Ok);
     assert!(w.admits_new_calls());
     w.close();
@@ -469,7 +505,7 @@ fn a_failed_sync_leaves_the_queue_count_true_and_new_calls_admitted() {
     wait_for(|| w.stats().write_errors >= 1);
     fs.set(|f| f.fail_sync = false);
     // Written again, and that write synced.
-    wait_for(|| ids(&path).len() == 2 && fs.get(|f| f.syncs) >= 2);
+    wait_for(|| ids(&path).len() == 2 && fs.get(|f| f.syncs) >= 2 && w.health() == CdrHealth::Ok);
     assert_eq!(fs.get(|f| f.syncs), 2);
     // Before, the record was counted out twice: the count wrapped below zero, read as a
     // full queue, and every new call was refused until a restart.
