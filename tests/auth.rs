@@ -63,23 +63,24 @@ fn without_credentials_the_caller_gets_403_and_the_cdr_says_why() {
         },
     );
     let tmp = tempfile::tempdir().unwrap();
-    // The carrier challenges; with nothing to answer, the call fails at once.
-    let mut carrier = Sipp::uas(
-        "auth-invite-407/carrier.xml",
+    // The carrier challenges once; with nothing to answer it with, the gateway ACKs the 407,
+    // sends no second INVITE, and the phone gets 403, never the challenge.
+    let carrier = Sipp::uas(
+        "auth-invite-407/carrier-once.xml",
         CARRIER_A_IP,
         gw.ports.carrier_a,
         tmp.path(),
     );
     let phone = Sipp::uac(
-        "busy/phone.xml",
+        "auth-invite-407/phone-refused.xml",
         PHONE_IP,
         gw.ports.phone,
         tmp.path(),
         gw.addr(),
         "+8610123",
     );
-    let _ = phone.passed();
-    carrier.kill();
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
     let c = &gw.wait_cdrs(1)[0];
     assert_eq!(
         (c["status"].as_u64(), c["cause"].as_u64()),

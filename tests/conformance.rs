@@ -414,7 +414,24 @@ fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
     gw.signal("TERM");
     // A second signal at once (one keypress delivered twice) is the same request.
     gw.signal("INT");
+    // Counted from when the gateway acted on the first (its log line), not from when this
+    // test sent it: a loaded machine may have it handled late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gw.log().contains("shutting down") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no drain:\n{}",
+            gw.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     std::thread::sleep(std::time::Duration::from_millis(1200));
+    let log = gw.log();
+    assert_eq!(log.matches("shutting down").count(), 1, "{log}");
+    assert!(
+        !log.contains("stop signal again"),
+        "the repeat within the second was taken for a second request:\n{log}"
+    );
     assert!(
         gw.cdrs().is_empty(),
         "the first SIGTERM only starts the drain"

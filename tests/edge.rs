@@ -402,19 +402,62 @@ fn a_strangers_tcp_request_gets_its_one_403_then_the_connection_closes() {
 
 #[test]
 fn a_hard_open_file_limit_too_low_for_the_configuration_is_refused_at_start() {
-    let gateway_toml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
-    // The shipped configuration can need 2342 descriptors; allow 500 and no more.
-    let out = std::process::Command::new("sh")
+    // The shipped configuration (its media range, TCP and /metrics budget kept), in a folder
+    // of its own on free ports: a gateway that wrongly starts writes nothing into the tree
+    // and meets no other test's ports.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::new();
+    let text = std::fs::read_to_string(shipped.join("gateway.toml"))
+        .unwrap()
+        .replace("127.0.0.1:5060", &format!("127.0.0.1:{}", ports.gw))
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{}", ports.metrics))
+        .replace("port      = 5080", "port      = 0");
+    std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    for entry in std::fs::read_dir(shipped.join("profiles")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(
+                &path,
+                dir.path().join("profiles").join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    // It can need 2342 descriptors; allow 500 and no more.
+    let mut child = std::process::Command::new("sh")
         .args([
             "-c",
             "ulimit -n 500 && ulimit -Hn 500 && exec \"$0\" run --config \"$1\"",
             env!("CARGO_BIN_EXE_trunkgate"),
         ])
-        .arg(&gateway_toml)
-        .output()
+        .arg(dir.path().join("gateway.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    // Bounded: a gateway that starts after all is killed, and the test fails.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    let status =
+        status.unwrap_or_else(|| panic!("the gateway started with 500 descriptors:\n{err}"));
+    assert!(!status.success());
     assert!(
         err.contains("can need 2342 open files") && err.contains("hard limit is 500"),
         "{err}"

@@ -407,6 +407,4 @@ fn metrics_port_taken_at_start_up_is_a_clear_error() {
         log.contains("metrics") && log.contains(&addr),
         "the error names the metrics address {addr}:\n{log}"
     );
-    // Nothing was left bound by the failed start: the SIP port is free again.
-    assert!(UdpSocket::bind(("127.0.0.1", gw.ports.gw)).is_ok());
 }

@@ -153,9 +153,23 @@ fn an_idle_connection_from_an_address_a_reload_stops_matching_is_closed() {
             ..GwOpts::default()
         },
     );
-    let idle = tcp_from(PHONE_IP, &gw);
-    // A known peer's idle connection stays open.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut idle = tcp_from(PHONE_IP, &gw);
+    // A known peer's idle connection stays open: a read waits, and ends in a timeout, not
+    // in the end of the stream.
+    {
+        use std::io::Read;
+        idle.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let read = idle.read(&mut byte);
+        assert!(
+            read.as_ref().is_err_and(|e| matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
+            "the known peer's idle connection is open before the reload: {read:?}"
+        );
+    }
     move_pbx_away(&gw);
     // No call of it is up: its address is a stranger's at once.
     assert_closed(idle, "the moved peer's idle connection");

@@ -309,7 +309,7 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
         "{}",
         w.logs()
     );
-    // Hold and resume: re-INVITEs both ways within the dialog.
+    // Hold and resume: the phone's re-INVITEs within the dialog, along the Record-Route set.
     assert!(
         w.calls("scale-out/phone-hold.xml", "hold/carrier.xml", 2),
         "{}",
