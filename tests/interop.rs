@@ -10,12 +10,40 @@ use std::time::Duration;
 /// Run a carrier-a scenario and a phone scenario through a gateway configured by `opts`.
 /// Returns (carrier passed, phone passed, gateway).
 fn outbound(opts: GwOpts, carrier: &str, phone: &str, dialled: &str) -> (bool, bool, Gateway) {
+    let (c, p, gw, _) = outbound_traced(opts, carrier, phone, dialled);
+    (c, p, gw)
+}
+
+/// [`outbound`], with what SIPp's error files say (both scenarios'), for the runs without
+/// the setting: they must fail on the check that shows the setting missing, not on
+/// anything else (a crash, a refusal, a port SIPp could not bind).
+fn outbound_traced(
+    opts: GwOpts,
+    carrier: &str,
+    phone: &str,
+    dialled: &str,
+) -> (bool, bool, Gateway, String) {
     let gw = Gateway::start(Ports::new(), opts);
     let tmp = tempfile::tempdir().unwrap();
     let (c, p) = phone_calls_carrier(&gw, tmp.path(), carrier, phone, dialled, Transport::Udp);
     let phone_ok = p.passed();
     let carrier_ok = c.passed();
-    (carrier_ok, phone_ok, gw)
+    let mut errors = String::new();
+    for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+        if e.path().to_string_lossy().ends_with(".err.log") {
+            errors.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    (carrier_ok, phone_ok, gw, errors)
+}
+
+/// The run without the setting failed, and on `check` (a piece of SIPp's error text).
+fn failed_on(ok: bool, errors: &str, check: &str, why: &str) {
+    assert!(!ok, "{why}");
+    assert!(
+        errors.contains(check),
+        "{why}: it failed, but not on {check:?}:\n{errors}"
+    );
 }
 
 const IMS: &str = "[uri]\nuser_phone = true\nrequest_uri_params = \"trunk-context=+86;tgrp=abc\"\nnumber = \"e164\"\ncountry_code = \"86\"\n";
@@ -40,15 +68,17 @@ fn ims_trunk_gets_user_phone_e164_and_its_uri_parameters() {
         carrier_a_domain: "ims.example.com",
         ..GwOpts::default()
     };
-    let (c, _, _gw) = outbound(
+    let (c, _, _gw, errors) = outbound_traced(
         opts,
         "uri-ims/carrier.xml",
         "uri-ims/phone.xml",
         "01012345678",
     );
-    assert!(
-        !c,
-        "without [uri] the IMS trunk must reject the Request-URI"
+    failed_on(
+        c,
+        &errors,
+        r"with regexp '^INVITE sip:\+861012345678@ims",
+        "without [uri] the IMS trunk must reject the Request-URI",
     );
 }
 
@@ -96,13 +126,18 @@ fn carrier_answering_prack_with_405_still_completes_the_call() {
         "{cdr}"
     );
 
-    let (_, p, gw) = outbound(
+    let (_, p, gw, errors) = outbound_traced(
         GwOpts::carrier_a("[prack]\nmode = \"supported\"\non_405 = \"fail\"\n"),
         "prack-405/carrier.xml",
         "basic-call/phone.xml",
         "+8610123",
     );
-    assert!(!p, "on_405 = fail must fail the call");
+    failed_on(
+        p,
+        &errors,
+        "received 'SIP/2.0 502",
+        "on_405 = fail must fail the call",
+    );
     let cdr = &gw.wait_cdrs(1)[0];
     assert_eq!(cdr["call_tag"], "prack_rejected");
 }
@@ -123,15 +158,17 @@ fn prack_disabled_peer_never_sees_100rel_or_prack() {
         gw.log()
     );
 
-    let (c, _, _gw) = outbound(
+    let (c, _, _gw, errors) = outbound_traced(
         GwOpts::default(),
         "prack-disabled/carrier.xml",
         "basic-call/phone.xml",
         "+8610123",
     );
-    assert!(
-        !c,
-        "by default 100rel is offered, which this carrier refuses to see"
+    failed_on(
+        c,
+        &errors,
+        "with regexp '100rel'",
+        "by default 100rel is offered, which this carrier refuses to see",
     );
 }
 
@@ -153,13 +190,18 @@ fn carrier_requiring_100rel_gets_it_only_when_the_profile_requires_it() {
         single_carrier: true,
         ..GwOpts::default()
     };
-    let (_, p, gw) = outbound(
+    let (_, p, gw, errors) = outbound_traced(
         opts,
         "prack-required/carrier.xml",
         "basic-call/phone.xml",
         "+8610123",
     );
-    assert!(!p, "without mode = required the carrier answers 420");
+    failed_on(
+        p,
+        &errors,
+        "received 'SIP/2.0 500",
+        "without mode = required the carrier answers 420",
+    );
     let cdr = &gw.wait_cdrs(1)[0];
     // The 420 is about our hop: the phone, which required nothing, gets 500 with the cause.
     assert_eq!(cdr["status"], 500);
@@ -182,15 +224,18 @@ fn phone_supporting_100rel_gets_reliable_provisionals() {
         gw.log()
     );
 
-    let (_, p, _gw) = outbound(
+    let (_, p, _gw, errors) = outbound_traced(
         GwOpts::pbx("[prack]\nmode = \"disabled\"\n"),
         "prack-phone/carrier.xml",
         "prack-phone/phone.xml",
         "+8610123",
     );
-    assert!(
-        !p,
-        "with the phone's profile disabled, its 18x are not reliable"
+    // Its PRACK for an 18x that was not reliable finds nothing to acknowledge.
+    failed_on(
+        p,
+        &errors,
+        "received 'SIP/2.0 481",
+        "with the phone's profile disabled, its 18x are not reliable",
     );
 }
 
@@ -229,13 +274,18 @@ fn ptime_is_rewritten_for_the_carrier() {
         "+8610123",
     );
     assert!(c && p, "ptime = 20: carrier {c}, phone {p}\n{}", gw.log());
-    let (c, _, _gw) = outbound(
+    let (c, _, _gw, errors) = outbound_traced(
         GwOpts::default(),
         "ptime/carrier.xml",
         "ptime/phone.xml",
         "+8610123",
     );
-    assert!(!c, "without [sdp] ptime the carrier sees a=ptime:30");
+    failed_on(
+        c,
+        &errors,
+        "with regexp 'a=ptime:20'",
+        "without [sdp] ptime the carrier sees a=ptime:30",
+    );
 }
 
 #[test]
@@ -261,13 +311,18 @@ fn failure_without_reason_gets_the_profiles_mapped_cause() {
         single_carrier: true,
         ..GwOpts::default()
     };
-    let (_, p, gw) = outbound(
+    let (_, p, gw, errors) = outbound_traced(
         opts,
         "cause-map/carrier.xml",
         "cause-map/phone.xml",
         "+8610123",
     );
-    assert!(!p, "without the map the phone hears RFC 3398's 41, not 34");
+    failed_on(
+        p,
+        &errors,
+        r"looking in ' Q.850;cause=41', with regexp 'Q\.850;cause=34'",
+        "without the map the phone hears RFC 3398's 41, not 34",
+    );
     let cdr = &gw.wait_cdrs(1)[0];
     assert_eq!(
         (cdr["cause"].as_u64(), cdr["cause_source"].as_str()),
@@ -283,15 +338,18 @@ fn send_reason_false_keeps_reason_away_from_the_phone() {
         pbx_extra: "[causes]\nsend_reason = false\n".into(),
         ..GwOpts::default()
     };
-    let (_, p, gw) = outbound(
+    let (_, p, gw, errors) = outbound_traced(
         opts,
         "cause-map/carrier.xml",
         "cause-map/phone.xml",
         "+8610123",
     );
-    assert!(
-        !p,
-        "the phone's scenario expects a Reason header; it must not get one"
+    // The phone's scenario expects a Reason header in the 503; it must find none.
+    failed_on(
+        p,
+        &errors,
+        "header Reason: not found in message\nSIP/2.0 503",
+        "the phone must get the 503 without a Reason header",
     );
     assert_eq!(gw.wait_cdrs(1)[0]["cause"], 34);
 }
@@ -305,13 +363,18 @@ fn tel_trunk_gets_tel_uris() {
         "01012345678",
     );
     assert!(c && p, "scheme = tel: carrier {c}, phone {p}\n{}", gw.log());
-    let (c, _, _gw) = outbound(
+    let (c, _, _gw, errors) = outbound_traced(
         GwOpts::default(),
         "uri-tel/carrier.xml",
         "uri-ims/phone.xml",
         "01012345678",
     );
-    assert!(!c, "without scheme = \"tel\" the trunk gets sip: URIs");
+    failed_on(
+        c,
+        &errors,
+        r"with regexp '^INVITE tel:\+861012345678 SIP/2\.0'",
+        "without scheme = \"tel\" the trunk gets sip: URIs",
+    );
 }
 
 /// RFC 4028 per leg, over a minute of a real call: the phone refreshes its own leg (its
