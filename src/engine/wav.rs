@@ -15,6 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::BufWriter;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -47,8 +48,6 @@ const SILENCE_CHUNK: usize = 4000;
 /// seconds; the sound drained meanwhile waits in the recording's backlog.
 const SILENCE_PER_PASS: u64 = 60 * 8000;
 static ZEROS: [[i16; 2]; SILENCE_CHUNK] = [[0; 2]; SILENCE_CHUNK];
-/// Recordings of one name (same call, same millisecond) side by side at most.
-const MAX_SAME_NAME: u32 = 16;
 const PASS_EVERY: Duration = DRAIN_EVERY.checked_div(SLICES).expect("SLICES > 0");
 
 enum Cmd {
@@ -160,29 +159,6 @@ fn write_frames(
     out.flush()
 }
 
-/// Where a new recording for `path` goes: `path`, or beside it (`-1`, `-2`, … before the
-/// extension) when a file of that name exists, so that two calls with the same Call-ID in
-/// the same millisecond do not truncate each other's recording. Only this thread creates
-/// recordings, so the name is still free when it is opened. None when every name is taken.
-fn free_name(path: &std::path::Path) -> Option<PathBuf> {
-    use std::os::unix::fs::FileTypeExt;
-    // Taken: anything there, a dangling symlink or a FIFO included (a recording must not
-    // follow one, nor block on one); free: nothing, or a character device (`/dev/full`
-    // in the tests of a full disk).
-    let free = |p: &std::path::Path| match std::fs::symlink_metadata(p) {
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        Ok(m) => m.file_type().is_char_device(),
-    };
-    if free(path) {
-        return Some(path.to_path_buf());
-    }
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let ext = path.extension().unwrap_or_default().to_string_lossy();
-    (1..=MAX_SAME_NAME)
-        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
-        .find(|p| free(p))
-}
-
 /// The writer thread's state: every open file, and the recordings the disk stopped.
 struct Files<'a> {
     open: HashMap<u64, Open>,
@@ -205,8 +181,13 @@ impl Files<'_> {
     }
 
     fn open(&mut self, id: u64, path: PathBuf, stereo: bool, rec: SharedRecorder) {
+        // Voices and numbers: folders 0750 and files 0640 (less by the umask), as the CDR
+        // file, whatever umask the process was started with.
         if let Some(dir) = path.parent()
-            && let Err(e) = std::fs::create_dir_all(dir)
+            && let Err(e) = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
         {
             self.refused("open");
             tracing::error!(path = %path.display(), error = %e, "cannot create recording folder: the call goes on unrecorded");
@@ -218,11 +199,14 @@ impl Files<'_> {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let created = free_name(&path)
+        let created = file::free_name(&path)
             .ok_or_else(|| {
                 hound::Error::from(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
             })
-            .and_then(|p| hound::WavWriter::create(&p, spec).map(|w| (w, p)));
+            .and_then(|p| {
+                let file = file::private_file(&p)?;
+                hound::WavWriter::new(std::io::BufWriter::new(file), spec).map(|w| (w, p))
+            });
         match created {
             Ok((writer, path)) => {
                 let slice = self.next_slice;
@@ -318,7 +302,9 @@ impl Files<'_> {
                 tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
                 self.refused("write");
                 if let Some(f) = self.open.remove(&id) {
-                    let _ = f.writer.finalize();
+                    if f.writer.finalize().is_err() {
+                        file::mend(&f.path);
+                    }
                     self.failed.insert(id, f.path);
                 }
             }
@@ -380,12 +366,16 @@ impl Files<'_> {
         }
     }
 
-    /// Write the header of call `id`'s file for the last time and close it.
+    /// Write the header of call `id`'s file for the last time and close it. A failure (the
+    /// last flush meeting a full disk) stops the recording like a failed write: counted,
+    /// and its header set to what reached the disk.
     fn finalize(&mut self, id: u64) {
         if let Some(f) = self.open.remove(&id)
             && let Err(e) = f.writer.finalize()
         {
-            tracing::error!(error = %e, "cannot finalise recording");
+            tracing::error!(path = %f.path.display(), error = %e, "cannot finalise recording: it keeps what reached the disk");
+            self.refused("write");
+            file::mend(&f.path);
         }
     }
 
@@ -469,6 +459,9 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
     }
     files.close_all();
 }
+
+mod file;
+mod repair;
 
 #[cfg(test)]
 mod tests;

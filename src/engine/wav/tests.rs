@@ -100,6 +100,37 @@ fn a_discarded_recording_leaves_no_file_and_a_closed_one_stays() {
     assert_eq!(hound::WavReader::open(&kept).unwrap().duration(), 160);
 }
 
+/// A recording and its day folder are private to the gateway's user and group (0640,
+/// 0750) whatever the umask (a newcomer's shell has 022); before they were 0644 and 0755.
+/// Nor is a recording written through a symbolic link planted at its name.
+#[test]
+fn recordings_are_not_readable_by_others_nor_written_through_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let day = dir.path().join("2026-12-01");
+    files.open(1, day.join("a.wav"), true, fed(2));
+    files.close(1);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&day.join("a.wav")) & 0o037,
+        0,
+        "{:o}",
+        mode(&day.join("a.wav"))
+    );
+    assert_eq!(mode(&day) & 0o027, 0, "{:o}", mode(&day));
+    assert!(hound::WavReader::open(day.join("a.wav")).is_ok());
+    // A link where a recording goes: `free_name` takes another name, and the target is
+    // never touched.
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"keep").unwrap();
+    std::os::unix::fs::symlink(&target, day.join("b.wav")).unwrap();
+    files.open(2, day.join("b.wav"), true, fed(2));
+    files.close(2);
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+}
+
 #[test]
 fn two_recordings_of_one_name_are_both_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,6 +287,23 @@ fn a_recording_refused_at_its_last_write_leaves_nothing_behind() {
     files.close(1);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(files.failed.is_empty(), "{:?}", files.failed);
+    assert!(files.open.is_empty());
+}
+
+/// The last bytes of a short recording fit in the file's buffer: only the finalize's flush
+/// meets the full disk. That stops the recording as a failed write does (counted); before,
+/// it was logged without the file's name and counted nowhere.
+#[test]
+fn a_recording_refused_only_at_its_finalize_is_counted() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return; // not Linux: no device that is always full
+    }
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    files.open(1, PathBuf::from("/dev/full"), true, fed(1));
+    assert!(files.open.contains_key(&1));
+    files.close(1);
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(files.open.is_empty());
 }
 

@@ -1,0 +1,52 @@
+//! Where a recording goes on disk and how its file is opened and mended.
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::repair;
+
+/// Recordings of one name (same call, same millisecond) side by side at most.
+const MAX_SAME_NAME: u32 = 16;
+
+/// Where a new recording for `path` goes: `path`, or beside it (`-1`, `-2`, … before the
+/// extension) when a file of that name exists, so that two calls with the same Call-ID in
+/// the same millisecond do not truncate each other's recording. Only this thread creates
+/// recordings, so the name is still free when it is opened. None when every name is taken.
+pub(super) fn free_name(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    // Taken: anything there, a dangling symlink or a FIFO included (a recording must not
+    // follow one, nor block on one); free: nothing, or a character device (`/dev/full`
+    // in the tests of a full disk).
+    let free = |p: &Path| match std::fs::symlink_metadata(p) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(m) => m.file_type().is_char_device(),
+    };
+    if free(path) {
+        return Some(path.to_path_buf());
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    (1..=MAX_SAME_NAME)
+        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
+        .find(|p| free(p))
+}
+
+/// A recording file, created 0640 (or an existing one truncated: `free_name` let only a
+/// character device through), never through a symbolic link.
+pub(super) fn private_file(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Set the header of a recording whose finalize failed to what the file holds.
+pub(super) fn mend(path: &Path) {
+    if let Err(e) = repair::fix_sizes(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot set the recording's header to what the file holds");
+    }
+}
