@@ -8,7 +8,9 @@
 //!
 //! Nothing queues here but one command per call opened or ended: audio waits in its
 //! recorder's fixed ring, so a disk slower than the calls costs audio (counted as overflow
-//! in the recorder's stats), not memory. The one exception is the end of a long pause:
+//! in the recorder's stats), not memory. An open holds its recorder until the thread takes
+//! it, so a thread stalled on its disk takes at most [`MAX_QUEUED_OPENS`] of them; later
+//! calls go unrecorded. The other exception is the end of a long pause:
 //! its silence is written a minute a pass, and the sound drained meanwhile waits in the
 //! recording's backlog (a tenth of a second per minute of pause).
 
@@ -66,12 +68,20 @@ enum Cmd {
     },
 }
 
+/// Opens waiting for the writer thread at most. Each holds its call's recorder (tens of KB):
+/// a disk that stalls the thread (an NFS hard mount, a SCSI timeout) must not have every
+/// call recorded meanwhile pile up in memory, ended calls included. Past this a new
+/// recording is refused (counted as a refusal at `open`); the call goes on.
+const MAX_QUEUED_OPENS: usize = 1024;
+
 /// Handle to the writer thread.
 #[derive(Debug, Clone)]
 pub struct WavWriters {
     tx: Sender<Cmd>,
     /// Recordings the disk refused (at open or mid-call), since start.
     stopped: Arc<std::sync::atomic::AtomicU64>,
+    /// Opens sent and not yet taken by the thread.
+    queued_opens: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -84,11 +94,19 @@ impl WavWriters {
     pub fn start() -> std::io::Result<(WavWriters, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel();
         let stopped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counted = stopped.clone();
+        let queued_opens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (counted, taken) = (stopped.clone(), queued_opens.clone());
         let h = std::thread::Builder::new()
             .name("wav-writer".into())
-            .spawn(move || run(rx, &counted))?;
-        Ok((WavWriters { tx, stopped }, h))
+            .spawn(move || run(rx, &counted, &taken))?;
+        Ok((
+            WavWriters {
+                tx,
+                stopped,
+                queued_opens,
+            },
+            h,
+        ))
     }
 
     /// How many recordings the disk refused so far.
@@ -96,8 +114,17 @@ impl WavWriters {
         self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Start recording call `id` into `path`, draining `rec` from now on.
+    /// Start recording call `id` into `path`, draining `rec` from now on (unless
+    /// [`MAX_QUEUED_OPENS`] are waiting already: then the call goes unrecorded).
     pub fn open(&self, id: u64, path: PathBuf, stereo: bool, rec: SharedRecorder) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.queued_opens.fetch_add(1, Relaxed) >= MAX_QUEUED_OPENS {
+            self.queued_opens.fetch_sub(1, Relaxed);
+            self.stopped.fetch_add(1, Relaxed);
+            crate::ops::metrics::recording_failures("open").increment(1);
+            warn!(path = %path.display(), "the recording writer is stalled ({MAX_QUEUED_OPENS} recordings waiting to open): this call goes unrecorded");
+            return;
+        }
         let _ = self.tx.send(Cmd::Open {
             id,
             path,
@@ -415,7 +442,11 @@ impl Files<'_> {
     }
 }
 
-fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
+fn run(
+    rx: Receiver<Cmd>,
+    stopped: &std::sync::atomic::AtomicU64,
+    queued_opens: &std::sync::atomic::AtomicUsize,
+) {
     let mut files = Files {
         open: HashMap::new(),
         failed: HashMap::new(),
@@ -434,7 +465,10 @@ fn run(rx: Receiver<Cmd>, stopped: &std::sync::atomic::AtomicU64) {
                 path,
                 stereo,
                 rec,
-            }) => files.open(id, path, stereo, rec),
+            }) => {
+                queued_opens.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                files.open(id, path, stereo, rec)
+            }
             Ok(Cmd::Close { id }) => files.close(id),
             Ok(Cmd::Discard { id }) => files.discard(id),
             Err(RecvTimeoutError::Timeout) => {}

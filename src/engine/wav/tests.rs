@@ -333,3 +333,21 @@ fn a_pass_drains_one_slice_and_every_recording_has_its_turn() {
     }
     assert_eq!(drained(), recs.len(), "every recording had its turn");
 }
+
+/// A writer thread stalled on its disk: past MAX_QUEUED_OPENS new recordings are refused
+/// and counted, rather than each holding its recorder in the queue.
+#[test]
+fn opens_past_the_bound_are_refused_while_the_writer_is_stalled() {
+    let (tx, rx) = mpsc::channel();
+    let w = WavWriters {
+        tx,
+        stopped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        queued_opens: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    };
+    let rec = fed(1);
+    for id in 0..(MAX_QUEUED_OPENS as u64 + 5) {
+        w.open(id, PathBuf::from("/nonexistent/a.wav"), true, rec.clone());
+    }
+    assert_eq!(w.stopped(), 5);
+    assert_eq!(rx.try_iter().count(), MAX_QUEUED_OPENS);
+}
