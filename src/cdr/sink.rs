@@ -2,8 +2,8 @@
 //! (full disk, short write, rotation) is tested with a fake clock and an injected filesystem.
 //!
 //! The rules: a record leaves memory only once its whole line is in the file; every record
-//! starts on a fresh line (a torn tail is cut off, or ended with a newline when it cannot be
-//! cut); the file is reopened when asked and when the path names a different file; failed
+//! starts on a fresh line (a half line of our own write is cut off, or ended with a newline
+//! when it cannot be cut; one found at open is ended with a newline, as it may not be ours); the file is reopened when asked and when the path names a different file; failed
 //! writes are retried with a bounded exponential backoff; written data is synced within
 //! [`SYNC_AFTER`] plus one tick. A record is kept until the sync after its write succeeded:
 //! when a sync fails, the kernel may have dropped the written pages (the error is reported
