@@ -66,6 +66,8 @@ pub(super) async fn accept(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // A dual-stack listener's IPv4 peer as its IPv4 address (as over UDP).
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 // A stranger gets nothing in `drop` mode, not even a slot; in `reject` mode
                 // one message's time for its 403.
                 let stranger = !inbox.knows_source(peer.ip());

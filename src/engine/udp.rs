@@ -154,6 +154,10 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
                 continue;
             }
         };
+        // An IPv4 peer heard on a dual-stack socket (`[::]`) is `::ffff:a.b.c.d`: taken as
+        // its IPv4 address from here on, so every comparison (profiles, transactions,
+        // dialogs, latching) sees one spelling; Linux sends to it from that socket as is.
+        let src = SocketAddr::new(src.ip().to_canonical(), src.port());
         let data = &buf[..n];
         // RFC 5626 keepalives (CRLF) and stray empty datagrams.
         if data

@@ -296,3 +296,39 @@ async fn a_response_from_a_peers_address_is_a_peers_and_junk_is_never_kept() {
     assert!(queues.fresh.try_recv().is_err(), "the junk was not kept");
     assert!(queues.urgent.try_recv().is_err());
 }
+
+/// A listener on `[::]` hears an IPv4 peer as `::ffff:a.b.c.d`: the reader hands it on as
+/// its IPv4 address, so the core matches it to its profile, its transactions and its
+/// dialogs as it would on an IPv4 listener. Before, only the profile match knew the mapped
+/// form, and a response to our INVITE from the peer found no transaction.
+#[tokio::test]
+async fn a_dual_stack_listener_hands_on_ipv4_peers_as_ipv4() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let Ok(s) = bind("[::]:0".parse().unwrap()) else {
+        return; // no IPv6 on this machine
+    };
+    let port = s.local_addr().unwrap().port();
+    tokio::spawn(reader(Arc::new(s), ListenerId(0), 65_536, inbox.clone()));
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.send_to(invite("z9hG4bKv6").as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(ev) = queues.fresh.try_recv() {
+                return ev;
+            }
+            if let Ok(ev) = queues.urgent.try_recv() {
+                return ev;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the peer's INVITE");
+    let Event::Message { source, .. } = ev else {
+        panic!("{ev:?}");
+    };
+    assert_eq!(source.addr, peer.local_addr().unwrap());
+}
