@@ -232,7 +232,10 @@ impl AuthSession {
         self.cached
             .retain(|c| !(c.kind == kind && c.challenge.realm == challenge.realm));
         if self.cached.len() >= MAX_CACHED {
-            self.cached.remove(0);
+            // The oldest of the same kind makes room: a 401 that names many realms must not
+            // push out the proxy's 407 credentials (or the reverse).
+            let at = self.cached.iter().position(|c| c.kind == kind).unwrap_or(0);
+            self.cached.remove(at);
         }
         self.cached.push(Cached {
             kind,

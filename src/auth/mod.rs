@@ -13,4 +13,4 @@ pub mod register;
 
 pub use credentials::{AuthFailure, AuthSession, Credentials, Retry, Secret};
 pub use digest::{Algorithm, ChallengeKind};
-pub use register::{RegEvent, RegisterParams, RegisterPolicy, Registration, Transmit};
+pub use register::{Handover, RegEvent, RegisterParams, RegisterPolicy, Registration, Transmit};

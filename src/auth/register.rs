@@ -42,6 +42,13 @@ pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
 /// Longest expiry we ask for or accept through `423 Min-Expires` (a week).
 pub const MAX_EXPIRES: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// What a registration ended by a reload passes to the one that replaces it.
+#[derive(Debug, Clone, Copy)]
+pub struct Handover {
+    bound_until: Option<Instant>,
+    failing: bool,
+}
+
 /// A request to send.
 #[derive(Debug, Clone)]
 pub struct Transmit {
@@ -190,16 +197,24 @@ impl Registration {
     /// Ends it without removing the binding: a registration of the same contact at the same
     /// registrar replaces it (RFC 3261 §10.3: a REGISTER under another Call-ID updates the
     /// binding), and an `Expires: 0` raced against that REGISTER could remove the new one.
-    /// Returns until when the registrar holds the binding, for the new registration to take.
-    pub fn hand_over(&mut self) -> Option<Instant> {
+    /// Returns what the new registration takes: until when the registrar may hold the
+    /// binding, and whether the last REGISTER failed.
+    pub fn hand_over(&mut self) -> Handover {
         self.state = State::Done;
-        self.bound_until.take()
+        Handover {
+            bound_until: self.bound_until.take(),
+            failing: self.failing,
+        }
     }
 
-    /// A binding of the same contact, held until `until`, made by the registration this one
-    /// replaces: it is up until then even if its own REGISTERs fail, and shutdown removes it.
-    pub fn take_over(&mut self, until: Option<Instant>) {
-        self.bound_until = self.bound_until.max(until);
+    /// The binding of the same contact the registration this one replaces may hold: shutdown
+    /// removes it even if this one's REGISTERs fail, and it shows up only if the last
+    /// REGISTER worked, until this one's first answer says otherwise.
+    pub fn take_over(&mut self, from: Handover) {
+        if from.bound_until > self.bound_until {
+            self.bound_until = from.bound_until;
+            self.failing = from.failing;
+        }
     }
 
     /// Sends the first REGISTER.

@@ -323,7 +323,7 @@ impl Call {
         if let Some(b) = self.b.as_mut() {
             b.learn_from_response(&resp);
         }
-        let resp = self.with_early_answer(resp);
+        let resp = self.with_early_answer(cx, resp);
         let asked = self.attempt.as_ref().and_then(|a| a.asked_se);
         let callee_timer = self.timer_policy(Side::B).as_uac(&resp, asked);
         self.set_session(cx, Side::B, callee_timer);
@@ -394,7 +394,11 @@ impl Call {
     /// queued behind a provisional still unacknowledged, which the 2xx overtakes. A caller
     /// with a provisional carrying the answer unacknowledged gets the 2xx after its PRACK
     /// (`deliver_2xx_to_caller`), the answer given.
-    fn with_early_answer(&mut self, mut resp: Response) -> Response {
+    ///
+    /// When the other leg has it already, the relay still follows the answering branch: a
+    /// forking proxy's branches each answered in their own 183, and the last one anchored
+    /// need not be the one whose 2xx comes.
+    fn with_early_answer(&mut self, cx: &mut Cx, mut resp: Response) -> Response {
         let caller_has_it =
             self.uas_rel.answer_acked || self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         let needed = self.caller_txn().is_none() || !caller_has_it;
@@ -402,11 +406,18 @@ impl Call {
         let Some(early) = self.uac_rel.take_early_answer(&tag) else {
             return resp;
         };
-        if needed
-            && resp.body().is_empty()
-            && let Err(e) = resp.set_body(early.body, early.ct.as_deref())
-        {
-            warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
+        if !resp.body().is_empty() {
+            return resp;
+        }
+        if needed {
+            if let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
+                warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
+            }
+        } else {
+            // The relay learns (again) where this branch's media is; what it would show
+            // the caller is not sent.
+            self.note_sdp_received(Side::B, &early.body, early.ct.as_deref());
+            let _ = self.anchored_body(cx, Side::B, &early.body, early.ct.as_deref(), false);
         }
         resp
     }

@@ -10,7 +10,7 @@ use foldhash::HashMap;
 use tracing::{info, warn};
 
 use super::cx::Env;
-use crate::auth::{Credentials, RegEvent, RegisterParams, Registration};
+use crate::auth::{Credentials, Handover, RegEvent, RegisterParams, Registration};
 use crate::config::{Config, PeerName, Profile, local_port};
 use crate::sip::Response;
 use crate::txn::TxnId;
@@ -67,7 +67,7 @@ impl Registrations {
         // A registration still wanted: neither ended nor removing its binding.
         let kept = |e: &Entry| !e.reg.is_done() && !e.reg.is_leaving();
         // Bindings handed over, by the peer whose new registration takes them.
-        let mut handed: Vec<(RegisterParams, Option<Instant>)> = Vec::new();
+        let mut handed: Vec<(RegisterParams, Handover)> = Vec::new();
         for e in &mut self.regs {
             if !kept(e) || wanted.iter().any(|w| same(e, w)) {
                 continue;
@@ -87,8 +87,8 @@ impl Registrations {
             let (params, creds) = w;
             let seed = (u64::from(env.ids.number()) << 32) | u64::from(env.ids.number());
             let mut reg = Registration::new(params.clone(), creds.clone(), seed);
-            for (_, until) in handed.iter().filter(|(old, _)| old.same_binding(&params)) {
-                reg.take_over(*until);
+            for (_, from) in handed.iter().filter(|(old, _)| old.same_binding(&params)) {
+                reg.take_over(*from);
             }
             self.regs.push(Entry { reg, params, creds });
         }

@@ -167,7 +167,8 @@ impl Sink {
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                     // Start the retry from a fresh open: it repairs a file that went bad
                     // (EIO, a stale handle, a deleted folder); for a full disk it costs little.
-                    self.close_file(Some(now), &mut report);
+                    // (The back-off is set: a failed sync here must not double it again.)
+                    self.close_file(None, &mut report);
                 }
             }
         }

@@ -365,6 +365,26 @@ fn syncs_that_keep_failing_keep_the_sink_failing_and_back_off() {
     assert!((2..=7).contains(&copies), "{copies} copies of \"a\"");
 }
 
+/// A write that fails while earlier lines wait for their sync, whose sync fails too (EIO
+/// hits both): the first retry still comes after the first step of the back-off, not two.
+#[test]
+fn a_failed_write_and_a_failed_sync_together_back_off_once() {
+    let (_dir, _path, fs, mut sink) = setup();
+    let t0 = Instant::now();
+    sink.push(line("a"));
+    sink.tick(t0);
+    fs.set(|f| {
+        f.space = Some(0);
+        f.fail_sync = true;
+    });
+    sink.push(line("b"));
+    let t1 = t0 + Duration::from_millis(100);
+    let r = sink.tick(t1);
+    assert!(r.errors >= 1);
+    assert!(sink.failing());
+    assert_eq!(sink.retry_at(), Some(t1 + BACKOFF_MIN));
+}
+
 #[test]
 fn retries_back_off_exponentially_up_to_a_bound() {
     let (_dir, _path, fs, mut sink) = setup();

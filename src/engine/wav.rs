@@ -322,7 +322,7 @@ impl Files<'_> {
                 if full {
                     tracing::error!(path = %f.path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
                     self.refused("size_limit");
-                    self.finalize(id);
+                    self.finalize_counted(id, false);
                 }
             }
             Err(e) => {
@@ -397,11 +397,19 @@ impl Files<'_> {
     /// last flush meeting a full disk) stops the recording like a failed write: counted,
     /// and its header set to what reached the disk.
     fn finalize(&mut self, id: u64) {
+        self.finalize_counted(id, true);
+    }
+
+    /// [`Files::finalize`]; `count`: a failure is a refusal of its own (not for a recording
+    /// counted as stopped already).
+    fn finalize_counted(&mut self, id: u64, count: bool) {
         if let Some(f) = self.open.remove(&id)
             && let Err(e) = f.writer.finalize()
         {
             tracing::error!(path = %f.path.display(), error = %e, "cannot finalise recording: it keeps what reached the disk");
-            self.refused("write");
+            if count {
+                self.refused("write");
+            }
             file::mend(&f.path);
         }
     }

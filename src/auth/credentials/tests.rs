@@ -330,6 +330,41 @@ fn every_realm_of_a_merged_challenge_is_answered() {
     assert!(server_accepts(&again, "Authorization", "west"));
 }
 
+/// A proxy's 407, then a 401 naming four realms: the proxy's credentials stay (the 401's
+/// realms make room among themselves), so the retry still satisfies the proxy.
+#[test]
+fn a_many_realm_challenge_does_not_push_out_the_proxys_credentials() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(11);
+    let sent = invite(1);
+    let a1 = s
+        .on_challenge(
+            &sent,
+            &challenge_to(
+                &sent,
+                407,
+                &[r#"Digest realm="proxy", nonce="p1", qop="auth""#],
+            ),
+            retry(2),
+            &mut rng,
+        )
+        .unwrap();
+    let realms: Vec<String> = ["e", "w", "x", "y"]
+        .iter()
+        .map(|r| format!(r#"Digest realm="{r}", nonce="{r}1", qop="auth""#))
+        .collect();
+    let refs: Vec<&str> = realms.iter().map(String::as_str).collect();
+    let a2 = s
+        .on_challenge(&a1, &challenge_to(&a1, 401, &refs), retry(3), &mut rng)
+        .unwrap();
+    assert!(server_accepts(&a2, "Proxy-Authorization", "proxy"));
+    assert_eq!(
+        creds_of(&a2, "Authorization").len(),
+        3,
+        "the latest three realms"
+    );
+}
+
 #[test]
 fn proxy_then_server_challenge_carries_both_credentials_and_rounds_are_bounded() {
     let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));

@@ -439,3 +439,36 @@ fn contact_entries_are_read_with_and_without_brackets() {
     assert_eq!(leading_secs("99999999999"), None);
     assert_eq!(leading_secs("x"), None);
 }
+
+/// A registration handed over by a reload passes on whether it was failing: a binding the
+/// registrar refused to refresh shows down in the new registration too, until its own
+/// REGISTER is answered; shutdown still removes the binding.
+#[test]
+fn a_handed_over_binding_keeps_its_state() {
+    let t0 = Instant::now();
+    let mut old = reg(3600);
+    old.start(t0);
+    let q = sent(&mut old);
+    old.handle_response(t0, &answer(&q, 200, &[]));
+    assert!(old.is_up());
+    old.handle_timeout(old.poll_timeout().unwrap());
+    let q = sent(&mut old);
+    let t1 = old.poll_timeout().unwrap() - TRANSACTION_TIMEOUT;
+    old.handle_response(t1, &answer(&q, 403, &[]));
+    assert!(!old.is_up());
+    let mut new = reg(1800);
+    new.take_over(old.hand_over());
+    assert!(old.is_done());
+    assert!(!new.is_up(), "refused before the reload: still down");
+    new.shutdown(t1);
+    assert_eq!(expires_of(&sent(&mut new)), "0", "the binding is removed");
+
+    // A working one hands over as up.
+    let mut old = reg(3600);
+    old.start(t0);
+    let q = sent(&mut old);
+    old.handle_response(t0, &answer(&q, 200, &[]));
+    let mut new = reg(1800);
+    new.take_over(old.hand_over());
+    assert!(new.is_up());
+}

@@ -64,13 +64,18 @@ pub enum RseqIs {
 }
 
 impl UacRel {
-    /// Keep `answer`, the first of its early dialog (at most one per dialog, and only the
-    /// first [`MAX_EARLY_DIALOGS`] dialogs).
+    /// Keep `answer`, the first of its early dialog: one per dialog, for the latest
+    /// [`MAX_EARLY_DIALOGS`] dialogs (as their RSeqs are kept: a branch whose reliable
+    /// provisionals are taken has its answer kept too).
     pub fn keep_early_answer(&mut self, answer: EarlyAnswer) {
         let kept = self.early_answers.get_or_insert_with(Default::default);
-        if kept.len() < MAX_EARLY_DIALOGS && kept.iter().all(|a| a.tag != answer.tag) {
-            kept.push(answer);
+        if kept.iter().any(|a| a.tag == answer.tag) {
+            return;
         }
+        if kept.len() >= MAX_EARLY_DIALOGS {
+            kept.remove(0);
+        }
+        kept.push(answer);
     }
 
     /// The answer the early dialog `tag` gave, taken (with every other dialog's).

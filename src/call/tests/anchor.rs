@@ -933,3 +933,81 @@ fn a_stream_turned_off_is_told_to_the_relay_as_off() {
         [true, false]
     );
 }
+
+/// Two branches of a forking proxy answer in reliable 183s, each shown to the 100rel caller
+/// (which PRACKs both); the second one is anchored last; the first branch's bare 200 wins.
+/// The relay sends to the first branch's media, not to the last one anchored.
+#[test]
+fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
+    let mut h = anchored();
+    h.recv(
+        PHONE,
+        &invite_text("fk1", "z9hG4bKfk1", "+8610123", "Supported: 100rel\r\n"),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let branch = |host: &str, port: &str| SDP.replace("192.0.2.10", host).replace("4000", port);
+    let (a_sdp, b_sdp) = (
+        branch("198.51.100.7", "5004"),
+        branch("198.51.100.9", "6008"),
+    );
+    for (n, (tag, sdp)) in [("bra", &a_sdp), ("brb", &b_sdp)].into_iter().enumerate() {
+        let hdrs = [
+            (Hdr::REQUIRE, "100rel"),
+            (Hdr::RSEQ, "1"),
+            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        ];
+        h.recv_msg(CARRIER_A, reply(&inv, 183, tag, &hdrs, Some(sdp)));
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(CARRIER_A, reply(&pr, 200, tag, &[], None));
+        // The caller acknowledges the 183 it got (this branch's answer).
+        let r183 = h
+            .take_responses(PHONE)
+            .into_iter()
+            .find(|r| r.status() == 183)
+            .expect("183");
+        let rseq = r183.header(&Hdr::RSEQ).unwrap();
+        let prack = in_dialog(
+            "PRACK",
+            "sip:127.0.0.1:5060",
+            phone_from(),
+            &phone_to(&r183.to_tag().unwrap()),
+            "fk1",
+            2 + n as u32,
+            &format!("z9hG4bKfkpr{n}"),
+            "127.0.0.2:5060",
+            "",
+        )
+        .replace(
+            "Content-Length: 0",
+            &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
+        );
+        h.recv(PHONE, &prack);
+    }
+    assert_eq!(
+        relay_pairs(&h)[0].b_remote,
+        Some("198.51.100.9:6008".parse().unwrap()),
+        "the last branch anchored"
+    );
+    h.take(PHONE);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "bra",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            None,
+        ),
+    );
+    let ok = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 200)
+        .expect("200");
+    assert!(ok.body().is_empty(), "the caller has its answer already");
+    assert_eq!(
+        relay_pairs(&h)[0].b_remote,
+        Some("198.51.100.7:5004".parse().unwrap()),
+        "the branch that answered"
+    );
+}

@@ -7,11 +7,17 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Set the RIFF and `data` chunk sizes of the WAV file at `path` to what the file holds.
 pub fn fix_sizes(path: &Path) -> io::Result<()> {
-    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    // Never through a symbolic link put where the recording was.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     let mut head = [0u8; 256];
     let n = read_up_to(&mut f, &mut head)?;
     let head = &head[..n];
@@ -99,6 +105,33 @@ mod tests {
         let r = hound::WavReader::open(&path).unwrap();
         assert_eq!(r.duration(), 100);
         assert_eq!(r.into_samples::<i16>().count(), 200);
+    }
+
+    #[test]
+    fn a_symbolic_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        hound::WavWriter::create(&target, spec)
+            .unwrap()
+            .finalize()
+            .unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&target)
+            .unwrap()
+            .write_all(&[0; 10])
+            .unwrap();
+        let before = std::fs::read(&target).unwrap();
+        let link = dir.path().join("link.wav");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(fix_sizes(&link).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), before);
     }
 
     #[test]

@@ -351,3 +351,30 @@ fn opens_past_the_bound_are_refused_while_the_writer_is_stalled() {
     assert_eq!(w.stopped(), 5);
     assert_eq!(rx.try_iter().count(), MAX_QUEUED_OPENS);
 }
+
+/// A recording file is never opened through a symbolic link, whatever `free_name` decided.
+#[test]
+fn a_recording_file_is_not_opened_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"keep").unwrap();
+    let link = dir.path().join("a.wav");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = file::private_file(&link).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+}
+
+/// A recording stopped at the size limit while its bytes were still buffered, whose last
+/// flush then meets a full disk, counts once.
+#[test]
+fn a_recording_stopped_at_the_limit_is_counted_once() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, 1000);
+    files.open(1, PathBuf::from("/dev/full"), true, fed(25));
+    files.close(1);
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
