@@ -27,9 +27,17 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
          Content-Length: 0\r\n\r\n"
     );
     carrier_b.send_to(invite.as_bytes(), gw.addr()).unwrap();
-    // The levels are sampled once a second.
-    std::thread::sleep(Duration::from_millis(2200));
-    let during = gw.metrics();
+    // The levels are sampled once a second: wait (bounded) for the sample that has the call.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let during = loop {
+        let page = gw.metrics();
+        if Gateway::metric_value(body(&page), "trunkgate_active_calls") == Some(1.0)
+            || std::time::Instant::now() > deadline
+        {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let page = body(&during);
     assert_eq!(
         Gateway::metric_value(page, "trunkgate_active_calls"),
