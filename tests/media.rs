@@ -147,18 +147,8 @@ fn ulaw(b: u8) -> i16 {
 }
 
 /// Send `data` from `sock` to `to` as real-time RTP with `ptime` ms packets, ±20 ms of jitter
-/// (neighbours reordered) and every 100th packet lost. Returns the lost sample spans.
-fn send_stream(
-    sock: UdpSocket,
-    to: SocketAddr,
-    data: Vec<u8>,
-    ptime_ms: u64,
-    ssrc: u32,
-) -> std::thread::JoinHandle<Vec<std::ops::Range<usize>>> {
-    send_stream_from(sock, to, data, ptime_ms, ssrc, 1000)
-}
-
-/// As `send_stream`, with the first RTP timestamp given (to cross the 32-bit wrap).
+/// (neighbours reordered) and every 100th packet lost, the first RTP timestamp `ts0` (to
+/// cross the 32-bit wrap). Returns the lost sample spans.
 fn send_stream_from(
     sock: UdpSocket,
     to: SocketAddr,
@@ -166,6 +156,28 @@ fn send_stream_from(
     ptime_ms: u64,
     ssrc: u32,
     ts0: u32,
+) -> std::thread::JoinHandle<Vec<std::ops::Range<usize>>> {
+    send_stream_at(
+        sock,
+        to,
+        data,
+        ptime_ms,
+        ssrc,
+        ts0,
+        std::time::Instant::now(),
+    )
+}
+
+/// As `send_stream_from`, its schedule counted from `start`: two streams given one start
+/// begin together however late each thread is scheduled.
+fn send_stream_at(
+    sock: UdpSocket,
+    to: SocketAddr,
+    data: Vec<u8>,
+    ptime_ms: u64,
+    ssrc: u32,
+    ts0: u32,
+    start: std::time::Instant,
 ) -> std::thread::JoinHandle<Vec<std::ops::Range<usize>>> {
     std::thread::spawn(move || {
         let n = (ptime_ms * 8) as usize;
@@ -187,7 +199,6 @@ fn send_stream_from(
             plan.push((at.max(0) as u64, p));
         }
         plan.sort_by_key(|(t, _)| *t);
-        let start = std::time::Instant::now();
         for (t, p) in plan {
             let due = start + Duration::from_millis(t);
             if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
@@ -224,7 +235,10 @@ fn recorded_call(carrier_ptime: u64) {
     let gw = Gateway::start(
         Ports::new(),
         GwOpts {
-            gateway_extra: "[recording]\nformat = \"stereo\"\njitter_ms = 100\n".into(),
+            // A deep buffer: a sender thread the machine is slow to schedule must not
+            // make its packets late (what the jitter placement does with late packets is
+            // the recorder's unit tests' business).
+            gateway_extra: "[recording]\nformat = \"stereo\"\njitter_ms = 400\n".into(),
             ..GwOpts::carrier_a("[media]\nrecord = true\n")
         },
     );
@@ -232,23 +246,29 @@ fn recorded_call(carrier_ptime: u64) {
     let e = establish(&gw, &id);
     let a = stream(8000 * 3, 7);
     let b = stream(8000 * 3, 9);
-    let pa = send_stream(
+    // One start for both streams: their alignment in the file is checked below.
+    let start = std::time::Instant::now() + Duration::from_millis(20);
+    let pa = send_stream_at(
         e.phone_rtp.try_clone().unwrap(),
         e.gw_a,
         a.clone(),
         20,
         0x1111,
+        1000,
+        start,
     );
-    let pb = send_stream(
+    let pb = send_stream_at(
         e.carrier_rtp.try_clone().unwrap(),
         e.gw_b,
         b.clone(),
         carrier_ptime,
         0x2222,
+        1000,
+        start,
     );
     let lost_a = pa.join().unwrap();
     let lost_b = pb.join().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(600));
     hang_up(&gw, &e, &id);
     let cdr = &gw.wait_cdrs(1)[0];
     let reader = finalised_recording(cdr);
