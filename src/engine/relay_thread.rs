@@ -76,7 +76,18 @@ impl RelayThread {
         let (commands, inbox) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("media-{n}"))
-            .spawn(move || Relay::new(poll).run(&inbox))?;
+            .spawn(move || {
+                // However `run` ends (a failed poll, a panic in its bookkeeping), a stream
+                // still waiting in the queue is reported dead too: its call was told the
+                // open went through, and must not be left without audio.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Relay::new(poll).run(&inbox)
+                }));
+                fail_queued(&inbox);
+                if ran.is_err() {
+                    tracing::error!("relay thread stopped on a panic: its streams stop, and new calls go to the other relay threads");
+                }
+            })?;
         Ok(RelayThread {
             commands: Some(commands),
             waker,
@@ -272,6 +283,15 @@ impl Drop for Relay {
     fn drop(&mut self) {
         for slot in 0..self.slots.len() {
             self.fail(slot);
+        }
+    }
+}
+
+/// Mark dead every stream whose open still waits in `inbox` (the thread is ending).
+fn fail_queued(inbox: &Receiver<Command>) {
+    while let Ok(c) = inbox.try_recv() {
+        if let Command::Open(_, io) = c {
+            io.dead.store(true, Ordering::Relaxed);
         }
     }
 }
