@@ -66,6 +66,10 @@ pub(super) struct Relays {
     watches: HashMap<u64, Watch>,
     /// Calls whose relay could not open, not yet reported.
     failed: Vec<u64>,
+    /// Streams released, until their relay thread has dropped them (their sockets with
+    /// them: our `dead` is then the only reference left): the core may hand their ports
+    /// out again at once, and a bind that races the close waits for it (`bind_after_close`).
+    closing: Vec<([u16; 2], Arc<AtomicBool>)>,
     /// The next stream's id.
     next_stream: u64,
 }
@@ -89,6 +93,7 @@ impl Relays {
             wav,
             watches: HashMap::new(),
             failed: Vec::new(),
+            closing: Vec::new(),
             next_stream: 0,
         })
     }
@@ -181,7 +186,15 @@ impl Relays {
                             let rec = recorder.clone().filter(|_| streams.is_empty());
                             self.next_stream += 1;
                             let id = self.next_stream;
-                            match open(thread, id, self.ip, &p, rec, activity.clone()) {
+                            match open(
+                                thread,
+                                id,
+                                self.ip,
+                                &p,
+                                rec,
+                                activity.clone(),
+                                &self.closing,
+                            ) {
                                 Ok(s) => {
                                     streams.push(s);
                                     self.loads[placed.thread] += 1;
@@ -213,8 +226,10 @@ impl Relays {
                     let load = &mut self.loads[placed.thread];
                     *load = load.saturating_sub(placed.streams.len());
                     let thread = &self.threads[placed.thread];
+                    self.closing.retain(|(_, io)| Arc::strong_count(io) > 1);
                     for s in placed.streams {
                         thread.close(s.id);
+                        self.closing.push(([s.a_port, s.b_port], s.dead));
                     }
                 }
                 if self.recordings.remove(&call).is_some()
@@ -251,6 +266,35 @@ fn update(s: &Stream, p: &RelayPair) {
     }
 }
 
+/// How long a bind waits for the relay thread to close the socket a released stream held
+/// on that port. The thread takes its commands every turn (well under a millisecond when
+/// idle); this is for a thread busy with a flood. Only a pool with no rested port left
+/// hands a port out this soon.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Bind `port`; if a released stream's socket still holds it, wait (at most
+/// [`CLOSE_WAIT`]) for its relay thread to close it, then bind again.
+fn bind_after_close(
+    ip: IpAddr,
+    port: u16,
+    closing: &[([u16; 2], Arc<AtomicBool>)],
+) -> std::io::Result<mio::net::UdpSocket> {
+    match bind(ip, port) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let rtp = port & !1;
+            let Some((_, io)) = closing.iter().find(|(ports, _)| ports.contains(&rtp)) else {
+                return Err(e);
+            };
+            let until = std::time::Instant::now() + CLOSE_WAIT;
+            while Arc::strong_count(io) > 1 && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            bind(ip, port)
+        }
+        r => r,
+    }
+}
+
 fn open(
     thread: &RelayThread,
     id: u64,
@@ -258,12 +302,13 @@ fn open(
     p: &RelayPair,
     recorder: Option<SharedRecorder>,
     activity: Option<Activity>,
+    closing: &[([u16; 2], Arc<AtomicBool>)],
 ) -> std::io::Result<Stream> {
     let sockets = [
-        bind(ip, p.a_port)?,
-        bind(ip, p.a_port + 1)?,
-        bind(ip, p.b_port)?,
-        bind(ip, p.b_port + 1)?,
+        bind_after_close(ip, p.a_port, closing)?,
+        bind_after_close(ip, p.a_port + 1, closing)?,
+        bind_after_close(ip, p.b_port, closing)?,
+        bind_after_close(ip, p.b_port + 1, closing)?,
     ];
     let route = StreamRoute::new(p);
     let cname = format!("trunkgate@{ip}");

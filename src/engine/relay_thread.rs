@@ -53,7 +53,9 @@ pub(super) struct StreamIo {
     /// for the call but not read.
     pub(super) dirs: [Option<Direction>; 4],
     /// Set when the stream stopped before it was closed (a panic on a packet, a poisoned
-    /// lock): the call is then ended with MediaFailed rather than left one-way.
+    /// lock): the call is then ended with MediaFailed rather than left one-way. Declared
+    /// after `sockets`, so dropped after them: once the signalling thread holds the only
+    /// reference, the ports are free.
     pub(super) dead: Arc<AtomicBool>,
 }
 
@@ -232,6 +234,8 @@ impl Relay {
 
     fn close(&mut self, id: u64) {
         if let Some(slot) = self.by_id.remove(&id) {
+            // Its sockets close as the stream is dropped here (`StreamIo` drops them before
+            // its `dead`: the signalling thread's `Arc` left alone says they are closed).
             self.slots[slot] = None;
             self.free.push(slot);
             crate::maps::shrink_if_sparse(&mut self.by_id);

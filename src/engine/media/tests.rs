@@ -257,3 +257,24 @@ fn the_answer_starts_the_media_clock_over() {
     );
     r.apply(release(7));
 }
+
+/// A port released and handed to the next call at once (a pool with no rested port left):
+/// its bind no longer races the relay thread's close of the old socket. Before, the bind
+/// could find the old socket still open (EADDRINUSE) and the new call ended with its media
+/// failed.
+#[test]
+fn a_port_released_and_bound_again_at_once_waits_for_its_close() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let p = free_quad();
+    for call in 0..50u64 {
+        r.apply(relay(call, p));
+        r.apply(release(call));
+    }
+    r.apply(relay(50, p));
+    assert!(
+        r.failed.is_empty(),
+        "calls whose relay did not open: {:?}",
+        r.failed
+    );
+    assert_eq!(r.streams(), 1);
+}
