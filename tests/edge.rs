@@ -443,18 +443,7 @@ fn a_hard_open_file_limit_too_low_for_the_configuration_is_refused_at_start() {
         .spawn()
         .unwrap();
     // Bounded: a gateway that starts after all is killed, and the test fails.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(&mut child, Duration::from_secs(15));
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
         use std::io::Read;

@@ -298,18 +298,7 @@ impl Gateway {
     pub fn start_again_expecting_exit(&self) -> (Option<ExitStatus>, String) {
         let log = self.path("second-start.log");
         let mut child = spawn_gateway(self.dir.path(), &log);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Ok(Some(s)) = child.try_wait() {
-                break Some(s);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = exit_within(&mut child, Duration::from_secs(15));
         (status, std::fs::read_to_string(log).unwrap_or_default())
     }
 
@@ -471,6 +460,22 @@ impl CallbackClient {
     pub fn ask(&self, text: &str) -> Option<String> {
         self.send(text);
         self.recv(Duration::from_secs(2))
+    }
+}
+
+/// Wait (at most `limit`) for `child` to exit; `None`, and the child killed, if it did not.
+pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

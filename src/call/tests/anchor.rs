@@ -965,22 +965,8 @@ fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
             .into_iter()
             .find(|r| r.status() == 183)
             .expect("183");
-        let rseq = r183.header(&Hdr::RSEQ).unwrap();
-        let prack = in_dialog(
-            "PRACK",
-            "sip:127.0.0.1:5060",
-            phone_from(),
-            &phone_to(&r183.to_tag().unwrap()),
-            "fk1",
-            2 + n as u32,
-            &format!("z9hG4bKfkpr{n}"),
-            "127.0.0.2:5060",
-            "",
-        )
-        .replace(
-            "Content-Length: 0",
-            &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
-        );
+        let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+        let prack = phone_prack("fk1", &r183.to_tag().unwrap(), 2 + n as u32, rseq, "");
         h.recv(PHONE, &prack);
     }
     assert_eq!(
@@ -989,21 +975,7 @@ fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
         "the last branch anchored"
     );
     h.take(PHONE);
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "bra",
-            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-            None,
-        ),
-    );
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("200");
+    let ok = h.carrier_answers_bare(&inv, "bra");
     assert!(ok.body().is_empty(), "the caller has its answer already");
     assert_eq!(
         relay_pairs(&h)[0].b_remote,

@@ -342,15 +342,25 @@ impl H {
         tag: &str,
         sdp: &str,
     ) -> Response {
+        self.answer_from(carrier, inv, tag, Some(sdp))
+    }
+
+    /// carrier-a answers `inv` with a 200 without SDP (its answer came in a reliable 18x):
+    /// the 200 the phone gets.
+    pub(super) fn carrier_answers_bare(&mut self, inv: &Request, tag: &str) -> Response {
+        self.answer_from(CARRIER_A, inv, tag, None)
+    }
+
+    fn answer_from(
+        &mut self,
+        carrier: &str,
+        inv: &Request,
+        tag: &str,
+        sdp: Option<&str>,
+    ) -> Response {
         self.recv_msg(
             carrier,
-            reply(
-                inv,
-                200,
-                tag,
-                &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-                Some(sdp),
-            ),
+            reply(inv, 200, tag, &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")], sdp),
         );
         self.take_responses(PHONE)
             .into_iter()
@@ -423,6 +433,24 @@ pub(super) fn phone_to(our_tag: &str) -> String {
 /// A request from the phone in the dialog `answered_call` set up (our To tag `tag`).
 pub(super) fn from_phone(method: &str, tag: &str, cseq: u32, branch: &str, body: &str) -> String {
     from_phone_in("call-1@127.0.0.2", method, tag, cseq, branch, body)
+}
+
+/// The phone's PRACK (CSeq `cseq`) of reliable provisional `rseq` on dialog `tag`, with
+/// `body` as its SDP (or none).
+pub(super) fn phone_prack(call_id: &str, tag: &str, cseq: u32, rseq: u32, body: &str) -> String {
+    let prack = in_dialog(
+        "PRACK",
+        "sip:127.0.0.1:5060",
+        phone_from(),
+        &phone_to(tag),
+        call_id,
+        cseq,
+        &format!("z9hG4bKpr{call_id}{cseq}"),
+        "127.0.0.2:5060",
+        body,
+    );
+    let rack = format!("RAck: {rseq} 1 INVITE\r\n");
+    prack.replacen("Content-", &format!("{rack}Content-"), 1)
 }
 
 /// The phone's request in the dialog of its call `call_id`.

@@ -108,21 +108,7 @@ fn an_answer_queued_behind_an_unacknowledged_180_reaches_the_caller_in_the_200()
         !sent.contains(&183),
         "the 183 waits behind the 180: {sent:?}"
     );
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "c5",
-            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-            None,
-        ),
-    );
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("200");
+    let ok = h.carrier_answers_bare(&inv, "c5");
     assert_eq!(ok.body().as_ref(), SDP.as_bytes());
 }
 
@@ -152,39 +138,11 @@ fn an_answer_given_in_a_reliable_183_reaches_the_caller_in_the_200_when_it_had_i
                 .expect("183");
             let rseq = r183.header(&Hdr::RSEQ).unwrap();
             let tag = r183.to_tag().unwrap();
-            let prack = in_dialog(
-                "PRACK",
-                "sip:127.0.0.1:5060",
-                phone_from(),
-                &phone_to(&tag),
-                "p3",
-                2,
-                "z9hG4bKpr3",
-                "127.0.0.2:5060",
-                "",
-            )
-            .replace(
-                "Content-Length: 0",
-                &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
-            );
+            let prack = phone_prack("p3", &tag, 2, rseq.parse().unwrap(), "");
             h.recv(PHONE, &prack);
         }
         h.take(PHONE);
-        h.recv_msg(
-            CARRIER_A,
-            reply(
-                &inv,
-                200,
-                "c3",
-                &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-                None,
-            ),
-        );
-        let ok = h
-            .take_responses(PHONE)
-            .into_iter()
-            .find(|r| r.status() == 200)
-            .expect("200");
+        let ok = h.carrier_answers_bare(&inv, "c3");
         if caller_rel {
             assert!(ok.body().is_empty(), "answered reliably already");
         } else {
@@ -283,21 +241,7 @@ fn caller_gets_reliable_provisionals_retransmitted_until_its_prack() {
     h.advance(Duration::from_millis(1600));
     assert_eq!(h.statuses(PHONE), vec![180, 180]);
     let tag = first[0].to_tag().unwrap();
-    let mut prack = in_dialog(
-        "PRACK",
-        "sip:127.0.0.1:5060",
-        phone_from(),
-        &phone_to(&tag),
-        "p4",
-        2,
-        "z9hG4bKpr4",
-        "127.0.0.2:5060",
-        "",
-    );
-    prack = prack.replace(
-        "Content-Length: 0",
-        &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
-    );
+    let prack = phone_prack("p4", &tag, 2, rseq, "");
     h.recv(PHONE, &prack);
     let rs = h.take_responses(PHONE);
     let st: Vec<(u16, Method)> = rs
@@ -455,21 +399,7 @@ fn a_prack_that_crosses_our_2xx_is_answered_200() {
         vec![200],
         "the 2xx does not wait for this PRACK"
     );
-    let prack = in_dialog(
-        "PRACK",
-        "sip:127.0.0.1:5060",
-        phone_from(),
-        &phone_to(&tag),
-        "p9",
-        2,
-        "z9hG4bKpr9",
-        "127.0.0.2:5060",
-        "",
-    )
-    .replace(
-        "Content-Length: 0",
-        &format!("RAck: {rseq} 1 INVITE\r\nContent-Length: 0"),
-    );
+    let prack = phone_prack("p9", &tag, 2, rseq, "");
     h.recv(PHONE, &prack);
     let r = h.take_responses(PHONE);
     assert_eq!(
@@ -479,12 +409,7 @@ fn a_prack_that_crosses_our_2xx_is_answered_200() {
         vec![(200, Method::Prack)]
     );
     // Once: a second PRACK for it is a stranger's.
-    h.recv(
-        PHONE,
-        &prack
-            .replace("z9hG4bKpr9", "z9hG4bKpr9b")
-            .replace("CSeq: 2 PRACK", "CSeq: 3 PRACK"),
-    );
+    h.recv(PHONE, &phone_prack("p9", &tag, 3, rseq, ""));
     assert_eq!(h.statuses(PHONE), vec![481]);
 }
 
@@ -607,24 +532,6 @@ fn a_caller_that_gives_up_while_its_2xx_is_held_gets_487_and_the_callee_ack_and_
         h.take(CARRIER_A);
         assert_idle(&mut h);
     }
-}
-
-/// The phone's PRACK (CSeq `cseq`) of reliable provisional `rseq` on dialog `tag`, with
-/// `body` as its SDP (or none).
-fn phone_prack(call_id: &str, tag: &str, cseq: u32, rseq: u32, body: &str) -> String {
-    let prack = in_dialog(
-        "PRACK",
-        "sip:127.0.0.1:5060",
-        phone_from(),
-        &phone_to(tag),
-        call_id,
-        cseq,
-        &format!("z9hG4bKpr{call_id}{cseq}"),
-        "127.0.0.2:5060",
-        body,
-    );
-    let rack = format!("RAck: {rseq} 1 INVITE\r\n");
-    prack.replacen("Content-", &format!("{rack}Content-"), 1)
 }
 
 #[test]
