@@ -212,7 +212,11 @@ impl Call {
         media.heard[from] = true;
         for (slot, ep) in media.remote[from].iter_mut().zip(&mb.streams) {
             *slot = match (ep.ip, ep.port) {
-                (Some(ip), p) if p != 0 && deliverable(ip, media_ip) => Some((ip, p).into()),
+                // The canonical address: the relay hears an IPv4 peer as IPv4, also on a
+                // dual-stack socket, and latching compares the two.
+                (Some(ip), p) if p != 0 && deliverable(ip, media_ip) => {
+                    Some((ip.to_canonical(), p).into())
+                }
                 _ => None,
             };
         }

@@ -229,6 +229,10 @@ impl Relays {
                     self.closing.retain(|(_, io)| Arc::strong_count(io) > 1);
                     for s in placed.streams {
                         thread.close(s.id);
+                        // Bounded even if a relay thread never takes its commands again.
+                        if self.closing.len() >= MAX_CLOSING {
+                            self.closing.remove(0);
+                        }
                         self.closing.push(([s.a_port, s.b_port], s.dead));
                     }
                 }
@@ -266,11 +270,16 @@ fn update(s: &Stream, p: &RelayPair) {
     }
 }
 
+/// Released streams remembered at most until their relay thread drops them (a thread
+/// that is stuck must not make the list grow for ever; the pool holds fewer pairs).
+const MAX_CLOSING: usize = 32_768;
+
 /// How long a bind waits for the relay thread to close the socket a released stream held
 /// on that port. The thread takes its commands every turn (well under a millisecond when
-/// idle); this is for a thread busy with a flood. Only a pool with no rested port left
-/// hands a port out this soon.
-const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// idle). The wait holds up signalling, so it is short: a thread busy with a flood may
+/// miss it, and that call's media then fails as before. Only a pool with no rested port
+/// left hands a port out this soon.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Bind `port`; if a released stream's socket still holds it, wait (at most
 /// [`CLOSE_WAIT`]) for its relay thread to close it, then bind again.
@@ -282,12 +291,16 @@ fn bind_after_close(
     match bind(ip, port) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let rtp = port & !1;
-            let Some((_, io)) = closing.iter().find(|(ports, _)| ports.contains(&rtp)) else {
+            // (A stale entry of the same port, dropped already, is no longer the one.)
+            let Some((_, io)) = closing
+                .iter()
+                .find(|(ports, io)| ports.contains(&rtp) && Arc::strong_count(io) > 1)
+            else {
                 return Err(e);
             };
             let until = std::time::Instant::now() + CLOSE_WAIT;
             while Arc::strong_count(io) > 1 && std::time::Instant::now() < until {
-                std::thread::sleep(std::time::Duration::from_micros(200));
+                std::thread::yield_now();
             }
             bind(ip, port)
         }
@@ -341,6 +354,7 @@ fn open(
             route: route.clone(),
             dirs,
             dead: dead.clone(),
+            taken: false,
         },
     )?;
     debug!(a_port = p.a_port, b_port = p.b_port, "RTP relay open");

@@ -53,10 +53,21 @@ pub(super) struct StreamIo {
     /// for the call but not read.
     pub(super) dirs: [Option<Direction>; 4],
     /// Set when the stream stopped before it was closed (a panic on a packet, a poisoned
-    /// lock): the call is then ended with MediaFailed rather than left one-way. Declared
-    /// after `sockets`, so dropped after them: once the signalling thread holds the only
-    /// reference, the ports are free.
+    /// lock), or was never taken by its thread: the call is then ended with MediaFailed
+    /// rather than left one-way. Declared after `sockets`, so dropped after them: once the
+    /// signalling thread holds the only reference, the ports are free.
     pub(super) dead: Arc<AtomicBool>,
+    /// The thread took it (`Relay::open`). One dropped before that (the thread ended with
+    /// it still queued, or a send to a thread already gone) is dead.
+    pub(super) taken: bool,
+}
+
+impl Drop for StreamIo {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.dead.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 enum Command {
@@ -79,13 +90,13 @@ impl RelayThread {
         let thread = std::thread::Builder::new()
             .name(format!("media-{n}"))
             .spawn(move || {
-                // However `run` ends (a failed poll, a panic in its bookkeeping), a stream
-                // still waiting in the queue is reported dead too: its call was told the
-                // open went through, and must not be left without audio.
+                // However `run` ends (a failed poll, a panic in its bookkeeping), the streams
+                // it carried are reported dead (`Drop for Relay`), and so is every one still
+                // queued, as the channel drops it untaken (`Drop for StreamIo`).
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     Relay::new(poll).run(&inbox)
                 }));
-                fail_queued(&inbox);
+                drop(inbox);
                 if ran.is_err() {
                     tracing::error!("relay thread stopped on a panic: its streams stop, and new calls go to the other relay threads");
                 }
@@ -205,6 +216,7 @@ impl Relay {
     }
 
     fn open(&mut self, id: u64, mut io: Box<StreamIo>) {
+        io.taken = true;
         let slot = self.free.pop().unwrap_or(self.slots.len());
         let registry = self.poll.registry();
         let mut registered = Ok(());
@@ -287,15 +299,6 @@ impl Drop for Relay {
     fn drop(&mut self) {
         for slot in 0..self.slots.len() {
             self.fail(slot);
-        }
-    }
-}
-
-/// Mark dead every stream whose open still waits in `inbox` (the thread is ending).
-fn fail_queued(inbox: &Receiver<Command>) {
-    while let Ok(c) = inbox.try_recv() {
-        if let Command::Open(_, io) = c {
-            io.dead.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -983,3 +983,21 @@ fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
         "the branch that answered"
     );
 }
+
+/// An SDP address written as an IPv4-mapped IPv6 address is kept as the IPv4 address it
+/// reaches: the relay hears that peer as IPv4, and latching to the SDP's address compares
+/// the two.
+#[test]
+fn a_mapped_sdp_address_is_relayed_to_as_ipv4() {
+    let mut h = anchored();
+    let mapped = SDP.replace("IN IP4 192.0.2.10", "IN IP6 ::ffff:192.0.2.10");
+    h.recv(
+        PHONE,
+        &invite_text("mp1", "z9hG4bKmp1", "+8610123", "").replace(SDP, &mapped),
+    );
+    h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        relay_pairs(&h)[0].a_remote,
+        Some("192.0.2.10:4000".parse().unwrap())
+    );
+}
