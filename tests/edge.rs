@@ -273,29 +273,26 @@ fn a_stranger_that_opens_tcp_and_says_nothing_is_not_kept() {
         let gw = Gateway::start(Ports::new(), opts);
         let mut s = tcp_from("127.0.0.1", &gw);
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let started = Instant::now();
-        // Keep-alive pings do not buy a stranger time (and get no pong).
+        // Keep-alive pings do not buy a stranger time (and get no pong): pinged every
+        // 300 ms for 3 s, it is closed by then, not 1 s after the last ping.
         if mode == "reject" {
-            for _ in 0..4 {
+            for _ in 0..10 {
                 let _ = s.write_all(b"\r\n\r\n");
                 std::thread::sleep(Duration::from_millis(300));
             }
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
         }
         let mut buf = [0u8; 16];
-        // Closed by the gateway: at once when strangers are dropped, after the message
-        // timeout when they may have their 403 (the idle timeout is five minutes).
+        // Closed by the gateway: at once when strangers are dropped (the 30 s message
+        // timeout is not what closes it: a read waiting past 5 s fails here), within the
+        // message timeout when they may have their 403 (the idle timeout is five minutes).
         let r = s.read(&mut buf);
         assert!(
             matches!(r, Ok(0))
                 || r.as_ref()
                     .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
             "{mode}: {r:?}"
-        );
-        // (A read that timed out instead is an error of another kind, caught above.)
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{mode}: closed after {:?}",
-            started.elapsed()
         );
     }
 }
