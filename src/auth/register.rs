@@ -7,22 +7,26 @@
 //! [`Registration::poll_timeout`]) and [`Registration::handle_failure`] (transaction timeout or
 //! transport error), and sends whatever [`Registration::poll_transmit`] yields. One REGISTER is
 //! in flight at a time. What a registrar's 2xx grants is read in `granted.rs`; what a
-//! registration is made from is in `params.rs`.
+//! registration is made from is in `params.rs`, and what its REGISTERs look like in
+//! `request.rs`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
-use super::credentials::{AuthFailure, AuthSession, Credentials, Retry};
+use super::credentials::{AuthSession, Credentials, Retry};
 use crate::config::PeerName;
-use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request, Response, Target};
+use crate::sip::{Hdr, Method, Request, Response, Target};
 use granted::{granted_expiry, leading_secs};
 
 mod granted;
 mod params;
+mod request;
+
+use request::hex;
 
 pub use params::{RegisterParams, RegisterPolicy};
 
@@ -433,44 +437,6 @@ impl Registration {
         };
     }
 
-    fn build(&mut self, op: Op) -> Result<Request, AuthFailure> {
-        self.cseq = self.cseq.wrapping_add(1);
-        let via = self.via();
-        let p = &self.params;
-        let mut r = NewRequest {
-            method: Method::Register,
-            uri: &p.registrar,
-            via: &via,
-            max_forwards: 70,
-            routes: &[],
-            from: &format!("<{}>;tag={}", p.aor, self.from_tag),
-            to: &format!("<{}>", p.aor),
-            call_id: &self.call_id,
-            cseq: self.cseq,
-        }
-        .build()?;
-        r.push_header(&Hdr::CONTACT, format!("<{}>", p.contact))?;
-        let secs = match op {
-            Op::Register => self.expires.as_secs(),
-            Op::Unregister => 0,
-        };
-        r.push_header(&Hdr::named("Expires"), secs.to_string())?;
-        r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
-        // Credentials up front once the registrar has challenged us, so refreshes usually
-        // need one round trip.
-        self.auth.authorize(&mut r, &mut self.rng)?;
-        Ok(r)
-    }
-
-    fn via(&mut self) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={BRANCH_COOKIE}{};rport",
-            self.params.target.transport.via_token(),
-            self.params.sent_by,
-            hex(&mut self.rng, 16)
-        )
-    }
-
     fn event(&mut self, e: RegEvent) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
@@ -490,19 +456,6 @@ fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(MAX_EXPIRES))
         .unwrap_or(now)
-}
-
-fn hex(rng: &mut SmallRng, n: usize) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    (0..n)
-        .map(|_| {
-            char::from(
-                HEX.get(rng.random_range(0..16usize))
-                    .copied()
-                    .unwrap_or(b'0'),
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]

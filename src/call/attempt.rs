@@ -10,7 +10,7 @@ use super::limits::Over;
 use super::outbound::outbound_invite;
 use super::phase::{AttemptState, Then};
 use super::reliable::reliable_rseq;
-use super::state::{Attempt, Call, EarlyAnswer, RseqIs, StreamUse, TxnRole};
+use super::state::{Attempt, Call, RseqIs, StreamUse, TxnRole};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -371,55 +371,6 @@ impl Call {
         let b_cseq = resp.seq();
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");
-    }
-
-    /// A reliable provisional of the callee with SDP, our INVITE having offered: its answer,
-    /// kept for a 2xx that comes without one.
-    fn keep_early_answer_of_callee(&mut self, resp: &Response) {
-        let offered = self.attempt.as_ref().is_some_and(|a| a.offered);
-        if !offered || !super::anchor::carries_sdp(resp) {
-            return;
-        }
-        self.uac_rel.keep_early_answer(EarlyAnswer {
-            tag: resp.to_tag().unwrap_or_default().into(),
-            body: bytes::Bytes::copy_from_slice(resp.body()),
-            ct: resp.header(&Hdr::CONTENT_TYPE),
-        });
-    }
-
-    /// The callee's 2xx, carrying the answer it gave in a reliable provisional of the same
-    /// early dialog when it came without SDP and the other leg still needs it: user1 of a
-    /// call-back (answered in our ACK), or a caller not given that answer reliably (its 2xx
-    /// is then its only reliable answer, RFC 3261 §13.2.1): it had it unreliably, or it is
-    /// queued behind a provisional still unacknowledged, which the 2xx overtakes. A caller
-    /// with a provisional carrying the answer unacknowledged gets the 2xx after its PRACK
-    /// (`deliver_2xx_to_caller`), the answer given.
-    ///
-    /// When the other leg has it already, the relay still follows the answering branch: a
-    /// forking proxy's branches each answered in their own 183, and the last one anchored
-    /// need not be the one whose 2xx comes.
-    fn with_early_answer(&mut self, cx: &mut Cx, mut resp: Response) -> Response {
-        let caller_has_it =
-            self.uas_rel.answer_acked || self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
-        let needed = self.caller_txn().is_none() || !caller_has_it;
-        let tag = resp.to_tag().unwrap_or_default();
-        let Some(early) = self.uac_rel.take_early_answer(&tag) else {
-            return resp;
-        };
-        if !resp.body().is_empty() {
-            return resp;
-        }
-        if needed {
-            if let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
-                warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
-            }
-        } else {
-            // The relay learns (again) where this branch's media is; what it would show
-            // the caller is not sent.
-            self.note_sdp_received(Side::B, &early.body, early.ct.as_deref());
-            let _ = self.anchored_body(cx, Side::B, &early.body, early.ct.as_deref(), false);
-        }
-        resp
     }
 
     /// The callee's response `resp`, as our response to the caller's INVITE (the caller's

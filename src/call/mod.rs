@@ -22,6 +22,7 @@ mod challenge;
 mod cx;
 mod dialog;
 mod dialog_index;
+mod early_answer;
 mod events;
 mod explain;
 mod failover;

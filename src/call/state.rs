@@ -20,9 +20,11 @@ use crate::txn::TxnId;
 mod acks;
 mod media;
 mod reliable;
+mod route;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
 pub use media::{MediaState, StreamUse};
 pub use reliable::{EarlyAnswer, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
+pub use route::RoutePlan;
 
 /// What one of a call's transactions is for (the router keeps this per transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,42 +92,6 @@ pub struct Attempt {
     /// The INVITE carried SDP (an offer): a 2xx to it then holds the answer, else an offer
     /// (kept when `invite` is gone: a late fork's 2xx must be told apart).
     pub offered: bool,
-}
-
-/// The peers a call may still try.
-#[derive(Debug, Default)]
-pub struct RoutePlan {
-    pub targets: Vec<PeerName>,
-    /// (u32: with the flag below it keeps the plan at 32 bytes in every call; a route has a
-    /// handful of peers.)
-    pub next: u32,
-    /// The route sets no `ring_timeout_s`: each peer rings for its own profile's, from its
-    /// INVITE (a route's own bounds the whole call).
-    pub ring_per_peer: bool,
-}
-
-impl RoutePlan {
-    pub fn exhausted(&self) -> bool {
-        self.next as usize >= self.targets.len()
-    }
-
-    /// The peer the next attempt goes to, if one is left; it is then taken.
-    pub fn take_next(&mut self) -> Option<&PeerName> {
-        let peer = self.targets.get(self.next as usize)?;
-        self.next = self.next.saturating_add(1);
-        Some(peer)
-    }
-
-    /// Which attempt the call is on (the next peer's place in the route), as our PRACK's
-    /// transaction and a reliable provisional to the caller remember it.
-    pub fn attempt(&self) -> u32 {
-        self.next
-    }
-
-    /// Try no further peer.
-    pub fn stop(&mut self) {
-        self.next = u32::try_from(self.targets.len()).unwrap_or(u32::MAX);
-    }
 }
 
 /// A request relayed from one leg to the other, waiting for the far side's response.

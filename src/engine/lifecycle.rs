@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use tracing::info;
 
 use super::Shell;
@@ -13,6 +14,24 @@ use crate::call::Input;
 const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
 /// After SIGTERM and the drain period, how long BYEs get to be answered.
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
+
+/// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
+pub(super) struct Signals {
+    pub(super) hup: tokio::signal::unix::Signal,
+    pub(super) term: tokio::signal::unix::Signal,
+    pub(super) int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(super) fn watch() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+}
 
 /// Where the process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

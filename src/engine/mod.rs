@@ -72,31 +72,13 @@ pub(crate) enum Event {
     },
 }
 
-/// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
-struct Signals {
-    hup: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn watch() -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
-            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
-        })
-    }
-}
-
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     // Watched before anything is bound or the pid file written: until then SIGHUP (from
     // `trunkgate reload`, which finds the pid file) would end the process, and SIGTERM
     // would leave the pid file behind. One arriving during start-up is acted on once the
     // loop runs.
-    let signals = Signals::watch()?;
+    let signals = lifecycle::Signals::watch()?;
     let cfg = Arc::new(cfg);
     let (inbox, queues) = inbox::Inbox::new(cfg.clone(), Instant::now());
     fds::ensure(&cfg)?;
@@ -252,11 +234,11 @@ struct Shell {
 impl Shell {
     async fn run(
         &mut self,
-        signals: Signals,
+        signals: lifecycle::Signals,
         mut q: inbox::Queues,
         mut callback_rx: Option<mpsc::Receiver<callback::Datagram>>,
     ) -> anyhow::Result<()> {
-        let Signals {
+        let lifecycle::Signals {
             mut hup,
             mut term,
             mut int,

@@ -162,30 +162,6 @@ struct Open {
     closing: bool,
 }
 
-/// Frames into the file: both channels (stereo) or their sum (mono), through hound's 16-bit
-/// sample writer, which fills one buffer per batch (per-sample `write_sample` calls were the
-/// writer thread's largest item in a profile at 1,000 recorded calls).
-fn write_frames(
-    w: &mut hound::WavWriter<BufWriter<File>>,
-    stereo: bool,
-    frames: &[[i16; 2]],
-) -> hound::Result<()> {
-    let per_frame = if stereo { 2 } else { 1 };
-    let Ok(n) = u32::try_from(frames.len() * per_frame) else {
-        return Err(hound::Error::TooWide);
-    };
-    let mut out = w.get_i16_writer(n);
-    for &[l, r] in frames {
-        if stereo {
-            out.write_sample(l);
-            out.write_sample(r);
-        } else {
-            out.write_sample((i32::from(l) + i32::from(r)).clamp(-32768, 32767) as i16);
-        }
-    }
-    out.flush()
-}
-
 /// The writer thread's state: every open file, and the recordings the disk stopped.
 struct Files<'a> {
     open: HashMap<u64, Open>,
@@ -287,7 +263,7 @@ impl Files<'_> {
             (budget, room, wrote) = (budget - silence, room - silence, wrote + silence);
             while silence > 0 && r.is_ok() {
                 let n = silence.min(SILENCE_CHUNK as u64);
-                r = write_frames(&mut f.writer, f.stereo, &ZEROS[..n as usize]);
+                r = file::write_frames(&mut f.writer, f.stereo, &ZEROS[..n as usize]);
                 silence -= n;
             }
             if piece.silence > 0 {
@@ -298,7 +274,7 @@ impl Files<'_> {
                 .len()
                 .min(usize::try_from(room).unwrap_or(usize::MAX));
             if r.is_ok() && sound > 0 {
-                r = write_frames(&mut f.writer, f.stereo, &piece.frames[..sound]);
+                r = file::write_frames(&mut f.writer, f.stereo, &piece.frames[..sound]);
             }
             (room, wrote) = (room - sound as u64, wrote + sound as u64);
             if sound < piece.frames.len() {

@@ -1,6 +1,7 @@
-//! Where a recording goes on disk and how its file is opened and mended.
+//! Where a recording goes on disk, and how its file is opened, written and mended.
 
 use std::fs::File;
+use std::io::BufWriter;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -49,4 +50,28 @@ pub(super) fn mend(path: &Path) {
     if let Err(e) = repair::fix_sizes(path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot set the recording's header to what the file holds");
     }
+}
+
+/// Frames into the file: both channels (stereo) or their sum (mono), through hound's 16-bit
+/// sample writer, which fills one buffer per batch (per-sample `write_sample` calls were the
+/// writer thread's largest item in a profile at 1,000 recorded calls).
+pub(super) fn write_frames(
+    w: &mut hound::WavWriter<BufWriter<File>>,
+    stereo: bool,
+    frames: &[[i16; 2]],
+) -> hound::Result<()> {
+    let per_frame = if stereo { 2 } else { 1 };
+    let Ok(n) = u32::try_from(frames.len() * per_frame) else {
+        return Err(hound::Error::TooWide);
+    };
+    let mut out = w.get_i16_writer(n);
+    for &[l, r] in frames {
+        if stereo {
+            out.write_sample(l);
+            out.write_sample(r);
+        } else {
+            out.write_sample((i32::from(l) + i32::from(r)).clamp(-32768, 32767) as i16);
+        }
+    }
+    out.flush()
 }

@@ -1,0 +1,62 @@
+//! What a REGISTER of this registration looks like: its headers, its Via, and the
+//! credentials it carries up front.
+
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+use super::{Op, Registration};
+use crate::auth::AuthFailure;
+use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request};
+
+impl Registration {
+    pub(super) fn build(&mut self, op: Op) -> Result<Request, AuthFailure> {
+        self.cseq = self.cseq.wrapping_add(1);
+        let via = self.via();
+        let p = &self.params;
+        let mut r = NewRequest {
+            method: Method::Register,
+            uri: &p.registrar,
+            via: &via,
+            max_forwards: 70,
+            routes: &[],
+            from: &format!("<{}>;tag={}", p.aor, self.from_tag),
+            to: &format!("<{}>", p.aor),
+            call_id: &self.call_id,
+            cseq: self.cseq,
+        }
+        .build()?;
+        r.push_header(&Hdr::CONTACT, format!("<{}>", p.contact))?;
+        let secs = match op {
+            Op::Register => self.expires.as_secs(),
+            Op::Unregister => 0,
+        };
+        r.push_header(&Hdr::named("Expires"), secs.to_string())?;
+        r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+        // Credentials up front once the registrar has challenged us, so refreshes usually
+        // need one round trip.
+        self.auth.authorize(&mut r, &mut self.rng)?;
+        Ok(r)
+    }
+
+    pub(super) fn via(&mut self) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={BRANCH_COOKIE}{};rport",
+            self.params.target.transport.via_token(),
+            self.params.sent_by,
+            hex(&mut self.rng, 16)
+        )
+    }
+}
+
+pub(super) fn hex(rng: &mut SmallRng, n: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..n)
+        .map(|_| {
+            char::from(
+                HEX.get(rng.random_range(0..16usize))
+                    .copied()
+                    .unwrap_or(b'0'),
+            )
+        })
+        .collect()
+}
