@@ -74,8 +74,7 @@ impl Default for CallbackConfig {
 impl CallbackConfig {
     /// Whether datagrams from `ip` are read at all.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.allow_any || self.allow.iter().any(|n| n.contains(&ip))
+        self.allow_any || super::net::holds(&self.allow, ip)
     }
 }
 
@@ -146,17 +145,9 @@ pub(super) fn load(
         (port, Some(ip)) => Some(SocketAddr::new(ip, port)),
     };
     if let Some(list) = &sec.allow {
-        c.allow.clear();
-        for a in list.get_ref() {
-            let s = a.get_ref().trim();
-            match super::net::parse_net(s) {
-                Some(n) => c.allow.push(n),
-                None => errs.push(cx.at(
-                    a,
-                    format!("[callback] allow {s:?} is not an IP address or CIDR network"),
-                )),
-            }
-        }
+        c.allow = super::net::parse_nets(list.get_ref(), "[callback] allow", |a, m| {
+            errs.push(cx.at(a, m))
+        });
     }
     c.allow_any = sec.allow_any.as_ref().is_some_and(|a| *a.get_ref());
     if let Some(list) = &sec.allow

@@ -3,6 +3,35 @@
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
+use toml::Spanned;
+
+/// The networks of a list (`match`, `allow`): each entry that is not one is told to `bad`
+/// as "`key` ENTRY is not an IP address or CIDR network", and left out.
+pub(super) fn parse_nets<'a>(
+    entries: impl IntoIterator<Item = &'a Spanned<String>>,
+    key: &str,
+    mut bad: impl FnMut(&'a Spanned<String>, String),
+) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for e in entries {
+        let s = e.get_ref().trim();
+        match parse_net(s) {
+            Some(n) => nets.push(n),
+            None => bad(
+                e,
+                format!("{key} {s:?} is not an IP address or CIDR network"),
+            ),
+        }
+    }
+    nets
+}
+
+/// Whether one of `nets` holds `ip`, an IPv4 peer heard on a dual-stack socket
+/// (`::ffff:a.b.c.d`) taken as its IPv4 address.
+pub fn holds(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    nets.iter().any(|n| n.contains(&ip))
+}
 
 /// An IP address (a network of one) or a CIDR network, host bits cleared. An IPv4 network
 /// written in IPv6's mapped form (`::ffff:10.0.0.0/104`) is taken as the IPv4 network it

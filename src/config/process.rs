@@ -30,8 +30,7 @@ pub struct MetricsConfig {
 
 impl MetricsConfig {
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.allow.iter().any(|n| n.contains(&ip))
+        super::net::holds(&self.allow, ip)
     }
 }
 
@@ -67,17 +66,9 @@ pub(super) fn metrics(
     let allow = match &s.allow {
         None => loopback(),
         Some(list) => {
-            let mut nets = Vec::new();
-            for a in list.get_ref() {
-                let t = a.get_ref().trim();
-                match super::net::parse_net(t) {
-                    Some(n) => nets.push(n),
-                    None => errs.push(at(
-                        a.span(),
-                        format!("[metrics] allow {t:?} is not an IP address or CIDR network"),
-                    )),
-                }
-            }
+            let nets = super::net::parse_nets(list.get_ref(), "[metrics] allow", |a, m| {
+                errs.push(at(a.span(), m))
+            });
             if list.get_ref().is_empty() && listen.is_some() {
                 errs.push(at(
                     list.span(),

@@ -151,17 +151,7 @@ fn load_profile(
             Target::udp(SocketAddr::from(([0, 0, 0, 0], 0)))
         }
     };
-    let mut matches = Vec::new();
-    for m in &file.match_ {
-        let s = m.get_ref().trim();
-        match super::net::parse_net(s) {
-            Some(n) => matches.push(n),
-            None => errs.push(at(
-                m,
-                format!("match {s:?} is not an IP address or CIDR network"),
-            )),
-        }
-    }
+    let matches = super::net::parse_nets(&file.match_, "match", |m, msg| errs.push(at(m, msg)));
     let domain = match &file.domain {
         Some(d) if !crate::interop::uri::valid_host(d.get_ref()) => {
             errs.push(at(
