@@ -120,8 +120,7 @@ impl WavWriters {
         use std::sync::atomic::Ordering::Relaxed;
         if self.queued_opens.fetch_add(1, Relaxed) >= MAX_QUEUED_OPENS {
             self.queued_opens.fetch_sub(1, Relaxed);
-            self.stopped.fetch_add(1, Relaxed);
-            crate::ops::metrics::recording_failures("open").increment(1);
+            count_refusal(&self.stopped, "open");
             warn!(path = %path.display(), "the recording writer is stalled ({MAX_QUEUED_OPENS} recordings waiting to open): this call goes unrecorded");
             return;
         }
@@ -178,9 +177,7 @@ struct Files<'a> {
 
 impl Files<'_> {
     fn refused(&self, stage: &'static str) {
-        self.stopped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::ops::metrics::recording_failures(stage).increment(1);
+        count_refusal(self.stopped, stage);
     }
 
     fn open(&mut self, id: u64, path: PathBuf, stereo: bool, rec: SharedRecorder) {
@@ -476,6 +473,13 @@ fn run(
         }
     }
     files.close_all();
+}
+
+/// A recording refused at `stage` (open, write, size_limit): counted in `stopped` and in
+/// `trunkgate_recording_failures_total`.
+fn count_refusal(stopped: &std::sync::atomic::AtomicU64, stage: &'static str) {
+    stopped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::ops::metrics::recording_failures(stage).increment(1);
 }
 
 mod file;
