@@ -626,6 +626,33 @@ fn a_malformed_header_extension_does_not_stop_a_recorded_stream() {
     );
 }
 
+/// A recording folder the gateway cannot make (here under a device): the call goes on,
+/// and its CDR names no file but says the recording never started.
+#[test]
+fn a_recording_that_cannot_start_is_not_named_by_the_cdr() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            gateway_extra: "[recording]\ndir = \"/dev/null/recordings\"\n".into(),
+            ..GwOpts::carrier_a("[media]\nrecord = true\n")
+        },
+    );
+    let e = establish(&gw, "rec-refused");
+    let failures = r#"trunkgate_recording_failures_total{stage="open"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&gw.metrics(), failures) < 1.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(&gw.metrics(), failures), 1.0);
+    // The news reaches the call at the shell's next once-a-second pass.
+    std::thread::sleep(Duration::from_millis(2500));
+    hang_up(&gw, &e, "rec-refused");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "caller_bye");
+    assert!(cdr["recording"].is_null(), "{cdr}");
+    assert_eq!(cdr["events"], serde_json::json!(["recording_not_started"]));
+}
+
 #[test]
 fn a_malformed_header_extension_does_not_stop_a_repacketized_stream() {
     let gw = Gateway::start(

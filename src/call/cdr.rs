@@ -4,6 +4,7 @@
 use std::time::{Instant, SystemTime};
 
 use super::cx::Env;
+use super::events::CallEvent;
 use super::phase::EndInfo;
 use super::state::Call;
 use crate::cdr::{CallTag, CdrRecord};
@@ -100,6 +101,26 @@ impl Call {
             recording,
             events: self.events.to_cdr(),
             callback_id: None,
+        }
+    }
+
+    /// What the writer thread made of the call's recording: the CDR names the file it
+    /// made, or none, and says when the recording stopped before the call.
+    pub(super) fn on_recording_news(&mut self, news: crate::media::RecordingNews) {
+        use crate::media::RecordingNews;
+        let Some(rec) = self.media.as_mut().and_then(|m| m.recording.as_mut()) else {
+            return;
+        };
+        match news {
+            RecordingNews::NotStarted => {
+                // Later offers/answers then ask the relay for no recording either.
+                if let Some(m) = self.media.as_mut() {
+                    m.recording = None;
+                }
+                self.events.push(CallEvent::RecordingNotStarted);
+            }
+            RecordingNews::Renamed(path) => rec.path = path,
+            RecordingNews::Stopped => self.events.push(CallEvent::RecordingStopped),
         }
     }
 

@@ -42,6 +42,11 @@ pub enum CallEvent {
     AuthFailed,
     /// This side's session timer expired (RFC 4028): its refreshes stopped or failed.
     SessionExpired(Side),
+    /// The call was to be recorded and no file could be made.
+    RecordingNotStarted,
+    /// The disk stopped the recording before the call ended (a refused write, the WAV
+    /// size limit): the file holds the call up to there.
+    RecordingStopped,
 }
 
 impl fmt::Display for CallEvent {
@@ -64,6 +69,8 @@ impl fmt::Display for CallEvent {
             CallEvent::SessionExpired(side) => {
                 write!(f, "session_expired_{}", side.party())
             }
+            CallEvent::RecordingNotStarted => f.write_str("recording_not_started"),
+            CallEvent::RecordingStopped => f.write_str("recording_stopped"),
         }
     }
 }

@@ -143,6 +143,12 @@ pub enum Input {
     /// A call's media relay could not open its sockets or stopped: the call cannot carry
     /// audio any more and is released (CDR `media_unavailable`) rather than left silent.
     MediaFailed(CallRef),
+    /// What became of a call's recording (a call whose recording went as planned hears
+    /// nothing): its CDR names only a file that was made, and says when it stopped early.
+    Recording {
+        call: CallRef,
+        news: crate::media::RecordingNews,
+    },
     /// A reloaded configuration; calls in progress keep the one they started with.
     Reload(Arc<Config>),
     /// Shutting down: refuse new calls with 503.

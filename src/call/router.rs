@@ -200,6 +200,9 @@ impl B2bua {
             }
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
             Input::MediaFailed(r) => self.with_call(r, now, |c, cx| c.on_media_failure(cx)),
+            Input::Recording { call, news } => {
+                self.with_call(call, now, |c, _| c.on_recording_news(news))
+            }
             // A changed listen/advertise is refused by the shell before it gets here, so our
             // own addresses (Via, Contact) stay those of the running sockets.
             Input::Reload(cfg) => {

@@ -18,6 +18,9 @@ impl Shell {
         for call in self.media.failed_calls() {
             self.core.handle_input(now, Input::MediaFailed(call));
         }
+        for (call, news) in self.media.recording_news() {
+            self.core.handle_input(now, Input::Recording { call, news });
+        }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
         metrics::retransmissions(self.core.retransmissions());

@@ -117,6 +117,12 @@ impl Relays {
         failed
     }
 
+    /// What became of calls' recordings since the last call, for their CDRs (see
+    /// [`crate::media::RecordingNews`]).
+    pub(super) fn recording_news(&self) -> Vec<(u64, crate::media::RecordingNews)> {
+        self.wav.as_ref().map(WavWriters::news).unwrap_or_default()
+    }
+
     /// Calls whose media has been silent for their timeout. A reported call starts counting
     /// again (the core releases answered calls only: a ringing call without early media is
     /// reported and carries on), and every new offer/answer restarts the count too.

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
+use crate::media::RecordingNews;
 use crate::media::record::{Drained, Recorder};
 
 /// A call's recorder: the relay tasks push into it, the writer thread drains it.
@@ -74,6 +75,23 @@ enum Cmd {
 /// recording is refused (counted as a refusal at `open`); the call goes on.
 const MAX_QUEUED_OPENS: usize = 1024;
 
+/// News for the calls ([`RecordingNews`]) waiting to be taken, at most: the shell takes
+/// them every second; past this (a disk failing every recording of a burst) the rest is
+/// only counted and logged, and those CDRs name a file the disk refused.
+const MAX_NEWS: usize = 4096;
+
+/// News of recordings for their calls, from the writer thread (and a refused open) to the
+/// shell.
+type News = Arc<Mutex<Vec<(u64, RecordingNews)>>>;
+
+fn tell(news: &News, id: u64, what: RecordingNews) {
+    if let Ok(mut n) = news.lock()
+        && n.len() < MAX_NEWS
+    {
+        n.push((id, what));
+    }
+}
+
 /// Handle to the writer thread.
 #[derive(Debug, Clone)]
 pub struct WavWriters {
@@ -82,6 +100,7 @@ pub struct WavWriters {
     stopped: Arc<std::sync::atomic::AtomicU64>,
     /// Opens sent and not yet taken by the thread.
     queued_opens: Arc<std::sync::atomic::AtomicUsize>,
+    news: News,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -95,18 +114,29 @@ impl WavWriters {
         let (tx, rx) = mpsc::channel();
         let stopped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let queued_opens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (counted, taken) = (stopped.clone(), queued_opens.clone());
+        let news = News::default();
+        let (counted, taken, told) = (stopped.clone(), queued_opens.clone(), news.clone());
         let h = std::thread::Builder::new()
             .name("wav-writer".into())
-            .spawn(move || run(rx, &counted, &taken))?;
+            .spawn(move || run(rx, &counted, &taken, told))?;
         Ok((
             WavWriters {
                 tx,
                 stopped,
                 queued_opens,
+                news,
             },
             h,
         ))
+    }
+
+    /// What became of recordings since the last call (a recording that went as planned
+    /// has none).
+    pub fn news(&self) -> Vec<(u64, RecordingNews)> {
+        self.news
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
     }
 
     /// How many recordings the disk refused so far.
@@ -122,6 +152,7 @@ impl WavWriters {
             self.queued_opens.fetch_sub(1, Relaxed);
             count_refusal(&self.stopped, "open");
             warn!(path = %path.display(), "the recording writer is stalled ({MAX_QUEUED_OPENS} recordings waiting to open): this call goes unrecorded");
+            tell(&self.news, id, RecordingNews::NotStarted);
             return;
         }
         let _ = self.tx.send(Cmd::Open {
@@ -171,6 +202,7 @@ struct Files<'a> {
     written: metrics::Counter,
     /// The slice the next recording opened joins: round robin, so slices stay even.
     next_slice: u32,
+    news: News,
     /// Audio bytes a file may hold ([`WAV_LIMIT`]; smaller in tests).
     limit: u64,
 }
@@ -178,6 +210,12 @@ struct Files<'a> {
 impl Files<'_> {
     fn refused(&self, stage: &'static str) {
         count_refusal(self.stopped, stage);
+    }
+
+    /// A refusal at `stage` that the call is told of.
+    fn refused_for(&self, id: u64, stage: &'static str, what: RecordingNews) {
+        self.refused(stage);
+        tell(&self.news, id, what);
     }
 
     fn open(&mut self, id: u64, path: PathBuf, stereo: bool, rec: SharedRecorder) {
@@ -189,7 +227,7 @@ impl Files<'_> {
                 .mode(0o750)
                 .create(dir)
         {
-            self.refused("open");
+            self.refused_for(id, "open", RecordingNews::NotStarted);
             tracing::error!(path = %path.display(), error = %e, "cannot create recording folder: the call goes on unrecorded");
             return;
         }
@@ -208,7 +246,11 @@ impl Files<'_> {
                 hound::WavWriter::new(std::io::BufWriter::new(file), spec).map(|w| (w, p))
             });
         match created {
-            Ok((writer, path)) => {
+            Ok((writer, made)) => {
+                if made != path {
+                    tell(&self.news, id, RecordingNews::Renamed(made.clone()));
+                }
+                let path = made;
                 let slice = self.next_slice;
                 self.next_slice = (slice + 1) % SLICES;
                 self.open.insert(
@@ -227,7 +269,7 @@ impl Files<'_> {
                 );
             }
             Err(e) => {
-                self.refused("open");
+                self.refused_for(id, "open", RecordingNews::NotStarted);
                 tracing::error!(path = %path.display(), error = %e, "cannot create recording: the call goes on unrecorded")
             }
         }
@@ -294,13 +336,13 @@ impl Files<'_> {
                 self.written.increment(wrote * per_frame);
                 if full {
                     tracing::error!(path = %f.path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
-                    self.refused("size_limit");
+                    self.refused_for(id, "size_limit", RecordingNews::Stopped);
                     self.finalize_counted(id, false);
                 }
             }
             Err(e) => {
                 tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
-                self.refused("write");
+                self.refused_for(id, "write", RecordingNews::Stopped);
                 if let Some(f) = self.open.remove(&id) {
                     if f.writer.finalize().is_err() {
                         file::mend(&f.path);
@@ -427,6 +469,7 @@ fn run(
     rx: Receiver<Cmd>,
     stopped: &std::sync::atomic::AtomicU64,
     queued_opens: &std::sync::atomic::AtomicUsize,
+    news: News,
 ) {
     let mut files = Files {
         open: HashMap::new(),
@@ -434,6 +477,7 @@ fn run(
         stopped,
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
+        news,
         limit: WAV_LIMIT,
     };
     let mut next = Instant::now() + PASS_EVERY;

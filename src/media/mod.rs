@@ -85,6 +85,20 @@ pub struct RelayPair {
     pub active: bool,
 }
 
+/// What became of a call's recording on the writer thread, told to the call so its CDR
+/// names only a file that exists and says when the recording did not cover the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingNews {
+    /// No file was made (its folder or file could not be created, or the writer was
+    /// stalled): the CDR names none.
+    NotStarted,
+    /// The file was made under another name (one was in the way).
+    Renamed(std::path::PathBuf),
+    /// The disk refused a write, or the file reached the WAV size limit: the file holds
+    /// the call up to there.
+    Stopped,
+}
+
 /// Record the call's first stream into this file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSpec {

@@ -425,6 +425,78 @@ fn only_answered_calls_keep_their_recording() {
     assert_eq!(release(&h), Some(true));
 }
 
+/// The writer thread's news reaches the CDR: a recording that never got a file names none,
+/// one made under another name names that one, one the disk stopped says so; and a call
+/// whose recording could not start asks the relay for none at its next offer/answer.
+#[test]
+fn the_cdr_names_the_recording_the_writer_made() {
+    use crate::media::RecordingNews;
+    let recorded = || {
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+                p.record = true;
+            }
+        }))
+    };
+    let relays = |h: &H| -> Vec<(u64, Option<String>)> {
+        h.media
+            .iter()
+            .filter_map(|m| match m {
+                MediaAction::Relay { call, record, .. } => {
+                    Some((*call, record.as_ref().map(|r| r.path.display().to_string())))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let cdr_after = |news: Option<RecordingNews>| {
+        let mut h = recorded();
+        let (_inv, ok) = answered_call(&mut h);
+        let (call, planned) = relays(&h).remove(0);
+        let planned = planned.expect("a recorded call asks for its recording");
+        if let Some(news) = news {
+            h.input(Input::Recording { call, news });
+        }
+        let tag = ok.to_tag().unwrap();
+        h.media.clear();
+        // A re-INVITE (hold) after the news: asks for a recording only if one runs.
+        let hold = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+        h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKrn2", &hold));
+        let re = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+        h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKrn2a", ""));
+        let asked = relays(&h).iter().any(|(_, r)| r.is_some());
+        h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKrn3"));
+        let bye = h.one_request(CARRIER_A, Method::Bye);
+        h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+        h.advance(Duration::from_secs(40));
+        assert_eq!(h.cdrs.len(), 1);
+        (h.cdrs[0].clone(), planned, asked)
+    };
+    let (cdr, planned, asked) = cdr_after(None);
+    assert_eq!(cdr.recording, Some(planned));
+    assert!(asked);
+    let (cdr, _, asked) = cdr_after(Some(RecordingNews::NotStarted));
+    assert_eq!(cdr.recording, None);
+    assert!(cdr.events.contains(&"recording_not_started".to_string()));
+    assert!(
+        !asked,
+        "no recording asked of the relay once none could start"
+    );
+    let other = std::path::PathBuf::from("/tmp/trunkgate-test-recordings/other.wav");
+    let (cdr, _, asked) = cdr_after(Some(RecordingNews::Renamed(other.clone())));
+    assert_eq!(
+        cdr.recording.as_deref(),
+        Some("/tmp/trunkgate-test-recordings/other.wav")
+    );
+    assert!(cdr.events.is_empty(), "{:?}", cdr.events);
+    assert!(asked);
+    let (cdr, planned, _) = cdr_after(Some(RecordingNews::Stopped));
+    assert_eq!(cdr.recording, Some(planned));
+    assert_eq!(cdr.events, vec!["recording_stopped".to_string()]);
+}
+
 /// The `o=` line of a message's SDP.
 fn origin_of(body: &[u8]) -> String {
     String::from_utf8_lossy(body)

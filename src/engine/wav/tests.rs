@@ -80,10 +80,13 @@ fn a_full_disk_stops_one_recording_and_not_the_others() {
     settle(|| hound::WavReader::open(&ok).is_ok_and(|r| r.duration() == 4000));
     assert_eq!(hound::WavReader::open(&ok).unwrap().duration(), 4000);
     assert_eq!(w.stopped(), 1, "stopped once, not once per pass");
-    // A folder that cannot exist: refused at open, and counted.
+    use crate::media::RecordingNews::{NotStarted, Stopped};
+    assert_eq!(w.news(), vec![(1, Stopped)], "the call is told, once");
+    // A folder that cannot exist: refused at open, counted, and the call told.
     w.open(3, PathBuf::from("/dev/null/x/y.wav"), true, fed(1));
     settle(|| w.stopped() == 2);
     assert_eq!(w.stopped(), 2);
+    assert_eq!(w.news(), vec![(3, NotStarted)]);
 }
 
 #[test]
@@ -141,6 +144,14 @@ fn two_recordings_of_one_name_are_both_kept() {
     f.open(2, path.clone(), true, fed(1));
     f.close(1);
     f.close(2);
+    // The second call is told the name its file got, for its CDR.
+    assert_eq!(
+        std::mem::take(&mut *f.news.lock().unwrap()),
+        vec![(
+            2,
+            crate::media::RecordingNews::Renamed(dir.path().join("same-1.wav"))
+        )]
+    );
     let first = hound::WavReader::open(&path).unwrap().duration();
     let second = hound::WavReader::open(dir.path().join("same-1.wav"))
         .unwrap()
@@ -163,6 +174,7 @@ fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
         stopped,
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
+        news: News::default(),
         limit,
     }
 }
@@ -343,6 +355,7 @@ fn opens_past_the_bound_are_refused_while_the_writer_is_stalled() {
         tx,
         stopped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         queued_opens: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        news: News::default(),
     };
     let rec = fed(1);
     for id in 0..(MAX_QUEUED_OPENS as u64 + 5) {
@@ -350,6 +363,13 @@ fn opens_past_the_bound_are_refused_while_the_writer_is_stalled() {
     }
     assert_eq!(w.stopped(), 5);
     assert_eq!(rx.try_iter().count(), MAX_QUEUED_OPENS);
+    // Each refused call is told, so its CDR names no file.
+    let told = w.news();
+    assert_eq!(told.len(), 5);
+    assert!(
+        told.iter().all(|(id, n)| *id >= MAX_QUEUED_OPENS as u64
+            && *n == crate::media::RecordingNews::NotStarted)
+    );
 }
 
 /// A recording file is never opened through a symbolic link, whatever `free_name` decided.
