@@ -15,6 +15,7 @@ impl Shell {
         for call in self.media.silent_calls(now) {
             self.core.handle_input(now, Input::MediaTimeout(call));
         }
+        self.media.replace_stopped_threads();
         for call in self.media.failed_calls() {
             self.core.handle_input(now, Input::MediaFailed(call));
         }

@@ -98,6 +98,33 @@ impl Relays {
         })
     }
 
+    /// A relay thread that stopped (a failed poll, a panic outside a packet's handling)
+    /// gets a new thread in its place: its streams are reported dead (their calls end,
+    /// `failed_calls`), and the calls placed on it from now on are relayed again. Without
+    /// this, a gateway with one relay thread carried no more audio, and one with several
+    /// had less room for it. A thread that cannot start is tried again at the next call.
+    pub(super) fn replace_stopped_threads(&mut self) {
+        for (i, t) in self.threads.iter_mut().enumerate() {
+            if t.runs() {
+                continue;
+            }
+            match RelayThread::start(i) {
+                Ok(new) => {
+                    crate::ops::metrics::relay_failures("thread").increment(1);
+                    tracing::error!(
+                        thread = i,
+                        "a relay thread stopped: its calls end; a new thread relays the next calls"
+                    );
+                    // The old thread has ended: dropping it joins at once.
+                    *t = new;
+                }
+                Err(e) => {
+                    tracing::error!(thread = i, error = %e, "a relay thread stopped and no new one could start");
+                }
+            }
+        }
+    }
+
     /// Calls whose relay could not open or whose stream stopped on its relay thread (a
     /// stream only stops when the call is released, so any other end is a failure). Each is
     /// reported once.

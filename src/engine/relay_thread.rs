@@ -73,6 +73,9 @@ impl Drop for StreamIo {
 enum Command {
     Open(u64, Box<StreamIo>),
     Close(u64),
+    /// Leave the loop as a failed poll does (tests of what follows a thread's end).
+    #[cfg(test)]
+    Stop,
 }
 
 /// A relay thread. Dropping it stops the thread and closes every socket it holds.
@@ -98,7 +101,7 @@ impl RelayThread {
                 }));
                 drop(inbox);
                 if ran.is_err() {
-                    tracing::error!("relay thread stopped on a panic: its streams stop, and new calls go to the other relay threads");
+                    tracing::error!("relay thread stopped on a panic: its streams stop (their calls end) and a new thread takes its place within a second");
                 }
             })?;
         Ok(RelayThread {
@@ -108,9 +111,16 @@ impl RelayThread {
         })
     }
 
-    /// Whether the thread still relays (it stops only when its poll fails).
+    /// Whether the thread still relays (it stops only when its poll fails, or on a panic
+    /// outside a packet's handling).
     pub(super) fn runs(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// End the thread as a failed poll would.
+    #[cfg(test)]
+    pub(super) fn stop_for_test(&self) {
+        let _ = self.send(Command::Stop);
     }
 
     /// Hand a stream over under `id` (unique for the thread's life).
@@ -188,7 +198,7 @@ impl Relay {
             {
                 // Nothing else can wait for packets on this thread: leaving it reports every
                 // stream it carried dead (`Drop`), and their calls end.
-                tracing::error!(error = %e, "relay thread poll failed: its streams stop, and new calls go to the other relay threads");
+                tracing::error!(error = %e, "relay thread poll failed: its streams stop (their calls end) and a new thread takes its place within a second");
                 return;
             }
             std::mem::swap(&mut left, &mut self.again);
@@ -208,6 +218,8 @@ impl Relay {
                 match inbox.try_recv() {
                     Ok(Command::Open(id, io)) => self.open(id, io),
                     Ok(Command::Close(id)) => self.close(id),
+                    #[cfg(test)]
+                    Ok(Command::Stop) => return,
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return,
                 }
@@ -279,9 +291,13 @@ impl Relay {
         match flow {
             Ok(ControlFlow::Continue(Queue::Empty)) => {}
             Ok(ControlFlow::Continue(Queue::Left)) => self.again.push((slot, sock)),
-            Ok(ControlFlow::Break(())) => self.fail(slot),
+            Ok(ControlFlow::Break(())) => {
+                crate::ops::metrics::relay_failures("stream").increment(1);
+                self.fail(slot)
+            }
             Err(_) => {
                 warn!("a relay stream failed on a packet; its call ends");
+                crate::ops::metrics::relay_failures("stream").increment(1);
                 // What it relayed before the packet still counts.
                 if let Some(d) = io.dirs.get_mut(sock).and_then(Option::as_mut) {
                     d.flush(now);
@@ -336,7 +352,10 @@ fn drain(
         let n = match batch.read(from) {
             Ok(n) => n,
             // Drained; or a read error, which leaves nothing to relay until the next packet.
-            Err(_) => {
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    crate::ops::metrics::relay_failures("read").increment(1);
+                }
                 flow = ControlFlow::Continue(Queue::Empty);
                 break;
             }

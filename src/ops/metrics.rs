@@ -12,6 +12,7 @@ pub const CALLS: &str = "trunkgate_calls_total";
 pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
 pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
 pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
+pub const RELAY_FAILURES: &str = "trunkgate_relay_failures_total";
 pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
 pub const OVERLOAD_SHARE: &str = "trunkgate_overload_refused_share";
@@ -226,6 +227,13 @@ pub fn rtp_dropped(reason: &'static str) -> metrics::Counter {
     counter!(RTP_DROPPED, "reason" => reason)
 }
 
+/// A counter of the relay's own failures: `read` (a relay socket's read failed, other than
+/// finding nothing), `stream` (a stream stopped on a packet: its call ends), `thread` (a
+/// relay thread stopped: its calls end, and a new thread takes its place).
+pub fn relay_failures(kind: &'static str) -> metrics::Counter {
+    counter!(RELAY_FAILURES, "kind" => kind)
+}
+
 /// A peer refused (or ignored) our PRACK. `status` is the SIP status or `"timeout"`.
 pub fn prack_failure(peer: &str, status: &str) {
     counter!(PRACK_FAILURES, "peer" => peer.to_string(), "status" => status.to_string())
@@ -345,7 +353,11 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         RTP_DROPPED,
-        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source)"
+        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source, over_rate)"
+    );
+    describe_counter!(
+        RELAY_FAILURES,
+        "The relay's own failures, by kind: read (a socket read failed), stream (a stream stopped on a packet, its call ended), thread (a relay thread stopped, its calls ended, a new one took its place)"
     );
     describe_counter!(
         LIMIT_REFUSALS,
@@ -419,6 +431,7 @@ mod tests {
         ACTIVE_CALLS,
         RTP_PACKETS,
         RTP_DROPPED,
+        RELAY_FAILURES,
         LIMIT_REFUSALS,
         REFUSED,
         OVERLOAD_SHARE,

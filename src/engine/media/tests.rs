@@ -278,3 +278,40 @@ fn a_port_released_and_bound_again_at_once_waits_for_its_close() {
     );
     assert_eq!(r.streams(), 1);
 }
+
+/// A relay thread that stops (a failed poll, a panic outside a packet): its calls are
+/// reported failed, and a new thread takes its place, so the next call is relayed. Before,
+/// the only relay thread of a gateway stayed gone and every later call went without audio.
+#[test]
+fn a_relay_thread_that_stops_is_replaced_and_the_next_call_is_relayed() {
+    let (mut r, gw, [phone, callee, _]) = failover_rig();
+    let mut buf = [0u8; 2048];
+    relay_to(&mut r, gw, &phone, &callee, None, 0);
+    assert_eq!(
+        through(&phone, gw, &pcmu(1, 20, 0x11), &callee, &mut buf),
+        12 + 160
+    );
+    r.threads[0].stop_for_test();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while r.threads[0].runs() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!r.threads[0].runs());
+    r.replace_stopped_threads();
+    assert!(r.threads[0].runs(), "a new thread took its place");
+    assert_eq!(
+        r.failed_calls(),
+        vec![1],
+        "the stopped thread's call is failed"
+    );
+    r.apply(release(1));
+    // The next call goes to the new thread, and its audio flows.
+    let next = free_quad();
+    relay_to(&mut r, next, &phone, &callee, None, 0);
+    assert!(r.failed_calls().is_empty());
+    assert_eq!(
+        through(&phone, next, &pcmu(2, 20, 0x22), &callee, &mut buf),
+        12 + 160
+    );
+    r.apply(release(1));
+}
