@@ -113,6 +113,10 @@ struct Cached {
     challenge: Challenge,
     /// Nonce count last sent with this challenge's nonce.
     nc: u32,
+    /// For a `-sess` algorithm, the cnonce of our first answer to this nonce: its session
+    /// key (A1) is made of the nonce and that cnonce (RFC 7616 §3.4.2, RFC 2617 §3.2.2.2),
+    /// and a server that keeps the key refuses a later request computed with another.
+    session_cnonce: Option<String>,
 }
 
 /// Per-dialog (or per-registration) authentication state toward one peer.
@@ -195,7 +199,8 @@ impl AuthSession {
 
     /// Adds credentials for every challenge this session has seen to a new request (and
     /// removes any it carried), each with the next nonce count of its nonce and a fresh
-    /// cnonce. A request with no cached challenge is left without credentials.
+    /// cnonce (for a `-sess` algorithm, the session's first one, used for all).
+    /// A request with no cached challenge is left without credentials.
     pub fn authorize(
         &mut self,
         req: &mut Request,
@@ -210,7 +215,13 @@ impl AuthSession {
         let uri = req.uri();
         for c in &mut self.cached {
             c.nc = c.nc.saturating_add(1);
-            let cnonce = digest::cnonce(rng);
+            let cnonce = if c.challenge.algorithm.is_sess() {
+                c.session_cnonce
+                    .get_or_insert_with(|| digest::cnonce(rng))
+                    .clone()
+            } else {
+                digest::cnonce(rng)
+            };
             let value = digest::credentials_value(
                 &c.challenge,
                 &DigestInput {
@@ -241,6 +252,7 @@ impl AuthSession {
             kind,
             challenge,
             nc: 0,
+            session_cnonce: None,
         });
     }
 }

@@ -55,7 +55,8 @@ impl Algorithm {
             .find(|a| a.as_str().eq_ignore_ascii_case(token.trim()))
     }
 
-    fn is_sess(self) -> bool {
+    /// A `-sess` algorithm: its A1 is a session key made once per nonce.
+    pub fn is_sess(self) -> bool {
         matches!(self, Algorithm::Md5Sess | Algorithm::Sha256Sess)
     }
 

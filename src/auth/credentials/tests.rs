@@ -499,3 +499,39 @@ fn the_password_appears_in_no_debug_or_error_text() {
     }
     assert!(format!("{c:?}").contains("trunkuser"));
 }
+
+/// MD5-sess: the session key (A1) is made of the nonce and our first cnonce (RFC 7616
+/// §3.4.2), so later requests on that nonce answer with that cnonce; a server that keeps the
+/// key refused them when each request drew a new one. A new nonce starts a new session.
+#[test]
+fn a_sess_challenge_keeps_its_first_cnonce_for_the_session() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(9);
+    let sent = invite(1);
+    let ch = r#"Digest realm="r", nonce="n1", qop="auth", algorithm=MD5-sess"#;
+    let first = s
+        .on_challenge(&sent, &challenge_to(&sent, 401, &[ch]), retry(2), &mut rng)
+        .unwrap();
+    let cn = |r: &Request| {
+        creds_of(r, "Authorization")[0]
+            .param("cnonce")
+            .unwrap()
+            .to_string()
+    };
+    let session = cn(&first);
+    let mut bye = invite(3);
+    s.authorize(&mut bye, &mut rng).unwrap();
+    assert_eq!(cn(&bye), session, "one session key per nonce");
+    assert_eq!(
+        creds_of(&bye, "Authorization")[0].param("nc"),
+        Some("00000002")
+    );
+    assert!(server_accepts(&bye, "Authorization", "r"));
+    // A new nonce: a new session, with a cnonce of its own.
+    let stale = r#"Digest realm="r", nonce="n2", qop="auth", algorithm=MD5-sess, stale=true"#;
+    let again = s
+        .on_challenge(&bye, &challenge_to(&bye, 401, &[stale]), retry(4), &mut rng)
+        .unwrap();
+    assert_ne!(cn(&again), session);
+    assert!(server_accepts(&again, "Authorization", "r"));
+}
