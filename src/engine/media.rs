@@ -102,7 +102,7 @@ impl Relays {
     /// gets a new thread in its place: its streams are reported dead (their calls end,
     /// `failed_calls`), and the calls placed on it from now on are relayed again. Without
     /// this, a gateway with one relay thread carried no more audio, and one with several
-    /// had less room for it. A thread that cannot start is tried again at the next call.
+    /// had less room for it. A thread that cannot start is tried again at the next pass.
     pub(super) fn replace_stopped_threads(&mut self) {
         for (i, t) in self.threads.iter_mut().enumerate() {
             if t.runs() {

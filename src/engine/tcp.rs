@@ -285,6 +285,18 @@ fn overloaded(msg: &crate::sip::Message, tag: &str) -> Option<Bytes> {
         .map(|r| r.to_bytes())
 }
 
+/// For a response, the port its top Via's sent-by names (5060 when it names none: RFC 3261
+/// §18.2.2); `None` for a request or bytes that do not parse.
+fn response_sent_by_port(bytes: &Bytes, max: usize) -> Option<u16> {
+    if !bytes.starts_with(b"SIP/2.0 ") {
+        return None;
+    }
+    match crate::sip::parse_datagram(bytes.clone(), max) {
+        Ok(crate::sip::Message::Response(r)) => Some(r.top_via()?.port.unwrap_or(5060)),
+        _ => None,
+    }
+}
+
 /// Messages waiting for a connection to open, with the transaction each belongs to.
 type Queued = Vec<(Bytes, Option<TxnId>)>;
 
@@ -319,51 +331,68 @@ impl Registry {
     /// Send over the target's connection, any connection to its address, or a new one.
     /// Returns the transaction whose message could not even be queued; a connection that
     /// fails to open reports its waiting transactions through [`Registry::down`].
+    ///
+    /// A message for a connection that has closed meanwhile goes back over a new one only
+    /// to a source a profile knows, and a response then to the port of its Via's sent-by
+    /// (RFC 3261 §18.2.2: the closed connection's port was the peer's own, where nothing
+    /// listens). A stranger never gets a connection from us; a peer's connections opened
+    /// back count against its share (`Slots::take_back_toward`).
     pub(super) fn send(
         &mut self,
         target: Target,
         bytes: Bytes,
         txn: Option<TxnId>,
     ) -> Option<TxnId> {
+        let gone = target.conn.is_some_and(|c| !self.conns.contains_key(&c));
+        let mut addr = target.addr;
+        if gone {
+            if !self.events.knows_source(addr.ip()) {
+                debug!(%addr, "TCP connection of a stranger closed before its answer: dropped");
+                crate::ops::metrics::refused("tcp_connection_gone");
+                return txn;
+            }
+            if let Some(port) = response_sent_by_port(&bytes, self.limits.max) {
+                addr.set_port(port);
+            }
+        }
         let conn = target
             .conn
             .filter(|c| self.conns.contains_key(c))
-            .or_else(|| self.by_addr.get(&target.addr).copied());
+            .or_else(|| self.by_addr.get(&addr).copied());
         if let Some(c) = conn
             && let Some((_, tx)) = self.conns.get(&c)
         {
             if tx.try_send(bytes).is_err() {
                 // The peer reads nothing; its writer's timeout closes the connection.
-                debug!(addr = %target.addr, "TCP connection backed up; message dropped");
+                debug!(%addr, "TCP connection backed up; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
                 return txn;
             }
             return None;
         }
-        if let Some((_, queue)) = self.connecting.get_mut(&target.addr) {
+        if let Some((_, queue)) = self.connecting.get_mut(&addr) {
             queue.push((bytes, txn));
             return None;
         }
-        // Our own connections count against the total too (never against a peer's share:
-        // the peer did not open them).
-        let slot = match self.slots.take(None, false) {
+        // Our own connections count against the total too; toward a peer whose own
+        // connection closed, against its share as well.
+        let slot = if gone {
+            self.slots.take_back_toward(addr.ip())
+        } else {
+            self.slots.take(None, false)
+        };
+        let slot = match slot {
             Ok(slot) => slot,
             Err(why) => {
-                warn!(addr = %target.addr, why, "no TCP connection slot left");
+                debug!(%addr, why, "no TCP connection slot left");
+                crate::ops::metrics::refused(why);
                 return txn;
             }
         };
         let conn = self.ids.next();
         self.ours.insert(conn);
-        self.connecting
-            .insert(target.addr, (conn, vec![(bytes, txn)]));
-        tokio::spawn(connect(
-            target.addr,
-            conn,
-            self.limits,
-            slot,
-            self.events.clone(),
-        ));
+        self.connecting.insert(addr, (conn, vec![(bytes, txn)]));
+        tokio::spawn(connect(addr, conn, self.limits, slot, self.events.clone()));
         None
     }
 

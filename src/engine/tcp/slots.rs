@@ -52,12 +52,30 @@ impl Slots {
         ip: Option<std::net::IpAddr>,
         stranger: bool,
     ) -> Result<Slot, &'static str> {
-        let Ok(mut c) = self.inner.lock() else {
-            return Err("tcp_state");
-        };
         let cap = match ip {
             Some(_) => self.max_total - self.max_total / 16,
             None => self.max_total,
+        };
+        self.take_within(cap, ip, stranger)
+    }
+
+    /// A slot for a connection the gateway opens back toward `ip` because the one the peer
+    /// had opened has closed (RFC 3261 §18.2.2). The peer's messages decide when that
+    /// happens, so such connections count against its share as its own do (else a peer
+    /// that closes each connection after a request could fill the table with ours);
+    /// they may use the gateway's reserve.
+    pub(super) fn take_back_toward(&self, ip: std::net::IpAddr) -> Result<Slot, &'static str> {
+        self.take_within(self.max_total, Some(ip), false)
+    }
+
+    fn take_within(
+        &self,
+        cap: usize,
+        ip: Option<std::net::IpAddr>,
+        stranger: bool,
+    ) -> Result<Slot, &'static str> {
+        let Ok(mut c) = self.inner.lock() else {
+            return Err("tcp_state");
         };
         if c.total >= cap {
             return Err("tcp_total");
@@ -133,5 +151,26 @@ mod tests {
         assert!(peer.is_ok());
         drop(held);
         assert!(slots.take(Some([127, 0, 1, 1].into()), true).is_ok());
+    }
+
+    /// Connections opened back toward a peer count against its share with its own, and may
+    /// use the gateway's reserve; the gateway's other connections count against no share.
+    #[test]
+    fn connections_opened_back_toward_a_peer_count_against_its_share() {
+        let p = crate::config::Protect {
+            max_tcp_total: 32,
+            max_tcp_per_source: 2,
+            ..crate::config::Protect::default()
+        };
+        let slots = Slots::new(&p);
+        let peer = std::net::IpAddr::from([127, 0, 0, 2]);
+        let own = slots.take(Some(peer), false).unwrap();
+        let back = slots.take_back_toward(peer).unwrap();
+        assert_eq!(slots.take_back_toward(peer).err(), Some("tcp_per_source"));
+        assert_eq!(slots.take(Some(peer), false).err(), Some("tcp_per_source"));
+        let ours: Vec<Slot> = (0..4).map(|_| slots.take(None, false).unwrap()).collect();
+        drop(back);
+        assert!(slots.take_back_toward(peer).is_ok());
+        drop((own, ours));
     }
 }

@@ -81,3 +81,88 @@ async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connectio
     );
     assert!(reply.contains("\r\nRetry-After: 5\r\n"), "{reply}");
 }
+
+/// A response for a connection the peer closed before it was sent (a request and a FIN in
+/// one segment): the gateway connects back only to a source a profile knows, and then to
+/// the port of the response's Via sent-by (RFC 3261 §18.2.2), not to the closed
+/// connection's own port; a stranger gets no connection at all. Before, the gateway
+/// connected to the closed connection's address, whoever it was, outside every
+/// per-source cap: a peer looping request+FIN filled the connection table.
+#[tokio::test]
+async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer_only() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let protect = cfg.protect.clone();
+    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    // The phone (127.0.0.2, known) listens where its Via says.
+    let listener = TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let sent_by = listener.local_addr().unwrap();
+    let response = |host: &str, port: u16| {
+        Bytes::from(format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP {host}:{port};branch=z9hG4bKcb;received=127.0.0.2\r\n\
+             From: <sip:1000@127.0.0.2>;tag=a\r\nTo: <sip:+8610123@127.0.0.1>;tag=b\r\nCall-ID: cb\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ))
+    };
+    let closed = |reg: &mut Registry, from: &str, id: u64| {
+        let (tx, _rx) = mpsc::channel(4);
+        let from: SocketAddr = from.parse().unwrap();
+        reg.up(ConnId(id), from, tx);
+        reg.down(ConnId(id));
+        Target {
+            transport: Transport::Tcp,
+            addr: from,
+            conn: Some(ConnId(id)),
+            listener: None,
+        }
+    };
+    let to_phone = closed(&mut reg, "127.0.0.2:40000", 7);
+    assert_eq!(
+        reg.send(to_phone, response("127.0.0.2", sent_by.port()), None),
+        None
+    );
+    assert!(
+        reg.connecting.contains_key(&sent_by),
+        "connecting to the Via's port"
+    );
+    assert!(!reg.connecting.contains_key(&to_phone.addr));
+    let (mut back, _) = tokio::time::timeout(Duration::from_secs(2), listener.accept())
+        .await
+        .expect("the gateway connected back")
+        .unwrap();
+    // The shell's part: the connection is up, what waited for it goes.
+    let up = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match queues.urgent.try_recv() {
+                Ok(Event::TcpUp { conn, peer, tx }) => return (conn, peer, tx),
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("the connection came up");
+    assert_eq!(up.1, sent_by);
+    assert!(reg.up(up.0, up.1, up.2).is_empty());
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(2), back.read(&mut buf))
+        .await
+        .expect("the response came")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"));
+    // A stranger whose connection closed: no connection, the message is dropped.
+    let to_stranger = closed(&mut reg, "127.0.0.9:40000", 8);
+    assert_eq!(
+        reg.send(to_stranger, response("127.0.0.9", 5060), None),
+        None
+    );
+    assert!(
+        reg.connecting.is_empty(),
+        "no connection toward the stranger"
+    );
+}
