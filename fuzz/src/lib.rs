@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use trunkgate::sdp;
 use trunkgate::sip::{
-    Hdr, Message, Request, Response, StreamFramer, bad_request_for_unparseable, dialled_number,
-    is_sip_date, parse_datagram,
+    Framed, Hdr, Message, Request, Response, StreamFramer, bad_request_for_unparseable,
+    dialled_number, is_sip_date, parse_datagram,
 };
 
 /// The engine's default `[protect] max_message_bytes`.
@@ -49,15 +49,17 @@ fn headers() -> [Hdr; 20] {
 pub fn sip_datagram(data: &[u8]) {
     match parse_datagram(Bytes::copy_from_slice(data), MAX_MESSAGE) {
         Ok(msg) => exercise(&msg),
-        Err(e) => {
-            let why = e.to_string();
-            if let Some(resp) = bad_request_for_unparseable(data, &why) {
-                // The gateway sends these bytes to the source: they must be a response.
-                match parse_datagram(resp.clone(), MAX_MESSAGE) {
-                    Ok(Message::Response(r)) => assert_eq!(r.status(), 400),
-                    other => panic!("stateless 400 is not a response: {other:?}\n{resp:?}"),
-                }
-            }
+        Err(e) => stateless_400(data, &e.to_string()),
+    }
+}
+
+/// The stateless 400 for bytes that did not parse (`why`): when there is one, the gateway
+/// sends it to the source, so it must be a response.
+fn stateless_400(data: &[u8], why: &str) {
+    if let Some(resp) = bad_request_for_unparseable(data, why) {
+        match parse_datagram(resp.clone(), MAX_MESSAGE) {
+            Ok(Message::Response(r)) => assert_eq!(r.status(), 400),
+            other => panic!("stateless 400 is not a response: {other:?}\n{resp:?}"),
         }
     }
 }
@@ -78,8 +80,17 @@ pub fn sip_stream(data: &[u8]) {
     for piece in rest.chunks(chunk) {
         match framer.push(piece) {
             Ok(messages) => {
-                messages.iter().for_each(exercise);
-                framed.extend(messages.iter().map(Message::to_bytes));
+                for m in &messages {
+                    match m {
+                        Framed::Message(msg) => exercise(msg),
+                        // The core answers it as an unparseable datagram.
+                        Framed::Unparseable { wire, error } => {
+                            assert!(parse_datagram(wire.clone(), max).is_err());
+                            stateless_400(wire, &error.why());
+                        }
+                    }
+                }
+                framed.extend(messages.iter().map(framed_bytes));
             }
             // The engine closes the connection here.
             Err(_) => {
@@ -95,10 +106,18 @@ pub fn sip_stream(data: &[u8]) {
     match whole.push(rest) {
         Ok(messages) => {
             assert!(!failed, "the stream failed only in pieces of {chunk}");
-            let at_once: Vec<_> = messages.iter().map(Message::to_bytes).collect();
+            let at_once: Vec<_> = messages.iter().map(framed_bytes).collect();
             assert_eq!(at_once, framed, "pieces of {chunk} framed other messages");
         }
         Err(_) => assert!(failed, "the stream failed only in one read"),
+    }
+}
+
+/// A framed message's bytes: as parsed and serialised, or as it came when it did not parse.
+fn framed_bytes(m: &Framed) -> Bytes {
+    match m {
+        Framed::Message(msg) => msg.to_bytes(),
+        Framed::Unparseable { wire, .. } => wire.clone(),
     }
 }
 

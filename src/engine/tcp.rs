@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use super::Event;
 use super::inbox::Inbox;
 use crate::config::UnknownSources;
-use crate::sip::{ConnId, StreamFramer, Target, Transport};
+use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport};
 use crate::txn::TxnId;
 
 mod slots;
@@ -209,6 +209,11 @@ async fn serve(
                 break;
             }
         };
+        // A stranger costs a look at its first bytes, as over UDP: only what it may be
+        // answered (a request in `reject` mode, not an ACK; a response) is framed and parsed.
+        if stranger && !framer.mid_message() && !inbox.hears_stranger(&buf[..n]) {
+            break;
+        }
         match framer.push(&buf[..n]) {
             Ok(msgs) => {
                 // A message under way must complete in time; keep-alive CRLFs between
@@ -235,14 +240,55 @@ async fn serve(
                     debug!(%peer, "TCP source over [protect] source_rate: closing");
                     break;
                 }
-                let take = if stranger { 1 } else { usize::MAX };
-                answered |= stranger && !msgs.is_empty();
-                for msg in msgs.into_iter().take(take) {
+                if stranger {
+                    // Its one message goes where a stranger's datagram goes: on the queue of
+                    // new work whatever it is, never waiting (a full queue drops it and the
+                    // connection), never ahead of accepted work.
+                    let Some(first) = msgs.into_iter().next() else {
+                        continue;
+                    };
+                    let Framed::Message(msg) = first else {
+                        // Nothing it could be answered: as its datagram, dropped.
+                        inbox.count_unparseable();
+                        crate::ops::metrics::refused("unparseable");
+                        break;
+                    };
+                    let ev = Event::Message {
+                        msg,
+                        source,
+                        at,
+                        screened: false,
+                    };
+                    if !inbox.try_deliver_stranger(ev) {
+                        break;
+                    }
+                    answered = true;
+                    continue;
+                }
+                for framed in msgs {
+                    let msg = match framed {
+                        Framed::Message(msg) => msg,
+                        // Framed but unparseable: the core answers it as it does such a
+                        // datagram (a 400 to a known peer); what follows on the stream is
+                        // read as usual.
+                        Framed::Unparseable { wire, error } => {
+                            inbox.count_unparseable();
+                            let ev = Event::Unparseable {
+                                raw: wire,
+                                why: error.why(),
+                                source,
+                            };
+                            if !inbox.deliver(ev).await {
+                                break;
+                            }
+                            continue;
+                        }
+                    };
                     // New work waits for no room: behind it on this connection may be what
                     // the core must see first (a BYE, an ACK, the answers to our own
                     // requests on a trunk's connection). When the queue of new work is
                     // full it is refused here, over the connection it came on.
-                    let new_work = !stranger && super::inbox::is_new_work(&msg);
+                    let new_work = super::inbox::is_new_work(&msg);
                     let ev = Event::Message {
                         msg,
                         source,
@@ -263,7 +309,11 @@ async fn serve(
             }
             Err(e) => {
                 // Framing is lost; the stream cannot be resynchronised (RFC 3261 §18.3).
-                warn!(%peer, error = %e, "malformed SIP on TCP: closing the connection");
+                // Counted and summed up in the log, not a line per connection: anyone who
+                // may connect could loop on it.
+                debug!(%peer, error = %e, "unframeable SIP on TCP: closing the connection");
+                inbox.count_unparseable();
+                crate::ops::metrics::refused("tcp_unframeable");
                 break;
             }
         }

@@ -215,13 +215,9 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
             Err(e) => {
                 // The core decides: a known peer may get a 400, a stranger gets nothing.
                 inbox.count_unparseable();
-                let why = match &e {
-                    crate::sip::SipError::Parse(m) | crate::sip::SipError::TooLarge(m) => m.clone(),
-                    other => other.to_string(),
-                };
                 let _ = deliver(Event::Unparseable {
                     raw: Bytes::copy_from_slice(data),
-                    why,
+                    why: e.why(),
                     source,
                 });
             }

@@ -29,6 +29,15 @@ pub enum SipError {
 }
 
 impl SipError {
+    /// Why a message did not parse, for the 400 a known peer gets (its Warning/reason):
+    /// the parser's words without our prefix.
+    pub fn why(&self) -> String {
+        match self {
+            SipError::Parse(m) | SipError::TooLarge(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn from_parse(e: sipx_sip::error::ParseError) -> Self {
         match e {
             sipx_sip::error::ParseError::Limit { .. } => SipError::TooLarge(e.to_string()),

@@ -35,6 +35,23 @@ pub fn parse_sent(buf: Bytes, max_bytes: usize) -> Result<Message, SipError> {
         .map_err(SipError::from_parse)
 }
 
+/// One message framed out of a stream.
+// `Message` is the large variant and the common one: boxing it would cost an allocation
+// per message read.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Framed {
+    Message(Message),
+    /// A message whose length its Content-Length gave, so the stream's framing holds, but
+    /// which does not parse (a header over the parser's limit, two Content-Lengths that
+    /// agree, a bad URI): answered as such a datagram is (a 400 to a known peer), and the
+    /// messages behind it on the stream are read as usual.
+    Unparseable {
+        wire: Bytes,
+        error: SipError,
+    },
+}
+
 /// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
 ///
 /// The framing is ours and each framed message is then parsed whole as a datagram is, so
@@ -70,12 +87,14 @@ impl StreamFramer {
         }
     }
 
-    /// Append received bytes; returns every message they completed. An error means the
-    /// stream lost framing and the connection must be closed; the messages framed before
-    /// the fault in the same read are dropped with it, for a fault can show the framing went
-    /// wrong earlier (a Content-Length short of its body makes the rest of the body the
-    /// next "message"). Every later push is that error.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Message>, SipError> {
+    /// Append received bytes; returns every message they completed, in order. An error
+    /// means the stream lost framing (a header section with no valid Content-Length, or too
+    /// long) and the connection must be closed; the messages framed before the fault in the
+    /// same read are dropped with it, for a fault can show the framing went wrong earlier (a
+    /// Content-Length short of its body makes the rest of the body the next "message").
+    /// Every later push is that error. A message framed but not parseable is no such fault
+    /// ([`Framed::Unparseable`]).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Framed>, SipError> {
         if self.failed {
             return Err(SipError::Parse("the stream lost its framing".into()));
         }
@@ -96,7 +115,7 @@ impl StreamFramer {
         }
     }
 
-    fn next_message(&mut self) -> Result<Option<Message>, SipError> {
+    fn next_message(&mut self) -> Result<Option<Framed>, SipError> {
         let len = match self.frame_len {
             Some(len) => len,
             None => {
@@ -141,7 +160,14 @@ impl StreamFramer {
         let wire = self.buf.split_to(len).freeze();
         self.frame_len = None;
         self.scanned = 0;
-        parse_datagram(wire, self.max_bytes).map(Some)
+        match parse_datagram(wire.clone(), self.max_bytes) {
+            Ok(msg) => Ok(Some(Framed::Message(msg))),
+            // A SIP start line: the frame is a message, one the parser refused.
+            Err(error) if starts_as_sip(&wire) => Ok(Some(Framed::Unparseable { wire, error })),
+            // Anything else there is what a Content-Length short of its body leaves (the
+            // rest of the body): the framing is in doubt.
+            Err(error) => Err(error),
+        }
     }
 
     /// Whether bytes of a message not yet complete are buffered (keep-alive CRLFs between
@@ -158,6 +184,24 @@ impl StreamFramer {
         self.odd_pair = pairs % 2;
         pairs / 2
     }
+}
+
+/// Whether `wire` begins with a SIP/2.0 start line: `SIP/2.0 ` and a status code, or a
+/// request line ending in ` SIP/2.0` whose method is a token.
+fn starts_as_sip(wire: &[u8]) -> bool {
+    let Some(end) = memchr::memmem::find(wire, b"\r\n") else {
+        return false;
+    };
+    let line = &wire[..end];
+    if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
+        return rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit);
+    }
+    let method_end = line.iter().position(|&b| b == b' ').unwrap_or(0);
+    method_end > 0
+        && line[..method_end]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        && line.ends_with(b" SIP/2.0")
 }
 
 /// Where the CRLFCRLF ending the header section starts, searching from `from`.
@@ -260,6 +304,37 @@ mod tests {
         assert!(!f.mid_message(), "nothing of it is kept");
     }
 
+    /// A message the stream frames (its Content-Length is good) but that does not parse is
+    /// one bad message, not a lost stream: the messages behind it on the connection are
+    /// still read. Before, the connection was closed and a trunk's BYE or 200 in the same
+    /// read was lost with it (over UDP the same bytes get a 400 and nothing else is lost).
+    #[test]
+    fn a_framed_message_that_does_not_parse_does_not_end_the_stream() {
+        let bad_header = options("", 9000); // one header over the parser's 8 KiB
+        let twice = String::from_utf8(options("", 0))
+            .unwrap()
+            .replace("Content-Length: 0\r\n", "l: 0\r\nContent-Length: 0\r\n");
+        let mut stream = bad_header.clone();
+        stream.extend(twice.as_bytes());
+        stream.extend(options("v=0\r\n", 0));
+        for size in [7, stream.len()] {
+            let mut f = StreamFramer::new(65535);
+            let mut got = Vec::new();
+            for piece in stream.chunks(size) {
+                got.extend(f.push(piece).unwrap());
+            }
+            assert_eq!(got.len(), 3, "reads of {size}");
+            assert!(
+                matches!(&got[0], Framed::Unparseable { wire, .. } if wire[..] == bad_header[..])
+            );
+            assert!(matches!(&got[1], Framed::Unparseable { .. }));
+            let Framed::Message(Message::Request(last)) = &got[2] else {
+                panic!("the message behind them was read: {:?}", got[2]);
+            };
+            assert_eq!(&last.body()[..], b"v=0\r\n");
+        }
+    }
+
     #[test]
     fn how_reads_split_the_stream_changes_nothing() {
         let mut stream = b"\r\n\r\n".to_vec();
@@ -274,7 +349,7 @@ mod tests {
                 got.extend(f.push(piece).unwrap());
             }
             assert_eq!(got.len(), 3, "reads of {size}");
-            let Message::Request(second) = &got[1] else {
+            let Framed::Message(Message::Request(second)) = &got[1] else {
                 panic!("a request was sent");
             };
             assert_eq!(second.body().len(), 31, "reads of {size}");
@@ -374,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn a_message_that_does_not_parse_ends_the_stream() {
+    fn a_frame_that_does_not_start_as_sip_ends_the_stream() {
         let mut f = StreamFramer::new(65535);
         assert!(f.push(b"NOT SIP\r\nContent-Length: 0\r\n\r\n").is_err());
         assert!(f.push(&options("", 0)).is_err());

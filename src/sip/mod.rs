@@ -38,7 +38,7 @@ pub use date::is_sip_date;
 pub use error::SipError;
 #[cfg(test)]
 pub use framing::parse_sent;
-pub use framing::{StreamFramer, parse_datagram};
+pub use framing::{Framed, StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::{LocalAddrs, uri_host};

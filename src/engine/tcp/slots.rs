@@ -53,7 +53,7 @@ impl Slots {
         stranger: bool,
     ) -> Result<Slot, &'static str> {
         let cap = match ip {
-            Some(_) => self.max_total - self.max_total / 16,
+            Some(_) => self.max_total - reserve(self.max_total),
             None => self.max_total,
         };
         self.take_within(cap, ip, stranger)
@@ -100,6 +100,12 @@ impl Slots {
             stranger,
         })
     }
+}
+
+/// Connections of `total` kept for the gateway's own: a sixteenth, rounded up, so a small
+/// `max_tcp_total` (under 16) keeps one too (a total of 1 has nothing to spare).
+fn reserve(total: usize) -> usize {
+    if total < 2 { 0 } else { total.div_ceil(16) }
 }
 
 impl Drop for Slot {
@@ -151,6 +157,27 @@ mod tests {
         assert!(peer.is_ok());
         drop(held);
         assert!(slots.take(Some([127, 0, 1, 1].into()), true).is_ok());
+    }
+
+    /// A small table keeps room for the gateway's own connections too: one peer filling
+    /// what peers may take leaves the gateway a slot for its trunks. Before, a
+    /// `max_tcp_total` under 16 reserved nothing.
+    #[test]
+    fn a_small_table_keeps_a_slot_for_the_gateways_own_connections() {
+        let p = crate::config::Protect {
+            max_tcp_total: 8,
+            max_tcp_per_source: 16,
+            ..crate::config::Protect::default()
+        };
+        let slots = Slots::new(&p);
+        let peer = std::net::IpAddr::from([127, 0, 0, 2]);
+        let held: Vec<Slot> = std::iter::from_fn(|| slots.take(Some(peer), false).ok())
+            .take(100)
+            .collect();
+        assert_eq!(held.len(), 7);
+        assert!(slots.take(None, false).is_ok(), "the gateway's own slot");
+        assert_eq!(reserve(1024), 64);
+        assert_eq!(reserve(1), 0);
     }
 
     /// Connections opened back toward a peer count against its share with its own, and may

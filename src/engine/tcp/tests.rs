@@ -166,3 +166,113 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         "no connection toward the stranger"
     );
 }
+
+/// A stranger's TCP message (let in by `unknown_sources = "reject"`) goes where its
+/// datagram would: the queue of new work, whatever it is, never ahead of accepted work; and
+/// what it may not be answered (an ACK, junk) is not even parsed: the connection closes.
+/// Before, a stranger's response or in-dialog request went to the urgent queue, ahead of
+/// every peer's new calls.
+#[tokio::test]
+async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect {
+        unknown_sources: crate::config::UnknownSources::Reject,
+        ..Protect::default()
+    };
+    let protect = cfg.protect.clone();
+    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    tokio::spawn(accept(
+        listener,
+        limits,
+        Slots::new(&protect),
+        ConnIds::default(),
+        inbox.clone(),
+    ));
+    let from_stranger = |text: String| async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+        let mut conn = sock.connect(gw).await.unwrap();
+        conn.write_all(text.as_bytes()).await.unwrap();
+        conn
+    };
+    // A BYE with a To tag: in-dialog, which a peer's would take the urgent queue for.
+    let _c = from_stranger(request("BYE", ";tag=x", "z9hG4bKsb")).await;
+    let got = tokio::time::timeout(Duration::from_secs(2), queues.fresh.recv())
+        .await
+        .expect("the stranger's request was queued")
+        .unwrap();
+    assert!(matches!(got, Event::Message { .. }));
+    // An ACK: nothing to answer, the connection is closed unread.
+    let mut ack = from_stranger(request("ACK", ";tag=x", "z9hG4bKsa")).await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), ack.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while let Ok(ev) = queues.urgent.try_recv() {
+        assert!(
+            !matches!(ev, Event::Message { .. }),
+            "a stranger's message went ahead of accepted work"
+        );
+    }
+    assert!(queues.fresh.try_recv().is_err(), "the ACK was not queued");
+}
+
+/// A peer's message that frames but does not parse (a header over the parser's limit) is
+/// handed to the core as unparseable (a 400 goes back, as over UDP), and the BYE behind it
+/// on the connection still arrives. Before, the connection was closed and the BYE lost.
+#[tokio::test]
+async fn a_peers_unparseable_message_over_tcp_does_not_lose_what_follows() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let protect = cfg.protect.clone();
+    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    tokio::spawn(accept(
+        listener,
+        limits,
+        Slots::new(&protect),
+        ConnIds::default(),
+        inbox.clone(),
+    ));
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut conn = sock.connect(gw).await.unwrap();
+    let pad = "p".repeat(9000);
+    let mut both = request("OPTIONS", "", "z9hG4bKbig").replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\nX-Pad: {pad}\r\n"),
+    );
+    both.push_str(&request("BYE", ";tag=x", "z9hG4bKbye2"));
+    conn.write_all(both.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while got.len() < 2 {
+            match queues.urgent.try_recv() {
+                Ok(Event::Unparseable { .. }) => got.push("unparseable"),
+                Ok(Event::Message {
+                    msg: crate::sip::Message::Request(r),
+                    ..
+                }) if r.method() == crate::sip::Method::Bye => got.push("bye"),
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("both reached the core");
+    assert_eq!(got, ["unparseable", "bye"]);
+}
