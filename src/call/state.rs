@@ -227,7 +227,16 @@ pub struct Call {
     /// peer takes no UPDATE): the side it is for, and its P-Asserted-Identity lines. The next
     /// message toward that side carries it.
     pub identity: Option<Box<(Side, Vec<String>)>>,
+    /// Dialogs of 2xx the call did not want and hung up (Call-ID, To tag), the last
+    /// [`MAX_RELEASED_FORKS`]: a retransmission of one is ACKed again, not hung up again.
+    pub released_forks: Option<Box<[ReleasedFork]>>,
 }
+
+/// A released fork's dialog: its Call-ID and the To tag of its 2xx.
+pub type ReleasedFork = (Box<str>, Box<str>);
+
+/// Released forks a call remembers (a forking proxy's branches, failovers raced by a 2xx).
+pub const MAX_RELEASED_FORKS: usize = 8;
 
 /// What one leg's SDP exchange left, for session refreshes.
 #[derive(Debug, Clone, Default)]
@@ -310,6 +319,7 @@ impl Call {
             refresh: None,
             refresh_by_invite: Default::default(),
             identity: None,
+            released_forks: None,
         }
     }
 

@@ -180,6 +180,24 @@ fn cancel_racing_200_gets_ack_and_bye() {
         .collect();
     assert!(to_phone.contains(&(487, Method::Invite)), "{to_phone:?}");
     assert!(!to_phone.contains(&(200, Method::Invite)), "{to_phone:?}");
+    // The callee sends its 200 again (our ACK crossed it): ACKed again, not hung up
+    // again (before, each retransmission started another BYE).
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "t3",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let again: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(Request::method)
+        .collect();
+    assert_eq!(again, [Method::Ack]);
     h.recv_msg(CARRIER_A, reply(&byes[0], 200, "t3", &[], None));
     assert_eq!(h.cdrs.len(), 1);
     // One CDR, written when the caller cancelled; the late answer changes nothing in it.
@@ -220,6 +238,63 @@ fn failover_on_503_then_answer_at_second_peer() {
     assert_eq!(h.cdrs[0].egress_peer.as_deref(), Some("carrier-b"));
     assert!(h.cdrs[0].events.contains(&"failover_503".to_string()));
     assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+}
+
+/// After a failover, a 2xx the first peer sends late for its INVITE (a forking proxy's
+/// branch that crossed its own 408) is ACKed and hung up on that peer's dialog, toward that
+/// peer; its retransmission is ACKed again, not hung up again; the next peer hears nothing
+/// of it. Before, the ACK and BYE carried the next attempt's Call-ID and went to the next
+/// peer, and each retransmission brought another BYE.
+#[test]
+fn a_late_2xx_from_the_peer_failed_over_from_is_released_on_its_own_dialog() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c4l", "z9hG4bKc4l", "+8610123", ""));
+    assert_eq!(h.statuses(PHONE), vec![100]);
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ta", &[], None));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    let late = reply(
+        &inv_a,
+        200,
+        "late",
+        &[(Hdr::CONTACT, "<sip:a@127.0.0.3>")],
+        Some(SDP),
+    );
+    h.recv_msg(CARRIER_A, late.clone());
+    let to_a = h.requests_to(CARRIER_A);
+    let methods: Vec<Method> = to_a.iter().map(Request::method).collect();
+    assert_eq!(methods, [Method::Ack, Method::Bye]);
+    for r in &to_a {
+        assert_eq!(r.call_id(), inv_a.call_id());
+        assert_eq!(r.from_tag(), inv_a.from_tag());
+        assert_eq!(r.to_tag().as_deref(), Some("late"));
+        assert_eq!(r.uri(), "sip:a@127.0.0.3");
+    }
+    assert!(
+        h.requests_to(CARRIER_B).is_empty(),
+        "the next peer hears nothing of it"
+    );
+    // Its retransmission: ACKed again, not hung up again.
+    h.recv_msg(CARRIER_A, late);
+    let methods: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(Request::method)
+        .collect();
+    assert_eq!(methods, [Method::Ack]);
+    // The next peer's call goes on.
+    h.recv_msg(
+        CARRIER_B,
+        reply(
+            &inv_b,
+            200,
+            "tb",
+            &[(Hdr::CONTACT, "<sip:b@127.0.0.4>")],
+            Some(SDP),
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![200]);
 }
 
 #[test]
