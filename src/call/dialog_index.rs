@@ -73,10 +73,14 @@ impl DialogIndex {
         self.setups.insert(k, r);
     }
 
-    pub fn remove_setup(&mut self, key: &SetupKey) {
+    /// Forget call `r`'s setup. Only its own: a retried INVITE of the same key may have
+    /// set up a newer call since, whose entry stays (its copies are still 482s).
+    pub fn remove_setup(&mut self, key: &SetupKey, r: CallRef) {
         let k = self.hasher.hash_one(key);
-        self.setups.remove(&k);
-        crate::maps::shrink_if_sparse(&mut self.setups);
+        if self.setups.get(&k) == Some(&r) {
+            self.setups.remove(&k);
+            crate::maps::shrink_if_sparse(&mut self.setups);
+        }
     }
 
     /// The call set up by an INVITE with this key; unchecked (see the module).

@@ -67,7 +67,7 @@ impl Call {
                     self.settle(cx.env.timers.t1, cx.now);
                     // Settled: its INVITE cannot come again, by any path.
                     if let Some(key) = key.filter(|_| self.setup_key().is_none()) {
-                        cx.env.dialogs.remove_setup(&key);
+                        cx.env.dialogs.remove_setup(&key, cx.r);
                     }
                 }
                 CallTimer::RelayedInvite => self.on_relayed_invite_timer(cx),

@@ -357,7 +357,7 @@ impl B2bua {
             self.env.moved_calls -= 1;
         }
         if let Some(key) = call.setup_key() {
-            self.env.dialogs.remove_setup(&key);
+            self.env.dialogs.remove_setup(&key, r);
         }
         if let Some(f) = self.filed.remove(&r) {
             self.deadlines.remove(&(f, r));

@@ -277,6 +277,20 @@ fn an_invite_retried_after_the_first_failed_is_not_a_merged_request() {
         &invite_text("retry-1", "z9hG4bKtry2", "+8610123", ""),
     );
     assert!(!h.statuses(PHONE).contains(&482));
+    // The second call rings on; the first is forgotten meanwhile. A copy of the second's
+    // INVITE by yet another path is still a merged request (before, forgetting the first
+    // call removed the second's entry, and the copy became a third call).
+    let inv2 = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv2, 180, "c2", &[], None));
+    h.advance(Duration::from_secs(41));
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    h.recv(
+        PHONE,
+        &invite_text("retry-1", "z9hG4bKtry3", "+8610123", ""),
+    );
+    assert_eq!(h.statuses(PHONE), vec![482]);
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
 }
 
 #[test]
