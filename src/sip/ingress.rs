@@ -55,6 +55,11 @@ fn check_response(resp: &Response, local: &LocalAddrs) -> Result<(), &'static st
     if !local.is_ours(&via) {
         return Err("response whose top Via is not ours");
     }
+    // RFC 3261 §8.1.3.3: we sent one Via; a response with more was changed on its way (or
+    // is meant for someone else through us) and is discarded.
+    if resp.count_values(&Hdr::VIA) > 1 {
+        return Err("response with more than one Via");
+    }
     Ok(())
 }
 

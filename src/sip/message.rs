@@ -84,6 +84,15 @@ macro_rules! common_accessors {
                 .collect()
         }
 
+        /// How many values a list header holds, over all its lines.
+        pub fn count_values(&self, h: &Hdr) -> usize {
+            self.0
+                .headers
+                .get_all(&h.0)
+                .map(|x| super::split::count_list(&x.value()))
+                .sum()
+        }
+
         /// Whether the header is present.
         pub fn has_header(&self, h: &Hdr) -> bool {
             self.0.headers.get(&h.0).is_some()

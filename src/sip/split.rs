@@ -34,6 +34,34 @@ pub fn split_header_list(value: &str) -> Vec<String> {
     out
 }
 
+/// How many elements a comma-separated header value holds (as [`split_header_list`] would
+/// split it), without building them.
+pub fn count_list(value: &[u8]) -> usize {
+    let (mut n, mut any) = (0, false);
+    let (mut in_quote, mut in_angle, mut escaped) = (false, false, false);
+    for &b in value {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if in_quote => escaped = true,
+            b'"' if !in_angle => in_quote = !in_quote,
+            b'<' if !in_quote => in_angle = true,
+            b'>' if !in_quote => in_angle = false,
+            b',' if !in_quote && !in_angle => {
+                n += usize::from(any);
+                any = false;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => continue,
+            _ => {}
+        }
+        any = true;
+    }
+    n + usize::from(any)
+}
+
 /// The bytes of `value` outside its quoted strings, with their offsets (a backslash inside
 /// quotes escapes the next byte; quotes are not yielded). What a header's delimiters are
 /// looked for in.
@@ -70,6 +98,25 @@ pub fn split_params(value: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_is_counted_as_it_is_split() {
+        for v in [
+            "",
+            " ",
+            "a",
+            "a, b",
+            "a,,b,",
+            r#""Bell, A." <sip:a@b>, <sip:c,d@e>"#,
+            r#"SIP/2.0/UDP h;x="a,b\",c", SIP/2.0/TCP k"#,
+        ] {
+            assert_eq!(
+                count_list(v.as_bytes()),
+                split_header_list(v).len(),
+                "{v:?}"
+            );
+        }
+    }
 
     #[test]
     fn splits_parameters_outside_quotes_only() {

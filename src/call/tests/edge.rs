@@ -367,3 +367,23 @@ fn answers_and_dialog_requests_leave_by_the_listener_the_peer_used() {
     assert_eq!(listeners(&h, PHONE), vec![Some(crate::sip::ListenerId(1))]);
     assert_eq!(listeners(&h, CARRIER_A), vec![None]);
 }
+
+/// RFC 3261 §8.1.3.3: a response with more than one Via is discarded (we sent one). Before,
+/// a 200 with a second Via answered the call.
+#[test]
+fn a_response_with_a_second_via_is_discarded() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("vias", "z9hG4bKvias", "+8610123", ""));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let extra = [(Hdr::VIA, "SIP/2.0/UDP 10.9.9.9:5060;branch=z9hG4bKother")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "v", &extra, Some(SDP)));
+    assert!(h.statuses(PHONE).is_empty(), "no answer reached the caller");
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        CoreEvent::Refused { why } if *why == "response with more than one Via"
+    )));
+    // The same answer with its one Via is taken.
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "v", &[], Some(SDP)));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+}
