@@ -124,9 +124,13 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
     split_header_list(value)
         .iter()
         .map(|element| {
-            if let (Some(open), Some(close)) = (angle_outside_quotes(element), element.rfind('>'))
-                && open < close
-            {
+            // The URI ends at the first '>' after its '<' (a URI holds none unescaped); a
+            // '>' further on is in a header parameter (`;x="a>b"`).
+            let angle = angle_outside_quotes(element).and_then(|open| {
+                let close = open + 1 + element[open + 1..].find('>')?;
+                Some((open, close))
+            });
+            if let Some((open, close)) = angle {
                 format!(
                     "{}<{}>{}",
                     &element[..open],
@@ -134,9 +138,16 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
                     &element[close + 1..]
                 )
             } else {
-                // addr-spec form: everything after the first ';' is header parameters.
+                // addr-spec form: everything after the first ';' is header parameters. A
+                // URI that now holds ';', ',' or '?' (`;user=phone`, a phone-context) must
+                // be enclosed in <> (RFC 3261 §20), else they read as the header's own.
                 let cut = element.find(';').unwrap_or(element.len());
-                format!("{}{}", f(&element[..cut]), &element[cut..])
+                let uri = f(&element[..cut]);
+                if uri.contains([';', ',', '?']) {
+                    format!("<{uri}>{}", &element[cut..])
+                } else {
+                    format!("{uri}{}", &element[cut..])
+                }
             }
         })
         .collect::<Vec<_>>()
@@ -154,6 +165,27 @@ fn angle_outside_quotes(element: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A URI that gains parameters in a header written without <> gets them (RFC 3261
+    /// §20): else `;user=phone` would read as a header parameter. And a '>' in a quoted
+    /// header parameter is not the end of the URI.
+    #[test]
+    fn a_uri_given_parameters_is_enclosed_and_a_quoted_angle_is_left_alone() {
+        let with_params = |u: &str| format!("{u};user=phone");
+        assert_eq!(
+            map_address_uris("sip:1001@10.0.0.2", with_params),
+            "<sip:1001@10.0.0.2;user=phone>"
+        );
+        assert_eq!(
+            map_address_uris("sip:1001@10.0.0.2;tag=x", with_params),
+            "<sip:1001@10.0.0.2;user=phone>;tag=x"
+        );
+        assert_eq!(map_address_uris("sip:1@h", |u| u.to_string()), "sip:1@h");
+        assert_eq!(
+            rehost_address(r#"<sip:1@10.1.2.3>;x="a>b""#, "gw"),
+            r#"<sip:1@gw>;x="a>b""#
+        );
+    }
 
     #[test]
     fn rehosts_sip_uris_only() {

@@ -224,15 +224,18 @@ fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
 
 #[test]
 fn identity_headers_follow_the_peers_number_form() {
-    let mut cfg = config_with(|n, p| {
-        if n == "carrier-a" {
-            p.uri.number = crate::interop::uri::NumberFormat::E164;
-            p.uri.country_code = Some("86".into());
-            p.uri.user_phone = true;
-        }
-    });
-    cfg.routes[0].prefix = String::new();
-    let mut h = H::with(cfg);
+    let gateway = || {
+        let mut cfg = config_with(|n, p| {
+            if n == "carrier-a" {
+                p.uri.number = crate::interop::uri::NumberFormat::E164;
+                p.uri.country_code = Some("86".into());
+                p.uri.user_phone = true;
+            }
+        });
+        cfg.routes[0].prefix = String::new();
+        H::with(cfg)
+    };
+    let mut h = gateway();
     h.recv(
         PHONE,
         &invite_text(
@@ -252,6 +255,24 @@ fn identity_headers_follow_the_peers_number_form() {
     assert_eq!(
         inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
         Some("\"Alice\" <sip:+861000@ims.example.com;user=phone>")
+    );
+    // Written without <>: the rewritten URI, which has parameters now, gets them (RFC 3261
+    // §20), and the header's own parameters stay outside. Before, `;user=phone` went out
+    // bare and read as a header parameter.
+    let mut h = gateway();
+    h.recv(
+        PHONE,
+        &invite_text(
+            "i2",
+            "z9hG4bKi2",
+            "010-1234-5678",
+            "Diversion: sip:0755-8888@127.0.0.2;reason=unconditional\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        inv.header(&Hdr::named("Diversion")).as_deref(),
+        Some("<sip:+867558888@ims.example.com;user=phone>;reason=unconditional")
     );
 }
 
