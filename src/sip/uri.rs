@@ -16,6 +16,16 @@ pub fn strip_visual_separators(s: &str) -> String {
         .collect()
 }
 
+/// Digits (with `*` and `#`), after an optional `+`: what a telephone number is once its
+/// visual separators are gone.
+fn is_phone_digits(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    !digits.is_empty()
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
 /// The number a URI dials: the decoded user part of a SIP URI, or the subscriber of a tel URI
 /// (with its `phone-context`). `None` when the URI carries no user (a SIP URI without `user@`).
 pub fn dialled_number(uri: &str) -> Option<NumberUri> {
@@ -37,7 +47,15 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
     let user = String::from_utf8_lossy(&user).into_owned();
     // A SIP user part may itself carry telephone-subscriber parameters (RFC 3261 §19.1.6).
     let mut pieces = user.split(';');
-    let number = strip_visual_separators(pieces.next().unwrap_or_default());
+    let first = pieces.next().unwrap_or_default();
+    // Visual separators are a telephone number's only (RFC 3966 §5.1.1): `sales-team` and
+    // `john.doe` are names, kept as written.
+    let stripped = strip_visual_separators(first);
+    let number = if is_phone_digits(&stripped) {
+        stripped
+    } else {
+        first.to_string()
+    };
     let phone_context = pieces.find_map(|p| {
         let (k, v) = p.split_once('=')?;
         k.eq_ignore_ascii_case("phone-context")
@@ -58,6 +76,20 @@ mod tests {
         let n = dialled_number("sip:+86-10-1234@example.com;user=phone").unwrap();
         assert_eq!(n.number, "+86101234");
         assert_eq!(n.phone_context, None);
+    }
+
+    /// A name in a SIP user part keeps its dots and dashes (before, `john.doe` was routed
+    /// and sent on as `johndoe`); a number loses them.
+    #[test]
+    fn a_name_keeps_its_separators() {
+        for (uri, user) in [
+            ("sip:john.doe@h", "john.doe"),
+            ("sip:sales-team@h", "sales-team"),
+            ("sip:(0)10-1234@h", "0101234"),
+            ("sip:*21%23@h", "*21#"),
+        ] {
+            assert_eq!(dialled_number(uri).unwrap().number, user, "{uri}");
+        }
     }
 
     #[test]
