@@ -58,7 +58,10 @@ pub fn is_telephone_number(n: &str) -> bool {
 }
 
 /// The number as this policy writes it. A local number with a global `phone-context`
-/// (`tel:1234;phone-context=+86`) becomes global first (`+861234`).
+/// (`tel:1234;phone-context=+86`) becomes global first (`+861234`); one whose context is a
+/// domain (`tel:1234;phone-context=pbx.example.com`, a private extension) stays as it is:
+/// it has no E.164 form, and completing it with the country code would dial a national
+/// number (RFC 3966 §5.1.5).
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
     let number = strip_visual_separators(&n.number);
     let global = match &n.phone_context {
@@ -74,8 +77,12 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
         }
         _ => number,
     };
+    let private = n
+        .phone_context
+        .as_ref()
+        .is_some_and(|c| !c.starts_with('+'));
     match (policy.number, &policy.country_code) {
-        (NumberFormat::E164, Some(cc)) => to_e164(&global, cc),
+        (NumberFormat::E164, Some(cc)) if !private => to_e164(&global, cc),
         _ => global,
     }
 }
@@ -258,6 +265,18 @@ mod tests {
             country_code: Some(cc.into()),
             ..UriPolicy::default()
         }
+    }
+
+    /// A number local to a domain (a private extension) is not made a national number.
+    #[test]
+    fn a_number_local_to_a_domain_is_not_made_national() {
+        let p = e164("86");
+        assert_eq!(
+            normalise_number(&n("1234", Some("pbx.example.com")), &p),
+            "1234"
+        );
+        assert_eq!(normalise_number(&n("1234", Some("+86")), &p), "+861234");
+        assert_eq!(normalise_number(&n("1234", None), &p), "+861234");
     }
 
     #[test]
