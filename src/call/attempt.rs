@@ -104,11 +104,15 @@ impl Call {
             }
             // A late offer (no SDP) from a caller without 100rel: the callee must not offer
             // in a reliable provisional, whose PRACK would need the caller's answer (RFC 3262
-            // §5). A peer whose profile requires 100rel keeps its Require.
+            // §5), which nobody can give. Not even to a peer whose profile requires 100rel:
+            // one that insists answers 421 and the attempt ends as for any 421 (the caller
+            // gets 500), where a Require kept would have the gateway PRACK an offer without
+            // its answer.
             if !self.uas_rel.reliable
                 && self.caller_txn().is_some()
                 && !super::anchor::carries_sdp(&invite)
-                && let Err(e) = super::third_party::without_100rel(&mut invite, &[Hdr::SUPPORTED])
+                && let Err(e) =
+                    super::third_party::without_100rel(&mut invite, &[Hdr::SUPPORTED, Hdr::REQUIRE])
             {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;

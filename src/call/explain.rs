@@ -58,7 +58,7 @@ pub fn explain_invite(
     let late_offer = !super::anchor::carries_sdp(&out);
     let caller_rel = super::reliable::offers_100rel(&req);
     if late_offer && !caller_rel {
-        super::third_party::without_100rel(&mut out, &[Hdr::SUPPORTED])
+        super::third_party::without_100rel(&mut out, &[Hdr::SUPPORTED, Hdr::REQUIRE])
             .map_err(ExplainError::Build)?;
     }
     let anchored = anchor_for_explain(cfg, profile, &mut out);
@@ -110,6 +110,7 @@ pub fn explain_invite(
         PrackMode::Supported if late_offer && !caller_rel => "100rel: not offered to this INVITE: it has no SDP (a late offer) and offers no 100rel, so nobody could answer an offer in a reliable 18x; one this peer sends anyway is PRACKed at once".into(),
         PrackMode::Supported if late_offer => "100rel: offered (Supported: 100rel), unless the caller's profile disables 100rel: this INVITE has no SDP (a late offer), and an offer in a reliable 18x needs the caller's answer in its PRACK; reliable 18x from this peer are PRACKed by the gateway".into(),
         PrackMode::Supported => "100rel: offered (Supported: 100rel); reliable 18x from this peer are PRACKed by the gateway".into(),
+        PrackMode::Required if late_offer && !caller_rel => "100rel: not required of this INVITE, though the profile says required: it has no SDP (a late offer) and offers no 100rel, so nobody could answer an offer in a reliable 18x; a peer that insists answers 421, which ends the attempt".into(),
         PrackMode::Required => "100rel: required (Require: 100rel); a 420 from this peer ends the attempt".into(),
         PrackMode::Disabled => "100rel: not offered (no Supported/Require 100rel); a reliable 18x it sends anyway is PRACKed".into(),
     });

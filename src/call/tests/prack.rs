@@ -1098,9 +1098,17 @@ fn a_late_offer_from_a_caller_without_100rel_is_sent_without_offering_100rel() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(!inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
     assert_eq!(rel_rewrites(&h), 1);
-    // And a callee whose profile requires 100rel keeps its Require.
+    // Nor is a callee whose profile requires 100rel: its offer in a reliable 18x would
+    // have to be answered in our PRACK, and nobody has that answer (before, its Require
+    // stayed and the gateway PRACKed such an offer with no answer, against RFC 3262 §5).
     let mut h = with_prack("carrier-a", PrackMode::Required, On405::Continue);
     h.recv(PHONE, &offerless("lo4", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(!inv.header_has_token(&Hdr::REQUIRE, "100rel"));
+    assert!(!inv.header_has_token(&Hdr::SUPPORTED, "100rel"));
+    // With a caller that does 100rel, Require stays.
+    let mut h = with_prack("carrier-a", PrackMode::Required, On405::Continue);
+    h.recv(PHONE, &offerless("lo6", "Supported: 100rel\r\n"));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(inv.header_has_token(&Hdr::REQUIRE, "100rel"));
 }
