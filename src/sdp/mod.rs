@@ -133,12 +133,36 @@ pub struct PtimeEdit {
 
 /// Set `a=ptime:N` in every audio media section: replace an existing `a=ptime` line, or add
 /// one at the end of the section (with the line end of the line before it). Session-level
-/// `a=ptime` lines are rewritten too. Returns `None` when the body has no audio section
-/// (nothing to do).
+/// `a=ptime` lines are rewritten too; other media sections (video, T.38) are left alone. A
+/// section whose `a=maxptime` (its own, or the session's) is below N gets its maxptime
+/// instead: its author cannot take longer packets, and a ptime over it would contradict it
+/// (RFC 8866 §6). Returns `None` when the body has no audio section (nothing to do).
 pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
-    let new_line = format!("a=ptime:{ptime}");
+    // Each section's maxptime: [0] the session's, then one per `m=` line.
+    let mut maxptime: Vec<Option<u16>> = vec![None];
+    for line in lines(body) {
+        if line.text.starts_with(b"m=") {
+            maxptime.push(None);
+        } else if let Some(v) = line.value(b"a=maxptime:")
+            && let Some(last) = maxptime.last_mut()
+        {
+            *last = std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        }
+    }
+    let line_for = |section: usize| {
+        let cap = maxptime
+            .get(section)
+            .copied()
+            .flatten()
+            .or(maxptime[0])
+            .filter(|&m| m > 0);
+        format!("a=ptime:{}", cap.map_or(ptime, |m| ptime.min(m)))
+    };
     let mut out: Vec<u8> = Vec::with_capacity(body.len() + 16);
     let mut before = Vec::new();
+    let mut section = 0usize;
     let mut in_audio = false;
     let mut seen_in_section = false;
     let mut any_audio = false;
@@ -150,7 +174,8 @@ pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
                  seen: bool,
                  before: &mut Vec<Option<String>>,
                  at: usize,
-                 eol: &[u8]| {
+                 eol: &[u8],
+                 new_line: &str| {
         if in_audio && !seen {
             // After the section's last line, before trailing empty lines; a last line that
             // had no line end gets one first.
@@ -176,17 +201,21 @@ pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
                 &mut before,
                 section_end,
                 section_eol,
+                &line_for(section),
             );
+            section += 1;
             in_audio = line.text.starts_with(b"m=audio ");
             any_audio |= in_audio;
             seen_in_section = false;
             out.extend_from_slice(line.text);
-        } else if let Some(v) = line.value(b"a=ptime:") {
+        } else if let Some(v) = line.value(b"a=ptime:")
+            && (in_audio || section == 0)
+        {
             if in_audio {
                 before.push(Some(String::from_utf8_lossy(v).trim().to_string()));
                 seen_in_section = true;
             }
-            out.extend_from_slice(new_line.as_bytes());
+            out.extend_from_slice(line_for(section).as_bytes());
         } else {
             out.extend_from_slice(line.text);
         }
@@ -203,6 +232,7 @@ pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
         &mut before,
         section_end,
         section_eol,
+        &line_for(section),
     );
     if !any_audio {
         return None;
@@ -228,6 +258,33 @@ mod tests {
         assert_eq!(std::str::from_utf8(&e.body).unwrap(), want);
         assert_eq!(e.before, vec![Some("30".to_string())]);
         assert!(e.changed);
+    }
+
+    /// A ptime over the section's maxptime would contradict it: the maxptime is used. Video
+    /// and T.38 sections keep their own ptime.
+    #[test]
+    fn ptime_keeps_within_maxptime_and_to_audio() {
+        let offer = OFFER
+            .replace("a=ptime:30\r\n", "a=ptime:30\r\na=maxptime:20\r\n")
+            .replace("H264/90000\r\n", "H264/90000\r\na=ptime:33\r\n");
+        let e = set_ptime(offer.as_bytes(), 40).unwrap();
+        let body = std::str::from_utf8(&e.body).unwrap();
+        assert!(body.contains("a=ptime:20\r\na=maxptime:20\r\n"), "{body}");
+        assert!(body.contains("H264/90000\r\na=ptime:33\r\n"), "{body}");
+        // A session-level maxptime holds for sections without their own.
+        let offer = OFFER
+            .replace("t=0 0\r\n", "t=0 0\r\na=maxptime:30\r\n")
+            .replace("a=ptime:30\r\n", "");
+        let e = set_ptime(offer.as_bytes(), 60).unwrap();
+        let body = std::str::from_utf8(&e.body).unwrap();
+        assert!(body.contains("a=sendrecv\r\na=ptime:30\r\n"), "{body}");
+        // Under the maxptime, the ptime asked for.
+        let e = set_ptime(offer.as_bytes(), 20).unwrap();
+        assert!(
+            std::str::from_utf8(&e.body)
+                .unwrap()
+                .contains("a=ptime:20\r\n")
+        );
     }
 
     #[test]
