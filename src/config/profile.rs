@@ -184,7 +184,7 @@ fn load_profile(
     if let Some(s) = &file.uri.scheme
         && uri.scheme == crate::interop::uri::UriScheme::Tel
         && uri.country_code.is_none()
-        && domain
+        && crate::interop::uri::host_of(&domain)
             .trim_start_matches('[')
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()

@@ -128,6 +128,20 @@ fn a_tel_scheme_needs_a_country_code_or_a_domain_name() {
         let dir = write_tree(GATEWAY, &profiles);
         assert!(Config::load(&dir.path().join("gateway.toml")).is_ok());
     }
+    // An IP address with a port is still an IP address (before, it passed the check, and
+    // local numbers went out with phone-context=10.0.0.1:5060).
+    let mut profiles = standard_profiles();
+    profiles[1]
+        .1
+        .push_str("domain = \"10.0.0.1:5060\"\n[uri]\nscheme = \"tel\"\n");
+    let dir = write_tree(GATEWAY, &profiles);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("needs country_code or a domain name"),
+        "{text}"
+    );
 }
 
 /// What a URI cannot take is refused at its line: a broken escape, a parameter twice,

@@ -57,6 +57,26 @@ pub fn is_telephone_number(n: &str) -> bool {
             .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
+/// A host and the port after it, if one is written (digits after the last ':' outside an
+/// IPv6 reference).
+fn split_port(hostport: &str) -> (&str, Option<&str>) {
+    match hostport.rsplit_once(':') {
+        Some((h, p))
+            if !h.is_empty()
+                && (h.ends_with(']') || !h.contains(':'))
+                && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (h, Some(p))
+        }
+        _ => (hostport, None),
+    }
+}
+
+/// The host of a `host[:port]` (a peer's `domain` may name a port; a phone-context cannot).
+pub fn host_of(hostport: &str) -> &str {
+    split_port(hostport).0
+}
+
 /// The number as this policy writes it. A local number with a global `phone-context`
 /// (`tel:1234;phone-context=+86`) becomes global first (`+861234`); one whose context is a
 /// domain (`tel:1234;phone-context=pbx.example.com`, a private extension) stays as it is:
@@ -120,7 +140,7 @@ pub fn peer_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &st
                     .country_code
                     .as_ref()
                     .map(|cc| format!("+{cc}"))
-                    .unwrap_or_else(|| domain.to_string());
+                    .unwrap_or_else(|| host_of(domain).to_string());
                 format!("tel:{number};phone-context={ctx}")
             }
         }
@@ -216,17 +236,7 @@ pub fn uri_params_refusal(s: &str, user_phone: bool) -> Option<String> {
 /// '-' and '.'), an IPv4 address or an IPv6 one (bare or in brackets), with an optional
 /// `:port` after a name, an IPv4 address or a bracketed IPv6 one.
 pub fn valid_host(host: &str) -> bool {
-    // A port after the host: digits, 1 to 65535.
-    let (host, port) = match host.rsplit_once(':') {
-        Some((h, p))
-            if !h.is_empty()
-                && (h.ends_with(']') || !h.contains(':'))
-                && p.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            (h, Some(p))
-        }
-        _ => (host, None),
-    };
+    let (host, port) = split_port(host);
     if port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..))) {
         return false;
     }
@@ -344,6 +354,15 @@ mod tests {
         assert_eq!(
             peer_uri("10123", false, &tel, "d"),
             "tel:10123;phone-context=+86"
+        );
+        // A domain's port is no part of a phone-context (RFC 3966 §3).
+        let tel_domain = UriPolicy {
+            scheme: UriScheme::Tel,
+            ..UriPolicy::default()
+        };
+        assert_eq!(
+            peer_uri("10123", false, &tel_domain, "ims.example.com:5080"),
+            "tel:10123;phone-context=ims.example.com"
         );
         let keep = UriPolicy {
             scheme: UriScheme::Keep,
