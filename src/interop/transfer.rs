@@ -5,8 +5,7 @@
 //! (`sip:NUMBER@<advertise>`), so the new call arrives here and is routed, limited and
 //! recorded as a call from the transferee's profile, like any other.
 
-use crate::interop::uri::UriPolicy;
-use crate::interop::uri::normalise_number;
+use crate::interop::uri::{UriPolicy, escape_user, normalise_number};
 use crate::sip::{dialled_number, split_header_list};
 
 /// `[transfer] mode`.
@@ -47,7 +46,8 @@ pub fn refer_to_via_gateway(value: &str, host: &str) -> Result<String, ReferErro
         .map(|n| normalise_number(&n, &UriPolicy::default()))
         .filter(|n| is_number(n))
         .ok_or(ReferError::NotANumber)?;
-    Ok(format!("<sip:{number}@{host}>"))
+    // `#` stands escaped in a user part (RFC 3261 §25.1).
+    Ok(format!("<sip:{}@{host}>", escape_user(&number)))
 }
 
 fn is_number(n: &str) -> bool {
@@ -76,6 +76,15 @@ mod tests {
         assert_eq!(
             refer_to_via_gateway("<tel:+86-10-456>", "gw").unwrap(),
             "<sip:+8610456@gw>"
+        );
+    }
+
+    /// A service code's `#` goes escaped (RFC 3261 §25.1 allows it in no user part).
+    #[test]
+    fn a_hash_in_the_target_is_escaped() {
+        assert_eq!(
+            refer_to_via_gateway("<sip:*21%23@pbx>", "gw").unwrap(),
+            "<sip:*21%23@gw>"
         );
     }
 
