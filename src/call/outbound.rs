@@ -5,12 +5,12 @@
 
 use super::dialog::Dialog;
 use crate::config::Profile;
-use crate::interop::egress::{allow_for, body_for, copy_end_to_end, identity_uri};
+use crate::interop::egress::{
+    allow_for, body_for, copy_end_to_end, identity_uri_of, local_to_domain,
+};
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{normalise_number, peer_uri, request_uri};
-use crate::sip::{
-    Hdr, IdGen, LocalAddrs, Method, NewRequest, NumberUri, Request, SipError, session,
-};
+use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, SipError, session};
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
 /// called and calling numbers in global form (a tel: phone-context already applied); the
@@ -28,7 +28,9 @@ pub fn outbound_invite(
     let tag = ids.tag();
     let policy = &peer.uri;
     let inbound_tel = a_req.uri_scheme() == "tel";
-    let called = normalise_number(&plain(number), policy);
+    // A number private to a domain (`tel:1234;phone-context=pbx.example.com`) is not
+    // completed into E.164: its context comes from the URI it was dialled with.
+    let called = normalise_number(&local_to_domain(number, Some(&a_req.uri())), policy);
     let ruri = request_uri(&called, inbound_tel, policy, &peer.domain);
     let to_uri = peer_uri(&called, inbound_tel, policy, &peer.domain);
     // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
@@ -49,8 +51,8 @@ pub fn outbound_invite(
     let from_uri = if anonymous {
         "sip:anonymous@anonymous.invalid".to_string()
     } else {
-        identity_uri(
-            caller,
+        identity_uri_of(
+            &local_to_domain(caller, a_req.from_uri().as_deref()),
             a_req.from_uri().is_some_and(|u| u.starts_with("tel:")),
             local,
             peer,
@@ -119,11 +121,4 @@ pub fn outbound_invite(
         r.set_body(body_for(peer, a_req.body(), ct.as_deref()), ct.as_deref())?;
     }
     Ok((leg, r))
-}
-
-fn plain(number: &str) -> NumberUri {
-    NumberUri {
-        number: number.to_string(),
-        phone_context: None,
-    }
 }

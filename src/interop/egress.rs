@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::topology::{REHOSTED_HEADERS, map_address_uris, rehost_uri};
 use super::transfer::TransferMode;
-use super::uri::{UriPolicy, is_telephone_number, normalise_number, peer_uri};
+use super::uri::{is_telephone_number, normalise_number, peer_uri};
 use crate::config::{Profile, Role};
 use crate::sip::{
     Hdr, LocalAddrs, Method, NumberUri, Request, Response, SipError, Transport, dialled_number,
@@ -71,12 +71,31 @@ fn plain(number: &str) -> NumberUri {
 /// An identity URI (From, P-Asserted-Identity, Diversion) toward `peer`: telephone numbers
 /// in the peer's form, at the peer's domain for trunks and at the gateway for internal peers.
 pub fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
+    identity_uri_of(&plain(number), was_tel, local, peer)
+}
+
+/// [`identity_uri`] for a number as read from a URI, with its `phone-context` (a number
+/// local to a domain is not completed into E.164).
+pub fn identity_uri_of(n: &NumberUri, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
     let host = match peer.role {
         Role::Trunk => peer.domain.clone(),
         Role::Internal => local.uri_host(),
     };
-    let n = normalise_number(&plain(number), &peer.uri);
+    let n = normalise_number(n, &peer.uri);
     peer_uri(&n, was_tel, &peer.uri, &host)
+}
+
+/// `number` (in global form) with the domain `phone-context` the URI it was read from gave
+/// it, if any: what says a number is private to that domain (RFC 3966 §5.1.5).
+pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
+    let phone_context = uri
+        .and_then(dialled_number)
+        .and_then(|n| n.phone_context)
+        .filter(|c| !c.starts_with('+'));
+    NumberUri {
+        number: number.to_string(),
+        phone_context,
+    }
 }
 
 /// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
@@ -84,8 +103,7 @@ pub fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Prof
 pub fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> String {
     map_address_uris(value, |uri| match dialled_number(uri) {
         Some(n) if is_telephone_number(&n.number) => {
-            let global = normalise_number(&n, &UriPolicy::default());
-            identity_uri(&global, uri.starts_with("tel:"), local, peer)
+            identity_uri_of(&n, uri.starts_with("tel:"), local, peer)
         }
         _ => rehost_uri(uri, &local.uri_host()),
     })

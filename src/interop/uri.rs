@@ -83,7 +83,13 @@ pub fn host_of(hostport: &str) -> &str {
 /// it has no E.164 form, and completing it with the country code would dial a national
 /// number (RFC 3966 §5.1.5).
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
-    let number = strip_visual_separators(&n.number);
+    // Visual separators belong to telephone numbers: a name (`sales-team`) keeps them.
+    let stripped = strip_visual_separators(&n.number);
+    let number = if is_telephone_number(&stripped) {
+        stripped
+    } else {
+        n.number.clone()
+    };
     let global = match &n.phone_context {
         // Only digits become global: a service code (`*21#`) stays local (RFC 3966 §5.1.4,
         // a global number is digits).
@@ -287,6 +293,9 @@ mod tests {
         );
         assert_eq!(normalise_number(&n("1234", Some("+86")), &p), "+861234");
         assert_eq!(normalise_number(&n("1234", None), &p), "+861234");
+        // A name keeps its dots and dashes; a number loses them.
+        assert_eq!(normalise_number(&n("sales-team", None), &p), "sales-team");
+        assert_eq!(normalise_number(&n("010-1234", None), &p), "+86101234");
     }
 
     #[test]

@@ -222,6 +222,62 @@ fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
     assert_eq!((c.cause, c.cause_source), (34, CauseSource::PeerMap));
 }
 
+/// Names keep their dots and dashes on their way through (RFC 3966 visual separators are a
+/// number's only), and a number private to a domain is not made a national number by an
+/// e164 peer. Before, `sales-team` went out as `salesteam`, `john.doe` as `johndoe`, and
+/// `tel:1234;phone-context=pbx.example.com` as `+861234`.
+#[test]
+fn names_keep_their_separators_and_a_private_number_stays_private() {
+    let gateway = || {
+        let mut cfg = config_with(|n, p| {
+            if n == "carrier-a" {
+                p.uri.number = crate::interop::uri::NumberFormat::E164;
+                p.uri.country_code = Some("86".into());
+            }
+        });
+        cfg.routes[0].prefix = String::new();
+        H::with(cfg)
+    };
+    let mut h = gateway();
+    let named = invite_text("n1", "z9hG4bKn1", "sales-team", "").replace(
+        "<sip:1000@127.0.0.2>;tag=alice1",
+        "<sip:john.doe@127.0.0.2>;tag=alice1",
+    );
+    h.recv(PHONE, &named);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.uri().starts_with("sip:sales-team@"), "{}", inv.uri());
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(from.contains("<sip:john.doe@"), "{from}");
+    let mut h = gateway();
+    let private = invite_text("n2", "z9hG4bKn2", "x", "")
+        .replacen(
+            "INVITE sip:x@127.0.0.1 SIP/2.0",
+            "INVITE tel:1234;phone-context=pbx.example.com SIP/2.0",
+            1,
+        )
+        .replace(
+            "From: \"Alice\" <sip:1000@127.0.0.2>",
+            "From: \"Alice\" <tel:1000;phone-context=pbx.example.com>",
+        );
+    h.recv(PHONE, &private);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.uri().starts_with("sip:1234@"), "{}", inv.uri());
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(!from.contains("+861000"), "{from}");
+    // A global context still makes the number global.
+    let mut h = gateway();
+    h.recv(
+        PHONE,
+        &invite_text("n3", "z9hG4bKn3", "x", "").replacen(
+            "INVITE sip:x@127.0.0.1 SIP/2.0",
+            "INVITE tel:10-1234;phone-context=+86 SIP/2.0",
+            1,
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.uri().starts_with("sip:+86101234@"), "{}", inv.uri());
+}
+
 #[test]
 fn identity_headers_follow_the_peers_number_form() {
     let gateway = || {
