@@ -336,15 +336,12 @@ fn overloaded(msg: &crate::sip::Message, tag: &str) -> Option<Bytes> {
 }
 
 /// For a response, the port its top Via's sent-by names (5060 when it names none: RFC 3261
-/// §18.2.2); `None` for a request or bytes that do not parse.
-fn response_sent_by_port(bytes: &Bytes, max: usize) -> Option<u16> {
+/// §18.2.2); `None` for a request.
+fn response_sent_by_port(bytes: &Bytes) -> Option<u16> {
     if !bytes.starts_with(b"SIP/2.0 ") {
         return None;
     }
-    match crate::sip::parse_datagram(bytes.clone(), max) {
-        Ok(crate::sip::Message::Response(r)) => Some(r.top_via()?.port.unwrap_or(5060)),
-        _ => None,
-    }
+    crate::sip::fast::top_via_port(bytes)
 }
 
 /// Messages waiting for a connection to open, with the transaction each belongs to.
@@ -401,8 +398,15 @@ impl Registry {
                 crate::ops::metrics::refused("tcp_connection_gone");
                 return txn;
             }
-            if let Some(port) = response_sent_by_port(&bytes, self.limits.max) {
-                addr.set_port(port);
+            match response_sent_by_port(&bytes) {
+                Some(port) => addr.set_port(port),
+                // A response whose Via cannot be read (we built it: not expected) is not
+                // sent to the closed connection's own port.
+                None if bytes.starts_with(b"SIP/2.0 ") => {
+                    crate::ops::metrics::refused("tcp_connection_gone");
+                    return txn;
+                }
+                None => {}
             }
         }
         let conn = target

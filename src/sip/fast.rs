@@ -65,6 +65,45 @@ fn name_of(line: &[u8]) -> Option<(Name, &[u8])> {
     Some((n, value))
 }
 
+/// The sent-by port of a message's top Via, 5060 when it names none (RFC 3261 §18.2.2); read
+/// from the head's lines as written, so a message too large to parse again (one we built)
+/// still gives it. `None` without a readable Via.
+pub fn top_via_port(wire: &[u8]) -> Option<u16> {
+    let head_end = memchr::memmem::find(wire, b"\r\n\r\n").unwrap_or(wire.len());
+    let value = wire[..head_end]
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .find_map(
+            |line| match name_of(line.strip_suffix(b"\r").unwrap_or(line)) {
+                Some((Name::Via, value)) => Some(value),
+                _ => None,
+            },
+        )?;
+    // `SIP/2.0/TCP host[:port][;params][, next]`: the sent-by follows the protocol.
+    let first = value.split(|&b| b == b',').next()?;
+    let sent_by = first
+        .splitn(2, |b| b.is_ascii_whitespace())
+        .nth(1)?
+        .trim_ascii_start();
+    let host_port = sent_by
+        .split(|&b| b == b';' || b.is_ascii_whitespace())
+        .next()?;
+    let port = match host_port.strip_prefix(b"[") {
+        Some(v6) => {
+            let close = v6.iter().position(|&b| b == b']')?;
+            v6[close + 1..].strip_prefix(b":")
+        }
+        None => host_port
+            .iter()
+            .position(|&b| b == b':')
+            .map(|i| &host_port[i + 1..]),
+    };
+    match port {
+        None => Some(5060),
+        Some(p) => std::str::from_utf8(p).ok()?.parse().ok().filter(|&p| p > 0),
+    }
+}
+
 /// ASCII case-insensitive search.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len())
@@ -219,6 +258,31 @@ pub fn refuse(
 
 #[cfg(test)]
 mod tests {
+    use super::top_via_port;
+
+    #[test]
+    fn the_top_vias_port_is_read_from_its_line() {
+        let msg = |via: &str| format!("SIP/2.0 200 OK\r\n{via}\r\nCSeq: 1 INVITE\r\n\r\n");
+        for (via, port) in [
+            ("Via: SIP/2.0/TCP 10.0.0.2:5070;branch=z9hG4bKa", Some(5070)),
+            ("v: SIP/2.0/TCP pbx.example;branch=z9hG4bKa", Some(5060)),
+            (
+                "VIA:  SIP/2.0/TCP [2001:db8::1]:5071 ;branch=x, SIP/2.0/UDP h:9",
+                Some(5071),
+            ),
+            ("Via: SIP/2.0/TCP [2001:db8::1];rport", Some(5060)),
+            ("Via: SIP/2.0/TCP h:0", None),
+            ("Via: SIP/2.0/TCP h:99999", None),
+            ("Via: garbage", None),
+            ("X-Via: SIP/2.0/TCP h:7", None),
+        ] {
+            assert_eq!(top_via_port(msg(via).as_bytes()), port, "{via}");
+        }
+        // However large the message (its body past any parse limit).
+        let big = format!("{}{}", msg("Via: SIP/2.0/TCP h:5080"), "x".repeat(100_000));
+        assert_eq!(top_via_port(big.as_bytes()), Some(5080));
+    }
+
     use super::*;
     use crate::sip::{Hdr, Message, parse_datagram};
     use bytes::Bytes;
