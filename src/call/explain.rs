@@ -133,9 +133,17 @@ pub fn explain_invite(
                 } else {
                     "other SDP lines unchanged"
                 };
+                // As written: a section's a=maxptime may have capped it.
+                let after: Vec<String> = crate::sdp::lines(&edit.body)
+                    .filter_map(|l| {
+                        let v = l.value(b"a=ptime:")?;
+                        Some(format!("a=ptime:{}", String::from_utf8_lossy(v).trim()))
+                    })
+                    .collect();
                 notes.push(format!(
-                    "SDP: {} -> a=ptime:{ptime} ({rest})",
-                    before.join(", ")
+                    "SDP: {} -> {} ({rest})",
+                    before.join(", "),
+                    after.join(", ")
                 ));
             }
             None => notes.push(format!("SDP: no audio SDP to set a=ptime:{ptime} in")),
@@ -244,6 +252,22 @@ mod tests {
             "{:?}",
             e.notes
         );
+    }
+
+    /// The ptime note shows what the SDP says after the edit: a section's a=maxptime below
+    /// the profile's ptime caps it (before, the note named the profile's value).
+    #[test]
+    fn the_ptime_note_shows_the_ptime_written() {
+        let (cfg, invite) = shipped();
+        let peer = PeerName("carrier-a".into());
+        assert_eq!(cfg.profiles[&peer].ptime, Some(20));
+        let capped = invite.replacen("m=audio", "a=maxptime:10\nm=audio", 1);
+        let e = explain_invite(&cfg, &peer, &capped).unwrap();
+        let note = e.notes.iter().find(|n| n.starts_with("SDP: ")).unwrap();
+        assert!(note.contains("-> a=ptime:10 ("), "{note}");
+        let e = explain_invite(&cfg, &peer, &invite).unwrap();
+        let note = e.notes.iter().find(|n| n.starts_with("SDP: ")).unwrap();
+        assert!(note.contains("-> a=ptime:20 ("), "{note}");
     }
 
     #[test]

@@ -36,10 +36,16 @@ pub fn refer_to_via_gateway(value: &str, host: &str) -> Result<String, ReferErro
     let [element] = elements.as_slice() else {
         return Err(ReferError::Missing);
     };
-    let uri = match (element.find('<'), element.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &element[open + 1..close],
-        _ => element.split(';').next().unwrap_or_default(),
-    };
+    // The URI starts at the first '<' outside the quoted display name and ends at the
+    // first '>' after it: a later one is in a header parameter.
+    let open = crate::sip::outside_quotes(element)
+        .find(|&(_, b)| b == b'<')
+        .map(|(i, _)| i);
+    let angle = open.and_then(|open| {
+        let close = open + 1 + element[open + 1..].find('>')?;
+        Some(&element[open + 1..close])
+    });
+    let uri = angle.unwrap_or_else(|| element.split(';').next().unwrap_or_default());
     // Embedded headers first: `sip:100@pbx?Replaces=…` is not a number URI otherwise.
     let uri = uri.split('?').next().unwrap_or_default().trim();
     let number = dialled_number(uri)
@@ -76,6 +82,19 @@ mod tests {
         assert_eq!(
             refer_to_via_gateway("<tel:+86-10-456>", "gw").unwrap(),
             "<sip:+8610456@gw>"
+        );
+    }
+
+    /// A '>' in a quoted header parameter does not end the target's URI.
+    #[test]
+    fn a_quoted_angle_after_the_target_is_not_its_end() {
+        assert_eq!(
+            refer_to_via_gateway(r#"<sip:2001@pbx>;x="a>b""#, "gw").unwrap(),
+            "<sip:2001@gw>"
+        );
+        assert_eq!(
+            refer_to_via_gateway(r#""Sales <EMEA>" <sip:2001@pbx>"#, "gw").unwrap(),
+            "<sip:2001@gw>"
         );
     }
 
