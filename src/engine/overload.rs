@@ -110,11 +110,17 @@ impl Shedder {
             return;
         }
         self.last_min = self.window_min;
+        // Windows that passed with no request at all had no queue either: the share comes
+        // down for each, so a storm followed by quiet (night, peers honouring Retry-After)
+        // does not leave the next calls refused until enough requests have closed windows.
+        let idle = (now.saturating_duration_since(end).as_nanos() / WINDOW.as_nanos())
+            .min(u128::from(u16::MAX)) as f64;
         self.share = if self.window_min >= p.overload_delay {
             (self.share + STEP_UP).min(1.0)
         } else {
             (self.share - STEP_DOWN).max(0.0)
         };
+        self.share = (self.share - STEP_DOWN * idle).max(0.0);
         if self.share == 0.0 {
             self.owed = 0.0;
         }
@@ -324,6 +330,33 @@ mod tests {
             run(&mut sh, &mut t, 1000, Duration::from_millis(1), &p),
             (0, 0)
         );
+    }
+
+    /// After a storm, quiet time brings the share down by itself: the calls that come
+    /// after a quiet spell are not refused. Before, the share fell only as requests closed
+    /// windows, so ten calls 5 s apart after ten quiet minutes were nearly all refused.
+    #[test]
+    fn quiet_time_after_a_storm_lowers_the_share() {
+        let p = thresholds();
+        let (mut sh, mut t) = (Shedder::default(), Instant::now());
+        run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
+        assert!(sh.share() > 0.85, "{}", sh.share());
+        t += Duration::from_secs(600);
+        let mut refused = 0;
+        for _ in 0..10 {
+            t += Duration::from_secs(5);
+            if sh.decide(t, Duration::ZERO, false, &p) != Shed::Admit {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 0);
+        // Two seconds of quiet after the storm: the share came down by a step a window.
+        let (mut sh, mut t) = (Shedder::default(), Instant::now());
+        run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
+        let before = sh.share();
+        t += Duration::from_secs(2);
+        sh.decide(t, Duration::ZERO, false, &p);
+        assert!(sh.share() < before - 0.3, "{before} -> {}", sh.share());
     }
 
     #[test]
