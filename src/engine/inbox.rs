@@ -253,7 +253,11 @@ impl Inbox {
         if cfg.is_front_ip(ip) {
             return true;
         }
-        let peer = cfg.is_peer_source(ip);
+        // A peer: an address a profile matches, one a profile sends to (a carrier may
+        // answer from an SBC outside its `match`), or a moved peer's old one while its
+        // calls last. A burst in its name costs it the excess, never a cool-down that
+        // would drop its answers to our calls.
+        let peer = self.knows_source(ip) || cfg.is_peer_address(ip);
         // A peer's own connection: its [limits] hold it; a spoofed UDP flood in its name
         // must not cost it the connection.
         if peer && tcp {

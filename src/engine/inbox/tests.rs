@@ -153,6 +153,30 @@ async fn a_burst_in_a_peers_name_costs_it_the_excess_not_a_cool_down() {
     assert!(!inbox.admit(stranger, soon, false));
 }
 
+/// A carrier that answers from an address outside its `match` (the `address` we send to):
+/// a burst spoofed in that address's name costs it the excess, not a cool-down that would
+/// drop every answer to our calls. Before, it was cooled down as a stranger.
+#[tokio::test]
+async fn a_burst_in_a_peers_sending_address_costs_it_no_cool_down() {
+    let t0 = Instant::now();
+    let mut c = crate::call::tests::config();
+    c.protect = Protect {
+        source_rate: Some(10),
+        ..Protect::default()
+    };
+    let carrier = crate::config::PeerName("carrier-a".into());
+    let mut p = (*c.profiles[&carrier]).clone();
+    p.address = Target::udp("192.0.2.50:5060".parse().unwrap());
+    c.profiles.insert(carrier, Arc::new(p));
+    let (inbox, _q) = Inbox::new(Arc::new(c), t0);
+    let sbc: IpAddr = "192.0.2.50".parse().unwrap();
+    assert_eq!((0..11).filter(|_| inbox.admit(sbc, t0, false)).count(), 10);
+    let soon = t0 + std::time::Duration::from_millis(200);
+    assert!(inbox.admit(sbc, soon, false), "heard again at its rate");
+    // Our own TCP connection to it is never cut by the guard.
+    assert!((0..50).all(|_| inbox.admit(sbc, soon, true)));
+}
+
 #[tokio::test]
 async fn the_guard_follows_a_reload() {
     let t0 = Instant::now();
