@@ -132,6 +132,17 @@ impl Shedder {
 /// Slots of the table of INVITE transactions handed to the core lately (8 bytes each).
 const RECENT: usize = 1 << 17;
 
+/// Slots of a set: a key may sit in any of its set's, and a new one takes the oldest. An
+/// INVITE is forgotten only when [`WAYS`] later ones fall in its set, not the first one:
+/// at 2,500 INVITEs a second, a direct-mapped table forgot about one in fifty within the
+/// second its retransmission may take, and that retransmission could then be refused with
+/// a 503 while the core went on with its call.
+const WAYS: usize = 4;
+
+/// The low byte of a slot: bit 0 set when in use, bits 1–7 the second (modulo 128) it was
+/// written, to find a set's oldest; the key is the other 56 bits.
+const STAMP_BITS: u64 = 0xFF;
+
 /// How long after the last INVITE was remembered the table is dropped: twice Timer B (at
 /// the default T1), after which no retransmission of any INVITE in it can still come.
 const RECENT_IDLE: Duration = Duration::from_secs(64);
@@ -150,9 +161,9 @@ pub(crate) struct Overload {
     pub(crate) tag: String,
     /// INVITE transactions (source address and branch, hashed) let through to the core:
     /// a retransmission of one is never refused here, whatever the share (the core absorbs
-    /// it in its transaction). A direct-mapped table; a slot overwritten by a later INVITE
-    /// only means that retransmission is judged like a new one. Made by the first INVITE
-    /// remembered, dropped by [`Overload::release_if_idle`].
+    /// it in its transaction). A table of sets of [`WAYS`] slots; an INVITE whose slot a
+    /// set's later ones all took is judged like a new one if it comes again. Made by the
+    /// first INVITE remembered, dropped by [`Overload::release_if_idle`].
     recent: arc_swap::ArcSwapOption<Recent>,
     /// When an INVITE was last remembered, in milliseconds since `epoch`.
     last_remembered: AtomicU64,
@@ -214,16 +225,20 @@ impl Overload {
         self.hasher.hash_one((ip, branch)) | 1
     }
 
-    /// The slot of a key (its low bit is always set: index by the others).
-    fn slot(key: u64) -> usize {
-        ((key >> 1) as usize) % RECENT
+    /// The first slot of a key's set (indexed by the bits that are not the stamp's).
+    fn set(key: u64) -> usize {
+        ((key >> 8) as usize) % (RECENT / WAYS) * WAYS
     }
 
     pub(crate) fn seen(&self, key: u64) -> bool {
-        self.recent
-            .load()
-            .as_ref()
-            .is_some_and(|t| t.0[Self::slot(key)].load(Ordering::Relaxed) == key)
+        let Some(t) = self.recent.load_full() else {
+            return false;
+        };
+        let at = Self::set(key);
+        t.0[at..at + WAYS].iter().any(|s| {
+            let v = s.load(Ordering::Relaxed);
+            v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
+        })
     }
 
     pub(crate) fn remember(&self, key: u64, now: Instant) {
@@ -245,7 +260,27 @@ impl Overload {
             };
         }
         if let Some(t) = table {
-            t.0[Self::slot(key)].store(key, Ordering::Relaxed);
+            let stamp = (ms / 1000) & 0x7F;
+            let entry = key & !STAMP_BITS | stamp << 1 | 1;
+            let set = &t.0[Self::set(key)..Self::set(key) + WAYS];
+            // Its own slot if it has one, else an empty one, else the set's oldest.
+            let age = |v: u64| {
+                if v == 0 {
+                    u64::MAX
+                } else {
+                    stamp.wrapping_sub((v >> 1) & 0x7F) & 0x7F
+                }
+            };
+            let slot = set
+                .iter()
+                .find(|s| {
+                    let v = s.load(Ordering::Relaxed);
+                    v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
+                })
+                .or_else(|| set.iter().max_by_key(|s| age(s.load(Ordering::Relaxed))));
+            if let Some(s) = slot {
+                s.store(entry, Ordering::Relaxed);
+            }
         }
     }
 
@@ -393,6 +428,31 @@ mod tests {
         assert_eq!(sh.screened(t, Duration::from_millis(10), &p), Shed::Admit);
         assert_eq!(sh.screened(t, Duration::from_millis(100), &p), Shed::Refuse);
         assert_eq!(sh.screened(t, Duration::from_millis(500), &p), Shed::Drop);
+    }
+
+    /// An INVITE let in is remembered until four later ones fall in its set, not the
+    /// first: its retransmission is never refused while the core has its call. Before, one
+    /// later INVITE in its slot was enough.
+    #[test]
+    fn an_invite_let_in_is_forgotten_only_after_a_set_of_later_ones() {
+        let ov = Overload::new(&thresholds());
+        let t0 = Instant::now();
+        // Keys of one set (same bits above the stamp byte modulo the sets).
+        let key = |n: u64| ((n * (RECENT / WAYS) as u64 + 7) << 8) | 1;
+        ov.remember(key(0), t0);
+        for n in 1..WAYS as u64 {
+            ov.remember(key(n), t0 + Duration::from_secs(n));
+            assert!(ov.seen(key(0)), "after {n} later in its set");
+        }
+        assert!((0..WAYS as u64).all(|n| ov.seen(key(n))));
+        // A fifth takes the oldest's place.
+        ov.remember(key(WAYS as u64), t0 + Duration::from_secs(9));
+        assert!(!ov.seen(key(0)));
+        assert!((1..=WAYS as u64).all(|n| ov.seen(key(n))));
+        // Seen again, an INVITE is the newest of its set.
+        ov.remember(key(1), t0 + Duration::from_secs(10));
+        ov.remember(key(9), t0 + Duration::from_secs(11));
+        assert!(ov.seen(key(1)) && !ov.seen(key(2)));
     }
 
     /// The table of INVITEs let in exists only while INVITEs come: retransmissions are
