@@ -90,6 +90,9 @@ pub struct Env {
     pub rewrites: [u64; 4],
     /// How many 2xx for no call got their ACK and BYE this second ([`super::orphan`]).
     pub orphans: super::orphan::Budget,
+    /// The To tag of the shell's stateless 503s, which the core's own carry too: the ACKs
+    /// they get are then dropped at the edge, unparsed, like the shell's.
+    pub overload_tag: Option<Box<str>>,
 }
 
 /// The header a SIP front adds to what it passes on: the address the request really came

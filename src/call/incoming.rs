@@ -112,7 +112,11 @@ impl B2bua {
         if req.method() == Method::Ack || ingress::validate_request(&req).is_err() {
             return;
         }
-        let tag = self.env.ids.tag();
+        // The edge drops the ACKs of 503s with this tag unparsed.
+        let tag = match &self.env.overload_tag {
+            Some(t) => t.to_string(),
+            None => self.env.ids.tag(),
+        };
         let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
         let extra = [(Hdr::RETRY_AFTER, after.as_str())];
         if let Ok(resp) = ingress::response_to(&req, 503, "Service Unavailable", Some(&tag), &extra)

@@ -86,6 +86,7 @@ impl B2bua {
                 retransmissions: Default::default(),
                 rewrites: [0; 4],
                 orphans: Default::default(),
+                overload_tag: None,
             },
             calls: HashMap::default(),
             deadlines: BTreeSet::new(),
@@ -99,6 +100,12 @@ impl B2bua {
         b.registrations.configure(&mut b.env, &cfg, now);
         b.pump(now);
         b
+    }
+
+    /// The To tag the shell's stateless 503s carry (`engine::overload`): the core's own
+    /// carry it too.
+    pub fn set_overload_tag(&mut self, tag: &str) {
+        self.env.overload_tag = Some(tag.into());
     }
 
     /// Retransmissions sent and absorbed since start, by the transaction layer and by the

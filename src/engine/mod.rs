@@ -168,13 +168,14 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         }
     };
     crate::ops::heap::prepare_zones();
-    let core = B2bua::new(
+    let mut core = B2bua::new(
         cfg.clone(),
         TimerConfig::default(),
         IdGen::from_os(),
         Instant::now(),
         SystemTime::now(),
     );
+    core.set_overload_tag(&inbox.overload.tag);
     let mut shell = Shell {
         core,
         udp: udp::Out::new(udp_socks),

@@ -161,13 +161,16 @@ fn an_overloaded_retransmission_of_a_legacy_invite_is_absorbed_not_refused() {
 #[test]
 fn overloaded_new_invites_get_one_stateless_503_and_cost_no_state() {
     let mut h = H::new();
+    // The shell's 503s carry this tag; the core's carry it too, so their ACKs are
+    // dropped at the edge unparsed (before, a fresh tag sent them up the urgent queue).
+    h.core.set_overload_tag("ov-edge");
     let inv = invite_text("ov1", "z9hG4bKov1", "+8610123", "");
     overloaded(&mut h, PHONE, &inv);
     let resp = h.take_responses(PHONE);
     assert_eq!(resp.len(), 1);
     assert_eq!(resp[0].status(), 503);
     assert_eq!(resp[0].header(&Hdr::RETRY_AFTER).as_deref(), Some("5"));
-    assert!(resp[0].to_tag().is_some());
+    assert_eq!(resp[0].to_tag().as_deref(), Some("ov-edge"));
     // No transaction, no call, no CDR, nothing toward a carrier; never resent.
     assert_eq!(h.core.stats().server_txns, 0);
     assert_eq!(h.core.active_calls(), 0);
