@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 /// How long the latched source must have been silent before another address may continue
 /// its stream.
 pub const MOVE_AFTER_SILENCE: Duration = Duration::from_secs(2);
-/// How far ahead the sequence number of a continued stream may be (packets lost in between).
+/// How far ahead the sequence number of a continued stream may be (packets lost in between),
+/// beyond what the silence itself explains: the endpoint went on sending from its new
+/// address while the latch waited, at most a packet every [`FASTEST_PACKETS`].
 const MAX_SEQ_GAP: u16 = 500;
+/// The shortest packet time counted on when a silence explains a sequence gap.
+const FASTEST_PACKETS: Duration = Duration::from_millis(10);
 /// How long after the first packet a source that matches the SDP better may still take the
 /// latch: an endpoint's first packets follow the answer within a second or two.
 pub const LEARNING: Duration = Duration::from_secs(3);
@@ -29,7 +33,8 @@ pub const LEARNING: Duration = Duration::from_secs(3);
 /// NATed phone resuming from a hold on a new public port, or a trunk answering from another
 /// port than its early media, often with a new SSRC. Counted from the signalling, not from
 /// the next packet: a leg that stays silent (on hold) must not be open to whoever sends
-/// first, however much later.
+/// first, however much later. Within it a new source is taken from the latched source's IP
+/// or the SDP's, never from elsewhere, silent latch or not.
 const REOPENED: Duration = Duration::from_secs(10);
 
 /// What the latch needs of an RTP packet.
@@ -58,6 +63,10 @@ pub struct SourceLatch {
     rebind_after: Duration,
     /// Whether an offer/answer kept the source, and since which packet ([`REOPENED`]).
     reopened: Reopened,
+    /// The source an offer/answer moved the leg away from, and when: not latched again
+    /// for [`LEARNING`] after it (the old endpoint still sends until its BYE, and would
+    /// otherwise take the emptied latch from the new one), unless the SDP names it.
+    moved_from: Option<(SocketAddr, Instant)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +90,14 @@ impl SourceLatch {
             current: None,
             rebind_after,
             reopened: Reopened::No,
+            moved_from: None,
         }
+    }
+
+    /// The leg's media moved (its SDP names another address) at `now`, away from `old`'s
+    /// source: the latch is learnt afresh, but not from that source for a while.
+    pub fn moved_from(&mut self, old: &SourceLatch, now: Instant) {
+        self.moved_from = old.current.map(|l| (l.addr, now));
     }
 
     /// Carry `old`'s latched source over (this leg's media did not move) at an offer/answer
@@ -127,6 +143,12 @@ impl SourceLatch {
             learnt: self.current.map_or(now, |l| l.learnt),
         };
         match self.current {
+            None if self.moved_from.is_some_and(|(a, t)| {
+                a == src && rank(src) < 2 && now.saturating_duration_since(t) < LEARNING
+            }) =>
+            {
+                false
+            }
             None => {
                 self.current = Some(fresh);
                 true
@@ -145,17 +167,24 @@ impl SourceLatch {
                 true
             }
             Some(l) => {
-                let silent = now.saturating_duration_since(l.seen) >= self.rebind_after;
+                let quiet = now.saturating_duration_since(l.seen);
+                let silent = quiet >= self.rebind_after;
+                // What the endpoint sent meanwhile from its new address (dropped while the
+                // latch waited) explains a gap, on top of the packets lost.
+                let explained = (quiet.as_millis() / FASTEST_PACKETS.as_millis())
+                    .min(u128::from(i16::MAX as u16 - MAX_SEQ_GAP))
+                    as u16;
                 let continues = match (p, l.head) {
                     (Some(p), Some(l)) => {
-                        p.ssrc == l.ssrc && (1..=MAX_SEQ_GAP).contains(&p.seq.wrapping_sub(l.seq))
+                        p.ssrc == l.ssrc
+                            && (1..=MAX_SEQ_GAP + explained).contains(&p.seq.wrapping_sub(l.seq))
                     }
                     _ => false,
                 };
                 if silent && continues {
                     self.current = Some(fresh);
                     true
-                } else if reopened && (silent || src.ip() == l.addr.ip()) {
+                } else if reopened && (src.ip() == l.addr.ip() || rank(src) > 0) {
                     // A new stream after an offer/answer that kept the source: taken, and
                     // learnt afresh (a source at the SDP's address may still win it back).
                     self.current = Some(Latched {
@@ -199,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_source_may_be_replaced_from_its_own_ip_or_after_silence_for_a_while() {
+    fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut l = SourceLatch::default();
@@ -279,8 +308,9 @@ mod tests {
             !l.accept(later, addr(4100), head(7, 100), None),
             "no progress"
         );
+        // 500 lost, and 200 the 2 s of silence explain (a packet every 10 ms at most).
         assert!(
-            !l.accept(later, addr(4100), head(7, 100 + 600), None),
+            !l.accept(later, addr(4100), head(7, 100 + 701), None),
             "too far ahead"
         );
         assert!(l.accept(later, addr(4100), head(7, 103), None));
@@ -289,6 +319,78 @@ mod tests {
         let mut w = SourceLatch::default();
         assert!(w.accept(t0, addr(4000), head(7, 65535), None));
         assert!(w.accept(later, addr(4100), head(7, 2), None));
+    }
+
+    /// A long `rebind_after_silence_ms`: the endpoint sent from its new address all the
+    /// while the latch waited (those packets were dropped), so its sequence number is that
+    /// far ahead when the latch may move. Before, a gap over 500 was never a continuation,
+    /// and with a wait of 12 s at 20 ms the call stayed one-way for good.
+    #[test]
+    fn a_long_wait_before_a_move_allows_the_packets_sent_meanwhile() {
+        let t0 = Instant::now();
+        let mut l = SourceLatch::with_rebind_after(Duration::from_secs(12));
+        assert!(l.accept(t0, addr(4000), head(7, 100), None));
+        let mut moved = false;
+        for k in 1..=700u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(k));
+            moved = l.accept(now, addr(4100), head(7, 100 + k), None);
+            if moved {
+                assert_eq!(k, 600, "moved once the wait was over");
+                break;
+            }
+        }
+        assert!(moved && l.source() == Some(addr(4100)));
+    }
+
+    /// Within the window after an offer/answer that kept the source, a new source from
+    /// another IP is not taken, however long the leg was silent (a hold): only the latched
+    /// source's IP or the SDP's may take it. Before, any sender took a silent leg.
+    #[test]
+    fn a_kept_source_silent_on_hold_is_not_taken_from_another_ip_in_the_window() {
+        let t0 = Instant::now();
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, addr(4000), head(7, 1), None));
+        let mut held = SourceLatch::default();
+        held.keep_source(&l, t0 + Duration::from_secs(100));
+        let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+        let soon = t0 + Duration::from_secs(103);
+        assert!(!held.accept(soon, stranger, head(0xbad, 1), None));
+        assert_eq!(held.source(), Some(addr(4000)));
+        // The SDP's IP may.
+        let sdp = SocketAddr::from(([198, 51, 100, 9], 4000));
+        assert!(held.accept(
+            soon,
+            SocketAddr::from(([198, 51, 100, 9], 5000)),
+            head(8, 1),
+            Some(sdp)
+        ));
+    }
+
+    /// After an offer/answer that moved the leg (a transfer to another phone), the old
+    /// phone's packets, still coming until its BYE, do not take the emptied latch from the
+    /// new one for a while. Before, the old phone's next packet latched and the new one was
+    /// dropped for the rest of the call.
+    #[test]
+    fn the_source_a_leg_moved_from_does_not_take_it_back_at_once() {
+        let t0 = Instant::now();
+        let (x, y) = (addr(4000), SocketAddr::from(([192, 0, 2, 80], 7000)));
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, x, head(7, 1), None));
+        let mut moved = SourceLatch::default();
+        moved.moved_from(&l, t0 + Duration::from_secs(5));
+        assert!(!moved.accept(t0 + Duration::from_secs(5), x, head(7, 2), None));
+        assert!(moved.accept(t0 + Duration::from_millis(5200), y, head(9, 1), None));
+        assert_eq!(moved.source(), Some(y));
+        // Nobody else comes: the old source is taken again once the grace is over.
+        let mut alone = SourceLatch::default();
+        alone.moved_from(&l, t0);
+        assert!(!alone.accept(
+            t0 + LEARNING - Duration::from_millis(1),
+            x,
+            head(7, 3),
+            None
+        ));
+        assert!(alone.accept(t0 + LEARNING, x, head(7, 4), None));
     }
 
     #[test]

@@ -50,9 +50,13 @@ fn muxed_rtcp(packet: &[u8]) -> bool {
     matches!(packet.get(1), Some(192..=223))
 }
 
-/// Packets (RTP and RTCP) one leg may send on one stream in a second. Audio is 50 (20 ms
-/// packets) to 100; video a few hundred; more is a flood, not media.
+/// RTP packets one leg may send on one stream in a second. Audio is 50 (20 ms packets) to
+/// 100; video a few hundred; more is a flood, not media.
 pub const MAX_PACKETS_PER_SECOND: u32 = 1000;
+/// RTCP packets one leg may send on one stream in a second, counted apart from its RTP:
+/// reports come every few seconds, feedback (RFC 4585) a few dozen a second at most. Apart,
+/// so RTCP (whose source port is not the RTP's) can never use up the leg's RTP allowance.
+pub const MAX_RTCP_PER_SECOND: u32 = 200;
 
 /// Where one leg's packets of one stream come from and go to.
 #[derive(Debug, Default, Clone, Copy)]
@@ -71,14 +75,21 @@ struct LegAddrs {
     latch: Option<Latch>,
     /// Its peer has sent SDP (see [`RelayPair::a_heard`]).
     heard: bool,
-    /// The current one-second window of accepted packets, and how many it has had.
+    /// Accepted RTP packets in the current one-second window, and RTCP apart.
+    rtp_rate: Rate,
+    rtcp_rate: Rate,
+}
+
+/// Packets counted in a one-second window.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rate {
     window: Option<Instant>,
     in_window: u32,
 }
 
-impl LegAddrs {
-    /// Count one accepted packet; false when the leg is over its rate this second.
-    fn within_rate(&mut self, now: Instant) -> bool {
+impl Rate {
+    /// Count one accepted packet; false when over `max` this second.
+    fn within(&mut self, now: Instant, max: u32) -> bool {
         match self.window {
             Some(start)
                 if now.saturating_duration_since(start) < std::time::Duration::from_secs(1) => {}
@@ -87,8 +98,8 @@ impl LegAddrs {
                 self.in_window = 0;
             }
         }
-        self.in_window += 1;
-        self.in_window <= MAX_PACKETS_PER_SECOND
+        self.in_window = self.in_window.saturating_add(1);
+        self.in_window <= max
     }
 }
 
@@ -193,6 +204,8 @@ impl StreamRoute {
             if (new.sdp.is_none() || new.sdp == old.named) && new.latch == old.latch {
                 new.rtp.keep_source(&old.rtp, now);
                 new.rtcp = old.rtcp;
+            } else {
+                new.rtp.moved_from(&old.rtp, now);
             }
         }
     }
@@ -236,6 +249,20 @@ impl StreamRoute {
         if rtcp {
             match mine.rtp.source() {
                 Some(a) if a.ip() != src.ip() => return Route::Drop,
+                // Multiplexed RTCP comes from the RTP source itself.
+                Some(a) if muxed && a != src => return Route::Drop,
+                // Its RTCP source, once learnt, is the only one: another port on the same IP
+                // (a second phone behind the same NAT) must not take where the far leg's
+                // reports go (they carry this leg's SSRC and sequence number, what a NAT
+                // rebind is checked against). The conventional port (RTP + 1) may still
+                // take it from another.
+                Some(a)
+                    if !muxed
+                        && mine.rtcp.is_some_and(|r| r != src)
+                        && a.port().checked_add(1) != Some(src.port()) =>
+                {
+                    return Route::Drop;
+                }
                 // A datagram stream (T.38) has no RTCP of its own: its RTCP port relays only
                 // beside a source already latched, so no stranger can set where the far
                 // leg's packets to it go.
@@ -247,7 +274,7 @@ impl StreamRoute {
                 None if mine.sdp.is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
                 _ => {}
             }
-            if !mine.within_rate(now) {
+            if !mine.rtcp_rate.within(now, MAX_RTCP_PER_SECOND) {
                 return Route::OverRate;
             }
             let to = if muxed {
@@ -270,12 +297,13 @@ impl StreamRoute {
             if !mine.rtp.accept(now, src, head, mine.sdp) {
                 return Route::Drop;
             }
-            // RTCP follows the RTP source's IP: one learnt beside another IP is not this
-            // leg's any more.
-            if before.is_some_and(|b| b.ip() != src.ip()) {
+            // RTCP follows the RTP source: one learnt beside another source (a NAT that
+            // rebound maps RTCP anew too) is learnt again.
+            let moved = before.is_some_and(|b| b != src);
+            if moved || (before.is_none() && mine.rtcp.is_some_and(|r| r.ip() != src.ip())) {
                 mine.rtcp = None;
             }
-            if !mine.within_rate(now) {
+            if !mine.rtp_rate.within(now, MAX_PACKETS_PER_SECOND) {
                 return Route::OverRate;
             }
             let to = other.rtp.source().or(other.sdp);

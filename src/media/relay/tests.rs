@@ -590,3 +590,105 @@ fn rtcp_toward_rtp_on_the_last_port_goes_nowhere() {
         Route::Control(None)
     );
 }
+
+/// RTCP from another port on the leg's IP (a second phone behind the same NAT): it neither
+/// uses up the leg's RTP allowance nor takes where the far leg's reports go once the leg's
+/// own RTCP source is learnt. Before, 1,000 such reports a second silenced the leg's RTP
+/// (`OverRate`), and each one moved the far leg's reports to its port.
+#[test]
+fn rtcp_from_another_port_on_the_legs_ip_neither_silences_nor_redirects_it() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p);
+    let phone = sa("203.0.113.7:61000");
+    let phone_rtcp = sa("203.0.113.7:61001");
+    let neighbour = sa("203.0.113.7:5555");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, true, phone_rtcp, &RR),
+        Route::Control(_)
+    ));
+    for _ in 0..1000 {
+        assert_eq!(r.route(t0(), Dir::AtoB, true, neighbour, &RR), Route::Drop);
+    }
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let b_sdp = p.b_remote.expect("the pair's B address");
+    let b_rtcp = SocketAddr::new(b_sdp.ip(), b_sdp.port() + 1);
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, true, b_rtcp, &RR),
+        Route::Control(Some(phone_rtcp))
+    );
+    // The leg's own RTCP has an allowance of its own, which a flood of it uses up, not
+    // the RTP's.
+    let mut flood = StreamRoute::new(&p);
+    assert!(matches!(
+        flood.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let over = (0..1000)
+        .filter(|_| flood.route(t0(), Dir::AtoB, true, phone_rtcp, &RR) == Route::OverRate)
+        .count();
+    assert_eq!(over, 1000 - MAX_RTCP_PER_SECOND as usize);
+    assert!(matches!(
+        flood.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+}
+
+/// A NAT that rebinds the leg's RTP maps its RTCP anew: the RTCP source is learnt again.
+#[test]
+fn rtcp_is_learnt_again_when_the_rtp_source_moves() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let t = t0();
+    let (rtp1, rtcp1) = (sa("203.0.113.7:61000"), sa("203.0.113.7:61001"));
+    assert!(matches!(
+        r.route(t, Dir::AtoB, false, rtp1, &rtp(1)),
+        Route::Accept(_)
+    ));
+    assert!(matches!(
+        r.route(t, Dir::AtoB, true, rtcp1, &RR),
+        Route::Control(_)
+    ));
+    // Silent, then the same stream from a new mapping.
+    let later = t + crate::media::MOVE_AFTER_SILENCE;
+    let mut moved = rtp(1);
+    moved[2..4].copy_from_slice(&3u16.to_be_bytes());
+    let (rtp2, rtcp2) = (sa("203.0.113.7:62000"), sa("203.0.113.7:62007"));
+    assert!(matches!(
+        r.route(later, Dir::AtoB, false, rtp2, &moved),
+        Route::Accept(_)
+    ));
+    assert!(matches!(
+        r.route(later, Dir::AtoB, true, rtcp2, &RR),
+        Route::Control(_)
+    ));
+    assert_eq!(r.route(later, Dir::AtoB, true, rtcp1, &RR), Route::Drop);
+}
+
+/// A transfer: the leg's SDP moves to another phone while the old one still sends until
+/// its BYE. The old phone's packets do not take the emptied latch from the new one.
+#[test]
+fn after_a_move_the_old_phone_does_not_take_the_leg_from_the_new_one() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p);
+    let (x, y) = (sa("203.0.113.7:61000"), sa("198.51.100.77:40000"));
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, x, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let mut moved = p.clone();
+    moved.a_remote = Some(sa("10.1.1.50:40000"));
+    r.update(&moved, t0());
+    assert_eq!(r.route(t0(), Dir::AtoB, false, x, &rtp(1)), Route::Drop);
+    let soon = t0() + std::time::Duration::from_millis(300);
+    assert!(matches!(
+        r.route(soon, Dir::AtoB, false, y, &rtp(9)),
+        Route::Accept(_)
+    ));
+    assert_eq!(r.route(soon, Dir::AtoB, false, x, &rtp(1)), Route::Drop);
+}
