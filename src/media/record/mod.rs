@@ -22,6 +22,11 @@ const DISCONTINUITY: i64 = 10 * RATE as i64;
 /// 100 ms, a packet holds up to about 185 ms, and a sender may run a little ahead of our
 /// clock. A packet placed further ahead restarts its stream where it arrived.
 const LOOKAHEAD: u64 = RATE / 2;
+/// A stream that moved back (behind where its packets arrive) is borne out by a packet at
+/// the same offset within this (40 ms)...
+const BACK_AGREE: i64 = RATE as i64 / 25;
+/// ...that arrived at least this long (100 ms) after the first.
+const BACK_WAIT: i64 = RATE as i64 / 10;
 /// The deepest jitter buffer a recorder keeps (the config allows up to 1 s).
 const MAX_DEPTH: u64 = 10 * RATE;
 /// How often a stream's lag behind its place on the timeline is looked at (one second).
@@ -358,7 +363,11 @@ impl Recorder {
                 let far = (pos - arrival as i64).abs() > DISCONTINUITY;
                 let beyond =
                     pos >= 0 && !c.fits(pos as u64 + n, arrival.saturating_sub(self.depth));
-                if far || beyond {
+                // Behind where it arrives by more than the buffer holds: late whatever is
+                // done, unless the stream moved back (a sender that resumed a pause with its
+                // old timestamps), which the next packet tells.
+                let behind = arrival as i64 - pos > (self.depth + LOOKAHEAD) as i64;
+                if far || beyond || behind {
                     // A restart must be borne out by the next packet (another one, placed
                     // where this one says the stream now is): a single packet stamped
                     // ahead is left out instead of moving the stream after it, whose
@@ -367,12 +376,29 @@ impl Recorder {
                     let borne_out = c
                         .pending
                         .is_some_and(|(o, e)| e != ext && (o + ext - arrival as i64).abs() <= near);
-                    if !borne_out {
+                    // Only behind: a burst of packets held up in the network looks the same,
+                    // and must stay late, not move the stream. Their offsets drift a packet
+                    // time per packet as they catch up; a stream that moved back keeps its
+                    // offset. So it is borne out only by a packet at the same offset (within
+                    // 40 ms) that arrived at least 100 ms after the first.
+                    let moved_back = !far && !beyond;
+                    let (agrees, waited) = c.pending.map_or((false, 0), |(o, e)| {
+                        let agrees = e != ext && (o + ext - arrival as i64).abs() <= BACK_AGREE;
+                        (agrees, arrival as i64 - (o + e))
+                    });
+                    if moved_back && !(agrees && waited >= BACK_WAIT) {
+                        if !agrees {
+                            c.pending = Some((arrival as i64 - ext, ext));
+                        }
+                        self.stats.strays += 1;
+                        return;
+                    }
+                    if !moved_back && !borne_out {
                         c.pending = Some((arrival as i64 - ext, ext));
                         self.stats.strays += 1;
                         return;
                     }
-                    if beyond && !far {
+                    if (beyond || behind) && !far {
                         self.stats.restarts += 1;
                     }
                     true

@@ -497,3 +497,65 @@ fn a_long_pause_is_drained_as_a_count_not_a_buffer() {
     assert_eq!(d.len() + rest.len(), 3600 * 8000);
     assert!(rest.frames.iter().all(|f| f[0] != 0));
 }
+
+/// A sender that resumes after a pause with its timestamp carried on from before the pause
+/// (some endpoints do at hold and resume): its packets land seconds behind where they
+/// arrive. The stream restarts where it arrived once the next packet bears that out, as
+/// for a jump ahead. Before, with the other channel running, every packet was late until
+/// the stream was slewed a second later: 1–2 s of the resumed audio were lost.
+#[test]
+fn a_stream_resumed_behind_real_time_restarts_where_it_arrives() {
+    let t0 = Instant::now();
+    let a1 = stream(8000, 51);
+    let a2 = stream(16_000, 53);
+    let b = stream(8 * 8000, 55);
+    let mut p0 = packets(&a1, &[160], 500, 1, t0, |_| 0);
+    p0.extend(packets(
+        &a2,
+        &[160],
+        500 + 8000,
+        1,
+        t0 + Duration::from_secs(4),
+        |_| 0,
+    ));
+    let p1 = packets(&b, &[160], 9000, 2, t0, |_| 0);
+    let (frames, stats) = record(p0, p1, 60);
+    let left = channel(&frames, 0);
+    // Borne out by a packet 100 ms after the first at the same place: five packets (100 ms)
+    // go, the rest is in the file.
+    let from = 5 * 160;
+    let s2 = find(&left, &decode(&a2[from..from + 160]));
+    assert_eq!(
+        &left[s2..s2 + a2.len() - from],
+        &decode(&a2[from..])[..],
+        "the resumed audio"
+    );
+    assert_eq!(stats.late, 0, "{stats:?}");
+    assert_eq!((stats.strays, stats.restarts), (5, 1), "{stats:?}");
+}
+
+/// Packets held up in the network and then delivered in a burst arrive behind where they
+/// belong by the same amount each, less a packet time per packet as they catch up: late,
+/// and they must not move the stream (which would throw the audio after them out of place).
+#[test]
+fn a_burst_of_held_up_packets_stays_late_and_moves_nothing() {
+    let t0 = Instant::now();
+    let a = stream(5 * 8000, 57);
+    // Packets 50..150 (1 s to 3 s) are held up and all arrive at 3.2 s, 1 ms apart.
+    let held = |i: usize| (50..150).contains(&i);
+    let p0 = packets(&a, &[160], 500, 1, t0, |i| {
+        if held(i) {
+            3200 - 20 * i as i64 + (i as i64 - 50)
+        } else {
+            0
+        }
+    });
+    let (frames, stats) = record(p0, Vec::new(), 60);
+    let left = channel(&frames, 0);
+    let s = find(&left, &decode(&a[..160]));
+    assert_eq!(stats.restarts, 0, "{stats:?}");
+    // The audio before and after the hold-up is where it belongs.
+    assert_eq!(&left[s..s + 50 * 160], &decode(&a[..50 * 160])[..]);
+    let after = 170 * 160;
+    assert_eq!(&left[s + after..s + a.len()], &decode(&a[after..])[..]);
+}
