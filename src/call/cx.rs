@@ -93,6 +93,8 @@ pub struct Env {
     /// The To tag of the shell's stateless 503s, which the core's own carry too: the ACKs
     /// they get are then dropped at the edge, unparsed, like the shell's.
     pub overload_tag: Option<Box<str>>,
+    /// [`super::incoming::MAX_SERVER_TRANSACTIONS`] (smaller in tests).
+    pub max_server_txns: usize,
 }
 
 /// The header a SIP front adds to what it passes on: the address the request really came

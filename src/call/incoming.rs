@@ -24,6 +24,12 @@ use crate::sip::ingress::{self, Verdict};
 use crate::sip::{Hdr, Message, Method, Request, Target};
 use crate::txn::TxnId;
 
+/// Server transactions kept at most. The most a gateway at its capacity keeps is about
+/// 2,500 INVITEs a second for 32 s (Timer L after their 2xx) and as many BYEs (Timer J):
+/// some 160,000. Past the bound new requests are dropped, so no flood can grow the table
+/// (and the memory it holds) without end.
+pub const MAX_SERVER_TRANSACTIONS: usize = 262_144;
+
 impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.
     pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
@@ -44,6 +50,13 @@ impl B2bua {
         }
         match ingress::check(msg, source, &self.env.local) {
             Verdict::Accept(msg) => {
+                if let Message::Request(req) = &msg
+                    && req.method() != Method::Ack
+                    && !self.env.txn.knows(req, source.addr)
+                    && self.refused_statelessly(req, source)
+                {
+                    return;
+                }
                 let unmatched = self
                     .env
                     .txn
@@ -69,6 +82,34 @@ impl B2bua {
                 self.refused(why);
             }
         }
+    }
+
+    /// A request that would start a server transaction, answered (or dropped) here without
+    /// one: true when done with. The transaction table is bounded
+    /// ([`MAX_SERVER_TRANSACTIONS`]): past it new requests are dropped (counted;
+    /// retransmitted ones find room later), so a flood spoofed in a peer's name, which the
+    /// source guard lets through at its rate, cannot grow it without end. And a request
+    /// in a dialog we do not have, the commonest junk of such a flood (a BYE with made-up
+    /// tags), gets its 481 without a transaction (RFC 3261 §8.2.6: a stateless answer;
+    /// a retransmission gets another) rather than one kept for Timer J's 32 s.
+    fn refused_statelessly(&mut self, req: &Request, source: Target) -> bool {
+        if self.env.txn.len().1 >= self.env.max_server_txns {
+            debug!(%source, "transaction table full: {} dropped", req.method());
+            self.refused("transactions_full");
+            return true;
+        }
+        if req.method() == Method::Cancel
+            || req.to_tag().is_none()
+            || self.dialog_of_request(req, source).is_some()
+        {
+            return false;
+        }
+        if let Ok(resp) =
+            ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
+        {
+            self.env.send(source, &Message::Response(resp));
+        }
+        true
     }
 
     /// A request from an address the running configuration matches no more can still be

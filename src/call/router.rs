@@ -87,6 +87,7 @@ impl B2bua {
                 rewrites: [0; 4],
                 orphans: Default::default(),
                 overload_tag: None,
+                max_server_txns: super::incoming::MAX_SERVER_TRANSACTIONS,
             },
             calls: HashMap::default(),
             deadlines: BTreeSet::new(),

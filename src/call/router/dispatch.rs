@@ -96,22 +96,29 @@ impl B2bua {
         req: Request,
         source: Target,
     ) {
+        match self.dialog_of_request(&req, source) {
+            Some((r, side)) => self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req)),
+            None => self
+                .env
+                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
+        }
+    }
+
+    /// The call and leg whose dialog an in-dialog request from `source` is in. Only the
+    /// leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump from anywhere else
+    /// is answered as if the dialog did not exist.
+    pub(in crate::call) fn dialog_of_request(
+        &self,
+        req: &Request,
+        source: Target,
+    ) -> Option<(CallRef, Side)> {
         let found = self.dialog_with(
             &req.call_id().unwrap_or_default(),
             &req.to_tag().unwrap_or_default(),
             req.from_tag().as_deref(),
         );
-        let ip = self.env.origin_ip(&req, source);
-        match found {
-            // Only the leg's own peer speaks in its dialog: a BYE, re-INVITE or CSeq jump
-            // from anywhere else is answered as if the dialog did not exist.
-            Some((r, side)) if self.is_leg_peer(r, side, ip) => {
-                self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req))
-            }
-            _ => self
-                .env
-                .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
-        }
+        let ip = self.env.origin_ip(req, source);
+        found.filter(|&(r, side)| self.is_leg_peer(r, side, ip))
     }
 
     /// Whether `ip` is the peer of call `r`'s leg `side`: only it speaks in that leg's dialog.

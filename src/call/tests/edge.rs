@@ -390,3 +390,54 @@ fn a_response_with_a_second_via_is_discarded() {
     h.recv_msg(CARRIER_A, reply(&inv, 200, "v", &[], Some(SDP)));
     assert_eq!(h.statuses(PHONE), vec![200]);
 }
+
+/// A request in a dialog the gateway does not have (a BYE with made-up tags, spoofed in a
+/// peer's name) gets its 481 without a server transaction: a flood of them keeps nothing
+/// for Timer J's 32 s. Before, each one kept a transaction (and its 481) for 32 s.
+#[test]
+fn a_request_in_no_dialog_gets_its_481_without_a_transaction() {
+    let mut h = H::new();
+    let bye = phone_bye("no-such-tag", 2, "z9hG4bKnodlg");
+    h.recv(PHONE, &bye);
+    assert_eq!(h.statuses(PHONE), vec![481]);
+    assert_eq!(h.core.stats().server_txns, 0);
+    // A retransmission gets another.
+    h.recv(PHONE, &bye);
+    assert_eq!(h.statuses(PHONE), vec![481]);
+    // A request in a dialog that exists still gets its transaction.
+    let (_inv, ok) = answered_call(&mut h);
+    h.recv(
+        PHONE,
+        &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKrealbye"),
+    );
+    assert!(h.core.stats().server_txns >= 1);
+}
+
+/// Past the bound on server transactions new requests are dropped and counted; requests of
+/// the transactions already kept are still answered.
+#[test]
+fn past_the_transaction_bound_new_requests_are_dropped() {
+    let mut h = H::new();
+    h.core.env.max_server_txns = 2;
+    let options = |n: u32| {
+        format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKopt{n}\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.2>;tag=p{n}\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    h.recv(PHONE, &options(1));
+    h.recv(PHONE, &options(2));
+    assert_eq!(h.statuses(PHONE), vec![200, 200]);
+    h.recv(PHONE, &options(3));
+    assert!(h.statuses(PHONE).is_empty(), "dropped");
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        CoreEvent::Refused { why } if *why == "transactions_full"
+    )));
+    // The first one's retransmission is answered from its transaction.
+    h.recv(PHONE, &options(1));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    // Once they have ended there is room again.
+    h.advance(Duration::from_secs(40));
+    h.recv(PHONE, &options(3));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+}
