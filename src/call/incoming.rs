@@ -85,30 +85,34 @@ impl B2bua {
     }
 
     /// A request that would start a server transaction, answered (or dropped) here without
-    /// one: true when done with. The transaction table is bounded
-    /// ([`MAX_SERVER_TRANSACTIONS`]): past it new requests are dropped (counted;
-    /// retransmitted ones find room later), so a flood spoofed in a peer's name, which the
-    /// source guard lets through at its rate, cannot grow it without end. And a request
-    /// in a dialog we do not have, the commonest junk of such a flood (a BYE with made-up
-    /// tags), gets its 481 without a transaction (RFC 3261 §8.2.6: a stateless answer;
-    /// a retransmission gets another) rather than one kept for Timer J's 32 s.
+    /// one: true when done with. A request in a dialog we do not have, the commonest junk
+    /// of a flood spoofed in a peer's name (a BYE with made-up tags; the source guard lets
+    /// such a flood through at the peer's rate), gets its 481 without a transaction (RFC
+    /// 3261 §8.2.6: a stateless answer; a retransmission gets another) rather than one kept
+    /// for Timer J's 32 s. And the transaction table is bounded
+    /// ([`MAX_SERVER_TRANSACTIONS`]): past it, requests outside the calls up are dropped
+    /// (counted; a retransmitted one finds room later). The requests of calls up (in their
+    /// dialogs, or the CANCEL of their INVITE) always get theirs, so a flood that fills the
+    /// table cannot keep calls from being hung up; they are as many as the calls allow.
     fn refused_statelessly(&mut self, req: &Request, source: Target) -> bool {
-        if self.env.txn.len().1 >= self.env.max_server_txns {
-            debug!(%source, "transaction table full: {} dropped", req.method());
-            self.refused("transactions_full");
+        if req.method() != Method::Cancel && req.to_tag().is_some() {
+            if self.dialog_of_request(req, source).is_some() {
+                return false;
+            }
+            if let Ok(resp) =
+                ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
+            {
+                self.env.send(source, &Message::Response(resp));
+            }
             return true;
         }
-        if req.method() == Method::Cancel
-            || req.to_tag().is_none()
-            || self.dialog_of_request(req, source).is_some()
+        if self.env.txn.len().1 < self.env.max_server_txns
+            || (req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_some())
         {
             return false;
         }
-        if let Ok(resp) =
-            ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
-        {
-            self.env.send(source, &Message::Response(resp));
-        }
+        debug!(%source, "transaction table full: {} dropped", req.method());
+        self.refused("transactions_full");
         true
     }
 

@@ -441,3 +441,25 @@ fn past_the_transaction_bound_new_requests_are_dropped() {
     h.recv(PHONE, &options(3));
     assert_eq!(h.statuses(PHONE), vec![200]);
 }
+
+/// A full transaction table does not keep a call up from being hung up: the requests of
+/// calls up always get their transaction. Before, a flood that filled the table made the
+/// gateway drop every new request, a live call's BYE included.
+#[test]
+fn a_full_transaction_table_still_takes_the_requests_of_calls_up() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let used = h.core.stats().server_txns;
+    h.core.env.max_server_txns = used;
+    let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKfull\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.3>;tag=pf\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-full\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    h.recv(CARRIER_A, options);
+    assert!(h.statuses(CARRIER_A).is_empty(), "the table is full");
+    h.recv(
+        PHONE,
+        &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKbyefull"),
+    );
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    assert!(h.statuses(PHONE).contains(&200), "the BYE was answered");
+    assert_eq!(h.cdrs.len(), 1);
+}
