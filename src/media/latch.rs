@@ -65,7 +65,9 @@ pub struct SourceLatch {
     reopened: Reopened,
     /// The source an offer/answer moved the leg away from, and when: not latched again
     /// for [`LEARNING`] after it (the old endpoint still sends until its BYE, and would
-    /// otherwise take the emptied latch from the new one), unless the SDP names it.
+    /// otherwise take the emptied latch from the new one), unless it is on the IP the new
+    /// SDP names (the same endpoint, its SDP's port changed: an SBC that sends from one
+    /// port whatever its SDP says).
     moved_from: Option<(SocketAddr, Instant)>,
 }
 
@@ -144,7 +146,7 @@ impl SourceLatch {
         };
         match self.current {
             None if self.moved_from.is_some_and(|(a, t)| {
-                a == src && rank(src) < 2 && now.saturating_duration_since(t) < LEARNING
+                a == src && rank(src) == 0 && now.saturating_duration_since(t) < LEARNING
             }) =>
             {
                 false

@@ -692,3 +692,25 @@ fn after_a_move_the_old_phone_does_not_take_the_leg_from_the_new_one() {
     ));
     assert_eq!(r.route(soon, Dir::AtoB, false, x, &rtp(1)), Route::Drop);
 }
+
+/// An offer/answer that changes only the SDP's port (a trunk's 200 naming another port than
+/// its 183), from an SBC that sends from one port whatever its SDP says: its packets go on
+/// being taken at once. (The old-source rule is for a leg moved to another host.)
+#[test]
+fn a_port_only_move_does_not_hold_up_the_same_sender() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p);
+    let sbc = sa("192.0.2.10:7000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, sbc, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let mut moved = p.clone();
+    moved.a_remote = Some(sa("192.0.2.10:4002"));
+    r.update(&moved, t0());
+    let soon = t0() + std::time::Duration::from_millis(20);
+    assert!(matches!(
+        r.route(soon, Dir::AtoB, false, sbc, &rtp(1)),
+        Route::Accept(_)
+    ));
+}
