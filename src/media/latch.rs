@@ -118,6 +118,11 @@ impl SourceLatch {
         self.current.map(|l| l.addr)
     }
 
+    /// The SSRC of the latched source's stream, when it has one the relay reads.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.current.and_then(|l| l.head).map(|h| h.ssrc)
+    }
+
     /// Whether a packet from `src` belongs to this leg; latches the first one. `p`: its RTP
     /// stream identity, `None` for a datagram that has none the relay can read. `sdp` is
     /// the leg's RTP address from its SDP, when it named a usable one: a source there is

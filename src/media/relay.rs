@@ -43,6 +43,14 @@ pub enum Route {
     Forward { to: Option<SocketAddr>, rtcp: bool },
 }
 
+/// The sender SSRC of an RTCP (or SRTCP) packet: the four bytes after its first header,
+/// whatever its type (SR, RR, the feedback types, and the first chunk of an SDES or BYE),
+/// in the clear in SRTCP too. The packet passed the RTCP checks, so they are there.
+fn rtcp_sender(packet: &[u8]) -> Option<u32> {
+    let b = packet.get(4..8)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// RFC 5761 §4: on a port that carries RTP and RTCP, a packet whose second byte (marker bit
 /// and payload type) is 192–223 is RTCP (SR 200, RR 201, SDES 202, BYE 203, APP 204, and the
 /// feedback types); RTP on such a port does not use payload types 64–95.
@@ -251,11 +259,23 @@ impl StreamRoute {
                 Some(a) if a.ip() != src.ip() => return Route::Drop,
                 // Multiplexed RTCP comes from the RTP source itself.
                 Some(a) if muxed && a != src => return Route::Drop,
-                // Its RTCP source, once learnt, is the only one: another port on the same IP
-                // (a second phone behind the same NAT) must not take where the far leg's
-                // reports go (they carry this leg's SSRC and sequence number, what a NAT
-                // rebind is checked against). The conventional port (RTP + 1) may still
-                // take it from another.
+                // Another port on the same IP (a second phone behind the same NAT) must not
+                // take where the far leg's reports go: they carry this leg's SSRC and
+                // sequence number, what a NAT rebind is checked against. The leg's own
+                // reports name its stream's SSRC as their sender's (RFC 3550 §6.4), which
+                // nobody off its path knows: only those are taken, from whichever port
+                // (its NAT may map RTCP anew).
+                Some(_)
+                    if mine
+                        .rtp
+                        .ssrc()
+                        .is_some_and(|s| rtcp_sender(packet) != Some(s)) =>
+                {
+                    return Route::Drop;
+                }
+                Some(_) if mine.rtp.ssrc().is_some() => {}
+                // A stream whose SSRC the relay does not read: the first port heard is its
+                // RTCP (or the conventional RTP + 1 after it).
                 Some(a)
                     if !muxed
                         && mine.rtcp.is_some_and(|r| r != src)

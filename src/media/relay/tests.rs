@@ -84,6 +84,13 @@ fn rtp(ssrc: u32) -> Vec<u8> {
 /// An RTCP receiver report without report blocks.
 const RR: [u8; 8] = [0x80, 201, 0, 1, 0, 0, 0, 7];
 
+/// A receiver report from the sender of stream `ssrc`.
+fn rr(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 201, 0, 1];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
 fn pair(latch: Latch) -> RelayPair {
     RelayPair {
         kind: StreamKind::Rtp,
@@ -138,7 +145,7 @@ fn sdp_ip_latch_drops_other_ips_and_rtcp_follows_the_rtp_ip() {
     );
     // RTCP from the latched IP goes to the far leg's SDP port + 1 until it sends RTCP.
     assert_eq!(
-        r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4003"), &RR),
+        r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4003"), &rr(1)),
         Route::Control(Some(sa("198.51.100.20:5001")))
     );
     assert_eq!(
@@ -607,7 +614,7 @@ fn rtcp_from_another_port_on_the_legs_ip_neither_silences_nor_redirects_it() {
         Route::Accept(_)
     ));
     assert!(matches!(
-        r.route(t0(), Dir::AtoB, true, phone_rtcp, &RR),
+        r.route(t0(), Dir::AtoB, true, phone_rtcp, &rr(1)),
         Route::Control(_)
     ));
     for _ in 0..1000 {
@@ -631,7 +638,7 @@ fn rtcp_from_another_port_on_the_legs_ip_neither_silences_nor_redirects_it() {
         Route::Accept(_)
     ));
     let over = (0..1000)
-        .filter(|_| flood.route(t0(), Dir::AtoB, true, phone_rtcp, &RR) == Route::OverRate)
+        .filter(|_| flood.route(t0(), Dir::AtoB, true, phone_rtcp, &rr(1)) == Route::OverRate)
         .count();
     assert_eq!(over, 1000 - MAX_RTCP_PER_SECOND as usize);
     assert!(matches!(
@@ -640,7 +647,8 @@ fn rtcp_from_another_port_on_the_legs_ip_neither_silences_nor_redirects_it() {
     ));
 }
 
-/// A NAT that rebinds the leg's RTP maps its RTCP anew: the RTCP source is learnt again.
+/// A NAT that rebinds the leg's RTP maps its RTCP anew: the RTCP source is learnt again
+/// (the leg's reports, named by its SSRC, are taken from whichever port).
 #[test]
 fn rtcp_is_learnt_again_when_the_rtp_source_moves() {
     let mut r = StreamRoute::new(&pair(Latch::Any));
@@ -651,7 +659,7 @@ fn rtcp_is_learnt_again_when_the_rtp_source_moves() {
         Route::Accept(_)
     ));
     assert!(matches!(
-        r.route(t, Dir::AtoB, true, rtcp1, &RR),
+        r.route(t, Dir::AtoB, true, rtcp1, &rr(1)),
         Route::Control(_)
     ));
     // Silent, then the same stream from a new mapping.
@@ -664,10 +672,38 @@ fn rtcp_is_learnt_again_when_the_rtp_source_moves() {
         Route::Accept(_)
     ));
     assert!(matches!(
-        r.route(later, Dir::AtoB, true, rtcp2, &RR),
+        r.route(later, Dir::AtoB, true, rtcp2, &rr(1)),
         Route::Control(_)
     ));
-    assert_eq!(r.route(later, Dir::AtoB, true, rtcp1, &RR), Route::Drop);
+    assert_eq!(
+        r.route(later, Dir::BtoA, true, sa("198.51.100.20:5001"), &RR),
+        Route::Control(Some(rtcp2))
+    );
+}
+
+/// A neighbour behind the same NAT that sends RTCP before the leg's first report (which
+/// comes seconds in, from a port that is rarely RTP + 1) does not keep the far leg's
+/// reports: it does not know the leg's SSRC. Before, the first RTCP sender on the IP kept
+/// the route for the rest of the call, and the leg's own reports were dropped.
+#[test]
+fn rtcp_is_the_legs_by_its_ssrc_whoever_sends_first() {
+    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let phone = sa("203.0.113.7:61000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let neighbour = sa("203.0.113.7:5555");
+    assert_eq!(r.route(t0(), Dir::AtoB, true, neighbour, &RR), Route::Drop);
+    let phone_rtcp = sa("203.0.113.7:61234");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, true, phone_rtcp, &rr(1)),
+        Route::Control(_)
+    ));
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, true, sa("198.51.100.20:5001"), &RR),
+        Route::Control(Some(phone_rtcp))
+    );
 }
 
 /// A transfer: the leg's SDP moves to another phone while the old one still sends until
