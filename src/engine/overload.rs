@@ -113,7 +113,10 @@ impl Shedder {
         // Windows that passed with no request at all had no queue either: the share comes
         // down for each, so a storm followed by quiet (night, peers honouring Retry-After)
         // does not leave the next calls refused until enough requests have closed windows.
-        let idle = (now.saturating_duration_since(end).as_nanos() / WINDOW.as_nanos())
+        // Only up to when this request was received: while it waited (a stall of the core
+        // or a reader) the queue stood, however few decisions were made meanwhile.
+        let received = now.checked_sub(delay).unwrap_or(now);
+        let idle = (received.saturating_duration_since(end).as_nanos() / WINDOW.as_nanos())
             .min(u128::from(u16::MAX)) as f64;
         self.share = if self.window_min >= p.overload_delay {
             (self.share + STEP_UP).min(1.0)
@@ -139,8 +142,8 @@ const RECENT: usize = 1 << 17;
 /// a 503 while the core went on with its call.
 const WAYS: usize = 4;
 
-/// The low byte of a slot: bit 0 set when in use, bits 1–7 the second (modulo 128) it was
-/// written, to find a set's oldest; the key is the other 56 bits.
+/// The low byte of a slot: bit 0 set when in use, bits 1–7 the quarter second (modulo 128,
+/// so 32 s: Timer B) it was written, to find a set's oldest; the key is the other 56 bits.
 const STAMP_BITS: u64 = 0xFF;
 
 /// How long after the last INVITE was remembered the table is dropped: twice Timer B (at
@@ -260,10 +263,11 @@ impl Overload {
             };
         }
         if let Some(t) = table {
-            let stamp = (ms / 1000) & 0x7F;
+            let stamp = (ms / 250) & 0x7F;
             let entry = key & !STAMP_BITS | stamp << 1 | 1;
             let set = &t.0[Self::set(key)..Self::set(key) + WAYS];
-            // Its own slot if it has one, else an empty one, else the set's oldest.
+            // Its own slot if it has one, else an empty one, else the set's oldest (of
+            // those of one quarter second, the first: sets fill in slot order).
             let age = |v: u64| {
                 if v == 0 {
                     u64::MAX
@@ -277,7 +281,11 @@ impl Overload {
                     let v = s.load(Ordering::Relaxed);
                     v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
                 })
-                .or_else(|| set.iter().max_by_key(|s| age(s.load(Ordering::Relaxed))));
+                .or_else(|| {
+                    set.iter()
+                        .rev()
+                        .max_by_key(|s| age(s.load(Ordering::Relaxed)))
+                });
             if let Some(s) = slot {
                 s.store(entry, Ordering::Relaxed);
             }
@@ -392,6 +400,14 @@ mod tests {
         t += Duration::from_secs(2);
         sh.decide(t, Duration::ZERO, false, &p);
         assert!(sh.share() < before - 0.3, "{before} -> {}", sh.share());
+        // But a stall is no quiet time: the request that ends two seconds without decisions
+        // waited 1.9 s of them, and the share does not come down.
+        let (mut sh, mut t) = (Shedder::default(), Instant::now());
+        run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
+        let before = sh.share();
+        t += Duration::from_secs(2);
+        sh.decide(t, Duration::from_millis(1900), false, &p);
+        assert!(sh.share() >= before, "{before} -> {}", sh.share());
     }
 
     #[test]
@@ -453,6 +469,13 @@ mod tests {
         ov.remember(key(1), t0 + Duration::from_secs(10));
         ov.remember(key(9), t0 + Duration::from_secs(11));
         assert!(ov.seen(key(1)) && !ov.seen(key(2)));
+        // Five in one instant: the first goes, not the newest.
+        let ov = Overload::new(&thresholds());
+        for n in 0..=WAYS as u64 {
+            ov.remember(key(n), t0);
+        }
+        assert!(!ov.seen(key(0)));
+        assert!((1..=WAYS as u64).all(|n| ov.seen(key(n))));
     }
 
     /// The table of INVITEs let in exists only while INVITEs come: retransmissions are
