@@ -142,8 +142,10 @@ const RECENT: usize = 1 << 17;
 /// a 503 while the core went on with its call.
 const WAYS: usize = 4;
 
-/// The low byte of a slot: bit 0 set when in use, bits 1–7 the quarter second (modulo 128,
-/// so 32 s: Timer B) it was written, to find a set's oldest; the key is the other 56 bits.
+/// The low byte of a slot: bit 0 set when in use, bits 1–7 the 64 ms (modulo 128, so about
+/// 8 s) it was written in, to find a set's oldest; the key is the other 56 bits. An
+/// INVITE's retransmissions come within seconds (0.5, 1.5, 3.5 s until a provisional
+/// stops them); an entry older than the wrap only looks newer, and is kept longer.
 const STAMP_BITS: u64 = 0xFF;
 
 /// How long after the last INVITE was remembered the table is dropped: twice Timer B (at
@@ -263,11 +265,10 @@ impl Overload {
             };
         }
         if let Some(t) = table {
-            let stamp = (ms / 250) & 0x7F;
+            let stamp = (ms / 64) & 0x7F;
             let entry = key & !STAMP_BITS | stamp << 1 | 1;
             let set = &t.0[Self::set(key)..Self::set(key) + WAYS];
-            // Its own slot if it has one, else an empty one, else the set's oldest (of
-            // those of one quarter second, the first: sets fill in slot order).
+            // Its own slot if it has one, else an empty one, else the set's oldest.
             let age = |v: u64| {
                 if v == 0 {
                     u64::MAX
@@ -281,11 +282,7 @@ impl Overload {
                     let v = s.load(Ordering::Relaxed);
                     v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
                 })
-                .or_else(|| {
-                    set.iter()
-                        .rev()
-                        .max_by_key(|s| age(s.load(Ordering::Relaxed)))
-                });
+                .or_else(|| set.iter().max_by_key(|s| age(s.load(Ordering::Relaxed))));
             if let Some(s) = slot {
                 s.store(entry, Ordering::Relaxed);
             }
@@ -462,20 +459,24 @@ mod tests {
         }
         assert!((0..WAYS as u64).all(|n| ov.seen(key(n))));
         // A fifth takes the oldest's place.
-        ov.remember(key(WAYS as u64), t0 + Duration::from_secs(9));
+        ov.remember(key(WAYS as u64), t0 + Duration::from_secs(5));
         assert!(!ov.seen(key(0)));
         assert!((1..=WAYS as u64).all(|n| ov.seen(key(n))));
         // Seen again, an INVITE is the newest of its set.
-        ov.remember(key(1), t0 + Duration::from_secs(10));
-        ov.remember(key(9), t0 + Duration::from_secs(11));
+        ov.remember(key(1), t0 + Duration::from_secs(6));
+        ov.remember(key(9), t0 + Duration::from_secs(7));
         assert!(ov.seen(key(1)) && !ov.seen(key(2)));
-        // Five in one instant: the first goes, not the newest.
+        // A burst: one a tenth of a second, the set full and then turning over: each
+        // newcomer takes the oldest's place, never a newer one's (before, with stamps by
+        // the second, the newest of one second was taken as readily as the oldest).
         let ov = Overload::new(&thresholds());
-        for n in 0..=WAYS as u64 {
-            ov.remember(key(n), t0);
+        let tenth = |n: u64| t0 + Duration::from_millis(100 * n);
+        for n in 0..12u64 {
+            ov.remember(key(n), tenth(n));
+            let kept: Vec<u64> = (0..=n).filter(|&k| ov.seen(key(k))).collect();
+            let want: Vec<u64> = (n.saturating_sub(WAYS as u64 - 1)..=n).collect();
+            assert_eq!(kept, want, "after {n}");
         }
-        assert!(!ov.seen(key(0)));
-        assert!((1..=WAYS as u64).all(|n| ov.seen(key(n))));
     }
 
     /// The table of INVITEs let in exists only while INVITEs come: retransmissions are
