@@ -66,41 +66,67 @@ fn name_of(line: &[u8]) -> Option<(Name, &[u8])> {
 }
 
 /// The sent-by port of a message's top Via, 5060 when it names none (RFC 3261 §18.2.2); read
-/// from the head's lines as written, so a message too large to parse again (one we built)
+/// from the head's lines as written (folded lines and the whitespace the grammar allows
+/// around `/` and `:` included), so a message too large to parse again (one we built)
 /// still gives it. `None` without a readable Via.
 pub fn top_via_port(wire: &[u8]) -> Option<u16> {
     let head_end = memchr::memmem::find(wire, b"\r\n\r\n").unwrap_or(wire.len());
-    let value = wire[..head_end]
+    let folded = |l: &&[u8]| l.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+    let mut lines = wire[..head_end]
         .split(|&b| b == b'\n')
         .skip(1)
-        .find_map(
-            |line| match name_of(line.strip_suffix(b"\r").unwrap_or(line)) {
-                Some((Name::Via, value)) => Some(value),
-                _ => None,
-            },
-        )?;
-    // `SIP/2.0/TCP host[:port][;params][, next]`: the sent-by follows the protocol.
-    let first = value.split(|&b| b == b',').next()?;
-    let sent_by = first
-        .splitn(2, |b| b.is_ascii_whitespace())
-        .nth(1)?
-        .trim_ascii_start();
-    let host_port = sent_by
-        .split(|&b| b == b';' || b.is_ascii_whitespace())
-        .next()?;
-    let port = match host_port.strip_prefix(b"[") {
-        Some(v6) => {
-            let close = v6.iter().position(|&b| b == b']')?;
-            v6[close + 1..].strip_prefix(b":")
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .peekable();
+    let mut value = loop {
+        let line = lines.next()?;
+        if folded(&line) {
+            continue;
         }
-        None => host_port
-            .iter()
-            .position(|&b| b == b':')
-            .map(|i| &host_port[i + 1..]),
+        if let Some((Name::Via, v)) = name_of(line) {
+            break v.to_vec();
+        }
     };
-    match port {
+    while let Some(more) = lines.next_if(folded) {
+        value.push(b' ');
+        value.extend_from_slice(more.trim_ascii());
+    }
+    // `SIP / 2.0 / TCP host [: port] ;params, next`: the sent-by follows the transport.
+    let first = value.split(|&b| b == b';' || b == b',').next()?;
+    let after_version = first
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'/')
+        .nth(1)
+        .map(|(i, _)| i + 1)?;
+    let rest = first[after_version..].trim_ascii_start();
+    let transport_end = rest
+        .iter()
+        .position(|b| !b.is_ascii_alphanumeric() && !b"-.!%*_+`'~".contains(b))
+        .unwrap_or(rest.len());
+    if transport_end == 0 {
+        return None;
+    }
+    let sent_by = rest[transport_end..].trim_ascii_start();
+    let after_host = match sent_by.strip_prefix(b"[") {
+        Some(v6) => &v6[v6.iter().position(|&b| b == b']')? + 1..],
+        None => {
+            let end = sent_by
+                .iter()
+                .position(|&b| b == b':' || b.is_ascii_whitespace())
+                .unwrap_or(sent_by.len());
+            if end == 0 {
+                return None;
+            }
+            &sent_by[end..]
+        }
+    };
+    match after_host.trim_ascii_start().strip_prefix(b":") {
         None => Some(5060),
-        Some(p) => std::str::from_utf8(p).ok()?.parse().ok().filter(|&p| p > 0),
+        Some(p) => std::str::from_utf8(p.trim_ascii())
+            .ok()?
+            .parse()
+            .ok()
+            .filter(|&p| p > 0),
     }
 }
 
@@ -275,6 +301,12 @@ mod tests {
             ("Via: SIP/2.0/TCP h:99999", None),
             ("Via: garbage", None),
             ("X-Via: SIP/2.0/TCP h:7", None),
+            // Whitespace the grammar allows, and a folded line.
+            ("Via: SIP / 2.0 / TCP 10.0.0.2:5070;branch=x", Some(5070)),
+            ("Via: SIP/2.0/TCP\r\n 10.0.0.2:5070;branch=x", Some(5070)),
+            ("Via: SIP/2.0/TCP host : 5070;branch=x", Some(5070)),
+            ("Via: SIP/2.0/TCP 10.0.0.2:5070 ;branch=x", Some(5070)),
+            ("Via: SIP/2.0/TCP", None),
         ] {
             assert_eq!(top_via_port(msg(via).as_bytes()), port, "{via}");
         }
