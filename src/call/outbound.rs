@@ -9,7 +9,7 @@ use crate::interop::egress::{
     allow_for, body_for, copy_end_to_end, identity_uri_of, local_to_domain,
 };
 use crate::interop::prack::PrackMode;
-use crate::interop::uri::{normalise_number, peer_uri, request_uri};
+use crate::interop::uri::{normalise_number, peer_uri_in, request_uri_in};
 use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, SipError, session};
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
@@ -30,9 +30,11 @@ pub fn outbound_invite(
     let inbound_tel = a_req.uri_scheme() == "tel";
     // A number private to a domain (`tel:1234;phone-context=pbx.example.com`) is not
     // completed into E.164: its context comes from the URI it was dialled with.
-    let called = normalise_number(&local_to_domain(number, Some(&a_req.uri())), policy);
-    let ruri = request_uri(&called, inbound_tel, policy, &peer.domain);
-    let to_uri = peer_uri(&called, inbound_tel, policy, &peer.domain);
+    let dialled = local_to_domain(number, Some(&a_req.uri()));
+    let called = normalise_number(&dialled, policy);
+    let private = dialled.phone_context.as_deref();
+    let ruri = request_uri_in(&called, private, inbound_tel, policy, &peer.domain);
+    let to_uri = peer_uri_in(&called, private, inbound_tel, policy, &peer.domain);
     // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
     // but no header we build may carry them: the name loses them, the call goes on.
     let display = a_req

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::topology::{REHOSTED_HEADERS, map_address_uris, rehost_uri};
 use super::transfer::TransferMode;
-use super::uri::{is_telephone_number, normalise_number, peer_uri};
+use super::uri::{is_telephone_number, normalise_number, peer_uri_in};
 use crate::config::{Profile, Role};
 use crate::sip::{
     Hdr, LocalAddrs, Method, NumberUri, Request, Response, SipError, Transport, dialled_number,
@@ -81,8 +81,9 @@ pub fn identity_uri_of(n: &NumberUri, was_tel: bool, local: &LocalAddrs, peer: &
         Role::Trunk => peer.domain.clone(),
         Role::Internal => local.uri_host(),
     };
-    let n = normalise_number(n, &peer.uri);
-    peer_uri(&n, was_tel, &peer.uri, &host)
+    let written = normalise_number(n, &peer.uri);
+    let private = n.phone_context.as_deref().filter(|c| !c.starts_with('+'));
+    peer_uri_in(&written, private, was_tel, &peer.uri, &host)
 }
 
 /// `number` (in global form) with the domain `phone-context` the URI it was read from gave

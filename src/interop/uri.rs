@@ -130,6 +130,22 @@ fn to_e164(n: &str, cc: &str) -> String {
 /// The URI naming `number` at a peer in its preferred form. `inbound_tel` is whether the
 /// caller used a tel: URI (for `scheme = "keep"`); `domain` is the peer's domain.
 pub fn peer_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &str) -> String {
+    peer_uri_in(number, None, inbound_tel, policy, domain)
+}
+
+/// [`peer_uri`] for a number that may be local to a domain (`private`, the domain
+/// `phone-context` it was dialled with): a local number keeps that context rather than
+/// take the peer's (`+CC` would make it a national number, RFC 3966 §5.1.5), in a tel:
+/// URI and in a `;user=phone` SIP URI's user part (RFC 3261 §19.1.6).
+pub fn peer_uri_in(
+    number: &str,
+    private: Option<&str>,
+    inbound_tel: bool,
+    policy: &UriPolicy,
+    domain: &str,
+) -> String {
+    // Only a domain name may stand there (it came from a peer's URI).
+    let private = private.filter(|c| !number.starts_with('+') && valid_host(c) && !c.contains(':'));
     let scheme = match policy.scheme {
         UriScheme::Keep if inbound_tel => UriScheme::Tel,
         UriScheme::Keep => UriScheme::Sip,
@@ -142,16 +158,25 @@ pub fn peer_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &st
                 format!("tel:{number}")
             } else {
                 // RFC 3966 §5.1.5: a local number needs a phone-context.
-                let ctx = policy
-                    .country_code
-                    .as_ref()
-                    .map(|cc| format!("+{cc}"))
-                    .unwrap_or_else(|| host_of(domain).to_string());
+                let ctx = match private {
+                    Some(c) => c.to_string(),
+                    None => policy
+                        .country_code
+                        .as_ref()
+                        .map(|cc| format!("+{cc}"))
+                        .unwrap_or_else(|| host_of(domain).to_string()),
+                };
                 format!("tel:{number};phone-context={ctx}")
             }
         }
         _ => {
-            let mut u = format!("sip:{}@{domain}", escape_user(number));
+            let user = match private {
+                Some(c) if policy.user_phone && phone => {
+                    format!("{};phone-context={c}", escape_user(number))
+                }
+                _ => escape_user(number),
+            };
+            let mut u = format!("sip:{user}@{domain}");
             if policy.user_phone && phone {
                 u.push_str(";user=phone");
             }
@@ -162,7 +187,18 @@ pub fn peer_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &st
 
 /// The Request-URI toward a peer: its URI plus the operator's `request_uri_params`.
 pub fn request_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &str) -> String {
-    let mut u = peer_uri(number, inbound_tel, policy, domain);
+    request_uri_in(number, None, inbound_tel, policy, domain)
+}
+
+/// [`request_uri`] for a number that may be local to a domain (see [`peer_uri_in`]).
+pub fn request_uri_in(
+    number: &str,
+    private: Option<&str>,
+    inbound_tel: bool,
+    policy: &UriPolicy,
+    domain: &str,
+) -> String {
+    let mut u = peer_uri_in(number, private, inbound_tel, policy, domain);
     let params = policy.request_uri_params.trim().trim_start_matches(';');
     if !params.is_empty() {
         u.push(';');
@@ -362,6 +398,25 @@ mod tests {
         assert_eq!(peer_uri("+8610123", false, &tel, "d"), "tel:+8610123");
         assert_eq!(
             peer_uri("10123", false, &tel, "d"),
+            "tel:10123;phone-context=+86"
+        );
+        // A number private to a domain keeps that domain as its context, in a tel: URI
+        // and in a `user=phone` SIP URI's user part; a context that is no host name is not
+        // copied.
+        assert_eq!(
+            peer_uri_in("10123", Some("pbx.example.com"), false, &tel, "d"),
+            "tel:10123;phone-context=pbx.example.com"
+        );
+        let phone = UriPolicy {
+            user_phone: true,
+            ..UriPolicy::default()
+        };
+        assert_eq!(
+            peer_uri_in("10123", Some("pbx.example.com"), false, &phone, "d"),
+            "sip:10123;phone-context=pbx.example.com@d;user=phone"
+        );
+        assert_eq!(
+            peer_uri_in("10123", Some("a;b=c"), false, &tel, "d"),
             "tel:10123;phone-context=+86"
         );
         // A domain's port is no part of a phone-context (RFC 3966 §3).

@@ -264,6 +264,25 @@ fn names_keep_their_separators_and_a_private_number_stays_private() {
     assert!(inv.uri().starts_with("sip:1234@"), "{}", inv.uri());
     let from = inv.header(&Hdr::FROM).unwrap();
     assert!(!from.contains("+861000"), "{from}");
+    // Toward a peer that takes tel: URIs the number keeps its own context, not the peer's
+    // +86 (which would make it national again); its From too.
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.number = crate::interop::uri::NumberFormat::E164;
+            p.uri.country_code = Some("86".into());
+            p.uri.scheme = crate::interop::uri::UriScheme::Tel;
+        }
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    h.recv(PHONE, &private);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.uri(), "tel:1234;phone-context=pbx.example.com");
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(
+        from.contains("<tel:1000;phone-context=pbx.example.com>"),
+        "{from}"
+    );
     // A global context still makes the number global.
     let mut h = gateway();
     h.recv(
