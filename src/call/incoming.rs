@@ -26,8 +26,9 @@ use crate::txn::TxnId;
 
 /// Server transactions kept at most. The most a gateway at its capacity keeps is about
 /// 2,500 INVITEs a second for 32 s (Timer L after their 2xx) and as many BYEs (Timer J):
-/// some 160,000. Past the bound new requests are dropped, so no flood can grow the table
-/// (and the memory it holds) without end.
+/// some 160,000. Past the bound new requests are dropped but for what ends a call up (its
+/// BYE, its INVITE's CANCEL), so no flood can grow the table (and the memory it holds)
+/// past the bound and twice the calls.
 pub const MAX_SERVER_TRANSACTIONS: usize = 262_144;
 
 impl B2bua {
@@ -90,15 +91,14 @@ impl B2bua {
     /// such a flood through at the peer's rate), gets its 481 without a transaction (RFC
     /// 3261 §8.2.6: a stateless answer; a retransmission gets another) rather than one kept
     /// for Timer J's 32 s. And the transaction table is bounded
-    /// ([`MAX_SERVER_TRANSACTIONS`]): past it, requests outside the calls up are dropped
-    /// (counted; a retransmitted one finds room later). The requests of calls up (in their
-    /// dialogs, or the CANCEL of their INVITE) always get theirs, so a flood that fills the
-    /// table cannot keep calls from being hung up; they are as many as the calls allow.
+    /// ([`MAX_SERVER_TRANSACTIONS`]): past it, new requests are dropped (counted; a
+    /// retransmitted one finds room later), but for a BYE in a dialog of a call up and the
+    /// CANCEL of a pending INVITE, so a flood that fills the table cannot keep calls from
+    /// being hung up. (Each ends its call: they are at most twice as many as the calls.)
     fn refused_statelessly(&mut self, req: &Request, source: Target) -> bool {
-        if req.method() != Method::Cancel && req.to_tag().is_some() {
-            if self.dialog_of_request(req, source).is_some() {
-                return false;
-            }
+        let in_dialog = req.method() != Method::Cancel && req.to_tag().is_some();
+        let ours = in_dialog && self.dialog_of_request(req, source).is_some();
+        if in_dialog && !ours {
             if let Ok(resp) =
                 ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
             {
@@ -107,6 +107,7 @@ impl B2bua {
             return true;
         }
         if self.env.txn.len().1 < self.env.max_server_txns
+            || (ours && req.method() == Method::Bye)
             || (req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_some())
         {
             return false;

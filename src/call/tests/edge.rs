@@ -442,11 +442,12 @@ fn past_the_transaction_bound_new_requests_are_dropped() {
     assert_eq!(h.statuses(PHONE), vec![200]);
 }
 
-/// A full transaction table does not keep a call up from being hung up: the requests of
-/// calls up always get their transaction. Before, a flood that filled the table made the
-/// gateway drop every new request, a live call's BYE included.
+/// A full transaction table does not keep a call up from being hung up: its BYE always gets
+/// its transaction, while the call's other requests are held to the bound. Before, a flood
+/// that filled the table made the gateway drop every new request, a live call's BYE
+/// included.
 #[test]
-fn a_full_transaction_table_still_takes_the_requests_of_calls_up() {
+fn a_full_transaction_table_still_takes_the_bye_of_a_call_up() {
     let mut h = H::new();
     let (_inv, ok) = answered_call(&mut h);
     let used = h.core.stats().server_txns;
@@ -454,10 +455,17 @@ fn a_full_transaction_table_still_takes_the_requests_of_calls_up() {
     let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKfull\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.3>;tag=pf\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-full\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     h.recv(CARRIER_A, options);
     assert!(h.statuses(CARRIER_A).is_empty(), "the table is full");
-    h.recv(
-        PHONE,
-        &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKbyefull"),
-    );
+    // Other requests in the call's dialog are held to the bound too: a peer of a call up
+    // cannot grow the table with in-dialog OPTIONS or INFO.
+    let tag = ok.to_tag().unwrap();
+    for n in 0..20 {
+        let branch = format!("z9hG4bKinfo{n}");
+        h.recv(PHONE, &from_phone("INFO", &tag, 2 + n, &branch, ""));
+    }
+    assert!(h.core.stats().server_txns <= used, "{:?}", h.core.stats());
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    h.recv(PHONE, &phone_bye(&tag, 30, "z9hG4bKbyefull"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
     h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
     assert!(h.statuses(PHONE).contains(&200), "the BYE was answered");
