@@ -165,10 +165,15 @@ impl SourceLatch {
                 self.current = Some(fresh);
                 true
             }
-            // Still learning, and this source is where the SDP said (or nearer to it).
+            // Still learning, and this source is where the SDP said (or nearer to it); or
+            // the one latched is the source the leg moved away from (on the new SDP's IP,
+            // the old stream of a media server that now sends from another port) and this
+            // one is as near.
             Some(l)
                 if now.saturating_duration_since(l.learnt) < LEARNING
-                    && rank(src) > rank(l.addr) =>
+                    && (rank(src) > rank(l.addr)
+                        || (self.moved_from.is_some_and(|(a, _)| a == l.addr)
+                            && rank(src) >= rank(l.addr))) =>
             {
                 self.current = Some(fresh);
                 true

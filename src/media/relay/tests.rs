@@ -750,3 +750,39 @@ fn a_port_only_move_does_not_hold_up_the_same_sender() {
         Route::Accept(_)
     ));
 }
+
+/// A port-only move to a new stream on the same IP (a media server that now sends from
+/// another port, with a new SSRC) while the old stream still runs: the old stream may
+/// latch first, but the new one, as near to the SDP, takes the leg while it is learnt, and
+/// the old one never takes it back. Before, the old stream kept the leg for the rest of
+/// the call once it had latched.
+#[test]
+fn a_new_stream_after_a_port_only_move_takes_the_leg_from_the_old_one() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p);
+    let (old, new) = (sa("192.0.2.10:7000"), sa("192.0.2.10:7002"));
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, old, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let mut moved = p.clone();
+    moved.a_remote = Some(sa("192.0.2.10:4002"));
+    r.update(&moved, t0());
+    let ms = std::time::Duration::from_millis;
+    assert!(matches!(
+        r.route(t0() + ms(5), Dir::AtoB, false, old, &rtp(1)),
+        Route::Accept(_)
+    ));
+    assert!(matches!(
+        r.route(t0() + ms(20), Dir::AtoB, false, new, &rtp(2)),
+        Route::Accept(_)
+    ));
+    assert_eq!(
+        r.route(t0() + ms(40), Dir::AtoB, false, old, &rtp(1)),
+        Route::Drop
+    );
+    assert!(matches!(
+        r.route(t0() + ms(4000), Dir::AtoB, false, new, &rtp(2)),
+        Route::Accept(_)
+    ));
+}
