@@ -142,11 +142,12 @@ const RECENT: usize = 1 << 17;
 /// a 503 while the core went on with its call.
 const WAYS: usize = 4;
 
-/// The low byte of a slot: bit 0 set when in use, bits 1–7 the 64 ms (modulo 128, so about
-/// 8 s) it was written in, to find a set's oldest; the key is the other 56 bits. An
-/// INVITE's retransmissions come within seconds (0.5, 1.5, 3.5 s until a provisional
-/// stops them); an entry older than the wrap only looks newer, and is kept longer.
-const STAMP_BITS: u64 = 0xFF;
+/// The low 16 bits of a slot: bit 0 set when in use, bits 1–15 the 64 ms it was written
+/// in (modulo 32,768: some 35 minutes, longer than any entry stays), to find a set's
+/// oldest; the key is the other 48 bits.
+const STAMP_BITS: u64 = 0xFFFF;
+/// The stamp's 15 bits.
+const STAMP_MASK: u64 = 0x7FFF;
 
 /// How long after the last INVITE was remembered the table is dropped: twice Timer B (at
 /// the default T1), after which no retransmission of any INVITE in it can still come.
@@ -232,7 +233,7 @@ impl Overload {
 
     /// The first slot of a key's set (indexed by the bits that are not the stamp's).
     fn set(key: u64) -> usize {
-        ((key >> 8) as usize) % (RECENT / WAYS) * WAYS
+        ((key >> 16) as usize) % (RECENT / WAYS) * WAYS
     }
 
     pub(crate) fn seen(&self, key: u64) -> bool {
@@ -265,7 +266,7 @@ impl Overload {
             };
         }
         if let Some(t) = table {
-            let stamp = (ms / 64) & 0x7F;
+            let stamp = (ms / 64) & STAMP_MASK;
             let entry = key & !STAMP_BITS | stamp << 1 | 1;
             let set = &t.0[Self::set(key)..Self::set(key) + WAYS];
             // Its own slot if it has one, else an empty one, else the set's oldest.
@@ -273,7 +274,7 @@ impl Overload {
                 if v == 0 {
                     u64::MAX
                 } else {
-                    stamp.wrapping_sub((v >> 1) & 0x7F) & 0x7F
+                    stamp.wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK
                 }
             };
             let slot = set
@@ -450,8 +451,8 @@ mod tests {
     fn an_invite_let_in_is_forgotten_only_after_a_set_of_later_ones() {
         let ov = Overload::new(&thresholds());
         let t0 = Instant::now();
-        // Keys of one set (same bits above the stamp byte modulo the sets).
-        let key = |n: u64| ((n * (RECENT / WAYS) as u64 + 7) << 8) | 1;
+        // Keys of one set (same bits above the stamp bits, modulo the sets).
+        let key = |n: u64| ((n * (RECENT / WAYS) as u64 + 7) << 16) | 1;
         ov.remember(key(0), t0);
         for n in 1..WAYS as u64 {
             ov.remember(key(n), t0 + Duration::from_secs(n));
@@ -459,16 +460,25 @@ mod tests {
         }
         assert!((0..WAYS as u64).all(|n| ov.seen(key(n))));
         // A fifth takes the oldest's place.
-        ov.remember(key(WAYS as u64), t0 + Duration::from_secs(5));
+        ov.remember(key(WAYS as u64), t0 + Duration::from_secs(9));
         assert!(!ov.seen(key(0)));
         assert!((1..=WAYS as u64).all(|n| ov.seen(key(n))));
         // Seen again, an INVITE is the newest of its set.
-        ov.remember(key(1), t0 + Duration::from_secs(6));
-        ov.remember(key(9), t0 + Duration::from_secs(7));
+        ov.remember(key(1), t0 + Duration::from_secs(10));
+        ov.remember(key(9), t0 + Duration::from_secs(11));
         assert!(ov.seen(key(1)) && !ov.seen(key(2)));
         // A burst: one a tenth of a second, the set full and then turning over: each
         // newcomer takes the oldest's place, never a newer one's (before, with stamps by
         // the second, the newest of one second was taken as readily as the oldest).
+        // Entries of different ages far apart: the oldest goes, whatever the spans (before,
+        // stamps of 64 ms wrapped at 8.2 s, and one just over that looked newest).
+        let ov = Overload::new(&thresholds());
+        for n in 0..3u64 {
+            ov.remember(key(n), t0);
+        }
+        ov.remember(key(3), t0 + Duration::from_millis(8000));
+        ov.remember(key(4), t0 + Duration::from_millis(8500));
+        assert!(ov.seen(key(3)) && ov.seen(key(4)) && !ov.seen(key(0)));
         let ov = Overload::new(&thresholds());
         let tenth = |n: u64| t0 + Duration::from_millis(100 * n);
         for n in 0..12u64 {
