@@ -57,6 +57,23 @@ pub fn is_telephone_number(n: &str) -> bool {
             .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
+/// A domain name (RFC 3966 §3 `domainname`): labels of letters, digits and hyphens, the
+/// last starting with a letter, so not an IP address.
+fn is_domain_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    let labels: Vec<&str> = s.split('.').collect();
+    !s.is_empty()
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+        && labels
+            .last()
+            .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
+}
+
 /// A host and the port after it, if one is written (digits after the last ':' outside an
 /// IPv6 reference).
 fn split_port(hostport: &str) -> (&str, Option<&str>) {
@@ -144,8 +161,13 @@ pub fn peer_uri_in(
     policy: &UriPolicy,
     domain: &str,
 ) -> String {
-    // Only a domain name may stand there (it came from a peer's URI).
-    let private = private.filter(|c| !number.starts_with('+') && valid_host(c) && !c.contains(':'));
+    // Only a domain name may stand there (it came from a peer's URI): RFC 3966 §3, its last
+    // label starts with a letter, so no IP address either. A number private to a context
+    // that is none is still local: it gets the peer's domain, never its `+CC`, which would
+    // make it national again.
+    let local = !number.starts_with('+');
+    let named = private.filter(|c| local && is_domain_name(c));
+    let private_elsewhere = local && private.is_some() && named.is_none();
     let scheme = match policy.scheme {
         UriScheme::Keep if inbound_tel => UriScheme::Tel,
         UriScheme::Keep => UriScheme::Sip,
@@ -158,8 +180,11 @@ pub fn peer_uri_in(
                 format!("tel:{number}")
             } else {
                 // RFC 3966 §5.1.5: a local number needs a phone-context.
-                let ctx = match private {
+                let ctx = match named {
                     Some(c) => c.to_string(),
+                    None if private_elsewhere && is_domain_name(host_of(domain)) => {
+                        host_of(domain).to_string()
+                    }
                     None => policy
                         .country_code
                         .as_ref()
@@ -170,7 +195,7 @@ pub fn peer_uri_in(
             }
         }
         _ => {
-            let user = match private {
+            let user = match named {
                 Some(c) if policy.user_phone && phone => {
                     format!("{};phone-context={c}", escape_user(number))
                 }
@@ -415,10 +440,15 @@ mod tests {
             peer_uri_in("10123", Some("pbx.example.com"), false, &phone, "d"),
             "sip:10123;phone-context=pbx.example.com@d;user=phone"
         );
-        assert_eq!(
-            peer_uri_in("10123", Some("a;b=c"), false, &tel, "d"),
-            "tel:10123;phone-context=+86"
-        );
+        // A context that is no domain name (an IP address, an underscore) is not copied,
+        // and the number stays local: the peer's domain, never its +86.
+        for odd in ["a;b=c", "10.0.0.1", "pbx_1.example"] {
+            assert_eq!(
+                peer_uri_in("10123", Some(odd), false, &tel, "ims.example.com:5080"),
+                "tel:10123;phone-context=ims.example.com",
+                "{odd}"
+            );
+        }
         // A domain's port is no part of a phone-context (RFC 3966 §3).
         let tel_domain = UriPolicy {
             scheme: UriScheme::Tel,

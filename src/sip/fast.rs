@@ -4,7 +4,8 @@
 //!
 //! Everything here is conservative: any doubt (a folded header, a control character, a
 //! header present twice, a To that may carry a tag) answers "not sure", and the message
-//! takes the full path through the parser and the core. Nothing allocates except the reply.
+//! takes the full path through the parser and the core. Nothing allocates except the reply
+//! (and [`top_via_port`], for a response on a closed TCP connection, its Via's copy).
 
 /// What a datagram is, as far as shedding is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
