@@ -61,17 +61,24 @@ pub fn is_telephone_number(n: &str) -> bool {
 /// last starting with a letter, so not an IP address.
 fn is_domain_name(s: &str) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
-    let labels: Vec<&str> = s.split('.').collect();
-    !s.is_empty()
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-        && labels
-            .last()
+    host_labels(s)
+        && s.rsplit('.')
+            .next()
             .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
+}
+
+/// Whether `name` (no trailing dot) is dot-separated labels of letters, digits and inner
+/// hyphens.
+fn host_labels(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// A host and the port after it, if one is written (digits after the last ':' outside an
@@ -313,16 +320,7 @@ pub fn valid_host(host: &str) -> bool {
     if host.parse::<std::net::IpAddr>().is_ok() {
         return port.is_none() || host.parse::<std::net::Ipv4Addr>().is_ok();
     }
-    let name = host.strip_suffix('.').unwrap_or(host);
-    !name.is_empty()
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    host_labels(host.strip_suffix('.').unwrap_or(host))
 }
 
 #[cfg(test)]

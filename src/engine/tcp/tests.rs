@@ -14,16 +14,45 @@ fn request(method: &str, to_tag: &str, branch: &str) -> String {
     )
 }
 
+/// The test configuration with `protect`, its inbox and queues.
+fn inbox_with(
+    protect: Protect,
+) -> (
+    crate::engine::inbox::Inbox,
+    crate::engine::inbox::Queues,
+    Protect,
+) {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = protect.clone();
+    let (inbox, queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    (inbox, queues, protect)
+}
+
+/// The gateway's TCP accept loop on 127.0.0.1 for `inbox`; its address.
+async fn listening(inbox: &crate::engine::inbox::Inbox, protect: &Protect) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    tokio::spawn(accept(
+        listener,
+        limits,
+        Slots::new(protect),
+        ConnIds::default(),
+        inbox.clone(),
+    ));
+    gw
+}
+
 /// With the queue of new work full, a peer's new INVITE over TCP is refused there and
 /// then (503 over its connection), and the BYE behind it on the same connection still
 /// reaches the core. Before, the reader waited for room for the INVITE, and read nothing
 /// more from the connection: the BYE waited behind it.
 #[tokio::test]
 async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connection() {
-    let mut cfg = crate::call::tests::config();
-    cfg.protect = Protect::default();
-    let protect = cfg.protect.clone();
-    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    let (inbox, mut queues, protect) = inbox_with(Protect::default());
     let src = Target::udp("127.0.0.2:5060".parse().unwrap());
     let filler =
         crate::sip::parse_datagram(request("OPTIONS", "", "z9hG4bKfill").into(), 65535).unwrap();
@@ -35,19 +64,7 @@ async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connectio
             screened: false,
         }));
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = listener.local_addr().unwrap();
-    let limits = Limits {
-        max: 65_536,
-        message_timeout: Duration::from_secs(5),
-    };
-    tokio::spawn(accept(
-        listener,
-        limits,
-        Slots::new(&protect),
-        ConnIds::default(),
-        inbox.clone(),
-    ));
+    let gw = listening(&inbox, &protect).await;
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut conn = sock.connect(gw).await.unwrap();
@@ -90,10 +107,7 @@ async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connectio
 /// per-source cap: a peer looping request+FIN filled the connection table.
 #[tokio::test]
 async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer_only() {
-    let mut cfg = crate::call::tests::config();
-    cfg.protect = Protect::default();
-    let protect = cfg.protect.clone();
-    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    let (inbox, mut queues, protect) = inbox_with(Protect::default());
     // A small [protect] max_message_bytes: the gateway's own response may be larger (a
     // relayed SDP), and its Via is read from its line, not by parsing it again.
     let limits = Limits {
@@ -177,26 +191,11 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
 /// every peer's new calls.
 #[tokio::test]
 async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
-    let mut cfg = crate::call::tests::config();
-    cfg.protect = Protect {
+    let (inbox, mut queues, protect) = inbox_with(Protect {
         unknown_sources: crate::config::UnknownSources::Reject,
         ..Protect::default()
-    };
-    let protect = cfg.protect.clone();
-    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = listener.local_addr().unwrap();
-    let limits = Limits {
-        max: 65_536,
-        message_timeout: Duration::from_secs(5),
-    };
-    tokio::spawn(accept(
-        listener,
-        limits,
-        Slots::new(&protect),
-        ConnIds::default(),
-        inbox.clone(),
-    ));
+    });
+    let gw = listening(&inbox, &protect).await;
     let from_stranger = |text: String| async move {
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.bind("127.0.0.9:0".parse().unwrap()).unwrap();
@@ -234,23 +233,8 @@ async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
 /// on the connection still arrives. Before, the connection was closed and the BYE lost.
 #[tokio::test]
 async fn a_peers_unparseable_message_over_tcp_does_not_lose_what_follows() {
-    let mut cfg = crate::call::tests::config();
-    cfg.protect = Protect::default();
-    let protect = cfg.protect.clone();
-    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = listener.local_addr().unwrap();
-    let limits = Limits {
-        max: 65_536,
-        message_timeout: Duration::from_secs(5),
-    };
-    tokio::spawn(accept(
-        listener,
-        limits,
-        Slots::new(&protect),
-        ConnIds::default(),
-        inbox.clone(),
-    ));
+    let (inbox, mut queues, protect) = inbox_with(Protect::default());
+    let gw = listening(&inbox, &protect).await;
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut conn = sock.connect(gw).await.unwrap();
