@@ -26,9 +26,9 @@ use crate::txn::TxnId;
 
 /// Server transactions kept at most. The most a gateway at its capacity keeps is about
 /// 2,500 INVITEs a second for 32 s (Timer L after their 2xx) and as many BYEs (Timer J):
-/// some 160,000. Past the bound new requests are dropped but for what ends a call up (its
-/// BYE, its INVITE's CANCEL), so no flood can grow the table (and the memory it holds)
-/// past the bound and twice the calls.
+/// some 160,000. Past the bound new requests outside the calls up are dropped (see
+/// `refused_statelessly`), so no flood can grow the table (and the memory it holds) past
+/// 1.25 times the bound and twice the calls.
 pub const MAX_SERVER_TRANSACTIONS: usize = 262_144;
 
 impl B2bua {
@@ -91,14 +91,19 @@ impl B2bua {
     /// such a flood through at the peer's rate), gets its 481 without a transaction (RFC
     /// 3261 §8.2.6: a stateless answer; a retransmission gets another) rather than one kept
     /// for Timer J's 32 s. And the transaction table is bounded
-    /// ([`MAX_SERVER_TRANSACTIONS`]): past it, new requests are dropped (counted; a
-    /// retransmitted one finds room later), but for a BYE in a dialog of a call up and the
-    /// CANCEL of a pending INVITE, so a flood that fills the table cannot keep calls from
-    /// being hung up. (Each ends its call: they are at most twice as many as the calls.)
+    /// ([`MAX_SERVER_TRANSACTIONS`]): past it, requests outside the calls up are dropped
+    /// (counted; one sent again over UDP finds room later). The calls up go on: their
+    /// requests (a PRACK, a refresh, a re-INVITE) have a quarter more room, and what ends
+    /// a call (its BYE while it is not ending already, its INVITE's CANCEL) always gets its
+    /// transaction. So a flood of new requests cannot end calls, and nothing grows the
+    /// table past 1.25 times the bound and twice the calls.
     fn refused_statelessly(&mut self, req: &Request, source: Target) -> bool {
         let in_dialog = req.method() != Method::Cancel && req.to_tag().is_some();
-        let ours = in_dialog && self.dialog_of_request(req, source).is_some();
-        if in_dialog && !ours {
+        let call = in_dialog
+            .then(|| self.dialog_of_request(req, source))
+            .flatten()
+            .map(|(r, _)| r);
+        if in_dialog && call.is_none() {
             if let Ok(resp) =
                 ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
             {
@@ -106,10 +111,16 @@ impl B2bua {
             }
             return true;
         }
-        if self.env.txn.len().1 < self.env.max_server_txns
-            || (ours && req.method() == Method::Bye)
-            || (req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_some())
-        {
+        let held = self.env.txn.len().1;
+        let bound = self.env.max_server_txns;
+        let ends_a_call = match call {
+            Some(r) => {
+                req.method() == Method::Bye
+                    && self.calls.get(&r).is_some_and(|c| !c.phase.is_ending())
+            }
+            None => req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_some(),
+        };
+        if held < bound || ends_a_call || (call.is_some() && held < bound + bound / 4) {
             return false;
         }
         debug!(%source, "transaction table full: {} dropped", req.method());

@@ -170,8 +170,10 @@ pub fn peer_uri_in(
 ) -> String {
     // Only a domain name may stand there (it came from a peer's URI): RFC 3966 §3, its last
     // label starts with a letter, so no IP address either. A number private to a context
-    // that is none is still local: it gets the peer's domain, never its `+CC`, which would
-    // make it national again.
+    // that is none is still local, and never gets the peer's `+CC`, which would make it
+    // national again: it gets the peer's domain if that is a domain name, else its own
+    // context if that is a host at all (an IP address: a strict peer refuses the URI,
+    // which is better than a call to the wrong number), else the peer's host.
     let local = !number.starts_with('+');
     let named = private.filter(|c| local && is_domain_name(c));
     let private_elsewhere = local && private.is_some() && named.is_none();
@@ -189,8 +191,13 @@ pub fn peer_uri_in(
                 // RFC 3966 §5.1.5: a local number needs a phone-context.
                 let ctx = match named {
                     Some(c) => c.to_string(),
-                    None if private_elsewhere && is_domain_name(host_of(domain)) => {
-                        host_of(domain).to_string()
+                    None if private_elsewhere => {
+                        let peer_host = host_of(domain);
+                        match private {
+                            _ if is_domain_name(peer_host) => peer_host.to_string(),
+                            Some(c) if valid_host(c) && !c.contains(':') => c.to_string(),
+                            _ => peer_host.to_string(),
+                        }
                     }
                     None => policy
                         .country_code
@@ -447,6 +454,22 @@ mod tests {
                 "{odd}"
             );
         }
+        // A peer known by its IP address (the default domain): the number's own context
+        // if it is a host, else that IP; still never +86.
+        assert_eq!(
+            peer_uri_in("10123", Some("10.0.0.1"), false, &tel, "192.0.2.5"),
+            "tel:10123;phone-context=10.0.0.1"
+        );
+        assert_eq!(
+            peer_uri_in(
+                "10123",
+                Some("pbx_1.example"),
+                false,
+                &tel,
+                "192.0.2.5:5060"
+            ),
+            "tel:10123;phone-context=192.0.2.5"
+        );
         // A domain's port is no part of a phone-context (RFC 3966 §3).
         let tel_domain = UriPolicy {
             scheme: UriScheme::Tel,

@@ -165,15 +165,10 @@ impl SourceLatch {
                 self.current = Some(fresh);
                 true
             }
-            // Still learning, and this source is where the SDP said (or nearer to it); or
-            // the one latched is the source the leg moved away from (on the new SDP's IP,
-            // the old stream of a media server that now sends from another port) and this
-            // one is as near.
+            // Still learning, and this source is where the SDP said (or nearer to it).
             Some(l)
                 if now.saturating_duration_since(l.learnt) < LEARNING
-                    && (rank(src) > rank(l.addr)
-                        || (self.moved_from.is_some_and(|(a, _)| a == l.addr)
-                            && rank(src) >= rank(l.addr))) =>
+                    && rank(src) > rank(l.addr) =>
             {
                 self.current = Some(fresh);
                 true
@@ -193,8 +188,23 @@ impl SourceLatch {
                     }
                     _ => false,
                 };
+                // The latched source is the one the leg moved away from, and has gone quiet
+                // since the move (its stream ended with its BYE): a new stream on the new
+                // SDP's IP takes the leg (a media server that now sends from another port,
+                // with a new SSRC). Only once it is quiet, and only from that IP: a sender
+                // that reaches the port cannot take a leg its old stream still holds.
+                let left = self.moved_from.is_some_and(|(a, t)| {
+                    a == l.addr && now.saturating_duration_since(t) < REOPENED
+                });
                 if silent && continues {
                     self.current = Some(fresh);
+                    true
+                } else if left && silent && rank(src) > 0 {
+                    self.current = Some(Latched {
+                        learnt: now,
+                        ..fresh
+                    });
+                    self.moved_from = None;
                     true
                 } else if reopened && (src.ip() == l.addr.ip() || rank(src) > 0) {
                     // A new stream after an offer/answer that kept the source: taken, and

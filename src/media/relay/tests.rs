@@ -752,15 +752,16 @@ fn a_port_only_move_does_not_hold_up_the_same_sender() {
 }
 
 /// A port-only move to a new stream on the same IP (a media server that now sends from
-/// another port, with a new SSRC) while the old stream still runs: the old stream may
-/// latch first, but the new one, as near to the SDP, takes the leg while it is learnt, and
-/// the old one never takes it back. Before, the old stream kept the leg for the rest of
-/// the call once it had latched.
+/// another port, with a new SSRC) while the old stream still runs: the old stream latches
+/// first and keeps the leg while it sends (a sender that reaches the port cannot take it),
+/// but once it has gone quiet the new one, on the new SDP's IP, takes it for good. Before
+/// the old stream kept the leg for the rest of the call once it had latched.
 #[test]
-fn a_new_stream_after_a_port_only_move_takes_the_leg_from_the_old_one() {
+fn a_new_stream_after_a_port_only_move_takes_the_leg_once_the_old_one_is_quiet() {
     let p = pair(Latch::Any);
     let mut r = StreamRoute::new(&p);
     let (old, new) = (sa("192.0.2.10:7000"), sa("192.0.2.10:7002"));
+    let stranger = sa("203.0.113.66:9999");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, old, &rtp(1)),
         Route::Accept(_)
@@ -773,16 +774,36 @@ fn a_new_stream_after_a_port_only_move_takes_the_leg_from_the_old_one() {
         r.route(t0() + ms(5), Dir::AtoB, false, old, &rtp(1)),
         Route::Accept(_)
     ));
-    assert!(matches!(
-        r.route(t0() + ms(20), Dir::AtoB, false, new, &rtp(2)),
-        Route::Accept(_)
-    ));
     assert_eq!(
-        r.route(t0() + ms(40), Dir::AtoB, false, old, &rtp(1)),
+        r.route(t0() + ms(20), Dir::AtoB, false, new, &rtp(2)),
+        Route::Drop
+    );
+    // A sender on the SDP's IP (spoofed, say) takes nothing while the old stream runs.
+    let spoof = sa("192.0.2.10:9999");
+    assert_eq!(
+        r.route(t0() + ms(500), Dir::AtoB, false, spoof, &rtp(9)),
         Route::Drop
     );
     assert!(matches!(
-        r.route(t0() + ms(4000), Dir::AtoB, false, new, &rtp(2)),
+        r.route(t0() + ms(1000), Dir::AtoB, false, old, &rtp(1)),
+        Route::Accept(_)
+    ));
+    // The old stream ended at 1 s; quiet long enough, a stranger is still not taken.
+    let quiet = t0() + ms(1000) + crate::media::MOVE_AFTER_SILENCE;
+    assert_eq!(
+        r.route(quiet, Dir::AtoB, false, stranger, &rtp(9)),
+        Route::Drop
+    );
+    assert!(matches!(
+        r.route(quiet, Dir::AtoB, false, new, &rtp(2)),
+        Route::Accept(_)
+    ));
+    assert_eq!(
+        r.route(quiet + ms(20), Dir::AtoB, false, old, &rtp(1)),
+        Route::Drop
+    );
+    assert!(matches!(
+        r.route(quiet + ms(40), Dir::AtoB, false, new, &rtp(2)),
         Route::Accept(_)
     ));
 }
