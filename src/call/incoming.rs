@@ -99,10 +99,10 @@ impl B2bua {
     /// table past 1.25 times the bound and twice the calls.
     fn refused_statelessly(&mut self, req: &Request, source: Target) -> bool {
         let in_dialog = req.method() != Method::Cancel && req.to_tag().is_some();
-        let call = in_dialog
+        let found = in_dialog
             .then(|| self.dialog_of_request(req, source))
-            .flatten()
-            .map(|(r, _)| r);
+            .flatten();
+        let call = found.map(|(r, _)| r);
         if in_dialog && call.is_none() {
             if let Ok(resp) =
                 ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
@@ -113,10 +113,17 @@ impl B2bua {
         }
         let held = self.env.txn.len().1;
         let bound = self.env.max_server_txns;
-        let ends_a_call = match call {
-            Some(r) => {
+        // A BYE that will end its call: not ending already, in order (RFC 3261 §12.2.2) and
+        // not out of hops, or it is answered 500/483 and the next one would pass again.
+        let ends_a_call = match found {
+            Some((r, side)) => {
                 req.method() == Method::Bye
-                    && self.calls.get(&r).is_some_and(|c| !c.phase.is_ending())
+                    && !matches!(req.max_forwards(), Some(Ok(0)))
+                    && self.calls.get(&r).is_some_and(|c| {
+                        !c.phase.is_ending()
+                            && c.dialog(side)
+                                .is_some_and(|d| d.remote_cseq.is_none_or(|l| req.seq() >= l))
+                    })
             }
             None => req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_some(),
         };
