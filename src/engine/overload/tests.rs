@@ -1,0 +1,235 @@
+use super::*;
+
+/// Overload thresholds of 100 ms (refuse) and 500 ms (drop), whatever the defaults.
+fn thresholds() -> Protect {
+    Protect {
+        overload_delay: Duration::from_millis(100),
+        overload_drop: Duration::from_millis(500),
+        ..Protect::default()
+    }
+}
+
+/// Feed the shedder `n` requests a millisecond apart, each having waited `delay`;
+/// returns how many were refused and dropped.
+fn run(sh: &mut Shedder, t: &mut Instant, n: u32, delay: Duration, p: &Protect) -> (u32, u32) {
+    let (mut refused, mut dropped) = (0, 0);
+    for _ in 0..n {
+        *t += Duration::from_millis(1);
+        match sh.decide(*t, delay, false, p) {
+            Shed::Admit => {}
+            Shed::Refuse => refused += 1,
+            Shed::Drop => dropped += 1,
+        }
+    }
+    (refused, dropped)
+}
+
+#[test]
+fn requests_are_refused_only_when_they_waited_too_long() {
+    let p = thresholds();
+    let (mut sh, mut t) = (Shedder::default(), Instant::now());
+    assert_eq!(
+        run(&mut sh, &mut t, 5000, Duration::from_millis(5), &p),
+        (0, 0)
+    );
+    // Bursts over the threshold: those requests are refused, but the queue empties
+    // within every window, so the others are not.
+    let mut refused = 0;
+    for _ in 0..20 {
+        refused += run(&mut sh, &mut t, 90, Duration::from_millis(300), &p).0;
+        refused += run(&mut sh, &mut t, 10, Duration::ZERO, &p).0;
+    }
+    assert_eq!(refused, 20 * 90);
+    assert_eq!(sh.share(), 0.0);
+}
+
+#[test]
+fn a_standing_queue_raises_the_refused_share_and_its_end_lowers_it_again() {
+    let p = thresholds();
+    let (mut sh, mut t) = (Shedder::default(), Instant::now());
+    let standing = Duration::from_millis(150);
+    // One second of standing queue: every one of those waited too long, and nine
+    // windows close, each raising the share a step.
+    let (refused, _) = run(&mut sh, &mut t, 1000, standing, &p);
+    assert_eq!(refused, 1000);
+    assert!(sh.share() > 0.85, "{}", sh.share());
+    // The queue is gone: the share still refuses most of what comes next (the overload
+    // has not gone away because the queue did) and comes down a little per window.
+    let (refused, _) = run(&mut sh, &mut t, 100, Duration::from_millis(1), &p);
+    assert!((80..=95).contains(&refused), "refused {refused} of 100");
+    run(&mut sh, &mut t, 900, Duration::from_millis(1), &p);
+    assert!(sh.share() < 0.9 && sh.share() > 0.5, "{}", sh.share());
+    run(&mut sh, &mut t, 5000, Duration::from_millis(1), &p);
+    assert_eq!(sh.share(), 0.0);
+    // And then nothing is refused.
+    assert_eq!(
+        run(&mut sh, &mut t, 1000, Duration::from_millis(1), &p),
+        (0, 0)
+    );
+}
+
+/// After a storm, quiet time brings the share down by itself: the calls that come
+/// after a quiet spell are not refused. Before, the share fell only as requests closed
+/// windows, so ten calls 5 s apart after ten quiet minutes were nearly all refused.
+#[test]
+fn quiet_time_after_a_storm_lowers_the_share() {
+    let p = thresholds();
+    let (mut sh, mut t) = (Shedder::default(), Instant::now());
+    run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
+    assert!(sh.share() > 0.85, "{}", sh.share());
+    t += Duration::from_secs(600);
+    let mut refused = 0;
+    for _ in 0..10 {
+        t += Duration::from_secs(5);
+        if sh.decide(t, Duration::ZERO, false, &p) != Shed::Admit {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 0);
+    // Two seconds of quiet after the storm: the share came down by a step a window.
+    let (mut sh, mut t) = (Shedder::default(), Instant::now());
+    run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
+    let before = sh.share();
+    t += Duration::from_secs(2);
+    sh.decide(t, Duration::ZERO, false, &p);
+    assert!(sh.share() < before - 0.3, "{before} -> {}", sh.share());
+    // But a stall is no quiet time: the request that ends two seconds without decisions
+    // waited 1.9 s of them, and the share does not come down.
+    let (mut sh, mut t) = (Shedder::default(), Instant::now());
+    run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
+    let before = sh.share();
+    t += Duration::from_secs(2);
+    sh.decide(t, Duration::from_millis(1900), false, &p);
+    assert!(sh.share() >= before, "{before} -> {}", sh.share());
+}
+
+#[test]
+fn the_share_settles_where_the_queue_stops_growing() {
+    // A fake core serving 1000 requests/s offered 2000/s: what it admits is queued;
+    // the delay is the queue's length over the service rate.
+    let p = thresholds();
+    let (mut sh, mut t) = (Shedder::default(), Instant::now());
+    let mut queue = 0.0f64;
+    let mut admitted_last_5s = 0;
+    for ms in 0..20_000u32 {
+        t += Duration::from_micros(500);
+        let delay = Duration::from_secs_f64(queue / 1000.0);
+        if sh.decide(t, delay, false, &p) == Shed::Admit {
+            queue += 1.0;
+            if ms >= 10_000 {
+                admitted_last_5s += 1;
+            }
+        }
+        queue = (queue - 0.5).max(0.0);
+    }
+    // About the service rate gets in (5 s × 1000/s), the rest is refused.
+    assert!(
+        (4000..=5600).contains(&admitted_last_5s),
+        "{admitted_last_5s}"
+    );
+}
+
+#[test]
+fn an_invite_the_reader_let_in_is_still_refused_if_it_then_waited_too_long_inside() {
+    let p = thresholds();
+    let mut sh = Shedder::default();
+    let t = Instant::now();
+    assert_eq!(sh.screened(t, Duration::from_millis(10), &p), Shed::Admit);
+    assert_eq!(sh.screened(t, Duration::from_millis(100), &p), Shed::Refuse);
+    assert_eq!(sh.screened(t, Duration::from_millis(500), &p), Shed::Drop);
+}
+
+/// An INVITE let in is remembered until four later ones fall in its set, not the
+/// first: its retransmission is never refused while the core has its call. Before, one
+/// later INVITE in its slot was enough.
+#[test]
+fn an_invite_let_in_is_forgotten_only_after_a_set_of_later_ones() {
+    let ov = Overload::new(&thresholds());
+    let t0 = Instant::now();
+    // Keys of one set (same bits above the stamp bits, modulo the sets).
+    let key = |n: u64| ((n * (RECENT / WAYS) as u64 + 7) << 16) | 1;
+    ov.remember(key(0), t0);
+    for n in 1..WAYS as u64 {
+        ov.remember(key(n), t0 + Duration::from_secs(n));
+        assert!(ov.seen(key(0)), "after {n} later in its set");
+    }
+    assert!((0..WAYS as u64).all(|n| ov.seen(key(n))));
+    // A fifth takes the oldest's place.
+    ov.remember(key(WAYS as u64), t0 + Duration::from_secs(9));
+    assert!(!ov.seen(key(0)));
+    assert!((1..=WAYS as u64).all(|n| ov.seen(key(n))));
+    // Seen again, an INVITE is the newest of its set.
+    ov.remember(key(1), t0 + Duration::from_secs(10));
+    ov.remember(key(9), t0 + Duration::from_secs(11));
+    assert!(ov.seen(key(1)) && !ov.seen(key(2)));
+    // A burst: one a tenth of a second, the set full and then turning over: each
+    // newcomer takes the oldest's place, never a newer one's (before, with stamps by
+    // the second, the newest of one second was taken as readily as the oldest).
+    // Entries of different ages far apart: the oldest goes, whatever the spans (before,
+    // stamps of 64 ms wrapped at 8.2 s, and one just over that looked newest).
+    let ov = Overload::new(&thresholds());
+    for n in 0..3u64 {
+        ov.remember(key(n), t0);
+    }
+    ov.remember(key(3), t0 + Duration::from_millis(8000));
+    ov.remember(key(4), t0 + Duration::from_millis(8500));
+    assert!(ov.seen(key(3)) && ov.seen(key(4)) && !ov.seen(key(0)));
+    let ov = Overload::new(&thresholds());
+    let tenth = |n: u64| t0 + Duration::from_millis(100 * n);
+    for n in 0..12u64 {
+        ov.remember(key(n), tenth(n));
+        let kept: Vec<u64> = (0..=n).filter(|&k| ov.seen(key(k))).collect();
+        let want: Vec<u64> = (n.saturating_sub(WAYS as u64 - 1)..=n).collect();
+        assert_eq!(kept, want, "after {n}");
+    }
+}
+
+/// The table of INVITEs let in exists only while INVITEs come: retransmissions are
+/// recognised until it has been idle for [`RECENT_IDLE`], then it is dropped (so the
+/// allocator can give its megabyte back) and made again by the next INVITE.
+#[test]
+fn the_table_of_invites_let_in_is_dropped_when_idle_and_made_again() {
+    let ov = Overload::new(&thresholds());
+    let t0 = Instant::now();
+    let (a, b) = (ov.invite_key(IpAddr::from([127, 0, 0, 2]), b"z9hG4bKa"), 3);
+    assert!(!ov.seen(a));
+    ov.release_if_idle(t0 + RECENT_IDLE * 2);
+    assert!(
+        ov.recent.load().is_none(),
+        "no table before the first INVITE"
+    );
+    ov.remember(a, t0);
+    assert!(ov.seen(a) && !ov.seen(b));
+    ov.release_if_idle(t0 + RECENT_IDLE - Duration::from_millis(1));
+    assert!(ov.seen(a), "kept while an INVITE was remembered lately");
+    ov.release_if_idle(t0 + RECENT_IDLE);
+    assert!(ov.recent.load().is_none() && !ov.seen(a));
+    ov.remember(b, t0 + RECENT_IDLE * 2);
+    assert!(ov.seen(b) && !ov.seen(a));
+    // A later INVITE keeps it: idleness counts from the last one remembered.
+    ov.release_if_idle(t0 + RECENT_IDLE * 2 + RECENT_IDLE / 2);
+    assert!(ov.seen(b));
+}
+
+#[test]
+fn thresholds_refuse_then_drop_over_udp_and_always_answer_over_tcp() {
+    let p = thresholds();
+    let mut sh = Shedder::default();
+    let t = Instant::now();
+    assert_eq!(
+        sh.decide(t, Duration::from_millis(500), false, &p),
+        Shed::Drop
+    );
+    assert_eq!(
+        sh.decide(t, Duration::from_millis(500), true, &p),
+        Shed::Refuse
+    );
+    assert_eq!(
+        sh.decide(t, Duration::from_millis(499), false, &p),
+        Shed::Refuse
+    );
+    assert_eq!(
+        sh.decide(t, Duration::from_millis(99), false, &p),
+        Shed::Admit
+    );
+}

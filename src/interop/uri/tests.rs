@@ -1,0 +1,208 @@
+use super::*;
+
+fn n(number: &str, ctx: Option<&str>) -> NumberUri {
+    NumberUri {
+        number: number.into(),
+        phone_context: ctx.map(Into::into),
+    }
+}
+
+fn e164(cc: &str) -> UriPolicy {
+    UriPolicy {
+        number: NumberFormat::E164,
+        country_code: Some(cc.into()),
+        ..UriPolicy::default()
+    }
+}
+
+/// A number local to a domain (a private extension) is not made a national number.
+#[test]
+fn a_number_local_to_a_domain_is_not_made_national() {
+    let p = e164("86");
+    assert_eq!(
+        normalise_number(&n("1234", Some("pbx.example.com")), &p),
+        "1234"
+    );
+    assert_eq!(normalise_number(&n("1234", Some("+86")), &p), "+861234");
+    assert_eq!(normalise_number(&n("1234", None), &p), "+861234");
+    // A name keeps its dots and dashes; a number loses them.
+    assert_eq!(normalise_number(&n("sales-team", None), &p), "sales-team");
+    assert_eq!(normalise_number(&n("010-1234", None), &p), "+86101234");
+}
+
+#[test]
+fn e164_normalisation() {
+    let p = e164("86");
+    assert_eq!(
+        normalise_number(&n("13812345678", None), &p),
+        "+8613812345678"
+    );
+    assert_eq!(
+        normalise_number(&n("010-1234-5678", None), &p),
+        "+861012345678"
+    );
+    assert_eq!(
+        normalise_number(&n("0044 20 7946 0000", None), &p),
+        "+442079460000"
+    );
+    assert_eq!(
+        normalise_number(&n("+1 (212) 555-0100", None), &p),
+        "+12125550100"
+    );
+    assert_eq!(
+        normalise_number(&n("1234", Some("+86")), &UriPolicy::default()),
+        "+861234"
+    );
+    assert_eq!(normalise_number(&n("alice", None), &p), "alice");
+    // A service code stays local: a global number is digits (RFC 3966).
+    assert_eq!(
+        normalise_number(&n("*21#", Some("+86")), &UriPolicy::default()),
+        "*21#"
+    );
+    assert_eq!(
+        normalise_number(&n("0123", None), &UriPolicy::default()),
+        "0123"
+    );
+}
+
+#[test]
+fn ims_trunk_form() {
+    let p = UriPolicy {
+        user_phone: true,
+        request_uri_params: "trunk-context=+86;tgrp=abc".into(),
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        request_uri("+8610123", false, &p, "ims.example.com"),
+        "sip:+8610123@ims.example.com;user=phone;trunk-context=+86;tgrp=abc"
+    );
+    assert_eq!(
+        peer_uri("+8610123", false, &p, "ims.example.com"),
+        "sip:+8610123@ims.example.com;user=phone"
+    );
+    // user=phone only for telephone numbers.
+    assert_eq!(peer_uri("alice", false, &p, "d"), "sip:alice@d");
+}
+
+#[test]
+fn tel_and_keep() {
+    let tel = UriPolicy {
+        scheme: UriScheme::Tel,
+        country_code: Some("86".into()),
+        ..UriPolicy::default()
+    };
+    assert_eq!(peer_uri("+8610123", false, &tel, "d"), "tel:+8610123");
+    assert_eq!(
+        peer_uri("10123", false, &tel, "d"),
+        "tel:10123;phone-context=+86"
+    );
+    // A number private to a domain keeps that domain as its context, in a tel: URI
+    // and in a `user=phone` SIP URI's user part; a context that is no host name is not
+    // copied.
+    assert_eq!(
+        peer_uri_in("10123", Some("pbx.example.com"), false, &tel, "d"),
+        "tel:10123;phone-context=pbx.example.com"
+    );
+    let phone = UriPolicy {
+        user_phone: true,
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        peer_uri_in("10123", Some("pbx.example.com"), false, &phone, "d"),
+        "sip:10123;phone-context=pbx.example.com@d;user=phone"
+    );
+    // A context that is no domain name (an IP address, an underscore) is not copied,
+    // and the number stays local: the peer's domain, never its +86.
+    for odd in ["a;b=c", "10.0.0.1", "pbx_1.example"] {
+        assert_eq!(
+            peer_uri_in("10123", Some(odd), false, &tel, "ims.example.com:5080"),
+            "tel:10123;phone-context=ims.example.com",
+            "{odd}"
+        );
+    }
+    // A peer known by its IP address (the default domain): the number's own context
+    // if it is a host, else that IP; still never +86.
+    assert_eq!(
+        peer_uri_in("10123", Some("10.0.0.1"), false, &tel, "192.0.2.5"),
+        "tel:10123;phone-context=10.0.0.1"
+    );
+    assert_eq!(
+        peer_uri_in(
+            "10123",
+            Some("pbx_1.example"),
+            false,
+            &tel,
+            "192.0.2.5:5060"
+        ),
+        "tel:10123;phone-context=192.0.2.5"
+    );
+    // A domain's port is no part of a phone-context (RFC 3966 §3).
+    let tel_domain = UriPolicy {
+        scheme: UriScheme::Tel,
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        peer_uri("10123", false, &tel_domain, "ims.example.com:5080"),
+        "tel:10123;phone-context=ims.example.com"
+    );
+    let keep = UriPolicy {
+        scheme: UriScheme::Keep,
+        ..UriPolicy::default()
+    };
+    assert_eq!(peer_uri("+1", true, &keep, "d"), "tel:+1");
+    assert_eq!(peer_uri("+1", false, &keep, "d"), "sip:+1@d");
+}
+
+#[test]
+fn uri_param_validation() {
+    let ok = |s: &str| uri_params_refusal(s, true).is_none();
+    assert!(ok("trunk-context=+86;tgrp=abc"));
+    assert!(ok(""));
+    assert!(ok("tgrp=a%2Fb;transport=udp"));
+    assert!(uri_params_refusal("user=phone", false).is_none());
+    assert!(!ok("a b"));
+    assert!(!ok("x=1\r\nVia: evil"));
+    for bad in [
+        "tgrp=a%",
+        "tgrp=a%zz",
+        "tgrp=a;TGRP=b",
+        "user=phone",
+        "maddr=10.0.0.1",
+        "lr",
+    ] {
+        assert!(!ok(bad), "{bad}");
+    }
+}
+
+#[test]
+fn host_validation() {
+    for good in [
+        "ims.example.com:5080",
+        "10.0.0.1:5060",
+        "[2001:db8::1]:5060",
+        "ims.example.com",
+        "ims.example.com.",
+        "10.0.0.1",
+        "[2001:db8::1]",
+        "2001:db8::1",
+        "a-b.c",
+    ] {
+        assert!(valid_host(good), "{good}");
+    }
+    for bad in [
+        "",
+        "a>b",
+        "h;x",
+        "a\0b",
+        "a..b",
+        "-a.b",
+        "a b",
+        "[10.0.0.1",
+        "[10.0.0.1]",
+        "h:0",
+        "h:70000",
+        "h:",
+    ] {
+        assert!(!valid_host(bad), "{bad}");
+    }
+}

@@ -1,0 +1,80 @@
+use super::*;
+
+/// Every series the gateway exports, by name.
+const EXPORTED: &[&str] = &[
+    PRACK_FAILURES,
+    CALLS,
+    ACTIVE_CALLS,
+    RTP_PACKETS,
+    RTP_DROPPED,
+    RELAY_FAILURES,
+    LIMIT_REFUSALS,
+    REFUSED,
+    OVERLOAD_SHARE,
+    QUEUE_DELAY,
+    CALLS_OFFERED,
+    CALLS_ANSWERED,
+    SETUP,
+    CAUSES,
+    MESSAGES,
+    PEER_ACTIVE,
+    TRANSACTIONS,
+    DIALOGS,
+    RTP_STREAMS,
+    RECORDINGS,
+    RELOADS,
+    BUILD_INFO,
+    crate::cdr::CDR_QUEUE_DEPTH,
+    crate::cdr::CDR_WRITE_ERRORS,
+    crate::cdr::CDR_DROPPED,
+    cb::REQUESTS,
+    cb::DROPPED,
+    cb::RESULTS,
+    cb::RESPONSES,
+    cb::ACTIVE,
+    REGISTRATION_UP,
+    RETRANSMISSIONS,
+    REWRITES,
+    RTP_BYTES,
+    RECORDING_BYTES,
+    RECORDING_FAILURES,
+    SEND_DROPPED,
+    REFUSALS_UNRECORDED,
+];
+
+#[test]
+fn the_grafana_dashboard_only_uses_series_the_gateway_exports() {
+    let dash = include_str!("../../../contrib/grafana/trunkgate.json");
+    let mut used = 0;
+    for (i, _) in dash.match_indices("trunkgate_") {
+        let name: String = dash[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = name
+            .strip_suffix("_bucket")
+            .or_else(|| name.strip_suffix("_count"))
+            .or_else(|| name.strip_suffix("_sum"))
+            .unwrap_or(&name);
+        assert!(
+            EXPORTED.contains(&base),
+            "the dashboard uses {name}, which nothing exports"
+        );
+        used += 1;
+    }
+    assert!(used > 20, "{used}");
+}
+
+#[test]
+fn messages_are_counted_by_method_or_status_class() {
+    let slot = SipCounters::slot;
+    assert_eq!(slot(b"INVITE sip:x SIP/2.0"), 0);
+    assert_eq!(slot(b"PUBLISH sip:x SIP/2.0"), METHODS.len() - 1);
+    assert_eq!(slot(b"FOO sip:x SIP/2.0"), METHODS.len(), "other");
+    assert_eq!(slot(b"SIP/2.0 100 Trying"), METHODS.len() + 1);
+    assert_eq!(slot(b"SIP/2.0 603 Decline"), METHODS.len() + 6);
+    // Nonsense status codes land in a class, never out of the table.
+    assert_eq!(slot(b"SIP/2.0 999 x"), METHODS.len() + 6);
+    assert_eq!(slot(b"SIP/2.0 "), METHODS.len() + 1);
+    assert_eq!(slot(b""), METHODS.len());
+}
