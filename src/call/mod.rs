@@ -44,6 +44,7 @@ mod session;
 mod state;
 mod third_party;
 mod timers;
+mod unwanted_answer;
 
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;

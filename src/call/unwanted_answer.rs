@@ -1,0 +1,97 @@
+//! Answers the call does not want: a 2xx that crossed our CANCEL, a second fork's, or an
+//! attempt's given up for a failover. Each is ACKed, as RFC 3261 requires, on the dialog
+//! it sets up, then that dialog is hung up; its retransmissions are ACKed again, no more.
+
+use tracing::warn;
+
+use super::Side;
+use super::cx::Cx;
+use super::dialog::Dialog;
+use super::events::CallEvent;
+use super::state::{Call, TxnRole};
+use crate::sip::{Hdr, Message, Method, Response};
+use crate::txn::TxnId;
+
+impl Call {
+    /// A 2xx to our INVITE `txn` we do not want (a late answer after CANCEL, a second
+    /// fork, an attempt given up for a failover): ACK it, as RFC 3261 requires, then BYE
+    /// that dialog. A retransmission of one already hung up is ACKed again, and no more.
+    pub(super) fn kill_fork(&mut self, cx: &mut Cx, txn: TxnId, resp: &Response) {
+        let key = (
+            resp.call_id().unwrap_or_default(),
+            resp.to_tag().unwrap_or_default(),
+        );
+        let again = (self.released_forks.as_deref())
+            .is_some_and(|l| l.iter().any(|(c, t)| **c == *key.0 && **t == *key.1));
+        let Some(leg) = self.leg_of_answer(cx, txn, resp) else {
+            return;
+        };
+        if again {
+            self.ack_answer(cx, &leg, resp);
+            return;
+        }
+        let mut list = (self.released_forks.take()).map_or_else(Vec::new, Vec::from);
+        if list.len() >= super::state::MAX_RELEASED_FORKS {
+            list.remove(0);
+        }
+        list.push((key.0.into(), key.1.into()));
+        self.released_forks = Some(list.into_boxed_slice());
+        self.ack_and_bye(cx, leg, resp);
+        self.events.push(CallEvent::Late2xxReleased);
+    }
+
+    /// The dialog the 2xx `resp` to our INVITE `txn` sets up. An earlier attempt's (the
+    /// call failed over since) has a Call-ID, a From and a peer of its own: side B is the
+    /// next attempt's dialog by now, and its ACK and BYE must not go to the next peer.
+    fn leg_of_answer(&self, cx: &Cx, txn: TxnId, resp: &Response) -> Option<Dialog> {
+        let mut leg = self.b.clone()?;
+        if self.attempt.as_ref().is_none_or(|a| a.txn != txn) {
+            leg.call_id = resp.call_id()?.into();
+            leg.local_hdr = resp.header(&Hdr::FROM)?.into();
+            leg.local_tag = resp.from_tag()?.into();
+            leg.target = cx.env.txn.target(txn)?;
+            leg.peer_allows = None;
+        }
+        leg.learn_from_response(resp);
+        Some(leg)
+    }
+
+    /// ACK the 2xx `resp` on side B's dialog (as that 2xx sets it up), then BYE it.
+    pub(super) fn ack_and_bye_b(&mut self, cx: &mut Cx, resp: &Response) {
+        let Some(mut leg) = self.b.clone() else {
+            return;
+        };
+        leg.learn_from_response(resp);
+        self.ack_and_bye(cx, leg, resp);
+    }
+
+    /// ACK the 2xx `resp` on `leg`, then BYE it.
+    fn ack_and_bye(&mut self, cx: &mut Cx, mut leg: Dialog, resp: &Response) {
+        self.ack_answer(cx, &leg, resp);
+        leg.local_cseq = leg.local_cseq.max(resp.seq());
+        match leg.request(Method::Bye, &cx.env.local, &mut cx.env.ids) {
+            Ok(bye) => {
+                self.start_client(cx, bye, leg.target, TxnRole::Bye(Side::B));
+            }
+            Err(e) => warn!(error = %e, "cannot build BYE"),
+        }
+    }
+
+    /// ACK the 2xx `resp` on `leg`. An offer in it (the attempt's INVITE had none) is
+    /// answered in the ACK with every stream refused (RFC 3261 §13.2.2.4).
+    fn ack_answer(&self, cx: &mut Cx, leg: &Dialog, resp: &Response) {
+        let cseq = resp.seq();
+        let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered);
+        let answer = offerless.then(|| self.refusing_answer(resp)).flatten();
+        let acked = leg.ack(cseq, &cx.env.local).and_then(|mut ack| {
+            if let Some((body, ct)) = answer {
+                ack.set_body(body, ct.as_deref())?;
+            }
+            Ok(ack)
+        });
+        match acked {
+            Ok(ack) => cx.send(leg.target, &Message::Request(ack)),
+            Err(e) => warn!(error = %e, "cannot build ACK"),
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The core task's view of TCP connections: which are up, which are being opened, and
+//! where a message goes (its connection, any connection to its address, or a new one).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::super::inbox::Inbox;
+use super::{ConnIds, Limits, Slots, connect};
+use crate::sip::{ConnId, Target};
+use crate::txn::TxnId;
+
+/// For a response, the port its top Via's sent-by names (5060 when it names none: RFC 3261
+/// §18.2.2); `None` for a request.
+fn response_sent_by_port(bytes: &Bytes) -> Option<u16> {
+    if !bytes.starts_with(b"SIP/2.0 ") {
+        return None;
+    }
+    crate::sip::fast::top_via_port(bytes)
+}
+
+/// Messages waiting for a connection to open, with the transaction each belongs to.
+type Queued = Vec<(Bytes, Option<TxnId>)>;
+
+/// The core task's view of TCP connections.
+pub(in crate::engine) struct Registry {
+    pub(super) conns: HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>,
+    pub(super) by_addr: HashMap<SocketAddr, ConnId>,
+    /// Outbound connections being opened, with what waits to be sent on them.
+    pub(super) connecting: HashMap<SocketAddr, (ConnId, Queued)>,
+    /// Connections the gateway opened (the rest were accepted).
+    pub(super) ours: std::collections::HashSet<ConnId>,
+    pub(super) events: Inbox,
+    pub(super) limits: Limits,
+    pub(super) slots: Slots,
+    pub(super) ids: ConnIds,
+}
+
+impl Registry {
+    pub(in crate::engine) fn new(
+        events: Inbox,
+        limits: Limits,
+        slots: Slots,
+        ids: ConnIds,
+    ) -> Self {
+        Registry {
+            conns: HashMap::new(),
+            by_addr: HashMap::new(),
+            connecting: HashMap::new(),
+            ours: std::collections::HashSet::new(),
+            events,
+            limits,
+            slots,
+            ids,
+        }
+    }
+
+    /// Send over the target's connection, any connection to its address, or a new one.
+    /// Returns the transaction whose message could not even be queued; a connection that
+    /// fails to open reports its waiting transactions through [`Registry::down`].
+    ///
+    /// A message for a connection that has closed meanwhile goes back over a new one only
+    /// to a source a profile knows, and a response then to the port of its Via's sent-by
+    /// (RFC 3261 §18.2.2: the closed connection's port was the peer's own, where nothing
+    /// listens). A stranger never gets a connection from us; a peer's connections opened
+    /// back count against its share (`Slots::take_back_toward`).
+    pub(in crate::engine) fn send(
+        &mut self,
+        target: Target,
+        bytes: Bytes,
+        txn: Option<TxnId>,
+    ) -> Option<TxnId> {
+        let gone = target.conn.is_some_and(|c| !self.conns.contains_key(&c));
+        let mut addr = target.addr;
+        if gone {
+            if !self.events.knows_source(addr.ip()) {
+                debug!(%addr, "TCP connection of a stranger closed before its answer: dropped");
+                crate::ops::metrics::refused("tcp_connection_gone");
+                return txn;
+            }
+            match response_sent_by_port(&bytes) {
+                Some(port) => addr.set_port(port),
+                // A response whose Via cannot be read (we built it: not expected) is not
+                // sent to the closed connection's own port.
+                None if bytes.starts_with(b"SIP/2.0 ") => {
+                    crate::ops::metrics::refused("tcp_connection_gone");
+                    return txn;
+                }
+                None => {}
+            }
+        }
+        let conn = target
+            .conn
+            .filter(|c| self.conns.contains_key(c))
+            .or_else(|| self.by_addr.get(&addr).copied());
+        if let Some(c) = conn
+            && let Some((_, tx)) = self.conns.get(&c)
+        {
+            if tx.try_send(bytes).is_err() {
+                // The peer reads nothing; its writer's timeout closes the connection.
+                debug!(%addr, "TCP connection backed up; message dropped");
+                crate::ops::metrics::refused("tcp_backlog");
+                return txn;
+            }
+            return None;
+        }
+        if let Some((_, queue)) = self.connecting.get_mut(&addr) {
+            queue.push((bytes, txn));
+            return None;
+        }
+        // Our own connections count against the total too; toward a peer whose own
+        // connection closed, against its share as well.
+        let slot = if gone {
+            self.slots.take_back_toward(addr.ip())
+        } else {
+            self.slots.take(None, false)
+        };
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(why) => {
+                debug!(%addr, why, "no TCP connection slot left");
+                crate::ops::metrics::refused(why);
+                return txn;
+            }
+        };
+        let conn = self.ids.next();
+        self.ours.insert(conn);
+        self.connecting.insert(addr, (conn, vec![(bytes, txn)]));
+        tokio::spawn(connect(addr, conn, self.limits, slot, self.events.clone()));
+        None
+    }
+
+    /// A connection is up: remember it and flush what waited for it. Returns transactions
+    /// whose messages could not be queued.
+    pub(in crate::engine) fn up(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        tx: mpsc::Sender<Bytes>,
+    ) -> Vec<TxnId> {
+        let mut failed = Vec::new();
+        if let Some((cid, queue)) = self.connecting.remove(&peer) {
+            if cid == conn {
+                for (b, txn) in queue {
+                    if tx.try_send(b).is_err() {
+                        failed.extend(txn);
+                    }
+                }
+            } else {
+                self.connecting.insert(peer, (cid, queue));
+            }
+        }
+        self.by_addr.insert(peer, conn);
+        self.conns.insert(conn, (peer, tx));
+        failed
+    }
+
+    /// Whether a peer opened this connection (rather than the gateway).
+    pub(in crate::engine) fn is_inbound(&self, conn: ConnId) -> bool {
+        !self.ours.contains(&conn)
+    }
+
+    /// Close a connection once what was queued on it is written (a stranger's, after the
+    /// one answer it may get).
+    pub(in crate::engine) fn close(&mut self, conn: ConnId) {
+        if let Some((peer, tx)) = self.conns.remove(&conn) {
+            let _ = tx.try_send(Bytes::new());
+            if self.by_addr.get(&peer) == Some(&conn) {
+                self.by_addr.remove(&peer);
+            }
+        }
+    }
+
+    /// Close every connection a peer opened from an address `known` no longer accepts (a
+    /// reload removed its peer, or the calls that kept a moved peer's old address known have
+    /// ended): such a connection would otherwise stay open until idle. Returns how many.
+    pub(in crate::engine) fn close_unknown(
+        &mut self,
+        known: impl Fn(std::net::IpAddr) -> bool,
+    ) -> usize {
+        let gone: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(c, (peer, _))| !self.ours.contains(c) && !known(peer.ip()))
+            .map(|(c, _)| *c)
+            .collect();
+        for &c in &gone {
+            self.close(c);
+        }
+        gone.len()
+    }
+
+    /// A connection closed (or never opened). Returns transactions that were waiting on it.
+    pub(in crate::engine) fn down(&mut self, conn: ConnId) -> Vec<TxnId> {
+        self.ours.remove(&conn);
+        if let Some((peer, _)) = self.conns.remove(&conn)
+            && self.by_addr.get(&peer) == Some(&conn)
+        {
+            self.by_addr.remove(&peer);
+        }
+        let waiting: Option<SocketAddr> = self
+            .connecting
+            .iter()
+            .find(|(_, (c, _))| *c == conn)
+            .map(|(a, _)| *a);
+        waiting
+            .and_then(|a| self.connecting.remove(&a))
+            .map(|(_, q)| q.into_iter().filter_map(|(_, t)| t).collect())
+            .unwrap_or_default()
+    }
+}
