@@ -275,84 +275,6 @@ impl Files<'_> {
         }
     }
 
-    /// Append what was drained to call `id`'s file, after its backlog, writing at most
-    /// [`SILENCE_PER_PASS`] of silence. A full or failing disk stops that recording here,
-    /// once and for all (no retry every 100 ms, no log flood); the call goes on, and the file
-    /// keeps what reached the disk. So does a file at the WAV size limit.
-    fn write(&mut self, id: u64, d: Drained) {
-        let Some(f) = self.open.get_mut(&id) else {
-            return;
-        };
-        if !d.is_empty() {
-            f.backlog.push_back(d);
-        }
-        if f.backlog.is_empty() {
-            return;
-        }
-        let per_frame = if f.stereo { 4 } else { 2 };
-        let mut room = self.limit.saturating_sub(f.bytes) / per_frame;
-        let mut budget = SILENCE_PER_PASS;
-        let mut wrote = 0u64;
-        let mut r = Ok(());
-        while r.is_ok()
-            && let Some(piece) = f.backlog.front_mut()
-        {
-            let mut silence = piece.silence.min(budget).min(room);
-            piece.silence -= silence;
-            (budget, room, wrote) = (budget - silence, room - silence, wrote + silence);
-            while silence > 0 && r.is_ok() {
-                let n = silence.min(SILENCE_CHUNK as u64);
-                r = file::write_frames(&mut f.writer, f.stereo, &ZEROS[..n as usize]);
-                silence -= n;
-            }
-            if piece.silence > 0 {
-                break; // this pass's share of silence is spent, or the file is full
-            }
-            let sound = piece
-                .frames
-                .len()
-                .min(usize::try_from(room).unwrap_or(usize::MAX));
-            if r.is_ok() && sound > 0 {
-                r = file::write_frames(&mut f.writer, f.stereo, &piece.frames[..sound]);
-            }
-            (room, wrote) = (room - sound as u64, wrote + sound as u64);
-            if sound < piece.frames.len() {
-                break; // the file is full
-            }
-            f.backlog.pop_front();
-        }
-        let full = room == 0 && f.backlog.iter().any(|p| !p.is_empty());
-        let r = r.and_then(|()| {
-            if f.last_header.elapsed() >= HEADER_EVERY {
-                f.last_header = Instant::now();
-                f.writer.flush()
-            } else {
-                Ok(())
-            }
-        });
-        match r {
-            Ok(()) => {
-                f.bytes += wrote * per_frame;
-                self.written.increment(wrote * per_frame);
-                if full {
-                    tracing::error!(path = %f.path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
-                    self.refused_for(id, "size_limit", RecordingNews::Stopped);
-                    self.finalize_counted(id, false);
-                }
-            }
-            Err(e) => {
-                tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
-                self.refused_for(id, "write", RecordingNews::Stopped);
-                if let Some(f) = self.open.remove(&id) {
-                    if f.writer.finalize().is_err() {
-                        file::mend(&f.path);
-                    }
-                    self.failed.insert(id, f.path);
-                }
-            }
-        }
-    }
-
     /// The frames that left their jitter window by `now`, of every recording in `slice`.
     /// Each recorder is locked only to take its frames; the disk is written with no lock
     /// held.
@@ -528,6 +450,7 @@ fn count_refusal(stopped: &std::sync::atomic::AtomicU64, stage: &'static str) {
 
 mod file;
 mod repair;
+mod write;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,176 @@
+//! One direction's jitter buffer for the recorder.
+
+use super::LAG_WINDOW;
+
+/// One direction's jitter buffer: a fixed ring of samples indexed by timeline position
+/// (`pos % capacity`), holding positions `base..base + capacity`. Nothing is allocated per
+/// packet, so whatever arrives it never holds more than `capacity` samples.
+#[derive(Debug)]
+pub(super) struct Channel {
+    pub(super) ssrc: Option<u32>,
+    /// Timeline position minus extended timestamp, fixed when a stream starts.
+    pub(super) offset: i64,
+    pub(super) last_ts: u32,
+    pub(super) last_ext: i64,
+    pub(super) samples: Box<[i16]>,
+    /// One bit per ring slot: a sample is held there (0 is a valid sample, so a flag).
+    pub(super) held: Box<[u64]>,
+    /// First position the ring can hold; everything before it is written, or silence.
+    pub(super) base: u64,
+    /// End of the latest sample held (`<= base` when the ring is empty).
+    pub(super) end: u64,
+    /// The least lag (arrival less timeline position, in samples) of this second's
+    /// packets, and the arrival the second began at: a sender whose clock is slow drifts
+    /// behind by 0.8 samples a second per 100 ppm, and without following it would be late
+    /// for good once the drift passed the jitter depth.
+    pub(super) lag_floor: i64,
+    pub(super) lag_since: u64,
+    /// A packet that would restart the stream, held back until the next one bears it out:
+    /// the stream's offset it would give (arrival less its extended timestamp), and that
+    /// extended timestamp.
+    pub(super) pending: Option<(i64, i64)>,
+}
+
+/// The run of slots from `slot` that stays in one `held` word, at most `left` long: its bit
+/// offset in the word, its length and the word's bits for it (`left >= 1`).
+fn word_run(slot: usize, left: usize) -> (usize, usize, u64) {
+    let bit = slot % 64;
+    let len = (64 - bit).min(left);
+    let mask = if len >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << len) - 1) << bit
+    };
+    (bit, len, mask)
+}
+
+impl Channel {
+    /// `capacity` is rounded up to whole `held` words: the ring then wraps only at a word
+    /// boundary, so placing and draining go a word (64 slots) at a time.
+    pub(super) fn new(capacity: usize) -> Self {
+        let capacity = capacity.next_multiple_of(64);
+        Channel {
+            ssrc: None,
+            offset: 0,
+            last_ts: 0,
+            last_ext: 0,
+            samples: vec![0; capacity].into_boxed_slice(),
+            held: vec![0; capacity.div_ceil(64)].into_boxed_slice(),
+            base: 0,
+            end: 0,
+            lag_floor: i64::MAX,
+            lag_since: 0,
+            pending: None,
+        }
+    }
+
+    /// Note a packet's lag; at the end of each second, a stream whose every packet was at
+    /// least `slack` behind moves its timeline that much later (a short silence, once, in
+    /// place of losing every packet from then on). True when it moved.
+    pub(super) fn follow(&mut self, arrival: u64, pos: i64, slack: i64) -> bool {
+        self.lag_floor = self.lag_floor.min(arrival as i64 - pos);
+        if arrival.saturating_sub(self.lag_since) < LAG_WINDOW {
+            return false;
+        }
+        let floor = std::mem::replace(&mut self.lag_floor, i64::MAX);
+        self.lag_since = arrival;
+        if floor >= slack {
+            self.offset += floor;
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn capacity(&self) -> u64 {
+        self.samples.len() as u64
+    }
+
+    pub(super) fn slot(&self, pos: u64) -> usize {
+        (pos % self.capacity().max(1)) as usize
+    }
+
+    /// Decode `payload` into the ring from `slot` on, sample by sample into free slots only
+    /// (first come, first kept: a duplicate or overlapping packet changes nothing). A word of
+    /// free slots, the usual case, is one straight decode loop. Returns whether any sample
+    /// was placed.
+    pub(super) fn place(&mut self, mut slot: usize, payload: &[u8], table: &[i16; 256]) -> bool {
+        let mut placed = false;
+        let mut rest = payload;
+        while !rest.is_empty() {
+            let (bit, len, mask) = word_run(slot, rest.len());
+            let (Some(word), Some(out)) = (
+                self.held.get_mut(slot / 64),
+                self.samples.get_mut(slot..slot + len),
+            ) else {
+                return placed;
+            };
+            let free = !*word & mask;
+            let bytes = &rest[..len];
+            if free == mask {
+                for (s, &b) in out.iter_mut().zip(bytes) {
+                    *s = table[usize::from(b)];
+                }
+            } else if free != 0 {
+                for (i, (s, &b)) in out.iter_mut().zip(bytes).enumerate() {
+                    if free & (1 << (bit + i)) != 0 {
+                        *s = table[usize::from(b)];
+                    }
+                }
+            }
+            placed |= free != 0;
+            *word |= mask;
+            rest = &rest[len..];
+            slot = if slot + len >= self.samples.len() {
+                0
+            } else {
+                slot + len
+            };
+        }
+        placed
+    }
+
+    /// Move the samples held at positions `from..to` into `out[.. ][ch]` (`out[0]` is
+    /// position `start`) and free their slots; slots not held stay silence.
+    pub(super) fn take(&mut self, from: u64, to: u64, start: u64, ch: usize, out: &mut [[i16; 2]]) {
+        let mut pos = from;
+        while pos < to {
+            let slot = self.slot(pos);
+            let (bit, len, mask) = word_run(slot, (to - pos) as usize);
+            let at = (pos - start) as usize;
+            let (Some(word), Some(samples), Some(frames)) = (
+                self.held.get_mut(slot / 64),
+                self.samples.get(slot..slot + len),
+                out.get_mut(at..at + len),
+            ) else {
+                return;
+            };
+            let held = *word & mask;
+            if held == mask {
+                for (f, &s) in frames.iter_mut().zip(samples) {
+                    f[ch] = s;
+                }
+            } else if held != 0 {
+                for (i, (f, &s)) in frames.iter_mut().zip(samples).enumerate() {
+                    if held & (1 << (bit + i)) != 0 {
+                        f[ch] = s;
+                    }
+                }
+            }
+            *word &= !mask;
+            pos += len as u64;
+        }
+    }
+
+    /// Whether a packet ending at `end` fits without dropping audio still held. An empty
+    /// ring takes a packet no further ahead than its capacity from `floor` (where a packet
+    /// arriving now belongs, less the jitter depth): one stamped seconds ahead must not
+    /// move its start past where the stream's next packets go.
+    pub(super) fn fits(&self, end: u64, floor: u64) -> bool {
+        let base = if self.end <= self.base {
+            self.base.max(floor)
+        } else {
+            self.base
+        };
+        end <= base + self.capacity()
+    }
+}
