@@ -124,13 +124,7 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
     split_header_list(value)
         .iter()
         .map(|element| {
-            // The URI ends at the first '>' after its '<' (a URI holds none unescaped); a
-            // '>' further on is in a header parameter (`;x="a>b"`).
-            let angle = angle_outside_quotes(element).and_then(|open| {
-                let close = open + 1 + element[open + 1..].find('>')?;
-                Some((open, close))
-            });
-            if let Some((open, close)) = angle {
+            if let Some((open, close)) = name_addr_uri(element) {
                 format!(
                     "{}<{}>{}",
                     &element[..open],
@@ -154,12 +148,16 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
         .join(", ")
 }
 
-/// Where the `<` of a name-addr is: the first one outside the quoted display name (which
-/// may hold `<` and `>` of its own, `"Sales <EMEA>" <sip:…>`).
-fn angle_outside_quotes(element: &str) -> Option<usize> {
-    crate::sip::outside_quotes(element)
+/// Where the `<` and the `>` around a name-addr's URI are: the first `<` outside the
+/// quoted display name (which may hold `<` and `>` of its own, `"Sales <EMEA>" <sip:…>`),
+/// and the first `>` after it (a URI holds none unescaped; a later one is in a header
+/// parameter, `;x="a>b"`). `None` for an addr-spec.
+pub fn name_addr_uri(element: &str) -> Option<(usize, usize)> {
+    let open = crate::sip::outside_quotes(element)
         .find(|&(_, b)| b == b'<')
-        .map(|(i, _)| i)
+        .map(|(i, _)| i)?;
+    let close = open + 1 + element[open + 1..].find('>')?;
+    Some((open, close))
 }
 
 #[cfg(test)]

@@ -36,16 +36,10 @@ pub fn refer_to_via_gateway(value: &str, host: &str) -> Result<String, ReferErro
     let [element] = elements.as_slice() else {
         return Err(ReferError::Missing);
     };
-    // The URI starts at the first '<' outside the quoted display name and ends at the
-    // first '>' after it: a later one is in a header parameter.
-    let open = crate::sip::outside_quotes(element)
-        .find(|&(_, b)| b == b'<')
-        .map(|(i, _)| i);
-    let angle = open.and_then(|open| {
-        let close = open + 1 + element[open + 1..].find('>')?;
-        Some(&element[open + 1..close])
-    });
-    let uri = angle.unwrap_or_else(|| element.split(';').next().unwrap_or_default());
+    let uri = match super::topology::name_addr_uri(element) {
+        Some((open, close)) => &element[open + 1..close],
+        None => element.split(';').next().unwrap_or_default(),
+    };
     // Embedded headers first: `sip:100@pbx?Replaces=…` is not a number URI otherwise.
     let uri = uri.split('?').next().unwrap_or_default().trim();
     let number = dialled_number(uri)
