@@ -231,20 +231,23 @@ impl Overload {
         self.hasher.hash_one((ip, branch)) | 1
     }
 
-    /// The first slot of a key's set (indexed by the bits that are not the stamp's).
-    fn set(key: u64) -> usize {
-        ((key >> 16) as usize) % (RECENT / WAYS) * WAYS
+    /// A key's set of slots in `t` (indexed by the bits that are not the stamp's).
+    fn set(t: &Recent, key: u64) -> &[AtomicU64] {
+        let at = ((key >> 16) as usize) % (RECENT / WAYS) * WAYS;
+        &t.0[at..at + WAYS]
+    }
+
+    /// Whether a slot holds `key` (whatever its stamp).
+    fn holds(slot: &AtomicU64, key: u64) -> bool {
+        let v = slot.load(Ordering::Relaxed);
+        v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
     }
 
     pub(crate) fn seen(&self, key: u64) -> bool {
-        let Some(t) = self.recent.load_full() else {
-            return false;
-        };
-        let at = Self::set(key);
-        t.0[at..at + WAYS].iter().any(|s| {
-            let v = s.load(Ordering::Relaxed);
-            v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
-        })
+        self.recent
+            .load()
+            .as_ref()
+            .is_some_and(|t| Self::set(t, key).iter().any(|s| Self::holds(s, key)))
     }
 
     pub(crate) fn remember(&self, key: u64, now: Instant) {
@@ -268,7 +271,7 @@ impl Overload {
         if let Some(t) = table {
             let stamp = (ms / 64) & STAMP_MASK;
             let entry = key & !STAMP_BITS | stamp << 1 | 1;
-            let set = &t.0[Self::set(key)..Self::set(key) + WAYS];
+            let set = Self::set(&t, key);
             // Its own slot if it has one, else an empty one, else the set's oldest.
             let age = |v: u64| {
                 if v == 0 {
@@ -277,12 +280,7 @@ impl Overload {
                     stamp.wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK
                 }
             };
-            let slot = set
-                .iter()
-                .find(|s| {
-                    let v = s.load(Ordering::Relaxed);
-                    v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
-                })
+            let slot = (set.iter().find(|s| Self::holds(s, key)))
                 .or_else(|| set.iter().max_by_key(|s| age(s.load(Ordering::Relaxed))));
             if let Some(s) = slot {
                 s.store(entry, Ordering::Relaxed);
