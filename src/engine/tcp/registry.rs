@@ -13,15 +13,6 @@ use super::{ConnIds, Limits, Slots, connect};
 use crate::sip::{ConnId, Target};
 use crate::txn::TxnId;
 
-/// For a response, the port its top Via's sent-by names (5060 when it names none: RFC 3261
-/// §18.2.2); `None` for a request.
-fn response_sent_by_port(bytes: &Bytes) -> Option<u16> {
-    if !bytes.starts_with(b"SIP/2.0 ") {
-        return None;
-    }
-    crate::sip::fast::top_via_port(bytes)
-}
-
 /// Messages waiting for a connection to open, with the transaction each belongs to.
 type Queued = Vec<(Bytes, Option<TxnId>)>;
 
@@ -81,15 +72,15 @@ impl Registry {
                 crate::ops::metrics::refused("tcp_connection_gone");
                 return txn;
             }
-            match response_sent_by_port(&bytes) {
-                Some(port) => addr.set_port(port),
-                // A response whose Via cannot be read (we built it: not expected) is not
-                // sent to the closed connection's own port.
-                None if bytes.starts_with(b"SIP/2.0 ") => {
+            // A response goes to the port of its top Via's sent-by (5060 when it names none:
+            // RFC 3261 §18.2.2). One whose Via cannot be read (we built it: not expected) is
+            // not sent to the closed connection's own port.
+            if bytes.starts_with(b"SIP/2.0 ") {
+                let Some(port) = crate::sip::fast::top_via_port(&bytes) else {
                     crate::ops::metrics::refused("tcp_connection_gone");
                     return txn;
-                }
-                None => {}
+                };
+                addr.set_port(port);
             }
         }
         let conn = target
