@@ -174,9 +174,8 @@ pub fn peer_uri_in(
     // national again: it gets the peer's domain if that is a domain name, else its own
     // context if that is a host at all (an IP address: a strict peer refuses the URI,
     // which is better than a call to the wrong number), else the peer's host.
-    let local = !number.starts_with('+');
-    let named = private.filter(|c| local && is_domain_name(c));
-    let private_elsewhere = local && private.is_some() && named.is_none();
+    let private = private.filter(|_| !number.starts_with('+'));
+    let named = private.filter(|c| is_domain_name(c));
     let scheme = match policy.scheme {
         UriScheme::Keep if inbound_tel => UriScheme::Tel,
         UriScheme::Keep => UriScheme::Sip,
@@ -189,21 +188,17 @@ pub fn peer_uri_in(
                 format!("tel:{number}")
             } else {
                 // RFC 3966 §5.1.5: a local number needs a phone-context.
-                let ctx = match named {
-                    Some(c) => c.to_string(),
-                    None if private_elsewhere => {
-                        let peer_host = host_of(domain);
-                        match private {
-                            _ if is_domain_name(peer_host) => peer_host.to_string(),
-                            Some(c) if valid_host(c) && !c.contains(':') => c.to_string(),
-                            _ => peer_host.to_string(),
-                        }
-                    }
+                let peer_host = host_of(domain);
+                let ctx = match private {
+                    Some(c) if is_domain_name(c) => c.to_string(),
+                    Some(_) if is_domain_name(peer_host) => peer_host.to_string(),
+                    Some(c) if valid_host(c) && !c.contains(':') => c.to_string(),
+                    Some(_) => peer_host.to_string(),
                     None => policy
                         .country_code
                         .as_ref()
                         .map(|cc| format!("+{cc}"))
-                        .unwrap_or_else(|| host_of(domain).to_string()),
+                        .unwrap_or_else(|| peer_host.to_string()),
                 };
                 format!("tel:{number};phone-context={ctx}")
             }
