@@ -33,8 +33,9 @@ pub fn outbound_invite(
     let dialled = local_to_domain(number, Some(&a_req.uri()));
     let called = normalise_number(&dialled, policy);
     let private = dialled.phone_context.as_deref();
-    let ruri = request_uri_in(&called, private, inbound_tel, policy, &peer.domain);
-    let to_uri = peer_uri_in(&called, private, inbound_tel, policy, &peer.domain);
+    let params = dialled.params.as_str();
+    let ruri = request_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);
+    let to_uri = peer_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);
     // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
     // but no header we build may carry them: the name loses them, the call goes on.
     let display = a_req

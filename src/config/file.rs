@@ -315,6 +315,7 @@ pub struct UriSection {
     pub request_uri_params: Option<Spanned<String>>,
     pub number: Option<Spanned<String>>,
     pub country_code: Option<Spanned<String>>,
+    pub number_params: Option<bool>,
 }
 
 /// `[prack]`: reliable provisional responses (RFC 3262) on this peer's leg.

@@ -387,6 +387,40 @@ fn transport_addresses() {
     assert!(parse_transport_addr("udp:example.com:5060").is_err());
 }
 
+/// `[uri] number_params` is on unless a profile turns it off; a value that is no boolean is
+/// an error at its place.
+#[test]
+fn number_params_are_kept_unless_turned_off() {
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert!(
+        cfg.profile(&PeerName("carrier-a".into()))
+            .unwrap()
+            .uri
+            .number_params
+    );
+    let mut profiles = standard_profiles();
+    profiles[1].1.push_str("[uri]\nnumber_params = false\n");
+    let dir = write_tree(GATEWAY, &profiles);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert!(
+        !cfg.profile(&PeerName("carrier-a".into()))
+            .unwrap()
+            .uri
+            .number_params
+    );
+    let mut profiles = standard_profiles();
+    profiles[1].1.push_str("[uri]\nnumber_params = \"no\"\n");
+    let dir = write_tree(GATEWAY, &profiles);
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("carrier-a.toml:6:17") && text.contains("expected a boolean"),
+        "{text}"
+    );
+}
+
 #[test]
 fn the_shipped_configuration_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");

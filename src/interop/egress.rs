@@ -65,6 +65,7 @@ fn plain(number: &str) -> NumberUri {
     NumberUri {
         number: number.to_string(),
         phone_context: None,
+        params: String::new(),
     }
 }
 
@@ -83,19 +84,22 @@ pub fn identity_uri_of(n: &NumberUri, was_tel: bool, local: &LocalAddrs, peer: &
     };
     let written = normalise_number(n, &peer.uri);
     let private = n.phone_context.as_deref().filter(|c| !c.starts_with('+'));
-    peer_uri_in(&written, private, was_tel, &peer.uri, &host)
+    peer_uri_in(&written, private, &n.params, was_tel, &peer.uri, &host)
 }
 
 /// `number` (in global form) with the domain `phone-context` the URI it was read from gave
-/// it, if any: what says a number is private to that domain (RFC 3966 §5.1.5).
+/// it, if any (what says a number is private to that domain, RFC 3966 §5.1.5), and that
+/// URI's other number parameters.
 pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
-    let phone_context = uri
-        .and_then(dialled_number)
+    let read = uri.and_then(dialled_number);
+    let params = read.as_ref().map(|n| n.params.clone()).unwrap_or_default();
+    let phone_context = read
         .and_then(|n| n.phone_context)
         .filter(|c| !c.starts_with('+'));
     NumberUri {
         number: number.to_string(),
         phone_context,
+        params,
     }
 }
 

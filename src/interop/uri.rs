@@ -33,6 +33,10 @@ pub struct UriPolicy {
     pub number: NumberFormat,
     /// Digits only, without `+`.
     pub country_code: Option<String>,
+    /// Whether a number keeps its RFC 3966 parameters (`;rn=…;npdi`, `;cpc=`, `;ext=`) in
+    /// the URIs written toward this peer: in a tel: URI, and in a SIP URI's user part when
+    /// it carries `;user=phone` (without it they would be read as part of the user name).
+    pub number_params: bool,
 }
 
 impl Default for UriPolicy {
@@ -43,6 +47,7 @@ impl Default for UriPolicy {
             request_uri_params: String::new(),
             number: NumberFormat::Keep,
             country_code: None,
+            number_params: true,
         }
     }
 }
@@ -154,16 +159,47 @@ fn to_e164(n: &str, cc: &str) -> String {
 /// The URI naming `number` at a peer in its preferred form. `inbound_tel` is whether the
 /// caller used a tel: URI (for `scheme = "keep"`); `domain` is the peer's domain.
 pub fn peer_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &str) -> String {
-    peer_uri_in(number, None, inbound_tel, policy, domain)
+    peer_uri_in(number, None, "", inbound_tel, policy, domain)
+}
+
+/// A number's parameters ([`NumberUri::params`](crate::sip::NumberUri)) split where a
+/// `phone-context` goes: after `;isub=` or `;ext=`, before the others (RFC 3966 §3).
+fn split_params(params: &str) -> (&str, &str) {
+    let lead = ["isub", "ext"];
+    let mut at = 0;
+    for p in params.split(';').skip(1) {
+        let name = p.split('=').next().unwrap_or_default();
+        if !lead.contains(&name) {
+            break;
+        }
+        at += 1 + p.len();
+    }
+    params.split_at(at)
+}
+
+/// Number parameters (tel: form, `%HH` kept) written into a SIP URI's user part: what
+/// that may not carry literally (`[`, `]`, `:`) escaped (RFC 3261 §25.1).
+fn params_in_user(params: &str) -> String {
+    let mut out = String::with_capacity(params.len());
+    for b in params.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// [`peer_uri`] for a number that may be local to a domain (`private`, the domain
 /// `phone-context` it was dialled with): a local number keeps that context rather than
 /// take the peer's (`+CC` would make it a national number, RFC 3966 §5.1.5), in a tel:
-/// URI and in a `;user=phone` SIP URI's user part (RFC 3261 §19.1.6).
+/// URI and in a `;user=phone` SIP URI's user part (RFC 3261 §19.1.6). `params`: the
+/// number's other parameters, kept when the policy keeps them.
 pub fn peer_uri_in(
     number: &str,
     private: Option<&str>,
+    params: &str,
     inbound_tel: bool,
     policy: &UriPolicy,
     domain: &str,
@@ -182,10 +218,16 @@ pub fn peer_uri_in(
         s => s,
     };
     let phone = is_telephone_number(number);
+    let params = if policy.number_params && phone {
+        params
+    } else {
+        ""
+    };
+    let (lead, rest) = split_params(params);
     match scheme {
         UriScheme::Tel if phone => {
             if number.starts_with('+') {
-                format!("tel:{number}")
+                format!("tel:{number}{params}")
             } else {
                 // RFC 3966 §5.1.5: a local number needs a phone-context.
                 let peer_host = host_of(domain);
@@ -200,13 +242,19 @@ pub fn peer_uri_in(
                         .map(|cc| format!("+{cc}"))
                         .unwrap_or_else(|| peer_host.to_string()),
                 };
-                format!("tel:{number};phone-context={ctx}")
+                format!("tel:{number}{lead};phone-context={ctx}{rest}")
             }
         }
         _ => {
             let user = match named {
-                Some(c) if policy.user_phone && phone => {
-                    format!("{};phone-context={c}", escape_user(number))
+                Some(c) if policy.user_phone && phone => format!(
+                    "{}{};phone-context={c}{}",
+                    escape_user(number),
+                    params_in_user(lead),
+                    params_in_user(rest)
+                ),
+                _ if policy.user_phone && phone => {
+                    format!("{}{}", escape_user(number), params_in_user(params))
                 }
                 _ => escape_user(number),
             };
@@ -221,19 +269,38 @@ pub fn peer_uri_in(
 
 /// The Request-URI toward a peer: its URI plus the operator's `request_uri_params`.
 pub fn request_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &str) -> String {
-    request_uri_in(number, None, inbound_tel, policy, domain)
+    request_uri_in(number, None, "", inbound_tel, policy, domain)
 }
 
 /// [`request_uri`] for a number that may be local to a domain (see [`peer_uri_in`]).
 pub fn request_uri_in(
     number: &str,
     private: Option<&str>,
+    params: &str,
     inbound_tel: bool,
     policy: &UriPolicy,
     domain: &str,
 ) -> String {
-    let mut u = peer_uri_in(number, private, inbound_tel, policy, domain);
-    let params = policy.request_uri_params.trim().trim_start_matches(';');
+    let ours = policy.request_uri_params.trim().trim_start_matches(';');
+    // A parameter the operator sets is not also carried over from the number (in a tel:
+    // URI both would be the same URI's parameters, twice).
+    let named = |p: &str| {
+        let name = p.split('=').next().unwrap_or_default();
+        ours.split(';').any(|o| {
+            o.split('=')
+                .next()
+                .unwrap_or_default()
+                .eq_ignore_ascii_case(name)
+        })
+    };
+    let params: String = params
+        .split(';')
+        .skip(1)
+        .filter(|p| !named(p))
+        .flat_map(|p| [";", p])
+        .collect();
+    let mut u = peer_uri_in(number, private, &params, inbound_tel, policy, domain);
+    let params = ours;
     if !params.is_empty() {
         u.push(';');
         u.push_str(params);

@@ -222,6 +222,67 @@ fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
     assert_eq!((c.cause, c.cause_source), (34, CauseSource::PeerMap));
 }
 
+/// A ported number's routing facts (`;rn=…;npdi`, RFC 4694) and the calling party's
+/// category reach the trunk with the number, in whichever URI form it takes; before they
+/// were dropped whenever the number was rewritten, and the carrier routed a ported number
+/// to its old network. A peer may be told not to hear them (`number_params = false`).
+#[test]
+fn a_numbers_rfc3966_parameters_reach_the_trunk() {
+    let gateway = |scheme, user_phone, keep| {
+        let mut cfg = config_with(|n, p| {
+            if n == "carrier-a" {
+                p.uri.scheme = scheme;
+                p.uri.user_phone = user_phone;
+                p.uri.number_params = keep;
+                p.uri.request_uri_params = "tgrp=t1".into();
+            }
+        });
+        cfg.routes[0].prefix = String::new();
+        H::with(cfg)
+    };
+    let ported = invite_text("p1", "z9hG4bKp1", "x", "")
+        .replacen(
+            "INVITE sip:x@127.0.0.1 SIP/2.0",
+            "INVITE tel:+1-555-0100;rn=+15550199;npdi;tgrp=caller SIP/2.0",
+            1,
+        )
+        .replace(
+            "From: \"Alice\" <sip:1000@127.0.0.2>",
+            "From: \"Alice\" <tel:+15550111;cpc=payphone>",
+        );
+    use crate::interop::uri::UriScheme;
+    let mut h = gateway(UriScheme::Tel, false, true);
+    h.recv(PHONE, &ported);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // The operator's tgrp wins over the caller's; the number's own come in RFC 3966 order.
+    assert_eq!(inv.uri(), "tel:+15550100;npdi;rn=+15550199;tgrp=t1");
+    let to = inv.header(&Hdr::TO).unwrap();
+    assert!(
+        to.contains("<tel:+15550100;npdi;rn=+15550199;tgrp=caller>"),
+        "{to}"
+    );
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(from.contains("<tel:+15550111;cpc=payphone>"), "{from}");
+    // In a SIP URI they belong to the user part, and only with ;user=phone.
+    let mut h = gateway(UriScheme::Sip, true, true);
+    h.recv(PHONE, &ported);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(
+        inv.uri().starts_with("sip:+15550100;npdi;rn=+15550199@")
+            && inv.uri().ends_with(";user=phone;tgrp=t1"),
+        "{}",
+        inv.uri()
+    );
+    let mut h = gateway(UriScheme::Sip, false, true);
+    h.recv(PHONE, &ported);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.uri().starts_with("sip:+15550100@"), "{}", inv.uri());
+    let mut h = gateway(UriScheme::Tel, false, false);
+    h.recv(PHONE, &ported);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.uri(), "tel:+15550100;tgrp=t1");
+}
+
 /// Names keep their dots and dashes on their way through (RFC 3966 visual separators are a
 /// number's only), and a number private to a domain is not made a national number by an
 /// e164 peer. Before, `sales-team` went out as `salesteam`, `john.doe` as `johndoe`, and

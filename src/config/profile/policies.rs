@@ -22,6 +22,7 @@ pub(super) fn uri_policy(
     let at = |s: &Spanned<String>, msg: String| ConfigError::at(path, text, s.span().start, msg);
     let mut p = UriPolicy {
         user_phone: u.user_phone,
+        number_params: u.number_params.unwrap_or(true),
         ..UriPolicy::default()
     };
     if let Some(s) = &u.scheme {

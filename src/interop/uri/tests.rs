@@ -4,6 +4,7 @@ fn n(number: &str, ctx: Option<&str>) -> NumberUri {
     NumberUri {
         number: number.into(),
         phone_context: ctx.map(Into::into),
+        params: String::new(),
     }
 }
 
@@ -100,7 +101,7 @@ fn tel_and_keep() {
     // and in a `user=phone` SIP URI's user part; a context that is no host name is not
     // copied.
     assert_eq!(
-        peer_uri_in("10123", Some("pbx.example.com"), false, &tel, "d"),
+        peer_uri_in("10123", Some("pbx.example.com"), "", false, &tel, "d"),
         "tel:10123;phone-context=pbx.example.com"
     );
     let phone = UriPolicy {
@@ -108,14 +109,14 @@ fn tel_and_keep() {
         ..UriPolicy::default()
     };
     assert_eq!(
-        peer_uri_in("10123", Some("pbx.example.com"), false, &phone, "d"),
+        peer_uri_in("10123", Some("pbx.example.com"), "", false, &phone, "d"),
         "sip:10123;phone-context=pbx.example.com@d;user=phone"
     );
     // A context that is no domain name (an IP address, an underscore) is not copied,
     // and the number stays local: the peer's domain, never its +86.
     for odd in ["a;b=c", "10.0.0.1", "pbx_1.example"] {
         assert_eq!(
-            peer_uri_in("10123", Some(odd), false, &tel, "ims.example.com:5080"),
+            peer_uri_in("10123", Some(odd), "", false, &tel, "ims.example.com:5080"),
             "tel:10123;phone-context=ims.example.com",
             "{odd}"
         );
@@ -123,13 +124,14 @@ fn tel_and_keep() {
     // A peer known by its IP address (the default domain): the number's own context
     // if it is a host, else that IP; still never +86.
     assert_eq!(
-        peer_uri_in("10123", Some("10.0.0.1"), false, &tel, "192.0.2.5"),
+        peer_uri_in("10123", Some("10.0.0.1"), "", false, &tel, "192.0.2.5"),
         "tel:10123;phone-context=10.0.0.1"
     );
     assert_eq!(
         peer_uri_in(
             "10123",
             Some("pbx_1.example"),
+            "",
             false,
             &tel,
             "192.0.2.5:5060"
@@ -205,4 +207,39 @@ fn host_validation() {
     ] {
         assert!(!valid_host(bad), "{bad}");
     }
+}
+
+/// A number's parameters: after ext/isub comes the phone-context, then the others; in a SIP
+/// user part what it may not carry literally is escaped.
+#[test]
+fn a_numbers_parameters_are_written_where_they_belong() {
+    let tel = UriPolicy {
+        scheme: UriScheme::Tel,
+        country_code: Some("1".into()),
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        peer_uri_in("5550100", None, ";ext=7;rn=+1999", false, &tel, "d"),
+        "tel:5550100;ext=7;phone-context=+1;rn=+1999"
+    );
+    let phone = UriPolicy {
+        user_phone: true,
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        peer_uri_in(
+            "100",
+            Some("pbx.example.com"),
+            ";isub=2;rn=a:[b]",
+            false,
+            &phone,
+            "d"
+        ),
+        "sip:100;isub=2;phone-context=pbx.example.com;rn=a%3A%5Bb%5D@d;user=phone"
+    );
+    // A name is no number and has none.
+    assert_eq!(
+        peer_uri_in("bob", None, ";npdi", false, &phone, "d"),
+        "sip:bob@d"
+    );
 }
