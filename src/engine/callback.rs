@@ -59,8 +59,7 @@ impl CallbackSocket {
         let Some(addr) = cfg.listen else {
             return Ok(None);
         };
-        let std_sock = std::net::UdpSocket::bind(addr)?;
-        std_sock.set_nonblocking(true)?;
+        let std_sock = super::bind::udp(addr)?;
         let sock = Arc::new(UdpSocket::from_std(std_sock)?);
         let allow = Arc::new(RwLock::new(cfg.clone()));
         let dropped = Arc::new(AtomicU64::new(0));

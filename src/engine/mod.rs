@@ -6,6 +6,7 @@
 //! parse what they receive and hand messages to it over two bounded queues (`inbox`):
 //! accepted work first, new work shed with 503 when it has waited too long.
 
+mod bind;
 mod callback;
 mod fds;
 mod housekeeping;
@@ -106,8 +107,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                 udp_socks.push((sock, local));
             }
             Transport::Tcp => {
-                let listener = tokio::net::TcpListener::bind(l.addr)
-                    .await
+                let listener = bind::tcp_listener(l.addr)
                     .with_context(|| format!("cannot bind tcp:{}", l.addr))?;
                 tokio::spawn(tcp::accept(
                     listener,
@@ -120,9 +120,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         }
     }
     if let Some(m) = cfg.metrics.listen {
-        let listener = tokio::net::TcpListener::bind(m)
-            .await
-            .with_context(|| format!("cannot serve metrics on {m}"))?;
+        let listener =
+            bind::tcp_listener(m).with_context(|| format!("cannot serve metrics on {m}"))?;
         let handle =
             metrics::install().map_err(|e| anyhow::anyhow!("cannot serve metrics: {e}"))?;
         crate::cdr::describe_metrics();

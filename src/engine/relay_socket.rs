@@ -19,8 +19,7 @@ const SLOT: usize = 2048;
 /// thread polls it for reading only: polling for writability too would cost an event for
 /// every packet sent (the kernel reports each freed send buffer).
 pub(super) fn bind(ip: IpAddr, port: u16) -> std::io::Result<mio::net::UdpSocket> {
-    let s = std::net::UdpSocket::bind((ip, port))?;
-    s.set_nonblocking(true)?;
+    let s = super::bind::udp(SocketAddr::new(ip, port))?;
     Ok(mio::net::UdpSocket::from_std(s))
 }
 

@@ -120,8 +120,8 @@ impl Out {
 
 /// Bind a non-blocking UDP socket with large buffers.
 pub(super) fn bind(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    use socket2::{Protocol, Type};
+    let sock = super::bind::socket(addr, Type::DGRAM, Protocol::UDP)?;
     if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER) {
         warn!(error = %e, "cannot enlarge the UDP receive buffer");
     }
