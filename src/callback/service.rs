@@ -294,6 +294,12 @@ impl Service {
     ) {
         self.wall = Some((now, wall));
         self.last = self.last.max(now);
+        // The start as the clock now puts it: a clock that was ahead when the process
+        // started (an RTC read as local time, a VM resumed) and was set back since would
+        // otherwise have every datagram refused as signed "before the start" until it caught
+        // up, hours perhaps. A clock set back later only moves this as far as it moved.
+        let up = now.saturating_duration_since(self.epoch).as_secs();
+        self.started_s = self.started_s.min(unix_s(wall).saturating_sub(up));
         if !self.cfg.callback.allows(src.ip()) {
             self.drop_datagram("not_allowed");
             return;

@@ -202,8 +202,10 @@ pub enum Seen {
 /// could take its `ts` any more (the clock `verify` judges by): a wall clock set back keeps
 /// entries longer, never shorter, and one that jumps forward and is set back within the
 /// window (a bad NTP step, corrected) forgets nothing. With a steady clock an entry lives
-/// the window's width, so the table holds a minute of the highest rate. At most
-/// [`Replays::MAX`]; only datagrams signed with our key get in.
+/// the window's width, so the table holds every signed REQUEST of the last minute, placed
+/// or refused (refused ones too: a refusal sent again must not place the call). At most
+/// [`Replays::MAX`], more than a minute at the highest `rate` placed; a REQUEST that finds
+/// it full is refused. Only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
     /// (first seen, `ts`, MAC), in the order they were first seen.
@@ -212,7 +214,7 @@ pub struct Replays {
 }
 
 impl Replays {
-    /// A minute of the highest `rate` (1,000 a second) and then some.
+    /// A minute of the highest `rate` (1,000 a second placed) and then some.
     pub const MAX: usize = 65_536;
 
     /// How long an entry stays whatever the wall clock says: the window's width.

@@ -57,8 +57,10 @@ impl Service {
                 }
                 Some(Seen::Placed) | None => {}
             }
+            // Not remembered, so not taken: refused rather than dropped unanswered, so that
+            // the AS hears it should slow down instead of sending again at once.
             if self.replays.is_full() {
-                return self.drop_datagram("replay_table_full");
+                return refuse(self, "over_rate");
             }
         }
         match self.admit(now, src, &r) {
@@ -93,16 +95,17 @@ impl Service {
         src: SocketAddr,
         r: &Request,
     ) -> Result<Admitted, &'static str> {
-        if self.draining {
-            return Err("disabled");
-        }
         if let Some(e) = self.entries.get(&r.id) {
-            // The same REQUEST again from the same place while it runs: our ACK was lost.
+            // The same REQUEST again from the same place while it runs: our ACK was lost
+            // (also while draining: that call-back goes on, and its RESPONSE will come).
             // Anything else with a known id, or any REQUEST for an ended one, is refused.
             if matches!(e.phase, Phase::Active { .. }) && e.src == src && e.request == *r {
                 return Ok(Admitted::Again);
             }
             return Err("duplicate_id");
+        }
+        if self.draining {
+            return Err("disabled");
         }
         if !self.routable(&r.user1) || !self.routable(&r.user2) {
             return Err("no_route");

@@ -564,6 +564,20 @@ fn draining_refuses_new_requests_but_serves_the_running_ones() {
     assert_eq!(h.recv("CANCEL: id=a").len(), 2);
 }
 
+/// A REQUEST resent while the gateway drains (our ACK was lost) is the call-back that
+/// runs: `result=ok`, not `disabled` (which told the AS it failed while its call went on).
+#[test]
+fn a_request_resent_while_draining_is_still_ok() {
+    let mut h = H::default();
+    h.request("a", "1001", "1002");
+    h.svc.start_drain();
+    assert_eq!(
+        h.ask("REQUEST: id=a;user1=1001;user2=1002"),
+        "ACK: id=a;result=ok\n"
+    );
+    assert_eq!(h.svc.active(), 1);
+}
+
 #[test]
 fn the_table_of_ended_call_backs_stays_bounded() {
     let mut h = H::new(|c| c.rate = NonZeroU32::new(1000).unwrap());

@@ -1,7 +1,7 @@
 //! `[callback] secret_file`: signed datagrams both ways, and what is dropped without them.
 
 use super::*;
-use crate::callback::signature::{Keys, MAX_SKEW_S, Signer, sign, verify};
+use crate::callback::signature::{Keys, MAX_SKEW_S, Seen, Signer, sign, verify};
 
 const KEY: &str = "a-shared-key-of-some-length";
 
@@ -197,4 +197,54 @@ fn a_captured_request_replayed_after_its_id_is_forgotten_places_no_call() {
     h.advance(Duration::from_secs(2 * MAX_SKEW_S + 2));
     assert!(h.recv_bytes(AS, &captured).is_empty());
     assert_eq!(h.svc.stats().dropped("stale"), 1);
+}
+
+/// A gateway whose clock was an hour ahead when it started, set right since: what the AS
+/// signs now is taken. Before, everything was dropped as signed "before the start" until
+/// the clock caught up with the wrong start, an hour later.
+#[test]
+fn a_clock_that_was_ahead_at_start_refuses_nothing_once_set_right() {
+    let now = Instant::now();
+    let ahead = SystemTime::UNIX_EPOCH + Duration::from_secs(WALL0 + 3600);
+    let mut h = H {
+        svc: Service::new(config(|c| c.keys = Some(keys())), now, ahead),
+        now,
+        start: now,
+    };
+    h.advance(Duration::from_secs(10));
+    assert_eq!(
+        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
+        vec!["ACK: id=a;result=ok"]
+    );
+    assert_eq!(h.svc.stats().dropped("stale"), 0);
+    // What was signed before the start (as the clock now puts it) is still refused.
+    let before = h.signed("REQUEST: id=b;user1=1001;user2=1002", -11);
+    assert!(h.recv_bytes(AS, &before).is_empty());
+    assert_eq!(h.svc.stats().dropped("stale"), 1);
+}
+
+/// A full replay table refuses a new signed REQUEST with `over_rate` (it cannot be
+/// remembered, so it is not taken) rather than dropping it unanswered: the AS hears that it
+/// should slow down.
+#[test]
+fn a_full_replay_table_refuses_with_over_rate() {
+    let mut h = signed();
+    for i in 0..Replays::MAX {
+        let mut mac = [0u8; 32];
+        mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        h.svc
+            .replays
+            .remember(h.now, h.wall_s(), mac, Seen::Refused("over_rate"));
+    }
+    assert_eq!(
+        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
+        vec!["ACK: id=a;result=error;reason=over_rate"]
+    );
+    assert_eq!(h.svc.active(), 0);
+    // A minute later the table has room again.
+    h.advance(Duration::from_secs(2 * MAX_SKEW_S + 2));
+    assert_eq!(
+        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
+        vec!["ACK: id=a;result=ok"]
+    );
 }
