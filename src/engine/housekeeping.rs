@@ -8,7 +8,30 @@ use tracing::{debug, warn};
 
 use super::{SUMMARY_EVERY, Shell};
 use crate::call::Input;
+use crate::config::PeerName;
 use crate::ops::metrics;
+
+/// The active calls of every configured peer, and of each peer shown before that a reload
+/// removed (its calls go on until they end: it is shown until its count is 0, that once
+/// too); and the peers shown now, for the next time.
+fn peer_levels(
+    configured: &[&PeerName],
+    shown: &[PeerName],
+    calls: impl Fn(&PeerName) -> u32,
+) -> (Vec<(PeerName, u32)>, Vec<PeerName>) {
+    let levels: Vec<(PeerName, u32)> = configured
+        .iter()
+        .copied()
+        .chain(shown.iter().filter(|p| !configured.contains(p)))
+        .map(|p| (p.clone(), calls(p)))
+        .collect();
+    let next = levels
+        .iter()
+        .filter(|(p, n)| *n > 0 || configured.contains(&p))
+        .map(|(p, _)| p.clone())
+        .collect();
+    (levels, next)
+}
 
 impl Shell {
     pub(super) fn every_second(&mut self, now: Instant) {
@@ -52,12 +75,12 @@ impl Shell {
         let st = self.core.stats();
         // Freed pages go back to the system also when nothing allocates any more.
         self.heap.tick(st.calls + st.client_txns + st.server_txns);
+        let configured: Vec<&PeerName> = cfg.profiles.keys().collect();
+        let (peers, shown) =
+            peer_levels(&configured, &self.peers_shown, |p| self.core.peer_calls(p));
+        self.peers_shown = shown;
         metrics::levels(&metrics::Levels {
-            peers: cfg
-                .profiles
-                .keys()
-                .map(|p| (p.as_str(), self.core.peer_calls(p)))
-                .collect(),
+            peers: peers.iter().map(|(p, n)| (p.as_str(), *n)).collect(),
             client_txns: st.client_txns,
             server_txns: st.server_txns,
             dialogs: st.dialogs,
@@ -88,5 +111,31 @@ impl Shell {
             rtp_streams = self.media.streams(),
             "core state"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer a reload removed while it had calls is shown with its count until that is 0
+    /// (that once more), then no longer. Before, its gauge kept its last count for ever.
+    #[test]
+    fn a_removed_peer_is_shown_until_its_calls_end() {
+        let kept = PeerName("kept".into());
+        let gone = PeerName("gone".into());
+        let count = std::cell::Cell::new(3);
+        let calls = |p: &PeerName| if *p == gone { count.get() } else { 1 };
+        let (levels, shown) = peer_levels(&[&kept, &gone], &[], calls);
+        assert_eq!(levels, vec![(kept.clone(), 1), (gone.clone(), 3)]);
+        // Reloaded without it: its calls are still counted.
+        let (levels, shown) = peer_levels(&[&kept], &shown, calls);
+        assert_eq!(levels, vec![(kept.clone(), 1), (gone.clone(), 3)]);
+        count.set(0);
+        let (levels, shown) = peer_levels(&[&kept], &shown, calls);
+        assert_eq!(levels, vec![(kept.clone(), 1), (gone.clone(), 0)]);
+        assert_eq!(shown, vec![kept.clone()]);
+        let (levels, _) = peer_levels(&[&kept], &shown, calls);
+        assert_eq!(levels, vec![(kept, 1)]);
     }
 }

@@ -193,6 +193,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         callback,
         last_stop_signal: None,
         registering: Vec::new(),
+        peers_shown: Vec::new(),
     };
     let result = shell.run(signals, queues, callback_rx).await;
     // Finalise every recording still open before the process exits.
@@ -229,6 +230,9 @@ struct Shell {
     /// The peers whose registration state was last exported: one that is gone (a reload
     /// removed its `[register]`) is exported once more, as down.
     registering: Vec<crate::config::PeerName>,
+    /// Peers whose active-call gauge was last set: a peer a reload removed is shown until
+    /// its calls have ended (then 0), not frozen at its last count.
+    peers_shown: Vec<crate::config::PeerName>,
 }
 
 impl Shell {
