@@ -121,6 +121,10 @@ pub struct Registration {
     /// remove it), but the registration is not working, and says so.
     failing: bool,
     failures: u32,
+    /// Shutdown came while a REGISTER was out: its `Expires: 0` goes once that REGISTER
+    /// has ended (RFC 3261 §10.2: one REGISTER at a time; sent at once, the removal could
+    /// reach the registrar first, and the REGISTER's retransmission bind the contact anew).
+    leave_next: bool,
     outbox: VecDeque<Transmit>,
     events: VecDeque<RegEvent>,
 }
@@ -151,6 +155,7 @@ impl Registration {
             bound_until: None,
             failing: false,
             failures: 0,
+            leave_next: false,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -174,7 +179,7 @@ impl Registration {
     /// Whether the registrar holds our binding and our last REGISTER was accepted
     /// (`trunkgate_registration_up{peer}`).
     pub fn is_up(&self) -> bool {
-        self.bound_until.is_some() && !self.failing
+        self.bound_until.is_some() && !self.failing && !self.is_leaving()
     }
 
     /// Whether the registration has ended (after [`Registration::shutdown`]).
@@ -182,15 +187,17 @@ impl Registration {
         matches!(self.state, State::Done)
     }
 
-    /// Whether it is removing its binding (its `Expires: 0` is out).
+    /// Whether it is removing its binding (its `Expires: 0` is out, or waits for the
+    /// REGISTER out to end).
     pub fn is_leaving(&self) -> bool {
-        matches!(
-            self.state,
-            State::InFlight {
-                op: Op::Unregister,
-                ..
-            }
-        )
+        self.leave_next
+            || matches!(
+                self.state,
+                State::InFlight {
+                    op: Op::Unregister,
+                    ..
+                }
+            )
     }
 
     /// Whether it has not been started.
@@ -228,24 +235,29 @@ impl Registration {
         }
     }
 
-    /// Removes the binding: `Expires: 0` when we may hold one, else nothing. A REGISTER in
-    /// flight is abandoned (its response is ignored).
+    /// Removes the binding: `Expires: 0` when we may hold one, else nothing. With a
+    /// REGISTER out, once that has ended (its answer says whether it bound; no answer may
+    /// mean it did): one REGISTER at a time.
     pub fn shutdown(&mut self, now: Instant) {
-        let maybe_bound = self.bound_until.is_some()
-            || matches!(
-                self.state,
-                State::InFlight {
-                    op: Op::Register,
-                    ..
-                }
-            );
         match self.state {
             State::Done
             | State::InFlight {
                 op: Op::Unregister, ..
             } => {}
-            _ if maybe_bound => self.send(now, Op::Unregister),
-            _ => self.state = State::Done,
+            State::InFlight {
+                op: Op::Register, ..
+            } => self.leave_next = true,
+            _ => self.leave(now, self.bound_until.is_some()),
+        }
+    }
+
+    /// Remove the binding if one may be held, else end.
+    fn leave(&mut self, now: Instant, maybe_bound: bool) {
+        self.leave_next = false;
+        if maybe_bound {
+            self.send(now, Op::Unregister);
+        } else {
+            self.state = State::Done;
         }
     }
 
@@ -279,26 +291,46 @@ impl Registration {
             State::InFlight { deadline, op, .. } if now >= *deadline => {
                 let op = *op;
                 self.fail(now, op, "no response from the registrar".into(), None);
+                if self.leave_next {
+                    // Unanswered, it may have bound all the same.
+                    self.leave(now, true);
+                }
             }
             State::Waiting { at } if now >= *at => self.send(now, Op::Register),
             _ => {}
         }
     }
 
-    /// The transaction of the REGISTER in flight ended without a response (timeout,
-    /// transport error).
-    pub fn handle_failure(&mut self, now: Instant, reason: &str) {
-        if let State::InFlight { op, .. } = self.state {
+    /// The transaction of the REGISTER with CSeq `cseq` ended without a response
+    /// (timeout, transport error). Only the one in flight counts: an earlier one's end
+    /// (its transaction outlived our own deadline) must not fail the next, a removal
+    /// perhaps.
+    pub fn handle_failure(&mut self, now: Instant, cseq: u32, reason: &str) {
+        if let State::InFlight { op, .. } = self.state
+            && cseq == self.cseq
+        {
             self.fail(now, op, reason.to_string(), None);
+            if self.leave_next {
+                self.leave(now, true);
+            }
         }
     }
 
     /// A response arrived. Returns whether it belonged to this registration's REGISTER in
     /// flight (responses to abandoned or other requests are ignored).
     pub fn handle_response(&mut self, now: Instant, resp: &Response) -> bool {
-        let State::InFlight { sent, op, .. } = &self.state else {
+        let State::InFlight {
+            sent, op, deadline, ..
+        } = &self.state
+        else {
             return false;
         };
+        // The registrar's clock for the binding started when it took the REGISTER, at the
+        // latest: one answered only on a retransmission, late, must not be refreshed late.
+        let sent_at = deadline
+            .checked_sub(TRANSACTION_TIMEOUT)
+            .unwrap_or(now)
+            .min(now);
         let (sent, op) = (sent.clone(), *op);
         let ours = resp.call_id().as_deref() == Some(self.call_id.as_str())
             && resp.cseq() == Some((self.cseq, Method::Register));
@@ -309,6 +341,16 @@ impl Registration {
         if resp.is_provisional() {
             return true;
         }
+        if self.leave_next {
+            // Shutdown came while it was out: now that it has its answer, remove what it
+            // bound (or what was bound before), and try nothing else (no challenge
+            // answered, no 423 raise).
+            if resp.is_success() {
+                self.registered(now, sent_at, resp);
+            }
+            self.leave(now, self.bound_until.is_some());
+            return true;
+        }
         if resp.is_success() {
             match op {
                 Op::Unregister => {
@@ -316,7 +358,7 @@ impl Registration {
                     self.state = State::Done;
                     self.event(RegEvent::Unregistered { ok: true });
                 }
-                Op::Register => self.registered(now, resp),
+                Op::Register => self.registered(now, sent_at, resp),
             }
             return true;
         }
@@ -361,13 +403,14 @@ impl Registration {
         true
     }
 
-    fn registered(&mut self, now: Instant, resp: &Response) {
+    /// The REGISTER sent at `sent_at` was accepted at `now`.
+    fn registered(&mut self, now: Instant, sent_at: Instant, resp: &Response) {
         let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
         // A registrar may shorten the expiry, never lengthen it (RFC 3261 §10.3 step 7).
         let granted = granted.min(self.expires);
         if granted < MIN_GRANT {
             // Held that long all the same.
-            self.bound_until = Some(later(now, granted));
+            self.bound_until = Some(later(sent_at, granted));
             let why = format!(
                 "the registrar granted {} s, under the {} s the gateway takes",
                 granted.as_secs(),
@@ -380,9 +423,9 @@ impl Registration {
         self.failures = 0;
         self.failing = false;
         self.raised_423 = false;
-        self.bound_until = Some(later(now, granted));
+        self.bound_until = Some(later(sent_at, granted));
         self.state = State::Waiting {
-            at: later(now, refresh_in),
+            at: later(sent_at, refresh_in),
         };
         self.event(RegEvent::Registered {
             expires: granted,

@@ -28,8 +28,8 @@ struct Entry {
 pub struct Registrations {
     /// The live ones, and after a reload or at shutdown those still unregistering.
     regs: Vec<Entry>,
-    /// Which registration a REGISTER transaction belongs to (its Call-ID).
-    txns: HashMap<TxnId, String>,
+    /// Which registration a REGISTER transaction belongs to (its Call-ID), and its CSeq.
+    txns: HashMap<TxnId, (String, u32)>,
 }
 
 /// What a registration is made from: a change to any of it starts a new one.
@@ -145,7 +145,7 @@ impl Registrations {
         } else {
             self.txns.remove(&id)
         };
-        if let Some(reg) = call_id.and_then(|c| self.registration(&c)) {
+        if let Some(reg) = call_id.and_then(|(c, _)| self.registration(&c)) {
             reg.handle_response(now, resp);
         }
         self.flush(env, now);
@@ -162,7 +162,7 @@ impl Registrations {
     /// REGISTER transaction `id` timed out or could not be sent.
     pub fn on_failure(&mut self, env: &mut Env, now: Instant, id: TxnId, timeout: bool) {
         let _zone = process_zone();
-        let Some(call_id) = self.txns.remove(&id) else {
+        let Some((call_id, cseq)) = self.txns.remove(&id) else {
             return;
         };
         let why = if timeout {
@@ -171,7 +171,7 @@ impl Registrations {
             "the registrar could not be reached"
         };
         if let Some(reg) = self.registration(&call_id) {
-            reg.handle_failure(now, why);
+            reg.handle_failure(now, cseq, why);
         }
         self.flush(env, now);
     }
@@ -194,14 +194,15 @@ impl Registrations {
             while let Some(t) = reg.poll_transmit() {
                 let call_id = reg.call_id().to_string();
                 let mut request = t.request;
+                let cseq = request.cseq().map_or(0, |(n, _)| n);
                 let to = env.toward(&mut request, t.to);
                 match env.txn.send_request(request, to, now, &mut env.txn_out) {
                     Some(id) => {
-                        self.txns.insert(id, call_id);
+                        self.txns.insert(id, (call_id, cseq));
                     }
                     None => {
                         warn!(peer = %reg.peer(), "cannot send REGISTER");
-                        reg.handle_failure(now, "cannot send REGISTER");
+                        reg.handle_failure(now, cseq, "cannot send REGISTER");
                     }
                 }
             }

@@ -116,7 +116,8 @@ fn challenge_then_refresh_at_85_percent_with_credentials_up_front() {
         })
     );
     assert!(r.poll_transmit().is_none());
-    assert_eq!(r.poll_timeout(), Some(t1 + Duration::from_secs(510)));
+    // Counted from when the REGISTER was sent (t0), not from its answer.
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(510)));
 
     // Nothing happens before the refresh time.
     r.handle_timeout(t1 + Duration::from_secs(509));
@@ -258,8 +259,8 @@ fn silence_and_transport_errors_are_failures() {
     let retry_at = t0 + TRANSACTION_TIMEOUT + FIRST_BACKOFF;
     assert_eq!(r.poll_timeout(), Some(retry_at));
     r.handle_timeout(retry_at);
-    let _ = sent(&mut r);
-    r.handle_failure(retry_at, "connection refused");
+    let q = sent(&mut r);
+    r.handle_failure(retry_at, q.cseq().unwrap().0, "connection refused");
     assert_eq!(
         r.poll_event(),
         Some(RegEvent::Failed {
@@ -471,4 +472,101 @@ fn a_handed_over_binding_keeps_its_state() {
     let mut new = reg(1800);
     new.take_over(old.hand_over());
     assert!(new.is_up());
+}
+
+/// Shutdown while a REGISTER is out waits for its end before the `Expires: 0` (RFC 3261
+/// §10.2, one REGISTER at a time): sent at once, the removal could reach the registrar
+/// first and a retransmission of the REGISTER bind the contact again, for an hour. What
+/// the REGISTER's answer says decides whether there is a binding to remove.
+#[test]
+fn shutdown_waits_for_the_register_in_flight() {
+    let t0 = Instant::now();
+    // Accepted: removed after it.
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.shutdown(t0 + Duration::from_secs(1));
+    assert!(
+        r.poll_transmit().is_none(),
+        "nothing while the REGISTER is out"
+    );
+    assert!(r.is_leaving() && !r.is_done());
+    r.handle_response(t0, &answer(&q, 200, &[]));
+    let u = sent(&mut r);
+    assert_eq!(expires_of(&u), "0");
+    assert_eq!(u.cseq(), Some((2, Method::Register)));
+    assert!(!r.is_up(), "leaving is not up");
+    r.handle_response(t0, &answer(&u, 200, &[]));
+    assert!(r.is_done());
+    // Challenged (a first REGISTER binds nothing then): nothing to remove, no answer to
+    // the challenge.
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.shutdown(t0);
+    r.handle_response(
+        t0,
+        &answer(
+            &q,
+            401,
+            &[("WWW-Authenticate", r#"Digest realm="itsp", nonce="z""#)],
+        ),
+    );
+    assert!(r.is_done() && r.poll_transmit().is_none());
+    // Unanswered: it may have bound, so the removal goes.
+    let mut r = reg(3600);
+    r.start(t0);
+    let _ = sent(&mut r);
+    r.shutdown(t0);
+    r.handle_timeout(t0 + TRANSACTION_TIMEOUT);
+    assert_eq!(expires_of(&sent(&mut r)), "0");
+    // A refused refresh of a binding: that binding is removed.
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 200, &[]));
+    let at = r.poll_timeout().unwrap();
+    r.handle_timeout(at);
+    let q = sent(&mut r);
+    r.shutdown(at);
+    r.handle_response(at, &answer(&q, 403, &[]));
+    assert_eq!(expires_of(&sent(&mut r)), "0");
+}
+
+/// The end of an earlier REGISTER's transaction (it outlived our own deadline) does not
+/// fail the one out now: before, it ended the removal while its `Expires: 0` was still on
+/// its way, and a reload's new registration could cross it.
+#[test]
+fn an_earlier_registers_failure_does_not_end_the_removal() {
+    let t0 = Instant::now();
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.shutdown(t0);
+    r.handle_timeout(t0 + TRANSACTION_TIMEOUT);
+    let u = sent(&mut r);
+    assert_eq!(expires_of(&u), "0");
+    r.handle_failure(
+        t0 + TRANSACTION_TIMEOUT,
+        q.cseq().unwrap().0,
+        "no response from the registrar",
+    );
+    assert!(r.is_leaving() && !r.is_done());
+    r.handle_response(t0, &answer(&u, 200, &[]));
+    assert!(r.is_done());
+    assert!(r.poll_event().is_some());
+}
+
+/// A REGISTER answered only on a retransmission, late: its binding and refresh count from
+/// when it was sent (the registrar's clock started then at the latest). Before, a 60 s
+/// grant answered 31 s late was refreshed 22 s after it had expired.
+#[test]
+fn a_late_answer_does_not_push_the_refresh_late() {
+    let t0 = Instant::now();
+    let mut r = reg(60);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0 + Duration::from_secs(31), &answer(&q, 200, &[]));
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(51)));
+    assert!(r.is_up());
 }
