@@ -30,5 +30,6 @@ pub mod media;
 pub mod ops;
 pub mod sdp;
 pub mod sip;
+pub mod threads;
 pub mod txn;
 pub mod zone;

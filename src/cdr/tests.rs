@@ -44,6 +44,8 @@ struct Faults {
     space: Option<usize>,
     fail_truncate: bool,
     fail_sync: bool,
+    /// Each write first waits this long: a disk that no longer answers.
+    hang: Option<Duration>,
     opens: usize,
     syncs: usize,
     writes: usize,
@@ -91,6 +93,9 @@ impl CdrFile for FaultyFile {
         self.inner.last_byte()
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(d) = self.faults.get(|f| f.hang) {
+            std::thread::sleep(d);
+        }
         let space = self.faults.get(|f| f.space);
         self.faults.set(|f| f.writes += 1);
         let n = match space {
@@ -631,6 +636,27 @@ fn at_exit_cdrs_the_disk_never_took_are_counted_as_sent_to_the_log() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     // A record written after close is not silently swallowed either.
     w.write(rec("c"));
+    assert_eq!(w.stats().dropped, 3);
+}
+
+/// A writer stuck in a write (a disk that no longer answers) does not hold the stop: it
+/// is left behind at the limit, and the CDRs it held are counted as lost. Before, the
+/// stop waited for it for ever, and the supervisor's SIGKILL lost them unsaid.
+#[test]
+fn a_writer_stuck_on_the_disk_is_left_behind_at_exit_and_its_cdrs_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    fs.set(|f| f.hang = Some(Duration::from_secs(30)));
+    for id in ["a", "b", "c"] {
+        w.write(rec(id));
+    }
+    // The writer wakes within 100 ms and hangs in its write.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    w.close_within(Duration::from_millis(500));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(w.stats().dropped, 3);
 }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::CdrRecord;
 use super::fs::{CdrFs, RealFs};
 use super::sink::{Sink, TickReport};
+use crate::threads::Joined;
 
 /// Records waiting to be written (queued or being retried).
 pub const CDR_QUEUE_DEPTH: &str = "trunkgate_cdr_queue_depth";
@@ -48,6 +49,8 @@ pub fn describe_metrics() {
 const WRITE_EVERY: Duration = Duration::from_millis(100);
 /// At exit, how long records that cannot be written are retried before they go to the log.
 const CLOSE_RETRY: Duration = Duration::from_secs(5);
+/// At exit, how long the writer is waited for: its retries and a last write and sync.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(6);
 
 /// The operator's `[cdr]` choices that shape the writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,13 +253,35 @@ impl CdrWriter {
     }
 
     /// Write and sync what is queued, then stop the thread. Records that still cannot be
-    /// written after a few seconds of retries go to the error log.
+    /// written after a few seconds of retries go to the error log. Waits at most
+    /// [`CLOSE_WAIT`]: a writer stuck in a system call is left behind, with what it holds
+    /// counted and said.
     pub fn close(&mut self) {
+        self.close_within(CLOSE_WAIT);
+    }
+
+    /// [`CdrWriter::close`], waiting at most `limit`.
+    pub fn close_within(&mut self, limit: Duration) {
         self.tx.take();
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
-            tracing::error!("the CDR writer stopped abnormally");
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        match crate::threads::join_within(t, limit) {
+            Joined::Finished => {}
+            Joined::Panicked => tracing::error!("the CDR writer stopped abnormally"),
+            Joined::StillRunning => {
+                let lost = self.shared.depth.load(Ordering::Acquire);
+                self.shared
+                    .dropped
+                    .fetch_add(lost as u64, Ordering::Relaxed);
+                metrics::counter!(CDR_DROPPED).increment(lost as u64);
+                tracing::error!(
+                    lost,
+                    "the CDR writer did not finish within {} s (the disk does not answer): \
+                     the CDRs it still held are lost",
+                    limit.as_secs()
+                );
+            }
         }
     }
 }

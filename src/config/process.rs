@@ -113,9 +113,10 @@ pub(super) fn metrics(
     }
 }
 
-/// What a stop takes past the drain: BYEs' answers (4 s), then the CDR file's close and
-/// its retries (5 s), and a second to spare.
-const STOP_AFTER_DRAIN_S: u64 = 10;
+/// What a stop takes past the drain: BYEs' answers (4 s), the CDR file's close and its
+/// retries (at most `cdr::CLOSE_WAIT`, 6 s), the recordings' close (at most
+/// `engine::WAV_CLOSE_WAIT`, 2 s), the log's flush (1 s), and a second to spare.
+const STOP_AFTER_DRAIN_S: u64 = 14;
 /// The stop timeout of the shipped systemd unit and of the README's `docker stop -t`.
 const SHIPPED_STOP_TIMEOUT_S: u64 = 45;
 

@@ -42,6 +42,8 @@ use lifecycle::Lifecycle;
 
 /// How often what the edge dropped is summed up in one log line (per reason, with counts).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+/// At exit, how long the recording writer is waited for to close the files still open.
+pub const WAV_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What transport tasks tell the core task.
 // `Message` is the large variant and the common one: boxing it would cost an allocation
@@ -198,8 +200,14 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let result = shell.run(signals, queues, callback_rx).await;
     // Finalise every recording still open before the process exits.
     drop(shell);
-    if wav_thread.join().is_err() {
-        error!("the recording writer stopped abnormally");
+    match crate::threads::join_within(wav_thread, WAV_CLOSE_WAIT) {
+        crate::threads::Joined::Finished => {}
+        crate::threads::Joined::Panicked => error!("the recording writer stopped abnormally"),
+        crate::threads::Joined::StillRunning => error!(
+            "the recording writer did not finish within {} s (the disk does not answer): \
+             recordings still open may lack their last seconds and a correct header",
+            WAV_CLOSE_WAIT.as_secs()
+        ),
     }
     result
 }
