@@ -39,6 +39,11 @@ pub trait CdrFile: Send {
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// `fdatasync`.
     fn sync(&mut self) -> io::Result<()>;
+    /// Reserve room for `len` bytes past the start without changing the size
+    /// (`fallocate(FALLOC_FL_KEEP_SIZE)`): appends within it need no free space later.
+    fn reserve(&mut self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The operating system's files.
@@ -120,5 +125,18 @@ impl CdrFile for RealFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    fn reserve(&mut self, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: a plain system call on a descriptor this struct owns.
+        let r =
+            unsafe { libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }

@@ -3,6 +3,7 @@
 pub mod fs;
 mod record;
 mod sink;
+mod spill;
 mod writer;
 
 pub use record::{CallTag, CauseSource, CdrRecord};

@@ -19,13 +19,15 @@ use std::time::{Duration, Instant};
 use super::CdrRecord;
 use super::fs::{CdrFs, RealFs};
 use super::sink::{Sink, TickReport};
+use super::spill::Spill;
 use crate::threads::Joined;
 
 /// Records waiting to be written (queued or being retried).
 pub const CDR_QUEUE_DEPTH: &str = "trunkgate_cdr_queue_depth";
 /// Failed opens, writes and syncs of the CDR file.
 pub const CDR_WRITE_ERRORS: &str = "trunkgate_cdr_write_errors_total";
-/// Records that could not even be queued (queue at its hard limit) and went to the log.
+/// Records not in the CDR file: past the queue's hard limit (to the log), given up at exit
+/// (to `<file>.unwritten`, else the log), or held by a writer stuck at exit.
 pub const CDR_DROPPED: &str = "trunkgate_cdr_dropped_total";
 
 /// Give the CDR metrics their help text; call once after the exporter is installed.
@@ -40,7 +42,7 @@ pub fn describe_metrics() {
     );
     metrics::describe_counter!(
         CDR_DROPPED,
-        "CDRs written to the error log instead of the CDR file"
+        "CDRs not written to the CDR file (in <file>.unwritten, in the error log, or lost with a stuck writer)"
     );
 }
 
@@ -147,7 +149,8 @@ impl CdrWriter {
 
     /// Open on any filesystem (tests inject a full disk). The file is opened here, so an
     /// unusable path is reported at start-up rather than at the first call.
-    pub fn open_on(fs: Box<dyn CdrFs>, path: &Path, opts: CdrOptions) -> std::io::Result<Self> {
+    pub fn open_on(mut fs: Box<dyn CdrFs>, path: &Path, opts: CdrOptions) -> std::io::Result<Self> {
+        let spill = Spill::open(fs.as_mut(), path);
         let mut sink = Sink::new(fs, path);
         sink.open_now()?;
         let shared = Arc::new(Shared {
@@ -164,7 +167,7 @@ impl CdrWriter {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("cdr-writer".into())
-            .spawn(move || run(sink, rx, &thread_shared))?;
+            .spawn(move || run(sink, spill, rx, &thread_shared))?;
         Ok(CdrWriter {
             tx: Some(tx),
             thread: Some(thread),
@@ -292,7 +295,7 @@ impl Drop for CdrWriter {
     }
 }
 
-fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
+fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared: &Shared) {
     let mut closed = false;
     let mut burst = crate::ops::heap::BurstEnd::default();
     while !closed {
@@ -320,11 +323,25 @@ fn run(mut sink: Sink, rx: Receiver<CdrRecord>, shared: &Shared) {
     let report = sink.flush();
     settle(shared, report);
     count_errors(shared, report.errors);
-    for line in sink.take_pending() {
+    let left = sink.take_pending();
+    let spilled = match (&mut spill, left.is_empty()) {
+        (Some(spill), false) => spill.write(&left),
+        _ => false,
+    };
+    for line in &left {
         shared.depth.fetch_sub(1, Ordering::AcqRel);
         shared.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(1);
-        tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
+        if !spilled {
+            tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
+        }
+    }
+    if let Some(spill) = spill.filter(|_| spilled) {
+        tracing::error!(
+            count = left.len(),
+            "CDRs not written to the CDR file (it stayed unwritable until exit) are in {}",
+            spill.path.display()
+        );
     }
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
 }
