@@ -35,8 +35,44 @@ fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, contents)?;
+    if let Err(e) = std::fs::write(&tmp, contents) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path)
+}
+
+/// The result file's length: each result is written padded to it, so that when a new file
+/// cannot be written (a full disk), the result can still be written over the old one in
+/// place, in blocks the file already has.
+const RESULT_ROOM: usize = 512;
+
+/// `line` (ending in a newline) cut to fit and padded with spaces to [`RESULT_ROOM`]; the
+/// reader trims the padding.
+fn padded(line: &str) -> String {
+    let mut end = line.len().min(RESULT_ROOM - 1);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = line[..end].trim_end_matches('\n').to_string();
+    out.push('\n');
+    out.extend(std::iter::repeat_n(' ', RESULT_ROOM - out.len()));
+    out
+}
+
+/// Write the result line: aside and renamed; failing that, over the old one in place.
+fn write_result(path: &Path, line: &str) -> io::Result<()> {
+    let text = padded(line);
+    write_atomically(path, &text).or_else(|first| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        if f.metadata()?.len() < text.len() as u64 {
+            return Err(first);
+        }
+        f.write_all_at(text.as_bytes(), 0)?;
+        tracing::warn!(file = %path.display(), error = %first, "the reload result was written over the last one in place");
+        Ok(())
+    })
 }
 
 /// The running process's record: its pid file, and the reloads it has answered.
@@ -52,7 +88,17 @@ impl Control {
         let pid_file = pid_file(cfg);
         write_atomically(&pid_file, &format!("{}\n", std::process::id()))?;
         let result_file = result_file(cfg);
-        let sequence = read_result(&result_file).map_or(0, |r| r.sequence);
+        let last = read_result(&result_file);
+        let sequence = last.as_ref().map_or(0, |r| r.sequence);
+        // The file at its full length now, while there is room: a reload on a full disk
+        // can then still be answered in place.
+        let line = match &last {
+            Some(r) => format!("{} {} {}\n", r.sequence, r.result, r.detail),
+            None => "0 started -\n".to_string(),
+        };
+        if let Err(e) = write_result(&result_file, &line) {
+            tracing::warn!(file = %result_file.display(), error = %e, "cannot write the reload result file");
+        }
         Ok(Control {
             pid_file,
             result_file,
@@ -68,7 +114,7 @@ impl Control {
             .map(|c| if c == '\n' { ' ' } else { c })
             .collect();
         let line = format!("{} {result} {detail}\n", self.sequence);
-        if let Err(e) = write_atomically(&self.result_file, &line) {
+        if let Err(e) = write_result(&self.result_file, &line) {
             tracing::warn!(file = %self.result_file.display(), error = %e, "cannot write the reload result");
         }
     }
@@ -205,6 +251,31 @@ mod tests {
         let mut c = Control::start(&cfg).unwrap();
         c.reloaded("invalid", "x");
         assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 2);
+    }
+
+    /// When no new result file can be written (a full disk; here its temporary name is
+    /// taken), the result is written over the last one in place, and `trunkgate reload`
+    /// sees it. Before, it waited 10 s and reported a failure for a reload that was applied.
+    #[test]
+    fn a_result_is_written_in_place_when_no_new_file_can_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::call::tests::config();
+        cfg.cdr_path = dir.path().join("cdr.jsonl");
+        let mut c = Control::start(&cfg).unwrap();
+        std::fs::create_dir(dir.path().join("trunkgate.reload.tmp")).unwrap();
+        c.reloaded("applied", "4 profiles, 2 routes");
+        let r = read_result(&result_file(&cfg)).unwrap();
+        assert_eq!((r.sequence, r.result.as_str()), (1, "applied"));
+        assert_eq!(r.detail, "4 profiles, 2 routes");
+        // A long detail is cut to the room, on a character boundary.
+        c.reloaded("invalid", &"é".repeat(600));
+        let r = read_result(&result_file(&cfg)).unwrap();
+        assert_eq!(r.sequence, 2);
+        assert!(r.detail.chars().all(|c| c == 'é') && r.detail.len() < RESULT_ROOM);
+        assert_eq!(
+            std::fs::metadata(result_file(&cfg)).unwrap().len(),
+            RESULT_ROOM as u64
+        );
     }
 
     #[test]
