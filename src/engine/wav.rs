@@ -85,10 +85,18 @@ const MAX_NEWS: usize = 4096;
 type News = Arc<Mutex<Vec<(u64, RecordingNews)>>>;
 
 fn tell(news: &News, id: u64, what: RecordingNews) {
-    if let Ok(mut n) = news.lock()
-        && n.len() < MAX_NEWS
-    {
+    let Ok(mut n) = news.lock() else {
+        return;
+    };
+    if n.len() < MAX_NEWS {
         n.push((id, what));
+    } else {
+        drop(n);
+        crate::ops::metrics::recording_failures("news_lost").increment(1);
+        tracing::warn!(
+            call = id,
+            "recording news for a call lost (too many at once): its CDR may name a file the disk refused"
+        );
     }
 }
 

@@ -398,3 +398,23 @@ fn a_recording_stopped_at_the_limit_is_counted_once() {
     files.close(1);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+/// News past the bound is counted (`stage="news_lost"`), not dropped unsaid: those CDRs may
+/// name a file the disk refused, and the operator must be able to tell.
+#[test]
+fn news_past_the_bound_is_counted() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let news: News = Arc::default();
+    metrics::with_local_recorder(&recorder, || {
+        for id in 0..=MAX_NEWS as u64 + 1 {
+            tell(&news, id, RecordingNews::Stopped);
+        }
+    });
+    assert_eq!(news.lock().unwrap().len(), MAX_NEWS);
+    let text = handle.render();
+    assert!(
+        text.contains("trunkgate_recording_failures_total{stage=\"news_lost\"} 2"),
+        "{text}"
+    );
+}
