@@ -36,6 +36,12 @@ pub const LEARNING: Duration = Duration::from_secs(3);
 /// first, however much later. Within it a new source is taken from the latched source's IP
 /// or the SDP's, never from elsewhere, silent latch or not.
 const REOPENED: Duration = Duration::from_secs(10);
+/// Within [`REOPENED`], a latched source that has sent since the offer/answer keeps the leg
+/// until it pauses this long: a trunk's early media stops when it answers, so its answer's
+/// stream from another port takes over at once, but a stream still running after the
+/// offer/answer (a phone put on hold or resumed, talking) is not taken over meanwhile by a
+/// sender on its IP or the SDP's (a spoof, a neighbour behind the same NAT).
+const REOPEN_QUIET: Duration = Duration::from_millis(100);
 
 /// What the latch needs of an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +146,10 @@ impl SourceLatch {
             Some(s) if s.ip() == a.ip() => 1,
             _ => 0,
         };
-        let reopened = matches!(self.reopened,
-            Reopened::Since(t) if now.saturating_duration_since(t) < REOPENED);
+        let reopened_at = match self.reopened {
+            Reopened::Since(t) if now.saturating_duration_since(t) < REOPENED => Some(t),
+            _ => None,
+        };
         // A packet that is accepted latches; the learning window runs from the first one.
         let fresh = Latched {
             addr: src,
@@ -206,7 +214,10 @@ impl SourceLatch {
                     });
                     self.moved_from = None;
                     true
-                } else if reopened && (src.ip() == l.addr.ip() || rank(src) > 0) {
+                } else if let Some(t) = reopened_at
+                    && (src.ip() == l.addr.ip() || rank(src) > 0)
+                    && (l.seen <= t || quiet >= REOPEN_QUIET)
+                {
                     // A new stream after an offer/answer that kept the source: taken, and
                     // learnt afresh (a source at the SDP's address may still win it back).
                     self.current = Some(Latched {
@@ -275,6 +286,34 @@ mod tests {
         late.keep_source(&l, t0 + ms(70));
         assert!(late.accept(t0 + ms(80), addr(4000), head(7, 2), None));
         assert!(!late.accept(t0 + ms(80) + REOPENED, other_ip, head(9, 1), None));
+    }
+
+    /// After an offer/answer that kept the source, a stream that goes on running is not
+    /// taken over by another sender on its IP while it runs: only once it pauses
+    /// ([`REOPEN_QUIET`]). Before, any sender on that IP (or the SDP's) took the leg at
+    /// once within the window, the latched stream still running.
+    #[test]
+    fn a_kept_stream_that_goes_on_is_not_taken_while_it_runs() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, addr(4000), head(7, 1), None));
+        let mut kept = SourceLatch::default();
+        kept.keep_source(&l, t0 + ms(10));
+        let sdp = Some(addr(4000));
+        for k in 1..50u16 {
+            let at = t0 + ms(10 + 20 * u64::from(k));
+            assert!(kept.accept(at, addr(4000), head(7, 1 + k), sdp));
+            assert!(
+                !kept.accept(at + ms(5), addr(4002), head(0xbad, k), sdp),
+                "packet {k}"
+            );
+        }
+        assert_eq!(kept.source(), Some(addr(4000)));
+        // The stream pauses: a new one on its IP takes the leg then (still in the window).
+        let last = t0 + ms(10 + 20 * 49);
+        assert!(!kept.accept(last + ms(60), addr(4002), head(8, 1), sdp));
+        assert!(kept.accept(last + REOPEN_QUIET, addr(4002), head(8, 2), sdp));
     }
 
     /// A leg kept at an offer/answer and silent afterwards (on hold) is not open to whoever
