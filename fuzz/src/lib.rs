@@ -561,6 +561,9 @@ pub fn rtp(data: &[u8]) {
         b_port: 30002,
         a_remote: Some(a_sdp),
         b_remote: Some(b_sdp),
+        // B's SDP is not sent to before B's source latches (an endpoint behind NAT).
+        a_wait_for_source: false,
+        b_wait_for_source: true,
         a_latch: Latch::SdpIp,
         b_latch: Latch::Any,
         a_ptime: Some(20),

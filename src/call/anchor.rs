@@ -103,6 +103,27 @@ fn deliverable(ip: std::net::IpAddr, media_ip: std::net::IpAddr) -> bool {
         || (ip.is_loopback() && !media_ip.is_loopback()))
 }
 
+/// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its
+/// signalling comes from: a private address (RFC 1918, shared 100.64/10, link-local,
+/// unique local) while the signalling comes from a public one. Sent to before the
+/// endpoint's own packets show its public address, RTP would go to a host of our own
+/// network of that address, or nowhere.
+fn behind_nat(sdp: std::net::IpAddr, signalling: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let private = |ip: IpAddr| match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    };
+    let signalling = signalling.to_canonical();
+    private(sdp) && !private(signalling) && !signalling.is_loopback()
+}
+
 /// What the relay reads of a stream over `t`; `Unrelayable` streams get no ports, so this is
 /// never asked about them (they would be forwarded unread).
 fn stream_kind(t: Transport) -> StreamKind {
@@ -294,6 +315,12 @@ impl Call {
                 .filter(|p| p.repacketize)
                 .and_then(|p| p.ptime)
         };
+        let wait = |side: Side, sdp: Option<std::net::SocketAddr>| {
+            latch(side) == Latch::Any
+                && sdp
+                    .zip(self.dialog(side))
+                    .is_some_and(|(sdp, d)| behind_nat(sdp.ip(), d.target.addr.ip()))
+        };
         let pairs = media
             .pairs
             .iter()
@@ -308,6 +335,8 @@ impl Call {
                     b_port,
                     a_remote: *media.remote.a.get(i)?,
                     b_remote: *media.remote.b.get(i)?,
+                    a_wait_for_source: wait(Side::A, *media.remote.a.get(i)?),
+                    b_wait_for_source: wait(Side::B, *media.remote.b.get(i)?),
                     a_latch: latch(Side::A),
                     b_latch: latch(Side::B),
                     a_ptime: repack(Side::A),

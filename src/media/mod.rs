@@ -61,6 +61,13 @@ pub struct RelayPair {
     pub a_remote: Option<SocketAddr>,
     /// The callee's RTP address from its SDP.
     pub b_remote: Option<SocketAddr>,
+    /// Send nothing toward the caller before its own packets show where it is: its SDP
+    /// names a private address while its signalling comes from a public one (an endpoint
+    /// behind NAT, `latch = "any"`). That address is in the endpoint's network, not ours,
+    /// and in ours may name a host of our own.
+    pub a_wait_for_source: bool,
+    /// The same for the callee.
+    pub b_wait_for_source: bool,
     pub a_latch: Latch,
     pub b_latch: Latch,
     /// Re-chunk G.711 sent to the caller into packets of this ptime (ms).

@@ -83,6 +83,9 @@ struct LegAddrs {
     latch: Option<Latch>,
     /// Its peer has sent SDP (see [`RelayPair::a_heard`]).
     heard: bool,
+    /// Nothing is sent to `sdp` before the leg's source is latched
+    /// ([`RelayPair::a_wait_for_source`]).
+    wait_for_source: bool,
     /// Accepted RTP packets in the current one-second window, and RTCP apart.
     rtp_rate: Rate,
     rtcp_rate: Rate,
@@ -117,6 +120,7 @@ impl LegAddrs {
         latch: Latch,
         rebind_after: std::time::Duration,
         heard: bool,
+        wait_for_source: bool,
     ) -> Self {
         LegAddrs {
             sdp,
@@ -124,9 +128,18 @@ impl LegAddrs {
             named: sdp,
             latch: Some(latch),
             heard,
+            wait_for_source,
             rtp: SourceLatch::with_rebind_after(rebind_after),
             ..LegAddrs::default()
         }
+    }
+
+    /// Where this leg's RTP goes: its latched source, else its SDP's address unless that is
+    /// not to be sent to before latching.
+    fn rtp_dest(&self) -> Option<SocketAddr> {
+        self.rtp
+            .source()
+            .or(self.sdp.filter(|_| !self.wait_for_source))
     }
 }
 
@@ -151,8 +164,20 @@ impl StreamRoute {
         StreamRoute {
             kind: p.kind,
             rtcp_mux: p.rtcp_mux,
-            a: LegAddrs::new(p.a_remote, p.a_latch, p.a_rebind_after, p.a_heard),
-            b: LegAddrs::new(p.b_remote, p.b_latch, p.b_rebind_after, p.b_heard),
+            a: LegAddrs::new(
+                p.a_remote,
+                p.a_latch,
+                p.a_rebind_after,
+                p.a_heard,
+                p.a_wait_for_source,
+            ),
+            b: LegAddrs::new(
+                p.b_remote,
+                p.b_latch,
+                p.b_rebind_after,
+                p.b_heard,
+                p.b_wait_for_source,
+            ),
             callee: p.callee,
             a_ptime: p.a_ptime,
             b_ptime: p.b_ptime,
@@ -299,11 +324,12 @@ impl StreamRoute {
             }
             let to = if muxed {
                 // The far leg multiplexes too (both sides agreed to `a=rtcp-mux`).
-                other.rtp.source().or(other.sdp)
+                other.rtp_dest()
             } else {
                 mine.rtcp = Some(src);
                 other.rtcp.or(other
                     .sdp
+                    .filter(|_| !other.wait_for_source)
                     // RTP on 65535 has no port above it for RTCP: none, not port 0.
                     .and_then(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?))))
             };
@@ -326,7 +352,7 @@ impl StreamRoute {
             if !mine.rtp_rate.within(now, MAX_PACKETS_PER_SECOND) {
                 return Route::OverRate;
             }
-            let to = other.rtp.source().or(other.sdp);
+            let to = other.rtp_dest();
             if read {
                 Route::Accept(to)
             } else {

@@ -23,6 +23,46 @@ fn relay_pairs(h: &H) -> Vec<RelayPair> {
         .unwrap_or_default()
 }
 
+/// A callee behind NAT (its signalling from a public address, its SDP naming a private
+/// one, `latch = "any"`) gets no RTP before its own packets show where it is: the relay is
+/// told not to send to that SDP address. Before, the caller's audio went to 10.1.2.3, a
+/// host of the gateway's own network perhaps. A leg whose SDP is public, or whose peer is
+/// as private as its SDP (a PBX on the LAN), is sent to as before.
+#[test]
+fn rtp_waits_for_a_natted_legs_own_packets() {
+    let natted = |address: &str| {
+        let address: std::net::SocketAddr = address.parse().unwrap();
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+                p.latch = crate::media::Latch::Any;
+                p.address = crate::sip::Target::udp(address);
+                p.matches = vec![address.ip().into()];
+            }
+        }))
+    };
+    for (peer, sdp, waits) in [
+        ("198.51.100.3:5060", "10.1.2.3", true),
+        ("198.51.100.3:5060", "100.64.0.9", true),
+        ("198.51.100.3:5060", "198.51.100.7", false),
+        ("10.9.9.9:5060", "10.1.2.3", false),
+    ] {
+        let mut h = natted(peer);
+        h.recv(PHONE, &invite_text("w1", "z9hG4bKw1", "+8610123", ""));
+        let inv = h.one_request(peer, Method::Invite);
+        let answer = SDP.replace("192.0.2.10", sdp).replace("4000", "5004");
+        h.carrier_answers_on(peer, &inv, "m1", &answer);
+        let pairs = relay_pairs(&h);
+        assert_eq!(pairs[0].b_wait_for_source, waits, "{peer} {sdp}");
+        assert_eq!(
+            pairs[0].b_remote,
+            Some(format!("{sdp}:5004").parse().unwrap())
+        );
+        // The caller's SDP is public (192.0.2.10): sent to as before.
+        assert!(!pairs[0].a_wait_for_source);
+    }
+}
+
 #[test]
 fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
     let mut h = anchored();

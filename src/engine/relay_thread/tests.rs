@@ -42,6 +42,8 @@ fn rig() -> (Rig, StreamIo) {
         b_port,
         a_remote: Some(a.local_addr().unwrap()),
         b_remote: Some(b.local_addr().unwrap()),
+        a_wait_for_source: false,
+        b_wait_for_source: false,
         a_latch: Latch::SdpIp,
         b_latch: Latch::SdpIp,
         a_ptime: None,

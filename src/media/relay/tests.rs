@@ -99,6 +99,8 @@ fn pair(latch: Latch) -> RelayPair {
         b_port: 30002,
         a_remote: Some(sa("192.0.2.10:4000")),
         b_remote: Some(sa("198.51.100.20:5000")),
+        a_wait_for_source: false,
+        b_wait_for_source: false,
         a_latch: latch,
         b_latch: latch,
         a_ptime: None,
@@ -129,6 +131,35 @@ fn rtp_goes_to_the_far_legs_sdp_until_it_latches_then_to_its_source() {
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("203.0.113.99:1234"), &rtp(1)),
         Route::Drop
+    );
+}
+
+/// A leg that waits for its source (behind NAT, its SDP private) is sent nothing, RTP or
+/// RTCP, until its own packets come; then everything goes to where they came from.
+#[test]
+fn a_leg_that_waits_for_its_source_gets_nothing_before_it_latches() {
+    let mut p = pair(Latch::Any);
+    p.b_remote = Some(sa("10.1.2.3:5000"));
+    p.b_wait_for_source = true;
+    p.rtcp_mux = false;
+    let mut r = StreamRoute::new(&p);
+    let a = sa("192.0.2.10:4000");
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &rtp(1)),
+        Route::Accept(None)
+    );
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, true, sa("192.0.2.10:4001"), &rr(1)),
+        Route::Control(None) | Route::Forward { to: None, .. }
+    ));
+    let b_nat = sa("198.51.100.20:61000");
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, b_nat, &rtp(2)),
+        Route::Accept(Some(sa("192.0.2.10:4000")))
+    );
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &rtp(1)),
+        Route::Accept(Some(b_nat))
     );
 }
 
