@@ -39,7 +39,7 @@ pub trait CdrFile: Send {
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// `fdatasync`.
     fn sync(&mut self) -> io::Result<()>;
-    /// Reserve room for `len` bytes past the start without changing the size
+    /// Reserve room for `len` bytes past the file's end without changing its size
     /// (`fallocate(FALLOC_FL_KEEP_SIZE)`): appends within it need no free space later.
     fn reserve(&mut self, _len: u64) -> io::Result<()> {
         Ok(())
@@ -129,10 +129,11 @@ impl CdrFile for RealFile {
 
     fn reserve(&mut self, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
+        let from = libc::off_t::try_from(self.size()?).map_err(|_| io::ErrorKind::InvalidInput)?;
         let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
         // SAFETY: a plain system call on a descriptor this struct owns.
         let r =
-            unsafe { libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+            unsafe { libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, from, len) };
         if r == 0 {
             Ok(())
         } else {

@@ -49,6 +49,8 @@ struct Faults {
     /// The room reserved for `<file>.unwritten` takes its writes whatever `space` says
     /// (what `fallocate` gives it on a real disk).
     reserved_spill: bool,
+    /// Without `reserved_spill`: bytes `<file>.unwritten` still takes (`None`: plenty).
+    spill_space: Option<usize>,
     opens: usize,
     syncs: usize,
     writes: usize,
@@ -70,7 +72,8 @@ impl FaultyFs {
 impl CdrFs for FaultyFs {
     fn open(&mut self, path: &Path) -> io::Result<Box<dyn CdrFile>> {
         // `opens` counts the CDR file's.
-        if path.extension().is_some_and(|e| e == "unwritten") {
+        let spill = path.extension().is_some_and(|e| e == "unwritten");
+        if spill {
             if self.get(|f| f.reserved_spill) {
                 return RealFs.open(path);
             }
@@ -80,6 +83,7 @@ impl CdrFs for FaultyFs {
         Ok(Box::new(FaultyFile {
             inner: RealFs.open(path)?,
             faults: self.clone(),
+            spill,
         }))
     }
     fn id_of(&mut self, path: &Path) -> io::Result<FileId> {
@@ -90,6 +94,8 @@ impl CdrFs for FaultyFs {
 struct FaultyFile {
     inner: Box<dyn CdrFile>,
     faults: FaultyFs,
+    /// It is `<file>.unwritten`: `spill_space` is its room, and it never hangs.
+    spill: bool,
 }
 
 impl CdrFile for FaultyFile {
@@ -103,6 +109,16 @@ impl CdrFile for FaultyFile {
         self.inner.last_byte()
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.spill {
+            let n = match self.faults.get(|f| f.spill_space) {
+                Some(0) => return Err(io::ErrorKind::StorageFull.into()),
+                Some(s) => self.inner.write(&buf[..s.min(buf.len())])?,
+                None => self.inner.write(buf)?,
+            };
+            self.faults
+                .set(|f| f.spill_space = f.spill_space.map(|s| s - n));
+            return Ok(n);
+        }
         if let Some(d) = self.faults.get(|f| f.hang) {
             std::thread::sleep(d);
         }
@@ -673,6 +689,83 @@ fn at_exit_cdrs_the_disk_never_took_are_in_the_reserved_file() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     assert_eq!(ids(&spill), ["a", "b"]);
     assert_eq!(lines(&spill), [line("a"), line("b")]);
+}
+
+/// A `<file>.unwritten` moved away while the gateway ran is made again at exit, and takes
+/// the CDRs: before, they went into the file moved away (or deleted), and the log said
+/// they were at the path.
+#[test]
+fn a_spill_file_moved_away_is_made_again_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let spill = dir.path().join("cdr.jsonl.unwritten");
+    let fs = FaultyFs::default();
+    fs.set(|f| f.reserved_spill = true);
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    std::fs::rename(&spill, dir.path().join("billed.unwritten")).unwrap();
+    fs.set(|f| f.space = Some(0));
+    w.write(rec("a"));
+    w.close();
+    assert_eq!(ids(&spill), ["a"]);
+    assert_eq!(
+        ids(&dir.path().join("billed.unwritten")),
+        Vec::<String>::new()
+    );
+}
+
+/// A spill the disk cuts short keeps whole lines only (the cut one is cut off, and the
+/// next run's first line does not glue onto it), and only the CDRs not in it are counted
+/// once and logged. Before, every CDR was logged on top of those written aside.
+#[test]
+fn a_spill_cut_short_keeps_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let spill = dir.path().join("cdr.jsonl.unwritten");
+    // An earlier run left half a line.
+    std::fs::write(&spill, "{\"call_id\":\"ha").unwrap();
+    let fs = FaultyFs::default();
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    let one = line("a").len() + 1;
+    // The newline that ends the old half line, one record and half the next.
+    fs.set(|f| {
+        f.space = Some(0);
+        f.spill_space = Some(1 + one + one / 2);
+    });
+    for id in ["a", "b", "c"] {
+        w.write(rec(id));
+    }
+    w.close();
+    assert_eq!(w.stats().dropped, 3);
+    let text = std::fs::read_to_string(&spill).unwrap();
+    assert!(text.ends_with('\n'), "{text}");
+    assert_eq!(ids(&spill), ["a"]);
+}
+
+/// The stop gives up on a writer still busy at exit and counts what it held; the writer
+/// finishing afterwards writes them aside but does not count them again.
+#[test]
+fn cdrs_given_up_at_exit_are_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let spill = dir.path().join("cdr.jsonl.unwritten");
+    let fs = FaultyFs::default();
+    fs.set(|f| f.reserved_spill = true);
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    fs.set(|f| {
+        f.space = Some(0);
+        f.hang = Some(Duration::from_millis(400));
+    });
+    w.write(rec("a"));
+    w.write(rec("b"));
+    w.close_within(Duration::from_millis(200));
+    assert_eq!(w.stats().dropped, 2);
+    // The writer goes on: retries, the last flush, then the spill.
+    let until = Instant::now() + Duration::from_secs(20);
+    while ids(&spill).len() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ids(&spill), ["a", "b"]);
+    assert_eq!(w.stats().dropped, 2);
 }
 
 /// A writer stuck in a write (a disk that no longer answers) does not hold the stop: it

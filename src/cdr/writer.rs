@@ -50,8 +50,9 @@ pub fn describe_metrics() {
 /// writer and never has to wake it (a send to a parked receiver costs a futex call per CDR).
 const WRITE_EVERY: Duration = Duration::from_millis(100);
 /// At exit, how long records that cannot be written are retried before they go to the log.
-const CLOSE_RETRY: Duration = Duration::from_secs(5);
-/// At exit, how long the writer is waited for: its retries and a last write and sync.
+const CLOSE_RETRY: Duration = Duration::from_secs(3);
+/// At exit, how long the writer is waited for: its retries, then a last write and sync, and
+/// the records it gives up on written and synced aside.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(6);
 
 /// The operator's `[cdr]` choices that shape the writer.
@@ -124,6 +125,9 @@ struct Shared {
     dropped: AtomicU64,
     reopen: AtomicBool,
     fail_closed: AtomicBool,
+    /// At exit, the records not written have been counted (and said): by the writer, or
+    /// by a stop that went on without it. Whoever sets it first counts them, once.
+    exit_counted: AtomicBool,
 }
 
 /// Handle to the writer thread. [`CdrWriter::close`] (also run on drop) writes and syncs what
@@ -150,7 +154,7 @@ impl CdrWriter {
     /// Open on any filesystem (tests inject a full disk). The file is opened here, so an
     /// unusable path is reported at start-up rather than at the first call.
     pub fn open_on(mut fs: Box<dyn CdrFs>, path: &Path, opts: CdrOptions) -> std::io::Result<Self> {
-        let spill = Spill::open(fs.as_mut(), path);
+        let spill = Spill::open(fs.as_mut(), path, opts.max_pending);
         let mut sink = Sink::new(fs, path);
         sink.open_now()?;
         let shared = Arc::new(Shared {
@@ -160,6 +164,7 @@ impl CdrWriter {
             dropped: AtomicU64::new(0),
             reopen: AtomicBool::new(false),
             fail_closed: AtomicBool::new(opts.fail_closed),
+            exit_counted: AtomicBool::new(false),
         });
         // Unbounded channel, bounded by `depth`: `write` refuses past the hard limit, and
         // `depth` counts everything in the channel and in the sink.
@@ -272,7 +277,7 @@ impl CdrWriter {
         match crate::threads::join_within(t, limit) {
             Joined::Finished => {}
             Joined::Panicked => tracing::error!("the CDR writer stopped abnormally"),
-            Joined::StillRunning => {
+            Joined::StillRunning if !self.shared.exit_counted.swap(true, Ordering::AcqRel) => {
                 let lost = self.shared.depth.load(Ordering::Acquire);
                 self.shared
                     .dropped
@@ -281,9 +286,14 @@ impl CdrWriter {
                 tracing::error!(
                     lost,
                     "the CDR writer did not finish within {} s (the disk does not answer): \
-                     the CDRs it still held are lost",
+                     the CDRs it still held are lost unless it finishes before the process \
+                     exits",
                     limit.as_secs()
                 );
+            }
+            // It has counted what it gives up on, and is writing or saying them.
+            Joined::StillRunning => {
+                tracing::error!("the CDR writer did not finish within {} s", limit.as_secs())
             }
         }
     }
@@ -324,24 +334,27 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
     settle(shared, report);
     count_errors(shared, report.errors);
     let left = sink.take_pending();
-    let spilled = match (&mut spill, left.is_empty()) {
-        (Some(spill), false) => spill.write(&left),
-        _ => false,
-    };
-    for line in &left {
-        shared.depth.fetch_sub(1, Ordering::AcqRel);
-        shared.dropped.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(CDR_DROPPED).increment(1);
-        if !spilled {
-            tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
-        }
+    // Counted once: a stop that went on without this thread may have counted them.
+    if !left.is_empty() && !shared.exit_counted.swap(true, Ordering::AcqRel) {
+        shared.depth.fetch_sub(left.len(), Ordering::AcqRel);
+        shared
+            .dropped
+            .fetch_add(left.len() as u64, Ordering::Relaxed);
+        metrics::counter!(CDR_DROPPED).increment(left.len() as u64);
     }
-    if let Some(spill) = spill.filter(|_| spilled) {
+    let spilled = match (&mut spill, left.is_empty()) {
+        (Some(spill), false) => spill.write(sink.fs(), &left),
+        _ => 0,
+    };
+    if let Some(spill) = spill.as_ref().filter(|_| spilled > 0) {
         tracing::error!(
-            count = left.len(),
+            count = spilled,
             "CDRs not written to the CDR file (it stayed unwritable until exit) are in {}",
             spill.path.display()
         );
+    }
+    for line in &left[spilled..] {
+        tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
     }
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
 }
@@ -446,6 +459,7 @@ mod tests {
             dropped: AtomicU64::new(0),
             reopen: AtomicBool::new(false),
             fail_closed: AtomicBool::new(true),
+            exit_counted: AtomicBool::new(false),
         };
         let mut sink = Sink::new(Box::new(FullFs), Path::new("cdr.jsonl"));
         sink.push("{\"call_id\":\"a\"}".into());
