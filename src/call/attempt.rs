@@ -81,6 +81,7 @@ impl Call {
                 &self.number,
                 &self.caller,
                 &peer,
+                self.ingress.role == crate::config::Role::Trunk,
             );
             let (dialog, mut invite) = match built {
                 Ok(x) => x,

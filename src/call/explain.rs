@@ -52,7 +52,9 @@ pub fn explain_invite(
     let number = number.ok_or_else(|| ExplainError::NoNumber(req.uri()))?;
     let local = cfg.local_addrs();
     let mut ids = IdGen::new(0);
-    let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile)
+    // Shown as a trunk's call carries it: with the number parameters a trunk is trusted
+    // with (a call from another peer carries only `ext` and `isub`; a note says so).
+    let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile, true)
         .map_err(ExplainError::Build)?;
     // A late offer (no SDP) from a caller that does not do 100rel: as the call sends it.
     let late_offer = !super::anchor::carries_sdp(&out);
@@ -70,6 +72,13 @@ pub fn explain_invite(
             req.header(&h).unwrap_or_default(),
             out.header(&h).unwrap_or_default()
         ));
+    }
+    let trunk_only = |uri: Option<String>| {
+        uri.and_then(|u| crate::sip::dialled_number(&u))
+            .is_some_and(|n| n.trusted_params(true) != n.trusted_params(false))
+    };
+    if trunk_only(Some(req.uri())) || trunk_only(req.from_uri()) {
+        notes.push("number parameters (rn, npdi, cic, cpc, oli): carried as shown when the caller's peer is a trunk; from any other peer only ext and isub are".into());
     }
     notes.push("Via, Contact, Call-ID, CSeq and tags: the gateway's own (a new dialog; nothing of the caller's side is shown)".into());
     if let (Some(Ok(a)), Some(b)) = (req.max_forwards(), out.header(&Hdr::MAX_FORWARDS)) {

@@ -14,7 +14,9 @@ use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, SipError, 
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
 /// called and calling numbers in global form (a tel: phone-context already applied); the
-/// peer's `[uri]` policy decides how they are written.
+/// peer's `[uri]` policy decides how they are written. `from_trunk`: the caller's peer is a
+/// trunk, trusted with the number parameters that route or bill a call (`rn`, `npdi`,
+/// `cic`, `cpc`, `oli`); from anyone else only a subaddress and extension are carried.
 pub fn outbound_invite(
     local: &LocalAddrs,
     ids: &mut IdGen,
@@ -22,6 +24,7 @@ pub fn outbound_invite(
     number: &str,
     caller: &str,
     peer: &Profile,
+    from_trunk: bool,
 ) -> Result<(Dialog, Request), SipError> {
     let host = local.host.as_str();
     let call_id = ids.call_id(host);
@@ -33,7 +36,8 @@ pub fn outbound_invite(
     let dialled = local_to_domain(number, Some(&a_req.uri()));
     let called = normalise_number(&dialled, policy);
     let private = dialled.phone_context.as_deref();
-    let params = dialled.params.as_str();
+    let params = dialled.trusted_params(from_trunk);
+    let params = params.as_str();
     let ruri = request_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);
     let to_uri = peer_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);
     // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
@@ -54,8 +58,10 @@ pub fn outbound_invite(
     let from_uri = if anonymous {
         "sip:anonymous@anonymous.invalid".to_string()
     } else {
+        let mut calling = local_to_domain(caller, a_req.from_uri().as_deref());
+        calling.params = calling.trusted_params(from_trunk);
         identity_uri_of(
-            &local_to_domain(caller, a_req.from_uri().as_deref()),
+            &calling,
             a_req.from_uri().is_some_and(|u| u.starts_with("tel:")),
             local,
             peer,

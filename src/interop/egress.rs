@@ -108,6 +108,12 @@ pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
 pub fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> String {
     map_address_uris(value, |uri| match dialled_number(uri) {
         Some(n) if is_telephone_number(&n.number) => {
+            // Number parameters are carried in the Request-URI, To and From only, where
+            // who set them is known (see `outbound_invite`).
+            let n = NumberUri {
+                params: String::new(),
+                ..n
+            };
             identity_uri_of(&n, uri.starts_with("tel:"), local, peer)
         }
         _ => rehost_uri(uri, &local.uri_host()),

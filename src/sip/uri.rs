@@ -7,30 +7,31 @@ pub struct NumberUri {
     pub number: String,
     /// RFC 3966 `phone-context`, when the number is local.
     pub phone_context: Option<String>,
-    /// The number's other RFC 3966 parameters (`;isub=`, `;ext=`, and those a carrier adds:
+    /// The number's [`NUMBER_PARAMS`] (`;isub=`, `;ext=`, and those a carrier adds:
     /// `;rn=…;npdi` for a ported number, RFC 4694; `;cpc=`, `;oli=`), each `;name[=value]`,
     /// values in tel: form (`%HH` allowed): ext and isub first, the rest by name (RFC 3966
     /// §3). Empty when there are none. Only a telephone number has them.
     pub params: String,
 }
 
-/// At most this many parameters of a number are carried, and at most [`MAX_PARAMS_LEN`]
-/// bytes of them: a number does not need more, and a peer cannot make every URI we write
-/// toward the other leg long.
-const MAX_PARAMS: usize = 8;
-const MAX_PARAMS_LEN: usize = 256;
+/// The number parameters carried, and no others: the ISDN subaddress and extension (RFC
+/// 3966), number portability (`rn`, `npdi`, RFC 4694), the carrier (`cic`, RFC 4694), the
+/// calling party's category and line (`cpc`, `oli`). A parameter about the hop it came over
+/// (`tgrp`, `trunk-context`, RFC 4904) or anything unknown is not passed on.
+pub const NUMBER_PARAMS: [&str; 7] = ["isub", "ext", "rn", "npdi", "cic", "cpc", "oli"];
+/// The ones any caller may set; the rest route or bill the call, and are taken only from a
+/// peer trusted to set them (see [`NumberUri::trusted_params`]).
+const CALLER_PARAMS: [&str; 2] = ["isub", "ext"];
 
-/// An RFC 3966 `pname`: alphanumerics and `-`.
-fn is_pname(n: &[u8]) -> bool {
-    !n.is_empty() && n.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-}
+/// A value longer than this is not a number parameter's: the parameter is left out.
+const MAX_VALUE: usize = 64;
 
-/// An RFC 3966 `pvalue`: `paramchar`s (unreserved, `[]/:&+$`, `%HH`).
-fn is_pvalue(v: &[u8]) -> bool {
+/// An RFC 3966 `pvalue`: `paramchar`s (unreserved, `[]/:&+$`, and `%HH` when `escaped`).
+fn is_pvalue(v: &[u8], escaped: bool) -> bool {
     let mut i = 0;
     while i < v.len() {
         match v[i] {
-            b'%' => {
+            b'%' if escaped => {
                 if !v
                     .get(i + 1..i + 3)
                     .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
@@ -43,38 +44,44 @@ fn is_pvalue(v: &[u8]) -> bool {
             _ => return false,
         }
     }
-    !v.is_empty()
+    (1..=MAX_VALUE).contains(&v.len())
 }
 
-/// A number's parameters other than `phone-context`, written as [`NumberUri::params`]:
-/// well-formed ones only (a malformed one is left out, not copied into URIs we build), each
-/// name once, bounded.
-fn number_params<'a>(params: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> String {
-    let mut kept: Vec<(String, Option<&[u8]>)> = Vec::new();
+/// A number's [`NUMBER_PARAMS`], written as [`NumberUri::params`]: well-formed ones only (a
+/// malformed one is left out, not copied into URIs we build), each once. `escaped`: the
+/// values are as written in a tel: URI (`%HH` allowed), not decoded from a SIP user part
+/// (where a `%` left is not an escape, and the value is left out).
+fn number_params<'a>(
+    params: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    escaped: bool,
+) -> String {
+    let mut kept: Vec<(&str, Option<&[u8]>)> = Vec::new();
+    let mut rn_refused = false;
     for (name, value) in params {
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        if !is_pname(name)
-            || lower == "phone-context"
-            || value.is_some_and(|v| !is_pvalue(v))
-            || kept.iter().any(|(n, _)| *n == lower)
-        {
+        let Some(known) = NUMBER_PARAMS
+            .iter()
+            .find(|n| n.as_bytes().eq_ignore_ascii_case(name))
+        else {
+            continue;
+        };
+        if value.is_some_and(|v| !is_pvalue(v, escaped)) {
+            rn_refused |= *known == "rn";
             continue;
         }
-        if kept.len() == MAX_PARAMS {
-            break;
+        if !kept.iter().any(|(n, _)| n == known) {
+            kept.push((known, value));
         }
-        kept.push((lower, value));
+    }
+    // `npdi` without `rn` says the number is not ported: not when its `rn` was refused.
+    if rn_refused && !kept.iter().any(|(n, _)| *n == "rn") {
+        kept.retain(|(n, _)| *n != "npdi");
     }
     // RFC 3966 §3: isub or ext first, the others in lexicographical order.
-    kept.sort_by_key(|(n, _)| (!matches!(n.as_str(), "isub" | "ext"), n.clone()));
+    kept.sort_by_key(|(n, _)| (!CALLER_PARAMS.contains(n), *n));
     let mut out = String::new();
     for (name, value) in kept {
-        let len = 1 + name.len() + value.map_or(0, |v| 1 + v.len());
-        if out.len() + len > MAX_PARAMS_LEN {
-            break;
-        }
         out.push(';');
-        out.push_str(&name);
+        out.push_str(name);
         if let Some(v) = value {
             out.push('=');
             // Checked above: ASCII.
@@ -82,6 +89,24 @@ fn number_params<'a>(params: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>)
         }
     }
     out
+}
+
+impl NumberUri {
+    /// [`NumberUri::params`] as a peer of this trust may set them: all of them from a
+    /// trunk (a carrier that did the portability lookup, or knows the line), only the
+    /// subaddress and extension from anyone else (a phone must not route or bill a call
+    /// by them).
+    pub fn trusted_params(&self, trunk: bool) -> String {
+        if trunk {
+            return self.params.clone();
+        }
+        self.params
+            .split(';')
+            .skip(1)
+            .filter(|p| CALLER_PARAMS.contains(&p.split('=').next().unwrap_or_default()))
+            .flat_map(|p| [";", p])
+            .collect()
+    }
 }
 
 /// Remove RFC 3966 visual separators (`-`, `.`, `(`, `)`) and spaces from a dialled string.
@@ -117,6 +142,7 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
             tel.parsed_parameters()
                 .flatten()
                 .map(|p| (p.name(), p.value())),
+            true,
         );
         return Some(NumberUri {
             number,
@@ -142,13 +168,17 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
         k.eq_ignore_ascii_case("phone-context")
             .then(|| v.to_string())
     });
-    // The user part was decoded: a value's `%`, `[`, `]` or `:` is escaped again where it
-    // is written into a SIP URI (and a decoded `%` is no tel: `%HH`, so it is left out).
+    // The user part was decoded: a value's `[`, `]` or `:` is escaped again where it is
+    // written into a SIP URI, and a value with a `%` left in it is left out (it was `%25`,
+    // and read again as an escape it would be another value).
     let params = if is_phone_digits(&number) {
-        number_params(pieces.map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.as_bytes(), Some(v.as_bytes())),
-            None => (p.as_bytes(), None),
-        }))
+        number_params(
+            pieces.map(|p| match p.split_once('=') {
+                Some((k, v)) => (k.as_bytes(), Some(v.as_bytes())),
+                None => (p.as_bytes(), None),
+            }),
+            false,
+        )
     } else {
         String::new()
     };
@@ -184,8 +214,9 @@ mod tests {
         }
     }
 
-    /// A number's other parameters are kept, well-formed ones only, each once, in RFC 3966
-    /// order; from a SIP URI's user part only for a telephone number.
+    /// A number's known parameters are kept, well-formed ones only, each once, in RFC 3966
+    /// order; from a SIP URI's user part only for a telephone number. Others (the hop's
+    /// `tgrp`, anything unknown) are not.
     #[test]
     fn a_numbers_parameters_are_kept() {
         for (uri, params) in [
@@ -195,21 +226,27 @@ mod tests {
                 "tel:+1555;RN=%2B1999;rn=2;cpc=ordinary",
                 ";cpc=ordinary;rn=%2B1999",
             ),
+            (
+                "tel:+1555;tgrp=t1;trunk-context=x.example;foo=1;oli=62",
+                ";oli=62",
+            ),
             ("sip:+1555;npdi;rn=+1999@h;user=phone", ";npdi;rn=+1999"),
             ("sip:+1555;rn=a%3Ab@h;user=phone", ";rn=a:b"),
-            // Not a paramchar, or a lone `%`, or a bad name: left out.
-            ("sip:+1555;rn=a%22b;x%20y=1;cpc=%25@h", ""),
+            // Not a paramchar, or a `%` left after decoding (`%2541` is not `A`): left out,
+            // and an `npdi` whose `rn` was left out goes too (alone it says "not ported").
+            ("sip:+1555;npdi;rn=a%22b;cpc=%25@h", ""),
+            ("sip:+1555;rn=a%2541@h", ""),
             ("sip:john;npdi@h", ""),
             ("tel:+1555", ""),
         ] {
             assert_eq!(dialled_number(uri).unwrap().params, params, "{uri}");
         }
-        let many: String = (0..20).map(|i| format!(";p{i:02}=1")).collect();
-        let n = dialled_number(&format!("tel:+1555{many}")).unwrap();
-        assert_eq!(n.params.matches(';').count(), MAX_PARAMS);
-        let long = format!("tel:+1555;a={};b={}", "1".repeat(200), "2".repeat(200));
-        let n = dialled_number(&long).unwrap();
-        assert!(n.params.len() <= MAX_PARAMS_LEN && n.params.starts_with(";a="));
+        let long = format!("tel:+1555;rn={};cic=1", "1".repeat(MAX_VALUE + 1));
+        assert_eq!(dialled_number(&long).unwrap().params, ";cic=1");
+        // From a caller not trusted with them, only the subaddress and extension.
+        let n = dialled_number("tel:+1555;ext=7;npdi;rn=+1999;cpc=test").unwrap();
+        assert_eq!(n.trusted_params(false), ";ext=7");
+        assert_eq!(n.trusted_params(true), ";ext=7;cpc=test;npdi;rn=+1999");
     }
 
     #[test]

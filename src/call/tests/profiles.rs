@@ -223,9 +223,11 @@ fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
 }
 
 /// A ported number's routing facts (`;rn=…;npdi`, RFC 4694) and the calling party's
-/// category reach the trunk with the number, in whichever URI form it takes; before they
-/// were dropped whenever the number was rewritten, and the carrier routed a ported number
-/// to its old network. A peer may be told not to hear them (`number_params = false`).
+/// category reach the trunk with the number, from a trunk (a transit call), in whichever
+/// URI form it takes; before they were dropped whenever the number was rewritten, and the
+/// carrier routed a ported number to its old network. From a phone or a PBX only the
+/// extension passes: a caller must not route or bill its call by them. The hop's own
+/// (`tgrp`) never passes, and a peer may be told to hear none (`number_params = false`).
 #[test]
 fn a_numbers_rfc3966_parameters_reach_the_trunk() {
     let gateway = |scheme, user_phone, keep| {
@@ -238,49 +240,65 @@ fn a_numbers_rfc3966_parameters_reach_the_trunk() {
             }
         });
         cfg.routes[0].prefix = String::new();
+        // Transit: what carrier-b sends goes on to carrier-a.
+        cfg.routes.push(Route {
+            from: RouteFrom::Peer(PeerName("carrier-b".into())),
+            prefix: String::new(),
+            to: vec![PeerName("carrier-a".into())],
+            ring_timeout: None,
+        });
         H::with(cfg)
     };
     let ported = invite_text("p1", "z9hG4bKp1", "x", "")
         .replacen(
             "INVITE sip:x@127.0.0.1 SIP/2.0",
-            "INVITE tel:+1-555-0100;rn=+15550199;npdi;tgrp=caller SIP/2.0",
+            "INVITE tel:+1-555-0100;rn=+15550199;npdi;tgrp=caller;ext=7 SIP/2.0",
             1,
         )
         .replace(
             "From: \"Alice\" <sip:1000@127.0.0.2>",
             "From: \"Alice\" <tel:+15550111;cpc=payphone>",
         );
+    const CARRIER_B: &str = "127.0.0.4:5060";
     use crate::interop::uri::UriScheme;
     let mut h = gateway(UriScheme::Tel, false, true);
-    h.recv(PHONE, &ported);
+    h.recv(CARRIER_B, &ported);
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    // The operator's tgrp wins over the caller's; the number's own come in RFC 3966 order.
-    assert_eq!(inv.uri(), "tel:+15550100;npdi;rn=+15550199;tgrp=t1");
+    // The operator's tgrp, not the caller's; the number's own in RFC 3966 order.
+    assert_eq!(inv.uri(), "tel:+15550100;ext=7;npdi;rn=+15550199;tgrp=t1");
     let to = inv.header(&Hdr::TO).unwrap();
     assert!(
-        to.contains("<tel:+15550100;npdi;rn=+15550199;tgrp=caller>"),
+        to.contains("<tel:+15550100;ext=7;npdi;rn=+15550199>"),
         "{to}"
     );
     let from = inv.header(&Hdr::FROM).unwrap();
     assert!(from.contains("<tel:+15550111;cpc=payphone>"), "{from}");
     // In a SIP URI they belong to the user part, and only with ;user=phone.
     let mut h = gateway(UriScheme::Sip, true, true);
-    h.recv(PHONE, &ported);
+    h.recv(CARRIER_B, &ported);
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(
-        inv.uri().starts_with("sip:+15550100;npdi;rn=+15550199@")
+        inv.uri()
+            .starts_with("sip:+15550100;ext=7;npdi;rn=+15550199@")
             && inv.uri().ends_with(";user=phone;tgrp=t1"),
         "{}",
         inv.uri()
     );
     let mut h = gateway(UriScheme::Sip, false, true);
-    h.recv(PHONE, &ported);
+    h.recv(CARRIER_B, &ported);
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(inv.uri().starts_with("sip:+15550100@"), "{}", inv.uri());
     let mut h = gateway(UriScheme::Tel, false, false);
-    h.recv(PHONE, &ported);
+    h.recv(CARRIER_B, &ported);
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert_eq!(inv.uri(), "tel:+15550100;tgrp=t1");
+    // The same INVITE from the PBX: only its extension goes on.
+    let mut h = gateway(UriScheme::Tel, false, true);
+    h.recv(PHONE, &ported);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.uri(), "tel:+15550100;ext=7;tgrp=t1");
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(from.contains("<tel:+15550111>"), "{from}");
 }
 
 /// Names keep their dots and dashes on their way through (RFC 3966 visual separators are a
