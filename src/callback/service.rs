@@ -32,6 +32,9 @@ pub const MAX_TRIES: u8 = 7;
 /// How long an ended call-back is remembered: a late duplicate REQUEST is still refused and
 /// STATUS still says `ended`. Longer than the whole retransmission schedule (63.5 s).
 pub const LINGER: Duration = Duration::from_secs(600);
+/// How long after start a clock set back moves the start back with it (see
+/// `handle_datagram`): a clock wrong at boot is set right by then.
+const CLOCK_SETTLES: Duration = Duration::from_secs(600);
 /// Ended call-backs remembered at most; the oldest are forgotten first.
 pub const MAX_ENDED: usize = 16_384;
 /// Datagrams waiting to be sent at most (the shell drains after every call, so this is a
@@ -295,11 +298,17 @@ impl Service {
         self.wall = Some((now, wall));
         self.last = self.last.max(now);
         // The start as the clock now puts it: a clock that was ahead when the process
-        // started (an RTC read as local time, a VM resumed) and was set back since would
-        // otherwise have every datagram refused as signed "before the start" until it caught
-        // up, hours perhaps. A clock set back later only moves this as far as it moved.
-        let up = now.saturating_duration_since(self.epoch).as_secs();
-        self.started_s = self.started_s.min(unix_s(wall).saturating_sub(up));
+        // started (an RTC read as local time, a VM resumed) and was set right since (NTP,
+        // within minutes of a boot) would otherwise have every datagram refused as signed
+        // "before the start" until it caught up, hours perhaps. Only early on: a clock set
+        // back later would let a REQUEST the last process took be taken again (its replay
+        // table is gone), and nothing tells the two apart.
+        let up = now.saturating_duration_since(self.epoch);
+        if up < CLOCK_SETTLES {
+            self.started_s = self
+                .started_s
+                .min(unix_s(wall).saturating_sub(up.as_secs()));
+        }
         if !self.cfg.callback.allows(src.ip()) {
             self.drop_datagram("not_allowed");
             return;

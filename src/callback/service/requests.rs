@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Admitted, Command, Entry, Originate, Output, Phase, Service};
 use crate::callback::protocol::{CallbackId, Outbound, Request, State, Verb};
-use crate::callback::signature::Seen;
+use crate::callback::signature::{Replays, Seen};
 
 impl Service {
     /// A REQUEST; `signed` is its MAC and `ts` when it came signed.
@@ -57,9 +57,18 @@ impl Service {
                 }
                 Some(Seen::Placed) | None => {}
             }
-            // Not remembered, so not taken: refused rather than dropped unanswered, so that
-            // the AS hears it should slow down instead of sending again at once.
+            // What cannot be remembered cannot be taken: dropped unanswered (an answer not
+            // remembered could be followed by the same REQUEST placed when there is room
+            // again). Before that, the last eighth of the table answers `over_rate`, and
+            // remembers it, so the AS hears that it should slow down.
             if self.replays.is_full() {
+                return self.drop_datagram("replay_table_full");
+            }
+            if self.replays.len() >= Replays::MAX / 8 * 7 {
+                if let Some((m, ts)) = signed {
+                    self.replays
+                        .remember(now, ts, m, Seen::Refused("over_rate"));
+                }
                 return refuse(self, "over_rate");
             }
         }

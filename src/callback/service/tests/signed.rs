@@ -223,28 +223,62 @@ fn a_clock_that_was_ahead_at_start_refuses_nothing_once_set_right() {
     assert_eq!(h.svc.stats().dropped("stale"), 1);
 }
 
-/// A full replay table refuses a new signed REQUEST with `over_rate` (it cannot be
-/// remembered, so it is not taken) rather than dropping it unanswered: the AS hears that it
-/// should slow down.
+/// Once the clock has had time to settle, setting it back does not move the start: a
+/// REQUEST signed before the start stays refused (the last process may have taken it).
 #[test]
-fn a_full_replay_table_refuses_with_over_rate() {
+fn a_clock_set_back_late_does_not_move_the_start() {
     let mut h = signed();
-    for i in 0..Replays::MAX {
-        let mut mac = [0u8; 32];
-        mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        h.svc
-            .replays
-            .remember(h.now, h.wall_s(), mac, Seen::Refused("over_rate"));
-    }
-    assert_eq!(
-        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
-        vec!["ACK: id=a;result=error;reason=over_rate"]
+    h.advance(CLOCK_SETTLES);
+    // The clock is set back 20 minutes; a REQUEST signed then (before the start, but
+    // within the skew of the clock as it now reads) is refused as stale.
+    let now = h.now;
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(WALL0 - 600);
+    let old = sign(
+        b"REQUEST: id=z;user1=1001;user2=1002",
+        Signer::As,
+        &keys(),
+        WALL0 - 600,
     );
+    h.svc.handle_datagram(now, wall, addr(AS), &old);
+    assert!(h.drain().is_empty());
+    assert_eq!(h.svc.stats().dropped("stale"), 1);
+}
+
+/// A replay table near full refuses a new signed REQUEST with `over_rate` (and remembers
+/// that: the same bytes later get the same answer, never a call), so the AS hears it should
+/// slow down; a full one drops it unanswered (what it cannot remember it cannot take).
+#[test]
+fn a_replay_table_near_full_refuses_with_over_rate() {
+    let mut h = signed();
+    let fill = |h: &mut H, upto: usize| {
+        for i in h.svc.replays.len()..upto {
+            let mut mac = [0u8; 32];
+            mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            h.svc
+                .replays
+                .remember(h.now, h.wall_s(), mac, Seen::Refused("over_rate"));
+        }
+    };
+    fill(&mut h, Replays::MAX / 8 * 7);
+    h.advance(Duration::from_secs(50));
+    let first = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    let refused = vec!["ACK: id=a;result=error;reason=over_rate".to_string()];
+    assert_eq!(h.answers(&first), refused);
     assert_eq!(h.svc.active(), 0);
-    // A minute later the table has room again.
-    h.advance(Duration::from_secs(2 * MAX_SKEW_S + 2));
+    fill(&mut h, Replays::MAX);
+    assert!(
+        h.ask_signed("REQUEST: id=b;user1=1001;user2=1002")
+            .is_empty()
+    );
+    assert_eq!(h.svc.stats().dropped("replay_table_full"), 1);
+    // The oldest entries go a minute after they came: room again. The refused bytes,
+    // still within their window, get their answer again and place nothing; a fresh
+    // REQUEST goes.
+    h.advance(Duration::from_secs(15));
+    assert_eq!(h.answers(&first), refused);
+    assert_eq!(h.svc.active(), 0);
     assert_eq!(
-        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
-        vec!["ACK: id=a;result=ok"]
+        h.ask_signed("REQUEST: id=c;user1=1001;user2=1002"),
+        vec!["ACK: id=c;result=ok"]
     );
 }
