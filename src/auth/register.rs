@@ -43,6 +43,10 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const MIN_GRANT: Duration = Duration::from_secs(10);
 /// No final response within 64·T1 is a failure even if the transaction layer never says so.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
+/// At shutdown, how long a REGISTER still out is waited for before the `Expires: 0` goes
+/// anyway: a stop may not wait out a silent registrar's 32 s (a short `drain_s`), and a
+/// binding left behind would draw the trunk's calls to a gateway that is gone.
+pub const LEAVE_WAIT: Duration = Duration::from_secs(2);
 /// Longest expiry we ask for or accept through `423 Min-Expires` (a week).
 pub const MAX_EXPIRES: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -245,8 +249,13 @@ impl Registration {
                 op: Op::Unregister, ..
             } => {}
             State::InFlight {
-                op: Op::Register, ..
-            } => self.leave_next = true,
+                op: Op::Register,
+                ref mut deadline,
+                ..
+            } => {
+                self.leave_next = true;
+                *deadline = (*deadline).min(later(now, LEAVE_WAIT));
+            }
             _ => self.leave(now, self.bound_until.is_some()),
         }
     }

@@ -570,3 +570,26 @@ fn a_late_answer_does_not_push_the_refresh_late() {
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(51)));
     assert!(r.is_up());
 }
+
+/// At shutdown a REGISTER still out is waited for at most `LEAVE_WAIT`: a stop cannot wait
+/// out a silent registrar's 32 s, and a binding left behind draws calls to a gateway that
+/// is gone. Before, a short drain ended with no `Expires: 0` at all.
+#[test]
+fn shutdown_waits_for_a_register_out_only_briefly() {
+    let t0 = Instant::now();
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.shutdown(t0 + Duration::from_secs(1));
+    assert_eq!(
+        r.poll_timeout(),
+        Some(t0 + Duration::from_secs(1) + LEAVE_WAIT)
+    );
+    r.handle_timeout(t0 + Duration::from_secs(1) + LEAVE_WAIT);
+    let u = sent(&mut r);
+    assert_eq!(expires_of(&u), "0");
+    // The first REGISTER's late answer is not the removal's.
+    assert!(!r.handle_response(t0, &answer(&q, 200, &[])));
+    r.handle_response(t0, &answer(&u, 200, &[]));
+    assert!(r.is_done());
+}
