@@ -45,16 +45,21 @@ fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
 /// The result file's length: each result is written padded to it, so that when a new file
 /// cannot be written (a full disk), the result can still be written over the old one in
 /// place, in blocks the file already has.
-const RESULT_ROOM: usize = 512;
+const RESULT_ROOM: usize = 4096;
 
-/// `line` (ending in a newline) cut to fit and padded with spaces to [`RESULT_ROOM`]; the
-/// reader trims the padding.
+/// `line` (ending in a newline) cut to fit (and then ending in `…`) and padded with spaces
+/// to [`RESULT_ROOM`]; the reader trims the padding.
 fn padded(line: &str) -> String {
-    let mut end = line.len().min(RESULT_ROOM - 1);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = line[..end].trim_end_matches('\n').to_string();
+    let line = line.trim_end_matches('\n');
+    let mut out = if line.len() < RESULT_ROOM {
+        line.to_string()
+    } else {
+        let mut end = RESULT_ROOM - 1 - '…'.len_utf8();
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &line[..end])
+    };
     out.push('\n');
     out.extend(std::iter::repeat_n(' ', RESULT_ROOM - out.len()));
     out
@@ -70,6 +75,8 @@ fn write_result(path: &Path, line: &str) -> io::Result<()> {
             return Err(first);
         }
         f.write_all_at(text.as_bytes(), 0)?;
+        // An older, longer file's tail would read as part of the detail.
+        f.set_len(text.len() as u64)?;
         tracing::warn!(file = %path.display(), error = %first, "the reload result was written over the last one in place");
         Ok(())
     })
@@ -267,11 +274,25 @@ mod tests {
         let r = read_result(&result_file(&cfg)).unwrap();
         assert_eq!((r.sequence, r.result.as_str()), (1, "applied"));
         assert_eq!(r.detail, "4 profiles, 2 routes");
-        // A long detail is cut to the room, on a character boundary.
-        c.reloaded("invalid", &"é".repeat(600));
+        // A long detail is cut to the room, on a character boundary, and says so.
+        c.reloaded("invalid", &"é".repeat(3000));
         let r = read_result(&result_file(&cfg)).unwrap();
         assert_eq!(r.sequence, 2);
-        assert!(r.detail.chars().all(|c| c == 'é') && r.detail.len() < RESULT_ROOM);
+        assert!(
+            r.detail.ends_with("é…") && r.detail.len() < RESULT_ROOM,
+            "{}",
+            r.detail
+        );
+        // Written in place over a longer file (one an older gateway left), the old tail
+        // does not stay.
+        std::fs::write(
+            result_file(&cfg),
+            "9 applied ".to_string() + &"x".repeat(9000),
+        )
+        .unwrap();
+        c.reloaded("applied", "short");
+        let r = read_result(&result_file(&cfg)).unwrap();
+        assert_eq!((r.sequence, r.detail.as_str()), (3, "short"));
         assert_eq!(
             std::fs::metadata(result_file(&cfg)).unwrap().len(),
             RESULT_ROOM as u64
