@@ -77,7 +77,7 @@ const MAX_QUEUED_OPENS: usize = 1024;
 
 /// News for the calls ([`RecordingNews`]) waiting to be taken, at most: the shell takes
 /// them every second; past this (a disk failing every recording of a burst) the rest is
-/// only counted and logged, and those CDRs name a file the disk refused.
+/// only counted, and those CDRs may name their recording wrongly.
 const MAX_NEWS: usize = 4096;
 
 /// News of recordings for their calls, from the writer thread (and a refused open) to the
@@ -91,12 +91,11 @@ fn tell(news: &News, id: u64, what: RecordingNews) {
     if n.len() < MAX_NEWS {
         n.push((id, what));
     } else {
+        // Counted, not logged one by one: a burst of them would flood the log. That call's
+        // CDR may name its recording wrongly (a file the disk refused, or the name a
+        // renamed file had first).
         drop(n);
         crate::ops::metrics::recording_failures("news_lost").increment(1);
-        tracing::warn!(
-            call = id,
-            "recording news for a call lost (too many at once): its CDR may name a file the disk refused"
-        );
     }
 }
 
