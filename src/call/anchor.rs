@@ -29,6 +29,7 @@ pub(super) fn media_plan(
     ingress: &Profile,
     targets: &[PeerName],
     call_id: &str,
+    caller_ip: std::net::IpAddr,
     now: std::time::Instant,
 ) -> Option<Box<MediaState>> {
     let peers = || {
@@ -42,6 +43,7 @@ pub(super) fn media_plan(
         .then(|| recording_path(env, cfg, call_id, now));
     Some(Box::new(MediaState {
         recording,
+        caller_ip: Some(caller_ip),
         ..Default::default()
     }))
 }
@@ -315,11 +317,19 @@ impl Call {
                 .filter(|p| p.repacketize)
                 .and_then(|p| p.ptime)
         };
+        // Where each leg's signalling comes from: the caller's as it came in (through the
+        // front, not the front's), the callee's where its requests go.
+        let signalling = |side: Side| match side {
+            Side::A => media
+                .caller_ip
+                .or_else(|| self.dialog(side).map(|d| d.target.addr.ip())),
+            Side::B => self.dialog(side).map(|d| d.target.addr.ip()),
+        };
         let wait = |side: Side, sdp: Option<std::net::SocketAddr>| {
             latch(side) == Latch::Any
                 && sdp
-                    .zip(self.dialog(side))
-                    .is_some_and(|(sdp, d)| behind_nat(sdp.ip(), d.target.addr.ip()))
+                    .zip(signalling(side))
+                    .is_some_and(|(sdp, ip)| behind_nat(sdp.ip(), ip))
         };
         let pairs = media
             .pairs

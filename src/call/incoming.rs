@@ -361,7 +361,15 @@ impl B2bua {
             target: source,
             peer_allows: super::dialog::allow_of(req.header_tokens(&Hdr::ALLOW)),
         };
-        let media = media_plan(&mut self.env, &cfg, &ingress, &adm.targets, &a.call_id, now);
+        let media = media_plan(
+            &mut self.env,
+            &cfg,
+            &ingress,
+            &adm.targets,
+            &a.call_id,
+            ip,
+            now,
+        );
         self.env.dialogs.insert(&a, (r, Side::A));
         if let Some(key) = &setup {
             self.env.dialogs.insert_setup(key, r);

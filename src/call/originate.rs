@@ -118,7 +118,15 @@ impl B2bua {
             peer_allows: None,
         };
         let peers: Vec<PeerName> = route1.to.iter().chain(&route2.to).cloned().collect();
-        let media = media_plan(&mut self.env, &cfg, &ingress, &peers, &a.call_id, now);
+        let media = media_plan(
+            &mut self.env,
+            &cfg,
+            &ingress,
+            &peers,
+            &a.call_id,
+            ingress.address.addr.ip(),
+            now,
+        );
         let ring = ring_timeout(&cfg, &route1);
         let tp = ThirdParty {
             id: o.id.clone(),

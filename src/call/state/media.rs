@@ -21,6 +21,10 @@ pub struct MediaState {
     pub callee: u32,
     /// Each leg's peer has sent SDP (side B's: this callee).
     pub heard: PerSide<bool>,
+    /// Where the caller's signalling comes from: its source, or through the front the
+    /// source the front stamped (the dialog's target is then the front). Whether its SDP
+    /// address is behind NAT is judged against it.
+    pub caller_ip: Option<std::net::IpAddr>,
 }
 
 impl MediaState {

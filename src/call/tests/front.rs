@@ -262,3 +262,38 @@ fn a_2xx_again_through_the_front_is_heard_only_from_the_leg_peer_it_names() {
     );
     assert!(h.cdrs.is_empty(), "the call goes on");
 }
+
+/// Behind the front, a caller's SDP is judged against where its signalling really comes
+/// from (the front's X-Trunkgate-Source), not the front's address: a phone behind NAT
+/// (public source, private SDP, `latch = "any"`) is sent no RTP before its own packets
+/// come. Before, the front's (private or loopback) address made its SDP look reachable.
+#[test]
+fn a_caller_behind_nat_is_judged_by_its_source_through_the_front() {
+    let public: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let mut cfg = config_with(|n, p| {
+        if n == "pbx" {
+            p.anchor = true;
+            p.latch = crate::media::Latch::Any;
+            p.matches = vec![public.into()];
+        }
+    });
+    cfg.front = Some(Target::udp(addr(FRONT)));
+    let mut h = H::with(cfg);
+    let natted =
+        invite_text("f-n", "z9hG4bKfn", "+8610123", "").replace("192.0.2.10", "192.168.1.20");
+    h.recv(FRONT, &via_front(&natted, "203.0.113.7:5060"));
+    let pairs = h
+        .media
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
+            _ => None,
+        })
+        .expect("the relay is planned");
+    assert_eq!(
+        pairs[0].a_remote,
+        Some("192.168.1.20:4000".parse().unwrap())
+    );
+    assert!(pairs[0].a_wait_for_source);
+}
