@@ -1,27 +1,66 @@
 //! Opening the gateway's sockets. A socket bound to `[::]` hears IPv4 peers too whatever
 //! the host's `net.ipv6.bindv6only` says: an operator who writes `[::]:5060` means every
 //! address, and a host with `bindv6only = 1` would otherwise leave IPv4 peers unheard with
-//! no error (the IPv4 form of the source is taken at each reader, see `engine::udp`).
+//! no error (the IPv4 form of the source is taken at each reader, see `engine::udp`). Not
+//! when the configuration also listens on `0.0.0.0` at that port: that one hears IPv4, and
+//! `[::]` only IPv6 (the pair an operator on a `bindv6only = 1` host writes).
 
 use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// A new socket for `addr`, dual-stack if `addr` is the IPv6 wildcard; not yet bound.
-pub(super) fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
-    let sock = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
-    if let SocketAddr::V6(a) = addr
-        && a.ip().is_unspecified()
-    {
-        sock.set_only_v6(false)?;
+/// Whether a socket on the IPv6 wildcard hears IPv4 too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stack {
+    /// Both families (the usual).
+    Dual,
+    /// IPv6 only: another socket holds IPv4 at that port.
+    V6Only,
+}
+
+/// The stack of a listener on `addr` among `all` (of its transport): IPv6 only when one of
+/// them is the IPv4 wildcard at the same port.
+pub(super) fn stack_among(addr: SocketAddr, mut all: impl Iterator<Item = SocketAddr>) -> Stack {
+    let v4_there = |o: SocketAddr| {
+        matches!(o, SocketAddr::V4(a) if a.ip().is_unspecified()) && o.port() == addr.port()
+    };
+    if is_v6_wildcard(addr) && addr.port() != 0 && all.any(v4_there) {
+        Stack::V6Only
+    } else {
+        Stack::Dual
     }
+}
+
+/// Whether `addr` is the IPv6 wildcard, which [`Stack`] is about.
+pub(super) fn is_v6_wildcard(addr: SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(a) if a.ip().is_unspecified())
+}
+
+/// Set `sock`, to be bound to `addr`, to `stack` if `addr` is the IPv6 wildcard (whatever
+/// the host's default); other sockets are left as they are.
+fn set_stack(sock: &Socket, addr: SocketAddr, stack: Stack) -> io::Result<()> {
+    if is_v6_wildcard(addr) {
+        sock.set_only_v6(stack == Stack::V6Only)?;
+    }
+    Ok(())
+}
+
+/// A new socket for `addr` on `stack`; not yet bound.
+pub(super) fn socket(
+    addr: SocketAddr,
+    ty: Type,
+    proto: Protocol,
+    stack: Stack,
+) -> io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    set_stack(&sock, addr, stack)?;
     Ok(sock)
 }
 
-/// A non-blocking UDP socket bound to `addr`.
+/// A non-blocking UDP socket bound to `addr`, dual-stack if it is the IPv6 wildcard.
 pub(super) fn udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let sock = socket(addr, Type::DGRAM, Protocol::UDP)?;
+    let sock = socket(addr, Type::DGRAM, Protocol::UDP, Stack::Dual)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     Ok(sock.into())
@@ -29,8 +68,8 @@ pub(super) fn udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 /// A TCP listener on `addr` for the tokio shell, as `tokio::net::TcpListener::bind` makes
 /// it (address reuse, so a restart does not wait out TIME_WAIT; a backlog of 1,024).
-pub(super) fn tcp_listener(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
-    let sock = socket(addr, Type::STREAM, Protocol::TCP)?;
+pub(super) fn tcp_listener(addr: SocketAddr, stack: Stack) -> io::Result<tokio::net::TcpListener> {
+    let sock = socket(addr, Type::STREAM, Protocol::TCP, stack)?;
     sock.set_reuse_address(true)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
@@ -78,9 +117,54 @@ mod tests {
             .enable_io()
             .build()
             .unwrap();
-        let l = rt.block_on(async { tcp_listener(wildcard()) }).unwrap();
+        let l = rt
+            .block_on(async { tcp_listener(wildcard(), Stack::Dual) })
+            .unwrap();
         let port = l.local_addr().unwrap().port();
         assert!(!socket2::SockRef::from(&l).only_v6().unwrap());
         std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    }
+
+    /// The stack is set whatever the host's default: a socket the kernel made IPv6-only
+    /// (`bindv6only = 1`) is made dual-stack, and the other way round.
+    #[test]
+    fn the_stack_is_set_whatever_the_default() {
+        if !has_ipv6() {
+            return;
+        }
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        s.set_only_v6(true).unwrap();
+        set_stack(&s, wildcard(), Stack::Dual).unwrap();
+        assert!(!s.only_v6().unwrap());
+        set_stack(&s, wildcard(), Stack::V6Only).unwrap();
+        assert!(s.only_v6().unwrap());
+        // A named IPv6 address is left alone.
+        set_stack(&s, "[::1]:0".parse().unwrap(), Stack::Dual).unwrap();
+        assert!(s.only_v6().unwrap());
+    }
+
+    /// `0.0.0.0:P` and `[::]:P` both configured (what a `bindv6only = 1` host needed): the
+    /// `[::]` one is IPv6 only, and both bind. Made dual-stack it would fail to bind.
+    #[test]
+    fn an_ipv4_wildcard_at_the_same_port_keeps_the_ipv6_one_to_ipv6() {
+        if !has_ipv6() {
+            return;
+        }
+        let v4 = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6: SocketAddr = format!("[::]:{port}").parse().unwrap();
+        let all = [v4.local_addr().unwrap(), v6];
+        assert_eq!(stack_among(v6, all.into_iter()), Stack::V6Only);
+        let s = socket(v6, Type::DGRAM, Protocol::UDP, Stack::V6Only).unwrap();
+        s.bind(&v6.into()).unwrap();
+        let dual = socket(v6, Type::DGRAM, Protocol::UDP, Stack::Dual).unwrap();
+        drop(s);
+        assert!(dual.bind(&v6.into()).is_err(), "the IPv4 port is taken");
+        // Alone, or beside another port or a named IPv4 address: dual-stack.
+        let other: SocketAddr = "0.0.0.0:1".parse().unwrap();
+        let named: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        for with in [other, named] {
+            assert_eq!(stack_among(v6, [with, v6].into_iter()), Stack::Dual);
+        }
     }
 }

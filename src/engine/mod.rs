@@ -93,10 +93,17 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let tcp_slots = tcp::Slots::new(&cfg.protect);
     let mut udp_socks = Vec::new();
     for l in &cfg.listen {
+        let stack = bind::stack_among(
+            l.addr,
+            cfg.listen
+                .iter()
+                .filter(|o| o.transport == l.transport)
+                .map(|o| o.addr),
+        );
         match l.transport {
             Transport::Udp => {
-                let sock =
-                    udp::bind(l.addr).with_context(|| format!("cannot bind udp:{}", l.addr))?;
+                let sock = udp::bind(l.addr, stack)
+                    .with_context(|| format!("cannot bind udp:{}", l.addr))?;
                 let local = sock.local_addr()?;
                 let sock = Arc::new(sock);
                 let id = crate::sip::ListenerId(u16::try_from(udp_socks.len())?);
@@ -109,7 +116,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                 udp_socks.push((sock, local));
             }
             Transport::Tcp => {
-                let listener = bind::tcp_listener(l.addr)
+                let listener = bind::tcp_listener(l.addr, stack)
                     .with_context(|| format!("cannot bind tcp:{}", l.addr))?;
                 tokio::spawn(tcp::accept(
                     listener,
@@ -122,8 +129,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         }
     }
     if let Some(m) = cfg.metrics.listen {
-        let listener =
-            bind::tcp_listener(m).with_context(|| format!("cannot serve metrics on {m}"))?;
+        let listener = bind::tcp_listener(m, bind::Stack::Dual)
+            .with_context(|| format!("cannot serve metrics on {m}"))?;
         let handle =
             metrics::install().map_err(|e| anyhow::anyhow!("cannot serve metrics: {e}"))?;
         crate::cdr::describe_metrics();

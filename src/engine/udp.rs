@@ -30,7 +30,8 @@ const MAX_DEFERRED: usize = 4096;
 /// each with its bound address, so that a datagram leaves from one of its address family
 /// without a syscall to ask.
 pub(super) struct Out {
-    socks: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    /// Each with whether it also serves IPv4 (a dual-stack `[::]` listener).
+    socks: Vec<(Arc<UdpSocket>, SocketAddr, bool)>,
     /// Sends waiting for room in a socket buffer (each a task).
     deferred: Arc<Slots>,
 }
@@ -71,6 +72,14 @@ impl Drop for Slot {
 
 impl Out {
     pub(super) fn new(socks: Vec<(Arc<UdpSocket>, SocketAddr)>) -> Out {
+        let socks = socks
+            .into_iter()
+            .map(|(s, local)| {
+                let dual = super::bind::is_v6_wildcard(local)
+                    && socket2::SockRef::from(&*s).only_v6().is_ok_and(|v6| !v6);
+                (s, local, dual)
+            })
+            .collect();
         Out {
             socks,
             deferred: Slots::new(MAX_DEFERRED),
@@ -78,21 +87,23 @@ impl Out {
     }
 
     /// Send toward `target.addr`: by the listener it names (a reply leaves where its request
-    /// came in), else by the first listener of the address family.
+    /// came in, a dual-stack `[::]` one for an IPv4 peer too), else by the first listener of
+    /// the address family, else the first that serves it.
     pub(super) fn send(&self, target: Target, bytes: Bytes) {
         let to = target.addr;
+        let same_family = |local: &SocketAddr| local.is_ipv4() == to.is_ipv4();
+        let serves = |(_, local, dual): &&(Arc<UdpSocket>, SocketAddr, bool)| {
+            same_family(local) || (*dual && to.is_ipv4())
+        };
         let named = target
             .listener
             .and_then(|ListenerId(i)| self.socks.get(usize::from(i)))
-            .filter(|(_, local)| local.is_ipv4() == to.is_ipv4());
+            .filter(serves);
         let Some(sock) = named
-            .or_else(|| {
-                self.socks
-                    .iter()
-                    .find(|(_, local)| local.is_ipv4() == to.is_ipv4())
-            })
+            .or_else(|| self.socks.iter().find(|(_, local, _)| same_family(local)))
+            .or_else(|| self.socks.iter().find(serves))
             .or(self.socks.first())
-            .map(|(s, _)| s)
+            .map(|(s, _, _)| s)
         else {
             warn!(%to, "no UDP listener to send from");
             return;
@@ -119,9 +130,12 @@ impl Out {
 }
 
 /// Bind a non-blocking UDP socket with large buffers.
-pub(super) fn bind(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
+pub(super) fn bind(
+    addr: std::net::SocketAddr,
+    stack: super::bind::Stack,
+) -> std::io::Result<UdpSocket> {
     use socket2::{Protocol, Type};
-    let sock = super::bind::socket(addr, Type::DGRAM, Protocol::UDP)?;
+    let sock = super::bind::socket(addr, Type::DGRAM, Protocol::UDP, stack)?;
     if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER) {
         warn!(error = %e, "cannot enlarge the UDP receive buffer");
     }

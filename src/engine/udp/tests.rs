@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::bind::Stack;
 
 #[test]
 fn sends_waiting_for_room_are_bounded_and_give_their_slot_back() {
@@ -99,7 +100,7 @@ async fn a_reply_leaves_by_the_listener_its_request_came_in_on() {
     let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
     let mut socks = Vec::new();
     for ip in ["127.0.0.1", "127.0.0.3"] {
-        let s = Arc::new(bind(format!("{ip}:0").parse().unwrap()).unwrap());
+        let s = Arc::new(bind(format!("{ip}:0").parse().unwrap(), Stack::Dual).unwrap());
         let local = s.local_addr().unwrap();
         let id = ListenerId(u16::try_from(socks.len()).unwrap());
         tokio::spawn(reader(s.clone(), id, 65_536, inbox.clone()));
@@ -199,7 +200,7 @@ async fn a_strangers_datagrams_are_dropped_unparsed_or_wait_behind_accepted_work
     let mut cfg = crate::call::tests::config();
     cfg.protect = Protect::default();
     let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
-    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap()).unwrap());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
     let gw = s.local_addr().unwrap();
     tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
     let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
@@ -271,7 +272,7 @@ async fn a_response_from_a_peers_address_is_a_peers_and_junk_is_never_kept() {
         }
     }
     let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
-    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap()).unwrap());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
     let gw = s.local_addr().unwrap();
     tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
     let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
@@ -306,7 +307,7 @@ async fn a_dual_stack_listener_hands_on_ipv4_peers_as_ipv4() {
     let mut cfg = crate::call::tests::config();
     cfg.protect = Protect::default();
     let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
-    let Ok(s) = bind("[::]:0".parse().unwrap()) else {
+    let Ok(s) = bind("[::]:0".parse().unwrap(), Stack::Dual) else {
         return; // no IPv6 on this machine
     };
     let port = s.local_addr().unwrap().port();
@@ -331,4 +332,38 @@ async fn a_dual_stack_listener_hands_on_ipv4_peers_as_ipv4() {
         panic!("{ev:?}");
     };
     assert_eq!(source.addr, peer.local_addr().unwrap());
+}
+
+/// A reply to an IPv4 peer whose request came in on a dual-stack `[::]` listener leaves by
+/// that listener (its port), not by another IPv4 one: before, only a listener of the
+/// peer's address family was taken, and the reply came from another port.
+#[tokio::test]
+async fn a_reply_to_an_ipv4_peer_leaves_by_the_dual_stack_listener_it_came_in_on() {
+    let v4 = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let Ok(v6) = bind("[::]:0".parse().unwrap(), Stack::Dual) else {
+        return; // no IPv6 on this machine
+    };
+    let v6 = Arc::new(v6);
+    let (l4, l6) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
+    let out = Out::new(vec![(v4, l4), (v6, l6)]);
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let to = Target {
+        listener: Some(ListenerId(1)),
+        ..Target::udp(peer.local_addr().unwrap())
+    };
+    out.send(to, Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"));
+    // A send that must wait for the socket goes from a task: let it run.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut buf = [0u8; 64];
+    let (_, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(from.port(), l6.port());
+    // A new request (no listener named) leaves by the IPv4 listener.
+    out.send(
+        Target::udp(peer.local_addr().unwrap()),
+        Bytes::from_static(b"x"),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(from.port(), l4.port());
 }
