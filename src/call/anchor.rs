@@ -29,7 +29,7 @@ pub(super) fn media_plan(
     ingress: &Profile,
     targets: &[PeerName],
     call_id: &str,
-    caller_ip: std::net::IpAddr,
+    caller_ip: Option<std::net::IpAddr>,
     now: std::time::Instant,
 ) -> Option<Box<MediaState>> {
     let peers = || {
@@ -43,7 +43,7 @@ pub(super) fn media_plan(
         .then(|| recording_path(env, cfg, call_id, now));
     Some(Box::new(MediaState {
         recording,
-        caller_ip: Some(caller_ip),
+        caller_ip,
         ..Default::default()
     }))
 }

@@ -367,7 +367,7 @@ impl B2bua {
             &ingress,
             &adm.targets,
             &a.call_id,
-            ip,
+            Some(ip),
             now,
         );
         self.env.dialogs.insert(&a, (r, Side::A));

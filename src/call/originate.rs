@@ -124,7 +124,8 @@ impl B2bua {
             &ingress,
             &peers,
             &a.call_id,
-            ingress.address.addr.ip(),
+            // None: side A is user1's dialog once user1 answers, judged by its target.
+            None,
             now,
         );
         let ring = ring_timeout(&cfg, &route1);

@@ -20,11 +20,10 @@ pub(super) enum Stack {
 }
 
 /// The stack of a listener on `addr` among `all` (of its transport): IPv6 only when one of
-/// them is the IPv4 wildcard at the same port.
+/// them is an IPv4 address at the same port (a dual-stack `[::]` would hold that port on
+/// every IPv4 address, and one of them could not bind).
 pub(super) fn stack_among(addr: SocketAddr, mut all: impl Iterator<Item = SocketAddr>) -> Stack {
-    let v4_there = |o: SocketAddr| {
-        matches!(o, SocketAddr::V4(a) if a.ip().is_unspecified()) && o.port() == addr.port()
-    };
+    let v4_there = |o: SocketAddr| o.is_ipv4() && o.port() == addr.port();
     if is_v6_wildcard(addr) && addr.port() != 0 && all.any(v4_there) {
         Stack::V6Only
     } else {
@@ -160,11 +159,12 @@ mod tests {
         let dual = socket(v6, Type::DGRAM, Protocol::UDP, Stack::Dual).unwrap();
         drop(s);
         assert!(dual.bind(&v6.into()).is_err(), "the IPv4 port is taken");
-        // Alone, or beside another port or a named IPv4 address: dual-stack.
-        let other: SocketAddr = "0.0.0.0:1".parse().unwrap();
+        // Beside a named IPv4 address at that port too; alone, or beside another port:
+        // dual-stack.
         let named: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        for with in [other, named] {
-            assert_eq!(stack_among(v6, [with, v6].into_iter()), Stack::Dual);
-        }
+        assert_eq!(stack_among(v6, [named, v6].into_iter()), Stack::V6Only);
+        let other: SocketAddr = "0.0.0.0:1".parse().unwrap();
+        assert_eq!(stack_among(v6, [other, v6].into_iter()), Stack::Dual);
+        assert_eq!(stack_among(v6, [v6].into_iter()), Stack::Dual);
     }
 }

@@ -23,7 +23,8 @@ pub struct MediaState {
     pub heard: PerSide<bool>,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
-    /// address is behind NAT is judged against it.
+    /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
+    /// user1's dialog (its target the address it is reached at).
     pub caller_ip: Option<std::net::IpAddr>,
 }
 

@@ -536,3 +536,44 @@ fn a_second_device_answering_user1_is_acked_and_hung_up_and_cannot_end_the_call(
     assert_eq!(h.statuses(PHONE), vec![481]);
     assert!(h.cdrs.is_empty(), "the call goes on");
 }
+
+/// A call-back's side A is user1's dialog once user1 answers: its SDP is judged against
+/// where user1 is reached, not against the call-back's `from_peer`. Here user1 is behind
+/// NAT on a public trunk (private SDP, `latch = "any"`): no RTP goes to its private address
+/// before its own packets come. Before, the PBX's (loopback) address was used, and RTP
+/// went to 10.1.2.3.
+#[test]
+fn a_call_backs_user1_behind_nat_waits_for_its_own_packets() {
+    let public: std::net::SocketAddr = "198.51.100.3:5060".parse().unwrap();
+    let mut cfg = cb_config();
+    for (name, p) in cfg.profiles.iter_mut() {
+        if &*name.0 == "carrier-a" {
+            let mut q = (**p).clone();
+            q.anchor = true;
+            q.latch = crate::media::Latch::Any;
+            q.address = Target::udp(public);
+            q.matches = vec![public.ip().into()];
+            *p = Arc::new(q);
+        }
+    }
+    let mut h = H::with(cfg);
+    originate_with(&mut h, "nat", "+8610999", "1001", Duration::from_secs(3600));
+    let inv1 = h.one_request("198.51.100.3:5060", Method::Invite);
+    let offer = OFFER.replace("192.0.2.20", "10.1.2.3");
+    let contact = [(Hdr::CONTACT, "<sip:+8610999@198.51.100.3:5060>")];
+    h.recv_msg(
+        "198.51.100.3:5060",
+        reply(&inv1, 200, "u1", &contact, Some(&offer)),
+    );
+    let pairs = h
+        .media
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
+            _ => None,
+        })
+        .expect("the relay is planned");
+    assert_eq!(pairs[0].a_remote, Some("10.1.2.3:6000".parse().unwrap()));
+    assert!(pairs[0].a_wait_for_source);
+}
