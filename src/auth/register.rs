@@ -239,10 +239,20 @@ impl Registration {
         }
     }
 
-    /// Removes the binding: `Expires: 0` when we may hold one, else nothing. With a
-    /// REGISTER out, once that has ended (its answer says whether it bound; no answer may
-    /// mean it did): one REGISTER at a time.
+    /// Removes the binding (a reload that no longer wants it): `Expires: 0` when we may
+    /// hold one, else nothing. With a REGISTER out, once that has ended (its answer says
+    /// whether it bound; no answer within 32 s may mean it did): one REGISTER at a time.
     pub fn shutdown(&mut self, now: Instant) {
+        self.leave_when_done(now, None);
+    }
+
+    /// [`Registration::shutdown`] for a process that stops: a REGISTER out is waited for
+    /// [`LEAVE_WAIT`] at most, which the stop has time for.
+    pub fn stop(&mut self, now: Instant) {
+        self.leave_when_done(now, Some(LEAVE_WAIT));
+    }
+
+    fn leave_when_done(&mut self, now: Instant, wait: Option<Duration>) {
         match self.state {
             State::Done
             | State::InFlight {
@@ -254,7 +264,9 @@ impl Registration {
                 ..
             } => {
                 self.leave_next = true;
-                *deadline = (*deadline).min(later(now, LEAVE_WAIT));
+                if let Some(w) = wait {
+                    *deadline = (*deadline).min(later(now, w));
+                }
             }
             _ => self.leave(now, self.bound_until.is_some()),
         }

@@ -99,7 +99,7 @@ impl Registrations {
     pub fn shutdown(&mut self, env: &mut Env, now: Instant) {
         let _zone = process_zone();
         for e in &mut self.regs {
-            e.reg.shutdown(now);
+            e.reg.stop(now);
         }
         self.flush(env, now);
     }
@@ -195,6 +195,19 @@ impl Registrations {
                 let call_id = reg.call_id().to_string();
                 let mut request = t.request;
                 let cseq = request.cseq().map_or(0, |(n, _)| n);
+                // A REGISTER of this registration still out is given up on: one at a time
+                // (RFC 3261 §10.2), and its retransmissions must not bind the contact again
+                // after an `Expires: 0` (our deadline may come before the transaction's).
+                let superseded: Vec<TxnId> = self
+                    .txns
+                    .iter()
+                    .filter(|(_, (c, n))| *c == call_id && *n < cseq)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in superseded {
+                    self.txns.remove(&id);
+                    env.txn.abandon(id, now, &mut env.txn_out);
+                }
                 let to = env.toward(&mut request, t.to);
                 match env.txn.send_request(request, to, now, &mut env.txn_out) {
                     Some(id) => {

@@ -571,16 +571,17 @@ fn a_late_answer_does_not_push_the_refresh_late() {
     assert!(r.is_up());
 }
 
-/// At shutdown a REGISTER still out is waited for at most `LEAVE_WAIT`: a stop cannot wait
-/// out a silent registrar's 32 s, and a binding left behind draws calls to a gateway that
-/// is gone. Before, a short drain ended with no `Expires: 0` at all.
+/// When the process stops, a REGISTER still out is waited for at most `LEAVE_WAIT`: a stop
+/// cannot wait out a silent registrar's 32 s, and a binding left behind draws calls to a
+/// gateway that is gone. Before, a short drain ended with no `Expires: 0` at all. A reload
+/// that no longer wants the binding (the process goes on) waits for the REGISTER's end.
 #[test]
-fn shutdown_waits_for_a_register_out_only_briefly() {
+fn a_stop_waits_for_a_register_out_only_briefly() {
     let t0 = Instant::now();
     let mut r = reg(3600);
     r.start(t0);
     let q = sent(&mut r);
-    r.shutdown(t0 + Duration::from_secs(1));
+    r.stop(t0 + Duration::from_secs(1));
     assert_eq!(
         r.poll_timeout(),
         Some(t0 + Duration::from_secs(1) + LEAVE_WAIT)
@@ -592,4 +593,9 @@ fn shutdown_waits_for_a_register_out_only_briefly() {
     assert!(!r.handle_response(t0, &answer(&q, 200, &[])));
     r.handle_response(t0, &answer(&u, 200, &[]));
     assert!(r.is_done());
+    let mut reloaded = reg(3600);
+    reloaded.start(t0);
+    let _ = sent(&mut reloaded);
+    reloaded.shutdown(t0 + Duration::from_secs(1));
+    assert_eq!(reloaded.poll_timeout(), Some(t0 + TRANSACTION_TIMEOUT));
 }

@@ -265,6 +265,36 @@ fn the_gateway_registers_answers_the_challenge_refreshes_and_unregisters_at_shut
     assert!(h.core.registrations().is_empty());
 }
 
+/// At shutdown, a REGISTER still unanswered is waited for 2 s, then given up (its
+/// retransmissions stop: one REGISTER at a time, and a late copy must not bind the contact
+/// again) and the `Expires: 0` goes. Before, the removal went at once beside the
+/// REGISTER's retransmissions, and then (6587800) waited for its 32 s, past a short drain.
+#[test]
+fn at_shutdown_an_unanswered_register_is_given_up_for_the_removal() {
+    let mut h = H::with(registering());
+    h.apply();
+    let first = h.one_request(CARRIER_A, Method::Register);
+    h.input(Input::Drain);
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.advance(Duration::from_millis(2100));
+    let sent = h.take_requests(CARRIER_A, Method::Register);
+    let removal = sent
+        .iter()
+        .find(|r| r.header(&Hdr::named("Expires")).as_deref() == Some("0"))
+        .expect("the removal after 2 s")
+        .clone();
+    assert!(removal.cseq().unwrap().0 > first.cseq().unwrap().0);
+    // From now on only the removal is retransmitted.
+    for _ in 0..10 {
+        h.advance(Duration::from_secs(1));
+        for r in h.take_requests(CARRIER_A, Method::Register) {
+            assert_eq!(r.cseq(), removal.cseq(), "the first REGISTER was given up");
+        }
+    }
+    h.recv_msg(CARRIER_A, registrar_ok(&removal, 0));
+    assert!(!h.core.busy());
+}
+
 #[test]
 fn a_silent_registrar_is_retried_with_back_off_and_counted_down() {
     let mut h = H::with(registering());
