@@ -33,7 +33,7 @@ pub const MAX_TRIES: u8 = 7;
 /// STATUS still says `ended`. Longer than the whole retransmission schedule (63.5 s).
 pub const LINGER: Duration = Duration::from_secs(600);
 /// How long after start a clock set back moves the start back with it (see
-/// `handle_datagram`): a clock wrong at boot is set right by then.
+/// `Service::observe_clock`): a clock wrong at boot is set right by then.
 const CLOCK_SETTLES: Duration = Duration::from_secs(600);
 /// Ended call-backs remembered at most; the oldest are forgotten first.
 pub const MAX_ENDED: usize = 16_384;
@@ -286,6 +286,23 @@ impl Service {
         resend.into_iter().chain(forget).chain(watchdog).min()
     }
 
+    /// The wall clock reads `wall` at `now` (the shell says so every second, and with every
+    /// datagram). The start as the clock now puts it: a clock that was ahead when the
+    /// process started (an RTC read as local time, a VM resumed) and was set right since
+    /// (NTP, within minutes of a boot) would otherwise have every datagram refused as signed
+    /// "before the start" until it caught up, hours perhaps. Only early on: a clock set back
+    /// later would let a REQUEST the last process took be taken again (its replay table is
+    /// gone), and nothing tells the two apart.
+    pub fn observe_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall = Some((now, wall));
+        let up = now.saturating_duration_since(self.epoch);
+        if up < CLOCK_SETTLES {
+            self.started_s = self
+                .started_s
+                .min(unix_s(wall).saturating_sub(up.as_secs()));
+        }
+    }
+
     /// One datagram from the call-back socket, received at `now` (`wall` on the wall clock,
     /// which signed datagrams' `ts` is checked against).
     pub fn handle_datagram(
@@ -295,20 +312,8 @@ impl Service {
         src: SocketAddr,
         bytes: &[u8],
     ) {
-        self.wall = Some((now, wall));
+        self.observe_clock(now, wall);
         self.last = self.last.max(now);
-        // The start as the clock now puts it: a clock that was ahead when the process
-        // started (an RTC read as local time, a VM resumed) and was set right since (NTP,
-        // within minutes of a boot) would otherwise have every datagram refused as signed
-        // "before the start" until it caught up, hours perhaps. Only early on: a clock set
-        // back later would let a REQUEST the last process took be taken again (its replay
-        // table is gone), and nothing tells the two apart.
-        let up = now.saturating_duration_since(self.epoch);
-        if up < CLOCK_SETTLES {
-            self.started_s = self
-                .started_s
-                .min(unix_s(wall).saturating_sub(up.as_secs()));
-        }
         if !self.cfg.callback.allows(src.ip()) {
             self.drop_datagram("not_allowed");
             return;

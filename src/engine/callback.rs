@@ -161,6 +161,13 @@ impl Callback {
         self.service.poll_timeout()
     }
 
+    /// Once a second: the wall clock, so that one set right soon after start is seen even
+    /// while no datagram comes.
+    pub fn every_second(&mut self, now: Instant) {
+        self.service
+            .observe_clock(now, std::time::SystemTime::now());
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.service.poll_timeout().is_some_and(|t| t <= now) {
             self.service.handle_timeout(now);

@@ -61,7 +61,8 @@ impl Shell {
         for (peer, up) in states {
             metrics::registration_up(&peer.0, up);
         }
-        if let Some(cb) = &self.callback {
+        if let Some(cb) = self.callback.as_mut() {
+            cb.every_second(now);
             ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.active() as f64);
         }
         let ov = &self.inbox.overload;

@@ -282,3 +282,28 @@ fn a_replay_table_near_full_refuses_with_over_rate() {
         vec!["ACK: id=c;result=ok"]
     );
 }
+
+/// A clock set right while no datagram comes is seen all the same (the shell tells the
+/// service the time every second): a REQUEST signed after the 10 minutes is taken. Before,
+/// only a datagram within the 10 minutes moved the start, and with none every datagram was
+/// refused for as long as the clock had been ahead.
+#[test]
+fn a_clock_set_right_while_the_service_is_quiet_is_seen() {
+    let now = Instant::now();
+    let ahead = SystemTime::UNIX_EPOCH + Duration::from_secs(WALL0 + 3600);
+    let mut h = H {
+        svc: Service::new(config(|c| c.keys = Some(keys())), now, ahead),
+        now,
+        start: now,
+    };
+    for _ in 0..120 {
+        h.advance(Duration::from_secs(1));
+        let wall = h.wall();
+        h.svc.observe_clock(h.now, wall);
+    }
+    h.advance(Duration::from_secs(11 * 60));
+    assert_eq!(
+        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
+        vec!["ACK: id=a;result=ok"]
+    );
+}
