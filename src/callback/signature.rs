@@ -214,8 +214,9 @@ pub struct Replays {
 }
 
 impl Replays {
-    /// A minute of the highest `rate` (1,000 a second placed) and then some.
-    pub const MAX: usize = 65_536;
+    /// A minute of the highest `rate` (1,000 a second placed) under the seven eighths past
+    /// which new REQUESTs are refused, and then some.
+    pub const MAX: usize = 131_072;
 
     /// How long an entry stays whatever the wall clock says: the window's width.
     const HOLD: Duration = Duration::from_secs(2 * MAX_SKEW_S);

@@ -55,21 +55,23 @@ impl Service {
                         },
                     );
                 }
-                Some(Seen::Placed) | None => {}
-            }
-            // What cannot be remembered cannot be taken: dropped unanswered (an answer not
-            // remembered could be followed by the same REQUEST placed when there is room
-            // again). Before that, the last eighth of the table answers `over_rate`, and
-            // remembers it, so the AS hears that it should slow down.
-            if self.replays.is_full() {
-                return self.drop_datagram("replay_table_full");
-            }
-            if self.replays.len() >= Replays::MAX / 8 * 7 {
-                if let Some((m, ts)) = signed {
-                    self.replays
-                        .remember(now, ts, m, Seen::Refused("over_rate"));
+                // Remembered already: it needs no room.
+                Some(Seen::Placed) => {}
+                // What cannot be remembered cannot be taken: dropped unanswered (an answer
+                // not remembered could be followed by the same REQUEST placed when there is
+                // room again). Before that, the last eighth of the table answers
+                // `over_rate`, and remembers it, so the AS hears that it should slow down.
+                None if self.replays.is_full() => {
+                    return self.drop_datagram("replay_table_full");
                 }
-                return refuse(self, "over_rate");
+                None if self.replays.len() >= Replays::MAX / 8 * 7 => {
+                    if let Some((m, ts)) = signed {
+                        self.replays
+                            .remember(now, ts, m, Seen::Refused("over_rate"));
+                    }
+                    return refuse(self, "over_rate");
+                }
+                None => {}
             }
         }
         match self.admit(now, src, &r) {
