@@ -43,6 +43,9 @@ const REOPENED: Duration = Duration::from_secs(10);
 /// the offer/answer (a phone put on hold or resumed, talking) is not taken over meanwhile
 /// by a sender on its IP or the SDP's (a spoof, a neighbour behind the same NAT).
 const REOPEN_QUIET: Duration = Duration::from_millis(100);
+/// How long a source whose last packets came within [`REOPEN_QUIET`] of the offer/answer
+/// must have been quiet: its stream ended then (early media), not one that runs on.
+const TAIL_QUIET: Duration = Duration::from_millis(40);
 
 /// What the latch needs of an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +220,9 @@ impl SourceLatch {
                     true
                 } else if let Some(t) = reopened_at
                     && (src.ip() == l.addr.ip() || rank(src) > 0)
-                    && (l.seen <= t + REOPEN_QUIET || quiet >= REOPEN_QUIET)
+                    && (l.seen <= t
+                        || (l.seen <= t + REOPEN_QUIET && quiet >= TAIL_QUIET)
+                        || quiet >= REOPEN_QUIET)
                 {
                     // A new stream after an offer/answer that kept the source: taken, and
                     // learnt afresh (a source at the SDP's address may still win it back).
@@ -278,12 +283,14 @@ mod tests {
         );
         assert!(kept.accept(t0 + ms(40), addr(4002), head(8, 1), None));
         assert_eq!(kept.source(), Some(addr(4002)));
-        // Early media still in flight after the answer does not hold the answer's stream
-        // up (it stopped when the trunk answered).
+        // Early media still in flight after the answer holds the answer's stream up only
+        // briefly (it stopped when the trunk answered): two packets, not the 100 ms a
+        // stream still running waits.
         let mut tail = SourceLatch::default();
         tail.keep_source(&l, t0 + ms(10));
         assert!(tail.accept(t0 + ms(15), addr(4000), head(7, 2), None));
-        assert!(tail.accept(t0 + ms(20), addr(4002), head(8, 1), None));
+        assert!(!tail.accept(t0 + ms(20), addr(4002), head(8, 1), None));
+        assert!(tail.accept(t0 + ms(15) + TAIL_QUIET, addr(4002), head(8, 2), None));
         assert_eq!(tail.source(), Some(addr(4002)));
         // Once taken, the window is closed: back to the strict rule.
         assert!(!kept.accept(t0 + ms(60), addr(4004), head(5, 1), None));
@@ -297,9 +304,9 @@ mod tests {
     }
 
     /// After an offer/answer that kept the source, a stream that goes on running is not
-    /// taken over by another sender on its IP while it runs (past the first
-    /// [`REOPEN_QUIET`]): only once it pauses. Before, any sender on that IP (or the SDP's)
-    /// took the leg at once within the window, the latched stream still running.
+    /// taken over by another sender on its IP while it runs: only once it pauses. Before,
+    /// any sender on that IP (or the SDP's) took the leg at once within the window, the
+    /// latched stream still running.
     #[test]
     fn a_kept_stream_that_goes_on_is_not_taken_while_it_runs() {
         let t0 = Instant::now();
@@ -309,17 +316,15 @@ mod tests {
         let mut kept = SourceLatch::default();
         kept.keep_source(&l, t0 + ms(10));
         let sdp = Some(addr(4000));
-        // Past the tail its last packets before the offer/answer may still be in flight
-        // in, another sender on its IP is refused while the stream runs.
+        // While the stream runs (a packet every 20 ms), another sender on its IP is
+        // refused, in the first 100 ms too.
         for k in 1..50u16 {
             let at = t0 + ms(10 + 20 * u64::from(k));
             assert!(kept.accept(at, addr(4000), head(7, 1 + k), sdp));
-            if at > t0 + ms(10) + REOPEN_QUIET {
-                assert!(
-                    !kept.accept(at + ms(5), addr(4002), head(0xbad, k), sdp),
-                    "packet {k}"
-                );
-            }
+            assert!(
+                !kept.accept(at + ms(5), addr(4002), head(0xbad, k), sdp),
+                "packet {k}"
+            );
         }
         assert_eq!(kept.source(), Some(addr(4000)));
         // The stream pauses: a new one on its IP takes the leg then (still in the window).
