@@ -85,12 +85,12 @@ impl Sink {
         self.open()
     }
 
-    /// Queue one encoded record; `line` must not contain a newline (JSON never does).
     /// The filesystem the CDR file is on.
     pub fn fs(&mut self) -> &mut dyn CdrFs {
         self.fs.as_mut()
     }
 
+    /// Queue one encoded record; `line` must not contain a newline (JSON never does).
     pub fn push(&mut self, mut line: String) {
         line.push('\n');
         self.pending.push_back(line);

@@ -128,6 +128,8 @@ struct Shared {
     /// At exit, the records not written have been counted (and said): by the writer, or
     /// by a stop that went on without it. Whoever sets it first counts them, once.
     exit_counted: AtomicBool,
+    /// How many the writer counted that way, for a stop that then goes on without it.
+    given_up: AtomicUsize,
 }
 
 /// Handle to the writer thread. [`CdrWriter::close`] (also run on drop) writes and syncs what
@@ -165,6 +167,7 @@ impl CdrWriter {
             reopen: AtomicBool::new(false),
             fail_closed: AtomicBool::new(opts.fail_closed),
             exit_counted: AtomicBool::new(false),
+            given_up: AtomicUsize::new(0),
         });
         // Unbounded channel, bounded by `depth`: `write` refuses past the hard limit, and
         // `depth` counts everything in the channel and in the sink.
@@ -291,10 +294,15 @@ impl CdrWriter {
                     limit.as_secs()
                 );
             }
-            // It has counted what it gives up on, and is writing or saying them.
-            Joined::StillRunning => {
-                tracing::error!("the CDR writer did not finish within {} s", limit.as_secs())
-            }
+            // It has counted what it gives up on, and is writing them aside or saying them
+            // in the log: lost if the process exits first.
+            Joined::StillRunning => tracing::error!(
+                lost = self.shared.given_up.load(Ordering::Acquire),
+                "the CDR writer did not finish within {} s (the disk does not answer): the \
+                 CDRs it was writing aside are lost unless it finishes before the process \
+                 exits",
+                limit.as_secs()
+            ),
         }
     }
 }
@@ -336,7 +344,14 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
     let left = sink.take_pending();
     // Counted once: a stop that went on without this thread may have counted them.
     if !left.is_empty() && !shared.exit_counted.swap(true, Ordering::AcqRel) {
-        shared.depth.fetch_sub(left.len(), Ordering::AcqRel);
+        shared.given_up.store(left.len(), Ordering::Release);
+        settle(
+            shared,
+            TickReport {
+                written: left.len(),
+                ..TickReport::default()
+            },
+        );
         shared
             .dropped
             .fetch_add(left.len() as u64, Ordering::Relaxed);
@@ -460,6 +475,7 @@ mod tests {
             reopen: AtomicBool::new(false),
             fail_closed: AtomicBool::new(true),
             exit_counted: AtomicBool::new(false),
+            given_up: AtomicUsize::new(0),
         };
         let mut sink = Sink::new(Box::new(FullFs), Path::new("cdr.jsonl"));
         sink.push("{\"call_id\":\"a\"}".into());
