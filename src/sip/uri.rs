@@ -64,7 +64,12 @@ fn number_params<'a>(
         else {
             continue;
         };
-        if value.is_some_and(|v| !is_pvalue(v, escaped)) {
+        // `npdi` is a flag; every other one needs its value (RFC 3966, RFC 4694).
+        let well_formed = match value {
+            None => *known == "npdi",
+            Some(v) => *known != "npdi" && is_pvalue(v, escaped),
+        };
+        if !well_formed {
             rn_refused |= *known == "rn";
             continue;
         }
@@ -236,6 +241,9 @@ mod tests {
             // and an `npdi` whose `rn` was left out goes too (alone it says "not ported").
             ("sip:+1555;npdi;rn=a%22b;cpc=%25@h", ""),
             ("sip:+1555;rn=a%2541@h", ""),
+            // A value missing, or one given to the flag: left out.
+            ("tel:+1555;npdi;rn;cpc", ""),
+            ("tel:+1555;npdi=yes;ext=1", ";ext=1"),
             ("sip:john;npdi@h", ""),
             ("tel:+1555", ""),
         ] {
