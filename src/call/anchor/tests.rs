@@ -1,0 +1,50 @@
+use super::{behind_nat, deliverable};
+
+/// Which SDP addresses count as behind NAT, seen from which signalling addresses.
+#[test]
+fn private_sdp_behind_public_signalling_is_behind_nat() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    for (sdp, signalling, natted) in [
+        ("10.0.0.5", "203.0.113.7", true),
+        ("172.16.9.9", "203.0.113.7", true),
+        ("192.168.1.20", "::ffff:203.0.113.7", true),
+        ("100.127.0.1", "203.0.113.7", true),
+        ("169.254.1.1", "203.0.113.7", true),
+        ("fd00::5", "2001:db8::7", true),
+        ("fe80::1", "2001:db8::7", true),
+        ("::ffff:10.0.0.5", "203.0.113.7", true),
+        // Public SDP, or a peer as private as its SDP (on our LAN), or on loopback.
+        ("198.51.100.7", "203.0.113.7", false),
+        ("100.128.0.1", "203.0.113.7", false),
+        ("10.0.0.5", "10.9.9.9", false),
+        ("10.0.0.5", "127.0.0.1", false),
+        ("2001:db8::5", "2001:db8::7", false),
+    ] {
+        assert_eq!(
+            behind_nat(ip(sdp), ip(signalling)),
+            natted,
+            "{sdp} from {signalling}"
+        );
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is judged as the address it
+/// reaches: a dual-stack relay socket would send to it.
+#[test]
+fn a_mapped_address_is_judged_as_what_it_reaches() {
+    let gw: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    for bad in [
+        "::ffff:127.0.0.1",
+        "::ffff:224.0.0.1",
+        "::ffff:0.0.0.0",
+        "::ffff:255.255.255.255",
+    ] {
+        assert!(!deliverable(bad.parse().unwrap(), gw), "{bad}");
+    }
+    assert!(deliverable("::ffff:192.0.2.10".parse().unwrap(), gw));
+    let v4gw: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    assert!(
+        !deliverable("::ffff:192.0.2.1".parse().unwrap(), v4gw),
+        "our own"
+    );
+}

@@ -1,0 +1,302 @@
+use super::*;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 2], port))
+}
+
+fn head(ssrc: u32, seq: u16) -> Option<RtpHead> {
+    Some(RtpHead { ssrc, seq })
+}
+
+#[test]
+fn first_packet_latches_and_other_sources_are_dropped() {
+    let t0 = Instant::now();
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 1), None));
+    assert_eq!(l.source(), Some(addr(4000)));
+    // Same SSRC from elsewhere (a reflected or spoofed copy) never takes over while the
+    // source is alive.
+    for i in 0..10 {
+        assert!(!l.accept(t0, addr(5000), head(7, 2 + i), None));
+    }
+    assert!(l.accept(t0, addr(4000), head(7, 2), None));
+}
+
+#[test]
+fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 1), None));
+    // Early media from port 4000, then the answer (same SDP) from port 4002 on the
+    // same IP with a new SSRC, while 4000 was still sending.
+    let mut kept = SourceLatch::default();
+    kept.keep_source(&l, t0 + ms(10));
+    let other_ip = SocketAddr::from(([192, 0, 2, 66], 4000));
+    assert!(
+        !kept.accept(t0 + ms(20), other_ip, head(9, 1), None),
+        "not from elsewhere"
+    );
+    assert!(kept.accept(t0 + ms(40), addr(4002), head(8, 1), None));
+    assert_eq!(kept.source(), Some(addr(4002)));
+    // Early media still in flight after the answer holds the answer's stream up only
+    // briefly (it stopped when the trunk answered): two packets, not the 100 ms a
+    // stream still running waits.
+    let mut tail = SourceLatch::default();
+    tail.keep_source(&l, t0 + ms(10));
+    assert!(tail.accept(t0 + ms(15), addr(4000), head(7, 2), None));
+    assert!(!tail.accept(t0 + ms(20), addr(4002), head(8, 1), None));
+    assert!(tail.accept(t0 + ms(15) + TAIL_QUIET, addr(4002), head(8, 2), None));
+    assert_eq!(tail.source(), Some(addr(4002)));
+    // Once taken, the window is closed: back to the strict rule.
+    assert!(!kept.accept(t0 + ms(60), addr(4004), head(5, 1), None));
+    // Without an offer/answer, nothing of the kind.
+    assert!(!l.accept(t0 + ms(60), addr(4002), head(8, 1), None));
+    // Past the window a silent source is kept too.
+    let mut late = SourceLatch::default();
+    late.keep_source(&l, t0 + ms(70));
+    assert!(late.accept(t0 + ms(80), addr(4000), head(7, 2), None));
+    assert!(!late.accept(t0 + ms(80) + REOPENED, other_ip, head(9, 1), None));
+}
+
+/// After an offer/answer that kept the source, a stream that goes on running is not
+/// taken over by another sender on its IP while it runs: only once it pauses. Before,
+/// any sender on that IP (or the SDP's) took the leg at once within the window, the
+/// latched stream still running.
+#[test]
+fn a_kept_stream_that_goes_on_is_not_taken_while_it_runs() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 1), None));
+    let mut kept = SourceLatch::default();
+    kept.keep_source(&l, t0 + ms(10));
+    let sdp = Some(addr(4000));
+    // While the stream runs (a packet every 20 ms), another sender on its IP is
+    // refused, in the first 100 ms too.
+    for k in 1..50u16 {
+        let at = t0 + ms(10 + 20 * u64::from(k));
+        assert!(kept.accept(at, addr(4000), head(7, 1 + k), sdp));
+        assert!(
+            !kept.accept(at + ms(5), addr(4002), head(0xbad, k), sdp),
+            "packet {k}"
+        );
+    }
+    assert_eq!(kept.source(), Some(addr(4000)));
+    // The stream pauses: a new one on its IP takes the leg then (still in the window).
+    let last = t0 + ms(10 + 20 * 49);
+    assert!(!kept.accept(last + ms(60), addr(4002), head(8, 1), sdp));
+    assert!(kept.accept(last + REOPEN_QUIET, addr(4002), head(8, 2), sdp));
+}
+
+/// A leg kept at an offer/answer and silent afterwards (on hold) is not open to whoever
+/// sends first, however much later: the window counts from the offer/answer. Before,
+/// it started at the next packet, the attacker's, and the leg was theirs.
+#[test]
+fn a_kept_source_silent_on_hold_is_not_taken_by_a_late_stranger() {
+    let t0 = Instant::now();
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 1), None));
+    let mut held = SourceLatch::default();
+    held.keep_source(&l, t0 + Duration::from_secs(1));
+    let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+    let later = t0 + Duration::from_secs(600);
+    assert!(!held.accept(later, stranger, head(0xbad, 1), None));
+    assert_eq!(held.source(), Some(addr(4000)));
+    // The phone itself, back from hold, is still its source.
+    assert!(held.accept(later, addr(4000), head(7, 2), None));
+}
+
+#[test]
+fn an_injector_with_its_own_ssrc_never_takes_the_leg() {
+    // The audit's attack: three packets with a new SSRC, then one every 20 ms, for as
+    // long as it likes, even while the real source is silent.
+    let t0 = Instant::now();
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 100), None));
+    for i in 0..500u16 {
+        let now = t0 + Duration::from_millis(20 * u64::from(i));
+        assert!(
+            !l.accept(now, addr(6666), head(0xbad, i), None),
+            "packet {i}"
+        );
+    }
+    assert_eq!(l.source(), Some(addr(4000)));
+}
+
+#[test]
+fn a_nat_rebinding_moves_the_latch_once_the_old_source_fell_silent() {
+    let t0 = Instant::now();
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 100), None));
+    // Not yet silent long enough: the same stream from a new port is refused.
+    let soon = t0 + MOVE_AFTER_SILENCE - Duration::from_millis(1);
+    assert!(!l.accept(soon, addr(4100), head(7, 101), None));
+    // Silent long enough, same SSRC, sequence a little ahead: the NAT moved.
+    let later = t0 + MOVE_AFTER_SILENCE;
+    assert!(
+        !l.accept(later, addr(4100), head(8, 101), None),
+        "another SSRC"
+    );
+    assert!(
+        !l.accept(later, addr(4100), head(7, 100), None),
+        "no progress"
+    );
+    // 500 lost, and 200 the 2 s of silence explain (a packet every 10 ms at most).
+    assert!(
+        !l.accept(later, addr(4100), head(7, 100 + 701), None),
+        "too far ahead"
+    );
+    assert!(l.accept(later, addr(4100), head(7, 103), None));
+    assert_eq!(l.source(), Some(addr(4100)));
+    // Sequence numbers wrap.
+    let mut w = SourceLatch::default();
+    assert!(w.accept(t0, addr(4000), head(7, 65535), None));
+    assert!(w.accept(later, addr(4100), head(7, 2), None));
+}
+
+/// A long `rebind_after_silence_ms`: the endpoint sent from its new address all the
+/// while the latch waited (those packets were dropped), so its sequence number is that
+/// far ahead when the latch may move. Before, a gap over 500 was never a continuation,
+/// and with a wait of 12 s at 20 ms the call stayed one-way for good.
+#[test]
+fn a_long_wait_before_a_move_allows_the_packets_sent_meanwhile() {
+    let t0 = Instant::now();
+    let mut l = SourceLatch::with_rebind_after(Duration::from_secs(12));
+    assert!(l.accept(t0, addr(4000), head(7, 100), None));
+    let mut moved = false;
+    for k in 1..=700u16 {
+        let now = t0 + Duration::from_millis(20 * u64::from(k));
+        moved = l.accept(now, addr(4100), head(7, 100 + k), None);
+        if moved {
+            assert_eq!(k, 600, "moved once the wait was over");
+            break;
+        }
+    }
+    assert!(moved && l.source() == Some(addr(4100)));
+}
+
+/// Within the window after an offer/answer that kept the source, a new source from
+/// another IP is not taken, however long the leg was silent (a hold): only the latched
+/// source's IP or the SDP's may take it. Before, any sender took a silent leg.
+#[test]
+fn a_kept_source_silent_on_hold_is_not_taken_from_another_ip_in_the_window() {
+    let t0 = Instant::now();
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 1), None));
+    let mut held = SourceLatch::default();
+    held.keep_source(&l, t0 + Duration::from_secs(100));
+    let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+    let soon = t0 + Duration::from_secs(103);
+    assert!(!held.accept(soon, stranger, head(0xbad, 1), None));
+    assert_eq!(held.source(), Some(addr(4000)));
+    // The SDP's IP may.
+    let sdp = SocketAddr::from(([198, 51, 100, 9], 4000));
+    assert!(held.accept(
+        soon,
+        SocketAddr::from(([198, 51, 100, 9], 5000)),
+        head(8, 1),
+        Some(sdp)
+    ));
+}
+
+/// After an offer/answer that moved the leg (a transfer to another phone), the old
+/// phone's packets, still coming until its BYE, do not take the emptied latch from the
+/// new one for a while. Before, the old phone's next packet latched and the new one was
+/// dropped for the rest of the call.
+#[test]
+fn the_source_a_leg_moved_from_does_not_take_it_back_at_once() {
+    let t0 = Instant::now();
+    let (x, y) = (addr(4000), SocketAddr::from(([192, 0, 2, 80], 7000)));
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, x, head(7, 1), None));
+    let mut moved = SourceLatch::default();
+    moved.moved_from(&l, t0 + Duration::from_secs(5));
+    assert!(!moved.accept(t0 + Duration::from_secs(5), x, head(7, 2), None));
+    assert!(moved.accept(t0 + Duration::from_millis(5200), y, head(9, 1), None));
+    assert_eq!(moved.source(), Some(y));
+    // Nobody else comes: the old source is taken again once the grace is over.
+    let mut alone = SourceLatch::default();
+    alone.moved_from(&l, t0);
+    assert!(!alone.accept(
+        t0 + LEARNING - Duration::from_millis(1),
+        x,
+        head(7, 3),
+        None
+    ));
+    assert!(alone.accept(t0 + LEARNING, x, head(7, 4), None));
+}
+
+#[test]
+fn the_silence_before_a_move_is_the_profiles() {
+    let t0 = Instant::now();
+    let after = Duration::from_millis(500);
+    let mut l = SourceLatch::with_rebind_after(after);
+    assert!(l.accept(t0, addr(4000), head(7, 100), None));
+    assert!(!l.accept(
+        t0 + after - Duration::from_millis(1),
+        addr(4100),
+        head(7, 101),
+        None
+    ));
+    assert!(l.accept(t0 + after, addr(4100), head(7, 102), None));
+    // A longer setting keeps the stream where it is for longer.
+    let mut slow = SourceLatch::with_rebind_after(Duration::from_secs(10));
+    assert!(slow.accept(t0, addr(4000), head(7, 100), None));
+    assert!(!slow.accept(t0 + MOVE_AFTER_SILENCE, addr(4100), head(7, 101), None));
+}
+
+#[test]
+fn while_learning_the_sdps_own_address_takes_the_latch_from_a_stranger() {
+    let t0 = Instant::now();
+    let sdp = addr(4000);
+    let mut l = SourceLatch::default();
+    // A stranger sprays the port right after the answer and gets the first packet in.
+    let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+    assert!(l.accept(t0, stranger, head(0xbad, 1), Some(sdp)));
+    // The endpoint starts from its SDP's address: the latch follows it, for good.
+    let soon = t0 + Duration::from_millis(300);
+    assert!(l.accept(soon, sdp, head(7, 100), Some(sdp)));
+    assert_eq!(l.source(), Some(sdp));
+    for i in 0..200u16 {
+        let now = soon + Duration::from_millis(20 * u64::from(i));
+        assert!(
+            !l.accept(now, stranger, head(0xbad, 2 + i), Some(sdp)),
+            "packet {i}"
+        );
+    }
+    // The SDP's IP at another port beats a stranger too, and loses to the exact address.
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, stranger, head(0xbad, 1), Some(sdp)));
+    assert!(l.accept(soon, addr(4100), head(7, 1), Some(sdp)));
+    assert!(!l.accept(soon, stranger, head(0xbad, 2), Some(sdp)));
+    assert!(l.accept(soon, sdp, head(7, 2), Some(sdp)));
+    assert!(!l.accept(soon, addr(4100), head(7, 3), Some(sdp)));
+}
+
+#[test]
+fn once_learnt_even_the_sdps_address_moves_the_latch_only_by_the_rules() {
+    let t0 = Instant::now();
+    let sdp = addr(4000);
+    let nat = SocketAddr::from(([198, 51, 100, 7], 61000));
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, nat, head(7, 1), Some(sdp)));
+    // The window is counted from the first packet, whatever the source sent since.
+    let later = t0 + LEARNING;
+    assert!(l.accept(later, nat, head(7, 2), Some(sdp)));
+    assert!(!l.accept(later, sdp, head(9, 1), Some(sdp)));
+    assert_eq!(l.source(), Some(nat));
+    // Without an SDP address nobody is preferred: the first packet stays.
+    let mut blind = SourceLatch::default();
+    assert!(blind.accept(t0, nat, head(7, 1), None));
+    assert!(!blind.accept(t0, sdp, head(9, 1), None));
+}
+
+#[test]
+fn the_latched_source_may_restart_its_stream() {
+    let t0 = Instant::now();
+    let mut l = SourceLatch::default();
+    assert!(l.accept(t0, addr(4000), head(7, 1), None));
+    assert!(l.accept(t0, addr(4000), head(8, 5000), None));
+    assert_eq!(l.source(), Some(addr(4000)));
+}
