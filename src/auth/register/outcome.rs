@@ -1,0 +1,79 @@
+//! What a REGISTER's end does to the registration: accepted (the binding and its
+//! refresh), or failed (down, and the back-off before the next try).
+
+use std::time::{Duration, Instant};
+
+use super::granted::granted_expiry;
+use super::{
+    FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER, MIN_GRANT, Op, REFRESH_PERCENT, RegEvent,
+    Registration, State, later,
+};
+use crate::sip::Response;
+
+impl Registration {
+    /// The REGISTER sent at `sent_at` was accepted at `now`.
+    pub(super) fn registered(&mut self, now: Instant, sent_at: Instant, resp: &Response) {
+        let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
+        // A registrar may shorten the expiry, never lengthen it (RFC 3261 §10.3 step 7).
+        let granted = granted.min(self.expires);
+        if granted < MIN_GRANT {
+            // Held that long all the same.
+            self.bound_until = Some(later(sent_at, granted));
+            let why = format!(
+                "the registrar granted {} s, under the {} s the gateway takes",
+                granted.as_secs(),
+                MIN_GRANT.as_secs()
+            );
+            self.fail(now, Op::Register, why, None);
+            return;
+        }
+        let refresh_in = granted * REFRESH_PERCENT / 100;
+        self.failures = 0;
+        self.failing = false;
+        self.raised_423 = false;
+        self.bound_until = Some(later(sent_at, granted));
+        self.state = State::Waiting {
+            at: later(sent_at, refresh_in),
+        };
+        self.event(RegEvent::Registered {
+            expires: granted,
+            refresh_in,
+        });
+    }
+
+    /// A REGISTER failed. The registration is down; a binding we held may stay held until
+    /// it expires (a refused refresh does not remove it), so shutdown still removes it.
+    /// (A 423 raise stays spent until a success: after the back-off a registrar raising
+    /// Min-Expires again waits for the next one.)
+    pub(super) fn fail(
+        &mut self,
+        now: Instant,
+        op: Op,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) {
+        if op == Op::Unregister {
+            self.bound_until = None;
+            self.state = State::Done;
+            self.event(RegEvent::Unregistered { ok: false });
+            return;
+        }
+        self.failing = true;
+        self.failures = self.failures.saturating_add(1);
+        // Retry-After is the least wait (RFC 3261 §20.33): never sooner than the back-off.
+        let retry_in = match retry_after {
+            Some(r) => r.min(MAX_RETRY_AFTER).max(backoff(self.failures)),
+            None => backoff(self.failures),
+        };
+        self.state = State::Waiting {
+            at: later(now, retry_in),
+        };
+        self.event(RegEvent::Failed { reason, retry_in });
+    }
+}
+
+/// 10 s, 20 s, 40 s, … up to 10 min.
+fn backoff(failures: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(16);
+    FIRST_BACKOFF.saturating_mul(1u32 << shift).min(MAX_BACKOFF)
+}
