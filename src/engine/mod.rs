@@ -12,6 +12,7 @@ mod fds;
 mod housekeeping;
 mod inbox;
 mod lifecycle;
+mod listen;
 mod media;
 mod overload;
 mod relay_socket;
@@ -91,57 +92,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         message_timeout: cfg.protect.tcp_message_timeout,
     };
     let tcp_slots = tcp::Slots::new(&cfg.protect);
-    let mut udp_socks = Vec::new();
-    for l in &cfg.listen {
-        let stack = bind::stack_among(
-            l.addr,
-            cfg.listen
-                .iter()
-                .filter(|o| o.transport == l.transport)
-                .map(|o| o.addr),
-        );
-        match l.transport {
-            Transport::Udp => {
-                let sock = udp::bind(l.addr, stack)
-                    .with_context(|| format!("cannot bind udp:{}", l.addr))?;
-                let local = sock.local_addr()?;
-                let sock = Arc::new(sock);
-                let id = crate::sip::ListenerId(u16::try_from(udp_socks.len())?);
-                tokio::spawn(udp::reader(
-                    sock.clone(),
-                    id,
-                    cfg.max_message_bytes,
-                    inbox.clone(),
-                ));
-                udp_socks.push((sock, local));
-            }
-            Transport::Tcp => {
-                let listener = bind::tcp_listener(l.addr, stack)
-                    .with_context(|| format!("cannot bind tcp:{}", l.addr))?;
-                tokio::spawn(tcp::accept(
-                    listener,
-                    tcp_limits,
-                    tcp_slots.clone(),
-                    conn_ids.clone(),
-                    inbox.clone(),
-                ));
-            }
-        }
-    }
-    if let Some(m) = cfg.metrics.listen {
-        let listener = bind::tcp_listener(m, bind::Stack::Dual)
-            .with_context(|| format!("cannot serve metrics on {m}"))?;
-        let handle =
-            metrics::install().map_err(|e| anyhow::anyhow!("cannot serve metrics: {e}"))?;
-        crate::cdr::describe_metrics();
-        let allow_from = inbox.clone();
-        tokio::spawn(crate::ops::scrape::serve(
-            listener,
-            handle,
-            std::sync::Arc::new(move |ip| allow_from.metrics_allows(ip)),
-            cfg.metrics.max_connections,
-        ));
-    }
+    let udp_socks = listen::sip(&cfg, &inbox, tcp_limits, &tcp_slots, &conn_ids)?;
+    listen::metrics_endpoint(&cfg, &inbox)?;
     let (wav, wav_thread) =
         wav::WavWriters::start().context("cannot start the recording writer")?;
     let cdr = CdrWriter::open_with(&cfg.cdr_path, crate::cdr::CdrOptions::from_config(&cfg))
