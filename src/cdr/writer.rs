@@ -343,8 +343,9 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
     count_errors(shared, report.errors);
     let left = sink.take_pending();
     // Counted once: a stop that went on without this thread may have counted them.
+    // Stored first: a stop that finds the count taken says this number.
+    shared.given_up.store(left.len(), Ordering::Release);
     if !left.is_empty() && !shared.exit_counted.swap(true, Ordering::AcqRel) {
-        shared.given_up.store(left.len(), Ordering::Release);
         settle(
             shared,
             TickReport {

@@ -2,8 +2,9 @@
 //! the host's `net.ipv6.bindv6only` says: an operator who writes `[::]:5060` means every
 //! address, and a host with `bindv6only = 1` would otherwise leave IPv4 peers unheard with
 //! no error (the IPv4 form of the source is taken at each reader, see `engine::udp`). Not
-//! when the configuration also listens on `0.0.0.0` at that port: that one hears IPv4, and
-//! `[::]` only IPv6 (the pair an operator on a `bindv6only = 1` host writes).
+//! when the configuration also listens on an IPv4 address at that port (`0.0.0.0`, the pair
+//! an operator on a `bindv6only = 1` host writes, or another): that one hears IPv4, and
+//! `[::]` only IPv6.
 
 use std::io;
 use std::net::SocketAddr;

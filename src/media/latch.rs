@@ -44,7 +44,8 @@ const REOPENED: Duration = Duration::from_secs(10);
 /// by a sender on its IP or the SDP's (a spoof, a neighbour behind the same NAT).
 const REOPEN_QUIET: Duration = Duration::from_millis(100);
 /// How long a source whose last packets came within [`REOPEN_QUIET`] of the offer/answer
-/// must have been quiet: its stream ended then (early media), not one that runs on.
+/// must have been quiet: its stream ended then (early media), not one that runs on. At
+/// least twice its own packet spacing (a 60 ms stream, a lost packet).
 const TAIL_QUIET: Duration = Duration::from_millis(40);
 
 /// What the latch needs of an RTP packet.
@@ -61,6 +62,9 @@ struct Latched {
     /// DTLS), which therefore never moves after a silence, only through signalling.
     head: Option<RtpHead>,
     seen: Instant,
+    /// The time between its last two packets (zero after the first): how long a pause of
+    /// its own is.
+    gap: Duration,
     /// When the latch was first set after the last offer/answer (the learning window's start).
     learnt: Instant,
 }
@@ -159,6 +163,10 @@ impl SourceLatch {
             addr: src,
             head: p,
             seen: now,
+            gap: self
+                .current
+                .filter(|l| l.addr == src)
+                .map_or(Duration::ZERO, |l| now.saturating_duration_since(l.seen)),
             learnt: self.current.map_or(now, |l| l.learnt),
         };
         match self.current {
@@ -221,7 +229,7 @@ impl SourceLatch {
                 } else if let Some(t) = reopened_at
                     && (src.ip() == l.addr.ip() || rank(src) > 0)
                     && (l.seen <= t
-                        || (l.seen <= t + REOPEN_QUIET && quiet >= TAIL_QUIET)
+                        || (l.seen <= t + REOPEN_QUIET && quiet >= TAIL_QUIET.max(2 * l.gap))
                         || quiet >= REOPEN_QUIET)
                 {
                     // A new stream after an offer/answer that kept the source: taken, and

@@ -39,6 +39,16 @@ fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
     );
     assert!(kept.accept(t0 + ms(40), addr(4002), head(8, 1), None));
     assert_eq!(kept.source(), Some(addr(4002)));
+    // A stream with 30 ms between packets is not taken 45 ms after its last one: that is
+    // no end of it.
+    let mut slow = SourceLatch::default();
+    assert!(slow.accept(t0, addr(4000), head(7, 1), None));
+    let before = slow;
+    slow.keep_source(&before, t0 + ms(10));
+    assert!(slow.accept(t0 + ms(30), addr(4000), head(7, 2), None));
+    assert!(!slow.accept(t0 + ms(75), addr(4002), head(8, 1), None));
+    assert!(slow.accept(t0 + ms(90), addr(4000), head(7, 3), None));
+    assert_eq!(slow.source(), Some(addr(4000)));
     // Early media still in flight after the answer holds the answer's stream up only
     // briefly (it stopped when the trunk answered): two packets, not the 100 ms a
     // stream still running waits.
