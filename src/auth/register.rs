@@ -216,9 +216,21 @@ impl Registration {
     /// Returns what the new registration takes: until when the registrar may hold the
     /// binding, and whether the last REGISTER failed.
     pub fn hand_over(&mut self) -> Handover {
+        // A REGISTER still out may bind (it is given up: its answer will reach no one), for
+        // as long as it asked from when it was sent.
+        let out = match &self.state {
+            State::InFlight {
+                op: Op::Register,
+                deadline,
+                ..
+            } => deadline
+                .checked_sub(TRANSACTION_TIMEOUT)
+                .map(|sent| later(sent, self.expires)),
+            _ => None,
+        };
         self.state = State::Done;
         Handover {
-            bound_until: self.bound_until.take(),
+            bound_until: self.bound_until.take().max(out),
             failing: self.failing,
         }
     }

@@ -240,6 +240,18 @@ impl Registrations {
             }
         }
         self.regs.retain(|e| !e.reg.is_done());
+        // A REGISTER of a registration that ended (handed over by a reload while it was
+        // out) is given up: its retransmissions must not bind the contact again later.
+        let orphaned: Vec<TxnId> = self
+            .txns
+            .iter()
+            .filter(|(_, (c, _))| !self.regs.iter().any(|e| e.reg.call_id() == c))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphaned {
+            self.txns.remove(&id);
+            env.txn.abandon(id, now, &mut env.txn_out);
+        }
     }
 }
 

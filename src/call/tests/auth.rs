@@ -413,6 +413,38 @@ fn a_binding_handed_over_is_removed_at_shutdown_even_if_the_new_register_is_refu
     );
 }
 
+/// A reload that hands the binding over while its REGISTER is still unanswered gives that
+/// REGISTER up (its retransmissions stop) and counts its contact as possibly bound: the new
+/// REGISTER refused, shutdown still removes it. Before, the old REGISTER went on being
+/// retransmitted, its late 200 reached no one, and shutdown sent no removal: the registrar
+/// kept sending the trunk's calls to a gateway that was gone, for an hour.
+#[test]
+fn a_register_out_when_a_reload_hands_over_is_given_up_and_its_binding_removed() {
+    let mut h = H::with(registering());
+    h.apply();
+    let out = h.one_request(CARRIER_A, Method::Register);
+    h.input(Input::Reload(Arc::new(registering_with(|r| {
+        r.expires = Duration::from_secs(1800);
+    }))));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_ne!(again.call_id(), out.call_id());
+    for _ in 0..6 {
+        h.advance(Duration::from_secs(1));
+        for r in h.take_requests(CARRIER_A, Method::Register) {
+            assert_eq!(
+                r.call_id(),
+                again.call_id(),
+                "the old REGISTER was given up"
+            );
+        }
+    }
+    h.recv_msg(CARRIER_A, registrar_ok(&out, 3600));
+    h.recv_msg(CARRIER_A, reply(&again, 403, "reg1", &[], None));
+    h.input(Input::Drain);
+    let un = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+}
+
 /// A reload that moves the contact removes the old binding first and registers the new
 /// contact once that removal is answered. One that moves it back while the removal still
 /// waits for its answer: the contact never registered is just dropped, and the restored one
