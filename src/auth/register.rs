@@ -55,7 +55,9 @@ pub const MAX_EXPIRES: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Debug, Clone, Copy)]
 pub struct Handover {
     bound_until: Option<Instant>,
-    failing: bool,
+    /// The binding was known to work (its last REGISTER accepted): not a REGISTER still
+    /// unanswered, nor one refused.
+    up: bool,
 }
 
 /// A request to send.
@@ -214,24 +216,24 @@ impl Registration {
     /// registrar replaces it (RFC 3261 §10.3: a REGISTER under another Call-ID updates the
     /// binding), and an `Expires: 0` raced against that REGISTER could remove the new one.
     /// Returns what the new registration takes: until when the registrar may hold the
-    /// binding, and whether the last REGISTER failed.
-    pub fn hand_over(&mut self) -> Handover {
-        // A REGISTER still out may bind (it is given up: its answer will reach no one), for
-        // as long as it asked from when it was sent.
-        let out = match &self.state {
+    /// binding, and whether it was known to work.
+    pub fn hand_over(&mut self, now: Instant) -> Handover {
+        // A REGISTER still out may bind (it is given up: its answer will reach no one; a
+        // retransmission sent until now may be the copy that binds), for as long as it
+        // asked.
+        let out = matches!(
+            self.state,
             State::InFlight {
                 op: Op::Register,
-                deadline,
                 ..
-            } => deadline
-                .checked_sub(TRANSACTION_TIMEOUT)
-                .map(|sent| later(sent, self.expires)),
-            _ => None,
-        };
+            }
+        )
+        .then(|| later(now, self.expires));
+        let up = self.is_up();
         self.state = State::Done;
         Handover {
             bound_until: self.bound_until.take().max(out),
-            failing: self.failing,
+            up,
         }
     }
 
@@ -241,7 +243,7 @@ impl Registration {
     pub fn take_over(&mut self, from: Handover) {
         if from.bound_until > self.bound_until {
             self.bound_until = from.bound_until;
-            self.failing = from.failing;
+            self.failing = !from.up;
         }
     }
 

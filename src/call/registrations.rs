@@ -74,7 +74,7 @@ impl Registrations {
             }
             if wanted.iter().any(|(p, _)| p.same_binding(&e.params)) {
                 info!(peer = %e.reg.peer(), "registration settings changed: registering the same contact anew");
-                handed.push((e.params.clone(), e.reg.hand_over()));
+                handed.push((e.params.clone(), e.reg.hand_over(now)));
             } else {
                 info!(peer = %e.reg.peer(), "registration changed or no longer wanted: unregistering");
                 e.reg.shutdown(now);

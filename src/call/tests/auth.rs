@@ -428,6 +428,11 @@ fn a_register_out_when_a_reload_hands_over_is_given_up_and_its_binding_removed()
     }))));
     let again = h.one_request(CARRIER_A, Method::Register);
     assert_ne!(again.call_id(), out.call_id());
+    // Possibly bound, not known to work: down.
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), false)]
+    );
     for _ in 0..6 {
         h.advance(Duration::from_secs(1));
         for r in h.take_requests(CARRIER_A, Method::Register) {
