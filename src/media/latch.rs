@@ -44,9 +44,12 @@ const REOPENED: Duration = Duration::from_secs(10);
 /// by a sender on its IP or the SDP's (a spoof, a neighbour behind the same NAT).
 const REOPEN_QUIET: Duration = Duration::from_millis(100);
 /// How long a source whose last packets came within [`REOPEN_QUIET`] of the offer/answer
-/// must have been quiet: its stream ended then (early media), not one that runs on. At
-/// least twice its own packet spacing (a 60 ms stream, a lost packet).
+/// must have been quiet: its stream ended then (early media), not one that runs on.
 const TAIL_QUIET: Duration = Duration::from_millis(40);
+/// Either pause is at least twice the source's own packet spacing (a 60 ms stream, a lost
+/// packet), counting a spacing up to this (a stream back from a silence has a long one, and
+/// must not keep its leg from a new stream for the whole window).
+const MAX_SPACING: Duration = Duration::from_millis(150);
 
 /// What the latch needs of an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +198,8 @@ impl SourceLatch {
             }
             Some(l) => {
                 let quiet = now.saturating_duration_since(l.seen);
+                // Twice the latched stream's own spacing, within reason.
+                let spacing = l.gap.min(MAX_SPACING) * 2;
                 let silent = quiet >= self.rebind_after;
                 // What the endpoint sent meanwhile from its new address (dropped while the
                 // latch waited) explains a gap, on top of the packets lost.
@@ -229,8 +234,8 @@ impl SourceLatch {
                 } else if let Some(t) = reopened_at
                     && (src.ip() == l.addr.ip() || rank(src) > 0)
                     && (l.seen <= t
-                        || (l.seen <= t + REOPEN_QUIET && quiet >= TAIL_QUIET.max(2 * l.gap))
-                        || quiet >= REOPEN_QUIET)
+                        || (l.seen <= t + REOPEN_QUIET && quiet >= TAIL_QUIET.max(spacing))
+                        || quiet >= REOPEN_QUIET.max(spacing))
                 {
                     // A new stream after an offer/answer that kept the source: taken, and
                     // learnt afresh (a source at the SDP's address may still win it back).

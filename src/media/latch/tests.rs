@@ -49,6 +49,15 @@ fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
     assert!(!slow.accept(t0 + ms(75), addr(4002), head(8, 1), None));
     assert!(slow.accept(t0 + ms(90), addr(4000), head(7, 3), None));
     assert_eq!(slow.source(), Some(addr(4000)));
+    // Nor a 60 ms stream whose next packet was lost: it is back 120 ms after the last.
+    let mut ptime60 = SourceLatch::default();
+    assert!(ptime60.accept(t0, addr(4000), head(7, 1), None));
+    let before = ptime60;
+    ptime60.keep_source(&before, t0 + ms(10));
+    assert!(ptime60.accept(t0 + ms(60), addr(4000), head(7, 2), None));
+    assert!(!ptime60.accept(t0 + ms(165), addr(4002), head(8, 1), None));
+    assert!(ptime60.accept(t0 + ms(180), addr(4000), head(7, 4), None));
+    assert_eq!(ptime60.source(), Some(addr(4000)));
     // Early media still in flight after the answer holds the answer's stream up only
     // briefly (it stopped when the trunk answered): two packets, not the 100 ms a
     // stream still running waits.
