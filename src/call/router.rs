@@ -63,7 +63,8 @@ impl B2bua {
         now: Instant,
         wall_now: SystemTime,
     ) -> Self {
-        let pool = crate::media::PortPool::new(cfg.media_ports.0, cfg.media_ports.1);
+        let mut pool = crate::media::PortPool::new(cfg.media_ports.0, cfg.media_ports.1);
+        pool.exclude(&cfg.own_udp_ports());
         let limits = super::limits::Limits::new(&cfg);
         let mut b = B2bua {
             env: Env {

@@ -280,7 +280,7 @@ fn valid_password(s: &str) -> bool {
 /// the file's contents.
 fn read_password_file(file: &Path) -> Result<Secret, String> {
     use std::io::Read;
-    let f = std::fs::File::open(file).map_err(|e| format!("cannot be read: {e}"))?;
+    let f = super::read::open_regular(file)?;
     let mut buf = Vec::new();
     f.take(MAX_PASSWORD_FILE_BYTES + 1)
         .read_to_end(&mut buf)

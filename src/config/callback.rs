@@ -162,8 +162,7 @@ pub(super) fn load(
     }
     if let Some(f) = &sec.secret_file {
         let file = cx.path.parent().unwrap_or(Path::new(".")).join(f.get_ref());
-        let keys = std::fs::read_to_string(&file)
-            .map_err(|e| e.to_string())
+        let keys = super::read::read_text(&file)
             .and_then(|text| Keys::parse(&text).map_err(str::to_string));
         match keys {
             Ok(k) => c.keys = Some(k),

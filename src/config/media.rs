@@ -14,6 +14,8 @@ pub(super) struct Media {
     pub ports: (u16, u16),
     pub max_streams: usize,
     pub threads: usize,
+    /// `threads` was 0 or unset (one per core, counted at each load).
+    pub threads_auto: bool,
 }
 
 /// `[media]`; `advertise` is `[sip] advertise`, the relay's address when `[media]` names
@@ -26,7 +28,13 @@ pub(super) fn media(
 ) -> Media {
     let ip = match &s.advertise {
         Some(a) => match a.get_ref().trim().parse::<IpAddr>() {
-            Ok(ip) => ip,
+            Ok(ip) => match super::sip::reachable(ip) {
+                Ok(()) => ip,
+                Err(why) => {
+                    errs.push(at(a.span(), format!("[media] advertise {ip} {why}")));
+                    ip
+                }
+            },
             Err(_) => {
                 errs.push(at(
                     a.span(),
@@ -72,6 +80,7 @@ pub(super) fn media(
         ports,
         max_streams,
         threads,
+        threads_auto: s.threads.as_ref().is_none_or(|n| *n.get_ref() == 0),
     }
 }
 
@@ -125,7 +134,9 @@ pub(super) fn recording(
 fn parse_port_range(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-')?;
     let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a >= 1024 && b > a && (b - a) >= 2).then_some((a, b))
+    // At least one pair: an even port and the odd one after it (`20000-20001` is one).
+    let even = u32::from(a) + u32::from(a) % 2;
+    (a >= 1024 && even < u32::from(b)).then_some((a, b))
 }
 
 /// The most relay threads `[media] threads` accepts.

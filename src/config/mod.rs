@@ -14,6 +14,7 @@ mod media;
 pub mod net;
 mod process;
 mod profile;
+mod read;
 mod routes;
 mod session_timer;
 mod sip;
@@ -187,6 +188,10 @@ pub struct Config {
     pub media_max_streams: usize,
     /// `[media] threads`: relay threads (0 in the file: one per core).
     pub media_threads: usize,
+    /// `[media] threads` was 0 or unset: `media_threads` is the core count at load time,
+    /// which may change under a running process (a CPU quota, an affinity) without the
+    /// setting changing.
+    pub media_threads_auto: bool,
     /// `[recording] dir`.
     pub recording_dir: PathBuf,
     /// `[recording] format = "stereo"` (else mixed).
@@ -205,16 +210,22 @@ pub struct Config {
 }
 
 impl Config {
+    /// The UDP ports the gateway listens on itself (`[sip] listen`, the call-back
+    /// service), which the media pool must not hand out.
+    pub fn own_udp_ports(&self) -> Vec<u16> {
+        self.listen
+            .iter()
+            .filter(|l| l.transport == crate::sip::Transport::Udp)
+            .map(|l| l.addr.port())
+            .chain(self.callback.listen.map(|a| a.port()))
+            .collect()
+    }
+
     /// Read and validate `gateway.toml` and every profile. All problems are reported at once.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read::read_text(path) {
             Ok(t) => t,
-            Err(e) => {
-                return Err(ConfigErrors(vec![ConfigError::file(
-                    path,
-                    format!("cannot read: {e}"),
-                )]));
-            }
+            Err(e) => return Err(ConfigErrors(vec![ConfigError::file(path, e)])),
         };
         Config::from_source(path, &text, ProfileSource::Folder)
     }
@@ -266,6 +277,7 @@ impl Config {
             ports: media_ports,
             max_streams: media_max_streams,
             threads: media_threads,
+            threads_auto: media_threads_auto,
         } = media::media(&file.media, &advertise, &at, &mut errs);
         let media::Recording {
             dir: recording_dir,
@@ -368,6 +380,7 @@ impl Config {
             media_ports,
             media_max_streams,
             media_threads,
+            media_threads_auto,
             recording_dir,
             recording_stereo,
             recording_jitter,

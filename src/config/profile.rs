@@ -45,17 +45,23 @@ pub(super) fn read_profiles_folder(
             return Vec::new();
         }
     };
+    // Hidden files are not profiles: an editor's lock (`.#carrier-a.toml`, a dangling
+    // link) or a copy's resource fork (`._carrier-a.toml`).
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+        })
         .collect();
     files.sort();
     files
         .into_iter()
-        .map(|path| match std::fs::read_to_string(&path) {
+        .map(|path| match super::read::read_text(&path) {
             Ok(t) => (path, Some(t)),
             Err(e) => {
-                errs.push(ConfigError::file(&path, format!("cannot read: {e}")));
+                errs.push(ConfigError::file(&path, e));
                 (path, None)
             }
         })

@@ -50,10 +50,10 @@ pub(super) fn sip(
         None => None,
     };
     let advertise = s.advertise.get_ref().trim().to_string();
-    if advertise.is_empty() || advertise.contains(char::is_whitespace) {
+    if let Err(why) = advertisable(&advertise) {
         errs.push(at(
             s.advertise.span(),
-            "[sip] advertise must be a host name or IP address".into(),
+            format!("[sip] advertise {advertise:?} {why}"),
         ));
     }
     Sip {
@@ -61,6 +61,30 @@ pub(super) fn sip(
         front,
         advertise,
     }
+}
+
+/// Whether `host` can be the address peers are told to reach us at (`[sip] advertise`): a
+/// host name or an IP address, without a port (Via and Contact add the listener's), and
+/// not one that reaches no one in particular (`0.0.0.0`, multicast, broadcast). The error
+/// says what is wrong.
+pub(super) fn advertisable(host: &str) -> Result<(), &'static str> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return reachable(ip);
+    }
+    if host.contains(':') || !crate::interop::uri::valid_host(host) {
+        return Err("must be a host name or an IP address, without a port");
+    }
+    Ok(())
+}
+
+/// Whether peers can be sent to `ip` (an advertised address): not the unspecified address,
+/// multicast or broadcast.
+pub(super) fn reachable(ip: std::net::IpAddr) -> Result<(), &'static str> {
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    if ip.is_unspecified() || ip.is_multicast() || broadcast {
+        return Err("reaches no one in particular: name the address peers reach this host at");
+    }
+    Ok(())
 }
 
 /// `udp:127.0.0.1:5060`, `tcp:[::1]:5060`. A bare `ip:port` means UDP.
@@ -73,11 +97,13 @@ pub fn parse_transport_addr(s: &str) -> Result<(Transport, SocketAddr), String> 
         }
         _ => (Transport::Udp, s),
     };
-    rest.parse::<SocketAddr>()
-        .map(|a| (transport, a))
-        .map_err(|_| {
-            format!(
-                "{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)"
-            )
-        })
+    let addr = rest.parse::<SocketAddr>().map_err(|_| {
+        format!("{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)")
+    })?;
+    // Port 0 is no port: a listener on it gets one at random that Via and Contact cannot
+    // name, and nothing can be sent to a peer at it.
+    if addr.port() == 0 {
+        return Err(format!("{s:?}: port 0 is no port"));
+    }
+    Ok((transport, addr))
 }

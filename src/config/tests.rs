@@ -601,7 +601,7 @@ fn call_policy_keys_are_validated_with_positions() {
         "[session_timer]\nmode = \"sometimes\"\nexpires_s = 30\n\
          [transfer]\nmode = \"always\"\n\
          [sip]\nallow = [\"INVITE\", \"BY E\"]\n\
-         [headers]\npass = [\"Via\", \"X Bad\"]\nuser_agent = \"\"\n",
+         [headers]\npass = [\"Via\", \"X Bad\"]\nuser_agent = \"bad\\u0007\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
     let text = Config::load(&dir.path().join("gateway.toml"))
@@ -739,5 +739,88 @@ fn a_drain_longer_than_the_shipped_stop_timeouts_is_a_warning() {
                 && w.contains("TimeoutStopSec=45")),
         "{:?}",
         said(&c)
+    );
+}
+
+/// Hidden files in the profiles folder are not profiles: an editor's lock (`.#pbx.toml`, a
+/// dangling link) or a copy's resource fork stopped every reload and restart with an error
+/// about a file `ls` does not show.
+#[test]
+fn hidden_files_in_the_profiles_folder_are_left_alone() {
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let profiles = dir.path().join("profiles");
+    std::os::unix::fs::symlink("user@host.1234:1700000000", profiles.join(".#pbx.toml")).unwrap();
+    std::fs::write(profiles.join("._carrier-a.toml"), b"\x00\x05\x16\x07\xff").unwrap();
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.profiles.len(), 3);
+}
+
+/// What peers are told to reach us at must reach us: a port (the `listen` form, an easy
+/// slip) made every Via and Contact unreachable, and `0.0.0.0` told peers to put the call
+/// on hold. Both loaded before.
+#[test]
+fn an_advertised_address_must_reach_this_host() {
+    for (bad, why) in [
+        ("203.0.113.5:5060", "without a port"),
+        ("0.0.0.0", "reaches no one in particular"),
+        ("224.0.0.1", "reaches no one in particular"),
+        ("sip.example.com:5060", "without a port"),
+    ] {
+        let text = load_errors(
+            &GATEWAY.replace(
+                "advertise = \"127.0.0.1\"",
+                &format!("advertise = \"{bad}\""),
+            ),
+            &standard_profiles(),
+        );
+        assert!(text.contains(why), "{bad}: {text}");
+    }
+    let text = load_errors(
+        &format!("{GATEWAY}\n[media]\nadvertise = \"0.0.0.0\"\n"),
+        &standard_profiles(),
+    );
+    assert!(
+        text.contains("[media] advertise 0.0.0.0 reaches no one"),
+        "{text}"
+    );
+    for good in ["sbc.example.com", "2001:db8::5", "192.0.2.7"] {
+        let gw = GATEWAY.replace(
+            "advertise = \"127.0.0.1\"",
+            &format!("advertise = \"{good}\""),
+        );
+        assert!(load_tree(&gw, &standard_profiles()).is_ok(), "{good}");
+    }
+}
+
+/// One even/odd pair is a range (the message asked for "at least one pair" and refused it);
+/// port 0 is no port anywhere an address is given; `user_agent = ""` is none, as
+/// CONFIG.md says.
+#[test]
+fn small_ranges_port_zero_and_an_empty_user_agent() {
+    let one = load_tree(
+        &format!("{GATEWAY}\n[media]\nports = \"20000-20001\"\n"),
+        &standard_profiles(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(one.media_ports, (20000, 20001));
+    let text = load_errors(
+        &format!("{GATEWAY}\n[media]\nports = \"20001-20002\"\n"),
+        &standard_profiles(),
+    );
+    assert!(text.contains("[media] ports"), "{text}");
+    let text = load_errors(
+        &GATEWAY.replace("udp:127.0.0.1:5060", "udp:127.0.0.1:0"),
+        &standard_profiles(),
+    );
+    assert!(text.contains("port 0 is no port"), "{text}");
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[headers]\nuser_agent = \"\"\n");
+    let cfg = load_tree(GATEWAY, &ps).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        cfg.profile(&PeerName("carrier-a".into()))
+            .unwrap()
+            .headers
+            .user_agent
+            .is_none()
     );
 }

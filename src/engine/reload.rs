@@ -123,7 +123,10 @@ pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static
     if old.media_ports != new.media_ports {
         return Some("[media] ports");
     }
-    if old.media_threads != new.media_threads {
+    // The setting, not the count: "one per core" stays what it was when the cores the
+    // process may use change under it.
+    let threads = |c: &Config| (!c.media_threads_auto).then_some(c.media_threads);
+    if threads(old) != threads(new) {
         return Some("[media] threads");
     }
     if old.callback.listen != new.callback.listen {
@@ -240,6 +243,19 @@ mod tests {
             &[("/etc/trunkgate/profiles/pbx.toml".into(), pbx.to_string())],
         )
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// "One relay thread per core" is a setting: the count it gave at start-up may differ
+    /// at a reload (a CPU quota or affinity changed under the process) without the setting
+    /// changing, and every reload was refused until a restart.
+    #[test]
+    fn one_thread_per_core_stays_the_setting_when_the_cores_change() {
+        let old = config("");
+        let mut new = config("");
+        new.media_threads = old.media_threads + 1;
+        assert_eq!(restart_only_change(&old, &new), None);
+        let set = config("[media]\nthreads = 2\n");
+        assert_eq!(restart_only_change(&old, &set), Some("[media] threads"));
     }
 
     #[test]

@@ -56,6 +56,15 @@ impl PortPool {
         }
     }
 
+    /// Leave out the pairs that hold one of `taken` (UDP ports the gateway listens on
+    /// itself, which may fall in `[media] ports`): their bind would fail, and a call that
+    /// drew them would fail with it.
+    pub fn exclude(&mut self, taken: &[u16]) {
+        self.free
+            .retain(|&p| !taken.contains(&p) && !taken.contains(&p.saturating_add(1)));
+        self.rest = self.free.len() / 2;
+    }
+
     fn index(&self, port: u16) -> Option<usize> {
         let off = port.checked_sub(self.start)?;
         (off % 2 == 0)
@@ -150,6 +159,17 @@ impl PortPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A port the gateway listens on itself (a SIP listener inside `[media] ports`) is never
+    /// handed out with its pair: before, a call that drew it failed its media at bind.
+    #[test]
+    fn ports_the_gateway_listens_on_are_left_out() {
+        let mut p = PortPool::with_seed(20000, 20009, 1);
+        p.exclude(&[20003, 20004, 5060]);
+        let mut got: Vec<u16> = std::iter::from_fn(|| p.alloc()).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![20000, 20006, 20008]);
+    }
 
     #[test]
     fn even_rtp_ports_with_room_for_rtcp() {

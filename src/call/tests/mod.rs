@@ -117,6 +117,7 @@ pub(crate) fn config() -> Config {
         media_ports: (30000, 30009),
         media_max_streams: 4,
         media_threads: 1,
+        media_threads_auto: false,
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),
@@ -166,6 +167,18 @@ pub(super) struct H {
 impl H {
     pub(super) fn new() -> Self {
         Self::with(config())
+    }
+
+    /// The streams the relay was last told of (none when it was told nothing).
+    pub(super) fn relay_pairs(&self) -> Vec<crate::media::RelayPair> {
+        self.media
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
     }
 
     pub(super) fn with(cfg: Config) -> Self {

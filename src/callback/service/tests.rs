@@ -49,6 +49,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
         media_ports: (30000, 30009),
         media_max_streams: 4,
         media_threads: 1,
+        media_threads_auto: false,
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),

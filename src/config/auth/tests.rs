@@ -165,7 +165,7 @@ fn errors_are_located_and_never_quote_the_password() {
         (
             "[auth]\nusername = \"u\"\npassword_file = \"missing\"\n",
             "itsp.toml:8:17:",
-            "missing: cannot be read",
+            "missing: cannot read",
         ),
         (
             "[auth]\nusername = \"u\"\npassword = \"pa55\\qsecret\"\n",

@@ -144,8 +144,11 @@ pub(super) fn header_policy(
     let strip = names(&h.strip, "strip", false);
     let user_agent = h.user_agent.as_ref().and_then(|ua| {
         let v = ua.get_ref().trim();
-        // One header value: printable, no line breaks, not empty.
-        if v.is_empty() || v.len() > 128 || v.chars().any(|c| c.is_control()) {
+        // "" is none (CONFIG.md); otherwise one header value: printable, no line breaks.
+        if v.is_empty() {
+            return None;
+        }
+        if v.len() > 128 || v.chars().any(|c| c.is_control()) {
             errs.push(ConfigError::at(
                 path,
                 text,

@@ -1,0 +1,81 @@
+//! Reading the operator's files: `gateway.toml`, the profiles, a password file, the
+//! call-back keys. A reload runs on the signalling thread, so a file that would block it (a
+//! FIFO, a device such as `/dev/zero`, a folder) or fill memory is refused with a clear
+//! error rather than read.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The largest configuration file read (a profile is a few KB).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Open `path` for reading if it is a regular file (after symlinks), without blocking on
+/// one that is not; the error says why in words an operator can act on.
+pub(super) fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. A regular
+    // file reads as usual.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("cannot read: not a regular file".into());
+    }
+    Ok(f)
+}
+
+/// The UTF-8 text of a regular file of at most [`MAX_FILE_BYTES`].
+pub(super) fn read_text(path: &Path) -> Result<String, String> {
+    let f = open_regular(path)?;
+    let mut buf = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "cannot read: larger than {} KiB",
+            MAX_FILE_BYTES >> 10
+        ));
+    }
+    String::from_utf8(buf).map_err(|_| "cannot read: not UTF-8 text".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FIFO, a device and a folder are refused at once (a reload read on the signalling
+    /// thread: a FIFO blocked it for ever, `/dev/zero` filled memory); a file too large or
+    /// not UTF-8 is refused with its reason.
+    #[test]
+    fn only_regular_files_of_reasonable_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.toml");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a plain system call on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let t = std::time::Instant::now();
+        assert!(read_text(&fifo).unwrap_err().contains("not a regular file"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        let zero = dir.path().join("zero.toml");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert!(read_text(&zero).unwrap_err().contains("not a regular file"));
+        assert!(
+            read_text(dir.path())
+                .unwrap_err()
+                .contains("not a regular file")
+        );
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_FILE_BYTES as usize + 1]).unwrap();
+        assert!(read_text(&big).unwrap_err().contains("larger than"));
+        let latin = dir.path().join("latin.toml");
+        std::fs::write(&latin, b"name = \"caf\xe9\"\n").unwrap();
+        assert!(read_text(&latin).unwrap_err().contains("not UTF-8"));
+        let ok = dir.path().join("ok.toml");
+        std::fs::write(&ok, "name = \"ok\"\n").unwrap();
+        assert_eq!(read_text(&ok).unwrap(), "name = \"ok\"\n");
+    }
+}
