@@ -180,9 +180,14 @@ fn split_params(params: &str) -> (&str, &str) {
 /// Number parameters (tel: form, `%HH` kept) written into a SIP URI's user part: what
 /// that may not carry literally (`[`, `]`, `:`) escaped (RFC 3261 §25.1).
 fn params_in_user(params: &str) -> String {
-    let mut out = String::with_capacity(params.len());
-    for b in params.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%".contains(&b) {
+    percent_encode(params, b"-_.!~*'()&=+$,;?/%")
+}
+
+/// `s` with every byte but ASCII alphanumerics and `keep` written as `%HH`.
+fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -310,14 +315,7 @@ pub fn request_uri_in(
 
 /// Percent-encode what a SIP user part may not carry literally (RFC 3261 §25.1).
 pub fn escape_user(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let out = percent_encode(s, b"-_.!~*'()&=+$,;?/");
     if out.is_empty() {
         "anonymous".into()
     } else {

@@ -2,7 +2,7 @@
 
 use super::*;
 
-use crate::media::{MediaAction, RelayPair};
+use crate::media::MediaAction;
 
 fn anchored() -> H {
     H::with(config_with(|n, p| {
@@ -10,17 +10,6 @@ fn anchored() -> H {
             p.anchor = true;
         }
     }))
-}
-
-fn relay_pairs(h: &H) -> Vec<RelayPair> {
-    h.media
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// A callee behind NAT (its signalling from a public address, its SDP naming a private
@@ -52,7 +41,7 @@ fn rtp_waits_for_a_natted_legs_own_packets() {
         let inv = h.one_request(peer, Method::Invite);
         let answer = SDP.replace("192.0.2.10", sdp).replace("4000", "5004");
         h.carrier_answers_on(peer, &inv, "m1", &answer);
-        let pairs = relay_pairs(&h);
+        let pairs = h.relay_pairs();
         assert_eq!(pairs[0].b_wait_for_source, waits, "{peer} {sdp}");
         assert_eq!(
             pairs[0].b_remote,
@@ -74,7 +63,7 @@ fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
         "phone's media address leaked:\n{offer}"
     );
     assert!(offer.contains("c=IN IP4 127.0.0.1\r\n"));
-    let pairs = relay_pairs(&h);
+    let pairs = h.relay_pairs();
     assert_eq!(pairs.len(), 1);
     assert!(
         offer.contains(&format!("m=audio {} RTP/AVP 0", pairs[0].b_port)),
@@ -89,7 +78,7 @@ fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
     let ok = h.carrier_answers(&inv, "m1", &answer);
     let body = String::from_utf8_lossy(ok.body()).into_owned();
     assert!(!body.contains("198.51.100.7"), "{body}");
-    let pairs = relay_pairs(&h);
+    let pairs = h.relay_pairs();
     assert!(
         body.contains(&format!("m=audio {} RTP/AVP 0", pairs[0].a_port)),
         "{body}"
@@ -188,7 +177,7 @@ fn reinvite_moving_media_updates_the_relay_without_new_ports() {
             "",
         ),
     );
-    let before = relay_pairs(&h);
+    let before = h.relay_pairs();
     let free = h.core.free_media_ports();
     // Hold, from a new port.
     let moved = SDP
@@ -215,7 +204,7 @@ fn reinvite_moving_media_updates_the_relay_without_new_ports() {
         "{body}"
     );
     assert!(body.contains("a=sendonly"));
-    let after = relay_pairs(&h);
+    let after = h.relay_pairs();
     assert_eq!(
         (after[0].a_port, after[0].b_port),
         (before[0].a_port, before[0].b_port)
@@ -363,7 +352,7 @@ fn addresses_that_are_no_destination_are_not_relayed_to() {
         let sdp = SDP.replace("c=IN IP4 192.0.2.10", &format!("c=IN IP4 {c}"));
         h.recv(PHONE, &invite_with_sdp("dest1", &sdp));
         h.one_request(CARRIER_A, Method::Invite);
-        let pairs = relay_pairs(&h);
+        let pairs = h.relay_pairs();
         assert_eq!(pairs.len(), 1, "{why}");
         assert_eq!(
             pairs[0].a_remote, None,
@@ -384,13 +373,13 @@ fn loopback_is_a_destination_only_for_a_gateway_on_loopback() {
     let sdp = SDP.replace("c=IN IP4 192.0.2.10", "c=IN IP4 127.0.0.5");
     h.recv(PHONE, &invite_with_sdp("dest2", &sdp));
     h.one_request(CARRIER_A, Method::Invite);
-    assert_eq!(relay_pairs(&h)[0].a_remote, None);
+    assert_eq!(h.relay_pairs()[0].a_remote, None);
     // The same SDP toward a gateway on loopback (the tests' own setup) is a destination.
     let mut lab = anchored();
     lab.recv(PHONE, &invite_with_sdp("dest3", &sdp));
     lab.one_request(CARRIER_A, Method::Invite);
     assert_eq!(
-        relay_pairs(&lab)[0].a_remote,
+        lab.relay_pairs()[0].a_remote,
         Some("127.0.0.5:4000".parse().unwrap())
     );
 }
@@ -653,27 +642,27 @@ fn a_stream_changes_kind_when_the_answer_accepts_and_not_when_the_offer_is_refus
     use crate::media::StreamKind;
     let mut h = anchored();
     let tag = anchored_call_with(&mut h, "k1", SDP, SDP);
-    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp);
+    assert_eq!(h.relay_pairs()[0].kind, StreamKind::Rtp);
     let t38 = SDP.replace(
         "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
         "m=image 4000 udptl t38\r\na=T38FaxVersion:0\r\n",
     );
     // The fax side offers T.38; the carrier refuses it: the stream stays voice.
     let re = phone_reinvites(&mut h, "k1", &tag, 2, &t38);
-    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp, "not on the offer");
+    assert_eq!(h.relay_pairs()[0].kind, StreamKind::Rtp, "not on the offer");
     h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
-    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp);
+    assert_eq!(h.relay_pairs()[0].kind, StreamKind::Rtp);
     phone_acks(&mut h, "k1", &tag, 2, "z9hG4bKk12");
     // Offered again and accepted: T.38 from the answer on.
     let re = phone_reinvites(&mut h, "k1", &tag, 3, &t38);
     h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&t38)));
-    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Datagram);
+    assert_eq!(h.relay_pairs()[0].kind, StreamKind::Datagram);
     phone_acks(&mut h, "k1", &tag, 3, "z9hG4bKk1ack3");
     // And back to voice.
     let re = phone_reinvites(&mut h, "k1", &tag, 4, SDP);
-    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Datagram);
+    assert_eq!(h.relay_pairs()[0].kind, StreamKind::Datagram);
     h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(SDP)));
-    assert_eq!(relay_pairs(&h)[0].kind, StreamKind::Rtp);
+    assert_eq!(h.relay_pairs()[0].kind, StreamKind::Rtp);
 }
 
 #[test]
@@ -686,16 +675,16 @@ fn keys_offered_on_rtp_avp_and_declined_leave_plain_rtp_and_mux_needs_both_legs(
     );
     h.recv(PHONE, &invite_with_sdp("k2", &keyed));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    let offered = relay_pairs(&h)[0].clone();
+    let offered = h.relay_pairs()[0].clone();
     assert_eq!((offered.kind, offered.rtcp_mux), (StreamKind::Srtp, false));
     // Best-effort SRTP declined: the answer has neither keys nor mux.
     h.carrier_answers(&inv, "c", SDP);
-    let answered = relay_pairs(&h)[0].clone();
+    let answered = h.relay_pairs()[0].clone();
     assert_eq!((answered.kind, answered.rtcp_mux), (StreamKind::Rtp, false));
     // Both keyed and multiplexed.
     let mut h = anchored();
     anchored_call_with(&mut h, "k3", &keyed, &keyed);
-    let both = relay_pairs(&h)[0].clone();
+    let both = h.relay_pairs()[0].clone();
     assert_eq!((both.kind, both.rtcp_mux), (StreamKind::Srtp, true));
 }
 
@@ -714,7 +703,7 @@ fn a_stream_the_relay_does_not_read_keeps_its_legs_repacketising_for_when_it_bec
         "PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
     );
     anchored_call_with(&mut h, "k4", &keyed, &keyed);
-    let p = relay_pairs(&h)[0].clone();
+    let p = h.relay_pairs()[0].clone();
     // SRTP now (the relay forwards it unread), but if a re-INVITE drops the keys the relay
     // opened for this stream must already cut the carrier's RTP to 20 ms.
     assert_eq!((p.kind, p.b_ptime), (StreamKind::Srtp, Some(20)));
@@ -725,7 +714,7 @@ fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_w
     use crate::media::StreamKind;
     let mut h = anchored();
     let tag = anchored_call_with(&mut h, "k5", SDP, SDP);
-    let before = relay_pairs(&h);
+    let before = h.relay_pairs();
     assert_eq!(before.len(), 1);
     // T.38 offered as a new stream beside the voice one turned off (port 0): the voice
     // stream's ports go to the new one while the offer is out.
@@ -734,14 +723,14 @@ fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_w
         "m=audio 0 RTP/AVP 0\r\nm=image 4002 udptl t38\r\n",
     );
     let re = phone_reinvites(&mut h, "k5", &tag, 2, &fax);
-    let offered = relay_pairs(&h);
+    let offered = h.relay_pairs();
     assert_eq!(
         offered[0].a_remote,
         Some("192.0.2.10:4002".parse().unwrap())
     );
     h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
     // Refused: the voice stream is where it was, as it was.
-    let after = relay_pairs(&h);
+    let after = h.relay_pairs();
     let voice = after
         .iter()
         .find(|p| (p.a_port, p.b_port) == (before[0].a_port, before[0].b_port))
@@ -795,7 +784,7 @@ fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
     let ok = h.carrier_answers(&inv, "c", SDP);
     let tag = ok.to_tag().unwrap();
     phone_acks(&mut h, "x2", &tag, 1, "z9hG4bKx2ack1");
-    assert!(!relay_pairs(&h)[0].rtcp_mux);
+    assert!(!h.relay_pairs()[0].rtcp_mux);
     // The carrier asks for an offer (a re-INVITE without SDP).
     h.recv(
         CARRIER_A,
@@ -834,7 +823,7 @@ fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
     );
     h.one_request(PHONE, Method::Ack);
     assert!(
-        relay_pairs(&h)[0].rtcp_mux,
+        h.relay_pairs()[0].rtcp_mux,
         "offered in the 2xx, answered in the ACK"
     );
 }
@@ -843,7 +832,7 @@ fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
 fn an_offer_refused_for_want_of_ports_puts_the_moved_ports_back() {
     let mut h = anchored();
     let (_inv, tag) = anchored_call_inv(&mut h, "x3");
-    let before = relay_pairs(&h);
+    let before = h.relay_pairs();
     // Another call takes most of the rest of the tests' pool (5 port pairs, two a stream):
     // one pair is left, no stream's worth.
     h.recv(PHONE, &invite_with_sdp("fill", SDP));
@@ -870,7 +859,7 @@ fn an_offer_refused_for_want_of_ports_puts_the_moved_ports_back() {
     );
     assert!(h.statuses(PHONE).contains(&488));
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
-    let after = relay_pairs(&h);
+    let after = h.relay_pairs();
     assert_eq!(after.len(), 1);
     assert_eq!(
         (after[0].a_port, after[0].a_remote, after[0].b_remote),
@@ -896,22 +885,22 @@ fn a_failover_sends_the_callers_media_to_no_one_until_the_next_callee_says_where
         ),
     );
     assert_eq!(
-        relay_pairs(&h)[0].b_remote,
+        h.relay_pairs()[0].b_remote,
         Some("198.51.100.7:4000".parse().unwrap())
     );
-    let first = relay_pairs(&h)[0].callee;
+    let first = h.relay_pairs()[0].callee;
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ea", &[], None));
     h.one_request(CARRIER_B, Method::Invite);
     assert_eq!(
-        relay_pairs(&h)[0].b_remote,
+        h.relay_pairs()[0].b_remote,
         None,
         "not to the callee that failed"
     );
     // The relay learns nothing of the next callee from the one that failed, nor takes a
     // source for it before its SDP.
-    assert_ne!(relay_pairs(&h)[0].callee, first);
-    assert!(relay_pairs(&h)[0].a_heard);
-    assert!(!relay_pairs(&h)[0].b_heard);
+    assert_ne!(h.relay_pairs()[0].callee, first);
+    assert!(h.relay_pairs()[0].a_heard);
+    assert!(!h.relay_pairs()[0].b_heard);
 }
 
 /// A 183 with SDP from a carrier at `contact` that takes UPDATE.
@@ -951,7 +940,7 @@ fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
     let late = SDP.replace("192.0.2.10", "198.51.100.9");
     h.recv_msg(CARRIER_A, reply(&update, 200, "ea", &[], Some(&late)));
     assert!(h.take_responses(PHONE).is_empty());
-    assert_eq!(relay_pairs(&h)[0].b_remote, None);
+    assert_eq!(h.relay_pairs()[0].b_remote, None);
     // The next carrier may take an offer at once.
     h.recv_msg(
         CARRIER_B,
@@ -1023,7 +1012,7 @@ fn a_stream_turned_off_is_told_to_the_relay_as_off() {
     let answer = String::from_utf8_lossy(inv.body()).replace("127.0.0.1", "192.0.2.40");
     let ok = h.carrier_answers(&inv, "c", &answer);
     assert_eq!(
-        relay_pairs(&h).iter().map(|p| p.active).collect::<Vec<_>>(),
+        h.relay_pairs().iter().map(|p| p.active).collect::<Vec<_>>(),
         [true, true]
     );
     let tag = ok.to_tag().unwrap();
@@ -1038,7 +1027,7 @@ fn a_stream_turned_off_is_told_to_the_relay_as_off() {
         &from_phone_in("off1", "INVITE", &tag, 2, "z9hG4bKoff2", &one),
     );
     h.one_request(CARRIER_A, Method::Invite);
-    let pairs = relay_pairs(&h);
+    let pairs = h.relay_pairs();
     assert_eq!(pairs.len(), 2, "its ports are kept");
     assert_eq!(
         pairs.iter().map(|p| p.active).collect::<Vec<_>>(),
@@ -1082,7 +1071,7 @@ fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
         h.recv(PHONE, &prack);
     }
     assert_eq!(
-        relay_pairs(&h)[0].b_remote,
+        h.relay_pairs()[0].b_remote,
         Some("198.51.100.9:6008".parse().unwrap()),
         "the last branch anchored"
     );
@@ -1090,7 +1079,7 @@ fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
     let ok = h.carrier_answers_bare(&inv, "bra");
     assert!(ok.body().is_empty(), "the caller has its answer already");
     assert_eq!(
-        relay_pairs(&h)[0].b_remote,
+        h.relay_pairs()[0].b_remote,
         Some("198.51.100.7:5004".parse().unwrap()),
         "the branch that answered"
     );
@@ -1109,7 +1098,7 @@ fn a_mapped_sdp_address_is_relayed_to_as_ipv4() {
     );
     h.one_request(CARRIER_A, Method::Invite);
     assert_eq!(
-        relay_pairs(&h)[0].a_remote,
+        h.relay_pairs()[0].a_remote,
         Some("192.0.2.10:4000".parse().unwrap())
     );
 }

@@ -565,15 +565,8 @@ fn a_call_backs_user1_behind_nat_waits_for_its_own_packets() {
         "198.51.100.3:5060",
         reply(&inv1, 200, "u1", &contact, Some(&offer)),
     );
-    let pairs = h
-        .media
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
-            _ => None,
-        })
-        .expect("the relay is planned");
+    let pairs = h.relay_pairs();
+    assert!(!pairs.is_empty(), "the relay is planned");
     assert_eq!(pairs[0].a_remote, Some("10.1.2.3:6000".parse().unwrap()));
     assert!(pairs[0].a_wait_for_source);
 }

@@ -282,15 +282,8 @@ fn a_caller_behind_nat_is_judged_by_its_source_through_the_front() {
     let natted =
         invite_text("f-n", "z9hG4bKfn", "+8610123", "").replace("192.0.2.10", "192.168.1.20");
     h.recv(FRONT, &via_front(&natted, "203.0.113.7:5060"));
-    let pairs = h
-        .media
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
-            _ => None,
-        })
-        .expect("the relay is planned");
+    let pairs = h.relay_pairs();
+    assert!(!pairs.is_empty(), "the relay is planned");
     assert_eq!(
         pairs[0].a_remote,
         Some("192.168.1.20:4000".parse().unwrap())

@@ -729,15 +729,8 @@ fn on_an_anchored_call_the_next_callee_is_offered_the_callers_answer_through_the
         "the phone's address leaked: {offer}"
     );
     // The relay sends the phone's media where its answer said.
-    let pairs = h
-        .media
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
-            _ => None,
-        })
-        .expect("a relay");
+    let pairs = h.relay_pairs();
+    assert!(!pairs.is_empty(), "the relay is planned");
     assert_eq!(pairs[0].a_remote, Some("192.0.2.77:4000".parse().unwrap()));
     assert_eq!(pairs[0].b_remote, None, "nothing yet from the next carrier");
 }
@@ -1167,15 +1160,8 @@ fn on_an_anchored_call_that_answer_goes_through_the_gateway() {
         !ack.contains("192.0.2.77"),
         "the phone's address leaked: {ack}"
     );
-    let pairs = h
-        .media
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            crate::media::MediaAction::Relay { pairs, .. } => Some(pairs.clone()),
-            _ => None,
-        })
-        .expect("a relay");
+    let pairs = h.relay_pairs();
+    assert!(!pairs.is_empty(), "the relay is planned");
     assert_eq!(pairs[0].a_remote, Some("192.0.2.77:4000".parse().unwrap()));
 }
 

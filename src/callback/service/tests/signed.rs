@@ -202,15 +202,21 @@ fn a_captured_request_replayed_after_its_id_is_forgotten_places_no_call() {
 /// A gateway whose clock was an hour ahead when it started, set right since: what the AS
 /// signs now is taken. Before, everything was dropped as signed "before the start" until
 /// the clock caught up with the wrong start, an hour later.
-#[test]
-fn a_clock_that_was_ahead_at_start_refuses_nothing_once_set_right() {
+/// A signed service started while the wall clock read an hour ahead of the fake one (which
+/// the test's datagrams are signed by: the clock set right).
+fn started_an_hour_ahead() -> H {
     let now = Instant::now();
     let ahead = SystemTime::UNIX_EPOCH + Duration::from_secs(WALL0 + 3600);
-    let mut h = H {
+    H {
         svc: Service::new(config(|c| c.keys = Some(keys())), now, ahead),
         now,
         start: now,
-    };
+    }
+}
+
+#[test]
+fn a_clock_that_was_ahead_at_start_refuses_nothing_once_set_right() {
+    let mut h = started_an_hour_ahead();
     h.advance(Duration::from_secs(10));
     assert_eq!(
         h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
@@ -289,13 +295,7 @@ fn a_replay_table_near_full_refuses_with_over_rate() {
 /// refused for as long as the clock had been ahead.
 #[test]
 fn a_clock_set_right_while_the_service_is_quiet_is_seen() {
-    let now = Instant::now();
-    let ahead = SystemTime::UNIX_EPOCH + Duration::from_secs(WALL0 + 3600);
-    let mut h = H {
-        svc: Service::new(config(|c| c.keys = Some(keys())), now, ahead),
-        now,
-        start: now,
-    };
+    let mut h = started_an_hour_ahead();
     for _ in 0..120 {
         h.advance(Duration::from_secs(1));
         let wall = h.wall();
