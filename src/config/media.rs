@@ -43,7 +43,11 @@ pub(super) fn media(
                 IpAddr::from([127, 0, 0, 1])
             }
         },
-        None => advertise.parse().unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        None => advertise
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1])),
     };
     let ports = match &s.ports {
         Some(p) => match parse_port_range(p.get_ref()) {

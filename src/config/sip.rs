@@ -68,7 +68,11 @@ pub(super) fn sip(
 /// not one that reaches no one in particular (`0.0.0.0`, multicast, broadcast). The error
 /// says what is wrong.
 pub(super) fn advertisable(host: &str) -> Result<(), &'static str> {
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
         return reachable(ip);
     }
     if host.contains(':') || !crate::interop::uri::valid_host(host) {

@@ -783,13 +783,25 @@ fn an_advertised_address_must_reach_this_host() {
         text.contains("[media] advertise 0.0.0.0 reaches no one"),
         "{text}"
     );
-    for good in ["sbc.example.com", "2001:db8::5", "192.0.2.7"] {
+    for good in [
+        "sbc.example.com",
+        "2001:db8::5",
+        "[2001:db8::5]",
+        "192.0.2.7",
+    ] {
         let gw = GATEWAY.replace(
             "advertise = \"127.0.0.1\"",
             &format!("advertise = \"{good}\""),
         );
         assert!(load_tree(&gw, &standard_profiles()).is_ok(), "{good}");
     }
+    // The relay's address is the bracketed IPv6 one, not the 127.0.0.1 fallback.
+    let gw = GATEWAY.replace("advertise = \"127.0.0.1\"", "advertise = \"[2001:db8::5]\"");
+    let cfg = load_tree(&gw, &standard_profiles()).unwrap();
+    assert_eq!(
+        cfg.media_ip,
+        "2001:db8::5".parse::<std::net::IpAddr>().unwrap()
+    );
 }
 
 /// One even/odd pair is a range (the message asked for "at least one pair" and refused it);
