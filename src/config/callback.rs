@@ -121,7 +121,7 @@ pub(super) fn load(
                 None
             }
         },
-        None => match sip.advertise.get_ref().trim().parse::<IpAddr>() {
+        None => match super::sip::advertise_ip(sip.advertise.get_ref().trim()).ok_or(()) {
             Ok(ip) => Some(ip),
             // Binding needs an address; guessing one could expose the port.
             Err(_) if port == 0 => None,

@@ -27,7 +27,7 @@ pub(super) fn media(
     errs: &mut Vec<ConfigError>,
 ) -> Media {
     let ip = match &s.advertise {
-        Some(a) => match a.get_ref().trim().parse::<IpAddr>() {
+        Some(a) => match super::sip::advertise_ip(a.get_ref().trim()).ok_or(()) {
             Ok(ip) => match super::sip::reachable(ip) {
                 Ok(()) => ip,
                 Err(why) => {
@@ -43,17 +43,13 @@ pub(super) fn media(
                 IpAddr::from([127, 0, 0, 1])
             }
         },
-        None => advertise
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        None => super::sip::advertise_ip(advertise).unwrap_or(IpAddr::from([127, 0, 0, 1])),
     };
     let ports = match &s.ports {
         Some(p) => match parse_port_range(p.get_ref()) {
             Some(r) => r,
             None => {
-                errs.push(at(p.span(), format!("[media] ports {:?} must be \"FIRST-LAST\" with at least one even/odd pair, e.g. \"20000-20999\"", p.get_ref())));
+                errs.push(at(p.span(), format!("[media] ports {:?} must be \"FIRST-LAST\" from 1024 with at least two even/odd pairs (a stream takes one per leg), e.g. \"20000-20999\"", p.get_ref())));
                 (20000, 20999)
             }
         },
@@ -138,9 +134,10 @@ pub(super) fn recording(
 fn parse_port_range(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-')?;
     let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    // At least one pair: an even port and the odd one after it (`20000-20001` is one).
+    // At least two pairs (an even port and the odd one after it): a stream takes one for
+    // each leg (`20000-20003` is two).
     let even = u32::from(a) + u32::from(a) % 2;
-    (a >= 1024 && even < u32::from(b)).then_some((a, b))
+    (a >= 1024 && even + 3 <= u32::from(b)).then_some((a, b))
 }
 
 /// The most relay threads `[media] threads` accepts.

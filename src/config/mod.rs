@@ -299,7 +299,7 @@ impl Config {
         // Anchored SDP must name an address the peers can reach; a host name in `[sip]
         // advertise` gives none, and loopback would leave every anchored call silent.
         if file.media.advertise.is_none()
-            && advertise.parse::<IpAddr>().is_err()
+            && sip::advertise_ip(&advertise).is_none()
             && let Some(p) = profiles.values().find(|p| p.anchor || p.record)
         {
             errs.push(at(

@@ -53,6 +53,13 @@ pub(super) fn metrics(
     let listen = match s.listen.get_ref().trim() {
         "" => None,
         m => match m.parse::<SocketAddr>() {
+            Ok(a) if a.port() == 0 => {
+                errs.push(at(
+                    s.listen.span(),
+                    format!("[metrics] listen {m:?}: port 0 is no port"),
+                ));
+                None
+            }
             Ok(a) => Some(a),
             Err(_) => {
                 errs.push(at(

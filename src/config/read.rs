@@ -13,11 +13,16 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// Open `path` for reading if it is a regular file (after symlinks), without blocking on
 /// one that is not; the error says why in words an operator can act on.
 pub(super) fn open_regular(path: &Path) -> Result<std::fs::File, String> {
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. A regular
-    // file reads as usual.
+    // Asked first, so that a device is never opened (opening one may act: a terminal, a
+    // watchdog); then opened without blocking (a FIFO put there meanwhile would wait for a
+    // writer) or taking a terminal, and asked again.
+    let before = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !before.is_file() {
+        return Err("cannot read: not a regular file".into());
+    }
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| format!("cannot read: {e}"))?;
     let meta = f.metadata().map_err(|e| format!("cannot read: {e}"))?;

@@ -68,22 +68,28 @@ pub(super) fn sip(
 /// not one that reaches no one in particular (`0.0.0.0`, multicast, broadcast). The error
 /// says what is wrong.
 pub(super) fn advertisable(host: &str) -> Result<(), &'static str> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+    if let Some(ip) = advertise_ip(host) {
         return reachable(ip);
     }
-    if host.contains(':') || !crate::interop::uri::valid_host(host) {
+    if host.contains([':', '[', ']']) || !crate::interop::uri::valid_host(host) {
         return Err("must be a host name or an IP address, without a port");
     }
     Ok(())
 }
 
+/// The IP address an advertised host is, if it is one: an IPv4 address, or an IPv6 one
+/// bare or in brackets (brackets around anything else make it no address at all).
+pub(super) fn advertise_ip(host: &str) -> Option<std::net::IpAddr> {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner.parse::<std::net::Ipv6Addr>().ok().map(Into::into),
+        None => host.parse().ok(),
+    }
+}
+
 /// Whether peers can be sent to `ip` (an advertised address): not the unspecified address,
-/// multicast or broadcast.
+/// multicast or broadcast (an IPv4 one written as IPv6 included).
 pub(super) fn reachable(ip: std::net::IpAddr) -> Result<(), &'static str> {
+    let ip = ip.to_canonical();
     let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
     if ip.is_unspecified() || ip.is_multicast() || broadcast {
         return Err("reaches no one in particular: name the address peers reach this host at");

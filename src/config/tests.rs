@@ -765,6 +765,8 @@ fn an_advertised_address_must_reach_this_host() {
         ("0.0.0.0", "reaches no one in particular"),
         ("224.0.0.1", "reaches no one in particular"),
         ("sip.example.com:5060", "without a port"),
+        ("[192.0.2.7]", "without a port"),
+        ("::ffff:0.0.0.0", "reaches no one in particular"),
     ] {
         let text = load_errors(
             &GATEWAY.replace(
@@ -795,31 +797,42 @@ fn an_advertised_address_must_reach_this_host() {
         );
         assert!(load_tree(&gw, &standard_profiles()).is_ok(), "{good}");
     }
-    // The relay's address is the bracketed IPv6 one, not the 127.0.0.1 fallback.
+    // The relay's and the call-back service's address is the bracketed IPv6 one (not the
+    // 127.0.0.1 fallback, nor a service turned off), and an anchoring profile loads.
     let gw = GATEWAY.replace("advertise = \"127.0.0.1\"", "advertise = \"[2001:db8::5]\"");
-    let cfg = load_tree(&gw, &standard_profiles()).unwrap();
-    assert_eq!(
-        cfg.media_ip,
-        "2001:db8::5".parse::<std::net::IpAddr>().unwrap()
-    );
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[media]\nanchor = true\n");
+    let cfg = load_tree(&gw, &ps).unwrap_or_else(|e| panic!("{e}"));
+    let v6: std::net::IpAddr = "2001:db8::5".parse().unwrap();
+    assert_eq!(cfg.media_ip, v6);
+    assert_eq!(cfg.callback.listen.map(|a| a.ip()), Some(v6));
 }
 
-/// One even/odd pair is a range (the message asked for "at least one pair" and refused it);
-/// port 0 is no port anywhere an address is given; `user_agent = ""` is none, as
-/// CONFIG.md says.
+/// Two even/odd pairs are the smallest range (a stream takes one per leg); port 0 is no port
+/// anywhere an address is given; `user_agent = ""` is none, as the design's CONFIG.md says.
 #[test]
 fn small_ranges_port_zero_and_an_empty_user_agent() {
-    let one = load_tree(
-        &format!("{GATEWAY}\n[media]\nports = \"20000-20001\"\n"),
+    let two = load_tree(
+        &format!("{GATEWAY}\n[media]\nports = \"20000-20003\"\n"),
         &standard_profiles(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(one.media_ports, (20000, 20001));
+    assert_eq!(two.media_ports, (20000, 20003));
+    for one in ["20000-20001", "20001-20004"] {
+        let text = load_errors(
+            &format!("{GATEWAY}\n[media]\nports = \"{one}\"\n"),
+            &standard_profiles(),
+        );
+        assert!(
+            text.contains("at least two even/odd pairs"),
+            "{one}: {text}"
+        );
+    }
     let text = load_errors(
-        &format!("{GATEWAY}\n[media]\nports = \"20001-20002\"\n"),
+        &format!("{GATEWAY}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"),
         &standard_profiles(),
     );
-    assert!(text.contains("[media] ports"), "{text}");
+    assert!(text.contains("port 0 is no port"), "{text}");
     let text = load_errors(
         &GATEWAY.replace("udp:127.0.0.1:5060", "udp:127.0.0.1:0"),
         &standard_profiles(),

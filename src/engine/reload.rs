@@ -123,10 +123,10 @@ pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static
     if old.media_ports != new.media_ports {
         return Some("[media] ports");
     }
-    // The setting, not the count: "one per core" stays what it was when the cores the
-    // process may use change under it.
-    let threads = |c: &Config| (!c.media_threads_auto).then_some(c.media_threads);
-    if threads(old) != threads(new) {
+    // "One per core" stays what it was when the cores the process may use change under
+    // it; otherwise the count (an explicit number equal to the cores changes nothing).
+    if !(old.media_threads_auto && new.media_threads_auto) && old.media_threads != new.media_threads
+    {
         return Some("[media] threads");
     }
     if old.callback.listen != new.callback.listen {
@@ -254,8 +254,10 @@ mod tests {
         let mut new = config("");
         new.media_threads = old.media_threads + 1;
         assert_eq!(restart_only_change(&old, &new), None);
-        let set = config("[media]\nthreads = 2\n");
-        assert_eq!(restart_only_change(&old, &set), Some("[media] threads"));
+        let same = config(&format!("[media]\nthreads = {}\n", old.media_threads));
+        assert_eq!(restart_only_change(&old, &same), None);
+        let more = config(&format!("[media]\nthreads = {}\n", old.media_threads + 1));
+        assert_eq!(restart_only_change(&old, &more), Some("[media] threads"));
     }
 
     #[test]

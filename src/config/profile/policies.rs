@@ -144,7 +144,8 @@ pub(super) fn header_policy(
     let strip = names(&h.strip, "strip", false);
     let user_agent = h.user_agent.as_ref().and_then(|ua| {
         let v = ua.get_ref().trim();
-        // "" is none (CONFIG.md); otherwise one header value: printable, no line breaks.
+        // "" is none (the design's CONFIG.md); otherwise one header value: printable, no
+        // line breaks.
         if v.is_empty() {
             return None;
         }

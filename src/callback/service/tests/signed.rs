@@ -199,9 +199,6 @@ fn a_captured_request_replayed_after_its_id_is_forgotten_places_no_call() {
     assert_eq!(h.svc.stats().dropped("stale"), 1);
 }
 
-/// A gateway whose clock was an hour ahead when it started, set right since: what the AS
-/// signs now is taken. Before, everything was dropped as signed "before the start" until
-/// the clock caught up with the wrong start, an hour later.
 /// A signed service started while the wall clock read an hour ahead of the fake one (which
 /// the test's datagrams are signed by: the clock set right).
 fn started_an_hour_ahead() -> H {
@@ -214,6 +211,9 @@ fn started_an_hour_ahead() -> H {
     }
 }
 
+/// A gateway whose clock was an hour ahead when it started, set right since: what the AS
+/// signs now is taken. Before, everything was dropped as signed "before the start" until
+/// the clock caught up with the wrong start, an hour later.
 #[test]
 fn a_clock_that_was_ahead_at_start_refuses_nothing_once_set_right() {
     let mut h = started_an_hour_ahead();
