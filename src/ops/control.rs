@@ -159,7 +159,11 @@ fn read_result(path: &Path) -> Option<ReloadResult> {
 /// Why `trunkgate reload` could not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("no running gateway: cannot read {path}: {source}")]
+    #[error(
+        "no running gateway: cannot read {path}: {source} (the pid file is beside the CDR \
+         file; if [cdr] path changed since the gateway started, it is beside the old one, \
+         and that change needs a restart)"
+    )]
     NoPidFile { path: PathBuf, source: io::Error },
     #[error("{path} does not hold a process id")]
     BadPidFile { path: PathBuf },
@@ -304,10 +308,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = crate::call::tests::config();
         cfg.cdr_path = dir.path().join("cdr.jsonl");
-        assert!(matches!(
-            reload(&cfg, Duration::from_millis(10)),
-            Err(ReloadError::NoPidFile { .. })
-        ));
+        let err = reload(&cfg, Duration::from_millis(10)).unwrap_err();
+        assert!(matches!(err, ReloadError::NoPidFile { .. }));
+        // An operator who moved the CDR file is told why the gateway is not found.
+        assert!(err.to_string().contains("[cdr] path changed"), "{err}");
         std::fs::write(pid_file(&cfg), "1\n").unwrap();
         // pid 1 is init, not a trunkgate.
         assert!(matches!(
