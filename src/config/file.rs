@@ -40,7 +40,7 @@ fn default_profiles_dir() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipSection {
-    pub listen: Vec<Spanned<String>>,
+    pub listen: Spanned<Vec<Spanned<String>>>,
     pub advertise: Spanned<String>,
     /// `"udp:IP:PORT"` of a SIP front (a Kamailio dispatcher) this instance runs behind.
     pub front: Option<Spanned<String>>,

@@ -261,7 +261,7 @@ impl Config {
             listen,
             front,
             advertise,
-        } = sip::sip(&file.sip, path, &at, &mut errs);
+        } = sip::sip(&file.sip, &at, &mut errs);
         let at_offset = |offset: usize, msg: String| ConfigError::at(path, &text, offset, msg);
         let protect = limits::protect(&file.protect, at_offset, &mut errs);
         let global_limits = limits::global_limits(&file.limits, at_offset, &mut errs);

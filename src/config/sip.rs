@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::Path;
 
 use super::file::SipSection;
 use super::{ConfigError, Listen};
@@ -17,21 +16,20 @@ pub(super) struct Sip {
 
 pub(super) fn sip(
     s: &SipSection,
-    path: &Path,
     at: &dyn Fn(Range<usize>, String) -> ConfigError,
     errs: &mut Vec<ConfigError>,
 ) -> Sip {
     let mut listen = Vec::new();
-    for l in &s.listen {
+    for l in s.listen.get_ref() {
         match parse_transport_addr(l.get_ref()) {
             Ok((transport, addr)) => listen.push(Listen { transport, addr }),
             Err(m) => errs.push(at(l.span(), m)),
         }
     }
-    if s.listen.is_empty() {
-        errs.push(ConfigError::file(
-            path,
-            "[sip] listen must name at least one address",
+    if s.listen.get_ref().is_empty() {
+        errs.push(at(
+            s.listen.span(),
+            "[sip] listen must name at least one address".into(),
         ));
     }
     let front = match &s.front {

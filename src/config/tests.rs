@@ -849,3 +849,19 @@ fn small_ranges_port_zero_and_an_empty_user_agent() {
             .is_none()
     );
 }
+
+/// An empty `listen` is reported at the list itself, not at 1:1.
+#[test]
+fn an_empty_listen_is_located() {
+    let text = load_errors(
+        &GATEWAY.replace(
+            "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]",
+            "listen = []",
+        ),
+        &standard_profiles(),
+    );
+    assert!(
+        text.contains("gateway.toml:4:10: [sip] listen must name at least one address"),
+        "{text}"
+    );
+}
