@@ -329,17 +329,7 @@ pub fn escape_user(s: &str) -> String {
 /// the gateway writes itself (`user` when `user_phone` is on) or that would steer the
 /// request elsewhere (`maddr`, `lr`) or mean nothing here (`method`, `ttl`).
 pub fn uri_params_refusal(s: &str, user_phone: bool) -> Option<String> {
-    let chars_ok = |t: &str| {
-        let b = t.as_bytes();
-        !b.is_empty()
-            && b.iter().enumerate().all(|(i, &c)| {
-                c.is_ascii_alphanumeric()
-                    || b"-_.!~*'()+:[]/&$".contains(&c)
-                    || (c == b'%'
-                        && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-            })
-    };
+    let chars_ok = |t: &str| crate::sip::is_paramchars(t.as_bytes());
     let s = s.trim().trim_start_matches(';');
     if s.is_empty() {
         return None;

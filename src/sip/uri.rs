@@ -26,25 +26,23 @@ const CALLER_PARAMS: [&str; 2] = ["isub", "ext"];
 /// A value longer than this is not a number parameter's: the parameter is left out.
 const MAX_VALUE: usize = 64;
 
-/// An RFC 3966 `pvalue`: `paramchar`s (unreserved, `[]/:&+$`, and `%HH` when `escaped`).
+/// Whether `t` is URI parameter characters (RFC 3261 `paramchar`, RFC 3966 `paramchar`):
+/// unreserved, `[]/:&+$`, and `%` only as `%HH`. Not empty.
+pub fn is_paramchars(t: &[u8]) -> bool {
+    !t.is_empty()
+        && t.iter().enumerate().all(|(i, &c)| {
+            c.is_ascii_alphanumeric()
+                || b"-_.!~*'()+:[]/&$".contains(&c)
+                || (c == b'%'
+                    && t.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && t.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        })
+}
+
+/// An RFC 3966 `pvalue` of a number parameter: [`is_paramchars`], no `%` at all unless
+/// `escaped`, at most [`MAX_VALUE`] long.
 fn is_pvalue(v: &[u8], escaped: bool) -> bool {
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'%' if escaped => {
-                if !v
-                    .get(i + 1..i + 3)
-                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-                {
-                    return false;
-                }
-                i += 3;
-            }
-            b if b.is_ascii_alphanumeric() || b"-_.!~*'()[]/:&+$".contains(&b) => i += 1,
-            _ => return false,
-        }
-    }
-    (1..=MAX_VALUE).contains(&v.len())
+    is_paramchars(v) && (escaped || !v.contains(&b'%')) && v.len() <= MAX_VALUE
 }
 
 /// A number's [`NUMBER_PARAMS`], written as [`NumberUri::params`]: well-formed ones only (a
