@@ -1,7 +1,7 @@
 //! URIs and numbers toward a peer (`[uri]` of its profile): tel: ⇄ sip:, `;user=phone`,
 //! Request-URI parameters a trunk demands, and E.164 normalisation.
 
-use crate::sip::{NumberUri, strip_visual_separators};
+use crate::sip::{LEADING_PARAMS, NumberUri, param_name, params_where, strip_visual_separators};
 
 /// `[uri] scheme`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,11 +165,9 @@ pub fn peer_uri(number: &str, inbound_tel: bool, policy: &UriPolicy, domain: &st
 /// A number's parameters ([`NumberUri::params`](crate::sip::NumberUri)) split where a
 /// `phone-context` goes: after `;isub=` or `;ext=`, before the others (RFC 3966 §3).
 fn split_params(params: &str) -> (&str, &str) {
-    let lead = ["isub", "ext"];
     let mut at = 0;
     for p in params.split(';').skip(1) {
-        let name = p.split('=').next().unwrap_or_default();
-        if !lead.contains(&name) {
+        if !LEADING_PARAMS.contains(&param_name(p)) {
             break;
         }
         at += 1 + p.len();
@@ -289,21 +287,11 @@ pub fn request_uri_in(
     let ours = policy.request_uri_params.trim().trim_start_matches(';');
     // A parameter the operator sets is not also carried over from the number (in a tel:
     // URI both would be the same URI's parameters, twice).
-    let named = |p: &str| {
-        let name = p.split('=').next().unwrap_or_default();
-        ours.split(';').any(|o| {
-            o.split('=')
-                .next()
-                .unwrap_or_default()
-                .eq_ignore_ascii_case(name)
-        })
+    let named = |name: &str| {
+        ours.split(';')
+            .any(|o| param_name(o).eq_ignore_ascii_case(name))
     };
-    let params: String = params
-        .split(';')
-        .skip(1)
-        .filter(|p| !named(p))
-        .flat_map(|p| [";", p])
-        .collect();
+    let params = params_where(params, |name| !named(name));
     let mut u = peer_uri_in(number, private, &params, inbound_tel, policy, domain);
     let params = ours;
     if !params.is_empty() {

@@ -49,7 +49,10 @@ pub use reject::bad_request_for_unparseable;
 pub use split::{outside_quotes, split_header_list, split_params};
 pub use status::reason_phrase;
 pub use transport::{ConnId, ListenerId, Target, Transport};
-pub use uri::{NumberUri, dialled_number, is_paramchars, strip_visual_separators};
+pub use uri::{
+    LEADING_PARAMS, NumberUri, dialled_number, is_paramchars, param_name, params_where,
+    strip_visual_separators,
+};
 pub use via::ViaInfo;
 
 /// The magic cookie every RFC 3261 branch starts with (§8.1.1.7).

@@ -22,6 +22,23 @@ pub const NUMBER_PARAMS: [&str; 7] = ["isub", "ext", "rn", "npdi", "cic", "cpc",
 /// The ones any caller may set; the rest route or bill the call, and are taken only from a
 /// peer trusted to set them (see [`NumberUri::trusted_params`]).
 const CALLER_PARAMS: [&str; 2] = ["isub", "ext"];
+/// The ones written first, before a `phone-context` (RFC 3966 §3).
+pub const LEADING_PARAMS: [&str; 2] = ["isub", "ext"];
+
+/// The name of one `name[=value]` parameter.
+pub fn param_name(p: &str) -> &str {
+    p.split('=').next().unwrap_or_default()
+}
+
+/// The parameters of a `;name[=value]…` list whose name `keep` takes, as such a list.
+pub fn params_where(params: &str, keep: impl Fn(&str) -> bool) -> String {
+    params
+        .split(';')
+        .skip(1)
+        .filter(|p| keep(param_name(p)))
+        .flat_map(|p| [";", p])
+        .collect()
+}
 
 /// A value longer than this is not a number parameter's: the parameter is left out.
 const MAX_VALUE: usize = 64;
@@ -80,7 +97,7 @@ fn number_params<'a>(
         kept.retain(|(n, _)| *n != "npdi");
     }
     // RFC 3966 §3: isub or ext first, the others in lexicographical order.
-    kept.sort_by_key(|(n, _)| (!CALLER_PARAMS.contains(n), *n));
+    kept.sort_by_key(|(n, _)| (!LEADING_PARAMS.contains(n), *n));
     let mut out = String::new();
     for (name, value) in kept {
         out.push(';');
@@ -103,12 +120,7 @@ impl NumberUri {
         if trunk {
             return self.params.clone();
         }
-        self.params
-            .split(';')
-            .skip(1)
-            .filter(|p| CALLER_PARAMS.contains(&p.split('=').next().unwrap_or_default()))
-            .flat_map(|p| [";", p])
-            .collect()
+        params_where(&self.params, |name| CALLER_PARAMS.contains(&name))
     }
 }
 
