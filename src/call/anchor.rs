@@ -97,12 +97,9 @@ fn deliverable(ip: std::net::IpAddr, media_ip: std::net::IpAddr) -> bool {
     // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket: judged as what it reaches.
     let ip = ip.to_canonical();
     let media_ip = media_ip.to_canonical();
-    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
-    !(ip.is_unspecified()
-        || ip.is_multicast()
-        || broadcast
-        || ip == media_ip
-        || (ip.is_loopback() && !media_ip.is_loopback()))
+    crate::config::net::names_one_host(ip)
+        && ip != media_ip
+        && (!ip.is_loopback() || media_ip.is_loopback())
 }
 
 /// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its

@@ -26,6 +26,14 @@ pub(super) fn parse_nets<'a>(
     nets
 }
 
+/// Whether `ip` names one host: not the unspecified address, multicast or broadcast,
+/// judged as the address it reaches (`::ffff:a.b.c.d` as its IPv4 address).
+pub fn names_one_host(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    !(ip.is_unspecified() || ip.is_multicast() || broadcast)
+}
+
 /// Whether one of `nets` holds `ip`, an IPv4 peer heard on a dual-stack socket
 /// (`::ffff:a.b.c.d`) taken as its IPv4 address.
 pub fn holds(nets: &[IpNet], ip: IpAddr) -> bool {

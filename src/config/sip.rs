@@ -87,9 +87,7 @@ pub(super) fn advertise_ip(host: &str) -> Option<std::net::IpAddr> {
 /// Whether peers can be sent to `ip` (an advertised address): not the unspecified address,
 /// multicast or broadcast (an IPv4 one written as IPv6 included).
 pub(super) fn reachable(ip: std::net::IpAddr) -> Result<(), &'static str> {
-    let ip = ip.to_canonical();
-    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
-    if ip.is_unspecified() || ip.is_multicast() || broadcast {
+    if !super::net::names_one_host(ip) {
         return Err("reaches no one in particular: name the address peers reach this host at");
     }
     Ok(())
