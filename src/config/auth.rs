@@ -279,17 +279,11 @@ fn valid_password(s: &str) -> bool {
 /// The password in a file: its first line, without the line end. The error never quotes
 /// the file's contents.
 fn read_password_file(file: &Path) -> Result<Secret, String> {
-    use std::io::Read;
-    let f = super::read::open_regular(file)?;
-    let mut buf = Vec::new();
-    f.take(MAX_PASSWORD_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if buf.len() as u64 > MAX_PASSWORD_FILE_BYTES {
+    let Some(buf) = super::read::read_at_most(file, MAX_PASSWORD_FILE_BYTES)? else {
         return Err(format!(
             "is larger than {MAX_PASSWORD_FILE_BYTES} bytes: not a password file"
         ));
-    }
+    };
     let s = String::from_utf8(buf).map_err(|_| "is not UTF-8 text".to_string())?;
     let s = s
         .strip_suffix('\n')

@@ -12,7 +12,7 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Open `path` for reading if it is a regular file (after symlinks), without blocking on
 /// one that is not; the error says why in words an operator can act on.
-pub(super) fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+fn open_regular(path: &Path) -> Result<std::fs::File, String> {
     // Asked first, so that a device is never opened (opening one may act: a terminal, a
     // watchdog); then opened without blocking (a FIFO put there meanwhile would wait for a
     // writer) or taking a terminal, and asked again.
@@ -34,18 +34,23 @@ pub(super) fn open_regular(path: &Path) -> Result<std::fs::File, String> {
 
 /// The UTF-8 text of a regular file of at most [`MAX_FILE_BYTES`].
 pub(super) fn read_text(path: &Path) -> Result<String, String> {
-    let f = open_regular(path)?;
-    let mut buf = Vec::new();
-    f.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if buf.len() as u64 > MAX_FILE_BYTES {
+    let Some(buf) = read_at_most(path, MAX_FILE_BYTES)? else {
         return Err(format!(
             "cannot read: larger than {} KiB",
             MAX_FILE_BYTES >> 10
         ));
-    }
+    };
     String::from_utf8(buf).map_err(|_| "cannot read: not UTF-8 text".into())
+}
+
+/// The bytes of a regular file, or `None` when it holds more than `max`.
+pub(super) fn read_at_most(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
+    let f = open_regular(path)?;
+    let mut buf = Vec::new();
+    f.take(max.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    Ok((buf.len() as u64 <= max).then_some(buf))
 }
 
 #[cfg(test)]
