@@ -134,12 +134,14 @@ impl LegAddrs {
         }
     }
 
-    /// Where this leg's RTP goes: its latched source, else its SDP's address unless that is
-    /// not to be sent to before latching.
+    /// Its SDP's RTP address, unless that is not to be sent to before latching.
+    fn sdp_dest(&self) -> Option<SocketAddr> {
+        self.sdp.filter(|_| !self.wait_for_source)
+    }
+
+    /// Where this leg's RTP goes: its latched source, else [`LegAddrs::sdp_dest`].
     fn rtp_dest(&self) -> Option<SocketAddr> {
-        self.rtp
-            .source()
-            .or(self.sdp.filter(|_| !self.wait_for_source))
+        self.rtp.source().or(self.sdp_dest())
     }
 }
 
@@ -328,8 +330,7 @@ impl StreamRoute {
             } else {
                 mine.rtcp = Some(src);
                 other.rtcp.or(other
-                    .sdp
-                    .filter(|_| !other.wait_for_source)
+                    .sdp_dest()
                     // RTP on 65535 has no port above it for RTCP: none, not port 0.
                     .and_then(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?))))
             };
