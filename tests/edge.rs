@@ -454,3 +454,27 @@ fn a_hard_open_file_limit_too_low_for_the_configuration_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// A response from a source no profile knows, to whom the gateway sent no request, is
+/// dropped from its first bytes and counted; before, each was parsed and queued (one per
+/// spoofed address, bounded only by the stranger's packet rate).
+#[test]
+fn a_response_from_an_address_never_asked_is_dropped_unread() {
+    let gw = Gateway::start(Ports::new(), GwOpts::default());
+    let sock = UdpSocket::bind((STRANGER_IP, 0)).unwrap();
+    let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnever\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: never-asked\r\nCSeq: 1 INVITE\r\nContact: <sip:b@127.0.0.9>\r\nContent-Length: 0\r\n\r\n";
+    for _ in 0..20 {
+        sock.send_to(ok.as_bytes(), gw.addr()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let m = gw.metrics();
+        if refused(&m, "unasked_response") == 20.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not counted: {m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(responses(&sock, Duration::from_millis(300)).is_empty());
+    a_normal_call_completes(&gw);
+}

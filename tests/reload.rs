@@ -290,3 +290,53 @@ fn a_peer_a_reload_moved_ends_its_call_over_a_new_tcp_connection_then_is_a_stran
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// A carrier whose `address` lies outside its `match` answers from there; a reload that
+/// moves its `address` leaves the old one unknown to every profile, while a call to it is
+/// up. The BYE that ends that call goes to the old address, and its 200 comes from there:
+/// it is read because the gateway sent that address a request (a stranger's response is
+/// read only then), so the BYE is not sent again and the call's CDR is written.
+#[test]
+fn a_carriers_old_address_still_answers_the_bye_of_its_call_after_a_reload() {
+    use common::anchored::*;
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            single_carrier: true,
+            ..GwOpts::carrier_a("[media]\nanchor = true\n")
+        },
+    );
+    let profile = gw.path("profiles/carrier-a.toml");
+    let original = std::fs::read_to_string(&profile).unwrap();
+    let answering_elsewhere = original.replace(
+        &format!("match = [\"{CARRIER_A_IP}/32\"]"),
+        "match = [\"127.0.0.5/32\"]",
+    );
+    assert_ne!(answering_elsewhere, original);
+    std::fs::write(&profile, &answering_elsewhere).unwrap();
+    let (ok, out) = reload(&gw);
+    assert!(ok, "{out}");
+    let e = establish(&gw, "old-address");
+    let moved = answering_elsewhere.replace(
+        &format!("address = \"udp:{CARRIER_A_IP}:"),
+        "address = \"udp:127.0.0.6:",
+    );
+    assert_ne!(moved, answering_elsewhere);
+    std::fs::write(&profile, &moved).unwrap();
+    let (ok, out) = reload(&gw);
+    assert!(ok, "{out}");
+    hang_up(&gw, &e, "old-address");
+    // Read: Timer E would send the BYE again after 0.5 s.
+    e.carrier
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    while let Ok((n, _)) = e.carrier.recv_from(&mut buf) {
+        assert!(
+            !buf[..n].starts_with(b"BYE "),
+            "the old address's 200 was not read: the BYE was sent again"
+        );
+    }
+    let cdrs = gw.wait_cdrs(1);
+    assert_eq!(cdrs[0]["call_tag"], "caller_bye", "{cdrs:?}");
+}

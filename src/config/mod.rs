@@ -406,6 +406,16 @@ impl Config {
         }
     }
 
+    /// The longest any call may ring: the longest route's or profile's `ring_timeout_s`,
+    /// or the default.
+    pub fn longest_ring(&self) -> Duration {
+        self.routes
+            .iter()
+            .filter_map(|r| r.ring_timeout)
+            .chain(self.profiles.values().filter_map(|p| p.ring_timeout))
+            .fold(DEFAULT_RING_TIMEOUT, Duration::max)
+    }
+
     /// Whether `ip` is the address of the SIP front this instance runs behind.
     pub fn is_front_ip(&self, ip: IpAddr) -> bool {
         self.front

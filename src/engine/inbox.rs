@@ -18,6 +18,7 @@ use ipnet::IpNet;
 use tokio::sync::mpsc;
 
 use super::Event;
+use super::asked::{AFTER_RING, Asked};
 use super::overload::Overload;
 use super::source_guard::{Gate, SourceGuard};
 use crate::config::{Config, Protect};
@@ -123,6 +124,8 @@ pub(crate) struct Inbox {
     /// begun before those reloads are up: those peers may still open a TCP connection to
     /// end their calls (the core hears only their own dialogs' requests).
     departed: Arc<ArcSwapOption<Vec<Arc<[IpNet]>>>>,
+    /// Where we sent requests lately: a stranger's response from elsewhere is dropped unread.
+    asked: Arc<Asked>,
 }
 
 /// How many reloads' departed networks [`Inbox::remember_departed`] keeps: a peer removed
@@ -157,6 +160,7 @@ impl Inbox {
             guard: Arc::new(ArcSwapOption::new(None)),
             tally: Arc::default(),
             overload: Arc::new(Overload::new(p)),
+            asked: Arc::new(Asked::new(cfg.longest_ring() + AFTER_RING, now)),
             config: Arc::new(ArcSwap::new(cfg)),
             departed: Arc::new(ArcSwapOption::new(None)),
         };
@@ -173,6 +177,7 @@ impl Inbox {
     /// A reloaded configuration.
     pub(crate) fn configure(&self, cfg: Arc<Config>, now: Instant) {
         self.configure_protect(&cfg.protect, now);
+        self.asked.set_window(cfg.longest_ring() + AFTER_RING);
         self.config.store(cfg);
     }
 
@@ -283,19 +288,34 @@ impl Inbox {
         }
     }
 
-    /// Whether a datagram from a source no profile knows is worth parsing, from its first
-    /// bytes alone: the core has nothing for a stranger but a response to a request we
-    /// sent (an in-dialog request goes to a Contact outside any profile's `match`; the
-    /// transaction layer takes its answer only from there), or, with
+    /// We sent a request to `ip`: its responses are worth reading for a while.
+    pub(crate) fn asked(&self, ip: IpAddr, now: Instant) {
+        self.asked.asked(ip, now);
+    }
+
+    /// Whether a response from `ip` at `now` would be read.
+    #[cfg(test)]
+    pub(crate) fn may_answer(&self, ip: IpAddr, now: Instant) -> bool {
+        self.asked.may_answer(ip, now)
+    }
+
+    /// Whether a datagram from `ip`, a source no profile knows, is worth parsing, from its
+    /// first bytes alone: the core has nothing for a stranger but a response to a request
+    /// we sent it (an in-dialog request goes to a Contact outside any profile's `match`;
+    /// the transaction layer takes its answer only from there), or, with
     /// `[protect] unknown_sources = "reject"`, one 403 to a request that is not an ACK.
     /// Anything else is dropped here, unparsed and uncopied, and counted.
-    pub(crate) fn hears_stranger(&self, data: &[u8]) -> bool {
+    pub(crate) fn hears_stranger(&self, ip: IpAddr, data: &[u8], now: Instant) -> bool {
         // A request line starts with its method: an upper-case token, then a space.
         let request = data
             .iter()
             .position(|&b| b == b' ')
             .is_some_and(|n| (1..=16).contains(&n) && data[..n].iter().all(u8::is_ascii_uppercase));
         let heard = if data.starts_with(b"SIP/2.0 ") {
+            if !self.asked.may_answer(ip, now) {
+                crate::ops::metrics::refused("unasked_response");
+                return false;
+            }
             true
         } else {
             self.config.load().protect.unknown_sources == crate::config::UnknownSources::Reject

@@ -6,6 +6,7 @@
 //! parse what they receive and hand messages to it over two bounded queues (`inbox`):
 //! accepted work first, new work shed with 503 when it has waited too long.
 
+mod asked;
 mod bind;
 mod callback;
 mod fds;
@@ -408,6 +409,9 @@ impl Shell {
             match o {
                 Output::Transmit { target, wire, txn } => {
                     self.sip.sent(&wire);
+                    if !wire.starts_with(b"SIP/2.0 ") {
+                        self.inbox.asked(target.addr.ip(), now);
+                    }
                     match target.transport {
                         Transport::Udp => self.udp.send(target, wire),
                         Transport::Tcp => {

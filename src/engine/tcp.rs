@@ -211,7 +211,10 @@ async fn serve(
         };
         // A stranger costs a look at its first bytes, as over UDP: only what it may be
         // answered (a request in `reject` mode, not an ACK; a response) is framed and parsed.
-        if stranger && !framer.mid_message() && !inbox.hears_stranger(&buf[..n]) {
+        if stranger
+            && !framer.mid_message()
+            && !inbox.hears_stranger(peer.ip(), &buf[..n], std::time::Instant::now())
+        {
             break;
         }
         match framer.push(&buf[..n]) {

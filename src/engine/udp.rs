@@ -194,7 +194,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
         } else {
             !inbox.knows_source(src.ip())
         };
-        if stranger && !inbox.hears_stranger(data) {
+        if stranger && !inbox.hears_stranger(src.ip(), data, at) {
             continue;
         }
         let deliver = |ev: Event| {

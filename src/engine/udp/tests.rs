@@ -191,10 +191,11 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
 }
 
 /// A stranger's datagrams cost a look at their first bytes: its requests and its junk are
-/// dropped unparsed (`unknown_sources = "drop"`), and a response it sends (which may answer
-/// a request sent to a Contact outside every profile) waits behind accepted work, never in
-/// the queue that goes first. Before, all of it was parsed, copied, and an in-dialog BYE,
-/// a response or junk took the queue that goes first.
+/// dropped unparsed (`unknown_sources = "drop"`), and so is a response from an address we
+/// sent no request to; a response from one we did (a Contact outside every profile) waits
+/// behind accepted work, never in the queue that goes first. Before, all of it was parsed,
+/// copied, and an in-dialog BYE, a response or junk took the queue that goes first; and
+/// before that, a response from anyone was parsed and queued.
 #[tokio::test]
 async fn a_strangers_datagrams_are_dropped_unparsed_or_wait_behind_accepted_work() {
     let mut cfg = crate::call::tests::config();
@@ -204,6 +205,15 @@ async fn a_strangers_datagrams_are_dropped_unparsed_or_wait_behind_accepted_work
     let gw = s.local_addr().unwrap();
     tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
     let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    // We sent 127.0.0.9 a request; another stranger, in another cell of the table of those
+    // we asked, was sent none.
+    let now = Instant::now();
+    inbox.asked("127.0.0.9".parse().unwrap(), now);
+    let unasked = (10..=250u8)
+        .map(|n| std::net::IpAddr::from([127, 0, 0, n]))
+        .find(|&ip| !inbox.may_answer(ip, now))
+        .unwrap();
+    let unasked = std::net::UdpSocket::bind((unasked, 0)).unwrap();
     let bye = invite("z9hG4bKs1")
         .replace("INVITE sip:", "BYE sip:")
         .replace(
@@ -216,6 +226,7 @@ async fn a_strangers_datagrams_are_dropped_unparsed_or_wait_behind_accepted_work
         .send_to(invite("z9hG4bKs2").as_bytes(), gw)
         .unwrap();
     let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKs3\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: s3\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+    unasked.send_to(ok.as_bytes(), gw).unwrap();
     stranger.send_to(ok.as_bytes(), gw).unwrap();
     // Then a peer's request, to know the reader has seen everything before it.
     let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
