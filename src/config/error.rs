@@ -22,6 +22,16 @@ impl ConfigError {
         }
     }
 
+    /// An error at a place found when the file was read ([`Place::of`]).
+    pub fn placed(file: &Path, place: Place, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: place.line,
+            col: place.col,
+            message: message.into(),
+        }
+    }
+
     /// An error about the file as a whole (unreadable, missing).
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
         ConfigError {
@@ -43,6 +53,22 @@ impl fmt::Display for ConfigError {
             self.col,
             self.message
         )
+    }
+}
+
+/// A line and column in a file, kept for a check made after its text is gone (one across
+/// files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Place {
+    /// The place of byte `offset` of `text`.
+    pub fn of(text: &str, offset: usize) -> Place {
+        let (line, col) = line_col(text, offset);
+        Place { line, col }
     }
 }
 

@@ -117,9 +117,15 @@ pub struct ProfileMediaSection {
     #[serde(default)]
     pub rtp_timeout_s: u64,
     pub rtp_hold_timeout_s: Option<u64>,
-    #[serde(default)]
-    pub repacketize: bool,
+    pub repacketize: Option<Spanned<bool>>,
     pub rebind_after_silence_ms: Option<Spanned<u64>>,
+}
+
+impl ProfileMediaSection {
+    /// `repacketize = true`.
+    pub fn repacketizes(&self) -> bool {
+        self.repacketize.as_ref().is_some_and(|r| *r.get_ref())
+    }
 }
 
 /// `[metrics]`.

@@ -295,7 +295,11 @@ impl Config {
                 .map(|(p, t)| (p.clone(), Some(t.clone())))
                 .collect(),
         };
-        let (profiles, broken) = load_profiles(sources, &mut errs, &mut warnings);
+        let profile::Loaded {
+            profiles,
+            places,
+            broken,
+        } = load_profiles(sources, &mut errs, &mut warnings);
         // Anchored SDP must name an address the peers can reach; a host name in `[sip]
         // advertise` gives none, and loopback would leave every anchored call silent.
         if file.media.advertise.is_none()
@@ -314,9 +318,11 @@ impl Config {
         for p in profiles.values() {
             if let Some(r) = &p.register
                 && local_port(&listen, r.transport).is_none()
+                && let Some(at) = places.get(&p.name)
             {
-                errs.push(ConfigError::file(
-                    &profiles_dir.join(format!("{}.toml", p.name.0)),
+                errs.push(ConfigError::placed(
+                    &at.path,
+                    at.register_transport,
                     format!(
                         "[register] over {} needs a {} address in [sip] listen (the registered contact)",
                         r.transport, r.transport
@@ -328,12 +334,16 @@ impl Config {
         // own address: a profile matching it would take such messages as its peer's.
         if let Some(f) = front {
             let ip = f.addr.ip();
-            for p in profiles
+            for (p, n) in profiles
                 .values()
-                .filter(|p| p.matches.iter().any(|n| n.contains(&ip)))
+                .filter_map(|p| Some((p, p.matches.iter().find(|n| n.contains(&ip))?)))
             {
-                errs.push(ConfigError::file(
-                    &profiles_dir.join(format!("{}.toml", p.name.0)),
+                let Some(at) = places.get(&p.name) else {
+                    continue;
+                };
+                errs.push(ConfigError::placed(
+                    &at.path,
+                    at.of_match(p, n),
                     format!(
                         "match covers {ip}, the address of [sip] front: behind a front peers are \
                          told apart by the source it stamps, and the front itself must be no peer"

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::error::one_of;
+use super::error::{Place, one_of};
 use super::file::ProfileFile;
 use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
 use crate::interop::causes::{CausePolicy, Q850Cause};
@@ -20,6 +20,27 @@ use crate::sip::Target;
 
 mod policies;
 use policies::{header_policy, prack_policy, uri_policy};
+
+/// Where a loaded profile's file says what the checks across files look at, so that their
+/// errors point at the line to edit.
+pub(super) struct Places {
+    pub path: PathBuf,
+    /// Each `match` entry, in the order of [`Profile::matches`].
+    pub matches: Vec<Place>,
+    /// What gives `[register]` its transport: its `transport`, else the profile's `address`.
+    pub register_transport: Place,
+}
+
+impl Places {
+    /// The place of the `match` entry that gave `net`, else of the file's first line.
+    pub fn of_match(&self, p: &Profile, net: &IpNet) -> Place {
+        p.matches
+            .iter()
+            .position(|n| n == net)
+            .and_then(|i| self.matches.get(i).copied())
+            .unwrap_or(Place { line: 1, col: 1 })
+    }
+}
 
 /// Where the profiles come from.
 pub(super) enum ProfileSource<'a> {
@@ -68,15 +89,21 @@ pub(super) fn read_profiles_folder(
         .collect()
 }
 
+/// The profiles that loaded, by name, with where their files say what; and the file stems
+/// of those that did not.
+pub(super) struct Loaded {
+    pub profiles: HashMap<PeerName, Arc<Profile>>,
+    pub places: HashMap<PeerName, Places>,
+    pub broken: std::collections::HashSet<String>,
+}
+
 pub(super) fn load_profiles(
     sources: Vec<(PathBuf, Option<String>)>,
     errs: &mut Vec<ConfigError>,
     warns: &mut Vec<ConfigError>,
-) -> (
-    HashMap<PeerName, Arc<Profile>>,
-    std::collections::HashSet<String>,
-) {
+) -> Loaded {
     let mut out = HashMap::new();
+    let mut places = HashMap::new();
     let mut broken = std::collections::HashSet::new();
     let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf)> = HashMap::new();
     for (path, text) in sources {
@@ -86,21 +113,27 @@ pub(super) fn load_profiles(
         {
             broken.insert(stem.to_string_lossy().into_owned());
         }
-        if let Some(p) = loaded {
-            for n in &p.matches {
+        if let Some((p, at)) = loaded {
+            for (n, place) in p.matches.iter().zip(&at.matches) {
                 if let Some((other, _)) = seen_nets.get(n) {
-                    errs.push(ConfigError::file(
+                    errs.push(ConfigError::placed(
                         &path,
+                        *place,
                         format!("match {n} is also claimed by peer {other}: inbound traffic would be ambiguous"),
                     ));
                 } else {
                     seen_nets.insert(*n, (p.name.clone(), path.clone()));
                 }
             }
+            places.insert(p.name.clone(), at);
             out.insert(p.name.clone(), Arc::new(p));
         }
     }
-    (out, broken)
+    Loaded {
+        profiles: out,
+        places,
+        broken,
+    }
 }
 
 fn load_profile(
@@ -108,7 +141,7 @@ fn load_profile(
     text: &str,
     errs: &mut Vec<ConfigError>,
     warns: &mut Vec<ConfigError>,
-) -> Option<Profile> {
+) -> Option<(Profile, Places)> {
     let file: ProfileFile = match toml::from_str(text) {
         Ok(f) => f,
         Err(e) => {
@@ -248,15 +281,19 @@ fn load_profile(
             causes.map.insert(status, Q850Cause(*v.get_ref() as u16));
         }
     }
-    if file.media.repacketize && file.sdp.ptime.as_ref().is_none_or(|p| *p.get_ref() == 0) {
-        errs.push(ConfigError::file(
+    if let Some(r) = file.media.repacketize.as_ref().filter(|r| *r.get_ref())
+        && file.sdp.ptime.as_ref().is_none_or(|p| *p.get_ref() == 0)
+    {
+        errs.push(ConfigError::at(
             path,
+            text,
+            r.span().start,
             "[media] repacketize needs [sdp] ptime (the packet size to produce)",
         ));
     }
     // (A ptime out of its own range was reported above, and is None here.)
     let max_repack = crate::media::repacketize::MAX_PTIME_MS;
-    if file.media.repacketize
+    if file.media.repacketizes()
         && let (Some(ms), Some(p)) = (ptime, &file.sdp.ptime)
         && ms > max_repack
     {
@@ -336,7 +373,24 @@ fn load_profile(
     let headers = header_policy(&file.headers, path, text, errs);
     let session_timer =
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
-    (errs.len() == before).then(|| Profile {
+    let places = Places {
+        path: path.to_path_buf(),
+        matches: file
+            .match_
+            .iter()
+            .map(|m| Place::of(text, m.span().start))
+            .collect(),
+        register_transport: Place::of(
+            text,
+            file.register
+                .as_ref()
+                .and_then(|r| r.transport.as_ref())
+                .unwrap_or(&file.address)
+                .span()
+                .start,
+        ),
+    };
+    let profile = (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner().into()),
         role,
         address,
@@ -347,7 +401,7 @@ fn load_profile(
         prack,
         ptime,
         causes,
-        anchor: file.media.anchor || file.media.record || file.media.repacketize,
+        anchor: file.media.anchor || file.media.record || file.media.repacketizes(),
         record: file.media.record,
         latch,
         rtp_timeout: (file.media.rtp_timeout_s > 0)
@@ -362,7 +416,7 @@ fn load_profile(
             0 => None,
             s => Some(Duration::from_secs(s)),
         },
-        repacketize: file.media.repacketize,
+        repacketize: file.media.repacketizes(),
         rebind_after_silence,
         limits,
         auth: peer_auth.0,
@@ -371,7 +425,8 @@ fn load_profile(
         allow,
         transfer,
         headers,
-    })
+    })?;
+    Some((profile, places))
 }
 
 /// `[media] rebind_after_silence_ms` bounds: under 200 ms a packet burst after a short loss

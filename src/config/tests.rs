@@ -287,8 +287,9 @@ fn behind_a_front_no_profile_may_match_the_fronts_address() {
     let mut ps = standard_profiles();
     ps[0].1 = ps[0].1.replace("127.0.0.2/32", "127.0.0.0/24");
     let text = load_errors(&behind, &ps);
+    // At the `match` entry that covers it (line 4, its string's opening quote).
     assert!(
-        text.contains("pbx.toml") && text.contains("match covers 127.0.0.10"),
+        text.contains("pbx.toml:4:10: match covers 127.0.0.10"),
         "{text}"
     );
     // Without a front the same range is fine.
@@ -317,12 +318,18 @@ fn refused_rate_defaults_to_100_and_0_writes_every_refusal() {
 #[test]
 fn overlapping_matches_are_refused() {
     let mut ps = standard_profiles();
-    ps[2].1 = ps[2].1.replace("127.0.0.4/32", "127.0.0.3/32");
+    ps[2].1 = ps[2]
+        .1
+        .replace("[\"127.0.0.4/32\"]", "[\"127.0.0.4/32\", \"127.0.0.3/32\"]");
     let dir = write_tree(GATEWAY, &ps);
     let text = Config::load(&dir.path().join("gateway.toml"))
         .unwrap_err()
         .to_string();
-    assert!(text.contains("also claimed by peer"), "{text}");
+    // The files are read in name order: carrier-b's second entry is the one to edit.
+    assert!(
+        text.contains("carrier-b.toml:4:26: match 127.0.0.3/32 is also claimed by peer carrier-a"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -469,6 +476,14 @@ fn repacketising_needs_a_ptime_whose_packets_fit_1500_bytes() {
         text.contains(
             "carrier-a.toml:6:9: [media] repacketize sends packets of [sdp] ptime: at most 186 ms"
         ),
+        "{text}"
+    );
+    // Without a ptime, at the key that asks for it.
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[media]\nrepacketize = true\n");
+    let text = load_errors(GATEWAY, &ps);
+    assert!(
+        text.contains("carrier-a.toml:6:15: [media] repacketize needs [sdp] ptime"),
         "{text}"
     );
     // Without repacketising, 200 ms is only what the SDP says.

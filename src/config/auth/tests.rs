@@ -216,9 +216,23 @@ fn errors_are_located_and_never_quote_the_password() {
         "[register]\nenabled = true\ntransport = \"tcp\"\n",
         0o600,
     );
+    // Where the transport comes from: `[register] transport`, else the profile's `address`.
     let e = load(&dir).unwrap_err();
     assert!(
-        e.contains("itsp.toml:1:1: [register] over tcp needs a tcp address"),
+        e.contains("itsp.toml:8:13: [register] over tcp needs a tcp address"),
+        "{e}"
+    );
+    std::fs::write(
+        dir.path().join("profiles/itsp.toml"),
+        format!(
+            "{}[register]\nenabled = true\n",
+            BASE.replace("udp:127", "tcp:127")
+        ),
+    )
+    .unwrap();
+    let e = load(&dir).unwrap_err();
+    assert!(
+        e.contains("itsp.toml:3:11: [register] over tcp needs a tcp address"),
         "{e}"
     );
 }
