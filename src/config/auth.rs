@@ -219,6 +219,17 @@ fn credentials(
                     }
                     Some(s)
                 }
+                // A value that names nothing may be the password itself, written in the
+                // wrong key: the error gives its line, never the value (it would land in a
+                // terminal's history, a CI log, a ticket).
+                Err(_) if std::fs::symlink_metadata(&file).is_err() => {
+                    errs.push(at(
+                        f.span(),
+                        "[auth] password_file names no file (relative to the profile's folder); \
+                         its value is not shown, in case it is a password: that goes in `password`",
+                    ));
+                    None
+                }
                 Err(m) => {
                     errs.push(at(
                         f.span(),

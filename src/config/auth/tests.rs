@@ -163,9 +163,11 @@ fn errors_are_located_and_never_quote_the_password() {
             "unknown field `pasword`",
         ),
         (
-            "[auth]\nusername = \"u\"\npassword_file = \"missing\"\n",
+            // A password written in the wrong key names no file: its line is given, never
+            // its value.
+            "[auth]\nusername = \"u\"\npassword_file = \"pa55-in-the-wrong-key\"\n",
             "itsp.toml:8:17:",
-            "missing: cannot read",
+            "[auth] password_file names no file",
         ),
         (
             "[auth]\nusername = \"u\"\npassword = \"pa55\\qsecret\"\n",
