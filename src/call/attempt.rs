@@ -387,6 +387,7 @@ impl Call {
             &self.a.local_tag,
             &self.ingress,
             &cx.env.local,
+            self.is_trunk(Side::B),
         )
     }
 }

@@ -174,6 +174,7 @@ impl Call {
             .dialog(other)
             .is_some_and(|l| caller || l.remote_tag.is_some())
             && !(other == Side::B && self.uas_rel.failover_waits);
+        let from_trunk = self.is_trunk(side);
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
             cx.respond(id, &req, 491, "Request Pending", &[]);
             return;
@@ -233,7 +234,7 @@ impl Call {
             .request(send_as, local, &mut cx.env.ids)
             .and_then(|mut out| {
                 out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
-                copy_end_to_end(&mut out, &req, local, &profile)?;
+                copy_end_to_end(&mut out, &req, local, &profile, from_trunk)?;
                 if method == Method::Refer {
                     // Checked before anything was sent (below): the target via the gateway.
                     if let Ok(to) = refer_to_via_gateway(
@@ -245,7 +246,7 @@ impl Call {
                     if let Some(by) = req.header(&Hdr::named("Referred-By")) {
                         out.push_header(
                             &Hdr::named("Referred-By"),
-                            identity_header(&by, local, &profile),
+                            identity_header(&by, local, &profile, from_trunk),
                         )?;
                     }
                 }

@@ -24,6 +24,13 @@ impl Call {
         }
     }
 
+    /// Whether the peer on `side` is a trunk: trusted with the number parameters that route
+    /// or bill a call (`sip::NumberUri::trusted_params`).
+    pub fn is_trunk(&self, side: Side) -> bool {
+        self.profile(side)
+            .is_some_and(|p| p.role == crate::config::Role::Trunk)
+    }
+
     /// Whether the peer on `side` said (or its profile says) it takes `method`: unknown
     /// counts as no.
     pub fn peer_lists(&self, side: Side, method: &Method) -> bool {
@@ -48,6 +55,8 @@ impl Call {
         if self.identity.as_ref().is_none_or(|i| i.0 != side) {
             return;
         }
+        // It came from the other side's peer.
+        let from_trunk = self.is_trunk(side.other());
         let (Some(pending), Some(peer)) = (self.identity.take(), self.profile(side)) else {
             return;
         };
@@ -60,7 +69,7 @@ impl Call {
             return;
         }
         for v in &pending.1 {
-            let v = crate::interop::egress::identity_header(v, local, peer);
+            let v = crate::interop::egress::identity_header(v, local, peer, from_trunk);
             if let Err(e) = msg.insert_header_before_length(&Hdr::P_ASSERTED_IDENTITY, v) {
                 tracing::warn!(error = %e, "cannot carry the updated identity");
             }

@@ -156,7 +156,15 @@ impl Call {
         let Some(origin_peer) = self.profile(rel.origin).cloned() else {
             return;
         };
-        match relayed_response(&rel.origin_req, &resp, &tag, &origin_peer, &cx.env.local) {
+        let from_trunk = self.is_trunk(far);
+        match relayed_response(
+            &rel.origin_req,
+            &resp,
+            &tag,
+            &origin_peer,
+            &cx.env.local,
+            from_trunk,
+        ) {
             Ok(mut out) => {
                 self.carry_identity(&cx.env.local, rel.origin, &mut out);
                 // Its timer first: a leg that gets one keeps the SDP it is sent now.

@@ -105,13 +105,19 @@ pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
 
 /// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
 /// the peer's URI form; any other URI keeps its user and gets the gateway's host.
-pub fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> String {
+/// `from_trunk`: the header came from a trunk, trusted with the number parameters that
+/// route or bill a call (a caller's `cpc` and `oli` ride on P-Asserted-Identity, RFC 4694
+/// §4); from anyone else only a subaddress and extension are carried, as in From.
+pub fn identity_header(
+    value: &str,
+    local: &LocalAddrs,
+    peer: &Profile,
+    from_trunk: bool,
+) -> String {
     map_address_uris(value, |uri| match dialled_number(uri) {
         Some(n) if is_telephone_number(&n.number) => {
-            // Number parameters are carried in the Request-URI, To and From only, where
-            // who set them is known (see `outbound_invite`).
             let n = NumberUri {
-                params: String::new(),
+                params: n.trusted_params(from_trunk),
                 ..n
             };
             identity_uri_of(&n, uri.starts_with("tel:"), local, peer)
@@ -121,13 +127,15 @@ pub fn identity_header(value: &str, local: &LocalAddrs, peer: &Profile) -> Strin
 }
 
 /// Copy end-to-end headers of `src` onto a request for `peer`: those its `[headers]` policy
-/// lets through verbatim, identity headers with numbers in the peer's form and hosts hidden,
-/// and our `User-Agent` when the profile names one.
+/// lets through verbatim, identity headers with numbers in the peer's form and hosts hidden
+/// (`from_trunk`: `src` came from a trunk, see [`identity_header`]), and our `User-Agent`
+/// when the profile names one.
 pub fn copy_end_to_end(
     out: &mut Request,
     src: &Request,
     local: &LocalAddrs,
     peer: &Profile,
+    from_trunk: bool,
 ) -> Result<(), SipError> {
     out.copy_headers_where(src.headers_raw(), |h| copies(peer, h));
     for h in REHOSTED_HEADERS
@@ -135,7 +143,7 @@ pub fn copy_end_to_end(
         .filter(|h| peer.headers.keeps_identity(h))
     {
         for v in src.header_lines(h).iter().filter(|v| buildable(v)) {
-            out.push_header(h, identity_header(v, local, peer))?;
+            out.push_header(h, identity_header(v, local, peer, from_trunk))?;
         }
     }
     if let Some(ua) = &peer.headers.user_agent {
@@ -146,13 +154,15 @@ pub fn copy_end_to_end(
 
 /// Our response to `origin` (a request from `to_peer`) mirroring the far leg's `from`:
 /// status, reason, end-to-end headers and body in `to_peer`'s form; our own Contact; nothing
-/// that names the far side's hosts.
+/// that names the far side's hosts. `from_trunk`: the far leg's peer is a trunk (see
+/// [`identity_header`]).
 pub fn relayed_response(
     origin: &Request,
     from: &Response,
     our_tag: &str,
     to_peer: &Profile,
     local: &LocalAddrs,
+    from_trunk: bool,
 ) -> Result<Response, SipError> {
     let status = from.status();
     let mut out = Response::to_request(origin, status, &from.reason(), Some(our_tag))?;
@@ -180,7 +190,7 @@ pub fn relayed_response(
         .filter(|h| to_peer.headers.keeps_identity(h))
     {
         for v in from.header_lines(h).iter().filter(|v| buildable(v)) {
-            out.push_header(h, identity_header(v, local, to_peer))?;
+            out.push_header(h, identity_header(v, local, to_peer, from_trunk))?;
         }
     }
     if let Some(server) = &to_peer.headers.user_agent {

@@ -228,6 +228,9 @@ fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
 /// carrier routed a ported number to its old network. From a phone or a PBX only the
 /// extension passes: a caller must not route or bill its call by them. The hop's own
 /// (`tgrp`) never passes, and a peer may be told to hear none (`number_params = false`).
+/// The calling party's category and line information ride on P-Asserted-Identity too
+/// (RFC 4694 §4), both ways: a trunk's reach the next trunk; before, every identity header
+/// lost them.
 #[test]
 fn a_numbers_rfc3966_parameters_reach_the_trunk() {
     let gateway = |scheme, user_phone, keep| {
@@ -237,6 +240,9 @@ fn a_numbers_rfc3966_parameters_reach_the_trunk() {
                 p.uri.user_phone = user_phone;
                 p.uri.number_params = keep;
                 p.uri.request_uri_params = "tgrp=t1".into();
+            }
+            if n == "carrier-b" {
+                p.uri.scheme = crate::interop::uri::UriScheme::Tel;
             }
         });
         cfg.routes[0].prefix = String::new();
@@ -256,9 +262,11 @@ fn a_numbers_rfc3966_parameters_reach_the_trunk() {
             1,
         )
         .replace(
-            "From: \"Alice\" <sip:1000@127.0.0.2>",
-            "From: \"Alice\" <tel:+15550111;cpc=payphone>",
+            "From: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\n",
+            "From: \"Alice\" <tel:+15550111;cpc=payphone>;tag=alice1\r\n\
+             P-Asserted-Identity: <tel:+15550111;cpc=payphone;oli=27>\r\n",
         );
+    assert!(ported.contains("P-Asserted-Identity"), "{ported}");
     const CARRIER_B: &str = "127.0.0.4:5060";
     use crate::interop::uri::UriScheme;
     let mut h = gateway(UriScheme::Tel, false, true);
@@ -273,6 +281,26 @@ fn a_numbers_rfc3966_parameters_reach_the_trunk() {
     );
     let from = inv.header(&Hdr::FROM).unwrap();
     assert!(from.contains("<tel:+15550111;cpc=payphone>"), "{from}");
+    let pai = inv.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(pai.contains("<tel:+15550111;cpc=payphone;oli=27>"), "{pai}");
+    // The callee trunk's identity reaches the caller trunk with its own.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "c1",
+            &[(Hdr::P_ASSERTED_IDENTITY, "<tel:+15550100;oli=62>")],
+            None,
+        ),
+    );
+    let ringing = h
+        .take_responses(CARRIER_B)
+        .into_iter()
+        .find(|r| r.status() == 180)
+        .unwrap();
+    let pai = ringing.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(pai.contains("<tel:+15550100;oli=62>"), "{pai}");
     // In a SIP URI they belong to the user part, and only with ;user=phone.
     let mut h = gateway(UriScheme::Sip, true, true);
     h.recv(CARRIER_B, &ported);
@@ -299,6 +327,8 @@ fn a_numbers_rfc3966_parameters_reach_the_trunk() {
     assert_eq!(inv.uri(), "tel:+15550100;ext=7;tgrp=t1");
     let from = inv.header(&Hdr::FROM).unwrap();
     assert!(from.contains("<tel:+15550111>"), "{from}");
+    let pai = inv.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(pai.contains("<tel:+15550111>"), "{pai}");
 }
 
 /// Names keep their dots and dashes on their way through (RFC 3966 visual separators are a
