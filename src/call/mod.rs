@@ -27,6 +27,7 @@ mod events;
 mod explain;
 mod failover;
 mod handle;
+mod headroom;
 mod incoming;
 mod limits;
 mod midcall;

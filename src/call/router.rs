@@ -52,6 +52,8 @@ pub struct B2bua {
     pub(super) callbacks: HashMap<crate::callback::CallbackId, CallRef>,
     /// Reused between dispatch rounds.
     batch: Vec<TxnOutput>,
+    /// Each call's share of the transaction table's room for the calls up.
+    pub(super) headroom: super::headroom::Headroom,
 }
 
 impl B2bua {
@@ -97,6 +99,7 @@ impl B2bua {
             callbacks: HashMap::default(),
             registrations: Default::default(),
             batch: Vec::new(),
+            headroom: Default::default(),
         };
         let cfg = b.env.cfg.clone();
         b.registrations.configure(&mut b.env, &cfg, now);
@@ -362,6 +365,7 @@ impl B2bua {
         let Some(mut call) = self.calls.remove(&r) else {
             return;
         };
+        self.headroom.forget(r);
         if self.env.peers_moved() && r < self.env.moved_before {
             self.env.moved_calls -= 1;
         }

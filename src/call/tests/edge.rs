@@ -492,3 +492,55 @@ fn a_full_transaction_table_still_serves_the_calls_up() {
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.core.stats().server_txns, bound + bound / 4 + 1);
 }
+
+/// One call cannot take the room kept for the calls up: while the table is past its bound,
+/// each call opens at most its share of that room, and another call still finds room for
+/// its own. Before, the room was one pool, and one call's peer (or a flood in its dialog's
+/// name) could use all of it.
+#[test]
+fn one_call_takes_at_most_its_share_of_the_room_for_the_calls_up() {
+    use crate::call::incoming::PER_CALL_HEADROOM;
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag1 = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &invite_text("call-2@127.0.0.2", "z9hG4bKa2", "+8610123", ""),
+    );
+    let inv2 = h.one_request(CARRIER_A, Method::Invite);
+    let ok2 = h.carrier_answers(&inv2, "carrier2", SDP);
+    let tag2 = ok2.to_tag().unwrap();
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    // The room (a quarter of the bound) holds more than one call's share.
+    let bound = 200;
+    assert!(bound / 4 > usize::from(PER_CALL_HEADROOM) + 1);
+    h.core.env.max_server_txns = bound;
+    for n in 0..bound as u32 {
+        if h.core.stats().server_txns >= bound {
+            break;
+        }
+        h.recv(
+            CARRIER_A,
+            &format!(
+                "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKshare{n}\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.3>;tag=ps{n}\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-share-{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ),
+        );
+    }
+    assert_eq!(h.core.stats().server_txns, bound, "filled to the bound");
+    for n in 0..60 {
+        let branch = format!("z9hG4bKgreedy{n}");
+        h.recv(PHONE, &from_phone("INFO", &tag1, 2 + n, &branch, ""));
+    }
+    let share = usize::from(PER_CALL_HEADROOM);
+    assert_eq!(h.core.stats().server_txns, bound + share);
+    h.recv(
+        PHONE,
+        &from_phone_in("call-2@127.0.0.2", "INFO", &tag2, 2, "z9hG4bKother", ""),
+    );
+    assert_eq!(
+        h.core.stats().server_txns,
+        bound + share + 1,
+        "the other call still has room"
+    );
+}

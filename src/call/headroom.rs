@@ -1,0 +1,71 @@
+//! The room in the server-transaction table kept for the calls up, shared out per call:
+//! while the table is past its bound ([`super::incoming::MAX_SERVER_TRANSACTIONS`]), each
+//! call may open [`PER_CALL_HEADROOM`] transactions per [`HEADROOM_WINDOW`] in that room.
+//! Counted per window, not per live transaction: a transaction let in is gone about a
+//! window later, so a call holds about twice the share at most, and no count has to follow
+//! each transaction to its end.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::CallRef;
+use super::incoming::{HEADROOM_WINDOW, PER_CALL_HEADROOM};
+
+/// Each call's window: when it began, and what the call took in it. Empty while the table
+/// is below its bound.
+#[derive(Debug, Default)]
+pub(super) struct Headroom {
+    taken: HashMap<CallRef, (Instant, u16)>,
+}
+
+impl Headroom {
+    /// Whether call `r` may open one more transaction in the room at `now`; counted if so.
+    pub fn take(&mut self, r: CallRef, now: Instant) -> bool {
+        let (since, used) = self.taken.entry(r).or_insert((now, 0));
+        if now.saturating_duration_since(*since) >= HEADROOM_WINDOW {
+            (*since, *used) = (now, 0);
+        }
+        if *used >= PER_CALL_HEADROOM {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    /// Call `r` has ended.
+    pub fn forget(&mut self, r: CallRef) {
+        if self.taken.remove(&r).is_some() {
+            crate::maps::shrink_if_sparse(&mut self.taken);
+        }
+    }
+
+    /// The table is below its bound again: every call starts afresh next time.
+    pub fn forget_all(&mut self) {
+        if !self.taken.is_empty() {
+            self.taken = HashMap::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_call_has_its_share_per_window() {
+        let t0 = Instant::now();
+        let mut h = Headroom::default();
+        let taken = (0..100).filter(|_| h.take(1, t0)).count();
+        assert_eq!(taken, usize::from(PER_CALL_HEADROOM));
+        // Another call has its own share.
+        assert!(h.take(2, t0));
+        // The next window gives the first call its share again.
+        assert!(!h.take(1, t0 + HEADROOM_WINDOW - Duration::from_millis(1)));
+        assert!(h.take(1, t0 + HEADROOM_WINDOW));
+        h.forget(1);
+        assert!(h.take(1, t0));
+        h.forget_all();
+        assert!(h.taken.is_empty());
+    }
+}
