@@ -97,9 +97,9 @@ impl B2bua {
     /// A request that would start a server transaction, answered (or dropped) here without
     /// one: true when done with. A request in a dialog we do not have, the commonest junk
     /// of a flood spoofed in a peer's name (a BYE with made-up tags; the source guard lets
-    /// such a flood through at the peer's rate), gets its 481 without a transaction (RFC
-    /// 3261 §8.2.6: a stateless answer; a retransmission gets another) rather than one kept
-    /// for Timer J's 32 s. And the transaction table is bounded
+    /// such a flood through at the peer's rate), or a CANCEL of no INVITE we have, gets its
+    /// 481 without a transaction (RFC 3261 §8.2.6: a stateless answer; a retransmission
+    /// gets another) rather than one kept for Timer J's 32 s. And the transaction table is bounded
     /// ([`MAX_SERVER_TRANSACTIONS`]): past it, requests outside the calls up are dropped
     /// (counted; one sent again over UDP finds room later). The calls up go on: their
     /// requests (a PRACK, a refresh, a re-INVITE) have a quarter more room, each call at
@@ -108,6 +108,16 @@ impl B2bua {
     /// transaction. So a flood of new requests cannot end calls, and nothing grows the
     /// table past 1.25 times the bound and twice the calls.
     fn refused_statelessly(&mut self, now: Instant, req: &Request, source: Target) -> bool {
+        // A CANCEL that matches no INVITE gets its 481 (RFC 3261 §9.2) the same way: a flood
+        // of them with made-up branches would otherwise keep a transaction each for 32 s.
+        if req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_none() {
+            if let Ok(resp) =
+                ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
+            {
+                self.env.send(source, &Message::Response(resp));
+            }
+            return true;
+        }
         let in_dialog = req.method() != Method::Cancel && req.to_tag().is_some();
         let found = in_dialog
             .then(|| self.dialog_of_request(req, source))

@@ -544,3 +544,35 @@ fn one_call_takes_at_most_its_share_of_the_room_for_the_calls_up() {
         "the other call still has room"
     );
 }
+
+/// A CANCEL of no INVITE we have gets its 481 without a transaction: a flood of them with
+/// made-up branches (spoofed in a peer's name at its packet rate) keeps nothing. Before,
+/// each kept a server transaction for Timer J's 32 s, and about 8,000 a second filled the
+/// table, after which every new call was dropped. A CANCEL of a ringing call still gets its
+/// 200 and ends the call.
+#[test]
+fn a_cancel_of_no_invite_is_answered_without_a_transaction() {
+    let mut h = H::new();
+    for n in 0..50 {
+        h.recv(
+            PHONE,
+            &format!(
+                "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKnone{n}\r\nMax-Forwards: 70\r\nFrom: <sip:1000@127.0.0.2>;tag=c{n}\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: no-such-{n}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+            ),
+        );
+    }
+    assert_eq!(h.statuses(PHONE), vec![481; 50]);
+    assert_eq!(h.core.stats().server_txns, 0, "nothing kept");
+    // A real one still ends its call.
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
+    );
+    h.take(CARRIER_A);
+    let cancel = invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", "")
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    h.recv(PHONE, &cancel);
+    let got = h.statuses(PHONE);
+    assert!(got.contains(&200) && got.contains(&487), "{got:?}");
+}
