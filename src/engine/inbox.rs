@@ -316,6 +316,9 @@ impl Inbox {
                 crate::ops::metrics::refused("unasked_response");
                 return false;
             }
+            // An answer under way keeps the window open: a provisional restarts a relayed
+            // INVITE's Timer C (181 s), and its final answer may come that long after.
+            self.asked.asked(ip, now);
             true
         } else {
             self.config.load().protect.unknown_sources == crate::config::UnknownSources::Reject

@@ -1,6 +1,7 @@
 use super::*;
 use crate::sip::{Target, parse_datagram};
 use bytes::Bytes;
+use std::time::Duration;
 
 fn cfg(p: Protect) -> Arc<Config> {
     let mut c = crate::call::tests::config();
@@ -197,4 +198,24 @@ async fn the_guard_follows_a_reload() {
     assert!(inbox.admit(ip, t0, false), "the guard is off");
     let tally = inbox.tally.take();
     assert_eq!(tally.len(), 2, "tripped once, 10 dropped: {tally:?}");
+}
+
+/// A stranger we sent a request to may answer for the window after our request, and each
+/// of its responses keeps the window open: a provisional to a relayed re-INVITE restarts
+/// Timer C (181 s), and the final answer may come that long after it. Before, the 200 that
+/// came 190 s after the request (and 90 s after its 183) was dropped, and the call lost.
+#[test]
+fn an_answer_under_way_keeps_a_strangers_window_open() {
+    let t0 = Instant::now();
+    let (inbox, _q) = Inbox::new(cfg(Protect::default()), t0);
+    let node: IpAddr = "192.0.2.77".parse().unwrap();
+    let window = inbox.config.load().longest_ring() + AFTER_RING;
+    let resp = b"SIP/2.0 183 Session Progress\r\n";
+    assert!(!inbox.hears_stranger(node, resp, t0), "never asked");
+    inbox.asked(node, t0);
+    assert!(inbox.hears_stranger(node, resp, t0 + Duration::from_secs(100)));
+    let late = t0 + window + Duration::from_secs(6);
+    assert!(inbox.hears_stranger(node, b"SIP/2.0 200 OK\r\n", late));
+    // Silence for a whole window closes it.
+    assert!(!inbox.hears_stranger(node, resp, late + window + Duration::from_secs(1)));
 }
