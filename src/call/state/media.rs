@@ -48,7 +48,12 @@ impl MediaState {
             self.pairs.push(Some(p));
             self.remote.a.push(None);
             self.remote.b.push(None);
-            self.uses.push(StreamUse::default());
+            // Off: nothing may be relayed through them until an offer takes them (on
+            // `latch = "any"` each side would latch to anyone, an open relay).
+            self.uses.push(StreamUse {
+                off: true,
+                ..StreamUse::default()
+            });
         }
     }
 }

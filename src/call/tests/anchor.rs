@@ -740,6 +740,31 @@ fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_w
     assert_eq!(voice.b_remote, before[0].b_remote);
 }
 
+/// The ports a refused offer took for a new stream stay the call's (for the next stream to
+/// take), relaying nothing. Before, they were told to the relay as active streams with no
+/// address, so on `latch = "any"` each side latched to whoever sent first: an open relay
+/// between any two senders for as long as the call lasted.
+#[test]
+fn the_ports_a_refused_offer_took_relay_nothing() {
+    let mut h = anchored();
+    let tag = anchored_call_with(&mut h, "k6", SDP, SDP);
+    let before = h.relay_pairs();
+    assert_eq!(before.len(), 1);
+    let video = format!("{SDP}m=video 4010 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    let re = phone_reinvites(&mut h, "k6", &tag, 2, &video);
+    assert_eq!(h.relay_pairs().len(), 2, "the new stream's ports");
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+    let after = h.relay_pairs();
+    assert_eq!(after.len(), 2, "{after:?}");
+    let voice = after
+        .iter()
+        .find(|p| (p.a_port, p.b_port) == (before[0].a_port, before[0].b_port))
+        .expect("the voice stream");
+    assert!(voice.active);
+    let kept = after.iter().find(|p| p.a_port != voice.a_port).unwrap();
+    assert!(!kept.active, "{kept:?}");
+}
+
 /// An anchored call from the phone, answered by the carrier (tag `c`) and ACKed: the
 /// carrier's INVITE and the phone's tag.
 fn anchored_call_inv(h: &mut H, id: &str) -> (Request, String) {
