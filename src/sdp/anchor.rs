@@ -160,13 +160,9 @@ pub const MAX_SECTIONS: usize = 128;
 /// or CR inside it (RFC 4566 §9, byte-string): a CR that a far end's parser takes for a line
 /// end would smuggle a line past the rewrite (a `c=` naming the caller's real address).
 fn typed(l: &Line<'_>, line: usize) -> Result<(), SdpError> {
-    // CRs at the end of a line are its line end, however many (`\r\r\n`, or a last line
-    // cut before its LF): only one with text after it could start another line.
-    let mut text = l.text;
-    while let [rest @ .., b'\r'] = text {
-        text = rest;
-    }
-    if text.iter().any(|&b| b == 0 || b == b'\r') {
+    // CRs at the end of a line are its line end ([`lines`]): only one with text after it
+    // could start another line.
+    if l.text.iter().any(|&b| b == 0 || b == b'\r') {
         return Err(SdpError::Syntax {
             line,
             what: "a NUL or CR inside a line",
@@ -320,6 +316,12 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32
     let mut current: Option<u16> = None;
     let mut out: Vec<u8> = Vec::with_capacity(sdp.len() + 64);
     for l in lines(sdp) {
+        // What `read` refuses (a CR or NUL inside a line, a line of no type) is left out of
+        // what is made of an SDP it refused: a far end that splits lines at a bare CR would
+        // read the peer's own lines in it.
+        if typed(&l, 0).is_err() {
+            continue;
+        }
         if let Some(m) = l.value(b"m=") {
             let i = index.map_or(0, |i| i + 1);
             index = Some(i);
@@ -471,6 +473,7 @@ fn sdp_lines(body: &[u8]) -> Vec<u8> {
     for l in lines(body) {
         if let [k, b'=', ..] = l.text
             && k.is_ascii_lowercase()
+            && typed(&l, 0).is_ok()
         {
             out.extend_from_slice(l.text);
             out.extend_from_slice(l.eol);

@@ -102,17 +102,17 @@ impl Line<'_> {
     }
 }
 
-/// The lines of an SDP body, each with its own line end: splits at every LF, a CR before it
-/// belongs to the line end. Joining `text` + `eol` of every line gives the body back
-/// exactly.
+/// The lines of an SDP body, each with its own line end: splits at every LF; the CRs before
+/// it (however many: `\r\r\n`, or a last line cut before its LF) belong to the line end,
+/// so no value read from a line ends in one. Joining `text` + `eol` of every line gives the
+/// body back exactly.
 pub fn lines(body: &[u8]) -> impl Iterator<Item = Line<'_>> {
     body.split_inclusive(|&b| b == b'\n').map(|raw| {
-        let body_len = match raw {
-            [.., b'\r', b'\n'] => raw.len() - 2,
-            [.., b'\n'] => raw.len() - 1,
-            _ => raw.len(),
-        };
-        let (text, eol) = raw.split_at(body_len);
+        let mut text_len = raw.strip_suffix(b"\n").map_or(raw.len(), <[u8]>::len);
+        while text_len > 0 && raw[text_len - 1] == b'\r' {
+            text_len -= 1;
+        }
+        let (text, eol) = raw.split_at(text_len);
         Line { text, eol }
     })
 }

@@ -264,10 +264,33 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
         "203.0.113.5".parse().unwrap(),
     );
     assert_eq!(ct.as_deref(), Some("application/sdp"));
+    // What `read` refused is left out.
     assert_eq!(
         &out[..],
-        &b"v=0\r\nc=IN IP4 203.0.113.5\r\nbogus line\r\nm=audio 0 RTP/AVP 0\r\n"[..]
+        &b"v=0\r\nc=IN IP4 203.0.113.5\r\nm=audio 0 RTP/AVP 0\r\n"[..]
     );
+    // A line with CRs inside it: a far end that splits at a bare CR would read the peer's
+    // live stream and address in it. Before, it went on as it came.
+    let hidden =
+        b"v=0\r\ns=-\rm=audio 5000 RTP/AVP 0\rc=IN IP4 198.51.100.66\r\nm=audio 4000 RTP/AVP 0\r\n";
+    assert!(read(hidden).is_err());
+    let (out, _) = refuse_all(
+        Some("application/sdp"),
+        hidden,
+        "203.0.113.5".parse().unwrap(),
+    );
+    assert_eq!(&out[..], &b"v=0\r\nm=audio 0 RTP/AVP 0\r\n"[..]);
+}
+
+/// An old-style hold whose line ends in `\r\r\n` stays a hold: the CRs are its line end,
+/// not part of the address. Before, `0.0.0.0\r` read as no address and became ours, a live
+/// offer toward the other leg.
+#[test]
+fn a_hold_address_before_extra_crs_stays_a_hold() {
+    let held = b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let out = anchor_streams(held, "203.0.113.5".parse().unwrap(), &[Some(20000)]).unwrap();
+    let out = String::from_utf8(out.to_vec()).unwrap();
+    assert!(out.contains("c=IN IP4 0.0.0.0\r\r\n"), "{out:?}");
 }
 
 /// A SIP-I body: the SDP part, then an ISUP part whose bytes happen to hold SDP-like lines.
