@@ -451,6 +451,22 @@ impl Call {
     }
 }
 
+impl Call {
+    /// On an anchored call, SDP in a message that is no offer or answer (a failure, the
+    /// 200 to an OPTIONS) goes on with every stream refused and the gateway's address in
+    /// place of the peer's; nothing of the call's media changes.
+    pub(super) fn neutralise_sdp<M: Body>(&self, msg: &mut M) {
+        if self.media.is_none() || !carries_sdp(msg) {
+            return;
+        }
+        let ct = msg.content_type();
+        let (body, ct) = crate::sdp::refuse_all(ct.as_deref(), msg.body(), self.cfg.media_ip);
+        if let Err(e) = msg.set_body(body, ct.as_deref()) {
+            warn!(error = %e, "cannot refuse the SDP of a message that answers nothing");
+        }
+    }
+}
+
 /// Whether a message's body holds SDP, or may hold SDP the gateway cannot find (an offer in
 /// an INVITE or UPDATE, else an answer): an empty body and an ISUP-only SIP-I body do not.
 pub(super) fn carries_sdp<M: Body>(m: &M) -> bool {

@@ -290,7 +290,7 @@ impl Call {
             // A call-back has no caller to show progress to (early media included).
             return;
         }
-        match self.toward_caller(cx, &resp) {
+        match self.toward_caller(cx, &resp, self.is_trunk(Side::B)) {
             Ok(mut out) => {
                 self.carry_identity(&cx.env.local, Side::A, &mut out);
                 // To an INVITE without SDP, the callee's SDP is its offer.
@@ -337,7 +337,7 @@ impl Call {
         }
         // Built before the call counts as answered: a 2xx that cannot be relayed fails the
         // call unanswered (no answer time, no recording kept), as the caller saw it.
-        let mut out = match self.toward_caller(cx, &resp) {
+        let mut out = match self.toward_caller(cx, &resp, self.is_trunk(Side::B)) {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay 2xx to caller");
@@ -378,16 +378,22 @@ impl Call {
         debug!(call_id = %self.call_id(), peer = ?self.egress_name(), "call answered");
     }
 
-    /// The callee's response `resp`, as our response to the caller's INVITE (the caller's
-    /// profile shapes it; `interop::egress`).
-    pub(super) fn toward_caller(&self, cx: &Cx, resp: &Response) -> Result<Response, SipError> {
+    /// A callee's response `resp`, as our response to the caller's INVITE (the caller's
+    /// profile shapes it; `interop::egress`). `from_trunk`: the callee that sent it is a
+    /// trunk (after a failover, the last failure may be an earlier callee's).
+    pub(super) fn toward_caller(
+        &self,
+        cx: &Cx,
+        resp: &Response,
+        from_trunk: bool,
+    ) -> Result<Response, SipError> {
         relayed_response(
             self.template(),
             resp,
             &self.a.local_tag,
             &self.ingress,
             &cx.env.local,
-            self.is_trunk(Side::B),
+            from_trunk,
         )
     }
 }

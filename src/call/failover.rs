@@ -58,6 +58,11 @@ impl Call {
         }
         self.uas_rel.queue.clear();
         self.uac_rel = UacRel::default();
+        // The connected identity it sent (in an UPDATE answered here) is not the next
+        // callee's.
+        if self.identity.as_ref().is_some_and(|i| i.0 == Side::A) {
+            self.identity = None;
+        }
         if let Some(prev) = self.counted_egress.take() {
             cx.env.limits.release(&prev);
         }
@@ -207,8 +212,12 @@ impl Call {
             return self.fail_call_with(cx, end);
         }
         self.clear_reliable();
-        match self.toward_caller(cx, resp) {
+        let from_trunk = peer.is_some_and(|p| p.role == crate::config::Role::Trunk);
+        match self.toward_caller(cx, resp, from_trunk) {
             Ok(mut out) => {
+                // A failure answers no offer: SDP in it (a 488's capabilities) goes on
+                // with every stream refused, never with the callee's addresses.
+                self.neutralise_sdp(&mut out);
                 // The caller learns the cause in its own profile's terms (or not at all).
                 out.remove_header(&Hdr::REASON);
                 // A 500's or 503's Retry-After describes the callee's server (RFC 3261

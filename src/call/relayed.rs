@@ -173,7 +173,17 @@ impl Call {
                 }
                 // A re-INVITE without SDP asks for an offer: its responses carry it.
                 let offer = rel.standing.is_none() && rel.method == Method::Invite;
-                self.anchor_answer(cx, far, &mut out, offer);
+                // Only a provisional or 2xx to what negotiates media answers (or offers):
+                // SDP in a failure (a 488's capabilities, RFC 3261 §21.4.26) or in the 200
+                // to an OPTIONS (§11.2) changes nothing of the call's media, and goes on
+                // with every stream refused, never with the far peer's addresses.
+                let negotiates = status < 300
+                    && matches!(rel.method, Method::Invite | Method::Update | Method::Prack);
+                if negotiates {
+                    self.anchor_answer(cx, far, &mut out, offer);
+                } else {
+                    self.neutralise_sdp(&mut out);
+                }
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.seq();

@@ -1127,3 +1127,70 @@ fn a_mapped_sdp_address_is_relayed_to_as_ipv4() {
         Some("192.0.2.10:4000".parse().unwrap())
     );
 }
+
+/// SDP in a message that answers no offer (the 200 to an OPTIONS, RFC 3261 §11.2; a 488's
+/// capabilities, §21.4.26; a callee's failure) changes nothing of the call's media and
+/// reaches the other side with every stream refused and the gateway's address, never the
+/// peer's. Before, it was taken for an answer (the 200 to an OPTIONS with `m=audio 0`
+/// turned the call's audio off; the 488 undid what the refused offer put back), or, in the
+/// failure of a first INVITE, went on with the callee's address.
+#[test]
+fn sdp_in_what_answers_no_offer_changes_nothing_and_leaks_nothing() {
+    const FAR: &str = "198.51.100.77";
+    let caps = SDP
+        .replace("192.0.2.10", FAR)
+        .replace("m=audio 4000", "m=audio 0");
+    let leaks = |r: &Response| String::from_utf8_lossy(r.body()).contains(FAR);
+    let mut h = anchored();
+    let tag = anchored_call_with(&mut h, "n1", SDP, SDP);
+    let before = h.relay_pairs();
+    assert!(before[0].active);
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "OPTIONS",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "n1",
+            2,
+            "z9hG4bKn1opt",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    let opt = h.one_request(CARRIER_A, Method::Options);
+    h.recv_msg(CARRIER_A, reply(&opt, 200, "c", &[], Some(&caps)));
+    let ok = h.take_responses(PHONE);
+    let ok = ok
+        .iter()
+        .find(|r| r.status() == 200)
+        .expect("the OPTIONS' 200");
+    assert!(!leaks(ok), "{ok:?}");
+    let after = h.relay_pairs();
+    assert!(after[0].active, "the call's audio goes on: {after:?}");
+    assert_eq!(after[0].a_remote, before[0].a_remote);
+    assert_eq!(after[0].b_remote, before[0].b_remote);
+    // A re-INVITE refused with the carrier's capabilities: the streams stay as they were.
+    let re = phone_reinvites(&mut h, "n1", &tag, 3, &SDP.replace("o=- 1 1", "o=- 1 2"));
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], Some(&caps)));
+    let refused = h.take_responses(PHONE);
+    let refused = refused.iter().find(|r| r.status() == 488).expect("the 488");
+    assert!(!leaks(refused), "{refused:?}");
+    let after = h.relay_pairs();
+    assert!(after[0].active, "{after:?}");
+    assert_eq!(after[0].b_remote, before[0].b_remote);
+    // A first INVITE's failure with SDP: the caller hears no callee address.
+    h.recv(PHONE, &invite_with_sdp("n2", SDP));
+    for carrier in [CARRIER_A, "127.0.0.4:5060"] {
+        if let Some(inv) = h.take_requests(carrier, Method::Invite).pop() {
+            h.recv_msg(carrier, reply(&inv, 488, "c2", &[], Some(&caps)));
+        }
+    }
+    let failed = h.take_responses(PHONE);
+    let failed = failed
+        .iter()
+        .find(|r| r.status() == 488)
+        .expect("the caller's 488");
+    assert!(!leaks(failed), "{failed:?}");
+}

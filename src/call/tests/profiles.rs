@@ -461,3 +461,57 @@ fn identity_headers_follow_the_peers_number_form() {
 }
 
 // ---------------------------------------------------------------- media anchoring
+
+/// After a failover, the failure the caller gets may be an earlier callee's: its identity
+/// is trusted as that callee's, not as the last one tried. A PBX (internal, untrusted with
+/// `cpc`) refuses with 503, the trunk after it never answers: the caller trunk hears the
+/// PBX's 503 with the PBX's identity stripped of `cpc`. Before, it was taken as the trunk's.
+#[test]
+fn a_failure_relayed_after_failover_is_trusted_as_the_callee_that_sent_it() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-b" {
+            p.uri.scheme = crate::interop::uri::UriScheme::Tel;
+        }
+    });
+    cfg.routes.insert(
+        0,
+        Route {
+            from: RouteFrom::Peer(PeerName("carrier-b".into())),
+            prefix: String::new(),
+            to: vec![PeerName("pbx".into()), PeerName("carrier-a".into())],
+            ring_timeout: None,
+        },
+    );
+    let mut h = H::with(cfg);
+    const CARRIER_B: &str = "127.0.0.4:5060";
+    let call = invite_text("fo1", "z9hG4bKfo1", "x", "").replacen(
+        "INVITE sip:x@127.0.0.1 SIP/2.0",
+        "INVITE tel:+15550100 SIP/2.0",
+        1,
+    );
+    h.recv(CARRIER_B, &call);
+    let to_pbx = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(
+        PHONE,
+        reply(
+            &to_pbx,
+            503,
+            "p1",
+            &[(
+                Hdr::P_ASSERTED_IDENTITY,
+                "<tel:+15550100;cpc=payphone;ext=7>",
+            )],
+            None,
+        ),
+    );
+    let _to_trunk = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_secs(40));
+    let failed = h.take_responses(CARRIER_B);
+    let failed = failed
+        .iter()
+        .find(|r| r.status() >= 300)
+        .expect("the caller's failure");
+    assert_eq!(failed.status(), 503, "the PBX's, the trunk gave none");
+    let pai = failed.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(pai.contains("<tel:+15550100;ext=7>"), "{pai}");
+}
