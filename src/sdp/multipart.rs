@@ -75,18 +75,54 @@ pub fn locate(content_type: Option<&str>, body: &[u8]) -> Result<Option<SdpPart>
     }
 }
 
-/// The `boundary` parameter of a multipart Content-Type, quoted or not.
+/// The parameters of a Content-Type (after its type), split at the semicolons outside
+/// quoted strings (RFC 2045 §5.1: a quoted value may hold `;` and `=`), names as written.
+fn parameters(content_type: &str) -> Result<Vec<(&str, &str)>, SdpError> {
+    let mut out = Vec::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut start = None;
+    for (i, c) in content_type.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                if let Some(s) = start {
+                    out.push(&content_type[s..i]);
+                }
+                start = Some(i + 1);
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err(SdpError::Multipart("unterminated quoted parameter"));
+    }
+    if let Some(s) = start {
+        out.push(&content_type[s..]);
+    }
+    Ok(out
+        .into_iter()
+        .filter_map(|p| p.split_once('='))
+        .map(|(n, v)| (n.trim(), v.trim()))
+        .collect())
+}
+
+/// The `boundary` parameter of a multipart Content-Type, quoted or not. Two of them are an
+/// error: a reader that takes the other would find other parts than ours.
 fn boundary(content_type: &str) -> Result<String, SdpError> {
-    let value = content_type
-        .split(';')
-        .skip(1)
-        .find_map(|p| {
-            let (name, value) = p.split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("boundary")
-                .then(|| value.trim())
-        })
+    let params = parameters(content_type)?;
+    let mut named = params
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| *v);
+    let value = named
+        .next()
         .ok_or(SdpError::Multipart("no boundary parameter"))?;
+    if named.next().is_some() {
+        return Err(SdpError::Multipart("more than one boundary parameter"));
+    }
     let value = match value.strip_prefix('"') {
         Some(q) => q
             .strip_suffix('"')
@@ -186,6 +222,24 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
         }
         let part = body.get(start..end).unwrap_or_default();
         let (headers, content) = part_headers(part)?;
+        // A header a part has twice, or the one-letter form of Content-Type (which SIP
+        // readers take for it in a part too): which one a reader takes decides what the
+        // part is, so no reading of ours can be trusted to be the far end's.
+        let count = |names: &[&str]| {
+            headers
+                .iter()
+                .filter(|(n, _)| names.contains(&n.as_str()))
+                .count()
+        };
+        if count(&["content-type"]) > 1
+            || count(&["c"]) > 0
+            || count(&["content-transfer-encoding"]) > 1
+            || count(&["content-encoding"]) > 1
+        {
+            return Err(SdpError::Multipart(
+                "a part's header is given twice, or as c",
+            ));
+        }
         let header = |name: &str| {
             headers
                 .iter()

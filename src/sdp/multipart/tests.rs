@@ -217,3 +217,40 @@ fn mutated_multipart_bodies_never_panic() {
     }
     assert!(found > 500, "{found}");
 }
+
+/// A Content-Type or part header a MIME reader could take another way than ours is an
+/// error (an offer refused, an answer's streams refused), never "no SDP": a `;` inside a
+/// quoted parameter, two boundaries, a part's Content-Type given twice or as `c`. Before,
+/// `x="a;boundary=zz"` made `zz"` our boundary: the real SDP part went through unanchored.
+#[test]
+fn a_body_read_two_ways_is_refused() {
+    let sdp_part = |headers: &str| {
+        let mut b = format!("--b1\r\n{headers}\r\n").into_bytes();
+        b.extend_from_slice(SDP);
+        b.extend_from_slice(b"\r\n--b1--\r\n");
+        b
+    };
+    let plain = sdp_part("Content-Type: application/sdp\r\n");
+    // A quoted parameter holding `;boundary=`: the boundary is still b1, and the SDP found.
+    let part = locate(
+        Some("multipart/mixed;x=\"a;boundary=zz\";boundary=b1"),
+        &plain,
+    )
+    .unwrap()
+    .expect("the SDP part");
+    assert_eq!(part.of(&plain), SDP);
+    for ct in [
+        "multipart/mixed;boundary=b1;boundary=b2",
+        "multipart/mixed;x=\"a;boundary=b1",
+    ] {
+        assert!(locate(Some(ct), &plain).is_err(), "{ct}");
+    }
+    let ct = Some("multipart/mixed;boundary=b1");
+    for headers in [
+        "Content-Type: text/plain\r\nContent-Type: application/sdp\r\n",
+        "c: application/sdp\r\n",
+        "Content-Type: application/sdp\r\nContent-Transfer-Encoding: 8bit\r\nContent-Transfer-Encoding: base64\r\n",
+    ] {
+        assert!(locate(ct, &sdp_part(headers)).is_err(), "{headers}");
+    }
+}
