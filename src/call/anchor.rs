@@ -10,7 +10,7 @@ use super::{CallRef, Output, Side};
 use crate::config::{Config, PeerName, Profile};
 use crate::media::{Latch, MediaAction, RecordSpec, RelayPair, StreamKind};
 use crate::sdp::{MediaBody, SdpError, Transport};
-use crate::sip::Body;
+use crate::sip::{Body, Hdr};
 
 /// Why the SDP of a message could not be anchored.
 #[derive(Debug)]
@@ -414,7 +414,7 @@ impl Call {
         msg: &mut M,
         callee: Option<&Profile>,
     ) -> Result<(), AnchorError> {
-        let ct = msg.content_type();
+        let ct = readable_type(msg);
         let body = msg.body().clone();
         if let Some(b) = self.anchor_body(cx, from, &body, ct.as_deref(), callee, Some(false))?
             && let Err(e) = msg.set_body(b, ct.as_deref())
@@ -437,12 +437,16 @@ impl Call {
         msg: &mut M,
         offer: bool,
     ) {
-        let ct = msg.content_type();
+        let ct = readable_type(msg);
         let body = msg.body().clone();
         let mut sent_ct = ct.clone();
         if let Some((b, new_ct)) = self.anchored_body(cx, from, &body, ct.as_deref(), offer) {
             match msg.set_body(b, new_ct.as_deref()) {
-                Ok(()) => sent_ct = new_ct,
+                Ok(()) => {
+                    sent_ct = new_ct;
+                    // What is sent now is what was written, not encoded.
+                    msg.remove_header(&Hdr::named("Content-Encoding"));
+                }
                 Err(e) => warn!(error = %e, "cannot set anchored SDP"),
             }
         }
@@ -459,12 +463,23 @@ impl Call {
         if self.media.is_none() || !carries_sdp(msg) {
             return;
         }
-        let ct = msg.content_type();
+        let ct = readable_type(msg);
         let (body, ct) = crate::sdp::refuse_all(ct.as_deref(), msg.body(), self.cfg.media_ip);
-        if let Err(e) = msg.set_body(body, ct.as_deref()) {
-            warn!(error = %e, "cannot refuse the SDP of a message that answers nothing");
+        match msg.set_body(body, ct.as_deref()) {
+            Ok(()) => {
+                msg.remove_header(&Hdr::named("Content-Encoding"));
+            }
+            Err(e) => warn!(error = %e, "cannot refuse the SDP of a message that answers nothing"),
         }
     }
+}
+
+/// The Content-Type a message's body is anchored by: none when the body is encoded (gzip,
+/// RFC 3261 §20.12), so that its SDP counts as SDP that cannot be read (an offer refused,
+/// an answer's streams refused) rather than bytes that pass as they came, for a far end
+/// that decodes them to read the peer's addresses.
+fn readable_type<M: Body>(m: &M) -> Option<String> {
+    if m.encoded() { None } else { m.content_type() }
 }
 
 /// Whether a message's body holds SDP, or may hold SDP the gateway cannot find (an offer in

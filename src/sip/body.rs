@@ -9,6 +9,9 @@ use super::{Hdr, Request, Response, SipError};
 pub trait Body {
     fn body(&self) -> &Bytes;
     fn content_type(&self) -> Option<String>;
+    /// Whether the body is encoded (`Content-Encoding` other than `identity`, RFC 3261
+    /// §20.12): its bytes are not what its Content-Type says until decoded.
+    fn encoded(&self) -> bool;
     fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError>;
     fn remove_header(&mut self, h: &Hdr) -> usize;
     /// Whether it carries a P-Asserted-Identity.
@@ -24,6 +27,12 @@ macro_rules! impl_body {
             }
             fn content_type(&self) -> Option<String> {
                 self.header(&Hdr::CONTENT_TYPE)
+            }
+            fn encoded(&self) -> bool {
+                self.header_lines(&Hdr::named("Content-Encoding"))
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .any(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
             }
             fn set_body(
                 &mut self,

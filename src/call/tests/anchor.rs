@@ -1194,3 +1194,47 @@ fn sdp_in_what_answers_no_offer_changes_nothing_and_leaks_nothing() {
         .expect("the caller's 488");
     assert!(!leaks(failed), "{failed:?}");
 }
+
+/// An encoded body (`Content-Encoding: gzip`) on an anchored call is SDP that cannot be
+/// read: an offer in one is refused with 488, an answer in one reaches the caller with
+/// every stream refused, not encoded, and without the callee's address. Before, an
+/// answer's bytes went on nearly as they came, labelled gzip for the caller to decode.
+#[test]
+fn an_encoded_body_on_an_anchored_call_is_sdp_that_cannot_be_read() {
+    const FAR: &str = "198.51.100.78";
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("g1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let answer = SDP.replace("192.0.2.10", FAR);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::named("Content-Encoding"), "gzip"),
+            ],
+            Some(&answer),
+        ),
+    );
+    let ok = h.take_responses(PHONE);
+    let ok = ok.iter().find(|r| r.status() == 200).expect("the 200");
+    let body = String::from_utf8_lossy(ok.body());
+    assert!(!body.contains(FAR), "{body}");
+    assert!(body.contains("m=audio 0 "), "{body}");
+    assert!(
+        ok.header(&Hdr::named("Content-Encoding")).is_none(),
+        "{ok:?}"
+    );
+    // An offer in an encoded body: refused.
+    let encoded = invite_with_sdp("g2", SDP).replace(
+        "Content-Type: application/sdp\r\n",
+        "Content-Type: application/sdp\r\nContent-Encoding: gzip\r\n",
+    );
+    assert!(encoded.contains("Content-Encoding"));
+    h.recv(PHONE, &encoded);
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    assert!(h.statuses(PHONE).contains(&488));
+}
