@@ -207,7 +207,10 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
         let (screened, remember) = match shed_early(&sock, &inbox, data, src, at) {
             Early::Done => continue,
             Early::Other => (false, None),
-            Early::Screened { remember } => (true, remember),
+            // A stranger's INVITE (let in for its one 403) is not kept among the INVITEs
+            // let in: spoofed strangers would push peers' out, and a peer's retransmission
+            // would get a fast 503 while the core goes on with its call.
+            Early::Screened { remember } => (true, remember.filter(|_| !stranger)),
         };
         let source = Target::udp_on(src, id);
         // A message lives until its transaction has taken what it keeps (the call copies

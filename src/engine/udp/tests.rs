@@ -378,3 +378,41 @@ async fn a_reply_to_an_ipv4_peer_leaves_by_the_dual_stack_listener_it_came_in_on
     let (_, from) = peer.recv_from(&mut buf).unwrap();
     assert_eq!(from.port(), l4.port());
 }
+
+/// A stranger's INVITE, let in by `unknown_sources = "reject"` for its one 403, is not kept
+/// in overload control's table of INVITEs let in; a peer's is. Before, a flood of spoofed
+/// strangers' INVITEs pushed peers' entries out of that table, and a peer's retransmission
+/// then got a fast 503 while the core went on with its call.
+#[tokio::test]
+async fn a_strangers_invite_is_not_remembered_as_let_in() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect {
+        unknown_sources: crate::config::UnknownSources::Reject,
+        ..Protect::default()
+    };
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    stranger
+        .send_to(invite("z9hG4bKstr").as_bytes(), gw)
+        .unwrap();
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.send_to(invite("z9hG4bKpeer").as_bytes(), gw).unwrap();
+    let mut got = 0;
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while got < 2 {
+            match queues.fresh.try_recv() {
+                Ok(_) => got += 1,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("both INVITEs reached the core");
+    let ov = &inbox.overload;
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert!(!ov.seen(ov.invite_key(ip("127.0.0.9"), b"z9hG4bKstr")));
+    assert!(ov.seen(ov.invite_key(ip("127.0.0.2"), b"z9hG4bKpeer")));
+}
