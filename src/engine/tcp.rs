@@ -30,6 +30,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
 const KEEPALIVE: Duration = Duration::from_secs(60);
+/// Messages queued for one connection's writer at most; past it a message is dropped
+/// (its transaction fails or retransmits), so a peer that reads nothing grows nothing.
+pub(super) const WRITE_QUEUE: usize = 1024;
 
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +138,7 @@ async fn serve(
     stranger: bool,
 ) {
     let (mut rd, mut wr) = stream.into_split();
-    let (wtx, mut wrx) = mpsc::channel::<Bytes>(1024);
+    let (wtx, mut wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     // RFC 5626 §3.5.1 pongs go out on the same writer, behind what the core queued.
     let pong = wtx.clone();
     if !inbox
@@ -182,7 +185,7 @@ async fn serve(
         conn: Some(conn),
         listener: None,
     };
-    loop {
+    'reading: loop {
         if stranger && answered {
             // Room for the answer to be written; the core closes the writer after it.
             let _ = tokio::time::timeout(limits.message_timeout, &mut writer).await;
@@ -282,7 +285,8 @@ async fn serve(
                                 source,
                             };
                             if !inbox.deliver(ev).await {
-                                break;
+                                // The core is gone: so is this connection.
+                                break 'reading;
                             }
                             continue;
                         }
@@ -306,7 +310,7 @@ async fn serve(
                             let _ = pong.try_send(reply);
                         }
                     } else if !inbox.deliver(ev).await {
-                        break;
+                        break 'reading;
                     }
                 }
             }

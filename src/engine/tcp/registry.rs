@@ -99,6 +99,12 @@ impl Registry {
             return None;
         }
         if let Some((_, queue)) = self.connecting.get_mut(&addr) {
+            // No more than its writer will take once it is up: the rest would fail then.
+            if queue.len() >= super::WRITE_QUEUE {
+                debug!(%addr, "TCP connection still opening, its queue is full; message dropped");
+                crate::ops::metrics::refused("tcp_backlog");
+                return txn;
+            }
             queue.push((bytes, txn));
             return None;
         }

@@ -263,3 +263,33 @@ async fn a_peers_unparseable_message_over_tcp_does_not_lose_what_follows() {
     .expect("both reached the core");
     assert_eq!(got, ["unparseable", "bye"]);
 }
+
+/// Messages for a connection still opening are held up to what its writer will take once
+/// it is up ([`WRITE_QUEUE`]); past that they are dropped at once (counted). Before, the
+/// list grew with every message sent toward a trunk slow to accept, and what was over the
+/// writer's room failed only when the connection came up.
+#[tokio::test]
+async fn messages_for_a_connection_still_opening_are_bounded() {
+    let (inbox, _queues, protect) = inbox_with(Protect::default());
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let listener = TcpListener::bind("127.0.0.3:0").await.unwrap();
+    let to = Target {
+        transport: Transport::Tcp,
+        addr: listener.local_addr().unwrap(),
+        conn: None,
+        listener: None,
+    };
+    // (The connect task has not run: this test does not yield.)
+    for _ in 0..WRITE_QUEUE + 500 {
+        reg.send(
+            to,
+            Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n\r\n"),
+            None,
+        );
+    }
+    assert_eq!(reg.connecting[&to.addr].1.len(), WRITE_QUEUE);
+}
