@@ -204,8 +204,16 @@ fn credentials(
                 None
             }
         },
+        (None, Some(f)) if f.get_ref().as_str().is_none() => {
+            errs.push(at(
+                f.span(),
+                "[auth] password_file must be a file name, quoted (a password goes in `password`)",
+            ));
+            None
+        }
         (None, Some(f)) => {
-            let file = path.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+            let name = f.get_ref().as_str().unwrap_or_default();
+            let file = path.parent().unwrap_or(Path::new(".")).join(name);
             match read_password_file(&file) {
                 Ok(s) => {
                     if world_readable(&file) {

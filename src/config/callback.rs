@@ -166,6 +166,16 @@ pub(super) fn load(
             .and_then(|text| Keys::parse(&text).map_err(str::to_string));
         match keys {
             Ok(k) => c.keys = Some(k),
+            // A value that names nothing may be a key written in the wrong place: its line
+            // is given, never the value.
+            Err(_) if std::fs::symlink_metadata(&file).is_err() => errs.push(
+                cx.at(
+                    f,
+                    "[callback] secret_file names no file (relative to the configuration's \
+                 folder); its value is not shown, in case it is a key"
+                        .to_string(),
+                ),
+            ),
             Err(e) => errs.push(cx.at(
                 f,
                 format!(
@@ -317,8 +327,9 @@ mod tests {
     fn secret_file_is_read_beside_the_config_and_checked() {
         let (dir, cfg) = load("[callback]\nsecret_file = \"callback.key\"\n");
         let e = cfg.unwrap_err().to_string();
+        // Named nothing: its line, not its value (it may be a key in the wrong place).
         assert!(
-            e.contains("secret_file") && e.contains("callback.key"),
+            e.contains("secret_file names no file") && !e.contains("callback.key"),
             "{e}"
         );
         std::fs::write(

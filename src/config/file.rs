@@ -282,7 +282,9 @@ pub struct AuthSection {
     /// Any TOML value, so that a mistyped password (`password = 1234`) is reported without
     /// its value: toml's own type error would quote it.
     pub password: Option<Spanned<toml::Value>>,
-    pub password_file: Option<Spanned<String>>,
+    /// Any TOML value too: a password written in the wrong key (`password_file = 1234`)
+    /// must not be quoted by a type error either.
+    pub password_file: Option<Spanned<toml::Value>>,
     pub realm: Option<Spanned<String>>,
     pub algorithm: Option<Spanned<OneOrMany>>,
 }
@@ -293,7 +295,10 @@ impl std::fmt::Debug for AuthSection {
         f.debug_struct("AuthSection")
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("password_file", &self.password_file)
+            .field(
+                "password_file",
+                &self.password_file.as_ref().map(|_| "<not shown>"),
+            )
             .field("realm", &self.realm)
             .field("algorithm", &self.algorithm)
             .finish()

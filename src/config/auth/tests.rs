@@ -169,6 +169,12 @@ fn errors_are_located_and_never_quote_the_password() {
             "itsp.toml:8:17:",
             "[auth] password_file names no file",
         ),
+        // Not even as a number (toml's own type error would quote it).
+        (
+            "[auth]\nusername = \"u\"\npassword_file = 20250101\n",
+            "itsp.toml:8:17:",
+            "[auth] password_file must be a file name, quoted",
+        ),
         (
             "[auth]\nusername = \"u\"\npassword = \"pa55\\qsecret\"\n",
             "itsp.toml:8:",
