@@ -77,7 +77,7 @@ fn recording_path(
         .chars()
         .filter(|c| c.is_ascii_digit())
         .collect();
-    let token: String = env.ids.tag().chars().take(8).collect();
+    let token: String = env.ids.hex_token(8);
     RecordSpec {
         path: cfg
             .recording_dir

@@ -209,7 +209,7 @@ impl B2bua {
         // The edge drops the ACKs of 503s with this tag unparsed.
         let tag = match &self.env.overload_tag {
             Some(t) => t.to_string(),
-            None => self.env.ids.tag(),
+            None => self.env.ids.tag(&req.call_id().unwrap_or_default()),
         };
         let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
         let extra = [(Hdr::RETRY_AFTER, after.as_str())];
@@ -229,7 +229,7 @@ impl B2bua {
         {
             return;
         }
-        let tag = self.env.ids.tag();
+        let tag = self.env.ids.tag(&req.call_id().unwrap_or_default());
         if let Ok(resp) = ingress::response_to(req, 403, "Forbidden", Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }
@@ -267,7 +267,7 @@ impl B2bua {
         } else {
             format!("Bad Request ({why})")
         };
-        let tag = self.env.ids.tag();
+        let tag = self.env.ids.tag(&req.call_id().unwrap_or_default());
         if let Ok(resp) = ingress::response_to(req, status, &reason, Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }
@@ -365,7 +365,7 @@ impl B2bua {
         }
         let r = self.next_ref;
         self.next_ref += 1;
-        let local_tag = self.env.ids.tag();
+        let local_tag = self.env.ids.tag(&req.call_id().unwrap_or_default());
         let a = Dialog {
             call_id: req.call_id().unwrap_or_default().into(),
             local_hdr: format!(

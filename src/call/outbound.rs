@@ -28,7 +28,7 @@ pub fn outbound_invite(
 ) -> Result<(Dialog, Request), SipError> {
     let host = local.host.as_str();
     let call_id = ids.call_id(host);
-    let tag = ids.tag();
+    let tag = ids.tag(&call_id);
     let policy = &peer.uri;
     let inbound_tel = a_req.uri_scheme() == "tel";
     // A number private to a domain (`tel:1234;phone-context=pbx.example.com`) is not

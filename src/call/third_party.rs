@@ -83,15 +83,17 @@ pub(super) fn template(
 ) -> Result<Request, SipError> {
     let host = local.uri_host();
     let (to, from) = (escape_user(to), escape_user(from));
+    let call_id = ids.call_id(&local.host);
+    let tag = ids.tag(&call_id);
     let mut r = NewRequest {
         method: Method::Invite,
         uri: &format!("sip:{to}@{host}"),
         via: &local.via(Transport::Udp, &ids.branch()),
         max_forwards: 70,
         routes: &[],
-        from: &format!("<sip:{from}@{host}>;tag={}", ids.tag()),
+        from: &format!("<sip:{from}@{host}>;tag={tag}"),
         to: &format!("<sip:{to}@{host}>"),
-        call_id: &ids.call_id(&local.host),
+        call_id: &call_id,
         cseq: 1,
     }
     .build()?;

@@ -126,6 +126,9 @@ pub(crate) struct Inbox {
     departed: Arc<ArcSwapOption<Vec<Arc<[IpNet]>>>>,
     /// Where we sent requests lately: a stranger's response from elsewhere is dropped unread.
     asked: Arc<Asked>,
+    /// What our tags are checked with: a request whose To tag is not ours is in no dialog
+    /// of ours, and waits with new work. None: not checked (tests of other things).
+    tags: Option<crate::sip::TagKey>,
 }
 
 /// How many reloads' departed networks [`Inbox::remember_departed`] keeps: a peer removed
@@ -163,6 +166,7 @@ impl Inbox {
             asked: Arc::new(Asked::new(cfg.longest_ring() + AFTER_RING, now)),
             config: Arc::new(ArcSwap::new(cfg)),
             departed: Arc::new(ArcSwapOption::new(None)),
+            tags: None,
         };
         inbox.configure_protect(p, now);
         (
@@ -172,6 +176,25 @@ impl Inbox {
                 fresh: frx,
             },
         )
+    }
+
+    /// Check the To tag of requests in a dialog with `key`, the key the core's tags are made
+    /// with.
+    pub(crate) fn checking_tags(mut self, key: crate::sip::TagKey) -> Inbox {
+        self.tags = Some(key);
+        self
+    }
+
+    /// Whether `msg` is a request that names a dialog of ours: its To tag one of our tags
+    /// for its Call-ID. Unknowable (true) when tags are not checked.
+    fn in_our_dialog(&self, msg: &Message) -> bool {
+        let (Some(key), Message::Request(r)) = (&self.tags, msg) else {
+            return true;
+        };
+        match (r.to_tag(), r.call_id()) {
+            (Some(tag), Some(call_id)) => key.ours(&tag, &call_id),
+            _ => false,
+        }
     }
 
     /// A reloaded configuration.
@@ -343,6 +366,13 @@ impl Inbox {
             // A CANCEL queues behind the INVITE it cancels: overtaking it, it would find
             // nothing to cancel and the call would start anyway.
             Event::Message { msg, .. } if is_new_work(msg) || is_cancel(msg) => &self.fresh,
+            // A request whose To tag is not one of ours is in no dialog of ours (a BYE or
+            // an INFO with made-up tags, spoofed in a peer's name): it waits with new work,
+            // never ahead of what a call needs, and the core answers it 481.
+            Event::Message {
+                msg: msg @ Message::Request(_),
+                ..
+            } if !self.in_our_dialog(msg) => &self.fresh,
             _ => &self.urgent,
         }
     }

@@ -85,7 +85,10 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     // loop runs.
     let signals = lifecycle::Signals::watch()?;
     let cfg = Arc::new(cfg);
+    // Our tags carry a check the readers verify (`sip::TagKey`): one key for both.
+    let tags = crate::sip::TagKey::random();
     let (inbox, queues) = inbox::Inbox::new(cfg.clone(), Instant::now());
+    let inbox = inbox.checking_tags(tags.clone());
     fds::ensure(&cfg)?;
     let conn_ids = tcp::ConnIds::default();
     let tcp_limits = tcp::Limits {
@@ -132,7 +135,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let mut core = B2bua::new(
         cfg.clone(),
         TimerConfig::default(),
-        IdGen::from_os(),
+        IdGen::from_os(tags),
         Instant::now(),
         SystemTime::now(),
     );

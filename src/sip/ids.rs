@@ -6,23 +6,35 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::tags::TagKey;
+
 #[derive(Debug)]
 pub struct IdGen {
     rng: StdRng,
+    /// What our tags are made and checked with ([`TagKey`]).
+    tags: TagKey,
 }
 
 impl IdGen {
     pub fn new(seed: u64) -> Self {
         IdGen {
             rng: StdRng::seed_from_u64(seed),
+            tags: TagKey::from_seed(seed),
         }
     }
 
-    /// Seeded from the operating system's entropy.
-    pub fn from_os() -> Self {
+    /// Seeded from the operating system's entropy; tags made with `tags`, which the edge
+    /// checks them with.
+    pub fn from_os(tags: TagKey) -> Self {
         IdGen {
             rng: StdRng::from_os_rng(),
+            tags,
         }
+    }
+
+    /// The key this generator's tags are made with.
+    pub fn tag_key(&self) -> &TagKey {
+        &self.tags
     }
 
     fn hex(&mut self, n: usize) -> String {
@@ -42,9 +54,16 @@ impl IdGen {
         self.rng.random()
     }
 
-    /// A From/To tag (RFC 3261 §19.3 asks for at least 32 bits of randomness; this has 64).
-    pub fn tag(&mut self) -> String {
-        self.hex(16)
+    /// Our From/To tag for a dialog (or response) of `call_id` (RFC 3261 §19.3 asks for at
+    /// least 32 bits of randomness; this has 64, and a check the edge verifies: [`TagKey`]).
+    pub fn tag(&mut self, call_id: &str) -> String {
+        let random = self.hex(16);
+        self.tags.tag(&random, call_id)
+    }
+
+    /// `n` random hex digits (a recording file's token).
+    pub fn hex_token(&mut self, n: usize) -> String {
+        self.hex(n)
     }
 
     /// A Via branch with the RFC 3261 magic cookie.

@@ -28,6 +28,7 @@ mod new_request;
 mod reject;
 mod split;
 mod status;
+mod tags;
 mod to_tag;
 mod transport;
 mod uri;
@@ -48,6 +49,7 @@ pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
 pub use split::{outside_quotes, split_header_list, split_params};
 pub use status::reason_phrase;
+pub use tags::TagKey;
 pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{
     LEADING_PARAMS, NumberUri, dialled_number, is_paramchars, param_name, params_where,

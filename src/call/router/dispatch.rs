@@ -112,10 +112,17 @@ impl B2bua {
         req: &Request,
         source: Target,
     ) -> Option<(CallRef, Side)> {
-        let found = self.dialog_with(
-            &req.call_id().unwrap_or_default(),
-            &req.to_tag().unwrap_or_default(),
-            req.from_tag().as_deref(),
+        let (call_id, tag) = (
+            req.call_id().unwrap_or_default(),
+            req.to_tag().unwrap_or_default(),
+        );
+        let found = self.dialog_with(&call_id, &tag, req.from_tag().as_deref());
+        // Every dialog's tag of ours is one the edge recognises (`sip::TagKey`): else its
+        // requests would wait with new work under load. Every call flow the tests run
+        // checks it.
+        debug_assert!(
+            found.is_none() || self.env.ids.tag_key().ours(&tag, &call_id),
+            "the tag {tag} of a dialog of ours ({call_id}) does not check"
         );
         let ip = self.env.origin_ip(req, source);
         found.filter(|&(r, side)| self.is_leg_peer(r, side, ip))
@@ -128,10 +135,14 @@ impl B2bua {
 
     /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
     pub(in crate::call) fn on_ack(&mut self, now: Instant, ack: &Request, source: Target) {
-        let found = self.dialog_with(
-            &ack.call_id().unwrap_or_default(),
-            &ack.to_tag().unwrap_or_default(),
-            ack.from_tag().as_deref(),
+        let (call_id, tag) = (
+            ack.call_id().unwrap_or_default(),
+            ack.to_tag().unwrap_or_default(),
+        );
+        let found = self.dialog_with(&call_id, &tag, ack.from_tag().as_deref());
+        debug_assert!(
+            found.is_none() || self.env.ids.tag_key().ours(&tag, &call_id),
+            "the tag {tag} of a dialog of ours ({call_id}) does not check"
         );
         let ip = self.env.origin_ip(ack, source);
         match found {

@@ -219,3 +219,38 @@ fn an_answer_under_way_keeps_a_strangers_window_open() {
     // Silence for a whole window closes it.
     assert!(!inbox.hears_stranger(node, resp, late + window + Duration::from_secs(1)));
 }
+
+/// A request in a dialog goes ahead of new work only if its To tag is one of ours for its
+/// Call-ID: a BYE or INFO with a made-up tag (a flood spoofed in a peer's name) waits with
+/// new work, and accepted work still goes first. Before, any To tag took a request into
+/// the queue that is always served first, and such a flood starved every peer's new calls
+/// and pushed real answers out.
+#[test]
+fn only_a_request_naming_a_tag_of_ours_goes_ahead_of_new_work() {
+    let key = crate::sip::TagKey::from_seed(3);
+    let (inbox, _q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    let inbox = inbox.checking_tags(key.clone());
+    let mut ids = crate::sip::IdGen::new(3);
+    let ours = ids.tag("c1");
+    assert!(key.ours(&ours, "c1"));
+    let ev = |m: Message| Event::Message {
+        msg: m,
+        source: Target::udp("127.0.0.2:5060".parse().unwrap()),
+        at: Instant::now(),
+        screened: false,
+    };
+    let urgent = |e: &Event| std::ptr::eq(inbox.queue_for(e), &inbox.urgent);
+    assert!(urgent(&ev(req("BYE", &format!(";tag={ours}")))));
+    assert!(urgent(&ev(req("ACK", &format!(";tag={ours}")))));
+    assert!(!urgent(&ev(req("BYE", ";tag=made-up"))));
+    assert!(!urgent(&ev(req("INFO", ";tag=0123456789abcdef01234567"))));
+    // Our tag for another Call-ID is not this dialog's.
+    let other = ids.tag("c2");
+    assert!(!urgent(&ev(req("BYE", &format!(";tag={other}")))));
+    // Responses are accepted work as before.
+    let resp = msg(
+        "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\nFrom: <sip:a@h>;tag=f\n\
+         To: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
+    );
+    assert!(urgent(&ev(resp)));
+}

@@ -1,0 +1,100 @@
+//! Our own tags (RFC 3261 §19.3) carry a check the edge can verify without any state: every
+//! request inside one of our dialogs names, in its To, the tag we gave that dialog, with the
+//! dialog's Call-ID. A request whose To tag is not one of ours for that Call-ID is in no
+//! dialog of ours, whoever sent it: it gets no place among the accepted work that is always
+//! served first, however many a flood sends in a peer's name.
+//!
+//! A tag is 16 random hex digits, then the first 32 bits of HMAC-SHA256 over them and the
+//! Call-ID, keyed per process: forging one for another Call-ID takes about 2^31 tries, each
+//! costing the sender a packet. A peer that knows a real tag can send into that dialog only.
+
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use rand::{Rng, SeedableRng};
+use sha2::Sha256;
+
+/// Hex digits of a tag's random part, and of its check.
+const RANDOM: usize = 16;
+const CHECK: usize = 8;
+
+/// The key tags are checked with; cloned into the edge's readers.
+#[derive(Clone)]
+pub struct TagKey(Arc<Hmac<Sha256>>);
+
+impl std::fmt::Debug for TagKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TagKey(<not shown>)")
+    }
+}
+
+impl TagKey {
+    /// A key from the operating system's entropy.
+    pub fn random() -> TagKey {
+        TagKey::from_bytes(rand::rngs::StdRng::from_os_rng().random::<[u8; 64]>())
+    }
+
+    /// A key from `seed`: for tests and `trunkgate explain`, whose runs are reproducible.
+    pub fn from_seed(seed: u64) -> TagKey {
+        TagKey::from_bytes(rand::rngs::StdRng::seed_from_u64(seed).random::<[u8; 64]>())
+    }
+
+    /// A key of SHA-256's block size, HMAC's own key length.
+    fn from_bytes(key: [u8; 64]) -> TagKey {
+        TagKey(Arc::new(<Hmac<Sha256> as hmac::digest::KeyInit>::new(
+            &key.into(),
+        )))
+    }
+
+    /// The check of a tag whose random part is `random`, for `call_id`.
+    fn check(&self, random: &[u8], call_id: &str) -> String {
+        let mut mac = (*self.0).clone();
+        mac.update(random);
+        mac.update(b"\0");
+        mac.update(call_id.as_bytes());
+        let out = mac.finalize().into_bytes();
+        crate::hex::encode(&out[..CHECK / 2])
+    }
+
+    /// A tag of ours for the dialog of `call_id`, its random part `random` (16 hex digits).
+    pub(super) fn tag(&self, random: &str, call_id: &str) -> String {
+        let check = self.check(random.as_bytes(), call_id);
+        format!("{random}{check}")
+    }
+
+    /// Whether `tag` is one of ours for `call_id` (tags compare exactly, RFC 3261 §19.3).
+    pub fn ours(&self, tag: &str, call_id: &str) -> bool {
+        let t = tag.as_bytes();
+        t.len() == RANDOM + CHECK && t[RANDOM..] == *self.check(&t[..RANDOM], call_id).as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_is_ours_for_its_call_id_only() {
+        let k = TagKey::from_seed(7);
+        let t = k.tag("0123456789abcdef", "a@b");
+        assert_eq!(t.len(), 24);
+        assert!(k.ours(&t, "a@b"));
+        assert!(!k.ours(&t, "a@c"), "another Call-ID");
+        assert!(
+            !TagKey::from_seed(8).ours(&t, "a@b"),
+            "another process's key"
+        );
+        let mut forged = t.clone();
+        forged.replace_range(0..1, "f");
+        assert!(!k.ours(&forged, "a@b"));
+        for junk in [
+            "",
+            "x",
+            "0123456789abcdef",
+            &format!("{t}0"),
+            "é23456789abcdef01234567",
+        ] {
+            assert!(!k.ours(junk, "a@b"), "{junk:?}");
+        }
+    }
+}
