@@ -178,9 +178,9 @@ pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
                  new_line: &str| {
         if in_audio && !seen {
             // After the section's last line, before trailing empty lines; a last line that
-            // had no line end gets one first.
+            // had no line end (no LF, whatever CRs it ends in) gets one first.
             let mut insert = Vec::with_capacity(new_line.len() + 4);
-            let eol: &[u8] = if eol.is_empty() { b"\r\n" } else { eol };
+            let eol: &[u8] = if eol.ends_with(b"\n") { eol } else { b"\r\n" };
             if out.get(..at).is_some_and(|o| !o.ends_with(b"\n")) {
                 insert.extend_from_slice(eol);
                 insert.extend_from_slice(new_line.as_bytes());
@@ -312,6 +312,15 @@ mod tests {
         assert!(!set_ptime(offer.as_bytes(), 20).unwrap().changed);
         assert!(set_ptime(b"v=0\r\nm=video 1 RTP/AVP 96\r\n", 20).is_none());
         assert!(set_ptime(&[0xff, 0xfe], 20).is_none());
+    }
+
+    #[test]
+    fn a_ptime_after_a_last_line_ending_in_crs_is_a_line_of_its_own() {
+        // (Found by the fuzzer's corpus once CRs before a missing LF became a line end.)
+        let body = b"\nm=audio \r\r";
+        let edit = set_ptime(body, 119).unwrap();
+        assert_eq!(&edit.body[..], b"\nm=audio \r\r\r\na=ptime:119");
+        assert_eq!(set_ptime(&edit.body, 119).unwrap().body, edit.body);
     }
 
     #[test]
