@@ -116,7 +116,13 @@ impl Call {
                 return;
             };
             let mut ct = ack.header(&Hdr::CONTENT_TYPE);
-            let mut answer = ack.body().clone();
+            // Only a 2xx that offered is answered in its ACK (RFC 3264 §4, RFC 3261
+            // §13.2.2.4): SDP in any other ACK is no answer, and nothing to pass on.
+            let mut answer = if p.offer {
+                ack.body().clone()
+            } else {
+                Bytes::new()
+            };
             if answer.is_empty()
                 && p.offer
                 && side == Side::A

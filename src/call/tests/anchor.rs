@@ -1238,3 +1238,36 @@ fn an_encoded_body_on_an_anchored_call_is_sdp_that_cannot_be_read() {
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
     assert!(h.statuses(PHONE).contains(&488));
 }
+
+/// SDP in the ACK of a 2xx that offered nothing is no answer (RFC 3261 §13.2.2.4): it
+/// changes nothing of the call's media and does not reach the other side. Before, it was
+/// anchored as the caller's answer: the relay's view of the caller moved to whatever it
+/// named, and the carrier got an ACK with SDP to a 2xx that had answered.
+#[test]
+fn sdp_in_the_ack_of_a_2xx_that_offered_nothing_is_no_answer() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("ak1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    let before = h.relay_pairs();
+    h.take_responses(PHONE);
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "ACK",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "ak1",
+            1,
+            "z9hG4bKak1ack",
+            "127.0.0.2:5060",
+            &SDP.replace("192.0.2.10", "198.51.100.79"),
+        ),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert!(ack.body().is_empty(), "{ack:?}");
+    let after = h.relay_pairs();
+    assert_eq!(after[0].a_remote, before[0].a_remote);
+}
