@@ -210,8 +210,8 @@ impl Env {
         reason: &str,
         extra: &[(Hdr, &str)],
     ) {
-        let tag = (status > 100 && req.to_tag().is_none())
-            .then(|| self.ids.tag(&req.call_id().unwrap_or_default()));
+        // No dialog comes of it: a plain tag (`IdGen::plain_tag`).
+        let tag = (status > 100 && req.to_tag().is_none()).then(|| self.ids.plain_tag());
         self.respond_tagged(now, txn, req, status, reason, tag.as_deref(), extra);
     }
 

@@ -111,8 +111,10 @@ impl B2bua {
         // A CANCEL that matches no INVITE gets its 481 (RFC 3261 §9.2) the same way: a flood
         // of them with made-up branches would otherwise keep a transaction each for 32 s.
         if req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_none() {
+            // A CANCEL has no To tag: its answer gets one (RFC 3261 §8.2.6.2).
+            let tag = self.env.ids.plain_tag();
             if let Ok(resp) =
-                ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
+                ingress::response_to(req, 481, "Call/Transaction Does Not Exist", Some(&tag), &[])
             {
                 self.env.send(source, &Message::Response(resp));
             }
@@ -209,7 +211,7 @@ impl B2bua {
         // The edge drops the ACKs of 503s with this tag unparsed.
         let tag = match &self.env.overload_tag {
             Some(t) => t.to_string(),
-            None => self.env.ids.tag(&req.call_id().unwrap_or_default()),
+            None => self.env.ids.plain_tag(),
         };
         let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
         let extra = [(Hdr::RETRY_AFTER, after.as_str())];
@@ -229,7 +231,7 @@ impl B2bua {
         {
             return;
         }
-        let tag = self.env.ids.tag(&req.call_id().unwrap_or_default());
+        let tag = self.env.ids.plain_tag();
         if let Ok(resp) = ingress::response_to(req, 403, "Forbidden", Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }
@@ -267,7 +269,7 @@ impl B2bua {
         } else {
             format!("Bad Request ({why})")
         };
-        let tag = self.env.ids.tag(&req.call_id().unwrap_or_default());
+        let tag = self.env.ids.plain_tag();
         if let Ok(resp) = ingress::response_to(req, status, &reason, Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }

@@ -61,6 +61,13 @@ impl IdGen {
         self.tags.tag(&random, call_id)
     }
 
+    /// A To tag for a response that makes no dialog (a refusal, an answer to an OPTIONS):
+    /// random, without the check of [`IdGen::tag`], so that no answer the gateway gives
+    /// anyone hands out a tag its edge takes for a dialog's.
+    pub fn plain_tag(&mut self) -> String {
+        self.hex(24)
+    }
+
     /// `n` random hex digits (a recording file's token).
     pub fn hex_token(&mut self, n: usize) -> String {
         self.hex(n)

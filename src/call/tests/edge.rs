@@ -576,3 +576,37 @@ fn a_cancel_of_no_invite_is_answered_without_a_transaction() {
     let got = h.statuses(PHONE);
     assert!(got.contains(&200) && got.contains(&487), "{got:?}");
 }
+
+/// Only a dialog's own tag carries the check the edge verifies: the tags of answers that
+/// make no dialog (a stranger's 403, a refused INVITE, a 481 to a CANCEL of nothing) are
+/// plain. Else one packet from anywhere would hand out a (Call-ID, tag) pair the edge takes
+/// for a dialog's, for a flood spoofed in a peer's name to go ahead of accepted work.
+#[test]
+fn only_a_dialogs_tag_carries_the_check_the_edge_verifies() {
+    let mut cfg = config();
+    cfg.protect.unknown_sources = UnknownSources::Reject;
+    let mut h = H::with(cfg);
+    let key = h.core.env.ids.tag_key().clone();
+    let checked = |r: &Response| key.ours(&r.to_tag().unwrap(), &r.call_id().unwrap());
+    h.recv(STRANGER, &stranger_invite("t1"));
+    let forbidden = h.take_responses(STRANGER);
+    assert_eq!(forbidden[0].status(), 403);
+    assert!(!checked(&forbidden[0]), "a stranger's 403");
+    // No route for this number: refused, no dialog.
+    h.recv(PHONE, &invite_text("t2", "z9hG4bKt2", "9999", ""));
+    let refused = h.take_responses(PHONE);
+    let refused = refused.iter().find(|r| r.status() >= 400).unwrap();
+    assert!(!checked(refused), "a refused INVITE's {}", refused.status());
+    h.recv(
+        PHONE,
+        &invite_text("t3", "z9hG4bKt3", "+8610123", "")
+            .replacen("INVITE sip:", "CANCEL sip:", 1)
+            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL"),
+    );
+    let cancel = h.take_responses(PHONE);
+    assert_eq!(cancel[0].status(), 481);
+    assert!(!checked(&cancel[0]), "a CANCEL of nothing");
+    // A call's own tag does.
+    let (_inv, ok) = answered_call(&mut h);
+    assert!(checked(&ok));
+}
