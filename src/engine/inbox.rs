@@ -405,7 +405,29 @@ impl Inbox {
     /// Hand over, waiting for room (TCP: the peer is slowed down, nothing is lost). False
     /// when the core task is gone.
     pub(crate) async fn deliver(&self, ev: Event) -> bool {
-        self.queue_for(&ev).send(ev).await.is_ok()
+        let queue = self.queue_for(&ev);
+        if !std::ptr::eq(queue, &self.fresh) {
+            return queue.send(ev).await.is_ok();
+        }
+        // What goes with new work never waits for room there: what follows it on the
+        // connection (a BYE, the answers to our requests) would wait too. With new work
+        // full, a CANCEL goes with accepted work (if it overtakes its INVITE it gets its
+        // 481, and the caller ends that call once it is answered, RFC 3261 §9.1); a
+        // request in no dialog of ours (an ACK of our overload 503 among them) is dropped,
+        // counted: all it would get is a 481.
+        let cancel = matches!(&ev, Event::Message { msg, .. } if is_cancel(msg));
+        match self.fresh.try_send(ev) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(ev)) if cancel => {
+                self.urgent.send(ev).await.is_ok()
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Tally::bump(&self.tally.queue_full);
+                crate::ops::metrics::refused("queue_full");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 
     pub(crate) fn count_oversize(&self) {

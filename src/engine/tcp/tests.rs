@@ -49,10 +49,15 @@ async fn listening(inbox: &crate::engine::inbox::Inbox, protect: &Protect) -> So
 /// With the queue of new work full, a peer's new INVITE over TCP is refused there and
 /// then (503 over its connection), and the BYE behind it on the same connection still
 /// reaches the core. Before, the reader waited for room for the INVITE, and read nothing
-/// more from the connection: the BYE waited behind it.
+/// more from the connection: the BYE waited behind it. A CANCEL between them does not wait
+/// for room among new work either: it goes with accepted work (before, it held up the
+/// BYE as the INVITE once did); nor does a request in no dialog of ours, which is dropped.
 #[tokio::test]
 async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connection() {
     let (inbox, mut queues, protect) = inbox_with(Protect::default());
+    // Tags checked: a request in no dialog of ours goes with new work.
+    let inbox = inbox.checking_tags(crate::sip::TagKey::from_seed(9));
+    let ours = crate::sip::IdGen::new(9).tag("z9hG4bKbye");
     let src = Target::udp("127.0.0.2:5060".parse().unwrap());
     let filler =
         crate::sip::parse_datagram(request("OPTIONS", "", "z9hG4bKfill").into(), 65535).unwrap();
@@ -69,23 +74,27 @@ async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connectio
     sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut conn = sock.connect(gw).await.unwrap();
     let mut both = request("INVITE", "", "z9hG4bKnew");
-    both.push_str(&request("BYE", ";tag=x", "z9hG4bKbye"));
+    both.push_str(&request("CANCEL", "", "z9hG4bKnew"));
+    // The ACK of a 503 (its tag no dialog's) is dropped rather than waited for room.
+    both.push_str(&request("ACK", ";tag=ov-503", "z9hG4bKnew"));
+    both.push_str(&request("BYE", &format!(";tag={ours}"), "z9hG4bKbye"));
     conn.write_all(both.as_bytes()).await.unwrap();
-    let bye = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while got.len() < 2 {
             match queues.urgent.try_recv() {
                 Ok(Event::Message {
                     msg: crate::sip::Message::Request(r),
                     ..
-                }) => return r,
+                }) => got.push(r.method()),
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
     })
     .await
-    .expect("the BYE reached the core");
-    assert_eq!(bye.method(), crate::sip::Method::Bye);
+    .expect("the CANCEL and the BYE reached the core");
+    assert_eq!(got, [crate::sip::Method::Cancel, crate::sip::Method::Bye]);
     let mut buf = vec![0u8; 2048];
     let n = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf))
         .await
