@@ -276,7 +276,14 @@ impl Call {
                 return;
             }
         };
-        let standing = anchor::carries_sdp(&out).then(|| {
+        // Only an INVITE, UPDATE or PRACK offers (RFC 3264, 3311, 3262): SDP in an INFO, a
+        // MESSAGE or an OPTIONS is no offer, changes nothing of the call's media, and goes
+        // on with every stream refused.
+        let offers = matches!(method, Method::Invite | Method::Update | Method::Prack);
+        if !offers {
+            self.neutralise_sdp(&mut out);
+        }
+        let standing = (offers && anchor::carries_sdp(&out)).then(|| {
             Box::new(Standing {
                 far_sent: self.sdp[other].as_ref().and_then(|s| s.sent.clone()),
                 origin_received: self.sdp[side]
@@ -285,7 +292,7 @@ impl Call {
                 media: self.media.as_deref().cloned(),
             })
         });
-        if let Err(e) = self.anchor_offer(cx, side, &mut out, None) {
+        if offers && let Err(e) = self.anchor_offer(cx, side, &mut out, None) {
             // The far leg must never get an offer we cannot relay media for. Ports the spare
             // logic moved before the pool ran dry go back to their streams.
             if let Some(before) = standing.as_ref().and_then(|s| s.media.as_ref()) {

@@ -178,7 +178,9 @@ impl Call {
                 // to an OPTIONS (§11.2) changes nothing of the call's media, and goes on
                 // with every stream refused, never with the far peer's addresses.
                 let negotiates = status < 300
-                    && matches!(rel.method, Method::Invite | Method::Update | Method::Prack);
+                    && (rel.method == Method::Invite
+                        || (rel.standing.is_some()
+                            && matches!(rel.method, Method::Update | Method::Prack)));
                 if negotiates {
                     self.anchor_answer(cx, far, &mut out, offer);
                 } else {

@@ -1271,3 +1271,60 @@ fn sdp_in_the_ack_of_a_2xx_that_offered_nothing_is_no_answer() {
     let after = h.relay_pairs();
     assert_eq!(after[0].a_remote, before[0].a_remote);
 }
+
+/// Only an INVITE, UPDATE or PRACK offers, and only what answers an offer is an answer:
+/// SDP in an INFO is passed on with every stream refused and takes no ports; SDP in the
+/// 200 to an UPDATE that offered nothing changes nothing. Before, the INFO's SDP was
+/// anchored as an offer (ports taken, addresses moved) and the UPDATE's 200 as an answer.
+#[test]
+fn sdp_in_an_info_or_in_the_200_to_an_update_without_offer_changes_nothing() {
+    const FAR: &str = "198.51.100.80";
+    let mut h = anchored();
+    let tag = anchored_call_with(&mut h, "i1", SDP, SDP);
+    let before = h.relay_pairs();
+    let free = h.core.free_media_ports();
+    let other = SDP.replace("192.0.2.10", FAR).replace("4000", "5000");
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "INFO",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "i1",
+            2,
+            "z9hG4bKi1info",
+            "127.0.0.2:5060",
+            &other,
+        ),
+    );
+    let info = h.one_request(CARRIER_A, Method::Info);
+    let body = String::from_utf8_lossy(info.body());
+    assert!(!body.contains(FAR) && body.contains("m=audio 0 "), "{body}");
+    assert_eq!(h.core.free_media_ports(), free, "no ports taken");
+    assert_eq!(h.relay_pairs(), before);
+    // An UPDATE without SDP, answered 200 with the carrier's SDP: no answer.
+    h.recv(
+        PHONE,
+        &in_dialog(
+            "UPDATE",
+            "sip:127.0.0.1",
+            phone_from(),
+            &phone_to(&tag),
+            "i1",
+            3,
+            "z9hG4bKi1upd",
+            "127.0.0.2:5060",
+            "",
+        ),
+    );
+    let update = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(CARRIER_A, reply(&update, 200, "c", &[], Some(&other)));
+    let ok = h.take_responses(PHONE);
+    let ok = ok
+        .iter()
+        .find(|r| r.status() == 200)
+        .expect("the UPDATE's 200");
+    assert!(!String::from_utf8_lossy(ok.body()).contains(FAR), "{ok:?}");
+    assert_eq!(h.relay_pairs(), before);
+}
