@@ -453,9 +453,7 @@ impl Call {
         self.note_sdp_received(from, &body, ct.as_deref());
         self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), true, None);
     }
-}
 
-impl Call {
     /// On an anchored call, SDP in a message that is no offer or answer (a failure, the
     /// 200 to an OPTIONS) goes on with every stream refused and the gateway's address in
     /// place of the peer's; nothing of the call's media changes.

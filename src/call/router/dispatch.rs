@@ -112,6 +112,14 @@ impl B2bua {
         req: &Request,
         source: Target,
     ) -> Option<(CallRef, Side)> {
+        let found = self.dialog_named_by(req);
+        let ip = self.env.origin_ip(req, source);
+        found.filter(|&(r, side)| self.is_leg_peer(r, side, ip))
+    }
+
+    /// The call and leg whose dialog a request in a dialog names: its Call-ID, our tag in
+    /// its To, the peer's in its From.
+    fn dialog_named_by(&self, req: &Request) -> Option<(CallRef, Side)> {
         let (call_id, tag) = (
             req.call_id().unwrap_or_default(),
             req.to_tag().unwrap_or_default(),
@@ -124,8 +132,7 @@ impl B2bua {
             found.is_none() || self.env.ids.tag_key().ours(&tag, &call_id),
             "the tag {tag} of a dialog of ours ({call_id}) does not check"
         );
-        let ip = self.env.origin_ip(req, source);
-        found.filter(|&(r, side)| self.is_leg_peer(r, side, ip))
+        found
     }
 
     /// Whether `ip` is the peer of call `r`'s leg `side`: only it speaks in that leg's dialog.
@@ -135,15 +142,7 @@ impl B2bua {
 
     /// An ACK for one of our 2xx responses (it is never part of a transaction of ours).
     pub(in crate::call) fn on_ack(&mut self, now: Instant, ack: &Request, source: Target) {
-        let (call_id, tag) = (
-            ack.call_id().unwrap_or_default(),
-            ack.to_tag().unwrap_or_default(),
-        );
-        let found = self.dialog_with(&call_id, &tag, ack.from_tag().as_deref());
-        debug_assert!(
-            found.is_none() || self.env.ids.tag_key().ours(&tag, &call_id),
-            "the tag {tag} of a dialog of ours ({call_id}) does not check"
-        );
+        let found = self.dialog_named_by(ack);
         let ip = self.env.origin_ip(ack, source);
         match found {
             Some((r, side)) if self.is_leg_peer(r, side, ip) => {
