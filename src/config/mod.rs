@@ -10,6 +10,7 @@ mod cdr;
 mod error;
 mod file;
 mod limits;
+mod lookup;
 mod media;
 pub mod net;
 mod process;
@@ -425,89 +426,9 @@ impl Config {
             .chain(self.profiles.values().filter_map(|p| p.ring_timeout))
             .fold(DEFAULT_RING_TIMEOUT, Duration::max)
     }
-
-    /// Whether `ip` is the address of the SIP front this instance runs behind.
-    pub fn is_front_ip(&self, ip: IpAddr) -> bool {
-        self.front
-            .is_some_and(|f| f.addr.ip().to_canonical() == ip.to_canonical())
-    }
-
-    /// Whether `ip` is a profile's `address` (where requests to it go, so where its answers
-    /// come from), whether or not a `match` covers it.
-    pub fn is_peer_address(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.profiles
-            .values()
-            .any(|p| p.address.addr.ip().to_canonical() == ip)
-    }
-
-    /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:
-    /// the edge asks it for every datagram). An IPv4 peer heard on a dual-stack socket
-    /// (`::ffff:a.b.c.d`) is matched as its IPv4 address.
-    pub fn is_peer_source(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.profiles
-            .values()
-            .any(|p| p.matches.iter().any(|n| n.contains(&ip)))
-    }
-
-    /// Whether a peer of `old` is gone from this configuration or matches other sources in
-    /// it: its calls in progress may then hear from addresses this one does not know.
-    pub fn peers_moved_from(&self, old: &Config) -> bool {
-        old.profiles.values().any(|o| self.moved(o))
-    }
-
-    /// The `match` networks, in `old`, of the peers [`Config::peers_moved_from`] finds.
-    pub fn moved_matches_from(&self, old: &Config) -> Vec<IpNet> {
-        old.profiles
-            .values()
-            .filter(|o| self.moved(o))
-            .flat_map(|o| o.matches.iter().copied())
-            .collect()
-    }
-
-    /// Whether `old`'s peer is gone from this configuration or matches other sources.
-    fn moved(&self, old: &Profile) -> bool {
-        self.profiles
-            .get(&old.name)
-            .is_none_or(|new| new.matches != old.matches)
-    }
-
-    /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it
-    /// with the longest prefix.
-    pub fn peer_for_source(&self, ip: IpAddr) -> Option<&Arc<Profile>> {
-        let ip = ip.to_canonical();
-        self.profiles
-            .values()
-            .flat_map(|p| p.matches.iter().map(move |n| (n, p)))
-            .filter(|(n, _)| n.contains(&ip))
-            .max_by_key(|(n, p)| (n.prefix_len(), std::cmp::Reverse(p.name.clone())))
-            .map(|(_, p)| p)
-    }
-
-    /// The first route for a call from `from` dialling `number`.
-    pub fn route_for(&self, from: &PeerName, number: &str) -> Option<&Route> {
-        self.route_from(Some(from), number)
-    }
-
-    /// [`Config::route_for`], where a call the gateway places itself without a peer to
-    /// come from (a call-back without `from_peer`) follows only the `from = "*"` routes.
-    pub fn route_from(&self, from: Option<&PeerName>, number: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| {
-            let from_ok = match &r.from {
-                RouteFrom::Any => true,
-                RouteFrom::Peer(p) => from == Some(p),
-            };
-            from_ok && number.starts_with(&r.prefix)
-        })
-    }
-
-    pub fn profile(&self, name: &PeerName) -> Option<&Arc<Profile>> {
-        self.profiles.get(name)
-    }
 }
 
-/// Every valid profile, and the names (file stems) of profile files that had errors.
+/// A TOML syntax or type error, at its place in the file.
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map(|s| s.start).unwrap_or(0);
     ConfigError::at(path, text, offset, e.message().trim().to_string())
