@@ -324,8 +324,8 @@ impl Inbox {
 
     /// Whether a datagram from `ip`, a source no profile knows, is worth parsing, from its
     /// first bytes alone: the core has nothing for a stranger but a response to a request
-    /// we sent it (an in-dialog request goes to a Contact outside any profile's `match`;
-    /// the transaction layer takes its answer only from there), or, with
+    /// we sent it (to a peer's old address after a reload re-addressed it, say; the
+    /// transaction layer takes a response only from where its request went), or, with
     /// `[protect] unknown_sources = "reject"`, one 403 to a request that is not an ACK.
     /// Anything else is dropped here, unparsed and uncopied, and counted.
     pub(crate) fn hears_stranger(&self, ip: IpAddr, data: &[u8], now: Instant) -> bool {
@@ -402,8 +402,9 @@ impl Inbox {
         })
     }
 
-    /// Hand over, waiting for room (TCP: the peer is slowed down, nothing is lost). False
-    /// when the core task is gone.
+    /// Hand over what came on a connection: accepted work waits for room (the peer is slowed
+    /// down, nothing is lost); what goes with new work never waits (see below). False when
+    /// the core task is gone.
     pub(crate) async fn deliver(&self, ev: Event) -> bool {
         let queue = self.queue_for(&ev);
         if !std::ptr::eq(queue, &self.fresh) {
