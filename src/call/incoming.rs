@@ -147,7 +147,8 @@ impl B2bua {
                                 .is_some_and(|d| d.remote_cseq.is_none_or(|l| req.seq() >= l))
                     })
             }
-            None => req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_some(),
+            // (A CANCEL here matches its INVITE: one that matches none was answered above.)
+            None => req.method() == Method::Cancel,
         };
         if held < bound {
             self.headroom.forget_all();
