@@ -210,8 +210,9 @@ impl Env {
         reason: &str,
         extra: &[(Hdr, &str)],
     ) {
-        // No dialog comes of it: a plain tag (`IdGen::plain_tag`).
-        let tag = (status > 100 && req.to_tag().is_none()).then(|| self.ids.plain_tag());
+        // No dialog comes of it: a refusal's tag (`IdGen::refusal_tag`).
+        let tag = (status > 100 && req.to_tag().is_none())
+            .then(|| self.ids.refusal_tag(&req.call_id().unwrap_or_default()));
         self.respond_tagged(now, txn, req, status, reason, tag.as_deref(), extra);
     }
 

@@ -1,12 +1,13 @@
 //! What transport tasks hand the core task, in two bounded queues, with the per-source
 //! guard they check first and the counts of what they dropped.
 //!
-//! Work already accepted (responses, ACK, BYE and every request inside a dialog) goes to the
-//! `urgent` queue, which the core task always empties first. New work (a request outside any
-//! dialog: an initial INVITE, an OPTIONS), and CANCEL (which must not overtake its INVITE),
-//! goes to `fresh`, stamped with when the kernel received it. What becomes of new work that
-//! waited too long is `overload`'s decision: capacity is shed at the door instead of every
-//! call slowing down until all of them time out.
+//! Work already accepted (responses, every request inside one of our dialogs, the ACKs of our
+//! refusals: their To tags say so, `sip::TagKey`) goes to the `urgent` queue, which the core
+//! task always empties first. New work (a request outside any dialog: an initial INVITE, an
+//! OPTIONS), CANCEL (which must not overtake its INVITE) and requests naming a dialog we never
+//! made go to `fresh`, stamped with when the kernel received it. What becomes of new work
+//! that waited too long is `overload`'s decision: capacity is shed at the door instead of
+//! every call slowing down until all of them time out.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -185,16 +186,45 @@ impl Inbox {
         self
     }
 
-    /// Whether `msg` is a request that names a dialog of ours: its To tag one of our tags
-    /// for its Call-ID. Unknowable (true) when tags are not checked.
+    /// Whether `msg` is a request in a dialog of ours, or the ACK of one of our refusals:
+    /// its To tag one of our tags of that kind for its Call-ID. Unknowable (true) when tags
+    /// are not checked.
     fn in_our_dialog(&self, msg: &Message) -> bool {
         let (Some(key), Message::Request(r)) = (&self.tags, msg) else {
             return true;
         };
         match (r.to_tag(), r.call_id()) {
-            (Some(tag), Some(call_id)) => key.ours(&tag, &call_id),
+            (Some(tag), Some(call_id)) => {
+                key.ours(&tag, &call_id)
+                    || (r.method() == crate::sip::Method::Ack
+                        && key.is(crate::sip::TagKind::Refusal, &tag, &call_id))
+            }
             _ => false,
         }
+    }
+
+    /// Whether `msg`, taken off the queue after `delay`, is a request in no dialog of ours
+    /// (nor the ACK of a refusal of ours) that overload control drops unanswered: such a
+    /// request waits with new work, and under overload goes before a real INVITE is
+    /// refused. Counted when dropped.
+    pub(crate) fn drops_as_junk(
+        &self,
+        msg: &Message,
+        now: Instant,
+        delay: std::time::Duration,
+        reliable: bool,
+    ) -> bool {
+        let in_a_dialog = matches!(msg, Message::Request(r)
+            if r.to_tag().is_some() && r.method() != crate::sip::Method::Cancel);
+        if !in_a_dialog || self.in_our_dialog(msg) {
+            return false;
+        }
+        let dropped = self.overload.decide(now, delay, reliable) != super::overload::Shed::Admit;
+        if dropped {
+            self.tally.count_dropped();
+            crate::ops::metrics::refused("overload_drop");
+        }
+        dropped
     }
 
     /// A reloaded configuration.
@@ -415,7 +445,7 @@ impl Inbox {
         // full, a CANCEL goes with accepted work (if it overtakes its INVITE it gets its
         // 481, and the caller ends that call once it is answered, RFC 3261 §9.1); a
         // request in no dialog of ours (an ACK of our overload 503 among them) is dropped,
-        // counted: all it would get is a 481.
+        // counted: all it would get is a 481, or nothing.
         let cancel = matches!(&ev, Event::Message { msg, .. } if is_cancel(msg));
         match self.fresh.try_send(ev) {
             Ok(()) => true,

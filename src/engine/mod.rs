@@ -355,12 +355,15 @@ impl Shell {
         at: Instant,
         screened: bool,
     ) {
-        if !inbox::is_new_work(&msg) {
-            return self.core.handle_input(now, Input::Message { msg, source });
-        }
         let delay = now.saturating_duration_since(at);
         let reliable = source.transport.is_reliable();
         let ov = &self.inbox.overload;
+        if self.inbox.drops_as_junk(&msg, now, delay, reliable) {
+            return;
+        }
+        if !inbox::is_new_work(&msg) {
+            return self.core.handle_input(now, Input::Message { msg, source });
+        }
         let verdict = if screened {
             ov.screened(now, delay)
         } else {

@@ -6,7 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::tags::TagKey;
+use super::tags::{TagKey, TagKind};
 
 #[derive(Debug)]
 pub struct IdGen {
@@ -58,14 +58,16 @@ impl IdGen {
     /// least 32 bits of randomness; this has 64, and a check the edge verifies: [`TagKey`]).
     pub fn tag(&mut self, call_id: &str) -> String {
         let random = self.hex(16);
-        self.tags.tag(&random, call_id)
+        self.tags.tag(TagKind::Dialog, &random, call_id)
     }
 
-    /// A To tag for a response that makes no dialog (a refusal, an answer to an OPTIONS):
-    /// random, without the check of [`IdGen::tag`], so that no answer the gateway gives
-    /// anyone hands out a tag its edge takes for a dialog's.
-    pub fn plain_tag(&mut self) -> String {
-        self.hex(24)
+    /// A To tag for an answer to `call_id` that makes no dialog (a refusal, an answer to an
+    /// OPTIONS): its check says so ([`TagKind::Refusal`]), so that no answer the gateway
+    /// gives anyone hands out a tag its edge takes for a dialog's, while the ACK a refusal
+    /// asks for is still known for ours.
+    pub fn refusal_tag(&mut self, call_id: &str) -> String {
+        let random = self.hex(16);
+        self.tags.tag(TagKind::Refusal, &random, call_id)
     }
 
     /// `n` random hex digits (a recording file's token).

@@ -49,7 +49,7 @@ pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
 pub use split::{outside_quotes, split_header_list, split_params};
 pub use status::reason_phrase;
-pub use tags::TagKey;
+pub use tags::{TagKey, TagKind};
 pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{
     LEADING_PARAMS, NumberUri, dialled_number, is_paramchars, param_name, params_where,

@@ -4,9 +4,12 @@
 //! dialog of ours, whoever sent it: it gets no place among the accepted work that is always
 //! served first, however many a flood sends in a peer's name.
 //!
-//! A tag is 16 random hex digits, then the first 32 bits of HMAC-SHA256 over them and the
-//! Call-ID, keyed per process: forging one for another Call-ID takes about 2^31 tries, each
-//! costing the sender a packet. A peer that knows a real tag can send into that dialog only.
+//! A tag is 16 random hex digits, then the first 32 bits of HMAC-SHA256 over its kind, them
+//! and the Call-ID, keyed per process: forging one for another Call-ID takes about 2^31
+//! tries, each costing the sender a packet. A peer that knows a real tag can send into that
+//! dialog only. Refusals (answers that make no dialog) carry tags of another kind: what
+//! names one may be only the ACK the refusal asks for, never a request in a dialog, so no
+//! answer the gateway gives a stranger hands out a tag the edge takes for a dialog's.
 
 use std::sync::Arc;
 
@@ -17,6 +20,15 @@ use sha2::Sha256;
 /// Hex digits of a tag's random part, and of its check.
 const RANDOM: usize = 16;
 const CHECK: usize = 8;
+
+/// What a tag is for, in its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    /// One of our dialogs.
+    Dialog,
+    /// A refusal, or another answer that makes no dialog.
+    Refusal,
+}
 
 /// The key tags are checked with; cloned into the edge's readers.
 #[derive(Clone)]
@@ -46,9 +58,13 @@ impl TagKey {
         )))
     }
 
-    /// The check of a tag whose random part is `random`, for `call_id`.
-    fn check(&self, random: &[u8], call_id: &str) -> String {
+    /// The check of a tag of `kind` whose random part is `random`, for `call_id`.
+    fn check(&self, kind: TagKind, random: &[u8], call_id: &str) -> String {
         let mut mac = (*self.0).clone();
+        mac.update(match kind {
+            TagKind::Dialog => b"d",
+            TagKind::Refusal => b"r",
+        });
         mac.update(random);
         mac.update(b"\0");
         mac.update(call_id.as_bytes());
@@ -56,16 +72,23 @@ impl TagKey {
         crate::hex::encode(&out[..CHECK / 2])
     }
 
-    /// A tag of ours for the dialog of `call_id`, its random part `random` (16 hex digits).
-    pub(super) fn tag(&self, random: &str, call_id: &str) -> String {
-        let check = self.check(random.as_bytes(), call_id);
+    /// A tag of ours of `kind` for `call_id`, its random part `random` (16 hex digits).
+    pub(super) fn tag(&self, kind: TagKind, random: &str, call_id: &str) -> String {
+        let check = self.check(kind, random.as_bytes(), call_id);
         format!("{random}{check}")
     }
 
-    /// Whether `tag` is one of ours for `call_id` (tags compare exactly, RFC 3261 §19.3).
+    /// Whether `tag` is one of our dialogs' tags for `call_id` (tags compare exactly, RFC
+    /// 3261 §19.3).
     pub fn ours(&self, tag: &str, call_id: &str) -> bool {
+        self.is(TagKind::Dialog, tag, call_id)
+    }
+
+    /// Whether `tag` is one of ours of `kind` for `call_id`.
+    pub fn is(&self, kind: TagKind, tag: &str, call_id: &str) -> bool {
         let t = tag.as_bytes();
-        t.len() == RANDOM + CHECK && t[RANDOM..] == *self.check(&t[..RANDOM], call_id).as_bytes()
+        t.len() == RANDOM + CHECK
+            && t[RANDOM..] == *self.check(kind, &t[..RANDOM], call_id).as_bytes()
     }
 }
 
@@ -76,10 +99,14 @@ mod tests {
     #[test]
     fn a_tag_is_ours_for_its_call_id_only() {
         let k = TagKey::from_seed(7);
-        let t = k.tag("0123456789abcdef", "a@b");
+        let t = k.tag(TagKind::Dialog, "0123456789abcdef", "a@b");
         assert_eq!(t.len(), 24);
         assert!(k.ours(&t, "a@b"));
         assert!(!k.ours(&t, "a@c"), "another Call-ID");
+        let refusal = k.tag(TagKind::Refusal, "0123456789abcdef", "a@b");
+        assert!(!k.ours(&refusal, "a@b"), "a refusal's is no dialog's");
+        assert!(k.is(TagKind::Refusal, &refusal, "a@b"));
+        assert!(!k.is(TagKind::Refusal, &t, "a@b"));
         assert!(
             !TagKey::from_seed(8).ours(&t, "a@b"),
             "another process's key"

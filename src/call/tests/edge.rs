@@ -592,6 +592,12 @@ fn only_a_dialogs_tag_carries_the_check_the_edge_verifies() {
     let forbidden = h.take_responses(STRANGER);
     assert_eq!(forbidden[0].status(), 403);
     assert!(!checked(&forbidden[0]), "a stranger's 403");
+    // A refusal's kind: its ACK is known for ours, nothing else that names it.
+    assert!(key.is(
+        crate::sip::TagKind::Refusal,
+        &forbidden[0].to_tag().unwrap(),
+        &forbidden[0].call_id().unwrap()
+    ));
     // No route for this number: refused, no dialog.
     h.recv(PHONE, &invite_text("t2", "z9hG4bKt2", "9999", ""));
     let refused = h.take_responses(PHONE);

@@ -247,6 +247,31 @@ fn only_a_request_naming_a_tag_of_ours_goes_ahead_of_new_work() {
     // Our tag for another Call-ID is not this dialog's.
     let other = ids.tag("c2");
     assert!(!urgent(&ev(req("BYE", &format!(";tag={other}")))));
+    // A refusal's tag: its ACK goes ahead (else the refusal is resent for 32 s when new
+    // work is full), a request in a dialog naming it does not.
+    let refusal = ids.refusal_tag("c1");
+    assert!(urgent(&ev(req("ACK", &format!(";tag={refusal}")))));
+    assert!(!urgent(&ev(req("BYE", &format!(";tag={refusal}")))));
+    // Under overload, what names no dialog of ours is dropped unanswered; what does, and
+    // a refusal's ACK, are served.
+    let t0 = Instant::now();
+    for i in 0..2000 {
+        inbox.overload.decide(
+            t0 + Duration::from_millis(i),
+            Duration::from_millis(200),
+            false,
+        );
+    }
+    let late = Duration::from_millis(200);
+    let junk = req("BYE", ";tag=made-up");
+    assert!(inbox.drops_as_junk(&junk, t0, late, false));
+    for served in [
+        req("BYE", &format!(";tag={ours}")),
+        req("ACK", &format!(";tag={refusal}")),
+        req("INVITE", ""),
+    ] {
+        assert!(!inbox.drops_as_junk(&served, t0, late, false));
+    }
     // Responses are accepted work as before.
     let resp = msg(
         "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\nFrom: <sip:a@h>;tag=f\n\
