@@ -21,7 +21,17 @@ const CELLS: usize = 4096;
 /// How long after our last request an answer may still come on top of the longest ring: a
 /// final response may follow a request by up to Timer B (32 s), and a 2xx is resent for
 /// 64×T1 (32 s) after it was first sent.
-pub(crate) const AFTER_RING: Duration = Duration::from_secs(64);
+const AFTER_RING: Duration = Duration::from_secs(64);
+
+/// Timer C (RFC 3261 §16.6: more than 3 minutes): how long a relayed INVITE may wait for its
+/// final answer after a provisional.
+const TIMER_C: Duration = Duration::from_secs(181);
+
+/// How long a request lets its destination answer under `cfg`: the longest ring time or
+/// Timer C, whichever is longer, and the time an answer may still come after either.
+pub(crate) fn window_for(cfg: &crate::config::Config) -> Duration {
+    cfg.longest_ring().max(TIMER_C) + AFTER_RING
+}
 
 pub(crate) struct Asked {
     /// Per cell: nanoseconds since `base` until which its addresses may answer.
@@ -109,6 +119,17 @@ mod tests {
             .filter(|&s| a.may_answer(s, t0 + Duration::from_secs(1)))
             .count();
         assert!(passed <= 5, "{passed} strangers passed");
+    }
+
+    /// Timer C, not the ring times, bounds a relayed re-INVITE's wait: the window is at least
+    /// that (and the time an answer may come after it), however short the calls ring; a
+    /// longer ring lengthens it.
+    #[test]
+    fn the_window_covers_timer_c_and_the_longest_ring() {
+        let mut cfg = crate::call::tests::config();
+        assert_eq!(window_for(&cfg), TIMER_C + AFTER_RING);
+        cfg.routes[0].ring_timeout = Some(Duration::from_secs(600));
+        assert_eq!(window_for(&cfg), Duration::from_secs(600) + AFTER_RING);
     }
 
     #[test]

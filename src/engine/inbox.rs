@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use tokio::sync::mpsc;
 
 use super::Event;
-use super::asked::{AFTER_RING, Asked};
+use super::asked::{Asked, window_for};
 use super::overload::Overload;
 use super::source_guard::{Gate, SourceGuard};
 use crate::config::{Config, Protect};
@@ -164,7 +164,7 @@ impl Inbox {
             guard: Arc::new(ArcSwapOption::new(None)),
             tally: Arc::default(),
             overload: Arc::new(Overload::new(p)),
-            asked: Arc::new(Asked::new(cfg.longest_ring() + AFTER_RING, now)),
+            asked: Arc::new(Asked::new(window_for(&cfg), now)),
             config: Arc::new(ArcSwap::new(cfg)),
             departed: Arc::new(ArcSwapOption::new(None)),
             tags: None,
@@ -230,7 +230,7 @@ impl Inbox {
     /// A reloaded configuration.
     pub(crate) fn configure(&self, cfg: Arc<Config>, now: Instant) {
         self.configure_protect(&cfg.protect, now);
-        self.asked.set_window(cfg.longest_ring() + AFTER_RING);
+        self.asked.set_window(window_for(&cfg));
         self.config.store(cfg);
     }
 
@@ -369,9 +369,11 @@ impl Inbox {
                 crate::ops::metrics::refused("unasked_response");
                 return false;
             }
-            // An answer under way keeps the window open: a provisional restarts a relayed
-            // INVITE's Timer C (181 s), and its final answer may come that long after.
-            self.asked.asked(ip, now);
+            // A provisional keeps the window open: it restarts a relayed INVITE's Timer C,
+            // and the final answer may come that long after it.
+            if data.starts_with(b"SIP/2.0 1") {
+                self.asked.asked(ip, now);
+            }
             true
         } else {
             self.config.load().protect.unknown_sources == crate::config::UnknownSources::Reject
