@@ -115,7 +115,7 @@ impl Call {
             let Some(other_cseq) = p.other_cseq else {
                 return;
             };
-            let mut ct = ack.header(&Hdr::CONTENT_TYPE);
+            let mut ct = super::anchor::readable_type(ack);
             // Only a 2xx that offered is answered in its ACK (RFC 3264 §4, RFC 3261
             // §13.2.2.4): SDP in any other ACK is no answer, and nothing to pass on.
             let mut answer = if p.offer {

@@ -472,11 +472,18 @@ impl Call {
     }
 }
 
+/// Whether a request of `method` may offer: an INVITE, an UPDATE (RFC 3311), a PRACK (RFC
+/// 3262). SDP in any other is no offer, and what answers it no answer.
+pub(super) fn may_offer(method: &crate::sip::Method) -> bool {
+    use crate::sip::Method;
+    matches!(method, Method::Invite | Method::Update | Method::Prack)
+}
+
 /// The Content-Type a message's body is anchored by: none when the body is encoded (gzip,
 /// RFC 3261 §20.12), so that its SDP counts as SDP that cannot be read (an offer refused,
 /// an answer's streams refused) rather than bytes that pass as they came, for a far end
 /// that decodes them to read the peer's addresses.
-fn readable_type<M: Body>(m: &M) -> Option<String> {
+pub(super) fn readable_type<M: Body>(m: &M) -> Option<String> {
     if m.encoded() { None } else { m.content_type() }
 }
 

@@ -276,10 +276,9 @@ impl Call {
                 return;
             }
         };
-        // Only an INVITE, UPDATE or PRACK offers (RFC 3264, 3311, 3262): SDP in an INFO, a
-        // MESSAGE or an OPTIONS is no offer, changes nothing of the call's media, and goes
-        // on with every stream refused.
-        let offers = matches!(method, Method::Invite | Method::Update | Method::Prack);
+        // SDP in a request that cannot offer (an INFO, an OPTIONS) changes nothing of the
+        // call's media, and goes on with every stream refused.
+        let offers = anchor::may_offer(&method);
         if !offers {
             self.neutralise_sdp(&mut out);
         }

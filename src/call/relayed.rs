@@ -179,8 +179,7 @@ impl Call {
                 // with every stream refused, never with the far peer's addresses.
                 let negotiates = status < 300
                     && (rel.method == Method::Invite
-                        || (rel.standing.is_some()
-                            && matches!(rel.method, Method::Update | Method::Prack)));
+                        || (rel.standing.is_some() && super::anchor::may_offer(&rel.method)));
                 if negotiates {
                     self.anchor_answer(cx, far, &mut out, offer);
                 } else {

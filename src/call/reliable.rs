@@ -357,7 +357,7 @@ impl Call {
         {
             // The callee's offer: our PRACK carries the caller's answer.
             let answer = super::anchor::carries_sdp(req).then(|| {
-                let ct = req.header(&Hdr::CONTENT_TYPE);
+                let ct = super::anchor::readable_type(req);
                 self.note_sdp_received(Side::A, req.body(), ct.as_deref());
                 self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false)
                     .unwrap_or_else(|| (req.body().clone(), ct))
