@@ -1,15 +1,23 @@
 //! The room in the server-transaction table kept for the calls up, shared out per call:
 //! while the table is past its bound ([`super::incoming::MAX_SERVER_TRANSACTIONS`]), each
 //! call may open [`PER_CALL_HEADROOM`] transactions per [`HEADROOM_WINDOW`] in that room.
-//! Counted per window, not per live transaction: a transaction let in is gone about a
-//! window later, so a call holds about twice the share at most, and no count has to follow
-//! each transaction to its end.
+//! Counted per window, not per live transaction: a transaction let in is gone one to two
+//! windows later (its answer may take Timer F, then Timer J keeps it), so a call holds about
+//! three times the share at most, and no count has to follow each transaction to its end.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use super::CallRef;
-use super::incoming::{HEADROOM_WINDOW, PER_CALL_HEADROOM};
+
+/// While the table is past its bound, one call may open this many transactions in the room
+/// kept for the calls up, per [`HEADROOM_WINDOW`]: one call's peer (or a flood in its
+/// dialog's name) cannot take that room from the others. A call's own requests in that
+/// time are far fewer, DTMF sent by INFO included.
+pub(super) const PER_CALL_HEADROOM: u16 = 32;
+/// How long a transaction lets in lasts at most, about: a non-INVITE's Timer J, an INVITE's
+/// Timer L (32 s each).
+pub(super) const HEADROOM_WINDOW: std::time::Duration = std::time::Duration::from_secs(32);
 
 /// Each call's window: when it began, and what the call took in it. Empty while the table
 /// is below its bound.

@@ -31,15 +31,6 @@ use crate::txn::TxnId;
 /// 1.25 times the bound and twice the calls.
 pub const MAX_SERVER_TRANSACTIONS: usize = 262_144;
 
-/// While the table is past its bound, one call may open this many transactions in the room
-/// kept for the calls up, per [`HEADROOM_WINDOW`]: one call's peer (or a flood in its
-/// dialog's name) cannot take that room from the others. A call's own requests in that
-/// time are far fewer, DTMF sent by INFO included.
-pub const PER_CALL_HEADROOM: u16 = 32;
-/// How long a transaction lets in lasts at most, about: a non-INVITE's Timer J, an INVITE's
-/// Timer L (32 s each).
-pub const HEADROOM_WINDOW: std::time::Duration = std::time::Duration::from_secs(32);
-
 impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.
     pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
@@ -103,7 +94,7 @@ impl B2bua {
     /// ([`MAX_SERVER_TRANSACTIONS`]): past it, requests outside the calls up are dropped
     /// (counted; one sent again over UDP finds room later). The calls up go on: their
     /// requests (a PRACK, a refresh, a re-INVITE) have a quarter more room, each call at
-    /// most [`PER_CALL_HEADROOM`] of it per [`HEADROOM_WINDOW`], and what ends
+    /// most [`super::headroom::PER_CALL_HEADROOM`] of it per 32 s, and what ends
     /// a call (its BYE while it is not ending already, its INVITE's CANCEL) always gets its
     /// transaction. So a flood of new requests cannot end calls, and nothing grows the
     /// table past 1.25 times the bound and twice the calls.

@@ -230,7 +230,7 @@ fn credentials(
                 // A value that names nothing may be the password itself, written in the
                 // wrong key: the error gives its line, never the value (it would land in a
                 // terminal's history, a CI log, a ticket).
-                Err(_) if std::fs::symlink_metadata(&file).is_err() => {
+                Err(_) if super::read::names_nothing(&file) => {
                     errs.push(at(
                         f.span(),
                         "[auth] password_file names no file (relative to the profile's folder); \

@@ -168,7 +168,7 @@ pub(super) fn load(
             Ok(k) => c.keys = Some(k),
             // A value that names nothing may be a key written in the wrong place: its line
             // is given, never the value.
-            Err(_) if std::fs::symlink_metadata(&file).is_err() => errs.push(
+            Err(_) if super::read::names_nothing(&file) => errs.push(
                 cx.at(
                     f,
                     "[callback] secret_file names no file (relative to the configuration's \

@@ -316,11 +316,17 @@ impl Config {
                 ),
             ));
         }
+        // (Every loaded profile has its places; a file-level error should one not.)
+        let places_of = |p: &Profile| {
+            places.get(&p.name).cloned().unwrap_or_else(|| {
+                profile::Places::unknown(profiles_dir.join(format!("{}.toml", p.name.0)))
+            })
+        };
         for p in profiles.values() {
             if let Some(r) = &p.register
                 && local_port(&listen, r.transport).is_none()
-                && let Some(at) = places.get(&p.name)
             {
+                let at = places_of(p);
                 errs.push(ConfigError::placed(
                     &at.path,
                     at.register_transport,
@@ -339,9 +345,7 @@ impl Config {
                 .values()
                 .filter_map(|p| Some((p, p.matches.iter().find(|n| n.contains(&ip))?)))
             {
-                let Some(at) = places.get(&p.name) else {
-                    continue;
-                };
+                let at = places_of(p);
                 errs.push(ConfigError::placed(
                     &at.path,
                     at.of_match(p, n),

@@ -23,6 +23,7 @@ use policies::{header_policy, prack_policy, uri_policy};
 
 /// Where a loaded profile's file says what the checks across files look at, so that their
 /// errors point at the line to edit.
+#[derive(Clone)]
 pub(super) struct Places {
     pub path: PathBuf,
     /// Each `match` entry, in the order of [`Profile::matches`].
@@ -32,6 +33,15 @@ pub(super) struct Places {
 }
 
 impl Places {
+    /// Where a profile's file is, its places unknown (errors then name its first line).
+    pub fn unknown(path: PathBuf) -> Places {
+        Places {
+            path,
+            matches: Vec::new(),
+            register_transport: Place { line: 1, col: 1 },
+        }
+    }
+
     /// The place of the `match` entry that gave `net`, else of the file's first line.
     pub fn of_match(&self, p: &Profile, net: &IpNet) -> Place {
         p.matches

@@ -106,8 +106,9 @@ pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
 /// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
 /// the peer's URI form; any other URI keeps its user and gets the gateway's host.
 /// `from_trunk`: the header came from a trunk, trusted with the number parameters that
-/// route or bill a call (a caller's `cpc` and `oli` ride on P-Asserted-Identity, RFC 4694
-/// §4); from anyone else only a subaddress and extension are carried, as in From.
+/// route or bill a call (a caller's category and line, `cpc` and `oli`, describe the caller
+/// and so ride on its identity); from anyone else only a subaddress and extension are
+/// carried, as in From.
 pub fn identity_header(
     value: &str,
     local: &LocalAddrs,

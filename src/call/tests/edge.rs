@@ -499,7 +499,7 @@ fn a_full_transaction_table_still_serves_the_calls_up() {
 /// name) could use all of it.
 #[test]
 fn one_call_takes_at_most_its_share_of_the_room_for_the_calls_up() {
-    use crate::call::incoming::PER_CALL_HEADROOM;
+    use crate::call::headroom::PER_CALL_HEADROOM;
     let mut h = H::new();
     let (_inv, ok) = answered_call(&mut h);
     let tag1 = ok.to_tag().unwrap();

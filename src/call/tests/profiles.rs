@@ -229,7 +229,7 @@ fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
 /// extension passes: a caller must not route or bill its call by them. The hop's own
 /// (`tgrp`) never passes, and a peer may be told to hear none (`number_params = false`).
 /// The calling party's category and line information ride on P-Asserted-Identity too
-/// (RFC 4694 §4), both ways: a trunk's reach the next trunk; before, every identity header
+/// (they describe the caller), both ways: a trunk's reach the next trunk; before, every identity header
 /// lost them.
 #[test]
 fn a_numbers_rfc3966_parameters_reach_the_trunk() {
