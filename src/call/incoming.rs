@@ -103,7 +103,7 @@ impl B2bua {
         // of them with made-up branches would otherwise keep a transaction each for 32 s.
         if req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_none() {
             // A CANCEL has no To tag: its answer gets one (RFC 3261 §8.2.6.2).
-            let tag = self.env.ids.refusal_tag(&req.call_id().unwrap_or_default());
+            let tag = self.env.ids.plain_tag();
             if let Ok(resp) =
                 ingress::response_to(req, 481, "Call/Transaction Does Not Exist", Some(&tag), &[])
             {
@@ -203,7 +203,7 @@ impl B2bua {
         // The edge drops the ACKs of 503s with this tag unparsed.
         let tag = match &self.env.overload_tag {
             Some(t) => t.to_string(),
-            None => self.env.ids.refusal_tag(&req.call_id().unwrap_or_default()),
+            None => self.env.ids.plain_tag(),
         };
         let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
         let extra = [(Hdr::RETRY_AFTER, after.as_str())];
@@ -223,7 +223,7 @@ impl B2bua {
         {
             return;
         }
-        let tag = self.env.ids.refusal_tag(&req.call_id().unwrap_or_default());
+        let tag = self.env.ids.plain_tag();
         if let Ok(resp) = ingress::response_to(req, 403, "Forbidden", Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }
@@ -261,7 +261,7 @@ impl B2bua {
         } else {
             format!("Bad Request ({why})")
         };
-        let tag = self.env.ids.refusal_tag(&req.call_id().unwrap_or_default());
+        let tag = self.env.ids.plain_tag();
         if let Ok(resp) = ingress::response_to(req, status, &reason, Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }

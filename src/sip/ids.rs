@@ -61,13 +61,20 @@ impl IdGen {
         self.tags.tag(TagKind::Dialog, &random, call_id)
     }
 
-    /// A To tag for an answer to `call_id` that makes no dialog (a refusal, an answer to an
-    /// OPTIONS): its check says so ([`TagKind::Refusal`]), so that no answer the gateway
-    /// gives anyone hands out a tag its edge takes for a dialog's, while the ACK a refusal
-    /// asks for is still known for ours.
+    /// A To tag for an answer to `call_id` that makes no dialog but has a transaction (a
+    /// refusal, an answer to an OPTIONS): its check says so ([`TagKind::Refusal`]), so that
+    /// it is no tag the edge takes for a dialog's, while the ACK a refused INVITE's
+    /// transaction waits for is still known for ours.
     pub fn refusal_tag(&mut self, call_id: &str) -> String {
         let random = self.hex(16);
         self.tags.tag(TagKind::Refusal, &random, call_id)
+    }
+
+    /// A To tag for a stateless answer (no transaction: nothing asks for its ACK, nothing
+    /// resends it): random, with no check the edge takes for ours, so that what the gateway
+    /// answers anyone without state hands out no tag at all that its edge lets ahead.
+    pub fn plain_tag(&mut self) -> String {
+        self.hex(24)
     }
 
     /// `n` random hex digits (a recording file's token).

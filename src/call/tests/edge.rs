@@ -592,17 +592,22 @@ fn only_a_dialogs_tag_carries_the_check_the_edge_verifies() {
     let forbidden = h.take_responses(STRANGER);
     assert_eq!(forbidden[0].status(), 403);
     assert!(!checked(&forbidden[0]), "a stranger's 403");
-    // A refusal's kind: its ACK is known for ours, nothing else that names it.
-    assert!(key.is(
-        crate::sip::TagKind::Refusal,
-        &forbidden[0].to_tag().unwrap(),
-        &forbidden[0].call_id().unwrap()
-    ));
+    let refusal = |r: &Response| {
+        key.is(
+            crate::sip::TagKind::Refusal,
+            &r.to_tag().unwrap(),
+            &r.call_id().unwrap(),
+        )
+    };
+    // Stateless: nothing asks for its ACK, so its tag is no kind of ours at all.
+    assert!(!refusal(&forbidden[0]), "a stranger's 403 is stateless");
     // No route for this number: refused, no dialog.
     h.recv(PHONE, &invite_text("t2", "z9hG4bKt2", "9999", ""));
     let refused = h.take_responses(PHONE);
     let refused = refused.iter().find(|r| r.status() >= 400).unwrap();
     assert!(!checked(refused), "a refused INVITE's {}", refused.status());
+    // Its transaction waits for the ACK: the edge knows that ACK for ours.
+    assert!(refusal(refused));
     h.recv(
         PHONE,
         &invite_text("t3", "z9hG4bKt3", "+8610123", "")
@@ -611,7 +616,10 @@ fn only_a_dialogs_tag_carries_the_check_the_edge_verifies() {
     );
     let cancel = h.take_responses(PHONE);
     assert_eq!(cancel[0].status(), 481);
-    assert!(!checked(&cancel[0]), "a CANCEL of nothing");
+    assert!(
+        !checked(&cancel[0]) && !refusal(&cancel[0]),
+        "a CANCEL of nothing"
+    );
     // A call's own tag does.
     let (_inv, ok) = answered_call(&mut h);
     assert!(checked(&ok));
