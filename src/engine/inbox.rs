@@ -204,27 +204,21 @@ impl Inbox {
     }
 
     /// Whether `msg`, taken off the queue after `delay`, is a request in no dialog of ours
-    /// (nor the ACK of a refusal of ours) that overload control drops unanswered: such a
-    /// request waits with new work, and under overload goes before a real INVITE is
-    /// refused. Counted when dropped.
-    pub(crate) fn drops_as_junk(
-        &self,
-        msg: &Message,
-        now: Instant,
-        delay: std::time::Duration,
-        reliable: bool,
-    ) -> bool {
+    /// (nor the ACK of a refusal of ours) to drop unanswered: while overload control sheds
+    /// anything (its share is above 0, or this one waited past `overload_delay_ms`), every
+    /// such request is, before any INVITE is refused; it takes no turn of the share. The
+    /// tag is checked (again: the reader checked it to queue it) only then. Counted.
+    pub(crate) fn drops_as_junk(&self, msg: &Message, delay: std::time::Duration) -> bool {
+        let shedding =
+            self.overload.share() > 0.0 || delay >= self.config.load().protect.overload_delay;
         let in_a_dialog = matches!(msg, Message::Request(r)
             if r.to_tag().is_some() && r.method() != crate::sip::Method::Cancel);
-        if !in_a_dialog || self.in_our_dialog(msg) {
+        if !shedding || !in_a_dialog || self.in_our_dialog(msg) {
             return false;
         }
-        let dropped = self.overload.decide(now, delay, reliable) != super::overload::Shed::Admit;
-        if dropped {
-            self.tally.count_dropped();
-            crate::ops::metrics::refused("overload_drop");
-        }
-        dropped
+        self.tally.count_dropped();
+        crate::ops::metrics::refused("overload_drop");
+        true
     }
 
     /// A reloaded configuration.

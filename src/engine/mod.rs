@@ -358,7 +358,7 @@ impl Shell {
         let delay = now.saturating_duration_since(at);
         let reliable = source.transport.is_reliable();
         let ov = &self.inbox.overload;
-        if self.inbox.drops_as_junk(&msg, now, delay, reliable) {
+        if self.inbox.drops_as_junk(&msg, delay) {
             return;
         }
         if !inbox::is_new_work(&msg) {
