@@ -137,9 +137,15 @@ impl Call {
             }
             self.note_sdp_received(side, &answer, ct.as_deref());
             let body = (!answer.is_empty()).then(|| {
-                // Late offer/answer: the ACK's SDP is anchored like any other.
+                // Late offer/answer: the ACK's SDP is anchored like any other; unanchored,
+                // it goes on as it came, typed as it came.
                 self.anchored_body(cx, side, &answer, ct.as_deref(), false)
-                    .unwrap_or_else(|| (answer.clone(), ct.clone()))
+                    .unwrap_or_else(|| {
+                        (
+                            answer.clone(),
+                            ct.clone().or_else(|| ack.header(&Hdr::CONTENT_TYPE)),
+                        )
+                    })
             });
             self.send_ack(cx, side.other(), other_cseq, body);
         }

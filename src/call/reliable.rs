@@ -360,7 +360,13 @@ impl Call {
                 let ct = super::anchor::readable_type(req);
                 self.note_sdp_received(Side::A, req.body(), ct.as_deref());
                 self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false)
-                    .unwrap_or_else(|| (req.body().clone(), ct))
+                    .unwrap_or_else(|| {
+                        // Unanchored: as it came, typed as it came.
+                        (
+                            req.body().clone(),
+                            ct.or_else(|| req.header(&Hdr::CONTENT_TYPE)),
+                        )
+                    })
             });
             self.uac_rel.answered = answer.is_some();
             self.prack_callee(cx, rseq, invite_cseq, answer);

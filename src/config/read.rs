@@ -43,13 +43,13 @@ pub(super) fn read_text(path: &Path) -> Result<String, String> {
     String::from_utf8(buf).map_err(|_| "cannot read: not UTF-8 text".into())
 }
 
-/// The bytes of a regular file, or `None` when it holds more than `max`.
 /// Whether `path` names nothing at all (not even a dangling link): a value of a `*_file` key
 /// that may be a secret written in the wrong key, which an error then does not quote.
 pub(super) fn names_nothing(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_err()
 }
 
+/// The bytes of a regular file, or `None` when it holds more than `max`.
 pub(super) fn read_at_most(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
     let f = open_regular(path)?;
     let mut buf = Vec::new();
