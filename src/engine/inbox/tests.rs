@@ -286,3 +286,45 @@ fn only_a_request_naming_a_tag_of_ours_goes_ahead_of_new_work() {
     );
     assert!(urgent(&ev(resp)));
 }
+
+/// Dropping a request that names no dialog of ours takes no turn of overload control's
+/// share: the INVITEs around it are refused exactly as they would be without it. (Through
+/// the share's decision, junk arriving between INVITEs took the turns that refuse, or
+/// left every refusal to the INVITEs.)
+#[test]
+fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
+    let key = crate::sip::TagKey::from_seed(5);
+    let overloaded = || {
+        let (inbox, q) = Inbox::new(cfg(Protect::default()), Instant::now());
+        std::mem::forget(q);
+        let inbox = inbox.checking_tags(key.clone());
+        let t0 = Instant::now();
+        // A queue that stood for a few of overload control's windows: a share between 0
+        // and 1.
+        for i in 0..350 {
+            inbox.overload.decide(
+                t0 + Duration::from_millis(i),
+                Duration::from_millis(200),
+                false,
+            );
+        }
+        (inbox, t0 + Duration::from_millis(350))
+    };
+    let (plain, at) = overloaded();
+    let (with_junk, _) = overloaded();
+    assert!(plain.overload.share() > 0.0 && plain.overload.share() < 1.0);
+    let junk = req("BYE", ";tag=made-up");
+    let mut alone = Vec::new();
+    let mut beside_junk = Vec::new();
+    for i in 0..40 {
+        let now = at + Duration::from_micros(i);
+        alone.push(plain.overload.decide(now, Duration::ZERO, false));
+        assert!(with_junk.drops_as_junk(&junk, Duration::ZERO));
+        beside_junk.push(with_junk.overload.decide(now, Duration::ZERO, false));
+    }
+    assert_eq!(alone, beside_junk);
+    assert!(
+        alone.contains(&crate::engine::overload::Shed::Refuse),
+        "{alone:?}"
+    );
+}
