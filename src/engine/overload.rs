@@ -299,5 +299,21 @@ impl Overload {
     }
 }
 
+/// A queue that stood `ms` milliseconds from `from`: a request a millisecond, each after
+/// 200 ms of waiting (tests). The instant after the last.
+#[cfg(test)]
+impl Overload {
+    pub(crate) fn stand_for(&self, from: Instant, ms: u64) -> Instant {
+        for i in 0..ms {
+            self.decide(
+                from + Duration::from_millis(i),
+                Duration::from_millis(200),
+                false,
+            );
+        }
+        from + Duration::from_millis(ms)
+    }
+}
+
 #[cfg(test)]
 mod tests;

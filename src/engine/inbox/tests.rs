@@ -262,14 +262,7 @@ fn only_a_request_naming_a_tag_of_ours_goes_ahead_of_new_work() {
     assert!(inbox.drops_as_junk(&junk, Duration::from_millis(200)));
     // While the share is above 0, every one is, however short its wait; what names a
     // dialog of ours, a refusal's ACK and new work are not (new work has its own rule).
-    let t0 = Instant::now();
-    for i in 0..2000 {
-        inbox.overload.decide(
-            t0 + Duration::from_millis(i),
-            Duration::from_millis(200),
-            false,
-        );
-    }
+    inbox.overload.stand_for(Instant::now(), 2000);
     assert!(inbox.overload.share() > 0.0);
     assert!(inbox.drops_as_junk(&junk, Duration::ZERO));
     for served in [
@@ -298,17 +291,10 @@ fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
         let (inbox, q) = Inbox::new(cfg(Protect::default()), Instant::now());
         std::mem::forget(q);
         let inbox = inbox.checking_tags(key.clone());
-        let t0 = Instant::now();
         // A queue that stood for a few of overload control's windows: a share between 0
         // and 1.
-        for i in 0..350 {
-            inbox.overload.decide(
-                t0 + Duration::from_millis(i),
-                Duration::from_millis(200),
-                false,
-            );
-        }
-        (inbox, t0 + Duration::from_millis(350))
+        let after = inbox.overload.stand_for(Instant::now(), 350);
+        (inbox, after)
     };
     let (plain, at) = overloaded();
     let (with_junk, _) = overloaded();

@@ -32,13 +32,7 @@ fn overloaded_inbox() -> Inbox {
     cfg.protect = Protect::default();
     let (inbox, queues) = Inbox::new(Arc::new(cfg), Instant::now());
     std::mem::forget(queues);
-    let t0 = Instant::now();
-    for i in 0..2000 {
-        let now = t0 + Duration::from_millis(i);
-        inbox
-            .overload
-            .decide(now, Duration::from_millis(200), false);
-    }
+    inbox.overload.stand_for(Instant::now(), 2000);
     assert!(inbox.overload.share() > 0.99);
     inbox
 }
@@ -155,14 +149,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     };
     inbox.overload.remember(key, Instant::now());
     // Overload begins; the retransmission still goes to the core.
-    let t0 = Instant::now();
-    for i in 0..2000 {
-        inbox.overload.decide(
-            t0 + Duration::from_millis(i),
-            Duration::from_millis(200),
-            false,
-        );
-    }
+    inbox.overload.stand_for(Instant::now(), 2000);
     assert_eq!(
         shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
         Early::Screened { remember: None }
