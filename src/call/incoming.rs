@@ -99,27 +99,25 @@ impl B2bua {
     /// transaction. So a flood of new requests cannot end calls, and nothing grows the
     /// table past 1.25 times the bound and twice the calls.
     fn refused_statelessly(&mut self, now: Instant, req: &Request, source: Target) -> bool {
-        // A CANCEL that matches no INVITE gets its 481 (RFC 3261 §9.2) the same way: a flood
-        // of them with made-up branches would otherwise keep a transaction each for 32 s.
-        if req.method() == Method::Cancel && self.env.txn.cancelled_invite(req).is_none() {
-            // A CANCEL has no To tag: its answer gets one (RFC 3261 §8.2.6.2).
-            let tag = self.env.ids.plain_tag();
-            if let Ok(resp) =
-                ingress::response_to(req, 481, "Call/Transaction Does Not Exist", Some(&tag), &[])
-            {
-                self.env.send(source, &Message::Response(resp));
-            }
-            return true;
-        }
-        let in_dialog = req.method() != Method::Cancel && req.to_tag().is_some();
+        let cancel = req.method() == Method::Cancel;
+        let in_dialog = !cancel && req.to_tag().is_some();
         let found = in_dialog
             .then(|| self.dialog_of_request(req, source))
             .flatten();
         let call = found.map(|(r, _)| r);
-        if in_dialog && call.is_none() {
-            if let Ok(resp) =
-                ingress::response_to(req, 481, "Call/Transaction Does Not Exist", None, &[])
-            {
+        // A CANCEL that matches no INVITE gets its 481 (RFC 3261 §9.2) the same way: a flood
+        // of them with made-up branches would otherwise keep a transaction each for 32 s.
+        let cancels_nothing = cancel && self.env.txn.cancelled_invite(req).is_none();
+        if cancels_nothing || (in_dialog && call.is_none()) {
+            // A CANCEL's answer gets a To tag of its own (RFC 3261 §8.2.6.2).
+            let tag = cancel.then(|| self.env.ids.plain_tag());
+            if let Ok(resp) = ingress::response_to(
+                req,
+                481,
+                "Call/Transaction Does Not Exist",
+                tag.as_deref(),
+                &[],
+            ) {
                 self.env.send(source, &Message::Response(resp));
             }
             return true;
