@@ -418,8 +418,7 @@ impl Inbox {
     /// Put `ev` on `queue` without waiting; a full (or closed) queue gives it back, counted.
     fn send_now(&self, queue: &mpsc::Sender<Event>, ev: Event) -> Result<(), Box<Event>> {
         queue.try_send(ev).map_err(|e| {
-            Tally::bump(&self.tally.queue_full);
-            crate::ops::metrics::refused("queue_full");
+            self.count_queue_full();
             match e {
                 mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
                     Box::new(ev)
@@ -449,12 +448,16 @@ impl Inbox {
                 self.urgent.send(ev).await.is_ok()
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                Tally::bump(&self.tally.queue_full);
-                crate::ops::metrics::refused("queue_full");
+                self.count_queue_full();
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    fn count_queue_full(&self) {
+        Tally::bump(&self.tally.queue_full);
+        crate::ops::metrics::refused("queue_full");
     }
 
     pub(crate) fn count_oversize(&self) {
