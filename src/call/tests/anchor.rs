@@ -165,17 +165,7 @@ fn reinvite_moving_media_updates_the_relay_without_new_ports() {
     let tag = ok.to_tag().unwrap();
     h.recv(
         PHONE,
-        &in_dialog(
-            "ACK",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "mv1",
-            1,
-            "z9hG4bKmv1a",
-            "127.0.0.2:5060",
-            "",
-        ),
+        &from_phone_in("mv1", "ACK", &tag, 1, "z9hG4bKmv1a", ""),
     );
     let before = h.relay_pairs();
     let free = h.core.free_media_ports();
@@ -185,17 +175,7 @@ fn reinvite_moving_media_updates_the_relay_without_new_ports() {
         .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
     h.recv(
         PHONE,
-        &in_dialog(
-            "INVITE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "mv1",
-            2,
-            "z9hG4bKmv2",
-            "127.0.0.2:5060",
-            &moved,
-        ),
+        &from_phone_in("mv1", "INVITE", &tag, 2, "z9hG4bKmv2", &moved),
     );
     let re = h.one_request(CARRIER_A, Method::Invite);
     let body = String::from_utf8_lossy(re.body()).into_owned();
@@ -601,20 +581,7 @@ fn anchored_call_with(h: &mut H, id: &str, offer: &str, answer: &str) -> String 
 /// for a failure, a new one for a 2xx).
 fn phone_acks(h: &mut H, id: &str, tag: &str, cseq: u32, branch: &str) {
     h.take_responses(PHONE);
-    h.recv(
-        PHONE,
-        &in_dialog(
-            "ACK",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(tag),
-            id,
-            cseq,
-            branch,
-            "127.0.0.2:5060",
-            "",
-        ),
-    );
+    h.recv(PHONE, &from_phone_in(id, "ACK", tag, cseq, branch, ""));
     h.take_requests(CARRIER_A, Method::Ack);
 }
 
@@ -622,15 +589,12 @@ fn phone_acks(h: &mut H, id: &str, tag: &str, cseq: u32, branch: &str) {
 fn phone_reinvites(h: &mut H, id: &str, tag: &str, cseq: u32, offer: &str) -> Request {
     h.recv(
         PHONE,
-        &in_dialog(
-            "INVITE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(tag),
+        &from_phone_in(
             id,
+            "INVITE",
+            tag,
             cseq,
             &format!("z9hG4bK{id}{cseq}"),
-            "127.0.0.2:5060",
             offer,
         ),
     );
@@ -870,17 +834,7 @@ fn an_offer_refused_for_want_of_ports_puts_the_moved_ports_back() {
     );
     h.recv(
         PHONE,
-        &in_dialog(
-            "INVITE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "x3",
-            2,
-            "z9hG4bKx32",
-            "127.0.0.2:5060",
-            &offer,
-        ),
+        &from_phone_in("x3", "INVITE", &tag, 2, "z9hG4bKx32", &offer),
     );
     assert!(h.statuses(PHONE).contains(&488));
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
@@ -1147,17 +1101,7 @@ fn sdp_in_what_answers_no_offer_changes_nothing_and_leaks_nothing() {
     assert!(before[0].active);
     h.recv(
         PHONE,
-        &in_dialog(
-            "OPTIONS",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "n1",
-            2,
-            "z9hG4bKn1opt",
-            "127.0.0.2:5060",
-            "",
-        ),
+        &from_phone_in("n1", "OPTIONS", &tag, 2, "z9hG4bKn1opt", ""),
     );
     let opt = h.one_request(CARRIER_A, Method::Options);
     h.recv_msg(CARRIER_A, reply(&opt, 200, "c", &[], Some(&caps)));
@@ -1254,15 +1198,12 @@ fn sdp_in_the_ack_of_a_2xx_that_offered_nothing_is_no_answer() {
     h.take_responses(PHONE);
     h.recv(
         PHONE,
-        &in_dialog(
-            "ACK",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
+        &from_phone_in(
             "ak1",
+            "ACK",
+            &tag,
             1,
             "z9hG4bKak1ack",
-            "127.0.0.2:5060",
             &SDP.replace("192.0.2.10", "198.51.100.79"),
         ),
     );
@@ -1286,17 +1227,7 @@ fn sdp_in_an_info_or_in_the_200_to_an_update_without_offer_changes_nothing() {
     let other = SDP.replace("192.0.2.10", FAR).replace("4000", "5000");
     h.recv(
         PHONE,
-        &in_dialog(
-            "INFO",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "i1",
-            2,
-            "z9hG4bKi1info",
-            "127.0.0.2:5060",
-            &other,
-        ),
+        &from_phone_in("i1", "INFO", &tag, 2, "z9hG4bKi1info", &other),
     );
     let info = h.one_request(CARRIER_A, Method::Info);
     let body = String::from_utf8_lossy(info.body());
@@ -1306,17 +1237,7 @@ fn sdp_in_an_info_or_in_the_200_to_an_update_without_offer_changes_nothing() {
     // An UPDATE without SDP, answered 200 with the carrier's SDP: no answer.
     h.recv(
         PHONE,
-        &in_dialog(
-            "UPDATE",
-            "sip:127.0.0.1",
-            phone_from(),
-            &phone_to(&tag),
-            "i1",
-            3,
-            "z9hG4bKi1upd",
-            "127.0.0.2:5060",
-            "",
-        ),
+        &from_phone_in("i1", "UPDATE", &tag, 3, "z9hG4bKi1upd", ""),
     );
     let update = h.one_request(CARRIER_A, Method::Update);
     h.recv_msg(CARRIER_A, reply(&update, 200, "c", &[], Some(&other)));
