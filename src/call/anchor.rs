@@ -170,10 +170,35 @@ impl Call {
             Ok(None) => return Ok(None),
             Err(e) => return Err(AnchorError::Unreadable(e)),
         };
+        // An answer takes no stream its offer did not relay: its extra m= lines are left
+        // out, and a stream the offer refused (port 0) stays refused whatever port the
+        // answer names, so it gets no ports and the offerer sees port 0 (RFC 3264 §6).
+        let last_offer = self.media.as_ref().and_then(|m| m.offered.clone());
+        let (mb, relayed): (MediaBody, Vec<bool>) = match (offer, last_offer) {
+            (None, Some(offered)) => {
+                let mb = mb.answering(offered.len());
+                let relayed = mb
+                    .streams
+                    .iter()
+                    .zip(&offered)
+                    .map(|(e, o)| *o && e.is_relayed())
+                    .collect();
+                (mb, relayed)
+            }
+            _ => {
+                let relayed = mb.streams.iter().map(|e| e.is_relayed()).collect();
+                (mb, relayed)
+            }
+        };
         let profile = |side: Side| self.profile_during(side, callee);
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).
-        let on_hold = mb.streams.iter().filter(|e| e.is_relayed()).all(|e| e.held);
+        let on_hold = mb
+            .streams
+            .iter()
+            .zip(&relayed)
+            .filter(|(_, r)| **r)
+            .all(|(e, _)| e.held);
         let rtp_timeout = [Side::A, Side::B]
             .iter()
             .filter_map(|s| profile(*s))
@@ -187,6 +212,9 @@ impl Call {
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
+        if offer.is_some() {
+            media.offered = Some(relayed.clone());
+        }
         let n = mb.streams.len();
         if media.pairs.len() < n {
             media.pairs.resize(n, None);
@@ -200,10 +228,10 @@ impl Call {
         // than the most any one SDP of it had active (at most `max_streams`).
         let mut spare: Vec<usize> = (0..media.pairs.len())
             .filter(|i| media.pairs[*i].is_some())
-            .filter(|i| mb.streams.get(*i).is_none_or(|e| !e.is_relayed()))
+            .filter(|i| !relayed.get(*i).copied().unwrap_or(false))
             .collect();
-        for i in 0..n {
-            if mb.streams[i].is_relayed()
+        for (i, r) in relayed.iter().enumerate() {
+            if *r
                 && media.pairs[i].is_none()
                 && let Some(j) = spare.pop()
             {
@@ -217,7 +245,7 @@ impl Call {
         // with port 0, or over a transport the relay cannot carry (TCP/MSRP, say), gets none
         // (and keeps what it had until the call ends or another stream takes them).
         let wanted: Vec<usize> = (0..n)
-            .filter(|i| mb.streams[*i].is_relayed() && media.pairs[*i].is_none())
+            .filter(|i| relayed[*i] && media.pairs[*i].is_none())
             .collect();
         if !wanted.is_empty() {
             let got = cx
@@ -230,21 +258,21 @@ impl Call {
             }
         }
         media.heard[from] = true;
-        for (slot, ep) in media.remote[from].iter_mut().zip(&mb.streams) {
+        for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {
             *slot = match (ep.ip, ep.port) {
                 // The canonical address: the relay hears an IPv4 peer as IPv4, also on a
                 // dual-stack socket, and latching compares the two.
-                (Some(ip), p) if p != 0 && deliverable(ip, media_ip) => {
+                (Some(ip), p) if *r && p != 0 && deliverable(ip, media_ip) => {
                     Some((ip.to_canonical(), p).into())
                 }
                 _ => None,
             };
         }
         for (i, u) in media.uses.iter_mut().enumerate() {
-            u.off = mb.streams.get(i).is_none_or(|e| !e.is_relayed());
+            u.off = !relayed.get(i).copied().unwrap_or(false);
         }
-        for (u, ep) in media.uses.iter_mut().zip(&mb.streams) {
-            if !ep.is_relayed() {
+        for ((u, ep), r) in media.uses.iter_mut().zip(&mb.streams).zip(&relayed) {
+            if !r {
                 continue;
             }
             let kind = stream_kind(ep.transport);
@@ -255,13 +283,12 @@ impl Call {
             }
         }
         // The SDP toward the other leg names the gateway's port facing that leg.
-        let toward: Vec<Option<u16>> = mb
-            .streams
+        let toward: Vec<Option<u16>> = relayed
             .iter()
             .zip(&media.pairs)
-            .map(|(ep, pair)| {
+            .map(|(r, pair)| {
                 let (a, b) = (*pair)?;
-                ep.is_relayed().then_some(match from {
+                r.then_some(match from {
                     Side::A => b,
                     Side::B => a,
                 })

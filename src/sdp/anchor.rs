@@ -302,14 +302,32 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
 /// Every other line is kept byte for byte with its own line end. Refuses (with the same
 /// errors as [`read`]) an SDP it cannot read, so nothing is forwarded half-rewritten.
 pub fn anchor_streams(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>]) -> Result<Bytes, SdpError> {
-    read(sdp)?;
-    Ok(rewrite(sdp, ip, ports, None))
+    anchor_sections(sdp, ip, ports, usize::MAX)
 }
 
-/// The rewrite of [`anchor_streams`], on whatever lines there are. `own_origin`: the `o=`
-/// line becomes the gateway's own, with that number as session id and version, instead of
-/// the creator's with its address replaced.
-fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32>) -> Bytes {
+/// [`anchor_streams`] keeping only the first `sections` media sections (an answer's, cut to
+/// its offer's count).
+pub(super) fn anchor_sections(
+    sdp: &[u8],
+    ip: IpAddr,
+    ports: &[Option<u16>],
+    sections: usize,
+) -> Result<Bytes, SdpError> {
+    read(sdp)?;
+    Ok(rewrite(sdp, ip, ports, None, sections))
+}
+
+/// The rewrite of [`anchor_streams`], on whatever lines there are, of the first `sections`
+/// media sections (the lines of later ones are left out). `own_origin`: the `o=` line
+/// becomes the gateway's own, with that number as session id and version, instead of the
+/// creator's with its address replaced.
+fn rewrite(
+    sdp: &[u8],
+    ip: IpAddr,
+    ports: &[Option<u16>],
+    own_origin: Option<u32>,
+    sections: usize,
+) -> Bytes {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut index: Option<usize> = None;
     // The port the current section got, if any.
@@ -325,6 +343,10 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32
         if let Some(m) = l.value(b"m=") {
             let i = index.map_or(0, |i| i + 1);
             index = Some(i);
+            if i >= sections {
+                // Every later line belongs to a section left out.
+                break;
+            }
             let rejected = m_port(m) == Some(0);
             current = if rejected {
                 None
@@ -404,7 +426,7 @@ fn rewrite(sdp: &[u8], ip: IpAddr, ports: &[Option<u16>], own_origin: Option<u32
 pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes, Option<String>) {
     match locate(content_type, body) {
         Ok(Some(part)) => (
-            part.splice(body, &rewrite(part.of(body), ip, &[], None)),
+            part.splice(body, &rewrite(part.of(body), ip, &[], None, usize::MAX)),
             content_type.map(str::to_string),
         ),
         Ok(None) => (
@@ -416,7 +438,7 @@ pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes
             // rather than an empty one called SDP, or bytes that may carry the address.
             lines if lines.is_empty() => (Bytes::new(), None),
             lines => (
-                rewrite(&lines, ip, &[], None),
+                rewrite(&lines, ip, &[], None, usize::MAX),
                 Some("application/sdp".to_string()),
             ),
         },
@@ -453,7 +475,7 @@ pub fn refusing_answer(
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
     Some(super::origin::shown_as(
-        rewrite(&sdp, ip, &[], Some(session)),
+        rewrite(&sdp, ip, &[], Some(session), usize::MAX),
         shown,
     ))
 }

@@ -52,6 +52,8 @@ pub struct MediaBody {
     pub part: SdpPart,
     /// Its media streams in order, port-0 ones included (`Endpoint::is_rejected`).
     pub streams: Vec<Endpoint>,
+    /// How many media sections of it [`MediaBody::anchored`] keeps.
+    sections: usize,
 }
 
 impl MediaBody {
@@ -68,7 +70,20 @@ impl MediaBody {
         };
         let streams = read(part.of(body))?;
         limit_streams(&streams, max_streams)?;
-        Ok(Some(MediaBody { part, streams }))
+        Ok(Some(MediaBody {
+            part,
+            streams,
+            sections: usize::MAX,
+        }))
+    }
+
+    /// Read as the answer to an offer of `offered` media sections: an answer has as many as
+    /// its offer (RFC 3264 §6), so a peer's extra ones are neither anchored nor forwarded
+    /// (the offerer would have to make sense of streams it never offered).
+    pub fn answering(mut self, offered: usize) -> MediaBody {
+        self.streams.truncate(offered);
+        self.sections = offered;
+        self
     }
 
     /// The same body (the one given to `read`) with its SDP anchored (see
@@ -82,7 +97,8 @@ impl MediaBody {
         ports: &[Option<u16>],
         shown: Option<&mut Option<Origin>>,
     ) -> Result<Bytes, SdpError> {
-        let sdp = origin::shown_as(anchor_streams(self.part.of(body), ip, ports)?, shown);
+        let sdp = anchor::anchor_sections(self.part.of(body), ip, ports, self.sections)?;
+        let sdp = origin::shown_as(sdp, shown);
         Ok(self.part.splice(body, &sdp))
     }
 }
@@ -377,6 +393,15 @@ mod tests {
         let want = body
             .replace("192.0.2.7", "203.0.113.5")
             .replace("m=audio 4000", "m=audio 20000");
+        assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+        // Read as the answer to a one-stream offer: the video section is left out, the
+        // other part kept.
+        let answer = m.clone().answering(1);
+        assert_eq!(answer.streams.len(), 1);
+        let out = answer
+            .anchored(body.as_bytes(), ip, &[Some(20000), Some(20002)], None)
+            .unwrap();
+        let want = want.replace("m=video 0 RTP/AVP 96\r\n", "");
         assert_eq!(std::str::from_utf8(&out).unwrap(), want);
         // Plain SDP, no SDP, too many streams, unreadable SDP.
         let plain = MediaBody::read(Some("application/sdp"), sdp.as_bytes(), 1)

@@ -11,6 +11,10 @@ pub struct MediaState {
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
     /// Per stream: what the offer/answer exchanges settled about it.
     pub uses: Vec<StreamUse>,
+    /// The m= lines of the last offer, each `true` when it was a relayed stream: what an
+    /// answer may take (RFC 3264 §6: as many lines, and a stream the offer refused stays
+    /// refused). `None` before any offer was anchored.
+    pub offered: Option<Vec<bool>>,
     /// The media timeout the relay was last given (a held call's is the longer one).
     pub rtp_timeout: Option<std::time::Duration>,
     /// The session each leg has been shown in the SDP sent to it (one `o=` per dialog).
@@ -43,6 +47,7 @@ impl MediaState {
         self.pairs.clone_from(&before.pairs);
         self.remote.clone_from(&before.remote);
         self.uses.clone_from(&before.uses);
+        self.offered.clone_from(&before.offered);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {
             self.pairs.push(Some(p));

@@ -320,6 +320,47 @@ fn fifty_rejected_streams_take_no_ports_and_too_many_active_ones_get_488() {
     assert_eq!(h.core.free_media_ports(), free - 2);
 }
 
+/// An answer takes only what its offer relayed (RFC 3264 §6): a stream the offer refused
+/// stays refused (no ports, port 0 toward the caller) whatever port the answer names, and
+/// m= lines beyond the offer's are not forwarded. Before, each took a pair of ports, the
+/// relay sent toward the answer's address, and the caller got streams it never offered.
+#[test]
+fn an_answer_takes_no_stream_its_offer_did_not_relay() {
+    let mut h = anchored();
+    let free = h.core.free_media_ports();
+    let offer = format!("{SDP}m=video 0 RTP/AVP 96\r\n");
+    h.recv(PHONE, &invite_with_sdp("ans1", &offer));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(h.core.free_media_ports(), free - 2);
+    let answer = SDP.replace("192.0.2.10", "198.51.100.7")
+        + "m=video 5006 RTP/AVP 96\r\nc=IN IP4 198.51.100.8\r\n"
+        + "m=audio 5008 RTP/AVP 0\r\na=sendrecv\r\n";
+    let ok = h.carrier_answers(&inv, "m1", &answer);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert_eq!(
+        body.matches("m=").count(),
+        2,
+        "as many m= lines as offered:\n{body}"
+    );
+    assert!(body.contains("m=video 0 RTP/AVP 96\r\n"), "{body}");
+    assert!(
+        !body.contains("5008") && !body.contains("a=sendrecv"),
+        "{body}"
+    );
+    assert!(!body.contains("198.51.100"), "{body}");
+    assert_eq!(
+        h.core.free_media_ports(),
+        free - 2,
+        "the refused stream took no ports"
+    );
+    let pairs = h.relay_pairs();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(
+        pairs[0].b_remote,
+        Some("198.51.100.7:4000".parse().unwrap())
+    );
+}
+
 #[test]
 fn addresses_that_are_no_destination_are_not_relayed_to() {
     for (c, why) in [

@@ -306,7 +306,8 @@ fn refuse_all_refuses_only_the_sdp_part_of_a_multipart_body() {
     let body = sip_i(OFFER);
     let ct = "multipart/mixed;boundary=b1";
     let (out, out_ct) = refuse_all(Some(ct), body.as_bytes(), ip);
-    let refused = String::from_utf8(rewrite(OFFER.as_bytes(), ip, &[], None).to_vec()).unwrap();
+    let refused =
+        String::from_utf8(rewrite(OFFER.as_bytes(), ip, &[], None, usize::MAX).to_vec()).unwrap();
     assert!(refused.contains("m=audio 0 ") && !refused.contains("192.0.2."));
     assert_eq!(std::str::from_utf8(&out).unwrap(), sip_i(&refused));
     assert_eq!(out_ct.as_deref(), Some(ct));
