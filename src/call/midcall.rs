@@ -199,6 +199,7 @@ impl Call {
             && let Err(e) = refer_to_via_gateway(
                 &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
                 &cx.env.local.uri_host(),
+                from_trunk,
             )
         {
             debug!(call_id = %self.call_id(), error = %e, "REFER refused");
@@ -240,6 +241,7 @@ impl Call {
                     if let Ok(to) = refer_to_via_gateway(
                         &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
                         &local.uri_host(),
+                        from_trunk,
                     ) {
                         out.push_header(&Hdr::named("Refer-To"), to)?;
                     }

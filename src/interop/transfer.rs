@@ -5,7 +5,7 @@
 //! (`sip:NUMBER@<advertise>`), so the new call arrives here and is routed, limited and
 //! recorded as a call from the transferee's profile, like any other.
 
-use crate::interop::uri::{UriPolicy, escape_user, normalise_number};
+use crate::interop::uri::{UriPolicy, escape_user, normalise_number, peer_uri_in};
 use crate::sip::{dialled_number, split_header_list};
 
 /// `[transfer] mode`.
@@ -30,8 +30,15 @@ pub enum ReferError {
 
 /// The `Refer-To` toward the transferee for the referrer's `value`: the target's number at
 /// the gateway's host. URI parameters and embedded headers (`?Replaces=…`, which would name
-/// the other leg's dialog) are dropped, so an attended transfer becomes a blind one.
-pub fn refer_to_via_gateway(value: &str, host: &str) -> Result<String, ReferError> {
+/// the other leg's dialog) are dropped, so an attended transfer becomes a blind one. The
+/// number keeps what says which line it reaches: a domain's `phone-context` (a private
+/// extension, RFC 3966 §5.1.5), its `isub`/`ext`, and from a trunk (`from_trunk`) the
+/// parameters that route it (`rn`/`npdi`), written in the user part with `;user=phone`.
+pub fn refer_to_via_gateway(
+    value: &str,
+    host: &str,
+    from_trunk: bool,
+) -> Result<String, ReferError> {
     let elements = split_header_list(value);
     let [element] = elements.as_slice() else {
         return Err(ReferError::Missing);
@@ -42,12 +49,28 @@ pub fn refer_to_via_gateway(value: &str, host: &str) -> Result<String, ReferErro
     };
     // Embedded headers first: `sip:100@pbx?Replaces=…` is not a number URI otherwise.
     let uri = uri.split('?').next().unwrap_or_default().trim();
-    let number = dialled_number(uri)
-        .map(|n| normalise_number(&n, &UriPolicy::default()))
-        .filter(|n| is_number(n))
-        .ok_or(ReferError::NotANumber)?;
-    // `#` stands escaped in a user part (RFC 3261 §25.1).
-    Ok(format!("<sip:{}@{host}>", escape_user(&number)))
+    let read = dialled_number(uri).ok_or(ReferError::NotANumber)?;
+    let number = normalise_number(&read, &UriPolicy::default());
+    if !is_number(&number) {
+        return Err(ReferError::NotANumber);
+    }
+    let params = read.trusted_params(from_trunk);
+    let private = read
+        .phone_context
+        .as_deref()
+        .filter(|c| !c.starts_with('+'));
+    if params.is_empty() && private.is_none() {
+        // `#` stands escaped in a user part (RFC 3261 §25.1).
+        return Ok(format!("<sip:{}@{host}>", escape_user(&number)));
+    }
+    let phone = UriPolicy {
+        user_phone: true,
+        ..UriPolicy::default()
+    };
+    Ok(format!(
+        "<{}>",
+        peer_uri_in(&number, private, &params, false, &phone, host)
+    ))
 }
 
 fn is_number(n: &str) -> bool {
@@ -66,15 +89,20 @@ mod tests {
     #[test]
     fn the_target_is_the_number_at_the_gateway() {
         assert_eq!(
-            refer_to_via_gateway("<sip:+8610456@10.0.0.7:5060;user=phone>", "gw.example").unwrap(),
+            refer_to_via_gateway(
+                "<sip:+8610456@10.0.0.7:5060;user=phone>",
+                "gw.example",
+                false
+            )
+            .unwrap(),
             "<sip:+8610456@gw.example>"
         );
         assert_eq!(
-            refer_to_via_gateway("sip:2001@pbx.local", "gw").unwrap(),
+            refer_to_via_gateway("sip:2001@pbx.local", "gw", false).unwrap(),
             "<sip:2001@gw>"
         );
         assert_eq!(
-            refer_to_via_gateway("<tel:+86-10-456>", "gw").unwrap(),
+            refer_to_via_gateway("<tel:+86-10-456>", "gw", false).unwrap(),
             "<sip:+8610456@gw>"
         );
     }
@@ -83,11 +111,11 @@ mod tests {
     #[test]
     fn a_quoted_angle_after_the_target_is_not_its_end() {
         assert_eq!(
-            refer_to_via_gateway(r#"<sip:2001@pbx>;x="a>b""#, "gw").unwrap(),
+            refer_to_via_gateway(r#"<sip:2001@pbx>;x="a>b""#, "gw", false).unwrap(),
             "<sip:2001@gw>"
         );
         assert_eq!(
-            refer_to_via_gateway(r#""Sales <EMEA>" <sip:2001@pbx>"#, "gw").unwrap(),
+            refer_to_via_gateway(r#""Sales <EMEA>" <sip:2001@pbx>"#, "gw", false).unwrap(),
             "<sip:2001@gw>"
         );
     }
@@ -96,30 +124,64 @@ mod tests {
     #[test]
     fn a_hash_in_the_target_is_escaped() {
         assert_eq!(
-            refer_to_via_gateway("<sip:*21%23@pbx>", "gw").unwrap(),
+            refer_to_via_gateway("<sip:*21%23@pbx>", "gw", false).unwrap(),
             "<sip:*21%23@gw>"
+        );
+    }
+
+    /// What says which line the number reaches goes with it: a private extension's domain,
+    /// an extension or subaddress; a ported number's routing number only from a trunk.
+    #[test]
+    fn the_target_keeps_its_context_and_extension() {
+        assert_eq!(
+            refer_to_via_gateway("<tel:2001;phone-context=pbx.example.com>", "gw", false).unwrap(),
+            "<sip:2001;phone-context=pbx.example.com@gw;user=phone>"
+        );
+        assert_eq!(
+            refer_to_via_gateway("<tel:+8610456;ext=22>", "gw", false).unwrap(),
+            "<sip:+8610456;ext=22@gw;user=phone>"
+        );
+        let ported = "<sip:+8610456;rn=+8610999;npdi@carrier;user=phone>";
+        assert_eq!(
+            refer_to_via_gateway(ported, "gw", false).unwrap(),
+            "<sip:+8610456@gw>"
+        );
+        assert_eq!(
+            refer_to_via_gateway(ported, "gw", true).unwrap(),
+            "<sip:+8610456;npdi;rn=+8610999@gw;user=phone>"
+        );
+        // A global context makes the number global, as anywhere.
+        assert_eq!(
+            refer_to_via_gateway("<tel:456;phone-context=+8610>", "gw", false).unwrap(),
+            "<sip:+8610456@gw>"
         );
     }
 
     #[test]
     fn an_attended_transfer_loses_its_replaces() {
         let v = "<sip:2001@10.0.0.7?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>";
-        assert_eq!(refer_to_via_gateway(v, "gw").unwrap(), "<sip:2001@gw>");
+        assert_eq!(
+            refer_to_via_gateway(v, "gw", false).unwrap(),
+            "<sip:2001@gw>"
+        );
     }
 
     #[test]
     fn what_is_not_one_number_is_refused() {
         assert_eq!(
-            refer_to_via_gateway("<sip:alice@example.com>", "gw"),
+            refer_to_via_gateway("<sip:alice@example.com>", "gw", false),
             Err(ReferError::NotANumber)
         );
         assert_eq!(
-            refer_to_via_gateway("<sip:1@a>, <sip:2@b>", "gw"),
+            refer_to_via_gateway("<sip:1@a>, <sip:2@b>", "gw", false),
             Err(ReferError::Missing)
         );
-        assert_eq!(refer_to_via_gateway("", "gw"), Err(ReferError::Missing));
         assert_eq!(
-            refer_to_via_gateway("<http://evil.example/1234>", "gw"),
+            refer_to_via_gateway("", "gw", false),
+            Err(ReferError::Missing)
+        );
+        assert_eq!(
+            refer_to_via_gateway("<http://evil.example/1234>", "gw", false),
             Err(ReferError::NotANumber)
         );
     }
