@@ -293,11 +293,31 @@ pub fn request_uri_in(
     };
     let params = params_where(params, |name| !named(name));
     let mut u = peer_uri_in(number, private, &params, inbound_tel, policy, domain);
-    let params = ours;
-    if !params.is_empty() {
-        u.push(';');
-        u.push_str(params);
+    if ours.is_empty() {
+        return u;
     }
+    if u.starts_with("tel:") {
+        // In a tel: URI they are the number's parameters too, in RFC 3966 §3's order:
+        // `isub`/`ext`, then `phone-context`, then the rest by name.
+        let own = if policy.number_params {
+            &params[..]
+        } else {
+            ""
+        };
+        let mut merged: Vec<&str> = own.split(';').skip(1).chain(ours.split(';')).collect();
+        merged.sort_by_key(|p| {
+            let name = param_name(p).to_ascii_lowercase();
+            (!LEADING_PARAMS.contains(&name.as_str()), name)
+        });
+        let merged: String = merged.into_iter().flat_map(|p| [";", p]).collect();
+        let policy = UriPolicy {
+            number_params: true,
+            ..policy.clone()
+        };
+        return peer_uri_in(number, private, &merged, inbound_tel, &policy, domain);
+    }
+    u.push(';');
+    u.push_str(ours);
     u
 }
 

@@ -243,3 +243,42 @@ fn a_numbers_parameters_are_written_where_they_belong() {
         "sip:bob@d"
     );
 }
+
+/// In a tel: Request-URI the operator's `request_uri_params` are the number's parameters
+/// too: merged into RFC 3966 §3's order (`isub`/`ext`, `phone-context`, the rest by name),
+/// not appended after them. In a SIP URI they are the URI's own, after the host.
+#[test]
+fn request_uri_params_take_their_place_among_a_tel_numbers() {
+    let tel = UriPolicy {
+        scheme: UriScheme::Tel,
+        country_code: Some("1".into()),
+        request_uri_params: "cpc=ordinary;Npdi".into(),
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        request_uri_in("5550100", None, ";ext=7;rn=+1999", false, &tel, "d"),
+        "tel:5550100;ext=7;phone-context=+1;cpc=ordinary;Npdi;rn=+1999"
+    );
+    assert_eq!(
+        request_uri_in("+15550100", None, ";oli=62", false, &tel, "d"),
+        "tel:+15550100;cpc=ordinary;Npdi;oli=62"
+    );
+    // A peer that takes no number parameters still gets the operator's.
+    let bare = UriPolicy {
+        number_params: false,
+        ..tel.clone()
+    };
+    assert_eq!(
+        request_uri_in("+15550100", None, ";ext=7", false, &bare, "d"),
+        "tel:+15550100;cpc=ordinary;Npdi"
+    );
+    let sip = UriPolicy {
+        scheme: UriScheme::Sip,
+        user_phone: true,
+        ..tel
+    };
+    assert_eq!(
+        request_uri_in("+15550100", None, ";ext=7", false, &sip, "d"),
+        "sip:+15550100;ext=7@d;user=phone;cpc=ordinary;Npdi"
+    );
+}
