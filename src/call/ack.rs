@@ -12,7 +12,7 @@ use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
 use crate::interop::egress::body_for;
-use crate::sip::{Hdr, Message, Request, Response};
+use crate::sip::{Body, Hdr, Message, Request, Response};
 use crate::txn::TxnId;
 
 impl Call {
@@ -136,18 +136,22 @@ impl Call {
                 ct = early_ct.clone();
             }
             self.note_sdp_received(side, &answer, ct.as_deref());
+            let mut encoding = None;
             let body = (!answer.is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other; unanchored,
-                // it goes on as it came, typed as it came.
+                // it goes on as it came, typed (and encoded) as it came.
                 self.anchored_body(cx, side, &answer, ct.as_deref(), false)
                     .unwrap_or_else(|| {
+                        if ack.encoded() && answer == *ack.body() {
+                            encoding = ack.header(&Hdr::named("Content-Encoding"));
+                        }
                         (
                             answer.clone(),
                             ct.clone().or_else(|| ack.header(&Hdr::CONTENT_TYPE)),
                         )
                     })
             });
-            self.send_ack(cx, side.other(), other_cseq, body);
+            self.send_ack_encoded(cx, side.other(), other_cseq, body, encoding);
         }
         if side == Side::A {
             self.uas_rel.early_answer = None;
@@ -162,6 +166,19 @@ impl Call {
         side: Side,
         cseq: u32,
         body: Option<(Bytes, Option<String>)>,
+    ) {
+        self.send_ack_encoded(cx, side, cseq, body, None);
+    }
+
+    /// [`Call::send_ack`] with a body encoded as `encoding` says (`Content-Encoding`, sent
+    /// with it; the body is then not shaped for the peer).
+    fn send_ack_encoded(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        cseq: u32,
+        body: Option<(Bytes, Option<String>)>,
+        encoding: Option<String>,
     ) {
         let profile = self.profile(side).cloned();
         let creds = self.invite_auth[side]
@@ -181,10 +198,13 @@ impl Call {
             if let Some((b, ct)) = body.clone()
                 && !b.is_empty()
             {
-                let shaped = match &profile {
-                    Some(p) => body_for(p, &b, ct.as_deref()),
-                    None => b.clone(),
+                let shaped = match (&profile, &encoding) {
+                    (Some(p), None) => body_for(p, &b, ct.as_deref()),
+                    _ => b.clone(),
                 };
+                if let Some(e) = &encoding {
+                    ack.insert_header_before_length(&Hdr::named("Content-Encoding"), e.clone())?;
+                }
                 if shaped != b {
                     ptime_set = true;
                 }

@@ -7,14 +7,15 @@ use tracing::warn;
 use super::Side;
 use super::cx::Cx;
 use super::state::{Call, EarlyAnswer};
-use crate::sip::{Hdr, Response};
+use crate::sip::{Body, Hdr, Response};
 
 impl Call {
     /// A reliable provisional of the callee with SDP, our INVITE having offered: its answer,
     /// kept for a 2xx that comes without one.
     pub(super) fn keep_early_answer_of_callee(&mut self, resp: &Response) {
         let offered = self.attempt.as_ref().is_some_and(|a| a.offered);
-        if !offered || !super::anchor::carries_sdp(resp) {
+        // An encoded answer could not go into the 2xx with its Content-Encoding: not kept.
+        if !offered || !super::anchor::carries_sdp(resp) || resp.encoded() {
             return;
         }
         self.uac_rel.keep_early_answer(EarlyAnswer {

@@ -12,7 +12,7 @@ use super::state::{Call, MAX_RELAYED, Relayed, Standing, TxnRole};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
-use crate::interop::egress::{body_for, copy_end_to_end, identity_header};
+use crate::interop::egress::{copy_end_to_end, identity_header, shaped_body};
 use crate::interop::transfer::{ReferError, TransferMode, refer_to_via_gateway};
 use crate::sip::{Hdr, Method, Request};
 use crate::txn::TxnId;
@@ -256,7 +256,7 @@ impl Call {
                     out.set_no_body()?;
                 } else {
                     let ct = req.header(&Hdr::CONTENT_TYPE);
-                    out.set_body(body_for(&profile, req.body(), ct.as_deref()), ct.as_deref())?;
+                    out.set_body(shaped_body(&profile, &req), ct.as_deref())?;
                 }
                 Ok(out)
             })

@@ -6,7 +6,7 @@
 use super::dialog::Dialog;
 use crate::config::Profile;
 use crate::interop::egress::{
-    allow_for, body_for, copy_end_to_end, identity_uri_of, local_to_domain,
+    allow_for, copy_end_to_end, identity_uri_of, local_to_domain, shaped_body,
 };
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{normalise_number, peer_uri_in, request_uri_in};
@@ -127,7 +127,7 @@ pub fn outbound_invite(
     r.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     if !a_req.body().is_empty() {
         let ct = a_req.header(&Hdr::CONTENT_TYPE);
-        r.set_body(body_for(peer, a_req.body(), ct.as_deref()), ct.as_deref())?;
+        r.set_body(shaped_body(peer, a_req), ct.as_deref())?;
     }
     Ok((leg, r))
 }

@@ -24,9 +24,18 @@ pub fn allow_for(peer: &Profile) -> &'static str {
     }
 }
 
+/// The body of `msg` as it should reach `peer` ([`body_for`]); an encoded body
+/// (`Content-Encoding: gzip`, say) passes untouched: an edit would corrupt it.
+pub fn shaped_body<M: crate::sip::Body>(peer: &Profile, msg: &M) -> Bytes {
+    if msg.encoded() {
+        return msg.body().clone();
+    }
+    body_for(peer, msg.body(), msg.content_type().as_deref())
+}
+
 /// A body as it should reach `peer`: SDP gets the peer's ptime (when its profile sets one),
 /// a plain SDP body or the SDP part of a multipart one (SIP-I) alike; everything else
-/// passes untouched.
+/// passes untouched. Only for a body that is not encoded (see [`shaped_body`]).
 pub fn body_for(peer: &Profile, body: &Bytes, content_type: Option<&str>) -> Bytes {
     let Some(ptime) = peer.ptime else {
         return body.clone();
@@ -201,7 +210,7 @@ pub fn relayed_response(
         out.set_no_body()?;
     } else {
         let ct = from.header(&Hdr::CONTENT_TYPE);
-        out.set_body(body_for(to_peer, from.body(), ct.as_deref()), ct.as_deref())?;
+        out.set_body(shaped_body(to_peer, from), ct.as_deref())?;
     }
     Ok(out)
 }

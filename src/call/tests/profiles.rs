@@ -515,3 +515,56 @@ fn a_failure_relayed_after_failover_is_trusted_as_the_callee_that_sent_it() {
     let pai = failed.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
     assert!(pai.contains("<tel:+15550100;ext=7>"), "{pai}");
 }
+
+/// An encoded body (`Content-Encoding: gzip`) is opaque to the gateway: a profile's ptime
+/// edit would corrupt it, so it goes on as it came and with its encoding, also in the ACK
+/// the gateway builds for the caller's answer to a late offer. Before, `a=ptime` was written
+/// into the encoded bytes, and the ACK carried them without their Content-Encoding.
+#[test]
+fn an_encoded_body_goes_on_as_it_came_with_its_encoding() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.ptime = Some(20);
+        }
+    }));
+    let encoded = |m: String| {
+        m.replace(
+            "Content-Type: application/sdp\r\n",
+            "Content-Type: application/sdp\r\nContent-Encoding: gzip\r\n",
+        )
+    };
+    let offerless = invite_text("enc1", "z9hG4bKenc1", "+8610123", "")
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+            "Content-Length: 0\r\n\r\n",
+        );
+    h.recv(PHONE, &offerless);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.body().is_empty());
+    let tag = h.carrier_answers(&inv, "c", SDP).to_tag().unwrap();
+    h.take_responses(PHONE);
+    let ack = encoded(from_phone_in("enc1", "ACK", &tag, 1, "z9hG4bKenc1a", SDP));
+    assert!(ack.contains("Content-Encoding"));
+    h.recv(PHONE, &ack);
+    let acks = h.take_requests(CARRIER_A, Method::Ack);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(&acks[0].body()[..], SDP.as_bytes());
+    let encoding = Hdr::named("Content-Encoding");
+    assert_eq!(acks[0].header(&encoding).as_deref(), Some("gzip"));
+    // A relayed request's encoded body is not shaped either.
+    h.recv(
+        PHONE,
+        &encoded(from_phone_in(
+            "enc1",
+            "INVITE",
+            &tag,
+            2,
+            "z9hG4bKenc1r",
+            SDP,
+        )),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(&re.body()[..], SDP.as_bytes());
+    assert_eq!(re.header(&encoding).as_deref(), Some("gzip"));
+}
