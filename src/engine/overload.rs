@@ -226,9 +226,17 @@ impl Overload {
         self.state.lock().map_or(Duration::ZERO, |st| st.0.last_min)
     }
 
-    /// The key of an INVITE transaction for [`Overload::seen`] (never 0).
-    pub(crate) fn invite_key(&self, ip: IpAddr, branch: &[u8]) -> u64 {
-        self.hasher.hash_one((ip, branch)) | 1
+    /// The key of an INVITE transaction for [`Overload::seen`] (never 0): its source, branch,
+    /// Call-ID and CSeq. A new INVITE that reuses a remembered branch (a peer's, or one
+    /// spoofed in its name) is not taken for a retransmission: once the core's transaction
+    /// is gone it would be a new call let past the shedder.
+    pub(crate) fn invite_key(
+        &self,
+        ip: IpAddr,
+        branch: &[u8],
+        head: &crate::sip::fast::Head<'_>,
+    ) -> u64 {
+        self.hasher.hash_one((ip, branch, head.request_id())) | 1
     }
 
     /// A key's set of slots in `t` (indexed by the bits that are not the stamp's).

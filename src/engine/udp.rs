@@ -261,7 +261,7 @@ fn shed_early(sock: &UdpSocket, inbox: &Inbox, data: &[u8], src: SocketAddr, at:
     match fast::peek(data) {
         Peek::Ack { to_tag } if to_tag == ov.tag.as_bytes() => Early::Done,
         Peek::NewInvite { head, branch } => {
-            let key = ov.invite_key(src.ip(), branch);
+            let key = ov.invite_key(src.ip(), branch, &head);
             if ov.seen(key) {
                 // A retransmission of an INVITE the core has: it answers from its
                 // transaction.

@@ -33,6 +33,14 @@ pub struct Head<'a> {
     cseq: &'a [u8],
 }
 
+impl Head<'_> {
+    /// The Call-ID and CSeq values as received: with the top Via's branch, what one INVITE
+    /// and its retransmissions share and another INVITE that reuses the branch does not.
+    pub fn request_id(&self) -> (&[u8], &[u8]) {
+        (self.call_id, self.cseq)
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Name {
     Via,

@@ -191,7 +191,16 @@ fn an_invite_let_in_is_forgotten_only_after_a_set_of_later_ones() {
 fn the_table_of_invites_let_in_is_dropped_when_idle_and_made_again() {
     let ov = Overload::new(&thresholds());
     let t0 = Instant::now();
-    let (a, b) = (ov.invite_key(IpAddr::from([127, 0, 0, 2]), b"z9hG4bKa"), 3);
+    let invite = "INVITE sip:1@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:1@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+    let crate::sip::fast::Peek::NewInvite { head, branch } =
+        crate::sip::fast::peek(invite.as_bytes())
+    else {
+        panic!("not a new INVITE")
+    };
+    let (a, b) = (
+        ov.invite_key(IpAddr::from([127, 0, 0, 2]), branch, &head),
+        3,
+    );
     assert!(!ov.seen(a));
     ov.release_if_idle(t0 + RECENT_IDLE * 2);
     assert!(

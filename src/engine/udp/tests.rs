@@ -154,6 +154,18 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
         shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
         Early::Screened { remember: None }
     );
+    // A new INVITE reusing its branch (another Call-ID, or CSeq) is no retransmission: it
+    // is shed like any new one, not let past as one the core has.
+    for reuse in [
+        inv.replace("Call-ID: z9hG4bKfast2", "Call-ID: another"),
+        inv.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+    ] {
+        assert_eq!(
+            shed_early(&gw, &inbox, reuse.as_bytes(), src, Instant::now()),
+            Early::Done,
+            "{reuse}"
+        );
+    }
     // A stranger's new INVITE under overload: dropped without a word.
     let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
     stranger
@@ -399,7 +411,14 @@ async fn a_strangers_invite_is_not_remembered_as_let_in() {
     .await
     .expect("both INVITEs reached the core");
     let ov = &inbox.overload;
-    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-    assert!(!ov.seen(ov.invite_key(ip("127.0.0.9"), b"z9hG4bKstr")));
-    assert!(ov.seen(ov.invite_key(ip("127.0.0.2"), b"z9hG4bKpeer")));
+    assert!(!ov.seen(key_of(ov, "127.0.0.9", &invite("z9hG4bKstr"))));
+    assert!(ov.seen(key_of(ov, "127.0.0.2", &invite("z9hG4bKpeer"))));
+}
+
+/// The overload table's key of the INVITE `msg` from `ip`.
+fn key_of(ov: &crate::engine::overload::Overload, ip: &str, msg: &str) -> u64 {
+    let fast::Peek::NewInvite { head, branch } = fast::peek(msg.as_bytes()) else {
+        panic!("not a new INVITE")
+    };
+    ov.invite_key(ip.parse().unwrap(), branch, &head)
 }
