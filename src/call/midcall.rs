@@ -57,6 +57,13 @@ impl Call {
             Method::Invite | Method::Update if crossing == Some(Offerer::This) => {
                 cx.respond_retry_later(id, &req)
             }
+            // The caller's own first INVITE is not answered yet: 500 with Retry-After (RFC
+            // 3261 §14.2), not the 491 of glare.
+            Method::Invite
+                if side == Side::A && self.caller_txn().is_some() && self.phase.is_routing() =>
+            {
+                cx.respond_retry_later(id, &req)
+            }
             Method::Invite
                 if self.reinvite_in_progress()
                     || self.pending_2xx[side].is_some()

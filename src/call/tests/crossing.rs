@@ -35,6 +35,32 @@ fn a_second_invite_before_the_first_is_answered_gets_500_with_retry_after() {
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
 }
 
+/// A re-INVITE in the early dialog, the caller's first INVITE still unanswered: 500 with
+/// Retry-After (RFC 3261 §14.2), not the 491 of glare it got before.
+#[test]
+fn an_invite_before_the_callers_first_is_answered_gets_500_with_retry_after() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKe1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &[], None));
+    let ringing = h.take_responses(PHONE);
+    let tag = ringing
+        .iter()
+        .find(|r| r.status() == 180)
+        .and_then(|r| r.to_tag())
+        .expect("the 180's tag");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKe2", SDP));
+    let finals = finals_with_retry_after(&mut h, PHONE);
+    assert!(
+        matches!(finals[..], [(500, Some(0..=10))]),
+        "500 with a Retry-After of 0 to 10 s: {finals:?}"
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+}
+
 #[test]
 fn glare_gets_491() {
     let mut h = H::new();
