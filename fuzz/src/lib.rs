@@ -564,6 +564,8 @@ pub fn rtp(data: &[u8]) {
         // B's SDP is not sent to before B's source latches (an endpoint behind NAT).
         a_wait_for_source: false,
         b_wait_for_source: true,
+        a_signalling: Some(a_sdp.ip()),
+        b_signalling: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
         a_latch: Latch::SdpIp,
         b_latch: Latch::Any,
         a_ptime: Some(20),
@@ -575,21 +577,24 @@ pub fn rtp(data: &[u8]) {
         b_heard: true,
         active: true,
     };
-    let mut route = StreamRoute::new(&pair);
+    let mut now = Instant::now();
+    let mut route = StreamRoute::new(&pair, now);
     // The same packets on an SRTP and on a T.38 stream: forwarded unread, never recorded.
     let mut opaque = [StreamKind::Srtp, StreamKind::Datagram].map(|kind| {
-        StreamRoute::new(&RelayPair {
-            kind,
-            ..pair.clone()
-        })
+        StreamRoute::new(
+            &RelayPair {
+                kind,
+                ..pair.clone()
+            },
+            now,
+        )
     });
     // A stream whose kind changes with each empty record (a re-INVITE to T.38 and back).
     const KINDS: [StreamKind; 3] = [StreamKind::Rtp, StreamKind::Srtp, StreamKind::Datagram];
     let mut switched = 0;
-    let mut switching = StreamRoute::new(&pair);
+    let mut switching = StreamRoute::new(&pair, now);
     let mut recorder = Recorder::new(Duration::from_millis(60));
     let mut repack = [Repacketizer::new(20), Repacketizer::new(30)];
-    let mut now = Instant::now();
     let mut rest = data;
     while let [len, flags, tail @ ..] = rest {
         let n = usize::from(*len).min(tail.len());

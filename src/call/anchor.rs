@@ -371,6 +371,8 @@ impl Call {
                     b_remote: *media.remote.b.get(i)?,
                     a_wait_for_source: wait(Side::A, *media.remote.a.get(i)?),
                     b_wait_for_source: wait(Side::B, *media.remote.b.get(i)?),
+                    a_signalling: signalling(Side::A),
+                    b_signalling: signalling(Side::B),
                     a_latch: latch(Side::A),
                     b_latch: latch(Side::B),
                     a_ptime: repack(Side::A),

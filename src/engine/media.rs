@@ -244,10 +244,16 @@ impl Relays {
                 }
             }
             MediaAction::Answered { call } => {
+                let now = std::time::Instant::now();
                 if let Some(w) = self.watches.get(&call)
                     && let Ok(mut last) = w.last.lock()
                 {
-                    *last = std::time::Instant::now();
+                    *last = now;
+                }
+                for s in self.calls.get(&call).map_or(&[][..], |c| &c.streams[..]) {
+                    if let Ok(mut r) = s.route.lock() {
+                        r.answered(now);
+                    }
                 }
             }
             MediaAction::Release {
@@ -356,7 +362,7 @@ fn open(
         bind_after_close(ip, p.b_port, closing)?,
         bind_after_close(ip, p.b_port + 1, closing)?,
     ];
-    let route = StreamRoute::new(p);
+    let route = StreamRoute::new(p, std::time::Instant::now());
     let cname = format!("trunkgate@{ip}");
     // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
     // that leg never sees (see README). What a stream the gateway does not read sends

@@ -1,7 +1,11 @@
 //! Learning where one leg's RTP really comes from (symmetric RTP behind NAT), without letting
 //! anyone else take the leg over ("RTP bleed", audit C1).
 //!
-//! After each offer/answer the latch is empty and the first accepted packet fixes the source.
+//! After each offer/answer the latch is empty and the first accepted packet fixes the source,
+//! from anywhere only for [`OPEN_TO_ANYONE`] after the offer/answer (or the answer); after
+//! that an empty latch takes only a source on the leg's SDP IP or its signalling IP, so a
+//! leg that stays silent (a listen-only endpoint, a video stream with the camera off, a
+//! call answered on hold) is not the first sprayer's, however much later.
 //! For [`LEARNING`] after that packet a source that matches the leg's SDP better (its exact
 //! address, then its IP) still takes the latch over: whoever sprays the port just after an
 //! answer wins the first packet, but not against an endpoint that sends from where its SDP
@@ -15,6 +19,11 @@
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// How long after an offer/answer (or the answer) an empty latch takes its first source from
+/// anywhere: an endpoint behind NAT sends from an address no SDP names, and starts within a
+/// second or two of the answer.
+pub const OPEN_TO_ANYONE: Duration = Duration::from_secs(10);
 
 /// How long the latched source must have been silent before another address may continue
 /// its stream.
@@ -86,6 +95,13 @@ pub struct SourceLatch {
     /// SDP names (the same endpoint, its SDP's port changed: an SBC that sends from one
     /// port whatever its SDP says).
     moved_from: Option<(SocketAddr, Instant)>,
+    /// Since when an empty latch takes a source from anywhere ([`OPEN_TO_ANYONE`]); `None`:
+    /// at any time (a latch no relay opened: the rules' own tests).
+    open_since: Option<Instant>,
+    /// The IP the leg's signalling comes from (a NATed endpoint's public address, usually
+    /// its RTP's too): a source there may latch after the window, and continue a stream
+    /// from a new address.
+    signalling: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +126,24 @@ impl SourceLatch {
             rebind_after,
             reopened: Reopened::No,
             moved_from: None,
+            open_since: None,
+            signalling: None,
+        }
+    }
+
+    /// Opened at `now` to a first source from anywhere for [`OPEN_TO_ANYONE`], then to one
+    /// on the SDP's IP or on `signalling`, the IP of the leg's signalling.
+    pub fn opened(mut self, now: Instant, signalling: Option<std::net::IpAddr>) -> Self {
+        self.open_since = Some(now);
+        self.signalling = signalling.map(|ip| ip.to_canonical());
+        self
+    }
+
+    /// The call was answered at `now`: a leg still without a source (its endpoint sends
+    /// only once answered) is open to anyone again for [`OPEN_TO_ANYONE`].
+    pub fn answered(&mut self, now: Instant) {
+        if self.current.is_none() && self.open_since.is_some() {
+            self.open_since = Some(now);
         }
     }
 
@@ -151,12 +185,18 @@ impl SourceLatch {
         p: Option<RtpHead>,
         sdp: Option<SocketAddr>,
     ) -> bool {
-        // How well an address matches the SDP: 2 its exact address, 1 its IP, 0 neither.
+        // How well an address matches the leg: 2 its SDP's exact address, 1 its SDP's IP
+        // or its signalling's (behind NAT, where its packets come from), 0 neither.
+        let signalling = self.signalling;
         let rank = |a: SocketAddr| match sdp {
             Some(s) if s == a => 2,
             Some(s) if s.ip() == a.ip() => 1,
+            _ if signalling == Some(a.ip().to_canonical()) => 1,
             _ => 0,
         };
+        let open = self
+            .open_since
+            .is_none_or(|t| now.saturating_duration_since(t) < OPEN_TO_ANYONE);
         let reopened_at = match self.reopened {
             Reopened::Since(t) if now.saturating_duration_since(t) < REOPENED => Some(t),
             _ => None,
@@ -179,6 +219,7 @@ impl SourceLatch {
             {
                 false
             }
+            None if !open && rank(src) == 0 => false,
             None => {
                 self.current = Some(fresh);
                 true
@@ -221,7 +262,11 @@ impl SourceLatch {
                 let left = self.moved_from.is_some_and(|(a, t)| {
                     a == l.addr && now.saturating_duration_since(t) < REOPENED
                 });
-                if silent && continues {
+                // The stream goes on from a new address on the latched IP (a NAT's new
+                // port), the SDP's or the signalling's: the far peer knows the stream's SSRC
+                // and sequence (they are relayed to it), and must not move this leg to
+                // itself or to a victim of its choice.
+                if silent && continues && (src.ip() == l.addr.ip() || rank(src) > 0) {
                     self.current = Some(fresh);
                     true
                 } else if left && silent && rank(src) > 0 {

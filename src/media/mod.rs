@@ -68,6 +68,12 @@ pub struct RelayPair {
     pub a_wait_for_source: bool,
     /// The same for the callee.
     pub b_wait_for_source: bool,
+    /// The IP the caller's signalling comes from: after the first seconds of an
+    /// offer/answer its RTP is latched only from there or from its SDP's IP
+    /// ([`crate::media::latch::OPEN_TO_ANYONE`]).
+    pub a_signalling: Option<std::net::IpAddr>,
+    /// The same for the callee.
+    pub b_signalling: Option<std::net::IpAddr>,
     pub a_latch: Latch,
     pub b_latch: Latch,
     /// Re-chunk G.711 sent to the caller into packets of this ptime (ms).

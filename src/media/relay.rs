@@ -119,8 +119,9 @@ impl LegAddrs {
         sdp: Option<SocketAddr>,
         latch: Latch,
         rebind_after: std::time::Duration,
-        heard: bool,
-        wait_for_source: bool,
+        (heard, wait_for_source): (bool, bool),
+        signalling: Option<IpAddr>,
+        now: Instant,
     ) -> Self {
         LegAddrs {
             sdp,
@@ -129,9 +130,16 @@ impl LegAddrs {
             latch: Some(latch),
             heard,
             wait_for_source,
-            rtp: SourceLatch::with_rebind_after(rebind_after),
+            rtp: SourceLatch::with_rebind_after(rebind_after).opened(now, signalling),
             ..LegAddrs::default()
         }
+    }
+
+    /// The SDP address the latch prefers a source at: none for a leg whose SDP names a
+    /// private address behind its NAT ([`RelayPair::a_wait_for_source`]), where a packet
+    /// can only be a spoof (or a host of our own network).
+    fn latch_sdp(&self) -> Option<SocketAddr> {
+        self.sdp.filter(|_| !self.wait_for_source)
     }
 
     /// Its SDP's RTP address, unless that is not to be sent to before latching.
@@ -162,7 +170,8 @@ pub struct StreamRoute {
 }
 
 impl StreamRoute {
-    pub fn new(p: &RelayPair) -> Self {
+    /// A stream as `p` says, its legs' latches opened at `now`.
+    pub fn new(p: &RelayPair, now: Instant) -> Self {
         StreamRoute {
             kind: p.kind,
             rtcp_mux: p.rtcp_mux,
@@ -170,15 +179,17 @@ impl StreamRoute {
                 p.a_remote,
                 p.a_latch,
                 p.a_rebind_after,
-                p.a_heard,
-                p.a_wait_for_source,
+                (p.a_heard, p.a_wait_for_source),
+                p.a_signalling,
+                now,
             ),
             b: LegAddrs::new(
                 p.b_remote,
                 p.b_latch,
                 p.b_rebind_after,
-                p.b_heard,
-                p.b_wait_for_source,
+                (p.b_heard, p.b_wait_for_source),
+                p.b_signalling,
+                now,
             ),
             callee: p.callee,
             a_ptime: p.a_ptime,
@@ -221,7 +232,7 @@ impl StreamRoute {
     /// the first packet from anywhere takes the leg (audit C1); a NAT that rebinds is still
     /// followed after a silence ([`crate::media::MOVE_AFTER_SILENCE`]).
     pub fn update(&mut self, p: &RelayPair, now: Instant) {
-        let old = std::mem::replace(self, StreamRoute::new(p));
+        let old = std::mem::replace(self, StreamRoute::new(p, now));
         let same_callee = self.callee == old.callee;
         for (new, old, same_peer) in [
             (&mut self.a, old.a, true),
@@ -243,6 +254,13 @@ impl StreamRoute {
                 new.rtp.moved_from(&old.rtp, now);
             }
         }
+    }
+
+    /// The call was answered at `now`: a leg that has sent nothing yet may take its source
+    /// from anywhere again for a while ([`crate::media::latch::OPEN_TO_ANYONE`]).
+    pub fn answered(&mut self, now: Instant) {
+        self.a.rtp.answered(now);
+        self.b.rtp.answered(now);
     }
 
     /// Decide about a packet that arrived from `src` on the socket facing `dir`'s origin leg.
@@ -341,7 +359,7 @@ impl StreamRoute {
             }
         } else {
             let before = mine.rtp.source();
-            if !mine.rtp.accept(now, src, head, mine.sdp) {
+            if !mine.rtp.accept(now, src, head, mine.latch_sdp()) {
                 return Route::Drop;
             }
             // RTCP follows the RTP source: one learnt beside another source (a NAT that

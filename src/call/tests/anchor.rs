@@ -49,6 +49,10 @@ fn rtp_waits_for_a_natted_legs_own_packets() {
         );
         // The caller's SDP is public (192.0.2.10): sent to as before.
         assert!(!pairs[0].a_wait_for_source);
+        // Each leg's signalling IP, which its RTP may come from after the first seconds.
+        let peer_ip: std::net::SocketAddr = peer.parse().unwrap();
+        assert_eq!(pairs[0].b_signalling, Some(peer_ip.ip()));
+        assert_eq!(pairs[0].a_signalling, Some(addr(PHONE).ip()));
     }
 }
 

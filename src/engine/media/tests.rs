@@ -28,6 +28,8 @@ fn relay(call: u64, port: u16) -> MediaAction {
             b_remote: None,
             a_wait_for_source: false,
             b_wait_for_source: false,
+            a_signalling: None,
+            b_signalling: None,
             a_latch: Latch::Any,
             b_latch: Latch::Any,
             a_ptime: None,
@@ -93,6 +95,8 @@ fn a_stream_that_becomes_srtp_relays_srtcp_toward_a_repacketised_leg() {
         b_remote: Some(([127, 0, 0, 1], peers + 2).into()),
         a_wait_for_source: false,
         b_wait_for_source: false,
+        a_signalling: None,
+        b_signalling: None,
         // The carrier's leg is repacketised to 20 ms.
         b_ptime: Some(20),
         ..match relay(1, gw) {

@@ -44,6 +44,8 @@ fn rig() -> (Rig, StreamIo) {
         b_remote: Some(b.local_addr().unwrap()),
         a_wait_for_source: false,
         b_wait_for_source: false,
+        a_signalling: None,
+        b_signalling: None,
         a_latch: Latch::SdpIp,
         b_latch: Latch::SdpIp,
         a_ptime: None,
@@ -56,7 +58,7 @@ fn rig() -> (Rig, StreamIo) {
         active: true,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();
-    let route = StreamRoute::new(&pair);
+    let route = StreamRoute::new(&pair, std::time::Instant::now());
     dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, &route, None, None, "t"));
     dirs[B_RTP] = Some(Direction::rtp(Dir::BtoA, &route, None, None, "t"));
     let io = StreamIo {

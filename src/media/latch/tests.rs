@@ -319,3 +319,105 @@ fn the_latched_source_may_restart_its_stream() {
     assert!(l.accept(t0, addr(4000), head(8, 5000), None));
     assert_eq!(l.source(), Some(addr(4000)));
 }
+
+/// An empty latch takes a first source from anywhere only for [`OPEN_TO_ANYONE`] after it
+/// was opened (an offer/answer) or the call was answered; after that only a source on the
+/// SDP's IP or the signalling's. Before, a leg that stayed silent (listen-only, camera
+/// off, answered on hold) was the first sprayer's at any time.
+#[test]
+fn a_silent_leg_is_not_the_first_sprayers_after_the_window() {
+    let t0 = Instant::now();
+    let sdp = SocketAddr::from(([192, 0, 2, 10], 4000));
+    let nat_ip = std::net::IpAddr::from([198, 51, 100, 7]);
+    let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+    let late = t0 + OPEN_TO_ANYONE;
+    let mut l = SourceLatch::default().opened(t0, Some(nat_ip));
+    assert!(!l.accept(late, stranger, head(9, 1), Some(sdp)));
+    assert_eq!(l.source(), None);
+    // The SDP's IP, or the signalling's (an endpoint behind NAT), still latch.
+    assert!(l.accept(late, SocketAddr::new(nat_ip, 61000), head(7, 1), Some(sdp)));
+    let mut l = SourceLatch::default().opened(t0, Some(nat_ip));
+    assert!(l.accept(
+        late,
+        SocketAddr::from(([192, 0, 2, 10], 4100)),
+        head(7, 1),
+        Some(sdp)
+    ));
+    // Within the window anyone may be first (an SBC sending from an address no SDP names).
+    let mut l = SourceLatch::default().opened(t0, None);
+    assert!(l.accept(
+        late - Duration::from_millis(1),
+        stranger,
+        head(9, 1),
+        Some(sdp)
+    ));
+    // The answer opens a leg that has sent nothing again; a latched one stays latched.
+    let mut l = SourceLatch::default().opened(t0, None);
+    l.answered(late + Duration::from_secs(60));
+    assert!(l.accept(
+        late + Duration::from_secs(61),
+        stranger,
+        head(9, 1),
+        Some(sdp)
+    ));
+    l.answered(late + Duration::from_secs(62));
+    let other = SocketAddr::from(([203, 0, 113, 67], 9999));
+    assert!(!l.accept(late + Duration::from_secs(63), other, head(5, 1), Some(sdp)));
+}
+
+/// A source on the signalling's IP ranks with the SDP's IP: behind NAT it is the endpoint,
+/// so within [`LEARNING`] it takes the latch back from a stranger that sent first, and the
+/// old source an offer/answer moved away from is not held up when it is there (a NATed
+/// phone that changed only its SDP's port).
+#[test]
+fn the_signalling_ip_ranks_as_the_endpoints() {
+    let t0 = Instant::now();
+    let sdp = SocketAddr::from(([10, 1, 2, 3], 4000));
+    let nat = SocketAddr::from(([198, 51, 100, 7], 61000));
+    let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
+    let mut l = SourceLatch::default().opened(t0, Some(nat.ip()));
+    assert!(l.accept(t0, stranger, head(9, 1), Some(sdp)));
+    assert!(l.accept(t0 + Duration::from_millis(20), nat, head(7, 1), Some(sdp)));
+    assert_eq!(l.source(), Some(nat));
+    // The SDP moves to another private port: the NAT's address goes on at once.
+    let mut moved = SourceLatch::default().opened(t0, Some(nat.ip()));
+    moved.moved_from(&l, t0 + Duration::from_secs(1));
+    let new_sdp = SocketAddr::from(([10, 1, 2, 3], 4002));
+    assert!(moved.accept(
+        t0 + Duration::from_millis(1020),
+        nat,
+        head(7, 2),
+        Some(new_sdp)
+    ));
+}
+
+/// A stream continued (same SSRC, sequence just ahead) after a silence moves the latch only
+/// from the latched IP (a NAT's new port), the SDP's or the signalling's: the far peer is
+/// relayed the stream's SSRC and sequence, and must not move this leg to itself or to a
+/// victim of its choice. Before, any address continuing the stream took the leg.
+#[test]
+fn a_continued_stream_moves_the_latch_only_from_an_address_of_the_legs() {
+    let t0 = Instant::now();
+    let sdp = SocketAddr::from(([192, 0, 2, 10], 4000));
+    let signalling = std::net::IpAddr::from([198, 51, 100, 7]);
+    let mut l = SourceLatch::default().opened(t0, Some(signalling));
+    assert!(l.accept(t0, sdp, head(7, 1), Some(sdp)));
+    let silent = t0 + MOVE_AFTER_SILENCE;
+    let far_peer = SocketAddr::from(([203, 0, 113, 66], 9999));
+    assert!(!l.accept(silent, far_peer, head(7, 2), Some(sdp)));
+    assert_eq!(l.source(), Some(sdp));
+    // A new port on the latched IP, or the signalling's IP, continues it.
+    assert!(l.accept(
+        silent,
+        SocketAddr::from(([192, 0, 2, 10], 4100)),
+        head(7, 3),
+        Some(sdp)
+    ));
+    let later = silent + MOVE_AFTER_SILENCE * 2;
+    assert!(l.accept(
+        later,
+        SocketAddr::new(signalling, 5000),
+        head(7, 4),
+        Some(sdp)
+    ));
+}

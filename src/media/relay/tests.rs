@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn a_leg_over_its_packet_rate_is_cut_for_the_rest_of_the_second() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let src = sa("192.0.2.10:4000");
     let mut accepted = 0;
     let mut over = 0;
@@ -25,7 +25,7 @@ fn a_leg_over_its_packet_rate_is_cut_for_the_rest_of_the_second() {
 
 #[test]
 fn strangers_packets_do_not_use_up_the_legs_rate() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let real = sa("192.0.2.10:4000");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, real, &rtp(1)),
@@ -47,13 +47,13 @@ fn sdp_ip_without_a_usable_address_keeps_the_last_one_and_never_opens_up() {
     // A leg whose SDP never named a usable address: nobody is its source.
     let mut blind = pair(Latch::SdpIp);
     blind.a_remote = None;
-    let mut r = StreamRoute::new(&blind);
+    let mut r = StreamRoute::new(&blind, t0());
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(1)),
         Route::Drop
     );
     // Old-style hold (`c=0.0.0.0`, so no address) after a real one: still that IP only.
-    let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+    let mut r = StreamRoute::new(&pair(Latch::SdpIp), t0());
     r.update(&blind, t0());
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("203.0.113.66:9999"), &rtp(1)),
@@ -101,6 +101,8 @@ fn pair(latch: Latch) -> RelayPair {
         b_remote: Some(sa("198.51.100.20:5000")),
         a_wait_for_source: false,
         b_wait_for_source: false,
+        a_signalling: None,
+        b_signalling: None,
         a_latch: latch,
         b_latch: latch,
         a_ptime: None,
@@ -116,7 +118,7 @@ fn pair(latch: Latch) -> RelayPair {
 
 #[test]
 fn rtp_goes_to_the_far_legs_sdp_until_it_latches_then_to_its_source() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let a_nat = sa("203.0.113.7:61000");
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, a_nat, &rtp(1)),
@@ -142,7 +144,7 @@ fn a_leg_that_waits_for_its_source_gets_nothing_before_it_latches() {
     p.b_remote = Some(sa("10.1.2.3:5000"));
     p.b_wait_for_source = true;
     p.rtcp_mux = false;
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let a = sa("192.0.2.10:4000");
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, a, &rtp(1)),
@@ -165,7 +167,7 @@ fn a_leg_that_waits_for_its_source_gets_nothing_before_it_latches() {
 
 #[test]
 fn sdp_ip_latch_drops_other_ips_and_rtcp_follows_the_rtp_ip() {
-    let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+    let mut r = StreamRoute::new(&pair(Latch::SdpIp), t0());
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, sa("203.0.113.7:4000"), &rtp(1)),
         Route::Drop
@@ -187,7 +189,7 @@ fn sdp_ip_latch_drops_other_ips_and_rtcp_follows_the_rtp_ip() {
 
 #[test]
 fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let first = sa("203.0.113.7:61000");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, first, &rtp(1)),
@@ -243,7 +245,7 @@ fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source
 
 #[test]
 fn malformed_packets_are_dropped_before_latching() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let src = sa("192.0.2.10:4000");
     // The audit's packet: an extension header that claims more than the packet holds.
     let mut bad = rtp(1)[..12].to_vec();
@@ -269,7 +271,7 @@ fn malformed_packets_are_dropped_before_latching() {
 fn srtp_passes_with_what_rtp_checks_would_refuse_and_is_forwarded_unread() {
     let mut p = pair(Latch::Any);
     p.kind = StreamKind::Srtp;
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let src = sa("192.0.2.10:4000");
     // P set, and the last byte (ciphertext or the authentication tag) is no padding count.
     let mut srtp = rtp(7);
@@ -323,7 +325,7 @@ fn srtp_passes_with_what_rtp_checks_would_refuse_and_is_forwarded_unread() {
 fn t38_datagrams_are_latched_by_address_and_never_move_after_a_silence() {
     let mut p = pair(Latch::Any);
     p.kind = StreamKind::Datagram;
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let fax = sa("192.0.2.10:4000");
     // UDPTL: a sequence number, then the IFP; no RTP version bits.
     let udptl = [0x00, 0x01, 0x06, 0xd0, 0x02, 0x00, 0x00, 0x00];
@@ -375,7 +377,7 @@ fn t38_datagrams_are_latched_by_address_and_never_move_after_a_silence() {
 fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port() {
     let mut muxed = pair(Latch::Any);
     muxed.rtcp_mux = true;
-    let mut r = StreamRoute::new(&muxed);
+    let mut r = StreamRoute::new(&muxed, t0());
     let a = sa("192.0.2.10:4000");
     let b = sa("198.51.100.20:5000");
     assert!(matches!(
@@ -404,7 +406,7 @@ fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port()
     // Multiplexed SRTCP on an SRTP stream passes unread.
     let mut p = muxed.clone();
     p.kind = StreamKind::Srtp;
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let mut srtcp = RR.to_vec();
     srtcp.extend_from_slice(&[0x80, 0, 0, 1, 0xab, 0xab, 0xab, 0xab]);
     assert_eq!(
@@ -416,7 +418,7 @@ fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port()
     );
     // Without multiplexing agreed, the same bytes on the RTP port are RTP: payload type
     // 72 with the marker bit is RTP there (RFC 5761 reserves 64-95 only when muxing).
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let mut marked = rtp(7);
     marked[1] = 0x80 | 72;
     assert_eq!(
@@ -430,7 +432,7 @@ fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port()
 fn the_rtcp_port_of_a_datagram_stream_relays_only_beside_its_latched_source() {
     let mut p = pair(Latch::Any);
     p.kind = StreamKind::Datagram;
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let stranger = sa("203.0.113.66:9999");
     // Before the leg's first packet nobody can use the RTCP port (and set where the far
     // leg's packets to it go).
@@ -451,7 +453,7 @@ fn the_rtcp_port_of_a_datagram_stream_relays_only_beside_its_latched_source() {
 fn a_new_callee_is_learnt_from_nothing() {
     // SdpIp: a failover's next callee, whose SDP is not known yet, is not the failed
     // callee's IP.
-    let mut r = StreamRoute::new(&pair(Latch::SdpIp));
+    let mut r = StreamRoute::new(&pair(Latch::SdpIp), t0());
     let failed = sa("198.51.100.20:5000");
     assert!(matches!(
         r.route(t0(), Dir::BtoA, false, failed, &rtp(1)),
@@ -469,7 +471,7 @@ fn a_new_callee_is_learnt_from_nothing() {
     // not kept as the next callee's source.
     let mut forgotten = pair(Latch::Any);
     forgotten.b_remote = None;
-    let mut r = StreamRoute::new(&forgotten);
+    let mut r = StreamRoute::new(&forgotten, t0());
     assert!(matches!(
         r.route(t0(), Dir::BtoA, false, failed, &rtp(1)),
         Route::Accept(_)
@@ -513,7 +515,7 @@ fn a_new_callee_is_learnt_from_nothing() {
 /// later.
 #[test]
 fn a_silent_leg_kept_by_an_offer_answer_is_not_taken_later() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let phone = sa("203.0.113.7:61000");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
@@ -532,7 +534,7 @@ fn a_silent_leg_kept_by_an_offer_answer_is_not_taken_later() {
 #[test]
 fn rtcp_before_the_rtp_latch_is_taken_only_from_the_sdps_ip() {
     let p = pair(Latch::Any);
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let stranger = sa("198.51.100.66:7001");
     assert_eq!(r.route(t0(), Dir::AtoB, true, stranger, &RR), Route::Drop);
     let a_sdp = p.a_remote.expect("the pair's A address");
@@ -554,7 +556,7 @@ fn rtcp_before_the_rtp_latch_is_taken_only_from_the_sdps_ip() {
 /// sending first is not taken.
 #[test]
 fn an_old_style_hold_keeps_the_legs_source() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let phone = sa("192.0.2.10:4000");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
@@ -604,7 +606,7 @@ fn an_old_style_hold_keeps_the_legs_source() {
 fn a_stream_turned_off_relays_nothing() {
     let mut off = pair(Latch::Any);
     off.active = false;
-    let mut r = StreamRoute::new(&off);
+    let mut r = StreamRoute::new(&off, t0());
     for (dir, src) in [
         (Dir::AtoB, "192.0.2.10:4000"),
         (Dir::BtoA, "198.51.100.20:5000"),
@@ -620,7 +622,7 @@ fn a_stream_turned_off_relays_nothing() {
 fn rtcp_toward_rtp_on_the_last_port_goes_nowhere() {
     let mut p = pair(Latch::Any);
     p.b_remote = Some(sa("198.51.100.20:65535"));
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let a_sdp = p.a_remote.unwrap();
     let own = SocketAddr::new(a_sdp.ip(), a_sdp.port() + 1);
     assert_eq!(
@@ -636,7 +638,7 @@ fn rtcp_toward_rtp_on_the_last_port_goes_nowhere() {
 #[test]
 fn rtcp_from_another_port_on_the_legs_ip_neither_silences_nor_redirects_it() {
     let p = pair(Latch::Any);
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let phone = sa("203.0.113.7:61000");
     let phone_rtcp = sa("203.0.113.7:61001");
     let neighbour = sa("203.0.113.7:5555");
@@ -663,7 +665,7 @@ fn rtcp_from_another_port_on_the_legs_ip_neither_silences_nor_redirects_it() {
     );
     // The leg's own RTCP has an allowance of its own, which a flood of it uses up, not
     // the RTP's.
-    let mut flood = StreamRoute::new(&p);
+    let mut flood = StreamRoute::new(&p, t0());
     assert!(matches!(
         flood.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
         Route::Accept(_)
@@ -682,7 +684,7 @@ fn rtcp_from_another_port_on_the_legs_ip_neither_silences_nor_redirects_it() {
 /// (the leg's reports, named by its SSRC, are taken from whichever port).
 #[test]
 fn rtcp_is_learnt_again_when_the_rtp_source_moves() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let t = t0();
     let (rtp1, rtcp1) = (sa("203.0.113.7:61000"), sa("203.0.113.7:61001"));
     assert!(matches!(
@@ -718,7 +720,7 @@ fn rtcp_is_learnt_again_when_the_rtp_source_moves() {
 /// the route for the rest of the call, and the leg's own reports were dropped.
 #[test]
 fn rtcp_is_the_legs_by_its_ssrc_whoever_sends_first() {
-    let mut r = StreamRoute::new(&pair(Latch::Any));
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let phone = sa("203.0.113.7:61000");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
@@ -742,7 +744,7 @@ fn rtcp_is_the_legs_by_its_ssrc_whoever_sends_first() {
 #[test]
 fn after_a_move_the_old_phone_does_not_take_the_leg_from_the_new_one() {
     let p = pair(Latch::Any);
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let (x, y) = (sa("203.0.113.7:61000"), sa("198.51.100.77:40000"));
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, x, &rtp(1)),
@@ -766,7 +768,7 @@ fn after_a_move_the_old_phone_does_not_take_the_leg_from_the_new_one() {
 #[test]
 fn a_port_only_move_does_not_hold_up_the_same_sender() {
     let p = pair(Latch::Any);
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let sbc = sa("192.0.2.10:7000");
     assert!(matches!(
         r.route(t0(), Dir::AtoB, false, sbc, &rtp(1)),
@@ -790,7 +792,7 @@ fn a_port_only_move_does_not_hold_up_the_same_sender() {
 #[test]
 fn a_new_stream_after_a_port_only_move_takes_the_leg_once_the_old_one_is_quiet() {
     let p = pair(Latch::Any);
-    let mut r = StreamRoute::new(&p);
+    let mut r = StreamRoute::new(&p, t0());
     let (old, new) = (sa("192.0.2.10:7000"), sa("192.0.2.10:7002"));
     let stranger = sa("203.0.113.66:9999");
     assert!(matches!(
@@ -835,6 +837,51 @@ fn a_new_stream_after_a_port_only_move_takes_the_leg_once_the_old_one_is_quiet()
     );
     assert!(matches!(
         r.route(quiet + ms(40), Dir::AtoB, false, new, &rtp(2)),
+        Route::Accept(_)
+    ));
+}
+
+/// A leg behind NAT (its SDP names a private address, `wait_for_source`): a packet from that
+/// private address can only be a spoof (or a host of our own network), so it is not
+/// preferred over the NAT's address, and the far leg's media never goes there. Before, it
+/// ranked first while the latch learnt and took the leg from the real endpoint.
+#[test]
+fn a_natted_legs_private_sdp_address_is_no_source_to_prefer() {
+    let mut p = pair(Latch::Any);
+    let private = sa("10.1.2.3:4000");
+    p.a_remote = Some(private);
+    p.a_wait_for_source = true;
+    p.a_signalling = Some("203.0.113.7".parse().unwrap());
+    let mut r = StreamRoute::new(&p, t0());
+    let nat = sa("203.0.113.7:61000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, nat, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let soon = t0() + std::time::Duration::from_millis(100);
+    assert_eq!(
+        r.route(soon, Dir::AtoB, false, private, &rtp(9)),
+        Route::Drop
+    );
+    // The far leg's media still goes to the NAT's address.
+    assert_eq!(
+        r.route(soon, Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+        Route::Accept(Some(nat))
+    );
+}
+
+/// The answer opens a leg that has sent nothing to a first source from anywhere again (an
+/// endpoint that starts sending once answered, after a long ring); without it, after the
+/// window only the SDP's or the signalling's IP would be taken.
+#[test]
+fn the_answer_opens_a_leg_that_has_sent_nothing() {
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
+    let sbc = sa("203.0.113.50:7000");
+    let ring = t0() + std::time::Duration::from_secs(60);
+    assert_eq!(r.route(ring, Dir::BtoA, false, sbc, &rtp(3)), Route::Drop);
+    r.answered(ring);
+    assert!(matches!(
+        r.route(ring, Dir::BtoA, false, sbc, &rtp(3)),
         Route::Accept(_)
     ));
 }
