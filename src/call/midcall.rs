@@ -8,12 +8,15 @@ use super::anchor;
 use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
-use super::state::{Call, MAX_RELAYED, Relayed, Standing, TxnRole};
+use super::state::{Call, MAX_RELAYED, Relayed, RelayedRefer, Standing, TxnRole};
 use super::timers::CallTimer;
+use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
 use crate::interop::egress::{copy_end_to_end, identity_header, shaped_body};
-use crate::interop::transfer::{ReferError, TransferMode, refer_to_via_gateway};
+use crate::interop::transfer::{
+    ReferError, TransferMode, refer_event_naming, refer_to_via_gateway,
+};
 use crate::sip::{Hdr, Method, Request};
 use crate::txn::TxnId;
 
@@ -243,6 +246,13 @@ impl Call {
             .and_then(|mut out| {
                 out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
                 copy_end_to_end(&mut out, &req, local, &profile, from_trunk)?;
+                if method == Method::Notify
+                    && let Some(event) = req.header(&Hdr::EVENT)
+                    && let Some(origin_cseq) = self.refer_reported(side, &event)
+                {
+                    // The referrer knows its REFER by its own CSeq, not ours.
+                    out.set_header(&Hdr::EVENT, refer_event_naming(&event, origin_cseq))?;
+                }
                 if method == Method::Refer {
                     // Checked before anything was sent (below): the target via the gateway.
                     if let Ok(to) = refer_to_via_gateway(
@@ -322,6 +332,13 @@ impl Call {
             cancelled: false,
             standing,
         };
+        if relayed.method == Method::Refer {
+            self.remember_refer(RelayedRefer {
+                toward: other,
+                sent_cseq: relayed.sent.seq(),
+                origin_cseq: relayed.origin_req.seq(),
+            });
+        }
         match self.start_client(cx, out, target, TxnRole::Relay) {
             Some(txn) => self.relayed.push((txn, relayed)),
             None => {
@@ -457,12 +474,4 @@ pub(super) enum Offerer {
     This,
     /// One made to it, or one on the other leg.
     Other,
-}
-
-/// Whether an `Event` value is the `refer` package (RFC 3515 §2.4.4), with or without an id.
-fn is_refer_event(value: &str) -> bool {
-    value
-        .split(';')
-        .next()
-        .is_some_and(|pkg| pkg.trim().eq_ignore_ascii_case("refer"))
 }

@@ -45,6 +45,7 @@ mod session;
 mod state;
 mod third_party;
 mod timers;
+mod transfer;
 mod unwanted_answer;
 
 use std::ops::{Index, IndexMut};

@@ -218,8 +218,9 @@ impl Call {
         }
         // The far leg's dialog is gone (RFC 3261 §12.2.1.2: a UAC that gets 481 SHOULD end
         // the dialog; RFC 4028 §10: a refresh that fails ends the session). The gateway is
-        // that UAC: the call is released, not left up with one leg dead.
-        if final_ && status == 481 {
+        // that UAC: the call is released, not left up with one leg dead. A NOTIFY's failure
+        // ends only the transfer's subscription (RFC 5057 §5.1, RFC 6665 §4.2.2).
+        if final_ && status == 481 && rel.method != Method::Notify {
             self.far_leg_lost(cx, Q850Cause::TEMPORARY_FAILURE);
         }
     }
@@ -239,8 +240,11 @@ impl Call {
             rel.terminate(cx);
         } else {
             cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
-            // No answer at all in the far leg's dialog: as for a 481, that dialog is gone.
-            self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
+            // No answer at all in the far leg's dialog: as for a 481, that dialog is gone
+            // (not for a NOTIFY: its subscription is).
+            if rel.method != Method::Notify {
+                self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
+            }
         }
     }
 

@@ -230,7 +230,26 @@ pub struct Call {
     /// Dialogs of 2xx the call did not want and hung up (Call-ID, To tag), the last
     /// [`MAX_RELEASED_FORKS`]: a retransmission of one is ACKed again, not hung up again.
     pub released_forks: Option<Box<[ReleasedFork]>>,
+    /// REFERs relayed, the last [`MAX_REFERS`]: the side it went to, its CSeq there, and the
+    /// referrer's own REFER's CSeq. The transferee's NOTIFYs name the REFER they report on by
+    /// its CSeq (`Event: refer;id=`, RFC 3515 §2.4.6), which the referrer knows by its own.
+    pub refers: Option<Box<RelayedRefers>>,
 }
+
+/// A relayed REFER: see [`Call::refers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayedRefer {
+    pub toward: Side,
+    pub sent_cseq: u32,
+    pub origin_cseq: u32,
+}
+
+/// The REFERs a call relayed, oldest first (boxed in the call: most calls have none).
+#[derive(Debug, Clone, Default)]
+pub struct RelayedRefers(pub Vec<RelayedRefer>);
+
+/// Relayed REFERs a call remembers (see [`Call::refers`]).
+pub const MAX_REFERS: usize = 4;
 
 /// A released fork's dialog: its Call-ID and the To tag of its 2xx.
 pub type ReleasedFork = (Box<str>, Box<str>);
@@ -320,6 +339,7 @@ impl Call {
             refresh_by_invite: Default::default(),
             identity: None,
             released_forks: None,
+            refers: None,
         }
     }
 

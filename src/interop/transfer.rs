@@ -73,6 +73,32 @@ pub fn refer_to_via_gateway(
     ))
 }
 
+/// The CSeq of the REFER an `Event: refer;id=N` value names, or `None` when it names none
+/// that can be read (without an id it is the dialog's first REFER, RFC 3515 §2.4.6).
+pub fn refer_event_id(value: &str) -> Option<u32> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("id")
+            .then(|| v.trim().parse().ok())?
+    })
+}
+
+/// `value` (an `Event: refer…`) naming the REFER with CSeq `id` instead: its `id` replaced
+/// or added, its other parameters kept.
+pub fn refer_event_naming(value: &str, id: u32) -> String {
+    let mut out = String::from("refer");
+    for p in value.split(';').skip(1) {
+        let name = p.split('=').next().unwrap_or_default().trim();
+        if !name.eq_ignore_ascii_case("id") && !name.is_empty() {
+            out.push(';');
+            out.push_str(p.trim());
+        }
+    }
+    out.push_str(&format!(";id={id}"));
+    out
+}
+
 fn is_number(n: &str) -> bool {
     let digits = n.strip_prefix('+').unwrap_or(n);
     !digits.is_empty()
@@ -155,6 +181,15 @@ mod tests {
             refer_to_via_gateway("<tel:456;phone-context=+8610>", "gw", false).unwrap(),
             "<sip:+8610456@gw>"
         );
+    }
+
+    #[test]
+    fn a_refer_events_id_is_read_and_renamed() {
+        assert_eq!(refer_event_id("refer"), None);
+        assert_eq!(refer_event_id("Refer ; id = 93809824"), Some(93_809_824));
+        assert_eq!(refer_event_id("refer;id=x"), None);
+        assert_eq!(refer_event_naming("refer", 7), "refer;id=7");
+        assert_eq!(refer_event_naming("refer;id=1;x=y", 7), "refer;x=y;id=7");
     }
 
     #[test]

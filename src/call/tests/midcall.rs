@@ -643,9 +643,32 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     );
     h.recv(CARRIER_A, &notify);
     let n = h.one_request(PHONE, Method::Notify);
-    assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer"));
+    // It names the PBX's REFER by the PBX's CSeq (RFC 3515 §2.4.6), not ours.
+    assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));
     h.recv_msg(PHONE, reply(&n, 200, &tag, &[], None));
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    // The next names our REFER's CSeq; the PBX has ended the subscription and answers 481:
+    // that ends the transfer's subscription, not the call.
+    let id_ours = format!(
+        "Event: refer;id={}\r\nSubscription-State: terminated;reason=noresource\r\n",
+        out.seq()
+    );
+    let notify = notify
+        .replace("CSeq: 1 NOTIFY", "CSeq: 2 NOTIFY")
+        .replace("z9hG4bKn1", "z9hG4bKn2")
+        .replace(
+            "Event: refer\r\nSubscription-State: active;expires=60\r\n",
+            &id_ours,
+        );
+    assert!(notify.contains("id="), "{notify}");
+    h.recv(CARRIER_A, &notify);
+    let n = h.one_request(PHONE, Method::Notify);
+    assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));
+    h.recv_msg(PHONE, reply(&n, 481, &tag, &[], None));
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    assert!(h.cdrs.is_empty(), "the call goes on");
     // The carrier's profile does not relay: its REFER is refused, and a target that is no
     // number is refused too.
     let carrier_refer = in_dialog(

@@ -1,0 +1,39 @@
+//! What a call keeps of the transfers it relayed (REFER, RFC 3515): which REFER a
+//! transferee's NOTIFY reports on, named for the referrer.
+
+use super::Side;
+use super::state::{Call, MAX_REFERS, RelayedRefer};
+use crate::interop::transfer::refer_event_id;
+
+impl Call {
+    /// A REFER was relayed: remembered (the last [`MAX_REFERS`]) for the NOTIFYs that report
+    /// on it.
+    pub(super) fn remember_refer(&mut self, refer: RelayedRefer) {
+        let refers = &mut self.refers.get_or_insert_with(Box::default).0;
+        if refers.len() >= MAX_REFERS {
+            refers.remove(0);
+        }
+        refers.push(refer);
+    }
+
+    /// The referrer's CSeq of the relayed REFER a NOTIFY from `side` reports on (`event`:
+    /// its Event header): the one sent to `side` with the CSeq its `id` names, or without
+    /// one, the first sent there.
+    pub(super) fn refer_reported(&self, side: Side, event: &str) -> Option<u32> {
+        let refers = self.refers.as_deref()?;
+        let mut toward = refers.0.iter().filter(|r| r.toward == side);
+        let found = match refer_event_id(event) {
+            Some(id) => toward.find(|r| r.sent_cseq == id),
+            None => toward.next(),
+        };
+        found.map(|r| r.origin_cseq)
+    }
+}
+
+/// Whether an `Event` value is the `refer` package (RFC 3515 §2.4.4), with or without an id.
+pub(super) fn is_refer_event(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|pkg| pkg.trim().eq_ignore_ascii_case("refer"))
+}
