@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::state::{Call, MAX_QUEUED_1XX, PendingRel, TxnRole};
+use super::state::{Call, HeldPrack, MAX_QUEUED_1XX, PendingRel, TxnRole};
 use super::timers::CallTimer;
 use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
@@ -54,8 +54,15 @@ impl Call {
             && super::anchor::carries_sdp(resp);
         if offer {
             self.uac_rel.offer_seen = true;
-            if self.uas_rel.reliable && self.caller_txn().is_some() {
-                self.uac_rel.awaiting_answer = Some((rseq, resp.seq()));
+            if self.uas_rel.reliable
+                && self.caller_txn().is_some()
+                && let Some(dialog) = self.b.clone()
+            {
+                self.uac_rel.awaiting_answer = Some(Box::new(HeldPrack {
+                    rseq,
+                    invite_cseq: resp.seq(),
+                    dialog,
+                }));
                 return;
             }
         }
@@ -81,6 +88,39 @@ impl Call {
         };
         if ct.is_some() && matches!(MediaBody::read(ct.as_deref(), body, max), Ok(Some(_))) {
             self.uas_rel.early_answer = Some(Box::new((body.clone(), ct)));
+        }
+    }
+
+    /// Send the PRACK `held` for the caller's answer, in the early dialog its provisional
+    /// came in: when another branch has spoken since (the call's dialog toward the callee is
+    /// now that branch's), the PRACK goes in the held one's, numbered on from the call's.
+    fn prack_held(
+        &mut self,
+        cx: &mut Cx,
+        held: HeldPrack,
+        answer: Option<(bytes::Bytes, Option<String>)>,
+    ) {
+        let HeldPrack {
+            rseq,
+            invite_cseq,
+            mut dialog,
+        } = held;
+        let current = self
+            .b
+            .as_ref()
+            .map(|b| (b.remote_tag.clone(), b.local_cseq));
+        match current {
+            Some((tag, cseq)) if tag != dialog.remote_tag => {
+                dialog.local_cseq = dialog.local_cseq.max(cseq);
+                let other_branch = self.b.replace(dialog);
+                self.prack_callee(cx, rseq, invite_cseq, answer);
+                let sent_cseq = self.b.as_ref().map_or(cseq, |b| b.local_cseq);
+                self.b = other_branch;
+                if let Some(b) = self.b.as_mut() {
+                    b.local_cseq = b.local_cseq.max(sent_cseq);
+                }
+            }
+            _ => self.prack_callee(cx, rseq, invite_cseq, answer),
         }
     }
 
@@ -353,7 +393,7 @@ impl Call {
         }
         if carried_sdp
             && this_attempt
-            && let Some((rseq, invite_cseq)) = self.uac_rel.awaiting_answer.take()
+            && let Some(held) = self.uac_rel.awaiting_answer.take()
         {
             // The callee's offer: our PRACK carries the caller's answer.
             let answer = super::anchor::carries_sdp(req).then(|| {
@@ -369,7 +409,7 @@ impl Call {
                     })
             });
             self.uac_rel.answered = answer.is_some();
-            self.prack_callee(cx, rseq, invite_cseq, answer);
+            self.prack_held(cx, *held, answer);
         }
         if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
             self.deliver_2xx_to_caller(cx, resp, b_cseq);

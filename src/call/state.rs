@@ -23,7 +23,7 @@ mod reliable;
 mod route;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
 pub use media::{MediaState, StreamUse};
-pub use reliable::{EarlyAnswer, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
+pub use reliable::{EarlyAnswer, HeldPrack, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
 pub use route::RoutePlan;
 
 /// What one of a call's transactions is for (the router keeps this per transaction).

@@ -17,8 +17,8 @@ pub struct UacRel {
     pub rseqs: Option<Box<RseqBook>>,
     /// A reliable provisional whose SDP is the offer (our INVITE had none), its PRACK held
     /// until the caller answers it in its own PRACK (RFC 3262 §5: the PRACK carries the
-    /// answer): its RSeq and the CSeq of our INVITE.
-    pub awaiting_answer: Option<(u32, u32)>,
+    /// answer). Boxed: most calls never hold one.
+    pub awaiting_answer: Option<Box<HeldPrack>>,
     /// An offer of the callee's came in a reliable provisional: later SDP from it in this
     /// attempt is that offer again, not a new one.
     pub offer_seen: bool,
@@ -34,6 +34,17 @@ pub struct UacRel {
     // A Box of a Vec: 8 bytes in every call, where a Vec or a boxed slice takes 24 or 16.
     #[allow(clippy::box_collection)]
     pub early_answers: Option<Box<Vec<EarlyAnswer>>>,
+}
+
+/// The PRACK held for the caller's answer ([`UacRel::awaiting_answer`]): the provisional's
+/// RSeq, the CSeq of our INVITE, and the early dialog it came in as it was then (another
+/// branch of a forking proxy may speak meanwhile: the PRACK goes in this one's dialog, RFC
+/// 3262 §4).
+#[derive(Debug, Clone)]
+pub struct HeldPrack {
+    pub rseq: u32,
+    pub invite_cseq: u32,
+    pub dialog: crate::call::dialog::Dialog,
 }
 
 /// An SDP answer a callee gave in a reliable provisional: its early dialog's To tag, the

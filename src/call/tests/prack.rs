@@ -1265,3 +1265,49 @@ fn another_forks_2xx_while_a_failover_waits_is_acked_and_hung_up() {
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
     assert_eq!(inv_b.body().as_ref(), answer.as_bytes());
 }
+
+/// The callee's offer in a reliable 183 waits for the caller's answer; meanwhile another
+/// branch of a forking proxy speaks (a 180 with its own tag and Contact). Our PRACK with the
+/// answer still goes in the offering branch's early dialog (RFC 3262 §4): before, it went
+/// in the last branch's, which answered 481, and the offering branch was never PRACKed.
+#[test]
+fn the_prack_held_for_the_callers_answer_goes_in_its_own_branchs_dialog() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "fk9");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv_a,
+            180,
+            "c2",
+            &[(Hdr::CONTACT, "<sip:c2@127.0.0.5>")],
+            None,
+        ),
+    );
+    h.take_responses(PHONE);
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("fk9", &tag, 2, rseq, &answer));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(pr.to_tag().as_deref(), Some("c1"));
+    assert_eq!(pr.header(&Hdr::RACK).as_deref(), Some("1 1 INVITE"));
+    assert!(pr.uri().to_string().contains("c@127.0.0.3"), "{}", pr.uri());
+    assert_eq!(pr.body().as_ref(), answer.as_bytes());
+    // The other branch's dialog is where it was: its CSeq numbered on past the PRACK's.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv_a,
+            183,
+            "c2",
+            &[
+                (Hdr::REQUIRE, "100rel"),
+                (Hdr::RSEQ, "5"),
+                (Hdr::CONTACT, "<sip:c2@127.0.0.5>"),
+            ],
+            None,
+        ),
+    );
+    let pr2 = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(pr2.to_tag().as_deref(), Some("c2"));
+    assert!(pr2.seq() > pr.seq(), "{} after {}", pr2.seq(), pr.seq());
+}
