@@ -328,7 +328,9 @@ impl Files<'_> {
                 debug!(call = id, stats = ?r.stats, "recording finished");
             }
             drop(r);
-            self.write(id, rest);
+            for piece in rest {
+                self.write(id, piece);
+            }
         }
         // What a long pause left is written by the next passes, then the file is finalised.
         match self.open.get_mut(&id) {

@@ -292,14 +292,16 @@ impl Recorder {
         self.horizon = self.horizon.max(end);
     }
 
-    /// Frames (caller, callee) whose time has come: everything older than the jitter depth.
+    /// Frames (caller, callee) whose time has come: everything older than the jitter depth,
+    /// up to the end of the first run of audio in it (the rest is the next drain's).
     pub fn drain(&mut self, now: Instant) -> Drained {
         let until = self.clock(now).saturating_sub(self.depth).min(self.horizon);
         self.take_until(until)
     }
 
-    /// Every frame still held, at the end of the call.
-    pub fn finish(&mut self) -> Drained {
+    /// Every frame still held, at the end of the call: a piece per run of audio (see
+    /// [`Recorder::drain`]).
+    pub fn finish(&mut self) -> Vec<Drained> {
         let end = self
             .channels
             .iter()
@@ -307,31 +309,44 @@ impl Recorder {
             .max()
             .unwrap_or(0)
             .max(self.written);
-        self.take_until(end)
+        let mut pieces = Vec::new();
+        // Each take ends at least one channel's audio or reaches `end`: a few at most.
+        while self.written < end {
+            pieces.push(self.take_until(end));
+        }
+        pieces
     }
 
+    /// The frames up to `until`: the silence before the first audio held as a count, then
+    /// frames up to the end of that run of audio (where no channel holds any more), so what
+    /// is allocated is at most about two rings' worth whatever `until` is. Whatever follows
+    /// the run is the next take's: after a writer stalled for minutes, one channel's held
+    /// audio and another's first packet, minutes apart, are not one buffer of zeros between.
     fn take_until(&mut self, until: u64) -> Drained {
         if until <= self.written {
             return Drained::default();
         }
-        // Nothing is held before a channel's base, nor by a channel whose ring is empty: up
-        // to the lowest base of a channel that holds audio, it is silence.
         let written = self.written;
-        let held_from = self
-            .channels
-            .iter()
+        // What each channel holds: nothing before its base, nothing past its ring.
+        let spans: Vec<(u64, u64)> = (self.channels.iter())
             .map(|c| {
-                if c.end > c.base.max(written) {
-                    c.base
-                } else {
-                    until
-                }
+                let from = c.base.max(written);
+                (from, until.min(c.end).min(c.base + c.capacity()))
             })
-            .min()
-            .unwrap_or(until)
-            .clamp(written, until);
-        let silence = held_from - self.written;
-        let start = held_from;
+            .filter(|(from, to)| from < to)
+            .collect();
+        let start = spans.iter().map(|s| s.0).min().unwrap_or(until);
+        let mut run_end = start;
+        while let Some(to) = (spans.iter())
+            .filter(|(from, to)| *from <= run_end && *to > run_end)
+            .map(|s| s.1)
+            .max()
+        {
+            run_end = to;
+        }
+        // With no audio held, all of it is silence.
+        let until = if spans.is_empty() { until } else { run_end };
+        let silence = start - written;
         let mut out = vec![[0i16; 2]; (until - start) as usize];
         for (ch, c) in self.channels.iter_mut().enumerate() {
             let from = start.max(c.base);
