@@ -264,10 +264,23 @@ impl Call {
             return;
         }
         if self.uas_rel.pending.is_some() {
-            if self.uas_rel.queue.len() >= MAX_QUEUED_1XX {
-                self.uas_rel.queue.pop_back();
+            let queue = &mut self.uas_rel.queue;
+            if queue.len() >= MAX_QUEUED_1XX {
+                // Room is made by dropping a provisional without SDP (the newest such, or
+                // this one): one with SDP carries the callee's offer or answer, or its early
+                // media, which the caller must be given.
+                let sdp = super::anchor::carries_sdp;
+                match queue.iter().rposition(|r| !sdp(r)) {
+                    Some(i) => {
+                        queue.remove(i);
+                    }
+                    None if !sdp(&resp) => return,
+                    None => {
+                        queue.pop_back();
+                    }
+                }
             }
-            self.uas_rel.queue.push_back(resp);
+            queue.push_back(resp);
             return;
         }
         self.send_reliable(cx, resp);

@@ -224,6 +224,46 @@ fn invite_100rel(call_id: &str, branch: &str) -> String {
     invite_text(call_id, branch, "+8610123", "Supported: 100rel\r\n")
 }
 
+/// Provisionals queue behind one the caller has not PRACKed; when the queue is full, one
+/// without SDP makes room, never the 183 with the callee's SDP. Before, the newest queued
+/// one was replaced: a 180 after the 183 dropped it, the caller never saw the offer or the
+/// early media, and our PRACK to the callee waited for an answer that could not come.
+#[test]
+fn a_full_queue_of_provisionals_keeps_the_one_with_sdp() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("q1", "z9hG4bKq1"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c4", &[], None));
+    let first = h.take_responses(PHONE);
+    assert_eq!(first.len(), 1);
+    for _ in 0..crate::call::state::MAX_QUEUED_1XX - 1 {
+        h.recv_msg(CARRIER_A, reply(&inv, 180, "c4", &[], None));
+    }
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c4", &[], Some(SDP)));
+    for _ in 0..3 {
+        h.recv_msg(CARRIER_A, reply(&inv, 180, "c4", &[], None));
+    }
+    // PRACK each provisional as it comes: the 183 with SDP is among them.
+    let tag = first[0].to_tag().unwrap();
+    let mut rseq: u32 = first[0].header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let mut seen = Vec::new();
+    for cseq in 2..12 {
+        h.recv(PHONE, &phone_prack("q1", &tag, cseq, rseq, ""));
+        let Some(next) = h
+            .take_responses(PHONE)
+            .into_iter()
+            .find(|r| r.status() > 100 && r.status() < 200)
+        else {
+            break;
+        };
+        seen.push((next.status(), !next.body().is_empty()));
+        rseq = next.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    }
+    assert!(seen.contains(&(183, true)), "{seen:?}");
+    assert!(seen.len() <= crate::call::state::MAX_QUEUED_1XX, "{seen:?}");
+}
+
 #[test]
 fn caller_gets_reliable_provisionals_retransmitted_until_its_prack() {
     let mut h = H::new();
