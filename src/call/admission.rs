@@ -19,6 +19,27 @@ use crate::sip::{Hdr, Request, dialled_number, session};
 /// 3261 §8.2.2.3).
 const SUPPORTED_EXTENSIONS: &[&str] = &["100rel"];
 
+/// The option tags `req` requires that the gateway does not support (RFC 3261 §8.2.2.3:
+/// refused with 420 naming them); `timers`: session timers are on for its peer. `None` when
+/// one is no token (RFC 3261 §25.1): it cannot be named back, and the request is malformed.
+pub(super) fn unsupported_required(req: &Request, timers: bool) -> Option<Vec<String>> {
+    let unsupported: Vec<String> = req
+        .header_tokens(&Hdr::REQUIRE)
+        .into_iter()
+        .filter(|t| {
+            let ours = SUPPORTED_EXTENSIONS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(t))
+                || (timers && t.eq_ignore_ascii_case(session::OPTION_TAG));
+            !ours
+        })
+        .collect();
+    unsupported
+        .iter()
+        .all(|t| is_token(t))
+        .then_some(unsupported)
+}
+
 /// A call to set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
@@ -94,21 +115,7 @@ pub fn admit(
             vec![],
         ));
     }
-    let timers = ingress.session_timer.supported();
-    let unsupported: Vec<String> = req
-        .header_tokens(&Hdr::REQUIRE)
-        .into_iter()
-        .filter(|t| {
-            let ours = SUPPORTED_EXTENSIONS
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(t))
-                || (timers && t.eq_ignore_ascii_case(session::OPTION_TAG));
-            !ours
-        })
-        .collect();
-    // The 420 names them in Unsupported: one that is no RFC 3261 token cannot be written
-    // back, and makes the request malformed anyway.
-    if !unsupported.iter().all(|t| is_token(t)) {
+    let Some(unsupported) = unsupported_required(req, ingress.session_timer.supported()) else {
         return Err(refuse(
             400,
             "Bad Require",
@@ -116,7 +123,7 @@ pub fn admit(
             Q850Cause::INTERWORKING,
             vec![],
         ));
-    }
+    };
     if !unsupported.is_empty() {
         return Err(refuse(
             420,

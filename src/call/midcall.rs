@@ -36,6 +36,26 @@ impl Call {
             cx.respond(id, &req, 483, "Too Many Hops", &[]);
             return;
         }
+        // An extension the request requires and we do not support is refused, not dropped
+        // as the request goes on (its Require is the leg's own, RFC 3261 §8.2.2.3). Not a
+        // BYE: whatever it requires, the call ends. `timer` passes on any leg: a peer's
+        // refresh that insists on it is a re-INVITE we relay, not one to refuse mid-call.
+        let required = match req.method() {
+            Method::Bye => Some(Vec::new()),
+            _ => super::admission::unsupported_required(&req, true),
+        };
+        match required {
+            None => {
+                cx.respond(id, &req, 400, "Bad Require", &[]);
+                return;
+            }
+            Some(tags) if !tags.is_empty() => {
+                let tags = tags.join(", ");
+                cx.respond(id, &req, 420, "Bad Extension", &[(Hdr::UNSUPPORTED, &tags)]);
+                return;
+            }
+            Some(_) => {}
+        }
         // An INVITE without SDP asks for an offer: it crosses one still unanswered too.
         let crossing = match req.method() {
             Method::Invite => self.unanswered_offer(side),

@@ -178,3 +178,35 @@ fn an_invite_without_sdp_crossing_an_offer_gets_491() {
     );
     assert!(h.take_requests(PHONE, Method::Invite).is_empty());
 }
+
+/// A re-INVITE requiring an extension the gateway does not support gets 420 naming it (RFC
+/// 3261 §8.2.2.3), and is not relayed without it (its Require is the leg's own). Before, it
+/// went on to the carrier with the requirement silently dropped. A BYE ends the call
+/// whatever it requires.
+#[test]
+fn an_in_dialog_request_requiring_an_unknown_extension_gets_420() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let re = from_phone("INVITE", &tag, 2, "z9hG4bKrq1", SDP).replace(
+        "Content-Length:",
+        "Require: precondition\r\nContent-Length:",
+    );
+    assert!(re.contains("Require: precondition"));
+    h.recv(PHONE, &re);
+    let r = h.take_responses(PHONE);
+    let refusal = r.iter().find(|r| r.status() > 100).expect("a final answer");
+    assert_eq!(refusal.status(), 420);
+    assert_eq!(
+        refusal.header(&Hdr::UNSUPPORTED).as_deref(),
+        Some("precondition")
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    let bye = from_phone("BYE", &tag, 3, "z9hG4bKrq2", "").replace(
+        "Content-Length:",
+        "Require: precondition\r\nContent-Length:",
+    );
+    h.recv(PHONE, &bye);
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+}
