@@ -154,6 +154,14 @@ impl Call {
             if r.sent.method() == Method::Invite {
                 self.send_ack(cx, side, resp.seq(), None);
             }
+            // The peer's answer to the session we offered again may move its media (RFC
+            // 3264 §8): the relay follows it, as it would the answer to a relayed offer.
+            if crate::call::anchor::carries_sdp(&r.sent) && crate::call::anchor::carries_sdp(&resp)
+            {
+                let ct = crate::call::anchor::readable_type(&resp);
+                self.note_sdp_received(side, resp.body(), ct.as_deref());
+                let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
+            }
             if let Some(leg) = self.dialog_mut(side)
                 && let Some(c) = resp.contact_uri()
             {

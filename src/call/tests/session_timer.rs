@@ -210,6 +210,46 @@ fn a_refresh_after_a_refused_reinvite_offers_the_session_that_stands_not_the_ref
     assert_eq!(refresh.body(), inv.body(), "the session that stands");
 }
 
+/// The carrier's answer to our refresh re-INVITE names a new media address: the relay
+/// follows it. Before, the answer was only ACKed, and the caller's audio went on toward the
+/// old address.
+#[test]
+fn the_answer_to_our_refresh_moves_the_relay() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+            p.anchor = true;
+        }
+    }));
+    call_with(&mut h, "", &[]);
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("192.0.2.10:4000".parse().unwrap())
+    );
+    h.advance(Duration::from_millis(150_200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    let moved = SDP
+        .replace("192.0.2.10", "198.51.100.9")
+        .replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &refresh,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            Some(&moved),
+        ),
+    );
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("198.51.100.9:4000".parse().unwrap())
+    );
+    // Nothing of it reaches the phone.
+    assert!(h.take(PHONE).is_empty());
+}
+
 #[test]
 fn on_an_anchored_call_a_refresh_after_a_refused_offer_goes_past_the_refused_version() {
     let mut h = H::with(config_with(|n, p| {
