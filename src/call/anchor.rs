@@ -90,16 +90,20 @@ fn recording_path(
 
 /// Whether the relay may send a leg's RTP to `ip` before the leg's own packets show where
 /// it is (audit M2). `0.0.0.0` (old-style hold) would reach this host, multicast and
-/// broadcast reach many, and the gateway's own media address would loop; loopback is a
+/// broadcast reach many, and the gateway's own addresses would loop (its media address)
+/// or reach its own services (the SIP and call-back listeners' addresses); loopback is a
 /// target only for a gateway that is itself on loopback (a lab). Refused addresses are no
 /// destination at all: the leg is answered where its packets come from, once they come.
-fn deliverable(ip: std::net::IpAddr, media_ip: std::net::IpAddr) -> bool {
+fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
     // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket: judged as what it reaches.
     let ip = ip.to_canonical();
-    let media_ip = media_ip.to_canonical();
+    let media_ip = cfg.media_ip.to_canonical();
+    let listeners = cfg.listen.iter().map(|l| l.addr).chain(cfg.callback.listen);
+    let ours = |a: std::net::SocketAddr| a.ip().to_canonical() == ip;
     crate::config::net::names_one_host(ip)
         && ip != media_ip
         && (!ip.is_loopback() || media_ip.is_loopback())
+        && !listeners.clone().any(ours)
 }
 
 /// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its
@@ -209,6 +213,7 @@ impl Call {
             })
             .min();
         let media_ip = self.cfg.media_ip;
+        let cfg = self.cfg.clone();
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
@@ -262,7 +267,7 @@ impl Call {
             *slot = match (ep.ip, ep.port) {
                 // The canonical address: the relay hears an IPv4 peer as IPv4, also on a
                 // dual-stack socket, and latching compares the two.
-                (Some(ip), p) if *r && p != 0 && deliverable(ip, media_ip) => {
+                (Some(ip), p) if *r && p != 0 && deliverable(ip, &cfg) => {
                     Some((ip.to_canonical(), p).into())
                 }
                 _ => None,

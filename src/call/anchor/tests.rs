@@ -32,7 +32,12 @@ fn private_sdp_behind_public_signalling_is_behind_nat() {
 /// reaches: a dual-stack relay socket would send to it.
 #[test]
 fn a_mapped_address_is_judged_as_what_it_reaches() {
-    let gw: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    let with_media_ip = |ip: &str| {
+        let mut cfg = crate::call::tests::config();
+        cfg.media_ip = ip.parse().unwrap();
+        cfg
+    };
+    let gw = &with_media_ip("2001:db8::1");
     for bad in [
         "::ffff:127.0.0.1",
         "::ffff:224.0.0.1",
@@ -42,9 +47,25 @@ fn a_mapped_address_is_judged_as_what_it_reaches() {
         assert!(!deliverable(bad.parse().unwrap(), gw), "{bad}");
     }
     assert!(deliverable("::ffff:192.0.2.10".parse().unwrap(), gw));
-    let v4gw: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let v4gw = &with_media_ip("192.0.2.1");
     assert!(
         !deliverable("::ffff:192.0.2.1".parse().unwrap(), v4gw),
         "our own"
     );
+}
+
+/// The gateway's own listening addresses are no RTP destination either: the relay would
+/// send one leg's datagrams, from our media address, into our own SIP or call-back
+/// listener (or whatever else on this host a peer's SDP names). Before, only the media
+/// address was refused.
+#[test]
+fn the_gateways_listening_addresses_are_no_destination() {
+    let mut cfg = crate::call::tests::config();
+    cfg.media_ip = "192.0.2.1".parse().unwrap();
+    cfg.listen[0].addr = "192.0.2.2:5060".parse().unwrap();
+    cfg.callback.listen = Some("192.0.2.3:5080".parse().unwrap());
+    for ours in ["192.0.2.2", "192.0.2.3", "::ffff:192.0.2.2"] {
+        assert!(!deliverable(ours.parse().unwrap(), &cfg), "{ours}");
+    }
+    assert!(deliverable("192.0.2.4".parse().unwrap(), &cfg));
 }
