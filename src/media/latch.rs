@@ -95,6 +95,9 @@ pub struct SourceLatch {
     /// SDP names (the same endpoint, its SDP's port changed: an SBC that sends from one
     /// port whatever its SDP says).
     moved_from: Option<(SocketAddr, Instant)>,
+    /// The move was to another port of the same host (its SDP's IP did not change): its
+    /// old source is that endpoint, not one to hold off.
+    same_host: bool,
     /// Since when an empty latch takes a source from anywhere ([`OPEN_TO_ANYONE`]); `None`:
     /// at any time (a latch no relay opened: the rules' own tests).
     open_since: Option<Instant>,
@@ -126,6 +129,7 @@ impl SourceLatch {
             rebind_after,
             reopened: Reopened::No,
             moved_from: None,
+            same_host: false,
             open_since: None,
             signalling: None,
         }
@@ -140,17 +144,22 @@ impl SourceLatch {
     }
 
     /// The call was answered at `now`: a leg still without a source (its endpoint sends
-    /// only once answered) is open to anyone again for [`OPEN_TO_ANYONE`].
+    /// only once answered) is open to anyone again for [`OPEN_TO_ANYONE`], and a leg whose
+    /// source latched while ringing learns afresh for [`LEARNING`] (a sprayer that sent
+    /// first then does not keep it against the endpoint's own packets).
     pub fn answered(&mut self, now: Instant) {
-        if self.current.is_none() && self.open_since.is_some() {
-            self.open_since = Some(now);
+        match self.current.as_mut() {
+            Some(l) => l.learnt = now,
+            None if self.open_since.is_some() => self.open_since = Some(now),
+            None => {}
         }
     }
 
     /// The leg's media moved (its SDP names another address) at `now`, away from `old`'s
     /// source: the latch is learnt afresh, but not from that source for a while.
-    pub fn moved_from(&mut self, old: &SourceLatch, now: Instant) {
+    pub fn moved_from(&mut self, old: &SourceLatch, now: Instant, same_host: bool) {
         self.moved_from = old.current.map(|l| (l.addr, now));
+        self.same_host = same_host;
     }
 
     /// Carry `old`'s latched source over (this leg's media did not move) at an offer/answer
@@ -161,6 +170,11 @@ impl SourceLatch {
         self.current = old.current.map(|l| Latched { learnt: now, ..l });
         if self.current.is_some() {
             self.reopened = Reopened::Since(now);
+        } else {
+            // Still empty: open to anyone only as long as it was. An update that did not
+            // move the leg (the other leg's re-INVITE, a refresh, a refused offer) must not
+            // open a silent leg to the next sprayer again.
+            self.open_since = old.open_since;
         }
     }
 
@@ -185,15 +199,17 @@ impl SourceLatch {
         p: Option<RtpHead>,
         sdp: Option<SocketAddr>,
     ) -> bool {
-        // How well an address matches the leg: 2 its SDP's exact address, 1 its SDP's IP
-        // or its signalling's (behind NAT, where its packets come from), 0 neither.
-        let signalling = self.signalling;
-        let rank = |a: SocketAddr| match sdp {
+        // How well an address matches the leg's SDP: 2 its exact address, 1 its IP, 0
+        // neither; and the leg: its signalling's IP (behind NAT, where its packets come
+        // from) ranks as the SDP's IP.
+        let sdp_rank = |a: SocketAddr| match sdp {
             Some(s) if s == a => 2,
             Some(s) if s.ip() == a.ip() => 1,
-            _ if signalling == Some(a.ip().to_canonical()) => 1,
             _ => 0,
         };
+        let signalling = self.signalling;
+        let rank =
+            |a: SocketAddr| sdp_rank(a).max(u8::from(signalling == Some(a.ip().to_canonical())));
         let open = self
             .open_since
             .is_none_or(|t| now.saturating_duration_since(t) < OPEN_TO_ANYONE);
@@ -213,9 +229,12 @@ impl SourceLatch {
             learnt: self.current.map_or(now, |l| l.learnt),
         };
         match self.current {
-            None if self.moved_from.is_some_and(|(a, t)| {
-                a == src && rank(src) == 0 && now.saturating_duration_since(t) < LEARNING
-            }) =>
+            // (Not judged by the signalling's IP: behind one NAT, the phone a transfer moved
+            // the leg away from is on it too.)
+            None if !self.same_host
+                && self.moved_from.is_some_and(|(a, t)| {
+                    a == src && sdp_rank(src) == 0 && now.saturating_duration_since(t) < LEARNING
+                }) =>
             {
                 false
             }

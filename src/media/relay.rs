@@ -251,7 +251,10 @@ impl StreamRoute {
                 new.rtp.keep_source(&old.rtp, now);
                 new.rtcp = old.rtcp;
             } else {
-                new.rtp.moved_from(&old.rtp, now);
+                // Only the port moved, on the same host: its old source is this endpoint
+                // (behind NAT its packets still come from there), not one to hold off.
+                let same_host = new.sdp.map(|a| a.ip()) == old.named.map(|a| a.ip());
+                new.rtp.moved_from(&old.rtp, now, same_host);
             }
         }
     }
@@ -336,7 +339,7 @@ impl StreamRoute {
                 // that only listens still reports): a stranger's would set where the far
                 // leg's reports go, and they carry this leg's SSRC and sequence number,
                 // what a NAT rebind is checked against.
-                None if mine.sdp.is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
+                None if mine.latch_sdp().is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
                 _ => {}
             }
             if !mine.rtcp_rate.within(now, MAX_RTCP_PER_SECOND) {

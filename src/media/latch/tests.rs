@@ -230,13 +230,13 @@ fn the_source_a_leg_moved_from_does_not_take_it_back_at_once() {
     let mut l = SourceLatch::default();
     assert!(l.accept(t0, x, head(7, 1), None));
     let mut moved = SourceLatch::default();
-    moved.moved_from(&l, t0 + Duration::from_secs(5));
+    moved.moved_from(&l, t0 + Duration::from_secs(5), false);
     assert!(!moved.accept(t0 + Duration::from_secs(5), x, head(7, 2), None));
     assert!(moved.accept(t0 + Duration::from_millis(5200), y, head(9, 1), None));
     assert_eq!(moved.source(), Some(y));
     // Nobody else comes: the old source is taken again once the grace is over.
     let mut alone = SourceLatch::default();
-    alone.moved_from(&l, t0);
+    alone.moved_from(&l, t0, false);
     assert!(!alone.accept(
         t0 + LEARNING - Duration::from_millis(1),
         x,
@@ -367,8 +367,9 @@ fn a_silent_leg_is_not_the_first_sprayers_after_the_window() {
 
 /// A source on the signalling's IP ranks with the SDP's IP: behind NAT it is the endpoint,
 /// so within [`LEARNING`] it takes the latch back from a stranger that sent first, and the
-/// old source an offer/answer moved away from is not held up when it is there (a NATed
-/// phone that changed only its SDP's port).
+/// old source a port-only move (same host) left is not held up (a NATed phone that changed
+/// only its SDP's port); one a move to another host left is, even on the signalling's IP
+/// (behind one NAT, the phone a transfer moved the leg away from).
 #[test]
 fn the_signalling_ip_ranks_as_the_endpoints() {
     let t0 = Instant::now();
@@ -381,8 +382,16 @@ fn the_signalling_ip_ranks_as_the_endpoints() {
     assert_eq!(l.source(), Some(nat));
     // The SDP moves to another private port: the NAT's address goes on at once.
     let mut moved = SourceLatch::default().opened(t0, Some(nat.ip()));
-    moved.moved_from(&l, t0 + Duration::from_secs(1));
+    moved.moved_from(&l, t0 + Duration::from_secs(1), true);
     let new_sdp = SocketAddr::from(([10, 1, 2, 3], 4002));
+    let mut other_host = moved;
+    other_host.moved_from(&l, t0 + Duration::from_secs(1), false);
+    assert!(!other_host.accept(
+        t0 + Duration::from_millis(1020),
+        nat,
+        head(7, 2),
+        Some(SocketAddr::from(([10, 1, 2, 4], 4000)))
+    ));
     assert!(moved.accept(
         t0 + Duration::from_millis(1020),
         nat,

@@ -885,3 +885,68 @@ fn the_answer_opens_a_leg_that_has_sent_nothing() {
         Route::Accept(_)
     ));
 }
+
+/// An update that does not move a leg (the other leg's re-INVITE, a refresh, a refused
+/// offer) leaves a leg that has sent nothing as open as it was: a silent leg is not opened
+/// to the next sprayer at every refresh. Before, each update reopened it for 10 s.
+#[test]
+fn an_update_that_keeps_a_silent_leg_does_not_reopen_it() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p, t0());
+    let s = std::time::Duration::from_secs;
+    r.update(&p, t0() + s(20));
+    let sprayer = sa("203.0.113.66:9999");
+    assert_eq!(
+        r.route(t0() + s(21), Dir::BtoA, false, sprayer, &rtp(3)),
+        Route::Drop
+    );
+    // A move of the leg (its SDP names another host) opens it afresh.
+    let mut moved = p.clone();
+    moved.b_remote = Some(sa("198.51.100.30:5000"));
+    r.update(&moved, t0() + s(22));
+    assert!(matches!(
+        r.route(t0() + s(23), Dir::BtoA, false, sprayer, &rtp(3)),
+        Route::Accept(_)
+    ));
+}
+
+/// The answer makes a leg latched while ringing learn afresh: a sprayer that sent first
+/// during the ring loses the leg to the endpoint's own packets at its SDP's address.
+#[test]
+fn the_answer_lets_the_endpoint_take_back_a_leg_a_sprayer_latched_while_ringing() {
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
+    let sprayer = sa("203.0.113.66:9999");
+    let real = sa("192.0.2.10:4000");
+    let ms = std::time::Duration::from_millis;
+    assert!(matches!(
+        r.route(t0() + ms(10), Dir::AtoB, false, sprayer, &rtp(9)),
+        Route::Accept(_)
+    ));
+    let answer = t0() + ms(30_000);
+    assert_eq!(
+        r.route(answer, Dir::AtoB, false, real, &rtp(1)),
+        Route::Drop
+    );
+    r.answered(answer);
+    assert!(matches!(
+        r.route(answer + ms(20), Dir::AtoB, false, real, &rtp(1)),
+        Route::Accept(_)
+    ));
+}
+
+/// A NATed leg's RTCP before its RTP latches is not taken from its private SDP address
+/// either: a spoof from there would send the far leg's reports into our own network.
+#[test]
+fn a_natted_legs_private_sdp_address_sends_no_rtcp_that_is_taken() {
+    let mut p = pair(Latch::Any);
+    p.a_remote = Some(sa("10.1.2.3:4000"));
+    p.a_wait_for_source = true;
+    let mut r = StreamRoute::new(&p, t0());
+    let sr = [
+        0x80u8, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, sa("10.1.2.3:4001"), &sr),
+        Route::Drop
+    );
+}
