@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::cx::{Cx, Env, Rewrite};
-use super::state::{Call, MediaState, StreamUse};
+use super::state::{Call, MediaState, OfferShape, StreamUse};
 use super::{CallRef, Output, Side};
 use crate::config::{Config, PeerName, Profile};
 use crate::media::{Latch, MediaAction, RecordSpec, RelayPair, StreamKind};
@@ -177,7 +177,10 @@ impl Call {
         // An answer takes no stream its offer did not relay: its extra m= lines are left
         // out, and a stream the offer refused (port 0) stays refused whatever port the
         // answer names, so it gets no ports and the offerer sees port 0 (RFC 3264 §6).
-        let last_offer = self.media.as_ref().and_then(|m| m.offered.clone());
+        let last_offer = (self.media.as_ref())
+            .and_then(|m| m.offered.as_ref())
+            .filter(|o| o.from != from)
+            .map(|o| o.relayed.clone());
         let (mb, relayed): (MediaBody, Vec<bool>) = match (offer, last_offer) {
             (None, Some(offered)) => {
                 let mb = mb.answering(offered.len());
@@ -217,8 +220,16 @@ impl Call {
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
-        if offer.is_some() {
-            media.offered = Some(relayed.clone());
+        match (offer, media.offered.as_mut()) {
+            (Some(_), _) => {
+                media.offered = Some(OfferShape::offer(
+                    media.offered.take(),
+                    from,
+                    relayed.clone(),
+                ));
+            }
+            (None, Some(o)) if o.from != from => o.answered = true,
+            (None, _) => {}
         }
         let n = mb.streams.len();
         if media.pairs.len() < n {
@@ -397,6 +408,18 @@ impl Call {
             record: media.recording.clone(),
             rtp_timeout: media.rtp_timeout,
         }));
+    }
+
+    /// The gateway offered `body` to leg `to` itself (a session refresh): an answer from
+    /// it may take what that offer relayed.
+    pub(super) fn offered_toward(&mut self, to: Side, body: &Bytes, ct: Option<&str>) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        if let Ok(Some(mb)) = MediaBody::read(ct, body, usize::MAX) {
+            let relayed = mb.streams.iter().map(|e| e.is_relayed()).collect();
+            media.offered = Some(OfferShape::offer(None, to.other(), relayed));
+        }
     }
 
     /// A relayed offer was refused: the streams are as they were before it (RFC 3264 §8),

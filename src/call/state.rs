@@ -22,7 +22,7 @@ mod media;
 mod reliable;
 mod route;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
-pub use media::{MediaState, StreamUse};
+pub use media::{MediaState, OfferShape, StreamUse};
 pub use reliable::{EarlyAnswer, HeldPrack, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
 pub use route::RoutePlan;
 

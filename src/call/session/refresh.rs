@@ -155,10 +155,20 @@ impl Call {
                 self.send_ack(cx, side, resp.seq(), None);
             }
             // The peer's answer to the session we offered again may move its media (RFC
-            // 3264 §8): the relay follows it, as it would the answer to a relayed offer.
-            if crate::call::anchor::carries_sdp(&r.sent) && crate::call::anchor::carries_sdp(&resp)
+            // 3264 §8): the relay follows it, as it would the answer to a relayed offer. An
+            // answer whose `o=` is the one it sent last changed nothing: the relay is not
+            // told (each update counts as media activity, and a refresh is none).
+            let ct = crate::call::anchor::readable_type(&resp);
+            let origin = super::sdp_origin(ct.as_deref(), resp.body());
+            let known = self.sdp[side]
+                .as_ref()
+                .and_then(|s| s.received_origin.as_ref());
+            if crate::call::anchor::carries_sdp(&r.sent)
+                && crate::call::anchor::carries_sdp(&resp)
+                && (origin.is_none() || origin.as_ref() != known)
             {
-                let ct = crate::call::anchor::readable_type(&resp);
+                let sent_ct = crate::call::anchor::readable_type(&r.sent);
+                self.offered_toward(side, r.sent.body(), sent_ct.as_deref());
                 self.note_sdp_received(side, resp.body(), ct.as_deref());
                 let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
             }

@@ -11,10 +11,9 @@ pub struct MediaState {
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
     /// Per stream: what the offer/answer exchanges settled about it.
     pub uses: Vec<StreamUse>,
-    /// The m= lines of the last offer, each `true` when it was a relayed stream: what an
-    /// answer may take (RFC 3264 §6: as many lines, and a stream the offer refused stays
-    /// refused). `None` before any offer was anchored.
-    pub offered: Option<Vec<bool>>,
+    /// The last offer's m= lines: what an answer may take (RFC 3264 §6: as many lines, and
+    /// a stream the offer refused stays refused). `None` before any offer was anchored.
+    pub offered: Option<OfferShape>,
     /// The media timeout the relay was last given (a held call's is the longer one).
     pub rtp_timeout: Option<std::time::Duration>,
     /// The session each leg has been shown in the SDP sent to it (one `o=` per dialog).
@@ -59,6 +58,41 @@ impl MediaState {
                 off: true,
                 ..StreamUse::default()
             });
+        }
+    }
+}
+
+/// The shape of an offer: see [`MediaState::offered`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferShape {
+    /// The leg it came from (the gateway's own offers count as the other leg's).
+    pub from: crate::call::Side,
+    /// An answer to it has come.
+    pub answered: bool,
+    /// Per m= line, whether it offered a relayed stream.
+    pub relayed: Vec<bool>,
+}
+
+impl OfferShape {
+    /// A new offer from `from`. Another from the same leg before any answer (each branch of
+    /// a forking proxy offering in its own provisional) widens the shape instead: the
+    /// answer may be to any of them.
+    pub fn offer(prev: Option<OfferShape>, from: crate::call::Side, relayed: Vec<bool>) -> Self {
+        match prev {
+            Some(mut o) if o.from == from && !o.answered => {
+                if o.relayed.len() < relayed.len() {
+                    o.relayed.resize(relayed.len(), false);
+                }
+                for (o, r) in o.relayed.iter_mut().zip(relayed) {
+                    *o |= r;
+                }
+                o
+            }
+            _ => OfferShape {
+                from,
+                answered: false,
+                relayed,
+            },
         }
     }
 }

@@ -1351,3 +1351,48 @@ fn the_prack_held_for_the_callers_answer_goes_in_its_own_branchs_dialog() {
     assert_eq!(pr2.to_tag().as_deref(), Some("c2"));
     assert!(pr2.seq() > pr.seq(), "{} after {}", pr2.seq(), pr.seq());
 }
+
+/// A late offer on an anchored call: two branches of a forking proxy each offer in a
+/// reliable 183 (audio and video, then audio alone). The caller answers the first, with
+/// both streams: our PRACK to that branch carries both (RFC 3264 §6: as many m= lines as
+/// its offer). The answer is judged against every offer made to it, not only the last.
+#[test]
+fn an_answer_to_one_of_several_branches_offers_keeps_its_streams() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    h.recv(PHONE, &offerless("av1", "Supported: 100rel\r\n"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let av = format!("{SDP}m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c1", 1, "<sip:c1@127.0.0.3>", &av),
+    );
+    let first = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("the first branch's offer");
+    let rseq: u32 = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = first.to_tag().unwrap();
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c2", 1, "<sip:c2@127.0.0.5>", SDP),
+    );
+    let answer = format!(
+        "{}m=video 4012 RTP/AVP 96\r\n",
+        SDP.replace("192.0.2.10", "192.0.2.77")
+    );
+    h.recv(PHONE, &phone_prack("av1", &tag, 2, rseq, &answer));
+    let pracks = h.take_requests(CARRIER_A, Method::Prack);
+    let pr = pracks
+        .iter()
+        .find(|p| p.to_tag().as_deref() == Some("c1"))
+        .expect("the first branch's PRACK");
+    let body = String::from_utf8_lossy(pr.body()).into_owned();
+    assert_eq!(body.matches("m=").count(), 2, "{body}");
+    assert!(!body.contains("m=video 0 "), "{body}");
+}

@@ -248,6 +248,45 @@ fn the_answer_to_our_refresh_moves_the_relay() {
     );
     // Nothing of it reaches the phone.
     assert!(h.take(PHONE).is_empty());
+    // The next refresh's answer is the same session (same o=): the relay is not told again
+    // (each update counts as media activity, and would keep a dead call up for ever).
+    let relays = |h: &H| {
+        (h.media.iter())
+            .filter(|m| matches!(m, crate::media::MediaAction::Relay { .. }))
+            .count()
+    };
+    let before = relays(&h);
+    h.advance(Duration::from_millis(150_200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &refresh,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            Some(&moved),
+        ),
+    );
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    assert_eq!(relays(&h), before);
+    // An answer that takes a stream the refresh offered at port 0 gets no ports for it.
+    let free = h.core.free_media_ports();
+    h.advance(Duration::from_millis(150_200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    let grown = moved.replace("o=- 1 2", "o=- 1 3") + "m=video 5006 RTP/AVP 96\r\n";
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &refresh,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            Some(&grown),
+        ),
+    );
+    assert_eq!(h.core.free_media_ports(), free);
+    assert_eq!(h.relay_pairs().len(), 1);
 }
 
 #[test]
