@@ -84,6 +84,10 @@ impl Call {
             // The far peer wants credentials: the same request again, once, with them.
             match self.answer_challenge(cx, far, &rel.sent, &resp, TxnRole::Relay) {
                 Ok((txn, sent)) => {
+                    if rel.method == Method::Refer {
+                        // The transferee knows it by the CSeq it goes again with.
+                        self.refer_sent_again(far, rel.sent.seq(), sent.seq());
+                    }
                     let again = Relayed {
                         sent,
                         heard: false,

@@ -16,6 +16,21 @@ impl Call {
         refers.push(refer);
     }
 
+    /// A relayed REFER sent to `toward` with CSeq `before` went again (with credentials)
+    /// with CSeq `now`.
+    pub(super) fn refer_sent_again(&mut self, toward: Side, before: u32, now: u32) {
+        let refers = self
+            .refers
+            .as_deref_mut()
+            .map_or(&mut [][..], |r| &mut r.0[..]);
+        for r in refers
+            .iter_mut()
+            .filter(|r| r.toward == toward && r.sent_cseq == before)
+        {
+            r.sent_cseq = now;
+        }
+    }
+
     /// The referrer's CSeq of the relayed REFER a NOTIFY from `side` reports on (`event`:
     /// its Event header): the one sent to `side` with the CSeq its `id` names, or without
     /// one, the first sent there.

@@ -597,3 +597,55 @@ fn a_challenged_prack_is_sent_again_with_credentials() {
     assert!(next.header(&Hdr::PROXY_AUTHORIZATION).is_some());
     assert_eq!(next.header(&Hdr::RACK).as_deref(), Some("2 1 INVITE"));
 }
+
+/// A relayed REFER the carrier challenges goes again with credentials and a new CSeq: the
+/// transferee's NOTIFYs name that CSeq, and still reach the referrer naming its own REFER.
+#[test]
+fn a_challenged_refer_is_known_by_the_cseq_it_went_again_with() {
+    let mut h = H::with(config_with(|name, p| {
+        if name == "carrier-a" {
+            p.auth = Some(Arc::new(Credentials {
+                username: "trunkuser".into(),
+                password: Secret::new("trunk-secret"),
+                realm: None,
+                algorithms: Algorithm::ALL.to_vec(),
+            }));
+        }
+        if name == "pbx" {
+            p.transfer = crate::interop::transfer::TransferMode::Relay;
+        }
+    }));
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let refer = from_phone("REFER", &tag, 2, "z9hG4bKrf2", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    let first = h.one_request(CARRIER_A, Method::Refer);
+    h.recv_msg(CARRIER_A, challenge(&first, 407, "r1", false));
+    let again = h.one_request(CARRIER_A, Method::Refer);
+    assert!(again.seq() > first.seq());
+    h.recv_msg(CARRIER_A, reply(&again, 202, "carrier1", &[], None));
+    let notify = in_dialog(
+        "NOTIFY",
+        "sip:127.0.0.1:5060",
+        "<sip:+8610123@ims.example.com>;tag=carrier1",
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKrn1",
+        "127.0.0.3:5060",
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        &format!(
+            "Event: refer;id={}\r\nSubscription-State: active;expires=60\r\nContent-Length: 0",
+            again.seq()
+        ),
+    );
+    h.recv(CARRIER_A, &notify);
+    let n = h.one_request(PHONE, Method::Notify);
+    assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));
+}
