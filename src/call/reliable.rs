@@ -13,7 +13,7 @@ use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
 use crate::interop::prack::{On405, PrackMode, is_prack_refusal};
 use crate::sdp::MediaBody;
-use crate::sip::{Hdr, Method, Request, Response};
+use crate::sip::{Body, Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
 /// Whether a response asks for reliability, and its RSeq.
@@ -28,6 +28,10 @@ pub(super) fn reliable_rseq(resp: &Response) -> Option<u32> {
 pub(super) fn offers_100rel(req: &Request) -> bool {
     req.header_has_token(&Hdr::SUPPORTED, "100rel") || req.header_has_token(&Hdr::REQUIRE, "100rel")
 }
+
+/// The caller's answer our PRACK carries to the callee: body, Content-Type and, for a body
+/// passed as it came, its Content-Encoding.
+type PrackAnswer = (bytes::Bytes, Option<String>, Option<String>);
 
 impl Call {
     /// A reliable provisional from the callee, the next of its early dialog
@@ -94,12 +98,7 @@ impl Call {
     /// Send the PRACK `held` for the caller's answer, in the early dialog its provisional
     /// came in: when another branch has spoken since (the call's dialog toward the callee is
     /// now that branch's), the PRACK goes in the held one's, numbered on from the call's.
-    fn prack_held(
-        &mut self,
-        cx: &mut Cx,
-        held: HeldPrack,
-        answer: Option<(bytes::Bytes, Option<String>)>,
-    ) {
+    fn prack_held(&mut self, cx: &mut Cx, held: HeldPrack, answer: Option<PrackAnswer>) {
         let HeldPrack {
             rseq,
             invite_cseq,
@@ -125,25 +124,26 @@ impl Call {
     }
 
     /// PRACK the callee's reliable provisional `rseq` to INVITE `invite_cseq`, with `answer`
-    /// (body and Content-Type) when it carried an offer.
+    /// when it carried an offer.
     fn prack_callee(
         &mut self,
         cx: &mut Cx,
         rseq: u32,
         invite_cseq: u32,
-        answer: Option<(bytes::Bytes, Option<String>)>,
+        answer: Option<PrackAnswer>,
     ) {
         // The answer as this peer's profile wants its SDP (`[sdp] ptime`), like every SDP it
-        // is sent.
-        let answer = answer.map(|(body, ct)| match self.profile(Side::B) {
-            Some(p) => (
+        // is sent; an encoded one as it came, with its encoding.
+        let answer = answer.map(|(body, ct, encoding)| match self.profile(Side::B) {
+            Some(p) if encoding.is_none() => (
                 crate::interop::egress::body_for(p, &body, ct.as_deref()),
                 ct,
+                encoding,
             ),
-            None => (body, ct),
+            _ => (body, ct, encoding),
         });
         // What the callee is sent, as sent, is what a refresh of its leg offers again.
-        if let Some((body, ct)) = &answer {
+        if let Some((body, ct, _)) = &answer {
             self.note_sdp_sent(Side::B, body, ct.as_deref(), true, None);
         }
         let Some(leg) = self.b.as_mut() else {
@@ -154,7 +154,10 @@ impl Call {
             .request(Method::Prack, &cx.env.local, &mut cx.env.ids)
             .and_then(|mut p| {
                 p.insert_header_before_length(&Hdr::RACK, format!("{rseq} {invite_cseq} INVITE"))?;
-                if let Some((body, ct)) = answer {
+                if let Some((body, ct, encoding)) = answer {
+                    if let Some(e) = encoding {
+                        p.insert_header_before_length(&Hdr::named("Content-Encoding"), e)?;
+                    }
                     p.set_body(body, ct.as_deref())?;
                 }
                 Ok(p)
@@ -412,14 +415,17 @@ impl Call {
             let answer = super::anchor::carries_sdp(req).then(|| {
                 let ct = super::anchor::readable_type(req);
                 self.note_sdp_received(Side::A, req.body(), ct.as_deref());
-                self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false)
-                    .unwrap_or_else(|| {
-                        // Unanchored: as it came, typed as it came.
-                        (
-                            req.body().clone(),
-                            ct.or_else(|| req.header(&Hdr::CONTENT_TYPE)),
-                        )
-                    })
+                match self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false) {
+                    Some((body, ct)) => (body, ct, None),
+                    // Unanchored: as it came, typed and encoded as it came.
+                    None => (
+                        req.body().clone(),
+                        ct.or_else(|| req.header(&Hdr::CONTENT_TYPE)),
+                        req.encoded()
+                            .then(|| req.header(&Hdr::named("Content-Encoding")))
+                            .flatten(),
+                    ),
+                }
             });
             self.uac_rel.answered = answer.is_some();
             self.prack_held(cx, *held, answer);

@@ -1396,3 +1396,28 @@ fn an_answer_to_one_of_several_branches_offers_keeps_its_streams() {
     assert_eq!(body.matches("m=").count(), 2, "{body}");
     assert!(!body.contains("m=video 0 "), "{body}");
 }
+
+/// The caller's answer in its PRACK, encoded (`Content-Encoding: gzip`), on an unanchored
+/// call whose callee's profile sets a ptime: our PRACK carries it as it came, with its
+/// encoding, not shaped (which would corrupt it) and not without it.
+#[test]
+fn an_encoded_answer_in_the_callers_prack_goes_on_with_its_encoding() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.ptime = Some(20);
+        }
+    }));
+    let (_inv, rseq, tag) = late_offer_answered_reliably(&mut h, "enc2");
+    let prack = phone_prack("enc2", &tag, 2, rseq, SDP).replace(
+        "Content-Type: application/sdp\r\n",
+        "Content-Type: application/sdp\r\nContent-Encoding: gzip\r\n",
+    );
+    assert!(prack.contains("Content-Encoding"));
+    h.recv(PHONE, &prack);
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(pr.body().as_ref(), SDP.as_bytes());
+    assert_eq!(
+        pr.header(&Hdr::named("Content-Encoding")).as_deref(),
+        Some("gzip")
+    );
+}
