@@ -178,8 +178,7 @@ impl Call {
         // out, and a stream the offer refused (port 0) stays refused whatever port the
         // answer names, so it gets no ports and the offerer sees port 0 (RFC 3264 §6).
         let last_offer = (self.media.as_ref())
-            .and_then(|m| m.offered.as_ref())
-            .filter(|o| o.from != from)
+            .and_then(|m| m.offered[from.other()].as_ref())
             .map(|o| o.relayed.clone());
         let (mb, relayed): (MediaBody, Vec<bool>) = match (offer, last_offer) {
             (None, Some(offered)) => {
@@ -220,16 +219,13 @@ impl Call {
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
-        match (offer, media.offered.as_mut()) {
+        match (offer, media.offered[from.other()].as_mut()) {
             (Some(_), _) => {
-                media.offered = Some(OfferShape::offer(
-                    media.offered.take(),
-                    from,
-                    relayed.clone(),
-                ));
+                let prev = media.offered[from].take();
+                media.offered[from] = Some(OfferShape::offer(prev, relayed.clone()));
             }
-            (None, Some(o)) if o.from != from => o.answered = true,
-            (None, _) => {}
+            (None, Some(o)) => o.answered = true,
+            (None, None) => {}
         }
         let n = mb.streams.len();
         if media.pairs.len() < n {
@@ -418,7 +414,7 @@ impl Call {
         };
         if let Ok(Some(mb)) = MediaBody::read(ct, body, usize::MAX) {
             let relayed = mb.streams.iter().map(|e| e.is_relayed()).collect();
-            media.offered = Some(OfferShape::offer(None, to.other(), relayed));
+            media.offered[to.other()] = Some(OfferShape::offer(None, relayed));
         }
     }
 

@@ -182,6 +182,8 @@ impl Call {
             m.shown.b = None;
             m.callee = m.callee.wrapping_add(1);
             m.heard.b = false;
+            // A failed callee's offers say nothing of what the next one may answer.
+            m.offered.b = None;
             self.emit_relay(cx, peer);
         }
     }

@@ -11,9 +11,10 @@ pub struct MediaState {
     pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
     /// Per stream: what the offer/answer exchanges settled about it.
     pub uses: Vec<StreamUse>,
-    /// The last offer's m= lines: what an answer may take (RFC 3264 §6: as many lines, and
-    /// a stream the offer refused stays refused). `None` before any offer was anchored.
-    pub offered: Option<OfferShape>,
+    /// Each leg's last offer's m= lines: what an answer from the other leg may take (RFC
+    /// 3264 §6: as many lines, and a stream the offer refused stays refused). `None` before
+    /// that leg made an offer that was anchored.
+    pub offered: PerSide<Option<OfferShape>>,
     /// The media timeout the relay was last given (a held call's is the longer one).
     pub rtp_timeout: Option<std::time::Duration>,
     /// The session each leg has been shown in the SDP sent to it (one `o=` per dialog).
@@ -65,8 +66,6 @@ impl MediaState {
 /// The shape of an offer: see [`MediaState::offered`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferShape {
-    /// The leg it came from (the gateway's own offers count as the other leg's).
-    pub from: crate::call::Side,
     /// An answer to it has come.
     pub answered: bool,
     /// Per m= line, whether it offered a relayed stream.
@@ -74,12 +73,12 @@ pub struct OfferShape {
 }
 
 impl OfferShape {
-    /// A new offer from `from`. Another from the same leg before any answer (each branch of
-    /// a forking proxy offering in its own provisional) widens the shape instead: the
+    /// A new offer from a leg whose last was `prev`. Another before any answer (each branch
+    /// of a forking proxy offering in its own provisional) widens the shape instead: the
     /// answer may be to any of them.
-    pub fn offer(prev: Option<OfferShape>, from: crate::call::Side, relayed: Vec<bool>) -> Self {
+    pub fn offer(prev: Option<OfferShape>, relayed: Vec<bool>) -> Self {
         match prev {
-            Some(mut o) if o.from == from && !o.answered => {
+            Some(mut o) if !o.answered => {
                 if o.relayed.len() < relayed.len() {
                     o.relayed.resize(relayed.len(), false);
                 }
@@ -89,7 +88,6 @@ impl OfferShape {
                 o
             }
             _ => OfferShape {
-                from,
                 answered: false,
                 relayed,
             },

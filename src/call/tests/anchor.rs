@@ -365,6 +365,37 @@ fn an_answer_takes_no_stream_its_offer_did_not_relay() {
     );
 }
 
+/// An answer is judged against the other leg's offer, whatever the answering leg offered
+/// since: the carrier answers the phone's INVITE in a 183, offers in an early UPDATE (the
+/// phone answers it), then its 2xx repeats its answer with a stream the INVITE never
+/// offered. Before, the answer was judged against the carrier's own UPDATE offer, that is
+/// against nothing, and the extra stream got ports and reached the phone.
+#[test]
+fn an_answer_is_judged_against_the_other_legs_offer() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("ow1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        early_taking_update(&inv, "ea", "<sip:a@127.0.0.3>"),
+    );
+    h.take_responses(PHONE);
+    let free = h.core.free_media_ports();
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "ea", 1, "z9hG4bKow1u", &offer),
+    );
+    let update = h.one_request(PHONE, Method::Update);
+    h.recv_msg(PHONE, reply(&update, 200, "ph", &[], Some(SDP)));
+    h.take(CARRIER_A);
+    let answer = SDP.replace("o=- 1 1", "o=- 1 3") + "m=video 5006 RTP/AVP 96\r\n";
+    let ok = h.carrier_answers(&inv, "ea", &answer);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert_eq!(body.matches("m=").count(), 1, "{body}");
+    assert_eq!(h.core.free_media_ports(), free);
+}
+
 #[test]
 fn addresses_that_are_no_destination_are_not_relayed_to() {
     for (c, why) in [
