@@ -270,6 +270,7 @@ impl Call {
             }
         }
         media.heard[from] = true;
+        media.sdps[from] = media.sdps[from].wrapping_add(1);
         for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {
             *slot = match (ep.ip, ep.port) {
                 // The canonical address: the relay hears an IPv4 peer as IPv4, also on a
@@ -392,6 +393,8 @@ impl Call {
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
                     callee: media.callee,
+                    a_sdps: media.sdps.a,
+                    b_sdps: media.sdps.b,
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
                     active: !u.off,

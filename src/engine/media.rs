@@ -29,6 +29,9 @@ use crate::media::{MediaAction, RelayPair};
 struct Watch {
     last: Activity,
     timeout: Option<std::time::Duration>,
+    /// The streams the call was last told of: an update that changes none of them (a
+    /// refresh, an SDP whose version a peer bumps each time) is no media activity.
+    pairs: Vec<RelayPair>,
 }
 
 struct Stream {
@@ -177,15 +180,22 @@ impl Relays {
                 rtp_timeout,
             } => {
                 // One clock per call, handed to every stream it will ever have; each new
-                // offer/answer (this action) counts as activity, so ringing without early
-                // media never ends an answered call early (audit H3).
+                // offer/answer (this action) that changes the call's media counts as
+                // activity, so ringing without early media never ends an answered call early
+                // (audit H3); one that changes nothing (a refresh, however its peer numbers
+                // its SDP) does not, or a call whose media died would never be released.
                 let now = std::time::Instant::now();
                 let watch = self.watches.entry(call).or_insert_with(|| Watch {
                     last: Arc::new(Mutex::new(now)),
                     timeout: None,
+                    pairs: Vec::new(),
                 });
+                let same = watch.timeout == rtp_timeout
+                    && watch.pairs.len() == pairs.len()
+                    && watch.pairs.iter().zip(&pairs).all(|(a, b)| a.same_media(b));
                 watch.timeout = rtp_timeout;
-                if let Ok(mut last) = watch.last.lock() {
+                watch.pairs.clone_from(&pairs);
+                if !same && let Ok(mut last) = watch.last.lock() {
                     *last = now;
                 }
                 let activity = Some(watch.last.clone());

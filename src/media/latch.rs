@@ -166,14 +166,18 @@ impl SourceLatch {
     /// at `now`, but let a new one take over for a while if the old one has gone quiet or
     /// comes from its IP ([`REOPENED`]), and learn afresh: a source at the SDP's address
     /// may win it back within [`LEARNING`].
-    pub fn keep_source(&mut self, old: &SourceLatch, now: Instant) {
+    ///
+    /// `own`: the offer/answer was the leg's own peer's (a resume). A leg still empty is
+    /// opened again by that only: an update it did not cause (the other leg's re-INVITE, a
+    /// refresh, a refused offer) must not open a silent leg to the next sprayer. What an
+    /// earlier move holds off stays held off.
+    pub fn keep_source(&mut self, old: &SourceLatch, now: Instant, own: bool) {
         self.current = old.current.map(|l| Latched { learnt: now, ..l });
+        self.moved_from = old.moved_from;
+        self.same_host = old.same_host;
         if self.current.is_some() {
             self.reopened = Reopened::Since(now);
-        } else {
-            // Still empty: open to anyone only as long as it was. An update that did not
-            // move the leg (the other leg's re-INVITE, a refresh, a refused offer) must not
-            // open a silent leg to the next sprayer again.
+        } else if !own {
             self.open_since = old.open_since;
         }
     }

@@ -83,6 +83,8 @@ struct LegAddrs {
     latch: Option<Latch>,
     /// Its peer has sent SDP (see [`RelayPair::a_heard`]).
     heard: bool,
+    /// How many SDPs its peer has sent ([`RelayPair::a_sdps`]).
+    sdps: u16,
     /// Nothing is sent to `sdp` before the leg's source is latched
     /// ([`RelayPair::a_wait_for_source`]).
     wait_for_source: bool,
@@ -119,7 +121,7 @@ impl LegAddrs {
         sdp: Option<SocketAddr>,
         latch: Latch,
         rebind_after: std::time::Duration,
-        (heard, wait_for_source): (bool, bool),
+        (heard, wait_for_source, sdps): (bool, bool, u16),
         signalling: Option<IpAddr>,
         now: Instant,
     ) -> Self {
@@ -129,6 +131,7 @@ impl LegAddrs {
             named: sdp,
             latch: Some(latch),
             heard,
+            sdps,
             wait_for_source,
             rtp: SourceLatch::with_rebind_after(rebind_after).opened(now, signalling),
             ..LegAddrs::default()
@@ -179,7 +182,7 @@ impl StreamRoute {
                 p.a_remote,
                 p.a_latch,
                 p.a_rebind_after,
-                (p.a_heard, p.a_wait_for_source),
+                (p.a_heard, p.a_wait_for_source, p.a_sdps),
                 p.a_signalling,
                 now,
             ),
@@ -187,7 +190,7 @@ impl StreamRoute {
                 p.b_remote,
                 p.b_latch,
                 p.b_rebind_after,
-                (p.b_heard, p.b_wait_for_source),
+                (p.b_heard, p.b_wait_for_source, p.b_sdps),
                 p.b_signalling,
                 now,
             ),
@@ -248,12 +251,17 @@ impl StreamRoute {
             // the leg, nor did the resume that names the address it had before: emptied,
             // its latch would go to whoever sends first.
             if (new.sdp.is_none() || new.sdp == old.named) && new.latch == old.latch {
-                new.rtp.keep_source(&old.rtp, now);
+                // Its own peer's offer or answer (a resume) opens a leg that has sent
+                // nothing again; the other leg's, or a refused offer, does not.
+                new.rtp.keep_source(&old.rtp, now, new.sdps != old.sdps);
                 new.rtcp = old.rtcp;
             } else {
                 // Only the port moved, on the same host: its old source is this endpoint
-                // (behind NAT its packets still come from there), not one to hold off.
-                let same_host = new.sdp.map(|a| a.ip()) == old.named.map(|a| a.ip());
+                // (behind NAT its packets still come from there), not one to hold off. A
+                // private address names no host: many NATs hide a 192.168.1.100.
+                let same_host = !new.wait_for_source
+                    && !old.wait_for_source
+                    && new.sdp.map(|a| a.ip()) == old.named.map(|a| a.ip());
                 new.rtp.moved_from(&old.rtp, now, same_host);
             }
         }

@@ -25,6 +25,9 @@ pub struct MediaState {
     pub callee: u32,
     /// Each leg's peer has sent SDP (side B's: this callee).
     pub heard: PerSide<bool>,
+    /// How many SDPs each leg's peer has sent that were anchored (wrapping): see
+    /// [`crate::media::RelayPair::a_sdps`].
+    pub sdps: PerSide<u16>,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is

@@ -39,6 +39,8 @@ fn relay(call: u64, port: u16) -> MediaAction {
             callee: 0,
             a_heard: true,
             b_heard: true,
+            a_sdps: 0,
+            b_sdps: 0,
             active: true,
         }],
         record: None,
@@ -264,6 +266,44 @@ fn the_answer_starts_the_media_clock_over() {
         [7]
     );
     r.apply(release(7));
+}
+
+/// A relay update that changes none of the call's streams (a refresh's SDP, only its
+/// version bumped) does not start the media clock over: a call whose media died is
+/// released whatever its refreshes. One that changes a stream, or the timeout, does.
+#[test]
+fn an_update_that_changes_nothing_is_no_media_activity() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let timeout = Duration::from_secs(5);
+    let MediaAction::Relay { pairs, record, .. } = relay(8, free_quad()) else {
+        unreachable!()
+    };
+    let update = |pairs: &Vec<RelayPair>| MediaAction::Relay {
+        call: 8,
+        pairs: pairs.clone(),
+        record: record.clone(),
+        rtp_timeout: Some(timeout),
+    };
+    r.apply(update(&pairs));
+    let set_up = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut again = pairs.clone();
+    again[0].b_sdps += 1;
+    r.apply(update(&again));
+    assert_eq!(
+        r.silent_calls(set_up + timeout + Duration::from_millis(20)),
+        [8],
+        "the clock ran on from the set-up"
+    );
+    let mut moved = again.clone();
+    moved[0].b_remote = Some(([127, 0, 0, 1], 9).into());
+    r.apply(update(&moved));
+    let changed = std::time::Instant::now();
+    assert!(
+        r.silent_calls(changed + timeout - Duration::from_millis(1))
+            .is_empty()
+    );
+    r.apply(release(8));
 }
 
 /// A port released and handed to the next call at once (a pool with no rested port left):

@@ -55,6 +55,8 @@ fn rig() -> (Rig, StreamIo) {
         callee: 0,
         a_heard: true,
         b_heard: true,
+        a_sdps: 0,
+        b_sdps: 0,
         active: true,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();

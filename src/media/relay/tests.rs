@@ -112,6 +112,8 @@ fn pair(latch: Latch) -> RelayPair {
         callee: 0,
         a_heard: true,
         b_heard: true,
+        a_sdps: 0,
+        b_sdps: 0,
         active: true,
     }
 }
@@ -949,4 +951,64 @@ fn a_natted_legs_private_sdp_address_sends_no_rtcp_that_is_taken() {
         r.route(t0(), Dir::AtoB, true, sa("10.1.2.3:4001"), &sr),
         Route::Drop
     );
+}
+
+/// A leg's own offer or answer (a resume from hold at the same address) opens it again if
+/// it has sent nothing: a phone answered on hold behind a proxy, its RTP from an address
+/// neither its SDP nor its signalling names, is latched once it resumes. The other leg's
+/// updates do not open it (above).
+#[test]
+fn a_legs_own_resume_opens_it_again() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p, t0());
+    let s = std::time::Duration::from_secs;
+    let nat = sa("203.0.113.80:41000");
+    assert_eq!(
+        r.route(t0() + s(30), Dir::BtoA, false, nat, &rtp(3)),
+        Route::Drop
+    );
+    let mut resumed = p.clone();
+    resumed.b_sdps += 1;
+    r.update(&resumed, t0() + s(31));
+    assert!(matches!(
+        r.route(t0() + s(32), Dir::BtoA, false, nat, &rtp(3)),
+        Route::Accept(_)
+    ));
+}
+
+/// A move holds its old source off through the next update too: the offer that moved the
+/// leg, then the other leg's answer a moment later. Before, the answer's update kept the
+/// emptied latch without the hold-off, and the old phone, still sending until its BYE,
+/// took the leg from the new one.
+#[test]
+fn a_move_holds_its_old_source_off_across_the_answers_update() {
+    let p = pair(Latch::Any);
+    let mut r = StreamRoute::new(&p, t0());
+    let old = sa("192.0.2.10:4000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, old, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let ms = std::time::Duration::from_millis;
+    let mut moved = p.clone();
+    moved.a_remote = Some(sa("192.0.2.77:4000"));
+    moved.a_sdps += 1;
+    r.update(&moved, t0() + ms(100));
+    let mut answered = moved.clone();
+    answered.b_sdps += 1;
+    r.update(&answered, t0() + ms(120));
+    assert_eq!(
+        r.route(t0() + ms(140), Dir::AtoB, false, old, &rtp(1)),
+        Route::Drop
+    );
+    assert!(matches!(
+        r.route(
+            t0() + ms(150),
+            Dir::AtoB,
+            false,
+            sa("192.0.2.77:4000"),
+            &rtp(5)
+        ),
+        Route::Accept(_)
+    ));
 }
