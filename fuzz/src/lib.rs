@@ -575,8 +575,8 @@ pub fn rtp(data: &[u8]) {
         callee: 0,
         a_heard: true,
         b_heard: true,
-        a_sdps: 0,
-        b_sdps: 0,
+        a_sends: true,
+        b_sends: true,
         active: true,
     };
     let mut now = Instant::now();

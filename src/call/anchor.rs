@@ -270,7 +270,9 @@ impl Call {
             }
         }
         media.heard[from] = true;
-        media.sdps[from] = media.sdps[from].wrapping_add(1);
+        media.sends[from] = (mb.streams.iter().zip(&relayed))
+            .map(|(e, r)| *r && e.sends)
+            .collect();
         for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {
             *slot = match (ep.ip, ep.port) {
                 // The canonical address: the relay hears an IPv4 peer as IPv4, also on a
@@ -393,8 +395,8 @@ impl Call {
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
                     callee: media.callee,
-                    a_sdps: media.sdps.a,
-                    b_sdps: media.sdps.b,
+                    a_sends: media.sends.a.get(i).copied().unwrap_or(false),
+                    b_sends: media.sends.b.get(i).copied().unwrap_or(false),
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
                     active: !u.off,

@@ -190,9 +190,7 @@ impl Relays {
                     timeout: None,
                     pairs: Vec::new(),
                 });
-                let same = watch.timeout == rtp_timeout
-                    && watch.pairs.len() == pairs.len()
-                    && watch.pairs.iter().zip(&pairs).all(|(a, b)| a.same_media(b));
+                let same = watch.timeout == rtp_timeout && watch.pairs == pairs;
                 watch.timeout = rtp_timeout;
                 watch.pairs.clone_from(&pairs);
                 if !same && let Ok(mut last) = watch.last.lock() {

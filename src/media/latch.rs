@@ -167,17 +167,17 @@ impl SourceLatch {
     /// comes from its IP ([`REOPENED`]), and learn afresh: a source at the SDP's address
     /// may win it back within [`LEARNING`].
     ///
-    /// `own`: the offer/answer was the leg's own peer's (a resume). A leg still empty is
-    /// opened again by that only: an update it did not cause (the other leg's re-INVITE, a
-    /// refresh, a refused offer) must not open a silent leg to the next sprayer. What an
-    /// earlier move holds off stays held off.
-    pub fn keep_source(&mut self, old: &SourceLatch, now: Instant, own: bool) {
+    /// `starts`: the leg now says it sends where it did not (a resume from hold). A leg
+    /// still empty is opened again by that only: an update that changes nothing of it (the
+    /// other leg's re-INVITE, a refresh, a refused offer) must not open a silent leg to the
+    /// next sprayer. What an earlier move holds off stays held off.
+    pub fn keep_source(&mut self, old: &SourceLatch, now: Instant, starts: bool) {
         self.current = old.current.map(|l| Latched { learnt: now, ..l });
         self.moved_from = old.moved_from;
         self.same_host = old.same_host;
         if self.current.is_some() {
             self.reopened = Reopened::Since(now);
-        } else if !own {
+        } else if !starts {
             self.open_since = old.open_since;
         }
     }

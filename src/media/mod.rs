@@ -92,30 +92,17 @@ pub struct RelayPair {
     /// failed callee's last packets, or anyone spraying the port).
     pub a_heard: bool,
     pub b_heard: bool,
-    /// How many SDPs the caller's peer has sent (wrapping): a change is its own offer or
-    /// answer, after which a leg that has sent nothing is open to a first source from
-    /// anywhere again for a while (a resume from hold); an update the other leg caused is
-    /// not.
-    pub a_sdps: u16,
+    /// The caller's last SDP says it sends on this stream (not `recvonly`, `inactive` or
+    /// port 0). When that turns true (a resume from hold, video turned on) a leg that has
+    /// sent nothing is open to a first source from anywhere again for a while; an update
+    /// that changes nothing of it (the other leg's offer, a refresh) does not open it.
+    pub a_sends: bool,
     /// The same for the callee.
-    pub b_sdps: u16,
+    pub b_sends: bool,
     /// The stream is in use: the last SDP of the call offers or answers it with a port.
     /// A stream turned off (port 0) keeps its ports until another takes them, and relays
     /// nothing meanwhile: latched by anyone, its two sides would carry strangers' traffic.
     pub active: bool,
-}
-
-impl RelayPair {
-    /// Whether `other` describes the same media (how many SDPs each leg sent aside): a
-    /// relay update that changes nothing is no media activity.
-    pub fn same_media(&self, other: &RelayPair) -> bool {
-        let plain = |p: &RelayPair| RelayPair {
-            a_sdps: 0,
-            b_sdps: 0,
-            ..p.clone()
-        };
-        plain(self) == plain(other)
-    }
 }
 
 /// What became of a call's recording on the writer thread, told to the call so its CDR

@@ -83,8 +83,8 @@ struct LegAddrs {
     latch: Option<Latch>,
     /// Its peer has sent SDP (see [`RelayPair::a_heard`]).
     heard: bool,
-    /// How many SDPs its peer has sent ([`RelayPair::a_sdps`]).
-    sdps: u16,
+    /// Its last SDP says it sends ([`RelayPair::a_sends`]).
+    sends: bool,
     /// Nothing is sent to `sdp` before the leg's source is latched
     /// ([`RelayPair::a_wait_for_source`]).
     wait_for_source: bool,
@@ -121,7 +121,7 @@ impl LegAddrs {
         sdp: Option<SocketAddr>,
         latch: Latch,
         rebind_after: std::time::Duration,
-        (heard, wait_for_source, sdps): (bool, bool, u16),
+        (heard, wait_for_source, sends): (bool, bool, bool),
         signalling: Option<IpAddr>,
         now: Instant,
     ) -> Self {
@@ -131,7 +131,7 @@ impl LegAddrs {
             named: sdp,
             latch: Some(latch),
             heard,
-            sdps,
+            sends,
             wait_for_source,
             rtp: SourceLatch::with_rebind_after(rebind_after).opened(now, signalling),
             ..LegAddrs::default()
@@ -182,7 +182,7 @@ impl StreamRoute {
                 p.a_remote,
                 p.a_latch,
                 p.a_rebind_after,
-                (p.a_heard, p.a_wait_for_source, p.a_sdps),
+                (p.a_heard, p.a_wait_for_source, p.a_sends),
                 p.a_signalling,
                 now,
             ),
@@ -190,7 +190,7 @@ impl StreamRoute {
                 p.b_remote,
                 p.b_latch,
                 p.b_rebind_after,
-                (p.b_heard, p.b_wait_for_source, p.b_sdps),
+                (p.b_heard, p.b_wait_for_source, p.b_sends),
                 p.b_signalling,
                 now,
             ),
@@ -251,9 +251,10 @@ impl StreamRoute {
             // the leg, nor did the resume that names the address it had before: emptied,
             // its latch would go to whoever sends first.
             if (new.sdp.is_none() || new.sdp == old.named) && new.latch == old.latch {
-                // Its own peer's offer or answer (a resume) opens a leg that has sent
-                // nothing again; the other leg's, or a refused offer, does not.
-                new.rtp.keep_source(&old.rtp, now, new.sdps != old.sdps);
+                // A leg that now says it sends where it did not (a resume from hold, video
+                // turned on) is open again if it has sent nothing; an update that changes
+                // nothing of it (the other leg's offer, a refresh) does not open it.
+                new.rtp.keep_source(&old.rtp, now, new.sends && !old.sends);
                 new.rtcp = old.rtcp;
             } else {
                 // Only the port moved, on the same host: its old source is this endpoint

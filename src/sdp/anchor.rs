@@ -83,6 +83,9 @@ pub struct Endpoint {
     /// On hold: `a=sendonly`, `recvonly` or `inactive` (media-level, else session-level), or
     /// the old-style `c=0.0.0.0`. Media may stop for long stretches while held.
     pub held: bool,
+    /// The SDP's sender sends on it: not `a=recvonly` or `a=inactive`, and not port 0 (an
+    /// old-style hold, `c=0.0.0.0`, is a sender's: RFC 3264 §8.4).
+    pub sends: bool,
     /// What the stream carries, from its `m=` transport and attributes: SDES keys
     /// (`a=crypto`) on an `RTP/AVP` line make it SRTP (best-effort SRTP, when the answer
     /// keeps them). ZRTP (`a=zrtp-hash`) is not: its packets are no RTP and are dropped, so
@@ -186,7 +189,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     let mut out: Vec<Endpoint> = Vec::new();
     // Direction attributes: the session's, and each stream's own.
     let mut session_held = None;
-    let mut held: Vec<Option<bool>> = Vec::new();
+    let mut held: Vec<Option<Direction>> = Vec::new();
     let mut first = true;
     for (i, l) in lines(sdp).enumerate() {
         let n = i + 1;
@@ -215,6 +218,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 ip: session_ip,
                 port,
                 held: false,
+                sends: false,
                 transport: Transport::of(proto),
                 rtcp_mux: false,
             });
@@ -241,7 +245,9 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
         return Err(SdpError::NoMedia);
     }
     for (e, h) in out.iter_mut().zip(held) {
-        e.held = h.or(session_held).unwrap_or(false) || e.ip.is_some_and(|ip| ip.is_unspecified());
+        let dir = h.or(session_held).unwrap_or(Direction::SendRecv);
+        e.held = dir != Direction::SendRecv || e.ip.is_some_and(|ip| ip.is_unspecified());
+        e.sends = matches!(dir, Direction::SendRecv | Direction::SendOnly) && e.port != 0;
     }
     Ok(out)
 }
@@ -255,11 +261,22 @@ fn media_attribute(e: &mut Endpoint, line: &[u8]) {
     }
 }
 
-/// A direction attribute line: `Some(true)` for one that holds the stream.
-fn direction(line: &[u8]) -> Option<bool> {
+/// A direction attribute (RFC 4566 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+/// The direction a line sets, if it is a direction attribute.
+fn direction(line: &[u8]) -> Option<Direction> {
     match line {
-        b"a=sendrecv" => Some(false),
-        b"a=sendonly" | b"a=recvonly" | b"a=inactive" => Some(true),
+        b"a=sendrecv" => Some(Direction::SendRecv),
+        b"a=sendonly" => Some(Direction::SendOnly),
+        b"a=recvonly" => Some(Direction::RecvOnly),
+        b"a=inactive" => Some(Direction::Inactive),
         _ => None,
     }
 }

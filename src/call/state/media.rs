@@ -25,9 +25,9 @@ pub struct MediaState {
     pub callee: u32,
     /// Each leg's peer has sent SDP (side B's: this callee).
     pub heard: PerSide<bool>,
-    /// How many SDPs each leg's peer has sent that were anchored (wrapping): see
-    /// [`crate::media::RelayPair::a_sdps`].
-    pub sdps: PerSide<u16>,
+    /// Per stream, whether each leg's last SDP says it sends on it: see
+    /// [`crate::media::RelayPair::a_sends`].
+    pub sends: PerSide<Vec<bool>>,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
@@ -51,6 +51,7 @@ impl MediaState {
         self.remote.clone_from(&before.remote);
         self.uses.clone_from(&before.uses);
         self.offered.clone_from(&before.offered);
+        self.sends.clone_from(&before.sends);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {
             self.pairs.push(Some(p));

@@ -468,10 +468,17 @@ fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
     let held_answer = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n");
     h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&held_answer)));
     assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(3600))));
+    // The relay is told who sends: the holder (sendonly) does, the held (recvonly) not.
+    let pairs = h.relay_pairs();
+    assert!(pairs[0].a_sends && !pairs[0].b_sends, "{pairs:?}");
     h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKh2a", ""));
     // Resume: back to the short timeout.
     h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKh3", SDP));
     assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(30))));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(SDP)));
+    let pairs = h.relay_pairs();
+    assert!(pairs[0].a_sends && pairs[0].b_sends, "{pairs:?}");
     assert!(h.cdrs.is_empty(), "the call is still up");
 }
 

@@ -55,8 +55,8 @@ fn rig() -> (Rig, StreamIo) {
         callee: 0,
         a_heard: true,
         b_heard: true,
-        a_sdps: 0,
-        b_sdps: 0,
+        a_sends: true,
+        b_sends: true,
         active: true,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();

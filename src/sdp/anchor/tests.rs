@@ -45,6 +45,7 @@ fn reads_endpoints_with_media_level_connection() {
             ip: Some("192.0.2.10".parse().unwrap()),
             port: 4000,
             held: false,
+            sends: true,
             transport: Transport::Rtp,
             rtcp_mux: false,
         }
@@ -55,6 +56,7 @@ fn reads_endpoints_with_media_level_connection() {
             ip: Some("192.0.2.11".parse().unwrap()),
             port: 0,
             held: false,
+            sends: false,
             transport: Transport::Rtp,
             rtcp_mux: false,
         }
@@ -90,6 +92,21 @@ fn hold_is_read_from_direction_attributes_and_the_null_address() {
     let old_style =
         "v=0\no=a 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
     assert_eq!(held(old_style), [true]);
+    // Whether the SDP's sender sends: not when it only receives, is inactive or refuses.
+    let sends = |sdp: &str| -> Vec<bool> {
+        read(sdp.replace('\n', "\r\n").as_bytes())
+            .unwrap()
+            .iter()
+            .map(|e| e.sends)
+            .collect()
+    };
+    assert_eq!(
+        sends(&format!(
+            "{head}a=recvonly\nm=audio 4000 RTP/AVP 0\nm=audio 4002 RTP/AVP 0\na=sendonly\nm=video 0 RTP/AVP 96\nm=audio 4004 RTP/AVP 0\na=inactive\n"
+        )),
+        [false, true, false, false]
+    );
+    assert_eq!(sends(old_style), [true]);
 }
 
 #[test]
