@@ -575,8 +575,7 @@ pub fn rtp(data: &[u8]) {
         callee: 0,
         a_heard: true,
         b_heard: true,
-        a_sends: true,
-        b_sends: true,
+        flowing: true,
         active: true,
     };
     let mut now = Instant::now();

@@ -270,9 +270,22 @@ impl Call {
             }
         }
         media.heard[from] = true;
-        media.sends[from] = (mb.streams.iter().zip(&relayed))
-            .map(|(e, r)| *r && e.sends)
+        // What the leg says it does takes effect with the answer: a refused offer changes
+        // nothing, so an offer to hold that is refused does not look like a resume.
+        let said: Vec<(bool, bool)> = (mb.streams.iter().zip(&relayed))
+            .map(|(e, r)| (*r && e.sends, *r && e.receives))
             .collect();
+        match offer {
+            Some(_) => media.proposed = Some((from, said)),
+            None => {
+                if let Some((offerer, proposed)) = media.proposed.take()
+                    && offerer != from
+                {
+                    media.directions[offerer] = proposed;
+                }
+                media.directions[from] = said;
+            }
+        }
         for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {
             *slot = match (ep.ip, ep.port) {
                 // The canonical address: the relay hears an IPv4 peer as IPv4, also on a
@@ -395,8 +408,8 @@ impl Call {
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
                     callee: media.callee,
-                    a_sends: media.sends.a.get(i).copied().unwrap_or(false),
-                    b_sends: media.sends.b.get(i).copied().unwrap_or(false),
+                    flowing: media.directions.a.get(i) == Some(&(true, true))
+                        && media.directions.b.get(i) == Some(&(true, true)),
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
                     active: !u.off,

@@ -184,6 +184,10 @@ impl Call {
             m.heard.b = false;
             // A failed callee's offers say nothing of what the next one may answer.
             m.offered.b = None;
+            m.directions.b.clear();
+            if m.proposed.as_ref().is_some_and(|(s, _)| *s == Side::B) {
+                m.proposed = None;
+            }
             self.emit_relay(cx, peer);
         }
     }

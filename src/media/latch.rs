@@ -167,7 +167,7 @@ impl SourceLatch {
     /// comes from its IP ([`REOPENED`]), and learn afresh: a source at the SDP's address
     /// may win it back within [`LEARNING`].
     ///
-    /// `starts`: the leg now says it sends where it did not (a resume from hold). A leg
+    /// `starts`: the stream's media flows both ways again (a resume from hold). A leg
     /// still empty is opened again by that only: an update that changes nothing of it (the
     /// other leg's re-INVITE, a refresh, a refused offer) must not open a silent leg to the
     /// next sprayer. What an earlier move holds off stays held off.

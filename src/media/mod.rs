@@ -92,13 +92,12 @@ pub struct RelayPair {
     /// failed callee's last packets, or anyone spraying the port).
     pub a_heard: bool,
     pub b_heard: bool,
-    /// The caller's last SDP says it sends on this stream (not `recvonly`, `inactive` or
-    /// port 0). When that turns true (a resume from hold, video turned on) a leg that has
-    /// sent nothing is open to a first source from anywhere again for a while; an update
-    /// that changes nothing of it (the other leg's offer, a refresh) does not open it.
-    pub a_sends: bool,
-    /// The same for the callee.
-    pub b_sends: bool,
+    /// The last completed offer/answer has media flowing both ways on this stream: each
+    /// leg's SDP sends and receives (no `sendonly`, `recvonly`, `inactive`, `c=0.0.0.0` or
+    /// port 0). When that turns true (a resume from hold of any kind) a leg that has sent
+    /// nothing is open to a first source from anywhere again for a while; an update that
+    /// does not change it (the other leg's offer, a refresh, a refused offer) opens none.
+    pub flowing: bool,
     /// The stream is in use: the last SDP of the call offers or answers it with a port.
     /// A stream turned off (port 0) keeps its ports until another takes them, and relays
     /// nothing meanwhile: latched by anyone, its two sides would carry strangers' traffic.

@@ -83,8 +83,6 @@ struct LegAddrs {
     latch: Option<Latch>,
     /// Its peer has sent SDP (see [`RelayPair::a_heard`]).
     heard: bool,
-    /// Its last SDP says it sends ([`RelayPair::a_sends`]).
-    sends: bool,
     /// Nothing is sent to `sdp` before the leg's source is latched
     /// ([`RelayPair::a_wait_for_source`]).
     wait_for_source: bool,
@@ -121,7 +119,7 @@ impl LegAddrs {
         sdp: Option<SocketAddr>,
         latch: Latch,
         rebind_after: std::time::Duration,
-        (heard, wait_for_source, sends): (bool, bool, bool),
+        (heard, wait_for_source): (bool, bool),
         signalling: Option<IpAddr>,
         now: Instant,
     ) -> Self {
@@ -131,7 +129,6 @@ impl LegAddrs {
             named: sdp,
             latch: Some(latch),
             heard,
-            sends,
             wait_for_source,
             rtp: SourceLatch::with_rebind_after(rebind_after).opened(now, signalling),
             ..LegAddrs::default()
@@ -170,6 +167,8 @@ pub struct StreamRoute {
     b_ptime: Option<u16>,
     /// [`RelayPair::active`]: a stream turned off relays nothing.
     active: bool,
+    /// [`RelayPair::flowing`].
+    flowing: bool,
 }
 
 impl StreamRoute {
@@ -182,7 +181,7 @@ impl StreamRoute {
                 p.a_remote,
                 p.a_latch,
                 p.a_rebind_after,
-                (p.a_heard, p.a_wait_for_source, p.a_sends),
+                (p.a_heard, p.a_wait_for_source),
                 p.a_signalling,
                 now,
             ),
@@ -190,7 +189,7 @@ impl StreamRoute {
                 p.b_remote,
                 p.b_latch,
                 p.b_rebind_after,
-                (p.b_heard, p.b_wait_for_source, p.b_sends),
+                (p.b_heard, p.b_wait_for_source),
                 p.b_signalling,
                 now,
             ),
@@ -198,6 +197,7 @@ impl StreamRoute {
             a_ptime: p.a_ptime,
             b_ptime: p.b_ptime,
             active: p.active,
+            flowing: p.flowing,
         }
     }
 
@@ -237,6 +237,7 @@ impl StreamRoute {
     pub fn update(&mut self, p: &RelayPair, now: Instant) {
         let old = std::mem::replace(self, StreamRoute::new(p, now));
         let same_callee = self.callee == old.callee;
+        let resumed = self.flowing && !old.flowing;
         for (new, old, same_peer) in [
             (&mut self.a, old.a, true),
             (&mut self.b, old.b, same_callee),
@@ -251,10 +252,10 @@ impl StreamRoute {
             // the leg, nor did the resume that names the address it had before: emptied,
             // its latch would go to whoever sends first.
             if (new.sdp.is_none() || new.sdp == old.named) && new.latch == old.latch {
-                // A leg that now says it sends where it did not (a resume from hold, video
-                // turned on) is open again if it has sent nothing; an update that changes
-                // nothing of it (the other leg's offer, a refresh) does not open it.
-                new.rtp.keep_source(&old.rtp, now, new.sends && !old.sends);
+                // Media that flows both ways again (a resume from hold) opens a leg that has
+                // sent nothing; an update that does not change that (the other leg's offer,
+                // a refresh, a refused offer) opens none.
+                new.rtp.keep_source(&old.rtp, now, resumed);
                 new.rtcp = old.rtcp;
             } else {
                 // Only the port moved, on the same host: its old source is this endpoint

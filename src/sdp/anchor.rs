@@ -86,6 +86,9 @@ pub struct Endpoint {
     /// The SDP's sender sends on it: not `a=recvonly` or `a=inactive`, and not port 0 (an
     /// old-style hold, `c=0.0.0.0`, is a sender's: RFC 3264 §8.4).
     pub sends: bool,
+    /// The SDP's sender receives on it: not `a=sendonly` or `a=inactive`, not port 0, and
+    /// not the old-style hold's `c=0.0.0.0`.
+    pub receives: bool,
     /// What the stream carries, from its `m=` transport and attributes: SDES keys
     /// (`a=crypto`) on an `RTP/AVP` line make it SRTP (best-effort SRTP, when the answer
     /// keeps them). ZRTP (`a=zrtp-hash`) is not: its packets are no RTP and are dropped, so
@@ -219,6 +222,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 port,
                 held: false,
                 sends: false,
+                receives: false,
                 transport: Transport::of(proto),
                 rtcp_mux: false,
             });
@@ -248,6 +252,9 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
         let dir = h.or(session_held).unwrap_or(Direction::SendRecv);
         e.held = dir != Direction::SendRecv || e.ip.is_some_and(|ip| ip.is_unspecified());
         e.sends = matches!(dir, Direction::SendRecv | Direction::SendOnly) && e.port != 0;
+        e.receives = matches!(dir, Direction::SendRecv | Direction::RecvOnly)
+            && e.port != 0
+            && !e.ip.is_some_and(|ip| ip.is_unspecified());
     }
     Ok(out)
 }

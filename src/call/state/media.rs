@@ -25,9 +25,12 @@ pub struct MediaState {
     pub callee: u32,
     /// Each leg's peer has sent SDP (side B's: this callee).
     pub heard: PerSide<bool>,
-    /// Per stream, whether each leg's last SDP says it sends on it: see
-    /// [`crate::media::RelayPair::a_sends`].
-    pub sends: PerSide<Vec<bool>>,
+    /// Per stream, what each leg's SDP of the last completed offer/answer says it does:
+    /// (sends, receives). See [`crate::media::RelayPair::flowing`].
+    pub directions: PerSide<Vec<(bool, bool)>>,
+    /// What the offer waiting for its answer says its leg does (set as the answer comes:
+    /// a refused offer changes nothing).
+    pub proposed: Option<(super::super::Side, Vec<(bool, bool)>)>,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
@@ -51,7 +54,8 @@ impl MediaState {
         self.remote.clone_from(&before.remote);
         self.uses.clone_from(&before.uses);
         self.offered.clone_from(&before.offered);
-        self.sends.clone_from(&before.sends);
+        self.directions.clone_from(&before.directions);
+        self.proposed.clone_from(&before.proposed);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {
             self.pairs.push(Some(p));

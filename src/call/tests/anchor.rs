@@ -396,6 +396,37 @@ fn an_answer_is_judged_against_the_other_legs_offer() {
     assert_eq!(h.core.free_media_ports(), free);
 }
 
+/// What the relay is told of a stream changes only with a completed offer/answer that
+/// changes it: an offer to hold that the carrier refuses, and a refresh whose SDP differs
+/// only in its version, leave the relay's streams exactly as they were (else a silent leg
+/// would be opened to the next sprayer, and a dead call's media clock started over).
+#[test]
+fn a_refused_hold_and_a_refresh_leave_the_relays_streams_as_they_were() {
+    let mut h = anchored();
+    let (_inv, tag) = anchored_call_inv(&mut h, "rf1");
+    let before = h.relay_pairs();
+    assert!(before[0].flowing, "{before:?}");
+    let told = h.media.len();
+    let every_update_as_before = |h: &H| {
+        h.media[told..].iter().all(|m| match m {
+            MediaAction::Relay { pairs, .. } => *pairs == before,
+            _ => true,
+        })
+    };
+    let hold = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=inactive\r\n");
+    let re = phone_reinvites(&mut h, "rf1", &tag, 2, &hold);
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+    phone_acks(&mut h, "rf1", &tag, 2, "z9hG4bKrf12");
+    assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
+    let refresh = SDP.replace("o=- 1 1", "o=- 1 3");
+    let re = phone_reinvites(&mut h, "rf1", &tag, 3, &refresh);
+    let answer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&answer)));
+    assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
+}
+
 #[test]
 fn addresses_that_are_no_destination_are_not_relayed_to() {
     for (c, why) in [
@@ -468,9 +499,9 @@ fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
     let held_answer = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n");
     h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&held_answer)));
     assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(3600))));
-    // The relay is told who sends: the holder (sendonly) does, the held (recvonly) not.
+    // The relay is told the media no longer flows both ways.
     let pairs = h.relay_pairs();
-    assert!(pairs[0].a_sends && !pairs[0].b_sends, "{pairs:?}");
+    assert!(!pairs[0].flowing, "{pairs:?}");
     h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKh2a", ""));
     // Resume: back to the short timeout.
     h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKh3", SDP));
@@ -478,7 +509,7 @@ fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
     let re = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(SDP)));
     let pairs = h.relay_pairs();
-    assert!(pairs[0].a_sends && pairs[0].b_sends, "{pairs:?}");
+    assert!(pairs[0].flowing, "{pairs:?}");
     assert!(h.cdrs.is_empty(), "the call is still up");
 }
 

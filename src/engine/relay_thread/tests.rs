@@ -55,8 +55,7 @@ fn rig() -> (Rig, StreamIo) {
         callee: 0,
         a_heard: true,
         b_heard: true,
-        a_sends: true,
-        b_sends: true,
+        flowing: true,
         active: true,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();

@@ -112,8 +112,7 @@ fn pair(latch: Latch) -> RelayPair {
         callee: 0,
         a_heard: true,
         b_heard: true,
-        a_sends: true,
-        b_sends: true,
+        flowing: true,
         active: true,
     }
 }
@@ -953,14 +952,14 @@ fn a_natted_legs_private_sdp_address_sends_no_rtcp_that_is_taken() {
     );
 }
 
-/// A leg that now says it sends where it did not (a resume from hold at the same address)
-/// is open again if it has sent nothing: a phone answered on hold behind a proxy, its RTP
+/// A stream whose media flows both ways again (a resume from hold at the same address)
+/// opens a leg that has sent nothing: a phone answered on hold behind a proxy, its RTP
 /// from an address neither its SDP nor its signalling names, is latched once it resumes.
 /// Updates that change nothing of it do not open it (above).
 #[test]
 fn a_legs_resume_opens_it_again() {
     let mut p = pair(Latch::Any);
-    p.b_sends = false;
+    p.flowing = false;
     let mut r = StreamRoute::new(&p, t0());
     let s = std::time::Duration::from_secs;
     let nat = sa("203.0.113.80:41000");
@@ -975,7 +974,7 @@ fn a_legs_resume_opens_it_again() {
         Route::Drop
     );
     let mut resumed = p.clone();
-    resumed.b_sends = true;
+    resumed.flowing = true;
     r.update(&resumed, t0() + s(31));
     assert!(matches!(
         r.route(t0() + s(32), Dir::BtoA, false, nat, &rtp(3)),

@@ -46,6 +46,7 @@ fn reads_endpoints_with_media_level_connection() {
             port: 4000,
             held: false,
             sends: true,
+            receives: true,
             transport: Transport::Rtp,
             rtcp_mux: false,
         }
@@ -57,6 +58,7 @@ fn reads_endpoints_with_media_level_connection() {
             port: 0,
             held: false,
             sends: false,
+            receives: false,
             transport: Transport::Rtp,
             rtcp_mux: false,
         }
@@ -107,6 +109,20 @@ fn hold_is_read_from_direction_attributes_and_the_null_address() {
         [false, true, false, false]
     );
     assert_eq!(sends(old_style), [true]);
+    let receives = |sdp: &str| -> Vec<bool> {
+        read(sdp.replace('\n', "\r\n").as_bytes())
+            .unwrap()
+            .iter()
+            .map(|e| e.receives)
+            .collect()
+    };
+    assert_eq!(
+        receives(&format!(
+            "{head}a=recvonly\nm=audio 4000 RTP/AVP 0\nm=audio 4002 RTP/AVP 0\na=sendonly\nm=video 0 RTP/AVP 96\nm=audio 4004 RTP/AVP 0\na=sendrecv\n"
+        )),
+        [true, false, false, true]
+    );
+    assert_eq!(receives(old_style), [false]);
 }
 
 #[test]
