@@ -7,10 +7,15 @@ use tracing::warn;
 use super::cx::{Cx, Env, Rewrite};
 use super::state::{Call, MediaState, OfferShape, StreamUse};
 use super::{CallRef, Output, Side};
-use crate::config::{Config, PeerName, Profile};
-use crate::media::{Latch, MediaAction, RecordSpec, RelayPair, StreamKind};
+use crate::config::Profile;
+use crate::media::{Latch, MediaAction, RelayPair, StreamKind};
 use crate::sdp::{MediaBody, SdpError, Transport};
 use crate::sip::{Body, Hdr};
+
+mod addresses;
+mod plan;
+use addresses::{behind_nat, deliverable};
+pub(super) use plan::media_plan;
 
 /// Why the SDP of a message could not be anchored.
 #[derive(Debug)]
@@ -19,112 +24,6 @@ pub(super) enum AnchorError {
     NoPorts,
     /// The SDP cannot be read (or has too many streams): it must not pass unanchored.
     Unreadable(SdpError),
-}
-
-/// The media plan of a new call: anchored when its caller's profile or any peer of its route
-/// anchors (recording implies anchoring in the config), recorded when any of them records.
-pub(super) fn media_plan(
-    env: &mut Env,
-    cfg: &Config,
-    ingress: &Profile,
-    targets: &[PeerName],
-    call_id: &str,
-    caller_ip: Option<std::net::IpAddr>,
-    now: std::time::Instant,
-) -> Option<Box<MediaState>> {
-    let peers = || {
-        std::iter::once(ingress).chain(targets.iter().filter_map(|t| cfg.profile(t).map(|p| &**p)))
-    };
-    if !peers().any(|p| p.anchor) {
-        return None;
-    }
-    let recording = peers()
-        .any(|p| p.record)
-        .then(|| recording_path(env, cfg, call_id, now));
-    Some(Box::new(MediaState {
-        recording,
-        caller_ip,
-        ..Default::default()
-    }))
-}
-
-/// `<dir>/<day>/<HHMMSSmmm>-<call-id>-<token>.wav`, the Call-ID reduced to file-name-safe
-/// characters (so `a/b` and `a_b` read alike) and a random token making the name this
-/// call's: the CDR names the file, and two calls starting in one millisecond with Call-IDs
-/// that read alike must not name one file.
-fn recording_path(
-    env: &mut Env,
-    cfg: &Config,
-    call_id: &str,
-    now: std::time::Instant,
-) -> RecordSpec {
-    let stamp = humantime::format_rfc3339_millis(env.wall(now)).to_string();
-    let day = stamp.get(..10).unwrap_or("unknown-day").to_string();
-    let safe: String = call_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(80)
-        .collect();
-    let time: String = stamp
-        .get(11..23)
-        .unwrap_or("")
-        .chars()
-        .filter(|c| c.is_ascii_digit())
-        .collect();
-    let token: String = env.ids.hex_token(8);
-    RecordSpec {
-        path: cfg
-            .recording_dir
-            .join(day)
-            .join(format!("{time}-{safe}-{token}.wav")),
-        stereo: cfg.recording_stereo,
-        jitter: cfg.recording_jitter,
-    }
-}
-
-/// Whether the relay may send a leg's RTP to `ip` before the leg's own packets show where
-/// it is (audit M2). `0.0.0.0` (old-style hold) would reach this host, multicast and
-/// broadcast reach many, and the gateway's own addresses would loop (its media address)
-/// or reach its own services (the SIP and call-back listeners' addresses); loopback is a
-/// target only for a gateway that is itself on loopback (a lab). Refused addresses are no
-/// destination at all: the leg is answered where its packets come from, once they come.
-fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
-    // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket: judged as what it reaches.
-    let ip = ip.to_canonical();
-    let media_ip = cfg.media_ip.to_canonical();
-    let listeners = cfg.listen.iter().map(|l| l.addr).chain(cfg.callback.listen);
-    let ours = |a: std::net::SocketAddr| a.ip().to_canonical() == ip;
-    crate::config::net::names_one_host(ip)
-        && ip != media_ip
-        && (!ip.is_loopback() || media_ip.is_loopback())
-        && !listeners.clone().any(ours)
-}
-
-/// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its
-/// signalling comes from: a private address (RFC 1918, shared 100.64/10, link-local,
-/// unique local) while the signalling comes from a public one. Sent to before the
-/// endpoint's own packets show its public address, RTP would go to a host of our own
-/// network of that address, or nowhere.
-fn behind_nat(sdp: std::net::IpAddr, signalling: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    let private = |ip: IpAddr| match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
-    };
-    let signalling = signalling.to_canonical();
-    private(sdp) && !private(signalling) && !signalling.is_loopback()
 }
 
 /// What the relay reads of a stream over `t`; `Unrelayable` streams get no ports, so this is

@@ -19,10 +19,12 @@ use crate::txn::TxnId;
 
 mod acks;
 mod media;
+mod refers;
 mod reliable;
 mod route;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
 pub use media::{MediaState, OfferShape, StreamUse};
+pub use refers::{MAX_REFERS, RelayedRefer, RelayedRefers};
 pub use reliable::{EarlyAnswer, HeldPrack, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
 pub use route::RoutePlan;
 
@@ -235,21 +237,6 @@ pub struct Call {
     /// its CSeq (`Event: refer;id=`, RFC 3515 §2.4.6), which the referrer knows by its own.
     pub refers: Option<Box<RelayedRefers>>,
 }
-
-/// A relayed REFER: see [`Call::refers`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayedRefer {
-    pub toward: Side,
-    pub sent_cseq: u32,
-    pub origin_cseq: u32,
-}
-
-/// The REFERs a call relayed, oldest first (boxed in the call: most calls have none).
-#[derive(Debug, Clone, Default)]
-pub struct RelayedRefers(pub Vec<RelayedRefer>);
-
-/// Relayed REFERs a call remembers (see [`Call::refers`]).
-pub const MAX_REFERS: usize = 4;
 
 /// A released fork's dialog: its Call-ID and the To tag of its 2xx.
 pub type ReleasedFork = (Box<str>, Box<str>);

@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
-use super::{Line, Origin, SdpError, lines, locate};
+use super::{Line, SdpError, lines};
+
+mod refuse;
+pub use refuse::{carries_sdp, refuse_all, refusing_answer};
 
 /// `[media] max_streams` when the configuration does not say: media sections per SDP that
 /// get ports.
@@ -438,94 +441,6 @@ fn rewrite(
         out.extend_from_slice(l.eol);
     }
     Bytes::from(out)
-}
-
-/// Every stream of the SDP in `body` (its SDP part when it is multipart) refused (port 0)
-/// and every address in it replaced by `ip`, even where [`read`] refuses the SDP: what a
-/// relayed answer that cannot be anchored becomes, so it never leaks the peer's address (an
-/// answer cannot be refused with 488). Returns the body and its Content-Type: a body whose
-/// SDP cannot be found (no Content-Type, a multipart body that cannot be taken apart or
-/// encodes its SDP part) becomes the SDP-looking lines of it alone, as `application/sdp`,
-/// or no body when it has none; a body without SDP stays as it is.
-pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes, Option<String>) {
-    match locate(content_type, body) {
-        Ok(Some(part)) => (
-            part.splice(body, &rewrite(part.of(body), ip, &[], None, usize::MAX)),
-            content_type.map(str::to_string),
-        ),
-        Ok(None) => (
-            Bytes::copy_from_slice(body),
-            content_type.map(str::to_string),
-        ),
-        Err(_) => match sdp_lines(body) {
-            // Nothing of SDP left to answer with (a base64 or gzip body): no body at all,
-            // rather than an empty one called SDP, or bytes that may carry the address.
-            lines if lines.is_empty() => (Bytes::new(), None),
-            lines => (
-                rewrite(&lines, ip, &[], None, usize::MAX),
-                Some("application/sdp".to_string()),
-            ),
-        },
-    }
-}
-
-/// The answer the gateway itself gives to an offer it must answer but cannot take (an offer
-/// in a 2xx is answered in the ACK even to refuse it, RFC 3261 §13.2.2.4): the offer's SDP
-/// with every stream refused, sent as `application/sdp` (of a multipart offer, only its SDP
-/// part answers; of a body whose SDP cannot be found, its SDP-looking lines). Its origin is
-/// the gateway's own (RFC 3264 §5: `o=` names the answerer's session, not the offerer's),
-/// numbered from the offer's bytes so that the same offer (a retransmitted 2xx) gets the
-/// same answer. A peer already shown a session of the call's (`shown`, an anchored call's
-/// existing dialog) sees that session go on instead, at the next version ([`Origin`]).
-/// `None`: the body carries no SDP, so it is no offer ([`carries_sdp`]), or none that can be
-/// found.
-pub fn refusing_answer(
-    content_type: Option<&str>,
-    offer: &[u8],
-    ip: IpAddr,
-    shown: Option<&mut Option<Origin>>,
-) -> Option<Bytes> {
-    let sdp = match locate(content_type, offer) {
-        Ok(Some(part)) => part.of(offer).to_vec(),
-        Ok(None) => return None,
-        Err(_) => sdp_lines(offer),
-    };
-    if !sdp.contains(&b'=') {
-        // Not one SDP line: nothing to answer with.
-        return None;
-    }
-    // FNV-1a: any fixed function of the offer will do, it names a session, not a secret.
-    let session = sdp.iter().fold(0x811c_9dc5_u32, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    Some(super::origin::shown_as(
-        rewrite(&sdp, ip, &[], Some(session), usize::MAX),
-        shown,
-    ))
-}
-
-/// Whether a body (of Content-Type `content_type`) may hold an offer or answer: it has an
-/// SDP, or may have one the gateway cannot find. An empty body, or one of another type (an
-/// ISUP-only SIP-I body), has none.
-pub fn carries_sdp(content_type: Option<&str>, body: &[u8]) -> bool {
-    !matches!(locate(content_type, body), Ok(None))
-}
-
-/// The lines of `body` that have the form of SDP (`<letter>=…`), with their line ends:
-/// what is left of a body whose SDP part cannot be found once boundaries, part headers and
-/// other parts (an ISUP part, a base64 text) are dropped.
-fn sdp_lines(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len());
-    for l in lines(body) {
-        if let [k, b'=', ..] = l.text
-            && k.is_ascii_lowercase()
-            && typed(&l, 0).is_ok()
-        {
-            out.extend_from_slice(l.text);
-            out.extend_from_slice(l.eol);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,43 @@
+//! Which SDP addresses the relay may send to before a leg's own packets show where it is,
+//! and which name an endpoint behind NAT.
+
+use crate::config::Config;
+
+/// Whether the relay may send a leg's RTP to `ip` before the leg's own packets show where
+/// it is (audit M2). `0.0.0.0` (old-style hold) would reach this host, multicast and
+/// broadcast reach many, and the gateway's own addresses would loop (its media address)
+/// or reach its own services (the SIP and call-back listeners' addresses); loopback is a
+/// target only for a gateway that is itself on loopback (a lab). Refused addresses are no
+/// destination at all: the leg is answered where its packets come from, once they come.
+pub(super) fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
+    // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket: judged as what it reaches.
+    let ip = ip.to_canonical();
+    let media_ip = cfg.media_ip.to_canonical();
+    let listeners = cfg.listen.iter().map(|l| l.addr).chain(cfg.callback.listen);
+    let ours = |a: std::net::SocketAddr| a.ip().to_canonical() == ip;
+    crate::config::net::names_one_host(ip)
+        && ip != media_ip
+        && (!ip.is_loopback() || media_ip.is_loopback())
+        && !listeners.clone().any(ours)
+}
+
+/// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its
+/// signalling comes from: a private address (RFC 1918, shared 100.64/10, link-local,
+/// unique local) while the signalling comes from a public one. Sent to before the
+/// endpoint's own packets show its public address, RTP would go to a host of our own
+/// network of that address, or nowhere.
+pub(super) fn behind_nat(sdp: std::net::IpAddr, signalling: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let private = |ip: IpAddr| match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    };
+    let signalling = signalling.to_canonical();
+    private(sdp) && !private(signalling) && !signalling.is_loopback()
+}

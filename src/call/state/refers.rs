@@ -1,0 +1,18 @@
+//! The REFERs a call relayed, for the NOTIFYs that report on them.
+
+use crate::call::Side;
+
+/// A relayed REFER: see [`super::Call::refers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayedRefer {
+    pub toward: Side,
+    pub sent_cseq: u32,
+    pub origin_cseq: u32,
+}
+
+/// The REFERs a call relayed, oldest first (boxed in the call: most calls have none).
+#[derive(Debug, Clone, Default)]
+pub struct RelayedRefers(pub Vec<RelayedRefer>);
+
+/// Relayed REFERs a call remembers (see [`super::Call::refers`]).
+pub const MAX_REFERS: usize = 4;
