@@ -307,7 +307,10 @@ impl Call {
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
                     callee: media.callee,
-                    flowing: media.directions.a.get(i) == Some(&(true, true))
+                    // Only once answered: a failover, or forks' provisionals in turn, would
+                    // otherwise turn it on and off while the caller waits in silence.
+                    flowing: self.phase.is_up()
+                        && media.directions.a.get(i) == Some(&(true, true))
                         && media.directions.b.get(i) == Some(&(true, true)),
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
@@ -333,6 +336,9 @@ impl Call {
             let relayed = mb.streams.iter().map(|e| e.is_relayed()).collect();
             media.offered[to.other()] = Some(OfferShape::offer(None, relayed));
         }
+        // Its answer settles no leg's new directions: the session offered again is the one
+        // that stands.
+        media.proposed = None;
     }
 
     /// A relayed offer was refused: the streams are as they were before it (RFC 3264 §8),

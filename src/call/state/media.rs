@@ -54,7 +54,10 @@ impl MediaState {
         self.remote.clone_from(&before.remote);
         self.uses.clone_from(&before.uses);
         self.offered.clone_from(&before.offered);
-        self.directions.clone_from(&before.directions);
+        // Not the directions: a provisional answer may have settled the refused offer's
+        // (a hold answered in a 183, then refused), and putting the flowing ones back
+        // would look like a resume to the relay, which opens silent legs. Left as they
+        // are, they cost at most one such opening at the next real offer/answer.
         self.proposed.clone_from(&before.proposed);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {

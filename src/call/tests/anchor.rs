@@ -427,6 +427,46 @@ fn a_refused_hold_and_a_refresh_leave_the_relays_streams_as_they_were() {
     assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
 }
 
+/// The flowing flags the relay is told, in order, since `from`.
+fn flowing_since(h: &H, from: usize) -> Vec<bool> {
+    (h.media[from..].iter())
+        .filter_map(|m| match m {
+            MediaAction::Relay { pairs, .. } => pairs.first().map(|p| p.flowing),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A hold answered in a 183 and then refused does not turn the stream's flowing back on
+/// (which the relay reads as a resume, opening silent legs to sprayers), and media is not
+/// said to flow before the answer (a failover or forks' provisionals would turn it on and
+/// off while the caller waits).
+#[test]
+fn the_relay_hears_of_flowing_media_only_once_answered_and_never_from_a_refusal() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("fl1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c", &[], Some(SDP)));
+    assert_eq!(flowing_since(&h, 0), [false, false], "ringing");
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    phone_acks(&mut h, "fl1", &tag, 1, "z9hG4bKfl1a");
+    assert!(h.relay_pairs()[0].flowing);
+    let told = h.media.len();
+    let hold = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=inactive\r\n");
+    let re = phone_reinvites(&mut h, "fl1", &tag, 2, &hold);
+    h.recv_msg(CARRIER_A, reply(&re, 183, "c", &[], Some(&hold)));
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+    phone_acks(&mut h, "fl1", &tag, 2, "z9hG4bKfl12");
+    let seen = flowing_since(&h, told);
+    assert!(
+        !seen.windows(2).any(|w| !w[0] && w[1]),
+        "no false→true edge: {seen:?}"
+    );
+}
+
 #[test]
 fn addresses_that_are_no_destination_are_not_relayed_to() {
     for (c, why) in [
