@@ -627,24 +627,8 @@ fn a_challenged_refer_is_known_by_the_cseq_it_went_again_with() {
     let again = h.one_request(CARRIER_A, Method::Refer);
     assert!(again.seq() > first.seq());
     h.recv_msg(CARRIER_A, reply(&again, 202, "carrier1", &[], None));
-    let notify = in_dialog(
-        "NOTIFY",
-        "sip:127.0.0.1:5060",
-        "<sip:+8610123@ims.example.com>;tag=carrier1",
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        1,
-        "z9hG4bKrn1",
-        "127.0.0.3:5060",
-        "",
-    )
-    .replace(
-        "Content-Length: 0",
-        &format!(
-            "Event: refer;id={}\r\nSubscription-State: active;expires=60\r\nContent-Length: 0",
-            again.seq()
-        ),
-    );
+    let event = format!("refer;id={}", again.seq());
+    let notify = carrier_notify(&inv, 1, "z9hG4bKrn1", &event, "active;expires=60");
     h.recv(CARRIER_A, &notify);
     let n = h.one_request(PHONE, Method::Notify);
     assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));

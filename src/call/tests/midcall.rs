@@ -626,21 +626,7 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
     assert!(h.statuses(PHONE).contains(&202));
     // The carrier's NOTIFY (Event: refer) reaches the PBX; its 200 goes back.
-    let notify = in_dialog(
-        "NOTIFY",
-        "sip:127.0.0.1:5060",
-        "<sip:+8610123@ims.example.com>;tag=carrier1",
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        1,
-        "z9hG4bKn1",
-        "127.0.0.3:5060",
-        "",
-    )
-    .replace(
-        "Content-Length: 0",
-        "Event: refer\r\nSubscription-State: active;expires=60\r\nContent-Length: 0",
-    );
+    let notify = carrier_notify(&inv, 1, "z9hG4bKn1", "refer", "active;expires=60");
     h.recv(CARRIER_A, &notify);
     let n = h.one_request(PHONE, Method::Notify);
     // It names the PBX's REFER by the PBX's CSeq (RFC 3515 §2.4.6), not ours.
@@ -649,17 +635,13 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
     // The next names our REFER's CSeq; the PBX has ended the subscription and answers 481:
     // that ends the transfer's subscription, not the call.
-    let id_ours = format!(
-        "Event: refer;id={}\r\nSubscription-State: terminated;reason=noresource\r\n",
-        out.seq()
+    let notify = carrier_notify(
+        &inv,
+        2,
+        "z9hG4bKn2",
+        &format!("refer;id={}", out.seq()),
+        "terminated;reason=noresource",
     );
-    let notify = notify
-        .replace("CSeq: 1 NOTIFY", "CSeq: 2 NOTIFY")
-        .replace("z9hG4bKn1", "z9hG4bKn2")
-        .replace(
-            "Event: refer\r\nSubscription-State: active;expires=60\r\n",
-            &id_ours,
-        );
     assert!(notify.contains("id="), "{notify}");
     h.recv(CARRIER_A, &notify);
     let n = h.one_request(PHONE, Method::Notify);

@@ -488,6 +488,33 @@ pub(super) fn from_phone_in(
     )
 }
 
+/// The carrier's NOTIFY of a transfer's progress (CSeq `cseq`, `branch`) in the dialog of
+/// our INVITE `inv` to it (its tag `carrier1`), with the `Event` value `event` and a
+/// `Subscription-State` of `state`.
+pub(super) fn carrier_notify(
+    inv: &Request,
+    cseq: u32,
+    branch: &str,
+    event: &str,
+    state: &str,
+) -> String {
+    in_dialog(
+        "NOTIFY",
+        "sip:127.0.0.1:5060",
+        "<sip:+8610123@ims.example.com>;tag=carrier1",
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        cseq,
+        branch,
+        "127.0.0.3:5060",
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        &format!("Event: {event}\r\nSubscription-State: {state}\r\nContent-Length: 0"),
+    )
+}
+
 /// The carrier's request in the dialog of our INVITE `inv` to it, where its tag is `tag`.
 pub(super) fn from_carrier_in(
     inv: &Request,

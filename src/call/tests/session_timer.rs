@@ -210,6 +210,23 @@ fn a_refresh_after_a_refused_reinvite_offers_the_session_that_stands_not_the_ref
     assert_eq!(refresh.body(), inv.body(), "the session that stands");
 }
 
+/// The next refresh re-INVITE the gateway sends the carrier (half its 300 s interval on),
+/// answered 200 with `sdp`.
+fn refresh_answered(h: &mut H, sdp: &str) {
+    h.advance(Duration::from_millis(150_200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &refresh,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            Some(sdp),
+        ),
+    );
+}
+
 /// The carrier's answer to our refresh re-INVITE names a new media address: the relay
 /// follows it. Before, the answer was only ACKed, and the caller's audio went on toward the
 /// old address.
@@ -226,21 +243,10 @@ fn the_answer_to_our_refresh_moves_the_relay() {
         h.relay_pairs()[0].b_remote,
         Some("192.0.2.10:4000".parse().unwrap())
     );
-    h.advance(Duration::from_millis(150_200));
-    let refresh = h.one_request(CARRIER_A, Method::Invite);
     let moved = SDP
         .replace("192.0.2.10", "198.51.100.9")
         .replace("o=- 1 1", "o=- 1 2");
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &refresh,
-            200,
-            "carrier1",
-            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
-            Some(&moved),
-        ),
-    );
+    refresh_answered(&mut h, &moved);
     assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
     assert_eq!(
         h.relay_pairs()[0].b_remote,
@@ -256,35 +262,13 @@ fn the_answer_to_our_refresh_moves_the_relay() {
             .count()
     };
     let before = relays(&h);
-    h.advance(Duration::from_millis(150_200));
-    let refresh = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &refresh,
-            200,
-            "carrier1",
-            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
-            Some(&moved),
-        ),
-    );
+    refresh_answered(&mut h, &moved);
     assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
     assert_eq!(relays(&h), before);
     // An answer that takes a stream the refresh offered at port 0 gets no ports for it.
     let free = h.core.free_media_ports();
-    h.advance(Duration::from_millis(150_200));
-    let refresh = h.one_request(CARRIER_A, Method::Invite);
     let grown = moved.replace("o=- 1 2", "o=- 1 3") + "m=video 5006 RTP/AVP 96\r\n";
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &refresh,
-            200,
-            "carrier1",
-            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
-            Some(&grown),
-        ),
-    );
+    refresh_answered(&mut h, &grown);
     assert_eq!(h.core.free_media_ports(), free);
     assert_eq!(h.relay_pairs().len(), 1);
 }
