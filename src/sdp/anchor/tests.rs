@@ -67,13 +67,12 @@ fn reads_endpoints_with_media_level_connection() {
 
 #[test]
 fn hold_is_read_from_direction_attributes_and_the_null_address() {
-    let held = |sdp: &str| -> Vec<bool> {
-        read(sdp.replace('\n', "\r\n").as_bytes())
-            .unwrap()
-            .iter()
-            .map(|e| e.held)
-            .collect()
+    // One flag of each stream of `sdp` (written with bare LFs).
+    let each = |sdp: &str, flag: fn(&Endpoint) -> bool| -> Vec<bool> {
+        let streams = read(sdp.replace('\n', "\r\n").as_bytes()).unwrap();
+        streams.iter().map(flag).collect()
     };
+    let held = |sdp: &str| each(sdp, |e| e.held);
     let head = "v=0\no=a 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n";
     assert_eq!(held(&format!("{head}m=audio 4000 RTP/AVP 0\n")), [false]);
     assert_eq!(
@@ -95,13 +94,7 @@ fn hold_is_read_from_direction_attributes_and_the_null_address() {
         "v=0\no=a 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
     assert_eq!(held(old_style), [true]);
     // Whether the SDP's sender sends: not when it only receives, is inactive or refuses.
-    let sends = |sdp: &str| -> Vec<bool> {
-        read(sdp.replace('\n', "\r\n").as_bytes())
-            .unwrap()
-            .iter()
-            .map(|e| e.sends)
-            .collect()
-    };
+    let sends = |sdp: &str| each(sdp, |e| e.sends);
     assert_eq!(
         sends(&format!(
             "{head}a=recvonly\nm=audio 4000 RTP/AVP 0\nm=audio 4002 RTP/AVP 0\na=sendonly\nm=video 0 RTP/AVP 96\nm=audio 4004 RTP/AVP 0\na=inactive\n"
@@ -109,13 +102,7 @@ fn hold_is_read_from_direction_attributes_and_the_null_address() {
         [false, true, false, false]
     );
     assert_eq!(sends(old_style), [true]);
-    let receives = |sdp: &str| -> Vec<bool> {
-        read(sdp.replace('\n', "\r\n").as_bytes())
-            .unwrap()
-            .iter()
-            .map(|e| e.receives)
-            .collect()
-    };
+    let receives = |sdp: &str| each(sdp, |e| e.receives);
     assert_eq!(
         receives(&format!(
             "{head}a=recvonly\nm=audio 4000 RTP/AVP 0\nm=audio 4002 RTP/AVP 0\na=sendonly\nm=video 0 RTP/AVP 96\nm=audio 4004 RTP/AVP 0\na=sendrecv\n"
