@@ -249,6 +249,10 @@ impl Call {
     pub(super) fn media_answered(&self, cx: &mut Cx) {
         if self.media.is_some() {
             cx.emit(Output::Media(MediaAction::Answered { call: cx.r }));
+            // Media may be told to flow only now (the answer came in a provisional, and
+            // the 2xx has no SDP to tell it with): else the next update, a refresh say,
+            // would turn it on, which opens silent legs as a resume does.
+            self.emit_relay(cx, None);
         }
     }
 

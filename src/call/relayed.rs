@@ -276,9 +276,11 @@ impl Call {
     /// of the far leg offers again, the origin's last `o=`, the anchored streams.
     pub(super) fn offer_not_taken(&mut self, cx: &mut Cx, rel: &Relayed) {
         let Some(standing) = rel.standing.as_deref() else {
-            // A request without SDP asked for an offer: one the far leg made in a
-            // provisional is not taken either.
-            if let Some(m) = self.media.as_mut()
+            // A re-INVITE without SDP asked for an offer: one the far leg made in a
+            // provisional is not taken either. (Only an INVITE's answers carry one: an
+            // INFO's failure says nothing of an offer pending meanwhile.)
+            if rel.method == Method::Invite
+                && let Some(m) = self.media.as_mut()
                 && m.proposed
                     .as_ref()
                     .is_some_and(|(s, _)| *s == rel.origin.other())

@@ -57,7 +57,10 @@ impl MediaState {
         // Not the directions: a provisional answer may have settled the refused offer's
         // (a hold answered in a 183, then refused), and putting the flowing ones back
         // would look like a resume to the relay, which opens silent legs. Left as they
-        // are, they cost at most one such opening at the next real offer/answer.
+        // are they may be wrong until the next offer/answer: a resume answered in a 183
+        // and then refused leaves them flowing while the call is still held, and the real
+        // resume after it opens no silent leg (its RTP then latches from its SDP's or its
+        // signalling's IP only).
         self.proposed.clone_from(&before.proposed);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {

@@ -427,6 +427,38 @@ fn a_refused_hold_and_a_refresh_leave_the_relays_streams_as_they_were() {
     assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
 }
 
+/// The carrier resumes a held call by re-INVITE; while the phone has not answered yet, an
+/// INFO of the phone's fails at the carrier. The phone's answer then still settles the
+/// carrier's offer: the relay hears the media flows again. Before, the INFO's failure
+/// dropped the pending offer, and the resume was never told.
+#[test]
+fn a_failed_info_does_not_drop_an_offer_pending_meanwhile() {
+    let mut h = anchored();
+    let (inv, tag) = anchored_call_inv(&mut h, "pi1");
+    let hold = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    let re = phone_reinvites(&mut h, "pi1", &tag, 2, &hold);
+    let held = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n");
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&held)));
+    phone_acks(&mut h, "pi1", &tag, 2, "z9hG4bKpi1a");
+    assert!(!h.relay_pairs()[0].flowing);
+    let resume = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "c", 1, "z9hG4bKpi1r", &resume),
+    );
+    let to_phone = h.one_request(PHONE, Method::Invite);
+    h.recv(
+        PHONE,
+        &from_phone_in("pi1", "INFO", &tag, 3, "z9hG4bKpi1i", ""),
+    );
+    let info = h.one_request(CARRIER_A, Method::Info);
+    h.recv_msg(CARRIER_A, reply(&info, 415, "c", &[], None));
+    h.recv_msg(PHONE, reply(&to_phone, 200, &tag, &[], Some(SDP)));
+    assert!(h.relay_pairs()[0].flowing);
+}
+
 /// The flowing flags the relay is told, in order, since `from`.
 fn flowing_since(h: &H, from: usize) -> Vec<bool> {
     (h.media[from..].iter())
@@ -1216,6 +1248,8 @@ fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
         Some("198.51.100.7:5004".parse().unwrap()),
         "the branch that answered"
     );
+    // Answered, the relay is told the media flows (the 2xx had no SDP to tell it with).
+    assert!(h.relay_pairs()[0].flowing);
 }
 
 /// An SDP address written as an IPv4-mapped IPv6 address is kept as the IPv4 address it
