@@ -225,23 +225,27 @@ impl Call {
                 return self.answer_for_the_other_leg(cx, side, id, &req);
             }
         }
-        if method == Method::Refer
-            && let Err(e) = refer_to_via_gateway(
+        // A REFER's target via the gateway, or its refusal before anything is sent.
+        let refer_to = match (method == Method::Refer).then(|| {
+            refer_to_via_gateway(
                 &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
                 &cx.env.local.uri_host(),
                 from_trunk,
             )
-        {
-            debug!(call_id = %self.call_id(), error = %e, "REFER refused");
-            let status = if e == ReferError::Missing { 400 } else { 403 };
-            let reason = if status == 400 {
-                "Bad Refer-To"
-            } else {
-                "Forbidden"
-            };
-            cx.respond(id, &req, status, reason, &[]);
-            return;
-        }
+        }) {
+            Some(Err(e)) => {
+                debug!(call_id = %self.call_id(), error = %e, "REFER refused");
+                let (status, reason) = if e == ReferError::Missing {
+                    (400, "Bad Refer-To")
+                } else {
+                    (403, "Forbidden")
+                };
+                cx.respond(id, &req, status, reason, &[]);
+                return;
+            }
+            Some(Ok(to)) => Some(to),
+            None => None,
+        };
         if self.relayed.len() >= MAX_RELAYED {
             cx.respond(
                 id,
@@ -274,12 +278,7 @@ impl Call {
                     out.set_header(&Hdr::EVENT, refer_event_naming(&event, origin_cseq))?;
                 }
                 if method == Method::Refer {
-                    // Checked before anything was sent (below): the target via the gateway.
-                    if let Ok(to) = refer_to_via_gateway(
-                        &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
-                        &local.uri_host(),
-                        from_trunk,
-                    ) {
+                    if let Some(to) = refer_to {
                         out.push_header(&Hdr::named("Refer-To"), to)?;
                     }
                     if let Some(by) = req.header(&Hdr::named("Referred-By")) {
