@@ -209,11 +209,16 @@ impl Inbox {
     /// such request is, before any INVITE is refused; it takes no turn of the share. The
     /// tag is checked (again: the reader checked it to queue it) only then. Counted.
     pub(crate) fn drops_as_junk(&self, msg: &Message, delay: std::time::Duration) -> bool {
-        let shedding =
-            self.overload.share() > 0.0 || delay >= self.config.load().protect.overload_delay;
+        // The cheap test first: most messages are no request with a To tag, and need not
+        // take overload control's lock.
         let in_a_dialog = matches!(msg, Message::Request(r)
             if r.to_tag().is_some() && r.method() != crate::sip::Method::Cancel);
-        if !shedding || !in_a_dialog || self.in_our_dialog(msg) {
+        if !in_a_dialog {
+            return false;
+        }
+        let shedding =
+            self.overload.share() > 0.0 || delay >= self.config.load().protect.overload_delay;
+        if !shedding || self.in_our_dialog(msg) {
             return false;
         }
         self.tally.count_dropped();
