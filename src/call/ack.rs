@@ -142,8 +142,8 @@ impl Call {
                 // it goes on as it came, typed (and encoded) as it came.
                 self.anchored_body(cx, side, &answer, ct.as_deref(), false)
                     .unwrap_or_else(|| {
-                        if ack.encoded() && answer == *ack.body() {
-                            encoding = ack.header(&Hdr::named("Content-Encoding"));
+                        if answer == *ack.body() {
+                            encoding = ack.encoding();
                         }
                         (
                             answer.clone(),

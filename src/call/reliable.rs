@@ -421,9 +421,7 @@ impl Call {
                     None => (
                         req.body().clone(),
                         ct.or_else(|| req.header(&Hdr::CONTENT_TYPE)),
-                        req.encoded()
-                            .then(|| req.header(&Hdr::named("Content-Encoding")))
-                            .flatten(),
+                        req.encoding(),
                     ),
                 }
             });

@@ -12,6 +12,9 @@ pub trait Body {
     /// Whether the body is encoded (`Content-Encoding` other than `identity`, RFC 3261
     /// §20.12): its bytes are not what its Content-Type says until decoded.
     fn encoded(&self) -> bool;
+    /// Its `Content-Encoding` when the body is [`Body::encoded`]: what must go with the body
+    /// wherever it goes as it came.
+    fn encoding(&self) -> Option<String>;
     fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), SipError>;
     fn remove_header(&mut self, h: &Hdr) -> usize;
     /// Whether it carries a P-Asserted-Identity.
@@ -33,6 +36,11 @@ macro_rules! impl_body {
                     .iter()
                     .flat_map(|v| v.split(','))
                     .any(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
+            }
+            fn encoding(&self) -> Option<String> {
+                self.encoded()
+                    .then(|| self.header(&Hdr::named("Content-Encoding")))
+                    .flatten()
             }
             fn set_body(
                 &mut self,
