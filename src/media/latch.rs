@@ -93,11 +93,10 @@ pub struct SourceLatch {
     /// for [`LEARNING`] after it (the old endpoint still sends until its BYE, and would
     /// otherwise take the emptied latch from the new one), unless it is on the IP the new
     /// SDP names (the same endpoint, its SDP's port changed: an SBC that sends from one
-    /// port whatever its SDP says).
-    moved_from: Option<(SocketAddr, Instant)>,
-    /// The move was to another port of the same host (its SDP's IP did not change): its
-    /// old source is that endpoint, not one to hold off.
-    same_host: bool,
+    /// port whatever its SDP says), and whether the move was to another port of the same
+    /// host (its SDP's IP did not change): its old source is that endpoint, not one to hold
+    /// off.
+    moved_from: Option<(SocketAddr, Instant, bool)>,
     /// Since when an empty latch takes a source from anywhere ([`OPEN_TO_ANYONE`]); `None`:
     /// at any time (a latch no relay opened: the rules' own tests).
     open_since: Option<Instant>,
@@ -129,7 +128,6 @@ impl SourceLatch {
             rebind_after,
             reopened: Reopened::No,
             moved_from: None,
-            same_host: false,
             open_since: None,
             signalling: None,
         }
@@ -158,8 +156,7 @@ impl SourceLatch {
     /// The leg's media moved (its SDP names another address) at `now`, away from `old`'s
     /// source: the latch is learnt afresh, but not from that source for a while.
     pub fn moved_from(&mut self, old: &SourceLatch, now: Instant, same_host: bool) {
-        self.moved_from = old.current.map(|l| (l.addr, now));
-        self.same_host = same_host;
+        self.moved_from = old.current.map(|l| (l.addr, now, same_host));
     }
 
     /// Carry `old`'s latched source over (this leg's media did not move) at an offer/answer
@@ -174,7 +171,6 @@ impl SourceLatch {
     pub fn keep_source(&mut self, old: &SourceLatch, now: Instant, starts: bool) {
         self.current = old.current.map(|l| Latched { learnt: now, ..l });
         self.moved_from = old.moved_from;
-        self.same_host = old.same_host;
         if self.current.is_some() {
             self.reopened = Reopened::Since(now);
         } else if !starts {
@@ -235,10 +231,12 @@ impl SourceLatch {
         match self.current {
             // (Not judged by the signalling's IP: behind one NAT, the phone a transfer moved
             // the leg away from is on it too.)
-            None if !self.same_host
-                && self.moved_from.is_some_and(|(a, t)| {
-                    a == src && sdp_rank(src) == 0 && now.saturating_duration_since(t) < LEARNING
-                }) =>
+            None if self.moved_from.is_some_and(|(a, t, same_host)| {
+                !same_host
+                    && a == src
+                    && sdp_rank(src) == 0
+                    && now.saturating_duration_since(t) < LEARNING
+            }) =>
             {
                 false
             }
@@ -282,7 +280,7 @@ impl SourceLatch {
                 // SDP's IP takes the leg (a media server that now sends from another port,
                 // with a new SSRC). Only once it is quiet, and only from that IP: a sender
                 // that reaches the port cannot take a leg its old stream still holds.
-                let left = self.moved_from.is_some_and(|(a, t)| {
+                let left = self.moved_from.is_some_and(|(a, t, _)| {
                     a == l.addr && now.saturating_duration_since(t) < REOPENED
                 });
                 // The stream goes on from a new address on the latched IP (a NAT's new
