@@ -738,11 +738,7 @@ fn the_caller_sees_one_session_across_a_failover_after_early_media() {
             Some(&answer),
         ),
     );
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("200");
+    let ok = h.response_with(PHONE, 200, "200");
     assert_eq!(
         origin_of(ok.body()),
         "- 100 2 IN IP4 127.0.0.1",
@@ -978,11 +974,7 @@ fn a_late_offer_in_a_2xx_and_its_answer_in_the_ack_settle_rtcp_multiplexing() {
             Some(&muxed),
         ),
     );
-    let ok = h
-        .take_responses(CARRIER_A)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("the phone's offer reaches the carrier");
+    let ok = h.response_with(CARRIER_A, 200, "the phone's offer reaches the carrier");
     assert!(String::from_utf8_lossy(ok.body()).contains("a=rtcp-mux"));
     // The carrier's ACK answers it, multiplexing too.
     h.recv(
@@ -1226,11 +1218,7 @@ fn the_relay_follows_the_branch_whose_bare_2xx_wins() {
         let pr = h.one_request(CARRIER_A, Method::Prack);
         h.recv_msg(CARRIER_A, reply(&pr, 200, tag, &[], None));
         // The caller acknowledges the 183 it got (this branch's answer).
-        let r183 = h
-            .take_responses(PHONE)
-            .into_iter()
-            .find(|r| r.status() == 183)
-            .expect("183");
+        let r183 = h.response_with(PHONE, 183, "183");
         let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
         let prack = phone_prack("fk1", &r183.to_tag().unwrap(), 2 + n as u32, rseq, "");
         h.recv(PHONE, &prack);

@@ -46,10 +46,7 @@ fn carrier_answers_via_front(h: &mut H, inv: &Request) -> Response {
             Some(SDP),
         ),
     );
-    h.take_responses(FRONT)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("the 200 goes back through the front")
+    h.response_with(FRONT, 200, "the 200 goes back through the front")
 }
 
 /// Call f-1 from the PBX, answered by carrier-a and ACKed by the PBX, all through the front:

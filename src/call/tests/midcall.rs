@@ -827,11 +827,7 @@ fn a_callees_retry_after_reaches_the_caller() {
         CARRIER_A,
         reply(&inv, 486, "c1", &[(Hdr::RETRY_AFTER, "120")], None),
     );
-    let r = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 486)
-        .expect("486 to the phone");
+    let r = h.response_with(PHONE, 486, "486 to the phone");
     assert_eq!(r.header(&Hdr::RETRY_AFTER).as_deref(), Some("120"));
 }
 

@@ -327,6 +327,15 @@ impl H {
         v.remove(0)
     }
 
+    /// The response with `status` among those `to` got (taken, with the rest); `what` says
+    /// which it is when there is none.
+    pub(super) fn response_with(&mut self, to: &str, status: u16, what: &str) -> Response {
+        self.take_responses(to)
+            .into_iter()
+            .find(|r| r.status() == status)
+            .unwrap_or_else(|| panic!("{what}"))
+    }
+
     pub(super) fn statuses(&mut self, to: &str) -> Vec<u16> {
         self.take_responses(to).iter().map(|r| r.status()).collect()
     }
@@ -375,10 +384,7 @@ impl H {
             carrier,
             reply(inv, 200, tag, &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")], sdp),
         );
-        self.take_responses(PHONE)
-            .into_iter()
-            .find(|r| r.status() == 200)
-            .expect("the phone gets the 200")
+        self.response_with(PHONE, 200, "the phone gets the 200")
     }
 }
 

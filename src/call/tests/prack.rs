@@ -131,11 +131,7 @@ fn an_answer_given_in_a_reliable_183_reaches_the_caller_in_the_200_when_it_had_i
         let pr = h.one_request(CARRIER_A, Method::Prack);
         h.recv_msg(CARRIER_A, reply(&pr, 200, "c3", &[], None));
         if caller_rel {
-            let r183 = h
-                .take_responses(PHONE)
-                .into_iter()
-                .find(|r| r.status() == 183)
-                .expect("183");
+            let r183 = h.response_with(PHONE, 183, "183");
             let rseq = r183.header(&Hdr::RSEQ).unwrap();
             let tag = r183.to_tag().unwrap();
             let prack = phone_prack("p3", &tag, 2, rseq.parse().unwrap(), "");
@@ -586,11 +582,7 @@ fn an_offer_in_the_callees_reliable_183_is_answered_in_our_prack_with_the_caller
     // The carrier's offer comes in a reliable 183: no PRACK until the phone has answered.
     h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 1));
     assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty());
-    let r183 = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("the offer reaches the phone");
+    let r183 = h.response_with(PHONE, 183, "the offer reaches the phone");
     assert!(r183.header_has_token(&Hdr::REQUIRE, "100rel"));
     let rseq: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
     // The carrier retransmits its 183 meanwhile: still no PRACK, nothing more to the phone.
@@ -643,11 +635,7 @@ fn offer_shown_reliably(h: &mut H, invite: &str) -> (Request, u32, String) {
     h.take(PHONE);
     let inv_a = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reliable_183(&inv_a, "c1", 1));
-    let first = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("the first carrier's offer reaches the phone");
+    let first = h.response_with(PHONE, 183, "the first carrier's offer reaches the phone");
     let rseq = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
     (inv_a, rseq, first.to_tag().unwrap())
 }
@@ -677,11 +665,7 @@ fn a_failover_before_the_callers_answer_waits_for_it_and_offers_it_to_the_next_c
     );
     let pr = h.one_request(CARRIER_B, Method::Prack);
     assert!(pr.body().is_empty(), "an answer needs no answer");
-    let r183 = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("the next carrier's 183");
+    let r183 = h.response_with(PHONE, 183, "the next carrier's 183");
     let rseq2: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
     h.recv(PHONE, &phone_prack("lo6", &tag, 3, rseq2, ""));
     assert_eq!(h.statuses(PHONE), vec![200]);
@@ -1077,11 +1061,7 @@ fn an_offer_the_callees_2xx_overtook_is_answered_in_the_ack_and_frees_later_offe
         None,
     );
     h.recv_msg(CARRIER_A, ringing);
-    let r180 = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 180)
-        .expect("180");
+    let r180 = h.response_with(PHONE, 180, "180");
     let tag = r180.to_tag().unwrap();
     h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 2));
     let ok = h.carrier_answers_on(CARRIER_A, &inv, "c1", SDP);
@@ -1156,11 +1136,7 @@ fn unreliable_183_answered_in_the_prack(h: &mut H, call_id: &str) -> String {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &contact, Some(SDP)));
-    let r183 = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("the session reaches the phone");
+    let r183 = h.response_with(PHONE, 183, "the session reaches the phone");
     let tag = r183.to_tag().unwrap();
     let rseq: u32 = r183.header(&Hdr::RSEQ).expect("reliable").parse().unwrap();
     // The phone answers in its PRACK, which goes no further: the carrier's 183 was not
@@ -1371,11 +1347,7 @@ fn an_answer_to_one_of_several_branches_offers_keeps_its_streams() {
         CARRIER_A,
         reliable_183_from(&inv, "c1", 1, "<sip:c1@127.0.0.3>", &av),
     );
-    let first = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("the first branch's offer");
+    let first = h.response_with(PHONE, 183, "the first branch's offer");
     let rseq: u32 = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
     let tag = first.to_tag().unwrap();
     h.recv_msg(

@@ -91,22 +91,14 @@ fn send_reason_false_stops_the_far_legs_reason_too() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let reason = [(Hdr::REASON, "Q.850;cause=16")];
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c12", &reason, Some(SDP)));
-    let r = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("183");
+    let r = h.response_with(PHONE, 183, "183");
     assert!(!r.has_header(&Hdr::REASON), "{r:?}");
     // A peer that takes Reasons gets the callee's as it was written.
     let mut h = H::new();
     h.recv(PHONE, &invite_text("p13", "z9hG4bKp13", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c13", &reason, Some(SDP)));
-    let r = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 183)
-        .expect("183");
+    let r = h.response_with(PHONE, 183, "183");
     assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=16"));
 }
 

@@ -41,11 +41,7 @@ fn call_with(h: &mut H, phone_extra: &str, carrier_extra: &[(Hdr, &str)]) -> (Re
     let mut extra = vec![(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
     extra.extend_from_slice(carrier_extra);
     h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &extra, Some(SDP)));
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("the phone gets the 200");
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
     let tag = ok.to_tag().unwrap();
     h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
     h.one_request(CARRIER_A, Method::Ack);
@@ -514,11 +510,7 @@ fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
             "Session-Expires: 600;refresher=uac\r\n",
         ),
     );
-    let r = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("200 from the gateway");
+    let r = h.response_with(PHONE, 200, "200 from the gateway");
     assert_eq!(r.body(), ok.body());
     assert_eq!(
         r.header(&Hdr::SESSION_EXPIRES).as_deref(),

@@ -355,11 +355,7 @@ fn an_escaped_nul_in_a_bye_reason_or_an_answer_identity_does_not_break_the_call(
         1,
     );
     h.recv(CARRIER_A, &text);
-    let ok = h
-        .take_responses(PHONE)
-        .into_iter()
-        .find(|r| r.status() == 200)
-        .expect("the phone gets the answer");
+    let ok = h.response_with(PHONE, 200, "the phone gets the answer");
     assert!(!ok.to_bytes().contains(&0));
     let tag = ok.to_tag().unwrap();
     h.recv(
