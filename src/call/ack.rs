@@ -111,6 +111,11 @@ impl Call {
         {
             self.timers.clear(CallTimer::Retransmit2xx(side));
             self.timers.clear(CallTimer::AckTimeout(side));
+            // Only the caller's ACK of our 2xx confirms the call: an ACK of nothing we
+            // sent (a stray, or one while the 2xx is held for a PRACK) leaves it as it is.
+            if side == Side::A {
+                self.phase.confirm();
+            }
             // A 2xx the gateway sent on its own (a session refresh) has nothing to pass on.
             let Some(other_cseq) = p.other_cseq else {
                 return;
@@ -156,7 +161,6 @@ impl Call {
         if side == Side::A {
             self.uas_rel.early_answer = None;
         }
-        self.phase.confirm();
     }
 
     /// Send the ACK for the 2xx to our INVITE with CSeq `cseq` on `side`.

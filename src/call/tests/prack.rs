@@ -450,9 +450,9 @@ fn a_prack_that_crosses_our_2xx_is_answered_200() {
 }
 
 /// A call whose callee answered while the caller's reliable 183 (with SDP) is not PRACKed:
-/// the 2xx is held (RFC 3262 §3). Returns the carrier's INVITE and the gateway's tag
-/// toward the phone.
-fn answered_with_2xx_held(h: &mut H, call_id: &str) -> (Request, String) {
+/// the 2xx is held (RFC 3262 §3). Returns the carrier's INVITE, the gateway's tag toward
+/// the phone and the 183's RSeq.
+fn answered_with_2xx_held(h: &mut H, call_id: &str) -> (Request, String, u32) {
     h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c6", &[], Some(SDP)));
@@ -473,7 +473,36 @@ fn answered_with_2xx_held(h: &mut H, call_id: &str) -> (Request, String) {
         .iter()
         .find_map(|r| r.to_tag())
         .expect("the 183 is tagged");
-    (inv, tag)
+    let rseq = rs
+        .iter()
+        .find_map(|r| r.header(&Hdr::RSEQ)?.parse().ok())
+        .expect("the 183 is reliable");
+    (inv, tag, rseq)
+}
+
+/// An ACK from the caller while its 2xx is held (a stray, or a broken phone's) answers no
+/// 2xx: the call stays unconfirmed, so the callee's re-INVITE gets 491 rather than going on
+/// an early dialog, and the PRACK then delivers the 2xx as usual. Before, any ACK confirmed
+/// the call.
+#[test]
+fn an_ack_while_the_2xx_is_held_confirms_nothing() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = answered_with_2xx_held(&mut h, "p10");
+    h.recv(
+        PHONE,
+        &from_phone_in("p10", "ACK", &tag, 1, "z9hG4bKp10a", ""),
+    );
+    assert!(h.take(CARRIER_A).is_empty());
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "c6", 2, "z9hG4bKp10re", SDP),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![491]);
+    assert!(h.take_requests(PHONE, Method::Invite).is_empty());
+    h.recv(PHONE, &phone_prack("p10", &tag, 2, rseq, ""));
+    let mut st = h.statuses(PHONE);
+    st.sort_unstable();
+    assert_eq!(st, vec![200, 200], "the PRACK's 200 and the held 2xx");
 }
 
 /// The fuzzer's core_dialog target found this: the callee hung up while its 2xx was held,
@@ -483,7 +512,7 @@ fn answered_with_2xx_held(h: &mut H, call_id: &str) -> (Request, String) {
 #[test]
 fn callee_bye_while_its_2xx_waits_for_the_callers_prack_answers_the_caller_480() {
     let mut h = H::new();
-    let (inv, _) = answered_with_2xx_held(&mut h, "p6");
+    let (inv, _, _) = answered_with_2xx_held(&mut h, "p6");
     let bye = from_carrier_in(&inv, "BYE", "c6", 2, "z9hG4bKp6bye", "");
     h.recv(CARRIER_A, &bye);
     let to_phone = h.take(PHONE);
@@ -543,7 +572,7 @@ fn a_caller_that_gives_up_while_its_2xx_is_held_gets_487_and_the_callee_ack_and_
     for (i, how) in ["BYE", "CANCEL"].into_iter().enumerate() {
         let mut h = H::new();
         let call = format!("p8{i}");
-        let (_, tag) = answered_with_2xx_held(&mut h, &call);
+        let (_, tag, _) = answered_with_2xx_held(&mut h, &call);
         let req = if how == "CANCEL" {
             invite_100rel(&call, &format!("z9hG4bK{call}"))
                 .replacen("INVITE sip:", "CANCEL sip:", 1)
