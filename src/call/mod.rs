@@ -36,6 +36,7 @@ mod orphan;
 mod outbound;
 mod per_leg;
 mod phase;
+mod prack_offer;
 mod registrations;
 mod relayed;
 mod release;

@@ -383,7 +383,11 @@ impl Call {
             cx.respond(id, req, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         }
-        cx.respond(id, req, 200, "OK", &[]);
+        if !self.offers_in_prack(req) {
+            cx.respond(id, req, 200, "OK", &[]);
+        } else if !self.answer_offer_in_prack(cx, id, req) {
+            return;
+        }
         let carried_sdp = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         let this_attempt = self
             .uas_rel
@@ -392,7 +396,7 @@ impl Call {
             .is_some_and(|p| p.attempt == self.route.attempt());
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
-        // (SDP in a PRACK to a caller that offered in its INVITE would be a new offer.)
+        // (SDP in a PRACK to a caller that offered in its INVITE is a new offer, answered.)
         let late_offer = !super::anchor::carries_sdp(self.template());
         if carried_sdp && late_offer {
             self.keep_early_answer(req);

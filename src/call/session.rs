@@ -319,7 +319,7 @@ impl Call {
 
 /// The `o=` line of a body's SDP (the body itself, or its SDP part), found the way anchoring
 /// finds it (`sdp::locate`, `sdp::lines`); None for a body that carries no SDP.
-fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
+pub(super) fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
     let part = crate::sdp::locate(ct, body).ok()??;
     let sdp = body.get(part.range())?;
     crate::sdp::lines(sdp)

@@ -505,6 +505,51 @@ fn an_ack_while_the_2xx_is_held_confirms_nothing() {
     assert_eq!(st, vec![200, 200], "the PRACK's 200 and the held 2xx");
 }
 
+/// The caller's reliable 183 with the callee's answer: its RSeq, our tag, and the SDP.
+fn reliable_183_to_the_phone(h: &mut H, call_id: &str) -> (u32, String, Bytes) {
+    h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c7", &[], Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "the answer reaches the phone");
+    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    (rseq, r183.to_tag().unwrap(), r183.body().clone())
+}
+
+/// SDP in the PRACK of a caller that offered in its INVITE is a new offer (RFC 3262 §5),
+/// and its 200 must answer it. One restating the INVITE's session (the same `o=` line) gets
+/// the answer the 183 gave; a changed one gets 488 and acknowledges nothing: the 183 is
+/// retransmitted until a PRACK without the offer comes. Before, both got a bare 200.
+#[test]
+fn an_offer_in_the_callers_prack_is_answered_or_refused() {
+    let mut h = H::new();
+    let (rseq, tag, answer) = reliable_183_to_the_phone(&mut h, "p11");
+    h.recv(PHONE, &phone_prack("p11", &tag, 2, rseq, SDP));
+    let ok = h.response_with(PHONE, 200, "the PRACK's 200");
+    assert_eq!(
+        ok.body(),
+        &answer,
+        "the unchanged offer gets the answer given"
+    );
+    assert!(ok.header(&Hdr::CONTENT_TYPE).is_some());
+    h.advance(Duration::from_secs(2));
+    assert!(h.statuses(PHONE).is_empty(), "the 183 is acknowledged");
+
+    let mut h = H::new();
+    let (rseq, tag, _) = reliable_183_to_the_phone(&mut h, "p12");
+    let changed = SDP.replace("o=- 1 1", "o=- 1 2").replace("4000", "4002");
+    h.recv(PHONE, &phone_prack("p12", &tag, 2, rseq, &changed));
+    let refused = h.response_with(PHONE, 488, "a new offer is refused");
+    assert!(refused.body().is_empty());
+    assert!(h.take(CARRIER_A).is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.statuses(PHONE), vec![183], "still unacknowledged");
+    h.recv(PHONE, &phone_prack("p12", &tag, 3, rseq, ""));
+    let ok = h.response_with(PHONE, 200, "a PRACK without it acknowledges");
+    assert!(ok.body().is_empty());
+    h.advance(Duration::from_secs(4));
+    assert!(h.statuses(PHONE).is_empty());
+}
+
 /// The fuzzer's core_dialog target found this: the callee hung up while its 2xx was held,
 /// and the caller, with only an early dialog, was sent a BYE (which RFC 3261 §15 forbids
 /// the callee's side) while its INVITE was never answered: the server transaction stayed
