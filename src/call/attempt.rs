@@ -10,7 +10,7 @@ use super::limits::Over;
 use super::outbound::outbound_invite;
 use super::phase::{AttemptState, Then};
 use super::reliable::reliable_rseq;
-use super::state::{Attempt, Call, RseqIs, StreamUse, TxnRole};
+use super::state::{Attempt, Call, RseqIs, StreamUse, TxnRole, UacRel};
 use super::timers::CallTimer;
 use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
@@ -272,6 +272,13 @@ impl Call {
         }
         let rseq = reliable_rseq(&resp);
         if let Some(rseq) = rseq {
+            if self.uac_rel.open_pracks >= UacRel::MAX_OPEN_PRACKS {
+                debug!(
+                    rseq,
+                    "reliable provisional while our PRACKs wait: taken as lost"
+                );
+                return;
+            }
             // Judged in its own early dialog, before it may change ours: a retransmission,
             // or one past a missing one (RFC 3262 §4), is neither PRACKed nor relayed.
             let tag = resp.to_tag().unwrap_or_default();

@@ -170,6 +170,7 @@ impl Call {
                     self.start_client(cx, prack.clone(), target, TxnRole::Prack(attempt))
                 {
                     self.uac_rel.sent_prack = Some(Box::new((id, prack)));
+                    self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_add(1);
                 }
             }
             Err(e) => warn!(error = %e, "cannot build PRACK"),
@@ -218,6 +219,7 @@ impl Call {
         status: Option<u16>,
     ) {
         self.close_txn(id);
+        self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_sub(1);
         self.uac_rel.sent_prack.take_if(|s| s.0 == id);
         // Our PRACK to a callee that failed since: its fate is not the current callee's.
         if self.route.attempt() != attempt {

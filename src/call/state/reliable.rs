@@ -34,6 +34,9 @@ pub struct UacRel {
     // A Box of a Vec: 8 bytes in every call, where a Vec or a boxed slice takes 24 or 16.
     #[allow(clippy::box_collection)]
     pub early_answers: Option<Box<Vec<EarlyAnswer>>>,
+    /// Our PRACKs still waiting for their final answer, of every attempt (kept across a
+    /// failover: an earlier callee's answer still closes its own).
+    pub open_pracks: u8,
 }
 
 /// The PRACK held for the caller's answer ([`UacRel::awaiting_answer`]): the provisional's
@@ -75,6 +78,21 @@ pub enum RseqIs {
 }
 
 impl UacRel {
+    /// At most this many of our PRACKs wait for their answer in one call. A callee sends
+    /// its next reliable provisional only once the last is PRACKed (RFC 3262 §3), so more
+    /// are a broken or hostile peer's: the provisional past the bound is taken as lost, and
+    /// its retransmission is PRACKed once one of ours is answered.
+    pub const MAX_OPEN_PRACKS: u8 = 4;
+
+    /// A fresh start for the next attempt; PRACKs of the last one still open are counted.
+    pub fn restart(&mut self) {
+        let open_pracks = self.open_pracks;
+        *self = Self {
+            open_pracks,
+            ..Self::default()
+        };
+    }
+
     /// Keep `answer`, the first of its early dialog: one per dialog, for the latest
     /// [`MAX_EARLY_DIALOGS`] dialogs (as their RSeqs are kept: a branch whose reliable
     /// provisionals are taken has its answer kept too).

@@ -407,6 +407,33 @@ fn prack_is_retransmitted_over_udp_until_answered() {
     );
 }
 
+/// A callee that sends reliable provisionals without waiting for our PRACKs' answers (RFC
+/// 3262 §3 forbids it) gets at most `MAX_OPEN_PRACKS` PRACKs waiting at once; the ones past
+/// that are taken as lost, and their retransmission is PRACKed once a PRACK is answered.
+/// Before, every one opened a transaction of its own for as long as the peer kept on.
+#[test]
+fn a_callee_gets_only_so_many_pracks_waiting_at_once() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("p14", "z9hG4bKp14", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    for rseq in 1..=20 {
+        h.recv_msg(CARRIER_A, reliable_183(&inv, "c14", rseq));
+    }
+    let max = usize::from(crate::call::state::UacRel::MAX_OPEN_PRACKS);
+    let pracks = h.take_requests(CARRIER_A, Method::Prack);
+    assert_eq!(pracks.len(), max);
+    h.recv_msg(CARRIER_A, reply(&pracks[0], 200, "c14", &[], None));
+    // The callee retransmits the first one past the bound, unPRACKed so far.
+    let next = u32::try_from(max).unwrap() + 1;
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c14", next));
+    let again = h.take_requests(CARRIER_A, Method::Prack);
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].header(&Hdr::RACK).as_deref(),
+        Some(format!("{next} 1 INVITE").as_str())
+    );
+}
+
 /// Found by Sofia-SIP in tests/clients.rs: the carrier's 200 came right after its 180, so our
 /// 200 overtook the phone's PRACK of the reliable 180 (allowed: the 180 had no SDP). That
 /// PRACK must get 200, not 481, which ends the phone's dialog (RFC 5057) right after answer.
