@@ -195,6 +195,9 @@ pub enum Output {
 pub enum CoreEvent {
     /// A peer refused (or ignored) our PRACK; `what` is its status or `timeout`.
     PrackFailure { peer: PeerName, what: String },
+    /// A 2xx from `peer` no call wanted any more was ACKed and hung up (also a CDR event,
+    /// `late_2xx_released`, when it comes before the CDR is written).
+    LateAnswer { peer: PeerName },
     /// A message was dropped or answered statelessly before any transaction: `why`.
     Refused { why: &'static str },
     /// An INVITE from `peer` was refused past its `[cdr] refused_rate`: no CDR, but the

@@ -155,7 +155,8 @@ impl Call {
             // it (RFC 3261 §13.2.2.4), or it would hang up with a BYE in user1's name.
             let source = self.a.target;
             super::orphan::ack_and_bye(cx.env, cx.now, resp, resp.seq(), source);
-            self.events.push(super::events::CallEvent::Late2xxReleased);
+            let peer = self.profile(Side::A).map(|p| p.name.clone());
+            self.late_answer_released(cx, peer);
         }
         true
     }

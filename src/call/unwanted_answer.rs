@@ -9,6 +9,7 @@ use super::cx::Cx;
 use super::dialog::Dialog;
 use super::events::CallEvent;
 use super::state::{Call, TxnRole};
+use crate::config::PeerName;
 use crate::sip::{Hdr, Message, Method, Response};
 use crate::txn::TxnId;
 
@@ -36,8 +37,27 @@ impl Call {
         }
         list.push((key.0.into(), key.1.into()));
         self.released_forks = Some(list.into_boxed_slice());
+        // The peer it came from: an earlier attempt's callee is not side B's now.
+        let current = self.attempt.as_ref().is_some_and(|a| a.txn == txn);
+        let peer = match current {
+            true => self.profile(Side::B),
+            false => cx.env.cfg.peer_for_source(leg.target.addr.ip()),
+        };
+        let peer = peer.map(|p| p.name.clone());
         self.ack_and_bye(cx, leg, resp);
-        self.events.push(CallEvent::Late2xxReleased);
+        self.late_answer_released(cx, peer);
+    }
+
+    /// A 2xx from `peer` no call wanted was ACKed and hung up: a CDR event while the CDR
+    /// is still to be written, and counted in the metrics always (one after the call's end
+    /// would be in no record otherwise).
+    pub(super) fn late_answer_released(&mut self, cx: &mut Cx, peer: Option<PeerName>) {
+        if !self.phase.is_ending() {
+            self.events.push(CallEvent::Late2xxReleased);
+        }
+        if let Some(peer) = peer {
+            cx.emit(super::Output::Event(super::CoreEvent::LateAnswer { peer }));
+        }
     }
 
     /// The dialog the 2xx `resp` to our INVITE `txn` sets up. An earlier attempt's (the

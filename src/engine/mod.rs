@@ -442,6 +442,7 @@ impl Shell {
                     metrics::prack_failure(&peer.0, &what)
                 }
                 Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
+                Output::Event(CoreEvent::LateAnswer { peer }) => metrics::late_answer(&peer.0),
                 Output::Event(CoreEvent::RefusalUnrecorded { peer, tag, cause }) => {
                     metrics::refusal_unrecorded(&peer.0);
                     metrics::call_ended(&peer.0, None, tag.as_str(), false, cause);

@@ -8,6 +8,7 @@ use crate::callback::metrics as cb;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 pub const PRACK_FAILURES: &str = "trunkgate_prack_failures_total";
+pub const LATE_ANSWERS: &str = "trunkgate_late_answers_total";
 pub const CALLS: &str = "trunkgate_calls_total";
 pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
 pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
@@ -240,6 +241,12 @@ pub fn prack_failure(peer: &str, status: &str) {
         .increment(1);
 }
 
+/// A 2xx no call wanted any more (a fork's, a failed-over callee's, one crossing our
+/// CANCEL) that the gateway ACKed and hung up, from `peer`.
+pub fn late_answer(peer: &str) {
+    counter!(LATE_ANSWERS, "peer" => peer.to_string()).increment(1);
+}
+
 /// A call ended (or an INVITE was refused before it became one): counted, with its
 /// `call_tag` as the result and its Q.850 cause, once for the peer it came from
 /// (`inbound`) and once for the peer it went to (`outbound`). `ingress` is, for a call-back,
@@ -362,6 +369,10 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     describe_counter!(
         LIMIT_REFUSALS,
         "Calls (or attempts toward a peer) refused by [limits], by peer and reason"
+    );
+    describe_counter!(
+        LATE_ANSWERS,
+        "2xx answers no call wanted any more (a fork's, a failed-over callee's), ACKed and hung up, by peer"
     );
     describe_counter!(
         REFUSED,

@@ -297,6 +297,48 @@ fn a_late_2xx_from_the_peer_failed_over_from_is_released_on_its_own_dialog() {
     assert_eq!(h.statuses(PHONE), vec![200]);
 }
 
+/// A forking proxy's other branches answer late: each 2xx is ACKed and hung up, and counted
+/// for the metrics (`LateAnswer`, from the peer it came from); one before the call ends is
+/// in its CDR too. Before, one after the CDR was written was in no record at all.
+#[test]
+fn late_answers_are_counted_before_and_after_the_cdr() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let fork = |tag: &str| {
+        reply(
+            &inv,
+            200,
+            tag,
+            &[(Hdr::CONTACT, "<sip:f@127.0.0.3>")],
+            Some(SDP),
+        )
+    };
+    let late = |h: &H| {
+        h.events
+            .iter()
+            .filter(
+                |e| matches!(e, CoreEvent::LateAnswer { peer } if peer.0.as_ref() == "carrier-a"),
+            )
+            .count()
+    };
+    h.recv_msg(CARRIER_A, fork("fork2"));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(late(&h), 1);
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKlate"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    assert!(
+        h.cdrs[0].events.contains(&"late_2xx_released".to_string()),
+        "{:?}",
+        h.cdrs[0].events
+    );
+    h.recv_msg(CARRIER_A, fork("fork3"));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(late(&h), 2, "counted after the CDR too");
+    assert_eq!(h.cdrs.len(), 1);
+}
+
 #[test]
 fn failover_on_timer_b() {
     let mut cfg = config();
