@@ -73,6 +73,8 @@ pub(super) struct Relays {
     /// them: our `dead` is then the only reference left): the core may hand their ports
     /// out again at once, and a bind that races the close waits for it (`bind_after_close`).
     closing: Vec<([u16; 2], Arc<AtomicBool>)>,
+    /// How long such a bind waits ([`CLOSE_WAIT`]; a test on a loaded machine waits longer).
+    close_wait: std::time::Duration,
     /// The next stream's id.
     next_stream: u64,
 }
@@ -97,6 +99,7 @@ impl Relays {
             watches: HashMap::new(),
             failed: Vec::new(),
             closing: Vec::new(),
+            close_wait: CLOSE_WAIT,
             next_stream: 0,
         })
     }
@@ -234,7 +237,7 @@ impl Relays {
                                 &p,
                                 rec,
                                 activity.clone(),
-                                &self.closing,
+                                (&self.closing, self.close_wait),
                             ) {
                                 Ok(s) => {
                                     streams.push(s);
@@ -328,12 +331,15 @@ const MAX_CLOSING: usize = 32_768;
 /// left hands a port out this soon.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Bind `port`; if a released stream's socket still holds it, wait (at most
-/// [`CLOSE_WAIT`]) for its relay thread to close it, then bind again.
+/// Released streams' ports with their `dead` flags, and how long a bind waits for one.
+type Closing<'a> = (&'a [([u16; 2], Arc<AtomicBool>)], std::time::Duration);
+
+/// Bind `port`; if a released stream's socket still holds it, wait (at most the wait
+/// `closing` gives) for its relay thread to close it, then bind again.
 fn bind_after_close(
     ip: IpAddr,
     port: u16,
-    closing: &[([u16; 2], Arc<AtomicBool>)],
+    (closing, wait): Closing<'_>,
 ) -> std::io::Result<mio::net::UdpSocket> {
     match bind(ip, port) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -345,7 +351,7 @@ fn bind_after_close(
             else {
                 return Err(e);
             };
-            let until = std::time::Instant::now() + CLOSE_WAIT;
+            let until = std::time::Instant::now() + wait;
             while Arc::strong_count(io) > 1 && std::time::Instant::now() < until {
                 std::thread::yield_now();
             }
@@ -362,7 +368,7 @@ fn open(
     p: &RelayPair,
     recorder: Option<SharedRecorder>,
     activity: Option<Activity>,
-    closing: &[([u16; 2], Arc<AtomicBool>)],
+    closing: Closing<'_>,
 ) -> std::io::Result<Stream> {
     let sockets = [
         bind_after_close(ip, p.a_port, closing)?,
