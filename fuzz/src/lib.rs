@@ -698,7 +698,7 @@ pub fn rtp(data: &[u8]) {
             recorder.buffered() <= recorder.capacity(),
             "recorder over capacity"
         );
-        for out in repack[ch].push(packet) {
+        for out in repack[ch].push(now, packet) {
             assert!(check_rtp(&out).is_ok(), "the repacketiser sent invalid RTP");
         }
     }

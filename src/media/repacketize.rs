@@ -6,7 +6,10 @@
 //! Packets are checked by `media::rtp_check` first (malformed ones are dropped and counted),
 //! and one packet never turns into more than [`MAX_CHUNKS`] + 1 packets: a G.711 payload
 //! longer than `MAX_CHUNKS` outgoing packets' worth is dropped, so a peer cannot use the
-//! gateway to multiply its packet rate.
+//! gateway to multiply its packet rate. Nor its audio: at most [`MAX_AUDIO_MS_PER_SECOND`]
+//! of G.711 go out in a second, whatever the packets that came in carried.
+
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -21,6 +24,12 @@ pub const MAX_CHUNKS: usize = 12;
 /// relay check allows, a gateway of ours downstream included).
 pub const MAX_PTIME_MS: u16 = ((MAX_PACKET - 12) / 8) as u16;
 
+/// The audio a repacketiser sends in a second, in ms: twice real time, room for a burst
+/// after a jitter spike. More came in only from a peer flooding (the relay lets a leg send
+/// up to `relay::MAX_PACKETS_PER_SECOND` packets of up to 120 ms each); past it, outgoing
+/// packets are dropped (a gap the far end hears as loss) rather than multiplied.
+pub const MAX_AUDIO_MS_PER_SECOND: usize = 2_000;
+
 /// Outgoing ptime accepted by [`Repacketizer::new`], in ms.
 const PTIME_MS: std::ops::RangeInclusive<u16> = 5..=MAX_PTIME_MS;
 
@@ -31,6 +40,8 @@ pub struct RepackStats {
     pub malformed: u64,
     /// G.711 packets longer than `MAX_CHUNKS` outgoing packets.
     pub oversize: u64,
+    /// Outgoing packets dropped past [`MAX_AUDIO_MS_PER_SECOND`].
+    pub over_rate: u64,
 }
 
 /// Re-chunks one direction of one stream.
@@ -46,6 +57,8 @@ pub struct Repacketizer {
     ssrc: u32,
     marker: bool,
     seq: u16,
+    /// The second the audio budget counts in, and the G.711 bytes sent in it.
+    window: Option<(Instant, usize)>,
     pub stats: RepackStats,
 }
 
@@ -63,6 +76,7 @@ impl Repacketizer {
             ssrc: 0,
             marker: false,
             seq: 0,
+            window: None,
             stats: RepackStats::default(),
         }
     }
@@ -73,14 +87,40 @@ impl Repacketizer {
     pub fn restart(&mut self, ptime_ms: u16) {
         *self = Repacketizer {
             seq: self.seq,
+            window: self.window,
             stats: self.stats,
             ..Repacketizer::new(ptime_ms)
         };
     }
 
-    /// One incoming packet; returns the packets to send now (possibly none, at most
-    /// `MAX_CHUNKS + 1`).
-    pub fn push(&mut self, packet: &[u8]) -> Vec<Bytes> {
+    /// One incoming packet at `now`; returns the packets to send now (possibly none, at
+    /// most `MAX_CHUNKS + 1`).
+    pub fn push(&mut self, now: Instant, packet: &[u8]) -> Vec<Bytes> {
+        let mut out = self.chunk(packet);
+        let (since, sent) = self.window.get_or_insert((now, 0));
+        if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
+            (*since, *sent) = (now, 0);
+        }
+        let budget = MAX_AUDIO_MS_PER_SECOND * 8;
+        out.retain(|p| {
+            // Only G.711 is multiplied here; other payloads pass one for one.
+            let audio = match p.get(1).map(|b| b & 0x7f) {
+                Some(0 | 8) => p.len() - 12,
+                _ => 0,
+            };
+            let within = *sent + audio <= budget;
+            if within {
+                *sent += audio;
+            } else {
+                self.stats.over_rate += 1;
+            }
+            within
+        });
+        out
+    }
+
+    /// The packets one incoming packet makes, before the audio budget.
+    fn chunk(&mut self, packet: &[u8]) -> Vec<Bytes> {
         let Ok(h) = check_rtp(packet) else {
             self.stats.malformed += 1;
             return Vec::new();
@@ -188,11 +228,12 @@ mod tests {
 
     #[test]
     fn thirty_in_twenty_out_with_identical_content() {
+        let t0 = Instant::now();
         let data: Vec<u8> = (0..4800u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut r = Repacketizer::new(20);
         let mut out = Vec::new();
         for (i, chunk) in data.chunks(240).enumerate() {
-            out.extend(r.push(&rtp(0, 100 + i as u16, 5000 + (i * 240) as u32, chunk)));
+            out.extend(r.push(t0, &rtp(0, 100 + i as u16, 5000 + (i * 240) as u32, chunk)));
         }
         let pkts: Vec<_> = out.iter().map(parse).collect();
         assert!(
@@ -209,12 +250,13 @@ mod tests {
 
     #[test]
     fn loss_and_events_flush_and_keep_numbering_continuous() {
+        let t0 = Instant::now();
         let mut r = Repacketizer::new(20);
         let mut out = Vec::new();
-        out.extend(r.push(&rtp(0, 1, 0, &[1; 240])));
+        out.extend(r.push(t0, &rtp(0, 1, 0, &[1; 240])));
         // 240 samples lost, then the stream goes on, then a telephone-event.
-        out.extend(r.push(&rtp(0, 3, 480, &[2; 240])));
-        out.extend(r.push(&rtp(101, 4, 720, &[5, 0x80, 0, 160])));
+        out.extend(r.push(t0, &rtp(0, 3, 480, &[2; 240])));
+        out.extend(r.push(t0, &rtp(101, 4, 720, &[5, 0x80, 0, 160])));
         let pkts: Vec<_> = out.iter().map(parse).collect();
         let sizes: Vec<usize> = pkts.iter().map(|p| p.payload.len()).collect();
         assert_eq!(sizes, vec![160, 80, 160, 80, 4]);
@@ -227,14 +269,15 @@ mod tests {
 
     #[test]
     fn malformed_packets_are_dropped_and_counted_and_the_stream_goes_on() {
+        let t0 = Instant::now();
         let mut r = Repacketizer::new(20);
-        let mut out = r.push(&rtp(0, 1, 0, &[1; 160]));
+        let mut out = r.push(t0, &rtp(0, 1, 0, &[1; 160]));
         // The audit's packet: a one-byte extension element claiming 16 bytes of 4.
         let mut hostile = rtp(0, 2, 160, &[0xBE, 0xDE, 0x00, 0x01, 0x1F, 0x00, 0x00, 0x00]);
         hostile[0] |= 0x10;
-        assert!(r.push(&hostile).is_empty());
-        assert!(r.push(&[0x80, 0, 0]).is_empty());
-        out.extend(r.push(&rtp(0, 3, 160, &[2; 160])));
+        assert!(r.push(t0, &hostile).is_empty());
+        assert!(r.push(t0, &[0x80, 0, 0]).is_empty());
+        out.extend(r.push(t0, &rtp(0, 3, 160, &[2; 160])));
         assert_eq!(r.stats.malformed, 2);
         let pkts: Vec<_> = out.iter().map(parse).collect();
         assert_eq!(pkts.len(), 2);
@@ -244,15 +287,16 @@ mod tests {
 
     #[test]
     fn one_big_packet_cannot_become_fifty() {
+        let t0 = Instant::now();
         // 5 ms out (40 bytes a packet): a 1400-byte payload would be 35 packets.
         let mut r = Repacketizer::new(5);
-        assert!(r.push(&rtp(0, 1, 0, &[1; 1400])).is_empty());
+        assert!(r.push(t0, &rtp(0, 1, 0, &[1; 1400])).is_empty());
         assert_eq!(r.stats.oversize, 1);
         // The most one packet may carry: MAX_CHUNKS packets out, plus the held remainder of
         // the previous stream when this one breaks it.
         let mut r = Repacketizer::new(5);
-        assert!(r.push(&rtp(0, 1, 0, &[1; 20])).is_empty());
-        let out = r.push(&rtp(0, 2, 9_999, &[2; MAX_CHUNKS * 40]));
+        assert!(r.push(t0, &rtp(0, 1, 0, &[1; 20])).is_empty());
+        let out = r.push(t0, &rtp(0, 2, 9_999, &[2; MAX_CHUNKS * 40]));
         assert_eq!(out.len(), MAX_CHUNKS + 1);
         assert_eq!(r.stats, RepackStats::default());
         // Whatever arrives, each input gives at most MAX_CHUNKS + 1 outputs and the buffer
@@ -260,33 +304,60 @@ mod tests {
         let mut r = Repacketizer::new(5);
         for i in 0..2000u32 {
             let len = (i as usize * 37) % 1489;
-            let out = r.push(&rtp(0, i as u16, i * 7, &vec![3; len]));
+            let out = r.push(t0, &rtp(0, i as u16, i * 7, &vec![3; len]));
             assert!(out.len() <= MAX_CHUNKS + 1, "{} for {len}", out.len());
             assert!(r.buf.len() < r.size);
         }
         // A ptime of 0 would never finish a packet: it is clamped.
         let mut r = Repacketizer::new(0);
-        assert_eq!(r.push(&rtp(0, 1, 0, &[1; 80])).len(), 2);
+        assert_eq!(r.push(t0, &rtp(0, 1, 0, &[1; 80])).len(), 2);
     }
 
     #[test]
     fn no_packet_sent_is_larger_than_a_relay_accepts() {
+        let t0 = Instant::now();
         // The longest ptime asked for is cut to what fits MAX_PACKET: what the repacketiser
         // sends passes the relay's own check (a gateway of ours downstream drops the rest).
         for ms in [MAX_PTIME_MS, MAX_PTIME_MS + 1, 200, u16::MAX] {
             let mut r = Repacketizer::new(ms);
             let mut out = Vec::new();
             for i in 0..20u16 {
-                out.extend(r.push(&rtp(0, i, u32::from(i) * 1_480, &[5; 1_480])));
+                out.extend(r.push(t0, &rtp(0, i, u32::from(i) * 1_480, &[5; 1_480])));
             }
             // A gap flushes what is held; an event passes through as it came.
-            out.extend(r.push(&rtp(0, 20, 99_999, &[6; 1_000])));
-            out.extend(r.push(&rtp(101, 21, 99_999, &[7; 1_488])));
+            out.extend(r.push(t0, &rtp(0, 20, 99_999, &[6; 1_000])));
+            out.extend(r.push(t0, &rtp(101, 21, 99_999, &[7; 1_488])));
             assert!(!out.is_empty());
             for p in &out {
                 assert!(p.len() <= MAX_PACKET, "{} bytes at {ms} ms", p.len());
                 assert!(check_rtp(p).is_ok());
             }
         }
+    }
+
+    /// A leg flooding within the relay's packet rate, each packet 120 ms of G.711 toward a
+    /// 10 ms leg: what goes out is at most `MAX_AUDIO_MS_PER_SECOND` of audio a second, and
+    /// the next second has its own. Before, 1,000 packets a second in went out as 12,000.
+    #[test]
+    fn a_flood_goes_out_as_at_most_twice_real_time() {
+        let t0 = Instant::now();
+        let mut r = Repacketizer::new(10);
+        let mut sent = 0;
+        for i in 0..1000u32 {
+            let at = t0 + Duration::from_micros(u64::from(i) * 999);
+            let out = r.push(at, &rtp(0, i as u16, i * 960, &[1; 960]));
+            sent += out.iter().map(|p| p.len() - 12).sum::<usize>();
+        }
+        assert_eq!(sent, MAX_AUDIO_MS_PER_SECOND * 8);
+        assert_eq!(r.stats.over_rate, 12_000 - 200);
+        // A second later the stream is sent again, and telephone-events always.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(r.push(later, &rtp(0, 1000, 960_000, &[1; 960])).len(), 12);
+        let at = later + Duration::from_millis(1);
+        for i in 1..30u32 {
+            r.push(at, &rtp(0, 1000 + i as u16, 960_000 + i * 960, &[1; 960]));
+        }
+        assert!(r.push(at, &rtp(0, 1030, 988_800, &[1; 960])).is_empty());
+        assert_eq!(r.push(at, &rtp(101, 1031, 0, &[5, 0x80, 0, 160])).len(), 1);
     }
 }

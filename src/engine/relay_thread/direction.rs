@@ -192,11 +192,14 @@ impl Direction {
                 }
             }
             Packet::Rtp => match self.repack.as_mut() {
-                Some(r) => r
-                    .push(pkt)
-                    .iter()
-                    .try_for_each(|p| to.send_to(p, d).map(|_| ()))
-                    .map(|()| true),
+                Some(r) => {
+                    let dropped = r.stats.over_rate;
+                    let out = r.push(now, pkt);
+                    self.over_rate.increment(r.stats.over_rate - dropped);
+                    out.iter()
+                        .try_for_each(|p| to.send_to(p, d).map(|_| ()))
+                        .map(|()| true)
+                }
                 None => to.send_to(pkt, d).map(|_| true),
             },
         };
