@@ -249,20 +249,33 @@ pub fn peer_uri_in(
             }
         }
         _ => {
-            let user = match named {
-                Some(c) if policy.user_phone && phone => format!(
+            // `user=phone` says the user part is an RFC 3966 number, where a local one needs
+            // a phone-context (§5.1.5): the number's own domain, else the country's `+CC`
+            // or the peer's domain name, as in a tel: URI. A local number none fits is sent
+            // without `user=phone` rather than as a number no parser may read.
+            let local = phone && !number.starts_with('+');
+            let peer_host = host_of(domain);
+            let context = match named {
+                Some(c) => Some(c.to_string()),
+                None if local => (policy.country_code.as_ref().map(|cc| format!("+{cc}")))
+                    .or_else(|| is_domain_name(peer_host).then(|| peer_host.to_string())),
+                None => None,
+            };
+            let user_phone = policy.user_phone && phone && (!local || context.is_some());
+            let user = match context {
+                Some(c) if user_phone => format!(
                     "{}{};phone-context={c}{}",
                     escape_user(number),
                     params_in_user(lead),
                     params_in_user(rest)
                 ),
-                _ if policy.user_phone && phone => {
+                _ if user_phone => {
                     format!("{}{}", escape_user(number), params_in_user(params))
                 }
                 _ => escape_user(number),
             };
             let mut u = format!("sip:{user}@{domain}");
-            if policy.user_phone && phone {
+            if user_phone {
                 u.push_str(";user=phone");
             }
             u

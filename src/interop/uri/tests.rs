@@ -85,6 +85,39 @@ fn ims_trunk_form() {
     assert_eq!(peer_uri("alice", false, &p, "d"), "sip:alice@d");
 }
 
+/// A local number in a `user=phone` SIP URI gets a phone-context (RFC 3966 §5.1.5), as in
+/// a tel: URI: the country's `+CC`, else the peer's domain name; toward a peer known only by
+/// its IP address without a country code, the number goes without `user=phone`. Before,
+/// `sip:10123@d;user=phone` claimed a number no RFC 3966 parser may read.
+#[test]
+fn a_local_number_with_user_phone_has_a_phone_context() {
+    let phone = UriPolicy {
+        user_phone: true,
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        peer_uri("10123", false, &phone, "ims.example.com:5080"),
+        "sip:10123;phone-context=ims.example.com@ims.example.com:5080;user=phone"
+    );
+    assert_eq!(
+        peer_uri("10123", false, &phone, "192.0.2.7"),
+        "sip:10123@192.0.2.7"
+    );
+    let cc = UriPolicy {
+        country_code: Some("86".into()),
+        ..phone.clone()
+    };
+    assert_eq!(
+        peer_uri_in("10123", None, ";ext=5", false, &cc, "192.0.2.7"),
+        "sip:10123;ext=5;phone-context=+86@192.0.2.7;user=phone"
+    );
+    // A global number needs none.
+    assert_eq!(
+        peer_uri("+8610123", false, &cc, "192.0.2.7"),
+        "sip:+8610123@192.0.2.7;user=phone"
+    );
+}
+
 #[test]
 fn tel_and_keep() {
     let tel = UriPolicy {
