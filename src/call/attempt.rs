@@ -144,7 +144,8 @@ impl Call {
             self.auth.b = None;
             self.invite_auth.b = None;
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
-            let Some(txn) = self.start_client(cx, invite.clone(), target, TxnRole::Invite) else {
+            let role = TxnRole::Invite(self.route.attempt());
+            let Some(txn) = self.start_client(cx, invite.clone(), target, role) else {
                 continue;
             };
             let name = peer.name.clone();
@@ -231,8 +232,8 @@ impl Call {
         first
     }
 
-    /// A response to the current (or an earlier) INVITE attempt.
-    pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
+    /// A response to the current (or an earlier) INVITE attempt, number `n`.
+    pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, n: u32, resp: Response) {
         let current = self.attempt.as_ref().is_some_and(|a| a.txn == id);
         if !current {
             if self.on_user1_2xx_again(cx, id, &resp) {
@@ -240,7 +241,11 @@ impl Call {
             }
             // An answer to an attempt we already gave up on (failover raced a late 2xx).
             if resp.is_success() {
-                self.kill_fork(cx, id, &resp);
+                let peer = n
+                    .checked_sub(1)
+                    .and_then(|i| self.route.targets.get(i as usize));
+                let peer = peer.cloned();
+                self.kill_fork(cx, id, &resp, peer);
             }
             return;
         }
@@ -324,7 +329,7 @@ impl Call {
         let failed = !first && self.phase.is_routing();
         if self.phase.is_ending() || unwanted || failed {
             // The 2xx crossed our CANCEL (or the call ended meanwhile): accept and hang up.
-            self.kill_fork(cx, txn, &resp);
+            self.kill_fork(cx, txn, &resp, self.attempt_peer());
             return;
         }
         if !self.phase.is_routing() {
@@ -334,7 +339,7 @@ impl Call {
             if same {
                 self.resend_ack(cx, Side::B, resp.seq());
             } else {
-                self.kill_fork(cx, txn, &resp);
+                self.kill_fork(cx, txn, &resp, self.attempt_peer());
             }
             return;
         }
@@ -354,7 +359,7 @@ impl Call {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay 2xx to caller");
-                self.kill_fork(cx, txn, &resp);
+                self.kill_fork(cx, txn, &resp, self.attempt_peer());
                 self.fail_call(cx, 500, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
                 return;
             }

@@ -124,7 +124,8 @@ impl Call {
             let Some(sent) = sent else {
                 return self.relay_failure_here(cx, &resp);
             };
-            match self.answer_challenge(cx, Side::B, &sent, &resp, TxnRole::Invite) {
+            let role = TxnRole::Invite(self.route.attempt());
+            match self.answer_challenge(cx, Side::B, &sent, &resp, role) {
                 Ok((txn, invite)) => {
                     if let Some(att) = self.attempt.as_mut() {
                         att.txn = txn;

@@ -17,7 +17,7 @@ impl Call {
         resp: Response,
     ) {
         match role {
-            TxnRole::Invite => self.on_invite_response(cx, id, resp),
+            TxnRole::Invite(n) => self.on_invite_response(cx, id, n, resp),
             TxnRole::Relay => self.on_relayed_response(cx, id, resp),
             TxnRole::Bye(side) if !resp.is_provisional() => self.on_bye_answer(cx, side, id, &resp),
             TxnRole::Prack(n) if !resp.is_provisional() => self.on_prack_answer(cx, id, n, &resp),
@@ -35,7 +35,7 @@ impl Call {
         timeout: bool,
     ) {
         match role {
-            TxnRole::Invite => {
+            TxnRole::Invite(_) => {
                 self.on_invite_unreachable(cx, id, timeout);
                 self.close_txn(id);
             }

@@ -14,13 +14,19 @@ use crate::sip::{
 
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
 /// know (through the front: the peer it names, if it names one): a forged 2xx from anywhere
-/// else must not make the gateway send anything.
-pub(super) fn ack_and_bye(env: &mut Env, now: Instant, resp: &Response, cseq: u32, source: Target) {
+/// else must not make the gateway send anything. True when they were sent.
+pub(super) fn ack_and_bye(
+    env: &mut Env,
+    now: Instant,
+    resp: &Response,
+    cseq: u32,
+    source: Target,
+) -> bool {
     let known = env
         .response_origin_ip(resp, source)
         .is_none_or(|ip| env.cfg.peer_for_source(ip).is_some());
     if !known {
-        return;
+        return false;
     }
     // Each one costs two requests as large as the 2xx: a forged stream of them (a peer's
     // address spoofed) is answered only up to a budget, and logged once a second.
@@ -33,7 +39,7 @@ pub(super) fn ack_and_bye(env: &mut Env, now: Instant, resp: &Response, cseq: u3
             env.out.push_back(Output::Event(CoreEvent::Refused {
                 why: "orphan_2xx_rate",
             }));
-            return;
+            return false;
         }
     }
     for method in [Method::Ack, Method::Bye] {
@@ -42,6 +48,7 @@ pub(super) fn ack_and_bye(env: &mut Env, now: Instant, resp: &Response, cseq: u3
             Err(e) => warn!(error = %e, "cannot build request for orphan 2xx"),
         }
     }
+    true
 }
 
 /// How many 2xx for no call are answered (ACK and BYE) in a second. A real burst of them

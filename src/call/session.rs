@@ -252,7 +252,8 @@ impl Call {
             return false;
         }
         self.sign(cx, Side::B, &mut invite);
-        let Some(txn) = self.start_client(cx, invite.clone(), target, TxnRole::Invite) else {
+        let role = TxnRole::Invite(self.route.attempt());
+        let Some(txn) = self.start_client(cx, invite.clone(), target, role) else {
             return false;
         };
         info!(call_id = %self.call_id(), interval = min.as_secs(), "callee wants a longer session interval (422): INVITE again");

@@ -154,9 +154,12 @@ impl Call {
             // Another device user1's INVITE forked to answered too: ACK that dialog and end
             // it (RFC 3261 §13.2.2.4), or it would hang up with a BYE in user1's name.
             let source = self.a.target;
-            super::orphan::ack_and_bye(cx.env, cx.now, resp, resp.seq(), source);
-            let peer = self.profile(Side::A).map(|p| p.name.clone());
-            self.late_answer_released(cx, peer);
+            let sent = super::orphan::ack_and_bye(cx.env, cx.now, resp, resp.seq(), source);
+            // Counted once a branch, not for each retransmission of its 2xx.
+            if sent && self.first_release_of(resp) {
+                let peer = self.profile(Side::A).map(|p| p.name.clone());
+                self.late_answer_released(cx, peer);
+            }
         }
         true
     }

@@ -14,36 +14,28 @@ use crate::sip::{Hdr, Message, Method, Response};
 use crate::txn::TxnId;
 
 impl Call {
+    /// The peer the current attempt went to.
+    pub(super) fn attempt_peer(&self) -> Option<PeerName> {
+        self.attempt.as_ref().map(|a| a.peer.name.clone())
+    }
+
     /// A 2xx to our INVITE `txn` we do not want (a late answer after CANCEL, a second
     /// fork, an attempt given up for a failover): ACK it, as RFC 3261 requires, then BYE
     /// that dialog. A retransmission of one already hung up is ACKed again, and no more.
-    pub(super) fn kill_fork(&mut self, cx: &mut Cx, txn: TxnId, resp: &Response) {
-        let key = (
-            resp.call_id().unwrap_or_default(),
-            resp.to_tag().unwrap_or_default(),
-        );
-        let again = (self.released_forks.as_deref())
-            .is_some_and(|l| l.iter().any(|(c, t)| **c == *key.0 && **t == *key.1));
+    pub(super) fn kill_fork(
+        &mut self,
+        cx: &mut Cx,
+        txn: TxnId,
+        resp: &Response,
+        peer: Option<PeerName>,
+    ) {
         let Some(leg) = self.leg_of_answer(cx, txn, resp) else {
             return;
         };
-        if again {
+        if !self.first_release_of(resp) {
             self.ack_answer(cx, &leg, resp);
             return;
         }
-        let mut list = (self.released_forks.take()).map_or_else(Vec::new, Vec::from);
-        if list.len() >= super::state::MAX_RELEASED_FORKS {
-            list.remove(0);
-        }
-        list.push((key.0.into(), key.1.into()));
-        self.released_forks = Some(list.into_boxed_slice());
-        // The peer it came from: an earlier attempt's callee is not side B's now.
-        let current = self.attempt.as_ref().is_some_and(|a| a.txn == txn);
-        let peer = match current {
-            true => self.profile(Side::B),
-            false => cx.env.cfg.peer_for_source(leg.target.addr.ip()),
-        };
-        let peer = peer.map(|p| p.name.clone());
         self.ack_and_bye(cx, leg, resp);
         self.late_answer_released(cx, peer);
     }
@@ -58,6 +50,27 @@ impl Call {
         if let Some(peer) = peer {
             cx.emit(super::Output::Event(super::CoreEvent::LateAnswer { peer }));
         }
+    }
+
+    /// Whether the 2xx `resp` is the first of its dialog to be released (then remembered as
+    /// released): false for a retransmission of one already hung up.
+    pub(super) fn first_release_of(&mut self, resp: &Response) -> bool {
+        let key = (
+            resp.call_id().unwrap_or_default(),
+            resp.to_tag().unwrap_or_default(),
+        );
+        let again = (self.released_forks.as_deref())
+            .is_some_and(|l| l.iter().any(|(c, t)| **c == *key.0 && **t == *key.1));
+        if again {
+            return false;
+        }
+        let mut list = (self.released_forks.take()).map_or_else(Vec::new, Vec::from);
+        if list.len() >= super::state::MAX_RELEASED_FORKS {
+            list.remove(0);
+        }
+        list.push((key.0.into(), key.1.into()));
+        self.released_forks = Some(list.into_boxed_slice());
+        true
     }
 
     /// The dialog the 2xx `resp` to our INVITE `txn` sets up. An earlier attempt's (the

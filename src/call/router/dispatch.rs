@@ -159,8 +159,10 @@ impl B2bua {
         };
         if self.calls.contains_key(&r) {
             self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
-        } else if matches!(role, TxnRole::Invite | TxnRole::Relay | TxnRole::Refresh(_))
-            && let Some(target) = self.env.txn.target(id)
+        } else if matches!(
+            role,
+            TxnRole::Invite(_) | TxnRole::Relay | TxnRole::Refresh(_)
+        ) && let Some(target) = self.env.txn.target(id)
         {
             // Its call is gone. A 2xx to an INVITE (a re-INVITE's too: its ACK may have
             // been lost) still needs ACK and BYE.
@@ -206,7 +208,9 @@ impl B2bua {
             Some((r, side)) => self.with_call(r, now, |c, cx| {
                 c.ack_again_on(cx, side, cseq, &resp);
             }),
-            None => crate::call::orphan::ack_and_bye(&mut self.env, now, &resp, cseq, source),
+            None => {
+                crate::call::orphan::ack_and_bye(&mut self.env, now, &resp, cseq, source);
+            }
         }
     }
 }

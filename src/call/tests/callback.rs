@@ -528,6 +528,15 @@ fn a_second_device_answering_user1_is_acked_and_hung_up_and_cannot_end_the_call(
             (Method::Bye, Some("u1b".to_string()))
         ]
     );
+    // Its retransmission is answered again, but it is one late answer (once per dialog).
+    h.recv_msg(PHONE, reply(&inv1, 200, "u1b", &contact, Some(OFFER)));
+    assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+    let late = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, CoreEvent::LateAnswer { .. }))
+        .count();
+    assert_eq!(late, 1);
     user2_answers(&mut h, &inv2);
     h.take(PHONE);
     // The other device's BYE (user1's Call-ID and our tag, its own From tag): not this call's.

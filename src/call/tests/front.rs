@@ -287,3 +287,35 @@ fn a_caller_behind_nat_is_judged_by_its_source_through_the_front() {
     );
     assert!(pairs[0].a_wait_for_source);
 }
+
+/// A 2xx that the callee failed over from sends late, through the front, is counted for that
+/// callee (`LateAnswer`). Before, its peer was looked up by where its INVITE went, the
+/// front, which no profile may match: it was counted for nobody.
+#[test]
+fn a_late_answer_through_the_front_is_counted_for_its_callee() {
+    let mut h = behind_front();
+    let invite = invite_text("f-2", "z9hG4bKf2", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv_a = h.one_request(FRONT, Method::Invite);
+    h.recv_msg(FRONT, reply(&inv_a, 503, "ta", &[], None));
+    let inv_b = h.one_request(FRONT, Method::Invite);
+    assert_ne!(inv_a.call_id(), inv_b.call_id(), "the next callee's INVITE");
+    let late = reply(
+        &inv_a,
+        200,
+        "late",
+        &[(Hdr::CONTACT, "<sip:a@127.0.0.3>")],
+        Some(SDP),
+    );
+    h.recv_msg(FRONT, late);
+    assert_eq!(h.take_requests(FRONT, Method::Bye).len(), 1);
+    let late: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::LateAnswer { peer } => Some(&*peer.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(late, ["carrier-a"]);
+}
