@@ -9,7 +9,7 @@ use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::phase::{AttemptState, EndInfo};
-use super::state::{Call, Failure, PeerResponse, TxnRole};
+use super::state::{Call, Failure, PeerResponse, TxnRole, UacRel};
 use crate::cdr::CallTag;
 use crate::config::Profile;
 use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
@@ -57,7 +57,7 @@ impl Call {
             cx.remove_dialog(old);
         }
         self.uas_rel.queue.clear();
-        self.uac_rel.restart();
+        self.uac_rel = UacRel::default();
         // The connected identity it sent (in an UPDATE answered here) is not the next
         // callee's.
         if self.identity.as_ref().is_some_and(|i| i.0 == Side::A) {

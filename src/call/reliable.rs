@@ -219,12 +219,12 @@ impl Call {
         status: Option<u16>,
     ) {
         self.close_txn(id);
-        self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_sub(1);
         self.uac_rel.sent_prack.take_if(|s| s.0 == id);
         // Our PRACK to a callee that failed since: its fate is not the current callee's.
         if self.route.attempt() != attempt {
             return;
         }
+        self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_sub(1);
         let refused = match status {
             Some(s) if (200..300).contains(&s) => false,
             Some(s) => is_prack_refusal(s) || s >= 400,

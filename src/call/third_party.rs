@@ -252,7 +252,7 @@ impl Call {
             // user1 holds its 200 for 64·T1 at most: user2's ring is one bound in all.
             ring_per_peer: false,
         };
-        self.uac_rel.restart();
+        self.uac_rel = Default::default();
         self.last_failure = None;
         let ring = ring_timeout(&self.cfg, &route).min(t1 * USER2_RING_T1S);
         self.timers.set(CallTimer::Ring, cx.now + ring);

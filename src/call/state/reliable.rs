@@ -34,8 +34,8 @@ pub struct UacRel {
     // A Box of a Vec: 8 bytes in every call, where a Vec or a boxed slice takes 24 or 16.
     #[allow(clippy::box_collection)]
     pub early_answers: Option<Box<Vec<EarlyAnswer>>>,
-    /// Our PRACKs still waiting for their final answer, of every attempt (kept across a
-    /// failover: an earlier callee's answer still closes its own).
+    /// Our PRACKs to this attempt's callee still waiting for their final answer (an
+    /// earlier callee's, failed over from, hold up nothing of the next one's).
     pub open_pracks: u8,
 }
 
@@ -83,15 +83,6 @@ impl UacRel {
     /// are a broken or hostile peer's: the provisional past the bound is taken as lost, and
     /// its retransmission is PRACKed once one of ours is answered.
     pub const MAX_OPEN_PRACKS: u8 = 4;
-
-    /// A fresh start for the next attempt; PRACKs of the last one still open are counted.
-    pub fn restart(&mut self) {
-        let open_pracks = self.open_pracks;
-        *self = Self {
-            open_pracks,
-            ..Self::default()
-        };
-    }
 
     /// Keep `answer`, the first of its early dialog: one per dialog, for the latest
     /// [`MAX_EARLY_DIALOGS`] dialogs (as their RSeqs are kept: a branch whose reliable

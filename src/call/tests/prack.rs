@@ -432,6 +432,11 @@ fn a_callee_gets_only_so_many_pracks_waiting_at_once() {
         again[0].header(&Hdr::RACK).as_deref(),
         Some(format!("{next} 1 INVITE").as_str())
     );
+    // That callee fails with its PRACKs unanswered: the next one's are PRACKed at once.
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "c14", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, reliable_183(&inv_b, "b14", 1));
+    assert_eq!(h.take_requests(CARRIER_B, Method::Prack).len(), 1);
 }
 
 /// Found by Sofia-SIP in tests/clients.rs: the carrier's 200 came right after its 180, so our
