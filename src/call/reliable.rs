@@ -385,10 +385,10 @@ impl Call {
             cx.respond(id, req, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         }
-        if !self.offers_in_prack(req) {
+        if self.offers_in_prack(req) {
+            self.answer_offer_in_prack(cx, id, req);
+        } else {
             cx.respond(id, req, 200, "OK", &[]);
-        } else if !self.answer_offer_in_prack(cx, id, req) {
-            return;
         }
         let carried_sdp = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         let this_attempt = self
