@@ -31,10 +31,8 @@ pub enum CallEvent {
     PrackFailed(String),
     /// The caller never PRACKed our reliable provisional.
     CallerPrackTimeout,
-    /// The caller's PRACK offered anew; answered with the session it had.
-    PrackOfferKept,
-    /// The caller's PRACK offered anew; answered with every stream refused.
-    PrackOfferRefused,
+    /// The caller's PRACK carried a changed offer, not passed on: its 200 had no answer.
+    PrackOfferIgnored,
     /// A side never ACKed our 2xx.
     AckTimeout,
     /// Our BYE on this side got no answer.
@@ -66,8 +64,7 @@ impl fmt::Display for CallEvent {
             CallEvent::PrackIgnored(what) => write!(f, "prack_{what}_ignored"),
             CallEvent::PrackFailed(what) => write!(f, "prack_{what}"),
             CallEvent::CallerPrackTimeout => f.write_str("caller_prack_timeout"),
-            CallEvent::PrackOfferKept => f.write_str("prack_offer_kept"),
-            CallEvent::PrackOfferRefused => f.write_str("prack_offer_refused"),
+            CallEvent::PrackOfferIgnored => f.write_str("prack_offer_ignored"),
             CallEvent::AckTimeout => f.write_str("ack_timeout"),
             CallEvent::ByeUnanswered(side) => write!(f, "bye_{}_unanswered", side.party()),
             CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),

@@ -1,18 +1,16 @@
 //! SDP in the caller's PRACK that is a new offer (RFC 3262 §5). The gateway terminates
-//! PRACK on each leg and cannot put that offer to the callee before the answer, yet a PRACK
-//! that acknowledges our provisional must get a 2xx (§3: a caller refused one does not PRACK
-//! the retransmissions again, §4, and its call would fail). So the 200 answers the offer
-//! itself: with the answer the caller already has when that still fits the offer, else
-//! with every stream refused.
+//! PRACK on each leg and does not put that offer to the callee, yet a PRACK that
+//! acknowledges our provisional must get a 2xx (§3: a caller refused one does not PRACK the
+//! retransmissions again, §4, and its call would fail). An offer that restates the session
+//! of the caller's INVITE is answered with the answer it already has; a changed one gets a
+//! 200 without an answer, as other B2BUAs do, and the session stays as it was.
 
 use bytes::Bytes;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::session::sdp_origin;
 use super::state::Call;
-use crate::sdp::MediaBody;
 use crate::sip::{Body, Hdr, Request, Response};
 use crate::txn::TxnId;
 
@@ -29,41 +27,37 @@ impl Call {
         !(late_offer && carried_sdp)
     }
 
-    /// Answer 200 to the caller's PRACK `req` (transaction `id`), whose SDP is an offer. One
-    /// restating the session of the caller's INVITE (the same `o=` line, RFC 3264 §8), or a
-    /// new one the answer given in the PRACKed provisional still fits (as many streams, of
-    /// the same transports), gets that answer unchanged: the session stays as it was (a
-    /// changed address of the caller's is not followed). Anything else gets every stream
-    /// refused, as RFC 3264 §6 lets an answerer refuse an offer.
+    /// Answer 200 to the caller's PRACK `req` (transaction `id`), whose SDP is an offer.
+    /// One whose session is the caller's INVITE's (every line but `o=` the same: a new
+    /// version at most, RFC 3264 §8) gets the answer the PRACKed provisional gave, which
+    /// answers it still; any other gets no answer (CDR event `prack_offer_ignored`).
     pub(super) fn answer_offer_in_prack(&mut self, cx: &mut Cx, id: TxnId, req: &Request) {
         let ct = req.header(&Hdr::CONTENT_TYPE);
         let given = (self.uas_rel.pending.as_ref())
             .filter(|p| p.has_sdp && !p.resp.encoded())
             .and_then(|p| sdp_part(&p.resp));
         let template = self.template();
-        let invite_origin = sdp_origin(
-            template.header(&Hdr::CONTENT_TYPE).as_deref(),
-            template.body(),
+        let restated = same_session(
+            (
+                template.header(&Hdr::CONTENT_TYPE).as_deref(),
+                template.body(),
+            ),
+            (ct.as_deref(), req.body()),
         );
-        let restated =
-            invite_origin.is_some() && invite_origin == sdp_origin(ct.as_deref(), req.body());
         let answer = match given {
-            Some(a) if restated || fits(&a, ct.as_deref(), req.body()) => {
-                if !restated {
-                    info!(call_id = %self.call_id(), "a new offer in the caller's PRACK: answered with the session it has");
-                    self.events.push(CallEvent::PrackOfferKept);
-                }
-                Some((a, Some("application/sdp".to_string())))
+            Some(a) if restated => {
+                info!(call_id = %self.call_id(), "the caller's PRACK restates its offer: answered as before");
+                Some(a)
             }
             _ => {
-                info!(call_id = %self.call_id(), "a new offer in the caller's PRACK: every stream refused");
-                self.events.push(CallEvent::PrackOfferRefused);
-                super::ack::refusal(ct.as_deref(), req.body(), self.cfg.media_ip, None)
+                warn!(call_id = %self.call_id(), "a changed offer in the caller's PRACK: not passed on, answered without SDP");
+                self.events.push(CallEvent::PrackOfferIgnored);
+                None
             }
         };
         let built = Response::to_request(req, 200, "OK", None).and_then(|mut out| {
             match answer {
-                Some((body, ct)) => out.set_body(body, ct.as_deref())?,
+                Some(body) => out.set_body(body, Some("application/sdp"))?,
                 None => out.set_no_body()?,
             }
             Ok(out)
@@ -82,15 +76,19 @@ fn sdp_part(resp: &Response) -> Option<Bytes> {
     Some(Bytes::copy_from_slice(resp.body().get(part.range())?))
 }
 
-/// Whether `answer` is a valid answer to the offer `offer` (Content-Type `ct`) still: as
-/// many media sections, each of the same transport.
-fn fits(answer: &[u8], ct: Option<&str>, offer: &[u8]) -> bool {
-    let read = |ct, body| MediaBody::read(ct, body, usize::MAX).ok().flatten();
-    match (read(Some("application/sdp"), answer), read(ct, offer)) {
-        (Some(a), Some(o)) => {
-            a.streams.len() == o.streams.len()
-                && (a.streams.iter().zip(&o.streams)).all(|(a, o)| a.transport == o.transport)
-        }
+/// Whether two bodies (Content-Type, bytes) carry SDP describing the same session: every
+/// line but the `o=` line the same, in the same order.
+fn same_session(a: (Option<&str>, &[u8]), b: (Option<&str>, &[u8])) -> bool {
+    match (session_lines(a.0, a.1), session_lines(b.0, b.1)) {
+        (Some(x), Some(y)) => x == y,
         _ => false,
     }
+}
+
+/// The lines of a body's SDP but its `o=` line; `None` when it carries no SDP.
+fn session_lines<'a>(ct: Option<&str>, body: &'a [u8]) -> Option<Vec<&'a [u8]>> {
+    let part = crate::sdp::locate(ct, body).ok()??;
+    let sdp = body.get(part.range())?;
+    let lines = crate::sdp::lines(sdp).map(|l| l.text);
+    Some(lines.filter(|t| !t.starts_with(b"o=")).collect())
 }

@@ -320,7 +320,7 @@ impl Call {
 
 /// The `o=` line of a body's SDP (the body itself, or its SDP part), found the way anchoring
 /// finds it (`sdp::locate`, `sdp::lines`); None for a body that carries no SDP.
-pub(super) fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
+fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
     let part = crate::sdp::locate(ct, body).ok()??;
     let sdp = body.get(part.range())?;
     crate::sdp::lines(sdp)
