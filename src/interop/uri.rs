@@ -214,7 +214,6 @@ pub fn peer_uri_in(
     // context if that is a host at all (an IP address: a strict peer refuses the URI,
     // which is better than a call to the wrong number), else the peer's host.
     let private = private.filter(|_| !number.starts_with('+'));
-    let named = private.filter(|c| is_domain_name(c));
     let scheme = match policy.scheme {
         UriScheme::Keep if inbound_tel => UriScheme::Tel,
         UriScheme::Keep => UriScheme::Sip,
@@ -250,18 +249,23 @@ pub fn peer_uri_in(
         }
         _ => {
             // `user=phone` says the user part is an RFC 3966 number, where a local one needs
-            // a phone-context (§5.1.5): the number's own domain, else the country's `+CC`
-            // or the peer's domain name, as in a tel: URI. A local number none fits is sent
-            // without `user=phone` rather than as a number no parser may read.
+            // a phone-context (§5.1.5), chosen as in a tel: URI: a number private to a
+            // domain keeps one of its own (never the country's), any other takes `+CC` or
+            // the peer's domain name. With none of them it goes as dialled, its parameters
+            // kept: the peer asked for `user=phone`, and a dropped `;ext=` or `;rn=` would
+            // reach the wrong line.
             let local = phone && !number.starts_with('+');
             let peer_host = host_of(domain);
-            let context = match named {
-                Some(c) => Some(c.to_string()),
-                None if local => (policy.country_code.as_ref().map(|cc| format!("+{cc}")))
+            let context = match private {
+                _ if !local => None,
+                Some(c) if is_domain_name(c) => Some(c.to_string()),
+                Some(_) if is_domain_name(peer_host) => Some(peer_host.to_string()),
+                Some(c) if valid_host(c) && !c.contains(':') => Some(c.to_string()),
+                Some(_) => None,
+                None => (policy.country_code.as_ref().map(|cc| format!("+{cc}")))
                     .or_else(|| is_domain_name(peer_host).then(|| peer_host.to_string())),
-                None => None,
             };
-            let user_phone = policy.user_phone && phone && (!local || context.is_some());
+            let user_phone = policy.user_phone && phone;
             let user = match context {
                 Some(c) if user_phone => format!(
                     "{}{};phone-context={c}{}",

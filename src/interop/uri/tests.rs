@@ -86,9 +86,10 @@ fn ims_trunk_form() {
 }
 
 /// A local number in a `user=phone` SIP URI gets a phone-context (RFC 3966 §5.1.5), as in
-/// a tel: URI: the country's `+CC`, else the peer's domain name; toward a peer known only by
-/// its IP address without a country code, the number goes without `user=phone`. Before,
-/// `sip:10123@d;user=phone` claimed a number no RFC 3966 parser may read.
+/// a tel: URI: the country's `+CC`, else the peer's domain name; one private to a domain
+/// never the country's. Toward a peer known only by its IP address without a country code
+/// it goes as dialled, its parameters kept. Before, `sip:10123@d;user=phone` claimed a
+/// number no RFC 3966 parser may read.
 #[test]
 fn a_local_number_with_user_phone_has_a_phone_context() {
     let phone = UriPolicy {
@@ -100,8 +101,8 @@ fn a_local_number_with_user_phone_has_a_phone_context() {
         "sip:10123;phone-context=ims.example.com@ims.example.com:5080;user=phone"
     );
     assert_eq!(
-        peer_uri("10123", false, &phone, "192.0.2.7"),
-        "sip:10123@192.0.2.7"
+        peer_uri_in("2001", None, ";ext=22", false, &phone, "192.0.2.7"),
+        "sip:2001;ext=22@192.0.2.7;user=phone"
     );
     let cc = UriPolicy {
         country_code: Some("86".into()),
@@ -110,6 +111,11 @@ fn a_local_number_with_user_phone_has_a_phone_context() {
     assert_eq!(
         peer_uri_in("10123", None, ";ext=5", false, &cc, "192.0.2.7"),
         "sip:10123;ext=5;phone-context=+86@192.0.2.7;user=phone"
+    );
+    // A number private to a context that is no domain name keeps it, never the +86.
+    assert_eq!(
+        peer_uri_in("1234", Some("10.0.0.7"), "", false, &cc, "192.0.2.7"),
+        "sip:1234;phone-context=10.0.0.7@192.0.2.7;user=phone"
     );
     // A global number needs none.
     assert_eq!(
