@@ -6,8 +6,8 @@
 //! Packets are checked by `media::rtp_check` first (malformed ones are dropped and counted),
 //! and one packet never turns into more than [`MAX_CHUNKS`] + 1 packets: a G.711 payload
 //! longer than `MAX_CHUNKS` outgoing packets' worth is dropped, so a peer cannot use the
-//! gateway to multiply its packet rate. Nor its audio: at most [`MAX_AUDIO_MS_PER_SECOND`]
-//! of G.711 go out in a second, whatever the packets that came in carried.
+//! gateway to multiply its packet rate. Nor its audio: what goes out is held to a little more
+//! than real time ([`AudioBudget`]), whatever the packets that came in carried.
 
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,41 @@ pub const MAX_CHUNKS: usize = 12;
 /// relay check allows, a gateway of ours downstream included).
 pub const MAX_PTIME_MS: u16 = ((MAX_PACKET - 12) / 8) as u16;
 
-/// The audio a repacketiser sends in a second, in ms: twice real time, room for a burst
-/// after a jitter spike. More came in only from a peer flooding (the relay lets a leg send
-/// up to `relay::MAX_PACKETS_PER_SECOND` packets of up to 120 ms each); past it, outgoing
-/// packets are dropped (a gap the far end hears as loss) rather than multiplied.
-pub const MAX_AUDIO_MS_PER_SECOND: usize = 2_000;
+/// The G.711 audio a repacketiser may send: a bucket of [`AudioBudget::BURST_MS`] that
+/// fills at [`AudioBudget::RATE`] times real time. A stream after a stall (a second of
+/// audio at once) goes out whole and a sender's fast clock is no matter; more comes only
+/// from a peer flooding (the relay lets a leg send up to `relay::MAX_PACKETS_PER_SECOND`
+/// packets of up to 120 ms each), whose excess is dropped (a gap the far end hears as
+/// loss) rather than multiplied.
+#[derive(Debug, Clone, Copy)]
+struct AudioBudget {
+    /// When it was last filled, and the bytes (8 a millisecond) it then held.
+    at: Option<(Instant, usize)>,
+}
+
+impl AudioBudget {
+    /// The most audio sent at once, in ms.
+    const BURST_MS: usize = 2_000;
+    /// How fast it fills: 5/4 of real time.
+    const RATE: (usize, usize) = (5, 4);
+
+    /// Take `bytes` of audio at `now`: false when the bucket holds too few.
+    fn take(&mut self, now: Instant, bytes: usize) -> bool {
+        let full = Self::BURST_MS * 8;
+        let (since, held) = self.at.unwrap_or((now, full));
+        let ms = now.saturating_duration_since(since).as_millis();
+        let filled = usize::try_from(ms).unwrap_or(usize::MAX) / Self::RATE.1;
+        let held = held
+            .saturating_add(filled.saturating_mul(8 * Self::RATE.0))
+            .min(full);
+        // The time consumed is what the fill counted (whole quarter-milliseconds' worth).
+        let counted = Duration::from_millis((filled * Self::RATE.1) as u64);
+        let since = if held == full { now } else { since + counted };
+        let ok = held >= bytes;
+        self.at = Some((since, if ok { held - bytes } else { held }));
+        ok
+    }
+}
 
 /// Outgoing ptime accepted by [`Repacketizer::new`], in ms.
 const PTIME_MS: std::ops::RangeInclusive<u16> = 5..=MAX_PTIME_MS;
@@ -40,7 +70,7 @@ pub struct RepackStats {
     pub malformed: u64,
     /// G.711 packets longer than `MAX_CHUNKS` outgoing packets.
     pub oversize: u64,
-    /// Outgoing packets dropped past [`MAX_AUDIO_MS_PER_SECOND`].
+    /// Outgoing packets dropped past the audio budget.
     pub over_rate: u64,
 }
 
@@ -57,8 +87,7 @@ pub struct Repacketizer {
     ssrc: u32,
     marker: bool,
     seq: u16,
-    /// The second the audio budget counts in, and the G.711 bytes sent in it.
-    window: Option<(Instant, usize)>,
+    budget: AudioBudget,
     pub stats: RepackStats,
 }
 
@@ -76,7 +105,7 @@ impl Repacketizer {
             ssrc: 0,
             marker: false,
             seq: 0,
-            window: None,
+            budget: AudioBudget { at: None },
             stats: RepackStats::default(),
         }
     }
@@ -87,7 +116,7 @@ impl Repacketizer {
     pub fn restart(&mut self, ptime_ms: u16) {
         *self = Repacketizer {
             seq: self.seq,
-            window: self.window,
+            budget: self.budget,
             stats: self.stats,
             ..Repacketizer::new(ptime_ms)
         };
@@ -97,21 +126,14 @@ impl Repacketizer {
     /// most `MAX_CHUNKS + 1`).
     pub fn push(&mut self, now: Instant, packet: &[u8]) -> Vec<Bytes> {
         let mut out = self.chunk(packet);
-        let (since, sent) = self.window.get_or_insert((now, 0));
-        if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
-            (*since, *sent) = (now, 0);
-        }
-        let budget = MAX_AUDIO_MS_PER_SECOND * 8;
         out.retain(|p| {
             // Only G.711 is multiplied here; other payloads pass one for one.
             let audio = match p.get(1).map(|b| b & 0x7f) {
                 Some(0 | 8) => p.len() - 12,
                 _ => 0,
             };
-            let within = *sent + audio <= budget;
-            if within {
-                *sent += audio;
-            } else {
+            let within = audio == 0 || self.budget.take(now, audio);
+            if !within {
                 self.stats.over_rate += 1;
             }
             within
@@ -336,28 +358,46 @@ mod tests {
     }
 
     /// A leg flooding within the relay's packet rate, each packet 120 ms of G.711 toward a
-    /// 10 ms leg: what goes out is at most `MAX_AUDIO_MS_PER_SECOND` of audio a second, and
-    /// the next second has its own. Before, 1,000 packets a second in went out as 12,000.
+    /// 10 ms leg: what goes out is 2 s of audio at once and then 5/4 of real time. Before,
+    /// 1,000 packets a second in went out as 12,000.
     #[test]
-    fn a_flood_goes_out_as_at_most_twice_real_time() {
+    fn a_flood_goes_out_at_little_more_than_real_time() {
         let t0 = Instant::now();
         let mut r = Repacketizer::new(10);
         let mut sent = 0;
         for i in 0..1000u32 {
-            let at = t0 + Duration::from_micros(u64::from(i) * 999);
+            let at = t0 + Duration::from_millis(u64::from(i));
             let out = r.push(at, &rtp(0, i as u16, i * 960, &[1; 960]));
             sent += out.iter().map(|p| p.len() - 12).sum::<usize>();
         }
-        assert_eq!(sent, MAX_AUDIO_MS_PER_SECOND * 8);
-        assert_eq!(r.stats.over_rate, 12_000 - 200);
-        // A second later the stream is sent again, and telephone-events always.
-        let later = t0 + Duration::from_secs(1);
-        assert_eq!(r.push(later, &rtp(0, 1000, 960_000, &[1; 960])).len(), 12);
-        let at = later + Duration::from_millis(1);
-        for i in 1..30u32 {
-            r.push(at, &rtp(0, 1000 + i as u16, 960_000 + i * 960, &[1; 960]));
+        // 16,000 bytes at once, then 10 a millisecond for 999 ms: 80-byte packets.
+        assert_eq!(sent, (16_000 + 9_990) / 80 * 80);
+        assert_eq!(r.stats.over_rate, 12_000 - sent as u64 / 80);
+        // Once it runs dry, telephone-events still pass.
+        let at = t0 + Duration::from_millis(999);
+        assert!(r.push(at, &rtp(0, 1000, 960_000, &[1; 960])).is_empty());
+        assert_eq!(r.push(at, &rtp(101, 1001, 0, &[5, 0x80, 0, 160])).len(), 1);
+    }
+
+    /// A stream after a stall: 1.8 s of audio at once, then live 20 ms packets for a minute
+    /// from a sender whose clock runs 1 % fast. Every byte goes out: the budget holds back a
+    /// flood, not a stream that catches up.
+    #[test]
+    fn a_stream_catching_up_after_a_stall_goes_out_whole() {
+        let t0 = Instant::now();
+        let mut r = Repacketizer::new(20);
+        let mut sent = 0;
+        for i in 0..15u32 {
+            let out = r.push(t0, &rtp(0, i as u16, i * 960, &[1; 960]));
+            sent += out.iter().map(|p| p.len() - 12).sum::<usize>();
         }
-        assert!(r.push(at, &rtp(0, 1030, 988_800, &[1; 960])).is_empty());
-        assert_eq!(r.push(at, &rtp(101, 1031, 0, &[5, 0x80, 0, 160])).len(), 1);
+        assert_eq!(sent, 15 * 960);
+        for i in 0..3000u32 {
+            let at = t0 + Duration::from_micros(u64::from(i) * 19_800);
+            let out = r.push(at, &rtp(0, 15 + i as u16, 14_400 + i * 160, &[2; 160]));
+            sent += out.iter().map(|p| p.len() - 12).sum::<usize>();
+        }
+        assert_eq!(sent, 15 * 960 + 3000 * 160);
+        assert_eq!(r.stats.over_rate, 0);
     }
 }
