@@ -241,10 +241,7 @@ impl Call {
             }
             // An answer to an attempt we already gave up on (failover raced a late 2xx).
             if resp.is_success() {
-                let peer = n
-                    .checked_sub(1)
-                    .and_then(|i| self.route.targets.get(i as usize));
-                let peer = peer.cloned();
+                let peer = self.earlier_attempt_peer(cx, id, n);
                 self.kill_fork(cx, id, &resp, peer);
             }
             return;

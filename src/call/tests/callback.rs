@@ -579,3 +579,30 @@ fn a_call_backs_user1_behind_nat_waits_for_its_own_packets() {
     assert_eq!(pairs[0].a_remote, Some("10.1.2.3:6000".parse().unwrap()));
     assert!(pairs[0].a_wait_for_source);
 }
+
+/// user1's route failed over (carrier-b, then the PBX, which answered), and carrier-b's
+/// branch answers late once user2 is called: counted for carrier-b. Before, the attempt's
+/// place was read in the route the call-back had by then, user2's, and named carrier-a.
+#[test]
+fn a_late_answer_to_user1s_first_attempt_is_counted_for_its_peer() {
+    let mut cfg = cb_config();
+    cfg.routes[0].to.insert(0, PeerName("carrier-b".into()));
+    let mut h = H::with(cfg);
+    originate(&mut h, "cb-late");
+    let first = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, reply(&first, 503, "b1", &[], None));
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    user1_answers(&mut h, &inv1);
+    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.4>")];
+    h.recv_msg(CARRIER_B, reply(&first, 200, "late", &contact, Some(OFFER)));
+    assert_eq!(h.take_requests(CARRIER_B, Method::Bye).len(), 1);
+    let late: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::LateAnswer { peer } => Some(&*peer.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(late, ["carrier-b"]);
+}
