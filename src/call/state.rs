@@ -33,8 +33,7 @@ pub use route::RoutePlan;
 pub enum TxnRole {
     /// The caller's INVITE (a server transaction; CANCEL finds the call through it).
     CallerInvite,
-    /// An INVITE attempt toward the callee of attempt `n` (the call's `route.next` then):
-    /// a late answer to it is that callee's, whichever callee the call is on now.
+    /// INVITE attempt `n` (the call's `route.next` then), which names its callee's peer.
     Invite(u32),
     /// A BYE we sent on this side.
     Bye(Side),
