@@ -26,6 +26,7 @@ mod early_answer;
 mod events;
 mod explain;
 mod failover;
+mod fork_offer;
 mod handle;
 mod headroom;
 mod incoming;

@@ -31,7 +31,7 @@ pub(super) fn offers_100rel(req: &Request) -> bool {
 
 /// The caller's answer our PRACK carries to the callee: body, Content-Type and, for a body
 /// passed as it came, its Content-Encoding.
-type PrackAnswer = (bytes::Bytes, Option<String>, Option<String>);
+pub(super) type PrackAnswer = (bytes::Bytes, Option<String>, Option<String>);
 
 impl Call {
     /// A reliable provisional from the callee, the next of its early dialog
@@ -54,21 +54,20 @@ impl Call {
         // ours waits for that answer (the callee retransmits meanwhile). A caller without
         // 100rel cannot answer an offer in a provisional: our PRACK goes at once, as before.
         let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
-            && !self.uac_rel.offer_seen
-            && super::anchor::carries_sdp(resp);
-        if offer {
-            self.uac_rel.offer_seen = true;
-            if self.uas_rel.reliable
-                && self.caller_txn().is_some()
-                && let Some(dialog) = self.b.clone()
-            {
-                self.uac_rel.awaiting_answer = Some(Box::new(HeldPrack {
-                    rseq,
-                    invite_cseq: resp.seq(),
-                    dialog,
-                }));
-                return;
-            }
+            && super::anchor::carries_sdp(resp)
+            && (self.uac_rel).first_offer_of(&resp.to_tag().unwrap_or_default());
+        if offer
+            && self.uas_rel.reliable
+            && self.caller_txn().is_some()
+            && let Some(dialog) = self.b.clone()
+        {
+            let held = HeldPrack {
+                rseq,
+                invite_cseq: resp.seq(),
+                dialog,
+            };
+            self.answer_in_prack(cx, held);
+            return;
         }
         self.prack_callee(cx, rseq, resp.seq(), None);
     }
@@ -98,7 +97,7 @@ impl Call {
     /// Send the PRACK `held` for the caller's answer, in the early dialog its provisional
     /// came in: when another branch has spoken since (the call's dialog toward the callee is
     /// now that branch's), the PRACK goes in the held one's, numbered on from the call's.
-    fn prack_held(&mut self, cx: &mut Cx, held: HeldPrack, answer: Option<PrackAnswer>) {
+    pub(super) fn prack_held(&mut self, cx: &mut Cx, held: HeldPrack, answer: Option<PrackAnswer>) {
         let HeldPrack {
             rseq,
             invite_cseq,
@@ -417,22 +416,16 @@ impl Call {
             && this_attempt
             && let Some(held) = self.uac_rel.awaiting_answer.take()
         {
-            // The callee's offer: our PRACK carries the caller's answer.
+            // The callee's offers: our PRACKs carry the caller's answer.
             let answer = super::anchor::carries_sdp(req).then(|| {
                 let ct = super::anchor::readable_type(req);
-                self.note_sdp_received(Side::A, req.body(), ct.as_deref());
-                match self.anchored_body(cx, Side::A, req.body(), ct.as_deref(), false) {
-                    Some((body, ct)) => (body, ct, None),
-                    // Unanchored: as it came, typed and encoded as it came.
-                    None => (
-                        req.body().clone(),
-                        ct.or_else(|| req.header(&Hdr::CONTENT_TYPE)),
-                        req.encoding(),
-                    ),
-                }
+                let as_sent = (req.header(&Hdr::CONTENT_TYPE), req.encoding());
+                self.prack_answer(cx, req.body(), ct, as_sent)
             });
             self.uac_rel.answered = answer.is_some();
-            self.prack_held(cx, *held, answer);
+            for held in *held {
+                self.prack_held(cx, held, answer.clone());
+            }
         }
         if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
             self.deliver_2xx_to_caller(cx, resp, b_cseq);

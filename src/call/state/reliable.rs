@@ -12,16 +12,16 @@ pub struct UacRel {
     /// no more PRACKs toward it in this call.
     pub given_up: bool,
     /// The RSeq last taken in each early dialog of this attempt (by the callee's To tag: a
-    /// forking proxy's branches each count from their own start, RFC 3262 §3). Boxed:
-    /// most calls never get a reliable provisional.
+    /// forking proxy's branches each count from their own start, RFC 3262 §3), and whether
+    /// it has offered in one (our INVITE having none: later SDP from it in this attempt is
+    /// that offer again, not a new one). Boxed: most calls never get a reliable provisional.
     pub rseqs: Option<Box<RseqBook>>,
-    /// A reliable provisional whose SDP is the offer (our INVITE had none), its PRACK held
-    /// until the caller answers it in its own PRACK (RFC 3262 §5: the PRACK carries the
-    /// answer). Boxed: most calls never hold one.
-    pub awaiting_answer: Option<Box<HeldPrack>>,
-    /// An offer of the callee's came in a reliable provisional: later SDP from it in this
-    /// attempt is that offer again, not a new one.
-    pub offer_seen: bool,
+    /// Reliable provisionals whose SDP is an offer (our INVITE had none), their PRACKs held
+    /// until the caller answers in its own PRACK (RFC 3262 §5: the PRACK carries the
+    /// answer): the first branch's, and those of a forking proxy's other branches, which the
+    /// caller's one answer answers too. Never empty when set; boxed: most calls hold none.
+    #[allow(clippy::box_collection)]
+    pub awaiting_answer: Option<Box<Vec<HeldPrack>>>,
     /// That offer was answered in our PRACK: SDP in the callee's 2xx is no offer then.
     pub answered: bool,
     /// Our PRACK awaiting its final answer, and its transaction: a challenge to it is
@@ -59,8 +59,8 @@ pub struct EarlyAnswer {
     pub ct: Option<String>,
 }
 
-/// Each early dialog's To tag and the RSeq last taken in it.
-pub type RseqBook = Vec<(Box<str>, u32)>;
+/// Each early dialog's To tag, the RSeq last taken in it, and whether it has offered.
+pub type RseqBook = Vec<(Box<str>, u32, bool)>;
 
 /// Early dialogs whose RSeq is kept; a branch past these takes the oldest one's place.
 const MAX_EARLY_DIALOGS: usize = 8;
@@ -78,6 +78,25 @@ pub enum RseqIs {
 }
 
 impl UacRel {
+    /// Whether early dialog `tag` (its last reliable provisional taken) offers for the
+    /// first time; it has offered from now on.
+    pub fn first_offer_of(&mut self, tag: &str) -> bool {
+        let book = self.rseqs.get_or_insert_with(Default::default);
+        match book.iter_mut().find(|(t, _, _)| &**t == tag) {
+            Some((_, _, offered)) => !std::mem::replace(offered, true),
+            None => false,
+        }
+    }
+
+    /// Hold `held` for the caller's answer.
+    pub fn hold_for_answer(&mut self, held: HeldPrack) {
+        let list = self.awaiting_answer.get_or_insert_with(Default::default);
+        if list.len() >= MAX_EARLY_DIALOGS {
+            list.remove(0);
+        }
+        list.push(held);
+    }
+
     /// At most this many of our PRACKs wait for their answer in one call. A callee sends
     /// its next reliable provisional only once the last is PRACKed (RFC 3262 §3), so more
     /// are a broken or hostile peer's: the provisional past the bound is taken as lost, and
@@ -109,17 +128,19 @@ impl UacRel {
     /// when it is the next.
     pub fn take_rseq(&mut self, tag: &str, rseq: u32) -> RseqIs {
         let book = self.rseqs.get_or_insert_with(Default::default);
-        let is = match book.iter().find(|(t, _)| &**t == tag) {
-            Some(&(_, last)) if rseq <= last => RseqIs::Repeat,
-            Some(&(_, last)) if rseq > last.saturating_add(1) => RseqIs::Gap,
+        let known = book.iter().position(|(t, _, _)| &**t == tag);
+        let is = match known.map(|i| book[i].1) {
+            Some(last) if rseq <= last => RseqIs::Repeat,
+            Some(last) if rseq > last.saturating_add(1) => RseqIs::Gap,
             _ => RseqIs::Next,
         };
         if is == RseqIs::Next {
-            book.retain(|(t, _)| &**t != tag);
+            // The latest dialog goes last: the one least recently heard leaves first.
+            let offered = known.is_some_and(|i| book.remove(i).2);
             if book.len() >= MAX_EARLY_DIALOGS {
                 book.remove(0);
             }
-            book.push((tag.into(), rseq));
+            book.push((tag.into(), rseq, offered));
         }
         is
     }

@@ -1511,3 +1511,78 @@ fn an_encoded_answer_in_the_callers_prack_goes_on_with_its_encoding() {
         Some("gzip")
     );
 }
+
+/// A late offer forked by the callee's proxy: each branch offers in its own reliable 183,
+/// and the caller, with one early dialog toward the gateway, answers once. That answer goes
+/// in our PRACK to every branch (RFC 3262 §5: a PRACK to an offer carries its answer), at
+/// once to a branch that offers after it came. Before, the second branch was PRACKed at
+/// once without an answer, and a call it then answered had no media negotiated with it.
+#[test]
+fn the_callers_one_answer_goes_in_the_prack_to_every_branchs_offer() {
+    let mut h = H::new();
+    let (inv, rseq, tag) = late_offer_answered_reliably(&mut h, "fo1");
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c2", 1, "<sip:c2@127.0.0.3>", SDP),
+    );
+    assert!(
+        h.take_requests(CARRIER_A, Method::Prack).is_empty(),
+        "both wait for the caller's answer"
+    );
+    h.recv(PHONE, &phone_prack("fo1", &tag, 2, rseq, SDP));
+    let pracks = h.take_requests(CARRIER_A, Method::Prack);
+    let mut to: Vec<String> = pracks.iter().map(|p| p.to_tag().unwrap()).collect();
+    to.sort();
+    assert_eq!(to, ["c1", "c2"]);
+    assert!(
+        pracks.iter().all(|p| p.body() == SDP.as_bytes()),
+        "{pracks:?}"
+    );
+    // A third branch offering after the answer is PRACKed with it at once.
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c3", 1, "<sip:c3@127.0.0.3>", SDP),
+    );
+    let third = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(third.to_tag().as_deref(), Some("c3"));
+    assert_eq!(third.body(), SDP.as_bytes());
+    // The first branch's next reliable 183 repeats its offer: PRACKed without an answer.
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c1", 2, "<sip:c1@127.0.0.3>", SDP),
+    );
+    let again = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(again.to_tag().as_deref(), Some("c1"));
+    assert!(again.body().is_empty());
+}
+
+/// The same on an anchored call: every branch's PRACK carries the caller's answer as the
+/// gateway shows it (the relay's address, never the phone's).
+#[test]
+fn every_branchs_prack_carries_the_anchored_answer() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (inv, rseq, tag) = late_offer_answered_reliably(&mut h, "fo2");
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c2", 1, "<sip:c2@127.0.0.3>", SDP),
+    );
+    h.recv(PHONE, &phone_prack("fo2", &tag, 2, rseq, SDP));
+    let pracks = h.take_requests(CARRIER_A, Method::Prack);
+    assert_eq!(pracks.len(), 2);
+    for p in &pracks {
+        let body = String::from_utf8_lossy(p.body()).into_owned();
+        assert!(body.contains("c=IN IP4 127.0.0.1"), "{body}");
+        assert!(!body.contains("192.0.2.10"), "{body}");
+    }
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c3", 1, "<sip:c3@127.0.0.3>", SDP),
+    );
+    let third = h.one_request(CARRIER_A, Method::Prack);
+    let body = String::from_utf8_lossy(third.body()).into_owned();
+    assert!(body.contains("c=IN IP4 127.0.0.1"), "{body}");
+}

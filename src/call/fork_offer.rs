@@ -1,0 +1,43 @@
+//! A callee's offer in a reliable provisional, our INVITE having none (a late offer): our
+//! PRACK must carry the answer (RFC 3262 §5), and only the caller can give it. A forking
+//! proxy's branches each offer in their own early dialog, while the caller, with one early
+//! dialog toward the gateway, answers once: that one answer answers every branch's offer.
+
+use bytes::Bytes;
+
+use super::Side;
+use super::cx::Cx;
+use super::reliable::PrackAnswer;
+use super::state::{Call, HeldPrack};
+
+impl Call {
+    /// The offer of the branch `held` came from: its PRACK carries the caller's answer at
+    /// once when the caller has answered another branch's offer already, else waits for it.
+    pub(super) fn answer_in_prack(&mut self, cx: &mut Cx, held: HeldPrack) {
+        let known = self.uas_rel.early_answer.as_deref().cloned();
+        match known {
+            Some((body, ct)) => {
+                let answer = self.prack_answer(cx, &body, ct.clone(), (ct, None));
+                self.prack_held(cx, held, Some(answer));
+            }
+            None => self.uac_rel.hold_for_answer(held),
+        }
+    }
+
+    /// The caller's answer `body` (readable as `ct`, `None` when encoded) as our PRACK
+    /// carries it to the callee: anchored when the call is, else as it came (`as_sent`: its
+    /// Content-Type and Content-Encoding).
+    pub(super) fn prack_answer(
+        &mut self,
+        cx: &mut Cx,
+        body: &Bytes,
+        ct: Option<String>,
+        as_sent: (Option<String>, Option<String>),
+    ) -> PrackAnswer {
+        self.note_sdp_received(Side::A, body, ct.as_deref());
+        match self.anchored_body(cx, Side::A, body, ct.as_deref(), false) {
+            Some((body, ct)) => (body, ct, None),
+            None => (body.clone(), ct.or(as_sent.0), as_sent.1),
+        }
+    }
+}
