@@ -122,11 +122,13 @@ impl Call {
         }
     }
 
-    /// ACK the 2xx `resp` on `leg`. An offer in it (the attempt's INVITE had none) is
-    /// answered in the ACK with every stream refused (RFC 3261 §13.2.2.4).
+    /// ACK the 2xx `resp` on `leg`. An offer in it (the attempt's INVITE had none, and its
+    /// branch's offer was not answered in our PRACK) is answered in the ACK with every
+    /// stream refused (RFC 3261 §13.2.2.4).
     fn ack_answer(&self, cx: &mut Cx, leg: &Dialog, resp: &Response) {
         let cseq = resp.seq();
-        let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered);
+        let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered)
+            && !self.uac_rel.answered_in(&resp.to_tag().unwrap_or_default());
         let answer = offerless.then(|| self.refusing_answer(resp)).flatten();
         let acked = leg.ack(cseq, &cx.env.local).and_then(|mut ack| {
             if let Some((body, ct)) = answer {

@@ -88,6 +88,13 @@ impl UacRel {
         }
     }
 
+    /// Whether early dialog `tag` offered in a reliable provisional and our PRACK answered
+    /// it: SDP in its 2xx is that offer again, no new one.
+    pub fn answered_in(&self, tag: &str) -> bool {
+        self.answered
+            && (self.rseqs.as_deref()).is_some_and(|b| b.iter().any(|e| &*e.0 == tag && e.2))
+    }
+
     /// Hold `held` for the caller's answer.
     pub fn hold_for_answer(&mut self, held: HeldPrack) {
         let list = self.awaiting_answer.get_or_insert_with(Default::default);

@@ -1554,6 +1554,24 @@ fn the_callers_one_answer_goes_in_the_prack_to_every_branchs_offer() {
     let again = h.one_request(CARRIER_A, Method::Prack);
     assert_eq!(again.to_tag().as_deref(), Some("c1"));
     assert!(again.body().is_empty());
+    // The first branch answers; the second's 2xx is hung up, and its ACK answers nothing:
+    // the 2xx's SDP is the offer our PRACK answered, not a new one.
+    let contact = |c: &'static str| [(Hdr::CONTACT, c)];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 200, "c1", &contact("<sip:c1@127.0.0.3>"), Some(SDP)),
+    );
+    h.take_requests(CARRIER_A, Method::Ack);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 200, "c2", &contact("<sip:c2@127.0.0.3>"), Some(SDP)),
+    );
+    let acks = h.take_requests(CARRIER_A, Method::Ack);
+    let ack = acks
+        .iter()
+        .find(|a| a.to_tag().as_deref() == Some("c2"))
+        .unwrap();
+    assert!(ack.body().is_empty(), "{ack:?}");
 }
 
 /// The same on an anchored call: every branch's PRACK carries the caller's answer as the
