@@ -35,8 +35,12 @@ impl Call {
         // reliable 18x and our PRACK answered it. An offer the 2xx overtook (no PRACK yet)
         // is answered in the ACK, then.
         self.uac_rel.awaiting_answer = None;
+        // (`resp` is ours to the caller: the callee's branch is side B's dialog now.)
+        let branch = self.b.as_ref().and_then(|b| b.remote_tag.clone());
         let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
-            && !self.uac_rel.answered
+            && !self
+                .uac_rel
+                .answered_in(branch.as_deref().unwrap_or_default())
             && super::anchor::carries_sdp(&resp);
         self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn, offer);
     }

@@ -315,6 +315,9 @@ impl Call {
             }
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),
         }
+        // A branch offering after the caller answered another's: its PRACK goes now, its
+        // offer anchored (the answer is shaped by it).
+        self.answer_held_offers(cx);
     }
 
     fn on_invite_2xx(&mut self, cx: &mut Cx, txn: TxnId, resp: Response) {

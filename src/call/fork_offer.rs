@@ -11,16 +11,45 @@ use super::reliable::PrackAnswer;
 use super::state::{Call, HeldPrack};
 
 impl Call {
-    /// The offer of the branch `held` came from: its PRACK carries the caller's answer at
-    /// once when the caller has answered another branch's offer already, else waits for it.
+    /// The offer of the branch `held` came from: its PRACK waits for the caller's answer,
+    /// or, when the caller has answered another branch's offer already, goes with that once
+    /// this branch's offer is anchored ([`Call::answer_held_offers`]). Past
+    /// `MAX_EARLY_DIALOGS` branches waiting, one goes at once without an answer.
     pub(super) fn answer_in_prack(&mut self, cx: &mut Cx, held: HeldPrack) {
-        let known = self.uas_rel.early_answer.as_deref().cloned();
-        match known {
-            Some((body, ct)) => {
-                let answer = self.prack_answer(cx, &body, ct.clone(), (ct, None));
-                self.prack_held(cx, held, Some(answer));
+        if self.uac_rel.may_hold() {
+            self.uac_rel.hold_for_answer(held);
+        } else {
+            self.prack_held(cx, held, None);
+        }
+    }
+
+    /// The PRACKs held for the caller's answer go now with it, when the caller has given it
+    /// (to another branch's offer).
+    pub(super) fn answer_held_offers(&mut self, cx: &mut Cx) {
+        let Some((body, ct)) = self.uas_rel.early_answer.as_deref().cloned() else {
+            return;
+        };
+        let Some(held) = self.uac_rel.awaiting_answer.take() else {
+            return;
+        };
+        let answer = self.prack_answer(cx, &body, ct.clone(), (ct, None));
+        self.prack_all_held(cx, *held, Some(answer));
+    }
+
+    /// Send the PRACKs `held`, each in its own early dialog, with `answer` (the caller's).
+    pub(super) fn prack_all_held(
+        &mut self,
+        cx: &mut Cx,
+        held: Vec<HeldPrack>,
+        answer: Option<PrackAnswer>,
+    ) {
+        for h in held {
+            if answer.is_some()
+                && let Some(tag) = h.dialog.remote_tag.clone()
+            {
+                self.uac_rel.answered(&tag);
             }
-            None => self.uac_rel.hold_for_answer(held),
+            self.prack_held(cx, h, answer.clone());
         }
     }
 

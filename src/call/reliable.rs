@@ -168,7 +168,7 @@ impl Call {
                 if let Some(id) =
                     self.start_client(cx, prack.clone(), target, TxnRole::Prack(attempt))
                 {
-                    self.uac_rel.sent_prack = Some(Box::new((id, prack)));
+                    self.uac_rel.keep_sent(id, prack);
                     self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_add(1);
                 }
             }
@@ -178,9 +178,8 @@ impl Call {
 
     /// The final answer to our PRACK `id` (for the callee of `attempt`): a challenge is
     /// answered once, with the PRACK again and the callee's credentials (an ITSP may
-    /// challenge every request in the dialog); anything else is its result. Only the last
-    /// PRACK sent is kept for that: one challenged after a later one went (two early
-    /// dialogs PRACKed in turn) counts as refused.
+    /// challenge every request in the dialog); anything else is its result. Each branch's
+    /// PRACK is kept for that (the caller's answer goes to every forked branch at once).
     pub(super) fn on_prack_answer(
         &mut self,
         cx: &mut Cx,
@@ -188,18 +187,15 @@ impl Call {
         attempt: u32,
         resp: &Response,
     ) {
-        let sent = self
-            .uac_rel
-            .sent_prack
-            .take_if(|s| s.0 == id)
+        let sent = (self.uac_rel.take_sent(id))
             .filter(|_| self.route.attempt() == attempt && self.phase.is_routing());
         if let Some(sent) = sent
             && super::challenge::is_challenge(resp)
         {
             self.close_txn(id);
-            match self.answer_challenge(cx, Side::B, &sent.1, resp, TxnRole::Prack(attempt)) {
-                Ok(again) => {
-                    self.uac_rel.sent_prack = Some(Box::new(again));
+            match self.answer_challenge(cx, Side::B, &sent, resp, TxnRole::Prack(attempt)) {
+                Ok((id, again)) => {
+                    self.uac_rel.keep_sent(id, again);
                     return;
                 }
                 Err(why) => self.challenge_failed(resp.status(), &why),
@@ -218,7 +214,7 @@ impl Call {
         status: Option<u16>,
     ) {
         self.close_txn(id);
-        self.uac_rel.sent_prack.take_if(|s| s.0 == id);
+        self.uac_rel.take_sent(id);
         // Our PRACK to a callee that failed since: its fate is not the current callee's.
         if self.route.attempt() != attempt {
             return;
@@ -422,10 +418,7 @@ impl Call {
                 let as_sent = (req.header(&Hdr::CONTENT_TYPE), req.encoding());
                 self.prack_answer(cx, req.body(), ct, as_sent)
             });
-            self.uac_rel.answered = answer.is_some();
-            for held in *held {
-                self.prack_held(cx, held, answer.clone());
-            }
+            self.prack_all_held(cx, *held, answer);
         }
         if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
             self.deliver_2xx_to_caller(cx, resp, b_cseq);

@@ -22,11 +22,11 @@ pub struct UacRel {
     /// caller's one answer answers too. Never empty when set; boxed: most calls hold none.
     #[allow(clippy::box_collection)]
     pub awaiting_answer: Option<Box<Vec<HeldPrack>>>,
-    /// That offer was answered in our PRACK: SDP in the callee's 2xx is no offer then.
-    pub answered: bool,
-    /// Our PRACK awaiting its final answer, and its transaction: a challenge to it is
-    /// answered with the same PRACK and credentials (boxed: most calls never send one).
-    pub sent_prack: Option<Box<(crate::txn::TxnId, crate::sip::Request)>>,
+    /// Our PRACKs awaiting their final answer, with their transactions: a challenge to one
+    /// is answered with the same PRACK and credentials (at most [`MAX_EARLY_DIALOGS`], the
+    /// oldest forgotten first; boxed: most calls never send one).
+    #[allow(clippy::box_collection)]
+    pub sent_pracks: Option<Box<Vec<(crate::txn::TxnId, crate::sip::Request)>>>,
     /// The callee's answers to our offer given in reliable provisionals, one per early dialog
     /// (a forking proxy's branches each answer): its 2xx may then come without SDP (RFC 3262
     /// §5), yet a caller that was not given that answer reliably, or user1 of a call-back
@@ -59,8 +59,20 @@ pub struct EarlyAnswer {
     pub ct: Option<String>,
 }
 
-/// Each early dialog's To tag, the RSeq last taken in it, and whether it has offered.
-pub type RseqBook = Vec<(Box<str>, u32, bool)>;
+/// Each early dialog's To tag, the RSeq last taken in it, and its offer.
+pub type RseqBook = Vec<(Box<str>, u32, EarlyOffer)>;
+
+/// Where an early dialog's offer in a reliable provisional stands (our INVITE had none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyOffer {
+    /// It has made none.
+    #[default]
+    None,
+    /// Made, not answered yet.
+    Made,
+    /// Answered in our PRACK: SDP in its 2xx is that offer again, no new one.
+    Answered,
+}
 
 /// Early dialogs whose RSeq is kept; a branch past these takes the oldest one's place.
 const MAX_EARLY_DIALOGS: usize = 8;
@@ -83,25 +95,62 @@ impl UacRel {
     pub fn first_offer_of(&mut self, tag: &str) -> bool {
         let book = self.rseqs.get_or_insert_with(Default::default);
         match book.iter_mut().find(|(t, _, _)| &**t == tag) {
-            Some((_, _, offered)) => !std::mem::replace(offered, true),
-            None => false,
+            Some((_, _, o)) if *o == EarlyOffer::None => {
+                *o = EarlyOffer::Made;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Our PRACK to early dialog `tag` carried the answer to its offer.
+    pub fn answered(&mut self, tag: &str) {
+        let book = self.rseqs.iter_mut().flat_map(|b| b.iter_mut());
+        for (_, _, o) in book.filter(|(t, _, _)| &**t == tag) {
+            *o = EarlyOffer::Answered;
         }
     }
 
     /// Whether early dialog `tag` offered in a reliable provisional and our PRACK answered
     /// it: SDP in its 2xx is that offer again, no new one.
     pub fn answered_in(&self, tag: &str) -> bool {
-        self.answered
-            && (self.rseqs.as_deref()).is_some_and(|b| b.iter().any(|e| &*e.0 == tag && e.2))
+        (self.rseqs.as_deref()).is_some_and(|b| {
+            b.iter()
+                .any(|e| &*e.0 == tag && e.2 == EarlyOffer::Answered)
+        })
     }
 
-    /// Hold `held` for the caller's answer.
+    /// Whether another PRACK may be held for the caller's answer: fewer than
+    /// [`MAX_EARLY_DIALOGS`] are.
+    pub fn may_hold(&self) -> bool {
+        self.awaiting_answer
+            .as_ref()
+            .is_none_or(|l| l.len() < MAX_EARLY_DIALOGS)
+    }
+
+    /// Hold `held` for the caller's answer (see [`UacRel::may_hold`]).
     pub fn hold_for_answer(&mut self, held: HeldPrack) {
-        let list = self.awaiting_answer.get_or_insert_with(Default::default);
+        (self.awaiting_answer.get_or_insert_with(Default::default)).push(held);
+    }
+
+    /// Keep our PRACK `req` (transaction `id`) until its final answer.
+    pub fn keep_sent(&mut self, id: crate::txn::TxnId, req: crate::sip::Request) {
+        let list = self.sent_pracks.get_or_insert_with(Default::default);
         if list.len() >= MAX_EARLY_DIALOGS {
             list.remove(0);
         }
-        list.push(held);
+        list.push((id, req));
+    }
+
+    /// Our PRACK of transaction `id`, if kept; forgotten from now on.
+    pub fn take_sent(&mut self, id: crate::txn::TxnId) -> Option<crate::sip::Request> {
+        let list = self.sent_pracks.as_mut()?;
+        let i = list.iter().position(|(t, _)| *t == id)?;
+        let (_, req) = list.remove(i);
+        if list.is_empty() {
+            self.sent_pracks = None;
+        }
+        Some(req)
     }
 
     /// At most this many of our PRACKs wait for their answer in one call. A callee sends
@@ -143,7 +192,7 @@ impl UacRel {
         };
         if is == RseqIs::Next {
             // The latest dialog goes last: the one least recently heard leaves first.
-            let offered = known.is_some_and(|i| book.remove(i).2);
+            let offered = known.map_or(EarlyOffer::None, |i| book.remove(i).2);
             if book.len() >= MAX_EARLY_DIALOGS {
                 book.remove(0);
             }

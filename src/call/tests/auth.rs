@@ -598,6 +598,41 @@ fn a_challenged_prack_is_sent_again_with_credentials() {
     assert_eq!(next.header(&Hdr::RACK).as_deref(), Some("2 1 INVITE"));
 }
 
+/// Two forked branches PRACKed in turn, both PRACKs in flight: a challenge to the first is
+/// answered as well as one to the second. Before, only the last PRACK sent was kept for
+/// that, and the first one's challenge counted as the peer refusing PRACK.
+#[test]
+fn a_challenge_to_either_of_two_branches_pracks_is_answered() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let inv = phone_invites(&mut h);
+    let reliable = |tag: &str| {
+        reply(
+            &inv,
+            180,
+            tag,
+            &[
+                (Hdr::REQUIRE, "100rel"),
+                (Hdr::RSEQ, "1"),
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+            ],
+            None,
+        )
+    };
+    h.recv_msg(CARRIER_A, reliable("c1"));
+    let first = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reliable("c2"));
+    let second = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(second.to_tag().as_deref(), Some("c2"));
+    h.recv_msg(CARRIER_A, challenge(&first, 407, "p1", false));
+    let again = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(again.to_tag().as_deref(), Some("c1"));
+    assert!(again.header(&Hdr::PROXY_AUTHORIZATION).is_some());
+    h.recv_msg(CARRIER_A, challenge(&second, 407, "p2", false));
+    let again = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(again.to_tag().as_deref(), Some("c2"));
+    assert!(h.cdrs.is_empty(), "no refusal of PRACK failed the call");
+}
+
 /// A relayed REFER the carrier challenges goes again with credentials and a new CSeq: the
 /// transferee's NOTIFYs name that CSeq, and still reach the referrer naming its own REFER.
 #[test]

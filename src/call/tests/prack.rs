@@ -1604,3 +1604,51 @@ fn every_branchs_prack_carries_the_anchored_answer() {
     let body = String::from_utf8_lossy(third.body()).into_owned();
     assert!(body.contains("c=IN IP4 127.0.0.1"), "{body}");
 }
+
+/// The first branch offered in an unreliable 183 (relayed to the phone reliably, which
+/// answered in its PRACK); a second branch offers in a reliable 183 and gets that answer in
+/// our PRACK. When it answers, its 2xx's SDP is that offer again: no answer goes in our
+/// ACK. Before, "answered" was one flag for the call, set only for a held PRACK: the 2xx
+/// counted as a new offer and the branch got a second answer in the ACK.
+#[test]
+fn a_branch_answered_in_our_prack_gets_no_second_answer_in_the_ack() {
+    let mut h = H::new();
+    h.recv(PHONE, &offerless("fo3", "Supported: 100rel\r\n"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let contact = |c: &'static str| [(Hdr::CONTACT, c)];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 183, "c1", &contact("<sip:c1@127.0.0.3>"), Some(SDP)),
+    );
+    let r183 = h.response_with(PHONE, 183, "the offer reaches the phone reliably");
+    let (rseq, tag) = (r183.header(&Hdr::RSEQ).unwrap(), r183.to_tag().unwrap());
+    h.recv(
+        PHONE,
+        &phone_prack("fo3", &tag, 2, rseq.parse().unwrap(), SDP),
+    );
+    h.take(PHONE);
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c2", 1, "<sip:c2@127.0.0.3>", SDP),
+    );
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(prack.to_tag().as_deref(), Some("c2"));
+    assert_eq!(prack.body(), SDP.as_bytes(), "the phone's answer");
+    // The phone acknowledges the second branch's 183 (its SDP the offer answered already).
+    let second = h.response_with(PHONE, 183, "relayed");
+    let rseq: u32 = second.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(PHONE, &phone_prack("fo3", &tag, 3, rseq, ""));
+    h.take(PHONE);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 200, "c2", &contact("<sip:c2@127.0.0.3>"), Some(SDP)),
+    );
+    h.response_with(PHONE, 200, "the answer reaches the phone");
+    h.recv(
+        PHONE,
+        &from_phone_in("fo3", "ACK", &tag, 1, "z9hG4bKfo3a", ""),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert!(ack.body().is_empty(), "{ack:?}");
+}
