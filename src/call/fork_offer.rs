@@ -23,17 +23,27 @@ impl Call {
         }
     }
 
-    /// The PRACKs held for the caller's answer go now with it, when the caller has given it
-    /// (to another branch's offer).
+    /// The PRACKs held only until their offer was anchored go now with the caller's answer
+    /// (to another branch's offer); the others still wait for the caller's PRACK.
     pub(super) fn answer_held_offers(&mut self, cx: &mut Cx) {
         let Some((body, ct)) = self.uas_rel.early_answer.as_deref().cloned() else {
             return;
         };
-        let Some(held) = self.uac_rel.awaiting_answer.take() else {
+        let Some(list) = self.uac_rel.awaiting_answer.as_mut() else {
             return;
         };
+        let (now, wait): (Vec<HeldPrack>, Vec<HeldPrack>) =
+            list.drain(..).partition(|h| h.answer_known);
+        if !wait.is_empty() {
+            **list = wait;
+        } else {
+            self.uac_rel.awaiting_answer = None;
+        }
+        if now.is_empty() {
+            return;
+        }
         let answer = self.prack_answer(cx, &body, ct.clone(), (ct, None));
-        self.prack_all_held(cx, *held, Some(answer));
+        self.prack_all_held(cx, now, Some(answer));
     }
 
     /// Send the PRACKs `held`, each in its own early dialog, with `answer` (the caller's).
@@ -44,12 +54,13 @@ impl Call {
         answer: Option<PrackAnswer>,
     ) {
         for h in held {
-            if answer.is_some()
-                && let Some(tag) = h.dialog.remote_tag.clone()
+            let tag = h.dialog.remote_tag.clone();
+            if self.prack_held(cx, h, answer.clone())
+                && answer.is_some()
+                && let Some(tag) = tag
             {
                 self.uac_rel.answered(&tag);
             }
-            self.prack_held(cx, h, answer.clone());
         }
     }
 

@@ -65,6 +65,7 @@ impl Call {
                 rseq,
                 invite_cseq: resp.seq(),
                 dialog,
+                answer_known: self.uas_rel.early_answer.is_some(),
             };
             self.answer_in_prack(cx, held);
             return;
@@ -97,11 +98,18 @@ impl Call {
     /// Send the PRACK `held` for the caller's answer, in the early dialog its provisional
     /// came in: when another branch has spoken since (the call's dialog toward the callee is
     /// now that branch's), the PRACK goes in the held one's, numbered on from the call's.
-    pub(super) fn prack_held(&mut self, cx: &mut Cx, held: HeldPrack, answer: Option<PrackAnswer>) {
+    /// True when it went.
+    pub(super) fn prack_held(
+        &mut self,
+        cx: &mut Cx,
+        held: HeldPrack,
+        answer: Option<PrackAnswer>,
+    ) -> bool {
         let HeldPrack {
             rseq,
             invite_cseq,
             mut dialog,
+            ..
         } = held;
         let current = self
             .b
@@ -111,26 +119,27 @@ impl Call {
             Some((tag, cseq)) if tag != dialog.remote_tag => {
                 dialog.local_cseq = dialog.local_cseq.max(cseq);
                 let other_branch = self.b.replace(dialog);
-                self.prack_callee(cx, rseq, invite_cseq, answer);
+                let sent = self.prack_callee(cx, rseq, invite_cseq, answer);
                 let sent_cseq = self.b.as_ref().map_or(cseq, |b| b.local_cseq);
                 self.b = other_branch;
                 if let Some(b) = self.b.as_mut() {
                     b.local_cseq = b.local_cseq.max(sent_cseq);
                 }
+                sent
             }
             _ => self.prack_callee(cx, rseq, invite_cseq, answer),
         }
     }
 
     /// PRACK the callee's reliable provisional `rseq` to INVITE `invite_cseq`, with `answer`
-    /// when it carried an offer.
+    /// when it carried an offer. True when it went.
     fn prack_callee(
         &mut self,
         cx: &mut Cx,
         rseq: u32,
         invite_cseq: u32,
         answer: Option<PrackAnswer>,
-    ) {
+    ) -> bool {
         // The answer as this peer's profile wants its SDP (`[sdp] ptime`), like every SDP it
         // is sent; an encoded one as it came, with its encoding.
         let answer = answer.map(|(body, ct, encoding)| match self.profile(Side::B) {
@@ -146,7 +155,7 @@ impl Call {
             self.note_sdp_sent(Side::B, body, ct.as_deref(), true, None);
         }
         let Some(leg) = self.b.as_mut() else {
-            return;
+            return false;
         };
         let target = leg.target;
         let built = leg
@@ -165,14 +174,19 @@ impl Call {
             Ok(mut prack) => {
                 self.sign(cx, Side::B, &mut prack);
                 let attempt = self.route.attempt();
-                if let Some(id) =
+                let Some(id) =
                     self.start_client(cx, prack.clone(), target, TxnRole::Prack(attempt))
-                {
-                    self.uac_rel.keep_sent(id, prack);
-                    self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_add(1);
-                }
+                else {
+                    return false;
+                };
+                self.uac_rel.keep_sent(id, prack);
+                self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_add(1);
+                true
             }
-            Err(e) => warn!(error = %e, "cannot build PRACK"),
+            Err(e) => {
+                warn!(error = %e, "cannot build PRACK");
+                false
+            }
         }
     }
 
@@ -442,7 +456,12 @@ impl Call {
         let (resp, b_cseq) = *held;
         // A 2xx with an offer (the caller's INVITE had none) is answered in the ACK, every
         // stream refused, before the BYE (RFC 3261 §13.2.2.4).
-        let offered = super::anchor::carries_sdp(self.template());
+        // (Not when our PRACK answered that branch's offer: the 2xx's SDP is that offer.)
+        let branch = self.b.as_ref().and_then(|b| b.remote_tag.clone());
+        let offered = super::anchor::carries_sdp(self.template())
+            || self
+                .uac_rel
+                .answered_in(branch.as_deref().unwrap_or_default());
         let refusal = (!offered).then(|| self.refusing_answer(&resp)).flatten();
         self.send_ack(cx, Side::B, b_cseq, refusal);
         self.clear_reliable();

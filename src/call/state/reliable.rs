@@ -23,8 +23,8 @@ pub struct UacRel {
     #[allow(clippy::box_collection)]
     pub awaiting_answer: Option<Box<Vec<HeldPrack>>>,
     /// Our PRACKs awaiting their final answer, with their transactions: a challenge to one
-    /// is answered with the same PRACK and credentials (at most [`MAX_EARLY_DIALOGS`], the
-    /// oldest forgotten first; boxed: most calls never send one).
+    /// is answered with the same PRACK and credentials (at most twice
+    /// [`MAX_EARLY_DIALOGS`], the oldest forgotten first; boxed: most calls never send one).
     #[allow(clippy::box_collection)]
     pub sent_pracks: Option<Box<Vec<(crate::txn::TxnId, crate::sip::Request)>>>,
     /// The callee's answers to our offer given in reliable provisionals, one per early dialog
@@ -48,6 +48,9 @@ pub struct HeldPrack {
     pub rseq: u32,
     pub invite_cseq: u32,
     pub dialog: crate::call::dialog::Dialog,
+    /// Held only until its offer is anchored: the caller had answered already (another
+    /// branch's offer) when it came.
+    pub answer_known: bool,
 }
 
 /// An SDP answer a callee gave in a reliable provisional: its early dialog's To tag, the
@@ -136,7 +139,8 @@ impl UacRel {
     /// Keep our PRACK `req` (transaction `id`) until its final answer.
     pub fn keep_sent(&mut self, id: crate::txn::TxnId, req: crate::sip::Request) {
         let list = self.sent_pracks.get_or_insert_with(Default::default);
-        if list.len() >= MAX_EARLY_DIALOGS {
+        // Every held PRACK may go at once, beside those already out.
+        if list.len() >= 2 * MAX_EARLY_DIALOGS {
             list.remove(0);
         }
         list.push((id, req));

@@ -1652,3 +1652,68 @@ fn a_branch_answered_in_our_prack_gets_no_second_answer_in_the_ack() {
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert!(ack.body().is_empty(), "{ack:?}");
 }
+
+/// A late offer whose body takes no SDP part fails over at once, before the phone answers
+/// the first carrier's offer. The next carrier offers too (its PRACK held); the phone's
+/// answer to the first carrier's offer is no answer to it, even when another provisional of
+/// the next carrier comes after: its PRACK waits for the phone's answer to its own offer.
+/// Before, that provisional sent it with the answer to the first carrier's.
+#[test]
+fn an_answer_to_a_failed_callees_offer_is_not_the_next_callees() {
+    let mut h = H::new();
+    let invite = offerless("fo4", "Supported: 100rel\r\n").replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Type: application/isup\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n\x01\x02",
+    );
+    let (inv_a, rseq, tag) = offer_shown_reliably(&mut h, &invite);
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(
+        CARRIER_B,
+        reliable_183_from(&inv_b, "b1", 1, "<sip:b1@127.0.0.4>", SDP),
+    );
+    let early = h.take_requests(CARRIER_B, Method::Prack);
+    assert!(early.is_empty(), "{early:?}");
+    let answer_a = SDP.replace("4000", "4100");
+    h.recv(PHONE, &phone_prack("fo4", &tag, 2, rseq, &answer_a));
+    h.recv_msg(CARRIER_B, reply(&inv_b, 180, "b1", &[], None));
+    assert!(
+        h.take_requests(CARRIER_B, Method::Prack).is_empty(),
+        "not with the answer to carrier-a's offer"
+    );
+    // The phone is shown carrier-b's offer and answers it.
+    let shown = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183 && r.header(&Hdr::RSEQ).is_some())
+        .expect("carrier-b's offer reaches the phone");
+    let rseq_b: u32 = shown.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let answer_b = SDP.replace("4000", "4200");
+    h.recv(PHONE, &phone_prack("fo4", &tag, 3, rseq_b, &answer_b));
+    let prack = h.one_request(CARRIER_B, Method::Prack);
+    assert_eq!(prack.body(), answer_b.as_bytes());
+}
+
+/// The callee's 2xx waits for the phone's PRACK of a second reliable 183 with SDP, and the
+/// phone gives up: the 2xx is ACKed before the BYE, and since our PRACK answered that
+/// branch's offer already, the ACK answers nothing. Before, it carried a second answer,
+/// every stream refused.
+#[test]
+fn a_held_2xx_given_up_is_acked_without_a_second_answer() {
+    let mut h = H::new();
+    let (inv, rseq, tag) = late_offer_answered_reliably(&mut h, "fo5");
+    h.recv(PHONE, &phone_prack("fo5", &tag, 2, rseq, SDP));
+    let first = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(first.body(), SDP.as_bytes());
+    h.recv_msg(CARRIER_A, reply(&first, 200, "c1", &[], None));
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 2));
+    h.one_request(CARRIER_A, Method::Prack);
+    h.response_with(PHONE, 183, "the second 183, with SDP, waits for its PRACK");
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    assert!(h.take_responses(PHONE).is_empty(), "the 2xx is held");
+    h.recv(PHONE, &cancel_text("fo5", "z9hG4bKfo5"));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert!(ack.body().is_empty(), "{ack:?}");
+}
