@@ -36,11 +36,8 @@ impl Call {
         // is answered in the ACK, then.
         self.uac_rel.awaiting_answer = None;
         // (`resp` is ours to the caller: the callee's branch is side B's dialog now.)
-        let branch = self.b.as_ref().and_then(|b| b.remote_tag.clone());
         let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
-            && !self
-                .uac_rel
-                .answered_in(branch.as_deref().unwrap_or_default())
+            && !self.branch_answered_in_prack()
             && super::anchor::carries_sdp(&resp);
         self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn, offer);
     }

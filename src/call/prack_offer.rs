@@ -30,7 +30,8 @@ impl Call {
     /// Answer 200 to the caller's PRACK `req` (transaction `id`), whose SDP is an offer.
     /// One whose session is the caller's INVITE's (every line but `o=` the same: a new
     /// version at most, RFC 3264 §8) gets the answer the PRACKed provisional gave, which
-    /// answers it still; any other gets no answer (CDR event `prack_offer_ignored`).
+    /// answers it still (none when that provisional had no SDP: the answer came in an
+    /// earlier one, not kept); any other gets no answer (CDR event `prack_offer_ignored`).
     pub(super) fn answer_offer_in_prack(&mut self, cx: &mut Cx, id: TxnId, req: &Request) {
         let ct = req.header(&Hdr::CONTENT_TYPE);
         let given = (self.uas_rel.pending.as_ref())
@@ -49,6 +50,8 @@ impl Call {
                 info!(call_id = %self.call_id(), "the caller's PRACK restates its offer: answered as before");
                 Some(a)
             }
+            // The answer it has came in an earlier provisional, not kept: none to give.
+            None if restated => None,
             _ => {
                 warn!(call_id = %self.call_id(), "a changed offer in the caller's PRACK: not passed on, answered without SDP");
                 self.events.push(CallEvent::PrackOfferIgnored);

@@ -52,7 +52,7 @@ impl Call {
         // The callee's offer (our INVITE carried none) is answered in our PRACK: when the
         // caller does 100rel too, it gets the offer reliably and answers in its PRACK, and
         // ours waits for that answer (the callee retransmits meanwhile). A caller without
-        // 100rel cannot answer an offer in a provisional: our PRACK goes at once, as before.
+        // 100rel cannot answer an offer in a provisional: our PRACK goes at once.
         let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
             && super::anchor::carries_sdp(resp)
             && (self.uac_rel).first_offer_of(&resp.to_tag().unwrap_or_default());
@@ -407,7 +407,8 @@ impl Call {
             .is_some_and(|p| p.attempt == self.route.attempt());
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
-        // (SDP in a PRACK to a caller that offered in its INVITE is a new offer, answered.)
+        // (SDP in a PRACK to a caller that offered in its INVITE is a new offer:
+        // `answer_offer_in_prack`.)
         let late_offer = !super::anchor::carries_sdp(self.template());
         if carried_sdp && late_offer {
             self.keep_early_answer(req);
@@ -457,11 +458,8 @@ impl Call {
         // A 2xx with an offer (the caller's INVITE had none) is answered in the ACK, every
         // stream refused, before the BYE (RFC 3261 §13.2.2.4).
         // (Not when our PRACK answered that branch's offer: the 2xx's SDP is that offer.)
-        let branch = self.b.as_ref().and_then(|b| b.remote_tag.clone());
-        let offered = super::anchor::carries_sdp(self.template())
-            || self
-                .uac_rel
-                .answered_in(branch.as_deref().unwrap_or_default());
+        let offered =
+            super::anchor::carries_sdp(self.template()) || self.branch_answered_in_prack();
         let refusal = (!offered).then(|| self.refusing_answer(&resp)).flatten();
         self.send_ack(cx, Side::B, b_cseq, refusal);
         self.clear_reliable();

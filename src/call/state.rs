@@ -33,7 +33,7 @@ pub use route::RoutePlan;
 pub enum TxnRole {
     /// The caller's INVITE (a server transaction; CANCEL finds the call through it).
     CallerInvite,
-    /// INVITE attempt `n` (the call's `route.next` then), which names its callee's peer.
+    /// INVITE attempt `n` (`route.next` then: its callee's place in the route in use).
     Invite(u32),
     /// A BYE we sent on this side.
     Bye(Side),

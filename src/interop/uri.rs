@@ -231,40 +231,22 @@ pub fn peer_uri_in(
             if number.starts_with('+') {
                 format!("tel:{number}{params}")
             } else {
-                // RFC 3966 §5.1.5: a local number needs a phone-context.
-                let peer_host = host_of(domain);
-                let ctx = match private {
-                    Some(c) if is_domain_name(c) => c.to_string(),
-                    Some(_) if is_domain_name(peer_host) => peer_host.to_string(),
-                    Some(c) if valid_host(c) && !c.contains(':') => c.to_string(),
-                    Some(_) => peer_host.to_string(),
-                    None => policy
-                        .country_code
-                        .as_ref()
-                        .map(|cc| format!("+{cc}"))
-                        .unwrap_or_else(|| peer_host.to_string()),
-                };
+                // RFC 3966 §5.1.5: a local number needs a phone-context, in a tel: URI
+                // the peer's host when no better one fits.
+                let ctx = phone_context(private, policy, domain)
+                    .unwrap_or_else(|| host_of(domain).to_string());
                 format!("tel:{number}{lead};phone-context={ctx}{rest}")
             }
         }
         _ => {
             // `user=phone` says the user part is an RFC 3966 number, where a local one needs
-            // a phone-context (§5.1.5), chosen as in a tel: URI: a number private to a
-            // domain keeps one of its own (never the country's), any other takes `+CC` or
-            // the peer's domain name. With none of them it goes as dialled, its parameters
-            // kept: the peer asked for `user=phone`, and a dropped `;ext=` or `;rn=` would
-            // reach the wrong line.
+            // a phone-context (§5.1.5), chosen as in a tel: URI. With none that fits it goes
+            // as dialled, its parameters kept: the peer asked for `user=phone`, and a
+            // dropped `;ext=` or `;rn=` would reach the wrong line.
             let local = phone && !number.starts_with('+');
-            let peer_host = host_of(domain);
-            let context = match private {
-                _ if !local => None,
-                Some(c) if is_domain_name(c) => Some(c.to_string()),
-                Some(_) if is_domain_name(peer_host) => Some(peer_host.to_string()),
-                Some(c) if valid_host(c) && !c.contains(':') => Some(c.to_string()),
-                Some(_) => None,
-                None => (policy.country_code.as_ref().map(|cc| format!("+{cc}")))
-                    .or_else(|| is_domain_name(peer_host).then(|| peer_host.to_string())),
-            };
+            let context = local
+                .then(|| phone_context(private, policy, domain))
+                .flatten();
             let user_phone = policy.user_phone && phone;
             let user = match context {
                 Some(c) if user_phone => format!(
@@ -284,6 +266,22 @@ pub fn peer_uri_in(
             }
             u
         }
+    }
+}
+
+/// The phone-context of a local number toward a peer at `domain`: a number private to a
+/// domain (`private`) keeps its own, a domain name or else a host (never the country's: it
+/// is no national number), or the peer's domain name; any other takes the country's `+CC`,
+/// else the peer's domain name. `None`: nothing fits (the peer is known by its address).
+fn phone_context(private: Option<&str>, policy: &UriPolicy, domain: &str) -> Option<String> {
+    let peer_host = host_of(domain);
+    let peer_name = is_domain_name(peer_host).then(|| peer_host.to_string());
+    match private {
+        Some(c) if is_domain_name(c) => Some(c.to_string()),
+        Some(_) if peer_name.is_some() => peer_name,
+        Some(c) if valid_host(c) && !c.contains(':') => Some(c.to_string()),
+        Some(_) => None,
+        None => (policy.country_code.as_ref().map(|cc| format!("+{cc}"))).or(peer_name),
     }
 }
 

@@ -51,7 +51,8 @@ impl AudioBudget {
         let held = held
             .saturating_add(filled.saturating_mul(8 * Self::RATE.0))
             .min(full);
-        // The time consumed is what the fill counted (whole quarter-milliseconds' worth).
+        // The time consumed is what the fill counted (whole 4 ms steps); the rest of it
+        // counts at the next take.
         let counted = Duration::from_millis((filled * Self::RATE.1) as u64);
         let since = if held == full { now } else { since + counted };
         let ok = held >= bytes;

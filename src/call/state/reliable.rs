@@ -157,10 +157,12 @@ impl UacRel {
         Some(req)
     }
 
-    /// At most this many of our PRACKs wait for their answer in one call. A callee sends
-    /// its next reliable provisional only once the last is PRACKed (RFC 3262 §3), so more
-    /// are a broken or hostile peer's: the provisional past the bound is taken as lost, and
-    /// its retransmission is PRACKed once one of ours is answered.
+    /// A reliable provisional is taken while fewer than this many of our PRACKs to the
+    /// current callee wait for their answer. A callee sends its next reliable provisional
+    /// only once the last is PRACKed (RFC 3262 §3), so more are a broken or hostile peer's:
+    /// the provisional past the bound is taken as lost, and its retransmission is PRACKed
+    /// once one of ours is answered. (PRACKs held for the caller's answer go all at once
+    /// when it comes, whatever the bound: at most [`MAX_EARLY_DIALOGS`] of them.)
     pub const MAX_OPEN_PRACKS: u8 = 4;
 
     /// Keep `answer`, the first of its early dialog: one per dialog, for the latest

@@ -64,6 +64,13 @@ impl Call {
         }
     }
 
+    /// Whether side B's branch offered in a reliable provisional and our PRACK answered it:
+    /// SDP in its 2xx is that offer again, no new one.
+    pub(super) fn branch_answered_in_prack(&self) -> bool {
+        let tag = self.b.as_ref().and_then(|b| b.remote_tag.as_deref());
+        tag.is_some_and(|t| self.uac_rel.answered_in(t))
+    }
+
     /// The caller's answer `body` (readable as `ct`, `None` when encoded) as our PRACK
     /// carries it to the callee: anchored when the call is, else as it came (`as_sent`: its
     /// Content-Type and Content-Encoding).
