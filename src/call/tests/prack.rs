@@ -1717,3 +1717,32 @@ fn a_held_2xx_given_up_is_acked_without_a_second_answer() {
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert!(ack.body().is_empty(), "{ack:?}");
 }
+
+/// The phone restates its offer in the PRACK of a 180 without SDP, its answer having come in
+/// an earlier 183: the 200 carries no answer (that one is not kept), and the CDR says
+/// nothing was ignored, for nothing changed.
+#[test]
+fn a_restated_offer_after_the_answer_is_no_ignored_one() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("p15", "z9hG4bKp15"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c7", &[], Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "the answer reaches the phone");
+    let tag = r183.to_tag().unwrap();
+    let rseq: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(PHONE, &phone_prack("p15", &tag, 2, rseq, ""));
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c7", &[], None));
+    let r180 = h.response_with(PHONE, 180, "ringing, reliably");
+    let rseq: u32 = r180.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let again = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(PHONE, &phone_prack("p15", &tag, 3, rseq, &again));
+    let ok = h.response_with(PHONE, 200, "the PRACK's 200");
+    assert!(ok.body().is_empty());
+    h.recv(PHONE, &cancel_text("p15", "z9hG4bKp15"));
+    let events = &h.cdrs[0].events;
+    assert!(
+        !events.contains(&"prack_offer_ignored".to_string()),
+        "{events:?}"
+    );
+}
