@@ -33,14 +33,14 @@ pub use route::RoutePlan;
 pub enum TxnRole {
     /// The caller's INVITE (a server transaction; CANCEL finds the call through it).
     CallerInvite,
-    /// INVITE attempt `n` (`route.next` then: its callee's place in the route in use).
+    /// INVITE attempt `n` (`route.attempt()` then: see [`RoutePlan::attempt`]).
     Invite(u32),
     /// A BYE we sent on this side.
     Bye(Side),
     /// A request relayed from the other leg (re-INVITE, UPDATE, INFO, …).
     Relay,
     /// Our PRACK for a reliable provisional from the callee of attempt `n` (the call's
-    /// `route.next` then): a failed callee's answer to it says nothing of the next one.
+    /// `route.attempt()` then): a failed callee's answer to it says nothing of the next one.
     Prack(u32),
     /// Our session refresh (RFC 4028) on this side.
     Refresh(Side),
@@ -296,8 +296,8 @@ impl Call {
             attempt: None,
             route: RoutePlan {
                 targets: s.route,
-                next: 0,
                 ring_per_peer: s.ring_per_peer,
+                ..RoutePlan::default()
             },
             counted_ingress: s.counted_ingress,
             counted_egress: None,

@@ -20,15 +20,17 @@ impl Call {
     }
 
     /// The peer attempt `n` (INVITE `txn`) went to, for an attempt no longer the current
-    /// one: its place in the route. A call-back's route is user2's once user1 answered, so
-    /// there it is the peer whose network the INVITE went to (not known behind a front).
+    /// one: its place in the route. One of an earlier route (a call-back's user1's, once
+    /// user2 is called) is named by the network its INVITE went to (not known behind a
+    /// front).
     pub(super) fn earlier_attempt_peer(&self, cx: &Cx, txn: TxnId, n: u32) -> Option<PeerName> {
-        if self.third_party().is_some() {
-            let ip = cx.env.txn.target(txn)?.addr.ip();
-            return cx.env.cfg.peer_for_source(ip).map(|p| p.name.clone());
+        match n.checked_sub(u32::from(self.route.before) + 1) {
+            Some(i) => self.route.targets.get(usize::try_from(i).ok()?).cloned(),
+            None => {
+                let ip = cx.env.txn.target(txn)?.addr.ip();
+                cx.env.cfg.peer_for_source(ip).map(|p| p.name.clone())
+            }
         }
-        let i = usize::try_from(n.checked_sub(1)?).ok()?;
-        self.route.targets.get(i).cloned()
     }
 
     /// A 2xx to our INVITE `txn` we do not want (a late answer after CANCEL, a second

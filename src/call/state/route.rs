@@ -12,6 +12,9 @@ pub struct RoutePlan {
     /// The route sets no `ring_timeout_s`: each peer rings for its own profile's, from its
     /// INVITE (a route's own bounds the whole call).
     pub ring_per_peer: bool,
+    /// Attempts made on an earlier route of the call (a call-back's user1's): they keep
+    /// their numbers, so that a late answer to one says nothing of this route's attempts.
+    pub before: u16,
 }
 
 impl RoutePlan {
@@ -26,10 +29,11 @@ impl RoutePlan {
         Some(peer)
     }
 
-    /// Which attempt the call is on (the next peer's place in the route), as our PRACK's
-    /// transaction and a reliable provisional to the caller remember it.
+    /// Which attempt the call is on (the next peer's place in the route, after those of an
+    /// earlier route), as our PRACK's transaction and a reliable provisional to the caller
+    /// remember it.
     pub fn attempt(&self) -> u32 {
-        self.next
+        u32::from(self.before).saturating_add(self.next)
     }
 
     /// Try no further peer.

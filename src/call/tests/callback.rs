@@ -606,3 +606,28 @@ fn a_late_answer_to_user1s_first_attempt_is_counted_for_its_peer() {
         .collect();
     assert_eq!(late, ["carrier-b"]);
 }
+
+/// user1 forces 100rel on a call-back (its INVITE offered none): its reliable 180 is
+/// PRACKed, it answers, and user2 is called; user1's late refusal of that PRACK says nothing
+/// of user2, whose reliable 183 is PRACKed. Before, user2's route numbered its attempts
+/// from 1 again, the refusal matched user2's first attempt, and user2 got no PRACK.
+#[test]
+fn user1s_late_prack_refusal_says_nothing_of_user2() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-prack");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let contact = (Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>");
+    let reliable = [(Hdr::REQUIRE, "100rel"), (Hdr::RSEQ, "1"), contact.clone()];
+    h.recv_msg(PHONE, reply(&inv1, 180, "u1", &reliable, None));
+    let prack = h.one_request(PHONE, Method::Prack);
+    h.recv_msg(PHONE, reply(&inv1, 200, "u1", &[contact], Some(OFFER)));
+    let inv2 = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(PHONE, reply(&prack, 481, "u1", &[], None));
+    let reliable = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:+8610123@127.0.0.3>"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv2, 183, "u2", &reliable, Some(SDP)));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Prack).len(), 1);
+}
