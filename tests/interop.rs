@@ -210,6 +210,22 @@ fn carrier_requiring_100rel_gets_it_only_when_the_profile_requires_it() {
     assert_eq!(cdr["cause"], 127);
 }
 
+/// A late offer with 100rel toward a carrier behind a forking proxy (SIPp plays both):
+/// each branch offers in its own reliable 183, the phone answers once, and both branches
+/// get that answer in our PRACK; the branch that answers gets an ACK without SDP.
+#[test]
+fn a_forked_late_offer_gets_the_phones_one_answer_in_every_branchs_prack() {
+    let (c, p, gw, errors) = outbound_traced(
+        GwOpts::default(),
+        "prack-fork/carrier.xml",
+        "prack-fork/phone.xml",
+        "+8610123",
+    );
+    assert!(c && p, "carrier {c}, phone {p}\n{errors}\n{}", gw.log());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["status"], 200);
+}
+
 #[test]
 fn phone_supporting_100rel_gets_reliable_provisionals() {
     let (c, p, gw) = outbound(
