@@ -531,12 +531,7 @@ fn a_second_device_answering_user1_is_acked_and_hung_up_and_cannot_end_the_call(
     // Its retransmission is answered again, but it is one late answer (once per dialog).
     h.recv_msg(PHONE, reply(&inv1, 200, "u1b", &contact, Some(OFFER)));
     assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
-    let late = h
-        .events
-        .iter()
-        .filter(|e| matches!(e, CoreEvent::LateAnswer { .. }))
-        .count();
-    assert_eq!(late, 1);
+    assert_eq!(h.late_answers().len(), 1);
     user2_answers(&mut h, &inv2);
     h.take(PHONE);
     // The other device's BYE (user1's Call-ID and our tag, its own From tag): not this call's.
@@ -596,15 +591,7 @@ fn a_late_answer_to_user1s_first_attempt_is_counted_for_its_peer() {
     let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.4>")];
     h.recv_msg(CARRIER_B, reply(&first, 200, "late", &contact, Some(OFFER)));
     assert_eq!(h.take_requests(CARRIER_B, Method::Bye).len(), 1);
-    let late: Vec<&str> = h
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            CoreEvent::LateAnswer { peer } => Some(&*peer.0),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(late, ["carrier-b"]);
+    assert_eq!(h.late_answers(), ["carrier-b"]);
 }
 
 /// user1 forces 100rel on a call-back (its INVITE offered none): its reliable 180 is

@@ -314,11 +314,9 @@ fn late_answers_are_counted_before_and_after_the_cdr() {
         )
     };
     let late = |h: &H| {
-        h.events
+        h.late_answers()
             .iter()
-            .filter(
-                |e| matches!(e, CoreEvent::LateAnswer { peer } if peer.0.as_ref() == "carrier-a"),
-            )
+            .filter(|p| **p == "carrier-a")
             .count()
     };
     h.recv_msg(CARRIER_A, fork("fork2"));

@@ -309,13 +309,5 @@ fn a_late_answer_through_the_front_is_counted_for_its_callee() {
     );
     h.recv_msg(FRONT, late);
     assert_eq!(h.take_requests(FRONT, Method::Bye).len(), 1);
-    let late: Vec<&str> = h
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            CoreEvent::LateAnswer { peer } => Some(&*peer.0),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(late, ["carrier-a"]);
+    assert_eq!(h.late_answers(), ["carrier-a"]);
 }

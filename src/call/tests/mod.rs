@@ -169,6 +169,15 @@ impl H {
         Self::with(config())
     }
 
+    /// The peers of the late answers counted so far (`CoreEvent::LateAnswer`), in order.
+    pub(super) fn late_answers(&self) -> Vec<&str> {
+        let peers = self.events.iter().filter_map(|e| match e {
+            CoreEvent::LateAnswer { peer } => Some(&*peer.0),
+            _ => None,
+        });
+        peers.collect()
+    }
+
     /// The streams the relay was last told of (none when it was told nothing).
     pub(super) fn relay_pairs(&self) -> Vec<crate::media::RelayPair> {
         self.media
