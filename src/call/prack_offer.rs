@@ -75,8 +75,7 @@ impl Call {
 /// The SDP of a provisional we sent (its SDP part alone, of a multipart body).
 fn sdp_part(resp: &Response) -> Option<Bytes> {
     let ct = resp.header(&Hdr::CONTENT_TYPE);
-    let part = crate::sdp::locate(ct.as_deref(), resp.body()).ok()??;
-    Some(Bytes::copy_from_slice(resp.body().get(part.range())?))
+    crate::sdp::sdp_of(ct.as_deref(), resp.body()).map(Bytes::copy_from_slice)
 }
 
 /// Whether two bodies (Content-Type, bytes) carry SDP describing the same session: every
@@ -90,8 +89,6 @@ fn same_session(a: (Option<&str>, &[u8]), b: (Option<&str>, &[u8])) -> bool {
 
 /// The lines of a body's SDP but its `o=` line; `None` when it carries no SDP.
 fn session_lines<'a>(ct: Option<&str>, body: &'a [u8]) -> Option<Vec<&'a [u8]>> {
-    let part = crate::sdp::locate(ct, body).ok()??;
-    let sdp = body.get(part.range())?;
-    let lines = crate::sdp::lines(sdp).map(|l| l.text);
+    let lines = crate::sdp::lines(crate::sdp::sdp_of(ct, body)?).map(|l| l.text);
     Some(lines.filter(|t| !t.starts_with(b"o=")).collect())
 }

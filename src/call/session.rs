@@ -319,11 +319,9 @@ impl Call {
 }
 
 /// The `o=` line of a body's SDP (the body itself, or its SDP part), found the way anchoring
-/// finds it (`sdp::locate`, `sdp::lines`); None for a body that carries no SDP.
+/// finds it (`sdp::sdp_of`, `sdp::lines`); None for a body that carries no SDP.
 fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
-    let part = crate::sdp::locate(ct, body).ok()??;
-    let sdp = body.get(part.range())?;
-    crate::sdp::lines(sdp)
+    crate::sdp::lines(crate::sdp::sdp_of(ct, body)?)
         .find(|l| l.text.starts_with(b"o="))
         .map(|l| String::from_utf8_lossy(l.text).into_owned())
 }

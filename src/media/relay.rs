@@ -135,14 +135,10 @@ impl LegAddrs {
         }
     }
 
-    /// The SDP address the latch prefers a source at: none for a leg whose SDP names a
-    /// private address behind its NAT ([`RelayPair::a_wait_for_source`]), where a packet
-    /// can only be a spoof (or a host of our own network).
-    fn latch_sdp(&self) -> Option<SocketAddr> {
-        self.sdp.filter(|_| !self.wait_for_source)
-    }
-
-    /// Its SDP's RTP address, unless that is not to be sent to before latching.
+    /// Its SDP's RTP address, where it is sent to before latching and a source the latch
+    /// prefers; none for a leg whose SDP names a private address behind its NAT
+    /// ([`RelayPair::a_wait_for_source`]), which names no host of its own (a packet from
+    /// there can only be a spoof, or a host of our own network).
     fn sdp_dest(&self) -> Option<SocketAddr> {
         self.sdp.filter(|_| !self.wait_for_source)
     }
@@ -349,7 +345,7 @@ impl StreamRoute {
                 // that only listens still reports): a stranger's would set where the far
                 // leg's reports go, and they carry this leg's SSRC and sequence number,
                 // what a NAT rebind is checked against.
-                None if mine.latch_sdp().is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
+                None if mine.sdp_dest().is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
                 _ => {}
             }
             if !mine.rtcp_rate.within(now, MAX_RTCP_PER_SECOND) {
@@ -372,7 +368,7 @@ impl StreamRoute {
             }
         } else {
             let before = mine.rtp.source();
-            if !mine.rtp.accept(now, src, head, mine.latch_sdp()) {
+            if !mine.rtp.accept(now, src, head, mine.sdp_dest()) {
                 return Route::Drop;
             }
             // RTCP follows the RTP source: one learnt beside another source (a NAT that

@@ -19,7 +19,7 @@ pub use anchor::{
     DEFAULT_MAX_STREAMS, Endpoint, Transport, anchor_streams, carries_sdp, limit_streams, read,
     refuse_all, refusing_answer,
 };
-pub use multipart::{SdpPart, is_multipart, locate, with_sdp_part};
+pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
 pub use origin::{Origin, present_again};
 
 use bytes::Bytes;

@@ -45,6 +45,13 @@ impl SdpPart {
     }
 }
 
+/// The SDP of a body: the body itself, or its SDP part ([`locate`]); `None` when it carries
+/// none, or none that can be found.
+pub fn sdp_of<'a>(content_type: Option<&str>, body: &'a [u8]) -> Option<&'a [u8]> {
+    let part = locate(content_type, body).ok()??;
+    body.get(part.range())
+}
+
 /// Whether a Content-Type names a multipart body (`multipart/mixed`, …, any case).
 pub fn is_multipart(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("multipart/"))
