@@ -274,7 +274,7 @@ impl Call {
         }
         let rseq = reliable_rseq(&resp);
         if let Some(rseq) = rseq {
-            if self.uac_rel.open_pracks >= UacRel::MAX_OPEN_PRACKS {
+            if self.uac_rel.open_pracks() >= usize::from(UacRel::MAX_OPEN_PRACKS) {
                 debug!(
                     rseq,
                     "reliable provisional while our PRACKs wait: taken as lost"

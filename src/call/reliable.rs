@@ -180,7 +180,6 @@ impl Call {
                     return false;
                 };
                 self.uac_rel.keep_sent(id, prack);
-                self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_add(1);
                 true
             }
             Err(e) => {
@@ -233,7 +232,6 @@ impl Call {
         if self.route.attempt() != attempt {
             return;
         }
-        self.uac_rel.open_pracks = self.uac_rel.open_pracks.saturating_sub(1);
         let refused = match status {
             Some(s) if (200..300).contains(&s) => false,
             Some(s) => is_prack_refusal(s) || s >= 400,

@@ -34,9 +34,6 @@ pub struct UacRel {
     // A Box of a Vec: 8 bytes in every call, where a Vec or a boxed slice takes 24 or 16.
     #[allow(clippy::box_collection)]
     pub early_answers: Option<Box<Vec<EarlyAnswer>>>,
-    /// Our PRACKs to this attempt's callee still waiting for their final answer (an
-    /// earlier callee's, failed over from, hold up nothing of the next one's).
-    pub open_pracks: u8,
 }
 
 /// The PRACK held for the caller's answer ([`UacRel::awaiting_answer`]): the provisional's
@@ -139,11 +136,19 @@ impl UacRel {
     /// Keep our PRACK `req` (transaction `id`) until its final answer.
     pub fn keep_sent(&mut self, id: crate::txn::TxnId, req: crate::sip::Request) {
         let list = self.sent_pracks.get_or_insert_with(Default::default);
-        // Every held PRACK may go at once, beside those already out.
+        // Every held PRACK may go at once, beside those already out (fewer than
+        // `MAX_OPEN_PRACKS`): the bound is above what can be open, a guard only.
         if list.len() >= 2 * MAX_EARLY_DIALOGS {
             list.remove(0);
         }
         list.push((id, req));
+    }
+
+    /// Our PRACKs to this attempt's callee still waiting for their final answer: those
+    /// kept (a failover starts the next callee with none, so an earlier callee's hold up
+    /// nothing of its).
+    pub fn open_pracks(&self) -> usize {
+        self.sent_pracks.as_ref().map_or(0, |l| l.len())
     }
 
     /// Our PRACK of transaction `id`, if kept; forgotten from now on.
