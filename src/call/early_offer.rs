@@ -32,11 +32,8 @@ impl Call {
         let Some(list) = self.uac_rel.awaiting_answer.as_mut() else {
             return;
         };
-        let (now, wait): (Vec<HeldPrack>, Vec<HeldPrack>) =
-            list.drain(..).partition(|h| h.answer_known);
-        if !wait.is_empty() {
-            **list = wait;
-        } else {
+        let now: Vec<HeldPrack> = list.extract_if(.., |h| h.answer_known).collect();
+        if list.is_empty() {
             self.uac_rel.awaiting_answer = None;
         }
         if now.is_empty() {
