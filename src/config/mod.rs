@@ -193,6 +193,11 @@ pub struct Config {
     /// which may change under a running process (a CPU quota, an affinity) without the
     /// setting changing.
     pub media_threads_auto: bool,
+    /// The addresses of this host's interfaces, loopback aside ([`net::host_ips`]): read
+    /// by [`Config::load`], not from the file (empty from [`Config::from_texts`]). The relay
+    /// sends no RTP to them before a leg's own packets come from there: whatever listens
+    /// on this host, on any address, would get a peer's datagrams.
+    pub host_ips: Vec<IpAddr>,
     /// `[recording] dir`.
     pub recording_dir: PathBuf,
     /// `[recording] format = "stereo"` (else mixed).
@@ -228,7 +233,18 @@ impl Config {
             Ok(t) => t,
             Err(e) => return Err(ConfigErrors(vec![ConfigError::file(path, e)])),
         };
-        Config::from_source(path, &text, ProfileSource::Folder)
+        let mut cfg = Config::from_source(path, &text, ProfileSource::Folder)?;
+        match net::host_ips() {
+            Ok(ips) => cfg.host_ips = ips,
+            Err(e) => cfg.warnings.push(ConfigError::file(
+                path,
+                format!(
+                    "warning: cannot list this host's addresses ({e}): the relay may send RTP \
+                     to an address of this host other than [media] advertise and the listeners'"
+                ),
+            )),
+        }
+        Ok(cfg)
     }
 
     /// [`Config::load`] from texts in memory: `gateway` as if read from `path`, and the
@@ -396,6 +412,7 @@ impl Config {
             media_max_streams,
             media_threads,
             media_threads_auto,
+            host_ips: Vec::new(),
             recording_dir,
             recording_stereo,
             recording_jitter,

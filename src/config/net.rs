@@ -34,6 +34,27 @@ pub fn names_one_host(ip: IpAddr) -> bool {
     !(ip.is_unspecified() || ip.is_multicast() || broadcast)
 }
 
+/// The addresses of this host's network interfaces, loopback aside (the relay judges that
+/// by where the gateway itself is), each once, an IPv4 one as IPv4. Read from the system
+/// when the configuration is loaded (start-up and each reload): an interface that comes
+/// up later is known from the next reload.
+pub fn host_ips() -> std::io::Result<Vec<IpAddr>> {
+    let mut ips: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+        .map_err(std::io::Error::from)?
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .map(|ip| ip.to_canonical())
+        .filter(|ip| !ip.is_loopback())
+        .collect();
+    ips.sort_unstable();
+    ips.dedup();
+    Ok(ips)
+}
+
 /// Whether one of `nets` holds `ip`, an IPv4 peer heard on a dual-stack socket
 /// (`::ffff:a.b.c.d`) taken as its IPv4 address.
 pub fn holds(nets: &[IpNet], ip: IpAddr) -> bool {

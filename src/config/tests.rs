@@ -880,3 +880,26 @@ fn an_empty_listen_is_located() {
         "{text}"
     );
 }
+
+/// The host's addresses the relay refuses are read at load: no loopback (judged by where
+/// the gateway is), none twice, IPv4 as IPv4; none from texts, whose loads are replayed.
+#[test]
+fn the_hosts_addresses_are_read_at_load_without_loopback() {
+    let ips = super::net::host_ips().unwrap();
+    assert!(
+        ips.iter()
+            .all(|ip| !ip.is_loopback() && ip.to_canonical() == *ip)
+    );
+    let mut sorted = ips.clone();
+    sorted.dedup();
+    assert_eq!(sorted, ips);
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let path = dir.path().join("gateway.toml");
+    assert_eq!(Config::load(&path).unwrap().host_ips, ips);
+    let texts: Vec<_> = standard_profiles()
+        .into_iter()
+        .map(|(n, t)| (dir.path().join(format!("profiles/{n}.toml")), t))
+        .collect();
+    let replayed = Config::from_texts(&path, GATEWAY, &texts).unwrap();
+    assert!(replayed.host_ips.is_empty());
+}

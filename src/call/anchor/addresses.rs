@@ -7,7 +7,9 @@ use crate::config::Config;
 /// it is (audit M2). `0.0.0.0` (old-style hold) would reach this host, multicast and
 /// broadcast reach many, and the gateway's own addresses would loop (its media address)
 /// or reach its own services (the SIP and call-back listeners' addresses); loopback is a
-/// target only for a gateway that is itself on loopback (a lab). Refused addresses are no
+/// target only for a gateway that is itself on loopback (a lab). The host's other
+/// interfaces' addresses are refused too: a listener on `0.0.0.0` (ours, or any other
+/// service's) hears them all. Refused addresses are no
 /// destination at all: the leg is answered where its packets come from, once they come.
 pub(super) fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
     // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket: judged as what it reaches.
@@ -19,6 +21,7 @@ pub(super) fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
         && ip != media_ip
         && (!ip.is_loopback() || media_ip.is_loopback())
         && !listeners.clone().any(ours)
+        && !cfg.host_ips.contains(&ip)
 }
 
 /// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its

@@ -69,3 +69,19 @@ fn the_gateways_listening_addresses_are_no_destination() {
     }
     assert!(deliverable("192.0.2.4".parse().unwrap(), &cfg));
 }
+
+/// The host's other interfaces are no RTP destination: a listener on `0.0.0.0` (the
+/// gateway's SIP listener, or another service on this host) hears them all, so a peer's
+/// SDP naming one would have the relay send into it. Before, only the media address and
+/// the listeners' own addresses were refused.
+#[test]
+fn the_hosts_other_addresses_are_no_destination() {
+    let mut cfg = crate::call::tests::config();
+    cfg.media_ip = "192.0.2.1".parse().unwrap();
+    cfg.listen[0].addr = "0.0.0.0:5060".parse().unwrap();
+    cfg.host_ips = vec!["10.9.8.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+    for ours in ["10.9.8.7", "::ffff:10.9.8.7", "2001:db8::7"] {
+        assert!(!deliverable(ours.parse().unwrap(), &cfg), "{ours}");
+    }
+    assert!(deliverable("10.9.8.6".parse().unwrap(), &cfg));
+}

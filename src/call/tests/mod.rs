@@ -118,6 +118,7 @@ pub(crate) fn config() -> Config {
         media_max_streams: 4,
         media_threads: 1,
         media_threads_auto: false,
+        host_ips: Vec::new(),
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),
