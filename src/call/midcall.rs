@@ -193,7 +193,11 @@ impl Call {
     }
 
     /// Relay a mid-call request to the other leg as a request of that leg's dialog.
-    fn relay_request(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
+    /// Relay `req` (server transaction `id`) from `side`'s peer to the other leg's, as
+    /// [`Relayed`]: its answer comes back through [`Call::on_relayed_response`]. The caller's
+    /// PRACK with a new offer goes as an UPDATE in the callee's early dialog
+    /// (`prack_offer.rs`); what would refuse another request answers it 200 without SDP.
+    pub(super) fn relay_request(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
         let other = side.other();
         let method = req.method();
         // A caller's dialog is always ready; a callee's (or a call-back's user1's) once its
@@ -206,12 +210,14 @@ impl Call {
             && !(other == Side::B && self.uas_rel.failover_waits);
         let from_trunk = self.is_trunk(side);
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
-            cx.respond(id, &req, 491, "Request Pending", &[]);
-            return;
+            return self.refuse_relay(cx, id, &req, 491, "Request Pending", &[]);
         };
         // An offer in an UPDATE toward a peer that takes no UPDATE: after the answer it goes
         // as a re-INVITE (which the gateway ACKs itself); before, it is answered here.
         let mut send_as = method.clone();
+        if method == Method::Prack {
+            send_as = Method::Update;
+        }
         if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
             let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
             if method == Method::Update && anchor::carries_sdp(&req) && confirmed {
@@ -247,14 +253,8 @@ impl Call {
             None => None,
         };
         if self.relayed.len() >= MAX_RELAYED {
-            cx.respond(
-                id,
-                &req,
-                500,
-                "Server Internal Error",
-                &[(Hdr::RETRY_AFTER, "1")],
-            );
-            return;
+            let retry = [(Hdr::RETRY_AFTER, "1")];
+            return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &retry);
         }
         let mf = match req.max_forwards() {
             Some(Ok(n)) => n.saturating_sub(1),
@@ -310,8 +310,7 @@ impl Call {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay {method}");
-                cx.respond(id, &req, 500, "Server Internal Error", &[]);
-                return;
+                return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &[]);
             }
         };
         // SDP in a request that cannot offer (an INFO, an OPTIONS) changes nothing of the
@@ -336,8 +335,7 @@ impl Call {
                 self.media_as_before(cx, before);
             }
             debug!(call_id = %self.call_id(), error = ?e, "{method} offer refused");
-            cx.respond(id, &req, 488, "Not Acceptable Here", &[]);
-            return;
+            return self.refuse_relay(cx, id, &req, 488, "Not Acceptable Here", &[]);
         }
         self.carry_identity(&cx.env.local, other, &mut out);
         self.sign(cx, other, &mut out);
@@ -365,8 +363,27 @@ impl Call {
                 // is answered, and its offer changed nothing.
                 warn!(call_id = %self.call_id(), "cannot start the relayed {}", relayed.method);
                 self.offer_not_taken(cx, &relayed);
-                cx.respond(id, &relayed.origin_req, 500, "Server Internal Error", &[]);
+                let req = &relayed.origin_req;
+                self.refuse_relay(cx, id, req, 500, "Server Internal Error", &[]);
             }
+        }
+    }
+
+    /// A request that cannot be relayed gets `status`; the caller's PRACK, which must get a
+    /// 2xx, gets 200 without an answer to its offer.
+    fn refuse_relay(
+        &mut self,
+        cx: &mut Cx,
+        id: TxnId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(Hdr, &str)],
+    ) {
+        if req.method() == Method::Prack {
+            self.prack_offer_not_taken(cx, id, req, status);
+        } else {
+            cx.respond(id, req, status, reason, extra);
         }
     }
 

@@ -1,17 +1,21 @@
 //! SDP in the caller's PRACK that is a new offer (RFC 3262 §5). The gateway terminates
-//! PRACK on each leg and does not put that offer to the callee, yet a PRACK that
-//! acknowledges our provisional must get a 2xx (§3: a caller refused one does not PRACK the
-//! retransmissions again, §4, and its call would fail). An offer that restates the session
-//! of the caller's INVITE is answered with the answer it already has; a changed one gets a
-//! 200 without an answer, as other B2BUAs do, and the session stays as it was.
+//! PRACK on each leg, yet a PRACK that acknowledges our provisional must get a 2xx (§3: a
+//! caller refused one does not PRACK the retransmissions again, §4, and its call would
+//! fail). An offer that restates the session of the caller's INVITE is answered with the
+//! answer it already has. A changed one is put to the callee as an UPDATE in its early
+//! dialog (RFC 3311), when the callee said it takes UPDATE, and the callee's answer goes
+//! in the PRACK's 200; our 2xx to the INVITE waits for it. Otherwise (no UPDATE, the
+//! callee refuses it, another offer is under way), the PRACK gets a 200 without an answer
+//! and the session stays as it was.
 
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::state::Call;
-use crate::sip::{Body, Hdr, Request, Response};
+use crate::sip::{Body, Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
 impl Call {
@@ -27,11 +31,13 @@ impl Call {
         !(late_offer && carried_sdp)
     }
 
-    /// Answer 200 to the caller's PRACK `req` (transaction `id`), whose SDP is an offer.
-    /// One whose session is the caller's INVITE's (every line but `o=` the same: a new
-    /// version at most, RFC 3264 §8) gets the answer the PRACKed provisional gave, which
-    /// answers it still (none when that provisional had no SDP: the answer came in an
-    /// earlier one, not kept); any other gets no answer (CDR event `prack_offer_ignored`).
+    /// Answer the caller's PRACK `req` (transaction `id`), whose SDP is an offer, with a
+    /// 200. One whose session is the caller's INVITE's (every line but `o=` the same: a
+    /// new version at most, RFC 3264 §8) gets the answer the PRACKed provisional gave,
+    /// which answers it still (none when that provisional had no SDP: the answer came in
+    /// an earlier one, not kept). Any other is put to the callee when it can be
+    /// ([`Call::may_put_prack_offer`]), its 200 then sent with the callee's answer; else it
+    /// gets no answer (CDR event `prack_offer_ignored`).
     pub(super) fn answer_offer_in_prack(&mut self, cx: &mut Cx, id: TxnId, req: &Request) {
         let ct = req.header(&Hdr::CONTENT_TYPE);
         let given = (self.uas_rel.pending.as_ref())
@@ -52,11 +58,11 @@ impl Call {
             }
             // The answer it has came in an earlier provisional, not kept: none to give.
             None if restated => None,
-            _ => {
-                warn!(call_id = %self.call_id(), "a changed offer in the caller's PRACK: not passed on, answered without SDP");
-                self.events.push(CallEvent::PrackOfferIgnored);
-                None
+            _ if self.may_put_prack_offer() => {
+                info!(call_id = %self.call_id(), "a changed offer in the caller's PRACK: put to the callee in an UPDATE");
+                return self.relay_request(cx, Side::A, id, req.clone());
             }
+            _ => return self.prack_offer_not_taken(cx, id, req, 0),
         };
         let built = Response::to_request(req, 200, "OK", None).and_then(|mut out| {
             match answer {
@@ -68,6 +74,58 @@ impl Call {
         match built {
             Ok(resp) => cx.send_response(id, resp),
             Err(_) => cx.respond(id, req, 200, "OK", &[]),
+        }
+    }
+}
+
+impl Call {
+    /// Whether a changed offer in the caller's PRACK can go to the callee as an UPDATE: the
+    /// PRACKed provisional is the current callee's, whose early dialog is known and who said
+    /// it takes UPDATE (an UPDATE it never said it takes is not sent, RFC 3311 §5.1), and no
+    /// other offer is under way on either leg (one offer at a time across the call).
+    fn may_put_prack_offer(&self) -> bool {
+        let this_callee =
+            (self.uas_rel.pending.as_ref()).is_some_and(|p| p.attempt == self.route.attempt());
+        self.phase.is_routing()
+            && this_callee
+            && !self.uas_rel.failover_waits
+            && self.dialog(Side::B).is_some_and(|d| d.remote_tag.is_some())
+            && self.peer_lists(Side::B, &Method::Update)
+            && self.unanswered_offer(Side::A).is_none()
+            && self.unanswered_offer(Side::B).is_none()
+    }
+
+    /// The caller's PRACK carries an offer being put to the callee: our 2xx to the INVITE
+    /// waits for the PRACK's answer.
+    pub(super) fn prack_offer_out(&self) -> bool {
+        self.relayed.iter().any(|(_, r)| r.method == Method::Prack)
+    }
+
+    /// The caller's PRACK `req` (transaction `id`) gets 200 without an answer to its offer:
+    /// it could not be put to the callee (`status` 0), or the callee's UPDATE ended with
+    /// `status`. The session stays as it was; CDR event `prack_offer_ignored`.
+    pub(super) fn prack_offer_not_taken(
+        &mut self,
+        cx: &mut Cx,
+        id: TxnId,
+        req: &Request,
+        status: u16,
+    ) {
+        if status == 0 {
+            warn!(call_id = %self.call_id(), "a changed offer in the caller's PRACK: not passed on, answered without SDP");
+        } else {
+            warn!(call_id = %self.call_id(), status, "the callee did not take the offer in the caller's PRACK: answered without SDP");
+        }
+        self.events.push(CallEvent::PrackOfferIgnored);
+        cx.respond(id, req, 200, "OK", &[]);
+    }
+
+    /// The caller's PRACK has its answer: our 2xx that waited for it goes.
+    pub(super) fn prack_offer_done(&mut self, cx: &mut Cx) {
+        if !self.prack_offer_out()
+            && let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h)
+        {
+            self.deliver_2xx_to_caller(cx, resp, b_cseq);
         }
     }
 }

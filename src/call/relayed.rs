@@ -28,8 +28,12 @@ use crate::txn::TxnId;
 const TIMER_C: Duration = Duration::from_secs(181);
 
 impl Relayed {
-    /// Its origin's request ends without the far leg's answer: 487 (RFC 3261 §9.2, §15.1.2).
+    /// Its origin's request ends without the far leg's answer: 487 (RFC 3261 §9.2, §15.1.2);
+    /// the caller's PRACK, which acknowledged our provisional, 200 without an answer.
     pub(super) fn terminate(&self, cx: &mut Cx) {
+        if self.method == Method::Prack {
+            return cx.respond(self.origin_txn, &self.origin_req, 200, "OK", &[]);
+        }
         cx.respond(
             self.origin_txn,
             &self.origin_req,
@@ -100,13 +104,15 @@ impl Call {
                     // that leaves the session as it was (RFC 3261 §14.1).
                     self.challenge_failed(status, &why);
                     self.offer_not_taken(cx, &rel);
-                    cx.respond(rel.origin_txn, &rel.origin_req, 403, "Forbidden", &[]);
-                    return;
+                    return self.origin_fails(cx, &rel, 403, "Forbidden");
                 }
             }
         }
         if final_ && !resp.is_success() {
             self.offer_not_taken(cx, &rel);
+            if rel.method == Method::Prack {
+                return self.origin_fails(cx, &rel, status, "");
+            }
         }
         // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
         // sends no ACK).
@@ -123,11 +129,15 @@ impl Call {
             self.refresh_target(far, resp.contact_uri());
             self.refresh_target(rel.origin, rel.origin_req.contact_uri());
         }
+        // (A PRACK is no target refresh; the UPDATE it went on as is.)
+        if final_ && resp.is_success() && rel.method == Method::Prack {
+            self.refresh_target(far, resp.contact_uri());
+        }
         // An early offer/answer by UPDATE changes the caller's session, which a later callee
         // of a failover is offered: the caller's offer, or its answer.
         if final_
             && resp.is_success()
-            && rel.method == Method::Update
+            && matches!(rel.method, Method::Update | Method::Prack)
             && self.phase.is_routing()
             && self.uas_rel.early_answer.is_some()
         {
@@ -190,6 +200,9 @@ impl Call {
                     self.neutralise_sdp(&mut out);
                 }
                 cx.send_response(rel.origin_txn, out.clone());
+                if rel.method == Method::Prack {
+                    self.prack_offer_done(cx);
+                }
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.seq();
                     let other_cseq = resp.seq();
@@ -216,7 +229,7 @@ impl Call {
                     {
                         self.send_ack(cx, far, resp.seq(), None);
                     }
-                    cx.respond(rel.origin_txn, &rel.origin_req, 502, "Bad Gateway", &[]);
+                    self.origin_fails(cx, &rel, 502, "Bad Gateway");
                 }
             }
         }
@@ -243,13 +256,24 @@ impl Call {
         if rel.cancelled {
             rel.terminate(cx);
         } else {
-            cx.respond(rel.origin_txn, &rel.origin_req, 408, "Request Timeout", &[]);
+            self.origin_fails(cx, &rel, 408, "Request Timeout");
             // No answer at all in the far leg's dialog: as for a 481, that dialog is gone
             // (not for a NOTIFY: its subscription is).
             if rel.method != Method::Notify {
                 self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
             }
         }
+    }
+
+    /// The origin of `rel` gets `status` (the far leg's failure, or ours): the caller's
+    /// PRACK, which must get a 2xx, 200 without an answer to its offer, and our 2xx that
+    /// waited for it then goes.
+    fn origin_fails(&mut self, cx: &mut Cx, rel: &Relayed, status: u16, reason: &str) {
+        if rel.method == Method::Prack {
+            self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, status);
+            return self.prack_offer_done(cx);
+        }
+        cx.respond(rel.origin_txn, &rel.origin_req, status, reason, &[]);
     }
 
     /// The far leg of an answered call no longer has its dialog (a 481, or no answer, to a

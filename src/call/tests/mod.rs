@@ -13,6 +13,7 @@ mod limits;
 mod midcall;
 mod msgs;
 mod prack;
+mod prack_offer;
 mod profiles;
 mod relayed_invite;
 mod robustness;

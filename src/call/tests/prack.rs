@@ -216,7 +216,7 @@ fn prack_timeout_with_fail_ends_the_call() {
     );
 }
 
-fn invite_100rel(call_id: &str, branch: &str) -> String {
+pub(super) fn invite_100rel(call_id: &str, branch: &str) -> String {
     invite_text(call_id, branch, "+8610123", "Supported: 100rel\r\n")
 }
 

@@ -1,0 +1,225 @@
+//! A changed offer in the caller's PRACK (RFC 3262 §5), put to the callee as an UPDATE in
+//! its early dialog (RFC 3311) when it said it takes UPDATE: the PRACK's 200 carries the
+//! callee's answer, and our 2xx to the INVITE waits for it.
+
+use super::prack::invite_100rel;
+use super::*;
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, PRACK, UPDATE";
+
+/// The phone's INVITE (100rel), and the carrier's reliable 183 with its answer, from a
+/// carrier that says (`allow`) what it takes: the INVITE it got, the 183's tag and RSeq.
+fn reliable_183_allowing(h: &mut H, call_id: &str, allow: &str) -> (Request, String, u32) {
+    h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let headers = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::ALLOW, allow),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "the answer reaches the phone");
+    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    (inv, r183.to_tag().unwrap(), rseq)
+}
+
+/// The phone's session of [`SDP`] moved to another port, in a new version.
+fn moved() -> String {
+    SDP.replace("o=- 1 1", "o=- 1 2").replace("4000", "4002")
+}
+
+/// The carrier's answer to the UPDATE, on another port than its 183's.
+fn callee_answer() -> String {
+    SDP.replace("o=- 1 1", "o=- 1 2").replace("4000", "5008")
+}
+
+/// The phone PRACKs the 183 with a new offer: the carrier gets it in an UPDATE within its
+/// early dialog, and the PRACK waits; the UPDATE's 200 and its answer come back in the
+/// PRACK's 200. Before, the PRACK got a 200 without SDP at once and the offer went nowhere.
+#[test]
+fn a_changed_offer_in_the_callers_prack_goes_to_the_callee_and_its_answer_back() {
+    let mut h = H::new();
+    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po1", ALLOW);
+    h.recv(PHONE, &phone_prack("po1", &tag, 2, rseq, &moved()));
+    assert!(
+        h.statuses(PHONE).is_empty(),
+        "the PRACK waits for the callee"
+    );
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let body = String::from_utf8_lossy(update.body()).into_owned();
+    assert!(
+        body.contains("m=audio 4002"),
+        "the phone's new offer: {body}"
+    );
+    assert_eq!(
+        update.header(&Hdr::RACK),
+        None,
+        "the PRACK's own header stays"
+    );
+    assert_eq!(
+        update.to_tag().as_deref(),
+        Some("c1"),
+        "in the early dialog"
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    let ok = h.response_with(PHONE, 200, "the PRACK's 200");
+    assert_eq!(ok.cseq().map(|c| c.1), Some(Method::Prack));
+    let answer = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(
+        answer.contains("m=audio 5008"),
+        "the callee's answer: {answer}"
+    );
+    h.advance(Duration::from_secs(2));
+    assert!(h.statuses(PHONE).is_empty(), "the 183 is acknowledged");
+    h.recv(PHONE, &cancel_text("po1", "z9hG4bKpo1"));
+    h.advance(Duration::from_secs(1));
+    let events = &h.cdrs[0].events;
+    assert!(
+        !events.contains(&"prack_offer_ignored".to_string()),
+        "{events:?}"
+    );
+}
+
+/// The carrier answers the INVITE while its UPDATE's answer is still to come: our 2xx waits
+/// for it, so the phone gets the PRACK's answer first, then the 2xx.
+#[test]
+fn our_2xx_waits_for_the_answer_to_the_offer_in_the_prack() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po2", ALLOW);
+    h.recv(PHONE, &phone_prack("po2", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    assert!(h.statuses(PHONE).is_empty(), "the 2xx waits");
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    let rs = h.take_responses(PHONE);
+    let order: Vec<_> = rs
+        .iter()
+        .map(|r| (r.status(), r.cseq().map(|c| c.1)))
+        .collect();
+    assert_eq!(
+        order,
+        [(200, Some(Method::Prack)), (200, Some(Method::Invite))],
+        "the PRACK's answer, then the 2xx"
+    );
+    // The offer/answer was done in the PRACK: the 2xx offers nothing, the ACK answers
+    // nothing, and the call is up.
+    assert!(rs[1].body().is_empty(), "{:?}", rs[1].body());
+    h.recv(
+        PHONE,
+        &from_phone_in("po2", "ACK", &tag, 1, "z9hG4bKpo2a", ""),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert!(ack.body().is_empty());
+    h.recv(
+        PHONE,
+        &from_phone_in("po2", "BYE", &tag, 3, "z9hG4bKpo2b", ""),
+    );
+    h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(h.cdrs[0].status, 200);
+}
+
+/// The carrier refuses the UPDATE (488), or never answers it: the PRACK still gets a 2xx
+/// (it acknowledged our 183), without an answer; the session stays as it was (CDR event
+/// `prack_offer_ignored`), and a 2xx that waited goes.
+#[test]
+fn a_refused_or_unanswered_update_still_gets_the_prack_its_200() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po3", ALLOW);
+    h.recv(PHONE, &phone_prack("po3", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    h.recv_msg(CARRIER_A, reply(&update, 488, "c1", &[], None));
+    let rs = h.take_responses(PHONE);
+    let order: Vec<_> = rs
+        .iter()
+        .map(|r| (r.status(), r.cseq().map(|c| c.1)))
+        .collect();
+    assert_eq!(
+        order,
+        [(200, Some(Method::Prack)), (200, Some(Method::Invite))]
+    );
+    assert!(rs[0].body().is_empty(), "no answer to the refused offer");
+
+    let mut h = H::new();
+    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po4", ALLOW);
+    h.recv(PHONE, &phone_prack("po4", &tag, 2, rseq, &moved()));
+    h.one_request(CARRIER_A, Method::Update);
+    h.advance(Duration::from_secs(33));
+    let ok = h.response_with(PHONE, 200, "the PRACK's 200 after Timer F");
+    assert_eq!(ok.cseq().map(|c| c.1), Some(Method::Prack));
+    assert!(ok.body().is_empty());
+    h.recv(PHONE, &cancel_text("po4", "z9hG4bKpo4"));
+    h.advance(Duration::from_secs(1));
+    let events = &h.cdrs[0].events;
+    assert!(
+        events.contains(&"prack_offer_ignored".to_string()),
+        "{events:?}"
+    );
+}
+
+/// A callee that never said it takes UPDATE is sent none (RFC 3311 §5.1): the PRACK gets
+/// 200 without an answer at once, as before.
+#[test]
+fn a_callee_that_takes_no_update_is_sent_none() {
+    let mut h = H::new();
+    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po5", "INVITE, ACK, CANCEL, BYE, PRACK");
+    h.recv(PHONE, &phone_prack("po5", &tag, 2, rseq, &moved()));
+    let ok = h.response_with(PHONE, 200, "at once");
+    assert!(ok.body().is_empty());
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+}
+
+/// The caller cancels while the UPDATE is out: its PRACK gets 200 (not 487: it
+/// acknowledged our 183), its INVITE 487.
+#[test]
+fn a_cancel_while_the_update_is_out_answers_the_prack_200() {
+    let mut h = H::new();
+    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po6", ALLOW);
+    h.recv(PHONE, &phone_prack("po6", &tag, 2, rseq, &moved()));
+    h.one_request(CARRIER_A, Method::Update);
+    h.recv(PHONE, &cancel_text("po6", "z9hG4bKpo6"));
+    h.advance(Duration::from_millis(10));
+    let rs = h.take_responses(PHONE);
+    let prack = rs
+        .iter()
+        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    assert_eq!(prack.map(|r| r.status()), Some(200), "{rs:?}");
+}
+
+/// On an anchored call the callee is offered the gateway's media address, and the phone
+/// is answered with it: neither sees the other's.
+#[test]
+fn the_offer_and_answer_through_the_update_are_anchored() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po7", ALLOW);
+    h.recv(PHONE, &phone_prack("po7", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let offer = String::from_utf8_lossy(update.body()).into_owned();
+    assert!(
+        offer.contains("c=IN IP4 127.0.0.1") && !offer.contains("192.0.2.10"),
+        "{offer}"
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    let ok = h.response_with(PHONE, 200, "the PRACK's 200");
+    let answer = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(
+        answer.contains("c=IN IP4 127.0.0.1") && !answer.contains("192.0.2.10"),
+        "{answer}"
+    );
+}
