@@ -226,6 +226,25 @@ fn a_forked_late_offer_gets_the_phones_one_answer_in_every_branchs_prack() {
     assert_eq!(cdr["status"], 200);
 }
 
+/// A phone's new offer in its PRACK reaches a carrier that takes UPDATE as an UPDATE in its
+/// early dialog, and the carrier's answer comes back in the PRACK's 200, before the 2xx.
+#[test]
+fn a_new_offer_in_the_phones_prack_reaches_the_carrier_in_an_update() {
+    let (c, p, gw, errors) = outbound_traced(
+        GwOpts::default(),
+        "prack-update/carrier.xml",
+        "prack-update/phone.xml",
+        "+8610123",
+    );
+    assert!(c && p, "carrier {c}, phone {p}\n{errors}\n{}", gw.log());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["status"], 200);
+    assert!(
+        !cdr["events"].to_string().contains("prack_offer_ignored"),
+        "{cdr}"
+    );
+}
+
 #[test]
 fn phone_supporting_100rel_gets_reliable_provisionals() {
     let (c, p, gw) = outbound(
