@@ -80,16 +80,20 @@ impl Call {
 
 impl Call {
     /// Whether a changed offer in the caller's PRACK can go to the callee as an UPDATE: the
-    /// PRACKed provisional is the current callee's, whose early dialog is known and who said
-    /// it takes UPDATE (an UPDATE it never said it takes is not sent, RFC 3311 §5.1), and no
-    /// other offer is under way on either leg (one offer at a time across the call).
+    /// PRACKed provisional is the current callee's, whose early dialog is known, has
+    /// completed its first offer/answer reliably, and who said it takes UPDATE (RFC 3311
+    /// §5.1: no offer in an UPDATE before that exchange, and no UPDATE to a peer that never
+    /// said it takes one), and no other offer is under way on either leg (one offer at a
+    /// time across the call).
     fn may_put_prack_offer(&self) -> bool {
         let this_callee =
             (self.uas_rel.pending.as_ref()).is_some_and(|p| p.attempt == self.route.attempt());
+        let exchanged = (self.dialog(Side::B).and_then(|d| d.remote_tag.as_deref()))
+            .is_some_and(|tag| self.uac_rel.exchange_done(tag));
         self.phase.is_routing()
             && this_callee
             && !self.uas_rel.failover_waits
-            && self.dialog(Side::B).is_some_and(|d| d.remote_tag.is_some())
+            && exchanged
             && self.peer_lists(Side::B, &Method::Update)
             && self.unanswered_offer(Side::A).is_none()
             && self.unanswered_offer(Side::B).is_none()

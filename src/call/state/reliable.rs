@@ -120,6 +120,14 @@ impl UacRel {
         })
     }
 
+    /// Whether early dialog `tag` has completed its offer/answer reliably: it answered our
+    /// offer in a reliable provisional, or our PRACK answered its offer. Only then may it be
+    /// sent an UPDATE with a new offer (RFC 3311 §5.1).
+    pub fn exchange_done(&self, tag: &str) -> bool {
+        self.answered_in(tag)
+            || (self.early_answers.as_deref()).is_some_and(|a| a.iter().any(|a| &*a.tag == tag))
+    }
+
     /// Whether another PRACK may be held for the caller's answer: fewer than
     /// [`MAX_EARLY_DIALOGS`] are.
     pub fn may_hold(&self) -> bool {

@@ -223,3 +223,24 @@ fn the_offer_and_answer_through_the_update_are_anchored() {
         "{answer}"
     );
 }
+
+/// A callee whose answer came in an unreliable 183 (the gateway made it reliable toward
+/// the phone) has not completed its offer/answer: it may not be sent an offer in an UPDATE
+/// yet (RFC 3311 §5.1), so the PRACK gets 200 without an answer at once.
+#[test]
+fn a_callee_whose_answer_was_not_reliable_is_sent_no_update() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("po8", "z9hG4bKpo8"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let headers = [(Hdr::CONTACT, "<sip:c@127.0.0.3>"), (Hdr::ALLOW, ALLOW)];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "reliable toward the phone");
+    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(
+        PHONE,
+        &phone_prack("po8", &r183.to_tag().unwrap(), 2, rseq, &moved()),
+    );
+    let ok = h.response_with(PHONE, 200, "at once");
+    assert!(ok.body().is_empty());
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+}
