@@ -84,7 +84,8 @@ impl Call {
     /// completed its first offer/answer reliably, and who said it takes UPDATE (RFC 3311
     /// §5.1: no offer in an UPDATE before that exchange, and no UPDATE to a peer that never
     /// said it takes one), and no other offer is under way on either leg (one offer at a
-    /// time across the call).
+    /// time across the call). Not with a forking proxy's branches: an UPDATE changes one
+    /// branch's session, and another may answer the call.
     fn may_put_prack_offer(&self) -> bool {
         let this_callee =
             (self.uas_rel.pending.as_ref()).is_some_and(|p| p.attempt == self.route.attempt());
@@ -94,6 +95,7 @@ impl Call {
             && this_callee
             && !self.uas_rel.failover_waits
             && exchanged
+            && self.uac_rel.early_dialogs() == 1
             && self.peer_lists(Side::B, &Method::Update)
             && self.unanswered_offer(Side::A).is_none()
             && self.unanswered_offer(Side::B).is_none()

@@ -128,6 +128,12 @@ impl UacRel {
             || (self.early_answers.as_deref()).is_some_and(|a| a.iter().any(|a| &*a.tag == tag))
     }
 
+    /// How many early dialogs of this attempt sent reliable provisionals (more than one: a
+    /// forking proxy's branches).
+    pub fn early_dialogs(&self) -> usize {
+        self.rseqs.as_ref().map_or(0, |b| b.len())
+    }
+
     /// Whether another PRACK may be held for the caller's answer: fewer than
     /// [`MAX_EARLY_DIALOGS`] are.
     pub fn may_hold(&self) -> bool {

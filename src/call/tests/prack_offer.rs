@@ -244,3 +244,30 @@ fn a_callee_whose_answer_was_not_reliable_is_sent_no_update() {
     assert!(ok.body().is_empty());
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
 }
+
+/// Two branches of a forking proxy answered in reliable 183s: an UPDATE would change one
+/// branch's session while the other may answer the call, so none goes.
+#[test]
+fn no_update_goes_to_one_of_several_branches() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po9", ALLOW);
+    let headers = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c2@127.0.0.3>"),
+        (Hdr::ALLOW, ALLOW),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c2", &headers, Some(SDP)));
+    // The second branch's 183 queues behind the first, unacknowledged.
+    h.recv(PHONE, &phone_prack("po9", &tag, 2, rseq, &moved()));
+    let rs = h.take_responses(PHONE);
+    let prack = rs
+        .iter()
+        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    assert_eq!(
+        prack.map(|r| (r.status(), r.body().is_empty())),
+        Some((200, true)),
+        "{rs:?}"
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+}
