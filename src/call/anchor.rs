@@ -114,7 +114,6 @@ impl Call {
             })
             .min();
         let media_ip = self.cfg.media_ip;
-        let cfg = self.cfg.clone();
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
@@ -188,8 +187,11 @@ impl Call {
         for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {
             *slot = match (ep.ip, ep.port) {
                 // The canonical address: the relay hears an IPv4 peer as IPv4, also on a
-                // dual-stack socket, and latching compares the two.
-                (Some(ip), p) if *r && p != 0 && deliverable(ip, &cfg) => {
+                // dual-stack socket, and latching compares the two. One that is no
+                // destination (`deliverable`) is kept all the same, if it names one host:
+                // the leg's packets are taken from there (`latch = "sdp-ip"`), and answered
+                // once they come (`emit_relay`).
+                (Some(ip), p) if *r && p != 0 && crate::config::net::names_one_host(ip) => {
                     Some((ip.to_canonical(), p).into())
                 }
                 _ => None,
@@ -280,11 +282,14 @@ impl Call {
                 .or_else(|| self.dialog(side).map(|d| d.target.addr.ip())),
             Side::B => self.dialog(side).map(|d| d.target.addr.ip()),
         };
+        // Nothing is sent to an SDP address that is no destination (this host's, say) until
+        // the leg's packets come from it, nor (`latch = "any"`) to a private one behind NAT.
         let wait = |side: Side, sdp: Option<std::net::SocketAddr>| {
-            latch(side) == Latch::Any
-                && sdp
-                    .zip(signalling(side))
-                    .is_some_and(|(sdp, ip)| behind_nat(sdp.ip(), ip))
+            sdp.is_some_and(|s| !deliverable(s.ip(), &self.cfg))
+                || (latch(side) == Latch::Any
+                    && sdp
+                        .zip(signalling(side))
+                        .is_some_and(|(sdp, ip)| behind_nat(sdp.ip(), ip)))
         };
         let pairs = media
             .pairs

@@ -63,8 +63,9 @@ pub struct RelayPair {
     pub b_remote: Option<SocketAddr>,
     /// Send nothing toward the caller before its own packets show where it is: its SDP
     /// names a private address while its signalling comes from a public one (an endpoint
-    /// behind NAT, `latch = "any"`). That address is in the endpoint's network, not ours,
-    /// and in ours may name a host of our own.
+    /// behind NAT, `latch = "any"`: that address is in the endpoint's network, not ours,
+    /// and in ours may name a host of our own), or an address that is no destination (this
+    /// host's own: its packets are still taken from there with `latch = "sdp-ip"`).
     pub a_wait_for_source: bool,
     /// The same for the callee.
     pub b_wait_for_source: bool,

@@ -499,6 +499,12 @@ fn the_relay_hears_of_flowing_media_only_once_answered_and_never_from_a_refusal(
     );
 }
 
+/// Where the relay sends the caller's leg before its packets come: its SDP address, unless
+/// the leg waits for its source.
+fn caller_dest(p: &crate::media::RelayPair) -> Option<std::net::SocketAddr> {
+    p.a_remote.filter(|_| !p.a_wait_for_source)
+}
+
 #[test]
 fn addresses_that_are_no_destination_are_not_relayed_to() {
     for (c, why) in [
@@ -514,10 +520,35 @@ fn addresses_that_are_no_destination_are_not_relayed_to() {
         let pairs = h.relay_pairs();
         assert_eq!(pairs.len(), 1, "{why}");
         assert_eq!(
-            pairs[0].a_remote, None,
+            caller_dest(&pairs[0]),
+            None,
             "{why}: no destination until it sends"
         );
     }
+}
+
+/// A trunk (`latch = "sdp-ip"`) whose SDP names one of this host's own addresses (an SBC
+/// beside the gateway) is sent nothing first, but its SDP address is kept: the relay takes
+/// its packets from there and answers them. Before, the address was dropped, and with it
+/// every packet of the leg: a silent call.
+#[test]
+fn a_trunk_on_an_address_of_this_host_is_heard_from_it() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.latch = crate::media::Latch::SdpIp;
+        }
+    });
+    cfg.host_ips = vec!["192.0.2.99".parse().unwrap()];
+    let mut h = H::with(cfg);
+    h.recv(PHONE, &invite_with_sdp("dest4", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let beside = SDP.replace("c=IN IP4 192.0.2.10", "c=IN IP4 192.0.2.99");
+    h.carrier_answers(&inv, "c", &beside);
+    let p = h.relay_pairs().pop().unwrap();
+    assert_eq!(p.b_latch, crate::media::Latch::SdpIp);
+    assert_eq!(p.b_remote, Some("192.0.2.99:4000".parse().unwrap()));
+    assert!(p.b_wait_for_source, "nothing sent there before it sends");
 }
 
 #[test]
@@ -532,13 +563,13 @@ fn loopback_is_a_destination_only_for_a_gateway_on_loopback() {
     let sdp = SDP.replace("c=IN IP4 192.0.2.10", "c=IN IP4 127.0.0.5");
     h.recv(PHONE, &invite_with_sdp("dest2", &sdp));
     h.one_request(CARRIER_A, Method::Invite);
-    assert_eq!(h.relay_pairs()[0].a_remote, None);
+    assert_eq!(caller_dest(&h.relay_pairs()[0]), None);
     // The same SDP toward a gateway on loopback (the tests' own setup) is a destination.
     let mut lab = anchored();
     lab.recv(PHONE, &invite_with_sdp("dest3", &sdp));
     lab.one_request(CARRIER_A, Method::Invite);
     assert_eq!(
-        lab.relay_pairs()[0].a_remote,
+        caller_dest(&lab.relay_pairs()[0]),
         Some("127.0.0.5:4000".parse().unwrap())
     );
 }

@@ -137,6 +137,42 @@ fn rtp_goes_to_the_far_legs_sdp_until_it_latches_then_to_its_source() {
     );
 }
 
+/// A leg with `latch = "sdp-ip"` that waits for its source (its SDP names an address that is
+/// no destination, one of this host's) is sent nothing first; its packets from its SDP's IP
+/// are taken, and the far leg's go where they came from.
+#[test]
+fn an_sdp_ip_leg_that_waits_for_its_source_is_heard_from_its_sdp_ip() {
+    let mut p = pair(Latch::SdpIp);
+    p.b_remote = Some(sa("192.0.2.99:5000"));
+    p.b_wait_for_source = true;
+    let mut r = StreamRoute::new(&p, t0());
+    let a = sa("192.0.2.10:4000");
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &rtp(1)),
+        Route::Accept(None)
+    );
+    let b = sa("192.0.2.99:5002");
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, b, &rtp(2)),
+        Route::Accept(Some(a))
+    );
+    assert_eq!(
+        r.route(
+            t0() + std::time::Duration::from_millis(20),
+            Dir::AtoB,
+            false,
+            a,
+            &rtp(1)
+        ),
+        Route::Accept(Some(b))
+    );
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, sa("192.0.2.98:5000"), &rtp(3)),
+        Route::Drop,
+        "not from another IP"
+    );
+}
+
 /// A leg that waits for its source (behind NAT, its SDP private) is sent nothing, RTP or
 /// RTCP, until its own packets come; then everything goes to where they came from.
 #[test]
