@@ -25,7 +25,7 @@ impl Call {
             return;
         }
         self.uas_rel.crossed_rseq = self.uas_rel.pending.take().map(|p| p.rseq);
-        self.uas_rel.queue.clear();
+        self.uas_rel.queue = None;
         self.timers.clear(CallTimer::Rel1xx);
         let Some(txn) = self.caller_txn() else {
             return;

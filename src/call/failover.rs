@@ -56,7 +56,7 @@ impl Call {
         if let Some(old) = self.b.as_ref() {
             cx.remove_dialog(old);
         }
-        self.uas_rel.queue.clear();
+        self.uas_rel.queue = None;
         self.uac_rel = UacRel::default();
         // The connected identity it sent (in an UPDATE answered here) is not the next
         // callee's.

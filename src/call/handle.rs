@@ -71,6 +71,7 @@ impl Call {
                     }
                 }
                 CallTimer::RelayedInvite => self.on_relayed_invite_timer(cx),
+                CallTimer::PrackOffer => self.on_prack_offer_timer(cx),
             }
         }
     }

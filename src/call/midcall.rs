@@ -7,6 +7,7 @@ use super::Side;
 use super::anchor;
 use super::cx::Cx;
 use super::phase::EndInfo;
+use super::prack_offer::PRACK_OFFER_WAIT_T1;
 use super::release::bye_cause;
 use super::state::{Call, MAX_RELAYED, Relayed, RelayedRefer, Standing, TxnRole};
 use super::timers::CallTimer;
@@ -356,8 +357,15 @@ impl Call {
                 origin_cseq: relayed.origin_req.seq(),
             });
         }
+        let prack = relayed.method == Method::Prack;
         match self.start_client(cx, out, target, TxnRole::Relay) {
-            Some(txn) => self.relayed.push((txn, relayed)),
+            Some(txn) => {
+                self.relayed.push((txn, relayed));
+                if prack {
+                    let deadline = cx.now + cx.env.timers.t1 * PRACK_OFFER_WAIT_T1;
+                    self.timers.set(CallTimer::PrackOffer, deadline);
+                }
+            }
             None => {
                 // A request of ours without a transaction key (it always has one): the origin
                 // is answered, and its offer changed nothing.

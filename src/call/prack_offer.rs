@@ -15,8 +15,14 @@ use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::state::Call;
+use super::timers::CallTimer;
 use crate::sip::{Body, Hdr, Method, Request, Response};
 use crate::txn::TxnId;
+
+/// How long (in T1, 8 s by default) the caller's PRACK waits for the callee's answer to its
+/// offer: a UA answers an UPDATE at once, and the caller's own PRACK transaction gives up at
+/// 64·T1, after which a 200 would come too late.
+pub(super) const PRACK_OFFER_WAIT_T1: u32 = 16;
 
 impl Call {
     /// Whether the SDP in the caller's PRACK `req` is an offer: the caller offered in its
@@ -91,7 +97,12 @@ impl Call {
             (self.uas_rel.pending.as_ref()).is_some_and(|p| p.attempt == self.route.attempt());
         let exchanged = (self.dialog(Side::B).and_then(|d| d.remote_tag.as_deref()))
             .is_some_and(|tag| self.uac_rel.exchange_done(tag));
+        // The caller has the answer to its INVITE's offer: an offer before that, in the
+        // PRACK of a provisional without SDP, is no new offer we could put.
+        let answered =
+            self.uas_rel.answer_acked || self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         self.phase.is_routing()
+            && answered
             && this_callee
             && !self.uas_rel.failover_waits
             && exchanged
@@ -126,13 +137,43 @@ impl Call {
         cx.respond(id, req, 200, "OK", &[]);
     }
 
-    /// The caller's PRACK has its answer: our 2xx that waited for it goes.
+    /// The caller's PRACK has its answer: our 2xx that waited for it goes, without SDP (the
+    /// caller's offer/answer is done, and the 2xx's was anchored before the PRACK's answer:
+    /// an older session), or else the next reliable provisional queued meanwhile.
     pub(super) fn prack_offer_done(&mut self, cx: &mut Cx) {
-        if !self.prack_offer_out()
-            && let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h)
-        {
-            self.deliver_2xx_to_caller(cx, resp, b_cseq);
+        if self.prack_offer_out() {
+            return;
         }
+        self.timers.clear(CallTimer::PrackOffer);
+        if let Some((mut resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
+            if !resp.body().is_empty() && resp.set_no_body().is_err() {
+                warn!(call_id = %self.call_id(), "cannot take the SDP out of the held 2xx");
+            }
+            return self.deliver_2xx_to_caller(cx, resp, b_cseq);
+        }
+        if self.phase.is_routing()
+            && self.uas_rel.pending.is_none()
+            && let Some(next) = self.uas_rel.next_queued()
+        {
+            self.send_reliable(cx, next);
+        }
+    }
+
+    /// [`CallTimer::PrackOffer`]: the callee has not answered the UPDATE in time. The PRACK
+    /// gets 200 without an answer and the session stays as it was; the UPDATE's own answer,
+    /// if it still comes, finds nothing waiting for it.
+    pub(super) fn on_prack_offer_timer(&mut self, cx: &mut Cx) {
+        let Some(i) = self
+            .relayed
+            .iter()
+            .position(|(_, r)| r.method == Method::Prack)
+        else {
+            return;
+        };
+        let (_, rel) = self.relayed.swap_remove(i);
+        self.offer_not_taken(cx, &rel);
+        self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, 408);
+        self.prack_offer_done(cx);
     }
 }
 

@@ -19,7 +19,7 @@ use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
 use crate::interop::egress::relayed_response;
-use crate::sip::{Hdr, Method, Request, Response};
+use crate::sip::{Body, Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
 /// Timer C of RFC 3261 §16.6 step 11 ("greater than 3 minutes"), for a relayed INVITE whose
@@ -114,6 +114,13 @@ impl Call {
                 return self.origin_fails(cx, &rel, status, "");
             }
         }
+        // Another branch of the callee's answered the call meanwhile: this one's session is
+        // not the call's, nor its answer the caller's.
+        let branch = self.dialog(far).and_then(|d| d.remote_tag.clone());
+        if final_ && rel.method == Method::Prack && resp.to_tag().as_deref() != branch.as_deref() {
+            self.offer_not_taken(cx, &rel);
+            return self.origin_fails(cx, &rel, status, "");
+        }
         // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
         // sends no ACK).
         if final_
@@ -150,6 +157,27 @@ impl Call {
             };
             if super::anchor::carries_sdp(&rel.origin_req) {
                 self.set_early_answer(body, ct);
+            }
+        }
+        // The callee's session in its early dialog is now what this exchange said: its
+        // answer in a reliable provisional, kept for a 2xx without SDP, is no longer it.
+        if final_
+            && resp.is_success()
+            && matches!(rel.method, Method::Update | Method::Prack)
+            && self.phase.is_routing()
+        {
+            let (ct, body, encoded) = match rel.origin {
+                Side::A => (resp.content_type(), resp.body(), resp.encoded()),
+                Side::B => {
+                    let r = &rel.origin_req;
+                    (r.content_type(), r.body(), r.encoded())
+                }
+            };
+            if crate::sdp::carries_sdp(ct.as_deref(), body)
+                && !encoded
+                && let Some(tag) = branch.as_deref()
+            {
+                self.uac_rel.refresh_early_answer(tag, body, ct);
             }
         }
         let refreshes =
@@ -258,8 +286,9 @@ impl Call {
         } else {
             self.origin_fails(cx, &rel, 408, "Request Timeout");
             // No answer at all in the far leg's dialog: as for a 481, that dialog is gone
-            // (not for a NOTIFY: its subscription is).
-            if rel.method != Method::Notify {
+            // (not for a NOTIFY: its subscription is; nor for an UPDATE in an early dialog,
+            // the PRACK's offer, whose INVITE has its own answer).
+            if !matches!(rel.method, Method::Notify | Method::Prack) {
                 self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
             }
         }
@@ -292,6 +321,10 @@ impl Call {
         for (_, rel) in std::mem::take(&mut self.relayed) {
             debug!(call_id = %self.call_id(), method = %rel.method, "relayed request ends with its callee");
             self.offer_not_taken(cx, &rel);
+            if rel.method == Method::Prack {
+                self.events
+                    .push(super::events::CallEvent::PrackOfferIgnored);
+            }
             rel.terminate(cx);
         }
     }

@@ -275,8 +275,10 @@ impl Call {
             cx.send_response(txn, resp);
             return;
         }
-        if self.uas_rel.pending.is_some() {
-            let queue = &mut self.uas_rel.queue;
+        // (Nor while the caller's offer in its PRACK is with the callee: SDP in a provisional
+        // would cross it.)
+        if self.uas_rel.pending.is_some() || self.prack_offer_out() {
+            let queue = self.uas_rel.queued();
             if queue.len() >= MAX_QUEUED_1XX {
                 // Room is made by dropping a provisional without SDP (the newest such, or
                 // this one): one with SDP carries the callee's offer or answer, or its early
@@ -298,7 +300,7 @@ impl Call {
         self.send_reliable(cx, resp);
     }
 
-    fn send_reliable(&mut self, cx: &mut Cx, mut resp: Response) {
+    pub(super) fn send_reliable(&mut self, cx: &mut Cx, mut resp: Response) {
         if self.uas_rel.next_rseq == 0 {
             // RFC 3262 §3: the first RSeq is random in 1..2^31-1.
             self.uas_rel.next_rseq = 1 + (cx.env.ids.number() % 0x7fff_0000);
@@ -438,7 +440,7 @@ impl Call {
             return;
         }
         if self.phase.is_routing()
-            && let Some(next) = self.uas_rel.queue.pop_front()
+            && let Some(next) = self.uas_rel.next_queued()
         {
             self.send_reliable(cx, next);
         }
@@ -484,7 +486,7 @@ impl Call {
     pub(super) fn clear_reliable(&mut self) {
         self.uas_rel.pending = None;
         self.timers.clear(CallTimer::Rel1xx);
-        self.uas_rel.queue.clear();
+        self.uas_rel.queue = None;
         self.uas_rel.held_2xx = None;
     }
 }

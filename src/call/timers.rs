@@ -31,9 +31,13 @@ pub enum CallTimer {
     /// A relayed INVITE's far leg said only 1xx for too long (Timer C), or did not answer
     /// our CANCEL of it in 64·T1: give it up (RFC 3261 §16.6 step 11, §9.1).
     RelayedInvite,
+    /// The caller's PRACK whose offer is with the callee (in an UPDATE) has waited long
+    /// enough: it is answered without one, well before the caller's PRACK transaction gives
+    /// up (64·T1), as the UPDATE's own would.
+    PrackOffer,
 }
 
-const COUNT: usize = 14;
+const COUNT: usize = 15;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -49,6 +53,7 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::SessionExpiry(Side::B),
     CallTimer::Settle,
     CallTimer::RelayedInvite,
+    CallTimer::PrackOffer,
 ];
 
 impl CallTimer {
@@ -68,6 +73,7 @@ impl CallTimer {
             CallTimer::SessionExpiry(Side::B) => 11,
             CallTimer::Settle => 12,
             CallTimer::RelayedInvite => 13,
+            CallTimer::PrackOffer => 14,
         }
     }
 }

@@ -198,6 +198,16 @@ impl UacRel {
         kept.push(answer);
     }
 
+    /// The early dialog `tag`'s session changed by an offer/answer in it (an UPDATE): its
+    /// kept answer becomes `body` (typed `ct`). Nothing for a dialog whose answer is not kept.
+    pub fn refresh_early_answer(&mut self, tag: &str, body: &bytes::Bytes, ct: Option<String>) {
+        let kept = self.early_answers.iter_mut().flat_map(|k| k.iter_mut());
+        for a in kept.filter(|a| &*a.tag == tag) {
+            a.body = body.clone();
+            a.ct = ct.clone();
+        }
+    }
+
     /// The answer the early dialog `tag` gave, taken (with every other dialog's).
     pub fn take_early_answer(&mut self, tag: &str) -> Option<EarlyAnswer> {
         self.early_answers
@@ -241,7 +251,9 @@ pub struct UasRel {
     /// never have one, and an established call should not carry their room).
     pub pending: Option<Box<PendingRel>>,
     /// Provisionals that arrived while one was unacknowledged (only one at a time, §3).
-    pub queue: std::collections::VecDeque<Response>,
+    /// Boxed: most calls never queue one ([`UasRel::queued`]).
+    #[allow(clippy::box_collection)]
+    pub queue: Option<Box<std::collections::VecDeque<Response>>>,
     /// A 2xx held back because the unacknowledged provisional carried SDP.
     pub held_2xx: Option<Box<(Response, u32)>>,
     /// The RSeq of a provisional without SDP still unacknowledged when our 2xx went: its
@@ -258,6 +270,22 @@ pub struct UasRel {
     /// A callee failed while the caller was still to answer its offer: the next attempt
     /// waits for that answer (its PRACK), which it is then offered.
     pub failover_waits: bool,
+}
+
+impl UasRel {
+    /// The provisionals queued, made when the first is.
+    pub fn queued(&mut self) -> &mut std::collections::VecDeque<Response> {
+        self.queue.get_or_insert_with(Default::default)
+    }
+
+    /// The next provisional queued, if any (the queue goes with the last).
+    pub fn next_queued(&mut self) -> Option<Response> {
+        let next = self.queue.as_mut()?.pop_front();
+        if self.queue.as_ref().is_some_and(|q| q.is_empty()) {
+            self.queue = None;
+        }
+        next
+    }
 }
 
 /// A reliable provisional we retransmit until PRACKed.

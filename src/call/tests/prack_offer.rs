@@ -126,8 +126,9 @@ fn our_2xx_waits_for_the_answer_to_the_offer_in_the_prack() {
     assert_eq!(h.cdrs[0].status, 200);
 }
 
-/// The carrier refuses the UPDATE (488), or never answers it: the PRACK still gets a 2xx
-/// (it acknowledged our 183), without an answer; the session stays as it was (CDR event
+/// The carrier refuses the UPDATE (488), or does not answer it within 8 s: the PRACK still
+/// gets a 2xx (it acknowledged our 183), without an answer, well before the caller's PRACK
+/// transaction gives up (32 s); the session stays as it was (CDR event
 /// `prack_offer_ignored`), and a 2xx that waited goes.
 #[test]
 fn a_refused_or_unanswered_update_still_gets_the_prack_its_200() {
@@ -153,8 +154,12 @@ fn a_refused_or_unanswered_update_still_gets_the_prack_its_200() {
     let (_, tag, rseq) = reliable_183_allowing(&mut h, "po4", ALLOW);
     h.recv(PHONE, &phone_prack("po4", &tag, 2, rseq, &moved()));
     h.one_request(CARRIER_A, Method::Update);
-    h.advance(Duration::from_secs(33));
-    let ok = h.response_with(PHONE, 200, "the PRACK's 200 after Timer F");
+    h.advance(Duration::from_secs(7));
+    assert!(h.statuses(PHONE).is_empty(), "the callee is given its time");
+    h.advance(Duration::from_secs(2));
+    // Before, only the UPDATE's Timer F (32 s) answered it: after the caller's PRACK
+    // transaction had given up.
+    let ok = h.response_with(PHONE, 200, "the PRACK's 200 after 8 s");
     assert_eq!(ok.cseq().map(|c| c.1), Some(Method::Prack));
     assert!(ok.body().is_empty());
     h.recv(PHONE, &cancel_text("po4", "z9hG4bKpo4"));
@@ -268,6 +273,159 @@ fn no_update_goes_to_one_of_several_branches() {
         prack.map(|r| (r.status(), r.body().is_empty())),
         Some((200, true)),
         "{rs:?}"
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+}
+
+/// The callee's 2xx comes without SDP (RFC 3262 lets it: its answer was reliable): the
+/// relay keeps sending to where the UPDATE's answer moved it, not back to where its 183
+/// said. Before, the 183's answer, kept for such a 2xx, put the relay back on port 4000.
+#[test]
+fn a_2xx_without_sdp_after_the_update_keeps_the_updates_session() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po10", ALLOW);
+    h.recv(PHONE, &phone_prack("po10", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    let callee = h.relay_pairs()[0].b_remote;
+    assert_eq!(callee, Some("192.0.2.10:5008".parse().unwrap()));
+}
+
+/// The UPDATE is not answered while the callee's 2xx waits for it: the PRACK gets its 200
+/// and the caller the 2xx, and the UPDATE's own timeout later ends nothing. Before, it
+/// released the call just answered (a BYE right after the 2xx, `peer_unreachable`).
+#[test]
+fn an_unanswered_update_does_not_end_the_answered_call() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po11", ALLOW);
+    h.recv(PHONE, &phone_prack("po11", &tag, 2, rseq, &moved()));
+    h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    h.advance(Duration::from_millis(8100));
+    let rs = h.take_responses(PHONE);
+    let order: Vec<_> = rs
+        .iter()
+        .map(|r| (r.status(), r.cseq().map(|c| c.1)))
+        .collect();
+    assert_eq!(
+        order,
+        [(200, Some(Method::Prack)), (200, Some(Method::Invite))]
+    );
+    assert!(
+        rs[1].body().is_empty(),
+        "the offer/answer was done before it"
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("po11", "ACK", &tag, 1, "z9hG4bKpo11a", ""),
+    );
+    h.one_request(CARRIER_A, Method::Ack);
+    h.advance(Duration::from_secs(40));
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert!(h.cdrs.is_empty(), "the call is up");
+}
+
+/// Another branch answers the call while the UPDATE is with the first: the first's answer
+/// is not the call's, and the PRACK gets 200 without it. Before, that answer went to the
+/// caller and the first branch's Contact became the answering branch's target.
+#[test]
+fn an_update_answered_by_a_branch_that_lost_answers_nothing() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po12", ALLOW);
+    h.recv(PHONE, &phone_prack("po12", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &contact, Some(SDP)));
+    let first = [(Hdr::CONTACT, "<sip:c1@127.0.0.3>")];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &first, Some(&callee_answer())),
+    );
+    let rs = h.take_responses(PHONE);
+    let prack = rs
+        .iter()
+        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    assert_eq!(
+        prack.map(|r| (r.status(), r.body().is_empty())),
+        Some((200, true))
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("po12", "ACK", &tag, 1, "z9hG4bKpo12a", ""),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert!(ack.uri().to_string().contains("c2@"), "{}", ack.uri());
+}
+
+/// While the caller's offer is with the callee, a reliable provisional with SDP from the
+/// callee waits: SDP reaching the caller then would cross its offer. It goes once the
+/// PRACK is answered. Before, it went at once.
+#[test]
+fn a_provisional_waits_while_the_prack_offer_is_out() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po13", ALLOW);
+    h.recv(PHONE, &phone_prack("po13", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let headers = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "2"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
+    assert!(h.statuses(PHONE).is_empty(), "it waits");
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    assert_eq!(h.statuses(PHONE), [200, 183]);
+}
+
+/// An early-offer caller PRACKs a reliable 180 without SDP (its offer not yet answered: the
+/// callee's 183 with the answer waits behind it) with SDP: no new offer that could be put,
+/// so no UPDATE, though the callee's own offer/answer is done.
+#[test]
+fn sdp_in_the_prack_of_a_provisional_without_the_answer_goes_nowhere() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("po14", "z9hG4bKpo14"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ringing = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::ALLOW, ALLOW),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &ringing, None));
+    let r180 = h.response_with(PHONE, 180, "180");
+    let rseq: u32 = r180.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = r180.to_tag().unwrap();
+    h.take(CARRIER_A);
+    let progress = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "2"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::ALLOW, ALLOW),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &progress, Some(SDP)));
+    assert!(h.statuses(PHONE).is_empty(), "the 183 waits behind the 180");
+    h.recv(PHONE, &phone_prack("po14", &tag, 2, rseq, &moved()));
+    let rs = h.take_responses(PHONE);
+    let prack = rs
+        .iter()
+        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    assert_eq!(
+        prack.map(|r| (r.status(), r.body().is_empty())),
+        Some((200, true))
     );
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
 }
