@@ -162,6 +162,7 @@ impl Call {
         }
         if side == Side::A {
             self.uas_rel.early_answer = None;
+            self.uas_rel.caller_session = None;
         }
     }
 

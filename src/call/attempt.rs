@@ -102,6 +102,17 @@ impl Call {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
             }
+            // An early offer whose session the caller changed in its early dialog (an offer
+            // of its own a callee before took): this callee is offered that session. Only
+            // over a plain SDP body (a SIP-I INVITE keeps its own).
+            if let Some((body, ct)) = self.uas_rel.caller_session.as_deref()
+                && crate::sdp::is_sdp(invite.header(&Hdr::CONTENT_TYPE).as_deref())
+                && !crate::sip::Body::encoded(&invite)
+                && let Err(e) = invite.set_body(body_for(&peer, body, ct.as_deref()), ct.as_deref())
+            {
+                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                continue;
+            }
             // A late offer (no SDP) from a caller without 100rel: the callee must not offer
             // in a reliable provisional, whose PRACK would need the caller's answer (RFC 3262
             // §5), which nobody can give. Not even to a peer whose profile requires 100rel:

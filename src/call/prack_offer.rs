@@ -49,12 +49,14 @@ impl Call {
         let given = (self.uas_rel.pending.as_ref())
             .filter(|p| p.has_sdp && !p.resp.encoded())
             .and_then(|p| sdp_part(&p.resp));
+        // The caller's session: its INVITE's, or as an offer of its own since changed it.
         let template = self.template();
+        let (session_ct, session) = match self.uas_rel.caller_session.as_deref() {
+            Some((body, ct)) => (ct.clone(), body),
+            None => (template.header(&Hdr::CONTENT_TYPE), template.body()),
+        };
         let restated = same_session(
-            (
-                template.header(&Hdr::CONTENT_TYPE).as_deref(),
-                template.body(),
-            ),
+            (session_ct.as_deref(), session),
             (ct.as_deref(), req.body()),
         );
         let answer = match given {

@@ -159,6 +159,21 @@ impl Call {
                 self.set_early_answer(body, ct);
             }
         }
+        // The same for a caller that offered in its INVITE: its own new offer, taken.
+        let origin = &rel.origin_req;
+        if final_
+            && resp.is_success()
+            && rel.origin == Side::A
+            && matches!(rel.method, Method::Update | Method::Prack)
+            && self.phase.is_routing()
+            && self.caller_txn().is_some()
+            && super::anchor::carries_sdp(self.template())
+            && crate::sdp::is_sdp(origin.content_type().as_deref())
+            && !origin.encoded()
+        {
+            let session = (origin.body().clone(), origin.content_type());
+            self.uas_rel.caller_session = Some(Box::new(session));
+        }
         // The callee's session in its early dialog is now what this exchange said: its
         // answer in a reliable provisional, kept for a 2xx without SDP, is no longer it.
         if final_

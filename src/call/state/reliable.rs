@@ -264,6 +264,11 @@ pub struct UasRel {
     /// of the call is given (a caller answers one offer in its early dialog, and the
     /// gateway shows it one session across a failover). Kept until the call is confirmed.
     pub early_answer: Option<Box<(bytes::Bytes, Option<String>)>>,
+    /// The session of a caller that offered in its INVITE, as a later offer of its own in the
+    /// early dialog changed it (an UPDATE, or its PRACK, taken by the callee): plain SDP and
+    /// its Content-Type. A later callee (a failover) is offered it instead of the INVITE's,
+    /// and an offer in a PRACK restates it or not. Kept until the call is confirmed.
+    pub caller_session: Option<Box<(bytes::Bytes, Option<String>)>>,
     /// The caller acknowledged (PRACKed) a provisional carrying the answer to its offer: its
     /// offer/answer is done, and our 2xx carries no SDP the callee's did not.
     pub answer_acked: bool,

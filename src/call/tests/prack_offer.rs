@@ -429,3 +429,61 @@ fn sdp_in_the_prack_of_a_provisional_without_the_answer_goes_nowhere() {
     );
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
 }
+
+/// The caller's new session, taken by the first callee in an UPDATE, is what the next
+/// callee of a failover is offered: not the INVITE's, which the caller has left. Before,
+/// the next INVITE carried the INVITE's SDP (port 4000) while the caller was on 4002.
+#[test]
+fn a_failover_offers_the_session_the_prack_moved_to() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po15", ALLOW);
+    h.recv(PHONE, &phone_prack("po15", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    h.response_with(PHONE, 200, "the PRACK's 200");
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "c1", &[], None));
+    let next = h.one_request(CARRIER_B, Method::Invite);
+    let body = String::from_utf8_lossy(next.body()).into_owned();
+    assert!(body.contains("m=audio 4002"), "{body}");
+}
+
+/// Once the PRACK's offer is taken, the caller's session is the new one: a later PRACK that
+/// restates it is answered from the provisional PRACKed, and puts nothing to the callee.
+#[test]
+fn a_prack_restating_the_session_the_last_one_moved_to_is_no_new_offer() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po16", ALLOW);
+    h.recv(PHONE, &phone_prack("po16", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    h.response_with(PHONE, 200, "the PRACK's 200");
+    let again = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "2"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+    ];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 183, "c1", &again, Some(&callee_answer())),
+    );
+    let r183 = h.response_with(PHONE, 183, "the second 183");
+    let rseq2: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let restated = moved().replace("o=- 1 2", "o=- 1 3");
+    h.recv(PHONE, &phone_prack("po16", &tag, 3, rseq2, &restated));
+    let ok = h.response_with(PHONE, 200, "answered at once");
+    assert_eq!(ok.body(), r183.body(), "the answer the 183 gave");
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+    h.recv(PHONE, &cancel_text("po16", "z9hG4bKpo16"));
+    h.advance(Duration::from_secs(1));
+    let events = &h.cdrs[0].events;
+    assert!(
+        !events.contains(&"prack_offer_ignored".to_string()),
+        "{events:?}"
+    );
+}
