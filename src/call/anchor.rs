@@ -14,7 +14,8 @@ use crate::sip::{Body, Hdr};
 
 mod addresses;
 mod plan;
-use addresses::{behind_nat, deliverable};
+use crate::config::net::behind_nat;
+use addresses::deliverable;
 pub(super) use plan::media_plan;
 
 /// Why the SDP of a message could not be anchored.

@@ -209,10 +209,13 @@ impl Call {
     fn count_invite_rewrites(&self, cx: &mut Cx, invite: &Request, peer: &Profile) {
         let template = self.template();
         // (A late offer may carry the caller's early answer, alone or beside its ISUP: not a
-        // rewrite of the caller's SDP, and counted where it is shaped.)
-        if peer.ptime.is_some()
-            && super::anchor::carries_sdp(template)
-            && invite.body() != template.body()
+        // rewrite of the caller's SDP, and counted where it is shaped.) The caller's SDP is
+        // its session as it last offered it.
+        let session = match self.uas_rel.caller_session.as_deref() {
+            Some((body, _)) => body,
+            None => template.body(),
+        };
+        if peer.ptime.is_some() && super::anchor::carries_sdp(template) && invite.body() != session
         {
             cx.env.rewrote(Rewrite::Ptime);
         }

@@ -139,24 +139,47 @@ impl Call {
         cx.respond(id, req, 200, "OK", &[]);
     }
 
-    /// The caller's PRACK has its answer: our 2xx that waited for it goes, without SDP (the
-    /// caller's offer/answer is done, and the 2xx's was anchored before the PRACK's answer:
-    /// an older session), or else the next reliable provisional queued meanwhile.
-    pub(super) fn prack_offer_done(&mut self, cx: &mut Cx) {
+    /// The callee's 2xx came while the PRACK's offer is with it, and is anchored: should
+    /// that offer be refused, the session goes back to the 2xx's, not to what it was
+    /// before the UPDATE.
+    pub(super) fn prack_offer_stands_on_2xx(&mut self) {
+        let media = self.media.as_deref().cloned();
+        let prack = self.relayed.iter_mut().map(|(_, r)| r);
+        for r in prack.filter(|r| r.method == Method::Prack) {
+            if let Some(s) = r.standing.as_mut() {
+                s.media.clone_from(&media);
+            }
+        }
+    }
+
+    /// The caller's PRACK has been answered (`answered`: with the callee's answer to its
+    /// offer): our 2xx that waited for it goes, or else the next reliable provisional queued
+    /// meanwhile. After an answer, their SDP (plain SDP only: an ISUP beside it stays) is
+    /// taken out: the caller's offer/answer is done, and theirs was anchored as they came,
+    /// before that answer: an older session.
+    pub(super) fn prack_offer_done(&mut self, cx: &mut Cx, answered: bool) {
         if self.prack_offer_out() {
             return;
         }
         self.timers.clear(CallTimer::PrackOffer);
-        if let Some((mut resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
-            if !resp.body().is_empty() && resp.set_no_body().is_err() {
-                warn!(call_id = %self.call_id(), "cannot take the SDP out of the held 2xx");
+        let stale = |resp: &mut Response| {
+            if answered
+                && crate::sdp::is_sdp(resp.header(&Hdr::CONTENT_TYPE).as_deref())
+                && !resp.encoded()
+                && resp.set_no_body().is_err()
+            {
+                warn!("cannot take an older SDP out of a response to the caller");
             }
+        };
+        if let Some((mut resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
+            stale(&mut resp);
             return self.deliver_2xx_to_caller(cx, resp, b_cseq);
         }
         if self.phase.is_routing()
             && self.uas_rel.pending.is_none()
-            && let Some(next) = self.uas_rel.next_queued()
+            && let Some(mut next) = self.uas_rel.next_queued()
         {
+            stale(&mut next);
             self.send_reliable(cx, next);
         }
     }
@@ -172,10 +195,14 @@ impl Call {
         else {
             return;
         };
-        let (_, rel) = self.relayed.swap_remove(i);
+        let (txn, rel) = self.relayed.swap_remove(i);
+        // Given up: its retransmissions stop, and a late answer finds no transaction.
+        self.close_txn(txn);
+        cx.env.owners.remove(&txn);
+        cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
         self.offer_not_taken(cx, &rel);
         self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, 408);
-        self.prack_offer_done(cx);
+        self.prack_offer_done(cx, false);
     }
 }
 

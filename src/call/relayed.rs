@@ -114,10 +114,17 @@ impl Call {
                 return self.origin_fails(cx, &rel, status, "");
             }
         }
-        // Another branch of the callee's answered the call meanwhile: this one's session is
-        // not the call's, nor its answer the caller's.
+        // The early dialog the exchange was in: the far leg's dialog may have moved on to
+        // another branch of a forking proxy meanwhile (its provisional, its 2xx).
+        let exchange_tag = match rel.origin {
+            Side::A => rel.sent.to_tag(),
+            Side::B => rel.origin_req.from_tag(),
+        };
         let branch = self.dialog(far).and_then(|d| d.remote_tag.clone());
-        if final_ && rel.method == Method::Prack && resp.to_tag().as_deref() != branch.as_deref() {
+        let same_branch = exchange_tag.as_deref() == branch.as_deref();
+        // Another branch answered the call meanwhile: this one's session is not the call's,
+        // nor its answer the caller's.
+        if final_ && rel.method == Method::Prack && !same_branch && !self.phase.is_routing() {
             self.offer_not_taken(cx, &rel);
             return self.origin_fails(cx, &rel, status, "");
         }
@@ -136,8 +143,8 @@ impl Call {
             self.refresh_target(far, resp.contact_uri());
             self.refresh_target(rel.origin, rel.origin_req.contact_uri());
         }
-        // (A PRACK is no target refresh; the UPDATE it went on as is.)
-        if final_ && resp.is_success() && rel.method == Method::Prack {
+        // (A PRACK is no target refresh; the UPDATE it went on as is, of its own branch.)
+        if final_ && resp.is_success() && rel.method == Method::Prack && same_branch {
             self.refresh_target(far, resp.contact_uri());
         }
         // An early offer/answer by UPDATE changes the caller's session, which a later callee
@@ -190,7 +197,7 @@ impl Call {
             };
             if crate::sdp::carries_sdp(ct.as_deref(), body)
                 && !encoded
-                && let Some(tag) = branch.as_deref()
+                && let Some(tag) = exchange_tag.as_deref()
             {
                 self.uac_rel.refresh_early_answer(tag, body, ct);
             }
@@ -244,7 +251,7 @@ impl Call {
                 }
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Prack {
-                    self.prack_offer_done(cx);
+                    self.prack_offer_done(cx, true);
                 }
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.seq();
@@ -315,7 +322,7 @@ impl Call {
     fn origin_fails(&mut self, cx: &mut Cx, rel: &Relayed, status: u16, reason: &str) {
         if rel.method == Method::Prack {
             self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, status);
-            return self.prack_offer_done(cx);
+            return self.prack_offer_done(cx, false);
         }
         cx.respond(rel.origin_txn, &rel.origin_req, status, reason, &[]);
     }

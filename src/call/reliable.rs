@@ -439,7 +439,9 @@ impl Call {
             self.deliver_2xx_to_caller(cx, resp, b_cseq);
             return;
         }
+        // (One queued while the PRACK's offer is with the callee waits for its answer.)
         if self.phase.is_routing()
+            && !self.prack_offer_out()
             && let Some(next) = self.uas_rel.next_queued()
         {
             self.send_reliable(cx, next);

@@ -55,6 +55,27 @@ pub fn host_ips() -> std::io::Result<Vec<IpAddr>> {
     Ok(ips)
 }
 
+/// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its
+/// signalling comes from: a private address (RFC 1918, shared 100.64/10, link-local,
+/// unique local) while the signalling comes from a public one. Sent to before the
+/// endpoint's own packets show its public address, RTP would go to a host of our own
+/// network of that address, or nowhere.
+pub fn behind_nat(sdp: std::net::IpAddr, signalling: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let private = |ip: IpAddr| match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    };
+    let signalling = signalling.to_canonical();
+    private(sdp) && !private(signalling) && !signalling.is_loopback()
+}
+
 /// Whether one of `nets` holds `ip`, an IPv4 peer heard on a dual-stack socket
 /// (`::ffff:a.b.c.d`) taken as its IPv4 address.
 pub fn holds(nets: &[IpNet], ip: IpAddr) -> bool {

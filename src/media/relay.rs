@@ -86,6 +86,9 @@ struct LegAddrs {
     /// Nothing is sent to `sdp` before the leg's source is latched
     /// ([`RelayPair::a_wait_for_source`]).
     wait_for_source: bool,
+    /// Of those, one whose SDP names a private address behind its NAT, which names no host
+    /// (not one the relay only does not send to first, such as this host's own).
+    nat: bool,
     /// Accepted RTP packets in the current one-second window, and RTCP apart.
     rtp_rate: Rate,
     rtcp_rate: Rate,
@@ -130,15 +133,25 @@ impl LegAddrs {
             latch: Some(latch),
             heard,
             wait_for_source,
+            nat: wait_for_source
+                && sdp
+                    .zip(signalling)
+                    .is_some_and(|(s, ip)| crate::config::net::behind_nat(s.ip(), ip)),
             rtp: SourceLatch::with_rebind_after(rebind_after).opened(now, signalling),
             ..LegAddrs::default()
         }
     }
 
-    /// Its SDP's RTP address, where it is sent to before latching and a source the latch
-    /// prefers; none for a leg whose SDP names a private address behind its NAT
-    /// ([`RelayPair::a_wait_for_source`]), which names no host of its own (a packet from
-    /// there can only be a spoof, or a host of our own network).
+    /// Its SDP's RTP address as a source the latch prefers: none behind NAT, where it names
+    /// no host of its own (a packet from there can only be a spoof, or a host of our own
+    /// network).
+    fn sdp_source(&self) -> Option<SocketAddr> {
+        self.sdp.filter(|_| !self.nat)
+    }
+
+    /// Its SDP's RTP address, where it is sent to before latching; none for a leg that
+    /// waits for its source ([`RelayPair::a_wait_for_source`]: behind NAT, or on an address
+    /// that is no destination).
     fn sdp_dest(&self) -> Option<SocketAddr> {
         self.sdp.filter(|_| !self.wait_for_source)
     }
@@ -257,9 +270,8 @@ impl StreamRoute {
                 // Only the port moved, on the same host: its old source is this endpoint
                 // (behind NAT its packets still come from there), not one to hold off. A
                 // private address names no host: many NATs hide a 192.168.1.100.
-                let same_host = !new.wait_for_source
-                    && !old.wait_for_source
-                    && new.sdp.map(|a| a.ip()) == old.named.map(|a| a.ip());
+                let same_host =
+                    !new.nat && !old.nat && new.sdp.map(|a| a.ip()) == old.named.map(|a| a.ip());
                 new.rtp.moved_from(&old.rtp, now, same_host);
             }
         }
@@ -368,7 +380,7 @@ impl StreamRoute {
             }
         } else {
             let before = mine.rtp.source();
-            if !mine.rtp.accept(now, src, head, mine.sdp_dest()) {
+            if !mine.rtp.accept(now, src, head, mine.sdp_source()) {
                 return Route::Drop;
             }
             // RTCP follows the RTP source: one learnt beside another source (a NAT that

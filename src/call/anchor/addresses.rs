@@ -23,24 +23,3 @@ pub(super) fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
         && !listeners.clone().any(ours)
         && !cfg.host_ips.contains(&ip)
 }
-
-/// Whether an SDP address `sdp` names an endpoint behind NAT, seen from where its
-/// signalling comes from: a private address (RFC 1918, shared 100.64/10, link-local,
-/// unique local) while the signalling comes from a public one. Sent to before the
-/// endpoint's own packets show its public address, RTP would go to a host of our own
-/// network of that address, or nowhere.
-pub(super) fn behind_nat(sdp: std::net::IpAddr, signalling: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    let private = |ip: IpAddr| match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
-    };
-    let signalling = signalling.to_canonical();
-    private(sdp) && !private(signalling) && !signalling.is_loopback()
-}

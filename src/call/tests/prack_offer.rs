@@ -93,7 +93,7 @@ fn our_2xx_waits_for_the_answer_to_the_offer_in_the_prack() {
     h.recv(PHONE, &phone_prack("po2", &tag, 2, rseq, &moved()));
     let update = h.one_request(CARRIER_A, Method::Update);
     let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
     assert!(h.statuses(PHONE).is_empty(), "the 2xx waits");
     h.recv_msg(
         CARRIER_A,
@@ -160,6 +160,10 @@ fn a_refused_or_unanswered_update_still_gets_the_prack_its_200() {
     // Before, only the UPDATE's Timer F (32 s) answered it: after the caller's PRACK
     // transaction had given up.
     let ok = h.response_with(PHONE, 200, "the PRACK's 200 after 8 s");
+    // Given up: the UPDATE is retransmitted no more.
+    h.take_requests(CARRIER_A, Method::Update);
+    h.advance(Duration::from_secs(8));
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
     assert_eq!(ok.cseq().map(|c| c.1), Some(Method::Prack));
     assert!(ok.body().is_empty());
     h.recv(PHONE, &cancel_text("po4", "z9hG4bKpo4"));
@@ -321,10 +325,8 @@ fn an_unanswered_update_does_not_end_the_answered_call() {
         order,
         [(200, Some(Method::Prack)), (200, Some(Method::Invite))]
     );
-    assert!(
-        rs[1].body().is_empty(),
-        "the offer/answer was done before it"
-    );
+    // The offer was not taken: the 2xx's SDP is the session as it stands, and goes.
+    assert!(!rs[1].body().is_empty());
     h.recv(
         PHONE,
         &from_phone_in("po11", "ACK", &tag, 1, "z9hG4bKpo11a", ""),
@@ -486,4 +488,123 @@ fn a_prack_restating_the_session_the_last_one_moved_to_is_no_new_offer() {
         !events.contains(&"prack_offer_ignored".to_string()),
         "{events:?}"
     );
+}
+
+fn anchored_carrier() -> H {
+    H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }))
+}
+
+/// The callee moves its media by an UPDATE of its own in the early dialog, then answers
+/// without SDP: the relay follows the UPDATE's session, not the 183's answer kept for such
+/// a 2xx. Before, that answer was refreshed under the caller's tag (no match), and the
+/// relay went back to the 183's port.
+#[test]
+fn a_callees_early_update_is_its_session_for_a_2xx_without_sdp() {
+    let mut h = anchored_carrier();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po17", ALLOW);
+    h.recv(PHONE, &phone_prack("po17", &tag, 2, rseq, ""));
+    h.response_with(PHONE, 200, "the PRACK's 200");
+    let update = from_carrier_in(&inv, "UPDATE", "c1", 2, "z9hG4bKpo17u", &callee_answer());
+    let update = update.replacen("Content-", "Contact: <sip:c@127.0.0.3>\r\nContent-", 1);
+    h.recv(CARRIER_A, &update);
+    let to_phone = h.one_request(PHONE, Method::Update);
+    let answer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(PHONE, reply(&to_phone, 200, &tag, &[], Some(&answer)));
+    h.response_with(CARRIER_A, 200, "the UPDATE's 200");
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    let callee = h.relay_pairs()[0].b_remote;
+    assert_eq!(callee, Some("192.0.2.10:5008".parse().unwrap()));
+}
+
+/// Another branch answers (its 2xx anchored and held) while the UPDATE is with the first;
+/// the first then answers the UPDATE: not taken, and the relay stays with the branch that
+/// answered the call. Before, not taking the offer put the media back to before the
+/// UPDATE: the first branch's 183, the caller's RTP to the branch that lost.
+#[test]
+fn a_refused_prack_offer_goes_back_to_the_answering_branchs_media() {
+    let mut h = anchored_carrier();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po18", ALLOW);
+    h.recv(PHONE, &phone_prack("po18", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
+    let other = SDP.replace("4000", "6000");
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &contact, Some(&other)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    let rs = h.take_responses(PHONE);
+    let prack = rs
+        .iter()
+        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    assert_eq!(
+        prack.map(|r| (r.status(), r.body().is_empty())),
+        Some((200, true))
+    );
+    let ok = rs
+        .iter()
+        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Invite));
+    assert!(
+        ok.is_some_and(|r| !r.body().is_empty()),
+        "the 2xx keeps its SDP: {rs:?}"
+    );
+    let callee = h.relay_pairs()[0].b_remote;
+    assert_eq!(callee, Some("192.0.2.10:6000".parse().unwrap()));
+}
+
+/// A reliable provisional queued behind the one PRACKed waits while the PRACK's offer is
+/// with the callee, and goes after the PRACK's 200. Before, it went with the UPDATE.
+#[test]
+fn a_queued_provisional_waits_for_the_answer_to_the_prack_offer() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po19", ALLOW);
+    let ringing = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "2"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &ringing, None));
+    assert!(h.statuses(PHONE).is_empty(), "queued behind the 183");
+    h.recv(PHONE, &phone_prack("po19", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    assert!(h.statuses(PHONE).is_empty(), "still queued");
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    assert_eq!(h.statuses(PHONE), [200, 180]);
+}
+
+/// An unreliable 180 of another branch while the UPDATE is out moves the gateway's view of
+/// the callee's early dialog; the UPDATE's branch still answers for its own dialog, and
+/// the PRACK gets that answer while the call rings. Before, it was refused as another
+/// branch's.
+#[test]
+fn another_branchs_ringing_does_not_refuse_the_updates_answer() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po20", ALLOW);
+    h.recv(PHONE, &phone_prack("po20", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "c2",
+            &[(Hdr::CONTACT, "<sip:c2@127.0.0.3>")],
+            None,
+        ),
+    );
+    h.take(PHONE);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    let ok = h.response_with(PHONE, 200, "the PRACK's 200");
+    assert!(String::from_utf8_lossy(ok.body()).contains("m=audio 5008"));
 }

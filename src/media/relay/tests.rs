@@ -173,6 +173,38 @@ fn an_sdp_ip_leg_that_waits_for_its_source_is_heard_from_its_sdp_ip() {
     );
 }
 
+/// A leg on an address the relay does not send to first (this host's: an SBC beside the
+/// gateway) is still one host: when a re-INVITE moves only its SDP port and it goes on
+/// sending from the old one, its packets are taken at once. Before, it was judged as a
+/// private address behind NAT (no host), and its packets were dropped for 3 s.
+#[test]
+fn a_leg_on_an_address_of_this_host_keeps_its_source_when_only_its_port_moves() {
+    let mut p = pair(Latch::SdpIp);
+    p.b_remote = Some(sa("192.0.2.99:5000"));
+    p.b_wait_for_source = true;
+    p.b_signalling = Some("192.0.2.99".parse().unwrap());
+    let mut r = StreamRoute::new(&p, t0());
+    let b = sa("192.0.2.99:5000");
+    let a = sa("192.0.2.10:4000");
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, b, &rtp(2)),
+        Route::Accept(Some(a))
+    );
+    let later = t0() + std::time::Duration::from_secs(20);
+    p.b_remote = Some(sa("192.0.2.99:5004"));
+    r.update(&p, later);
+    assert_eq!(
+        r.route(
+            later + std::time::Duration::from_millis(20),
+            Dir::BtoA,
+            false,
+            b,
+            &rtp(2)
+        ),
+        Route::Accept(Some(a))
+    );
+}
+
 /// A leg that waits for its source (behind NAT, its SDP private) is sent nothing, RTP or
 /// RTCP, until its own packets come; then everything goes to where they came from.
 #[test]
@@ -1062,6 +1094,8 @@ fn a_natted_legs_port_only_move_holds_its_old_source_off_for_the_window() {
     let mut p = pair(Latch::Any);
     p.a_remote = Some(sa("192.168.1.100:4000"));
     p.a_wait_for_source = true;
+    // (Behind NAT: its signalling comes from a public address.)
+    p.a_signalling = Some("203.0.113.7".parse().unwrap());
     let mut r = StreamRoute::new(&p, t0());
     let nat = sa("203.0.113.7:61000");
     assert!(matches!(
