@@ -20,10 +20,6 @@ impl Call {
     /// (RFC 3262 §3): then it waits for that PRACK; or the PRACK's offer is with the
     /// callee: then it waits for that answer (the caller's offer/answer ends first).
     pub(super) fn deliver_2xx_to_caller(&mut self, cx: &mut Cx, resp: Response, b_cseq: u32) {
-        if self.prack_offer_out() {
-            // Anchored as it came, the 2xx's media is what a refused offer goes back to.
-            self.prack_offer_stands_on_2xx();
-        }
         if self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp) || self.prack_offer_out() {
             self.uas_rel.held_2xx = Some(Box::new((resp, b_cseq)));
             return;

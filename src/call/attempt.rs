@@ -212,8 +212,13 @@ impl Call {
         // rewrite of the caller's SDP, and counted where it is shaped.) The caller's SDP is
         // its session as it last offered it.
         let session = match self.uas_rel.caller_session.as_deref() {
-            Some((body, _)) => body,
-            None => template.body(),
+            Some((body, _))
+                if crate::sdp::is_sdp(template.header(&Hdr::CONTENT_TYPE).as_deref())
+                    && !crate::sip::Body::encoded(template) =>
+            {
+                body
+            }
+            _ => template.body(),
         };
         if peer.ptime.is_some() && super::anchor::carries_sdp(template) && invite.body() != session
         {
@@ -361,6 +366,9 @@ impl Call {
             b.learn_from_response(&resp);
         }
         let resp = self.with_early_answer(cx, resp);
+        if self.prack_offer_out() && super::anchor::carries_sdp(&resp) {
+            self.prack_offer_crossed_by_2xx(resp.body(), resp.header(&Hdr::CONTENT_TYPE));
+        }
         let asked = self.attempt.as_ref().and_then(|a| a.asked_se);
         let callee_timer = self.timer_policy(Side::B).as_uac(&resp, asked);
         self.set_session(cx, Side::B, callee_timer);

@@ -139,47 +139,44 @@ impl Call {
         cx.respond(id, req, 200, "OK", &[]);
     }
 
-    /// The callee's 2xx came while the PRACK's offer is with it, and is anchored: should
-    /// that offer be refused, the session goes back to the 2xx's, not to what it was
-    /// before the UPDATE.
-    pub(super) fn prack_offer_stands_on_2xx(&mut self) {
-        let media = self.media.as_deref().cloned();
+    /// The callee's 2xx came while the PRACK's offer is with it: its SDP (`body`, typed
+    /// `ct`: its own, or its early answer it left out) is kept with that offer, so that a
+    /// refusal puts the media back to before the offer and then anchors this answer again.
+    pub(super) fn prack_offer_crossed_by_2xx(&mut self, body: &bytes::Bytes, ct: Option<String>) {
         let prack = self.relayed.iter_mut().map(|(_, r)| r);
         for r in prack.filter(|r| r.method == Method::Prack) {
             if let Some(s) = r.standing.as_mut() {
-                s.media.clone_from(&media);
+                s.crossing_2xx = Some((body.clone(), ct.clone()));
             }
         }
     }
 
-    /// The caller's PRACK has been answered (`answered`: with the callee's answer to its
-    /// offer): our 2xx that waited for it goes, or else the next reliable provisional queued
-    /// meanwhile. After an answer, their SDP (plain SDP only: an ISUP beside it stays) is
-    /// taken out: the caller's offer/answer is done, and theirs was anchored as they came,
-    /// before that answer: an older session.
-    pub(super) fn prack_offer_done(&mut self, cx: &mut Cx, answered: bool) {
+    /// The caller's PRACK has been answered (`answer`: the SDP of the callee's answer to its
+    /// offer, as the PRACK's 200 gave it): our 2xx that waited for it goes, or else the next
+    /// reliable provisional queued meanwhile. After an answer, the SDP of those and of every
+    /// provisional still queued is that answer's: theirs was anchored as they came, before
+    /// it (an older session, in a lower `o=` version); the caller's offer/answer is done,
+    /// and the same SDP again changes nothing (RFC 3264 §8).
+    pub(super) fn prack_offer_done(&mut self, cx: &mut Cx, answer: Option<&[u8]>) {
         if self.prack_offer_out() {
             return;
         }
         self.timers.clear(CallTimer::PrackOffer);
-        let stale = |resp: &mut Response| {
-            if answered
-                && crate::sdp::is_sdp(resp.header(&Hdr::CONTENT_TYPE).as_deref())
-                && !resp.encoded()
-                && resp.set_no_body().is_err()
-            {
-                warn!("cannot take an older SDP out of a response to the caller");
+        if let Some(sdp) = answer {
+            if let Some(h) = self.uas_rel.held_2xx.as_mut() {
+                with_sdp(&mut h.0, sdp);
             }
-        };
-        if let Some((mut resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
-            stale(&mut resp);
+            for r in self.uas_rel.queue.iter_mut().flat_map(|q| q.iter_mut()) {
+                with_sdp(r, sdp);
+            }
+        }
+        if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
             return self.deliver_2xx_to_caller(cx, resp, b_cseq);
         }
         if self.phase.is_routing()
             && self.uas_rel.pending.is_none()
-            && let Some(mut next) = self.uas_rel.next_queued()
+            && let Some(next) = self.uas_rel.next_queued()
         {
-            stale(&mut next);
             self.send_reliable(cx, next);
         }
     }
@@ -202,7 +199,23 @@ impl Call {
         cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
         self.offer_not_taken(cx, &rel);
         self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, 408);
-        self.prack_offer_done(cx, false);
+        self.prack_offer_done(cx, None);
+    }
+}
+
+/// The SDP `resp` carries, if any, made `sdp`: the whole body when it is SDP, its SDP part
+/// in a multipart one (an ISUP beside it stays); an encoded body is left as it is.
+fn with_sdp(resp: &mut Response, sdp: &[u8]) {
+    let ct = resp.header(&Hdr::CONTENT_TYPE);
+    if resp.encoded() || !crate::sdp::carries_sdp(ct.as_deref(), resp.body()) {
+        return;
+    }
+    let body = match crate::sdp::locate(ct.as_deref(), resp.body()) {
+        Ok(Some(part)) => part.splice(resp.body(), sdp),
+        _ => return,
+    };
+    if resp.set_body(body, ct.as_deref()).is_err() {
+        warn!("cannot give a response to the caller the SDP it has");
     }
 }
 

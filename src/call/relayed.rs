@@ -120,8 +120,10 @@ impl Call {
             Side::A => rel.sent.to_tag(),
             Side::B => rel.origin_req.from_tag(),
         };
-        let branch = self.dialog(far).and_then(|d| d.remote_tag.clone());
+        let branch = self.dialog(Side::B).and_then(|d| d.remote_tag.clone());
         let same_branch = exchange_tag.as_deref() == branch.as_deref();
+        // The callee's Contact moves the callee's dialog only when it is that dialog's.
+        let refreshes_b = |side: Side| side == Side::A || same_branch;
         // Another branch answered the call meanwhile: this one's session is not the call's,
         // nor its answer the caller's.
         if final_ && rel.method == Method::Prack && !same_branch && !self.phase.is_routing() {
@@ -140,8 +142,12 @@ impl Call {
         // Target refresh (RFC 3261 §12.2.1.2, §12.2.2): a re-INVITE/UPDATE and its 2xx may
         // move either peer; the origin's Contact counts once the 2xx is sent.
         if final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update) {
-            self.refresh_target(far, resp.contact_uri());
-            self.refresh_target(rel.origin, rel.origin_req.contact_uri());
+            if refreshes_b(far) {
+                self.refresh_target(far, resp.contact_uri());
+            }
+            if refreshes_b(rel.origin) {
+                self.refresh_target(rel.origin, rel.origin_req.contact_uri());
+            }
         }
         // (A PRACK is no target refresh; the UPDATE it went on as is, of its own branch.)
         if final_ && resp.is_success() && rel.method == Method::Prack && same_branch {
@@ -199,7 +205,10 @@ impl Call {
                 && !encoded
                 && let Some(tag) = exchange_tag.as_deref()
             {
-                self.uac_rel.refresh_early_answer(tag, body, ct);
+                // The callee's own offer stands for its answer to our INVITE's offer only in
+                // the same shape (its m= lines); one that adds or drops streams is not kept.
+                let shaped = rel.origin == Side::A;
+                self.uac_rel.refresh_early_answer(tag, body, ct, shaped);
             }
         }
         let refreshes =
@@ -251,7 +260,9 @@ impl Call {
                 }
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Prack {
-                    self.prack_offer_done(cx, true);
+                    let ct = out.header(&Hdr::CONTENT_TYPE);
+                    let answer = crate::sdp::sdp_of(ct.as_deref(), out.body());
+                    self.prack_offer_done(cx, answer.map(<[u8]>::to_vec).as_deref());
                 }
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.seq();
@@ -322,7 +333,7 @@ impl Call {
     fn origin_fails(&mut self, cx: &mut Cx, rel: &Relayed, status: u16, reason: &str) {
         if rel.method == Method::Prack {
             self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, status);
-            return self.prack_offer_done(cx, false);
+            return self.prack_offer_done(cx, None);
         }
         cx.respond(rel.origin_txn, &rel.origin_req, status, reason, &[]);
     }
@@ -376,6 +387,11 @@ impl Call {
         }
         if let Some(before) = &standing.media {
             self.media_as_before(cx, before);
+        }
+        // The callee's 2xx answered meanwhile: its answer stands.
+        if let Some((body, ct)) = &standing.crossing_2xx {
+            self.note_sdp_received(Side::B, body, ct.as_deref());
+            let _ = self.anchored_body(cx, Side::B, body, ct.as_deref(), false);
         }
         // The far peer saw the refused offer's version: what it is sent next goes past it.
         if let Some(o) = self

@@ -150,6 +150,10 @@ pub struct Standing {
     pub origin_received: Option<String>,
     /// The anchored streams.
     pub media: Option<MediaState>,
+    /// The callee's answer in its 2xx to the INVITE, when that came while this offer (the
+    /// caller's, in its PRACK) was with it: anchored again if the offer is refused, the
+    /// streams being put back to before the offer first.
+    pub crossing_2xx: Option<(Bytes, Option<String>)>,
 }
 
 /// An SDP body sent to a leg, its Content-Type, and whether it was an answer.

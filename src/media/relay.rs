@@ -86,8 +86,10 @@ struct LegAddrs {
     /// Nothing is sent to `sdp` before the leg's source is latched
     /// ([`RelayPair::a_wait_for_source`]).
     wait_for_source: bool,
-    /// Of those, one whose SDP names a private address behind its NAT, which names no host
-    /// (not one the relay only does not send to first, such as this host's own).
+    /// Of those, one whose SDP names no host the relay can judge: a private address behind
+    /// its NAT, or an address that is no destination while its signalling comes from
+    /// elsewhere (a remote phone naming 127.0.0.1). One whose signalling comes from its SDP's
+    /// own IP (a PBX or SBC on this host) is that host.
     nat: bool,
     /// Accepted RTP packets in the current one-second window, and RTCP apart.
     rtp_rate: Rate,
@@ -134,9 +136,7 @@ impl LegAddrs {
             heard,
             wait_for_source,
             nat: wait_for_source
-                && sdp
-                    .zip(signalling)
-                    .is_some_and(|(s, ip)| crate::config::net::behind_nat(s.ip(), ip)),
+                && sdp.is_some_and(|s| signalling.map(|ip| ip.to_canonical()) != Some(s.ip())),
             rtp: SourceLatch::with_rebind_after(rebind_after).opened(now, signalling),
             ..LegAddrs::default()
         }
@@ -357,7 +357,7 @@ impl StreamRoute {
                 // that only listens still reports): a stranger's would set where the far
                 // leg's reports go, and they carry this leg's SSRC and sequence number,
                 // what a NAT rebind is checked against.
-                None if mine.sdp_dest().is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
+                None if mine.sdp_source().is_none_or(|s| s.ip() != src.ip()) => return Route::Drop,
                 _ => {}
             }
             if !mine.rtcp_rate.within(now, MAX_RTCP_PER_SECOND) {

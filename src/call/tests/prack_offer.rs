@@ -109,9 +109,10 @@ fn our_2xx_waits_for_the_answer_to_the_offer_in_the_prack() {
         [(200, Some(Method::Prack)), (200, Some(Method::Invite))],
         "the PRACK's answer, then the 2xx"
     );
-    // The offer/answer was done in the PRACK: the 2xx offers nothing, the ACK answers
-    // nothing, and the call is up.
-    assert!(rs[1].body().is_empty(), "{:?}", rs[1].body());
+    // The offer/answer was done in the PRACK: the 2xx carries that answer again (its own
+    // SDP, anchored before it, would be an older version), the ACK answers nothing, and the
+    // call is up.
+    assert_eq!(rs[1].body(), rs[0].body());
     h.recv(
         PHONE,
         &from_phone_in("po2", "ACK", &tag, 1, "z9hG4bKpo2a", ""),
@@ -553,8 +554,13 @@ fn a_refused_prack_offer_goes_back_to_the_answering_branchs_media() {
         ok.is_some_and(|r| !r.body().is_empty()),
         "the 2xx keeps its SDP: {rs:?}"
     );
-    let callee = h.relay_pairs()[0].b_remote;
-    assert_eq!(callee, Some("192.0.2.10:6000".parse().unwrap()));
+    let pair = &h.relay_pairs()[0];
+    assert_eq!(pair.b_remote, Some("192.0.2.10:6000".parse().unwrap()));
+    assert_eq!(
+        pair.a_remote,
+        Some("192.0.2.10:4000".parse().unwrap()),
+        "the caller stays where its refused offer would have moved it from"
+    );
 }
 
 /// A reliable provisional queued behind the one PRACKed waits while the PRACK's offer is
@@ -607,4 +613,133 @@ fn another_branchs_ringing_does_not_refuse_the_updates_answer() {
     );
     let ok = h.response_with(PHONE, 200, "the PRACK's 200");
     assert!(String::from_utf8_lossy(ok.body()).contains("m=audio 5008"));
+}
+
+/// Two provisionals queued while the UPDATE is out: after the answer, each goes with the
+/// SDP the PRACK's 200 gave, not the older one it was anchored with. Before, only the first
+/// released was mended, and the second went with the session before the answer.
+#[test]
+fn every_queued_provisional_goes_with_the_answers_sdp() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po21", ALLOW);
+    h.recv(PHONE, &phone_prack("po21", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let rel = |rseq: &'static str| {
+        [
+            (Hdr::REQUIRE, "100rel"),
+            (Hdr::RSEQ, rseq),
+            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        ]
+    };
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &rel("2"), None));
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &rel("3"), Some(SDP)));
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &[], Some(&callee_answer())),
+    );
+    let rs = h.take_responses(PHONE);
+    let ok = rs
+        .iter()
+        .find(|r| r.status() == 200)
+        .expect("the PRACK's 200");
+    let r180 = rs
+        .iter()
+        .find(|r| r.status() == 180)
+        .expect("the first queued");
+    let rseq2: u32 = r180.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(PHONE, &phone_prack("po21", &tag, 3, rseq2, ""));
+    let rs = h.take_responses(PHONE);
+    let r183 = rs
+        .iter()
+        .find(|r| r.status() == 183)
+        .expect("the second queued");
+    assert_eq!(r183.body(), ok.body());
+}
+
+/// The caller's early UPDATE goes to the branch the gateway's callee dialog now follows;
+/// a 2xx to an UPDATE from another branch does not move that dialog's target. Before, the
+/// other branch's Contact became this one's target.
+#[test]
+fn an_updates_2xx_from_another_branch_moves_no_target() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("po22", "z9hG4bKpo22"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let headers = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c1@127.0.0.3>"),
+        (Hdr::ALLOW, ALLOW),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "183");
+    let tag = r183.to_tag().unwrap();
+    let rseq: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(PHONE, &phone_prack("po22", &tag, 2, rseq, ""));
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    let update = from_phone_in("po22", "UPDATE", &tag, 3, "z9hG4bKpo22u", &moved());
+    h.recv(PHONE, &update);
+    let sent = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "c2",
+            &[(Hdr::CONTACT, "<sip:c2@127.0.0.3>")],
+            None,
+        ),
+    );
+    let moved_to = [(Hdr::CONTACT, "<sip:c1-moved@127.0.0.3>")];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&sent, 200, "c1", &moved_to, Some(&callee_answer())),
+    );
+    h.take(PHONE);
+    // (An UPDATE without SDP: a connected-identity refresh, relayed in the early dialog.)
+    let refresh = from_phone_in("po22", "UPDATE", &tag, 4, "z9hG4bKpo22i", "");
+    h.recv(PHONE, &refresh);
+    let relayed = h.one_request(CARRIER_A, Method::Update);
+    assert!(
+        relayed.uri().to_string().contains("c2@"),
+        "{}",
+        relayed.uri()
+    );
+}
+
+/// A callee's own early UPDATE changes its kept answer (for a 2xx without SDP) only in the
+/// same shape: an offer that adds a stream is no answer to our INVITE's offer, and would
+/// turn the caller's streams on or off by the wrong shape. An answer to our offer (the
+/// caller's, in its PRACK) is taken whatever its shape.
+#[test]
+fn a_callees_own_offer_stands_for_its_answer_only_in_the_same_shape() {
+    use crate::call::state::{EarlyAnswer, UacRel};
+    let sdp = |s: &str| bytes::Bytes::from(s.to_string());
+    let ct = Some("application/sdp".to_string());
+    let mut rel = UacRel::default();
+    rel.keep_early_answer(EarlyAnswer {
+        tag: "c1".into(),
+        body: sdp(SDP),
+        ct: ct.clone(),
+    });
+    let video = format!("{}m=video 5010 RTP/AVP 96\r\n", callee_answer());
+    rel.refresh_early_answer("c1", &sdp(&video), ct.clone(), false);
+    assert_eq!(rel.take_early_answer("c1").unwrap().body, sdp(SDP));
+    rel.keep_early_answer(EarlyAnswer {
+        tag: "c1".into(),
+        body: sdp(SDP),
+        ct: ct.clone(),
+    });
+    rel.refresh_early_answer("c1", &sdp(&callee_answer()), ct.clone(), false);
+    assert_eq!(
+        rel.take_early_answer("c1").unwrap().body,
+        sdp(&callee_answer())
+    );
+    rel.keep_early_answer(EarlyAnswer {
+        tag: "c1".into(),
+        body: sdp(SDP),
+        ct: ct.clone(),
+    });
+    rel.refresh_early_answer("c1", &sdp(&video), ct, true);
+    assert_eq!(rel.take_early_answer("c1").unwrap().body, sdp(&video));
 }

@@ -205,6 +205,30 @@ fn a_leg_on_an_address_of_this_host_keeps_its_source_when_only_its_port_moves() 
     );
 }
 
+/// A leg whose SDP names an address that is no destination (127.0.0.1) while its
+/// signalling comes from elsewhere (a remote phone) names no host of its own: a packet from
+/// that address does not outrank the source latched from its signalling's IP. Before, the
+/// SDP's exact address was preferred, and whatever sent from it there took the leg.
+#[test]
+fn a_remote_legs_sdp_naming_an_address_of_ours_is_no_source_to_prefer() {
+    let mut p = pair(Latch::Any);
+    p.b_remote = Some(sa("127.0.0.1:5000"));
+    p.b_wait_for_source = true;
+    p.b_signalling = Some("203.0.113.9".parse().unwrap());
+    let mut r = StreamRoute::new(&p, t0());
+    let real = sa("203.0.113.9:6000");
+    let a = sa("192.0.2.10:4000");
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, real, &rtp(2)),
+        Route::Accept(Some(a))
+    );
+    let later = t0() + std::time::Duration::from_millis(100);
+    assert_eq!(
+        r.route(later, Dir::BtoA, false, sa("127.0.0.1:5000"), &rtp(3)),
+        Route::Drop
+    );
+}
+
 /// A leg that waits for its source (behind NAT, its SDP private) is sent nothing, RTP or
 /// RTCP, until its own packets come; then everything goes to where they came from.
 #[test]
