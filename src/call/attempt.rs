@@ -339,8 +339,14 @@ impl Call {
         self.answer_held_offers(cx);
     }
 
-    fn on_invite_2xx(&mut self, cx: &mut Cx, txn: TxnId, resp: Response) {
+    pub(super) fn on_invite_2xx(&mut self, cx: &mut Cx, txn: TxnId, resp: Response) {
         let unwanted = self.attempt.as_ref().is_some_and(|a| a.state.unwanted());
+        // The caller's offer in its PRACK is with the callee: this answer is taken once that
+        // offer's is, against the session it leaves (one offer/answer at a time toward the
+        // caller).
+        if self.prack_offer_out() && self.phase.is_routing() && !unwanted {
+            return self.defer_2xx_for_prack_offer(txn, resp);
+        }
         // A retransmitted or forked 2xx finds the attempt already finished.
         let first = self.finish_attempt();
         // Finished without an answer while the call still routes: the attempt failed and
@@ -366,9 +372,6 @@ impl Call {
             b.learn_from_response(&resp);
         }
         let resp = self.with_early_answer(cx, resp);
-        if self.prack_offer_out() && super::anchor::carries_sdp(&resp) {
-            self.prack_offer_crossed_by_2xx(resp.body(), resp.header(&Hdr::CONTENT_TYPE));
-        }
         let asked = self.attempt.as_ref().and_then(|a| a.asked_se);
         let callee_timer = self.timer_policy(Side::B).as_uac(&resp, asked);
         self.set_session(cx, Side::B, callee_timer);

@@ -327,7 +327,7 @@ impl Call {
                     .as_ref()
                     .and_then(|s| s.received_origin.clone()),
                 media: self.media.as_deref().cloned(),
-                crossing_2xx: None,
+                deferred_2xx: None,
             })
         });
         if offers && let Err(e) = self.anchor_offer(cx, side, &mut out, None) {

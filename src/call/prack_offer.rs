@@ -139,36 +139,48 @@ impl Call {
         cx.respond(id, req, 200, "OK", &[]);
     }
 
-    /// The callee's 2xx came while the PRACK's offer is with it: its SDP (`body`, typed
-    /// `ct`: its own, or its early answer it left out) is kept with that offer, so that a
-    /// refusal puts the media back to before the offer and then anchors this answer again.
-    pub(super) fn prack_offer_crossed_by_2xx(&mut self, body: &bytes::Bytes, ct: Option<String>) {
+    /// The callee's 2xx to the INVITE came while the PRACK's offer is with it: kept until
+    /// that offer is answered or not (a retransmission replaces it; another branch's waits
+    /// for its own retransmission, then finds the call answered).
+    pub(super) fn defer_2xx_for_prack_offer(&mut self, txn: TxnId, resp: Response) {
         let prack = self.relayed.iter_mut().map(|(_, r)| r);
-        for r in prack.filter(|r| r.method == Method::Prack) {
-            if let Some(s) = r.standing.as_mut() {
-                s.crossing_2xx = Some((body.clone(), ct.clone()));
+        for s in prack
+            .filter(|r| r.method == Method::Prack)
+            .flat_map(|r| r.standing.as_mut())
+        {
+            match &s.deferred_2xx {
+                Some(d) if d.1.to_tag() != resp.to_tag() => {}
+                _ => s.deferred_2xx = Some(Box::new((txn, resp.clone()))),
             }
         }
     }
 
-    /// The caller's PRACK has been answered (`answer`: the SDP of the callee's answer to its
-    /// offer, as the PRACK's 200 gave it): our 2xx that waited for it goes, or else the next
-    /// reliable provisional queued meanwhile. After an answer, the SDP of those and of every
-    /// provisional still queued is that answer's: theirs was anchored as they came, before
-    /// it (an older session, in a lower `o=` version); the caller's offer/answer is done,
-    /// and the same SDP again changes nothing (RFC 3264 §8).
-    pub(super) fn prack_offer_done(&mut self, cx: &mut Cx, answer: Option<&[u8]>) {
+    /// The caller's PRACK has been answered, its offer taken or not (`end`). A 2xx of the
+    /// callee's that came meanwhile is taken now: when the offer was taken, with the SDP the
+    /// callee answered it with (its 2xx's may be from before, RFC 6337 §3.1.1), so that it
+    /// describes the session as the caller now has it. Else the 2xx held for this PRACK
+    /// goes, or the next reliable provisional queued meanwhile. After an answer, the SDP of
+    /// those and of every provisional still queued is that answer's: theirs was anchored as
+    /// they came, before it (an older session, in a lower `o=` version); the caller's
+    /// offer/answer is done, and the same SDP again changes nothing (RFC 3264 §8).
+    pub(super) fn prack_offer_done(&mut self, cx: &mut Cx, end: PrackOfferEnd) {
         if self.prack_offer_out() {
             return;
         }
         self.timers.clear(CallTimer::PrackOffer);
-        if let Some(sdp) = answer {
+        if let Some(sdp) = &end.answer {
             if let Some(h) = self.uas_rel.held_2xx.as_mut() {
                 with_sdp(&mut h.0, sdp);
             }
             for r in self.uas_rel.queue.iter_mut().flat_map(|q| q.iter_mut()) {
                 with_sdp(r, sdp);
             }
+        }
+        if let Some((txn, mut resp)) = end.deferred.map(|d| *d) {
+            if let Some(sdp) = &end.callee {
+                with_sdp(&mut resp, sdp);
+            }
+            return self.on_invite_2xx(cx, txn, resp);
         }
         if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
             return self.deliver_2xx_to_caller(cx, resp, b_cseq);
@@ -192,14 +204,36 @@ impl Call {
         else {
             return;
         };
-        let (txn, rel) = self.relayed.swap_remove(i);
+        let (txn, mut rel) = self.relayed.swap_remove(i);
         // Given up: its retransmissions stop, and a late answer finds no transaction.
         self.close_txn(txn);
         cx.env.owners.remove(&txn);
         cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
         self.offer_not_taken(cx, &rel);
         self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, 408);
-        self.prack_offer_done(cx, None);
+        let deferred = rel.standing.as_mut().and_then(|s| s.deferred_2xx.take());
+        self.prack_offer_done(cx, PrackOfferEnd::not_taken(deferred));
+    }
+}
+
+/// How the caller's offer in its PRACK ended, for [`Call::prack_offer_done`].
+pub(super) struct PrackOfferEnd {
+    /// The SDP of the answer the PRACK's 200 gave (anchored); none when not taken.
+    pub answer: Option<Vec<u8>>,
+    /// The SDP the callee answered the offer with, as it came.
+    pub callee: Option<Vec<u8>>,
+    /// The callee's 2xx to the INVITE that came meanwhile, with its transaction.
+    pub deferred: Option<Box<(TxnId, Response)>>,
+}
+
+impl PrackOfferEnd {
+    /// The offer was not taken.
+    pub fn not_taken(deferred: Option<Box<(TxnId, Response)>>) -> Self {
+        PrackOfferEnd {
+            answer: None,
+            callee: None,
+            deferred,
+        }
     }
 }
 

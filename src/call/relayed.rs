@@ -14,6 +14,7 @@ use super::Side;
 use super::cancel::cancel_for;
 use super::challenge::is_challenge;
 use super::cx::Cx;
+use super::prack_offer::PrackOfferEnd;
 use super::state::{Call, GivenUpInvite, Relayed, TxnRole};
 use super::timers::CallTimer;
 use crate::cdr::CallTag;
@@ -65,7 +66,7 @@ impl Call {
                 .find(|(t, _)| *t == id)
                 .map(|(_, r)| r.clone())
         };
-        let Some(rel) = rel else {
+        let Some(mut rel) = rel else {
             // A 2xx to a re-INVITE again (our ACK was lost): the same ACK again.
             self.ack_2xx_again(cx, &resp);
             return;
@@ -104,14 +105,14 @@ impl Call {
                     // that leaves the session as it was (RFC 3261 §14.1).
                     self.challenge_failed(status, &why);
                     self.offer_not_taken(cx, &rel);
-                    return self.origin_fails(cx, &rel, 403, "Forbidden");
+                    return self.origin_fails(cx, &mut rel, 403, "Forbidden");
                 }
             }
         }
         if final_ && !resp.is_success() {
             self.offer_not_taken(cx, &rel);
             if rel.method == Method::Prack {
-                return self.origin_fails(cx, &rel, status, "");
+                return self.origin_fails(cx, &mut rel, status, "");
             }
         }
         // The early dialog the exchange was in: the far leg's dialog may have moved on to
@@ -124,11 +125,16 @@ impl Call {
         let same_branch = exchange_tag.as_deref() == branch.as_deref();
         // The callee's Contact moves the callee's dialog only when it is that dialog's.
         let refreshes_b = |side: Side| side == Side::A || same_branch;
-        // Another branch answered the call meanwhile: this one's session is not the call's,
-        // nor its answer the caller's.
-        if final_ && rel.method == Method::Prack && !same_branch && !self.phase.is_routing() {
+        // Another branch answered the call meanwhile (its 2xx taken, or waiting for this
+        // answer): this one's session is not the call's, nor its answer the caller's.
+        let deferred_tag = (rel.standing.as_ref())
+            .and_then(|s| s.deferred_2xx.as_ref())
+            .map(|d| d.1.to_tag());
+        let answered_elsewhere = (!same_branch && !self.phase.is_routing())
+            || deferred_tag.is_some_and(|t| t.as_deref() != exchange_tag.as_deref());
+        if final_ && rel.method == Method::Prack && answered_elsewhere {
             self.offer_not_taken(cx, &rel);
-            return self.origin_fails(cx, &rel, status, "");
+            return self.origin_fails(cx, &mut rel, status, "");
         }
         // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
         // sends no ACK).
@@ -206,9 +212,13 @@ impl Call {
                 && let Some(tag) = exchange_tag.as_deref()
             {
                 // The callee's own offer stands for its answer to our INVITE's offer only in
-                // the same shape (its m= lines); one that adds or drops streams is not kept.
+                // the same shape (its m= lines). Another is not kept; the old answer is
+                // forgotten when the caller has its answer already (a 2xx without SDP then
+                // re-anchors nothing stale), else kept for the caller's 2xx.
                 let shaped = rel.origin == Side::A;
-                self.uac_rel.refresh_early_answer(tag, body, ct, shaped);
+                let forget = self.uas_rel.answer_acked;
+                self.uac_rel
+                    .refresh_early_answer(tag, body, ct, (shaped, forget));
             }
         }
         let refreshes =
@@ -260,9 +270,15 @@ impl Call {
                 }
                 cx.send_response(rel.origin_txn, out.clone());
                 if rel.method == Method::Prack {
-                    let ct = out.header(&Hdr::CONTENT_TYPE);
-                    let answer = crate::sdp::sdp_of(ct.as_deref(), out.body());
-                    self.prack_offer_done(cx, answer.map(<[u8]>::to_vec).as_deref());
+                    let sdp = |ct: Option<String>, body: &[u8]| {
+                        crate::sdp::sdp_of(ct.as_deref(), body).map(<[u8]>::to_vec)
+                    };
+                    let end = PrackOfferEnd {
+                        answer: sdp(out.header(&Hdr::CONTENT_TYPE), out.body()),
+                        callee: sdp(resp.header(&Hdr::CONTENT_TYPE), resp.body()),
+                        deferred: rel.standing.as_mut().and_then(|s| s.deferred_2xx.take()),
+                    };
+                    self.prack_offer_done(cx, end);
                 }
                 if rel.method == Method::Invite && resp.is_success() {
                     let cseq = rel.origin_req.seq();
@@ -290,7 +306,7 @@ impl Call {
                     {
                         self.send_ack(cx, far, resp.seq(), None);
                     }
-                    self.origin_fails(cx, &rel, 502, "Bad Gateway");
+                    self.origin_fails(cx, &mut rel, 502, "Bad Gateway");
                 }
             }
         }
@@ -306,7 +322,7 @@ impl Call {
     /// A relayed request got no answer (timeout or transport error).
     pub(super) fn on_relay_failed(&mut self, cx: &mut Cx, id: TxnId) {
         self.close_txn(id);
-        let Some(rel) = self.take_relayed(id) else {
+        let Some(mut rel) = self.take_relayed(id) else {
             return;
         };
         if rel.sent.method() == Method::Invite {
@@ -317,7 +333,7 @@ impl Call {
         if rel.cancelled {
             rel.terminate(cx);
         } else {
-            self.origin_fails(cx, &rel, 408, "Request Timeout");
+            self.origin_fails(cx, &mut rel, 408, "Request Timeout");
             // No answer at all in the far leg's dialog: as for a 481, that dialog is gone
             // (not for a NOTIFY: its subscription is; nor for an UPDATE in an early dialog,
             // the PRACK's offer, whose INVITE has its own answer).
@@ -330,10 +346,11 @@ impl Call {
     /// The origin of `rel` gets `status` (the far leg's failure, or ours): the caller's
     /// PRACK, which must get a 2xx, 200 without an answer to its offer, and our 2xx that
     /// waited for it then goes.
-    fn origin_fails(&mut self, cx: &mut Cx, rel: &Relayed, status: u16, reason: &str) {
+    fn origin_fails(&mut self, cx: &mut Cx, rel: &mut Relayed, status: u16, reason: &str) {
         if rel.method == Method::Prack {
             self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, status);
-            return self.prack_offer_done(cx, None);
+            let deferred = rel.standing.as_mut().and_then(|s| s.deferred_2xx.take());
+            return self.prack_offer_done(cx, PrackOfferEnd::not_taken(deferred));
         }
         cx.respond(rel.origin_txn, &rel.origin_req, status, reason, &[]);
     }
@@ -387,11 +404,6 @@ impl Call {
         }
         if let Some(before) = &standing.media {
             self.media_as_before(cx, before);
-        }
-        // The callee's 2xx answered meanwhile: its answer stands.
-        if let Some((body, ct)) = &standing.crossing_2xx {
-            self.note_sdp_received(Side::B, body, ct.as_deref());
-            let _ = self.anchored_body(cx, Side::B, body, ct.as_deref(), false);
         }
         // The far peer saw the refused offer's version: what it is sent next goes past it.
         if let Some(o) = self

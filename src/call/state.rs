@@ -150,10 +150,10 @@ pub struct Standing {
     pub origin_received: Option<String>,
     /// The anchored streams.
     pub media: Option<MediaState>,
-    /// The callee's answer in its 2xx to the INVITE, when that came while this offer (the
-    /// caller's, in its PRACK) was with it: anchored again if the offer is refused, the
-    /// streams being put back to before the offer first.
-    pub crossing_2xx: Option<(Bytes, Option<String>)>,
+    /// The callee's 2xx to the INVITE (and its transaction), when it came while this offer
+    /// (the caller's, in its PRACK) was with the callee: taken once the offer is answered or
+    /// not, against the session that leaves (`prack_offer.rs`).
+    pub deferred_2xx: Option<Box<(crate::txn::TxnId, crate::sip::Response)>>,
 }
 
 /// An SDP body sent to a leg, its Content-Type, and whether it was an answer.

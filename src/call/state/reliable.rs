@@ -200,14 +200,15 @@ impl UacRel {
 
     /// The early dialog `tag`'s session changed by an offer/answer in it (an UPDATE): its
     /// kept answer becomes `body` (typed `ct`), when `shaped` (an answer to our offer) or
-    /// when it has as many media sections as the kept one. Nothing for a dialog whose answer
+    /// when it has as many media sections as the kept one; else, with `forget`, it is
+    /// forgotten (it describes a session that is no more). Nothing for a dialog whose answer
     /// is not kept.
     pub fn refresh_early_answer(
         &mut self,
         tag: &str,
         body: &bytes::Bytes,
         ct: Option<String>,
-        shaped: bool,
+        (shaped, forget): (bool, bool),
     ) {
         let media = |ct: Option<&str>, b: &[u8]| {
             let sdp = crate::sdp::sdp_of(ct, b).unwrap_or_default();
@@ -215,12 +216,22 @@ impl UacRel {
                 .filter(|l| l.text.starts_with(b"m="))
                 .count()
         };
-        let kept = self.early_answers.iter_mut().flat_map(|k| k.iter_mut());
-        for a in kept.filter(|a| &*a.tag == tag) {
+        let Some(kept) = self.early_answers.as_mut() else {
+            return;
+        };
+        kept.retain_mut(|a| {
+            if &*a.tag != tag {
+                return true;
+            }
             if shaped || media(ct.as_deref(), body) == media(a.ct.as_deref(), &a.body) {
                 a.body = body.clone();
                 a.ct = ct.clone();
+                return true;
             }
+            !forget
+        });
+        if kept.is_empty() {
+            self.early_answers = None;
         }
     }
 

@@ -723,14 +723,14 @@ fn a_callees_own_offer_stands_for_its_answer_only_in_the_same_shape() {
         ct: ct.clone(),
     });
     let video = format!("{}m=video 5010 RTP/AVP 96\r\n", callee_answer());
-    rel.refresh_early_answer("c1", &sdp(&video), ct.clone(), false);
+    rel.refresh_early_answer("c1", &sdp(&video), ct.clone(), (false, false));
     assert_eq!(rel.take_early_answer("c1").unwrap().body, sdp(SDP));
     rel.keep_early_answer(EarlyAnswer {
         tag: "c1".into(),
         body: sdp(SDP),
         ct: ct.clone(),
     });
-    rel.refresh_early_answer("c1", &sdp(&callee_answer()), ct.clone(), false);
+    rel.refresh_early_answer("c1", &sdp(&callee_answer()), ct.clone(), (false, false));
     assert_eq!(
         rel.take_early_answer("c1").unwrap().body,
         sdp(&callee_answer())
@@ -740,6 +740,94 @@ fn a_callees_own_offer_stands_for_its_answer_only_in_the_same_shape() {
         body: sdp(SDP),
         ct: ct.clone(),
     });
-    rel.refresh_early_answer("c1", &sdp(&video), ct, true);
+    rel.refresh_early_answer("c1", &sdp(&video), ct.clone(), (true, false));
     assert_eq!(rel.take_early_answer("c1").unwrap().body, sdp(&video));
+    // Another shape, the caller having its answer: the old answer is forgotten.
+    rel.keep_early_answer(EarlyAnswer {
+        tag: "c1".into(),
+        body: sdp(SDP),
+        ct: ct.clone(),
+    });
+    rel.refresh_early_answer("c1", &sdp(&video), ct, (false, true));
+    assert!(rel.take_early_answer("c1").is_none());
+}
+
+/// Another branch, which answered in its own reliable 183 (its answer kept), answers the
+/// call with a 2xx without SDP while the UPDATE is with the first; the first refuses it:
+/// the relay follows the branch that answered. Before, the 2xx without SDP left nothing to
+/// anchor again after the refusal, and the relay went back to the first branch's 183.
+#[test]
+fn a_2xx_without_sdp_from_another_branch_is_followed_after_a_refusal() {
+    let mut h = anchored_carrier();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po23", ALLOW);
+    h.recv(PHONE, &phone_prack("po23", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let c2 = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c2@127.0.0.3>"),
+    ];
+    let other = SDP.replace("4000", "6000");
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c2", &c2, Some(&other)));
+    h.take(CARRIER_A);
+    let contact = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &contact, None));
+    h.recv_msg(CARRIER_A, reply(&update, 488, "c1", &[], None));
+    let rs = h.take_responses(PHONE);
+    assert!(
+        rs.iter()
+            .any(|r| r.status() == 200 && r.cseq().map(|c| c.1) == Some(Method::Invite))
+    );
+    let pair = &h.relay_pairs()[0];
+    assert_eq!(pair.b_remote, Some("192.0.2.10:6000".parse().unwrap()));
+    assert_eq!(pair.a_remote, Some("192.0.2.10:4000".parse().unwrap()));
+}
+
+/// The PRACK's offer turns a stream off (port 0); the callee's 2xx crosses the UPDATE, which
+/// it then refuses: the 2xx reaches the caller as an answer to the session it still has,
+/// both streams on. Before, the 2xx was anchored while the refused offer was current, and
+/// went with the video stream refused.
+#[test]
+fn a_2xx_crossing_a_refused_offer_answers_the_session_as_it_stands() {
+    let mut h = anchored_carrier();
+    let video = "m=video 4010 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    let av = format!("{SDP}{video}");
+    let invite = invite_100rel("po24", "z9hG4bKpo24")
+        .replace(SDP, &av)
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {}", av.len()),
+        );
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let headers = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::ALLOW, ALLOW),
+    ];
+    let answer = format!("{SDP}m=video 5010 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(&answer)));
+    let r183 = h.response_with(PHONE, 183, "183");
+    let rseq: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = r183.to_tag().unwrap();
+    let off = format!(
+        "{}m=video 0 RTP/AVP 96\r\n",
+        SDP.replace("o=- 1 1", "o=- 1 2")
+    );
+    h.recv(PHONE, &phone_prack("po24", &tag, 2, rseq, &off));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(&answer)));
+    h.recv_msg(CARRIER_A, reply(&update, 488, "c1", &[], None));
+    let rs = h.take_responses(PHONE);
+    let ok = rs
+        .iter()
+        .find(|r| r.status() == 200 && r.cseq().map(|c| c.1) == Some(Method::Invite))
+        .expect("the 2xx");
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(
+        body.contains("m=video ") && !body.contains("m=video 0 "),
+        "{body}"
+    );
 }
