@@ -345,7 +345,7 @@ impl Call {
         // offer's is, against the session it leaves (one offer/answer at a time toward the
         // caller).
         if self.prack_offer_out() && self.phase.is_routing() && !unwanted {
-            return self.defer_2xx_for_prack_offer(txn, resp);
+            return self.defer_2xx_for_prack_offer(cx, txn, resp);
         }
         // A retransmitted or forked 2xx finds the attempt already finished.
         let first = self.finish_attempt();

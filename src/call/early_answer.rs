@@ -41,7 +41,12 @@ impl Call {
             self.uas_rel.answer_acked || self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
         let needed = self.caller_txn().is_none() || !caller_has_it;
         let tag = resp.to_tag().unwrap_or_default();
-        let Some(early) = self.uac_rel.take_early_answer(&tag) else {
+        // (An emptied one describes a session that is no more: nothing to give or anchor.)
+        let Some(early) = self
+            .uac_rel
+            .take_early_answer(&tag)
+            .filter(|a| !a.body.is_empty())
+        else {
             return resp;
         };
         if !resp.body().is_empty() {

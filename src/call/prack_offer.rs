@@ -142,16 +142,36 @@ impl Call {
     /// The callee's 2xx to the INVITE came while the PRACK's offer is with it: kept until
     /// that offer is answered or not (a retransmission replaces it; another branch's waits
     /// for its own retransmission, then finds the call answered).
-    pub(super) fn defer_2xx_for_prack_offer(&mut self, txn: TxnId, resp: Response) {
+    pub(super) fn defer_2xx_for_prack_offer(&mut self, cx: &mut Cx, txn: TxnId, resp: Response) {
+        // The callee has answered: no ring timeout while its 2xx waits.
+        self.timers.clear(CallTimer::Ring);
         let prack = self.relayed.iter_mut().map(|(_, r)| r);
-        for s in prack
+        let standing = prack
             .filter(|r| r.method == Method::Prack)
-            .flat_map(|r| r.standing.as_mut())
-        {
-            match &s.deferred_2xx {
-                Some(d) if d.1.to_tag() != resp.to_tag() => {}
-                _ => s.deferred_2xx = Some(Box::new((txn, resp.clone()))),
+            .find_map(|r| r.standing.as_mut());
+        match standing {
+            // Another branch's answer, the first one's waiting: ACKed and hung up now.
+            Some(s)
+                if s.deferred_2xx
+                    .as_ref()
+                    .is_some_and(|d| d.1.to_tag() != resp.to_tag()) =>
+            {
+                let peer = self.attempt_peer();
+                self.kill_fork(cx, txn, &resp, peer);
             }
+            Some(s) => s.deferred_2xx = Some(Box::new((txn, resp))),
+            // (A PRACK relay always has its offer's standing: never so.)
+            None => {}
+        }
+    }
+
+    /// The PRACK relay `rel` ends with the call (or its callee): a 2xx that waited for it is
+    /// ACKed and hung up, not left to its retransmissions (a callee over TCP sends none).
+    pub(super) fn drop_deferred_2xx(&mut self, cx: &mut Cx, rel: &mut super::state::Relayed) {
+        let deferred = rel.standing.as_mut().and_then(|s| s.deferred_2xx.take());
+        if let Some((txn, resp)) = deferred.map(|d| *d) {
+            let peer = self.attempt_peer();
+            self.kill_fork(cx, txn, &resp, peer);
         }
     }
 
@@ -179,6 +199,12 @@ impl Call {
         if let Some((txn, mut resp)) = end.deferred.map(|d| *d) {
             if let Some(sdp) = &end.callee {
                 with_sdp(&mut resp, sdp);
+            }
+            // The UPDATE's 2xx came after this one was sent: its Contact is the callee's.
+            if let Some(contact) = &end.contact
+                && resp.set_header(&Hdr::CONTACT, contact.clone()).is_err()
+            {
+                warn!(call_id = %self.call_id(), "cannot keep the callee's newer Contact");
             }
             return self.on_invite_2xx(cx, txn, resp);
         }
@@ -220,8 +246,10 @@ impl Call {
 pub(super) struct PrackOfferEnd {
     /// The SDP of the answer the PRACK's 200 gave (anchored); none when not taken.
     pub answer: Option<Vec<u8>>,
-    /// The SDP the callee answered the offer with, as it came.
+    /// The SDP the callee answered the offer with, as it came (none when encoded).
     pub callee: Option<Vec<u8>>,
+    /// The Contact of the callee's answer to the UPDATE (of the branch that answered).
+    pub contact: Option<String>,
     /// The callee's 2xx to the INVITE that came meanwhile, with its transaction.
     pub deferred: Option<Box<(TxnId, Response)>>,
 }
@@ -232,6 +260,7 @@ impl PrackOfferEnd {
         PrackOfferEnd {
             answer: None,
             callee: None,
+            contact: None,
             deferred,
         }
     }

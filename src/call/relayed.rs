@@ -275,7 +275,10 @@ impl Call {
                     };
                     let end = PrackOfferEnd {
                         answer: sdp(out.header(&Hdr::CONTENT_TYPE), out.body()),
-                        callee: sdp(resp.header(&Hdr::CONTENT_TYPE), resp.body()),
+                        callee: (!resp.encoded())
+                            .then(|| sdp(resp.header(&Hdr::CONTENT_TYPE), resp.body()))
+                            .flatten(),
+                        contact: resp.header(&Hdr::CONTACT),
                         deferred: rel.standing.as_mut().and_then(|s| s.deferred_2xx.take()),
                     };
                     self.prack_offer_done(cx, end);
@@ -368,8 +371,9 @@ impl Call {
     /// 487, its offer changes nothing, and the failed callee's late answer finds no request
     /// to answer, so it cannot reach the caller as if the next callee had sent it.
     pub(super) fn end_relayed(&mut self, cx: &mut Cx) {
-        for (_, rel) in std::mem::take(&mut self.relayed) {
+        for (_, mut rel) in std::mem::take(&mut self.relayed) {
             debug!(call_id = %self.call_id(), method = %rel.method, "relayed request ends with its callee");
+            self.drop_deferred_2xx(cx, &mut rel);
             self.offer_not_taken(cx, &rel);
             if rel.method == Method::Prack {
                 self.events

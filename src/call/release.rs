@@ -70,8 +70,10 @@ impl Call {
         // RFC 3261 §15.1.2: what is still pending in the dialog gets 487. A far leg that
         // never answers what we relayed (a re-INVITE left at 180) cannot hold the origin's
         // transaction open for ever; our request there ends by itself or at Linger.
-        for (_, rel) in std::mem::take(&mut self.relayed) {
+        for (_, mut rel) in std::mem::take(&mut self.relayed) {
             rel.terminate(cx);
+            // A callee's 2xx that waited for the caller's PRACK offer: ACKed and hung up.
+            self.drop_deferred_2xx(cx, &mut rel);
         }
         // Safety net: whatever happens to the remaining transactions, forget the call after
         // they would all have timed out.

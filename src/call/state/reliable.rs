@@ -201,8 +201,9 @@ impl UacRel {
     /// The early dialog `tag`'s session changed by an offer/answer in it (an UPDATE): its
     /// kept answer becomes `body` (typed `ct`), when `shaped` (an answer to our offer) or
     /// when it has as many media sections as the kept one; else, with `forget`, it is
-    /// forgotten (it describes a session that is no more). Nothing for a dialog whose answer
-    /// is not kept.
+    /// emptied (it describes a session that is no more, and there is none to re-anchor; the
+    /// dialog's exchange stays done, [`UacRel::exchange_done`]). Nothing for a dialog whose
+    /// answer is not kept.
     pub fn refresh_early_answer(
         &mut self,
         tag: &str,
@@ -216,22 +217,14 @@ impl UacRel {
                 .filter(|l| l.text.starts_with(b"m="))
                 .count()
         };
-        let Some(kept) = self.early_answers.as_mut() else {
-            return;
-        };
-        kept.retain_mut(|a| {
-            if &*a.tag != tag {
-                return true;
-            }
+        let kept = self.early_answers.iter_mut().flat_map(|k| k.iter_mut());
+        for a in kept.filter(|a| &*a.tag == tag) {
             if shaped || media(ct.as_deref(), body) == media(a.ct.as_deref(), &a.body) {
                 a.body = body.clone();
                 a.ct = ct.clone();
-                return true;
+            } else if forget {
+                a.body = bytes::Bytes::new();
             }
-            !forget
-        });
-        if kept.is_empty() {
-            self.early_answers = None;
         }
     }
 

@@ -742,14 +742,16 @@ fn a_callees_own_offer_stands_for_its_answer_only_in_the_same_shape() {
     });
     rel.refresh_early_answer("c1", &sdp(&video), ct.clone(), (true, false));
     assert_eq!(rel.take_early_answer("c1").unwrap().body, sdp(&video));
-    // Another shape, the caller having its answer: the old answer is forgotten.
+    // Another shape, the caller having its answer: the old answer is emptied, the
+    // dialog's exchange still done.
     rel.keep_early_answer(EarlyAnswer {
         tag: "c1".into(),
         body: sdp(SDP),
         ct: ct.clone(),
     });
     rel.refresh_early_answer("c1", &sdp(&video), ct, (false, true));
-    assert!(rel.take_early_answer("c1").is_none());
+    assert!(rel.exchange_done("c1"));
+    assert!(rel.take_early_answer("c1").unwrap().body.is_empty());
 }
 
 /// Another branch, which answered in its own reliable 183 (its answer kept), answers the
@@ -830,4 +832,89 @@ fn a_2xx_crossing_a_refused_offer_answers_the_session_as_it_stands() {
         body.contains("m=video ") && !body.contains("m=video 0 "),
         "{body}"
     );
+}
+
+/// The route's ring timeout falls while the callee's 2xx waits for the answer to the
+/// PRACK's offer: the callee has answered, so the call is not failed for want of one.
+/// Before, the caller got 408 and the answered callee a CANCEL.
+#[test]
+fn the_ring_timeout_does_not_fail_a_call_whose_2xx_waits() {
+    let mut cfg = config_with(|_, _| {});
+    cfg.routes[0].ring_timeout = Some(Duration::from_secs(5));
+    let mut h = H::with(cfg);
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po25", ALLOW);
+    h.advance(Duration::from_secs(4));
+    h.recv(PHONE, &phone_prack("po25", &tag, 2, rseq, &moved()));
+    h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    h.advance(Duration::from_millis(8100));
+    let st = h.statuses(PHONE);
+    assert!(!st.contains(&408), "{st:?}");
+    assert!(st.contains(&200), "{st:?}");
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+}
+
+/// The caller cancels while the callee's 2xx waits: that 2xx is ACKed and hung up at once,
+/// not left to its retransmissions. Before, it was dropped with the PRACK's relay.
+#[test]
+fn a_cancel_while_the_2xx_waits_hangs_that_2xx_up() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po26", ALLOW);
+    h.recv(PHONE, &phone_prack("po26", &tag, 2, rseq, &moved()));
+    h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    h.recv(PHONE, &cancel_text("po26", "z9hG4bKpo26"));
+    let methods: Vec<Method> = h
+        .take(CARRIER_A)
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        methods.contains(&Method::Ack) && methods.contains(&Method::Bye),
+        "{methods:?}"
+    );
+}
+
+/// Another branch's 2xx while the first's waits is ACKed and hung up at once.
+#[test]
+fn another_branchs_2xx_while_one_waits_is_hung_up() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po27", ALLOW);
+    h.recv(PHONE, &phone_prack("po27", &tag, 2, rseq, &moved()));
+    h.one_request(CARRIER_A, Method::Update);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    let other = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &other, Some(SDP)));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.to_tag().as_deref(), Some("c2"));
+}
+
+/// The UPDATE's 2xx moves the callee's target after its INVITE 2xx, which waited, was
+/// sent: the newer Contact stays the dialog's. Before, the waiting 2xx's older Contact
+/// came back when it was taken.
+#[test]
+fn the_updates_contact_outlives_the_waiting_2xxs() {
+    let mut h = H::new();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po28", ALLOW);
+    h.recv(PHONE, &phone_prack("po28", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let old = [(Hdr::CONTACT, "<sip:c-old@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &old, Some(SDP)));
+    let new = [(Hdr::CONTACT, "<sip:c-new@127.0.0.3>")];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &new, Some(&callee_answer())),
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("po28", "ACK", &tag, 1, "z9hG4bKpo28a", ""),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert!(ack.uri().to_string().contains("c-new@"), "{}", ack.uri());
 }
