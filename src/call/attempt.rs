@@ -16,7 +16,7 @@ use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
 use crate::config::{DEFAULT_RING_TIMEOUT, Profile};
 use crate::interop::causes::Q850Cause;
-use crate::interop::egress::{body_for, relayed_response};
+use crate::interop::egress::relayed_response;
 use crate::interop::uri::{UriPolicy, request_uri};
 use crate::sip::{Hdr, Request, Response, SipError, Target};
 use crate::txn::TxnId;
@@ -94,22 +94,7 @@ impl Call {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
             }
-            // A late offer whose caller has answered a callee tried before: it answers no
-            // other offer, so this callee is offered the caller's session.
-            if let Some((body, ct)) = self.uas_rel.early_answer.as_deref()
-                && let Err(e) = offer_early_answer(cx, &peer, &mut invite, body, ct.as_deref())
-            {
-                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
-                continue;
-            }
-            // An early offer whose session the caller changed in its early dialog (an offer
-            // of its own a callee before took): this callee is offered that session. Only
-            // over a plain SDP body (a SIP-I INVITE keeps its own).
-            if let Some((body, ct)) = self.uas_rel.caller_session.as_deref()
-                && crate::sdp::is_sdp(invite.header(&Hdr::CONTENT_TYPE).as_deref())
-                && !crate::sip::Body::encoded(&invite)
-                && let Err(e) = invite.set_body(body_for(&peer, body, ct.as_deref()), ct.as_deref())
-            {
+            if let Err(e) = self.offer_callers_session(cx, &peer, &mut invite) {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
             }
@@ -439,76 +424,4 @@ impl Call {
             from_trunk,
         )
     }
-}
-
-/// Whether a late offer `invite` can carry the caller's early answer: it has no body, or one
-/// part that is not SDP (SIP-I's ISUP), typed and not encoded, beside which an SDP part goes.
-/// (A multipart body without SDP, or an encoded one, is passed as it came.)
-pub(super) fn takes_early_answer(invite: &Request) -> bool {
-    if invite.body().is_empty() {
-        return true;
-    }
-    let ct = invite.header(&Hdr::CONTENT_TYPE);
-    ct.is_some()
-        && !super::anchor::carries_sdp(invite)
-        && !crate::sdp::is_multipart(ct.as_deref())
-        && invite.header(&Hdr::named("Content-Encoding")).is_none()
-}
-
-/// Put the caller's early answer (`body`, `ct`) into a late offer's `invite` for the next
-/// callee, shaped for its `peer`: as the body of an INVITE without one, or beside the ISUP of
-/// a SIP-I INVITE (a `multipart/mixed` body: ISUP and SDP is SIP-I's early offer). An INVITE
-/// that cannot take it ([`takes_early_answer`]), or an answer that is not plain SDP beside
-/// an ISUP, leaves the INVITE as it is.
-fn offer_early_answer(
-    cx: &mut Cx,
-    peer: &Profile,
-    invite: &mut Request,
-    body: &bytes::Bytes,
-    ct: Option<&str>,
-) -> Result<(), crate::sip::SipError> {
-    if !takes_early_answer(invite) {
-        return Ok(());
-    }
-    // The ISUP's type, when there is one; beside it only plain SDP goes.
-    let other_ct = (!invite.body().is_empty())
-        .then(|| invite.header(&Hdr::CONTENT_TYPE))
-        .flatten();
-    if other_ct.is_some() && !crate::sdp::is_sdp(ct) {
-        return Ok(());
-    }
-    let shaped = body_for(peer, body, ct);
-    let changed = shaped != *body;
-    match other_ct {
-        None => invite.set_body(shaped, ct)?,
-        Some(other_ct) => {
-            // What described the ISUP as the whole body now describes its part.
-            let part_headers: Vec<(Hdr, String)> = [
-                Hdr::named("Content-Disposition"),
-                Hdr::named("Content-Language"),
-            ]
-            .into_iter()
-            .filter_map(|h| invite.header(&h).map(|v| (h, v)))
-            .collect();
-            let Some((multipart, mct)) = crate::sdp::with_sdp_part(
-                &shaped,
-                invite.body(),
-                &other_ct,
-                &part_headers
-                    .iter()
-                    .map(|(h, v)| (h.as_str(), v.as_str()))
-                    .collect::<Vec<_>>(),
-            ) else {
-                return Ok(());
-            };
-            for (h, _) in &part_headers {
-                invite.remove_header(h);
-            }
-            invite.set_body(multipart, Some(&mct))?;
-        }
-    }
-    if changed {
-        cx.env.rewrote(Rewrite::Ptime);
-    }
-    Ok(())
 }

@@ -35,7 +35,7 @@ impl Call {
         let answering = self.caller_txn().is_some()
             && self.uas_rel.early_answer.is_none()
             && self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp)
-            && super::attempt::takes_early_answer(self.template());
+            && super::next_offer::takes_early_answer(self.template());
         if !answering {
             return self.start_attempt(cx) == AttemptOutcome::Sent;
         }

@@ -115,23 +115,9 @@ impl Call {
                 return self.origin_fails(cx, &mut rel, status, "");
             }
         }
-        // The early dialog the exchange was in: the far leg's dialog may have moved on to
-        // another branch of a forking proxy meanwhile (its provisional, its 2xx).
-        let exchange_tag = match rel.origin {
-            Side::A => rel.sent.to_tag(),
-            Side::B => rel.origin_req.from_tag(),
-        };
-        let branch = self.dialog(Side::B).and_then(|d| d.remote_tag.clone());
-        let same_branch = exchange_tag.as_deref() == branch.as_deref();
+        let (exchange_tag, same_branch, answered_elsewhere) = self.exchange_branch(&rel);
         // The callee's Contact moves the callee's dialog only when it is that dialog's.
         let refreshes_b = |side: Side| side == Side::A || same_branch;
-        // Another branch answered the call meanwhile (its 2xx taken, or waiting for this
-        // answer): this one's session is not the call's, nor its answer the caller's.
-        let deferred_tag = (rel.standing.as_ref())
-            .and_then(|s| s.deferred_2xx.as_ref())
-            .map(|d| d.1.to_tag());
-        let answered_elsewhere = (!same_branch && !self.phase.is_routing())
-            || deferred_tag.is_some_and(|t| t.as_deref() != exchange_tag.as_deref());
         if final_ && rel.method == Method::Prack && answered_elsewhere {
             self.offer_not_taken(cx, &rel);
             return self.origin_fails(cx, &mut rel, status, "");
@@ -159,67 +145,12 @@ impl Call {
         if final_ && resp.is_success() && rel.method == Method::Prack && same_branch {
             self.refresh_target(far, resp.contact_uri());
         }
-        // An early offer/answer by UPDATE changes the caller's session, which a later callee
-        // of a failover is offered: the caller's offer, or its answer.
-        if final_
-            && resp.is_success()
-            && matches!(rel.method, Method::Update | Method::Prack)
-            && self.phase.is_routing()
-            && self.uas_rel.early_answer.is_some()
-        {
-            let (body, ct) = match rel.origin {
-                Side::A => (
-                    rel.origin_req.body(),
-                    rel.origin_req.header(&Hdr::CONTENT_TYPE),
-                ),
-                Side::B => (resp.body(), resp.header(&Hdr::CONTENT_TYPE)),
-            };
-            if super::anchor::carries_sdp(&rel.origin_req) {
-                self.set_early_answer(body, ct);
-            }
-        }
-        // The same for a caller that offered in its INVITE: its own new offer, taken.
-        let origin = &rel.origin_req;
-        if final_
-            && resp.is_success()
-            && rel.origin == Side::A
-            && matches!(rel.method, Method::Update | Method::Prack)
-            && self.phase.is_routing()
-            && self.caller_txn().is_some()
-            && super::anchor::carries_sdp(self.template())
-            && crate::sdp::is_sdp(origin.content_type().as_deref())
-            && !origin.encoded()
-        {
-            let session = (origin.body().clone(), origin.content_type());
-            self.uas_rel.caller_session = Some(Box::new(session));
-        }
-        // The callee's session in its early dialog is now what this exchange said: its
-        // answer in a reliable provisional, kept for a 2xx without SDP, is no longer it.
         if final_
             && resp.is_success()
             && matches!(rel.method, Method::Update | Method::Prack)
             && self.phase.is_routing()
         {
-            let (ct, body, encoded) = match rel.origin {
-                Side::A => (resp.content_type(), resp.body(), resp.encoded()),
-                Side::B => {
-                    let r = &rel.origin_req;
-                    (r.content_type(), r.body(), r.encoded())
-                }
-            };
-            if crate::sdp::carries_sdp(ct.as_deref(), body)
-                && !encoded
-                && let Some(tag) = exchange_tag.as_deref()
-            {
-                // The callee's own offer stands for its answer to our INVITE's offer only in
-                // the same shape (its m= lines). Another is not kept; the old answer is
-                // forgotten when the caller has its answer already (a 2xx without SDP then
-                // re-anchors nothing stale), else kept for the caller's 2xx.
-                let shaped = rel.origin == Side::A;
-                let forget = self.uas_rel.answer_acked;
-                self.uac_rel
-                    .refresh_early_answer(tag, body, ct, (shaped, forget));
-            }
+            self.after_early_exchange(&rel, &resp, exchange_tag.as_deref());
         }
         let refreshes =
             final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update);

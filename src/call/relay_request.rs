@@ -1,0 +1,221 @@
+//! Relaying a request from one leg's peer to the other's (re-INVITE, UPDATE, INFO, REFER,
+//! a transfer's NOTIFY, the caller's PRACK offer as an UPDATE): built in the far dialog,
+//! its offer anchored, started as a [`Relayed`] (its answers: `relayed`).
+
+use tracing::{debug, warn};
+
+use super::Side;
+use super::anchor;
+use super::cx::Cx;
+use super::prack_offer::PRACK_OFFER_WAIT_T1;
+use super::state::{Call, MAX_RELAYED, Relayed, RelayedRefer, Standing, TxnRole};
+use super::timers::CallTimer;
+use crate::interop::egress::{copy_end_to_end, identity_header, shaped_body};
+use crate::interop::transfer::{ReferError, refer_event_naming, refer_to_via_gateway};
+use crate::sip::{Hdr, Method, Request};
+use crate::txn::TxnId;
+
+impl Call {
+    /// Relay `req` (server transaction `id`) from `side`'s peer to the other leg as a request
+    /// of that leg's dialog, a [`Relayed`]: its answer comes back through
+    /// [`Call::on_relayed_response`]. The caller's
+    /// PRACK with a new offer goes as an UPDATE in the callee's early dialog
+    /// (`prack_offer.rs`); what would refuse another request answers it 200 without SDP.
+    pub(super) fn relay_request(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
+        let other = side.other();
+        let method = req.method();
+        // A caller's dialog is always ready; a callee's (or a call-back's user1's) once its
+        // peer's tag is known.
+        let caller = other == Side::A && self.caller_txn().is_some();
+        // (A failover waiting for the caller's answer has no callee to relay to.)
+        let ready = self
+            .dialog(other)
+            .is_some_and(|l| caller || l.remote_tag.is_some())
+            && !(other == Side::B && self.uas_rel.failover_waits);
+        let from_trunk = self.is_trunk(side);
+        let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
+            return self.refuse_relay(cx, id, &req, 491, "Request Pending", &[]);
+        };
+        // An offer in an UPDATE toward a peer that takes no UPDATE: after the answer it goes
+        // as a re-INVITE (which the gateway ACKs itself); before, it is answered here.
+        let mut send_as = method.clone();
+        if method == Method::Prack {
+            send_as = Method::Update;
+        }
+        if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
+            let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
+            if method == Method::Update && anchor::carries_sdp(&req) && confirmed {
+                // One INVITE at a time within the far dialog (RFC 3261 §14.1).
+                if self.reinvite_in_progress() || self.pending_2xx[other].is_some() {
+                    cx.respond(id, &req, 491, "Request Pending", &[]);
+                    return;
+                }
+                send_as = Method::Invite;
+            } else {
+                return self.answer_for_the_other_leg(cx, side, id, &req);
+            }
+        }
+        // A REFER's target via the gateway, or its refusal before anything is sent.
+        let refer_to = match (method == Method::Refer).then(|| {
+            refer_to_via_gateway(
+                &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
+                &cx.env.local.uri_host(),
+                from_trunk,
+            )
+        }) {
+            Some(Err(e)) => {
+                debug!(call_id = %self.call_id(), error = %e, "REFER refused");
+                let (status, reason) = if e == ReferError::Missing {
+                    (400, "Bad Refer-To")
+                } else {
+                    (403, "Forbidden")
+                };
+                cx.respond(id, &req, status, reason, &[]);
+                return;
+            }
+            Some(Ok(to)) => Some(to),
+            None => None,
+        };
+        if self.relayed.len() >= MAX_RELAYED {
+            let retry = [(Hdr::RETRY_AFTER, "1")];
+            return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &retry);
+        }
+        let mf = match req.max_forwards() {
+            Some(Ok(n)) => n.saturating_sub(1),
+            _ => 70,
+        };
+        let Some(leg) = self.dialog_mut(other) else {
+            return;
+        };
+        let target = leg.target;
+        let local = &cx.env.local;
+        let built = leg
+            .request(send_as, local, &mut cx.env.ids)
+            .and_then(|mut out| {
+                out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
+                copy_end_to_end(&mut out, &req, local, &profile, from_trunk)?;
+                if method == Method::Notify
+                    && let Some(event) = req.header(&Hdr::EVENT)
+                    && let Some(origin_cseq) = self.refer_reported(side, &event)
+                {
+                    // The referrer knows its REFER by its own CSeq, not ours.
+                    out.set_header(&Hdr::EVENT, refer_event_naming(&event, origin_cseq))?;
+                }
+                if method == Method::Refer {
+                    if let Some(to) = refer_to {
+                        out.push_header(&Hdr::named("Refer-To"), to)?;
+                    }
+                    if let Some(by) = req.header(&Hdr::named("Referred-By")) {
+                        out.push_header(
+                            &Hdr::named("Referred-By"),
+                            identity_header(&by, local, &profile, from_trunk),
+                        )?;
+                    }
+                }
+                if req.body().is_empty() {
+                    out.set_no_body()?;
+                } else {
+                    let ct = req.header(&Hdr::CONTENT_TYPE);
+                    out.set_body(shaped_body(&profile, &req), ct.as_deref())?;
+                }
+                Ok(out)
+            })
+            .and_then(|mut out| {
+                // A re-INVITE or UPDATE is a session refresh of the far leg too.
+                if matches!(method, Method::Invite | Method::Update) {
+                    self.restate_session(other, &mut out)?;
+                }
+                Ok(out)
+            });
+        if built.as_ref().is_ok_and(|out| out.body() != req.body()) {
+            cx.env.rewrote(super::cx::Rewrite::Ptime);
+        }
+        let mut out = match built {
+            Ok(out) => out,
+            Err(e) => {
+                warn!(error = %e, "cannot relay {method}");
+                return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &[]);
+            }
+        };
+        // SDP in a request that cannot offer (an INFO, an OPTIONS) changes nothing of the
+        // call's media, and goes on with every stream refused.
+        let offers = anchor::may_offer(&method);
+        if !offers {
+            self.neutralise_sdp(&mut out);
+        }
+        let standing = (offers && anchor::carries_sdp(&out)).then(|| {
+            Box::new(Standing {
+                far_sent: self.sdp[other].as_ref().and_then(|s| s.sent.clone()),
+                origin_received: self.sdp[side]
+                    .as_ref()
+                    .and_then(|s| s.received_origin.clone()),
+                media: self.media.as_deref().cloned(),
+                deferred_2xx: None,
+            })
+        });
+        if offers && let Err(e) = self.anchor_offer(cx, side, &mut out, None) {
+            // The far leg must never get an offer we cannot relay media for. Ports the spare
+            // logic moved before the pool ran dry go back to their streams.
+            if let Some(before) = standing.as_ref().and_then(|s| s.media.as_ref()) {
+                self.media_as_before(cx, before);
+            }
+            debug!(call_id = %self.call_id(), error = ?e, "{method} offer refused");
+            return self.refuse_relay(cx, id, &req, 488, "Not Acceptable Here", &[]);
+        }
+        self.carry_identity(&cx.env.local, other, &mut out);
+        self.sign(cx, other, &mut out);
+        let relayed = Relayed {
+            origin: side,
+            origin_txn: id,
+            origin_req: req,
+            method,
+            sent: out.clone(),
+            heard: false,
+            cancelled: false,
+            standing,
+        };
+        if relayed.method == Method::Refer {
+            self.remember_refer(RelayedRefer {
+                toward: other,
+                sent_cseq: relayed.sent.seq(),
+                origin_cseq: relayed.origin_req.seq(),
+            });
+        }
+        let prack = relayed.method == Method::Prack;
+        match self.start_client(cx, out, target, TxnRole::Relay) {
+            Some(txn) => {
+                self.relayed.push((txn, relayed));
+                if prack {
+                    let deadline = cx.now + cx.env.timers.t1 * PRACK_OFFER_WAIT_T1;
+                    self.timers.set(CallTimer::PrackOffer, deadline);
+                }
+            }
+            None => {
+                // A request of ours without a transaction key (it always has one): the origin
+                // is answered, and its offer changed nothing.
+                warn!(call_id = %self.call_id(), "cannot start the relayed {}", relayed.method);
+                self.offer_not_taken(cx, &relayed);
+                let req = &relayed.origin_req;
+                self.refuse_relay(cx, id, req, 500, "Server Internal Error", &[]);
+            }
+        }
+    }
+
+    /// A request that cannot be relayed gets `status`; the caller's PRACK, which must get a
+    /// 2xx, gets 200 without an answer to its offer.
+    fn refuse_relay(
+        &mut self,
+        cx: &mut Cx,
+        id: TxnId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(Hdr, &str)],
+    ) {
+        if req.method() == Method::Prack {
+            self.prack_offer_not_taken(cx, id, req, status);
+        } else {
+            cx.respond(id, req, status, reason, extra);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! A request relayed from one leg to the other (`call/midcall.rs`, `call/relayed.rs`), and
+//! what stood before the offer it carried.
+
+use super::super::Side;
+use super::{MediaState, SentSdp};
+use crate::sip::{Method, Request, Response};
+use crate::txn::TxnId;
+
+/// A request relayed from one leg to the other, waiting for the far side's response.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    pub origin: Side,
+    pub origin_txn: TxnId,
+    pub origin_req: Request,
+    pub method: Method,
+    /// The request as we sent it on the far leg (answered again if that peer challenges it).
+    pub sent: Request,
+    /// The far leg sent a provisional response: a CANCEL may follow (RFC 3261 §9.1).
+    pub heard: bool,
+    /// Being cancelled on the far leg (its origin cancelled, or Timer C fired); the origin is
+    /// answered with what the far leg answers.
+    pub cancelled: bool,
+    /// When it carried an offer: what it may change, put back if it is refused, since a
+    /// refused offer changes nothing (RFC 3264 §8).
+    pub standing: Option<Box<Standing>>,
+}
+
+/// What stood before a relayed offer.
+#[derive(Debug, Clone, Default)]
+pub struct Standing {
+    /// The SDP the far leg had last been sent (offered again by session refreshes).
+    pub far_sent: Option<SentSdp>,
+    /// The `o=` line the origin's peer had sent last (a re-INVITE with it again is a
+    /// refresh).
+    pub origin_received: Option<String>,
+    /// The anchored streams.
+    pub media: Option<MediaState>,
+    /// The callee's 2xx to the INVITE (and its transaction), when it came while this offer
+    /// (the caller's, in its PRACK) was with the callee: taken once the offer is answered or
+    /// not, against the session that leaves (`prack_offer.rs`).
+    pub deferred_2xx: Option<Box<(TxnId, Response)>>,
+}
