@@ -386,6 +386,11 @@ impl Call {
         // PRACK of an 18x without SDP): acknowledged, nothing else to do.
         if acked(self.uas_rel.crossed_rseq) {
             self.uas_rel.crossed_rseq = None;
+            // (An offer in it comes after the call's answer: not put, and said so.)
+            if self.offers_in_prack(req) {
+                self.events
+                    .push(super::events::CallEvent::PrackOfferIgnored);
+            }
             cx.respond(id, req, 200, "OK", &[]);
             return;
         }

@@ -89,7 +89,7 @@ struct LegAddrs {
     /// Of those, one whose SDP names no host the relay can judge: a private address behind
     /// its NAT, or an address that is no destination while its signalling comes from
     /// elsewhere (a remote phone naming 127.0.0.1). One whose signalling comes from its SDP's
-    /// own IP (a PBX or SBC on this host) is that host.
+    /// own IP, or from loopback (a PBX or SBC on this host), is that host.
     nat: bool,
     /// Accepted RTP packets in the current one-second window, and RTCP apart.
     rtp_rate: Rate,
@@ -136,7 +136,10 @@ impl LegAddrs {
             heard,
             wait_for_source,
             nat: wait_for_source
-                && sdp.is_some_and(|s| signalling.map(|ip| ip.to_canonical()) != Some(s.ip())),
+                && sdp.is_some_and(|s| {
+                    let from = signalling.map(|ip| ip.to_canonical());
+                    from != Some(s.ip()) && !from.is_some_and(|ip| ip.is_loopback())
+                }),
             rtp: SourceLatch::with_rebind_after(rebind_after).opened(now, signalling),
             ..LegAddrs::default()
         }

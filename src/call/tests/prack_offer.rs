@@ -24,6 +24,34 @@ fn reliable_183_allowing(h: &mut H, call_id: &str, allow: &str) -> (Request, Str
     (inv, r183.to_tag().unwrap(), rseq)
 }
 
+/// [`reliable_183_allowing`] UPDATE, then the phone's PRACK with a new offer ([`moved`]):
+/// the INVITE the carrier got, the phone's dialog tag, and the UPDATE the offer went in.
+fn offer_in_prack(h: &mut H, call_id: &str) -> (Request, String, Request) {
+    let (inv, tag, rseq) = reliable_183_allowing(h, call_id, ALLOW);
+    h.recv(PHONE, &phone_prack(call_id, &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    (inv, tag, update)
+}
+
+/// The carrier takes the offer in `update`, answering on another port ([`callee_answer`]).
+fn callee_takes(h: &mut H, update: &Request) {
+    h.recv_msg(
+        CARRIER_A,
+        reply(update, 200, "c1", &[], Some(&callee_answer())),
+    );
+}
+
+/// The carrier (its first branch) answers the INVITE `inv`, with `sdp`.
+fn callee_answers(h: &mut H, inv: &Request, sdp: Option<&str>) {
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(inv, 200, "c1", &contact, sdp));
+}
+
+/// Of the responses `rs`, the one to a `method` request.
+fn response_to(rs: &[Response], method: Method) -> Option<&Response> {
+    rs.iter().find(|r| r.cseq().is_some_and(|c| c.1 == method))
+}
+
 /// The phone's session of [`SDP`] moved to another port, in a new version.
 fn moved() -> String {
     SDP.replace("o=- 1 1", "o=- 1 2").replace("4000", "4002")
@@ -62,10 +90,7 @@ fn a_changed_offer_in_the_callers_prack_goes_to_the_callee_and_its_answer_back()
         Some("c1"),
         "in the early dialog"
     );
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     let ok = h.response_with(PHONE, 200, "the PRACK's 200");
     assert_eq!(ok.cseq().map(|c| c.1), Some(Method::Prack));
     let answer = String::from_utf8_lossy(ok.body()).into_owned();
@@ -89,16 +114,10 @@ fn a_changed_offer_in_the_callers_prack_goes_to_the_callee_and_its_answer_back()
 #[test]
 fn our_2xx_waits_for_the_answer_to_the_offer_in_the_prack() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po2", ALLOW);
-    h.recv(PHONE, &phone_prack("po2", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    let (inv, tag, update) = offer_in_prack(&mut h, "po2");
+    callee_answers(&mut h, &inv, Some(SDP));
     assert!(h.statuses(PHONE).is_empty(), "the 2xx waits");
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     let rs = h.take_responses(PHONE);
     let order: Vec<_> = rs
         .iter()
@@ -134,11 +153,8 @@ fn our_2xx_waits_for_the_answer_to_the_offer_in_the_prack() {
 #[test]
 fn a_refused_or_unanswered_update_still_gets_the_prack_its_200() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po3", ALLOW);
-    h.recv(PHONE, &phone_prack("po3", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    let (inv, _, update) = offer_in_prack(&mut h, "po3");
+    callee_answers(&mut h, &inv, None);
     h.recv_msg(CARRIER_A, reply(&update, 488, "c1", &[], None));
     let rs = h.take_responses(PHONE);
     let order: Vec<_> = rs
@@ -152,9 +168,7 @@ fn a_refused_or_unanswered_update_still_gets_the_prack_its_200() {
     assert!(rs[0].body().is_empty(), "no answer to the refused offer");
 
     let mut h = H::new();
-    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po4", ALLOW);
-    h.recv(PHONE, &phone_prack("po4", &tag, 2, rseq, &moved()));
-    h.one_request(CARRIER_A, Method::Update);
+    let (_, _, _) = offer_in_prack(&mut h, "po4");
     h.advance(Duration::from_secs(7));
     assert!(h.statuses(PHONE).is_empty(), "the callee is given its time");
     h.advance(Duration::from_secs(2));
@@ -193,15 +207,11 @@ fn a_callee_that_takes_no_update_is_sent_none() {
 #[test]
 fn a_cancel_while_the_update_is_out_answers_the_prack_200() {
     let mut h = H::new();
-    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po6", ALLOW);
-    h.recv(PHONE, &phone_prack("po6", &tag, 2, rseq, &moved()));
-    h.one_request(CARRIER_A, Method::Update);
+    let (_, _, _) = offer_in_prack(&mut h, "po6");
     h.recv(PHONE, &cancel_text("po6", "z9hG4bKpo6"));
     h.advance(Duration::from_millis(10));
     let rs = h.take_responses(PHONE);
-    let prack = rs
-        .iter()
-        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    let prack = response_to(&rs, Method::Prack);
     assert_eq!(prack.map(|r| r.status()), Some(200), "{rs:?}");
 }
 
@@ -214,18 +224,13 @@ fn the_offer_and_answer_through_the_update_are_anchored() {
             p.anchor = true;
         }
     }));
-    let (_, tag, rseq) = reliable_183_allowing(&mut h, "po7", ALLOW);
-    h.recv(PHONE, &phone_prack("po7", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (_, _, update) = offer_in_prack(&mut h, "po7");
     let offer = String::from_utf8_lossy(update.body()).into_owned();
     assert!(
         offer.contains("c=IN IP4 127.0.0.1") && !offer.contains("192.0.2.10"),
         "{offer}"
     );
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     let ok = h.response_with(PHONE, 200, "the PRACK's 200");
     let answer = String::from_utf8_lossy(ok.body()).into_owned();
     assert!(
@@ -271,9 +276,7 @@ fn no_update_goes_to_one_of_several_branches() {
     // The second branch's 183 queues behind the first, unacknowledged.
     h.recv(PHONE, &phone_prack("po9", &tag, 2, rseq, &moved()));
     let rs = h.take_responses(PHONE);
-    let prack = rs
-        .iter()
-        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    let prack = response_to(&rs, Method::Prack);
     assert_eq!(
         prack.map(|r| (r.status(), r.body().is_empty())),
         Some((200, true)),
@@ -292,15 +295,9 @@ fn a_2xx_without_sdp_after_the_update_keeps_the_updates_session() {
             p.anchor = true;
         }
     }));
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po10", ALLOW);
-    h.recv(PHONE, &phone_prack("po10", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    let (inv, _, update) = offer_in_prack(&mut h, "po10");
+    callee_takes(&mut h, &update);
+    callee_answers(&mut h, &inv, None);
     let callee = h.relay_pairs()[0].b_remote;
     assert_eq!(callee, Some("192.0.2.10:5008".parse().unwrap()));
 }
@@ -311,11 +308,8 @@ fn a_2xx_without_sdp_after_the_update_keeps_the_updates_session() {
 #[test]
 fn an_unanswered_update_does_not_end_the_answered_call() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po11", ALLOW);
-    h.recv(PHONE, &phone_prack("po11", &tag, 2, rseq, &moved()));
-    h.one_request(CARRIER_A, Method::Update);
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    let (inv, tag, _) = offer_in_prack(&mut h, "po11");
+    callee_answers(&mut h, &inv, Some(SDP));
     h.advance(Duration::from_millis(8100));
     let rs = h.take_responses(PHONE);
     let order: Vec<_> = rs
@@ -345,9 +339,7 @@ fn an_unanswered_update_does_not_end_the_answered_call() {
 #[test]
 fn an_update_answered_by_a_branch_that_lost_answers_nothing() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po12", ALLOW);
-    h.recv(PHONE, &phone_prack("po12", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, tag, update) = offer_in_prack(&mut h, "po12");
     let contact = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &contact, Some(SDP)));
     let first = [(Hdr::CONTACT, "<sip:c1@127.0.0.3>")];
@@ -356,9 +348,7 @@ fn an_update_answered_by_a_branch_that_lost_answers_nothing() {
         reply(&update, 200, "c1", &first, Some(&callee_answer())),
     );
     let rs = h.take_responses(PHONE);
-    let prack = rs
-        .iter()
-        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    let prack = response_to(&rs, Method::Prack);
     assert_eq!(
         prack.map(|r| (r.status(), r.body().is_empty())),
         Some((200, true))
@@ -377,9 +367,7 @@ fn an_update_answered_by_a_branch_that_lost_answers_nothing() {
 #[test]
 fn a_provisional_waits_while_the_prack_offer_is_out() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po13", ALLOW);
-    h.recv(PHONE, &phone_prack("po13", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, _, update) = offer_in_prack(&mut h, "po13");
     let headers = [
         (Hdr::REQUIRE, "100rel"),
         (Hdr::RSEQ, "2"),
@@ -387,10 +375,7 @@ fn a_provisional_waits_while_the_prack_offer_is_out() {
     ];
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
     assert!(h.statuses(PHONE).is_empty(), "it waits");
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     assert_eq!(h.statuses(PHONE), [200, 183]);
 }
 
@@ -423,9 +408,7 @@ fn sdp_in_the_prack_of_a_provisional_without_the_answer_goes_nowhere() {
     assert!(h.statuses(PHONE).is_empty(), "the 183 waits behind the 180");
     h.recv(PHONE, &phone_prack("po14", &tag, 2, rseq, &moved()));
     let rs = h.take_responses(PHONE);
-    let prack = rs
-        .iter()
-        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    let prack = response_to(&rs, Method::Prack);
     assert_eq!(
         prack.map(|r| (r.status(), r.body().is_empty())),
         Some((200, true))
@@ -439,13 +422,8 @@ fn sdp_in_the_prack_of_a_provisional_without_the_answer_goes_nowhere() {
 #[test]
 fn a_failover_offers_the_session_the_prack_moved_to() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po15", ALLOW);
-    h.recv(PHONE, &phone_prack("po15", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    let (inv, _, update) = offer_in_prack(&mut h, "po15");
+    callee_takes(&mut h, &update);
     h.response_with(PHONE, 200, "the PRACK's 200");
     h.recv_msg(CARRIER_A, reply(&inv, 503, "c1", &[], None));
     let next = h.one_request(CARRIER_B, Method::Invite);
@@ -458,13 +436,8 @@ fn a_failover_offers_the_session_the_prack_moved_to() {
 #[test]
 fn a_prack_restating_the_session_the_last_one_moved_to_is_no_new_offer() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po16", ALLOW);
-    h.recv(PHONE, &phone_prack("po16", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    let (inv, tag, update) = offer_in_prack(&mut h, "po16");
+    callee_takes(&mut h, &update);
     h.response_with(PHONE, 200, "the PRACK's 200");
     let again = [
         (Hdr::REQUIRE, "100rel"),
@@ -516,8 +489,7 @@ fn a_callees_early_update_is_its_session_for_a_2xx_without_sdp() {
     let answer = SDP.replace("o=- 1 1", "o=- 1 2");
     h.recv_msg(PHONE, reply(&to_phone, 200, &tag, &[], Some(&answer)));
     h.response_with(CARRIER_A, 200, "the UPDATE's 200");
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, None));
+    callee_answers(&mut h, &inv, None);
     let callee = h.relay_pairs()[0].b_remote;
     assert_eq!(callee, Some("192.0.2.10:5008".parse().unwrap()));
 }
@@ -529,27 +501,18 @@ fn a_callees_early_update_is_its_session_for_a_2xx_without_sdp() {
 #[test]
 fn a_refused_prack_offer_goes_back_to_the_answering_branchs_media() {
     let mut h = anchored_carrier();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po18", ALLOW);
-    h.recv(PHONE, &phone_prack("po18", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, _, update) = offer_in_prack(&mut h, "po18");
     let contact = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
     let other = SDP.replace("4000", "6000");
     h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &contact, Some(&other)));
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     let rs = h.take_responses(PHONE);
-    let prack = rs
-        .iter()
-        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Prack));
+    let prack = response_to(&rs, Method::Prack);
     assert_eq!(
         prack.map(|r| (r.status(), r.body().is_empty())),
         Some((200, true))
     );
-    let ok = rs
-        .iter()
-        .find(|r| r.cseq().map(|c| c.1) == Some(Method::Invite));
+    let ok = response_to(&rs, Method::Invite);
     assert!(
         ok.is_some_and(|r| !r.body().is_empty()),
         "the 2xx keeps its SDP: {rs:?}"
@@ -579,10 +542,7 @@ fn a_queued_provisional_waits_for_the_answer_to_the_prack_offer() {
     h.recv(PHONE, &phone_prack("po19", &tag, 2, rseq, &moved()));
     let update = h.one_request(CARRIER_A, Method::Update);
     assert!(h.statuses(PHONE).is_empty(), "still queued");
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     assert_eq!(h.statuses(PHONE), [200, 180]);
 }
 
@@ -593,9 +553,7 @@ fn a_queued_provisional_waits_for_the_answer_to_the_prack_offer() {
 #[test]
 fn another_branchs_ringing_does_not_refuse_the_updates_answer() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po20", ALLOW);
-    h.recv(PHONE, &phone_prack("po20", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, _, update) = offer_in_prack(&mut h, "po20");
     h.recv_msg(
         CARRIER_A,
         reply(
@@ -607,10 +565,7 @@ fn another_branchs_ringing_does_not_refuse_the_updates_answer() {
         ),
     );
     h.take(PHONE);
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     let ok = h.response_with(PHONE, 200, "the PRACK's 200");
     assert!(String::from_utf8_lossy(ok.body()).contains("m=audio 5008"));
 }
@@ -621,9 +576,7 @@ fn another_branchs_ringing_does_not_refuse_the_updates_answer() {
 #[test]
 fn every_queued_provisional_goes_with_the_answers_sdp() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po21", ALLOW);
-    h.recv(PHONE, &phone_prack("po21", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, tag, update) = offer_in_prack(&mut h, "po21");
     let rel = |rseq: &'static str| {
         [
             (Hdr::REQUIRE, "100rel"),
@@ -633,10 +586,7 @@ fn every_queued_provisional_goes_with_the_answers_sdp() {
     };
     h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &rel("2"), None));
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &rel("3"), Some(SDP)));
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &[], Some(&callee_answer())),
-    );
+    callee_takes(&mut h, &update);
     let rs = h.take_responses(PHONE);
     let ok = rs
         .iter()
@@ -761,9 +711,7 @@ fn a_callees_own_offer_stands_for_its_answer_only_in_the_same_shape() {
 #[test]
 fn a_2xx_without_sdp_from_another_branch_is_followed_after_a_refusal() {
     let mut h = anchored_carrier();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po23", ALLOW);
-    h.recv(PHONE, &phone_prack("po23", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, _, update) = offer_in_prack(&mut h, "po23");
     let c2 = [
         (Hdr::REQUIRE, "100rel"),
         (Hdr::RSEQ, "1"),
@@ -846,8 +794,7 @@ fn the_ring_timeout_does_not_fail_a_call_whose_2xx_waits() {
     h.advance(Duration::from_secs(4));
     h.recv(PHONE, &phone_prack("po25", &tag, 2, rseq, &moved()));
     h.one_request(CARRIER_A, Method::Update);
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    callee_answers(&mut h, &inv, Some(SDP));
     h.advance(Duration::from_millis(8100));
     let st = h.statuses(PHONE);
     assert!(!st.contains(&408), "{st:?}");
@@ -860,11 +807,8 @@ fn the_ring_timeout_does_not_fail_a_call_whose_2xx_waits() {
 #[test]
 fn a_cancel_while_the_2xx_waits_hangs_that_2xx_up() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po26", ALLOW);
-    h.recv(PHONE, &phone_prack("po26", &tag, 2, rseq, &moved()));
-    h.one_request(CARRIER_A, Method::Update);
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    let (inv, _, _) = offer_in_prack(&mut h, "po26");
+    callee_answers(&mut h, &inv, Some(SDP));
     h.recv(PHONE, &cancel_text("po26", "z9hG4bKpo26"));
     let methods: Vec<Method> = h
         .take(CARRIER_A)
@@ -884,11 +828,8 @@ fn a_cancel_while_the_2xx_waits_hangs_that_2xx_up() {
 #[test]
 fn another_branchs_2xx_while_one_waits_is_hung_up() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po27", ALLOW);
-    h.recv(PHONE, &phone_prack("po27", &tag, 2, rseq, &moved()));
-    h.one_request(CARRIER_A, Method::Update);
-    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(SDP)));
+    let (inv, _, _) = offer_in_prack(&mut h, "po27");
+    callee_answers(&mut h, &inv, Some(SDP));
     let other = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &other, Some(SDP)));
     let bye = h.one_request(CARRIER_A, Method::Bye);
@@ -901,9 +842,7 @@ fn another_branchs_2xx_while_one_waits_is_hung_up() {
 #[test]
 fn the_updates_contact_outlives_the_waiting_2xxs() {
     let mut h = H::new();
-    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po28", ALLOW);
-    h.recv(PHONE, &phone_prack("po28", &tag, 2, rseq, &moved()));
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, tag, update) = offer_in_prack(&mut h, "po28");
     let old = [(Hdr::CONTACT, "<sip:c-old@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &old, Some(SDP)));
     let new = [(Hdr::CONTACT, "<sip:c-new@127.0.0.3>")];
@@ -917,4 +856,39 @@ fn the_updates_contact_outlives_the_waiting_2xxs() {
     );
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert!(ack.uri().to_string().contains("c-new@"), "{}", ack.uri());
+}
+
+/// The PRACK of a provisional without SDP that our 2xx overtook carries an offer: it comes
+/// after the call's answer and is not put, but the CDR says so. Before, it went unrecorded.
+#[test]
+fn an_offer_in_a_prack_the_2xx_overtook_is_recorded() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("po29", "z9hG4bKpo29"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ringing = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &ringing, None));
+    let r180 = h.response_with(PHONE, 180, "180");
+    let rseq: u32 = r180.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = r180.to_tag().unwrap();
+    callee_answers(&mut h, &inv, Some(SDP));
+    h.response_with(PHONE, 200, "the 2xx overtakes the 180's PRACK");
+    h.recv(PHONE, &phone_prack("po29", &tag, 2, rseq, &moved()));
+    h.response_with(PHONE, 200, "the PRACK's 200");
+    h.recv(
+        PHONE,
+        &from_phone_in("po29", "ACK", &tag, 1, "z9hG4bKpo29a", ""),
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("po29", "BYE", &tag, 3, "z9hG4bKpo29b", ""),
+    );
+    let events = &h.cdrs[0].events;
+    assert!(
+        events.contains(&"prack_offer_ignored".to_string()),
+        "{events:?}"
+    );
 }

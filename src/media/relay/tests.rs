@@ -229,6 +229,24 @@ fn a_remote_legs_sdp_naming_an_address_of_ours_is_no_source_to_prefer() {
     );
 }
 
+/// A PBX on this host that signals over loopback and names the host's address in its SDP
+/// (no destination: not sent to first) is that host: its RTP is taken from that address
+/// even when it starts after the first seconds. Judged as a stranger's address instead, it
+/// was never taken then, and the leg stayed silent.
+#[test]
+fn a_pbx_on_this_host_signalling_over_loopback_is_heard_from_its_sdp_address() {
+    let mut p = pair(Latch::SdpIp);
+    p.b_remote = Some(sa("192.0.2.99:5000"));
+    p.b_wait_for_source = true;
+    p.b_signalling = Some("127.0.0.1".parse().unwrap());
+    let mut r = StreamRoute::new(&p, t0());
+    let late = t0() + crate::media::latch::OPEN_TO_ANYONE + std::time::Duration::from_secs(5);
+    assert_eq!(
+        r.route(late, Dir::BtoA, false, sa("192.0.2.99:5000"), &rtp(2)),
+        Route::Accept(Some(sa("192.0.2.10:4000")))
+    );
+}
+
 /// A leg that waits for its source (behind NAT, its SDP private) is sent nothing, RTP or
 /// RTCP, until its own packets come; then everything goes to where they came from.
 #[test]
