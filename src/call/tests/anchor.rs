@@ -4,14 +4,6 @@ use super::*;
 
 use crate::media::MediaAction;
 
-fn anchored() -> H {
-    H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.anchor = true;
-        }
-    }))
-}
-
 /// A callee behind NAT (its signalling from a public address, its SDP naming a private
 /// one, `latch = "any"`) gets no RTP before its own packets show where it is: the relay is
 /// told not to send to that SDP address. Before, the caller's audio went to 10.1.2.3, a

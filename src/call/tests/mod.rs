@@ -91,6 +91,15 @@ pub(super) fn config_with(edit: impl Fn(&str, &mut Profile)) -> Config {
     cfg
 }
 
+/// The test gateway with carrier-a's calls anchored.
+pub(super) fn anchored() -> H {
+    H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }))
+}
+
 pub(crate) fn config() -> Config {
     Config {
         listen: vec![Listen {

@@ -47,6 +47,34 @@ fn callee_answers(h: &mut H, inv: &Request, sdp: Option<&str>) {
     h.recv_msg(CARRIER_A, reply(inv, 200, "c1", &contact, sdp));
 }
 
+/// A reliable provisional's headers, RSeq `rseq`, from the carrier's first branch.
+fn reliable(rseq: &str) -> [(Hdr, &str); 3] {
+    [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, rseq),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+    ]
+}
+
+/// The phone cancels call `call_id`: whether its CDR then says `prack_offer_ignored`.
+fn ignored_after_cancel(h: &mut H, call_id: &str) -> bool {
+    h.recv(PHONE, &cancel_text(call_id, &format!("z9hG4bK{call_id}")));
+    h.advance(Duration::from_secs(1));
+    let events = &h.cdrs[0].events;
+    events.contains(&"prack_offer_ignored".to_string())
+}
+
+/// The phone ACKs our 2xx in its dialog `tag` of call `call_id`.
+fn phone_acks(h: &mut H, call_id: &str, tag: &str) {
+    let branch = format!("z9hG4bK{call_id}a");
+    h.recv(PHONE, &from_phone_in(call_id, "ACK", tag, 1, &branch, ""));
+}
+
+/// The status of the PRACK's response among `rs`, and whether it carried no body.
+fn prack_200(rs: &[Response]) -> Option<(u16, bool)> {
+    response_to(rs, Method::Prack).map(|r| (r.status(), r.body().is_empty()))
+}
+
 /// Of the responses `rs`, the one to a `method` request.
 fn response_to(rs: &[Response], method: Method) -> Option<&Response> {
     rs.iter().find(|r| r.cseq().is_some_and(|c| c.1 == method))
@@ -100,13 +128,7 @@ fn a_changed_offer_in_the_callers_prack_goes_to_the_callee_and_its_answer_back()
     );
     h.advance(Duration::from_secs(2));
     assert!(h.statuses(PHONE).is_empty(), "the 183 is acknowledged");
-    h.recv(PHONE, &cancel_text("po1", "z9hG4bKpo1"));
-    h.advance(Duration::from_secs(1));
-    let events = &h.cdrs[0].events;
-    assert!(
-        !events.contains(&"prack_offer_ignored".to_string()),
-        "{events:?}"
-    );
+    assert!(!ignored_after_cancel(&mut h, "po1"));
 }
 
 /// The carrier answers the INVITE while its UPDATE's answer is still to come: our 2xx waits
@@ -132,10 +154,7 @@ fn our_2xx_waits_for_the_answer_to_the_offer_in_the_prack() {
     // SDP, anchored before it, would be an older version), the ACK answers nothing, and the
     // call is up.
     assert_eq!(rs[1].body(), rs[0].body());
-    h.recv(
-        PHONE,
-        &from_phone_in("po2", "ACK", &tag, 1, "z9hG4bKpo2a", ""),
-    );
+    phone_acks(&mut h, "po2", &tag);
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert!(ack.body().is_empty());
     h.recv(
@@ -181,13 +200,7 @@ fn a_refused_or_unanswered_update_still_gets_the_prack_its_200() {
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
     assert_eq!(ok.cseq().map(|c| c.1), Some(Method::Prack));
     assert!(ok.body().is_empty());
-    h.recv(PHONE, &cancel_text("po4", "z9hG4bKpo4"));
-    h.advance(Duration::from_secs(1));
-    let events = &h.cdrs[0].events;
-    assert!(
-        events.contains(&"prack_offer_ignored".to_string()),
-        "{events:?}"
-    );
+    assert!(ignored_after_cancel(&mut h, "po4"));
 }
 
 /// A callee that never said it takes UPDATE is sent none (RFC 3311 §5.1): the PRACK gets
@@ -219,11 +232,7 @@ fn a_cancel_while_the_update_is_out_answers_the_prack_200() {
 /// is answered with it: neither sees the other's.
 #[test]
 fn the_offer_and_answer_through_the_update_are_anchored() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.anchor = true;
-        }
-    }));
+    let mut h = anchored();
     let (_, _, update) = offer_in_prack(&mut h, "po7");
     let offer = String::from_utf8_lossy(update.body()).into_owned();
     assert!(
@@ -276,12 +285,7 @@ fn no_update_goes_to_one_of_several_branches() {
     // The second branch's 183 queues behind the first, unacknowledged.
     h.recv(PHONE, &phone_prack("po9", &tag, 2, rseq, &moved()));
     let rs = h.take_responses(PHONE);
-    let prack = response_to(&rs, Method::Prack);
-    assert_eq!(
-        prack.map(|r| (r.status(), r.body().is_empty())),
-        Some((200, true)),
-        "{rs:?}"
-    );
+    assert_eq!(prack_200(&rs), Some((200, true)), "{rs:?}");
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
 }
 
@@ -290,11 +294,7 @@ fn no_update_goes_to_one_of_several_branches() {
 /// said. Before, the 183's answer, kept for such a 2xx, put the relay back on port 4000.
 #[test]
 fn a_2xx_without_sdp_after_the_update_keeps_the_updates_session() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.anchor = true;
-        }
-    }));
+    let mut h = anchored();
     let (inv, _, update) = offer_in_prack(&mut h, "po10");
     callee_takes(&mut h, &update);
     callee_answers(&mut h, &inv, None);
@@ -322,10 +322,7 @@ fn an_unanswered_update_does_not_end_the_answered_call() {
     );
     // The offer was not taken: the 2xx's SDP is the session as it stands, and goes.
     assert!(!rs[1].body().is_empty());
-    h.recv(
-        PHONE,
-        &from_phone_in("po11", "ACK", &tag, 1, "z9hG4bKpo11a", ""),
-    );
+    phone_acks(&mut h, "po11", &tag);
     h.one_request(CARRIER_A, Method::Ack);
     h.advance(Duration::from_secs(40));
     assert!(h.take_requests(PHONE, Method::Bye).is_empty());
@@ -348,15 +345,8 @@ fn an_update_answered_by_a_branch_that_lost_answers_nothing() {
         reply(&update, 200, "c1", &first, Some(&callee_answer())),
     );
     let rs = h.take_responses(PHONE);
-    let prack = response_to(&rs, Method::Prack);
-    assert_eq!(
-        prack.map(|r| (r.status(), r.body().is_empty())),
-        Some((200, true))
-    );
-    h.recv(
-        PHONE,
-        &from_phone_in("po12", "ACK", &tag, 1, "z9hG4bKpo12a", ""),
-    );
+    assert_eq!(prack_200(&rs), Some((200, true)), "{rs:?}");
+    phone_acks(&mut h, "po12", &tag);
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert!(ack.uri().to_string().contains("c2@"), "{}", ack.uri());
 }
@@ -368,11 +358,7 @@ fn an_update_answered_by_a_branch_that_lost_answers_nothing() {
 fn a_provisional_waits_while_the_prack_offer_is_out() {
     let mut h = H::new();
     let (inv, _, update) = offer_in_prack(&mut h, "po13");
-    let headers = [
-        (Hdr::REQUIRE, "100rel"),
-        (Hdr::RSEQ, "2"),
-        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-    ];
+    let headers = reliable("2");
     h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
     assert!(h.statuses(PHONE).is_empty(), "it waits");
     callee_takes(&mut h, &update);
@@ -408,11 +394,7 @@ fn sdp_in_the_prack_of_a_provisional_without_the_answer_goes_nowhere() {
     assert!(h.statuses(PHONE).is_empty(), "the 183 waits behind the 180");
     h.recv(PHONE, &phone_prack("po14", &tag, 2, rseq, &moved()));
     let rs = h.take_responses(PHONE);
-    let prack = response_to(&rs, Method::Prack);
-    assert_eq!(
-        prack.map(|r| (r.status(), r.body().is_empty())),
-        Some((200, true))
-    );
+    assert_eq!(prack_200(&rs), Some((200, true)), "{rs:?}");
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
 }
 
@@ -439,11 +421,7 @@ fn a_prack_restating_the_session_the_last_one_moved_to_is_no_new_offer() {
     let (inv, tag, update) = offer_in_prack(&mut h, "po16");
     callee_takes(&mut h, &update);
     h.response_with(PHONE, 200, "the PRACK's 200");
-    let again = [
-        (Hdr::REQUIRE, "100rel"),
-        (Hdr::RSEQ, "2"),
-        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-    ];
+    let again = reliable("2");
     h.recv_msg(
         CARRIER_A,
         reply(&inv, 183, "c1", &again, Some(&callee_answer())),
@@ -455,21 +433,7 @@ fn a_prack_restating_the_session_the_last_one_moved_to_is_no_new_offer() {
     let ok = h.response_with(PHONE, 200, "answered at once");
     assert_eq!(ok.body(), r183.body(), "the answer the 183 gave");
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
-    h.recv(PHONE, &cancel_text("po16", "z9hG4bKpo16"));
-    h.advance(Duration::from_secs(1));
-    let events = &h.cdrs[0].events;
-    assert!(
-        !events.contains(&"prack_offer_ignored".to_string()),
-        "{events:?}"
-    );
-}
-
-fn anchored_carrier() -> H {
-    H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.anchor = true;
-        }
-    }))
+    assert!(!ignored_after_cancel(&mut h, "po16"));
 }
 
 /// The callee moves its media by an UPDATE of its own in the early dialog, then answers
@@ -478,7 +442,7 @@ fn anchored_carrier() -> H {
 /// relay went back to the 183's port.
 #[test]
 fn a_callees_early_update_is_its_session_for_a_2xx_without_sdp() {
-    let mut h = anchored_carrier();
+    let mut h = anchored();
     let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po17", ALLOW);
     h.recv(PHONE, &phone_prack("po17", &tag, 2, rseq, ""));
     h.response_with(PHONE, 200, "the PRACK's 200");
@@ -500,18 +464,14 @@ fn a_callees_early_update_is_its_session_for_a_2xx_without_sdp() {
 /// UPDATE: the first branch's 183, the caller's RTP to the branch that lost.
 #[test]
 fn a_refused_prack_offer_goes_back_to_the_answering_branchs_media() {
-    let mut h = anchored_carrier();
+    let mut h = anchored();
     let (inv, _, update) = offer_in_prack(&mut h, "po18");
     let contact = [(Hdr::CONTACT, "<sip:c2@127.0.0.3>")];
     let other = SDP.replace("4000", "6000");
     h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &contact, Some(&other)));
     callee_takes(&mut h, &update);
     let rs = h.take_responses(PHONE);
-    let prack = response_to(&rs, Method::Prack);
-    assert_eq!(
-        prack.map(|r| (r.status(), r.body().is_empty())),
-        Some((200, true))
-    );
+    assert_eq!(prack_200(&rs), Some((200, true)), "{rs:?}");
     let ok = response_to(&rs, Method::Invite);
     assert!(
         ok.is_some_and(|r| !r.body().is_empty()),
@@ -532,11 +492,7 @@ fn a_refused_prack_offer_goes_back_to_the_answering_branchs_media() {
 fn a_queued_provisional_waits_for_the_answer_to_the_prack_offer() {
     let mut h = H::new();
     let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po19", ALLOW);
-    let ringing = [
-        (Hdr::REQUIRE, "100rel"),
-        (Hdr::RSEQ, "2"),
-        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-    ];
+    let ringing = reliable("2");
     h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &ringing, None));
     assert!(h.statuses(PHONE).is_empty(), "queued behind the 183");
     h.recv(PHONE, &phone_prack("po19", &tag, 2, rseq, &moved()));
@@ -710,7 +666,7 @@ fn a_callees_own_offer_stands_for_its_answer_only_in_the_same_shape() {
 /// anchor again after the refusal, and the relay went back to the first branch's 183.
 #[test]
 fn a_2xx_without_sdp_from_another_branch_is_followed_after_a_refusal() {
-    let mut h = anchored_carrier();
+    let mut h = anchored();
     let (inv, _, update) = offer_in_prack(&mut h, "po23");
     let c2 = [
         (Hdr::REQUIRE, "100rel"),
@@ -739,7 +695,7 @@ fn a_2xx_without_sdp_from_another_branch_is_followed_after_a_refusal() {
 /// went with the video stream refused.
 #[test]
 fn a_2xx_crossing_a_refused_offer_answers_the_session_as_it_stands() {
-    let mut h = anchored_carrier();
+    let mut h = anchored();
     let video = "m=video 4010 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
     let av = format!("{SDP}{video}");
     let invite = invite_100rel("po24", "z9hG4bKpo24")
@@ -850,10 +806,7 @@ fn the_updates_contact_outlives_the_waiting_2xxs() {
         CARRIER_A,
         reply(&update, 200, "c1", &new, Some(&callee_answer())),
     );
-    h.recv(
-        PHONE,
-        &from_phone_in("po28", "ACK", &tag, 1, "z9hG4bKpo28a", ""),
-    );
+    phone_acks(&mut h, "po28", &tag);
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert!(ack.uri().to_string().contains("c-new@"), "{}", ack.uri());
 }
@@ -865,11 +818,7 @@ fn an_offer_in_a_prack_the_2xx_overtook_is_recorded() {
     let mut h = H::new();
     h.recv(PHONE, &invite_100rel("po29", "z9hG4bKpo29"));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    let ringing = [
-        (Hdr::REQUIRE, "100rel"),
-        (Hdr::RSEQ, "1"),
-        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-    ];
+    let ringing = reliable("1");
     h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &ringing, None));
     let r180 = h.response_with(PHONE, 180, "180");
     let rseq: u32 = r180.header(&Hdr::RSEQ).unwrap().parse().unwrap();
@@ -878,10 +827,7 @@ fn an_offer_in_a_prack_the_2xx_overtook_is_recorded() {
     h.response_with(PHONE, 200, "the 2xx overtakes the 180's PRACK");
     h.recv(PHONE, &phone_prack("po29", &tag, 2, rseq, &moved()));
     h.response_with(PHONE, 200, "the PRACK's 200");
-    h.recv(
-        PHONE,
-        &from_phone_in("po29", "ACK", &tag, 1, "z9hG4bKpo29a", ""),
-    );
+    phone_acks(&mut h, "po29", &tag);
     h.recv(
         PHONE,
         &from_phone_in("po29", "BYE", &tag, 3, "z9hG4bKpo29b", ""),
