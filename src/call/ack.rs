@@ -17,10 +17,9 @@ use crate::txn::TxnId;
 
 impl Call {
     /// Send our 2xx to the caller, unless an unacknowledged reliable provisional carried SDP
-    /// (RFC 3262 §3): then it waits for that PRACK; or the PRACK's offer is with the
-    /// callee: then it waits for that answer (the caller's offer/answer ends first).
+    /// (RFC 3262 §3): then it waits for that PRACK.
     pub(super) fn deliver_2xx_to_caller(&mut self, cx: &mut Cx, resp: Response, b_cseq: u32) {
-        if self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp) || self.prack_offer_out() {
+        if self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp) {
             self.uas_rel.held_2xx = Some(Box::new((resp, b_cseq)));
             return;
         }

@@ -37,9 +37,7 @@ impl Call {
     /// forking proxy's branches each answered in their own 183, and the last one anchored
     /// need not be the one whose 2xx comes.
     pub(super) fn with_early_answer(&mut self, cx: &mut Cx, mut resp: Response) -> Response {
-        let caller_has_it =
-            self.uas_rel.answer_acked || self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
-        let needed = self.caller_txn().is_none() || !caller_has_it;
+        let needed = self.caller_txn().is_none() || !self.uas_rel.caller_has_answer();
         let tag = resp.to_tag().unwrap_or_default();
         // (An emptied one describes a session that is no more: nothing to give or anchor.)
         let Some(early) = self

@@ -78,10 +78,10 @@ impl Call {
             // same shape (its m= lines). Another is not kept; the old answer is emptied when
             // the caller has its answer already (a 2xx without SDP then re-anchors nothing
             // stale), else kept for the caller's 2xx.
-            let shaped = rel.origin == Side::A;
-            let forget = self.uas_rel.answer_acked;
+            let answers_ours = rel.origin == Side::A;
+            let empty_other = self.uas_rel.answer_acked;
             self.uac_rel
-                .refresh_early_answer(tag, body, ct, (shaped, forget));
+                .refresh_early_answer(tag, body, ct, (answers_ours, empty_other));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Within the dialogs: BYE, re-INVITE/UPDATE (hold and unhold), INFO and other mid-call
-//! requests relayed leg to leg (their answers: `relayed`).
+//! requests, each answered here or relayed leg to leg (`relay_request`; their answers:
+//! `relayed`).
 
 use tracing::debug;
 
@@ -222,7 +223,7 @@ impl Call {
                 Offerer::Other
             }
         };
-        // A relayed re-INVITE or UPDATE with SDP.
+        // A relayed re-INVITE or UPDATE with SDP, or the caller's PRACK offer.
         if let Some((_, r)) = self.relayed.iter().find(|(_, r)| r.standing.is_some()) {
             return Some(by(r.origin));
         }

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::state::Call;
+use super::state::{Call, Deferred2xx};
 use super::timers::CallTimer;
 use crate::sip::{Body, Hdr, Method, Request, Response};
 use crate::txn::TxnId;
@@ -38,8 +38,9 @@ impl Call {
     }
 
     /// Answer the caller's PRACK `req` (transaction `id`), whose SDP is an offer, with a
-    /// 200. One whose session is the caller's INVITE's (every line but `o=` the same: a
-    /// new version at most, RFC 3264 §8) gets the answer the PRACKed provisional gave,
+    /// 200. One whose session is the caller's (its INVITE's, or its last offer taken:
+    /// `caller_session`; every line but `o=` the same: a new version at most, RFC 3264 §8)
+    /// gets the answer the PRACKed provisional gave,
     /// which answers it still (none when that provisional had no SDP: the answer came in
     /// an earlier one, not kept). Any other is put to the callee when it can be
     /// ([`Call::may_put_prack_offer`]), its 200 then sent with the callee's answer; else it
@@ -84,10 +85,9 @@ impl Call {
             Err(_) => cx.respond(id, req, 200, "OK", &[]),
         }
     }
-}
 
-impl Call {
     /// Whether a changed offer in the caller's PRACK can go to the callee as an UPDATE: the
+    /// call is unanswered and the caller has the answer to its INVITE's offer; the
     /// PRACKed provisional is the current callee's, whose early dialog is known, has
     /// completed its first offer/answer reliably, and who said it takes UPDATE (RFC 3311
     /// §5.1: no offer in an UPDATE before that exchange, and no UPDATE to a peer that never
@@ -101,8 +101,7 @@ impl Call {
             .is_some_and(|tag| self.uac_rel.exchange_done(tag));
         // The caller has the answer to its INVITE's offer: an offer before that, in the
         // PRACK of a provisional without SDP, is no new offer we could put.
-        let answered =
-            self.uas_rel.answer_acked || self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
+        let answered = self.uas_rel.caller_has_answer();
         self.phase.is_routing()
             && answered
             && this_callee
@@ -140,8 +139,8 @@ impl Call {
     }
 
     /// The callee's 2xx to the INVITE came while the PRACK's offer is with it: kept until
-    /// that offer is answered or not (a retransmission replaces it; another branch's waits
-    /// for its own retransmission, then finds the call answered).
+    /// that offer is answered or not (a retransmission replaces it; another branch's, while
+    /// the first's waits, is ACKed and hung up).
     pub(super) fn defer_2xx_for_prack_offer(&mut self, cx: &mut Cx, txn: TxnId, resp: Response) {
         // The callee has answered: no ring timeout while its 2xx waits.
         self.timers.clear(CallTimer::Ring);
@@ -168,8 +167,7 @@ impl Call {
     /// The PRACK relay `rel` ends with the call (or its callee): a 2xx that waited for it is
     /// ACKed and hung up, not left to its retransmissions (a callee over TCP sends none).
     pub(super) fn drop_deferred_2xx(&mut self, cx: &mut Cx, rel: &mut super::state::Relayed) {
-        let deferred = rel.standing.as_mut().and_then(|s| s.deferred_2xx.take());
-        if let Some((txn, resp)) = deferred.map(|d| *d) {
+        if let Some((txn, resp)) = rel.take_deferred_2xx().map(|d| *d) {
             let peer = self.attempt_peer();
             self.kill_fork(cx, txn, &resp, peer);
         }
@@ -178,27 +176,22 @@ impl Call {
     /// The caller's PRACK has been answered, its offer taken or not (`end`). A 2xx of the
     /// callee's that came meanwhile is taken now: when the offer was taken, with the SDP the
     /// callee answered it with (its 2xx's may be from before, RFC 6337 §3.1.1), so that it
-    /// describes the session as the caller now has it. Else the 2xx held for this PRACK
-    /// goes, or the next reliable provisional queued meanwhile. After an answer, the SDP of
-    /// those and of every provisional still queued is that answer's: theirs was anchored as
-    /// they came, before it (an older session, in a lower `o=` version); the caller's
-    /// offer/answer is done, and the same SDP again changes nothing (RFC 3264 §8).
+    /// describes the session as the caller now has it. Else the next reliable provisional
+    /// queued meanwhile goes. After an answer, the SDP of every provisional still queued is
+    /// that answer's: theirs was anchored as they came, before it (an older session, in a
+    /// lower `o=` version); the caller's offer/answer is done, and the same SDP again
+    /// changes nothing (RFC 3264 §8). (No 2xx is held for the caller meanwhile: a PRACK
+    /// offer goes only while the call is unanswered, and the callee's 2xx waits unprocessed.)
     pub(super) fn prack_offer_done(&mut self, cx: &mut Cx, end: PrackOfferEnd) {
-        if self.prack_offer_out() {
-            return;
-        }
         self.timers.clear(CallTimer::PrackOffer);
         if let Some(sdp) = &end.answer {
-            if let Some(h) = self.uas_rel.held_2xx.as_mut() {
-                with_sdp(&mut h.0, sdp);
-            }
             for r in self.uas_rel.queue.iter_mut().flat_map(|q| q.iter_mut()) {
-                with_sdp(r, sdp);
+                set_sdp(r, sdp);
             }
         }
         if let Some((txn, mut resp)) = end.deferred.map(|d| *d) {
             if let Some(sdp) = &end.callee {
-                with_sdp(&mut resp, sdp);
+                set_sdp(&mut resp, sdp);
             }
             // The UPDATE's 2xx came after this one was sent: its Contact is the callee's.
             if let Some(contact) = &end.contact
@@ -207,9 +200,6 @@ impl Call {
                 warn!(call_id = %self.call_id(), "cannot keep the callee's newer Contact");
             }
             return self.on_invite_2xx(cx, txn, resp);
-        }
-        if let Some((resp, b_cseq)) = self.uas_rel.held_2xx.take().map(|h| *h) {
-            return self.deliver_2xx_to_caller(cx, resp, b_cseq);
         }
         if self.phase.is_routing()
             && self.uas_rel.pending.is_none()
@@ -230,15 +220,10 @@ impl Call {
         else {
             return;
         };
-        let (txn, mut rel) = self.relayed.swap_remove(i);
         // Given up: its retransmissions stop, and a late answer finds no transaction.
-        self.close_txn(txn);
-        cx.env.owners.remove(&txn);
-        cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
+        let mut rel = self.give_up_relayed(cx, i);
         self.offer_not_taken(cx, &rel);
-        self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, 408);
-        let deferred = rel.standing.as_mut().and_then(|s| s.deferred_2xx.take());
-        self.prack_offer_done(cx, PrackOfferEnd::not_taken(deferred));
+        self.origin_fails(cx, &mut rel, 408, "Request Timeout");
     }
 }
 
@@ -251,12 +236,12 @@ pub(super) struct PrackOfferEnd {
     /// The Contact of the callee's answer to the UPDATE (of the branch that answered).
     pub contact: Option<String>,
     /// The callee's 2xx to the INVITE that came meanwhile, with its transaction.
-    pub deferred: Option<Box<(TxnId, Response)>>,
+    pub deferred: Option<Deferred2xx>,
 }
 
 impl PrackOfferEnd {
     /// The offer was not taken.
-    pub fn not_taken(deferred: Option<Box<(TxnId, Response)>>) -> Self {
+    pub fn not_taken(deferred: Option<Deferred2xx>) -> Self {
         PrackOfferEnd {
             answer: None,
             callee: None,
@@ -266,9 +251,9 @@ impl PrackOfferEnd {
     }
 }
 
-/// The SDP `resp` carries, if any, made `sdp`: the whole body when it is SDP, its SDP part
+/// Make the SDP `resp` carries, if any, `sdp`: the whole body when it is SDP, its SDP part
 /// in a multipart one (an ISUP beside it stays); an encoded body is left as it is.
-fn with_sdp(resp: &mut Response, sdp: &[u8]) {
+fn set_sdp(resp: &mut Response, sdp: &[u8]) {
     let ct = resp.header(&Hdr::CONTENT_TYPE);
     if resp.encoded() || !crate::sdp::carries_sdp(ct.as_deref(), resp.body()) {
         return;

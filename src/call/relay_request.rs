@@ -36,12 +36,14 @@ impl Call {
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
             return self.refuse_relay(cx, id, &req, 491, "Request Pending", &[]);
         };
+        // The caller's PRACK offer goes as an UPDATE in the callee's early dialog.
+        let mut send_as = if method == Method::Prack {
+            Method::Update
+        } else {
+            method.clone()
+        };
         // An offer in an UPDATE toward a peer that takes no UPDATE: after the answer it goes
         // as a re-INVITE (which the gateway ACKs itself); before, it is answered here.
-        let mut send_as = method.clone();
-        if method == Method::Prack {
-            send_as = Method::Update;
-        }
         if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
             let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
             if method == Method::Update && anchor::carries_sdp(&req) && confirmed {
@@ -213,7 +215,9 @@ impl Call {
         extra: &[(Hdr, &str)],
     ) {
         if req.method() == Method::Prack {
-            self.prack_offer_not_taken(cx, id, req, status);
+            // (Not the callee's refusal, ours: it was never sent.)
+            let _ = status;
+            self.prack_offer_not_taken(cx, id, req, 0);
         } else {
             cx.respond(id, req, status, reason, extra);
         }

@@ -117,7 +117,7 @@ impl Call {
         }
         let (exchange_tag, same_branch, answered_elsewhere) = self.exchange_branch(&rel);
         // The callee's Contact moves the callee's dialog only when it is that dialog's.
-        let refreshes_b = |side: Side| side == Side::A || same_branch;
+        let may_refresh = |side: Side| side == Side::A || same_branch;
         if final_ && rel.method == Method::Prack && answered_elsewhere {
             self.offer_not_taken(cx, &rel);
             return self.origin_fails(cx, &mut rel, status, "");
@@ -134,10 +134,10 @@ impl Call {
         // Target refresh (RFC 3261 §12.2.1.2, §12.2.2): a re-INVITE/UPDATE and its 2xx may
         // move either peer; the origin's Contact counts once the 2xx is sent.
         if final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update) {
-            if refreshes_b(far) {
+            if may_refresh(far) {
                 self.refresh_target(far, resp.contact_uri());
             }
-            if refreshes_b(rel.origin) {
+            if may_refresh(rel.origin) {
                 self.refresh_target(rel.origin, rel.origin_req.contact_uri());
             }
         }
@@ -210,7 +210,7 @@ impl Call {
                             .then(|| sdp(resp.header(&Hdr::CONTENT_TYPE), resp.body()))
                             .flatten(),
                         contact: resp.header(&Hdr::CONTACT),
-                        deferred: rel.standing.as_mut().and_then(|s| s.deferred_2xx.take()),
+                        deferred: rel.take_deferred_2xx(),
                     };
                     self.prack_offer_done(cx, end);
                 }
@@ -280,10 +280,16 @@ impl Call {
     /// The origin of `rel` gets `status` (the far leg's failure, or ours): the caller's
     /// PRACK, which must get a 2xx, 200 without an answer to its offer, and our 2xx that
     /// waited for it then goes.
-    fn origin_fails(&mut self, cx: &mut Cx, rel: &mut Relayed, status: u16, reason: &str) {
+    pub(super) fn origin_fails(
+        &mut self,
+        cx: &mut Cx,
+        rel: &mut Relayed,
+        status: u16,
+        reason: &str,
+    ) {
         if rel.method == Method::Prack {
             self.prack_offer_not_taken(cx, rel.origin_txn, &rel.origin_req, status);
-            let deferred = rel.standing.as_mut().and_then(|s| s.deferred_2xx.take());
+            let deferred = rel.take_deferred_2xx();
             return self.prack_offer_done(cx, PrackOfferEnd::not_taken(deferred));
         }
         cx.respond(rel.origin_txn, &rel.origin_req, status, reason, &[]);
@@ -299,8 +305,9 @@ impl Call {
     }
 
     /// End every relayed request (its callee failed and the next is tried): its origin gets
-    /// 487, its offer changes nothing, and the failed callee's late answer finds no request
-    /// to answer, so it cannot reach the caller as if the next callee had sent it.
+    /// 487 (the caller's PRACK, 200 and `prack_offer_ignored`), its offer changes nothing,
+    /// and the failed callee's late answer finds no request to answer, so it cannot reach
+    /// the caller as if the next callee had sent it.
     pub(super) fn end_relayed(&mut self, cx: &mut Cx) {
         for (_, mut rel) in std::mem::take(&mut self.relayed) {
             debug!(call_id = %self.call_id(), method = %rel.method, "relayed request ends with its callee");
@@ -392,6 +399,16 @@ impl Call {
         self.start_cancel(cx, i);
     }
 
+    /// Give relayed request `i` up: taken out, its transaction abandoned (no more
+    /// retransmissions; a late answer finds none).
+    pub(super) fn give_up_relayed(&mut self, cx: &mut Cx, i: usize) -> Relayed {
+        let (txn, rel) = self.relayed.swap_remove(i);
+        self.close_txn(txn);
+        cx.env.owners.remove(&txn);
+        cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
+        rel
+    }
+
     /// The relayed INVITE's timer: Timer C (only 1xx for too long) cancels it; after that,
     /// no final answer 64·T1 after the CANCEL ends it (RFC 3261 §9.1).
     pub(super) fn on_relayed_invite_timer(&mut self, cx: &mut Cx) {
@@ -404,10 +421,7 @@ impl Call {
             return;
         }
         warn!(call_id = %self.call_id(), "far leg never answered the CANCEL of a re-INVITE; giving it up");
-        let (txn, rel) = self.relayed.swap_remove(i);
-        self.close_txn(txn);
-        cx.env.owners.remove(&txn);
-        cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
+        let rel = self.give_up_relayed(cx, i);
         rel.terminate(cx);
         // The origin's session stands as it was; so does what the gateway keeps of it.
         self.offer_not_taken(cx, &rel);

@@ -72,7 +72,8 @@ impl Call {
         // transaction open for ever; our request there ends by itself or at Linger.
         for (_, mut rel) in std::mem::take(&mut self.relayed) {
             rel.terminate(cx);
-            // A callee's 2xx that waited for the caller's PRACK offer: ACKed and hung up.
+            // A callee's 2xx that waited for the caller's PRACK offer: ACKed and hung up. (No
+            // `prack_offer_ignored` here: the call's end says what became of it.)
             self.drop_deferred_2xx(cx, &mut rel);
         }
         // Safety net: whatever happens to the remaining transactions, forget the call after

@@ -26,7 +26,7 @@ mod route;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
 pub use media::{MediaState, OfferShape, StreamUse};
 pub use refers::{MAX_REFERS, RelayedRefer, RelayedRefers};
-pub use relayed::{Relayed, Standing};
+pub use relayed::{Deferred2xx, Relayed, Standing};
 pub use reliable::{EarlyAnswer, HeldPrack, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
 pub use route::RoutePlan;
 

@@ -33,7 +33,7 @@ pub enum CallTimer {
     RelayedInvite,
     /// The caller's PRACK whose offer is with the callee (in an UPDATE) has waited long
     /// enough: it is answered without one, well before the caller's PRACK transaction gives
-    /// up (64·T1), as the UPDATE's own would.
+    /// up (64·T1; see `prack_offer::PRACK_OFFER_WAIT_T1`).
     PrackOffer,
 }
 

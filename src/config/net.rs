@@ -1,4 +1,5 @@
-//! Addresses and networks as the configuration names them (`match`, `allow`).
+//! Addresses and networks: as the configuration names them (`match`, `allow`), what kind an
+//! address is (one host; private, behind NAT), and this host's own (`host_ips`).
 
 use std::net::IpAddr;
 
@@ -60,8 +61,7 @@ pub fn host_ips() -> std::io::Result<Vec<IpAddr>> {
 /// unique local) while the signalling comes from a public one. Sent to before the
 /// endpoint's own packets show its public address, RTP would go to a host of our own
 /// network of that address, or nowhere.
-pub fn behind_nat(sdp: std::net::IpAddr, signalling: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
+pub fn behind_nat(sdp: IpAddr, signalling: IpAddr) -> bool {
     let private = |ip: IpAddr| match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();

@@ -90,7 +90,7 @@ struct LegAddrs {
     /// its NAT, or an address that is no destination while its signalling comes from
     /// elsewhere (a remote phone naming 127.0.0.1). One whose signalling comes from its SDP's
     /// own IP, or from loopback (a PBX or SBC on this host), is that host.
-    nat: bool,
+    names_no_host: bool,
     /// Accepted RTP packets in the current one-second window, and RTCP apart.
     rtp_rate: Rate,
     rtcp_rate: Rate,
@@ -135,7 +135,7 @@ impl LegAddrs {
             latch: Some(latch),
             heard,
             wait_for_source,
-            nat: wait_for_source
+            names_no_host: wait_for_source
                 && sdp.is_some_and(|s| {
                     let from = signalling.map(|ip| ip.to_canonical());
                     from != Some(s.ip()) && !from.is_some_and(|ip| ip.is_loopback())
@@ -145,11 +145,11 @@ impl LegAddrs {
         }
     }
 
-    /// Its SDP's RTP address as a source the latch prefers: none behind NAT, where it names
-    /// no host of its own (a packet from there can only be a spoof, or a host of our own
-    /// network).
+    /// Its SDP's RTP address as a source the latch prefers: none when its SDP names no host
+    /// ([`LegAddrs::names_no_host`]: behind NAT, a packet from there can only be a spoof, or
+    /// a host of our own network).
     fn sdp_source(&self) -> Option<SocketAddr> {
-        self.sdp.filter(|_| !self.nat)
+        self.sdp.filter(|_| !self.names_no_host)
     }
 
     /// Its SDP's RTP address, where it is sent to before latching; none for a leg that
@@ -273,8 +273,9 @@ impl StreamRoute {
                 // Only the port moved, on the same host: its old source is this endpoint
                 // (behind NAT its packets still come from there), not one to hold off. A
                 // private address names no host: many NATs hide a 192.168.1.100.
-                let same_host =
-                    !new.nat && !old.nat && new.sdp.map(|a| a.ip()) == old.named.map(|a| a.ip());
+                let same_host = !new.names_no_host
+                    && !old.names_no_host
+                    && new.sdp.map(|a| a.ip()) == old.named.map(|a| a.ip());
                 new.rtp.moved_from(&old.rtp, now, same_host);
             }
         }

@@ -1,5 +1,4 @@
-//! Which SDP addresses the relay may send to before a leg's own packets show where it is,
-//! and which name an endpoint behind NAT.
+//! Which SDP addresses the relay may send to before a leg's own packets show where it is.
 
 use crate::config::Config;
 
@@ -9,8 +8,8 @@ use crate::config::Config;
 /// or reach its own services (the SIP and call-back listeners' addresses); loopback is a
 /// target only for a gateway that is itself on loopback (a lab). The host's other
 /// interfaces' addresses are refused too: a listener on `0.0.0.0` (ours, or any other
-/// service's) hears them all. Refused addresses are no
-/// destination at all: the leg is answered where its packets come from, once they come.
+/// service's) hears them all. A refused address is not sent to first: the leg is answered
+/// where its packets come from, once they come.
 pub(super) fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
     // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket: judged as what it reaches.
     let ip = ip.to_canonical();

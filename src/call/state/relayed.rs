@@ -1,5 +1,5 @@
-//! A request relayed from one leg to the other (`call/midcall.rs`, `call/relayed.rs`), and
-//! what stood before the offer it carried.
+//! A request relayed from one leg to the other (sent by `call/relay_request.rs`, answered
+//! through `call/relayed.rs`), and what stood before the offer it carried.
 
 use super::super::Side;
 use super::{MediaState, SentSdp};
@@ -38,5 +38,16 @@ pub struct Standing {
     /// The callee's 2xx to the INVITE (and its transaction), when it came while this offer
     /// (the caller's, in its PRACK) was with the callee: taken once the offer is answered or
     /// not, against the session that leaves (`prack_offer.rs`).
-    pub deferred_2xx: Option<Box<(TxnId, Response)>>,
+    pub deferred_2xx: Option<Deferred2xx>,
+}
+
+/// A callee's 2xx to the INVITE, and its transaction, kept while the caller's PRACK offer
+/// is with it.
+pub type Deferred2xx = Box<(TxnId, Response)>;
+
+impl Relayed {
+    /// The callee's 2xx that waited for this relay's offer, if any, taken.
+    pub fn take_deferred_2xx(&mut self) -> Option<Deferred2xx> {
+        self.standing.as_mut().and_then(|s| s.deferred_2xx.take())
+    }
 }

@@ -30,7 +30,8 @@ pub struct UacRel {
     /// The callee's answers to our offer given in reliable provisionals, one per early dialog
     /// (a forking proxy's branches each answer): its 2xx may then come without SDP (RFC 3262
     /// §5), yet a caller that was not given that answer reliably, or user1 of a call-back
-    /// (answered in our ACK), must still get it (boxed: most calls never get one).
+    /// (answered in our ACK), must still get it (boxed: most calls never get one). An early
+    /// UPDATE refreshes or empties one ([`UacRel::refresh_early_answer`]).
     // A Box of a Vec: 8 bytes in every call, where a Vec or a boxed slice takes 24 or 16.
     #[allow(clippy::box_collection)]
     pub early_answers: Option<Box<Vec<EarlyAnswer>>>,
@@ -199,9 +200,9 @@ impl UacRel {
     }
 
     /// The early dialog `tag`'s session changed by an offer/answer in it (an UPDATE): its
-    /// kept answer becomes `body` (typed `ct`), when `shaped` (an answer to our offer) or
-    /// when it has as many media sections as the kept one; else, with `forget`, it is
-    /// emptied (it describes a session that is no more, and there is none to re-anchor; the
+    /// kept answer becomes `body` (typed `ct`), when `answers_ours` (an answer to our
+    /// offer) or when it has as many media sections as the kept one; else, with
+    /// `empty_other`, it is emptied (it describes a session that is no more, and there is none to re-anchor; the
     /// dialog's exchange stays done, [`UacRel::exchange_done`]). Nothing for a dialog whose
     /// answer is not kept.
     pub fn refresh_early_answer(
@@ -209,7 +210,7 @@ impl UacRel {
         tag: &str,
         body: &bytes::Bytes,
         ct: Option<String>,
-        (shaped, forget): (bool, bool),
+        (answers_ours, empty_other): (bool, bool),
     ) {
         let media = |ct: Option<&str>, b: &[u8]| {
             let sdp = crate::sdp::sdp_of(ct, b).unwrap_or_default();
@@ -219,10 +220,10 @@ impl UacRel {
         };
         let kept = self.early_answers.iter_mut().flat_map(|k| k.iter_mut());
         for a in kept.filter(|a| &*a.tag == tag) {
-            if shaped || media(ct.as_deref(), body) == media(a.ct.as_deref(), &a.body) {
+            if answers_ours || media(ct.as_deref(), body) == media(a.ct.as_deref(), &a.body) {
                 a.body = body.clone();
                 a.ct = ct.clone();
-            } else if forget {
+            } else if empty_other {
                 a.body = bytes::Bytes::new();
             }
         }
@@ -298,6 +299,12 @@ pub struct UasRel {
 }
 
 impl UasRel {
+    /// Whether the caller has (or is being given reliably) the answer to its INVITE's
+    /// offer: it PRACKed a provisional carrying it, or the one waiting for its PRACK does.
+    pub fn caller_has_answer(&self) -> bool {
+        self.answer_acked || self.pending.as_ref().is_some_and(|p| p.has_sdp)
+    }
+
     /// The provisionals queued, made when the first is.
     pub fn queued(&mut self) -> &mut std::collections::VecDeque<Response> {
         self.queue.get_or_insert_with(Default::default)

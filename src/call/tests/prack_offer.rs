@@ -458,7 +458,7 @@ fn a_callees_early_update_is_its_session_for_a_2xx_without_sdp() {
     assert_eq!(callee, Some("192.0.2.10:5008".parse().unwrap()));
 }
 
-/// Another branch answers (its 2xx anchored and held) while the UPDATE is with the first;
+/// Another branch answers (its 2xx waits) while the UPDATE is with the first;
 /// the first then answers the UPDATE: not taken, and the relay stays with the branch that
 /// answered the call. Before, not taking the offer put the media back to before the
 /// UPDATE: the first branch's 183, the caller's RTP to the branch that lost.
