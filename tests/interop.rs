@@ -245,6 +245,25 @@ fn a_new_offer_in_the_phones_prack_reaches_the_carrier_in_an_update() {
     );
 }
 
+/// The same, the carrier answering the INVITE before the UPDATE: its 2xx waits for the
+/// UPDATE's answer, which the phone gets first in its PRACK's 200.
+#[test]
+fn a_carriers_2xx_crossing_the_update_waits_for_the_phones_prack_answer() {
+    let (c, p, gw, errors) = outbound_traced(
+        GwOpts::default(),
+        "prack-update/carrier-crossing.xml",
+        "prack-update/phone.xml",
+        "+8610123",
+    );
+    assert!(c && p, "carrier {c}, phone {p}\n{errors}\n{}", gw.log());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["status"], 200);
+    assert!(
+        !cdr["events"].to_string().contains("prack_offer_ignored"),
+        "{cdr}"
+    );
+}
+
 #[test]
 fn phone_supporting_100rel_gets_reliable_provisionals() {
     let (c, p, gw) = outbound(
