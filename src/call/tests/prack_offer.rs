@@ -680,9 +680,9 @@ fn a_2xx_without_sdp_from_another_branch_is_followed_after_a_refusal() {
     h.recv_msg(CARRIER_A, reply(&inv, 200, "c2", &contact, None));
     h.recv_msg(CARRIER_A, reply(&update, 488, "c1", &[], None));
     let rs = h.take_responses(PHONE);
-    assert!(
-        rs.iter()
-            .any(|r| r.status() == 200 && r.cseq().map(|c| c.1) == Some(Method::Invite))
+    assert_eq!(
+        response_to(&rs, Method::Invite).map(|r| r.status()),
+        Some(200)
     );
     let pair = &h.relay_pairs()[0];
     assert_eq!(pair.b_remote, Some("192.0.2.10:6000".parse().unwrap()));
@@ -727,9 +727,8 @@ fn a_2xx_crossing_a_refused_offer_answers_the_session_as_it_stands() {
     h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &contact, Some(&answer)));
     h.recv_msg(CARRIER_A, reply(&update, 488, "c1", &[], None));
     let rs = h.take_responses(PHONE);
-    let ok = rs
-        .iter()
-        .find(|r| r.status() == 200 && r.cseq().map(|c| c.1) == Some(Method::Invite))
+    let ok = response_to(&rs, Method::Invite)
+        .filter(|r| r.status() == 200)
         .expect("the 2xx");
     let body = String::from_utf8_lossy(ok.body()).into_owned();
     assert!(
