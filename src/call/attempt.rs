@@ -196,15 +196,9 @@ impl Call {
         // (A late offer may carry the caller's early answer, alone or beside its ISUP: not a
         // rewrite of the caller's SDP, and counted where it is shaped.) The caller's SDP is
         // its session as it last offered it.
-        let session = match self.uas_rel.caller_session.as_deref() {
-            Some((body, _))
-                if crate::sdp::is_sdp(template.header(&Hdr::CONTENT_TYPE).as_deref())
-                    && !crate::sip::Body::encoded(template) =>
-            {
-                body
-            }
-            _ => template.body(),
-        };
+        let session = self
+            .callers_session_over(template)
+            .map_or(template.body(), |(body, _)| body);
         if peer.ptime.is_some() && super::anchor::carries_sdp(template) && invite.body() != session
         {
             cx.env.rewrote(Rewrite::Ptime);

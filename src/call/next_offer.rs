@@ -24,15 +24,24 @@ impl Call {
             offer_early_answer(cx, peer, invite, body, ct.as_deref())?;
         }
         // An early offer whose session the caller changed (an offer of its own a callee
-        // before took): this callee is offered that session. Only over a plain SDP body (a
-        // SIP-I INVITE keeps its own).
-        if let Some((body, ct)) = self.uas_rel.caller_session.as_deref()
-            && crate::sdp::is_sdp(invite.header(&Hdr::CONTENT_TYPE).as_deref())
-            && !invite.encoded()
-        {
+        // before took): this callee is offered that session.
+        if let Some((body, ct)) = self.callers_session_over(invite) {
             invite.set_body(body_for(peer, body, ct.as_deref()), ct.as_deref())?;
         }
         Ok(())
+    }
+
+    /// The caller's session as an offer of its own in the early dialog left it
+    /// (`caller_session`), when it stands in place of `req`'s body: only over a plain,
+    /// unencoded SDP body (a SIP-I INVITE keeps its own). `req` is the caller's INVITE, or
+    /// an INVITE built from it.
+    pub(super) fn callers_session_over(
+        &self,
+        req: &Request,
+    ) -> Option<&(bytes::Bytes, Option<String>)> {
+        self.uas_rel.caller_session.as_deref().filter(|_| {
+            crate::sdp::is_sdp(req.header(&Hdr::CONTENT_TYPE).as_deref()) && !req.encoded()
+        })
     }
 }
 
