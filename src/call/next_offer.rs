@@ -1,12 +1,14 @@
-//! What the next callee of a route is offered when the caller's session changed in its early
-//! dialog with an earlier callee: a late offer (an INVITE without SDP) carries the answer
-//! the caller gave that callee's offer in its PRACK; an early offer, the session an offer of
-//! the caller's own (an UPDATE, or its PRACK) moved it to.
+//! The caller's session as its early dialog with a callee changed it, and what the next
+//! callee of a route is offered after a failover: a late offer (an INVITE without SDP)
+//! carries the answer the caller gave an earlier callee's offer in its PRACK (kept here);
+//! an early offer, the session an offer of the caller's own (an UPDATE, or its PRACK) moved
+//! it to.
 
 use super::cx::{Cx, Rewrite};
 use super::state::Call;
 use crate::config::Profile;
 use crate::interop::egress::body_for;
+use crate::sdp::MediaBody;
 use crate::sip::{Body, Hdr, Request, SipError};
 
 impl Call {
@@ -29,6 +31,28 @@ impl Call {
             invite.set_body(body_for(peer, body, ct.as_deref()), ct.as_deref())?;
         }
         Ok(())
+    }
+
+    /// Keep the SDP of the caller's PRACK as its early answer (the first one only).
+    pub(super) fn keep_early_answer(&mut self, req: &Request) {
+        if self.uas_rel.early_answer.is_none() {
+            let ct = req.header(&Hdr::CONTENT_TYPE);
+            self.set_early_answer(req.body(), ct);
+        }
+    }
+
+    /// The caller's session in its early dialog is now `body`, when it is SDP the gateway can
+    /// read (one it cannot would make every later callee's offer unreadable).
+    pub(super) fn set_early_answer(&mut self, body: &bytes::Bytes, ct: Option<String>) {
+        // (`[media] max_streams` bounds what the gateway anchors; an unanchored call's SDP
+        // passes whatever its size.)
+        let max = match self.media {
+            Some(_) => self.cfg.media_max_streams,
+            None => usize::MAX,
+        };
+        if ct.is_some() && matches!(MediaBody::read(ct.as_deref(), body, max), Ok(Some(_))) {
+            self.uas_rel.early_answer = Some(Box::new((body.clone(), ct)));
+        }
     }
 
     /// The caller's session as an offer of its own in the early dialog left it

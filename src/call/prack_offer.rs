@@ -201,12 +201,7 @@ impl Call {
             }
             return self.on_invite_2xx(cx, txn, resp);
         }
-        if self.phase.is_routing()
-            && self.uas_rel.pending.is_none()
-            && let Some(next) = self.uas_rel.next_queued()
-        {
-            self.send_reliable(cx, next);
-        }
+        self.send_next_queued(cx);
     }
 
     /// [`CallTimer::PrackOffer`]: the callee has not answered the UPDATE in time. The PRACK

@@ -12,7 +12,6 @@ use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
 use crate::interop::prack::{On405, PrackMode, is_prack_refusal};
-use crate::sdp::MediaBody;
 use crate::sip::{Body, Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
@@ -71,28 +70,6 @@ impl Call {
             return;
         }
         self.prack_callee(cx, rseq, resp.seq(), None);
-    }
-
-    /// Keep the SDP of the caller's PRACK as its early answer (the first one only).
-    fn keep_early_answer(&mut self, req: &Request) {
-        if self.uas_rel.early_answer.is_none() {
-            let ct = req.header(&Hdr::CONTENT_TYPE);
-            self.set_early_answer(req.body(), ct);
-        }
-    }
-
-    /// The caller's session in its early dialog is now `body`, when it is SDP the gateway can
-    /// read (one it cannot would make every later callee's offer unreadable).
-    pub(super) fn set_early_answer(&mut self, body: &bytes::Bytes, ct: Option<String>) {
-        // (`[media] max_streams` bounds what the gateway anchors; an unanchored call's SDP
-        // passes whatever its size.)
-        let max = match self.media {
-            Some(_) => self.cfg.media_max_streams,
-            None => usize::MAX,
-        };
-        if ct.is_some() && matches!(MediaBody::read(ct.as_deref(), body, max), Ok(Some(_))) {
-            self.uas_rel.early_answer = Some(Box::new((body.clone(), ct)));
-        }
     }
 
     /// Send the PRACK `held` for the caller's answer, in the early dialog its provisional
@@ -300,6 +277,19 @@ impl Call {
         self.send_reliable(cx, resp);
     }
 
+    /// The next provisional queued goes to the caller, reliably, while the call rings and
+    /// none waits for its PRACK, nor the caller's PRACK offer for its answer (SDP then would
+    /// cross it).
+    pub(super) fn send_next_queued(&mut self, cx: &mut Cx) {
+        if self.phase.is_routing()
+            && self.uas_rel.pending.is_none()
+            && !self.prack_offer_out()
+            && let Some(next) = self.uas_rel.next_queued()
+        {
+            self.send_reliable(cx, next);
+        }
+    }
+
     pub(super) fn send_reliable(&mut self, cx: &mut Cx, mut resp: Response) {
         if self.uas_rel.next_rseq == 0 {
             // RFC 3262 §3: the first RSeq is random in 1..2^31-1.
@@ -444,13 +434,7 @@ impl Call {
             self.deliver_2xx_to_caller(cx, resp, b_cseq);
             return;
         }
-        // (One queued while the PRACK's offer is with the callee waits for its answer.)
-        if self.phase.is_routing()
-            && !self.prack_offer_out()
-            && let Some(next) = self.uas_rel.next_queued()
-        {
-            self.send_reliable(cx, next);
-        }
+        self.send_next_queued(cx);
     }
 
     /// The call ends while the callee's 2xx waits for the caller's PRACK (RFC 3262 §3): the

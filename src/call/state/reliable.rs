@@ -202,9 +202,9 @@ impl UacRel {
     /// The early dialog `tag`'s session changed by an offer/answer in it (an UPDATE): its
     /// kept answer becomes `body` (typed `ct`), when `answers_ours` (an answer to our
     /// offer) or when it has as many media sections as the kept one; else, with
-    /// `empty_other`, it is emptied (it describes a session that is no more, and there is none to re-anchor; the
-    /// dialog's exchange stays done, [`UacRel::exchange_done`]). Nothing for a dialog whose
-    /// answer is not kept.
+    /// `empty_other`, it is emptied (it describes a session that is no more, and there is
+    /// none to re-anchor; the dialog's exchange stays done, [`UacRel::exchange_done`]).
+    /// Nothing for a dialog whose answer is not kept.
     pub fn refresh_early_answer(
         &mut self,
         tag: &str,
