@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::cx::{Cx, Env, Rewrite};
-use super::state::{Call, MediaState, OfferShape, StreamUse};
+use super::state::{Call, MediaState, OfferShape, StreamUse, flows};
 use super::{CallRef, Output, Side};
 use crate::config::Profile;
 use crate::media::{Latch, MediaAction, RelayPair, StreamKind};
@@ -319,9 +319,7 @@ impl Call {
                     callee: media.callee,
                     // Only once answered: a failover, or forks' provisionals in turn, would
                     // otherwise turn it on and off while the caller waits in silence.
-                    flowing: self.phase.is_up()
-                        && media.directions.a.get(i) == Some(&(true, true))
-                        && media.directions.b.get(i) == Some(&(true, true)),
+                    flowing: self.phase.is_up() && flows(&media.directions, i),
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
                     active: !u.off,

@@ -2,6 +2,7 @@
 //! stream carries, the session each leg was shown.
 
 use super::PerSide;
+use crate::call::Side;
 
 /// The call's anchored media: per m= line, the gateway's RTP ports facing (the caller, the
 /// callee) when the stream has any, and where each leg wants its RTP (from its SDP).
@@ -54,13 +55,7 @@ impl MediaState {
         self.remote.clone_from(&before.remote);
         self.uses.clone_from(&before.uses);
         self.offered.clone_from(&before.offered);
-        // Not the directions: a provisional answer may have settled the refused offer's
-        // (a hold answered in a 183, then refused), and putting the flowing ones back
-        // would look like a resume to the relay, which opens silent legs. Left as they
-        // are they may be wrong until the next offer/answer: a resume answered in a 183
-        // and then refused leaves them flowing while the call is still held, and the real
-        // resume after it opens no silent leg (its RTP then latches from its SDP's or its
-        // signalling's IP only).
+        self.directions = self.directions_after_refusal(before);
         self.proposed.clone_from(&before.proposed);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {
@@ -75,6 +70,35 @@ impl MediaState {
             });
         }
     }
+}
+
+impl MediaState {
+    /// The directions once an offer is refused: those before it, as a provisional answer
+    /// may have settled the refused offer's (a resume answered in a 183, then refused: the
+    /// call is still held, and the real resume after it must read as one). Except where
+    /// that turns a stream's media back on (a hold answered in a 183, then refused): the
+    /// relay reads that edge as a resume, which opens legs that have sent nothing to the
+    /// first sender, and no new session was agreed. Such a stream stays as the 183 left it
+    /// until the next offer/answer.
+    fn directions_after_refusal(&self, before: &MediaState) -> PerSide<Vec<(bool, bool)>> {
+        let mut directions = before.directions.clone();
+        for i in 0..before.directions.a.len() {
+            if flows(&before.directions, i) && !flows(&self.directions, i) {
+                for side in [Side::A, Side::B] {
+                    if let Some(d) = directions[side].get_mut(i) {
+                        *d = self.directions[side].get(i).copied().unwrap_or_default();
+                    }
+                }
+            }
+        }
+        directions
+    }
+}
+
+/// Whether stream `i` has media both ways on both legs: what the relay is told as
+/// [`crate::media::RelayPair::flowing`] once the call is up.
+pub fn flows(directions: &PerSide<Vec<(bool, bool)>>, i: usize) -> bool {
+    directions.a.get(i) == Some(&(true, true)) && directions.b.get(i) == Some(&(true, true))
 }
 
 /// The shape of an offer: see [`MediaState::offered`].

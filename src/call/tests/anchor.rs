@@ -491,6 +491,39 @@ fn the_relay_hears_of_flowing_media_only_once_answered_and_never_from_a_refusal(
     );
 }
 
+/// A resume answered in a 183 and then refused leaves the call held, and the relay is told
+/// so: the real resume after it is then the edge that reopens the legs (before, the 183's
+/// flowing stayed, and the real resume reopened nothing).
+#[test]
+fn a_resume_answered_in_a_183_and_refused_leaves_the_stream_held() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("fl2", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    phone_acks(&mut h, "fl2", &tag, 1, "z9hG4bKfl2a");
+    let hold = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=inactive\r\n");
+    let re = phone_reinvites(&mut h, "fl2", &tag, 2, &hold);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&hold)));
+    phone_acks(&mut h, "fl2", &tag, 2, "z9hG4bKfl22a");
+    assert!(!h.relay_pairs()[0].flowing, "held");
+    let resume = SDP.replace("o=- 1 1", "o=- 1 3");
+    let re = phone_reinvites(&mut h, "fl2", &tag, 3, &resume);
+    h.recv_msg(CARRIER_A, reply(&re, 183, "c", &[], Some(&resume)));
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+    phone_acks(&mut h, "fl2", &tag, 3, "z9hG4bKfl23a");
+    assert!(!h.relay_pairs()[0].flowing, "still held after the refusal");
+    let told = h.media.len();
+    let resume = SDP.replace("o=- 1 1", "o=- 1 4");
+    let re = phone_reinvites(&mut h, "fl2", &tag, 4, &resume);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&resume)));
+    phone_acks(&mut h, "fl2", &tag, 4, "z9hG4bKfl24a");
+    let seen = flowing_since(&h, told);
+    assert_eq!(seen.last(), Some(&true), "resumed: {seen:?}");
+}
+
 /// Where the relay sends the caller's leg before its packets come: its SDP address, unless
 /// the leg waits for its source.
 fn caller_dest(p: &crate::media::RelayPair) -> Option<std::net::SocketAddr> {
