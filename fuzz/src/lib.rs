@@ -577,6 +577,9 @@ pub fn rtp(data: &[u8]) {
         b_heard: true,
         flowing: true,
         active: true,
+        // B's SDP names an address of this host (an SBC beside the gateway): its new
+        // sources are looked up, and taken.
+        host_ips: [b_sdp.ip()].into(),
     };
     let mut now = Instant::now();
     let mut route = StreamRoute::new(&pair, now);

@@ -323,6 +323,7 @@ impl Call {
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
                     active: !u.off,
+                    host_ips: self.cfg.host_ips.clone(),
                 })
             })
             .collect();

@@ -196,8 +196,9 @@ pub struct Config {
     /// The addresses of this host's interfaces, loopback aside ([`net::host_ips`]): read
     /// by [`Config::load`], not from the file (empty from [`Config::from_texts`]). The relay
     /// sends no RTP to them before a leg's own packets come from there: whatever listens
-    /// on this host, on any address, would get a peer's datagrams.
-    pub host_ips: Vec<IpAddr>,
+    /// on this host, on any address, would get a peer's datagrams; nor does it take one as
+    /// a leg's source unless the leg names it (shared with each relayed stream).
+    pub host_ips: std::sync::Arc<[IpAddr]>,
     /// `[recording] dir`.
     pub recording_dir: PathBuf,
     /// `[recording] format = "stereo"` (else mixed).
@@ -235,7 +236,7 @@ impl Config {
         };
         let mut cfg = Config::from_source(path, &text, ProfileSource::Folder)?;
         match net::host_ips() {
-            Ok(ips) => cfg.host_ips = ips,
+            Ok(ips) => cfg.host_ips = ips.into(),
             Err(e) => cfg.warnings.push(ConfigError::file(
                 path,
                 format!(
@@ -412,7 +413,7 @@ impl Config {
             media_max_streams,
             media_threads,
             media_threads_auto,
-            host_ips: Vec::new(),
+            host_ips: Default::default(),
             recording_dir,
             recording_stereo,
             recording_jitter,

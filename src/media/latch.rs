@@ -178,6 +178,11 @@ impl SourceLatch {
         }
     }
 
+    /// The IP the leg's signalling comes from, when the relay was told it.
+    pub fn signalling(&self) -> Option<std::net::IpAddr> {
+        self.signalling
+    }
+
     /// Where this leg's RTP is latched, once a packet has arrived.
     pub fn source(&self) -> Option<SocketAddr> {
         self.current.map(|l| l.addr)

@@ -159,6 +159,18 @@ impl LegAddrs {
         self.sdp.filter(|_| !self.wait_for_source)
     }
 
+    /// Whether a packet from `src` may be this leg's: not from one of this host's own
+    /// addresses (`host_ips`), unless the leg's SDP or signalling names that address (a PBX
+    /// or SBC beside the gateway). Only a source new to the leg is looked up: a stream's
+    /// packets cost no search.
+    fn may_be_sent_from(&self, src: SocketAddr, host_ips: &[IpAddr]) -> bool {
+        if self.rtp.source() == Some(src) || self.rtcp == Some(src) {
+            return true;
+        }
+        let ip = src.ip().to_canonical();
+        !host_ips.contains(&ip) || self.sdp_ip == Some(ip) || self.rtp.signalling() == Some(ip)
+    }
+
     /// Where this leg's RTP goes: its latched source, else [`LegAddrs::sdp_dest`].
     fn rtp_dest(&self) -> Option<SocketAddr> {
         self.rtp.source().or(self.sdp_dest())
@@ -181,6 +193,8 @@ pub struct StreamRoute {
     active: bool,
     /// [`RelayPair::flowing`].
     flowing: bool,
+    /// [`RelayPair::host_ips`].
+    host_ips: std::sync::Arc<[IpAddr]>,
 }
 
 impl StreamRoute {
@@ -210,6 +224,7 @@ impl StreamRoute {
             b_ptime: p.b_ptime,
             active: p.active,
             flowing: p.flowing,
+            host_ips: p.host_ips.clone(),
         }
     }
 
@@ -317,7 +332,7 @@ impl StreamRoute {
             Latch::Any => mine.heard,
             Latch::SdpIp => mine.sdp_ip == Some(src.ip()),
         };
-        if !accept {
+        if !accept || !mine.may_be_sent_from(src, &self.host_ips) {
             return Route::Drop;
         }
         // Latch: this leg is answered where it sends from. RTCP follows the latched RTP

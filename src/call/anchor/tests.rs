@@ -79,7 +79,7 @@ fn the_hosts_other_addresses_are_no_destination() {
     let mut cfg = crate::call::tests::config();
     cfg.media_ip = "192.0.2.1".parse().unwrap();
     cfg.listen[0].addr = "0.0.0.0:5060".parse().unwrap();
-    cfg.host_ips = vec!["10.9.8.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+    cfg.host_ips = ["10.9.8.7".parse().unwrap(), "2001:db8::7".parse().unwrap()].into();
     for ours in ["10.9.8.7", "::ffff:10.9.8.7", "2001:db8::7"] {
         assert!(!deliverable(ours.parse().unwrap(), &cfg), "{ours}");
     }

@@ -564,7 +564,7 @@ fn a_trunk_on_an_address_of_this_host_is_heard_from_it() {
             p.latch = crate::media::Latch::SdpIp;
         }
     });
-    cfg.host_ips = vec!["192.0.2.99".parse().unwrap()];
+    cfg.host_ips = ["192.0.2.99".parse().unwrap()].into();
     let mut h = H::with(cfg);
     h.recv(PHONE, &invite_with_sdp("dest4", SDP));
     let inv = h.one_request(CARRIER_A, Method::Invite);

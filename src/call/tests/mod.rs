@@ -128,7 +128,7 @@ pub(crate) fn config() -> Config {
         media_max_streams: 4,
         media_threads: 1,
         media_threads_auto: false,
-        host_ips: Vec::new(),
+        host_ips: Default::default(),
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),

@@ -50,7 +50,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
         media_max_streams: 4,
         media_threads: 1,
         media_threads_auto: false,
-        host_ips: Vec::new(),
+        host_ips: Default::default(),
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),

@@ -41,6 +41,7 @@ fn relay(call: u64, port: u16) -> MediaAction {
             b_heard: true,
             flowing: true,
             active: true,
+            host_ips: Default::default(),
         }],
         record: None,
         rtp_timeout: None,

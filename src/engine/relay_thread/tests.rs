@@ -57,6 +57,7 @@ fn rig() -> (Rig, StreamIo) {
         b_heard: true,
         flowing: true,
         active: true,
+        host_ips: Default::default(),
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();
     let route = StreamRoute::new(&pair, std::time::Instant::now());

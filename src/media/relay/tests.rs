@@ -65,6 +65,50 @@ fn sdp_ip_without_a_usable_address_keeps_the_last_one_and_never_opens_up() {
     ));
 }
 
+/// A packet that claims one of this host's own addresses (from outside, an IPv6 one: the
+/// kernel drops IPv4 ones as martians) is no leg's source, whatever the latch would take:
+/// the relay would answer it into whatever listens there. A leg whose signalling or SDP
+/// names the address (a PBX or SBC beside the gateway) is heard from it.
+#[test]
+fn a_source_on_an_address_of_this_host_is_taken_only_from_a_leg_that_names_it() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let mut p = pair(Latch::Any);
+    p.a_remote = Some(sa("[2001:db8::10]:4000"));
+    p.host_ips = [ip("2001:db8::1"), ip("2001:db8::2"), ip("10.9.8.7")].into();
+    p.b_signalling = Some(ip("2001:db8::2"));
+    let mut r = StreamRoute::new(&p, t0());
+    for ours in [
+        "[2001:db8::1]:5060",
+        "[::ffff:10.9.8.7]:5060",
+        "[2001:db8::2]:53",
+    ] {
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa(ours), &rtp(1)),
+            Route::Drop,
+            "{ours}"
+        );
+    }
+    let phone = sa("[2001:db8::10]:4000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
+        Route::Accept(_)
+    ));
+    let pbx = sa("[2001:db8::2]:7000");
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, pbx, &rtp(2)),
+        Route::Accept(Some(phone))
+    );
+    // A leg whose SDP names an address of this host is heard from it too.
+    let mut beside = pair(Latch::Any);
+    beside.a_remote = Some(sa("[2001:db8::1]:4000"));
+    beside.host_ips = p.host_ips.clone();
+    let mut r = StreamRoute::new(&beside, t0());
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, sa("[2001:db8::1]:4000"), &rtp(1)),
+        Route::Accept(_)
+    ));
+}
+
 fn t0() -> Instant {
     thread_local!(static T0: Instant = Instant::now());
     T0.with(|t| *t)
@@ -114,6 +158,7 @@ fn pair(latch: Latch) -> RelayPair {
         b_heard: true,
         flowing: true,
         active: true,
+        host_ips: Default::default(),
     }
 }
 
