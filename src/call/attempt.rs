@@ -308,7 +308,15 @@ impl Call {
                 self.carry_identity(&cx.env.local, Side::A, &mut out);
                 // To an INVITE without SDP, the callee's SDP is its offer.
                 let offer = !self.attempt.as_ref().is_some_and(|a| a.offered);
+                // One that will wait in the queue is numbered for the caller (`o=`) as it
+                // goes, not now: what the caller is shown meanwhile (the answer to its
+                // PRACK's offer) comes first, and no version may be skipped (RFC 3264 §8).
+                let waits = self.provisional_waits(status);
+                let shown = self.media.as_ref().map(|m| m.shown.a);
                 self.anchor_answer(cx, Side::B, &mut out, offer);
+                if waits && let (Some(m), Some(before)) = (self.media.as_mut(), shown) {
+                    m.shown.a = before;
+                }
                 self.send_provisional_to_caller(cx, out)
             }
             Err(e) => warn!(error = %e, "cannot relay {status} to caller"),

@@ -178,8 +178,8 @@ impl Call {
     /// callee answered it with (its 2xx's may be from before, RFC 6337 §3.1.1), so that it
     /// describes the session as the caller now has it. Else the next reliable provisional
     /// queued meanwhile goes. After an answer, the SDP of every provisional still queued is
-    /// that answer's: theirs was anchored as they came, before it (an older session, in a
-    /// lower `o=` version); the caller's offer/answer is done, and the same SDP again
+    /// that answer's: theirs was anchored as they came, before it (an older session; each is
+    /// numbered as it goes, `send_next_queued`); the caller's offer/answer is done, and the same SDP again
     /// changes nothing (RFC 3264 §8). (No 2xx is held for the caller meanwhile: a PRACK
     /// offer goes only while the call is unanswered, and the callee's 2xx waits unprocessed.)
     pub(super) fn prack_offer_done(&mut self, cx: &mut Cx, end: PrackOfferEnd) {

@@ -252,9 +252,7 @@ impl Call {
             cx.send_response(txn, resp);
             return;
         }
-        // (Nor while the caller's offer in its PRACK is with the callee: SDP in a provisional
-        // would cross it.)
-        if self.uas_rel.pending.is_some() || self.prack_offer_out() {
+        if self.provisional_waits(resp.status()) {
             let queue = self.uas_rel.queued();
             if queue.len() >= MAX_QUEUED_1XX {
                 // Room is made by dropping a provisional without SDP (the newest such, or
@@ -277,6 +275,15 @@ impl Call {
         self.send_reliable(cx, resp);
     }
 
+    /// Whether a provisional with `status` for the caller waits in the queue: behind one
+    /// waiting for its PRACK, or while the caller's offer in its PRACK is with the callee
+    /// (SDP in a provisional would cross it).
+    pub(super) fn provisional_waits(&self, status: u16) -> bool {
+        self.uas_rel.reliable
+            && status != 100
+            && (self.uas_rel.pending.is_some() || self.prack_offer_out())
+    }
+
     /// The next provisional queued goes to the caller, reliably, while the call rings and
     /// none waits for its PRACK, nor the caller's PRACK offer for its answer (SDP then would
     /// cross it).
@@ -284,8 +291,16 @@ impl Call {
         if self.phase.is_routing()
             && self.uas_rel.pending.is_none()
             && !self.prack_offer_out()
-            && let Some(next) = self.uas_rel.next_queued()
+            && let Some(mut next) = self.uas_rel.next_queued()
         {
+            // Numbered now: it was not as it came (`on_invite_provisional`).
+            if let Some(m) = self.media.as_mut() {
+                let ct = next.header(&Hdr::CONTENT_TYPE);
+                let body = crate::sdp::present_again(ct.as_deref(), next.body(), &mut m.shown.a);
+                if next.set_body(body, ct.as_deref()).is_err() {
+                    warn!(call_id = %self.call_id(), "cannot number a queued provisional's SDP");
+                }
+            }
             self.send_reliable(cx, next);
         }
     }

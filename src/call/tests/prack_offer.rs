@@ -837,3 +837,87 @@ fn an_offer_in_a_prack_the_2xx_overtook_is_recorded() {
         "{events:?}"
     );
 }
+
+/// The `o=` version of the SDP in `r`.
+fn sdp_version(r: &Response) -> u64 {
+    let sdp = String::from_utf8_lossy(r.body()).into_owned();
+    let o = sdp.lines().find_map(|l| l.strip_prefix("o=")).expect("o=");
+    o.split(' ').nth(2).unwrap().parse().unwrap()
+}
+
+/// A provisional with changed SDP that came while the PRACK's offer was out is numbered
+/// for the caller when it goes, after the PRACK's answer: the caller sees each version
+/// one past the last (RFC 3264 §8). Before, it took its number as it came, and the
+/// PRACK's answer skipped one.
+#[test]
+fn a_provisional_queued_while_the_prack_offer_is_out_skips_no_version() {
+    let mut h = anchored();
+    let (inv, tag, rseq) = reliable_183_allowing(&mut h, "po30", ALLOW);
+    // The first 183 showed the caller the carrier's session as it numbered it.
+    let first = 1;
+    h.recv(PHONE, &phone_prack("po30", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    // The carrier's early media changes (a new codec) while the UPDATE is out.
+    let changed = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("RTP/AVP 0", "RTP/AVP 8")
+        .replace("0 PCMU", "8 PCMA");
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 183, "c1", &reliable("2"), Some(&changed)),
+    );
+    // Its answer to the UPDATE changes what the caller sees too (a ptime).
+    let answer = callee_answer() + "a=ptime:30\r\n";
+    h.recv_msg(CARRIER_A, reply(&update, 200, "c1", &[], Some(&answer)));
+    let rs = h.take_responses(PHONE);
+    let ok = response_to(&rs, Method::Prack).expect("the PRACK's 200");
+    assert_eq!(sdp_version(ok), first + 1, "the PRACK's answer");
+    let queued = rs
+        .iter()
+        .find(|r| r.status() == 183)
+        .expect("the queued 183");
+    assert_eq!(
+        sdp_version(queued),
+        first + 1,
+        "the same SDP, the same version"
+    );
+    assert_eq!(queued.body(), ok.body());
+}
+
+/// Provisionals queued while the PRACK's offer is out, when the callee refuses it: each
+/// goes with its own SDP, numbered one past the last the caller saw, in the order they go.
+#[test]
+fn provisionals_queued_past_a_refused_prack_offer_are_numbered_in_turn() {
+    let mut h = anchored();
+    let (inv, tag, update) = offer_in_prack(&mut h, "po31");
+    let pcma = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("RTP/AVP 0", "RTP/AVP 8")
+        .replace("0 PCMU", "8 PCMA");
+    let back = SDP.replace("o=- 1 1", "o=- 1 3");
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 183, "c1", &reliable("2"), Some(&pcma)),
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 183, "c1", &reliable("3"), Some(&back)),
+    );
+    h.recv_msg(CARRIER_A, reply(&update, 488, "c1", &[], None));
+    let rs = h.take_responses(PHONE);
+    assert_eq!(prack_200(&rs), Some((200, true)), "no answer");
+    let second = rs
+        .iter()
+        .find(|r| r.status() == 183)
+        .expect("the first queued");
+    assert_eq!(sdp_version(second), 2);
+    assert!(String::from_utf8_lossy(second.body()).contains("PCMA"));
+    let rseq: u32 = second.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(PHONE, &phone_prack("po31", &tag, 3, rseq, ""));
+    let rs = h.take_responses(PHONE);
+    let third = rs
+        .iter()
+        .find(|r| r.status() == 183)
+        .expect("the second queued");
+    assert_eq!(sdp_version(third), 3, "changed back: the next version");
+}
