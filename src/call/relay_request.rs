@@ -91,6 +91,10 @@ impl Call {
         };
         let target = leg.target;
         let local = &cx.env.local;
+        // A re-INVITE or UPDATE is a session refresh of the far leg too (the PRACK's offer
+        // in its UPDATE included: one that crosses the callee's 2xx is one to the callee,
+        // and without Session-Expires would turn its timer off, RFC 4028 §9).
+        let restates = matches!(send_as, Method::Invite | Method::Update);
         let built = leg
             .request(send_as, local, &mut cx.env.ids)
             .and_then(|mut out| {
@@ -123,8 +127,7 @@ impl Call {
                 Ok(out)
             })
             .and_then(|mut out| {
-                // A re-INVITE or UPDATE is a session refresh of the far leg too.
-                if matches!(method, Method::Invite | Method::Update) {
+                if restates {
                     self.restate_session(other, &mut out)?;
                 }
                 Ok(out)

@@ -921,3 +921,30 @@ fn provisionals_queued_past_a_refused_prack_offer_are_numbered_in_turn() {
         .expect("the second queued");
     assert_eq!(sdp_version(third), 3, "changed back: the next version");
 }
+
+/// The UPDATE carrying the PRACK's offer restates the callee's session timer as the INVITE
+/// asked for it: one that crosses the callee's 2xx is taken as a refresh, and without
+/// Session-Expires would turn the callee's timer off (RFC 4028 §9) while the gateway still
+/// waits for its refreshes. Before, it carried none.
+#[test]
+fn the_update_carrying_the_prack_offer_restates_the_session_timer() {
+    use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = SessionTimerPolicy {
+                mode: TimerMode::Require,
+                expires: Duration::from_secs(300),
+                min_se: Duration::from_secs(90),
+            };
+        }
+    }));
+    let (inv, _, update) = offer_in_prack(&mut h, "po32");
+    assert_eq!(inv.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("300"));
+    assert_eq!(update.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("300"));
+    assert!(update.header_has_token(&Hdr::SUPPORTED, "timer"));
+    // Without a timer on the callee's leg, none.
+    let mut h = H::new();
+    let (inv, _, update) = offer_in_prack(&mut h, "po33");
+    assert_eq!(inv.header(&Hdr::SESSION_EXPIRES), None);
+    assert_eq!(update.header(&Hdr::SESSION_EXPIRES), None);
+}
