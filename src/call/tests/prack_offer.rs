@@ -845,6 +845,13 @@ fn sdp_version(r: &Response) -> u64 {
     o.split(' ').nth(2).unwrap().parse().unwrap()
 }
 
+/// The carrier's session of [`SDP`] on PCMA, in a new version.
+fn pcma() -> String {
+    SDP.replace("o=- 1 1", "o=- 1 2")
+        .replace("RTP/AVP 0", "RTP/AVP 8")
+        .replace("0 PCMU", "8 PCMA")
+}
+
 /// A provisional with changed SDP that came while the PRACK's offer was out is numbered
 /// for the caller when it goes, after the PRACK's answer: the caller sees each version
 /// one past the last (RFC 3264 §8). Before, it took its number as it came, and the
@@ -858,10 +865,7 @@ fn a_provisional_queued_while_the_prack_offer_is_out_skips_no_version() {
     h.recv(PHONE, &phone_prack("po30", &tag, 2, rseq, &moved()));
     let update = h.one_request(CARRIER_A, Method::Update);
     // The carrier's early media changes (a new codec) while the UPDATE is out.
-    let changed = SDP
-        .replace("o=- 1 1", "o=- 1 2")
-        .replace("RTP/AVP 0", "RTP/AVP 8")
-        .replace("0 PCMU", "8 PCMA");
+    let changed = pcma();
     h.recv_msg(
         CARRIER_A,
         reply(&inv, 183, "c1", &reliable("2"), Some(&changed)),
@@ -890,10 +894,7 @@ fn a_provisional_queued_while_the_prack_offer_is_out_skips_no_version() {
 fn provisionals_queued_past_a_refused_prack_offer_are_numbered_in_turn() {
     let mut h = anchored();
     let (inv, tag, update) = offer_in_prack(&mut h, "po31");
-    let pcma = SDP
-        .replace("o=- 1 1", "o=- 1 2")
-        .replace("RTP/AVP 0", "RTP/AVP 8")
-        .replace("0 PCMU", "8 PCMA");
+    let pcma = pcma();
     let back = SDP.replace("o=- 1 1", "o=- 1 3");
     h.recv_msg(
         CARRIER_A,
