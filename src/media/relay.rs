@@ -159,16 +159,25 @@ impl LegAddrs {
         self.sdp.filter(|_| !self.wait_for_source)
     }
 
-    /// Whether a packet from `src` may be this leg's: not from one of this host's own
-    /// addresses (`host_ips`), unless the leg's SDP or signalling names that address (a PBX
-    /// or SBC beside the gateway). Only a source new to the leg is looked up: a stream's
-    /// packets cost no search.
+    /// Whether a packet from `src` may be this leg's: an IPv6 source that is one of this
+    /// host's own addresses (`host_ips`) only for a leg on this host, one whose signalling
+    /// comes from loopback or from one of those addresses (a PBX or SBC beside the gateway:
+    /// its packets to our media address come from an address of ours, whatever its SDP
+    /// says). From outside such a packet is a spoof, and the relay would answer into
+    /// whatever listens there; what a leg's SDP names does not make it one of ours (a remote
+    /// caller may name our address). IPv4 is left to the kernel, which drops a packet from
+    /// outside claiming a local source. Only a source new to the leg is looked up.
     fn may_be_sent_from(&self, src: SocketAddr, host_ips: &[IpAddr]) -> bool {
-        if self.rtp.source() == Some(src) || self.rtcp == Some(src) {
+        let ip = match src.ip().to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6(v6),
+            IpAddr::V4(_) => return true,
+        };
+        if self.rtp.source() == Some(src) || self.rtcp == Some(src) || !host_ips.contains(&ip) {
             return true;
         }
-        let ip = src.ip().to_canonical();
-        !host_ips.contains(&ip) || self.sdp_ip == Some(ip) || self.rtp.signalling() == Some(ip)
+        self.rtp
+            .signalling()
+            .is_some_and(|s| s.is_loopback() || host_ips.contains(&s))
     }
 
     /// Where this leg's RTP goes: its latched source, else [`LegAddrs::sdp_dest`].

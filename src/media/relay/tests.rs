@@ -65,23 +65,23 @@ fn sdp_ip_without_a_usable_address_keeps_the_last_one_and_never_opens_up() {
     ));
 }
 
-/// A packet that claims one of this host's own addresses (from outside, an IPv6 one: the
-/// kernel drops IPv4 ones as martians) is no leg's source, whatever the latch would take:
-/// the relay would answer it into whatever listens there. A leg whose signalling or SDP
-/// names the address (a PBX or SBC beside the gateway) is heard from it.
+/// A packet that claims one of this host's own IPv6 addresses is no remote leg's source,
+/// whatever the latch would take and whatever the leg's SDP names (a caller may name our
+/// address, then spoof it): from outside it is a spoof (the kernel drops IPv4 ones, not
+/// IPv6), and the relay would answer into whatever listens there. A leg on this host (its
+/// signalling from one of our addresses, or over loopback) is heard from any of them: its
+/// packets to our media address come from an address of ours.
 #[test]
-fn a_source_on_an_address_of_this_host_is_taken_only_from_a_leg_that_names_it() {
+fn a_source_on_an_address_of_this_host_is_taken_only_for_a_leg_on_this_host() {
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     let mut p = pair(Latch::Any);
-    p.a_remote = Some(sa("[2001:db8::10]:4000"));
+    // The caller's SDP names our address; its signalling comes from outside.
+    p.a_remote = Some(sa("[2001:db8::1]:53"));
+    p.a_signalling = Some(ip("2001:db8::10"));
     p.host_ips = [ip("2001:db8::1"), ip("2001:db8::2"), ip("10.9.8.7")].into();
     p.b_signalling = Some(ip("2001:db8::2"));
     let mut r = StreamRoute::new(&p, t0());
-    for ours in [
-        "[2001:db8::1]:5060",
-        "[::ffff:10.9.8.7]:5060",
-        "[2001:db8::2]:53",
-    ] {
+    for ours in ["[2001:db8::1]:53", "[2001:db8::2]:5060"] {
         assert_eq!(
             r.route(t0(), Dir::AtoB, false, sa(ours), &rtp(1)),
             Route::Drop,
@@ -93,18 +93,30 @@ fn a_source_on_an_address_of_this_host_is_taken_only_from_a_leg_that_names_it() 
         r.route(t0(), Dir::AtoB, false, phone, &rtp(1)),
         Route::Accept(_)
     ));
-    let pbx = sa("[2001:db8::2]:7000");
+    // The callee signals from an address of ours: its RTP to our media address comes from
+    // another of them, not the one its SDP names.
+    let pbx = sa("[2001:db8::1]:7000");
     assert_eq!(
         r.route(t0(), Dir::BtoA, false, pbx, &rtp(2)),
         Route::Accept(Some(phone))
     );
-    // A leg whose SDP names an address of this host is heard from it too.
-    let mut beside = pair(Latch::Any);
-    beside.a_remote = Some(sa("[2001:db8::1]:4000"));
-    beside.host_ips = p.host_ips.clone();
-    let mut r = StreamRoute::new(&beside, t0());
+    // Over loopback too; and an IPv4 source is the kernel's to judge.
+    let mut lo = p.clone();
+    lo.a_signalling = Some(ip("::1"));
+    let mut r = StreamRoute::new(&lo, t0());
     assert!(matches!(
-        r.route(t0(), Dir::AtoB, false, sa("[2001:db8::1]:4000"), &rtp(1)),
+        r.route(t0(), Dir::AtoB, false, sa("[2001:db8::2]:7000"), &rtp(1)),
+        Route::Accept(_)
+    ));
+    let mut r = StreamRoute::new(&p, t0());
+    assert!(matches!(
+        r.route(
+            t0(),
+            Dir::AtoB,
+            false,
+            sa("[::ffff:10.9.8.7]:7000"),
+            &rtp(1)
+        ),
         Route::Accept(_)
     ));
 }
