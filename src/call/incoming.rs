@@ -31,6 +31,12 @@ use crate::txn::TxnId;
 /// 1.25 times the bound and twice the calls.
 pub const MAX_SERVER_TRANSACTIONS: usize = 262_144;
 
+/// What one server transaction may hold on average (its key and the response it keeps,
+/// about 0.5–1 KiB for an ordinary request): the table's bound in bytes is this many times
+/// its bound in entries (256 MiB at the default), which a flood of long requests reaches
+/// long before the count.
+pub const TXN_BYTES: usize = 1024;
+
 impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.
     pub(super) fn on_message(&mut self, now: Instant, msg: Message, source: Target) {
@@ -122,7 +128,10 @@ impl B2bua {
             }
             return true;
         }
-        let held = self.env.txn.len().1;
+        // Counted in transactions, or in bytes where those weigh more: a peer's long
+        // requests make long responses to keep (each repeats the Vias, From and To), and
+        // the bound is on memory as much as on entries.
+        let held = (self.env.txn.len().1).max(self.env.txn.server_retained() / TXN_BYTES);
         let bound = self.env.max_server_txns;
         // A BYE that will end its call: not ending already, in order (RFC 3261 §12.2.2) and
         // not out of hops, or it is answered 500/483 and the next one would pass again.

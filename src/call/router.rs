@@ -28,6 +28,8 @@ pub struct Stats {
     pub setups: usize,
     pub client_txns: usize,
     pub server_txns: usize,
+    /// What the server transactions hold in bytes (their bound counts these too).
+    pub server_txn_bytes: usize,
     /// Transactions the router still maps to a call.
     pub txn_owners: usize,
     /// Armed timers: transaction timers plus calls filed under a deadline.
@@ -183,6 +185,7 @@ impl B2bua {
             setups: self.env.dialogs.setups(),
             client_txns: c,
             server_txns: s,
+            server_txn_bytes: self.env.txn.server_retained(),
             txn_owners: self.env.owners.len(),
             timers: self.env.txn.timers_armed() + self.deadlines.len(),
         }

@@ -84,6 +84,7 @@ impl Shell {
             peers: peers.iter().map(|(p, n)| (p.as_str(), *n)).collect(),
             client_txns: st.client_txns,
             server_txns: st.server_txns,
+            server_txn_bytes: st.server_txn_bytes,
             dialogs: st.dialogs,
             rtp_streams: self.media.streams(),
             recordings: self.media.recordings(),

@@ -25,6 +25,7 @@ pub const CAUSES: &str = "trunkgate_call_causes_total";
 pub const MESSAGES: &str = "trunkgate_sip_messages_total";
 pub const PEER_ACTIVE: &str = "trunkgate_peer_active_calls";
 pub const TRANSACTIONS: &str = "trunkgate_transactions";
+pub const TRANSACTION_BYTES: &str = "trunkgate_transaction_bytes";
 pub const DIALOGS: &str = "trunkgate_dialogs";
 pub const RTP_STREAMS: &str = "trunkgate_rtp_streams";
 pub const RECORDINGS: &str = "trunkgate_recordings_active";
@@ -165,6 +166,7 @@ pub struct Levels<'a> {
     pub peers: Vec<(&'a str, u32)>,
     pub client_txns: usize,
     pub server_txns: usize,
+    pub server_txn_bytes: usize,
     pub dialogs: usize,
     pub rtp_streams: usize,
     pub recordings: usize,
@@ -176,6 +178,7 @@ pub fn levels(l: &Levels<'_>) {
     }
     gauge!(TRANSACTIONS, "kind" => "client").set(l.client_txns as f64);
     gauge!(TRANSACTIONS, "kind" => "server").set(l.server_txns as f64);
+    gauge!(TRANSACTION_BYTES, "kind" => "server").set(l.server_txn_bytes as f64);
     gauge!(DIALOGS).set(l.dialogs as f64);
     gauge!(RTP_STREAMS).set(l.rtp_streams as f64);
     gauge!(RECORDINGS).set(l.recordings as f64);
@@ -333,6 +336,10 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_gauge!(PEER_ACTIVE, "Calls in progress per peer (either leg)");
     describe_gauge!(TRANSACTIONS, "SIP transactions alive, client and server");
+    describe_gauge!(
+        TRANSACTION_BYTES,
+        "Bytes the server transactions hold: keys and responses kept for retransmission"
+    );
     describe_gauge!(DIALOGS, "Dialogs alive");
     describe_gauge!(RTP_STREAMS, "Media streams being relayed");
     describe_gauge!(RECORDINGS, "Calls being recorded");

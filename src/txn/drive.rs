@@ -90,6 +90,10 @@ impl TxnLayer {
                 Out::Terminated => terminated = true,
             }
         }
+        // What it holds may have changed (a response kept, a 100 Trying sent and dropped).
+        let now_held = if terminated { 0 } else { e.retained() };
+        self.server_retained = self.server_retained.saturating_sub(e.counted) + now_held;
+        e.counted = now_held;
         if terminated {
             if let Some(f) = e.filed {
                 self.deadlines.remove(&(f, id));

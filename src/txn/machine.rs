@@ -321,8 +321,20 @@ impl Server {
         }
     }
 
-    /// A retransmission of the request, or (INVITE) an ACK.
-    pub fn on_request(&mut self, req: &Request, c: &Consts, out: &mut Vec<Out>) {
+    /// The bytes it keeps for sending again: what a table of them holds.
+    pub fn retained(&self) -> usize {
+        self.last.as_ref().map_or(0, Bytes::len) + self.trying.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// A retransmission of the request, or (INVITE) an ACK. The last response is sent
+    /// again only when it is at most `resend_up_to` bytes (see `TxnLayer::receive`).
+    pub fn on_request(
+        &mut self,
+        req: &Request,
+        c: &Consts,
+        out: &mut Vec<Out>,
+        resend_up_to: usize,
+    ) {
         if req.method() == Method::Ack {
             match self.state {
                 State::Completed => {
@@ -342,7 +354,7 @@ impl Server {
             return;
         }
         if matches!(self.state, State::Proceeding | State::Completed)
-            && let Some(last) = &self.last
+            && let Some(last) = self.last.as_ref().filter(|l| l.len() <= resend_up_to)
         {
             out.push(Out::Send(last.clone()));
         }

@@ -91,6 +91,20 @@ struct Entry {
     timers: [Option<(Instant, Timer)>; 3],
     /// The deadline this entry is filed under in the layer's index.
     filed: Option<Instant>,
+    /// What it adds to [`TxnLayer::server_retained`] (a server transaction's key and kept
+    /// responses; 0 for a client's), as last counted.
+    counted: usize,
+}
+
+impl Entry {
+    /// The bytes a server transaction holds now (0 for a client's: the gateway's own
+    /// requests, bounded by its calls).
+    fn retained(&self) -> usize {
+        match &self.machine {
+            Machine::Server(m) => key_bytes(&self.key) + m.retained(),
+            Machine::Client(_) => 0,
+        }
+    }
 }
 
 impl Entry {
@@ -114,6 +128,9 @@ pub struct TxnLayer {
     /// 100 Trying in [`TxnLayer::flush_trying`] unless the user answers first.
     trying: Vec<TxnId>,
     retransmissions: Retransmissions,
+    /// What the server transactions hold in bytes: their keys and the responses they keep
+    /// for sending again ([`TxnLayer::server_retained`]).
+    server_retained: usize,
 }
 
 /// Retransmissions counted since start.
@@ -125,6 +142,48 @@ pub struct Retransmissions {
     /// Peers' retransmissions (requests and responses) answered here without reaching the
     /// call layer.
     pub absorbed: u64,
+}
+
+/// How many bytes of our last response a retransmission of its request from `source` may
+/// draw (the transaction's responses go to `target`). A retransmission is the request again,
+/// from where it came: one from another IP (anyone may copy a branch and spoof a peer's
+/// address) draws nothing, and one much shorter than the response (a copy of its top Via,
+/// CSeq and method, with the rest of a long request left out) draws nothing either, so no
+/// sender turns a short datagram into a long one toward a peer. An ACK draws nothing.
+fn resend_up_to(req: &Request, source: Target, target: Target) -> usize {
+    if req.method() == Method::Ack || source.addr.ip() != target.addr.ip() {
+        return 0;
+    }
+    req.to_bytes().len().saturating_mul(2).saturating_add(512)
+}
+
+/// The bytes a transaction key holds, counted twice: it is kept in the entry and in the
+/// table of keys.
+fn key_bytes(key: &TransactionKey) -> usize {
+    let held = match key {
+        TransactionKey::Rfc3261 {
+            branch,
+            sent_by,
+            method,
+        } => branch.len() + sent_by.len() + method.len(),
+        TransactionKey::Legacy {
+            request_uri,
+            top_via,
+            from_tag,
+            to_tag,
+            call_id,
+            method,
+            ..
+        } => {
+            request_uri.len()
+                + top_via.len()
+                + from_tag.len()
+                + to_tag.len()
+                + call_id.len()
+                + method.len()
+        }
+    };
+    2 * held
 }
 
 /// How many sends a machine asked for.
@@ -148,7 +207,15 @@ impl TxnLayer {
             scratch: Vec::new(),
             trying: Vec::new(),
             retransmissions: Retransmissions::default(),
+            server_retained: 0,
         }
+    }
+
+    /// The bytes the server transactions hold (their keys, and the responses they keep for
+    /// sending again): a peer's requests decide how large those are (a response repeats
+    /// the request's Vias, From and To), so a table bounded by count alone is not bounded.
+    pub fn server_retained(&self) -> usize {
+        self.server_retained
     }
 
     /// Transactions in flight (client, server). A test that asserts on this catches leaks.
@@ -238,10 +305,12 @@ impl TxnLayer {
                     Some(id) => {
                         if let Some(Entry {
                             machine: Machine::Server(m),
+                            target,
                             ..
                         }) = self.entries.get_mut(&id)
                         {
-                            m.on_request(&req, &c, &mut scratch);
+                            let up_to = resend_up_to(&req, source, *target);
+                            m.on_request(&req, &c, &mut scratch, up_to);
                         }
                         self.count_retransmission(&scratch);
                         self.apply(id, &mut scratch, now, out);
@@ -310,16 +379,17 @@ impl TxnLayer {
     }
 
     fn insert(&mut self, id: TxnId, machine: Machine, key: TransactionKey, target: Target) {
-        self.entries.insert(
-            id,
-            Entry {
-                machine,
-                key,
-                target,
-                timers: [None; 3],
-                filed: None,
-            },
-        );
+        let mut e = Entry {
+            machine,
+            key,
+            target,
+            timers: [None; 3],
+            filed: None,
+            counted: 0,
+        };
+        e.counted = e.retained();
+        self.server_retained += e.counted;
+        self.entries.insert(id, e);
     }
 
     /// Start a client transaction for `req` toward `target`. `None` when the request has no

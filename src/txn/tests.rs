@@ -559,3 +559,81 @@ fn a_client_key_in_use_is_not_taken_over() {
             .any(|o| matches!(o, TxnOutput::Response { id: i, .. } if *i == id))
     );
 }
+
+/// `req` with `n` more Via lines under its own (a request that came through many proxies,
+/// or a long one made to draw a long response).
+fn with_vias(req: &str, n: usize) -> Request {
+    let more: String = (0..n)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/UDP 203.0.113.{}:5060;branch=z9hG4bKp{i}\r\n",
+                i % 250
+            )
+        })
+        .collect();
+    let text = req.replacen("Max-Forwards", &format!("{more}Max-Forwards"), 1);
+    match parse(&text) {
+        Message::Request(r) => r,
+        Message::Response(_) => unreachable!(),
+    }
+}
+
+/// A retransmission draws our last response again only from where that response goes, and
+/// only when it is not a short copy (top Via, CSeq, method) of a long request: anyone can
+/// copy a branch and spoof a peer's address, and a short datagram must not draw a long
+/// response toward it (about 400 times as many bytes before). The request itself again,
+/// from its peer, gets the response as before.
+#[test]
+fn a_retransmission_draws_no_more_than_it_is_worth_nor_from_elsewhere() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let src = target(Transport::Udp);
+    let short = request("OPTIONS", "z9hG4bKamp");
+    let long = with_vias(&String::from_utf8_lossy(&short.to_bytes()), 200);
+    l.receive(Message::Request(long.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
+    let ok = Response::to_request(&long, 200, "OK", Some("t")).unwrap();
+    assert!(ok.to_bytes().len() > 10 * short.to_bytes().len());
+    l.send_response(id, ok, t0(), &mut out);
+    out.clear();
+    l.receive(Message::Request(short), src, t0(), &mut out);
+    assert!(sends(&out).is_empty(), "a short copy draws nothing");
+    let elsewhere = Target {
+        addr: "198.51.100.7:5060".parse().unwrap(),
+        ..src
+    };
+    l.receive(Message::Request(long.clone()), elsewhere, t0(), &mut out);
+    assert!(sends(&out).is_empty(), "nor one from another address");
+    l.receive(Message::Request(long), src, t0(), &mut out);
+    let s = sends(&out);
+    assert_eq!(s.len(), 1, "the request again, from its peer");
+    assert_eq!(s[0].0, src);
+}
+
+/// The bytes the server transactions hold follow what they keep: the key and the response
+/// kept for sending again, until the transaction ends. A client transaction (ours) counts
+/// nothing.
+#[test]
+fn the_server_transactions_bytes_are_counted_while_they_are_held() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let src = target(Transport::Udp);
+    assert_eq!(l.server_retained(), 0);
+    let bye = with_vias(
+        &String::from_utf8_lossy(&request("BYE", "z9hG4bKb1").to_bytes()),
+        100,
+    );
+    l.receive(Message::Request(bye.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
+    let key_only = l.server_retained();
+    assert!(key_only > 0 && key_only < 200, "{key_only}");
+    let ok = Response::to_request(&bye, 200, "OK", Some("t")).unwrap();
+    let len = ok.to_bytes().len();
+    l.send_response(id, ok, t0(), &mut out);
+    assert_eq!(l.server_retained(), key_only + len);
+    l.send_request(request("OPTIONS", "z9hG4bKc1"), src, t0(), &mut out);
+    assert_eq!(l.server_retained(), key_only + len, "ours count nothing");
+    // Timer J ends it: nothing is held.
+    l.handle_timeout(t0() + Duration::from_secs(33), &mut out);
+    assert_eq!(l.server_retained(), 0);
+}

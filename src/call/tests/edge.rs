@@ -442,6 +442,40 @@ fn past_the_transaction_bound_new_requests_are_dropped() {
     assert_eq!(h.statuses(PHONE), vec![200]);
 }
 
+/// The bound holds in bytes too: long requests (each 200 repeats their Vias, kept 32 s for
+/// retransmissions) fill the table long before its count, and what it holds stays within
+/// the bound's bytes. Before, 262,144 transactions of 60 KB (16 GiB) could be held.
+#[test]
+fn the_transaction_bound_holds_in_bytes() {
+    let mut h = H::new();
+    h.core.env.max_server_txns = 64;
+    let vias: String = (0..150)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/UDP 198.51.100.{}:5060;branch=z9hG4bKv{i}\r\n",
+                i % 250
+            )
+        })
+        .collect();
+    let options = |n: u32| {
+        format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKlong{n}\r\n{vias}Max-Forwards: 70\r\nFrom: <sip:ping@127.0.0.2>;tag=p{n}\r\nTo: <sip:127.0.0.1>\r\nCall-ID: long-{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let mut answered = 0;
+    for n in 0..64 {
+        h.recv(PHONE, &options(n));
+        answered += h.statuses(PHONE).len();
+    }
+    assert!((4..16).contains(&answered), "{answered} of 64 answered");
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        CoreEvent::Refused { why } if *why == "transactions_full"
+    )));
+    let held = h.core.env.txn.server_retained();
+    assert!(held <= 64 * 1024 + 16 * 1024, "{held} bytes held");
+}
+
 /// A full transaction table does not stop the calls up: their requests have a quarter more
 /// room, and their BYE always gets its transaction; nothing grows the table past that.
 /// Before (the first bound), a flood that filled the table made the gateway drop every new
