@@ -226,6 +226,17 @@ impl Inbox {
         true
     }
 
+    /// Whether a datagram that does not parse is dropped unanswered: while overload control
+    /// sheds new work, a 400 for junk is the last thing to spend on. Counted when so.
+    pub(crate) fn drops_unparseable(&self) -> bool {
+        if self.overload.share() <= 0.0 {
+            return false;
+        }
+        self.tally.count_dropped();
+        crate::ops::metrics::refused("overload_drop");
+        true
+    }
+
     /// A reloaded configuration.
     pub(crate) fn configure(&self, cfg: Arc<Config>, now: Instant) {
         self.configure_protect(&cfg.protect, now);
@@ -404,6 +415,9 @@ impl Inbox {
                 msg: msg @ Message::Request(_),
                 ..
             } if !self.in_our_dialog(msg) => &self.fresh,
+            // What does not parse is nobody's accepted work (and anyone can spoof a peer's
+            // address): it waits with new work, and is shed first (`drops_unparseable`).
+            Event::Unparseable { .. } => &self.fresh,
             _ => &self.urgent,
         }
     }

@@ -329,9 +329,12 @@ impl Shell {
                     self.tcp.close(conn);
                 }
             }
-            Event::Unparseable { raw, why, source } => self
-                .core
-                .handle_input(now, Input::Unparseable { raw, why, source }),
+            Event::Unparseable { raw, why, source } => {
+                if !self.inbox.drops_unparseable() {
+                    self.core
+                        .handle_input(now, Input::Unparseable { raw, why, source });
+                }
+            }
             Event::TcpUp { conn, peer, tx } => {
                 for failed in self.tcp.up(conn, peer, tx) {
                     self.core.handle_input(now, Input::SendFailed(failed));
