@@ -199,7 +199,15 @@ impl Call {
             {
                 warn!(call_id = %self.call_id(), "cannot keep the callee's newer Contact");
             }
-            return self.on_invite_2xx(cx, txn, resp);
+            let branch = resp.to_tag();
+            self.on_invite_2xx(cx, txn, resp);
+            if let Some(update_2xx) = end.timer
+                && self.phase.is_up()
+                && update_2xx.to_tag() == branch
+            {
+                self.adopt_session(cx, Side::B, &update_2xx);
+            }
+            return;
         }
         self.send_next_queued(cx);
     }
@@ -230,6 +238,10 @@ pub(super) struct PrackOfferEnd {
     pub callee: Option<Vec<u8>>,
     /// The Contact of the callee's answer to the UPDATE (of the branch that answered).
     pub contact: Option<String>,
+    /// The callee's 2xx to the UPDATE, when it crossed the callee's 2xx to the INVITE and
+    /// states a session timer: to the callee the UPDATE was then a refresh (RFC 4028), and
+    /// its terms follow the INVITE's.
+    pub timer: Option<Response>,
     /// The callee's 2xx to the INVITE that came meanwhile, with its transaction.
     pub deferred: Option<Deferred2xx>,
 }
@@ -241,6 +253,7 @@ impl PrackOfferEnd {
             answer: None,
             callee: None,
             contact: None,
+            timer: None,
             deferred,
         }
     }

@@ -204,13 +204,19 @@ impl Call {
                     let sdp = |ct: Option<String>, body: &[u8]| {
                         crate::sdp::sdp_of(ct.as_deref(), body).map(<[u8]>::to_vec)
                     };
+                    let deferred = rel.take_deferred_2xx();
                     let end = PrackOfferEnd {
                         answer: sdp(out.header(&Hdr::CONTENT_TYPE), out.body()),
                         callee: (!resp.encoded())
                             .then(|| sdp(resp.header(&Hdr::CONTENT_TYPE), resp.body()))
                             .flatten(),
                         contact: resp.header(&Hdr::CONTACT),
-                        deferred: rel.take_deferred_2xx(),
+                        // Crossing the callee's 2xx, its UPDATE was a refresh to it: the
+                        // terms its 2xx states are the newer.
+                        timer: (resp.is_success() && deferred.is_some())
+                            .then(|| resp.clone())
+                            .filter(|r| r.header(&Hdr::SESSION_EXPIRES).is_some()),
+                        deferred,
                     };
                     self.prack_offer_done(cx, end);
                 }

@@ -96,6 +96,20 @@ impl Call {
         if !policy.supported() {
             return Ok(());
         }
+        // Before a timer is agreed, the callee's early dialog has the terms our INVITE
+        // asked for: after its 422, its minimum (RFC 4028 §7.4), not the profile's first
+        // ask, which it would refuse again.
+        if side == Side::B
+            && self.session[side].is_none()
+            && let Some(se) = (self.attempt.as_ref())
+                .filter(|a| a.retried_422)
+                .and_then(|a| a.asked_se)
+        {
+            let secs = se.as_secs().to_string();
+            req.insert_header_before_length(&Hdr::SESSION_EXPIRES, secs.clone())?;
+            req.insert_header_before_length(&Hdr::MIN_SE, secs)?;
+            return req.insert_header_before_length(&Hdr::SUPPORTED, OPTION_TAG);
+        }
         for (h, v) in policy.request_headers(self.session[side]) {
             req.insert_header_before_length(&h, v)?;
         }

@@ -949,3 +949,87 @@ fn the_update_carrying_the_prack_offer_restates_the_session_timer() {
     assert_eq!(inv.header(&Hdr::SESSION_EXPIRES), None);
     assert_eq!(update.header(&Hdr::SESSION_EXPIRES), None);
 }
+
+/// After the callee's 422 (its Min-SE above what the profile asks), the UPDATE restates the
+/// terms the INVITE was sent again with, not the first ask the callee refused: it would
+/// refuse the UPDATE too, and the caller's offer would go unanswered.
+#[test]
+fn after_a_422_the_update_asks_for_the_callees_minimum() {
+    use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = SessionTimerPolicy {
+                mode: TimerMode::Require,
+                expires: Duration::from_secs(300),
+                min_se: Duration::from_secs(90),
+            };
+        }
+    }));
+    h.recv(PHONE, &invite_100rel("po34", "z9hG4bKpo34"));
+    let first = h.one_request(CARRIER_A, Method::Invite);
+    let min = [(Hdr::MIN_SE, "1800")];
+    h.recv_msg(CARRIER_A, reply(&first, 422, "c0", &min, None));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("1800"));
+    let headers = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, "1"),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::ALLOW, ALLOW),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "the answer reaches the phone");
+    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = r183.to_tag().unwrap();
+    h.recv(PHONE, &phone_prack("po34", &tag, 2, rseq, &moved()));
+    let update = h.one_request(CARRIER_A, Method::Update);
+    assert_eq!(
+        update.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("1800")
+    );
+    assert_eq!(update.header(&Hdr::MIN_SE).as_deref(), Some("1800"));
+}
+
+/// The UPDATE crossed the callee's 2xx: to the callee it was a refresh, and the terms its
+/// 2xx to the UPDATE states (here: the gateway refreshes) are the newer. The gateway keeps
+/// them, not those of the 2xx to the INVITE that waited (the callee refreshes): else
+/// neither side would refresh, and the callee would end the call when its timer ran out.
+#[test]
+fn the_updates_timer_terms_follow_the_2xx_it_crossed() {
+    use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = SessionTimerPolicy {
+                mode: TimerMode::Require,
+                expires: Duration::from_secs(300),
+                min_se: Duration::from_secs(90),
+            };
+        }
+    }));
+    let (inv, tag, update) = offer_in_prack(&mut h, "po35");
+    let ok_inv = [
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::SESSION_EXPIRES, "300;refresher=uas"),
+        (Hdr::REQUIRE, "timer"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &ok_inv, Some(SDP)));
+    let ok_update = [
+        (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+        (Hdr::REQUIRE, "timer"),
+    ];
+    let answer = callee_answer();
+    h.recv_msg(
+        CARRIER_A,
+        reply(&update, 200, "c1", &ok_update, Some(&answer)),
+    );
+    phone_acks(&mut h, "po35", &tag);
+    h.take(CARRIER_A);
+    h.advance(Duration::from_secs(149));
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+    h.advance(Duration::from_secs(2));
+    let refresh = h.take_requests(CARRIER_A, Method::Update);
+    assert!(
+        !refresh.is_empty(),
+        "the gateway refreshes the carrier at half the interval"
+    );
+}
