@@ -31,11 +31,12 @@ use crate::txn::TxnId;
 /// 1.25 times the bound and twice the calls.
 pub const MAX_SERVER_TRANSACTIONS: usize = 262_144;
 
-/// What one server transaction may hold on average (its key and the response it keeps,
-/// about 0.5–1 KiB for an ordinary request): the table's bound in bytes is this many times
-/// its bound in entries (256 MiB at the default), which a flood of long requests reaches
-/// long before the count.
-pub const TXN_BYTES: usize = 1024;
+/// What one server transaction may hold on average (its entry, key and the response it
+/// keeps: about 1–1.5 KiB for an ordinary request, up to 3 KiB for a ringing INVITE's 183
+/// with SDP): the table's bound in bytes is this many times its bound in entries (512 MiB
+/// at the default), which a flood of long requests reaches long before the count, and a
+/// gateway at its capacity (some 160,000 transactions) does not.
+pub const TXN_BYTES: usize = 2048;
 
 impl B2bua {
     /// A message off the wire: checked once, then to the transaction layer.

@@ -238,9 +238,10 @@ pub(super) struct PrackOfferEnd {
     pub callee: Option<Vec<u8>>,
     /// The Contact of the callee's answer to the UPDATE (of the branch that answered).
     pub contact: Option<String>,
-    /// The callee's 2xx to the UPDATE, when it crossed the callee's 2xx to the INVITE and
-    /// states a session timer: to the callee the UPDATE was then a refresh (RFC 4028), and
-    /// its terms follow the INVITE's.
+    /// The callee's 2xx to the UPDATE, when it crossed the callee's 2xx to the INVITE: to
+    /// the callee the UPDATE was then a refresh (RFC 4028), and the session timer terms of
+    /// its 2xx (none stated: the callee runs none, and the gateway refreshes) follow the
+    /// INVITE's.
     pub timer: Option<Response>,
     /// The callee's 2xx to the INVITE that came meanwhile, with its transaction.
     pub deferred: Option<Deferred2xx>,

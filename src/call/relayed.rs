@@ -212,10 +212,8 @@ impl Call {
                             .flatten(),
                         contact: resp.header(&Hdr::CONTACT),
                         // Crossing the callee's 2xx, its UPDATE was a refresh to it: the
-                        // terms its 2xx states are the newer.
-                        timer: (resp.is_success() && deferred.is_some())
-                            .then(|| resp.clone())
-                            .filter(|r| r.header(&Hdr::SESSION_EXPIRES).is_some()),
+                        // terms its 2xx states (none: no timer at its end) are the newer.
+                        timer: (resp.is_success() && deferred.is_some()).then(|| resp.clone()),
                         deferred,
                     };
                     self.prack_offer_done(cx, end);

@@ -326,14 +326,22 @@ impl Server {
         self.last.as_ref().map_or(0, Bytes::len) + self.trying.as_ref().map_or(0, Bytes::len)
     }
 
-    /// A retransmission of the request, or (INVITE) an ACK. The last response is sent
-    /// again only when it is at most `resend_up_to` bytes (see `TxnLayer::receive`).
+    /// Whether a retransmission of the request would draw our last response again.
+    pub fn resends(&self) -> bool {
+        matches!(self.state, State::Proceeding | State::Completed) && self.last.is_some()
+    }
+
+    /// A retransmission of the request, or (INVITE) an ACK. `resend_up_to`: how long a
+    /// response the retransmission may draw (`TxnLayer::receive`); `None`, none at all.
+    /// Our last response is sent again when it is no longer; an INVITE's longer provisional
+    /// gives way to a 100 Trying built from the retransmission, which stops the caller's
+    /// retransmissions all the same (RFC 3261 §17.1.1.2).
     pub fn on_request(
         &mut self,
         req: &Request,
         c: &Consts,
         out: &mut Vec<Out>,
-        resend_up_to: usize,
+        resend_up_to: Option<usize>,
     ) {
         if req.method() == Method::Ack {
             match self.state {
@@ -353,10 +361,19 @@ impl Server {
             }
             return;
         }
-        if matches!(self.state, State::Proceeding | State::Completed)
-            && let Some(last) = self.last.as_ref().filter(|l| l.len() <= resend_up_to)
-        {
+        let (Some(last), Some(up_to)) = (self.last.as_ref(), resend_up_to) else {
+            return;
+        };
+        if !self.resends() {
+            return;
+        }
+        if last.len() <= up_to {
             out.push(Out::Send(last.clone()));
+        } else if self.invite
+            && self.state == State::Proceeding
+            && let Ok(trying) = Response::to_request(req, 100, "Trying", None)
+        {
+            out.push(Out::Send(trying.to_bytes()));
         }
     }
 

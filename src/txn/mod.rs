@@ -101,7 +101,7 @@ impl Entry {
     /// requests, bounded by its calls).
     fn retained(&self) -> usize {
         match &self.machine {
-            Machine::Server(m) => key_bytes(&self.key) + m.retained(),
+            Machine::Server(m) => ENTRY_BYTES + key_bytes(&self.key) + m.retained(),
             Machine::Client(_) => 0,
         }
     }
@@ -144,18 +144,23 @@ pub struct Retransmissions {
     pub absorbed: u64,
 }
 
-/// How many bytes of our last response a retransmission of its request from `source` may
-/// draw (the transaction's responses go to `target`). A retransmission is the request again,
-/// from where it came: one from another IP (anyone may copy a branch and spoof a peer's
-/// address) draws nothing, and one much shorter than the response (a copy of its top Via,
-/// CSeq and method, with the rest of a long request left out) draws nothing either, so no
-/// sender turns a short datagram into a long one toward a peer. An ACK draws nothing.
-fn resend_up_to(req: &Request, source: Target, target: Target) -> usize {
-    if req.method() == Method::Ack || source.addr.ip() != target.addr.ip() {
-        return 0;
-    }
-    req.to_bytes().len().saturating_mul(2).saturating_add(512)
+/// How long a response a retransmission of a request from `source` may draw (the
+/// transaction's responses go to `target`), when `m` would send one. A retransmission is
+/// the request again, from where it came: one from another IP (anyone may copy a branch
+/// and spoof a peer's address) draws nothing, and one much shorter than our response (a
+/// copy of the top Via, CSeq and method of a long request) draws nothing longer than
+/// twice its size and 512 bytes, so no sender turns a short datagram into a long one
+/// toward a peer. An ACK draws nothing.
+fn resend_up_to(req: &Request, source: Target, target: Target, m: &Server) -> Option<usize> {
+    (req.method() != Method::Ack && source.addr.ip() == target.addr.ip() && m.resends())
+        .then(|| req.to_bytes().len().saturating_mul(2).saturating_add(512))
 }
+
+/// What a transaction costs besides its strings and kept bytes: its entry, its key's slot,
+/// its place in the deadline index.
+const ENTRY_BYTES: usize = std::mem::size_of::<(TxnId, Entry)>()
+    + std::mem::size_of::<(TransactionKey, TxnId)>()
+    + std::mem::size_of::<(Instant, TxnId)>();
 
 /// The bytes a transaction key holds, counted twice: it is kept in the entry and in the
 /// table of keys.
@@ -309,7 +314,7 @@ impl TxnLayer {
                             ..
                         }) = self.entries.get_mut(&id)
                         {
-                            let up_to = resend_up_to(&req, source, *target);
+                            let up_to = resend_up_to(&req, source, *target, m);
                             m.on_request(&req, &c, &mut scratch, up_to);
                         }
                         self.count_retransmission(&scratch);

@@ -473,7 +473,8 @@ fn the_transaction_bound_holds_in_bytes() {
         CoreEvent::Refused { why } if *why == "transactions_full"
     )));
     let held = h.core.env.txn.server_retained();
-    assert!(held <= 64 * 1024 + 16 * 1024, "{held} bytes held");
+    let bound = 64 * crate::call::incoming::TXN_BYTES;
+    assert!(held <= bound + 16 * 1024, "{held} bytes held");
 }
 
 /// A full transaction table does not stop the calls up: their requests have a quarter more

@@ -991,45 +991,49 @@ fn after_a_422_the_update_asks_for_the_callees_minimum() {
 }
 
 /// The UPDATE crossed the callee's 2xx: to the callee it was a refresh, and the terms its
-/// 2xx to the UPDATE states (here: the gateway refreshes) are the newer. The gateway keeps
-/// them, not those of the 2xx to the INVITE that waited (the callee refreshes): else
-/// neither side would refresh, and the callee would end the call when its timer ran out.
+/// 2xx to the UPDATE states (the gateway refreshes; or none, when the callee then runs no
+/// timer, and the gateway refreshes to be safe) are the newer. The gateway keeps them, not
+/// those of the 2xx to the INVITE that waited (the callee refreshes): else neither side
+/// would refresh, and the callee would end the call when its timer ran out.
 #[test]
 fn the_updates_timer_terms_follow_the_2xx_it_crossed() {
     use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = SessionTimerPolicy {
-                mode: TimerMode::Require,
-                expires: Duration::from_secs(300),
-                min_se: Duration::from_secs(90),
-            };
-        }
-    }));
-    let (inv, tag, update) = offer_in_prack(&mut h, "po35");
-    let ok_inv = [
-        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-        (Hdr::SESSION_EXPIRES, "300;refresher=uas"),
-        (Hdr::REQUIRE, "timer"),
-    ];
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &ok_inv, Some(SDP)));
-    let ok_update = [
-        (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
-        (Hdr::REQUIRE, "timer"),
-    ];
-    let answer = callee_answer();
-    h.recv_msg(
-        CARRIER_A,
-        reply(&update, 200, "c1", &ok_update, Some(&answer)),
-    );
-    phone_acks(&mut h, "po35", &tag);
-    h.take(CARRIER_A);
-    h.advance(Duration::from_secs(149));
-    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
-    h.advance(Duration::from_secs(2));
-    let refresh = h.take_requests(CARRIER_A, Method::Update);
-    assert!(
-        !refresh.is_empty(),
-        "the gateway refreshes the carrier at half the interval"
-    );
+    for (n, stated) in [(35, Some("300;refresher=uac")), (36, None)] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.session_timer = SessionTimerPolicy {
+                    mode: TimerMode::Require,
+                    expires: Duration::from_secs(300),
+                    min_se: Duration::from_secs(90),
+                };
+            }
+        }));
+        let id = format!("po{n}");
+        let (inv, tag, update) = offer_in_prack(&mut h, &id);
+        let ok_inv = [
+            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+            (Hdr::SESSION_EXPIRES, "300;refresher=uas"),
+            (Hdr::REQUIRE, "timer"),
+        ];
+        h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &ok_inv, Some(SDP)));
+        let ok_update: Vec<(Hdr, &str)> = match stated {
+            Some(se) => vec![(Hdr::SESSION_EXPIRES, se), (Hdr::REQUIRE, "timer")],
+            None => vec![],
+        };
+        let answer = callee_answer();
+        h.recv_msg(
+            CARRIER_A,
+            reply(&update, 200, "c1", &ok_update, Some(&answer)),
+        );
+        phone_acks(&mut h, &id, &tag);
+        h.take(CARRIER_A);
+        h.advance(Duration::from_secs(149));
+        assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+        h.advance(Duration::from_secs(2));
+        let refresh = h.take_requests(CARRIER_A, Method::Update);
+        assert!(
+            !refresh.is_empty(),
+            "{stated:?}: the gateway refreshes the carrier at half the interval"
+        );
+    }
 }
