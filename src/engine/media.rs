@@ -408,6 +408,7 @@ fn open(
             dirs,
             dead: dead.clone(),
             taken: false,
+            left: [false; 4],
         },
     )?;
     debug!(a_port = p.a_port, b_port = p.b_port, "RTP relay open");

@@ -60,6 +60,9 @@ pub(super) struct StreamIo {
     /// The thread took it (`Relay::open`). One dropped before that (the thread ended with
     /// it still queued, or a send to a thread already gone) is dead.
     pub(super) taken: bool,
+    /// Per socket: it is in the thread's list of sockets left with packets (`Relay::again`),
+    /// so it is listed once and read once a turn, however often the poll reports it.
+    pub(super) left: [bool; 4],
 }
 
 impl Drop for StreamIo {
@@ -201,19 +204,11 @@ impl Relay {
                 tracing::error!(error = %e, "relay thread poll failed: its streams stop (their calls end) and a new thread takes its place within a second");
                 return;
             }
-            std::mem::swap(&mut left, &mut self.again);
-            for ev in events.iter() {
-                if ev.token() == WAKE {
-                    continue;
-                }
-                let Token(t) = ev.token();
-                self.readable(t / 4, t % 4, Instant::now());
-            }
-            // A socket both left over and readable again is read twice: the second read
-            // finds what is left, or nothing.
-            for (slot, sock) in left.drain(..) {
-                self.readable(slot, sock, Instant::now());
-            }
+            let ready = events
+                .iter()
+                .filter(|ev| ev.token() != WAKE)
+                .map(|ev| (ev.token().0 / 4, ev.token().0 % 4));
+            self.turn(ready, &mut left);
             loop {
                 match inbox.try_recv() {
                     Ok(Command::Open(id, io)) => self.open(id, io),
@@ -225,6 +220,39 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// One turn over the sockets the poll found `ready` and those left with packets last
+    /// turn (`left`, a list kept for its room): each is read once, at most its
+    /// [`READS_PER_TURN`], and listed again (once) if packets are still left. A flooded
+    /// socket the poll reports every turn is not read once more per turn it stays flooded:
+    /// its reads, and the list, would grow without bound, and every other stream on the
+    /// thread would wait longer each turn.
+    fn turn(
+        &mut self,
+        ready: impl Iterator<Item = (usize, usize)>,
+        left: &mut Vec<(usize, usize)>,
+    ) {
+        std::mem::swap(left, &mut self.again);
+        for (slot, sock) in ready {
+            // One left over is read below, after every socket newly ready.
+            if !self.is_left(slot, sock) {
+                self.readable(slot, sock, Instant::now());
+            }
+        }
+        for (slot, sock) in left.drain(..) {
+            if let Some(Some((_, io))) = self.slots.get_mut(slot)
+                && let Some(flag) = io.left.get_mut(sock)
+            {
+                *flag = false;
+            }
+            self.readable(slot, sock, Instant::now());
+        }
+    }
+
+    /// Whether socket `sock` of the stream in `slot` is listed as left with packets.
+    fn is_left(&self, slot: usize, sock: usize) -> bool {
+        matches!(self.slots.get(slot), Some(Some((_, io))) if io.left.get(sock) == Some(&true))
     }
 
     fn open(&mut self, id: u64, mut io: Box<StreamIo>) {
@@ -290,7 +318,14 @@ impl Relay {
         }));
         match flow {
             Ok(ControlFlow::Continue(Queue::Empty)) => {}
-            Ok(ControlFlow::Continue(Queue::Left)) => self.again.push((slot, sock)),
+            Ok(ControlFlow::Continue(Queue::Left)) => {
+                if let Some(flag) = io.left.get_mut(sock)
+                    && !*flag
+                {
+                    *flag = true;
+                    self.again.push((slot, sock));
+                }
+            }
             Ok(ControlFlow::Break(())) => {
                 crate::ops::metrics::relay_failures("stream").increment(1);
                 self.fail(slot)

@@ -69,6 +69,7 @@ fn rig() -> (Rig, StreamIo) {
         dirs,
         dead: Arc::new(AtomicBool::new(false)),
         taken: false,
+        left: [false; 4],
     };
     let thread = RelayThread::start(9).unwrap();
     (
@@ -137,6 +138,30 @@ fn a_flooded_socket_yields_after_its_reads_and_is_read_again() {
         "the rest next turn"
     );
     assert_eq!(recv(&r.b), None);
+}
+
+/// A flooded socket that the poll reports every turn (its readiness is edge-triggered, and
+/// packets keep coming) is read once a turn, its reads bounded, and listed once as left with
+/// packets. Before, each turn listed it once more and read it once more per listing: the
+/// turn grew without bound, and every other stream on the thread waited longer each turn.
+#[test]
+fn a_flooded_socket_is_read_once_a_turn_however_often_it_is_reported() {
+    let (r, io) = rig();
+    let mut relay = Relay::new(Poll::new().unwrap());
+    relay.open(1, Box::new(io));
+    r.b.set_nonblocking(true).unwrap();
+    let relayed = || std::iter::from_fn(|| recv(&r.b)).count();
+    let mut left = Vec::new();
+    for turn in 0..3u16 {
+        // More than a turn's reads arrive each turn (what a socket buffer holds, not more).
+        for seq in 0..150u16 {
+            r.a.send_to(&rtp(turn * 150 + seq, 1), ("127.0.0.1", r.a_port))
+                .unwrap();
+        }
+        relay.turn([(0, A_RTP)].into_iter(), &mut left);
+        assert_eq!(relay.again.len(), 1, "turn {turn}: listed once");
+        assert_eq!(relayed(), READS_PER_TURN * BATCH, "turn {turn}");
+    }
 }
 
 /// A stream whose shared state is gone (its lock poisoned) stops and says so, and the
