@@ -290,8 +290,16 @@ impl Relay {
             // its `dead`: the signalling thread's `Arc` left alone says they are closed).
             self.slots[slot] = None;
             self.free.push(slot);
+            self.forget_left(slot);
             crate::maps::shrink_if_sparse(&mut self.by_id);
         }
+    }
+
+    /// The stream in `slot` is gone: its sockets' places in the list of those left with
+    /// packets go too, or the next stream in the slot would be listed twice (its flags say
+    /// nothing of them) and read twice a turn.
+    fn forget_left(&mut self, slot: usize) {
+        self.again.retain(|(s, _)| *s != slot);
     }
 
     /// The stream in `slot` stops: marked dead for the signalling thread, its sockets
@@ -301,6 +309,7 @@ impl Relay {
             io.dead.store(true, Ordering::Relaxed);
             self.by_id.remove(&id);
             self.free.push(slot);
+            self.forget_left(slot);
         }
     }
 

@@ -164,6 +164,34 @@ fn a_flooded_socket_is_read_once_a_turn_however_often_it_is_reported() {
     }
 }
 
+/// A stream closed while its socket was listed as left with packets takes its place in the
+/// list with it: the next stream in its slot, flooded too, is read once a turn, not twice.
+#[test]
+fn a_closed_streams_place_in_the_left_list_goes_with_it() {
+    let (r1, io1) = rig();
+    let (r2, io2) = rig();
+    let mut relay = Relay::new(Poll::new().unwrap());
+    let mut left = Vec::new();
+    relay.open(1, Box::new(io1));
+    for seq in 0..150u16 {
+        r1.a.send_to(&rtp(seq, 1), ("127.0.0.1", r1.a_port))
+            .unwrap();
+    }
+    relay.turn([(0, A_RTP)].into_iter(), &mut left);
+    assert_eq!(relay.again.len(), 1);
+    relay.close(1);
+    relay.open(2, Box::new(io2));
+    r2.b.set_nonblocking(true).unwrap();
+    for seq in 0..150u16 {
+        r2.a.send_to(&rtp(seq, 2), ("127.0.0.1", r2.a_port))
+            .unwrap();
+    }
+    relay.turn([(0, A_RTP)].into_iter(), &mut left);
+    let relayed = std::iter::from_fn(|| recv(&r2.b)).count();
+    assert_eq!(relayed, READS_PER_TURN * BATCH, "read once");
+    assert_eq!(relay.again.len(), 1);
+}
+
 /// A stream whose shared state is gone (its lock poisoned) stops and says so, and the
 /// thread goes on relaying its other streams.
 #[test]
