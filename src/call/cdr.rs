@@ -56,10 +56,47 @@ impl<'a> Facts<'a> {
     }
 }
 
+/// The longest a peer's text (its Call-ID, a number) is written in a CDR, and its Reason:
+/// a header may be 8 KiB, and a queue of CDRs waiting for a full disk is bounded by count,
+/// as is the room set aside to spill them at exit.
+const MAX_FIELD: usize = 256;
+const MAX_REASON: usize = 512;
+
+/// `s`, cut at a character boundary to at most `max` bytes (with "…" in place of the rest)
+/// when it is longer; `cut` is then set.
+fn clip(s: &str, max: usize, cut: &mut bool) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    *cut = true;
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// `t` as RFC 3339 with milliseconds. A clock set before 1970 or past 9999 is written as
+/// the nearest it can be: the formatter panics on either.
+pub(super) fn stamp(t: SystemTime) -> String {
+    const LAST: std::time::Duration = std::time::Duration::from_secs(253_402_300_799);
+    let t = t.clamp(SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH + LAST);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
-    let fmt = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let fmt = stamp;
+    let mut cut = false;
+    let call_id = clip(f.call_id, MAX_FIELD, &mut cut);
+    let from = clip(f.from, MAX_FIELD, &mut cut);
+    let to = clip(f.to, MAX_FIELD, &mut cut);
+    let reason_sip = (end.reason_sip.as_deref()).map(|r| clip(r, MAX_REASON, &mut cut));
+    let mut events = f.events;
+    if cut {
+        events.push("field_truncated".into());
+    }
     CdrRecord {
-        call_id: f.call_id.to_string(),
+        call_id,
         egress_call_id: f.egress_call_id,
         start: fmt(f.started_wall.unwrap_or_else(|| env.wall(f.started))),
         answer: f.answered_wall.map(fmt),
@@ -69,8 +106,8 @@ pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
             .answered
             .map(|a| end.at.saturating_duration_since(a).as_millis() as u64)
             .unwrap_or(0),
-        from: f.from.to_string(),
-        to: f.to.to_string(),
+        from,
+        to,
         ingress_peer: f.ingress.to_string(),
         egress_peer: f.egress,
         status: end.status,
@@ -78,8 +115,8 @@ pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
         cause: end.cause,
         cause_source: end.cause_source,
         recording: f.recording,
-        events: f.events,
-        reason_sip: end.reason_sip,
+        events,
+        reason_sip,
         callback_id: f.callback_id,
     }
 }

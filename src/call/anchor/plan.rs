@@ -42,7 +42,7 @@ fn recording_path(
     call_id: &str,
     now: std::time::Instant,
 ) -> RecordSpec {
-    let stamp = humantime::format_rfc3339_millis(env.wall(now)).to_string();
+    let stamp = crate::call::cdr::stamp(env.wall(now));
     let day = stamp.get(..10).unwrap_or("unknown-day").to_string();
     let safe: String = call_id
         .chars()

@@ -671,3 +671,57 @@ fn the_receiving_peers_header_policy_passes_strips_and_names_us() {
     assert_eq!(r.header(&Hdr::SERVER), None);
     assert_eq!(r.header(&Hdr::named("X-Carrier")), None);
 }
+
+/// A peer's long texts are cut in the CDR (a header may be 8 KiB, and the CDRs waiting for
+/// a full disk are bounded by count): the Call-ID at 256 bytes, the Reason at 512, each
+/// ending in "…" at a character boundary, and the CDR says so (`field_truncated`).
+#[test]
+fn a_peers_long_texts_are_cut_in_the_cdr() {
+    let mut h = H::new();
+    let call_id = format!("{}@127.0.0.2", "é".repeat(600));
+    h.recv(
+        PHONE,
+        &invite_text(&call_id, "z9hG4bKlong1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let reason = format!("SIP;cause=486;text=\"{}\"", "busy ".repeat(300));
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 486, "c1", &[(Hdr::REASON, reason.as_str())], None),
+    );
+    let c = &h.cdrs[0];
+    assert!(
+        c.call_id.len() <= 256 && c.call_id.ends_with('…'),
+        "{}",
+        c.call_id
+    );
+    assert!(call_id.starts_with(c.call_id.trim_end_matches('…')));
+    let r = c.reason_sip.as_deref().unwrap();
+    assert!(
+        r.len() <= 512 && r.ends_with('…') && r.starts_with("SIP;cause=486"),
+        "{r}"
+    );
+    assert!(c.events.iter().any(|e| e == "field_truncated"));
+    // A CDR of ordinary texts is as it was.
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("short-1", "z9hG4bKshort1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "c1", &[], None));
+    let c = &h.cdrs[0];
+    assert_eq!(c.call_id, "short-1");
+    assert!(!c.events.iter().any(|e| e == "field_truncated"));
+}
+
+/// A CDR's times from a clock set before 1970 (or past 9999) are written as the nearest the
+/// format can hold: the formatter panics on either, and a CDR is never lost to a clock.
+#[test]
+fn a_clock_out_of_range_still_gives_a_cdr_time() {
+    use std::time::{Duration, SystemTime};
+    let before = SystemTime::UNIX_EPOCH - Duration::from_secs(10);
+    assert_eq!(crate::call::cdr::stamp(before), "1970-01-01T00:00:00.000Z");
+    let after = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+    assert_eq!(crate::call::cdr::stamp(after), "9999-12-31T23:59:59.000Z");
+}
