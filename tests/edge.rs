@@ -478,3 +478,30 @@ fn a_response_from_an_address_never_asked_is_dropped_unread() {
     assert!(responses(&sock, Duration::from_millis(300)).is_empty());
     a_normal_call_completes(&gw);
 }
+
+/// Against the real binary: a peer's long OPTIONS gets its 200; a short copy of it (its top
+/// Via, CSeq and method: what anyone who saw the branch can send in the peer's name) draws
+/// nothing; the long request again gets the 200 again. Before, the short copy drew the
+/// whole 200 (here about 8 times its size; 400 times with the longest headers).
+#[test]
+fn a_short_copy_of_a_long_request_draws_no_long_answer() {
+    let gw = Gateway::start(Ports::new(), GwOpts::default());
+    let phone = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let short = options(PHONE_IP, port, 7);
+    let vias: String = (0..100)
+        .map(|i| format!("Via: SIP/2.0/UDP 198.51.100.{i}:5060;branch=z9hG4bKpad{i}\r\n"))
+        .collect();
+    let long = short.replacen("Max-Forwards", &format!("{vias}Max-Forwards"), 1);
+    phone.send_to(long.as_bytes(), gw.addr()).unwrap();
+    let first = responses(&phone, Duration::from_millis(500));
+    assert_eq!(status_lines(&first), vec!["SIP/2.0 200 OK".to_string()]);
+    assert!(first[0].len() > 4 * short.len(), "{}", first[0].len());
+    phone.send_to(short.as_bytes(), gw.addr()).unwrap();
+    let drawn = responses(&phone, Duration::from_millis(500));
+    let sizes: Vec<usize> = drawn.iter().map(String::len).collect();
+    assert!(drawn.is_empty(), "the short copy drew {sizes:?} bytes");
+    phone.send_to(long.as_bytes(), gw.addr()).unwrap();
+    let again = status_lines(&responses(&phone, Duration::from_millis(500)));
+    assert_eq!(again, vec!["SIP/2.0 200 OK".to_string()]);
+}
