@@ -9,6 +9,7 @@
 //! our own types upward. Transactions are named by a small copyable [`TxnId`], not by their heap key.
 
 mod drive;
+mod held;
 mod machine;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use foldhash::HashMap;
 use sipx_sip::TransactionKey;
 
+use held::resend_up_to;
 pub use machine::Timer;
 use machine::{Client, Consts, Out, Server};
 
@@ -97,17 +99,6 @@ struct Entry {
 }
 
 impl Entry {
-    /// The bytes a server transaction holds now (0 for a client's: the gateway's own
-    /// requests, bounded by its calls).
-    fn retained(&self) -> usize {
-        match &self.machine {
-            Machine::Server(m) => ENTRY_BYTES + key_bytes(&self.key) + m.retained(),
-            Machine::Client(_) => 0,
-        }
-    }
-}
-
-impl Entry {
     fn next_deadline(&self) -> Option<Instant> {
         self.timers.iter().flatten().map(|(at, _)| *at).min()
     }
@@ -144,53 +135,6 @@ pub struct Retransmissions {
     pub absorbed: u64,
 }
 
-/// How long a response a retransmission of a request from `source` may draw (the
-/// transaction's responses go to `target`), when `m` would send one. A retransmission is
-/// the request again, from where it came: one from another IP (anyone may copy a branch
-/// and spoof a peer's address) draws nothing, and one much shorter than our response (a
-/// copy of the top Via, CSeq and method of a long request) draws nothing longer than
-/// twice its size and 512 bytes, so no sender turns a short datagram into a long one
-/// toward a peer. An ACK draws nothing.
-fn resend_up_to(req: &Request, source: Target, target: Target, m: &Server) -> Option<usize> {
-    (req.method() != Method::Ack && source.addr.ip() == target.addr.ip() && m.resends())
-        .then(|| req.to_bytes().len().saturating_mul(2).saturating_add(512))
-}
-
-/// What a transaction costs besides its strings and kept bytes: its entry, its key's slot,
-/// its place in the deadline index.
-const ENTRY_BYTES: usize = std::mem::size_of::<(TxnId, Entry)>()
-    + std::mem::size_of::<(TransactionKey, TxnId)>()
-    + std::mem::size_of::<(Instant, TxnId)>();
-
-/// The bytes a transaction key holds, counted twice: it is kept in the entry and in the
-/// table of keys.
-fn key_bytes(key: &TransactionKey) -> usize {
-    let held = match key {
-        TransactionKey::Rfc3261 {
-            branch,
-            sent_by,
-            method,
-        } => branch.len() + sent_by.len() + method.len(),
-        TransactionKey::Legacy {
-            request_uri,
-            top_via,
-            from_tag,
-            to_tag,
-            call_id,
-            method,
-            ..
-        } => {
-            request_uri.len()
-                + top_via.len()
-                + from_tag.len()
-                + to_tag.len()
-                + call_id.len()
-                + method.len()
-        }
-    };
-    2 * held
-}
-
 /// How many sends a machine asked for.
 fn sends(scratch: &[Out]) -> u64 {
     scratch.iter().filter(|o| matches!(o, Out::Send(_))).count() as u64
@@ -213,44 +157,6 @@ impl TxnLayer {
             trying: Vec::new(),
             retransmissions: Retransmissions::default(),
             server_retained: 0,
-        }
-    }
-
-    /// The bytes the server transactions hold (their keys, and the responses they keep for
-    /// sending again): a peer's requests decide how large those are (a response repeats
-    /// the request's Vias, From and To), so a table bounded by count alone is not bounded.
-    pub fn server_retained(&self) -> usize {
-        self.server_retained
-    }
-
-    /// Transactions in flight (client, server). A test that asserts on this catches leaks.
-    pub fn len(&self) -> (usize, usize) {
-        (self.client_keys.len(), self.server_keys.len())
-    }
-
-    /// Whether no transaction is in flight.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// With no transaction in flight, give back the room the busiest moment grew: the
-    /// deadline index keeps a node when emptied and the scratch lists keep their capacity,
-    /// all made during a burst, in its pages, which they would keep resident.
-    pub fn release_idle(&mut self) {
-        if !self.entries.is_empty() {
-            return;
-        }
-        crate::maps::release_if_empty(&mut self.entries);
-        crate::maps::release_if_empty(&mut self.client_keys);
-        crate::maps::release_if_empty(&mut self.server_keys);
-        if self.deadlines.is_empty() {
-            self.deadlines = BTreeSet::new();
-        }
-        if self.scratch.is_empty() {
-            self.scratch = Vec::new();
-        }
-        if self.trying.is_empty() {
-            self.trying = Vec::new();
         }
     }
 

@@ -12,16 +12,23 @@ const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, PRACK, UPDATE";
 fn reliable_183_allowing(h: &mut H, call_id: &str, allow: &str) -> (Request, String, u32) {
     h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
     let inv = h.one_request(CARRIER_A, Method::Invite);
+    let (tag, rseq) = reliable_183_to(h, &inv, allow);
+    (inv, tag, rseq)
+}
+
+/// The carrier's reliable 183 with its answer to `inv`, saying (`allow`) what it takes: the
+/// tag and RSeq the phone got it with.
+fn reliable_183_to(h: &mut H, inv: &Request, allow: &str) -> (String, u32) {
     let headers = [
         (Hdr::REQUIRE, "100rel"),
         (Hdr::RSEQ, "1"),
         (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
         (Hdr::ALLOW, allow),
     ];
-    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
+    h.recv_msg(CARRIER_A, reply(inv, 183, "c1", &headers, Some(SDP)));
     let r183 = h.response_with(PHONE, 183, "the answer reaches the phone");
     let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
-    (inv, r183.to_tag().unwrap(), rseq)
+    (r183.to_tag().unwrap(), rseq)
 }
 
 /// [`reliable_183_allowing`] UPDATE, then the phone's PRACK with a new offer ([`moved`]):
@@ -923,14 +930,10 @@ fn provisionals_queued_past_a_refused_prack_offer_are_numbered_in_turn() {
     assert_eq!(sdp_version(third), 3, "changed back: the next version");
 }
 
-/// The UPDATE carrying the PRACK's offer restates the callee's session timer as the INVITE
-/// asked for it: one that crosses the callee's 2xx is taken as a refresh, and without
-/// Session-Expires would turn the callee's timer off (RFC 4028 §9) while the gateway still
-/// waits for its refreshes. Before, it carried none.
-#[test]
-fn the_update_carrying_the_prack_offer_restates_the_session_timer() {
+/// A harness whose carrier's profile requires session timers (RFC 4028) of 300 s.
+fn timers_on_carrier() -> H {
     use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
-    let mut h = H::with(config_with(|n, p| {
+    H::with(config_with(|n, p| {
         if n == "carrier-a" {
             p.session_timer = SessionTimerPolicy {
                 mode: TimerMode::Require,
@@ -938,7 +941,16 @@ fn the_update_carrying_the_prack_offer_restates_the_session_timer() {
                 min_se: Duration::from_secs(90),
             };
         }
-    }));
+    }))
+}
+
+/// The UPDATE carrying the PRACK's offer restates the callee's session timer as the INVITE
+/// asked for it: one that crosses the callee's 2xx is taken as a refresh, and without
+/// Session-Expires would turn the callee's timer off (RFC 4028 §9) while the gateway still
+/// waits for its refreshes. Before, it carried none.
+#[test]
+fn the_update_carrying_the_prack_offer_restates_the_session_timer() {
+    let mut h = timers_on_carrier();
     let (inv, _, update) = offer_in_prack(&mut h, "po32");
     assert_eq!(inv.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("300"));
     assert_eq!(update.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("300"));
@@ -955,32 +967,14 @@ fn the_update_carrying_the_prack_offer_restates_the_session_timer() {
 /// refuse the UPDATE too, and the caller's offer would go unanswered.
 #[test]
 fn after_a_422_the_update_asks_for_the_callees_minimum() {
-    use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = SessionTimerPolicy {
-                mode: TimerMode::Require,
-                expires: Duration::from_secs(300),
-                min_se: Duration::from_secs(90),
-            };
-        }
-    }));
+    let mut h = timers_on_carrier();
     h.recv(PHONE, &invite_100rel("po34", "z9hG4bKpo34"));
     let first = h.one_request(CARRIER_A, Method::Invite);
     let min = [(Hdr::MIN_SE, "1800")];
     h.recv_msg(CARRIER_A, reply(&first, 422, "c0", &min, None));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert_eq!(inv.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("1800"));
-    let headers = [
-        (Hdr::REQUIRE, "100rel"),
-        (Hdr::RSEQ, "1"),
-        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
-        (Hdr::ALLOW, ALLOW),
-    ];
-    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &headers, Some(SDP)));
-    let r183 = h.response_with(PHONE, 183, "the answer reaches the phone");
-    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
-    let tag = r183.to_tag().unwrap();
+    let (tag, rseq) = reliable_183_to(&mut h, &inv, ALLOW);
     h.recv(PHONE, &phone_prack("po34", &tag, 2, rseq, &moved()));
     let update = h.one_request(CARRIER_A, Method::Update);
     assert_eq!(
@@ -997,17 +991,8 @@ fn after_a_422_the_update_asks_for_the_callees_minimum() {
 /// would refresh, and the callee would end the call when its timer ran out.
 #[test]
 fn the_updates_timer_terms_follow_the_2xx_it_crossed() {
-    use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
     for (n, stated) in [(35, Some("300;refresher=uac")), (36, None)] {
-        let mut h = H::with(config_with(|n, p| {
-            if n == "carrier-a" {
-                p.session_timer = SessionTimerPolicy {
-                    mode: TimerMode::Require,
-                    expires: Duration::from_secs(300),
-                    min_se: Duration::from_secs(90),
-                };
-            }
-        }));
+        let mut h = timers_on_carrier();
         let id = format!("po{n}");
         let (inv, tag, update) = offer_in_prack(&mut h, &id);
         let ok_inv = [
