@@ -577,8 +577,9 @@ pub fn rtp(data: &[u8]) {
         b_heard: true,
         flowing: true,
         active: true,
-        // B's SDP names an address of this host (an SBC beside the gateway): its new
-        // sources are looked up, and taken.
+        // B's SDP names an address of this host (an SBC beside the gateway). Its sources
+        // here are IPv4, which the relay leaves to the kernel: nothing changes for them
+        // (the IPv6 rule has its unit tests, `media::relay::tests`).
         host_ips: [b_sdp.ip()].into(),
     };
     let mut now = Instant::now();

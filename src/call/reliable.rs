@@ -294,7 +294,9 @@ impl Call {
             && let Some(mut next) = self.uas_rel.next_queued()
         {
             // Numbered now: it was not as it came (`on_invite_provisional`).
-            if let Some(m) = self.media.as_mut() {
+            if super::anchor::carries_sdp(&next)
+                && let Some(m) = self.media.as_mut()
+            {
                 let ct = next.header(&Hdr::CONTENT_TYPE);
                 let body = crate::sdp::present_again(ct.as_deref(), next.body(), &mut m.shown.a);
                 if next.set_body(body, ct.as_deref()).is_err() {

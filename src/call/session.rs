@@ -100,6 +100,7 @@ impl Call {
         // asked for: after its 422, its minimum (RFC 4028 §7.4), not the profile's first
         // ask, which it would refuse again.
         if side == Side::B
+            && self.phase.is_routing()
             && self.session[side].is_none()
             && let Some(se) = (self.attempt.as_ref())
                 .filter(|a| a.retried_422)

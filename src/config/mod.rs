@@ -196,8 +196,9 @@ pub struct Config {
     /// The addresses of this host's interfaces, loopback aside ([`net::host_ips`]): read
     /// by [`Config::load`], not from the file (empty from [`Config::from_texts`]). The relay
     /// sends no RTP to them before a leg's own packets come from there: whatever listens
-    /// on this host, on any address, would get a peer's datagrams; nor does it take one as
-    /// a leg's source unless the leg names it (shared with each relayed stream).
+    /// on this host, on any address, would get a peer's datagrams; nor does it take an IPv6
+    /// one as a leg's source unless the leg's signalling comes from this host (shared with
+    /// each relayed stream).
     pub host_ips: std::sync::Arc<[IpAddr]>,
     /// `[recording] dir`.
     pub recording_dir: PathBuf,

@@ -4,8 +4,9 @@
 //! Work already accepted (responses, every request inside one of our dialogs, the ACKs of our
 //! refusals: their To tags say so, `sip::TagKey`) goes to the `urgent` queue, which the core
 //! task always empties first. New work (a request outside any dialog: an initial INVITE, an
-//! OPTIONS), CANCEL (which must not overtake its INVITE) and requests naming a dialog we never
-//! made go to `fresh`, stamped with when the kernel received it. What becomes of new work
+//! OPTIONS), CANCEL (which must not overtake its INVITE), requests naming a dialog we never
+//! made and messages that do not parse go to `fresh`, stamped with when the kernel received
+//! it. What becomes of new work
 //! that waited too long is `overload`'s decision: capacity is shed at the door instead of
 //! every call slowing down until all of them time out.
 
@@ -226,10 +227,12 @@ impl Inbox {
         true
     }
 
-    /// Whether a datagram that does not parse is dropped unanswered: while overload control
-    /// sheds new work, a 400 for junk is the last thing to spend on. Counted when so.
-    pub(crate) fn drops_unparseable(&self) -> bool {
-        if self.overload.share() <= 0.0 {
+    /// Whether a message that does not parse is dropped unanswered: over UDP while overload
+    /// control sheds new work (a 400 for junk, perhaps spoofed in a peer's name, is the last
+    /// thing to spend on). A connection's is answered: its source is not spoofed, and it
+    /// would otherwise wait 32 s for an answer. Counted when dropped.
+    pub(crate) fn drops_unparseable(&self, reliable: bool) -> bool {
+        if reliable || self.overload.share() <= 0.0 {
             return false;
         }
         self.tally.count_dropped();

@@ -330,7 +330,7 @@ impl Shell {
                 }
             }
             Event::Unparseable { raw, why, source } => {
-                if !self.inbox.drops_unparseable() {
+                if !self.inbox.drops_unparseable(source.transport.is_reliable()) {
                     self.core
                         .handle_input(now, Input::Unparseable { raw, why, source });
                 }

@@ -103,10 +103,10 @@ pub struct RelayPair {
     /// A stream turned off (port 0) keeps its ports until another takes them, and relays
     /// nothing meanwhile: latched by anyone, its two sides would carry strangers' traffic.
     pub active: bool,
-    /// This host's own addresses ([`crate::config::Config::host_ips`]): no leg's source
-    /// unless its SDP or its signalling names the address (a PBX or SBC on this host).
-    /// The kernel drops an IPv4 packet from outside that claims one of them, not an IPv6
-    /// one: the relay would answer it into whatever listens there.
+    /// This host's own addresses ([`crate::config::Config::host_ips`]): an IPv6 one is a
+    /// leg's source only when the leg's signalling comes from loopback or one of them (a PBX
+    /// or SBC on this host). The kernel drops an IPv4 packet from outside that claims one of
+    /// them, not an IPv6 one: the relay would answer it into whatever listens there.
     pub host_ips: std::sync::Arc<[std::net::IpAddr]>,
 }
 

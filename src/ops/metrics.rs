@@ -338,7 +338,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     describe_gauge!(TRANSACTIONS, "SIP transactions alive, client and server");
     describe_gauge!(
         TRANSACTION_BYTES,
-        "Bytes the server transactions hold: keys and responses kept for retransmission"
+        "Bytes the server transactions hold: entries, keys, responses kept for retransmission"
     );
     describe_gauge!(DIALOGS, "Dialogs alive");
     describe_gauge!(RTP_STREAMS, "Media streams being relayed");

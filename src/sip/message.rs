@@ -354,6 +354,15 @@ impl Request {
         Method::from_sipx(&self.0.method)
     }
 
+    /// About the bytes its headers and body take on the wire, read from what was parsed
+    /// (nothing is encoded again): a retransmission, the same request, measures the same.
+    pub fn wire_size(&self) -> usize {
+        let headers: usize = (self.0.headers.iter())
+            .map(|h| h.name().canonical().len() + h.raw_value().len() + 4)
+            .sum();
+        headers.saturating_add(self.0.body().len())
+    }
+
     /// The Request-URI, as text.
     pub fn uri(&self) -> String {
         self.0.uri.to_bytes_string()

@@ -1,17 +1,14 @@
-//! What the transaction layer holds (its transactions, their bytes, the room a burst left)
-//! and what a retransmission may draw: its bounds against a peer's long requests. A response
-//! repeats its request's Vias, From and To, so what a server transaction keeps, and sends
-//! again, is as long as a peer makes it; the table is bounded in bytes as well as in
-//! entries, and a short datagram draws no long answer.
+//! What the transaction layer holds: its transactions, their bytes, the room a burst left.
+//! A response repeats its request's Vias, From and To, so what a server transaction keeps
+//! is as long as a peer makes it: the table is bounded in bytes as well as in entries
+//! (what a retransmission may draw is `machine::Server::may_draw`).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use sipx_sip::TransactionKey;
 
-use super::machine::Server;
 use super::{Entry, Machine, TxnId, TxnLayer};
-use crate::sip::{Method, Request, Target};
 
 impl TxnLayer {
     /// Transactions in flight (client, server). A test that asserts on this catches leaks.
@@ -31,6 +28,12 @@ impl TxnLayer {
         if !self.entries.is_empty() {
             return;
         }
+        // With no transaction, nothing is held: a count that says otherwise drifted.
+        debug_assert_eq!(
+            self.server_retained, 0,
+            "server transactions' bytes drifted"
+        );
+        self.server_retained = 0;
         crate::maps::release_if_empty(&mut self.entries);
         crate::maps::release_if_empty(&mut self.client_keys);
         crate::maps::release_if_empty(&mut self.server_keys);
@@ -62,23 +65,6 @@ impl Entry {
             Machine::Client(_) => 0,
         }
     }
-}
-
-/// How long a response a retransmission of a request from `source` may draw (the
-/// transaction's responses go to `target`), when `m` would send one. A retransmission is
-/// the request again, from where it came: one from another IP (anyone may copy a branch
-/// and spoof a peer's address) draws nothing, and one much shorter than our response (a
-/// copy of the top Via, CSeq and method of a long request) draws nothing longer than
-/// twice its size and 512 bytes, so no sender turns a short datagram into a long one
-/// toward a peer. An ACK draws nothing.
-pub(super) fn resend_up_to(
-    req: &Request,
-    source: Target,
-    target: Target,
-    m: &Server,
-) -> Option<usize> {
-    (req.method() != Method::Ack && source.addr.ip() == target.addr.ip() && m.resends())
-        .then(|| req.to_bytes().len().saturating_mul(2).saturating_add(512))
 }
 
 /// What a transaction costs besides its strings and kept bytes: its entry, its key's slot,

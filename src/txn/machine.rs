@@ -99,6 +99,8 @@ pub struct Server {
     /// An INVITE's 100 Trying, until it is sent or the user answers.
     trying: Option<Bytes>,
     interval: Duration,
+    /// The request's [`Request::wire_size`]: a retransmission, the same request, is as long.
+    request_size: usize,
 }
 
 impl Client {
@@ -295,6 +297,7 @@ impl Server {
         } else {
             None
         };
+        let request_size = request.wire_size();
         out.push(Out::Request(request));
         Server {
             state: if invite {
@@ -307,6 +310,7 @@ impl Server {
             last: None,
             trying,
             interval: c.t1,
+            request_size,
         }
     }
 
@@ -326,23 +330,25 @@ impl Server {
         self.last.as_ref().map_or(0, Bytes::len) + self.trying.as_ref().map_or(0, Bytes::len)
     }
 
-    /// Whether a retransmission of the request would draw our last response again.
-    pub fn resends(&self) -> bool {
-        matches!(self.state, State::Proceeding | State::Completed) && self.last.is_some()
+    /// How long a response a retransmission of `size` bytes may draw: any, when it is as
+    /// long as the request (it is the request again); else, a copy of its top Via, CSeq and
+    /// method that anyone who saw the branch can send in a peer's name, at most twice its
+    /// size and 512 bytes, so a short datagram draws no long answer toward that peer.
+    fn may_draw(&self, size: usize) -> usize {
+        if size >= self.request_size {
+            usize::MAX
+        } else {
+            size.saturating_mul(2).saturating_add(512)
+        }
     }
 
-    /// A retransmission of the request, or (INVITE) an ACK. `resend_up_to`: how long a
-    /// response the retransmission may draw (`TxnLayer::receive`); `None`, none at all.
-    /// Our last response is sent again when it is no longer; an INVITE's longer provisional
-    /// gives way to a 100 Trying built from the retransmission, which stops the caller's
-    /// retransmissions all the same (RFC 3261 §17.1.1.2).
-    pub fn on_request(
-        &mut self,
-        req: &Request,
-        c: &Consts,
-        out: &mut Vec<Out>,
-        resend_up_to: Option<usize>,
-    ) {
+    /// A retransmission of the request, or (INVITE) an ACK. `from_target`: it came from the
+    /// IP our responses go to; one from elsewhere (a copied branch, spoofed) draws nothing.
+    /// Our last response is sent again when the retransmission may draw it
+    /// ([`Server::may_draw`]); an INVITE's longer provisional gives way to a 100 Trying
+    /// built from the retransmission, which stops the caller's retransmissions all the same
+    /// (RFC 3261 §17.1.1.2).
+    pub fn on_request(&mut self, req: &Request, c: &Consts, out: &mut Vec<Out>, from_target: bool) {
         if req.method() == Method::Ack {
             match self.state {
                 State::Completed => {
@@ -361,13 +367,13 @@ impl Server {
             }
             return;
         }
-        let (Some(last), Some(up_to)) = (self.last.as_ref(), resend_up_to) else {
+        let Some(last) = self.last.as_ref() else {
             return;
         };
-        if !self.resends() {
+        if !from_target || !matches!(self.state, State::Proceeding | State::Completed) {
             return;
         }
-        if last.len() <= up_to {
+        if last.len() <= self.may_draw(req.wire_size()) {
             out.push(Out::Send(last.clone()));
         } else if self.invite
             && self.state == State::Proceeding

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use foldhash::HashMap;
 use sipx_sip::TransactionKey;
 
-use held::resend_up_to;
 pub use machine::Timer;
 use machine::{Client, Consts, Out, Server};
 
@@ -93,8 +92,8 @@ struct Entry {
     timers: [Option<(Instant, Timer)>; 3],
     /// The deadline this entry is filed under in the layer's index.
     filed: Option<Instant>,
-    /// What it adds to [`TxnLayer::server_retained`] (a server transaction's key and kept
-    /// responses; 0 for a client's), as last counted.
+    /// What it adds to [`TxnLayer::server_retained`] (a server transaction's entry, key and
+    /// kept responses; 0 for a client's), as last counted.
     counted: usize,
 }
 
@@ -119,8 +118,8 @@ pub struct TxnLayer {
     /// 100 Trying in [`TxnLayer::flush_trying`] unless the user answers first.
     trying: Vec<TxnId>,
     retransmissions: Retransmissions,
-    /// What the server transactions hold in bytes: their keys and the responses they keep
-    /// for sending again ([`TxnLayer::server_retained`]).
+    /// What the server transactions hold in bytes: their entries, keys and the responses
+    /// they keep for sending again ([`TxnLayer::server_retained`]).
     server_retained: usize,
 }
 
@@ -214,16 +213,21 @@ impl TxnLayer {
                         None
                     }
                     Some(id) => {
+                        let mut from_target = false;
                         if let Some(Entry {
                             machine: Machine::Server(m),
                             target,
                             ..
                         }) = self.entries.get_mut(&id)
                         {
-                            let up_to = resend_up_to(&req, source, *target, m);
-                            m.on_request(&req, &c, &mut scratch, up_to);
+                            from_target = source.addr.ip() == target.addr.ip();
+                            m.on_request(&req, &c, &mut scratch, from_target);
                         }
-                        self.count_retransmission(&scratch);
+                        // Only what comes from our responses' IP is the peer's
+                        // retransmission: a copy from elsewhere tells nothing of it.
+                        if from_target {
+                            self.count_retransmission(&scratch);
+                        }
                         self.apply(id, &mut scratch, now, out);
                         None
                     }

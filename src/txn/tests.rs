@@ -608,26 +608,45 @@ fn a_retransmission_draws_no_more_than_it_is_worth_nor_from_elsewhere() {
     let s = sends(&out);
     assert_eq!(s.len(), 1, "the request again, from its peer");
     assert_eq!(s[0].0, src);
-    // An INVITE's long provisional gives way to a 100 Trying of the retransmission's own
-    // size: the caller stops retransmitting all the same.
+    // A short request whose answer is long (a late offer's INVITE, our 183 with SDP) gets
+    // it again when retransmitted: it is as long as the request.
     out.clear();
-    let inv = request("INVITE", "z9hG4bKamp2");
-    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let late = request("INVITE", "z9hG4bKamp3");
+    l.receive(Message::Request(late.clone()), src, t0(), &mut out);
     let id = passed_up(&out);
     let sdp = format!("v=0\r\n{}", "a=x-pad\r\n".repeat(400));
+    let mut ringing = Response::to_request(&late, 183, "Session Progress", Some("t")).unwrap();
+    ringing
+        .set_body(Bytes::from(sdp.clone()), Some("application/sdp"))
+        .unwrap();
+    l.send_response(id, ringing, t0(), &mut out);
+    out.clear();
+    l.receive(Message::Request(late), src, t0(), &mut out);
+    let s = sends(&out);
+    assert!(matches!(&s[..], [(_, Message::Response(r))] if r.status() == 183));
+    // A short copy of a long INVITE: the long provisional gives way to a 100 Trying of the
+    // copy's own size, which stops the caller's retransmissions all the same.
+    out.clear();
+    let inv = with_vias(
+        &String::from_utf8_lossy(&request("INVITE", "z9hG4bKamp2").to_bytes()),
+        20,
+    );
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
     let mut ringing = Response::to_request(&inv, 183, "Session Progress", Some("t")).unwrap();
     ringing
         .set_body(Bytes::from(sdp), Some("application/sdp"))
         .unwrap();
     l.send_response(id, ringing, t0(), &mut out);
     out.clear();
-    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let copy = request("INVITE", "z9hG4bKamp2");
+    l.receive(Message::Request(copy.clone()), src, t0(), &mut out);
     let s = sends(&out);
     assert_eq!(s.len(), 1);
     assert!(matches!(&s[0].1, Message::Response(r) if r.status() == 100));
     // From elsewhere, not even that.
     out.clear();
-    l.receive(Message::Request(inv), elsewhere, t0(), &mut out);
+    l.receive(Message::Request(copy), elsewhere, t0(), &mut out);
     assert!(sends(&out).is_empty());
 }
 

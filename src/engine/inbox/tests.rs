@@ -282,7 +282,8 @@ fn only_a_request_naming_a_tag_of_ours_goes_ahead_of_new_work() {
 
 /// A datagram that does not parse waits with new work (anyone can spoof a peer's address,
 /// and each costs the core a 400), and while overload control sheds it is dropped
-/// unanswered. Before, it went ahead of new work, on the queue of accepted work.
+/// unanswered (over TCP it is answered: not spoofed). Before, it went ahead of new work, on
+/// the queue of accepted work.
 #[test]
 fn junk_that_does_not_parse_waits_with_new_work_and_is_shed_first() {
     let (inbox, _q) = Inbox::new(cfg(Protect::default()), Instant::now());
@@ -292,9 +293,13 @@ fn junk_that_does_not_parse_waits_with_new_work_and_is_shed_first() {
         source: Target::udp("127.0.0.2:5060".parse().unwrap()),
     };
     assert!(std::ptr::eq(inbox.queue_for(&junk), &inbox.fresh));
-    assert!(!inbox.drops_unparseable(), "answered while nothing is shed");
+    assert!(
+        !inbox.drops_unparseable(false),
+        "answered while nothing is shed"
+    );
     inbox.overload.stand_for(Instant::now(), 2000);
-    assert!(inbox.drops_unparseable());
+    assert!(inbox.drops_unparseable(false));
+    assert!(!inbox.drops_unparseable(true), "a connection's is answered");
 }
 
 /// Dropping a request that names no dialog of ours takes no turn of overload control's
