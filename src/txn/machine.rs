@@ -342,13 +342,13 @@ impl Server {
         }
     }
 
-    /// A retransmission of the request, or (INVITE) an ACK. `from_target`: it came from the
-    /// IP our responses go to; one from elsewhere (a copied branch, spoofed) draws nothing.
-    /// Our last response is sent again when the retransmission may draw it
+    /// A retransmission of the request, or (INVITE) an ACK, from the IP our responses go to
+    /// (`TxnLayer::receive` passes on nothing from elsewhere). Our last response is sent
+    /// again when the retransmission may draw it
     /// ([`Server::may_draw`]); an INVITE's longer provisional gives way to a 100 Trying
     /// built from the retransmission, which stops the caller's retransmissions all the same
     /// (RFC 3261 §17.1.1.2).
-    pub fn on_request(&mut self, req: &Request, c: &Consts, out: &mut Vec<Out>, from_target: bool) {
+    pub fn on_request(&mut self, req: &Request, c: &Consts, out: &mut Vec<Out>) {
         if req.method() == Method::Ack {
             match self.state {
                 State::Completed => {
@@ -370,7 +370,7 @@ impl Server {
         let Some(last) = self.last.as_ref() else {
             return;
         };
-        if !from_target || !matches!(self.state, State::Proceeding | State::Completed) {
+        if !matches!(self.state, State::Proceeding | State::Completed) {
             return;
         }
         if last.len() <= self.may_draw(req.wire_size()) {

@@ -200,35 +200,24 @@ impl TxnLayer {
                         .then(|| self.legacy_ack_owner(&key))
                         .flatten()
                 }) {
-                    // An ACK confirms a transaction (or reaches the user as the INVITE's
-                    // peer's) only from the address its INVITE came from: one who learnt
-                    // the branch cannot end our retransmissions or speak for that peer.
-                    Some(id)
-                        if req.method() == Method::Ack
-                            && self
-                                .entries
-                                .get(&id)
-                                .is_some_and(|e| e.target.addr.ip() != source.addr.ip()) =>
-                    {
-                        None
-                    }
+                    // Only what comes from the IP our responses go to is the peer's: an ACK
+                    // from elsewhere (one who learnt the branch) cannot end our
+                    // retransmissions or speak for that peer, and a copy of the request from
+                    // elsewhere (spoofed in its name) draws nothing and tells nothing of it.
                     Some(id) => {
-                        let mut from_target = false;
-                        if let Some(Entry {
-                            machine: Machine::Server(m),
-                            target,
-                            ..
-                        }) = self.entries.get_mut(&id)
-                        {
-                            from_target = source.addr.ip() == target.addr.ip();
-                            m.on_request(&req, &c, &mut scratch, from_target);
-                        }
-                        // Only what comes from our responses' IP is the peer's
-                        // retransmission: a copy from elsewhere tells nothing of it.
+                        let from_target = (self.entries.get(&id))
+                            .is_some_and(|e| e.target.addr.ip() == source.addr.ip());
                         if from_target {
+                            if let Some(Entry {
+                                machine: Machine::Server(m),
+                                ..
+                            }) = self.entries.get_mut(&id)
+                            {
+                                m.on_request(&req, &c, &mut scratch);
+                            }
                             self.count_retransmission(&scratch);
+                            self.apply(id, &mut scratch, now, out);
                         }
-                        self.apply(id, &mut scratch, now, out);
                         None
                     }
                     None if req.method() == Method::Ack => Some(Message::Request(req)),
