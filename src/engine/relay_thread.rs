@@ -236,23 +236,25 @@ impl Relay {
         std::mem::swap(left, &mut self.again);
         for (slot, sock) in ready {
             // One left over is read below, after every socket newly ready.
-            if !self.is_left(slot, sock) {
+            if !self.left_flag(slot, sock).is_some_and(|f| *f) {
                 self.readable(slot, sock, Instant::now());
             }
         }
         for (slot, sock) in left.drain(..) {
-            if let Some(Some((_, io))) = self.slots.get_mut(slot)
-                && let Some(flag) = io.left.get_mut(sock)
-            {
-                *flag = false;
+            if let Some(f) = self.left_flag(slot, sock) {
+                *f = false;
             }
             self.readable(slot, sock, Instant::now());
         }
     }
 
-    /// Whether socket `sock` of the stream in `slot` is listed as left with packets.
-    fn is_left(&self, slot: usize, sock: usize) -> bool {
-        matches!(self.slots.get(slot), Some(Some((_, io))) if io.left.get(sock) == Some(&true))
+    /// Whether socket `sock` of the stream in `slot` is listed as left with packets
+    /// ([`StreamIo::left`]); `None` for a slot with no stream.
+    fn left_flag(&mut self, slot: usize, sock: usize) -> Option<&mut bool> {
+        match self.slots.get_mut(slot) {
+            Some(Some((_, io))) => io.left.get_mut(sock),
+            _ => None,
+        }
     }
 
     fn open(&mut self, id: u64, mut io: Box<StreamIo>) {
