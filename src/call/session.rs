@@ -99,19 +99,15 @@ impl Call {
         // Before a timer is agreed, the callee's early dialog has the terms our INVITE
         // asked for: after its 422, its minimum (RFC 4028 §7.4), not the profile's first
         // ask, which it would refuse again.
-        if side == Side::B
-            && self.phase.is_routing()
-            && self.session[side].is_none()
-            && let Some(se) = (self.attempt.as_ref())
-                .filter(|a| a.retried_422)
-                .and_then(|a| a.asked_se)
-        {
-            let secs = se.as_secs().to_string();
-            req.insert_header_before_length(&Hdr::SESSION_EXPIRES, secs.clone())?;
-            req.insert_header_before_length(&Hdr::MIN_SE, secs)?;
-            return req.insert_header_before_length(&Hdr::SUPPORTED, OPTION_TAG);
-        }
-        for (h, v) in policy.request_headers(self.session[side]) {
+        let after_422 = (self.attempt.as_ref())
+            .filter(|a| side == Side::B && self.phase.is_routing() && a.retried_422)
+            .and_then(|a| a.asked_se)
+            .filter(|_| self.session[side].is_none());
+        let headers = match after_422 {
+            Some(min) => terms_after_422(min).to_vec(),
+            None => policy.request_headers(self.session[side]),
+        };
+        for (h, v) in headers {
             req.insert_header_before_length(&h, v)?;
         }
         req.insert_header_before_length(&Hdr::SUPPORTED, OPTION_TAG)
@@ -254,14 +250,14 @@ impl Call {
         };
         leg.local_cseq = leg.local_cseq.wrapping_add(1);
         let (cseq, target) = (leg.local_cseq, leg.target);
-        let secs = min.as_secs().to_string();
         let via = cx.env.local.via(target.transport, &cx.env.ids.branch());
         let mut invite = sent.clone();
         let built = invite
             .set_header(&Hdr::VIA, via)
             .and_then(|()| invite.set_header(&Hdr::CSEQ, format!("{cseq} INVITE")))
-            .and_then(|()| invite.set_header(&Hdr::SESSION_EXPIRES, secs.clone()))
-            .and_then(|()| invite.set_header(&Hdr::MIN_SE, secs));
+            .and_then(|()| {
+                (terms_after_422(min).into_iter()).try_for_each(|(h, v)| invite.set_header(&h, v))
+            });
         if let Err(e) = built {
             warn!(error = %e, "cannot build the INVITE again after 422");
             return false;
@@ -339,4 +335,11 @@ fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
     crate::sdp::lines(crate::sdp::sdp_of(ct, body)?)
         .find(|l| l.text.starts_with(b"o="))
         .map(|l| String::from_utf8_lossy(l.text).into_owned())
+}
+
+/// The session-timer terms of a request to a callee after its 422 asked for `min`: that
+/// interval, and it as our minimum too (RFC 4028 §7.4).
+fn terms_after_422(min: std::time::Duration) -> [(Hdr, String); 2] {
+    let secs = min.as_secs().to_string();
+    [(Hdr::SESSION_EXPIRES, secs.clone()), (Hdr::MIN_SE, secs)]
 }
