@@ -70,7 +70,7 @@ pub(crate) enum Event {
     TcpUp {
         conn: ConnId,
         peer: SocketAddr,
-        tx: mpsc::Sender<Bytes>,
+        tx: tcp::Writer,
     },
     TcpDown {
         conn: ConnId,

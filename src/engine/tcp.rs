@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::Event;
@@ -20,19 +19,16 @@ use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport};
 
 mod registry;
 mod slots;
+mod writer;
 pub(super) use registry::Registry;
 pub(super) use slots::{Slot, Slots};
+pub(super) use writer::Writer;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection with nothing to say is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// A peer that reads nothing we send is cut off after this long.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
 const KEEPALIVE: Duration = Duration::from_secs(60);
-/// Messages queued for one connection's writer at most; past it a message is dropped
-/// (its transaction fails or retransmits), so a peer that reads nothing grows nothing.
-pub(super) const WRITE_QUEUE: usize = 1024;
 
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]
@@ -137,41 +133,16 @@ async fn serve(
     // timeout, and nothing after it is read (the core answers it, then closes).
     stranger: bool,
 ) {
-    let (mut rd, mut wr) = stream.into_split();
-    let (wtx, mut wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, drain) = Writer::new();
     // RFC 5626 §3.5.1 pongs go out on the same writer, behind what the core queued.
-    let pong = wtx.clone();
-    if !inbox
-        .deliver(Event::TcpUp {
-            conn,
-            peer,
-            tx: wtx,
-        })
-        .await
-    {
+    let pong = tx.clone();
+    if !inbox.deliver(Event::TcpUp { conn, peer, tx }).await {
         return;
     }
-    // The writer ends on a write failure, a peer that reads nothing, or an empty message
-    // (the core task closing the connection once what it queued before is written); the
-    // reader stops with it.
-    let mut writer = tokio::spawn(async move {
-        while let Some(b) = wrx.recv().await {
-            if b.is_empty() {
-                break;
-            }
-            match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&b)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "TCP write failed");
-                    break;
-                }
-                Err(_) => {
-                    debug!(%peer, "TCP peer reads nothing: closing");
-                    break;
-                }
-            }
-        }
-    });
+    // The writer ends on a write failure, a peer that reads nothing, or the core closing
+    // the connection; the reader stops with it.
+    let mut writer = tokio::spawn(drain.run(wr, peer));
     let mut framer = StreamFramer::new(limits.max);
     // When the message being received began, if one is under way: it must be complete within
     // `message_timeout`, however slowly its bytes come (one byte every few minutes would
@@ -238,7 +209,7 @@ async fn serve(
                 // gets two bytes back per read, and nothing when the writer is behind.
                 // Strangers get none.
                 if framer.take_pings() > 0 && !stranger {
-                    let _ = pong.try_send(Bytes::from_static(b"\r\n"));
+                    pong.send(Bytes::from_static(b"\r\n"));
                 }
                 let at = Instant::now();
                 // A stream cannot skip messages: a source over its rate loses the connection.
@@ -307,7 +278,7 @@ async fn serve(
                             && let Event::Message { msg, .. } = *ev
                             && let Some(reply) = overloaded(&msg, &inbox.overload.tag)
                         {
-                            let _ = pong.try_send(reply);
+                            pong.send(reply);
                         }
                     } else if !inbox.deliver(ev).await {
                         break 'reading;

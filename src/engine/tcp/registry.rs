@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::super::inbox::Inbox;
-use super::{ConnIds, Limits, Slots, connect};
+use super::{ConnIds, Limits, Slots, Writer, connect, writer};
 use crate::sip::{ConnId, Target};
 use crate::txn::TxnId;
 
@@ -18,7 +17,7 @@ type Queued = Vec<(Bytes, Option<TxnId>)>;
 
 /// The core task's view of TCP connections.
 pub(in crate::engine) struct Registry {
-    pub(super) conns: HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>,
+    pub(super) conns: HashMap<ConnId, (SocketAddr, Writer)>,
     pub(super) by_addr: HashMap<SocketAddr, ConnId>,
     /// Outbound connections being opened, with what waits to be sent on them.
     pub(super) connecting: HashMap<SocketAddr, (ConnId, Queued)>,
@@ -90,8 +89,9 @@ impl Registry {
         if let Some(c) = conn
             && let Some((_, tx)) = self.conns.get(&c)
         {
-            if tx.try_send(bytes).is_err() {
-                // The peer reads nothing; its writer's timeout closes the connection.
+            if !tx.send(bytes) {
+                // The peer reads nothing, or too slowly: its writer's timeout closes the
+                // connection, or its budget bounds what it holds.
                 debug!(%addr, "TCP connection backed up; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
                 return txn;
@@ -100,7 +100,7 @@ impl Registry {
         }
         if let Some((_, queue)) = self.connecting.get_mut(&addr) {
             // No more than its writer will take once it is up: the rest would fail then.
-            if queue.len() >= super::WRITE_QUEUE {
+            if queue.len() >= writer::WRITE_QUEUE {
                 debug!(%addr, "TCP connection still opening, its queue is full; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
                 return txn;
@@ -136,13 +136,13 @@ impl Registry {
         &mut self,
         conn: ConnId,
         peer: SocketAddr,
-        tx: mpsc::Sender<Bytes>,
+        tx: Writer,
     ) -> Vec<TxnId> {
         let mut failed = Vec::new();
         if let Some((cid, queue)) = self.connecting.remove(&peer) {
             if cid == conn {
                 for (b, txn) in queue {
-                    if tx.try_send(b).is_err() {
+                    if !tx.send(b) {
                         failed.extend(txn);
                     }
                 }
@@ -164,7 +164,7 @@ impl Registry {
     /// one answer it may get).
     pub(in crate::engine) fn close(&mut self, conn: ConnId) {
         if let Some((peer, tx)) = self.conns.remove(&conn) {
-            let _ = tx.try_send(Bytes::new());
+            tx.close();
             if self.by_addr.get(&peer) == Some(&conn) {
                 self.by_addr.remove(&peer);
             }

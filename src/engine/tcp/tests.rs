@@ -5,6 +5,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::config::Protect;
 use crate::engine::inbox::FRESH;
+use writer::WRITE_QUEUE;
 
 fn request(method: &str, to_tag: &str, branch: &str) -> String {
     format!(
@@ -136,7 +137,7 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         ))
     };
     let closed = |reg: &mut Registry, from: &str, id: u64| {
-        let (tx, _rx) = mpsc::channel(4);
+        let (tx, _drain) = Writer::new();
         let from: SocketAddr = from.parse().unwrap();
         reg.up(ConnId(id), from, tx);
         reg.down(ConnId(id));
