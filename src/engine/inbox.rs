@@ -329,7 +329,7 @@ impl Inbox {
         // calls last. A burst in its name costs it the excess, never a cool-down that
         // would drop its answers to our calls.
         let peer = self.knows_source(ip) || cfg.is_peer_address(ip);
-        // A peer's own connection: its [limits] hold it; a spoofed UDP flood in its name
+        // A peer's own connection is paced instead (`paces`): a spoofed UDP flood in its name
         // must not cost it the connection.
         if peer && tcp {
             return true;
@@ -352,6 +352,21 @@ impl Inbox {
                 false
             }
         }
+    }
+
+    /// Whether a peer's next message on its own connection must wait: `source_rate` holds
+    /// it as it holds its datagrams, but a stream cannot skip a message, nor should a busy
+    /// trunk lose its connection, so the reader stops reading for a moment and TCP's flow
+    /// control holds the peer back. Without it one peer's connection could stream responses
+    /// at line rate into the queue served before everyone's new calls.
+    pub(crate) fn paces(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.config.load().is_front_ip(ip) {
+            return false;
+        }
+        let guard = self.guard.load();
+        guard
+            .as_ref()
+            .is_some_and(|g| g.check(ip, now, false) != Gate::Pass)
     }
 
     /// We sent a request to `ip`: its responses are worth reading for a while.

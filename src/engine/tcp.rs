@@ -212,8 +212,9 @@ async fn serve(
                     pong.send(Bytes::from_static(b"\r\n"));
                 }
                 let at = Instant::now();
-                // A stream cannot skip messages: a source over its rate loses the connection.
-                if !msgs.is_empty() && !inbox.admit(peer.ip(), at, true) {
+                // A stranger over its rate loses the connection (a stream cannot skip
+                // messages); a peer is paced, message by message, below.
+                if stranger && !msgs.is_empty() && !inbox.admit(peer.ip(), at, true) {
                     debug!(%peer, "TCP source over [protect] source_rate: closing");
                     break;
                 }
@@ -243,6 +244,9 @@ async fn serve(
                     continue;
                 }
                 for framed in msgs {
+                    if !pace(&inbox, peer.ip(), &mut writer).await {
+                        break 'reading;
+                    }
                     let msg = match framed {
                         Framed::Message(msg) => msg,
                         // Framed but unparseable: the core answers it as it does such a
@@ -298,6 +302,30 @@ async fn serve(
     }
     writer.abort();
     inbox.deliver(Event::TcpDown { conn }).await;
+}
+
+/// How long a peer's connection is not read when it is over `source_rate`.
+const PACE: Duration = Duration::from_millis(10);
+
+/// Wait until a peer's next message is within its `source_rate` (counted once per pause);
+/// false when the connection's writer ended meanwhile.
+async fn pace(
+    inbox: &Inbox,
+    ip: std::net::IpAddr,
+    writer: &mut tokio::task::JoinHandle<()>,
+) -> bool {
+    let mut counted = false;
+    while inbox.paces(ip, Instant::now()) {
+        if !counted {
+            crate::ops::metrics::tcp_paced();
+            counted = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PACE) => {}
+            _ = &mut *writer => return false,
+        }
+    }
+    true
 }
 
 /// The stateless `503` + `Retry-After` a new request gets when the queue of new work is

@@ -41,6 +41,7 @@ pub const RECORDING_BYTES: &str = "trunkgate_recording_bytes_total";
 pub const RECORDING_FAILURES: &str = "trunkgate_recording_failures_total";
 pub const SEND_DROPPED: &str = "trunkgate_sip_send_dropped_total";
 pub const REFUSALS_UNRECORDED: &str = "trunkgate_refusals_unrecorded_total";
+pub const TCP_PACED: &str = "trunkgate_tcp_paced_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
 /// 180 to a long ring.
@@ -208,6 +209,11 @@ pub fn recording_failures(stage: &'static str) -> metrics::Counter {
 /// waited for room.
 pub fn udp_send_dropped() -> metrics::Counter {
     counter!(SEND_DROPPED, "transport" => "udp")
+}
+
+/// A peer's TCP connection not read for a moment: it sent over `[protect] source_rate`.
+pub fn tcp_paced() {
+    counter!(TCP_PACED).increment(1);
 }
 
 /// An INVITE refused before it became a call, past the peer's `[cdr] refused_rate`: it got
@@ -426,6 +432,10 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     describe_counter!(
         SEND_DROPPED,
         "SIP datagrams dropped unsent: the socket buffer was full and too many sends already waited for room"
+    );
+    describe_counter!(
+        TCP_PACED,
+        "Pauses in reading a peer's TCP connection because it sent over [protect] source_rate (nothing is dropped: TCP holds the peer back)"
     );
     describe_counter!(
         REWRITES,

@@ -309,3 +309,54 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
     }
     assert_eq!(reg.connecting[&to.addr].1.len(), WRITE_QUEUE);
 }
+
+/// A peer over `[protect] source_rate` on its own connection is read no faster than the
+/// rate, and loses neither a message nor the connection. Before, its connection was not held
+/// to the rate at all: one peer could stream responses at line rate into the queue served
+/// before every peer's new calls.
+#[tokio::test]
+async fn a_peer_over_its_rate_on_tcp_is_paced_and_loses_nothing() {
+    let (inbox, mut queues, protect) = inbox_with(Protect {
+        source_rate: Some(20),
+        ..Protect::default()
+    });
+    let gw = listening(&inbox, &protect).await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut conn = sock.connect(gw).await.unwrap();
+    let mut burst = String::new();
+    for i in 0..60 {
+        burst.push_str(&format!(
+            "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKp{i}\r\n\
+             From: <sip:1000@127.0.0.1>;tag=a\r\nTo: <sip:2000@127.0.0.2>;tag=b\r\n\
+             Call-ID: pace{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        ));
+    }
+    conn.write_all(burst.as_bytes()).await.unwrap();
+    let mut got = 0;
+    let count = |got: &mut usize, queues: &mut crate::engine::inbox::Queues| {
+        while let Ok(ev) = queues.urgent.try_recv() {
+            *got += usize::from(matches!(ev, Event::Message { .. }));
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    count(&mut got, &mut queues);
+    // A second's worth (20) at once, then 20 a second: at most 26 by now on any machine.
+    assert!(got < 40, "{got} of 60 read at once");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while got < 60 {
+            count(&mut got, &mut queues);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every message was read in the end");
+    // The connection is still up: a ping gets its pong.
+    conn.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut pong))
+        .await
+        .expect("a pong")
+        .unwrap();
+    assert_eq!(&pong, b"\r\n");
+}

@@ -40,6 +40,7 @@ const EXPORTED: &[&str] = &[
     RECORDING_FAILURES,
     SEND_DROPPED,
     REFUSALS_UNRECORDED,
+    TCP_PACED,
 ];
 
 #[test]
