@@ -139,6 +139,46 @@ pub fn top_via_port(wire: &[u8]) -> Option<u16> {
     }
 }
 
+/// The port a request's Request-URI names when its host is the literal address `ip`
+/// (5060 when it names none, 5061 for `sips:`); `None` when it names another host or cannot
+/// be read. In a dialog the Request-URI is the peer's Contact: where it listens.
+pub fn request_uri_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
+    let line = &wire[..memchr::memchr(b'\n', wire).unwrap_or(wire.len())];
+    let uri = line.split(|&b| b == b' ').nth(1)?;
+    let (default, rest) = if uri.len() > 5 && uri[..5].eq_ignore_ascii_case(b"sips:") {
+        (5061, &uri[5..])
+    } else if uri.len() > 4 && uri[..4].eq_ignore_ascii_case(b"sip:") {
+        (5060, &uri[4..])
+    } else {
+        return None;
+    };
+    let rest = &rest[..memchr::memchr(b'?', rest).unwrap_or(rest.len())];
+    let hostport = match memchr::memrchr(b'@', rest) {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    let hostport = &hostport[..memchr::memchr(b';', hostport).unwrap_or(hostport.len())];
+    let (host, port) = match hostport.strip_prefix(b"[") {
+        Some(v6) => {
+            let close = memchr::memchr(b']', v6)?;
+            (&v6[..close], &v6[close + 1..])
+        }
+        None => match memchr::memchr(b':', hostport) {
+            Some(c) => (&hostport[..c], &hostport[c..]),
+            None => (hostport, &b""[..]),
+        },
+    };
+    let host: std::net::IpAddr = std::str::from_utf8(host).ok()?.parse().ok()?;
+    if host.to_canonical() != ip.to_canonical() {
+        return None;
+    }
+    match port.strip_prefix(b":") {
+        None if port.is_empty() => Some(default),
+        None => None,
+        Some(p) => std::str::from_utf8(p).ok()?.parse().ok().filter(|&p| p > 0),
+    }
+}
+
 /// ASCII case-insensitive search.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len())
@@ -293,7 +333,38 @@ pub fn refuse(
 
 #[cfg(test)]
 mod tests {
-    use super::top_via_port;
+    use super::{request_uri_port_for, top_via_port};
+
+    #[test]
+    fn the_request_uris_port_is_read_for_its_own_address_only() {
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+        let req = |uri: &str| format!("BYE {uri} SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n\r\n");
+        for (uri, addr, port) in [
+            ("sip:1000@192.0.2.7:5070;transport=tcp", ip, Some(5070)),
+            ("sip:192.0.2.7;transport=tcp", ip, Some(5060)),
+            ("SIPS:1000@192.0.2.7", ip, Some(5061)),
+            ("sip:+1;npdi@192.0.2.7:5080?X=a@b", ip, Some(5080)),
+            ("sip:1000@[2001:db8::7]:5090;transport=tcp", v6, Some(5090)),
+            ("sip:1000@[2001:db8::7]", v6, Some(5060)),
+            // Another host (a NATed phone's private Contact, a name): not known here.
+            ("sip:1000@10.0.0.5:5070", ip, None),
+            ("sip:1000@pbx.example.net:5070", ip, None),
+            ("sip:1000@192.0.2.7:0", ip, None),
+            ("sip:1000@192.0.2.7:99999", ip, None),
+            ("sip:1000@192.0.2.7x", ip, None),
+            ("tel:+1000", ip, None),
+            ("sip:", ip, None),
+        ] {
+            assert_eq!(
+                request_uri_port_for(req(uri).as_bytes(), addr),
+                port,
+                "{uri}"
+            );
+        }
+        assert_eq!(request_uri_port_for(b"BYE", ip), None);
+        assert_eq!(request_uri_port_for(b"", ip), None);
+    }
 
     #[test]
     fn the_top_vias_port_is_read_from_its_line() {
@@ -407,13 +478,17 @@ mod tests {
     fn arbitrary_bytes_never_panic() {
         // A small deterministic fuzz: every prefix and single-byte corruption of a request.
         let base = INVITE.as_bytes();
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
         for cut in 0..base.len() {
             let _ = peek(&base[..cut]);
+            let _ = request_uri_port_for(&base[..cut], ip);
+            let _ = top_via_port(&base[..cut]);
         }
         for i in 0..base.len() {
             for b in [0u8, b'\r', b'\n', b':', b';', b'>', 0xff] {
                 let mut v = base.to_vec();
                 v[i] = b;
+                let _ = request_uri_port_for(&v, ip);
                 if let Peek::NewInvite { head, .. } = peek(&v) {
                     let _ = refuse(&head, v.len(), "t", 5);
                 }

@@ -360,3 +360,46 @@ async fn a_peer_over_its_rate_on_tcp_is_paced_and_loses_nothing() {
         .unwrap();
     assert_eq!(&pong, b"\r\n");
 }
+
+/// A request in a dialog whose peer's connection has closed (a NAT's or balancer's idle
+/// timeout mid-call) goes to the port the peer's Contact (its Request-URI) names when that
+/// names the peer's address. Before, the gateway connected to the closed connection's own
+/// port, the peer's ephemeral one where nothing listens: the BYE was lost and the far end
+/// kept the call up.
+#[tokio::test]
+async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
+    let protect = Protect::default();
+    let (inbox, _queues, _) = inbox_with(protect.clone());
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let from: SocketAddr = "127.0.0.2:40001".parse().unwrap();
+    let (tx, _drain) = Writer::new();
+    reg.up(ConnId(3), from, tx);
+    reg.down(ConnId(3));
+    let target = Target {
+        transport: Transport::Tcp,
+        addr: from,
+        conn: Some(ConnId(3)),
+        listener: None,
+    };
+    let bye = |uri: &str| {
+        Bytes::from(format!(
+            "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKrq\r\n\
+             From: <sip:2000@127.0.0.1>;tag=b\r\nTo: <sip:1000@127.0.0.2>;tag=a\r\nCall-ID: rq\r\n\
+             CSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        ))
+    };
+    assert_eq!(
+        reg.send(target, bye("sip:1000@127.0.0.2:5077;transport=tcp"), None),
+        None
+    );
+    assert!(
+        reg.connecting
+            .contains_key(&"127.0.0.2:5077".parse().unwrap()),
+        "connecting to the Contact's port"
+    );
+    assert!(!reg.connecting.contains_key(&from));
+}
