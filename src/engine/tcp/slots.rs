@@ -20,14 +20,15 @@ struct SlotCounts {
     total: usize,
     /// Connections from sources no profile knows (`unknown_sources = "reject"`).
     strangers: usize,
-    per_source: HashMap<std::net::IpAddr, usize>,
+    /// By source: a peer's address, or a stranger's (its /64 on IPv6), counted apart.
+    per_source: HashMap<(std::net::IpAddr, bool), usize>,
 }
 
 /// A connection's hold on its slot, given back when dropped.
 pub(in crate::engine) struct Slot {
     slots: Slots,
     /// The source it counts against (None for connections we opened ourselves).
-    ip: Option<std::net::IpAddr>,
+    ip: Option<(std::net::IpAddr, bool)>,
     /// A stranger's, counted apart too.
     stranger: bool,
 }
@@ -83,8 +84,13 @@ impl Slots {
         if stranger && c.strangers >= (self.max_total / 16).max(1) {
             return Err("tcp_strangers");
         }
-        // An IPv6 host has a /64 to pick addresses from: that is one source.
-        let ip = ip.map(source_key);
+        // A stranger on IPv6 has a /64 to pick addresses from: that is one source. A peer
+        // counts by its own address, apart from strangers: a stranger in a peer's /64
+        // (shared hosting) must not hold the peer's share.
+        let ip = ip.map(|ip| match stranger {
+            true => (source_key(ip), true),
+            false => (ip, false),
+        });
         if let Some(ip) = ip {
             let mine = c.per_source.entry(ip).or_default();
             if *mine >= self.max_per_source {
@@ -199,5 +205,27 @@ mod tests {
         drop(back);
         assert!(slots.take_back_toward(peer).is_ok());
         drop((own, ours));
+    }
+
+    /// Strangers in a peer's IPv6 /64 count as one source among themselves, and not against
+    /// the peer's share. Before, a peer's connections were counted by its /64 too: a stranger
+    /// beside it (shared hosting) could hold its share and have its connections refused.
+    #[test]
+    fn strangers_beside_a_peer_on_ipv6_do_not_take_its_share() {
+        let p = crate::config::Protect {
+            max_tcp_total: 1024,
+            max_tcp_per_source: 2,
+            ..crate::config::Protect::default()
+        };
+        let slots = Slots::new(&p);
+        let in_64 = |last: u16| std::net::IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, last]);
+        let strangers: Vec<Slot> = (10..20)
+            .filter_map(|i| slots.take(Some(in_64(i)), true).ok())
+            .collect();
+        assert_eq!(strangers.len(), 2, "the /64's strangers are one source");
+        let peer: Vec<Slot> = std::iter::from_fn(|| slots.take(Some(in_64(1)), false).ok())
+            .take(10)
+            .collect();
+        assert_eq!(peer.len(), 2, "the peer keeps its own share");
     }
 }
