@@ -137,7 +137,13 @@ async fn serve(
     let (tx, drain) = Writer::new();
     // RFC 5626 §3.5.1 pongs go out on the same writer, behind what the core queued.
     let pong = tx.clone();
-    if !inbox.deliver(Event::TcpUp { conn, peer, tx }).await {
+    // A stranger's connection is made known to the core only with the one message it may
+    // be answered: one that sends nothing worth answering costs the core nothing.
+    let mut up = Some(tx);
+    if !stranger
+        && let Some(tx) = up.take()
+        && !inbox.deliver(Event::TcpUp { conn, peer, tx }).await
+    {
         return;
     }
     // The writer ends on a write failure, a peer that reads nothing, or the core closing
@@ -237,7 +243,10 @@ async fn serve(
                         at,
                         screened: false,
                     };
-                    if !inbox.try_deliver_stranger(ev) {
+                    let Some(tx) = up.take() else { break };
+                    if !inbox.try_deliver(Event::TcpUp { conn, peer, tx })
+                        || !inbox.try_deliver_stranger(ev)
+                    {
                         break;
                     }
                     answered = true;
@@ -301,7 +310,9 @@ async fn serve(
         }
     }
     writer.abort();
-    inbox.deliver(Event::TcpDown { conn }).await;
+    if up.is_none() {
+        inbox.deliver(Event::TcpDown { conn }).await;
+    }
 }
 
 /// How long a peer's connection is not read when it is over `source_rate`.

@@ -229,13 +229,19 @@ async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
         .unwrap_or(0);
     assert_eq!(n, 0);
     tokio::time::sleep(Duration::from_millis(50)).await;
+    let (mut ups, mut downs) = (0, 0);
     while let Ok(ev) = queues.urgent.try_recv() {
         assert!(
             !matches!(ev, Event::Message { .. }),
             "a stranger's message went ahead of accepted work"
         );
+        ups += usize::from(matches!(ev, Event::TcpUp { .. }));
+        downs += usize::from(matches!(ev, Event::TcpDown { .. }));
     }
     assert!(queues.fresh.try_recv().is_err(), "the ACK was not queued");
+    // Only the connection with something to answer was made known to the core: the ACK's
+    // cost it nothing (before, each stranger's connection cost a TcpUp and a TcpDown).
+    assert_eq!((ups, downs), (1, 0));
 }
 
 /// A peer's message that frames but does not parse (a header over the parser's limit) is
