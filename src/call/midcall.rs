@@ -103,7 +103,9 @@ impl Call {
             // A transfer lets one party make the other's side place a call: only from a
             // peer whose `[transfer]` relays, and only to a number via the gateway (RFC 3515
             // lets the recipient refuse with 403).
-            Method::Refer if self.relays_transfers(side) => self.relay_request(cx, side, id, req),
+            Method::Refer if self.relays_transfers(side) && self.may_refer_toward(side) => {
+                self.relay_request(cx, side, id, req)
+            }
             Method::Refer => cx.respond(id, &req, 403, "Forbidden", &[]),
             // The transferee's progress reports go back to the referrer.
             Method::Notify
@@ -252,6 +254,18 @@ impl Call {
     fn relays_transfers(&self, side: Side) -> bool {
         self.profile(side)
             .is_some_and(|p| p.transfer == TransferMode::Relay)
+    }
+
+    /// Whether a REFER from `side` may reach the other leg: a trunk only when the referrer's
+    /// `[transfer] to_trunks` says so. The `Refer-To` names the gateway, but a carrier that
+    /// performs transfers in its network dials the number itself, billed to the trunk's
+    /// account: no route, limit or CDR of ours applies (a dial-through from an
+    /// auto-attendant becomes a premium-rate call).
+    fn may_refer_toward(&self, side: Side) -> bool {
+        let trunk = self
+            .profile(side.other())
+            .is_none_or(|p| p.role == crate::config::Role::Trunk);
+        !trunk || self.profile(side).is_some_and(|p| p.transfer_to_trunks)
     }
 
     /// An UPDATE or INFO the other leg's peer never said it accepts (RFC 3311 §5.1: do not

@@ -256,6 +256,7 @@ pub struct HeadersSection {
 #[serde(deny_unknown_fields)]
 pub struct TransferSection {
     pub mode: Option<Spanned<String>>,
+    pub to_trunks: Option<Spanned<bool>>,
 }
 
 /// A profile's `[sip]`.

@@ -145,6 +145,9 @@ pub struct Profile {
     pub headers: crate::interop::headers::HeaderPolicy,
     /// `[transfer] mode`: what a REFER from this peer does.
     pub transfer: crate::interop::transfer::TransferMode,
+    /// `[transfer] to_trunks`: a REFER from this peer may go to a trunk (`role = "trunk"`),
+    /// which may place the transfer's call itself, around the gateway.
+    pub transfer_to_trunks: bool,
     /// `[session_timer]`: RFC 4028 on this peer's leg.
     pub session_timer: crate::interop::session_timer::SessionTimerPolicy,
 }

@@ -434,6 +434,11 @@ fn load_profile(
         session_timer,
         allow,
         transfer,
+        transfer_to_trunks: file
+            .transfer
+            .to_trunks
+            .as_ref()
+            .is_some_and(|t| *t.get_ref()),
         headers,
     })?;
     Some((profile, places))

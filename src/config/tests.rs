@@ -637,7 +637,7 @@ fn call_policy_keys_are_validated_with_positions() {
     let mut ps = standard_profiles();
     ps[1].1.push_str(
         "[session_timer]\nmode = \"require\"\nexpires_s = 600\nmin_se_s = 120\n\
-         [transfer]\nmode = \"relay\"\n[sip]\nallow = [\"invite\", \"ACK\", \"BYE\"]\n\
+         [transfer]\nmode = \"relay\"\nto_trunks = true\n[sip]\nallow = [\"invite\", \"ACK\", \"BYE\"]\n\
          [headers]\npass = [\"X-Billing\"]\nstrip = [\"Subject\"]\nuser_agent = \"tg\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
@@ -650,6 +650,12 @@ fn call_policy_keys_are_validated_with_positions() {
     assert_eq!(p.session_timer.expires, Duration::from_secs(600));
     assert_eq!(p.session_timer.min_se, Duration::from_secs(120));
     assert_eq!(p.transfer, crate::interop::transfer::TransferMode::Relay);
+    assert!(p.transfer_to_trunks);
+    assert!(
+        !cfg.profile(&PeerName("pbx".into()))
+            .unwrap()
+            .transfer_to_trunks
+    );
     assert_eq!(
         p.allow.as_deref(),
         Some(&["INVITE".to_string(), "ACK".into(), "BYE".into()][..])

@@ -1,9 +1,11 @@
 //! Call transfer (REFER, RFC 3515) between the legs, per the referring peer's `[transfer]`.
 //!
-//! Relaying a REFER lets one party make the other party's side place a call. The gateway
-//! never lets that call go around it: the `Refer-To` the transferee gets names the gateway
-//! (`sip:NUMBER@<advertise>`), so the new call arrives here and is routed, limited and
-//! recorded as a call from the transferee's profile, like any other.
+//! Relaying a REFER lets one party make the other party's side place a call. The `Refer-To`
+//! the transferee gets names the gateway (`sip:NUMBER@<advertise>`), so the new call comes
+//! here and is routed, limited and recorded as a call from the transferee's profile, like
+//! any other, when the transferee follows it. A trunk that transfers in its own network
+//! dials the number itself instead, around the gateway: a REFER goes to a trunk only when
+//! the referrer's `[transfer] to_trunks` allows it (`call/midcall.rs`).
 
 use crate::interop::uri::{UriPolicy, escape_user, normalise_number, peer_uri_in};
 use crate::sip::{dialled_number, split_header_list};

@@ -648,6 +648,7 @@ fn a_challenged_refer_is_known_by_the_cseq_it_went_again_with() {
         }
         if name == "pbx" {
             p.transfer = crate::interop::transfer::TransferMode::Relay;
+            p.transfer_to_trunks = true;
         }
     }));
     let (inv, ok) = answered_call(&mut h);

@@ -594,11 +594,36 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// A PBX that relays transfers may not send a REFER to a trunk unless its `[transfer]
+/// to_trunks` says so: a carrier that transfers in its own network would dial the target
+/// itself, around every route, limit and CDR of the gateway (a dial-through from an
+/// auto-attendant to a premium-rate number, billed to the trunk). Before, any relaying
+/// peer's REFER went to the carrier, signed with the trunk's credentials.
+#[test]
+fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.transfer = crate::interop::transfer::TransferMode::Relay;
+        }
+    }));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let refer = from_phone("REFER", &tag, 2, "z9hG4bKtt2", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+88213000000@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    assert_eq!(h.statuses(PHONE), vec![403]);
+    assert!(h.take(CARRIER_A).is_empty(), "nothing reached the carrier");
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}
+
 #[test]
 fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     let mut h = H::with(config_with(|n, p| {
         if n == "pbx" {
             p.transfer = crate::interop::transfer::TransferMode::Relay;
+            p.transfer_to_trunks = true;
         }
     }));
     let (inv, ok) = answered_call(&mut h);

@@ -75,6 +75,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         session_timer: Default::default(),
         allow: None,
         transfer: Default::default(),
+        transfer_to_trunks: false,
         headers: Default::default(),
     };
     (p.name.clone(), Arc::new(p))
