@@ -107,12 +107,19 @@ impl Call {
                 self.relay_request(cx, side, id, req)
             }
             Method::Refer => cx.respond(id, &req, 403, "Forbidden", &[]),
-            // The transferee's progress reports go back to the referrer.
-            Method::Notify
-                if self.relays_transfers(side.other())
-                    && req.header(&Hdr::EVENT).is_some_and(|e| is_refer_event(&e)) =>
-            {
-                self.relay_request(cx, side, id, req)
+            // The transferee's progress reports go back to the referrer: only on a REFER we
+            // relayed to it (else a peer could put reports of its own, which the referrer may
+            // act on, into the other party's dialog); RFC 6665 §4.1.3: 481 for a
+            // subscription that does not exist.
+            Method::Notify if req.header(&Hdr::EVENT).is_some_and(|e| is_refer_event(&e)) => {
+                let reported = (req.header(&Hdr::EVENT))
+                    .and_then(|e| self.refer_reported(side, &e))
+                    .is_some();
+                if reported && self.relays_transfers(side.other()) {
+                    self.relay_request(cx, side, id, req)
+                } else {
+                    cx.respond(id, &req, 481, "Subscription Does Not Exist", &[])
+                }
             }
             Method::Invite | Method::Update if self.on_session_request(cx, side, id, &req) => {}
             Method::Invite | Method::Update | Method::Info | Method::Options => {

@@ -618,6 +618,51 @@ fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
     assert!(h.cdrs.is_empty(), "the call goes on");
 }
 
+/// A transfer report (NOTIFY, `Event: refer`) reaches the referrer only for a REFER the
+/// gateway relayed to its sender; any other gets 481. Before, a carrier could push reports
+/// of its own (`SIP/2.0 200 OK` in the sipfrag, which a PBX may act on) into the PBX's
+/// dialog whenever the PBX's profile relayed transfers, with or without a transfer.
+#[test]
+fn a_transfer_report_is_relayed_only_for_a_refer_that_went_to_its_sender() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.transfer = crate::interop::transfer::TransferMode::Relay;
+            p.transfer_to_trunks = true;
+        }
+    }));
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        CARRIER_A,
+        &carrier_notify(&inv, 1, "z9hG4bKu1", "refer", "active;expires=60"),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.take(PHONE).is_empty(), "no report without a transfer");
+    // With a transfer relayed, a report naming another REFER is refused too.
+    let refer = from_phone("REFER", &tag, 2, "z9hG4bKu2", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
+    h.take(PHONE);
+    let other = format!("refer;id={}", out.seq() + 7);
+    h.recv(
+        CARRIER_A,
+        &carrier_notify(&inv, 2, "z9hG4bKu3", &other, "active;expires=60"),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.take(PHONE).is_empty());
+    let this = format!("refer;id={}", out.seq());
+    h.recv(
+        CARRIER_A,
+        &carrier_notify(&inv, 3, "z9hG4bKu4", &this, "active;expires=60"),
+    );
+    let n = h.one_request(PHONE, Method::Notify);
+    assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));
+}
+
 #[test]
 fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     let mut h = H::with(config_with(|n, p| {
