@@ -13,8 +13,8 @@ use crate::sip::{
 };
 
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
-/// know (through the front: the peer it names, if it names one): a forged 2xx from anywhere
-/// else must not make the gateway send anything. True when they were sent.
+/// know (through the front: the peer it names, and only when it names one): a forged 2xx
+/// from anywhere else must not make the gateway send anything. True when they were sent.
 pub(super) fn ack_and_bye(
     env: &mut Env,
     now: Instant,
@@ -28,6 +28,28 @@ pub(super) fn ack_and_bye(
     if !known {
         return false;
     }
+    // Through the front: to the peer the front says sent the 2xx, named to the front in
+    // X-Trunkgate-Peer, with no route set: the front forwards a request by its Route (or,
+    // without one, its Request-URI), and a forged 2xx's Record-Route and Contact may name
+    // anyone. A 2xx the front did not name a sender for gets nothing.
+    let (to, routes) = if env.is_front(source) {
+        let stamp = resp.header(&Hdr::named(super::cx::SOURCE_HEADER));
+        let Some(addr) = stamp.and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok()) else {
+            return false;
+        };
+        let peer = Target {
+            addr,
+            conn: None,
+            listener: None,
+            ..source
+        };
+        (peer, Vec::new())
+    } else {
+        // Straight from the peer: it gets them, along the route set its 2xx names.
+        let mut routes = resp.record_route();
+        routes.reverse();
+        (source, routes)
+    };
     // Each one costs two requests as large as the 2xx: a forged stream of them (a peer's
     // address spoofed) is answered only up to a budget, and logged once a second.
     match env.orphans.take(now) {
@@ -43,8 +65,8 @@ pub(super) fn ack_and_bye(
         }
     }
     for method in [Method::Ack, Method::Bye] {
-        match orphan_request(resp, method, cseq, &env.local, source, &mut env.ids) {
-            Ok(req) => env.send(source, &Message::Request(req)),
+        match orphan_request(resp, method, cseq, &env.local, to, &routes, &mut env.ids) {
+            Ok(req) => env.send(to, &Message::Request(req)),
             Err(e) => warn!(error = %e, "cannot build request for orphan 2xx"),
         }
     }
@@ -92,13 +114,12 @@ fn orphan_request(
     cseq: u32,
     local: &LocalAddrs,
     source: Target,
+    routes: &[String],
     ids: &mut IdGen,
 ) -> Result<Request, SipError> {
     let target_uri = resp
         .contact_uri()
         .unwrap_or_else(|| format!("sip:{}", source.addr));
-    let mut routes = resp.record_route();
-    routes.reverse();
     let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
     let header = |h: &Hdr, name| resp.header(h).ok_or(SipError::MissingHeader(name));
     let mut r = NewRequest {

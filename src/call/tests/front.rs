@@ -311,3 +311,37 @@ fn a_late_answer_through_the_front_is_counted_for_its_callee() {
     assert_eq!(h.take_requests(FRONT, Method::Bye).len(), 1);
     assert_eq!(h.late_answers(), ["carrier-a"]);
 }
+
+/// A 2xx for no call through the front gets its ACK and BYE toward the peer the front says
+/// sent it (X-Trunkgate-Peer), with no route set, and nothing when the front names no
+/// sender. Before, they followed the 2xx's own Record-Route (no X-Trunkgate-Peer with a
+/// Route), so a 2xx forged in a carrier's name made the front send them to any host.
+#[test]
+fn a_2xx_for_no_call_through_the_front_goes_back_to_its_sender_only() {
+    let mut h = behind_front();
+    let stray = |stamp: Option<&str>| {
+        let stamp = stamp.map_or(String::new(), |s| format!("X-Trunkgate-Source: {s}\r\n"));
+        format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnever\r\n\
+             Record-Route: <sip:192.0.2.99;lr>\r\n{stamp}\
+             From: <sip:1000@127.0.0.1>;tag=ours\r\nTo: <sip:+8610123@ims.example.com>;tag=x\r\n\
+             Call-ID: stray@127.0.0.1\r\nCSeq: 7 INVITE\r\nContact: <sip:v@192.0.2.99>\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    h.recv(FRONT, &stray(Some("127.0.0.3:5060")));
+    let sent = h.requests_to(FRONT);
+    let [ack, bye] = &sent[..] else {
+        panic!("expected ACK and BYE, got {sent:?}");
+    };
+    assert_eq!((ack.method(), bye.method()), (Method::Ack, Method::Bye));
+    for r in [ack, bye] {
+        assert!(r.header(&Hdr::ROUTE).is_none(), "{r:?}");
+        assert_eq!(
+            r.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+            Some("127.0.0.3:5060;transport=udp")
+        );
+    }
+    h.recv(FRONT, &stray(None));
+    assert!(h.take(FRONT).is_empty(), "no sender named, nothing sent");
+}
