@@ -219,6 +219,7 @@ impl Shell {
             mut int,
         } = signals;
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
+        let mut reloading = reload::Reloading::default();
         loop {
             let callback_wake = self.callback.as_ref().and_then(|c| c.poll_timeout());
             let wake = [
@@ -236,7 +237,11 @@ impl Shell {
                 biased;
                 _ = term.recv() => self.on_stop_signal(),
                 _ = int.recv() => self.on_stop_signal(),
-                _ = hup.recv() => { let now = self.clock(); self.reload(now) }
+                _ = hup.recv() => self.reload(&mut reloading),
+                loaded = reloading.loaded() => {
+                    let now = self.clock();
+                    self.reload_loaded(now, loaded, &mut reloading)
+                }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
                 ev = q.urgent.recv() => {

@@ -9,16 +9,72 @@ use tracing::{error, info, warn};
 
 use super::Shell;
 use crate::call::Input;
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::ops::metrics;
 
+/// What loading the configuration gave.
+pub(super) type Loaded = Result<Result<Config, ConfigErrors>, tokio::task::JoinError>;
+
+/// The configuration files being read and checked for a reload, off the signalling thread
+/// (a slow or stalled disk must not stop SIP), and whether another SIGHUP came meanwhile.
+#[derive(Default)]
+pub(super) struct Reloading {
+    loading: Option<tokio::task::JoinHandle<Result<Config, ConfigErrors>>>,
+    again: bool,
+}
+
+impl Reloading {
+    /// The configuration loaded (an error when its loading failed: a panic, said in
+    /// place of the file's errors); never while none is being loaded.
+    pub(super) async fn loaded(&mut self) -> Loaded {
+        let Some(h) = self.loading.as_mut() else {
+            return std::future::pending().await;
+        };
+        let done = h.await;
+        self.loading = None;
+        done
+    }
+}
+
 impl Shell {
-    /// SIGHUP: reopen the CDR file, then load, check and apply the configuration, or keep
-    /// the running one and say why.
-    pub(super) fn reload(&mut self, now: Instant) {
+    /// SIGHUP: reopen the CDR file, then load the configuration on a thread of the
+    /// blocking pool; one more SIGHUP while it loads loads it once more after (however many
+    /// came), so a storm of them costs the signalling thread one apply each time.
+    pub(super) fn reload(&mut self, reloading: &mut Reloading) {
         // Whatever becomes of the configuration, SIGHUP reopens the CDR file (logrotate).
         self.cdr.reopen();
-        let cfg = match Config::load(&self.config_path) {
+        if reloading.loading.is_some() {
+            reloading.again = true;
+            return;
+        }
+        let path = self.config_path.clone();
+        reloading.loading = Some(tokio::task::spawn_blocking(move || Config::load(&path)));
+    }
+
+    /// A reload's configuration is loaded: check and apply it, or keep the running one and
+    /// say why; then load again if SIGHUP came meanwhile.
+    pub(super) fn reload_loaded(
+        &mut self,
+        now: Instant,
+        loaded: Loaded,
+        reloading: &mut Reloading,
+    ) {
+        let loaded = loaded.unwrap_or_else(|e| {
+            let why = format!("loading the configuration failed: {e}");
+            Err(ConfigErrors(vec![crate::config::ConfigError::file(
+                &self.config_path,
+                why,
+            )]))
+        });
+        self.apply_reload(now, loaded);
+        if std::mem::take(&mut reloading.again) {
+            let path = self.config_path.clone();
+            reloading.loading = Some(tokio::task::spawn_blocking(move || Config::load(&path)));
+        }
+    }
+
+    fn apply_reload(&mut self, now: Instant, loaded: Result<Config, ConfigErrors>) {
+        let cfg = match loaded {
             Ok(cfg) => cfg,
             Err(errs) => {
                 for e in &errs.0 {

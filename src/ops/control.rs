@@ -1,10 +1,14 @@
 //! `trunkgate reload` and the running process: a pid file and a reload-result file, both
-//! beside the CDR file (a folder the service may write, unlike its configuration folder).
+//! beside the CDR file and named after it (a folder the service may write, unlike its
+//! configuration folder; instances that share the folder have CDR files, and so control
+//! files, of their own).
 //!
 //! The running process writes its pid at start and removes it at exit; after each SIGHUP it
 //! writes one line, `<sequence> <result> <detail>`, to the result file (written aside and
 //! renamed, so a reader never sees half a line). `trunkgate reload` validates the
-//! configuration itself, signals the process, and waits for the sequence to move.
+//! configuration itself, signals the process, and waits for the sequence to move. The
+//! running process writes on threads of their own: a disk that stalls must not stall the
+//! signalling thread that answers the reload.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,23 +16,24 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 
-/// The pid file of the gateway run with `cfg`.
+/// The pid file of the gateway run with `cfg`: `<CDR file>.pid`.
 pub fn pid_file(cfg: &Config) -> PathBuf {
-    beside_cdr(cfg, "trunkgate.pid")
+    beside_cdr(cfg, ".pid")
 }
 
-/// The reload-result file of the gateway run with `cfg`.
+/// The reload-result file of the gateway run with `cfg`: `<CDR file>.reload`.
 pub fn result_file(cfg: &Config) -> PathBuf {
-    beside_cdr(cfg, "trunkgate.reload")
+    beside_cdr(cfg, ".reload")
 }
 
-fn beside_cdr(cfg: &Config, name: &str) -> PathBuf {
-    cfg.cdr_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(name)
+fn beside_cdr(cfg: &Config, suffix: &str) -> PathBuf {
+    let mut p = cfg.cdr_path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
 }
+
+/// How long the process waits at exit for its pid file to go (a stalled disk).
+const PID_REMOVAL_WAIT: Duration = Duration::from_millis(500);
 
 /// Write `contents` to `path` through a temporary file and a rename.
 fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
@@ -87,12 +92,41 @@ pub struct Control {
     pid_file: PathBuf,
     result_file: PathBuf,
     sequence: u64,
+    /// The thread writing the last result: the next one waits for it, so results are
+    /// written in order.
+    writing: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Whether `pid` is a running trunkgate other than this process.
+fn another_gateway(pid: i32) -> bool {
+    if pid <= 0 || pid as u32 == std::process::id() {
+        return false;
+    }
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let ours = std::env::current_exe().ok();
+    matches!((&theirs, &ours), (Some(t), Some(o)) if same_program(t, o))
 }
 
 impl Control {
-    /// Write the pid file (the folder exists: the CDR file was opened in it).
+    /// Write the pid file (the folder exists: the CDR file was opened in it). Refused when
+    /// it names another running trunkgate: two gateways writing one CDR file, whose
+    /// `trunkgate reload` would reach only the last one started.
     pub fn start(cfg: &Config) -> io::Result<Control> {
         let pid_file = pid_file(cfg);
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .filter(|&p| another_gateway(p))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} names process {pid}, a running trunkgate: another instance writes the \
+                     same CDR file (each needs its own [cdr] path)",
+                    pid_file.display()
+                ),
+            ));
+        }
         write_atomically(&pid_file, &format!("{}\n", std::process::id()))?;
         let result_file = result_file(cfg);
         let last = read_result(&result_file);
@@ -110,6 +144,7 @@ impl Control {
             pid_file,
             result_file,
             sequence,
+            writing: None,
         })
     }
 
@@ -121,19 +156,59 @@ impl Control {
             .map(|c| if c == '\n' { ' ' } else { c })
             .collect();
         let line = format!("{} {result} {detail}\n", self.sequence);
-        if let Err(e) = write_result(&self.result_file, &line) {
-            tracing::warn!(file = %self.result_file.display(), error = %e, "cannot write the reload result");
+        let path = self.result_file.clone();
+        let before = self.writing.take();
+        let write = move || {
+            if let Some(b) = before {
+                let _ = b.join();
+            }
+            if let Err(e) = write_result(&path, &line) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot write the reload result");
+            }
+        };
+        match std::thread::Builder::new()
+            .name("reload-result".into())
+            .spawn(write)
+        {
+            Ok(h) => self.writing = Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a thread to write the reload result")
+            }
+        }
+    }
+
+    /// Wait for the results handed over so far to be written.
+    #[cfg(test)]
+    fn settle(&mut self) {
+        if let Some(h) = self.writing.take() {
+            let _ = h.join();
         }
     }
 }
 
 impl Drop for Control {
     fn drop(&mut self) {
-        // Only our own: another instance may have written its pid since.
-        let ours = std::fs::read_to_string(&self.pid_file)
-            .is_ok_and(|t| t.trim() == std::process::id().to_string());
-        if ours {
-            let _ = std::fs::remove_file(&self.pid_file);
+        let path = self.pid_file.clone();
+        let before = self.writing.take();
+        let remove = move || {
+            if let Some(b) = before {
+                let _ = b.join();
+            }
+            // Only our own: another instance may have written its pid since.
+            let ours = std::fs::read_to_string(&path)
+                .is_ok_and(|t| t.trim() == std::process::id().to_string());
+            if ours {
+                let _ = std::fs::remove_file(&path);
+            }
+        };
+        // At exit, within a limit: the stop's time is the supervisor's (README, drain_s).
+        if let Ok(h) = std::thread::Builder::new()
+            .name("pid-file".into())
+            .spawn(remove)
+            && crate::threads::join_within(h, PID_REMOVAL_WAIT)
+                == crate::threads::Joined::StillRunning
+        {
+            tracing::warn!(file = %self.pid_file.display(), "the pid file could not be removed in time (a stalled disk?)");
         }
     }
 }
@@ -189,9 +264,7 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         .filter(|p| *p > 0)
         .ok_or_else(|| ReloadError::BadPidFile { path: path.clone() })?;
     // A stale pid file may name another program by now: signal only a trunkgate.
-    let theirs = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let ours = std::env::current_exe().ok();
-    if !matches!((&theirs, &ours), (Some(t), Some(o)) if same_program(t, o)) {
+    if !another_gateway(pid) {
         return Err(ReloadError::NotRunning { pid, path });
     }
     let results = result_file(cfg);
@@ -252,6 +325,7 @@ mod tests {
         let pid = std::fs::read_to_string(pid_file(&cfg)).unwrap();
         assert_eq!(pid.trim(), std::process::id().to_string());
         c.reloaded("applied", "4 profiles, 2 routes;\nchanged: carrier-a");
+        c.settle();
         let r = read_result(&result_file(&cfg)).unwrap();
         assert_eq!(r.sequence, 1);
         assert_eq!(r.result, "applied");
@@ -261,6 +335,7 @@ mod tests {
         // A restarted process continues the sequence, so a waiting `reload` sees a change.
         let mut c = Control::start(&cfg).unwrap();
         c.reloaded("invalid", "x");
+        c.settle();
         assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 2);
     }
 
@@ -273,13 +348,15 @@ mod tests {
         let mut cfg = crate::call::tests::config();
         cfg.cdr_path = dir.path().join("cdr.jsonl");
         let mut c = Control::start(&cfg).unwrap();
-        std::fs::create_dir(dir.path().join("trunkgate.reload.tmp")).unwrap();
+        std::fs::create_dir(dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
         c.reloaded("applied", "4 profiles, 2 routes");
+        c.settle();
         let r = read_result(&result_file(&cfg)).unwrap();
         assert_eq!((r.sequence, r.result.as_str()), (1, "applied"));
         assert_eq!(r.detail, "4 profiles, 2 routes");
         // A long detail is cut to the room, on a character boundary, and says so.
         c.reloaded("invalid", &"é".repeat(3000));
+        c.settle();
         let r = read_result(&result_file(&cfg)).unwrap();
         assert_eq!(r.sequence, 2);
         assert!(
@@ -295,6 +372,7 @@ mod tests {
         )
         .unwrap();
         c.reloaded("applied", "short");
+        c.settle();
         let r = read_result(&result_file(&cfg)).unwrap();
         assert_eq!((r.sequence, r.detail.as_str()), (3, "short"));
         assert_eq!(
@@ -318,5 +396,30 @@ mod tests {
             reload(&cfg, Duration::from_millis(10)),
             Err(ReloadError::NotRunning { pid: 1, .. })
         ));
+    }
+
+    /// Two instances whose CDR files share a folder (scaling out on one host) have pid and
+    /// result files of their own. Before, both wrote `trunkgate.pid` and `trunkgate.reload`
+    /// there: `trunkgate reload` for the first signalled the second and printed its answer.
+    #[test]
+    fn instances_sharing_a_cdr_folder_have_control_files_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut one = crate::call::tests::config();
+        one.cdr_path = dir.path().join("cdr-1.jsonl");
+        let mut two = crate::call::tests::config();
+        two.cdr_path = dir.path().join("cdr-2.jsonl");
+        assert_ne!(pid_file(&one), pid_file(&two));
+        assert_ne!(result_file(&one), result_file(&two));
+        assert_eq!(pid_file(&one), dir.path().join("cdr-1.jsonl.pid"));
+        let mut a = Control::start(&one).unwrap();
+        let _b = Control::start(&two).unwrap();
+        // Results handed to the writing threads land in order.
+        for i in 0..20 {
+            a.reloaded("applied", &format!("reload {i}"));
+        }
+        a.settle();
+        let r = read_result(&result_file(&one)).unwrap();
+        assert_eq!((r.sequence, r.detail.as_str()), (20, "reload 19"));
+        assert!(read_result(&result_file(&two)).is_some_and(|r| r.sequence == 0));
     }
 }
