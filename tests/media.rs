@@ -626,17 +626,22 @@ fn a_malformed_header_extension_does_not_stop_a_recorded_stream() {
     );
 }
 
-/// A recording folder the gateway cannot make (here under a device): the call goes on,
-/// and its CDR names no file but says the recording never started.
+/// A recording folder that can no longer be written (here made a file after start-up): the
+/// call goes on, and its CDR names no file but says the recording never started. A gateway
+/// started with such a folder is refused at once, saying why (before, it started, and only
+/// each recorded call said so).
 #[test]
 fn a_recording_that_cannot_start_is_not_named_by_the_cdr() {
-    let gw = Gateway::start(
+    let mut gw = Gateway::start(
         Ports::new(),
         GwOpts {
-            gateway_extra: "[recording]\ndir = \"/dev/null/recordings\"\n".into(),
+            gateway_extra: "[recording]\ndir = \"rec\"\n".into(),
             ..GwOpts::carrier_a("[media]\nrecord = true\n")
         },
     );
+    let folder = gw.dir.path().join("rec");
+    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::write(&folder, b"not a folder").unwrap();
     let e = establish(&gw, "rec-refused");
     let failures = r#"trunkgate_recording_failures_total{stage="open"}"#;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -651,6 +656,11 @@ fn a_recording_that_cannot_start_is_not_named_by_the_cdr() {
     assert_eq!(cdr["call_tag"], "caller_bye");
     assert!(cdr["recording"].is_null(), "{cdr}");
     assert_eq!(cdr["events"], serde_json::json!(["recording_not_started"]));
+    gw.kill9();
+    let (status, log) = gw.start_again_expecting_exit();
+    let status = status.unwrap_or_else(|| panic!("started with the folder a file:\n{log}"));
+    assert!(!status.success(), "{status}\n{log}");
+    assert!(log.contains("[recording] dir"), "{log}");
 }
 
 #[test]

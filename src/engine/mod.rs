@@ -98,6 +98,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let tcp_slots = tcp::Slots::new(&cfg.protect);
     let udp_socks = listen::sip(&cfg, &inbox, tcp_limits, &tcp_slots, &conn_ids)?;
     listen::metrics_endpoint(&cfg, &inbox)?;
+    wav::check_recording_dir(&cfg).map_err(|e| anyhow::anyhow!(e))?;
     let (wav, wav_thread) =
         wav::WavWriters::start().context("cannot start the recording writer")?;
     let cdr = CdrWriter::open_with(&cfg.cdr_path, crate::cdr::CdrOptions::from_config(&cfg))

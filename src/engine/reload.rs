@@ -12,6 +12,14 @@ use crate::call::Input;
 use crate::config::{Config, ConfigErrors};
 use crate::ops::metrics;
 
+/// Read and check the configuration at `path` for a reload, and try its recording folder.
+fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+    let cfg = Config::load(path)?;
+    super::wav::check_recording_dir(&cfg)
+        .map_err(|e| ConfigErrors(vec![crate::config::ConfigError::file(path, e)]))?;
+    Ok(cfg)
+}
+
 /// What loading the configuration gave.
 pub(super) type Loaded = Result<Result<Config, ConfigErrors>, tokio::task::JoinError>;
 
@@ -48,7 +56,7 @@ impl Shell {
             return;
         }
         let path = self.config_path.clone();
-        reloading.loading = Some(tokio::task::spawn_blocking(move || Config::load(&path)));
+        reloading.loading = Some(tokio::task::spawn_blocking(move || load(&path)));
     }
 
     /// A reload's configuration is loaded: check and apply it, or keep the running one and
@@ -69,7 +77,7 @@ impl Shell {
         self.apply_reload(now, loaded);
         if std::mem::take(&mut reloading.again) {
             let path = self.config_path.clone();
-            reloading.loading = Some(tokio::task::spawn_blocking(move || Config::load(&path)));
+            reloading.loading = Some(tokio::task::spawn_blocking(move || load(&path)));
         }
     }
 

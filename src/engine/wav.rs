@@ -459,6 +459,21 @@ fn count_refusal(stopped: &std::sync::atomic::AtomicU64, stage: &'static str) {
 
 mod file;
 mod repair;
+
+/// `[recording] dir`, tried when a profile of `cfg` records: an error saying why
+/// recordings could not be written there.
+pub(crate) fn check_recording_dir(cfg: &crate::config::Config) -> Result<(), String> {
+    if !cfg.profiles.values().any(|p| p.record) {
+        return Ok(());
+    }
+    file::probe_dir(&cfg.recording_dir).map_err(|e| {
+        format!(
+            "[recording] dir {}: recordings cannot be written there ({e}); set it to a folder \
+             the gateway may write, or turn `record` off",
+            cfg.recording_dir.display()
+        )
+    })
+}
 mod write;
 
 #[cfg(test)]

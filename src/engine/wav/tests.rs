@@ -418,3 +418,28 @@ fn news_past_the_bound_is_counted() {
         "{text}"
     );
 }
+
+/// A recording folder the gateway cannot write is said at start-up and reload, when a
+/// profile records. Before, both passed, and every recorded call then logged its own
+/// failure while nothing was recorded.
+#[test]
+fn an_unwritable_recording_folder_is_found_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.recording_dir = blocker.join("recordings");
+    // No profile records: not looked at.
+    assert!(cfg.profiles.values().all(|p| !p.record));
+    assert_eq!(check_recording_dir(&cfg), Ok(()));
+    let mut recording = (**cfg.profiles.values().next().unwrap()).clone();
+    recording.record = true;
+    cfg.profiles
+        .insert(recording.name.clone(), std::sync::Arc::new(recording));
+    let err = check_recording_dir(&cfg).unwrap_err();
+    assert!(err.contains("[recording] dir"), "{err}");
+    // A folder it may write is made, and the probe leaves nothing in it.
+    cfg.recording_dir = dir.path().join("rec");
+    assert_eq!(check_recording_dir(&cfg), Ok(()));
+    assert_eq!(std::fs::read_dir(&cfg.recording_dir).unwrap().count(), 0);
+}
