@@ -329,8 +329,8 @@ impl Inbox {
         // calls last. A burst in its name costs it the excess, never a cool-down that
         // would drop its answers to our calls.
         let peer = self.knows_source(ip) || cfg.is_peer_address(ip);
-        // A peer's own connection is paced instead (`paces`): a spoofed UDP flood in its name
-        // must not cost it the connection.
+        // A peer's own connection is paced instead, by its slot (`tcp::Slot::pace`), apart
+        // from this guard: a spoofed UDP flood in its name must not slow its connection.
         if peer && tcp {
             return true;
         }
@@ -354,19 +354,14 @@ impl Inbox {
         }
     }
 
-    /// Whether a peer's next message on its own connection must wait: `source_rate` holds
-    /// it as it holds its datagrams, but a stream cannot skip a message, nor should a busy
-    /// trunk lose its connection, so the reader stops reading for a moment and TCP's flow
-    /// control holds the peer back. Without it one peer's connection could stream responses
-    /// at line rate into the queue served before everyone's new calls.
-    pub(crate) fn paces(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.config.load().is_front_ip(ip) {
-            return false;
+    /// The rate a peer's messages on its connections are read at (`[protect] source_rate`;
+    /// None: not paced, the guard off or the front, which carries every peer's traffic).
+    pub(crate) fn stream_rate(&self, ip: IpAddr) -> Option<u32> {
+        let cfg = self.config.load();
+        if cfg.is_front_ip(ip) {
+            return None;
         }
-        let guard = self.guard.load();
-        guard
-            .as_ref()
-            .is_some_and(|g| g.check(ip, now, false) != Gate::Pass)
+        cfg.protect.source_rate.filter(|&r| r > 0)
     }
 
     /// We sent a request to `ip`: its responses are worth reading for a while.

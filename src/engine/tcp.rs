@@ -127,7 +127,7 @@ async fn serve(
     conn: ConnId,
     limits: Limits,
     // Held for the connection's life; its drop frees the slot.
-    _slot: Slot,
+    mut slot: Slot,
     inbox: Inbox,
     // A connection a stranger opened: its one request must come within the message
     // timeout, and nothing after it is read (the core answers it, then closes).
@@ -253,7 +253,7 @@ async fn serve(
                     continue;
                 }
                 for framed in msgs {
-                    if !pace(&inbox, peer.ip(), &mut writer).await {
+                    if !pace(&inbox, &mut slot, peer.ip(), &mut writer).await {
                         break 'reading;
                     }
                     let msg = match framed {
@@ -315,24 +315,28 @@ async fn serve(
     }
 }
 
-/// How long a peer's connection is not read when it is over `source_rate`.
-const PACE: Duration = Duration::from_millis(10);
-
-/// Wait until a peer's next message is within its `source_rate` (counted once per pause);
-/// false when the connection's writer ended meanwhile.
+/// Wait until a peer's next message is within its `source_rate` (counted once per pause):
+/// a stream cannot skip a message, nor should a busy trunk lose its connection, so the
+/// reader stops reading for a moment and TCP's flow control holds the peer back. Without
+/// it one peer's connection could stream responses at line rate into the queue served
+/// before everyone's new calls. False when the connection's writer ended meanwhile.
 async fn pace(
     inbox: &Inbox,
+    slot: &mut Slot,
     ip: std::net::IpAddr,
     writer: &mut tokio::task::JoinHandle<()>,
 ) -> bool {
+    let Some(rate) = inbox.stream_rate(ip) else {
+        return true;
+    };
     let mut counted = false;
-    while inbox.paces(ip, Instant::now()) {
+    while let Some(wait) = slot.pace(rate, Instant::now()) {
         if !counted {
             crate::ops::metrics::tcp_paced();
             counted = true;
         }
         tokio::select! {
-            _ = tokio::time::sleep(PACE) => {}
+            _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
             _ = &mut *writer => return false,
         }
     }

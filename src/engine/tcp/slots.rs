@@ -20,13 +20,53 @@ struct SlotCounts {
     total: usize,
     /// Connections from sources no profile knows (`unknown_sources = "reject"`).
     strangers: usize,
-    /// By source: a peer's address, or a stranger's (its /64 on IPv6), counted apart.
-    per_source: HashMap<(std::net::IpAddr, bool), usize>,
+    /// By source (its /64 on IPv6; strangers apart from peers): its connections, and the
+    /// pace its messages are read at.
+    per_source: HashMap<(std::net::IpAddr, bool), Source>,
+}
+
+#[derive(Debug, Default)]
+struct Source {
+    conns: usize,
+    pace: Bucket,
+}
+
+/// `[protect] source_rate` for messages on connections: a second's worth at once, then the
+/// rate. Kept apart from the source guard of datagrams, whose cells anyone may drain by
+/// spoofing a peer's address over UDP; a connection's source is its own.
+#[derive(Debug, Default)]
+struct Bucket {
+    tokens: f64,
+    /// When it was last filled; None: not yet used (full).
+    at: Option<std::time::Instant>,
+}
+
+impl Bucket {
+    /// Take one message at `now`: `None` when it may be read, else how long until it may.
+    fn take(&mut self, rate: u32, now: std::time::Instant) -> Option<std::time::Duration> {
+        let rate = f64::from(rate.max(1));
+        self.tokens = match self.at {
+            None => rate,
+            Some(at) => {
+                (self.tokens + now.saturating_duration_since(at).as_secs_f64() * rate).min(rate)
+            }
+        };
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return None;
+        }
+        Some(std::time::Duration::from_secs_f64(
+            (1.0 - self.tokens) / rate,
+        ))
+    }
 }
 
 /// A connection's hold on its slot, given back when dropped.
 pub(in crate::engine) struct Slot {
     slots: Slots,
+    /// The pace of a connection the gateway opened (counted against no source).
+    own: Bucket,
     /// The source it counts against (None for connections we opened ourselves).
     ip: Option<(std::net::IpAddr, bool)>,
     /// A stranger's, counted apart too.
@@ -84,27 +124,46 @@ impl Slots {
         if stranger && c.strangers >= (self.max_total / 16).max(1) {
             return Err("tcp_strangers");
         }
-        // A stranger on IPv6 has a /64 to pick addresses from: that is one source. A peer
-        // counts by its own address, apart from strangers: a stranger in a peer's /64
-        // (shared hosting) must not hold the peer's share.
-        let ip = ip.map(|ip| match stranger {
-            true => (source_key(ip), true),
-            false => (ip, false),
-        });
+        // An IPv6 host has a /64 to pick addresses from: that is one source. Strangers
+        // count apart from peers: a stranger in a peer's /64 (shared hosting) must not hold
+        // the peer's share.
+        let ip = ip.map(|ip| (source_key(ip), stranger));
         if let Some(ip) = ip {
             let mine = c.per_source.entry(ip).or_default();
-            if *mine >= self.max_per_source {
+            if mine.conns >= self.max_per_source {
                 return Err("tcp_per_source");
             }
-            *mine += 1;
+            mine.conns += 1;
         }
         c.total += 1;
         c.strangers += usize::from(stranger);
         Ok(Slot {
             slots: self.clone(),
+            own: Bucket::default(),
             ip,
             stranger,
         })
+    }
+}
+
+impl Slot {
+    /// Take one message read on this connection at `now`, paced to `rate` a second for its
+    /// source (all its connections together): `None` when it may be read, else how long
+    /// until it may.
+    pub(in crate::engine) fn pace(
+        &mut self,
+        rate: u32,
+        now: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        let Some(key) = self.ip else {
+            return self.own.take(rate, now);
+        };
+        let Ok(mut c) = self.slots.inner.lock() else {
+            return None;
+        };
+        c.per_source
+            .get_mut(&key)
+            .and_then(|s| s.pace.take(rate, now))
     }
 }
 
@@ -122,10 +181,10 @@ impl Drop for Slot {
                 c.strangers = c.strangers.saturating_sub(1);
             }
             if let Some(ip) = self.ip
-                && let Some(n) = c.per_source.get_mut(&ip)
+                && let Some(s) = c.per_source.get_mut(&ip)
             {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
+                s.conns = s.conns.saturating_sub(1);
+                if s.conns == 0 {
                     c.per_source.remove(&ip);
                 }
             }
@@ -227,5 +286,36 @@ mod tests {
             .take(10)
             .collect();
         assert_eq!(peer.len(), 2, "the peer keeps its own share");
+        // The peer's /64 is one peer source too: its other addresses share the cap.
+        assert_eq!(
+            slots.take(Some(in_64(2)), false).err(),
+            Some("tcp_per_source")
+        );
+    }
+
+    /// A source's connections are paced together, a second's worth at once, then at the
+    /// rate; a connection of the gateway's own has a pace of its own.
+    #[test]
+    fn a_sources_connections_share_one_pace() {
+        let slots = Slots::new(&crate::config::Protect::default());
+        let ip = std::net::IpAddr::from([127, 0, 0, 2]);
+        let mut a = slots.take(Some(ip), false).unwrap();
+        let mut b = slots.take(Some(ip), false).unwrap();
+        let t = std::time::Instant::now();
+        let read = (0..10)
+            .filter(|i| match i % 2 {
+                0 => a.pace(5, t).is_none(),
+                _ => b.pace(5, t).is_none(),
+            })
+            .count();
+        assert_eq!(read, 5, "a second's worth, over both connections");
+        let wait = a.pace(5, t).expect("over the rate");
+        assert!(wait <= std::time::Duration::from_millis(200), "{wait:?}");
+        // 200 ms later, one more.
+        let later = t + std::time::Duration::from_millis(200);
+        assert!(b.pace(5, later).is_none());
+        assert!(a.pace(5, later).is_some());
+        let mut own = slots.take(None, false).unwrap();
+        assert!(own.pace(5, t).is_none(), "not the source's pace");
     }
 }

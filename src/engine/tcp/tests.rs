@@ -409,3 +409,54 @@ async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
     );
     assert!(!reg.connecting.contains_key(&from));
 }
+
+/// A UDP flood spoofed in a peer's name does not slow the peer's own TCP connection: the
+/// connection's pace is its own, apart from the guard of datagrams. Before (this session's
+/// first pacing), both drew on one guard cell, and a spoofer draining it held the trunk's
+/// connection to a few messages a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_udp_flood_does_not_slow_a_peers_connection() {
+    let (inbox, mut queues, protect) = inbox_with(Protect {
+        source_rate: Some(20),
+        ..Protect::default()
+    });
+    let gw = listening(&inbox, &protect).await;
+    let peer: std::net::IpAddr = [127, 0, 0, 2].into();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spoofer = {
+        let (inbox, stop) = (inbox.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = inbox.admit(peer, Instant::now(), false);
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut conn = sock.connect(gw).await.unwrap();
+    let mut burst = String::new();
+    for i in 0..10 {
+        burst.push_str(&format!(
+            "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKs{i}\r\n\
+             From: <sip:1000@127.0.0.1>;tag=a\r\nTo: <sip:2000@127.0.0.2>;tag=b\r\n\
+             Call-ID: spoof{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        ));
+    }
+    conn.write_all(burst.as_bytes()).await.unwrap();
+    let mut got = 0;
+    let read = tokio::time::timeout(Duration::from_secs(3), async {
+        while got < 10 {
+            match queues.urgent.try_recv() {
+                Ok(Event::Message { .. }) => got += 1,
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spoofer.join().unwrap();
+    assert!(read.is_ok(), "{got} of 10 read within its own rate");
+}
