@@ -106,7 +106,10 @@ impl Registry {
         }
         if let Some((_, queue)) = self.connecting.get_mut(&addr) {
             // No more than its writer will take once it is up: the rest would fail then.
-            if queue.len() >= writer::WRITE_QUEUE {
+            let bytes_queued: usize = queue.iter().map(|(b, _)| b.len()).sum();
+            if queue.len() >= writer::WRITE_QUEUE
+                || bytes_queued + bytes.len() > writer::WRITE_BUDGET
+            {
                 debug!(%addr, "TCP connection still opening, its queue is full; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
                 return txn;

@@ -314,6 +314,19 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
         );
     }
     assert_eq!(reg.connecting[&to.addr].1.len(), WRITE_QUEUE);
+    // In bytes too: what waits is no more than the writer takes once the connection is up.
+    let far = Target {
+        addr: "127.0.0.3:9".parse().unwrap(),
+        ..to
+    };
+    let long = Bytes::from(vec![b'x'; 60 * 1024]);
+    for _ in 0..100 {
+        reg.send(far, long.clone(), None);
+    }
+    assert_eq!(
+        reg.connecting[&far.addr].1.len(),
+        writer::WRITE_BUDGET / long.len()
+    );
 }
 
 /// A peer over `[protect] source_rate` on its own connection is read no faster than the

@@ -18,8 +18,10 @@ pub(in crate::engine) const WRITE_QUEUE: usize = 1024;
 /// Bytes queued for one connection at most (beside the kernel's send buffer). Each write
 /// must finish within [`WRITE_TIMEOUT`], but a peer reading a few KB a second finishes
 /// each and would otherwise hold [`WRITE_QUEUE`] of our longest answers (some 60 MB) for as
-/// long as it likes; past this a message is dropped as when the queue is full.
-pub(in crate::engine) const WRITE_BUDGET: usize = 256 * 1024;
+/// long as it likes; past this a message is dropped as when the queue is full. About what
+/// [`WRITE_QUEUE`] messages of a usual size come to, so a busy trunk's connection through a
+/// short stall (requests over TCP are not retransmitted) keeps what it kept before.
+pub(in crate::engine) const WRITE_BUDGET: usize = 1024 * 1024;
 /// A peer that reads nothing we send is cut off after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -64,11 +66,14 @@ impl Writer {
         true
     }
 
-    /// Close the connection once what is queued is written; at once when the queue has no
-    /// room even for that (a closing request lost to a full queue would leave the
-    /// connection open, and its peer's messages read, for as long as the peer kept it busy).
+    /// Close the connection once what is queued is written; at once when the queue is full
+    /// (in messages or bytes: a closing request lost to a full queue would leave the
+    /// connection open, and its peer's messages read, for as long as the peer kept it busy;
+    /// one behind a full budget would wait for a peer that reads slowly).
     pub(in crate::engine) fn close(&self) {
-        if self.tx.try_send(Bytes::new()).is_err() {
+        if self.queued.load(Ordering::Acquire) >= WRITE_BUDGET / 2
+            || self.tx.try_send(Bytes::new()).is_err()
+        {
             self.shut.notify_one();
         }
     }
@@ -128,7 +133,7 @@ mod tests {
         assert_eq!(
             taken,
             WRITE_BUDGET / big.len(),
-            "60 KB answers, a 256 KiB budget"
+            "60 KB answers, a 1 MiB budget"
         );
         assert!(w.queued() <= WRITE_BUDGET);
         // A short message still fits in what is left.
@@ -154,6 +159,30 @@ mod tests {
         while w.send(Bytes::from_static(b"\r\n")) {}
         w.close();
         let task = tokio::spawn(drain.run(wr, addr));
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the writer ended at once")
+            .unwrap();
+    }
+
+    /// A close ordered while the queue holds half its byte budget or more, toward a peer
+    /// that reads nothing, ends the writer at once. Before, it waited behind what was
+    /// queued: up to the write timeout for each message a slow reader took.
+    #[tokio::test]
+    async fn a_close_behind_a_full_byte_budget_does_not_wait_for_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_send_buffer_size(4096).unwrap();
+        let client = sock.connect(addr).await.unwrap();
+        let (_peer, _) = listener.accept().await.unwrap();
+        let (_rd, wr) = client.into_split();
+        let (w, drain) = Writer::new();
+        let task = tokio::spawn(drain.run(wr, addr));
+        let msg = Bytes::from(vec![b'x'; 60 * 1024]);
+        while w.send(msg.clone()) {}
+        assert!(w.queued() >= WRITE_BUDGET / 2);
+        w.close();
         tokio::time::timeout(Duration::from_secs(2), task)
             .await
             .expect("the writer ended at once")
