@@ -150,6 +150,11 @@ impl Dialog {
     /// the dialog (RFC 3261 §12.1.2).
     pub fn learn_from_response(&mut self, resp: &Response) {
         if let Some(tag) = resp.to_tag() {
+            // Another fork's dialog numbers its requests afresh (RFC 3261 §12.2.2 compares
+            // CSeq within one dialog): what the last fork sent says nothing of this one's.
+            if self.remote_tag.as_deref() != Some(tag.as_str()) {
+                self.remote_cseq = None;
+            }
             self.remote_tag = Some(tag.into());
             if let Some(to) = resp.header(&Hdr::TO) {
                 self.remote_hdr = to.into();

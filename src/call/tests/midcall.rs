@@ -749,6 +749,68 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// The fork that answers numbers its requests afresh: a BYE with a low CSeq from it is
+/// taken, whatever another fork sent in its early dialog. Before, the early UPDATE's CSeq
+/// of the fork that rang stayed the dialog's last, and the answering fork's BYE got 500:
+/// the carrier ended the call and the caller heard silence until a timer.
+#[test]
+fn the_answering_forks_requests_are_numbered_apart_from_the_fork_that_rang() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text(
+            "fk-1",
+            "z9hG4bKfk1",
+            "+8610123",
+            "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "x1",
+            &[(Hdr::CONTACT, "<sip:x@127.0.0.3>")],
+            None,
+        ),
+    );
+    h.take(PHONE);
+    let to = inv.header(&Hdr::TO).unwrap();
+    let from = inv.header(&Hdr::FROM).unwrap();
+    let call_id = inv.call_id().unwrap();
+    let update = msgs::in_dialog(
+        "UPDATE",
+        "sip:127.0.0.1:5060",
+        &format!("{to};tag=x1"),
+        &from,
+        &call_id,
+        102,
+        "z9hG4bKfkx",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(CARRIER_A, &update);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    h.take(PHONE);
+    h.carrier_answers(&inv, "y1", SDP);
+    let bye = msgs::in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        &format!("{to};tag=y1"),
+        &from,
+        &call_id,
+        1,
+        "z9hG4bKfky",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    h.one_request(PHONE, Method::Bye);
+}
+
 #[test]
 fn an_identity_update_answered_here_reaches_the_caller_with_the_answer() {
     let mut h = H::new();
