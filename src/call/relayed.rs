@@ -122,15 +122,6 @@ impl Call {
             self.offer_not_taken(cx, &rel);
             return self.origin_fails(cx, &mut rel, status, "");
         }
-        // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
-        // sends no ACK).
-        if final_
-            && resp.is_success()
-            && rel.method == Method::Update
-            && rel.sent.method() == Method::Invite
-        {
-            self.send_ack(cx, far, resp.seq(), None);
-        }
         // Target refresh (RFC 3261 §12.2.1.2, §12.2.2): a re-INVITE/UPDATE and its 2xx may
         // move either peer; the origin's Contact counts once the 2xx is sent.
         if final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update) {
@@ -140,6 +131,15 @@ impl Call {
             if may_refresh(rel.origin) {
                 self.refresh_target(rel.origin, rel.origin_req.contact_uri());
             }
+        }
+        // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
+        // sends no ACK), to the target that 2xx just set (RFC 3261 §13.2.2.4).
+        if final_
+            && resp.is_success()
+            && rel.method == Method::Update
+            && rel.sent.method() == Method::Invite
+        {
+            self.send_ack(cx, far, resp.seq(), None);
         }
         // (A PRACK is no target refresh; the UPDATE it went on as is, of its own branch.)
         if final_ && resp.is_success() && rel.method == Method::Prack && same_branch {

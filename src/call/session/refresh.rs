@@ -151,6 +151,13 @@ impl Call {
             return;
         }
         if resp.is_success() {
+            // The 2xx's Contact is the leg's target from now on (RFC 3261 §12.2.1.2), its
+            // ACK's Request-URI included (§13.2.2.4).
+            if let Some(leg) = self.dialog_mut(side)
+                && let Some(c) = resp.contact_uri()
+            {
+                leg.remote_target = c.into();
+            }
             if r.sent.method() == Method::Invite {
                 self.send_ack(cx, side, resp.seq(), None);
             }
@@ -171,11 +178,6 @@ impl Call {
                 self.offered_toward(side, r.sent.body(), sent_ct.as_deref());
                 self.note_sdp_received(side, resp.body(), ct.as_deref());
                 let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
-            }
-            if let Some(leg) = self.dialog_mut(side)
-                && let Some(c) = resp.contact_uri()
-            {
-                leg.remote_target = c.into();
             }
             let policy = self.timer_policy(side);
             // A peer that does not know timers answers without one: we keep refreshing it.

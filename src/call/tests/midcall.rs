@@ -543,13 +543,15 @@ fn an_offer_in_update_toward_a_peer_without_update_goes_as_a_reinvite_after_answ
             &re,
             200,
             &tag,
-            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2>")],
+            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2:5062>")],
             Some(SDP),
         ),
     );
-    // The gateway ACKs it, and the carrier's UPDATE gets the phone's answer.
+    // The gateway ACKs it, at the Contact its 2xx gave, and the carrier's UPDATE gets the
+    // phone's answer.
     let ack = h.one_request(PHONE, Method::Ack);
     assert_eq!(ack.cseq().unwrap().0, re.cseq().unwrap().0);
+    assert_eq!(ack.uri(), "sip:1000@127.0.0.2:5062");
     let r: Vec<Response> = h
         .take_responses(CARRIER_A)
         .into_iter()
@@ -568,7 +570,7 @@ fn an_offer_in_update_toward_a_peer_without_update_goes_as_a_reinvite_after_answ
             &re,
             200,
             &tag,
-            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2>")],
+            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2:5062>")],
             Some(SDP),
         ),
     );

@@ -145,12 +145,15 @@ fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer()
             &re,
             200,
             "carrier1",
-            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            &[(Hdr::CONTACT, "<sip:moved@127.0.0.3:5070>")],
             Some(SDP),
         ),
     );
     let ack = h.one_request(CARRIER_A, Method::Ack);
     assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
+    // The ACK goes to the target the 2xx just gave (RFC 3261 §12.2.1.2, §13.2.2.4); before,
+    // it was built before the 2xx's Contact was taken.
+    assert_eq!(ack.uri(), "sip:moved@127.0.0.3:5070");
     assert!(h.take(PHONE).is_empty(), "the phone never hears of it");
 
     // The next refresh waits while the phone's offer waits for the carrier's answer: it
