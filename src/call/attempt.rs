@@ -339,6 +339,13 @@ impl Call {
         // Finished without an answer while the call still routes: the attempt failed and
         // a failover waits (for the caller's PRACK answer); another fork's 2xx has no place.
         let failed = !first && self.phase.is_routing();
+        let same =
+            self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == resp.to_tag().as_deref();
+        // The answered 2xx again after the call ended (it was in flight when a side hung
+        // up): its ACK again, as while the call was up; not a second BYE and a late answer.
+        if !first && same && self.phase.is_ending() && self.resend_ack(cx, Side::B, resp.seq()) {
+            return;
+        }
         if self.phase.is_ending() || unwanted || failed {
             // The 2xx crossed our CANCEL (or the call ended meanwhile): accept and hang up.
             self.kill_fork(cx, txn, &resp, self.attempt_peer());
@@ -346,8 +353,6 @@ impl Call {
         }
         if !self.phase.is_routing() {
             // A retransmission (ACK it again) or another fork's answer (ACK and BYE it).
-            let same =
-                self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == resp.to_tag().as_deref();
             if same {
                 self.resend_ack(cx, Side::B, resp.seq());
             } else {

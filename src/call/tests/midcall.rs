@@ -1104,3 +1104,33 @@ fn an_update_carried_as_a_reinvite_gets_no_provisional() {
             .all(|r| r.status() == 100)
     );
 }
+
+/// The callee's 2xx again after the caller hung up (it was in flight): its ACK again, no
+/// second BYE, no late answer. Before, it was taken for another fork's answer: ACK and a
+/// second BYE, counted as a late answer.
+#[test]
+fn the_answered_2xx_again_after_the_call_ended_gets_its_ack_only() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.take(CARRIER_A);
+    h.recv(PHONE, &from_phone("BYE", &tag, 2, "z9hG4bKbe2", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    h.take(CARRIER_A);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let sent = h.requests_to(CARRIER_A);
+    assert_eq!(
+        sent.iter().map(|r| r.method()).collect::<Vec<_>>(),
+        vec![Method::Ack]
+    );
+    assert!(h.late_answers().is_empty());
+}
