@@ -10,7 +10,6 @@ use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
 use super::state::Call;
-use super::timers::CallTimer;
 use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
@@ -177,16 +176,11 @@ impl Call {
             self.fail_call_with(cx, end);
             return;
         }
-        // Answered or confirmed: hang up the other leg. If its 2xx was never ACKed (the BYE
-        // overtook the caller's ACK), ACK it first.
+        // Answered or confirmed: hang up the other leg. A 2xx still waiting for its ACK on
+        // either side (the BYE overtook the caller's ACK; a re-INVITE's answer relayed to
+        // the side now hung up to) is settled first.
         let other = side.other();
-        if let Some(p) = self.pending_2xx[side].take() {
-            self.timers.clear(CallTimer::Retransmit2xx(side));
-            self.timers.clear(CallTimer::AckTimeout(side));
-            if let Some(cseq) = p.other_cseq {
-                self.send_ack(cx, other, cseq, None);
-            }
-        }
+        self.settle_pending_2xx(cx);
         let end = EndInfo {
             tag,
             status: 200,

@@ -82,9 +82,10 @@ impl Call {
             .set(CallTimer::Linger, cx.now + cx.env.timers.t1 * 80);
     }
 
-    /// Hang up an answered call from the gateway's side (timers, shutdown, media timeout):
-    /// ACK any 2xx still waiting on either side, write the CDR, BYE both legs with the cause.
-    pub(super) fn release_answered(&mut self, cx: &mut Cx, tag: CallTag, cause: Q850Cause) {
+    /// The call ends: a 2xx of ours that waits for its ACK on either side is sent no more,
+    /// and the peer's 2xx it answered (a re-INVITE relayed) gets its ACK now rather than when
+    /// an ACK that will not come arrives.
+    pub(super) fn settle_pending_2xx(&mut self, cx: &mut Cx) {
         for side in [Side::A, Side::B] {
             if let Some(p) = self.pending_2xx[side].take() {
                 self.timers.clear(CallTimer::Retransmit2xx(side));
@@ -94,6 +95,12 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Hang up an answered call from the gateway's side (timers, shutdown, media timeout):
+    /// ACK any 2xx still waiting on either side, write the CDR, BYE both legs with the cause.
+    pub(super) fn release_answered(&mut self, cx: &mut Cx, tag: CallTag, cause: Q850Cause) {
+        self.settle_pending_2xx(cx);
         self.end_call(cx, EndInfo::internal(tag, 200, cause.0, cx.now));
         let reason = Some(reason_header(cause));
         self.send_bye(cx, Side::A, reason.clone());

@@ -1134,3 +1134,54 @@ fn the_answered_2xx_again_after_the_call_ended_gets_its_ack_only() {
     );
     assert!(h.late_answers().is_empty());
 }
+
+/// The caller hangs up while the gateway's 2xx to the carrier's re-INVITE waits for the
+/// carrier's ACK: the caller's 2xx to that re-INVITE is ACKed at once and the carrier is
+/// sent its 2xx no more. Before, the BYE settled only a 2xx toward its own sender: the 2xx
+/// went on to the carrier after its BYE, and the caller's waited for an ACK.
+#[test]
+fn a_bye_settles_a_2xx_waiting_on_the_other_leg() {
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKak1", ""));
+    h.take(CARRIER_A);
+    let offer = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "carrier1", 2, "z9hG4bKri2", &offer),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(
+        PHONE,
+        reply(
+            &re,
+            200,
+            &tag,
+            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2>")],
+            Some(SDP),
+        ),
+    );
+    assert!(
+        h.take_responses(CARRIER_A)
+            .iter()
+            .any(|r| r.status() == 200)
+    );
+    assert!(
+        h.take_requests(PHONE, Method::Ack).is_empty(),
+        "waits for the carrier's"
+    );
+    h.recv(PHONE, &from_phone("BYE", &tag, 3, "z9hG4bKbe3", ""));
+    let acks = h.take_requests(PHONE, Method::Ack);
+    assert_eq!(acks.len(), 1, "the caller's 2xx is ACKed");
+    assert_eq!(acks[0].cseq().unwrap().0, re.cseq().unwrap().0);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    h.take(CARRIER_A);
+    h.advance(Duration::from_secs(5));
+    assert!(
+        h.take_responses(CARRIER_A)
+            .iter()
+            .all(|r| r.status() != 200),
+        "no 2xx after the BYE"
+    );
+}
