@@ -12,11 +12,36 @@ use crate::call::Input;
 use crate::config::{Config, ConfigErrors};
 use crate::ops::metrics;
 
-/// Read and check the configuration at `path` for a reload, and try its recording folder.
-fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
-    let cfg = Config::load(path)?;
-    super::wav::check_recording_dir(&cfg)
-        .map_err(|e| ConfigErrors(vec![crate::config::ConfigError::file(path, e)]))?;
+/// What of the running configuration a reload's check of the recording folder needs.
+#[derive(Clone)]
+struct Recording {
+    dir: std::path::PathBuf,
+    any: bool,
+}
+
+impl Recording {
+    fn of(cfg: &Config) -> Recording {
+        Recording {
+            dir: cfg.recording_dir.clone(),
+            any: cfg.profiles.values().any(|p| p.record),
+        }
+    }
+}
+
+/// Read and check the configuration at `path` for a reload, and try its recording folder:
+/// a folder the gateway cannot write refuses the reload when the reload names it or turns
+/// recording on; the folder the running gateway already records into, gone bad meanwhile
+/// (a file system remounted read-only), is a warning only, or no reload could go through
+/// (an urgent one, a peer removed after fraud) until the disk is mended.
+fn load(path: &std::path::Path, running: &Recording) -> Result<Config, ConfigErrors> {
+    let mut cfg = Config::load(path)?;
+    if let Err(e) = super::wav::check_recording_dir(&cfg) {
+        let e = crate::config::ConfigError::file(path, e);
+        if cfg.recording_dir != running.dir || !running.any {
+            return Err(ConfigErrors(vec![e]));
+        }
+        cfg.warnings.push(e);
+    }
     Ok(cfg)
 }
 
@@ -55,8 +80,13 @@ impl Shell {
             reloading.again = true;
             return;
         }
+        self.start_load(reloading);
+    }
+
+    fn start_load(&self, reloading: &mut Reloading) {
         let path = self.config_path.clone();
-        reloading.loading = Some(tokio::task::spawn_blocking(move || load(&path)));
+        let running = Recording::of(self.core.config());
+        reloading.loading = Some(tokio::task::spawn_blocking(move || load(&path, &running)));
     }
 
     /// A reload's configuration is loaded: check and apply it, or keep the running one and
@@ -76,8 +106,7 @@ impl Shell {
         });
         self.apply_reload(now, loaded);
         if std::mem::take(&mut reloading.again) {
-            let path = self.config_path.clone();
-            reloading.loading = Some(tokio::task::spawn_blocking(move || load(&path)));
+            self.start_load(reloading);
         }
     }
 
@@ -322,6 +351,58 @@ mod tests {
         assert_eq!(restart_only_change(&old, &same), None);
         let more = config(&format!("[media]\nthreads = {}\n", old.media_threads + 1));
         assert_eq!(restart_only_change(&old, &more), Some("[media] threads"));
+    }
+
+    /// A recording folder gone bad under a running gateway does not block reloads (a
+    /// warning); one a reload names, or recording turned on into it, refuses the reload.
+    #[test]
+    fn a_bad_recording_folder_refuses_only_the_reload_that_brings_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blocker"), b"x").unwrap();
+        let rec = dir.path().join("blocker").join("rec");
+        std::fs::create_dir(dir.path().join("profiles")).unwrap();
+        std::fs::write(
+            dir.path().join("gateway.toml"),
+            format!(
+                "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+                 advertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n\
+                 [recording]\ndir = \"{}\"\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+                rec.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("profiles/pbx.toml"),
+            "name = \"pbx\"\nrole = \"internal\"\naddress = \"udp:127.0.0.2:5060\"\n\
+             match = [\"127.0.0.2/32\"]\n[media]\nrecord = true\n",
+        )
+        .unwrap();
+        let path = dir.path().join("gateway.toml");
+        let same = Recording {
+            dir: rec.clone(),
+            any: true,
+        };
+        let cfg = load(&path, &same).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.message.contains("[recording] dir")),
+            "{:?}",
+            cfg.warnings
+        );
+        for running in [
+            Recording {
+                dir: rec.clone(),
+                any: false,
+            },
+            Recording {
+                dir: dir.path().join("elsewhere"),
+                any: true,
+            },
+        ] {
+            let err = load(&path, &running).unwrap_err();
+            assert!(err.to_string().contains("[recording] dir"), "{err}");
+        }
     }
 
     #[test]

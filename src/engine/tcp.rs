@@ -244,9 +244,14 @@ async fn serve(
                         screened: false,
                     };
                     let Some(tx) = up.take() else { break };
-                    if !inbox.try_deliver(Event::TcpUp { conn, peer, tx })
-                        || !inbox.try_deliver_stranger(ev)
-                    {
+                    if let Err(refused) = inbox.offer(Event::TcpUp { conn, peer, tx }) {
+                        // The core never heard of it: it hears of no end either.
+                        if let Event::TcpUp { tx, .. } = *refused {
+                            up = Some(tx);
+                        }
+                        break;
+                    }
+                    if !inbox.try_deliver_stranger(ev) {
                         break;
                     }
                     answered = true;
