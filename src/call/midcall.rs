@@ -257,16 +257,12 @@ impl Call {
             .is_some_and(|p| p.transfer == TransferMode::Relay)
     }
 
-    /// Whether a REFER from `side` may reach the other leg: a trunk only when the referrer's
-    /// `[transfer] to_trunks` says so. The `Refer-To` names the gateway, but a carrier that
-    /// performs transfers in its network dials the number itself, billed to the trunk's
-    /// account: no route, limit or CDR of ours applies (a dial-through from an
-    /// auto-attendant becomes a premium-rate call).
+    /// Whether a REFER from `side` may reach the other leg
+    /// (`interop::transfer::may_transfer_to`).
     fn may_refer_toward(&self, side: Side) -> bool {
-        let trunk = self
-            .profile(side.other())
-            .is_none_or(|p| p.role == crate::config::Role::Trunk);
-        !trunk || self.profile(side).is_some_and(|p| p.transfer_to_trunks)
+        self.profile(side).is_some_and(|p| {
+            crate::interop::transfer::may_transfer_to(p, self.other_is_trunk(side))
+        })
     }
 
     /// An UPDATE or INFO the other leg's peer never said it accepts (RFC 3311 §5.1: do not

@@ -100,7 +100,7 @@ pub fn outbound_invite(
     }
     .build()?;
     r.push_header(&Hdr::CONTACT, local.contact(peer.address.transport))?;
-    r.push_header(&Hdr::ALLOW, allow_for(peer))?;
+    r.push_header(&Hdr::ALLOW, allow_for(peer, from_trunk))?;
     copy_end_to_end(&mut r, a_req, local, peer, from_trunk)?;
     // Supported lists what the gateway itself supports as this leg's UAC (RFC 3261
     // §20.37), never the caller's list: the caller's `replaces`, `timer` or `gruu` are

@@ -7,12 +7,19 @@ use super::state::Call;
 use crate::sip::{Hdr, Method};
 
 impl Call {
-    /// Our `Allow` toward the peer on `side` (`interop::egress::allow_for` its profile).
+    /// Our `Allow` toward the peer on `side` (`interop::egress::allow_for` its profile and
+    /// the other leg).
     pub(super) fn allow_toward(&self, side: Side) -> &'static str {
         self.profile(side)
             .map_or(crate::interop::egress::ALLOW, |p| {
-                crate::interop::egress::allow_for(p)
+                crate::interop::egress::allow_for(p, self.other_is_trunk(side))
             })
+    }
+
+    /// Whether the other leg's peer is a trunk, or not known yet.
+    pub(super) fn other_is_trunk(&self, side: Side) -> bool {
+        self.profile(side.other())
+            .is_none_or(|p| p.role == crate::config::Role::Trunk)
     }
 
     /// Whether the peer on `side` may be sent `method`: its profile's `[sip] allow` when

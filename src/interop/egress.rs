@@ -16,11 +16,14 @@ use crate::sip::{
 /// Methods the gateway handles; sent in Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK";
 
-/// Our `Allow` toward `peer`: what we accept from it, REFER when its `[transfer]` relays.
-pub fn allow_for(peer: &Profile) -> &'static str {
+/// Our `Allow` toward `peer`: what we accept from it, REFER when its `[transfer]` relays
+/// it to the call's other leg (`other_is_trunk`: that leg's peer is a trunk, or not known).
+pub fn allow_for(peer: &Profile, other_is_trunk: bool) -> &'static str {
     match peer.transfer {
-        TransferMode::Relay => "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, REFER",
-        TransferMode::Refuse => ALLOW,
+        TransferMode::Relay if super::transfer::may_transfer_to(peer, other_is_trunk) => {
+            "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, REFER"
+        }
+        _ => ALLOW,
     }
 }
 
@@ -192,7 +195,7 @@ pub fn relayed_response(
         }
     }
     if matches!(method, Method::Invite) || status == 405 {
-        out.push_header(&Hdr::ALLOW, allow_for(to_peer))?;
+        out.push_header(&Hdr::ALLOW, allow_for(to_peer, from_trunk))?;
     }
     out.copy_headers_where(from.headers_raw(), |h| copies(to_peer, h));
     for h in REHOSTED_HEADERS

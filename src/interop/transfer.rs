@@ -21,6 +21,15 @@ pub enum TransferMode {
     Relay,
 }
 
+/// Whether a REFER from `referrer` may go to the call's other leg (`other_is_trunk`: its
+/// peer is a trunk, or not known): a trunk only when `[transfer] to_trunks` says so. The
+/// `Refer-To` names the gateway, but a carrier that performs transfers in its network dials
+/// the number itself, billed to the trunk's account: no route, limit or CDR of ours applies
+/// (a dial-through from an auto-attendant becomes a premium-rate call).
+pub fn may_transfer_to(referrer: &crate::config::Profile, other_is_trunk: bool) -> bool {
+    !other_is_trunk || referrer.transfer_to_trunks
+}
+
 /// Why a REFER cannot be relayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferError {

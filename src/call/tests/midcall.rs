@@ -610,6 +610,10 @@ fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
     }));
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
+    assert!(
+        !ok.header(&Hdr::ALLOW).unwrap().contains("REFER"),
+        "the PBX is not told it may transfer this call"
+    );
     let refer = from_phone("REFER", &tag, 2, "z9hG4bKtt2", "").replace(
         "Content-Length: 0",
         "Refer-To: <sip:+88213000000@10.0.0.9>\r\nContent-Length: 0",
