@@ -32,6 +32,19 @@ fn beside_cdr(cfg: &Config, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The pid and result files a gateway from before they were named after the CDR file
+/// wrote in its folder (`trunkgate.pid`, `trunkgate.reload`), when there is one: between an
+/// upgrade of the program and the restart, `trunkgate reload` still reaches it.
+fn legacy_files(cfg: &Config) -> Option<(PathBuf, PathBuf)> {
+    let dir = cfg
+        .cdr_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let pid = dir.join("trunkgate.pid");
+    pid.exists().then(|| (pid, dir.join("trunkgate.reload")))
+}
+
 /// How long the process waits at exit for its pid file to go (a stalled disk).
 const PID_REMOVAL_WAIT: Duration = Duration::from_millis(500);
 
@@ -90,6 +103,10 @@ fn write_result(path: &Path, line: &str) -> io::Result<()> {
 /// The running process's record: its pid file, and the reloads it has answered.
 pub struct Control {
     pid_file: PathBuf,
+    /// The pid file, open and locked for the life of the process: the lock, which the
+    /// kernel drops when the process dies however it dies, is what says the file's process
+    /// runs (a pid alone may have been given to another process since).
+    _held: std::fs::File,
     result_file: PathBuf,
     sequence: u64,
     /// The thread writing the last result: the next one waits for it, so results are
@@ -107,27 +124,58 @@ fn another_gateway(pid: i32) -> bool {
     matches!((&theirs, &ours), (Some(t), Some(o)) if same_program(t, o))
 }
 
+/// Whether the pid file open as `f` is held by a running gateway: locked. A `trunkgate
+/// reload` that tests it takes the lock shared for a moment; a gateway starting then tries a
+/// few times (`start`).
+fn held(f: &std::fs::File) -> bool {
+    match f.try_lock_shared() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
 impl Control {
-    /// Write the pid file (the folder exists: the CDR file was opened in it). Refused when
-    /// it names another running trunkgate: two gateways writing one CDR file, whose
-    /// `trunkgate reload` would reach only the last one started.
+    /// Write the pid file (the folder exists: the CDR file was opened in it), and hold its
+    /// lock while the process runs. Refused when another running gateway holds it: two
+    /// gateways writing one CDR file, whose `trunkgate reload` would reach only one.
     pub fn start(cfg: &Config) -> io::Result<Control> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let pid_file = pid_file(cfg);
-        if let Some(pid) = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-            .filter(|&p| another_gateway(p))
-        {
+        let mut held = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&pid_file)?;
+        let mut locked = held.try_lock();
+        for _ in 0..5 {
+            if locked.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            locked = held.try_lock();
+        }
+        if locked.is_err() {
+            let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
-                    "{} names process {pid}, a running trunkgate: another instance writes the \
+                    "{} is held by a running trunkgate (pid {}): another instance writes the \
                      same CDR file (each needs its own [cdr] path)",
-                    pid_file.display()
+                    pid_file.display(),
+                    pid.trim()
                 ),
             ));
         }
-        write_atomically(&pid_file, &format!("{}\n", std::process::id()))?;
+        // Written in place: the lock is on this file, not on one renamed over it.
+        held.set_len(0)?;
+        held.write_all(format!("{}\n", std::process::id()).as_bytes())?;
         let result_file = result_file(cfg);
         let last = read_result(&result_file);
         let sequence = last.as_ref().map_or(0, |r| r.sequence);
@@ -142,6 +190,7 @@ impl Control {
         }
         Ok(Control {
             pid_file,
+            _held: held,
             result_file,
             sequence,
             writing: None,
@@ -252,8 +301,15 @@ pub enum ReloadError {
 
 /// Signal the gateway run with `cfg` to reload, and wait up to `wait` for its answer.
 pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError> {
-    let path = pid_file(cfg);
-    let text = std::fs::read_to_string(&path).map_err(|source| ReloadError::NoPidFile {
+    let (path, results, legacy) = match legacy_files(cfg) {
+        Some((p, r)) if !pid_file(cfg).exists() => (p, r, true),
+        _ => (pid_file(cfg), result_file(cfg), false),
+    };
+    let file = std::fs::File::open(&path).map_err(|source| ReloadError::NoPidFile {
+        path: path.clone(),
+        source,
+    })?;
+    let text = std::io::read_to_string(&file).map_err(|source| ReloadError::NoPidFile {
         path: path.clone(),
         source,
     })?;
@@ -263,11 +319,12 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| ReloadError::BadPidFile { path: path.clone() })?;
-    // A stale pid file may name another program by now: signal only a trunkgate.
-    if !another_gateway(pid) {
+    // A stale pid file (its gateway died without removing it) is not held, and its pid may
+    // be another program's by now: signal only a trunkgate that holds its file (a gateway
+    // from before the lock, found by its old file name, by its program alone).
+    if !(legacy || held(&file)) || !another_gateway(pid) {
         return Err(ReloadError::NotRunning { pid, path });
     }
-    let results = result_file(cfg);
     let before = read_result(&results).map_or(0, |r| r.sequence);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -421,5 +478,52 @@ mod tests {
         let r = read_result(&result_file(&one)).unwrap();
         assert_eq!((r.sequence, r.detail.as_str()), (20, "reload 19"));
         assert!(read_result(&result_file(&two)).is_some_and(|r| r.sequence == 0));
+    }
+
+    /// The pid file is held while its gateway runs: a second gateway on the same CDR file
+    /// is refused it, and a file left by a gateway that died is known as stale whatever pid
+    /// it names. Before, a pid given to another trunkgate since made a stale file look live.
+    #[test]
+    fn the_pid_file_is_held_while_its_gateway_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::call::tests::config();
+        cfg.cdr_path = dir.path().join("cdr.jsonl");
+        let first = Control::start(&cfg).unwrap();
+        let open = || std::fs::File::open(pid_file(&cfg)).unwrap();
+        assert!(held(&open()));
+        let second = Control::start(&cfg).err().expect("the file is held");
+        assert!(
+            second.to_string().contains("held by a running trunkgate"),
+            "{second}"
+        );
+        drop(first);
+        // Left behind by a gateway that died (no lock): not held.
+        std::fs::write(pid_file(&cfg), "4242\n").unwrap();
+        assert!(!held(&open()));
+        assert!(matches!(
+            reload(&cfg, Duration::from_millis(10)),
+            Err(ReloadError::NotRunning { pid: 4242, .. })
+        ));
+        let _again = Control::start(&cfg).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(pid_file(&cfg)).unwrap().trim(),
+            std::process::id().to_string()
+        );
+    }
+
+    /// Between an upgrade and the restart the running gateway has only its old pid file:
+    /// `trunkgate reload` looks for that when there is no new one.
+    #[test]
+    fn a_gateway_from_before_the_new_names_is_still_looked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::call::tests::config();
+        cfg.cdr_path = dir.path().join("cdr.jsonl");
+        std::fs::write(dir.path().join("trunkgate.pid"), "1\n").unwrap();
+        match reload(&cfg, Duration::from_millis(10)) {
+            Err(ReloadError::NotRunning { pid: 1, path }) => {
+                assert!(path.ends_with("trunkgate.pid"), "{}", path.display());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
