@@ -149,6 +149,10 @@ impl Call {
                 let ring = peer.ring_timeout.unwrap_or(DEFAULT_RING_TIMEOUT);
                 self.timers.set(CallTimer::Ring, cx.now + ring);
             }
+            match peer.invite_timeout {
+                Some(t) => self.timers.set(CallTimer::InviteTimeout, cx.now + t),
+                None => self.timers.clear(CallTimer::InviteTimeout),
+            }
             let asked_se = peer.session_timer.asked(None);
             let offered = super::anchor::carries_sdp(&invite);
             self.attempt = Some(Attempt {
@@ -233,10 +237,14 @@ impl Call {
     /// A response to the current (or an earlier) INVITE attempt, number `n`.
     pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, n: u32, resp: Response) {
         let current = self.attempt.as_ref().is_some_and(|a| a.txn == id);
-        if !current {
+        if current {
+            // The peer is heard: its INVITE is no longer given up for silence.
+            self.timers.clear(CallTimer::InviteTimeout);
+        } else {
             if self.on_user1_2xx_again(cx, id, &resp) {
                 return;
             }
+            self.abandoned_heard(cx, id, &resp);
             // An answer to an attempt we already gave up on (failover raced a late 2xx).
             if resp.is_success() {
                 let peer = self.earlier_attempt_peer(cx, id, n);

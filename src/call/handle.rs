@@ -72,6 +72,7 @@ impl Call {
                 }
                 CallTimer::RelayedInvite => self.on_relayed_invite_timer(cx),
                 CallTimer::PrackOffer => self.on_prack_offer_timer(cx),
+                CallTimer::InviteTimeout => self.on_invite_timeout(cx),
             }
         }
     }

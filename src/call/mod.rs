@@ -47,6 +47,7 @@ mod release;
 mod reliable;
 mod router;
 mod session;
+mod silent_peer;
 mod state;
 mod third_party;
 mod timers;

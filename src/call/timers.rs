@@ -35,9 +35,12 @@ pub enum CallTimer {
     /// enough: it is answered without one, well before the caller's PRACK transaction gives
     /// up (64·T1; see `prack_offer::PRACK_OFFER_WAIT_T1`).
     PrackOffer,
+    /// The callee's INVITE has had no response at all for its profile's
+    /// `[sip] invite_timeout_s`: the route's next peer is tried.
+    InviteTimeout,
 }
 
-const COUNT: usize = 15;
+const COUNT: usize = 16;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -54,6 +57,7 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::Settle,
     CallTimer::RelayedInvite,
     CallTimer::PrackOffer,
+    CallTimer::InviteTimeout,
 ];
 
 impl CallTimer {
@@ -74,6 +78,7 @@ impl CallTimer {
             CallTimer::Settle => 12,
             CallTimer::RelayedInvite => 13,
             CallTimer::PrackOffer => 14,
+            CallTimer::InviteTimeout => 15,
         }
     }
 }

@@ -264,6 +264,7 @@ pub struct TransferSection {
 #[serde(deny_unknown_fields)]
 pub struct ProfileSipSection {
     pub allow: Option<Vec<Spanned<String>>>,
+    pub invite_timeout_s: Option<Spanned<u64>>,
 }
 
 /// `[session_timer]`: RFC 4028 session timers on this peer's leg.

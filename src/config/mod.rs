@@ -143,6 +143,10 @@ pub struct Profile {
     pub allow: Option<Vec<String>>,
     /// `[headers]`: which headers from the other leg reach this peer, and our User-Agent.
     pub headers: crate::interop::headers::HeaderPolicy,
+    /// `[sip] invite_timeout_s`: an INVITE to this peer that has had no response at all
+    /// (not even 100 Trying) this long is given up for the route's next peer (None: Timer
+    /// B, 32 s).
+    pub invite_timeout: Option<Duration>,
     /// `[transfer] mode`: what a REFER from this peer does.
     pub transfer: crate::interop::transfer::TransferMode,
     /// `[transfer] to_trunks`: a REFER from this peer may go to a trunk (`role = "trunk"`),

@@ -219,6 +219,17 @@ fn load_profile(
         },
         None => crate::sip::uri_host(&address.addr.ip().to_string()),
     };
+    // Timer B (64·T1, 32 s) is the longest an INVITE waits for a first word: past it the
+    // transaction has failed anyway.
+    let invite_timeout = match &file.sip.invite_timeout_s {
+        Some(t) if (1..=32).contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
+        Some(t) => {
+            let m = "[sip] invite_timeout_s must be 1..=32 (Timer B is 32 s)";
+            errs.push(ConfigError::at(path, text, t.span().start, m));
+            None
+        }
+        None => None,
+    };
     let ring_timeout = match &file.ring_timeout_s {
         Some(t) => super::ring_timeout_s(*t.get_ref())
             .map_err(|m| errs.push(ConfigError::at(path, text, t.span().start, m)))
@@ -407,6 +418,7 @@ fn load_profile(
         matches,
         domain,
         ring_timeout,
+        invite_timeout,
         uri,
         prack,
         ptime,

@@ -615,7 +615,7 @@ fn call_policy_keys_are_validated_with_positions() {
     ps[1].1.push_str(
         "[session_timer]\nmode = \"sometimes\"\nexpires_s = 30\n\
          [transfer]\nmode = \"always\"\n\
-         [sip]\nallow = [\"INVITE\", \"BY E\"]\n\
+         [sip]\nallow = [\"INVITE\", \"BY E\"]\ninvite_timeout_s = 33\n\
          [headers]\npass = [\"Via\", \"X Bad\"]\nuser_agent = \"bad\\u0007\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
@@ -627,6 +627,7 @@ fn call_policy_keys_are_validated_with_positions() {
         "carrier-a.toml:7:13: [session_timer] expires_s must be 90..=86400 seconds",
         "carrier-a.toml:9:8: [transfer] mode \"always\" must be \"refuse\" or \"relay\"",
         "[sip] allow: \"BY E\" is not a SIP method",
+        "carrier-a.toml:12:20: [sip] invite_timeout_s must be 1..=32",
         "[headers] pass: Via cannot be passed",
         "[headers] pass: \"X Bad\" is not a header name",
         "[headers] user_agent must be 1..=128 printable characters",
@@ -637,7 +638,7 @@ fn call_policy_keys_are_validated_with_positions() {
     let mut ps = standard_profiles();
     ps[1].1.push_str(
         "[session_timer]\nmode = \"require\"\nexpires_s = 600\nmin_se_s = 120\n\
-         [transfer]\nmode = \"relay\"\nto_trunks = true\n[sip]\nallow = [\"invite\", \"ACK\", \"BYE\"]\n\
+         [transfer]\nmode = \"relay\"\nto_trunks = true\n[sip]\nallow = [\"invite\", \"ACK\", \"BYE\"]\ninvite_timeout_s = 4\n\
          [headers]\npass = [\"X-Billing\"]\nstrip = [\"Subject\"]\nuser_agent = \"tg\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
@@ -651,6 +652,7 @@ fn call_policy_keys_are_validated_with_positions() {
     assert_eq!(p.session_timer.min_se, Duration::from_secs(120));
     assert_eq!(p.transfer, crate::interop::transfer::TransferMode::Relay);
     assert!(p.transfer_to_trunks);
+    assert_eq!(p.invite_timeout, Some(Duration::from_secs(4)));
     assert!(
         !cfg.profile(&PeerName("pbx".into()))
             .unwrap()

@@ -361,6 +361,52 @@ fn failover_on_timer_b() {
     );
 }
 
+/// A peer that says nothing at all for its profile's `[sip] invite_timeout_s` is given up
+/// for the route's next peer then, not after Timer B (32 s; the route's 30 s ring timeout
+/// used to end the call first); if it speaks later, its provisional gets a CANCEL.
+#[test]
+fn a_silent_peer_is_given_up_after_its_invite_timeout() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.invite_timeout = Some(Duration::from_secs(3));
+        }
+    }));
+    h.recv(PHONE, &invite_text("c5s", "z9hG4bKc5s", "+8610123", ""));
+    let first = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_millis(2900));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    h.advance(Duration::from_millis(200));
+    let inv = h.one_request(CARRIER_B, Method::Invite);
+    // Carrier A wakes up: its 180 gets a CANCEL (RFC 3261 §9.1: not before it).
+    h.take(CARRIER_A);
+    h.recv_msg(CARRIER_A, reply(&first, 180, "late", &[], None));
+    let cancels = h.take_requests(CARRIER_A, Method::Cancel);
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].cseq().unwrap().0, first.cseq().unwrap().0);
+    assert!(
+        h.statuses(PHONE).iter().all(|s| *s != 180),
+        "not the caller's"
+    );
+    // Carrier B answers: the call is B's.
+    h.carrier_answers_on(CARRIER_B, &inv, "b1", SDP);
+    h.recv_msg(CARRIER_A, reply(&first, 180, "late", &[], None));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Cancel).is_empty(),
+        "once"
+    );
+    // A peer heard in time is not given up, however long it rings.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.invite_timeout = Some(Duration::from_secs(3));
+        }
+    }));
+    h.recv(PHONE, &invite_text("c5t", "z9hG4bKc5t", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 100, "", &[], None));
+    h.advance(Duration::from_secs(10));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+}
+
 #[test]
 fn retransmitted_invite_is_absorbed() {
     let mut h = H::new();

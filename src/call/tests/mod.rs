@@ -76,6 +76,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         allow: None,
         transfer: Default::default(),
         transfer_to_trunks: false,
+        invite_timeout: None,
         headers: Default::default(),
     };
     (p.name.clone(), Arc::new(p))
