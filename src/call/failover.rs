@@ -112,6 +112,10 @@ impl Call {
     }
 
     pub(super) fn on_invite_failure(&mut self, cx: &mut Cx, resp: Response) {
+        // A callee that rang (180–183) has reached the called party: a 408 after it is that
+        // party's not answering, and another peer would ring it again. (A 503 after early
+        // media is the peer's own failure: the next peer is tried, as before any ringing.)
+        let alerted = self.attempt.as_ref().is_some_and(|a| a.state.alerted());
         let sent = self.attempt.as_mut().and_then(|a| {
             let wanted = !a.state.unwanted();
             a.invite.take().filter(|_| wanted)
@@ -146,7 +150,8 @@ impl Call {
         {
             return;
         }
-        if FAILOVER_STATUSES.contains(&status) && !self.route.exhausted() {
+        let no_answer = status == 408 && alerted;
+        if FAILOVER_STATUSES.contains(&status) && !no_answer && !self.route.exhausted() {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
             let peer = self.profile(Side::B).cloned();

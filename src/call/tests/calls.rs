@@ -407,6 +407,28 @@ fn a_silent_peer_is_given_up_after_its_invite_timeout() {
     assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
 }
 
+/// A 408 from a callee that rang is the called party not answering: the caller gets it and
+/// no other peer rings the same party again. Before it rang, a 408 is the peer's and the
+/// route's next peer is tried.
+#[test]
+fn a_408_after_ringing_is_no_answer_not_a_failover() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c408", "z9hG4bKc408", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "r1", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 408, "r1", &[], None));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    assert!(h.statuses(PHONE).contains(&408));
+    assert_eq!(h.cdrs.len(), 1);
+    // Unheard, the same 408 moves the call on.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c408b", "z9hG4bKc408b", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 408, "r2", &[], None));
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+    assert!(h.cdrs.is_empty());
+}
+
 #[test]
 fn retransmitted_invite_is_absorbed() {
     let mut h = H::new();
