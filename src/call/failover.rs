@@ -19,6 +19,9 @@ use crate::txn::TxnId;
 /// Statuses after which the next peer of the route is tried.
 const FAILOVER_STATUSES: &[u16] = &[408, 503];
 
+/// The longest a peer's 503 Retry-After keeps calls away from it.
+const MAX_REST: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Statuses that describe our hop to the callee's peer, not the call: extensions that hop
 /// wanted or refused (420, 421), its session timer demands (422), its registration interval
 /// (423), or glare on a dialog the caller never saw (491). The caller, which asked for
@@ -150,6 +153,9 @@ impl Call {
         {
             return;
         }
+        if status == 503 {
+            self.rest_peer(cx, &resp);
+        }
         let no_answer = status == 408 && alerted;
         if FAILOVER_STATUSES.contains(&status) && !no_answer && !self.route.exhausted() {
             info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
@@ -159,6 +165,25 @@ impl Call {
                 .fail_over_or_end(cx, Failure::Response(Box::new(PeerResponse { resp, peer })));
         }
         self.relay_failure_here(cx, &resp);
+    }
+
+    /// A callee peer's 503 with Retry-After: it is sent no other call for that long (at most
+    /// [`MAX_REST`]: one 503 must not take a trunk away for hours), as RFC 3261 §21.5.4 asks.
+    fn rest_peer(&mut self, cx: &mut Cx, resp: &Response) {
+        let Some(secs) = resp.header(&Hdr::RETRY_AFTER).and_then(|v| {
+            let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        }) else {
+            return;
+        };
+        let Some(peer) = self.profile(Side::B).map(|p| p.name.clone()) else {
+            return;
+        };
+        let rest = std::time::Duration::from_secs(secs).min(MAX_REST);
+        if !rest.is_zero() {
+            info!(peer = %peer, seconds = rest.as_secs(), "peer asked for a rest (503 Retry-After)");
+            cx.env.limits.rest(&peer, cx.now + rest);
+        }
     }
 
     /// The callee peer's challenge could not be answered: the next peer of the route, else

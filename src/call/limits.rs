@@ -22,6 +22,9 @@ type Bucket = RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddle
 pub enum Over {
     Cps,
     MaxCalls,
+    /// The peer answered a 503 with Retry-After a moment ago (RFC 3261 §21.5.4): no
+    /// request goes to it until then.
+    Resting,
 }
 
 impl Over {
@@ -30,6 +33,7 @@ impl Over {
         match self {
             Over::Cps => "cps",
             Over::MaxCalls => "max_calls",
+            Over::Resting => "retry_after",
         }
     }
 
@@ -39,6 +43,7 @@ impl Over {
         match self {
             Over::Cps => "1",
             Over::MaxCalls => "10",
+            Over::Resting => "5",
         }
     }
 }
@@ -49,6 +54,8 @@ struct Gate {
     limits: CallLimits,
     bucket: Option<Bucket>,
     active: u32,
+    /// Until when the peer asked to be sent nothing (its 503's Retry-After).
+    resting_until: Option<Instant>,
 }
 
 impl Gate {
@@ -63,6 +70,7 @@ impl Gate {
             limits,
             bucket,
             active: 0,
+            resting_until: None,
         }
     }
 
@@ -121,9 +129,11 @@ impl Limits {
                 .get(name)
                 .is_some_and(|g| g.limits == p.limits.calls);
             if !same {
-                let active = self.peers.get(name).map_or(0, |g| g.active);
+                let old = self.peers.get(name);
+                let (active, resting) = old.map_or((0, None), |g| (g.active, g.resting_until));
                 let mut g = Gate::new(p.limits.calls, &self.clock);
                 g.active = active;
+                g.resting_until = resting;
                 self.peers.insert(name.clone(), g);
             }
         }
@@ -174,7 +184,23 @@ impl Limits {
     /// call came in). On success it counts until [`release`].
     pub fn admit_attempt(&mut self, now: Instant, peer: &PeerName) -> Result<(), Over> {
         self.tick(now);
+        if let Some(g) = self.peers.get_mut(peer)
+            && let Some(until) = g.resting_until
+        {
+            if now < until {
+                return Err(Over::Resting);
+            }
+            g.resting_until = None;
+        }
         self.admit_peer(peer)
+    }
+
+    /// `peer` answered a 503 with `Retry-After` (RFC 3261 §21.5.4): no attempt goes to it
+    /// before `until` (the route's next peer is tried instead, or the caller gets 503).
+    pub fn rest(&mut self, peer: &PeerName, until: Instant) {
+        if let Some(g) = self.peers.get_mut(peer) {
+            g.resting_until = Some(g.resting_until.map_or(until, |u| u.max(until)));
+        }
     }
 
     fn admit_peer(&mut self, peer: &PeerName) -> Result<(), Over> {

@@ -429,6 +429,42 @@ fn a_408_after_ringing_is_no_answer_not_a_failover() {
     assert!(h.cdrs.is_empty());
 }
 
+/// A callee's 503 with Retry-After keeps the next calls away from that peer for as long
+/// (RFC 3261 §21.5.4): they go straight to the route's next peer. Before, every call tried
+/// the overloaded peer first.
+#[test]
+fn a_503_with_retry_after_rests_the_peer() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("r1", "z9hG4bKr1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            503,
+            "o1",
+            &[(Hdr::RETRY_AFTER, "60 (overloaded)")],
+            None,
+        ),
+    );
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+    h.advance(Duration::from_secs(30));
+    h.take(CARRIER_B);
+    h.recv(PHONE, &invite_text("r2", "z9hG4bKr2", "+8610123", ""));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Invite).is_empty(),
+        "resting"
+    );
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+    h.advance(Duration::from_secs(31));
+    h.recv(PHONE, &invite_text("r3", "z9hG4bKr3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // Without Retry-After, a 503 is this request's alone.
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "o3", &[], None));
+    h.recv(PHONE, &invite_text("r4", "z9hG4bKr4", "+8610123", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+}
+
 #[test]
 fn retransmitted_invite_is_absorbed() {
     let mut h = H::new();
