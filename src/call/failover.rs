@@ -1,6 +1,7 @@
 //! A callee's failure: the next peer of the route (failover on 408/503, Timer B, a
 //! transport error or a challenge the gateway cannot answer), or the caller's failure.
 
+use crate::interop::transfer::redirect_targets;
 use tracing::{debug, info, warn};
 
 use super::Side;
@@ -242,10 +243,27 @@ impl Call {
             };
             return self.fail_call_with(cx, end);
         }
-        self.clear_reliable();
         let from_trunk = peer.is_some_and(|p| p.role == crate::config::Role::Trunk);
+        // A redirect goes on with its number targets at the gateway; one with none the
+        // caller could follow (a host, no Contact) is a callee that cannot be reached: 480.
+        let redirect = (300..400).contains(&status).then(|| {
+            let contacts = resp.header_lines(&Hdr::CONTACT);
+            redirect_targets(&contacts, &cx.env.local.uri_host(), from_trunk)
+        });
+        if redirect.as_ref().is_some_and(Vec::is_empty) {
+            let end = EndInfo {
+                status: 480,
+                reason_sip: Some(format!("SIP;cause={status}")),
+                ..end
+            };
+            return self.fail_call_with(cx, end);
+        }
+        self.clear_reliable();
         match self.toward_caller(cx, resp, from_trunk) {
             Ok(mut out) => {
+                for target in redirect.into_iter().flatten() {
+                    let _ = out.insert_header_before_length(&Hdr::CONTACT, target);
+                }
                 // A failure answers no offer: SDP in it (a 488's capabilities) goes on
                 // with every stream refused, never with the callee's addresses.
                 self.neutralise_sdp(&mut out);

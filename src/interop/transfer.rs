@@ -21,6 +21,20 @@ pub enum TransferMode {
     Relay,
 }
 
+/// A callee's redirect (its 3xx's Contacts, `contacts`: header lines) as the caller may
+/// follow it: each target that names a telephone number, at the gateway (written as a
+/// transfer's target is, [`refer_to_via_gateway`]), at most four. The rest are dropped: the
+/// gateway follows no redirect to a host a peer names, nor sends a caller there; a caller
+/// that follows one of these calls the number through the gateway's routes and limits.
+pub fn redirect_targets(contacts: &[String], host: &str, from_trunk: bool) -> Vec<String> {
+    contacts
+        .iter()
+        .flat_map(|line| split_header_list(line))
+        .filter_map(|c| refer_to_via_gateway(&c, host, from_trunk).ok())
+        .take(4)
+        .collect()
+}
+
 /// Whether a REFER from `referrer` may go to the call's other leg (`other_is_trunk`: its
 /// peer is a trunk, or not known): a trunk only when `[transfer] to_trunks` says so. The
 /// `Refer-To` names the gateway, but a carrier that performs transfers in its network dials

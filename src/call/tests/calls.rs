@@ -465,6 +465,43 @@ fn a_503_with_retry_after_rests_the_peer() {
     assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
 }
 
+/// A callee's redirect reaches the caller with its number targets at the gateway (a caller
+/// that follows it calls through the gateway's routes and limits), and one naming no
+/// number as 480. Before, the 3xx went on with no Contact at all: nothing to follow.
+#[test]
+fn a_redirect_reaches_the_caller_as_numbers_at_the_gateway_or_as_480() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("rd1", "z9hG4bKrd1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            302,
+            "m1",
+            &[(Hdr::CONTACT, "<sip:+8610999@10.9.9.9>;q=0.7, <sip:bob@evil.example>")],
+            None,
+        ),
+    );
+    let r = h.response_with(PHONE, 302, "the redirect goes on");
+    assert_eq!(
+        r.header_lines(&Hdr::CONTACT),
+        vec!["<sip:+8610999@127.0.0.1>".to_string()]
+    );
+    assert_eq!(h.cdrs[0].status, 302);
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("rd2", "z9hG4bKrd2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 302, "m2", &[(Hdr::CONTACT, "<sip:bob@evil.example>")], None),
+    );
+    let r = h.response_with(PHONE, 480, "a redirect to no number");
+    assert!(r.header(&Hdr::CONTACT).is_none());
+    assert_eq!(h.cdrs[0].status, 480);
+    assert_eq!(h.cdrs[0].reason_sip.as_deref(), Some("SIP;cause=302"));
+}
+
 #[test]
 fn retransmitted_invite_is_absorbed() {
     let mut h = H::new();
