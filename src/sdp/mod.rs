@@ -40,7 +40,7 @@ pub enum SdpError {
     TooManySections { found: usize, max: usize },
     #[error("multipart body: {0}")]
     Multipart(&'static str),
-    #[error("a body without Content-Type (RFC 3261 §20.15)")]
+    #[error("a body without a readable Content-Type (RFC 3261 §20.15)")]
     Untyped,
 }
 
@@ -133,9 +133,28 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = Line<'_>> {
     })
 }
 
+/// A Content-Type's type and subtype, lower-cased, read as RFC 3261 §20.15 and §25.1 write
+/// it: `type SWS "/" SWS subtype`, then `;` parameters, so `application / sdp` (or folded
+/// over two lines) is SDP, as the far end's parser reads it. `None` when it is not
+/// `token/token`: such a body's type cannot be known, so nothing in it may pass as "not SDP".
+pub fn media_type(content_type: &str) -> Option<(String, String)> {
+    let head = content_type.split(';').next()?;
+    let (t, s) = head.split_once('/')?;
+    let space = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let token = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    };
+    let (t, s) = (t.trim_matches(space), s.trim_matches(space));
+    (token(t) && token(s)).then(|| (t.to_ascii_lowercase(), s.to_ascii_lowercase()))
+}
+
 /// Whether a Content-Type names an SDP body (`application/sdp`, any case, any parameters).
 pub fn is_sdp(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"))
+    content_type
+        .and_then(media_type)
+        .is_some_and(|(t, s)| t == "application" && s == "sdp")
 }
 
 /// What a ptime rewrite did.

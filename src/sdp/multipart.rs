@@ -54,12 +54,15 @@ pub fn sdp_of<'a>(content_type: Option<&str>, body: &'a [u8]) -> Option<&'a [u8]
 
 /// Whether a Content-Type names a multipart body (`multipart/mixed`, …, any case).
 pub fn is_multipart(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("multipart/"))
+    content_type
+        .and_then(super::media_type)
+        .is_some_and(|(t, _)| t == "multipart")
 }
 
 /// Where the SDP of a SIP body is: `Ok(None)` when the body carries none (empty, another
 /// type, or a multipart body without an SDP part). A body without a Content-Type (which
-/// RFC 3261 §20.15 forbids, and which may well be SDP), a multipart body that cannot be
+/// RFC 3261 §20.15 forbids, and which may well be SDP) or with one that cannot be read
+/// (empty, not `type/subtype`), a multipart body that cannot be
 /// taken apart, holds more than one SDP part, nests multipart parts, or encodes its SDP
 /// part (base64, gzip) is an error: its SDP cannot be anchored, so it must not be forwarded.
 pub fn locate(content_type: Option<&str>, body: &[u8]) -> Result<Option<SdpPart>, SdpError> {
@@ -77,8 +80,8 @@ pub fn locate(content_type: Option<&str>, body: &[u8]) -> Result<Option<SdpPart>
             let boundary = boundary(ct)?;
             sdp_part(body, boundary.as_bytes())
         }
-        Some(_) => Ok(None),
-        None => Err(SdpError::Untyped),
+        Some(ct) if super::media_type(ct).is_some() => Ok(None),
+        _ => Err(SdpError::Untyped),
     }
 }
 
@@ -254,6 +257,9 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
                 .map(|(_, v)| v.as_str())
         };
         let ct = header("content-type");
+        if ct.is_some_and(|c| super::media_type(c).is_none()) {
+            return Err(SdpError::Multipart("a part's Content-Type cannot be read"));
+        }
         if is_multipart(ct) {
             return Err(SdpError::Multipart("nested multipart part"));
         }

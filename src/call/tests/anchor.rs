@@ -48,6 +48,31 @@ fn rtp_waits_for_a_natted_legs_own_packets() {
     }
 }
 
+/// An offer whose Content-Type spells SDP with spaces around the `/` (RFC 3261 allows them;
+/// every SIP parser reads it as SDP) is anchored like any other, and a body whose
+/// Content-Type cannot be read at all is refused (488). Before, both went on untouched:
+/// the phone's addresses to the carrier, and its media around the relay.
+#[test]
+fn an_offer_typed_with_spaces_is_anchored_and_an_unreadable_type_refused() {
+    let mut h = anchored();
+    let spaced = invite_text("sp1", "z9hG4bKsp1", "+8610123", "").replace(
+        "Content-Type: application/sdp",
+        "Content-Type: application / sdp",
+    );
+    assert!(spaced.contains("application / sdp"));
+    h.recv(PHONE, &spaced);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let offer = String::from_utf8_lossy(inv.body()).into_owned();
+    assert!(!offer.contains("192.0.2.10"), "leaked:\n{offer}");
+    assert!(offer.contains("c=IN IP4 127.0.0.1\r\n"), "{offer}");
+    let mut h = anchored();
+    let unreadable = invite_text("sp2", "z9hG4bKsp2", "+8610123", "")
+        .replace("Content-Type: application/sdp", "Content-Type: sdp");
+    h.recv(PHONE, &unreadable);
+    assert!(h.take(CARRIER_A).is_empty());
+    assert!(h.statuses(PHONE).contains(&488));
+}
+
 #[test]
 fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
     let mut h = anchored();

@@ -479,7 +479,10 @@ fn a_redirect_reaches_the_caller_as_numbers_at_the_gateway_or_as_480() {
             &inv,
             302,
             "m1",
-            &[(Hdr::CONTACT, "<sip:+8610999@10.9.9.9>;q=0.7, <sip:bob@evil.example>")],
+            &[(
+                Hdr::CONTACT,
+                "<sip:+8610999@10.9.9.9>;q=0.7, <sip:bob@evil.example>",
+            )],
             None,
         ),
     );
@@ -494,7 +497,13 @@ fn a_redirect_reaches_the_caller_as_numbers_at_the_gateway_or_as_480() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(
         CARRIER_A,
-        reply(&inv, 302, "m2", &[(Hdr::CONTACT, "<sip:bob@evil.example>")], None),
+        reply(
+            &inv,
+            302,
+            "m2",
+            &[(Hdr::CONTACT, "<sip:bob@evil.example>")],
+            None,
+        ),
     );
     let r = h.response_with(PHONE, 480, "a redirect to no number");
     assert!(r.header(&Hdr::CONTACT).is_none());

@@ -254,3 +254,48 @@ fn a_body_read_two_ways_is_refused() {
         assert!(locate(ct, &sdp_part(headers)).is_err(), "{headers}");
     }
 }
+
+/// A Content-Type is read as a SIP parser reads it: spaces around the `/` (RFC 3261 §25.1
+/// SLASH), a fold, any case. One that cannot be read at all is an error, never "not SDP".
+/// Before, `application / sdp` passed as another type: the SDP went on to the other leg
+/// unanchored, its addresses and candidates with it.
+#[test]
+fn a_content_type_is_read_as_the_far_end_reads_it() {
+    for ct in [
+        "application / sdp",
+        "application/ sdp",
+        "Application /SDP ; charset=utf-8",
+        "application/\r\n sdp",
+        "\tapplication/sdp",
+    ] {
+        assert!(is_sdp(Some(ct)), "{ct:?}");
+        let part = locate(Some(ct), SDP).unwrap().unwrap();
+        assert_eq!(part.range(), 0..SDP.len(), "{ct:?}");
+    }
+    for ct in [
+        "",
+        "  ",
+        "application",
+        "application/",
+        "/sdp",
+        "app lication/sdp",
+    ] {
+        assert!(
+            matches!(locate(Some(ct), SDP), Err(SdpError::Untyped)),
+            "{ct:?}"
+        );
+    }
+    assert!(!is_sdp(Some("application/sdpx")));
+    assert_eq!(locate(Some("text/plain"), SDP).unwrap(), None);
+    // A multipart body named with spaces, its SDP part too.
+    let mut body = b"--b\r\nContent-Type: application / sdp\r\n\r\n".to_vec();
+    body.extend_from_slice(SDP);
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    let part = locate(Some("multipart / mixed ; boundary=b"), &body)
+        .unwrap()
+        .expect("its SDP part");
+    assert_eq!(&body[part.range()], SDP);
+    // A part whose Content-Type cannot be read may be SDP to the far end.
+    let odd = b"--b\r\nContent-Type: sdp\r\n\r\nv=0\r\n--b--\r\n";
+    assert!(locate(Some("multipart/mixed;boundary=b"), odd).is_err());
+}
