@@ -215,7 +215,12 @@ impl Call {
     /// profile of the peer that sent it.
     fn relay_failure(&mut self, cx: &mut Cx, resp: &Response, peer: Option<&Profile>) {
         let status = resp.status();
-        let reasons = resp.header_lines(&Hdr::REASON);
+        // (Only values the gateway could write again: they may go on to the caller.)
+        let reasons: Vec<String> = resp
+            .header_lines(&Hdr::REASON)
+            .into_iter()
+            .filter(|v| crate::interop::egress::buildable(v))
+            .collect();
         let (cause, cause_source, reason_sip) = match peer {
             Some(p) => cause_for_status(status, &reasons, &p.causes),
             None => cause_for_status(status, &reasons, &Default::default()),

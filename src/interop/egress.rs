@@ -178,7 +178,14 @@ pub fn relayed_response(
     from_trunk: bool,
 ) -> Result<Response, SipError> {
     let status = from.status();
-    let mut out = Response::to_request(origin, status, &from.reason(), Some(our_tag))?;
+    // A control character in the callee's reason phrase (the parser takes a NUL, an ESC
+    // there) goes no further: a space in its place, the status still relayed.
+    let reason: String = from
+        .reason()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut out = Response::to_request(origin, status, &reason, Some(our_tag))?;
     let method = origin.method();
     let transport = match origin.top_via().map(|v| v.transport) {
         Some(t) if t == "TCP" => Transport::Tcp,

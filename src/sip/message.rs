@@ -185,10 +185,17 @@ macro_rules! common_accessors {
             }
         }
 
-        /// Copy, in order and byte for byte, every header of `src` that `keep` accepts.
+        /// Copy, in order and byte for byte, every header of `src` that `keep` accepts and
+        /// whose value holds no control character but HTAB (folds aside): the parser takes
+        /// a NUL or an ESC in a value, and one copied across the legs would reach the other
+        /// peer, whose C-string handling it may cut or confuse. Such a header is left out.
         pub fn copy_headers_where(&mut self, src: &Headers, keep: impl Fn(&Hdr) -> bool) {
             for h in src.iter() {
-                if keep(&Hdr(h.name().clone())) {
+                let clean = !h
+                    .value()
+                    .iter()
+                    .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
+                if clean && keep(&Hdr(h.name().clone())) {
                     self.0.headers.push(h.clone());
                 }
             }
