@@ -76,7 +76,10 @@ impl Call {
             return;
         }
         for v in &pending.1 {
-            let v = crate::interop::egress::identity_header(v, local, peer, from_trunk);
+            let Some(v) = crate::interop::egress::identity_header(v, local, peer, from_trunk)
+            else {
+                continue;
+            };
             if let Err(e) = msg.insert_header_before_length(&Hdr::P_ASSERTED_IDENTITY, v) {
                 tracing::warn!(error = %e, "cannot carry the updated identity");
             }

@@ -111,11 +111,12 @@ impl Call {
                     if let Some(to) = refer_to {
                         out.push_header(&Hdr::named("Refer-To"), to)?;
                     }
-                    if let Some(by) = req.header(&Hdr::named("Referred-By")) {
-                        out.push_header(
-                            &Hdr::named("Referred-By"),
-                            identity_header(&by, local, &profile, from_trunk),
-                        )?;
+                    if let Some(by) = req
+                        .header(&Hdr::named("Referred-By"))
+                        .filter(|v| crate::interop::egress::buildable(v))
+                        .and_then(|by| identity_header(&by, local, &profile, from_trunk))
+                    {
+                        out.push_header(&Hdr::named("Referred-By"), by)?;
                     }
                 }
                 if req.body().is_empty() {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::topology::{REHOSTED_HEADERS, map_address_uris, rehost_uri};
+use super::topology::{REHOSTED_HEADERS, filter_map_address_uris};
 use super::transfer::TransferMode;
 use super::uri::{is_telephone_number, normalise_number, peer_uri_in};
 use crate::config::{Profile, Role};
@@ -116,26 +116,41 @@ pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
 }
 
 /// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
-/// the peer's URI form; any other URI keeps its user and gets the gateway's host.
-/// `from_trunk`: the header came from a trunk, trusted with the number parameters that
-/// route or bill a call (a caller's category and line, `cpc` and `oli`, describe the caller
-/// and so ride on its identity); from anyone else only a subaddress and extension are
-/// carried, as in From.
+/// the peer's URI form; any other `sip:`/`sips:` URI keeps only its user, at the gateway's
+/// host (no URI parameter or header of the original: a `maddr`, a `?h=`, would name the
+/// host again). An element that reads as neither (a broken name-addr, an unknown scheme) is
+/// left out: what cannot be read cannot be known to hide the sender's hosts. `None` when no
+/// element is left. `from_trunk`: the header came from a trunk, trusted with the number
+/// parameters that route or bill a call (a caller's category and line, `cpc` and `oli`,
+/// describe the caller and so ride on its identity); from anyone else only a subaddress and
+/// extension are carried, as in From.
 pub fn identity_header(
     value: &str,
     local: &LocalAddrs,
     peer: &Profile,
     from_trunk: bool,
-) -> String {
-    map_address_uris(value, |uri| match dialled_number(uri) {
+) -> Option<String> {
+    let host = local.uri_host();
+    // Header parameters are `token[=value]`: an `@` outside a quoted string is a URI that
+    // did not read as one (`sip:alice;x@10.0.0.5`, unbracketed), host and all.
+    let mangled = |params: &str| crate::sip::outside_quotes(params).any(|(_, b)| b == b'@');
+    filter_map_address_uris(value, |uri, params| match dialled_number(uri) {
+        _ if mangled(params) => None,
         Some(n) if is_telephone_number(&n.number) => {
             let n = NumberUri {
                 params: n.trusted_params(from_trunk),
                 ..n
             };
-            identity_uri_of(&n, uri.starts_with("tel:"), local, peer)
+            Some(identity_uri_of(&n, uri.starts_with("tel:"), local, peer))
         }
-        _ => rehost_uri(uri, &local.uri_host()),
+        _ => {
+            let (secure, user) = crate::sip::sip_uri_user(uri)?;
+            let scheme = if secure { "sips" } else { "sip" };
+            Some(match user {
+                Some(user) => format!("{scheme}:{user}@{host}"),
+                None => format!("{scheme}:{host}"),
+            })
+        }
     })
 }
 
@@ -156,7 +171,9 @@ pub fn copy_end_to_end(
         .filter(|h| peer.headers.keeps_identity(h))
     {
         for v in src.header_lines(h).iter().filter(|v| buildable(v)) {
-            out.push_header(h, identity_header(v, local, peer, from_trunk))?;
+            if let Some(v) = identity_header(v, local, peer, from_trunk) {
+                out.push_header(h, v)?;
+            }
         }
     }
     if let Some(ua) = &peer.headers.user_agent {
@@ -210,7 +227,9 @@ pub fn relayed_response(
         .filter(|h| to_peer.headers.keeps_identity(h))
     {
         for v in from.header_lines(h).iter().filter(|v| buildable(v)) {
-            out.push_header(h, identity_header(v, local, to_peer, from_trunk))?;
+            if let Some(v) = identity_header(v, local, to_peer, from_trunk) {
+                out.push_header(h, v)?;
+            }
         }
     }
     if let Some(server) = &to_peer.headers.user_agent {

@@ -121,31 +121,40 @@ pub fn rehost_address(value: &str, host: &str) -> String {
 /// Apply `f` to the URI of every element of an address header value, keeping display names
 /// and header parameters as written.
 pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
-    split_header_list(value)
+    filter_map_address_uris(value, |u, _| Some(f(u))).unwrap_or_default()
+}
+
+/// [`map_address_uris`], leaving out each element for which `f` (given its URI and the
+/// header parameters after it) gives `None`; `None` when none is left.
+pub fn filter_map_address_uris(
+    value: &str,
+    f: impl Fn(&str, &str) -> Option<String>,
+) -> Option<String> {
+    let kept: Vec<String> = split_header_list(value)
         .iter()
-        .map(|element| {
+        .filter_map(|element| {
             if let Some((open, close)) = name_addr_uri(element) {
-                format!(
-                    "{}<{}>{}",
+                let uri = f(&element[open + 1..close], &element[close + 1..])?;
+                Some(format!(
+                    "{}<{uri}>{}",
                     &element[..open],
-                    f(&element[open + 1..close]),
                     &element[close + 1..]
-                )
+                ))
             } else {
                 // addr-spec form: everything after the first ';' is header parameters. A
                 // URI that now holds ';', ',' or '?' (`;user=phone`, a phone-context) must
                 // be enclosed in <> (RFC 3261 §20), else they read as the header's own.
                 let cut = element.find(';').unwrap_or(element.len());
-                let uri = f(&element[..cut]);
-                if uri.contains([';', ',', '?']) {
+                let uri = f(&element[..cut], &element[cut..])?;
+                Some(if uri.contains([';', ',', '?']) {
                     format!("<{uri}>{}", &element[cut..])
                 } else {
                     format!("{uri}{}", &element[cut..])
-                }
+                })
             }
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// Where the `<` and the `>` around a name-addr's URI are: the first `<` outside the

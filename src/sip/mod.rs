@@ -43,7 +43,7 @@ pub use framing::{Framed, StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::{LocalAddrs, uri_host};
-pub use message::{Message, Request, Response};
+pub use message::{Message, Request, Response, sip_uri_user};
 pub use method::Method;
 pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;

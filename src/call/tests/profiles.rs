@@ -452,6 +452,49 @@ fn identity_headers_follow_the_peers_number_form() {
     );
 }
 
+/// An identity that does not read as a number or a SIP URI, or whose URI carries what
+/// would name a host again, is not carried as written: a broken element is left out, a SIP
+/// URI keeps only its user at the gateway's host. Before, each went to the trunk unchanged,
+/// the PBX's address in it.
+#[test]
+fn identity_headers_that_cannot_be_read_are_left_out_not_passed() {
+    for (pai, want) in [
+        ("< sip:alice@10.0.0.5>", Some("<sip:alice@127.0.0.1>")),
+        ("\"Alice <sip:alice@10.0.0.5>", None),
+        ("sip:alice;x@10.0.0.5", None),
+        (
+            "<sip:alice@10.0.0.5;maddr=10.0.0.9?h=10.0.0.9>",
+            Some("<sip:alice@127.0.0.1>"),
+        ),
+        ("<http://10.0.0.5/alice>", None),
+        (
+            "<sip:bob@10.0.0.5>, \"Alice <sip:alice@10.0.0.5>",
+            Some("<sip:bob@127.0.0.1>"),
+        ),
+    ] {
+        let mut h = H::new();
+        h.recv(
+            PHONE,
+            &invite_text("ib", "z9hG4bKib", "+8610123", "")
+                .replace("P-Asserted-Identity", "X-Old-PAI")
+                .replace(
+                    "Max-Forwards:",
+                    &format!("P-Asserted-Identity: {pai}\r\nMax-Forwards:"),
+                ),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        assert_eq!(
+            inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
+            want,
+            "{pai}"
+        );
+        assert!(
+            !inv.to_bytes().windows(8).any(|w| w == b"10.0.0.5"),
+            "{pai}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- media anchoring
 
 /// After a failover, the failure the caller gets may be an earlier callee's: its identity
