@@ -249,11 +249,22 @@ impl Call {
             return self.fail_call_with(cx, end);
         }
         let from_trunk = peer.is_some_and(|p| p.role == crate::config::Role::Trunk);
-        // A redirect goes on with its number targets at the gateway; one with none the
-        // caller could follow (a host, no Contact) is a callee that cannot be reached: 480.
+        // A redirect makes the caller place a call, as a transfer makes its recipient: it
+        // goes on (its number targets at the gateway) only from a callee whose `[transfer]`
+        // relays, and to a trunk only with `to_trunks` (a carrier that follows redirects in
+        // its network dials the target itself, on the trunk's account). Otherwise, or with
+        // no target the caller could follow, the callee cannot be reached: 480.
+        let caller_is_trunk = self.ingress.role == crate::config::Role::Trunk;
+        let may_redirect = peer.is_some_and(|p| {
+            p.transfer == crate::interop::transfer::TransferMode::Relay
+                && crate::interop::transfer::may_transfer_to(p, caller_is_trunk)
+        });
         let redirect = (300..400).contains(&status).then(|| {
             let contacts = resp.header_lines(&Hdr::CONTACT);
-            redirect_targets(&contacts, &cx.env.local.uri_host(), from_trunk)
+            match may_redirect {
+                true => redirect_targets(&contacts, &cx.env.local.uri_host(), from_trunk),
+                false => Vec::new(),
+            }
         });
         if redirect.as_ref().is_some_and(Vec::is_empty) {
             let end = EndInfo {

@@ -466,11 +466,19 @@ fn a_503_with_retry_after_rests_the_peer() {
 }
 
 /// A callee's redirect reaches the caller with its number targets at the gateway (a caller
-/// that follows it calls through the gateway's routes and limits), and one naming no
-/// number as 480. Before, the 3xx went on with no Contact at all: nothing to follow.
+/// that follows it calls through the gateway's routes and limits), when the callee's
+/// `[transfer]` relays (a redirect makes the caller place a call, as a transfer does); else,
+/// or naming no number, as 480. Before, the 3xx went on with no Contact at all.
 #[test]
 fn a_redirect_reaches_the_caller_as_numbers_at_the_gateway_or_as_480() {
-    let mut h = H::new();
+    let relaying = || {
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.transfer = crate::interop::transfer::TransferMode::Relay;
+            }
+        }))
+    };
+    let mut h = relaying();
     h.recv(PHONE, &invite_text("rd1", "z9hG4bKrd1", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(
@@ -492,7 +500,42 @@ fn a_redirect_reaches_the_caller_as_numbers_at_the_gateway_or_as_480() {
         vec!["<sip:+8610999@127.0.0.1>".to_string()]
     );
     assert_eq!(h.cdrs[0].status, 302);
+    // From a callee whose profile does not relay transfers: 480, whatever it names.
     let mut h = H::new();
+    h.recv(PHONE, &invite_text("rd3", "z9hG4bKrd3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            302,
+            "m3",
+            &[(Hdr::CONTACT, "<sip:+8610999@10.9.9.9>")],
+            None,
+        ),
+    );
+    h.response_with(PHONE, 480, "a redirect the callee may not make");
+    // A PBX that relays transfers, but not to trunks, redirecting a carrier's call: 480 (the
+    // carrier might dial the target itself, on the trunk's account).
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.transfer = crate::interop::transfer::TransferMode::Relay;
+        }
+    }));
+    h.recv(CARRIER_A, &invite_text("rd4", "z9hG4bKrd4", "1000", ""));
+    let inv = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(
+        PHONE,
+        reply(
+            &inv,
+            302,
+            "m4",
+            &[(Hdr::CONTACT, "<sip:+88213000000@10.0.0.9>")],
+            None,
+        ),
+    );
+    h.response_with(CARRIER_A, 480, "no redirect toward a trunk");
+    let mut h = relaying();
     h.recv(PHONE, &invite_text("rd2", "z9hG4bKrd2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(
