@@ -168,8 +168,10 @@ impl Call {
         self.relay_failure_here(cx, &resp);
     }
 
-    /// A callee peer's 503 with Retry-After: it is sent no other call for that long (at most
+    /// A callee trunk's 503 with Retry-After: it is sent no other call for that long (at most
     /// [`MAX_REST`]: one 503 must not take a trunk away for hours), as RFC 3261 §21.5.4 asks.
+    /// Not an internal peer's: a PBX that passes on one phone's 503 would take itself away
+    /// from every caller.
     fn rest_peer(&mut self, cx: &mut Cx, resp: &Response) {
         let Some(secs) = resp.header(&Hdr::RETRY_AFTER).and_then(|v| {
             let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
@@ -177,7 +179,11 @@ impl Call {
         }) else {
             return;
         };
-        let Some(peer) = self.profile(Side::B).map(|p| p.name.clone()) else {
+        let Some(peer) = self
+            .profile(Side::B)
+            .filter(|p| p.role == crate::config::Role::Trunk)
+            .map(|p| p.name.clone())
+        else {
             return;
         };
         let rest = std::time::Duration::from_secs(secs).min(MAX_REST);
