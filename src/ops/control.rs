@@ -133,8 +133,51 @@ fn held(f: &std::fs::File) -> bool {
             let _ = f.unlock();
             false
         }
-        Err(_) => true,
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        // A file system without locks (some NFS, FUSE mounts): the lock says nothing, and
+        // the pid's program (`another_gateway`) is all that is left to tell.
+        Err(std::fs::TryLockError::Error(_)) => true,
     }
+}
+
+/// What locking the pid file gave.
+enum Lock {
+    /// This process holds it.
+    Ours(std::fs::File),
+    /// A running gateway holds it.
+    Held,
+    /// The file system takes no locks: the file, unlocked.
+    Unsupported(std::fs::File, io::Error),
+}
+
+/// Open the pid file and take its lock. A gateway exiting removes its file while it still
+/// holds the lock: one that locked the removed file would hold a file no one else can find,
+/// so the lock taken must be on the file the path names, else it is tried again. A
+/// `trunkgate reload` testing the lock holds it shared for a moment: a few tries.
+fn lock_pid_file(path: &Path) -> io::Result<Lock> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let same = |f: &std::fs::File| -> io::Result<bool> {
+        let (a, b) = (f.metadata()?, std::fs::metadata(path)?);
+        Ok((a.dev(), a.ino()) == (b.dev(), b.ino()))
+    };
+    for _ in 0..6 {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        match f.try_lock() {
+            Ok(()) if same(&f).unwrap_or(false) => return Ok(Lock::Ours(f)),
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Ok(Lock::Unsupported(f, e)),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Lock::Held)
 }
 
 impl Control {
@@ -143,27 +186,9 @@ impl Control {
     /// gateways writing one CDR file, whose `trunkgate reload` would reach only one.
     pub fn start(cfg: &Config) -> io::Result<Control> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let pid_file = pid_file(cfg);
-        let mut held = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&pid_file)?;
-        let mut locked = held.try_lock();
-        for _ in 0..5 {
-            if locked.is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            locked = held.try_lock();
-        }
-        if locked.is_err() {
-            let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
-            return Err(io::Error::new(
+        let taken = |pid: &str| {
+            io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
                     "{} is held by a running trunkgate (pid {}): another instance writes the \
@@ -171,8 +196,24 @@ impl Control {
                     pid_file.display(),
                     pid.trim()
                 ),
-            ));
-        }
+            )
+        };
+        let mut held = match lock_pid_file(&pid_file)? {
+            Lock::Ours(f) => f,
+            Lock::Held => {
+                return Err(taken(
+                    &std::fs::read_to_string(&pid_file).unwrap_or_default(),
+                ));
+            }
+            Lock::Unsupported(f, e) => {
+                tracing::warn!(file = %pid_file.display(), error = %e, "cannot lock the pid file (a file system without locks?): whether another gateway uses it is told by its pid alone");
+                let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+                if pid.trim().parse::<i32>().is_ok_and(another_gateway) {
+                    return Err(taken(&pid));
+                }
+                f
+            }
+        };
         // Written in place: the lock is on this file, not on one renamed over it.
         held.set_len(0)?;
         held.write_all(format!("{}\n", std::process::id()).as_bytes())?;
