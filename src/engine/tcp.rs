@@ -261,6 +261,9 @@ async fn serve(
                     if !pace(&inbox, &mut slot, peer.ip(), &mut writer).await {
                         break 'reading;
                     }
+                    // Its wait here was the peer's (held back by TCP), not in our queues:
+                    // overload control counts its queueing from now.
+                    let at = Instant::now();
                     let msg = match framed {
                         Framed::Message(msg) => msg,
                         // Framed but unparseable: the core answers it as it does such a

@@ -353,9 +353,13 @@ async fn a_peer_over_its_rate_on_tcp_is_paced_and_loses_nothing() {
     }
     conn.write_all(burst.as_bytes()).await.unwrap();
     let mut got = 0;
-    let count = |got: &mut usize, queues: &mut crate::engine::inbox::Queues| {
+    let mut times = Vec::new();
+    let mut count = |got: &mut usize, queues: &mut crate::engine::inbox::Queues| {
         while let Ok(ev) = queues.urgent.try_recv() {
-            *got += usize::from(matches!(ev, Event::Message { .. }));
+            if let Event::Message { at, .. } = ev {
+                *got += 1;
+                times.push(at);
+            }
         }
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -370,6 +374,10 @@ async fn a_peer_over_its_rate_on_tcp_is_paced_and_loses_nothing() {
     })
     .await
     .expect("every message was read in the end");
+    // Each is stamped when it was let through, not when its bytes came: overload control
+    // must not count the peer's wait (TCP's) as queueing of ours.
+    let spread = times[times.len() - 1].duration_since(times[0]);
+    assert!(spread >= Duration::from_millis(1500), "{spread:?}");
     // The connection is still up: a ping gets its pong.
     conn.write_all(b"\r\n\r\n").await.unwrap();
     let mut pong = [0u8; 2];
