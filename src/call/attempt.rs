@@ -149,10 +149,6 @@ impl Call {
                 let ring = peer.ring_timeout.unwrap_or(DEFAULT_RING_TIMEOUT);
                 self.timers.set(CallTimer::Ring, cx.now + ring);
             }
-            match peer.invite_timeout {
-                Some(t) => self.timers.set(CallTimer::InviteTimeout, cx.now + t),
-                None => self.timers.clear(CallTimer::InviteTimeout),
-            }
             let asked_se = peer.session_timer.asked(None);
             let offered = super::anchor::carries_sdp(&invite);
             self.attempt = Some(Attempt {
@@ -164,6 +160,7 @@ impl Call {
                 retried_422: false,
                 offered,
             });
+            self.arm_invite_timeout(cx.now);
             self.progress(cx, name, Direction::Outbound, Stage::Offered);
             return AttemptOutcome::Sent;
         }
@@ -236,6 +233,16 @@ impl Call {
 
     /// A response to the current (or an earlier) INVITE attempt, number `n`.
     pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, n: u32, resp: Response) {
+        // An INVITE given up unheard (the last of the route's too, which stays the current
+        // attempt): CANCELled if it rings, hung up if it answers.
+        if self.was_abandoned(id) {
+            self.abandoned_heard(cx, id, &resp);
+            if resp.is_success() {
+                let peer = self.earlier_attempt_peer(cx, id, n);
+                self.kill_fork(cx, id, &resp, peer);
+            }
+            return;
+        }
         let current = self.attempt.as_ref().is_some_and(|a| a.txn == id);
         if current {
             // The peer is heard: its INVITE is no longer given up for silence.
@@ -244,7 +251,6 @@ impl Call {
             if self.on_user1_2xx_again(cx, id, &resp) {
                 return;
             }
-            self.abandoned_heard(cx, id, &resp);
             // An answer to an attempt we already gave up on (failover raced a late 2xx).
             if resp.is_success() {
                 let peer = self.earlier_attempt_peer(cx, id, n);

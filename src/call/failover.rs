@@ -140,6 +140,7 @@ impl Call {
                         att.invite = Some(Box::new(invite));
                         att.state = AttemptState::Calling;
                     }
+                    self.arm_invite_timeout(cx.now);
                     return;
                 }
                 Err(why) => {

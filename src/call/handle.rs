@@ -38,6 +38,7 @@ impl Call {
             TxnRole::Invite(_) => {
                 self.on_invite_unreachable(cx, id, timeout);
                 self.close_txn(id);
+                self.abandoned_over(id);
             }
             TxnRole::Bye(side) => {
                 self.close_txn(id);

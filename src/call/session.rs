@@ -275,6 +275,7 @@ impl Call {
             att.asked_se = Some(min);
             att.retried_422 = true;
         }
+        self.arm_invite_timeout(cx.now);
         true
     }
 

@@ -7,8 +7,12 @@
 use super::cancel::cancel_for;
 use super::cx::Cx;
 use super::state::Call;
+use super::timers::CallTimer;
 use crate::sip::{Request, Response, Target};
 use crate::txn::TxnId;
+
+/// INVITEs given up unheard a call remembers.
+const MAX_ABANDONED: usize = 4;
 
 /// An INVITE given up unheard. RFC 3261 §9.1 allows no CANCEL before a provisional: if the
 /// peer speaks after all, its provisional gets the CANCEL (a 2xx gets ACK and BYE as any
@@ -18,9 +22,19 @@ pub struct Abandoned {
     txn: TxnId,
     invite: Request,
     to: Target,
+    cancelled: bool,
 }
 
 impl Call {
+    /// An INVITE of the current attempt was sent (the first, or again with credentials or
+    /// after a 422): its peer's `[sip] invite_timeout_s` runs from now.
+    pub(super) fn arm_invite_timeout(&mut self, now: std::time::Instant) {
+        match self.attempt.as_ref().and_then(|a| a.peer.invite_timeout) {
+            Some(t) => self.timers.set(CallTimer::InviteTimeout, now + t),
+            None => self.timers.clear(CallTimer::InviteTimeout),
+        }
+    }
+
     /// `[sip] invite_timeout_s` passed for the current attempt with no response: it is
     /// given up as if Timer B had fired (event `peer_timeout`), and the route goes on.
     pub(super) fn on_invite_timeout(&mut self, cx: &mut Cx) {
@@ -32,28 +46,56 @@ impl Call {
         }
         let txn = att.txn;
         if let Some(invite) = att.invite.take() {
-            self.abandoned = Some(Box::new(Abandoned {
+            // As many as a route's peers may all be silent at once (a shared upstream
+            // outage); past a few, the oldest is let go (it rings on its own timer).
+            if self.abandoned.len() >= MAX_ABANDONED {
+                self.abandoned.remove(0);
+            }
+            self.abandoned.push(Abandoned {
                 txn,
                 invite: *invite,
                 to: att.peer.address,
-            }));
+                cancelled: false,
+            });
         }
         tracing::info!(call_id = %self.call_id(), peer = ?self.egress_name(), "no response to the INVITE in the peer's invite_timeout_s");
         self.on_invite_unreachable(cx, txn, true);
+        // Its transaction is still open (Timer B, or the peer's final answer, ends it): the
+        // call waits for it, even once released, to CANCEL it if it speaks.
+        if !self.open.contains(&txn) {
+            self.open.push(txn);
+        }
     }
 
-    /// A response from the INVITE given up unheard: a provisional is CANCELled; anything
-    /// else ends what there was to do for it.
+    /// A response from an INVITE given up unheard: its first provisional gets the CANCEL;
+    /// a final answer ends its transaction (a 2xx is ACKed and hung up by the caller of
+    /// this, as any answer to an attempt given up).
     pub(super) fn abandoned_heard(&mut self, cx: &mut Cx, txn: TxnId, resp: &Response) {
-        let Some(a) = self.abandoned.take_if(|a| a.txn == txn) else {
+        let Some(i) = self.abandoned.iter().position(|a| a.txn == txn) else {
             return;
         };
         if !resp.is_provisional() {
+            self.abandoned.swap_remove(i);
+            self.close_txn(txn);
+            return;
+        }
+        let a = &mut self.abandoned[i];
+        if std::mem::replace(&mut a.cancelled, true) {
             return;
         }
         match cancel_for(&a.invite) {
             Ok(c) => cx.send_unowned(c, a.to),
             Err(e) => tracing::warn!(error = %e, "cannot build CANCEL"),
         }
+    }
+
+    /// Whether `txn` is an INVITE given up unheard.
+    pub(super) fn was_abandoned(&self, txn: TxnId) -> bool {
+        self.abandoned.iter().any(|a| a.txn == txn)
+    }
+
+    /// An INVITE given up unheard timed out (Timer B) or failed: nothing more to do for it.
+    pub(super) fn abandoned_over(&mut self, txn: TxnId) {
+        self.abandoned.retain(|a| a.txn != txn);
     }
 }

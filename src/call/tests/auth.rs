@@ -669,3 +669,25 @@ fn a_challenged_refer_is_known_by_the_cseq_it_went_again_with() {
     let n = h.one_request(PHONE, Method::Notify);
     assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));
 }
+
+/// An INVITE sent again with credentials gets its peer's `[sip] invite_timeout_s` afresh:
+/// a peer that challenges and then says nothing is given up then. Before, the challenge
+/// disarmed the timer and the caller waited for Timer B.
+#[test]
+fn an_invite_sent_again_with_credentials_is_given_up_if_unheard() {
+    let mut cfg = with_credentials(&["carrier-a"]);
+    let mut p = (**cfg.profile(&PeerName("carrier-a".into())).unwrap()).clone();
+    p.invite_timeout = Some(Duration::from_secs(3));
+    cfg.profiles.insert(p.name.clone(), Arc::new(p));
+    let mut h = H::with(cfg);
+    let inv = phone_invites(&mut h);
+    h.advance(Duration::from_secs(2));
+    h.take(CARRIER_A);
+    h.recv_msg(CARRIER_A, challenge(&inv, 407, "n1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    assert!(again.header(&Hdr::named("Proxy-Authorization")).is_some());
+    h.advance(Duration::from_millis(2900));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+}

@@ -405,6 +405,25 @@ fn a_silent_peer_is_given_up_after_its_invite_timeout() {
     h.recv_msg(CARRIER_A, reply(&inv, 100, "", &[], None));
     h.advance(Duration::from_secs(10));
     assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    // Both peers silent: the caller hears 408 after both; each that speaks later is
+    // CANCELled (before, only the last one given up was remembered).
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" || n == "carrier-b" {
+            p.invite_timeout = Some(Duration::from_secs(2));
+        }
+    }));
+    h.recv(PHONE, &invite_text("c5u", "z9hG4bKc5u", "+8610123", ""));
+    let to_a = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_millis(2100));
+    let to_b = h.one_request(CARRIER_B, Method::Invite);
+    h.advance(Duration::from_millis(2100));
+    assert!(h.statuses(PHONE).contains(&408));
+    h.take(CARRIER_A);
+    h.take(CARRIER_B);
+    h.recv_msg(CARRIER_A, reply(&to_a, 180, "la", &[], None));
+    h.recv_msg(CARRIER_B, reply(&to_b, 180, "lb", &[], None));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Cancel).len(), 1);
+    assert_eq!(h.take_requests(CARRIER_B, Method::Cancel).len(), 1);
 }
 
 /// A 408 from a callee that rang is the called party not answering: the caller gets it and
