@@ -14,6 +14,10 @@ use crate::txn::TxnId;
 /// INVITEs given up unheard a call remembers.
 const MAX_ABANDONED: usize = 4;
 
+/// The INVITEs a call gave up unheard (boxed in the call: most calls have none).
+#[derive(Debug, Default)]
+pub struct Abandons(Vec<Abandoned>);
+
 /// An INVITE given up unheard. RFC 3261 §9.1 allows no CANCEL before a provisional: if the
 /// peer speaks after all, its provisional gets the CANCEL (a 2xx gets ACK and BYE as any
 /// answer to an attempt given up).
@@ -48,10 +52,11 @@ impl Call {
         if let Some(invite) = att.invite.take() {
             // As many as a route's peers may all be silent at once (a shared upstream
             // outage); past a few, the oldest is let go (it rings on its own timer).
-            if self.abandoned.len() >= MAX_ABANDONED {
-                self.abandoned.remove(0);
+            let list = &mut self.abandoned.get_or_insert_with(Box::default).0;
+            if list.len() >= MAX_ABANDONED {
+                list.remove(0);
             }
-            self.abandoned.push(Abandoned {
+            list.push(Abandoned {
                 txn,
                 invite: *invite,
                 to: att.peer.address,
@@ -71,15 +76,18 @@ impl Call {
     /// a final answer ends its transaction (a 2xx is ACKed and hung up by the caller of
     /// this, as any answer to an attempt given up).
     pub(super) fn abandoned_heard(&mut self, cx: &mut Cx, txn: TxnId, resp: &Response) {
-        let Some(i) = self.abandoned.iter().position(|a| a.txn == txn) else {
+        let Some(list) = self.abandoned.as_deref_mut().map(|a| &mut a.0) else {
+            return;
+        };
+        let Some(i) = list.iter().position(|a| a.txn == txn) else {
             return;
         };
         if !resp.is_provisional() {
-            self.abandoned.swap_remove(i);
+            list.swap_remove(i);
             self.close_txn(txn);
             return;
         }
-        let a = &mut self.abandoned[i];
+        let a = &mut list[i];
         if std::mem::replace(&mut a.cancelled, true) {
             return;
         }
@@ -91,11 +99,15 @@ impl Call {
 
     /// Whether `txn` is an INVITE given up unheard.
     pub(super) fn was_abandoned(&self, txn: TxnId) -> bool {
-        self.abandoned.iter().any(|a| a.txn == txn)
+        self.abandoned
+            .as_deref()
+            .is_some_and(|a| a.0.iter().any(|a| a.txn == txn))
     }
 
     /// An INVITE given up unheard timed out (Timer B) or failed: nothing more to do for it.
     pub(super) fn abandoned_over(&mut self, txn: TxnId) {
-        self.abandoned.retain(|a| a.txn != txn);
+        if let Some(a) = self.abandoned.as_deref_mut() {
+            a.0.retain(|a| a.txn != txn);
+        }
     }
 }

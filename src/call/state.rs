@@ -173,7 +173,7 @@ pub struct Call {
     pub given_up: PerSide<Option<Box<GivenUp>>>,
     /// Callees' INVITEs given up unheard (`[sip] invite_timeout_s`), until each says
     /// something: then it is CANCELled (`call/silent_peer.rs`).
-    pub abandoned: Vec<super::silent_peer::Abandoned>,
+    pub abandoned: Option<Box<super::silent_peer::Abandons>>,
     /// Why the last callee attempt failed: what the caller gets if no later one answers
     /// (boxed, as the other rarely present parts).
     pub last_failure: Option<Box<Failure>>,
@@ -285,7 +285,7 @@ impl Call {
             pending_2xx: Default::default(),
             acks: Default::default(),
             given_up: Default::default(),
-            abandoned: Vec::new(),
+            abandoned: None,
             last_failure: None,
             events: Default::default(),
             uac_rel: Default::default(),
