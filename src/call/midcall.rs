@@ -177,10 +177,16 @@ impl Call {
             return;
         }
         // Answered or confirmed: hang up the other leg. A 2xx still waiting for its ACK on
-        // either side (the BYE overtook the caller's ACK; a re-INVITE's answer relayed to
-        // the side now hung up to) is settled first.
+        // this side (the BYE overtook the caller's ACK) is settled first, and on the other
+        // once the dialogs are confirmed (a re-INVITE's answer relayed to the side now hung
+        // up to). Before that, ours to the caller is the call's first: it is sent until the
+        // caller ACKs it (RFC 3261 §13.3.1.4), BYE or not.
         let other = side.other();
-        self.settle_pending_2xx(cx);
+        if matches!(self.phase, super::phase::Phase::Confirmed { .. }) {
+            self.settle_pending_2xx(cx);
+        } else {
+            self.settle_pending_2xx_on(cx, side);
+        }
         let end = EndInfo {
             tag,
             status: 200,

@@ -87,12 +87,17 @@ impl Call {
     /// an ACK that will not come arrives.
     pub(super) fn settle_pending_2xx(&mut self, cx: &mut Cx) {
         for side in [Side::A, Side::B] {
-            if let Some(p) = self.pending_2xx[side].take() {
-                self.timers.clear(CallTimer::Retransmit2xx(side));
-                self.timers.clear(CallTimer::AckTimeout(side));
-                if let Some(cseq) = p.other_cseq {
-                    self.send_ack(cx, side.other(), cseq, None);
-                }
+            self.settle_pending_2xx_on(cx, side);
+        }
+    }
+
+    /// [`Call::settle_pending_2xx`] on `side` only.
+    pub(super) fn settle_pending_2xx_on(&mut self, cx: &mut Cx, side: Side) {
+        if let Some(p) = self.pending_2xx[side].take() {
+            self.timers.clear(CallTimer::Retransmit2xx(side));
+            self.timers.clear(CallTimer::AckTimeout(side));
+            if let Some(cseq) = p.other_cseq {
+                self.send_ack(cx, side.other(), cseq, None);
             }
         }
     }

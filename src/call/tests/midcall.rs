@@ -1189,3 +1189,26 @@ fn a_bye_settles_a_2xx_waiting_on_the_other_leg() {
         "no 2xx after the BYE"
     );
 }
+
+/// The callee hangs up before the caller has ACKed the call's 2xx (ours may have been
+/// lost): our 2xx to the caller is still sent until its ACK comes (RFC 3261 §13.3.1.4), the
+/// BYE notwithstanding.
+#[test]
+fn a_bye_before_the_callers_ack_leaves_our_2xx_going() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("ba1", "z9hG4bKba1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.take(PHONE);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "carrier1", 2, "z9hG4bKcb2", ""),
+    );
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    h.take(PHONE);
+    h.advance(Duration::from_secs(2));
+    assert!(
+        h.take_responses(PHONE).iter().any(|r| r.status() == 200),
+        "our 2xx to the caller goes on"
+    );
+}
