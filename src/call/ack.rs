@@ -61,6 +61,7 @@ impl Call {
             interval: t1,
             txn,
             offer,
+            then_bye: None,
         }));
         let reliable = self
             .dialog(side)
@@ -95,7 +96,11 @@ impl Call {
         warn!(call_id = %self.call_id(), ?side, "no ACK for our 2xx: releasing the call");
         self.events.push(CallEvent::AckTimeout);
         if let Some(cseq) = p.other_cseq {
-            self.send_ack(cx, side.other(), cseq, None);
+            let answer = p.offer.then(|| self.refusing_answer(&p.resp)).flatten();
+            self.send_ack(cx, side.other(), cseq, answer);
+        }
+        if let Some(reason) = p.then_bye {
+            self.send_bye(cx, side, reason);
         }
         if !self.phase.is_ending() {
             self.release_answered(cx, CallTag::GatewayError, Q850Cause::TIMER_EXPIRY);
@@ -116,6 +121,12 @@ impl Call {
             // sent (a stray, or one while the 2xx is held for a PRACK) leaves it as it is.
             if side == Side::A {
                 self.phase.confirm();
+            }
+            // The other side hung up while this ACK was awaited (its 2xx was ACKed then):
+            // this side's BYE may go now.
+            if let Some(reason) = p.then_bye {
+                self.send_bye(cx, side, reason);
+                return;
             }
             // A 2xx the gateway sent on its own (a session refresh) has nothing to pass on.
             let Some(other_cseq) = p.other_cseq else {

@@ -182,10 +182,30 @@ impl Call {
         // up to). Before that, ours to the caller is the call's first: it is sent until the
         // caller ACKs it (RFC 3261 §13.3.1.4), BYE or not.
         let other = side.other();
-        if matches!(self.phase, super::phase::Phase::Confirmed { .. }) {
+        let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
+        if confirmed {
             self.settle_pending_2xx(cx);
         } else {
             self.settle_pending_2xx_on(cx, side);
+        }
+        // The callee hung up before the caller's ACK of the call's 2xx: the callee's 2xx is
+        // ACKed now (its ACK waited for the caller's), ours goes on to the caller, and the
+        // caller's BYE waits for its ACK (RFC 3261 §15).
+        let other_waits = !confirmed && self.pending_2xx[other].is_some();
+        if other_waits {
+            let answer = self.pending_2xx[other]
+                .as_deref()
+                .filter(|p| p.offer)
+                .and_then(|p| self.refusing_answer(&p.resp));
+            let owed = self.pending_2xx[other]
+                .as_deref_mut()
+                .and_then(|p| p.other_cseq.take());
+            if let Some(cseq) = owed {
+                self.send_ack(cx, side, cseq, answer);
+            }
+            if let Some(p) = self.pending_2xx[other].as_deref_mut() {
+                p.then_bye = Some(reason_hdr.clone());
+            }
         }
         let end = EndInfo {
             tag,
@@ -196,7 +216,9 @@ impl Call {
             at: cx.now,
         };
         self.end_call(cx, end);
-        self.send_bye(cx, other, reason_hdr);
+        if !other_waits {
+            self.send_bye(cx, other, reason_hdr);
+        }
     }
 
     /// An INVITE from `side`'s peer is relayed and not answered yet.

@@ -97,7 +97,13 @@ impl Call {
             self.timers.clear(CallTimer::Retransmit2xx(side));
             self.timers.clear(CallTimer::AckTimeout(side));
             if let Some(cseq) = p.other_cseq {
-                self.send_ack(cx, side.other(), cseq, None);
+                // A 2xx that offered gets its answer in the ACK (RFC 3261 §13.2.2.4): one
+                // refusing every stream, the call being over.
+                let answer = p.offer.then(|| self.refusing_answer(&p.resp)).flatten();
+                self.send_ack(cx, side.other(), cseq, answer);
+            }
+            if let Some(reason) = p.then_bye {
+                self.send_bye(cx, side, reason);
             }
         }
     }
@@ -224,6 +230,12 @@ impl Call {
         for id in std::mem::take(&mut self.open) {
             cx.env.owners.remove(&id);
             cx.env.txn.abandon(id, cx.now, &mut cx.env.txn_out);
+        }
+        // (A 2xx still waiting for its ACK is long past its 64·T1.)
+        for side in [Side::A, Side::B] {
+            self.pending_2xx[side] = None;
+            self.timers.clear(CallTimer::Retransmit2xx(side));
+            self.timers.clear(CallTimer::AckTimeout(side));
         }
         if !self.phase.is_ending() {
             let end = EndInfo::internal(

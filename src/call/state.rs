@@ -460,7 +460,12 @@ impl Call {
 
     /// Released, and nothing of it is still in flight: the router may forget it.
     pub fn is_drained(&self) -> bool {
-        self.phase.is_ending() && self.open.is_empty()
+        // (A 2xx of ours still waiting for its ACK keeps the call: it is sent again, and a
+        // BYE may wait for that ACK.)
+        self.phase.is_ending()
+            && self.open.is_empty()
+            && self.pending_2xx[Side::A].is_none()
+            && self.pending_2xx[Side::B].is_none()
     }
 
     /// A client transaction of this call got its final answer (idempotent).

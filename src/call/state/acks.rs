@@ -23,6 +23,9 @@ pub struct Pending2xx {
     pub txn: TxnId,
     /// The 2xx carries an offer (its INVITE had none): the ACK carries the answer.
     pub offer: bool,
+    /// The other side hung up before this side's ACK came: this side gets its BYE once the
+    /// ACK comes, or its wait ends (RFC 3261 §15: not before), with this Reason.
+    pub then_bye: Option<Option<String>>,
 }
 
 /// The last ACK we sent on a side, resent when that side retransmits its 2xx. Only the last

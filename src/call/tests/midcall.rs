@@ -765,7 +765,7 @@ fn the_answering_forks_requests_are_numbered_apart_from_the_fork_that_rang() {
     h.recv(
         PHONE,
         &invite_text(
-            "fk-1",
+            "call-1@127.0.0.2",
             "z9hG4bKfk1",
             "+8610123",
             "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
@@ -800,7 +800,9 @@ fn the_answering_forks_requests_are_numbered_apart_from_the_fork_that_rang() {
     h.recv(CARRIER_A, &update);
     assert_eq!(h.statuses(CARRIER_A), vec![200]);
     h.take(PHONE);
-    h.carrier_answers(&inv, "y1", SDP);
+    let ok = h.carrier_answers(&inv, "y1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKfka", ""));
     let bye = msgs::in_dialog(
         "BYE",
         "sip:127.0.0.1:5060",
@@ -1191,24 +1193,44 @@ fn a_bye_settles_a_2xx_waiting_on_the_other_leg() {
 }
 
 /// The callee hangs up before the caller has ACKed the call's 2xx (ours may have been
-/// lost): our 2xx to the caller is still sent until its ACK comes (RFC 3261 §13.3.1.4), the
-/// BYE notwithstanding.
+/// lost): the callee's 2xx is ACKed at once, ours to the caller is still sent until its ACK
+/// comes (RFC 3261 §13.3.1.4), and the caller's BYE waits for that ACK (§15). Before, the
+/// callee's 2xx went unACKed (it came again and was hung up as a stray), and the caller got
+/// its BYE before its ACK.
 #[test]
 fn a_bye_before_the_callers_ack_leaves_our_2xx_going() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("ba1", "z9hG4bKba1", "+8610123", ""));
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKba1", "+8610123", ""),
+    );
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.carrier_answers(&inv, "carrier1", SDP);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
     h.take(PHONE);
+    h.take(CARRIER_A);
     h.recv(
         CARRIER_A,
         &from_carrier_in(&inv, "BYE", "carrier1", 2, "z9hG4bKcb2", ""),
     );
-    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    assert_eq!(
+        h.take_requests(CARRIER_A, Method::Ack).len(),
+        1,
+        "the callee's 2xx"
+    );
+    assert!(
+        h.take_requests(PHONE, Method::Bye).is_empty(),
+        "not before its ACK"
+    );
     h.take(PHONE);
     h.advance(Duration::from_secs(2));
     assert!(
         h.take_responses(PHONE).iter().any(|r| r.status() == 200),
         "our 2xx to the caller goes on"
     );
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKbaa", ""));
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    assert!(h.take_requests(CARRIER_A, Method::Ack).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
 }
