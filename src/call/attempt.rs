@@ -251,6 +251,11 @@ impl Call {
             if self.on_user1_2xx_again(cx, id, &resp) {
                 return;
             }
+            // An earlier attempt's final answer ends its transaction for the call (one given
+            // up unheard and let go of, for one, was kept open).
+            if !resp.is_provisional() {
+                self.close_txn(id);
+            }
             // An answer to an attempt we already gave up on (failover raced a late 2xx).
             if resp.is_success() {
                 let peer = self.earlier_attempt_peer(cx, id, n);

@@ -257,13 +257,17 @@ async fn serve(
                     answered = true;
                     continue;
                 }
+                // What the read's messages waited to be let through (`pace`) was the peer's
+                // wait (TCP held it back), not queueing of ours: overload control counts
+                // from when each was read, plus that wait. (A wait for room in our queue
+                // stays counted: that is overload.)
+                let mut paced = Duration::ZERO;
                 for framed in msgs {
-                    if !pace(&inbox, &mut slot, peer.ip(), &mut writer).await {
-                        break 'reading;
+                    match pace(&inbox, &mut slot, peer.ip(), &mut writer).await {
+                        Some(waited) => paced += waited,
+                        None => break 'reading,
                     }
-                    // Its wait here was the peer's (held back by TCP), not in our queues:
-                    // overload control counts its queueing from now.
-                    let at = Instant::now();
+                    let at = at + paced;
                     let msg = match framed {
                         Framed::Message(msg) => msg,
                         // Framed but unparseable: the core answers it as it does such a
@@ -327,16 +331,18 @@ async fn serve(
 /// a stream cannot skip a message, nor should a busy trunk lose its connection, so the
 /// reader stops reading for a moment and TCP's flow control holds the peer back. Without
 /// it one peer's connection could stream responses at line rate into the queue served
-/// before everyone's new calls. False when the connection's writer ended meanwhile.
+/// before everyone's new calls. How long it waited; `None` when the connection's writer
+/// ended meanwhile.
 async fn pace(
     inbox: &Inbox,
     slot: &mut Slot,
     ip: std::net::IpAddr,
     writer: &mut tokio::task::JoinHandle<()>,
-) -> bool {
+) -> Option<Duration> {
     let Some(rate) = inbox.stream_rate(ip) else {
-        return true;
+        return Some(Duration::ZERO);
     };
+    let start = Instant::now();
     let mut counted = false;
     while let Some(wait) = slot.pace(rate, Instant::now()) {
         if !counted {
@@ -345,10 +351,14 @@ async fn pace(
         }
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
-            _ = &mut *writer => return false,
+            _ = &mut *writer => return None,
         }
     }
-    true
+    Some(if counted {
+        start.elapsed()
+    } else {
+        Duration::ZERO
+    })
 }
 
 /// The stateless `503` + `Retry-After` a new request gets when the queue of new work is

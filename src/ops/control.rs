@@ -106,7 +106,7 @@ pub struct Control {
     /// The pid file, open and locked for the life of the process: the lock, which the
     /// kernel drops when the process dies however it dies, is what says the file's process
     /// runs (a pid alone may have been given to another process since).
-    _held: std::fs::File,
+    held: Option<std::fs::File>,
     result_file: PathBuf,
     sequence: u64,
     /// The thread writing the last result: the next one waits for it, so results are
@@ -156,10 +156,8 @@ enum Lock {
 /// `trunkgate reload` testing the lock holds it shared for a moment: a few tries.
 fn lock_pid_file(path: &Path) -> io::Result<Lock> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let same = |f: &std::fs::File| -> io::Result<bool> {
-        let (a, b) = (f.metadata()?, std::fs::metadata(path)?);
-        Ok((a.dev(), a.ino()) == (b.dev(), b.ino()))
-    };
+    // Still linked: not the file an exiting gateway removed after this open.
+    let same = |f: &std::fs::File| -> io::Result<bool> { Ok(f.metadata()?.nlink() > 0) };
     for _ in 0..6 {
         let f = std::fs::OpenOptions::new()
             .read(true)
@@ -231,7 +229,7 @@ impl Control {
         }
         Ok(Control {
             pid_file,
-            _held: held,
+            held: Some(held),
             result_file,
             sequence,
             writing: None,
@@ -280,6 +278,9 @@ impl Drop for Control {
     fn drop(&mut self) {
         let path = self.pid_file.clone();
         let before = self.writing.take();
+        // The lock is held until the file is gone: a gateway starting meanwhile must not
+        // lock and write the file this one is about to remove.
+        let held = self.held.take();
         let remove = move || {
             if let Some(b) = before {
                 let _ = b.join();
@@ -290,6 +291,7 @@ impl Drop for Control {
             if ours {
                 let _ = std::fs::remove_file(&path);
             }
+            drop(held);
         };
         // At exit, within a limit: the stop's time is the supervisor's (README, drain_s).
         if let Ok(h) = std::thread::Builder::new()
