@@ -133,11 +133,12 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = Line<'_>> {
     })
 }
 
-/// A Content-Type's type and subtype, lower-cased, read as RFC 3261 §20.15 and §25.1 write
-/// it: `type SWS "/" SWS subtype`, then `;` parameters, so `application / sdp` (or folded
-/// over two lines) is SDP, as the far end's parser reads it. `None` when it is not
-/// `token/token`: such a body's type cannot be known, so nothing in it may pass as "not SDP".
-pub fn media_type(content_type: &str) -> Option<(String, String)> {
+/// A Content-Type's type and subtype as written (compare them ignoring case), read as RFC
+/// 3261 §20.15 and §25.1 write it: `type SWS "/" SWS subtype`, then `;` parameters, so
+/// `application / sdp` (or folded over two lines) is SDP, as the far end's parser reads
+/// it. `None` when it is not `token/token`: such a body's type cannot be known, so nothing
+/// in it may pass as "not SDP".
+pub fn media_type(content_type: &str) -> Option<(&str, &str)> {
     let head = content_type.split(';').next()?;
     let (t, s) = head.split_once('/')?;
     let space = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
@@ -147,14 +148,14 @@ pub fn media_type(content_type: &str) -> Option<(String, String)> {
                 .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
     };
     let (t, s) = (t.trim_matches(space), s.trim_matches(space));
-    (token(t) && token(s)).then(|| (t.to_ascii_lowercase(), s.to_ascii_lowercase()))
+    (token(t) && token(s)).then_some((t, s))
 }
 
 /// Whether a Content-Type names an SDP body (`application/sdp`, any case, any parameters).
 pub fn is_sdp(content_type: Option<&str>) -> bool {
-    content_type
-        .and_then(media_type)
-        .is_some_and(|(t, s)| t == "application" && s == "sdp")
+    content_type.and_then(media_type).is_some_and(|(t, s)| {
+        t.eq_ignore_ascii_case("application") && s.eq_ignore_ascii_case("sdp")
+    })
 }
 
 /// What a ptime rewrite did.

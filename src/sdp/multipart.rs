@@ -56,7 +56,7 @@ pub fn sdp_of<'a>(content_type: Option<&str>, body: &'a [u8]) -> Option<&'a [u8]
 pub fn is_multipart(content_type: Option<&str>) -> bool {
     content_type
         .and_then(super::media_type)
-        .is_some_and(|(t, _)| t == "multipart")
+        .is_some_and(|(t, _)| t.eq_ignore_ascii_case("multipart"))
 }
 
 /// Where the SDP of a SIP body is: `Ok(None)` when the body carries none (empty, another
