@@ -190,12 +190,13 @@ macro_rules! common_accessors {
         /// a NUL or an ESC in a value, and one copied across the legs would reach the other
         /// peer, whose C-string handling it may cut or confuse. Such a header is left out.
         pub fn copy_headers_where(&mut self, src: &Headers, keep: impl Fn(&Hdr) -> bool) {
-            for h in src.iter() {
-                let clean = !h
-                    .value()
+            let clean = |h: &Header| {
+                !h.value()
                     .iter()
-                    .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
-                if clean && keep(&Hdr(h.name().clone())) {
+                    .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+            };
+            for h in src.iter() {
+                if keep(&Hdr(h.name().clone())) && clean(h) {
                     self.0.headers.push(h.clone());
                 }
             }
