@@ -596,6 +596,16 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// The gateway with the PBX's `[transfer] mode = "relay"`, and `to_trunks` as given.
+fn pbx_transferring(to_trunks: bool) -> H {
+    H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.transfer = crate::interop::transfer::TransferMode::Relay;
+            p.transfer_to_trunks = to_trunks;
+        }
+    }))
+}
+
 /// A PBX that relays transfers may not send a REFER to a trunk unless its `[transfer]
 /// to_trunks` says so: a carrier that transfers in its own network would dial the target
 /// itself, around every route, limit and CDR of the gateway (a dial-through from an
@@ -603,11 +613,7 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
 /// peer's REFER went to the carrier, signed with the trunk's credentials.
 #[test]
 fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "pbx" {
-            p.transfer = crate::interop::transfer::TransferMode::Relay;
-        }
-    }));
+    let mut h = pbx_transferring(false);
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     assert!(
@@ -630,12 +636,7 @@ fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
 /// dialog whenever the PBX's profile relayed transfers, with or without a transfer.
 #[test]
 fn a_transfer_report_is_relayed_only_for_a_refer_that_went_to_its_sender() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "pbx" {
-            p.transfer = crate::interop::transfer::TransferMode::Relay;
-            p.transfer_to_trunks = true;
-        }
-    }));
+    let mut h = pbx_transferring(true);
     let (inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     h.recv(
@@ -671,12 +672,7 @@ fn a_transfer_report_is_relayed_only_for_a_refer_that_went_to_its_sender() {
 
 #[test]
 fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "pbx" {
-            p.transfer = crate::interop::transfer::TransferMode::Relay;
-            p.transfer_to_trunks = true;
-        }
-    }));
+    let mut h = pbx_transferring(true);
     let (inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     assert!(

@@ -329,6 +329,25 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
     );
 }
 
+/// The peer 127.0.0.2 connects to `gw` and sends `n` 180s at once (accepted work, which
+/// is queued as it is read); its connection.
+async fn ringing_burst(gw: SocketAddr, n: usize) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut conn = sock.connect(gw).await.unwrap();
+    let burst: String = (0..n)
+        .map(|i| {
+            format!(
+                "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKp{i}\r\n\
+                 From: <sip:1000@127.0.0.1>;tag=a\r\nTo: <sip:2000@127.0.0.2>;tag=b\r\n\
+                 Call-ID: burst{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            )
+        })
+        .collect();
+    conn.write_all(burst.as_bytes()).await.unwrap();
+    conn
+}
+
 /// A peer over `[protect] source_rate` on its own connection is read no faster than the
 /// rate, and loses neither a message nor the connection. Before, its connection was not held
 /// to the rate at all: one peer could stream responses at line rate into the queue served
@@ -340,18 +359,7 @@ async fn a_peer_over_its_rate_on_tcp_is_paced_and_loses_nothing() {
         ..Protect::default()
     });
     let gw = listening(&inbox, &protect).await;
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-    let mut conn = sock.connect(gw).await.unwrap();
-    let mut burst = String::new();
-    for i in 0..60 {
-        burst.push_str(&format!(
-            "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKp{i}\r\n\
-             From: <sip:1000@127.0.0.1>;tag=a\r\nTo: <sip:2000@127.0.0.2>;tag=b\r\n\
-             Call-ID: pace{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-        ));
-    }
-    conn.write_all(burst.as_bytes()).await.unwrap();
+    let mut conn = ringing_burst(gw, 60).await;
     let mut got = 0;
     let mut times = Vec::new();
     let mut count = |got: &mut usize, queues: &mut crate::engine::inbox::Queues| {
@@ -454,18 +462,7 @@ async fn a_spoofed_udp_flood_does_not_slow_a_peers_connection() {
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-    let mut conn = sock.connect(gw).await.unwrap();
-    let mut burst = String::new();
-    for i in 0..10 {
-        burst.push_str(&format!(
-            "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKs{i}\r\n\
-             From: <sip:1000@127.0.0.1>;tag=a\r\nTo: <sip:2000@127.0.0.2>;tag=b\r\n\
-             Call-ID: spoof{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-        ));
-    }
-    conn.write_all(burst.as_bytes()).await.unwrap();
+    let _conn = ringing_burst(gw, 10).await;
     let mut got = 0;
     let read = tokio::time::timeout(Duration::from_secs(3), async {
         while got < 10 {
