@@ -12,7 +12,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -25,6 +24,9 @@ use super::overload::Overload;
 use super::source_guard::{Gate, SourceGuard};
 use crate::config::{Config, Protect};
 use crate::sip::Message;
+
+mod tally;
+pub(crate) use tally::Tally;
 
 /// Room for accepted work: responses and in-dialog requests are only dropped past this.
 const URGENT: usize = 16_384;
@@ -48,67 +50,6 @@ pub(crate) fn is_new_work(msg: &Message) -> bool {
 
 fn is_cancel(msg: &Message) -> bool {
     matches!(msg, Message::Request(r) if r.method() == crate::sip::Method::Cancel)
-}
-
-/// Counts of what the edge dropped, for the metrics and one log summary per interval
-/// (never a log line per packet: the packets are the attacker's to send).
-#[derive(Debug, Default)]
-pub(crate) struct Tally {
-    pub source_blocked: AtomicU64,
-    pub sources_tripped: AtomicU64,
-    pub queue_full: AtomicU64,
-    pub oversize: AtomicU64,
-    pub unparseable: AtomicU64,
-    pub shed_refused: AtomicU64,
-    pub shed_dropped: AtomicU64,
-}
-
-impl Tally {
-    fn bump(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_refused(&self) {
-        Tally::bump(&self.shed_refused);
-    }
-
-    pub(crate) fn count_dropped(&self) {
-        Tally::bump(&self.shed_dropped);
-    }
-
-    /// Take the counts since the last call, as (what, how many) for those not zero.
-    pub(crate) fn take(&self) -> Vec<(&'static str, u64)> {
-        [
-            (
-                "messages from sources over [protect] source_rate dropped",
-                &self.source_blocked,
-            ),
-            (
-                "sources went over [protect] source_rate",
-                &self.sources_tripped,
-            ),
-            (
-                "messages dropped: the core queue was full",
-                &self.queue_full,
-            ),
-            (
-                "datagrams over [protect] max_message_bytes dropped",
-                &self.oversize,
-            ),
-            ("datagrams that are not SIP", &self.unparseable),
-            (
-                "new requests refused with 503: overloaded",
-                &self.shed_refused,
-            ),
-            ("new requests dropped: overloaded", &self.shed_dropped),
-        ]
-        .into_iter()
-        .filter_map(|(what, c)| match c.swap(0, Ordering::Relaxed) {
-            0 => None,
-            n => Some((what, n)),
-        })
-        .collect()
-    }
 }
 
 /// The transports' end of the queues, with the source guard they check first.

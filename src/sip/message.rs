@@ -483,20 +483,6 @@ impl Response {
     }
 }
 
-/// A `sip:` or `sips:` URI read strictly: whether it is `sips:`, and its user part as
-/// written (still escaped), if it has one. `None` for anything else, or a URI that does not
-/// parse: the caller then cannot know what it names.
-pub fn sip_uri_user(uri: &str) -> Option<(bool, Option<String>)> {
-    let u = parse_uri(uri.trim()).ok()?;
-    let secure = match u.scheme() {
-        sipx::Scheme::Sip => false,
-        sipx::Scheme::Sips => true,
-        _ => return None,
-    };
-    let user = u.user().map(|b| String::from_utf8_lossy(b).into_owned());
-    Some((secure, user))
-}
-
 pub(crate) fn parse_uri(uri: &str) -> Result<sipx::Uri, SipError> {
     sipx::Uri::parse(Bytes::copy_from_slice(uri.as_bytes())).map_err(|e| SipError::BadUri {
         uri: uri.to_string(),

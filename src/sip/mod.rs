@@ -43,7 +43,7 @@ pub use framing::{Framed, StreamFramer, parse_datagram};
 pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::{LocalAddrs, uri_host};
-pub use message::{Message, Request, Response, sip_uri_user};
+pub use message::{Message, Request, Response};
 pub use method::Method;
 pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
@@ -53,7 +53,7 @@ pub use tags::{TagKey, TagKind};
 pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{
     LEADING_PARAMS, NumberUri, dialled_number, is_paramchars, param_name, params_where,
-    strip_visual_separators,
+    sip_uri_user, strip_visual_separators,
 };
 pub use via::ViaInfo;
 

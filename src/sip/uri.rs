@@ -25,6 +25,20 @@ const CALLER_PARAMS: [&str; 2] = ["isub", "ext"];
 /// The ones written first, before a `phone-context` (RFC 3966 §3).
 pub const LEADING_PARAMS: [&str; 2] = ["isub", "ext"];
 
+/// A `sip:` or `sips:` URI read strictly: whether it is `sips:`, and its user part as
+/// written (still escaped), if it has one. `None` for anything else, or a URI that does not
+/// parse: the caller then cannot know what it names.
+pub fn sip_uri_user(uri: &str) -> Option<(bool, Option<String>)> {
+    let u = super::message::parse_uri(uri.trim()).ok()?;
+    let secure = match u.scheme() {
+        sipx_sip::Scheme::Sip => false,
+        sipx_sip::Scheme::Sips => true,
+        _ => return None,
+    };
+    let user = u.user().map(|b| String::from_utf8_lossy(b).into_owned());
+    Some((secure, user))
+}
+
 /// The name of one `name[=value]` parameter.
 pub fn param_name(p: &str) -> &str {
     p.split('=').next().unwrap_or_default()

@@ -1,0 +1,64 @@
+//! Counts of what the edge dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counts of what the edge dropped, for the metrics and one log summary per interval
+/// (never a log line per packet: the packets are the attacker's to send).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub source_blocked: AtomicU64,
+    pub sources_tripped: AtomicU64,
+    pub queue_full: AtomicU64,
+    pub oversize: AtomicU64,
+    pub unparseable: AtomicU64,
+    pub shed_refused: AtomicU64,
+    pub shed_dropped: AtomicU64,
+}
+
+impl Tally {
+    pub(super) fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_refused(&self) {
+        Tally::bump(&self.shed_refused);
+    }
+
+    pub(crate) fn count_dropped(&self) {
+        Tally::bump(&self.shed_dropped);
+    }
+
+    /// Take the counts since the last call, as (what, how many) for those not zero.
+    pub(crate) fn take(&self) -> Vec<(&'static str, u64)> {
+        [
+            (
+                "messages from sources over [protect] source_rate dropped",
+                &self.source_blocked,
+            ),
+            (
+                "sources went over [protect] source_rate",
+                &self.sources_tripped,
+            ),
+            (
+                "messages dropped: the core queue was full",
+                &self.queue_full,
+            ),
+            (
+                "datagrams over [protect] max_message_bytes dropped",
+                &self.oversize,
+            ),
+            ("datagrams that are not SIP", &self.unparseable),
+            (
+                "new requests refused with 503: overloaded",
+                &self.shed_refused,
+            ),
+            ("new requests dropped: overloaded", &self.shed_dropped),
+        ]
+        .into_iter()
+        .filter_map(|(what, c)| match c.swap(0, Ordering::Relaxed) {
+            0 => None,
+            n => Some((what, n)),
+        })
+        .collect()
+    }
+}

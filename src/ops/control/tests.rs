@@ -1,0 +1,170 @@
+use super::*;
+
+#[test]
+fn a_gateway_is_found_after_its_binary_was_upgraded_or_run_from_elsewhere() {
+    let ours = Path::new("/usr/local/bin/trunkgate");
+    for theirs in [
+        "/usr/local/bin/trunkgate",
+        "/usr/local/bin/trunkgate (deleted)",
+        "/opt/trunkgate/target/release/trunkgate",
+    ] {
+        assert!(same_program(Path::new(theirs), ours), "{theirs}");
+    }
+    for theirs in ["/usr/bin/python3", "/usr/bin/python3 (deleted)", "/"] {
+        assert!(!same_program(Path::new(theirs), ours), "{theirs}");
+    }
+}
+
+#[test]
+fn results_are_read_back_line_by_line_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    let mut c = Control::start(&cfg).unwrap();
+    let pid = std::fs::read_to_string(pid_file(&cfg)).unwrap();
+    assert_eq!(pid.trim(), std::process::id().to_string());
+    c.reloaded("applied", "4 profiles, 2 routes;\nchanged: carrier-a");
+    c.settle();
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert_eq!(r.sequence, 1);
+    assert_eq!(r.result, "applied");
+    assert_eq!(r.detail, "4 profiles, 2 routes; changed: carrier-a");
+    drop(c);
+    assert!(!pid_file(&cfg).exists(), "the pid file goes at exit");
+    // A restarted process continues the sequence, so a waiting `reload` sees a change.
+    let mut c = Control::start(&cfg).unwrap();
+    c.reloaded("invalid", "x");
+    c.settle();
+    assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 2);
+}
+
+/// When no new result file can be written (a full disk; here its temporary name is
+/// taken), the result is written over the last one in place, and `trunkgate reload`
+/// sees it. Before, it waited 10 s and reported a failure for a reload that was applied.
+#[test]
+fn a_result_is_written_in_place_when_no_new_file_can_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    let mut c = Control::start(&cfg).unwrap();
+    std::fs::create_dir(dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
+    c.reloaded("applied", "4 profiles, 2 routes");
+    c.settle();
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert_eq!((r.sequence, r.result.as_str()), (1, "applied"));
+    assert_eq!(r.detail, "4 profiles, 2 routes");
+    // A long detail is cut to the room, on a character boundary, and says so.
+    c.reloaded("invalid", &"é".repeat(3000));
+    c.settle();
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert_eq!(r.sequence, 2);
+    assert!(
+        r.detail.ends_with("é…") && r.detail.len() < RESULT_ROOM,
+        "{}",
+        r.detail
+    );
+    // Written in place over a longer file (one an older gateway left), the old tail
+    // does not stay.
+    std::fs::write(
+        result_file(&cfg),
+        "9 applied ".to_string() + &"x".repeat(9000),
+    )
+    .unwrap();
+    c.reloaded("applied", "short");
+    c.settle();
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert_eq!((r.sequence, r.detail.as_str()), (3, "short"));
+    assert_eq!(
+        std::fs::metadata(result_file(&cfg)).unwrap().len(),
+        RESULT_ROOM as u64
+    );
+}
+
+#[test]
+fn reload_without_a_running_gateway_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    let err = reload(&cfg, Duration::from_millis(10)).unwrap_err();
+    assert!(matches!(err, ReloadError::NoPidFile { .. }));
+    // An operator who moved the CDR file is told why the gateway is not found.
+    assert!(err.to_string().contains("[cdr] path changed"), "{err}");
+    std::fs::write(pid_file(&cfg), "1\n").unwrap();
+    // pid 1 is init, not a trunkgate.
+    assert!(matches!(
+        reload(&cfg, Duration::from_millis(10)),
+        Err(ReloadError::NotRunning { pid: 1, .. })
+    ));
+}
+
+/// Two instances whose CDR files share a folder (scaling out on one host) have pid and
+/// result files of their own. Before, both wrote `trunkgate.pid` and `trunkgate.reload`
+/// there: `trunkgate reload` for the first signalled the second and printed its answer.
+#[test]
+fn instances_sharing_a_cdr_folder_have_control_files_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut one = crate::call::tests::config();
+    one.cdr_path = dir.path().join("cdr-1.jsonl");
+    let mut two = crate::call::tests::config();
+    two.cdr_path = dir.path().join("cdr-2.jsonl");
+    assert_ne!(pid_file(&one), pid_file(&two));
+    assert_ne!(result_file(&one), result_file(&two));
+    assert_eq!(pid_file(&one), dir.path().join("cdr-1.jsonl.pid"));
+    let mut a = Control::start(&one).unwrap();
+    let _b = Control::start(&two).unwrap();
+    // Results handed to the writing threads land in order.
+    for i in 0..20 {
+        a.reloaded("applied", &format!("reload {i}"));
+    }
+    a.settle();
+    let r = read_result(&result_file(&one)).unwrap();
+    assert_eq!((r.sequence, r.detail.as_str()), (20, "reload 19"));
+    assert!(read_result(&result_file(&two)).is_some_and(|r| r.sequence == 0));
+}
+
+/// The pid file is held while its gateway runs: a second gateway on the same CDR file
+/// is refused it, and a file left by a gateway that died is known as stale whatever pid
+/// it names. Before, a pid given to another trunkgate since made a stale file look live.
+#[test]
+fn the_pid_file_is_held_while_its_gateway_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    let first = Control::start(&cfg).unwrap();
+    let open = || std::fs::File::open(pid_file(&cfg)).unwrap();
+    assert!(held(&open()));
+    let second = Control::start(&cfg).err().expect("the file is held");
+    assert!(
+        second.to_string().contains("held by a running trunkgate"),
+        "{second}"
+    );
+    drop(first);
+    // Left behind by a gateway that died (no lock): not held.
+    std::fs::write(pid_file(&cfg), "4242\n").unwrap();
+    assert!(!held(&open()));
+    assert!(matches!(
+        reload(&cfg, Duration::from_millis(10)),
+        Err(ReloadError::NotRunning { pid: 4242, .. })
+    ));
+    let _again = Control::start(&cfg).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pid_file(&cfg)).unwrap().trim(),
+        std::process::id().to_string()
+    );
+}
+
+/// Between an upgrade and the restart the running gateway has only its old pid file:
+/// `trunkgate reload` looks for that when there is no new one.
+#[test]
+fn a_gateway_from_before_the_new_names_is_still_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    std::fs::write(dir.path().join("trunkgate.pid"), "1\n").unwrap();
+    match reload(&cfg, Duration::from_millis(10)) {
+        Err(ReloadError::NotRunning { pid: 1, path }) => {
+            assert!(path.ends_with("trunkgate.pid"), "{}", path.display());
+        }
+        other => panic!("{other:?}"),
+    }
+}
