@@ -1,6 +1,7 @@
 use super::*;
 use crate::sip::{Target, parse_datagram};
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 fn cfg(p: Protect) -> Arc<Config> {
