@@ -100,7 +100,7 @@ impl Call {
             self.send_ack(cx, side.other(), cseq, answer);
         }
         if let Some(reason) = p.then_bye {
-            self.send_bye(cx, side, reason);
+            self.send_held_bye(cx, side, reason);
         }
         if !self.phase.is_ending() {
             self.release_answered(cx, CallTag::GatewayError, Q850Cause::TIMER_EXPIRY);
@@ -125,7 +125,7 @@ impl Call {
             // The other side hung up while this ACK was awaited (its 2xx was ACKed then):
             // this side's BYE may go now.
             if let Some(reason) = p.then_bye {
-                self.send_bye(cx, side, reason);
+                self.send_held_bye(cx, side, reason);
                 return;
             }
             // A 2xx the gateway sent on its own (a session refresh) has nothing to pass on.

@@ -10,6 +10,7 @@ use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
 use super::state::Call;
+use super::timers::CallTimer;
 use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
@@ -136,6 +137,16 @@ impl Call {
     fn on_bye(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: &Request) {
         cx.respond(id, req, 200, "OK", &[]);
         if self.phase.is_ending() {
+            // The caller hangs up while its BYE waited for its ACK (both hung up at once):
+            // its dialog is over, so is ours toward it: no 2xx again, no BYE.
+            if self.pending_2xx[side]
+                .as_ref()
+                .is_some_and(|p| p.then_bye.is_some())
+            {
+                self.pending_2xx[side] = None;
+                self.timers.clear(CallTimer::Retransmit2xx(side));
+                self.timers.clear(CallTimer::AckTimeout(side));
+            }
             return;
         }
         let reason_lines: Vec<String> = req

@@ -103,9 +103,17 @@ impl Call {
                 self.send_ack(cx, side.other(), cseq, answer);
             }
             if let Some(reason) = p.then_bye {
-                self.send_bye(cx, side, reason);
+                self.send_held_bye(cx, side, reason);
             }
         }
+    }
+
+    /// The BYE held for `side`'s ACK goes (the ACK came, or its wait or the call's time is
+    /// over), with time for its answer before the call is dropped.
+    pub(super) fn send_held_bye(&mut self, cx: &mut Cx, side: Side, reason: Option<String>) {
+        self.send_bye(cx, side, reason);
+        self.timers
+            .set(CallTimer::Linger, cx.now + cx.env.timers.t1 * 80);
     }
 
     /// Hang up an answered call from the gateway's side (timers, shutdown, media timeout):
@@ -183,6 +191,10 @@ impl Call {
             self.fail_call(cx, 503, CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE);
         } else if self.phase.is_up() {
             self.release_answered(cx, CallTag::Shutdown, Q850Cause::NORMAL_CLEARING);
+        } else {
+            // Ended, a BYE held for the caller's ACK (`Pending2xx::then_bye`): it goes now,
+            // the process stopping.
+            self.settle_pending_2xx(cx);
         }
     }
 

@@ -156,9 +156,12 @@ enum Lock {
 /// `trunkgate reload` testing the lock holds it shared for a moment: a few tries.
 fn lock_pid_file(path: &Path) -> io::Result<Lock> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    // Still linked: not the file an exiting gateway removed after this open.
-    let same = |f: &std::fs::File| -> io::Result<bool> { Ok(f.metadata()?.nlink() > 0) };
-    for _ in 0..6 {
+    // Still the file the path names: not one an exiting gateway removed after this open.
+    let same = |f: &std::fs::File| -> io::Result<bool> {
+        let (a, b) = (f.metadata()?, std::fs::metadata(path)?);
+        Ok(a.nlink() > 0 && (a.dev(), a.ino()) == (b.dev(), b.ino()))
+    };
+    for attempt in 0..6 {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -169,6 +172,12 @@ fn lock_pid_file(path: &Path) -> io::Result<Lock> {
             .open(path)?;
         match f.try_lock() {
             Ok(()) if same(&f).unwrap_or(false) => return Ok(Lock::Ours(f)),
+            // Locked each time yet never the path's file: a file system whose link counts
+            // or inode numbers say nothing (some FUSE mounts). Taken, said.
+            Ok(()) if attempt == 5 => {
+                tracing::warn!(file = %path.display(), "the pid file's lock cannot be checked against its path on this file system");
+                return Ok(Lock::Ours(f));
+            }
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {}
             Err(std::fs::TryLockError::Error(e)) => return Ok(Lock::Unsupported(f, e)),

@@ -1229,4 +1229,39 @@ fn a_bye_before_the_callers_ack_leaves_our_2xx_going() {
     assert!(h.take_requests(CARRIER_A, Method::Ack).is_empty());
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+
+    // The caller hangs up too, its BYE crossing ours: no 2xx to it again, no BYE.
+    let (mut h, tag) = callee_hangs_up_before_the_ack();
+    h.recv(PHONE, &from_phone("BYE", &tag, 2, "z9hG4bKbab", ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    h.advance(Duration::from_secs(40));
+    assert!(
+        h.take(PHONE)
+            .iter()
+            .all(|m| !matches!(m, Message::Response(r) if r.status() == 200))
+    );
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    // The gateway stopping meanwhile: the held BYE goes at once.
+    let (mut h, _) = callee_hangs_up_before_the_ack();
+    h.input(Input::HangUpAll);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}
+
+/// A call whose callee hung up before the caller's ACK of the 2xx (the caller's BYE held);
+/// the caller's dialog tag.
+fn callee_hangs_up_before_the_ack() -> (H, String) {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKbc1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "carrier1", 2, "z9hG4bKcb3", ""),
+    );
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    (h, ok.to_tag().unwrap())
 }
