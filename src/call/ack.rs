@@ -87,18 +87,33 @@ impl Call {
             .set(CallTimer::Retransmit2xx(side), cx.now + interval);
     }
 
-    /// No ACK for our 2xx within 64·T1: the side is gone (RFC 3261 §13.3.1.4). Hang up both.
-    pub(super) fn on_ack_timeout(&mut self, cx: &mut Cx, side: Side) {
-        let Some(p) = self.pending_2xx[side].take() else {
-            return;
-        };
+    /// Our 2xx on `side` is waited for no more: taken, with its retransmission and its ACK
+    /// timer.
+    pub(super) fn take_pending_2xx(&mut self, side: Side) -> Option<Box<Pending2xx>> {
+        let p = self.pending_2xx[side].take()?;
         self.timers.clear(CallTimer::Retransmit2xx(side));
-        warn!(call_id = %self.call_id(), ?side, "no ACK for our 2xx: releasing the call");
-        self.events.push(CallEvent::AckTimeout);
+        self.timers.clear(CallTimer::AckTimeout(side));
+        Some(p)
+    }
+
+    /// The ACK our 2xx `p` on `side` owed the other side's 2xx, sent without waiting for
+    /// `side`'s: a 2xx that offered gets a refusing answer in it (RFC 3261 §13.2.2.4), the
+    /// session being over. Nothing when it owed none.
+    pub(super) fn send_owed_ack(&mut self, cx: &mut Cx, side: Side, p: &Pending2xx) {
         if let Some(cseq) = p.other_cseq {
             let answer = p.offer.then(|| self.refusing_answer(&p.resp)).flatten();
             self.send_ack(cx, side.other(), cseq, answer);
         }
+    }
+
+    /// No ACK for our 2xx within 64·T1: the side is gone (RFC 3261 §13.3.1.4). Hang up both.
+    pub(super) fn on_ack_timeout(&mut self, cx: &mut Cx, side: Side) {
+        let Some(p) = self.take_pending_2xx(side) else {
+            return;
+        };
+        warn!(call_id = %self.call_id(), ?side, "no ACK for our 2xx: releasing the call");
+        self.events.push(CallEvent::AckTimeout);
+        self.send_owed_ack(cx, side, &p);
         if let Some(reason) = p.then_bye {
             self.send_held_bye(cx, side, reason);
         }
@@ -113,10 +128,8 @@ impl Call {
         if self.pending_2xx[side]
             .as_ref()
             .is_some_and(|p| p.cseq == cseq)
-            && let Some(p) = self.pending_2xx[side].take()
+            && let Some(p) = self.take_pending_2xx(side)
         {
-            self.timers.clear(CallTimer::Retransmit2xx(side));
-            self.timers.clear(CallTimer::AckTimeout(side));
             // Only the caller's ACK of our 2xx confirms the call: an ACK of nothing we
             // sent (a stray, or one while the 2xx is held for a PRACK) leaves it as it is.
             if side == Side::A {

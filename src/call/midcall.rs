@@ -10,7 +10,6 @@ use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
 use super::state::Call;
-use super::timers::CallTimer;
 use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
@@ -143,9 +142,7 @@ impl Call {
                 .as_ref()
                 .is_some_and(|p| p.then_bye.is_some())
             {
-                self.pending_2xx[side] = None;
-                self.timers.clear(CallTimer::Retransmit2xx(side));
-                self.timers.clear(CallTimer::AckTimeout(side));
+                self.take_pending_2xx(side);
             }
             return;
         }
@@ -203,20 +200,11 @@ impl Call {
         // ACKed now (its ACK waited for the caller's), ours goes on to the caller, and the
         // caller's BYE waits for its ACK (RFC 3261 §15).
         let other_waits = !confirmed && self.pending_2xx[other].is_some();
-        if other_waits {
-            let answer = self.pending_2xx[other]
-                .as_deref()
-                .filter(|p| p.offer)
-                .and_then(|p| self.refusing_answer(&p.resp));
-            let owed = self.pending_2xx[other]
-                .as_deref_mut()
-                .and_then(|p| p.other_cseq.take());
-            if let Some(cseq) = owed {
-                self.send_ack(cx, side, cseq, answer);
-            }
-            if let Some(p) = self.pending_2xx[other].as_deref_mut() {
-                p.then_bye = Some(reason_hdr.clone());
-            }
+        if other_waits && let Some(mut p) = self.pending_2xx[other].take() {
+            self.send_owed_ack(cx, other, &p);
+            p.other_cseq = None;
+            p.then_bye = Some(reason_hdr.clone());
+            self.pending_2xx[other] = Some(p);
         }
         let end = EndInfo {
             tag,

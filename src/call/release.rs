@@ -93,15 +93,8 @@ impl Call {
 
     /// [`Call::settle_pending_2xx`] on `side` only.
     pub(super) fn settle_pending_2xx_on(&mut self, cx: &mut Cx, side: Side) {
-        if let Some(p) = self.pending_2xx[side].take() {
-            self.timers.clear(CallTimer::Retransmit2xx(side));
-            self.timers.clear(CallTimer::AckTimeout(side));
-            if let Some(cseq) = p.other_cseq {
-                // A 2xx that offered gets its answer in the ACK (RFC 3261 §13.2.2.4): one
-                // refusing every stream, the call being over.
-                let answer = p.offer.then(|| self.refusing_answer(&p.resp)).flatten();
-                self.send_ack(cx, side.other(), cseq, answer);
-            }
+        if let Some(p) = self.take_pending_2xx(side) {
+            self.send_owed_ack(cx, side, &p);
             if let Some(reason) = p.then_bye {
                 self.send_held_bye(cx, side, reason);
             }
@@ -245,9 +238,7 @@ impl Call {
         }
         // (A 2xx still waiting for its ACK is long past its 64·T1.)
         for side in [Side::A, Side::B] {
-            self.pending_2xx[side] = None;
-            self.timers.clear(CallTimer::Retransmit2xx(side));
-            self.timers.clear(CallTimer::AckTimeout(side));
+            self.take_pending_2xx(side);
         }
         if !self.phase.is_ending() {
             let end = EndInfo::internal(
