@@ -261,11 +261,9 @@ impl Call {
         // relays, and to a trunk only with `to_trunks` (a carrier that follows redirects in
         // its network dials the target itself, on the trunk's account). Otherwise, or with
         // no target the caller could follow, the callee cannot be reached: 480.
-        let caller_is_trunk = self.ingress.role == crate::config::Role::Trunk;
-        let may_redirect = peer.is_some_and(|p| {
-            p.transfer == crate::interop::transfer::TransferMode::Relay
-                && crate::interop::transfer::may_transfer_to(p, caller_is_trunk)
-        });
+        let caller_is_trunk = self.other_is_trunk(Side::B);
+        let may_redirect =
+            peer.is_some_and(|p| crate::interop::transfer::relays_to(p, caller_is_trunk));
         let redirect = (300..400).contains(&status).then(|| {
             let contacts = resp.header_lines(&Hdr::CONTACT);
             match may_redirect {

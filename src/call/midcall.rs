@@ -102,9 +102,7 @@ impl Call {
             // A transfer lets one party make the other's side place a call: only from a
             // peer whose `[transfer]` relays, and only to a number via the gateway (RFC 3515
             // lets the recipient refuse with 403).
-            Method::Refer if self.relays_transfers(side) && self.may_refer_toward(side) => {
-                self.relay_request(cx, side, id, req)
-            }
+            Method::Refer if self.may_refer_toward(side) => self.relay_request(cx, side, id, req),
             Method::Refer => cx.respond(id, &req, 403, "Forbidden", &[]),
             // The transferee's progress reports go back to the referrer: only on a REFER we
             // relayed to it (else a peer could put reports of its own, which the referrer may
@@ -284,12 +282,10 @@ impl Call {
             .is_some_and(|p| p.transfer == TransferMode::Relay)
     }
 
-    /// Whether a REFER from `side` may reach the other leg
-    /// (`interop::transfer::may_transfer_to`).
+    /// Whether a REFER from `side` may reach the other leg (`interop::transfer::relays_to`).
     fn may_refer_toward(&self, side: Side) -> bool {
-        self.profile(side).is_some_and(|p| {
-            crate::interop::transfer::may_transfer_to(p, self.other_is_trunk(side))
-        })
+        self.profile(side)
+            .is_some_and(|p| crate::interop::transfer::relays_to(p, self.other_is_trunk(side)))
     }
 
     /// An UPDATE or INFO the other leg's peer never said it accepts (RFC 3311 §5.1: do not

@@ -6,7 +6,6 @@
 use bytes::Bytes;
 
 use super::topology::{REHOSTED_HEADERS, filter_map_address_uris};
-use super::transfer::TransferMode;
 use super::uri::{is_telephone_number, normalise_number, peer_uri_in};
 use crate::config::{Profile, Role};
 use crate::sip::{
@@ -19,11 +18,10 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK"
 /// Our `Allow` toward `peer`: what we accept from it, REFER when its `[transfer]` relays
 /// it to the call's other leg (`other_is_trunk`: that leg's peer is a trunk, or not known).
 pub fn allow_for(peer: &Profile, other_is_trunk: bool) -> &'static str {
-    match peer.transfer {
-        TransferMode::Relay if super::transfer::may_transfer_to(peer, other_is_trunk) => {
-            "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, REFER"
-        }
-        _ => ALLOW,
+    if super::transfer::relays_to(peer, other_is_trunk) {
+        "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, REFER"
+    } else {
+        ALLOW
     }
 }
 

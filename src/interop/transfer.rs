@@ -35,13 +35,14 @@ pub fn redirect_targets(contacts: &[String], host: &str, from_trunk: bool) -> Ve
         .collect()
 }
 
-/// Whether a REFER from `referrer` may go to the call's other leg (`other_is_trunk`: its
-/// peer is a trunk, or not known): a trunk only when `[transfer] to_trunks` says so. The
-/// `Refer-To` names the gateway, but a carrier that performs transfers in its network dials
-/// the number itself, billed to the trunk's account: no route, limit or CDR of ours applies
-/// (a dial-through from an auto-attendant becomes a premium-rate call).
-pub fn may_transfer_to(referrer: &crate::config::Profile, other_is_trunk: bool) -> bool {
-    !other_is_trunk || referrer.transfer_to_trunks
+/// Whether a transfer (a REFER, or a redirect) from `referrer` goes on to the call's other
+/// leg (`other_is_trunk`: its peer is a trunk, or not known): only when its `[transfer]`
+/// relays, and to a trunk only when `to_trunks` says so. The target names the gateway, but
+/// a carrier that performs transfers in its network dials the number itself, billed to the
+/// trunk's account: no route, limit or CDR of ours applies (a dial-through from an
+/// auto-attendant becomes a premium-rate call).
+pub fn relays_to(referrer: &crate::config::Profile, other_is_trunk: bool) -> bool {
+    referrer.transfer == TransferMode::Relay && (!other_is_trunk || referrer.transfer_to_trunks)
 }
 
 /// Why a REFER cannot be relayed.
