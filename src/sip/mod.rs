@@ -47,7 +47,7 @@ pub use message::{Message, Request, Response};
 pub use method::Method;
 pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
-pub use split::{outside_quotes, split_header_list, split_params};
+pub use split::{leading_number, outside_quotes, split_header_list, split_params};
 pub use status::reason_phrase;
 pub use tags::{TagKey, TagKind};
 pub use transport::{ConnId, ListenerId, Target, Transport};

@@ -1,3 +1,14 @@
+/// The number at the start of a header value (`120`, `120 (maintenance);duration=60`:
+/// Retry-After, Expires), if it has one and it fits.
+pub fn leading_number(value: &str) -> Option<u64> {
+    let digits: String = value
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 /// Split a comma-separated header value (Route, Record-Route, Contact) into its elements,
 /// respecting quoted strings and `<…>` so `"Bell, A." <sip:a@b>` stays one element.
 pub fn split_header_list(value: &str) -> Vec<String> {

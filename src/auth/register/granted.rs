@@ -7,11 +7,9 @@ use crate::sip::{Hdr, Response};
 
 /// Seconds at the start of a header value (`120`, `120 (maintenance);duration=60`).
 pub(super) fn leading_secs(v: &str) -> Option<Duration> {
-    let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
     // u32 seconds: more is nonsense, and refusing it keeps `Instant` arithmetic sane.
-    digits
-        .parse::<u32>()
-        .ok()
+    crate::sip::leading_number(v)
+        .and_then(|s| u32::try_from(s).ok())
         .map(|s| Duration::from_secs(u64::from(s)))
 }
 
