@@ -89,4 +89,9 @@ impl Config {
     pub fn profile(&self, name: &PeerName) -> Option<&Arc<Profile>> {
         self.profiles.get(name)
     }
+
+    /// Whether any profile records its calls (`[media] record`).
+    pub fn records(&self) -> bool {
+        self.profiles.values().any(|p| p.record)
+    }
 }

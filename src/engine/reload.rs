@@ -23,7 +23,7 @@ impl Recording {
     fn of(cfg: &Config) -> Recording {
         Recording {
             dir: cfg.recording_dir.clone(),
-            any: cfg.profiles.values().any(|p| p.record),
+            any: cfg.records(),
         }
     }
 }

@@ -17,7 +17,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::BufWriter;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -229,10 +228,7 @@ impl Files<'_> {
         // Voices and numbers: folders 0750 and files 0640 (less by the umask), as the CDR
         // file, whatever umask the process was started with.
         if let Some(dir) = path.parent()
-            && let Err(e) = std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o750)
-                .create(dir)
+            && let Err(e) = file::private_dir(dir)
         {
             self.refused_for(id, "open", RecordingNews::NotStarted);
             tracing::error!(path = %path.display(), error = %e, "cannot create recording folder: the call goes on unrecorded");
@@ -463,7 +459,7 @@ mod repair;
 /// `[recording] dir`, tried when a profile of `cfg` records: an error saying why
 /// recordings could not be written there.
 pub(crate) fn check_recording_dir(cfg: &crate::config::Config) -> Result<(), String> {
-    if !cfg.profiles.values().any(|p| p.record) {
+    if !cfg.records() {
         return Ok(());
     }
     file::probe_dir(&cfg.recording_dir).map_err(|e| {

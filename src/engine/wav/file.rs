@@ -45,16 +45,21 @@ pub(super) fn private_file(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// A recording folder (and those above it), made 0750 (less by the umask) when missing.
+pub(super) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)
+}
+
 /// Whether recordings can be written under `dir`: the folder made (0750) as a call's would
 /// be, and a file created and removed in it. Tried at start-up and each reload when a
 /// profile records, so a folder the service may not write (a read-only `/etc` under
 /// systemd's `ProtectSystem=strict`) is said then, not by every call afterwards.
 pub(crate) fn probe_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o750)
-        .create(dir)?;
+    private_dir(dir)?;
     let probe = dir.join(format!(".trunkgate-probe-{}", std::process::id()));
     private_file(&probe)?;
     std::fs::remove_file(&probe)
