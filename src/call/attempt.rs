@@ -234,21 +234,16 @@ impl Call {
     /// A response to the current (or an earlier) INVITE attempt, number `n`.
     pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, n: u32, resp: Response) {
         // An INVITE given up unheard (the last of the route's too, which stays the current
-        // attempt): CANCELled if it rings, hung up if it answers.
-        if self.was_abandoned(id) {
-            self.abandoned_heard(cx, id, &resp);
-            if resp.is_success() {
-                let peer = self.earlier_attempt_peer(cx, id, n);
-                self.kill_fork(cx, id, &resp, peer);
-            }
-            return;
-        }
-        let current = self.attempt.as_ref().is_some_and(|a| a.txn == id);
+        // attempt) is an earlier attempt's: CANCELled if it rings, hung up if it answers.
+        let abandoned = self.was_abandoned(id);
+        let current = !abandoned && self.attempt.as_ref().is_some_and(|a| a.txn == id);
         if current {
             // The peer is heard: its INVITE is no longer given up for silence.
             self.timers.clear(CallTimer::InviteTimeout);
         } else {
-            if self.on_user1_2xx_again(cx, id, &resp) {
+            if abandoned {
+                self.abandoned_heard(cx, id, &resp);
+            } else if self.on_user1_2xx_again(cx, id, &resp) {
                 return;
             }
             // An earlier attempt's final answer ends its transaction for the call (one given

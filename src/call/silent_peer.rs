@@ -73,8 +73,8 @@ impl Call {
     }
 
     /// A response from an INVITE given up unheard: its first provisional gets the CANCEL;
-    /// a final answer ends its transaction (a 2xx is ACKed and hung up by the caller of
-    /// this, as any answer to an attempt given up).
+    /// a final answer ends what there was to do for it (its caller closes its transaction,
+    /// and ACKs and hangs up a 2xx, as for any earlier attempt's answer).
     pub(super) fn abandoned_heard(&mut self, cx: &mut Cx, txn: TxnId, resp: &Response) {
         let Some(list) = self.abandoned.as_deref_mut().map(|a| &mut a.0) else {
             return;
@@ -84,7 +84,6 @@ impl Call {
         };
         if !resp.is_provisional() {
             list.swap_remove(i);
-            self.close_txn(txn);
             return;
         }
         let a = &mut list[i];
