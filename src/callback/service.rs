@@ -4,7 +4,8 @@
 //! Order of checks for every datagram: the allow-list first (anything else is dropped
 //! unanswered, so a stranger learns nothing and cannot make us reflect traffic), then the
 //! syntax, then for a REQUEST (`requests.rs`): draining, duplicate id, route, `max_active`,
-//! and last the rate (so refused requests do not use up the rate).
+//! the AS's fair share (`shares.rs`), and last the rate (so refused requests do not use up
+//! the rate).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -184,6 +185,8 @@ pub struct Service {
     clock: GivenClock,
     epoch: Instant,
     limiter: Limiter,
+    /// Each AS's call-backs, and which were refused lately: their fair shares.
+    shares: shares::Shares,
     /// Every known call-back: at most `max_active` active plus `MAX_ENDED` ended.
     entries: HashMap<CallbackId, Entry>,
     active: usize,
@@ -220,6 +223,7 @@ impl Service {
             clock,
             epoch: now,
             limiter,
+            shares: shares::Shares::default(),
             entries: HashMap::new(),
             active: 0,
             ended: VecDeque::new(),
@@ -444,5 +448,6 @@ fn call_tag_token(tag: CallTag) -> String {
 
 mod ending;
 mod requests;
+mod shares;
 #[cfg(test)]
 mod tests;

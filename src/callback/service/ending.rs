@@ -76,6 +76,7 @@ impl Service {
             }),
         };
         self.active = self.active.saturating_sub(1);
+        self.shares.ended(to.ip());
         self.resend.insert((now + T1, id.clone()));
         self.ended.push_back((now + LINGER, id.clone()));
         let result = end.outcome.as_str();

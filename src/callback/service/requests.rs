@@ -121,12 +121,18 @@ impl Service {
         if !self.routable(&r.user1) || !self.routable(&r.user2) {
             return Err("no_route");
         }
-        if self.active >= self.cfg.callback.max_active {
-            return Err("too_many_active");
-        }
+        let cb = &self.cfg.callback;
+        let room = if self.active >= cb.max_active {
+            Err("too_many_active")
+        } else {
+            (self.shares).check(now, src.ip(), self.active, cb.max_active, cb.rate.get())
+        };
         self.set_clock(now);
-        if self.limiter.check().is_err() {
-            return Err("over_rate");
+        let room = room.and_then(|()| self.limiter.check().map_err(|_| "over_rate"));
+        if let Err(reason) = room {
+            // Owed its share while it asks again.
+            self.shares.refused(now, src.ip(), self.active);
+            return Err(reason);
         }
         Ok(Admitted::New)
     }
@@ -157,6 +163,7 @@ impl Service {
         self.out
             .push_back(Output::Command(Command::Originate(originate)));
         self.active += 1;
+        self.shares.took(now, src.ip());
         let deadline = now + self.setup_allowance();
         self.watchdog.insert((deadline, r.id.clone()));
         self.entries.insert(

@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use super::*;
 use crate::config::{CallbackConfig, Route, RouteFrom};
 
+mod shares;
 mod signed;
 
 const AS: &str = "127.0.0.1:40000";

@@ -1,0 +1,129 @@
+//! Fair shares between application servers: one that wants more than it gets does not
+//! starve another, and one alone may take everything.
+
+use super::*;
+
+const AS2: &str = "127.0.0.2:40000";
+
+/// Two ASes allowed (127.0.0.1 and 127.0.0.2), `max_active` and `rate` as given.
+fn two(max_active: usize, rate: u32) -> H {
+    H::new(|c| {
+        c.allow_any = true;
+        c.max_active = max_active;
+        c.rate = NonZeroU32::new(rate).unwrap();
+    })
+}
+
+impl H {
+    /// A REQUEST from `src`: its answer's `result`/`reason`.
+    fn try_from(&mut self, src: &str, cb: &str) -> String {
+        let out = self.recv_from(src, &format!("REQUEST: id={cb};user1=1001;user2=1002"));
+        let ack = sent_text(&out[0], src);
+        match ack.split("reason=").nth(1) {
+            Some(reason) => reason.trim().to_string(),
+            None => {
+                assert_eq!(ack, format!("ACK: id={cb};result=ok\n"));
+                assert_eq!(out.len(), 2, "{out:?}");
+                "ok".to_string()
+            }
+        }
+    }
+}
+
+#[test]
+fn one_as_alone_takes_all_of_max_active_whatever_it_was_refused() {
+    let mut h = two(4, 100);
+    for cb in ["a", "b", "c", "d"] {
+        assert_eq!(h.try_from(AS, cb), "ok");
+    }
+    assert_eq!(h.try_from(AS, "e"), "too_many_active");
+    h.end("a", Outcome::Connected);
+    assert_eq!(h.try_from(AS, "e"), "ok");
+    assert_eq!(h.svc.active(), 4);
+}
+
+#[test]
+fn an_as_holding_everything_leaves_room_for_one_refused_since() {
+    let mut h = two(4, 100);
+    for cb in ["a1", "a2", "a3", "a4"] {
+        assert_eq!(h.try_from(AS, cb), "ok");
+    }
+    // The second AS finds no room: it is owed half from now on.
+    assert_eq!(h.try_from(AS2, "b1"), "too_many_active");
+    h.end("a1", Outcome::Connected);
+    // The room that frees is the second AS's, whoever asks first.
+    assert_eq!(h.try_from(AS, "a5"), "too_many_active");
+    assert_eq!(h.try_from(AS2, "b1"), "ok");
+    h.end("a2", Outcome::Connected);
+    assert_eq!(h.try_from(AS, "a5"), "too_many_active");
+    assert_eq!(h.try_from(AS2, "b2"), "ok");
+    // Even shares now: each takes back what ends of its own.
+    h.end("a3", Outcome::Connected);
+    assert_eq!(h.try_from(AS, "a5"), "ok");
+    assert_eq!(h.try_from(AS2, "b3"), "too_many_active");
+    assert_eq!(h.svc.active(), 4);
+}
+
+#[test]
+fn an_as_below_its_share_takes_free_room_at_once() {
+    let mut h = two(4, 100);
+    assert_eq!(h.try_from(AS2, "b1"), "ok");
+    for cb in ["a1", "a2", "a3"] {
+        assert_eq!(h.try_from(AS, cb), "ok");
+    }
+    assert_eq!(h.try_from(AS, "a4"), "too_many_active");
+    h.end("b1", Outcome::Connected);
+    // The first AS holds 3 of 4 but the other asked for nothing since: the room is anyone's.
+    assert_eq!(h.try_from(AS, "a4"), "ok");
+}
+
+#[test]
+fn a_claim_lapses_when_its_as_stops_asking() {
+    let mut h = two(2, 100);
+    assert_eq!(h.try_from(AS, "a1"), "ok");
+    assert_eq!(h.try_from(AS, "a2"), "ok");
+    assert_eq!(h.try_from(AS2, "b1"), "too_many_active");
+    h.end("a1", Outcome::Connected);
+    assert_eq!(h.try_from(AS, "a3"), "too_many_active");
+    // A minute without asking: the room is the first AS's again.
+    h.advance(Duration::from_secs(61));
+    assert_eq!(h.try_from(AS, "a3"), "ok");
+}
+
+#[test]
+fn the_rate_is_shared_between_ases_that_want_it() {
+    let mut h = two(100, 4);
+    for cb in ["a1", "a2", "a3", "a4"] {
+        assert_eq!(h.try_from(AS, cb), "ok");
+    }
+    assert_eq!(h.try_from(AS2, "b1"), "over_rate");
+    h.advance(Duration::from_secs(1));
+    // Half the rate each while the second AS wants it: the first's excess is refused
+    // without using the tokens the second is owed.
+    assert_eq!(h.try_from(AS, "a5"), "ok");
+    assert_eq!(h.try_from(AS, "a6"), "ok");
+    assert_eq!(h.try_from(AS, "a7"), "over_rate");
+    assert_eq!(h.try_from(AS2, "b1"), "ok");
+    assert_eq!(h.try_from(AS2, "b2"), "ok");
+    // Once the second AS has asked for nothing for a while, the first has all the rate.
+    h.advance(Duration::from_secs(3));
+    for cb in ["a7", "a8", "a9", "a10"] {
+        assert_eq!(h.try_from(AS, cb), "ok");
+    }
+}
+
+#[test]
+fn refused_sources_are_remembered_in_bounded_number() {
+    let mut h = two(1, 100);
+    assert_eq!(h.try_from(AS, "a1"), "ok");
+    for i in 0..3000u32 {
+        let src = format!("10.{}.{}.1:5000", i / 256, i % 256);
+        assert_eq!(h.try_from(&src, &format!("x{i}")), "too_many_active");
+    }
+    assert!(h.svc.shares.tracked() <= 1025, "{}", h.svc.shares.tracked());
+    // Swept once their claims lapse.
+    h.advance(Duration::from_secs(61));
+    h.end("a1", Outcome::Connected);
+    assert_eq!(h.try_from(AS, "a2"), "ok");
+    assert_eq!(h.svc.shares.tracked(), 1);
+}
