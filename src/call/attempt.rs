@@ -274,7 +274,8 @@ impl Call {
         };
         let was_alerted = att.state.alerted();
         if att.state.on_provisional(status) == Then::SendCancel {
-            self.send_cancel(cx);
+            let end = self.phase.end_info().cloned();
+            self.send_cancel(cx, end.as_ref());
             return;
         }
         if !was_alerted && att.state.alerted() {

@@ -103,38 +103,54 @@ impl Call {
             &self.a.local_tag,
             &extra,
         );
-        self.cancel_attempt(cx);
+        self.cancel_attempt(cx, &end);
         self.end_call(cx, end);
     }
 
-    /// Stop the current attempt: CANCEL now if a provisional arrived, else as soon as one does.
-    pub(super) fn cancel_attempt(&mut self, cx: &mut Cx) {
+    /// Stop the current attempt, the call ending as `end`: CANCEL now if a provisional
+    /// arrived, else as soon as one does.
+    pub(super) fn cancel_attempt(&mut self, cx: &mut Cx, end: &EndInfo) {
         let Some(att) = self.attempt.as_mut() else {
             return;
         };
         if att.state.cancel() == Then::SendCancel {
-            self.send_cancel(cx);
+            self.send_cancel(cx, Some(end));
         }
     }
 
     /// CANCEL the attempt's INVITE (RFC 3261 §9.1: same Request-URI, Call-ID, To, From,
-    /// CSeq number and top Via branch).
-    pub(super) fn send_cancel(&mut self, cx: &mut Cx) {
+    /// CSeq number and top Via branch), saying why when the call's end is known.
+    pub(super) fn send_cancel(&mut self, cx: &mut Cx, end: Option<&EndInfo>) {
         let Some(att) = self.attempt.as_ref() else {
             return;
         };
         let Some(inv) = att.invite.as_ref() else {
             return;
         };
-        match cancel_for(inv) {
+        let reasons = end
+            .filter(|_| att.peer.causes.send_reason)
+            .map(cancel_reasons)
+            .unwrap_or_default();
+        match cancel_for(inv, &reasons) {
             Ok(c) => cx.send_unowned(c, att.peer.address),
             Err(e) => warn!(error = %e, "cannot build CANCEL"),
         }
     }
 }
 
-/// RFC 3261 §9.1: the CANCEL of `inv` (its Route too, for an INVITE within a dialog).
-pub(super) fn cancel_for(inv: &Request) -> Result<Request, SipError> {
+/// The Reason values of a CANCEL for a call ending as `end` (RFC 3326): its Q.850 cause, and
+/// the caller's own SIP reason when its CANCEL gave one (a forking PBX's `SIP;cause=200;
+/// text="Call completed elsewhere"` spares the callee a missed-call entry).
+fn cancel_reasons(end: &EndInfo) -> Vec<String> {
+    std::iter::once(reason_header(Q850Cause(end.cause)))
+        .chain(end.reason_sip.clone())
+        .filter(|r| crate::interop::egress::buildable(r))
+        .collect()
+}
+
+/// RFC 3261 §9.1: the CANCEL of `inv` (its Route too, for an INVITE within a dialog), with
+/// `reasons` as Reason headers.
+pub(super) fn cancel_for(inv: &Request, reasons: &[String]) -> Result<Request, SipError> {
     let copied = |h: &Hdr| {
         inv.header(h)
             .ok_or(SipError::MissingHeader("INVITE header"))
@@ -153,6 +169,9 @@ pub(super) fn cancel_for(inv: &Request) -> Result<Request, SipError> {
         cseq: inv.seq(),
     }
     .build()?;
+    for r in reasons {
+        c.push_header(&Hdr::REASON, r.clone())?;
+    }
     c.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(c)
 }

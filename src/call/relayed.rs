@@ -459,7 +459,7 @@ impl Call {
     fn cancel_relayed(&mut self, cx: &mut Cx, i: usize) {
         let rel = &self.relayed[i].1;
         let far = rel.origin.other();
-        let built = cancel_for(&rel.sent);
+        let built = cancel_for(&rel.sent, &[]);
         match (built, self.dialog(far).map(|d| d.target)) {
             (Ok(c), Some(target)) => cx.send_unowned(c, target),
             (Err(e), _) => warn!(error = %e, "cannot build CANCEL"),

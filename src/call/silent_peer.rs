@@ -90,7 +90,7 @@ impl Call {
         if std::mem::replace(&mut a.cancelled, true) {
             return;
         }
-        match cancel_for(&a.invite) {
+        match cancel_for(&a.invite, &[]) {
             Ok(c) => cx.send_unowned(c, a.to),
             Err(e) => tracing::warn!(error = %e, "cannot build CANCEL"),
         }

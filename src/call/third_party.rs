@@ -340,7 +340,7 @@ impl Call {
     /// already answered, answer its offer (every stream refused, RFC 3261 §13.2.2.4) in the
     /// ACK and hang up with the cause.
     pub(super) fn release_callback(&mut self, cx: &mut Cx, end: EndInfo) {
-        self.cancel_attempt(cx);
+        self.cancel_attempt(cx, &end);
         let media_ip = self.cfg.media_ip;
         let waiting = self
             .third_party()

@@ -136,6 +136,45 @@ fn cancel_before_answer() {
 }
 
 #[test]
+fn a_callers_cancel_reason_goes_on_to_the_callee() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c2r", "z9hG4bKc2r", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
+    // A forking PBX: another of its phones took the call.
+    let cancel = cancel_text("c2r", "z9hG4bKc2r").replace(
+        "Content-Length: 0",
+        "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &cancel);
+    let c = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(
+        c.header_lines(&Hdr::REASON),
+        [
+            "Q.850;cause=16",
+            "SIP;cause=200;text=\"Call completed elsewhere\""
+        ]
+    );
+}
+
+#[test]
+fn a_cancel_waiting_for_the_first_provisional_still_says_why() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c2w", "z9hG4bKc2w", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let cancel = cancel_text("c2w", "z9hG4bKc2w").replace(
+        "Content-Length: 0",
+        "Reason: Q.850;cause=31\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &cancel);
+    // Nothing heard from the callee yet: the CANCEL waits for its first provisional.
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    h.recv_msg(CARRIER_A, reply(&inv, 100, "", &[], None));
+    let c = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(c.header_lines(&Hdr::REASON), ["Q.850;cause=31"]);
+}
+
+#[test]
 fn cancel_racing_200_gets_ack_and_bye() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("c3", "z9hG4bKc3", "+8610123", ""));
@@ -685,6 +724,8 @@ fn ring_timeout_sends_408_and_cancels() {
     h.advance(Duration::from_secs(60));
     assert!(h.statuses(PHONE).contains(&408));
     let c = h.one_request(CARRIER_A, Method::Cancel);
+    // The callee's network learns why (RFC 3326), as the caller does.
+    assert_eq!(c.header_lines(&Hdr::REASON), ["Q.850;cause=19"]);
     h.recv_msg(CARRIER_A, reply(&c, 200, "t13", &[], None));
     h.recv_msg(CARRIER_A, reply(&inv, 487, "t13", &[], None));
     assert_eq!(h.cdrs[0].call_tag, CallTag::NoAnswerTimeout);

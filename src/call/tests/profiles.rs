@@ -102,6 +102,22 @@ fn send_reason_false_stops_the_far_legs_reason_too() {
     assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=16"));
 }
 
+/// A callee whose profile takes no Reason gets none on our CANCEL either.
+#[test]
+fn send_reason_false_keeps_the_cancel_bare() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.causes.send_reason = false;
+        }
+    }));
+    h.recv(PHONE, &invite_text("p14", "z9hG4bKp14", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c14", &[], None));
+    h.recv(PHONE, &cancel_text("p14", "z9hG4bKp14"));
+    let c = h.one_request(CARRIER_A, Method::Cancel);
+    assert!(!c.has_header(&Hdr::REASON), "{c:?}");
+}
+
 #[test]
 fn causes_map_and_send_reason() {
     let mut h = H::with(config_with(|n, p| match n {
