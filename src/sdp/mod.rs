@@ -174,6 +174,8 @@ pub struct PtimeEdit {
 /// instead: its author cannot take longer packets, and a ptime over it would contradict it
 /// (RFC 8866 §6). Returns `None` when the body has no audio section (nothing to do).
 pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
+    /// The shortest `[sdp] ptime` a profile may set.
+    const MIN_PTIME: u16 = 5;
     // Each section's maxptime: [0] the session's, then one per `m=` line.
     let mut maxptime: Vec<Option<u16>> = vec![None];
     for line in lines(body) {
@@ -193,7 +195,9 @@ pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
             .copied()
             .flatten()
             .or(maxptime[0])
-            .filter(|&m| m > 0);
+            // Below the shortest ptime we set, a maxptime is nonsense (a packet a
+            // millisecond would be refused by every relay's rate cap, ours included).
+            .filter(|&m| m >= MIN_PTIME);
         format!("a=ptime:{}", cap.map_or(ptime, |m| ptime.min(m)))
     };
     let mut out: Vec<u8> = Vec::with_capacity(body.len() + 16);
@@ -321,6 +325,11 @@ mod tests {
                 .unwrap()
                 .contains("a=ptime:20\r\n")
         );
+        // A maxptime below any ptime we would set is not followed.
+        let offer = OFFER.replace("a=ptime:30\r\n", "a=ptime:30\r\na=maxptime:1\r\n");
+        let e = set_ptime(offer.as_bytes(), 20).unwrap();
+        let body = std::str::from_utf8(&e.body).unwrap();
+        assert!(body.contains("a=ptime:20\r\na=maxptime:1\r\n"), "{body}");
     }
 
     #[test]

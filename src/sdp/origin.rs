@@ -126,7 +126,8 @@ fn digest(sdp: &[u8]) -> u64 {
 
 /// The session id and version of an SDP's `o=` line. A session id that is not a number that
 /// fits 64 bits (RFC 8866 asks only for a numeric string) is replaced by a digest of it; a
-/// version that is not one starts at 1.
+/// version that is not one, or so high that our numbering could not go on from it (the
+/// next SDP would repeat it, and be ignored), starts at 1.
 fn creator(sdp: &[u8]) -> (u64, u64) {
     let fields = lines(sdp)
         .find_map(|l| l.text.strip_prefix(b"o="))
@@ -141,8 +142,13 @@ fn creator(sdp: &[u8]) -> (u64, u64) {
             .and_then(|s| s.parse::<u64>().ok())
     };
     let session = number(fields.0).unwrap_or_else(|| fnv1a(fields.0));
-    (session, number(fields.1).unwrap_or(1))
+    let version = number(fields.1).filter(|v| *v < MAX_START).unwrap_or(1);
+    (session, version)
 }
+
+/// The highest version a creator's numbering is taken on from: 2^62 leaves more versions
+/// than any call sends.
+const MAX_START: u64 = 1 << 62;
 
 #[cfg(test)]
 mod tests {
@@ -201,6 +207,15 @@ mod tests {
             Origin::present(&mut none, b"v=0\r\nm=audio 1 RTP/AVP 0\r\n").1,
             1
         );
+    }
+
+    #[test]
+    fn a_creator_at_the_top_of_the_versions_is_renumbered_so_changes_show() {
+        let mut shown = None;
+        let top = "- 1 18446744073709551615 IN IP4 gw";
+        assert_eq!(Origin::present(&mut shown, &sdp(top, 30000)), (1, 1));
+        // A different SDP (another fork's answer, say) is a new version, not the same one.
+        assert_eq!(Origin::present(&mut shown, &sdp(top, 30002)), (1, 2));
     }
 
     #[test]
