@@ -12,6 +12,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -109,9 +110,18 @@ pub struct Control {
     held: Option<std::fs::File>,
     result_file: PathBuf,
     sequence: u64,
-    /// The thread writing the last result: the next one waits for it, so results are
-    /// written in order.
+    /// The newest result not yet written, and whether a thread is writing: one thread at a
+    /// time, writing the newest result it finds (a stalled disk gets no second thread,
+    /// however many reloads come meanwhile, and the file never goes back to an older one).
+    pending: Arc<Mutex<Pending>>,
+    /// The last writing thread started (the one left running, if any).
     writing: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    line: Option<String>,
+    writer_running: bool,
 }
 
 /// Whether `pid` is a running trunkgate other than this process.
@@ -241,33 +251,57 @@ impl Control {
             held: Some(held),
             result_file,
             sequence,
+            pending: Arc::default(),
             writing: None,
         })
     }
 
     /// Record a reload's result (`applied`, `invalid`, `restart_required`) and a detail.
     pub fn reloaded(&mut self, result: &str, detail: &str) {
-        self.sequence += 1;
+        // Wrapping: a result file left with a huge number must not stop the count (the
+        // client waits for any other number).
+        self.sequence = self.sequence.wrapping_add(1);
         let detail: String = detail
             .chars()
             .map(|c| if c == '\n' { ' ' } else { c })
             .collect();
         let line = format!("{} {result} {detail}\n", self.sequence);
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        p.line = Some(line);
+        if p.writer_running {
+            return;
+        }
         let path = self.result_file.clone();
-        let before = self.writing.take();
+        let pending = Arc::clone(&self.pending);
         let write = move || {
-            if let Some(b) = before {
-                let _ = b.join();
-            }
-            if let Err(e) = write_result(&path, &line) {
-                tracing::warn!(file = %path.display(), error = %e, "cannot write the reload result");
+            loop {
+                let line = match pending.lock() {
+                    Ok(mut p) => match p.line.take() {
+                        Some(l) => l,
+                        None => {
+                            p.writer_running = false;
+                            return;
+                        }
+                    },
+                    Err(_) => return,
+                };
+                if let Err(e) = write_result(&path, &line) {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot write the reload result");
+                }
             }
         };
+        // The last thread has returned (it said so under the lock): its handle goes.
+        self.writing = None;
         match std::thread::Builder::new()
             .name("reload-result".into())
             .spawn(write)
         {
-            Ok(h) => self.writing = Some(h),
+            Ok(h) => {
+                p.writer_running = true;
+                self.writing = Some(h);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a thread to write the reload result")
             }
@@ -388,7 +422,7 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
     })?;
     let start = Instant::now();
     while start.elapsed() < wait {
-        if let Some(r) = read_result(&results).filter(|r| r.sequence > before) {
+        if let Some(r) = read_result(&results).filter(|r| r.sequence != before) {
             return Ok(r);
         }
         std::thread::sleep(Duration::from_millis(50));

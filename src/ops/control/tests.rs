@@ -168,3 +168,57 @@ fn a_gateway_from_before_the_new_names_is_still_looked_for() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Threads named `name` in this process now.
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == name)
+        .count()
+}
+
+/// A stalled disk (here the result's temporary file is a FIFO nobody reads, so writing it
+/// blocks) gets one writing thread however many reloads come, and the newest result is
+/// the one written when it frees. Before, each reload started a thread waiting on the one
+/// before: a SIGHUP an hour on a hung mount piled up threads for as long as it lasted.
+#[test]
+fn a_stalled_disk_holds_one_writing_thread_and_gets_the_newest_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("stall.jsonl");
+    let mut c = Control::start(&cfg).unwrap();
+    let fifo = dir.path().join("stall.jsonl.reload.tmp");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    c.reloaded("applied", "reload 1");
+    // Its thread is blocked writing it.
+    std::thread::sleep(Duration::from_millis(100));
+    for i in 2..=30 {
+        c.reloaded("applied", &format!("reload {i}"));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(threads_named("reload-result"), 1);
+    // The disk comes back: the first result goes through the FIFO, then the newest.
+    let first = std::fs::read_to_string(&fifo).unwrap();
+    assert!(first.starts_with("1 applied reload 1\n"), "{first:?}");
+    c.settle();
+    // The FIFO was renamed over the result: the next write replaced it with a file.
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert_eq!((r.sequence, r.detail.as_str()), (30, "reload 30"));
+}
+
+/// A result file left with the highest sequence does not stop the count: a `trunkgate
+/// reload` waits for any other number. Before, the gateway's `+= 1` overflowed (a panic in
+/// a debug build, every call dropped) and the client waited for a higher one for ever.
+#[test]
+fn a_sequence_at_the_top_wraps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("top.jsonl");
+    std::fs::write(result_file(&cfg), format!("{} applied -\n", u64::MAX)).unwrap();
+    let mut c = Control::start(&cfg).unwrap();
+    c.reloaded("applied", "x");
+    c.settle();
+    assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 0);
+}
