@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,9 @@ enum Cmd {
     Discard {
         id: u64,
     },
+    /// A fault in the writer (tests: what any panic on its thread does).
+    #[cfg(test)]
+    Fail,
 }
 
 /// Opens waiting for the writer thread at most. Each holds its call's recorder (tens of KB):
@@ -124,7 +127,7 @@ impl WavWriters {
         let (counted, taken, told) = (stopped.clone(), queued_opens.clone(), news.clone());
         let h = std::thread::Builder::new()
             .name("wav-writer".into())
-            .spawn(move || run(rx, &counted, &taken, told))?;
+            .spawn(move || thread::run_restarting(&rx, &counted, &taken, &told))?;
         Ok((
             WavWriters {
                 tx,
@@ -161,12 +164,20 @@ impl WavWriters {
             tell(&self.news, id, RecordingNews::NotStarted);
             return;
         }
-        let _ = self.tx.send(Cmd::Open {
+        let sent = self.tx.send(Cmd::Open {
             id,
             path,
             stereo,
             rec,
         });
+        if let Err(mpsc::SendError(Cmd::Open { path, .. })) = sent {
+            // No writer left (it cannot end before the shell's handle goes, but a count
+            // nobody takes back would refuse every recording after 1,024).
+            self.queued_opens.fetch_sub(1, Relaxed);
+            count_refusal(&self.stopped, "open");
+            warn!(path = %path.display(), "the recording writer has ended: this call goes unrecorded");
+            tell(&self.news, id, RecordingNews::NotStarted);
+        }
     }
 
     /// The call ended: what its recorder holds goes to the file, which is then finalised.
@@ -211,6 +222,24 @@ struct Files<'a> {
     news: News,
     /// Audio bytes a file may hold ([`WAV_LIMIT`]; smaller in tests).
     limit: u64,
+}
+
+impl Drop for Files<'_> {
+    /// Unwinding from a panic on the writer thread: every open recording stops there, its
+    /// call told and its header set to what reached the disk.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let open: Vec<(u64, Open)> = self.open.drain().collect();
+        for (id, f) in open {
+            let path = f.path.clone();
+            // The BufWriter flushes as it goes; the header is mended from the file's size.
+            drop(f);
+            file::mend(&path);
+            self.refused_for(id, "write", RecordingNews::Stopped);
+        }
+    }
 }
 
 impl Files<'_> {
@@ -392,60 +421,6 @@ impl Files<'_> {
     }
 }
 
-fn run(
-    rx: Receiver<Cmd>,
-    stopped: &std::sync::atomic::AtomicU64,
-    queued_opens: &std::sync::atomic::AtomicUsize,
-    news: News,
-) {
-    let mut files = Files {
-        open: HashMap::new(),
-        failed: HashMap::new(),
-        stopped,
-        written: crate::ops::metrics::recording_bytes(),
-        next_slice: 0,
-        news,
-        limit: WAV_LIMIT,
-    };
-    let mut next = Instant::now() + PASS_EVERY;
-    let mut slice = 0;
-    let mut burst = crate::ops::heap::BurstEnd::default();
-    loop {
-        match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Ok(Cmd::Open {
-                id,
-                path,
-                stereo,
-                rec,
-            }) => {
-                queued_opens.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                files.open(id, path, stereo, rec)
-            }
-            Ok(Cmd::Close { id }) => files.close(id),
-            Ok(Cmd::Discard { id }) => files.discard(id),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        // What a burst of recorded calls grew goes back as they end (a capacity check).
-        crate::maps::shrink_if_sparse(&mut files.open);
-        let now = Instant::now();
-        if now >= next {
-            files.drain(now, slice);
-            slice = (slice + 1) % SLICES;
-            if burst.ended(!files.open.is_empty()) {
-                // The last recording ended: the pages its samples went through go back.
-                crate::ops::heap::release_thread_pages();
-            }
-            next += PASS_EVERY;
-            if next <= now {
-                // A slow pass does not cause a burst of catch-up passes.
-                next = now + PASS_EVERY;
-            }
-        }
-    }
-    files.close_all();
-}
-
 /// A recording refused at `stage` (open, write, size_limit): counted in `stopped` and in
 /// `trunkgate_recording_failures_total`.
 fn count_refusal(stopped: &std::sync::atomic::AtomicU64, stage: &'static str) {
@@ -455,6 +430,7 @@ fn count_refusal(stopped: &std::sync::atomic::AtomicU64, stage: &'static str) {
 
 mod file;
 mod repair;
+mod thread;
 
 /// `[recording] dir`, tried when a profile of `cfg` records: an error saying why
 /// recordings could not be written there.

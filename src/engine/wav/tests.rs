@@ -443,3 +443,50 @@ fn an_unwritable_recording_folder_is_found_before_any_call() {
     assert_eq!(check_recording_dir(&cfg), Ok(()));
     assert_eq!(std::fs::read_dir(&cfg.recording_dir).unwrap().count(), 0);
 }
+
+/// An open sent when the writer has ended is refused at once and its call told; the count
+/// of opens waiting goes back down. Before, the count stayed up (after 1,024 such calls
+/// every recording was refused as "stalled") and the call's CDR named a file never made.
+#[test]
+fn an_open_with_no_writer_left_is_refused_and_told() {
+    let (tx, rx) = mpsc::channel();
+    drop(rx);
+    let w = WavWriters {
+        tx,
+        stopped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        queued_opens: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        news: News::default(),
+    };
+    for id in 0..3 {
+        w.open(id, PathBuf::from("/nonexistent/a.wav"), true, fed(1));
+    }
+    assert_eq!(w.queued_opens.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(w.stopped(), 3);
+    let told = w.news();
+    assert_eq!(told.len(), 3);
+    assert!(told.iter().all(|(_, n)| *n == RecordingNews::NotStarted));
+}
+
+/// A fault (a panic) on the writer thread stops the recordings open then, each told and
+/// its file playable, and the writer goes on for the next calls. Before, the thread died:
+/// every later recorded call named a file that was never made.
+#[test]
+fn a_fault_in_the_writer_stops_the_open_recordings_and_the_next_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _thread) = WavWriters::start().unwrap();
+    let rec = fed(25);
+    w.open(1, dir.path().join("one.wav"), true, rec.clone());
+    settle(|| rec.lock().unwrap().buffered() <= 2 * 480);
+    let _ = w.tx.send(Cmd::Fail);
+    settle(|| w.stopped() > 0);
+    assert_eq!(w.stopped(), 1);
+    assert_eq!(w.news(), [(1, RecordingNews::Stopped)]);
+    let one = dir.path().join("one.wav");
+    assert!(hound::WavReader::open(&one).is_ok_and(|r| r.duration() > 0));
+    // The next call is recorded as ever.
+    w.open(2, dir.path().join("two.wav"), true, fed(25));
+    w.close(2);
+    let two = dir.path().join("two.wav");
+    settle(|| hound::WavReader::open(&two).is_ok_and(|r| r.duration() == 4000));
+    assert_eq!(hound::WavReader::open(&two).unwrap().duration(), 4000);
+}

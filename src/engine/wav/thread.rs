@@ -1,0 +1,85 @@
+//! The writer thread's loop: commands from the shell, a slice of the recordings drained
+//! every pass, and a fresh start after a fault.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Instant;
+
+use super::{Cmd, Files, News, PASS_EVERY, SLICES, WAV_LIMIT};
+
+/// [`run`], started again after a panic: a fault in one recording's file (hound, our
+/// buffers) stops the recordings open then (each is told, and its file's header set to what
+/// it holds: `Files`'s `Drop`), not every recording for the rest of the process.
+pub(super) fn run_restarting(
+    rx: &Receiver<Cmd>,
+    stopped: &std::sync::atomic::AtomicU64,
+    queued_opens: &std::sync::atomic::AtomicUsize,
+    news: &News,
+) {
+    loop {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(rx, stopped, queued_opens, news.clone())
+        }));
+        if ran.is_ok() {
+            return;
+        }
+        tracing::error!("the recording writer failed: the recordings open then stop; it goes on");
+    }
+}
+
+fn run(
+    rx: &Receiver<Cmd>,
+    stopped: &std::sync::atomic::AtomicU64,
+    queued_opens: &std::sync::atomic::AtomicUsize,
+    news: News,
+) {
+    let mut files = Files {
+        open: HashMap::new(),
+        failed: HashMap::new(),
+        stopped,
+        written: crate::ops::metrics::recording_bytes(),
+        next_slice: 0,
+        news,
+        limit: WAV_LIMIT,
+    };
+    let mut next = Instant::now() + PASS_EVERY;
+    let mut slice = 0;
+    let mut burst = crate::ops::heap::BurstEnd::default();
+    loop {
+        match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Ok(Cmd::Open {
+                id,
+                path,
+                stereo,
+                rec,
+            }) => {
+                queued_opens.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                files.open(id, path, stereo, rec)
+            }
+            Ok(Cmd::Close { id }) => files.close(id),
+            Ok(Cmd::Discard { id }) => files.discard(id),
+            #[cfg(test)]
+            #[allow(clippy::panic)]
+            Ok(Cmd::Fail) => panic!("a fault in the recording writer"),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // What a burst of recorded calls grew goes back as they end (a capacity check).
+        crate::maps::shrink_if_sparse(&mut files.open);
+        let now = Instant::now();
+        if now >= next {
+            files.drain(now, slice);
+            slice = (slice + 1) % SLICES;
+            if burst.ended(!files.open.is_empty()) {
+                // The last recording ended: the pages its samples went through go back.
+                crate::ops::heap::release_thread_pages();
+            }
+            next += PASS_EVERY;
+            if next <= now {
+                // A slow pass does not cause a burst of catch-up passes.
+                next = now + PASS_EVERY;
+            }
+        }
+    }
+    files.close_all();
+}
