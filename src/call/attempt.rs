@@ -133,17 +133,22 @@ impl Call {
                     return AttemptOutcome::BadSdp;
                 }
             }
-            cx.add_dialog(&dialog, Side::B);
             let target = dialog.target;
             self.b = Some(dialog);
-            // A new peer: its challenges, if any, are its own.
+            // A new peer: its challenges, if any, are its own; so are its branches.
             self.auth.b = None;
             self.invite_auth.b = None;
+            self.forget_early_forks();
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let role = TxnRole::Invite(self.route.attempt());
             let Some(txn) = self.start_client(cx, invite.clone(), target, role) else {
                 continue;
             };
+            // Indexed once its INVITE went: a dialog whose INVITE could not start would stay
+            // in the index after the call (only the last attempt's is removed then).
+            if let Some(b) = self.b.as_ref() {
+                cx.add_dialog(b, Side::B);
+            }
             let name = peer.name.clone();
             if self.route.ring_per_peer {
                 let ring = peer.ring_timeout.unwrap_or(DEFAULT_RING_TIMEOUT);
@@ -305,10 +310,11 @@ impl Call {
                 return;
             }
         }
-        if resp.to_tag().is_some()
-            && let Some(b) = self.b.as_mut()
-        {
-            b.learn_from_response(&resp);
+        if let Some(tag) = resp.to_tag() {
+            self.follow_fork(&tag);
+            if let Some(b) = self.b.as_mut() {
+                b.learn_from_response(&resp);
+            }
         }
         if let Some(rseq) = rseq {
             self.on_reliable_from_callee(cx, &resp, rseq);
@@ -397,6 +403,7 @@ impl Call {
             }
         };
         self.phase.answer(cx.now);
+        self.forget_early_forks();
         self.media_answered(cx);
         self.answered_wall = Some(cx.env.wall(cx.now));
         self.timers.clear(CallTimer::Ring);

@@ -149,11 +149,13 @@ impl Dialog {
     /// Learn the callee's tag, target and route set from a response that creates or confirms
     /// the dialog (RFC 3261 §12.1.2).
     pub fn learn_from_response(&mut self, resp: &Response) {
+        let mut new_branch = false;
         if let Some(tag) = resp.to_tag() {
             // Another fork's dialog numbers its requests afresh (RFC 3261 §12.2.2 compares
             // CSeq within one dialog): what the last fork sent says nothing of this one's.
             if self.remote_tag.as_deref() != Some(tag.as_str()) {
                 self.remote_cseq = None;
+                new_branch = true;
             }
             self.remote_tag = Some(tag.into());
             if let Some(to) = resp.header(&Hdr::TO) {
@@ -163,11 +165,14 @@ impl Dialog {
         if let Some(c) = resp.contact_uri() {
             self.remote_target = c.into();
         }
-        if let Some(allow) = allow_of(resp.header_tokens(&Hdr::ALLOW)) {
-            self.peer_allows = Some(allow);
+        let allow = allow_of(resp.header_tokens(&Hdr::ALLOW));
+        if allow.is_some() || new_branch {
+            self.peer_allows = allow;
         }
+        // A branch's route set is its own response's Record-Route, none if it has none
+        // (RFC 3261 §12.1.2): not the route of the branch heard before it.
         let mut rr = resp.record_route();
-        if !rr.is_empty() || resp.is_success() {
+        if !rr.is_empty() || resp.is_success() || new_branch {
             rr.reverse();
             self.route_set = rr.into_iter().map(String::into_boxed_str).collect();
         }

@@ -20,6 +20,13 @@ use crate::txn::TxnId;
 impl Call {
     /// A request within this call's dialog on `side` (server transaction `id`).
     pub(super) fn on_in_dialog(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
+        // A request in another branch's early dialog: that branch is the one followed now.
+        if side == Side::B
+            && let Some(tag) = req.from_tag()
+            && self.has_early_fork(&tag)
+        {
+            self.follow_fork(&tag);
+        }
         // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
         let cseq = req.seq();
         if let Some(leg) = self.dialog_mut(side) {

@@ -28,6 +28,7 @@ mod early_offer;
 mod events;
 mod explain;
 mod failover;
+mod forks;
 mod handle;
 mod headroom;
 mod incoming;

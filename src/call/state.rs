@@ -203,20 +203,13 @@ pub struct Call {
     /// peer takes no UPDATE): the side it is for, and its P-Asserted-Identity lines. The next
     /// message toward that side carries it.
     pub identity: Option<Box<(Side, Vec<String>)>>,
-    /// Dialogs of 2xx the call did not want and hung up (Call-ID, To tag), the last
-    /// [`MAX_RELEASED_FORKS`]: a retransmission of one is ACKed again, not hung up again.
-    pub released_forks: Option<Box<[ReleasedFork]>>,
+    /// The callee's other branches: early dialogs, and 2xx dialogs hung up (`forks.rs`).
+    pub forks: Option<Box<super::forks::Forks>>,
     /// REFERs relayed, the last [`MAX_REFERS`]: the side it went to, its CSeq there, and the
     /// referrer's own REFER's CSeq. The transferee's NOTIFYs name the REFER they report on by
     /// its CSeq (`Event: refer;id=`, RFC 3515 §2.4.6), which the referrer knows by its own.
     pub refers: Option<Box<RelayedRefers>>,
 }
-
-/// A released fork's dialog: its Call-ID and the To tag of its 2xx.
-pub type ReleasedFork = (Box<str>, Box<str>);
-
-/// Released forks a call remembers (a forking proxy's branches, failovers raced by a 2xx).
-pub const MAX_RELEASED_FORKS: usize = 8;
 
 /// What one leg's SDP exchange left, for session refreshes.
 #[derive(Debug, Clone, Default)]
@@ -300,7 +293,7 @@ impl Call {
             refresh: None,
             refresh_by_invite: Default::default(),
             identity: None,
-            released_forks: None,
+            forks: None,
             refers: None,
         }
     }

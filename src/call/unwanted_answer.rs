@@ -73,17 +73,16 @@ impl Call {
             resp.call_id().unwrap_or_default(),
             resp.to_tag().unwrap_or_default(),
         );
-        let again = (self.released_forks.as_deref())
-            .is_some_and(|l| l.iter().any(|(c, t)| **c == *key.0 && **t == *key.1));
+        let again = (self.forks.as_deref())
+            .is_some_and(|f| (f.released.iter()).any(|(c, t)| **c == *key.0 && **t == *key.1));
         if again {
             return false;
         }
-        let mut list = (self.released_forks.take()).map_or_else(Vec::new, Vec::from);
-        if list.len() >= super::state::MAX_RELEASED_FORKS {
+        let list = &mut self.forks.get_or_insert_with(Default::default).released;
+        if list.len() >= super::forks::MAX_RELEASED_FORKS {
             list.remove(0);
         }
         list.push((key.0.into(), key.1.into()));
-        self.released_forks = Some(list.into_boxed_slice());
         true
     }
 

@@ -81,11 +81,12 @@ impl B2bua {
         their_tag: Option<&str>,
     ) -> Option<(CallRef, Side)> {
         let (r, side) = self.dialog_of(call_id, our_tag)?;
-        let d = self.calls.get(&r)?.dialog(side)?;
-        d.remote_tag
-            .as_deref()
-            .is_none_or(|t| Some(t) == their_tag)
-            .then_some((r, side))
+        let call = self.calls.get(&r)?;
+        let d = call.dialog(side)?;
+        // Or the callee's other branch, still ringing (`forks.rs`).
+        (d.remote_tag.as_deref().is_none_or(|t| Some(t) == their_tag)
+            || (side == Side::B && their_tag.is_some_and(|t| call.has_early_fork(t))))
+        .then_some((r, side))
     }
 
     /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).

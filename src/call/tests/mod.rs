@@ -8,6 +8,7 @@ mod callback;
 mod calls;
 mod crossing;
 mod edge;
+mod forks;
 mod front;
 mod limits;
 mod midcall;

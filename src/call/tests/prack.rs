@@ -13,7 +13,13 @@ fn reliable_183(inv: &Request, tag: &str, rseq: u32) -> Message {
 }
 
 /// A reliable 183 with `sdp`, from the peer at `contact`.
-fn reliable_183_from(inv: &Request, tag: &str, rseq: u32, contact: &str, sdp: &str) -> Message {
+pub(super) fn reliable_183_from(
+    inv: &Request,
+    tag: &str,
+    rseq: u32,
+    contact: &str,
+    sdp: &str,
+) -> Message {
     reply(
         inv,
         183,

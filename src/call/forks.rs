@@ -1,0 +1,81 @@
+//! The callee's forks beyond the one the call follows now (RFC 3261 §12.1.2, §13.2.2.4): a
+//! forking proxy's branches each set up an early dialog, and the call's side B is the one
+//! whose response came last. The others are kept as they stood: an early request from one
+//! (a carrier's announcement server updating its early media by UPDATE, an INFO) makes it
+//! the followed one again, instead of the 481 that would tell that branch its dialog is gone.
+//! Also the 2xx dialogs the call did not want and hung up.
+
+use super::dialog::Dialog;
+use super::state::Call;
+
+/// Released forks a call remembers (a forking proxy's branches, failovers raced by a 2xx).
+pub const MAX_RELEASED_FORKS: usize = 8;
+/// Early dialogs kept besides side B's (a proxy forking wider than this has its oldest
+/// branches answered 481 again).
+pub const MAX_EARLY_FORKS: usize = 8;
+
+/// A released fork's dialog: its Call-ID and the To tag of its 2xx.
+pub type ReleasedFork = (Box<str>, Box<str>);
+
+/// Boxed in the call, only once it has heard from a second fork.
+#[derive(Debug, Default)]
+pub struct Forks {
+    /// The 2xx dialogs the call hung up, the last [`MAX_RELEASED_FORKS`]: a retransmission of
+    /// one is ACKed again, not hung up again.
+    pub released: Vec<ReleasedFork>,
+    /// The current attempt's other early dialogs, as each stood when another branch spoke.
+    pub early: Vec<Dialog>,
+}
+
+impl Call {
+    /// The callee's branch `tag` speaks (a provisional, or a request in its early dialog):
+    /// side B becomes its dialog, as it stood when another branch last took its place (a new
+    /// branch starts from the INVITE's dialog, learning the rest from its response). The
+    /// branch followed until now is kept.
+    pub(super) fn follow_fork(&mut self, tag: &str) {
+        let Some(b) = self.b.as_mut() else {
+            return;
+        };
+        let Some(current) = b.remote_tag.as_deref() else {
+            return;
+        };
+        if current == tag {
+            return;
+        }
+        let forks = self.forks.get_or_insert_with(Default::default);
+        let kept = forks
+            .early
+            .iter()
+            .position(|d| d.remote_tag.as_deref() == Some(tag))
+            .map(|i| forks.early.swap_remove(i));
+        if forks.early.len() >= MAX_EARLY_FORKS {
+            forks.early.remove(0);
+        }
+        let cseq = b.local_cseq;
+        let left = match kept {
+            Some(mut d) => {
+                // Our CSeq only grows, whichever branch a request went to.
+                d.local_cseq = d.local_cseq.max(cseq);
+                std::mem::replace(b, d)
+            }
+            None => b.clone(),
+        };
+        forks.early.push(left);
+    }
+
+    /// Whether `tag` names an early dialog of the current attempt other than side B's: a
+    /// request in it is the call's.
+    pub(super) fn has_early_fork(&self, tag: &str) -> bool {
+        self.phase.is_routing()
+            && (self.forks.as_deref())
+                .is_some_and(|f| f.early.iter().any(|d| d.remote_tag.as_deref() == Some(tag)))
+    }
+
+    /// The attempt is over (answered, or the next peer tried): its other branches' early
+    /// dialogs are gone with it.
+    pub(super) fn forget_early_forks(&mut self) {
+        if let Some(f) = self.forks.as_deref_mut() {
+            f.early = Vec::new();
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! A forking proxy's branches: each early dialog is its own (RFC 3261 §12.1.2, §13.2.2.4),
+//! whichever branch spoke last.
+
+use super::prack::reliable_183_from;
+use super::*;
+
+/// A request from the carrier in early dialog `tag` of our INVITE `inv`.
+fn in_branch(
+    inv: &Request,
+    method: &str,
+    tag: &str,
+    cseq: u32,
+    branch: &str,
+    body: &str,
+) -> String {
+    from_carrier_in(inv, method, tag, cseq, branch, body)
+}
+
+/// The SDP of branch 1's new offer (its announcement moved).
+fn moved_offer() -> String {
+    SDP.replace("m=audio 5008", "m=audio 5010")
+        .replace("o=carrier 1 1", "o=carrier 1 2")
+}
+
+/// Branch t1 sets up early media with a reliable 183 (PRACKed), branch t2 rings after it.
+/// Before, t1's early UPDATE then got 481 (the gateway followed only the branch heard
+/// last): t1 took its early dialog as gone, and the caller lost the early media it heard.
+#[test]
+fn an_early_update_from_the_branch_heard_before_is_taken() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk1", "z9hG4bKfk1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "t1", 1, "<sip:t1@127.0.0.3>", SDP),
+    );
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(prack.to_tag().as_deref(), Some("t1"));
+    h.recv_msg(CARRIER_A, reply(&prack, 200, "t1", &[], None));
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "t2",
+            &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
+            None,
+        ),
+    );
+    h.take(PHONE);
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "UPDATE", "t1", 5, "z9hG4bKfk1u", &moved_offer()),
+    );
+    assert!(
+        !h.statuses(CARRIER_A).contains(&481),
+        "t1's dialog is alive"
+    );
+    let update = h.one_request(PHONE, Method::Update);
+    assert!(String::from_utf8_lossy(update.body()).contains("m=audio"));
+}
+
+/// An INFO in the earlier branch's dialog goes on too, and a request in the dialog of a
+/// branch never heard from is still refused.
+#[test]
+fn an_early_info_from_an_earlier_branch_goes_on_and_a_strangers_does_not() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk2", "z9hG4bKfk2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "t1",
+            &[(Hdr::CONTACT, "<sip:t1@127.0.0.3>")],
+            None,
+        ),
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "t2",
+            &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
+            None,
+        ),
+    );
+    h.take(PHONE);
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "INFO", "t1", 7, "z9hG4bKfk2i", ""),
+    );
+    h.one_request(PHONE, Method::Info);
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "INFO", "t9", 7, "z9hG4bKfk2j", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [481]);
+}
+
+/// Each branch's CSeq is its own: t1's requests numbered low after t2 sent a high one are
+/// not taken as out of order (and t2's are still judged against t2's).
+#[test]
+fn each_branch_keeps_its_own_request_numbers() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk3", "z9hG4bKfk3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ring =
+        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
+    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "INFO", "t1", 2, "z9hG4bKfk3a", ""),
+    );
+    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "INFO", "t2", 50, "z9hG4bKfk3b", ""),
+    );
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "INFO", "t1", 3, "z9hG4bKfk3c", ""),
+    );
+    assert_eq!(h.take_requests(PHONE, Method::Info).len(), 3);
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "INFO", "t2", 49, "z9hG4bKfk3d", ""),
+    );
+    assert!(h.statuses(CARRIER_A).contains(&500), "lower than t2's last");
+}
+
+/// A branch whose provisional has no Record-Route has no route set, whatever the branch
+/// heard before it had (RFC 3261 §12.1.2): our PRACK to it carries no Route. Before, it
+/// went by the other branch's proxy route.
+#[test]
+fn a_new_branch_does_not_take_the_route_of_the_branch_before() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk4", "z9hG4bKfk4", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "t1",
+            &[
+                (Hdr::CONTACT, "<sip:t1@127.0.0.3>"),
+                (Hdr::RECORD_ROUTE, "<sip:proxy-of-t1.example;lr>"),
+            ],
+            None,
+        ),
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "t2", 1, "<sip:t2@127.0.0.4>", SDP),
+    );
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(prack.to_tag().as_deref(), Some("t2"));
+    assert!(!prack.has_header(&Hdr::ROUTE), "{prack:?}");
+}
