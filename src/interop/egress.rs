@@ -220,6 +220,13 @@ pub fn relayed_response(
         out.push_header(&Hdr::ALLOW, allow_for(to_peer, from_trunk))?;
     }
     out.copy_headers_where(from.headers_raw(), |h| copies(to_peer, h));
+    // A 422 must say the minimum it asks for (RFC 4028 §6): the far leg's, the interval the
+    // request's sender is to ask again with (Min-SE is per leg, else not copied).
+    if status == 422
+        && let Some(min) = from.header(&Hdr::MIN_SE).filter(|v| buildable(v))
+    {
+        out.push_header(&Hdr::MIN_SE, min)?;
+    }
     for h in REHOSTED_HEADERS
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h))

@@ -560,6 +560,33 @@ fn a_too_brief_interval_gets_422_on_either_leg() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// A relayed re-INVITE's 422 reaches its sender with the minimum it asks for (RFC 4028 §6:
+/// a 422 carries Min-SE). Before, Min-SE stayed behind as a per-leg header, and the phone
+/// had nothing to ask again with.
+#[test]
+fn a_relayed_422_carries_its_min_se() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(&mut h, "", &[]);
+    let tag = ok.to_tag().unwrap();
+    let hold = SDP
+        .replace("o=- 1 1 ", "o=- 1 2 ")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(
+        PHONE,
+        &with_headers(
+            &from_phone("INVITE", &tag, 2, "z9hG4bKm2", &hold),
+            "Session-Expires: 120\r\n",
+        ),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&re, 422, "carrier1", &[(Hdr::MIN_SE, "1800")], None),
+    );
+    let r = h.response_with(PHONE, 422, "the carrier's 422");
+    assert_eq!(r.header(&Hdr::MIN_SE).as_deref(), Some("1800"));
+}
+
 /// Our own refresh refused with 422 goes again with the peer's minimum as both its interval
 /// and its `Min-SE` (RFC 4028 §7.4); before, it carried our own, lower `Min-SE`.
 #[test]
