@@ -228,6 +228,14 @@ impl Call {
             peer: peer.clone(),
             what: what.clone(),
         }));
+        // 481: that early dialog is gone (a forking proxy's branch that ended as our PRACK
+        // went), not PRACK refused: the other branches are PRACKed as ever, and the call
+        // goes on whatever `on_405` says.
+        if status == Some(481) {
+            info!(call_id = %self.call_id(), %peer, "PRACK answered 481: that branch is gone");
+            self.events.push(CallEvent::PrackIgnored(what));
+            return;
+        }
         match on_405 {
             On405::Continue => {
                 info!(call_id = %self.call_id(), %peer, "PRACK refused ({what}); continuing without PRACK");

@@ -160,3 +160,38 @@ fn a_new_branch_does_not_take_the_route_of_the_branch_before() {
     assert_eq!(prack.to_tag().as_deref(), Some("t2"));
     assert!(!prack.has_header(&Hdr::ROUTE), "{prack:?}");
 }
+
+/// Our PRACK to one branch answered 481 (that branch ended as it went) leaves PRACK on for
+/// the others, and fails nothing even where `on_405 = "fail"`. Before, PRACK was given up
+/// for the whole call: the next branch's reliable 183 went unacknowledged, so it could not
+/// send its 2xx (RFC 3262 §3) and failed the call after 32 s; with "fail", the call failed
+/// at once.
+#[test]
+fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
+    use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+    for on_405 in [On405::Continue, On405::Fail] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.prack = PrackPolicy {
+                    mode: PrackMode::Supported,
+                    on_405,
+                };
+            }
+        }));
+        h.recv(PHONE, &invite_text("fk5", "z9hG4bKfk5", "+8610123", ""));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(
+            CARRIER_A,
+            reliable_183_from(&inv, "t1", 1, "<sip:t1@127.0.0.3>", SDP),
+        );
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(CARRIER_A, reply(&pr, 481, "t1", &[], None));
+        assert!(h.cdrs.is_empty(), "{on_405:?}: the call goes on");
+        h.recv_msg(
+            CARRIER_A,
+            reliable_183_from(&inv, "t2", 1, "<sip:t2@127.0.0.4>", SDP),
+        );
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        assert_eq!(pr.to_tag().as_deref(), Some("t2"), "{on_405:?}");
+    }
+}
