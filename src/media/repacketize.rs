@@ -73,7 +73,15 @@ pub struct RepackStats {
     pub oversize: u64,
     /// Outgoing packets dropped past the audio budget.
     pub over_rate: u64,
+    /// G.711 packets whose audio had been taken already (a duplicate, or one that arrived
+    /// after a later one): dropped, or cut to the part not yet taken.
+    pub stale: u64,
 }
+
+/// How far behind the audio already taken a G.711 packet of the same stream may start and
+/// still be taken as late (dropped or cut): 1 s. Further back, its sender restarted its
+/// clock (some do after a hold) and it is a new stream, taken whole.
+const MAX_LATE: u32 = 8000;
 
 /// Re-chunks one direction of one stream.
 #[derive(Debug)]
@@ -88,6 +96,9 @@ pub struct Repacketizer {
     ssrc: u32,
     marker: bool,
     seq: u16,
+    /// The SSRC and the timestamp just past the last G.711 sample taken: a packet of that
+    /// stream starting before it repeats audio sent already.
+    taken_to: Option<(u32, u32)>,
     budget: AudioBudget,
     pub stats: RepackStats,
 }
@@ -106,6 +117,7 @@ impl Repacketizer {
             ssrc: 0,
             marker: false,
             seq: 0,
+            taken_to: None,
             budget: AudioBudget { at: None },
             stats: RepackStats::default(),
         }
@@ -167,21 +179,41 @@ impl Repacketizer {
             self.stats.oversize += 1;
             return out;
         }
+        // A packet repeating audio taken already (a duplicate, or one overtaken by a later
+        // one) would go out again under new sequence numbers, where the far end's jitter
+        // buffer can no longer tell: the audio twice. Only its new part is taken.
+        let (timestamp, payload) = match self.taken_to {
+            Some((ssrc, end)) if ssrc == h.ssrc => {
+                let behind = end.wrapping_sub(h.timestamp);
+                match usize::try_from(behind) {
+                    Ok(b) if behind > 0 && behind <= MAX_LATE => {
+                        self.stats.stale += 1;
+                        match h.payload.get(b..) {
+                            Some(rest) if !rest.is_empty() => (end, rest),
+                            _ => return out,
+                        }
+                    }
+                    _ => (h.timestamp, h.payload),
+                }
+            }
+            _ => (h.timestamp, h.payload),
+        };
+        self.taken_to = Some((h.ssrc, timestamp.wrapping_add(payload.len() as u32)));
         let contiguous = self.buf.is_empty()
             || (h.ssrc == self.ssrc
                 && h.payload_type == self.pt
-                && h.timestamp == self.ts.wrapping_add(self.buf.len() as u32));
+                && timestamp == self.ts.wrapping_add(self.buf.len() as u32));
         if !contiguous {
             // Loss, a new stream or a codec switch: send what we hold as it is.
             self.flush(&mut out);
         }
         if self.buf.is_empty() {
-            self.ts = h.timestamp;
+            self.ts = timestamp;
             self.pt = h.payload_type;
             self.ssrc = h.ssrc;
             self.marker = h.marker;
         }
-        self.buf.extend_from_slice(h.payload);
+        self.buf.extend_from_slice(payload);
         let mut sent = 0;
         // At most MAX_CHUNKS rounds: the buffer held fewer than `size` bytes before this
         // payload of at most MAX_CHUNKS * size.
@@ -288,6 +320,35 @@ mod tests {
         let seqs: Vec<u16> = pkts.iter().map(|p| p.header.sequence_number).collect();
         assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
         assert_eq!(pkts[4].header.payload_type, 101);
+    }
+
+    /// Audio taken already goes out once: a duplicate is dropped, a packet overtaken by a
+    /// later one is dropped, one overlapping what was taken is cut to its new part, and a
+    /// sender whose clock restarted far back is a new stream. Before, each went out again
+    /// under new sequence numbers: the far end played the audio twice.
+    #[test]
+    fn audio_taken_already_is_not_sent_again() {
+        let t0 = Instant::now();
+        let mut r = Repacketizer::new(20);
+        assert_eq!(r.push(t0, &rtp(0, 1, 0, &[1; 160])).len(), 1);
+        assert!(r.push(t0, &rtp(0, 1, 0, &[1; 160])).is_empty(), "duplicate");
+        // 3 overtakes 2: 2 comes late, its audio's place is past.
+        let out = r.push(t0, &rtp(0, 3, 320, &[3; 160]));
+        assert_eq!(out.len(), 1);
+        assert!(r.push(t0, &rtp(0, 2, 160, &[2; 160])).is_empty(), "late");
+        // Overlapping the last 80 samples taken: only the next 80 are new.
+        let out = r.push(t0, &rtp(0, 4, 400, &[4; 160]));
+        assert!(out.is_empty(), "80 new samples held for the next packet");
+        let out = r.push(t0, &rtp(0, 5, 560, &[5; 80]));
+        let p = parse(&out[0]);
+        assert_eq!((p.header.timestamp, p.payload.len()), (480, 160));
+        assert_eq!(r.stats.stale, 3);
+        // A clock restarted 10 s back: taken whole.
+        assert_eq!(
+            r.push(t0, &rtp(0, 6, 640u32.wrapping_sub(80_000), &[6; 160]))
+                .len(),
+            1
+        );
     }
 
     #[test]
