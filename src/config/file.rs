@@ -114,9 +114,8 @@ pub struct ProfileMediaSection {
     #[serde(default)]
     pub record: bool,
     pub latch: Option<Spanned<String>>,
-    #[serde(default)]
-    pub rtp_timeout_s: u64,
-    pub rtp_hold_timeout_s: Option<u64>,
+    pub rtp_timeout_s: Option<Spanned<u64>>,
+    pub rtp_hold_timeout_s: Option<Spanned<u64>>,
     pub repacketize: Option<Spanned<bool>>,
     pub rebind_after_silence_ms: Option<Spanned<u64>>,
 }

@@ -355,6 +355,7 @@ fn load_profile(
         }
         None => crate::media::MOVE_AFTER_SILENCE,
     };
+    let (rtp_timeout, rtp_hold_timeout) = media_timeouts(&file.media, path, text, errs, warns);
     let limits = limits::peer_limits(
         &file.limits,
         |offset, msg| ConfigError::at(path, text, offset, msg),
@@ -426,18 +427,8 @@ fn load_profile(
         anchor: file.media.anchor || file.media.record || file.media.repacketizes(),
         record: file.media.record,
         latch,
-        rtp_timeout: (file.media.rtp_timeout_s > 0)
-            .then(|| Duration::from_secs(file.media.rtp_timeout_s)),
-        // rtpengine's split: a short timeout for a call that should carry audio, a long one
-        // for a call on hold (which may send nothing, not even RTCP).
-        rtp_hold_timeout: match file
-            .media
-            .rtp_hold_timeout_s
-            .unwrap_or(DEFAULT_RTP_HOLD_TIMEOUT_S)
-        {
-            0 => None,
-            s => Some(Duration::from_secs(s)),
-        },
+        rtp_timeout,
+        rtp_hold_timeout,
         repacketize: file.media.repacketizes(),
         rebind_after_silence,
         limits,
@@ -463,3 +454,69 @@ const REBIND_RANGE_MS: std::ops::RangeInclusive<u64> = 200..=60_000;
 /// `[media] rtp_hold_timeout_s` when a profile does not set it: an hour, as rtpengine's
 /// silent timeout.
 const DEFAULT_RTP_HOLD_TIMEOUT_S: u64 = 3600;
+
+/// The longest `rtp_timeout_s` or `rtp_hold_timeout_s`: a week (past that, a typo).
+const MAX_MEDIA_TIMEOUT_S: u64 = 604_800;
+
+/// Under this `rtp_timeout_s` a phone's silence suppression (no packets while nobody
+/// speaks) can end a call: warned about.
+const SHORT_RTP_TIMEOUT_S: u64 = 5;
+
+/// `[media] rtp_timeout_s` and `rtp_hold_timeout_s` (rtpengine's split: a short timeout for
+/// a call that should carry audio, a long one for a call on hold, which may send nothing,
+/// not even RTCP). `None`: off.
+fn media_timeouts(
+    media: &super::file::ProfileMediaSection,
+    path: &std::path::Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+    warns: &mut Vec<ConfigError>,
+) -> (Option<Duration>, Option<Duration>) {
+    let mut secs = |v: Option<&Spanned<u64>>, key: &str, default: u64| match v {
+        Some(s) if *s.get_ref() > MAX_MEDIA_TIMEOUT_S => {
+            errs.push(ConfigError::at(
+                path,
+                text,
+                s.span().start,
+                format!("[media] {key} must be 0 (off) to {MAX_MEDIA_TIMEOUT_S} (a week)"),
+            ));
+            0
+        }
+        Some(s) => *s.get_ref(),
+        None => default,
+    };
+    let active = secs(media.rtp_timeout_s.as_ref(), "rtp_timeout_s", 0);
+    let held = secs(
+        media.rtp_hold_timeout_s.as_ref(),
+        "rtp_hold_timeout_s",
+        DEFAULT_RTP_HOLD_TIMEOUT_S,
+    );
+    if let Some(s) = media.rtp_timeout_s.as_ref()
+        && (1..SHORT_RTP_TIMEOUT_S).contains(&active)
+    {
+        warns.push(ConfigError::at(
+            path,
+            text,
+            s.span().start,
+            format!(
+                "[media] rtp_timeout_s = {active}: a phone that sends nothing while nobody \
+                 speaks (silence suppression) will have its calls ended"
+            ),
+        ));
+    }
+    if let Some(s) = media.rtp_hold_timeout_s.as_ref()
+        && active > 0
+        && held > 0
+        && held < active
+    {
+        errs.push(ConfigError::at(
+            path,
+            text,
+            s.span().start,
+            "[media] rtp_hold_timeout_s must not be shorter than rtp_timeout_s (a call on hold \
+             may send nothing); 0 never ends a held call for silence",
+        ));
+    }
+    let on = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    (on(active), on(held))
+}

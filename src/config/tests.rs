@@ -580,6 +580,49 @@ fn the_silence_before_a_latch_moves_is_per_profile_and_bounded() {
     );
 }
 
+/// The media timeouts: a week at most, a hold timeout no shorter than the active one (it is
+/// for calls that may send nothing), and a warning under 5 s. Before, any number was taken:
+/// a hold timeout of 10 s under an active one of 60 s ended every held call in 10 s.
+#[test]
+fn the_media_timeouts_are_bounded_and_ordered() {
+    let load = |media: &str| {
+        let mut ps = standard_profiles();
+        ps[2]
+            .1
+            .push_str(&format!("\n[media]\nanchor = true\n{media}"));
+        let dir = write_tree(GATEWAY, &ps);
+        Config::load(&dir.path().join("gateway.toml")).map_err(|e| e.to_string())
+    };
+    let cfg = load("rtp_timeout_s = 60\nrtp_hold_timeout_s = 600\n").unwrap();
+    let p = &cfg.profiles[&PeerName("carrier-b".into())];
+    assert_eq!(p.rtp_timeout, Some(Duration::from_secs(60)));
+    assert_eq!(p.rtp_hold_timeout, Some(Duration::from_secs(600)));
+    let cfg = load("").unwrap();
+    let p = &cfg.profiles[&PeerName("carrier-b".into())];
+    assert_eq!(
+        (p.rtp_timeout, p.rtp_hold_timeout),
+        (None, Some(Duration::from_secs(3600)))
+    );
+    let err = load("rtp_timeout_s = 60\nrtp_hold_timeout_s = 10\n").unwrap_err();
+    assert!(
+        err.contains("carrier-b.toml:") && err.contains("must not be shorter"),
+        "{err}"
+    );
+    let err = load("rtp_timeout_s = 99999999999\n").unwrap_err();
+    assert!(
+        err.contains("rtp_timeout_s must be 0 (off) to 604800"),
+        "{err}"
+    );
+    // 0 turns the hold timeout off whatever the active one.
+    load("rtp_timeout_s = 60\nrtp_hold_timeout_s = 0\n").unwrap();
+    let cfg = load("rtp_timeout_s = 2\n").unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter().any(|w| w.contains("silence suppression")),
+        "{said:?}"
+    );
+}
+
 #[test]
 fn from_texts_validates_exactly_as_load_does() {
     let dir = write_tree(GATEWAY, &standard_profiles());
