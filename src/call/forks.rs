@@ -71,6 +71,13 @@ impl Call {
                 .is_some_and(|f| f.early.iter().any(|d| d.remote_tag.as_deref() == Some(tag)))
     }
 
+    /// Branch `tag` ended its early dialog: it is not kept any more.
+    pub(super) fn drop_early_fork(&mut self, tag: &str) {
+        if let Some(f) = self.forks.as_deref_mut() {
+            f.early.retain(|d| d.remote_tag.as_deref() != Some(tag));
+        }
+    }
+
     /// The attempt is over (answered, or the next peer tried): its other branches' early
     /// dialogs are gone with it.
     pub(super) fn forget_early_forks(&mut self) {

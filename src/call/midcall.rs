@@ -20,13 +20,33 @@ use crate::txn::TxnId;
 impl Call {
     /// A request within this call's dialog on `side` (server transaction `id`).
     pub(super) fn on_in_dialog(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
-        // A request in another branch's early dialog: that branch is the one followed now.
+        // A request in another branch's early dialog (`forks.rs`) is judged in that dialog,
+        // and that branch is followed from now on if the request goes on to the caller.
+        let mut followed = None;
         if side == Side::B
             && let Some(tag) = req.from_tag()
             && self.has_early_fork(&tag)
         {
+            if req.method() == Method::Bye {
+                // A callee may not end an early dialog (RFC 3261 §15); one that does ends
+                // its own branch, not the call another branch may still answer.
+                cx.respond(id, &req, 200, "OK", &[]);
+                self.drop_early_fork(&tag);
+                return;
+            }
+            followed = self.b.as_ref().and_then(|b| b.remote_tag.clone());
             self.follow_fork(&tag);
         }
+        self.on_in_dialog_judged(cx, side, id, req);
+        if let Some(before) = followed
+            && !self.relayed.iter().any(|(_, r)| r.origin_txn == id)
+        {
+            self.follow_fork(&before);
+        }
+    }
+
+    /// [`Call::on_in_dialog`] once side B is the request's branch.
+    fn on_in_dialog_judged(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
         // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
         let cseq = req.seq();
         if let Some(leg) = self.dialog_mut(side) {

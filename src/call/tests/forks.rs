@@ -195,3 +195,61 @@ fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
         assert_eq!(pr.to_tag().as_deref(), Some("t2"), "{on_405:?}");
     }
 }
+
+/// Two branches ringing; the one heard first sends BYE in its early dialog (RFC 3261 §15
+/// forbids it, some announcement servers do it): that branch ends, the other rings on and
+/// answers the call.
+#[test]
+fn a_bye_in_an_earlier_branchs_early_dialog_ends_that_branch_only() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKfk6", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ring =
+        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
+    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
+    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
+    h.take(PHONE);
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "BYE", "t1", 9, "z9hG4bKfk6b", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    assert!(h.take(PHONE).is_empty(), "the caller still hears ringing");
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    assert!(h.cdrs.is_empty());
+    // Its dialog is gone: a second BYE in it is answered 481.
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "BYE", "t1", 10, "z9hG4bKfk6c", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [481]);
+    let ok = h.carrier_answers(&inv, "t2", SDP);
+    assert_eq!(ok.status(), 200);
+}
+
+/// A request from another branch that is refused here (Max-Forwards 0: 483) moves nothing:
+/// the caller's next early request still goes to the branch followed before it.
+#[test]
+fn a_refused_request_from_another_branch_leaves_the_followed_one() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKfk7", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ring =
+        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
+    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
+    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
+    let tag = h.response_with(PHONE, 180, "180").to_tag().unwrap();
+    let hop = in_branch(&inv, "INFO", "t1", 7, "z9hG4bKfk7i", "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    h.recv(CARRIER_A, &hop);
+    assert_eq!(h.statuses(CARRIER_A), [483]);
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfk7p", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t2"));
+}
