@@ -131,7 +131,7 @@ impl Service {
         let room = room.and_then(|()| self.limiter.check().map_err(|_| "over_rate"));
         if let Err(reason) = room {
             // Owed its share while it asks again.
-            self.shares.refused(now, src.ip(), self.active);
+            self.shares.refused(now, src.ip(), reason, self.active);
             return Err(reason);
         }
         Ok(Admitted::New)

@@ -31,24 +31,22 @@ pub(super) struct Shares {
 struct Share {
     /// Call-backs active for this AS.
     active: usize,
-    /// When it was last refused room or rate.
-    refused_at: Option<Instant>,
-    /// REQUESTs placed in the second that began at `second`.
-    second: Option<Instant>,
-    granted: u32,
+    /// When it was last refused room (`too_many_active`), and rate (`over_rate`).
+    refused_room_at: Option<Instant>,
+    refused_rate_at: Option<Instant>,
+    /// When it last placed one.
+    placed_at: Option<Instant>,
 }
 
 impl Share {
-    fn wanting(&self, now: Instant, within: Duration) -> bool {
-        self.refused_at
-            .is_some_and(|t| now.saturating_duration_since(t) < within)
+    /// Refused room within the last [`WANTING`].
+    fn wants_room(&self, now: Instant) -> bool {
+        (self.refused_room_at).is_some_and(|t| now.saturating_duration_since(t) < WANTING)
     }
 
-    fn granted_this_second(&self, now: Instant) -> u32 {
-        match self.second {
-            Some(s) if now.saturating_duration_since(s) < Duration::from_secs(1) => self.granted,
-            _ => 0,
-        }
+    /// Refused rate within the last [`RATE_WANTING`].
+    fn wants_rate(&self, now: Instant) -> bool {
+        (self.refused_rate_at).is_some_and(|t| now.saturating_duration_since(t) < RATE_WANTING)
     }
 }
 
@@ -69,24 +67,32 @@ impl Shares {
             return Ok(());
         }
         let mine = self.by_ip.get(&ip).copied().unwrap_or_default();
-        let others = |within| {
-            self.by_ip
-                .iter()
-                .filter(move |(k, s)| **k != ip && s.wanting(now, within))
-                .map(|(_, s)| s)
-        };
-        let wanting = others(WANTING).count();
+        let others = || self.by_ip.iter().filter(|(k, _)| **k != ip).map(|(_, s)| s);
+        // Each share rounded down (at least one): rounded up, the shares of the others
+        // could add up to all of it, and the one refused would never get in.
+        // Shared between every AS that holds room or wants it.
+        let wanting = others().filter(|s| s.wants_room(now)).count();
         if wanting > 0 {
-            let fair = max_active.div_ceil(wanting + 1);
-            let owed: usize = others(WANTING).map(|s| fair.saturating_sub(s.active)).sum();
+            let sharing = others()
+                .filter(|s| s.active > 0 || s.wants_room(now))
+                .count();
+            let fair = (max_active / (sharing + 1)).max(1);
+            let owed: usize = (others().filter(|s| s.wants_room(now)))
+                .map(|s| fair.saturating_sub(s.active))
+                .sum();
             if mine.active >= fair && max_active.saturating_sub(total) <= owed {
                 return Err("too_many_active");
             }
         }
-        let wanting = others(RATE_WANTING).count();
-        if wanting > 0 {
-            let fair = rate.div_ceil(u32::try_from(wanting + 1).unwrap_or(u32::MAX));
-            if mine.granted_this_second(now) >= fair {
+        // The rate by turns: an AS places one at most every `n / rate` seconds while n
+        // want it, so one that asks first each time a token comes does not take them all.
+        let wanting = others().filter(|s| s.wants_rate(now)).count();
+        if wanting > 0
+            && let Some(at) = mine.placed_at
+        {
+            let n = u32::try_from(wanting + 1).unwrap_or(u32::MAX);
+            let turn = Duration::from_secs(1).saturating_mul(n) / rate.max(1);
+            if now.saturating_duration_since(at) < turn {
                 return Err("over_rate");
             }
         }
@@ -98,27 +104,23 @@ impl Shares {
         self.sweep(now);
         let s = self.by_ip.entry(ip).or_default();
         s.active += 1;
-        if s.granted_this_second(now) == 0 {
-            s.second = Some(now);
-            s.granted = 0;
-        }
-        s.granted = s.granted.saturating_add(1);
+        s.placed_at = Some(now);
     }
 
-    /// AS `ip` was refused room or rate: it is owed its share for a while. `total`: the
-    /// call-backs active, which bounds the ASes holding any.
-    pub fn refused(&mut self, now: Instant, ip: IpAddr, total: usize) {
+    /// AS `ip` was refused (`reason`: `too_many_active` or `over_rate`): it is owed its
+    /// share of that for a while. `total`: the call-backs active, which bounds the ASes
+    /// holding any.
+    pub fn refused(&mut self, now: Instant, ip: IpAddr, reason: &str, total: usize) {
         self.sweep(now);
-        if let Some(s) = self.by_ip.get_mut(&ip) {
-            s.refused_at = Some(now);
-        } else if self.by_ip.len() < MAX_IDLE.saturating_add(total) {
-            self.by_ip.insert(
-                ip,
-                Share {
-                    refused_at: Some(now),
-                    ..Share::default()
-                },
-            );
+        let room = self.by_ip.len() < MAX_IDLE.saturating_add(total);
+        let s = match self.by_ip.get_mut(&ip) {
+            Some(s) => s,
+            None if room => self.by_ip.entry(ip).or_default(),
+            None => return,
+        };
+        match reason {
+            "too_many_active" => s.refused_room_at = Some(now),
+            _ => s.refused_rate_at = Some(now),
         }
     }
 
@@ -139,7 +141,7 @@ impl Shares {
         }
         self.swept = Some(now);
         self.by_ip
-            .retain(|_, s| s.active > 0 || s.wanting(now, WANTING));
+            .retain(|_, s| s.active > 0 || s.wants_room(now) || s.wants_rate(now));
     }
 
     #[cfg(test)]

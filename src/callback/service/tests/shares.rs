@@ -77,6 +77,25 @@ fn an_as_below_its_share_takes_free_room_at_once() {
     assert_eq!(h.try_from(AS, "a4"), "ok");
 }
 
+/// Three ASes, two of them asking all the time: the third still gets its turn. Before (the
+/// share rounded up), each of the two was under its share whenever one of its calls
+/// ended, and took the room back before the third asked again.
+#[test]
+fn a_third_as_gets_in_beside_two_that_ask_all_the_time() {
+    const AS3: &str = "127.0.0.3:40000";
+    let mut h = two(4, 100);
+    for (src, cb) in [(AS, "a1"), (AS, "a2"), (AS2, "b1"), (AS2, "b2")] {
+        assert_eq!(h.try_from(src, cb), "ok");
+    }
+    assert_eq!(h.try_from(AS3, "c1"), "too_many_active");
+    h.end("a1", Outcome::Connected);
+    // The first asks at once, and again; the second too.
+    assert_eq!(h.try_from(AS, "a3"), "too_many_active");
+    assert_eq!(h.try_from(AS2, "b3"), "too_many_active");
+    assert_eq!(h.try_from(AS, "a3"), "too_many_active");
+    assert_eq!(h.try_from(AS3, "c1"), "ok");
+}
+
 #[test]
 fn a_claim_lapses_when_its_as_stops_asking() {
     let mut h = two(2, 100);
@@ -98,12 +117,14 @@ fn the_rate_is_shared_between_ases_that_want_it() {
     }
     assert_eq!(h.try_from(AS2, "b1"), "over_rate");
     h.advance(Duration::from_secs(1));
-    // Half the rate each while the second AS wants it: the first's excess is refused
-    // without using the tokens the second is owed.
+    // By turns while the second AS wants it: one each every half second (two ASes, 4 a
+    // second); the first's excess is refused without using the tokens the second is owed.
     assert_eq!(h.try_from(AS, "a5"), "ok");
-    assert_eq!(h.try_from(AS, "a6"), "ok");
-    assert_eq!(h.try_from(AS, "a7"), "over_rate");
+    assert_eq!(h.try_from(AS, "a6"), "over_rate");
     assert_eq!(h.try_from(AS2, "b1"), "ok");
+    assert_eq!(h.try_from(AS2, "b2"), "over_rate");
+    h.advance(Duration::from_millis(500));
+    assert_eq!(h.try_from(AS, "a6"), "ok");
     assert_eq!(h.try_from(AS2, "b2"), "ok");
     // Once the second AS has asked for nothing for a while, the first has all the rate.
     h.advance(Duration::from_secs(3));
