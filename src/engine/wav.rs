@@ -222,6 +222,9 @@ struct Files<'a> {
     news: News,
     /// Audio bytes a file may hold ([`WAV_LIMIT`]; smaller in tests).
     limit: u64,
+    /// Where `failed` (and the recordings a fault stops) go when a fault ends this `Files`:
+    /// the next one takes them, so a Discard that comes after still removes the file.
+    survivors: Option<&'a std::cell::RefCell<HashMap<u64, PathBuf>>>,
 }
 
 impl Drop for Files<'_> {
@@ -238,6 +241,12 @@ impl Drop for Files<'_> {
             drop(f);
             file::mend(&path);
             self.refused_for(id, "write", RecordingNews::Stopped);
+            self.failed.insert(id, path);
+        }
+        if let Some(s) = self.survivors
+            && let Ok(mut s) = s.try_borrow_mut()
+        {
+            s.extend(self.failed.drain());
         }
     }
 }

@@ -16,9 +16,10 @@ pub(super) fn run_restarting(
     queued_opens: &std::sync::atomic::AtomicUsize,
     news: &News,
 ) {
+    let survivors = std::cell::RefCell::new(HashMap::new());
     loop {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(rx, stopped, queued_opens, news.clone())
+            run(rx, stopped, queued_opens, news.clone(), &survivors)
         }));
         if ran.is_ok() {
             return;
@@ -32,15 +33,17 @@ fn run(
     stopped: &std::sync::atomic::AtomicU64,
     queued_opens: &std::sync::atomic::AtomicUsize,
     news: News,
+    survivors: &std::cell::RefCell<HashMap<u64, std::path::PathBuf>>,
 ) {
     let mut files = Files {
         open: HashMap::new(),
-        failed: HashMap::new(),
+        failed: survivors.take(),
         stopped,
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
         news,
         limit: WAV_LIMIT,
+        survivors: Some(survivors),
     };
     let mut next = Instant::now() + PASS_EVERY;
     let mut slice = 0;
