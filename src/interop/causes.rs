@@ -120,6 +120,41 @@ pub fn reason_header(cause: Q850Cause) -> String {
     format!("Q.850;cause={}", cause.0)
 }
 
+/// A `Reason: SIP;…` value as we write it from what it says (RFC 3326): its cause, a SIP
+/// status, and its text quoted anew (no quote, backslash or control character in it, at
+/// most 128 characters). None when it names no status. A peer's value goes out in this form
+/// only: as written it may be broken (an unclosed quote), and a strict peer would refuse the
+/// whole message.
+pub fn sip_reason_rebuilt(value: &str) -> Option<String> {
+    let mut parts = crate::sip::split_params(value).into_iter();
+    if !parts.next()?.trim().eq_ignore_ascii_case("SIP") {
+        return None;
+    }
+    let (mut cause, mut text) = (None, None);
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("cause") {
+            cause = v.parse::<u16>().ok().filter(|c| (100..=699).contains(c));
+        } else if k.eq_ignore_ascii_case("text") {
+            let quoted = v.strip_prefix('"').unwrap_or(v);
+            let inner = quoted.strip_suffix('"').unwrap_or(quoted);
+            let clean: String = inner
+                .chars()
+                .filter(|c| !matches!(c, '"' | '\\') && !c.is_control())
+                .take(128)
+                .collect();
+            text = Some(clean);
+        }
+    }
+    Some(match (cause?, text) {
+        (c, Some(t)) => format!("SIP;cause={c};text=\"{t}\""),
+        (c, None) => format!("SIP;cause={c}"),
+    })
+}
+
 /// What the `Reason` headers of one message say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReasonInfo {
@@ -159,6 +194,27 @@ pub fn parse_reason(lines: &[String]) -> ReasonInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sip_reason_is_written_anew_from_what_it_says() {
+        let rebuilt = |v: &str| sip_reason_rebuilt(v);
+        assert_eq!(
+            rebuilt("SIP;cause=200;text=\"Call completed elsewhere\"").as_deref(),
+            Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+        );
+        assert_eq!(
+            rebuilt("sip ; cause=200 ; text=\"x").as_deref(),
+            Some("SIP;cause=200;text=\"x\"")
+        );
+        assert_eq!(
+            rebuilt("SIP;text=\"a\\\"b\";cause=486").as_deref(),
+            Some("SIP;cause=486;text=\"ab\"")
+        );
+        assert_eq!(rebuilt("SIP;cause=200").as_deref(), Some("SIP;cause=200"));
+        assert_eq!(rebuilt("SIP;cause=20"), None);
+        assert_eq!(rebuilt("SIP;text=\"no cause\""), None);
+        assert_eq!(rebuilt("Q.850;cause=16"), None);
+    }
 
     #[test]
     fn table_spot_checks() {

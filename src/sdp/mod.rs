@@ -190,14 +190,11 @@ pub fn set_ptime(body: &[u8], ptime: u16) -> Option<PtimeEdit> {
         }
     }
     let line_for = |section: usize| {
-        let cap = maxptime
-            .get(section)
-            .copied()
-            .flatten()
-            .or(maxptime[0])
-            // Below the shortest ptime we set, a maxptime is nonsense (a packet a
-            // millisecond would be refused by every relay's rate cap, ours included).
-            .filter(|&m| m >= MIN_PTIME);
+        // Below the shortest ptime we set, a maxptime is nonsense (a packet a millisecond
+        // would be refused by every relay's rate cap, ours included): the session's, if
+        // any, holds instead.
+        let sane = |m: &Option<u16>| m.filter(|&m| m >= MIN_PTIME);
+        let cap = (maxptime.get(section).and_then(sane)).or(sane(&maxptime[0]));
         format!("a=ptime:{}", cap.map_or(ptime, |m| ptime.min(m)))
     };
     let mut out: Vec<u8> = Vec::with_capacity(body.len() + 16);
@@ -325,11 +322,15 @@ mod tests {
                 .unwrap()
                 .contains("a=ptime:20\r\n")
         );
-        // A maxptime below any ptime we would set is not followed.
+        // A maxptime below any ptime we would set is not followed; the session's holds.
         let offer = OFFER.replace("a=ptime:30\r\n", "a=ptime:30\r\na=maxptime:1\r\n");
         let e = set_ptime(offer.as_bytes(), 20).unwrap();
         let body = std::str::from_utf8(&e.body).unwrap();
         assert!(body.contains("a=ptime:20\r\na=maxptime:1\r\n"), "{body}");
+        let offer = offer.replace("t=0 0\r\n", "t=0 0\r\na=maxptime:10\r\n");
+        let e = set_ptime(offer.as_bytes(), 20).unwrap();
+        let body = std::str::from_utf8(&e.body).unwrap();
+        assert!(body.contains("a=ptime:10\r\na=maxptime:1\r\n"), "{body}");
     }
 
     #[test]

@@ -157,6 +157,26 @@ fn a_callers_cancel_reason_goes_on_to_the_callee() {
     );
 }
 
+/// A caller's SIP Reason goes on as we write it, not as written: an unclosed quote would
+/// have a strict callee refuse the CANCEL (400) and ring on.
+#[test]
+fn a_callers_broken_cancel_reason_goes_on_rewritten() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c2b", "z9hG4bKc2b", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
+    let cancel = cancel_text("c2b", "z9hG4bKc2b").replace(
+        "Content-Length: 0",
+        "Reason: SIP;cause=200;text=\"Call completed\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &cancel);
+    let c = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(
+        c.header_lines(&Hdr::REASON),
+        ["Q.850;cause=16", "SIP;cause=200;text=\"Call completed\""]
+    );
+}
+
 #[test]
 fn a_cancel_waiting_for_the_first_provisional_still_says_why() {
     let mut h = H::new();

@@ -169,15 +169,6 @@ fn a_gateway_from_before_the_new_names_is_still_looked_for() {
     }
 }
 
-/// Threads named `name` in this process now.
-fn threads_named(name: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim() == name)
-        .count()
-}
-
 /// A stalled disk (here the result's temporary file is a FIFO nobody reads, so writing it
 /// blocks) gets one writing thread however many reloads come, and the newest result is
 /// the one written when it frees. Before, each reload started a thread waiting on the one
@@ -192,13 +183,16 @@ fn a_stalled_disk_holds_one_writing_thread_and_gets_the_newest_result() {
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.unwrap().success());
     c.reloaded("applied", "reload 1");
-    // Its thread is blocked writing it.
-    std::thread::sleep(Duration::from_millis(100));
+    // Its thread took it, and is blocked writing it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.pending.lock().unwrap().line.is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     for i in 2..=30 {
         c.reloaded("applied", &format!("reload {i}"));
     }
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(threads_named("reload-result"), 1);
+    // One thread holds the pending line's handle besides the gateway's: no second started.
+    assert_eq!(std::sync::Arc::strong_count(&c.pending), 2);
     // The disk comes back: the first result goes through the FIFO, then the newest.
     let first = std::fs::read_to_string(&fifo).unwrap();
     assert!(first.starts_with("1 applied reload 1\n"), "{first:?}");
