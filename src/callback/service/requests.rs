@@ -163,7 +163,8 @@ impl Service {
         self.out
             .push_back(Output::Command(Command::Originate(originate)));
         self.active += 1;
-        self.shares.took(now, src.ip());
+        self.shares
+            .took(now, src.ip(), self.cfg.callback.rate.get());
         let deadline = now + self.setup_allowance();
         self.watchdog.insert((deadline, r.id.clone()));
         self.entries.insert(

@@ -1,8 +1,9 @@
 //! The application servers' fair shares of `[callback] max_active` and `rate`. One AS that
 //! wants more than it gets (a runaway dialler, a campaign) must not starve another: while
-//! another AS has been refused lately, an AS already holding its fair share is refused the
-//! room the other is owed. With one AS, or none refused lately, any AS may take all of it,
-//! so nothing is left idle that someone asks for.
+//! another AS has been refused lately, room that frees goes first to the AS that holds the
+//! least (the one refused first among equals), and no AS takes more than its share of the
+//! rate a window. With one AS, or none refused lately, any AS may take all of it, so
+//! nothing is left idle that someone asks for.
 //!
 //! An AS is its source IP (its port may change from one socket to the next).
 
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 /// How long a refused AS stays owed its share of `max_active`: long enough for the calls it
 /// was refused for to be asked again (an AS retries a refused call-back within seconds).
 const WANTING: Duration = Duration::from_secs(60);
-/// How long a refused AS stays owed its share of `rate`: rate shares are settled second by
-/// second, so a claim older than that holds nobody back.
+/// How long an AS refused rate stays owed its share of it: rate shares are settled window
+/// by window, so a claim older than that holds nobody back.
 const RATE_WANTING: Duration = Duration::from_secs(2);
 /// ASes remembered at most beyond those with call-backs active (at most `max_active` of
 /// them): with `allow_any` every source is a possible AS.
@@ -31,29 +32,49 @@ pub(super) struct Shares {
 struct Share {
     /// Call-backs active for this AS.
     active: usize,
-    /// When it was last refused room (`too_many_active`), and rate (`over_rate`).
-    refused_room_at: Option<Instant>,
-    refused_rate_at: Option<Instant>,
-    /// When it last placed one.
-    placed_at: Option<Instant>,
+    /// Its claim on room (`too_many_active`): when it was first refused in this claim (its
+    /// place in the queue), and last (the claim lapses [`WANTING`] after).
+    room_since: Option<Instant>,
+    room_last: Option<Instant>,
+    /// When it was last refused rate (`over_rate`).
+    rate_last: Option<Instant>,
+    /// Its rate window: when it began, and the call-backs placed in it.
+    window: Option<Instant>,
+    used: u32,
 }
 
 impl Share {
-    /// Refused room within the last [`WANTING`].
     fn wants_room(&self, now: Instant) -> bool {
-        (self.refused_room_at).is_some_and(|t| now.saturating_duration_since(t) < WANTING)
+        (self.room_last).is_some_and(|t| now.saturating_duration_since(t) < WANTING)
     }
 
-    /// Refused rate within the last [`RATE_WANTING`].
     fn wants_rate(&self, now: Instant) -> bool {
-        (self.refused_rate_at).is_some_and(|t| now.saturating_duration_since(t) < RATE_WANTING)
+        (self.rate_last).is_some_and(|t| now.saturating_duration_since(t) < RATE_WANTING)
     }
+
+    /// Its place in the queue for room: fewest held first, then the longest waiting (one
+    /// not waiting comes after every AS that is).
+    fn place(&self, now: Instant) -> (usize, Instant) {
+        let since = self.room_since.filter(|_| self.wants_room(now));
+        (self.active, since.unwrap_or(now))
+    }
+}
+
+/// The rate shared by `n` ASes: `share` call-backs each per `window`. Rounded down (at
+/// least one): rounded up, the others' shares could add up to all of it. The window is a
+/// second, or longer when the rate is too low to give each AS one a second (rate 1, two
+/// ASes: one each every two seconds).
+fn rate_share(rate: u32, n: u32) -> (u32, Duration) {
+    let rate = rate.max(1);
+    let share = (rate / n).max(1);
+    let window = Duration::from_secs(1).saturating_mul(n.saturating_mul(share)) / rate;
+    (share, window.max(Duration::from_secs(1)))
 }
 
 impl Shares {
     /// Whether AS `ip` may place one more call-back, `total` being active of `max_active`
-    /// at most and `rate` a second: the reason to refuse it when its share is used up while
-    /// another AS waits (checked before the shared rate limiter, which it then spares).
+    /// at most and `rate` a second: the reason to refuse it when another AS waits for what
+    /// it would take (checked before the shared rate limiter, which it then spares).
     pub fn check(
         &self,
         now: Instant,
@@ -68,11 +89,10 @@ impl Shares {
         }
         let mine = self.by_ip.get(&ip).copied().unwrap_or_default();
         let others = || self.by_ip.iter().filter(|(k, _)| **k != ip).map(|(_, s)| s);
-        // Each share rounded down (at least one): rounded up, the shares of the others
-        // could add up to all of it, and the one refused would never get in.
-        // Shared between every AS that holds room or wants it.
-        let wanting = others().filter(|s| s.wants_room(now)).count();
-        if wanting > 0 {
+        // Room, shared between every AS that holds some or wants some. Contended when what
+        // is free is no more than the ASes waiting are owed: then an AS at its share waits,
+        // and below it, one that waits ahead of it goes first.
+        if others().any(|s| s.wants_room(now)) {
             let sharing = others()
                 .filter(|s| s.active > 0 || s.wants_room(now))
                 .count();
@@ -80,31 +100,59 @@ impl Shares {
             let owed: usize = (others().filter(|s| s.wants_room(now)))
                 .map(|s| fair.saturating_sub(s.active))
                 .sum();
-            if mine.active >= fair && max_active.saturating_sub(total) <= owed {
+            let contended = max_active.saturating_sub(total) <= owed;
+            // Behind any AS waiting with no more than it holds (one not waiting: behind any
+            // waiting AS that holds as little, whenever that one was refused).
+            let me = mine.place(now);
+            let waiting = mine.wants_room(now);
+            let behind = others().any(|s| {
+                s.wants_room(now)
+                    && if waiting {
+                        s.place(now) < me
+                    } else {
+                        s.place(now) <= me
+                    }
+            });
+            if contended && (mine.active >= fair || behind) {
                 return Err("too_many_active");
             }
         }
-        // The rate by turns: an AS places one at most every `n / rate` seconds while n
-        // want it, so one that asks first each time a token comes does not take them all.
-        let wanting = others().filter(|s| s.wants_rate(now)).count();
-        if wanting > 0
-            && let Some(at) = mine.placed_at
+        if let Some((share, window)) = self.rate_share_of(now, ip, rate)
+            && mine
+                .window
+                .is_some_and(|w| now.saturating_duration_since(w) < window)
+            && mine.used >= share
         {
-            let n = u32::try_from(wanting + 1).unwrap_or(u32::MAX);
-            let turn = Duration::from_secs(1).saturating_mul(n) / rate.max(1);
-            if now.saturating_duration_since(at) < turn {
-                return Err("over_rate");
-            }
+            return Err("over_rate");
         }
         Ok(())
     }
 
-    /// AS `ip` placed a call-back.
-    pub fn took(&mut self, now: Instant, ip: IpAddr) {
+    /// The share of the rate AS `ip` may take a window, while another AS wants rate.
+    fn rate_share_of(&self, now: Instant, ip: IpAddr, rate: u32) -> Option<(u32, Duration)> {
+        let wanting = (self.by_ip.iter())
+            .filter(|(k, s)| **k != ip && s.wants_rate(now))
+            .count();
+        (wanting > 0).then(|| rate_share(rate, u32::try_from(wanting + 1).unwrap_or(u32::MAX)))
+    }
+
+    /// AS `ip` placed a call-back (`rate` a second allowed in all).
+    pub fn took(&mut self, now: Instant, ip: IpAddr, rate: u32) {
         self.sweep(now);
+        let window = self.rate_share_of(now, ip, rate).map(|(_, w)| w);
         let s = self.by_ip.entry(ip).or_default();
         s.active += 1;
-        s.placed_at = Some(now);
+        // Served: if it waits again, it queues from then.
+        s.room_since = None;
+        let fresh = match (s.window, window) {
+            (Some(start), Some(w)) => now.saturating_duration_since(start) >= w,
+            _ => true,
+        };
+        if fresh {
+            s.window = Some(now);
+            s.used = 0;
+        }
+        s.used = s.used.saturating_add(1);
     }
 
     /// AS `ip` was refused (`reason`: `too_many_active` or `over_rate`): it is owed its
@@ -118,9 +166,13 @@ impl Shares {
             None if room => self.by_ip.entry(ip).or_default(),
             None => return,
         };
-        match reason {
-            "too_many_active" => s.refused_room_at = Some(now),
-            _ => s.refused_rate_at = Some(now),
+        if reason == "too_many_active" {
+            if !s.wants_room(now) || s.room_since.is_none() {
+                s.room_since = Some(now);
+            }
+            s.room_last = Some(now);
+        } else {
+            s.rate_last = Some(now);
         }
     }
 
