@@ -77,7 +77,15 @@ pub(super) struct Relays {
     close_wait: std::time::Duration,
     /// The next stream's id.
     next_stream: u64,
+    /// When [`Relays::silent_calls`] last ran (every second): a longer gap is a stall of
+    /// the process, which the media clocks are credited with.
+    last_pass: Option<std::time::Instant>,
 }
+
+/// A gap between two passes of [`Relays::silent_calls`] longer than this is a stall of the
+/// whole process (a VM paused for a snapshot or a migration, a host that gave it no CPU):
+/// no packet was read during it, whatever the peers sent.
+const STALL: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Relays {
     pub(super) fn new(
@@ -101,6 +109,7 @@ impl Relays {
             closing: Vec::new(),
             close_wait: CLOSE_WAIT,
             next_stream: 0,
+            last_pass: None,
         })
     }
 
@@ -159,7 +168,25 @@ impl Relays {
     /// Calls whose media has been silent for their timeout. A reported call starts counting
     /// again (the core releases answered calls only: a ringing call without early media is
     /// reported and carries on), and every new offer/answer restarts the count too.
+    ///
+    /// After a stall of the process every media clock is moved on by the time lost: else
+    /// every anchored call whose `rtp_timeout_s` is shorter than the stall would be ended at
+    /// once, its audio flowing. A call whose media did die ends one timeout later.
     pub(super) fn silent_calls(&mut self, now: std::time::Instant) -> Vec<u64> {
+        let gap = (self.last_pass.replace(now)).map(|at| now.saturating_duration_since(at));
+        if let Some(gap) = gap.filter(|g| *g > STALL) {
+            // A pass a second is what was due; the rest of the gap was lost.
+            let lost = gap - std::time::Duration::from_secs(1);
+            warn!(
+                stalled_ms = u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
+                "the gateway was stalled (no CPU for it): media timeouts moved on by as long"
+            );
+            for w in self.watches.values() {
+                if let Ok(mut last) = w.last.lock() {
+                    *last = last.checked_add(lost).unwrap_or(now).min(now);
+                }
+            }
+        }
         let mut expired = Vec::new();
         for (call, w) in &self.watches {
             let Some(timeout) = w.timeout else { continue };

@@ -220,6 +220,8 @@ impl Shell {
             mut int,
         } = signals;
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
+        // After a stall, one pass (it sees the stall), not one for every second missed.
+        gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut reloading = reload::Reloading::default();
         loop {
             let callback_wake = self.callback.as_ref().and_then(|c| c.poll_timeout());

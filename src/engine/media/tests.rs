@@ -365,3 +365,34 @@ fn a_relay_thread_that_stops_is_replaced_and_the_next_call_is_relayed() {
     );
     r.apply(release(1));
 }
+
+/// A stall of the process (a VM paused for 40 s, no packet read meanwhile) does not end
+/// the calls whose media timeout is shorter: their clocks move on by the time lost, and a
+/// call whose media did die still ends one timeout later. Before, every anchored call was
+/// released with `rtp_timeout` at the first pass after the stall.
+#[test]
+fn a_stall_of_the_process_is_not_silence() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let timeout = Duration::from_secs(30);
+    let MediaAction::Relay { pairs, record, .. } = relay(9, free_quad()) else {
+        unreachable!()
+    };
+    r.apply(MediaAction::Relay {
+        call: 9,
+        pairs,
+        record,
+        rtp_timeout: Some(timeout),
+    });
+    let t0 = std::time::Instant::now();
+    r.apply(MediaAction::Answered { call: 9 });
+    assert!(r.silent_calls(t0 + Duration::from_secs(1)).is_empty());
+    // 40 s with no pass at all, then one: the stall is no silence.
+    assert!(r.silent_calls(t0 + Duration::from_secs(41)).is_empty());
+    // Passes every second from then on: the media, dead in fact, ends the call a timeout
+    // after the stall, less the second before it.
+    let ended = (42..=80)
+        .find(|s| !r.silent_calls(t0 + Duration::from_secs(*s)).is_empty())
+        .expect("released after all");
+    assert_eq!(ended, 70);
+    r.apply(release(9));
+}
