@@ -71,11 +71,33 @@ impl Call {
                 .is_some_and(|f| f.early.iter().any(|d| d.remote_tag.as_deref() == Some(tag)))
     }
 
-    /// Branch `tag` ended its early dialog: it is not kept any more.
-    pub(super) fn drop_early_fork(&mut self, tag: &str) {
-        if let Some(f) = self.forks.as_deref_mut() {
-            f.early.retain(|d| d.remote_tag.as_deref() != Some(tag));
+    /// Whether another branch than the one side B follows was heard while routing.
+    fn has_other_branch(&self) -> bool {
+        self.phase.is_routing() && (self.forks.as_deref()).is_some_and(|f| !f.early.is_empty())
+    }
+
+    /// Branch `tag` says its early dialog is gone (a BYE in it, a 481): true when another
+    /// branch was heard, which then goes on alone (side B follows the one heard last, if it
+    /// was the gone one); false when it is the only one (the caller then hears of it).
+    pub(super) fn branch_gone(&mut self, tag: &str) -> bool {
+        if !self.has_other_branch() {
+            return false;
         }
+        let followed = self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == Some(tag);
+        let Some(f) = self.forks.as_deref_mut() else {
+            return false;
+        };
+        if !followed {
+            let before = f.early.len();
+            f.early.retain(|d| d.remote_tag.as_deref() != Some(tag));
+            return f.early.len() < before;
+        }
+        let (Some(mut next), Some(b)) = (f.early.pop(), self.b.as_mut()) else {
+            return false;
+        };
+        next.local_cseq = next.local_cseq.max(b.local_cseq);
+        *b = next;
+        true
     }
 
     /// The attempt is over (answered, or the next peer tried): its other branches' early

@@ -23,17 +23,20 @@ impl Call {
         // A request in another branch's early dialog (`forks.rs`) is judged in that dialog,
         // and that branch is followed from now on if the request goes on to the caller.
         let mut followed = None;
+        // A callee may not end an early dialog (RFC 3261 §15); one that does ends its own
+        // branch, not the call another branch may still answer.
+        if side == Side::B
+            && req.method() == Method::Bye
+            && let Some(tag) = req.from_tag()
+            && self.branch_gone(&tag)
+        {
+            cx.respond(id, &req, 200, "OK", &[]);
+            return;
+        }
         if side == Side::B
             && let Some(tag) = req.from_tag()
             && self.has_early_fork(&tag)
         {
-            if req.method() == Method::Bye {
-                // A callee may not end an early dialog (RFC 3261 §15); one that does ends
-                // its own branch, not the call another branch may still answer.
-                cx.respond(id, &req, 200, "OK", &[]);
-                self.drop_early_fork(&tag);
-                return;
-            }
             followed = self.b.as_ref().and_then(|b| b.remote_tag.clone());
             self.follow_fork(&tag);
         }
@@ -177,11 +180,13 @@ impl Call {
             .filter(|v| crate::interop::egress::buildable(v))
             .collect();
         let (cause, cause_source, reason_sip) = bye_cause(&reason_lines);
-        // Toward the other leg: the sender's Reason values, or normal clearing without one.
-        let reason_hdr = Some(if reason_lines.is_empty() {
+        // Toward the other leg: the sender's Reason values (as we write them), or normal
+        // clearing without one.
+        let rebuilt = crate::interop::causes::reasons_rebuilt(&reason_lines);
+        let reason_hdr = Some(if rebuilt.is_empty() {
             reason_header(Q850Cause::NORMAL_CLEARING)
         } else {
-            reason_lines.join(", ")
+            rebuilt.join(", ")
         });
         let tag = match side {
             Side::A => CallTag::CallerBye,

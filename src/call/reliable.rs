@@ -177,8 +177,29 @@ impl Call {
         attempt: u32,
         resp: &Response,
     ) {
-        let sent = (self.uac_rel.take_sent(id))
-            .filter(|_| self.route.attempt() == attempt && self.phase.is_routing());
+        let current = self.route.attempt() == attempt && self.phase.is_routing();
+        // 481 from one branch of a forking proxy that another branch was heard from: that
+        // early dialog is gone (it ended as our PRACK went), not PRACK refused. The other
+        // branches are PRACKed as ever, whatever `on_405` says. From the only branch heard,
+        // it is a refusal like 405.
+        if current
+            && resp.status() == 481
+            && let Some(tag) = resp.to_tag()
+            && self.branch_gone(&tag)
+        {
+            self.close_txn(id);
+            self.uac_rel.take_sent(id);
+            info!(call_id = %self.call_id(), "PRACK answered 481 by one branch: that branch is gone");
+            if let Some(peer) = self.egress_name().cloned() {
+                cx.emit(Output::Event(CoreEvent::PrackFailure {
+                    peer,
+                    what: "481".into(),
+                }));
+            }
+            self.events.push(CallEvent::PrackIgnored("481".into()));
+            return;
+        }
+        let sent = (self.uac_rel.take_sent(id)).filter(|_| current);
         if let Some(sent) = sent
             && super::challenge::is_challenge(resp)
         {
@@ -228,14 +249,6 @@ impl Call {
             peer: peer.clone(),
             what: what.clone(),
         }));
-        // 481: that early dialog is gone (a forking proxy's branch that ended as our PRACK
-        // went), not PRACK refused: the other branches are PRACKed as ever, and the call
-        // goes on whatever `on_405` says.
-        if status == Some(481) {
-            info!(call_id = %self.call_id(), %peer, "PRACK answered 481: that branch is gone");
-            self.events.push(CallEvent::PrackIgnored(what));
-            return;
-        }
         match on_405 {
             On405::Continue => {
                 info!(call_id = %self.call_id(), %peer, "PRACK refused ({what}); continuing without PRACK");

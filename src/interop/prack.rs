@@ -12,7 +12,8 @@ pub enum PrackMode {
     Required,
 }
 
-/// `[prack] on_405`: what a PRACK failure (405/501/481 or timeout) does to the call.
+/// `[prack] on_405`: what a PRACK failure (405/501, a timeout, or a 481 from the only
+/// branch heard) does to the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum On405 {
     /// Stop PRACKing this peer for the call and keep waiting for its final response.

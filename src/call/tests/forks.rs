@@ -161,11 +161,12 @@ fn a_new_branch_does_not_take_the_route_of_the_branch_before() {
     assert!(!prack.has_header(&Hdr::ROUTE), "{prack:?}");
 }
 
-/// Our PRACK to one branch answered 481 (that branch ended as it went) leaves PRACK on for
-/// the others, and fails nothing even where `on_405 = "fail"`. Before, PRACK was given up
-/// for the whole call: the next branch's reliable 183 went unacknowledged, so it could not
-/// send its 2xx (RFC 3262 §3) and failed the call after 32 s; with "fail", the call failed
-/// at once.
+/// Our PRACK to one branch answered 481 (that branch ended as it went) while another branch
+/// was heard leaves PRACK on for the others, and fails nothing even where `on_405 =
+/// "fail"`. Before, PRACK was given up for the whole call: the next branch's reliable 183
+/// went unacknowledged, so it could not send its 2xx (RFC 3262 §3) and failed the call
+/// after 32 s; with "fail", the call failed at once. (From the only branch heard, a 481 is
+/// a refusal as before: `prack::prack_481_*`.)
 #[test]
 fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
     use crate::interop::prack::{On405, PrackMode, PrackPolicy};
@@ -185,6 +186,16 @@ fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
             reliable_183_from(&inv, "t1", 1, "<sip:t1@127.0.0.3>", SDP),
         );
         let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(
+            CARRIER_A,
+            reply(
+                &inv,
+                180,
+                "t2",
+                &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
+                None,
+            ),
+        );
         h.recv_msg(CARRIER_A, reply(&pr, 481, "t1", &[], None));
         assert!(h.cdrs.is_empty(), "{on_405:?}: the call goes on");
         h.recv_msg(
@@ -228,6 +239,42 @@ fn a_bye_in_an_earlier_branchs_early_dialog_ends_that_branch_only() {
     assert_eq!(h.statuses(CARRIER_A), [481]);
     let ok = h.carrier_answers(&inv, "t2", SDP);
     assert_eq!(ok.status(), 200);
+}
+
+/// The branch heard last (the one side B follows) sends BYE in its early dialog: it ends,
+/// the branch heard before it is followed again, and the call goes on.
+#[test]
+fn a_bye_from_the_branch_heard_last_leaves_the_one_before() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKfk8", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ring =
+        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
+    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
+    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
+    let tag = h.response_with(PHONE, 180, "180").to_tag().unwrap();
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "BYE", "t2", 9, "z9hG4bKfk8b", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    assert!(
+        h.take_responses(PHONE).is_empty(),
+        "the caller still hears ringing"
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfk8p", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t1"));
+    // The only branch left: its BYE ends the call as ever (480 to the caller).
+    h.recv(
+        CARRIER_A,
+        &in_branch(&inv, "BYE", "t1", 10, "z9hG4bKfk8c", ""),
+    );
+    assert!(h.statuses(PHONE).contains(&480));
 }
 
 /// A request from another branch that is refused here (Max-Forwards 0: 483) moves nothing:
