@@ -300,10 +300,13 @@ impl Call {
                     // The callee's own Reason values when it gave a Q.850 one (text and all),
                     // else the cause we determined.
                     let values = if cause_source == CauseSource::ReasonHeader {
-                        reasons
+                        crate::interop::causes::reasons_rebuilt(&reasons)
                     } else {
                         std::iter::once(reason_header(cause))
-                            .chain(reason_sip.clone())
+                            .chain(
+                                (reason_sip.as_deref())
+                                    .and_then(crate::interop::causes::reason_rebuilt),
+                            )
                             .collect()
                     };
                     for v in values {

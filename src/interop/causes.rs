@@ -120,16 +120,22 @@ pub fn reason_header(cause: Q850Cause) -> String {
     format!("Q.850;cause={}", cause.0)
 }
 
-/// A `Reason: SIP;…` value as we write it from what it says (RFC 3326): its cause, a SIP
-/// status, and its text quoted anew (no quote, backslash or control character in it, at
-/// most 128 characters). None when it names no status. A peer's value goes out in this form
-/// only: as written it may be broken (an unclosed quote), and a strict peer would refuse the
-/// whole message.
-pub fn sip_reason_rebuilt(value: &str) -> Option<String> {
+/// A `Reason` value as we write it from what it says (RFC 3326): `SIP` or `Q.850`, its cause
+/// (a SIP status, a Q.850 cause), and its text quoted anew (no quote, backslash or control
+/// character in it, at most 128 characters). None for another protocol or no valid cause.
+/// A peer's value goes on to the other leg in this form only: as written it may be broken
+/// (an unclosed quote), and a strict peer would refuse the whole message (a BYE refused
+/// leaves that leg up).
+pub fn reason_rebuilt(value: &str) -> Option<String> {
     let mut parts = crate::sip::split_params(value).into_iter();
-    if !parts.next()?.trim().eq_ignore_ascii_case("SIP") {
+    let protocol = parts.next()?.trim();
+    let (name, causes) = if protocol.eq_ignore_ascii_case("SIP") {
+        ("SIP", 100..=699)
+    } else if protocol.eq_ignore_ascii_case("Q.850") {
+        ("Q.850", 1..=127)
+    } else {
         return None;
-    }
+    };
     let (mut cause, mut text) = (None, None);
     for p in parts {
         let Some((k, v)) = p.split_once('=') else {
@@ -137,7 +143,7 @@ pub fn sip_reason_rebuilt(value: &str) -> Option<String> {
         };
         let (k, v) = (k.trim(), v.trim());
         if k.eq_ignore_ascii_case("cause") {
-            cause = v.parse::<u16>().ok().filter(|c| (100..=699).contains(c));
+            cause = v.parse::<u16>().ok().filter(|c| causes.contains(c));
         } else if k.eq_ignore_ascii_case("text") {
             let quoted = v.strip_prefix('"').unwrap_or(v);
             let inner = quoted.strip_suffix('"').unwrap_or(quoted);
@@ -150,9 +156,18 @@ pub fn sip_reason_rebuilt(value: &str) -> Option<String> {
         }
     }
     Some(match (cause?, text) {
-        (c, Some(t)) => format!("SIP;cause={c};text=\"{t}\""),
-        (c, None) => format!("SIP;cause={c}"),
+        (c, Some(t)) => format!("{name};cause={c};text=\"{t}\""),
+        (c, None) => format!("{name};cause={c}"),
     })
+}
+
+/// Every value of `lines` (Reason headers, one or several values each) that
+/// [`reason_rebuilt`] can write.
+pub fn reasons_rebuilt(lines: &[String]) -> Vec<String> {
+    (lines.iter())
+        .flat_map(|l| crate::sip::split_header_list(l))
+        .filter_map(|v| reason_rebuilt(&v))
+        .collect()
 }
 
 /// What the `Reason` headers of one message say.
@@ -197,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_sip_reason_is_written_anew_from_what_it_says() {
-        let rebuilt = |v: &str| sip_reason_rebuilt(v);
+        let rebuilt = |v: &str| reason_rebuilt(v);
         assert_eq!(
             rebuilt("SIP;cause=200;text=\"Call completed elsewhere\"").as_deref(),
             Some("SIP;cause=200;text=\"Call completed elsewhere\"")
@@ -213,7 +228,16 @@ mod tests {
         assert_eq!(rebuilt("SIP;cause=200").as_deref(), Some("SIP;cause=200"));
         assert_eq!(rebuilt("SIP;cause=20"), None);
         assert_eq!(rebuilt("SIP;text=\"no cause\""), None);
-        assert_eq!(rebuilt("Q.850;cause=16"), None);
+        assert_eq!(
+            rebuilt("Q.850;cause=16;text=\"Normal").as_deref(),
+            Some("Q.850;cause=16;text=\"Normal\"")
+        );
+        assert_eq!(rebuilt("Q.850;cause=200"), None);
+        assert_eq!(rebuilt("X-Foo;cause=1"), None);
+        assert_eq!(
+            reasons_rebuilt(&["Q.850;cause=16, SIP;cause=200".into(), "bad".into()]),
+            ["Q.850;cause=16", "SIP;cause=200"]
+        );
     }
 
     #[test]
