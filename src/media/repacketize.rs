@@ -73,15 +73,18 @@ pub struct RepackStats {
     pub oversize: u64,
     /// Outgoing packets dropped past the audio budget.
     pub over_rate: u64,
-    /// G.711 packets whose audio had been taken already (a duplicate, or one that arrived
-    /// after a later one): dropped, or cut to the part not yet taken.
+    /// G.711 packets whose audio had all been taken already (a duplicate, or one that
+    /// arrived after a later one): dropped.
     pub stale: u64,
 }
 
-/// How far behind the audio already taken a G.711 packet of the same stream may start and
-/// still be taken as late (dropped or cut): 1 s. Further back, its sender restarted its
-/// clock (some do after a hold) and it is a new stream, taken whole.
+/// How far behind the audio already taken a G.711 packet of the same stream may end and
+/// still be taken as late: 1 s. Further back, its sender restarted its clock (some do after
+/// a hold) and it is a new stream, taken whole.
 const MAX_LATE: u32 = 8000;
+/// Late packets in a row that make a new stream all the same: a sender whose clock went
+/// back less than [`MAX_LATE`] (a duplicate or a late packet comes alone).
+const LATE_RUN: u8 = 3;
 
 /// Re-chunks one direction of one stream.
 #[derive(Debug)]
@@ -97,8 +100,10 @@ pub struct Repacketizer {
     marker: bool,
     seq: u16,
     /// The SSRC and the timestamp just past the last G.711 sample taken: a packet of that
-    /// stream starting before it repeats audio sent already.
+    /// stream ending before it repeats audio sent already.
     taken_to: Option<(u32, u32)>,
+    /// Late packets dropped in a row.
+    late_run: u8,
     budget: AudioBudget,
     pub stats: RepackStats,
 }
@@ -118,6 +123,7 @@ impl Repacketizer {
             marker: false,
             seq: 0,
             taken_to: None,
+            late_run: 0,
             budget: AudioBudget { at: None },
             stats: RepackStats::default(),
         }
@@ -179,26 +185,25 @@ impl Repacketizer {
             self.stats.oversize += 1;
             return out;
         }
-        // A packet repeating audio taken already (a duplicate, or one overtaken by a later
-        // one) would go out again under new sequence numbers, where the far end's jitter
-        // buffer can no longer tell: the audio twice. Only its new part is taken.
-        let (timestamp, payload) = match self.taken_to {
-            Some((ssrc, end)) if ssrc == h.ssrc => {
-                let behind = end.wrapping_sub(h.timestamp);
-                match usize::try_from(behind) {
-                    Ok(b) if behind > 0 && behind <= MAX_LATE => {
-                        self.stats.stale += 1;
-                        match h.payload.get(b..) {
-                            Some(rest) if !rest.is_empty() => (end, rest),
-                            _ => return out,
-                        }
-                    }
-                    _ => (h.timestamp, h.payload),
-                }
-            }
-            _ => (h.timestamp, h.payload),
-        };
-        self.taken_to = Some((h.ssrc, timestamp.wrapping_add(payload.len() as u32)));
+        // A packet whose audio was all taken already (a duplicate, or one overtaken by a
+        // later one) would go out again under new sequence numbers, after the audio that
+        // follows it, where the far end's jitter buffer can no longer place it: dropped, as
+        // lost. (One that overlaps what was taken goes whole, as from a sender whose clock
+        // runs slow.)
+        let (timestamp, payload) = (h.timestamp, h.payload);
+        let packet_end = timestamp.wrapping_add(payload.len() as u32);
+        if let Some((ssrc, end)) = self.taken_to
+            && ssrc == h.ssrc
+            && end.wrapping_sub(packet_end) <= MAX_LATE
+            && self.late_run < LATE_RUN - 1
+        {
+            self.late_run += 1;
+            self.stats.stale += 1;
+            return out;
+        }
+        // Ahead of what was taken, another stream, or a clock restarted: it goes on from here.
+        self.late_run = 0;
+        self.taken_to = Some((h.ssrc, packet_end));
         let contiguous = self.buf.is_empty()
             || (h.ssrc == self.ssrc
                 && h.payload_type == self.pt
@@ -323,9 +328,9 @@ mod tests {
     }
 
     /// Audio taken already goes out once: a duplicate is dropped, a packet overtaken by a
-    /// later one is dropped, one overlapping what was taken is cut to its new part, and a
-    /// sender whose clock restarted far back is a new stream. Before, each went out again
-    /// under new sequence numbers: the far end played the audio twice.
+    /// later one is dropped, and a sender whose clock restarted is a new stream (far back at
+    /// once; a little back after three packets). Before, each went out again under new
+    /// sequence numbers, after the audio that follows it: the far end played it twice.
     #[test]
     fn audio_taken_already_is_not_sent_again() {
         let t0 = Instant::now();
@@ -333,22 +338,31 @@ mod tests {
         assert_eq!(r.push(t0, &rtp(0, 1, 0, &[1; 160])).len(), 1);
         assert!(r.push(t0, &rtp(0, 1, 0, &[1; 160])).is_empty(), "duplicate");
         // 3 overtakes 2: 2 comes late, its audio's place is past.
-        let out = r.push(t0, &rtp(0, 3, 320, &[3; 160]));
-        assert_eq!(out.len(), 1);
+        assert_eq!(r.push(t0, &rtp(0, 3, 320, &[3; 160])).len(), 1);
         assert!(r.push(t0, &rtp(0, 2, 160, &[2; 160])).is_empty(), "late");
-        // Overlapping the last 80 samples taken: only the next 80 are new.
-        let out = r.push(t0, &rtp(0, 4, 400, &[4; 160]));
-        assert!(out.is_empty(), "80 new samples held for the next packet");
-        let out = r.push(t0, &rtp(0, 5, 560, &[5; 80]));
-        let p = parse(&out[0]);
-        assert_eq!((p.header.timestamp, p.payload.len()), (480, 160));
-        assert_eq!(r.stats.stale, 3);
+        assert_eq!(r.stats.stale, 2);
         // A clock restarted 10 s back: taken whole.
-        assert_eq!(
-            r.push(t0, &rtp(0, 6, 640u32.wrapping_sub(80_000), &[6; 160]))
-                .len(),
-            1
-        );
+        let back = 480u32.wrapping_sub(80_000);
+        assert_eq!(r.push(t0, &rtp(0, 4, back, &[4; 160])).len(), 1);
+        // Restarted half a second back: two packets dropped, then it is the stream.
+        let back = back.wrapping_sub(4000);
+        assert!(r.push(t0, &rtp(0, 5, back, &[5; 160])).is_empty());
+        assert!(r.push(t0, &rtp(0, 6, back + 160, &[6; 160])).is_empty());
+        assert_eq!(r.push(t0, &rtp(0, 7, back + 320, &[7; 160])).len(), 1);
+        assert_eq!(r.push(t0, &rtp(0, 8, back + 480, &[8; 160])).len(), 1);
+    }
+
+    /// A sender whose timestamps run slower than its audio (each packet overlapping the
+    /// last) goes out whole, as before: only audio taken in full is dropped.
+    #[test]
+    fn a_slow_clock_loses_no_audio() {
+        let t0 = Instant::now();
+        let mut r = Repacketizer::new(20);
+        let sent: usize = (0..10u32)
+            .map(|k| r.push(t0, &rtp(0, k as u16, k * 20, &[1; 160])).len())
+            .sum();
+        assert_eq!(r.stats.stale, 0);
+        assert!(sent >= 9, "{sent}");
     }
 
     #[test]
