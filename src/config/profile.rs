@@ -486,10 +486,11 @@ fn media_timeouts(
         None => default,
     };
     let active = secs(media.rtp_timeout_s.as_ref(), "rtp_timeout_s", 0);
+    // Unset, never shorter than the active one (a held call may send nothing).
     let held = secs(
         media.rtp_hold_timeout_s.as_ref(),
         "rtp_hold_timeout_s",
-        DEFAULT_RTP_HOLD_TIMEOUT_S,
+        DEFAULT_RTP_HOLD_TIMEOUT_S.max(active),
     );
     if let Some(s) = media.rtp_timeout_s.as_ref()
         && (1..SHORT_RTP_TIMEOUT_S).contains(&active)

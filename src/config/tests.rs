@@ -613,8 +613,12 @@ fn the_media_timeouts_are_bounded_and_ordered() {
         err.contains("rtp_timeout_s must be 0 (off) to 604800"),
         "{err}"
     );
-    // 0 turns the hold timeout off whatever the active one.
+    // 0 turns the hold timeout off whatever the active one; unset, it is an hour, or the
+    // active one when that is longer.
     load("rtp_timeout_s = 60\nrtp_hold_timeout_s = 0\n").unwrap();
+    let cfg = load("rtp_timeout_s = 7200\n").unwrap();
+    let p = &cfg.profiles[&PeerName("carrier-b".into())];
+    assert_eq!(p.rtp_hold_timeout, Some(Duration::from_secs(7200)));
     let cfg = load("rtp_timeout_s = 2\n").unwrap();
     let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
     assert!(
