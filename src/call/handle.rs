@@ -53,7 +53,7 @@ impl Call {
 
     /// Fire every timer of this call that is due.
     pub(super) fn on_timers(&mut self, cx: &mut Cx) {
-        while let Some(t) = self.timers.pop_due(cx.now) {
+        while let Some((t, due)) = self.timers.pop_due_at(cx.now) {
             match t {
                 CallTimer::Ring => self.on_ring_timeout(cx),
                 CallTimer::Retransmit2xx(side) => self.on_retransmit_2xx(cx, side),
@@ -62,7 +62,7 @@ impl Call {
                 CallTimer::Linger => self.on_linger(cx),
                 CallTimer::MaxDuration => self.on_max_duration(cx),
                 CallTimer::SessionRefresh(side) => self.on_session_refresh(cx, side),
-                CallTimer::SessionExpiry(side) => self.session_expired(cx, side),
+                CallTimer::SessionExpiry(side) => self.on_session_expiry(cx, side, due),
                 CallTimer::Settle => {
                     let key = self.setup_key();
                     self.settle(cx.env.timers.t1, cx.now);

@@ -279,6 +279,27 @@ impl Call {
         true
     }
 
+    /// `SessionExpiry(side)`, due at `due`, fired. Fired late, the process was stalled (a VM
+    /// paused, no CPU): the peer's refresh may wait unread in the socket, or have been lost
+    /// meanwhile and be on its way again. The leg then gets the time a refresh is given
+    /// before the end (RFC 4028 §10: the lesser of 32 s and a third of the interval) from
+    /// now; a leg that is really gone ends then.
+    pub(super) fn on_session_expiry(&mut self, cx: &mut Cx, side: Side, due: std::time::Instant) {
+        /// A timer this late is a stall, not a schedule.
+        const LATE: std::time::Duration = std::time::Duration::from_secs(2);
+        if cx.now.saturating_duration_since(due) > LATE
+            && let Some(s) = self.session[side]
+            && let Some(at) = cx
+                .now
+                .checked_add((s.interval / 3).min(std::time::Duration::from_secs(32)))
+        {
+            info!(call_id = %self.call_id(), ?side, "session timer fired late (the gateway was stalled): the peer's refresh is given time");
+            self.timers.set(CallTimer::SessionExpiry(side), at);
+            return;
+        }
+        self.session_expired(cx, side);
+    }
+
     /// `SessionExpiry(side)` fired, or a refresh showed the leg is gone: release the call.
     pub(super) fn session_expired(&mut self, cx: &mut Cx, side: Side) {
         if !self.phase.is_up() {

@@ -148,18 +148,23 @@ impl TimerTable {
     }
 
     /// Disarm and return the earliest timer due at `now`.
+    #[cfg(test)]
     pub fn pop_due(&mut self, now: Instant) -> Option<CallTimer> {
-        let t = ALL
+        self.pop_due_at(now).map(|(t, _)| t)
+    }
+
+    /// The earliest timer due at `now`, and when it was due.
+    pub fn pop_due_at(&mut self, now: Instant) -> Option<(CallTimer, Instant)> {
+        let (at, t) = ALL
             .iter()
             .filter_map(|t| {
                 self.at(self.slots[t.slot()])
                     .filter(|at| *at <= now)
                     .map(|at| (at, *t))
             })
-            .min_by_key(|(at, _)| *at)
-            .map(|(_, t)| t)?;
+            .min_by_key(|(at, _)| *at)?;
         self.clear(t);
-        Some(t)
+        Some((t, at))
     }
 
     pub fn clear_all(&mut self) {

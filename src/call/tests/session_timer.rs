@@ -782,3 +782,42 @@ fn a_reinvite_toward_a_leg_whose_refresh_awaits_its_ack_gets_491() {
     assert_eq!(h.statuses(CARRIER_A), vec![491]);
     assert!(h.take_requests(PHONE, Method::Invite).is_empty());
 }
+
+/// The gateway stalled past a leg's session expiry (a VM paused 700 s with the phone's
+/// refresh of a 600 s session due in the middle): the expiry fires late, and the leg gets a
+/// refresh's time (32 s) from then instead of being released at once; the refresh that
+/// comes then keeps the call up. A leg that is really gone still ends 32 s later. Before,
+/// every such call was released at resume, its refresh unread in the socket.
+#[test]
+fn a_session_expiry_fired_late_by_a_stall_gives_the_refresh_its_time() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\nMin-SE: 90\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    let stall = |h: &mut H, d: Duration| {
+        h.now += d;
+        h.core.handle_timeout(h.now);
+        h.apply();
+    };
+    stall(&mut h, Duration::from_secs(700));
+    assert!(h.cdrs.is_empty(), "not released at resume");
+    h.recv(
+        PHONE,
+        &with_headers(
+            &from_phone("UPDATE", &tag, 2, "z9hG4bKst2", ""),
+            "Session-Expires: 600;refresher=uac\r\n",
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), [200]);
+    h.advance(Duration::from_secs(60));
+    assert!(h.cdrs.is_empty(), "the refresh kept it up");
+    // Another stall, and no refresh after it: released a refresh's time later.
+    stall(&mut h, Duration::from_secs(700));
+    assert!(h.cdrs.is_empty());
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
