@@ -160,7 +160,7 @@ impl Call {
         }
         let no_answer = status == 408 && alerted;
         if FAILOVER_STATUSES.contains(&status) && !no_answer && !self.route.exhausted() {
-            info!(call_id = %self.call_id(), peer = ?self.egress_name(), status, "failing over to the next peer");
+            info!(call_id = %self.call_id(), egress = self.egress_name().map_or("", crate::config::PeerName::as_str), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
             let peer = self.profile(Side::B).cloned();
             return self
@@ -335,7 +335,7 @@ impl Call {
         if !self.finish_attempt() || !self.phase.is_routing() {
             return;
         }
-        warn!(call_id = %self.call_id(), peer = ?self.egress_name(), timeout, "peer unreachable");
+        warn!(call_id = %self.call_id(), egress = self.egress_name().map_or("", crate::config::PeerName::as_str), timeout, "peer unreachable");
         self.events.push(if timeout {
             CallEvent::PeerTimeout
         } else {

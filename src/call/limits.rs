@@ -22,6 +22,10 @@ type Bucket = RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddle
 pub enum Over {
     Cps,
     MaxCalls,
+    /// The gateway's own `[limits]` (gateway.toml), not the peer's: told apart in the
+    /// metric, so an operator raises the right one.
+    GatewayCps,
+    GatewayMaxCalls,
     /// The peer answered a 503 with Retry-After a moment ago (RFC 3261 §21.5.4): no
     /// request goes to it until then.
     Resting,
@@ -33,6 +37,8 @@ impl Over {
         match self {
             Over::Cps => "cps",
             Over::MaxCalls => "max_calls",
+            Over::GatewayCps => "gateway_cps",
+            Over::GatewayMaxCalls => "gateway_max_calls",
             Over::Resting => "retry_after",
         }
     }
@@ -41,8 +47,8 @@ impl Over {
     /// a call slot when some call ends, which is longer.
     pub fn retry_after(self) -> &'static str {
         match self {
-            Over::Cps => "1",
-            Over::MaxCalls => "10",
+            Over::Cps | Over::GatewayCps => "1",
+            Over::MaxCalls | Over::GatewayMaxCalls => "10",
             Over::Resting => "5",
         }
     }
@@ -153,12 +159,12 @@ impl Limits {
     pub fn admit_call(&mut self, now: Instant, peer: &PeerName, calls: usize) -> Result<(), Over> {
         self.tick(now);
         if self.global_full(calls) {
-            return Err(Over::MaxCalls);
+            return Err(Over::GatewayMaxCalls);
         }
         self.admit_peer(peer)?;
         if !self.global.take_token() {
             self.release(peer);
-            return Err(Over::Cps);
+            return Err(Over::GatewayCps);
         }
         Ok(())
     }
@@ -168,10 +174,10 @@ impl Limits {
     pub fn admit_gateway(&mut self, now: Instant, calls: usize) -> Result<(), Over> {
         self.tick(now);
         if self.global_full(calls) {
-            return Err(Over::MaxCalls);
+            return Err(Over::GatewayMaxCalls);
         }
         if !self.global.take_token() {
-            return Err(Over::Cps);
+            return Err(Over::GatewayCps);
         }
         Ok(())
     }

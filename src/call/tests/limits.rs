@@ -62,7 +62,8 @@ fn gateway_cps_refuses_the_excess_with_503_and_refills() {
     assert!(h.take(CARRIER_A).is_empty(), "nothing forwarded");
     let cdr = h.cdrs.last().unwrap();
     assert_eq!((cdr.call_tag, cdr.cause), (CallTag::RateLimited, 42));
-    assert_eq!(limit_events(&h), vec![("pbx".to_string(), "cps")]);
+    // The gateway's limit, told apart from the peer's own.
+    assert_eq!(limit_events(&h), vec![("pbx".to_string(), "gateway_cps")]);
     h.advance(Duration::from_millis(200));
     call(&mut h, 3);
     assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
