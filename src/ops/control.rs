@@ -377,6 +377,11 @@ pub enum ReloadError {
     NoPidFile { path: PathBuf, source: io::Error },
     #[error("{path} does not hold a process id")]
     BadPidFile { path: PathBuf },
+    #[error(
+        "cannot read {path}: {source}: run `trunkgate reload` as the gateway's user or as \
+         root (under systemd: `systemctl reload trunkgate`)"
+    )]
+    NoPermission { path: PathBuf, source: io::Error },
     #[error("process {pid} (from {path}) is not a running trunkgate")]
     NotRunning { pid: i32, path: PathBuf },
     #[error("cannot signal process {pid}: {source}")]
@@ -385,20 +390,25 @@ pub enum ReloadError {
     NoAnswer { pid: i32, waited: Duration },
 }
 
+/// Why the pid file at `path` could not be read: none there (no gateway), or not ours to
+/// read (the gateway may well run: said so, not "no running gateway").
+fn pid_file_error(path: &Path, source: io::Error) -> ReloadError {
+    let path = path.to_path_buf();
+    if source.kind() == io::ErrorKind::PermissionDenied {
+        ReloadError::NoPermission { path, source }
+    } else {
+        ReloadError::NoPidFile { path, source }
+    }
+}
+
 /// Signal the gateway run with `cfg` to reload, and wait up to `wait` for its answer.
 pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError> {
     let (path, results, legacy) = match legacy_files(cfg) {
         Some((p, r)) if !pid_file(cfg).exists() => (p, r, true),
         _ => (pid_file(cfg), result_file(cfg), false),
     };
-    let file = std::fs::File::open(&path).map_err(|source| ReloadError::NoPidFile {
-        path: path.clone(),
-        source,
-    })?;
-    let text = std::io::read_to_string(&file).map_err(|source| ReloadError::NoPidFile {
-        path: path.clone(),
-        source,
-    })?;
+    let file = std::fs::File::open(&path).map_err(|e| pid_file_error(&path, e))?;
+    let text = std::io::read_to_string(&file).map_err(|e| pid_file_error(&path, e))?;
     let pid: i32 = text
         .trim()
         .parse()

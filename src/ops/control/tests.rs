@@ -216,3 +216,18 @@ fn a_sequence_at_the_top_wraps() {
     c.settle();
     assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 0);
 }
+
+/// A pid file the user may not read says so, and how to reload instead. Before, it read
+/// "no running gateway" while the gateway ran.
+#[test]
+fn a_pid_file_not_ours_to_read_is_not_a_gateway_gone() {
+    let path = Path::new("/var/lib/trunkgate/cdr.jsonl.pid");
+    let denied = pid_file_error(path, io::Error::from(io::ErrorKind::PermissionDenied));
+    assert!(matches!(denied, ReloadError::NoPermission { .. }));
+    assert!(
+        denied.to_string().contains("systemctl reload trunkgate"),
+        "{denied}"
+    );
+    let gone = pid_file_error(path, io::Error::from(io::ErrorKind::NotFound));
+    assert!(matches!(gone, ReloadError::NoPidFile { .. }));
+}
