@@ -127,7 +127,9 @@ impl Shell {
                 return;
             }
         };
-        if let Some(key) = restart_only_change(self.core.config(), &cfg) {
+        let keys = restart_only_changes(self.core.config(), &cfg);
+        if !keys.is_empty() {
+            let key = keys.join(", ");
             error!(
                 "reload refused: {key} changed, which needs a restart; the running configuration stays"
             );
@@ -198,55 +200,57 @@ impl Shell {
     }
 }
 
-/// The first setting that a reload cannot apply to a running process (sockets are bound,
-/// relays listen and calls in progress carry these addresses), if one changed.
-pub(super) fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
+/// The settings that a reload cannot apply to a running process (sockets are bound, relays
+/// listen and calls in progress carry these addresses) that changed, all of them: an
+/// operator told of one at a time would be refused again for the next.
+pub(super) fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
     if old.listen != new.listen {
-        return Some("[sip] listen");
+        changed.push("[sip] listen");
     }
     if old.advertise != new.advertise {
-        return Some("[sip] advertise");
+        changed.push("[sip] advertise");
     }
     if old.front != new.front {
-        return Some("[sip] front");
+        changed.push("[sip] front");
     }
     if old.media_ip != new.media_ip {
-        return Some("[media] advertise");
+        changed.push("[media] advertise");
     }
     if old.media_ports != new.media_ports {
-        return Some("[media] ports");
+        changed.push("[media] ports");
     }
     // "One per core" stays what it was when the cores the process may use change under
     // it; otherwise the count (an explicit number equal to the cores changes nothing).
     if !(old.media_threads_auto && new.media_threads_auto) && old.media_threads != new.media_threads
     {
-        return Some("[media] threads");
+        changed.push("[media] threads");
     }
     if old.callback.listen != new.callback.listen {
-        return Some("[callback] port or listen");
+        changed.push("[callback] port or listen");
     }
     if (old.metrics.listen, old.metrics.max_connections)
         != (new.metrics.listen, new.metrics.max_connections)
     {
-        return Some("[metrics] listen or max_connections");
+        changed.push("[metrics] listen or max_connections");
     }
     if old.cdr_path != new.cdr_path {
-        return Some("[cdr] path");
+        changed.push("[cdr] path");
     }
     // Each UDP reader and TCP connection took it at start-up.
     if old.max_message_bytes != new.max_message_bytes {
-        return Some("[protect] max_message_bytes");
+        changed.push("[protect] max_message_bytes");
     }
     if old.cdr_max_pending != new.cdr_max_pending {
-        return Some("[cdr] max_pending");
+        changed.push("[cdr] max_pending");
     }
     let (a, b) = (&old.protect, &new.protect);
     if (a.max_tcp_total, a.max_tcp_per_source, a.tcp_message_timeout)
         != (b.max_tcp_total, b.max_tcp_per_source, b.tcp_message_timeout)
     {
-        return Some("[protect] max_tcp_total, max_tcp_per_source or tcp_message_timeout_s");
+        changed.push("[protect] max_tcp_total, max_tcp_per_source or tcp_message_timeout_s");
     }
-    None
+    changed
 }
 
 /// What a reload changes, for the log and `trunkgate reload`: profiles added, removed and
@@ -346,11 +350,11 @@ mod tests {
         let old = config("");
         let mut new = config("");
         new.media_threads = old.media_threads + 1;
-        assert_eq!(restart_only_change(&old, &new), None);
+        assert_eq!(restart_only_changes(&old, &new), Vec::<&str>::new());
         let same = config(&format!("[media]\nthreads = {}\n", old.media_threads));
-        assert_eq!(restart_only_change(&old, &same), None);
+        assert_eq!(restart_only_changes(&old, &same), Vec::<&str>::new());
         let more = config(&format!("[media]\nthreads = {}\n", old.media_threads + 1));
-        assert_eq!(restart_only_change(&old, &more), Some("[media] threads"));
+        assert_eq!(restart_only_changes(&old, &more), ["[media] threads"]);
     }
 
     /// A recording folder gone bad under a running gateway does not block reloads (a
@@ -410,8 +414,15 @@ mod tests {
         let old = config("");
         let new = config("[protect]\nmax_message_bytes = 32768\n");
         assert_eq!(
-            restart_only_change(&old, &new),
-            Some("[protect] max_message_bytes")
+            restart_only_changes(&old, &new),
+            ["[protect] max_message_bytes"]
+        );
+        // Every such change is named at once, not the first alone.
+        // (Right after the base's [cdr] table: max_pending is one of its keys.)
+        let both = config("max_pending = 77\n[protect]\nmax_message_bytes = 32768\n");
+        assert_eq!(
+            restart_only_changes(&old, &both),
+            ["[protect] max_message_bytes", "[cdr] max_pending"]
         );
     }
 
@@ -428,7 +439,11 @@ mod tests {
             ("[shutdown]\ndrain_s = 5\n", "[shutdown] changed"),
         ] {
             let new = config(extra);
-            assert_eq!(restart_only_change(&old, &new), None, "{extra}");
+            assert_eq!(
+                restart_only_changes(&old, &new),
+                Vec::<&str>::new(),
+                "{extra}"
+            );
             assert_eq!(describe_changes(&old, &new), said, "{extra}");
         }
         assert_eq!(describe_changes(&old, &config("")), "nothing changed");
