@@ -94,6 +94,15 @@ impl Shell {
             for (what, n) in self.inbox.tally.take() {
                 warn!(count = n, period_s = SUMMARY_EVERY.as_secs(), "{what}");
             }
+            if let Some((n, ip)) = self.inbox.tally.take_strangers() {
+                let from = ip.map(|ip| ip.to_string()).unwrap_or_default();
+                warn!(
+                    count = n,
+                    period_s = SUMMARY_EVERY.as_secs(),
+                    from,
+                    "messages from sources no profile matches dropped (a peer on a new address needs it in its profile's `match`)"
+                );
+            }
             let cb_dropped = self.callback.as_ref().map_or(0, |c| c.take_dropped());
             if cb_dropped > 0 {
                 warn!(

@@ -346,6 +346,7 @@ impl Inbox {
         };
         if !heard {
             crate::ops::metrics::refused("unknown_source");
+            self.tally.count_stranger(ip);
         }
         heard
     }

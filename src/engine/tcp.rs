@@ -72,6 +72,7 @@ pub(super) async fn accept(
                 let stranger = !inbox.knows_source(peer.ip());
                 if stranger && inbox.unknown_sources() == UnknownSources::Drop {
                     crate::ops::metrics::refused("unknown_source");
+                    inbox.tally.count_stranger(peer.ip());
                     continue;
                 }
                 // Over a cap the connection is closed at once (dropping it), and counted.

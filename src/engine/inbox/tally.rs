@@ -1,5 +1,7 @@
 //! Counts of what the edge dropped.
 
+use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts of what the edge dropped, for the metrics and one log summary per interval
@@ -13,6 +15,11 @@ pub(crate) struct Tally {
     pub unparseable: AtomicU64,
     pub shed_refused: AtomicU64,
     pub shed_dropped: AtomicU64,
+    /// Messages from sources no profile matches, dropped, and one of their sources: a
+    /// carrier that moved to an address its profile's `match` lacks shows here, not only
+    /// in a metric.
+    pub strangers: AtomicU64,
+    stranger: Mutex<Option<IpAddr>>,
 }
 
 impl Tally {
@@ -26,6 +33,23 @@ impl Tally {
 
     pub(crate) fn count_dropped(&self) {
         Tally::bump(&self.shed_dropped);
+    }
+
+    /// A message from `ip`, which no profile matches, dropped. The source is sampled (the
+    /// latest, when the lock is free): no more than one store per packet, and no table a
+    /// spoofed flood could fill.
+    pub(crate) fn count_stranger(&self, ip: IpAddr) {
+        Tally::bump(&self.strangers);
+        if let Ok(mut s) = self.stranger.try_lock() {
+            *s = Some(ip);
+        }
+    }
+
+    /// The stranger count since the last call, and one of their sources.
+    pub(crate) fn take_strangers(&self) -> Option<(u64, Option<IpAddr>)> {
+        let n = self.strangers.swap(0, Ordering::Relaxed);
+        let ip = self.stranger.lock().ok().and_then(|mut s| s.take());
+        (n > 0).then_some((n, ip))
     }
 
     /// Take the counts since the last call, as (what, how many) for those not zero.

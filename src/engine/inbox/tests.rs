@@ -337,3 +337,19 @@ fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
         "{alone:?}"
     );
 }
+
+/// What strangers send is counted for the periodic summary with one of their addresses, so
+/// a carrier that moved to an address its profile does not `match` shows in the log, not
+/// only as a metric. Before, the log said nothing at all.
+#[test]
+fn strangers_show_in_the_summary_with_an_address() {
+    let t0 = Instant::now();
+    let (inbox, _q) = Inbox::new(cfg(Protect::default()), t0);
+    let moved: IpAddr = "198.51.100.7".parse().unwrap();
+    assert_eq!(inbox.tally.take_strangers(), None);
+    for _ in 0..3 {
+        assert!(!inbox.hears_stranger(moved, b"INVITE sip:+1@gw SIP/2.0\r\n", t0));
+    }
+    assert_eq!(inbox.tally.take_strangers(), Some((3, Some(moved))));
+    assert_eq!(inbox.tally.take_strangers(), None, "counted once");
+}
