@@ -115,7 +115,7 @@ pub(super) fn load_profiles(
     let mut out = HashMap::new();
     let mut places = HashMap::new();
     let mut broken = std::collections::HashSet::new();
-    let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf)> = HashMap::new();
+    let mut seen_nets: HashMap<IpNet, (PeerName, PathBuf, Place)> = HashMap::new();
     for (path, text) in sources {
         let loaded = text.and_then(|text| load_profile(&path, &text, errs, warns));
         if loaded.is_none()
@@ -125,25 +125,53 @@ pub(super) fn load_profiles(
         }
         if let Some((p, at)) = loaded {
             for (n, place) in p.matches.iter().zip(&at.matches) {
-                if let Some((other, _)) = seen_nets.get(n) {
+                if let Some((other, _, _)) = seen_nets.get(n) {
                     errs.push(ConfigError::placed(
                         &path,
                         *place,
                         format!("match {n} is also claimed by peer {other}: inbound traffic would be ambiguous"),
                     ));
                 } else {
-                    seen_nets.insert(*n, (p.name.clone(), path.clone()));
+                    seen_nets.insert(*n, (p.name.clone(), path.clone(), *place));
                 }
             }
             places.insert(p.name.clone(), at);
             out.insert(p.name.clone(), Arc::new(p));
         }
     }
+    warn_nested_matches(&seen_nets, warns);
     Loaded {
         profiles: out,
         places,
         broken,
     }
+}
+
+/// A `match` network inside another peer's is allowed (the longest prefix wins: a carrier's
+/// own server within its provider's range), but said: an operator who meant the wider one
+/// learns that part of it is another peer's.
+fn warn_nested_matches(
+    nets: &HashMap<IpNet, (PeerName, PathBuf, Place)>,
+    warns: &mut Vec<ConfigError>,
+) {
+    let mut found: Vec<ConfigError> = Vec::new();
+    for (inner, (peer, path, place)) in nets {
+        for (outer, (other, _, _)) in nets {
+            if other != peer && outer.prefix_len() < inner.prefix_len() && outer.contains(inner) {
+                found.push(ConfigError::placed(
+                    path,
+                    *place,
+                    format!(
+                        "warning: match {inner} lies within peer {other}'s {outer}: traffic from \
+                         {inner} is {peer}'s (the longest prefix wins)"
+                    ),
+                ));
+            }
+        }
+    }
+    // In file order, whatever the map's.
+    found.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+    warns.extend(found);
 }
 
 fn load_profile(
@@ -201,6 +229,14 @@ fn load_profile(
         }
     };
     let matches = super::net::parse_nets(&file.match_, "match", |m, msg| errs.push(at(m, msg)));
+    if file.match_.is_empty() {
+        warns.push(at(
+            &file.name,
+            "warning: no `match`: nothing that comes to the gateway is taken as this peer's \
+             (calls from it are a stranger's; calls to it and their answers work)"
+                .to_string(),
+        ));
+    }
     let domain = match &file.domain {
         Some(d) if !crate::interop::uri::valid_host(d.get_ref()) => {
             errs.push(at(

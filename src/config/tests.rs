@@ -627,6 +627,33 @@ fn the_media_timeouts_are_bounded_and_ordered() {
     );
 }
 
+/// A profile without `match`, and a `match` inside another peer's, load, with a warning
+/// each at its line: traffic from there is not (or is not all) what the operator may think.
+/// Before, both were silent.
+#[test]
+fn a_missing_or_nested_match_is_warned_about() {
+    let mut ps = standard_profiles();
+    ps[1].1 = ps[1].1.replace("match = [\"127.0.0.3/32\"]\n", "");
+    ps[2].1 = ps[2].1.replace("\"127.0.0.4/32\"", "\"127.0.0.0/24\"");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("carrier-a.toml:1:") && w.contains("no `match`")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|w| w.contains("pbx.toml:4:")
+            && w.contains("127.0.0.2/32 lies within peer carrier-b's 127.0.0.0/24")),
+        "{said:?}"
+    );
+    // The standard tree says neither.
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
 #[test]
 fn from_texts_validates_exactly_as_load_does() {
     let dir = write_tree(GATEWAY, &standard_profiles());
