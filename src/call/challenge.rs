@@ -45,7 +45,7 @@ impl Call {
 
     /// An INVITE sent on `side` with credentials: the ACK of its 2xx carries them too (RFC
     /// 3261 §13.2.2.4), whether it is the first INVITE or a re-INVITE.
-    fn keep_for_ack(&mut self, side: Side, req: &Request) {
+    pub(super) fn keep_for_ack(&mut self, side: Side, req: &Request) {
         if req.method() == Method::Invite {
             self.invite_auth[side] = Some(Self::invite_credentials(req));
         }

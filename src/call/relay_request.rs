@@ -179,6 +179,7 @@ impl Call {
             heard: false,
             cancelled: false,
             standing,
+            retried_422: false,
         };
         if relayed.method == Method::Refer {
             self.remember_refer(RelayedRefer {

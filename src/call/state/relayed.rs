@@ -23,6 +23,8 @@ pub struct Relayed {
     /// When it carried an offer: what it may change, put back if it is refused, since a
     /// refused offer changes nothing (RFC 3264 §8).
     pub standing: Option<Box<Standing>>,
+    /// Sent again after the far peer's 422 (once: RFC 4028 §7.4).
+    pub retried_422: bool,
 }
 
 /// What stood before a relayed offer.

@@ -560,12 +560,18 @@ fn a_too_brief_interval_gets_422_on_either_leg() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
-/// A relayed re-INVITE's 422 reaches its sender with the minimum it asks for (RFC 4028 §6:
-/// a 422 carries Min-SE). Before, Min-SE stayed behind as a per-leg header, and the phone
-/// had nothing to ask again with.
+/// A relayed re-INVITE's 422: the gateway, whose interval it was (timers are per leg), sends
+/// it again once at the carrier's minimum, and the phone gets the answer to that. Before,
+/// the 422 went to the phone, whose new interval changed nothing on the carrier's leg. A
+/// second 422 reaches the phone with the minimum asked for (RFC 4028 §6: a 422 carries
+/// Min-SE, which stayed behind as a per-leg header).
 #[test]
-fn a_relayed_422_carries_its_min_se() {
-    let mut h = H::new();
+fn a_relayed_422_is_answered_here_once_then_carries_its_min_se() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
     let (_inv, ok) = call_with(&mut h, "", &[]);
     let tag = ok.to_tag().unwrap();
     let hold = SDP
@@ -583,8 +589,58 @@ fn a_relayed_422_carries_its_min_se() {
         CARRIER_A,
         reply(&re, 422, "carrier1", &[(Hdr::MIN_SE, "1800")], None),
     );
-    let r = h.response_with(PHONE, 422, "the carrier's 422");
-    assert_eq!(r.header(&Hdr::MIN_SE).as_deref(), Some("1800"));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(again.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("1800"));
+    assert_eq!(again.header(&Hdr::MIN_SE).as_deref(), Some("1800"));
+    assert_eq!(again.cseq().unwrap().0, re.cseq().unwrap().0 + 1);
+    assert_eq!(again.body(), re.body());
+    assert_ne!(
+        again.top_via().unwrap().branch,
+        re.top_via().unwrap().branch
+    );
+    assert!(
+        h.statuses(PHONE).iter().all(|s| *s < 200),
+        "nothing final for the phone yet"
+    );
+    // (Had the carrier taken it, its 2xx would be the phone's answer: see the next test.)
+    // Refused again: the phone hears of it, with the minimum.
+    h.recv_msg(
+        CARRIER_A,
+        reply(&again, 422, "carrier1", &[(Hdr::MIN_SE, "3600")], None),
+    );
+    let r = h.response_with(PHONE, 422, "the carrier's second 422");
+    assert_eq!(r.header(&Hdr::MIN_SE).as_deref(), Some("3600"));
+}
+
+/// The re-INVITE sent again after the carrier's 422, answered: the phone gets that answer,
+/// and the carrier the ACK of the INVITE it answered.
+#[test]
+fn a_relayed_invite_sent_again_after_422_answers_the_phone() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    let (_inv, ok) = call_with(&mut h, "", &[]);
+    let tag = ok.to_tag().unwrap();
+    let hold = SDP
+        .replace("o=- 1 1 ", "o=- 1 2 ")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKm3", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&re, 422, "carrier1", &[(Hdr::MIN_SE, "1800")], None),
+    );
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    let held = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n");
+    let se = [(Hdr::SESSION_EXPIRES, "1800;refresher=uac")];
+    h.recv_msg(CARRIER_A, reply(&again, 200, "carrier1", &se, Some(&held)));
+    let r = h.response_with(PHONE, 200, "the answer to the re-INVITE sent again");
+    assert!(String::from_utf8_lossy(r.body()).contains("a=recvonly"));
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKm3a", ""));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap().0, again.cseq().unwrap().0);
 }
 
 /// Our own refresh refused with 422 goes again with the peer's minimum as both its interval
