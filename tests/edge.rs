@@ -153,8 +153,9 @@ fn a_peer_over_max_calls_gets_503_with_retry_after_while_calls_under_it_complete
     assert_eq!(limited.len(), 1, "{cdrs:?}");
     assert_eq!(limited[0]["cause"], 42);
     assert!(
-        gw.metrics()
-            .contains("trunkgate_limit_refusals_total{peer=\"carrier-b\",reason=\"max_calls\"} 1"),
+        gw.metrics().contains(
+            "trunkgate_limit_refusals_total{peer=\"carrier-b\",reason=\"gateway_max_calls\"} 1"
+        ),
         "{}",
         gw.metrics()
     );

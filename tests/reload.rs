@@ -71,7 +71,9 @@ fn reload_reports_what_changed_what_needs_a_restart_and_what_is_broken() {
     let (ok, out) = reload(&gw);
     assert!(!ok, "{out}");
     assert!(
-        out.contains("reload refused (restart_required): [sip] advertise changed"),
+        out.contains(
+            "reload refused (restart_required): [sip] advertise, [media] advertise changed"
+        ),
         "{out}"
     );
     // The running configuration stayed: calls go on as before.
