@@ -71,6 +71,14 @@ impl Call {
                 .is_some_and(|f| f.early.iter().any(|d| d.remote_tag.as_deref() == Some(tag)))
     }
 
+    /// Whether `tag` is a branch the call still knows: the one side B follows, or another
+    /// early dialog kept. (One that said its dialog is gone is neither.)
+    pub(super) fn knows_branch(&self, tag: &str) -> bool {
+        self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == Some(tag)
+            || (self.forks.as_deref())
+                .is_some_and(|f| f.early.iter().any(|d| d.remote_tag.as_deref() == Some(tag)))
+    }
+
     /// Whether another branch than the one side B follows was heard while routing.
     fn has_other_branch(&self) -> bool {
         self.phase.is_routing() && (self.forks.as_deref()).is_some_and(|f| !f.early.is_empty())

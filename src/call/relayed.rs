@@ -109,6 +109,17 @@ impl Call {
                 }
             }
         }
+        // A callee's branch whose early dialog is gone (it ended as the request went): the
+        // caller's dialog with us is not (the INVITE is still under way), and a 481 would
+        // end it, and with it the call (RFC 3261 §12.2.1.2). It gets 500 instead; the
+        // branch is let go when another was heard.
+        if final_ && status == 481 && far == Side::B && self.phase.is_routing() {
+            if let Some(tag) = rel.sent.to_tag() {
+                self.branch_gone(&tag);
+            }
+            self.offer_not_taken(cx, &rel);
+            return self.origin_fails(cx, &mut rel, 500, "Server Internal Error");
+        }
         // The far peer wants a longer session interval than the gateway restated on its leg
         // (the sender's own does not reach it, RFC 4028 is per leg): the same request again,
         // once, at the peer's minimum. Relayed, its 422 would ask the sender for a change

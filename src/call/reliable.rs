@@ -180,12 +180,13 @@ impl Call {
         let current = self.route.attempt() == attempt && self.phase.is_routing();
         // 481 from one branch of a forking proxy that another branch was heard from: that
         // early dialog is gone (it ended as our PRACK went), not PRACK refused. The other
-        // branches are PRACKed as ever, whatever `on_405` says. From the only branch heard,
-        // it is a refusal like 405.
+        // branches are PRACKed as ever, whatever `on_405` says; so for a branch known gone
+        // already (its BYE came first, or an earlier PRACK's 481). From the only branch
+        // heard, it is a refusal like 405.
         if current
             && resp.status() == 481
             && let Some(tag) = resp.to_tag()
-            && self.branch_gone(&tag)
+            && (self.branch_gone(&tag) || !self.knows_branch(&tag))
         {
             self.close_txn(id);
             self.uac_rel.take_sent(id);

@@ -300,3 +300,80 @@ fn a_refused_request_from_another_branch_leaves_the_followed_one() {
     let info = h.one_request(CARRIER_A, Method::Info);
     assert_eq!(info.to_tag().as_deref(), Some("t2"));
 }
+
+/// A branch that said its dialog is gone (its BYE) answers our PRACK 481 afterwards: that
+/// changes nothing for the branch that goes on, whatever `on_405` says. Before, with the
+/// gone branch no longer counted, the 481 read as the only branch refusing PRACK: "fail"
+/// failed the call, "continue" left the next branch's 183s unacknowledged.
+#[test]
+fn a_481_from_a_branch_already_gone_changes_nothing() {
+    use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+    for on_405 in [On405::Continue, On405::Fail] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.prack = PrackPolicy {
+                    mode: PrackMode::Supported,
+                    on_405,
+                };
+            }
+        }));
+        h.recv(PHONE, &invite_text("fk9", "z9hG4bKfk9", "+8610123", ""));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(
+            CARRIER_A,
+            reply(
+                &inv,
+                180,
+                "t2",
+                &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
+                None,
+            ),
+        );
+        h.recv_msg(
+            CARRIER_A,
+            reliable_183_from(&inv, "t1", 1, "<sip:t1@127.0.0.3>", SDP),
+        );
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv(
+            CARRIER_A,
+            &in_branch(&inv, "BYE", "t1", 9, "z9hG4bKfk9b", ""),
+        );
+        assert_eq!(h.statuses(CARRIER_A), [200]);
+        h.recv_msg(CARRIER_A, reply(&pr, 481, "t1", &[], None));
+        assert!(h.cdrs.is_empty(), "{on_405:?}: the call goes on");
+        h.recv_msg(
+            CARRIER_A,
+            reliable_183_from(&inv, "t2", 1, "<sip:t2@127.0.0.4>", SDP),
+        );
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        assert_eq!(pr.to_tag().as_deref(), Some("t2"), "{on_405:?}");
+    }
+}
+
+/// The caller's early INFO goes to the branch followed, which is gone and answers 481: the
+/// caller gets 500, not the 481 that would end its own early dialog, and with it the call
+/// another branch still rings for.
+#[test]
+fn a_481_from_a_gone_branch_reaches_the_caller_as_500() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKfka", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ring =
+        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
+    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
+    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
+    let tag = h.response_with(PHONE, 180, "180").to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfkap", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t2"));
+    h.recv_msg(CARRIER_A, reply(&info, 481, "t2", &[], None));
+    assert_eq!(h.statuses(PHONE), [500]);
+    assert!(h.cdrs.is_empty());
+    // The branch heard before is followed again.
+    h.recv(PHONE, &from_phone("INFO", &tag, 3, "z9hG4bKfkaq", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t1"));
+}
