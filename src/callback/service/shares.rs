@@ -17,6 +17,9 @@ const WANTING: Duration = Duration::from_secs(60);
 /// How long an AS refused rate stays owed its share of it: rate shares are settled window
 /// by window, so a claim older than that holds nobody back.
 const RATE_WANTING: Duration = Duration::from_secs(2);
+/// How long an AS keeps its place in the queue for room without asking again: one that
+/// stopped asking does not keep room idle for the others (an AS retries within seconds).
+const QUEUE_FRESH: Duration = Duration::from_secs(5);
 /// ASes remembered at most beyond those with call-backs active (at most `max_active` of
 /// them): with `allow_any` every source is a possible AS.
 const MAX_IDLE: usize = 1024;
@@ -48,6 +51,11 @@ impl Share {
         (self.room_last).is_some_and(|t| now.saturating_duration_since(t) < WANTING)
     }
 
+    /// Asked for room lately: it holds its place in the queue.
+    fn queued(&self, now: Instant) -> bool {
+        (self.room_last).is_some_and(|t| now.saturating_duration_since(t) < QUEUE_FRESH)
+    }
+
     fn wants_rate(&self, now: Instant) -> bool {
         (self.rate_last).is_some_and(|t| now.saturating_duration_since(t) < RATE_WANTING)
     }
@@ -60,15 +68,16 @@ impl Share {
     }
 }
 
-/// The rate shared by `n` ASes: `share` call-backs each per `window`. Rounded down (at
-/// least one): rounded up, the others' shares could add up to all of it. The window is a
-/// second, or longer when the rate is too low to give each AS one a second (rate 1, two
-/// ASes: one each every two seconds).
+/// The rate shared by `n` ASes: `share` call-backs each per `window`. The share is rounded
+/// down (at least one: rounded up, the others' shares could add up to all of it), and the
+/// window is what `n` shares take of the rate: at most a second, longer when the rate is
+/// too low to give each AS one a second (rate 1, two ASes: one each every two seconds), and
+/// shorter by what the rounding left (rate 3, two ASes: one each every 2/3 s, all of it).
 fn rate_share(rate: u32, n: u32) -> (u32, Duration) {
     let rate = rate.max(1);
     let share = (rate / n).max(1);
     let window = Duration::from_secs(1).saturating_mul(n.saturating_mul(share)) / rate;
-    (share, window.max(Duration::from_secs(1)))
+    (share, window)
 }
 
 impl Shares {
@@ -106,7 +115,7 @@ impl Shares {
             let me = mine.place(now);
             let waiting = mine.wants_room(now);
             let behind = others().any(|s| {
-                s.wants_room(now)
+                s.queued(now)
                     && if waiting {
                         s.place(now) < me
                     } else {

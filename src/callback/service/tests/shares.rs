@@ -139,6 +139,42 @@ fn a_burst_within_its_share_goes_whole() {
     }
 }
 
+/// An AS that stops asking keeps no room idle: its place in the queue lapses in seconds
+/// (its claim to a share stays for the minute). Before, the slot sat idle for a minute
+/// while the other asked.
+#[test]
+fn a_place_in_the_queue_lapses_when_its_as_stops_asking() {
+    let mut h = two(1, 100);
+    assert_eq!(h.try_from(AS, "a1"), "ok");
+    assert_eq!(h.try_from(AS2, "b1"), "too_many_active");
+    h.advance(Duration::from_secs(6));
+    h.end("a1", Outcome::Connected);
+    assert_eq!(h.try_from(AS, "a2"), "ok");
+}
+
+/// What the rounding down leaves of the rate is not lost: rate 3 and two ASes asking all
+/// the time place nearly three a second between them (before: two, one each).
+#[test]
+fn a_shared_rate_is_all_used() {
+    let mut h = two(1000, 3);
+    assert_eq!(h.try_from(AS, "a0"), "ok");
+    assert_eq!(h.try_from(AS, "a1"), "ok");
+    assert_eq!(h.try_from(AS, "a2"), "ok");
+    assert_eq!(h.try_from(AS2, "b0"), "over_rate");
+    let mut placed = 0;
+    for step in 0..200u32 {
+        h.advance(Duration::from_millis(50));
+        for (src, who) in [(AS, "a"), (AS2, "b")] {
+            if h.try_from(src, &format!("{who}{step}x")) == "ok" {
+                placed += 1;
+            }
+        }
+    }
+    // Ten seconds at three a second, but for what the windows' phase against the tokens
+    // loses (a second a window apart: 20).
+    assert!((27..=31).contains(&placed), "{placed}");
+}
+
 /// A rate too low for one each a second is shared over longer windows: rate 1, two ASes,
 /// one each every two seconds, whoever asks first when the token comes.
 #[test]
