@@ -514,6 +514,9 @@ impl Call {
             warn!(error = %e, "cannot build the request again after 422");
             return None;
         }
+        // Fresh credentials (the next nonce count): the old ones again under a new CSeq are
+        // a replay to a server that checks.
+        self.sign(cx, far, &mut req);
         self.keep_for_ack(far, &req);
         let txn = self.start_client(cx, req.clone(), target, TxnRole::Relay)?;
         tracing::info!(call_id = %self.call_id(), interval = min.as_secs(), "far peer wants a longer session interval (422): sent again");

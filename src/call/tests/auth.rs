@@ -691,3 +691,46 @@ fn an_invite_sent_again_with_credentials_is_given_up_if_unheard() {
     h.advance(Duration::from_millis(200));
     assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
 }
+
+/// A relayed re-INVITE sent again after the carrier's 422 carries fresh credentials (the
+/// next nonce count), not the first send's again under a new CSeq: a server that checks
+/// nonce counts takes that for a replay.
+#[test]
+fn a_request_sent_again_after_422_is_signed_afresh() {
+    let mut cfg = with_credentials(&["carrier-a"]);
+    if let Some(p) = cfg.profiles.get_mut(&PeerName("carrier-a".into())) {
+        Arc::make_mut(p).session_timer = crate::interop::session_timer::SessionTimerPolicy {
+            mode: crate::interop::session_timer::TimerMode::Require,
+            expires: Duration::from_secs(300),
+            min_se: Duration::from_secs(90),
+        };
+    }
+    let mut h = H::with(cfg);
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 407, "n1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    let ok = [
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&again, 200, "carrier1", &ok, Some(SDP)));
+    let tag = h.response_with(PHONE, 200, "200").to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
+    h.take(CARRIER_A);
+    let hold = SDP
+        .replace("o=- 1 1 ", "o=- 1 2 ")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre2", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let first = re.header(&Hdr::PROXY_AUTHORIZATION).expect("credentials");
+    h.recv_msg(
+        CARRIER_A,
+        reply(&re, 422, "carrier1", &[(Hdr::MIN_SE, "1800")], None),
+    );
+    let sent_again = h.one_request(CARRIER_A, Method::Invite);
+    let cred = sent_again
+        .header(&Hdr::PROXY_AUTHORIZATION)
+        .expect("credentials");
+    assert_ne!(cred, first);
+    assert!(cred.contains("nc=00000003"), "{cred}");
+}
