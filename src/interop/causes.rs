@@ -120,45 +120,71 @@ pub fn reason_header(cause: Q850Cause) -> String {
     format!("Q.850;cause={}", cause.0)
 }
 
-/// A `Reason` value as we write it from what it says (RFC 3326): `SIP` or `Q.850`, its cause
-/// (a SIP status, a Q.850 cause), and its text quoted anew (no quote, backslash or control
-/// character in it, at most 128 characters). None for another protocol or no valid cause.
-/// A peer's value goes on to the other leg in this form only: as written it may be broken
-/// (an unclosed quote), and a strict peer would refuse the whole message (a BYE refused
-/// leaves that leg up).
+/// A `Reason` value as we write it from what it says (RFC 3326): its protocol and its
+/// parameters, each a token (`cause=16`, `location=LN`) or a text quoted anew (no quote,
+/// backslash or control character in it, at most 128 characters); a parameter that is
+/// neither is left out. `SIP` and `Q.850` must name a valid cause (a SIP status, a Q.850
+/// cause), else the value is left out. A peer's value goes on to the other leg in this form
+/// only: as written it may be broken (an unclosed quote), and a strict peer would refuse the
+/// whole message (a BYE refused leaves that leg up).
 pub fn reason_rebuilt(value: &str) -> Option<String> {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    };
     let mut parts = crate::sip::split_params(value).into_iter();
     let protocol = parts.next()?.trim();
     let (name, causes) = if protocol.eq_ignore_ascii_case("SIP") {
-        ("SIP", 100..=699)
+        ("SIP", Some(100..=699))
     } else if protocol.eq_ignore_ascii_case("Q.850") {
-        ("Q.850", 1..=127)
+        ("Q.850", Some(1..=127))
+    } else if token(protocol) {
+        (protocol, None)
     } else {
         return None;
     };
-    let (mut cause, mut text) = (None, None);
+    let mut out = name.to_string();
+    let mut cause_ok = causes.is_none();
     for p in parts {
-        let Some((k, v)) = p.split_once('=') else {
-            continue;
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (p.trim(), None),
         };
-        let (k, v) = (k.trim(), v.trim());
-        if k.eq_ignore_ascii_case("cause") {
-            cause = v.parse::<u16>().ok().filter(|c| causes.contains(c));
-        } else if k.eq_ignore_ascii_case("text") {
-            let quoted = v.strip_prefix('"').unwrap_or(v);
+        if !token(k) {
+            continue;
+        }
+        let v = match v {
+            None => {
+                out.push(';');
+                out.push_str(k);
+                continue;
+            }
+            Some(v) => v,
+        };
+        if k.eq_ignore_ascii_case("cause")
+            && let Some(range) = &causes
+        {
+            match v.parse::<u16>().ok().filter(|c| range.contains(c)) {
+                Some(c) => {
+                    cause_ok = true;
+                    out.push_str(&format!(";cause={c}"));
+                }
+                None => return None,
+            }
+        } else if let Some(quoted) = v.strip_prefix('"') {
             let inner = quoted.strip_suffix('"').unwrap_or(quoted);
             let clean: String = inner
                 .chars()
                 .filter(|c| !matches!(c, '"' | '\\') && !c.is_control())
                 .take(128)
                 .collect();
-            text = Some(clean);
+            out.push_str(&format!(";{k}=\"{clean}\""));
+        } else if token(v) {
+            out.push_str(&format!(";{k}={v}"));
         }
     }
-    Some(match (cause?, text) {
-        (c, Some(t)) => format!("{name};cause={c};text=\"{t}\""),
-        (c, None) => format!("{name};cause={c}"),
-    })
+    cause_ok.then_some(out)
 }
 
 /// Every value of `lines` (Reason headers, one or several values each) that
@@ -223,7 +249,7 @@ mod tests {
         );
         assert_eq!(
             rebuilt("SIP;text=\"a\\\"b\";cause=486").as_deref(),
-            Some("SIP;cause=486;text=\"ab\"")
+            Some("SIP;text=\"ab\";cause=486")
         );
         assert_eq!(rebuilt("SIP;cause=200").as_deref(), Some("SIP;cause=200"));
         assert_eq!(rebuilt("SIP;cause=20"), None);
@@ -233,9 +259,22 @@ mod tests {
             Some("Q.850;cause=16;text=\"Normal\"")
         );
         assert_eq!(rebuilt("Q.850;cause=200"), None);
-        assert_eq!(rebuilt("X-Foo;cause=1"), None);
+        // Other parameters and protocols go on too, as tokens or texts written anew.
         assert_eq!(
-            reasons_rebuilt(&["Q.850;cause=16, SIP;cause=200".into(), "bad".into()]),
+            rebuilt("Q.850;cause=16;location=LN").as_deref(),
+            Some("Q.850;cause=16;location=LN")
+        );
+        assert_eq!(
+            rebuilt("preemption ;cause=1 ;text=\"UA Preemption").as_deref(),
+            Some("preemption;cause=1;text=\"UA Preemption\"")
+        );
+        assert_eq!(
+            rebuilt("Q.850;cause=16;bad=a b;x").as_deref(),
+            Some("Q.850;cause=16;x")
+        );
+        assert_eq!(rebuilt("Bad Proto;cause=1"), None);
+        assert_eq!(
+            reasons_rebuilt(&["Q.850;cause=16, SIP;cause=200".into(), "not one".into()]),
             ["Q.850;cause=16", "SIP;cause=200"]
         );
     }
