@@ -124,12 +124,17 @@ struct Pending {
     writer_running: bool,
 }
 
+/// The program process `pid` runs.
+fn exe_of(pid: i32) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+}
+
 /// Whether `pid` is a running trunkgate other than this process.
 fn another_gateway(pid: i32) -> bool {
     if pid <= 0 || pid as u32 == std::process::id() {
         return false;
     }
-    let theirs = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let theirs = exe_of(pid).ok();
     let ours = std::env::current_exe().ok();
     matches!((&theirs, &ours), (Some(t), Some(o)) if same_program(t, o))
 }
@@ -384,6 +389,16 @@ pub enum ReloadError {
     NoPermission { path: PathBuf, source: io::Error },
     #[error("process {pid} (from {path}) is not a running trunkgate")]
     NotRunning { pid: i32, path: PathBuf },
+    #[error(
+        "process {pid} (from {path}) may be the gateway, but what it runs cannot be read \
+         ({source}): run `trunkgate reload` as the gateway's user or as root (under systemd: \
+         `systemctl reload trunkgate`)"
+    )]
+    CannotTell {
+        pid: i32,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("cannot signal process {pid}: {source}")]
     Signal { pid: i32, source: io::Error },
     #[error("process {pid} did not answer the reload within {waited:?}")]
@@ -418,8 +433,18 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
     // A stale pid file (its gateway died without removing it) is not held, and its pid may
     // be another program's by now: signal only a trunkgate that holds its file (a gateway
     // from before the lock, found by its old file name, by its program alone).
-    if !(legacy || held(&file)) || !another_gateway(pid) {
+    if !(legacy || held(&file)) {
         return Err(ReloadError::NotRunning { pid, path });
+    }
+    if !another_gateway(pid) {
+        // Another user's process: its program cannot be read, so it cannot be told from
+        // a stranger's; said so, not "not a running trunkgate".
+        return Err(match exe_of(pid) {
+            Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+                ReloadError::CannotTell { pid, path, source }
+            }
+            _ => ReloadError::NotRunning { pid, path },
+        });
     }
     let before = read_result(&results).map_or(0, |r| r.sequence);
     nix::sys::signal::kill(

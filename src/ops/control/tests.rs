@@ -161,8 +161,11 @@ fn a_gateway_from_before_the_new_names_is_still_looked_for() {
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
     std::fs::write(dir.path().join("trunkgate.pid"), "1\n").unwrap();
+    // (pid 1 is init: not a trunkgate, or, where its program may not be read, not known
+    // to be one; either way the old file was the one looked at.)
     match reload(&cfg, Duration::from_millis(10)) {
-        Err(ReloadError::NotRunning { pid: 1, path }) => {
+        Err(ReloadError::NotRunning { pid: 1, path })
+        | Err(ReloadError::CannotTell { pid: 1, path, .. }) => {
             assert!(path.ends_with("trunkgate.pid"), "{}", path.display());
         }
         other => panic!("{other:?}"),
@@ -230,4 +233,20 @@ fn a_pid_file_not_ours_to_read_is_not_a_gateway_gone() {
     );
     let gone = pid_file_error(path, io::Error::from(io::ErrorKind::NotFound));
     assert!(matches!(gone, ReloadError::NoPidFile { .. }));
+}
+
+/// A gateway run by another user cannot be told from a stranger's process (its program
+/// may not be read): said so, with how to reload, not "not a running trunkgate".
+#[test]
+fn a_process_whose_program_cannot_be_read_is_not_called_a_stranger() {
+    let e = ReloadError::CannotTell {
+        pid: 4242,
+        path: "/var/lib/trunkgate/cdr.jsonl.pid".into(),
+        source: io::Error::from(io::ErrorKind::PermissionDenied),
+    };
+    let said = e.to_string();
+    assert!(
+        said.contains("may be the gateway") && said.contains("systemctl reload"),
+        "{said}"
+    );
 }
