@@ -146,14 +146,18 @@ pub fn reason_rebuilt(value: &str) -> Option<String> {
     };
     let mut out = name.to_string();
     let mut cause_ok = causes.is_none();
-    for p in parts {
+    let mut seen: Vec<String> = Vec::new();
+    // At most a few parameters, each once: a peer's value is bounded in what it costs the
+    // other leg's message whatever it held.
+    for p in parts.take(MAX_REASON_PARAMS) {
         let (k, v) = match p.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim())),
             None => (p.trim(), None),
         };
-        if !token(k) {
+        if !token(k) || seen.iter().any(|s| s.eq_ignore_ascii_case(k)) {
             continue;
         }
+        seen.push(k.to_string());
         let v = match v {
             None => {
                 out.push(';');
@@ -162,17 +166,22 @@ pub fn reason_rebuilt(value: &str) -> Option<String> {
             }
             Some(v) => v,
         };
-        if k.eq_ignore_ascii_case("cause")
-            && let Some(range) = &causes
-        {
-            match v.parse::<u16>().ok().filter(|c| range.contains(c)) {
+        if k.eq_ignore_ascii_case("cause") {
+            // Digits (RFC 3326), in the protocol's range when it has one.
+            let c = v
+                .parse::<u16>()
+                .ok()
+                .filter(|_| v.bytes().all(|b| b.is_ascii_digit()));
+            match c.filter(|c| causes.as_ref().is_none_or(|r| r.contains(c))) {
                 Some(c) => {
                     cause_ok = true;
                     out.push_str(&format!(";cause={c}"));
                 }
                 None => return None,
             }
-        } else if let Some(quoted) = v.strip_prefix('"') {
+        } else if k.eq_ignore_ascii_case("text") || v.starts_with('"') {
+            // A text is a quoted string (RFC 3326), however it came.
+            let quoted = v.strip_prefix('"').unwrap_or(v);
             let inner = quoted.strip_suffix('"').unwrap_or(quoted);
             let clean: String = inner
                 .chars()
@@ -186,6 +195,9 @@ pub fn reason_rebuilt(value: &str) -> Option<String> {
     }
     cause_ok.then_some(out)
 }
+
+/// Parameters of one Reason value kept at most.
+const MAX_REASON_PARAMS: usize = 8;
 
 /// Every value of `lines` (Reason headers, one or several values each) that
 /// [`reason_rebuilt`] can write.
@@ -273,6 +285,16 @@ mod tests {
             Some("Q.850;cause=16;x")
         );
         assert_eq!(rebuilt("Bad Proto;cause=1"), None);
+        // A text is quoted however it came; a cause is digits whatever the protocol; a
+        // parameter counts once.
+        assert_eq!(
+            rebuilt("Q.850;cause=16;text=Normal;cause=17;text=\"x\"").as_deref(),
+            Some("Q.850;cause=16;text=\"Normal\"")
+        );
+        assert_eq!(rebuilt("preemption;cause=abc"), None);
+        let many: String = (0..50).map(|i| format!(";p{i}=v")).collect();
+        let long = rebuilt(&format!("X{many}")).unwrap();
+        assert!(long.len() < 64, "{long}");
         assert_eq!(
             reasons_rebuilt(&["Q.850;cause=16, SIP;cause=200".into(), "not one".into()]),
             ["Q.850;cause=16", "SIP;cause=200"]
