@@ -11,15 +11,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// How long a refused AS stays owed its share of `max_active`: long enough for the calls it
-/// was refused for to be asked again (an AS retries a refused call-back within seconds).
-const WANTING: Duration = Duration::from_secs(60);
+/// How long a refused AS stays owed its share of `max_active`, and keeps its place in the
+/// queue for room: long enough for the call it was refused to be asked again (an AS
+/// retries within seconds), short enough that one that stopped asking keeps no room idle
+/// for long.
+const WANTING: Duration = Duration::from_secs(15);
 /// How long an AS refused rate stays owed its share of it: rate shares are settled window
 /// by window, so a claim older than that holds nobody back.
 const RATE_WANTING: Duration = Duration::from_secs(2);
-/// How long an AS keeps its place in the queue for room without asking again: one that
-/// stopped asking does not keep room idle for the others (an AS retries within seconds).
-const QUEUE_FRESH: Duration = Duration::from_secs(5);
 /// ASes remembered at most beyond those with call-backs active (at most `max_active` of
 /// them): with `allow_any` every source is a possible AS.
 const MAX_IDLE: usize = 1024;
@@ -49,11 +48,6 @@ struct Share {
 impl Share {
     fn wants_room(&self, now: Instant) -> bool {
         (self.room_last).is_some_and(|t| now.saturating_duration_since(t) < WANTING)
-    }
-
-    /// Asked for room lately: it holds its place in the queue.
-    fn queued(&self, now: Instant) -> bool {
-        (self.room_last).is_some_and(|t| now.saturating_duration_since(t) < QUEUE_FRESH)
     }
 
     fn wants_rate(&self, now: Instant) -> bool {
@@ -115,7 +109,7 @@ impl Shares {
             let me = mine.place(now);
             let waiting = mine.wants_room(now);
             let behind = others().any(|s| {
-                s.queued(now)
+                s.wants_room(now)
                     && if waiting {
                         s.place(now) < me
                     } else {
