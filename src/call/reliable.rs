@@ -183,9 +183,10 @@ impl Call {
         // branches are PRACKed as ever, whatever `on_405` says; so for a branch known gone
         // already (its BYE came first, or an earlier PRACK's 481). From the only branch
         // heard, it is a refusal like 405.
+        // (The branch is the one our PRACK went to, whatever tag its answer carries.)
         if current
             && resp.status() == 481
-            && let Some(tag) = resp.to_tag()
+            && let Some(tag) = self.uac_rel.sent_to(id)
             && (self.branch_gone(&tag) || !self.knows_branch(&tag))
         {
             self.close_txn(id);

@@ -167,6 +167,14 @@ impl UacRel {
     }
 
     /// Our PRACK of transaction `id`, if kept; forgotten from now on.
+    /// The To tag of our PRACK `id` still waiting: the branch it went to.
+    pub fn sent_to(&self, id: crate::txn::TxnId) -> Option<String> {
+        (self.sent_pracks.as_ref())?
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, r)| r.to_tag())
+    }
+
     pub fn take_sent(&mut self, id: crate::txn::TxnId) -> Option<crate::sip::Request> {
         let list = self.sent_pracks.as_mut()?;
         let i = list.iter().position(|(t, _)| *t == id)?;

@@ -377,3 +377,35 @@ fn a_481_from_a_gone_branch_reaches_the_caller_as_500() {
     let info = h.one_request(CARRIER_A, Method::Info);
     assert_eq!(info.to_tag().as_deref(), Some("t1"));
 }
+
+/// The only branch answers our PRACK 481 under a To tag of its own making: still a refusal
+/// of the only branch (`on_405 = "fail"` fails the call), judged by where our PRACK went,
+/// not by the tag the answer carries.
+#[test]
+fn a_481_is_judged_by_the_branch_our_prack_went_to() {
+    use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.prack = PrackPolicy {
+                mode: PrackMode::Supported,
+                on_405: On405::Fail,
+            };
+        }
+    }));
+    h.recv(PHONE, &invite_text("fkb", "z9hG4bKfkb", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "t1", 1, "<sip:t1@127.0.0.3>", SDP),
+    );
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    let answer = match reply(&pr, 481, "t1", &[], None) {
+        Message::Response(r) => String::from_utf8(r.to_bytes().to_vec()).unwrap(),
+        Message::Request(_) => unreachable!(),
+    };
+    let mangled = answer.replace(";tag=t1", ";tag=sbc-made-this");
+    assert_ne!(mangled, answer);
+    h.recv(CARRIER_A, &mangled);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PrackRejected);
+}
