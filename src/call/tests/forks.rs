@@ -1,19 +1,29 @@
 //! A forking proxy's branches: each early dialog is its own (RFC 3261 §12.1.2, §13.2.2.4),
 //! whichever branch spoke last.
 
-use super::prack::reliable_183_from;
+use super::prack::{reliable_183_from, with_prack};
 use super::*;
 
-/// A request from the carrier in early dialog `tag` of our INVITE `inv`.
-fn in_branch(
-    inv: &Request,
-    method: &str,
-    tag: &str,
-    cseq: u32,
-    branch: &str,
-    body: &str,
-) -> String {
-    from_carrier_in(inv, method, tag, cseq, branch, body)
+/// The phone's INVITE (Call-ID `call-1@127.0.0.2`, Via `branch`) rung by two branches of
+/// the carrier's forking proxy, t1 then t2: our INVITE, and our tag toward the phone.
+fn two_branches_ringing(h: &mut H, branch: &str) -> (Request, String) {
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", branch, "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    for (tag, contact) in [("t1", "<sip:t1@127.0.0.3>"), ("t2", "<sip:t2@127.0.0.4>")] {
+        h.recv_msg(
+            CARRIER_A,
+            reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None),
+        );
+    }
+    let ours = h
+        .response_with(PHONE, 180, "180")
+        .to_tag()
+        .unwrap_or_default();
+    h.take(PHONE);
+    (inv, ours)
 }
 
 /// The SDP of branch 1's new offer (its announcement moved).
@@ -50,7 +60,7 @@ fn an_early_update_from_the_branch_heard_before_is_taken() {
     h.take(PHONE);
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "UPDATE", "t1", 5, "z9hG4bKfk1u", &moved_offer()),
+        &from_carrier_in(&inv, "UPDATE", "t1", 5, "z9hG4bKfk1u", &moved_offer()),
     );
     assert!(
         !h.statuses(CARRIER_A).contains(&481),
@@ -90,12 +100,12 @@ fn an_early_info_from_an_earlier_branch_goes_on_and_a_strangers_does_not() {
     h.take(PHONE);
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "INFO", "t1", 7, "z9hG4bKfk2i", ""),
+        &from_carrier_in(&inv, "INFO", "t1", 7, "z9hG4bKfk2i", ""),
     );
     h.one_request(PHONE, Method::Info);
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "INFO", "t9", 7, "z9hG4bKfk2j", ""),
+        &from_carrier_in(&inv, "INFO", "t9", 7, "z9hG4bKfk2j", ""),
     );
     assert_eq!(h.statuses(CARRIER_A), [481]);
 }
@@ -112,21 +122,21 @@ fn each_branch_keeps_its_own_request_numbers() {
     h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "INFO", "t1", 2, "z9hG4bKfk3a", ""),
+        &from_carrier_in(&inv, "INFO", "t1", 2, "z9hG4bKfk3a", ""),
     );
     h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "INFO", "t2", 50, "z9hG4bKfk3b", ""),
+        &from_carrier_in(&inv, "INFO", "t2", 50, "z9hG4bKfk3b", ""),
     );
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "INFO", "t1", 3, "z9hG4bKfk3c", ""),
+        &from_carrier_in(&inv, "INFO", "t1", 3, "z9hG4bKfk3c", ""),
     );
     assert_eq!(h.take_requests(PHONE, Method::Info).len(), 3);
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "INFO", "t2", 49, "z9hG4bKfk3d", ""),
+        &from_carrier_in(&inv, "INFO", "t2", 49, "z9hG4bKfk3d", ""),
     );
     assert!(h.statuses(CARRIER_A).contains(&500), "lower than t2's last");
 }
@@ -169,16 +179,9 @@ fn a_new_branch_does_not_take_the_route_of_the_branch_before() {
 /// a refusal as before: `prack::prack_481_*`.)
 #[test]
 fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
-    use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+    use crate::interop::prack::{On405, PrackMode};
     for on_405 in [On405::Continue, On405::Fail] {
-        let mut h = H::with(config_with(|n, p| {
-            if n == "carrier-a" {
-                p.prack = PrackPolicy {
-                    mode: PrackMode::Supported,
-                    on_405,
-                };
-            }
-        }));
+        let mut h = with_prack("carrier-a", PrackMode::Supported, on_405);
         h.recv(PHONE, &invite_text("fk5", "z9hG4bKfk5", "+8610123", ""));
         let inv = h.one_request(CARRIER_A, Method::Invite);
         h.recv_msg(
@@ -213,19 +216,10 @@ fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
 #[test]
 fn a_bye_in_an_earlier_branchs_early_dialog_ends_that_branch_only() {
     let mut h = H::new();
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKfk6", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let ring =
-        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
-    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
-    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
-    h.take(PHONE);
+    let (inv, _) = two_branches_ringing(&mut h, "z9hG4bKfk6");
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "BYE", "t1", 9, "z9hG4bKfk6b", ""),
+        &from_carrier_in(&inv, "BYE", "t1", 9, "z9hG4bKfk6b", ""),
     );
     assert_eq!(h.statuses(CARRIER_A), [200]);
     assert!(h.take(PHONE).is_empty(), "the caller still hears ringing");
@@ -234,7 +228,7 @@ fn a_bye_in_an_earlier_branchs_early_dialog_ends_that_branch_only() {
     // Its dialog is gone: a second BYE in it is answered 481.
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "BYE", "t1", 10, "z9hG4bKfk6c", ""),
+        &from_carrier_in(&inv, "BYE", "t1", 10, "z9hG4bKfk6c", ""),
     );
     assert_eq!(h.statuses(CARRIER_A), [481]);
     let ok = h.carrier_answers(&inv, "t2", SDP);
@@ -246,19 +240,10 @@ fn a_bye_in_an_earlier_branchs_early_dialog_ends_that_branch_only() {
 #[test]
 fn a_bye_from_the_branch_heard_last_leaves_the_one_before() {
     let mut h = H::new();
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKfk8", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let ring =
-        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
-    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
-    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
-    let tag = h.response_with(PHONE, 180, "180").to_tag().unwrap();
+    let (inv, tag) = two_branches_ringing(&mut h, "z9hG4bKfk8");
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "BYE", "t2", 9, "z9hG4bKfk8b", ""),
+        &from_carrier_in(&inv, "BYE", "t2", 9, "z9hG4bKfk8b", ""),
     );
     assert_eq!(h.statuses(CARRIER_A), [200]);
     assert!(
@@ -272,7 +257,7 @@ fn a_bye_from_the_branch_heard_last_leaves_the_one_before() {
     // The only branch left: its BYE ends the call as ever (480 to the caller).
     h.recv(
         CARRIER_A,
-        &in_branch(&inv, "BYE", "t1", 10, "z9hG4bKfk8c", ""),
+        &from_carrier_in(&inv, "BYE", "t1", 10, "z9hG4bKfk8c", ""),
     );
     assert!(h.statuses(PHONE).contains(&480));
 }
@@ -282,17 +267,8 @@ fn a_bye_from_the_branch_heard_last_leaves_the_one_before() {
 #[test]
 fn a_refused_request_from_another_branch_leaves_the_followed_one() {
     let mut h = H::new();
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKfk7", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let ring =
-        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
-    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
-    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
-    let tag = h.response_with(PHONE, 180, "180").to_tag().unwrap();
-    let hop = in_branch(&inv, "INFO", "t1", 7, "z9hG4bKfk7i", "")
+    let (inv, tag) = two_branches_ringing(&mut h, "z9hG4bKfk7");
+    let hop = from_carrier_in(&inv, "INFO", "t1", 7, "z9hG4bKfk7i", "")
         .replace("Max-Forwards: 70", "Max-Forwards: 0");
     h.recv(CARRIER_A, &hop);
     assert_eq!(h.statuses(CARRIER_A), [483]);
@@ -307,16 +283,9 @@ fn a_refused_request_from_another_branch_leaves_the_followed_one() {
 /// failed the call, "continue" left the next branch's 183s unacknowledged.
 #[test]
 fn a_481_from_a_branch_already_gone_changes_nothing() {
-    use crate::interop::prack::{On405, PrackMode, PrackPolicy};
+    use crate::interop::prack::{On405, PrackMode};
     for on_405 in [On405::Continue, On405::Fail] {
-        let mut h = H::with(config_with(|n, p| {
-            if n == "carrier-a" {
-                p.prack = PrackPolicy {
-                    mode: PrackMode::Supported,
-                    on_405,
-                };
-            }
-        }));
+        let mut h = with_prack("carrier-a", PrackMode::Supported, on_405);
         h.recv(PHONE, &invite_text("fk9", "z9hG4bKfk9", "+8610123", ""));
         let inv = h.one_request(CARRIER_A, Method::Invite);
         h.recv_msg(
@@ -336,7 +305,7 @@ fn a_481_from_a_branch_already_gone_changes_nothing() {
         let pr = h.one_request(CARRIER_A, Method::Prack);
         h.recv(
             CARRIER_A,
-            &in_branch(&inv, "BYE", "t1", 9, "z9hG4bKfk9b", ""),
+            &from_carrier_in(&inv, "BYE", "t1", 9, "z9hG4bKfk9b", ""),
         );
         assert_eq!(h.statuses(CARRIER_A), [200]);
         h.recv_msg(CARRIER_A, reply(&pr, 481, "t1", &[], None));
@@ -356,16 +325,7 @@ fn a_481_from_a_branch_already_gone_changes_nothing() {
 #[test]
 fn a_481_from_a_gone_branch_reaches_the_caller_as_500() {
     let mut h = H::new();
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKfka", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let ring =
-        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
-    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
-    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
-    let tag = h.response_with(PHONE, 180, "180").to_tag().unwrap();
+    let (_, tag) = two_branches_ringing(&mut h, "z9hG4bKfka");
     h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfkap", ""));
     let info = h.one_request(CARRIER_A, Method::Info);
     assert_eq!(info.to_tag().as_deref(), Some("t2"));
@@ -383,15 +343,8 @@ fn a_481_from_a_gone_branch_reaches_the_caller_as_500() {
 /// not by the tag the answer carries.
 #[test]
 fn a_481_is_judged_by_the_branch_our_prack_went_to() {
-    use crate::interop::prack::{On405, PrackMode, PrackPolicy};
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.prack = PrackPolicy {
-                mode: PrackMode::Supported,
-                on_405: On405::Fail,
-            };
-        }
-    }));
+    use crate::interop::prack::{On405, PrackMode};
+    let mut h = with_prack("carrier-a", PrackMode::Supported, On405::Fail);
     h.recv(PHONE, &invite_text("fkb", "z9hG4bKfkb", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(

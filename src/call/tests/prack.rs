@@ -34,7 +34,7 @@ pub(super) fn reliable_183_from(
 }
 
 /// The test gateway with `peer`'s `[prack]` set to `mode` and `on_405`.
-fn with_prack(peer: &str, mode: PrackMode, on_405: On405) -> H {
+pub(super) fn with_prack(peer: &str, mode: PrackMode, on_405: On405) -> H {
     H::with(config_with(|n, p| {
         if n == peer {
             p.prack = prack(mode, on_405);
