@@ -40,6 +40,7 @@ mod orphan;
 mod outbound;
 mod per_leg;
 mod phase;
+mod prack_answer;
 mod prack_offer;
 mod registrations;
 mod relay_request;

@@ -2,16 +2,16 @@
 //! callee's reliable 18x itself, and sends its own 18x to the caller reliably when the
 //! caller's profile and INVITE allow it. A PRACK is never relayed end to end.
 
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::state::{Call, HeldPrack, MAX_QUEUED_1XX, PendingRel, TxnRole};
 use super::timers::CallTimer;
-use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
-use crate::interop::prack::{On405, PrackMode, is_prack_refusal};
+use crate::interop::prack::PrackMode;
 use crate::sip::{Body, Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
@@ -162,105 +162,6 @@ impl Call {
             Err(e) => {
                 warn!(error = %e, "cannot build PRACK");
                 false
-            }
-        }
-    }
-
-    /// The final answer to our PRACK `id` (for the callee of `attempt`): a challenge is
-    /// answered once, with the PRACK again and the callee's credentials (an ITSP may
-    /// challenge every request in the dialog); anything else is its result. Each branch's
-    /// PRACK is kept for that (the caller's answer goes to every forked branch at once).
-    pub(super) fn on_prack_answer(
-        &mut self,
-        cx: &mut Cx,
-        id: TxnId,
-        attempt: u32,
-        resp: &Response,
-    ) {
-        let current = self.route.attempt() == attempt && self.phase.is_routing();
-        // 481 from one branch of a forking proxy that another branch was heard from: that
-        // early dialog is gone (it ended as our PRACK went), not PRACK refused. The other
-        // branches are PRACKed as ever, whatever `on_405` says; so for a branch known gone
-        // already (its BYE came first, or an earlier PRACK's 481). From the only branch
-        // heard, it is a refusal like 405.
-        // (The branch is the one our PRACK went to, whatever tag its answer carries.)
-        if current
-            && resp.status() == 481
-            && let Some(tag) = self.uac_rel.sent_to(id)
-            && (self.branch_gone(&tag) || !self.knows_branch(&tag))
-        {
-            self.close_txn(id);
-            self.uac_rel.take_sent(id);
-            info!(call_id = %self.call_id(), "PRACK answered 481 by one branch: that branch is gone");
-            if let Some(peer) = self.egress_name().cloned() {
-                cx.emit(Output::Event(CoreEvent::PrackFailure {
-                    peer,
-                    what: "481".into(),
-                }));
-            }
-            self.events.push(CallEvent::PrackIgnored("481".into()));
-            return;
-        }
-        let sent = (self.uac_rel.take_sent(id)).filter(|_| current);
-        if let Some(sent) = sent
-            && super::challenge::is_challenge(resp)
-        {
-            self.close_txn(id);
-            match self.answer_challenge(cx, Side::B, &sent, resp, TxnRole::Prack(attempt)) {
-                Ok((id, again)) => {
-                    self.uac_rel.keep_sent(id, again);
-                    return;
-                }
-                Err(why) => self.challenge_failed(resp.status(), &why),
-            }
-        }
-        self.on_prack_result(cx, id, attempt, Some(resp.status()));
-    }
-
-    /// The callee answered our PRACK `id` (`Some(status)`) or never did (`None`): a
-    /// refusal gives up PRACK toward it, or fails the call, as its `on_405` says.
-    pub(super) fn on_prack_result(
-        &mut self,
-        cx: &mut Cx,
-        id: TxnId,
-        attempt: u32,
-        status: Option<u16>,
-    ) {
-        self.close_txn(id);
-        self.uac_rel.take_sent(id);
-        // Our PRACK to a callee that failed since: its fate is not the current callee's.
-        if self.route.attempt() != attempt {
-            return;
-        }
-        let refused = match status {
-            Some(s) if (200..300).contains(&s) => false,
-            Some(s) => is_prack_refusal(s) || s >= 400,
-            None => true,
-        };
-        if !refused || !self.phase.is_routing() {
-            return;
-        }
-        let what = status.map_or_else(|| "timeout".to_string(), |s| s.to_string());
-        let Some(peer) = self.egress_name().cloned() else {
-            return;
-        };
-        let on_405 = self
-            .profile(Side::B)
-            .map_or(On405::Continue, |p| p.prack.on_405);
-        cx.emit(Output::Event(CoreEvent::PrackFailure {
-            peer: peer.clone(),
-            what: what.clone(),
-        }));
-        match on_405 {
-            On405::Continue => {
-                info!(call_id = %self.call_id(), %peer, "PRACK refused ({what}); continuing without PRACK");
-                self.uac_rel.given_up = true;
-                self.events.push(CallEvent::PrackIgnored(what));
-            }
-            On405::Fail => {
-                info!(call_id = %self.call_id(), %peer, "PRACK refused ({what}); failing the call");
-                self.events.push(CallEvent::PrackFailed(what));
-                self.fail_call(cx, 502, CallTag::PrackRejected, Q850Cause::PROTOCOL_ERROR);
             }
         }
     }

@@ -21,6 +21,7 @@ use crate::sip::session::{OPTION_TAG, Session};
 use crate::sip::{Hdr, Method, Request, Response, SipError};
 use crate::txn::TxnId;
 
+mod after_422;
 mod refresh;
 
 impl Call {
