@@ -30,8 +30,9 @@ pub struct Forks {
 impl Call {
     /// The callee's branch `tag` speaks (a provisional, or a request in its early dialog):
     /// side B becomes its dialog, as it stood when another branch last took its place (a new
-    /// branch starts from the INVITE's dialog, learning the rest from its response). The
-    /// branch followed until now is kept.
+    /// branch starts from the followed one's, whose branch's own parts its response then
+    /// replaces: tag, CSeq, route set, Contact, Allow). The branch followed until now is
+    /// kept, the kept ones in the order they were last followed.
     pub(super) fn follow_fork(&mut self, tag: &str) {
         let Some(b) = self.b.as_mut() else {
             return;
@@ -47,7 +48,7 @@ impl Call {
             .early
             .iter()
             .position(|d| d.remote_tag.as_deref() == Some(tag))
-            .map(|i| forks.early.swap_remove(i));
+            .map(|i| forks.early.remove(i));
         if forks.early.len() >= MAX_EARLY_FORKS {
             forks.early.remove(0);
         }

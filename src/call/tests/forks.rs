@@ -26,6 +26,24 @@ fn two_branches_ringing(h: &mut H, branch: &str) -> (Request, String) {
     (inv, ours)
 }
 
+/// Our PRACK `pr` to branch t1 of `inv` answered 481: the call goes on, and branch t2's
+/// reliable 183 is PRACKed, whatever `on_405`.
+fn t1s_481_leaves_t2_pracked(
+    h: &mut H,
+    inv: &Request,
+    pr: &Request,
+    on_405: crate::interop::prack::On405,
+) {
+    h.recv_msg(CARRIER_A, reply(pr, 481, "t1", &[], None));
+    assert!(h.cdrs.is_empty(), "{on_405:?}: the call goes on");
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(inv, "t2", 1, "<sip:t2@127.0.0.4>", SDP),
+    );
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(pr.to_tag().as_deref(), Some("t2"), "{on_405:?}");
+}
+
 /// The SDP of branch 1's new offer (its announcement moved).
 fn moved_offer() -> String {
     SDP.replace("m=audio 5008", "m=audio 5010")
@@ -199,14 +217,7 @@ fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
                 None,
             ),
         );
-        h.recv_msg(CARRIER_A, reply(&pr, 481, "t1", &[], None));
-        assert!(h.cdrs.is_empty(), "{on_405:?}: the call goes on");
-        h.recv_msg(
-            CARRIER_A,
-            reliable_183_from(&inv, "t2", 1, "<sip:t2@127.0.0.4>", SDP),
-        );
-        let pr = h.one_request(CARRIER_A, Method::Prack);
-        assert_eq!(pr.to_tag().as_deref(), Some("t2"), "{on_405:?}");
+        t1s_481_leaves_t2_pracked(&mut h, &inv, &pr, on_405);
     }
 }
 
@@ -308,14 +319,7 @@ fn a_481_from_a_branch_already_gone_changes_nothing() {
             &from_carrier_in(&inv, "BYE", "t1", 9, "z9hG4bKfk9b", ""),
         );
         assert_eq!(h.statuses(CARRIER_A), [200]);
-        h.recv_msg(CARRIER_A, reply(&pr, 481, "t1", &[], None));
-        assert!(h.cdrs.is_empty(), "{on_405:?}: the call goes on");
-        h.recv_msg(
-            CARRIER_A,
-            reliable_183_from(&inv, "t2", 1, "<sip:t2@127.0.0.4>", SDP),
-        );
-        let pr = h.one_request(CARRIER_A, Method::Prack);
-        assert_eq!(pr.to_tag().as_deref(), Some("t2"), "{on_405:?}");
+        t1s_481_leaves_t2_pracked(&mut h, &inv, &pr, on_405);
     }
 }
 
@@ -361,4 +365,33 @@ fn a_481_is_judged_by_the_branch_our_prack_went_to() {
     h.recv(CARRIER_A, &mangled);
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::PrackRejected);
+}
+
+/// With several branches kept, the one followed after the followed one ends is the one
+/// followed most lately before it. (A first version reordered the kept branches when one
+/// was taken back, and followed an older one.)
+#[test]
+fn the_branch_followed_after_a_gone_one_is_the_latest_before_it() {
+    let mut h = H::new();
+    let (inv, tag) = two_branches_ringing(&mut h, "z9hG4bKfkc");
+    for (t, contact) in [("t3", "<sip:t3@127.0.0.5>"), ("t4", "<sip:t4@127.0.0.6>")] {
+        h.recv_msg(
+            CARRIER_A,
+            reply(&inv, 180, t, &[(Hdr::CONTACT, contact)], None),
+        );
+    }
+    h.take(PHONE);
+    // t1 speaks (followed), then ends; then t4, followed after it, ends: t3 is next.
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INFO", "t1", 5, "z9hG4bKfkc1", ""),
+    );
+    h.one_request(PHONE, Method::Info);
+    for (t, b) in [("t1", "z9hG4bKfkc2"), ("t4", "z9hG4bKfkc3")] {
+        h.recv(CARRIER_A, &from_carrier_in(&inv, "BYE", t, 9, b, ""));
+        assert_eq!(h.statuses(CARRIER_A), [200], "{t}");
+    }
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfkcp", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t3"));
 }
