@@ -142,10 +142,7 @@ impl Call {
 /// the caller's own SIP reason when its CANCEL gave one (a forking PBX's `SIP;cause=200;
 /// text="Call completed elsewhere"` spares the callee a missed-call entry).
 fn cancel_reasons(end: &EndInfo) -> Vec<String> {
-    let sip = (end.reason_sip.as_deref()).and_then(crate::interop::causes::reason_rebuilt);
-    std::iter::once(reason_header(Q850Cause(end.cause)))
-        .chain(sip)
-        .collect()
+    crate::interop::causes::reason_values(Q850Cause(end.cause), end.reason_sip.as_deref())
 }
 
 /// RFC 3261 §9.1: the CANCEL of `inv` (its Route too, for an INVITE within a dialog), with

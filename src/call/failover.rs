@@ -13,7 +13,7 @@ use super::phase::{AttemptState, EndInfo};
 use super::state::{Call, Failure, PeerResponse, TxnRole, UacRel};
 use crate::cdr::CallTag;
 use crate::config::Profile;
-use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status, reason_header};
+use crate::interop::causes::{CauseSource, Q850Cause, cause_for_status};
 use crate::sip::{Hdr, Response};
 use crate::txn::TxnId;
 
@@ -160,7 +160,7 @@ impl Call {
         }
         let no_answer = status == 408 && alerted;
         if FAILOVER_STATUSES.contains(&status) && !no_answer && !self.route.exhausted() {
-            info!(call_id = %self.call_id(), egress = self.egress_name().map_or("", crate::config::PeerName::as_str), status, "failing over to the next peer");
+            info!(call_id = %self.call_id(), egress = self.egress_str(), status, "failing over to the next peer");
             self.events.push(CallEvent::Failover(status));
             let peer = self.profile(Side::B).cloned();
             return self
@@ -297,18 +297,15 @@ impl Call {
                     out.remove_header(&Hdr::RETRY_AFTER);
                 }
                 if self.ingress.causes.send_reason {
-                    // The callee's own Reason values when it gave a Q.850 one (text and all),
-                    // else the cause we determined.
-                    let values = if cause_source == CauseSource::ReasonHeader {
-                        crate::interop::causes::reasons_rebuilt(&reasons)
-                    } else {
-                        std::iter::once(reason_header(cause))
-                            .chain(
-                                (reason_sip.as_deref())
-                                    .and_then(crate::interop::causes::reason_rebuilt),
-                            )
-                            .collect()
-                    };
+                    // The callee's own Reason values when it gave a Q.850 one (text and all,
+                    // as we write them), else (or when none can be written) the cause we
+                    // determined.
+                    let theirs = (cause_source == CauseSource::ReasonHeader)
+                        .then(|| crate::interop::causes::reasons_rebuilt(&reasons))
+                        .filter(|v| !v.is_empty());
+                    let values = theirs.unwrap_or_else(|| {
+                        crate::interop::causes::reason_values(cause, reason_sip.as_deref())
+                    });
                     for v in values {
                         let _ = out.insert_header_before_length(&Hdr::REASON, v);
                     }
@@ -335,7 +332,7 @@ impl Call {
         if !self.finish_attempt() || !self.phase.is_routing() {
             return;
         }
-        warn!(call_id = %self.call_id(), egress = self.egress_name().map_or("", crate::config::PeerName::as_str), timeout, "peer unreachable");
+        warn!(call_id = %self.call_id(), egress = self.egress_str(), timeout, "peer unreachable");
         self.events.push(if timeout {
             CallEvent::PeerTimeout
         } else {

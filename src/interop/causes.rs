@@ -196,6 +196,14 @@ pub fn reason_rebuilt(value: &str) -> Option<String> {
     cause_ok.then_some(out)
 }
 
+/// The Reason values we send for `cause`: its Q.850 value, and a peer's SIP reason `sip`
+/// (a CANCEL's "Call completed elsewhere", a callee's failure) as we write it.
+pub fn reason_values(cause: Q850Cause, sip: Option<&str>) -> Vec<String> {
+    std::iter::once(reason_header(cause))
+        .chain(sip.and_then(reason_rebuilt))
+        .collect()
+}
+
 /// Parameters of one Reason value kept at most.
 const MAX_REASON_PARAMS: usize = 8;
 

@@ -652,6 +652,20 @@ fn retransmitted_invite_is_absorbed() {
     assert_eq!(h.core.stats().calls, 1);
 }
 
+/// A callee's Q.850 Reason we read but cannot write again (`cause=+17`: a number, not
+/// digits) goes to the caller as the cause it names, in our form. Before, the caller got no
+/// Reason at all.
+#[test]
+fn a_callees_reason_we_cannot_write_goes_on_as_its_cause() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c7b", "z9hG4bKc7b", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let reason = [(Hdr::REASON, "Q.850;cause=+17")];
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "t7", &reason, None));
+    let r = h.response_with(PHONE, 486, "486");
+    assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=17"));
+}
+
 #[test]
 fn busy_with_q850_reason_is_relayed_and_recorded() {
     let mut h = H::new();
