@@ -432,7 +432,7 @@ impl Call {
         self.anchor_answer(cx, Side::B, &mut out, offer);
         let b_cseq = resp.seq();
         self.deliver_2xx_to_caller(cx, out, b_cseq);
-        debug!(call_id = %self.call_id(), egress = self.egress_name().map_or("", crate::config::PeerName::as_str), "call answered");
+        debug!(call_id = %self.call_id(), egress = self.egress_str(), "call answered");
     }
 
     /// A callee's response `resp`, as our response to the caller's INVITE (the caller's

@@ -1,6 +1,7 @@
 //! The callee's forks beyond the one the call follows now (RFC 3261 §12.1.2, §13.2.2.4): a
-//! forking proxy's branches each set up an early dialog, and the call's side B is the one
-//! whose response came last. The others are kept as they stood: an early request from one
+//! forking proxy's branches each set up an early dialog, and the call's side B is the
+//! branch heard from last (a provisional, or a request in its early dialog that goes on to
+//! the caller), or the one heard before a branch that said its dialog is gone. The others are kept as they stood: an early request from one
 //! (a carrier's announcement server updating its early media by UPDATE, an INFO) makes it
 //! the followed one again, instead of the 481 that would tell that branch its dialog is gone.
 //! Also the 2xx dialogs the call did not want and hung up.
@@ -17,7 +18,7 @@ pub const MAX_EARLY_FORKS: usize = 8;
 /// A released fork's dialog: its Call-ID and the To tag of its 2xx.
 pub type ReleasedFork = (Box<str>, Box<str>);
 
-/// Boxed in the call, only once it has heard from a second fork.
+/// Boxed in the call, only once it has heard from a second fork or hung up an unwanted 2xx.
 #[derive(Debug, Default)]
 pub struct Forks {
     /// The 2xx dialogs the call hung up, the last [`MAX_RELEASED_FORKS`]: a retransmission of

@@ -461,8 +461,8 @@ impl B2bua {
                 }));
             return;
         }
-        info!(call_id = %req.call_id().unwrap_or_default(), peer = %peer.0, "refusing call: {} {}", no.status, no.reason);
         let call_id = req.call_id().unwrap_or_default();
+        info!(%call_id, peer = %peer.0, "refusing call: {} {}", no.status, no.reason);
         let facts = Facts::refused(&call_id, &no.caller, &no.number, &peer.0, now);
         let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);
         let cdr = record(&self.env, facts, end);

@@ -10,15 +10,17 @@ use super::state::{Call, TxnRole};
 use super::{CoreEvent, Output, Side};
 use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
-use crate::interop::prack::{On405, is_prack_refusal};
+use crate::interop::prack::On405;
 use crate::sip::Response;
 use crate::txn::TxnId;
 
 impl Call {
-    /// The final answer to our PRACK `id` (for the callee of `attempt`): a challenge is
-    /// answered once, with the PRACK again and the callee's credentials (an ITSP may
-    /// challenge every request in the dialog); anything else is its result. Each branch's
-    /// PRACK is kept for that (the caller's answer goes to every forked branch at once).
+    /// The final answer to our PRACK `id` (for the callee of `attempt`): a 481 from a branch
+    /// that is gone (another branch was heard, or it was known gone already) ends that
+    /// branch only; a challenge is answered once, with the PRACK again and the callee's
+    /// credentials (an ITSP may challenge every request in the dialog); anything else is its
+    /// result. Each branch's PRACK is kept for that (the caller's answer goes to every
+    /// forked branch at once).
     pub(super) fn on_prack_answer(
         &mut self,
         cx: &mut Cx,
@@ -83,7 +85,7 @@ impl Call {
         }
         let refused = match status {
             Some(s) if (200..300).contains(&s) => false,
-            Some(s) => is_prack_refusal(s) || s >= 400,
+            Some(s) => s >= 400,
             None => true,
         };
         if !refused || !self.phase.is_routing() {

@@ -362,7 +362,7 @@ fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
 
 /// The session-timer terms of a request to a callee after its 422 asked for `min`: that
 /// interval, and it as our minimum too (RFC 4028 §7.4).
-pub(super) fn terms_after_422(min: std::time::Duration) -> [(Hdr, String); 2] {
+fn terms_after_422(min: std::time::Duration) -> [(Hdr, String); 2] {
     let secs = min.as_secs().to_string();
     [(Hdr::SESSION_EXPIRES, secs.clone()), (Hdr::MIN_SE, secs)]
 }

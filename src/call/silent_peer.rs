@@ -63,7 +63,7 @@ impl Call {
                 cancelled: false,
             });
         }
-        tracing::info!(call_id = %self.call_id(), egress = self.egress_name().map_or("", crate::config::PeerName::as_str), "no response to the INVITE in the peer's invite_timeout_s");
+        tracing::info!(call_id = %self.call_id(), egress = self.egress_str(), "no response to the INVITE in the peer's invite_timeout_s");
         self.on_invite_unreachable(cx, txn, true);
         // Its transaction is still open (Timer B, or the peer's final answer, ends it): the
         // call waits for it, even once released, to CANCEL it if it speaks.

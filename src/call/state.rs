@@ -410,6 +410,11 @@ impl Call {
         self.attempt.as_ref().map(|a| &a.peer.name)
     }
 
+    /// The callee peer's name for a log line ("" before any attempt).
+    pub fn egress_str(&self) -> &str {
+        self.egress_name().map_or("", PeerName::as_str)
+    }
+
     pub fn call_id(&self) -> &str {
         &self.a.call_id
     }

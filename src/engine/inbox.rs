@@ -345,7 +345,6 @@ impl Inbox {
                 && !data.starts_with(b"ACK ")
         };
         if !heard {
-            crate::ops::metrics::refused("unknown_source");
             self.tally.count_stranger(ip);
         }
         heard

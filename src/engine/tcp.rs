@@ -71,7 +71,6 @@ pub(super) async fn accept(
                 // one message's time for its 403.
                 let stranger = !inbox.knows_source(peer.ip());
                 if stranger && inbox.unknown_sources() == UnknownSources::Drop {
-                    crate::ops::metrics::refused("unknown_source");
                     inbox.tally.count_stranger(peer.ip());
                     continue;
                 }

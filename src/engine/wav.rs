@@ -171,8 +171,9 @@ impl WavWriters {
             rec,
         });
         if let Err(mpsc::SendError(Cmd::Open { path, .. })) = sent {
-            // No writer left (it cannot end before the shell's handle goes, but a count
-            // nobody takes back would refuse every recording after 1,024).
+            // No writer left. Defensive: it restarts after a fault and ends only when the
+            // shell's handle goes; but a count nobody takes back would refuse every
+            // recording after 1,024.
             self.queued_opens.fetch_sub(1, Relaxed);
             count_refusal(&self.stopped, "open");
             warn!(path = %path.display(), "the recording writer has ended: this call goes unrecorded");

@@ -12,8 +12,9 @@ pub enum PrackMode {
     Required,
 }
 
-/// `[prack] on_405`: what a PRACK failure (405/501, a timeout, or a 481 from the only
-/// branch heard) does to the call.
+/// `[prack] on_405`: what a PRACK failure does to the call: any 4xx-6xx answer to our PRACK
+/// (405, 501, ...; a 401/407 only when `[auth]` cannot answer it; a 481 only from the only
+/// branch heard), or none at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum On405 {
     /// Stop PRACKing this peer for the call and keep waiting for its final response.
@@ -35,9 +36,4 @@ impl Default for PrackPolicy {
             on_405: On405::Continue,
         }
     }
-}
-
-/// PRACK responses that mean "this peer does not do PRACK" rather than a broken dialog.
-pub fn is_prack_refusal(status: u16) -> bool {
-    matches!(status, 405 | 501 | 481)
 }

@@ -73,8 +73,8 @@ pub struct RepackStats {
     pub oversize: u64,
     /// Outgoing packets dropped past the audio budget.
     pub over_rate: u64,
-    /// G.711 packets whose audio had all been taken already (a duplicate, or one that
-    /// arrived after a later one): dropped.
+    /// G.711 packets whose audio ends at or before the audio already sent (a duplicate, or
+    /// one overtaken by a later one): dropped. (Read by tests; not exported.)
     pub stale: u64,
 }
 

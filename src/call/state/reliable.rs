@@ -166,7 +166,6 @@ impl UacRel {
         self.sent_pracks.as_ref().map_or(0, |l| l.len())
     }
 
-    /// Our PRACK of transaction `id`, if kept; forgotten from now on.
     /// The To tag of our PRACK `id` still waiting: the branch it went to.
     pub fn sent_to(&self, id: crate::txn::TxnId) -> Option<String> {
         (self.sent_pracks.as_ref())?
@@ -175,6 +174,7 @@ impl UacRel {
             .and_then(|(_, r)| r.to_tag())
     }
 
+    /// Our PRACK of transaction `id`, if kept; forgotten from now on.
     pub fn take_sent(&mut self, id: crate::txn::TxnId) -> Option<crate::sip::Request> {
         let list = self.sent_pracks.as_mut()?;
         let i = list.iter().position(|(t, _)| *t == id)?;

@@ -1,9 +1,11 @@
 //! The application servers' fair shares of `[callback] max_active` and `rate`. One AS that
-//! wants more than it gets (a runaway dialler, a campaign) must not starve another: while
-//! another AS has been refused lately, room that frees goes first to the AS that holds the
-//! least (the one refused first among equals), and no AS takes more than its share of the
-//! rate a window. With one AS, or none refused lately, any AS may take all of it, so
-//! nothing is left idle that someone asks for.
+//! wants more than it gets (a runaway dialler, a campaign) must not starve another. While
+//! another AS was refused room in the last 15 s and what is free is no more than the ASes
+//! waiting are owed, room that frees goes first to the AS that holds the least (the one
+//! refused first among equals), and an AS at its share waits; while another AS was refused
+//! rate in the last 2 s, no AS takes more than its share of the rate a window. With one AS,
+//! or none refused lately, any AS may take all of it, so nothing is left idle that someone
+//! asks for.
 //!
 //! An AS is its source IP (its port may change from one socket to the next).
 

@@ -18,7 +18,7 @@ pub(crate) struct Tally {
     /// Messages from sources no profile matches, dropped, and one of their sources: a
     /// carrier that moved to an address its profile's `match` lacks shows here, not only
     /// in a metric.
-    pub strangers: AtomicU64,
+    strangers: AtomicU64,
     stranger: Mutex<Option<IpAddr>>,
 }
 
@@ -35,10 +35,12 @@ impl Tally {
         Tally::bump(&self.shed_dropped);
     }
 
-    /// A message from `ip`, which no profile matches, dropped. The source is sampled (the
+    /// A message from `ip`, which no profile matches, dropped (and counted in the metrics,
+    /// `unknown_source`). The source is sampled (the
     /// latest, when the lock is free): no more than one store per packet, and no table a
     /// spoofed flood could fill.
     pub(crate) fn count_stranger(&self, ip: IpAddr) {
+        crate::ops::metrics::refused("unknown_source");
         Tally::bump(&self.strangers);
         if let Ok(mut s) = self.stranger.try_lock() {
             *s = Some(ip);
