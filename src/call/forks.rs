@@ -28,7 +28,31 @@ pub struct Forks {
     pub early: Vec<Dialog>,
 }
 
+impl Forks {
+    /// Where the early dialog of branch `tag` is kept, if it is.
+    fn kept(&self, tag: &str) -> Option<usize> {
+        (self.early.iter()).position(|d| d.remote_tag.as_deref() == Some(tag))
+    }
+}
+
+/// `next` becomes the dialog in `b`'s place (the one it had is returned): our CSeq only
+/// grows, whichever branch a request went to.
+pub(super) fn in_place_of(b: &mut Dialog, mut next: Dialog) -> Dialog {
+    next.local_cseq = next.local_cseq.max(b.local_cseq);
+    std::mem::replace(b, next)
+}
+
 impl Call {
+    /// The To tag of the branch side B follows.
+    fn followed_tag(&self) -> Option<&str> {
+        self.b.as_ref().and_then(|b| b.remote_tag.as_deref())
+    }
+
+    /// Whether branch `tag`'s early dialog is kept (it is not the one followed).
+    fn kept_branch(&self, tag: &str) -> bool {
+        (self.forks.as_deref()).is_some_and(|f| f.kept(tag).is_some())
+    }
+
     /// The callee's branch `tag` speaks (a provisional, or a request in its early dialog):
     /// side B becomes its dialog, as it stood when another branch last took its place (a new
     /// branch starts from the followed one's, whose branch's own parts its response then
@@ -45,21 +69,12 @@ impl Call {
             return;
         }
         let forks = self.forks.get_or_insert_with(Default::default);
-        let kept = forks
-            .early
-            .iter()
-            .position(|d| d.remote_tag.as_deref() == Some(tag))
-            .map(|i| forks.early.remove(i));
+        let kept = forks.kept(tag).map(|i| forks.early.remove(i));
         if forks.early.len() >= MAX_EARLY_FORKS {
             forks.early.remove(0);
         }
-        let cseq = b.local_cseq;
         let left = match kept {
-            Some(mut d) => {
-                // Our CSeq only grows, whichever branch a request went to.
-                d.local_cseq = d.local_cseq.max(cseq);
-                std::mem::replace(b, d)
-            }
+            Some(d) => in_place_of(b, d),
             None => b.clone(),
         };
         forks.early.push(left);
@@ -68,17 +83,13 @@ impl Call {
     /// Whether `tag` names an early dialog of the current attempt other than side B's: a
     /// request in it is the call's.
     pub(super) fn has_early_fork(&self, tag: &str) -> bool {
-        self.phase.is_routing()
-            && (self.forks.as_deref())
-                .is_some_and(|f| f.early.iter().any(|d| d.remote_tag.as_deref() == Some(tag)))
+        self.phase.is_routing() && self.kept_branch(tag)
     }
 
     /// Whether `tag` is a branch the call still knows: the one side B follows, or another
     /// early dialog kept. (One that said its dialog is gone is neither.)
     pub(super) fn knows_branch(&self, tag: &str) -> bool {
-        self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == Some(tag)
-            || (self.forks.as_deref())
-                .is_some_and(|f| f.early.iter().any(|d| d.remote_tag.as_deref() == Some(tag)))
+        self.followed_tag() == Some(tag) || self.kept_branch(tag)
     }
 
     /// Whether another branch than the one side B follows was heard while routing.
@@ -93,20 +104,17 @@ impl Call {
         if !self.has_other_branch() {
             return false;
         }
-        let followed = self.b.as_ref().and_then(|b| b.remote_tag.as_deref()) == Some(tag);
+        let followed = self.followed_tag() == Some(tag);
         let Some(f) = self.forks.as_deref_mut() else {
             return false;
         };
         if !followed {
-            let before = f.early.len();
-            f.early.retain(|d| d.remote_tag.as_deref() != Some(tag));
-            return f.early.len() < before;
+            return f.kept(tag).map(|i| f.early.remove(i)).is_some();
         }
-        let (Some(mut next), Some(b)) = (f.early.pop(), self.b.as_mut()) else {
+        let (Some(next), Some(b)) = (f.early.pop(), self.b.as_mut()) else {
             return false;
         };
-        next.local_cseq = next.local_cseq.max(b.local_cseq);
-        *b = next;
+        in_place_of(b, next);
         true
     }
 

@@ -15,6 +15,17 @@ use crate::sip::Response;
 use crate::txn::TxnId;
 
 impl Call {
+    /// A PRACK failure (`what`: the status, or `timeout`) counted for the callee's peer (the
+    /// metric `trunkgate_prack_failures_total`), which is returned; none before an attempt.
+    fn count_prack_failure(&self, cx: &mut Cx, what: &str) -> Option<crate::config::PeerName> {
+        let peer = self.egress_name().cloned()?;
+        cx.emit(Output::Event(CoreEvent::PrackFailure {
+            peer: peer.clone(),
+            what: what.to_string(),
+        }));
+        Some(peer)
+    }
+
     /// The final answer to our PRACK `id` (for the callee of `attempt`): a 481 from a branch
     /// that is gone (another branch was heard, or it was known gone already) ends that
     /// branch only; a challenge is answered once, with the PRACK again and the callee's
@@ -43,12 +54,7 @@ impl Call {
             self.close_txn(id);
             self.uac_rel.take_sent(id);
             info!(call_id = %self.call_id(), "PRACK answered 481 by one branch: that branch is gone");
-            if let Some(peer) = self.egress_name().cloned() {
-                cx.emit(Output::Event(CoreEvent::PrackFailure {
-                    peer,
-                    what: "481".into(),
-                }));
-            }
+            self.count_prack_failure(cx, "481");
             self.events.push(CallEvent::PrackIgnored("481".into()));
             return;
         }
@@ -92,16 +98,12 @@ impl Call {
             return;
         }
         let what = status.map_or_else(|| "timeout".to_string(), |s| s.to_string());
-        let Some(peer) = self.egress_name().cloned() else {
+        let Some(peer) = self.count_prack_failure(cx, &what) else {
             return;
         };
         let on_405 = self
             .profile(Side::B)
             .map_or(On405::Continue, |p| p.prack.on_405);
-        cx.emit(Output::Event(CoreEvent::PrackFailure {
-            peer: peer.clone(),
-            what: what.clone(),
-        }));
         match on_405 {
             On405::Continue => {
                 info!(call_id = %self.call_id(), %peer, "PRACK refused ({what}); continuing without PRACK");

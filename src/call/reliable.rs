@@ -85,22 +85,15 @@ impl Call {
         let HeldPrack {
             rseq,
             invite_cseq,
-            mut dialog,
+            dialog,
             ..
         } = held;
-        let current = self
-            .b
-            .as_ref()
-            .map(|b| (b.remote_tag.clone(), b.local_cseq));
-        match current {
-            Some((tag, cseq)) if tag != dialog.remote_tag => {
-                dialog.local_cseq = dialog.local_cseq.max(cseq);
-                let other_branch = self.b.replace(dialog);
+        match self.b.as_mut() {
+            Some(b) if b.remote_tag != dialog.remote_tag => {
+                let other_branch = super::forks::in_place_of(b, dialog);
                 let sent = self.prack_callee(cx, rseq, invite_cseq, answer);
-                let sent_cseq = self.b.as_ref().map_or(cseq, |b| b.local_cseq);
-                self.b = other_branch;
                 if let Some(b) = self.b.as_mut() {
-                    b.local_cseq = b.local_cseq.max(sent_cseq);
+                    super::forks::in_place_of(b, other_branch);
                 }
                 sent
             }
