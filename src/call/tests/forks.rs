@@ -4,6 +4,12 @@
 use super::prack::{reliable_183_from, with_prack};
 use super::*;
 
+/// Branch `tag`'s 180 to our INVITE `inv`, its Contact at `host`.
+fn ring(inv: &Request, tag: &str, host: &str) -> Message {
+    let contact = format!("<sip:{tag}@{host}>");
+    reply(inv, 180, tag, &[(Hdr::CONTACT, contact.as_str())], None)
+}
+
 /// The phone's INVITE (Call-ID `call-1@127.0.0.2`, Via `branch`) rung by two branches of
 /// the carrier's forking proxy, t1 then t2: our INVITE, and our tag toward the phone.
 fn two_branches_ringing(h: &mut H, branch: &str) -> (Request, String) {
@@ -12,11 +18,8 @@ fn two_branches_ringing(h: &mut H, branch: &str) -> (Request, String) {
         &invite_text("call-1@127.0.0.2", branch, "+8610123", ""),
     );
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    for (tag, contact) in [("t1", "<sip:t1@127.0.0.3>"), ("t2", "<sip:t2@127.0.0.4>")] {
-        h.recv_msg(
-            CARRIER_A,
-            reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None),
-        );
+    for (tag, host) in [("t1", "127.0.0.3"), ("t2", "127.0.0.4")] {
+        h.recv_msg(CARRIER_A, ring(&inv, tag, host));
     }
     let ours = h
         .response_with(PHONE, 180, "180")
@@ -65,16 +68,7 @@ fn an_early_update_from_the_branch_heard_before_is_taken() {
     let prack = h.one_request(CARRIER_A, Method::Prack);
     assert_eq!(prack.to_tag().as_deref(), Some("t1"));
     h.recv_msg(CARRIER_A, reply(&prack, 200, "t1", &[], None));
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            180,
-            "t2",
-            &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
-            None,
-        ),
-    );
+    h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
     h.take(PHONE);
     h.recv(
         CARRIER_A,
@@ -93,29 +87,7 @@ fn an_early_update_from_the_branch_heard_before_is_taken() {
 #[test]
 fn an_early_info_from_an_earlier_branch_goes_on_and_a_strangers_does_not() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("fk2", "z9hG4bKfk2", "+8610123", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            180,
-            "t1",
-            &[(Hdr::CONTACT, "<sip:t1@127.0.0.3>")],
-            None,
-        ),
-    );
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            180,
-            "t2",
-            &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
-            None,
-        ),
-    );
-    h.take(PHONE);
+    let (inv, _) = two_branches_ringing(&mut h, "z9hG4bKfk2");
     h.recv(
         CARRIER_A,
         &from_carrier_in(&inv, "INFO", "t1", 7, "z9hG4bKfk2i", ""),
@@ -135,14 +107,12 @@ fn each_branch_keeps_its_own_request_numbers() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("fk3", "z9hG4bKfk3", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    let ring =
-        |tag: &str, contact: &'static str| reply(&inv, 180, tag, &[(Hdr::CONTACT, contact)], None);
-    h.recv_msg(CARRIER_A, ring("t1", "<sip:t1@127.0.0.3>"));
+    h.recv_msg(CARRIER_A, ring(&inv, "t1", "127.0.0.3"));
     h.recv(
         CARRIER_A,
         &from_carrier_in(&inv, "INFO", "t1", 2, "z9hG4bKfk3a", ""),
     );
-    h.recv_msg(CARRIER_A, ring("t2", "<sip:t2@127.0.0.4>"));
+    h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
     h.recv(
         CARRIER_A,
         &from_carrier_in(&inv, "INFO", "t2", 50, "z9hG4bKfk3b", ""),
@@ -207,16 +177,7 @@ fn a_481_to_one_branchs_prack_leaves_the_other_branches_prack() {
             reliable_183_from(&inv, "t1", 1, "<sip:t1@127.0.0.3>", SDP),
         );
         let pr = h.one_request(CARRIER_A, Method::Prack);
-        h.recv_msg(
-            CARRIER_A,
-            reply(
-                &inv,
-                180,
-                "t2",
-                &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
-                None,
-            ),
-        );
+        h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
         t1s_481_leaves_t2_pracked(&mut h, &inv, &pr, on_405);
     }
 }
@@ -299,16 +260,7 @@ fn a_481_from_a_branch_already_gone_changes_nothing() {
         let mut h = with_prack("carrier-a", PrackMode::Supported, on_405);
         h.recv(PHONE, &invite_text("fk9", "z9hG4bKfk9", "+8610123", ""));
         let inv = h.one_request(CARRIER_A, Method::Invite);
-        h.recv_msg(
-            CARRIER_A,
-            reply(
-                &inv,
-                180,
-                "t2",
-                &[(Hdr::CONTACT, "<sip:t2@127.0.0.4>")],
-                None,
-            ),
-        );
+        h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
         h.recv_msg(
             CARRIER_A,
             reliable_183_from(&inv, "t1", 1, "<sip:t1@127.0.0.3>", SDP),
@@ -374,11 +326,8 @@ fn a_481_is_judged_by_the_branch_our_prack_went_to() {
 fn the_branch_followed_after_a_gone_one_is_the_latest_before_it() {
     let mut h = H::new();
     let (inv, tag) = two_branches_ringing(&mut h, "z9hG4bKfkc");
-    for (t, contact) in [("t3", "<sip:t3@127.0.0.5>"), ("t4", "<sip:t4@127.0.0.6>")] {
-        h.recv_msg(
-            CARRIER_A,
-            reply(&inv, 180, t, &[(Hdr::CONTACT, contact)], None),
-        );
+    for (t, host) in [("t3", "127.0.0.5"), ("t4", "127.0.0.6")] {
+        h.recv_msg(CARRIER_A, ring(&inv, t, host));
     }
     h.take(PHONE);
     // t1 speaks (followed), then ends; then t4, followed after it, ends: t3 is next.
