@@ -135,6 +135,7 @@ impl Call {
             let role = TxnRole::Invite(self.route.attempt());
             match self.answer_challenge(cx, Side::B, &sent, &resp, role) {
                 Ok((txn, invite)) => {
+                    self.forget_branches(&invite);
                     if let Some(att) = self.attempt.as_mut() {
                         att.txn = txn;
                         att.invite = Some(Box::new(invite));

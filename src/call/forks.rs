@@ -125,4 +125,24 @@ impl Call {
             f.early = Vec::new();
         }
     }
+
+    /// Our INVITE `again` goes to the same peer once more (after its 401/407 or 422): a new
+    /// transaction, whose branches are new. Those the first send heard ended with its final
+    /// response, so side B is as before any answer (no tag, the Request-URI as target, no
+    /// route set): a request from one of them is refused 481, and the first branch of the new
+    /// send is the only one, not one of two.
+    pub(super) fn forget_branches(&mut self, again: &crate::sip::Request) {
+        self.forget_early_forks();
+        let Some(b) = self.b.as_mut() else {
+            return;
+        };
+        if let Some(to) = again.header(&crate::sip::Hdr::TO) {
+            b.remote_hdr = to.into();
+        }
+        b.remote_tag = None;
+        b.remote_cseq = None;
+        b.remote_target = again.uri().into();
+        b.route_set = Box::default();
+        b.peer_allows = None;
+    }
 }

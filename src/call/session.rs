@@ -269,6 +269,7 @@ impl Call {
             return false;
         };
         info!(call_id = %self.call_id(), interval = min.as_secs(), "callee wants a longer session interval (422): INVITE again");
+        self.forget_branches(&invite);
         if let Some(att) = self.attempt.as_mut() {
             att.txn = txn;
             att.invite = Some(Box::new(invite));

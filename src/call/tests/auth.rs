@@ -734,3 +734,50 @@ fn a_request_sent_again_after_422_is_signed_afresh() {
     assert_ne!(cred, first);
     assert!(cred.contains("nc=00000003"), "{cred}");
 }
+
+/// Branches t1 and t2 rang, then the proxy's 407 ended them: the INVITE sent again with
+/// credentials has branches of its own. Before, side B kept t1 and t2: an INFO in their
+/// dialogs went on to the caller (now 481, those dialogs are gone), and the new branch t3
+/// was taken for one of several.
+#[test]
+fn an_invite_sent_again_after_a_challenge_forgets_the_branches_of_the_first() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let inv = phone_invites(&mut h);
+    for tag in ["t1", "t2"] {
+        let contact = format!("<sip:{tag}@127.0.0.3>");
+        let ring = reply(&inv, 180, tag, &[(Hdr::CONTACT, contact.as_str())], None);
+        h.recv_msg(CARRIER_A, ring);
+    }
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, challenge(&inv, 407, "n1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    let ring = reply(
+        &again,
+        180,
+        "t3",
+        &[(Hdr::CONTACT, "<sip:t3@127.0.0.4>")],
+        None,
+    );
+    h.recv_msg(CARRIER_A, ring);
+    h.take(PHONE);
+    for (tag, branch) in [("t1", "z9hG4bKgone1"), ("t2", "z9hG4bKgone2")] {
+        h.recv(
+            CARRIER_A,
+            &from_carrier_in(&again, "INFO", tag, 7, branch, ""),
+        );
+        assert_eq!(
+            h.statuses(CARRIER_A),
+            [481],
+            "{tag}'s dialog ended with the 407"
+        );
+        assert!(
+            h.take(PHONE).is_empty(),
+            "nothing of {tag} reaches the caller"
+        );
+    }
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&again, "INFO", "t3", 7, "z9hG4bKlive", ""),
+    );
+    h.one_request(PHONE, Method::Info);
+}

@@ -734,6 +734,34 @@ fn the_carriers_422_is_retried_once_with_its_minimum() {
     assert!(h.statuses(PHONE).contains(&500));
 }
 
+/// The INVITE sent again after the 422 has branches of its own: once one rang, a request in
+/// the dialog of the branch that rang for the first send is refused 481 (before, it reached
+/// the caller).
+#[test]
+fn the_invite_sent_again_after_422_forgets_the_branch_that_rang() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    h.recv(PHONE, &invite_text("c1", "z9hG4bKs2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &[], None));
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 422, "x1", &[(Hdr::MIN_SE, "1200")], None),
+    );
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&again, 180, "t2", &[], None));
+    h.take(PHONE);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&again, "INFO", "t1", 4, "z9hG4bKs2i", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [481]);
+    assert!(h.take(PHONE).is_empty());
+}
+
 #[test]
 fn off_neither_copies_nor_answers_timers() {
     let off = SessionTimerPolicy::off();
