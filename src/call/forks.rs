@@ -118,6 +118,26 @@ impl Call {
         true
     }
 
+    /// A target refresh (RFC 3261 §12.2.1.2) of side `side` in the exchange with the
+    /// callee's branch `tag`: side A's dialog, or that branch's, followed or kept (one
+    /// another branch took over from meanwhile still moves to its new Contact).
+    pub(super) fn refresh_branch_target(
+        &mut self,
+        side: super::Side,
+        tag: Option<&str>,
+        contact: Option<String>,
+    ) {
+        if side == super::Side::A || self.followed_tag() == tag {
+            return self.refresh_target(side, contact);
+        }
+        if let (Some(tag), Some(c)) = (tag, contact)
+            && let Some(f) = self.forks.as_deref_mut()
+            && let Some(i) = f.kept(tag)
+        {
+            f.early[i].remote_target = c.into();
+        }
+    }
+
     /// The attempt is over (answered, or the next peer tried): its other branches' early
     /// dialogs are gone with it.
     pub(super) fn forget_early_forks(&mut self) {

@@ -142,22 +142,18 @@ impl Call {
                 return self.origin_fails(cx, &mut rel, status, "");
             }
         }
-        let (exchange_tag, same_branch, answered_elsewhere) = self.exchange_branch(&rel);
-        // The callee's Contact moves the callee's dialog only when it is that dialog's.
-        let may_refresh = |side: Side| side == Side::A || same_branch;
+        let (exchange_tag, _, answered_elsewhere) = self.exchange_branch(&rel);
         if final_ && rel.method == Method::Prack && answered_elsewhere {
             self.offer_not_taken(cx, &rel);
             return self.origin_fails(cx, &mut rel, status, "");
         }
         // Target refresh (RFC 3261 §12.2.1.2, §12.2.2): a re-INVITE/UPDATE and its 2xx may
         // move either peer; the origin's Contact counts once the 2xx is sent.
+        // The callee's Contact moves the dialog of the branch the exchange was with.
+        let tag = exchange_tag.as_deref();
         if final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update) {
-            if may_refresh(far) {
-                self.refresh_target(far, resp.contact_uri());
-            }
-            if may_refresh(rel.origin) {
-                self.refresh_target(rel.origin, rel.origin_req.contact_uri());
-            }
+            self.refresh_branch_target(far, tag, resp.contact_uri());
+            self.refresh_branch_target(rel.origin, tag, rel.origin_req.contact_uri());
         }
         // An UPDATE we carried as a re-INVITE: its 2xx is ACKed here (the UPDATE's sender
         // sends no ACK), to the target that 2xx just set (RFC 3261 §13.2.2.4).
@@ -169,8 +165,8 @@ impl Call {
             self.send_ack(cx, far, resp.seq(), None);
         }
         // (A PRACK is no target refresh; the UPDATE it went on as is, of its own branch.)
-        if final_ && resp.is_success() && rel.method == Method::Prack && same_branch {
-            self.refresh_target(far, resp.contact_uri());
+        if final_ && resp.is_success() && rel.method == Method::Prack {
+            self.refresh_branch_target(far, tag, resp.contact_uri());
         }
         if final_
             && resp.is_success()

@@ -234,6 +234,33 @@ fn a_bye_from_the_branch_heard_last_leaves_the_one_before() {
     assert!(h.statuses(PHONE).contains(&480));
 }
 
+/// Branch t1's UPDATE moves its target (Contact `sip:127.0.0.3:5060`); t2 speaks again
+/// before the caller's 2xx comes back, then ends: t1, followed again, is sent the caller's
+/// next request at its new target. Before, the refresh was dropped, as not side B's branch.
+#[test]
+fn a_target_refresh_of_a_branch_no_longer_followed_is_kept_for_it() {
+    let mut h = H::new();
+    let (inv, tag) = two_branches_ringing(&mut h, "z9hG4bKfkb");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "t1", 7, "z9hG4bKfkbu", ""),
+    );
+    let update = h.one_request(PHONE, Method::Update);
+    h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
+    h.take(PHONE);
+    h.recv_msg(PHONE, reply(&update, 200, &tag, &[], None));
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "t2", 9, "z9hG4bKfkbb", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfkbp", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t1"));
+    assert_eq!(info.uri(), "sip:127.0.0.3:5060", "t1's new target");
+}
+
 /// A request from another branch that is refused here (Max-Forwards 0: 483) moves nothing:
 /// the caller's next early request still goes to the branch followed before it.
 #[test]
