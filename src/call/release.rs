@@ -66,6 +66,12 @@ impl Call {
             "call ended"
         );
         cx.emit(Output::Cdr(Box::new(cdr)));
+        // Over for its peers: their `max_calls` no longer count it, though its last
+        // transactions may take 32 s more (a BYE toward a trunk that died), else an outage
+        // would hold the caller's slots that long.
+        for p in self.counted_peers() {
+            cx.env.limits.release(&p);
+        }
         self.report_callback_end(cx);
         // RFC 3261 §15.1.2: what is still pending in the dialog gets 487. A far leg that
         // never answers what we relayed (a re-INVITE left at 180) cannot hold the origin's

@@ -149,6 +149,31 @@ fn counts_return_to_zero_however_calls_end() {
     }
 }
 
+/// The phone hangs up and the carrier, gone, never answers our BYE: the call is over (its
+/// CDR written), so the phone's one slot is free at once, not after the BYE's 32 s.
+#[test]
+fn an_ended_call_frees_its_slots_while_its_bye_is_unanswered() {
+    let one = CallLimits {
+        max_calls: Some(1),
+        cps: None,
+    };
+    let mut h = limited(CallLimits::default(), &[("pbx", one)]);
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKlbye2"));
+    h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(h.cdrs.len(), 1);
+    h.take(PHONE);
+    call(&mut h, 2);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
+    assert_eq!(h.core.peer_calls(&PeerName("pbx".into())), 1);
+    // The first call, forgotten once its BYE timed out, is not released twice.
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.core.stats().calls, 1);
+    assert_eq!(h.core.peer_calls(&PeerName("pbx".into())), 1);
+}
+
 #[test]
 fn max_call_duration_releases_an_answered_call_with_bye_both_ways() {
     let mut h = H::with(config_with(|n, p| {
