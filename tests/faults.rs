@@ -1,5 +1,5 @@
 //! Faults against the real binary: SIGKILL under load, a trunk that is down in three ways,
-//! and a `/metrics` port already taken at start-up. Every wait is bounded and waits for a
+//! a `/metrics` port already taken at start-up, and the process stalled (SIGSTOP). Every wait is bounded and waits for a
 //! condition; assertions are about what happened, never about how fast. The four trunk
 //! tests each last one Timer B (32 s, RFC 3261 §17.1.1.2): the gateway notices none of the
 //! three failures sooner (see each test). Tests run in parallel, so the file takes about
@@ -201,6 +201,12 @@ fn fails_over_to_carrier_b(gw: &Gateway) -> serde_json::Value {
 
 /// A bare INVITE from the PBX's address; returns the first final status (after ACKing it).
 fn invite_final_status(gw: &Gateway, call_id: &str) -> u16 {
+    invite_final_status_at(gw.addr(), call_id)
+        .unwrap_or_else(|| panic!("no final response to {call_id}; log:\n{}", gw.log()))
+}
+
+/// [`invite_final_status`] toward the gateway at `gw`: `None` if no final came in 90 s.
+fn invite_final_status_at(gw: std::net::SocketAddr, call_id: &str) -> Option<u16> {
     let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -214,7 +220,7 @@ fn invite_final_status(gw: &Gateway, call_id: &str) -> u16 {
         "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\n{}Contact: <sip:1000@{PHONE_IP}:{port}>\r\nContent-Length: 0\r\n\r\n",
         head("INVITE")
     );
-    sock.send_to(invite.as_bytes(), gw.addr()).unwrap();
+    sock.send_to(invite.as_bytes(), gw).unwrap();
     // Timer B is 32 s; give it room on a loaded machine.
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut buf = vec![0u8; 65536];
@@ -238,11 +244,11 @@ fn invite_final_status(gw: &Gateway, call_id: &str) -> u16 {
                 "ACK sip:+8610123@127.0.0.1 SIP/2.0\r\n{}Content-Length: 0\r\n\r\n",
                 head("ACK").replace("To: <sip:+8610123@127.0.0.1>", &to)
             );
-            sock.send_to(ack.as_bytes(), gw.addr()).unwrap();
-            return status;
+            sock.send_to(ack.as_bytes(), gw).unwrap();
+            return Some(status);
         }
     }
-    panic!("no final response to {call_id}; log:\n{}", gw.log());
+    None
 }
 
 /// Nothing listens on carrier-a's UDP port: the kernel answers each INVITE with ICMP port
@@ -407,4 +413,63 @@ fn metrics_port_taken_at_start_up_is_a_clear_error() {
         log.contains("metrics") && log.contains(&addr),
         "the error names the metrics address {addr}:\n{log}"
     );
+}
+
+/// The gateway stalled (SIGSTOP: a VM paused, a host that gave it no CPU) while carrier-a's
+/// `100 Trying` waited in its socket, past carrier-a's `invite_timeout_s = 1`: on waking it
+/// reads the 100 before its timer fires, so the attempt is not given up (before, the timer
+/// came first: the caller got 408 and the carrier a CANCEL). The carrier's 486 then ends the
+/// call as the carrier said.
+#[test]
+fn a_response_queued_during_a_stall_is_read_before_the_timers_fire() {
+    let ports = Ports::new();
+    let carrier = UdpSocket::bind((CARRIER_A_IP, ports.carrier_a)).unwrap();
+    carrier
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            single_carrier: true,
+            ..GwOpts::carrier_a("[sip]\ninvite_timeout_s = 1\n")
+        },
+    );
+    let phone = std::thread::spawn({
+        let addr = gw.addr();
+        move || invite_final_status_at(addr, "stall-1").expect("a final status")
+    });
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = carrier.recv_from(&mut buf).expect("the INVITE");
+    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let answer = |status: &str| {
+        let mut r = format!("SIP/2.0 {status}\r\n");
+        for l in invite.lines().skip(1) {
+            let name = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+            if ["via", "from", "call-id", "cseq"].contains(&name.as_str()) {
+                r.push_str(&format!("{l}\r\n"));
+            } else if name == "to" {
+                r.push_str(&format!("{l};tag=stall\r\n"));
+            }
+        }
+        r + "Content-Length: 0\r\n\r\n"
+    };
+    gw.signal("STOP");
+    carrier
+        .send_to(answer("100 Trying").as_bytes(), from)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2_500));
+    gw.signal("CONT");
+    std::thread::sleep(Duration::from_millis(500));
+    carrier
+        .send_to(answer("486 Busy Here").as_bytes(), from)
+        .unwrap();
+    let status = phone.join().unwrap();
+    assert_eq!(status, 486, "log:\n{}", gw.log());
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
+        let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(!got.starts_with("CANCEL"), "given up: {got}");
+    }
 }

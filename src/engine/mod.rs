@@ -44,6 +44,9 @@ use lifecycle::Lifecycle;
 
 /// How often what the edge dropped is summed up in one log line (per reason, with counts).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+/// A timer wake this late means the process was stalled (a VM paused, no CPU given): what
+/// arrived meanwhile is read before the timers fire, since it came before them.
+const LATE_WAKE: Duration = Duration::from_millis(250);
 /// At exit, how long the recording writer is waited for to close the files still open.
 pub const WAV_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -245,7 +248,16 @@ impl Shell {
                     let now = self.clock();
                     self.reload_loaded(now, loaded, &mut reloading)
                 }
-                _ = sleep_until(wake), if wake.is_some() => {}
+                _ = sleep_until(wake), if wake.is_some() => {
+                    // A 2xx queued during a stall is no Timer B: the readers move what the
+                    // sockets hold into the queues (a sleep, so that the runtime polls the
+                    // sockets: a yield did not), and it is taken first.
+                    if wake.is_some_and(|w| Instant::now().saturating_duration_since(w) > LATE_WAKE) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        tracing::debug!(urgent = q.urgent.len(), fresh = q.fresh.len(), "woken late: reading what came meanwhile first");
+                        self.take_queued(&mut q);
+                    }
+                }
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
