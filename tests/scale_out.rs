@@ -1,7 +1,8 @@
 //! Two trunkgate instances behind Kamailio's dispatcher (contrib/kamailio/trunkgate-front.cfg),
 //! all on loopback: SIPp phones and carriers see only the front. Calls spread over both
 //! instances, BYE from either side and re-INVITE reach the instance that owns the dialog, the
-//! PBX's address never reaches the carrier, and a drained instance gets no new calls while
+//! PBX's address never reaches the carrier, a trunk's failure after ringing is not tried again
+//! on the other instance, and a drained instance gets no new calls while
 //! the other carries on.
 
 mod common;
@@ -321,6 +322,22 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
         before.iter().all(|n| *n > 0),
         "both instances used: {before:?}"
     );
+    // A trunk's failure after ringing, passed on by the instance (408), is the call's
+    // answer: the front does not try the other instance, which would ring the called party
+    // again (one CDR a call, not two). Before, every such 408 went to the next instance.
+    assert!(
+        w.calls(
+            "scale-out/phone-408.xml",
+            "scale-out/carrier-ring-408.xml",
+            4
+        ),
+        "{}",
+        w.logs()
+    );
+    w.wait_cdrs(18);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = w.cdrs();
+    assert_eq!(before.iter().sum::<usize>(), 18, "{before:?}\n{}", w.logs());
 
     // Drain instance 1 (SIGTERM): its probes get 503 (and once its calls are over it
     // stops, so they get nothing): the front stops sending it calls.

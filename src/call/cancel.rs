@@ -57,14 +57,17 @@ impl Call {
         if !self.phase.is_routing() {
             return;
         }
+        // RFC 3398 §8.2.1: cause 19 (alerted, no answer) is 480, cause 18 (no response) 408.
+        // A 408 after ringing reads upstream as a hop that timed out: a front or a PBX then
+        // tries the call again elsewhere, ringing the called party once more.
         let alerted = self.attempt.as_ref().is_some_and(|a| a.state.alerted());
-        let cause = if alerted {
-            Q850Cause::NO_ANSWER
+        let (status, cause) = if alerted {
+            (480, Q850Cause::NO_ANSWER)
         } else {
-            Q850Cause::NO_USER_RESPONDING
+            (408, Q850Cause::NO_USER_RESPONDING)
         };
-        info!(call_id = %self.call_id(), "ring timeout");
-        self.fail_call(cx, 408, CallTag::NoAnswerTimeout, cause);
+        info!(call_id = %self.call_id(), status, "ring timeout");
+        self.fail_call(cx, status, CallTag::NoAnswerTimeout, cause);
     }
 
     /// Answer the caller with a failure of our own making, cancel any attempt, and release.

@@ -750,15 +750,18 @@ fn unknown_source_unknown_number_and_hops() {
     assert_idle(&mut h);
 }
 
+/// After the callee rang, the ring timeout is 480 with cause 19 (RFC 3398 §8.2.1), not the
+/// 408 a front (the shipped Kamailio one) or a PBX takes for a hop that timed out, and tries
+/// again elsewhere, ringing the called party once more. Before any ringing it stays 408.
 #[test]
-fn ring_timeout_sends_408_and_cancels() {
+fn ring_timeout_sends_480_after_ringing_and_cancels() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("c13", "z9hG4bKc13", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 180, "t13", &[], None));
     h.take(PHONE);
     h.advance(Duration::from_secs(60));
-    assert!(h.statuses(PHONE).contains(&408));
+    assert_eq!(h.failures(PHONE), [480]);
     let c = h.one_request(CARRIER_A, Method::Cancel);
     // The callee's network learns why (RFC 3326), as the caller does.
     assert_eq!(c.header_lines(&Hdr::REASON), ["Q.850;cause=19"]);
@@ -766,6 +769,15 @@ fn ring_timeout_sends_408_and_cancels() {
     h.recv_msg(CARRIER_A, reply(&inv, 487, "t13", &[], None));
     assert_eq!(h.cdrs[0].call_tag, CallTag::NoAnswerTimeout);
     assert_eq!(h.cdrs[0].cause, 19, "alerted callee: no answer from user");
+    assert_eq!(h.cdrs[0].status, 480);
+
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c14", "z9hG4bKc14", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 100, "", &[], None));
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.failures(PHONE), [408], "nobody rang");
+    assert_eq!(h.cdrs[0].cause, 18);
 }
 
 #[test]

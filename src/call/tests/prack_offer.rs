@@ -759,7 +759,7 @@ fn the_ring_timeout_does_not_fail_a_call_whose_2xx_waits() {
     callee_answers(&mut h, &inv, Some(SDP));
     h.advance(Duration::from_millis(8100));
     let st = h.statuses(PHONE);
-    assert!(!st.contains(&408), "{st:?}");
+    assert!(st.iter().all(|s| *s < 300), "{st:?}");
     assert!(st.contains(&200), "{st:?}");
     assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
 }
