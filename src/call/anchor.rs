@@ -436,7 +436,9 @@ impl Call {
             }
         }
         self.note_sdp_received(from, &body, ct.as_deref());
-        self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), true, None);
+        // An offer in a response (to an INVITE without SDP) is no answer of ours: a refresh
+        // from that leg is not to be answered with it.
+        self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), !offer, None);
     }
 
     /// On an anchored call, SDP in a message that is no offer or answer (a failure, the

@@ -493,6 +493,42 @@ fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 
+/// A late-offer call (the phone's INVITE without SDP, the carrier's offer in its 200, the
+/// phone's answer in its ACK): what the phone was sent is an offer, not our answer. The
+/// phone's refresh, its SDP unchanged, goes on to the carrier. Before, the gateway answered
+/// it itself with the carrier's offer (every codec, every crypto line, as an "answer").
+#[test]
+fn a_late_offer_calls_refresh_is_not_answered_with_the_offer() {
+    let mut h = H::new();
+    let timer = "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n";
+    let offerless = invite_text("call-1@127.0.0.2", "z9hG4bKlo1", "+8610123", timer)
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+            "Content-Length: 0\r\n\r\n",
+        );
+    h.recv(PHONE, &offerless);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.body().is_empty());
+    let offer = SDP.replace("RTP/AVP 0", "RTP/AVP 0 8 18");
+    let ok = h.carrier_answers(&inv, "carrier1", &offer);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKlo1a", SDP));
+    assert!(!h.one_request(CARRIER_A, Method::Ack).body().is_empty());
+    h.advance(Duration::from_secs(300));
+    h.recv(
+        PHONE,
+        &with_headers(
+            &from_phone("INVITE", &tag, 2, "z9hG4bKlo1r", SDP),
+            "Session-Expires: 600;refresher=uac\r\n",
+        ),
+    );
+    let statuses = h.statuses(PHONE);
+    assert!(!statuses.contains(&200), "answered here: {statuses:?}");
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(re.body()).contains("m=audio"));
+}
+
 #[test]
 fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     let mut h = H::new();
