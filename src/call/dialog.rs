@@ -139,7 +139,13 @@ impl Dialog {
             cseq,
         }
         .build()?;
-        if matches!(method, Method::Invite | Method::Update) {
+        // The target refresh requests carry our Contact: RFC 3261 §12.2.1.1 and RFC 3311
+        // (INVITE, UPDATE), RFC 3515 §2.4.1 (REFER: exactly one), RFC 6665 §8.2.1 (a
+        // NOTIFY, SUBSCRIBE); strict peers answer 400 to one without.
+        if matches!(
+            method,
+            Method::Invite | Method::Update | Method::Refer | Method::Notify | Method::Subscribe
+        ) {
             r.push_header(&Hdr::CONTACT, local.contact(self.target.transport))?;
         }
         r.push_header(&Hdr::CONTENT_LENGTH, "0")?;

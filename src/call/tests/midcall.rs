@@ -695,12 +695,15 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     );
     let by = out.header(&Hdr::named("Referred-By")).unwrap();
     assert!(!by.contains("10.0.0.9"), "{by}");
+    // One Contact, the gateway's (RFC 3515 §2.4.1: a REFER without one gets 400).
+    assert_eq!(out.header_lines(&Hdr::CONTACT), ["<sip:127.0.0.1:5060>"]);
     h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
     assert!(h.statuses(PHONE).contains(&202));
     // The carrier's NOTIFY (Event: refer) reaches the PBX; its 200 goes back.
     let notify = carrier_notify(&inv, 1, "z9hG4bKn1", "refer", "active;expires=60");
     h.recv(CARRIER_A, &notify);
     let n = h.one_request(PHONE, Method::Notify);
+    assert_eq!(n.header_lines(&Hdr::CONTACT).len(), 1, "RFC 6665 §8.2.1");
     // It names the PBX's REFER by the PBX's CSeq (RFC 3515 §2.4.6), not ours.
     assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));
     h.recv_msg(PHONE, reply(&n, 200, &tag, &[], None));
