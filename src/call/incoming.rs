@@ -136,12 +136,11 @@ impl B2bua {
         // the bound is on memory as much as on entries.
         let held = (self.env.txn.len().1).max(self.env.txn.server_retained() / TXN_BYTES);
         let bound = self.env.max_server_txns;
-        // A BYE that will end its call: not ending already, in order (RFC 3261 §12.2.2) and
-        // not out of hops, or it is answered 500/483 and the next one would pass again.
+        // A BYE that will end its call: not ending already, and in order (RFC 3261 §12.2.2),
+        // or it is answered 500 and the next one would pass again.
         let ends_a_call = match found {
             Some((r, side)) => {
                 req.method() == Method::Bye
-                    && !matches!(req.max_forwards(), Some(Ok(0)))
                     && self.calls.get(&r).is_some_and(|c| {
                         !c.phase.is_ending()
                             && c.dialog(side)

@@ -59,7 +59,9 @@ impl Call {
             }
             leg.remote_cseq = Some(cseq);
         }
-        if matches!(req.max_forwards(), Some(Ok(0))) {
+        // A BYE is ours to take, not to forward (RFC 3261 §16.3 is a proxy's rule): refused
+        // 483, its sender would be gone while the other leg stayed up.
+        if matches!(req.max_forwards(), Some(Ok(0))) && req.method() != Method::Bye {
             cx.respond(id, &req, 483, "Too Many Hops", &[]);
             return;
         }

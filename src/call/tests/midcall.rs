@@ -1268,3 +1268,31 @@ fn callee_hangs_up_before_the_ack() -> (H, String) {
     h.take(CARRIER_A);
     (h, ok.to_tag().unwrap())
 }
+
+/// A BYE with `Max-Forwards: 0` ends the call: the gateway is that BYE's UAS, not a proxy
+/// forwarding it (RFC 3261 §16.3). Before, it got 483 and the other leg stayed up while
+/// the phone took the call as ended.
+#[test]
+fn a_bye_out_of_hops_still_ends_the_call() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &phone_bye(&tag, 2, "z9hG4bKmf0").replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
+    assert_eq!(h.statuses(PHONE), [200]);
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.header(&Hdr::MAX_FORWARDS).as_deref(), Some("70"));
+    assert_eq!(h.cdrs.len(), 1);
+    // Other requests out of hops are still refused.
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone("INFO", &tag, 2, "z9hG4bKmf0i", "")
+            .replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
+    assert_eq!(h.statuses(PHONE), [483]);
+}
