@@ -165,6 +165,17 @@ impl Call {
                 answer = early.clone();
                 ct = early_ct.clone();
             }
+            if p.offer && answer.is_empty() {
+                // Our 2xx offered and this ACK does not answer (RFC 3261 §13.2.2.4 says it
+                // must): the far leg's offer is refused in its ACK, so that neither leg keeps
+                // a session the other never agreed to, and the call is released.
+                warn!(call_id = %self.call_id(), ?side, "ACK without the answer to our 2xx's offer: call released");
+                self.send_owed_ack(cx, side, &p);
+                if !self.phase.is_ending() {
+                    self.release_answered(cx, CallTag::GatewayError, Q850Cause::INTERWORKING);
+                }
+                return;
+            }
             self.note_sdp_received(side, &answer, ct.as_deref());
             let mut encoding = None;
             let body = (!answer.is_empty()).then(|| {

@@ -1026,3 +1026,32 @@ fn a_clock_out_of_range_still_gives_a_cdr_time() {
     let after = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
     assert_eq!(crate::call::cdr::stamp(after), "9999-12-31T23:59:59.000Z");
 }
+
+/// The phone's INVITE without SDP, answered by the carrier's offer: the phone's ACK must carry
+/// the answer (RFC 3261 §13.2.2.4). One without: the carrier's offer is refused in its ACK
+/// (every stream at port 0) and the call released. Before, the carrier got an ACK without
+/// SDP and took its own offer as agreed while the phone had agreed to nothing.
+#[test]
+fn an_ack_without_the_answer_to_the_offer_releases_the_call() {
+    let mut h = H::new();
+    h.recv(PHONE, &offerless_text("call-1@127.0.0.2", "z9hG4bKlo2", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKlo2a", ""));
+    let sent = h.take(CARRIER_A);
+    let ack = sent.iter().find_map(|m| match m {
+        Message::Request(r) if r.method() == Method::Ack => Some(r.clone()),
+        _ => None,
+    });
+    let ack = ack.expect("the carrier's 200 is ACKed");
+    let body = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(body.contains("m=audio 0 "), "{body}");
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Request(r) if r.method() == Method::Bye))
+    );
+    h.one_request(PHONE, Method::Bye);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+}

@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// [`invite_text`] without SDP (a late offer).
+pub(super) fn offerless_text(call_id: &str, branch: &str, extra: &str) -> String {
+    invite_text(call_id, branch, "+8610123", extra)
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+            "Content-Length: 0\r\n\r\n",
+        )
+}
+
 pub(super) fn invite_text(call_id: &str, branch: &str, number: &str, extra: &str) -> String {
     format!(
         "INVITE sip:{number}@127.0.0.1 SIP/2.0\r\n\
