@@ -295,12 +295,14 @@ impl Call {
             rel.terminate(cx);
         } else {
             self.origin_fails(cx, &mut rel, 408, "Request Timeout");
-            // No answer at all in the far leg's dialog: as for a 481, that dialog is gone
-            // (not for a NOTIFY: its subscription is; nor for an UPDATE in an early dialog,
-            // the PRACK's offer, whose INVITE has its own answer).
-            if !matches!(rel.method, Method::Notify | Method::Prack) {
-                self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
-            }
+        }
+        // No answer at all in the far leg's dialog: as for a 481, that dialog is gone (not
+        // for a NOTIFY: its subscription is; nor for an UPDATE in an early dialog, the
+        // PRACK's offer, whose INVITE has its own answer). Cancelled too: the CANCEL waited
+        // for a provisional that never came. (One that rang and then never answered our
+        // CANCEL is not gone for that.)
+        if (!rel.cancelled || !rel.heard) && !matches!(rel.method, Method::Notify | Method::Prack) {
+            self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
         }
     }
 
@@ -461,6 +463,11 @@ impl Call {
                     cseq,
                     offerless: !super::anchor::carries_sdp(&rel.sent),
                 });
+        }
+        // Not a word from the far leg in 64·T1 (the CANCEL waited for a provisional): its
+        // dialog is gone, as when Timer B fires first (`on_relay_failed`).
+        if !rel.heard {
+            self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
         }
     }
 

@@ -132,6 +132,33 @@ fn a_cancel_after_the_answer_changes_nothing() {
     assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
 }
 
+/// The phone cancels its re-INVITE, which the carrier never answered at all: when Timer B
+/// fires the carrier's leg is gone (RFC 3261 §12.2.1.2), as without the CANCEL. Before, the
+/// phone got 487 and the call stayed up with a dead far leg until a media or session timer.
+#[test]
+fn a_cancelled_reinvite_never_answered_at_all_ends_the_call() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", SDP));
+    h.one_request(CARRIER_A, Method::Invite);
+    h.take_responses(PHONE);
+    h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    h.advance(Duration::from_secs(33));
+    let sent = h.take(PHONE);
+    let got = |want: &dyn Fn(&Message) -> bool| sent.iter().any(want);
+    assert!(got(
+        &|m| matches!(m, Message::Response(r) if r.status() == 487)
+    ));
+    assert!(got(
+        &|m| matches!(m, Message::Request(r) if r.method() == Method::Bye)
+    ));
+    assert!(!h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+}
+
 #[test]
 fn a_cancel_before_any_answer_waits_for_the_first_provisional() {
     let mut h = H::new();
