@@ -396,7 +396,17 @@ impl Call {
         let first = !rel.heard;
         rel.heard = true;
         if !rel.cancelled {
-            self.timers.set(CallTimer::RelayedInvite, cx.now + TIMER_C);
+            // An UPDATE carried as a re-INVITE: its origin gives the UPDATE up 64·T1 after
+            // sending it (Timer F), whatever our INVITE hears; cancelled after 16·T1 of
+            // ringing, it is answered (as the far leg ends it) well before.
+            if rel.method == Method::Update {
+                if first {
+                    let at = cx.now + cx.env.timers.t1 * 16;
+                    self.timers.set(CallTimer::RelayedInvite, at);
+                }
+            } else {
+                self.timers.set(CallTimer::RelayedInvite, cx.now + TIMER_C);
+            }
         } else if first {
             self.cancel_relayed(cx, i);
         }

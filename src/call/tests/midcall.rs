@@ -1080,7 +1080,7 @@ fn a_481_or_no_answer_to_a_relayed_reinvite_releases_the_call() {
 /// An UPDATE carried as a re-INVITE toward a phone that rings it: the carrier, which sent
 /// an UPDATE, gets no 180 (a non-INVITE request's only provisional is a 100, RFC 4320).
 #[test]
-fn an_update_carried_as_a_reinvite_gets_no_provisional() {
+fn an_update_carried_as_a_reinvite_gets_no_provisional_and_an_answer_in_time() {
     let mut h = H::new();
     h.recv(
         PHONE,
@@ -1108,6 +1108,23 @@ fn an_update_carried_as_a_reinvite_gets_no_provisional() {
             .iter()
             .all(|r| r.status() == 100)
     );
+    // Ringing on, the INVITE is cancelled after 16·T1 (its 180s do not restart that), so
+    // the carrier's UPDATE is answered before its Timer F (64·T1) gives it up. Before, Timer
+    // C (181 s) let the UPDATE die unanswered and the phone be put in a new session later.
+    h.advance(Duration::from_millis(7_000));
+    h.recv_msg(PHONE, reply(&re, 180, "alice1", &[], None));
+    h.advance(Duration::from_millis(1_100));
+    let cancel = h.one_request(PHONE, Method::Cancel);
+    assert_eq!(cancel.cseq().unwrap().0, re.cseq().unwrap().0);
+    h.recv_msg(PHONE, reply(&re, 487, "alice1", &[], None));
+    let finals: Vec<u16> = h
+        .statuses(CARRIER_A)
+        .into_iter()
+        .filter(|s| *s >= 200)
+        .collect();
+    assert_eq!(finals.len(), 1, "the UPDATE answered: {finals:?}");
+    assert!(finals[0] >= 400, "{finals:?}");
+    assert!(h.cdrs.is_empty(), "the call goes on in its session");
 }
 
 /// The callee's 2xx again after the caller hung up (it was in flight): its ACK again, no
