@@ -155,6 +155,10 @@ impl Call {
                 origin_received: self.sdp[side]
                     .as_ref()
                     .and_then(|s| s.received_origin.clone()),
+                origin_sent: self.sdp[side].as_ref().and_then(|s| s.sent.clone()),
+                far_received: self.sdp[other]
+                    .as_ref()
+                    .and_then(|s| s.received_origin.clone()),
                 media: self.media.as_deref().cloned(),
                 deferred_2xx: None,
             })

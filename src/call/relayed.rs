@@ -369,9 +369,11 @@ impl Call {
         };
         if let Some(seen) = self.sdp[rel.origin.other()].as_mut() {
             seen.sent.clone_from(&standing.far_sent);
+            seen.received_origin.clone_from(&standing.far_received);
         }
         if let Some(seen) = self.sdp[rel.origin].as_mut() {
             seen.received_origin.clone_from(&standing.origin_received);
+            seen.sent.clone_from(&standing.origin_sent);
         }
         if let Some(before) = &standing.media {
             self.media_as_before(cx, before);

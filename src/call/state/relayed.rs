@@ -35,6 +35,10 @@ pub struct Standing {
     /// The `o=` line the origin's peer had sent last (a re-INVITE with it again is a
     /// refresh).
     pub origin_received: Option<String>,
+    /// The SDP the origin had last been sent, and the `o=` line the far leg had sent last:
+    /// an answer in a provisional (a 183) changes both before the offer fails.
+    pub origin_sent: Option<SentSdp>,
+    pub far_received: Option<String>,
     /// The anchored streams.
     pub media: Option<MediaState>,
     /// The callee's 2xx to the INVITE (and its transaction), when it came while this offer

@@ -529,6 +529,43 @@ fn a_late_offer_calls_refresh_is_not_answered_with_the_offer() {
     assert!(String::from_utf8_lossy(re.body()).contains("m=audio"));
 }
 
+/// The phone's hold (a new `o=` version, `a=inactive`) gets the carrier's 183 with an
+/// inactive answer, then 488: the session is as before. The phone's next refresh (its first
+/// SDP again) is answered here with the answer it had, not the 183's inactive one, which
+/// would have silenced it while the carrier still sent.
+#[test]
+fn a_refused_offer_after_an_answer_in_a_183_leaves_the_refresh_answer_as_it_was() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    let hold = SDP
+        .replace("o=- 1 1 ", "o=- 1 2 ")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=inactive\r\n");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKh2", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let inactive = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=inactive\r\n");
+    h.recv_msg(CARRIER_A, reply(&re, 183, "carrier1", &[], Some(&inactive)));
+    h.recv_msg(CARRIER_A, reply(&re, 488, "carrier1", &[], None));
+    let last = h.statuses(PHONE).into_iter().rfind(|s| *s >= 200);
+    assert_eq!(last, Some(488));
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKh2", ""));
+    h.advance(Duration::from_secs(300));
+    h.recv(
+        PHONE,
+        &with_headers(
+            &from_phone("INVITE", &tag, 3, "z9hG4bKh3", SDP),
+            "Session-Expires: 600;refresher=uac\r\n",
+        ),
+    );
+    let r = h.response_with(PHONE, 200, "the refresh answered here");
+    assert!(!String::from_utf8_lossy(r.body()).contains("inactive"));
+    assert_eq!(r.body(), ok.body());
+}
+
 #[test]
 fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     let mut h = H::new();
