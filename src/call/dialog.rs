@@ -126,10 +126,27 @@ impl Dialog {
         local: &LocalAddrs,
         branch: &str,
     ) -> Result<Request, SipError> {
-        let routes: Vec<&str> = self.route_set.iter().map(|r| &**r).collect();
+        // A strict router first (no `lr`, RFC 2543): it is the Request-URI, and the remote
+        // target goes last in Route (RFC 3261 §12.2.1.1).
+        let strict = (self.route_set.first())
+            .map(|r| route_uri(r))
+            .filter(|(_, loose)| !loose);
+        let target_route = format!("<{}>", self.remote_target);
+        let (uri, routes): (&str, Vec<&str>) = match strict {
+            Some((first, _)) => (
+                first,
+                (self.route_set.iter().skip(1).map(|r| &**r))
+                    .chain([target_route.as_str()])
+                    .collect(),
+            ),
+            None => (
+                &self.remote_target,
+                self.route_set.iter().map(|r| &**r).collect(),
+            ),
+        };
         let mut r = NewRequest {
             method: method.clone(),
-            uri: &self.remote_target,
+            uri,
             via: &local.via(self.target.transport, branch),
             max_forwards: 70,
             routes: &routes,
@@ -185,9 +202,37 @@ impl Dialog {
     }
 }
 
+/// The URI of a route set entry (`<sip:p.example;lr>`), and whether it names a loose router
+/// (its `lr` parameter, RFC 3261 §19.1.1).
+fn route_uri(entry: &str) -> (&str, bool) {
+    let uri = (entry.split_once('<'))
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map_or(entry.trim(), |(uri, _)| uri);
+    // Parameters after the host: a user part may hold `;` of its own.
+    let host_on = uri.rsplit_once('@').map_or(uri, |(_, host)| host);
+    let loose = (host_on.split(';').skip(1))
+        .any(|p| (p.split('=').next().unwrap_or("").trim()).eq_ignore_ascii_case("lr"));
+    (uri, loose)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_entry_names_its_uri_and_whether_it_routes_loosely() {
+        assert_eq!(
+            route_uri("<sip:p1.example;lr>"),
+            ("sip:p1.example;lr", true)
+        );
+        assert!(route_uri("<sip:p1.example;LR=on;transport=udp>").1);
+        assert_eq!(
+            route_uri("<sip:10.0.0.1:5060>"),
+            ("sip:10.0.0.1:5060", false)
+        );
+        assert!(!route_uri("<sip:a;lr@p.example>").1, "a user part's");
+        assert!(!route_uri("<sip:p.example;lrx>").1);
+    }
 
     #[test]
     fn an_allow_list_is_a_set_of_known_methods() {

@@ -1313,3 +1313,39 @@ fn a_bye_out_of_hops_still_ends_the_call() {
     );
     assert_eq!(h.statuses(PHONE), [483]);
 }
+
+/// The carrier's dialog goes through a strict router (its Record-Route without `lr`, RFC
+/// 2543): our BYE names that router as its Request-URI and carries the carrier's Contact as
+/// the last Route (RFC 3261 §12.2.1.1). Before, the Request-URI was the Contact and the
+/// strict router, taking the Request-URI for itself, misrouted or refused it.
+#[test]
+fn requests_through_a_strict_router_name_it_as_their_request_uri() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKsr1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "carrier1",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::RECORD_ROUTE, "<sip:127.0.0.3:5070>"),
+            ],
+            Some(SDP),
+        ),
+    );
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKsr1a", ""));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.uri(), "sip:127.0.0.3:5070");
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKsr1b"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.uri(), "sip:127.0.0.3:5070");
+    assert_eq!(bye.header_lines(&Hdr::ROUTE), ["<sip:c@127.0.0.3>"]);
+}
