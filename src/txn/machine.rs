@@ -292,7 +292,14 @@ impl Server {
         // request and not answered (a refusal goes out alone; a call gets 100 at once).
         let trying = if invite {
             Response::to_request(&request, 100, "Trying", None)
-                .map(|t| t.to_bytes())
+                .and_then(|mut t| {
+                    // RFC 3261 §8.2.6.1: a request's Timestamp comes back in the 100.
+                    let stamp = crate::sip::Hdr::named("Timestamp");
+                    if let Some(v) = request.header(&stamp) {
+                        t.insert_header_before_length(&stamp, v)?;
+                    }
+                    Ok(t.to_bytes())
+                })
                 .ok()
         } else {
             None

@@ -172,6 +172,38 @@ fn non_2xx_final_is_acked_by_the_transaction_toward_the_same_target() {
     assert_eq!(armed(&l, id), vec![("D".into(), Duration::from_secs(32))]);
 }
 
+/// RFC 3261 §8.2.6.1: the INVITE's Timestamp comes back in the 100 (a peer measures the
+/// round trip with it); a 100 for an INVITE without one has none.
+#[test]
+fn the_100_carries_the_invites_timestamp() {
+    for (stamp, want) in [(Some("54.2 0.3"), Some("54.2 0.3")), (None, None)] {
+        let mut l = TxnLayer::new(TimerConfig::default());
+        let mut out = Vec::new();
+        let mut inv = request("INVITE", "z9hG4bKts1");
+        if let Some(s) = stamp {
+            inv.insert_header_before_length(&crate::sip::Hdr::named("Timestamp"), s.to_string())
+                .unwrap();
+        }
+        l.receive(
+            Message::Request(inv),
+            target(Transport::Udp),
+            t0(),
+            &mut out,
+        );
+        out.clear();
+        l.flush_trying(t0(), &mut out);
+        let s = sends(&out);
+        let Message::Response(r) = &s[0].1 else {
+            panic!("a 100")
+        };
+        assert_eq!(r.status(), 100);
+        assert_eq!(
+            r.header(&crate::sip::Hdr::named("Timestamp")).as_deref(),
+            want
+        );
+    }
+}
+
 #[test]
 fn server_absorbs_retransmissions_and_answers_with_the_last_response() {
     let mut l = TxnLayer::new(TimerConfig::default());
