@@ -25,16 +25,12 @@ pub struct GatewayFile {
     pub media: MediaSection,
     #[serde(default)]
     pub recording: RecordingSection,
-    #[serde(default = "default_profiles_dir")]
-    pub profiles: String,
+    /// The profiles folder, relative to gateway.toml; unset: `profiles`.
+    pub profiles: Option<Spanned<String>>,
     #[serde(default)]
     pub route: Vec<Spanned<RouteSection>>,
     #[serde(default)]
     pub callback: CallbackSection,
-}
-
-fn default_profiles_dir() -> String {
-    "profiles".into()
 }
 
 #[derive(Debug, Deserialize)]

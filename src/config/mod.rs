@@ -313,9 +313,28 @@ impl Config {
         let mut warnings = Vec::new();
         let metrics = process::metrics(&file.metrics, &at, &mut errs, &mut warnings);
 
-        let profiles_dir = base.join(&file.profiles);
+        let profiles_name = file.profiles.as_ref().map_or("profiles", |p| p.get_ref());
+        let profiles_dir = base.join(profiles_name);
+        // A folder that cannot be read is reported where it is named (`profiles = ...`, or
+        // gateway.toml itself for the default), once: the routes and the call-back's peer
+        // are then not reported unknown one by one.
+        let mut no_folder = false;
         let sources = match profile_source {
-            ProfileSource::Folder => read_profiles_folder(&profiles_dir, &mut errs),
+            ProfileSource::Folder => match read_profiles_folder(&profiles_dir, &mut errs) {
+                Ok(s) => s,
+                Err(e) => {
+                    no_folder = true;
+                    let msg = format!(
+                        "cannot read the profiles folder {}: {e}",
+                        profiles_dir.display()
+                    );
+                    errs.push(match &file.profiles {
+                        Some(p) => at(p.span(), msg),
+                        None => ConfigError::file(path, format!("{msg} (set `profiles`)")),
+                    });
+                    Vec::new()
+                }
+            },
             ProfileSource::Texts(list) => list
                 .iter()
                 .map(|(p, t)| (p.clone(), Some(t.clone())))
@@ -383,7 +402,9 @@ impl Config {
         }
         // A peer whose profile file has errors is already reported; routes naming it are not
         // a second problem.
-        let known = |name: &PeerName| profiles.contains_key(name) || broken.contains(name.as_str());
+        let known = |name: &PeerName| {
+            no_folder || profiles.contains_key(name) || broken.contains(name.as_str())
+        };
 
         let routes = routes::routes(file.route, path, &known, &at, &mut errs);
 

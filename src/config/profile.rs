@@ -62,21 +62,12 @@ pub(super) enum ProfileSource<'a> {
 }
 
 /// Every `*.toml` of the profiles folder with its text (None: unreadable, reported), by
-/// name; an unreadable folder is reported too.
+/// name; `Err` with why the folder itself cannot be read.
 pub(super) fn read_profiles_folder(
     dir: &Path,
     errs: &mut Vec<ConfigError>,
-) -> Vec<(PathBuf, Option<String>)> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errs.push(ConfigError::file(
-                dir,
-                format!("cannot read profiles folder: {e}"),
-            ));
-            return Vec::new();
-        }
-    };
+) -> Result<Vec<(PathBuf, Option<String>)>, std::io::Error> {
+    let entries = std::fs::read_dir(dir)?;
     // Hidden files are not profiles: an editor's lock (`.#carrier-a.toml`, a dangling
     // link) or a copy's resource fork (`._carrier-a.toml`).
     let mut files: Vec<PathBuf> = entries
@@ -88,7 +79,7 @@ pub(super) fn read_profiles_folder(
         })
         .collect();
     files.sort();
-    files
+    Ok(files
         .into_iter()
         .map(|path| match super::read::read_text(&path) {
             Ok(t) => (path, Some(t)),
@@ -97,7 +88,7 @@ pub(super) fn read_profiles_folder(
                 (path, None)
             }
         })
-        .collect()
+        .collect())
 }
 
 /// The profiles that loaded, by name, with where their files say what; and the file stems

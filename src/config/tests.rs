@@ -198,6 +198,35 @@ fn misspelt_profile_key_names_the_profile_file() {
     assert!(text.contains("domian"), "{text}");
 }
 
+/// A profiles folder that is not there is one error, where `profiles` names it (it was
+/// reported at the folder's own 1:1, with every route and the call-back's peer reported
+/// unknown after it); left unset, the default folder's absence is reported on gateway.toml.
+#[test]
+fn a_missing_profiles_folder_is_one_error_where_it_is_named() {
+    let dir = write_tree(
+        &GATEWAY.replace("\"profiles\"", "\"profilez\""),
+        &standard_profiles(),
+    );
+    let errs = Config::load(&dir.path().join("gateway.toml")).unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    let text = errs.to_string();
+    assert!(
+        text.contains("gateway.toml:1:12: cannot read the profiles folder"),
+        "{text}"
+    );
+    assert!(text.contains("profilez"), "{text}");
+    let unset = GATEWAY.replace("profiles = \"profiles\"\n", "");
+    let dir = write_tree(&unset, &[]);
+    std::fs::remove_dir(dir.path().join("profiles")).unwrap();
+    let errs = Config::load(&dir.path().join("gateway.toml")).unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert!(
+        errs.to_string()
+            .contains("gateway.toml:1:1: cannot read the profiles folder")
+    );
+    assert!(errs.to_string().contains("(set `profiles`)"));
+}
+
 #[test]
 fn semantic_errors_are_all_reported_with_positions() {
     let bad = GATEWAY.replace("\"carrier-b\"]", "\"carrier-c\"]");
