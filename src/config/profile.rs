@@ -289,7 +289,17 @@ fn load_profile(
     let prack = prack_policy(&file.prack, path, text, errs);
     let ptime = match &file.sdp.ptime {
         Some(p) if *p.get_ref() == 0 => None,
-        Some(p) if (5..=200).contains(p.get_ref()) => Some(*p.get_ref() as u16),
+        Some(p) if (5..=200).contains(p.get_ref()) => {
+            let ms = *p.get_ref();
+            if ms % 10 != 0 {
+                let msg = format!(
+                    "warning: ptime {ms} is no multiple of 10 ms: G.729 (10 ms frames), AMR and \
+                     many phones can neither send nor take it (20 suits G.711 and G.729)"
+                );
+                warns.push(ConfigError::at(path, text, p.span().start, msg));
+            }
+            Some(ms as u16)
+        }
         Some(p) => {
             errs.push(ConfigError::at(
                 path,

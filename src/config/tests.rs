@@ -683,6 +683,27 @@ fn a_missing_or_nested_match_is_warned_about() {
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }
 
+/// `[sdp] ptime = 25` loads (G.711 can be cut anywhere), with a warning at its line: most
+/// codecs and many phones cannot packetise it. Before, it was silent.
+#[test]
+fn a_ptime_off_the_10_ms_grid_is_warned_about() {
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("\n[sdp]\nptime = 25\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("carrier-a.toml:") && w.contains("ptime 25 is no multiple of 10")),
+        "{said:?}"
+    );
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("\n[sdp]\nptime = 30\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
 #[test]
 fn from_texts_validates_exactly_as_load_does() {
     let dir = write_tree(GATEWAY, &standard_profiles());
