@@ -148,8 +148,13 @@ fn warn_nested_matches(
 ) {
     let mut found: Vec<ConfigError> = Vec::new();
     for (inner, (peer, path, place)) in nets {
-        for (outer, (other, _, _)) in nets {
-            if other != peer && outer.prefix_len() < inner.prefix_len() && outer.contains(inner) {
+        // Each shorter prefix of this network, looked up (the networks are stored cut to
+        // their prefix): at most 128 lookups a network, not a pass over every other one.
+        let outers = (0..inner.prefix_len())
+            .filter_map(|len| IpNet::new(inner.addr(), len).ok().map(|n| n.trunc()))
+            .filter_map(|n| nets.get_key_value(&n));
+        for (outer, (other, _, _)) in outers {
+            if other != peer {
                 found.push(ConfigError::placed(
                     path,
                     *place,
