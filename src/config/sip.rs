@@ -78,10 +78,12 @@ pub(super) fn advertisable(host: &str) -> Result<(), &'static str> {
 /// The IP address an advertised host is, if it is one: an IPv4 address, or an IPv6 one
 /// bare or in brackets (brackets around anything else make it no address at all).
 pub(super) fn advertise_ip(host: &str) -> Option<std::net::IpAddr> {
-    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(inner) => inner.parse::<std::net::Ipv6Addr>().ok().map(Into::into),
-        None => host.parse().ok(),
-    }
+    let ip: std::net::IpAddr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner.parse::<std::net::Ipv6Addr>().ok()?.into(),
+        None => host.parse().ok()?,
+    };
+    // `::ffff:a.b.c.d` is that IPv4 address (written so, IPv4 peers were shown an IPv6 one).
+    Some(ip.to_canonical())
 }
 
 /// Whether peers can be sent to `ip` (an advertised address): not the unspecified address,
@@ -106,6 +108,9 @@ pub fn parse_transport_addr(s: &str) -> Result<(Transport, SocketAddr), String> 
     let addr = rest.parse::<SocketAddr>().map_err(|_| {
         format!("{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)")
     })?;
+    // `[::ffff:a.b.c.d]` is that IPv4 address, as every reader takes a source so written:
+    // kept mapped, a peer's answers (from a.b.c.d) would match none of its transactions.
+    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
     // Port 0 is no port: a listener on it gets one at random that Via and Contact cannot
     // name, and nothing can be sent to a peer at it.
     if addr.port() == 0 {

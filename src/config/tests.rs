@@ -361,6 +361,29 @@ fn overlapping_matches_are_refused() {
     );
 }
 
+/// An address written in the IPv4-mapped form (`[::ffff:127.0.0.4]`) is that IPv4 address,
+/// as every reader takes a source: kept mapped, the peer's answers (from 127.0.0.4) matched
+/// none of our requests to it, and `advertise` showed IPv4 peers an IPv6 address.
+#[test]
+fn addresses_in_the_mapped_form_are_ipv4() {
+    let mut ps = standard_profiles();
+    ps[2].1 = ps[2]
+        .1
+        .replace("udp:127.0.0.4:5060", "udp:[::ffff:127.0.0.4]:5060");
+    let gw = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"[::ffff:127.0.0.1]\"",
+    );
+    let dir = write_tree(&gw, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let b = cfg.profile(&PeerName("carrier-b".into())).unwrap();
+    assert_eq!(b.address.addr, "127.0.0.4:5060".parse().unwrap());
+    assert_eq!(
+        cfg.media_ip,
+        "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
+    );
+}
+
 #[test]
 fn longest_prefix_wins_for_source_matching() {
     let mut ps = standard_profiles();
@@ -930,6 +953,16 @@ fn an_advertised_address_must_reach_this_host() {
     );
     assert!(
         text.contains("[media] advertise 0.0.0.0 reaches no one"),
+        "{text}"
+    );
+    // Nor `::`: relay sockets are bound to one address, never the wildcard (an IPv4-mapped
+    // sender on one is then an IPv6 packet posing as IPv4, which the relay drops).
+    let text = load_errors(
+        &format!("{GATEWAY}\n[media]\nadvertise = \"::\"\n"),
+        &standard_profiles(),
+    );
+    assert!(
+        text.contains("[media] advertise :: reaches no one"),
         "{text}"
     );
     for good in [

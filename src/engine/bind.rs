@@ -32,6 +32,33 @@ pub(super) fn stack_among(addr: SocketAddr, mut all: impl Iterator<Item = Socket
     }
 }
 
+/// Whether a datagram whose sender the socket reported as `from` is an IPv6 packet posing
+/// as IPv4: its source an IPv4-mapped address (`::ffff:a.b.c.d`), which every reader takes
+/// as `a.b.c.d`, so it would pass as that IPv4 peer past every IPv4 defence (the kernel's
+/// martian and reverse-path checks, IPv4 filters: Linux delivers such UDP since 5.12).
+/// A real IPv4 packet on a dual-stack socket came to a mapped destination (`dst_mapped`,
+/// from `IPV6_PKTINFO`); without that, only a socket on one native IPv6 address can tell:
+/// it hears no IPv4 at all.
+pub(super) fn mapped_impostor(
+    from: std::net::IpAddr,
+    local: std::net::IpAddr,
+    dst_mapped: Option<bool>,
+) -> bool {
+    use std::net::IpAddr;
+    let IpAddr::V6(src) = from else {
+        return false;
+    };
+    if src.to_ipv4_mapped().is_none() {
+        return false;
+    }
+    match dst_mapped {
+        Some(mapped) => !mapped,
+        None => {
+            matches!(local, IpAddr::V6(l) if !l.is_unspecified() && l.to_ipv4_mapped().is_none())
+        }
+    }
+}
+
 /// Whether `addr` is the IPv6 wildcard, which [`Stack`] is about.
 pub(super) fn is_v6_wildcard(addr: SocketAddr) -> bool {
     matches!(addr, SocketAddr::V6(a) if a.ip().is_unspecified())
@@ -80,6 +107,26 @@ pub(super) fn tcp_listener(addr: SocketAddr, stack: Stack) -> io::Result<tokio::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_packet_with_a_mapped_source_is_an_impostor() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mapped = ip("::ffff:127.0.0.2");
+        // On a dual-stack socket: a real IPv4 packet came to a mapped destination.
+        assert!(!mapped_impostor(mapped, ip("::"), Some(true)));
+        assert!(mapped_impostor(mapped, ip("::"), Some(false)));
+        // Without the destination: only a socket on one native IPv6 address can tell.
+        assert!(mapped_impostor(mapped, ip("2001:db8::1"), None));
+        assert!(!mapped_impostor(mapped, ip("::"), None));
+        assert!(!mapped_impostor(mapped, ip("::ffff:192.0.2.1"), None));
+        // Other sources are what they say.
+        assert!(!mapped_impostor(
+            ip("2001:db8::9"),
+            ip("2001:db8::1"),
+            Some(false)
+        ));
+        assert!(!mapped_impostor(ip("127.0.0.2"), ip("127.0.0.1"), None));
+    }
 
     fn wildcard() -> SocketAddr {
         "[::]:0".parse().unwrap()

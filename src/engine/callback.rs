@@ -239,6 +239,9 @@ async fn reader(
     dropped: Arc<AtomicU64>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let local = sock
+        .local_addr()
+        .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
     loop {
         let (n, src) = match sock.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -248,7 +251,9 @@ async fn reader(
                 continue;
             }
         };
-        if !allowed(&allow, src.ip()) {
+        // On one native IPv6 address, a mapped source is an IPv6 packet posing as an
+        // allowed IPv4 server (`bind::mapped_impostor`; `[::]` cannot tell).
+        if super::bind::mapped_impostor(src.ip(), local, None) || !allowed(&allow, src.ip()) {
             metrics::counter!(DROPPED, "reason" => "not_allowed").increment(1);
             continue;
         }

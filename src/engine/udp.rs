@@ -150,6 +150,17 @@ pub(super) fn bind(
     {
         warn!(error = %e, "no receive timestamps: overload control sees only the internal queue");
     }
+    // Each datagram's destination, on IPv6: a real IPv4 packet on a dual-stack socket came
+    // to a mapped address, an IPv6 one posing as IPv4 did not (`bind::mapped_impostor`).
+    if addr.is_ipv6()
+        && let Err(e) = nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::Ipv6RecvPacketInfo,
+            &true,
+        )
+    {
+        warn!(error = %e, "no IPv6 packet info: IPv6 packets posing as IPv4 are told apart only on a native IPv6 address");
+    }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     UdpSocket::from_std(sock.into())
@@ -159,8 +170,11 @@ pub(super) fn bind(
 /// what is dropped is counted (metrics, and the shell's periodic summary).
 pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inbox: Inbox) {
     let mut buf = vec![0u8; 65_536];
+    let local = sock
+        .local_addr()
+        .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
     loop {
-        let (n, src, at) = match recv_stamped(&sock, &mut buf).await {
+        let (n, src, at, dst_mapped) = match recv_stamped(&sock, &mut buf).await {
             Ok(x) => x,
             Err(e) => {
                 // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
@@ -168,6 +182,10 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
                 continue;
             }
         };
+        if super::bind::mapped_impostor(src.ip(), local, dst_mapped) {
+            crate::ops::metrics::refused("mapped_source");
+            continue;
+        }
         // An IPv4 peer heard on a dual-stack socket (`[::]`) is `::ffff:a.b.c.d`: taken as
         // its IPv4 address from here on, so every comparison (profiles, transactions,
         // dialogs, latching) sees one spelling; Linux sends to it from that socket as is.
@@ -306,17 +324,17 @@ fn shed_early(sock: &UdpSocket, inbox: &Inbox, data: &[u8], src: SocketAddr, at:
 const MAX_KERNEL_WAIT: Duration = Duration::from_secs(10);
 
 /// Receive one datagram with the instant the kernel received it (now, when the kernel gave
-/// no stamp).
+/// no stamp) and, on IPv6, whether it came to an IPv4-mapped address.
 async fn recv_stamped(
     sock: &UdpSocket,
     buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr, Instant)> {
+) -> std::io::Result<(usize, SocketAddr, Instant, Option<bool>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     use std::os::fd::AsRawFd;
     loop {
         sock.readable().await?;
         let got = sock.try_io(Interest::READABLE, || {
-            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, libc::in6_pktinfo);
             let mut iov = [std::io::IoSliceMut::new(buf)];
             let msg = recvmsg::<SockaddrStorage>(
                 sock.as_raw_fd(),
@@ -330,28 +348,35 @@ async fn recv_stamped(
                     .map(|v4| SocketAddr::from(*v4))
                     .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
             });
-            let stamp = msg.cmsgs().ok().and_then(|mut it| {
-                it.find_map(|c| match c {
-                    ControlMessageOwned::ScmTimestampns(ts) => Some(
-                        SystemTime::UNIX_EPOCH
-                            + Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec() as u32),
-                    ),
-                    _ => None,
-                })
-            });
-            Ok((msg.bytes, src, stamp))
+            let (mut stamp, mut dst_mapped) = (None, None);
+            for c in msg.cmsgs().into_iter().flatten() {
+                match c {
+                    ControlMessageOwned::ScmTimestampns(ts) => {
+                        stamp = Some(
+                            SystemTime::UNIX_EPOCH
+                                + Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec() as u32),
+                        )
+                    }
+                    ControlMessageOwned::Ipv6PacketInfo(info) => {
+                        let dst = std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                        dst_mapped = Some(dst.to_ipv4_mapped().is_some());
+                    }
+                    _ => {}
+                }
+            }
+            Ok((msg.bytes, src, stamp, dst_mapped))
         });
         match got {
-            Ok((n, Some(src), stamp)) => {
+            Ok((n, Some(src), stamp, dst_mapped)) => {
                 let now = Instant::now();
                 let waited = stamp
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .unwrap_or_default()
                     .min(MAX_KERNEL_WAIT);
-                return Ok((n, src, now.checked_sub(waited).unwrap_or(now)));
+                return Ok((n, src, now.checked_sub(waited).unwrap_or(now), dst_mapped));
             }
             // A datagram without an IP source address cannot come over an IP socket.
-            Ok((_, None, _)) => continue,
+            Ok((_, None, _, _)) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }

@@ -422,3 +422,27 @@ fn key_of(ov: &crate::engine::overload::Overload, ip: &str, msg: &str) -> u64 {
     };
     ov.invite_key(ip.parse().unwrap(), branch, &head)
 }
+
+/// On a dual-stack socket the reader learns each datagram's destination: an IPv4 packet
+/// came to a mapped address, an IPv6 one to its own. That is what tells a real IPv4 peer
+/// from an IPv6 packet whose source poses as it (`bind::mapped_impostor`).
+#[tokio::test]
+async fn a_dual_stack_socket_tells_which_family_a_datagram_came_over() {
+    let Ok(s) = bind("[::]:0".parse().unwrap(), Stack::Dual) else {
+        return; // no IPv6 on this machine
+    };
+    let port = s.local_addr().unwrap().port();
+    let mut buf = vec![0u8; 2048];
+    let v4 = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    v4.send_to(b"over IPv4", ("127.0.0.1", port)).unwrap();
+    let (_, src, _, dst_mapped) = recv_stamped(&s, &mut buf).await.unwrap();
+    assert_eq!(src.ip().to_canonical(), v4.local_addr().unwrap().ip());
+    assert_eq!(dst_mapped, Some(true));
+    let Ok(v6) = std::net::UdpSocket::bind("[::1]:0") else {
+        return; // no IPv6 loopback
+    };
+    v6.send_to(b"over IPv6", ("::1", port)).unwrap();
+    let (_, src, _, dst_mapped) = recv_stamped(&s, &mut buf).await.unwrap();
+    assert_eq!(src, v6.local_addr().unwrap());
+    assert_eq!(dst_mapped, Some(false));
+}
