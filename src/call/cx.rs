@@ -334,11 +334,12 @@ impl Cx<'_> {
 }
 
 /// The address in a front's `X-Trunkgate-Source` (`ip:port`, `[ipv6]:port`), if it reads
-/// as one.
+/// as one; an IPv4 peer a dual-stack front heard as `[::ffff:a.b.c.d]` is `a.b.c.d`, as
+/// every reader of our own takes it.
 fn stamped_ip(stamp: &str) -> Option<std::net::IpAddr> {
     stamp
         .trim()
         .parse::<std::net::SocketAddr>()
         .ok()
-        .map(|a| a.ip())
+        .map(|a| a.ip().to_canonical())
 }

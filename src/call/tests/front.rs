@@ -345,3 +345,32 @@ fn a_2xx_for_no_call_through_the_front_goes_back_to_its_sender_only() {
     h.recv(FRONT, &stray(None));
     assert!(h.take(FRONT).is_empty(), "no sender named, nothing sent");
 }
+
+/// A front on a dual-stack socket stamps an IPv4 caller as `[::ffff:127.0.0.2]:5060`: that
+/// is the PBX (127.0.0.2) for every request of the call. Before, the INVITE was (the peer
+/// lookup took the IPv4 form) but the dialog's own checks compared the mapped form: the
+/// ACK was dropped and the BYE answered 481.
+#[test]
+fn a_mapped_stamp_is_the_ipv4_peer_throughout_the_call() {
+    let mut h = behind_front();
+    let stamp = "[::ffff:127.0.0.2]:5060";
+    let invite = invite_text("f-1", "z9hG4bKf1", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, stamp));
+    let inv = h.one_request(FRONT, Method::Invite);
+    let tag = carrier_answers_via_front(&mut h, &inv).to_tag().unwrap();
+    h.recv(
+        FRONT,
+        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), stamp),
+    );
+    h.recv(
+        FRONT,
+        &via_front(&in_call("BYE", &tag, 2, "z9hG4bKfb"), stamp),
+    );
+    let sent = h.take(FRONT);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Response(r) if r.status() == 200 && r.cseq().unwrap().1 == Method::Bye)),
+        "{sent:?}"
+    );
+    assert_eq!(h.cdrs.len(), 1);
+}
