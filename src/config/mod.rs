@@ -8,6 +8,7 @@ mod auth;
 mod callback;
 mod cdr;
 mod error;
+mod families;
 mod file;
 mod limits;
 mod lookup;
@@ -32,6 +33,7 @@ use ipnet::IpNet;
 pub use auth::local_port;
 pub use callback::CallbackConfig;
 pub use error::{ConfigError, ConfigErrors};
+use families::family_warnings;
 use file::GatewayFile;
 pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
 pub use media::MAX_MEDIA_THREADS;
@@ -367,6 +369,7 @@ impl Config {
             })
         };
         for p in profiles.values() {
+            family_warnings(p, &places_of(p), &advertise, media_ip, &mut warnings);
             if let Some(r) = &p.register
                 && local_port(&listen, r.transport).is_none()
             {

@@ -31,6 +31,8 @@ pub(super) struct Places {
     pub matches: Vec<Place>,
     /// What gives `[register]` its transport: its `transport`, else the profile's `address`.
     pub register_transport: Place,
+    /// The profile's `address`.
+    pub address: Place,
 }
 
 impl Places {
@@ -40,6 +42,7 @@ impl Places {
             path,
             matches: Vec::new(),
             register_transport: Place { line: 1, col: 1 },
+            address: Place { line: 1, col: 1 },
         }
     }
 
@@ -455,6 +458,7 @@ fn load_profile(
                 .span()
                 .start,
         ),
+        address: Place::of(text, file.address.span().start),
     };
     let profile = (errs.len() == before).then(|| Profile {
         name: PeerName(file.name.into_inner().into()),

@@ -706,6 +706,31 @@ fn a_missing_or_nested_match_is_warned_about() {
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }
 
+/// A peer reached over IPv6 while the gateway advertises IPv4 (and relays media on IPv4):
+/// it would be told an address it cannot reach, and an anchored call with it would have no
+/// audio. Both load with a warning at its `address`; before, the first call found out.
+#[test]
+fn a_peer_of_the_other_address_family_is_warned_about() {
+    let mut ps = standard_profiles();
+    ps[2].1 = ps[2].1.replace("udp:127.0.0.4:5060", "udp:[::1]:5060");
+    ps[2].1.push_str("\n[media]\nanchor = true\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said.iter()
+            .all(|w| w.contains("carrier-b.toml:") && w.contains("IPv6")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|w| w.contains("[sip] advertise 127.0.0.1 is IPv4")),
+        "{said:?}"
+    );
+    assert!(said.iter().any(|w| w.contains("no audio")), "{said:?}");
+}
+
 /// `[sdp] ptime = 25` loads (G.711 can be cut anywhere), with a warning at its line: most
 /// codecs and many phones cannot packetise it. Before, it was silent.
 #[test]
