@@ -35,7 +35,7 @@ pub struct Registrations {
 /// What a registration is made from: a change to any of it starts a new one.
 fn params(cfg: &Config, p: &Profile) -> Option<RegisterParams> {
     let policy = p.register.as_ref()?;
-    let port = local_port(&cfg.listen, policy.transport)?;
+    let port = local_port(&cfg.listen, policy.transport, &cfg.advertise)?;
     Some(RegisterParams::for_profile(
         p,
         policy,

@@ -55,10 +55,18 @@ fn uri_user(uri: &str) -> Option<&str> {
 }
 
 /// The port of the first listener for a transport: where the registered contact points.
-pub fn local_port(listen: &[Listen], transport: Transport) -> Option<u16> {
-    listen
-        .iter()
-        .find(|l| l.transport == transport)
+pub fn local_port(listen: &[Listen], transport: Transport, advertise: &str) -> Option<u16> {
+    // The listener on the advertised address, else one whose wildcard hears it (`[::]`
+    // hears both families, `0.0.0.0` IPv4), else the transport's first: a port taken from
+    // a listener of the other family names a port nothing listens on at that address.
+    let ours = || listen.iter().filter(|l| l.transport == transport);
+    let ip = super::sip::advertise_ip(advertise);
+    let hears = |l: &&Listen| {
+        ip.is_some_and(|ip| l.addr.ip().is_unspecified() && (l.addr.is_ipv6() || ip.is_ipv4()))
+    };
+    (ours().find(|l| Some(l.addr.ip()) == ip))
+        .or_else(|| ours().find(hears))
+        .or_else(|| ours().next())
         .map(|l| l.addr.port())
 }
 

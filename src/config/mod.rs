@@ -371,7 +371,7 @@ impl Config {
         for p in profiles.values() {
             family_warnings(p, &places_of(p), &advertise, media_ip, &mut warnings);
             if let Some(r) = &p.register
-                && local_port(&listen, r.transport).is_none()
+                && local_port(&listen, r.transport, &advertise).is_none()
             {
                 let at = places_of(p);
                 errs.push(ConfigError::placed(
@@ -458,12 +458,7 @@ impl Config {
 
     /// The gateway's own addresses for Via and Contact.
     pub fn local_addrs(&self) -> crate::sip::LocalAddrs {
-        let port = |t: Transport| {
-            self.listen
-                .iter()
-                .find(|l| l.transport == t)
-                .map(|l| l.addr.port())
-        };
+        let port = |t: Transport| auth::local_port(&self.listen, t, &self.advertise);
         crate::sip::LocalAddrs {
             host: self.advertise.clone(),
             udp_port: port(Transport::Udp),

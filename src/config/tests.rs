@@ -706,6 +706,28 @@ fn a_missing_or_nested_match_is_warned_about() {
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }
 
+/// Via and Contact name the port of the listener on the advertised address: with IPv4 on
+/// 5060 and IPv6 on 5070, an IPv6 advertise names 5070 (it named the first listener's
+/// 5060, where nothing listens on that address). Else a wildcard's that hears it.
+#[test]
+fn the_advertised_port_is_the_advertised_addresss_listeners() {
+    let gw = GATEWAY
+        .replace(
+            "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]",
+            "listen = [\"udp:127.0.0.1:5060\", \"udp:[::1]:5070\", \"tcp:0.0.0.0:5062\", \"tcp:[::]:5064\"]",
+        )
+        .replace("advertise = \"127.0.0.1\"", "advertise = \"::1\"");
+    let dir = write_tree(&gw, &standard_profiles());
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let local = cfg.local_addrs();
+    assert_eq!(local.udp_port, Some(5070));
+    assert_eq!(
+        local.tcp_port,
+        Some(5064),
+        "[::] hears IPv6, 0.0.0.0 does not"
+    );
+}
+
 /// A peer reached over IPv6 while the gateway advertises IPv4 (and relays media on IPv4):
 /// it would be told an address it cannot reach, and an anchored call with it would have no
 /// audio. Both load with a warning at its `address`; before, the first call found out.

@@ -85,7 +85,7 @@ fn auth_and_register_with_defaults() {
     assert!(!debug.contains("pa55"), "{debug}");
 
     // What the engine builds from it.
-    let port = local_port(&l.listen, policy.transport).unwrap();
+    let port = local_port(&l.listen, policy.transport, &l.advertise).unwrap();
     let p = RegisterParams::for_profile(itsp(&l), policy, Some(&c), &l.advertise, port);
     assert_eq!(p.registrar, "sip:sip.itsp.example");
     assert_eq!(p.aor, "sip:4420001@sip.itsp.example");
