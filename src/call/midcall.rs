@@ -347,9 +347,8 @@ impl Call {
         }
         // Its connected identity (IMS updates P-Asserted-Identity this way) goes with the
         // next message toward the other side.
-        let pai = req.header_lines(&Hdr::P_ASSERTED_IDENTITY);
-        if req.method() == Method::Update && !pai.is_empty() {
-            self.identity = Some(Box::new((side.other(), pai)));
+        if req.method() == Method::Update {
+            self.keep_identity_for(side.other(), req);
         }
         // A 2xx to UPDATE refreshes the target: it carries our Contact (RFC 3311 §5.2).
         let transport = self

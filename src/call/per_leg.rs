@@ -51,6 +51,21 @@ impl Call {
         }
     }
 
+    /// The connected identity (P-Asserted-Identity) of `req`, answered here, is kept for the
+    /// next message toward `side`: unless its owner asked for privacy (`Privacy: id`) and
+    /// that side's peer is outside the trust domain (RFC 3325 §7).
+    pub(super) fn keep_identity_for(&mut self, side: Side, req: &crate::sip::Request) {
+        let pai = req.header_lines(&Hdr::P_ASSERTED_IDENTITY);
+        let privacy = req.header_lines(&Hdr::named("Privacy"));
+        let keeps = (self.profile(side)).is_some_and(|p| {
+            p.headers
+                .keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &privacy)
+        });
+        if !pai.is_empty() && keeps {
+            self.identity = Some(Box::new((side, pai)));
+        }
+    }
+
     /// A message toward `side` carries the identity an UPDATE answered here brought, if one
     /// is waiting for that side (in that side's form), instead of its own.
     pub(super) fn carry_identity<M: crate::sip::Body>(
@@ -67,7 +82,8 @@ impl Call {
         let (Some(pending), Some(peer)) = (self.identity.take(), self.profile(side)) else {
             return;
         };
-        if !peer.headers.keeps_identity(&Hdr::P_ASSERTED_IDENTITY) {
+        // (Its `Privacy` was judged when it was kept: `keep_identity_for`.)
+        if !peer.headers.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &[]) {
             return;
         }
         // A message with an identity of its own carries the newer one: the stored one is

@@ -176,10 +176,7 @@ impl Call {
         }
         debug!(call_id = %self.call_id(), ?side, method = %req.method(), "session refresh answered here");
         // A connected identity riding on the refresh still reaches the other side.
-        let pai = req.header_lines(&Hdr::P_ASSERTED_IDENTITY);
-        if !pai.is_empty() {
-            self.identity = Some(Box::new((side.other(), pai)));
-        }
+        self.keep_identity_for(side.other(), req);
         match self.local_refresh_answer(cx, side, req) {
             Ok(resp) => {
                 cx.send_response(id, resp.clone());

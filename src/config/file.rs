@@ -244,6 +244,9 @@ pub struct HeadersSection {
     #[serde(default)]
     pub strip: Vec<Spanned<String>>,
     pub user_agent: Option<Spanned<String>>,
+    /// Whether this peer is in our trust domain for asserted identities (RFC 3325): unset,
+    /// a trunk is and an internal peer is not.
+    pub trust_identity: Option<bool>,
 }
 
 /// `[transfer]`: REFER from this peer.

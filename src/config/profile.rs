@@ -439,7 +439,7 @@ fn load_profile(
             one_of(m, "[transfer] mode", &choices, (path, text), errs)
         })
         .unwrap_or_default();
-    let headers = header_policy(&file.headers, path, text, errs);
+    let headers = header_policy(&file.headers, role, path, text, errs);
     let session_timer =
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
     let places = Places {

@@ -164,9 +164,10 @@ pub fn copy_end_to_end(
     from_trunk: bool,
 ) -> Result<(), SipError> {
     out.copy_headers_where(src.headers_raw(), |h| copies(peer, h));
+    let privacy = src.header_lines(&Hdr::named("Privacy"));
     for h in REHOSTED_HEADERS
         .iter()
-        .filter(|h| peer.headers.keeps_identity(h))
+        .filter(|h| peer.headers.keeps_identity(h, &privacy))
     {
         for v in src.header_lines(h).iter().filter(|v| buildable(v)) {
             if let Some(v) = identity_header(v, local, peer, from_trunk) {
@@ -227,9 +228,10 @@ pub fn relayed_response(
     {
         out.push_header(&Hdr::MIN_SE, min)?;
     }
+    let privacy = from.header_lines(&Hdr::named("Privacy"));
     for h in REHOSTED_HEADERS
         .iter()
-        .filter(|h| to_peer.headers.keeps_identity(h))
+        .filter(|h| to_peer.headers.keeps_identity(h, &privacy))
     {
         for v in from.header_lines(h).iter().filter(|v| buildable(v)) {
             if let Some(v) = identity_header(v, local, to_peer, from_trunk) {

@@ -59,6 +59,9 @@ pub struct HeaderPolicy {
     /// `User-Agent` of our requests and `Server` of our responses toward this peer (None:
     /// neither header is sent).
     pub user_agent: Option<String>,
+    /// This peer is in our trust domain (RFC 3325 §2.3): it gets asserted identities even
+    /// when their owner asked for privacy (`Privacy: id`), and withholds them itself.
+    pub trust_identity: bool,
 }
 
 impl HeaderPolicy {
@@ -69,10 +72,32 @@ impl HeaderPolicy {
             && (END_TO_END.contains(h) || self.pass.contains(h))
     }
 
-    /// Whether the identity header `h` (rewritten for this peer) reaches it at all.
-    pub fn keeps_identity(&self, h: &Hdr) -> bool {
+    /// Whether the identity header `h` (rewritten for this peer) reaches it at all, in a
+    /// message whose `Privacy` lines are `privacy`: not when stripped, nor when it asserts
+    /// an identity whose owner asked for privacy and this peer is outside the trust domain
+    /// (RFC 3325 §7, RFC 3323 §4.2: `Privacy: id`).
+    pub fn keeps_identity(&self, h: &Hdr, privacy: &[String]) -> bool {
         !self.strip.contains(h)
+            && (self.trust_identity || !ASSERTED.contains(h) || !asks_id_privacy(privacy))
     }
+}
+
+/// The headers that assert (or claim) who a party is, which `Privacy: id` withholds from
+/// peers outside the trust domain.
+static ASSERTED: std::sync::LazyLock<[Hdr; 3]> = std::sync::LazyLock::new(|| {
+    [
+        Hdr::P_ASSERTED_IDENTITY,
+        Hdr::P_PREFERRED_IDENTITY,
+        Hdr::named("Remote-Party-ID"),
+    ]
+});
+
+/// Whether `Privacy` lines ask for the identity to be withheld: an `id` value (RFC 3325
+/// §9.3) among the `;`- or `,`-separated ones, in any case.
+fn asks_id_privacy(privacy: &[String]) -> bool {
+    (privacy.iter())
+        .flat_map(|l| l.split([';', ',']))
+        .any(|v| v.trim().eq_ignore_ascii_case("id"))
 }
 
 /// Why a header name cannot be in `[headers] pass`.
@@ -98,11 +123,37 @@ mod tests {
             pass: vec![Hdr::named("X-Custom")],
             strip: vec![Hdr::named("Subject"), Hdr::P_ASSERTED_IDENTITY],
             user_agent: None,
+            trust_identity: true,
         };
         assert!(p.copies(&Hdr::named("x-custom")));
         assert!(!p.copies(&Hdr::named("Subject")));
-        assert!(!p.keeps_identity(&Hdr::P_ASSERTED_IDENTITY));
-        assert!(p.keeps_identity(&Hdr::named("Diversion")));
+        assert!(!p.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &[]));
+        assert!(p.keeps_identity(&Hdr::named("Diversion"), &[]));
+    }
+
+    /// `Privacy: id` withholds the asserted identities from a peer outside the trust domain
+    /// (RFC 3325 §7), whatever the case or the other values beside it; a trusted peer gets
+    /// them, and Diversion is no asserted identity.
+    #[test]
+    fn privacy_id_withholds_asserted_identities_from_untrusted_peers() {
+        let untrusted = HeaderPolicy::default();
+        let trusted = HeaderPolicy {
+            trust_identity: true,
+            ..HeaderPolicy::default()
+        };
+        let private = ["header; ID".to_string()];
+        for h in [
+            Hdr::P_ASSERTED_IDENTITY,
+            Hdr::P_PREFERRED_IDENTITY,
+            Hdr::named("Remote-Party-ID"),
+        ] {
+            assert!(!untrusted.keeps_identity(&h, &private), "{h:?}");
+            assert!(trusted.keeps_identity(&h, &private), "{h:?}");
+            assert!(untrusted.keeps_identity(&h, &["none".to_string()]), "{h:?}");
+            assert!(untrusted.keeps_identity(&h, &[]), "{h:?}");
+        }
+        assert!(untrusted.keeps_identity(&Hdr::named("Diversion"), &private));
+        assert!(!untrusted.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["user,id".to_string()]));
     }
 
     #[test]

@@ -78,7 +78,11 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         transfer: Default::default(),
         transfer_to_trunks: false,
         invite_timeout: None,
-        headers: Default::default(),
+        // As the loader has it: a trunk is in the trust domain, an internal peer is not.
+        headers: crate::interop::headers::HeaderPolicy {
+            trust_identity: role == Role::Trunk,
+            ..Default::default()
+        },
     };
     (p.name.clone(), Arc::new(p))
 }

@@ -619,3 +619,64 @@ fn an_encoded_body_goes_on_as_it_came_with_its_encoding() {
     assert_eq!(&re.body()[..], SDP.as_bytes());
     assert_eq!(re.header(&encoding).as_deref(), Some("gzip"));
 }
+
+/// A caller who asked for privacy (`Privacy: id`, RFC 3323/3325): its asserted identity
+/// reaches a trunk, in the trust domain, which withholds it itself, but not the PBX, an
+/// internal peer outside it (whose phones would show the number); `Privacy` goes on to
+/// both. Without `Privacy: id`, the PBX gets it. Before, every peer got it.
+#[test]
+fn privacy_id_keeps_the_asserted_identity_from_peers_outside_the_trust_domain() {
+    let private = |text: String| {
+        text.replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nP-Asserted-Identity: <tel:+8613800138000>\r\nPrivacy: id\r\n",
+            1,
+        )
+    };
+    let mut h = H::new();
+    h.recv(
+        CARRIER_A,
+        &private(invite_text("pv1", "z9hG4bKpv1", "1000", "")),
+    );
+    let inv = h.one_request(PHONE, Method::Invite);
+    assert_eq!(inv.header(&Hdr::P_ASSERTED_IDENTITY), None);
+    assert_eq!(inv.header(&Hdr::named("Privacy")).as_deref(), Some("id"));
+    // Its answer asks the same of the carrier's caller-to-be: the trunk gets the PBX's.
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &private(invite_text("pv2", "z9hG4bKpv2", "+8610123", "")),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(
+        inv.header(&Hdr::P_ASSERTED_IDENTITY).is_some(),
+        "a trunk is trusted"
+    );
+    // The callee trunk's private identity in its 200 does not reach the PBX.
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "c1",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::P_ASSERTED_IDENTITY, "<tel:+8610123>"),
+                (Hdr::named("Privacy"), "id"),
+            ],
+            Some(SDP),
+        ),
+    );
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
+    // No privacy asked: the PBX gets the identity.
+    let mut h = H::new();
+    let open = invite_text("pv3", "z9hG4bKpv3", "1000", "").replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nP-Asserted-Identity: <tel:+8613800138000>\r\n",
+        1,
+    );
+    h.recv(CARRIER_A, &open);
+    let inv = h.one_request(PHONE, Method::Invite);
+    assert!(inv.header(&Hdr::P_ASSERTED_IDENTITY).is_some());
+}

@@ -115,6 +115,7 @@ pub(super) fn prack_policy(
 
 pub(super) fn header_policy(
     h: &file::HeadersSection,
+    role: crate::config::Role,
     path: &Path,
     text: &str,
     errs: &mut Vec<ConfigError>,
@@ -165,5 +166,8 @@ pub(super) fn header_policy(
         pass,
         strip,
         user_agent,
+        trust_identity: h
+            .trust_identity
+            .unwrap_or(role == crate::config::Role::Trunk),
     }
 }
