@@ -6,7 +6,7 @@
 use super::dialog::Dialog;
 use crate::config::Profile;
 use crate::interop::egress::{
-    allow_for, copy_end_to_end, identity_uri_of, local_to_domain, shaped_body,
+    allow_for, copy_end_to_end, identity_uri_of, is_tel, local_to_domain, shaped_body,
 };
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{normalise_number, peer_uri_in, request_uri_in};
@@ -62,7 +62,7 @@ pub fn outbound_invite(
         calling.params = calling.trusted_params(from_trunk);
         identity_uri_of(
             &calling,
-            a_req.from_uri().is_some_and(|u| u.starts_with("tel:")),
+            a_req.from_uri().is_some_and(|u| is_tel(&u)),
             local,
             peer,
         )

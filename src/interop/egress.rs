@@ -113,6 +113,11 @@ pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
     }
 }
 
+/// Whether `uri` is a tel: URI (a scheme is case-insensitive, RFC 3986 §3.1: `TEL:` is one).
+pub fn is_tel(uri: &str) -> bool {
+    uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("tel:"))
+}
+
 /// Rewrite an identity header value for `peer`: a telephone number keeps its identity in
 /// the peer's URI form; any other `sip:`/`sips:` URI keeps only its user, at the gateway's
 /// host (no URI parameter or header of the original: a `maddr`, a `?h=`, would name the
@@ -139,7 +144,7 @@ pub fn identity_header(
                 params: n.trusted_params(from_trunk),
                 ..n
             };
-            Some(identity_uri_of(&n, uri.starts_with("tel:"), local, peer))
+            Some(identity_uri_of(&n, is_tel(uri), local, peer))
         }
         _ => {
             let (secure, user) = crate::sip::sip_uri_user(uri)?;

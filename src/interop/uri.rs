@@ -379,6 +379,13 @@ pub fn uri_params_refusal(s: &str, user_phone: bool) -> Option<String> {
                 ));
             }
             "method" | "ttl" => return Some(format!("{k:?} has no meaning in a Request-URI")),
+            // The number's own (RFC 3966): written from the number, once, and never on a
+            // global one.
+            "phone-context" | "isub" | "ext" => {
+                return Some(format!(
+                    "{k:?} belongs to the number, which carries its own (RFC 3966)"
+                ));
+            }
             _ => {}
         }
         seen.push(name);

@@ -680,3 +680,26 @@ fn privacy_id_keeps_the_asserted_identity_from_peers_outside_the_trust_domain() 
     let inv = h.one_request(PHONE, Method::Invite);
     assert!(inv.header(&Hdr::P_ASSERTED_IDENTITY).is_some());
 }
+
+/// A scheme is case-insensitive (RFC 3986 §3.1): a caller's `TEL:` From and identity are a
+/// tel: URI toward a `scheme = "keep"` peer, as `tel:` is. Before, they went as sip:.
+#[test]
+fn a_tel_uri_in_capitals_is_a_tel_uri() {
+    use crate::interop::uri::UriScheme;
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.scheme = UriScheme::Keep;
+        }
+    }));
+    let invite = invite_text("tc1", "z9hG4bKtc1", "+8610123", "").replace(
+        "From: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\n",
+        "From: \"Alice\" <TEL:+8613800138000>;tag=alice1\r\n\
+         P-Asserted-Identity: <TEL:+8613800138000>\r\n",
+    );
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(from.contains("<tel:+8613800138000>"), "{from}");
+    let pai = inv.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(pai.contains("<tel:+8613800138000>"), "{pai}");
+}

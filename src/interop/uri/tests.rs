@@ -210,6 +210,10 @@ fn uri_param_validation() {
         "user=phone",
         "maddr=10.0.0.1",
         "lr",
+        // The number's own: written twice beside its own, or on a global number.
+        "phone-context=+86",
+        "tgrp=a;ISUB=1",
+        "ext=7",
     ] {
         assert!(!ok(bad), "{bad}");
     }
