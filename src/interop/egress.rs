@@ -157,6 +157,26 @@ pub fn identity_header(
     })
 }
 
+/// An identity header's lines rewritten for `peer` ([`identity_header`]), each value once:
+/// an IMS core's sip and tel P-Asserted-Identity of one number become the same URI in the
+/// peer's form, and RFC 3325 §9.1 allows one of each scheme, not two alike.
+fn rewritten_identities(
+    lines: &[String],
+    local: &LocalAddrs,
+    peer: &Profile,
+    from_trunk: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in lines.iter().filter(|v| buildable(v)) {
+        if let Some(v) = identity_header(v, local, peer, from_trunk)
+            && !out.contains(&v)
+        {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// Copy end-to-end headers of `src` onto a request for `peer`: those its `[headers]` policy
 /// lets through verbatim, identity headers with numbers in the peer's form and hosts hidden
 /// (`from_trunk`: `src` came from a trunk, see [`identity_header`]), and our `User-Agent`
@@ -174,10 +194,8 @@ pub fn copy_end_to_end(
         .iter()
         .filter(|h| peer.headers.keeps_identity(h, &privacy))
     {
-        for v in src.header_lines(h).iter().filter(|v| buildable(v)) {
-            if let Some(v) = identity_header(v, local, peer, from_trunk) {
-                out.push_header(h, v)?;
-            }
+        for v in rewritten_identities(&src.header_lines(h), local, peer, from_trunk) {
+            out.push_header(h, v)?;
         }
     }
     if let Some(ua) = &peer.headers.user_agent {
@@ -238,10 +256,8 @@ pub fn relayed_response(
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h, &privacy))
     {
-        for v in from.header_lines(h).iter().filter(|v| buildable(v)) {
-            if let Some(v) = identity_header(v, local, to_peer, from_trunk) {
-                out.push_header(h, v)?;
-            }
+        for v in rewritten_identities(&from.header_lines(h), local, to_peer, from_trunk) {
+            out.push_header(h, v)?;
         }
     }
     if let Some(server) = &to_peer.headers.user_agent {

@@ -703,3 +703,21 @@ fn a_tel_uri_in_capitals_is_a_tel_uri() {
     let pai = inv.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
     assert!(pai.contains("<tel:+8613800138000>"), "{pai}");
 }
+
+/// An IMS core asserts one number twice, as a sip: and a tel: URI (RFC 3325 §9.1): toward
+/// a peer that takes sip: URIs both become the same one, which goes once. Before, the peer
+/// got two identical P-Asserted-Identity values.
+#[test]
+fn one_number_asserted_twice_reaches_a_peer_once() {
+    let mut h = H::new();
+    let invite = invite_text("pd1", "z9hG4bKpd1", "1000", "").replacen(
+        "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>\r\n",
+        "P-Asserted-Identity: <sip:+8613800138000@ims.example.com;user=phone>\r\n\
+         P-Asserted-Identity: <tel:+8613800138000>\r\n",
+        1,
+    );
+    h.recv(CARRIER_A, &invite);
+    let inv = h.one_request(PHONE, Method::Invite);
+    let pai = inv.header_lines(&Hdr::P_ASSERTED_IDENTITY);
+    assert_eq!(pai.len(), 1, "{pai:?}");
+}
