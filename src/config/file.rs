@@ -326,6 +326,8 @@ pub struct UriSection {
     pub request_uri_params: Option<Spanned<String>>,
     pub number: Option<Spanned<String>>,
     pub country_code: Option<Spanned<String>>,
+    pub international_prefix: Option<Spanned<String>>,
+    pub national_prefix: Option<Spanned<String>>,
     pub number_params: Option<bool>,
 }
 

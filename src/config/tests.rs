@@ -728,6 +728,46 @@ fn the_advertised_port_is_the_advertised_addresss_listeners() {
     );
 }
 
+/// `[uri] international_prefix` and `national_prefix`: digits (the national one may be
+/// none); one that the national prefix begins with would leave it unreachable.
+#[test]
+fn the_dialling_prefixes_are_digits_that_leave_each_other_reachable() {
+    let with = |uri: &str| {
+        let mut ps = standard_profiles();
+        ps[1]
+            .1
+            .push_str(&format!("\n[uri]\ncountry_code = \"1\"\n{uri}"));
+        ps
+    };
+    let dir = write_tree(
+        GATEWAY,
+        &with("international_prefix = \"011\"\nnational_prefix = \"1\"\n"),
+    );
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let a = &cfg.profile(&PeerName("carrier-a".into())).unwrap().uri;
+    assert_eq!(
+        (&*a.international_prefix, &*a.national_prefix),
+        ("011", "1")
+    );
+    let dir = write_tree(GATEWAY, &with("national_prefix = \"\"\n"));
+    assert!(
+        Config::load(&dir.path().join("gateway.toml")).is_ok(),
+        "no national prefix"
+    );
+    for (bad, why) in [
+        ("international_prefix = \"+\"\n", "must be 1 to 4 digits"),
+        ("international_prefix = \"\"\n", "must be 1 to 4 digits"),
+        ("national_prefix = \"00000\"\n", "must be 0 to 4 digits"),
+        (
+            "international_prefix = \"0\"\nnational_prefix = \"00\"\n",
+            "overlap",
+        ),
+    ] {
+        let text = load_errors(GATEWAY, &with(bad));
+        assert!(text.contains(why), "{bad}: {text}");
+    }
+}
+
 /// A peer reached over IPv6 while the gateway advertises IPv4 (and relays media on IPv4):
 /// it would be told an address it cannot reach, and an anchored call with it would have no
 /// audio. Both load with a warning at its `address`; before, the first call found out.

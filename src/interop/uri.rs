@@ -33,6 +33,11 @@ pub struct UriPolicy {
     pub number: NumberFormat,
     /// Digits only, without `+`.
     pub country_code: Option<String>,
+    /// What dials abroad (`00`; `011` in North America) and what starts a national number
+    /// (`0`; `1` in North America; none in Italy), as this peer's callers dial: `number =
+    /// "e164"` takes them off.
+    pub international_prefix: String,
+    pub national_prefix: String,
     /// Whether a number keeps its RFC 3966 parameters (`;rn=…;npdi`, `;cpc=`, `;ext=`) in
     /// the URIs written toward this peer: in a tel: URI, and in a SIP URI's user part when
     /// it carries `;user=phone` (without it they would be read as part of the user name).
@@ -47,6 +52,8 @@ impl Default for UriPolicy {
             request_uri_params: String::new(),
             number: NumberFormat::Keep,
             country_code: None,
+            international_prefix: "00".into(),
+            national_prefix: "0".into(),
             number_params: true,
         }
     }
@@ -106,11 +113,13 @@ pub fn host_of(hostport: &str) -> &str {
     split_port(hostport).0
 }
 
-/// The number as this policy writes it. A local number with a global `phone-context`
-/// (`tel:1234;phone-context=+86`) becomes global first (`+861234`); one whose context is a
-/// domain (`tel:1234;phone-context=pbx.example.com`, a private extension) stays as it is:
-/// it has no E.164 form, and completing it with the country code would dial a national
-/// number (RFC 3966 §5.1.5).
+/// The number as this policy writes it. A local number with a global `phone-context` is
+/// dialled as in that place (RFC 3966 §5.1.5): `tel:010-1234-5678;phone-context=+86`, a
+/// national number with its trunk prefix, is `+861012345678` (it was glued on whole,
+/// `+8601012345678`), and `tel:5550100;phone-context=+1-212` is `+12125550100`. One whose
+/// context is a domain (`tel:1234;phone-context=pbx.example.com`, a private extension)
+/// stays as it is: it has no E.164 form. With `number = "e164"`, a short code (at most
+/// [`SHORT_CODE_DIGITS`] digits: 112, 911, 1471) is not completed with the country code.
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
     // Visual separators belong to telephone numbers: a name (`sales-team`) keeps them.
     let stripped = strip_visual_separators(&n.number);
@@ -128,7 +137,17 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
                 && !number.is_empty()
                 && number.bytes().all(|b| b.is_ascii_digit()) =>
         {
-            format!("{}{number}", strip_visual_separators(ctx))
+            let place = strip_visual_separators(ctx);
+            let place = place.trim_start_matches('+');
+            // Dialled as the peer's callers dial when the place is its country, else as
+            // most of the world does (ITU-T E.164: `00`, `0`).
+            let (intl, national) = match &policy.country_code {
+                Some(cc) if cc == place => {
+                    (&*policy.international_prefix, &*policy.national_prefix)
+                }
+                _ => ("00", "0"),
+            };
+            in_e164(&number, place, intl, national)
         }
         _ => number,
     };
@@ -137,23 +156,34 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
         .as_ref()
         .is_some_and(|c| !c.starts_with('+'));
     match (policy.number, &policy.country_code) {
-        (NumberFormat::E164, Some(cc)) if !private => to_e164(&global, cc),
+        (NumberFormat::E164, Some(cc)) if !private && global.len() > SHORT_CODE_DIGITS => in_e164(
+            &global,
+            cc,
+            &policy.international_prefix,
+            &policy.national_prefix,
+        ),
         _ => global,
     }
 }
 
-/// E.164: `+…` stays, `00…` is international, `0…` is national with a trunk prefix,
-/// other digits are a national significant number.
-fn to_e164(n: &str, cc: &str) -> String {
+/// The longest emergency or service code (112, 911, 1471): never completed with a country
+/// code, which would make it a number nobody has.
+const SHORT_CODE_DIGITS: usize = 4;
+
+/// E.164, for a number dialled where `cc` is the country code (or the place's digits: a
+/// country and area code): `+…` stays, `intl…` is international, `national…` is national
+/// with its trunk prefix, other digits are a national significant number.
+fn in_e164(n: &str, cc: &str, intl: &str, national: &str) -> String {
     if n.starts_with('+') || !n.bytes().all(|b| b.is_ascii_digit()) || n.is_empty() {
-        n.to_string()
-    } else if let Some(rest) = n.strip_prefix("00") {
-        format!("+{rest}")
-    } else if let Some(rest) = n.strip_prefix('0') {
-        format!("+{cc}{rest}")
-    } else {
-        format!("+{cc}{n}")
+        return n.to_string();
     }
+    if let Some(rest) = n.strip_prefix(intl).filter(|_| !intl.is_empty()) {
+        return format!("+{rest}");
+    }
+    if let Some(rest) = n.strip_prefix(national).filter(|_| !national.is_empty()) {
+        return format!("+{cc}{rest}");
+    }
+    format!("+{cc}{n}")
 }
 
 /// The URI naming `number` at a peer in its preferred form. `inbound_tel` is whether the

@@ -443,10 +443,11 @@ fn identity_headers_follow_the_peers_number_form() {
         inv.header(&Hdr::named("Diversion")).as_deref(),
         Some("<sip:+867558888@ims.example.com;user=phone>;reason=unconditional")
     );
-    // A non-numeric identity keeps its user and loses its host.
+    // The PBX's extension 1000 is no national number: not made `+861000` (a number nobody
+    // has), it goes as the local number it is, with its context (RFC 3966 §5.1.5).
     assert_eq!(
         inv.header(&Hdr::P_ASSERTED_IDENTITY).as_deref(),
-        Some("\"Alice\" <sip:+861000@ims.example.com;user=phone>")
+        Some("\"Alice\" <sip:1000;phone-context=+86@ims.example.com;user=phone>")
     );
     // Written without <>: the rewritten URI, which has parameters now, gets them (RFC 3261
     // §20), and the header's own parameters stay outside. Before, `;user=phone` went out

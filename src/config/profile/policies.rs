@@ -62,6 +62,53 @@ pub(super) fn uri_policy(
             ));
         }
     }
+    // What this peer's callers dial abroad and before a national number: at most 4 digits,
+    // the national one possibly none (Italy). The international one is tried first, so it
+    // may begin with the national one (`00` and `0`), not the other way round (the
+    // national one would never be reached).
+    let mut prefix = |s: &Option<Spanned<String>>, key: &str, empty_ok: bool, into: &mut String| {
+        let Some(s) = s else {
+            return;
+        };
+        let v = s.get_ref().trim();
+        if (v.len() <= 4 && (empty_ok || !v.is_empty())) && v.bytes().all(|b| b.is_ascii_digit()) {
+            *into = v.to_string();
+        } else {
+            let size = if empty_ok { "0 to 4" } else { "1 to 4" };
+            errs.push(at(
+                s,
+                format!("[uri] {key} {:?} must be {size} digits", s.get_ref()),
+            ));
+        }
+    };
+    prefix(
+        &u.international_prefix,
+        "international_prefix",
+        false,
+        &mut p.international_prefix,
+    );
+    prefix(
+        &u.national_prefix,
+        "national_prefix",
+        true,
+        &mut p.national_prefix,
+    );
+    if !p.national_prefix.is_empty()
+        && p.national_prefix.starts_with(&p.international_prefix)
+        && let Some(s) = u
+            .national_prefix
+            .as_ref()
+            .or(u.international_prefix.as_ref())
+    {
+        errs.push(at(
+            s,
+            format!(
+                "[uri] international_prefix {:?} and national_prefix {:?} overlap: a number \
+                 would read as both",
+                p.international_prefix, p.national_prefix
+            ),
+        ));
+    }
     if let Some(s) = &u.number {
         p.number = match s.get_ref().as_str() {
             "keep" => NumberFormat::Keep,

@@ -25,10 +25,56 @@ fn a_number_local_to_a_domain_is_not_made_national() {
         "1234"
     );
     assert_eq!(normalise_number(&n("1234", Some("+86")), &p), "+861234");
-    assert_eq!(normalise_number(&n("1234", None), &p), "+861234");
+    assert_eq!(normalise_number(&n("12345", None), &p), "+8612345");
     // A name keeps its dots and dashes; a number loses them.
     assert_eq!(normalise_number(&n("sales-team", None), &p), "sales-team");
     assert_eq!(normalise_number(&n("010-1234", None), &p), "+86101234");
+}
+
+/// Numbers as the peer's callers dial them: North America dials `011` abroad and `1` before
+/// a national number (`12125550100` was `+112125550100`, `011…` `+1011…`); a short code is
+/// not completed with the country code (`911` was `+1911`, `112` `+86112`); a national
+/// number in a `phone-context` loses its trunk prefix (`+8601012345678` before).
+#[test]
+fn numbers_are_read_as_their_callers_dial_them() {
+    let nanp = UriPolicy {
+        international_prefix: "011".into(),
+        national_prefix: "1".into(),
+        ..e164("1")
+    };
+    assert_eq!(
+        normalise_number(&n("12125550100", None), &nanp),
+        "+12125550100"
+    );
+    assert_eq!(
+        normalise_number(&n("011442079460000", None), &nanp),
+        "+442079460000"
+    );
+    assert_eq!(
+        normalise_number(&n("2125550100", None), &nanp),
+        "+12125550100"
+    );
+    assert_eq!(normalise_number(&n("911", None), &nanp), "911");
+    assert_eq!(normalise_number(&n("112", None), &e164("86")), "112");
+    assert_eq!(normalise_number(&n("1471", None), &e164("44")), "1471");
+    let keep = UriPolicy::default();
+    assert_eq!(
+        normalise_number(&n("010-1234-5678", Some("+86")), &keep),
+        "+861012345678"
+    );
+    assert_eq!(
+        normalise_number(&n("0044 20 7946 0000", Some("+86")), &keep),
+        "+442079460000"
+    );
+    assert_eq!(
+        normalise_number(&n("5550100", Some("+1-212")), &keep),
+        "+12125550100"
+    );
+    // The peer's own country's context is dialled with the peer's prefixes.
+    assert_eq!(
+        normalise_number(&n("12125550100", Some("+1")), &nanp),
+        "+12125550100"
+    );
 }
 
 #[test]
