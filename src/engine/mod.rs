@@ -248,16 +248,7 @@ impl Shell {
                     let now = self.clock();
                     self.reload_loaded(now, loaded, &mut reloading)
                 }
-                _ = sleep_until(wake), if wake.is_some() => {
-                    // A 2xx queued during a stall is no Timer B: the readers move what the
-                    // sockets hold into the queues (a sleep, so that the runtime polls the
-                    // sockets: a yield did not), and it is taken first.
-                    if wake.is_some_and(|w| Instant::now().saturating_duration_since(w) > LATE_WAKE) {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        tracing::debug!(urgent = q.urgent.len(), fresh = q.fresh.len(), "woken late: reading what came meanwhile first");
-                        self.take_queued(&mut q);
-                    }
-                }
+                _ = sleep_until(wake), if wake.is_some() => {}
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
@@ -278,8 +269,22 @@ impl Shell {
                     self.take_queued(&mut q);
                 }
             }
-            let now = self.clock();
-            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            let mut now = self.clock();
+            if let Some(due) = self.core.poll_timeout().filter(|t| *t <= now) {
+                // Late (the process was stalled, whichever arm it was in): a 2xx queued
+                // meanwhile is no Timer B. The readers move what the sockets hold into the
+                // queues (a sleep, so that the runtime polls the sockets: a yield did not),
+                // and it is taken before the timers fire.
+                if now.saturating_duration_since(due) > LATE_WAKE {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    tracing::debug!(
+                        urgent = q.urgent.len(),
+                        fresh = q.fresh.len(),
+                        "woken late: reading what came meanwhile first"
+                    );
+                    self.take_queued(&mut q);
+                    now = self.clock();
+                }
                 self.core.handle_timeout(now);
             }
             if let Some(cb) = self.callback.as_mut() {
