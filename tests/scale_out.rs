@@ -349,7 +349,7 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
         "{}",
         w.logs()
     );
-    let after = w.wait_cdrs(20);
+    let after = w.wait_cdrs(24);
     assert_eq!(
         after[0], before[0],
         "the drained instance took no call: {after:?}"

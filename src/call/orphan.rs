@@ -37,6 +37,8 @@ pub(super) fn ack_and_bye(
         let Some(addr) = stamp.and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok()) else {
             return false;
         };
+        // A dual-stack front's `[::ffff:a.b.c.d]` is that IPv4 peer, as our readers take it.
+        let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let peer = Target {
             addr,
             conn: None,

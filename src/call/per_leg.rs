@@ -61,9 +61,12 @@ impl Call {
             p.headers
                 .keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &privacy)
         });
-        if !pai.is_empty() && keeps {
-            self.identity = Some(Box::new((side, pai)));
+        if pai.is_empty() {
+            return;
         }
+        // One withheld replaces the one kept before too: that older one is no longer who
+        // the party is.
+        self.identity = keeps.then(|| Box::new((side, pai)));
     }
 
     /// A message toward `side` carries the identity an UPDATE answered here brought, if one
@@ -91,12 +94,11 @@ impl Call {
         if msg.has_identity() {
             return;
         }
-        for v in &pending.1 {
-            let Some(v) = crate::interop::egress::identity_header(v, local, peer, from_trunk)
-            else {
-                continue;
-            };
-            if let Err(e) = msg.insert_header_before_length(&Hdr::P_ASSERTED_IDENTITY, v) {
+        let pai = Hdr::P_ASSERTED_IDENTITY;
+        let rewritten =
+            crate::interop::egress::rewritten_identities(&pai, &pending.1, local, peer, from_trunk);
+        for v in rewritten {
+            if let Err(e) = msg.insert_header_before_length(&pai, v) {
                 tracing::warn!(error = %e, "cannot carry the updated identity");
             }
         }

@@ -476,11 +476,6 @@ impl Call {
                     offerless: !super::anchor::carries_sdp(&rel.sent),
                 });
         }
-        // Not a word from the far leg in 64·T1 (the CANCEL waited for a provisional): its
-        // dialog is gone, as when Timer B fires first (`on_relay_failed`).
-        if !rel.heard {
-            self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
-        }
     }
 
     /// Cancel relayed INVITE `i` on the far leg: at once if a provisional came back, else

@@ -56,16 +56,18 @@ fn uri_user(uri: &str) -> Option<&str> {
 
 /// The port of the first listener for a transport: where the registered contact points.
 pub fn local_port(listen: &[Listen], transport: Transport, advertise: &str) -> Option<u16> {
-    // The listener on the advertised address, else one whose wildcard hears it (`[::]`
-    // hears both families, `0.0.0.0` IPv4), else the transport's first: a port taken from
-    // a listener of the other family names a port nothing listens on at that address.
+    // The listener on the advertised address; else one of its family (an advertised
+    // address that is not this host's, a NAT's or a load balancer's, reaches the listener
+    // of its family); else a dual-stack `[::]` for an IPv4 one; else the transport's
+    // first. A port taken from a listener of the other family names a port nothing
+    // listens on at that address.
     let ours = || listen.iter().filter(|l| l.transport == transport);
     let ip = super::sip::advertise_ip(advertise);
-    let hears = |l: &&Listen| {
-        ip.is_some_and(|ip| l.addr.ip().is_unspecified() && (l.addr.is_ipv6() || ip.is_ipv4()))
-    };
+    let same_family = |l: &&Listen| ip.is_some_and(|ip| l.addr.is_ipv4() == ip.is_ipv4());
+    let dual = |l: &&Listen| ip.is_some_and(|ip| ip.is_ipv4() && l.addr.ip().is_unspecified());
     (ours().find(|l| Some(l.addr.ip()) == ip))
-        .or_else(|| ours().find(hears))
+        .or_else(|| ours().find(same_family))
+        .or_else(|| ours().find(dual))
         .or_else(|| ours().next())
         .map(|l| l.addr.port())
 }

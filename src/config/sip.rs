@@ -47,7 +47,13 @@ pub(super) fn sip(
         },
         None => None,
     };
-    let advertise = s.advertise.get_ref().trim().to_string();
+    let mut advertise = s.advertise.get_ref().trim().to_string();
+    // Written mapped (`::ffff:a.b.c.d`), it is that IPv4 address in Via and Contact too.
+    if let Some(std::net::IpAddr::V4(v4)) = advertise_ip(&advertise)
+        && advertise.contains(':')
+    {
+        advertise = v4.to_string();
+    }
     if let Err(why) = advertisable(&advertise) {
         errs.push(at(
             s.advertise.span(),

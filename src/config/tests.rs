@@ -379,6 +379,10 @@ fn addresses_in_the_mapped_form_are_ipv4() {
     let b = cfg.profile(&PeerName("carrier-b".into())).unwrap();
     assert_eq!(b.address.addr, "127.0.0.4:5060".parse().unwrap());
     assert_eq!(
+        cfg.advertise, "127.0.0.1",
+        "Via and Contact name it as IPv4"
+    );
+    assert_eq!(
         cfg.media_ip,
         "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
     );
@@ -726,6 +730,17 @@ fn the_advertised_port_is_the_advertised_addresss_listeners() {
         Some(5064),
         "[::] hears IPv6, 0.0.0.0 does not"
     );
+    // An advertised address that is not this host's (a NAT's, a load balancer's) reaches
+    // the listener of its family, not a wildcard of the other.
+    let gw = GATEWAY
+        .replace(
+            "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]",
+            "listen = [\"udp:[::]:5070\", \"udp:127.0.0.1:5060\"]",
+        )
+        .replace("advertise = \"127.0.0.1\"", "advertise = \"203.0.113.5\"");
+    let dir = write_tree(&gw, &standard_profiles());
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert_eq!(cfg.local_addrs().udp_port, Some(5060));
 }
 
 /// `[uri] international_prefix` and `national_prefix`: digits (the national one may be

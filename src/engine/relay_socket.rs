@@ -155,8 +155,6 @@ mod tests {
         }
     }
 
-    /// A relay socket on `::` hears an IPv4 sender as that IPv4 address (latching compares
-    /// it with the address the SDP gave), not as `::ffff:a.b.c.d`.
     /// `Break` from the handler stops the batch there: the packets after it are not handed
     /// on (the stream is ending).
     #[test]

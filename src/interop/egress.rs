@@ -157,20 +157,49 @@ pub fn identity_header(
     })
 }
 
-/// An identity header's lines rewritten for `peer` ([`identity_header`]), each value once:
-/// an IMS core's sip and tel P-Asserted-Identity of one number become the same URI in the
-/// peer's form, and RFC 3325 §9.1 allows one of each scheme, not two alike.
-fn rewritten_identities(
+/// Whether a Remote-Party-ID value asks for privacy itself: a `privacy` parameter other
+/// than `off` (draft-ietf-sip-privacy-04: `full`, `name`, `uri`).
+fn asks_privacy(v: &str) -> bool {
+    (crate::sip::outside_quotes(v))
+        .filter(|&(_, b)| b == b';')
+        .filter_map(|(i, _)| v.get(i + 1..)?.split(';').next()?.split_once('='))
+        .any(|(k, val)| {
+            k.trim().eq_ignore_ascii_case("privacy")
+                && !val.trim().trim_matches('"').eq_ignore_ascii_case("off")
+        })
+}
+
+/// An identity header's lines rewritten for `peer` ([`identity_header`]), each URI once:
+/// an IMS core's sip and tel P-Asserted-Identity of one number (a display name on one of
+/// them or not) become the same URI in the peer's form, and RFC 3325 §9.1 allows one of
+/// each scheme, not two alike. A Remote-Party-ID that asks for privacy itself
+/// (`;privacy=full`, `uri` or `name`) reaches a peer outside the trust domain no more than
+/// one under `Privacy: id`.
+pub fn rewritten_identities(
+    h: &Hdr,
     lines: &[String],
     local: &LocalAddrs,
     peer: &Profile,
     from_trunk: bool,
 ) -> Vec<String> {
+    let rpid_private = |v: &str| *h == Hdr::named("Remote-Party-ID") && asks_privacy(v);
+    // The URI a rewritten value names: what `<>` hold, else the value.
+    let uri_of = |v: &str| -> String {
+        v.split_once('<')
+            .and_then(|(_, r)| r.split_once('>'))
+            .map_or(v, |(u, _)| u)
+            .to_string()
+    };
     let mut out: Vec<String> = Vec::new();
+    let mut uris: Vec<String> = Vec::new();
     for v in lines.iter().filter(|v| buildable(v)) {
+        if !peer.headers.trust_identity && rpid_private(v) {
+            continue;
+        }
         if let Some(v) = identity_header(v, local, peer, from_trunk)
-            && !out.contains(&v)
+            && !uris.contains(&uri_of(&v))
         {
+            uris.push(uri_of(&v));
             out.push(v);
         }
     }
@@ -194,7 +223,7 @@ pub fn copy_end_to_end(
         .iter()
         .filter(|h| peer.headers.keeps_identity(h, &privacy))
     {
-        for v in rewritten_identities(&src.header_lines(h), local, peer, from_trunk) {
+        for v in rewritten_identities(h, &src.header_lines(h), local, peer, from_trunk) {
             out.push_header(h, v)?;
         }
     }
@@ -256,7 +285,7 @@ pub fn relayed_response(
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h, &privacy))
     {
-        for v in rewritten_identities(&from.header_lines(h), local, to_peer, from_trunk) {
+        for v in rewritten_identities(h, &from.header_lines(h), local, to_peer, from_trunk) {
             out.push_header(h, v)?;
         }
     }

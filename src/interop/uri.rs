@@ -114,10 +114,10 @@ pub fn host_of(hostport: &str) -> &str {
 }
 
 /// The number as this policy writes it. A local number with a global `phone-context` is
-/// dialled as in that place (RFC 3966 §5.1.5): `tel:010-1234-5678;phone-context=+86`, a
-/// national number with its trunk prefix, is `+861012345678` (it was glued on whole,
-/// `+8601012345678`), and `tel:5550100;phone-context=+1-212` is `+12125550100`. One whose
-/// context is a domain (`tel:1234;phone-context=pbx.example.com`, a private extension)
+/// global in that place (RFC 3966 §5.1.5): `tel:5550100;phone-context=+1-212` is
+/// `+12125550100`; toward a peer of that country (`country_code`), as its callers dial:
+/// `tel:010-1234-5678;phone-context=+86` is `+861012345678` there (it was `+8601012345678`,
+/// the trunk prefix inside). One whose context is a domain (`tel:1234;phone-context=pbx.example.com`, a private extension)
 /// stays as it is: it has no E.164 form. With `number = "e164"`, a short code (at most
 /// [`SHORT_CODE_DIGITS`] digits: 112, 911, 1471) is not completed with the country code.
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
@@ -139,15 +139,18 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
         {
             let place = strip_visual_separators(ctx);
             let place = place.trim_start_matches('+');
-            // Dialled as the peer's callers dial when the place is its country, else as
-            // most of the world does (ITU-T E.164: `00`, `0`).
-            let (intl, national) = match &policy.country_code {
-                Some(cc) if cc == place => {
-                    (&*policy.international_prefix, &*policy.national_prefix)
-                }
-                _ => ("00", "0"),
-            };
-            in_e164(&number, place, intl, national)
+            // Dialled as the peer's callers dial when the place is its country (its
+            // prefixes known); else the digits follow the place's (a trunk prefix is not
+            // everywhere a `0`, nor a `0` everywhere a trunk prefix: Italy keeps it).
+            match &policy.country_code {
+                Some(cc) if cc == place => in_e164(
+                    &number,
+                    place,
+                    &policy.international_prefix,
+                    &policy.national_prefix,
+                ),
+                _ => format!("+{place}{number}"),
+            }
         }
         _ => number,
     };

@@ -274,6 +274,17 @@ impl Client {
     }
 }
 
+/// The 100 Trying for INVITE `req`, carrying its Timestamp (RFC 3261 §8.2.6.1: a peer
+/// measures its round trip with it).
+fn trying_for(req: &Request) -> Result<Response, crate::sip::SipError> {
+    let mut t = Response::to_request(req, 100, "Trying", None)?;
+    let stamp = crate::sip::Hdr::named("Timestamp");
+    if let Some(v) = req.header(&stamp) {
+        t.insert_header_before_length(&stamp, v)?;
+    }
+    Ok(t)
+}
+
 impl Server {
     /// The To tag of the last response sent (read back from its wire form: asked only for
     /// the rare ACK of an RFC 2543 peer).
@@ -291,16 +302,7 @@ impl Server {
         // is its only sender: built now, sent by `flush_trying` once the user has seen the
         // request and not answered (a refusal goes out alone; a call gets 100 at once).
         let trying = if invite {
-            Response::to_request(&request, 100, "Trying", None)
-                .and_then(|mut t| {
-                    // RFC 3261 §8.2.6.1: a request's Timestamp comes back in the 100.
-                    let stamp = crate::sip::Hdr::named("Timestamp");
-                    if let Some(v) = request.header(&stamp) {
-                        t.insert_header_before_length(&stamp, v)?;
-                    }
-                    Ok(t.to_bytes())
-                })
-                .ok()
+            trying_for(&request).map(|t| t.to_bytes()).ok()
         } else {
             None
         };
@@ -384,7 +386,7 @@ impl Server {
             out.push(Out::Send(last.clone()));
         } else if self.invite
             && self.state == State::Proceeding
-            && let Ok(trying) = Response::to_request(req, 100, "Trying", None)
+            && let Ok(trying) = trying_for(req)
         {
             out.push(Out::Send(trying.to_bytes()));
         }

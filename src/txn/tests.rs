@@ -185,7 +185,7 @@ fn the_100_carries_the_invites_timestamp() {
                 .unwrap();
         }
         l.receive(
-            Message::Request(inv),
+            Message::Request(inv.clone()),
             target(Transport::Udp),
             t0(),
             &mut out,
@@ -197,6 +197,22 @@ fn the_100_carries_the_invites_timestamp() {
             panic!("a 100")
         };
         assert_eq!(r.status(), 100);
+        assert_eq!(
+            r.header(&crate::sip::Hdr::named("Timestamp")).as_deref(),
+            want
+        );
+        // The INVITE again: its 100 again, with the Timestamp too.
+        out.clear();
+        l.receive(
+            Message::Request(inv),
+            target(Transport::Udp),
+            t0(),
+            &mut out,
+        );
+        let s = sends(&out);
+        let Message::Response(r) = &s[0].1 else {
+            panic!("a 100 again")
+        };
         assert_eq!(
             r.header(&crate::sip::Hdr::named("Timestamp")).as_deref(),
             want

@@ -818,8 +818,9 @@ fn the_answering_forks_requests_are_numbered_apart_from_the_fork_that_rang() {
     h.one_request(PHONE, Method::Bye);
 }
 
-#[test]
-fn an_identity_update_answered_here_reaches_the_caller_with_the_answer() {
+/// Call id-1 ringing at the carrier, whose UPDATE (answered here) gave its connected
+/// identity `+8610999`: the gateway and our INVITE.
+fn identity_updated() -> (H, Request) {
     let mut h = H::new();
     h.recv(
         PHONE,
@@ -843,30 +844,54 @@ fn an_identity_update_answered_here_reaches_the_caller_with_the_answer() {
     );
     h.take(PHONE);
     // IMS: the connected party's identity, by UPDATE in the early dialog.
-    let update = msgs::in_dialog(
+    let pai = "P-Asserted-Identity: <sip:+8610999@10.9.9.9;user=phone>\r\n";
+    h.recv(CARRIER_A, &identity_update(&inv, 10, "z9hG4bKcid", pai));
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert!(h.take(PHONE).is_empty());
+    (h, inv)
+}
+
+/// The carrier's UPDATE in call id-1's early dialog with the header lines `extra`.
+fn identity_update(inv: &Request, cseq: u32, branch: &str, extra: &str) -> String {
+    msgs::in_dialog(
         "UPDATE",
         "sip:127.0.0.1:5060",
         &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
         &inv.header(&Hdr::FROM).unwrap(),
         &inv.call_id().unwrap(),
-        10,
-        "z9hG4bKcid",
+        cseq,
+        branch,
         "127.0.0.3:5060",
         "",
     )
-    .replace(
-        "Content-Length: 0",
-        "P-Asserted-Identity: <sip:+8610999@10.9.9.9;user=phone>\r\nContent-Length: 0",
-    );
-    h.recv(CARRIER_A, &update);
-    assert_eq!(h.statuses(CARRIER_A), vec![200]);
-    assert!(h.take(PHONE).is_empty());
+    .replace("Content-Length: 0", &format!("{extra}Content-Length: 0"))
+}
+
+#[test]
+fn an_identity_update_answered_here_reaches_the_caller_with_the_answer() {
+    let (mut h, inv) = identity_updated();
     // The answer carries no identity of its own: the phone learns the connected party from
     // the UPDATE, in its own form and without the carrier's host.
     let ok = h.carrier_answers(&inv, "c1", SDP);
     let pai = ok.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
     assert!(pai.contains("+8610999"), "{pai}");
     assert!(!pai.contains("10.9.9.9"), "{pai}");
+}
+
+/// A second UPDATE whose identity asks for privacy (`Privacy: id`), which the PBX (outside
+/// the trust domain) may not learn: the identity kept from the first is dropped too, not
+/// sent with the answer as if it were still the connected party's.
+#[test]
+fn an_identity_update_withheld_drops_the_one_kept_before() {
+    let (mut h, inv) = identity_updated();
+    let private = "P-Asserted-Identity: <sip:+8610888@10.9.9.9;user=phone>\r\nPrivacy: id\r\n";
+    h.recv(
+        CARRIER_A,
+        &identity_update(&inv, 11, "z9hG4bKcid2", private),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
 }
 
 #[test]

@@ -670,6 +670,25 @@ fn privacy_id_keeps_the_asserted_identity_from_peers_outside_the_trust_domain() 
     );
     let ok = h.response_with(PHONE, 200, "the phone gets the 200");
     assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
+    // A Remote-Party-ID that asks for privacy itself (no Privacy header, as some trunks
+    // send it) is withheld from the PBX too; one with `privacy=off` is not.
+    for (privacy, kept) in [("full", false), ("off", true)] {
+        let mut h = H::new();
+        let rpid = invite_text("pv4", "z9hG4bKpv4", "1000", "").replacen(
+            "Max-Forwards: 70\r\n",
+            &format!(
+                "Max-Forwards: 70\r\nRemote-Party-ID: <sip:+8613800138000@10.9.9.9>;party=calling;privacy={privacy}\r\n"
+            ),
+            1,
+        );
+        h.recv(CARRIER_A, &rpid);
+        let inv = h.one_request(PHONE, Method::Invite);
+        assert_eq!(
+            inv.header(&Hdr::named("Remote-Party-ID")).is_some(),
+            kept,
+            "{privacy}"
+        );
+    }
     // No privacy asked: the PBX gets the identity.
     let mut h = H::new();
     let open = invite_text("pv3", "z9hG4bKpv3", "1000", "").replacen(
@@ -713,7 +732,7 @@ fn one_number_asserted_twice_reaches_a_peer_once() {
     let mut h = H::new();
     let invite = invite_text("pd1", "z9hG4bKpd1", "1000", "").replacen(
         "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>\r\n",
-        "P-Asserted-Identity: <sip:+8613800138000@ims.example.com;user=phone>\r\n\
+        "P-Asserted-Identity: \"Alice\" <sip:+8613800138000@ims.example.com;user=phone>\r\n\
          P-Asserted-Identity: <tel:+8613800138000>\r\n",
         1,
     );
@@ -721,4 +740,5 @@ fn one_number_asserted_twice_reaches_a_peer_once() {
     let inv = h.one_request(PHONE, Method::Invite);
     let pai = inv.header_lines(&Hdr::P_ASSERTED_IDENTITY);
     assert_eq!(pai.len(), 1, "{pai:?}");
+    assert!(pai[0].starts_with("\"Alice\""), "the first kept: {pai:?}");
 }

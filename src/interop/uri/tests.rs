@@ -57,23 +57,38 @@ fn numbers_are_read_as_their_callers_dial_them() {
     assert_eq!(normalise_number(&n("911", None), &nanp), "911");
     assert_eq!(normalise_number(&n("112", None), &e164("86")), "112");
     assert_eq!(normalise_number(&n("1471", None), &e164("44")), "1471");
-    let keep = UriPolicy::default();
+    // A phone-context toward a peer of that country: dialled with the peer's prefixes.
+    let china = e164("86");
     assert_eq!(
-        normalise_number(&n("010-1234-5678", Some("+86")), &keep),
+        normalise_number(&n("010-1234-5678", Some("+86")), &china),
         "+861012345678"
     );
     assert_eq!(
-        normalise_number(&n("0044 20 7946 0000", Some("+86")), &keep),
+        normalise_number(&n("0044 20 7946 0000", Some("+86")), &china),
         "+442079460000"
     );
+    assert_eq!(
+        normalise_number(&n("12125550100", Some("+1")), &nanp),
+        "+12125550100"
+    );
+    // Elsewhere (and for routing, which knows no country) the digits follow the place:
+    // a `0` is not everywhere a trunk prefix (Italy keeps it).
+    let keep = UriPolicy::default();
     assert_eq!(
         normalise_number(&n("5550100", Some("+1-212")), &keep),
         "+12125550100"
     );
-    // The peer's own country's context is dialled with the peer's prefixes.
     assert_eq!(
-        normalise_number(&n("12125550100", Some("+1")), &nanp),
-        "+12125550100"
+        normalise_number(&n("06-1234-5678", Some("+39")), &keep),
+        "+390612345678"
+    );
+    let italy = UriPolicy {
+        national_prefix: String::new(),
+        ..e164("39")
+    };
+    assert_eq!(
+        normalise_number(&n("06-1234-5678", Some("+39")), &italy),
+        "+390612345678"
     );
 }
 
