@@ -22,6 +22,15 @@ fn from_carrier(inv: &Request, method: &str, cseq: u32, branch: &str, extra: &st
 }
 
 /// `msg` with the header lines `extra` added after its Max-Forwards.
+/// The phone's refresh re-INVITE in call `tag`: its SDP again, o= unchanged, restating its
+/// timer (without Session-Expires it would turn it off).
+fn phone_refresh(tag: &str, cseq: u32, branch: &str) -> String {
+    with_headers(
+        &from_phone("INVITE", tag, cseq, branch, SDP),
+        "Session-Expires: 600;refresher=uac\r\n",
+    )
+}
+
 fn with_headers(msg: &str, extra: &str) -> String {
     msg.replacen(
         "Max-Forwards: 70\r\n",
@@ -513,13 +522,7 @@ fn a_late_offer_calls_refresh_is_not_answered_with_the_offer() {
     h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKlo1a", SDP));
     assert!(!h.one_request(CARRIER_A, Method::Ack).body().is_empty());
     h.advance(Duration::from_secs(300));
-    h.recv(
-        PHONE,
-        &with_headers(
-            &from_phone("INVITE", &tag, 2, "z9hG4bKlo1r", SDP),
-            "Session-Expires: 600;refresher=uac\r\n",
-        ),
-    );
+    h.recv(PHONE, &phone_refresh(&tag, 2, "z9hG4bKlo1r"));
     let statuses = h.statuses(PHONE);
     assert!(!statuses.contains(&200), "answered here: {statuses:?}");
     let re = h.one_request(CARRIER_A, Method::Invite);
@@ -551,13 +554,7 @@ fn a_refused_offer_after_an_answer_in_a_183_leaves_the_refresh_answer_as_it_was(
     assert_eq!(last, Some(488));
     h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKh2", ""));
     h.advance(Duration::from_secs(300));
-    h.recv(
-        PHONE,
-        &with_headers(
-            &from_phone("INVITE", &tag, 3, "z9hG4bKh3", SDP),
-            "Session-Expires: 600;refresher=uac\r\n",
-        ),
-    );
+    h.recv(PHONE, &phone_refresh(&tag, 3, "z9hG4bKh3"));
     let r = h.response_with(PHONE, 200, "the refresh answered here");
     assert!(!String::from_utf8_lossy(r.body()).contains("inactive"));
     assert_eq!(r.body(), ok.body());
@@ -576,13 +573,7 @@ fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     // The phone's refresh offers its SDP again, o= unchanged: the answer is ours, the one it
     // got in the 200.
     // (A refresh restates the timer: without Session-Expires it would turn it off.)
-    h.recv(
-        PHONE,
-        &with_headers(
-            &from_phone("INVITE", &tag, 2, "z9hG4bKr2", SDP),
-            "Session-Expires: 600;refresher=uac\r\n",
-        ),
-    );
+    h.recv(PHONE, &phone_refresh(&tag, 2, "z9hG4bKr2"));
     let r = h.response_with(PHONE, 200, "200 from the gateway");
     assert_eq!(r.body(), ok.body());
     assert_eq!(
@@ -907,13 +898,7 @@ fn a_reinvite_toward_a_leg_whose_refresh_awaits_its_ack_gets_491() {
     );
     let tag = ok.to_tag().unwrap();
     h.advance(Duration::from_secs(300));
-    h.recv(
-        PHONE,
-        &with_headers(
-            &from_phone("INVITE", &tag, 2, "z9hG4bKr9", SDP),
-            "Session-Expires: 600;refresher=uac\r\n",
-        ),
-    );
+    h.recv(PHONE, &phone_refresh(&tag, 2, "z9hG4bKr9"));
     assert!(h.statuses(PHONE).contains(&200));
     let moved = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
     h.recv(
