@@ -45,6 +45,7 @@ mod prack_offer;
 mod registrations;
 mod relay_request;
 mod relayed;
+mod relayed_cancel;
 mod release;
 mod reliable;
 mod router;

@@ -9,6 +9,7 @@
 mod asked;
 mod bind;
 mod callback;
+mod due;
 mod fds;
 mod housekeeping;
 mod inbox;
@@ -44,9 +45,6 @@ use lifecycle::Lifecycle;
 
 /// How often what the edge dropped is summed up in one log line (per reason, with counts).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
-/// A timer wake this late means the process was stalled (a VM paused, no CPU given): what
-/// arrived meanwhile is read before the timers fire, since it came before them.
-const LATE_WAKE: Duration = Duration::from_millis(250);
 /// At exit, how long the recording writer is waited for to close the files still open.
 pub const WAV_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -269,24 +267,7 @@ impl Shell {
                     self.take_queued(&mut q);
                 }
             }
-            let mut now = self.clock();
-            if let Some(due) = self.core.poll_timeout().filter(|t| *t <= now) {
-                // Late (the process was stalled, whichever arm it was in): a 2xx queued
-                // meanwhile is no Timer B. The readers move what the sockets hold into the
-                // queues (a sleep, so that the runtime polls the sockets: a yield did not),
-                // and it is taken before the timers fire.
-                if now.saturating_duration_since(due) > LATE_WAKE {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    tracing::debug!(
-                        urgent = q.urgent.len(),
-                        fresh = q.fresh.len(),
-                        "woken late: reading what came meanwhile first"
-                    );
-                    self.take_queued(&mut q);
-                    now = self.clock();
-                }
-                self.core.handle_timeout(now);
-            }
+            let now = self.fire_due_timers(&mut q).await;
             if let Some(cb) = self.callback.as_mut() {
                 cb.handle_timeout(now);
             }
@@ -298,27 +279,6 @@ impl Shell {
         info!("trunkgate stopped");
         self.cdr.close();
         Ok(())
-    }
-
-    /// Read both clocks: the monotonic one for the core's timers and durations, the system
-    /// clock for the core's CDR timestamps (so an NTP step shows from the next event on).
-    fn clock(&mut self) -> Instant {
-        let now = Instant::now();
-        self.core.set_clock(now, SystemTime::now());
-        now
-    }
-
-    /// Take what else is queued (accepted work first) before sleeping again: fewer wakeups.
-    fn take_queued(&mut self, q: &mut inbox::Queues) {
-        for _ in 0..256 {
-            match q.try_next() {
-                Some(ev) => {
-                    let now = self.clock();
-                    self.on_event(now, ev)
-                }
-                None => break,
-            }
-        }
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::trying::trying_for;
 use crate::sip::{Hdr, Method, NewRequest, Request, Response, SipError};
 
 /// The timers of RFC 3261 §17 Table 4 that a user agent arms, and RFC 6026's L and M.
@@ -272,17 +273,6 @@ impl Client {
         self.state = State::Terminated;
         out.push(Out::Terminated);
     }
-}
-
-/// The 100 Trying for INVITE `req`, carrying its Timestamp (RFC 3261 §8.2.6.1: a peer
-/// measures its round trip with it).
-fn trying_for(req: &Request) -> Result<Response, crate::sip::SipError> {
-    let mut t = Response::to_request(req, 100, "Trying", None)?;
-    let stamp = crate::sip::Hdr::named("Timestamp");
-    if let Some(v) = req.header(&stamp) {
-        t.insert_header_before_length(&stamp, v)?;
-    }
-    Ok(t)
 }
 
 impl Server {

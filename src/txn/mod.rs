@@ -11,6 +11,7 @@
 mod drive;
 mod held;
 mod machine;
+mod trying;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
