@@ -336,10 +336,12 @@ impl Cx<'_> {
 /// The address in a front's `X-Trunkgate-Source` (`ip:port`, `[ipv6]:port`), if it reads
 /// as one; an IPv4 peer a dual-stack front heard as `[::ffff:a.b.c.d]` is `a.b.c.d`, as
 /// every reader of our own takes it.
+pub(super) fn stamped_addr(stamp: &str) -> Option<std::net::SocketAddr> {
+    let a = stamp.trim().parse::<std::net::SocketAddr>().ok()?;
+    Some(std::net::SocketAddr::new(a.ip().to_canonical(), a.port()))
+}
+
+/// The IP of [`stamped_addr`].
 fn stamped_ip(stamp: &str) -> Option<std::net::IpAddr> {
-    stamp
-        .trim()
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .map(|a| a.ip().to_canonical())
+    stamped_addr(stamp).map(|a| a.ip())
 }

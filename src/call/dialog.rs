@@ -131,14 +131,14 @@ impl Dialog {
         let strict = (self.route_set.first())
             .map(|r| route_uri(r))
             .filter(|(_, loose)| !loose);
-        let target_route = format!("<{}>", self.remote_target);
+        // (Written only then: every in-dialog request, ACKs included, comes this way.)
+        let target_route;
         let (uri, routes): (&str, Vec<&str>) = match strict {
-            Some((first, _)) => (
-                first,
-                (self.route_set.iter().skip(1).map(|r| &**r))
-                    .chain([target_route.as_str()])
-                    .collect(),
-            ),
+            Some((first, _)) => {
+                target_route = format!("<{}>", self.remote_target);
+                let rest = self.route_set.iter().skip(1).map(|r| &**r);
+                (first, rest.chain([target_route.as_str()]).collect())
+            }
             None => (
                 &self.remote_target,
                 self.route_set.iter().map(|r| &**r).collect(),

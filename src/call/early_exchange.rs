@@ -8,12 +8,10 @@ use super::state::{Call, Relayed};
 use crate::sip::{Body, Hdr, Response};
 
 impl Call {
-    /// The early dialog `rel`'s exchange was in (its tag), whether it is the one the callee's
-    /// side now follows (a forking proxy's other branch may have spoken meanwhile), and
-    /// whether another branch answered the call meanwhile (its 2xx taken, or waiting for
-    /// this answer): then this branch's session is not the call's, nor its answer the
-    /// caller's.
-    pub(super) fn exchange_branch(&self, rel: &Relayed) -> (Option<String>, bool, bool) {
+    /// The early dialog `rel`'s exchange was in (its tag), and whether another branch than
+    /// that one answered the call meanwhile (its 2xx taken, or waiting for this answer):
+    /// then this branch's session is not the call's, nor its answer the caller's.
+    pub(super) fn exchange_branch(&self, rel: &Relayed) -> (Option<String>, bool) {
         let exchange_tag = match rel.origin {
             Side::A => rel.sent.to_tag(),
             Side::B => rel.origin_req.from_tag(),
@@ -25,7 +23,7 @@ impl Call {
             .map(|d| d.1.to_tag());
         let answered_elsewhere = (!same_branch && !self.phase.is_routing())
             || deferred_tag.is_some_and(|t| t.as_deref() != exchange_tag.as_deref());
-        (exchange_tag, same_branch, answered_elsewhere)
+        (exchange_tag, answered_elsewhere)
     }
 
     /// The early offer/answer of `rel` was taken (`resp`, the far leg's 2xx), in the early

@@ -34,11 +34,9 @@ pub(super) fn ack_and_bye(
     // anyone. A 2xx the front did not name a sender for gets nothing.
     let (to, routes) = if env.is_front(source) {
         let stamp = resp.header(&Hdr::named(super::cx::SOURCE_HEADER));
-        let Some(addr) = stamp.and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok()) else {
+        let Some(addr) = stamp.and_then(|s| super::cx::stamped_addr(&s)) else {
             return false;
         };
-        // A dual-stack front's `[::ffff:a.b.c.d]` is that IPv4 peer, as our readers take it.
-        let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let peer = Target {
             addr,
             conn: None,

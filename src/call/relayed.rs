@@ -129,7 +129,7 @@ impl Call {
                 return self.origin_fails(cx, &mut rel, status, "");
             }
         }
-        let (exchange_tag, _, answered_elsewhere) = self.exchange_branch(&rel);
+        let (exchange_tag, answered_elsewhere) = self.exchange_branch(&rel);
         if final_ && rel.method == Method::Prack && answered_elsewhere {
             self.offer_not_taken(cx, &rel);
             return self.origin_fails(cx, &mut rel, status, "");

@@ -45,10 +45,7 @@ pub(super) fn mapped_impostor(
     dst_mapped: Option<bool>,
 ) -> bool {
     use std::net::IpAddr;
-    let IpAddr::V6(src) = from else {
-        return false;
-    };
-    if src.to_ipv4_mapped().is_none() {
+    if !is_mapped(from) {
         return false;
     }
     match dst_mapped {
@@ -57,6 +54,11 @@ pub(super) fn mapped_impostor(
             matches!(local, IpAddr::V6(l) if !l.is_unspecified() && l.to_ipv4_mapped().is_none())
         }
     }
+}
+
+/// Whether `ip` is an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`).
+pub(super) fn is_mapped(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())
 }
 
 /// Whether `addr` is the IPv6 wildcard, which [`Stack`] is about.

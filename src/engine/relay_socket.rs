@@ -99,10 +99,9 @@ impl Batch {
             let Some(from) = from else { continue };
             // A relay socket is bound to one address, never the wildcard nor a mapped one
             // (the configuration takes `::ffff:a.b.c.d` as IPv4): an IPv4-mapped sender on it
-            // is an IPv6 packet posing as IPv4, past IPv4's source checks (`bind`).
-            if let IpAddr::V6(v6) = from.ip()
-                && v6.to_ipv4_mapped().is_some()
-            {
+            // is an IPv6 packet posing as IPv4, past IPv4's source checks
+            // (`bind::mapped_impostor`, which on a socket of one address comes to this).
+            if super::bind::is_mapped(from.ip()) {
                 crate::ops::metrics::rtp_dropped("foreign_source").increment(1);
                 continue;
             }

@@ -121,11 +121,7 @@ fn the_callers_timer_is_negotiated_on_its_leg_alone_and_expires_the_call() {
 
 #[test]
 fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     let (inv, ok) = call_with(&mut h, "", &[]);
     assert_eq!(inv.header(&Hdr::SESSION_EXPIRES).as_deref(), Some("300"));
     assert_eq!(inv.header(&Hdr::MIN_SE).as_deref(), Some("90"));
@@ -193,11 +189,7 @@ fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer()
 
 #[test]
 fn a_refresh_after_a_refused_reinvite_offers_the_session_that_stands_not_the_refused_one() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     let (inv, ok) = call_with(&mut h, "", &[]);
     let tag = ok.to_tag().unwrap();
     // The phone asks for hold; the carrier refuses it (488): the session stays as it was.
@@ -358,11 +350,7 @@ fn an_offer_retried_after_its_refusal_is_relayed_again_not_answered_as_a_refresh
 
 #[test]
 fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_call() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     call_with(
         &mut h,
         "",
@@ -407,7 +395,8 @@ fn refresh_while_a_reinvite_rings(h: &mut H) -> (String, Request, Request) {
     (tag, re, up)
 }
 
-fn carrier_refreshed_by_update() -> H {
+/// The test gateway with carrier-a requiring session timers (300 s, the gateway refreshing).
+fn carrier_requiring_timers() -> H {
     H::with(config_with(|n, p| {
         if n == "carrier-a" {
             p.session_timer = timers(TimerMode::Require, 300);
@@ -417,7 +406,7 @@ fn carrier_refreshed_by_update() -> H {
 
 #[test]
 fn a_refresh_by_update_goes_while_a_reinvite_rings() {
-    let mut h = carrier_refreshed_by_update();
+    let mut h = carrier_requiring_timers();
     // The refresh goes as an UPDATE without an offer all the same.
     let (_tag, re, up) = refresh_while_a_reinvite_rings(&mut h);
     assert!(up.body().is_empty());
@@ -439,7 +428,7 @@ fn a_refresh_by_update_goes_while_a_reinvite_rings() {
 
 #[test]
 fn a_refused_update_refresh_waits_for_a_pending_reinvite_before_its_own() {
-    let mut h = carrier_refreshed_by_update();
+    let mut h = carrier_requiring_timers();
     let (tag, re, up) = refresh_while_a_reinvite_rings(&mut h);
     // The carrier takes no UPDATE after all: the refresh must become a re-INVITE, but not
     // while the phone's re-INVITE is still under way there.
@@ -625,11 +614,7 @@ fn a_too_brief_interval_gets_422_on_either_leg() {
 /// the header lines `extra`) relayed, refused by the carrier with 422 (Min-SE 1800), and
 /// sent again: the gateway, our tag toward the phone, the first send and the second.
 fn hold_refused_with_422(extra: &str) -> (H, String, Request, Request) {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     let (_inv, ok) = call_with(&mut h, "", &[]);
     let tag = ok.to_tag().unwrap();
     let hold = SDP
@@ -695,11 +680,7 @@ fn a_relayed_invite_sent_again_after_422_answers_the_phone() {
 /// and its `Min-SE` (RFC 4028 §7.4); before, it carried our own, lower `Min-SE`.
 #[test]
 fn a_refresh_refused_with_422_goes_again_with_the_peers_minimum() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     let (_inv, _ok) = call_with(&mut h, "", &[]);
     h.advance(Duration::from_millis(150_200));
     let re = h.one_request(CARRIER_A, Method::Invite);
@@ -741,11 +722,7 @@ fn a_refresh_that_meets_glare_waits_as_the_call_ids_owner_or_not() {
     assert!(!again.is_empty(), "tried again within 2 s");
     assert_eq!(again[0].cseq().unwrap().0, re.cseq().unwrap().0 + 1);
 
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     call_with(&mut h, "", &[]);
     h.advance(Duration::from_millis(150_200));
     // The refresh (with its UDP retransmissions so far).
@@ -761,11 +738,7 @@ fn a_refresh_that_meets_glare_waits_as_the_call_ids_owner_or_not() {
 
 #[test]
 fn the_carriers_422_is_retried_once_with_its_minimum() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     h.recv(PHONE, &invite_text("c1", "z9hG4bKs1", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(
@@ -800,11 +773,7 @@ fn the_carriers_422_is_retried_once_with_its_minimum() {
 /// the caller).
 #[test]
 fn the_invite_sent_again_after_422_forgets_the_branch_that_rang() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = timers(TimerMode::Require, 300);
-        }
-    }));
+    let mut h = carrier_requiring_timers();
     h.recv(PHONE, &invite_text("c1", "z9hG4bKs2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &[], None));
