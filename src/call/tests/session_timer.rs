@@ -22,6 +22,18 @@ fn from_carrier(inv: &Request, method: &str, cseq: u32, branch: &str, extra: &st
 }
 
 /// `msg` with the header lines `extra` added after its Max-Forwards.
+/// A call whose phone asked for a 600 s session it refreshes itself: our INVITE, the
+/// phone's 200, and our tag toward the phone.
+fn phone_refreshing(h: &mut H) -> (Request, Response, String) {
+    let (inv, ok) = call_with(
+        h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    (inv, ok, tag)
+}
+
 /// The phone's refresh re-INVITE in call `tag`: its SDP again, o= unchanged, restating its
 /// timer (without Session-Expires it would turn it off).
 fn phone_refresh(tag: &str, cseq: u32, branch: &str) -> String {
@@ -321,12 +333,7 @@ fn on_an_anchored_call_a_refresh_after_a_refused_offer_goes_past_the_refused_ver
 #[test]
 fn an_offer_retried_after_its_refusal_is_relayed_again_not_answered_as_a_refresh() {
     let mut h = H::new();
-    let (_inv, ok) = call_with(
-        &mut h,
-        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
-        &[],
-    );
-    let tag = ok.to_tag().unwrap();
+    let (_inv, _ok, tag) = phone_refreshing(&mut h);
     // The phone's hold (o= version 2); the carrier answers 491 (glare).
     let held = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
     let hold = |cseq: u32, branch: &str| {
@@ -525,12 +532,7 @@ fn a_late_offer_calls_refresh_is_not_answered_with_the_offer() {
 #[test]
 fn a_refused_offer_after_an_answer_in_a_183_leaves_the_refresh_answer_as_it_was() {
     let mut h = H::new();
-    let (_inv, ok) = call_with(
-        &mut h,
-        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
-        &[],
-    );
-    let tag = ok.to_tag().unwrap();
+    let (_inv, ok, tag) = phone_refreshing(&mut h);
     let hold = SDP
         .replace("o=- 1 1 ", "o=- 1 2 ")
         .replace("PCMU/8000\r\n", "PCMU/8000\r\na=inactive\r\n");
@@ -552,12 +554,7 @@ fn a_refused_offer_after_an_answer_in_a_183_leaves_the_refresh_answer_as_it_was(
 #[test]
 fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     let mut h = H::new();
-    let (_inv, ok) = call_with(
-        &mut h,
-        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
-        &[],
-    );
-    let tag = ok.to_tag().unwrap();
+    let (_inv, ok, tag) = phone_refreshing(&mut h);
     h.advance(Duration::from_secs(300));
     // The phone's refresh offers its SDP again, o= unchanged: the answer is ours, the one it
     // got in the 200.
@@ -836,12 +833,7 @@ fn huge_intervals_from_a_peer_neither_panic_nor_stick() {
 #[test]
 fn a_bodyless_update_without_session_expires_is_relayed_not_swallowed() {
     let mut h = H::new();
-    let (_inv, ok) = call_with(
-        &mut h,
-        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
-        &[],
-    );
-    let tag = ok.to_tag().unwrap();
+    let (_inv, _ok, tag) = phone_refreshing(&mut h);
     // An identity update (no Session-Expires): the carrier gets it.
     h.recv(
         PHONE,
@@ -860,12 +852,7 @@ fn a_bodyless_update_without_session_expires_is_relayed_not_swallowed() {
 #[test]
 fn a_reinvite_toward_a_leg_whose_refresh_awaits_its_ack_gets_491() {
     let mut h = H::new();
-    let (inv, ok) = call_with(
-        &mut h,
-        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
-        &[],
-    );
-    let tag = ok.to_tag().unwrap();
+    let (inv, _ok, tag) = phone_refreshing(&mut h);
     h.advance(Duration::from_secs(300));
     h.recv(PHONE, &phone_refresh(&tag, 2, "z9hG4bKr9"));
     assert!(h.statuses(PHONE).contains(&200));
