@@ -177,6 +177,7 @@ impl Call {
                 return;
             }
             self.note_sdp_received(side, &answer, ct.as_deref());
+            self.agree(side, &answer, ct.as_deref());
             let mut encoding = None;
             let body = (!answer.is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other; unanchored,

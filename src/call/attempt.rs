@@ -429,6 +429,10 @@ impl Call {
         self.announce_session(cx, Side::A, &caller_invite, &mut out);
         // To an INVITE without SDP, the callee's SDP is its offer.
         let offer = !self.attempt.as_ref().is_some_and(|a| a.offered);
+        if !offer {
+            let ct = super::anchor::readable_type(&out);
+            self.agree(Side::B, &out.body().clone(), ct.as_deref());
+        }
         self.anchor_answer(cx, Side::B, &mut out, offer);
         let b_cseq = resp.seq();
         self.deliver_2xx_to_caller(cx, out, b_cseq);

@@ -58,6 +58,7 @@ impl Call {
             // The relay learns (again) where this branch's media is; what it would show
             // the caller is not sent.
             self.note_sdp_received(Side::B, &early.body, early.ct.as_deref());
+            self.agree(Side::B, &early.body, early.ct.as_deref());
             let _ = self.anchored_body(cx, Side::B, &early.body, early.ct.as_deref(), false);
         }
         resp

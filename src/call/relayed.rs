@@ -205,6 +205,10 @@ impl Call {
                     && (rel.method == Method::Invite
                         || (rel.standing.is_some() && super::anchor::may_offer(&rel.method)));
                 if negotiates {
+                    if final_ && !offer {
+                        let ct = super::anchor::readable_type(&out);
+                        self.agree(far, &out.body().clone(), ct.as_deref());
+                    }
                     self.anchor_answer(cx, far, &mut out, offer);
                 } else {
                     self.neutralise_sdp(&mut out);

@@ -320,6 +320,26 @@ impl Call {
         }
     }
 
+    /// `side`'s peer answered the offer we last sent it with `body` (a 2xx, the early answer
+    /// its 2xx stands on, an ACK): on an anchored call our refreshes offer it the session
+    /// agreed from now on ([`crate::sdp::agreed`]), so that the peer cannot pick another
+    /// codec than the other leg sends. Not on a call that is not anchored: its `o=` is the
+    /// other peer's, which the gateway cannot number on for an SDP it changed.
+    pub(super) fn agree(&mut self, side: Side, body: &Bytes, ct: Option<&str>) {
+        if self.media.is_none() {
+            return;
+        }
+        let Some(seen) = self.sdp[side].as_mut() else {
+            return;
+        };
+        let Some((offer, offer_ct, false)) = seen.sent.as_ref() else {
+            return;
+        };
+        if let Some(cut) = crate::sdp::agreed(offer_ct.as_deref(), offer, ct, body) {
+            seen.sent = Some((cut, offer_ct.clone(), false));
+        }
+    }
+
     /// Record the SDP we sent `side` (an answer or an offer), on a leg that runs session
     /// timers (`policy`: that leg's, given while an attempt is being set up).
     pub(super) fn note_sdp_sent(

@@ -11,10 +11,12 @@
 //! rewriter on what a line is, and must refuse what it cannot read (see [`SdpError`]) so
 //! that an anchored call refuses the SDP instead of forwarding it unanchored.
 
+mod agreed;
 mod anchor;
 mod multipart;
 mod origin;
 
+pub use agreed::agreed;
 pub use anchor::{
     DEFAULT_MAX_STREAMS, Endpoint, Transport, anchor_streams, carries_sdp, limit_streams, read,
     refuse_all, refusing_answer,

@@ -177,6 +177,7 @@ impl Call {
                 let sent_ct = crate::call::anchor::readable_type(&r.sent);
                 self.offered_toward(side, r.sent.body(), sent_ct.as_deref());
                 self.note_sdp_received(side, resp.body(), ct.as_deref());
+                self.agree(side, resp.body(), ct.as_deref());
                 let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
             }
             let policy = self.timer_policy(side);

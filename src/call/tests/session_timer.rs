@@ -285,6 +285,93 @@ fn the_answer_to_our_refresh_moves_the_relay() {
     assert_eq!(h.relay_pairs().len(), 1);
 }
 
+/// The phone offers PCMU and PCMA, the carrier answers PCMA: our refresh offers the carrier
+/// PCMA alone (at the next `o=` version, once), not the phone's whole offer again, from
+/// which it could pick PCMU while the phone goes on sending PCMA. Before, the refresh
+/// offered every codec of the phone's INVITE again.
+#[test]
+fn our_refresh_offers_the_session_agreed_not_the_first_offer() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+            p.anchor = true;
+        }
+    }));
+    let two = SDP.replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
+    );
+    let invite = invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", "")
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {}", two.len()),
+        )
+        .replace(SDP, &two);
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let body = |r: &Request| String::from_utf8_lossy(r.body()).into_owned();
+    assert!(body(&inv).contains("RTP/AVP 0 8\r\n"), "{}", body(&inv));
+    let pcma = SDP.replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+        "RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(&pcma),
+        ),
+    );
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
+    h.one_request(CARRIER_A, Method::Ack);
+    let origin = |r: &Request| {
+        body(r)
+            .lines()
+            .find_map(|l| l.strip_prefix("o=").map(str::to_string))
+            .unwrap_or_default()
+    };
+    h.advance(Duration::from_millis(150_200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    let offered = body(&refresh);
+    assert!(offered.contains("m=audio"), "{offered}");
+    assert!(
+        offered.contains(" RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n") && !offered.contains("PCMU"),
+        "the session agreed: {offered}"
+    );
+    // The same media address as before, and the next version: the SDP changed.
+    assert_eq!(
+        offered
+            .replace(
+                " RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+                " RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000"
+            )
+            .replace("o=- 1 2 ", "o=- 1 1 "),
+        body(&inv)
+    );
+    assert_eq!(origin(&refresh), "- 1 2 IN IP4 127.0.0.1");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &refresh,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            Some(&pcma),
+        ),
+    );
+    h.take_requests(CARRIER_A, Method::Ack);
+    // The next refresh is the same session: the same version.
+    h.advance(Duration::from_millis(150_200));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(again.body(), refresh.body());
+    assert!(h.take(PHONE).is_empty(), "the phone never hears of it");
+}
+
 #[test]
 fn on_an_anchored_call_a_refresh_after_a_refused_offer_goes_past_the_refused_version() {
     let mut h = H::with(config_with(|n, p| {

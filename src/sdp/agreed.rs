@@ -1,0 +1,298 @@
+//! The session an offer and its answer agreed on, as the offerer offers it again (a session
+//! refresh the gateway sends): each stream's formats cut to those the answer took, and a
+//! stream the answer refused at port 0. Offering the whole first offer again would let the
+//! peer pick another codec than the one the other leg is sending (RFC 3264 §8 lets a new
+//! offer drop formats; §8.2 keeps a refused stream at port 0).
+
+use bytes::Bytes;
+
+use super::{Line, lines, locate};
+
+/// `offer_body` (Content-Type `offer_ct`) with its SDP cut to what `answer_body`'s SDP took.
+/// `None` when nothing changes, or either SDP cannot be found or read: the offer then goes
+/// again as it was. Its `o=` line is left as it is (numbering is the caller's).
+pub fn agreed(
+    offer_ct: Option<&str>,
+    offer_body: &[u8],
+    answer_ct: Option<&str>,
+    answer_body: &[u8],
+) -> Option<Bytes> {
+    let part = locate(offer_ct, offer_body).ok()??;
+    let answer = super::sdp_of(answer_ct, answer_body)?;
+    let sdp = agreed_sdp(part.of(offer_body), answer)?;
+    Some(part.splice(offer_body, &sdp))
+}
+
+/// One `m=` line read: its port field, transport, and formats.
+struct Media<'a> {
+    media: &'a [u8],
+    port: &'a [u8],
+    proto: &'a [u8],
+    formats: Vec<&'a [u8]>,
+}
+
+impl<'a> Media<'a> {
+    fn read(line: &Line<'a>) -> Option<Media<'a>> {
+        let text: &'a [u8] = line.text;
+        let mut f = text.strip_prefix(b"m=")?.split(|&b| b == b' ');
+        let (media, port, proto) = (f.next()?, f.next()?, f.next()?);
+        let formats: Vec<&[u8]> = f.filter(|x| !x.is_empty()).collect();
+        (!media.is_empty() && !port.is_empty() && !formats.is_empty()).then_some(Media {
+            media,
+            port,
+            proto,
+            formats,
+        })
+    }
+
+    fn refused(&self) -> bool {
+        self.port.split(|&b| b == b'/').next() == Some(b"0")
+    }
+
+    /// RTP formats are payload type numbers with `a=rtpmap`/`a=fmtp` lines of their own.
+    fn is_rtp(&self) -> bool {
+        self.proto
+            .windows(4)
+            .any(|w| w.eq_ignore_ascii_case(b"RTP/"))
+    }
+
+    fn write(&self, port: &[u8], formats: &[&[u8]], out: &mut Vec<u8>) {
+        out.extend_from_slice(b"m=");
+        for (i, f) in [self.media, port, self.proto].iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(f);
+        }
+        for f in formats {
+            out.push(b' ');
+            out.extend_from_slice(f);
+        }
+    }
+}
+
+/// A media section: its `m=` line and the lines after it.
+struct Section<'a> {
+    m: Line<'a>,
+    rest: Vec<Line<'a>>,
+}
+
+impl<'a> Section<'a> {
+    /// The encoding a payload type names in this section (`a=rtpmap`), lowercase.
+    fn encoding(&self, pt: &[u8]) -> Option<Vec<u8>> {
+        self.rest.iter().find_map(|l| {
+            let v = l.value(b"a=rtpmap:")?;
+            let (n, enc) = v.split_at(v.iter().position(|&b| b == b' ')?);
+            (n == pt).then(|| enc.trim_ascii().to_ascii_lowercase())
+        })
+    }
+}
+
+/// The session-level lines, then each media section.
+fn sections(sdp: &[u8]) -> (Vec<Line<'_>>, Vec<Section<'_>>) {
+    let mut head = Vec::new();
+    let mut media: Vec<Section<'_>> = Vec::new();
+    for l in lines(sdp) {
+        if l.text.starts_with(b"m=") {
+            media.push(Section {
+                m: l,
+                rest: Vec::new(),
+            });
+        } else if let Some(s) = media.last_mut() {
+            s.rest.push(l);
+        } else {
+            head.push(l);
+        }
+    }
+    (head, media)
+}
+
+/// The attribute lines that belong to one payload type.
+fn names_format(l: &Line<'_>, pt: &[u8]) -> bool {
+    [&b"a=rtpmap:"[..], b"a=fmtp:", b"a=rtcp-fb:"]
+        .iter()
+        .any(|p| {
+            l.value(p)
+                .is_some_and(|v| v.strip_prefix(pt).is_some_and(|r| r.first() == Some(&b' ')))
+        })
+}
+
+fn agreed_sdp(offer: &[u8], answer: &[u8]) -> Option<Vec<u8>> {
+    let (head, offered) = sections(offer);
+    let (_, answered) = sections(answer);
+    let mut out = Vec::with_capacity(offer.len());
+    for l in &head {
+        out.extend_from_slice(l.text);
+        out.extend_from_slice(l.eol);
+    }
+    for (i, s) in offered.iter().enumerate() {
+        let cut = answered
+            .get(i)
+            .and_then(|a| Some((Media::read(&s.m)?, Media::read(&a.m)?, a)))
+            .and_then(|(o, a, answered)| cut_section(s, &o, &a, answered));
+        match cut {
+            Some((m_line, dropped)) => {
+                out.extend_from_slice(&m_line);
+                out.extend_from_slice(s.m.eol);
+                for l in s
+                    .rest
+                    .iter()
+                    .filter(|l| !dropped.iter().any(|pt| names_format(l, pt)))
+                {
+                    out.extend_from_slice(l.text);
+                    out.extend_from_slice(l.eol);
+                }
+            }
+            None => {
+                for l in std::iter::once(&s.m).chain(&s.rest) {
+                    out.extend_from_slice(l.text);
+                    out.extend_from_slice(l.eol);
+                }
+            }
+        }
+    }
+    (out != offer).then_some(out)
+}
+
+/// The `m=` line of offered section `s` as agreed with the answer's `a`, and the payload
+/// types it no longer lists. `None`: it stays as offered.
+fn cut_section<'a>(
+    s: &Section<'a>,
+    o: &Media<'a>,
+    a: &Media<'_>,
+    answered: &Section<'_>,
+) -> Option<(Vec<u8>, Vec<&'a [u8]>)> {
+    let mut line = Vec::with_capacity(s.m.text.len());
+    if o.refused() {
+        return None;
+    }
+    if a.refused() {
+        // Refused stays refused until someone offers it anew: its formats as they were.
+        o.write(b"0", &o.formats, &mut line);
+        return Some((line, Vec::new()));
+    }
+    if !o.is_rtp() {
+        return None;
+    }
+    // A format is kept when the answer lists its number for the same encoding, or (an
+    // answerer that renumbered a dynamic type, RFC 3264 §6.1 says only SHOULD) the same
+    // encoding under its own number.
+    let taken = |pt: &[u8]| {
+        let ours = s.encoding(pt);
+        a.formats.iter().any(|f| {
+            let theirs = answered.encoding(f);
+            match (&ours, &theirs) {
+                (Some(x), Some(y)) => x == y,
+                _ => *f == pt,
+            }
+        })
+    };
+    let (kept, dropped): (Vec<&[u8]>, Vec<&[u8]>) = o.formats.iter().partition(|f| taken(f));
+    if kept.is_empty() || dropped.is_empty() {
+        return None;
+    }
+    o.write(o.port, &kept, &mut line);
+    Some((line, dropped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+        m=audio 30000 RTP/AVP 0 8 9 96 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+        a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=fmtp:101 0-15\r\na=ptime:20\r\n\
+        m=video 30002 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n";
+
+    fn agree(answer: &str) -> Option<String> {
+        agreed(
+            Some("application/sdp"),
+            OFFER.as_bytes(),
+            Some("application/sdp"),
+            answer.as_bytes(),
+        )
+        .map(|b| String::from_utf8(b.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn the_offer_again_is_cut_to_what_its_answer_took() {
+        let answer = "v=0\r\no=- 5 5 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+            m=video 0 RTP/AVP 97\r\n";
+        let cut = agree(answer).expect("the offer changes");
+        assert_eq!(
+            cut,
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=audio 30000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n\
+             m=video 0 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n"
+        );
+    }
+
+    #[test]
+    fn a_renumbered_dynamic_type_is_kept_by_its_encoding() {
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 111\r\na=rtpmap:111 OPUS/48000/2\r\nm=video 4002 RTP/AVP 97\r\n";
+        let cut = agree(answer).unwrap();
+        assert!(cut.contains("m=audio 30000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=ptime:20\r\n"), "{cut}");
+        assert!(cut.contains("m=video 30002 RTP/AVP 97\r\n"), "{cut}");
+        // A type the answer names for another encoding is not the offer's.
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 96 0\r\na=rtpmap:96 G7221/16000\r\nm=video 4002 RTP/AVP 97\r\n";
+        let cut = agree(answer).unwrap();
+        assert!(cut.contains("m=audio 30000 RTP/AVP 0\r\n"), "{cut}");
+        assert!(!cut.contains("opus"), "{cut}");
+    }
+
+    #[test]
+    fn what_cannot_be_cut_goes_as_offered() {
+        // Everything taken: no change.
+        assert_eq!(agree(OFFER), None);
+        // Nothing of the offer's formats in the answer: not cut to nothing.
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n";
+        assert_eq!(agree(answer), None);
+        // Neither an unreadable nor an absent answer changes anything.
+        assert_eq!(agree("v=0\r\nm=audio\r\n"), None);
+        assert_eq!(
+            agreed(Some("application/sdp"), OFFER.as_bytes(), None, b""),
+            None
+        );
+        // A stream that is not RTP keeps its formats.
+        let offer = "v=0\r\nt=0 0\r\nm=image 30000 udptl t38 x\r\n";
+        let answer = "v=0\r\nt=0 0\r\nm=image 4000 udptl t38\r\n";
+        assert_eq!(
+            agreed(
+                Some("application/sdp"),
+                offer.as_bytes(),
+                Some("application/sdp"),
+                answer.as_bytes()
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_multipart_offer_keeps_its_other_parts() {
+        let ct = "multipart/mixed;boundary=b1";
+        let body = format!(
+            "--b1\r\nContent-Type: application/sdp\r\n\r\n{OFFER}\r\n--b1\r\nContent-Type: application/isup\r\n\r\nISUP\r\n--b1--\r\n"
+        );
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nm=video 0 RTP/AVP 97\r\n";
+        let cut = agreed(
+            Some(ct),
+            body.as_bytes(),
+            Some("application/sdp"),
+            answer.as_bytes(),
+        )
+        .unwrap();
+        let cut = String::from_utf8(cut.to_vec()).unwrap();
+        assert!(
+            cut.contains("m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n"),
+            "{cut}"
+        );
+        assert!(
+            cut.ends_with("\r\n--b1\r\nContent-Type: application/isup\r\n\r\nISUP\r\n--b1--\r\n")
+        );
+    }
+}
