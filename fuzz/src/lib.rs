@@ -256,6 +256,18 @@ pub fn sdp(data: &[u8]) {
             assert_eq!(b.len(), n, "anchoring changed the number of streams");
         }
         let _ = sdp::set_ptime(&out, ptime);
+        // The session an anchored offer and an answer agreed on (our refresh offers it):
+        // as many streams, still no address but the gateway's, and cut once for good.
+        const SDP: Option<&str> = Some("application/sdp");
+        let half = body.get(body.len() / 2..).unwrap_or_default();
+        for answer in [body, half] {
+            if let Some(cut) = sdp::agreed(SDP, &out, SDP, answer) {
+                let streams = |b: &[u8]| sdp::read(b).map(|e| e.len()).ok();
+                assert_eq!(streams(&cut), streams(&out), "cutting changed the streams");
+                hides(&cut);
+                assert_eq!(sdp::agreed(SDP, &cut, SDP, answer), None, "cut twice");
+            }
+        }
     }
     // Numbered for a peer already shown a session of the call: the same SDP sent again keeps
     // its o= line, and the gateway's own refusal goes on with that session.

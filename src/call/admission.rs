@@ -11,7 +11,7 @@ use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName, Profile, Route};
 use crate::interop::causes::Q850Cause;
 use crate::interop::prack::PrackMode;
 use crate::interop::session_timer::UasTerms;
-use crate::interop::uri::{UriPolicy, normalise_number};
+use crate::interop::uri::{NumberFormat, UriPolicy, normalise_number};
 use crate::sip::{Hdr, Request, dialled_number, session};
 
 /// Option tags we can honour in a caller's `Require` (100rel unless the caller's profile
@@ -78,6 +78,19 @@ pub fn numbers(req: &Request) -> (Option<String>, String) {
         .map(|n| normalise_number(&n, &plain))
         .unwrap_or_else(|| "anonymous".into());
     (number, caller)
+}
+
+/// The dialled number in E.164 as the ingress peer's callers dial (its `country_code`,
+/// `international_prefix`, `national_prefix`): `0044…` and `010…` from a PBX in China are
+/// `+44…` and `+8610…`, so a route written `+44` takes both ways of dialling it. `None`
+/// without a `country_code` (the peer's dialling plan is unknown).
+fn global_number(ingress: &Profile, req: &Request) -> Option<String> {
+    ingress.uri.country_code.as_ref()?;
+    let plan = UriPolicy {
+        number: NumberFormat::E164,
+        ..ingress.uri.clone()
+    };
+    dialled_number(&req.uri()).map(|n| normalise_number(&n, &plan))
 }
 
 /// Decide what becomes of an initial INVITE from `ingress`.
@@ -178,10 +191,10 @@ pub fn admit(
         }
         _ => {}
     }
-    let Some(route) = number
-        .as_deref()
-        .and_then(|n| cfg.route_for(&ingress.name, n))
-    else {
+    let Some(route) = number.as_deref().and_then(|n| {
+        let global = global_number(ingress, req).unwrap_or_default();
+        cfg.route_for_either(&ingress.name, n, &global)
+    }) else {
         return Err(refuse(
             404,
             "Not Found",

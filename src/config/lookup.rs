@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::{Config, PeerName, Profile, Route, RouteFrom};
+use super::{Config, PeerName, Profile, Route};
 
 impl Config {
     /// Whether `ip` is the address of the SIP front this instance runs behind.
@@ -74,16 +74,18 @@ impl Config {
         self.route_from(Some(from), number)
     }
 
+    /// [`Config::route_for`] for a number written two ways (as dialled, and in its global
+    /// form): the first route whose prefix either form starts with.
+    pub fn route_for_either(&self, from: &PeerName, dialled: &str, global: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| {
+            r.takes(Some(from)) && (dialled.starts_with(&r.prefix) || global.starts_with(&r.prefix))
+        })
+    }
+
     /// [`Config::route_for`], where a call the gateway places itself without a peer to
     /// come from (a call-back without `from_peer`) follows only the `from = "*"` routes.
     pub fn route_from(&self, from: Option<&PeerName>, number: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| {
-            let from_ok = match &r.from {
-                RouteFrom::Any => true,
-                RouteFrom::Peer(p) => from == Some(p),
-            };
-            from_ok && number.starts_with(&r.prefix)
-        })
+        (self.routes.iter()).find(|r| r.takes(from) && number.starts_with(&r.prefix))
     }
 
     pub fn profile(&self, name: &PeerName) -> Option<&Arc<Profile>> {

@@ -27,6 +27,17 @@ pub struct Route {
     pub ring_timeout: Option<Duration>,
 }
 
+impl Route {
+    /// Whether the route takes calls from `from` (`None`: a call the gateway places
+    /// itself, which only `from = "*"` routes take).
+    pub fn takes(&self, from: Option<&PeerName>) -> bool {
+        match &self.from {
+            RouteFrom::Any => true,
+            RouteFrom::Peer(p) => from == Some(p),
+        }
+    }
+}
+
 /// Every `[[route]]`, in order; `known` says whether a peer has a profile (one with errors
 /// counts: it is reported already).
 pub(super) fn routes(

@@ -742,3 +742,46 @@ fn one_number_asserted_twice_reaches_a_peer_once() {
     assert_eq!(pai.len(), 1, "{pai:?}");
     assert!(pai[0].starts_with("\"Alice\""), "the first kept: {pai:?}");
 }
+
+/// Routes compare numbers in global form: the PBX's callers dial `0086…` or `010…` (its
+/// `country_code` 86, its prefixes `00` and `0`), and the route written `+86` takes both;
+/// a route written as dialled still takes the number as dialled. Before, only a caller that
+/// dialled `+86…` reached the route, and the others got 404.
+#[test]
+fn routes_take_a_number_however_the_callers_peer_dials_it() {
+    let plan = |country: Option<&str>| {
+        let mut cfg = config_with(|n, p| {
+            if n == "pbx" {
+                p.uri.country_code = country.map(str::to_string);
+            }
+        });
+        cfg.routes.push(Route {
+            from: RouteFrom::Peer(PeerName("pbx".into())),
+            prefix: "00".into(),
+            to: vec![PeerName("carrier-b".into())],
+            ring_timeout: None,
+        });
+        H::with(cfg)
+    };
+    let dial = |h: &mut H, number: &str, branch: &str| {
+        let call_id = format!("{branch}@127.0.0.2");
+        h.recv(PHONE, &invite_text(&call_id, branch, number, ""));
+        (
+            h.take_requests(CARRIER_A, Method::Invite).len(),
+            h.take_requests(CARRIER_B, Method::Invite).len(),
+            h.failures(PHONE),
+        )
+    };
+    let mut h = plan(Some("86"));
+    assert_eq!(dial(&mut h, "+8610123456", "z9hG4bKr1"), (1, 0, vec![]));
+    assert_eq!(dial(&mut h, "0086-10-123456", "z9hG4bKr2"), (1, 0, vec![]));
+    assert_eq!(dial(&mut h, "010123456", "z9hG4bKr3"), (1, 0, vec![]));
+    // Another country's number: no `+44` route, the `00` route as dialled.
+    assert_eq!(dial(&mut h, "0044207946000", "z9hG4bKr4"), (0, 1, vec![]));
+    // A short code stays as dialled: no route takes `112`.
+    assert_eq!(dial(&mut h, "112", "z9hG4bKr5"), (0, 0, vec![404]));
+    // Without a country code the peer's dialling plan is unknown: numbers as dialled.
+    let mut h = plan(None);
+    assert_eq!(dial(&mut h, "010123456", "z9hG4bKr6"), (0, 0, vec![404]));
+    assert_eq!(dial(&mut h, "0086-10-123456", "z9hG4bKr7"), (0, 1, vec![]));
+}
