@@ -448,6 +448,14 @@ impl TxnLayer {
             .and_then(|k| self.server_keys.get(&k).copied())
     }
 
+    /// The To tag of the last response a server transaction sent, if any.
+    pub fn server_to_tag(&self, id: TxnId) -> Option<String> {
+        match self.entries.get(&id).map(|e| &e.machine) {
+            Some(Machine::Server(m)) => m.final_to_tag(),
+            _ => None,
+        }
+    }
+
     /// Whether a server transaction is still waiting for a final response.
     pub fn server_pending(&self, id: TxnId) -> bool {
         matches!(

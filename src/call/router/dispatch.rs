@@ -44,9 +44,11 @@ impl B2bua {
             Some((r, _)) if self.is_leg_peer(r, Side::A, ip) => {
                 self.with_call(r, now, |c, cx| c.on_cancel(cx, id, &req))
             }
-            // The INVITE was answered and its call is gone: the CANCEL changes nothing.
+            // The INVITE was answered and its call is gone: the CANCEL changes nothing. Its
+            // 200 carries the tag the INVITE's response did (RFC 3261 §9.2).
             Some((r, _)) if !self.calls.contains_key(&r) => {
-                self.env.respond(now, id, &req, 200, "OK", &[])
+                let tag = invite.and_then(|i| self.env.txn.server_to_tag(i));
+                (self.env).respond_tagged(now, id, &req, 200, "OK", tag.as_deref(), &[])
             }
             Some(_) => {
                 debug!(%source, "CANCEL from another address than the INVITE's: 481");

@@ -1056,3 +1056,27 @@ fn an_ack_without_the_answer_to_the_offer_releases_the_call() {
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
 }
+
+/// A CANCEL that crosses the callee's refusal, once the call is gone: its 200 carries the
+/// tag of the refusal the caller got (RFC 3261 §9.2), as one while the call is there does.
+/// Before, a fresh tag of its own.
+#[test]
+fn a_cancel_after_the_call_is_gone_is_answered_with_the_invites_tag() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c9", "z9hG4bKc9", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "t9", &[], None));
+    h.take(CARRIER_A);
+    let busy = h.response_with(PHONE, 486, "the caller gets the refusal");
+    let tag = busy.to_tag().unwrap();
+    for _ in 0..20 {
+        if h.core.active_calls() == 0 {
+            break;
+        }
+        h.advance(Duration::from_millis(100));
+    }
+    assert_eq!(h.core.active_calls(), 0, "the call is gone");
+    h.recv(PHONE, &cancel_text("c9", "z9hG4bKc9"));
+    let ok = h.response_with(PHONE, 200, "the CANCEL is answered");
+    assert_eq!(ok.to_tag().as_deref(), Some(tag.as_str()));
+}
