@@ -33,11 +33,15 @@ pub fn check(msg: Message, source: Target, local: &LocalAddrs) -> Verdict {
             Err(_) if req.method() == super::Method::Ack || req.top_via().is_none() => {
                 Verdict::Drop("malformed request")
             }
-            Err(why) => Verdict::Reject {
-                status: if req.version_supported() { 400 } else { 505 },
-                req: Box::new(req),
-                why,
-            },
+            Err(why) => {
+                // Its one answer goes where it came from, and says so (RFC 3581 §4).
+                req.stamp_received(source.addr);
+                Verdict::Reject {
+                    status: if req.version_supported() { 400 } else { 505 },
+                    req: Box::new(req),
+                    why,
+                }
+            }
         },
         Message::Response(resp) => match check_response(&resp, local) {
             Ok(()) => Verdict::Accept(Message::Response(resp)),

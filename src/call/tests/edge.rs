@@ -654,3 +654,19 @@ fn only_a_dialogs_tag_carries_the_check_the_edge_verifies() {
     let (_inv, ok) = answered_call(&mut h);
     assert!(checked(&ok));
 }
+
+/// A request too broken for a transaction still gets its one 400 with `received` and
+/// `rport` in its Via (RFC 3581 §4), as every other response does: a phone behind NAT
+/// learns where it is seen from. Before, the Via went back as the phone wrote it.
+#[test]
+fn a_stateless_400_says_where_the_request_came_from() {
+    let mut h = H::new();
+    let bad = invite_text("bad-date", "z9hG4bKbd", "+8610123", "Date: yesterday\r\n")
+        .replace("127.0.0.2:5060;branch", "192.168.1.20:5062;branch");
+    h.recv(PHONE, &bad);
+    let resp = h.response_with(PHONE, 400, "the broken request gets 400");
+    assert_eq!(
+        resp.header(&Hdr::VIA).as_deref(),
+        Some("SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKbd;received=127.0.0.2;rport=5060")
+    );
+}
