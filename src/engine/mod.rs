@@ -144,7 +144,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     core.set_overload_tag(&inbox.overload.tag);
     let mut shell = Shell {
         core,
-        udp: udp::Out::new(udp_socks),
+        udp: udp::Out::new(udp_socks).advertising(cfg.advertise.parse().ok()),
         tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids),
         inbox,
         sip: metrics::SipCounters::default(),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -32,6 +32,9 @@ const MAX_DEFERRED: usize = 4096;
 pub(super) struct Out {
     /// Each with whether it also serves IPv4 (a dual-stack `[::]` listener).
     socks: Vec<(Arc<UdpSocket>, SocketAddr, bool)>,
+    /// What a request we start leaves from on a wildcard listener: `[sip] advertise`, when
+    /// that is an IP address ([`local`]).
+    advertise: Option<std::net::IpAddr>,
     /// Sends waiting for room in a socket buffer (each a task).
     deferred: Arc<Slots>,
 }
@@ -82,33 +85,53 @@ impl Out {
             .collect();
         Out {
             socks,
+            advertise: None,
             deferred: Slots::new(MAX_DEFERRED),
         }
     }
 
+    /// Requests we start on a wildcard listener leave from `advertise` (when this host has
+    /// it: else from what the kernel picks, as without).
+    pub(super) fn advertising(mut self, advertise: Option<std::net::IpAddr>) -> Out {
+        self.advertise = advertise.map(|ip| ip.to_canonical());
+        self
+    }
+
     /// Send toward `target.addr`: by the listener it names (a reply leaves where its request
     /// came in, a dual-stack `[::]` one for an IPv4 peer too), else by the first listener of
-    /// the address family, else the first that serves it.
+    /// the address family, else the first that serves it. On a wildcard listener, from the
+    /// address the peer's datagram came to, else from `advertise` ([`local`]).
     pub(super) fn send(&self, target: Target, bytes: Bytes) {
         let to = target.addr;
         let same_family = |local: &SocketAddr| local.is_ipv4() == to.is_ipv4();
         let serves = |(_, local, dual): &&(Arc<UdpSocket>, SocketAddr, bool)| {
             same_family(local) || (*dual && to.is_ipv4())
         };
-        let named = target
-            .listener
-            .and_then(|ListenerId(i)| self.socks.get(usize::from(i)))
-            .filter(serves);
-        let Some(sock) = named
+        let (index, came_to) = target.listener.map_or((None, None), |id| {
+            let (i, ip) = local::split(id);
+            (Some(i), ip)
+        });
+        let named = index.and_then(|i| self.socks.get(i)).filter(serves);
+        let Some((sock, bound)) = named
             .or_else(|| self.socks.iter().find(|(_, local, _)| same_family(local)))
             .or_else(|| self.socks.iter().find(serves))
             .or(self.socks.first())
-            .map(|(s, _, _)| s)
+            .map(|(s, local, _)| (s, local))
         else {
             warn!(%to, "no UDP listener to send from");
             return;
         };
-        match sock.try_send_to(&bytes, to) {
+        let from = came_to.or(self.advertise).filter(|ip| {
+            bound.ip().is_unspecified() && ip.is_ipv4() == to.ip().to_canonical().is_ipv4()
+        });
+        let sent = match from {
+            Some(ip) => match local::try_send_from(sock, &bytes, to, ip) {
+                Err(e) if local::source_refused(&e) => sock.try_send_to(&bytes, to),
+                sent => sent,
+            },
+            None => sock.try_send_to(&bytes, to),
+        };
+        match sent {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let Some(slot) = self.deferred.take() else {
@@ -118,7 +141,18 @@ impl Out {
                 let sock = sock.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = sock.send_to(&bytes, to).await {
+                    let sent = match from {
+                        Some(ip) => {
+                            match local::send_from_when_ready(&sock, &bytes, to, ip).await {
+                                Err(e) if local::source_refused(&e) => {
+                                    sock.send_to(&bytes, to).await
+                                }
+                                sent => sent,
+                            }
+                        }
+                        None => sock.send_to(&bytes, to).await,
+                    };
+                    if let Err(e) = sent {
                         warn!(%to, error = %e, "UDP send failed");
                     }
                 });
@@ -161,6 +195,14 @@ pub(super) fn bind(
     {
         warn!(error = %e, "no IPv6 packet info: IPv6 packets posing as IPv4 are told apart only on a native IPv6 address");
     }
+    // Each datagram's destination on an IPv4 wildcard, to answer from it (`local`).
+    if addr.is_ipv4()
+        && addr.ip().is_unspecified()
+        && let Err(e) =
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
+    {
+        warn!(error = %e, "no IPv4 packet info: answers on 0.0.0.0 leave from the address the kernel picks");
+    }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     UdpSocket::from_std(sock.into())
@@ -173,8 +215,9 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
     let local = sock
         .local_addr()
         .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
+    let wildcard = local.is_unspecified();
     loop {
-        let (n, src, at, dst_mapped) = match recv_stamped(&sock, &mut buf).await {
+        let (n, src, at, dst) = match recv_stamped(&sock, &mut buf).await {
             Ok(x) => x,
             Err(e) => {
                 // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
@@ -182,6 +225,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
                 continue;
             }
         };
+        let dst_mapped = dst.map(|d| matches!(d, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some()));
         if super::bind::mapped_impostor(src.ip(), local, dst_mapped) {
             crate::ops::metrics::refused("mapped_source");
             continue;
@@ -222,7 +266,15 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
                 inbox.try_deliver(ev)
             }
         };
-        let (screened, remember) = match shed_early(&sock, &inbox, data, src, at) {
+        // On a wildcard listener the id names the address it came to: what goes back to
+        // this peer leaves from there.
+        let id = if wildcard {
+            local::arrived_on(id, dst)
+        } else {
+            id
+        };
+        let from = local::split(id).1;
+        let (screened, remember) = match shed_early(&sock, from, &inbox, data, src, at) {
             Early::Done => continue,
             Early::Other => (false, None),
             // A stranger's INVITE (let in for its one 403) is not kept among the INVITEs
@@ -274,7 +326,14 @@ enum Early {
 
 /// Overload control before parsing: a new INVITE is refused (one stateless 503) or dropped
 /// here when overload control says so, and the ACK of such a 503 is dropped.
-fn shed_early(sock: &UdpSocket, inbox: &Inbox, data: &[u8], src: SocketAddr, at: Instant) -> Early {
+fn shed_early(
+    sock: &UdpSocket,
+    from: Option<IpAddr>,
+    inbox: &Inbox,
+    data: &[u8],
+    src: SocketAddr,
+    at: Instant,
+) -> Early {
     let ov = &inbox.overload;
     match fast::peek(data) {
         Peek::Ack { to_tag } if to_tag == ov.tag.as_bytes() => Early::Done,
@@ -299,7 +358,10 @@ fn shed_early(sock: &UdpSocket, inbox: &Inbox, data: &[u8], src: SocketAddr, at:
                             &ov.tag,
                             crate::call::OVERLOAD_RETRY_AFTER_S,
                         ) {
-                            let _ = sock.try_send_to(&reply, src);
+                            let sent = from.map(|ip| local::try_send_from(sock, &reply, src, ip));
+                            if !matches!(sent, Some(Ok(_))) {
+                                let _ = sock.try_send_to(&reply, src);
+                            }
                         }
                         inbox.tally.count_refused();
                         crate::ops::metrics::refused("overload");
@@ -324,17 +386,22 @@ fn shed_early(sock: &UdpSocket, inbox: &Inbox, data: &[u8], src: SocketAddr, at:
 const MAX_KERNEL_WAIT: Duration = Duration::from_secs(10);
 
 /// Receive one datagram with the instant the kernel received it (now, when the kernel gave
-/// no stamp) and, on IPv6, whether it came to an IPv4-mapped address.
+/// no stamp) and, where the socket asks for it, the address it came to (on IPv6 an IPv4
+/// packet's is IPv4-mapped).
 async fn recv_stamped(
     sock: &UdpSocket,
     buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr, Instant, Option<bool>)> {
+) -> std::io::Result<(usize, SocketAddr, Instant, Option<IpAddr>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     use std::os::fd::AsRawFd;
     loop {
         sock.readable().await?;
         let got = sock.try_io(Interest::READABLE, || {
-            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, libc::in6_pktinfo);
+            let mut cmsg = nix::cmsg_space!(
+                nix::sys::time::TimeSpec,
+                libc::in6_pktinfo,
+                libc::in_pktinfo
+            );
             let mut iov = [std::io::IoSliceMut::new(buf)];
             let msg = recvmsg::<SockaddrStorage>(
                 sock.as_raw_fd(),
@@ -348,7 +415,7 @@ async fn recv_stamped(
                     .map(|v4| SocketAddr::from(*v4))
                     .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
             });
-            let (mut stamp, mut dst_mapped) = (None, None);
+            let (mut stamp, mut dst) = (None, None);
             for c in msg.cmsgs().into_iter().flatten() {
                 match c {
                     ControlMessageOwned::ScmTimestampns(ts) => {
@@ -358,22 +425,24 @@ async fn recv_stamped(
                         )
                     }
                     ControlMessageOwned::Ipv6PacketInfo(info) => {
-                        let dst = std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr);
-                        dst_mapped = Some(dst.to_ipv4_mapped().is_some());
+                        dst = Some(IpAddr::V6(info.ipi6_addr.s6_addr.into()));
+                    }
+                    ControlMessageOwned::Ipv4PacketInfo(info) => {
+                        dst = Some(IpAddr::V4(u32::from_be(info.ipi_addr.s_addr).into()));
                     }
                     _ => {}
                 }
             }
-            Ok((msg.bytes, src, stamp, dst_mapped))
+            Ok((msg.bytes, src, stamp, dst))
         });
         match got {
-            Ok((n, Some(src), stamp, dst_mapped)) => {
+            Ok((n, Some(src), stamp, dst)) => {
                 let now = Instant::now();
                 let waited = stamp
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .unwrap_or_default()
                     .min(MAX_KERNEL_WAIT);
-                return Ok((n, src, now.checked_sub(waited).unwrap_or(now), dst_mapped));
+                return Ok((n, src, now.checked_sub(waited).unwrap_or(now), dst));
             }
             // A datagram without an IP source address cannot come over an IP socket.
             Ok((_, None, _, _)) => continue,
@@ -383,5 +452,6 @@ async fn recv_stamped(
     }
 }
 
+mod local;
 #[cfg(test)]
 mod tests;

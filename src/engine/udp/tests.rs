@@ -50,7 +50,7 @@ async fn under_overload_a_new_invite_gets_a_503_before_parsing_and_its_ack_is_dr
     let at = Instant::now();
     let inv = invite("z9hG4bKfast1");
     assert_eq!(
-        shed_early(&gw, &inbox, inv.as_bytes(), src, at),
+        shed_early(&gw, None, &inbox, inv.as_bytes(), src, at),
         Early::Done
     );
     let mut buf = [0u8; 2048];
@@ -74,13 +74,13 @@ async fn under_overload_a_new_invite_gets_a_503_before_parsing_and_its_ack_is_dr
             &format!("To: <sip:+8610123@127.0.0.1>;tag={}", inbox.overload.tag),
         );
     assert_eq!(
-        shed_early(&gw, &inbox, ack.as_bytes(), src, at),
+        shed_early(&gw, None, &inbox, ack.as_bytes(), src, at),
         Early::Done
     );
     // Anything else goes on to the parser, unscreened.
     let bye = inv.replace("INVITE sip:", "BYE sip:");
     assert_eq!(
-        shed_early(&gw, &inbox, bye.as_bytes(), src, at),
+        shed_early(&gw, None, &inbox, bye.as_bytes(), src, at),
         Early::Other
     );
 }
@@ -143,7 +143,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     // Not overloaded: let in (screened), and remembered once delivered.
     let Early::Screened {
         remember: Some(key),
-    } = shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now())
+    } = shed_early(&gw, None, &inbox, inv.as_bytes(), src, Instant::now())
     else {
         panic!("not let in")
     };
@@ -151,7 +151,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     // Overload begins; the retransmission still goes to the core.
     inbox.overload.stand_for(Instant::now(), 2000);
     assert_eq!(
-        shed_early(&gw, &inbox, inv.as_bytes(), src, Instant::now()),
+        shed_early(&gw, None, &inbox, inv.as_bytes(), src, Instant::now()),
         Early::Screened { remember: None }
     );
     // A new INVITE reusing its branch (another Call-ID, or CSeq) is no retransmission: it
@@ -161,7 +161,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
         inv.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
     ] {
         assert_eq!(
-            shed_early(&gw, &inbox, reuse.as_bytes(), src, Instant::now()),
+            shed_early(&gw, None, &inbox, reuse.as_bytes(), src, Instant::now()),
             Early::Done,
             "{reuse}"
         );
@@ -175,6 +175,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     assert_eq!(
         shed_early(
             &gw,
+            None,
             &inbox,
             s_inv.as_bytes(),
             stranger.local_addr().unwrap(),
@@ -435,14 +436,91 @@ async fn a_dual_stack_socket_tells_which_family_a_datagram_came_over() {
     let mut buf = vec![0u8; 2048];
     let v4 = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     v4.send_to(b"over IPv4", ("127.0.0.1", port)).unwrap();
-    let (_, src, _, dst_mapped) = recv_stamped(&s, &mut buf).await.unwrap();
+    let (_, src, _, dst) = recv_stamped(&s, &mut buf).await.unwrap();
     assert_eq!(src.ip().to_canonical(), v4.local_addr().unwrap().ip());
-    assert_eq!(dst_mapped, Some(true));
+    assert_eq!(dst, Some("::ffff:127.0.0.1".parse().unwrap()));
     let Ok(v6) = std::net::UdpSocket::bind("[::1]:0") else {
         return; // no IPv6 loopback
     };
     v6.send_to(b"over IPv6", ("::1", port)).unwrap();
-    let (_, src, _, dst_mapped) = recv_stamped(&s, &mut buf).await.unwrap();
+    let (_, src, _, dst) = recv_stamped(&s, &mut buf).await.unwrap();
     assert_eq!(src, v6.local_addr().unwrap());
-    assert_eq!(dst_mapped, Some(false));
+    assert_eq!(dst, Some("::1".parse().unwrap()));
+}
+
+/// The INVITE a peer at 127.0.0.2 sends to `to`, as the core gets it from the reader.
+async fn heard(
+    to: SocketAddr,
+    queues: &mut crate::engine::inbox::Queues,
+    peer: &std::net::UdpSocket,
+    branch: &str,
+) -> Target {
+    peer.send_to(invite(branch).as_bytes(), to).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Some(Event::Message { source, .. }) = queues.try_next() {
+                return source;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the INVITE reached the core")
+}
+
+/// On a wildcard listener (`0.0.0.0`, `[::]`), an answer leaves from the address its request
+/// came to (RFC 3581 §4), and a request we start from `[sip] advertise`. Before, both left
+/// from what the kernel picked (127.0.0.1 here; on a host, its primary address rather than
+/// a floating one the peer knows), which a peer or its firewall drops.
+#[tokio::test]
+async fn a_wildcard_listener_answers_from_the_address_it_was_sent_to() {
+    for wildcard in ["0.0.0.0:0", "[::]:0"] {
+        let mut cfg = crate::call::tests::config();
+        cfg.protect = Protect::default();
+        let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+        let Ok(s) = bind(wildcard.parse().unwrap(), Stack::Dual) else {
+            continue; // no IPv6 on this machine
+        };
+        let s = Arc::new(s);
+        let port = s.local_addr().unwrap().port();
+        tokio::spawn(reader(s.clone(), ListenerId(0), 65_536, inbox.clone()));
+        let out = Out::new(vec![(s.clone(), s.local_addr().unwrap())])
+            .advertising(Some("127.0.0.4".parse().unwrap()));
+        let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        for (i, gw) in ["127.0.0.3", "127.0.0.5"].into_iter().enumerate() {
+            let to = SocketAddr::new(gw.parse().unwrap(), port);
+            let source = heard(to, &mut queues, &peer, &format!("z9hG4bKw{i}")).await;
+            out.send(source, Bytes::from_static(b"SIP/2.0 100 Trying\r\n\r\n"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let (_, from) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                from, to,
+                "{wildcard}: the answer leaves from where the request came"
+            );
+        }
+        // A request we start names no listener: from the advertised address.
+        out.send(
+            Target::udp(peer.local_addr().unwrap()),
+            Bytes::from_static(b"x"),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (_, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            from,
+            SocketAddr::new("127.0.0.4".parse().unwrap(), port),
+            "{wildcard}"
+        );
+        // An address the host does not have: sent as before, from the kernel's pick.
+        let out = Out::new(vec![(s.clone(), s.local_addr().unwrap())])
+            .advertising(Some("192.0.2.77".parse().unwrap()));
+        out.send(
+            Target::udp(peer.local_addr().unwrap()),
+            Bytes::from_static(b"y"),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (_, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(from.port(), port, "{wildcard}: still sent");
+    }
 }

@@ -1,0 +1,165 @@
+//! The address a datagram leaves from on a wildcard listener (`0.0.0.0`, `[::]`). The kernel
+//! would pick one by its routes: often not the address the peer sent to, nor the one it
+//! knows us by (a floating address that moves between two hosts, a second address on the
+//! interface), and a peer or its firewall drops what comes from an address it never
+//! heard of. So an answer, or a request in a dialog the peer opened, leaves from the address
+//! the peer's datagram came to (RFC 3581 §4 asks it of answers), and a request we start
+//! from `[sip] advertise` when that is an IP address; the kernel is told with
+//! `IP_PKTINFO`/`IPV6_PKTINFO`, and picks as before when it refuses (an address this host
+//! does not have, yet or any more).
+//!
+//! The reader notes each destination address it sees in a table of the process (the host's
+//! addresses: few, and bounded here) and hands the core a [`ListenerId`] that names the
+//! listener and the table entry, so the core's [`crate::sip::Target`] carries it unchanged.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use crate::sip::ListenerId;
+
+/// Entries of the table: a host has a handful of addresses, and nothing but a datagram's
+/// destination address (one of the host's, or a broadcast) gets in.
+const MAX_LOCAL_IPS: usize = 254;
+
+/// The destination addresses seen on wildcard listeners; an entry is never removed or
+/// changed, so its number names it for good.
+struct LocalIps {
+    slots: [OnceLock<IpAddr>; MAX_LOCAL_IPS],
+    used: AtomicUsize,
+}
+
+fn table() -> &'static LocalIps {
+    static TABLE: OnceLock<LocalIps> = OnceLock::new();
+    TABLE.get_or_init(|| LocalIps {
+        slots: [const { OnceLock::new() }; MAX_LOCAL_IPS],
+        used: AtomicUsize::new(0),
+    })
+}
+
+/// The number of `ip` in the table, noted now if new. `None`: the table is full, or the
+/// address is none to send from (multicast, broadcast, unspecified).
+fn slot_of(ip: IpAddr) -> Option<usize> {
+    let ip = ip.to_canonical();
+    let unicast = match ip {
+        IpAddr::V4(v4) => !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()),
+        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified()),
+    };
+    if !unicast {
+        return None;
+    }
+    let t = table();
+    let filled = t.used.load(Ordering::Acquire).min(MAX_LOCAL_IPS);
+    if let Some(i) = (0..filled).find(|&i| t.slots[i].get() == Some(&ip)) {
+        return Some(i);
+    }
+    // Two readers noting the same new address take two entries: both name it.
+    let i = t.used.fetch_add(1, Ordering::AcqRel);
+    if i >= MAX_LOCAL_IPS {
+        t.used.store(MAX_LOCAL_IPS, Ordering::Release);
+        return None;
+    }
+    let _ = t.slots[i].set(ip);
+    Some(i)
+}
+
+/// The id a datagram that came in on listener `index` to address `dst` is known by: the
+/// listener's own when `dst` is unknown or cannot be noted.
+pub(super) fn arrived_on(index: ListenerId, dst: Option<IpAddr>) -> ListenerId {
+    match (u8::try_from(index.0), dst.and_then(slot_of)) {
+        (Ok(l), Some(s)) => ListenerId(u16::from(l) | ((s as u16 + 1) << 8)),
+        _ => index,
+    }
+}
+
+/// The listener an id names, and the address to send from when it names one.
+pub(super) fn split(id: ListenerId) -> (usize, Option<IpAddr>) {
+    let slot = usize::from(id.0 >> 8);
+    if slot == 0 {
+        return (usize::from(id.0), None);
+    }
+    let ip = table().slots.get(slot - 1).and_then(|s| s.get().copied());
+    (usize::from(id.0 & 0xff), ip)
+}
+
+/// Send `bytes` to `to` from `from`, a local address (the socket is a wildcard one). An
+/// error of the kernel's refusing that source (`EINVAL`, `EADDRNOTAVAIL`) is the caller's
+/// to send without it; `WouldBlock` too, as for any send.
+pub(super) fn try_send_from(
+    sock: &UdpSocket,
+    bytes: &[u8],
+    to: SocketAddr,
+    from: IpAddr,
+) -> io::Result<usize> {
+    sock.try_io(Interest::WRITABLE, || send_from(sock, bytes, to, from))
+}
+
+/// [`try_send_from`] waiting for room in the socket buffer.
+pub(super) async fn send_from_when_ready(
+    sock: &UdpSocket,
+    bytes: &[u8],
+    to: SocketAddr,
+    from: IpAddr,
+) -> io::Result<usize> {
+    sock.async_io(Interest::WRITABLE, || send_from(sock, bytes, to, from))
+        .await
+}
+
+/// Whether an error says the kernel would not send from the address asked for.
+pub(super) fn source_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EADDRNOTAVAIL | libc::ENETUNREACH)
+    )
+}
+
+fn send_from(sock: &UdpSocket, bytes: &[u8], to: SocketAddr, from: IpAddr) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+    let iov = [io::IoSlice::new(bytes)];
+    let dest = SockaddrStorage::from(to);
+    // The destination's family decides the option: an IPv4 peer of a dual-stack socket goes
+    // out over IPv4, which reads `IP_PKTINFO` whatever the socket's family.
+    let sent = match (to, from.to_canonical()) {
+        (SocketAddr::V4(_), IpAddr::V4(src)) => {
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(src).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+            sendmsg(
+                sock.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::empty(),
+                Some(&dest),
+            )
+        }
+        (SocketAddr::V6(_), IpAddr::V6(src)) => {
+            let info = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: src.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+            sendmsg(
+                sock.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::empty(),
+                Some(&dest),
+            )
+        }
+        // Another family than the peer's: nothing to ask.
+        _ => sendmsg(sock.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&dest)),
+    };
+    sent.map_err(io::Error::from)
+}
