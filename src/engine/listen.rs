@@ -35,7 +35,9 @@ pub(super) fn sip(
                     .with_context(|| format!("cannot bind udp:{}", l.addr))?;
                 let local = sock.local_addr()?;
                 let sock = Arc::new(sock);
-                let id = crate::sip::ListenerId(u16::try_from(udp_socks.len())?);
+                // An id names a listener in its low byte (`udp::local`).
+                let index = u8::try_from(udp_socks.len()).context("at most 256 UDP listeners")?;
+                let id = crate::sip::ListenerId(u16::from(index));
                 tokio::spawn(udp::reader(
                     sock.clone(),
                     id,
