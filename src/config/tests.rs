@@ -154,7 +154,7 @@ fn uri_params_and_domain_a_uri_cannot_take_are_refused() {
             "two hex digits",
         ),
         (
-            "[uri]\nuser_phone = true\nrequest_uri_params = \"user=phone\"\n",
+            "[uri]\nuser_phone = true\nrequest_uri_params = \"user=ip\"\n",
             "user_phone",
         ),
         (
@@ -448,6 +448,22 @@ fn transport_addresses() {
             .contains("TLS")
     );
     assert!(parse_transport_addr("udp:example.com:5060").is_err());
+}
+
+/// `request_uri_params = "…;user=phone"` is `user_phone = true`: the number's parameters go
+/// into the user part with it. Before, `;user=phone` followed the host while the number's
+/// parameters (`;rn=`, `;phone-context=`) stayed out of the user part, unread as a number's.
+#[test]
+fn user_phone_in_request_uri_params_is_user_phone() {
+    let mut profiles = standard_profiles();
+    profiles[1]
+        .1
+        .push_str("[uri]\nrequest_uri_params = \"tgrp=tg1;User=Phone\"\n");
+    let dir = write_tree(GATEWAY, &profiles);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let uri = &cfg.profile(&PeerName("carrier-a".into())).unwrap().uri;
+    assert!(uri.user_phone);
+    assert_eq!(uri.request_uri_params, "tgrp=tg1");
 }
 
 /// `[uri] number_params` is on unless a profile turns it off; a value that is no boolean is

@@ -13,6 +13,20 @@ use crate::interop::prack::{On405, PrackMode, PrackPolicy};
 use crate::interop::uri::{NumberFormat, UriPolicy, UriScheme, uri_params_refusal};
 use crate::sip::Hdr;
 
+/// `request_uri_params` without its `user=phone` (any case), and whether it had one.
+fn without_user_phone(params: &str) -> (String, bool) {
+    let is_user_phone = |p: &str| {
+        p.split_once('=').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("user") && v.trim().eq_ignore_ascii_case("phone")
+        })
+    };
+    if !params.split(';').any(is_user_phone) {
+        return (params.to_string(), false);
+    }
+    let kept: Vec<&str> = params.split(';').filter(|p| !is_user_phone(p)).collect();
+    (kept.join(";"), true)
+}
+
 pub(super) fn uri_policy(
     u: &file::UriSection,
     path: &Path,
@@ -40,8 +54,13 @@ pub(super) fn uri_policy(
         };
     }
     if let Some(s) = &u.request_uri_params {
-        match uri_params_refusal(s.get_ref(), u.user_phone) {
-            None => p.request_uri_params = s.get_ref().trim().trim_start_matches(';').to_string(),
+        // `user=phone` here is `user_phone = true`: written as a parameter it would follow
+        // the host while the number's own parameters stayed out of the user part, which is
+        // where `;user=phone` has them read.
+        let (params, user_phone) = without_user_phone(s.get_ref());
+        p.user_phone |= user_phone;
+        match uri_params_refusal(&params, p.user_phone) {
+            None => p.request_uri_params = params.trim().trim_start_matches(';').to_string(),
             Some(why) => errs.push(at(
                 s,
                 format!(
