@@ -329,6 +329,7 @@ pub struct UriSection {
     pub international_prefix: Option<Spanned<String>>,
     pub national_prefix: Option<Spanned<String>>,
     pub number_params: Option<bool>,
+    pub tgrp_in_user: Option<Spanned<bool>>,
 }
 
 /// `[prack]`: reliable provisional responses (RFC 3262) on this peer's leg.

@@ -161,6 +161,7 @@ fn uri_params_and_domain_a_uri_cannot_take_are_refused() {
             "[uri]\nrequest_uri_params = \"maddr=10.0.0.9\"\n",
             "elsewhere",
         ),
+        ("[uri]\ntgrp_in_user = true\n", "needs user_phone = true"),
         ("domain = \"a>b\"\n", "host name"),
     ] {
         let mut profiles = standard_profiles();

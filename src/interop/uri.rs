@@ -42,6 +42,9 @@ pub struct UriPolicy {
     /// the URIs written toward this peer: in a tel: URI, and in a SIP URI's user part when
     /// it carries `;user=phone` (without it they would be read as part of the user name).
     pub number_params: bool,
+    /// `tgrp` and `trunk-context` of `request_uri_params` go into a `;user=phone` SIP URI's
+    /// user part, as RFC 4904 §5 writes them, not after the host.
+    pub tgrp_in_user: bool,
 }
 
 impl Default for UriPolicy {
@@ -55,9 +58,14 @@ impl Default for UriPolicy {
             international_prefix: "00".into(),
             national_prefix: "0".into(),
             number_params: true,
+            tgrp_in_user: false,
         }
     }
 }
+
+/// RFC 4904's trunk group parameters: the number's, in a tel: URI or a `;user=phone` user
+/// part.
+const TRUNK_GROUP_PARAMS: [&str; 2] = ["tgrp", "trunk-context"];
 
 /// Whether a user part is a telephone number (digits, optionally after `+`; `*` and `#`
 /// allowed for service codes).
@@ -344,7 +352,19 @@ pub fn request_uri_in(
     if ours.is_empty() {
         return u;
     }
-    if u.starts_with("tel:") {
+    // Which of ours are the number's: all in a tel: URI; in a SIP URI with `;user=phone`,
+    // the trunk group's when the peer wants them in the user part (RFC 4904 §5).
+    let tel = u.starts_with("tel:");
+    let in_user = |p: &&str| {
+        tel || (policy.tgrp_in_user
+            && policy.user_phone
+            && is_telephone_number(number)
+            && TRUNK_GROUP_PARAMS
+                .iter()
+                .any(|t| param_name(p).eq_ignore_ascii_case(t)))
+    };
+    let (numbers, hosts): (Vec<&str>, Vec<&str>) = ours.split(';').partition(in_user);
+    if !numbers.is_empty() {
         // In a tel: URI they are the number's parameters too, in RFC 3966 §3's order:
         // `isub`/`ext`, then `phone-context`, then the rest by name.
         let own = if policy.number_params {
@@ -352,7 +372,7 @@ pub fn request_uri_in(
         } else {
             ""
         };
-        let mut merged: Vec<&str> = own.split(';').skip(1).chain(ours.split(';')).collect();
+        let mut merged: Vec<&str> = own.split(';').skip(1).chain(numbers).collect();
         merged.sort_by_key(|p| {
             let name = param_name(p).to_ascii_lowercase();
             (!LEADING_PARAMS.contains(&name.as_str()), name)
@@ -362,10 +382,12 @@ pub fn request_uri_in(
             number_params: true,
             ..policy.clone()
         };
-        return peer_uri_in(number, private, &merged, inbound_tel, &policy, domain);
+        u = peer_uri_in(number, private, &merged, inbound_tel, &policy, domain);
     }
-    u.push(';');
-    u.push_str(ours);
+    for p in hosts {
+        u.push(';');
+        u.push_str(p);
+    }
     u
 }
 

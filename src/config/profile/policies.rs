@@ -70,6 +70,18 @@ pub(super) fn uri_policy(
             )),
         }
     }
+    if let Some(t) = &u.tgrp_in_user {
+        p.tgrp_in_user = *t.get_ref();
+        if p.tgrp_in_user && !p.user_phone {
+            errs.push(ConfigError::at(
+                path,
+                text,
+                t.span().start,
+                "[uri] tgrp_in_user needs user_phone = true: a SIP URI's user part is a number, \
+                 with its parameters, only with ;user=phone (RFC 4904 §5)",
+            ));
+        }
+    }
     if let Some(s) = &u.country_code {
         let cc = s.get_ref().trim_start_matches('+');
         if (1..=3).contains(&cc.len()) && cc.bytes().all(|b| b.is_ascii_digit()) {

@@ -386,3 +386,55 @@ fn request_uri_params_take_their_place_among_a_tel_numbers() {
         "sip:+15550100;ext=7@d;user=phone;cpc=ordinary;Npdi"
     );
 }
+
+/// RFC 4904 §5: in a SIP URI the trunk group is the number's, in the user part with
+/// `;user=phone`; a peer that wants it there (`tgrp_in_user`) gets it there, beside the
+/// number's own parameters in RFC 3966's order, and the other parameters stay after the
+/// host. Before, they all followed the host.
+#[test]
+fn the_trunk_group_goes_into_the_user_part_when_the_peer_wants_it_there() {
+    let rfc4904 = UriPolicy {
+        user_phone: true,
+        tgrp_in_user: true,
+        request_uri_params: "tgrp=TG-1;trunk-context=example.com;transport=udp".into(),
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        request_uri("+16305550100", false, &rfc4904, "isp.example.net"),
+        "sip:+16305550100;tgrp=TG-1;trunk-context=example.com@isp.example.net;user=phone;transport=udp"
+    );
+    assert_eq!(
+        request_uri_in(
+            "+16305550100",
+            None,
+            ";rn=+16305550199;npdi",
+            false,
+            &rfc4904,
+            "isp.example.net"
+        ),
+        "sip:+16305550100;npdi;rn=+16305550199;tgrp=TG-1;trunk-context=example.com@isp.example.net;user=phone;transport=udp"
+    );
+    // A name is no number: nothing goes into its user part.
+    assert_eq!(
+        request_uri("alice", false, &rfc4904, "isp.example.net"),
+        "sip:alice@isp.example.net;tgrp=TG-1;trunk-context=example.com;transport=udp"
+    );
+    // Without it, after the host as before.
+    let after_host = UriPolicy {
+        tgrp_in_user: false,
+        ..rfc4904.clone()
+    };
+    assert_eq!(
+        request_uri("+16305550100", false, &after_host, "isp.example.net"),
+        "sip:+16305550100@isp.example.net;user=phone;tgrp=TG-1;trunk-context=example.com;transport=udp"
+    );
+    // A tel: URI has them among the number's, whatever the setting.
+    let tel = UriPolicy {
+        scheme: UriScheme::Tel,
+        ..after_host
+    };
+    assert_eq!(
+        request_uri("+16305550100", false, &tel, "isp.example.net"),
+        "tel:+16305550100;tgrp=TG-1;transport=udp;trunk-context=example.com"
+    );
+}
