@@ -145,7 +145,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let mut shell = Shell {
         core,
         udp: udp::Out::new(udp_socks).advertising(cfg.advertise.parse().ok()),
-        tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids),
+        tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids)
+            .advertising(cfg.advertise.parse().ok()),
         inbox,
         sip: metrics::SipCounters::default(),
         summary_at: Instant::now() + SUMMARY_EVERY,

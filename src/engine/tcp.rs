@@ -103,8 +103,36 @@ pub(super) async fn accept(
     }
 }
 
-async fn connect(addr: SocketAddr, conn: ConnId, limits: Limits, slot: Slot, inbox: Inbox) {
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+/// Open a connection to `addr`, from `from` (`[sip] advertise`) when it is of `addr`'s
+/// family and this host has it: a peer that knows us by that address (a floating one for
+/// failover, say) would refuse a connection from the one the kernel picks. Else, or when
+/// the kernel will not bind it, from the kernel's pick.
+async fn open(addr: SocketAddr, from: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let sock = || {
+        if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+    };
+    if let Some(ip) = from.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        let s = sock()?;
+        if s.bind(SocketAddr::new(ip, 0)).is_ok() {
+            return s.connect(addr).await;
+        }
+    }
+    sock()?.connect(addr).await
+}
+
+async fn connect(
+    addr: SocketAddr,
+    from: Option<std::net::IpAddr>,
+    conn: ConnId,
+    limits: Limits,
+    slot: Slot,
+    inbox: Inbox,
+) {
+    match tokio::time::timeout(CONNECT_TIMEOUT, open(addr, from)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             keepalive(&stream);

@@ -27,6 +27,9 @@ pub(in crate::engine) struct Registry {
     pub(super) limits: Limits,
     pub(super) slots: Slots,
     pub(super) ids: ConnIds,
+    /// The address our connections leave from: `[sip] advertise`, when it is an IP
+    /// address (see `connect`).
+    pub(super) advertise: Option<std::net::IpAddr>,
 }
 
 impl Registry {
@@ -45,7 +48,14 @@ impl Registry {
             limits,
             slots,
             ids,
+            advertise: None,
         }
+    }
+
+    /// Connections we open leave from `advertise` when this host has it.
+    pub(in crate::engine) fn advertising(mut self, advertise: Option<std::net::IpAddr>) -> Self {
+        self.advertise = advertise.map(|ip| ip.to_canonical());
+        self
     }
 
     /// Send over the target's connection, any connection to its address, or a new one.
@@ -135,7 +145,15 @@ impl Registry {
         let conn = self.ids.next();
         self.ours.insert(conn);
         self.connecting.insert(addr, (conn, vec![(bytes, txn)]));
-        tokio::spawn(connect(addr, conn, self.limits, slot, self.events.clone()));
+        let from = self.advertise;
+        tokio::spawn(connect(
+            addr,
+            from,
+            conn,
+            self.limits,
+            slot,
+            self.events.clone(),
+        ));
         None
     }
 

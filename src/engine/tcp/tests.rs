@@ -478,3 +478,37 @@ async fn a_spoofed_udp_flood_does_not_slow_a_peers_connection() {
     spoofer.join().unwrap();
     assert!(read.is_ok(), "{got} of 10 read within its own rate");
 }
+
+/// A connection the gateway opens leaves from `[sip] advertise` when this host has it (a
+/// floating address the peer knows us by), else from the kernel's pick. Before, always from
+/// the kernel's pick (127.0.0.1 here; on a host, its primary address).
+#[tokio::test]
+async fn our_connections_leave_from_the_advertised_address() {
+    let (inbox, _queues, protect) = inbox_with(Protect::default());
+    let peer = TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let to = Target {
+        transport: Transport::Tcp,
+        addr: peer.local_addr().unwrap(),
+        conn: None,
+        listener: None,
+    };
+    for (advertise, seen) in [("127.0.0.4", "127.0.0.4"), ("192.0.2.77", "127.0.0.1")] {
+        let limits = Limits {
+            max: 4096,
+            message_timeout: Duration::from_secs(5),
+        };
+        let mut reg = Registry::new(
+            inbox.clone(),
+            limits,
+            Slots::new(&protect),
+            ConnIds::default(),
+        )
+        .advertising(advertise.parse().ok());
+        assert_eq!(reg.send(to, Bytes::from_static(b"OPTIONS"), None), None);
+        let (_, from) = tokio::time::timeout(Duration::from_secs(2), peer.accept())
+            .await
+            .expect("our connection")
+            .unwrap();
+        assert_eq!(from.ip().to_string(), seen, "advertise {advertise}");
+    }
+}
