@@ -506,3 +506,85 @@ fn a_short_copy_of_a_long_request_draws_no_long_answer() {
     let again = status_lines(&responses(&phone, Duration::from_millis(500)));
     assert_eq!(again, vec!["SIP/2.0 200 OK".to_string()]);
 }
+
+/// Listening on `0.0.0.0`, the gateway answers from the address each peer sent to, and
+/// starts its own requests from `[sip] advertise` (here 127.0.0.8, as a floating address
+/// would be): before, everything left from the address the kernel picked (127.0.0.1).
+#[test]
+fn on_a_wildcard_listener_answers_leave_from_where_requests_came_and_ours_from_advertise() {
+    let opts = GwOpts {
+        listen_ip: "0.0.0.0",
+        advertise: "127.0.0.8",
+        single_carrier: true,
+        ..GwOpts::default()
+    };
+    let ports = Ports::new();
+    let gw = Gateway::start(ports, opts);
+    let carrier = UdpSocket::bind((CARRIER_A_IP, ports.carrier_a)).unwrap();
+    carrier
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let phone = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let sent_to: std::net::SocketAddr = format!("127.0.0.9:{}", ports.gw).parse().unwrap();
+    phone
+        .send_to(invite(PHONE_IP, port, "wild1").as_bytes(), sent_to)
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    let (n, from) = carrier
+        .recv_from(&mut buf)
+        .expect("the INVITE reaches carrier-a");
+    let invite_out = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(invite_out.starts_with("INVITE "), "{invite_out}");
+    assert_eq!(
+        from.to_string(),
+        format!("127.0.0.8:{}", ports.gw),
+        "ours: from advertise"
+    );
+    phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let (n, from) = phone.recv_from(&mut buf).expect("the 100 Trying");
+    assert!(buf[..n].starts_with(b"SIP/2.0 100 "));
+    assert_eq!(from, sent_to, "an answer: from where the INVITE went");
+    // The carrier's refusal: the phone gets it from there too, the carrier its ACK from
+    // advertise.
+    let head = |name: &str| {
+        invite_out
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let busy = format!(
+        "SIP/2.0 486 Busy Here\r\n{}\r\n{}\r\n{};tag=c1\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        head("via"),
+        head("from"),
+        head("to"),
+        head("call-id"),
+        head("cseq")
+    );
+    carrier
+        .send_to(busy.as_bytes(), from_addr(&invite_out, ports.gw))
+        .unwrap();
+    let (n, from) = carrier.recv_from(&mut buf).expect("the ACK");
+    assert!(buf[..n].starts_with(b"ACK "));
+    assert_eq!(from.to_string(), format!("127.0.0.8:{}", ports.gw));
+    let (n, from) = phone.recv_from(&mut buf).expect("the 486");
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 486 "),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    assert_eq!(from, sent_to);
+    assert_eq!(gw.wait_cdrs(1).len(), 1);
+}
+
+/// Where the gateway's Via says its responses go.
+fn from_addr(request: &str, port: u16) -> std::net::SocketAddr {
+    assert!(
+        request.contains(&format!("Via: SIP/2.0/UDP 127.0.0.8:{port}")),
+        "{request}"
+    );
+    format!("127.0.0.8:{port}").parse().unwrap()
+}

@@ -105,6 +105,9 @@ pub struct GwOpts {
     pub callback: String,
     /// `[shutdown] drain_s`.
     pub drain_s: u64,
+    /// The IP of `[sip] listen` (UDP and TCP), and `[sip] advertise`.
+    pub listen_ip: &'static str,
+    pub advertise: &'static str,
 }
 
 impl Default for GwOpts {
@@ -120,6 +123,8 @@ impl Default for GwOpts {
             routes_first: String::new(),
             callback: "port = 0\n".into(),
             drain_s: 2,
+            listen_ip: "127.0.0.1",
+            advertise: "127.0.0.1",
         }
     }
 }
@@ -185,8 +190,10 @@ impl Gateway {
         };
         // `[media] threads = 2`: calls alternate between two relay threads in every test.
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\"]\nadvertise = \"127.0.0.1\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = {drain}\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\nthreads = 2\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:{ip}:{p}\", \"tcp:{ip}:{p}\"]\nadvertise = \"{adv}\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = {drain}\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\nthreads = 2\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
+            ip = opts.listen_ip,
+            adv = opts.advertise,
             mp = ports.metrics,
             rtp = ports.rtp,
             rtp_end = ports.rtp + 19,
