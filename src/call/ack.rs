@@ -132,8 +132,16 @@ impl Call {
         {
             // Only the caller's ACK of our 2xx confirms the call: an ACK of nothing we
             // sent (a stray, or one while the 2xx is held for a PRACK) leaves it as it is.
+            let mut shown = None;
             if side == Side::A {
                 self.phase.confirm();
+                if self
+                    .media
+                    .as_ref()
+                    .is_some_and(|m| m.caller_agreed.is_some())
+                {
+                    shown = Some((p.resp.body().clone(), p.resp.header(&Hdr::CONTENT_TYPE)));
+                }
             }
             // The other side hung up while this ACK was awaited (its 2xx was ACKed then):
             // this side's BYE may go now.
@@ -194,10 +202,16 @@ impl Call {
                     })
             });
             self.send_ack_encoded(cx, side.other(), other_cseq, body, encoding);
+            if let Some(shown) = shown {
+                self.reoffer_if_moved(cx, shown);
+            }
         }
         if side == Side::A {
             self.uas_rel.early_answer = None;
             self.uas_rel.caller_session = None;
+            if let Some(m) = self.media.as_mut() {
+                m.caller_agreed = None;
+            }
         }
     }
 

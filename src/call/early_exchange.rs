@@ -34,6 +34,11 @@ impl Call {
         resp: &Response,
         exchange_tag: Option<&str>,
     ) {
+        // The caller agreed to another session than the one its PRACK did (or may have):
+        // no re-offer is made of what it took early.
+        if let Some(m) = self.media.as_mut() {
+            m.caller_agreed = None;
+        }
         // An early offer/answer by UPDATE changes the caller's session, which a later callee
         // of a failover is offered: the caller's offer, or its answer.
         if self.uas_rel.early_answer.is_some() {

@@ -48,6 +48,7 @@ mod relayed;
 mod relayed_cancel;
 mod release;
 mod reliable;
+mod reoffer;
 mod router;
 mod session;
 mod silent_peer;

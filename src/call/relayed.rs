@@ -317,7 +317,7 @@ impl Call {
 
     /// The far leg of an answered call no longer has its dialog (a 481, or no answer, to a
     /// request relayed to it): release the call (`peer_unreachable`), both legs BYEd.
-    fn far_leg_lost(&mut self, cx: &mut Cx, cause: Q850Cause) {
+    pub(super) fn far_leg_lost(&mut self, cx: &mut Cx, cause: Q850Cause) {
         if self.phase.is_up() {
             warn!(call_id = %self.call_id(), cause = cause.0, "the far leg's dialog is gone: releasing the call");
             self.release_answered(cx, CallTag::PeerUnreachable, cause);

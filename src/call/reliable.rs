@@ -342,8 +342,11 @@ impl Call {
         if carried_sdp && late_offer {
             self.keep_early_answer(req);
         }
-        if carried_sdp && !late_offer {
+        if carried_sdp && !late_offer && !self.uas_rel.answer_acked {
             self.uas_rel.answer_acked = true;
+            if let Some(m) = self.media.as_mut() {
+                m.caller_agreed = m.shown.a.map(|o| o.version());
+            }
         }
         if std::mem::take(&mut self.uas_rel.failover_waits) && self.phase.is_routing() {
             // The callee whose offer this answers failed: the next one is offered it.

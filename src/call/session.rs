@@ -226,7 +226,7 @@ impl Call {
 
     /// A body sent to `side` before, to be sent again: on an anchored call, its `o=` line as
     /// that peer must see it now ([`crate::sdp::present_again`]).
-    fn shown_again(&mut self, side: Side, body: &Bytes, ct: Option<&str>) -> Bytes {
+    pub(super) fn shown_again(&mut self, side: Side, body: &Bytes, ct: Option<&str>) -> Bytes {
         match self.media.as_mut() {
             Some(m) => crate::sdp::present_again(ct, body, &mut m.shown[side]),
             None => body.clone(),

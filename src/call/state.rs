@@ -230,6 +230,9 @@ pub struct Refreshing {
     pub asked: std::time::Duration,
     /// Already sent again after a 422 or a refused UPDATE.
     pub retried: bool,
+    /// Not a refresh but the gateway's own offer of the session the leg was last shown
+    /// (`reoffer.rs`): its failure changes no timer.
+    pub reoffer: bool,
 }
 
 /// What a new call is made of; [`Call::start`] gives everything else its starting state.

@@ -50,6 +50,11 @@ impl Origin {
         (o.session, o.version)
     }
 
+    /// The version last shown.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// The peer refused the last SDP it was shown (an offer): whatever comes next, even the
     /// SDP from before that offer, is shown at the next version, never at one it has seen.
     pub fn refused(&mut self) {

@@ -90,7 +90,6 @@ impl Call {
         let Some(leg) = self.dialog_mut(side) else {
             return;
         };
-        let target = leg.target;
         let session = Session {
             interval,
             we_refresh: true,
@@ -112,23 +111,12 @@ impl Call {
                 }
                 Ok(r)
             });
-        let mut req = match built {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "cannot build the session refresh");
-                return;
+        match built {
+            Ok(req) => {
+                debug!(call_id = %self.call_id(), ?side, %method, "session refresh");
+                self.launch_own_invite(cx, side, req, interval, (retried, false));
             }
-        };
-        self.sign(cx, side, &mut req);
-        debug!(call_id = %self.call_id(), ?side, %method, "session refresh");
-        if let Some(txn) = self.start_client(cx, req.clone(), target, TxnRole::Refresh(side)) {
-            self.refresh = Some(Box::new(Refreshing {
-                txn,
-                side,
-                sent: req,
-                asked: interval,
-                retried,
-            }));
+            Err(e) => warn!(error = %e, "cannot build the session refresh"),
         }
     }
 
@@ -172,13 +160,20 @@ impl Call {
                 .and_then(|s| s.received_origin.as_ref());
             if crate::call::anchor::carries_sdp(&r.sent)
                 && crate::call::anchor::carries_sdp(&resp)
-                && (origin.is_none() || origin.as_ref() != known)
+                && (r.reoffer || origin.is_none() || origin.as_ref() != known)
             {
                 let sent_ct = crate::call::anchor::readable_type(&r.sent);
                 self.offered_toward(side, r.sent.body(), sent_ct.as_deref());
                 self.note_sdp_received(side, resp.body(), ct.as_deref());
                 self.agree(side, resp.body(), ct.as_deref());
                 let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
+            }
+            if r.reoffer {
+                // It restated the leg's timer, if the leg has one.
+                if self.session[side].is_some() {
+                    self.adopt_session(cx, side, &resp);
+                }
+                return;
             }
             let policy = self.timer_policy(side);
             // A peer that does not know timers answers without one: we keep refreshing it.
@@ -202,9 +197,16 @@ impl Call {
             }
             return;
         }
-        // RFC 4028 §10: a refresh that finds no dialog (481) or no peer (408) ends the call.
+        // RFC 4028 §10: a refresh that finds no dialog (481) or no peer (408) ends the call;
+        // so does a re-offer (RFC 3261 §12.2.1.2).
         if matches!(status, 408 | 481) {
-            return self.session_expired(cx, side);
+            return self.own_invite_lost(cx, side, r.reoffer);
+        }
+        if r.reoffer {
+            // Refused (a 491 crossed the caller's own offer, which settles the session): the
+            // session stays as the caller has it.
+            info!(call_id = %self.call_id(), status, "the caller refused the offer of the answered session");
+            return;
         }
         if !r.retried {
             let policy = self.timer_policy(side);
@@ -263,7 +265,17 @@ impl Call {
     pub(in crate::call) fn on_refresh_failed(&mut self, cx: &mut Cx, id: TxnId) {
         self.close_txn(id);
         if let Some(r) = self.refresh.take_if(|r| r.txn == id) {
-            self.session_expired(cx, r.side);
+            self.own_invite_lost(cx, r.side, r.reoffer);
+        }
+    }
+
+    /// Our own request on `side` found no dialog or no peer: a refresh's session expired,
+    /// a re-offer's leg is gone.
+    fn own_invite_lost(&mut self, cx: &mut Cx, side: Side, reoffer: bool) {
+        if reoffer {
+            self.far_leg_lost(cx, crate::interop::causes::Q850Cause::TIMER_EXPIRY);
+        } else {
+            self.session_expired(cx, side);
         }
     }
 }

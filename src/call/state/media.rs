@@ -37,6 +37,11 @@ pub struct MediaState {
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
     /// user1's dialog (its target the address it is reached at).
     pub caller_ip: Option<std::net::IpAddr>,
+    /// The `o=` version of the answer the caller took in a reliable provisional: a 2xx that
+    /// shows it a later one (another branch's answer, the next callee's) is offered to it
+    /// after its ACK (`reoffer.rs`). Cleared by any other early offer/answer on its leg,
+    /// and at the ACK.
+    pub caller_agreed: Option<u64>,
 }
 
 impl MediaState {

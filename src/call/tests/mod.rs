@@ -17,6 +17,7 @@ mod prack;
 mod prack_offer;
 mod profiles;
 mod relayed_invite;
+mod reoffer;
 mod robustness;
 mod session_timer;
 mod size;

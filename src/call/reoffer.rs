@@ -1,0 +1,91 @@
+//! The gateway's own offer to the caller once the call is up, when the session the 2xx
+//! showed it is not the one it agreed to. A caller that took the answer to its offer in a
+//! reliable provisional (RFC 3262) is done with that offer/answer, and a 2xx after it must
+//! carry the same SDP (RFC 3261 §13.2.1), so the caller ignores a different one: another
+//! branch of a forking callee, or the next callee after a failover, that answered with
+//! another codec would be sent the codec of the first answer for the rest of the call. On an
+//! anchored call the gateway offers the caller, after its ACK, the session that 2xx showed
+//! (RFC 3264 §8; a re-INVITE, which every peer takes), and the relay follows the answer.
+//! Its answer goes through the session-refresh path (`session/refresh.rs`), one own
+//! re-INVITE at a time.
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::Side;
+use super::cx::Cx;
+use super::state::{Call, Refreshing, TxnRole};
+use crate::sip::{Method, Request};
+
+impl Call {
+    /// The caller's ACK confirmed the call; `shown` is our 2xx's body and Content-Type.
+    /// When the caller agreed early to another session than that 2xx showed, it is offered
+    /// that session now. A caller's own offer under way settles the session as well.
+    pub(super) fn reoffer_if_moved(&mut self, cx: &mut Cx, shown: (Bytes, Option<String>)) {
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        let (Some(agreed), now) = (m.caller_agreed.take(), m.shown.a.map(|o| o.version())) else {
+            return;
+        };
+        if now.is_none_or(|v| v == agreed)
+            || self.phase.is_ending()
+            || self.refresh.is_some()
+            || self.reinvite_in_progress()
+            || self.unanswered_offer(Side::A).is_some()
+            || !crate::sdp::carries_sdp(shown.1.as_deref(), &shown.0)
+        {
+            return;
+        }
+        info!(call_id = %self.call_id(), "the answer differs from the one the caller took early: offering it to the caller");
+        let (body, ct) = shown;
+        // The same `o=` version as the 2xx: for a caller that ignored that SDP a newer one,
+        // for one that took it the same session again.
+        let body = self.shown_again(Side::A, &body, ct.as_deref());
+        let Some(leg) = self.dialog_mut(Side::A) else {
+            return;
+        };
+        let built = leg
+            .request(Method::Invite, &cx.env.local, &mut cx.env.ids)
+            .and_then(|mut r| {
+                r.set_body(body, ct.as_deref())?;
+                Ok(r)
+            })
+            .and_then(|mut r| self.restate_session(Side::A, &mut r).map(|()| r));
+        match built {
+            Ok(req) => {
+                let asked = self.session[Side::A]
+                    .map(|s| s.interval)
+                    .unwrap_or_default();
+                self.launch_own_invite(cx, Side::A, req, asked, (false, true));
+            }
+            Err(e) => warn!(error = %e, "cannot build the offer to the caller"),
+        }
+    }
+
+    /// Sign and send our own request `req` on `side` (a session refresh, or a re-offer),
+    /// remembered as the one in flight. `flags`: sent again after a refusal, a re-offer.
+    pub(super) fn launch_own_invite(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        mut req: Request,
+        asked: std::time::Duration,
+        (retried, reoffer): (bool, bool),
+    ) {
+        let Some(target) = self.dialog(side).map(|d| d.target) else {
+            return;
+        };
+        self.sign(cx, side, &mut req);
+        if let Some(txn) = self.start_client(cx, req.clone(), target, TxnRole::Refresh(side)) {
+            self.refresh = Some(Box::new(Refreshing {
+                txn,
+                side,
+                sent: req,
+                asked,
+                retried,
+                reoffer,
+            }));
+        }
+    }
+}

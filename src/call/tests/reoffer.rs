@@ -1,0 +1,109 @@
+//! The gateway's own offer to a caller shown, in the 2xx, another session than the one it
+//! took in a reliable provisional (`call/reoffer.rs`).
+
+use super::prack::invite_100rel;
+use super::*;
+
+/// The callee's SDP with PCMA at another address and session: a second branch's.
+fn second_branch_sdp() -> String {
+    SDP.replace("o=- 1 1 IN IP4 192.0.2.10", "o=- 7 7 IN IP4 198.51.100.7")
+        .replace("c=IN IP4 192.0.2.10", "c=IN IP4 198.51.100.7")
+        .replace(
+            "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+            "m=audio 5000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+        )
+}
+
+/// An anchored call whose phone PRACKed branch b1's 183 answer, answered by `answer` from
+/// branch `tag`: the phone's 200 and our tag toward it, once it has ACKed.
+fn taken_early_then_answered(
+    h: &mut H,
+    call_id: &str,
+    tag: &str,
+    answer: &str,
+) -> (Response, String) {
+    h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:b1@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "b1", &contact, Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "the first branch's answer, reliably");
+    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let ours = r183.to_tag().unwrap();
+    h.recv(PHONE, &phone_prack(call_id, &ours, 2, rseq, ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    let contact = [(Hdr::CONTACT, "<sip:b2@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, tag, &contact, Some(answer)));
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    h.recv(
+        PHONE,
+        &from_phone_in(call_id, "ACK", &ours, 1, "z9hG4bKack", ""),
+    );
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    (ok, ours)
+}
+
+/// A forking callee: branch b1's 183 (PCMU) is the answer the phone took reliably, branch
+/// b2 answers with PCMA. The phone, done with its offer/answer, ignores the 200's SDP
+/// (RFC 3261 §13.2.1) and would go on sending PCMU to a callee that takes PCMA: after its
+/// ACK the gateway offers it the 200's session in a re-INVITE, and the relay follows the
+/// phone's answer. Before, nothing was offered.
+#[test]
+fn a_caller_that_took_another_branchs_answer_early_is_offered_the_answered_session() {
+    let mut h = anchored();
+    let (ok, ours) = taken_early_then_answered(&mut h, "ro1", "b2", &second_branch_sdp());
+    let re = h.one_request(PHONE, Method::Invite);
+    assert_eq!(
+        re.body(),
+        ok.body(),
+        "the session the 200 showed, its o= as the 200's"
+    );
+    assert!(String::from_utf8_lossy(re.body()).contains("RTP/AVP 8\r\n"));
+    assert_eq!(re.from_tag().as_deref(), Some(ours.as_str()));
+    assert_eq!(re.to_tag().as_deref(), Some("alice1"));
+    assert_eq!(re.cseq().unwrap().1, Method::Invite);
+    // The phone answers from a new port: our ACK, and the relay sends to it.
+    let phone_answer = SDP
+        .replace(
+            "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+            "m=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+        )
+        .replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(PHONE, reply(&re, 200, "alice1", &[], Some(&phone_answer)));
+    assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+    assert_eq!(
+        h.relay_pairs()[0].a_remote,
+        Some("192.0.2.10:4100".parse().unwrap())
+    );
+    assert!(h.take(CARRIER_A).is_empty(), "the callee never hears of it");
+    // The call goes on: the phone's BYE ends it.
+    h.recv(
+        PHONE,
+        &from_phone_in("ro1", "BYE", &ours, 3, "z9hG4bKbye", ""),
+    );
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+}
+
+/// The same answer in the 200 as in the 183 the phone took, or a refusal of our offer:
+/// nothing more, and the call stays up.
+#[test]
+fn the_same_session_is_not_offered_again_and_a_refused_offer_leaves_the_call() {
+    let mut h = anchored();
+    taken_early_then_answered(&mut h, "ro2", "b1", SDP);
+    assert!(h.take_requests(PHONE, Method::Invite).is_empty());
+    let mut h = anchored();
+    let (_, ours) = taken_early_then_answered(&mut h, "ro3", "b2", &second_branch_sdp());
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 488, "alice1", &[], None));
+    assert_eq!(
+        h.take_requests(PHONE, Method::Ack).len(),
+        1,
+        "the 488's ACK"
+    );
+    assert!(h.take(CARRIER_A).is_empty());
+    assert!(h.cdrs.is_empty(), "the call is still up");
+    h.recv(
+        PHONE,
+        &from_phone_in("ro3", "BYE", &ours, 3, "z9hG4bKbye", ""),
+    );
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+}
