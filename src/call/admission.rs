@@ -12,7 +12,7 @@ use crate::interop::causes::Q850Cause;
 use crate::interop::prack::PrackMode;
 use crate::interop::session_timer::UasTerms;
 use crate::interop::uri::{NumberFormat, UriPolicy, normalise_number};
-use crate::sip::{Hdr, Request, dialled_number, session};
+use crate::sip::{Hdr, Request, dialled_number, session, strip_visual_separators};
 
 /// Option tags we can honour in a caller's `Require` (100rel unless the caller's profile
 /// disables it; `timer` unless its `[session_timer]` is off). Anything else gets 420 (RFC
@@ -82,15 +82,26 @@ pub fn numbers(req: &Request) -> (Option<String>, String) {
 
 /// The dialled number in E.164 as the ingress peer's callers dial (its `country_code`,
 /// `international_prefix`, `national_prefix`): `0044…` and `010…` from a PBX in China are
-/// `+44…` and `+8610…`, so a route written `+44` takes both ways of dialling it. `None`
-/// without a `country_code` (the peer's dialling plan is unknown).
+/// `+44…` and `+8610…`, so a route written `+44` takes both ways of dialling it. Only a
+/// number dialled with one of those prefixes: bare digits (`20001`) may be an extension of
+/// the peer's own rather than a national number. `None` without a `country_code` (the
+/// peer's dialling plan is unknown).
 fn global_number(ingress: &Profile, req: &Request) -> Option<String> {
-    ingress.uri.country_code.as_ref()?;
+    let uri = &ingress.uri;
+    uri.country_code.as_ref()?;
+    let n = dialled_number(&req.uri())?;
+    let digits = strip_visual_separators(&n.number);
+    let dialled_with = |p: &str| !p.is_empty() && digits.starts_with(p);
+    if n.phone_context.is_some()
+        || !(dialled_with(&uri.international_prefix) || dialled_with(&uri.national_prefix))
+    {
+        return None;
+    }
     let plan = UriPolicy {
         number: NumberFormat::E164,
-        ..ingress.uri.clone()
+        ..uri.clone()
     };
-    dialled_number(&req.uri()).map(|n| normalise_number(&n, &plan))
+    Some(normalise_number(&n, &plan))
 }
 
 /// Decide what becomes of an initial INVITE from `ingress`.

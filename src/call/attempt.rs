@@ -430,8 +430,7 @@ impl Call {
         // To an INVITE without SDP, the callee's SDP is its offer.
         let offer = !self.attempt.as_ref().is_some_and(|a| a.offered);
         if !offer {
-            let ct = super::anchor::readable_type(&out);
-            self.agree(Side::B, &out.body().clone(), ct.as_deref());
+            self.agree_with(Side::B, &out);
         }
         self.anchor_answer(cx, Side::B, &mut out, offer);
         let b_cseq = resp.seq();

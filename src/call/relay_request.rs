@@ -152,6 +152,7 @@ impl Call {
         let standing = (offers && anchor::carries_sdp(&out)).then(|| {
             Box::new(Standing {
                 far_sent: self.sdp[other].as_ref().and_then(|s| s.sent.clone()),
+                far_uncut: self.sdp[other].as_ref().and_then(|s| s.uncut.clone()),
                 origin_received: self.sdp[side]
                     .as_ref()
                     .and_then(|s| s.received_origin.clone()),

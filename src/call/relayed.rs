@@ -206,8 +206,7 @@ impl Call {
                         || (rel.standing.is_some() && super::anchor::may_offer(&rel.method)));
                 if negotiates {
                     if final_ && !offer {
-                        let ct = super::anchor::readable_type(&out);
-                        self.agree(far, &out.body().clone(), ct.as_deref());
+                        self.agree_with(far, &out);
                     }
                     self.anchor_answer(cx, far, &mut out, offer);
                 } else {
@@ -360,6 +359,7 @@ impl Call {
         };
         if let Some(seen) = self.sdp[rel.origin.other()].as_mut() {
             seen.sent.clone_from(&standing.far_sent);
+            seen.uncut.clone_from(&standing.far_uncut);
             seen.received_origin.clone_from(&standing.far_received);
         }
         if let Some(seen) = self.sdp[rel.origin].as_mut() {

@@ -336,8 +336,16 @@ impl Call {
             return;
         };
         if let Some(cut) = crate::sdp::agreed(offer_ct.as_deref(), offer, ct, body) {
+            let offer = offer.clone();
+            seen.uncut.get_or_insert(offer);
             seen.sent = Some((cut, offer_ct.clone(), false));
         }
+    }
+
+    /// [`Call::agree`] with the answer `msg` carries.
+    pub(super) fn agree_with<M: crate::sip::Body>(&mut self, side: Side, msg: &M) {
+        let ct = super::anchor::readable_type(msg);
+        self.agree(side, msg.body(), ct.as_deref());
     }
 
     /// Record the SDP we sent `side` (an answer or an offer), on a leg that runs session
@@ -356,9 +364,9 @@ impl Call {
         }
         // A copy of its own: the message it came in is not kept alive by it.
         let body = Bytes::copy_from_slice(body);
-        self.sdp[side]
-            .get_or_insert_with(Box::<SdpSeen>::default)
-            .sent = Some((body, ct.map(str::to_string), answer));
+        let seen = self.sdp[side].get_or_insert_with(Box::<SdpSeen>::default);
+        seen.sent = Some((body, ct.map(str::to_string), answer));
+        seen.uncut = None;
     }
 }
 

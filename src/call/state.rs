@@ -218,6 +218,9 @@ pub struct SdpSeen {
     pub sent: Option<SentSdp>,
     /// The `o=` line of the SDP this leg's peer last sent (unchanged: no new offer).
     pub received_origin: Option<String>,
+    /// Our offer as sent, when `sent` is it cut to the peer's answer (`Call::agree`): what a
+    /// refresh offers again after the peer refused the cut one.
+    pub uncut: Option<Bytes>,
 }
 
 /// A session refresh the gateway sent on `side`.

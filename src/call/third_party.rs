@@ -285,8 +285,7 @@ impl Call {
         self.timers.set(CallTimer::MaxDuration, cx.now + max);
         let b_cseq = resp.seq();
         let mut answer = resp;
-        let ct = super::anchor::readable_type(&answer);
-        self.agree(Side::B, &answer.body().clone(), ct.as_deref());
+        self.agree_with(Side::B, &answer);
         self.anchor_answer(cx, Side::B, &mut answer, false);
         let body = (answer.body().clone(), answer.header(&Hdr::CONTENT_TYPE));
         self.send_ack(cx, Side::A, user1_cseq, Some(body));

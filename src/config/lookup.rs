@@ -77,15 +77,18 @@ impl Config {
     /// [`Config::route_for`] for a number written two ways (as dialled, and in its global
     /// form): the first route whose prefix either form starts with.
     pub fn route_for_either(&self, from: &PeerName, dialled: &str, global: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| {
-            r.takes(Some(from)) && (dialled.starts_with(&r.prefix) || global.starts_with(&r.prefix))
-        })
+        self.first_route(Some(from), &[dialled, global])
     }
 
     /// [`Config::route_for`], where a call the gateway places itself without a peer to
     /// come from (a call-back without `from_peer`) follows only the `from = "*"` routes.
     pub fn route_from(&self, from: Option<&PeerName>, number: &str) -> Option<&Route> {
-        (self.routes.iter()).find(|r| r.takes(from) && number.starts_with(&r.prefix))
+        self.first_route(from, &[number])
+    }
+
+    fn first_route(&self, from: Option<&PeerName>, forms: &[&str]) -> Option<&Route> {
+        (self.routes.iter())
+            .find(|r| r.takes(from) && forms.iter().any(|n| n.starts_with(&r.prefix)))
     }
 
     pub fn profile(&self, name: &PeerName) -> Option<&Arc<Profile>> {

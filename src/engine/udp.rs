@@ -26,6 +26,9 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// retransmits), so a peer that cannot keep up, or a flood of answers, cannot grow tasks.
 const MAX_DEFERRED: usize = 4096;
 
+/// How long `[sip] advertise` is not asked for after the kernel refused to send from it.
+const ADVERTISE_RETRY_MS: u64 = 10_000;
+
 /// The UDP listeners, for sending, in `[sip] listen` order ([`ListenerId`] is the index):
 /// each with its bound address, so that a datagram leaves from one of its address family
 /// without a syscall to ask.
@@ -35,6 +38,10 @@ pub(super) struct Out {
     /// What a request we start leaves from on a wildcard listener: `[sip] advertise`, when
     /// that is an IP address ([`local`]).
     advertise: Option<std::net::IpAddr>,
+    /// Until when (ms after `born`) `advertise` is not asked for: the kernel refused it (a
+    /// floating address on the other host), and each refusal costs a system call.
+    advertise_off_until: std::sync::atomic::AtomicU64,
+    born: Instant,
     /// Sends waiting for room in a socket buffer (each a task).
     deferred: Arc<Slots>,
 }
@@ -86,6 +93,8 @@ impl Out {
         Out {
             socks,
             advertise: None,
+            advertise_off_until: std::sync::atomic::AtomicU64::new(0),
+            born: Instant::now(),
             deferred: Slots::new(MAX_DEFERRED),
         }
     }
@@ -121,16 +130,18 @@ impl Out {
             warn!(%to, "no UDP listener to send from");
             return;
         };
-        let from = came_to.or(self.advertise).filter(|ip| {
+        let now_ms = self.born.elapsed().as_millis() as u64;
+        let advertise = self
+            .advertise
+            .filter(|_| now_ms >= self.advertise_off_until.load(Ordering::Relaxed));
+        let from = came_to.or(advertise).filter(|ip| {
             bound.ip().is_unspecified() && ip.is_ipv4() == to.ip().to_canonical().is_ipv4()
         });
-        let sent = match from {
-            Some(ip) => match local::try_send_from(sock, &bytes, to, ip) {
-                Err(e) if local::source_refused(&e) => sock.try_send_to(&bytes, to),
-                sent => sent,
-            },
-            None => sock.try_send_to(&bytes, to),
-        };
+        let (sent, refused) = local::try_send(sock, &bytes, to, from);
+        if refused && came_to.is_none() {
+            // Asked again in a while: a floating address may come to this host.
+            (self.advertise_off_until).store(now_ms + ADVERTISE_RETRY_MS, Ordering::Relaxed);
+        }
         match sent {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -141,18 +152,7 @@ impl Out {
                 let sock = sock.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let sent = match from {
-                        Some(ip) => {
-                            match local::send_from_when_ready(&sock, &bytes, to, ip).await {
-                                Err(e) if local::source_refused(&e) => {
-                                    sock.send_to(&bytes, to).await
-                                }
-                                sent => sent,
-                            }
-                        }
-                        None => sock.send_to(&bytes, to).await,
-                    };
-                    if let Err(e) = sent {
+                    if let Err(e) = local::send(&sock, &bytes, to, from).await {
                         warn!(%to, error = %e, "UDP send failed");
                     }
                 });
@@ -358,10 +358,7 @@ fn shed_early(
                             &ov.tag,
                             crate::call::OVERLOAD_RETRY_AFTER_S,
                         ) {
-                            let sent = from.map(|ip| local::try_send_from(sock, &reply, src, ip));
-                            if !matches!(sent, Some(Ok(_))) {
-                                let _ = sock.try_send_to(&reply, src);
-                            }
+                            let _ = local::try_send(sock, &reply, src, from);
                         }
                         inbox.tally.count_refused();
                         crate::ops::metrics::refused("overload");
@@ -427,8 +424,10 @@ async fn recv_stamped(
                     ControlMessageOwned::Ipv6PacketInfo(info) => {
                         dst = Some(IpAddr::V6(info.ipi6_addr.s6_addr.into()));
                     }
+                    // The local address a reply goes from (for a broadcast, the interface's),
+                    // not the header's destination.
                     ControlMessageOwned::Ipv4PacketInfo(info) => {
-                        dst = Some(IpAddr::V4(u32::from_be(info.ipi_addr.s_addr).into()));
+                        dst = Some(IpAddr::V4(u32::from_be(info.ipi_spec_dst.s_addr).into()));
                     }
                     _ => {}
                 }

@@ -36,8 +36,9 @@ impl<'a> Media<'a> {
         let text: &'a [u8] = line.text;
         let mut f = text.strip_prefix(b"m=")?.split(|&b| b == b' ');
         let (media, port, proto) = (f.next()?, f.next()?, f.next()?);
+        // A refused stream may list no format at all (an answer's `m=video 0 RTP/AVP`).
         let formats: Vec<&[u8]> = f.filter(|x| !x.is_empty()).collect();
-        (!media.is_empty() && !port.is_empty() && !formats.is_empty()).then_some(Media {
+        (!media.is_empty() && !port.is_empty()).then_some(Media {
             media,
             port,
             proto,
@@ -78,13 +79,37 @@ struct Section<'a> {
 }
 
 impl<'a> Section<'a> {
-    /// The encoding a payload type names in this section (`a=rtpmap`), lowercase.
-    fn encoding(&self, pt: &[u8]) -> Option<Vec<u8>> {
+    /// The encoding a payload type names in this section (`a=rtpmap`): its name, lowercase,
+    /// and clock rate; the channel count aside (`opus/48000` and `opus/48000/2` are one).
+    fn encoding(&self, pt: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         self.rest.iter().find_map(|l| {
             let v = l.value(b"a=rtpmap:")?;
             let (n, enc) = v.split_at(v.iter().position(|&b| b == b' ')?);
-            (n == pt).then(|| enc.trim_ascii().to_ascii_lowercase())
+            if n != pt {
+                return None;
+            }
+            let mut parts = enc.trim_ascii().split(|&b| b == b'/');
+            let name = parts.next()?.to_ascii_lowercase();
+            Some((name, parts.next().unwrap_or_default().to_vec()))
         })
+    }
+
+    /// Whether a payload type carries the stream's media itself, not tones, comfort noise or
+    /// redundancy around another format: a section cut to those alone would carry no audio.
+    fn is_media(&self, pt: &[u8]) -> bool {
+        const AUXILIARY: [&[u8]; 6] = [
+            b"telephone-event",
+            b"cn",
+            b"red",
+            b"ulpfec",
+            b"flexfec",
+            b"rtx",
+        ];
+        match self.encoding(pt) {
+            Some((name, _)) => !AUXILIARY.contains(&name.as_slice()),
+            // A static type named by its number alone (13 is comfort noise).
+            None => pt != b"13",
+        }
     }
 }
 
@@ -163,7 +188,7 @@ fn cut_section<'a>(
     answered: &Section<'_>,
 ) -> Option<(Vec<u8>, Vec<&'a [u8]>)> {
     let mut line = Vec::with_capacity(s.m.text.len());
-    if o.refused() {
+    if o.refused() || o.formats.is_empty() {
         return None;
     }
     if a.refused() {
@@ -174,21 +199,18 @@ fn cut_section<'a>(
     if !o.is_rtp() {
         return None;
     }
-    // A format is kept when the answer lists its number for the same encoding, or (an
-    // answerer that renumbered a dynamic type, RFC 3264 §6.1 says only SHOULD) the same
-    // encoding under its own number.
+    // A format is kept when the answer lists its number (whatever it maps it to: keeping
+    // one too many is harmless, dropping one the answer took is not), or its encoding under
+    // another number (an answerer that renumbered a dynamic type: RFC 3264 §6.1 says only
+    // SHOULD).
     let taken = |pt: &[u8]| {
         let ours = s.encoding(pt);
-        a.formats.iter().any(|f| {
-            let theirs = answered.encoding(f);
-            match (&ours, &theirs) {
-                (Some(x), Some(y)) => x == y,
-                _ => *f == pt,
-            }
-        })
+        a.formats
+            .iter()
+            .any(|f| *f == pt || (ours.is_some() && ours == answered.encoding(f)))
     };
     let (kept, dropped): (Vec<&[u8]>, Vec<&[u8]>) = o.formats.iter().partition(|f| taken(f));
-    if kept.is_empty() || dropped.is_empty() {
+    if dropped.is_empty() || !kept.iter().any(|f| s.is_media(f)) {
         return None;
     }
     o.write(o.port, &kept, &mut line);
@@ -237,12 +259,32 @@ mod tests {
         let cut = agree(answer).unwrap();
         assert!(cut.contains("m=audio 30000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=ptime:20\r\n"), "{cut}");
         assert!(cut.contains("m=video 30002 RTP/AVP 97\r\n"), "{cut}");
-        // A type the answer names for another encoding is not the offer's.
+        // A number the answer lists is kept whatever it maps it to: one too many does no
+        // harm, one the answer took and the cut dropped would.
         let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
             m=audio 4000 RTP/AVP 96 0\r\na=rtpmap:96 G7221/16000\r\nm=video 4002 RTP/AVP 97\r\n";
         let cut = agree(answer).unwrap();
-        assert!(cut.contains("m=audio 30000 RTP/AVP 0\r\n"), "{cut}");
-        assert!(!cut.contains("opus"), "{cut}");
+        assert!(cut.contains("m=audio 30000 RTP/AVP 0 96\r\n"), "{cut}");
+        // An encoding is its name and clock rate: a channel count written or not, any case.
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000/1\r\na=rtpmap:101 telephone-event/8000\r\n\
+            m=video 4002 RTP/AVP 97\r\n";
+        let cut = agree(answer).unwrap();
+        assert!(cut.contains("m=audio 30000 RTP/AVP 8 101\r\n"), "{cut}");
+    }
+
+    #[test]
+    fn a_cut_never_leaves_tones_alone_and_a_bare_refusal_is_read() {
+        // The answer's tones alone are in the offer: cut to them, the stream would carry no
+        // audio, so it stays as offered.
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 18 101\r\na=rtpmap:101 telephone-event/8000\r\nm=video 4002 RTP/AVP 97\r\n";
+        assert_eq!(agree(answer), None);
+        // A refused stream written without formats is refused all the same.
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 0 8 9 96 101\r\nm=video 0 RTP/AVP\r\n";
+        let cut = agree(answer).unwrap();
+        assert!(cut.contains("m=video 0 RTP/AVP 97\r\n"), "{cut}");
     }
 
     #[test]

@@ -208,6 +208,11 @@ impl Call {
             info!(call_id = %self.call_id(), status, "the caller refused the offer of the answered session");
             return;
         }
+        // The session cut to the peer's own answer refused: its next refresh offers the
+        // offer as it was before the cut, at a version past the refused one.
+        if matches!(status, 400 | 415 | 488 | 606) && self.offer_uncut_again(side) {
+            info!(call_id = %self.call_id(), ?side, status, "the agreed session refused: the next refresh offers it uncut");
+        }
         if !r.retried {
             let policy = self.timer_policy(side);
             if status == 422
@@ -244,6 +249,22 @@ impl Call {
         };
         self.timers
             .set(CallTimer::SessionRefresh(side), cx.now + wait);
+    }
+
+    /// Offer `side` our offer as it was before its cut (`Call::agree`) from now on; false
+    /// when it was never cut.
+    fn offer_uncut_again(&mut self, side: Side) -> bool {
+        let Some(seen) = self.sdp[side].as_mut() else {
+            return false;
+        };
+        let (Some(uncut), Some(sent)) = (seen.uncut.take(), seen.sent.as_mut()) else {
+            return false;
+        };
+        sent.0 = uncut;
+        if let Some(o) = self.media.as_mut().and_then(|m| m.shown[side].as_mut()) {
+            o.refused();
+        }
+        true
     }
 
     /// How long to wait after glare (a 491) on `side` (RFC 3261 §14.1): the owner of the

@@ -30,8 +30,10 @@ pub struct Relayed {
 /// What stood before a relayed offer.
 #[derive(Debug, Clone, Default)]
 pub struct Standing {
-    /// The SDP the far leg had last been sent (offered again by session refreshes).
+    /// The SDP the far leg had last been sent (offered again by session refreshes), and
+    /// that offer uncut when it was cut to its answer.
     pub far_sent: Option<SentSdp>,
+    pub far_uncut: Option<bytes::Bytes>,
     /// The `o=` line the origin's peer had sent last (a re-INVITE with it again is a
     /// refresh).
     pub origin_received: Option<String>,

@@ -778,8 +778,10 @@ fn routes_take_a_number_however_the_callers_peer_dials_it() {
     assert_eq!(dial(&mut h, "010123456", "z9hG4bKr3"), (1, 0, vec![]));
     // Another country's number: no `+44` route, the `00` route as dialled.
     assert_eq!(dial(&mut h, "0044207946000", "z9hG4bKr4"), (0, 1, vec![]));
-    // A short code stays as dialled: no route takes `112`.
+    // A short code stays as dialled: no route takes `112`; nor do bare digits, which may be
+    // an extension of the PBX's own (`20001` is not `+8620001`).
     assert_eq!(dial(&mut h, "112", "z9hG4bKr5"), (0, 0, vec![404]));
+    assert_eq!(dial(&mut h, "20001", "z9hG4bKr8"), (0, 0, vec![404]));
     // Without a country code the peer's dialling plan is unknown: numbers as dialled.
     let mut h = plan(None);
     assert_eq!(dial(&mut h, "010123456", "z9hG4bKr6"), (0, 0, vec![404]));

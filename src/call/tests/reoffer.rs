@@ -107,3 +107,15 @@ fn the_same_session_is_not_offered_again_and_a_refused_offer_leaves_the_call() {
     );
     assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
 }
+
+/// A caller whose dialog is gone (481 to our offer) ends the call: the callee gets its BYE.
+#[test]
+fn a_caller_gone_when_offered_ends_the_call() {
+    let mut h = anchored();
+    taken_early_then_answered(&mut h, "ro4", "b2", &second_branch_sdp());
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 481, "alice1", &[], None));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+}

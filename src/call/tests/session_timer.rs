@@ -370,6 +370,18 @@ fn our_refresh_offers_the_session_agreed_not_the_first_offer() {
     let again = h.one_request(CARRIER_A, Method::Invite);
     assert_eq!(again.body(), refresh.body());
     assert!(h.take(PHONE).is_empty(), "the phone never hears of it");
+    // A carrier that refuses the agreed session is offered the first offer again, at a
+    // version past the one it refused.
+    h.recv_msg(CARRIER_A, reply(&again, 488, "carrier1", &[], None));
+    h.take_requests(CARRIER_A, Method::Ack);
+    h.advance(Duration::from_millis(4_200));
+    let uncut = h.one_request(CARRIER_A, Method::Invite);
+    assert!(
+        body(&uncut).contains(" RTP/AVP 0 8\r\n"),
+        "{}",
+        body(&uncut)
+    );
+    assert_eq!(origin(&uncut), "- 1 3 IN IP4 127.0.0.1");
 }
 
 #[test]

@@ -61,7 +61,9 @@ fn slot_of(ip: IpAddr) -> Option<usize> {
     // Two readers noting the same new address take two entries: both name it.
     let i = t.used.fetch_add(1, Ordering::AcqRel);
     if i >= MAX_LOCAL_IPS {
-        t.used.store(MAX_LOCAL_IPS, Ordering::Release);
+        if t.used.swap(MAX_LOCAL_IPS + 1, Ordering::AcqRel) == MAX_LOCAL_IPS {
+            tracing::warn!(%ip, "{MAX_LOCAL_IPS} local addresses seen on wildcard listeners: answers to new ones leave from the address the kernel picks");
+        }
         return None;
     }
     let _ = t.slots[i].set(ip);
@@ -87,31 +89,45 @@ pub(super) fn split(id: ListenerId) -> (usize, Option<IpAddr>) {
     (usize::from(id.0 & 0xff), ip)
 }
 
-/// Send `bytes` to `to` from `from`, a local address (the socket is a wildcard one). An
-/// error of the kernel's refusing that source (`EINVAL`, `EADDRNOTAVAIL`) is the caller's
-/// to send without it; `WouldBlock` too, as for any send.
-pub(super) fn try_send_from(
+/// Send `bytes` to `to` without waiting, from `from` when given (a local address; the socket
+/// is a wildcard one), else, or when the kernel will not send from there (an address this
+/// host does not have, yet or any more), from what the kernel picks; the flag says it
+/// would not. `WouldBlock` is the caller's, as for any send.
+pub(super) fn try_send(
     sock: &UdpSocket,
     bytes: &[u8],
     to: SocketAddr,
-    from: IpAddr,
-) -> io::Result<usize> {
-    sock.try_io(Interest::WRITABLE, || send_from(sock, bytes, to, from))
+    from: Option<IpAddr>,
+) -> (io::Result<usize>, bool) {
+    if let Some(ip) = from {
+        match sock.try_io(Interest::WRITABLE, || send_from(sock, bytes, to, ip)) {
+            Err(e) if source_refused(&e) => return (sock.try_send_to(bytes, to), true),
+            sent => return (sent, false),
+        }
+    }
+    (sock.try_send_to(bytes, to), false)
 }
 
-/// [`try_send_from`] waiting for room in the socket buffer.
-pub(super) async fn send_from_when_ready(
+/// [`try_send`] waiting for room in the socket buffer.
+pub(super) async fn send(
     sock: &UdpSocket,
     bytes: &[u8],
     to: SocketAddr,
-    from: IpAddr,
+    from: Option<IpAddr>,
 ) -> io::Result<usize> {
-    sock.async_io(Interest::WRITABLE, || send_from(sock, bytes, to, from))
-        .await
+    if let Some(ip) = from {
+        let sent = sock
+            .async_io(Interest::WRITABLE, || send_from(sock, bytes, to, ip))
+            .await;
+        if !sent.as_ref().is_err_and(source_refused) {
+            return sent;
+        }
+    }
+    sock.send_to(bytes, to).await
 }
 
 /// Whether an error says the kernel would not send from the address asked for.
-pub(super) fn source_refused(e: &io::Error) -> bool {
+fn source_refused(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EINVAL | libc::EADDRNOTAVAIL | libc::ENETUNREACH)
@@ -120,46 +136,43 @@ pub(super) fn source_refused(e: &io::Error) -> bool {
 
 fn send_from(sock: &UdpSocket, bytes: &[u8], to: SocketAddr, from: IpAddr) -> io::Result<usize> {
     use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
-    let iov = [io::IoSlice::new(bytes)];
-    let dest = SockaddrStorage::from(to);
     // The destination's family decides the option: an IPv4 peer of a dual-stack socket goes
     // out over IPv4, which reads `IP_PKTINFO` whatever the socket's family.
-    let sent = match (to, from.to_canonical()) {
+    let (mut v4, mut v6) = (None, None);
+    match (to, from.to_canonical()) {
         (SocketAddr::V4(_), IpAddr::V4(src)) => {
-            let info = libc::in_pktinfo {
+            v4 = Some(libc::in_pktinfo {
                 ipi_ifindex: 0,
                 ipi_spec_dst: libc::in_addr {
                     s_addr: u32::from(src).to_be(),
                 },
                 ipi_addr: libc::in_addr { s_addr: 0 },
-            };
-            let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
-            sendmsg(
-                sock.as_raw_fd(),
-                &iov,
-                &cmsg,
-                MsgFlags::empty(),
-                Some(&dest),
-            )
+            });
         }
         (SocketAddr::V6(_), IpAddr::V6(src)) => {
-            let info = libc::in6_pktinfo {
+            v6 = Some(libc::in6_pktinfo {
                 ipi6_addr: libc::in6_addr {
                     s6_addr: src.octets(),
                 },
                 ipi6_ifindex: 0,
-            };
-            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
-            sendmsg(
-                sock.as_raw_fd(),
-                &iov,
-                &cmsg,
-                MsgFlags::empty(),
-                Some(&dest),
-            )
+            });
         }
         // Another family than the peer's: nothing to ask.
-        _ => sendmsg(sock.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&dest)),
+        _ => {}
+    }
+    let one;
+    let cmsg: &[ControlMessage<'_>] = match (&v4, &v6) {
+        (Some(info), _) => {
+            one = [ControlMessage::Ipv4PacketInfo(info)];
+            &one
+        }
+        (_, Some(info)) => {
+            one = [ControlMessage::Ipv6PacketInfo(info)];
+            &one
+        }
+        _ => &[],
     };
-    sent.map_err(io::Error::from)
+    let iov = [io::IoSlice::new(bytes)];
+    let dest = SockaddrStorage::from(to);
+    sendmsg(sock.as_raw_fd(), &iov, cmsg, MsgFlags::empty(), Some(&dest)).map_err(io::Error::from)
 }
