@@ -36,7 +36,9 @@ impl Call {
     ) {
         // The caller agreed to another session than the one its PRACK did (or may have):
         // no re-offer is made of what it took early.
-        if let Some(m) = self.media.as_mut() {
+        if super::anchor::carries_sdp(&rel.origin_req)
+            && let Some(m) = self.media.as_mut()
+        {
             m.caller_agreed = None;
         }
         // An early offer/answer by UPDATE changes the caller's session, which a later callee

@@ -38,6 +38,7 @@ mod next_offer;
 mod originate;
 mod orphan;
 mod outbound;
+mod own_invite;
 mod per_leg;
 mod phase;
 mod prack_answer;

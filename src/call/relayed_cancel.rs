@@ -89,7 +89,7 @@ impl Call {
     /// no final answer 64·T1 after the CANCEL ends it (RFC 3261 §9.1).
     pub(super) fn on_relayed_invite_timer(&mut self, cx: &mut Cx) {
         let Some(i) = self.relayed_invite() else {
-            return;
+            return self.on_own_invite_timer(cx);
         };
         if !self.relayed[i].1.cancelled {
             debug!(call_id = %self.call_id(), "relayed re-INVITE got no final answer in time (Timer C)");

@@ -249,6 +249,9 @@ impl Call {
             interval: t1,
             since: cx.now,
             has_sdp,
+            shown: (self.media.as_ref())
+                .and_then(|m| m.shown.a.map(|o| o.version()))
+                .filter(|_| has_sdp),
             attempt: self.route.attempt(),
         }));
         self.timers.set(CallTimer::Rel1xx, cx.now + t1);
@@ -329,6 +332,7 @@ impl Call {
             cx.respond(id, req, 200, "OK", &[]);
         }
         let carried_sdp = self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp);
+        let shown = self.uas_rel.pending.as_ref().and_then(|p| p.shown);
         let this_attempt = self
             .uas_rel
             .pending
@@ -345,7 +349,7 @@ impl Call {
         if carried_sdp && !late_offer && !self.uas_rel.answer_acked {
             self.uas_rel.answer_acked = true;
             if let Some(m) = self.media.as_mut() {
-                m.caller_agreed = m.shown.a.map(|o| o.version());
+                m.caller_agreed = shown;
             }
         }
         if std::mem::take(&mut self.uas_rel.failover_waits) && self.phase.is_routing() {

@@ -14,8 +14,8 @@ use tracing::{info, warn};
 
 use super::Side;
 use super::cx::Cx;
-use super::state::{Call, Refreshing, TxnRole};
-use crate::sip::{Method, Request};
+use super::state::Call;
+use crate::sip::Method;
 
 impl Call {
     /// The caller's ACK confirmed the call; `shown` is our 2xx's body and Content-Type.
@@ -38,7 +38,14 @@ impl Call {
             return;
         }
         info!(call_id = %self.call_id(), "the answer differs from the one the caller took early: offering it to the caller");
-        let (body, ct) = shown;
+        // Its SDP alone: an ISUP beside it in a SIP-I 2xx (an ANM) is no part of the offer.
+        let (body, ct) = match crate::sdp::sdp_of(shown.1.as_deref(), &shown.0) {
+            Some(sdp) if crate::sdp::is_multipart(shown.1.as_deref()) => (
+                Bytes::copy_from_slice(sdp),
+                Some("application/sdp".to_string()),
+            ),
+            _ => shown,
+        };
         // The same `o=` version as the 2xx: for a caller that ignored that SDP a newer one,
         // for one that took it the same session again.
         let body = self.shown_again(Side::A, &body, ct.as_deref());
@@ -60,32 +67,6 @@ impl Call {
                 self.launch_own_invite(cx, Side::A, req, asked, (false, true));
             }
             Err(e) => warn!(error = %e, "cannot build the offer to the caller"),
-        }
-    }
-
-    /// Sign and send our own request `req` on `side` (a session refresh, or a re-offer),
-    /// remembered as the one in flight. `flags`: sent again after a refusal, a re-offer.
-    pub(super) fn launch_own_invite(
-        &mut self,
-        cx: &mut Cx,
-        side: Side,
-        mut req: Request,
-        asked: std::time::Duration,
-        (retried, reoffer): (bool, bool),
-    ) {
-        let Some(target) = self.dialog(side).map(|d| d.target) else {
-            return;
-        };
-        self.sign(cx, side, &mut req);
-        if let Some(txn) = self.start_client(cx, req.clone(), target, TxnRole::Refresh(side)) {
-            self.refresh = Some(Box::new(Refreshing {
-                txn,
-                side,
-                sent: req,
-                asked,
-                retried,
-                reoffer,
-            }));
         }
     }
 }

@@ -236,6 +236,8 @@ pub struct Refreshing {
     /// Not a refresh but the gateway's own offer of the session the leg was last shown
     /// (`reoffer.rs`): its failure changes no timer.
     pub reoffer: bool,
+    /// Cancelled after only provisionals for too long (`own_invite.rs`).
+    pub cancelled: bool,
 }
 
 /// What a new call is made of; [`Call::start`] gives everything else its starting state.

@@ -123,13 +123,14 @@ impl Call {
     /// The answer to our session refresh `id`.
     pub(in crate::call) fn on_refresh_response(&mut self, cx: &mut Cx, id: TxnId, resp: Response) {
         if resp.is_provisional() {
-            return;
+            return self.own_invite_heard(cx, id);
         }
         self.close_txn(id);
         let Some(r) = self.refresh.take_if(|r| r.txn == id) else {
             self.ack_2xx_again(cx, &resp);
             return;
         };
+        self.own_invite_done();
         let side = r.side;
         let status = resp.status();
         if self.phase.is_ending() {
@@ -169,8 +170,9 @@ impl Call {
                 let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
             }
             if r.reoffer {
-                // It restated the leg's timer, if the leg has one.
-                if self.session[side].is_some() {
+                // It restated the leg's timer, or asked for none: the peer's 2xx says which
+                // the leg has now (RFC 4028 §9), as for a relayed re-INVITE.
+                if self.timer_policy(side).supported() {
                     self.adopt_session(cx, side, &resp);
                 }
                 return;
@@ -191,8 +193,10 @@ impl Call {
                 }
                 Err(why) => {
                     self.challenge_failed(status, &why);
-                    self.timers
-                        .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+                    if !r.reoffer {
+                        self.timers
+                            .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+                    }
                 }
             }
             return;
@@ -200,17 +204,24 @@ impl Call {
         // RFC 4028 §10: a refresh that finds no dialog (481) or no peer (408) ends the call;
         // so does a re-offer (RFC 3261 §12.2.1.2).
         if matches!(status, 408 | 481) {
-            return self.own_invite_lost(cx, side, r.reoffer);
+            return self.own_invite_lost(cx, side, r.reoffer, status);
         }
         if r.reoffer {
             // Refused (a 491 crossed the caller's own offer, which settles the session): the
-            // session stays as the caller has it.
+            // session stays as the caller has it, and what it is sent next is a new version.
             info!(call_id = %self.call_id(), status, "the caller refused the offer of the answered session");
+            if let Some(o) = self.media.as_mut().and_then(|m| m.shown[side].as_mut()) {
+                o.refused();
+            }
             return;
         }
         // The session cut to the peer's own answer refused: its next refresh offers the
         // offer as it was before the cut, at a version past the refused one.
-        if matches!(status, 400 | 415 | 488 | 606) && self.offer_uncut_again(side) {
+        if matches!(status, 400 | 415 | 488 | 606)
+            && r.sent.method() == Method::Invite
+            && crate::call::anchor::carries_sdp(&r.sent)
+            && self.offer_uncut_again(side)
+        {
             info!(call_id = %self.call_id(), ?side, status, "the agreed session refused: the next refresh offers it uncut");
         }
         if !r.retried {
@@ -286,15 +297,22 @@ impl Call {
     pub(in crate::call) fn on_refresh_failed(&mut self, cx: &mut Cx, id: TxnId) {
         self.close_txn(id);
         if let Some(r) = self.refresh.take_if(|r| r.txn == id) {
-            self.own_invite_lost(cx, r.side, r.reoffer);
+            self.own_invite_done();
+            self.own_invite_lost(cx, r.side, r.reoffer, 408);
         }
     }
 
-    /// Our own request on `side` found no dialog or no peer: a refresh's session expired,
-    /// a re-offer's leg is gone.
-    fn own_invite_lost(&mut self, cx: &mut Cx, side: Side, reoffer: bool) {
+    /// Our own request on `side` found no dialog (481) or no peer (408, or no answer): a
+    /// refresh's session expired, a re-offer's leg is gone.
+    fn own_invite_lost(&mut self, cx: &mut Cx, side: Side, reoffer: bool, status: u16) {
+        use crate::interop::causes::Q850Cause;
         if reoffer {
-            self.far_leg_lost(cx, crate::interop::causes::Q850Cause::TIMER_EXPIRY);
+            let cause = if status == 481 {
+                Q850Cause::TEMPORARY_FAILURE
+            } else {
+                Q850Cause::TIMER_EXPIRY
+            };
+            self.far_leg_lost(cx, cause);
         } else {
             self.session_expired(cx, side);
         }

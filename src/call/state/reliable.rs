@@ -336,6 +336,9 @@ pub struct PendingRel {
     pub interval: Duration,
     pub since: Instant,
     pub has_sdp: bool,
+    /// The `o=` version its SDP was shown at (anchored): what the caller agrees to by its
+    /// PRACK, whatever it was shown since (a 2xx held for that PRACK).
+    pub shown: Option<u64>,
     /// The attempt it came from (`RoutePlan::attempt` then): the caller's answer in its
     /// PRACK answers that attempt's callee only, never one a failover tried next.
     pub attempt: u32,

@@ -119,3 +119,89 @@ fn a_caller_gone_when_offered_ends_the_call() {
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
 }
+
+/// The other branch's 200 comes before the phone's PRACK of the first branch's 183: it is
+/// held for that PRACK (RFC 3262), and the phone still agreed to the 183's session, which
+/// its PRACK acknowledges, not to the 200's: it is offered the 200's after its ACK. Before
+/// (the agreed session read when the PRACK came), nothing was offered.
+#[test]
+fn a_2xx_held_for_the_prack_of_another_branchs_answer_is_offered_after_the_ack() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_100rel("ro5", "z9hG4bKro5"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            183,
+            "b1",
+            &[(Hdr::CONTACT, "<sip:b1@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let r183 = h.response_with(PHONE, 183, "the first branch's answer, reliably");
+    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let ours = r183.to_tag().unwrap();
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "b2",
+            &[(Hdr::CONTACT, "<sip:b2@127.0.0.3>")],
+            Some(&second_branch_sdp()),
+        ),
+    );
+    assert!(h.take(PHONE).is_empty(), "the 200 waits for the PRACK");
+    h.recv(PHONE, &phone_prack("ro5", &ours, 2, rseq, ""));
+    let ok = (h.take(PHONE).into_iter())
+        .find_map(|m| match m {
+            Message::Response(r) if r.cseq().is_some_and(|c| c.1 == Method::Invite) => Some(r),
+            _ => None,
+        })
+        .expect("the held 200");
+    assert_eq!(ok.status(), 200);
+    h.recv(
+        PHONE,
+        &from_phone_in("ro5", "ACK", &ours, 1, "z9hG4bKack", ""),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    assert_eq!(re.body(), ok.body());
+}
+
+/// Our re-INVITE answered only with a provisional is cancelled 64·T1 after it, and given up
+/// 64·T1 after a CANCEL nobody answers: the dialog takes INVITEs again (the phone's own is
+/// relayed, not refused with 491). Before, it waited for ever, and every re-INVITE of
+/// either side got 491.
+#[test]
+fn our_reinvite_that_only_rings_is_cancelled_then_given_up() {
+    for answers_cancel in [true, false] {
+        let mut h = anchored();
+        let (_, ours) = taken_early_then_answered(&mut h, "ro6", "b2", &second_branch_sdp());
+        let re = h.one_request(PHONE, Method::Invite);
+        h.recv_msg(PHONE, reply(&re, 180, "alice1", &[], None));
+        h.advance(Duration::from_secs(31));
+        assert!(h.take_requests(PHONE, Method::Cancel).is_empty());
+        h.advance(Duration::from_millis(1_100));
+        let cancel = h.one_request(PHONE, Method::Cancel);
+        assert_eq!(cancel.cseq().unwrap().0, re.cseq().unwrap().0);
+        if answers_cancel {
+            h.recv_msg(PHONE, reply(&cancel, 200, "alice1", &[], None));
+            h.recv_msg(PHONE, reply(&re, 487, "alice1", &[], None));
+            assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+        } else {
+            h.advance(Duration::from_millis(32_100));
+        }
+        let hold = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+        h.recv(
+            PHONE,
+            &from_phone_in("ro6", "INVITE", &ours, 3, "z9hG4bKhold", &hold),
+        );
+        assert_eq!(
+            h.take_requests(CARRIER_A, Method::Invite).len(),
+            1,
+            "answers_cancel {answers_cancel}: the phone's re-INVITE goes on"
+        );
+        assert!(h.cdrs.is_empty());
+    }
+}

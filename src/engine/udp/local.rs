@@ -61,7 +61,8 @@ fn slot_of(ip: IpAddr) -> Option<usize> {
     // Two readers noting the same new address take two entries: both name it.
     let i = t.used.fetch_add(1, Ordering::AcqRel);
     if i >= MAX_LOCAL_IPS {
-        if t.used.swap(MAX_LOCAL_IPS + 1, Ordering::AcqRel) == MAX_LOCAL_IPS {
+        // (`used` keeps growing past the table, one a new address: the first says so.)
+        if i == MAX_LOCAL_IPS {
             tracing::warn!(%ip, "{MAX_LOCAL_IPS} local addresses seen on wildcard listeners: answers to new ones leave from the address the kernel picks");
         }
         return None;

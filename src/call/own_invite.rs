@@ -1,0 +1,115 @@
+//! The gateway's own re-INVITE (or UPDATE) in a dialog: a session refresh
+//! (`session/refresh.rs`) or a re-offer to the caller (`reoffer.rs`), one at a time
+//! (`Call::refresh`). An INVITE of ours that the peer answers only with provisionals is
+//! cancelled 64·T1 after the last one (a UAC may CANCEL a re-INVITE, RFC 3261 §14.1, and
+//! the dialog takes no other INVITE meanwhile), and given up 64·T1 after that CANCEL if
+//! the peer answers nothing (§9.1); its 2xx, should it come later, is still ACKed.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::Side;
+use super::cancel::cancel_for;
+use super::cx::Cx;
+use super::state::{Call, GivenUpInvite, Refreshing, TxnRole};
+use super::timers::CallTimer;
+use crate::sip::{Method, Request};
+use crate::txn::TxnId;
+
+impl Call {
+    /// Sign and send our own request `req` on `side` (a session refresh, or a re-offer),
+    /// remembered as the one in flight. `flags`: sent again after a refusal, a re-offer.
+    pub(super) fn launch_own_invite(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        mut req: Request,
+        asked: std::time::Duration,
+        (retried, reoffer): (bool, bool),
+    ) {
+        let Some(target) = self.dialog(side).map(|d| d.target) else {
+            return;
+        };
+        self.sign(cx, side, &mut req);
+        if let Some(txn) = self.start_client(cx, req.clone(), target, TxnRole::Refresh(side)) {
+            self.refresh = Some(Box::new(Refreshing {
+                txn,
+                side,
+                sent: req,
+                asked,
+                retried,
+                reoffer,
+                cancelled: false,
+            }));
+        }
+    }
+
+    /// A provisional to our own request `id`: an INVITE of ours waits for its final answer
+    /// 64·T1 from now. (It shares the relayed INVITE's timer: the dialog has one INVITE at a
+    /// time, ours or a relayed one.)
+    pub(super) fn own_invite_heard(&mut self, cx: &mut Cx, id: TxnId) {
+        if self
+            .refresh
+            .as_ref()
+            .is_some_and(|r| r.txn == id && !r.cancelled && r.sent.method() == Method::Invite)
+        {
+            self.timers
+                .set(CallTimer::RelayedInvite, cx.now + own_invite_wait(cx));
+        }
+    }
+
+    /// Our own INVITE ended (a final answer, or none at all): its timer goes.
+    pub(super) fn own_invite_done(&mut self) {
+        if self.relayed_invite().is_none() {
+            self.timers.clear(CallTimer::RelayedInvite);
+        }
+    }
+
+    /// The timer of our own INVITE: cancel it; past 64·T1 after the CANCEL, give it up.
+    pub(super) fn on_own_invite_timer(&mut self, cx: &mut Cx) {
+        let Some(r) = (self.refresh.as_mut()).filter(|r| r.sent.method() == Method::Invite) else {
+            return;
+        };
+        let side = r.side;
+        if !r.cancelled {
+            r.cancelled = true;
+            let built = cancel_for(&r.sent, &[]);
+            info!(call_id = %self.call_id(), ?side, "our re-INVITE got no final answer in time: cancelled");
+            match (built, self.dialog(side).map(|d| d.target)) {
+                (Ok(c), Some(target)) => cx.send_unowned(c, target),
+                (Err(e), _) => warn!(error = %e, "cannot build CANCEL"),
+                (_, None) => {}
+            }
+            self.timers
+                .set(CallTimer::RelayedInvite, cx.now + own_invite_wait(cx));
+            return;
+        }
+        let Some(r) = self.refresh.take() else {
+            return;
+        };
+        warn!(call_id = %self.call_id(), ?side, "the peer never answered the CANCEL of our re-INVITE: given up");
+        self.close_txn(r.txn);
+        cx.env.owners.remove(&r.txn);
+        cx.env.txn.abandon(r.txn, cx.now, &mut cx.env.txn_out);
+        if let Some(cseq) = r.sent.cseq().map(|c| c.0) {
+            self.given_up[side]
+                .get_or_insert_with(Box::default)
+                .remember(GivenUpInvite {
+                    cseq,
+                    offerless: !super::anchor::carries_sdp(&r.sent),
+                });
+        }
+        if !r.reoffer && self.session[side].is_some() {
+            // A refresh is tried again; the leg expires if none ever works.
+            self.timers.set(
+                CallTimer::SessionRefresh(side),
+                cx.now + own_invite_wait(cx),
+            );
+        }
+    }
+}
+
+fn own_invite_wait(cx: &Cx) -> Duration {
+    cx.env.timers.t1 * 64
+}
