@@ -14,6 +14,18 @@ fn second_branch_sdp() -> String {
         )
 }
 
+/// The phone's INVITE (offering 100rel) and branch b1's 183 with its answer, which reaches
+/// the phone reliably: the carrier's INVITE, the 183's RSeq and our tag toward the phone.
+fn first_branch_183(h: &mut H, call_id: &str) -> (Request, u32, String) {
+    h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:b1@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "b1", &contact, Some(SDP)));
+    let r183 = h.response_with(PHONE, 183, "the first branch's answer, reliably");
+    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    (inv, rseq, r183.to_tag().unwrap())
+}
+
 /// An anchored call whose phone PRACKed branch b1's 183 answer, answered by `answer` from
 /// branch `tag`: the phone's 200 and our tag toward it, once it has ACKed.
 fn taken_early_then_answered(
@@ -22,13 +34,7 @@ fn taken_early_then_answered(
     tag: &str,
     answer: &str,
 ) -> (Response, String) {
-    h.recv(PHONE, &invite_100rel(call_id, &format!("z9hG4bK{call_id}")));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let contact = [(Hdr::CONTACT, "<sip:b1@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 183, "b1", &contact, Some(SDP)));
-    let r183 = h.response_with(PHONE, 183, "the first branch's answer, reliably");
-    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
-    let ours = r183.to_tag().unwrap();
+    let (inv, rseq, ours) = first_branch_183(h, call_id);
     h.recv(PHONE, &phone_prack(call_id, &ours, 2, rseq, ""));
     assert_eq!(h.statuses(PHONE), vec![200]);
     let contact = [(Hdr::CONTACT, "<sip:b2@127.0.0.3>")];
@@ -127,21 +133,7 @@ fn a_caller_gone_when_offered_ends_the_call() {
 #[test]
 fn a_2xx_held_for_the_prack_of_another_branchs_answer_is_offered_after_the_ack() {
     let mut h = anchored();
-    h.recv(PHONE, &invite_100rel("ro5", "z9hG4bKro5"));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            183,
-            "b1",
-            &[(Hdr::CONTACT, "<sip:b1@127.0.0.3>")],
-            Some(SDP),
-        ),
-    );
-    let r183 = h.response_with(PHONE, 183, "the first branch's answer, reliably");
-    let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
-    let ours = r183.to_tag().unwrap();
+    let (inv, rseq, ours) = first_branch_183(&mut h, "ro5");
     h.recv_msg(
         CARRIER_A,
         reply(

@@ -54,14 +54,27 @@ fn with_headers(msg: &str, extra: &str) -> String {
 /// A call from the phone (its INVITE with `phone_extra`) answered by the carrier (its 200
 /// with `carrier_extra`) and ACKed. Returns (the carrier's INVITE, the phone's 200).
 fn call_with(h: &mut H, phone_extra: &str, carrier_extra: &[(Hdr, &str)]) -> (Request, Response) {
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", phone_extra),
-    );
+    call_offering(h, phone_extra, carrier_extra, (SDP, SDP))
+}
+
+/// [`call_with`], the phone offering `sdp.0` and the carrier answering `sdp.1`.
+fn call_offering(
+    h: &mut H,
+    phone_extra: &str,
+    carrier_extra: &[(Hdr, &str)],
+    sdp: (&str, &str),
+) -> (Request, Response) {
+    let invite = invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", phone_extra)
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {}", sdp.0.len()),
+        )
+        .replace(SDP, sdp.0);
+    h.recv(PHONE, &invite);
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let mut extra = vec![(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
     extra.extend_from_slice(carrier_extra);
-    h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &extra, Some(SDP)));
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &extra, Some(sdp.1)));
     let ok = h.response_with(PHONE, 200, "the phone gets the 200");
     let tag = ok.to_tag().unwrap();
     h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
@@ -227,10 +240,15 @@ fn a_refresh_after_a_refused_reinvite_offers_the_session_that_stands_not_the_ref
 fn refresh_answered(h: &mut H, sdp: &str) {
     h.advance(Duration::from_millis(150_200));
     let refresh = h.one_request(CARRIER_A, Method::Invite);
+    answer_refresh(h, &refresh, sdp);
+}
+
+/// The carrier's 200 with `sdp` to our refresh re-INVITE `refresh`.
+fn answer_refresh(h: &mut H, refresh: &Request, sdp: &str) {
     h.recv_msg(
         CARRIER_A,
         reply(
-            &refresh,
+            refresh,
             200,
             "carrier1",
             &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
@@ -301,34 +319,13 @@ fn our_refresh_offers_the_session_agreed_not_the_first_offer() {
         "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
         "RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
     );
-    let invite = invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", "")
-        .replace(
-            &format!("Content-Length: {}", SDP.len()),
-            &format!("Content-Length: {}", two.len()),
-        )
-        .replace(SDP, &two);
-    h.recv(PHONE, &invite);
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let body = |r: &Request| String::from_utf8_lossy(r.body()).into_owned();
-    assert!(body(&inv).contains("RTP/AVP 0 8\r\n"), "{}", body(&inv));
     let pcma = SDP.replace(
         "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
         "RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
     );
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "carrier1",
-            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
-            Some(&pcma),
-        ),
-    );
-    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
-    let tag = ok.to_tag().unwrap();
-    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
-    h.one_request(CARRIER_A, Method::Ack);
+    let (inv, _) = call_offering(&mut h, "", &[], (&two, &pcma));
+    let body = |r: &Request| String::from_utf8_lossy(r.body()).into_owned();
+    assert!(body(&inv).contains("RTP/AVP 0 8\r\n"), "{}", body(&inv));
     let origin = |r: &Request| {
         body(r)
             .lines()
@@ -354,16 +351,7 @@ fn our_refresh_offers_the_session_agreed_not_the_first_offer() {
         body(&inv)
     );
     assert_eq!(origin(&refresh), "- 1 2 IN IP4 127.0.0.1");
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &refresh,
-            200,
-            "carrier1",
-            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
-            Some(&pcma),
-        ),
-    );
+    answer_refresh(&mut h, &refresh, &pcma);
     h.take_requests(CARRIER_A, Method::Ack);
     // The next refresh is the same session: the same version.
     h.advance(Duration::from_millis(150_200));
