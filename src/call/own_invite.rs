@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::Side;
 use super::cancel::cancel_for;
 use super::cx::Cx;
-use super::state::{Call, GivenUpInvite, Refreshing, TxnRole};
+use super::state::{Call, Refreshing, TxnRole};
 use super::timers::CallTimer;
 use crate::sip::{Method, Request};
 use crate::txn::TxnId;
@@ -89,17 +89,8 @@ impl Call {
             return;
         };
         warn!(call_id = %self.call_id(), ?side, "the peer never answered the CANCEL of our re-INVITE: given up");
-        self.close_txn(r.txn);
-        cx.env.owners.remove(&r.txn);
-        cx.env.txn.abandon(r.txn, cx.now, &mut cx.env.txn_out);
-        if let Some(cseq) = r.sent.cseq().map(|c| c.0) {
-            self.given_up[side]
-                .get_or_insert_with(Box::default)
-                .remember(GivenUpInvite {
-                    cseq,
-                    offerless: !super::anchor::carries_sdp(&r.sent),
-                });
-        }
+        self.abandon_txn(cx, r.txn);
+        self.remember_given_up(side, &r.sent);
         if !r.reoffer && self.session[side].is_some() {
             // A refresh is tried again; the leg expires if none ever works.
             self.timers.set(

@@ -79,10 +79,16 @@ impl Call {
     /// retransmissions; a late answer finds none).
     pub(super) fn give_up_relayed(&mut self, cx: &mut Cx, i: usize) -> Relayed {
         let (txn, rel) = self.relayed.swap_remove(i);
+        self.abandon_txn(cx, txn);
+        rel
+    }
+
+    /// Our client transaction `txn` is given up: no more retransmissions, and a late
+    /// answer finds none.
+    pub(super) fn abandon_txn(&mut self, cx: &mut Cx, txn: TxnId) {
         self.close_txn(txn);
         cx.env.owners.remove(&txn);
         cx.env.txn.abandon(txn, cx.now, &mut cx.env.txn_out);
-        rel
     }
 
     /// The relayed INVITE's timer: Timer C (only 1xx for too long) cancels it; after that,
@@ -101,14 +107,18 @@ impl Call {
         rel.terminate(cx);
         // The origin's session stands as it was; so does what the gateway keeps of it.
         self.offer_not_taken(cx, &rel);
-        // Should its 2xx still come, it gets an ACK built from the dialog (`ack_again_on`).
-        let far = rel.origin.other();
-        if let Some(cseq) = rel.sent.cseq().map(|c| c.0) {
-            self.given_up[far]
+        self.remember_given_up(rel.origin.other(), &rel.sent);
+    }
+
+    /// Our INVITE `sent` on `side` was given up: should its 2xx still come, it gets an ACK
+    /// built from the dialog (`ack_again_on`).
+    pub(super) fn remember_given_up(&mut self, side: Side, sent: &Request) {
+        if let Some(cseq) = sent.cseq().map(|c| c.0) {
+            self.given_up[side]
                 .get_or_insert_with(Box::default)
                 .remember(GivenUpInvite {
                     cseq,
-                    offerless: !super::anchor::carries_sdp(&rel.sent),
+                    offerless: !super::anchor::carries_sdp(sent),
                 });
         }
     }
