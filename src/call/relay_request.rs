@@ -157,6 +157,7 @@ impl Call {
                     .as_ref()
                     .and_then(|s| s.received_origin.clone()),
                 origin_sent: self.sdp[side].as_ref().and_then(|s| s.sent.clone()),
+                origin_uncut: self.sdp[side].as_ref().and_then(|s| s.uncut.clone()),
                 far_received: self.sdp[other]
                     .as_ref()
                     .and_then(|s| s.received_origin.clone()),

@@ -365,6 +365,7 @@ impl Call {
         if let Some(seen) = self.sdp[rel.origin].as_mut() {
             seen.received_origin.clone_from(&standing.origin_received);
             seen.sent.clone_from(&standing.origin_sent);
+            seen.uncut.clone_from(&standing.origin_uncut);
         }
         if let Some(before) = &standing.media {
             self.media_as_before(cx, before);

@@ -37,9 +37,11 @@ pub struct Standing {
     /// The `o=` line the origin's peer had sent last (a re-INVITE with it again is a
     /// refresh).
     pub origin_received: Option<String>,
-    /// The SDP the origin had last been sent, and the `o=` line the far leg had sent last:
-    /// an answer in a provisional (a 183) changes both before the offer fails.
+    /// The SDP the origin had last been sent (and uncut, as `far_uncut`), and the `o=` line
+    /// the far leg had sent last: an answer in a provisional (a 183) changes both before the
+    /// offer fails.
     pub origin_sent: Option<SentSdp>,
+    pub origin_uncut: Option<bytes::Bytes>,
     pub far_received: Option<String>,
     /// The anchored streams.
     pub media: Option<MediaState>,
