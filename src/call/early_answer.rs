@@ -60,6 +60,15 @@ impl Call {
             self.note_sdp_received(Side::B, &early.body, early.ct.as_deref());
             self.agree(Side::B, &early.body, early.ct.as_deref());
             let _ = self.anchored_body(cx, Side::B, &early.body, early.ct.as_deref(), false);
+            // Unless the caller agreed to another branch's answer: then this one goes in the
+            // 2xx (the caller ignores it, RFC 3261 §13.2.1) and is offered to it after its
+            // ACK (`reoffer.rs`).
+            let moved = self.media.as_ref().is_some_and(|m| {
+                m.caller_agreed.is_some() && m.shown.a.map(|o| o.version()) != m.caller_agreed
+            });
+            if moved && let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
+                warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
+            }
         }
         resp
     }

@@ -197,3 +197,38 @@ fn our_reinvite_that_only_rings_is_cancelled_then_given_up() {
         assert!(h.cdrs.is_empty());
     }
 }
+
+/// Branch b2 answers reliably too (its 183, which the phone PRACKs but ignores: it took
+/// b1's) and then sends its 200 without SDP: the phone's 200 carries b2's answer, and after
+/// the ACK it is offered to the phone. Before, the 200 went without SDP and nothing was
+/// offered: the phone went on sending b1's PCMU to b2.
+#[test]
+fn a_2xx_without_sdp_after_another_branchs_reliable_answer_is_offered_too() {
+    let mut h = anchored();
+    let (inv, rseq, ours) = first_branch_183(&mut h, "ro7");
+    h.recv(PHONE, &phone_prack("ro7", &ours, 2, rseq, ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    let b2 = second_branch_sdp();
+    h.recv_msg(
+        CARRIER_A,
+        super::prack::reliable_183_from(&inv, "b2", 1, "<sip:b2@127.0.0.3>", &b2),
+    );
+    h.take_requests(CARRIER_A, Method::Prack);
+    let r183 = h.response_with(PHONE, 183, "b2's answer, reliably");
+    let rseq2 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    h.recv(PHONE, &phone_prack("ro7", &ours, 3, rseq2, ""));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    let contact = [(Hdr::CONTACT, "<sip:b2@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "b2", &contact, None));
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    assert!(
+        String::from_utf8_lossy(ok.body()).contains("RTP/AVP 8\r\n"),
+        "b2's answer"
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("ro7", "ACK", &ours, 1, "z9hG4bKack", ""),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    assert_eq!(re.body(), ok.body());
+}
