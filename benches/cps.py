@@ -13,7 +13,8 @@ Setup latency (INVITE -> 200) is timed by a probe beside the load: one call at a
 40 ms from the UAC's address (another port), p50/p99 per step.
 (front-N: contrib/kamailio/trunkgate-front.cfg on 127.0.0.1:5074 with N instances behind it;
 the CPU and PSS reported are the front's and the instances' together.)
-(trunkgate-base runs the binary named by TRUNKGATE_BASE_BIN: an earlier build, for before/after.)
+(trunkgate-base runs the binary named by TRUNKGATE_BASE_BIN: an earlier build, for before/after;
+with TRUNKGATE_BASE_CONFIG, on that configuration instead of benches/trunkgate/gateway.toml.)
 Needs: sipp (sip-tester), kamailio (for that target), a release build of trunkgate.
 """
 import argparse, csv, glob, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
@@ -85,7 +86,12 @@ def start_middle(target, work):
             binary = os.environ.get("TRUNKGATE_BIN", os.path.join(ROOT, "target/release/trunkgate"))
         env = dict(os.environ, RUST_LOG="warn")
         log = os.path.join(work, "trunkgate.log")
-        p = subprocess.Popen([binary, "run", "--config", os.path.join(ROOT, "benches/trunkgate/gateway.toml")],
+        # TRUNKGATE_BASE_CONFIG: the base target on another configuration (the same binary
+        # on a wildcard listener, say).
+        config = os.path.join(ROOT, "benches/trunkgate/gateway.toml")
+        if target == "trunkgate-base":
+            config = os.environ.get("TRUNKGATE_BASE_CONFIG", config)
+        p = subprocess.Popen([binary, "run", "--config", config],
                              cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         time.sleep(1.0)
         if p.poll() is not None:
