@@ -69,6 +69,12 @@ impl Config {
             .map(|(_, p)| p)
     }
 
+    /// `[sip] advertise` when it is an IP address (bare, or IPv6 in brackets): what our own
+    /// requests and connections leave from, where the host has it.
+    pub fn advertise_ip(&self) -> Option<IpAddr> {
+        super::sip::advertise_ip(&self.advertise)
+    }
+
     /// The first route for a call from `from` dialling `number`.
     pub fn route_for(&self, from: &PeerName, number: &str) -> Option<&Route> {
         self.route_from(Some(from), number)

@@ -451,6 +451,27 @@ fn transport_addresses() {
     assert!(parse_transport_addr("udp:example.com:5060").is_err());
 }
 
+/// The advertised address as our requests leave from it: an IPv6 one in brackets too
+/// (before, only one written bare was taken, and a bracketed one left from the kernel's
+/// pick); a host name is none.
+#[test]
+fn the_advertised_ip_is_read_bare_or_in_brackets() {
+    let mut cfg = crate::call::tests::config();
+    for (written, ip) in [
+        ("192.0.2.7", Some("192.0.2.7")),
+        ("[2001:db8::7]", Some("2001:db8::7")),
+        ("2001:db8::7", Some("2001:db8::7")),
+        ("sbc.example.com", None),
+    ] {
+        cfg.advertise = written.into();
+        assert_eq!(
+            cfg.advertise_ip(),
+            ip.map(|i| i.parse().unwrap()),
+            "{written}"
+        );
+    }
+}
+
 /// `request_uri_params = "…;user=phone"` is `user_phone = true`: the number's parameters go
 /// into the user part with it. Before, `;user=phone` followed the host while the number's
 /// parameters (`;rn=`, `;phone-context=`) stayed out of the user part, unread as a number's.

@@ -144,9 +144,9 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     core.set_overload_tag(&inbox.overload.tag);
     let mut shell = Shell {
         core,
-        udp: udp::Out::new(udp_socks).advertising(cfg.advertise.parse().ok()),
+        udp: udp::Out::new(udp_socks).advertising(cfg.advertise_ip()),
         tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids)
-            .advertising(cfg.advertise.parse().ok()),
+            .advertising(cfg.advertise_ip()),
         inbox,
         sip: metrics::SipCounters::default(),
         summary_at: Instant::now() + SUMMARY_EVERY,
