@@ -42,9 +42,11 @@ impl fmt::Display for Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u64);
 
-/// One of the engine's UDP listeners (its place in `[sip] listen` among the UDP ones). A
-/// reply leaves by the listener its request came in on: a peer behind NAT, or one that
-/// checks where answers come from, hears nothing from another address (RFC 3581 §4).
+/// One of the engine's UDP listeners (its place in `[sip] listen` among the UDP ones, in the
+/// low byte), and on a wildcard one the local address the datagram came to (the high byte,
+/// the engine's to read: `engine/udp/local.rs`). A reply leaves by that listener, from that
+/// address: a peer behind NAT, or one that checks where answers come from, hears nothing
+/// from another address (RFC 3581 §4). The core only carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(pub u16);
 
