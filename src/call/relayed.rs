@@ -370,12 +370,13 @@ impl Call {
         if let Some(before) = &standing.media {
             self.media_as_before(cx, before);
         }
-        // The far peer saw the refused offer's version: what it is sent next goes past it.
-        if let Some(o) = self
-            .media
-            .as_mut()
-            .and_then(|m| m.shown[rel.origin.other()].as_mut())
-        {
+        self.shown_refused(rel.origin.other());
+    }
+
+    /// `side`'s peer refused the offer it was last shown: what it is sent next goes past
+    /// that version ([`crate::sdp::Origin::refused`]; an anchored call).
+    pub(super) fn shown_refused(&mut self, side: Side) {
+        if let Some(o) = self.media.as_mut().and_then(|m| m.shown[side].as_mut()) {
             o.refused();
         }
     }

@@ -210,10 +210,7 @@ impl Call {
             // Refused (a 491 crossed the caller's own offer, which settles the session): the
             // session stays as the caller has it, and what it is sent next is a new version.
             info!(call_id = %self.call_id(), status, "the caller refused the offer of the answered session");
-            if let Some(o) = self.media.as_mut().and_then(|m| m.shown[side].as_mut()) {
-                o.refused();
-            }
-            return;
+            return self.shown_refused(side);
         }
         // The session cut to the peer's own answer refused: its next refresh offers the
         // offer as it was before the cut, at a version past the refused one.
@@ -272,9 +269,7 @@ impl Call {
             return false;
         };
         sent.0 = uncut;
-        if let Some(o) = self.media.as_mut().and_then(|m| m.shown[side].as_mut()) {
-            o.refused();
-        }
+        self.shown_refused(side);
         true
     }
 
