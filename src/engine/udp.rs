@@ -130,17 +130,22 @@ impl Out {
             warn!(%to, "no UDP listener to send from");
             return;
         };
-        let now_ms = self.born.elapsed().as_millis() as u64;
-        let advertise = self
-            .advertise
-            .filter(|_| now_ms >= self.advertise_off_until.load(Ordering::Relaxed));
-        let from = came_to.or(advertise).filter(|ip| {
-            bound.ip().is_unspecified() && ip.is_ipv4() == to.ip().to_canonical().is_ipv4()
-        });
+        // Only a wildcard listener picks a source, and only a request we start reads the
+        // clock (whether `advertise` is asked for again): a bound listener's send is as it was.
+        let now_ms = || self.born.elapsed().as_millis() as u64;
+        let from = if bound.ip().is_unspecified() {
+            came_to.or_else(|| {
+                (self.advertise)
+                    .filter(|_| now_ms() >= self.advertise_off_until.load(Ordering::Relaxed))
+            })
+        } else {
+            None
+        };
+        let from = from.filter(|ip| ip.is_ipv4() == to.ip().to_canonical().is_ipv4());
         let (sent, refused) = local::try_send(sock, &bytes, to, from);
         if refused && came_to.is_none() {
             // Asked again in a while: a floating address may come to this host.
-            (self.advertise_off_until).store(now_ms + ADVERTISE_RETRY_MS, Ordering::Relaxed);
+            (self.advertise_off_until).store(now_ms() + ADVERTISE_RETRY_MS, Ordering::Relaxed);
         }
         match sent {
             Ok(_) => {}
@@ -225,7 +230,7 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
                 continue;
             }
         };
-        let dst_mapped = dst.map(|d| matches!(d, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some()));
+        let dst_mapped = dst.map(super::bind::is_mapped);
         if super::bind::mapped_impostor(src.ip(), local, dst_mapped) {
             crate::ops::metrics::refused("mapped_source");
             continue;
