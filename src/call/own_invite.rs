@@ -74,16 +74,9 @@ impl Call {
         let side = r.side;
         if !r.cancelled {
             r.cancelled = true;
-            let built = cancel_for(&r.sent, &[]);
+            let cancel = cancel_for(&r.sent, &[]);
             info!(call_id = %self.call_id(), ?side, "our re-INVITE got no final answer in time: cancelled");
-            match (built, self.dialog(side).map(|d| d.target)) {
-                (Ok(c), Some(target)) => cx.send_unowned(c, target),
-                (Err(e), _) => warn!(error = %e, "cannot build CANCEL"),
-                (_, None) => {}
-            }
-            self.timers
-                .set(CallTimer::RelayedInvite, cx.now + own_invite_wait(cx));
-            return;
+            return self.cancel_in_dialog(cx, side, cancel);
         }
         let Some(r) = self.refresh.take() else {
             return;

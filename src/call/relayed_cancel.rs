@@ -137,12 +137,22 @@ impl Call {
         }
     }
 
-    /// CANCEL relayed INVITE `i` where it went; it has 64·T1 to answer.
+    /// CANCEL relayed INVITE `i` where it went.
     fn cancel_relayed(&mut self, cx: &mut Cx, i: usize) {
         let rel = &self.relayed[i].1;
-        let far = rel.origin.other();
-        let built = cancel_for(&rel.sent, &[]);
-        match (built, self.dialog(far).map(|d| d.target)) {
+        let (far, cancel) = (rel.origin.other(), cancel_for(&rel.sent, &[]));
+        self.cancel_in_dialog(cx, far, cancel);
+    }
+
+    /// Send `cancel` (of an INVITE of ours, relayed or our own) on `side`; the INVITE has
+    /// 64·T1 to answer (its timer, `CallTimer::RelayedInvite`).
+    pub(super) fn cancel_in_dialog(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        cancel: Result<Request, crate::sip::SipError>,
+    ) {
+        match (cancel, self.dialog(side).map(|d| d.target)) {
             (Ok(c), Some(target)) => cx.send_unowned(c, target),
             (Err(e), _) => warn!(error = %e, "cannot build CANCEL"),
             (_, None) => {}
