@@ -75,19 +75,16 @@ impl Config {
         super::sip::advertise_ip(&self.advertise)
     }
 
-    /// The first route for a call from `from` dialling `number`.
-    pub fn route_for(&self, from: &PeerName, number: &str) -> Option<&Route> {
-        self.route_from(Some(from), number)
-    }
-
-    /// [`Config::route_for`] for a number written two ways (as dialled, and in its global
-    /// form): the first route whose prefix either form starts with.
+    /// [`Config::route_from`] for a call from `from` whose number is written two ways (as
+    /// dialled, and in its global form): the first route whose prefix either form starts
+    /// with.
     pub fn route_for_either(&self, from: &PeerName, dialled: &str, global: &str) -> Option<&Route> {
         self.first_route(Some(from), &[dialled, global])
     }
 
-    /// [`Config::route_for`], where a call the gateway places itself without a peer to
-    /// come from (a call-back without `from_peer`) follows only the `from = "*"` routes.
+    /// The first route for a call from `from` dialling `number`; a call the gateway places
+    /// itself without a peer to come from (a call-back without `from_peer`) follows only the
+    /// `from = "*"` routes.
     pub fn route_from(&self, from: Option<&PeerName>, number: &str) -> Option<&Route> {
         self.first_route(from, &[number])
     }

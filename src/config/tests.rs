@@ -61,10 +61,12 @@ fn loads_a_valid_tree() {
     assert_eq!(pbx.name.as_str(), "pbx");
     assert_eq!(pbx.domain, "127.0.0.2");
     assert!(cfg.peer_for_source("127.0.0.9".parse().unwrap()).is_none());
-    let r = cfg.route_for(&PeerName("pbx".into()), "+8610").unwrap();
+    let r = cfg
+        .route_from(Some(&PeerName("pbx".into())), "+8610")
+        .unwrap();
     assert_eq!(r.to[0].as_str(), "carrier-a");
     let r = cfg
-        .route_for(&PeerName("carrier-a".into()), "1000")
+        .route_from(Some(&PeerName("carrier-a".into())), "1000")
         .unwrap();
     assert_eq!(r.to[0].as_str(), "pbx");
 }
