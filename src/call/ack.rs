@@ -130,18 +130,19 @@ impl Call {
             .is_some_and(|p| p.cseq == cseq)
             && let Some(p) = self.take_pending_2xx(side)
         {
-            // Only the caller's ACK of our 2xx confirms the call: an ACK of nothing we
-            // sent (a stray, or one while the 2xx is held for a PRACK) leaves it as it is.
-            let mut shown = None;
+            // Only the caller's ACK of our 2xx confirms the call and ends its early
+            // offer/answer: an ACK of nothing we sent (a stray, or one while the 2xx is held
+            // for a PRACK) leaves all of it as it is.
+            let (mut shown, mut early) = (None, None);
             if side == Side::A {
                 self.phase.confirm();
-                if self
-                    .media
-                    .as_ref()
-                    .is_some_and(|m| m.caller_agreed.is_some())
-                {
-                    shown = Some((p.resp.body().clone(), p.resp.header(&Hdr::CONTENT_TYPE)));
-                }
+                early = self.uas_rel.early_answer.take();
+                self.uas_rel.caller_session = None;
+                let agreed = self.media.as_mut().and_then(|m| m.caller_agreed.take());
+                shown = agreed.map(|v| {
+                    let ct = p.resp.header(&Hdr::CONTENT_TYPE);
+                    (v, (p.resp.body().clone(), ct))
+                });
             }
             // The other side hung up while this ACK was awaited (its 2xx was ACKed then):
             // this side's BYE may go now.
@@ -163,8 +164,7 @@ impl Call {
             };
             if answer.is_empty()
                 && p.offer
-                && side == Side::A
-                && let Some((early, early_ct)) = self.uas_rel.early_answer.as_deref()
+                && let Some((early, early_ct)) = early.as_deref()
             {
                 // The callee's 2xx offers the session its unreliable 18x showed; the caller
                 // had that 18x reliably and answered in its PRACK, so for the caller the
@@ -202,15 +202,8 @@ impl Call {
                     })
             });
             self.send_ack_encoded(cx, side.other(), other_cseq, body, encoding);
-            if let Some(shown) = shown {
-                self.reoffer_if_moved(cx, shown);
-            }
-        }
-        if side == Side::A {
-            self.uas_rel.early_answer = None;
-            self.uas_rel.caller_session = None;
-            if let Some(m) = self.media.as_mut() {
-                m.caller_agreed = None;
+            if let Some((agreed, shown)) = shown {
+                self.reoffer_if_moved(cx, agreed, shown);
             }
         }
     }

@@ -18,16 +18,20 @@ use super::state::Call;
 use crate::sip::Method;
 
 impl Call {
-    /// The caller's ACK confirmed the call; `shown` is our 2xx's body and Content-Type.
-    /// When the caller agreed early to another session than that 2xx showed, it is offered
-    /// that session now. A caller's own offer under way settles the session as well.
-    pub(super) fn reoffer_if_moved(&mut self, cx: &mut Cx, shown: (Bytes, Option<String>)) {
-        let Some(m) = self.media.as_mut() else {
-            return;
-        };
-        let (Some(agreed), now) = (m.caller_agreed.take(), m.shown.a.map(|o| o.version())) else {
-            return;
-        };
+    /// The caller's ACK confirmed the call; `shown` is our 2xx's body and Content-Type, and
+    /// `agreed` the `o=` version of the session the caller took early. When that is another
+    /// session than the 2xx showed, it is offered that session now. A caller's own offer
+    /// under way settles the session as well.
+    pub(super) fn reoffer_if_moved(
+        &mut self,
+        cx: &mut Cx,
+        agreed: u64,
+        shown: (Bytes, Option<String>),
+    ) {
+        let now = self
+            .media
+            .as_ref()
+            .and_then(|m| m.shown.a.map(|o| o.version()));
         if now.is_none_or(|v| v == agreed)
             || self.phase.is_ending()
             || self.refresh.is_some()

@@ -129,9 +129,17 @@ fn a_caller_gone_when_offered_ends_the_call() {
 /// The other branch's 200 comes before the phone's PRACK of the first branch's 183: it is
 /// held for that PRACK (RFC 3262), and the phone still agreed to the 183's session, which
 /// its PRACK acknowledges, not to the 200's: it is offered the 200's after its ACK. Before
-/// (the agreed session read when the PRACK came), nothing was offered.
+/// (the agreed session read when the PRACK came), nothing was offered. A stray ACK from the
+/// phone before its ACK of the 200 (one of nothing we sent) changes none of that: before,
+/// it cleared what the phone had agreed to, and nothing was offered.
 #[test]
 fn a_2xx_held_for_the_prack_of_another_branchs_answer_is_offered_after_the_ack() {
+    for stray in [false, true] {
+        held_for_the_prack_then_offered(stray);
+    }
+}
+
+fn held_for_the_prack_then_offered(stray: bool) {
     let mut h = anchored();
     let (inv, rseq, ours) = first_branch_183(&mut h, "ro5");
     h.recv_msg(
@@ -153,6 +161,13 @@ fn a_2xx_held_for_the_prack_of_another_branchs_answer_is_offered_after_the_ack()
         })
         .expect("the held 200");
     assert_eq!(ok.status(), 200);
+    if stray {
+        h.recv(
+            PHONE,
+            &from_phone_in("ro5", "ACK", &ours, 7, "z9hG4bKstray", ""),
+        );
+        assert!(h.take(CARRIER_A).is_empty(), "nothing to pass on");
+    }
     h.recv(
         PHONE,
         &from_phone_in("ro5", "ACK", &ours, 1, "z9hG4bKack", ""),
