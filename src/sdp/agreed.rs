@@ -34,11 +34,13 @@ struct Media<'a> {
 impl<'a> Media<'a> {
     fn read(line: &Line<'a>) -> Option<Media<'a>> {
         let text: &'a [u8] = line.text;
-        let mut f = text.strip_prefix(b"m=")?.split(|&b| b == b' ');
-        let (media, port, proto) = (f.next()?, f.next()?, f.next()?);
+        // Split as anchoring splits it, whatever runs of spaces part the fields.
+        let (media, port, rest) = super::anchor::m_fields(text.strip_prefix(b"m=")?)?;
+        let mut f = rest.split(|&b| b == b' ').filter(|x| !x.is_empty());
+        let proto = f.next()?;
         // A refused stream may list no format at all (an answer's `m=video 0 RTP/AVP`).
-        let formats: Vec<&[u8]> = f.filter(|x| !x.is_empty()).collect();
-        (!media.is_empty() && !port.is_empty()).then_some(Media {
+        let formats: Vec<&[u8]> = f.collect();
+        Some(Media {
             media,
             port,
             proto,
@@ -285,6 +287,33 @@ mod tests {
             m=audio 4000 RTP/AVP 0 8 9 96 101\r\nm=video 0 RTP/AVP\r\n";
         let cut = agree(answer).unwrap();
         assert!(cut.contains("m=video 0 RTP/AVP 97\r\n"), "{cut}");
+    }
+
+    /// Fields parted by more than one space (RFC 4566 wants one; a peer may send more) are
+    /// read as the anchoring reads them. Before, an empty field was taken for the port or the
+    /// transport, and the offer went whole.
+    #[test]
+    fn an_m_line_with_runs_of_spaces_is_read_as_anchoring_reads_it() {
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 8\r\nm=video  0 RTP/AVP\r\n";
+        for offer in [
+            OFFER.replace("m=audio 30000 RTP", "m=audio  30000 RTP"),
+            OFFER.replace("30000 RTP/AVP 0", "30000  RTP/AVP  0"),
+        ] {
+            let cut = agreed(
+                Some("application/sdp"),
+                offer.as_bytes(),
+                Some("application/sdp"),
+                answer.as_bytes(),
+            )
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .expect("the offer changes");
+            assert!(
+                cut.contains("m=audio 30000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n"),
+                "{cut}"
+            );
+            assert!(cut.contains("m=video 0 RTP/AVP 97\r\n"), "{cut}");
+        }
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn ascii(b: &[u8]) -> Option<&str> {
 /// fields (RFC 4566 wants one; a peer may send more): its media, its port field, and the
 /// rest from the transport on. The rewrite goes through it, so the port it replaces is
 /// the one `read` took (fuzz finding F6).
-fn m_fields(v: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+pub(super) fn m_fields(v: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     fn next<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
         let start = rest.iter().position(|&b| b != b' ')?;
         let from = &rest[start..];
