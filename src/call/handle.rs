@@ -74,6 +74,7 @@ impl Call {
                 CallTimer::RelayedInvite => self.on_relayed_invite_timer(cx),
                 CallTimer::PrackOffer => self.on_prack_offer_timer(cx),
                 CallTimer::InviteTimeout => self.on_invite_timeout(cx),
+                CallTimer::Reoffer => self.on_reoffer_timer(cx),
             }
         }
     }

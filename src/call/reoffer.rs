@@ -7,7 +7,9 @@
 //! anchored call the gateway offers the caller, after its ACK, the session that 2xx showed
 //! (RFC 3264 §8; a re-INVITE, which every peer takes), and the relay follows the answer.
 //! Its answer goes through the session-refresh path (`session/refresh.rs`), one own
-//! re-INVITE at a time.
+//! re-INVITE at a time. Glare (a 491: the caller's own request crossed ours) is no refusal:
+//! the offer is made again after the wait RFC 3261 §14.1 gives, unless the caller's own
+//! offer settled the session meanwhile.
 
 use bytes::Bytes;
 use tracing::{info, warn};
@@ -15,7 +17,22 @@ use tracing::{info, warn};
 use super::Side;
 use super::cx::Cx;
 use super::state::Call;
-use crate::sip::Method;
+use super::timers::CallTimer;
+use crate::sip::{Hdr, Method, Request};
+
+/// Times an offer met by glare is made again: a caller that answers every one 491 is not
+/// offered for ever.
+const GLARE_TRIES: u8 = 3;
+
+/// An offer to the caller that met glare, waiting to be made again.
+#[derive(Debug, Clone)]
+pub struct ReofferAgain {
+    body: Bytes,
+    ct: Option<String>,
+    /// The `o=` version the caller was last shown: any SDP sent to it since (its own
+    /// offer answered) moves it, and settles the session.
+    version: u64,
+}
 
 impl Call {
     /// The caller's ACK confirmed the call; `shown` is our 2xx's body and Content-Type, and
@@ -52,6 +69,14 @@ impl Call {
         };
         // The same `o=` version as the 2xx: for a caller that ignored that SDP a newer one,
         // for one that took it the same session again.
+        if let Some(m) = self.media.as_mut() {
+            m.glare_tries = 0;
+        }
+        self.send_reoffer(cx, body, ct);
+    }
+
+    /// Offer the caller `body` (SDP alone) in a re-INVITE.
+    fn send_reoffer(&mut self, cx: &mut Cx, body: Bytes, ct: Option<String>) {
         let body = self.shown_again(Side::A, &body, ct.as_deref());
         let Some(leg) = self.dialog_mut(Side::A) else {
             return;
@@ -72,5 +97,60 @@ impl Call {
             }
             Err(e) => warn!(error = %e, "cannot build the offer to the caller"),
         }
+    }
+
+    /// Our offer `sent` to the caller met glare (491): made again after the wait of the
+    /// party that does not own the dialog's Call-ID (RFC 3261 §14.1), so that the caller's
+    /// own retry, which waits longer, comes after it.
+    pub(super) fn reoffer_after_glare(&mut self, cx: &mut Cx, sent: &Request) {
+        let wait = self.glare_wait(cx, Side::A);
+        let call_id = self.call_id().to_string();
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        let Some(version) = m.shown.a.map(|o| o.version()) else {
+            return;
+        };
+        if m.glare_tries >= GLARE_TRIES {
+            info!(%call_id, "the caller met every offer of the answered session with glare: left");
+            return;
+        }
+        info!(%call_id, ?wait, "glare on the offer of the answered session: made again");
+        m.glare_tries += 1;
+        m.reoffer_again = Some(Box::new(ReofferAgain {
+            body: sent.body().clone(),
+            ct: sent.header(&Hdr::CONTENT_TYPE),
+            version,
+        }));
+        self.timers.set(CallTimer::Reoffer, cx.now + wait);
+    }
+
+    /// [`CallTimer::Reoffer`]: the offer that met glare, again, unless the caller was shown
+    /// another session since (its own offer, answered, settled it) or an offer is under
+    /// way; the latter waits another while.
+    pub(super) fn on_reoffer_timer(&mut self, cx: &mut Cx) {
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        let Some(again) = m.reoffer_again.take() else {
+            return;
+        };
+        if self.phase.is_ending() || m.shown.a.map(|o| o.version()) != Some(again.version) {
+            return;
+        }
+        if self.refresh.is_some()
+            || self.reinvite_in_progress()
+            || self.unanswered_offer(Side::A).is_some()
+            || self.pending_2xx[Side::A].is_some()
+        {
+            let wait = self.glare_wait(cx, Side::A);
+            if let Some(m) = self.media.as_mut() {
+                m.reoffer_again = Some(again);
+            }
+            self.timers.set(CallTimer::Reoffer, cx.now + wait);
+            return;
+        }
+        let ReofferAgain { body, ct, .. } = *again;
+        self.send_reoffer(cx, body, ct);
     }
 }

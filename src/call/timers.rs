@@ -31,6 +31,9 @@ pub enum CallTimer {
     /// A relayed INVITE's far leg said only 1xx for too long (Timer C), or did not answer
     /// our CANCEL of it in 64·T1: give it up (RFC 3261 §16.6 step 11, §9.1).
     RelayedInvite,
+    /// The wait after glare (a 491) to our offer to the caller of the answered session is
+    /// over: it is made again (RFC 3261 §14.1; `reoffer.rs`).
+    Reoffer,
     /// The caller's PRACK whose offer is with the callee (in an UPDATE) has waited long
     /// enough: it is answered without one, well before the caller's PRACK transaction gives
     /// up (64·T1; see `prack_offer::PRACK_OFFER_WAIT_T1`).
@@ -40,7 +43,7 @@ pub enum CallTimer {
     InviteTimeout,
 }
 
-const COUNT: usize = 16;
+const COUNT: usize = 17;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -58,6 +61,7 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::RelayedInvite,
     CallTimer::PrackOffer,
     CallTimer::InviteTimeout,
+    CallTimer::Reoffer,
 ];
 
 impl CallTimer {
@@ -79,6 +83,7 @@ impl CallTimer {
             CallTimer::RelayedInvite => 13,
             CallTimer::PrackOffer => 14,
             CallTimer::InviteTimeout => 15,
+            CallTimer::Reoffer => 16,
         }
     }
 }

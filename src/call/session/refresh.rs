@@ -207,10 +207,14 @@ impl Call {
             return self.own_invite_lost(cx, side, r.reoffer, status);
         }
         if r.reoffer {
-            // Refused (a 491 crossed the caller's own offer, which settles the session): the
-            // session stays as the caller has it, and what it is sent next is a new version.
+            // Refused: the session stays as the caller has it, and what it is sent next is a
+            // new version. Glare (491) is no refusal: the offer is made again later.
+            self.shown_refused(side);
+            if status == 491 {
+                return self.reoffer_after_glare(cx, &r.sent);
+            }
             info!(call_id = %self.call_id(), status, "the caller refused the offer of the answered session");
-            return self.shown_refused(side);
+            return;
         }
         // The session cut to the peer's own answer refused: its next refresh offers the
         // offer as it was before the cut, at a version past the refused one.
@@ -277,7 +281,7 @@ impl Call {
     /// dialog's Call-ID 2.1–4 s, the other party 0–2 s, at random in 10 ms steps, so that the
     /// other side's retry goes first and the two do not cross again. The gateway made the
     /// Call-ID of the callee's leg, and of both legs of a call-back.
-    fn glare_wait(&self, cx: &mut Cx, side: Side) -> Duration {
+    pub(in crate::call) fn glare_wait(&self, cx: &mut Cx, side: Side) -> Duration {
         use rand::Rng;
         let owner = side == Side::B || self.third_party().is_some();
         let steps: u64 = if owner {

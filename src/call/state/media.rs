@@ -42,6 +42,11 @@ pub struct MediaState {
     /// after its ACK (`reoffer.rs`). Cleared by any other early offer/answer on its leg,
     /// and at the ACK.
     pub caller_agreed: Option<u64>,
+    /// Our offer to the caller that met glare (a 491), made again when
+    /// [`crate::call::timers::CallTimer::Reoffer`] fires.
+    pub reoffer_again: Option<Box<crate::call::reoffer::ReofferAgain>>,
+    /// How many times that offer met glare.
+    pub glare_tries: u8,
 }
 
 impl MediaState {

@@ -247,3 +247,108 @@ fn a_2xx_without_sdp_after_another_branchs_reliable_answer_is_offered_too() {
     let re = h.one_request(PHONE, Method::Invite);
     assert_eq!(re.body(), ok.body());
 }
+
+/// Glare: the phone answers our offer 491 (its own request crossed ours). The offer is made
+/// again after the wait RFC 3261 §14.1 gives the party that does not own the Call-ID
+/// (0–2 s), at the next `o=` version, and the relay follows its answer; the phone's own
+/// offer answered in the meantime settles the session instead, and nothing is sent. Before,
+/// a 491 was taken as a refusal: the phone went on sending b1's PCMU to b2.
+#[test]
+fn a_reoffer_met_by_glare_is_made_again_unless_the_phone_settled_the_session() {
+    for phone_offers in [false, true] {
+        let mut h = anchored();
+        let (ok, ours) = taken_early_then_answered(&mut h, "ro8", "b2", &second_branch_sdp());
+        let re = h.one_request(PHONE, Method::Invite);
+        h.recv_msg(PHONE, reply(&re, 491, "alice1", &[], None));
+        assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+        if phone_offers {
+            // The phone's own re-INVITE offering PCMA, answered through the carrier.
+            let pcma = SDP.replace("o=- 1 1", "o=- 1 2").replace(
+                "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+                "RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+            );
+            h.recv(
+                PHONE,
+                &from_phone_in("ro8", "INVITE", &ours, 2, "z9hG4bKre2", &pcma),
+            );
+            let fwd = h.one_request(CARRIER_A, Method::Invite);
+            h.recv_msg(
+                CARRIER_A,
+                reply(
+                    &fwd,
+                    200,
+                    "b2",
+                    &[],
+                    Some(&second_branch_sdp().replace("o=- 7 7", "o=- 7 8")),
+                ),
+            );
+            h.take_requests(CARRIER_A, Method::Ack);
+            assert_eq!(h.statuses(PHONE), vec![100, 200]);
+            h.recv(
+                PHONE,
+                &from_phone_in("ro8", "ACK", &ours, 2, "z9hG4bKack2", ""),
+            );
+            h.advance(Duration::from_secs(5));
+            assert!(
+                h.take_requests(PHONE, Method::Invite).is_empty(),
+                "the phone's own offer settled the session"
+            );
+            continue;
+        }
+        h.advance(Duration::from_millis(2_010));
+        // Sent once the wait was over, and retransmitted since (UDP) if it was short.
+        let sent = h.take_requests(PHONE, Method::Invite);
+        assert!(
+            !sent.is_empty()
+                && sent
+                    .iter()
+                    .all(|r| r.cseq() == sent[0].cseq() && r.body() == sent[0].body())
+        );
+        let again = sent[0].clone();
+        assert!(again.cseq().unwrap().0 > re.cseq().unwrap().0);
+        let body = String::from_utf8_lossy(again.body()).into_owned();
+        let first = String::from_utf8_lossy(ok.body()).into_owned();
+        let version = |s: &str| {
+            let o = s.lines().find(|l| l.starts_with("o=")).unwrap().to_string();
+            o.split(' ').nth(2).unwrap().parse::<u64>().unwrap()
+        };
+        assert_eq!(version(&body), version(&first) + 1, "{body}");
+        assert!(body.contains("RTP/AVP 8\r\n"), "{body}");
+        let phone_answer = SDP
+            .replace(
+                "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+                "m=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+            )
+            .replace("o=- 1 1", "o=- 1 2");
+        h.recv_msg(
+            PHONE,
+            reply(&again, 200, "alice1", &[], Some(&phone_answer)),
+        );
+        assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+        assert_eq!(
+            h.relay_pairs()[0].a_remote,
+            Some("192.0.2.10:4100".parse().unwrap())
+        );
+        h.advance(Duration::from_secs(5));
+        assert!(h.take_requests(PHONE, Method::Invite).is_empty(), "once");
+        assert!(h.cdrs.is_empty());
+    }
+}
+
+/// A phone that meets every one of our offers with glare is offered three more times, then
+/// left with the session it has; the call goes on.
+#[test]
+fn glare_without_end_is_tried_three_more_times() {
+    let mut h = anchored();
+    taken_early_then_answered(&mut h, "ro9", "b2", &second_branch_sdp());
+    let mut offers = 0;
+    for _ in 0..6 {
+        if let Some(re) = h.take_requests(PHONE, Method::Invite).first().cloned() {
+            offers += 1;
+            h.recv_msg(PHONE, reply(&re, 491, "alice1", &[], None));
+        }
+        h.advance(Duration::from_secs(4));
+    }
+    assert_eq!(offers, 4);
+    assert!(h.cdrs.is_empty());
+}
