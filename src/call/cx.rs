@@ -78,6 +78,10 @@ pub struct Env {
     /// a peer; `moved_calls` of them are still up (see [`Env::peers_moved`]).
     pub moved_before: super::CallRef,
     pub moved_calls: usize,
+    /// Calls released (their CDR written) that are still finishing their last transactions:
+    /// no longer in progress, so no `max_calls` counts them (an outage whose BYEs go
+    /// unanswered would otherwise hold the slots for 32 s more).
+    pub ended_calls: usize,
     /// `[limits]`: calls per second and at once, gateway-wide and per peer.
     pub limits: Limits,
     /// CDRs can be written (else new calls get 503, without a CDR of their own).

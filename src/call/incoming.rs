@@ -347,7 +347,7 @@ impl B2bua {
             Ok(adm) => adm,
             Err(refusal) => return self.refuse(now, id, &req, &ingress.name, refusal),
         };
-        let calls = self.calls.len();
+        let calls = self.active_calls();
         if let Err(over) = self.env.limits.admit_call(now, &ingress.name, calls) {
             self.env
                 .out

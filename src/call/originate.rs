@@ -64,7 +64,7 @@ impl B2bua {
         let Some(ingress) = ingress else {
             return refuse(self, CallTag::NoRoute, Q850Cause::UNALLOCATED);
         };
-        let calls = self.calls.len();
+        let calls = self.active_calls();
         let admitted = match from {
             Some(p) => self.env.limits.admit_call(now, p, calls),
             None => self.env.limits.admit_gateway(now, calls),

@@ -66,6 +66,7 @@ impl Call {
             "call ended"
         );
         cx.emit(Output::Cdr(Box::new(cdr)));
+        cx.env.ended_calls += 1;
         // Over for its peers: their `max_calls` no longer count it, though its last
         // transactions may take 32 s more (a BYE toward a trunk that died), else an outage
         // would hold the caller's slots that long.

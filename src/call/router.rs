@@ -86,6 +86,7 @@ impl B2bua {
                 draining: false,
                 moved_before: 0,
                 moved_calls: 0,
+                ended_calls: 0,
                 limits,
                 cdr_writable: true,
                 retransmissions: Default::default(),
@@ -162,9 +163,9 @@ impl B2bua {
         self.env.peers_moved()
     }
 
-    /// Calls in progress.
+    /// Calls in progress: not those released and finishing their last transactions.
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.len().saturating_sub(self.env.ended_calls)
     }
 
     /// Calls counted against `peer`'s `[limits] max_calls` (for tests and health).
@@ -371,6 +372,9 @@ impl B2bua {
         self.headroom.forget(r);
         if self.env.peers_moved() && r < self.env.moved_before {
             self.env.moved_calls -= 1;
+        }
+        if call.phase.is_ending() {
+            self.env.ended_calls = self.env.ended_calls.saturating_sub(1);
         }
         if let Some(key) = call.setup_key() {
             self.env.dialogs.remove_setup(&key, r);

@@ -150,28 +150,53 @@ fn counts_return_to_zero_however_calls_end() {
 }
 
 /// The phone hangs up and the carrier, gone, never answers our BYE: the call is over (its
-/// CDR written), so the phone's one slot is free at once, not after the BYE's 32 s.
+/// CDR written), so the phone's one slot is free at once, not after the BYE's 32 s; the
+/// peer's and the gateway's alike. Before, the gateway's `max_calls` counted the ended call
+/// until it was forgotten, and an outage refused new calls that long.
 #[test]
 fn an_ended_call_frees_its_slots_while_its_bye_is_unanswered() {
     let one = CallLimits {
         max_calls: Some(1),
         cps: None,
     };
-    let mut h = limited(CallLimits::default(), &[("pbx", one)]);
-    let (_inv, ok) = answered_call(&mut h);
-    let tag = ok.to_tag().unwrap();
-    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKlbye2"));
-    h.one_request(CARRIER_A, Method::Bye);
-    assert_eq!(h.cdrs.len(), 1);
-    h.take(PHONE);
-    call(&mut h, 2);
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
-    assert_eq!(h.core.peer_calls(&PeerName("pbx".into())), 1);
-    // The first call, forgotten once its BYE timed out, is not released twice.
-    h.advance(Duration::from_secs(40));
-    assert_eq!(h.core.stats().calls, 1);
-    assert_eq!(h.core.peer_calls(&PeerName("pbx".into())), 1);
+    for gateways in [false, true] {
+        let mut h = if gateways {
+            limited(one, &[])
+        } else {
+            limited(CallLimits::default(), &[("pbx", one)])
+        };
+        let (_inv, ok) = answered_call(&mut h);
+        let tag = ok.to_tag().unwrap();
+        h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKlbye2"));
+        h.one_request(CARRIER_A, Method::Bye);
+        assert_eq!(h.cdrs.len(), 1);
+        assert_eq!(
+            h.core.active_calls(),
+            0,
+            "the ended call is no call in progress"
+        );
+        h.take(PHONE);
+        call(&mut h, 2);
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
+        assert_eq!(h.core.active_calls(), 1);
+        if !gateways {
+            assert_eq!(h.core.peer_calls(&PeerName("pbx".into())), 1);
+        }
+        // The first call, forgotten once its BYE timed out, is not released twice.
+        h.advance(Duration::from_secs(40));
+        assert_eq!(h.core.stats().calls, 1);
+        assert_eq!(h.core.active_calls(), 1);
+        if !gateways {
+            assert_eq!(h.core.peer_calls(&PeerName("pbx".into())), 1);
+        }
+        call(&mut h, 3);
+        assert_eq!(
+            refused(&mut h),
+            Some((503, Some("10".into()))),
+            "still one at most"
+        );
+    }
 }
 
 #[test]
