@@ -313,7 +313,7 @@ impl Call {
 
     /// A 2xx to our INVITE with CSeq `cseq` on `side`, after its transaction was done.
     pub(super) fn ack_again_on(&mut self, cx: &mut Cx, side: Side, cseq: u32, resp: &Response) {
-        if let Some(given_up) = self.given_up[side].as_ref().and_then(|g| g.find(cseq)) {
+        if let Some(given_up) = self.given_up[side].as_mut().and_then(|g| g.answer(cseq)) {
             self.ack_given_up(cx, side, given_up, resp);
             return;
         }
@@ -349,6 +349,15 @@ impl Call {
                 "offer in a 2xx to a given-up re-INVITE: refused in the ACK, call released"
             );
             self.release_answered(cx, CallTag::GatewayError, Q850Cause::INTERWORKING);
+        }
+        // An offer of ours answered after all: that peer took a session its other side
+        // never agreed to (that side was told the offer failed). It is offered again the
+        // session the gateway has with it.
+        if !given_up.offerless
+            && !given_up.answered
+            && crate::sdp::carries_sdp(resp.header(&Hdr::CONTENT_TYPE).as_deref(), resp.body())
+        {
+            self.offer_standing_session(cx, side);
         }
     }
 

@@ -119,6 +119,7 @@ impl Call {
                 .remember(GivenUpInvite {
                     cseq,
                     offerless: !super::anchor::carries_sdp(sent),
+                    answered: false,
                 });
         }
     }

@@ -24,13 +24,14 @@ use crate::sip::{Hdr, Method, Request};
 /// offered for ever.
 const GLARE_TRIES: u8 = 3;
 
-/// An offer to the caller that met glare, waiting to be made again.
+/// An offer of ours waiting to be made (after glare, or an INVITE under way).
 #[derive(Debug, Clone)]
 pub struct ReofferAgain {
+    side: Side,
     body: Bytes,
     ct: Option<String>,
-    /// The `o=` version the caller was last shown: any SDP sent to it since (its own
-    /// offer answered) moves it, and settles the session.
+    /// The `o=` version that leg was last shown: any SDP sent to it since (its own offer
+    /// answered) moves it, and settles the session.
     version: u64,
 }
 
@@ -60,25 +61,50 @@ impl Call {
         }
         info!(call_id = %self.call_id(), "the answer differs from the one the caller took early: offering it to the caller");
         // Its SDP alone: an ISUP beside it in a SIP-I 2xx (an ANM) is no part of the offer.
-        let (body, ct) = match crate::sdp::sdp_of(shown.1.as_deref(), &shown.0) {
-            Some(sdp) if crate::sdp::is_multipart(shown.1.as_deref()) => (
-                Bytes::copy_from_slice(sdp),
-                Some("application/sdp".to_string()),
-            ),
-            _ => shown,
-        };
+        let (body, ct) = sdp_alone(shown.0, shown.1);
         // The same `o=` version as the 2xx: for a caller that ignored that SDP a newer one,
         // for one that took it the same session again.
         if let Some(m) = self.media.as_mut() {
             m.glare_tries = 0;
         }
-        self.send_reoffer(cx, body, ct);
+        self.send_reoffer(cx, Side::A, body, ct);
     }
 
-    /// Offer the caller `body` (SDP alone) in a re-INVITE.
-    fn send_reoffer(&mut self, cx: &mut Cx, body: Bytes, ct: Option<String>) {
-        let body = self.shown_again(Side::A, &body, ct.as_deref());
-        let Some(leg) = self.dialog_mut(Side::A) else {
+    /// An offer of ours on `side` was answered after it was given up (`ack.rs`): that peer
+    /// took a session its other side was told had failed. On an anchored call it is offered
+    /// again the session the gateway has with it (our last SDP toward it, at the next
+    /// version), and the relay follows its answer. Not on a call that is not anchored: our
+    /// last SDP there is the other peer's, at a version that peer has already gone past.
+    pub(super) fn offer_standing_session(&mut self, cx: &mut Cx, side: Side) {
+        if self.media.is_none() || self.phase.is_ending() {
+            return;
+        }
+        let Some((body, ct, _)) = self.sdp[side].as_ref().and_then(|s| s.sent.clone()) else {
+            return;
+        };
+        info!(call_id = %self.call_id(), ?side, "a late answer to an offer given up: offering the standing session again");
+        let (body, ct) = sdp_alone(body, ct);
+        if let Some(m) = self.media.as_mut() {
+            m.glare_tries = 0;
+        }
+        if self.leg_busy(side) {
+            return self.reoffer_later(cx, side, body, ct);
+        }
+        self.send_reoffer(cx, side, body, ct);
+    }
+
+    /// An offer or an INVITE under way: an offer of ours on `side` waits.
+    fn leg_busy(&self, side: Side) -> bool {
+        self.refresh.is_some()
+            || self.reinvite_in_progress()
+            || self.unanswered_offer(side).is_some()
+            || self.pending_2xx[side].is_some()
+    }
+
+    /// Offer `side`'s peer `body` (SDP alone) in a re-INVITE.
+    fn send_reoffer(&mut self, cx: &mut Cx, side: Side, body: Bytes, ct: Option<String>) {
+        let body = self.shown_again(side, &body, ct.as_deref());
+        let Some(leg) = self.dialog_mut(side) else {
             return;
         };
         let built = leg
@@ -87,47 +113,54 @@ impl Call {
                 r.set_body(body, ct.as_deref())?;
                 Ok(r)
             })
-            .and_then(|mut r| self.restate_session(Side::A, &mut r).map(|()| r));
+            .and_then(|mut r| self.restate_session(side, &mut r).map(|()| r));
         match built {
             Ok(req) => {
-                let asked = self.session[Side::A]
-                    .map(|s| s.interval)
-                    .unwrap_or_default();
-                self.launch_own_invite(cx, Side::A, req, asked, (false, true));
+                let asked = self.session[side].map(|s| s.interval).unwrap_or_default();
+                self.launch_own_invite(cx, side, req, asked, (false, true));
             }
-            Err(e) => warn!(error = %e, "cannot build the offer to the caller"),
+            Err(e) => warn!(error = %e, "cannot build our offer"),
         }
     }
 
-    /// Our offer `sent` to the caller met glare (491): made again after the wait of the
-    /// party that does not own the dialog's Call-ID (RFC 3261 §14.1), so that the caller's
-    /// own retry, which waits longer, comes after it.
-    pub(super) fn reoffer_after_glare(&mut self, cx: &mut Cx, sent: &Request) {
-        let wait = self.glare_wait(cx, Side::A);
-        let call_id = self.call_id().to_string();
+    /// Our offer `sent` on `side` met glare (491): made again after the wait RFC 3261
+    /// §14.1 gives (toward the caller, the party that does not own the Call-ID waits less,
+    /// so the caller's own retry comes after ours), at most [`GLARE_TRIES`] times.
+    pub(super) fn reoffer_after_glare(&mut self, cx: &mut Cx, side: Side, sent: &Request) {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        let Some(version) = m.shown.a.map(|o| o.version()) else {
-            return;
-        };
         if m.glare_tries >= GLARE_TRIES {
-            info!(%call_id, "the caller met every offer of the answered session with glare: left");
+            info!(call_id = %self.call_id(), ?side, "every offer of ours met glare: the session is left as it is");
             return;
         }
-        info!(%call_id, ?wait, "glare on the offer of the answered session: made again");
         m.glare_tries += 1;
+        info!(call_id = %self.call_id(), ?side, "glare on our offer: made again");
+        let ct = sent.header(&Hdr::CONTENT_TYPE);
+        self.reoffer_later(cx, side, sent.body().clone(), ct);
+    }
+
+    /// Make our offer `body` on `side` after a wait: unless that peer was shown another
+    /// session meanwhile (its own offer, answered, settled it).
+    fn reoffer_later(&mut self, cx: &mut Cx, side: Side, body: Bytes, ct: Option<String>) {
+        let wait = self.glare_wait(cx, side);
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        let Some(version) = m.shown[side].map(|o| o.version()) else {
+            return;
+        };
         m.reoffer_again = Some(Box::new(ReofferAgain {
-            body: sent.body().clone(),
-            ct: sent.header(&Hdr::CONTENT_TYPE),
+            side,
+            body,
+            ct,
             version,
         }));
         self.timers.set(CallTimer::Reoffer, cx.now + wait);
     }
 
-    /// [`CallTimer::Reoffer`]: the offer that met glare, again, unless the caller was shown
-    /// another session since (its own offer, answered, settled it) or an offer is under
-    /// way; the latter waits another while.
+    /// [`CallTimer::Reoffer`]: the offer that waited, now, unless its peer was shown another
+    /// session since or an offer is under way (then it waits another while).
     pub(super) fn on_reoffer_timer(&mut self, cx: &mut Cx) {
         let Some(m) = self.media.as_mut() else {
             return;
@@ -135,22 +168,29 @@ impl Call {
         let Some(again) = m.reoffer_again.take() else {
             return;
         };
-        if self.phase.is_ending() || m.shown.a.map(|o| o.version()) != Some(again.version) {
+        let ReofferAgain {
+            side,
+            body,
+            ct,
+            version,
+        } = *again;
+        if self.phase.is_ending() || m.shown[side].map(|o| o.version()) != Some(version) {
             return;
         }
-        if self.refresh.is_some()
-            || self.reinvite_in_progress()
-            || self.unanswered_offer(Side::A).is_some()
-            || self.pending_2xx[Side::A].is_some()
-        {
-            let wait = self.glare_wait(cx, Side::A);
-            if let Some(m) = self.media.as_mut() {
-                m.reoffer_again = Some(again);
-            }
-            self.timers.set(CallTimer::Reoffer, cx.now + wait);
-            return;
+        if self.leg_busy(side) {
+            return self.reoffer_later(cx, side, body, ct);
         }
-        let ReofferAgain { body, ct, .. } = *again;
-        self.send_reoffer(cx, body, ct);
+        self.send_reoffer(cx, side, body, ct);
+    }
+}
+
+/// The SDP of a body alone: an ISUP beside it in a SIP-I body is no part of an offer.
+fn sdp_alone(body: Bytes, ct: Option<String>) -> (Bytes, Option<String>) {
+    match crate::sdp::sdp_of(ct.as_deref(), &body) {
+        Some(sdp) if crate::sdp::is_multipart(ct.as_deref()) => (
+            Bytes::copy_from_slice(sdp),
+            Some("application/sdp".to_string()),
+        ),
+        _ => (body, ct),
     }
 }

@@ -37,8 +37,9 @@ impl Call {
         self.session[side] = s;
         self.timers.clear(CallTimer::SessionRefresh(side));
         self.timers.clear(CallTimer::SessionExpiry(side));
-        if s.is_none() {
-            // No refresh will offer it again or answer with it.
+        if s.is_none() && self.media.is_none() {
+            // No refresh will offer it again or answer with it. (An anchored leg keeps it:
+            // see `note_sdp_sent`.)
             self.sdp[side] = None;
         }
         if let Some(s) = s {
@@ -349,7 +350,9 @@ impl Call {
     }
 
     /// Record the SDP we sent `side` (an answer or an offer), on a leg that runs session
-    /// timers (`policy`: that leg's, given while an attempt is being set up).
+    /// timers (`policy`: that leg's, given while an attempt is being set up), and on any
+    /// leg of an anchored call: the gateway may have to offer that session again itself
+    /// (`reoffer.rs`), and its SDP there is the gateway's own, which it can number on.
     pub(super) fn note_sdp_sent(
         &mut self,
         side: Side,
@@ -359,7 +362,8 @@ impl Call {
         policy: Option<SessionTimerPolicy>,
     ) {
         let policy = policy.unwrap_or_else(|| self.timer_policy(side));
-        if !policy.supported() || !self.may_need_sdp(side) || sdp_origin(ct, body).is_none() {
+        let kept = self.media.is_some() || (policy.supported() && self.may_need_sdp(side));
+        if !kept || sdp_origin(ct, body).is_none() {
             return;
         }
         // A copy of its own: the message it came in is not kept alive by it.

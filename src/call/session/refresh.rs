@@ -211,7 +211,7 @@ impl Call {
             // new version. Glare (491) is no refusal: the offer is made again later.
             self.shown_refused(side);
             if status == 491 {
-                return self.reoffer_after_glare(cx, &r.sent);
+                return self.reoffer_after_glare(cx, side, &r.sent);
             }
             info!(call_id = %self.call_id(), status, "the caller refused the offer of the answered session");
             return;

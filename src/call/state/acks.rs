@@ -48,6 +48,8 @@ pub struct GivenUpInvite {
     /// It carried no offer, so an offer in its 2xx is the gateway's to answer (RFC 3261
     /// §13.2.2.4): the origin can no longer.
     pub offerless: bool,
+    /// Its 2xx came (it may come again: only the first one counts).
+    pub answered: bool,
 }
 
 /// The re-INVITEs last given up on one leg, newest first: each may still get a late 2xx
@@ -65,8 +67,12 @@ impl GivenUp {
         self.0[0] = Some(g);
     }
 
-    /// The given-up re-INVITE with CSeq `cseq`, if it is remembered.
-    pub fn find(&self, cseq: u32) -> Option<GivenUpInvite> {
-        self.0.iter().flatten().find(|g| g.cseq == cseq).copied()
+    /// The given-up re-INVITE with CSeq `cseq`, if it is remembered, as it was before its
+    /// 2xx came now (which marks it answered).
+    pub fn answer(&mut self, cseq: u32) -> Option<GivenUpInvite> {
+        let g = self.0.iter_mut().flatten().find(|g| g.cseq == cseq)?;
+        let before = *g;
+        g.answered = true;
+        Some(before)
     }
 }

@@ -399,3 +399,72 @@ fn a_late_2xx_to_a_given_up_reinvite_is_acked_even_after_a_newer_reinvite_was() 
     assert!(h.cdrs.is_empty(), "the call goes on");
     assert!(h.statuses(PHONE).is_empty());
 }
+
+/// On an anchored call, the phone's hold offer left ringing by the carrier and given up (the
+/// phone got 487, so for it nothing changed), then answered by the carrier after all: the
+/// carrier now holds a session the phone never agreed to (on hold, its media at another
+/// port). After the ACK the gateway offers the carrier the session the phone still has, at
+/// the next version, and the relay follows the carrier's answer; a retransmitted 2xx does
+/// not offer again. Before, the carrier stayed on hold for the rest of the call. With
+/// session timers on the carrier's profile and off (then the gateway kept no SDP of that
+/// leg).
+#[test]
+fn a_late_answer_to_a_given_up_offer_is_followed_by_the_session_the_phone_still_has() {
+    for timers in [true, false] {
+        late_answer_to_a_given_up_offer(timers);
+    }
+}
+
+fn late_answer_to_a_given_up_offer(timers: bool) {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            if !timers {
+                p.session_timer = crate::interop::session_timer::SessionTimerPolicy::off();
+            }
+        }
+    }));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let hold = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.take_responses(PHONE);
+    give_up_reinvite(&mut h, &tag, &re, 2, "z9hG4bKre");
+    let held = SDP.replace("m=audio 4000", "m=audio 4100") + "a=recvonly\r\n";
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(&held)));
+    let sent = h.requests_to(CARRIER_A);
+    let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
+    assert_eq!(
+        methods,
+        vec![Method::Ack, Method::Invite],
+        "the ACK, then the offer"
+    );
+    assert_eq!(sent[0].cseq().unwrap(), (2, Method::Ack));
+    let again = sent[1].clone();
+    let body = String::from_utf8_lossy(again.body()).into_owned();
+    assert!(!body.contains("a=sendonly"), "{body}");
+    let version = |s: &str| {
+        let o = s.lines().find(|l| l.starts_with("o=")).unwrap().to_string();
+        o.split(' ').nth(2).unwrap().parse::<u64>().unwrap()
+    };
+    let hold_sent = String::from_utf8_lossy(re.body()).into_owned();
+    assert_eq!(version(&body), version(&hold_sent) + 1, "{body}");
+    assert!(h.statuses(PHONE).is_empty(), "the phone never hears of it");
+    // The 2xx again: its ACK again, no second offer.
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(&held)));
+    assert_eq!(h.one_request(CARRIER_A, Method::Ack).cseq().unwrap().0, 2);
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    let back = SDP
+        .replace("m=audio 4000", "m=audio 4200")
+        .replace("o=- 1 1", "o=- 1 3");
+    h.recv_msg(CARRIER_A, reply(&again, 200, "carrier1", &[], Some(&back)));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("192.0.2.10:4200".parse().unwrap())
+    );
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}
