@@ -44,6 +44,19 @@ pub(super) const CARRIER_A: &str = "127.0.0.3:5060";
 pub(super) const CARRIER_B: &str = "127.0.0.4:5060";
 pub(super) const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
+/// The session version of the SDP in `body` (its `o=` line's third field).
+pub(super) fn origin_version(body: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(body);
+    let o = text
+        .lines()
+        .find(|l| l.starts_with("o="))
+        .expect("an o= line");
+    o.split(' ')
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .expect("a version")
+}
+
 pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }

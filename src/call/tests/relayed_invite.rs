@@ -446,12 +446,11 @@ fn late_answer_to_a_given_up_offer(timers: bool) {
     let again = sent[1].clone();
     let body = String::from_utf8_lossy(again.body()).into_owned();
     assert!(!body.contains("a=sendonly"), "{body}");
-    let version = |s: &str| {
-        let o = s.lines().find(|l| l.starts_with("o=")).unwrap().to_string();
-        o.split(' ').nth(2).unwrap().parse::<u64>().unwrap()
-    };
-    let hold_sent = String::from_utf8_lossy(re.body()).into_owned();
-    assert_eq!(version(&body), version(&hold_sent) + 1, "{body}");
+    assert_eq!(
+        origin_version(again.body()),
+        origin_version(re.body()) + 1,
+        "{body}"
+    );
     assert!(h.statuses(PHONE).is_empty(), "the phone never hears of it");
     // The 2xx again: its ACK again, no second offer.
     h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(&held)));

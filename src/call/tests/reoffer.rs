@@ -307,12 +307,11 @@ fn a_reoffer_met_by_glare_is_made_again_unless_the_phone_settled_the_session() {
         let again = sent[0].clone();
         assert!(again.cseq().unwrap().0 > re.cseq().unwrap().0);
         let body = String::from_utf8_lossy(again.body()).into_owned();
-        let first = String::from_utf8_lossy(ok.body()).into_owned();
-        let version = |s: &str| {
-            let o = s.lines().find(|l| l.starts_with("o=")).unwrap().to_string();
-            o.split(' ').nth(2).unwrap().parse::<u64>().unwrap()
-        };
-        assert_eq!(version(&body), version(&first) + 1, "{body}");
+        assert_eq!(
+            origin_version(again.body()),
+            origin_version(ok.body()) + 1,
+            "{body}"
+        );
         assert!(body.contains("RTP/AVP 8\r\n"), "{body}");
         let phone_answer = SDP
             .replace(
