@@ -182,6 +182,12 @@ pub fn rewritten_identities(
     peer: &Profile,
     from_trunk: bool,
 ) -> Vec<String> {
+    if *h == Hdr::HISTORY_INFO {
+        // Entries may name one target twice (a loop back to it): none is merged.
+        return super::history::rewrite(lines, local, peer, from_trunk)
+            .into_iter()
+            .collect();
+    }
     let rpid_private = |v: &str| *h == Hdr::named("Remote-Party-ID") && asks_privacy(v);
     // The URI a rewritten value names: what `<>` hold, else the value.
     let uri_of = |v: &str| -> String {

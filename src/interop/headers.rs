@@ -75,10 +75,15 @@ impl HeaderPolicy {
     /// Whether the identity header `h` (rewritten for this peer) reaches it at all, in a
     /// message whose `Privacy` lines are `privacy`: not when stripped, nor when it asserts
     /// an identity whose owner asked for privacy and this peer is outside the trust domain
-    /// (RFC 3325 §7, RFC 3323 §4.2: `Privacy: id`).
+    /// (RFC 3325 §7, RFC 3323 §4.2: `Privacy: id`); History-Info not when it asks for all of
+    /// the history to be withheld (`history` or `header`, RFC 7044 §10.1.3).
     pub fn keeps_identity(&self, h: &Hdr, privacy: &[String]) -> bool {
-        !self.strip.contains(h)
-            && (self.trust_identity || !ASSERTED.contains(h) || !asks_id_privacy(privacy))
+        let withheld = if *h == Hdr::HISTORY_INFO {
+            super::history::asks_all_withheld(privacy)
+        } else {
+            ASSERTED.contains(h) && asks_id_privacy(privacy)
+        };
+        !self.strip.contains(h) && (self.trust_identity || !withheld)
     }
 }
 

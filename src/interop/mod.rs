@@ -3,6 +3,7 @@
 pub mod causes;
 pub mod egress;
 pub mod headers;
+pub mod history;
 pub mod prack;
 pub mod session_timer;
 pub mod topology;

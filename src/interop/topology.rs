@@ -82,6 +82,8 @@ pub static REHOSTED_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         Hdr::P_PREFERRED_IDENTITY,
         Hdr::named("Diversion"),
         Hdr::named("Remote-Party-ID"),
+        // Each entry as an identity, its indexes kept (`interop::history`).
+        Hdr::HISTORY_INFO,
     ]
 });
 

@@ -10,6 +10,7 @@ mod crossing;
 mod edge;
 mod forks;
 mod front;
+mod history_info;
 mod limits;
 mod midcall;
 mod msgs;

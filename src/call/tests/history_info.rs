@@ -1,0 +1,87 @@
+//! History-Info (RFC 7044) from one leg to the other (`interop::history`).
+
+use super::*;
+
+const HISTORY: &str = "History-Info: <sip:+8610999@10.0.0.5?Reason=SIP%3Bcause%3D302>;index=1,\r\n \
+    <sip:+8610123@10.0.0.5;user=phone;cause=302;maddr=10.9.9.9>;index=1.1;mp=1;x-host=pbx.lan\r\n";
+
+fn forwarded(h: &mut H, call_id: &str, extra: &str) -> Option<String> {
+    h.recv(
+        PHONE,
+        &invite_text(call_id, &format!("z9hG4bK{call_id}"), "+8610123", extra),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let lines = inv.header_lines(&Hdr::HISTORY_INFO);
+    assert!(lines.len() <= 1, "{lines:?}");
+    lines.into_iter().next()
+}
+
+/// A call the PBX forwarded reaches the carrier with its history: each entry's number in
+/// the carrier's form at the carrier's domain, no PBX host, its diversion cause, Reason and
+/// indexes kept, anything else of it left out. Before, History-Info was dropped, and the
+/// carrier's voicemail could not tell whose box the call was for.
+#[test]
+fn a_forwarded_calls_history_reaches_the_callee_without_the_callers_hosts() {
+    let mut h = H::new();
+    let hi = forwarded(&mut h, "hi1", HISTORY).expect("History-Info passed");
+    assert_eq!(
+        hi,
+        "<sip:+8610999@ims.example.com?Reason=SIP%3Bcause%3D302>;index=1, \
+         <sip:+8610123@ims.example.com;cause=302>;index=1.1;mp=1"
+    );
+    assert!(!hi.contains("10.0.0.5") && !hi.contains("10.9.9.9") && !hi.contains("pbx.lan"));
+}
+
+/// Privacy: an entry that asks for it (`?Privacy=history`) is anonymised toward a peer
+/// outside the trust domain, its place kept; a request that asks for all of it (`Privacy:
+/// history`) carries none there; a peer in the trust domain (a trunk, unless its profile
+/// says otherwise) gets it all.
+#[test]
+fn history_privacy_is_kept_outside_the_trust_domain() {
+    let private_entry = "History-Info: <sip:+8610999@10.0.0.5?Privacy=history>;index=1, \
+        <sip:+8610123@10.0.0.5>;index=1.1\r\n";
+    let untrusted = || {
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.headers.trust_identity = false;
+            }
+        }))
+    };
+    let mut h = untrusted();
+    let hi = forwarded(&mut h, "hi2", private_entry).unwrap();
+    assert_eq!(
+        hi,
+        "<sip:anonymous@anonymous.invalid?Privacy=history>;index=1, \
+         <sip:+8610123@ims.example.com>;index=1.1"
+    );
+    let mut h = untrusted();
+    let all = format!("Privacy: history\r\n{HISTORY}");
+    assert_eq!(forwarded(&mut h, "hi3", &all), None);
+    let mut h = H::new();
+    let hi = forwarded(&mut h, "hi4", private_entry).unwrap();
+    assert!(
+        hi.starts_with("<sip:+8610999@ims.example.com?Privacy=history>"),
+        "{hi}"
+    );
+    let mut h = H::new();
+    assert!(forwarded(&mut h, "hi5", &all).is_some());
+    // `[headers] strip` wins, as for every identity header.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.headers.strip.push(Hdr::HISTORY_INFO);
+        }
+    }));
+    assert_eq!(forwarded(&mut h, "hi6", HISTORY), None);
+}
+
+/// An entry that is no name-addr cannot be read to hide its hosts: left out, the others go.
+#[test]
+fn an_entry_that_cannot_be_read_is_left_out() {
+    let mut h = H::new();
+    let broken =
+        "History-Info: sip:+8610999@10.0.0.5;index=1, <sip:+8610123@10.0.0.5>;index=1.1\r\n";
+    assert_eq!(
+        forwarded(&mut h, "hi7", broken).as_deref(),
+        Some("<sip:+8610123@ims.example.com>;index=1.1")
+    );
+}
