@@ -350,14 +350,18 @@ impl Call {
             );
             self.release_answered(cx, CallTag::GatewayError, Q850Cause::INTERWORKING);
         }
-        // An offer of ours answered after all: that peer took a session its other side
-        // never agreed to (that side was told the offer failed). It is offered again the
-        // session the gateway has with it.
+        // An offer answered after all. A relayed one: that peer took a session its other
+        // side was told had failed, so it is offered again the session the gateway has with
+        // it. One of ours: it offered that session, so the relay follows the answer.
         if !given_up.offerless
             && !given_up.answered
             && crate::sdp::carries_sdp(resp.header(&Hdr::CONTENT_TYPE).as_deref(), resp.body())
         {
-            self.offer_standing_session(cx, side);
+            if given_up.own {
+                self.take_late_answer(cx, side, resp);
+            } else {
+                self.offer_standing_session(cx, side);
+            }
         }
     }
 

@@ -83,7 +83,7 @@ impl Call {
         };
         warn!(call_id = %self.call_id(), ?side, "the peer never answered the CANCEL of our re-INVITE: given up");
         self.abandon_txn(cx, r.txn);
-        self.remember_given_up(side, &r.sent);
+        self.remember_given_up(side, &r.sent, true);
         if !r.reoffer && self.session[side].is_some() {
             // A refresh is tried again; the leg expires if none ever works.
             self.timers.set(

@@ -107,12 +107,12 @@ impl Call {
         rel.terminate(cx);
         // The origin's session stands as it was; so does what the gateway keeps of it.
         self.offer_not_taken(cx, &rel);
-        self.remember_given_up(rel.origin.other(), &rel.sent);
+        self.remember_given_up(rel.origin.other(), &rel.sent, false);
     }
 
-    /// Our INVITE `sent` on `side` was given up: should its 2xx still come, it gets an ACK
-    /// built from the dialog (`ack_again_on`).
-    pub(super) fn remember_given_up(&mut self, side: Side, sent: &Request) {
+    /// Our INVITE `sent` on `side` (`own`: the gateway's, not relayed) was given up: should
+    /// its 2xx still come, it gets an ACK built from the dialog (`ack_again_on`).
+    pub(super) fn remember_given_up(&mut self, side: Side, sent: &Request, own: bool) {
         if let Some(cseq) = sent.cseq().map(|c| c.0) {
             self.given_up[side]
                 .get_or_insert_with(Box::default)
@@ -120,6 +120,7 @@ impl Call {
                     cseq,
                     offerless: !super::anchor::carries_sdp(sent),
                     answered: false,
+                    own,
                 });
         }
     }

@@ -11,6 +11,8 @@
 //! the offer is made again after the wait RFC 3261 §14.1 gives, unless the caller's own
 //! offer settled the session meanwhile.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use tracing::{info, warn};
 
@@ -18,21 +20,22 @@ use super::Side;
 use super::cx::Cx;
 use super::state::Call;
 use super::timers::CallTimer;
-use crate::sip::{Hdr, Method, Request};
+use crate::sip::{Hdr, Method, Request, Response};
 
 /// Times an offer met by glare is made again: a caller that answers every one 491 is not
 /// offered for ever.
 const GLARE_TRIES: u8 = 3;
 
-/// An offer of ours waiting to be made (after glare, or an INVITE under way).
+/// An offer of ours waiting to be made on one leg (after glare, or while an INVITE is
+/// under way).
 #[derive(Debug, Clone)]
 pub struct ReofferAgain {
-    side: Side,
     body: Bytes,
     ct: Option<String>,
     /// The `o=` version that leg was last shown: any SDP sent to it since (its own offer
     /// answered) moves it, and settles the session.
     version: u64,
+    due: Instant,
 }
 
 impl Call {
@@ -65,12 +68,12 @@ impl Call {
         // The same `o=` version as the 2xx: for a caller that ignored that SDP a newer one,
         // for one that took it the same session again.
         if let Some(m) = self.media.as_mut() {
-            m.glare_tries = 0;
+            m.glare_tries.a = 0;
         }
         self.send_reoffer(cx, Side::A, body, ct);
     }
 
-    /// An offer of ours on `side` was answered after it was given up (`ack.rs`): that peer
+    /// A relayed offer on `side` was answered after it was given up (`ack.rs`): that peer
     /// took a session its other side was told had failed. On an anchored call it is offered
     /// again the session the gateway has with it (our last SDP toward it, at the next
     /// version), and the relay follows its answer. Not on a call that is not anchored: our
@@ -84,13 +87,32 @@ impl Call {
         };
         info!(call_id = %self.call_id(), ?side, "a late answer to an offer given up: offering the standing session again");
         let (body, ct) = sdp_alone(body, ct);
-        if let Some(m) = self.media.as_mut() {
-            m.glare_tries = 0;
-        }
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        m.glare_tries[side] = 0;
         if self.leg_busy(side) {
-            return self.reoffer_later(cx, side, body, ct);
+            let wait = self.glare_wait(cx, side);
+            return self.reoffer_later(cx, side, (body, ct), None, wait);
         }
         self.send_reoffer(cx, side, body, ct);
+    }
+
+    /// An offer of ours on `side` (a refresh, a re-offer, both our last SDP toward it) was
+    /// answered after it was given up: the peer took it, and on an anchored call the relay
+    /// follows its answer. Offering again would only start another such INVITE.
+    pub(super) fn take_late_answer(&mut self, cx: &mut Cx, side: Side, resp: &Response) {
+        if self.media.is_none() || self.phase.is_ending() {
+            return;
+        }
+        let Some((body, ct, _)) = self.sdp[side].as_ref().and_then(|s| s.sent.clone()) else {
+            return;
+        };
+        let answer_ct = super::anchor::readable_type(resp);
+        self.offered_toward(side, &body, ct.as_deref());
+        self.note_sdp_received(side, resp.body(), answer_ct.as_deref());
+        self.agree(side, resp.body(), answer_ct.as_deref());
+        let _ = self.anchored_body(cx, side, resp.body(), answer_ct.as_deref(), false);
     }
 
     /// An offer or an INVITE under way: an offer of ours on `side` waits.
@@ -127,60 +149,86 @@ impl Call {
     /// §14.1 gives (toward the caller, the party that does not own the Call-ID waits less,
     /// so the caller's own retry comes after ours), at most [`GLARE_TRIES`] times.
     pub(super) fn reoffer_after_glare(&mut self, cx: &mut Cx, side: Side, sent: &Request) {
-        let Some(m) = self.media.as_mut() else {
-            return;
-        };
-        if m.glare_tries >= GLARE_TRIES {
-            info!(call_id = %self.call_id(), ?side, "every offer of ours met glare: the session is left as it is");
-            return;
-        }
-        m.glare_tries += 1;
-        info!(call_id = %self.call_id(), ?side, "glare on our offer: made again");
-        let ct = sent.header(&Hdr::CONTENT_TYPE);
-        self.reoffer_later(cx, side, sent.body().clone(), ct);
-    }
-
-    /// Make our offer `body` on `side` after a wait: unless that peer was shown another
-    /// session meanwhile (its own offer, answered, settled it).
-    fn reoffer_later(&mut self, cx: &mut Cx, side: Side, body: Bytes, ct: Option<String>) {
         let wait = self.glare_wait(cx, side);
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        let Some(version) = m.shown[side].map(|o| o.version()) else {
+        if m.glare_tries[side] >= GLARE_TRIES {
+            info!(call_id = %self.call_id(), ?side, "every offer of ours met glare: the session is left as it is");
             return;
-        };
-        m.reoffer_again = Some(Box::new(ReofferAgain {
-            side,
-            body,
-            ct,
-            version,
-        }));
-        self.timers.set(CallTimer::Reoffer, cx.now + wait);
+        }
+        m.glare_tries[side] += 1;
+        info!(call_id = %self.call_id(), ?side, "glare on our offer: made again");
+        let ct = sent.header(&Hdr::CONTENT_TYPE);
+        self.reoffer_later(cx, side, (sent.body().clone(), ct), None, wait);
     }
 
-    /// [`CallTimer::Reoffer`]: the offer that waited, now, unless its peer was shown another
-    /// session since or an offer is under way (then it waits another while).
-    pub(super) fn on_reoffer_timer(&mut self, cx: &mut Cx) {
+    /// Make our offer `body` on `side` after `wait`, unless that peer was shown another
+    /// session than the one at `version` meanwhile (its own offer, answered, settled it);
+    /// `None`: the one it was shown last.
+    fn reoffer_later(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        (body, ct): (Bytes, Option<String>),
+        version: Option<u64>,
+        wait: Duration,
+    ) {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        let Some(again) = m.reoffer_again.take() else {
+        let Some(version) = version.or_else(|| m.shown[side].map(|o| o.version())) else {
             return;
         };
-        let ReofferAgain {
-            side,
+        m.reoffer_again[side] = Some(Box::new(ReofferAgain {
             body,
             ct,
             version,
-        } = *again;
-        if self.phase.is_ending() || m.shown[side].map(|o| o.version()) != Some(version) {
-            return;
+            due: cx.now + wait,
+        }));
+        self.arm_reoffer_timer();
+    }
+
+    /// [`CallTimer::Reoffer`] at the earlier of the two legs' waiting offers, if any.
+    fn arm_reoffer_timer(&mut self) {
+        let due = (self.media.as_ref()).and_then(|m| {
+            [&m.reoffer_again.a, &m.reoffer_again.b]
+                .into_iter()
+                .flatten()
+                .map(|r| r.due)
+                .min()
+        });
+        match due {
+            Some(at) => self.timers.set(CallTimer::Reoffer, at),
+            None => self.timers.clear(CallTimer::Reoffer),
         }
-        if self.leg_busy(side) {
-            return self.reoffer_later(cx, side, body, ct);
+    }
+
+    /// [`CallTimer::Reoffer`]: each leg's offer whose wait is over, now, unless its peer was
+    /// shown another session since; while an offer or INVITE is under way it waits another
+    /// while, still against the session it was to change.
+    pub(super) fn on_reoffer_timer(&mut self, cx: &mut Cx) {
+        for side in [Side::A, Side::B] {
+            let Some(m) = self.media.as_mut() else {
+                return;
+            };
+            let Some(again) = m.reoffer_again[side].take_if(|r| r.due <= cx.now) else {
+                continue;
+            };
+            let ReofferAgain {
+                body, ct, version, ..
+            } = *again;
+            if self.phase.is_ending() || m.shown[side].map(|o| o.version()) != Some(version) {
+                continue;
+            }
+            if self.leg_busy(side) {
+                let wait = self.glare_wait(cx, side);
+                self.reoffer_later(cx, side, (body, ct), Some(version), wait);
+                continue;
+            }
+            self.send_reoffer(cx, side, body, ct);
         }
-        self.send_reoffer(cx, side, body, ct);
+        self.arm_reoffer_timer();
     }
 }
 

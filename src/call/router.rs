@@ -168,6 +168,13 @@ impl B2bua {
         self.calls.len().saturating_sub(self.env.ended_calls)
     }
 
+    /// Every call the core still holds, those released and finishing their last
+    /// transactions included (a BYE held for the caller's ACK, answers to our BYEs): what
+    /// shutdown hangs up and a reload keeps the peers' addresses known for.
+    pub fn calls_held(&self) -> usize {
+        self.calls.len()
+    }
+
     /// Calls counted against `peer`'s `[limits] max_calls` (for tests and health).
     pub fn peer_calls(&self, peer: &crate::config::PeerName) -> u32 {
         self.env.limits.active(peer)

@@ -37,10 +37,15 @@ impl Call {
         self.session[side] = s;
         self.timers.clear(CallTimer::SessionRefresh(side));
         self.timers.clear(CallTimer::SessionExpiry(side));
-        if s.is_none() && self.media.is_none() {
-            // No refresh will offer it again or answer with it. (An anchored leg keeps it:
-            // see `note_sdp_sent`.)
-            self.sdp[side] = None;
+        if s.is_none() {
+            // No refresh will offer it again or answer with it. (An anchored leg keeps what
+            // we sent, see `note_sdp_sent`; not what the peer sent, which only tells a
+            // refresh from a new offer while a timer runs.)
+            if self.media.is_none() {
+                self.sdp[side] = None;
+            } else if let Some(seen) = self.sdp[side].as_mut() {
+                seen.received_origin = None;
+            }
         }
         if let Some(s) = s {
             // Checked: an interval is capped at a day, but a clock never overflows anyway.

@@ -31,8 +31,8 @@ pub enum CallTimer {
     /// A relayed INVITE's far leg said only 1xx for too long (Timer C), or did not answer
     /// our CANCEL of it in 64·T1: give it up (RFC 3261 §16.6 step 11, §9.1).
     RelayedInvite,
-    /// The wait after glare (a 491) to our offer to the caller of the answered session is
-    /// over: it is made again (RFC 3261 §14.1; `reoffer.rs`).
+    /// The wait of one of our offers (after glare, a 491, or while an INVITE was under way)
+    /// is over: it is made (RFC 3261 §14.1; `reoffer.rs`).
     Reoffer,
     /// The caller's PRACK whose offer is with the callee (in an UPDATE) has waited long
     /// enough: it is answered without one, well before the caller's PRACK transaction gives

@@ -60,7 +60,7 @@ impl Lifecycle {
 impl Shell {
     /// Move the drain along; true when it is time to stop.
     pub(super) fn lifecycle_step(&mut self, now: Instant) -> bool {
-        let calls = self.core.active_calls();
+        let calls = self.core.calls_held();
         // Calls, unregistrations waiting for their answer, and call-back RESPONSEs waiting
         // for the AS's ACK (resent at 0.5, 1, 2 s…: a stop that left at once would leave a
         // lost one lost). The drain's end and the hang-up grace bound the wait.

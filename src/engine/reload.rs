@@ -168,7 +168,7 @@ impl Shell {
         // remembered before the new configuration is in place, so no connection falls
         // between the two.
         let moved = cfg.moved_matches_from(self.core.config());
-        if !moved.is_empty() && self.core.active_calls() > 0 {
+        if !moved.is_empty() && self.core.calls_held() > 0 {
             self.inbox.remember_departed(moved);
         }
         self.inbox.configure(cfg.clone(), now);

@@ -50,6 +50,9 @@ pub struct GivenUpInvite {
     pub offerless: bool,
     /// Its 2xx came (it may come again: only the first one counts).
     pub answered: bool,
+    /// It was the gateway's own (a refresh, a re-offer), not relayed: what it offered is
+    /// what the gateway has with that leg anyway.
+    pub own: bool,
 }
 
 /// The re-INVITEs last given up on one leg, newest first: each may still get a late 2xx

@@ -42,11 +42,11 @@ pub struct MediaState {
     /// after its ACK (`reoffer.rs`). Cleared by any other early offer/answer on its leg,
     /// and at the ACK.
     pub caller_agreed: Option<u64>,
-    /// Our offer to the caller that met glare (a 491), made again when
+    /// Per leg, our offer that met glare (a 491) or found an INVITE under way, made when
     /// [`crate::call::timers::CallTimer::Reoffer`] fires.
-    pub reoffer_again: Option<Box<crate::call::reoffer::ReofferAgain>>,
-    /// How many times that offer met glare.
-    pub glare_tries: u8,
+    pub reoffer_again: PerSide<Option<Box<crate::call::reoffer::ReofferAgain>>>,
+    /// Per leg, how many times our offer there met glare.
+    pub glare_tries: PerSide<u8>,
 }
 
 impl MediaState {

@@ -351,3 +351,80 @@ fn glare_without_end_is_tried_three_more_times() {
     assert_eq!(offers, 4);
     assert!(h.cdrs.is_empty());
 }
+
+/// Our offer to the phone, left ringing, cancelled, given up, then answered after all: the
+/// phone took the session offered, so the relay follows its answer, and nothing is offered
+/// again (another offer could meet the same fate, and so on for the whole call).
+#[test]
+fn a_late_answer_to_our_given_up_offer_moves_the_relay_and_offers_nothing_more() {
+    let mut h = anchored();
+    taken_early_then_answered(&mut h, "ro10", "b2", &second_branch_sdp());
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 180, "alice1", &[], None));
+    h.advance(Duration::from_millis(32_100));
+    h.one_request(PHONE, Method::Cancel);
+    h.advance(Duration::from_millis(32_100));
+    h.take(PHONE);
+    let phone_answer = SDP
+        .replace(
+            "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+            "m=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+        )
+        .replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(PHONE, reply(&re, 200, "alice1", &[], Some(&phone_answer)));
+    let sent = h.requests_to(PHONE);
+    let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
+    assert_eq!(methods, vec![Method::Ack], "its ACK, and no offer again");
+    assert_eq!(
+        h.relay_pairs()[0].a_remote,
+        Some("192.0.2.10:4100".parse().unwrap())
+    );
+    h.advance(Duration::from_secs(10));
+    assert!(h.take_requests(PHONE, Method::Invite).is_empty());
+    assert!(h.cdrs.is_empty());
+}
+
+/// Glare, then the phone's own re-INVITE, still with the carrier when our wait is over: our
+/// offer waits for it. Answered, it settles the session and ours is never sent; refused, the
+/// phone's session is as before and ours goes.
+#[test]
+fn a_glare_retry_waits_for_the_phones_own_offer_and_goes_only_if_it_failed() {
+    for carrier_takes in [true, false] {
+        let mut h = anchored();
+        let (_, ours) = taken_early_then_answered(&mut h, "ro11", "b2", &second_branch_sdp());
+        let re = h.one_request(PHONE, Method::Invite);
+        h.recv_msg(PHONE, reply(&re, 491, "alice1", &[], None));
+        h.take(PHONE);
+        let hold = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+        h.recv(
+            PHONE,
+            &from_phone_in("ro11", "INVITE", &ours, 2, "z9hG4bKre2", &hold),
+        );
+        let fwd = h.one_request(CARRIER_A, Method::Invite);
+        h.recv_msg(CARRIER_A, reply(&fwd, 100, "b2", &[], None));
+        // Our wait (at most 2 s) is over while the carrier thinks.
+        h.advance(Duration::from_secs(3));
+        assert!(h.take_requests(PHONE, Method::Invite).is_empty());
+        if carrier_takes {
+            let held = second_branch_sdp().replace("o=- 7 7", "o=- 7 8") + "a=recvonly\r\n";
+            h.recv_msg(CARRIER_A, reply(&fwd, 200, "b2", &[], Some(&held)));
+        } else {
+            h.recv_msg(CARRIER_A, reply(&fwd, 488, "b2", &[], None));
+        }
+        h.take(CARRIER_A);
+        h.take(PHONE);
+        h.recv(
+            PHONE,
+            &from_phone_in("ro11", "ACK", &ours, 2, "z9hG4bKack2", ""),
+        );
+        h.advance(Duration::from_secs(10));
+        let offers = h.take_requests(PHONE, Method::Invite);
+        if carrier_takes {
+            assert!(offers.is_empty(), "the phone's hold stands");
+        } else {
+            assert!(!offers.is_empty(), "the phone's offer failed: ours goes");
+            assert!(String::from_utf8_lossy(offers[0].body()).contains("RTP/AVP 8\r\n"));
+        }
+        assert!(h.cdrs.is_empty());
+    }
+}
