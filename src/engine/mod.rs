@@ -356,7 +356,7 @@ impl Shell {
         let verdict = if screened {
             ov.screened(now, delay)
         } else {
-            ov.decide(now, delay, reliable)
+            ov.decide(now, (delay, overload::Stage::Core), reliable)
         };
         match verdict {
             overload::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),

@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 
 use crate::config::Protect;
 
+/// Where a request is decided on: the UDP readers see only its wait in the socket buffer,
+/// the core its whole wait. Each has its own count of how long its queue has stood (a
+/// reader keeping up must not hide the core's queue, nor the other way round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Reader,
+    Core,
+}
+
 /// What happens to a fresh request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shed {
@@ -29,12 +38,16 @@ const STEP_UP: f64 = 0.10;
 const STEP_DOWN: f64 = 0.02;
 
 /// Overload control for new work, from how long new requests waited (counted from the
-/// kernel's receive time). A request that waited `[protect] overload_delay_ms` or more is
-/// refused: the queue is too long now, and answering it quickly is the cheapest thing to do
-/// with it. Past `overload_drop_ms` it is dropped (UDP). And while a queue stands for whole
-/// 100 ms windows (even its shortest wait over the threshold), a share of the other new
-/// requests is refused too, growing each such window and shrinking each window without one,
-/// so a sustained overload is met before every request has to wait that long.
+/// kernel's receive time). Once requests have waited `[protect] overload_delay_ms` or more
+/// for a whole window (every one decided on for 100 ms), a request that waited that long is
+/// refused: the queue stands, and answering it quickly is the cheapest thing to do with it.
+/// A queue that drains within the window is no overload (a burst, or the backlog of a stall
+/// of the machine): its requests are served late rather than refused, since a carrier takes
+/// a 503 with Retry-After as a reason to send us nothing for a while (CoDel's interval, RFC
+/// 8289). Past `overload_drop_ms` a request is dropped (UDP) in any case. And while a queue
+/// stands for whole windows (even its shortest wait over the threshold), a share of the
+/// other new requests is refused too, growing each such window and shrinking each window
+/// without one, so a sustained overload is met before every request has to wait that long.
 #[derive(Debug)]
 pub(crate) struct Shedder {
     /// Share of new requests refused, 0..=1.
@@ -45,6 +58,9 @@ pub(crate) struct Shedder {
     window_min: Duration,
     /// The shortest delay seen in the last window closed (the standing queue).
     pub(crate) last_min: Duration,
+    /// Per [`Stage`]: since when every request decided on there waited the threshold or
+    /// more, and when the last of them was decided on.
+    above: [Option<(Instant, Instant)>; 2],
 }
 
 impl Default for Shedder {
@@ -55,6 +71,7 @@ impl Default for Shedder {
             window_end: None,
             window_min: Duration::MAX,
             last_min: Duration::ZERO,
+            above: [None; 2],
         }
     }
 }
@@ -65,19 +82,21 @@ impl Shedder {
         self.share
     }
 
-    /// Decide for one new request taken off the queue at `now` after waiting `delay`.
+    /// Decide for one new request taken off the queue at `now` after waiting `delay`, at
+    /// `stage`.
     pub(crate) fn decide(
         &mut self,
         now: Instant,
-        delay: Duration,
+        (delay, stage): (Duration, Stage),
         reliable: bool,
         p: &Protect,
     ) -> Shed {
         self.observe(now, delay, p);
+        let stands = self.stands(now, delay, stage, p);
         if delay >= p.overload_drop {
             return if reliable { Shed::Refuse } else { Shed::Drop };
         }
-        if delay >= p.overload_delay {
+        if stands {
             return Shed::Refuse;
         }
         self.owed += self.share;
@@ -94,13 +113,32 @@ impl Shedder {
     /// socket buffer).
     pub(crate) fn screened(&mut self, now: Instant, delay: Duration, p: &Protect) -> Shed {
         self.observe(now, delay, p);
+        let stands = self.stands(now, delay, Stage::Core, p);
         if delay >= p.overload_drop {
             Shed::Drop
-        } else if delay >= p.overload_delay {
+        } else if stands {
             Shed::Refuse
         } else {
             Shed::Admit
         }
+    }
+
+    /// Whether a request that waited `delay`, decided on at `now`, finds a standing queue:
+    /// it waited the threshold or more, as every one decided on for the last window did. A
+    /// pause in decisions longer than a window starts the count again (the requests after
+    /// it are a new queue, or the end of a stall).
+    fn stands(&mut self, now: Instant, delay: Duration, stage: Stage, p: &Protect) -> bool {
+        let above = &mut self.above[stage as usize];
+        if delay < p.overload_delay {
+            *above = None;
+            return false;
+        }
+        let (since, last) = above.get_or_insert((now, now));
+        if now.saturating_duration_since(*last) > WINDOW {
+            *since = now;
+        }
+        *last = now;
+        now.saturating_duration_since(*since) >= WINDOW
     }
 
     fn observe(&mut self, now: Instant, delay: Duration, p: &Protect) {
@@ -196,11 +234,11 @@ impl Overload {
     }
 
     /// See [`Shedder::decide`].
-    pub(crate) fn decide(&self, now: Instant, delay: Duration, reliable: bool) -> Shed {
+    pub(crate) fn decide(&self, now: Instant, waited: (Duration, Stage), reliable: bool) -> Shed {
         match self.state.lock() {
             Ok(mut st) => {
                 let (shedder, p) = &mut *st;
-                shedder.decide(now, delay, reliable, p)
+                shedder.decide(now, waited, reliable, p)
             }
             Err(_) => Shed::Admit,
         }
@@ -315,7 +353,7 @@ impl Overload {
         for i in 0..ms {
             self.decide(
                 from + Duration::from_millis(i),
-                Duration::from_millis(200),
+                (Duration::from_millis(200), Stage::Core),
                 false,
             );
         }

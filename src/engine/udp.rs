@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use super::Event;
 use super::inbox::Inbox;
-use super::overload::Shed;
+use super::overload::{Shed, Stage};
 use crate::sip::fast::{self, Peek};
 use crate::sip::{ListenerId, Target, parse_datagram};
 
@@ -350,7 +350,8 @@ fn shed_early(
                 return Early::Screened { remember: None };
             }
             let now = Instant::now();
-            match ov.decide(now, now.saturating_duration_since(at), false) {
+            let waited = now.saturating_duration_since(at);
+            match ov.decide(now, (waited, Stage::Reader), false) {
                 Shed::Admit => Early::Screened {
                     remember: Some(key),
                 },

@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::overload::Stage;
 use crate::sip::{Target, parse_datagram};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -327,9 +328,17 @@ fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
     let mut beside_junk = Vec::new();
     for i in 0..40 {
         let now = at + Duration::from_micros(i);
-        alone.push(plain.overload.decide(now, Duration::ZERO, false));
+        alone.push(
+            plain
+                .overload
+                .decide(now, (Duration::ZERO, Stage::Core), false),
+        );
         assert!(with_junk.drops_as_junk(&junk, Duration::ZERO));
-        beside_junk.push(with_junk.overload.decide(now, Duration::ZERO, false));
+        beside_junk.push(
+            with_junk
+                .overload
+                .decide(now, (Duration::ZERO, Stage::Core), false),
+        );
     }
     assert_eq!(alone, beside_junk);
     assert!(

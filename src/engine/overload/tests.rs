@@ -15,7 +15,7 @@ fn run(sh: &mut Shedder, t: &mut Instant, n: u32, delay: Duration, p: &Protect) 
     let (mut refused, mut dropped) = (0, 0);
     for _ in 0..n {
         *t += Duration::from_millis(1);
-        match sh.decide(*t, delay, false, p) {
+        match sh.decide(*t, (delay, Stage::Core), false, p) {
             Shed::Admit => {}
             Shed::Refuse => refused += 1,
             Shed::Drop => dropped += 1,
@@ -24,23 +24,37 @@ fn run(sh: &mut Shedder, t: &mut Instant, n: u32, delay: Duration, p: &Protect) 
     (refused, dropped)
 }
 
+/// Requests are refused only once a queue has stood a whole window: bursts over the
+/// threshold that drain within a window (a stall's backlog, a peer's batch) are served
+/// late, not refused. Before, every request that waited the threshold was refused: a
+/// 100 ms hiccup of the machine sent 503s with Retry-After, and carriers then sent us
+/// nothing for seconds.
 #[test]
-fn requests_are_refused_only_when_they_waited_too_long() {
+fn a_queue_that_drains_within_a_window_is_served_late_not_refused() {
     let p = thresholds();
     let (mut sh, mut t) = (Shedder::default(), Instant::now());
     assert_eq!(
         run(&mut sh, &mut t, 5000, Duration::from_millis(5), &p),
         (0, 0)
     );
-    // Bursts over the threshold: those requests are refused, but the queue empties
-    // within every window, so the others are not.
     let mut refused = 0;
     for _ in 0..20 {
         refused += run(&mut sh, &mut t, 90, Duration::from_millis(300), &p).0;
         refused += run(&mut sh, &mut t, 10, Duration::ZERO, &p).0;
     }
-    assert_eq!(refused, 20 * 90);
+    assert_eq!(refused, 0);
     assert_eq!(sh.share(), 0.0);
+    // A stall: nothing decided for 400 ms, then its backlog drains in 60 ms.
+    t += Duration::from_millis(400);
+    assert_eq!(
+        run(&mut sh, &mut t, 60, Duration::from_millis(400), &p),
+        (0, 0)
+    );
+    run(&mut sh, &mut t, 10, Duration::ZERO, &p);
+    // A queue that stands longer than a window: what waited too long after the first
+    // window is refused.
+    let (refused, _) = run(&mut sh, &mut t, 150, Duration::from_millis(300), &p);
+    assert!((49..=52).contains(&refused), "{refused}");
 }
 
 #[test]
@@ -48,10 +62,10 @@ fn a_standing_queue_raises_the_refused_share_and_its_end_lowers_it_again() {
     let p = thresholds();
     let (mut sh, mut t) = (Shedder::default(), Instant::now());
     let standing = Duration::from_millis(150);
-    // One second of standing queue: every one of those waited too long, and nine
-    // windows close, each raising the share a step.
+    // One second of standing queue: every one of those waited too long, those after the
+    // first window are refused, and nine windows close, each raising the share a step.
     let (refused, _) = run(&mut sh, &mut t, 1000, standing, &p);
-    assert_eq!(refused, 1000);
+    assert!((898..=902).contains(&refused), "{refused}");
     assert!(sh.share() > 0.85, "{}", sh.share());
     // The queue is gone: the share still refuses most of what comes next (the overload
     // has not gone away because the queue did) and comes down a little per window.
@@ -81,7 +95,7 @@ fn quiet_time_after_a_storm_lowers_the_share() {
     let mut refused = 0;
     for _ in 0..10 {
         t += Duration::from_secs(5);
-        if sh.decide(t, Duration::ZERO, false, &p) != Shed::Admit {
+        if sh.decide(t, (Duration::ZERO, Stage::Core), false, &p) != Shed::Admit {
             refused += 1;
         }
     }
@@ -91,7 +105,7 @@ fn quiet_time_after_a_storm_lowers_the_share() {
     run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
     let before = sh.share();
     t += Duration::from_secs(2);
-    sh.decide(t, Duration::ZERO, false, &p);
+    sh.decide(t, (Duration::ZERO, Stage::Core), false, &p);
     assert!(sh.share() < before - 0.3, "{before} -> {}", sh.share());
     // But a stall is no quiet time: the request that ends two seconds without decisions
     // waited 1.9 s of them, and the share does not come down.
@@ -99,7 +113,7 @@ fn quiet_time_after_a_storm_lowers_the_share() {
     run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
     let before = sh.share();
     t += Duration::from_secs(2);
-    sh.decide(t, Duration::from_millis(1900), false, &p);
+    sh.decide(t, (Duration::from_millis(1900), Stage::Core), false, &p);
     assert!(sh.share() >= before, "{before} -> {}", sh.share());
 }
 
@@ -114,7 +128,7 @@ fn the_share_settles_where_the_queue_stops_growing() {
     for ms in 0..20_000u32 {
         t += Duration::from_micros(500);
         let delay = Duration::from_secs_f64(queue / 1000.0);
-        if sh.decide(t, delay, false, &p) == Shed::Admit {
+        if sh.decide(t, (delay, Stage::Core), false, &p) == Shed::Admit {
             queue += 1.0;
             if ms >= 10_000 {
                 admitted_last_5s += 1;
@@ -133,10 +147,22 @@ fn the_share_settles_where_the_queue_stops_growing() {
 fn an_invite_the_reader_let_in_is_still_refused_if_it_then_waited_too_long_inside() {
     let p = thresholds();
     let mut sh = Shedder::default();
-    let t = Instant::now();
+    let mut t = Instant::now();
     assert_eq!(sh.screened(t, Duration::from_millis(10), &p), Shed::Admit);
+    // Long waits inside, for a whole window: refused, whatever the reader saw.
+    for _ in 0..100 {
+        t += Duration::from_millis(1);
+        sh.screened(t, Duration::from_millis(150), &p);
+        sh.decide(t, (Duration::from_millis(1), Stage::Reader), false, &p);
+    }
+    t += Duration::from_millis(1);
     assert_eq!(sh.screened(t, Duration::from_millis(100), &p), Shed::Refuse);
     assert_eq!(sh.screened(t, Duration::from_millis(500), &p), Shed::Drop);
+    // The reader keeping up says nothing of the core's queue, nor the other way round.
+    assert_eq!(
+        sh.decide(t, (Duration::from_millis(100), Stage::Reader), false, &p),
+        Shed::Admit
+    );
 }
 
 /// An INVITE let in is remembered until four later ones fall in its set, not the
@@ -224,21 +250,14 @@ fn the_table_of_invites_let_in_is_dropped_when_idle_and_made_again() {
 fn thresholds_refuse_then_drop_over_udp_and_always_answer_over_tcp() {
     let p = thresholds();
     let mut sh = Shedder::default();
-    let t = Instant::now();
-    assert_eq!(
-        sh.decide(t, Duration::from_millis(500), false, &p),
-        Shed::Drop
-    );
-    assert_eq!(
-        sh.decide(t, Duration::from_millis(500), true, &p),
-        Shed::Refuse
-    );
-    assert_eq!(
-        sh.decide(t, Duration::from_millis(499), false, &p),
-        Shed::Refuse
-    );
-    assert_eq!(
-        sh.decide(t, Duration::from_millis(99), false, &p),
-        Shed::Admit
-    );
+    let mut t = Instant::now();
+    let core = |d| (Duration::from_millis(d), Stage::Core);
+    // Past the drop threshold, at once: dropped over UDP, refused over TCP.
+    assert_eq!(sh.decide(t, core(500), false, &p), Shed::Drop);
+    assert_eq!(sh.decide(t, core(500), true, &p), Shed::Refuse);
+    // Past the refusal threshold, once the queue has stood a window.
+    assert_eq!(sh.decide(t, core(499), false, &p), Shed::Admit);
+    t += WINDOW;
+    assert_eq!(sh.decide(t, core(499), false, &p), Shed::Refuse);
+    assert_eq!(sh.decide(t, core(99), false, &p), Shed::Admit);
 }
