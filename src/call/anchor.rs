@@ -115,6 +115,10 @@ impl Call {
             })
             .min();
         let media_ip = self.cfg.media_ip;
+        // While the callee's branches ring, which one the callee's addresses are from.
+        let branch = (from == Side::B && self.phase.is_routing())
+            .then(|| self.b.as_ref().and_then(|b| b.remote_tag.clone()))
+            .flatten();
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
@@ -197,6 +201,9 @@ impl Call {
                 }
                 _ => None,
             };
+        }
+        if from == Side::B {
+            media.b_branch = branch;
         }
         for (i, u) in media.uses.iter_mut().enumerate() {
             u.off = !relayed.get(i).copied().unwrap_or(false);

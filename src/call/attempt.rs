@@ -181,6 +181,7 @@ impl Call {
     pub(super) fn forget_callee_media(&mut self, cx: &mut Cx, peer: Option<&Profile>) {
         if let Some(m) = self.media.as_mut() {
             m.remote.b.iter_mut().for_each(|r| *r = None);
+            m.b_branch = None;
             m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
             m.shown.b = None;
             m.callee = m.callee.wrapping_add(1);
@@ -309,6 +310,9 @@ impl Call {
                 }
                 return;
             }
+        }
+        if status == 199 {
+            return self.on_early_dialog_terminated(cx, &resp, rseq);
         }
         if let Some(tag) = resp.to_tag() {
             self.follow_fork(&tag);

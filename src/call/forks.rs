@@ -6,6 +6,7 @@
 //! the followed one again, instead of the 481 that would tell that branch its dialog is gone.
 //! Also the 2xx dialogs the call did not want and hung up.
 
+use super::cx::Cx;
 use super::dialog::Dialog;
 use super::state::Call;
 
@@ -97,10 +98,12 @@ impl Call {
         self.phase.is_routing() && (self.forks.as_deref()).is_some_and(|f| !f.early.is_empty())
     }
 
-    /// Branch `tag` says its early dialog is gone (a BYE in it, a 481): true when another
-    /// branch was heard, which then goes on alone (side B follows the one heard last, if it
-    /// was the gone one); false when it is the only one (the caller then hears of it).
-    pub(super) fn branch_gone(&mut self, tag: &str) -> bool {
+    /// Branch `tag` says its early dialog is gone (a BYE in it, a 481, a proxy's 199): true
+    /// when another branch was heard, which then goes on alone (side B follows the one
+    /// heard last, if it was the gone one); false when it is the only one (the caller then
+    /// hears of it). Either way the caller's media no longer goes to that branch.
+    pub(super) fn branch_gone(&mut self, cx: &mut Cx, tag: &str) -> bool {
+        self.branch_media_gone(cx, tag);
         if !self.has_other_branch() {
             return false;
         }
@@ -116,6 +119,48 @@ impl Call {
         };
         in_place_of(b, next);
         true
+    }
+
+    /// Branch `tag`'s early dialog ended: when the callee's addresses are from its SDP, the
+    /// caller's media goes nowhere until another branch's SDP says where (the relay is told
+    /// at once). A callee that rejected the call must not go on hearing the caller.
+    fn branch_media_gone(&mut self, cx: &mut Cx, tag: &str) {
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        if !self.phase.is_routing() || m.b_branch.as_deref() != Some(tag) {
+            return;
+        }
+        m.b_branch = None;
+        m.remote.b.iter_mut().for_each(|r| *r = None);
+        self.emit_relay(cx, None);
+    }
+
+    /// A forking proxy's 199 (RFC 6228): branch `tag`'s early dialog is over, the other
+    /// branches go on. Not for the caller, whose one early dialog is ours. A 199 sent
+    /// reliably is PRACKed in its own dialog first.
+    pub(super) fn on_early_dialog_terminated(
+        &mut self,
+        cx: &mut Cx,
+        resp: &crate::sip::Response,
+        rseq: Option<u32>,
+    ) {
+        let Some(tag) = resp.to_tag() else {
+            return;
+        };
+        if !self.knows_branch(&tag) {
+            return;
+        }
+        tracing::info!(call_id = %self.call_id(), %tag, "a branch of the callee ended its early dialog (199)");
+        if let Some(rseq) = rseq {
+            let before = self.followed_tag().map(str::to_string);
+            self.follow_fork(&tag);
+            self.prack_callee(cx, rseq, resp.seq(), None);
+            if let Some(before) = before.filter(|b| *b != tag) {
+                self.follow_fork(&before);
+            }
+        }
+        self.branch_gone(cx, &tag);
     }
 
     /// A target refresh (RFC 3261 §12.2.1.2) of side `side` in the exchange with the

@@ -28,7 +28,7 @@ impl Call {
         if side == Side::B
             && req.method() == Method::Bye
             && let Some(tag) = req.from_tag()
-            && self.branch_gone(&tag)
+            && self.branch_gone(cx, &tag)
         {
             cx.respond(id, &req, 200, "OK", &[]);
             return;

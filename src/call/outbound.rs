@@ -105,12 +105,14 @@ pub fn outbound_invite(
     // Supported lists what the gateway itself supports as this leg's UAC (RFC 3261
     // §20.37), never the caller's list: the caller's `replaces`, `timer` or `gruu` are
     // extensions the gateway does not implement. 100rel and session timers are the peer's
-    // profile's business.
+    // profile's business; 199 (RFC 6228: a forking proxy's word that one branch's early
+    // dialog is over) the gateway always takes.
     let supported: Vec<&str> = [
         matches!(peer.prack.mode, PrackMode::Supported | PrackMode::Required).then_some("100rel"),
         peer.session_timer
             .supported()
             .then_some(session::OPTION_TAG),
+        Some("199"),
     ]
     .into_iter()
     .flatten()

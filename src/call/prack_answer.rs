@@ -49,7 +49,7 @@ impl Call {
         if current
             && resp.status() == 481
             && let Some(tag) = self.uac_rel.sent_to(id)
-            && (self.branch_gone(&tag) || !self.knows_branch(&tag))
+            && (self.branch_gone(cx, &tag) || !self.knows_branch(&tag))
         {
             self.close_txn(id);
             self.uac_rel.take_sent(id);

@@ -102,7 +102,7 @@ impl Call {
         // branch is let go when another was heard.
         if final_ && status == 481 && far == Side::B && self.phase.is_routing() {
             if let Some(tag) = rel.sent.to_tag() {
-                self.branch_gone(&tag);
+                self.branch_gone(cx, &tag);
             }
             self.offer_not_taken(cx, &rel);
             return self.origin_fails(cx, &mut rel, 500, "Server Internal Error");

@@ -103,7 +103,7 @@ impl Call {
 
     /// PRACK the callee's reliable provisional `rseq` to INVITE `invite_cseq`, with `answer`
     /// when it carried an offer. True when it went.
-    fn prack_callee(
+    pub(super) fn prack_callee(
         &mut self,
         cx: &mut Cx,
         rseq: u32,

@@ -371,3 +371,61 @@ fn the_branch_followed_after_a_gone_one_is_the_latest_before_it() {
     let info = h.one_request(CARRIER_A, Method::Info);
     assert_eq!(info.to_tag().as_deref(), Some("t3"));
 }
+
+/// A forking proxy's 199 (RFC 6228), which the gateway asks for (`Supported: 199`): branch
+/// t2, followed, ended its early dialog; t1 goes on, and the caller hears nothing of it (its
+/// one early dialog is ours). Before, a 199 made the gateway follow the ended branch and was
+/// relayed to the caller, whose early dialog a 199 ends.
+#[test]
+fn a_proxys_199_ends_one_branch_and_the_caller_hears_nothing_of_it() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKfk199", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.header_has_token(&Hdr::SUPPORTED, "199"));
+    for (tag, host) in [("t1", "127.0.0.3"), ("t2", "127.0.0.4")] {
+        h.recv_msg(CARRIER_A, ring(&inv, tag, host));
+    }
+    let tag = h.response_with(PHONE, 180, "180").to_tag().unwrap();
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t2", &[], None));
+    assert!(h.take(PHONE).is_empty(), "no 199 for the caller");
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfk199i", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t1"));
+    assert!(h.cdrs.is_empty());
+}
+
+/// Anchored: branch t1's early media, then its 199 (it rejected the call while t2 rings):
+/// the caller's media goes to t1 no more, and t2's answer sets where it goes. Before, the
+/// relay sent the caller's audio to t1 until the call was answered elsewhere.
+#[test]
+fn a_branch_that_ended_hears_the_caller_no_more() {
+    let mut h = anchored();
+    h.recv(
+        PHONE,
+        &invite_text("call-2@127.0.0.2", "z9hG4bKfk199m", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let early = [(Hdr::CONTACT, "<sip:t1@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t1", &early, Some(SDP)));
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("192.0.2.10:4000".parse().unwrap())
+    );
+    h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t1", &[], None));
+    assert_eq!(h.relay_pairs()[0].b_remote, None, "nothing to t1");
+    let t2 = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("m=audio 4000", "m=audio 5000");
+    let contact = [(Hdr::CONTACT, "<sip:t2@127.0.0.4>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "t2", &contact, Some(&t2)));
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("198.51.100.7:5000".parse().unwrap())
+    );
+    assert!(h.cdrs.is_empty());
+}
