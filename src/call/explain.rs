@@ -85,12 +85,31 @@ pub fn explain_invite(
         notes.push(format!("Max-Forwards: {a} -> {b}"));
     }
     for h in REHOSTED_HEADERS.iter() {
-        for (a, b) in req.header_lines(h).iter().zip(out.header_lines(h)) {
-            if *a != b {
+        let (a, b) = (req.header_lines(h), out.header_lines(h));
+        if a.is_empty() {
+            continue;
+        }
+        if b.is_empty() {
+            notes.push(format!(
+                "{}: not passed (the sender asked for privacy and this peer is outside the trust domain, it could not be read to hide its hosts, or [headers] strip)",
+                h.as_str()
+            ));
+        } else if *h == Hdr::HISTORY_INFO {
+            // Its entries, however many lines they came in, go as one line.
+            let (a, b) = (a.join(", "), b.join(", "));
+            if a != b {
                 notes.push(format!(
-                    "{}: {a} -> {b} (numbers in the peer's form, hosts hidden)",
-                    h.as_str()
+                    "History-Info: {a} -> {b} (each entry's number in the peer's form, hosts hidden, its index, cause and Reason kept)"
                 ));
+            }
+        } else {
+            for (a, b) in a.iter().zip(b) {
+                if *a != b {
+                    notes.push(format!(
+                        "{}: {a} -> {b} (numbers in the peer's form, hosts hidden)",
+                        h.as_str()
+                    ));
+                }
             }
         }
     }
@@ -108,7 +127,11 @@ pub fn explain_invite(
         Hdr::SUPPORTED,
     ];
     for h in PER_LEG_HEADERS.iter() {
-        if req.has_header(h) && !out.has_header(h) && !rebuilt.contains(h) {
+        if req.has_header(h)
+            && !out.has_header(h)
+            && !rebuilt.contains(h)
+            && !REHOSTED_HEADERS.contains(h)
+        {
             notes.push(format!(
                 "{}: removed (belongs to the caller's hop or dialog)",
                 h.as_str()

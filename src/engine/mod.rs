@@ -356,7 +356,12 @@ impl Shell {
         let verdict = if screened {
             ov.screened(now, delay)
         } else {
-            ov.decide(now, (delay, overload::Stage::Core), reliable)
+            let queue = if reliable {
+                overload::Stage::CoreTcp
+            } else {
+                overload::Stage::CoreUdp
+            };
+            ov.decide(now, (delay, queue), reliable)
         };
         match verdict {
             overload::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),

@@ -11,14 +11,34 @@ use std::time::{Duration, Instant};
 
 use crate::config::Protect;
 
-/// Where a request is decided on: the UDP readers see only its wait in the socket buffer,
-/// the core its whole wait. Each has its own count of how long its queue has stood (a
-/// reader keeping up must not hide the core's queue, nor the other way round).
+/// Which queue a request waited in, as far as its wait tells: a UDP reader sees only the
+/// wait in its listener's socket buffer (`Reader(listener)`), the core a UDP request's
+/// whole wait since the kernel took it (`CoreUdp`) or a TCP one's since it was read
+/// (`CoreTcp`). Each has its own count of how long its queue has stood: a queue that keeps
+/// up (a quiet listener, a TCP peer) must not hide another's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
-    Reader,
-    Core,
+    Reader(usize),
+    CoreUdp,
+    CoreTcp,
 }
+
+/// Queues counted apart: the core's two and this many listeners' (more share counts).
+const QUEUES: usize = 8;
+
+impl Stage {
+    fn queue(self) -> usize {
+        match self {
+            Stage::CoreUdp => 0,
+            Stage::CoreTcp => 1,
+            Stage::Reader(l) => 2 + l % (QUEUES - 2),
+        }
+    }
+}
+
+/// A pause in the decisions on a queue longer than this starts its count again: the
+/// requests after it are a new queue (after quiet time), not the one that stood.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
 
 /// What happens to a fresh request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +78,9 @@ pub(crate) struct Shedder {
     window_min: Duration,
     /// The shortest delay seen in the last window closed (the standing queue).
     pub(crate) last_min: Duration,
-    /// Per [`Stage`]: since when every request decided on there waited the threshold or
-    /// more, and when the last of them was decided on.
-    above: [Option<(Instant, Instant)>; 2],
+    /// Per queue ([`Stage`]): since when every request decided on there waited the
+    /// threshold or more, and when the last of them was decided on.
+    above: [Option<(Instant, Instant)>; QUEUES],
 }
 
 impl Default for Shedder {
@@ -71,7 +91,7 @@ impl Default for Shedder {
             window_end: None,
             window_min: Duration::MAX,
             last_min: Duration::ZERO,
-            above: [None; 2],
+            above: [None; QUEUES],
         }
     }
 }
@@ -113,7 +133,7 @@ impl Shedder {
     /// socket buffer).
     pub(crate) fn screened(&mut self, now: Instant, delay: Duration, p: &Protect) -> Shed {
         self.observe(now, delay, p);
-        let stands = self.stands(now, delay, Stage::Core, p);
+        let stands = self.stands(now, delay, Stage::CoreUdp, p);
         if delay >= p.overload_drop {
             Shed::Drop
         } else if stands {
@@ -123,21 +143,22 @@ impl Shedder {
         }
     }
 
-    /// Whether a request that waited `delay`, decided on at `now`, finds a standing queue:
-    /// it waited the threshold or more, as every one decided on for the last window did. A
-    /// pause in decisions longer than a window starts the count again (the requests after
-    /// it are a new queue, or the end of a stall).
+    /// Whether a request that waited `delay` in `stage`'s queue, decided on at `now`,
+    /// finds that queue standing: it waited the threshold or more, as every one decided on
+    /// there for the last window did. (A stall of the machine makes no decisions, so the
+    /// backlog it leaves starts a count of its own, and is served if it drains within the
+    /// window.)
     fn stands(&mut self, now: Instant, delay: Duration, stage: Stage, p: &Protect) -> bool {
-        let above = &mut self.above[stage as usize];
+        let above = &mut self.above[stage.queue()];
         if delay < p.overload_delay {
             *above = None;
             return false;
         }
         let (since, last) = above.get_or_insert((now, now));
-        if now.saturating_duration_since(*last) > WINDOW {
+        if now.saturating_duration_since(*last) > RESTART_AFTER {
             *since = now;
         }
-        *last = now;
+        *last = (*last).max(now);
         now.saturating_duration_since(*since) >= WINDOW
     }
 
@@ -353,7 +374,7 @@ impl Overload {
         for i in 0..ms {
             self.decide(
                 from + Duration::from_millis(i),
-                (Duration::from_millis(200), Stage::Core),
+                (Duration::from_millis(200), Stage::CoreUdp),
                 false,
             );
         }

@@ -278,8 +278,9 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
         } else {
             id
         };
-        let from = local::split(id).1;
-        let (screened, remember) = match shed_early(&sock, from, &inbox, data, src, at) {
+        let (listener, from) = local::split(id);
+        let (screened, remember) = match shed_early(&sock, (listener, from), &inbox, data, src, at)
+        {
             Early::Done => continue,
             Early::Other => (false, None),
             // A stranger's INVITE (let in for its one 403) is not kept among the INVITEs
@@ -333,7 +334,7 @@ enum Early {
 /// here when overload control says so, and the ACK of such a 503 is dropped.
 fn shed_early(
     sock: &UdpSocket,
-    from: Option<IpAddr>,
+    (listener, from): (usize, Option<IpAddr>),
     inbox: &Inbox,
     data: &[u8],
     src: SocketAddr,
@@ -351,7 +352,7 @@ fn shed_early(
             }
             let now = Instant::now();
             let waited = now.saturating_duration_since(at);
-            match ov.decide(now, (waited, Stage::Reader), false) {
+            match ov.decide(now, (waited, Stage::Reader(listener)), false) {
                 Shed::Admit => Early::Screened {
                     remember: Some(key),
                 },

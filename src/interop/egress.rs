@@ -88,13 +88,24 @@ pub fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Prof
 /// [`identity_uri`] for a number as read from a URI, with its `phone-context` (a number
 /// local to a domain is not completed into E.164).
 pub fn identity_uri_of(n: &NumberUri, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
+    identity_uri_in(n, was_tel, local, peer, &peer.uri)
+}
+
+/// [`identity_uri_of`] written by `policy` (the peer's, or a variant of it).
+pub fn identity_uri_in(
+    n: &NumberUri,
+    was_tel: bool,
+    local: &LocalAddrs,
+    peer: &Profile,
+    policy: &crate::interop::uri::UriPolicy,
+) -> String {
     let host = match peer.role {
         Role::Trunk => peer.domain.clone(),
         Role::Internal => local.uri_host(),
     };
-    let written = normalise_number(n, &peer.uri);
+    let written = normalise_number(n, policy);
     let private = n.phone_context.as_deref().filter(|c| !c.starts_with('+'));
-    peer_uri_in(&written, private, &n.params, was_tel, &peer.uri, &host)
+    peer_uri_in(&written, private, &n.params, was_tel, policy, &host)
 }
 
 /// `number` (in global form) with the domain `phone-context` the URI it was read from gave

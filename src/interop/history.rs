@@ -7,14 +7,15 @@
 //! trust domain (RFC 7044 §10.1.3), and a request that asks it for all of them (`Privacy:
 //! history` or `header`) carries none there.
 
-use super::egress::{identity_uri_of, is_tel};
+use super::egress::{identity_uri_in, identity_uri_of, is_tel};
 use super::topology::name_addr_uri;
 use crate::config::Profile;
-use crate::interop::uri::is_telephone_number;
+use crate::interop::uri::{UriPolicy, UriScheme, is_telephone_number};
 use crate::sip::{LocalAddrs, dialled_number, split_header_list};
 
-/// Entries carried at most: a history longer than this is a loop or a flood, and the
-/// earliest entries (the number first dialled) are what services read.
+/// Entries carried at most: a history longer than this is a loop or a flood. The last ones
+/// are kept: the current target and who diverted to it are what services read (an `rc` or
+/// `mp` of them may then name an entry left out).
 const MAX_ENTRIES: usize = 32;
 
 /// What an anonymised entry's target becomes (RFC 3323 §4.1.1.3).
@@ -29,12 +30,14 @@ pub fn rewrite(
     peer: &Profile,
     from_trunk: bool,
 ) -> Option<String> {
-    let entries: Vec<String> = lines
+    let all: Vec<String> = lines
         .iter()
         .filter(|l| super::egress::buildable(l))
         .flat_map(|l| split_header_list(l))
-        .take(MAX_ENTRIES)
-        .filter_map(|e| entry(&e, local, peer, from_trunk))
+        .collect();
+    let entries: Vec<String> = all[all.len().saturating_sub(MAX_ENTRIES)..]
+        .iter()
+        .filter_map(|e| entry(e, local, peer, from_trunk))
         .collect();
     (!entries.is_empty()).then(|| entries.join(", "))
 }
@@ -54,12 +57,15 @@ fn entry(element: &str, local: &LocalAddrs, peer: &Profile, from_trunk: bool) ->
     let (open, close) = name_addr_uri(element)?;
     let inner = element.get(open + 1..close)?;
     let (uri, headers) = inner.split_once('?').unwrap_or((inner, ""));
-    let headers = embedded_headers(headers);
-    let private = !peer.headers.trust_identity && headers.iter().any(|(n, v)| is_history(n, v));
+    let private = !peer.headers.trust_identity && asks_history(headers);
+    let mut kept = embedded_headers(headers);
+    if !peer.causes.send_reason {
+        kept.retain(|(name, _)| *name != "Reason");
+    }
     let target = if private {
         None
     } else {
-        target(uri, local, peer, from_trunk)
+        target(uri, local, peer, from_trunk, !kept.is_empty())
     };
     let mut out = String::with_capacity(element.len());
     out.push('<');
@@ -69,7 +75,7 @@ fn entry(element: &str, local: &LocalAddrs, peer: &Profile, from_trunk: bool) ->
         // others' `rc`/`mp` indexes still point where they did.
         None => out.push_str(ANONYMOUS),
     }
-    for (i, (name, value)) in headers.iter().enumerate() {
+    for (i, (name, value)) in kept.iter().enumerate() {
         out.push(if i == 0 { '?' } else { '&' });
         out.push_str(name);
         out.push('=');
@@ -82,16 +88,31 @@ fn entry(element: &str, local: &LocalAddrs, peer: &Profile, from_trunk: bool) ->
 
 /// The target URI for `peer`: a telephone number in the peer's form, with the diversion
 /// `cause` it carried (RFC 4458); any other SIP URI its user at the gateway's host. `None`
-/// when it reads as neither.
-fn target(uri: &str, local: &LocalAddrs, peer: &Profile, from_trunk: bool) -> Option<String> {
+/// when it reads as neither. A number goes as a SIP URI, whatever the peer's form, when it
+/// carries a cause or `headers` (a tel: URI has room for neither).
+fn target(
+    uri: &str,
+    local: &LocalAddrs,
+    peer: &Profile,
+    from_trunk: bool,
+    headers: bool,
+) -> Option<String> {
     match dialled_number(uri) {
         Some(n) if is_telephone_number(&n.number) => {
             let n = crate::sip::NumberUri {
                 params: n.trusted_params(from_trunk),
                 ..n
             };
+            let cause = diversion_cause(uri);
             let mut out = identity_uri_of(&n, is_tel(uri), local, peer);
-            if let Some(cause) = diversion_cause(uri).filter(|_| !out.starts_with("tel:")) {
+            if out.starts_with("tel:") && (cause.is_some() || headers) {
+                let sip = UriPolicy {
+                    scheme: UriScheme::Sip,
+                    ..peer.uri.clone()
+                };
+                out = identity_uri_in(&n, false, local, peer, &sip);
+            }
+            if let Some(cause) = cause {
                 out.push_str(";cause=");
                 out.push_str(cause);
             }
@@ -122,15 +143,23 @@ fn diversion_cause(uri: &str) -> Option<&str> {
     })
 }
 
+/// Whether a value is written as a URI header value must be (RFC 3261 §25.1 `hvalue`): no
+/// character that could end the URI or the header, and every `%` an escape of two hex
+/// digits.
+fn is_hvalue(v: &str) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.iter().enumerate().all(|(i, &c)| match c {
+            b'%' => b
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+            c => c.is_ascii_alphanumeric() || b"-_.!~*'()[]/?:+$".contains(&c),
+        })
+}
+
 /// The headers embedded in a target URI that an entry may carry (RFC 7044 §9: Reason and
-/// Privacy), each value kept only when it is written as a URI header value must be (RFC
-/// 3261 §25.1 `hvalue`: no character that could end the URI or the header).
+/// Privacy), the first of each name, each kept only when it is a well-written value.
 fn embedded_headers(headers: &str) -> Vec<(&'static str, &str)> {
-    let hvalue = |v: &str| {
-        !v.is_empty()
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%[]/?:+$".contains(&b))
-    };
     let mut out: Vec<(&'static str, &str)> = Vec::new();
     for h in headers.split('&') {
         let Some((name, value)) = h.split_once('=') else {
@@ -143,25 +172,54 @@ fn embedded_headers(headers: &str) -> Vec<(&'static str, &str)> {
         } else {
             continue;
         };
-        if hvalue(value) && !out.iter().any(|(n, _)| *n == name) {
+        if is_hvalue(value) && !out.iter().any(|(n, _)| *n == name) {
             out.push((name, value));
         }
     }
     out
 }
 
-/// An embedded Privacy header asking for history privacy (`history`, escaped or not).
-fn is_history(name: &str, value: &str) -> bool {
-    name == "Privacy"
-        && value
-            .split("%3B")
-            .flat_map(|v| v.split("%3b"))
-            .flat_map(|v| v.split(';'))
-            .any(|v| v.trim().eq_ignore_ascii_case("history"))
+/// Whether the headers embedded in a target URI ask for that entry's privacy: any Privacy
+/// among them with `history`, its escapes decoded; one that cannot be read asks for it
+/// (failing closed: an entry is anonymised rather than shown against its owner's wish).
+fn asks_history(headers: &str) -> bool {
+    headers.split('&').any(|h| {
+        let Some((name, value)) = h.split_once('=') else {
+            return false;
+        };
+        if !name.trim().eq_ignore_ascii_case("Privacy") {
+            return false;
+        }
+        match percent_decoded(value) {
+            Some(v) => v
+                .split([';', ','])
+                .any(|p| p.trim().eq_ignore_ascii_case("history")),
+            None => true,
+        }
+    })
+}
+
+/// `v` with its `%XX` escapes decoded; `None` when one is broken or it is not UTF-8.
+fn percent_decoded(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// An entry's own parameters: `index`, and the `rc`, `mp` and `np` that point at another
-/// entry (RFC 7044 §9), each kept when its value is an index (`1.2.1`); nothing else.
+/// entry (RFC 7044 §9), the first of each, each kept when its value is an index (`1.2.1`);
+/// nothing else.
 fn entry_params(params: &str) -> String {
     let is_index = |v: &str| {
         !v.is_empty()
@@ -174,6 +232,7 @@ fn entry_params(params: &str) -> String {
         .map(|(i, _)| i)
         .chain(std::iter::once(params.len()))
         .collect();
+    let mut seen: Vec<&str> = Vec::new();
     let mut out = String::new();
     for p in cuts.windows(2).filter_map(|w| params.get(w[0] + 1..w[1])) {
         let Some((k, v)) = p.split_once('=') else {
@@ -185,7 +244,9 @@ fn entry_params(params: &str) -> String {
             .find(|n| k.eq_ignore_ascii_case(n));
         if let Some(name) = known
             && is_index(v)
+            && !seen.contains(&name)
         {
+            seen.push(name);
             out.push(';');
             out.push_str(name);
             out.push('=');

@@ -85,3 +85,47 @@ fn an_entry_that_cannot_be_read_is_left_out() {
         Some("<sip:+8610123@ims.example.com>;index=1.1")
     );
 }
+
+/// Toward a peer that takes tel: URIs an entry with a Reason or a cause goes as a SIP URI
+/// (a tel: URI has no room for either); a peer whose profile sends no Reason gets none in
+/// the entries either; of a history over 32 entries the last 32 go (the current target and
+/// who diverted to it).
+#[test]
+fn entries_fit_the_peers_uri_form_its_reason_choice_and_the_cap() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.scheme = crate::interop::uri::UriScheme::Tel;
+            p.causes.send_reason = false;
+        }
+    }));
+    let hi = forwarded(&mut h, "hi8", HISTORY).unwrap();
+    assert_eq!(
+        hi,
+        "<tel:+8610999>;index=1, <sip:+8610123@ims.example.com;cause=302>;index=1.1;mp=1"
+    );
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.scheme = crate::interop::uri::UriScheme::Tel;
+        }
+    }));
+    let hi = forwarded(&mut h, "hi9", HISTORY).unwrap();
+    assert!(
+        hi.starts_with("<sip:+8610999@ims.example.com?Reason=SIP%3Bcause%3D302>;index=1, "),
+        "{hi}"
+    );
+    let long: Vec<String> = (1..=40)
+        .map(|i| format!("<sip:+86100{i:02}@10.0.0.5>;index=1.{i}"))
+        .collect();
+    let mut h = H::new();
+    let hi = forwarded(
+        &mut h,
+        "hi10",
+        &format!("History-Info: {}\r\n", long.join(", ")),
+    )
+    .unwrap();
+    assert_eq!(hi.matches("<sip:").count(), 32);
+    assert!(
+        hi.starts_with("<sip:+8610009@") && hi.ends_with(";index=1.40"),
+        "{hi}"
+    );
+}

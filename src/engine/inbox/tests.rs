@@ -331,13 +331,13 @@ fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
         alone.push(
             plain
                 .overload
-                .decide(now, (Duration::ZERO, Stage::Core), false),
+                .decide(now, (Duration::ZERO, Stage::CoreUdp), false),
         );
         assert!(with_junk.drops_as_junk(&junk, Duration::ZERO));
         beside_junk.push(
             with_junk
                 .overload
-                .decide(now, (Duration::ZERO, Stage::Core), false),
+                .decide(now, (Duration::ZERO, Stage::CoreUdp), false),
         );
     }
     assert_eq!(alone, beside_junk);

@@ -50,7 +50,7 @@ async fn under_overload_a_new_invite_gets_a_503_before_parsing_and_its_ack_is_dr
     let at = Instant::now();
     let inv = invite("z9hG4bKfast1");
     assert_eq!(
-        shed_early(&gw, None, &inbox, inv.as_bytes(), src, at),
+        shed_early(&gw, (0, None), &inbox, inv.as_bytes(), src, at),
         Early::Done
     );
     let mut buf = [0u8; 2048];
@@ -74,13 +74,13 @@ async fn under_overload_a_new_invite_gets_a_503_before_parsing_and_its_ack_is_dr
             &format!("To: <sip:+8610123@127.0.0.1>;tag={}", inbox.overload.tag),
         );
     assert_eq!(
-        shed_early(&gw, None, &inbox, ack.as_bytes(), src, at),
+        shed_early(&gw, (0, None), &inbox, ack.as_bytes(), src, at),
         Early::Done
     );
     // Anything else goes on to the parser, unscreened.
     let bye = inv.replace("INVITE sip:", "BYE sip:");
     assert_eq!(
-        shed_early(&gw, None, &inbox, bye.as_bytes(), src, at),
+        shed_early(&gw, (0, None), &inbox, bye.as_bytes(), src, at),
         Early::Other
     );
 }
@@ -143,7 +143,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     // Not overloaded: let in (screened), and remembered once delivered.
     let Early::Screened {
         remember: Some(key),
-    } = shed_early(&gw, None, &inbox, inv.as_bytes(), src, Instant::now())
+    } = shed_early(&gw, (0, None), &inbox, inv.as_bytes(), src, Instant::now())
     else {
         panic!("not let in")
     };
@@ -151,7 +151,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     // Overload begins; the retransmission still goes to the core.
     inbox.overload.stand_for(Instant::now(), 2000);
     assert_eq!(
-        shed_early(&gw, None, &inbox, inv.as_bytes(), src, Instant::now()),
+        shed_early(&gw, (0, None), &inbox, inv.as_bytes(), src, Instant::now()),
         Early::Screened { remember: None }
     );
     // A new INVITE reusing its branch (another Call-ID, or CSeq) is no retransmission: it
@@ -161,7 +161,14 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
         inv.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
     ] {
         assert_eq!(
-            shed_early(&gw, None, &inbox, reuse.as_bytes(), src, Instant::now()),
+            shed_early(
+                &gw,
+                (0, None),
+                &inbox,
+                reuse.as_bytes(),
+                src,
+                Instant::now()
+            ),
             Early::Done,
             "{reuse}"
         );
@@ -175,7 +182,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     assert_eq!(
         shed_early(
             &gw,
-            None,
+            (0, None),
             &inbox,
             s_inv.as_bytes(),
             stranger.local_addr().unwrap(),
