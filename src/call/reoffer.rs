@@ -102,7 +102,9 @@ impl Call {
     /// answered after it was given up: the peer took it, and on an anchored call the relay
     /// follows its answer. Offering again would only start another such INVITE.
     pub(super) fn take_late_answer(&mut self, cx: &mut Cx, side: Side, resp: &Response) {
-        if self.media.is_none() || self.phase.is_ending() {
+        // An offer or INVITE under way on the leg settles its session, and the answer came
+        // to an older offer than the one it would be read against.
+        if self.media.is_none() || self.phase.is_ending() || self.leg_busy(side) {
             return;
         }
         let Some((body, ct, _)) = self.sdp[side].as_ref().and_then(|s| s.sent.clone()) else {
