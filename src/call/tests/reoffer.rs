@@ -14,6 +14,15 @@ fn second_branch_sdp() -> String {
         )
 }
 
+/// The phone's answer to our offer of PCMA: from a new port, its session's next version.
+fn phone_takes_pcma() -> String {
+    SDP.replace(
+        "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+        "m=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+    )
+    .replace("o=- 1 1", "o=- 1 2")
+}
+
 /// The phone's INVITE (offering 100rel) and branch b1's 183 with its answer, which reaches
 /// the phone reliably: the carrier's INVITE, the 183's RSeq and our tag toward the phone.
 fn first_branch_183(h: &mut H, call_id: &str) -> (Request, u32, String) {
@@ -68,12 +77,7 @@ fn a_caller_that_took_another_branchs_answer_early_is_offered_the_answered_sessi
     assert_eq!(re.to_tag().as_deref(), Some("alice1"));
     assert_eq!(re.cseq().unwrap().1, Method::Invite);
     // The phone answers from a new port: our ACK, and the relay sends to it.
-    let phone_answer = SDP
-        .replace(
-            "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
-            "m=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
-        )
-        .replace("o=- 1 1", "o=- 1 2");
+    let phone_answer = phone_takes_pcma();
     h.recv_msg(PHONE, reply(&re, 200, "alice1", &[], Some(&phone_answer)));
     assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
     assert_eq!(
@@ -313,12 +317,7 @@ fn a_reoffer_met_by_glare_is_made_again_unless_the_phone_settled_the_session() {
             "{body}"
         );
         assert!(body.contains("RTP/AVP 8\r\n"), "{body}");
-        let phone_answer = SDP
-            .replace(
-                "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
-                "m=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
-            )
-            .replace("o=- 1 1", "o=- 1 2");
+        let phone_answer = phone_takes_pcma();
         h.recv_msg(
             PHONE,
             reply(&again, 200, "alice1", &[], Some(&phone_answer)),
@@ -365,12 +364,7 @@ fn a_late_answer_to_our_given_up_offer_moves_the_relay_and_offers_nothing_more()
     h.one_request(PHONE, Method::Cancel);
     h.advance(Duration::from_millis(32_100));
     h.take(PHONE);
-    let phone_answer = SDP
-        .replace(
-            "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
-            "m=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
-        )
-        .replace("o=- 1 1", "o=- 1 2");
+    let phone_answer = phone_takes_pcma();
     h.recv_msg(PHONE, reply(&re, 200, "alice1", &[], Some(&phone_answer)));
     let sent = h.requests_to(PHONE);
     let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
