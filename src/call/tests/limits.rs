@@ -175,6 +175,9 @@ fn an_ended_call_frees_its_slots_while_its_bye_is_unanswered() {
             0,
             "the ended call is no call in progress"
         );
+        // But the core still holds it (its BYE waits for an answer): what a shutdown
+        // hangs up and a reload counts.
+        assert_eq!(h.core.calls_held(), 1);
         h.take(PHONE);
         call(&mut h, 2);
         let inv = h.one_request(CARRIER_A, Method::Invite);
