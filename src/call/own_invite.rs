@@ -45,6 +45,23 @@ impl Call {
         }
     }
 
+    /// `side`'s peer answered an offer of ours, `offer` (body, Content-Type), in `resp`:
+    /// what was agreed is kept (`Call::agree`) and the relay follows the answer, as for the
+    /// answer to a relayed offer.
+    pub(super) fn take_answer_to_ours(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        (offer, offer_ct): (&bytes::Bytes, Option<&str>),
+        resp: &crate::sip::Response,
+    ) {
+        let ct = super::anchor::readable_type(resp);
+        self.offered_toward(side, offer, offer_ct);
+        self.note_sdp_received(side, resp.body(), ct.as_deref());
+        self.agree(side, resp.body(), ct.as_deref());
+        let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
+    }
+
     /// A provisional to our own request `id`: an INVITE of ours waits for its final answer
     /// 64·T1 from now. (It shares the relayed INVITE's timer: the dialog has one INVITE at a
     /// time, ours or a relayed one.)

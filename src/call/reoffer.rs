@@ -110,11 +110,7 @@ impl Call {
         let Some((body, ct, _)) = self.sdp[side].as_ref().and_then(|s| s.sent.clone()) else {
             return;
         };
-        let answer_ct = super::anchor::readable_type(resp);
-        self.offered_toward(side, &body, ct.as_deref());
-        self.note_sdp_received(side, resp.body(), answer_ct.as_deref());
-        self.agree(side, resp.body(), answer_ct.as_deref());
-        let _ = self.anchored_body(cx, side, resp.body(), answer_ct.as_deref(), false);
+        self.take_answer_to_ours(cx, side, (&body, ct.as_deref()), resp);
     }
 
     /// An offer or an INVITE under way: an offer of ours on `side` waits.

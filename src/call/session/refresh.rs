@@ -164,10 +164,7 @@ impl Call {
                 && (r.reoffer || origin.is_none() || origin.as_ref() != known)
             {
                 let sent_ct = crate::call::anchor::readable_type(&r.sent);
-                self.offered_toward(side, r.sent.body(), sent_ct.as_deref());
-                self.note_sdp_received(side, resp.body(), ct.as_deref());
-                self.agree(side, resp.body(), ct.as_deref());
-                let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
+                self.take_answer_to_ours(cx, side, (r.sent.body(), sent_ct.as_deref()), &resp);
             }
             if r.reoffer {
                 // It restated the leg's timer, or asked for none: the peer's 2xx says which
@@ -213,7 +210,7 @@ impl Call {
             if status == 491 {
                 return self.reoffer_after_glare(cx, side, &r.sent);
             }
-            info!(call_id = %self.call_id(), status, "the caller refused the offer of the answered session");
+            info!(call_id = %self.call_id(), ?side, status, "our offer of the session refused");
             return;
         }
         // The session cut to the peer's own answer refused: its next refresh offers the
