@@ -157,14 +157,18 @@ pub fn identity_header(
             };
             Some(identity_uri_of(&n, is_tel(uri), local, peer))
         }
-        _ => {
-            let (secure, user) = crate::sip::sip_uri_user(uri)?;
-            let scheme = if secure { "sips" } else { "sip" };
-            Some(match user {
-                Some(user) => format!("{scheme}:{user}@{host}"),
-                None => format!("{scheme}:{host}"),
-            })
-        }
+        _ => at_our_host(uri, &host),
+    })
+}
+
+/// A `sip:`/`sips:` URI as an identity that hides its host: its user alone, at `host` (the
+/// gateway's); `None` when `uri` is no SIP URI.
+pub fn at_our_host(uri: &str, host: &str) -> Option<String> {
+    let (secure, user) = crate::sip::sip_uri_user(uri)?;
+    let scheme = if secure { "sips" } else { "sip" };
+    Some(match user {
+        Some(user) => format!("{scheme}:{user}@{host}"),
+        None => format!("{scheme}:{host}"),
     })
 }
 

@@ -100,9 +100,16 @@ static ASSERTED: std::sync::LazyLock<[Hdr; 3]> = std::sync::LazyLock::new(|| {
 /// Whether `Privacy` lines ask for the identity to be withheld: an `id` value (RFC 3325
 /// §9.3) among the `;`- or `,`-separated ones, in any case.
 fn asks_id_privacy(privacy: &[String]) -> bool {
+    asks_privacy_of(privacy, &["id"])
+}
+
+/// Whether `Privacy` lines hold one of `values` among their `;`- or `,`-separated ones, in
+/// any case.
+pub(super) fn asks_privacy_of(privacy: &[String], values: &[&str]) -> bool {
     (privacy.iter())
         .flat_map(|l| l.split([';', ',']))
-        .any(|v| v.trim().eq_ignore_ascii_case("id"))
+        .map(str::trim)
+        .any(|v| values.iter().any(|w| v.eq_ignore_ascii_case(w)))
 }
 
 /// Why a header name cannot be in `[headers] pass`.

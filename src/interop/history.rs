@@ -45,10 +45,7 @@ pub fn rewrite(
 /// Whether `Privacy` lines ask for every History-Info entry to be withheld from a peer
 /// outside the trust domain: `history` (RFC 7044 §10.1.3.1) or `header` (RFC 3323 §4.2).
 pub fn asks_all_withheld(privacy: &[String]) -> bool {
-    (privacy.iter())
-        .flat_map(|l| l.split([';', ',']))
-        .map(str::trim)
-        .any(|v| v.eq_ignore_ascii_case("history") || v.eq_ignore_ascii_case("header"))
+    super::headers::asks_privacy_of(privacy, &["history", "header"])
 }
 
 /// One entry rewritten; `None`: it is not a name-addr (RFC 7044 §9 wants one), so it cannot
@@ -118,15 +115,7 @@ fn target(
             }
             Some(out)
         }
-        _ => {
-            let (secure, user) = crate::sip::sip_uri_user(uri)?;
-            let scheme = if secure { "sips" } else { "sip" };
-            let host = local.uri_host();
-            Some(match user {
-                Some(user) => format!("{scheme}:{user}@{host}"),
-                None => format!("{scheme}:{host}"),
-            })
-        }
+        _ => super::egress::at_our_host(uri, &local.uri_host()),
     }
 }
 
