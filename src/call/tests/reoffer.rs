@@ -57,6 +57,15 @@ fn taken_early_then_answered(
     (ok, ours)
 }
 
+/// An anchored call whose phone took b1's answer early and got b2's (PCMA) in the 200:
+/// the harness, the 200, our tag toward the phone, and our re-INVITE offering b2's session.
+fn offered_b2s_session(call_id: &str) -> (H, Response, String, Request) {
+    let mut h = anchored();
+    let (ok, ours) = taken_early_then_answered(&mut h, call_id, "b2", &second_branch_sdp());
+    let re = h.one_request(PHONE, Method::Invite);
+    (h, ok, ours, re)
+}
+
 /// A forking callee: branch b1's 183 (PCMU) is the answer the phone took reliably, branch
 /// b2 answers with PCMA. The phone, done with its offer/answer, ignores the 200's SDP
 /// (RFC 3261 §13.2.1) and would go on sending PCMU to a callee that takes PCMA: after its
@@ -64,9 +73,7 @@ fn taken_early_then_answered(
 /// phone's answer. Before, nothing was offered.
 #[test]
 fn a_caller_that_took_another_branchs_answer_early_is_offered_the_answered_session() {
-    let mut h = anchored();
-    let (ok, ours) = taken_early_then_answered(&mut h, "ro1", "b2", &second_branch_sdp());
-    let re = h.one_request(PHONE, Method::Invite);
+    let (mut h, ok, ours, re) = offered_b2s_session("ro1");
     assert_eq!(
         re.body(),
         ok.body(),
@@ -100,9 +107,7 @@ fn the_same_session_is_not_offered_again_and_a_refused_offer_leaves_the_call() {
     let mut h = anchored();
     taken_early_then_answered(&mut h, "ro2", "b1", SDP);
     assert!(h.take_requests(PHONE, Method::Invite).is_empty());
-    let mut h = anchored();
-    let (_, ours) = taken_early_then_answered(&mut h, "ro3", "b2", &second_branch_sdp());
-    let re = h.one_request(PHONE, Method::Invite);
+    let (mut h, _, ours, re) = offered_b2s_session("ro3");
     h.recv_msg(PHONE, reply(&re, 488, "alice1", &[], None));
     assert_eq!(
         h.take_requests(PHONE, Method::Ack).len(),
@@ -121,9 +126,7 @@ fn the_same_session_is_not_offered_again_and_a_refused_offer_leaves_the_call() {
 /// A caller whose dialog is gone (481 to our offer) ends the call: the callee gets its BYE.
 #[test]
 fn a_caller_gone_when_offered_ends_the_call() {
-    let mut h = anchored();
-    taken_early_then_answered(&mut h, "ro4", "b2", &second_branch_sdp());
-    let re = h.one_request(PHONE, Method::Invite);
+    let (mut h, _, _, re) = offered_b2s_session("ro4");
     h.recv_msg(PHONE, reply(&re, 481, "alice1", &[], None));
     assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
     assert_eq!(h.cdrs.len(), 1);
@@ -187,9 +190,7 @@ fn held_for_the_prack_then_offered(stray: bool) {
 #[test]
 fn our_reinvite_that_only_rings_is_cancelled_then_given_up() {
     for answers_cancel in [true, false] {
-        let mut h = anchored();
-        let (_, ours) = taken_early_then_answered(&mut h, "ro6", "b2", &second_branch_sdp());
-        let re = h.one_request(PHONE, Method::Invite);
+        let (mut h, _, ours, re) = offered_b2s_session("ro6");
         h.recv_msg(PHONE, reply(&re, 180, "alice1", &[], None));
         h.advance(Duration::from_secs(31));
         assert!(h.take_requests(PHONE, Method::Cancel).is_empty());
@@ -260,9 +261,7 @@ fn a_2xx_without_sdp_after_another_branchs_reliable_answer_is_offered_too() {
 #[test]
 fn a_reoffer_met_by_glare_is_made_again_unless_the_phone_settled_the_session() {
     for phone_offers in [false, true] {
-        let mut h = anchored();
-        let (ok, ours) = taken_early_then_answered(&mut h, "ro8", "b2", &second_branch_sdp());
-        let re = h.one_request(PHONE, Method::Invite);
+        let (mut h, ok, ours, re) = offered_b2s_session("ro8");
         h.recv_msg(PHONE, reply(&re, 491, "alice1", &[], None));
         assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
         if phone_offers {
@@ -356,9 +355,7 @@ fn glare_without_end_is_tried_three_more_times() {
 /// again (another offer could meet the same fate, and so on for the whole call).
 #[test]
 fn a_late_answer_to_our_given_up_offer_moves_the_relay_and_offers_nothing_more() {
-    let mut h = anchored();
-    taken_early_then_answered(&mut h, "ro10", "b2", &second_branch_sdp());
-    let re = h.one_request(PHONE, Method::Invite);
+    let (mut h, _, _, re) = offered_b2s_session("ro10");
     h.recv_msg(PHONE, reply(&re, 180, "alice1", &[], None));
     h.advance(Duration::from_millis(32_100));
     h.one_request(PHONE, Method::Cancel);
@@ -384,9 +381,7 @@ fn a_late_answer_to_our_given_up_offer_moves_the_relay_and_offers_nothing_more()
 #[test]
 fn a_glare_retry_waits_for_the_phones_own_offer_and_goes_only_if_it_failed() {
     for carrier_takes in [true, false] {
-        let mut h = anchored();
-        let (_, ours) = taken_early_then_answered(&mut h, "ro11", "b2", &second_branch_sdp());
-        let re = h.one_request(PHONE, Method::Invite);
+        let (mut h, _, ours, re) = offered_b2s_session("ro11");
         h.recv_msg(PHONE, reply(&re, 491, "alice1", &[], None));
         h.take(PHONE);
         let hold = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
