@@ -426,6 +426,7 @@ impl Call {
         if let Some(max) = max {
             self.timers.set(CallTimer::MaxDuration, cx.now + max);
         }
+        self.arm_probes(cx.now);
         self.carry_identity(&cx.env.local, Side::A, &mut out);
         // The caller's leg gets its own session timer, negotiated on its INVITE (before the
         // SDP goes: a leg with a timer keeps it for refreshes).

@@ -47,7 +47,7 @@ impl Call {
     /// 3261 §13.2.2.4), whether it is the first INVITE or a re-INVITE.
     pub(super) fn keep_for_ack(&mut self, side: Side, req: &Request) {
         if req.method() == Method::Invite {
-            self.invite_auth[side] = Some(Self::invite_credentials(req));
+            self.invite_auth[side] = Some(Box::new(Self::invite_credentials(req)));
         }
     }
 

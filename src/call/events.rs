@@ -44,6 +44,8 @@ pub enum CallEvent {
     AuthFailed,
     /// This side's session timer expired (RFC 4028): its refreshes stopped or failed.
     SessionExpired(Side),
+    /// This side's peer no longer had the call when the gateway asked (`[sip] probe_s`).
+    ProbeFailed(Side),
     /// The call was to be recorded and no file could be made.
     RecordingNotStarted,
     /// The disk stopped the recording before the call ended (a refused write, the WAV
@@ -72,6 +74,7 @@ impl fmt::Display for CallEvent {
             CallEvent::SessionExpired(side) => {
                 write!(f, "session_expired_{}", side.party())
             }
+            CallEvent::ProbeFailed(side) => write!(f, "probe_failed_{}", side.party()),
             CallEvent::RecordingNotStarted => f.write_str("recording_not_started"),
             CallEvent::RecordingStopped => f.write_str("recording_stopped"),
         }

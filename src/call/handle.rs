@@ -22,6 +22,7 @@ impl Call {
             TxnRole::Bye(side) if !resp.is_provisional() => self.on_bye_answer(cx, side, id, &resp),
             TxnRole::Prack(n) if !resp.is_provisional() => self.on_prack_answer(cx, id, n, &resp),
             TxnRole::Refresh(_) => self.on_refresh_response(cx, id, resp),
+            TxnRole::Probe(side) => self.on_probe_answer(cx, side, id, &resp),
             TxnRole::Bye(_) | TxnRole::Prack(_) | TxnRole::CallerInvite => {}
         }
     }
@@ -47,6 +48,7 @@ impl Call {
             TxnRole::Relay => self.on_relay_failed(cx, id),
             TxnRole::Prack(n) => self.on_prack_result(cx, id, n, None),
             TxnRole::Refresh(_) => self.on_refresh_failed(cx, id),
+            TxnRole::Probe(side) => self.on_probe_unanswered(cx, side, id),
             TxnRole::CallerInvite => {}
         }
     }
@@ -75,6 +77,7 @@ impl Call {
                 CallTimer::PrackOffer => self.on_prack_offer_timer(cx),
                 CallTimer::InviteTimeout => self.on_invite_timeout(cx),
                 CallTimer::Reoffer => self.on_reoffer_timer(cx),
+                CallTimer::Probe(side) => self.on_probe_timer(cx, side),
             }
         }
     }

@@ -43,6 +43,7 @@ mod per_leg;
 mod phase;
 mod prack_answer;
 mod prack_offer;
+mod probe;
 mod registrations;
 mod relay_request;
 mod relayed;

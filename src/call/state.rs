@@ -46,6 +46,8 @@ pub enum TxnRole {
     Prack(u32),
     /// Our session refresh (RFC 4028) on this side.
     Refresh(Side),
+    /// Our in-dialog OPTIONS asking this side's peer whether it still has the call.
+    Probe(Side),
 }
 
 /// What a settled call's template is: a request with nothing in it (shared, built once: a
@@ -186,7 +188,9 @@ pub struct Call {
     /// Digest state toward each side's peer, once that peer challenged us (`challenge`).
     pub auth: PerSide<Option<Box<crate::auth::AuthSession>>>,
     /// The credentials the side's initial INVITE carried: its 2xx's ACK carries them too.
-    pub invite_auth: PerSide<Option<InviteCredentials>>,
+    /// Boxed: only calls toward a peer that challenges have them, and every call pays for
+    /// the slot (`tests/size.rs`).
+    pub invite_auth: PerSide<Option<Box<InviteCredentials>>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
     pub byes: Vec<(TxnId, Request)>,
     /// Each leg's session timer (RFC 4028), once negotiated.

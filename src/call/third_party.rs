@@ -283,6 +283,7 @@ impl Call {
             .min()
             .unwrap_or(own_max);
         self.timers.set(CallTimer::MaxDuration, cx.now + max);
+        self.arm_probes(cx.now);
         let b_cseq = resp.seq();
         let mut answer = resp;
         self.agree_with(Side::B, &answer);

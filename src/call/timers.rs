@@ -41,9 +41,11 @@ pub enum CallTimer {
     /// The callee's INVITE has had no response at all for its profile's
     /// `[sip] invite_timeout_s`: the route's next peer is tried.
     InviteTimeout,
+    /// Time to ask this leg's peer whether it still has the call (`probe.rs`).
+    Probe(Side),
 }
 
-const COUNT: usize = 17;
+const COUNT: usize = 19;
 const ALL: [CallTimer; COUNT] = [
     CallTimer::Ring,
     CallTimer::Retransmit2xx(Side::A),
@@ -62,6 +64,8 @@ const ALL: [CallTimer; COUNT] = [
     CallTimer::PrackOffer,
     CallTimer::InviteTimeout,
     CallTimer::Reoffer,
+    CallTimer::Probe(Side::A),
+    CallTimer::Probe(Side::B),
 ];
 
 impl CallTimer {
@@ -84,6 +88,8 @@ impl CallTimer {
             CallTimer::PrackOffer => 14,
             CallTimer::InviteTimeout => 15,
             CallTimer::Reoffer => 16,
+            CallTimer::Probe(Side::A) => 17,
+            CallTimer::Probe(Side::B) => 18,
         }
     }
 }

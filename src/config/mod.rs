@@ -50,6 +50,13 @@ use crate::sip::{Target, Transport};
 /// Ring timeout when neither the route nor the profile sets one.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `[sip] probe_s` unless a profile says otherwise: RFC 4028's recommended session
+/// interval, how often a dialog with timers proves itself.
+pub const DEFAULT_PROBE: Duration = Duration::from_secs(1800);
+
+/// `[sip] probe_s` other than 0 (off).
+pub const PROBE_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
+
 /// Longest `ring_timeout_s` (a day): a deadline past it is no ring timeout, and a huge one
 /// would overflow the clock.
 const MAX_RING_TIMEOUT_S: u64 = 86_400;
@@ -149,6 +156,10 @@ pub struct Profile {
     /// (not even 100 Trying) this long is given up for the route's next peer (None: Timer
     /// B, 32 s).
     pub invite_timeout: Option<Duration>,
+    /// `[sip] probe_s`: an answered call's leg toward this peer that runs no session timer
+    /// is sent an in-dialog OPTIONS this often; a 481, 408 or no answer at all means the
+    /// peer lost the call, which is released (None: never).
+    pub probe: Option<Duration>,
     /// `[transfer] mode`: what a REFER from this peer does.
     pub transfer: crate::interop::transfer::TransferMode,
     /// `[transfer] to_trunks`: a REFER from this peer may go to a trunk (`role = "trunk"`),

@@ -12,7 +12,10 @@ use toml::Spanned;
 
 use super::error::{Place, one_of};
 use super::file::ProfileFile;
-use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
+use super::{
+    ConfigError, DEFAULT_PROBE, PROBE_RANGE, PeerName, Profile, Role, auth, limits,
+    parse_transport_addr, toml_error,
+};
 use crate::interop::causes::{CausePolicy, Q850Cause};
 use crate::interop::transfer::TransferMode;
 use crate::media::Latch;
@@ -266,6 +269,19 @@ fn load_profile(
         }
         None => None,
     };
+    // A probe every few seconds would be traffic, not a check; one a day finds a lost call
+    // too late to matter.
+    let probe = match &file.sip.probe_s {
+        None => Some(DEFAULT_PROBE),
+        Some(t) if *t.get_ref() == 0 => None,
+        Some(t) if PROBE_RANGE.contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
+        Some(t) => {
+            let (lo, hi) = (PROBE_RANGE.start(), PROBE_RANGE.end());
+            let m = format!("[sip] probe_s must be 0 (off) or {lo}..={hi}");
+            errs.push(ConfigError::at(path, text, t.span().start, m));
+            None
+        }
+    };
     let ring_timeout = match &file.ring_timeout_s {
         Some(t) => super::ring_timeout_s(*t.get_ref())
             .map_err(|m| errs.push(ConfigError::at(path, text, t.span().start, m)))
@@ -468,6 +484,7 @@ fn load_profile(
         domain,
         ring_timeout,
         invite_timeout,
+        probe,
         uri,
         prack,
         ptime,

@@ -904,7 +904,7 @@ fn call_policy_keys_are_validated_with_positions() {
     ps[1].1.push_str(
         "[session_timer]\nmode = \"sometimes\"\nexpires_s = 30\n\
          [transfer]\nmode = \"always\"\n\
-         [sip]\nallow = [\"INVITE\", \"BY E\"]\ninvite_timeout_s = 33\n\
+         [sip]\nallow = [\"INVITE\", \"BY E\"]\ninvite_timeout_s = 33\nprobe_s = 59\n\
          [headers]\npass = [\"Via\", \"X Bad\"]\nuser_agent = \"bad\\u0007\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
@@ -917,6 +917,7 @@ fn call_policy_keys_are_validated_with_positions() {
         "carrier-a.toml:9:8: [transfer] mode \"always\" must be \"refuse\" or \"relay\"",
         "[sip] allow: \"BY E\" is not a SIP method",
         "carrier-a.toml:12:20: [sip] invite_timeout_s must be 1..=32",
+        "carrier-a.toml:13:11: [sip] probe_s must be 0 (off) or 60..=86400",
         "[headers] pass: Via cannot be passed",
         "[headers] pass: \"X Bad\" is not a header name",
         "[headers] user_agent must be 1..=128 printable characters",
@@ -927,7 +928,7 @@ fn call_policy_keys_are_validated_with_positions() {
     let mut ps = standard_profiles();
     ps[1].1.push_str(
         "[session_timer]\nmode = \"require\"\nexpires_s = 600\nmin_se_s = 120\n\
-         [transfer]\nmode = \"relay\"\nto_trunks = true\n[sip]\nallow = [\"invite\", \"ACK\", \"BYE\"]\ninvite_timeout_s = 4\n\
+         [transfer]\nmode = \"relay\"\nto_trunks = true\n[sip]\nallow = [\"invite\", \"ACK\", \"BYE\"]\ninvite_timeout_s = 4\nprobe_s = 0\n\
          [headers]\npass = [\"X-Billing\"]\nstrip = [\"Subject\"]\nuser_agent = \"tg\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
@@ -942,11 +943,10 @@ fn call_policy_keys_are_validated_with_positions() {
     assert_eq!(p.transfer, crate::interop::transfer::TransferMode::Relay);
     assert!(p.transfer_to_trunks);
     assert_eq!(p.invite_timeout, Some(Duration::from_secs(4)));
-    assert!(
-        !cfg.profile(&PeerName("pbx".into()))
-            .unwrap()
-            .transfer_to_trunks
-    );
+    assert_eq!(p.probe, None, "probe_s = 0 is off");
+    let pbx = cfg.profile(&PeerName("pbx".into())).unwrap();
+    assert!(!pbx.transfer_to_trunks);
+    assert_eq!(pbx.probe, Some(crate::config::DEFAULT_PROBE));
     assert_eq!(
         p.allow.as_deref(),
         Some(&["INVITE".to_string(), "ACK".into(), "BYE".into()][..])

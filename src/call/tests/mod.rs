@@ -16,6 +16,7 @@ mod midcall;
 mod msgs;
 mod prack;
 mod prack_offer;
+mod probe;
 mod profiles;
 mod relayed_invite;
 mod reoffer;
@@ -93,6 +94,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         transfer: Default::default(),
         transfer_to_trunks: false,
         invite_timeout: None,
+        probe: Some(crate::config::DEFAULT_PROBE),
         // As the loader has it: a trunk is in the trust domain, an internal peer is not.
         headers: crate::interop::headers::HeaderPolicy {
             trust_identity: role == Role::Trunk,
