@@ -483,3 +483,66 @@ fn session_timers_are_refreshed_per_leg() {
         "without `require` the carrier is never refreshed",
     );
 }
+
+/// A carrier that lost an answered call (a restart) is found out by the gateway's in-dialog
+/// OPTIONS (`[sip] probe_s = 60` on its profile): it answers 481, and the phone gets a BYE
+/// with cause 41 within the minute. With the default interval (30 minutes) nothing reaches
+/// the phone within 75 s: its scenario fails waiting for the BYE. Both runs go at once.
+#[test]
+fn a_carrier_that_lost_the_call_is_found_by_the_probe() {
+    let with = Gateway::start(Ports::new(), GwOpts::carrier_a("[sip]\nprobe_s = 60\n"));
+    let without = Gateway::start(Ports::new(), GwOpts::default());
+    let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = ["-m", "1", "-timeout", "75s", "-timeout_error"];
+    let run = |gw: &Gateway, dir: &std::path::Path| {
+        let c = Sipp::spawn_args(
+            "probe/carrier.xml",
+            CARRIER_A_IP,
+            gw.ports.carrier_a,
+            dir,
+            None,
+            None,
+            &args,
+        );
+        let p = Sipp::spawn_args(
+            "probe/phone.xml",
+            PHONE_IP,
+            gw.ports.phone,
+            dir,
+            Some(gw.addr()),
+            Some("+8610123"),
+            &args,
+        );
+        (c, p)
+    };
+    let (c1, p1) = run(&with, t1.path());
+    let (c2, p2) = run(&without, t2.path());
+    let limit = Duration::from_secs(80);
+    p1.expect_success_within(&with, limit);
+    c1.expect_success_within(&with, limit);
+    let cdr = &with.wait_cdrs(1)[0];
+    assert_eq!(cdr["call_tag"], "peer_unreachable");
+    assert_eq!(cdr["cause"], 41);
+    let events = cdr["events"].to_string();
+    assert!(events.contains("probe_failed_callee"), "{events}");
+    // Without it the carrier is never asked, the phone never hears, and the gateway still
+    // holds the call (no CDR) after both gave up.
+    let c2_ok = c2.passed_within(limit);
+    assert!(
+        !p2.passed_within(limit),
+        "without the probe the phone never hears"
+    );
+    let mut errors = String::new();
+    for e in std::fs::read_dir(t2.path()).unwrap().flatten() {
+        if e.path().to_string_lossy().ends_with(".err.log") {
+            errors.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    failed_on(
+        c2_ok,
+        &errors,
+        "carrier timed out",
+        "without a probe the carrier waits for an OPTIONS that never comes",
+    );
+    assert!(without.cdrs().is_empty(), "{:?}", without.cdrs());
+}
