@@ -308,6 +308,24 @@ impl B2bua {
         }
     }
 
+    /// Whether `req` is an INVITE of ours come back (a proxy keeps the Call-ID and our From
+    /// tag, both ours and random) that would go to the peer it went to, for the same
+    /// number: a routing loop, which would otherwise set up a call per turn until
+    /// Max-Forwards runs out (RFC 3261 §16.3 step 4 asks a proxy the same). One that routes
+    /// elsewhere (the carrier hands our own number back for the PBX, a number changed on
+    /// the way) is a spiral, and a call like any other.
+    fn loops_back(&self, req: &Request, adm: &admission::Admitted) -> bool {
+        let (Some(call_id), Some(tag)) = (req.call_id(), req.from_tag()) else {
+            return false;
+        };
+        let Some((r, Side::B)) = self.dialog_of(&call_id, &tag) else {
+            return false;
+        };
+        self.calls
+            .get(&r)
+            .is_some_and(|c| c.egress_name() == adm.targets.first() && c.number == adm.number)
+    }
+
     fn on_initial_invite(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
         let cfg = self.env.cfg.clone();
         // A registering peer's calls to its registered contact are its own, whichever of its
@@ -347,6 +365,19 @@ impl B2bua {
             Ok(adm) => adm,
             Err(refusal) => return self.refuse(now, id, &req, &ingress.name, refusal),
         };
+        if self.loops_back(&req, &adm) {
+            debug!(%source, "our own INVITE came back for the same peer and number: 482");
+            let refusal = Refusal {
+                status: 482,
+                reason: "Loop Detected",
+                tag: CallTag::CallerRejected,
+                cause: Q850Cause::ROUTING_ERROR,
+                extra: vec![],
+                number: adm.number,
+                caller: adm.caller,
+            };
+            return self.refuse(now, id, &req, &ingress.name, refusal);
+        }
         let calls = self.active_calls();
         if let Err(over) = self.env.limits.admit_call(now, &ingress.name, calls) {
             self.env

@@ -33,6 +33,8 @@ impl Q850Cause {
     pub const CALL_REJECTED: Q850Cause = Q850Cause(21);
     /// 42: switching equipment congestion (a limit refused the call).
     pub const CONGESTION: Q850Cause = Q850Cause(42);
+    /// 25: exchange routing error (a loop; RFC 3398 maps 482 and 483 to it).
+    pub const ROUTING_ERROR: Q850Cause = Q850Cause(25);
     /// 41: temporary failure.
     pub const TEMPORARY_FAILURE: Q850Cause = Q850Cause(41);
     /// 102: recovery on timer expiry.

@@ -12,6 +12,7 @@ mod forks;
 mod front;
 mod history_info;
 mod limits;
+mod loops;
 mod midcall;
 mod msgs;
 mod prack;
