@@ -593,6 +593,9 @@ pub fn rtp(data: &[u8]) {
         // here are IPv4, which the relay leaves to the kernel: nothing changes for them
         // (the IPv6 rule has its unit tests, `media::relay::tests`).
         host_ips: [b_sdp.ip()].into(),
+        // Media networks have their unit tests (`media::relay::tests`).
+        a_networks: None,
+        b_networks: None,
     };
     let mut now = Instant::now();
     let mut route = StreamRoute::new(&pair, now);

@@ -13,9 +13,11 @@ use crate::sdp::{MediaBody, SdpError, Transport};
 use crate::sip::{Body, Hdr};
 
 mod addresses;
+mod body;
 mod plan;
 use crate::config::net::behind_nat;
-use addresses::deliverable;
+use addresses::{deliverable, within};
+pub(super) use body::{carries_sdp, may_offer, readable_type};
 pub(super) use plan::media_plan;
 
 /// Why the SDP of a message could not be anchored.
@@ -119,6 +121,7 @@ impl Call {
         let branch = (from == Side::B && self.phase.is_routing())
             .then(|| self.b.as_ref().and_then(|b| b.remote_tag.clone()))
             .flatten();
+        let networks = profile(from).and_then(|p| p.media_networks.clone());
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
@@ -201,6 +204,18 @@ impl Call {
                 }
                 _ => None,
             };
+        }
+        // An address outside the peer's `[media] networks` is kept (the relay's wait for
+        // its source and its source check both refuse it: `emit_relay`) and reported.
+        if let Some(ip) = media.remote[from]
+            .iter()
+            .flatten()
+            .map(|a| a.ip())
+            .find(|ip| !within(networks.as_deref(), *ip))
+        {
+            warn!(?from, %ip, "SDP names a media address outside the peer's [media] networks: nothing is relayed to or from it");
+            self.events
+                .push_once(super::events::CallEvent::MediaOutsideNetworks(from));
         }
         if from == Side::B {
             media.b_branch = branch;
@@ -292,12 +307,14 @@ impl Call {
         };
         // Nothing is sent to an SDP address that is no destination (this host's, say) until
         // the leg's packets come from it, nor (`latch = "any"`) to a private one behind NAT.
+        let networks = |side: Side| profile(side).and_then(|p| p.media_networks.clone());
         let wait = |side: Side, sdp: Option<std::net::SocketAddr>| {
-            sdp.is_some_and(|s| !deliverable(s.ip(), &self.cfg))
-                || (latch(side) == Latch::Any
-                    && sdp
-                        .zip(signalling(side))
-                        .is_some_and(|(sdp, ip)| behind_nat(sdp.ip(), ip)))
+            sdp.is_some_and(|s| {
+                !deliverable(s.ip(), &self.cfg) || !within(networks(side).as_deref(), s.ip())
+            }) || (latch(side) == Latch::Any
+                && sdp
+                    .zip(signalling(side))
+                    .is_some_and(|(sdp, ip)| behind_nat(sdp.ip(), ip)))
         };
         let pairs = media
             .pairs
@@ -331,6 +348,8 @@ impl Call {
                     b_heard: media.heard.b,
                     active: !u.off,
                     host_ips: self.cfg.host_ips.clone(),
+                    a_networks: networks(Side::A),
+                    b_networks: networks(Side::B),
                 })
             })
             .collect();
@@ -464,27 +483,6 @@ impl Call {
             Err(e) => warn!(error = %e, "cannot refuse the SDP of a message that answers nothing"),
         }
     }
-}
-
-/// Whether a request of `method` may offer: an INVITE, an UPDATE (RFC 3311), a PRACK (RFC
-/// 3262). SDP in any other is no offer, and what answers it no answer.
-pub(super) fn may_offer(method: &crate::sip::Method) -> bool {
-    use crate::sip::Method;
-    matches!(method, Method::Invite | Method::Update | Method::Prack)
-}
-
-/// The Content-Type a message's body is anchored by: none when the body is encoded (gzip,
-/// RFC 3261 §20.12), so that its SDP counts as SDP that cannot be read (an offer refused,
-/// an answer's streams refused) rather than bytes that pass as they came, for a far end
-/// that decodes them to read the peer's addresses.
-pub(super) fn readable_type<M: Body>(m: &M) -> Option<String> {
-    if m.encoded() { None } else { m.content_type() }
-}
-
-/// Whether a message's body holds SDP, or may hold SDP the gateway cannot find (an offer in
-/// an INVITE or UPDATE, else an answer): an empty body and an ISUP-only SIP-I body do not.
-pub(super) fn carries_sdp<M: Body>(m: &M) -> bool {
-    crate::sdp::carries_sdp(m.content_type().as_deref(), m.body())
 }
 
 #[cfg(test)]

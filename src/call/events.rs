@@ -46,6 +46,9 @@ pub enum CallEvent {
     SessionExpired(Side),
     /// This side's peer no longer had the call when the gateway asked (`[sip] probe_s`).
     ProbeFailed(Side),
+    /// This side's SDP named a media address outside its profile's `[media] networks`:
+    /// nothing is sent there, nor taken from there.
+    MediaOutsideNetworks(Side),
     /// The call was to be recorded and no file could be made.
     RecordingNotStarted,
     /// The disk stopped the recording before the call ended (a refused write, the WAV
@@ -75,6 +78,9 @@ impl fmt::Display for CallEvent {
                 write!(f, "session_expired_{}", side.party())
             }
             CallEvent::ProbeFailed(side) => write!(f, "probe_failed_{}", side.party()),
+            CallEvent::MediaOutsideNetworks(side) => {
+                write!(f, "media_outside_networks_{}", side.party())
+            }
             CallEvent::RecordingNotStarted => f.write_str("recording_not_started"),
             CallEvent::RecordingStopped => f.write_str("recording_stopped"),
         }
@@ -92,6 +98,14 @@ impl Events {
     /// Give back the list's spare capacity (an established call keeps what it holds).
     pub fn shrink(&mut self) {
         self.list.shrink_to_fit();
+    }
+
+    /// [`Events::push`] unless `e` is already there (something a peer may repeat with each
+    /// offer).
+    pub fn push_once(&mut self, e: CallEvent) {
+        if !self.list.contains(&e) {
+            self.push(e);
+        }
     }
 
     pub fn push(&mut self, e: CallEvent) {

@@ -141,6 +141,9 @@ pub struct Profile {
     /// `[media] rebind_after_silence_ms`: how long this peer's latched RTP source must be
     /// silent before its stream may continue from another address (a NAT rebinding).
     pub rebind_after_silence: Duration,
+    /// `[media] networks`: where this peer's media may be (None: anywhere). The relay sends
+    /// nothing to an SDP address outside them and takes no packet from outside them.
+    pub media_networks: Option<Arc<[IpNet]>>,
     /// `[limits]`: this peer's share of the gateway.
     pub limits: PeerLimits,
     /// `[auth]`: digest credentials for this peer's challenges (its `Debug` hides the secret).

@@ -417,6 +417,21 @@ fn load_profile(
         }
         None => crate::media::MOVE_AFTER_SILENCE,
     };
+    // An empty list would refuse all media: a mistake, not a policy.
+    let media_networks = match &file.media.networks {
+        None => None,
+        Some(list) if list.get_ref().is_empty() => {
+            let m = "[media] networks is empty (leave it out to allow media anywhere)";
+            errs.push(ConfigError::at(path, text, list.span().start, m));
+            None
+        }
+        Some(list) => {
+            let nets = super::net::parse_nets(list.get_ref(), "[media] networks", |n, msg| {
+                errs.push(ConfigError::at(path, text, n.span().start, msg))
+            });
+            Some(Arc::from(nets))
+        }
+    };
     let (rtp_timeout, rtp_hold_timeout) =
         media_timeouts::media_timeouts(&file.media, path, text, errs, warns);
     let limits = limits::peer_limits(
@@ -496,6 +511,7 @@ fn load_profile(
         rtp_hold_timeout,
         repacketize: file.media.repacketizes(),
         rebind_after_silence,
+        media_networks,
         limits,
         auth: peer_auth.0,
         register: peer_auth.1,

@@ -676,6 +676,42 @@ fn the_silence_before_a_latch_moves_is_per_profile_and_bounded() {
     );
 }
 
+/// `[media] networks`: a peer's media networks as CIDR or single addresses; an entry that is
+/// neither, or an empty list (which would refuse all media), is an error with its place.
+#[test]
+fn a_peers_media_networks_are_read_and_checked() {
+    let load = |media: &str| {
+        let mut ps = standard_profiles();
+        ps[2]
+            .1
+            .push_str(&format!("\n[media]\nanchor = true\n{media}"));
+        let dir = write_tree(GATEWAY, &ps);
+        Config::load(&dir.path().join("gateway.toml")).map_err(|e| e.to_string())
+    };
+    let cfg = load("networks = [\"198.51.100.0/24\", \"2001:db8::7\"]\n").unwrap();
+    let nets = cfg.profiles[&PeerName("carrier-b".into())]
+        .media_networks
+        .clone()
+        .unwrap();
+    let want: Vec<ipnet::IpNet> = vec![
+        "198.51.100.0/24".parse().unwrap(),
+        "2001:db8::7/128".parse().unwrap(),
+    ];
+    assert_eq!(&nets[..], &want[..]);
+    assert!(
+        cfg.profiles[&PeerName("pbx".into())]
+            .media_networks
+            .is_none()
+    );
+    let text = load("networks = [\"10.0.0.0/33\"]\n").unwrap_err();
+    assert!(
+        text.contains("carrier-b.toml:") && text.contains("[media] networks \"10.0.0.0/33\""),
+        "{text}"
+    );
+    let text = load("networks = []\n").unwrap_err();
+    assert!(text.contains("[media] networks is empty"), "{text}");
+}
+
 /// The media timeouts: a week at most, a hold timeout no shorter than the active one (it is
 /// for calls that may send nothing), and a warning under 5 s. Before, any number was taken:
 /// a hold timeout of 10 s under an active one of 60 s ended every held call in 10 s.

@@ -108,6 +108,12 @@ pub struct RelayPair {
     /// or SBC on this host). The kernel drops an IPv4 packet from outside that claims one of
     /// them, not an IPv6 one: the relay would answer it into whatever listens there.
     pub host_ips: std::sync::Arc<[std::net::IpAddr]>,
+    /// Where the caller's peer's media may be (`[media] networks`; None: anywhere): no
+    /// packet from outside them is its, and an SDP address outside them is never sent to
+    /// (the call layer makes such a leg wait for its source).
+    pub a_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
+    /// The same for the callee.
+    pub b_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
 }
 
 /// What became of a call's recording on the writer thread, told to the call so its CDR

@@ -204,6 +204,9 @@ pub struct StreamRoute {
     flowing: bool,
     /// [`RelayPair::host_ips`].
     host_ips: std::sync::Arc<[IpAddr]>,
+    /// [`RelayPair::a_networks`], [`RelayPair::b_networks`].
+    a_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
+    b_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
 }
 
 impl StreamRoute {
@@ -234,6 +237,8 @@ impl StreamRoute {
             active: p.active,
             flowing: p.flowing,
             host_ips: p.host_ips.clone(),
+            a_networks: p.a_networks.clone(),
+            b_networks: p.b_networks.clone(),
         }
     }
 
@@ -333,14 +338,16 @@ impl StreamRoute {
             return Route::Malformed;
         };
         let read = self.kind == StreamKind::Rtp;
-        let (mine, other) = match dir {
-            Dir::AtoB => (&mut self.a, &self.b),
-            Dir::BtoA => (&mut self.b, &self.a),
+        let (mine, other, networks) = match dir {
+            Dir::AtoB => (&mut self.a, &self.b, &self.a_networks),
+            Dir::BtoA => (&mut self.b, &self.a, &self.b_networks),
         };
         let accept = match mine.latch.unwrap_or(Latch::Any) {
             Latch::Any => mine.heard,
             Latch::SdpIp => mine.sdp_ip == Some(src.ip()),
-        };
+        } && networks
+            .as_deref()
+            .is_none_or(|n| crate::config::net::holds(n, src.ip()));
         if !accept || !mine.may_be_sent_from(src, &self.host_ips) {
             return Route::Drop;
         }

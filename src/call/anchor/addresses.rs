@@ -22,3 +22,10 @@ pub(super) fn deliverable(ip: std::net::IpAddr, cfg: &Config) -> bool {
         && !listeners.clone().any(ours)
         && !cfg.host_ips.contains(&ip)
 }
+
+/// Whether `ip` is within a peer's `[media] networks` (`None`: anywhere). Outside them the
+/// relay neither sends to it first (the leg waits for its source, `emit_relay`) nor takes
+/// a packet from it (`media::relay`).
+pub(super) fn within(networks: Option<&[ipnet::IpNet]>, ip: std::net::IpAddr) -> bool {
+    networks.is_none_or(|n| crate::config::net::holds(n, ip))
+}

@@ -48,6 +48,37 @@ fn rtp_waits_for_a_natted_legs_own_packets() {
     }
 }
 
+/// A carrier whose profile lists its media networks (`[media] networks`): an answer naming
+/// an address outside them (an internal host of ours, say) is never sent to, the relay is
+/// told to take nothing from outside them, and the CDR says so; one inside is sent to as
+/// before, and the caller's leg (no networks) is as it was.
+#[test]
+fn an_sdp_address_outside_the_peers_media_networks_is_never_a_destination() {
+    let nets: std::sync::Arc<[ipnet::IpNet]> =
+        std::sync::Arc::from(vec!["198.51.100.0/24".parse::<ipnet::IpNet>().unwrap()]);
+    for (sdp, outside) in [("10.1.2.3", true), ("198.51.100.7", false)] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+                p.media_networks = Some(nets.clone());
+            }
+        }));
+        h.recv(PHONE, &invite_text("n1", "z9hG4bKn1", "+8610123", ""));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let answer = SDP.replace("192.0.2.10", sdp).replace("4000", "5004");
+        let ok = h.carrier_answers_on(CARRIER_A, &inv, "m1", &answer);
+        let pairs = h.relay_pairs();
+        assert_eq!(pairs[0].b_wait_for_source, outside, "{sdp}");
+        assert_eq!(pairs[0].b_networks.as_deref(), Some(&nets[..]));
+        assert!(!pairs[0].a_wait_for_source && pairs[0].a_networks.is_none());
+        let bye = from_phone_in("n1", "BYE", &ok.to_tag().unwrap(), 2, "z9hG4bKnb", "");
+        h.recv(PHONE, &bye);
+        let events = &h.cdrs[0].events;
+        let said = events.iter().any(|e| e == "media_outside_networks_callee");
+        assert_eq!(said, outside, "{events:?}");
+    }
+}
+
 /// An offer whose Content-Type spells SDP with spaces around the `/` (RFC 3261 allows them;
 /// every SIP parser reads it as SDP) is anchored like any other, and a body whose
 /// Content-Type cannot be read at all is refused (488). Before, both went on untouched:

@@ -42,6 +42,8 @@ fn relay(call: u64, port: u16) -> MediaAction {
             flowing: true,
             active: true,
             host_ips: Default::default(),
+            a_networks: None,
+            b_networks: None,
         }],
         record: None,
         rtp_timeout: None,

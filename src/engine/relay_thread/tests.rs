@@ -58,6 +58,8 @@ fn rig() -> (Rig, StreamIo) {
         flowing: true,
         active: true,
         host_ips: Default::default(),
+        a_networks: None,
+        b_networks: None,
     };
     let mut dirs: [Option<Direction>; 4] = Default::default();
     let route = StreamRoute::new(&pair, std::time::Instant::now());

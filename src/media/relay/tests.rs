@@ -171,6 +171,8 @@ fn pair(latch: Latch) -> RelayPair {
         flowing: true,
         active: true,
         host_ips: Default::default(),
+        a_networks: None,
+        b_networks: None,
     }
 }
 
@@ -1212,6 +1214,41 @@ fn a_natted_legs_port_only_move_holds_its_old_source_off_for_the_window() {
     let after = t0() + ms(100) + crate::media::latch::LEARNING;
     assert!(matches!(
         r.route(after, Dir::AtoB, false, nat, &rtp(1)),
+        Route::Accept(_)
+    ));
+}
+
+/// A leg whose peer's media networks are set (`[media] networks`) takes no packet from
+/// outside them, whatever its latch would: with `latch = "any"` the first sender from
+/// elsewhere does not become the leg, one from inside does.
+#[test]
+fn a_leg_with_media_networks_takes_no_source_outside_them() {
+    let mut p = pair(Latch::Any);
+    p.a_networks = Some(std::sync::Arc::from(vec![
+        "192.0.2.0/24".parse::<ipnet::IpNet>().unwrap(),
+    ]));
+    let mut r = StreamRoute::new(&p, t0());
+    for outsider in ["203.0.113.66:9999", "[::ffff:198.51.100.1]:4000"] {
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa(outsider), &rtp(0xbad)),
+            Route::Drop,
+            "{outsider}"
+        );
+    }
+    // From inside (another port than its SDP's: a NAT), as IPv4 or mapped.
+    assert_eq!(
+        r.route(
+            t0(),
+            Dir::AtoB,
+            false,
+            sa("[::ffff:192.0.2.77]:6000"),
+            &rtp(1)
+        ),
+        Route::Accept(Some(sa("198.51.100.20:5000")))
+    );
+    // The other leg has no networks: anyone may still be its first source.
+    assert!(matches!(
+        r.route(t0(), Dir::BtoA, false, sa("203.0.113.5:7000"), &rtp(2)),
         Route::Accept(_)
     ));
 }
