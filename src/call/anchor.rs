@@ -121,7 +121,8 @@ impl Call {
         let branch = (from == Side::B && self.phase.is_routing())
             .then(|| self.b.as_ref().and_then(|b| b.remote_tag.clone()))
             .flatten();
-        let networks = profile(from).and_then(|p| p.media_networks.clone());
+        let networks =
+            profile(from).and_then(|p| Some((p.media_networks.clone()?, p.name.clone())));
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
@@ -206,16 +207,20 @@ impl Call {
             };
         }
         // An address outside the peer's `[media] networks` is kept (the relay's wait for
-        // its source and its source check both refuse it: `emit_relay`) and reported.
-        if let Some(ip) = media.remote[from]
-            .iter()
-            .flatten()
-            .map(|a| a.ip())
-            .find(|ip| !within(networks.as_deref(), *ip))
+        // its source and its source check both refuse it: `emit_relay`) and reported, once
+        // a call per side: a peer repeats it in every refresh.
+        if let Some((nets, peer)) = networks
+            && let Some(ip) = media.remote[from]
+                .iter()
+                .take(mb.streams.len())
+                .flatten()
+                .map(|a| a.ip())
+                .find(|ip| !within(Some(&nets), *ip))
+            && self
+                .events
+                .push_once(super::events::CallEvent::MediaOutsideNetworks(from))
         {
-            warn!(?from, %ip, "SDP names a media address outside the peer's [media] networks: nothing is relayed to or from it");
-            self.events
-                .push_once(super::events::CallEvent::MediaOutsideNetworks(from));
+            warn!(?from, %peer, %ip, "SDP names a media address outside the peer's [media] networks: nothing is relayed to or from it");
         }
         if from == Side::B {
             media.b_branch = branch;

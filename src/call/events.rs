@@ -101,11 +101,13 @@ impl Events {
     }
 
     /// [`Events::push`] unless `e` is already there (something a peer may repeat with each
-    /// offer).
-    pub fn push_once(&mut self, e: CallEvent) {
-        if !self.list.contains(&e) {
+    /// offer); whether it was new.
+    pub fn push_once(&mut self, e: CallEvent) -> bool {
+        let new = !self.list.contains(&e);
+        if new {
             self.push(e);
         }
+        new
     }
 
     pub fn push(&mut self, e: CallEvent) {

@@ -22,7 +22,9 @@ impl Call {
             TxnRole::Bye(side) if !resp.is_provisional() => self.on_bye_answer(cx, side, id, &resp),
             TxnRole::Prack(n) if !resp.is_provisional() => self.on_prack_answer(cx, id, n, &resp),
             TxnRole::Refresh(_) => self.on_refresh_response(cx, id, resp),
-            TxnRole::Probe(side) => self.on_probe_answer(cx, side, id, &resp),
+            TxnRole::Probe { side, challenged } => {
+                self.on_probe_answer(cx, (side, challenged), id, &resp)
+            }
             TxnRole::Bye(_) | TxnRole::Prack(_) | TxnRole::CallerInvite => {}
         }
     }
@@ -48,7 +50,7 @@ impl Call {
             TxnRole::Relay => self.on_relay_failed(cx, id),
             TxnRole::Prack(n) => self.on_prack_result(cx, id, n, None),
             TxnRole::Refresh(_) => self.on_refresh_failed(cx, id),
-            TxnRole::Probe(side) => self.on_probe_unanswered(cx, side, id),
+            TxnRole::Probe { side, .. } => self.on_probe_unanswered(cx, side, id, timeout),
             TxnRole::CallerInvite => {}
         }
     }

@@ -1,16 +1,24 @@
 //! Whether an answered call's peers still have it: a leg that runs no session timer is sent
 //! an in-dialog OPTIONS every `[sip] probe_s` of its peer's profile (RFC 3261 §11 allows
-//! OPTIONS within a dialog). A BYE lost on UDP, a peer restarted or a NAT binding gone leave
-//! a call the gateway would otherwise keep for good: its slot in the limits, its relay ports,
-//! and a CDR that is never written (or is, at shutdown, billing hours nobody talked).
+//! OPTIONS within a dialog; on by default toward trunks). A BYE lost on UDP or a peer
+//! restarted leave a call the gateway would otherwise keep for good: its slot in the
+//! limits, its relay ports, and a CDR that is never written (or is, at shutdown, billing
+//! hours nobody talked).
 //!
-//! Any answer but 481 means the peer has the dialog (a 405 or a challenge too: it answered
-//! within it). A 481, a 408 or no answer at all (Timer F) means it does not, and the call is
-//! released as when a request relayed to that leg finds it gone (RFC 5057 §5.1).
+//! A 481 or a 408, or no answer at all (Timer F), ends the dialog (RFC 3261 §12.2.1.2), as
+//! do the answers RFC 5057 §5.1 says destroy it (the remote target or route no longer
+//! works: 404, 410, 416, 482–485, 502, 604); the call is released as when a request relayed
+//! to that leg finds it gone. Any other answer (200, 405, 501, …) shows the peer has the
+//! dialog; a challenge is answered once and the authenticated answer judged. A transport
+//! error says nothing of the peer (a TCP connection we could not open or that is backed
+//! up): the probe is tried again an interval later.
+
+use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
 use super::Side;
+use super::challenge::is_challenge;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::phase::Phase;
@@ -20,6 +28,18 @@ use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
 use crate::sip::{Method, Response};
 use crate::txn::TxnId;
+
+/// A probe due while another request of ours is open on the call waits this long: its
+/// higher CSeq must not overtake a lost first send of the other (RFC 3261 §12.2.2).
+const PROBE_RETRY: Duration = Duration::from_secs(4);
+
+/// Answers to an in-dialog request after which the dialog is gone.
+fn ends_dialog(status: u16) -> bool {
+    matches!(
+        status,
+        404 | 408 | 410 | 416 | 481 | 482 | 483 | 484 | 485 | 502 | 604
+    )
+}
 
 impl Call {
     /// The call was answered: each leg's probe runs from now, at its peer's interval.
@@ -36,51 +56,108 @@ impl Call {
         }
     }
 
-    /// `Probe(side)` fired: the leg is asked, unless something else already proves it.
+    /// `Probe(side)` fired: the leg is asked, unless something else already proves it. Every
+    /// path that sends nothing looks again later: what kept it from asking may change.
     pub(super) fn on_probe_timer(&mut self, cx: &mut Cx, side: Side) {
         if self.phase.is_ending() {
             return;
         }
         // A session timer finds a lost leg itself (its refresh fails, or stops coming); a
-        // call still waiting for an ACK is ended by its own timer if none comes. The probe
-        // is looked at again an interval later (the timer may have been turned off).
-        if self.session[side].is_some() || !matches!(self.phase, Phase::Confirmed { .. }) {
+        // call still waiting for an ACK is ended by its own timer if none comes; a peer
+        // that takes no OPTIONS (its profile's `[sip] allow`, else its Allow) is not asked.
+        if self.session[side].is_some()
+            || !matches!(self.phase, Phase::Confirmed { .. })
+            || !self.peer_takes(side, &Method::Options)
+        {
             return self.arm_probe(side, cx.now);
         }
-        // An operator's `[sip] allow` without OPTIONS says the peer takes none.
-        if !self.peer_takes(side, &Method::Options) {
+        if self.reinvite_in_progress() || self.refresh.is_some() || !self.relayed.is_empty() {
+            self.timers
+                .set(CallTimer::Probe(side), cx.now + PROBE_RETRY);
             return;
         }
-        let Some(leg) = self.dialog_mut(side) else {
-            return;
-        };
-        let target = leg.target;
-        match leg.request(Method::Options, &cx.env.local, &mut cx.env.ids) {
-            Ok(mut req) => {
-                self.sign(cx, side, &mut req);
-                debug!(call_id = %self.call_id(), ?side, "probing the leg with OPTIONS");
-                self.start_client(cx, req, target, TxnRole::Probe(side));
-            }
-            Err(e) => warn!(error = %e, "cannot build the in-dialog OPTIONS"),
+        if self.send_probe(cx, side, None).is_none() {
+            self.arm_probe(side, cx.now);
         }
     }
 
-    /// The answer to our probe on `side`.
-    pub(super) fn on_probe_answer(&mut self, cx: &mut Cx, side: Side, id: TxnId, resp: &Response) {
+    /// Send the OPTIONS on `side`, or (`challenged`) answer the challenge to one.
+    fn send_probe(&mut self, cx: &mut Cx, side: Side, challenged: Option<&Response>) -> Option<()> {
+        let leg = self.dialog_mut(side)?;
+        let target = leg.target;
+        let mut req = match leg.request(Method::Options, &cx.env.local, &mut cx.env.ids) {
+            Ok(req) => req,
+            Err(e) => {
+                warn!(error = %e, "cannot build the in-dialog OPTIONS");
+                return None;
+            }
+        };
+        let Some(resp) = challenged else {
+            self.sign(cx, side, &mut req);
+            debug!(call_id = %self.call_id(), ?side, "probing the leg with OPTIONS");
+            let role = TxnRole::Probe {
+                side,
+                challenged: false,
+            };
+            return self.start_client(cx, req, target, role).map(|_| ());
+        };
+        let role = TxnRole::Probe {
+            side,
+            challenged: true,
+        };
+        match self.answer_challenge(cx, side, &req, resp, role) {
+            Ok(_) => Some(()),
+            Err(why) => {
+                self.challenge_failed(resp.status(), &why);
+                None
+            }
+        }
+    }
+
+    /// The answer to our probe on `side` (`challenged`: the probe answered a challenge).
+    pub(super) fn on_probe_answer(
+        &mut self,
+        cx: &mut Cx,
+        (side, challenged): (Side, bool),
+        id: TxnId,
+        resp: &Response,
+    ) {
         if resp.is_provisional() {
             return;
         }
         self.close_txn(id);
-        match resp.status() {
-            481 | 408 => self.probe_failed(cx, side, resp.status()),
-            _ => self.arm_probe(side, cx.now),
+        if self.phase.is_ending() {
+            return;
         }
+        let status = resp.status();
+        if ends_dialog(status) {
+            return self.probe_failed(cx, side, status);
+        }
+        // A challenge is answered once (the proxy that sent it proves nothing of the peer);
+        // a second one, or one that cannot be answered, leaves the leg to the next probe.
+        if is_challenge(resp) && !challenged && self.send_probe(cx, side, Some(resp)).is_some() {
+            return;
+        }
+        self.arm_probe(side, cx.now);
     }
 
-    /// Our probe on `side` got no answer at all (Timer F), or could not be sent.
-    pub(super) fn on_probe_unanswered(&mut self, cx: &mut Cx, side: Side, id: TxnId) {
+    /// Our probe on `side` got no answer at all (`timeout`, Timer F), or its transport failed.
+    pub(super) fn on_probe_unanswered(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        id: TxnId,
+        timeout: bool,
+    ) {
         self.close_txn(id);
-        self.probe_failed(cx, side, 408);
+        if self.phase.is_ending() {
+            return;
+        }
+        if timeout {
+            return self.probe_failed(cx, side, 408);
+        }
+        info!(call_id = %self.call_id(), ?side, "the probe could not be sent: asking again later");
+        self.arm_probe(side, cx.now);
     }
 
     fn probe_failed(&mut self, cx: &mut Cx, side: Side, status: u16) {
@@ -89,10 +166,10 @@ impl Call {
         }
         info!(call_id = %self.call_id(), ?side, status, "the peer no longer has the call: releasing it");
         self.events.push(CallEvent::ProbeFailed(side));
-        let cause = if status == 481 {
-            Q850Cause::TEMPORARY_FAILURE
-        } else {
+        let cause = if status == 408 {
             Q850Cause::TIMER_EXPIRY
+        } else {
+            Q850Cause::TEMPORARY_FAILURE
         };
         self.release_answered(cx, CallTag::PeerUnreachable, cause);
     }

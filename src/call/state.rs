@@ -46,8 +46,9 @@ pub enum TxnRole {
     Prack(u32),
     /// Our session refresh (RFC 4028) on this side.
     Refresh(Side),
-    /// Our in-dialog OPTIONS asking this side's peer whether it still has the call.
-    Probe(Side),
+    /// Our in-dialog OPTIONS asking this side's peer whether it still has the call
+    /// (`challenged`: sent again with credentials after a challenge).
+    Probe { side: Side, challenged: bool },
 }
 
 /// What a settled call's template is: a request with nothing in it (shared, built once: a
@@ -189,7 +190,7 @@ pub struct Call {
     pub auth: PerSide<Option<Box<crate::auth::AuthSession>>>,
     /// The credentials the side's initial INVITE carried: its 2xx's ACK carries them too.
     /// Boxed: only calls toward a peer that challenges have them, and every call pays for
-    /// the slot (`tests/size.rs`).
+    /// the slot (`call/tests/size.rs`).
     pub invite_auth: PerSide<Option<Box<InviteCredentials>>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
     pub byes: Vec<(TxnId, Request)>,

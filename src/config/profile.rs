@@ -272,7 +272,9 @@ fn load_profile(
     // A probe every few seconds would be traffic, not a check; one a day finds a lost call
     // too late to matter.
     let probe = match &file.sip.probe_s {
-        None => Some(DEFAULT_PROBE),
+        // Trunks: on a fixed address, answering OPTIONS. A phone behind NAT may not hear an
+        // OPTIONS once its binding has lapsed mid-call, and would be released talking.
+        None => (role == Role::Trunk).then_some(DEFAULT_PROBE),
         Some(t) if *t.get_ref() == 0 => None,
         Some(t) if PROBE_RANGE.contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
         Some(t) => {
@@ -504,7 +506,11 @@ fn load_profile(
         prack,
         ptime,
         causes,
-        anchor: file.media.anchor || file.media.record || file.media.repacketizes(),
+        // Only the relay can keep media to the peer's networks.
+        anchor: file.media.anchor
+            || file.media.record
+            || file.media.repacketizes()
+            || file.media.networks.is_some(),
         record: file.media.record,
         latch,
         rtp_timeout,

@@ -982,7 +982,10 @@ fn call_policy_keys_are_validated_with_positions() {
     assert_eq!(p.probe, None, "probe_s = 0 is off");
     let pbx = cfg.profile(&PeerName("pbx".into())).unwrap();
     assert!(!pbx.transfer_to_trunks);
-    assert_eq!(pbx.probe, Some(crate::config::DEFAULT_PROBE));
+    // Probed by default: trunks only.
+    assert_eq!(pbx.probe, None);
+    let carrier_b = cfg.profile(&PeerName("carrier-b".into())).unwrap();
+    assert_eq!(carrier_b.probe, Some(crate::config::DEFAULT_PROBE));
     assert_eq!(
         p.allow.as_deref(),
         Some(&["INVITE".to_string(), "ACK".into(), "BYE".into()][..])

@@ -26,6 +26,9 @@ pub enum Route {
     Malformed,
     /// Not from the leg's peer: drop it (it counts as no activity and is not recorded).
     Drop,
+    /// From outside the leg's peer's media networks ([`RelayPair::a_networks`]): dropped
+    /// as [`Route::Drop`], counted apart.
+    OutsideNetworks,
     /// From the leg's peer, but over [`MAX_PACKETS_PER_SECOND`] on this stream: dropped,
     /// so no peer can make the gateway relay (or record) a flood.
     OverRate,
@@ -342,12 +345,17 @@ impl StreamRoute {
             Dir::AtoB => (&mut self.a, &self.b, &self.a_networks),
             Dir::BtoA => (&mut self.b, &self.a, &self.b_networks),
         };
+        // Before the latch and the rate count: nothing from outside the peer's networks is
+        // its leg's, on any port, however the latch would take it.
+        if let Some(n) = networks.as_deref()
+            && !crate::config::net::holds(n, src.ip())
+        {
+            return Route::OutsideNetworks;
+        }
         let accept = match mine.latch.unwrap_or(Latch::Any) {
             Latch::Any => mine.heard,
             Latch::SdpIp => mine.sdp_ip == Some(src.ip()),
-        } && networks
-            .as_deref()
-            .is_none_or(|n| crate::config::net::holds(n, src.ip()));
+        };
         if !accept || !mine.may_be_sent_from(src, &self.host_ips) {
             return Route::Drop;
         }

@@ -231,8 +231,9 @@ pub fn rtp_packets(toward: &'static str) -> metrics::Counter {
     counter!(RTP_PACKETS, "toward" => toward)
 }
 
-/// A counter of RTP/RTCP packets the relay dropped: `malformed` (failed the header checks)
-/// or `foreign_source` (not from the leg's latched peer).
+/// A counter of RTP/RTCP packets the relay dropped: `malformed` (failed the header checks),
+/// `foreign_source` (not from the leg's latched peer), `outside_networks` (from outside its
+/// peer's `[media] networks`) or `over_rate`.
 pub fn rtp_dropped(reason: &'static str) -> metrics::Counter {
     counter!(RTP_DROPPED, "reason" => reason)
 }
@@ -373,7 +374,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         RTP_DROPPED,
-        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source, over_rate)"
+        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source, outside_networks, over_rate)"
     );
     describe_counter!(
         RELAY_FAILURES,

@@ -1370,8 +1370,8 @@ fn a_mapped_sdp_address_is_relayed_to_as_ipv4() {
     );
 }
 
-/// SDP in a message that answers no offer (the 200 to an OPTIONS, RFC 3261 §11.2; a 488's
-/// capabilities, §21.4.26; a callee's failure) changes nothing of the call's media and
+/// SDP in a message that answers no offer (the 200 to an INFO; a 488's capabilities, RFC
+/// 3261 §21.4.26; a callee's failure) changes nothing of the call's media and
 /// reaches the other side with every stream refused and the gateway's address, never the
 /// peer's. Before, it was taken for an answer (the 200 to an OPTIONS with `m=audio 0`
 /// turned the call's audio off; the 488 undid what the refused offer put back), or, in the
@@ -1389,15 +1389,15 @@ fn sdp_in_what_answers_no_offer_changes_nothing_and_leaks_nothing() {
     assert!(before[0].active);
     h.recv(
         PHONE,
-        &from_phone_in("n1", "OPTIONS", &tag, 2, "z9hG4bKn1opt", ""),
+        &from_phone_in("n1", "INFO", &tag, 2, "z9hG4bKn1info", ""),
     );
-    let opt = h.one_request(CARRIER_A, Method::Options);
-    h.recv_msg(CARRIER_A, reply(&opt, 200, "c", &[], Some(&caps)));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    h.recv_msg(CARRIER_A, reply(&info, 200, "c", &[], Some(&caps)));
     let ok = h.take_responses(PHONE);
     let ok = ok
         .iter()
         .find(|r| r.status() == 200)
-        .expect("the OPTIONS' 200");
+        .expect("the INFO's 200");
     assert!(!leaks(ok), "{ok:?}");
     let after = h.relay_pairs();
     assert!(after[0].active, "the call's audio goes on: {after:?}");

@@ -96,7 +96,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         transfer: Default::default(),
         transfer_to_trunks: false,
         invite_timeout: None,
-        probe: Some(crate::config::DEFAULT_PROBE),
+        probe: (role == Role::Trunk).then_some(crate::config::DEFAULT_PROBE),
         // As the loader has it: a trunk is in the trust domain, an internal peer is not.
         headers: crate::interop::headers::HeaderPolicy {
             trust_identity: role == Role::Trunk,

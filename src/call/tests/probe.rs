@@ -5,6 +5,21 @@ use super::*;
 use crate::config::DEFAULT_PROBE;
 use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
 
+/// The standard gateway with the PBX's legs probed too (only trunks are, by default).
+fn probing_both() -> H {
+    H::with(config_with(|_, p| p.probe = Some(DEFAULT_PROBE)))
+}
+
+/// The transaction of the last message sent `to`.
+fn last_txn(h: &H, to: &str) -> crate::txn::TxnId {
+    h.txns
+        .iter()
+        .rev()
+        .find(|(a, _)| *a == addr(to))
+        .map(|(_, t)| *t)
+        .expect("a message in a transaction")
+}
+
 /// The probe `h` sent `to` (one, perhaps retransmitted), checked to be within that leg's
 /// dialog.
 fn probe(h: &mut H, to: &str, call_id: &str) -> Request {
@@ -22,7 +37,7 @@ fn probe(h: &mut H, to: &str, call_id: &str) -> Request {
 
 #[test]
 fn both_legs_are_asked_each_interval_and_a_481_releases_the_call() {
-    let mut h = H::new();
+    let mut h = probing_both();
     let (inv, ok) = answered_call(&mut h);
     let carrier_call_id = inv.call_id().unwrap();
     // Nothing before the interval.
@@ -70,7 +85,7 @@ fn both_legs_are_asked_each_interval_and_a_481_releases_the_call() {
 
 #[test]
 fn a_peer_that_answers_nothing_releases_the_call_after_timer_f() {
-    let mut h = H::new();
+    let mut h = probing_both();
     answered_call(&mut h);
     h.advance(DEFAULT_PROBE + Duration::from_secs(1));
     let to_carrier = h.take_requests(CARRIER_A, Method::Options).remove(0);
@@ -104,6 +119,7 @@ fn methods_to(h: &mut H, to: &str) -> Vec<Request> {
 fn legs_with_a_session_timer_or_probes_off_are_not_asked() {
     for case in ["timer", "off", "allow"] {
         let mut h = H::with(config_with(|name, p| {
+            p.probe = Some(DEFAULT_PROBE);
             if name != "carrier-a" {
                 return;
             }
@@ -124,24 +140,146 @@ fn legs_with_a_session_timer_or_probes_off_are_not_asked() {
             assert!(inv.has_header(&Hdr::SESSION_EXPIRES));
         }
         h.advance(DEFAULT_PROBE + Duration::from_secs(1));
-        let to_phone = probe(&mut h, PHONE, "call-1@127.0.0.2");
-        h.recv_msg(PHONE, reply(&to_phone, 200, "alice1", &[], None));
         let sent = methods_to(&mut h, CARRIER_A);
         assert!(
             sent.iter().all(|r| r.method() != Method::Options),
             "{case}: the carrier is not probed"
         );
-        // (The carrier's timer is refreshed by re-INVITE at half its hour; it answers.)
+        // (The carrier's timer is refreshed by re-INVITE at half its hour; it answers. The
+        // phone's probe, due then too, waits for it.)
         if case == "timer" {
             let re = sent.iter().find(|r| r.method() == Method::Invite);
             let re = re.expect("the carrier's refresh");
             h.recv_msg(CARRIER_A, reply(re, 200, "carrier1", &[], Some(SDP)));
             h.one_request(CARRIER_A, Method::Ack);
+            h.advance(Duration::from_secs(4));
         }
+        let to_phone = probe(&mut h, PHONE, "call-1@127.0.0.2");
+        h.recv_msg(PHONE, reply(&to_phone, 200, "alice1", &[], None));
         h.advance(DEFAULT_PROBE);
         h.take_requests(PHONE, Method::Options);
         let sent = methods_to(&mut h, CARRIER_A);
         assert!(sent.iter().all(|r| r.method() != Method::Options));
         assert!(h.cdrs.is_empty(), "{case}: {:?}", h.cdrs);
     }
+}
+
+/// By default only trunks are probed: a phone behind NAT may not hear an OPTIONS once its
+/// binding lapsed mid-call, and would be released talking.
+#[test]
+fn by_default_only_the_trunks_leg_is_asked() {
+    let mut h = H::new();
+    answered_call(&mut h);
+    h.advance(DEFAULT_PROBE + Duration::from_secs(1));
+    assert!(h.take_requests(PHONE, Method::Options).is_empty());
+    let to_carrier = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    h.recv_msg(CARRIER_A, reply(&to_carrier, 200, "carrier1", &[], None));
+    h.advance(DEFAULT_PROBE);
+    assert!(h.take_requests(PHONE, Method::Options).is_empty());
+    assert!(h.cdrs.is_empty());
+}
+
+/// A probe that cannot be sent (a TCP connection we could not open, say) says nothing of
+/// the peer: asked again an interval later, the call goes on. An answer RFC 5057 says ends
+/// the dialog (404: its target is gone) releases it.
+#[test]
+fn a_probe_that_cannot_be_sent_is_tried_again_and_a_404_releases_the_call() {
+    let mut h = H::new();
+    answered_call(&mut h);
+    h.advance(DEFAULT_PROBE + Duration::from_secs(1));
+    h.take_requests(CARRIER_A, Method::Options);
+    let txn = last_txn(&h, CARRIER_A);
+    h.input(Input::SendFailed(txn));
+    h.advance(Duration::from_secs(60));
+    assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
+    assert!(h.take(CARRIER_A).is_empty());
+    // An interval after the failure.
+    h.advance(DEFAULT_PROBE - Duration::from_secs(59));
+    let again = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    h.recv_msg(CARRIER_A, reply(&again, 404, "carrier1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(
+        (h.cdrs[0].call_tag, h.cdrs[0].cause),
+        (CallTag::PeerUnreachable, 41)
+    );
+}
+
+/// A challenge to the probe (the carrier's proxy) is answered once, with credentials, and
+/// the authenticated answer judged; a peer without credentials here is asked again later.
+#[test]
+fn a_challenged_probe_is_answered_once_and_its_answer_judged() {
+    use crate::auth::{Algorithm, Credentials, Secret};
+    let creds = Arc::new(Credentials {
+        username: "trunkuser".into(),
+        password: Secret::new("trunk-secret"),
+        realm: None,
+        algorithms: Algorithm::ALL.to_vec(),
+    });
+    let mut h = H::with(config_with(|name, p| {
+        if name == "carrier-a" {
+            p.auth = Some(creds.clone());
+        }
+    }));
+    answered_call(&mut h);
+    h.advance(DEFAULT_PROBE + Duration::from_secs(1));
+    let probe1 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    let challenge = [(
+        Hdr::named("Proxy-Authenticate"),
+        "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
+    )];
+    h.recv_msg(CARRIER_A, reply(&probe1, 407, "carrier1", &challenge, None));
+    let probe2 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    assert!(probe2.has_header(&Hdr::PROXY_AUTHORIZATION));
+    assert!(probe2.cseq().unwrap().0 > probe1.cseq().unwrap().0);
+    // A second challenge is not answered: the leg is asked again later, the call goes on.
+    h.recv_msg(CARRIER_A, reply(&probe2, 407, "carrier1", &challenge, None));
+    h.advance(Duration::from_secs(1));
+    assert!(h.take_requests(CARRIER_A, Method::Options).is_empty());
+    assert!(h.cdrs.is_empty());
+    h.advance(DEFAULT_PROBE);
+    let probe3 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    assert!(
+        probe3.has_header(&Hdr::PROXY_AUTHORIZATION),
+        "credentials up front"
+    );
+    h.recv_msg(CARRIER_A, reply(&probe3, 481, "carrier1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+}
+
+/// A probe due while another request of ours is open on the call (a relayed re-INVITE)
+/// waits for it: its higher CSeq must not overtake a lost first send of the other.
+#[test]
+fn a_probe_waits_while_a_relayed_request_is_open() {
+    let mut h = H::new();
+    let (_, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.advance(DEFAULT_PROBE - Duration::from_secs(1));
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre2", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_secs(3));
+    assert!(h.take_requests(CARRIER_A, Method::Options).is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    h.take(PHONE);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKack2", ""));
+    h.take_requests(CARRIER_A, Method::Ack);
+    h.advance(Duration::from_secs(5));
+    let probe = h.take_requests(CARRIER_A, Method::Options);
+    assert!(!probe.is_empty(), "asked once the re-INVITE is done");
+    assert!(probe[0].cseq().unwrap().0 > re.cseq().unwrap().0);
+}
+
+/// A peer's own OPTIONS within the call is answered by the gateway for its leg, never
+/// relayed: a far peer that ignores OPTIONS must not make this one think the call gone.
+#[test]
+fn a_peers_options_within_the_call_is_answered_here() {
+    let mut h = H::new();
+    let (inv, _) = answered_call(&mut h);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "OPTIONS", "carrier1", 2, "z9hG4bKcopt", ""),
+    );
+    let ok = h.take_responses(CARRIER_A).remove(0);
+    assert_eq!(ok.status(), 200);
+    assert!(ok.header(&Hdr::ALLOW).is_some_and(|a| a.contains("INVITE")));
+    assert!(h.take(PHONE).is_empty(), "nothing reaches the phone");
 }

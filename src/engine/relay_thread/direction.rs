@@ -31,6 +31,7 @@ pub(in crate::engine) struct Direction {
     unflushed: Unflushed,
     malformed: Counter,
     foreign: Counter,
+    outside: Counter,
     over_rate: Counter,
     /// What the far side's RTCP says we are, in place of what the endpoint said it is.
     cname: Box<str>,
@@ -63,6 +64,7 @@ impl Direction {
             unflushed: Unflushed::default(),
             malformed: crate::ops::metrics::rtp_dropped("malformed"),
             foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
+            outside: crate::ops::metrics::rtp_dropped("outside_networks"),
             over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
             cname: cname.into(),
             toward_ptime,
@@ -156,6 +158,10 @@ impl Direction {
             }
             Route::Drop => {
                 self.foreign.increment(1);
+                return ControlFlow::Continue(());
+            }
+            Route::OutsideNetworks => {
+                self.outside.increment(1);
                 return ControlFlow::Continue(());
             }
             Route::OverRate => {

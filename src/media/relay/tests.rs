@@ -1220,7 +1220,8 @@ fn a_natted_legs_port_only_move_holds_its_old_source_off_for_the_window() {
 
 /// A leg whose peer's media networks are set (`[media] networks`) takes no packet from
 /// outside them, whatever its latch would: with `latch = "any"` the first sender from
-/// elsewhere does not become the leg, one from inside does.
+/// elsewhere does not become the leg, one from inside does, and once it is latched a source
+/// outside them is refused before the latch is asked (its NAT-rebind rule included).
 #[test]
 fn a_leg_with_media_networks_takes_no_source_outside_them() {
     let mut p = pair(Latch::Any);
@@ -1228,24 +1229,25 @@ fn a_leg_with_media_networks_takes_no_source_outside_them() {
         "192.0.2.0/24".parse::<ipnet::IpNet>().unwrap(),
     ]));
     let mut r = StreamRoute::new(&p, t0());
-    for outsider in ["203.0.113.66:9999", "[::ffff:198.51.100.1]:4000"] {
-        assert_eq!(
-            r.route(t0(), Dir::AtoB, false, sa(outsider), &rtp(0xbad)),
-            Route::Drop,
-            "{outsider}"
-        );
+    for outsider in ["203.0.113.66:9999", "[2001:db8::66]:4000"] {
+        let from = sa(outsider);
+        let rtp_out = r.route(t0(), Dir::AtoB, false, from, &rtp(0xbad));
+        assert_eq!(rtp_out, Route::OutsideNetworks, "{outsider}");
+        // Nor its RTCP.
+        let rtcp_out = r.route(t0(), Dir::AtoB, true, from, &rr(0xbad));
+        assert_eq!(rtcp_out, Route::OutsideNetworks, "{outsider}");
     }
-    // From inside (another port than its SDP's: a NAT), as IPv4 or mapped.
-    assert_eq!(
-        r.route(
-            t0(),
-            Dir::AtoB,
-            false,
-            sa("[::ffff:192.0.2.77]:6000"),
-            &rtp(1)
-        ),
-        Route::Accept(Some(sa("198.51.100.20:5000")))
-    );
+    // From inside (another port than its SDP's: a NAT).
+    let inside = sa("192.0.2.77:6000");
+    let first = r.route(t0(), Dir::AtoB, false, inside, &rtp(1));
+    assert_eq!(first, Route::Accept(Some(sa("198.51.100.20:5000"))));
+    let later = t0() + std::time::Duration::from_secs(5);
+    let moved = r.route(later, Dir::AtoB, false, sa("203.0.113.66:6000"), &rtp(1));
+    assert_eq!(moved, Route::OutsideNetworks);
+    assert!(matches!(
+        r.route(later, Dir::AtoB, false, inside, &rtp(1)),
+        Route::Accept(_)
+    ));
     // The other leg has no networks: anyone may still be its first source.
     assert!(matches!(
         r.route(t0(), Dir::BtoA, false, sa("203.0.113.5:7000"), &rtp(2)),
