@@ -308,22 +308,25 @@ impl B2bua {
         }
     }
 
-    /// Whether `req` is an INVITE of ours come back (a proxy keeps the Call-ID and our From
-    /// tag, both ours and random) that would go to the peer it went to, for the same
-    /// number: a routing loop, which would otherwise set up a call per turn until
-    /// Max-Forwards runs out (RFC 3261 §16.3 step 4 asks a proxy the same). One that routes
-    /// elsewhere (the carrier hands our own number back for the PBX, a number changed on
-    /// the way) is a spiral, and a call like any other.
-    fn loops_back(&self, req: &Request, adm: &admission::Admitted) -> bool {
+    /// The peer `req` loops back from: `req` is an INVITE of ours come back (a proxy keeps
+    /// the Call-ID and our From tag, both ours and random), still ringing there, for the
+    /// number we sent it (both read as any dialled number is: the peer's `[uri]` wrote
+    /// ours). Routed to that peer again it would set up a call per turn until Max-Forwards
+    /// runs out (RFC 3261 §16.3 step 4 asks a proxy the same); routed elsewhere (the carrier
+    /// hands our own number back for the PBX) it is a spiral, a call like any other, and so
+    /// is one whose number changed on the way.
+    fn loops_back(&self, req: &Request) -> Option<crate::config::PeerName> {
         let (Some(call_id), Some(tag)) = (req.call_id(), req.from_tag()) else {
-            return false;
+            return None;
         };
         let Some((r, Side::B)) = self.dialog_of(&call_id, &tag) else {
-            return false;
+            return None;
         };
-        self.calls
-            .get(&r)
-            .is_some_and(|c| c.egress_name() == adm.targets.first() && c.number == adm.number)
+        let attempt = self.calls.get(&r)?.attempt.as_ref()?;
+        let sent = attempt.invite.as_deref()?;
+        let number = admission::numbers(req).0;
+        (number.is_some() && admission::numbers(sent).0 == number)
+            .then(|| attempt.peer.name.clone())
     }
 
     fn on_initial_invite(&mut self, now: Instant, id: TxnId, req: Request, source: Target) {
@@ -365,8 +368,14 @@ impl B2bua {
             Ok(adm) => adm,
             Err(refusal) => return self.refuse(now, id, &req, &ingress.name, refusal),
         };
-        if self.loops_back(&req, &adm) {
-            debug!(%source, "our own INVITE came back for the same peer and number: 482");
+        let mut adm = adm;
+        let looped = self.loops_back(&req);
+        if let Some(peer) = &looped {
+            // Not to the peer it came back from again: the route's others may take it.
+            adm.targets.retain(|t| t != peer);
+        }
+        if looped.is_some() && adm.targets.is_empty() {
+            debug!(%source, "our own INVITE came back for the same number, and its route has no other peer: 482");
             let refusal = Refusal {
                 status: 482,
                 reason: "Loop Detected",

@@ -5,13 +5,17 @@ use super::*;
 
 /// The standard configuration with carrier-a's calls for `+86` routed to `to`.
 fn carrier_routes_86_to(to: &str) -> Config {
-    let mut cfg = config();
+    routes_86_in(config(), &[to])
+}
+
+/// `cfg` with carrier-a's calls for `+86` routed to the peers `to`.
+fn routes_86_in(mut cfg: Config, to: &[&str]) -> Config {
     cfg.routes.insert(
         0,
         Route {
             from: RouteFrom::Peer(PeerName("carrier-a".into())),
             prefix: "+86".into(),
-            to: vec![PeerName(to.into())],
+            to: to.iter().map(|p| PeerName((*p).into())).collect(),
             ring_timeout: None,
         },
     );
@@ -81,4 +85,42 @@ fn our_invite_routed_back_elsewhere_is_a_spiral_and_a_call() {
     let again = h.take_requests(CARRIER_A, Method::Invite);
     assert_eq!(again.len(), 1, "a new call to the carrier");
     assert!(again[0].uri().contains("+8610999"));
+}
+
+/// The number compared is the one we sent the peer, as its `[uri]` wrote it (E.164 here,
+/// the phone dialled it nationally), not the one the caller dialled: a loop all the same.
+#[test]
+fn a_loop_is_found_on_the_number_as_written_to_the_peer() {
+    use crate::interop::uri::NumberFormat;
+    let cfg = config_with(|name, p| {
+        p.uri.country_code = Some("86".into());
+        if name == "carrier-a" {
+            p.uri.number = NumberFormat::E164;
+        }
+    });
+    let mut h = H::with(routes_86_in(cfg, &["carrier-a"]));
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "01012345678", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.uri().contains("+861012345678"), "{}", inv.uri());
+    h.recv(CARRIER_A, &handed_back(&inv, "+861012345678"));
+    assert_eq!(h.failures(CARRIER_A), [482]);
+}
+
+/// A loop whose route names other peers than the one it came back from goes to them: that
+/// peer is skipped, not the call refused.
+#[test]
+fn a_loop_skips_the_peer_it_came_back_from_and_tries_the_routes_others() {
+    let mut h = H::with(routes_86_in(config(), &["carrier-a", "pbx"]));
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv(CARRIER_A, &handed_back(&inv, "+8610123"));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    assert_eq!(h.failures(CARRIER_A), Vec::<u16>::new());
+    h.one_request(PHONE, Method::Invite);
 }
