@@ -1,9 +1,10 @@
 //! Trunk credentials in a call: a peer's 401/407 to a request the gateway sent it (the INVITE,
-//! a PRACK, a BYE, a relayed re-INVITE/UPDATE/INFO) is answered once with digest credentials from that
+//! a PRACK, a BYE, a relayed re-INVITE/UPDATE/INFO, a probe's OPTIONS) is answered once with digest credentials from that
 //! peer's `[auth]` (RFC 3261 §22.2, RFC 7616), as a new transaction with the next CSeq, same
 //! Call-ID and From tag. The challenge is kept per leg (`auth::AuthSession`), so the leg's
 //! later requests carry credentials up front. A challenge that cannot be answered, or that
-//! comes again for our answer, ends that request (`auth_failed` in the CDR).
+//! comes again for our answer, ends that request (`auth_failed` in the CDR; a probe's, once a
+//! call: `probe.rs`).
 
 use tracing::{info, warn};
 

@@ -101,13 +101,14 @@ impl Events {
     }
 
     /// [`Events::push`] unless `e` is already there (something a peer may repeat with each
-    /// offer); whether it was new.
+    /// offer, or each probe); whether it was stored now. One that finds the list full is
+    /// not counted as dropped: it would be counted again each time it came.
     pub fn push_once(&mut self, e: CallEvent) -> bool {
-        let new = !self.list.contains(&e);
-        if new {
-            self.push(e);
+        let store = self.list.len() < MAX_EVENTS && !self.list.contains(&e);
+        if store {
+            self.list.push(e);
         }
-        new
+        store
     }
 
     pub fn push(&mut self, e: CallEvent) {

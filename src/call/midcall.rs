@@ -152,15 +152,17 @@ impl Call {
             }
             Method::Invite | Method::Update if self.on_session_request(cx, side, id, &req) => {}
             // Asked whether the gateway has this dialog (the peer's own probe) or what it
-            // takes: the gateway is the peer's UA and answers for its own leg (RFC 3261
-            // §11.2). Relayed, the answer would wait on the far peer: one that ignores
-            // OPTIONS would make this peer think the call gone.
-            Method::Options => {
+            // takes: while the far leg is watched (`Call::watched`) the gateway answers for
+            // its own leg (RFC 3261 §11.2). Relayed, the answer would wait on the far peer:
+            // one that ignores OPTIONS would make this peer think the call gone.
+            Method::Options if self.watched(side.other()) => {
                 let allow = self.allow_toward(side);
                 let extra = [(Hdr::ALLOW, allow), (Hdr::ACCEPT, "application/sdp")];
                 cx.respond(id, &req, 200, "OK", &extra)
             }
-            Method::Invite | Method::Update | Method::Info => self.relay_request(cx, side, id, req),
+            Method::Invite | Method::Update | Method::Info | Method::Options => {
+                self.relay_request(cx, side, id, req)
+            }
             // SUBSCRIBE, NOTIFY, MESSAGE, PUBLISH, …: not ours to carry between the legs,
             // and not in the Allow we send (RFC 3261 §8.2.1: 405 with our Allow).
             _ => {

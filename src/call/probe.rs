@@ -5,13 +5,14 @@
 //! limits, its relay ports, and a CDR that is never written (or is, at shutdown, billing
 //! hours nobody talked).
 //!
-//! A 481 or a 408, or no answer at all (Timer F), ends the dialog (RFC 3261 §12.2.1.2), as
-//! do the answers RFC 5057 §5.1 says destroy it (the remote target or route no longer
-//! works: 404, 410, 416, 482–485, 502, 604); the call is released as when a request relayed
-//! to that leg finds it gone. Any other answer (200, 405, 501, …) shows the peer has the
-//! dialog; a challenge is answered once and the authenticated answer judged. A transport
-//! error says nothing of the peer (a TCP connection we could not open or that is backed
-//! up): the probe is tried again an interval later.
+//! A 481 or a 408, or no answer at all (Timer F), ends the dialog (RFC 3261 §12.2.1.2): the
+//! call is released as when a request relayed to that leg finds it gone. The answers RFC
+//! 5057 §5.1 says destroy a dialog (the remote target or route no longer works: 404, 410,
+//! 416, 482–485, 502, 604) and a transport error (a TCP connection that cannot be opened)
+//! are doubtful: a proxy on the way may be having a bad minute. The leg is asked again 32 s
+//! later, and the call released after [`DOUBTS`] such outcomes in a row. Any other answer
+//! (200, 405, 501, …) shows the peer has the dialog; a challenge is answered once and the
+//! authenticated answer judged.
 
 use std::time::Duration;
 
@@ -33,12 +34,29 @@ use crate::txn::TxnId;
 /// higher CSeq must not overtake a lost first send of the other (RFC 3261 §12.2.2).
 const PROBE_RETRY: Duration = Duration::from_secs(4);
 
-/// Answers to an in-dialog request after which the dialog is gone.
-fn ends_dialog(status: u16) -> bool {
-    matches!(
-        status,
-        404 | 408 | 410 | 416 | 481 | 482 | 483 | 484 | 485 | 502 | 604
-    )
+/// After a doubtful outcome the leg is asked again this much later (64·T1).
+const PROBE_RECHECK: Duration = Duration::from_secs(32);
+
+/// Doubtful outcomes in a row that release the call.
+pub(super) const DOUBTS: u8 = 3;
+
+/// What an answer to an in-dialog request says of its dialog.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Gone (RFC 3261 §12.2.1.2).
+    Gone,
+    /// Gone by RFC 5057 §5.1, unless a proxy on the way answered for a moment.
+    Doubtful,
+    /// The peer has it.
+    Alive,
+}
+
+fn verdict(status: u16) -> Verdict {
+    match status {
+        408 | 481 => Verdict::Gone,
+        404 | 410 | 416 | 482..=485 | 502 | 604 => Verdict::Doubtful,
+        _ => Verdict::Alive,
+    }
 }
 
 impl Call {
@@ -71,7 +89,7 @@ impl Call {
         {
             return self.arm_probe(side, cx.now);
         }
-        if self.reinvite_in_progress() || self.refresh.is_some() || !self.relayed.is_empty() {
+        if self.requests_open() {
             self.timers
                 .set(CallTimer::Probe(side), cx.now + PROBE_RETRY);
             return;
@@ -79,6 +97,22 @@ impl Call {
         if self.send_probe(cx, side, None).is_none() {
             self.arm_probe(side, cx.now);
         }
+    }
+
+    /// Another request of ours is open on the call (a re-INVITE, a refresh, a relayed
+    /// request): a probe's higher CSeq waits for it.
+    fn requests_open(&self) -> bool {
+        self.reinvite_in_progress() || self.refresh.is_some() || !self.relayed.is_empty()
+    }
+
+    /// Whether `side` is watched: a session timer runs on it, or it is probed. A peer's own
+    /// OPTIONS toward the other leg is answered here only then (`midcall.rs`); else it goes
+    /// on as before, and a peer that audits its calls by OPTIONS learns of a far peer that
+    /// lost the call.
+    pub(super) fn watched(&self, side: Side) -> bool {
+        self.session[side].is_some()
+            || (self.profile(side).is_some_and(|p| p.probe.is_some())
+                && self.peer_takes(side, &Method::Options))
     }
 
     /// Send the OPTIONS on `side`, or (`challenged`) answer the challenge to one.
@@ -108,7 +142,9 @@ impl Call {
         match self.answer_challenge(cx, side, &req, resp, role) {
             Ok(_) => Some(()),
             Err(why) => {
-                self.challenge_failed(resp.status(), &why);
+                // Once a call: it would come again with every probe.
+                info!(call_id = %self.call_id(), status = resp.status(), "the probe's challenge not answered: {why}");
+                self.events.push_once(CallEvent::AuthFailed);
                 None
             }
         }
@@ -130,14 +166,26 @@ impl Call {
             return;
         }
         let status = resp.status();
-        if ends_dialog(status) {
-            return self.probe_failed(cx, side, status);
+        match verdict(status) {
+            Verdict::Gone => return self.probe_failed(cx, side, status),
+            Verdict::Doubtful => return self.probe_doubtful(cx, side, status),
+            Verdict::Alive => {}
         }
-        // A challenge is answered once (the proxy that sent it proves nothing of the peer);
-        // a second one, or one that cannot be answered, leaves the leg to the next probe.
-        if is_challenge(resp) && !challenged && self.send_probe(cx, side, Some(resp)).is_some() {
-            return;
+        // A challenge is answered once (the proxy that sent it proves nothing of the peer),
+        // not while another request of ours is open (its CSeq would overtake it: the leg is
+        // asked afresh shortly); a second one, or one that cannot be answered, leaves the
+        // leg to the next probe.
+        if is_challenge(resp) && !challenged {
+            if self.requests_open() {
+                self.timers
+                    .set(CallTimer::Probe(side), cx.now + PROBE_RETRY);
+                return;
+            }
+            if self.send_probe(cx, side, Some(resp)).is_some() {
+                return;
+            }
         }
+        self.probe_doubts[side] = 0;
         self.arm_probe(side, cx.now);
     }
 
@@ -156,8 +204,20 @@ impl Call {
         if timeout {
             return self.probe_failed(cx, side, 408);
         }
-        info!(call_id = %self.call_id(), ?side, "the probe could not be sent: asking again later");
-        self.arm_probe(side, cx.now);
+        self.probe_doubtful(cx, side, 503);
+    }
+
+    /// A doubtful outcome (`status`: the answer, or 503 for a transport error): the leg is
+    /// asked again soon, and after [`DOUBTS`] in a row the call released.
+    fn probe_doubtful(&mut self, cx: &mut Cx, side: Side, status: u16) {
+        let doubts = &mut self.probe_doubts[side];
+        *doubts = doubts.saturating_add(1);
+        if *doubts >= DOUBTS {
+            return self.probe_failed(cx, side, status);
+        }
+        info!(call_id = %self.call_id(), ?side, status, "the probe's outcome is doubtful: asking again shortly");
+        self.timers
+            .set(CallTimer::Probe(side), cx.now + PROBE_RECHECK);
     }
 
     fn probe_failed(&mut self, cx: &mut Cx, side: Side, status: u16) {

@@ -204,6 +204,8 @@ pub struct Call {
     /// The peer refused our UPDATE refresh (405/501): refreshes go as re-INVITE from now on,
     /// whatever its `Allow` (or its profile) says.
     pub refresh_by_invite: PerSide<bool>,
+    /// Probes of each leg in a row whose outcome was doubtful (`probe.rs`).
+    pub probe_doubts: PerSide<u8>,
     /// A connected identity a peer sent in an UPDATE the gateway answered itself (the other
     /// peer takes no UPDATE): the side it is for, and its P-Asserted-Identity lines. The next
     /// message toward that side carries it.
@@ -305,6 +307,7 @@ impl Call {
             sdp: Default::default(),
             refresh: None,
             refresh_by_invite: Default::default(),
+            probe_doubts: Default::default(),
             identity: None,
             forks: None,
             refers: None,

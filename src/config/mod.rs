@@ -50,8 +50,8 @@ use crate::sip::{Target, Transport};
 /// Ring timeout when neither the route nor the profile sets one.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `[sip] probe_s` unless a profile says otherwise: RFC 4028's recommended session
-/// interval, how often a dialog with timers proves itself.
+/// `[sip] probe_s` of a trunk's profile that says nothing (other peers: off): RFC 4028's
+/// recommended session interval, how often a dialog with timers proves itself.
 pub const DEFAULT_PROBE: Duration = Duration::from_secs(1800);
 
 /// `[sip] probe_s` other than 0 (off).
@@ -160,8 +160,9 @@ pub struct Profile {
     /// B, 32 s).
     pub invite_timeout: Option<Duration>,
     /// `[sip] probe_s`: an answered call's leg toward this peer that runs no session timer
-    /// is sent an in-dialog OPTIONS this often; a 481, 408 or no answer at all means the
-    /// peer lost the call, which is released (None: never).
+    /// is sent an in-dialog OPTIONS this often, and the call released when the peer no
+    /// longer has it (`call/probe.rs`: 481, 408 or no answer at once; three doubtful
+    /// outcomes in a row). None: never.
     pub probe: Option<Duration>,
     /// `[transfer] mode`: what a REFER from this peer does.
     pub transfer: crate::interop::transfer::TransferMode,
