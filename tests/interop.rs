@@ -425,6 +425,42 @@ fn tel_trunk_gets_tel_uris() {
     );
 }
 
+/// A call of about a minute through `gw`: SIPp plays `folder`'s carrier.xml and phone.xml,
+/// their files in `dir`; SIPp's own limit (20 s in the other tests) is 75 s.
+fn minute_call(gw: &Gateway, dir: &std::path::Path, folder: &str) -> (Sipp, Sipp) {
+    let args = ["-m", "1", "-timeout", "75s", "-timeout_error"];
+    let c = Sipp::spawn_args(
+        &format!("{folder}/carrier.xml"),
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        dir,
+        None,
+        None,
+        &args,
+    );
+    let p = Sipp::spawn_args(
+        &format!("{folder}/phone.xml"),
+        PHONE_IP,
+        gw.ports.phone,
+        dir,
+        Some(gw.addr()),
+        Some("+8610123"),
+        &args,
+    );
+    (c, p)
+}
+
+/// What SIPp's scenarios in `dir` logged as errors.
+fn sipp_errors(dir: &std::path::Path) -> String {
+    let mut errors = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().to_string_lossy().ends_with(".err.log") {
+            errors.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    errors
+}
+
 /// RFC 4028 per leg, over a minute of a real call: the phone refreshes its own leg (its
 /// UPDATE is answered by the gateway, never relayed), and the gateway refreshes the carrier
 /// (which knows no timers) with a re-INVITE at half of `require`'s 90 s. Without the
@@ -437,31 +473,8 @@ fn session_timers_are_refreshed_per_leg() {
     let with = Gateway::start(Ports::new(), GwOpts::carrier_a(require));
     let without = Gateway::start(Ports::new(), GwOpts::default());
     let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    // SIPp's own limit (20 s in the other tests) must cover the minute the call lasts.
-    let args = ["-m", "1", "-timeout", "75s", "-timeout_error"];
-    let run = |gw: &Gateway, dir: &std::path::Path| {
-        let c = Sipp::spawn_args(
-            "session-timer/carrier.xml",
-            CARRIER_A_IP,
-            gw.ports.carrier_a,
-            dir,
-            None,
-            None,
-            &args,
-        );
-        let p = Sipp::spawn_args(
-            "session-timer/phone.xml",
-            PHONE_IP,
-            gw.ports.phone,
-            dir,
-            Some(gw.addr()),
-            Some("+8610123"),
-            &args,
-        );
-        (c, p)
-    };
-    let (c1, p1) = run(&with, t1.path());
-    let (c2, p2) = run(&without, t2.path());
+    let (c1, p1) = minute_call(&with, t1.path(), "session-timer");
+    let (c2, p2) = minute_call(&without, t2.path(), "session-timer");
     let limit = Duration::from_secs(80);
     p1.expect_success_within(&with, limit);
     c1.expect_success_within(&with, limit);
@@ -469,12 +482,7 @@ fn session_timers_are_refreshed_per_leg() {
     assert_eq!(cdr["call_tag"], "caller_bye");
     assert!(p2.passed_within(limit), "the phone's leg needs no setting");
     let c2_ok = c2.passed_within(limit);
-    let mut errors = String::new();
-    for e in std::fs::read_dir(t2.path()).unwrap().flatten() {
-        if e.path().to_string_lossy().ends_with(".err.log") {
-            errors.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-        }
-    }
+    let errors = sipp_errors(t2.path());
     // The carrier's INVITE asks for no session timer, so nothing will refresh it.
     failed_on(
         c2_ok,
@@ -493,30 +501,8 @@ fn a_carrier_that_lost_the_call_is_found_by_the_probe() {
     let with = Gateway::start(Ports::new(), GwOpts::carrier_a("[sip]\nprobe_s = 60\n"));
     let without = Gateway::start(Ports::new(), GwOpts::default());
     let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let args = ["-m", "1", "-timeout", "75s", "-timeout_error"];
-    let run = |gw: &Gateway, dir: &std::path::Path| {
-        let c = Sipp::spawn_args(
-            "probe/carrier.xml",
-            CARRIER_A_IP,
-            gw.ports.carrier_a,
-            dir,
-            None,
-            None,
-            &args,
-        );
-        let p = Sipp::spawn_args(
-            "probe/phone.xml",
-            PHONE_IP,
-            gw.ports.phone,
-            dir,
-            Some(gw.addr()),
-            Some("+8610123"),
-            &args,
-        );
-        (c, p)
-    };
-    let (c1, p1) = run(&with, t1.path());
-    let (c2, p2) = run(&without, t2.path());
+    let (c1, p1) = minute_call(&with, t1.path(), "probe");
+    let (c2, p2) = minute_call(&without, t2.path(), "probe");
     let limit = Duration::from_secs(80);
     p1.expect_success_within(&with, limit);
     c1.expect_success_within(&with, limit);
@@ -532,15 +518,9 @@ fn a_carrier_that_lost_the_call_is_found_by_the_probe() {
         !p2.passed_within(limit),
         "without the probe the phone never hears"
     );
-    let mut errors = String::new();
-    for e in std::fs::read_dir(t2.path()).unwrap().flatten() {
-        if e.path().to_string_lossy().ends_with(".err.log") {
-            errors.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-        }
-    }
     failed_on(
         c2_ok,
-        &errors,
+        &sipp_errors(t2.path()),
         "carrier timed out",
         "without a probe the carrier waits for an OPTIONS that never comes",
     );

@@ -676,18 +676,20 @@ fn the_silence_before_a_latch_moves_is_per_profile_and_bounded() {
     );
 }
 
+/// The standard tree with `media` as carrier-b's `[media]`, loaded (or why not).
+fn with_carrier_b_media(media: &str) -> Result<Config, String> {
+    let mut ps = standard_profiles();
+    ps[2].1.push_str(&format!("\n[media]\n{media}"));
+    let dir = write_tree(GATEWAY, &ps);
+    Config::load(&dir.path().join("gateway.toml")).map_err(|e| e.to_string())
+}
+
 /// `[media] networks`: a peer's media networks as CIDR or single addresses; an entry that is
 /// neither, or an empty list (which would refuse all media), is an error with its place.
+/// Setting them anchors the peer's calls: only the relay can keep media to them.
 #[test]
 fn a_peers_media_networks_are_read_and_checked() {
-    let load = |media: &str| {
-        let mut ps = standard_profiles();
-        ps[2]
-            .1
-            .push_str(&format!("\n[media]\nanchor = true\n{media}"));
-        let dir = write_tree(GATEWAY, &ps);
-        Config::load(&dir.path().join("gateway.toml")).map_err(|e| e.to_string())
-    };
+    let load = with_carrier_b_media;
     let cfg = load("networks = [\"198.51.100.0/24\", \"2001:db8::7\"]\n").unwrap();
     let nets = cfg.profiles[&PeerName("carrier-b".into())]
         .media_networks
@@ -698,6 +700,7 @@ fn a_peers_media_networks_are_read_and_checked() {
         "2001:db8::7/128".parse().unwrap(),
     ];
     assert_eq!(&nets[..], &want[..]);
+    assert!(cfg.profiles[&PeerName("carrier-b".into())].anchor);
     assert!(
         cfg.profiles[&PeerName("pbx".into())]
             .media_networks
@@ -717,14 +720,7 @@ fn a_peers_media_networks_are_read_and_checked() {
 /// a hold timeout of 10 s under an active one of 60 s ended every held call in 10 s.
 #[test]
 fn the_media_timeouts_are_bounded_and_ordered() {
-    let load = |media: &str| {
-        let mut ps = standard_profiles();
-        ps[2]
-            .1
-            .push_str(&format!("\n[media]\nanchor = true\n{media}"));
-        let dir = write_tree(GATEWAY, &ps);
-        Config::load(&dir.path().join("gateway.toml")).map_err(|e| e.to_string())
-    };
+    let load = |media: &str| with_carrier_b_media(&format!("anchor = true\n{media}"));
     let cfg = load("rtp_timeout_s = 60\nrtp_hold_timeout_s = 600\n").unwrap();
     let p = &cfg.profiles[&PeerName("carrier-b".into())];
     assert_eq!(p.rtp_timeout, Some(Duration::from_secs(60)));
