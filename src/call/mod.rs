@@ -33,6 +33,7 @@ mod handle;
 mod headroom;
 mod incoming;
 mod limits;
+mod looped;
 mod midcall;
 mod next_offer;
 mod originate;

@@ -37,6 +37,7 @@ use families::family_warnings;
 use file::GatewayFile;
 pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
 pub use media::MAX_MEDIA_THREADS;
+pub use profile::{DEFAULT_PROBE, PROBE_RANGE};
 use profile::{ProfileSource, load_profiles, read_profiles_folder};
 pub use routes::{Route, RouteFrom};
 pub use sip::parse_transport_addr;
@@ -49,13 +50,6 @@ use crate::sip::{Target, Transport};
 
 /// Ring timeout when neither the route nor the profile sets one.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// `[sip] probe_s` of a trunk's profile that says nothing (other peers: off): RFC 4028's
-/// recommended session interval, how often a dialog with timers proves itself.
-pub const DEFAULT_PROBE: Duration = Duration::from_secs(1800);
-
-/// `[sip] probe_s` other than 0 (off).
-pub const PROBE_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 
 /// Longest `ring_timeout_s` (a day): a deadline past it is no ring timeout, and a huge one
 /// would overflow the clock.

@@ -12,18 +12,18 @@ use toml::Spanned;
 
 use super::error::{Place, one_of};
 use super::file::ProfileFile;
-use super::{
-    ConfigError, DEFAULT_PROBE, PROBE_RANGE, PeerName, Profile, Role, auth, limits,
-    parse_transport_addr, toml_error,
-};
+use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
 use crate::interop::causes::{CausePolicy, Q850Cause};
 use crate::interop::transfer::TransferMode;
 use crate::media::Latch;
 use crate::sip::Target;
 
+mod media_networks;
 mod media_timeouts;
 mod policies;
+mod sip_timers;
 use policies::{header_policy, prack_policy, uri_policy};
+pub use sip_timers::{DEFAULT_PROBE, PROBE_RANGE};
 
 /// Where a loaded profile's file says what the checks across files look at, so that their
 /// errors point at the line to edit.
@@ -258,32 +258,8 @@ fn load_profile(
         },
         None => crate::sip::uri_host(&address.addr.ip().to_string()),
     };
-    // Timer B (64·T1, 32 s) is the longest an INVITE waits for a first word: past it the
-    // transaction has failed anyway.
-    let invite_timeout = match &file.sip.invite_timeout_s {
-        Some(t) if (1..=32).contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
-        Some(t) => {
-            let m = "[sip] invite_timeout_s must be 1..=32 (Timer B is 32 s)";
-            errs.push(ConfigError::at(path, text, t.span().start, m));
-            None
-        }
-        None => None,
-    };
-    // A probe every few seconds would be traffic, not a check; one a day finds a lost call
-    // too late to matter.
-    let probe = match &file.sip.probe_s {
-        // Trunks: on a fixed address, answering OPTIONS. A phone behind NAT may not hear an
-        // OPTIONS once its binding has lapsed mid-call, and would be released talking.
-        None => (role == Role::Trunk).then_some(DEFAULT_PROBE),
-        Some(t) if *t.get_ref() == 0 => None,
-        Some(t) if PROBE_RANGE.contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
-        Some(t) => {
-            let (lo, hi) = (PROBE_RANGE.start(), PROBE_RANGE.end());
-            let m = format!("[sip] probe_s must be 0 (off) or {lo}..={hi}");
-            errs.push(ConfigError::at(path, text, t.span().start, m));
-            None
-        }
-    };
+    let invite_timeout = sip_timers::invite_timeout(&file.sip, path, text, errs);
+    let probe = sip_timers::probe(&file.sip, role, path, text, errs);
     let ring_timeout = match &file.ring_timeout_s {
         Some(t) => super::ring_timeout_s(*t.get_ref())
             .map_err(|m| errs.push(ConfigError::at(path, text, t.span().start, m)))
@@ -419,21 +395,7 @@ fn load_profile(
         }
         None => crate::media::MOVE_AFTER_SILENCE,
     };
-    // An empty list would refuse all media: a mistake, not a policy.
-    let media_networks = match &file.media.networks {
-        None => None,
-        Some(list) if list.get_ref().is_empty() => {
-            let m = "[media] networks is empty (leave it out to allow media anywhere)";
-            errs.push(ConfigError::at(path, text, list.span().start, m));
-            None
-        }
-        Some(list) => {
-            let nets = super::net::parse_nets(list.get_ref(), "[media] networks", |n, msg| {
-                errs.push(ConfigError::at(path, text, n.span().start, msg))
-            });
-            Some(Arc::from(nets))
-        }
-    };
+    let media_networks = media_networks::media_networks(&file.media, path, text, errs);
     let (rtp_timeout, rtp_hold_timeout) =
         media_timeouts::media_timeouts(&file.media, path, text, errs, warns);
     let limits = limits::peer_limits(
