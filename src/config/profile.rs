@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use toml::Spanned;
@@ -18,7 +17,7 @@ use crate::interop::transfer::TransferMode;
 use crate::media::Latch;
 use crate::sip::Target;
 
-mod media_networks;
+mod media_sources;
 mod media_timeouts;
 mod policies;
 mod sip_timers;
@@ -378,24 +377,8 @@ fn load_profile(
         None if role == Role::Trunk => Latch::SdpIp,
         None => Latch::Any,
     };
-    let rebind_after_silence = match &file.media.rebind_after_silence_ms {
-        Some(ms) if REBIND_RANGE_MS.contains(ms.get_ref()) => Duration::from_millis(*ms.get_ref()),
-        Some(ms) => {
-            errs.push(ConfigError::at(
-                path,
-                text,
-                ms.span().start,
-                format!(
-                    "[media] rebind_after_silence_ms must be {}..={}",
-                    REBIND_RANGE_MS.start(),
-                    REBIND_RANGE_MS.end()
-                ),
-            ));
-            crate::media::MOVE_AFTER_SILENCE
-        }
-        None => crate::media::MOVE_AFTER_SILENCE,
-    };
-    let media_networks = media_networks::media_networks(&file.media, path, text, errs);
+    let rebind_after_silence = media_sources::rebind_after_silence(&file.media, path, text, errs);
+    let media_networks = media_sources::media_networks(&file.media, path, text, errs);
     let (rtp_timeout, rtp_hold_timeout) =
         media_timeouts::media_timeouts(&file.media, path, text, errs, warns);
     let limits = limits::peer_limits(
@@ -495,7 +478,3 @@ fn load_profile(
     })?;
     Some((profile, places))
 }
-
-/// `[media] rebind_after_silence_ms` bounds: under 200 ms a packet burst after a short loss
-/// could move a stream; over a minute a rebinding NAT leaves the call silent too long.
-const REBIND_RANGE_MS: std::ops::RangeInclusive<u64> = 200..=60_000;

@@ -1,0 +1,54 @@
+//! Where a profile's peer's media may come from: `[media] networks` and
+//! `rebind_after_silence_ms`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::config::ConfigError;
+use crate::config::file::ProfileMediaSection;
+
+/// `[media] networks` (None: anywhere). An empty list would refuse all media: a mistake,
+/// not a policy.
+pub(super) fn media_networks(
+    media: &ProfileMediaSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Arc<[IpNet]>> {
+    let list = media.networks.as_ref()?;
+    if list.get_ref().is_empty() {
+        let m = "[media] networks is empty (leave it out to allow media anywhere)";
+        errs.push(ConfigError::at(path, text, list.span().start, m));
+        return None;
+    }
+    let nets = crate::config::net::parse_nets(list.get_ref(), "[media] networks", |n, msg| {
+        errs.push(ConfigError::at(path, text, n.span().start, msg))
+    });
+    Some(Arc::from(nets))
+}
+
+/// `[media] rebind_after_silence_ms` bounds: under 200 ms a packet burst after a short loss
+/// could move a stream; over a minute a rebinding NAT leaves the call silent too long.
+const REBIND_RANGE_MS: std::ops::RangeInclusive<u64> = 200..=60_000;
+
+/// `[media] rebind_after_silence_ms` (the default when absent or out of bounds).
+pub(super) fn rebind_after_silence(
+    media: &ProfileMediaSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Duration {
+    match &media.rebind_after_silence_ms {
+        Some(ms) if REBIND_RANGE_MS.contains(ms.get_ref()) => Duration::from_millis(*ms.get_ref()),
+        Some(ms) => {
+            let (lo, hi) = (REBIND_RANGE_MS.start(), REBIND_RANGE_MS.end());
+            let m = format!("[media] rebind_after_silence_ms must be {lo}..={hi}");
+            errs.push(ConfigError::at(path, text, ms.span().start, m));
+            crate::media::MOVE_AFTER_SILENCE
+        }
+        None => crate::media::MOVE_AFTER_SILENCE,
+    }
+}
