@@ -38,10 +38,10 @@ const PROBE_RETRY: Duration = Duration::from_secs(4);
 const PROBE_RECHECK: Duration = Duration::from_secs(32);
 
 /// Doubtful outcomes in a row that release the call.
-pub(super) const DOUBTS: u8 = 3;
+const DOUBTS: u8 = 3;
 
 /// What an answer to an in-dialog request says of its dialog.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Verdict {
     /// Gone (RFC 3261 §12.2.1.2).
     Gone,
