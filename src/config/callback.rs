@@ -145,9 +145,12 @@ pub(super) fn load(
         (port, Some(ip)) => Some(SocketAddr::new(ip, port)),
     };
     if let Some(list) = &sec.allow {
-        c.allow = super::net::parse_nets(list.get_ref(), "[callback] allow", |a, m| {
-            errs.push(cx.at(a, m))
-        });
+        c.allow = super::net::parse_nets(
+            list.get_ref(),
+            "[callback] allow",
+            |a, m| errs.push(cx.at(a, m)),
+            |a, m| warnings.push(cx.at(a, m)),
+        );
     }
     c.allow_any = sec.allow_any.as_ref().is_some_and(|a| *a.get_ref());
     if let Some(list) = &sec.allow

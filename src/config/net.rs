@@ -6,18 +6,29 @@ use std::net::IpAddr;
 use ipnet::{IpNet, Ipv4Net};
 use toml::Spanned;
 
-/// The networks of a list (`match`, `allow`): each entry that is not one is told to `bad`
-/// as "`key` ENTRY is not an IP address or CIDR network", and left out.
+/// The networks of a list (`match`, `allow`, `networks`): each entry that is not one is
+/// told to `bad` as "`key` ENTRY is not an IP address or CIDR network", and left out; one
+/// written with host bits under its prefix (`198.51.100.7/24`, a host meant, a network
+/// taken) is told to `warn`, and read as its whole network.
 pub(super) fn parse_nets<'a>(
     entries: impl IntoIterator<Item = &'a Spanned<String>>,
     key: &str,
     mut bad: impl FnMut(&'a Spanned<String>, String),
+    mut warn: impl FnMut(&'a Spanned<String>, String),
 ) -> Vec<IpNet> {
     let mut nets = Vec::new();
     for e in entries {
         let s = e.get_ref().trim();
         match parse_net(s) {
-            Some(n) => nets.push(n),
+            Some(n) => {
+                if s.parse::<IpNet>().is_ok_and(|raw| raw.trunc() != raw) {
+                    let m = format!(
+                        "warning: {key} {s:?} has host bits under its prefix: read as {n}, the whole network"
+                    );
+                    warn(e, m);
+                }
+                nets.push(n);
+            }
             None => bad(
                 e,
                 format!("{key} {s:?} is not an IP address or CIDR network"),

@@ -73,9 +73,12 @@ pub(super) fn metrics(
     let allow = match &s.allow {
         None => loopback(),
         Some(list) => {
-            let nets = super::net::parse_nets(list.get_ref(), "[metrics] allow", |a, m| {
-                errs.push(at(a.span(), m))
-            });
+            let nets = super::net::parse_nets(
+                list.get_ref(),
+                "[metrics] allow",
+                |a, m| errs.push(at(a.span(), m)),
+                |a, m| warnings.push(at(a.span(), m)),
+            );
             if list.get_ref().is_empty() && listen.is_some() {
                 errs.push(at(
                     list.span(),

@@ -230,7 +230,12 @@ fn load_profile(
             Target::udp(SocketAddr::from(([0, 0, 0, 0], 0)))
         }
     };
-    let matches = super::net::parse_nets(&file.match_, "match", |m, msg| errs.push(at(m, msg)));
+    let matches = super::net::parse_nets(
+        &file.match_,
+        "match",
+        |m, msg| errs.push(at(m, msg)),
+        |m, msg| warns.push(at(m, msg)),
+    );
     if file.match_.is_empty() {
         warns.push(at(
             &file.name,
@@ -378,7 +383,7 @@ fn load_profile(
         None => Latch::Any,
     };
     let rebind_after_silence = media_sources::rebind_after_silence(&file.media, path, text, errs);
-    let media_networks = media_sources::media_networks(&file.media, path, text, errs);
+    let media_networks = media_sources::media_networks(&file.media, path, text, (errs, warns));
     let (rtp_timeout, rtp_hold_timeout) =
         media_timeouts::media_timeouts(&file.media, path, text, errs, warns);
     let limits = limits::peer_limits(

@@ -713,6 +713,23 @@ fn a_peers_media_networks_are_read_and_checked() {
     );
     let text = load("networks = []\n").unwrap_err();
     assert!(text.contains("[media] networks is empty"), "{text}");
+    // A host written with its network's prefix: read as the whole network, and said so.
+    let cfg = load("networks = [\"198.51.100.7/24\"]\n").unwrap();
+    let nets = cfg.profiles[&PeerName("carrier-b".into())]
+        .media_networks
+        .clone()
+        .unwrap();
+    assert_eq!(nets[0], "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap());
+    let warned = cfg
+        .warnings
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        warned.iter().any(|w| w.contains("carrier-b.toml:")
+            && w.contains("\"198.51.100.7/24\" has host bits under its prefix")),
+        "{warned:?}"
+    );
 }
 
 /// The media timeouts: a week at most, a hold timeout no shorter than the active one (it is

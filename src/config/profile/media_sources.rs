@@ -16,7 +16,7 @@ pub(super) fn media_networks(
     media: &ProfileMediaSection,
     path: &Path,
     text: &str,
-    errs: &mut Vec<ConfigError>,
+    (errs, warns): (&mut Vec<ConfigError>, &mut Vec<ConfigError>),
 ) -> Option<Arc<[IpNet]>> {
     let list = media.networks.as_ref()?;
     if list.get_ref().is_empty() {
@@ -24,9 +24,14 @@ pub(super) fn media_networks(
         errs.push(ConfigError::at(path, text, list.span().start, m));
         return None;
     }
-    let nets = crate::config::net::parse_nets(list.get_ref(), "[media] networks", |n, msg| {
-        errs.push(ConfigError::at(path, text, n.span().start, msg))
-    });
+    let at =
+        |n: &toml::Spanned<String>, msg: String| ConfigError::at(path, text, n.span().start, msg);
+    let nets = crate::config::net::parse_nets(
+        list.get_ref(),
+        "[media] networks",
+        |n, msg| errs.push(at(n, msg)),
+        |n, msg| warns.push(at(n, msg)),
+    );
     Some(Arc::from(nets))
 }
 
