@@ -28,13 +28,7 @@ fn outbound_traced(
     let (c, p) = phone_calls_carrier(&gw, tmp.path(), carrier, phone, dialled, Transport::Udp);
     let phone_ok = p.passed();
     let carrier_ok = c.passed();
-    let mut errors = String::new();
-    for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
-        if e.path().to_string_lossy().ends_with(".err.log") {
-            errors.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-        }
-    }
-    (carrier_ok, phone_ok, gw, errors)
+    (carrier_ok, phone_ok, gw, sipp_errors(tmp.path()))
 }
 
 /// The run without the setting failed, and on `check` (a piece of SIPp's error text).

@@ -343,11 +343,10 @@ impl B2bua {
                 .respond(now, id, &req, 503, "Service Unavailable", &extra);
             return;
         }
-        let adm = match admission::admit(&cfg, &ingress, &req, self.env.draining) {
+        let mut adm = match admission::admit(&cfg, &ingress, &req, self.env.draining) {
             Ok(adm) => adm,
             Err(refusal) => return self.refuse(now, id, &req, &ingress.name, refusal),
         };
-        let mut adm = adm;
         let looped = self.loops_back(&req);
         if let Some(peer) = &looped {
             // Not to the peer it came back from again: the route's others may take it.

@@ -99,10 +99,10 @@ impl Call {
         }
     }
 
-    /// Another request of ours is open on the call (a re-INVITE, a refresh, a relayed
-    /// request): a probe's higher CSeq waits for it.
+    /// Another request of ours is open on the call (a refresh, a relayed request, a
+    /// re-INVITE among either): a probe's higher CSeq waits for it.
     fn requests_open(&self) -> bool {
-        self.reinvite_in_progress() || self.refresh.is_some() || !self.relayed.is_empty()
+        self.refresh.is_some() || !self.relayed.is_empty()
     }
 
     /// Whether `side` is watched: a session timer runs on it, or it is probed. A peer's own

@@ -22,6 +22,15 @@ fn routes_86_in(mut cfg: Config, to: &[&str]) -> Config {
     cfg
 }
 
+/// The phone dials `number`; the INVITE the gateway sends carrier-a for it.
+fn phone_dials(h: &mut H, number: &str) -> Request {
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", number, ""),
+    );
+    h.one_request(CARRIER_A, Method::Invite)
+}
+
 /// `inv` as a proxy at carrier-a hands it back to the gateway: its Via on top, the
 /// Request-URI retargeted, `number` as the user; the rest (Call-ID, our From tag) kept.
 fn handed_back(inv: &Request, number: &str) -> String {
@@ -36,11 +45,7 @@ fn handed_back(inv: &Request, number: &str) -> String {
 #[test]
 fn our_invite_routed_back_to_the_same_carrier_is_a_loop() {
     let mut h = H::with(carrier_routes_86_to("carrier-a"));
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_dials(&mut h, "+8610123");
     // The carrier's proxy sends it straight back: 482, and no second INVITE to it.
     h.recv(CARRIER_A, &handed_back(&inv, "+8610123"));
     let out = h.take(CARRIER_A);
@@ -66,21 +71,13 @@ fn our_invite_routed_back_to_the_same_carrier_is_a_loop() {
 fn our_invite_routed_back_elsewhere_is_a_spiral_and_a_call() {
     // The carrier hands the number back and it routes to the PBX (a hairpin): a call.
     let mut h = H::with(carrier_routes_86_to("pbx"));
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_dials(&mut h, "+8610123");
     h.recv(CARRIER_A, &handed_back(&inv, "+8610123"));
     assert_eq!(h.failures(CARRIER_A), Vec::<u16>::new());
     h.one_request(PHONE, Method::Invite);
     // And one routed back to the same carrier for another number (forwarded on the way).
     let mut h = H::with(carrier_routes_86_to("carrier-a"));
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_dials(&mut h, "+8610123");
     h.recv(CARRIER_A, &handed_back(&inv, "+8610999"));
     let again = h.take_requests(CARRIER_A, Method::Invite);
     assert_eq!(again.len(), 1, "a new call to the carrier");
@@ -99,11 +96,7 @@ fn a_loop_is_found_on_the_number_as_written_to_the_peer() {
         }
     });
     let mut h = H::with(routes_86_in(cfg, &["carrier-a"]));
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "01012345678", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_dials(&mut h, "01012345678");
     assert!(inv.uri().contains("+861012345678"), "{}", inv.uri());
     h.recv(CARRIER_A, &handed_back(&inv, "+861012345678"));
     assert_eq!(h.failures(CARRIER_A), [482]);
@@ -114,11 +107,7 @@ fn a_loop_is_found_on_the_number_as_written_to_the_peer() {
 #[test]
 fn a_loop_skips_the_peer_it_came_back_from_and_tries_the_routes_others() {
     let mut h = H::with(routes_86_in(config(), &["carrier-a", "pbx"]));
-    h.recv(
-        PHONE,
-        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_dials(&mut h, "+8610123");
     h.recv(CARRIER_A, &handed_back(&inv, "+8610123"));
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
     assert_eq!(h.failures(CARRIER_A), Vec::<u16>::new());
