@@ -415,8 +415,7 @@ impl Request {
         let Some(first) = self.0.headers.get(&sipx::HeaderName::Via) else {
             return;
         };
-        let value = String::from_utf8_lossy(&first.value()).into_owned();
-        let Some(new_value) = super::via::stamp(&value, src) else {
+        let Some(new_value) = super::via::stamp(&first.value(), src) else {
             return;
         };
         if let Ok(h) = Header::build(sipx::HeaderName::Via, new_value) {

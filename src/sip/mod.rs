@@ -37,9 +37,7 @@ mod via;
 pub use body::Body;
 pub use date::is_sip_date;
 pub use error::SipError;
-#[cfg(test)]
-pub use framing::parse_sent;
-pub use framing::{Framed, StreamFramer, parse_datagram};
+pub use framing::{Framed, SENT_HEADER_ROOM, StreamFramer, parse_datagram, parse_sent};
 pub use header::Hdr;
 pub use ids::IdGen;
 pub use local::{LocalAddrs, uri_host};

@@ -77,8 +77,13 @@ pub fn count_list(value: &[u8]) -> usize {
 /// quotes escapes the next byte; quotes are not yielded). What a header's delimiters are
 /// looked for in.
 pub fn outside_quotes(value: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    outside_quotes_bytes(value.as_bytes())
+}
+
+/// As [`outside_quotes`], over bytes that need not be UTF-8.
+fn outside_quotes_bytes(value: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
     let (mut in_quote, mut escaped) = (false, false);
-    value.bytes().enumerate().filter(move |&(_, b)| {
+    value.iter().copied().enumerate().filter(move |&(_, b)| {
         if escaped {
             escaped = false;
             return false;
@@ -103,6 +108,18 @@ pub fn split_params(value: &str) -> Vec<&str> {
         start = i + 1;
     }
     out.push(&value[start..]);
+    out
+}
+
+/// As [`split_params`], over bytes that need not be UTF-8 (a Via's hop sent back as it came).
+pub(crate) fn split_params_bytes(value: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in outside_quotes_bytes(value).filter(|&(_, b)| b == b';') {
+        out.extend(value.get(start..i));
+        start = i + 1;
+    }
+    out.extend(value.get(start..));
     out
 }
 

@@ -50,11 +50,13 @@ pub(super) fn splice_to_tag(resp: &Response, tag: &str) -> Result<Response, SipE
     let mut out = lines.join(&b'\n');
     out.extend_from_slice(rest);
     // The To was accepted at the parser's limit for one header; with our tag it may be just
-    // over it, and an answer that cannot be built leaves its transaction unanswered.
+    // over it, and so may the Via with our stamp of where the request came from: an answer
+    // that cannot be built leaves its transaction unanswered.
     let base = Limits::stream();
+    let tagged = tag.len() + ";tag=".len();
     let limits = Limits {
-        max_header_bytes: base.max_header_bytes + tag.len() + ";tag=".len(),
-        max_message_bytes: base.max_message_bytes + tag.len() + ";tag=".len(),
+        max_header_bytes: base.max_header_bytes + tagged.max(super::via::STAMP_GROWTH),
+        max_message_bytes: base.max_message_bytes + tagged + super::via::STAMP_GROWTH,
         ..base
     };
     match Message::from_sipx(

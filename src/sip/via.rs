@@ -35,55 +35,65 @@ impl ViaInfo {
     }
 }
 
+/// The most a stamp adds to a Via: `;received=` with a full IPv6 address and `;rport=`
+/// with a five-digit port (an existing `received` or `rport` is replaced, never doubled).
+pub(crate) const STAMP_GROWTH: usize = ";received=".len() + 39 + ";rport=".len() + 5;
+
 /// Rewrite the first hop of a Via header value with `received` and (when asked for) `rport`.
-/// Returns `None` when nothing needs to change.
-pub(crate) fn stamp(value: &str, src: SocketAddr) -> Option<String> {
-    let end = sipx_sip::headers::via::first_hop_end(value.as_bytes()).min(value.len());
+/// Returns `None` when nothing needs to change. Bytes are bytes: a peer's non-UTF-8 byte
+/// goes back as it came (read as text, each would come back three bytes long, and its
+/// branch or a proxy's hop below it no longer match).
+pub(crate) fn stamp(value: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    let end = sipx_sip::headers::via::first_hop_end(value).min(value.len());
     let (first, rest) = value.split_at(end);
     // A quoted parameter value may hold `;`: split outside quotes, or the parameter
     // would be cut in two and the Via no longer parse.
-    let mut parts = super::split_params(first).into_iter();
-    let sent = parts.next()?.trim_end().to_string();
-    let params: Vec<&str> = parts.collect();
+    let mut parts = super::split::split_params_bytes(first).into_iter();
+    let sent = parts.next()?.trim_ascii_end();
+    let params: Vec<&[u8]> = parts.collect();
     let wants_rport = params
         .iter()
-        .any(|p| p.trim().eq_ignore_ascii_case("rport"));
-    let host = sent
-        .rsplit(' ')
-        .next()
-        .map(|hp| {
-            if let Some(stripped) = hp.strip_prefix('[') {
-                stripped.split(']').next().unwrap_or("").to_string()
-            } else {
-                hp.split(':').next().unwrap_or("").to_string()
-            }
-        })
-        .unwrap_or_default();
+        .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"rport"));
+    let host_port = sent.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let host = match host_port.strip_prefix(b"[") {
+        Some(v6) => v6.split(|&b| b == b']').next(),
+        None => host_port.split(|&b| b == b':').next(),
+    }
+    .unwrap_or_default();
     let src_ip = src.ip().to_string();
-    if !wants_rport && host == src_ip {
+    if !wants_rport && host == src_ip.as_bytes() {
         return None;
     }
-    let mut out = sent;
+    let mut out = sent.to_vec();
     for p in params {
-        let name = p.split('=').next().unwrap_or("").trim();
-        if name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
+        let name = p
+            .split(|&b| b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if name.eq_ignore_ascii_case(b"rport") || name.eq_ignore_ascii_case(b"received") {
             continue;
         }
-        out.push(';');
-        out.push_str(p);
+        out.push(b';');
+        out.extend_from_slice(p);
     }
-    out.push_str(";received=");
-    out.push_str(&src_ip);
+    out.extend_from_slice(b";received=");
+    out.extend_from_slice(src_ip.as_bytes());
     if wants_rport {
-        out.push_str(&format!(";rport={}", src.port()));
+        out.extend_from_slice(format!(";rport={}", src.port()).as_bytes());
     }
-    out.push_str(rest);
+    out.extend_from_slice(rest);
     Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stamp of `v` as text (`None` when nothing changes).
+    fn stamp(v: &str, src: SocketAddr) -> Option<String> {
+        super::stamp(v.as_bytes(), src).map(|b| String::from_utf8(b).expect("text in, text out"))
+    }
 
     #[test]
     fn a_quoted_parameter_holding_a_semicolon_is_kept_whole() {
@@ -118,5 +128,20 @@ mod tests {
         let out = stamp(v, src).unwrap();
         assert!(out.starts_with("SIP/2.0/UDP host.example;branch=z9hG4bKa;received=10.1.1.1,"));
         assert!(out.ends_with("SIP/2.0/UDP other;branch=z9hG4bKb"));
+    }
+
+    /// A peer's byte that is not UTF-8 goes back as it came: taken as text, each became
+    /// three bytes (U+FFFD), the branch no longer matched the peer's and a Via at the
+    /// parser's limit went over it.
+    #[test]
+    fn bytes_that_are_not_utf8_go_back_as_they_came() {
+        let src: SocketAddr = "10.1.1.1:5099".parse().unwrap();
+        let v = b"SIP/2.0/UDP h;branch=z9hG4bK\x9e\x85;rport, SIP/2.0/UDP p;branch=z9hG4bK\xff";
+        assert_eq!(
+            super::stamp(v, src).as_deref(),
+            Some(
+                &b"SIP/2.0/UDP h;branch=z9hG4bK\x9e\x85;received=10.1.1.1;rport=5099, SIP/2.0/UDP p;branch=z9hG4bK\xff"[..]
+            )
+        );
     }
 }

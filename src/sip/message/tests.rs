@@ -62,3 +62,59 @@ fn to_tag_is_not_put_on_a_folded_line_of_another_header() {
     assert_eq!(resp.to_tag().as_deref(), Some("t7"));
     assert_eq!(resp.from_tag().as_deref(), Some("1"));
 }
+
+/// A request whose top Via the parser took at its size limit, stamped with where it came
+/// from (RFC 3261 §18.2.1, RFC 3581), is still answerable when our To tag has to be spliced
+/// in: before, the spliced response was parsed back under the plain limit, the stamped Via
+/// was over it, and the transaction was left unanswered.
+#[test]
+fn a_via_at_the_size_limit_is_stamped_and_still_answered() {
+    let request = |pad: usize| {
+        let raw = format!(
+            "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1;rport;x={}\r\nTo: \"\\\0\" <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            "x".repeat(pad)
+        );
+        match parse_datagram(Bytes::from(raw), 65535) {
+            Ok(Message::Request(req)) => Some(req),
+            _ => None,
+        }
+    };
+    let mut req = (7000..9000)
+        .rev()
+        .find_map(request)
+        .expect("some padding parses");
+    // The longest source a stamp can name: a full IPv6 address and a five-digit port.
+    let src: std::net::SocketAddr = "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+        .parse()
+        .unwrap();
+    req.stamp_received(src);
+    assert_eq!(
+        req.top_via().and_then(|v| v.rport.flatten()),
+        Some(65535),
+        "stamped"
+    );
+    let resp = Response::to_request(&req, 487, "Request Terminated", Some("0123456789abcdef"))
+        .expect("answerable");
+    assert_eq!(resp.to_tag().as_deref(), Some("0123456789abcdef"));
+    let sent = crate::sip::parse_sent(resp.to_bytes(), 65535).expect("what we send parses");
+    assert!(matches!(sent, Message::Response(_)));
+}
+
+/// The stamp leaves a peer's bytes as they came, UTF-8 or not: the answer's Via is the
+/// request's, so its branch matches the peer's transaction (RFC 3261 §17.1.3).
+#[test]
+fn a_stamped_via_keeps_bytes_that_are_not_utf8() {
+    let raw = b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK\x9e\x85;rport\r\nTo: <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let Message::Request(mut req) = parse_datagram(Bytes::from_static(raw), 65535).unwrap() else {
+        panic!("request expected");
+    };
+    req.stamp_received("10.1.1.1:5099".parse().unwrap());
+    let resp = Response::to_request(&req, 200, "OK", Some("t1")).unwrap();
+    let want: &[u8] = b"Via: SIP/2.0/UDP h;branch=z9hG4bK\x9e\x85;received=10.1.1.1;rport=5099\r\n";
+    let wire = resp.to_bytes();
+    assert!(
+        wire.windows(want.len()).any(|w| w == want),
+        "{:?}",
+        String::from_utf8_lossy(&wire)
+    );
+}
