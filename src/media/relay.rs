@@ -286,6 +286,10 @@ impl StreamRoute {
             (&mut self.a, old.a, true),
             (&mut self.b, old.b, same_callee),
         ] {
+            // The socket's second goes on whatever the signalling says: reset by each
+            // offer/answer, a peer sending one after each answer had a fresh allowance each.
+            new.rtp_rate = old.rtp_rate;
+            new.rtcp_rate = old.rtcp_rate;
             // Another callee (a failover): its leg is learnt from nothing.
             if !same_peer {
                 continue;

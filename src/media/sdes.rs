@@ -13,7 +13,9 @@ const END: u8 = 0;
 /// `datagram` (a compound RTCP packet `check_rtcp` accepted) with every SDES chunk reduced to
 /// the CNAME `cname` (at most 255 bytes, as an SDES item can carry); `None` when it holds no
 /// SDES packet (forward it as it is). An SDES packet whose chunks cannot be read is left out
-/// of the result rather than forwarded.
+/// of the result rather than forwarded. The result is at most one chunk of ours longer than
+/// `datagram`; a compound that would grow more (many empty chunks, each given our CNAME: a
+/// few bytes in, several times as many out) comes back empty: nothing is sent.
 pub fn scrub_sdes(datagram: &[u8], cname: &[u8]) -> Option<Vec<u8>> {
     let cname = cname.get(..cname.len().min(255))?;
     let packets = split(datagram)?;
@@ -29,6 +31,12 @@ pub fn scrub_sdes(datagram: &[u8], cname: &[u8]) -> Option<Vec<u8>> {
         if let Some(ssrcs) = chunk_sources(p) {
             write_sdes(&mut out, &ssrcs, cname);
         }
+    }
+    // One source's CNAME may be longer than the one it replaces; more than that is no
+    // endpoint's report but a relay being used to multiply bytes.
+    let one_chunk = (4 + 2 + cname.len() + 1).div_ceil(4) * 4;
+    if out.len() > datagram.len() + one_chunk {
+        out.clear();
     }
     Some(out)
 }
@@ -175,6 +183,25 @@ mod tests {
         let out = scrub_sdes(&p, b"gw").unwrap();
         assert_eq!(out, sdes(&[(1, &[(1, "gw")]), (2, &[(1, "gw")])]));
         assert_eq!(scrub_sdes(&RR, b"gw"), None);
+    }
+
+    /// Empty chunks (a source and END: 8 bytes) each given our CNAME grew a compound 3 to 6
+    /// times over toward a destination the sender's SDP may name: such a compound is not
+    /// sent. One source's CNAME longer than the one it replaces still is.
+    #[test]
+    fn a_compound_that_would_grow_more_than_one_chunk_is_not_sent() {
+        let cname = b"trunkgate@2001:db8:ffff:ffff:ffff:ffff:ffff:ffff";
+        let empty: Vec<(u32, &[(u8, &str)])> = (0..20).map(|s| (s, &[][..])).collect();
+        let mut compound = RR.to_vec();
+        compound.extend(sdes(&empty));
+        assert!(check_rtcp(&compound).is_ok());
+        assert_eq!(scrub_sdes(&compound, cname), Some(Vec::new()));
+        // One endpoint's report with a short CNAME: ours is longer, and it goes.
+        let mut one = RR.to_vec();
+        one.extend(sdes(&[(7, &[(1, "a@b")])]));
+        let out = scrub_sdes(&one, cname).unwrap();
+        assert!(out.len() > one.len());
+        assert_eq!(check_rtcp(&out), Ok(2));
     }
 
     #[test]
