@@ -183,7 +183,10 @@ impl Call {
             .map(|(e, r)| (*r && e.sends, *r && e.receives))
             .collect();
         match offer {
-            Some(_) => media.proposed = Some((from, said)),
+            Some(_) => {
+                media.proposed = Some((from, said));
+                media.offer_from(from);
+            }
             None => {
                 if let Some((offerer, proposed)) = media.proposed.take()
                     && offerer != from
@@ -191,6 +194,8 @@ impl Call {
                     media.directions[offerer] = proposed;
                 }
                 media.directions[from] = said;
+                // The offerer's new addresses stand now.
+                media.moving.take_if(|m| m.0 != from);
             }
         }
         for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {
@@ -333,10 +338,10 @@ impl Call {
                     rtcp_mux: u.rtcp_mux,
                     a_port,
                     b_port,
-                    a_remote: *media.remote.a.get(i)?,
-                    b_remote: *media.remote.b.get(i)?,
-                    a_wait_for_source: wait(Side::A, *media.remote.a.get(i)?),
-                    b_wait_for_source: wait(Side::B, *media.remote.b.get(i)?),
+                    a_remote: media.relay_remote(Side::A, i),
+                    b_remote: media.relay_remote(Side::B, i),
+                    a_wait_for_source: wait(Side::A, media.relay_remote(Side::A, i)),
+                    b_wait_for_source: wait(Side::B, media.relay_remote(Side::B, i)),
                     a_signalling: signalling(Side::A),
                     b_signalling: signalling(Side::B),
                     a_latch: latch(Side::A),

@@ -354,6 +354,7 @@ impl Call {
                     .is_some_and(|(s, _)| *s == rel.origin.other())
             {
                 m.proposed = None;
+                m.offer_dropped(rel.origin.other());
             }
             return;
         };

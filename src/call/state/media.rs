@@ -32,6 +32,9 @@ pub struct MediaState {
     /// What the offer waiting for its answer says its leg does (set as the answer comes:
     /// a refused offer changes nothing).
     pub proposed: Option<(super::super::Side, Vec<(bool, bool)>)>,
+    /// The offerer's addresses before the offer waiting for its answer: the relay keeps
+    /// them until the answer ([`MediaState::relay_remote`]).
+    pub moving: Option<Box<(super::super::Side, Vec<Option<std::net::SocketAddr>>)>>,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
@@ -70,6 +73,7 @@ impl MediaState {
         self.offered.clone_from(&before.offered);
         self.directions = self.directions_after_refusal(before);
         self.proposed.clone_from(&before.proposed);
+        self.moving.clone_from(&before.moving);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {
             self.pairs.push(Some(p));
@@ -81,6 +85,37 @@ impl MediaState {
                 off: true,
                 ..StreamUse::default()
             });
+        }
+    }
+}
+
+impl MediaState {
+    /// Where the relay takes `side`'s stream `i` to be: its SDP's address, but the one
+    /// before an offer of its still unanswered (RFC 3264 §8.3.1: its old endpoint sends
+    /// until the answer). Moved at the offer, the leg's latch emptied then, open to the
+    /// first sender, and again when the offer was refused.
+    pub fn relay_remote(&self, side: Side, i: usize) -> Option<std::net::SocketAddr> {
+        let new = *self.remote[side].get(i)?;
+        match self.moving.as_deref() {
+            Some((s, old)) if *s == side => old.get(i).copied().flatten().or(new),
+            _ => new,
+        }
+    }
+
+    /// An offer from `side` is about to change its addresses: the ones before it are kept
+    /// for the relay until the answer (a second offer before it keeps the first's).
+    pub fn offer_from(&mut self, side: Side) {
+        if !self.moving.as_deref().is_some_and(|(s, _)| *s == side) {
+            self.moving = Some(Box::new((side, self.remote[side].clone())));
+        }
+    }
+
+    /// The offer from `side` will not be answered after all (the peer that was to answer
+    /// it is gone, or its offer was not taken): the relay keeps the addresses before it.
+    pub fn offer_dropped(&mut self, side: Side) {
+        if let Some(m) = self.moving.take_if(|m| m.0 == side) {
+            let (s, old) = *m;
+            self.remote[s] = old;
         }
     }
 }

@@ -236,6 +236,9 @@ fn reinvite_moving_media_updates_the_relay_without_new_ports() {
         "{body}"
     );
     assert!(body.contains("a=sendonly"));
+    // The relay moves with the answer (RFC 3264 §8.3.1), not with the offer.
+    assert_eq!(h.relay_pairs()[0].a_remote, before[0].a_remote);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(SDP)));
     let after = h.relay_pairs();
     assert_eq!(
         (after[0].a_port, after[0].b_port),
@@ -473,6 +476,38 @@ fn a_refused_hold_and_a_refresh_leave_the_relays_streams_as_they_were() {
     let answer = SDP.replace("o=- 1 1", "o=- 1 2");
     h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&answer)));
     assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
+}
+
+/// An offer that moves a leg's media moves the relay only once answered: until then the
+/// leg's old endpoint still sends (RFC 3264 §8.3.1), and a refused one never moved it.
+/// Before, the offer emptied the leg's latch at once (open to any sender for 10 s) and the
+/// refusal emptied it again: a sprayer took a leg that was latched.
+#[test]
+fn an_offer_moving_a_leg_moves_the_relay_only_once_answered() {
+    let mut h = anchored();
+    let (_inv, tag) = anchored_call_inv(&mut h, "mo1");
+    let before = h.relay_pairs();
+    let told = h.media.len();
+    let every_update_as_before = |h: &H| {
+        h.media[told..].iter().all(|m| match m {
+            MediaAction::Relay { pairs, .. } => *pairs == before,
+            _ => true,
+        })
+    };
+    let moved = SDP.replace("o=- 1 1", "o=- 1 2").replace("4000", "4010");
+    let re = phone_reinvites(&mut h, "mo1", &tag, 2, &moved);
+    assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
+    h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
+    phone_acks(&mut h, "mo1", &tag, 2, "z9hG4bKmo12");
+    assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
+    // Offered again and answered: the relay moves then.
+    let moved = SDP.replace("o=- 1 1", "o=- 1 3").replace("4000", "4010");
+    let re = phone_reinvites(&mut h, "mo1", &tag, 3, &moved);
+    assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
+    let answer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&answer)));
+    let after = h.relay_pairs();
+    assert_eq!(after[0].a_remote, Some("192.0.2.10:4010".parse().unwrap()));
 }
 
 /// The carrier resumes a held call by re-INVITE; while the phone has not answered yet, an
