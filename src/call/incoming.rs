@@ -108,6 +108,9 @@ impl B2bua {
     /// transaction. So a flood of new requests cannot end calls, and nothing grows the
     /// table past 1.25 times the bound and twice the calls.
     fn refused_statelessly(&mut self, now: Instant, req: &Request, source: Target) -> bool {
+        if self.refused_for_overload(now, req, source) {
+            return true;
+        }
         let cancel = req.method() == Method::Cancel;
         let in_dialog = !cancel && req.to_tag().is_some();
         let found = in_dialog
@@ -189,39 +192,6 @@ impl B2bua {
             .is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
     }
 
-    /// New work the shell had to keep waiting too long (`Input::Overloaded`).
-    pub(super) fn on_overloaded(&mut self, now: Instant, msg: Message, source: Target) {
-        let req = match msg {
-            Message::Request(req)
-                if !self.env.txn.knows(&req, source.addr)
-                    && self
-                        .env
-                        .cfg
-                        .peer_for_source(self.env.origin_ip(&req, source))
-                        .is_some() =>
-            {
-                req
-            }
-            // Retransmissions, strangers and anything that is not new work: as always.
-            other => return self.on_message(now, other, source),
-        };
-        self.refused("overload");
-        if req.method() == Method::Ack || ingress::validate_request(&req).is_err() {
-            return;
-        }
-        // The edge drops the ACKs of 503s with this tag unparsed.
-        let tag = match &self.env.overload_tag {
-            Some(t) => t.to_string(),
-            None => self.env.ids.plain_tag(),
-        };
-        let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
-        let extra = [(Hdr::RETRY_AFTER, after.as_str())];
-        if let Ok(resp) = ingress::response_to(&req, 503, "Service Unavailable", Some(&tag), &extra)
-        {
-            self.env.send(source, &Message::Response(resp));
-        }
-    }
-
     /// A request from an address no profile matches: silence, or one stateless 403 (never
     /// retransmitted, no To tag kept) when `[protect] unknown_sources = "reject"`.
     fn unknown_source(&mut self, req: &Request, source: Target) {
@@ -255,7 +225,7 @@ impl B2bua {
         }
     }
 
-    fn refused(&mut self, why: &'static str) {
+    pub(super) fn refused(&mut self, why: &'static str) {
         self.env
             .out
             .push_back(Output::Event(CoreEvent::Refused { why }));

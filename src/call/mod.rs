@@ -39,6 +39,7 @@ mod next_offer;
 mod originate;
 mod orphan;
 mod outbound;
+mod overloaded;
 mod own_invite;
 mod per_leg;
 mod phase;

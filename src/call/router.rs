@@ -56,6 +56,8 @@ pub struct B2bua {
     batch: Vec<TxnOutput>,
     /// Each call's share of the transaction table's room for the calls up.
     pub(super) headroom: super::headroom::Headroom,
+    /// INVITEs refused for overload lately, answered so again.
+    pub(super) overload_refusals: super::overloaded::Refusals,
 }
 
 impl B2bua {
@@ -103,6 +105,7 @@ impl B2bua {
             registrations: Default::default(),
             batch: Vec::new(),
             headroom: Default::default(),
+            overload_refusals: Default::default(),
         };
         let cfg = b.env.cfg.clone();
         b.registrations.configure(&mut b.env, &cfg, now);

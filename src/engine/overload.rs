@@ -203,8 +203,13 @@ const WAYS: usize = 4;
 
 /// The low 16 bits of a slot: bit 0 set when in use, bits 1–15 the 64 ms it was written
 /// in (modulo 32,768: some 35 minutes, longer than any entry stays), to find a set's
-/// oldest; the key is the other 48 bits.
+/// oldest; bit 16 [`REFUSED`]; the key is the other 47 bits.
 const STAMP_BITS: u64 = 0xFFFF;
+/// Set in a slot whose INVITE a reader refused (its 503 sent), rather than let through:
+/// its retransmissions get the same 503, whatever the queue is like by then.
+const REFUSED: u64 = 1 << 16;
+/// A slot's key.
+const KEY_BITS: u64 = !(STAMP_BITS | REFUSED);
 /// The stamp's 15 bits.
 const STAMP_MASK: u64 = 0x7FFF;
 
@@ -226,7 +231,8 @@ pub(crate) struct Overload {
     pub(crate) tag: String,
     /// INVITE transactions (source address and branch, hashed) let through to the core:
     /// a retransmission of one is never refused here, whatever the share (the core absorbs
-    /// it in its transaction). A table of sets of [`WAYS`] slots; an INVITE whose slot a
+    /// it in its transaction); and those refused here, whose retransmissions are refused
+    /// again (one transaction, one answer: RFC 3261 §8.2.7). A table of sets of [`WAYS`] slots; an INVITE whose slot a
     /// set's later ones all took is judged like a new one if it comes again. Made by the
     /// first INVITE remembered, dropped by [`Overload::release_if_idle`].
     recent: arc_swap::ArcSwapOption<Recent>,
@@ -307,17 +313,30 @@ impl Overload {
     /// Whether a slot holds `key` (whatever its stamp).
     fn holds(slot: &AtomicU64, key: u64) -> bool {
         let v = slot.load(Ordering::Relaxed);
-        v != 0 && v & !STAMP_BITS == key & !STAMP_BITS
+        v != 0 && v & KEY_BITS == key & KEY_BITS
     }
 
-    pub(crate) fn seen(&self, key: u64) -> bool {
-        self.recent
-            .load()
-            .as_ref()
-            .is_some_and(|t| Self::set(t, key).iter().any(|s| Self::holds(s, key)))
+    /// `Some(true)` when `key`'s INVITE was refused here lately, `Some(false)` when it was
+    /// let through, `None` when it is not remembered.
+    pub(crate) fn refused_here(&self, key: u64) -> Option<bool> {
+        let t = self.recent.load();
+        let slot = Self::set(t.as_ref()?, key)
+            .iter()
+            .find(|s| Self::holds(s, key))?;
+        Some(slot.load(Ordering::Relaxed) & REFUSED != 0)
     }
 
+    /// `key`'s INVITE was let through to the core.
     pub(crate) fn remember(&self, key: u64, now: Instant) {
+        self.note(key, now, 0);
+    }
+
+    /// `key`'s INVITE was refused here (its 503 sent).
+    pub(crate) fn remember_refused(&self, key: u64, now: Instant) {
+        self.note(key, now, REFUSED);
+    }
+
+    fn note(&self, key: u64, now: Instant, refused: u64) {
         let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
         self.last_remembered.store(ms, Ordering::Relaxed);
         let mut table = self.recent.load_full();
@@ -337,7 +356,7 @@ impl Overload {
         }
         if let Some(t) = table {
             let stamp = (ms / 64) & STAMP_MASK;
-            let entry = key & !STAMP_BITS | stamp << 1 | 1;
+            let entry = key & KEY_BITS | refused | stamp << 1 | 1;
             let set = Self::set(&t, key);
             // Its own slot if it has one, else an empty one, else the set's oldest.
             let age = |v: u64| {
@@ -370,6 +389,18 @@ impl Overload {
 /// 200 ms of waiting (tests). The instant after the last.
 #[cfg(test)]
 impl Overload {
+    /// Whether `key`'s INVITE was let through or refused here lately.
+    pub(crate) fn seen(&self, key: u64) -> bool {
+        self.refused_here(key).is_some()
+    }
+
+    /// The queue has drained: nothing stands, nothing is refused by share.
+    pub(crate) fn drained(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.0 = Shedder::default();
+        }
+    }
+
     pub(crate) fn stand_for(&self, from: Instant, ms: u64) -> Instant {
         for i in 0..ms {
             self.decide(

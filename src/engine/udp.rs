@@ -345,10 +345,34 @@ fn shed_early(
         Peek::Ack { to_tag } if to_tag == ov.tag.as_bytes() => Early::Done,
         Peek::NewInvite { head, branch } => {
             let key = ov.invite_key(src.ip(), branch, &head);
-            if ov.seen(key) {
+            let refuse = |again: bool| {
+                // Strangers learn nothing, not even that we are busy.
+                if inbox.knows_source(src.ip()) {
+                    if let Some(reply) = fast::refuse(
+                        &head,
+                        data.len(),
+                        &ov.tag,
+                        crate::call::OVERLOAD_RETRY_AFTER_S,
+                    ) {
+                        let _ = local::try_send(sock, &reply, src, from);
+                    }
+                    if !again {
+                        ov.remember_refused(key, Instant::now());
+                        inbox.tally.count_refused();
+                        crate::ops::metrics::refused("overload");
+                    }
+                } else {
+                    crate::ops::metrics::refused("unknown_source");
+                }
+                Early::Done
+            };
+            match ov.refused_here(key) {
                 // A retransmission of an INVITE the core has: it answers from its
                 // transaction.
-                return Early::Screened { remember: None };
+                Some(false) => return Early::Screened { remember: None },
+                // Of one refused here: the same 503 again.
+                Some(true) => return refuse(true),
+                None => {}
             }
             let now = Instant::now();
             let waited = now.saturating_duration_since(at);
@@ -356,24 +380,7 @@ fn shed_early(
                 Shed::Admit => Early::Screened {
                     remember: Some(key),
                 },
-                Shed::Refuse => {
-                    // Strangers learn nothing, not even that we are busy.
-                    if inbox.knows_source(src.ip()) {
-                        if let Some(reply) = fast::refuse(
-                            &head,
-                            data.len(),
-                            &ov.tag,
-                            crate::call::OVERLOAD_RETRY_AFTER_S,
-                        ) {
-                            let _ = local::try_send(sock, &reply, src, from);
-                        }
-                        inbox.tally.count_refused();
-                        crate::ops::metrics::refused("overload");
-                    } else {
-                        crate::ops::metrics::refused("unknown_source");
-                    }
-                    Early::Done
-                }
+                Shed::Refuse => refuse(false),
                 Shed::Drop => {
                     inbox.tally.count_dropped();
                     crate::ops::metrics::refused("overload_drop");

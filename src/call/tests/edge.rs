@@ -195,6 +195,31 @@ fn overloaded_new_invites_get_one_stateless_503_and_cost_no_state() {
     assert_idle(&mut h);
 }
 
+/// A retransmission of an INVITE refused for overload, let in once the queue drained (it
+/// crossed the 503, or the 503 was lost), gets the same 503 again: one transaction, one
+/// answer (RFC 3261 §8.2.7, §17.2.1). Before, it found no transaction and became a call
+/// the caller had been told had failed: the callee rang, and its answer went unACKed.
+#[test]
+fn a_retransmission_of_an_invite_refused_for_overload_is_refused_again() {
+    let mut h = H::new();
+    h.core.set_overload_tag("ov-edge");
+    let inv = invite_text("ov3", "z9hG4bKov3", "+8610123", "");
+    overloaded(&mut h, PHONE, &inv);
+    assert_eq!(h.statuses(PHONE), vec![503]);
+    h.advance(Duration::from_millis(500));
+    h.recv(PHONE, &inv);
+    let resp = h.take_responses(PHONE);
+    assert_eq!(resp.len(), 1, "{resp:?}");
+    assert_eq!(resp[0].status(), 503);
+    assert_eq!(resp[0].to_tag().as_deref(), Some("ov-edge"));
+    assert_eq!(h.core.active_calls(), 0);
+    assert!(h.take(CARRIER_A).is_empty());
+    // Another INVITE from the same phone is new work, and served.
+    h.recv(PHONE, &invite_text("ov4", "z9hG4bKov4", "+8610123", ""));
+    h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(h.core.active_calls(), 1);
+}
+
 #[test]
 fn overload_never_answers_a_retransmission_of_a_call_already_taken() {
     let mut h = H::new();

@@ -132,6 +132,51 @@ async fn a_reply_leaves_by_the_listener_its_request_came_in_on() {
     assert_eq!(from.ip().to_string(), "127.0.0.1");
 }
 
+/// An INVITE refused here for overload gets the same 503 for its retransmissions, also
+/// once the queue has drained: let in then, it would become a call the caller was told
+/// had failed (one transaction, one answer: RFC 3261 §8.2.7).
+#[tokio::test]
+async fn a_retransmission_of_an_invite_refused_here_is_refused_again() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, _queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // (A reader's socket has been polled: its sends find it writable.)
+    gw.writable().await.unwrap();
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let src = peer.local_addr().unwrap();
+    let inv = invite("z9hG4bKfast4");
+    let shed =
+        |text: &str| shed_early(&gw, (0, None), &inbox, text.as_bytes(), src, Instant::now());
+    let mut buf = [0u8; 2048];
+    let mut answer = || {
+        let (n, _) = peer.recv_from(&mut buf).expect("an answer");
+        match crate::sip::parse_datagram(Bytes::copy_from_slice(&buf[..n]), 65535) {
+            Ok(crate::sip::Message::Response(r)) => (r.status(), r.to_tag()),
+            other => panic!("{other:?}"),
+        }
+    };
+    inbox.overload.stand_for(Instant::now(), 2000);
+    assert_eq!(shed(&inv), Early::Done);
+    let first = answer();
+    assert_eq!(first.0, 503);
+    inbox.overload.drained();
+    assert!(
+        matches!(
+            shed(&invite("z9hG4bKfast5")),
+            Early::Screened { remember: Some(_) }
+        ),
+        "new work is let in again"
+    );
+    assert_eq!(
+        shed(&inv),
+        Early::Done,
+        "the retransmission never reaches the core"
+    );
+    assert_eq!(answer(), first, "the same 503");
+}
+
 #[tokio::test]
 async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
     let mut cfg = crate::call::tests::config();

@@ -1,0 +1,141 @@
+//! New work the shell kept waiting too long (`Input::Overloaded`): one stateless 503 with
+//! Retry-After, and the same 503 again for that INVITE's retransmissions. A stateless
+//! answer keeps no transaction, so without a note of it a retransmission that crossed the
+//! 503 (or whose 503 was lost) and came in once the queue had drained found nothing and
+//! became a call the caller had been told had failed (RFC 3261 §8.2.7, §17.2.1: one
+//! transaction, one answer).
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use super::router::B2bua;
+use crate::sip::ingress;
+use crate::sip::{Hdr, Message, Method, Request, Target};
+
+/// How long an INVITE refused for overload is answered so again: its retransmissions stop
+/// with Timer B (64·T1, 32 s at the default T1).
+const KEEP: Duration = Duration::from_secs(32);
+
+/// INVITEs kept at most (about 40 bytes each): the core refuses only what the readers let
+/// through, and at thousands a second the oldest go first, after their first few
+/// retransmissions (at 0.5, 1.5 and 3.5 s) have come.
+const MAX_KEPT: usize = 8192;
+
+/// The INVITE transactions refused for overload lately, by a hash of their source, branch,
+/// Call-ID and CSeq.
+#[derive(Debug, Default)]
+pub(super) struct Refusals {
+    when: foldhash::HashMap<u64, Instant>,
+    order: VecDeque<(Instant, u64)>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Refusals {
+    fn key(&self, req: &Request, source: Target) -> Option<u64> {
+        let branch = req.top_via()?.branch?;
+        let call_id = req.call_id()?;
+        Some(
+            self.hasher
+                .hash_one((source.addr, branch, call_id, req.seq())),
+        )
+    }
+
+    fn note(&mut self, key: u64, now: Instant) {
+        self.expire(now);
+        if self.order.len() >= MAX_KEPT
+            && let Some((_, old)) = self.order.pop_front()
+        {
+            self.when.remove(&old);
+        }
+        if self.when.insert(key, now).is_none() {
+            self.order.push_back((now, key));
+        }
+    }
+
+    fn holds(&self, key: u64, now: Instant) -> bool {
+        self.when
+            .get(&key)
+            .is_some_and(|t| now.saturating_duration_since(*t) < KEEP)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(t, key)) = self.order.front()
+            && now.saturating_duration_since(t) >= KEEP
+        {
+            self.order.pop_front();
+            self.when.remove(&key);
+        }
+        // Emptied after a storm: give the tables back.
+        if self.order.is_empty() && self.when.capacity() > 0 {
+            *self = Refusals {
+                hasher: self.hasher.clone(),
+                ..Refusals::default()
+            };
+        }
+    }
+}
+
+impl B2bua {
+    /// New work the shell had to keep waiting too long (`Input::Overloaded`).
+    pub(super) fn on_overloaded(&mut self, now: Instant, msg: Message, source: Target) {
+        let req = match msg {
+            Message::Request(req)
+                if !self.env.txn.knows(&req, source.addr)
+                    && self
+                        .env
+                        .cfg
+                        .peer_for_source(self.env.origin_ip(&req, source))
+                        .is_some() =>
+            {
+                req
+            }
+            // Retransmissions, strangers and anything that is not new work: as always.
+            other => return self.on_message(now, other, source),
+        };
+        self.refused("overload");
+        if req.method() == Method::Ack || ingress::validate_request(&req).is_err() {
+            return;
+        }
+        if req.method() == Method::Invite
+            && let Some(key) = self.overload_refusals.key(&req, source)
+        {
+            self.overload_refusals.note(key, now);
+        }
+        self.send_overload_503(&req, source);
+    }
+
+    /// Whether `req` is a retransmission of an INVITE refused for overload: answered with
+    /// the same 503 if so.
+    pub(super) fn refused_for_overload(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: Target,
+    ) -> bool {
+        let again = req.method() == Method::Invite
+            && req.to_tag().is_none()
+            && self
+                .overload_refusals
+                .key(req, source)
+                .is_some_and(|k| self.overload_refusals.holds(k, now));
+        if again {
+            self.send_overload_503(req, source);
+        }
+        again
+    }
+
+    fn send_overload_503(&mut self, req: &Request, source: Target) {
+        // The edge drops the ACKs of 503s with this tag unparsed.
+        let tag = match &self.env.overload_tag {
+            Some(t) => t.to_string(),
+            None => self.env.ids.plain_tag(),
+        };
+        let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
+        let extra = [(Hdr::RETRY_AFTER, after.as_str())];
+        if let Ok(resp) = ingress::response_to(req, 503, "Service Unavailable", Some(&tag), &extra)
+        {
+            self.env.send(source, &Message::Response(resp));
+        }
+    }
+}
