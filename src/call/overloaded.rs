@@ -113,7 +113,9 @@ impl B2bua {
         req: &Request,
         source: Target,
     ) -> bool {
-        let again = req.method() == Method::Invite
+        // (Nothing refused lately, the usual case: no key to make.)
+        let again = !self.overload_refusals.when.is_empty()
+            && req.method() == Method::Invite
             && req.to_tag().is_none()
             && self
                 .overload_refusals
