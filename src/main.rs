@@ -250,7 +250,11 @@ fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(trunkgate::engine::run(path, cfg))
+    let done = rt.block_on(trunkgate::engine::run(path, cfg));
+    // Dropped plainly, the runtime waits for every task of its blocking pool with no limit:
+    // one stuck on a disk that does not answer would keep the process from ending.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    done
 }
 
 fn explain(config: &Path, profile: &str, file: &Path) -> anyhow::Result<()> {

@@ -45,38 +45,18 @@ fn load(path: &std::path::Path, running: &Recording) -> Result<Config, ConfigErr
     Ok(cfg)
 }
 
-/// What loading the configuration gave.
-pub(super) type Loaded = Result<Result<Config, ConfigErrors>, tokio::task::JoinError>;
-
-/// The configuration files being read and checked for a reload, off the signalling thread
-/// (a slow or stalled disk must not stop SIP), and whether another SIGHUP came meanwhile.
-#[derive(Default)]
-pub(super) struct Reloading {
-    loading: Option<tokio::task::JoinHandle<Result<Config, ConfigErrors>>>,
-    again: bool,
-}
-
-impl Reloading {
-    /// The configuration loaded (an error when its loading failed: a panic, said in
-    /// place of the file's errors); never while none is being loaded.
-    pub(super) async fn loaded(&mut self) -> Loaded {
-        let Some(h) = self.loading.as_mut() else {
-            return std::future::pending().await;
-        };
-        let done = h.await;
-        self.loading = None;
-        done
-    }
-}
+mod loading;
+pub(super) use loading::{Loaded, Reloading};
 
 impl Shell {
-    /// SIGHUP: reopen the CDR file, then load the configuration on a thread of the
-    /// blocking pool; one more SIGHUP while it loads loads it once more after (however many
-    /// came), so a storm of them costs the signalling thread one apply each time.
+    /// SIGHUP: reopen the CDR file, then load the configuration on a thread of its own,
+    /// given up on after [`loading::LOAD_LIMIT`]; one more SIGHUP while it loads loads it
+    /// once more after (however many came), so a storm of them costs the signalling thread
+    /// one apply each time.
     pub(super) fn reload(&mut self, reloading: &mut Reloading) {
         // Whatever becomes of the configuration, SIGHUP reopens the CDR file (logrotate).
         self.cdr.reopen();
-        if reloading.loading.is_some() {
+        if reloading.is_loading() {
             reloading.again = true;
             return;
         }
@@ -86,7 +66,7 @@ impl Shell {
     fn start_load(&self, reloading: &mut Reloading) {
         let path = self.config_path.clone();
         let running = Recording::of(self.core.config());
-        reloading.loading = Some(tokio::task::spawn_blocking(move || load(&path, &running)));
+        reloading.start(move || load(&path, &running));
     }
 
     /// A reload's configuration is loaded: check and apply it, or keep the running one and
@@ -98,10 +78,9 @@ impl Shell {
         reloading: &mut Reloading,
     ) {
         let loaded = loaded.unwrap_or_else(|e| {
-            let why = format!("loading the configuration failed: {e}");
             Err(ConfigErrors(vec![crate::config::ConfigError::file(
                 &self.config_path,
-                why,
+                e.to_string(),
             )]))
         });
         self.apply_reload(now, loaded);
