@@ -83,13 +83,20 @@ impl Shell {
                 e.to_string(),
             )]))
         });
-        self.apply_reload(now, loaded);
+        self.apply_reload(now, loaded, reloading.started());
         if std::mem::take(&mut reloading.again) {
             self.start_load(reloading);
         }
     }
 
-    fn apply_reload(&mut self, now: Instant, loaded: Result<Config, ConfigErrors>) {
+    /// `started`: when its loading began (`trunkgate reload` takes only the answer to a
+    /// load begun after its SIGHUP).
+    fn apply_reload(
+        &mut self,
+        now: Instant,
+        loaded: Result<Config, ConfigErrors>,
+        started: std::time::SystemTime,
+    ) {
         let cfg = match loaded {
             Ok(cfg) => cfg,
             Err(errs) => {
@@ -100,6 +107,7 @@ impl Shell {
                 metrics::reload("invalid");
                 let first = errs.0.first().map(ToString::to_string).unwrap_or_default();
                 self.reloaded(
+                    started,
                     "invalid",
                     &format!("{} error(s); first: {first}", errs.0.len()),
                 );
@@ -114,6 +122,7 @@ impl Shell {
             );
             metrics::reload("restart_required");
             self.reloaded(
+                started,
                 "restart_required",
                 &format!("{key} changed, which needs a restart"),
             );
@@ -156,7 +165,7 @@ impl Shell {
         }
         self.core.handle_input(now, Input::Reload(cfg));
         self.close_unknown_connections();
-        self.reloaded("applied", &applied);
+        self.reloaded(started, "applied", &applied);
     }
 
     /// Close the TCP connections opened from addresses the running configuration no longer
@@ -172,9 +181,9 @@ impl Shell {
         }
     }
 
-    fn reloaded(&mut self, result: &str, detail: &str) {
+    fn reloaded(&mut self, started: std::time::SystemTime, result: &str, detail: &str) {
         if let Some(c) = self.control.as_mut() {
-            c.reloaded(result, detail);
+            c.reloaded(started, result, detail);
         }
     }
 }

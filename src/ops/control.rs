@@ -245,7 +245,7 @@ impl Control {
         // The file at its full length now, while there is room: a reload on a full disk
         // can then still be answered in place.
         let line = match &last {
-            Some(r) => format!("{} {} {}\n", r.sequence, r.result, r.detail),
+            Some(r) => r.line(),
             None => "0 started -\n".to_string(),
         };
         if let Err(e) = write_result(&result_file, &line) {
@@ -261,16 +261,19 @@ impl Control {
         })
     }
 
-    /// Record a reload's result (`applied`, `invalid`, `restart_required`) and a detail.
-    pub fn reloaded(&mut self, result: &str, detail: &str) {
+    /// Record the result (`applied`, `invalid`, `restart_required`) and a detail of the
+    /// reload whose loading began at `started`.
+    pub fn reloaded(&mut self, started: std::time::SystemTime, result: &str, detail: &str) {
         // Wrapping: a result file left with a huge number must not stop the count (the
         // client waits for any other number).
         self.sequence = self.sequence.wrapping_add(1);
-        let detail: String = detail
-            .chars()
-            .map(|c| if c == '\n' { ' ' } else { c })
-            .collect();
-        let line = format!("{} {result} {detail}\n", self.sequence);
+        let line = ReloadResult {
+            sequence: self.sequence,
+            started_ms: Some(unix_ms(started)),
+            result: result.to_string(),
+            detail: detail.replace('\n', " "),
+        }
+        .line();
         let Ok(mut p) = self.pending.lock() else {
             return;
         };
@@ -357,15 +360,47 @@ impl Drop for Control {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReloadResult {
     pub sequence: u64,
+    /// When the reload's loading began (ms since the Unix epoch); `None` from a gateway of
+    /// before it was written.
+    pub started_ms: Option<u64>,
     pub result: String,
     pub detail: String,
+}
+
+impl ReloadResult {
+    /// `<sequence>[/<started_ms>] <result> <detail>`.
+    fn line(&self) -> String {
+        let started = self.started_ms.map(|t| format!("/{t}")).unwrap_or_default();
+        format!(
+            "{}{started} {} {}\n",
+            self.sequence, self.result, self.detail
+        )
+    }
+
+    /// Whether this answers a SIGHUP sent at `sent_ms` when the file said `before`: a new
+    /// result of a load begun since. Another's SIGHUP loading as it came, or an answer its
+    /// client gave up waiting for, is not this one's answer.
+    fn answers(&self, before: u64, sent_ms: u64) -> bool {
+        self.sequence != before && self.started_ms.is_none_or(|t| t >= sent_ms)
+    }
+}
+
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn read_result(path: &Path) -> Option<ReloadResult> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut parts = text.trim_end().splitn(3, ' ');
+    let first = parts.next()?;
+    let (sequence, started_ms) = match first.split_once('/') {
+        Some((s, t)) => (s.parse().ok()?, Some(t.parse().ok()?)),
+        None => (first.parse().ok()?, None),
+    };
     Some(ReloadResult {
-        sequence: parts.next()?.parse().ok()?,
+        sequence,
+        started_ms,
         result: parts.next()?.to_string(),
         detail: parts.next().unwrap_or("").to_string(),
     })
@@ -447,6 +482,7 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         });
     }
     let before = read_result(&results).map_or(0, |r| r.sequence);
+    let sent_ms = unix_ms(std::time::SystemTime::now());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGHUP,
@@ -457,7 +493,7 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
     })?;
     let start = Instant::now();
     while start.elapsed() < wait {
-        if let Some(r) = read_result(&results).filter(|r| r.sequence != before) {
+        if let Some(r) = read_result(&results).filter(|r| r.answers(before, sent_ms)) {
             return Ok(r);
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -49,6 +49,8 @@ pub(in crate::engine) struct Reloading {
     running: Arc<AtomicUsize>,
     /// [`LOAD_LIMIT`] (tests: shorter).
     limit: Duration,
+    /// When the last load began.
+    started: std::time::SystemTime,
 }
 
 impl Default for Reloading {
@@ -58,6 +60,7 @@ impl Default for Reloading {
             again: false,
             running: Arc::default(),
             limit: LOAD_LIMIT,
+            started: std::time::UNIX_EPOCH,
         }
     }
 }
@@ -65,6 +68,11 @@ impl Default for Reloading {
 impl Reloading {
     pub(in crate::engine) fn is_loading(&self) -> bool {
         self.loading.is_some()
+    }
+
+    /// When the last load began.
+    pub(in crate::engine) fn started(&self) -> std::time::SystemTime {
+        self.started
     }
 
     /// Start `load` on a thread of its own (not the runtime's blocking pool: the runtime
@@ -75,6 +83,7 @@ impl Reloading {
     ) {
         let (tx, rx) = oneshot::channel();
         self.loading = Some((rx, tokio::time::Instant::now() + self.limit));
+        self.started = std::time::SystemTime::now();
         if self.running.load(Ordering::Relaxed) >= MAX_STUCK {
             let _ = tx.send(Err(LoadFailed::Stuck));
             return;

@@ -23,7 +23,11 @@ fn results_are_read_back_line_by_line_and_survive_a_restart() {
     let mut c = Control::start(&cfg).unwrap();
     let pid = std::fs::read_to_string(pid_file(&cfg)).unwrap();
     assert_eq!(pid.trim(), std::process::id().to_string());
-    c.reloaded("applied", "4 profiles, 2 routes;\nchanged: carrier-a");
+    c.reloaded(
+        std::time::SystemTime::now(),
+        "applied",
+        "4 profiles, 2 routes;\nchanged: carrier-a",
+    );
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!(r.sequence, 1);
@@ -33,7 +37,7 @@ fn results_are_read_back_line_by_line_and_survive_a_restart() {
     assert!(!pid_file(&cfg).exists(), "the pid file goes at exit");
     // A restarted process continues the sequence, so a waiting `reload` sees a change.
     let mut c = Control::start(&cfg).unwrap();
-    c.reloaded("invalid", "x");
+    c.reloaded(std::time::SystemTime::now(), "invalid", "x");
     c.settle();
     assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 2);
 }
@@ -48,13 +52,17 @@ fn a_result_is_written_in_place_when_no_new_file_can_be() {
     cfg.cdr_path = dir.path().join("cdr.jsonl");
     let mut c = Control::start(&cfg).unwrap();
     std::fs::create_dir(dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
-    c.reloaded("applied", "4 profiles, 2 routes");
+    c.reloaded(
+        std::time::SystemTime::now(),
+        "applied",
+        "4 profiles, 2 routes",
+    );
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!((r.sequence, r.result.as_str()), (1, "applied"));
     assert_eq!(r.detail, "4 profiles, 2 routes");
     // A long detail is cut to the room, on a character boundary, and says so.
-    c.reloaded("invalid", &"é".repeat(3000));
+    c.reloaded(std::time::SystemTime::now(), "invalid", &"é".repeat(3000));
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!(r.sequence, 2);
@@ -70,7 +78,7 @@ fn a_result_is_written_in_place_when_no_new_file_can_be() {
         "9 applied ".to_string() + &"x".repeat(9000),
     )
     .unwrap();
-    c.reloaded("applied", "short");
+    c.reloaded(std::time::SystemTime::now(), "applied", "short");
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!((r.sequence, r.detail.as_str()), (3, "short"));
@@ -114,7 +122,11 @@ fn instances_sharing_a_cdr_folder_have_control_files_of_their_own() {
     let _b = Control::start(&two).unwrap();
     // Results handed to the writing threads land in order.
     for i in 0..20 {
-        a.reloaded("applied", &format!("reload {i}"));
+        a.reloaded(
+            std::time::SystemTime::now(),
+            "applied",
+            &format!("reload {i}"),
+        );
     }
     a.settle();
     let r = read_result(&result_file(&one)).unwrap();
@@ -185,20 +197,27 @@ fn a_stalled_disk_holds_one_writing_thread_and_gets_the_newest_result() {
     let fifo = dir.path().join("stall.jsonl.reload.tmp");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.unwrap().success());
-    c.reloaded("applied", "reload 1");
+    c.reloaded(std::time::SystemTime::now(), "applied", "reload 1");
     // Its thread took it, and is blocked writing it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while c.pending.lock().unwrap().line.is_some() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     for i in 2..=30 {
-        c.reloaded("applied", &format!("reload {i}"));
+        c.reloaded(
+            std::time::SystemTime::now(),
+            "applied",
+            &format!("reload {i}"),
+        );
     }
     // One thread holds the pending line's handle besides the gateway's: no second started.
     assert_eq!(std::sync::Arc::strong_count(&c.pending), 2);
     // The disk comes back: the first result goes through the FIFO, then the newest.
     let first = std::fs::read_to_string(&fifo).unwrap();
-    assert!(first.starts_with("1 applied reload 1\n"), "{first:?}");
+    assert!(
+        first.starts_with("1/") && first.contains(" applied reload 1\n"),
+        "{first:?}"
+    );
     c.settle();
     // The FIFO was renamed over the result: the next write replaced it with a file.
     let r = read_result(&result_file(&cfg)).unwrap();
@@ -215,7 +234,7 @@ fn a_sequence_at_the_top_wraps() {
     cfg.cdr_path = dir.path().join("top.jsonl");
     std::fs::write(result_file(&cfg), format!("{} applied -\n", u64::MAX)).unwrap();
     let mut c = Control::start(&cfg).unwrap();
-    c.reloaded("applied", "x");
+    c.reloaded(std::time::SystemTime::now(), "applied", "x");
     c.settle();
     assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 0);
 }
@@ -249,4 +268,39 @@ fn a_process_whose_program_cannot_be_read_is_not_called_a_stranger() {
         said.contains("may be the gateway") && said.contains("systemctl reload"),
         "{said}"
     );
+}
+
+/// `trunkgate reload` takes only the answer to a load begun after its SIGHUP: another's
+/// SIGHUP loading as it came (its own is loaded after it), or an answer an earlier client
+/// gave up waiting for, is not its answer. Before, it printed the first new result,
+/// `reloaded` for an edit then refused. A gateway of before the start time is taken at
+/// its word.
+#[test]
+fn the_answer_is_the_one_to_a_load_begun_after_the_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    let mut c = Control::start(&cfg).unwrap();
+    let sent = std::time::SystemTime::now();
+    let sent_ms = unix_ms(sent);
+    let earlier = sent - Duration::from_millis(300);
+    c.reloaded(earlier, "applied", "another's edit");
+    c.settle();
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert_eq!(r.started_ms, Some(unix_ms(earlier)));
+    assert!(!r.answers(0, sent_ms), "{r:?}");
+    c.reloaded(
+        sent + Duration::from_millis(2),
+        "restart_required",
+        "[sip] advertise",
+    );
+    c.settle();
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert!(r.answers(0, sent_ms), "{r:?}");
+    assert_eq!((r.sequence, r.result.as_str()), (2, "restart_required"));
+    // An older gateway's line, without the start.
+    std::fs::write(result_file(&cfg), "7 applied 1 profiles\n").unwrap();
+    let r = read_result(&result_file(&cfg)).unwrap();
+    assert_eq!((r.sequence, r.started_ms), (7, None));
+    assert!(r.answers(0, sent_ms) && !r.answers(7, sent_ms));
 }
