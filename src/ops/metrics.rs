@@ -247,8 +247,26 @@ pub fn relay_failures(kind: &'static str) -> metrics::Counter {
 
 /// A peer refused (or ignored) our PRACK. `status` is the SIP status or `"timeout"`.
 pub fn prack_failure(peer: &str, status: &str) {
-    counter!(PRACK_FAILURES, "peer" => peer.to_string(), "status" => status.to_string())
+    counter!(PRACK_FAILURES, "peer" => peer.to_string(), "status" => prack_status(status))
         .increment(1);
+}
+
+/// A PRACK failure's `status` label, from a fixed set (a peer chooses the status): the
+/// answers that say something about its 100rel, else the class.
+fn prack_status(status: &str) -> &'static str {
+    const KNOWN: [&str; 13] = [
+        "timeout", "400", "403", "404", "405", "408", "420", "481", "488", "491", "500", "501",
+        "503",
+    ];
+    if let Some(k) = KNOWN.iter().find(|k| **k == status) {
+        return k;
+    }
+    match status.as_bytes() {
+        [b'4', _, _] => "4xx",
+        [b'5', _, _] => "5xx",
+        [b'6', _, _] => "6xx",
+        _ => "other",
+    }
 }
 
 /// A 2xx no call wanted any more (a fork's, a failed-over callee's, one crossing our

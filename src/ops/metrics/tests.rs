@@ -79,3 +79,18 @@ fn messages_are_counted_by_method_or_status_class() {
     assert_eq!(slot(b"SIP/2.0 "), METHODS.len() + 1);
     assert_eq!(slot(b""), METHODS.len());
 }
+
+/// A PRACK failure's status label comes from a fixed set: a peer that answers our PRACKs
+/// with every status from 400 to 699 makes 16 series, not 300.
+#[test]
+fn a_prack_failures_status_label_is_from_a_fixed_set() {
+    assert_eq!(prack_status("405"), "405");
+    assert_eq!(prack_status("timeout"), "timeout");
+    assert_eq!(prack_status("499"), "4xx");
+    assert_eq!(prack_status("580"), "5xx");
+    assert_eq!(prack_status("699"), "6xx");
+    assert_eq!(prack_status("7"), "other");
+    let labels: std::collections::BTreeSet<&str> =
+        (400..700).map(|s| prack_status(&s.to_string())).collect();
+    assert_eq!(labels.len(), 15, "{labels:?}");
+}
