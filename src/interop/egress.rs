@@ -306,7 +306,14 @@ pub fn relayed_response(
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h, &privacy))
     {
-        for v in rewritten_identities(h, &from.header_lines(h), local, to_peer, from_trunk) {
+        let lines = rewritten_identities(h, &from.header_lines(h), local, to_peer, from_trunk);
+        // The far leg's History-Info is the call's history: the request's own, which the
+        // response built from it returns (RFC 7044 §9.4), would be a second set with the
+        // same indexes.
+        if *h == Hdr::HISTORY_INFO && !lines.is_empty() {
+            out.remove_header(h);
+        }
+        for v in lines {
             out.push_header(h, v)?;
         }
     }

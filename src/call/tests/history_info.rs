@@ -129,3 +129,32 @@ fn entries_fit_the_peers_uri_form_its_reason_choice_and_the_cap() {
         "{hi}"
     );
 }
+
+/// A callee that returns its History-Info cache in its answers (RFC 7044 §9.4) is relayed
+/// with that one cache: before, the answer toward the caller also carried the caller's
+/// own entries back (the response built from its INVITE returns them), two sets with the
+/// same indexes that a voicemail or diversion service could not read.
+#[test]
+fn an_answer_carries_the_callees_history_once() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("hi9", "z9hG4bKhi9", "+8610123", HISTORY),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // The carrier's 180 returns the cache it got (the helper builds it from the INVITE).
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c9", &[], None));
+    let ringing = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 180)
+        .expect("180 relayed");
+    let hi = ringing.header_lines(&Hdr::HISTORY_INFO).join(", ");
+    assert_eq!(hi.matches("index=1.1").count(), 1, "{hi}");
+    assert_eq!(
+        hi.matches("index=1").count(),
+        2,
+        "one entry 1, one 1.1: {hi}"
+    );
+    assert!(!hi.contains("10.0.0.5"), "{hi}");
+}
