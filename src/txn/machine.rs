@@ -87,6 +87,8 @@ pub struct Client {
     /// The ACK for a non-2xx final, resent for each retransmission of that final.
     ack: Option<Bytes>,
     interval: Duration,
+    /// The request's CSeq number: a response with another is not its answer.
+    pub seq: u32,
 }
 
 /// A server transaction.
@@ -107,6 +109,7 @@ pub struct Server {
 impl Client {
     pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Client {
         let invite = request.method() == Method::Invite;
+        let seq = request.seq();
         let wire = request.to_bytes();
         out.push(Out::Send(wire.clone()));
         if !reliable {
@@ -128,6 +131,7 @@ impl Client {
             wire: Some(wire),
             ack: None,
             interval: c.t1,
+            seq,
         }
     }
 

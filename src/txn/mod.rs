@@ -251,6 +251,13 @@ impl TxnLayer {
                             ..
                         }) = self.entries.get_mut(&id)
                         {
+                            // Branch and method match, the number does not: a broken or
+                            // forged answer (RFC 3261 §8.1.3.3), whose number our ACK and
+                            // the dialog's next requests would take.
+                            if m.seq != resp.seq() {
+                                self.scratch = scratch;
+                                return None;
+                            }
                             m.on_response(resp, &c, &mut scratch);
                         }
                         self.count_retransmission(&scratch);

@@ -725,3 +725,37 @@ fn the_server_transactions_bytes_are_counted_while_they_are_held() {
     l.handle_timeout(t0() + Duration::from_secs(33), &mut out);
     assert_eq!(l.server_retained(), 0);
 }
+
+/// A response whose CSeq number is not its request's (branch and method match) is no
+/// answer to it (RFC 3261 §17.1.3; §8.1.3.3): before, a callee that answered `2147483647
+/// INVITE` set our ACK's number and the BYE after it to 2^31, past what SIP allows (the
+/// peer's parser refuses it, so an unwanted fork's dialog was never torn down).
+#[test]
+fn a_response_with_another_cseq_number_is_not_the_transactions() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKc9");
+    l.send_request(inv.clone(), target(Transport::Udp), t0(), &mut out)
+        .unwrap();
+    out.clear();
+    let mut wrong = Response::to_request(&inv, 200, "OK", Some("x")).unwrap();
+    wrong
+        .set_header(&crate::sip::Hdr::CSEQ, "2147483647 INVITE".to_string())
+        .unwrap();
+    let back = l.receive(
+        Message::Response(wrong),
+        target(Transport::Udp),
+        t0(),
+        &mut out,
+    );
+    assert!(back.is_none(), "dropped, not a stray: {back:?}");
+    assert!(out.is_empty(), "{out:?}");
+    let right = Response::to_request(&inv, 200, "OK", Some("x")).unwrap();
+    l.receive(
+        Message::Response(right),
+        target(Transport::Udp),
+        t0(),
+        &mut out,
+    );
+    assert!(out.iter().any(|o| matches!(o, TxnOutput::Response { .. })));
+}
