@@ -65,6 +65,7 @@ const MAX_SPACING: Duration = Duration::from_millis(150);
 pub struct RtpHead {
     pub ssrc: u32,
     pub seq: u16,
+    pub ts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +278,7 @@ impl SourceLatch {
                     (Some(p), Some(l)) => {
                         p.ssrc == l.ssrc
                             && (1..=MAX_SEQ_GAP + explained).contains(&p.seq.wrapping_sub(l.seq))
+                            && in_time(p.ts.wrapping_sub(l.ts), quiet)
                     }
                     _ => false,
                 };
@@ -323,6 +325,21 @@ impl SourceLatch {
         }
     }
 }
+
+/// Whether a timestamp `ahead` of the latched stream's last (wrapping) fits a silence of
+/// `quiet`: ahead by at most that time and a second at 96 kHz (no RTP audio or video clock
+/// runs faster), or behind by at most [`MAX_TS_BEHIND`] (a video frame sent out of order).
+fn in_time(ahead: u32, quiet: Duration) -> bool {
+    let most = (quiet.as_millis().saturating_add(1000) * u128::from(MAX_CLOCK_KHZ))
+        .min(u128::from(i32::MAX as u32)) as u32;
+    ahead <= most || ahead.wrapping_neg() <= MAX_TS_BEHIND
+}
+
+/// The fastest RTP clock counted on, in kHz.
+const MAX_CLOCK_KHZ: u32 = 96;
+/// How far behind the last packet's a continued stream's timestamp may be: 100 ms of a
+/// 90 kHz video clock (B-frames go out before the frames they follow).
+const MAX_TS_BEHIND: u32 = 9000;
 
 #[cfg(test)]
 mod tests;

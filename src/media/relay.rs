@@ -262,6 +262,7 @@ impl StreamRoute {
             Some(RtpHead {
                 ssrc: v.ssrc,
                 seq: v.sequence,
+                ts: v.timestamp,
             })
         };
         match (self.kind, rtcp) {

@@ -4,8 +4,13 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 2], port))
 }
 
+/// A packet of stream `ssrc` numbered `seq`, its timestamp 20 ms of 8 kHz audio a packet.
 fn head(ssrc: u32, seq: u16) -> Option<RtpHead> {
-    Some(RtpHead { ssrc, seq })
+    head_at(ssrc, seq, u32::from(seq) * 160)
+}
+
+fn head_at(ssrc: u32, seq: u16, ts: u32) -> Option<RtpHead> {
+    Some(RtpHead { ssrc, seq, ts })
 }
 
 #[test]
@@ -168,10 +173,29 @@ fn a_nat_rebinding_moves_the_latch_once_the_old_source_fell_silent() {
     );
     assert!(l.accept(later, addr(4100), head(7, 103), None));
     assert_eq!(l.source(), Some(addr(4100)));
-    // Sequence numbers wrap.
+    // Sequence numbers and timestamps wrap.
     let mut w = SourceLatch::default();
-    assert!(w.accept(t0, addr(4000), head(7, 65535), None));
-    assert!(w.accept(later, addr(4100), head(7, 2), None));
+    assert!(w.accept(t0, addr(4000), head_at(7, 65535, u32::MAX - 159), None));
+    assert!(w.accept(later, addr(4100), head_at(7, 2, 320), None));
+}
+
+/// The stream continued from a new address must go on in time too: its timestamp moved on
+/// about as much as the silence explains (at any clock rate up to 96 kHz), not anywhere
+/// in 32 bits. A sender that guessed the SSRC and a sequence number still needs that.
+#[test]
+fn a_continued_stream_must_continue_in_time_too() {
+    let t0 = Instant::now();
+    let later = t0 + MOVE_AFTER_SILENCE;
+    let moved = |ts: u32| {
+        let mut l = SourceLatch::default();
+        assert!(l.accept(t0, addr(4000), head_at(7, 100, 1_000_000), None));
+        l.accept(later, addr(4100), head_at(7, 103, ts), None)
+    };
+    assert!(moved(1_000_000 + 2 * 8000), "2 s of 8 kHz");
+    assert!(moved(1_000_000 + 2 * 90_000), "2 s of 90 kHz video");
+    assert!(moved(1_000_000 - 3000), "a video frame sent out of order");
+    assert!(!moved(1_000_000 + 10_000_000), "20 minutes ahead");
+    assert!(!moved(1_000_000 - 500_000), "far behind");
 }
 
 /// A long `rebind_after_silence_ms`: the endpoint sent from its new address all the
