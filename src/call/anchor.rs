@@ -123,9 +123,17 @@ impl Call {
             .flatten();
         let networks =
             profile(from).and_then(|p| Some((p.media_networks.clone()?, p.name.clone())));
+        // An offer moves the relay only once answered mid-call, where a leg's latched
+        // source is at stake; while the call is set up each callee branch's SDP is where
+        // its early media comes from, at once (and the first answer is no move).
+        let holds_old = matches!(self.phase, super::phase::Phase::Confirmed { .. });
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
+        // (Before the streams are counted again: one the offer adds had no address.)
+        if holds_old && offer.is_some() {
+            media.offer_from(from);
+        }
         match (offer, media.offered[from.other()].as_mut()) {
             (Some(_), _) => {
                 let prev = media.offered[from].take();
@@ -183,10 +191,7 @@ impl Call {
             .map(|(e, r)| (*r && e.sends, *r && e.receives))
             .collect();
         match offer {
-            Some(_) => {
-                media.proposed = Some((from, said));
-                media.offer_from(from);
-            }
+            Some(_) => media.proposed = Some((from, said)),
             None => {
                 if let Some((offerer, proposed)) = media.proposed.take()
                     && offerer != from
@@ -194,8 +199,8 @@ impl Call {
                     media.directions[offerer] = proposed;
                 }
                 media.directions[from] = said;
-                // The offerer's new addresses stand now.
-                media.moving.take_if(|m| m.0 != from);
+                // The offerer's new addresses stand now (and an answer's own are its).
+                media.moving = None;
             }
         }
         for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {

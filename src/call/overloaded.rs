@@ -113,6 +113,7 @@ impl B2bua {
         req: &Request,
         source: Target,
     ) -> bool {
+        self.overload_refusals.expire(now);
         // (Nothing refused lately, the usual case: no key to make.)
         let again = !self.overload_refusals.when.is_empty()
             && req.method() == Method::Invite

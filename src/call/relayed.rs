@@ -355,6 +355,7 @@ impl Call {
             {
                 m.proposed = None;
                 m.offer_dropped(rel.origin.other());
+                self.emit_relay(cx, None);
             }
             return;
         };

@@ -366,8 +366,23 @@ impl Overload {
                     stamp.wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK
                 }
             };
-            let slot = (set.iter().find(|s| Self::holds(s, key)))
-                .or_else(|| set.iter().max_by_key(|s| age(s.load(Ordering::Relaxed))));
+            // An INVITE let through is worth more than a refusal: a refusal takes an empty
+            // slot or the oldest refusal's, never one let through (spoofed in a peer's
+            // name, refusals would push out the INVITEs whose retransmissions must reach
+            // the core), and one let through takes an empty slot, then a refusal's.
+            let rank = |v: u64| match v {
+                0 => 2,
+                v if v & REFUSED != 0 => 1,
+                _ => 0,
+            };
+            let slot = (set.iter().find(|s| Self::holds(s, key))).or_else(|| {
+                set.iter()
+                    .filter(|s| refused == 0 || rank(s.load(Ordering::Relaxed)) > 0)
+                    .max_by_key(|s| {
+                        let v = s.load(Ordering::Relaxed);
+                        (rank(v), age(v))
+                    })
+            });
             if let Some(s) = slot {
                 s.store(entry, Ordering::Relaxed);
             }

@@ -14,8 +14,9 @@ const END: u8 = 0;
 /// the CNAME `cname` (at most 255 bytes, as an SDES item can carry); `None` when it holds no
 /// SDES packet (forward it as it is). An SDES packet whose chunks cannot be read is left out
 /// of the result rather than forwarded. The result is at most one chunk of ours longer than
-/// `datagram`; a compound that would grow more (many empty chunks, each given our CNAME: a
-/// few bytes in, several times as many out) comes back empty: nothing is sent.
+/// `datagram`: a compound that would grow more (many empty chunks, each given our CNAME, a
+/// few bytes in and several times as many out) goes on without its SDES (its reports still
+/// pass; empty when it had nothing else, and nothing is sent).
 pub fn scrub_sdes(datagram: &[u8], cname: &[u8]) -> Option<Vec<u8>> {
     let cname = cname.get(..cname.len().min(255))?;
     let packets = split(datagram)?;
@@ -37,6 +38,12 @@ pub fn scrub_sdes(datagram: &[u8], cname: &[u8]) -> Option<Vec<u8>> {
     let one_chunk = (4 + 2 + cname.len() + 1).div_ceil(4) * 4;
     if out.len() > datagram.len() + one_chunk {
         out.clear();
+        for p in split(datagram)?
+            .into_iter()
+            .filter(|p| p.get(1) != Some(&SDES))
+        {
+            out.extend_from_slice(p);
+        }
     }
     Some(out)
 }
@@ -186,16 +193,18 @@ mod tests {
     }
 
     /// Empty chunks (a source and END: 8 bytes) each given our CNAME grew a compound 3 to 6
-    /// times over toward a destination the sender's SDP may name: such a compound is not
-    /// sent. One source's CNAME longer than the one it replaces still is.
+    /// times over toward a destination the sender's SDP may name: such a compound goes on
+    /// without its SDES, its report kept. One source's CNAME longer than the one it
+    /// replaces still goes.
     #[test]
-    fn a_compound_that_would_grow_more_than_one_chunk_is_not_sent() {
+    fn a_compound_that_would_grow_more_than_one_chunk_loses_its_sdes() {
         let cname = b"trunkgate@2001:db8:ffff:ffff:ffff:ffff:ffff:ffff";
         let empty: Vec<(u32, &[(u8, &str)])> = (0..20).map(|s| (s, &[][..])).collect();
         let mut compound = RR.to_vec();
         compound.extend(sdes(&empty));
         assert!(check_rtcp(&compound).is_ok());
-        assert_eq!(scrub_sdes(&compound, cname), Some(Vec::new()));
+        assert_eq!(scrub_sdes(&compound, cname), Some(RR.to_vec()));
+        assert_eq!(scrub_sdes(&sdes(&empty), cname), Some(Vec::new()));
         // One endpoint's report with a short CNAME: ours is longer, and it goes.
         let mut one = RR.to_vec();
         one.extend(sdes(&[(7, &[(1, "a@b")])]));

@@ -97,24 +97,26 @@ impl MediaState {
     pub fn relay_remote(&self, side: Side, i: usize) -> Option<std::net::SocketAddr> {
         let new = *self.remote[side].get(i)?;
         match self.moving.as_deref() {
-            Some((s, old)) if *s == side => old.get(i).copied().flatten().or(new),
+            // A stream the offer adds has no address before it; one that named none (an
+            // old-style hold, `c=0.0.0.0`) still names none: the relay keeps the leg.
+            Some((s, old)) if *s == side => old.get(i).copied().unwrap_or(new),
             _ => new,
         }
     }
 
     /// An offer from `side` is about to change its addresses: the ones before it are kept
-    /// for the relay until the answer (a second offer before it keeps the first's).
+    /// for the relay until the answer.
     pub fn offer_from(&mut self, side: Side) {
-        if !self.moving.as_deref().is_some_and(|(s, _)| *s == side) {
-            self.moving = Some(Box::new((side, self.remote[side].clone())));
-        }
+        self.moving = Some(Box::new((side, self.remote[side].clone())));
     }
 
     /// The offer from `side` will not be answered after all (the peer that was to answer
     /// it is gone, or its offer was not taken): the relay keeps the addresses before it.
     pub fn offer_dropped(&mut self, side: Side) {
         if let Some(m) = self.moving.take_if(|m| m.0 == side) {
-            let (s, old) = *m;
+            let (s, mut old) = *m;
+            // Streams a later offer added have no address before it.
+            old.resize(self.remote[s].len().max(old.len()), None);
             self.remote[s] = old;
         }
     }

@@ -168,6 +168,47 @@ fn an_invite_the_reader_let_in_is_still_refused_if_it_then_waited_too_long_insid
 /// An INVITE let in is remembered until four later ones fall in its set, not the
 /// first: its retransmission is never refused while the core has its call. Before, one
 /// later INVITE in its slot was enough.
+/// Refusals never push out an INVITE let through: spoofed in a peer's name, a flood of
+/// refused INVITEs would otherwise make a call's retransmission look new, and refuse it
+/// while the core goes on with the call. A refusal takes an empty slot or an older
+/// refusal's; an INVITE let through takes a refusal's before one let through.
+#[test]
+fn refusals_never_push_out_an_invite_let_through() {
+    let ov = Overload::new(&thresholds());
+    let t0 = Instant::now();
+    let key = |n: u64| ((n * (RECENT / WAYS) as u64 + 7) << 16) | 1;
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    ov.remember(key(0), at(0));
+    ov.remember(key(1), at(1));
+    for n in 2..40 {
+        ov.remember_refused(key(n), at(n));
+    }
+    assert_eq!(ov.refused_here(key(0)), Some(false));
+    assert_eq!(ov.refused_here(key(1)), Some(false));
+    assert_eq!(
+        ov.refused_here(key(39)),
+        Some(true),
+        "the newest refusal kept"
+    );
+    assert_eq!(ov.refused_here(key(2)), None, "older refusals made room");
+    // Let through: a refusal's slot goes first.
+    ov.remember(key(50), at(50));
+    ov.remember(key(51), at(51));
+    assert!(
+        [0, 1, 50, 51]
+            .iter()
+            .all(|&n| ov.refused_here(key(n)) == Some(false))
+    );
+    // A set full of INVITEs let through takes no refusal at all.
+    ov.remember_refused(key(60), at(60));
+    assert_eq!(ov.refused_here(key(60)), None);
+    assert!(
+        [0, 1, 50, 51]
+            .iter()
+            .all(|&n| ov.refused_here(key(n)) == Some(false))
+    );
+}
+
 #[test]
 fn an_invite_let_in_is_forgotten_only_after_a_set_of_later_ones() {
     let ov = Overload::new(&thresholds());

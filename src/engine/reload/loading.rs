@@ -103,8 +103,11 @@ impl Reloading {
                 // Declared first, dropped last: the count is down before a panic's result
                 // (the channel closed) is seen.
                 let tx = tx;
-                let _done = Done(running);
+                let done = Done(running);
                 let loaded = load();
+                // Down before the result is seen: a reload right after it is not refused
+                // as one more stuck load.
+                drop(done);
                 let _ = tx.send(Ok(loaded));
             });
         if let Err(e) = spawned {
