@@ -5,18 +5,18 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::cx::{Cx, Env, Rewrite};
-use super::state::{Call, MediaState, OfferShape, StreamUse, flows};
+use super::state::{Call, MediaState, OfferShape, StreamUse};
 use super::{CallRef, Output, Side};
 use crate::config::Profile;
-use crate::media::{Latch, MediaAction, RelayPair, StreamKind};
+use crate::media::{MediaAction, StreamKind};
 use crate::sdp::{MediaBody, SdpError, Transport};
 use crate::sip::{Body, Hdr};
 
 mod addresses;
 mod body;
+mod emit;
 mod plan;
-use crate::config::net::behind_nat;
-use addresses::{deliverable, within};
+use addresses::within;
 pub(super) use body::{carries_sdp, may_offer, readable_type};
 pub(super) use plan::media_plan;
 
@@ -199,8 +199,11 @@ impl Call {
                     media.directions[offerer] = proposed;
                 }
                 media.directions[from] = said;
-                // The offerer's new addresses stand now (and an answer's own are its).
-                media.moving = None;
+                // The offerer's new addresses stand now (and an answer's own are its), once
+                // the answer is final.
+                if !media.answer_provisional {
+                    media.moving = None;
+                }
             }
         }
         for ((slot, ep), r) in media.remote[from].iter_mut().zip(&mb.streams).zip(&relayed) {
@@ -294,86 +297,6 @@ impl Call {
             // would turn it on, which opens silent legs as a resume does.
             self.emit_relay(cx, None);
         }
-    }
-
-    /// Tell the relay what the call's streams are now (`callee`: the callee's profile while
-    /// an attempt is being set up).
-    pub(super) fn emit_relay(&self, cx: &mut Cx, callee: Option<&Profile>) {
-        let Some(media) = self.media.as_deref() else {
-            return;
-        };
-        let profile = |side: Side| self.profile_during(side, callee);
-        let latch = |side: Side| profile(side).map_or(Latch::Any, |p| p.latch);
-        let rebind = |side: Side| {
-            profile(side).map_or(crate::media::MOVE_AFTER_SILENCE, |p| p.rebind_after_silence)
-        };
-        let repack = |side: Side| {
-            profile(side)
-                .filter(|p| p.repacketize)
-                .and_then(|p| p.ptime)
-        };
-        // Where each leg's signalling comes from: the caller's as it came in (through the
-        // front, not the front's), the callee's where its requests go.
-        let signalling = |side: Side| match side {
-            Side::A => media
-                .caller_ip
-                .or_else(|| self.dialog(side).map(|d| d.target.addr.ip())),
-            Side::B => self.dialog(side).map(|d| d.target.addr.ip()),
-        };
-        // Nothing is sent to an SDP address that is no destination (this host's, say) until
-        // the leg's packets come from it, nor (`latch = "any"`) to a private one behind NAT.
-        let networks = |side: Side| profile(side).and_then(|p| p.media_networks.clone());
-        let wait = |side: Side, sdp: Option<std::net::SocketAddr>| {
-            sdp.is_some_and(|s| {
-                !deliverable(s.ip(), &self.cfg) || !within(networks(side).as_deref(), s.ip())
-            }) || (latch(side) == Latch::Any
-                && sdp
-                    .zip(signalling(side))
-                    .is_some_and(|(sdp, ip)| behind_nat(sdp.ip(), ip)))
-        };
-        let pairs = media
-            .pairs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, pair)| {
-                let (a_port, b_port) = (*pair)?;
-                let u = media.uses.get(i)?;
-                Some(RelayPair {
-                    kind: u.kind,
-                    rtcp_mux: u.rtcp_mux,
-                    a_port,
-                    b_port,
-                    a_remote: media.relay_remote(Side::A, i),
-                    b_remote: media.relay_remote(Side::B, i),
-                    a_wait_for_source: wait(Side::A, media.relay_remote(Side::A, i)),
-                    b_wait_for_source: wait(Side::B, media.relay_remote(Side::B, i)),
-                    a_signalling: signalling(Side::A),
-                    b_signalling: signalling(Side::B),
-                    a_latch: latch(Side::A),
-                    b_latch: latch(Side::B),
-                    a_ptime: repack(Side::A),
-                    b_ptime: repack(Side::B),
-                    a_rebind_after: rebind(Side::A),
-                    b_rebind_after: rebind(Side::B),
-                    callee: media.callee,
-                    // Only once answered: a failover, or forks' provisionals in turn, would
-                    // otherwise turn it on and off while the caller waits in silence.
-                    flowing: self.phase.is_up() && flows(&media.directions, i),
-                    a_heard: media.heard.a,
-                    b_heard: media.heard.b,
-                    active: !u.off,
-                    host_ips: self.cfg.host_ips.clone(),
-                    a_networks: networks(Side::A),
-                    b_networks: networks(Side::B),
-                })
-            })
-            .collect();
-        cx.emit(Output::Media(MediaAction::Relay {
-            call: cx.r,
-            pairs,
-            record: media.recording.clone(),
-            rtp_timeout: media.rtp_timeout,
-        }));
     }
 
     /// The gateway offered `body` to leg `to` itself (a session refresh): an answer from

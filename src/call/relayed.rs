@@ -208,7 +208,17 @@ impl Call {
                     if final_ && !offer {
                         self.agree_with(far, &out);
                     }
+                    if let Some(m) = self.media.as_mut() {
+                        m.answer_provisional = !final_;
+                    }
                     self.anchor_answer(cx, far, &mut out, offer);
+                    if let Some(m) = self.media.as_mut() {
+                        m.answer_provisional = false;
+                        // A 2xx settles the offer, with an answer in it or before it.
+                        if final_ && !offer && m.moving.take().is_some() {
+                            self.emit_relay(cx, None);
+                        }
+                    }
                 } else {
                     self.neutralise_sdp(&mut out);
                 }

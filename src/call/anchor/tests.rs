@@ -1,4 +1,5 @@
-use super::{behind_nat, deliverable};
+use super::addresses::deliverable;
+use crate::config::net::behind_nat;
 
 /// Which SDP addresses count as behind NAT, seen from which signalling addresses.
 #[test]

@@ -35,6 +35,10 @@ pub struct MediaState {
     /// The offerer's addresses before the offer waiting for its answer: the relay keeps
     /// them until the answer ([`MediaState::relay_remote`]).
     pub moving: Option<Box<(super::super::Side, Vec<Option<std::net::SocketAddr>>)>>,
+    /// The answer being anchored came in a provisional response: the offerer's old
+    /// addresses stay with the relay until the final one (a 183's answer, then a 488,
+    /// moved the relay there and back, emptying the latch twice).
+    pub answer_provisional: bool,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
@@ -105,9 +109,14 @@ impl MediaState {
     }
 
     /// An offer from `side` is about to change its addresses: the ones before it are kept
-    /// for the relay until the answer.
+    /// for the relay until the answer. The same offer again (in a 183, then in the 200)
+    /// keeps the first's; a new one takes its own.
     pub fn offer_from(&mut self, side: Side) {
-        self.moving = Some(Box::new((side, self.remote[side].clone())));
+        let again = self.moving.as_deref().is_some_and(|(s, _)| *s == side)
+            && self.proposed.as_ref().is_some_and(|(s, _)| *s == side);
+        if !again {
+            self.moving = Some(Box::new((side, self.remote[side].clone())));
+        }
     }
 
     /// The offer from `side` will not be answered after all (the peer that was to answer
@@ -115,9 +124,13 @@ impl MediaState {
     pub fn offer_dropped(&mut self, side: Side) {
         if let Some(m) = self.moving.take_if(|m| m.0 == side) {
             let (s, mut old) = *m;
-            // Streams a later offer added have no address before it.
-            old.resize(self.remote[s].len().max(old.len()), None);
+            // Streams the offer added had no address before it, and relay nothing now.
+            let before = old.len();
+            old.resize(self.remote[s].len().max(before), None);
             self.remote[s] = old;
+            for u in self.uses.iter_mut().skip(before) {
+                u.off = true;
+            }
         }
     }
 }

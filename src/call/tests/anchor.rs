@@ -497,6 +497,10 @@ fn an_offer_moving_a_leg_moves_the_relay_only_once_answered() {
     let moved = SDP.replace("o=- 1 1", "o=- 1 2").replace("4000", "4010");
     let re = phone_reinvites(&mut h, "mo1", &tag, 2, &moved);
     assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
+    // An answer in a 183, then a refusal: the 183 moved the relay there, the 488 back.
+    let early = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(CARRIER_A, reply(&re, 183, "c", &[], Some(&early)));
+    assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);
     h.recv_msg(CARRIER_A, reply(&re, 488, "c", &[], None));
     phone_acks(&mut h, "mo1", &tag, 2, "z9hG4bKmo12");
     assert!(every_update_as_before(&h), "{:?}", &h.media[told..]);

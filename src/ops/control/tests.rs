@@ -1,3 +1,4 @@
+use super::result_file::RESULT_ROOM;
 use super::*;
 
 #[test]

@@ -1,0 +1,93 @@
+//! What the relay is told of a call's streams: per stream, each leg's address, how its
+//! source is latched and where it may come from (`MediaAction::Relay`).
+
+use super::super::Output;
+use super::super::Side;
+use super::super::cx::Cx;
+use super::super::state::{Call, flows};
+use super::addresses::{deliverable, within};
+use crate::config::Profile;
+use crate::config::net::behind_nat;
+use crate::media::{Latch, MediaAction, RelayPair};
+
+impl Call {
+    /// Tell the relay what the call's streams are now (`callee`: the callee's profile while
+    /// an attempt is being set up).
+    pub(in crate::call) fn emit_relay(&self, cx: &mut Cx, callee: Option<&Profile>) {
+        let Some(media) = self.media.as_deref() else {
+            return;
+        };
+        let profile = |side: Side| self.profile_during(side, callee);
+        let latch = |side: Side| profile(side).map_or(Latch::Any, |p| p.latch);
+        let rebind = |side: Side| {
+            profile(side).map_or(crate::media::MOVE_AFTER_SILENCE, |p| p.rebind_after_silence)
+        };
+        let repack = |side: Side| {
+            profile(side)
+                .filter(|p| p.repacketize)
+                .and_then(|p| p.ptime)
+        };
+        // Where each leg's signalling comes from: the caller's as it came in (through the
+        // front, not the front's), the callee's where its requests go.
+        let signalling = |side: Side| match side {
+            Side::A => media
+                .caller_ip
+                .or_else(|| self.dialog(side).map(|d| d.target.addr.ip())),
+            Side::B => self.dialog(side).map(|d| d.target.addr.ip()),
+        };
+        // Nothing is sent to an SDP address that is no destination (this host's, say) until
+        // the leg's packets come from it, nor (`latch = "any"`) to a private one behind NAT.
+        let networks = |side: Side| profile(side).and_then(|p| p.media_networks.clone());
+        let wait = |side: Side, sdp: Option<std::net::SocketAddr>| {
+            sdp.is_some_and(|s| {
+                !deliverable(s.ip(), &self.cfg) || !within(networks(side).as_deref(), s.ip())
+            }) || (latch(side) == Latch::Any
+                && sdp
+                    .zip(signalling(side))
+                    .is_some_and(|(sdp, ip)| behind_nat(sdp.ip(), ip)))
+        };
+        let pairs = media
+            .pairs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pair)| {
+                let (a_port, b_port) = (*pair)?;
+                let u = media.uses.get(i)?;
+                Some(RelayPair {
+                    kind: u.kind,
+                    rtcp_mux: u.rtcp_mux,
+                    a_port,
+                    b_port,
+                    a_remote: media.relay_remote(Side::A, i),
+                    b_remote: media.relay_remote(Side::B, i),
+                    a_wait_for_source: wait(Side::A, media.relay_remote(Side::A, i)),
+                    b_wait_for_source: wait(Side::B, media.relay_remote(Side::B, i)),
+                    a_signalling: signalling(Side::A),
+                    b_signalling: signalling(Side::B),
+                    a_latch: latch(Side::A),
+                    b_latch: latch(Side::B),
+                    a_ptime: repack(Side::A),
+                    b_ptime: repack(Side::B),
+                    a_rebind_after: rebind(Side::A),
+                    b_rebind_after: rebind(Side::B),
+                    callee: media.callee,
+                    // Only once answered: a failover, or forks' provisionals in turn, would
+                    // otherwise turn it on and off while the caller waits in silence.
+                    flowing: self.phase.is_up() && flows(&media.directions, i),
+                    a_heard: media.heard.a,
+                    b_heard: media.heard.b,
+                    active: !u.off,
+                    host_ips: self.cfg.host_ips.clone(),
+                    a_networks: networks(Side::A),
+                    b_networks: networks(Side::B),
+                })
+            })
+            .collect();
+        cx.emit(Output::Media(MediaAction::Relay {
+            call: cx.r,
+            pairs,
+            record: media.recording.clone(),
+            rtp_timeout: media.rtp_timeout,
+        }));
+    }
+}

@@ -1,0 +1,107 @@
+//! The reload-result file: one line per answered reload, `<sequence>[/<started_ms>] <result>
+//! <detail>`, written by the gateway and read by `trunkgate reload`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Write `contents` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    if let Err(e) = std::fs::write(&tmp, contents) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// The result file's length: each result is written padded to it, so that when a new file
+/// cannot be written (a full disk), the result can still be written over the old one in
+/// place, in blocks the file already has.
+pub(super) const RESULT_ROOM: usize = 4096;
+
+/// `line` (ending in a newline) cut to fit (and then ending in `…`) and padded with spaces
+/// to [`RESULT_ROOM`]; the reader trims the padding.
+pub(super) fn padded(line: &str) -> String {
+    let line = line.trim_end_matches('\n');
+    let mut out = if line.len() < RESULT_ROOM {
+        line.to_string()
+    } else {
+        let mut end = RESULT_ROOM - 1 - '…'.len_utf8();
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &line[..end])
+    };
+    out.push('\n');
+    out.extend(std::iter::repeat_n(' ', RESULT_ROOM - out.len()));
+    out
+}
+
+/// Write the result line: aside and renamed; failing that, over the old one in place.
+pub(super) fn write_result(path: &Path, line: &str) -> io::Result<()> {
+    let text = padded(line);
+    write_atomically(path, &text).or_else(|first| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        if f.metadata()?.len() < text.len() as u64 {
+            return Err(first);
+        }
+        f.write_all_at(text.as_bytes(), 0)?;
+        // An older, longer file's tail would read as part of the detail.
+        f.set_len(text.len() as u64)?;
+        tracing::warn!(file = %path.display(), error = %first, "the reload result was written over the last one in place");
+        Ok(())
+    })
+}
+
+/// One line of the result file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadResult {
+    pub sequence: u64,
+    /// When the reload's loading began (ms since the Unix epoch); `None` from a gateway of
+    /// before it was written.
+    pub started_ms: Option<u64>,
+    pub result: String,
+    pub detail: String,
+}
+
+impl ReloadResult {
+    /// `<sequence>[/<started_ms>] <result> <detail>`.
+    pub(super) fn line(&self) -> String {
+        let started = self.started_ms.map(|t| format!("/{t}")).unwrap_or_default();
+        format!(
+            "{}{started} {} {}\n",
+            self.sequence, self.result, self.detail
+        )
+    }
+
+    /// Whether this answers a SIGHUP sent at `sent_ms` when the file said `before`: a new
+    /// result of a load begun since. Another's SIGHUP loading as it came, or an answer its
+    /// client gave up waiting for, is not this one's answer.
+    pub(super) fn answers(&self, before: u64, sent_ms: u64) -> bool {
+        self.sequence != before && self.started_ms.is_none_or(|t| t >= sent_ms)
+    }
+}
+
+pub(super) fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(super) fn read_result(path: &Path) -> Option<ReloadResult> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut parts = text.trim_end().splitn(3, ' ');
+    let first = parts.next()?;
+    let (sequence, started_ms) = match first.split_once('/') {
+        Some((s, t)) => (s.parse().ok()?, Some(t.parse().ok()?)),
+        None => (first.parse().ok()?, None),
+    };
+    Some(ReloadResult {
+        sequence,
+        started_ms,
+        result: parts.next()?.to_string(),
+        detail: parts.next().unwrap_or("").to_string(),
+    })
+}
