@@ -232,9 +232,10 @@ pub(crate) struct Overload {
     /// INVITE transactions (source address and branch, hashed) let through to the core:
     /// a retransmission of one is never refused here, whatever the share (the core absorbs
     /// it in its transaction); and those refused here, whose retransmissions are refused
-    /// again (one transaction, one answer: RFC 3261 §8.2.7). A table of sets of [`WAYS`] slots; an INVITE whose slot a
-    /// set's later ones all took is judged like a new one if it comes again. Made by the
-    /// first INVITE remembered, dropped by [`Overload::release_if_idle`].
+    /// again (one transaction, one answer: RFC 3261 §8.2.7). A table of sets of [`WAYS`]
+    /// slots; an INVITE whose slot a set's later ones all took is judged like a new one if
+    /// it comes again. Made by the first INVITE remembered, dropped by
+    /// [`Overload::release_if_idle`].
     recent: arc_swap::ArcSwapOption<Recent>,
     /// When an INVITE was last remembered, in milliseconds since `epoch`.
     last_remembered: AtomicU64,
