@@ -192,7 +192,6 @@ impl Call {
             if m.proposed.as_ref().is_some_and(|(s, _)| *s == Side::B) {
                 m.proposed = None;
             }
-            m.moving.take_if(|m| m.0 == Side::B);
             self.emit_relay(cx, peer);
         }
     }

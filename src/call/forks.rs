@@ -133,7 +133,6 @@ impl Call {
         }
         m.b_branch = None;
         m.remote.b.iter_mut().for_each(|r| *r = None);
-        m.moving.take_if(|m| m.0 == super::Side::B);
         self.emit_relay(cx, None);
     }
 
