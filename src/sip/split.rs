@@ -100,26 +100,27 @@ fn outside_quotes_bytes(value: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ 
 /// The `;`-separated parts of a header value (its value, then each parameter), split
 /// outside quoted strings only: a quoted `text="a;b"` stays one parameter (RFC 3261 §25.1).
 pub fn split_params(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, _) in outside_quotes(value).filter(|&(_, b)| b == b';') {
-        // `;` is ASCII: `i` is a char boundary.
-        out.push(&value[start..i]);
-        start = i + 1;
-    }
-    out.push(&value[start..]);
-    out
+    // `;` is ASCII: each cut is at a char boundary.
+    split_at_semicolons(value, value.as_bytes())
 }
 
 /// As [`split_params`], over bytes that need not be UTF-8 (a Via's hop sent back as it came).
 pub(crate) fn split_params_bytes(value: &[u8]) -> Vec<&[u8]> {
+    split_at_semicolons(value, value)
+}
+
+/// `value` (text or bytes, `bytes` its bytes) cut at each `;` outside quoted strings.
+fn split_at_semicolons<'a, T>(value: &'a T, bytes: &[u8]) -> Vec<&'a T>
+where
+    T: ?Sized + std::ops::Index<std::ops::Range<usize>, Output = T>,
+{
     let mut out = Vec::new();
     let mut start = 0;
-    for (i, _) in outside_quotes_bytes(value).filter(|&(_, b)| b == b';') {
-        out.extend(value.get(start..i));
+    for (i, _) in outside_quotes_bytes(bytes).filter(|&(_, b)| b == b';') {
+        out.push(&value[start..i]);
         start = i + 1;
     }
-    out.extend(value.get(start..));
+    out.push(&value[start..bytes.len()]);
     out
 }
 
