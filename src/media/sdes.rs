@@ -24,7 +24,7 @@ pub fn scrub_sdes(datagram: &[u8], cname: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(datagram.len());
-    for p in packets {
+    for &p in &packets {
         if p.get(1) != Some(&SDES) {
             out.extend_from_slice(p);
             continue;
@@ -38,10 +38,7 @@ pub fn scrub_sdes(datagram: &[u8], cname: &[u8]) -> Option<Vec<u8>> {
     let one_chunk = (4 + 2 + cname.len() + 1).div_ceil(4) * 4;
     if out.len() > datagram.len() + one_chunk {
         out.clear();
-        for p in split(datagram)?
-            .into_iter()
-            .filter(|p| p.get(1) != Some(&SDES))
-        {
+        for p in packets.iter().filter(|p| p.get(1) != Some(&SDES)) {
             out.extend_from_slice(p);
         }
     }
