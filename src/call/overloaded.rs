@@ -26,7 +26,8 @@ const MAX_KEPT: usize = 8192;
 /// Call-ID and CSeq.
 #[derive(Debug, Default)]
 pub(super) struct Refusals {
-    when: foldhash::HashMap<u64, Instant>,
+    /// The keys, and in `order` when each was noted (what expires them).
+    keys: foldhash::HashSet<u64>,
     order: VecDeque<(Instant, u64)>,
     hasher: foldhash::fast::RandomState,
 }
@@ -46,17 +47,11 @@ impl Refusals {
         if self.order.len() >= MAX_KEPT
             && let Some((_, old)) = self.order.pop_front()
         {
-            self.when.remove(&old);
+            self.keys.remove(&old);
         }
-        if self.when.insert(key, now).is_none() {
+        if self.keys.insert(key) {
             self.order.push_back((now, key));
         }
-    }
-
-    fn holds(&self, key: u64, now: Instant) -> bool {
-        self.when
-            .get(&key)
-            .is_some_and(|t| now.saturating_duration_since(*t) < KEEP)
     }
 
     fn expire(&mut self, now: Instant) {
@@ -64,10 +59,10 @@ impl Refusals {
             && now.saturating_duration_since(t) >= KEEP
         {
             self.order.pop_front();
-            self.when.remove(&key);
+            self.keys.remove(&key);
         }
         // Emptied after a storm: give the tables back.
-        if self.order.is_empty() && self.when.capacity() > 0 {
+        if self.order.is_empty() && self.keys.capacity() > 0 {
             *self = Refusals {
                 hasher: self.hasher.clone(),
                 ..Refusals::default()
@@ -113,15 +108,16 @@ impl B2bua {
         req: &Request,
         source: Target,
     ) -> bool {
+        // Expired first: what is left was refused within KEEP.
         self.overload_refusals.expire(now);
         // (Nothing refused lately, the usual case: no key to make.)
-        let again = !self.overload_refusals.when.is_empty()
+        let again = !self.overload_refusals.keys.is_empty()
             && req.method() == Method::Invite
             && req.to_tag().is_none()
             && self
                 .overload_refusals
                 .key(req, source)
-                .is_some_and(|k| self.overload_refusals.holds(k, now));
+                .is_some_and(|k| self.overload_refusals.keys.contains(&k));
         if again {
             self.send_overload_503(req, source);
         }
