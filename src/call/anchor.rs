@@ -123,10 +123,11 @@ impl Call {
             .flatten();
         let networks =
             profile(from).and_then(|p| Some((p.media_networks.clone()?, p.name.clone())));
-        // An offer moves the relay only once answered mid-call, where a leg's latched
-        // source is at stake; while the call is set up each callee branch's SDP is where
-        // its early media comes from, at once (and the first answer is no move).
-        let holds_old = matches!(self.phase, super::phase::Phase::Confirmed { .. });
+        // An offer moves the relay only once answered after the answer (the caller's ACK
+        // may still be on its way), where a leg's latched source is at stake; while the
+        // call is set up each callee branch's SDP is where its early media comes from, at
+        // once (and the first answer is no move).
+        let holds_old = self.phase.is_up();
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };

@@ -34,7 +34,7 @@ pub struct MediaState {
     pub proposed: Option<(super::super::Side, Vec<(bool, bool)>)>,
     /// The offerer's addresses before the offer waiting for its answer: the relay keeps
     /// them until the answer ([`MediaState::relay_remote`]). Set only once the call is
-    /// confirmed (`anchor.rs`): a failover or a fork's end, while it is set up, finds none.
+    /// answered (`anchor.rs`): a failover or a fork's end, while it is set up, finds none.
     pub moving: Option<Box<(super::super::Side, Vec<Option<std::net::SocketAddr>>)>>,
     /// The answer being anchored came in a provisional response: the offerer's old
     /// addresses stay with the relay until the final one (a 183's answer, then a 488,

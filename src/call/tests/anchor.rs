@@ -514,6 +514,32 @@ fn an_offer_moving_a_leg_moves_the_relay_only_once_answered() {
     assert_eq!(after[0].a_remote, Some("192.0.2.10:4010".parse().unwrap()));
 }
 
+/// The carrier's UPDATE offer comes after its 2xx went to the phone and before the phone's
+/// ACK: the relay keeps the carrier's latched address until the phone answers it, as it
+/// does once the call is confirmed (before, an offer then emptied the latch at once).
+#[test]
+fn an_update_before_the_callers_ack_moves_the_relay_only_once_answered() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("mo2", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    let before = h.relay_pairs();
+    let moved = SDP.replace("o=- 1 1", "o=- 1 2").replace("4000", "4010");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "c", 2, "z9hG4bKmo2u", &moved),
+    );
+    let update = h.one_request(PHONE, Method::Update);
+    assert_eq!(h.relay_pairs()[0].b_remote, before[0].b_remote);
+    h.recv_msg(PHONE, reply(&update, 200, &tag, &[], Some(SDP)));
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("192.0.2.10:4010".parse().unwrap())
+    );
+    phone_acks(&mut h, "mo2", &tag, 1, "z9hG4bKmo2a");
+}
+
 /// The carrier resumes a held call by re-INVITE; while the phone has not answered yet, an
 /// INFO of the phone's fails at the carrier. The phone's answer then still settles the
 /// carrier's offer: the relay hears the media flows again. Before, the INFO's failure
