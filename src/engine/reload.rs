@@ -91,12 +91,7 @@ impl Shell {
 
     /// `started`: when its loading began (`trunkgate reload` takes only the answer to a
     /// load begun after its SIGHUP).
-    fn apply_reload(
-        &mut self,
-        now: Instant,
-        loaded: Result<Config, ConfigErrors>,
-        started: std::time::SystemTime,
-    ) {
+    fn apply_reload(&mut self, now: Instant, loaded: Result<Config, ConfigErrors>, started: u64) {
         let cfg = match loaded {
             Ok(cfg) => cfg,
             Err(errs) => {
@@ -181,7 +176,7 @@ impl Shell {
         }
     }
 
-    fn reloaded(&mut self, started: std::time::SystemTime, result: &str, detail: &str) {
+    fn reloaded(&mut self, started: u64, result: &str, detail: &str) {
         if let Some(c) = self.control.as_mut() {
             c.reloaded(started, result, detail);
         }

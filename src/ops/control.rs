@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 
 mod result_file;
-pub use result_file::ReloadResult;
-use result_file::{read_result, unix_ms, write_result};
+pub use result_file::{ReloadResult, boot_ms};
+use result_file::{read_result, write_result};
 
 /// The pid file of the gateway run with `cfg`: `<CDR file>.pid`.
 pub fn pid_file(cfg: &Config) -> PathBuf {
@@ -214,14 +214,14 @@ impl Control {
     }
 
     /// Record the result (`applied`, `invalid`, `restart_required`) and a detail of the
-    /// reload whose loading began at `started`.
-    pub fn reloaded(&mut self, started: std::time::SystemTime, result: &str, detail: &str) {
+    /// reload whose loading began at `started` ([`boot_ms`]).
+    pub fn reloaded(&mut self, started: u64, result: &str, detail: &str) {
         // Wrapping: a result file left with a huge number must not stop the count (the
         // client waits for any other number).
         self.sequence = self.sequence.wrapping_add(1);
         let line = ReloadResult {
             sequence: self.sequence,
-            started_ms: Some(unix_ms(started)),
+            started_ms: Some(started),
             result: result.to_string(),
             detail: detail.replace('\n', " "),
         }
@@ -384,7 +384,7 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         });
     }
     let before = read_result(&results).map_or(0, |r| r.sequence);
-    let sent_ms = unix_ms(std::time::SystemTime::now());
+    let sent_ms = boot_ms();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGHUP,

@@ -49,8 +49,8 @@ pub(in crate::engine) struct Reloading {
     running: Arc<AtomicUsize>,
     /// [`LOAD_LIMIT`] (tests: shorter).
     limit: Duration,
-    /// When the last load began.
-    started: std::time::SystemTime,
+    /// When the last load began ([`crate::ops::control::boot_ms`]).
+    started: u64,
 }
 
 impl Default for Reloading {
@@ -60,7 +60,7 @@ impl Default for Reloading {
             again: false,
             running: Arc::default(),
             limit: LOAD_LIMIT,
-            started: std::time::UNIX_EPOCH,
+            started: 0,
         }
     }
 }
@@ -71,7 +71,7 @@ impl Reloading {
     }
 
     /// When the last load began.
-    pub(in crate::engine) fn started(&self) -> std::time::SystemTime {
+    pub(in crate::engine) fn started(&self) -> u64 {
         self.started
     }
 
@@ -83,7 +83,7 @@ impl Reloading {
     ) {
         let (tx, rx) = oneshot::channel();
         self.loading = Some((rx, tokio::time::Instant::now() + self.limit));
-        self.started = std::time::SystemTime::now();
+        self.started = crate::ops::control::boot_ms();
         if self.running.load(Ordering::Relaxed) >= MAX_STUCK {
             let _ = tx.send(Err(LoadFailed::Stuck));
             return;

@@ -60,8 +60,8 @@ pub(super) fn write_result(path: &Path, line: &str) -> io::Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReloadResult {
     pub sequence: u64,
-    /// When the reload's loading began (ms since the Unix epoch); `None` from a gateway of
-    /// before it was written.
+    /// When the reload's loading began ([`boot_ms`]); `None` from a gateway of before it
+    /// was written.
     pub started_ms: Option<u64>,
     pub result: String,
     pub detail: String,
@@ -85,9 +85,13 @@ impl ReloadResult {
     }
 }
 
-pub(super) fn unix_ms(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// Now on the host's boot clock, in ms: one clock for the gateway and `trunkgate reload`
+/// (every process of the host reads the same), and never set back as the wall clock can
+/// be (a step back between the signal and the load left the client without its answer).
+pub fn boot_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map_or(0, |t| {
+        (t.tv_sec() as u64) * 1000 + (t.tv_nsec() as u64) / 1_000_000
+    })
 }
 
 pub(super) fn read_result(path: &Path) -> Option<ReloadResult> {

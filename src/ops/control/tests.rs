@@ -25,7 +25,7 @@ fn results_are_read_back_line_by_line_and_survive_a_restart() {
     let pid = std::fs::read_to_string(pid_file(&cfg)).unwrap();
     assert_eq!(pid.trim(), std::process::id().to_string());
     c.reloaded(
-        std::time::SystemTime::now(),
+        boot_ms(),
         "applied",
         "4 profiles, 2 routes;\nchanged: carrier-a",
     );
@@ -38,7 +38,7 @@ fn results_are_read_back_line_by_line_and_survive_a_restart() {
     assert!(!pid_file(&cfg).exists(), "the pid file goes at exit");
     // A restarted process continues the sequence, so a waiting `reload` sees a change.
     let mut c = Control::start(&cfg).unwrap();
-    c.reloaded(std::time::SystemTime::now(), "invalid", "x");
+    c.reloaded(boot_ms(), "invalid", "x");
     c.settle();
     assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 2);
 }
@@ -53,17 +53,13 @@ fn a_result_is_written_in_place_when_no_new_file_can_be() {
     cfg.cdr_path = dir.path().join("cdr.jsonl");
     let mut c = Control::start(&cfg).unwrap();
     std::fs::create_dir(dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
-    c.reloaded(
-        std::time::SystemTime::now(),
-        "applied",
-        "4 profiles, 2 routes",
-    );
+    c.reloaded(boot_ms(), "applied", "4 profiles, 2 routes");
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!((r.sequence, r.result.as_str()), (1, "applied"));
     assert_eq!(r.detail, "4 profiles, 2 routes");
     // A long detail is cut to the room, on a character boundary, and says so.
-    c.reloaded(std::time::SystemTime::now(), "invalid", &"é".repeat(3000));
+    c.reloaded(boot_ms(), "invalid", &"é".repeat(3000));
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!(r.sequence, 2);
@@ -79,7 +75,7 @@ fn a_result_is_written_in_place_when_no_new_file_can_be() {
         "9 applied ".to_string() + &"x".repeat(9000),
     )
     .unwrap();
-    c.reloaded(std::time::SystemTime::now(), "applied", "short");
+    c.reloaded(boot_ms(), "applied", "short");
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!((r.sequence, r.detail.as_str()), (3, "short"));
@@ -123,11 +119,7 @@ fn instances_sharing_a_cdr_folder_have_control_files_of_their_own() {
     let _b = Control::start(&two).unwrap();
     // Results handed to the writing threads land in order.
     for i in 0..20 {
-        a.reloaded(
-            std::time::SystemTime::now(),
-            "applied",
-            &format!("reload {i}"),
-        );
+        a.reloaded(boot_ms(), "applied", &format!("reload {i}"));
     }
     a.settle();
     let r = read_result(&result_file(&one)).unwrap();
@@ -198,18 +190,14 @@ fn a_stalled_disk_holds_one_writing_thread_and_gets_the_newest_result() {
     let fifo = dir.path().join("stall.jsonl.reload.tmp");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.unwrap().success());
-    c.reloaded(std::time::SystemTime::now(), "applied", "reload 1");
+    c.reloaded(boot_ms(), "applied", "reload 1");
     // Its thread took it, and is blocked writing it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while c.pending.lock().unwrap().line.is_some() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     for i in 2..=30 {
-        c.reloaded(
-            std::time::SystemTime::now(),
-            "applied",
-            &format!("reload {i}"),
-        );
+        c.reloaded(boot_ms(), "applied", &format!("reload {i}"));
     }
     // One thread holds the pending line's handle besides the gateway's: no second started.
     assert_eq!(std::sync::Arc::strong_count(&c.pending), 2);
@@ -235,7 +223,7 @@ fn a_sequence_at_the_top_wraps() {
     cfg.cdr_path = dir.path().join("top.jsonl");
     std::fs::write(result_file(&cfg), format!("{} applied -\n", u64::MAX)).unwrap();
     let mut c = Control::start(&cfg).unwrap();
-    c.reloaded(std::time::SystemTime::now(), "applied", "x");
+    c.reloaded(boot_ms(), "applied", "x");
     c.settle();
     assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 0);
 }
@@ -282,19 +270,14 @@ fn the_answer_is_the_one_to_a_load_begun_after_the_signal() {
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
     let mut c = Control::start(&cfg).unwrap();
-    let sent = std::time::SystemTime::now();
-    let sent_ms = unix_ms(sent);
-    let earlier = sent - Duration::from_millis(300);
+    let sent_ms = boot_ms();
+    let earlier = sent_ms - 300;
     c.reloaded(earlier, "applied", "another's edit");
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
-    assert_eq!(r.started_ms, Some(unix_ms(earlier)));
+    assert_eq!(r.started_ms, Some(earlier));
     assert!(!r.answers(0, sent_ms), "{r:?}");
-    c.reloaded(
-        sent + Duration::from_millis(2),
-        "restart_required",
-        "[sip] advertise",
-    );
+    c.reloaded(sent_ms + 2, "restart_required", "[sip] advertise");
     c.settle();
     let r = read_result(&result_file(&cfg)).unwrap();
     assert!(r.answers(0, sent_ms), "{r:?}");
