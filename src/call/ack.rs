@@ -1,6 +1,7 @@
 //! 2xx and ACK (RFC 3261 §13.3.1.4, §13.2.2.4): our 2xx to each side is retransmitted until
 //! that side ACKs it, and each side's ACK triggers ours toward the other.
 
+use super::anchor::Exchange;
 use bytes::Bytes;
 use tracing::warn;
 
@@ -190,7 +191,7 @@ impl Call {
             let body = (!answer.is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other; unanchored,
                 // it goes on as it came, typed (and encoded) as it came.
-                self.anchored_body(cx, side, &answer, ct.as_deref(), false)
+                self.anchored_body(cx, side, &answer, ct.as_deref(), Exchange::Answer)
                     .unwrap_or_else(|| {
                         if answer == *ack.body() {
                             encoding = ack.encoding();

@@ -29,6 +29,42 @@ pub(super) enum AnchorError {
     Unreadable(SdpError),
 }
 
+/// Where the SDP being anchored stands in its offer/answer exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Exchange {
+    /// An offer in a request: it may be refused.
+    Offer,
+    /// An offer in a response (to an INVITE without SDP): it cannot be refused.
+    OfferInResponse,
+    /// An answer in a provisional response: mid-call, the offerer's old addresses stay
+    /// with the relay until the final one (a 183's answer, then a 488, moved the relay
+    /// there and back, emptying the latch twice).
+    EarlyAnswer,
+    /// An answer in a final response, a PRACK or an ACK.
+    Answer,
+}
+
+impl Exchange {
+    /// An offer in a response when `offer`, else an answer.
+    pub(super) fn in_response(offer: bool) -> Exchange {
+        if offer {
+            Exchange::OfferInResponse
+        } else {
+            Exchange::Answer
+        }
+    }
+
+    /// `None` for an answer, `Some(binding)` for an offer, binding when it cannot be
+    /// refused.
+    fn offer(self) -> Option<bool> {
+        match self {
+            Exchange::Offer => Some(false),
+            Exchange::OfferInResponse => Some(true),
+            Exchange::EarlyAnswer | Exchange::Answer => None,
+        }
+    }
+}
+
 /// What the relay reads of a stream over `t`; `Unrelayable` streams get no ports, so this is
 /// never asked about them (they would be forwarded unread).
 fn stream_kind(t: Transport) -> StreamKind {
@@ -57,8 +93,7 @@ impl Call {
     /// call is not anchored or the body carries no SDP (forward it as is).
     ///
     /// `callee` names the callee's profile while an attempt is being set up (before the call
-    /// records it); otherwise the current attempt's is used. `offer`: `None` for an answer,
-    /// `Some(binding)` for an offer, binding when it cannot be refused (in a response).
+    /// records it); otherwise the current attempt's is used.
     fn anchor_body(
         &mut self,
         cx: &mut Cx,
@@ -66,8 +101,9 @@ impl Call {
         body: &Bytes,
         ct: Option<&str>,
         callee: Option<&Profile>,
-        offer: Option<bool>,
+        exchange: Exchange,
     ) -> Result<Option<Bytes>, AnchorError> {
+        let offer = exchange.offer();
         if body.is_empty() || self.media.is_none() {
             return Ok(None);
         }
@@ -202,7 +238,7 @@ impl Call {
                 media.directions[from] = said;
                 // The offerer's new addresses stand now (and an answer's own are its), once
                 // the answer is final.
-                if !media.answer_provisional {
+                if exchange != Exchange::EarlyAnswer {
                     media.moving = None;
                 }
             }
@@ -334,9 +370,9 @@ impl Call {
         from: Side,
         body: &Bytes,
         ct: Option<&str>,
-        offer: bool,
+        exchange: Exchange,
     ) -> Option<(Bytes, Option<String>)> {
-        match self.anchor_body(cx, from, body, ct, None, offer.then_some(true)) {
+        match self.anchor_body(cx, from, body, ct, None, exchange) {
             Ok(b) => b.map(|b| (b, ct.map(str::to_string))),
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
@@ -366,7 +402,8 @@ impl Call {
     ) -> Result<(), AnchorError> {
         let ct = readable_type(msg);
         let body = msg.body().clone();
-        if let Some(b) = self.anchor_body(cx, from, &body, ct.as_deref(), callee, Some(false))?
+        if let Some(b) =
+            self.anchor_body(cx, from, &body, ct.as_deref(), callee, Exchange::Offer)?
             && let Err(e) = msg.set_body(b, ct.as_deref())
         {
             warn!(error = %e, "cannot set anchored SDP");
@@ -378,19 +415,20 @@ impl Call {
     }
 
     /// Anchor the SDP of a response (or another message that cannot be refused) relayed
-    /// from leg `from`: an answer, or with `offer` an offer (a response to an INVITE that
-    /// carried no SDP).
+    /// from leg `from`: an answer, or an offer in a response (to an INVITE that carried no
+    /// SDP).
     pub(super) fn anchor_answer<M: Body>(
         &mut self,
         cx: &mut Cx,
         from: Side,
         msg: &mut M,
-        offer: bool,
+        exchange: Exchange,
     ) {
         let ct = readable_type(msg);
         let body = msg.body().clone();
         let mut sent_ct = ct.clone();
-        if let Some((b, new_ct)) = self.anchored_body(cx, from, &body, ct.as_deref(), offer) {
+        let offer = exchange == Exchange::OfferInResponse;
+        if let Some((b, new_ct)) = self.anchored_body(cx, from, &body, ct.as_deref(), exchange) {
             match msg.set_body(b, new_ct.as_deref()) {
                 Ok(()) => {
                     sent_ct = new_ct;

@@ -1,6 +1,7 @@
 //! Attempts toward the callee: the INVITE to each peer of the route in turn, and what the
 //! callee answers (its failures, and the failover they lead to: `failover`).
 
+use super::anchor::Exchange;
 use tracing::{debug, warn};
 
 use super::anchor::AnchorError;
@@ -338,7 +339,12 @@ impl Call {
                 // PRACK's offer) comes first, and no version may be skipped (RFC 3264 §8).
                 let waits = self.provisional_waits(status);
                 let shown = self.media.as_ref().map(|m| m.shown.a);
-                self.anchor_answer(cx, Side::B, &mut out, offer);
+                let exchange = if offer {
+                    Exchange::OfferInResponse
+                } else {
+                    Exchange::EarlyAnswer
+                };
+                self.anchor_answer(cx, Side::B, &mut out, exchange);
                 if waits && let (Some(m), Some(before)) = (self.media.as_mut(), shown) {
                     m.shown.a = before;
                 }
@@ -437,7 +443,7 @@ impl Call {
         if !offer {
             self.agree_with(Side::B, &out);
         }
-        self.anchor_answer(cx, Side::B, &mut out, offer);
+        self.anchor_answer(cx, Side::B, &mut out, Exchange::in_response(offer));
         let b_cseq = resp.seq();
         self.deliver_2xx_to_caller(cx, out, b_cseq);
         debug!(call_id = %self.call_id(), egress = self.egress_str(), "call answered");

@@ -2,6 +2,7 @@
 //! early dialog, for a 2xx that comes without SDP: put into it when the other leg still
 //! needs the answer, and shown to the relay when it does not.
 
+use super::anchor::Exchange;
 use tracing::warn;
 
 use super::Side;
@@ -59,7 +60,13 @@ impl Call {
             // the caller is not sent.
             self.note_sdp_received(Side::B, &early.body, early.ct.as_deref());
             self.agree(Side::B, &early.body, early.ct.as_deref());
-            let _ = self.anchored_body(cx, Side::B, &early.body, early.ct.as_deref(), false);
+            let _ = self.anchored_body(
+                cx,
+                Side::B,
+                &early.body,
+                early.ct.as_deref(),
+                Exchange::Answer,
+            );
             // Unless the caller agreed to another branch's answer: then this one goes in the
             // 2xx (the caller ignores it, RFC 3261 §13.2.1) and is offered to it after its
             // ACK (`reoffer.rs`).

@@ -3,6 +3,7 @@
 //! proxy's branches each offer in their own early dialog, while the caller, with one early
 //! dialog toward the gateway, answers once: that one answer answers every branch's offer.
 
+use super::anchor::Exchange;
 use bytes::Bytes;
 
 use super::Side;
@@ -79,7 +80,7 @@ impl Call {
         as_sent: (Option<String>, Option<String>),
     ) -> PrackAnswer {
         self.note_sdp_received(Side::A, body, ct.as_deref());
-        match self.anchored_body(cx, Side::A, body, ct.as_deref(), false) {
+        match self.anchored_body(cx, Side::A, body, ct.as_deref(), Exchange::Answer) {
             Some((body, ct)) => (body, ct, None),
             None => (body.clone(), ct.or(as_sent.0), as_sent.1),
         }

@@ -5,6 +5,7 @@
 //! the dialog takes no other INVITE meanwhile), and given up 64·T1 after that CANCEL if
 //! the peer answers nothing (§9.1); its 2xx, should it come later, is still ACKed.
 
+use super::anchor::Exchange;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -59,7 +60,7 @@ impl Call {
         self.offered_toward(side, offer, offer_ct);
         self.note_sdp_received(side, resp.body(), ct.as_deref());
         self.agree(side, resp.body(), ct.as_deref());
-        let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), false);
+        let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), Exchange::Answer);
     }
 
     /// A provisional to our own request `id`: an INVITE of ours waits for its final answer

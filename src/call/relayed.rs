@@ -1,6 +1,7 @@
 //! The answers to requests relayed leg to leg (relayed INVITEs that do not end by
 //! themselves: `relayed_cancel`).
 
+use super::anchor::Exchange;
 use tracing::{debug, warn};
 
 use super::Side;
@@ -208,12 +209,12 @@ impl Call {
                     if final_ && !offer {
                         self.agree_with(far, &out);
                     }
+                    let exchange = match (offer, final_) {
+                        (false, false) => Exchange::EarlyAnswer,
+                        _ => Exchange::in_response(offer),
+                    };
+                    self.anchor_answer(cx, far, &mut out, exchange);
                     if let Some(m) = self.media.as_mut() {
-                        m.answer_provisional = !final_;
-                    }
-                    self.anchor_answer(cx, far, &mut out, offer);
-                    if let Some(m) = self.media.as_mut() {
-                        m.answer_provisional = false;
                         // A 2xx settles the offer, with an answer in it or before it.
                         if final_ && !offer && m.moving.take().is_some() {
                             self.emit_relay(cx, None);

@@ -12,6 +12,7 @@
 //! service is told instead (`Output::Callback`), and user1, who already answered, gets an
 //! ACK and a BYE when user2 cannot be reached.
 
+use super::anchor::Exchange;
 use std::time::Duration;
 
 use tracing::info;
@@ -287,7 +288,7 @@ impl Call {
         let b_cseq = resp.seq();
         let mut answer = resp;
         self.agree_with(Side::B, &answer);
-        self.anchor_answer(cx, Side::B, &mut answer, false);
+        self.anchor_answer(cx, Side::B, &mut answer, Exchange::Answer);
         let body = (answer.body().clone(), answer.header(&Hdr::CONTENT_TYPE));
         self.send_ack(cx, Side::A, user1_cseq, Some(body));
         self.send_ack(cx, Side::B, b_cseq, None);

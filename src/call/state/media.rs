@@ -36,10 +36,6 @@ pub struct MediaState {
     /// them until the answer ([`MediaState::relay_remote`]). Set only once the call is
     /// answered (`anchor.rs`): a failover or a fork's end, while it is set up, finds none.
     pub moving: Option<Box<(super::super::Side, Vec<Option<std::net::SocketAddr>>)>>,
-    /// The answer being anchored came in a provisional response: the offerer's old
-    /// addresses stay with the relay until the final one (a 183's answer, then a 488,
-    /// moved the relay there and back, emptying the latch twice).
-    pub answer_provisional: bool,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
