@@ -113,9 +113,9 @@ pub struct Line<'a> {
     pub eol: &'a [u8],
 }
 
-impl Line<'_> {
+impl<'a> Line<'a> {
     /// The value after `prefix` (e.g. `b"m="`), if the line starts with it.
-    pub fn value(&self, prefix: &[u8]) -> Option<&[u8]> {
+    pub fn value(&self, prefix: &[u8]) -> Option<&'a [u8]> {
         self.text.strip_prefix(prefix)
     }
 }
