@@ -114,6 +114,8 @@ impl Call {
                     if let Some(by) = req
                         .header(&Hdr::named("Referred-By"))
                         .filter(|v| crate::interop::egress::buildable(v))
+                        // One referrer (RFC 3892 §3): a list is not rewritten whole.
+                        .and_then(|by| crate::sip::split_header_list(&by).into_iter().next())
                         .and_then(|by| identity_header(&by, local, &profile, from_trunk))
                     {
                         out.push_header(&Hdr::named("Referred-By"), by)?;

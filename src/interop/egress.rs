@@ -184,10 +184,24 @@ fn asks_privacy(v: &str) -> bool {
         })
 }
 
-/// An identity header's lines rewritten for `peer` ([`identity_header`]), each URI once:
-/// an IMS core's sip and tel P-Asserted-Identity of one number (a display name on one of
-/// them or not) become the same URI in the peer's form, and RFC 3325 §9.1 allows one of
-/// each scheme, not two alike. A Remote-Party-ID that asks for privacy itself
+/// The elements of identity header `h` carried at most. RFC 3325 §9.1 allows two
+/// P-Asserted-Identity values (one sip or sips, one tel), and P-Preferred-Identity likewise;
+/// a Diversion chain or a Remote-Party-ID list longer than ten is no real call's. Each
+/// element grows when rewritten (the gateway's host, `;user=phone`): a 64 KB INVITE of
+/// `tel:1,` elements was relayed as some 400 KB.
+fn max_identities(h: &Hdr) -> usize {
+    if *h == Hdr::P_ASSERTED_IDENTITY || *h == Hdr::P_PREFERRED_IDENTITY {
+        2
+    } else {
+        10
+    }
+}
+
+/// An identity header's lines rewritten for `peer` ([`identity_header`]), each URI once
+/// and at most [`max_identities`] of them: an IMS core's sip and tel P-Asserted-Identity of
+/// one number (a display name on one of them or not) become the same URI in the peer's
+/// form, and RFC 3325 §9.1 allows one of each scheme, not two alike. A Remote-Party-ID
+/// that asks for privacy itself
 /// (`;privacy=full`, `uri` or `name`) reaches a peer outside the trust domain no more than
 /// one under `Privacy: id`.
 pub fn rewritten_identities(
@@ -211,17 +225,28 @@ pub fn rewritten_identities(
             .map_or(v, |(u, _)| u)
             .to_string()
     };
+    let max = max_identities(h);
     let mut out: Vec<String> = Vec::new();
     let mut uris: Vec<String> = Vec::new();
     for v in lines.iter().filter(|v| buildable(v)) {
         if !peer.headers.trust_identity && rpid_private(v) {
             continue;
         }
-        if let Some(v) = identity_header(v, local, peer, from_trunk)
-            && !uris.contains(&uri_of(&v))
-        {
-            uris.push(uri_of(&v));
-            out.push(v);
+        // Element by element: one line may list them all (`tel:1, tel:1, …`).
+        let mut line: Vec<String> = Vec::new();
+        for e in crate::sip::split_header_list(v) {
+            if uris.len() == max {
+                break;
+            }
+            if let Some(e) = identity_header(&e, local, peer, from_trunk)
+                && !uris.contains(&uri_of(&e))
+            {
+                uris.push(uri_of(&e));
+                line.push(e);
+            }
+        }
+        if !line.is_empty() {
+            out.push(line.join(", "));
         }
     }
     out

@@ -743,6 +743,44 @@ fn one_number_asserted_twice_reaches_a_peer_once() {
     assert!(pai[0].starts_with("\"Alice\""), "the first kept: {pai:?}");
 }
 
+/// A carrier's INVITE listing hundreds of identities in one line reaches the phone with
+/// at most two P-Asserted-Identity values (RFC 3325 §9.1) and ten Diversion entries, each
+/// once. Before, every element was rewritten (growing by the gateway's host): the INVITE
+/// relayed was several times the one received.
+#[test]
+fn identity_lists_are_carried_each_once_and_bounded() {
+    let mut h = H::new();
+    let many = |n: u32| {
+        (0..n)
+            .map(|i| format!("<tel:+86138001{:05}>", i % 100))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let invite = invite_text("pd2", "z9hG4bKpd2", "1000", "").replacen(
+        "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>\r\n",
+        &format!(
+            "P-Asserted-Identity: {}\r\nDiversion: {};reason=unconditional\r\n",
+            many(300),
+            many(300)
+        ),
+        1,
+    );
+    h.recv(CARRIER_A, &invite);
+    let inv = h.one_request(PHONE, Method::Invite);
+    let count = |h: &Hdr| {
+        (inv.header_lines(h).iter())
+            .map(|l| crate::sip::split_header_list(l).len())
+            .sum::<usize>()
+    };
+    assert_eq!(count(&Hdr::P_ASSERTED_IDENTITY), 2);
+    assert_eq!(count(&Hdr::named("Diversion")), 10);
+    assert!(
+        inv.to_bytes().len() < invite.len() / 4,
+        "{}",
+        inv.to_bytes().len()
+    );
+}
+
 /// Routes compare numbers in global form: the PBX's callers dial `0086…` or `010…` (its
 /// `country_code` 86, its prefixes `00` and `0`), and the route written `+86` takes both;
 /// a route written as dialled still takes the number as dialled. Before, only a caller that
