@@ -142,6 +142,14 @@ fn boundary(content_type: &str) -> Result<String, SdpError> {
     if value.is_empty() || value.len() > MAX_BOUNDARY {
         return Err(SdpError::Multipart("boundary is empty or longer than 70"));
     }
+    // RFC 2046 §5.1.1's bchars: a quoted `\` or `"` is read one way here (as written) and
+    // another by a reader that unescapes it, which would find other parts than ours.
+    let bchar = |b: u8| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b);
+    if !value.bytes().all(bchar) || value.ends_with(' ') {
+        return Err(SdpError::Multipart(
+            "boundary has a character RFC 2046 does not allow",
+        ));
+    }
     Ok(value.to_string())
 }
 
@@ -152,23 +160,34 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// The next `--boundary` at the start of a line, at or after `from`, followed by what a
-/// delimiter may be followed by (RFC 2046 §5.1.1: `--` to close, else padding and the line
-/// end): `--b1X` is no delimiter of boundary `b1`.
-fn next_delimiter(body: &[u8], delim: &[u8], from: usize) -> Option<usize> {
+/// The next `--boundary` at the start of a line, at or after `from`. A delimiter line is
+/// that, `--` if it closes, padding and the line end (RFC 2046 §5.1.1); a line that begins
+/// with `--boundary` and goes on otherwise (`--b1X`, `--b1-x`) is an error: RFC 2046 asks
+/// readers to take it for a delimiter, some take it for content, and no reading of ours
+/// could be trusted to be the far end's (an SDP part we did not anchor, say).
+fn next_delimiter(body: &[u8], delim: &[u8], from: usize) -> Result<Option<usize>, SdpError> {
     let mut at = from;
     // Each round moves past a match, so this ends within body.len() rounds.
     loop {
-        let d = find(body, delim, at)?;
-        let at_line_start = d == 0 || body.get(d - 1) == Some(&b'\n');
-        let ends = matches!(
-            body.get(d + delim.len()),
-            None | Some(b'-' | b' ' | b'\t' | b'\r' | b'\n')
-        );
-        if at_line_start && ends {
-            return Some(d);
-        }
+        let Some(d) = find(body, delim, at) else {
+            return Ok(None);
+        };
         at = d + 1;
+        if !(d == 0 || body.get(d - 1) == Some(&b'\n')) {
+            continue;
+        }
+        let rest = body.get(d + delim.len()..).unwrap_or_default();
+        let rest = rest.strip_prefix(b"--").unwrap_or(rest);
+        let padding = rest
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
+        return match rest.get(padding) {
+            None | Some(b'\r' | b'\n') => Ok(Some(d)),
+            Some(_) => Err(SdpError::Multipart(
+                "a line begins with the boundary but is no delimiter",
+            )),
+        };
     }
 }
 
@@ -209,7 +228,7 @@ fn part_headers(part: &[u8]) -> Result<(Vec<(String, String)>, usize), SdpError>
 fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
     let mut delim = b"--".to_vec();
     delim.extend_from_slice(boundary);
-    let mut d = next_delimiter(body, &delim, 0)
+    let mut d = next_delimiter(body, &delim, 0)?
         .ok_or(SdpError::Multipart("boundary not found in the body"))?;
     let mut found: Option<Range<usize>> = None;
     for _ in 0..MAX_PARTS {
@@ -223,7 +242,7 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
         // The rest of the delimiter line is transport padding; the part starts after it.
         let nl = find(body, b"\n", after).ok_or(SdpError::Multipart("unterminated boundary"))?;
         let start = nl + 1;
-        let next = next_delimiter(body, &delim, start)
+        let next = next_delimiter(body, &delim, start)?
             .ok_or(SdpError::Multipart("no closing boundary"))?;
         // The line end before the next delimiter belongs to the delimiter.
         let mut end = next.saturating_sub(1).max(start);
