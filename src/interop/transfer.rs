@@ -102,19 +102,23 @@ pub fn refer_to_via_gateway(
 /// The CSeq of the REFER an `Event: refer;id=N` value names, or `None` when it names none
 /// that can be read (without an id it is the dialog's first REFER, RFC 3515 §2.4.6).
 pub fn refer_event_id(value: &str) -> Option<u32> {
-    value.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("id")
-            .then(|| v.trim().parse().ok())?
-    })
+    // Parameters cut outside quoted strings: `x="a;id=5"` holds no id.
+    crate::sip::split_params(value)
+        .into_iter()
+        .skip(1)
+        .find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("id")
+                .then(|| v.trim().parse().ok())?
+        })
 }
 
 /// `value` (an `Event: refer…`) naming the REFER with CSeq `id` instead: its `id` replaced
 /// or added, its other parameters kept.
 pub fn refer_event_naming(value: &str, id: u32) -> String {
     let mut out = String::from("refer");
-    for p in value.split(';').skip(1) {
+    for p in crate::sip::split_params(value).into_iter().skip(1) {
         let name = p.split('=').next().unwrap_or_default().trim();
         if !name.eq_ignore_ascii_case("id") && !name.is_empty() {
             out.push(';');
@@ -216,6 +220,13 @@ mod tests {
         assert_eq!(refer_event_id("refer;id=x"), None);
         assert_eq!(refer_event_naming("refer", 7), "refer;id=7");
         assert_eq!(refer_event_naming("refer;id=1;x=y", 7), "refer;x=y;id=7");
+        // A quoted parameter value is one, whatever it holds: before, its `;id=5"` was
+        // cut off as an id, leaving its quote open.
+        assert_eq!(refer_event_id(r#"refer;x="a;id=5""#), None);
+        assert_eq!(
+            refer_event_naming(r#"refer;x="a;id=5";id=2"#, 7),
+            r#"refer;x="a;id=5";id=7"#
+        );
     }
 
     #[test]
