@@ -25,12 +25,14 @@ impl Call {
         let other = side.other();
         let method = req.method();
         // A caller's dialog is always ready; a callee's (or a call-back's user1's) once its
-        // peer's tag is known.
+        // peer's tag is known, or it answered without one (RFC 3261 §12.1.2: an RFC 2543
+        // peer's dialog, its remote tag null).
         let caller = other == Side::A && self.caller_txn().is_some();
+        let answered = self.phase.answered_at().is_some();
         // (A failover waiting for the caller's answer has no callee to relay to.)
         let ready = self
             .dialog(other)
-            .is_some_and(|l| caller || l.remote_tag.is_some())
+            .is_some_and(|l| caller || answered || l.remote_tag.is_some())
             && !(other == Side::B && self.uas_rel.failover_waits);
         let from_trunk = self.is_trunk(side);
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {

@@ -495,3 +495,41 @@ fn a_require_that_is_no_token_gets_400_and_leaves_no_transaction() {
     h.advance(Duration::from_secs(40));
     assert_idle(&mut h);
 }
+
+/// A callee that answers with a 2xx without a To tag (RFC 2543; RFC 3261 §12.1.2 keeps its
+/// dialog, with a null remote tag): its dialog is the call's all the same, so a re-INVITE
+/// of the phone's reaches it and the phone's BYE ends it there. Before, the call was up
+/// but nothing could go to the callee: each request got 491, and the BYE was never sent,
+/// so the carrier billed a call the gateway had ended.
+#[test]
+fn a_callee_answering_without_a_to_tag_gets_requests_and_its_bye() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKnt1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let tagless_ok = |req: &Request| {
+        let mut ok = Response::to_request(req, 200, "OK", None).unwrap();
+        ok.push_header(&Hdr::CONTACT, "<sip:c@127.0.0.3>").unwrap();
+        ok.set_body(Bytes::from(SDP), Some("application/sdp"))
+            .unwrap();
+        Message::Response(ok)
+    };
+    h.recv_msg(CARRIER_A, tagless_ok(&inv));
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKnt1a", ""));
+    let _ = h.take_requests(CARRIER_A, Method::Ack);
+    let hold = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKnt1r", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(h.statuses(PHONE).iter().all(|s| *s != 491));
+    h.recv_msg(CARRIER_A, tagless_ok(&re));
+    h.take_responses(PHONE);
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKnt1b", ""));
+    h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKnt1y"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.to_tag(), None);
+    assert_eq!(h.cdrs.len(), 1);
+}
