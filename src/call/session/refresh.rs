@@ -229,10 +229,13 @@ impl Call {
             {
                 return self.send_refresh(cx, side, min, Some(Retry::After422(min)));
             }
-            // The peer takes no UPDATE after all: a re-INVITE from now on.
-            if matches!(status, 405 | 501) && r.sent.method() == Method::Update {
+            // The peer takes no UPDATE after all (405, 501), or none as a refresh (any other
+            // refusal: some take UPDATE only with SDP, and a retried UPDATE would be refused
+            // until the session expired): a re-INVITE from now on. Glare (491) is no refusal.
+            if status != 491 && r.sent.method() == Method::Update {
                 self.refresh_by_invite[side] = true;
-                if let Some(leg) = self.dialog_mut(side)
+                if matches!(status, 405 | 501)
+                    && let Some(leg) = self.dialog_mut(side)
                     && let Some(allows) = leg.peer_allows.as_mut()
                 {
                     allows.remove("UPDATE");

@@ -995,3 +995,47 @@ fn a_session_expiry_fired_late_by_a_stall_gives_the_refresh_its_time() {
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
+
+/// A carrier that lists UPDATE but refuses the refresh UPDATE (403 here; some SBCs take
+/// UPDATE only with SDP): the refresh goes again at once as a re-INVITE, and later ones
+/// too. Before, only a 405 or 501 turned refreshes into re-INVITEs: every other refusal
+/// sent the UPDATE again every 4 s until the session expired and a live call was ended.
+#[test]
+fn a_refused_refresh_update_is_sent_again_as_a_reinvite() {
+    let mut h = carrier_requiring_timers();
+    call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    h.advance(Duration::from_millis(150_200));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(CARRIER_A, reply(&up, 403, "carrier1", &[], None));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(re.header(&Hdr::SESSION_EXPIRES).is_some());
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &re,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            Some(SDP),
+        ),
+    );
+    h.take(CARRIER_A);
+    h.advance(Duration::from_secs(151));
+    let methods: Vec<Method> = (h.take(CARRIER_A).into_iter())
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            _ => None,
+        })
+        .collect();
+    assert!(methods.contains(&Method::Invite), "{methods:?}");
+    assert!(!methods.contains(&Method::Update), "{methods:?}");
+    assert!(h.cdrs.is_empty());
+}
