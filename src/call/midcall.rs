@@ -270,7 +270,7 @@ impl Call {
 
     /// An INVITE of ours toward `side`'s peer is under way: relayed to it, our refresh, or
     /// our INVITE whose 2xx from it we have not ACKed yet (we ACK when the other side does).
-    fn invite_toward(&self, side: Side) -> bool {
+    pub(super) fn invite_toward(&self, side: Side) -> bool {
         let other = side.other();
         self.relayed
             .iter()

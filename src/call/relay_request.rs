@@ -49,8 +49,12 @@ impl Call {
         if matches!(method, Method::Update | Method::Info) && !self.peer_takes(other, &method) {
             let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
             if method == Method::Update && anchor::carries_sdp(&req) && confirmed {
-                // One INVITE at a time within the far dialog (RFC 3261 §14.1).
-                if self.reinvite_in_progress() || self.pending_2xx[other].is_some() {
+                // One INVITE at a time within the far dialog (RFC 3261 §14.1), and none
+                // before the ACK of its last 2xx.
+                if self.reinvite_in_progress()
+                    || self.pending_2xx[other].is_some()
+                    || self.invite_toward(other)
+                {
                     cx.respond(id, &req, 491, "Request Pending", &[]);
                     return;
                 }

@@ -117,6 +117,7 @@ impl Call {
     fn leg_busy(&self, side: Side) -> bool {
         self.refresh.is_some()
             || self.reinvite_in_progress()
+            || self.invite_toward(side)
             || self.unanswered_offer(side).is_some()
             || self.pending_2xx[side].is_some()
     }

@@ -42,8 +42,11 @@ impl Call {
         // (RFC 3311 §5.1): a re-INVITE left ringing (up to Timer C) must not let the leg's
         // session expire. One by re-INVITE waits for it.
         // Nor may it offer while another offer waits for its answer (RFC 3311 §5.1).
+        // Nor may an INVITE go before the ACK of the leg's last 2xx (RFC 3261 §14.1).
         let invite_busy = !self.refreshes_by_update(side)
-            && (self.reinvite_in_progress() || self.unanswered_offer(side).is_some());
+            && (self.reinvite_in_progress()
+                || self.unanswered_offer(side).is_some()
+                || self.invite_toward(side));
         let busy = self.refresh.is_some()
             || invite_busy
             || self.pending_2xx[side].is_some()
@@ -242,8 +245,9 @@ impl Call {
                 }
                 if self.sdp[side].as_ref().is_some_and(|s| s.sent.is_some()) {
                     // One INVITE at a time within a dialog (RFC 3261 §14.1): while another is
-                    // under way the re-INVITE waits for the refresh timer's next try.
-                    if self.reinvite_in_progress() {
+                    // under way (or its 2xx waits for our ACK) the re-INVITE waits for the
+                    // refresh timer's next try.
+                    if self.reinvite_in_progress() || self.invite_toward(side) {
                         self.timers
                             .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
                         return;

@@ -1374,3 +1374,45 @@ fn requests_through_a_strict_router_name_it_as_their_request_uri() {
     assert_eq!(bye.uri(), "sip:127.0.0.3:5070");
     assert_eq!(bye.header_lines(&Hdr::ROUTE), ["<sip:c@127.0.0.3>"]);
 }
+
+/// The carrier's re-INVITE is answered by the phone, and before the carrier ACKs that 2xx
+/// (the gateway ACKs the phone when it does) the carrier's UPDATE offer for the phone, which
+/// takes no UPDATE, would go as a re-INVITE: it gets 491 instead. Before, the phone got a
+/// new INVITE before the ACK of its last 2xx (RFC 3261 §14.1), which stacks refuse.
+#[test]
+fn no_invite_goes_to_a_leg_whose_last_2xx_waits_for_its_ack() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text(
+            "call-1@127.0.0.2",
+            "z9hG4bKupd8",
+            "+8610123",
+            "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack8", ""));
+    h.take(CARRIER_A);
+    let offer = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "c1", 5, "z9hG4bKcr8", &offer),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 200, "alice1", &[], Some(SDP)));
+    assert_eq!(h.statuses(CARRIER_A), vec![100, 200]);
+    assert!(
+        h.take_requests(PHONE, Method::Ack).is_empty(),
+        "ACKed with the carrier's"
+    );
+    let offer = SDP.replace("o=- 1 1 ", "o=- 1 3 ");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "c1", 6, "z9hG4bKcu8", &offer),
+    );
+    assert!(h.take_requests(PHONE, Method::Invite).is_empty());
+    assert_eq!(h.statuses(CARRIER_A), vec![491]);
+}
