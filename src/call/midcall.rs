@@ -59,12 +59,6 @@ impl Call {
             }
             leg.remote_cseq = Some(cseq);
         }
-        // A BYE is ours to take, not to forward (RFC 3261 §16.3 is a proxy's rule): refused
-        // 483, its sender would be gone while the other leg stayed up.
-        if matches!(req.max_forwards(), Some(Ok(0))) && req.method() != Method::Bye {
-            cx.respond(id, &req, 483, "Too Many Hops", &[]);
-            return;
-        }
         // An extension the request requires and we do not support is refused, not dropped
         // as the request goes on (its Require is the leg's own, RFC 3261 §8.2.2.3). Not a
         // BYE: whatever it requires, the call ends. `timer` passes on any leg: a peer's

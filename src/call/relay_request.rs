@@ -84,6 +84,12 @@ impl Call {
             Some(Ok(to)) => Some(to),
             None => None,
         };
+        // Max-Forwards counts hops a request is forwarded (RFC 3261 §16.3): one the gateway
+        // answers itself (a PRACK, a refresh, a BYE, an OPTIONS for the other leg) is taken
+        // whatever it says; one it would forward with none left gets 483.
+        if matches!(req.max_forwards(), Some(Ok(0))) {
+            return self.refuse_relay(cx, id, &req, 483, "Too Many Hops", &[]);
+        }
         if self.relayed.len() >= MAX_RELAYED {
             let retry = [(Hdr::RETRY_AFTER, "1")];
             return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &retry);

@@ -1747,3 +1747,27 @@ fn a_restated_offer_after_the_answer_is_no_ignored_one() {
         "{events:?}"
     );
 }
+
+/// A PRACK with `Max-Forwards: 0` is the gateway's to answer, not to forward: it gets its
+/// 200 and stops the reliable provisional's retransmissions. Before, it got 483 (the
+/// forwarding rule), the 180 was never acknowledged and the call failed.
+#[test]
+fn a_prack_out_of_hops_is_answered_here() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("p9", "z9hG4bKp9"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c9", &[], None));
+    let first = h.take_responses(PHONE);
+    let rseq: u32 = first[0].header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = first[0].to_tag().unwrap();
+    let prack = phone_prack("p9", &tag, 2, rseq, "").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    assert!(prack.contains("Max-Forwards: 0"));
+    h.recv(PHONE, &prack);
+    let st: Vec<(u16, Method)> = (h.take_responses(PHONE).iter())
+        .map(|r| (r.status(), r.cseq().unwrap().1))
+        .collect();
+    assert_eq!(st, [(200, Method::Prack)]);
+    h.advance(Duration::from_millis(1600));
+    assert!(h.statuses(PHONE).is_empty(), "no 180 again");
+}
