@@ -12,6 +12,10 @@ use super::state::Call;
 
 /// Released forks a call remembers (a forking proxy's branches, failovers raced by a 2xx).
 pub const MAX_RELEASED_FORKS: usize = 8;
+/// Unwanted 2xx dialogs a call hangs up by BYE; past it, another is ACKed only. A forking
+/// proxy has a few branches: a peer (or someone on its path) answering one INVITE with
+/// thousands of To tags would have each given a BYE transaction, retransmitted for 32 s.
+pub const MAX_HUNG_UP_FORKS: u16 = 16;
 /// Early dialogs kept besides side B's (a proxy forking wider than this has its oldest
 /// branches answered 481 again).
 pub const MAX_EARLY_FORKS: usize = 8;
@@ -27,6 +31,8 @@ pub struct Forks {
     pub released: Vec<ReleasedFork>,
     /// The current attempt's other early dialogs, as each stood when another branch spoke.
     pub early: Vec<Dialog>,
+    /// Unwanted 2xx dialogs hung up by BYE so far (at most [`MAX_HUNG_UP_FORKS`]).
+    pub hung_up: u16,
 }
 
 impl Forks {

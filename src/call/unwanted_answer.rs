@@ -46,12 +46,27 @@ impl Call {
         let Some(leg) = self.leg_of_answer(cx, txn, resp) else {
             return;
         };
-        if !self.first_release_of(resp) {
+        if !self.first_release_of(resp) || !self.may_hang_up_fork() {
             self.ack_answer(cx, &leg, resp);
             return;
         }
         self.ack_and_bye(cx, leg, resp);
         self.late_answer_released(cx, peer);
+    }
+
+    /// Whether one more unwanted 2xx dialog may be hung up by BYE (counted as it is): at
+    /// most [`super::forks::MAX_HUNG_UP_FORKS`] a call.
+    fn may_hang_up_fork(&mut self) -> bool {
+        let forks = self.forks.get_or_insert_with(Default::default);
+        if forks.hung_up >= super::forks::MAX_HUNG_UP_FORKS {
+            if forks.hung_up == super::forks::MAX_HUNG_UP_FORKS {
+                forks.hung_up += 1;
+                warn!(call_id = %self.call_id(), "more unwanted 2xx dialogs than a call hangs up: the rest are ACKed only");
+            }
+            return false;
+        }
+        forks.hung_up += 1;
+        true
     }
 
     /// A 2xx from `peer` no call wanted was ACKed and hung up: a CDR event while the CDR

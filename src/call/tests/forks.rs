@@ -429,3 +429,39 @@ fn a_branch_that_ended_hears_the_caller_no_more() {
     );
     assert!(h.cdrs.is_empty());
 }
+
+/// A callee that answers one INVITE with 2xx after 2xx, each with a To tag of its own,
+/// once the call is up: each is ACKed (RFC 3261 §13.2.2.4), the first sixteen are hung up
+/// by BYE, the rest ACKed only. Before, each got a BYE transaction of its own, retransmitted
+/// for 32 s: thousands from one peer.
+#[test]
+fn only_so_many_unwanted_2xx_dialogs_are_hung_up() {
+    let mut h = H::new();
+    let (inv, _ok) = answered_call(&mut h);
+    h.take(CARRIER_A);
+    let n = usize::from(crate::call::forks::MAX_HUNG_UP_FORKS) + 10;
+    for i in 0..n {
+        h.recv_msg(
+            CARRIER_A,
+            reply(
+                &inv,
+                200,
+                &format!("fork{i}"),
+                &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+                Some(SDP),
+            ),
+        );
+    }
+    let sent = h.take(CARRIER_A);
+    let count = |m: Method| {
+        (sent.iter())
+            .filter(|s| matches!(s, Message::Request(r) if r.method() == m))
+            .count()
+    };
+    assert_eq!(count(Method::Ack), n);
+    assert_eq!(
+        count(Method::Bye),
+        usize::from(crate::call::forks::MAX_HUNG_UP_FORKS)
+    );
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}
