@@ -32,9 +32,10 @@ const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
 
 /// Attributes that name other addresses of the endpoint, dropped from anchored SDP: the
 /// alternative connection addresses of RFC 6947 (`a=altc`: a far end that chose one would
-/// send around the relay) and MSRP's `a=path` (RFC 4975; MSRP runs over TCP, so its stream
-/// is refused anyway).
-const ADDRESS_ATTRIBUTES: [&[u8]; 2] = [b"a=altc:", b"a=path:"];
+/// send around the relay), MSRP's `a=path` (RFC 4975; MSRP runs over TCP, so its stream
+/// is refused anyway) and source filters (RFC 4570 `a=source-filter`: a far end that kept
+/// one would take media only from the endpoint's address, never from the relay's).
+const ADDRESS_ATTRIBUTES: [&[u8]; 3] = [b"a=altc:", b"a=path:", b"a=source-filter:"];
 
 /// What an `m=` line's transport (its `<proto>` field, RFC 8866 §5.14) means for a relay
 /// that forwards UDP datagrams.

@@ -20,7 +20,9 @@ fn anchored_sdp_names_no_source_of_the_endpoint() {
 #[test]
 fn anchored_sdp_names_no_other_address_or_login_of_the_endpoint() {
     let sdp = "v=0\r\no=alice-yealink 7 8 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+        a=source-filter: incl IN IP4 * 10.0.0.5\r\n\
         m=audio 4000 RTP/AVP 0\r\na=altc:1 IP6 2001:db8::5 4000 4001\r\na=altc:2 IP4 10.0.0.5 4000\r\n\
+        a=source-filter: excl IN IP4 * 10.0.0.6\r\n\
         m=message 7000 TCP/MSRP *\r\na=path:msrp://10.0.0.5:7000/s1;tcp\r\na=accept-types:text/plain\r\n";
     let out = anchor_streams(
         sdp.as_bytes(),
