@@ -241,11 +241,12 @@ pub fn sdp(data: &[u8]) {
     }
     let gw = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
     let hides = |out: &[u8]| {
-        // Topology hiding: an anchored SDP names no address but the gateway's.
+        // Topology hiding: an anchored SDP names no address but the gateway's (and the
+        // unspecified one of an old-style hold, `c=IN IP4 0.0.0.0`, which names nobody).
         if let Ok(eps) = sdp::read(out) {
             for e in &eps {
                 assert!(
-                    e.ip.is_none() || e.ip == Some(gw),
+                    e.ip.is_none_or(|ip| ip == gw || ip.is_unspecified()),
                     "anchored SDP still names {:?}\nin:  {:?}\nout: {:?}",
                     e.ip,
                     String::from_utf8_lossy(body),
