@@ -29,6 +29,12 @@ enum Retry {
     ByInvite,
 }
 
+/// Whether a final `status` to a refresh UPDATE (not a challenge, 408 or 481, and no 422
+/// that names an interval) says the peer takes no UPDATE as a refresh.
+fn refuses_update_refresh(status: u16) -> bool {
+    status == 501 || ((400..500).contains(&status) && !matches!(status, 422 | 491))
+}
+
 impl Call {
     /// `SessionRefresh(side)` fired: the gateway refreshes the leg.
     pub(in crate::call) fn on_session_refresh(&mut self, cx: &mut Cx, side: Side) {
@@ -43,10 +49,7 @@ impl Call {
         // session expire. One by re-INVITE waits for it.
         // Nor may it offer while another offer waits for its answer (RFC 3311 §5.1).
         // Nor may an INVITE go before the ACK of the leg's last 2xx (RFC 3261 §14.1).
-        let invite_busy = !self.refreshes_by_update(side)
-            && (self.reinvite_in_progress()
-                || self.unanswered_offer(side).is_some()
-                || self.invite_toward(side));
+        let invite_busy = !self.refreshes_by_update(side) && self.no_invite_to(side);
         let busy = self.refresh.is_some()
             || invite_busy
             || self.pending_2xx[side].is_some()
@@ -57,6 +60,16 @@ impl Call {
             return;
         }
         self.send_refresh(cx, side, s.interval, None);
+    }
+
+    /// Whether no re-INVITE of ours may go to `side` now: another INVITE is under way in the
+    /// call, an offer to or from it waits for its answer (RFC 3311 §5.1), or its last 2xx
+    /// waits for an ACK (RFC 3261 §14.1).
+    fn no_invite_to(&self, side: Side) -> bool {
+        self.reinvite_in_progress()
+            || self.unanswered_offer(side).is_some()
+            || self.invite_toward(side)
+            || self.pending_2xx[side].is_some()
     }
 
     /// Whether `side`'s refreshes go as UPDATE: its peer said it takes one, and no refresh
@@ -233,9 +246,10 @@ impl Call {
                 return self.send_refresh(cx, side, min, Some(Retry::After422(min)));
             }
             // The peer takes no UPDATE after all (405, 501), or none as a refresh (any other
-            // refusal: some take UPDATE only with SDP, and a retried UPDATE would be refused
-            // until the session expired): a re-INVITE from now on. Glare (491) is no refusal.
-            if status != 491 && r.sent.method() == Method::Update {
+            // 4xx: some take UPDATE only with SDP, and a retried UPDATE would be refused
+            // until the session expired): a re-INVITE from now on. Glare (491) is no refusal;
+            // nor is a 5xx but 501 (the peer is busy for now, its next try may pass).
+            if refuses_update_refresh(status) && r.sent.method() == Method::Update {
                 self.refresh_by_invite[side] = true;
                 if matches!(status, 405 | 501)
                     && let Some(leg) = self.dialog_mut(side)
@@ -247,7 +261,7 @@ impl Call {
                     // One INVITE at a time within a dialog (RFC 3261 §14.1): while another is
                     // under way (or its 2xx waits for our ACK) the re-INVITE waits for the
                     // refresh timer's next try.
-                    if self.reinvite_in_progress() || self.invite_toward(side) {
+                    if self.no_invite_to(side) {
                         self.timers
                             .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
                         return;

@@ -1039,3 +1039,79 @@ fn a_refused_refresh_update_is_sent_again_as_a_reinvite() {
     assert!(!methods.contains(&Method::Update), "{methods:?}");
     assert!(h.cdrs.is_empty());
 }
+
+/// The carrier's own offer (an UPDATE with SDP) is open when it refuses our refresh UPDATE:
+/// the refresh as a re-INVITE does not go while that offer waits for its answer (RFC 3311
+/// §5.1); later refreshes are re-INVITEs. Before, it went at once, an offer crossing the
+/// carrier's open one.
+#[test]
+fn a_refresh_reinvite_waits_for_the_peers_open_offer() {
+    let mut h = carrier_requiring_timers();
+    let (inv, _) = call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    h.advance(Duration::from_millis(150_200));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    // (It restates the timer, the gateway refreshing: without one it would turn it off.)
+    h.recv(
+        CARRIER_A,
+        &with_headers(
+            &from_carrier_in(&inv, "UPDATE", "carrier1", 2, "z9hG4bKcu2", SDP),
+            "Session-Expires: 300;refresher=uas\r\n",
+        ),
+    );
+    let relayed: Vec<Request> = (h.take(PHONE).into_iter())
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed.len(), 1, "the carrier's offer reaches the phone");
+    h.recv_msg(CARRIER_A, reply(&up, 403, "carrier1", &[], None));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    // The phone answers the offer, and the carrier's UPDATE refreshed the session: the
+    // next refresh, at half time, is a re-INVITE.
+    h.recv_msg(PHONE, reply(&relayed[0], 200, "", &[], Some(SDP)));
+    assert!(h.statuses(CARRIER_A).contains(&200));
+    h.advance(Duration::from_secs(151));
+    let methods: Vec<Method> = (h.requests_to(CARRIER_A).iter())
+        .map(|r| r.method())
+        .collect();
+    assert!(methods.contains(&Method::Invite), "{methods:?}");
+    assert!(!methods.contains(&Method::Update), "{methods:?}");
+    assert!(h.cdrs.is_empty());
+}
+
+/// A 503 to the refresh UPDATE says the carrier is busy for now, not that it takes no
+/// UPDATE: the UPDATE is tried again 4 s later, no re-INVITE.
+#[test]
+fn a_refresh_update_refused_for_now_is_tried_again_as_an_update() {
+    let mut h = carrier_requiring_timers();
+    call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    h.advance(Duration::from_millis(150_200));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(CARRIER_A, reply(&up, 503, "carrier1", &[], None));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.advance(Duration::from_secs(5));
+    let sent = h.requests_to(CARRIER_A);
+    assert!(sent.iter().all(|r| r.method() == Method::Update));
+    let mut again: Vec<_> = (sent.iter().map(|r| r.cseq()))
+        .filter(|c| *c != up.cseq())
+        .collect();
+    again.dedup();
+    assert_eq!(again.len(), 1, "the UPDATE again, with its next CSeq");
+}
