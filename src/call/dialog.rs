@@ -28,6 +28,10 @@ pub struct Dialog {
     /// The methods the peer said it accepts (its `Allow`), once it said; `None`: unknown,
     /// so anything may be tried (RFC 3261 §20.5).
     pub peer_allows: Option<MethodSet>,
+    /// The peer answered the INVITE that made the dialog with a 2xx: a callee's dialog is
+    /// confirmed, with or without a tag (an RFC 2543 peer's remote tag is null, RFC 3261
+    /// §12.1.2), and ends with BYE, not CANCEL.
+    pub answered: bool,
 }
 
 /// The methods the gateway knows by name, one bit each.
@@ -173,6 +177,7 @@ impl Dialog {
     /// the dialog (RFC 3261 §12.1.2).
     pub fn learn_from_response(&mut self, resp: &Response) {
         let mut new_branch = false;
+        self.answered |= resp.is_success();
         if let Some(tag) = resp.to_tag() {
             // Another fork's dialog numbers its requests afresh (RFC 3261 §12.2.2 compares
             // CSeq within one dialog): what the last fork sent says nothing of this one's.

@@ -381,6 +381,7 @@ impl B2bua {
             remote_cseq: req.cseq().map(|c| c.0),
             target: source,
             peer_allows: super::dialog::allow_of(req.header_tokens(&Hdr::ALLOW)),
+            answered: false,
         };
         let media = media_plan(
             &mut self.env,

@@ -82,6 +82,7 @@ pub fn outbound_invite(
         remote_cseq: None,
         target: peer.address,
         peer_allows: None,
+        answered: false,
     };
     let mf = match a_req.max_forwards() {
         Some(Ok(n)) => n.saturating_sub(1),

@@ -28,11 +28,10 @@ impl Call {
         // peer's tag is known, or it answered without one (RFC 3261 §12.1.2: an RFC 2543
         // peer's dialog, its remote tag null).
         let caller = other == Side::A && self.caller_txn().is_some();
-        let answered = self.phase.answered_at().is_some();
         // (A failover waiting for the caller's answer has no callee to relay to.)
         let ready = self
             .dialog(other)
-            .is_some_and(|l| caller || answered || l.remote_tag.is_some())
+            .is_some_and(|l| caller || l.answered || l.remote_tag.is_some())
             && !(other == Side::B && self.uas_rel.failover_waits);
         let from_trunk = self.is_trunk(side);
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {

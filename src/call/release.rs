@@ -135,13 +135,12 @@ impl Call {
             return;
         }
         let reason = reason_for(self.profile(side).map(|p| &**p), reason);
-        let answered = self.phase.answered_at().is_some();
         let Some(leg) = self.dialog_mut(side) else {
             return;
         };
         // A callee's early dialog is ended by CANCEL, not BYE; one that answered without a
         // To tag (RFC 2543) has its dialog all the same, its remote tag null.
-        if side == Side::B && leg.remote_tag.is_none() && !answered {
+        if side == Side::B && leg.remote_tag.is_none() && !leg.answered {
             return;
         }
         let target = leg.target;

@@ -85,10 +85,15 @@ impl B2bua {
         let (r, side) = self.dialog_of(call_id, our_tag)?;
         let call = self.calls.get(&r)?;
         let d = call.dialog(side)?;
+        // A dialog answered without a tag (RFC 2543) is the tagless peer's alone; one whose
+        // tag is not known yet takes the first that speaks.
+        let theirs = match d.remote_tag.as_deref() {
+            Some(t) => Some(t) == their_tag,
+            None => !d.answered || their_tag.is_none(),
+        };
         // Or the callee's other branch, still ringing (`forks.rs`).
-        (d.remote_tag.as_deref().is_none_or(|t| Some(t) == their_tag)
-            || (side == Side::B && their_tag.is_some_and(|t| call.has_early_fork(t))))
-        .then_some((r, side))
+        (theirs || (side == Side::B && their_tag.is_some_and(|t| call.has_early_fork(t))))
+            .then_some((r, side))
     }
 
     /// A request carrying a To tag: it belongs to one of our dialogs, or to none (481).

@@ -509,13 +509,7 @@ fn a_callee_answering_without_a_to_tag_gets_requests_and_its_bye() {
         &invite_text("call-1@127.0.0.2", "z9hG4bKnt1", "+8610123", ""),
     );
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    let tagless_ok = |req: &Request| {
-        let mut ok = Response::to_request(req, 200, "OK", None).unwrap();
-        ok.push_header(&Hdr::CONTACT, "<sip:c@127.0.0.3>").unwrap();
-        ok.set_body(Bytes::from(SDP), Some("application/sdp"))
-            .unwrap();
-        Message::Response(ok)
-    };
+    let tagless_ok = tagless_answer;
     h.recv_msg(CARRIER_A, tagless_ok(&inv));
     let ok = h.response_with(PHONE, 200, "the phone gets the 200");
     let tag = ok.to_tag().unwrap();
@@ -531,5 +525,72 @@ fn a_callee_answering_without_a_to_tag_gets_requests_and_its_bye() {
     h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKnt1y"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(bye.to_tag(), None);
+    assert_eq!(h.cdrs.len(), 1);
+}
+
+/// The callee's 2xx to `req` without a To tag (RFC 2543).
+fn tagless_answer(req: &Request) -> Message {
+    let mut ok = Response::to_request(req, 200, "OK", None).unwrap();
+    ok.push_header(&Hdr::CONTACT, "<sip:c@127.0.0.3>").unwrap();
+    ok.set_body(Bytes::from(SDP), Some("application/sdp"))
+        .unwrap();
+    Message::Response(ok)
+}
+
+/// The tagless callee answered while the caller's reliable 183 waits for its PRACK (the
+/// 2xx is held), and the caller gives up: the callee's dialog is confirmed all the same and
+/// gets its ACK and BYE. Before, the call ending "unanswered" (its 2xx never reached the
+/// caller) sent the tagless callee no BYE: the carrier billed on.
+#[test]
+fn a_tagless_callee_whose_answer_was_held_gets_its_bye() {
+    let mut h = H::new();
+    h.recv(PHONE, &super::prack::invite_100rel("tl1", "z9hG4bKtl1"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let mut ringing = Response::to_request(&inv, 183, "Session Progress", None).unwrap();
+    ringing
+        .set_body(Bytes::from(SDP), Some("application/sdp"))
+        .unwrap();
+    h.recv_msg(CARRIER_A, Message::Response(ringing));
+    h.recv_msg(CARRIER_A, tagless_answer(&inv));
+    let st = h.statuses(PHONE);
+    assert!(st.contains(&183) && !st.contains(&200), "{st:?}");
+    let cancel = super::prack::invite_100rel("tl1", "z9hG4bKtl1")
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    h.recv(PHONE, &cancel);
+    let to_carrier: Vec<Method> = (h.requests_to(CARRIER_A).iter())
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(to_carrier, vec![Method::Ack, Method::Bye]);
+}
+
+/// A dialog answered without a tag is the tagless peer's alone: a BYE from the carrier's
+/// address with a From tag (another fork's dialog, or a forgery) gets 481 and the call
+/// goes on; the tagless peer's own BYE ends it. Before, any From tag matched it.
+#[test]
+fn a_tagless_dialog_takes_no_request_with_a_tag() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKtl2", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, tagless_answer(&inv));
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKtl2a", ""));
+    h.take(CARRIER_A);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "fork2", 1, "z9hG4bKtl2b", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    assert!(h.cdrs.is_empty());
+    let tagless_bye =
+        from_carrier_in(&inv, "BYE", "x", 1, "z9hG4bKtl2c", "").replace(">;tag=x", ">");
+    h.recv(CARRIER_A, &tagless_bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    h.one_request(PHONE, Method::Bye);
     assert_eq!(h.cdrs.len(), 1);
 }
