@@ -142,12 +142,15 @@ fn boundary(content_type: &str) -> Result<String, SdpError> {
     if value.is_empty() || value.len() > MAX_BOUNDARY {
         return Err(SdpError::Multipart("boundary is empty or longer than 70"));
     }
-    // RFC 2046 §5.1.1's bchars: a quoted `\` or `"` is read one way here (as written) and
-    // another by a reader that unescapes it, which would find other parts than ours.
-    let bchar = |b: u8| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b);
-    if !value.bytes().all(bchar) || value.ends_with(' ') {
+    // A quoted `\` or `"` is read one way here (as written) and another by a reader that
+    // unescapes it, which would find other parts than ours; a control or non-ASCII byte, or
+    // a trailing space (delimiter padding to a reader), is as uncertain. Other characters
+    // outside RFC 2046 §5.1.1's bchars (`*`, `{`, `%`...) are read alike by every reader:
+    // taken, as SIP stacks write them.
+    let ambiguous = |b: u8| b == b'\\' || b == b'"' || b.is_ascii_control() || !b.is_ascii();
+    if value.bytes().any(ambiguous) || value.ends_with(' ') {
         return Err(SdpError::Multipart(
-            "boundary has a character RFC 2046 does not allow",
+            "boundary has a character readers may take differently",
         ));
     }
     Ok(value.to_string())

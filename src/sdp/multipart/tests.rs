@@ -21,8 +21,8 @@ fn sip_i() -> Vec<u8> {
 /// so is a line that only starts like the delimiter (`--b1X`, `--b1-x`), which RFC 2046's
 /// note to implementors takes for a delimiter and strict readers for content: before, it
 /// was read as content, and a part after it that such readers took for SDP went on
-/// unanchored. So is a boundary of characters RFC 2046 does not allow (a quoted `\"`,
-/// unescaped by some readers and not by others).
+/// unanchored. So is a boundary with a quoted `\"` (unescaped by some readers and not by
+/// others).
 #[test]
 fn parts_are_read_as_a_mime_reader_reads_them() {
     let ct = "multipart/mixed;boundary=b1";
@@ -57,8 +57,20 @@ fn parts_are_read_as_a_mime_reader_reads_them() {
     b.extend_from_slice(&padded);
     b.extend_from_slice(b"\r\n--b1 \r\nContent-Type: application/ISUP\r\n\r\n\x01\r\n--b1-- \r\n");
     assert_eq!(locate(Some(ct), &b).unwrap().unwrap().of(&b), SDP);
+    // A quoted `\"` in the boundary: the body delimited as written is refused, as another
+    // reader would look for `--b"1`. A boundary outside RFC 2046's characters but read
+    // alike by every reader (`*`, `{`) is taken.
+    let delimited = |boundary: &str| {
+        let mut b = format!("--{boundary}\r\n").into_bytes();
+        b.extend_from_slice(&padded);
+        b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        b
+    };
     let quoted = r#"multipart/mixed;boundary="b\"1""#;
-    assert!(locate(Some(quoted), &body(&padded)).is_err());
+    assert!(locate(Some(quoted), &delimited(r#"b\"1"#)).is_err());
+    let starred = "multipart/mixed;boundary=\"{b*1}\"";
+    let b = delimited("{b*1}");
+    assert_eq!(locate(Some(starred), &b).unwrap().unwrap().of(&b), SDP);
     let bad = b"Content-Type application/sdp\r\n\r\nv=0\r\n";
     assert!(locate(Some(ct), &body(bad)).is_err());
 }
