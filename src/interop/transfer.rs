@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(refer_event_naming("refer;id=1;x=y", 7), "refer;x=y;id=7");
         // A quoted parameter value is one, whatever it holds: before, its `;id=5"` was
         // cut off as an id, leaving its quote open.
-        assert_eq!(refer_event_id(r#"refer;x="a;id=5""#), None);
+        assert_eq!(refer_event_id(r#"refer;x="a;id=5;b""#), None);
         assert_eq!(
             refer_event_naming(r#"refer;x="a;id=5";id=2"#, 7),
             r#"refer;x="a;id=5";id=7"#
