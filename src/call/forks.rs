@@ -10,12 +10,13 @@ use super::cx::Cx;
 use super::dialog::Dialog;
 use super::state::Call;
 
-/// Released forks a call remembers (a forking proxy's branches, failovers raced by a 2xx).
-pub const MAX_RELEASED_FORKS: usize = 8;
 /// Unwanted 2xx dialogs a call hangs up by BYE; past it, another is ACKed only. A forking
 /// proxy has a few branches: a peer (or someone on its path) answering one INVITE with
 /// thousands of To tags would have each given a BYE transaction, retransmitted for 32 s.
 pub const MAX_HUNG_UP_FORKS: u16 = 16;
+/// Released forks a call remembers (a forking proxy's branches, failovers raced by a 2xx):
+/// every one it may hang up, so that a retransmitted 2xx of one is never hung up twice.
+pub const MAX_RELEASED_FORKS: usize = MAX_HUNG_UP_FORKS as usize;
 /// Early dialogs kept besides side B's (a proxy forking wider than this has its oldest
 /// branches answered 481 again).
 pub const MAX_EARLY_FORKS: usize = 8;

@@ -465,3 +465,31 @@ fn only_so_many_unwanted_2xx_dialogs_are_hung_up() {
     );
     assert!(h.cdrs.is_empty(), "the call goes on");
 }
+
+/// The first unwanted 2xx dialog's 2xx retransmitted after fourteen more were hung up: it
+/// is ACKed again, not hung up again. Before, the call remembered only the last eight it
+/// had released: the first got a second BYE transaction, and the count of dialogs hung up
+/// was spent on retransmissions.
+#[test]
+fn a_retransmitted_2xx_of_any_dialog_hung_up_is_not_hung_up_again() {
+    let mut h = H::new();
+    let (inv, _ok) = answered_call(&mut h);
+    let fork = |i: usize| {
+        reply(
+            &inv,
+            200,
+            &format!("fork{i}"),
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        )
+    };
+    for i in 0..usize::from(crate::call::forks::MAX_HUNG_UP_FORKS) - 1 {
+        h.recv_msg(CARRIER_A, fork(i));
+    }
+    h.take(CARRIER_A);
+    h.recv_msg(CARRIER_A, fork(0));
+    let again: Vec<Method> = (h.requests_to(CARRIER_A).iter())
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(again, vec![Method::Ack]);
+}
