@@ -162,8 +162,10 @@ impl Call {
         // An offer moves the relay only once answered after the answer (the caller's ACK
         // may still be on its way), where a leg's latched source is at stake; while the
         // call is set up each callee branch's SDP is where its early media comes from, at
-        // once (and the first answer is no move).
-        let holds_old = self.phase.is_up();
+        // once, and so is the offer in the callee's first 2xx (a late offer, answered in
+        // the caller's ACK): no earlier address is the call's to keep.
+        let holds_old = matches!(self.phase, super::phase::Phase::Confirmed { .. })
+            || (self.phase.is_up() && exchange != Exchange::OfferInResponse);
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };

@@ -1602,3 +1602,36 @@ fn sdp_in_an_info_or_in_the_200_to_an_update_without_offer_changes_nothing() {
     assert!(!String::from_utf8_lossy(ok.body()).contains(FAR), "{ok:?}");
     assert_eq!(h.relay_pairs(), before);
 }
+
+/// The phone's INVITE carries no SDP; one branch of the carrier's rings with its early
+/// media, another answers with a 2xx offering its session: the relay sends toward the
+/// answering branch's address at once, before the phone's ACK answers the offer (nothing
+/// before it is the call's to keep). Before, the first 2xx's offer was held as a move: the
+/// relay kept sending to the ringing branch until the phone's ACK.
+#[test]
+fn a_late_offer_in_the_first_2xx_gives_the_relay_the_callees_address_at_once() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("lo1", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ringing = SDP.replace("4000", "4400");
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &[], Some(&ringing)));
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("192.0.2.10:4400".parse().unwrap())
+    );
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("192.0.2.10:4000".parse().unwrap())
+    );
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("lo1", "ACK", &tag, 1, "z9hG4bKlo1a", SDP),
+    );
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("192.0.2.10:4000".parse().unwrap())
+    );
+    assert!(h.cdrs.is_empty());
+}
