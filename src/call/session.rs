@@ -24,6 +24,8 @@ use crate::txn::TxnId;
 mod after_422;
 mod refresh;
 
+pub(super) use refresh::RefreshBy;
+
 impl Call {
     /// The `[session_timer]` of the peer on `side` (off while that side has no peer).
     pub(super) fn timer_policy(&self, side: Side) -> SessionTimerPolicy {

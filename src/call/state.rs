@@ -201,9 +201,9 @@ pub struct Call {
     pub sdp: PerSide<Option<Box<SdpSeen>>>,
     /// Our session refresh waiting for its answer.
     pub refresh: Option<Box<Refreshing>>,
-    /// The peer refused our UPDATE refresh (405/501): refreshes go as re-INVITE from now on,
-    /// whatever its `Allow` (or its profile) says.
-    pub refresh_by_invite: PerSide<bool>,
+    /// How each leg's refreshes of ours go once its peer refused one by UPDATE
+    /// (`session/refresh.rs`).
+    pub refresh_by: PerSide<super::session::RefreshBy>,
     /// Probes of each leg in a row whose outcome was doubtful (`probe.rs`).
     pub probe_doubts: PerSide<u8>,
     /// A connected identity a peer sent in an UPDATE the gateway answered itself (the other
@@ -306,7 +306,7 @@ impl Call {
             session: Default::default(),
             sdp: Default::default(),
             refresh: None,
-            refresh_by_invite: Default::default(),
+            refresh_by: Default::default(),
             probe_doubts: Default::default(),
             identity: None,
             forks: None,

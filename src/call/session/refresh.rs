@@ -29,10 +29,34 @@ enum Retry {
     ByInvite,
 }
 
-/// Whether a final `status` to a refresh UPDATE (not a challenge, 408 or 481, and no 422
-/// that names an interval) says the peer takes no UPDATE as a refresh.
-fn refuses_update_refresh(status: u16) -> bool {
-    status == 501 || ((400..500).contains(&status) && !matches!(status, 422 | 491))
+/// The longest a 5xx's Retry-After holds back the next try of a refresh UPDATE: the session
+/// must still be refreshed (by re-INVITE if need be) before it expires.
+const MAX_REFRESH_RETRY_AFTER: Duration = Duration::from_secs(16);
+
+/// How a leg's session refreshes of ours go.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshBy {
+    /// As UPDATE when the peer takes one.
+    #[default]
+    Update,
+    /// The last refresh UPDATE got a 5xx (a peer busy for a moment): tried again once, and
+    /// sent as a re-INVITE if that one fails too.
+    UpdateFailedOnce,
+    /// As re-INVITE: the peer refused a refresh UPDATE.
+    Invite,
+}
+
+/// How a final `status` to a refresh UPDATE (not a challenge, 408 or 481, or a 422 whose
+/// Min-SE can be asked for) bears on the next: `None` when it is no refusal of UPDATE as a
+/// refresh (glare), `Some(true)` when UPDATE is refused for good (a 3xx, a 4xx, 501, a 6xx:
+/// some peers take UPDATE only with SDP, and a retried UPDATE would be refused until the
+/// session expired), `Some(false)` for a 5xx, which may pass on the next try.
+fn update_refused(status: u16) -> Option<bool> {
+    match status {
+        491 => None,
+        500..=599 if status != 501 => Some(false),
+        _ => Some(true),
+    }
 }
 
 impl Call {
@@ -75,7 +99,7 @@ impl Call {
     /// Whether `side`'s refreshes go as UPDATE: its peer said it takes one, and no refresh
     /// by UPDATE failed there.
     fn refreshes_by_update(&self, side: Side) -> bool {
-        self.peer_lists(side, &Method::Update) && !self.refresh_by_invite[side]
+        self.peer_lists(side, &Method::Update) && self.refresh_by[side] != RefreshBy::Invite
     }
 
     /// Send a session refresh on `side` asking for `interval`, the gateway refreshing: an
@@ -156,6 +180,10 @@ impl Call {
             return;
         }
         if resp.is_success() {
+            // A 5xx before it was a moment's: the next 5xx is tried again too.
+            if self.refresh_by[side] == RefreshBy::UpdateFailedOnce {
+                self.refresh_by[side] = RefreshBy::Update;
+            }
             // The 2xx's Contact is the leg's target from now on (RFC 3261 §12.2.1.2), its
             // ACK's Request-URI included (§13.2.2.4).
             if let Some(leg) = self.dialog_mut(side)
@@ -245,12 +273,23 @@ impl Call {
             {
                 return self.send_refresh(cx, side, min, Some(Retry::After422(min)));
             }
-            // The peer takes no UPDATE after all (405, 501), or none as a refresh (any other
-            // 4xx: some take UPDATE only with SDP, and a retried UPDATE would be refused
-            // until the session expired): a re-INVITE from now on. Glare (491) is no refusal;
-            // nor is a 5xx but 501 (the peer is busy for now, its next try may pass).
-            if refuses_update_refresh(status) && r.sent.method() == Method::Update {
-                self.refresh_by_invite[side] = true;
+            // A refused refresh UPDATE: a re-INVITE from now on, after a second 5xx in a row
+            // (the first is tried again as an UPDATE, after its Retry-After).
+            let refused = update_refused(status).filter(|_| r.sent.method() == Method::Update);
+            if refused == Some(false) && self.refresh_by[side] == RefreshBy::Update {
+                self.refresh_by[side] = RefreshBy::UpdateFailedOnce;
+                info!(call_id = %self.call_id(), ?side, status, "session refresh UPDATE refused for now; trying again");
+                let wait = (resp.header(&Hdr::RETRY_AFTER))
+                    .and_then(|v| crate::sip::leading_number(&v))
+                    .map_or(REFRESH_RETRY, |s| {
+                        Duration::from_secs(s).clamp(REFRESH_RETRY, MAX_REFRESH_RETRY_AFTER)
+                    });
+                self.timers
+                    .set(CallTimer::SessionRefresh(side), cx.now + wait);
+                return;
+            }
+            if refused.is_some() {
+                self.refresh_by[side] = RefreshBy::Invite;
                 if matches!(status, 405 | 501)
                     && let Some(leg) = self.dialog_mut(side)
                     && let Some(allows) = leg.peer_allows.as_mut()
@@ -270,7 +309,8 @@ impl Call {
                 }
             }
         }
-        // Anything else (491, 5xx): try again shortly; the leg expires if it never works.
+        // Anything else (491, a re-INVITE refused): try again shortly; the leg expires if it
+        // never works.
         info!(call_id = %self.call_id(), ?side, status, "session refresh refused; trying again");
         let wait = if status == 491 {
             self.glare_wait(cx, side)

@@ -1075,11 +1075,16 @@ fn a_refresh_reinvite_waits_for_the_peers_open_offer() {
     assert_eq!(relayed.len(), 1, "the carrier's offer reaches the phone");
     h.recv_msg(CARRIER_A, reply(&up, 403, "carrier1", &[], None));
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    // Nor on the retry 4 s later, the offer still open.
+    h.advance(Duration::from_secs(5));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
     // The phone answers the offer, and the carrier's UPDATE refreshed the session: the
     // next refresh, at half time, is a re-INVITE.
     h.recv_msg(PHONE, reply(&relayed[0], 200, "", &[], Some(SDP)));
     assert!(h.statuses(CARRIER_A).contains(&200));
-    h.advance(Duration::from_secs(151));
+    h.advance(Duration::from_secs(148));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    h.advance(Duration::from_secs(3));
     let methods: Vec<Method> = (h.requests_to(CARRIER_A).iter())
         .map(|r| r.method())
         .collect();
@@ -1089,7 +1094,8 @@ fn a_refresh_reinvite_waits_for_the_peers_open_offer() {
 }
 
 /// A 503 to the refresh UPDATE says the carrier is busy for now, not that it takes no
-/// UPDATE: the UPDATE is tried again 4 s later, no re-INVITE.
+/// UPDATE: the UPDATE is tried again after the 503's Retry-After, no re-INVITE. A second
+/// 5xx in a row sends the refresh as a re-INVITE, so that the session does not expire.
 #[test]
 fn a_refresh_update_refused_for_now_is_tried_again_as_an_update() {
     let mut h = carrier_requiring_timers();
@@ -1104,14 +1110,26 @@ fn a_refresh_update_refused_for_now_is_tried_again_as_an_update() {
     );
     h.advance(Duration::from_millis(150_200));
     let up = h.one_request(CARRIER_A, Method::Update);
-    h.recv_msg(CARRIER_A, reply(&up, 503, "carrier1", &[], None));
+    h.recv_msg(
+        CARRIER_A,
+        reply(&up, 503, "carrier1", &[(Hdr::RETRY_AFTER, "10")], None),
+    );
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
-    h.advance(Duration::from_secs(5));
+    h.advance(Duration::from_secs(9));
+    let sent = h.requests_to(CARRIER_A);
+    assert!(
+        sent.iter().all(|r| r.cseq() == up.cseq()),
+        "not before 10 s"
+    );
+    h.advance(Duration::from_secs(2));
     let sent = h.requests_to(CARRIER_A);
     assert!(sent.iter().all(|r| r.method() == Method::Update));
-    let mut again: Vec<_> = (sent.iter().map(|r| r.cseq()))
-        .filter(|c| *c != up.cseq())
+    let mut again: Vec<Request> = (sent.into_iter())
+        .filter(|r| r.cseq() != up.cseq())
         .collect();
-    again.dedup();
+    again.dedup_by_key(|r| r.cseq());
     assert_eq!(again.len(), 1, "the UPDATE again, with its next CSeq");
+    h.recv_msg(CARRIER_A, reply(&again[0], 500, "carrier1", &[], None));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(re.header(&Hdr::SESSION_EXPIRES).is_some());
 }
