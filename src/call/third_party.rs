@@ -147,8 +147,9 @@ impl Call {
         if self.third_party().is_none_or(|tp| tp.user1_txn != Some(id)) {
             return false;
         }
-        let same =
-            self.a.remote_tag.is_some() && self.a.remote_tag.as_deref() == resp.to_tag().as_deref();
+        // (user1 may have answered without a To tag, RFC 2543: its dialog has a null tag.)
+        let same = (self.a.remote_tag.is_some() || self.a.answered)
+            && self.a.remote_tag.as_deref() == resp.to_tag().as_deref();
         if resp.is_success() && same {
             self.resend_ack(cx, Side::A, resp.seq());
         } else if resp.is_success() {

@@ -85,11 +85,12 @@ impl B2bua {
         let (r, side) = self.dialog_of(call_id, our_tag)?;
         let call = self.calls.get(&r)?;
         let d = call.dialog(side)?;
-        // A dialog answered without a tag (RFC 2543) is the tagless peer's alone; one whose
-        // tag is not known yet takes the first that speaks.
+        // A dialog without the peer's tag is the tagless peer's alone (RFC 2543: a caller
+        // whose From had none, a callee that answered without one); a callee's whose tag
+        // is not known yet takes the first that speaks.
         let theirs = match d.remote_tag.as_deref() {
             Some(t) => Some(t) == their_tag,
-            None => !d.answered || their_tag.is_none(),
+            None => their_tag.is_none() || (side == Side::B && !d.answered),
         };
         // Or the callee's other branch, still ringing (`forks.rs`).
         (theirs || (side == Side::B && their_tag.is_some_and(|t| call.has_early_fork(t))))

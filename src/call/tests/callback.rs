@@ -618,3 +618,31 @@ fn user1s_late_prack_refusal_says_nothing_of_user2() {
     h.recv_msg(CARRIER_A, reply(&inv2, 183, "u2", &reliable, Some(SDP)));
     assert_eq!(h.take_requests(CARRIER_A, Method::Prack).len(), 1);
 }
+
+/// user1 answers without a To tag (RFC 2543), and resends its 2xx while user2 rings (our
+/// ACK waits for user2's answer): the resend is user1's own, not another device's, so user1
+/// is not hung up. Before, every resend of a tagless 2xx was taken for a second device's
+/// and got a BYE in user1's own dialog.
+#[test]
+fn a_tagless_user1_resending_its_answer_is_not_hung_up() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-tagless");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let tagless = || {
+        let mut ok = Response::to_request(&inv1, 200, "OK", None).unwrap();
+        ok.push_header(&Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")
+            .unwrap();
+        ok.set_body(Bytes::from(OFFER), Some("application/sdp"))
+            .unwrap();
+        Message::Response(ok)
+    };
+    h.recv_msg(PHONE, tagless());
+    let inv2 = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(PHONE, tagless());
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    user2_answers(&mut h, &inv2);
+    let ack = h.one_request(PHONE, Method::Ack);
+    assert_eq!(ack.to_tag(), None);
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    assert!(h.cdrs.is_empty(), "the call-back is connected");
+}

@@ -594,3 +594,36 @@ fn a_tagless_dialog_takes_no_request_with_a_tag() {
     h.one_request(PHONE, Method::Bye);
     assert_eq!(h.cdrs.len(), 1);
 }
+
+/// A caller whose From has no tag (RFC 2543): its dialog's remote tag is null (RFC 3261
+/// §12.1.1), so a request from its address carrying a From tag is not in it (481), and its
+/// own tagless BYE ends the call. Before, any From tag matched a caller's tagless dialog.
+#[test]
+fn a_tagless_callers_dialog_takes_no_request_with_a_tag() {
+    let mut h = H::new();
+    let untagged = |msg: String| msg.replace(">;tag=alice1\r\n", ">\r\n");
+    h.recv(
+        PHONE,
+        &untagged(invite_text(
+            "call-1@127.0.0.2",
+            "z9hG4bKtl3",
+            "+8610123",
+            "",
+        )),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c3", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &untagged(from_phone("ACK", &tag, 1, "z9hG4bKtl3a", "")),
+    );
+    h.take(CARRIER_A);
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKtl3b"));
+    assert_eq!(h.statuses(PHONE), vec![481]);
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    h.recv(PHONE, &untagged(phone_bye(&tag, 3, "z9hG4bKtl3c")));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(h.cdrs.len(), 1);
+}
