@@ -143,11 +143,13 @@ fn boundary(content_type: &str) -> Result<String, SdpError> {
         return Err(SdpError::Multipart("boundary is empty or longer than 70"));
     }
     // A quoted `\` or `"` is read one way here (as written) and another by a reader that
-    // unescapes it, which would find other parts than ours; a control or non-ASCII byte, or
-    // a trailing space (delimiter padding to a reader), is as uncertain. Other characters
-    // outside RFC 2046 §5.1.1's bchars (`*`, `{`, `%`...) are read alike by every reader:
-    // taken, as SIP stacks write them.
-    let ambiguous = |b: u8| b == b'\\' || b == b'"' || b.is_ascii_control() || !b.is_ascii();
+    // unescapes it, which would find other parts than ours; a quoted `;` ends the value for
+    // a reader that cuts parameters at every `;`; a control or non-ASCII byte, or a
+    // trailing space (delimiter padding to a reader), is as uncertain. Other characters
+    // outside RFC 2046 §5.1.1's bchars (`*`, `{`, `%`...) are read alike: taken, as SIP
+    // stacks write them.
+    let ambiguous =
+        |b: u8| matches!(b, b'\\' | b'"' | b';') || b.is_ascii_control() || !b.is_ascii();
     if value.bytes().any(ambiguous) || value.ends_with(' ') {
         return Err(SdpError::Multipart(
             "boundary has a character readers may take differently",

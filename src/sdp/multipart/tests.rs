@@ -68,6 +68,9 @@ fn parts_are_read_as_a_mime_reader_reads_them() {
     };
     let quoted = r#"multipart/mixed;boundary="b\"1""#;
     assert!(locate(Some(quoted), &delimited(r#"b\"1"#)).is_err());
+    // A quoted `;`: a reader cutting parameters at every `;` reads the boundary `b`.
+    let cut = r#"multipart/mixed;boundary="b;1""#;
+    assert!(locate(Some(cut), &delimited("b;1")).is_err());
     let starred = "multipart/mixed;boundary=\"{b*1}\"";
     let b = delimited("{b*1}");
     assert_eq!(locate(Some(starred), &b).unwrap().unwrap().of(&b), SDP);
