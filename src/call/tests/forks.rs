@@ -430,6 +430,17 @@ fn a_branch_that_ended_hears_the_caller_no_more() {
     assert!(h.cdrs.is_empty());
 }
 
+/// Branch `i`'s 2xx to our INVITE `inv` (To tag `fork{i}`).
+fn fork_2xx(inv: &Request, i: usize) -> Message {
+    reply(
+        inv,
+        200,
+        &format!("fork{i}"),
+        &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+        Some(SDP),
+    )
+}
+
 /// A callee that answers one INVITE with 2xx after 2xx, each with a To tag of its own,
 /// once the call is up: each is ACKed (RFC 3261 §13.2.2.4), the first sixteen are hung up
 /// by BYE, the rest ACKed only. Before, each got a BYE transaction of its own, retransmitted
@@ -441,16 +452,7 @@ fn only_so_many_unwanted_2xx_dialogs_are_hung_up() {
     h.take(CARRIER_A);
     let n = usize::from(crate::call::forks::MAX_HUNG_UP_FORKS) + 10;
     for i in 0..n {
-        h.recv_msg(
-            CARRIER_A,
-            reply(
-                &inv,
-                200,
-                &format!("fork{i}"),
-                &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-                Some(SDP),
-            ),
-        );
+        h.recv_msg(CARRIER_A, fork_2xx(&inv, i));
     }
     let sent = h.take(CARRIER_A);
     let count = |m: Method| {
@@ -474,20 +476,11 @@ fn only_so_many_unwanted_2xx_dialogs_are_hung_up() {
 fn a_retransmitted_2xx_of_any_dialog_hung_up_is_not_hung_up_again() {
     let mut h = H::new();
     let (inv, _ok) = answered_call(&mut h);
-    let fork = |i: usize| {
-        reply(
-            &inv,
-            200,
-            &format!("fork{i}"),
-            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-            Some(SDP),
-        )
-    };
     for i in 0..usize::from(crate::call::forks::MAX_HUNG_UP_FORKS) - 1 {
-        h.recv_msg(CARRIER_A, fork(i));
+        h.recv_msg(CARRIER_A, fork_2xx(&inv, i));
     }
     h.take(CARRIER_A);
-    h.recv_msg(CARRIER_A, fork(0));
+    h.recv_msg(CARRIER_A, fork_2xx(&inv, 0));
     let again: Vec<Method> = (h.requests_to(CARRIER_A).iter())
         .map(|r| r.method())
         .collect();

@@ -445,17 +445,7 @@ fn an_offer_retried_after_its_refusal_is_relayed_again_not_answered_as_a_refresh
 #[test]
 fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_call() {
     let mut h = carrier_requiring_timers();
-    call_with(
-        &mut h,
-        "",
-        &[
-            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
-            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
-            (Hdr::REQUIRE, "timer"),
-        ],
-    );
-    h.advance(Duration::from_millis(150_200));
-    let up = h.one_request(CARRIER_A, Method::Update);
+    let (_, up) = refreshing_by_update(&mut h);
     assert!(up.body().is_empty());
     assert_eq!(
         up.header(&Hdr::SESSION_EXPIRES).as_deref(),
@@ -996,15 +986,11 @@ fn a_session_expiry_fired_late_by_a_stall_gives_the_refresh_its_time() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 
-/// A carrier that lists UPDATE but refuses the refresh UPDATE (403 here; some SBCs take
-/// UPDATE only with SDP): the refresh goes again at once as a re-INVITE, and later ones
-/// too. Before, only a 405 or 501 turned refreshes into re-INVITEs: every other refusal
-/// sent the UPDATE again every 4 s until the session expired and a live call was ended.
-#[test]
-fn a_refused_refresh_update_is_sent_again_as_a_reinvite() {
-    let mut h = carrier_requiring_timers();
-    call_with(
-        &mut h,
+/// A call to a carrier that takes UPDATE and requires a 300 s session the gateway
+/// refreshes, at its first refresh: the carrier's INVITE and the refresh UPDATE.
+fn refreshing_by_update(h: &mut H) -> (Request, Request) {
+    let (inv, _) = call_with(
+        h,
         "",
         &[
             (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
@@ -1014,6 +1000,17 @@ fn a_refused_refresh_update_is_sent_again_as_a_reinvite() {
     );
     h.advance(Duration::from_millis(150_200));
     let up = h.one_request(CARRIER_A, Method::Update);
+    (inv, up)
+}
+
+/// A carrier that lists UPDATE but refuses the refresh UPDATE (403 here; some SBCs take
+/// UPDATE only with SDP): the refresh goes again at once as a re-INVITE, and later ones
+/// too. Before, only a 405 or 501 turned refreshes into re-INVITEs: every other refusal
+/// sent the UPDATE again every 4 s until the session expired and a live call was ended.
+#[test]
+fn a_refused_refresh_update_is_sent_again_as_a_reinvite() {
+    let mut h = carrier_requiring_timers();
+    let (_, up) = refreshing_by_update(&mut h);
     h.recv_msg(CARRIER_A, reply(&up, 403, "carrier1", &[], None));
     let re = h.one_request(CARRIER_A, Method::Invite);
     assert!(re.header(&Hdr::SESSION_EXPIRES).is_some());
@@ -1047,17 +1044,7 @@ fn a_refused_refresh_update_is_sent_again_as_a_reinvite() {
 #[test]
 fn a_refresh_reinvite_waits_for_the_peers_open_offer() {
     let mut h = carrier_requiring_timers();
-    let (inv, _) = call_with(
-        &mut h,
-        "",
-        &[
-            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
-            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
-            (Hdr::REQUIRE, "timer"),
-        ],
-    );
-    h.advance(Duration::from_millis(150_200));
-    let up = h.one_request(CARRIER_A, Method::Update);
+    let (inv, up) = refreshing_by_update(&mut h);
     // (It restates the timer, the gateway refreshing: without one it would turn it off.)
     h.recv(
         CARRIER_A,
@@ -1099,17 +1086,7 @@ fn a_refresh_reinvite_waits_for_the_peers_open_offer() {
 #[test]
 fn a_refresh_update_refused_for_now_is_tried_again_as_an_update() {
     let mut h = carrier_requiring_timers();
-    call_with(
-        &mut h,
-        "",
-        &[
-            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
-            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
-            (Hdr::REQUIRE, "timer"),
-        ],
-    );
-    h.advance(Duration::from_millis(150_200));
-    let up = h.one_request(CARRIER_A, Method::Update);
+    let (_, up) = refreshing_by_update(&mut h);
     h.recv_msg(
         CARRIER_A,
         reply(&up, 503, "carrier1", &[(Hdr::RETRY_AFTER, "10")], None),
