@@ -175,10 +175,7 @@ impl Call {
     /// Not an internal peer's: a PBX that passes on one phone's 503 would take itself away
     /// from every caller.
     fn rest_peer(&mut self, cx: &mut Cx, resp: &Response) {
-        let Some(secs) = resp
-            .header(&Hdr::RETRY_AFTER)
-            .and_then(|v| crate::sip::leading_number(&v))
-        else {
+        let Some(secs) = resp.retry_after_secs() else {
             return;
         };
         let Some(peer) = self

@@ -269,6 +269,13 @@ macro_rules! common_accessors {
             }
         }
 
+        /// The seconds a Retry-After asks for (RFC 3261 §20.33: its leading number; a
+        /// comment or `duration` after it is not read).
+        pub fn retry_after_secs(&self) -> Option<u64> {
+            self.header(&Hdr::RETRY_AFTER)
+                .and_then(|v| super::leading_number(&v))
+        }
+
         /// Every Record-Route entry, in wire order, each as `<uri>;params` text.
         pub fn record_route(&self) -> Vec<String> {
             self.header_lines(&Hdr::RECORD_ROUTE)

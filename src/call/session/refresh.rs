@@ -279,11 +279,9 @@ impl Call {
             if refused == Some(false) && self.refresh_by[side] == RefreshBy::Update {
                 self.refresh_by[side] = RefreshBy::UpdateFailedOnce;
                 info!(call_id = %self.call_id(), ?side, status, "session refresh UPDATE refused for now; trying again");
-                let wait = (resp.header(&Hdr::RETRY_AFTER))
-                    .and_then(|v| crate::sip::leading_number(&v))
-                    .map_or(REFRESH_RETRY, |s| {
-                        Duration::from_secs(s).clamp(REFRESH_RETRY, MAX_REFRESH_RETRY_AFTER)
-                    });
+                let wait = resp.retry_after_secs().map_or(REFRESH_RETRY, |s| {
+                    Duration::from_secs(s).clamp(REFRESH_RETRY, MAX_REFRESH_RETRY_AFTER)
+                });
                 self.timers
                     .set(CallTimer::SessionRefresh(side), cx.now + wait);
                 return;

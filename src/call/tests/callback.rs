@@ -628,14 +628,7 @@ fn a_tagless_user1_resending_its_answer_is_not_hung_up() {
     let mut h = H::with(cb_config());
     originate(&mut h, "cb-tagless");
     let inv1 = h.one_request(PHONE, Method::Invite);
-    let tagless = || {
-        let mut ok = Response::to_request(&inv1, 200, "OK", None).unwrap();
-        ok.push_header(&Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")
-            .unwrap();
-        ok.set_body(Bytes::from(OFFER), Some("application/sdp"))
-            .unwrap();
-        Message::Response(ok)
-    };
+    let tagless = || tagless_2xx(&inv1, "<sip:1001@127.0.0.2:5060>", OFFER);
     h.recv_msg(PHONE, tagless());
     let inv2 = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(PHONE, tagless());

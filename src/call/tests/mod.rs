@@ -40,7 +40,7 @@ use crate::sip::{
     Hdr, IdGen, Message, Method, Request, Response, Target, Transport, parse_datagram,
 };
 use crate::txn::TimerConfig;
-use msgs::{cancel_text, in_dialog, invite_text, offerless_text, reply};
+use msgs::{cancel_text, in_dialog, invite_text, offerless_text, reply, tagless_2xx};
 
 pub(super) const PHONE: &str = "127.0.0.2:5060";
 pub(super) const CARRIER_A: &str = "127.0.0.3:5060";

@@ -45,6 +45,15 @@ pub(super) fn cancel_text(call_id: &str, branch: &str) -> String {
     )
 }
 
+/// A 2xx to `req` without a To tag (an RFC 2543 peer's), with `contact` and `sdp`.
+pub(super) fn tagless_2xx(req: &Request, contact: &str, sdp: &str) -> Message {
+    let mut ok = Response::to_request(req, 200, "OK", None).unwrap();
+    ok.push_header(&Hdr::CONTACT, contact.to_string()).unwrap();
+    ok.set_body(Bytes::from(sdp.to_string()), Some("application/sdp"))
+        .unwrap();
+    Message::Response(ok)
+}
+
 /// A response from a peer to a request the gateway sent it.
 pub(super) fn reply(
     req: &Request,

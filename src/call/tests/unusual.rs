@@ -509,8 +509,7 @@ fn a_callee_answering_without_a_to_tag_gets_requests_and_its_bye() {
         &invite_text("call-1@127.0.0.2", "z9hG4bKnt1", "+8610123", ""),
     );
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    let tagless_ok = tagless_answer;
-    h.recv_msg(CARRIER_A, tagless_ok(&inv));
+    h.recv_msg(CARRIER_A, tagless_answer(&inv));
     let ok = h.response_with(PHONE, 200, "the phone gets the 200");
     let tag = ok.to_tag().unwrap();
     h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKnt1a", ""));
@@ -519,7 +518,7 @@ fn a_callee_answering_without_a_to_tag_gets_requests_and_its_bye() {
     h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKnt1r", &hold));
     let re = h.one_request(CARRIER_A, Method::Invite);
     assert!(h.statuses(PHONE).iter().all(|s| *s != 491));
-    h.recv_msg(CARRIER_A, tagless_ok(&re));
+    h.recv_msg(CARRIER_A, tagless_answer(&re));
     h.take_responses(PHONE);
     h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKnt1b", ""));
     h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKnt1y"));
@@ -530,11 +529,7 @@ fn a_callee_answering_without_a_to_tag_gets_requests_and_its_bye() {
 
 /// The callee's 2xx to `req` without a To tag (RFC 2543).
 fn tagless_answer(req: &Request) -> Message {
-    let mut ok = Response::to_request(req, 200, "OK", None).unwrap();
-    ok.push_header(&Hdr::CONTACT, "<sip:c@127.0.0.3>").unwrap();
-    ok.set_body(Bytes::from(SDP), Some("application/sdp"))
-        .unwrap();
-    Message::Response(ok)
+    tagless_2xx(req, "<sip:c@127.0.0.3>", SDP)
 }
 
 /// The tagless callee answered while the caller's reliable 183 waits for its PRACK (the
