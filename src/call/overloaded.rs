@@ -22,8 +22,8 @@ const KEEP: Duration = Duration::from_secs(32);
 /// retransmissions (at 0.5, 1.5 and 3.5 s) have come.
 const MAX_KEPT: usize = 8192;
 
-/// The INVITE transactions refused for overload lately, by a hash of their source, branch,
-/// Call-ID and CSeq.
+/// The INVITE transactions refused for overload lately, by a hash of their source, branch
+/// (an RFC 2543 peer's top Via and From tag), Call-ID and CSeq.
 #[derive(Debug, Default)]
 pub(super) struct Refusals {
     /// The keys, and in `order` when each was noted (what expires them).
@@ -34,12 +34,21 @@ pub(super) struct Refusals {
 
 impl Refusals {
     fn key(&self, req: &Request, source: Target) -> Option<u64> {
-        let branch = req.top_via()?.branch?;
+        let via = req.top_via()?;
         let call_id = req.call_id()?;
-        Some(
-            self.hasher
-                .hash_one((source.addr, branch, call_id, req.seq())),
-        )
+        let seq = req.seq();
+        Some(match via.branch {
+            Some(branch) => self.hasher.hash_one((source.addr, branch, call_id, seq)),
+            // An RFC 2543 peer's (no branch): its transaction is its top Via's sent-by, its
+            // From tag, Call-ID and CSeq (RFC 3261 §17.2.3).
+            None => self.hasher.hash_one((
+                source.addr,
+                (via.host, via.port),
+                req.from_tag(),
+                call_id,
+                seq,
+            )),
+        })
     }
 
     fn note(&mut self, key: u64, now: Instant) {

@@ -220,6 +220,27 @@ fn a_retransmission_of_an_invite_refused_for_overload_is_refused_again() {
     assert_eq!(h.core.active_calls(), 1);
 }
 
+/// The same for an RFC 2543 peer's INVITE, which has no branch at all: its transaction is
+/// its top Via, From tag, Call-ID and CSeq (RFC 3261 §17.2.3). Before, it was not noted,
+/// and its retransmission became a call.
+#[test]
+fn a_retransmission_of_a_branchless_invite_refused_for_overload_is_refused_again() {
+    let mut h = H::new();
+    h.core.set_overload_tag("ov-edge");
+    let inv = invite_text("ov5", "x", "+8610123", "").replace(";branch=x", "");
+    overloaded(&mut h, PHONE, &inv);
+    assert_eq!(h.statuses(PHONE), vec![503]);
+    h.advance(Duration::from_millis(500));
+    h.recv(PHONE, &inv);
+    assert_eq!(h.statuses(PHONE), vec![503]);
+    assert_eq!(h.core.active_calls(), 0);
+    assert!(h.take(CARRIER_A).is_empty());
+    // The same Call-ID with a new CSeq (or another From tag) is another transaction.
+    h.recv(PHONE, &inv.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"));
+    h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(h.core.active_calls(), 1);
+}
+
 #[test]
 fn overload_never_answers_a_retransmission_of_a_call_already_taken() {
     let mut h = H::new();
