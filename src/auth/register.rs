@@ -20,7 +20,7 @@ use rand::rngs::SmallRng;
 use super::credentials::{AuthSession, Credentials, Retry};
 use crate::config::PeerName;
 use crate::sip::{Hdr, Method, Request, Response, Target};
-use granted::leading_secs;
+use granted::{bounded_secs, leading_secs};
 
 mod granted;
 mod outcome;
@@ -430,9 +430,7 @@ impl Registration {
                 }
             }
             _ => {
-                let retry_after = resp
-                    .header(&Hdr::RETRY_AFTER)
-                    .and_then(|v| leading_secs(&v));
+                let retry_after = resp.retry_after_secs().and_then(bounded_secs);
                 self.fail(now, op, format!("{status} {}", resp.reason()), retry_after);
             }
         }

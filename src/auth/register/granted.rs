@@ -7,9 +7,14 @@ use crate::sip::{Hdr, Response};
 
 /// Seconds at the start of a header value (`120`, `120 (maintenance);duration=60`).
 pub(super) fn leading_secs(v: &str) -> Option<Duration> {
-    // u32 seconds: more is nonsense, and refusing it keeps `Instant` arithmetic sane.
-    crate::sip::leading_number(v)
-        .and_then(|s| u32::try_from(s).ok())
+    crate::sip::leading_number(v).and_then(bounded_secs)
+}
+
+/// A peer's count of seconds as a duration, if it fits in u32: more is nonsense, and
+/// refusing it keeps `Instant` arithmetic sane.
+pub(super) fn bounded_secs(s: u64) -> Option<Duration> {
+    u32::try_from(s)
+        .ok()
         .map(|s| Duration::from_secs(u64::from(s)))
 }
 
