@@ -116,6 +116,46 @@ pub struct RelayPair {
     pub b_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
 }
 
+#[cfg(test)]
+impl RelayPair {
+    /// An active RTP stream on ports `a_port`/`b_port` toward the legs' SDP addresses,
+    /// both legs heard from and flowing, `latch` on both, nothing else set: what tests
+    /// change the rest of with struct update syntax.
+    pub fn plain(
+        a_port: u16,
+        b_port: u16,
+        remotes: (Option<SocketAddr>, Option<SocketAddr>),
+        latch: Latch,
+    ) -> RelayPair {
+        RelayPair {
+            kind: StreamKind::Rtp,
+            rtcp_mux: false,
+            a_port,
+            b_port,
+            a_remote: remotes.0,
+            b_remote: remotes.1,
+            a_wait_for_source: false,
+            b_wait_for_source: false,
+            a_signalling: None,
+            b_signalling: None,
+            a_latch: latch,
+            b_latch: latch,
+            a_ptime: None,
+            b_ptime: None,
+            a_rebind_after: std::time::Duration::ZERO,
+            b_rebind_after: std::time::Duration::ZERO,
+            callee: 0,
+            a_heard: true,
+            b_heard: true,
+            flowing: true,
+            active: true,
+            host_ips: Default::default(),
+            a_networks: None,
+            b_networks: None,
+        }
+    }
+}
+
 /// What became of a call's recording on the writer thread, told to the call so its CDR
 /// names only a file that exists and says when the recording did not cover the call.
 #[derive(Debug, Clone, PartialEq, Eq)]

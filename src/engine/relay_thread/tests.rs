@@ -1,6 +1,6 @@
 use super::*;
 use crate::media::relay::Dir;
-use crate::media::{Latch, RelayPair, StreamKind};
+use crate::media::{Latch, RelayPair};
 
 fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
     let mut p = vec![0x80, 0x00];
@@ -35,32 +35,8 @@ fn rig() -> (Rig, StreamIo) {
         s.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
     }
-    let pair = RelayPair {
-        kind: StreamKind::Rtp,
-        rtcp_mux: false,
-        a_port,
-        b_port,
-        a_remote: Some(a.local_addr().unwrap()),
-        b_remote: Some(b.local_addr().unwrap()),
-        a_wait_for_source: false,
-        b_wait_for_source: false,
-        a_signalling: None,
-        b_signalling: None,
-        a_latch: Latch::SdpIp,
-        b_latch: Latch::SdpIp,
-        a_ptime: None,
-        b_ptime: None,
-        a_rebind_after: Duration::ZERO,
-        b_rebind_after: Duration::ZERO,
-        callee: 0,
-        a_heard: true,
-        b_heard: true,
-        flowing: true,
-        active: true,
-        host_ips: Default::default(),
-        a_networks: None,
-        b_networks: None,
-    };
+    let remotes = (Some(a.local_addr().unwrap()), Some(b.local_addr().unwrap()));
+    let pair = RelayPair::plain(a_port, b_port, remotes, Latch::SdpIp);
     let mut dirs: [Option<Direction>; 4] = Default::default();
     let route = StreamRoute::new(&pair, std::time::Instant::now());
     dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, &route, None, None, "t"));

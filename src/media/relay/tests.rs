@@ -179,30 +179,14 @@ fn rr(ssrc: u32) -> Vec<u8> {
 
 fn pair(latch: Latch) -> RelayPair {
     RelayPair {
-        kind: StreamKind::Rtp,
-        rtcp_mux: false,
-        a_port: 30000,
-        b_port: 30002,
-        a_remote: Some(sa("192.0.2.10:4000")),
-        b_remote: Some(sa("198.51.100.20:5000")),
-        a_wait_for_source: false,
-        b_wait_for_source: false,
-        a_signalling: None,
-        b_signalling: None,
-        a_latch: latch,
-        b_latch: latch,
-        a_ptime: None,
-        b_ptime: None,
         a_rebind_after: crate::media::MOVE_AFTER_SILENCE,
         b_rebind_after: crate::media::MOVE_AFTER_SILENCE,
-        callee: 0,
-        a_heard: true,
-        b_heard: true,
-        flowing: true,
-        active: true,
-        host_ips: Default::default(),
-        a_networks: None,
-        b_networks: None,
+        ..RelayPair::plain(
+            30000,
+            30002,
+            (Some(sa("192.0.2.10:4000")), Some(sa("198.51.100.20:5000"))),
+            latch,
+        )
     }
 }
 
