@@ -446,6 +446,17 @@ impl Call {
         self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), !offer, None);
     }
 
+    /// Why the SDP of `msg` cannot be read for anchoring (`None`: it can, there is none, or
+    /// the call's media is not anchored): what [`Call::anchored_body`] would send on with
+    /// every stream refused.
+    pub(super) fn unreadable_sdp<M: Body>(&self, msg: &M) -> Option<SdpError> {
+        if self.media.is_none() || msg.body().is_empty() {
+            return None;
+        }
+        let ct = readable_type(msg);
+        MediaBody::read(ct.as_deref(), msg.body(), self.cfg.media_max_streams).err()
+    }
+
     /// On an anchored call, SDP in a message that is no offer or answer (a failure, the
     /// 200 to an OPTIONS) goes on with every stream refused and the gateway's address in
     /// place of the peer's; nothing of the call's media changes.

@@ -412,6 +412,9 @@ impl Call {
                 return;
             }
         };
+        if self.refused_unreadable_answer(cx, &resp, &out) {
+            return;
+        }
         self.phase.answer(cx.now);
         self.forget_early_forks();
         self.media_answered(cx);

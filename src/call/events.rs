@@ -21,6 +21,9 @@ pub enum CallEvent {
     MediaPortsExhausted,
     /// A 2xx nobody wanted (after CANCEL, a second fork) was ACKed and BYEd.
     Late2xxReleased,
+    /// The callee's 2xx carried SDP that could not be read (an anchored call): it was
+    /// ACKed and BYEd, and the call failed.
+    CalleeSdpUnreadable,
     /// The callee refused our INVITE's 100rel with 420.
     PeerRejected100rel,
     /// The callee sent reliable provisionals although we did not offer 100rel.
@@ -64,6 +67,7 @@ impl fmt::Display for CallEvent {
             CallEvent::PeerTransportError => f.write_str("peer_transport_error"),
             CallEvent::MediaPortsExhausted => f.write_str("media_ports_exhausted"),
             CallEvent::Late2xxReleased => f.write_str("late_2xx_released"),
+            CallEvent::CalleeSdpUnreadable => f.write_str("callee_sdp_unreadable"),
             CallEvent::PeerRejected100rel => f.write_str("peer_rejected_100rel"),
             CallEvent::PeerForced100rel => f.write_str("peer_forced_100rel"),
             CallEvent::PrackIgnored(what) => write!(f, "prack_{what}_ignored"),

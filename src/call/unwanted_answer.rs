@@ -9,7 +9,9 @@ use super::cx::Cx;
 use super::dialog::Dialog;
 use super::events::CallEvent;
 use super::state::{Call, TxnRole};
+use crate::cdr::CallTag;
 use crate::config::PeerName;
+use crate::interop::causes::Q850Cause;
 use crate::sip::{Hdr, Message, Method, Response};
 use crate::txn::TxnId;
 
@@ -124,6 +126,32 @@ impl Call {
         };
         leg.learn_from_response(resp);
         self.ack_and_bye(cx, leg, resp);
+    }
+
+    /// The callee's first 2xx on an anchored call (`out`: as the caller would get it),
+    /// when the caller has no answer yet and its SDP cannot be read: the caller would be
+    /// connected with every stream refused, a call without audio that is billed until
+    /// someone hangs up. Instead that 2xx is ACKed and hung up (its retransmissions only
+    /// ACKed) and the caller gets 502, the callee's response being invalid (RFC 3261
+    /// §21.5.3). Whether it was so.
+    pub(super) fn refused_unreadable_answer(
+        &mut self,
+        cx: &mut Cx,
+        resp: &Response,
+        out: &Response,
+    ) -> bool {
+        if self.uas_rel.caller_has_answer() {
+            return false;
+        }
+        let Some(e) = self.unreadable_sdp(out) else {
+            return false;
+        };
+        warn!(call_id = %self.call_id(), error = %e, "the callee's 2xx carries SDP that cannot be read: call failed");
+        self.events.push(CallEvent::CalleeSdpUnreadable);
+        self.first_release_of(resp);
+        self.ack_and_bye_b(cx, resp);
+        self.fail_call(cx, 502, CallTag::MediaUnavailable, Q850Cause::INTERWORKING);
+        true
     }
 
     /// ACK the 2xx `resp` on `leg`, then BYE it.

@@ -28,8 +28,8 @@ pub enum CallTag {
     RateLimited,
     /// No RTP flowed for the profile's `rtp_timeout_s`.
     RtpTimeout,
-    /// No RTP ports were free to anchor the call's media, or its relay could not open or
-    /// stopped.
+    /// No RTP ports were free to anchor the call's media, its relay could not open or
+    /// stopped, or the callee answered in SDP that could not be read.
     MediaUnavailable,
     /// Ended by the gateway at shutdown.
     Shutdown,

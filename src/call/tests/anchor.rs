@@ -1493,9 +1493,10 @@ fn sdp_in_what_answers_no_offer_changes_nothing_and_leaks_nothing() {
 }
 
 /// An encoded body (`Content-Encoding: gzip`) on an anchored call is SDP that cannot be
-/// read: an offer in one is refused with 488, an answer in one reaches the caller with
-/// every stream refused, not encoded, and without the callee's address. Before, an
-/// answer's bytes went on nearly as they came, labelled gzip for the caller to decode.
+/// read: an offer in one is refused with 488, an early answer in one reaches the caller
+/// with every stream refused, not encoded, and without the callee's address, and a 2xx
+/// answering in one fails the call (502). Before, an answer's bytes went on nearly as they
+/// came, labelled gzip for the caller to decode.
 #[test]
 fn an_encoded_body_on_an_anchored_call_is_sdp_that_cannot_be_read() {
     const FAR: &str = "198.51.100.78";
@@ -1503,21 +1504,20 @@ fn an_encoded_body_on_an_anchored_call_is_sdp_that_cannot_be_read() {
     h.recv(PHONE, &invite_with_sdp("g1", SDP));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let answer = SDP.replace("192.0.2.10", FAR);
-    h.recv_msg(
-        CARRIER_A,
+    let encoded = |status| {
         reply(
             &inv,
-            200,
+            status,
             "c",
             &[
                 (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
                 (Hdr::named("Content-Encoding"), "gzip"),
             ],
             Some(&answer),
-        ),
-    );
-    let ok = h.take_responses(PHONE);
-    let ok = ok.iter().find(|r| r.status() == 200).expect("the 200");
+        )
+    };
+    h.recv_msg(CARRIER_A, encoded(183));
+    let ok = h.response_with(PHONE, 183, "the 183");
     let body = String::from_utf8_lossy(ok.body());
     assert!(!body.contains(FAR), "{body}");
     assert!(body.contains("m=audio 0 "), "{body}");
@@ -1525,6 +1525,8 @@ fn an_encoded_body_on_an_anchored_call_is_sdp_that_cannot_be_read() {
         ok.header(&Hdr::named("Content-Encoding")).is_none(),
         "{ok:?}"
     );
+    h.recv_msg(CARRIER_A, encoded(200));
+    assert_eq!(h.failures(PHONE), vec![502]);
     // An offer in an encoded body: refused.
     let encoded = invite_with_sdp("g2", SDP).replace(
         "Content-Type: application/sdp\r\n",
@@ -1634,4 +1636,82 @@ fn a_late_offer_in_the_first_2xx_gives_the_relay_the_callees_address_at_once() {
         Some("192.0.2.10:4000".parse().unwrap())
     );
     assert!(h.cdrs.is_empty());
+}
+
+/// The callee answers an anchored call with SDP that cannot be read (here not SDP at all,
+/// and an answer of more media sections than any SDP is taken with): there is no call to
+/// connect. The caller gets 502 (the callee's response is invalid) and the callee's 2xx is
+/// ACKed and hung up; its retransmission is ACKed again, not hung up twice. Before, the
+/// caller got a 200 with every stream refused: a connected call without audio, billed,
+/// until someone hung up.
+#[test]
+fn an_unreadable_answer_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee() {
+    let too_many = format!("{SDP}{}", "m=audio 4002 RTP/AVP 0\r\n".repeat(5));
+    for (i, answer) in ["v=1\r\nnot sdp\r\n", too_many.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let mut h = anchored();
+        let call_id = format!("ua{i}");
+        h.recv(PHONE, &invite_with_sdp(&call_id, SDP));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let ok = reply(
+            &inv,
+            200,
+            "u1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(answer),
+        );
+        h.recv_msg(CARRIER_A, ok.clone());
+        assert_eq!(h.failures(PHONE), vec![502], "answer {i}");
+        let sent = h.requests_to(CARRIER_A);
+        let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
+        assert_eq!(methods, [Method::Ack, Method::Bye], "answer {i}");
+        let bye = &sent[1];
+        assert_eq!(h.cdrs.len(), 1);
+        assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
+        assert_eq!(h.cdrs[0].cause, 127);
+        assert!(
+            h.cdrs[0]
+                .events
+                .iter()
+                .any(|e| e == "callee_sdp_unreadable")
+        );
+        // Its retransmission: ACKed again, no second BYE.
+        h.recv_msg(CARRIER_A, ok);
+        assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+        assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+        h.recv_msg(CARRIER_A, reply(bye, 200, "u1", &[], None));
+        assert_eq!(
+            h.core.free_media_ports(),
+            anchored().core.free_media_ports()
+        );
+        assert_idle(&mut h);
+    }
+}
+
+/// The same with a late offer: the caller's INVITE has no SDP and the callee's 2xx offers
+/// one that cannot be read. The caller gets 502, not a 2xx whose offer it would answer for
+/// a session with no stream; the callee's 2xx is ACKed and hung up.
+#[test]
+fn an_unreadable_offer_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("uo1", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = reply(
+        &inv,
+        200,
+        "u1",
+        &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+        Some("v=1\r\n"),
+    );
+    h.recv_msg(CARRIER_A, ok);
+    assert_eq!(h.failures(PHONE), vec![502]);
+    let methods: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(methods, [Method::Ack, Method::Bye]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
 }
