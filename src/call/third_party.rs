@@ -15,11 +15,12 @@
 use super::anchor::Exchange;
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::admission::ring_timeout;
 use super::attempt::AttemptOutcome;
 use super::cx::Cx;
+use super::events::CallEvent;
 use super::phase::EndInfo;
 use super::state::{Call, Origin, RoutePlan};
 use super::timers::CallTimer;
@@ -263,8 +264,11 @@ impl Call {
         self.on_attempt_outcome(cx, outcome);
     }
 
-    /// user2 answered: its answer goes to user1 in our ACK, and user2 is ACKed.
+    /// user2 answered: its answer goes to user1 in our ACK, and user2 is ACKed. An answer
+    /// whose SDP cannot be read (an anchored call-back) reaches user1 with every stream
+    /// refused, and both are hung up at once rather than left connected without audio.
     fn user2_answered(&mut self, cx: &mut Cx, resp: Response) {
+        let unreadable = self.unreadable_sdp(&resp);
         self.phase.answer(cx.now);
         self.media_answered(cx);
         self.answered_wall = Some(cx.env.wall(cx.now));
@@ -296,6 +300,12 @@ impl Call {
         self.phase.confirm();
         if let Some(tp) = self.third_party_mut() {
             tp.stage = State::Connected;
+        }
+        if let Some(e) = unreadable {
+            warn!(call_id = %self.call_id(), error = %e, "user2 answered in SDP that cannot be read: call-back released");
+            self.events.push(CallEvent::CalleeSdpUnreadable);
+            let cause = Q850Cause::INTERWORKING;
+            return self.release_answered(cx, CallTag::MediaUnavailable, cause);
         }
         info!(call_id = %self.call_id(), "call-back connected");
         cx.emit(Output::Callback(CallbackReport::Progress {

@@ -639,3 +639,49 @@ fn a_tagless_user1_resending_its_answer_is_not_hung_up() {
     assert!(h.take_requests(PHONE, Method::Bye).is_empty());
     assert!(h.cdrs.is_empty(), "the call-back is connected");
 }
+
+/// An anchored call-back whose user2 answers in SDP that cannot be read: both are ACKed
+/// (user1 with every stream refused) and hung up at once, the call-back reported ended
+/// with `media_unavailable`. Before, the two were left connected without audio.
+#[test]
+fn user2_answering_in_sdp_that_cannot_be_read_ends_the_call_back() {
+    let mut cfg = cb_config();
+    for p in cfg.profiles.values_mut() {
+        let mut q = (**p).clone();
+        q.anchor = true;
+        *p = Arc::new(q);
+    }
+    let mut h = H::with(cfg);
+    originate(&mut h, "cb-u");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    // A line that is no SDP: not read, so not anchored.
+    let unreadable = "v=0\r\nc=IN IP4 192.0.2.10\r\nbogus\r\nm=audio 4000 RTP/AVP 0\r\n";
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv2, 200, "u2", &contact, Some(unreadable)),
+    );
+    let to_user1 = h.requests_to(PHONE);
+    let methods: Vec<Method> = to_user1.iter().map(|r| r.method()).collect();
+    assert_eq!(methods, [Method::Ack, Method::Bye]);
+    let answer = String::from_utf8_lossy(to_user1[0].body()).to_string();
+    assert!(
+        answer.contains("m=audio 0 ") && !answer.contains("192.0.2.10"),
+        "{answer}"
+    );
+    let to_user2: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(to_user2, [Method::Ack, Method::Bye]);
+    let e = ended(&h)[0].1;
+    assert_eq!((e.call_tag, e.cause.0), (CallTag::MediaUnavailable, 127));
+    assert!(
+        h.cdrs[0]
+            .events
+            .iter()
+            .any(|e| e == "callee_sdp_unreadable")
+    );
+}
