@@ -48,10 +48,15 @@ impl Call {
         else {
             return resp;
         };
-        if !resp.body().is_empty() {
+        // A 2xx repeating the answer in SDP that cannot be read (an anchored call) is taken
+        // as one without: the reliable answer is the answer (RFC 3262 §5), and the call
+        // need not fail for its unreadable copy.
+        if !resp.body().is_empty() && self.unreadable_sdp(&resp).is_none() {
             return resp;
         }
         if needed {
+            // (What the copy said of its encoding is not the early answer's.)
+            resp.remove_header(&Hdr::named("Content-Encoding"));
             if let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
                 warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
             }

@@ -1715,3 +1715,33 @@ fn an_unreadable_offer_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee()
     assert_eq!(methods, [Method::Ack, Method::Bye]);
     assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
 }
+
+/// The callee answered in a reliable 183 (its answer, RFC 3262) and its 2xx repeats it in
+/// SDP that cannot be read: the answer given stands. A caller that had the 183 unreliably
+/// gets that answer in its 200, anchored, and the call goes on. Before, the unreadable
+/// repeat failed the call.
+#[test]
+fn an_unreadable_2xx_after_a_reliable_early_answer_keeps_that_answer() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("ue1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let early = SDP.replace("192.0.2.10", "198.51.100.7");
+    let r183 = super::prack::reliable_183_from(&inv, "e1", 1, "<sip:c@127.0.0.3>", &early);
+    h.recv_msg(CARRIER_A, r183);
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 200, "e1", &[], None));
+    h.take(PHONE);
+    let ok = h.carrier_answers(&inv, "e1", "v=1\r\n");
+    let body = String::from_utf8_lossy(ok.body()).to_string();
+    assert!(
+        body.contains("c=IN IP4 127.0.0.1") && !body.contains("m=audio 0 "),
+        "{body}"
+    );
+    assert!(!body.contains("198.51.100.7"), "{body}");
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("198.51.100.7:4000".parse().unwrap())
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert!(h.cdrs.is_empty());
+}
