@@ -44,11 +44,12 @@ pub fn split_challenges(value: &str) -> Vec<RawChallenge> {
         let start = i;
         i = skip(b, i, is_tchar);
         if i == start {
-            // Not a token: skip this element up to the next comma outside quotes.
+            // Not a token: skip this element up to the next comma outside quotes, from its
+            // first byte (which may open a quoted string). It moves on by one byte at least.
             if let Some(c) = cur.as_mut() {
                 c.malformed = true;
             }
-            i = skip_element(b, i + 1);
+            i = skip_element(b, i);
             continue;
         }
         let token = value.get(start..i).unwrap_or_default();

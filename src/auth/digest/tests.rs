@@ -324,3 +324,16 @@ fn cnonce_comes_from_the_given_rng() {
     assert_eq!(x, cnonce(&mut b));
     assert_ne!(x, cnonce(&mut a));
 }
+
+/// A stray quoted string where a parameter should be spoils its own challenge only: the
+/// skip past it starts at its opening quote. Before, it started after the quote, took the
+/// closing one for an opening one, and swallowed the challenges behind it.
+#[test]
+fn a_stray_quoted_element_does_not_swallow_the_next_challenge() {
+    let v = r#"Digest realm="a", nonce="1", "x, y", Digest realm="b", nonce="2""#;
+    let got = parse_header_lines(&[v.to_string()]);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], Err(ChallengeError::Malformed));
+    let second = got[1].clone().unwrap();
+    assert_eq!((second.realm.as_str(), second.nonce.as_str()), ("b", "2"));
+}
