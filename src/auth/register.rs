@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
-use rand::rngs::SmallRng;
+use rand::rngs::StdRng;
 
 use super::credentials::{AuthSession, Credentials, Retry};
 use crate::config::PeerName;
@@ -113,7 +113,11 @@ const MAX_EVENTS: usize = 16;
 pub struct Registration {
     params: RegisterParams,
     auth: AuthSession,
-    rng: SmallRng,
+    /// ChaCha12, as the call layer's ids (`sip/ids.rs`): its Call-ID, tags and branches go
+    /// on the wire, and a generator whose outputs reveal its state would let whoever sees
+    /// them predict the next branch (to answer our REGISTER with a forged 200 or 401) and
+    /// the cnonces.
+    rng: StdRng,
     call_id: String,
     from_tag: String,
     cseq: u32,
@@ -140,7 +144,7 @@ impl Registration {
     /// A registration that has not started. `seed` seeds its Call-ID, tags, branches and
     /// cnonces: the engine passes an OS-random value, tests a fixed one.
     pub fn new(params: RegisterParams, creds: Option<Arc<Credentials>>, seed: u64) -> Self {
-        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut rng = StdRng::seed_from_u64(seed);
         let host = params
             .sent_by
             .rsplit_once(':')

@@ -2,7 +2,7 @@
 //! credentials it carries up front.
 
 use rand::Rng;
-use rand::rngs::SmallRng;
+use rand::rngs::StdRng;
 
 use super::{Op, Registration};
 use crate::auth::AuthFailure;
@@ -48,7 +48,7 @@ impl Registration {
     }
 }
 
-pub(super) fn hex(rng: &mut SmallRng, n: usize) -> String {
+pub(super) fn hex(rng: &mut StdRng, n: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     (0..n)
         .map(|_| {
