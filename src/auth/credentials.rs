@@ -124,8 +124,18 @@ struct Cached {
 pub struct AuthSession {
     creds: Option<Arc<Credentials>>,
     cached: Vec<Cached>,
-    /// (CSeq, round) of requests we built as answers to a challenge.
-    answered: VecDeque<(u32, u8)>,
+    /// Requests we built as answers to a challenge.
+    answered: VecDeque<Answered>,
+}
+
+/// A request built to answer a challenge: its CSeq, its round, and the challenges it
+/// answered with the nonce they had just given (kind and realm); its other credentials went
+/// up front, with nonces of earlier challenges.
+#[derive(Debug, Clone)]
+struct Answered {
+    cseq: u32,
+    round: u8,
+    fresh: Vec<(ChallengeKind, String)>,
 }
 
 impl AuthSession {
@@ -160,28 +170,31 @@ impl AuthSession {
         let creds = self.creds.clone().ok_or(AuthFailure::NoCredentials)?;
         let challenges = choose(&creds, &resp.header_lines(&header(kind.challenge_header())))?;
 
-        let round = self
-            .answered
-            .iter()
-            .find(|(c, _)| Some(*c) == sent.cseq().map(|c| c.0))
-            .map(|(_, r)| *r);
+        let prior = (self.answered.iter()).find(|a| Some(a.cseq) == sent.cseq().map(|c| c.0));
         for challenge in &challenges {
             if let Some(nonce) = sent_nonce(sent, kind, &challenge.realm) {
                 if nonce == challenge.nonce {
                     return Err(AuthFailure::SameNonce);
                 }
-                // A new nonce after an answer is a refusal, unless the server says only the
-                // nonce was stale. After credentials sent up front it is just a newer nonce.
-                if round.is_some() && !challenge.stale {
+                // A new nonce for the credentials that answered this realm's challenge just
+                // given is a refusal, unless the server says only the nonce was stale. For
+                // credentials sent up front (in a first request, or beside an answer to
+                // another realm) it is just a newer nonce.
+                let fresh =
+                    prior.is_some_and(|a| a.fresh.contains(&(kind, challenge.realm.clone())));
+                if fresh && !challenge.stale {
                     return Err(AuthFailure::Rejected);
                 }
             }
         }
-        let round = round.unwrap_or(0) + 1;
+        let round = prior.map_or(0, |a| a.round) + 1;
         if round > MAX_ROUNDS {
             return Err(AuthFailure::TooManyRounds(MAX_ROUNDS));
         }
 
+        let fresh = (challenges.iter())
+            .map(|c| (kind, c.realm.clone()))
+            .collect();
         for challenge in challenges {
             self.remember(kind, challenge);
         }
@@ -193,7 +206,11 @@ impl AuthSession {
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.pop_front();
         }
-        self.answered.push_back((retry.cseq, round));
+        self.answered.push_back(Answered {
+            cseq: retry.cseq,
+            round,
+            fresh,
+        });
         Ok(req)
     }
 

@@ -535,3 +535,56 @@ fn a_sess_challenge_keeps_its_first_cnonce_for_the_session() {
     assert_ne!(cn(&again), session);
     assert!(server_accepts(&again, "Authorization", "r"));
 }
+
+/// A request carrying credentials up front for a server's realm and, after a proxy's 407,
+/// answering the proxy with its fresh nonce: the server's 401 with a new nonce (and no
+/// `stale`, which many servers never send) is a newer nonce for credentials sent up front,
+/// not a refusal of our answer, and is answered. A new nonce for the realm the request
+/// answered fresh is still a refusal.
+#[test]
+fn a_new_nonce_for_credentials_sent_up_front_in_an_answer_is_no_refusal() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(12);
+    // Earlier in the dialog: the proxy's and the server's challenges, both answered.
+    let first = invite(1);
+    let proxy = |req: &Request, n: &str| {
+        let c = format!(r#"Digest realm="proxy", nonce="{n}", qop="auth""#);
+        challenge_to(req, 407, &[c.as_str()])
+    };
+    let server = |req: &Request, n: &str| {
+        let c = format!(r#"Digest realm="server", nonce="{n}", qop="auth""#);
+        challenge_to(req, 401, &[c.as_str()])
+    };
+    let second = s
+        .on_challenge(&first, &proxy(&first, "p1"), retry(2), &mut rng)
+        .unwrap();
+    let third = s
+        .on_challenge(&second, &server(&second, "s1"), retry(3), &mut rng)
+        .unwrap();
+    assert!(server_accepts(&third, "Authorization", "server"));
+    // A later request carries both up front; the proxy's nonce has expired.
+    let mut later = invite(10);
+    s.authorize(&mut later, &mut rng).unwrap();
+    let answered = s
+        .on_challenge(&later, &proxy(&later, "p2"), retry(11), &mut rng)
+        .unwrap();
+    // The server's nonce has expired too: it challenges the answer to the proxy.
+    let again = s.on_challenge(&answered, &server(&answered, "s2"), retry(12), &mut rng);
+    let again = again.expect("a newer nonce for credentials sent up front");
+    assert!(server_accepts(&again, "Authorization", "server"));
+    assert!(server_accepts(&again, "Proxy-Authorization", "proxy"));
+    // The proxy refusing the answer it was just given (request 11 answered its p2): a
+    // refusal.
+    let refused = s.on_challenge(&answered, &proxy(&answered, "p3"), retry(13), &mut rng);
+    assert_eq!(refused.unwrap_err(), AuthFailure::Rejected);
+    // A peer renewing nonces without end is bounded all the same: three rounds a request.
+    let third_round = s.on_challenge(&again, &proxy(&again, "p4"), retry(14), &mut rng);
+    let third_round = third_round.expect("the third round");
+    let fourth = s.on_challenge(
+        &third_round,
+        &server(&third_round, "s3"),
+        retry(15),
+        &mut rng,
+    );
+    assert_eq!(fourth.unwrap_err(), AuthFailure::TooManyRounds(MAX_ROUNDS));
+}
