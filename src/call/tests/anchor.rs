@@ -1638,82 +1638,49 @@ fn a_late_offer_in_the_first_2xx_gives_the_relay_the_callees_address_at_once() {
     assert!(h.cdrs.is_empty());
 }
 
-/// The callee answers an anchored call with SDP that cannot be read (here not SDP at all,
-/// and an answer of more media sections than any SDP is taken with): there is no call to
-/// connect. The caller gets 502 (the callee's response is invalid) and the callee's 2xx is
-/// ACKed and hung up; its retransmission is ACKed again, not hung up twice. Before, the
-/// caller got a 200 with every stream refused: a connected call without audio, billed,
-/// until someone hung up.
+/// The callee answers an anchored call with SDP that cannot be read (not SDP at all, or
+/// more media sections than any SDP is taken with), or offers in it (a late offer: the
+/// caller's INVITE had no SDP): there is no call to connect. The caller gets 502 (the
+/// callee's response is invalid) and the callee's 2xx is ACKed and hung up; its
+/// retransmission is ACKed again, not hung up twice. Before, the caller got a 200 with
+/// every stream refused: a connected call without audio, billed, until someone hung up.
 #[test]
-fn an_unreadable_answer_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee() {
+fn unreadable_sdp_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee() {
     let too_many = format!("{SDP}{}", "m=audio 4002 RTP/AVP 0\r\n".repeat(5));
-    for (i, answer) in ["v=1\r\nnot sdp\r\n", too_many.as_str()]
-        .into_iter()
-        .enumerate()
-    {
+    let cases = [
+        (SDP, "v=1\r\nnot sdp\r\n"),
+        (SDP, too_many.as_str()),
+        ("", "v=1\r\nnot sdp\r\n"),
+    ];
+    for (i, (offer, answer)) in cases.into_iter().enumerate() {
         let mut h = anchored();
-        let call_id = format!("ua{i}");
-        h.recv(PHONE, &invite_with_sdp(&call_id, SDP));
+        h.recv(PHONE, &invite_with_sdp(&format!("ua{i}"), offer));
         let inv = h.one_request(CARRIER_A, Method::Invite);
-        let ok = reply(
-            &inv,
-            200,
-            "u1",
-            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-            Some(answer),
-        );
+        let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+        let ok = reply(&inv, 200, "u1", &contact, Some(answer));
         h.recv_msg(CARRIER_A, ok.clone());
-        assert_eq!(h.failures(PHONE), vec![502], "answer {i}");
+        assert_eq!(h.failures(PHONE), vec![502], "case {i}");
         let sent = h.requests_to(CARRIER_A);
         let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
-        assert_eq!(methods, [Method::Ack, Method::Bye], "answer {i}");
+        assert_eq!(methods, [Method::Ack, Method::Bye], "case {i}");
         let bye = &sent[1];
         assert_eq!(h.cdrs.len(), 1);
         assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
         assert_eq!(h.cdrs[0].cause, 127);
+        let events = &h.cdrs[0].events;
         assert!(
-            h.cdrs[0]
-                .events
-                .iter()
-                .any(|e| e == "callee_sdp_unreadable")
+            events.iter().any(|e| e == "callee_sdp_unreadable"),
+            "{events:?}"
         );
         // Its retransmission: ACKed again, no second BYE.
         h.recv_msg(CARRIER_A, ok);
         assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
         assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
         h.recv_msg(CARRIER_A, reply(bye, 200, "u1", &[], None));
-        assert_eq!(
-            h.core.free_media_ports(),
-            anchored().core.free_media_ports()
-        );
+        let all = anchored().core.free_media_ports();
+        assert_eq!(h.core.free_media_ports(), all, "case {i}");
         assert_idle(&mut h);
     }
-}
-
-/// The same with a late offer: the caller's INVITE has no SDP and the callee's 2xx offers
-/// one that cannot be read. The caller gets 502, not a 2xx whose offer it would answer for
-/// a session with no stream; the callee's 2xx is ACKed and hung up.
-#[test]
-fn an_unreadable_offer_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee() {
-    let mut h = anchored();
-    h.recv(PHONE, &invite_with_sdp("uo1", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let ok = reply(
-        &inv,
-        200,
-        "u1",
-        &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
-        Some("v=1\r\n"),
-    );
-    h.recv_msg(CARRIER_A, ok);
-    assert_eq!(h.failures(PHONE), vec![502]);
-    let methods: Vec<Method> = h
-        .requests_to(CARRIER_A)
-        .iter()
-        .map(|r| r.method())
-        .collect();
-    assert_eq!(methods, [Method::Ack, Method::Bye]);
-    assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
 }
 
 /// The callee answered in a reliable 183 (its answer, RFC 3262) and its 2xx repeats it in

@@ -22,6 +22,17 @@ fn cb_config() -> Config {
     cfg
 }
 
+/// [`cb_config`] with every peer's calls anchored.
+fn anchored_cb_config() -> Config {
+    let mut cfg = cb_config();
+    for p in cfg.profiles.values_mut() {
+        let mut q = (**p).clone();
+        q.anchor = true;
+        *p = Arc::new(q);
+    }
+    cfg
+}
+
 fn id(s: &str) -> CallbackId {
     CallbackId::parse(s).unwrap()
 }
@@ -472,13 +483,7 @@ fn limits_count_both_legs_and_release_them() {
 
 #[test]
 fn anchored_call_backs_show_each_party_only_the_gateway() {
-    let mut cfg = cb_config();
-    for p in cfg.profiles.values_mut() {
-        let mut q = (**p).clone();
-        q.anchor = true;
-        *p = Arc::new(q);
-    }
-    let mut h = H::with(cfg);
+    let mut h = H::with(anchored_cb_config());
     originate(&mut h, "cb-1");
     let inv1 = h.one_request(PHONE, Method::Invite);
     let inv2 = user1_answers(&mut h, &inv1);
@@ -645,13 +650,7 @@ fn a_tagless_user1_resending_its_answer_is_not_hung_up() {
 /// with `media_unavailable`. Before, the two were left connected without audio.
 #[test]
 fn user2_answering_in_sdp_that_cannot_be_read_ends_the_call_back() {
-    let mut cfg = cb_config();
-    for p in cfg.profiles.values_mut() {
-        let mut q = (**p).clone();
-        q.anchor = true;
-        *p = Arc::new(q);
-    }
-    let mut h = H::with(cfg);
+    let mut h = H::with(anchored_cb_config());
     originate(&mut h, "cb-u");
     let inv1 = h.one_request(PHONE, Method::Invite);
     let inv2 = user1_answers(&mut h, &inv1);
