@@ -51,12 +51,13 @@ impl Call {
         // A 2xx repeating the answer in SDP that cannot be read (an anchored call) is taken
         // as one without: the reliable answer is the answer (RFC 3262 §5), and the call
         // need not fail for its unreadable copy.
-        if !resp.body().is_empty() && self.unreadable_sdp(&resp).is_none() {
+        let unreadable = !resp.body().is_empty();
+        if unreadable && self.unreadable_sdp(&resp).is_none() {
             return resp;
         }
+        // (What an unreadable copy said of its encoding is not the early answer's.)
+        resp.remove_header(&Hdr::named("Content-Encoding"));
         if needed {
-            // (What the copy said of its encoding is not the early answer's.)
-            resp.remove_header(&Hdr::named("Content-Encoding"));
             if let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
                 warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
             }
@@ -78,8 +79,16 @@ impl Call {
             let moved = self.media.as_ref().is_some_and(|m| {
                 m.caller_agreed.is_some() && m.shown.a.map(|o| o.version()) != m.caller_agreed
             });
-            if moved && let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
-                warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
+            if moved {
+                if let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
+                    warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
+                }
+            } else if unreadable {
+                // The caller has its answer, and a 2xx without SDP is what it expects: the
+                // copy goes no further (anchored, it would be every stream refused).
+                if let Err(e) = resp.set_body(bytes::Bytes::new(), None) {
+                    warn!(error = %e, "cannot drop the callee's unreadable copy of its answer");
+                }
             }
         }
         resp

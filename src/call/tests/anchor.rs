@@ -1685,30 +1685,50 @@ fn unreadable_sdp_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee() {
 
 /// The callee answered in a reliable 183 (its answer, RFC 3262) and its 2xx repeats it in
 /// SDP that cannot be read: the answer given stands. A caller that had the 183 unreliably
-/// gets that answer in its 200, anchored, and the call goes on. Before, the unreadable
-/// repeat failed the call.
+/// gets that answer in its 200, anchored; one that had it reliably gets a 200 without SDP
+/// (not the copy with every stream refused); the call goes on. Before, the unreadable copy
+/// failed the call, and earlier reached a caller with its answer as every stream refused.
 #[test]
 fn an_unreadable_2xx_after_a_reliable_early_answer_keeps_that_answer() {
-    let mut h = anchored();
-    h.recv(PHONE, &invite_with_sdp("ue1", SDP));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    let early = SDP.replace("192.0.2.10", "198.51.100.7");
-    let r183 = super::prack::reliable_183_from(&inv, "e1", 1, "<sip:c@127.0.0.3>", &early);
-    h.recv_msg(CARRIER_A, r183);
-    let pr = h.one_request(CARRIER_A, Method::Prack);
-    h.recv_msg(CARRIER_A, reply(&pr, 200, "e1", &[], None));
-    h.take(PHONE);
-    let ok = h.carrier_answers(&inv, "e1", "v=1\r\n");
-    let body = String::from_utf8_lossy(ok.body()).to_string();
-    assert!(
-        body.contains("c=IN IP4 127.0.0.1") && !body.contains("m=audio 0 "),
-        "{body}"
-    );
-    assert!(!body.contains("198.51.100.7"), "{body}");
-    assert_eq!(
-        h.relay_pairs()[0].b_remote,
-        Some("198.51.100.7:4000".parse().unwrap())
-    );
-    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
-    assert!(h.cdrs.is_empty());
+    for caller_rel in [false, true] {
+        let mut h = anchored();
+        let extra = if caller_rel {
+            "Supported: 100rel\r\n"
+        } else {
+            ""
+        };
+        h.recv(PHONE, &invite_text("ue1", "z9hG4bKue1", "+8610123", extra));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let early = SDP.replace("192.0.2.10", "198.51.100.7");
+        let r183 = super::prack::reliable_183_from(&inv, "e1", 1, "<sip:c@127.0.0.3>", &early);
+        h.recv_msg(CARRIER_A, r183);
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(CARRIER_A, reply(&pr, 200, "e1", &[], None));
+        if caller_rel {
+            let r183 = h.response_with(PHONE, 183, "the reliable 183");
+            let rseq = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+            h.recv(
+                PHONE,
+                &phone_prack("ue1", &r183.to_tag().unwrap(), 2, rseq, ""),
+            );
+        }
+        h.take(PHONE);
+        let ok = h.carrier_answers(&inv, "e1", "v=1\r\n");
+        let body = String::from_utf8_lossy(ok.body()).to_string();
+        if caller_rel {
+            assert!(
+                body.is_empty() && !ok.has_header(&Hdr::CONTENT_TYPE),
+                "{ok:?}"
+            );
+        } else {
+            let answer = body.contains("c=IN IP4 127.0.0.1") && !body.contains("m=audio 0 ");
+            assert!(answer && !body.contains("198.51.100.7"), "{body}");
+        }
+        assert_eq!(
+            h.relay_pairs()[0].b_remote,
+            Some("198.51.100.7:4000".parse().unwrap())
+        );
+        assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+        assert!(h.cdrs.is_empty());
+    }
 }
