@@ -23,6 +23,34 @@ struct SlotCounts {
     /// By source (its /64 on IPv6; strangers apart from peers): its connections, and the
     /// pace its messages are read at.
     per_source: HashMap<(std::net::IpAddr, bool), Source>,
+    /// Sources whose last connection closed within a second of their last paced message,
+    /// with when their pace is full again: kept until then, so that connecting again does
+    /// not refill it. Oldest first; at most [`Slots::max_total`] of them.
+    resting: std::collections::VecDeque<(std::time::Instant, SourceKey)>,
+}
+
+type SourceKey = (std::net::IpAddr, bool);
+
+/// A pace refills in a second (a second's worth, at the rate).
+const REFILL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl SlotCounts {
+    /// Forget the resting sources whose pace is full again (unless connected again).
+    fn expire(&mut self, now: std::time::Instant) {
+        while let Some(&(until, key)) = self.resting.front() {
+            if until > now {
+                break;
+            }
+            self.resting.pop_front();
+            let idle = self
+                .per_source
+                .get(&key)
+                .is_some_and(|s| s.conns == 0 && s.pace.at.is_none_or(|at| now >= at + REFILL));
+            if idle {
+                self.per_source.remove(&key);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -103,10 +131,10 @@ impl Slots {
     /// A slot for a connection the gateway opens back toward `ip` because the one the peer
     /// had opened has closed (RFC 3261 §18.2.2). The peer's messages decide when that
     /// happens, so such connections count against its share as its own do (else a peer
-    /// that closes each connection after a request could fill the table with ours);
-    /// they may use the gateway's reserve.
+    /// that closes each connection after a request could fill the table with ours), and
+    /// within what peers may take: the reserve is for the gateway's own (its trunks).
     pub(super) fn take_back_toward(&self, ip: std::net::IpAddr) -> Result<Slot, &'static str> {
-        self.take_within(self.max_total, Some(ip), false)
+        self.take_within(self.max_total - reserve(self.max_total), Some(ip), false)
     }
 
     fn take_within(
@@ -118,6 +146,7 @@ impl Slots {
         let Ok(mut c) = self.inner.lock() else {
             return Err("tcp_state");
         };
+        c.expire(std::time::Instant::now());
         if c.total >= cap {
             return Err("tcp_total");
         }
@@ -175,18 +204,33 @@ fn reserve(total: usize) -> usize {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Ok(mut c) = self.slots.inner.lock() {
-            c.total = c.total.saturating_sub(1);
-            if self.stranger {
-                c.strangers = c.strangers.saturating_sub(1);
+        let Ok(mut c) = self.slots.inner.lock() else {
+            return;
+        };
+        c.total = c.total.saturating_sub(1);
+        if self.stranger {
+            c.strangers = c.strangers.saturating_sub(1);
+        }
+        let Some(ip) = self.ip else {
+            return;
+        };
+        let Some(s) = c.per_source.get_mut(&ip) else {
+            return;
+        };
+        s.conns = s.conns.saturating_sub(1);
+        if s.conns > 0 {
+            return;
+        }
+        // Paced within the last second: its pace rests until refilled, or a new connection
+        // would find it full (a second's worth a handshake, not a second).
+        let now = std::time::Instant::now();
+        let refilled = s.pace.at.map(|at| at + REFILL).filter(|&r| r > now);
+        match refilled {
+            Some(until) if c.resting.len() < self.slots.max_total => {
+                c.resting.push_back((until, ip));
             }
-            if let Some(ip) = self.ip
-                && let Some(s) = c.per_source.get_mut(&ip)
-            {
-                s.conns = s.conns.saturating_sub(1);
-                if s.conns == 0 {
-                    c.per_source.remove(&ip);
-                }
+            _ => {
+                c.per_source.remove(&ip);
             }
         }
     }
@@ -245,8 +289,8 @@ mod tests {
         assert_eq!(reserve(1), 0);
     }
 
-    /// Connections opened back toward a peer count against its share with its own, and may
-    /// use the gateway's reserve; the gateway's other connections count against no share.
+    /// Connections opened back toward a peer count against its share with its own; the
+    /// gateway's other connections count against no share.
     #[test]
     fn connections_opened_back_toward_a_peer_count_against_its_share() {
         let p = crate::config::Protect {
@@ -317,5 +361,51 @@ mod tests {
         assert!(a.pace(5, later).is_some());
         let mut own = slots.take(None, false).unwrap();
         assert!(own.pace(5, t).is_none(), "not the source's pace");
+    }
+
+    /// A source's pace outlives its connections for the second it takes to refill: a peer
+    /// that spends a second's worth, closes and connects again is paced on, not given a
+    /// full second's worth again. Before, each new connection of a source found its pace
+    /// full: 2,000 messages a handshake instead of a second.
+    #[test]
+    fn reconnecting_does_not_refill_a_sources_pace() {
+        let slots = Slots::new(&crate::config::Protect::default());
+        let ip = std::net::IpAddr::from([127, 0, 0, 2]);
+        let t = std::time::Instant::now();
+        let mut a = slots.take(Some(ip), false).unwrap();
+        assert_eq!((0..10).filter(|_| a.pace(5, t).is_none()).count(), 5);
+        drop(a);
+        let mut b = slots.take(Some(ip), false).unwrap();
+        assert!(b.pace(5, t).is_some(), "still spent");
+        let refilled = t + std::time::Duration::from_secs(1);
+        assert_eq!((0..10).filter(|_| b.pace(5, refilled).is_none()).count(), 5);
+        drop(b);
+        // A source at rest (its pace full again, or never used) is forgotten at once.
+        let c = slots.take(Some([127, 0, 0, 3].into()), false).unwrap();
+        drop(c);
+        let counts = slots.inner.lock().unwrap();
+        assert!(counts.per_source.contains_key(&(ip, false)), "resting");
+        let other = std::net::IpAddr::from([127, 0, 0, 3]);
+        assert!(!counts.per_source.contains_key(&(other, false)));
+    }
+
+    /// Connections opened back toward peers are peers' connections: they cannot take the
+    /// sixteenth kept for the gateway's own (its trunks). Before, peers that filled their
+    /// share and then drew connections back toward them could take it all.
+    #[test]
+    fn connections_opened_back_toward_peers_leave_the_reserve_alone() {
+        let p = crate::config::Protect {
+            max_tcp_total: 32,
+            max_tcp_per_source: 32,
+            ..crate::config::Protect::default()
+        };
+        let slots = Slots::new(&p);
+        let peer = std::net::IpAddr::from([127, 0, 0, 2]);
+        let held: Vec<Slot> = std::iter::from_fn(|| slots.take(Some(peer), false).ok())
+            .take(100)
+            .collect();
+        assert_eq!(held.len(), 30, "32 less the reserve of 2");
+        assert_eq!(slots.take_back_toward(peer).err(), Some("tcp_total"));
+        assert!(slots.take(None, false).is_ok(), "the gateway's own slot");
     }
 }
