@@ -162,7 +162,7 @@ async fn serve(
     stranger: bool,
 ) {
     let (mut rd, wr) = stream.into_split();
-    let (tx, drain) = Writer::new();
+    let (tx, drain) = Writer::new(slot.write_budget());
     // RFC 5626 §3.5.1 pongs go out on the same writer, behind what the core queued.
     let pong = tx.clone();
     // A stranger's connection is made known to the core only with the one message it may

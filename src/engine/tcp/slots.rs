@@ -13,6 +13,8 @@ pub(in crate::engine) struct Slots {
     inner: Arc<std::sync::Mutex<SlotCounts>>,
     max_total: usize,
     max_per_source: usize,
+    /// What the connections' writers may queue, all together.
+    writes: super::writer::SharedBudget,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +109,7 @@ impl Slots {
             inner: Arc::default(),
             max_total: p.max_tcp_total,
             max_per_source: p.max_tcp_per_source,
+            writes: super::writer::SharedBudget::new(super::writer::ALL_WRITES_BUDGET),
         }
     }
 
@@ -176,6 +179,11 @@ impl Slots {
 }
 
 impl Slot {
+    /// The budget this connection's writer shares with every other connection's.
+    pub(in crate::engine) fn write_budget(&self) -> super::writer::SharedBudget {
+        self.slots.writes.clone()
+    }
+
     /// Take one message read on this connection at `now`, paced to `rate` a second for its
     /// source (all its connections together): `None` when it may be read, else how long
     /// until it may.

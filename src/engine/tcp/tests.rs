@@ -5,7 +5,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::config::Protect;
 use crate::engine::inbox::FRESH;
-use writer::WRITE_QUEUE;
+use writer::{ALL_WRITES_BUDGET, SharedBudget, WRITE_QUEUE};
 
 fn request(method: &str, to_tag: &str, branch: &str) -> String {
     format!(
@@ -137,7 +137,7 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         ))
     };
     let closed = |reg: &mut Registry, from: &str, id: u64| {
-        let (tx, _drain) = Writer::new();
+        let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
         let from: SocketAddr = from.parse().unwrap();
         reg.up(ConnId(id), from, tx);
         reg.down(ConnId(id));
@@ -411,7 +411,7 @@ async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
     };
     let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
     let from: SocketAddr = "127.0.0.2:40001".parse().unwrap();
-    let (tx, _drain) = Writer::new();
+    let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
     reg.up(ConnId(3), from, tx);
     reg.down(ConnId(3));
     let target = Target {

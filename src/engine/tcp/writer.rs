@@ -24,12 +24,40 @@ pub(in crate::engine) const WRITE_QUEUE: usize = 1024;
 pub(in crate::engine) const WRITE_BUDGET: usize = 1024 * 1024;
 /// A peer that reads nothing we send is cut off after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes queued for all connections together at most: [`WRITE_BUDGET`] each, over the
+/// default 1,024 connections, would be a gigabyte held for peers that read slowly. 64 of
+/// them may fill theirs at once.
+pub(in crate::engine) const ALL_WRITES_BUDGET: usize = 64 * WRITE_BUDGET;
+
+/// The bytes queued for every connection of an engine, against a budget shared by them.
+#[derive(Debug, Clone)]
+pub(in crate::engine) struct SharedBudget {
+    used: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl SharedBudget {
+    pub(in crate::engine) fn new(max: usize) -> Self {
+        SharedBudget {
+            used: Arc::default(),
+            max,
+        }
+    }
+
+    /// Bytes queued now, over every connection.
+    #[cfg(test)]
+    pub(in crate::engine) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
 
 /// The core's (and the reader's) end of a connection's writer.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Bytes>,
+    /// Bytes waiting in the queue (not the one being written).
     queued: Arc<AtomicUsize>,
+    all: SharedBudget,
     /// Ends the writer at once, whatever it has queued.
     shut: Arc<Notify>,
 }
@@ -38,20 +66,28 @@ pub(crate) struct Writer {
 pub(super) struct Drain {
     rx: mpsc::Receiver<Bytes>,
     queued: Arc<AtomicUsize>,
+    all: SharedBudget,
     shut: Arc<Notify>,
 }
 
 impl Writer {
-    pub(super) fn new() -> (Writer, Drain) {
+    pub(super) fn new(all: SharedBudget) -> (Writer, Drain) {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let shut = Arc::new(Notify::new());
         let drain = Drain {
             rx,
             queued: queued.clone(),
+            all: all.clone(),
             shut: shut.clone(),
         };
-        (Writer { tx, queued, shut }, drain)
+        let writer = Writer {
+            tx,
+            queued,
+            all,
+            shut,
+        };
+        (writer, drain)
     }
 
     /// Queue `b` for the peer: false, and `b` dropped, when the connection is backed up
@@ -59,8 +95,13 @@ impl Writer {
     pub(in crate::engine) fn send(&self, b: Bytes) -> bool {
         let len = b.len();
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
-        if before.saturating_add(len) > WRITE_BUDGET || self.tx.try_send(b).is_err() {
+        let before_all = self.all.used.fetch_add(len, Ordering::AcqRel);
+        if before.saturating_add(len) > WRITE_BUDGET
+            || before_all.saturating_add(len) > self.all.max
+            || self.tx.try_send(b).is_err()
+        {
             self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.all.used.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
         true
@@ -97,6 +138,10 @@ impl Drain {
                 b = self.rx.recv() => b,
             };
             let Some(b) = b else { break };
+            // Out of the queue, out of the budgets: the message being written is one at
+            // most, and counting it until written would leave it counted for ever when
+            // the task is aborted mid-write.
+            self.taken(b.len());
             if b.is_empty() {
                 break;
             }
@@ -105,7 +150,6 @@ impl Drain {
                 _ = self.shut.notified() => break,
                 w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&b)) => w,
             };
-            self.queued.fetch_sub(b.len(), Ordering::AcqRel);
             match wrote {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -121,13 +165,61 @@ impl Drain {
     }
 }
 
+impl Drain {
+    fn taken(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::AcqRel);
+        self.all.used.fetch_sub(len, Ordering::AcqRel);
+    }
+}
+
+/// However the writer ends (done, failed, aborted), what is still queued leaves the shared
+/// budget: the queue is closed first, so a message sent meanwhile is refused (and its
+/// sender takes its bytes back) rather than left counted in a queue nobody reads.
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(b) = self.rx.try_recv() {
+            self.taken(b.len());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The connections' writers share one budget: what one queues, another cannot, and a
+    /// writer that ends (here its task dropped with its queue full) gives its bytes back.
+    /// Before, each connection could queue its megabyte whatever the others held: a
+    /// gigabyte over the default 1,024 connections.
+    #[test]
+    fn the_writers_share_one_budget_and_an_ended_one_gives_its_bytes_back() {
+        let all = SharedBudget::new(3 * 60 * 1024);
+        let (a, a_drain) = Writer::new(all.clone());
+        let (b, _b_drain) = Writer::new(all.clone());
+        let big = Bytes::from(vec![b'x'; 60 * 1024]);
+        assert!(a.send(big.clone()) && a.send(big.clone()));
+        assert!(b.send(big.clone()), "what is left of the budget");
+        assert!(
+            !b.send(big.clone()),
+            "the budget is spent, by the two together"
+        );
+        assert!(!a.send(Bytes::from_static(b"x")));
+        assert_eq!(all.used(), 3 * 60 * 1024);
+        drop(a_drain);
+        assert_eq!(
+            all.used(),
+            60 * 1024,
+            "the ended writer's two messages are given back"
+        );
+        assert!(b.send(big.clone()));
+        assert!(!a.send(big), "an ended writer takes nothing");
+        assert_eq!(all.used(), 2 * 60 * 1024);
+    }
+
     #[test]
     fn the_queue_is_bounded_in_bytes_as_well_as_in_messages() {
-        let (w, drain) = Writer::new();
+        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
         let big = Bytes::from(vec![b'x'; 60 * 1024]);
         let taken = (0..WRITE_QUEUE).take_while(|_| w.send(big.clone())).count();
         assert_eq!(
@@ -154,7 +246,7 @@ mod tests {
         // The peer accepts and reads nothing.
         let (_peer, _) = listener.accept().await.unwrap();
         let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new();
+        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
         // Pings fill its queue in messages while it writes nothing yet.
         while w.send(Bytes::from_static(b"\r\n")) {}
         w.close();
@@ -177,7 +269,7 @@ mod tests {
         let client = sock.connect(addr).await.unwrap();
         let (_peer, _) = listener.accept().await.unwrap();
         let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new();
+        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
         let task = tokio::spawn(drain.run(wr, addr));
         let msg = Bytes::from(vec![b'x'; 60 * 1024]);
         while w.send(msg.clone()) {}
