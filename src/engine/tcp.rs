@@ -25,6 +25,9 @@ pub(super) use slots::{Slot, Slots};
 pub(super) use writer::Writer;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The first pause after a failed accept, and the longest.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// A connection with nothing to say is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
@@ -62,9 +65,13 @@ pub(super) async fn accept(
     ids: ConnIds,
     inbox: Inbox,
 ) {
+    // After a failed accept (out of descriptors, say), a pause that doubles while it
+    // keeps failing; logged once a run, not every pause.
+    let mut pause = ACCEPT_PAUSE;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                pause = ACCEPT_PAUSE;
                 // A dual-stack listener's IPv4 peer as its IPv4 address (as over UDP).
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 // A stranger gets nothing in `drop` mode, not even a slot; in `reject` mode
@@ -96,8 +103,13 @@ pub(super) async fn accept(
                 ));
             }
             Err(e) => {
-                warn!(error = %e, "TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                if pause == ACCEPT_PAUSE {
+                    warn!(error = %e, "TCP accept failed: pausing (logged once until one succeeds)");
+                } else {
+                    debug!(error = %e, "TCP accept failed again");
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_ACCEPT_PAUSE);
             }
         }
     }
