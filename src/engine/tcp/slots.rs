@@ -277,8 +277,10 @@ mod tests {
     }
 
     /// A small table keeps room for the gateway's own connections too: one peer filling
-    /// what peers may take leaves the gateway a slot for its trunks. Before, a
-    /// `max_tcp_total` under 16 reserved nothing.
+    /// what peers may take leaves the gateway a slot for its trunks, which no connection
+    /// opened back toward a peer takes either (those are the peers'). Before, a
+    /// `max_tcp_total` under 16 reserved nothing, and connections opened back toward peers
+    /// could take the reserve.
     #[test]
     fn a_small_table_keeps_a_slot_for_the_gateways_own_connections() {
         let p = crate::config::Protect {
@@ -292,6 +294,7 @@ mod tests {
             .take(100)
             .collect();
         assert_eq!(held.len(), 7);
+        assert_eq!(slots.take_back_toward(peer).err(), Some("tcp_total"));
         assert!(slots.take(None, false).is_ok(), "the gateway's own slot");
         assert_eq!(reserve(1024), 64);
         assert_eq!(reserve(1), 0);
@@ -395,25 +398,5 @@ mod tests {
         assert!(counts.per_source.contains_key(&(ip, false)), "resting");
         let other = std::net::IpAddr::from([127, 0, 0, 3]);
         assert!(!counts.per_source.contains_key(&(other, false)));
-    }
-
-    /// Connections opened back toward peers are peers' connections: they cannot take the
-    /// sixteenth kept for the gateway's own (its trunks). Before, peers that filled their
-    /// share and then drew connections back toward them could take it all.
-    #[test]
-    fn connections_opened_back_toward_peers_leave_the_reserve_alone() {
-        let p = crate::config::Protect {
-            max_tcp_total: 32,
-            max_tcp_per_source: 32,
-            ..crate::config::Protect::default()
-        };
-        let slots = Slots::new(&p);
-        let peer = std::net::IpAddr::from([127, 0, 0, 2]);
-        let held: Vec<Slot> = std::iter::from_fn(|| slots.take(Some(peer), false).ok())
-            .take(100)
-            .collect();
-        assert_eq!(held.len(), 30, "32 less the reserve of 2");
-        assert_eq!(slots.take_back_toward(peer).err(), Some("tcp_total"));
-        assert!(slots.take(None, false).is_ok(), "the gateway's own slot");
     }
 }
