@@ -1,7 +1,7 @@
 //! Bytes to messages: one UDP datagram, or a TCP byte stream framed by Content-Length
 //! (RFC 3261 §18.3) with RFC 5626 keep-alives between messages.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use sipx_sip as sipx;
 use sipx_sip::Limits;
 
@@ -126,9 +126,15 @@ impl StreamFramer {
                 // RFC 3261 §7.5: CRLFs before a start line are ignored on a stream; RFC 5626
                 // §4.4.1 makes them keep-alives.
                 while self.buf.starts_with(b"\r\n") {
-                    let _ = self.buf.split_to(2);
+                    self.buf.advance(2);
                     self.pairs += 1;
                     self.scanned = self.scanned.saturating_sub(2);
+                }
+                // A message begins: a CRLF left unpaired before it is no half of a ping (a
+                // ping is a CRLF pair, RFC 5626 §4.4.1; some peers end messages with one).
+                if !self.buf.is_empty() && self.buf.as_ref() != b"\r" {
+                    self.pairs -= self.pairs % 2;
+                    self.odd_pair = 0;
                 }
                 let Some(head_end) = find_head_end(&self.buf, self.scanned) else {
                     // Back up three bytes so a terminator split over two reads is found.
@@ -161,7 +167,10 @@ impl StreamFramer {
         if self.buf.len() < len {
             return Ok(None);
         }
-        let wire = self.buf.split_to(len).freeze();
+        // A copy of its own: a view into the buffer would keep the whole buffer (up to
+        // `max_bytes` and a read) alive for as long as the core keeps the message.
+        let wire = Bytes::copy_from_slice(&self.buf[..len]);
+        self.buf.advance(len);
         self.frame_len = None;
         self.scanned = 0;
         match parse_datagram(wire.clone(), self.max_bytes) {
@@ -230,15 +239,19 @@ fn content_length(head: &[u8]) -> Result<usize, SipError> {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let name = line[..colon].trim_ascii();
+        let name = trim_lws(&line[..colon]);
         if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
             continue;
         }
-        let mut value = line[colon + 1..].trim_ascii().to_vec();
+        let mut value = trim_lws(&line[colon + 1..]).to_vec();
+        // Folded lines are joined by a space (RFC 3261 §7.3.1), as the parser joins them:
+        // digits on two lines are no number to either.
         while let Some(next) = lines.next_if(|l| l.starts_with(b" ") || l.starts_with(b"\t")) {
-            value.extend_from_slice(next.trim_ascii());
+            value.push(b' ');
+            value.extend_from_slice(trim_lws(next));
         }
-        let n = std::str::from_utf8(&value)
+        let value = trim_lws(&value);
+        let n = std::str::from_utf8(value)
             .ok()
             .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|v| v.parse::<usize>().ok())
@@ -249,6 +262,19 @@ fn content_length(head: &[u8]) -> Result<usize, SipError> {
         found = Some(n);
     }
     found.ok_or(SipError::MissingHeader("Content-Length"))
+}
+
+/// A header line's part without its line end (the CR before the LF it was split at) and
+/// the spaces and tabs around it: what the parser trims, and nothing else (a form feed or a
+/// bare CR stays, and makes the value no number).
+fn trim_lws(s: &[u8]) -> &[u8] {
+    let s = s.strip_suffix(b"\r").unwrap_or(s);
+    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t'));
+    let end = s.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+    match (start, end) {
+        (Some(a), Some(b)) => &s[a..=b],
+        _ => &[],
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +308,52 @@ mod tests {
             body.len()
         )
         .into_bytes()
+    }
+
+    /// A Content-Length the parser reads otherwise than the framer would have framed by
+    /// loses the stream, as any length in doubt does: folded digits (`1` and ` 0` on the
+    /// next line, which RFC 3261 §7.3.1 joins with a space: no number) and a value with a
+    /// form feed or a CR in it. Before, the framer read `10` and `5`, framed by them, and
+    /// went on past a message the parser refused.
+    #[test]
+    fn a_length_the_parser_would_not_read_as_framed_loses_the_stream() {
+        let with = |length: &str| {
+            String::from_utf8(options("0123456789", 0))
+                .unwrap()
+                .replace("Content-Length: 10\r\n", length)
+        };
+        for length in [
+            "Content-Length: 1\r\n 0\r\n",
+            "Content-Length: 10\x0c\r\n",
+            "Content-Length: 1\r0\r\n",
+        ] {
+            let wire = with(length);
+            assert!(wire.contains(length), "{wire}");
+            let mut f = StreamFramer::new(65535);
+            assert!(f.push(wire.as_bytes()).is_err(), "{length:?}");
+        }
+        // Space and tab around it are as ever.
+        let mut f = StreamFramer::new(65535);
+        let framed = f
+            .push(with("Content-Length: \t10 \r\n").as_bytes())
+            .unwrap();
+        assert!(matches!(framed.as_slice(), [Framed::Message(_)]));
+    }
+
+    /// A keep-alive ping is a CRLF pair: a lone CRLF before a message and another after it
+    /// are no ping (some peers end each message with a CRLF). Before, the two made one and
+    /// drew a pong.
+    #[test]
+    fn lone_crlfs_on_either_side_of_a_message_are_no_ping() {
+        let mut f = StreamFramer::new(65535);
+        let mut wire = b"\r\n".to_vec();
+        wire.extend(options("", 0));
+        wire.extend(b"\r\n");
+        assert_eq!(f.push(&wire).unwrap().len(), 1);
+        assert_eq!(f.take_pings(), 0);
+        // The same CRLF, then one more: a pair, a ping.
+        assert!(f.push(b"\r\n").unwrap().is_empty());
+        assert_eq!(f.take_pings(), 1);
     }
 
     #[test]
