@@ -132,9 +132,17 @@ impl StreamFramer {
                 }
                 // A message begins: a CRLF left unpaired before it is no half of a ping (a
                 // ping is a CRLF pair, RFC 5626 §4.4.1; some peers end messages with one).
-                if !self.buf.is_empty() && self.buf.as_ref() != b"\r" {
-                    self.pairs -= self.pairs % 2;
-                    self.odd_pair = 0;
+                // The run of CRLFs before it may have begun in an earlier read (`odd_pair`);
+                // the runs before that were made even at their own message.
+                if !self.buf.is_empty()
+                    && self.buf.as_ref() != b"\r"
+                    && (self.pairs + self.odd_pair) % 2 == 1
+                {
+                    if self.pairs > 0 {
+                        self.pairs -= 1;
+                    } else {
+                        self.odd_pair = 0;
+                    }
                 }
                 let Some(head_end) = find_head_end(&self.buf, self.scanned) else {
                     // Back up three bytes so a terminator split over two reads is found.
@@ -353,6 +361,13 @@ mod tests {
         assert_eq!(f.take_pings(), 0);
         // The same CRLF, then one more: a pair, a ping.
         assert!(f.push(b"\r\n").unwrap().is_empty());
+        assert_eq!(f.take_pings(), 1);
+        // A ping split over two reads, a message right behind its second half: a ping.
+        assert!(f.push(b"\r\n").unwrap().is_empty());
+        assert_eq!(f.take_pings(), 0);
+        let mut rest = b"\r\n".to_vec();
+        rest.extend(options("", 0));
+        assert_eq!(f.push(&rest).unwrap().len(), 1);
         assert_eq!(f.take_pings(), 1);
     }
 
