@@ -47,7 +47,7 @@ impl SlotCounts {
             let idle = self
                 .per_source
                 .get(&key)
-                .is_some_and(|s| s.conns == 0 && s.pace.at.is_none_or(|at| now >= at + REFILL));
+                .is_some_and(|s| s.conns == 0 && s.pace.refilled_at().is_none_or(|r| now >= r));
             if idle {
                 self.per_source.remove(&key);
             }
@@ -72,6 +72,11 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// When it is full again if nothing more is taken (`None`: never used, full).
+    fn refilled_at(&self) -> Option<std::time::Instant> {
+        self.at.map(|at| at + REFILL)
+    }
+
     /// Take one message at `now`: `None` when it may be read, else how long until it may.
     fn take(&mut self, rate: u32, now: std::time::Instant) -> Option<std::time::Duration> {
         let rate = f64::from(rate.max(1));
@@ -232,7 +237,7 @@ impl Drop for Slot {
         // Paced within the last second: its pace rests until refilled, or a new connection
         // would find it full (a second's worth a handshake, not a second).
         let now = std::time::Instant::now();
-        let refilled = s.pace.at.map(|at| at + REFILL).filter(|&r| r > now);
+        let refilled = s.pace.refilled_at().filter(|&r| r > now);
         match refilled {
             Some(until) if c.resting.len() < self.slots.max_total => {
                 c.resting.push_back((until, ip));

@@ -100,8 +100,7 @@ impl Writer {
             || before_all.saturating_add(len) > self.all.max
             || self.tx.try_send(b).is_err()
         {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            self.all.used.fetch_sub(len, Ordering::AcqRel);
+            give_back(&self.queued, &self.all, len);
             return false;
         }
         true
@@ -141,7 +140,7 @@ impl Drain {
             // Out of the queue, out of the budgets: the message being written is one at
             // most, and counting it until written would leave it counted for ever when
             // the task is aborted mid-write.
-            self.taken(b.len());
+            give_back(&self.queued, &self.all, b.len());
             if b.is_empty() {
                 break;
             }
@@ -165,11 +164,10 @@ impl Drain {
     }
 }
 
-impl Drain {
-    fn taken(&self, len: usize) {
-        self.queued.fetch_sub(len, Ordering::AcqRel);
-        self.all.used.fetch_sub(len, Ordering::AcqRel);
-    }
+/// `len` bytes leave a connection's count and the shared one: refused, or out of the queue.
+fn give_back(queued: &AtomicUsize, all: &SharedBudget, len: usize) {
+    queued.fetch_sub(len, Ordering::AcqRel);
+    all.used.fetch_sub(len, Ordering::AcqRel);
 }
 
 /// However the writer ends (done, failed, aborted), what is still queued leaves the shared
@@ -179,7 +177,7 @@ impl Drop for Drain {
     fn drop(&mut self) {
         self.rx.close();
         while let Ok(b) = self.rx.try_recv() {
-            self.taken(b.len());
+            give_back(&self.queued, &self.all, b.len());
         }
     }
 }
