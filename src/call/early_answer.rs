@@ -51,8 +51,8 @@ impl Call {
         // A 2xx repeating the answer in SDP that cannot be read (an anchored call) is taken
         // as one without: the reliable answer is the answer (RFC 3262 §5), and the call
         // need not fail for its unreadable copy.
-        let unreadable = !resp.body().is_empty();
-        if unreadable && self.unreadable_sdp(&resp).is_none() {
+        let unreadable = self.unreadable_sdp(&resp).is_some();
+        if !resp.body().is_empty() && !unreadable {
             return resp;
         }
         // (What an unreadable copy said of its encoding is not the early answer's.)
