@@ -125,6 +125,13 @@ impl Sink {
         self.retry_at
     }
 
+    /// Try again at the next tick, from the shortest back-off: at exit, whose few seconds
+    /// of retries a back-off of up to [`BACKOFF_MAX`] would otherwise sleep through.
+    pub fn retry_now(&mut self) {
+        self.retry_at = None;
+        self.backoff = BACKOFF_MIN;
+    }
+
     /// Close and reopen the path at the next tick (SIGHUP after a rotation).
     pub fn request_reopen(&mut self) {
         self.reopen_requested = true;

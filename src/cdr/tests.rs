@@ -46,6 +46,8 @@ struct Faults {
     fail_sync: bool,
     /// Each write first waits this long: a disk that no longer answers.
     hang: Option<Duration>,
+    /// Each write panics (a bug in the writer's path, as the writer would meet it).
+    panic_on_write: bool,
     /// The room reserved for `<file>.unwritten` takes its writes whatever `space` says
     /// (what `fallocate` gives it on a real disk).
     reserved_spill: bool,
@@ -121,6 +123,9 @@ impl CdrFile for FaultyFile {
         }
         if let Some(d) = self.faults.get(|f| f.hang) {
             std::thread::sleep(d);
+        }
+        if self.faults.get(|f| f.panic_on_write) {
+            panic!("injected: the CDR writer's write panics");
         }
         let space = self.faults.get(|f| f.space);
         self.faults.set(|f| f.writes += 1);
@@ -808,4 +813,92 @@ fn the_queue_gives_back_the_room_a_burst_took_once_it_is_written() {
     assert_eq!(ids(&path).len(), 5000);
     sink.shrink();
     assert!(sink.queue_room() < 64, "{}", sink.queue_room());
+}
+
+/// A writer stuck in the disk sets no flag of its own: it is told by its silence. Records
+/// wait and its loop has not come round for 2 s: failing (new calls refused under
+/// `fail_closed`), and back to healthy once it moves. Before, health stayed `Ok` while up to
+/// `max_pending` calls were let in whose CDRs were in memory only.
+#[test]
+fn a_writer_stuck_in_the_disk_is_failing_until_it_moves_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    let w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    // Idle and healthy: nothing waits, so no silence counts.
+    std::thread::sleep(Duration::from_millis(2300));
+    assert!(!w.stalled());
+    assert_eq!(w.health(), CdrHealth::Ok);
+    fs.set(|f| f.hang = Some(Duration::from_millis(3500)));
+    w.write(rec("a"));
+    wait_for(|| w.stalled());
+    assert!(w.stalled());
+    assert_eq!(w.health(), CdrHealth::Failing);
+    assert!(!w.admits_new_calls());
+    fs.set(|f| f.hang = None);
+    wait_for(|| ids(&path) == ["a"] && w.health() == CdrHealth::Ok);
+    assert_eq!(ids(&path), ["a"]);
+    assert!(!w.stalled());
+    assert!(w.admits_new_calls());
+}
+
+/// A writer that dies (a panic) loses what it held in memory: counted as dropped and said,
+/// not lost silently. Records written after it are said in the log and counted too.
+#[test]
+fn cdrs_a_writer_that_died_held_are_counted_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    fs.set(|f| f.panic_on_write = true);
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    w.write(rec("a"));
+    w.write(rec("b"));
+    wait_for(|| fs.get(|f| f.writes) >= 1);
+    std::thread::sleep(Duration::from_millis(100));
+    w.write(rec("c"));
+    w.close();
+    let st = w.stats();
+    assert_eq!(st.dropped, 3, "{st:?}");
+    assert_eq!(st.queue_depth, 0);
+}
+
+/// At exit the writer retries a full disk for 3 s; a back-off grown longer than that by the
+/// outage must not sleep through them. Before, a disk freed just before the stop never got
+/// the CDRs: they went aside to `.unwritten` (or the log) to be billed by hand.
+#[test]
+fn at_exit_a_long_back_off_does_not_skip_the_last_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    fs.set(|f| f.space = Some(0));
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    w.write(rec("a"));
+    w.write(rec("b"));
+    // Failures 0.2, 0.4, 0.8 and 1.6 s apart: after the fifth the next waits 3.2 s.
+    wait_for(|| w.stats().write_errors >= 5);
+    assert!(w.stats().write_errors >= 5);
+    fs.set(|f| f.space = None);
+    w.close();
+    assert_eq!(ids(&path), ["a", "b"]);
+    assert_eq!(w.stats().dropped, 0);
+}
+
+/// U+2028, U+2029 and U+0085 are line breaks to many readers (Python's `splitlines`): a
+/// Call-ID carrying one must not split its record in two. JSON-escaped, the value reads
+/// back the same.
+#[test]
+fn unicode_line_breaks_in_a_field_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let mut w = CdrWriter::open(&path).unwrap();
+    let id = "a\u{2028}b\u{2029}c\u{85}d";
+    w.write(rec(id));
+    w.close();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains(['\u{85}', '\u{2028}', '\u{2029}']),
+        "{text:?}"
+    );
+    assert!(text.contains("a\\u2028b\\u2029c\\u0085d"), "{text:?}");
+    assert_eq!(ids(&path), [id]);
 }

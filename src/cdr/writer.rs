@@ -54,6 +54,10 @@ const CLOSE_RETRY: Duration = Duration::from_secs(3);
 /// At exit, how long the writer is waited for: its retries, then a last write and sync, and
 /// the records it gives up on written and synced aside.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(6);
+/// A writer that has not come round its loop for this long while records wait is stuck in
+/// the disk (a hard NFS mount, a dying drive): its records are in memory only, so it counts
+/// as failing. Its loop runs every 100 ms; writing a large backlog takes well under this.
+const STALLED_AFTER: Duration = Duration::from_secs(2);
 
 /// The operator's `[cdr]` choices that shape the writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +134,41 @@ struct Shared {
     exit_counted: AtomicBool,
     /// How many the writer counted that way, for a stop that then goes on without it.
     given_up: AtomicUsize,
+    /// When the writer last came round its loop: milliseconds after `born`.
+    beat_ms: AtomicU64,
+    born: Instant,
+}
+
+impl Shared {
+    fn new(fail_closed: bool) -> Shared {
+        Shared {
+            depth: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
+            write_errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            reopen: AtomicBool::new(false),
+            fail_closed: AtomicBool::new(fail_closed),
+            exit_counted: AtomicBool::new(false),
+            given_up: AtomicUsize::new(0),
+            beat_ms: AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
+
+    fn beat(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.born).as_millis();
+        self.beat_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Release);
+    }
+
+    /// Records wait and the writer has not come round its loop for [`STALLED_AFTER`].
+    fn stalled(&self, now: Instant) -> bool {
+        if self.depth.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let beat = self.born + Duration::from_millis(self.beat_ms.load(Ordering::Acquire));
+        now.saturating_duration_since(beat) > STALLED_AFTER
+    }
 }
 
 /// Handle to the writer thread. [`CdrWriter::close`] (also run on drop) writes and syncs what
@@ -159,16 +198,7 @@ impl CdrWriter {
         let spill = Spill::open(fs.as_mut(), path, opts.max_pending);
         let mut sink = Sink::new(fs, path);
         sink.open_now()?;
-        let shared = Arc::new(Shared {
-            depth: AtomicUsize::new(0),
-            failing: AtomicBool::new(false),
-            write_errors: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            reopen: AtomicBool::new(false),
-            fail_closed: AtomicBool::new(opts.fail_closed),
-            exit_counted: AtomicBool::new(false),
-            given_up: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(opts.fail_closed));
         // Unbounded channel, bounded by `depth`: `write` refuses past the hard limit, and
         // `depth` counts everything in the channel and in the sink.
         let (tx, rx) = mpsc::channel();
@@ -217,7 +247,7 @@ impl CdrWriter {
     fn lose(&self, rec: &CdrRecord, why: &str) {
         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(1);
-        let line = serde_json::to_string(rec).unwrap_or_default();
+        let line = encode(rec).unwrap_or_default();
         tracing::error!(call_id = %rec.call_id, cdr = %line, "CDR not written: {why}");
     }
 
@@ -233,11 +263,13 @@ impl CdrWriter {
         self.shared.fail_closed.store(on, Ordering::Release);
     }
 
-    /// Whether CDRs are flowing. Two atomic loads: cheap enough for every new INVITE.
+    /// Whether CDRs are flowing. A few atomic loads (and the clock while records wait):
+    /// cheap enough for every new INVITE. A writer stuck in a system call sets no flag, so
+    /// it is told by its silence.
     pub fn health(&self) -> CdrHealth {
         if self.shared.depth.load(Ordering::Acquire) >= self.max_pending {
             CdrHealth::Full
-        } else if self.shared.failing.load(Ordering::Acquire) {
+        } else if self.shared.failing.load(Ordering::Acquire) || self.stalled() {
             CdrHealth::Failing
         } else {
             CdrHealth::Ok
@@ -252,6 +284,12 @@ impl CdrWriter {
             CdrHealth::Failing => !self.shared.fail_closed.load(Ordering::Acquire),
             CdrHealth::Full => false,
         }
+    }
+
+    /// Records wait and the writer has not come round its loop for a while: stuck in the
+    /// disk.
+    pub fn stalled(&self) -> bool {
+        self.shared.stalled(Instant::now())
     }
 
     pub fn stats(&self) -> CdrStats {
@@ -279,6 +317,18 @@ impl CdrWriter {
         };
         match crate::threads::join_within(t, limit) {
             Joined::Finished => {}
+            // Whatever it held in memory is gone: counted and said, not lost silently.
+            Joined::Panicked if !self.shared.exit_counted.swap(true, Ordering::AcqRel) => {
+                let lost = self.shared.depth.swap(0, Ordering::AcqRel);
+                self.shared
+                    .dropped
+                    .fetch_add(lost as u64, Ordering::Relaxed);
+                metrics::counter!(CDR_DROPPED).increment(lost as u64);
+                tracing::error!(
+                    lost,
+                    "the CDR writer stopped abnormally: the CDRs it held are lost"
+                );
+            }
             Joined::Panicked => tracing::error!("the CDR writer stopped abnormally"),
             Joined::StillRunning if !self.shared.exit_counted.swap(true, Ordering::AcqRel) => {
                 let lost = self.shared.depth.load(Ordering::Acquire);
@@ -323,6 +373,7 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
             sink.request_reopen();
         }
         let written = step(&mut sink, shared, Instant::now());
+        shared.beat(Instant::now());
         if burst.ended(written > 0 || sink.pending() > 0) {
             // A burst of calls ended: the pages its lines were encoded and queued in go
             // back.
@@ -332,6 +383,7 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
     }
     // Exit: keep retrying for a while (a disk that is being cleaned), each wait bounded.
     let give_up = Instant::now() + CLOSE_RETRY;
+    sink.retry_now();
     while sink.pending() > 0 && Instant::now() < give_up {
         let now = Instant::now();
         let wake = sink.retry_at().unwrap_or(now).min(give_up);
@@ -379,7 +431,7 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
 fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bool {
     loop {
         match rx.try_recv() {
-            Ok(rec) => match serde_json::to_string(&rec) {
+            Ok(rec) => match encode(&rec) {
                 Ok(line) => sink.push(line),
                 Err(e) => {
                     shared.depth.fetch_sub(1, Ordering::AcqRel);
@@ -392,6 +444,25 @@ fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bo
             Err(TryRecvError::Disconnected) => return true,
         }
     }
+}
+
+/// A record as its JSON line. serde_json leaves U+0085, U+2028 and U+2029 as they are, valid
+/// JSON but line breaks to many readers (Python's `splitlines`, JavaScript before ES2019):
+/// a peer's Call-ID or Reason text carrying one would split a billing reader's record in
+/// two. They can stand only inside strings, where `\uXXXX` means the same.
+fn encode(rec: &CdrRecord) -> serde_json::Result<String> {
+    let line = serde_json::to_string(rec)?;
+    if !line.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+        return Ok(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
 }
 
 /// Write what can be written now; how many lines went out.
@@ -468,16 +539,8 @@ mod tests {
     fn queue_depth_and_write_errors_are_exported() {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        let shared = Shared {
-            depth: AtomicUsize::new(2),
-            failing: AtomicBool::new(false),
-            write_errors: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            reopen: AtomicBool::new(false),
-            fail_closed: AtomicBool::new(true),
-            exit_counted: AtomicBool::new(false),
-            given_up: AtomicUsize::new(0),
-        };
+        let shared = Shared::new(true);
+        shared.depth.store(2, Ordering::Release);
         let mut sink = Sink::new(Box::new(FullFs), Path::new("cdr.jsonl"));
         sink.push("{\"call_id\":\"a\"}".into());
         sink.push("{\"call_id\":\"b\"}".into());

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::{SUMMARY_EVERY, Shell};
 use crate::call::Input;
@@ -34,6 +34,22 @@ fn peer_levels(
 }
 
 impl Shell {
+    /// The CDR writer's queue from here too: a writer stuck in the disk no longer sets the
+    /// gauge itself, and says nothing. Said once each time it gets stuck.
+    fn watch_cdr_writer(&mut self) {
+        let st = self.cdr.stats();
+        ::metrics::gauge!(crate::cdr::CDR_QUEUE_DEPTH).set(st.queue_depth as f64);
+        let stalled = self.cdr.stalled();
+        if stalled && !self.cdr_stalled {
+            error!(
+                waiting = st.queue_depth,
+                "the CDR writer has made no progress for 2 s (the disk does not answer): the \
+                 CDRs waiting are in memory only"
+            );
+        }
+        self.cdr_stalled = stalled;
+    }
+
     pub(super) fn every_second(&mut self, now: Instant) {
         for call in self.media.silent_calls(now) {
             self.core.handle_input(now, Input::MediaTimeout(call));
@@ -65,6 +81,7 @@ impl Shell {
             cb.every_second(now);
             ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.active() as f64);
         }
+        self.watch_cdr_writer();
         let ov = &self.inbox.overload;
         metrics::overload(ov.share(), ov.standing_delay());
         ov.release_if_idle(now);

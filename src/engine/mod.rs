@@ -157,6 +157,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             .context("cannot start the media threads")?,
         lifecycle: Lifecycle::Running,
         cdr_ok: true,
+        cdr_stalled: false,
         control,
         callback,
         last_stop_signal: None,
@@ -195,6 +196,8 @@ struct Shell {
     lifecycle: Lifecycle,
     /// What the core was last told about the CDR writer.
     cdr_ok: bool,
+    /// The CDR writer was stuck at the last look (said once per episode).
+    cdr_stalled: bool,
     /// The pid file and reload results for `trunkgate reload`.
     control: Option<crate::ops::control::Control>,
     /// The call-back service, unless `[callback] port = 0`.
