@@ -398,6 +398,27 @@ fn tcp_trunk_that_resets_without_failover_fails_with_408_peer_unreachable() {
     assert!(gw.log().contains("TCP read failed"), "the reset was seen");
 }
 
+/// A second gateway (its own ports) configured with the CDR file of one that runs must not
+/// start: two writers of one file glue each other's lines together after a short write, and
+/// share `.unwritten`. Before, it only warned that its pid file was held, and ran.
+#[test]
+fn a_second_gateway_on_a_running_ones_cdr_file_does_not_start() {
+    let first = Gateway::start(Ports::new(), GwOpts::default());
+    let mut second = Gateway::start(Ports::new(), GwOpts::default());
+    second.kill9();
+    let conf = second.path("gateway.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let shared = format!("path = {:?}", first.path("cdr.jsonl").display().to_string());
+    assert!(text.contains("path = \"cdr.jsonl\""), "{text}");
+    std::fs::write(&conf, text.replace("path = \"cdr.jsonl\"", &shared)).unwrap();
+    let (status, log) = second.start_again_expecting_exit();
+    let status = status.unwrap_or_else(|| panic!("still running on a shared CDR file:\n{log}"));
+    assert!(!status.success(), "{status}\n{log}");
+    assert!(log.contains("held by a running trunkgate"), "{log}");
+    assert!(!log.contains("trunkgate running"), "{log}");
+    assert!(first.log().contains("trunkgate running"));
+}
+
 /// Something else holds the `/metrics` port: `run` must refuse to start, say why, and exit
 /// non-zero (rather than run without metrics or hang).
 #[test]

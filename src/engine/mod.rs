@@ -104,6 +104,19 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         wav::WavWriters::start().context("cannot start the recording writer")?;
     let cdr = CdrWriter::open_with(&cfg.cdr_path, crate::cdr::CdrOptions::from_config(&cfg))
         .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
+    // The pid file `trunkgate reload` finds the process by (beside the CDR file).
+    let control = match crate::ops::control::Control::start(&cfg) {
+        Ok(c) => Some(c),
+        // Another gateway writes this CDR file: two writers would glue each other's lines
+        // together after a short write, and share `.unwritten`. Not started.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(anyhow::anyhow!(e).context("not started"));
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot write the pid file: `trunkgate reload` will not find this process (SIGHUP still works)");
+            None
+        }
+    };
     info!(
         listen = ?cfg.listen.iter().map(|l| format!("{}:{}", l.transport, l.addr)).collect::<Vec<_>>(),
         profiles = cfg.profiles.len(),
@@ -111,14 +124,6 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         cdr = %cfg.cdr_path.display(),
         "trunkgate running"
     );
-    // The pid file `trunkgate reload` finds the process by (beside the CDR file).
-    let control = match crate::ops::control::Control::start(&cfg) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warn!(error = %e, "cannot write the pid file: `trunkgate reload` will not find this process (SIGHUP still works)");
-            None
-        }
-    };
     // `[callback] port = 0` opens no socket at all.
     let (callback, callback_rx) = match callback::Callback::start(&cfg, Instant::now()) {
         Ok(Some((cb, rx))) => (Some(cb), Some(rx)),
