@@ -23,8 +23,9 @@ pub mod metrics {
     pub const DROPPED: &str = "trunkgate_callback_dropped_total";
     /// Call-backs ended, by `result` (`connected`, `user1_failed`, `user2_failed`, `cancelled`).
     pub const RESULTS: &str = "trunkgate_callback_results_total";
-    /// Final RESPONSEs, by `outcome`: `acked` by the AS, `given_up` after 7 tries, or
-    /// `evicted` (forgotten to keep the table bounded).
+    /// Final RESPONSEs, by `outcome`: `acked` by the AS, `given_up` after 7 tries,
+    /// `evicted` (forgotten to keep the table bounded), or `not_allowed` (a reload took the
+    /// AS off `allow`: sent once, not resent).
     pub const RESPONSES: &str = "trunkgate_callback_responses_total";
     /// Call-backs in progress (a gauge, set every second by the shell).
     pub const ACTIVE: &str = "trunkgate_callback_active";

@@ -3,7 +3,8 @@
 //!
 //! Order of checks for every datagram: the allow-list first (anything else is dropped
 //! unanswered, so a stranger learns nothing and cannot make us reflect traffic), then the
-//! syntax, then for a REQUEST (`requests.rs`): draining, duplicate id, route, `max_active`,
+//! syntax, then for a REQUEST (`requests.rs`): duplicate id (a retransmission still gets `ok`
+//! while draining), draining, route, `max_active`,
 //! the AS's fair share (`shares.rs`), and last the rate (so refused requests do not use up
 //! the rate).
 
@@ -103,7 +104,7 @@ pub struct Stats {
     pub dropped: BTreeMap<&'static str, u64>,
     /// Call-backs ended, by result.
     pub ended: BTreeMap<&'static str, u64>,
-    /// Final RESPONSEs by outcome (`acked`, `given_up`, `evicted`).
+    /// Final RESPONSEs by outcome (`acked`, `given_up`, `evicted`, `not_allowed`).
     pub responses: BTreeMap<&'static str, u64>,
     /// Call-backs the watchdog ended because the call layer never reported their end.
     pub expired: u64,

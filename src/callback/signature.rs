@@ -24,6 +24,9 @@ pub const MIN_KEY_LEN: usize = 16;
 pub const MAX_KEYS: usize = 4;
 const SIG: &[u8] = b";sig=";
 const TS: &[u8] = b";ts=";
+/// The most a signature adds to a message: `;ts=`, 20 digits, `;sig=`, 64 hex digits, and
+/// the line end (CR LF at most) after them.
+pub const MAX_SUFFIX: usize = TS.len() + 20 + SIG.len() + 64 + 2;
 
 /// Who signed a datagram. Part of what the MAC covers, so that a datagram cannot be sent
 /// back to its own signer as if the other side had signed it.

@@ -25,8 +25,12 @@ use crate::config::{CallbackConfig, Config};
 /// the AS nothing to resend, and an unbounded queue would let a flood grow memory.
 pub const INBOX: usize = 256;
 
-/// One received datagram. Longer ones are cut to `MAX_DATAGRAM + 1` bytes: enough for the
-/// service to see that they are too long, and no more memory than that per queued datagram.
+/// Bytes read of a datagram: a message of `MAX_DATAGRAM` bytes with the longest signature,
+/// and one more. Longer ones are cut: enough for the service to see that they are too long
+/// (a signed one cut fails its check), and no more memory than that per queued datagram.
+const READ_MAX: usize = MAX_DATAGRAM + crate::callback::signature::MAX_SUFFIX + 1;
+
+/// One received datagram, at most [`READ_MAX`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
     pub src: SocketAddr,
@@ -238,7 +242,7 @@ async fn reader(
     tx: mpsc::Sender<Datagram>,
     dropped: Arc<AtomicU64>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut buf = vec![0u8; READ_MAX];
     let local = sock
         .local_addr()
         .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
@@ -333,7 +337,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(got.bytes.len(), MAX_DATAGRAM + 1);
+        assert_eq!(got.bytes.len(), READ_MAX);
         assert_eq!(parse(&got.bytes).unwrap_err().error, ParseError::TooLong);
     }
 

@@ -115,6 +115,13 @@ impl Service {
                 self.count_response("given_up");
                 continue;
             }
+            // A reload took the AS off `allow`: its ACK would be dropped at the socket, so
+            // resends would only be given up after a minute (and hold a drain that long).
+            if !self.cfg.callback.allows(to.ip()) {
+                *slot = None;
+                self.count_response("not_allowed");
+                continue;
+            }
             r.tries += 1;
             r.interval = r.interval.saturating_mul(2);
             r.next_at = now + r.interval;
@@ -144,24 +151,23 @@ impl Service {
             phase:
                 Phase::Active {
                     state,
-                    cancelling,
                     connected_at,
                     deadline,
+                    ..
                 },
             ..
         }) = self.entries.get(id)
         else {
             return;
         };
-        let (state, cancelling, connected_at, deadline) =
-            (*state, *cancelling, *connected_at, *deadline);
+        let (state, connected_at, deadline) = (*state, *connected_at, *deadline);
         self.watchdog.remove(&(deadline, id.clone()));
         tracing::warn!(callback_id = %id, state = state.as_str(), "call-back never reported its end: released");
         self.stats.expired += 1;
-        if !cancelling {
-            self.out
-                .push_back(Output::Command(Command::Cancel { id: id.clone() }));
-        }
+        // Asked again even after a CANCEL: the watchdog is for a call layer that lost the
+        // first ask; it does nothing for a call it no longer has.
+        self.out
+            .push_back(Output::Command(Command::Cancel { id: id.clone() }));
         let outcome = match state {
             State::Calling1 | State::Ended => Outcome::User1Failed,
             State::Calling2 => Outcome::User2Failed,

@@ -44,8 +44,9 @@ impl Service {
                     if self
                         .entries
                         .get(&r.id)
-                        .is_some_and(|e| e.src == src && e.request == r) =>
+                        .is_some_and(|e| e.src.ip() == src.ip() && e.request == r) =>
                 {
+                    self.follow_port(&r.id, src);
                     return self.answer(
                         src,
                         Verb::Request.as_str(),
@@ -110,7 +111,9 @@ impl Service {
             // The same REQUEST again from the same place while it runs: our ACK was lost
             // (also while draining: that call-back goes on, and its RESPONSE will come).
             // Anything else with a known id, or any REQUEST for an ended one, is refused.
-            if matches!(e.phase, Phase::Active { .. }) && e.src == src && e.request == *r {
+            if matches!(e.phase, Phase::Active { .. }) && e.src.ip() == src.ip() && e.request == *r
+            {
+                self.follow_port(&r.id, src);
                 return Ok(Admitted::Again);
             }
             return Err("duplicate_id");
@@ -235,6 +238,14 @@ impl Service {
                     state: Some(state),
                 },
             ),
+        }
+    }
+
+    /// A REQUEST resent from another port of its AS (a new socket: our ACK was lost): the
+    /// RESPONSE goes where the AS listens now.
+    fn follow_port(&mut self, id: &CallbackId, src: SocketAddr) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.src = src;
         }
     }
 

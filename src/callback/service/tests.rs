@@ -373,16 +373,16 @@ fn numbers_without_a_route_are_refused() {
 
 #[test]
 fn a_duplicate_id_is_refused_while_active_and_after_the_end() {
-    let mut h = H::default();
+    let mut h = H::new(|c| c.allow = vec!["127.0.0.0/8".parse().unwrap()]);
     h.request("a", "1001", "1002");
-    // Different numbers, or the same REQUEST from elsewhere: refused.
+    // Different numbers, or the same REQUEST from another AS: refused.
     assert_eq!(
         h.ask("REQUEST: id=a;user1=1001;user2=1003"),
         "ACK: id=a;result=error;reason=duplicate_id\n"
     );
-    let out = h.recv_from("127.0.0.1:40001", "REQUEST: id=a;user1=1001;user2=1002");
+    let out = h.recv_from("127.0.0.2:40000", "REQUEST: id=a;user1=1001;user2=1002");
     assert_eq!(
-        sent_text(&out[0], "127.0.0.1:40001"),
+        sent_text(&out[0], "127.0.0.2:40000"),
         "ACK: id=a;result=error;reason=duplicate_id\n"
     );
     // The very same REQUEST again (our ACK was lost): ACKed again, not originated twice.
@@ -666,12 +666,14 @@ fn once_connected_the_watchdog_waits_for_max_duration() {
         h.svc.poll_timeout(),
         Some(connected + Duration::from_secs(60) + WATCHDOG_GRACE)
     );
-    // Already cancelled by the AS: the call layer is not asked twice.
+    // Cancelled by the AS before: the call layer is asked again (the first ask may be what
+    // it lost), and does nothing for a call it no longer has.
     assert_eq!(h.recv("CANCEL: id=a").len(), 2);
     let out = h.fire().unwrap();
-    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0], Output::Command(Command::Cancel { id: id("a") }));
     assert_eq!(
-        sent_text(&out[0], AS),
+        sent_text(&out[1], AS),
         "RESPONSE: id=a;result=connected;duration=660;call_tag=gateway_error;cause=102\n"
     );
 }
@@ -773,4 +775,64 @@ fn mutated_datagrams_never_panic_and_answers_stay_bounded() {
         h.drain();
     }
     assert!(h.svc.stats().answered("request", "ok") > 0);
+}
+
+/// An AS that resends its REQUEST from a new socket (our ACK was lost) is its own AS on
+/// another port: the resend is ACKed, places nothing, and the RESPONSE goes where it
+/// listens now. Before, it was refused `duplicate_id` (an AS that then picks a new id
+/// places a second call) and the RESPONSE went to the closed port.
+#[test]
+fn a_request_resent_from_another_port_of_its_as_is_a_retransmission() {
+    let mut h = H::default();
+    h.request("a", "1001", "1002");
+    let out = h.recv_from("127.0.0.1:40001", "REQUEST: id=a;user1=1001;user2=1002");
+    assert_eq!(out.len(), 1, "no second Originate: {out:?}");
+    assert_eq!(
+        sent_text(&out[0], "127.0.0.1:40001"),
+        "ACK: id=a;result=ok\n"
+    );
+    assert_eq!(h.svc.active(), 1);
+    let out = h.end("a", Outcome::Connected);
+    assert_eq!(sent_text(&out[0], "127.0.0.1:40001"), RESPONSE_CONNECTED);
+}
+
+/// The watchdog asks the call layer to release the call even when a CANCEL was asked
+/// before: it fires because the call layer never reported the end, so the first ask may
+/// have been lost. Before, a cancelled call-back past its watchdog was forgotten here and
+/// could run on outside `max_active`.
+#[test]
+fn the_watchdog_asks_for_the_release_again_after_a_cancel() {
+    let mut h = H::default();
+    h.request("a", "1001", "1002");
+    let out = h.recv("CANCEL: id=a");
+    assert!(
+        out.contains(&Output::Command(Command::Cancel { id: id("a") })),
+        "{out:?}"
+    );
+    let out = h.fire().unwrap();
+    assert_eq!(
+        out[0],
+        Output::Command(Command::Cancel { id: id("a") }),
+        "{out:?}"
+    );
+    assert_eq!(h.svc.stats().expired, 1);
+    assert_eq!(h.svc.active(), 0);
+}
+
+/// A reload that takes an AS off `allow` leaves its RESPONSEs unACKable (its ACKs are
+/// dropped at the socket): they are not resent for a minute, and a drain does not wait for
+/// them.
+#[test]
+fn responses_to_an_as_a_reload_removed_are_not_resent() {
+    let mut h = H::default();
+    h.request("a", "1001", "1002");
+    h.svc
+        .set_config(config(|c| c.allow = vec!["127.0.0.9/32".parse().unwrap()]));
+    let out = h.end("a", Outcome::Connected);
+    assert_eq!(out.len(), 1, "the RESPONSE is sent once: {out:?}");
+    assert!(h.svc.awaiting_acks());
+    let out = h.fire().unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    assert!(!h.svc.awaiting_acks());
+    assert_eq!(h.svc.stats().responses("not_allowed"), 1);
 }
