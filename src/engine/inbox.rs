@@ -1,12 +1,13 @@
-//! What transport tasks hand the core task, in two bounded queues, with the per-source
-//! guard they check first and the counts of what they dropped.
+//! What transport tasks hand the core task, in bounded queues, with the per-source guard
+//! they check first and the counts of what they dropped.
 //!
 //! Work already accepted (responses, every request inside one of our dialogs, the ACKs of our
 //! refusals: their To tags say so, `sip::TagKey`) goes to the `urgent` queue, which the core
 //! task always empties first. New work (a request outside any dialog: an initial INVITE, an
 //! OPTIONS), CANCEL (which must not overtake its INVITE), requests naming a dialog we never
 //! made and messages that do not parse go to `fresh`, stamped with when the kernel received
-//! it. What becomes of new work
+//! it. Strangers' requests (`unknown_sources = "reject"`) have a small queue of their own,
+//! read last. What becomes of new work
 //! that waited too long is `overload`'s decision: capacity is shed at the door instead of
 //! every call slowing down until all of them time out.
 
@@ -33,6 +34,10 @@ const URGENT: usize = 16_384;
 /// Room for new requests. A full second of them at our capacity, no more: beyond that a
 /// request would wait longer than the overload thresholds anyway.
 pub(super) const FRESH: usize = 4_096;
+/// Room for strangers' requests (`[protect] unknown_sources = "reject"`: each gets one
+/// 403). Their own queue, read after new work: a spray of spoofed sources, each under the
+/// per-source rate, must not fill the room peers' INVITEs and CANCELs need.
+const STRANGERS: usize = 256;
 
 /// Whether a message starts new work, which overload control may refuse: a request outside
 /// any dialog, other than ACK and CANCEL (which belong to an INVITE already received).
@@ -57,6 +62,7 @@ fn is_cancel(msg: &Message) -> bool {
 pub(crate) struct Inbox {
     urgent: mpsc::Sender<Event>,
     fresh: mpsc::Sender<Event>,
+    strangers: mpsc::Sender<Event>,
     guard: Arc<ArcSwapOption<SourceGuard>>,
     pub(crate) tally: Arc<Tally>,
     pub(crate) overload: Arc<Overload>,
@@ -83,15 +89,17 @@ const MAX_DEPARTED: usize = 8;
 pub(crate) struct Queues {
     pub urgent: mpsc::Receiver<Event>,
     pub fresh: mpsc::Receiver<Event>,
+    pub strangers: mpsc::Receiver<Event>,
 }
 
 impl Queues {
-    /// The next event without waiting: accepted work before new work.
+    /// The next event without waiting: accepted work before new work, strangers last.
     pub(crate) fn try_next(&mut self) -> Option<Event> {
         self.urgent
             .try_recv()
             .ok()
             .or_else(|| self.fresh.try_recv().ok())
+            .or_else(|| self.strangers.try_recv().ok())
     }
 }
 
@@ -100,9 +108,11 @@ impl Inbox {
         let p = &cfg.protect.clone();
         let (utx, urx) = mpsc::channel(URGENT);
         let (ftx, frx) = mpsc::channel(FRESH);
+        let (stx, srx) = mpsc::channel(STRANGERS);
         let inbox = Inbox {
             urgent: utx,
             fresh: ftx,
+            strangers: stx,
             guard: Arc::new(ArcSwapOption::new(None)),
             tally: Arc::default(),
             overload: Arc::new(Overload::new(p)),
@@ -117,6 +127,7 @@ impl Inbox {
             Queues {
                 urgent: urx,
                 fresh: frx,
+                strangers: srx,
             },
         )
     }
@@ -350,11 +361,24 @@ impl Inbox {
         heard
     }
 
-    /// Hand over a stranger's datagram without waiting, on the queue of new work whatever
-    /// it is: what a stranger sends never goes before accepted work, and overload sheds it
-    /// first. False when it was dropped.
+    /// Hand over a stranger's message without waiting, never before accepted work: a
+    /// response to a request we sent it (an address a Contact named, a peer's old one)
+    /// with new work; a request (`unknown_sources = "reject"`) on the strangers' own queue,
+    /// read last. False when it was dropped.
     pub(crate) fn try_deliver_stranger(&self, ev: Event) -> bool {
-        self.send_now(&self.fresh, ev).is_ok()
+        let request = matches!(
+            &ev,
+            Event::Message {
+                msg: Message::Request(_),
+                ..
+            } | Event::Unparseable { .. }
+        );
+        let queue = if request {
+            &self.strangers
+        } else {
+            &self.fresh
+        };
+        self.send_now(queue, ev).is_ok()
     }
 
     fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {

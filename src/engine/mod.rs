@@ -246,7 +246,7 @@ impl Shell {
             tokio::select! {
                 // In this order: signals, ticks and deadlines (rarely ready, and never to be
                 // starved by a queue that is never empty under overload), then accepted work,
-                // the call-back service, new work.
+                // the call-back service, new work, strangers' requests.
                 biased;
                 _ = term.recv() => self.on_stop_signal(),
                 _ = int.recv() => self.on_stop_signal(),
@@ -270,6 +270,12 @@ impl Shell {
                     None => callback_rx = None,
                 },
                 ev = q.fresh.recv() => {
+                    let Some(ev) = ev else { break };
+                    let now = self.clock();
+                    self.on_event(now, ev);
+                    self.take_queued(&mut q);
+                }
+                ev = q.strangers.recv() => {
                     let Some(ev) = ev else { break };
                     let now = self.clock();
                     self.on_event(now, ev);

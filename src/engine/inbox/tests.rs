@@ -362,3 +362,50 @@ fn strangers_show_in_the_summary_with_an_address() {
     assert_eq!(inbox.tally.take_strangers(), Some((3, Some(moved))));
     assert_eq!(inbox.tally.take_strangers(), None, "counted once");
 }
+
+/// Strangers' requests (`unknown_sources = "reject"`, each for its 403) wait in a small
+/// queue of their own, read last: a spray of spoofed sources fills that, not the room
+/// peers' INVITEs and CANCELs need. Before, they shared the queue of new work, and 4,096 of
+/// them made every peer's INVITE a `queue_full` drop.
+#[tokio::test]
+async fn strangers_requests_cannot_fill_the_room_of_peers_new_work() {
+    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    let at = Instant::now();
+    let stranger = Target::udp("192.0.2.9:5060".parse().unwrap());
+    let taken = (0..FRESH)
+        .filter(|_| {
+            inbox.try_deliver_stranger(Event::Message {
+                msg: req("OPTIONS", ""),
+                source: stranger,
+                at,
+                screened: false,
+            })
+        })
+        .count();
+    assert_eq!(taken, STRANGERS);
+    let peer = Target::udp("127.0.0.2:5060".parse().unwrap());
+    for m in [req("INVITE", ""), req("CANCEL", "")] {
+        assert!(inbox.try_deliver(Event::Message {
+            msg: m,
+            source: peer,
+            at,
+            screened: false,
+        }));
+    }
+    // The peer's first, then the strangers'.
+    let first: Vec<String> = std::iter::from_fn(|| q.try_next())
+        .take(3)
+        .map(|ev| match ev {
+            Event::Message {
+                msg: Message::Request(r),
+                source,
+                ..
+            } => format!("{} {}", r.method(), source.addr.ip()),
+            _ => "?".into(),
+        })
+        .collect();
+    assert_eq!(
+        first,
+        ["INVITE 127.0.0.2", "CANCEL 127.0.0.2", "OPTIONS 192.0.2.9"]
+    );
+}

@@ -215,7 +215,7 @@ async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
     };
     // A BYE with a To tag: in-dialog, which a peer's would take the urgent queue for.
     let _c = from_stranger(request("BYE", ";tag=x", "z9hG4bKsb")).await;
-    let got = tokio::time::timeout(Duration::from_secs(2), queues.fresh.recv())
+    let got = tokio::time::timeout(Duration::from_secs(2), queues.strangers.recv())
         .await
         .expect("the stranger's request was queued")
         .unwrap();
