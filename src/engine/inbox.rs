@@ -334,9 +334,11 @@ impl Inbox {
     /// `[protect] unknown_sources = "reject"`, one 403 to a request that is not an ACK.
     /// Anything else is dropped here, unparsed and uncopied, and counted.
     pub(crate) fn hears_stranger(&self, ip: IpAddr, data: &[u8], now: Instant) -> bool {
-        // A request line starts with its method: an upper-case token, then a space.
+        // A request line starts with its method: an upper-case token, then a space (looked
+        // for in the first 17 bytes only: a stranger's 64 KiB datagram is not scanned).
         let request = data
             .iter()
+            .take(17)
             .position(|&b| b == b' ')
             .is_some_and(|n| (1..=16).contains(&n) && data[..n].iter().all(u8::is_ascii_uppercase));
         let heard = if data.starts_with(b"SIP/2.0 ") {

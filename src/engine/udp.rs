@@ -158,13 +158,45 @@ impl Out {
                 tokio::spawn(async move {
                     let _slot = slot;
                     if let Err(e) = local::send(&sock, &bytes, to, from).await {
-                        warn!(%to, error = %e, "UDP send failed");
+                        send_failed(to, &e);
                     }
                 });
             }
             // ICMP errors from earlier sends surface here; UDP has no delivery to report.
-            Err(e) => warn!(%to, error = %e, "UDP send failed"),
+            Err(e) => send_failed(to, &e),
         }
+    }
+}
+
+/// How often a failed send is said in the log at most.
+const SEND_FAILED_SAID_EVERY: Duration = Duration::from_secs(10);
+
+/// A send the kernel refused: counted, and said at most every 10 s with how many since.
+/// Anyone can make these (a 403 to a spoofed source no route leads to, a firewall rule
+/// against an address): a line per datagram would be a log flood on demand.
+fn send_failed(to: SocketAddr, e: &std::io::Error) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicU64;
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    static NEXT_MS: AtomicU64 = AtomicU64::new(0);
+    static UNSAID: AtomicU64 = AtomicU64::new(0);
+    crate::ops::metrics::udp_send_failed().increment(1);
+    let now_ms = BASE.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    let next = NEXT_MS.load(Ordering::Relaxed);
+    let due = now_ms >= next
+        && NEXT_MS
+            .compare_exchange(
+                next,
+                now_ms + SEND_FAILED_SAID_EVERY.as_millis() as u64,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+    if due {
+        let unsaid = UNSAID.swap(0, Ordering::AcqRel);
+        warn!(%to, error = %e, not_said_before = unsaid, "UDP send failed (said at most every 10 s; all counted in trunkgate_sip_send_failed_total)");
+    } else {
+        UNSAID.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -221,8 +253,9 @@ pub(super) async fn reader(sock: Arc<UdpSocket>, id: ListenerId, max: usize, inb
         .local_addr()
         .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
     let wildcard = local.is_unspecified();
+    let mut empty_at = Instant::now();
     loop {
-        let (n, src, at, dst) = match recv_stamped(&sock, &mut buf).await {
+        let (n, src, at, dst) = match recv_stamped(&sock, &mut buf, &mut empty_at).await {
             Ok(x) => x,
             Err(e) => {
                 // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
@@ -392,16 +425,33 @@ fn shed_early(
     }
 }
 
-/// The longest a datagram is believed to have waited in the socket buffer: a clock step
-/// (the stamp is wall-clock time) must not make every message look ancient.
+/// The longest a datagram is believed to have waited in the socket buffer.
 const MAX_KERNEL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a datagram stamped `stamp` (wall clock) waited, read at `now` (`wall`), when
+/// the socket was last found empty at `empty_at`. It came after that, so it cannot have
+/// waited longer: a wall clock stepped forward (NTP, a VM resumed) must not make what sat
+/// in the buffer across the step look old enough to be shed.
+fn kernel_wait(
+    stamp: Option<SystemTime>,
+    wall: SystemTime,
+    now: Instant,
+    empty_at: Instant,
+) -> Duration {
+    stamp
+        .and_then(|t| wall.duration_since(t).ok())
+        .unwrap_or_default()
+        .min(now.saturating_duration_since(empty_at))
+        .min(MAX_KERNEL_WAIT)
+}
 
 /// Receive one datagram with the instant the kernel received it (now, when the kernel gave
 /// no stamp) and, where the socket asks for it, the address it came to (on IPv6 an IPv4
-/// packet's is IPv4-mapped).
+/// packet's is IPv4-mapped). `empty_at`: when the socket was last found empty (updated).
 async fn recv_stamped(
     sock: &UdpSocket,
     buf: &mut [u8],
+    empty_at: &mut Instant,
 ) -> std::io::Result<(usize, SocketAddr, Instant, Option<IpAddr>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     use std::os::fd::AsRawFd;
@@ -451,15 +501,15 @@ async fn recv_stamped(
         match got {
             Ok((n, Some(src), stamp, dst)) => {
                 let now = Instant::now();
-                let waited = stamp
-                    .and_then(|t| SystemTime::now().duration_since(t).ok())
-                    .unwrap_or_default()
-                    .min(MAX_KERNEL_WAIT);
+                let waited = kernel_wait(stamp, SystemTime::now(), now, *empty_at);
                 return Ok((n, src, now.checked_sub(waited).unwrap_or(now), dst));
             }
             // A datagram without an IP source address cannot come over an IP socket.
             Ok((_, None, _, _)) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                *empty_at = Instant::now();
+                continue;
+            }
             Err(e) => return Err(e),
         }
     }

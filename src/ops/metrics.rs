@@ -40,6 +40,7 @@ pub const RTP_BYTES: &str = "trunkgate_rtp_bytes_total";
 pub const RECORDING_BYTES: &str = "trunkgate_recording_bytes_total";
 pub const RECORDING_FAILURES: &str = "trunkgate_recording_failures_total";
 pub const SEND_DROPPED: &str = "trunkgate_sip_send_dropped_total";
+pub const SEND_FAILED: &str = "trunkgate_sip_send_failed_total";
 pub const REFUSALS_UNRECORDED: &str = "trunkgate_refusals_unrecorded_total";
 pub const TCP_PACED: &str = "trunkgate_tcp_paced_total";
 
@@ -209,6 +210,11 @@ pub fn recording_failures(stage: &'static str) -> metrics::Counter {
 /// waited for room.
 pub fn udp_send_dropped() -> metrics::Counter {
     counter!(SEND_DROPPED, "transport" => "udp")
+}
+
+/// A SIP datagram the kernel refused to send (a firewall rule, no route, too large).
+pub fn udp_send_failed() -> metrics::Counter {
+    counter!(SEND_FAILED, "transport" => "udp")
 }
 
 /// A peer's TCP connection not read for a moment: it sent over `[protect] source_rate`.
@@ -451,6 +457,10 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     describe_counter!(
         SEND_DROPPED,
         "SIP datagrams dropped unsent: the socket buffer was full and too many sends already waited for room"
+    );
+    describe_counter!(
+        SEND_FAILED,
+        "SIP datagrams the kernel refused to send (a firewall rule, no route to the address, too large); the log says so at most every 10 s"
     );
     describe_counter!(
         TCP_PACED,

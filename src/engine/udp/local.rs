@@ -26,25 +26,42 @@ use crate::sip::ListenerId;
 /// Entries of the table: a host has a handful of addresses, and nothing but a datagram's
 /// destination address (one of the host's, or a broadcast) gets in.
 const MAX_LOCAL_IPS: usize = 254;
+/// Entries loopback addresses may take at most: every `127.x.y.z` is this host's, so any
+/// local process could otherwise fill the table for good, and a floating address that
+/// comes to this host later would never be noted.
+const MAX_LOOPBACK_IPS: usize = 16;
 
 /// The destination addresses seen on wildcard listeners; an entry is never removed or
 /// changed, so its number names it for good.
 struct LocalIps {
     slots: [OnceLock<IpAddr>; MAX_LOCAL_IPS],
     used: AtomicUsize,
+    /// Loopback addresses noted (or refused: it keeps counting past the bound).
+    loopback: AtomicUsize,
+}
+
+impl LocalIps {
+    fn new() -> LocalIps {
+        LocalIps {
+            slots: [const { OnceLock::new() }; MAX_LOCAL_IPS],
+            used: AtomicUsize::new(0),
+            loopback: AtomicUsize::new(0),
+        }
+    }
 }
 
 fn table() -> &'static LocalIps {
     static TABLE: OnceLock<LocalIps> = OnceLock::new();
-    TABLE.get_or_init(|| LocalIps {
-        slots: [const { OnceLock::new() }; MAX_LOCAL_IPS],
-        used: AtomicUsize::new(0),
-    })
+    TABLE.get_or_init(LocalIps::new)
 }
 
 /// The number of `ip` in the table, noted now if new. `None`: the table is full, or the
 /// address is none to send from (multicast, broadcast, unspecified).
 fn slot_of(ip: IpAddr) -> Option<usize> {
+    slot_in(table(), ip)
+}
+
+fn slot_in(t: &LocalIps, ip: IpAddr) -> Option<usize> {
     let ip = ip.to_canonical();
     let unicast = match ip {
         IpAddr::V4(v4) => !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()),
@@ -53,10 +70,13 @@ fn slot_of(ip: IpAddr) -> Option<usize> {
     if !unicast {
         return None;
     }
-    let t = table();
     let filled = t.used.load(Ordering::Acquire).min(MAX_LOCAL_IPS);
     if let Some(i) = (0..filled).find(|&i| t.slots[i].get() == Some(&ip)) {
         return Some(i);
+    }
+    // Past its share a new loopback address is answered from what the kernel picks.
+    if ip.is_loopback() && t.loopback.fetch_add(1, Ordering::AcqRel) >= MAX_LOOPBACK_IPS {
+        return None;
     }
     // Two readers noting the same new address take two entries: both name it.
     let i = t.used.fetch_add(1, Ordering::AcqRel);
@@ -176,4 +196,30 @@ fn send_from(sock: &UdpSocket, bytes: &[u8], to: SocketAddr, from: IpAddr) -> io
     let iov = [io::IoSlice::new(bytes)];
     let dest = SockaddrStorage::from(to);
     sendmsg(sock.as_raw_fd(), &iov, cmsg, MsgFlags::empty(), Some(&dest)).map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loopback addresses take at most 16 entries: a local process sending to 127.0.0.2 …
+    /// 127.0.0.255 cannot fill the table for good. Before, it could, and a floating address
+    /// that came to this host afterwards was never noted.
+    #[test]
+    fn loopback_addresses_cannot_fill_the_table() {
+        let t = LocalIps::new();
+        let lo = |n: u8| IpAddr::from([127, 0, 0, n]);
+        let taken: Vec<usize> = (1..=255).filter_map(|n| slot_in(&t, lo(n))).collect();
+        assert_eq!(taken.len(), MAX_LOOPBACK_IPS);
+        assert_eq!(
+            slot_in(&t, lo(1)),
+            Some(taken[0]),
+            "a noted one keeps its entry"
+        );
+        let vip = IpAddr::from([198, 51, 100, 7]);
+        let slot = slot_in(&t, vip);
+        assert_eq!(slot, Some(MAX_LOOPBACK_IPS));
+        assert_eq!(slot_in(&t, vip), slot);
+        assert_eq!(slot_in(&t, "::1".parse().unwrap()), None, "past the share");
+    }
 }

@@ -488,14 +488,18 @@ async fn a_dual_stack_socket_tells_which_family_a_datagram_came_over() {
     let mut buf = vec![0u8; 2048];
     let v4 = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     v4.send_to(b"over IPv4", ("127.0.0.1", port)).unwrap();
-    let (_, src, _, dst) = recv_stamped(&s, &mut buf).await.unwrap();
+    let (_, src, _, dst) = recv_stamped(&s, &mut buf, &mut Instant::now())
+        .await
+        .unwrap();
     assert_eq!(src.ip().to_canonical(), v4.local_addr().unwrap().ip());
     assert_eq!(dst, Some("::ffff:127.0.0.1".parse().unwrap()));
     let Ok(v6) = std::net::UdpSocket::bind("[::1]:0") else {
         return; // no IPv6 loopback
     };
     v6.send_to(b"over IPv6", ("::1", port)).unwrap();
-    let (_, src, _, dst) = recv_stamped(&s, &mut buf).await.unwrap();
+    let (_, src, _, dst) = recv_stamped(&s, &mut buf, &mut Instant::now())
+        .await
+        .unwrap();
     assert_eq!(src, v6.local_addr().unwrap());
     assert_eq!(dst, Some("::1".parse().unwrap()));
 }
@@ -575,4 +579,31 @@ async fn a_wildcard_listener_answers_from_the_address_it_was_sent_to() {
         let (_, from) = peer.recv_from(&mut buf).unwrap();
         assert_eq!(from.port(), port, "{wildcard}: still sent");
     }
+}
+
+/// A datagram cannot have waited longer than since the socket was last found empty: a wall
+/// clock stepped forward by 5 s (NTP, a VM resumed) makes a kernel stamp look 5 s old, and
+/// before, what sat in the buffer across the step was taken as waiting that long and shed.
+#[test]
+fn a_forward_clock_step_does_not_age_what_waits_in_the_socket() {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let empty_at = now.checked_sub(Duration::from_millis(20)).unwrap_or(now);
+    let stepped = wall - Duration::from_secs(5);
+    let waited = kernel_wait(Some(stepped), wall, now, empty_at);
+    assert!(waited <= Duration::from_millis(20), "{waited:?}");
+    // A real wait, shorter than since the socket was empty, is believed.
+    let long_ago = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+    let stamp = wall - Duration::from_millis(30);
+    assert_eq!(
+        kernel_wait(Some(stamp), wall, now, long_ago),
+        Duration::from_millis(30)
+    );
+    assert_eq!(kernel_wait(None, wall, now, long_ago), Duration::ZERO);
+    // A stamp from the future (a clock stepped back) is no wait.
+    let ahead = wall + Duration::from_secs(3);
+    assert_eq!(
+        kernel_wait(Some(ahead), wall, now, long_ago),
+        Duration::ZERO
+    );
 }
