@@ -286,9 +286,9 @@ impl Call {
             }
             let kind = stream_kind(ep.transport);
             if let Some(binding) = offer {
-                u.offer(kind, ep.rtcp_mux, binding);
+                u.offer(kind, ep.rtcp_mux, ep.g711, binding);
             } else {
-                u.answer(kind, ep.rtcp_mux);
+                u.answer(kind, ep.rtcp_mux, ep.g711);
             }
         }
         // The SDP toward the other leg names the gateway's port facing that leg.

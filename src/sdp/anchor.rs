@@ -101,6 +101,9 @@ pub struct Endpoint {
     pub transport: Transport,
     /// `a=rtcp-mux` (RFC 5761): RTCP on the RTP port.
     pub rtcp_mux: bool,
+    /// An `m=audio` line listing G.711 (payload type 0 or 8): the only audio the
+    /// repacketiser re-cuts. Any other stream (video, Opus alone) is relayed as sent.
+    pub g711: bool,
 }
 
 impl Endpoint {
@@ -221,6 +224,11 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                     what: "m= has no transport",
                 });
             };
+            let g711 = field(m, 0) == Some(b"audio".as_slice())
+                && m.split(|&b| b == b' ')
+                    .filter(|f| !f.is_empty())
+                    .skip(3)
+                    .any(|f| f == b"0" || f == b"8");
             out.push(Endpoint {
                 ip: session_ip,
                 port,
@@ -229,6 +237,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 receives: false,
                 transport: Transport::of(proto),
                 rtcp_mux: false,
+                g711,
             });
             held.push(None);
         } else if let Some(dir) = direction(l.text) {

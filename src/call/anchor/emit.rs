@@ -66,8 +66,10 @@ impl Call {
                     b_signalling: signalling(Side::B),
                     a_latch: latch(Side::A),
                     b_latch: latch(Side::B),
-                    a_ptime: repack(Side::A),
-                    b_ptime: repack(Side::B),
+                    // Only G.711 audio is re-cut: anything else (video, Opus) would lose
+                    // its sequence gaps, header extensions and CSRCs for nothing.
+                    a_ptime: repack(Side::A).filter(|_| u.g711),
+                    b_ptime: repack(Side::B).filter(|_| u.g711),
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
                     callee: media.callee,

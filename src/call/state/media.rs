@@ -208,6 +208,9 @@ pub struct StreamUse {
     answered: bool,
     /// The last SDP turned the stream off (port 0, or no such m= line): it relays nothing.
     pub off: bool,
+    /// G.711 audio (`m=audio` with payload type 0 or 8), as the answer (before one, the
+    /// offer) says: only such a stream is repacketised.
+    pub g711: bool,
 }
 
 impl StreamUse {
@@ -215,18 +218,20 @@ impl StreamUse {
     /// an INVITE without SDP: `binding`) is what the stream carries from now on; any other
     /// takes effect with its answer, unless the stream is new (its packets may come before
     /// any answer, as early media).
-    pub fn offer(&mut self, kind: crate::media::StreamKind, mux: bool, binding: bool) {
+    pub fn offer(&mut self, kind: crate::media::StreamKind, mux: bool, g711: bool, binding: bool) {
         self.offered = Some((kind, mux));
         if binding || !self.answered {
             self.kind = kind;
+            self.g711 = g711;
         }
     }
 
     /// An answer said this of the stream: it is what the stream now carries (an answer that
     /// drops best-effort SRTP keys makes it RTP), and with the offer it answers it settles
     /// RTCP multiplexing. The same answer again (a 200 after its 183) changes nothing more.
-    pub fn answer(&mut self, kind: crate::media::StreamKind, mux: bool) {
+    pub fn answer(&mut self, kind: crate::media::StreamKind, mux: bool, g711: bool) {
         self.kind = kind;
+        self.g711 = g711;
         self.answered = true;
         if let Some((_, offer_mux)) = self.offered.take() {
             self.rtcp_mux = mux && offer_mux;

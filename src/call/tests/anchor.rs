@@ -1032,6 +1032,39 @@ fn a_stream_the_relay_does_not_read_keeps_its_legs_repacketising_for_when_it_bec
     assert_eq!((p.kind, p.b_ptime), (StreamKind::Srtp, Some(20)));
 }
 
+/// `repacketize` re-cuts G.711 audio only: a video stream, or audio without G.711 (Opus
+/// alone), is relayed as sent. Before, every RTP stream of the peer went through the
+/// repacketiser, which renumbered video without its gaps (hiding loss from the receiver's
+/// NACK) and stripped its header extensions and CSRCs.
+#[test]
+fn repacketising_takes_only_g711_audio() {
+    let repacketising = || {
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+                p.repacketize = true;
+                p.ptime = Some(20);
+            }
+        }))
+    };
+    let mut h = repacketising();
+    let av = SDP.replace(
+        "a=rtpmap:0 PCMU/8000\r\n",
+        "a=rtpmap:0 PCMU/8000\r\nm=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
+    );
+    anchored_call_with(&mut h, "k6", &av, &av);
+    let ptimes: Vec<Option<u16>> = h.relay_pairs().iter().map(|p| p.b_ptime).collect();
+    assert_eq!(ptimes, [Some(20), None]);
+    let mut h = repacketising();
+    let opus = SDP.replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+        "RTP/AVP 111\r\na=rtpmap:111 opus/48000/2",
+    );
+    anchored_call_with(&mut h, "k7", &opus, &opus);
+    let ptimes: Vec<Option<u16>> = h.relay_pairs().iter().map(|p| p.b_ptime).collect();
+    assert_eq!(ptimes, [None]);
+}
+
 #[test]
 fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_were() {
     use crate::media::StreamKind;

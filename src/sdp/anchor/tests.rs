@@ -51,6 +51,7 @@ fn reads_endpoints_with_media_level_connection() {
             receives: true,
             transport: Transport::Rtp,
             rtcp_mux: false,
+            g711: true,
         }
     );
     assert_eq!(
@@ -63,6 +64,7 @@ fn reads_endpoints_with_media_level_connection() {
             receives: false,
             transport: Transport::Rtp,
             rtcp_mux: false,
+            g711: false,
         }
     );
 }
