@@ -73,7 +73,14 @@ pub fn host_ips() -> std::io::Result<Vec<IpAddr>> {
 /// endpoint's own packets show its public address, RTP would go to a host of our own
 /// network of that address, or nowhere.
 pub fn behind_nat(sdp: IpAddr, signalling: IpAddr) -> bool {
-    let private = |ip: IpAddr| match ip.to_canonical() {
+    let signalling = signalling.to_canonical();
+    private(sdp) && !private(signalling) && !signalling.is_loopback()
+}
+
+/// Whether `ip` is on a private network (RFC 1918, shared 100.64/10, link-local, unique
+/// local): no host on the internet sends from it.
+pub fn private(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
             v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
@@ -82,9 +89,7 @@ pub fn behind_nat(sdp: IpAddr, signalling: IpAddr) -> bool {
             let first = v6.segments()[0];
             (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
         }
-    };
-    let signalling = signalling.to_canonical();
-    private(sdp) && !private(signalling) && !signalling.is_loopback()
+    }
 }
 
 /// Whether one of `nets` holds `ip`, an IPv4 peer heard on a dual-stack socket

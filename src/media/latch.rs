@@ -60,6 +60,11 @@ const TAIL_QUIET: Duration = Duration::from_millis(40);
 /// must not keep its leg from a new stream for the whole window).
 const MAX_SPACING: Duration = Duration::from_millis(150);
 
+/// Packets this far apart (or a single one) from the latched address are sparser than any
+/// voice stream's (60 ms packets at most, a lost one between): while learning, another
+/// source ranked as well may take the leg from them once they pause.
+const SPARSE_GAP: Duration = Duration::from_millis(130);
+
 /// What the latch needs of an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpHead {
@@ -247,6 +252,10 @@ impl SourceLatch {
                 false
             }
             None if !open && rank(src) == 0 => false,
+            // Open to anyone, but not to a private or loopback source for a leg whose own
+            // signalling is not there: a spoof from 10.0.0.5 would have the far leg's
+            // media sent into our own network (as RTCP is never taken from there).
+            None if rank(src) == 0 && self.inside_for_an_outside_leg(src, sdp) => false,
             None => {
                 self.current = Some(fresh);
                 true
@@ -260,6 +269,22 @@ impl SourceLatch {
             Some(l)
                 if now.saturating_duration_since(l.learnt) < LEARNING
                     && rank(src) > rank(l.addr) =>
+            {
+                self.current = Some(fresh);
+                true
+            }
+            // Still learning, a source ranked as well (another port of the signalling's IP:
+            // a NATed phone), and the latched one is sparse and paused, as a sprayer is (it
+            // hits each port a few times a second): the stream takes the leg. A latched
+            // source sending as a voice stream does (a packet every 60 ms or sooner) is kept;
+            // one that sprays faster than that at every port costs its sender 10 times the
+            // packets.
+            Some(l)
+                if now.saturating_duration_since(l.learnt) < LEARNING
+                    && rank(src) > 0
+                    && rank(src) == rank(l.addr)
+                    && (l.gap.is_zero() || l.gap >= SPARSE_GAP)
+                    && now.saturating_duration_since(l.seen) >= REOPEN_QUIET =>
             {
                 self.current = Some(fresh);
                 true
@@ -323,6 +348,22 @@ impl SourceLatch {
                 }
             }
         }
+    }
+}
+
+impl SourceLatch {
+    /// `src` is on a private network or this host, and the leg is not: its signalling
+    /// (else, without one, its SDP's address) is a public one. Unknown: not judged.
+    fn inside_for_an_outside_leg(&self, src: SocketAddr, sdp: Option<SocketAddr>) -> bool {
+        let inside = |ip: std::net::IpAddr| {
+            crate::config::net::private(ip) || ip.to_canonical().is_loopback()
+        };
+        let leg_inside = match (self.signalling, sdp) {
+            (Some(s), _) => inside(s),
+            (None, Some(s)) => inside(s.ip()),
+            (None, None) => true,
+        };
+        inside(src.ip()) && !leg_inside
     }
 }
 

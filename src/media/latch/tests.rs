@@ -454,3 +454,58 @@ fn a_continued_stream_moves_the_latch_only_from_an_address_of_the_legs() {
         Some(sdp)
     ));
 }
+
+/// A sprayer faking the NATed phone's public IP (its signalling's) from another port may
+/// win the first packet; while learning, the phone's own stream takes the leg once the
+/// sprayer's sparse packets pause, and keeps it: the sprayer's next packet is no stream's.
+/// Before, equal rank kept the first sender for good: no audio either way for the call.
+#[test]
+fn a_stream_from_the_signallings_ip_takes_the_leg_from_a_sparse_sprayer_there() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let public = std::net::IpAddr::from([203, 0, 113, 7]);
+    let sprayer = SocketAddr::new(public, 1);
+    let phone = SocketAddr::new(public, 61000);
+    let mut l = SourceLatch::default().opened(t0, Some(public));
+    assert!(l.accept(t0 + ms(10), sprayer, head(99, 1), None));
+    assert!(
+        !l.accept(t0 + ms(30), phone, head(7, 1), None),
+        "not at once"
+    );
+    assert!(l.accept(t0 + ms(130), phone, head(7, 2), None));
+    for (i, at) in [150, 170, 190].into_iter().enumerate() {
+        assert!(l.accept(t0 + ms(at), phone, head(7, 3 + i as u16), None));
+    }
+    assert!(!l.accept(t0 + ms(330), sprayer, head(99, 2), None));
+    assert_eq!(l.source(), Some(phone));
+    // A phone latched first and talking is not taken by a sprayer when it pauses briefly.
+    let mut l = SourceLatch::default().opened(t0, Some(public));
+    for (i, at) in [0, 20, 40].into_iter().enumerate() {
+        assert!(l.accept(t0 + ms(at), phone, head(7, 1 + i as u16), None));
+    }
+    assert!(!l.accept(t0 + ms(200), sprayer, head(99, 1), None));
+    assert_eq!(l.source(), Some(phone));
+}
+
+/// While open to anyone, an empty latch takes no source on a private network or loopback
+/// for a leg whose signalling is public (a NATed phone: its packets come from its public
+/// address): a spoof from there would have the far leg's media sent into our own network.
+/// A leg on a private network itself still takes one.
+#[test]
+fn an_outside_legs_latch_takes_no_private_or_loopback_source() {
+    let t0 = Instant::now();
+    let public = std::net::IpAddr::from([203, 0, 113, 7]);
+    let private = SocketAddr::from(([10, 0, 0, 5], 11211));
+    let mut l = SourceLatch::default().opened(t0, Some(public));
+    assert!(!l.accept(t0, private, head(9, 1), None));
+    assert!(!l.accept(t0, SocketAddr::from(([127, 0, 0, 1], 9)), head(9, 1), None));
+    assert!(!l.accept(t0, SocketAddr::from(([100, 64, 1, 1], 9)), head(9, 1), None));
+    assert_eq!(l.source(), None);
+    let elsewhere = SocketAddr::from(([198, 51, 100, 9], 40000));
+    assert!(
+        l.accept(t0, elsewhere, head(9, 1), None),
+        "a public one, as before"
+    );
+    let mut lan = SourceLatch::default().opened(t0, Some("10.0.0.1".parse().unwrap()));
+    assert!(lan.accept(t0, private, head(9, 1), None));
+}

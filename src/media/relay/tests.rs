@@ -108,7 +108,7 @@ fn a_source_on_an_address_of_this_host_is_taken_only_for_a_leg_on_this_host() {
     // The caller's SDP names our address; its signalling comes from outside.
     p.a_remote = Some(sa("[2001:db8::1]:53"));
     p.a_signalling = Some(ip("2001:db8::10"));
-    p.host_ips = [ip("2001:db8::1"), ip("2001:db8::2"), ip("10.9.8.7")].into();
+    p.host_ips = [ip("2001:db8::1"), ip("2001:db8::2"), ip("198.51.100.7")].into();
     p.b_signalling = Some(ip("2001:db8::2"));
     let mut r = StreamRoute::new(&p, t0());
     for ours in ["[2001:db8::1]:53", "[2001:db8::2]:5060"] {
@@ -144,7 +144,7 @@ fn a_source_on_an_address_of_this_host_is_taken_only_for_a_leg_on_this_host() {
             t0(),
             Dir::AtoB,
             false,
-            sa("[::ffff:10.9.8.7]:7000"),
+            sa("[::ffff:198.51.100.7]:7000"),
             &rtp(1)
         ),
         Route::Accept(_)
@@ -995,7 +995,12 @@ fn a_new_stream_after_a_port_only_move_takes_the_leg_once_the_old_one_is_quiet()
         r.route(t0() + ms(20), Dir::AtoB, false, new, &rtp(2)),
         Route::Drop
     );
-    // A sender on the SDP's IP (spoofed, say) takes nothing while the old stream runs.
+    assert!(matches!(
+        r.route(t0() + ms(25), Dir::AtoB, false, old, &rtp(1)),
+        Route::Accept(_)
+    ));
+    // A sender on the SDP's IP (spoofed, say) takes nothing while the old stream runs (a
+    // packet every 20 ms: no spray's).
     let spoof = sa("192.0.2.10:9999");
     assert_eq!(
         r.route(t0() + ms(500), Dir::AtoB, false, spoof, &rtp(9)),
