@@ -39,11 +39,19 @@ pub trait CdrFile: Send {
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// `fdatasync`.
     fn sync(&mut self) -> io::Result<()>;
+    /// A handle that syncs this file from another thread (a duplicate descriptor).
+    fn sync_handle(&self) -> io::Result<Box<dyn SyncHandle>>;
     /// Reserve room for `len` bytes past the file's end without changing its size
     /// (`fallocate(FALLOC_FL_KEEP_SIZE)`): appends within it need no free space later.
     fn reserve(&mut self, _len: u64) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Syncs one open CDR file, from any thread.
+pub trait SyncHandle: Send {
+    /// `fdatasync`.
+    fn sync(&mut self) -> io::Result<()>;
 }
 
 /// The operating system's files.
@@ -127,6 +135,10 @@ impl CdrFile for RealFile {
         self.file.sync_data()
     }
 
+    fn sync_handle(&self) -> io::Result<Box<dyn SyncHandle>> {
+        Ok(Box::new(RealSync(self.file.try_clone()?)))
+    }
+
     fn reserve(&mut self, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let from = libc::off_t::try_from(self.size()?).map_err(|_| io::ErrorKind::InvalidInput)?;
@@ -139,5 +151,14 @@ impl CdrFile for RealFile {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+}
+
+/// A duplicate of a CDR file's descriptor, synced on the sync thread.
+struct RealSync(File);
+
+impl SyncHandle for RealSync {
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_data()
     }
 }

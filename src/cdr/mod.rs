@@ -4,6 +4,7 @@ pub mod fs;
 mod record;
 mod sink;
 mod spill;
+mod syncer;
 mod writer;
 
 pub use record::{CallTag, CauseSource, CdrRecord};

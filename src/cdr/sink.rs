@@ -17,10 +17,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::fs::{CdrFile, CdrFs};
+use super::syncer::{Done, Job, Syncer};
 
 /// Unsynced data is synced once it is this old; with the writer's 100 ms tick that keeps
 /// every line synced within half a second of being written.
 pub const SYNC_AFTER: Duration = Duration::from_millis(400);
+/// A sync still running after this long: the disk does not answer. The sink counts as
+/// failing until it ends (its CDRs are in the file, safe from a crash of the process, but
+/// not from one of the machine).
+pub const SYNC_STUCK: Duration = Duration::from_secs(2);
 /// First wait after a failed write or open.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
 /// Longest wait between retries: a disk that gets space back is written to within this long.
@@ -61,6 +66,21 @@ pub struct Sink {
     /// The last attempt failed and records are waiting.
     failing: bool,
     reopen_requested: bool,
+    /// Where syncs run: inline, or on a thread of their own (the writer's sink).
+    syncer: Syncer,
+    /// The sync running, if any.
+    in_flight: Option<InFlight>,
+    next_ticket: u64,
+    /// The running sync has taken longer than [`SYNC_STUCK`] (said once).
+    stuck: bool,
+}
+
+/// A sync asked of the syncer: which, how many of the oldest `unsynced` lines it makes
+/// durable (those written before it was asked), and since when it runs.
+struct InFlight {
+    ticket: u64,
+    lines: usize,
+    since: Instant,
 }
 
 impl Sink {
@@ -77,7 +97,17 @@ impl Sink {
             backoff: BACKOFF_MIN,
             failing: false,
             reopen_requested: false,
+            syncer: Syncer::inline(),
+            in_flight: None,
+            next_ticket: 0,
+            stuck: false,
         }
+    }
+
+    /// Sync on a thread of its own: the writes go on while a sync takes its time.
+    pub fn with_sync_thread(mut self) -> io::Result<Self> {
+        self.syncer = Syncer::thread()?;
+        Ok(self)
     }
 
     /// Open the file now (at start-up, where an unusable path is a configuration error).
@@ -116,8 +146,9 @@ impl Sink {
         }
     }
 
+    /// A write or sync failed and records wait, or a sync has run too long.
     pub fn failing(&self) -> bool {
-        self.failing
+        self.failing || self.stuck
     }
 
     /// The earliest moment the next retry may run (for tests and the close loop).
@@ -145,6 +176,7 @@ impl Sink {
     /// Do what is due at `now`: follow a rotation, write what is pending, sync what is old.
     pub fn tick(&mut self, now: Instant) -> TickReport {
         let mut report = TickReport::default();
+        self.collect(Some(now), &mut report);
         if self.reopen_requested || self.rotated() {
             self.reopen_requested = false;
             self.close_file(Some(now), &mut report);
@@ -184,13 +216,72 @@ impl Sink {
                 }
             }
         }
-        if self
-            .unsynced_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= SYNC_AFTER)
+        if self.in_flight.is_none()
+            && self
+                .unsynced_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= SYNC_AFTER)
         {
-            self.sync(Some(now), &mut report);
+            self.start_sync(now, &mut report);
         }
+        let stuck = (self.in_flight.as_ref())
+            .is_some_and(|f| now.saturating_duration_since(f.since) >= SYNC_STUCK);
+        if stuck && !self.stuck {
+            tracing::error!(path = %self.path.display(), "a sync of the CDR file has run for 2 s (the disk does not answer): CDRs are written, not yet durable");
+        }
+        self.stuck = stuck;
         report
+    }
+
+    /// Ask the syncer to sync what was written so far; writing goes on meanwhile.
+    fn start_sync(&mut self, now: Instant, report: &mut TickReport) {
+        let handle = match self.file.as_ref().map(|f| f.sync_handle()) {
+            Some(Ok(h)) => h,
+            // No second descriptor (out of them): synced here.
+            Some(Err(_)) => return self.sync(Some(now), report),
+            None => {
+                self.unsynced_since = None;
+                return;
+            }
+        };
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.in_flight = Some(InFlight {
+            ticket,
+            lines: self.unsynced.len(),
+            since: now,
+        });
+        self.unsynced_since = None;
+        self.syncer.start(Job { ticket, handle });
+        // Inline, its outcome is there at once.
+        self.collect(Some(now), report);
+    }
+
+    /// Take the outcome of the running sync, if it has come.
+    fn collect(&mut self, now: Option<Instant>, report: &mut TickReport) {
+        let Some(ticket) = self.in_flight.as_ref().map(|f| f.ticket) else {
+            return;
+        };
+        if let Some(done) = self.syncer.poll(ticket) {
+            self.settle_sync(done, now, report);
+        }
+    }
+
+    /// A sync ended: what it covered is durable, or (failed) written again.
+    fn settle_sync(&mut self, done: Done, now: Option<Instant>, report: &mut TickReport) {
+        let Some(f) = self.in_flight.take_if(|f| f.ticket == done.ticket) else {
+            return;
+        };
+        self.stuck = false;
+        match done.result {
+            Ok(()) => {
+                self.unsynced.drain(..f.lines.min(self.unsynced.len()));
+                if self.pending.is_empty() {
+                    self.failing = false;
+                    self.backoff = BACKOFF_MIN;
+                }
+            }
+            Err(e) => self.sync_failed(&e, now, report),
+        }
     }
 
     /// Sync whatever was written (at exit).
@@ -223,8 +314,13 @@ impl Sink {
     /// Sync what was written. A success makes it durable: the sink is healthy again once
     /// nothing waits. A failure queues it again, and the rewrite waits for the back-off
     /// like a failed write (`now`; none at exit), so a disk whose syncs keep failing is
-    /// `failing` throughout, and is not written every tick.
+    /// `failing` throughout, and is not written every tick. Here and now (a rotation, the
+    /// exit), after the sync running, if any.
     fn sync(&mut self, now: Option<Instant>, report: &mut TickReport) {
+        if let Some(ticket) = self.in_flight.as_ref().map(|f| f.ticket) {
+            let done = self.syncer.wait(ticket);
+            self.settle_sync(done, now, report);
+        }
         if self.unsynced_since.is_none() {
             return;
         }
@@ -240,22 +336,27 @@ impl Sink {
                     self.backoff = BACKOFF_MIN;
                 }
             }
-            Err(e) => {
-                report.errors += 1;
-                tracing::error!(path = %self.path.display(), error = %e, records = self.unsynced.len(), "cannot sync the CDR file: the records written since the last sync are written again");
-                report.requeued += self.unsynced.len();
-                for line in self.unsynced.drain(..).rev() {
-                    self.pending.push_front(line);
-                }
-                self.failing = true;
-                if let Some(now) = now {
-                    self.retry_at = Some(now + self.backoff);
-                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-                }
-                // Reopened at the next write: whatever the error did to this handle.
-                self.file = None;
-            }
+            Err(e) => self.sync_failed(&e, now, report),
         }
+    }
+
+    /// A failed sync: every line written since the last good one is queued again (the
+    /// kernel may have dropped their pages), behind a back-off like a failed write's.
+    fn sync_failed(&mut self, e: &io::Error, now: Option<Instant>, report: &mut TickReport) {
+        report.errors += 1;
+        tracing::error!(path = %self.path.display(), error = %e, records = self.unsynced.len(), "cannot sync the CDR file: the records written since the last sync are written again");
+        report.requeued += self.unsynced.len();
+        for line in self.unsynced.drain(..).rev() {
+            self.pending.push_front(line);
+        }
+        self.unsynced_since = None;
+        self.failing = true;
+        if let Some(now) = now {
+            self.retry_at = Some(now + self.backoff);
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
+        // Reopened at the next write: whatever the error did to this handle.
+        self.file = None;
     }
 
     fn open(&mut self) -> io::Result<()> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::fs::{CdrFile, CdrFs, FileId, RealFs};
+use super::fs::{CdrFile, CdrFs, FileId, RealFs, SyncHandle};
 use super::sink::{BACKOFF_MAX, BACKOFF_MIN, SYNC_AFTER, Sink};
 use super::{CallTag, CauseSource, CdrHealth, CdrOptions, CdrRecord, CdrWriter};
 
@@ -48,6 +48,10 @@ struct Faults {
     hang: Option<Duration>,
     /// Each write panics (a bug in the writer's path, as the writer would meet it).
     panic_on_write: bool,
+    /// Syncs (on the sync thread's handle) wait while this is set: a disk slow to sync.
+    hold_syncs: bool,
+    /// Syncs that finished well.
+    syncs_done: usize,
     /// The room reserved for `<file>.unwritten` takes its writes whatever `space` says
     /// (what `fallocate` gives it on a real disk).
     reserved_spill: bool,
@@ -149,6 +153,33 @@ impl CdrFile for FaultyFile {
             return Err(io::Error::from_raw_os_error(5));
         }
         self.inner.sync()
+    }
+    fn sync_handle(&self) -> io::Result<Box<dyn SyncHandle>> {
+        Ok(Box::new(FaultySync {
+            faults: self.faults.clone(),
+            inner: self.inner.sync_handle()?,
+        }))
+    }
+}
+
+/// The sync thread's handle of a [`FaultyFile`]: fails and hangs as the disk says.
+struct FaultySync {
+    faults: FaultyFs,
+    inner: Box<dyn SyncHandle>,
+}
+
+impl SyncHandle for FaultySync {
+    fn sync(&mut self) -> io::Result<()> {
+        self.faults.set(|f| f.syncs += 1);
+        while self.faults.get(|f| f.hold_syncs) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.faults.get(|f| f.fail_sync) {
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        let r = self.inner.sync();
+        self.faults.set(|f| f.syncs_done += 1);
+        r
     }
 }
 
@@ -901,4 +932,31 @@ fn unicode_line_breaks_in_a_field_are_escaped() {
     );
     assert!(text.contains("a\\u2028b\\u2029c\\u0085d"), "{text:?}");
     assert_eq!(ids(&path), [id]);
+}
+
+/// A slow sync (a disk busy with recordings) holds up no write: CDRs that arrive while it
+/// runs reach the file at once, where a crash of the process no longer loses them. It
+/// counts as failing once it has run for 2 s, and healthy again when it ends. Before, the
+/// one writer thread synced in line, and records waited in memory behind it.
+#[test]
+fn writes_go_on_while_a_slow_sync_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    let w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    fs.set(|f| f.hold_syncs = true);
+    w.write(rec("a"));
+    wait_for(|| fs.get(|f| f.syncs) >= 1);
+    assert!(fs.get(|f| f.syncs) >= 1, "a sync began");
+    w.write(rec("b"));
+    wait_for(|| ids(&path) == ["a", "b"]);
+    assert_eq!(ids(&path), ["a", "b"], "written while the sync ran");
+    assert_eq!(fs.get(|f| f.syncs_done), 0, "the sync still runs");
+    wait_for(|| w.health() == CdrHealth::Failing);
+    assert_eq!(w.health(), CdrHealth::Failing, "a sync running for 2 s");
+    fs.set(|f| f.hold_syncs = false);
+    wait_for(|| fs.get(|f| f.syncs_done) >= 2 && w.health() == CdrHealth::Ok);
+    assert!(fs.get(|f| f.syncs_done) >= 2, "b synced after a");
+    assert_eq!(w.health(), CdrHealth::Ok);
+    assert_eq!(w.stats().queue_depth, 0);
 }

@@ -196,7 +196,7 @@ impl CdrWriter {
     /// unusable path is reported at start-up rather than at the first call.
     pub fn open_on(mut fs: Box<dyn CdrFs>, path: &Path, opts: CdrOptions) -> std::io::Result<Self> {
         let spill = Spill::open(fs.as_mut(), path, opts.max_pending);
-        let mut sink = Sink::new(fs, path);
+        let mut sink = Sink::new(fs, path).with_sync_thread()?;
         sink.open_now()?;
         let shared = Arc::new(Shared::new(opts.fail_closed));
         // Unbounded channel, bounded by `depth`: `write` refuses past the hard limit, and
@@ -532,6 +532,9 @@ mod tests {
         }
         fn sync(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+        fn sync_handle(&self) -> std::io::Result<Box<dyn crate::cdr::fs::SyncHandle>> {
+            Err(std::io::ErrorKind::Unsupported.into())
         }
     }
 
