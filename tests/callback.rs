@@ -217,6 +217,44 @@ fn with_a_secret_file_only_signed_datagrams_are_answered_and_answers_are_signed(
     assert_eq!(dropped, Some(1.0));
 }
 
+/// A signed datagram dated ahead of the clock (an AS whose clock runs 20 s fast) is kept
+/// beside the CDR file, and the process started after a `kill -9` refuses it replayed,
+/// though it is within the skew and after the new start; the AS's next one is answered.
+/// Before, the new process's empty replay table took the replay (a REQUEST: a second call).
+#[test]
+fn a_signed_datagram_dated_ahead_is_refused_replayed_after_a_restart() {
+    use trunkgate::callback::signature::{Keys, Signer, sign};
+    let keydir = tempfile::tempdir().unwrap();
+    let keyfile = keydir.path().join("callback.key");
+    std::fs::write(&keyfile, "shared-key-for-the-test\n").unwrap();
+    let keys = Keys::parse("shared-key-for-the-test").unwrap();
+    let cb_port = free_port("127.0.0.1");
+    let extra = format!("secret_file = \"{}\"\n", keyfile.display());
+    let mut gw = Gateway::start(Ports::new(), GwOpts::callback_on(cb_port, &extra));
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let asrv = CallbackClient::new("127.0.0.1", cb_port);
+    let ahead = unix() + 20;
+    let captured = sign(b"STATUS: id=s1", Signer::As, &keys, ahead);
+    let captured = std::str::from_utf8(&captured).unwrap().to_string();
+    asrv.send(&captured);
+    assert!(asrv.recv(Duration::from_secs(2)).is_some(), "answered");
+    let kept = gw.path("cdr.jsonl.callback-ts");
+    let read = || std::fs::read_to_string(&kept).ok()?.trim().parse::<u64>().ok();
+    assert_eq!(wait_for(Duration::from_secs(5), read), Some(ahead));
+    gw.kill9();
+    gw.restart();
+    asrv.send(&captured);
+    assert_eq!(asrv.recv(Duration::from_secs(1)), None, "the replay is refused");
+    let next = sign(b"STATUS: id=s2", Signer::As, &keys, ahead + 1);
+    asrv.send(std::str::from_utf8(&next).unwrap());
+    assert!(asrv.recv(Duration::from_secs(2)).is_some(), "the AS's next one is answered");
+}
+
 #[test]
 fn port_zero_opens_no_socket() {
     let ports = Ports::new();

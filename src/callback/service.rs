@@ -207,6 +207,13 @@ pub struct Service {
     /// The wall clock's second when the service started: a datagram signed before it may
     /// have been seen by the process before, whose replay table is gone.
     started_s: u64,
+    /// Signed datagrams dated at or before this are refused: the latest `ts` ahead of its
+    /// clock the process before took (`refuse_up_to`), as it may be replayed within its skew.
+    floor_s: u64,
+    /// The latest `ts` ahead of our clock a signed datagram had, and whether it is new
+    /// since the shell last took it (to keep for the next process).
+    ahead_s: u64,
+    ahead_new: bool,
     out: VecDeque<Output>,
     /// `Output::Transmit`s in `out`.
     queued: usize,
@@ -235,6 +242,9 @@ impl Service {
             last: now,
             replays: Replays::default(),
             started_s: unix_s(wall),
+            floor_s: 0,
+            ahead_s: 0,
+            ahead_new: false,
             out: VecDeque::new(),
             queued: 0,
             stats: Stats::default(),
@@ -251,6 +261,19 @@ impl Service {
             );
         }
         self.cfg = cfg;
+    }
+
+    /// The process before took signed datagrams dated up to `ts`, ahead of its clock:
+    /// refuse those (a capture replayed after the restart would be within its skew still,
+    /// and this replay table has never seen it).
+    pub fn refuse_up_to(&mut self, ts: u64) {
+        self.floor_s = self.floor_s.max(ts);
+    }
+
+    /// The latest `ts` ahead of our clock a signed datagram had, once each time it rises:
+    /// the shell keeps it for the next process ([`Service::refuse_up_to`]).
+    pub fn take_ahead(&mut self) -> Option<u64> {
+        std::mem::take(&mut self.ahead_new).then_some(self.ahead_s)
     }
 
     /// Shutting down: new REQUESTs are refused (`reason=disabled`); call-backs in progress,
@@ -327,8 +350,15 @@ impl Service {
         let (bytes, signed) = match &self.cfg.callback.keys {
             None => (bytes, None),
             Some(keys) => match signature::verify(bytes, Signer::As, keys, unix_s(wall)) {
-                Ok(v) if v.ts < self.started_s => return self.drop_datagram("stale"),
-                Ok(v) => (v.message, Some((v.mac, v.ts))),
+                Ok(v) if v.ts < self.started_s || v.ts <= self.floor_s => {
+                    return self.drop_datagram("stale");
+                }
+                Ok(v) => {
+                    if v.ts > unix_s(wall) && v.ts > self.ahead_s {
+                        (self.ahead_s, self.ahead_new) = (v.ts, true);
+                    }
+                    (v.message, Some((v.mac, v.ts)))
+                }
                 Err(e) => return self.drop_datagram(e.reason()),
             },
         };

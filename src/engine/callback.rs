@@ -112,6 +112,10 @@ impl CallbackSocket {
 pub struct Callback {
     sock: CallbackSocket,
     service: Service,
+    /// Where the newest `ts` dated ahead is kept for the next process (signed datagrams
+    /// only), and the file's path.
+    floor: Option<floor::Floor>,
+    floor_path: std::path::PathBuf,
 }
 
 impl Callback {
@@ -132,13 +136,44 @@ impl Callback {
                 "[callback] allow_any = true: anyone who can reach the call-back port can place calls at your cost"
             );
         }
-        let service = Service::new(cfg.clone(), now, std::time::SystemTime::now());
-        Ok(Some((Callback { sock, service }, rx)))
+        let wall = std::time::SystemTime::now();
+        let mut service = Service::new(cfg.clone(), now, wall);
+        let floor_path = floor::path_of(cfg);
+        let now_s = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Some(ts) = floor::read(&floor_path, now_s) {
+            service.refuse_up_to(ts);
+        }
+        let mut cb = Callback {
+            sock,
+            service,
+            floor: None,
+            floor_path,
+        };
+        cb.keep_floor(cfg);
+        Ok(Some((cb, rx)))
+    }
+
+    /// With signed datagrams, keep the newest `ts` dated ahead for the next process.
+    fn keep_floor(&mut self, cfg: &Config) {
+        if cfg.callback.keys.is_none() || self.floor.is_some() {
+            return;
+        }
+        match floor::Floor::start(self.floor_path.clone()) {
+            Ok(f) => self.floor = Some(f),
+            Err(e) => warn!(error = %e, "cannot start the call-back ts keeper"),
+        }
     }
 
     pub fn on_datagram(&mut self, now: Instant, dg: &Datagram) {
         self.service
             .handle_datagram(now, std::time::SystemTime::now(), dg.src, &dg.bytes);
+        if let Some(ts) = self.service.take_ahead()
+            && let Some(f) = &self.floor
+        {
+            f.store(ts);
+        }
     }
 
     /// The call layer's news of a call-back.
@@ -181,6 +216,7 @@ impl Callback {
     /// A reloaded configuration (the allow-list applies at the socket from now on).
     pub fn reconfigure(&mut self, cfg: Arc<Config>) {
         self.sock.set_allow(&cfg.callback);
+        self.keep_floor(&cfg);
         self.service.set_config(cfg);
     }
 
@@ -278,6 +314,8 @@ async fn reader(
         }
     }
 }
+
+mod floor;
 
 #[cfg(test)]
 mod tests {

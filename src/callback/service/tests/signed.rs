@@ -307,3 +307,35 @@ fn a_clock_set_right_while_the_service_is_quiet_is_seen() {
         vec!["ACK: id=a;result=ok"]
     );
 }
+
+/// A REQUEST signed by an AS whose clock runs 20 s ahead, replayed after a restart: the
+/// new process has no replay table, and the `ts` is after its start and within the skew.
+/// The `ts` ahead of the clock is handed to the shell to keep, and a service told it
+/// refuses anything dated up to it; later datagrams from that AS pass. Before, the replay
+/// placed the call again.
+#[test]
+fn a_request_dated_ahead_is_not_taken_again_by_the_next_process() {
+    let mut h = signed();
+    let req = h.signed("REQUEST: id=a;user1=1001;user2=1002", 20);
+    assert_eq!(h.answers(&req), vec!["ACK: id=a;result=ok"]);
+    let ahead = h.svc.take_ahead().expect("dated ahead: kept");
+    assert_eq!(ahead, h.wall_s() + 20);
+    assert_eq!(h.svc.take_ahead(), None, "once");
+    // A datagram dated now is not ahead.
+    h.ask_signed("STATUS: id=a");
+    assert_eq!(h.svc.take_ahead(), None);
+    // The next process, started 5 s later, told what this one kept.
+    h.advance(Duration::from_secs(5));
+    let mut next = H::new(|c| c.keys = Some(keys()));
+    next.now = h.now;
+    next.start = h.start;
+    next.svc = Service::new(config(|c| c.keys = Some(keys())), h.now, h.wall());
+    next.svc.refuse_up_to(ahead);
+    next.advance(Duration::from_secs(1));
+    assert!(next.answers(&req).is_empty(), "the replay is refused");
+    assert_eq!(next.svc.stats().dropped("stale"), 1);
+    assert_eq!(next.svc.active(), 0);
+    // The same AS, still 20 s ahead, a second later: taken.
+    let fresh = next.signed("REQUEST: id=b;user1=1001;user2=1002", 20);
+    assert_eq!(next.answers(&fresh), vec!["ACK: id=b;result=ok"]);
+}

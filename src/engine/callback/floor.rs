@@ -1,0 +1,129 @@
+//! `<CDR file>.callback-ts`: the latest `ts` ahead of the clock that a signed call-back
+//! datagram had, kept for the next process. A signed REQUEST is taken within 30 s of our
+//! clock either way; one dated ahead (an AS whose clock runs fast) is still within that
+//! window after a quick restart, when the new process's replay table is empty. The next
+//! process refuses what is dated up to this.
+//!
+//! Written (aside, then renamed) on a thread of its own, newest value only: a stalled disk
+//! must not stall the signalling thread, and the value only rises. Not synced: a crash of
+//! the machine takes longer than the 30 s window to come back from.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::callback::signature::MAX_SKEW_S;
+use crate::config::Config;
+
+/// The file beside the CDR file of the gateway run with `cfg`.
+pub fn path_of(cfg: &Config) -> PathBuf {
+    let mut p = cfg.cdr_path.as_os_str().to_owned();
+    p.push(".callback-ts");
+    PathBuf::from(p)
+}
+
+/// What the last process kept, as the next refuses it at wall-clock second `now_s`: at
+/// most the window ahead of now (a value beyond it was never a `ts` taken here, unless
+/// the clock was set back since; a damaged file must not refuse everything for longer).
+pub fn read(path: &Path, now_s: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let ts = text.trim().parse::<u64>().ok()?;
+    Some(ts.min(now_s.saturating_add(MAX_SKEW_S)))
+}
+
+#[derive(Default)]
+struct Latest {
+    value: Option<u64>,
+    closed: bool,
+}
+
+/// The writer of the file.
+pub struct Floor {
+    latest: Arc<(Mutex<Latest>, Condvar)>,
+}
+
+impl Floor {
+    pub fn start(path: PathBuf) -> std::io::Result<Floor> {
+        let latest = Arc::new((Mutex::new(Latest::default()), Condvar::new()));
+        let theirs = latest.clone();
+        std::thread::Builder::new()
+            .name("callback-ts".into())
+            .spawn(move || write_newest(&path, &theirs))?;
+        Ok(Floor { latest })
+    }
+
+    /// Keep `ts` (the newest of what was given since the last write is written).
+    pub fn store(&self, ts: u64) {
+        let (lock, cv) = &*self.latest;
+        if let Ok(mut l) = lock.lock() {
+            l.value = Some(l.value.map_or(ts, |v| v.max(ts)));
+            cv.notify_one();
+        }
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.latest;
+        if let Ok(mut l) = lock.lock() {
+            l.closed = true;
+            cv.notify_one();
+        }
+    }
+}
+
+fn write_newest(path: &Path, latest: &(Mutex<Latest>, Condvar)) {
+    let (lock, cv) = latest;
+    let mut said = false;
+    let mut kept = 0;
+    loop {
+        let value = {
+            let Ok(mut l) = lock.lock() else { return };
+            while l.value.is_none() && !l.closed {
+                l = match cv.wait(l) {
+                    Ok(l) => l,
+                    Err(_) => return,
+                };
+            }
+            match l.value.take() {
+                Some(v) => v.max(kept),
+                None => return,
+            }
+        };
+        kept = value;
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".new");
+        let aside = PathBuf::from(aside);
+        let written = std::fs::write(&aside, format!("{value}\n"))
+            .and_then(|()| std::fs::rename(&aside, path));
+        if let Err(e) = written
+            && !std::mem::replace(&mut said, true)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep the newest call-back ts for the next start: a signed REQUEST dated ahead of the clock could be taken again after a quick restart");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The newest value is written, and read back bounded by the window.
+    #[test]
+    fn the_newest_ts_is_kept_and_read_back_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.jsonl.callback-ts");
+        assert_eq!(read(&path, 1000), None);
+        let floor = Floor::start(path.clone()).unwrap();
+        floor.store(1_020);
+        floor.store(1_010);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while read(&path, 1000) != Some(1_020) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(read(&path, 1000), Some(1_020));
+        assert_eq!(read(&path, 900), Some(900 + MAX_SKEW_S), "bounded");
+        drop(floor);
+        std::fs::write(&path, "junk").unwrap();
+        assert_eq!(read(&path, 1000), None);
+    }
+}
