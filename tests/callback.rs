@@ -244,15 +244,28 @@ fn a_signed_datagram_dated_ahead_is_refused_replayed_after_a_restart() {
     asrv.send(&captured);
     assert!(asrv.recv(Duration::from_secs(2)).is_some(), "answered");
     let kept = gw.path("cdr.jsonl.callback-ts");
-    let read = || std::fs::read_to_string(&kept).ok()?.trim().parse::<u64>().ok();
+    let read = || {
+        std::fs::read_to_string(&kept)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
     assert_eq!(wait_for(Duration::from_secs(5), read), Some(ahead));
     gw.kill9();
     gw.restart();
     asrv.send(&captured);
-    assert_eq!(asrv.recv(Duration::from_secs(1)), None, "the replay is refused");
+    assert_eq!(
+        asrv.recv(Duration::from_secs(1)),
+        None,
+        "the replay is refused"
+    );
     let next = sign(b"STATUS: id=s2", Signer::As, &keys, ahead + 1);
     asrv.send(std::str::from_utf8(&next).unwrap());
-    assert!(asrv.recv(Duration::from_secs(2)).is_some(), "the AS's next one is answered");
+    assert!(
+        asrv.recv(Duration::from_secs(2)).is_some(),
+        "the AS's next one is answered"
+    );
 }
 
 #[test]

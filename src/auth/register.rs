@@ -118,6 +118,9 @@ pub struct Registration {
     /// them predict the next branch (to answer our REGISTER with a forged 200 or 401) and
     /// the cnonces.
     rng: StdRng,
+    /// What the call layer's branches are checked with: the registrar's answers name a
+    /// branch the edge knows for ours ([`crate::sip::TagKey::our_branch`]).
+    branch_key: Option<crate::sip::TagKey>,
     call_id: String,
     from_tag: String,
     cseq: u32,
@@ -157,6 +160,7 @@ impl Registration {
             params,
             auth: AuthSession::new(creds),
             rng,
+            branch_key: None,
             call_id,
             from_tag,
             cseq: 0,
@@ -170,6 +174,13 @@ impl Registration {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Branches checked with `key`, as the call layer's are (the edge drops answers to a
+    /// branch it does not know for ours).
+    pub fn with_branch_key(mut self, key: crate::sip::TagKey) -> Self {
+        self.branch_key = Some(key);
+        self
     }
 
     /// The peer this registration is with.

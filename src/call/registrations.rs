@@ -86,7 +86,8 @@ impl Registrations {
             }
             let (params, creds) = w;
             let seed = (u64::from(env.ids.number()) << 32) | u64::from(env.ids.number());
-            let mut reg = Registration::new(params.clone(), creds.clone(), seed);
+            let mut reg = Registration::new(params.clone(), creds.clone(), seed)
+                .with_branch_key(env.ids.tag_key().clone());
             for (_, from) in handed.iter().filter(|(old, _)| old.same_binding(&params)) {
                 reg.take_over(*from);
             }

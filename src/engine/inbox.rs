@@ -156,6 +156,24 @@ impl Inbox {
         }
     }
 
+    /// Whether `msg` is a response whose top Via branch is not one we gave (counted): it
+    /// answers no request of ours (ours carry a check: `TagKey::our_branch`), whoever sent
+    /// it, and is dropped here rather than go ahead of new work (a flood of made-up
+    /// responses in a peer's name would otherwise fill the queue of accepted work).
+    fn answers_nothing_of_ours(&self, msg: &Message) -> bool {
+        let (Some(key), Message::Response(r)) = (&self.tags, msg) else {
+            return false;
+        };
+        let ours = r
+            .top_via()
+            .and_then(|v| v.branch)
+            .is_some_and(|b| key.our_branch(&b));
+        if !ours {
+            crate::ops::metrics::refused("unknown_branch");
+        }
+        !ours
+    }
+
     /// Whether `msg`, taken off the queue after `delay`, is a request in no dialog of ours
     /// (nor the ACK of a refusal of ours) to drop unanswered: while overload control sheds
     /// anything (its share is above 0, or this one waited past `overload_delay_ms`), every
@@ -368,6 +386,9 @@ impl Inbox {
     /// with new work; a request (`unknown_sources = "reject"`) on the strangers' own queue,
     /// read last. False when it was dropped.
     pub(crate) fn try_deliver_stranger(&self, ev: Event) -> bool {
+        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
+            return true;
+        }
         let request = matches!(
             &ev,
             Event::Message {
@@ -411,6 +432,9 @@ impl Inbox {
     /// Hand over without waiting; a full queue gives the event back (counted), so the caller
     /// can refuse it itself.
     pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
+        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
+            return Ok(());
+        }
         self.send_now(self.queue_for(&ev), ev)
     }
 
@@ -430,6 +454,9 @@ impl Inbox {
     /// down, nothing is lost); what goes with new work never waits (see below). False when
     /// the core task is gone.
     pub(crate) async fn deliver(&self, ev: Event) -> bool {
+        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
+            return true;
+        }
         let queue = self.queue_for(&ev);
         if !std::ptr::eq(queue, &self.fresh) {
             return queue.send(ev).await.is_ok();

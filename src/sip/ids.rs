@@ -82,9 +82,11 @@ impl IdGen {
         self.hex(n)
     }
 
-    /// A Via branch with the RFC 3261 magic cookie.
+    /// A Via branch with the RFC 3261 magic cookie, and a check the edge verifies on the
+    /// answers ([`TagKey::our_branch`]).
     pub fn branch(&mut self) -> String {
-        format!("{}{}", super::BRANCH_COOKIE, self.hex(20))
+        let random = self.hex(super::tags::BRANCH_RANDOM);
+        self.tags.branch(&random)
     }
 
     /// A fresh Call-ID. Carries our advertised host only, never a peer's.

@@ -10,6 +10,10 @@
 //! dialog only. Refusals (answers that make no dialog) carry tags of another kind: what
 //! names one may be only the ACK the refusal asks for, never a request in a dialog, so no
 //! answer the gateway gives a stranger hands out a tag the edge takes for a dialog's.
+//!
+//! Our Via branches carry such a check too (over their random part): every answer to a
+//! request we sent names its branch in its top Via, so a response whose branch is not one
+//! of ours answers nothing of ours, and the edge drops it unread.
 
 use std::sync::Arc;
 
@@ -20,6 +24,8 @@ use sha2::Sha256;
 /// Hex digits of a tag's random part, and of its check.
 const RANDOM: usize = 16;
 const CHECK: usize = 8;
+/// Hex digits of a branch's random part (with the check, 80 bits as before the check).
+pub(super) const BRANCH_RANDOM: usize = 12;
 
 /// What a tag is for, in its check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +34,9 @@ pub enum TagKind {
     Dialog,
     /// A refusal, or another answer that makes no dialog.
     Refusal,
+    /// A Via branch of a request we send: the answers to it name it (checked over its
+    /// random part alone).
+    Branch,
 }
 
 /// The key tags are checked with; cloned into the edge's readers.
@@ -64,6 +73,7 @@ impl TagKey {
         mac.update(match kind {
             TagKind::Dialog => b"d",
             TagKind::Refusal => b"r",
+            TagKind::Branch => b"b",
         });
         mac.update(random);
         mac.update(b"\0");
@@ -76,6 +86,27 @@ impl TagKey {
     pub(super) fn tag(&self, kind: TagKind, random: &str, call_id: &str) -> String {
         let check = self.check(kind, random.as_bytes(), call_id);
         format!("{random}{check}")
+    }
+
+    /// A Via branch of ours: the magic cookie, `random` (12 hex digits) and its check.
+    pub fn branch(&self, random: &str) -> String {
+        let check = self.check(TagKind::Branch, random.as_bytes(), "");
+        format!("{}{random}{check}", super::BRANCH_COOKIE)
+    }
+
+    /// Whether `branch` is one this process gave a request it sent: every answer to one of
+    /// our requests names it in its top Via. Branches compare exactly (RFC 3261 §17.1.3).
+    pub fn our_branch(&self, branch: &str) -> bool {
+        branch
+            .strip_prefix(super::BRANCH_COOKIE)
+            .map(str::as_bytes)
+            .is_some_and(|b| {
+                b.len() == BRANCH_RANDOM + CHECK
+                    && b[BRANCH_RANDOM..]
+                        == *self
+                            .check(TagKind::Branch, &b[..BRANCH_RANDOM], "")
+                            .as_bytes()
+            })
     }
 
     /// Whether `tag` is one of our dialogs' tags for `call_id` (tags compare exactly, RFC

@@ -39,11 +39,14 @@ impl Registration {
     }
 
     pub(super) fn via(&mut self) -> String {
+        let branch = match &self.branch_key {
+            Some(key) => key.branch(&hex(&mut self.rng, 12)),
+            None => format!("{BRANCH_COOKIE}{}", hex(&mut self.rng, 16)),
+        };
         format!(
-            "SIP/2.0/{} {};branch={BRANCH_COOKIE}{};rport",
+            "SIP/2.0/{} {};branch={branch};rport",
             self.params.target.transport.via_token(),
             self.params.sent_by,
-            hex(&mut self.rng, 16)
         )
     }
 }

@@ -409,3 +409,44 @@ async fn strangers_requests_cannot_fill_the_room_of_peers_new_work() {
         ["INVITE 127.0.0.2", "CANCEL 127.0.0.2", "OPTIONS 192.0.2.9"]
     );
 }
+
+/// A response whose top Via branch is not one this process gave answers nothing of ours:
+/// dropped at the edge, counted, whatever address it claims. Before, every response from
+/// a peer's address went ahead of all new work, so made-up 200s in a carrier's name (UDP
+/// sources can be forged) kept the queue of accepted work busy and new calls waiting.
+#[tokio::test]
+async fn a_response_to_no_branch_of_ours_is_dropped_at_the_edge() {
+    let key = crate::sip::TagKey::from_seed(3);
+    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    let inbox = inbox.checking_tags(key.clone());
+    let response = |branch: &str| {
+        msg(&format!(
+            "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\n\
+             From: <sip:a@h>;tag=f\nTo: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\n\
+             Content-Length: 0\n\n"
+        ))
+    };
+    let carrier = Target::udp("127.0.0.3:5060".parse().unwrap());
+    let at = Instant::now();
+    let ours = key.branch("0123456789ab");
+    assert!(key.our_branch(&ours));
+    let forged = format!("{}0123456789abffffffff", crate::sip::BRANCH_COOKIE);
+    for branch in [forged.as_str(), "z9hG4bKmadeup", ours.as_str()] {
+        assert!(inbox.try_deliver(Event::Message {
+            msg: response(branch),
+            source: carrier,
+            at,
+            screened: false,
+        }));
+    }
+    let got: Vec<Option<String>> = std::iter::from_fn(|| q.try_next())
+        .map(|ev| match ev {
+            Event::Message {
+                msg: Message::Response(r),
+                ..
+            } => r.top_via().and_then(|v| v.branch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [Some(ours)], "only the answer to our branch");
+}
