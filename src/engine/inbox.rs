@@ -164,10 +164,7 @@ impl Inbox {
         let (Some(key), Message::Response(r)) = (&self.tags, msg) else {
             return false;
         };
-        let ours = r
-            .top_via()
-            .and_then(|v| v.branch)
-            .is_some_and(|b| key.our_branch(&b));
+        let ours = r.top_branch_is(|b| key.our_branch(b));
         if !ours {
             crate::ops::metrics::refused("unknown_branch");
         }

@@ -67,8 +67,11 @@ impl TagKey {
         )))
     }
 
-    /// The check of a tag of `kind` whose random part is `random`, for `call_id`.
-    fn check(&self, kind: TagKind, random: &[u8], call_id: &str) -> String {
+    /// The check of a tag of `kind` whose random part is `random`, for `call_id`, as
+    /// lower-case hex digits (on the stack: the edge checks every response and in-dialog
+    /// request).
+    fn check(&self, kind: TagKind, random: &[u8], call_id: &str) -> [u8; CHECK] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut mac = (*self.0).clone();
         mac.update(match kind {
             TagKind::Dialog => b"d",
@@ -79,33 +82,39 @@ impl TagKey {
         mac.update(b"\0");
         mac.update(call_id.as_bytes());
         let out = mac.finalize().into_bytes();
-        crate::hex::encode(&out[..CHECK / 2])
+        let mut hex = [0u8; CHECK];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(out.iter()) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0f)];
+        }
+        hex
+    }
+
+    /// `check` as text (what goes on the wire: always ASCII hex).
+    fn check_text(&self, kind: TagKind, random: &[u8], call_id: &str) -> String {
+        String::from_utf8_lossy(&self.check(kind, random, call_id)).into_owned()
     }
 
     /// A tag of ours of `kind` for `call_id`, its random part `random` (16 hex digits).
     pub(super) fn tag(&self, kind: TagKind, random: &str, call_id: &str) -> String {
-        let check = self.check(kind, random.as_bytes(), call_id);
+        let check = self.check_text(kind, random.as_bytes(), call_id);
         format!("{random}{check}")
     }
 
     /// A Via branch of ours: the magic cookie, `random` (12 hex digits) and its check.
     pub fn branch(&self, random: &str) -> String {
-        let check = self.check(TagKind::Branch, random.as_bytes(), "");
+        let check = self.check_text(TagKind::Branch, random.as_bytes(), "");
         format!("{}{random}{check}", super::BRANCH_COOKIE)
     }
 
     /// Whether `branch` is one this process gave a request it sent: every answer to one of
     /// our requests names it in its top Via. Branches compare exactly (RFC 3261 §17.1.3).
-    pub fn our_branch(&self, branch: &str) -> bool {
+    pub fn our_branch(&self, branch: &[u8]) -> bool {
         branch
-            .strip_prefix(super::BRANCH_COOKIE)
-            .map(str::as_bytes)
+            .strip_prefix(super::BRANCH_COOKIE.as_bytes())
             .is_some_and(|b| {
                 b.len() == BRANCH_RANDOM + CHECK
-                    && b[BRANCH_RANDOM..]
-                        == *self
-                            .check(TagKind::Branch, &b[..BRANCH_RANDOM], "")
-                            .as_bytes()
+                    && b[BRANCH_RANDOM..] == self.check(TagKind::Branch, &b[..BRANCH_RANDOM], "")
             })
     }
 
@@ -118,8 +127,7 @@ impl TagKey {
     /// Whether `tag` is one of ours of `kind` for `call_id`.
     pub fn is(&self, kind: TagKind, tag: &str, call_id: &str) -> bool {
         let t = tag.as_bytes();
-        t.len() == RANDOM + CHECK
-            && t[RANDOM..] == *self.check(kind, &t[..RANDOM], call_id).as_bytes()
+        t.len() == RANDOM + CHECK && t[RANDOM..] == self.check(kind, &t[..RANDOM], call_id)
     }
 }
 

@@ -118,3 +118,29 @@ fn a_stamped_via_keeps_bytes_that_are_not_utf8() {
         String::from_utf8_lossy(&wire)
     );
 }
+
+/// The top Via's branch, read raw where it is written as we write it, and parsed when a
+/// peer spaced or capitalised it; only the first hop counts.
+#[test]
+fn the_top_branch_is_read_raw_or_parsed() {
+    let resp = |via: &str| {
+        let raw = format!(
+            "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\n\
+             Call-ID: c\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+        );
+        match parse_datagram(Bytes::from(raw), 65535).unwrap() {
+            Message::Response(r) => r,
+            Message::Request(_) => panic!("response expected"),
+        }
+    };
+    let is = |b: &[u8]| b == b"z9hG4bKours";
+    assert!(resp("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKours;rport=5060").top_branch_is(is));
+    assert!(resp("SIP/2.0/UDP 10.0.0.1:5060 ; BRANCH=z9hG4bKours").top_branch_is(is));
+    assert!(!resp("SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKother").top_branch_is(is));
+    assert!(
+        !resp("SIP/2.0/UDP p;branch=z9hG4bKx, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKours")
+            .top_branch_is(is),
+        "a lower hop is not the top"
+    );
+    assert!(!resp("SIP/2.0/UDP 10.0.0.1").top_branch_is(is));
+}
