@@ -35,7 +35,10 @@ pub fn outbound_invite(
     // completed into E.164: its context comes from the URI it was dialled with.
     let dialled = local_to_domain(number, Some(&a_req.uri()));
     let called = normalise_number(&dialled, policy);
-    let private = dialled.phone_context.as_deref();
+    let private = dialled
+        .phone_context
+        .as_deref()
+        .filter(|c| !c.starts_with('+'));
     let params = dialled.trusted_params(from_trunk);
     let params = params.as_str();
     let ruri = request_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);

@@ -412,6 +412,36 @@ fn names_keep_their_separators_and_a_private_number_stays_private() {
     );
     let inv = h.one_request(CARRIER_A, Method::Invite);
     assert!(inv.uri().starts_with("sip:+86101234@"), "{}", inv.uri());
+    // Dialled with the national prefix in a global context: toward a peer of that country
+    // the prefix goes, in the Request-URI, To and From alike. Before, the context was lost
+    // on the way and `+8601012345678` went out.
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.number = crate::interop::uri::NumberFormat::E164;
+            p.uri.country_code = Some("86".into());
+        }
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    h.recv(
+        PHONE,
+        &invite_text("n4", "z9hG4bKn4", "x", "")
+            .replacen(
+                "INVITE sip:x@127.0.0.1 SIP/2.0",
+                "INVITE tel:010-1234-5678;phone-context=+86 SIP/2.0",
+                1,
+            )
+            .replace(
+                "From: \"Alice\" <sip:1000@127.0.0.2>",
+                "From: \"Alice\" <tel:0755-8888-1234;phone-context=+86>",
+            ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.uri().starts_with("sip:+861012345678@"), "{}", inv.uri());
+    let to = inv.header(&Hdr::TO).unwrap();
+    assert!(to.contains("+861012345678@"), "{to}");
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(from.contains("+8675588881234@"), "{from}");
 }
 
 #[test]
