@@ -231,11 +231,12 @@ pub fn rewritten_identities(
             .collect();
     }
     let rpid_private = |v: &str| *h == Hdr::named("Remote-Party-ID") && asks_privacy(v);
-    // The URI a rewritten value names: what `<>` hold, else the value.
+    // The URI a rewritten value names: what `<>` hold (outside a quoted display name),
+    // else the value.
     let uri_of = |v: &str| -> String {
-        v.split_once('<')
-            .and_then(|(_, r)| r.split_once('>'))
-            .map_or(v, |(u, _)| u)
+        super::topology::name_addr_uri(v)
+            .and_then(|(open, close)| v.get(open + 1..close))
+            .unwrap_or(v)
             .to_string()
     };
     let max = max_identities(h);

@@ -126,8 +126,18 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
     filter_map_address_uris(value, |u, _| Some(f(u))).unwrap_or_default()
 }
 
-/// [`map_address_uris`], leaving out each element for which `f` (given its URI and the
-/// header parameters after it) gives `None`; `None` when none is left.
+/// [`map_address_uris`] for identity headers, leaving out each element for which `f`
+/// (given its URI and what follows it to check) gives `None`, and each whose text before
+/// `<` is no display name (`sip:1000@10.0.0.5;x=<sip:…>`: an address, kept as written,
+/// would reach the other leg); `None` when none is left.
+///
+/// A name-addr's header parameters are kept as written. An addr-spec's tail is the
+/// header's parameters (RFC 3261 §20: a Diversion's `;reason=`), except after a `tel:`
+/// number, whose parameters a peer writing `tel:+1…;rn=…;npdi` or `tel:555;phone-context=+1`
+/// means as the number's: there `f` is given the whole element as the URI. Either way the
+/// rewritten URI goes out in `<>`, so nothing after it reads as the URI's own. Before, the
+/// tail went out as written beside the rewritten URI, unbracketed: a `tel:` number's
+/// `;rn=` passed the trust filter and read as the number's again.
 pub fn filter_map_address_uris(
     value: &str,
     f: impl Fn(&str, &str) -> Option<String>,
@@ -136,6 +146,9 @@ pub fn filter_map_address_uris(
         .iter()
         .filter_map(|element| {
             if let Some((open, close)) = name_addr_uri(element) {
+                if !is_display_name(&element[..open]) {
+                    return None;
+                }
                 let uri = f(&element[open + 1..close], &element[close + 1..])?;
                 Some(format!(
                     "{}<{uri}>{}",
@@ -143,20 +156,41 @@ pub fn filter_map_address_uris(
                     &element[close + 1..]
                 ))
             } else {
-                // addr-spec form: everything after the first ';' is header parameters. A
-                // URI that now holds ';', ',' or '?' (`;user=phone`, a phone-context) must
-                // be enclosed in <> (RFC 3261 §20), else they read as the header's own.
+                let element = element.trim();
                 let cut = element.find(';').unwrap_or(element.len());
+                let tel = element
+                    .get(..4)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("tel:"));
+                if tel {
+                    let uri = f(element, &element[cut..])?;
+                    return Some(format!("<{uri}>"));
+                }
                 let uri = f(&element[..cut], &element[cut..])?;
-                Some(if uri.contains([';', ',', '?']) {
-                    format!("<{uri}>{}", &element[cut..])
-                } else {
-                    format!("{uri}{}", &element[cut..])
-                })
+                Some(format!("<{uri}>{}", &element[cut..]))
             }
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join(", "))
+}
+
+/// Whether `text` (before a name-addr's `<`) is a display name: nothing, one quoted
+/// string, or tokens and spaces (RFC 3261 §25.1).
+fn is_display_name(text: &str) -> bool {
+    let t = text.trim();
+    if t.is_empty() {
+        return true;
+    }
+    if let Some(inner) = t.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        // One quoted string: no unescaped quote inside it.
+        let mut escaped = false;
+        return inner.chars().all(|c| {
+            let ok = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+            ok
+        });
+    }
+    t.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '\t' || "-.!%*_+`'~".contains(c))
 }
 
 /// Where the `<` and the `>` around a name-addr's URI are: the first `<` outside the
@@ -189,7 +223,7 @@ mod tests {
             map_address_uris("sip:1001@10.0.0.2;tag=x", with_params),
             "<sip:1001@10.0.0.2;user=phone>;tag=x"
         );
-        assert_eq!(map_address_uris("sip:1@h", |u| u.to_string()), "sip:1@h");
+        assert_eq!(map_address_uris("sip:1@h", |u| u.to_string()), "<sip:1@h>");
         assert_eq!(
             rehost_address(r#"<sip:1@10.1.2.3>;x="a>b""#, "gw"),
             r#"<sip:1@gw>;x="a>b""#
@@ -249,7 +283,7 @@ mod tests {
                 "\"Al, B\" <sip:100@10.0.0.5>;privacy=off, sip:200@h;x",
                 "gw"
             ),
-            "\"Al, B\" <sip:100@gw>;privacy=off, sip:200@gw;x"
+            "\"Al, B\" <sip:100@gw>;privacy=off, <sip:200@gw>;x"
         );
         assert_eq!(rehost_address("<tel:+8610>", "gw"), "<tel:+8610>");
     }

@@ -855,3 +855,35 @@ fn routes_take_a_number_however_the_callers_peer_dials_it() {
     assert_eq!(dial(&mut h, "010123456", "z9hG4bKr6"), (0, 0, vec![404]));
     assert_eq!(dial(&mut h, "0086-10-123456", "z9hG4bKr7"), (0, 1, vec![]));
 }
+
+/// An identity written without `<>` from a phone or PBX: a `tel:` number's tail is its own
+/// parameters, filtered as any caller's (no `rn`/`npdi` from a PBX), and the rewritten URI
+/// goes out in `<>`; an element whose text before `<` is an address, not a display name,
+/// is left out (its address would reach the trunk). Before, `;rn=…;npdi` went out after
+/// the number as written, and read as the number's again; and the address went out too.
+#[test]
+fn an_unbracketed_identity_keeps_no_untrusted_parameter_and_no_address() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.scheme = crate::interop::uri::UriScheme::Tel;
+            p.headers.trust_identity = true;
+        }
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    h.recv(
+        PHONE,
+        &invite_text(
+            "u1",
+            "z9hG4bKu1",
+            "+8610123",
+            "P-Asserted-Identity: tel:+8613800001111;rn=+8613900000000;npdi\r\n\
+             P-Asserted-Identity: sip:1000@10.0.0.5;x=<sip:2000@10.0.0.5>\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let pai = inv.header_lines(&Hdr::P_ASSERTED_IDENTITY).join(", ");
+    assert!(pai.contains("<tel:+8613800001111>"), "{pai}");
+    assert!(!pai.contains("rn=") && !pai.contains("npdi"), "{pai}");
+    assert!(!pai.contains("10.0.0.5"), "{pai}");
+}
