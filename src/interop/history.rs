@@ -115,7 +115,14 @@ fn target(
             }
             Some(out)
         }
-        _ => super::egress::at_our_host(uri, &local.uri_host()),
+        // A name (`sip:alice@pbx`) at our host keeps its RFC 4458 cause too.
+        _ => super::egress::at_our_host(uri, &local.uri_host()).map(|mut out| {
+            if let Some(cause) = diversion_cause(uri) {
+                out.push_str(";cause=");
+                out.push_str(cause);
+            }
+            out
+        }),
     }
 }
 

@@ -158,3 +158,21 @@ fn an_answer_carries_the_callees_history_once() {
     );
     assert!(!hi.contains("10.0.0.5"), "{hi}");
 }
+
+/// An entry whose target is a name, not a number (`sip:alice@pbx`), keeps its RFC 4458
+/// diversion cause at the gateway's host, as a number's does. Before, it lost it.
+#[test]
+fn a_named_targets_diversion_cause_is_kept() {
+    let mut h = H::new();
+    let hi = forwarded(
+        &mut h,
+        "hi9",
+        "History-Info: <sip:alice@10.0.0.5;cause=486;maddr=10.9.9.9>;index=1\r\n",
+    )
+    .expect("History-Info passed");
+    assert!(
+        hi.contains("sip:alice@") && hi.contains(";cause=486>"),
+        "{hi}"
+    );
+    assert!(!hi.contains("10.0.0.5") && !hi.contains("10.9.9.9"), "{hi}");
+}
