@@ -605,6 +605,7 @@ pub fn rtp(data: &[u8]) {
         // Media networks have their unit tests (`media::relay::tests`).
         a_networks: None,
         b_networks: None,
+        g711: true,
     };
     let mut now = Instant::now();
     let mut route = StreamRoute::new(&pair, now);

@@ -44,6 +44,8 @@ struct Stream {
     dead: Arc<AtomicBool>,
     /// Its failure has been reported to the core.
     reported: bool,
+    /// It pushes into the call's recorder.
+    recorded: bool,
 }
 
 /// An anchored call's streams, all on one relay thread.
@@ -252,9 +254,13 @@ impl Relays {
                         .find(|s| s.a_port == p.a_port && s.b_port == p.b_port)
                     {
                         Some(s) => update(s, &p),
-                        // Only the first stream (the audio of a plain call) is recorded.
+                        // Only the first G.711 audio stream is recorded (the voice of a
+                        // call whose SDP lists video first, too: the recorder decodes
+                        // G.711 alone, and a video stream recorded gave a silent file).
                         None => {
-                            let rec = recorder.clone().filter(|_| streams.is_empty());
+                            let rec = recorder
+                                .clone()
+                                .filter(|_| p.g711 && !streams.iter().any(|s| s.recorded));
                             self.next_stream += 1;
                             let id = self.next_stream;
                             match open(
@@ -405,6 +411,7 @@ fn open(
     ];
     let route = StreamRoute::new(p, std::time::Instant::now());
     let cname = format!("trunkgate@{ip}");
+    let recorded = recorder.is_some();
     // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
     // that leg never sees (see README). What a stream the gateway does not read sends
     // there (SRTCP, once a re-INVITE made the stream SRTP) still passes.
@@ -446,6 +453,7 @@ fn open(
         id,
         dead,
         reported: false,
+        recorded,
     })
 }
 

@@ -114,6 +114,9 @@ pub struct RelayPair {
     pub a_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
     /// The same for the callee.
     pub b_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
+    /// G.711 audio (`m=audio` listing PCMU or PCMA): what a recording takes (the first
+    /// such stream of the call) and repacketising re-cuts.
+    pub g711: bool,
 }
 
 #[cfg(test)]
@@ -152,6 +155,7 @@ impl RelayPair {
             host_ips: Default::default(),
             a_networks: None,
             b_networks: None,
+            g711: true,
         }
     }
 }

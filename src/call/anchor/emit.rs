@@ -82,6 +82,7 @@ impl Call {
                     host_ips: self.cfg.host_ips.clone(),
                     a_networks: networks(Side::A),
                     b_networks: networks(Side::B),
+                    g711: u.g711,
                 })
             })
             .collect();

@@ -369,3 +369,36 @@ fn a_stall_of_the_process_is_not_silence() {
     assert_eq!(ended, 70);
     r.apply(release(9));
 }
+
+/// A recorded call whose SDP lists video first: the recorder goes to its G.711 audio
+/// stream, not to the first stream opened. Before, the video stream took it and the
+/// recording was silent (its payloads are no G.711).
+#[test]
+fn the_recording_takes_the_first_g711_audio_stream() {
+    let (wav, _thread) = crate::engine::wav::WavWriters::start().unwrap();
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, Some(wav)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = (free_quad(), free_quad());
+    let stream = |port: u16, g711| RelayPair {
+        g711,
+        ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
+    };
+    r.apply(MediaAction::Relay {
+        call: 7,
+        pairs: vec![stream(video, false), stream(audio, true)],
+        record: Some(crate::media::RecordSpec {
+            path: dir.path().join("c.wav"),
+            stereo: true,
+            jitter: Duration::from_millis(60),
+        }),
+        rtp_timeout: None,
+    });
+    assert!(r.failed_calls().is_empty());
+    let recorded: Vec<(u16, bool)> = r.calls[&7]
+        .streams
+        .iter()
+        .map(|s| (s.a_port, s.recorded))
+        .collect();
+    assert_eq!(recorded, [(video, false), (audio, true)]);
+    r.apply(release(7));
+}
