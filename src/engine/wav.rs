@@ -359,6 +359,17 @@ impl Files<'_> {
                     "recording: codec other than G.711; those spans are silent"
                 );
             }
+            // Audio lost to a writer that fell behind (a slow disk) is said: the file has
+            // holes nothing else shows.
+            if r.stats.overflow > 0 {
+                warn!(
+                    call = id,
+                    packets = r.stats.overflow,
+                    "recording: packets lost while the WAV writer fell behind (a slow disk?); the file has gaps"
+                );
+            }
+            crate::ops::metrics::recording_lost("overflow").increment(r.stats.overflow);
+            crate::ops::metrics::recording_lost("late").increment(r.stats.late);
             if r.stats != Default::default() {
                 debug!(call = id, stats = ?r.stats, "recording finished");
             }

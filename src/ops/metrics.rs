@@ -39,6 +39,7 @@ pub const REWRITES: &str = "trunkgate_rewrites_total";
 pub const RTP_BYTES: &str = "trunkgate_rtp_bytes_total";
 pub const RECORDING_BYTES: &str = "trunkgate_recording_bytes_total";
 pub const RECORDING_FAILURES: &str = "trunkgate_recording_failures_total";
+pub const RECORDING_LOST: &str = "trunkgate_recording_packets_lost_total";
 pub const SEND_DROPPED: &str = "trunkgate_sip_send_dropped_total";
 pub const SEND_FAILED: &str = "trunkgate_sip_send_failed_total";
 pub const REFUSALS_UNRECORDED: &str = "trunkgate_refusals_unrecorded_total";
@@ -204,6 +205,12 @@ pub fn rtp_bytes(toward: &'static str) -> metrics::Counter {
 /// Recordings the disk refused, at `open` or mid-call (`write`).
 pub fn recording_failures(stage: &'static str) -> metrics::Counter {
     counter!(RECORDING_FAILURES, "stage" => stage)
+}
+
+/// Packets a recording could not place: its buffer full (`overflow`: the WAV writer fell
+/// behind) or their place written already (`late`).
+pub fn recording_lost(reason: &'static str) -> metrics::Counter {
+    counter!(RECORDING_LOST, "reason" => reason)
 }
 
 /// A SIP datagram dropped because its socket's buffer was full and too many sends already
@@ -457,6 +464,10 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     describe_counter!(
         SEND_DROPPED,
         "SIP datagrams dropped unsent: the socket buffer was full and too many sends already waited for room"
+    );
+    describe_counter!(
+        RECORDING_LOST,
+        "Packets a recording could not place, counted when it ends: overflow (its buffer full: the WAV writer fell behind a slow disk) or late (their place in the file written already)"
     );
     describe_counter!(
         SEND_FAILED,
