@@ -208,6 +208,8 @@ struct Open {
     backlog: VecDeque<Drained>,
     /// The call ended while its backlog was still being written: finalised once it is.
     closing: bool,
+    /// Audio written since the header was last brought up to date.
+    dirty: bool,
 }
 
 /// The writer thread's state: every open file, and the recordings the disk stopped.
@@ -307,6 +309,7 @@ impl Files<'_> {
                         bytes: 0,
                         backlog: VecDeque::new(),
                         closing: false,
+                        dirty: false,
                     },
                 );
             }

@@ -65,6 +65,13 @@ pub(crate) fn probe_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
+/// Whether `path` is a regular file shorter than a WAV header: a recording whose header
+/// never reached the disk. (Only a regular file: a device given as the path, as tests give
+/// `/dev/full`, is never judged, nor removed.)
+pub(super) fn holds_no_header(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.len() < 44)
+}
+
 /// Set the header of a recording whose finalize failed to what the file holds.
 pub(super) fn mend(path: &Path) {
     if let Err(e) = repair::fix_sizes(path) {

@@ -495,3 +495,52 @@ fn a_fault_in_the_writer_stops_the_open_recordings_and_the_next_are_written() {
     settle(|| hound::WavReader::open(&two).is_ok_and(|r| r.duration() == 4000));
     assert_eq!(hound::WavReader::open(&two).unwrap().duration(), 4000);
 }
+
+/// A recording that went quiet (both sides on hold) has its header brought up to date
+/// all the same once it is due: a crash during an hour's hold finds the audio before it.
+/// Before, a pass with nothing to write returned before the header's turn, and the header
+/// (and up to 8 KiB in the file's buffer) stayed as they were for the whole hold.
+#[test]
+fn a_quiet_recordings_header_is_brought_up_to_date() {
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quiet.wav");
+    files.open(1, path.clone(), true, fed(25));
+    let slice = files.open[&1].slice;
+    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    let data_size = || {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        bytes
+            .get(40..44)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let written = files.open[&1].bytes;
+    assert!(written > 0);
+    // Nothing more comes; the header is due.
+    if let Some(f) = files.open.get_mut(&1) {
+        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
+    }
+    files.write(1, Drained::default());
+    assert_eq!(
+        u64::from(data_size()),
+        written,
+        "the header counts what was written"
+    );
+    files.close(1);
+}
+
+/// Only a regular file shorter than a WAV header is taken for a recording whose header
+/// never reached the disk; a device named as the path never is.
+#[test]
+fn only_a_regular_file_without_a_header_holds_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(file::holds_no_header(&empty));
+    let whole = dir.path().join("whole.wav");
+    std::fs::write(&whole, [0u8; 44]).unwrap();
+    assert!(!file::holds_no_header(&whole));
+    assert!(!file::holds_no_header(std::path::Path::new("/dev/null")));
+    assert!(!file::holds_no_header(&dir.path().join("none.wav")));
+}

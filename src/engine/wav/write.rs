@@ -19,7 +19,10 @@ impl Files<'_> {
         if !d.is_empty() {
             f.backlog.push_back(d);
         }
-        if f.backlog.is_empty() {
+        // Nothing to write: only the header, brought up to date when audio went in since
+        // (a pause on hold writes nothing until it ends, and a crash meanwhile must still
+        // find the audio before it in the file).
+        if f.backlog.is_empty() && (!f.dirty || f.last_header.elapsed() < HEADER_EVERY) {
             return;
         }
         let per_frame = if f.stereo { 4 } else { 2 };
@@ -56,8 +59,10 @@ impl Files<'_> {
         }
         let full = room == 0 && f.backlog.iter().any(|p| !p.is_empty());
         let r = r.and_then(|()| {
+            f.dirty |= wrote > 0;
             if f.last_header.elapsed() >= HEADER_EVERY {
                 f.last_header = Instant::now();
+                f.dirty = false;
                 f.writer.flush()
             } else {
                 Ok(())
@@ -75,12 +80,19 @@ impl Files<'_> {
             }
             Err(e) => {
                 tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
-                self.refused_for(id, "write", RecordingNews::Stopped);
                 if let Some(f) = self.open.remove(&id) {
                     if f.writer.finalize().is_err() {
                         file::mend(&f.path);
                     }
-                    self.failed.insert(id, f.path);
+                    // Refused before even its header reached the disk (full at the call's
+                    // start): no recording, and no empty file for the CDR to name.
+                    if file::holds_no_header(&f.path) {
+                        let _ = std::fs::remove_file(&f.path);
+                        self.refused_for(id, "write", RecordingNews::NotStarted);
+                    } else {
+                        self.refused_for(id, "write", RecordingNews::Stopped);
+                        self.failed.insert(id, f.path);
+                    }
                 }
             }
         }
