@@ -2,7 +2,7 @@
 //! callee answers (its failures, and the failover they lead to: `failover`).
 
 use super::anchor::Exchange;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::anchor::AnchorError;
 use super::cx::{Cx, Rewrite};
@@ -60,6 +60,12 @@ impl Call {
                 warn!(peer = %name, "route names a peer without a profile; skipping");
                 continue;
             };
+            // A reload since the call began took the peer out (a trunk removed after fraud,
+            // say): no new INVITE goes to it, though the call's route still names it.
+            if cx.env.cfg.profile(&name).is_none() {
+                info!(peer = %name, "a reload removed this peer: not tried");
+                continue;
+            }
             // A peer tried in an earlier turn of this loop no longer carries this call.
             if let Some(prev) = self.counted_egress.take() {
                 cx.env.limits.release(&prev);

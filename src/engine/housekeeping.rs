@@ -19,15 +19,17 @@ fn peer_levels(
     shown: &[PeerName],
     calls: impl Fn(&PeerName) -> u32,
 ) -> (Vec<(PeerName, u32)>, Vec<PeerName>) {
+    // A set: this runs every second on the signalling thread, with thousands of profiles.
+    let is_configured: std::collections::HashSet<&PeerName> = configured.iter().copied().collect();
     let levels: Vec<(PeerName, u32)> = configured
         .iter()
         .copied()
-        .chain(shown.iter().filter(|p| !configured.contains(p)))
+        .chain(shown.iter().filter(|p| !is_configured.contains(p)))
         .map(|p| (p.clone(), calls(p)))
         .collect();
     let next = levels
         .iter()
-        .filter(|(p, n)| *n > 0 || configured.contains(&p))
+        .filter(|(p, n)| *n > 0 || is_configured.contains(p))
         .map(|(p, _)| p.clone())
         .collect();
     (levels, next)

@@ -1080,3 +1080,33 @@ fn a_cancel_after_the_call_is_gone_is_answered_with_the_invites_tag() {
     let ok = h.response_with(PHONE, 200, "the CANCEL is answered");
     assert_eq!(ok.to_tag().as_deref(), Some(tag.as_str()));
 }
+
+/// A reload that removes a peer (a trunk taken out after fraud) while a call to the peer
+/// before it rings: that call's failover does not try the removed peer, though its route
+/// (the configuration it began under) names it; the caller gets the failure. Before, the
+/// removed trunk got a new INVITE, counted against its old limits.
+#[test]
+fn a_failover_skips_a_peer_a_reload_removed() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c9", "z9hG4bKc9", "+8610123", ""));
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    let mut without_b = config();
+    without_b
+        .profiles
+        .retain(|name, _| name.as_str() != "carrier-b");
+    for r in &mut without_b.routes {
+        r.to.retain(|p| p.as_str() != "carrier-b");
+    }
+    h.input(Input::Reload(Arc::new(without_b)));
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ta", &[], None));
+    assert!(
+        h.take_requests(CARRIER_B, Method::Invite).is_empty(),
+        "no INVITE to the removed peer"
+    );
+    let finals: Vec<u16> = h
+        .statuses(PHONE)
+        .into_iter()
+        .filter(|s| *s >= 300)
+        .collect();
+    assert_eq!(finals.len(), 1, "{finals:?}");
+}
