@@ -16,7 +16,7 @@ mod media;
 pub mod net;
 mod process;
 mod profile;
-mod read;
+pub(crate) mod read;
 mod routes;
 mod session_timer;
 mod sip;

@@ -50,7 +50,7 @@ pub(super) fn names_nothing(path: &Path) -> bool {
 }
 
 /// The bytes of a regular file, or `None` when it holds more than `max`.
-pub(super) fn read_at_most(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
+pub(crate) fn read_at_most(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
     let f = open_regular(path)?;
     let mut buf = Vec::new();
     f.take(max.saturating_add(1))

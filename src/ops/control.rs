@@ -359,8 +359,21 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         Some((p, r)) if !pid_file(cfg).exists() => (p, r, true),
         _ => (pid_file(cfg), result_file(cfg), false),
     };
-    let file = std::fs::File::open(&path).map_err(|e| pid_file_error(&path, e))?;
-    let text = std::io::read_to_string(&file).map_err(|e| pid_file_error(&path, e))?;
+    // Not blocking on a FIFO put there, nor reading a device's endless bytes.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| pid_file_error(&path, e))?
+    };
+    if !file.metadata().is_ok_and(|m| m.file_type().is_file()) {
+        return Err(ReloadError::BadPidFile { path: path.clone() });
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(&file, 64), &mut text)
+        .map_err(|e| pid_file_error(&path, e))?;
     let pid: i32 = text
         .trim()
         .parse()

@@ -4,12 +4,24 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Write `contents` to `path` through a temporary file and a rename.
+/// Write `contents` to `path` through a temporary file and a rename. The temporary file is
+/// never opened through a symbolic link: whoever may write the folder (a collector that
+/// moves rotated CDR files) must not have a reload truncate the file a link names.
 fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    if let Err(e) = std::fs::write(&tmp, contents) {
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents.as_bytes()));
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
@@ -43,8 +55,14 @@ pub(super) fn padded(line: &str) -> String {
 pub(super) fn write_result(path: &Path, line: &str) -> io::Result<()> {
     let text = padded(line);
     write_atomically(path, &text).or_else(|first| {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        if !f.metadata()?.file_type().is_file() {
+            return Err(first);
+        }
         if f.metadata()?.len() < text.len() as u64 {
             return Err(first);
         }
@@ -95,7 +113,10 @@ pub fn boot_ms() -> u64 {
 }
 
 pub(super) fn read_result(path: &Path) -> Option<ReloadResult> {
-    let text = std::fs::read_to_string(path).ok()?;
+    // A regular file of its size at most: a FIFO or a device put there must not hold up a
+    // start or a `trunkgate reload`.
+    let bytes = crate::config::read::read_at_most(path, 2 * RESULT_ROOM as u64).ok()??;
+    let text = String::from_utf8(bytes).ok()?;
     let mut parts = text.trim_end().splitn(3, ' ');
     let first = parts.next()?;
     let (sequence, started_ms) = match first.split_once('/') {

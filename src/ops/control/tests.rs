@@ -288,3 +288,22 @@ fn the_answer_is_the_one_to_a_load_begun_after_the_signal() {
     assert_eq!((r.sequence, r.started_ms), (7, None));
     assert!(r.answers(0, sent_ms) && !r.answers(7, sent_ms));
 }
+
+/// A symbolic link put at the result's temporary name (by whoever may write the CDR folder)
+/// is not written through: the CDR file it names keeps its lines. Before, a SIGHUP
+/// truncated it to the result's 4 KiB.
+#[test]
+fn a_link_at_the_results_temporary_name_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    std::fs::write(&cfg.cdr_path, "{\"call_id\":\"a\"}\n").unwrap();
+    let mut c = Control::start(&cfg).unwrap();
+    std::os::unix::fs::symlink(&cfg.cdr_path, dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
+    c.reloaded(boot_ms(), "applied", "reload 1");
+    c.settle();
+    assert_eq!(
+        std::fs::read_to_string(&cfg.cdr_path).unwrap(),
+        "{\"call_id\":\"a\"}\n"
+    );
+}
