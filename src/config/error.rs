@@ -70,6 +70,38 @@ impl Place {
         let (line, col) = line_col(text, offset);
         Place { line, col }
     }
+
+    /// The places of many offsets of `text`, in one walk when they come in order (a
+    /// generated `match` of 50,000 addresses on one line: one [`Place::of`] each rescans
+    /// the file from its start, some 25 GB read for a 1 MiB file).
+    pub fn of_each(text: &str, offsets: impl IntoIterator<Item = usize>) -> Vec<Place> {
+        let (mut pos, mut at) = (0, Place { line: 1, col: 1 });
+        offsets
+            .into_iter()
+            .map(|offset| {
+                let offset = offset.min(text.len());
+                if offset < pos {
+                    (pos, at) = (0, Place { line: 1, col: 1 });
+                }
+                for c in text.get(pos..offset).unwrap_or("").chars() {
+                    if c == '\n' {
+                        at = Place {
+                            line: at.line + 1,
+                            col: 1,
+                        };
+                    } else {
+                        at.col += 1;
+                    }
+                }
+                // Not on a character's boundary: from the start, as `of` reads it.
+                if text.get(pos..offset).is_none() {
+                    at = Place::of(text, offset);
+                }
+                pos = offset;
+                at
+            })
+            .collect()
+    }
 }
 
 /// Every problem found in one load; a load either succeeds whole or reports all of these.
@@ -142,5 +174,16 @@ mod tests {
         assert_eq!(line_col(t, 0), (1, 1));
         assert_eq!(line_col(t, 6), (2, 1));
         assert_eq!(line_col(t, 9), (2, 4));
+    }
+
+    /// Many offsets in one walk give what each would alone: in order, out of order, past
+    /// the end, after multi-byte characters, inside one.
+    #[test]
+    fn places_of_many_offsets_match_one_by_one() {
+        let t = "a = [\"é\", \"x\"]\nbb = \"ü\"\n\nc = 3";
+        let offsets = [0, 3, 6, 8, 9, 17, 22, 12, 40, 7];
+        let each = Place::of_each(t, offsets);
+        let one: Vec<Place> = offsets.iter().map(|&o| Place::of(t, o)).collect();
+        assert_eq!(each, one);
     }
 }

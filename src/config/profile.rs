@@ -427,11 +427,7 @@ fn load_profile(
         super::session_timer::session_timer_policy(&file.session_timer, path, text, errs);
     let places = Places {
         path: path.to_path_buf(),
-        matches: file
-            .match_
-            .iter()
-            .map(|m| Place::of(text, m.span().start))
-            .collect(),
+        matches: Place::of_each(text, file.match_.iter().map(|m| m.span().start)),
         register_transport: Place::of(
             text,
             file.register
