@@ -153,6 +153,18 @@ fn warn_nested_matches(
 ) {
     let mut found: Vec<ConfigError> = Vec::new();
     for (inner, (peer, path, place)) in nets {
+        // A network this wide (`0.0.0.0/0`, `::/0`) makes every stranger the peer: no 403
+        // for `unknown_sources`, no cool-down of the source guard. Meant, it is said once.
+        let widest = if inner.addr().is_ipv4() { 8 } else { 16 };
+        if inner.prefix_len() < widest {
+            found.push(ConfigError::placed(
+                path,
+                *place,
+                format!(
+                    "warning: match {inner} covers a large part of the internet: every source                      in it is {peer}'s, strangers included (no unknown_sources refusal, no                      source cool-down)"
+                ),
+            ));
+        }
         // Each shorter prefix of this network, looked up (the networks are stored cut to
         // their prefix): at most 128 lookups a network, not a pass over every other one.
         let outers = (0..inner.prefix_len())
