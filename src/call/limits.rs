@@ -143,6 +143,14 @@ impl Limits {
                 self.peers.insert(name.clone(), g);
             }
         }
+        // Peers a reload removed are forgotten once they carry no call (a gateway that
+        // provisions and removes a profile per customer must not keep each for ever); one
+        // with calls up keeps counting them until they end, and is forgotten at a reload
+        // after.
+        self.peers
+            .retain(|name, g| cfg.profiles.contains_key(name) || g.active > 0);
+        self.refusal_cdrs
+            .retain(|name, _| cfg.profiles.contains_key(name));
     }
 
     fn tick(&mut self, now: Instant) {
@@ -251,5 +259,32 @@ impl Limits {
     /// Calls counted against `peer` (for tests and health).
     pub fn active(&self, peer: &PeerName) -> u32 {
         self.peers.get(peer).map_or(0, |g| g.active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer a reload removed is forgotten once it carries no call; with a call up it keeps
+    /// counting it. Before, every removed peer's gate (and its refusal-CDR bucket) stayed
+    /// for the life of the process.
+    #[test]
+    fn a_removed_peer_is_forgotten_once_its_calls_end() {
+        let cfg = crate::call::tests::config();
+        let mut l = Limits::new(&cfg);
+        let gone = PeerName("carrier-b".into());
+        let now = Instant::now();
+        assert!(l.admit_call(now, &gone, 0).is_ok());
+        assert!(l.record_refusal(now, &gone));
+        let mut without = cfg.clone();
+        without.profiles.retain(|n, _| *n != gone);
+        l.reconfigure(&without);
+        assert_eq!(l.active(&gone), 1, "its call still counts");
+        assert!(!l.refusal_cdrs.contains_key(&gone));
+        l.release(&gone);
+        l.reconfigure(&without);
+        assert!(!l.peers.contains_key(&gone));
+        assert!(l.peers.contains_key(&PeerName("carrier-a".into())));
     }
 }
