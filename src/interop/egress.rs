@@ -71,6 +71,22 @@ fn copies(peer: &Profile, h: &Hdr) -> bool {
     peer.headers.copies(h) && (peer.causes.send_reason || *h != Hdr::REASON)
 }
 
+/// Whether a header is copied as written: Reason never is. Its values go as we write them
+/// ([`reasons_rebuilt`](crate::interop::causes::reasons_rebuilt)): a peer's malformed one (an
+/// unterminated quoted text) must not reach the other peer, whichever message carries it.
+fn copies_verbatim(peer: &Profile, h: &Hdr) -> bool {
+    *h != Hdr::REASON && copies(peer, h)
+}
+
+/// The other leg's Reason values for `peer`, as we write them (none when it takes none).
+fn copied_reasons(peer: &Profile, lines: &[String]) -> Vec<String> {
+    if copies(peer, &Hdr::REASON) {
+        crate::interop::causes::reasons_rebuilt(lines)
+    } else {
+        Vec::new()
+    }
+}
+
 fn plain(number: &str) -> NumberUri {
     NumberUri {
         number: number.to_string(),
@@ -277,7 +293,10 @@ pub fn copy_end_to_end(
     peer: &Profile,
     from_trunk: bool,
 ) -> Result<(), SipError> {
-    out.copy_headers_where(src.headers_raw(), |h| copies(peer, h));
+    out.copy_headers_where(src.headers_raw(), |h| copies_verbatim(peer, h));
+    for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
+        out.push_header(&Hdr::REASON, v)?;
+    }
     let privacy = src.header_lines(&Hdr::named("Privacy"));
     for h in REHOSTED_HEADERS
         .iter()
@@ -332,7 +351,10 @@ pub fn relayed_response(
     if matches!(method, Method::Invite) || status == 405 {
         out.push_header(&Hdr::ALLOW, allow_for(to_peer, from_trunk))?;
     }
-    out.copy_headers_where(from.headers_raw(), |h| copies(to_peer, h));
+    out.copy_headers_where(from.headers_raw(), |h| copies_verbatim(to_peer, h));
+    for v in copied_reasons(to_peer, &from.header_lines(&Hdr::REASON)) {
+        out.push_header(&Hdr::REASON, v)?;
+    }
     // A 422 must say the minimum it asks for (RFC 4028 §6): the far leg's, the interval the
     // request's sender is to ask again with (Min-SE is per leg, else not copied).
     if status == 422

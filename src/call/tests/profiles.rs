@@ -887,3 +887,36 @@ fn an_unbracketed_identity_keeps_no_untrusted_parameter_and_no_address() {
     assert!(!pai.contains("rn=") && !pai.contains("npdi"), "{pai}");
     assert!(!pai.contains("10.0.0.5"), "{pai}");
 }
+
+/// A peer's Reason on a provisional response goes on as we write Reason values: an
+/// unterminated quoted text closed, odd spacing gone. Before, anything but a failure
+/// response and a BYE carried it as the peer wrote it, broken quote and all.
+#[test]
+fn a_provisionals_reason_goes_on_as_we_write_reason_values() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("r1", "z9hG4bKr1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            183,
+            "c1",
+            &[
+                (Hdr::REASON, "Q.850;cause=16;text=\"unterminated"),
+                (Hdr::REASON, "Q.850 ; cause=31"),
+            ],
+            None,
+        ),
+    );
+    let got = h
+        .take_responses(PHONE)
+        .into_iter()
+        .find(|r| r.status() == 183)
+        .expect("the 183 relayed");
+    let reasons = got.header_lines(&Hdr::REASON).join(", ");
+    assert_eq!(
+        reasons,
+        "Q.850;cause=16;text=\"unterminated\", Q.850;cause=31"
+    );
+}
