@@ -33,16 +33,31 @@ pub(super) fn free_name(path: &Path) -> Option<PathBuf> {
         .find(|p| free(p))
 }
 
-/// A recording file, created 0640 (or an existing one truncated: `free_name` let only a
-/// character device through), never through a symbolic link.
+/// A recording file, created 0640, anew: never through a symbolic link, nor over a file
+/// put at its name since `free_name` looked (a hard link to another file would be
+/// truncated and written through). A character device there (`/dev/full` in the tests of a
+/// full disk, which `free_name` lets through) is opened as it is.
 pub(super) fn private_file(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::FileTypeExt;
+    let made = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o640)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+        .open(path);
+    match made {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && std::fs::symlink_metadata(path)
+                    .is_ok_and(|m| m.file_type().is_char_device()) =>
+        {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+        }
+        r => r,
+    }
 }
 
 /// A recording folder (and those above it), made 0750 (less by the umask) when missing.
@@ -61,6 +76,8 @@ pub(super) fn private_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) fn probe_dir(dir: &Path) -> std::io::Result<()> {
     private_dir(dir)?;
     let probe = dir.join(format!(".trunkgate-probe-{}", std::process::id()));
+    // One a process of this pid left (killed mid-probe) is not in the way.
+    let _ = std::fs::remove_file(&probe);
     private_file(&probe)?;
     std::fs::remove_file(&probe)
 }
