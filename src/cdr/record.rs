@@ -109,3 +109,24 @@ pub struct CdrRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_id: Option<String>,
 }
+
+impl CdrRecord {
+    /// A record as its JSON line. serde_json leaves U+0085, U+2028 and U+2029 as they are, valid
+    /// JSON but line breaks to many readers (Python's `splitlines`, JavaScript before ES2019):
+    /// a peer's Call-ID or Reason text carrying one would split a billing reader's record in
+    /// two. They can stand only inside strings, where `\uXXXX` means the same.
+    pub fn to_line(&self) -> serde_json::Result<String> {
+        let line = serde_json::to_string(self)?;
+        if !line.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+            return Ok(line);
+        }
+        let mut out = String::with_capacity(line.len() + 16);
+        for c in line.chars() {
+            match c {
+                '\u{85}' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        Ok(out)
+    }
+}

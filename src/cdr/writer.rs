@@ -247,7 +247,7 @@ impl CdrWriter {
     fn lose(&self, rec: &CdrRecord, why: &str) {
         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(1);
-        let line = encode(rec).unwrap_or_default();
+        let line = rec.to_line().unwrap_or_default();
         tracing::error!(call_id = %rec.call_id, cdr = %line, "CDR not written: {why}");
     }
 
@@ -319,11 +319,7 @@ impl CdrWriter {
             Joined::Finished => {}
             // Whatever it held in memory is gone: counted and said, not lost silently.
             Joined::Panicked if !self.shared.exit_counted.swap(true, Ordering::AcqRel) => {
-                let lost = self.shared.depth.swap(0, Ordering::AcqRel);
-                self.shared
-                    .dropped
-                    .fetch_add(lost as u64, Ordering::Relaxed);
-                metrics::counter!(CDR_DROPPED).increment(lost as u64);
+                let lost = self.count_held_as_lost(true);
                 tracing::error!(
                     lost,
                     "the CDR writer stopped abnormally: the CDRs it held are lost"
@@ -331,11 +327,7 @@ impl CdrWriter {
             }
             Joined::Panicked => tracing::error!("the CDR writer stopped abnormally"),
             Joined::StillRunning if !self.shared.exit_counted.swap(true, Ordering::AcqRel) => {
-                let lost = self.shared.depth.load(Ordering::Acquire);
-                self.shared
-                    .dropped
-                    .fetch_add(lost as u64, Ordering::Relaxed);
-                metrics::counter!(CDR_DROPPED).increment(lost as u64);
+                let lost = self.count_held_as_lost(false);
                 tracing::error!(
                     lost,
                     "the CDR writer did not finish within {} s (the disk does not answer): \
@@ -354,6 +346,23 @@ impl CdrWriter {
                 limit.as_secs()
             ),
         }
+    }
+}
+
+impl CdrWriter {
+    /// Count what the writer holds as dropped, and how many: `gone` (it died) empties the
+    /// queue count too; a writer stuck in the disk may still finish with them.
+    fn count_held_as_lost(&self, gone: bool) -> usize {
+        let lost = if gone {
+            self.shared.depth.swap(0, Ordering::AcqRel)
+        } else {
+            self.shared.depth.load(Ordering::Acquire)
+        };
+        self.shared
+            .dropped
+            .fetch_add(lost as u64, Ordering::Relaxed);
+        metrics::counter!(CDR_DROPPED).increment(lost as u64);
+        lost
     }
 }
 
@@ -431,7 +440,7 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
 fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bool {
     loop {
         match rx.try_recv() {
-            Ok(rec) => match encode(&rec) {
+            Ok(rec) => match rec.to_line() {
                 Ok(line) => sink.push(line),
                 Err(e) => {
                     shared.depth.fetch_sub(1, Ordering::AcqRel);
@@ -444,25 +453,6 @@ fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bo
             Err(TryRecvError::Disconnected) => return true,
         }
     }
-}
-
-/// A record as its JSON line. serde_json leaves U+0085, U+2028 and U+2029 as they are, valid
-/// JSON but line breaks to many readers (Python's `splitlines`, JavaScript before ES2019):
-/// a peer's Call-ID or Reason text carrying one would split a billing reader's record in
-/// two. They can stand only inside strings, where `\uXXXX` means the same.
-fn encode(rec: &CdrRecord) -> serde_json::Result<String> {
-    let line = serde_json::to_string(rec)?;
-    if !line.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
-        return Ok(line);
-    }
-    let mut out = String::with_capacity(line.len() + 16);
-    for c in line.chars() {
-        match c {
-            '\u{85}' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 /// Write what can be written now; how many lines went out.
@@ -497,67 +487,4 @@ fn count_errors(shared: &Shared, n: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cdr::fs::{CdrFile, FileId};
-
-    /// A disk that is always full.
-    struct FullFs;
-    struct FullFile;
-
-    impl CdrFs for FullFs {
-        fn open(&mut self, _: &Path) -> std::io::Result<Box<dyn CdrFile>> {
-            Ok(Box::new(FullFile))
-        }
-        fn id_of(&mut self, _: &Path) -> std::io::Result<FileId> {
-            Ok(FileId { dev: 1, ino: 1 })
-        }
-    }
-
-    impl CdrFile for FullFile {
-        fn id(&self) -> FileId {
-            FileId { dev: 1, ino: 1 }
-        }
-        fn size(&mut self) -> std::io::Result<u64> {
-            Ok(0)
-        }
-        fn last_byte(&mut self) -> std::io::Result<Option<u8>> {
-            Ok(None)
-        }
-        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-            Err(std::io::ErrorKind::StorageFull.into())
-        }
-        fn truncate(&mut self, _: u64) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn sync(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn sync_handle(&self) -> std::io::Result<Box<dyn crate::cdr::fs::SyncHandle>> {
-            Err(std::io::ErrorKind::Unsupported.into())
-        }
-    }
-
-    #[test]
-    fn queue_depth_and_write_errors_are_exported() {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let shared = Shared::new(true);
-        shared.depth.store(2, Ordering::Release);
-        let mut sink = Sink::new(Box::new(FullFs), Path::new("cdr.jsonl"));
-        sink.push("{\"call_id\":\"a\"}".into());
-        sink.push("{\"call_id\":\"b\"}".into());
-        metrics::with_local_recorder(&recorder, || {
-            describe_metrics();
-            step(&mut sink, &shared, Instant::now());
-        });
-        let text = handle.render();
-        assert!(text.contains("trunkgate_cdr_queue_depth 2\n"), "{text}");
-        assert!(
-            text.contains("trunkgate_cdr_write_errors_total 1\n"),
-            "{text}"
-        );
-        assert!(shared.failing.load(Ordering::Acquire));
-        assert_eq!(shared.write_errors.load(Ordering::Relaxed), 1);
-    }
-}
+mod tests;

@@ -261,29 +261,6 @@ macro_rules! common_accessors {
             }
         }
 
-        /// Whether `ours` says yes to the branch of the topmost Via. Read from the raw
-        /// header where it is written as we write it (`;branch=` in the first hop), without
-        /// parsing it: the edge asks this of every response; parsed when written otherwise
-        /// (a peer that spaces or capitalises what it should have copied).
-        pub fn top_branch_is(&self, ours: impl Fn(&[u8]) -> bool) -> bool {
-            let Some(via) = self.0.headers.get(&Hdr::VIA.0) else {
-                return false;
-            };
-            let value = via.value();
-            let first = value.split(|&b| b == b',').next().unwrap_or(&[]);
-            if let Some(at) = memchr::memmem::find(first, b";branch=") {
-                let rest = &first[at + b";branch=".len()..];
-                let end = rest
-                    .iter()
-                    .position(|&b| matches!(b, b';' | b' ' | b'\t'))
-                    .unwrap_or(rest.len());
-                return ours(&rest[..end]);
-            }
-            self.top_via()
-                .and_then(|v| v.branch)
-                .is_some_and(|b| ours(b.as_bytes()))
-        }
-
         /// The URI of the first Contact, as text.
         pub fn contact_uri(&self) -> Option<String> {
             match self.0.headers.typed::<sipx_sip::headers::Contact>() {
@@ -292,8 +269,7 @@ macro_rules! common_accessors {
             }
         }
 
-        /// The seconds a Retry-After asks for (RFC 3261 §20.33: its leading number; a
-        /// comment or `duration` after it is not read).
+        /// The seconds a Retry-After asks for (RFC 3261 §20.33: its leading number).
         pub fn retry_after_secs(&self) -> Option<u64> {
             self.header(&Hdr::RETRY_AFTER)
                 .and_then(|v| super::leading_number(&v))
@@ -521,3 +497,4 @@ pub(crate) fn parse_uri(uri: &str) -> Result<sipx::Uri, SipError> {
 
 #[cfg(test)]
 mod tests;
+mod top_branch;
