@@ -25,8 +25,14 @@ pub fn path_of(cfg: &Config) -> PathBuf {
 /// most the window ahead of now (a value beyond it was never a `ts` taken here, unless
 /// the clock was set back since; a damaged file must not refuse everything for longer).
 pub fn read(path: &Path, now_s: u64) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let ts = text.trim().parse::<u64>().ok()?;
+    // A regular file of a number's length: a FIFO or device put there must not hold up
+    // the start.
+    let bytes = crate::config::read::read_at_most(path, 64).ok()??;
+    let ts = std::str::from_utf8(&bytes)
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
     Some(ts.min(now_s.saturating_add(MAX_SKEW_S)))
 }
 
@@ -93,14 +99,27 @@ fn write_newest(path: &Path, latest: &(Mutex<Latest>, Condvar)) {
         let mut aside = path.as_os_str().to_owned();
         aside.push(".new");
         let aside = PathBuf::from(aside);
-        let written = std::fs::write(&aside, format!("{value}\n"))
-            .and_then(|()| std::fs::rename(&aside, path));
+        let written = write_aside(&aside, value).and_then(|()| std::fs::rename(&aside, path));
         if let Err(e) = written
             && !std::mem::replace(&mut said, true)
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot keep the newest call-back ts for the next start: a signed REQUEST dated ahead of the clock could be taken again after a quick restart");
         }
     }
+}
+
+/// The value into `aside`, never through a symbolic link put there.
+fn write_aside(aside: &Path, value: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(aside)?
+        .write_all(format!("{value}\n").as_bytes())
 }
 
 #[cfg(test)]
