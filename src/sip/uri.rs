@@ -155,8 +155,24 @@ fn is_phone_digits(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
+/// Whether a `phone-context` is one a number can be read under: a global one is `+` and
+/// digits (visual separators allowed, RFC 3966 §3 `global-number-digits`); a domain one is
+/// left to its use. `+1,9` or `+44x` is neither: the number it qualifies cannot be known.
+fn readable_context(ctx: &str) -> bool {
+    match ctx.strip_prefix('+') {
+        Some(rest) => {
+            rest.bytes().any(|b| b.is_ascii_digit())
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')'))
+        }
+        None => true,
+    }
+}
+
 /// The number a URI dials: the decoded user part of a SIP URI, or the subscriber of a tel URI
-/// (with its `phone-context`). `None` when the URI carries no user (a SIP URI without `user@`).
+/// (with its `phone-context`). `None` when the URI carries no user (a SIP URI without `user@`),
+/// or a global `phone-context` that is no number (`+1,9`: what it dials cannot be known).
 pub fn dialled_number(uri: &str) -> Option<NumberUri> {
     let parsed = parse_uri(uri).ok()?;
     if let Some(tel) = parsed.tel_parts() {
@@ -167,6 +183,12 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
             }
             _ => None,
         });
+        if phone_context
+            .as_deref()
+            .is_some_and(|c| !readable_context(c))
+        {
+            return None;
+        }
         let params = number_params(
             tel.parsed_parameters()
                 .flatten()
@@ -197,6 +219,12 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
         k.eq_ignore_ascii_case("phone-context")
             .then(|| v.to_string())
     });
+    if phone_context
+        .as_deref()
+        .is_some_and(|c| !readable_context(c))
+    {
+        return None;
+    }
     // The user part was decoded: a value's `[`, `]` or `:` is escaped again where it is
     // written into a SIP URI, and a value with a `%` left in it is left out (it was `%25`,
     // and read again as an escape it would be another value).
@@ -286,6 +314,20 @@ mod tests {
         let n = dialled_number("tel:1234;phone-context=+86").unwrap();
         assert_eq!(n.number, "1234");
         assert_eq!(n.phone_context.as_deref(), Some("+86"));
+    }
+
+    /// A global context that is no number (`+1,9`, escaped into a SIP user part, or `+44x`)
+    /// leaves the number unreadable: routed as `+1,9…` before, garbage sent on. One with
+    /// visual separators is read.
+    #[test]
+    fn a_global_context_that_is_no_number_leaves_the_number_unreadable() {
+        assert!(dialled_number("sip:5551234;phone-context=+1%2C9@h").is_none());
+        assert!(dialled_number("tel:5551234;phone-context=+44x").is_none());
+        assert!(dialled_number("tel:5551234;phone-context=+").is_none());
+        let n = dialled_number("tel:5551234;phone-context=+1-212").unwrap();
+        assert_eq!(n.phone_context.as_deref(), Some("+1-212"));
+        let n = dialled_number("tel:1234;phone-context=pbx.example.com").unwrap();
+        assert_eq!(n.phone_context.as_deref(), Some("pbx.example.com"));
     }
 
     #[test]
