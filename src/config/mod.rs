@@ -331,21 +331,23 @@ impl Config {
         // are then not reported unknown one by one.
         let mut no_folder = false;
         let sources = match profile_source {
-            ProfileSource::Folder => match read_profiles_folder(&profiles_dir, &mut errs) {
-                Ok(s) => s,
-                Err(e) => {
-                    no_folder = true;
-                    let msg = format!(
-                        "cannot read the profiles folder {}: {e}",
-                        profiles_dir.display()
-                    );
-                    errs.push(match &file.profiles {
-                        Some(p) => at(p.span(), msg),
-                        None => ConfigError::file(path, format!("{msg} (set `profiles`)")),
-                    });
-                    Vec::new()
+            ProfileSource::Folder => {
+                match read_profiles_folder(&profiles_dir, &mut errs, &mut warnings) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        no_folder = true;
+                        let msg = format!(
+                            "cannot read the profiles folder {}: {e}",
+                            profiles_dir.display()
+                        );
+                        errs.push(match &file.profiles {
+                            Some(p) => at(p.span(), msg),
+                            None => ConfigError::file(path, format!("{msg} (set `profiles`)")),
+                        });
+                        Vec::new()
+                    }
                 }
-            },
+            }
             ProfileSource::Texts(list) => list
                 .iter()
                 .map(|(p, t)| (p.clone(), Some(t.clone())))

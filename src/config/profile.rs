@@ -71,17 +71,32 @@ pub(super) enum ProfileSource<'a> {
 pub(super) fn read_profiles_folder(
     dir: &Path,
     errs: &mut Vec<ConfigError>,
+    warns: &mut Vec<ConfigError>,
 ) -> Result<Vec<(PathBuf, Option<String>)>, std::io::Error> {
     let entries = std::fs::read_dir(dir)?;
     // Hidden files are not profiles: an editor's lock (`.#carrier-a.toml`, a dangling
     // link) or a copy's resource fork (`._carrier-a.toml`).
-    let mut files: Vec<PathBuf> = entries
+    let visible: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .filter(|p| {
             !p.file_name()
                 .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
         })
+        .collect();
+    // `carrier-b.TOML` is no profile (only `*.toml` are), but meant as one: said, not
+    // silently left out (its peer would vanish from routing).
+    for p in visible.iter().filter(|p| {
+        p.extension()
+            .is_some_and(|x| x != "toml" && x.eq_ignore_ascii_case("toml"))
+    }) {
+        warns.push(ConfigError::file(
+            p,
+            "warning: not read as a profile: only files ending in `.toml` (lower case) are",
+        ));
+    }
+    let mut files: Vec<PathBuf> = visible
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     Ok(files

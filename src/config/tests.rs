@@ -797,6 +797,16 @@ fn a_missing_or_nested_match_is_warned_about() {
     let dir = write_tree(GATEWAY, &standard_profiles());
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // A profile file named `*.TOML` is no profile, and said so.
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    std::fs::write(dir.path().join("profiles/extra.TOML"), "name = \"extra\"\n").unwrap();
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("extra.TOML") && w.contains("not read as a profile")),
+        "{said:?}"
+    );
     // A match of most of the internet is said too (every stranger is that peer's).
     let mut ps = standard_profiles();
     ps[2].1 = ps[2].1.replace("\"127.0.0.4/32\"", "\"0.0.0.0/0\"");
