@@ -158,6 +158,12 @@ impl Call {
             }
             RecordingNews::Renamed(path) => rec.path = path,
             RecordingNews::Stopped => self.events.push(CallEvent::RecordingStopped),
+            RecordingNews::Removed => {
+                if let Some(m) = self.media.as_mut() {
+                    m.recording = None;
+                }
+                self.events.push(CallEvent::RecordingRemoved);
+            }
         }
     }
 

@@ -57,6 +57,8 @@ pub enum CallEvent {
     /// The disk stopped the recording before the call ended (a refused write, the WAV
     /// size limit): the file holds the call up to there.
     RecordingStopped,
+    /// The recording's file was removed while the call was up: recording stopped, no file.
+    RecordingRemoved,
 }
 
 impl fmt::Display for CallEvent {
@@ -87,6 +89,7 @@ impl fmt::Display for CallEvent {
             }
             CallEvent::RecordingNotStarted => f.write_str("recording_not_started"),
             CallEvent::RecordingStopped => f.write_str("recording_stopped"),
+            CallEvent::RecordingRemoved => f.write_str("recording_removed"),
         }
     }
 }

@@ -172,6 +172,9 @@ pub enum RecordingNews {
     /// The disk refused a write, or the file reached the WAV size limit: the file holds
     /// the call up to there.
     Stopped,
+    /// The file was removed while the call was recorded (its folder deleted to free a
+    /// full disk, say): the recording stopped, and the CDR names no file.
+    Removed,
 }
 
 /// Record the call's first stream into this file.

@@ -867,6 +867,10 @@ fn the_cdr_names_the_recording_the_writer_made() {
     let (cdr, planned, _) = cdr_after(Some(RecordingNews::Stopped));
     assert_eq!(cdr.recording, Some(planned));
     assert_eq!(cdr.events, vec!["recording_stopped".to_string()]);
+    // Its file removed mid-call: no file named, and said.
+    let (cdr, _, _) = cdr_after(Some(RecordingNews::Removed));
+    assert_eq!(cdr.recording, None);
+    assert_eq!(cdr.events, vec!["recording_removed".to_string()]);
 }
 
 /// The `o=` line of a message's SDP.

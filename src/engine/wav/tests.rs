@@ -553,3 +553,27 @@ fn only_a_regular_file_without_a_header_holds_none() {
     assert!(!file::holds_no_header(std::path::Path::new("/dev/null")));
     assert!(!file::holds_no_header(&dir.path().join("none.wav")));
 }
+
+/// A recording whose file was removed (its folder deleted to free a full disk) stops at
+/// the next header update: its writer dropped, so the space goes back now, and the call is
+/// told (its CDR names no file). Before, the writer went on into the unlinked file until
+/// the call ended, up to 4 GiB of space no one could see.
+#[test]
+fn a_recording_whose_file_was_removed_stops() {
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("day/gone.wav");
+    files.open(1, path.clone(), true, fed(25));
+    let slice = files.open[&1].slice;
+    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    std::fs::remove_dir_all(dir.path().join("day")).unwrap();
+    if let Some(f) = files.open.get_mut(&1) {
+        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
+    }
+    files.write(1, Drained::default());
+    assert!(!files.open.contains_key(&1));
+    let told = std::mem::take(&mut *files.news.lock().unwrap());
+    assert_eq!(told, [(1, crate::media::RecordingNews::Removed)]);
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+}

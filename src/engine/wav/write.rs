@@ -58,17 +58,28 @@ impl Files<'_> {
             f.backlog.pop_front();
         }
         let full = room == 0 && f.backlog.iter().any(|p| !p.is_empty());
+        // Looked for at each header update: a file removed under a recording (its folder
+        // deleted to free a full disk) would take its space until the call ends.
+        let mut gone = false;
         let r = r.and_then(|()| {
             f.dirty |= wrote > 0;
             if f.last_header.elapsed() >= HEADER_EVERY {
                 f.last_header = Instant::now();
                 f.dirty = false;
+                gone |= std::fs::symlink_metadata(&f.path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
                 f.writer.flush()
             } else {
                 Ok(())
             }
         });
         match r {
+            Ok(()) if gone => {
+                tracing::warn!(path = %f.path.display(), "recording stopped: its file was removed; the call goes on unrecorded");
+                self.refused_for(id, "removed", RecordingNews::Removed);
+                // Dropped unfinalised: its space goes back now, not at the call's end.
+                self.open.remove(&id);
+            }
             Ok(()) => {
                 f.bytes += wrote * per_frame;
                 self.written.increment(wrote * per_frame);
