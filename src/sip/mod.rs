@@ -47,6 +47,7 @@ pub use new_request::NewRequest;
 pub use reject::bad_request_for_unparseable;
 pub use split::{leading_number, outside_quotes, split_header_list, split_params};
 pub use status::reason_phrase;
+pub(crate) use tags::BRANCH_RANDOM;
 pub use tags::{TagKey, TagKind};
 pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{

@@ -24,8 +24,9 @@ use sha2::Sha256;
 /// Hex digits of a tag's random part, and of its check.
 const RANDOM: usize = 16;
 const CHECK: usize = 8;
-/// Hex digits of a branch's random part (with the check, 80 bits as before the check).
-pub(super) const BRANCH_RANDOM: usize = 12;
+/// Hex digits of a branch's random part: 64 bits, as a tag's (RFC 3261 §8.1.1.7 asks a
+/// branch unique across space and time), then its check.
+pub(crate) const BRANCH_RANDOM: usize = 16;
 
 /// What a tag is for, in its check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +102,8 @@ impl TagKey {
         format!("{random}{check}")
     }
 
-    /// A Via branch of ours: the magic cookie, `random` (12 hex digits) and its check.
+    /// A Via branch of ours: the magic cookie, `random` ([`BRANCH_RANDOM`] hex digits) and its
+    /// check.
     pub fn branch(&self, random: &str) -> String {
         let check = self.check_text(TagKind::Branch, random.as_bytes(), "");
         format!("{}{random}{check}", super::BRANCH_COOKIE)

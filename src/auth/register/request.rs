@@ -40,7 +40,7 @@ impl Registration {
 
     pub(super) fn via(&mut self) -> String {
         let branch = match &self.branch_key {
-            Some(key) => key.branch(&hex(&mut self.rng, 12)),
+            Some(key) => key.branch(&hex(&mut self.rng, crate::sip::BRANCH_RANDOM)),
             None => format!("{BRANCH_COOKIE}{}", hex(&mut self.rng, 16)),
         };
         format!(

@@ -428,9 +428,9 @@ async fn a_response_to_no_branch_of_ours_is_dropped_at_the_edge() {
     };
     let carrier = Target::udp("127.0.0.3:5060".parse().unwrap());
     let at = Instant::now();
-    let ours = key.branch("0123456789ab");
+    let ours = key.branch("0123456789abcdef");
     assert!(key.our_branch(ours.as_bytes()));
-    let forged = format!("{}0123456789abffffffff", crate::sip::BRANCH_COOKIE);
+    let forged = format!("{}0123456789abcdefffffffff", crate::sip::BRANCH_COOKIE);
     for branch in [forged.as_str(), "z9hG4bKmadeup", ours.as_str()] {
         assert!(inbox.try_deliver(Event::Message {
             msg: response(branch),
