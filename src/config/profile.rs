@@ -1,5 +1,5 @@
-//! Profiles (`profiles/NAME.toml`): reading the folder, and validating each file into a
-//! [`Profile`], with every problem reported at its file:line:col.
+//! Profiles (`profiles/NAME.toml`): validating each file into a [`Profile`], with every
+//! problem reported at its file:line:col (the folder is read in `folder.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,7 +17,9 @@ use crate::interop::transfer::TransferMode;
 use crate::media::Latch;
 use crate::sip::Target;
 
+mod folder;
 mod media_sources;
+pub(super) use folder::read_profiles_folder;
 mod media_timeouts;
 mod policies;
 mod sip_timers;
@@ -64,51 +66,6 @@ pub(super) enum ProfileSource<'a> {
     Folder,
     /// Given in memory: (the path errors name, the text).
     Texts(&'a [(PathBuf, String)]),
-}
-
-/// Every `*.toml` of the profiles folder with its text (None: unreadable, reported), by
-/// name; `Err` with why the folder itself cannot be read.
-pub(super) fn read_profiles_folder(
-    dir: &Path,
-    errs: &mut Vec<ConfigError>,
-    warns: &mut Vec<ConfigError>,
-) -> Result<Vec<(PathBuf, Option<String>)>, std::io::Error> {
-    let entries = std::fs::read_dir(dir)?;
-    // Hidden files are not profiles: an editor's lock (`.#carrier-a.toml`, a dangling
-    // link) or a copy's resource fork (`._carrier-a.toml`).
-    let visible: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-        })
-        .collect();
-    // `carrier-b.TOML` is no profile (only `*.toml` are), but meant as one: said, not
-    // silently left out (its peer would vanish from routing).
-    for p in visible.iter().filter(|p| {
-        p.extension()
-            .is_some_and(|x| x != "toml" && x.eq_ignore_ascii_case("toml"))
-    }) {
-        warns.push(ConfigError::file(
-            p,
-            "warning: not read as a profile: only files ending in `.toml` (lower case) are",
-        ));
-    }
-    let mut files: Vec<PathBuf> = visible
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    Ok(files
-        .into_iter()
-        .map(|path| match super::read::read_text(&path) {
-            Ok(t) => (path, Some(t)),
-            Err(e) => {
-                errs.push(ConfigError::file(&path, e));
-                (path, None)
-            }
-        })
-        .collect())
 }
 
 /// The profiles that loaded, by name, with where their files say what; and the file stems

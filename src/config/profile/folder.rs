@@ -1,0 +1,50 @@
+//! The profiles folder: which of its files are profiles, and their text.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::ConfigError;
+
+/// Every `*.toml` of the profiles folder with its text (None: unreadable, reported), by
+/// name; `Err` with why the folder itself cannot be read.
+pub(in crate::config) fn read_profiles_folder(
+    dir: &Path,
+    errs: &mut Vec<ConfigError>,
+    warns: &mut Vec<ConfigError>,
+) -> Result<Vec<(PathBuf, Option<String>)>, std::io::Error> {
+    let entries = std::fs::read_dir(dir)?;
+    // Hidden files are not profiles: an editor's lock (`.#carrier-a.toml`, a dangling
+    // link) or a copy's resource fork (`._carrier-a.toml`).
+    let visible: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+        })
+        .collect();
+    // `carrier-b.TOML` is no profile (only `*.toml` are), but meant as one: said, not
+    // silently left out (its peer would vanish from routing).
+    for p in visible.iter().filter(|p| {
+        p.extension()
+            .is_some_and(|x| x != "toml" && x.eq_ignore_ascii_case("toml"))
+    }) {
+        warns.push(ConfigError::file(
+            p,
+            "warning: not read as a profile: only files ending in `.toml` (lower case) are",
+        ));
+    }
+    let mut files: Vec<PathBuf> = visible
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files
+        .into_iter()
+        .map(|path| match crate::config::read::read_text(&path) {
+            Ok(t) => (path, Some(t)),
+            Err(e) => {
+                errs.push(ConfigError::file(&path, e));
+                (path, None)
+            }
+        })
+        .collect())
+}
