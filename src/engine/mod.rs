@@ -149,7 +149,9 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     core.set_overload_tag(&inbox.overload.tag);
     let mut shell = Shell {
         core,
-        udp: udp::Out::new(udp_socks).advertising(cfg.advertise_ip()),
+        udp: udp::Out::new(udp_socks)
+            .advertising(cfg.advertise_ip())
+            .counting(inbox.tally.clone()),
         tcp: tcp::Registry::new(inbox.clone(), tcp_limits, tcp_slots, conn_ids)
             .advertising(cfg.advertise_ip()),
         inbox,

@@ -44,6 +44,8 @@ pub(super) struct Out {
     born: Instant,
     /// Sends waiting for room in a socket buffer (each a task).
     deferred: Arc<Slots>,
+    /// Where failed sends are counted for the shell's periodic summary.
+    tally: Arc<super::inbox::Tally>,
 }
 
 /// A bounded number of things under way; each holds a [`Slot`] until it is done.
@@ -96,7 +98,14 @@ impl Out {
             advertise_off_until: std::sync::atomic::AtomicU64::new(0),
             born: Instant::now(),
             deferred: Slots::new(MAX_DEFERRED),
+            tally: Arc::default(),
         }
+    }
+
+    /// Failed sends counted in `tally`, the edge's (the shell sums it up every 10 s).
+    pub(super) fn counting(mut self, tally: Arc<super::inbox::Tally>) -> Out {
+        self.tally = tally;
+        self
     }
 
     /// Requests we start on a wildcard listener leave from `advertise` (when this host has
@@ -155,15 +164,21 @@ impl Out {
                     return;
                 };
                 let sock = sock.clone();
+                let tally = self.tally.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
                     if let Err(e) = local::send(&sock, &bytes, to, from).await {
-                        failed_send::said(to, &e);
+                        debug!(%to, error = %e, "UDP send failed");
+                        tally.count_send_failed();
                     }
                 });
             }
             // ICMP errors from earlier sends surface here; UDP has no delivery to report.
-            Err(e) => failed_send::said(to, &e),
+            // Counted and summed up in the log every 10 s, never a line per datagram.
+            Err(e) => {
+                debug!(%to, error = %e, "UDP send failed");
+                self.tally.count_send_failed();
+            }
         }
     }
 }
@@ -483,7 +498,6 @@ async fn recv_stamped(
     }
 }
 
-mod failed_send;
 mod local;
 #[cfg(test)]
 mod tests;

@@ -471,7 +471,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         SEND_FAILED,
-        "SIP datagrams the kernel refused to send (a firewall rule, no route to the address, too large); the log says so at most every 10 s"
+        "SIP datagrams the kernel refused to send (a firewall rule, no route to the address, too large); summed up in the log every 10 s"
     );
     describe_counter!(
         TCP_PACED,

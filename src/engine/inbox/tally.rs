@@ -15,6 +15,9 @@ pub(crate) struct Tally {
     pub unparseable: AtomicU64,
     pub shed_refused: AtomicU64,
     pub shed_dropped: AtomicU64,
+    /// SIP datagrams the kernel refused to send: anyone can cause them (a 403 toward a
+    /// spoofed source no route leads to), so they are summed up, never said one by one.
+    send_failed: AtomicU64,
     /// Messages from sources no profile matches, dropped, and one of their sources: a
     /// carrier that moved to an address its profile's `match` lacks shows here, not only
     /// in a metric.
@@ -33,6 +36,12 @@ impl Tally {
 
     pub(crate) fn count_dropped(&self) {
         Tally::bump(&self.shed_dropped);
+    }
+
+    /// A send the kernel refused (counted in the metrics too).
+    pub(crate) fn count_send_failed(&self) {
+        crate::ops::metrics::udp_send_failed().increment(1);
+        Tally::bump(&self.send_failed);
     }
 
     /// A message from `ip`, which no profile matches, dropped (and counted in the metrics,
@@ -79,6 +88,10 @@ impl Tally {
                 &self.shed_refused,
             ),
             ("new requests dropped: overloaded", &self.shed_dropped),
+            (
+                "SIP datagrams the kernel refused to send (a firewall rule, no route to the address, too large)",
+                &self.send_failed,
+            ),
         ]
         .into_iter()
         .filter_map(|(what, c)| match c.swap(0, Ordering::Relaxed) {

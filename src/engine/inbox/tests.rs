@@ -450,3 +450,20 @@ async fn a_response_to_no_branch_of_ours_is_dropped_at_the_edge() {
         .collect();
     assert_eq!(got, [Some(ours)], "only the answer to our branch");
 }
+
+/// Sends the kernel refused are summed up with the edge's other drops (one log line per
+/// interval), not said one by one: anyone can cause them.
+#[test]
+fn failed_sends_are_summed_up() {
+    let t = Tally::default();
+    t.count_send_failed();
+    t.count_send_failed();
+    let taken = t.take();
+    assert!(
+        taken
+            .iter()
+            .any(|(what, n)| what.starts_with("SIP datagrams the kernel refused") && *n == 2),
+        "{taken:?}"
+    );
+    assert!(t.take().is_empty());
+}
