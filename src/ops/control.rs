@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 
 mod result_file;
+pub(crate) use result_file::write_atomically;
 pub use result_file::{ReloadResult, boot_ms};
 use result_file::{read_result, write_result};
 

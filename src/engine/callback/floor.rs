@@ -4,9 +4,10 @@
 //! window after a quick restart, when the new process's replay table is empty. The next
 //! process refuses what is dated up to this.
 //!
-//! Written (aside, then renamed) on a thread of its own, newest value only: a stalled disk
-//! must not stall the signalling thread, and the value only rises. Not synced: a crash of
-//! the machine takes longer than the 30 s window to come back from.
+//! Written aside and renamed (`ops::control::write_atomically`, as the reload result is) on
+//! a thread of its own, newest value only: a stalled disk must not stall the signalling
+//! thread, and the value only rises. Not synced: a crash of the machine takes longer than
+//! the 30 s window to come back from.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -96,30 +97,13 @@ fn write_newest(path: &Path, latest: &(Mutex<Latest>, Condvar)) {
             }
         };
         kept = value;
-        let mut aside = path.as_os_str().to_owned();
-        aside.push(".new");
-        let aside = PathBuf::from(aside);
-        let written = write_aside(&aside, value).and_then(|()| std::fs::rename(&aside, path));
+        let written = crate::ops::control::write_atomically(path, &format!("{value}\n"));
         if let Err(e) = written
             && !std::mem::replace(&mut said, true)
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot keep the newest call-back ts for the next start: a signed REQUEST dated ahead of the clock could be taken again after a quick restart");
         }
     }
-}
-
-/// The value into `aside`, never through a symbolic link put there.
-fn write_aside(aside: &Path, value: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(aside)?
-        .write_all(format!("{value}\n").as_bytes())
 }
 
 #[cfg(test)]

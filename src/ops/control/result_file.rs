@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Write `contents` to `path` through a temporary file and a rename. The temporary file is
 /// never opened through a symbolic link: whoever may write the folder (a collector that
 /// moves rotated CDR files) must not have a reload truncate the file a link names.
-fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = path.as_os_str().to_owned();
