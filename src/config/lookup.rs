@@ -19,20 +19,17 @@ impl Config {
     /// Whether `ip` is a profile's `address` (where requests to it go, so where its answers
     /// come from), whether or not a `match` covers it.
     pub fn is_peer_address(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.profiles
-            .values()
-            .any(|p| p.address.addr.ip().to_canonical() == ip)
+        self.peers.get(&self.profiles).is_address(ip.to_canonical())
     }
 
-    /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds, cheaper:
-    /// the edge asks it for every datagram). An IPv4 peer heard on a dual-stack socket
+    /// Whether some profile matches `ip` (what [`Config::peer_for_source`] finds: the edge
+    /// asks it for every datagram). An IPv4 peer heard on a dual-stack socket
     /// (`::ffff:a.b.c.d`) is matched as its IPv4 address.
     pub fn is_peer_source(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.profiles
-            .values()
-            .any(|p| p.matches.iter().any(|n| n.contains(&ip)))
+        self.peers
+            .get(&self.profiles)
+            .peer_for(ip.to_canonical())
+            .is_some()
     }
 
     /// Whether a peer of `old` is gone from this configuration or matches other sources in
@@ -60,13 +57,8 @@ impl Config {
     /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it
     /// with the longest prefix.
     pub fn peer_for_source(&self, ip: IpAddr) -> Option<&Arc<Profile>> {
-        let ip = ip.to_canonical();
-        self.profiles
-            .values()
-            .flat_map(|p| p.matches.iter().map(move |n| (n, p)))
-            .filter(|(n, _)| n.contains(&ip))
-            .max_by_key(|(n, p)| (n.prefix_len(), std::cmp::Reverse(p.name.clone())))
-            .map(|(_, p)| p)
+        let name = self.peers.get(&self.profiles).peer_for(ip.to_canonical())?;
+        self.profiles.get(name)
     }
 
     /// `[sip] advertise` when it is an IP address (bare, or IPv6 in brackets): what our own

@@ -14,6 +14,7 @@ mod limits;
 mod lookup;
 mod media;
 pub mod net;
+mod peer_index;
 mod process;
 mod profile;
 pub(crate) mod read;
@@ -227,6 +228,9 @@ pub struct Config {
     /// `[metrics]`: the `/metrics` address (None when disabled), who may scrape it.
     pub metrics: process::MetricsConfig,
     pub profiles: HashMap<PeerName, Arc<Profile>>,
+    /// `profiles`' sources and addresses, indexed at the first lookup
+    /// ([`Config::peer_for_source`]); edit `profiles` only before asking.
+    pub peers: peer_index::PeerLookup,
     pub routes: Vec<Route>,
     /// `[callback]`.
     pub callback: CallbackConfig,
@@ -461,6 +465,7 @@ impl Config {
             recording_stereo,
             recording_jitter,
             profiles,
+            peers: Default::default(),
             routes,
             callback,
             warnings,

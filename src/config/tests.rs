@@ -1288,3 +1288,73 @@ fn the_hosts_addresses_are_read_at_load_without_loopback() {
     let replayed = Config::from_texts(&path, GATEWAY, &texts).unwrap();
     assert!(replayed.host_ips.is_empty());
 }
+
+/// The peer index answers what a scan of every profile's `match` does: the longest
+/// prefix, IPv4 and IPv6 apart, a profile's `address`
+/// outside its `match` an address but no source.
+#[test]
+fn the_peer_index_finds_what_a_scan_finds() {
+    let peer = |name: &str, addr: &str, nets: &[&str]| {
+        let nets: Vec<String> = nets.iter().map(|n| format!("\"{n}\"")).collect();
+        format!(
+            "name = \"{name}\"\nrole = \"trunk\"\naddress = \"udp:{addr}:5060\"\nmatch = [{}]\n",
+            nets.join(", ")
+        )
+    };
+    let mut ps = standard_profiles();
+    ps.push(("wide", peer("wide", "10.0.0.1", &["10.0.0.0/8"])));
+    ps.push(("mid-a", peer("mid-a", "10.1.0.2", &["10.1.0.0/16"])));
+    ps.push(("host", peer("host", "10.1.2.3", &["10.1.2.3/32"])));
+    ps.push((
+        "v6",
+        peer("v6", "[2001:db8::1]", &["2001:db8::/32", "192.0.2.0/24"]),
+    ));
+    ps.push(("sbc", peer("sbc", "198.51.100.7", &["203.0.113.0/24"])));
+    let cfg = load_tree(GATEWAY, &ps).unwrap();
+    let scan = |ip: IpAddr| {
+        cfg.profiles
+            .values()
+            .flat_map(|p| p.matches.iter().map(move |n| (n, p)))
+            .filter(|(n, _)| n.contains(&ip))
+            .max_by_key(|(n, p)| (n.prefix_len(), std::cmp::Reverse(p.name.clone())))
+            .map(|(_, p)| p.name.as_str().to_owned())
+    };
+    for ip in [
+        "10.1.2.3",
+        "10.1.2.4",
+        "10.1.9.9",
+        "10.2.0.1",
+        "11.0.0.1",
+        "2001:db8::9",
+        "2001:db9::1",
+        "192.0.2.77",
+        "127.0.0.3",
+        "203.0.113.5",
+        "198.51.100.7",
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let found = cfg.peer_for_source(ip).map(|p| p.name.as_str().to_owned());
+        assert_eq!(found, scan(ip), "{ip}");
+        assert_eq!(cfg.is_peer_source(ip), found.is_some(), "{ip}");
+    }
+    let at = |ip: &str| {
+        cfg.peer_for_source(ip.parse().unwrap())
+            .map(|p| p.name.as_str())
+    };
+    assert_eq!(at("10.1.2.3"), Some("host"));
+    assert_eq!(at("10.1.7.7"), Some("mid-a"));
+    assert_eq!(at("10.9.9.9"), Some("wide"));
+    assert_eq!(at("::ffff:192.0.2.1"), Some("v6"));
+    assert!(cfg.is_peer_address("198.51.100.7".parse().unwrap()));
+    assert!(!cfg.is_peer_source("198.51.100.7".parse().unwrap()));
+    assert!(!cfg.is_peer_address("203.0.113.5".parse().unwrap()));
+    // A clone's index is its own, built from what it holds.
+    let mut fewer = cfg.clone();
+    fewer.profiles.retain(|n, _| n.as_str() != "host");
+    assert_eq!(
+        fewer
+            .peer_for_source("10.1.2.3".parse().unwrap())
+            .map(|p| p.name.as_str()),
+        Some("mid-a")
+    );
+}

@@ -165,6 +165,7 @@ pub(crate) fn config() -> Config {
         ]
         .into_iter()
         .collect(),
+        peers: Default::default(),
         routes: vec![
             Route {
                 from: RouteFrom::Peer(PeerName("pbx".into())),

@@ -61,6 +61,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
             max_connections: 1,
         },
         profiles: HashMap::new(),
+        peers: Default::default(),
         routes: vec![route("+86", "carrier-a"), route("1", "pbx")],
         callback,
         warnings: Vec::new(),
