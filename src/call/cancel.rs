@@ -52,6 +52,36 @@ impl Call {
         self.fail_call_with(cx, end);
     }
 
+    /// Our response to the caller's INVITE could not be sent (RFC 3261 §17.2.4: its TCP
+    /// connection is gone and none could be opened to its Via): it would never hear the
+    /// answer, nor could its CANCEL find the call, and the callee would ring on, be answered
+    /// and billed for a ghost. The call fails as if cancelled, toward the callee too.
+    pub(super) fn on_caller_unreachable(&mut self, cx: &mut Cx) {
+        let held = self.uas_rel.held_2xx.is_some() && !self.phase.is_ending();
+        if !(self.phase.is_routing() || held) {
+            return;
+        }
+        warn!(call_id = %self.call_id(), "the caller cannot be reached with our answer: ending the call");
+        self.events
+            .push(super::events::CallEvent::CallerUnreachable);
+        let end = EndInfo::internal(
+            CallTag::PeerUnreachable,
+            503,
+            Q850Cause::TEMPORARY_FAILURE.0,
+            cx.now,
+        );
+        if held {
+            self.end_call(cx, end);
+            self.send_bye(
+                cx,
+                super::Side::B,
+                Some(reason_header(Q850Cause::TEMPORARY_FAILURE)),
+            );
+            return;
+        }
+        self.fail_call_with(cx, end);
+    }
+
     /// The ring timeout fired.
     pub(super) fn on_ring_timeout(&mut self, cx: &mut Cx) {
         if !self.phase.is_routing() {

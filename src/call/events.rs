@@ -49,6 +49,9 @@ pub enum CallEvent {
     SessionExpired(Side),
     /// This side's peer no longer had the call when the gateway asked (`[sip] probe_s`).
     ProbeFailed(Side),
+    /// The caller could not be reached with our answer to its INVITE while the call rang
+    /// (its TCP connection gone and none could be opened to it again).
+    CallerUnreachable,
     /// This side's SDP named a media address outside its profile's `[media] networks`:
     /// nothing is sent there, nor taken from there.
     MediaOutsideNetworks(Side),
@@ -84,6 +87,7 @@ impl fmt::Display for CallEvent {
                 write!(f, "session_expired_{}", side.party())
             }
             CallEvent::ProbeFailed(side) => write!(f, "probe_failed_{}", side.party()),
+            CallEvent::CallerUnreachable => f.write_str("caller_unreachable"),
             CallEvent::MediaOutsideNetworks(side) => {
                 write!(f, "media_outside_networks_{}", side.party())
             }

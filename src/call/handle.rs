@@ -51,6 +51,8 @@ impl Call {
             TxnRole::Prack(n) => self.on_prack_result(cx, id, n, None),
             TxnRole::Refresh(_) => self.on_refresh_failed(cx, id),
             TxnRole::Probe { side, .. } => self.on_probe_unanswered(cx, side, id, timeout),
+            // Timer H (no ACK for our failure) comes when the call has ended already.
+            TxnRole::CallerInvite if !timeout => self.on_caller_unreachable(cx),
             TxnRole::CallerInvite => {}
         }
     }

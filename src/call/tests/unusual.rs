@@ -622,3 +622,40 @@ fn a_tagless_callers_dialog_takes_no_request_with_a_tag() {
     h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(h.cdrs.len(), 1);
 }
+
+/// Our answer to the caller's INVITE cannot be sent (its TCP connection gone, none to be
+/// opened): the callee is cancelled rather than left to ring, be answered and billed, and
+/// the CDR says who could not be reached.
+#[test]
+fn a_caller_that_cannot_be_reached_ends_its_ringing_call() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("u1", "z9hG4bKu1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "carrier1", &[], None));
+    let caller = h
+        .txns
+        .iter()
+        .rev()
+        .find(|(to, _)| *to == addr(PHONE))
+        .map(|(_, t)| *t)
+        .expect("the 180 went to the caller in its INVITE's transaction");
+    h.take(PHONE);
+    h.input(Input::SendFailed(caller));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(cancel.cseq().map(|c| c.0), inv.cseq().map(|c| c.0));
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "carrier1", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "carrier1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    let cdr = &h.cdrs[0];
+    assert_eq!(cdr.call_tag, CallTag::PeerUnreachable);
+    assert_eq!(cdr.cause, 41);
+    assert!(
+        cdr.events.contains(&"caller_unreachable".to_string()),
+        "{:?}",
+        cdr.events
+    );
+    assert!(
+        h.take(PHONE).is_empty(),
+        "nothing more is sent to the caller"
+    );
+}
