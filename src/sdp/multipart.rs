@@ -11,6 +11,9 @@ use super::{SdpError, is_sdp};
 
 /// The most parts a multipart body may have (SIP-I has two or three).
 const MAX_PARTS: usize = 32;
+
+/// RFC 2045 §5.1's tspecials: what ends an unquoted parameter value.
+const TSPECIALS: &[u8] = b"()<>@,;:\\\"/[]?=";
 /// RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
 const MAX_BOUNDARY: usize = 70;
 
@@ -137,6 +140,14 @@ fn boundary(content_type: &str) -> Result<String, SdpError> {
         Some(q) => q
             .strip_suffix('"')
             .ok_or(SdpError::Multipart("unterminated quoted boundary"))?,
+        // Unquoted, it is a token (RFC 2045 §5.1): a reader ends it at a space or a
+        // tspecial, so `boundary=b1 x` is `b1` there, and a `--b1` line we would not take
+        // for a delimiter hides an SDP part we never anchor.
+        None if value.bytes().any(|b| b == b' ' || TSPECIALS.contains(&b)) => {
+            return Err(SdpError::Multipart(
+                "an unquoted boundary holds a space or a special character",
+            ));
+        }
         None => value,
     };
     if value.is_empty() || value.len() > MAX_BOUNDARY {
@@ -236,9 +247,15 @@ fn sdp_part(body: &[u8], boundary: &[u8]) -> Result<Option<SdpPart>, SdpError> {
     let mut d = next_delimiter(body, &delim, 0)?
         .ok_or(SdpError::Multipart("boundary not found in the body"))?;
     let mut found: Option<Range<usize>> = None;
-    for _ in 0..MAX_PARTS {
+    // One delimiter a part, and the close after the last.
+    for _ in 0..=MAX_PARTS {
         let after = d + delim.len();
         if body.get(after..after + 2) == Some(b"--") {
+            // A delimiter line after the close: a reader that splits at every one finds
+            // parts (an SDP part) that we, stopping at the close, never anchored.
+            if next_delimiter(body, &delim, after)?.is_some() {
+                return Err(SdpError::Multipart("a delimiter follows the closing one"));
+            }
             return Ok(found.map(|range| SdpPart {
                 range,
                 multipart: true,

@@ -327,3 +327,49 @@ fn a_content_type_is_read_as_the_far_end_reads_it() {
     let odd = b"--b\r\nContent-Type: sdp\r\n\r\nv=0\r\n--b--\r\n";
     assert!(locate(Some("multipart/mixed;boundary=b"), odd).is_err());
 }
+
+/// What a reader splitting as RFC 2045 and 2046 say would take for an SDP part is never
+/// passed over as "no SDP": an unquoted boundary is a token (`b1 x` is `b1` there), and no
+/// delimiter may follow the closing one.
+#[test]
+fn no_sdp_part_hides_from_us_that_a_reader_finds() {
+    let mut hidden = b"--b1 x\r\nContent-Type: application/ISUP\r\n\r\n\x01\x02\r\n--b1\r\nContent-Type: application/sdp\r\n\r\n".to_vec();
+    hidden.extend_from_slice(SDP);
+    hidden.extend_from_slice(b"\r\n--b1 x--\r\n");
+    assert!(locate(Some("multipart/mixed;boundary=b1 x"), &hidden).is_err());
+    for unquoted in ["b1/x", "b1@x", "b1:x", "b1(x)", "b1?x"] {
+        let ct = format!("multipart/mixed;boundary={unquoted}");
+        assert!(locate(Some(&ct), b"--x\r\n\r\n--x--\r\n").is_err(), "{ct}");
+    }
+    // Quoted, the same characters are the boundary's own.
+    let mut quoted = b"--b1 x\r\nContent-Type: application/sdp\r\n\r\n".to_vec();
+    quoted.extend_from_slice(SDP);
+    quoted.extend_from_slice(b"\r\n--b1 x--\r\n");
+    let part = locate(Some("multipart/mixed;boundary=\"b1 x\""), &quoted)
+        .unwrap()
+        .expect("the SDP part");
+    assert!(quoted[part.range].starts_with(b"v=0"));
+
+    let mut after_close = b"--b1\r\nContent-Type: application/ISUP\r\n\r\n\x01\r\n--b1--\r\n--b1\r\nContent-Type: application/sdp\r\n\r\n".to_vec();
+    after_close.extend_from_slice(SDP);
+    after_close.extend_from_slice(b"\r\n--b1--\r\n");
+    assert!(locate(Some("multipart/mixed;boundary=b1"), &after_close).is_err());
+}
+
+/// Up to 32 parts are read; one more is refused.
+#[test]
+fn thirty_two_parts_are_read() {
+    let body = |parts: usize| {
+        let mut b = Vec::new();
+        for _ in 0..parts - 1 {
+            b.extend_from_slice(b"--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n");
+        }
+        b.extend_from_slice(b"--b1\r\nContent-Type: application/sdp\r\n\r\n");
+        b.extend_from_slice(SDP);
+        b.extend_from_slice(b"\r\n--b1--\r\n");
+        b
+    };
+    let ct = Some("multipart/mixed;boundary=b1");
+    assert!(locate(ct, &body(32)).unwrap().is_some());
+    assert!(locate(ct, &body(33)).is_err());
+}
