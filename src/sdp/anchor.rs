@@ -119,6 +119,31 @@ impl Endpoint {
     }
 }
 
+/// Whether an `m=` value's fields are parted by spaces alone (RFC 8866 §5.14): a tab is
+/// whitespace to some readers and part of a field to others, so where its port is would
+/// be read two ways.
+fn spaced(m: &[u8]) -> bool {
+    !m.iter().any(|&b| b.is_ascii_whitespace() && b != b' ')
+}
+
+/// An `m=` value `read` could not take, refused: its media, port 0, its transport and
+/// formats, parted by single spaces (`RTP/AVP 0` when it named none).
+fn refused_m_line(m: &[u8]) -> Vec<u8> {
+    let mut fields = m
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let media = fields.next().unwrap_or(b"audio");
+    let rest: Vec<&[u8]> = fields.skip(1).collect();
+    let mut out = media.to_vec();
+    out.extend_from_slice(b" 0 ");
+    if rest.len() < 2 {
+        out.extend_from_slice(b"RTP/AVP 0");
+    } else {
+        out.extend_from_slice(&rest.join(&b' '));
+    }
+    out
+}
+
 fn field(v: &[u8], n: usize) -> Option<&[u8]> {
     v.split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(n)
 }
@@ -214,6 +239,12 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             first = false;
         }
         if let Some(m) = l.value(b"m=") {
+            if !spaced(m) {
+                return Err(SdpError::Syntax {
+                    line: n,
+                    what: "m= fields are parted by other than spaces",
+                });
+            }
             let port = m_port(m).ok_or(SdpError::Syntax {
                 line: n,
                 what: "m= has no numeric port",
@@ -390,12 +421,19 @@ fn rewrite(
             } else {
                 ports.get(i).copied().flatten()
             };
-            // `read` checked that it has media, port and transport.
-            let (media, _old, rest) = m_fields(m).unwrap_or((m, b"", b""));
             out.extend_from_slice(b"m=");
-            out.extend_from_slice(media);
-            out.extend_from_slice(format!(" {} ", current.unwrap_or(0)).as_bytes());
-            out.extend_from_slice(rest);
+            match m_fields(m).filter(|_| spaced(m) && m_port(m).is_some()) {
+                // `read` checked that it has media, port and transport.
+                Some((media, _old, rest)) => {
+                    out.extend_from_slice(media);
+                    out.extend_from_slice(format!(" {} ", current.unwrap_or(0)).as_bytes());
+                    out.extend_from_slice(rest);
+                }
+                // What `read` refused (`refuse_all`): refused with port 0 in a line any
+                // reader splits alike, whatever whitespace parted its fields (a reader
+                // splitting at tabs too would take `audio\t4000\t…` for a live stream).
+                None => out.extend_from_slice(&refused_m_line(m)),
+            }
         } else if let Some(c) = l.value(b"c=") {
             // An old-style hold (`c=IN IP4 0.0.0.0`, RFC 3264 §8.4) stays one toward the
             // other leg: rewritten to our address it would read as a live offer, and the

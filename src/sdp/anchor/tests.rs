@@ -304,6 +304,34 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
         "203.0.113.5".parse().unwrap(),
     );
     assert_eq!(&out[..], &b"v=0\r\nm=audio 0 RTP/AVP 0\r\n"[..]);
+    // An m= line `read` cannot part (tabs, or no transport): port 0 in fields any reader
+    // parts alike. Before, `m=audio\t4000\t… 0 ` went out, a live stream at our address
+    // and the peer's port to a reader that splits at tabs.
+    for (m, refused) in [
+        (
+            &b"m=audio\t4000\tRTP/AVP\t0"[..],
+            &b"m=audio 0 RTP/AVP 0"[..],
+        ),
+        (b"m=video 4000", b"m=video 0 RTP/AVP 0"),
+        (b"m=audio\t4000 RTP/SAVP 0 8", b"m=audio 0 RTP/SAVP 0 8"),
+    ] {
+        let mut body = b"v=0\r\nc=IN IP4 192.0.2.7\r\n".to_vec();
+        body.extend_from_slice(m);
+        body.extend_from_slice(b"\r\n");
+        assert!(read(&body).is_err());
+        let (out, _) = refuse_all(
+            Some("application/sdp"),
+            &body,
+            "203.0.113.5".parse().unwrap(),
+        );
+        let mut want = b"v=0\r\nc=IN IP4 203.0.113.5\r\n".to_vec();
+        want.extend_from_slice(refused);
+        want.extend_from_slice(b"\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&want)
+        );
+    }
 }
 
 /// An old-style hold whose line ends in `\r\r\n` stays a hold: the CRs are its line end,
