@@ -107,20 +107,25 @@ impl Call {
         if body.is_empty() || self.media.is_none() {
             return Ok(None);
         }
-        let mb = match MediaBody::read(ct, body, self.cfg.media_max_streams) {
-            Ok(Some(mb)) => mb,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(AnchorError::Unreadable(e)),
-        };
         // An answer takes no stream its offer did not relay: its extra m= lines are left
         // out, and a stream the offer refused (port 0) stays refused whatever port the
         // answer names, so it gets no ports and the offerer sees port 0 (RFC 3264 §6).
         let last_offer = (self.media.as_ref())
             .and_then(|m| m.offered[from.other()].as_ref())
-            .map(|o| o.relayed.clone());
-        let (mb, relayed): (MediaBody, Vec<bool>) = match (offer, last_offer) {
-            (None, Some(offered)) => {
-                let mb = mb.answering(offered.len());
+            .map(|o| o.relayed.clone())
+            .filter(|_| offer.is_none());
+        let max = self.cfg.media_max_streams;
+        let mb = match &last_offer {
+            Some(offered) => MediaBody::read_answer(ct, body, max, offered.len()),
+            None => MediaBody::read(ct, body, max),
+        };
+        let mb = match mb {
+            Ok(Some(mb)) => mb,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(AnchorError::Unreadable(e)),
+        };
+        let (mb, relayed): (MediaBody, Vec<bool>) = match last_offer {
+            Some(offered) => {
                 let relayed = mb
                     .streams
                     .iter()
@@ -454,7 +459,15 @@ impl Call {
             return None;
         }
         let ct = readable_type(msg);
-        MediaBody::read(ct.as_deref(), msg.body(), self.cfg.media_max_streams).err()
+        let max = self.cfg.media_max_streams;
+        // Asked of the callee's answers: read as `anchor_body` reads an answer.
+        let offered = (self.media.as_ref())
+            .and_then(|m| m.offered[super::Side::A].as_ref())
+            .map(|o| o.relayed.len());
+        match offered {
+            Some(n) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, n).err(),
+            None => MediaBody::read(ct.as_deref(), msg.body(), max).err(),
+        }
     }
 
     /// On an anchored call, SDP in a message that is no offer or answer (a failure, the

@@ -50,8 +50,14 @@ impl<'a> Media<'a> {
         })
     }
 
+    /// Port 0 as anchoring reads it (`00` and `+0` are 0 there too): a stream anchoring
+    /// refused and gave no ports must not be agreed as live.
     fn refused(&self) -> bool {
-        self.port.split(|&b| b == b'/').next() == Some(b"0")
+        let port = self.port.split(|&b| b == b'/').next().unwrap_or_default();
+        std::str::from_utf8(port)
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+            == Some(0)
     }
 
     /// RTP formats are payload type numbers with `a=rtpmap`/`a=fmtp` lines of their own.
@@ -271,6 +277,17 @@ mod tests {
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n\
              m=video 0 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n"
         );
+    }
+
+    /// A port anchoring reads as 0 (`00`) is a refused stream here too: before, the video
+    /// was agreed live, and the next refresh offered it on ports anchoring had not given it.
+    #[test]
+    fn a_port_written_00_is_refused() {
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+            m=video 00 RTP/AVP 97\r\n";
+        let cut = agree(answer).expect("the offer changes");
+        assert!(cut.contains("m=video 0 RTP/AVP 97\r\n"), "{cut}");
     }
 
     #[test]

@@ -79,13 +79,30 @@ impl MediaBody {
         }))
     }
 
-    /// Read as the answer to an offer of `offered` media sections: an answer has as many as
-    /// its offer (RFC 3264 §6), so a peer's extra ones are neither anchored nor forwarded
-    /// (the offerer would have to make sense of streams it never offered).
-    pub fn answering(mut self, offered: usize) -> MediaBody {
-        self.streams.truncate(offered);
-        self.sections = offered;
-        self
+    /// [`MediaBody::read`] as the answer to an offer of `offered` media sections: an answer
+    /// has as many as its offer (RFC 3264 §6), so a peer's extra ones are neither anchored
+    /// nor forwarded (the offerer would have to make sense of streams it never offered),
+    /// nor counted against `max_streams` (an answer to one stream with four extra ones was
+    /// refused whole).
+    pub fn read_answer(
+        content_type: Option<&str>,
+        body: &[u8],
+        max_streams: usize,
+        offered: usize,
+    ) -> Result<Option<MediaBody>, SdpError> {
+        let Some(part) = locate(content_type, body)? else {
+            return Ok(None);
+        };
+        let mut streams = read(part.of(body))?;
+        // Past MAX_SECTIONS is refused as before: the answer is read whole first.
+        limit_streams(&streams, usize::MAX)?;
+        streams.truncate(offered);
+        limit_streams(&streams, max_streams)?;
+        Ok(Some(MediaBody {
+            part,
+            streams,
+            sections: offered,
+        }))
     }
 
     /// The same body (the one given to `read`) with its SDP anchored (see
@@ -428,7 +445,9 @@ mod tests {
         assert_eq!(std::str::from_utf8(&out).unwrap(), want);
         // Read as the answer to a one-stream offer: the video section is left out, the
         // other part kept.
-        let answer = m.clone().answering(1);
+        let answer = MediaBody::read_answer(ct, body.as_bytes(), DEFAULT_MAX_STREAMS, 1)
+            .unwrap()
+            .unwrap();
         assert_eq!(answer.streams.len(), 1);
         let out = answer
             .anchored(body.as_bytes(), ip, &[Some(20000), Some(20002)], None)

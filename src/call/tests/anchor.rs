@@ -416,6 +416,26 @@ fn an_answer_takes_no_stream_its_offer_did_not_relay() {
     );
 }
 
+/// An answer's m= lines past its offer's are not counted against `[media] max_streams`
+/// (4 here): an answer to one stream that adds four more is taken, its extra lines left
+/// out. Before, it was refused whole as too many streams, and the call failed.
+#[test]
+fn an_answers_extra_streams_do_not_count_against_max_streams() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("mx1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let mut answer = SDP.replace("192.0.2.10", "198.51.100.7");
+    for port in [5006, 5008, 5010, 5012] {
+        answer.push_str(&format!("m=audio {port} RTP/AVP 0\r\n"));
+    }
+    let ok = h.carrier_answers(&inv, "mx", &answer);
+    assert_eq!(ok.status(), 200);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert_eq!(body.matches("m=").count(), 1, "{body}");
+    assert!(!body.contains("198.51.100"), "{body}");
+    assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
+}
+
 /// An answer is judged against the other leg's offer, whatever the answering leg offered
 /// since: the carrier answers the phone's INVITE in a 183, offers in an early UPDATE (the
 /// phone answers it), then its 2xx repeats its answer with a stream the INVITE never
