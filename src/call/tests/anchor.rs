@@ -1696,14 +1696,18 @@ fn a_late_offer_in_the_first_2xx_gives_the_relay_the_callees_address_at_once() {
 }
 
 /// The callee answers an anchored call with SDP that cannot be read (not SDP at all, or
-/// more media sections than any SDP is taken with), or offers in it (a late offer: the
+/// more media sections than any SDP is taken with, 128: an answer's sections past its
+/// offer's within that are only left out), or offers in it (a late offer: the
 /// caller's INVITE had no SDP): there is no call to connect. The caller gets 502 (the
 /// callee's response is invalid) and the callee's 2xx is ACKed and hung up; its
 /// retransmission is ACKed again, not hung up twice. Before, the caller got a 200 with
 /// every stream refused: a connected call without audio, billed, until someone hung up.
 #[test]
 fn unreadable_sdp_in_the_first_2xx_fails_the_call_and_hangs_up_the_callee() {
-    let too_many = format!("{SDP}{}", "m=audio 4002 RTP/AVP 0\r\n".repeat(5));
+    let too_many = format!(
+        "{SDP}{}",
+        "m=audio 4002 RTP/AVP 0\r\n".repeat(crate::sdp::MAX_SECTIONS)
+    );
     let cases = [
         (SDP, "v=1\r\nnot sdp\r\n"),
         (SDP, too_many.as_str()),
