@@ -124,12 +124,19 @@ enum Lock {
 /// `trunkgate reload` testing the lock holds it shared for a moment: a few tries.
 fn lock_pid_file(path: &Path) -> io::Result<Lock> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    // Still the file the path names: not one an exiting gateway removed after this open.
+    // Still the file the path names: not one an exiting gateway removed after this open,
+    // nor a file with another name too (a hard link to the CDR file, emptied by the start).
     let same = |f: &std::fs::File| -> io::Result<bool> {
         let (a, b) = (f.metadata()?, std::fs::metadata(path)?);
-        Ok(a.nlink() > 0 && (a.dev(), a.ino()) == (b.dev(), b.ino()))
+        Ok(a.nlink() == 1 && (a.dev(), a.ino()) == (b.dev(), b.ino()))
     };
     for attempt in 0..6 {
+        // A pid file with other names is none a gateway wrote: its name is unlinked (the
+        // file it shares stays as it was), and a new one made.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.nlink() > 1) {
+            tracing::warn!(file = %path.display(), "the pid file has another name (a hard link): made anew");
+            let _ = std::fs::remove_file(path);
+        }
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -142,7 +149,7 @@ fn lock_pid_file(path: &Path) -> io::Result<Lock> {
             Ok(()) if same(&f).unwrap_or(false) => return Ok(Lock::Ours(f)),
             // Locked each time yet never the path's file: a file system whose link counts
             // or inode numbers say nothing (some FUSE mounts). Taken, said.
-            Ok(()) if attempt == 5 => {
+            Ok(()) if attempt == 5 && f.metadata().is_ok_and(|m| m.nlink() <= 1) => {
                 tracing::warn!(file = %path.display(), "the pid file's lock cannot be checked against its path on this file system");
                 return Ok(Lock::Ours(f));
             }
@@ -189,7 +196,18 @@ impl Control {
                 f
             }
         };
-        // Written in place: the lock is on this file, not on one renamed over it.
+        // Written in place: the lock is on this file, not on one renamed over it. Never a
+        // file with another name (a hard link put there as it was opened): emptied, that
+        // name's file (the CDR file) would be lost.
+        {
+            use std::os::unix::fs::MetadataExt;
+            if held.metadata()?.nlink() > 1 {
+                return Err(io::Error::other(format!(
+                    "{} has another name (a hard link) and is not written",
+                    pid_file.display()
+                )));
+            }
+        }
         held.set_len(0)?;
         held.write_all(format!("{}\n", std::process::id()).as_bytes())?;
         let result_file = result_file(cfg);

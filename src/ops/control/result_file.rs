@@ -5,18 +5,22 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Write `contents` to `path` through a temporary file and a rename. The temporary file is
-/// never opened through a symbolic link: whoever may write the folder (a collector that
-/// moves rotated CDR files) must not have a reload truncate the file a link names.
+/// always a new one: whoever may write the folder (a collector that moves rotated CDR
+/// files) must not have a reload truncate the file a link there names, symbolic or hard
+/// (a hard link is no link to `O_NOFOLLOW`). What is at its name is unlinked first (a name
+/// gone, never a file's contents); one put back before the open fails it.
 pub(crate) fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
+    #[cfg(test)]
+    stalled::wait(path);
+    let _ = std::fs::remove_file(&tmp);
     let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
@@ -26,6 +30,33 @@ pub(crate) fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
         return Err(e);
     }
     std::fs::rename(&tmp, path)
+}
+
+/// A disk that stalls, for tests: a write to a path held here waits until it is let go.
+#[cfg(test)]
+pub(super) mod stalled {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    fn held() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+        HELD.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn hold(path: &Path) {
+        held().push(path.to_path_buf());
+    }
+
+    pub fn release(path: &Path) {
+        held().retain(|p| p != path);
+    }
+
+    pub(super) fn wait(path: &Path) {
+        while held().iter().any(|p| p == path) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }
 
 /// The result file's length: each result is written padded to it, so that when a new file
@@ -55,15 +86,17 @@ pub(super) fn padded(line: &str) -> String {
 pub(super) fn write_result(path: &Path, line: &str) -> io::Result<()> {
     let text = padded(line);
     write_atomically(path, &text).or_else(|first| {
-        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
         let f = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
-        if !f.metadata()?.file_type().is_file() {
+        // Ours alone: a second name (a hard link to the CDR file) would have it cut.
+        let meta = f.metadata()?;
+        if !meta.file_type().is_file() || meta.nlink() != 1 {
             return Err(first);
         }
-        if f.metadata()?.len() < text.len() as u64 {
+        if meta.len() < text.len() as u64 {
             return Err(first);
         }
         f.write_all_at(text.as_bytes(), 0)?;

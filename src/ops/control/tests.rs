@@ -177,8 +177,7 @@ fn a_gateway_from_before_the_new_names_is_still_looked_for() {
     }
 }
 
-/// A stalled disk (here the result's temporary file is a FIFO nobody reads, so writing it
-/// blocks) gets one writing thread however many reloads come, and the newest result is
+/// A stalled disk (a write of the result held until let go) gets one writing thread however many reloads come, and the newest result is
 /// the one written when it frees. Before, each reload started a thread waiting on the one
 /// before: a SIGHUP an hour on a hung mount piled up threads for as long as it lasted.
 #[test]
@@ -187,9 +186,7 @@ fn a_stalled_disk_holds_one_writing_thread_and_gets_the_newest_result() {
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("stall.jsonl");
     let mut c = Control::start(&cfg).unwrap();
-    let fifo = dir.path().join("stall.jsonl.reload.tmp");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.unwrap().success());
+    super::result_file::stalled::hold(&result_file(&cfg));
     c.reloaded(boot_ms(), "applied", "reload 1");
     // Its thread took it, and is blocked writing it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -201,14 +198,9 @@ fn a_stalled_disk_holds_one_writing_thread_and_gets_the_newest_result() {
     }
     // One thread holds the pending line's handle besides the gateway's: no second started.
     assert_eq!(std::sync::Arc::strong_count(&c.pending), 2);
-    // The disk comes back: the first result goes through the FIFO, then the newest.
-    let first = std::fs::read_to_string(&fifo).unwrap();
-    assert!(
-        first.starts_with("1/") && first.contains(" applied reload 1\n"),
-        "{first:?}"
-    );
+    // The disk comes back: the first result is written, then the newest.
+    super::result_file::stalled::release(&result_file(&cfg));
     c.settle();
-    // The FIFO was renamed over the result: the next write replaced it with a file.
     let r = read_result(&result_file(&cfg)).unwrap();
     assert_eq!((r.sequence, r.detail.as_str()), (30, "reload 30"));
 }
@@ -306,4 +298,39 @@ fn a_link_at_the_results_temporary_name_is_not_written_through() {
         std::fs::read_to_string(&cfg.cdr_path).unwrap(),
         "{\"call_id\":\"a\"}\n"
     );
+}
+
+/// A hard link at a control file's name (the result's temporary name, the result itself
+/// with the temporary name taken by a folder, the pid file) is not written through:
+/// `O_NOFOLLOW` stops symbolic links only. Before, a reload or a start emptied the CDR file.
+#[test]
+fn a_hard_link_at_a_control_files_name_is_not_written_through() {
+    let cdr_line = "{\"call_id\":\"a\"}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    std::fs::write(&cfg.cdr_path, cdr_line).unwrap();
+    // The pid file, linked before the start.
+    std::fs::hard_link(&cfg.cdr_path, dir.path().join("cdr.jsonl.pid")).unwrap();
+    let mut c = Control::start(&cfg).unwrap();
+    assert_eq!(std::fs::read_to_string(&cfg.cdr_path).unwrap(), cdr_line);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("cdr.jsonl.pid"))
+            .unwrap()
+            .trim(),
+        std::process::id().to_string()
+    );
+    // The result's temporary name.
+    std::fs::hard_link(&cfg.cdr_path, dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
+    c.reloaded(boot_ms(), "applied", "reload 1");
+    c.settle();
+    assert_eq!(std::fs::read_to_string(&cfg.cdr_path).unwrap(), cdr_line);
+    // The result itself, its temporary name a folder (the in-place fallback).
+    let _ = std::fs::remove_file(dir.path().join("cdr.jsonl.reload.tmp"));
+    std::fs::create_dir(dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
+    std::fs::remove_file(dir.path().join("cdr.jsonl.reload")).unwrap();
+    std::fs::hard_link(&cfg.cdr_path, dir.path().join("cdr.jsonl.reload")).unwrap();
+    c.reloaded(boot_ms(), "applied", "reload 2");
+    c.settle();
+    assert_eq!(std::fs::read_to_string(&cfg.cdr_path).unwrap(), cdr_line);
 }
