@@ -16,6 +16,9 @@ pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
 pub const RELAY_FAILURES: &str = "trunkgate_relay_failures_total";
 pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
+/// `/metrics` connections closed unanswered: apart from the SIP messages refused, which
+/// dashboards sum.
+pub const SCRAPES_REFUSED: &str = "trunkgate_scrapes_refused_total";
 pub const OVERLOAD_SHARE: &str = "trunkgate_overload_refused_share";
 pub const QUEUE_DELAY: &str = "trunkgate_queue_delay_seconds";
 pub const CALLS_OFFERED: &str = "trunkgate_calls_offered_total";
@@ -175,7 +178,31 @@ pub struct Levels<'a> {
     pub recordings: usize,
 }
 
+/// How long a gauge nobody sets is kept. Every gauge is set each second while it means
+/// something; one that stops (a peer a reload removed: its `registration_up` 0, its active
+/// calls) leaves the scrape after this, not at the next restart.
+const GAUGE_IDLE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The exporter as the gateway runs it, gauges left alone for `gauge_idle` removed.
+fn builder(
+    gauge_idle: std::time::Duration,
+) -> Result<metrics_exporter_prometheus::PrometheusBuilder, String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(SETUP.into()),
+            SETUP_BUCKETS,
+        )
+        .map(|b| b.idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(gauge_idle)))
+        .map_err(|e| e.to_string())
+}
+
+/// `trunkgate_build_info`: set with the other levels, so that it is never idle.
+fn build_info() {
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
 pub fn levels(l: &Levels<'_>) {
+    build_info();
     for (peer, n) in &l.peers {
         gauge!(PEER_ACTIVE, "peer" => peer.to_string()).set(f64::from(*n));
     }
@@ -310,6 +337,12 @@ pub fn refused(why: &'static str) {
     counter!(REFUSED, "reason" => why).increment(1);
 }
 
+/// A `/metrics` connection closed unanswered: `source` (not in `[metrics] allow`) or
+/// `busy` (past `[metrics] max_connections`).
+pub fn scrape_refused(why: &'static str) {
+    counter!(SCRAPES_REFUSED, "reason" => why).increment(1);
+}
+
 /// A call or an attempt toward `peer` refused by `[limits]`; `reason` is `cps` or `max_calls`.
 pub fn limit_refused(peer: &str, reason: &'static str) {
     counter!(LIMIT_REFUSALS, "peer" => peer.to_string(), "reason" => reason).increment(1);
@@ -347,15 +380,10 @@ pub fn overload(share: f64, standing_delay: std::time::Duration) {
 
 /// Install the Prometheus recorder; `ops::scrape` serves what the handle renders.
 pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(SETUP.into()),
-            SETUP_BUCKETS,
-        )
-        .map_err(|e| e.to_string())?
+    let handle = builder(GAUGE_IDLE)?
         .install_recorder()
         .map_err(|e| e.to_string())?;
-    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    build_info();
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
     describe_counter!(
         CALLS_OFFERED,
@@ -421,7 +449,11 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         REFUSED,
-        "Messages dropped or answered statelessly before any transaction, and connections closed unserved (TCP and /metrics), by reason"
+        "Messages dropped or answered statelessly before any transaction, and TCP connections closed unserved, by reason"
+    );
+    describe_counter!(
+        SCRAPES_REFUSED,
+        "/metrics connections closed unanswered: source (not in [metrics] allow) or busy (past max_connections)"
     );
     describe_counter!(
         RTP_PACKETS,

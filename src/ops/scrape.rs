@@ -130,7 +130,10 @@ pub async fn serve(
         let mut tick = tokio::time::interval(UPKEEP);
         loop {
             tick.tick().await;
-            upkeep.run_upkeep();
+            // Off the signalling thread, as a render is: the upkeep walks every histogram
+            // under the registry's write lock, which a render's read lock holds off.
+            let upkeep = upkeep.clone();
+            let _ = tokio::task::spawn_blocking(move || upkeep.run_upkeep()).await;
         }
     });
     let slots = Arc::new(Semaphore::new(max_connections));
@@ -146,11 +149,11 @@ pub async fn serve(
         // A source not allowed, or one past the cap, is closed without a byte.
         if !allow(peer.ip()) {
             debug!(%peer, "metrics: source not in [metrics] allow");
-            crate::ops::metrics::refused("metrics_source");
+            crate::ops::metrics::scrape_refused("source");
             continue;
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            crate::ops::metrics::refused("metrics_busy");
+            crate::ops::metrics::scrape_refused("busy");
             continue;
         };
         let handle = handle.clone();

@@ -10,6 +10,7 @@ const EXPORTED: &[&str] = &[
     RELAY_FAILURES,
     LIMIT_REFUSALS,
     REFUSED,
+    SCRAPES_REFUSED,
     OVERLOAD_SHARE,
     QUEUE_DELAY,
     CALLS_OFFERED,
@@ -95,4 +96,38 @@ fn a_prack_failures_status_label_is_from_a_fixed_set() {
     let labels: std::collections::BTreeSet<&str> =
         (400..700).map(|s| prack_status(&s.to_string())).collect();
     assert_eq!(labels.len(), 15, "{labels:?}");
+}
+
+/// A gauge nobody sets any more (a peer a reload removed: its `registration_up` stuck at
+/// 0 until a restart) leaves the scrape once idle; one set each second stays, and counters
+/// stay whatever happens.
+#[test]
+fn a_gauge_nobody_sets_leaves_the_scrape() {
+    let recorder = builder(std::time::Duration::from_millis(200))
+        .unwrap()
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        registration_up("gone", false);
+        registration_up("kept", true);
+        metrics::counter!(CALLS, "peer" => "gone").increment(1);
+    });
+    assert!(handle.render().contains("peer=\"gone\""));
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        metrics::with_local_recorder(&recorder, || registration_up("kept", true));
+    }
+    let text = handle.render();
+    assert!(
+        !text.contains(&format!("{REGISTRATION_UP}{{peer=\"gone\"}}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{REGISTRATION_UP}{{peer=\"kept\"}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{CALLS}{{peer=\"gone\"}}")),
+        "{text}"
+    );
 }
