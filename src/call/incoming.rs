@@ -100,12 +100,13 @@ impl B2bua {
     /// such a flood through at the peer's rate), or a CANCEL of no INVITE we have, gets its
     /// 481 without a transaction (RFC 3261 §8.2.6: a stateless answer; a retransmission
     /// gets another) rather than one kept for Timer J's 32 s. And the transaction table is bounded
-    /// ([`MAX_SERVER_TRANSACTIONS`]): past it, requests outside the calls up are dropped
-    /// (counted; one sent again over UDP finds room later). The calls up go on: their
+    /// ([`MAX_SERVER_TRANSACTIONS`]): past it, requests outside the calls up are refused
+    /// (counted; an INVITE, and any request over TCP, with a stateless 503; others over UDP
+    /// dropped: one sent again finds room later). The calls up go on: their
     /// requests (a PRACK, a refresh, a re-INVITE) have a quarter more room, each call at
     /// most [`super::headroom::PER_CALL_HEADROOM`] of it per 32 s, and what ends
-    /// a call (its BYE while it is not ending already, its INVITE's CANCEL) always gets its
-    /// transaction. So a flood of new requests cannot end calls, and nothing grows the
+    /// a call (its BYE while it is not ending already, the CANCEL of its INVITE still
+    /// unanswered) always gets its transaction. So a flood of new requests cannot end calls, and nothing grows the
     /// table past 1.25 times the bound and twice the calls.
     fn refused_statelessly(&mut self, now: Instant, req: &Request, source: Target) -> bool {
         if self.refused_for_overload(now, req, source) {
@@ -151,7 +152,13 @@ impl B2bua {
                     })
             }
             // (A CANCEL here matches its INVITE: one that matches none was answered above.)
-            None => req.method() == Method::Cancel,
+            // Only one that can still end it: an INVITE answered already is not stopped
+            // by it, and each such CANCEL would keep a transaction past the bound.
+            None => {
+                cancel
+                    && (self.env.txn.cancelled_invite(req))
+                        .is_some_and(|id| self.env.txn.server_pending(id))
+            }
         };
         if held < bound {
             self.headroom.forget_all();
@@ -166,8 +173,20 @@ impl B2bua {
         {
             return false;
         }
-        debug!(%source, "transaction table full: {} dropped", req.method());
+        debug!(%source, "transaction table full: {} refused", req.method());
         self.refused("transactions_full");
+        // Told, where a silence would cost more: a connection's peer never sends again
+        // and would wait out its Timer B (32 s) before trying elsewhere, and an INVITE
+        // over UDP is sent up to seven times (its retransmissions get the same 503, as
+        // overload's do). Other requests over UDP are sent again, and find room later.
+        if req.method() == Method::Invite {
+            if let Some(key) = self.overload_refusals.key(req, source) {
+                self.overload_refusals.note(key, now);
+            }
+            self.send_overload_503(req, source);
+        } else if source.transport.is_reliable() && req.method() != Method::Ack {
+            self.send_overload_503(req, source);
+        }
         true
     }
 

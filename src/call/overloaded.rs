@@ -33,7 +33,7 @@ pub(super) struct Refusals {
 }
 
 impl Refusals {
-    fn key(&self, req: &Request, source: Target) -> Option<u64> {
+    pub(super) fn key(&self, req: &Request, source: Target) -> Option<u64> {
         let via = req.top_via()?;
         let call_id = req.call_id()?;
         let seq = req.seq();
@@ -51,7 +51,7 @@ impl Refusals {
         })
     }
 
-    fn note(&mut self, key: u64, now: Instant) {
+    pub(super) fn note(&mut self, key: u64, now: Instant) {
         self.expire(now);
         if self.order.len() >= MAX_KEPT
             && let Some((_, old)) = self.order.pop_front()
@@ -133,7 +133,7 @@ impl B2bua {
         again
     }
 
-    fn send_overload_503(&mut self, req: &Request, source: Target) {
+    pub(super) fn send_overload_503(&mut self, req: &Request, source: Target) {
         // The edge drops the ACKs of 503s with this tag unparsed.
         let tag = match &self.env.overload_tag {
             Some(t) => t.to_string(),

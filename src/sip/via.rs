@@ -51,9 +51,13 @@ pub(crate) fn stamp(value: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
     let mut parts = super::split::split_params_bytes(first).into_iter();
     let sent = parts.next()?.trim_ascii_end();
     let params: Vec<&[u8]> = parts.collect();
-    let wants_rport = params
-        .iter()
-        .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"rport"));
+    // `rport` asked for (RFC 3581 §4), or answered already: a Via this function stamped is
+    // stamped again alike (a transaction looked up by the stamped Via must find it).
+    let wants_rport = params.iter().any(|p| {
+        let p = p.trim_ascii();
+        let name = p.split(|&b| b == b'=').next().unwrap_or_default();
+        name.trim_ascii().eq_ignore_ascii_case(b"rport")
+    });
     let host_port = sent.rsplit(|&b| b == b' ').next().unwrap_or_default();
     let host = match host_port.strip_prefix(b"[") {
         Some(v6) => v6.split(|&b| b == b']').next(),
@@ -93,6 +97,24 @@ mod tests {
     /// The stamp of `v` as text (`None` when nothing changes).
     fn stamp(v: &str, src: SocketAddr) -> Option<String> {
         super::stamp(v.as_bytes(), src).map(|b| String::from_utf8(b).expect("text in, text out"))
+    }
+
+    /// A Via stamped once is stamped again to the same bytes. Before, `rport=P` read as no
+    /// `rport` asked for and was dropped: an RFC 2543 request's transaction (keyed on its
+    /// stamped Via) was not found by `TxnLayer::knows`, and its retransmission was answered
+    /// statelessly instead of from the transaction.
+    #[test]
+    fn a_stamped_via_stamps_again_to_itself() {
+        let src: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        for v in [
+            "SIP/2.0/UDP 192.168.1.5:5060;branch=1234;rport",
+            "SIP/2.0/UDP 192.168.1.5:5060;rport;branch=z9hG4bKx",
+            "SIP/2.0/UDP 192.168.1.5",
+        ] {
+            let once = stamp(v, src).expect("a NATed Via is stamped");
+            let twice = stamp(&once, src).unwrap_or_else(|| once.clone());
+            assert_eq!(once, twice, "{v}");
+        }
     }
 
     #[test]

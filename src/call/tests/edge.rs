@@ -479,6 +479,13 @@ fn past_the_transaction_bound_new_requests_are_dropped() {
         e,
         CoreEvent::Refused { why } if *why == "transactions_full"
     )));
+    // An INVITE is told (503, Retry-After), and so are its retransmissions: it would be
+    // sent seven times, and its caller would wait out Timer B before trying elsewhere.
+    let inv = invite_text("full-1", "z9hG4bKfull1", "+8610123", "");
+    h.recv(PHONE, &inv);
+    h.recv(PHONE, &inv);
+    assert_eq!(h.statuses(PHONE), vec![503, 503]);
+    assert!(h.take(CARRIER_A).is_empty());
     // The first one's retransmission is answered from its transaction.
     h.recv(PHONE, &options(1));
     assert_eq!(h.statuses(PHONE), vec![200]);
@@ -552,6 +559,13 @@ fn a_full_transaction_table_still_serves_the_calls_up() {
     assert_eq!(h.core.stats().server_txns, bound + bound / 4);
     h.take(PHONE);
     h.take(CARRIER_A);
+    // Nor a CANCEL of its INVITE, answered already: it ends nothing. Before, every CANCEL
+    // matching a live INVITE transaction got one, and the table could reach twice its bound.
+    h.recv(
+        PHONE,
+        "CANCEL sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKa1\r\nMax-Forwards: 70\r\nFrom: <sip:1000@127.0.0.2>;tag=a1\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: call-1@127.0.0.2\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(h.core.stats().server_txns, bound + bound / 4);
     // A BYE that would not end the call (out of order) gets no room: a peer cannot grow
     // the table with them.
     for n in 0..10 {
