@@ -257,6 +257,20 @@ impl AuthSession {
     }
 
     fn remember(&mut self, kind: ChallengeKind, challenge: Challenge) {
+        // The same nonce again (a request sent without credentials while another was
+        // challenged, and the server keeps its nonce a while): its count goes on, and a
+        // `-sess` session keeps its cnonce. Counted from 1 again, the next answer would be
+        // a replay to a server that checks nc.
+        let (nc, session_cnonce) = self
+            .cached
+            .iter()
+            .find(|c| {
+                c.kind == kind
+                    && c.challenge.realm == challenge.realm
+                    && c.challenge.nonce == challenge.nonce
+                    && c.challenge.algorithm == challenge.algorithm
+            })
+            .map_or((0, None), |c| (c.nc, c.session_cnonce.clone()));
         self.cached
             .retain(|c| !(c.kind == kind && c.challenge.realm == challenge.realm));
         if self.cached.len() >= MAX_CACHED {
@@ -268,8 +282,8 @@ impl AuthSession {
         self.cached.push(Cached {
             kind,
             challenge,
-            nc: 0,
-            session_cnonce: None,
+            nc,
+            session_cnonce,
         });
     }
 }

@@ -588,3 +588,62 @@ fn a_new_nonce_for_credentials_sent_up_front_in_an_answer_is_no_refusal() {
     );
     assert_eq!(fourth.unwrap_err(), AuthFailure::TooManyRounds(MAX_ROUNDS));
 }
+
+/// A request sent without credentials while another was challenged gets the same nonce:
+/// its answer counts on from the first's (nc 2), rather than sending nc 1 on that nonce
+/// again, which a server that checks nc refuses as a replay.
+#[test]
+fn the_same_nonce_again_counts_on() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(3);
+    let nc = |r: &Request| {
+        creds_of(r, "Authorization")[0]
+            .param("nc")
+            .unwrap()
+            .to_string()
+    };
+    let first = invite(1);
+    let resp = challenge_to(
+        &first,
+        401,
+        &[r#"Digest realm="r", nonce="n1", qop="auth""#],
+    );
+    assert_eq!(
+        nc(&s.on_challenge(&first, &resp, retry(2), &mut rng).unwrap()),
+        "00000001"
+    );
+    let other = invite(5);
+    let resp = challenge_to(
+        &other,
+        401,
+        &[r#"Digest realm="r", nonce="n1", qop="auth""#],
+    );
+    let again = s.on_challenge(&other, &resp, retry(6), &mut rng).unwrap();
+    assert_eq!(nc(&again), "00000002");
+    assert!(server_accepts(&again, "Authorization", "r"));
+}
+
+/// A nonce, realm or opaque past 1 KB is not taken: each would ride in every later
+/// request of the leg, pushing them past what UDP carries.
+#[test]
+fn an_oversized_challenge_is_not_answered() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(4);
+    let sent = invite(1);
+    let long = "n".repeat(40_000);
+    let resp = challenge_to(
+        &sent,
+        401,
+        &[&format!(r#"Digest realm="r", nonce="{long}""#)],
+    );
+    assert!(s.on_challenge(&sent, &resp, retry(2), &mut rng).is_err());
+    let opaque = "o".repeat(2_000);
+    let resp = challenge_to(
+        &sent,
+        401,
+        &[&format!(
+            r#"Digest realm="r", nonce="n1", opaque="{opaque}""#
+        )],
+    );
+    assert!(s.on_challenge(&sent, &resp, retry(2), &mut rng).is_err());
+}

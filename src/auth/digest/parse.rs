@@ -7,6 +7,11 @@ use super::{Algorithm, Challenge, ChallengeError, MAX_CHALLENGES, Qop};
 /// Parameters per challenge beyond this are ignored (RFC 7616 defines ten).
 const MAX_PARAMS: usize = 32;
 
+/// The longest realm, nonce or opaque answered: each is copied into every later request of
+/// the leg (and its ACK), so tens of KB from a hostile peer would push them past what UDP
+/// carries. Real servers' are under 200 bytes.
+const MAX_VALUE: usize = 1024;
+
 /// One `scheme param=value, …` item of an authentication header, parameter names in lower case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawChallenge {
@@ -165,6 +170,13 @@ pub fn parse_digest(raw: &RawChallenge) -> Result<Challenge, ChallengeError> {
     let nonce = raw.param("nonce").ok_or(ChallengeError::Missing("nonce"))?;
     if nonce.is_empty() {
         return Err(ChallengeError::Missing("nonce"));
+    }
+    if [Some(realm), Some(nonce), raw.param("opaque")]
+        .into_iter()
+        .flatten()
+        .any(|v| v.len() > MAX_VALUE)
+    {
+        return Err(ChallengeError::Malformed);
     }
     let algorithm = match raw.param("algorithm") {
         None => Algorithm::Md5,
