@@ -145,9 +145,11 @@ pub struct Registration {
 
 impl Registration {
     /// A registration that has not started. `seed` seeds its Call-ID, tags, branches and
-    /// cnonces: the engine passes an OS-random value, tests a fixed one.
-    pub fn new(params: RegisterParams, creds: Option<Arc<Credentials>>, seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
+    /// cnonces: the engine passes 32 bytes of its OS-seeded generator (a 64-bit seed could
+    /// be found from one REGISTER's Call-ID by search, and every later value predicted),
+    /// tests fixed ones.
+    pub fn new(params: RegisterParams, creds: Option<Arc<Credentials>>, seed: [u8; 32]) -> Self {
+        let mut rng = StdRng::from_seed(seed);
         let host = params
             .sent_by
             .rsplit_once(':')

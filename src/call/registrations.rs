@@ -85,7 +85,8 @@ impl Registrations {
                 continue;
             }
             let (params, creds) = w;
-            let seed = (u64::from(env.ids.number()) << 32) | u64::from(env.ids.number());
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(env.ids.rng(), &mut seed);
             let mut reg = Registration::new(params.clone(), creds.clone(), seed)
                 .with_branch_key(env.ids.tag_key().clone());
             for (_, from) in handed.iter().filter(|(old, _)| old.same_binding(&params)) {

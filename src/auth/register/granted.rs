@@ -19,7 +19,9 @@ pub(super) fn bounded_secs(s: u64) -> Option<Duration> {
 }
 
 /// The expiry a 2xx grants our contact: its Contact's `expires` parameter, else the Expires
-/// header (RFC 3261 §10.2.4).
+/// header (RFC 3261 §10.2.4). When no entry is ours as we wrote it (a registrar that shows
+/// our contact as it saw it, past a NAT), the shortest it lists: refreshed early, a binding
+/// is kept; taken for the hour asked while the registrar granted two minutes, it lapsed.
 pub(super) fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
     let entries: Vec<String> = resp
         .header_lines(&Hdr::CONTACT)
@@ -36,18 +38,19 @@ pub(super) fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
     let mine = key(ours);
     let parsed: Vec<(String, Option<Duration>)> =
         entries.iter().map(|e| contact_entry(e)).collect();
-    let from_contact = parsed
-        .iter()
-        .find(|(u, _)| key(u) == mine)
-        .or(match parsed.as_slice() {
-            [only] => Some(only),
-            _ => None,
-        })
-        .and_then(|(_, e)| *e);
-    from_contact.or_else(|| {
+    let header = || {
         resp.header(&Hdr::named("Expires"))
             .and_then(|v| leading_secs(&v))
-    })
+    };
+    match parsed.iter().find(|(u, _)| key(u) == mine) {
+        Some((_, e)) => e.or_else(header),
+        None => parsed
+            .iter()
+            .map(|(_, e)| e.or_else(header))
+            .chain(std::iter::once(header()))
+            .flatten()
+            .min(),
+    }
 }
 
 /// The URI and `expires` parameter of one Contact entry (`"n" <sip:u@h>;expires=60`).

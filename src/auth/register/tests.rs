@@ -27,7 +27,7 @@ fn creds() -> Arc<Credentials> {
 }
 
 fn reg(expires: u64) -> Registration {
-    Registration::new(params(expires), Some(creds()), 42)
+    Registration::new(params(expires), Some(creds()), [42; 32])
 }
 
 fn sent(r: &mut Registration) -> Request {
@@ -132,6 +132,27 @@ fn challenge_then_refresh_at_85_percent_with_credentials_up_front() {
     assert!(r.is_up(), "still bound while the refresh is out");
     assert!(!String::from_utf8_lossy(&q3.to_bytes()).contains(PASSWORD));
     assert!(!format!("{r:?}").contains(PASSWORD));
+}
+
+/// A 200 listing bindings none of which is our contact as we wrote it (the registrar shows
+/// ours as it saw it, past a NAT): the shortest listed is taken. Before, the hour asked was
+/// assumed, and a binding granted 120 s lapsed for most of every hour.
+#[test]
+fn with_no_binding_of_ours_listed_the_shortest_is_taken() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    let ok = answer(
+        &q,
+        200,
+        &[(
+            "Contact",
+            "<sip:gw@203.0.113.9:40000>;expires=120, <sip:pbx@198.51.100.2>;expires=3600",
+        )],
+    );
+    r.handle_response(t0, &ok);
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(102)));
 }
 
 #[test]
@@ -302,7 +323,7 @@ fn a_refused_password_is_not_retried_in_a_loop() {
         Some(RegEvent::Failed { reason, retry_in }) if reason.contains("same nonce") && retry_in == FIRST_BACKOFF
     ));
     // Without credentials a challenge is a failure straight away.
-    let mut bare = Registration::new(params(3600), None, 1);
+    let mut bare = Registration::new(params(3600), None, [1; 32]);
     bare.start(t0);
     let q = sent(&mut bare);
     bare.handle_response(t0, &answer(&q, 407, &[("Proxy-Authenticate", &ch("x"))]));
