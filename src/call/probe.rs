@@ -115,31 +115,35 @@ impl Call {
                 && self.peer_takes(side, &Method::Options))
     }
 
-    /// Send the OPTIONS on `side`, or (`challenged`) answer the challenge to one.
+    /// Send the OPTIONS on `side`, or (`challenged`) answer the challenge to the one sent:
+    /// judged against the probe as it went (the credentials it carried up front, its
+    /// CSeq), not a new one, which would answer a refused nonce again from nc 1.
     fn send_probe(&mut self, cx: &mut Cx, side: Side, challenged: Option<&Response>) -> Option<()> {
-        let leg = self.dialog_mut(side)?;
-        let target = leg.target;
-        let mut req = match leg.request(Method::Options, &cx.env.local, &mut cx.env.ids) {
-            Ok(req) => req,
-            Err(e) => {
-                warn!(error = %e, "cannot build the in-dialog OPTIONS");
-                return None;
-            }
-        };
         let Some(resp) = challenged else {
+            let leg = self.dialog_mut(side)?;
+            let target = leg.target;
+            let mut req = match leg.request(Method::Options, &cx.env.local, &mut cx.env.ids) {
+                Ok(req) => req,
+                Err(e) => {
+                    warn!(error = %e, "cannot build the in-dialog OPTIONS");
+                    return None;
+                }
+            };
             self.sign(cx, side, &mut req);
             debug!(call_id = %self.call_id(), ?side, "probing the leg with OPTIONS");
             let role = TxnRole::Probe {
                 side,
                 challenged: false,
             };
+            self.probe_sent[side] = Some(Box::new(req.clone()));
             return self.start_client(cx, req, target, role).map(|_| ());
         };
+        let sent = self.probe_sent[side].take()?;
         let role = TxnRole::Probe {
             side,
             challenged: true,
         };
-        match self.answer_challenge(cx, side, &req, resp, role) {
+        match self.answer_challenge(cx, side, &sent, resp, role) {
             Ok(_) => Some(()),
             Err(why) => {
                 // Once a call: it would come again with every probe.
@@ -162,6 +166,8 @@ impl Call {
             return;
         }
         self.close_txn(id);
+        // Kept (just answered) only for a challenge to be answered below.
+        let sent = self.probe_sent[side].take();
         if self.phase.is_ending() {
             return;
         }
@@ -181,9 +187,14 @@ impl Call {
                     .set(CallTimer::Probe(side), cx.now + PROBE_RETRY);
                 return;
             }
+            self.probe_sent[side] = sent;
             if self.send_probe(cx, side, Some(resp)).is_some() {
                 return;
             }
+        } else if is_challenge(resp) {
+            // Our answer to its challenge refused: once a call, as every probe would.
+            info!(call_id = %self.call_id(), status, "the probe's answered challenge was refused");
+            self.events.push_once(CallEvent::AuthFailed);
         }
         self.probe_doubts[side] = 0;
         self.arm_probe(side, cx.now);
@@ -198,6 +209,7 @@ impl Call {
         timeout: bool,
     ) {
         self.close_txn(id);
+        self.probe_sent[side] = None;
         if self.phase.is_ending() {
             return;
         }

@@ -206,6 +206,8 @@ pub struct Call {
     pub refresh_by: PerSide<super::session::RefreshBy>,
     /// Probes of each leg in a row whose outcome was doubtful (`probe.rs`).
     pub probe_doubts: PerSide<u8>,
+    /// Each leg's probe out, as sent: a challenge to it is answered against it (`probe.rs`).
+    pub probe_sent: PerSide<Option<Box<crate::sip::Request>>>,
     /// A connected identity a peer sent in an UPDATE the gateway answered itself (the other
     /// peer takes no UPDATE): the side it is for, and its P-Asserted-Identity lines. The next
     /// message toward that side carries it.
@@ -308,6 +310,7 @@ impl Call {
             refresh: None,
             refresh_by: Default::default(),
             probe_doubts: Default::default(),
+            probe_sent: Default::default(),
             identity: None,
             forks: None,
             refers: None,

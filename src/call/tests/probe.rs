@@ -261,6 +261,56 @@ fn a_challenged_probe_is_answered_once_and_its_answer_judged() {
     assert_eq!(h.cdrs.len(), 1);
 }
 
+/// A probe that carried credentials up front and is challenged with the same nonce was
+/// refused: it is not answered again. Before, a new unsigned OPTIONS was judged instead of
+/// the one sent, and the refused nonce answered again from nc 1, at every probe.
+#[test]
+fn a_probe_refused_with_its_own_nonce_is_not_answered_again() {
+    use crate::auth::{Algorithm, Credentials, Secret};
+    let creds = Arc::new(Credentials {
+        username: "trunkuser".into(),
+        password: Secret::new("trunk-secret"),
+        realm: None,
+        algorithms: Algorithm::ALL.to_vec(),
+    });
+    let mut h = H::with(config_with(|name, p| {
+        if name == "carrier-a" {
+            p.auth = Some(creds.clone());
+        }
+    }));
+    answered_call(&mut h);
+    h.advance(DEFAULT_PROBE + Duration::from_secs(1));
+    let probe1 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    let challenge = [(
+        Hdr::named("Proxy-Authenticate"),
+        "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
+    )];
+    h.recv_msg(CARRIER_A, reply(&probe1, 407, "carrier1", &challenge, None));
+    let probe2 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    h.recv_msg(CARRIER_A, reply(&probe2, 200, "carrier1", &[], None));
+    h.advance(DEFAULT_PROBE + Duration::from_secs(1));
+    let probe3 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    assert!(
+        probe3.has_header(&Hdr::PROXY_AUTHORIZATION),
+        "credentials up front"
+    );
+    h.recv_msg(CARRIER_A, reply(&probe3, 407, "carrier1", &challenge, None));
+    h.advance(Duration::from_secs(1));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Options).is_empty(),
+        "the refused nonce is not answered again"
+    );
+    h.advance(DEFAULT_PROBE);
+    let probe4 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    h.recv_msg(CARRIER_A, reply(&probe4, 481, "carrier1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    assert!(
+        h.cdrs[0].events.contains(&"auth_failed".to_string()),
+        "{:?}",
+        h.cdrs[0].events
+    );
+}
+
 /// A probe due while another request of ours is open on the call (a relayed re-INVITE)
 /// waits for it: its higher CSeq must not overtake a lost first send of the other.
 #[test]
