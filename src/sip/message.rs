@@ -452,16 +452,26 @@ impl Response {
         let b = sipx::ResponseBuilder::to_request(&req.0, code, reason.to_string())
             .map_err(SipError::build)?;
         let mut resp = Response(b.build());
-        if let Some(tag) = to_tag
-            && resp.to_tag().is_none()
-            && let Some(to) = resp.header(&Hdr::TO)
-            && resp
-                .set_header(&Hdr::TO, format!("{to};tag={tag}"))
-                .is_err()
+        let Some(tag) = to_tag.filter(|_| resp.to_tag().is_none()) else {
+            return Ok(resp);
+        };
+        // A To that is not UTF-8 (a display name's bytes are any bytes to the parser) is
+        // tagged in its wire form: rebuilt from text, each such byte would come back as a
+        // three-byte U+FFFD, a stateless answer three times its request's size toward
+        // whatever address it claims to come from, and a To no longer the request's.
+        let text = resp
+            .0
+            .headers
+            .get(&sipx::HeaderName::To)
+            .is_some_and(|h| std::str::from_utf8(&h.value()).is_ok());
+        if !text
+            || resp.header(&Hdr::TO).is_some_and(|to| {
+                resp.set_header(&Hdr::TO, format!("{to};tag={tag}"))
+                    .is_err()
+            })
         {
-            // sipx's header builder refuses a NUL byte anywhere, but RFC 3261 §25.1 allows
-            // one as a quoted-pair inside a display name (RFC 4475 §3.1.1.2). Such a To can
-            // only be tagged by editing the wire form and parsing it again.
+            // (Also what sipx's header builder refuses: a NUL byte, which RFC 3261 §25.1
+            // allows as a quoted-pair inside a display name, RFC 4475 §3.1.1.2.)
             resp = super::to_tag::splice_to_tag(&resp, tag)?;
         }
         Ok(resp)

@@ -144,3 +144,32 @@ fn the_top_branch_is_read_raw_or_parsed() {
     );
     assert!(!resp("SIP/2.0/UDP 10.0.0.1").top_branch_is(is));
 }
+
+/// A To whose display name is not UTF-8 is tagged byte for byte: rebuilt from text, each
+/// such byte came back as a three-byte U+FFFD, and a stateless 403 to a spoofed source was
+/// three times its request's size.
+#[test]
+fn a_non_utf8_to_is_tagged_as_it_came() {
+    let name = vec![0x80u8; 4000];
+    let mut raw =
+        b"INVITE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: \""
+            .to_vec();
+    raw.extend_from_slice(&name);
+    raw.extend_from_slice(b"\" <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let Message::Request(req) = parse_datagram(Bytes::from(raw.clone()), 65535).unwrap() else {
+        panic!("request expected");
+    };
+    let resp = Response::to_request(&req, 403, "Forbidden", Some("t1")).unwrap();
+    let wire = resp.to_bytes();
+    assert!(
+        wire.len() < raw.len() + 256,
+        "{} from {}",
+        wire.len(),
+        raw.len()
+    );
+    let mut to = b"\"".to_vec();
+    to.extend_from_slice(&name);
+    to.extend_from_slice(b"\" <sip:a@example.com>;tag=t1");
+    assert!(wire.windows(to.len()).any(|w| w == to.as_slice()));
+    assert_eq!(resp.to_tag().as_deref(), Some("t1"));
+}
