@@ -34,10 +34,12 @@ pub struct Head<'a> {
 }
 
 impl Head<'_> {
-    /// The Call-ID and CSeq values as received: with the top Via's branch, what one INVITE
-    /// and its retransmissions share and another INVITE that reuses the branch does not.
-    pub fn request_id(&self) -> (&[u8], &[u8]) {
-        (self.call_id, self.cseq)
+    /// The top Via line, Call-ID and CSeq as received: with the top Via's branch, what one
+    /// INVITE and its retransmissions share (byte for byte) and another INVITE does not,
+    /// whatever else of the Via it changes (its sent-by, which the transaction layer keys
+    /// on too).
+    pub fn request_id(&self) -> (&[u8], &[u8], &[u8]) {
+        (self.vias[0], self.call_id, self.cseq)
     }
 }
 
@@ -277,6 +279,15 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
     if head.n_vias == 0 || head.from.is_empty() || head.to.is_empty() || head.call_id.is_empty() {
         return Peek::Other;
     }
+    // A quote after the name-addr's `<` (a quoted parameter value holding `>` or `tag`):
+    // where the To's parameters begin is not ours to guess.
+    let quoted = to_value
+        .iter()
+        .position(|&b| b == b'<')
+        .is_some_and(|lt| to_value[lt..].contains(&b'"'));
+    if quoted {
+        return Peek::Other;
+    }
     let to_params = header_params(to_value);
     if !is_invite {
         return match param(to_params, b";tag=") {
@@ -293,9 +304,16 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
         .filter(|f| !f.is_empty())
         .nth(1)
         .is_some_and(|m| m == b"INVITE");
-    // A Via value may hold several (comma-separated); only the first is ours to read.
+    // A Via value may hold several (comma-separated); only the first is ours to read. Its
+    // branch only where no reading could find another: one `branch` in the hop, no quote
+    // (a quoted value may hold `;branch=` or a comma), and RFC 3261's (a legacy INVITE is
+    // keyed on more than its branch); else the parser's reading decides.
     let top = via_value.split(|&b| b == b',').next().unwrap_or(&[]);
-    match (cseq_ok, param(top, b";branch=")) {
+    let plain = !top.contains(&b'"')
+        && memchr::memmem::find_iter(&top.to_ascii_lowercase(), b"branch").count() == 1;
+    let branch = param(top, b";branch=")
+        .filter(|b| plain && b.len() > 7 && b[..7].eq_ignore_ascii_case(b"z9hG4bK"));
+    match (cseq_ok, branch) {
         (true, Some(branch)) => Peek::NewInvite { head, branch },
         _ => Peek::Other,
     }
@@ -449,12 +467,39 @@ mod tests {
             INVITE.replace("CSeq: 7 INVITE", "CSeq: 7 OPTIONS"),
             // Not an INVITE at all.
             INVITE.replace("INVITE sip:", "OPTIONS sip:"),
+            // A branch another reading could take otherwise: in a quoted value, twice, not
+            // RFC 3261's; and a To whose parameters a quoted `>` hides. Before, each was a
+            // new INVITE here with a branch (or no tag) the parser did not agree with.
+            INVITE.replace(
+                ";branch=z9hG4bKabc",
+                ";x=\";branch=z9hG4bKabc,\";branch=z9hG4bKnew",
+            ),
+            INVITE.replace(";branch=z9hG4bKabc", ";branch=z9hG4bKabc;Branch=z9hG4bKnew"),
+            INVITE.replace(";branch=z9hG4bKabc", ";branch=abc"),
+            INVITE.replace(
+                "t: <sip:+8610123@127.0.0.1;tag=uri-param-not-a-tag>",
+                "t: <sip:+8610123@127.0.0.1>;tag=abc;p=\"<x>\"",
+            ),
             "SIP/2.0 200 OK\r\n\r\n".to_string(),
             String::new(),
         ];
         for c in cases {
             assert_eq!(peek(c.as_bytes()), Peek::Other, "{c:?}");
         }
+    }
+
+    /// Two INVITEs differing only in their top Via's sent-by are two transactions to the
+    /// core, and two keys here: a resend with another sent-by is no retransmission.
+    #[test]
+    fn the_top_via_line_is_part_of_the_request_id() {
+        let other = INVITE.replace("127.0.0.2:5060;branch", "127.0.0.9:5060;branch");
+        let (Peek::NewInvite { head: a, .. }, Peek::NewInvite { head: b, .. }) =
+            (peek(INVITE.as_bytes()), peek(other.as_bytes()))
+        else {
+            panic!("both are new INVITEs")
+        };
+        assert_ne!(a.request_id(), b.request_id());
+        assert_eq!(a.request_id(), a.request_id());
     }
 
     #[test]
