@@ -89,6 +89,19 @@ pub fn validate_request(req: &Request) -> Result<(), &'static str> {
             }
         }
     }
+    // A header that takes one value, given twice (two lines, a compact form beside the long
+    // one, or a list): every reader here takes the first, a peer behind may take the other,
+    // and our answer would copy both (RFC 4475's multi01 torture message wants a 400).
+    for h in [&Hdr::CALL_ID, &Hdr::CSEQ, &Hdr::MAX_FORWARDS] {
+        if req.count_values(h) > 1 {
+            return Err("a single-valued header is given more than once");
+        }
+    }
+    for h in [&Hdr::FROM, &Hdr::TO] {
+        if req.header_lines(h).len() > 1 {
+            return Err("From or To is given more than once");
+        }
+    }
     if via.branch.is_none() && req.cseq().is_none() {
         return Err("missing or malformed CSeq");
     }

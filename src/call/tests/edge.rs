@@ -730,3 +730,30 @@ fn a_stateless_400_says_where_the_request_came_from() {
         Some("SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKbd;received=127.0.0.2;rport=5060")
     );
 }
+
+/// A request giving a single-valued header twice (a compact Call-ID beside the long one,
+/// two CSeq lines, two To lines) is refused with 400: every reader here takes the first, a
+/// peer behind may take the other. Before, it was served as its first values said.
+#[test]
+fn a_single_valued_header_given_twice_is_refused() {
+    let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKdup1\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.2>;tag=d1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: dup-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    for (from, to) in [
+        ("Call-ID: dup-1\r\n", "Call-ID: dup-1\r\ni: dup-2\r\n"),
+        (
+            "CSeq: 1 OPTIONS\r\n",
+            "CSeq: 1 OPTIONS\r\nCSeq: 2 OPTIONS\r\n",
+        ),
+        (
+            "To: <sip:127.0.0.1>\r\n",
+            "To: <sip:127.0.0.1>\r\nt: <sip:x@127.0.0.1>\r\n",
+        ),
+        ("Max-Forwards: 70\r\n", "Max-Forwards: 70, 69\r\n"),
+    ] {
+        let mut h = H::new();
+        h.recv(PHONE, &options.replace(from, to));
+        assert_eq!(h.statuses(PHONE), vec![400], "{to:?}");
+    }
+    let mut h = H::new();
+    h.recv(PHONE, options);
+    assert_eq!(h.statuses(PHONE), vec![200]);
+}
