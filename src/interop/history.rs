@@ -197,20 +197,7 @@ fn asks_history(headers: &str) -> bool {
 
 /// `v` with its `%XX` escapes decoded; `None` when one is broken or it is not UTF-8.
 fn percent_decoded(v: &str) -> Option<String> {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::sip::percent_decoded(v.as_bytes())?).ok()
 }
 
 /// An entry's own parameters: `index`, and the `rc`, `mp` and `np` that point at another

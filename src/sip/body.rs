@@ -38,9 +38,17 @@ macro_rules! impl_body {
                     .any(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
             }
             fn encoding(&self) -> Option<String> {
-                self.encoded()
-                    .then(|| self.header(&Hdr::named("Content-Encoding")))
-                    .flatten()
+                // Every coding of every line, `identity` (no coding) left out: the first
+                // line alone may be `identity` with `gzip` on the next.
+                let codings: Vec<String> = self
+                    .header_lines(&Hdr::named("Content-Encoding"))
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+                    .map(str::to_string)
+                    .collect();
+                (!codings.is_empty()).then(|| codings.join(", "))
             }
             fn set_body(
                 &mut self,

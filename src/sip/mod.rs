@@ -52,7 +52,7 @@ pub use tags::{TagKey, TagKind};
 pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{
     LEADING_PARAMS, NumberUri, dialled_number, is_paramchars, param_name, params_where,
-    sip_uri_user, strip_visual_separators,
+    percent_decoded, sip_uri_user, strip_visual_separators,
 };
 pub use via::ViaInfo;
 

@@ -13,7 +13,13 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
     let head = std::str::from_utf8(raw.get(..head_end)?).ok()?;
     let mut lines = head.split("\r\n");
     let start = lines.next()?;
-    if start.starts_with("SIP/") || start.split_whitespace().next()? == "ACK" {
+    // A response, whatever the case of its version (the parser takes `sip/2.0` for one),
+    // is never answered; nor an ACK.
+    if start
+        .get(..4)
+        .is_some_and(|v| v.eq_ignore_ascii_case("SIP/"))
+        || start.split_whitespace().next()? == "ACK"
+    {
         return None;
     }
     // Unfold continuation lines into their header.
@@ -132,6 +138,13 @@ mod tests {
     fn never_answers_acks_responses_or_headerless_junk() {
         assert!(
             bad_request_for_unparseable(b"SIP/2.0 4294967301 x\r\nVia: a\r\n\r\n", "x").is_none()
+        );
+        assert!(
+            bad_request_for_unparseable(
+                b"sip/2.0 200 OK\r\nVia: a\r\nContent-Length: 99\r\n\r\n",
+                "x"
+            )
+            .is_none()
         );
         assert!(bad_request_for_unparseable(b"ACK sip:x SIP/2.0\r\nVia: a\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 ACK\r\n\r\n", "x").is_none());
         assert!(bad_request_for_unparseable(b"\x00\x01garbage", "x").is_none());

@@ -201,10 +201,15 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
             params,
         });
     }
-    let user = parsed.decoded_user()?;
-    let user = String::from_utf8_lossy(&user).into_owned();
-    // A SIP user part may itself carry telephone-subscriber parameters (RFC 3261 §19.1.6).
-    let mut pieces = user.split(';');
+    // A SIP user part may itself carry telephone-subscriber parameters (RFC 3261 §19.1.6),
+    // parted by `;` as written: an escaped `%3B` is the user's data, never a parameter's
+    // start (decoded first, `+1555%3Brn=+1666` would have carried an `rn` the trunk trusts).
+    let user: Vec<String> = parsed
+        .user()?
+        .split(|&b| b == b';')
+        .map(|p| percent_decoded(p).map(|d| String::from_utf8_lossy(&d).into_owned()))
+        .collect::<Option<_>>()?;
+    let mut pieces = user.iter().map(String::as_str);
     let first = pieces.next().unwrap_or_default();
     // Visual separators are a telephone number's only (RFC 3966 §5.1.1): `sales-team` and
     // `john.doe` are names, kept as written.
@@ -246,9 +251,38 @@ pub fn dialled_number(uri: &str) -> Option<NumberUri> {
     })
 }
 
+/// `v` with its `%XX` escapes decoded; `None` when one is broken.
+pub fn percent_decoded(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            let hex = std::str::from_utf8(v.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An escaped `;` in a SIP user part is the user's, not a parameter's start: before, it
+    /// was decoded first and `rn`/`npdi` rode in as if the peer had written them.
+    #[test]
+    fn an_escaped_semicolon_starts_no_parameter() {
+        let n = dialled_number("sip:+15551234%3Brn=+15550000%3Bnpdi@h;user=phone").unwrap();
+        assert!(n.params.is_empty(), "{:?}", n.params);
+        let n = dialled_number("sip:+15551234;rn=+15550000;npdi@h;user=phone").unwrap();
+        assert!(n.params.contains("rn=+15550000"), "{:?}", n.params);
+        let n = dialled_number("sip:*21%23;phone-context=+44@h;user=phone").unwrap();
+        assert_eq!(n.phone_context.as_deref(), Some("+44"));
+    }
 
     #[test]
     fn sip_user_is_the_number() {

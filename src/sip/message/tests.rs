@@ -173,3 +173,17 @@ fn a_non_utf8_to_is_tagged_as_it_came() {
     assert!(wire.windows(to.len()).any(|w| w == to.as_slice()));
     assert_eq!(resp.to_tag().as_deref(), Some("t1"));
 }
+
+/// A body's coding is read from every Content-Encoding line, `identity` left out: before,
+/// `identity` on the first line and `gzip` on the next read as `identity`, and a PRACK
+/// answer carried a gzip body labelled so.
+#[test]
+fn a_bodys_coding_is_read_from_every_line() {
+    use crate::sip::Body;
+    let raw = b"INVITE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Encoding: identity\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nxx";
+    let Message::Request(req) = parse_datagram(Bytes::from_static(raw), 65535).unwrap() else {
+        panic!("request expected");
+    };
+    assert!(req.encoded());
+    assert_eq!(req.encoding().as_deref(), Some("gzip"));
+}
