@@ -97,6 +97,9 @@ impl Call {
                 }
             }
         }
+        if final_ && self.for_a_losing_branch(cx, &mut rel, 500, "Server Internal Error") {
+            return;
+        }
         // A callee's branch whose early dialog is gone (it ended as the request went): the
         // caller's dialog with us is not (the INVITE is still under way), and a 481 would
         // end it, and with it the call (RFC 3261 §12.2.1.2). It gets 500 instead; the
@@ -290,6 +293,9 @@ impl Call {
         if rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);
         }
+        if self.for_a_losing_branch(cx, &mut rel, 408, "Request Timeout") {
+            return;
+        }
         self.offer_not_taken(cx, &rel);
         // Cancelled, it ends as cancelled: a 408 would end the origin's dialog.
         if rel.cancelled {
@@ -305,6 +311,44 @@ impl Call {
         if (!rel.cancelled || !rel.heard) && !matches!(rel.method, Method::Notify | Method::Prack) {
             self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
         }
+    }
+
+    /// `rel` went to a callee's branch that another has answered for since (a fork that
+    /// lost, cancelled by its proxy): its outcome is not the call's. Its origin gets
+    /// `status`, the caller's offer in it is dropped (its session stays the one the winner
+    /// answered), and nothing else changes: no session timer or media of the losing
+    /// branch's, no media restored to before the winner's answer, and its 481 or silence
+    /// does not release the call the winner holds. True when so. (A PRACK has its own
+    /// handling: `prack_offer`.)
+    fn for_a_losing_branch(
+        &mut self,
+        cx: &mut Cx,
+        rel: &mut Relayed,
+        status: u16,
+        reason: &str,
+    ) -> bool {
+        if rel.origin != Side::A
+            || rel.method == Method::Prack
+            || rel.sent.method() == Method::Invite
+            || !self.exchange_branch(rel).1
+        {
+            return false;
+        }
+        if let Some(m) = self.media.as_mut()
+            && m.proposed.as_ref().is_some_and(|(s, _)| *s == Side::A)
+        {
+            m.proposed = None;
+            m.offer_dropped(Side::A);
+            self.emit_relay(cx, None);
+        }
+        if let (Some(standing), Some(seen)) = (rel.standing.as_deref(), self.sdp[Side::A].as_mut())
+        {
+            seen.received_origin.clone_from(&standing.origin_received);
+            seen.sent.clone_from(&standing.origin_sent);
+            seen.uncut.clone_from(&standing.origin_uncut);
+        }
+        self.origin_fails(cx, rel, status, reason);
+        true
     }
 
     /// The origin of `rel` gets `status` (the far leg's failure, or ours): the caller's

@@ -486,3 +486,27 @@ fn a_retransmitted_2xx_of_any_dialog_hung_up_is_not_hung_up_again() {
         .collect();
     assert_eq!(again, vec![Method::Ack]);
 }
+
+/// The caller's INFO went to the branch followed (t2); then t1 answers the call, and t2,
+/// cancelled by its proxy, answers the INFO 481: that is t2's dialog gone, not the call's.
+/// The caller gets 500 for its INFO and the call t1 answered goes on. Before, the 481
+/// released the answered call, both legs hung up.
+#[test]
+fn a_losing_branchs_481_to_a_relayed_request_leaves_the_answered_call_up() {
+    let mut h = H::new();
+    let (inv, tag) = two_branches_ringing(&mut h, "z9hG4bKfkl");
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfklp", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    let followed = info.to_tag().unwrap();
+    let winner = if followed == "t1" { "t2" } else { "t1" };
+    h.carrier_answers(&inv, winner, SDP);
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    h.recv_msg(CARRIER_A, reply(&info, 481, &followed, &[], None));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Bye).is_empty(),
+        "the winner is not hung up"
+    );
+    assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
+    assert_eq!(h.statuses(PHONE), [500]);
+}
