@@ -358,12 +358,17 @@ impl Call {
             .dialog(side)
             .map_or(crate::sip::Transport::Udp, |d| d.target.transport);
         let contact = cx.env.local.contact(transport);
-        let extra: &[(Hdr, &str)] = if req.method() == Method::Update {
-            &[(Hdr::CONTACT, contact.as_str())]
-        } else {
-            &[]
-        };
-        cx.respond(id, req, 200, "OK", extra);
+        let mut extra: Vec<(Hdr, String)> = Vec::new();
+        if req.method() == Method::Update {
+            extra.push((Hdr::CONTACT, contact));
+            // A 2xx to an UPDATE states the session timer (RFC 4028 §9): without one the
+            // peer takes its session to run unrefreshed, while ours would still expire it.
+            if self.phase.is_up() {
+                extra.extend(self.answer_session(cx, side, req));
+            }
+        }
+        let extra: Vec<(Hdr, &str)> = extra.iter().map(|(h, v)| (h.clone(), v.as_str())).collect();
+        cx.respond(id, req, 200, "OK", &extra);
         if req.method() == Method::Update {
             self.refresh_target(side, req.contact_uri());
         }

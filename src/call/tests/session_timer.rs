@@ -1110,3 +1110,27 @@ fn a_refresh_update_refused_for_now_is_tried_again_as_an_update() {
     let re = h.one_request(CARRIER_A, Method::Invite);
     assert!(re.header(&Hdr::SESSION_EXPIRES).is_some());
 }
+
+/// The phone refreshes by UPDATE without Session-Expires (turning its timer off, RFC 4028
+/// §9) and the carrier takes no UPDATE, so the gateway answers it: its 200 states what
+/// that leaves of the timer, and the gateway's own expiry of that leg goes as the peer's
+/// does. Before, the 200 said nothing of it (to the phone: no timer), the gateway's timer
+/// ran on, and the call was released as session_expired while both ends talked.
+#[test]
+fn an_update_answered_for_the_other_leg_states_the_session_timer() {
+    let mut h = H::new();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n",
+        &[(Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, OPTIONS")],
+    );
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 2, "z9hG4bKstu1", ""));
+    let ok = h.response_with(PHONE, 200, "UPDATE");
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+    // The phone turned its timer off, and the gateway (no [session_timer] of its own here)
+    // agrees: none is stated, and none runs on that leg any more.
+    assert_eq!(ok.header(&Hdr::named("Session-Expires")), None);
+    h.advance(Duration::from_secs(700));
+    assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
+}
