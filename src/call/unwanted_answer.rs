@@ -154,12 +154,15 @@ impl Call {
         true
     }
 
-    /// ACK the 2xx `resp` on `leg`, then BYE it.
+    /// ACK the 2xx `resp` on `leg`, then BYE it. The BYE carries the callee's credentials
+    /// up front (a carrier that challenged the INVITE challenges its dialogs' requests too:
+    /// a challenge to this BYE is not answered, its dialog being none of the call's).
     fn ack_and_bye(&mut self, cx: &mut Cx, mut leg: Dialog, resp: &Response) {
         self.ack_answer(cx, &leg, resp);
         leg.local_cseq = leg.local_cseq.max(resp.seq());
         match leg.request(Method::Bye, &cx.env.local, &mut cx.env.ids) {
-            Ok(bye) => {
+            Ok(mut bye) => {
+                self.sign(cx, Side::B, &mut bye);
                 self.start_client(cx, bye, leg.target, TxnRole::Bye(Side::B));
             }
             Err(e) => warn!(error = %e, "cannot build BYE"),
@@ -174,7 +177,15 @@ impl Call {
         let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered)
             && !self.uac_rel.answered_in(&resp.to_tag().unwrap_or_default());
         let answer = offerless.then(|| self.refusing_answer(resp)).flatten();
+        // The INVITE's credentials, as every ACK of its 2xx carries (RFC 3261 §13.2.2.4).
+        let creds = (self.invite_auth.b.as_ref())
+            .filter(|c| c.cseq == cseq)
+            .map(|c| c.lines.clone())
+            .unwrap_or_default();
         let acked = leg.ack(cseq, &cx.env.local).and_then(|mut ack| {
+            for (h, v) in creds {
+                ack.insert_header_before_length(&h, v)?;
+            }
             if let Some((body, ct)) = answer {
                 ack.set_body(body, ct.as_deref())?;
             }

@@ -781,3 +781,34 @@ fn an_invite_sent_again_after_a_challenge_forgets_the_branches_of_the_first() {
     );
     h.one_request(PHONE, Method::Info);
 }
+
+/// A second branch's 2xx to the challenged INVITE (a forking proxy) is ACKed with the
+/// INVITE's credentials (RFC 3261 §13.2.2.4) and hung up with a BYE carrying them up front.
+/// Before, both went without: a carrier that challenges its dialogs' requests refused the
+/// BYE, and that branch stayed up and billed.
+#[test]
+fn a_second_branchs_2xx_is_acked_and_hung_up_with_credentials() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 407, "n1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&again, "t1", SDP);
+    h.take(CARRIER_A);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &again,
+            200,
+            "t2",
+            &[(Hdr::CONTACT, "<sip:t2@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let sent = h.requests_to(CARRIER_A);
+    let of = |m: Method| sent.iter().find(|r| r.method() == m).cloned();
+    let ack = of(Method::Ack).expect("the second branch's 2xx is ACKed");
+    let bye = of(Method::Bye).expect("and hung up");
+    assert_eq!(ack.to_tag().as_deref(), Some("t2"));
+    assert!(ack.header(&Hdr::PROXY_AUTHORIZATION).is_some(), "{ack:?}");
+    assert!(bye.header(&Hdr::PROXY_AUTHORIZATION).is_some(), "{bye:?}");
+}
