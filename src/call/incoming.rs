@@ -67,10 +67,12 @@ impl B2bua {
                 {
                     return;
                 }
-                let unmatched = self
-                    .env
-                    .txn
-                    .receive(msg, source, now, &mut self.env.txn_out);
+                let cfg = self.env.cfg.clone();
+                let same_peer = |to, from| cfg.is_same_peer(to, from);
+                let unmatched =
+                    self.env
+                        .txn
+                        .receive_from(msg, source, now, &mut self.env.txn_out, &same_peer);
                 match unmatched {
                     Some(Message::Request(ack)) if ack.method() == Method::Ack => {
                         self.on_ack(now, &ack, source)

@@ -32,6 +32,15 @@ impl Config {
             .is_some()
     }
 
+    /// Whether `from` is the same peer's as `to`, an address a request went to: the profile
+    /// whose `match` holds `from` names `to` as its `address` or matches it too.
+    pub fn is_same_peer(&self, to: IpAddr, from: IpAddr) -> bool {
+        let to = to.to_canonical();
+        self.peer_for_source(from).is_some_and(|p| {
+            p.address.addr.ip().to_canonical() == to || p.matches.iter().any(|n| n.contains(&to))
+        })
+    }
+
     /// Whether a peer of `old` is gone from this configuration or matches other sources in
     /// it: its calls in progress may then hear from addresses this one does not know.
     pub fn peers_moved_from(&self, old: &Config) -> bool {

@@ -190,6 +190,20 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<Message> {
+        self.receive_from(msg, source, now, out, &|_, _| false)
+    }
+
+    /// [`TxnLayer::receive`], a response taken also from an address `same_peer(target,
+    /// source)` says is the same peer's as the one its request went to (a carrier's SBC
+    /// pair, one answering for the other): else it is a stray, its 2xx never ACKed.
+    pub fn receive_from(
+        &mut self,
+        msg: Message,
+        source: Target,
+        now: Instant,
+        out: &mut Vec<TxnOutput>,
+        same_peer: &dyn Fn(std::net::IpAddr, std::net::IpAddr) -> bool,
+    ) -> Option<Message> {
         let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -240,9 +254,10 @@ impl TxnLayer {
                 let id = TransactionKey::from_response(&resp.0)
                     .and_then(|k| self.client_keys.get(&k).copied())
                     .filter(|id| {
-                        self.entries
-                            .get(id)
-                            .is_some_and(|e| e.target.addr.ip() == source.addr.ip())
+                        self.entries.get(id).is_some_and(|e| {
+                            let to = e.target.addr.ip();
+                            to == source.addr.ip() || same_peer(to, source.addr.ip())
+                        })
                     });
                 match id {
                     Some(id) => {

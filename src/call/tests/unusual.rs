@@ -659,3 +659,36 @@ fn a_caller_that_cannot_be_reached_ends_its_ringing_call() {
         "nothing more is sent to the caller"
     );
 }
+
+/// A carrier's 2xx from another of its addresses (its profile matches both: an SBC pair,
+/// one answering for the other) is the call's: ACKed and passed on. Before, it was a
+/// stray, never ACKed, and the caller rang on.
+#[test]
+fn a_2xx_from_another_address_of_the_same_peer_is_taken() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.matches.push("127.0.0.33/32".parse().unwrap());
+        }
+    }));
+    h.recv(PHONE, &invite_text("sb1", "z9hG4bKsb1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.take(PHONE);
+    h.recv_msg(
+        "127.0.0.33:5060",
+        reply(
+            &inv,
+            200,
+            "sbc2",
+            &[(Hdr::CONTACT, "<sip:sbc2@127.0.0.33>")],
+            Some(SDP),
+        ),
+    );
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    // Not from an address of another peer's.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("sb2", "z9hG4bKsb2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.take(PHONE);
+    h.recv_msg(CARRIER_B, reply(&inv, 200, "other", &[], Some(SDP)));
+    assert!(h.statuses(PHONE).is_empty());
+}
