@@ -9,11 +9,13 @@ impl Call {
     /// A REFER was relayed: remembered (the last [`MAX_REFERS`]) for the NOTIFYs that report
     /// on it.
     pub(super) fn remember_refer(&mut self, refer: RelayedRefer) {
-        let refers = &mut self.refers.get_or_insert_with(Box::default).0;
-        if refers.len() >= MAX_REFERS {
-            refers.remove(0);
+        let refers = self.refers.get_or_insert_with(Box::default);
+        if refers.0.len() >= MAX_REFERS {
+            // The oldest: toward its side, the first sent there is gone (now or before).
+            let gone = refers.0.remove(0);
+            refers.1[gone.toward] = true;
         }
-        refers.push(refer);
+        refers.0.push(refer);
     }
 
     /// A relayed REFER sent to `toward` with CSeq `before` went again (with credentials)
@@ -33,12 +35,14 @@ impl Call {
 
     /// The referrer's CSeq of the relayed REFER a NOTIFY from `side` reports on (`event`:
     /// its Event header): the one sent to `side` with the CSeq its `id` names, or without
-    /// one, the first sent there.
+    /// one, the first sent there (none once that one is forgotten: a later one's would be
+    /// named to the referrer for it).
     pub(super) fn refer_reported(&self, side: Side, event: &str) -> Option<u32> {
         let refers = self.refers.as_deref()?;
         let mut toward = refers.0.iter().filter(|r| r.toward == side);
         let found = match refer_event_id(event) {
             Some(id) => toward.find(|r| r.sent_cseq == id),
+            None if refers.1[side] => None,
             None => toward.next(),
         };
         found.map(|r| r.origin_cseq)

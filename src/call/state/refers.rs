@@ -10,9 +10,11 @@ pub struct RelayedRefer {
     pub origin_cseq: u32,
 }
 
-/// The REFERs a call relayed, oldest first (boxed in the call: most calls have none).
+/// The REFERs a call relayed, oldest first (boxed in the call: most calls have none), and
+/// per side whether the first sent there was forgotten (past [`MAX_REFERS`]): a NOTIFY
+/// without an id reports on that one (RFC 3515 §2.4.6), no longer known.
 #[derive(Debug, Clone, Default)]
-pub struct RelayedRefers(pub Vec<RelayedRefer>);
+pub struct RelayedRefers(pub Vec<RelayedRefer>, pub crate::call::PerSide<bool>);
 
 /// Relayed REFERs a call remembers (see [`super::Call::refers`]).
 pub const MAX_REFERS: usize = 4;

@@ -670,6 +670,32 @@ fn a_transfer_report_is_relayed_only_for_a_refer_that_went_to_its_sender() {
     assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=2"));
 }
 
+/// Past the four REFERs a call remembers, the first sent to the carrier is forgotten: a
+/// NOTIFY without an id (which reports on that first one, RFC 3515 §2.4.6) gets 481.
+/// Before, it was named to the PBX as a report on the oldest REFER still remembered.
+#[test]
+fn a_report_without_an_id_is_refused_once_the_first_refer_is_forgotten() {
+    let mut h = pbx_transferring(true);
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    for n in 0..5u32 {
+        let refer = from_phone("REFER", &tag, 2 + n, &format!("z9hG4bKrf{n}"), "").replace(
+            "Content-Length: 0",
+            "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+        );
+        h.recv(PHONE, &refer);
+        let out = h.one_request(CARRIER_A, Method::Refer);
+        h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
+        h.take(PHONE);
+    }
+    h.recv(
+        CARRIER_A,
+        &carrier_notify(&inv, 1, "z9hG4bKrfn", "refer", "active;expires=60"),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.take(PHONE).is_empty());
+}
+
 #[test]
 fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     let mut h = pbx_transferring(true);
