@@ -630,6 +630,20 @@ fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
     assert!(h.cdrs.is_empty(), "the call goes on");
 }
 
+/// The phone's REFER (CSeq `cseq`) in call `tag`, relayed to the carrier and accepted
+/// there (202): the REFER the carrier got.
+fn phone_transfers(h: &mut H, tag: &str, cseq: u32, branch: &str) -> Request {
+    let refer = from_phone("REFER", tag, cseq, branch, "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
+    h.take(PHONE);
+    out
+}
+
 /// A transfer report (NOTIFY, `Event: refer`) reaches the referrer only for a REFER the
 /// gateway relayed to its sender; any other gets 481. Before, a carrier could push reports
 /// of its own (`SIP/2.0 200 OK` in the sipfrag, which a PBX may act on) into the PBX's
@@ -646,14 +660,7 @@ fn a_transfer_report_is_relayed_only_for_a_refer_that_went_to_its_sender() {
     assert_eq!(h.statuses(CARRIER_A), vec![481]);
     assert!(h.take(PHONE).is_empty(), "no report without a transfer");
     // With a transfer relayed, a report naming another REFER is refused too.
-    let refer = from_phone("REFER", &tag, 2, "z9hG4bKu2", "").replace(
-        "Content-Length: 0",
-        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
-    );
-    h.recv(PHONE, &refer);
-    let out = h.one_request(CARRIER_A, Method::Refer);
-    h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
-    h.take(PHONE);
+    let out = phone_transfers(&mut h, &tag, 2, "z9hG4bKu2");
     let other = format!("refer;id={}", out.seq() + 7);
     h.recv(
         CARRIER_A,
@@ -679,14 +686,7 @@ fn a_report_without_an_id_is_refused_once_the_first_refer_is_forgotten() {
     let (inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     for n in 0..5u32 {
-        let refer = from_phone("REFER", &tag, 2 + n, &format!("z9hG4bKrf{n}"), "").replace(
-            "Content-Length: 0",
-            "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
-        );
-        h.recv(PHONE, &refer);
-        let out = h.one_request(CARRIER_A, Method::Refer);
-        h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
-        h.take(PHONE);
+        phone_transfers(&mut h, &tag, 2 + n, &format!("z9hG4bKrf{n}"));
     }
     h.recv(
         CARRIER_A,

@@ -219,10 +219,12 @@ fn doubtful_outcomes_are_asked_again_and_three_in_a_row_release_the_call() {
     );
 }
 
-/// A challenge to the probe (the carrier's proxy) is answered once, with credentials, and
-/// the authenticated answer judged; a peer without credentials here is asked again later.
-#[test]
-fn a_challenged_probe_is_answered_once_and_its_answer_judged() {
+/// The carrier's proxy's challenge to a probe.
+const CHALLENGE: &str = "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5";
+
+/// An answered call toward a carrier with `[auth]`: its first probe challenged
+/// ([`CHALLENGE`]) and the probe that answered it sent. Returns both probes.
+fn a_probe_challenged_and_answered() -> (H, Request, Request) {
     use crate::auth::{Algorithm, Credentials, Secret};
     let creds = Arc::new(Credentials {
         username: "trunkuser".into(),
@@ -238,12 +240,18 @@ fn a_challenged_probe_is_answered_once_and_its_answer_judged() {
     answered_call(&mut h);
     h.advance(DEFAULT_PROBE + Duration::from_secs(1));
     let probe1 = h.take_requests(CARRIER_A, Method::Options).remove(0);
-    let challenge = [(
-        Hdr::named("Proxy-Authenticate"),
-        "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
-    )];
+    let challenge = [(Hdr::named("Proxy-Authenticate"), CHALLENGE)];
     h.recv_msg(CARRIER_A, reply(&probe1, 407, "carrier1", &challenge, None));
     let probe2 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    (h, probe1, probe2)
+}
+
+/// A challenge to the probe (the carrier's proxy) is answered once, with credentials, and
+/// the authenticated answer judged; a peer without credentials here is asked again later.
+#[test]
+fn a_challenged_probe_is_answered_once_and_its_answer_judged() {
+    let (mut h, probe1, probe2) = a_probe_challenged_and_answered();
+    let challenge = [(Hdr::named("Proxy-Authenticate"), CHALLENGE)];
     assert!(probe2.has_header(&Hdr::PROXY_AUTHORIZATION));
     assert!(probe2.cseq().unwrap().0 > probe1.cseq().unwrap().0);
     // A second challenge is not answered: the leg is asked again later, the call goes on.
@@ -266,27 +274,8 @@ fn a_challenged_probe_is_answered_once_and_its_answer_judged() {
 /// the one sent, and the refused nonce answered again from nc 1, at every probe.
 #[test]
 fn a_probe_refused_with_its_own_nonce_is_not_answered_again() {
-    use crate::auth::{Algorithm, Credentials, Secret};
-    let creds = Arc::new(Credentials {
-        username: "trunkuser".into(),
-        password: Secret::new("trunk-secret"),
-        realm: None,
-        algorithms: Algorithm::ALL.to_vec(),
-    });
-    let mut h = H::with(config_with(|name, p| {
-        if name == "carrier-a" {
-            p.auth = Some(creds.clone());
-        }
-    }));
-    answered_call(&mut h);
-    h.advance(DEFAULT_PROBE + Duration::from_secs(1));
-    let probe1 = h.take_requests(CARRIER_A, Method::Options).remove(0);
-    let challenge = [(
-        Hdr::named("Proxy-Authenticate"),
-        "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
-    )];
-    h.recv_msg(CARRIER_A, reply(&probe1, 407, "carrier1", &challenge, None));
-    let probe2 = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    let (mut h, _, probe2) = a_probe_challenged_and_answered();
+    let challenge = [(Hdr::named("Proxy-Authenticate"), CHALLENGE)];
     h.recv_msg(CARRIER_A, reply(&probe2, 200, "carrier1", &[], None));
     h.advance(DEFAULT_PROBE + Duration::from_secs(1));
     let probe3 = h.take_requests(CARRIER_A, Method::Options).remove(0);
