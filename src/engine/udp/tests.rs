@@ -1,5 +1,11 @@
+use super::reader::{kernel_wait, recv_stamped};
 use super::*;
+use crate::engine::Event;
 use crate::engine::bind::Stack;
+use crate::engine::inbox::Inbox;
+use crate::sip::ListenerId;
+use crate::sip::fast;
+use std::time::{Duration, SystemTime};
 
 #[test]
 fn sends_waiting_for_room_are_bounded_and_give_their_slot_back() {
@@ -606,4 +612,32 @@ fn a_forward_clock_step_does_not_age_what_waits_in_the_socket() {
         kernel_wait(Some(ahead), wall, now, long_ago),
         Duration::ZERO
     );
+}
+
+/// A panic in what one datagram sets off (here a test fault) costs that datagram: the
+/// listener reads on and the next request reaches the core. Before, the reader task ended
+/// with it, and the socket, still sending, heard nothing more.
+#[tokio::test]
+async fn a_panic_on_one_datagram_leaves_the_listener_reading() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    peer.send_to(b"PANIC-TEST sip:x SIP/2.0\r\n\r\n", gw)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    peer.send_to(invite("z9hG4bKafter").as_bytes(), gw).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Some(Event::Message { .. }) = queues.try_next() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the INVITE after the panic reached the core");
 }
