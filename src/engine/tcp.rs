@@ -161,6 +161,26 @@ async fn connect(
     }
 }
 
+/// A connection's reader that panicked (a defect) ends it as a closed one ends: its writer
+/// stopped (else it kept the socket open, unread) and the core told it is down (else a
+/// trunk's connection stayed the one requests went to, their answers never read, and none
+/// was opened anew).
+struct Unwound {
+    writer: tokio::task::AbortHandle,
+    conn: ConnId,
+    inbox: Inbox,
+}
+
+impl Drop for Unwound {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.writer.abort();
+            tracing::error!(conn = ?self.conn, "a TCP connection's reader panicked: the connection is closed");
+            let _ = self.inbox.try_deliver(Event::TcpDown { conn: self.conn });
+        }
+    }
+}
+
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -189,6 +209,11 @@ async fn serve(
     // The writer ends on a write failure, a peer that reads nothing, or the core closing
     // the connection; the reader stops with it.
     let mut writer = tokio::spawn(drain.run(wr, peer));
+    let _unwound = Unwound {
+        writer: writer.abort_handle(),
+        conn,
+        inbox: inbox.clone(),
+    };
     let mut framer = StreamFramer::new(limits.max);
     // When the message being received began, if one is under way: it must be complete within
     // `message_timeout`, however slowly its bytes come (one byte every few minutes would
@@ -229,6 +254,11 @@ async fn serve(
                 break;
             }
         };
+        // A fault for the test that a panic here ends this connection cleanly.
+        #[cfg(test)]
+        if buf[..n].starts_with(b"PANIC-TEST") {
+            panic!("a test fault");
+        }
         // A stranger costs a look at its first bytes, as over UDP: only what it may be
         // answered (a request in `reject` mode, not an ACK; a response) is framed and parsed.
         if stranger

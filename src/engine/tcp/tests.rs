@@ -512,3 +512,32 @@ async fn our_connections_leave_from_the_advertised_address() {
         assert_eq!(from.ip().to_string(), seen, "advertise {advertise}");
     }
 }
+
+/// A connection whose reader panics (here a test fault) is closed and the core told it is
+/// down. Before, the writer kept the socket open, unread, and the core never heard: a
+/// trunk's connection stayed the one requests went to, and none was opened anew.
+#[tokio::test]
+async fn a_connection_whose_reader_panics_is_closed_and_reported_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (inbox, mut queues, protect) = inbox_with(Protect::default());
+    let gw = listening(&inbox, &protect).await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut s = sock.connect(gw).await.unwrap();
+    s.write_all(b"PANIC-TEST\r\n").await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+        .await
+        .expect("the connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut downs = 0;
+    while let Ok(ev) = queues.urgent.try_recv() {
+        downs += usize::from(matches!(ev, Event::TcpDown { .. }));
+    }
+    while let Ok(ev) = queues.fresh.try_recv() {
+        downs += usize::from(matches!(ev, Event::TcpDown { .. }));
+    }
+    assert_eq!(downs, 1);
+}
