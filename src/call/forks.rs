@@ -101,7 +101,7 @@ impl Call {
     }
 
     /// Whether another branch than the one side B follows was heard while routing.
-    fn has_other_branch(&self) -> bool {
+    pub(super) fn has_other_branch(&self) -> bool {
         self.phase.is_routing() && (self.forks.as_deref()).is_some_and(|f| !f.early.is_empty())
     }
 

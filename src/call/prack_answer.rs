@@ -49,7 +49,10 @@ impl Call {
         if current
             && resp.status() == 481
             && let Some(tag) = self.uac_rel.sent_to(id)
-            && (self.branch_gone(cx, &tag) || !self.knows_branch(&tag))
+            // (Asked first: `branch_gone` lets go of the branch's media, which the only
+            // branch's 481, a refusal, must keep: its early media goes on.)
+            && ((self.has_other_branch() && self.branch_gone(cx, &tag))
+                || !self.knows_branch(&tag))
         {
             self.close_txn(id);
             self.uac_rel.take_sent(id);

@@ -46,7 +46,8 @@ impl Call {
         {
             // We never offered 100rel; the peer insists anyway. PRACK it (RFC 3262 leaves us
             // no choice) and let on_405 decide if it then refuses its own PRACK.
-            self.events.push(CallEvent::PeerForced100rel);
+            // (Once a call: a peer sends it with every reliable provisional.)
+            self.events.push_once(CallEvent::PeerForced100rel);
         }
         // The callee's offer (our INVITE carried none) is answered in our PRACK: when the
         // caller does 100rel too, it gets the offer reliably and answers in its PRACK, and

@@ -1793,3 +1793,30 @@ fn an_unreadable_2xx_after_a_reliable_early_answer_keeps_that_answer() {
         assert!(h.cdrs.is_empty());
     }
 }
+
+/// The only branch answers our PRACK 481 (an SBC's way of refusing it): a refusal, the call
+/// goes on, and so does the early media its 183 set up. Before, the branch's media was let
+/// go as if its dialog were gone, and the caller's audio toward it dropped until the answer.
+#[test]
+fn the_only_branchs_481_to_our_prack_keeps_its_early_media() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("pm1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let early = SDP.replace("192.0.2.10", "198.51.100.7");
+    h.recv_msg(
+        CARRIER_A,
+        super::prack::reliable_183_from(&inv, "c1", 1, "<sip:c@127.0.0.3>", &early),
+    );
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("198.51.100.7:4000".parse().unwrap())
+    );
+    h.recv_msg(CARRIER_A, reply(&pr, 481, "c1", &[], None));
+    assert!(h.cdrs.is_empty(), "the call goes on");
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("198.51.100.7:4000".parse().unwrap()),
+        "its early media goes on"
+    );
+}

@@ -692,3 +692,32 @@ fn a_2xx_from_another_address_of_the_same_peer_is_taken() {
     h.recv_msg(CARRIER_B, reply(&inv, 200, "other", &[], Some(SDP)));
     assert!(h.statuses(PHONE).is_empty());
 }
+
+/// Forty reliable provisionals from a peer that was never offered 100rel are one
+/// `peer_forced_100rel` event, not forty filling the CDR's events.
+#[test]
+fn a_forced_100rel_is_one_event_a_call() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.prack.mode = crate::interop::prack::PrackMode::Disabled;
+        }
+    }));
+    h.recv(PHONE, &invite_text("fr1", "z9hG4bKfr1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    for rseq in 1..=40u32 {
+        h.recv_msg(
+            CARRIER_A,
+            super::prack::reliable_183_from(&inv, "fr", rseq, "<sip:c@127.0.0.3>", SDP),
+        );
+        if let Some(pr) = h.take_requests(CARRIER_A, Method::Prack).pop() {
+            h.recv_msg(CARRIER_A, reply(&pr, 200, "fr", &[], None));
+        }
+    }
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "fr", &[], None));
+    let forced = h.cdrs[0]
+        .events
+        .iter()
+        .filter(|e| *e == "peer_forced_100rel")
+        .count();
+    assert_eq!(forced, 1, "{:?}", h.cdrs[0].events);
+}
