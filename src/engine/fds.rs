@@ -14,10 +14,18 @@ const BASE: u64 = 64;
 
 /// Descriptors the configuration may hold at once: every RTP/RTCP port of the pool, a WAV
 /// file for every recorded call (one needs at least four ports), every TCP connection, every
-/// `/metrics` connection, and the base.
+/// `/metrics` connection, each relay thread's poll and waker (two; up to 64 threads), each
+/// `[sip] listen` socket and the call-back's, and the base.
 pub fn needed(cfg: &Config) -> u64 {
     let ports = u64::from(cfg.media_ports.1.saturating_sub(cfg.media_ports.0)) + 1;
-    ports + ports / 4 + cfg.protect.max_tcp_total as u64 + cfg.metrics.max_connections as u64 + BASE
+    let sockets = cfg.listen.len() as u64 + u64::from(cfg.callback.listen.is_some());
+    ports
+        + ports / 4
+        + cfg.protect.max_tcp_total as u64
+        + cfg.metrics.max_connections as u64
+        + 2 * cfg.media_threads as u64
+        + sockets
+        + BASE
 }
 
 /// What to do about a soft/hard limit (`None` is unlimited) for `need` descriptors.
@@ -28,12 +36,21 @@ pub enum Plan {
     TooFew { hard: u64 },
 }
 
+/// What a soft limit is raised to: twice the need, at least 65,536, within the hard limit.
+/// Raised to the need alone, anything the count leaves out (a library's descriptor, a
+/// log file) would make the last relay port or recording fail to open at full load.
+const RAISE_AT_LEAST: u64 = 65_536;
+
 pub fn plan(need: u64, soft: Option<u64>, hard: Option<u64>) -> Plan {
     match (soft, hard) {
         (None, _) => Plan::Enough,
         (Some(s), _) if s >= need => Plan::Enough,
         (Some(_), Some(h)) if h < need => Plan::TooFew { hard: h },
-        (Some(_), _) => Plan::RaiseTo(need),
+        (Some(_), h) => Plan::RaiseTo(
+            need.saturating_mul(2)
+                .max(RAISE_AT_LEAST)
+                .min(h.unwrap_or(u64::MAX)),
+        ),
     }
 }
 
@@ -57,7 +74,7 @@ pub fn ensure(cfg: &Config) -> anyhow::Result<()> {
         }
         Plan::TooFew { hard } => anyhow::bail!(
             "the configuration can need {need} open files ([media] ports: {} ports, \
-             [protect] max_tcp_total: {}, recordings, listeners and /metrics connections), but the hard limit is \
+             [protect] max_tcp_total: {}, recordings, relay threads, listeners and /metrics connections), but the hard limit is \
              {hard}: raise it (systemd LimitNOFILE=, ulimit -Hn) or narrow [media] ports or \
              [protect] max_tcp_total",
             u64::from(cfg.media_ports.1.saturating_sub(cfg.media_ports.0)) + 1,
@@ -74,16 +91,25 @@ mod tests {
     fn the_shipped_configuration_needs_about_two_thousand_four_hundred() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
         let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        // 1000 ports, 250 recordings, 1024 TCP connections, 4 scrapers, 64 more.
-        assert_eq!(needed(&cfg), 2342);
+        // 1000 ports, 250 recordings, 1024 TCP connections, 4 scrapers, 64 more; two for
+        // each relay thread (one per core here), two SIP listeners and the call-back's.
+        let threads = cfg.media_threads as u64;
+        assert_eq!(needed(&cfg), 2342 + 2 * threads + 3);
+        // A 64-core host's relay threads take 128 (before, none were counted).
+        let mut big = cfg.clone();
+        big.media_threads = 64;
+        assert_eq!(needed(&big) - needed(&cfg), 2 * (64 - threads));
     }
 
     #[test]
     fn the_limit_is_left_raised_or_refused() {
         assert_eq!(plan(2338, Some(4096), Some(4096)), Plan::Enough);
         assert_eq!(plan(2338, None, None), Plan::Enough);
-        assert_eq!(plan(2338, Some(1024), Some(524_288)), Plan::RaiseTo(2338));
-        assert_eq!(plan(2338, Some(1024), None), Plan::RaiseTo(2338));
+        // Raised with room (twice the need, at least 65,536), within the hard limit.
+        assert_eq!(plan(2338, Some(1024), Some(524_288)), Plan::RaiseTo(65_536));
+        assert_eq!(plan(2338, Some(1024), None), Plan::RaiseTo(65_536));
+        assert_eq!(plan(2338, Some(1024), Some(4096)), Plan::RaiseTo(4096));
+        assert_eq!(plan(40_000, Some(1024), None), Plan::RaiseTo(80_000));
         assert_eq!(
             plan(2338, Some(1024), Some(1024)),
             Plan::TooFew { hard: 1024 }
