@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use sipx_sip as sipx;
 use sipx_sip::headers::{Address, CSeq, From as FromHdr, MaxForwards, To as ToHdr, Via};
-use sipx_sip::{Header, Headers, StatusCode, TypedHeader};
+use sipx_sip::{Header, Headers, TypedHeader};
 
 use super::{Hdr, Method, SipError, ViaInfo};
 
@@ -439,43 +439,6 @@ impl Request {
 
 impl Response {
     common_accessors!();
-
-    /// A response to `req` carrying the headers RFC 3261 §8.2.6.2 copies (Via, From, To,
-    /// Call-ID, CSeq). `to_tag` is added to To when To has none yet.
-    pub fn to_request(
-        req: &Request,
-        status: u16,
-        reason: &str,
-        to_tag: Option<&str>,
-    ) -> Result<Self, SipError> {
-        let code = StatusCode::new(status).ok_or_else(|| SipError::Build(status.to_string()))?;
-        let b = sipx::ResponseBuilder::to_request(&req.0, code, reason.to_string())
-            .map_err(SipError::build)?;
-        let mut resp = Response(b.build());
-        let Some(tag) = to_tag.filter(|_| resp.to_tag().is_none()) else {
-            return Ok(resp);
-        };
-        // A To that is not UTF-8 (a display name's bytes are any bytes to the parser) is
-        // tagged in its wire form: rebuilt from text, each such byte would come back as a
-        // three-byte U+FFFD, a stateless answer three times its request's size toward
-        // whatever address it claims to come from, and a To no longer the request's.
-        let text = resp
-            .0
-            .headers
-            .get(&sipx::HeaderName::To)
-            .is_some_and(|h| std::str::from_utf8(&h.value()).is_ok());
-        if !text
-            || resp.header(&Hdr::TO).is_some_and(|to| {
-                resp.set_header(&Hdr::TO, format!("{to};tag={tag}"))
-                    .is_err()
-            })
-        {
-            // (Also what sipx's header builder refuses: a NUL byte, which RFC 3261 §25.1
-            // allows as a quoted-pair inside a display name, RFC 4475 §3.1.1.2.)
-            resp = super::to_tag::splice_to_tag(&resp, tag)?;
-        }
-        Ok(resp)
-    }
 
     /// The status code.
     pub fn status(&self) -> u16 {
