@@ -208,16 +208,13 @@ pub struct Config {
     pub media_max_streams: usize,
     /// `[media] threads`: relay threads (0 in the file: one per core).
     pub media_threads: usize,
-    /// `[media] threads` was 0 or unset: `media_threads` is the core count at load time,
-    /// which may change under a running process (a CPU quota, an affinity) without the
-    /// setting changing.
+    /// `[media] threads` was 0 or unset: `media_threads` is the core count at load time
+    /// (which a CPU quota or affinity may change under a running process).
     pub media_threads_auto: bool,
-    /// The addresses of this host's interfaces, loopback aside ([`net::host_ips`]): read
-    /// by [`Config::load`], not from the file (empty from [`Config::from_texts`]). The relay
-    /// sends no RTP to them before a leg's own packets come from there: whatever listens
-    /// on this host, on any address, would get a peer's datagrams; nor does it take an IPv6
-    /// one as a leg's source unless the leg's signalling comes from this host (shared with
-    /// each relayed stream).
+    /// This host's interface addresses, loopback aside ([`net::host_ips`], read by
+    /// [`Config::load`]; empty from [`Config::from_texts`]): the relay sends no RTP there
+    /// before a leg's own packets come from there, nor takes an IPv6 one as a leg's source
+    /// unless its signalling comes from this host (shared with each relayed stream).
     pub host_ips: std::sync::Arc<[IpAddr]>,
     /// `[recording] dir`.
     pub recording_dir: PathBuf,
