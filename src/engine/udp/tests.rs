@@ -91,6 +91,18 @@ async fn under_overload_a_new_invite_gets_a_503_before_parsing_and_its_ack_is_dr
     );
 }
 
+/// A reader on 127.0.0.1 for the test configuration, `[protect]` at its defaults: its
+/// inbox, the inbox's queues, and the address it listens on.
+fn reading() -> (Inbox, crate::engine::inbox::Queues, SocketAddr) {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    (inbox, queues, gw)
+}
+
 /// Audit L7: with two listeners, what is sent back to a peer leaves by the listener its
 /// request came in on, not by the first one.
 #[tokio::test]
@@ -256,12 +268,7 @@ async fn a_retransmission_of_an_invite_already_let_in_is_never_refused() {
 /// before that, a response from anyone was parsed and queued.
 #[tokio::test]
 async fn a_strangers_datagrams_are_dropped_unparsed_or_wait_behind_accepted_work() {
-    let mut cfg = crate::call::tests::config();
-    cfg.protect = Protect::default();
-    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
-    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
-    let gw = s.local_addr().unwrap();
-    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let (inbox, mut queues, gw) = reading();
     let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
     // We sent 127.0.0.9 a request; another stranger, in another cell of the table of those
     // we asked, was sent none.
@@ -619,12 +626,7 @@ fn a_forward_clock_step_does_not_age_what_waits_in_the_socket() {
 /// with it, and the socket, still sending, heard nothing more.
 #[tokio::test]
 async fn a_panic_on_one_datagram_leaves_the_listener_reading() {
-    let mut cfg = crate::call::tests::config();
-    cfg.protect = Protect::default();
-    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
-    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
-    let gw = s.local_addr().unwrap();
-    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let (_inbox, mut queues, gw) = reading();
     let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     peer.send_to(b"PANIC-TEST sip:x SIP/2.0\r\n\r\n", gw)
         .unwrap();

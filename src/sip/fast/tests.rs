@@ -1,0 +1,189 @@
+use super::{request_uri_port_for, top_via_port};
+
+#[test]
+fn the_request_uris_port_is_read_for_its_own_address_only() {
+    let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let v6: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+    let req = |uri: &str| format!("BYE {uri} SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n\r\n");
+    for (uri, addr, port) in [
+        ("sip:1000@192.0.2.7:5070;transport=tcp", ip, Some(5070)),
+        ("sip:192.0.2.7;transport=tcp", ip, Some(5060)),
+        ("SIPS:1000@192.0.2.7", ip, Some(5061)),
+        ("sip:+1;npdi@192.0.2.7:5080?X=a@b", ip, Some(5080)),
+        ("sip:1000@[2001:db8::7]:5090;transport=tcp", v6, Some(5090)),
+        ("sip:1000@[2001:db8::7]", v6, Some(5060)),
+        // Another host (a NATed phone's private Contact, a name): not known here.
+        ("sip:1000@10.0.0.5:5070", ip, None),
+        ("sip:1000@pbx.example.net:5070", ip, None),
+        ("sip:1000@192.0.2.7:0", ip, None),
+        ("sip:1000@192.0.2.7:99999", ip, None),
+        ("sip:1000@192.0.2.7x", ip, None),
+        ("tel:+1000", ip, None),
+        ("sip:", ip, None),
+    ] {
+        assert_eq!(
+            request_uri_port_for(req(uri).as_bytes(), addr),
+            port,
+            "{uri}"
+        );
+    }
+    assert_eq!(request_uri_port_for(b"BYE", ip), None);
+    assert_eq!(request_uri_port_for(b"", ip), None);
+}
+
+#[test]
+fn the_top_vias_port_is_read_from_its_line() {
+    let msg = |via: &str| format!("SIP/2.0 200 OK\r\n{via}\r\nCSeq: 1 INVITE\r\n\r\n");
+    for (via, port) in [
+        ("Via: SIP/2.0/TCP 10.0.0.2:5070;branch=z9hG4bKa", Some(5070)),
+        ("v: SIP/2.0/TCP pbx.example;branch=z9hG4bKa", Some(5060)),
+        (
+            "VIA:  SIP/2.0/TCP [2001:db8::1]:5071 ;branch=x, SIP/2.0/UDP h:9",
+            Some(5071),
+        ),
+        ("Via: SIP/2.0/TCP [2001:db8::1];rport", Some(5060)),
+        ("Via: SIP/2.0/TCP h:0", None),
+        ("Via: SIP/2.0/TCP h:99999", None),
+        ("Via: garbage", None),
+        ("X-Via: SIP/2.0/TCP h:7", None),
+        // Whitespace the grammar allows, and a folded line.
+        ("Via: SIP / 2.0 / TCP 10.0.0.2:5070;branch=x", Some(5070)),
+        ("Via: SIP/2.0/TCP\r\n 10.0.0.2:5070;branch=x", Some(5070)),
+        ("Via: SIP/2.0/TCP host : 5070;branch=x", Some(5070)),
+        ("Via: SIP/2.0/TCP 10.0.0.2:5070 ;branch=x", Some(5070)),
+        ("Via: SIP/2.0/TCP", None),
+    ] {
+        assert_eq!(top_via_port(msg(via).as_bytes()), port, "{via}");
+    }
+    // However large the message (its body past any parse limit).
+    let big = format!("{}{}", msg("Via: SIP/2.0/TCP h:5080"), "x".repeat(100_000));
+    assert_eq!(top_via_port(big.as_bytes()), Some(5080));
+}
+
+use super::*;
+use crate::sip::{Hdr, Message, parse_datagram};
+use bytes::Bytes;
+
+const INVITE: &str = "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\n\
+    Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKabc;rport\r\n\
+    v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlower\r\n\
+    Max-Forwards: 70\r\n\
+    From: \"Alice\" <sip:1000@127.0.0.2>;tag=a1\r\n\
+    t: <sip:+8610123@127.0.0.1;tag=uri-param-not-a-tag>\r\n\
+    Call-ID: c1@127.0.0.2\r\n\
+    CSeq: 7 INVITE\r\n\
+    Content-Type: application/sdp\r\n\
+    Content-Length: 4\r\n\r\nv=0\n";
+
+#[test]
+fn a_new_invite_is_recognised_and_refused_with_a_well_formed_503() {
+    let Peek::NewInvite { head, branch } = peek(INVITE.as_bytes()) else {
+        panic!("{:?}", peek(INVITE.as_bytes()))
+    };
+    assert_eq!(branch, b"z9hG4bKabc");
+    let resp = refuse(&head, INVITE.len(), "ovtag", 5).unwrap();
+    let Message::Response(r) = parse_datagram(Bytes::from(resp), 65535).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.header(&Hdr::RETRY_AFTER).as_deref(), Some("5"));
+    assert_eq!(r.to_tag().as_deref(), Some("ovtag"));
+    assert_eq!(r.from_tag().as_deref(), Some("a1"));
+    assert_eq!(r.call_id().as_deref(), Some("c1@127.0.0.2"));
+    assert_eq!(r.cseq().map(|c| c.0), Some(7));
+    // Both Vias, in order.
+    let text = String::from_utf8_lossy(&r.to_bytes()).into_owned();
+    let top = text.find("branch=z9hG4bKabc").unwrap();
+    let lower = text.find("branch=z9hG4bKlower").unwrap();
+    assert!(top < lower, "{text}");
+}
+
+#[test]
+fn in_dialog_or_doubtful_invites_take_the_full_path() {
+    let cases = [
+        // In a dialog.
+        INVITE.replace(";tag=uri-param-not-a-tag>", ">;tag=x"),
+        // A bare LF line end, a folded header, a control character.
+        INVITE.replace("Call-ID: c1@127.0.0.2\r\n", "Call-ID: c1@127.0.0.2\n"),
+        INVITE.replace("CSeq: 7 INVITE\r\n", "CSeq: 7\r\n INVITE\r\n"),
+        INVITE.replace("c1@127", "c1\x01@127"),
+        // A header twice, one missing, no branch, a CSeq for another method.
+        INVITE.replace("CSeq: 7 INVITE\r\n", "CSeq: 7 INVITE\r\nCSeq: 8 INVITE\r\n"),
+        INVITE.replace("Call-ID: c1@127.0.0.2\r\n", ""),
+        INVITE.replace(";branch=z9hG4bKabc", ""),
+        INVITE.replace("CSeq: 7 INVITE", "CSeq: 7 OPTIONS"),
+        // Not an INVITE at all.
+        INVITE.replace("INVITE sip:", "OPTIONS sip:"),
+        // A branch another reading could take otherwise: in a quoted value, twice, not
+        // RFC 3261's; and a To whose parameters a quoted `>` hides. Before, each was a
+        // new INVITE here with a branch (or no tag) the parser did not agree with.
+        INVITE.replace(
+            ";branch=z9hG4bKabc",
+            ";x=\";branch=z9hG4bKabc,\";branch=z9hG4bKnew",
+        ),
+        INVITE.replace(";branch=z9hG4bKabc", ";branch=z9hG4bKabc;Branch=z9hG4bKnew"),
+        INVITE.replace(";branch=z9hG4bKabc", ";branch=abc"),
+        INVITE.replace(
+            "t: <sip:+8610123@127.0.0.1;tag=uri-param-not-a-tag>",
+            "t: <sip:+8610123@127.0.0.1>;tag=abc;p=\"<x>\"",
+        ),
+        "SIP/2.0 200 OK\r\n\r\n".to_string(),
+        String::new(),
+    ];
+    for c in cases {
+        assert_eq!(peek(c.as_bytes()), Peek::Other, "{c:?}");
+    }
+}
+
+/// Two INVITEs differing only in their top Via's sent-by are two transactions to the
+/// core, and two keys here: a resend with another sent-by is no retransmission.
+#[test]
+fn the_top_via_line_is_part_of_the_request_id() {
+    let other = INVITE.replace("127.0.0.2:5060;branch", "127.0.0.9:5060;branch");
+    let (Peek::NewInvite { head: a, .. }, Peek::NewInvite { head: b, .. }) =
+        (peek(INVITE.as_bytes()), peek(other.as_bytes()))
+    else {
+        panic!("both are new INVITEs")
+    };
+    assert_ne!(a.request_id(), b.request_id());
+    assert_eq!(a.request_id(), a.request_id());
+}
+
+#[test]
+fn an_ack_names_its_to_tag() {
+    let ack = INVITE
+        .replace("INVITE sip:", "ACK sip:")
+        .replace("CSeq: 7 INVITE", "CSeq: 7 ACK")
+        .replace(";tag=uri-param-not-a-tag>", ">;tag=ov-1234");
+    assert_eq!(peek(ack.as_bytes()), Peek::Ack { to_tag: b"ov-1234" });
+}
+
+#[test]
+fn the_reply_is_never_much_larger_than_the_request() {
+    let Peek::NewInvite { head, .. } = peek(INVITE.as_bytes()) else {
+        panic!()
+    };
+    assert!(refuse(&head, 100, "t", 5).is_none());
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A small deterministic fuzz: every prefix and single-byte corruption of a request.
+    let base = INVITE.as_bytes();
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    for cut in 0..base.len() {
+        let _ = peek(&base[..cut]);
+        let _ = request_uri_port_for(&base[..cut], ip);
+        let _ = top_via_port(&base[..cut]);
+    }
+    for i in 0..base.len() {
+        for b in [0u8, b'\r', b'\n', b':', b';', b'>', 0xff] {
+            let mut v = base.to_vec();
+            v[i] = b;
+            let _ = request_uri_port_for(&v, ip);
+            if let Peek::NewInvite { head, .. } = peek(&v) {
+                let _ = refuse(&head, v.len(), "t", 5);
+            }
+        }
+    }
+}
