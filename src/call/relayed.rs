@@ -334,21 +334,33 @@ impl Call {
         {
             return false;
         }
+        self.drop_offer_of(cx, Side::A);
+        self.origin_sdp_as_before(rel);
+        self.origin_fails(cx, rel, status, reason);
+        true
+    }
+
+    /// The offer from `side` waiting for its answer will have none: dropped, the relay
+    /// kept at the addresses before it.
+    fn drop_offer_of(&mut self, cx: &mut Cx, side: Side) {
         if let Some(m) = self.media.as_mut()
-            && m.proposed.as_ref().is_some_and(|(s, _)| *s == Side::A)
+            && m.proposed.as_ref().is_some_and(|(s, _)| *s == side)
         {
             m.proposed = None;
-            m.offer_dropped(Side::A);
+            m.offer_dropped(side);
             self.emit_relay(cx, None);
         }
-        if let (Some(standing), Some(seen)) = (rel.standing.as_deref(), self.sdp[Side::A].as_mut())
+    }
+
+    /// The SDP `rel`'s origin had sent and been shown before `rel`, as it was.
+    fn origin_sdp_as_before(&mut self, rel: &Relayed) {
+        if let (Some(standing), Some(seen)) =
+            (rel.standing.as_deref(), self.sdp[rel.origin].as_mut())
         {
             seen.received_origin.clone_from(&standing.origin_received);
             seen.sent.clone_from(&standing.origin_sent);
             seen.uncut.clone_from(&standing.origin_uncut);
         }
-        self.origin_fails(cx, rel, status, reason);
-        true
     }
 
     /// The origin of `rel` gets `status` (the far leg's failure, or ours): the caller's
@@ -402,15 +414,8 @@ impl Call {
             // A re-INVITE without SDP asked for an offer: one the far leg made in a
             // provisional is not taken either. (Only an INVITE's answers carry one: an
             // INFO's failure says nothing of an offer pending meanwhile.)
-            if rel.method == Method::Invite
-                && let Some(m) = self.media.as_mut()
-                && m.proposed
-                    .as_ref()
-                    .is_some_and(|(s, _)| *s == rel.origin.other())
-            {
-                m.proposed = None;
-                m.offer_dropped(rel.origin.other());
-                self.emit_relay(cx, None);
+            if rel.method == Method::Invite {
+                self.drop_offer_of(cx, rel.origin.other());
             }
             return;
         };
@@ -419,11 +424,7 @@ impl Call {
             seen.uncut.clone_from(&standing.far_uncut);
             seen.received_origin.clone_from(&standing.far_received);
         }
-        if let Some(seen) = self.sdp[rel.origin].as_mut() {
-            seen.received_origin.clone_from(&standing.origin_received);
-            seen.sent.clone_from(&standing.origin_sent);
-            seen.uncut.clone_from(&standing.origin_uncut);
-        }
+        self.origin_sdp_as_before(rel);
         if let Some(before) = &standing.media {
             self.media_as_before(cx, before);
         }
