@@ -35,13 +35,17 @@ impl Call {
     /// that offer (in its PRACK) answers no other in its early dialog, so the next callee is
     /// offered that answer rather than asked for an offer of its own.
     pub(super) fn fail_over(&mut self, cx: &mut Cx) -> bool {
+        // No peer left: the caller is not kept waiting for an answer no callee will get.
+        if self.route.exhausted() {
+            return false;
+        }
         // (A SIP-I late offer gets the answer beside its ISUP.)
         let answering = self.caller_txn().is_some()
             && self.uas_rel.early_answer.is_none()
             && self.uas_rel.pending.as_ref().is_some_and(|p| p.has_sdp)
             && super::next_offer::takes_early_answer(self.template());
         if !answering {
-            return self.start_attempt(cx) == AttemptOutcome::Sent;
+            return self.next_attempt(cx);
         }
         debug!(call_id = %self.call_id(), "failover waits for the caller's answer");
         self.uas_rel.failover_waits = true;
@@ -75,8 +79,24 @@ impl Call {
     /// The caller answered (or was to answer) the offer a failover waited for: the next
     /// peer now, or the call's failure.
     pub(super) fn fail_over_now(&mut self, cx: &mut Cx) {
-        if self.start_attempt(cx) != AttemptOutcome::Sent {
+        if !self.next_attempt(cx) {
             self.fail_with_last(cx);
+        }
+    }
+
+    /// Start the next peer's attempt: true when its INVITE went, or when the gateway itself
+    /// could not send one (no RTP ports, the caller's SDP unreadable) and the call ended
+    /// saying so: that, not the peer before's failure, is why the caller gets no call.
+    /// False when no peer was left to try (the caller is to get the last failure).
+    fn next_attempt(&mut self, cx: &mut Cx) -> bool {
+        match self.start_attempt(cx) {
+            AttemptOutcome::Sent => true,
+            ours @ (AttemptOutcome::NoMediaPorts | AttemptOutcome::BadSdp) => {
+                self.last_failure = None;
+                self.on_attempt_outcome(cx, ours);
+                true
+            }
+            AttemptOutcome::RateLimited(_) | AttemptOutcome::NoPeerLeft => false,
         }
     }
 
@@ -317,6 +337,13 @@ impl Call {
                 warn!(error = %e, "cannot relay {status} to caller: 502 instead");
                 let req = self.template().clone();
                 cx.respond(txn, &req, 502, "Bad Gateway", &[]);
+                // The CDR says what the caller got; the callee's status stays in its reason.
+                let end = EndInfo {
+                    status: 502,
+                    reason_sip: Some(format!("SIP;cause={status}")),
+                    ..end
+                };
+                return self.end_call(cx, end);
             }
         }
         self.end_call(cx, end);

@@ -853,6 +853,52 @@ fn a_failover_that_waited_for_the_callers_answer_ends_as_one_that_did_not_wait()
     assert_eq!(h.cdrs[0].reason_sip.as_deref(), Some("SIP;cause=401"));
 }
 
+/// The next callee cannot be offered the caller's answer because the gateway has no RTP
+/// ports for it (the caller's answer holds a second stream; the pool has one pair): the
+/// caller learns that (503, cause 47), not the failed carrier's 503 with its cause, and the
+/// next carrier is sent nothing.
+#[test]
+fn a_failover_the_gateway_cannot_make_ends_with_its_own_reason() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    });
+    cfg.media_ports = (30000, 30003);
+    let mut h = H::with(cfg);
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo40");
+    let busy = [(Hdr::REASON, "Q.850;cause=34")];
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &busy, None));
+    let answer = format!("{SDP}m=audio 4002 RTP/AVP 0\r\n");
+    h.recv(PHONE, &phone_prack("lo40", &tag, 2, rseq, &answer));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    assert_eq!(h.failures(PHONE), vec![503]);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!((h.cdrs[0].status, h.cdrs[0].cause), (503, 47));
+    assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
+}
+
+/// The last peer of the route fails after its offer reached the caller: no failover is
+/// waited for (there is no next peer to offer the caller's answer to); the caller gets the
+/// failure at once.
+#[test]
+fn the_last_peers_failure_does_not_wait_for_the_callers_answer() {
+    let mut cfg = config();
+    cfg.routes[0].to.truncate(1);
+    let mut h = H::with(cfg);
+    let (_inv_a, _rseq, _tag) = late_offer_answered_reliably(&mut h, "lo41");
+    let txn = h
+        .txns
+        .iter()
+        .find(|(to, _)| *to == addr(CARRIER_A))
+        .map(|(_, t)| *t)
+        .expect("the INVITE went out in a transaction");
+    h.input(Input::SendFailed(txn));
+    assert_eq!(h.failures(PHONE), vec![503]);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+}
+
 #[test]
 fn on_an_anchored_call_the_next_callee_is_offered_the_callers_answer_through_the_gateway() {
     let mut h = H::with(config_with(|n, p| {
