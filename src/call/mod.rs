@@ -67,7 +67,7 @@ use std::sync::Arc;
 
 pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
-pub use router::{B2bua, Stats};
+pub use router::{B2bua, FaultPlace, Stats};
 pub use third_party::CallbackReport;
 
 use crate::cdr::CdrRecord;
@@ -213,6 +213,8 @@ pub enum CoreEvent {
     LateAnswer { peer: PeerName },
     /// A message was dropped or answered statelessly before any transaction: `why`.
     Refused { why: &'static str },
+    /// Handling an event panicked (a defect), caught at `place`.
+    Fault { place: router::FaultPlace },
     /// An INVITE from `peer` was refused past its `[cdr] refused_rate`: no CDR, but the
     /// call metrics count it as its CDR would have (`tag`, `cause`).
     RefusalUnrecorded {

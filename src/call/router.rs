@@ -18,6 +18,11 @@ use crate::sip::IdGen;
 use crate::txn::{TimerConfig, TxnLayer, TxnOutput};
 
 mod dispatch;
+mod fault;
+
+pub use fault::FaultPlace;
+#[cfg(test)]
+pub(crate) use fault::test_fault;
 
 /// Counters for tests and health checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +63,8 @@ pub struct B2bua {
     pub(super) headroom: super::headroom::Headroom,
     /// INVITEs refused for overload lately, answered so again.
     pub(super) overload_refusals: super::overloaded::Refusals,
+    /// Panics caught in the core since it started (see `router/fault.rs`).
+    faults: u64,
 }
 
 impl B2bua {
@@ -106,6 +113,7 @@ impl B2bua {
             batch: Vec::new(),
             headroom: Default::default(),
             overload_refusals: Default::default(),
+            faults: 0,
         };
         let cfg = b.env.cfg.clone();
         b.registrations.configure(&mut b.env, &cfg, now);
@@ -204,6 +212,12 @@ impl B2bua {
 
     /// Something happened.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
+        fault::guarded(self, FaultPlace::Core, |b| b.on_input(now, input));
+    }
+
+    fn on_input(&mut self, now: Instant, input: Input) {
+        #[cfg(test)]
+        fault::test_fault::strike(FaultPlace::Core);
         // What the call layer allocates has a call's lifetime (src/zone.rs); the
         // transaction layer marks its own work as shorter.
         let _zone = crate::zone::enter(crate::zone::Zone::Calls);
@@ -265,6 +279,10 @@ impl B2bua {
 
     /// Fire every timer due at `now` (transactions first, then calls).
     pub fn handle_timeout(&mut self, now: Instant) {
+        fault::guarded(self, FaultPlace::Core, |b| b.on_timeout(now));
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
         let _zone = crate::zone::enter(crate::zone::Zone::Calls);
         self.env.txn.handle_timeout(now, &mut self.env.txn_out);
         self.pump(now);
@@ -336,8 +354,28 @@ impl B2bua {
         now: Instant,
         f: impl FnOnce(&mut Call, &mut Cx),
     ) {
+        self.run_call(r, now, f);
+    }
+
+    /// [`Self::with_call`] for a request whose server transaction is `id`: should its
+    /// handling fail (`router/fault.rs`), the transaction left unanswered is ended, and the
+    /// request sent again is answered afresh.
+    pub(super) fn with_call_answering(
+        &mut self,
+        r: CallRef,
+        now: Instant,
+        id: crate::txn::TxnId,
+        f: impl FnOnce(&mut Call, &mut Cx),
+    ) {
+        if !self.run_call(r, now, f) && self.env.txn.server_pending(id) {
+            self.env.txn.abandon(id, now, &mut self.env.txn_out);
+        }
+    }
+
+    /// [`Self::with_call`]: false when `f` panicked (the call was then released).
+    fn run_call(&mut self, r: CallRef, now: Instant, f: impl FnOnce(&mut Call, &mut Cx)) -> bool {
         let Some(call) = self.calls.get_mut(&r) else {
-            return;
+            return true;
         };
         let mut cx = Cx {
             now,
@@ -347,8 +385,19 @@ impl B2bua {
         // Every log line about the call carries its Call-ID and the peer it came from.
         let span =
             tracing::info_span!("call", call_id = %call.call_id(), peer = %call.ingress.name);
-        span.in_scope(|| f(call, &mut cx));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            span.in_scope(|| {
+                #[cfg(test)]
+                fault::test_fault::strike(FaultPlace::Call);
+                f(call, &mut cx)
+            })
+        }));
+        if ran.is_err() {
+            self.on_call_fault(r, now);
+            return false;
+        }
         self.settle(r);
+        true
     }
 
     /// After an event: forget a call that is over, else file it under its next deadline.

@@ -452,6 +452,7 @@ impl Shell {
                     metrics::prack_failure(&peer.0, &what)
                 }
                 Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
+                Output::Event(CoreEvent::Fault { place }) => metrics::fault(place.as_str()),
                 Output::Event(CoreEvent::LateAnswer { peer }) => metrics::late_answer(&peer.0),
                 Output::Event(CoreEvent::RefusalUnrecorded { peer, tag, cause }) => {
                     metrics::refusal_unrecorded(&peer.0);

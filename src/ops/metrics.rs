@@ -16,6 +16,7 @@ pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
 pub const RELAY_FAILURES: &str = "trunkgate_relay_failures_total";
 pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
+pub const FAULTS: &str = "trunkgate_faults_total";
 /// `/metrics` connections closed unanswered: apart from the SIP messages refused, which
 /// dashboards sum.
 pub const SCRAPES_REFUSED: &str = "trunkgate_scrapes_refused_total";
@@ -335,6 +336,12 @@ pub fn call_ended(ingress: &str, egress: Option<&str>, result: &str, callback: b
 /// a fixed set of reasons in the code, never from the wire.
 pub fn refused(why: &'static str) {
     counter!(REFUSED, "reason" => why).increment(1);
+}
+
+/// A panic caught in the core (a defect): `call` (that call was released) or `core` (the
+/// event that set it off was dropped).
+pub fn fault(place: &'static str) {
+    counter!(FAULTS, "place" => place).increment(1);
 }
 
 /// A `/metrics` connection closed unanswered: `source` (not in `[metrics] allow`) or

@@ -465,6 +465,15 @@ impl Server {
     pub fn pending(&self) -> bool {
         matches!(self.state, State::Trying | State::Proceeding)
     }
+
+    /// The user gives up on a request it never answered (its handling failed): the
+    /// transaction ends, and the request sent again starts a new one, answered afresh.
+    pub fn abandon(&mut self, out: &mut Vec<Out>) {
+        if self.pending() {
+            self.state = State::Terminated;
+            out.push(Out::Terminated);
+        }
+    }
 }
 
 /// The ACK for a non-2xx final response (§17.1.1.3): the INVITE's Request-URI, top Via (same

@@ -437,11 +437,14 @@ impl TxnLayer {
         self.scratch = scratch;
     }
 
-    /// End a client transaction its user has given up on (see `Client::abandon`).
+    /// End a transaction its user has given up on (see `Client::abandon`,
+    /// `Server::abandon`).
     pub fn abandon(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        if let Some(Machine::Client(m)) = self.entries.get_mut(&id).map(|e| &mut e.machine) {
-            m.abandon(&mut scratch);
+        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::Client(m)) => m.abandon(&mut scratch),
+            Some(Machine::Server(m)) => m.abandon(&mut scratch),
+            None => {}
         }
         self.apply(id, &mut scratch, now, out);
         self.scratch = scratch;

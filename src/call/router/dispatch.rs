@@ -34,7 +34,7 @@ impl B2bua {
             if let Some((r, side)) = dialog
                 && self.is_leg_peer(r, side, ip)
             {
-                return self.with_call(r, now, |c, cx| {
+                return self.with_call_answering(r, now, id, |c, cx| {
                     c.on_cancel_relayed(cx, side, id, invite, &req)
                 });
             }
@@ -42,7 +42,7 @@ impl B2bua {
         match found {
             // Only the caller cancels its INVITE.
             Some((r, _)) if self.is_leg_peer(r, Side::A, ip) => {
-                self.with_call(r, now, |c, cx| c.on_cancel(cx, id, &req))
+                self.with_call_answering(r, now, id, |c, cx| c.on_cancel(cx, id, &req))
             }
             // The INVITE was answered and its call is gone: the CANCEL changes nothing. Its
             // 200 carries the tag the INVITE's response did (RFC 3261 §9.2).
@@ -106,7 +106,9 @@ impl B2bua {
         source: Target,
     ) {
         match self.dialog_of_request(&req, source) {
-            Some((r, side)) => self.with_call(r, now, |c, cx| c.on_in_dialog(cx, side, id, req)),
+            Some((r, side)) => {
+                self.with_call_answering(r, now, id, |c, cx| c.on_in_dialog(cx, side, id, req))
+            }
             None => self
                 .env
                 .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),

@@ -8,6 +8,7 @@ mod callback;
 mod calls;
 mod crossing;
 mod edge;
+mod faults;
 mod forks;
 mod front;
 mod history_info;

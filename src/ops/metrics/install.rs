@@ -78,6 +78,10 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
         "Messages dropped or answered statelessly before any transaction, and TCP connections closed unserved, by reason"
     );
     describe_counter!(
+        FAULTS,
+        "Panics caught in the core (defects): call (that call was released) or core (its event dropped)"
+    );
+    describe_counter!(
         SCRAPES_REFUSED,
         "/metrics connections closed unanswered: source (not in [metrics] allow) or busy (past max_connections)"
     );

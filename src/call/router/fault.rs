@@ -1,0 +1,164 @@
+//! A panic in the core is a defect, not an end: a call whose handling panicked is released
+//! as the gateway's failure (its peers told as far as its state allows, its CDR written) and
+//! forgotten; a panic outside any call costs the event that set it off. Every other call
+//! goes on, where an unwound core would have ended the process and every call with it,
+//! CDRs unwritten.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use tracing::error;
+
+use super::B2bua;
+use crate::call::cx::Cx;
+use crate::call::state::Call;
+use crate::call::{CallRef, CoreEvent, Output};
+
+/// Where a panic was caught (the label of `trunkgate_faults_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPlace {
+    /// Handling one call's event: that call was released.
+    Call,
+    /// Outside any call (the transaction layer, the router): the event was dropped.
+    Core,
+}
+
+impl FaultPlace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultPlace::Call => "call",
+            FaultPlace::Core => "core",
+        }
+    }
+}
+
+/// Run `f`; a panic in it is caught and reported as a fault at `place` (true: it ran).
+pub(super) fn guarded(b: &mut B2bua, place: FaultPlace, f: impl FnOnce(&mut B2bua)) -> bool {
+    let ran = catch_unwind(AssertUnwindSafe(|| f(&mut *b))).is_ok();
+    if !ran {
+        b.note_fault(place);
+    }
+    ran
+}
+
+impl B2bua {
+    /// Count a fault (logged at powers of two: a defect hit by every call must not flood
+    /// the log).
+    fn note_fault(&mut self, place: FaultPlace) {
+        self.faults = self.faults.saturating_add(1);
+        if self.faults.is_power_of_two() {
+            error!(
+                place = place.as_str(),
+                faults = self.faults,
+                "handling an event panicked (a defect): the rest goes on"
+            );
+        }
+        self.env
+            .out
+            .push_back(Output::Event(CoreEvent::Fault { place }));
+    }
+
+    /// Call `r`'s handling panicked: its state cannot be trusted. It is released (as its
+    /// phase allows: the caller's INVITE answered 500, answered legs sent BYE, cause 41),
+    /// else, should that panic too, its CDR alone is written; then it is forgotten.
+    pub(super) fn on_call_fault(&mut self, r: CallRef, now: Instant) {
+        self.note_fault(FaultPlace::Call);
+        if let Some(call) = self.calls.get_mut(&r) {
+            let mut cx = Cx {
+                now,
+                r,
+                env: &mut self.env,
+            };
+            let released = catch_unwind(AssertUnwindSafe(|| call.release_after_fault(&mut cx)));
+            if released.is_err() {
+                let written = catch_unwind(AssertUnwindSafe(|| call.cdr_after_fault(&mut cx)));
+                if written.is_err() {
+                    error!(call_ref = r, "a call's fault left no CDR");
+                }
+            }
+        }
+        // A request of the call's left unanswered (the one whose handling panicked, say)
+        // would hold its transaction for ever: ended, so that the request sent again is
+        // answered afresh (481, the call being gone).
+        let unanswered: Vec<_> = (self.env.owners.iter())
+            .filter(|(id, (owner, _))| *owner == r && self.env.txn.server_pending(**id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unanswered {
+            self.env.txn.abandon(id, now, &mut self.env.txn_out);
+        }
+        self.forget(r);
+    }
+}
+
+impl Call {
+    /// Release the call as the gateway's failure after a panic in its handling.
+    fn release_after_fault(&mut self, cx: &mut Cx) {
+        #[cfg(test)]
+        test_fault::strike(FaultPlace::Call);
+        use crate::cdr::CallTag::GatewayError;
+        use crate::interop::causes::Q850Cause;
+        let cause = Q850Cause::TEMPORARY_FAILURE;
+        if self.phase.is_routing() {
+            self.fail_call(cx, 500, GatewayError, cause);
+        } else if self.phase.is_up() {
+            self.release_answered(cx, GatewayError, cause);
+        }
+    }
+
+    /// Releasing the call panicked too: its CDR, unless one was written, and a final
+    /// answer to a caller still waiting (its transaction would wait for ever).
+    fn cdr_after_fault(&mut self, cx: &mut Cx) {
+        let end = crate::call::phase::EndInfo::internal(
+            crate::cdr::CallTag::GatewayError,
+            500,
+            crate::interop::causes::Q850Cause::TEMPORARY_FAILURE.0,
+            cx.now,
+        );
+        if self.phase.end(end) {
+            cx.emit(Output::Cdr(Box::new(self.cdr(cx.env))));
+            cx.env.ended_calls += 1;
+        }
+        if let Some(txn) = self.caller_txn()
+            && self.phase.answered_at().is_none()
+        {
+            let req = self.template().clone();
+            cx.respond(txn, &req, 500, "Server Internal Error", &[]);
+        }
+    }
+}
+
+/// Faults made on purpose, for the tests that a panic costs one call, or one event.
+#[cfg(test)]
+pub(crate) mod test_fault {
+    use super::FaultPlace;
+    use std::cell::Cell;
+
+    thread_local! {
+        static CALL: Cell<u32> = const { Cell::new(0) };
+        static CORE: Cell<u32> = const { Cell::new(0) };
+    }
+
+    fn armed(place: FaultPlace) -> &'static std::thread::LocalKey<Cell<u32>> {
+        match place {
+            FaultPlace::Call => &CALL,
+            FaultPlace::Core => &CORE,
+        }
+    }
+
+    /// The next `n` fault points at `place` reached on this thread panic.
+    pub(crate) fn arm(place: FaultPlace, n: u32) {
+        armed(place).with(|a| a.set(n));
+    }
+
+    /// A fault point: panics when armed.
+    pub(crate) fn strike(place: FaultPlace) {
+        if armed(place).with(|a| {
+            let n = a.get();
+            a.set(n.saturating_sub(1));
+            n > 0
+        }) {
+            panic!("a test fault");
+        }
+    }
+}

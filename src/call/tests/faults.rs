@@ -1,0 +1,120 @@
+//! A panic in the core is a defect; it costs the call it happened in (released as the
+//! gateway's failure, its CDR written) or the one event, never the process or another call.
+
+use super::*;
+use crate::call::router::test_fault;
+
+/// Faults made on purpose are per thread: a test arms them for itself only.
+fn arm(n: u32) {
+    test_fault::arm(FaultPlace::Call, n);
+}
+
+#[test]
+fn a_panic_outside_any_call_costs_its_event_only() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("f6", "z9hG4bKf6", "+8610123", ""));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // The core panics on the next input (the carrier's 180): it is lost, nothing else.
+    test_fault::arm(FaultPlace::Core, 1);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c6", &[], None));
+    assert!(h.take(PHONE).is_empty());
+    assert!(h.events.contains(&CoreEvent::Fault {
+        place: FaultPlace::Core
+    }));
+    // The call goes on: the carrier's answer reaches the phone.
+    h.carrier_answers(&inv, "c6", SDP);
+    assert!(h.cdrs.is_empty());
+}
+
+#[test]
+fn a_panic_in_one_calls_handling_releases_that_call_and_no_other() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    // A second call, ringing at the carrier.
+    h.recv(
+        PHONE,
+        &invite_text("call-2@127.0.0.2", "z9hG4bKf2", "+8610124", ""),
+    );
+    h.take(PHONE);
+    let inv2 = h.one_request(CARRIER_A, Method::Invite);
+    let tag = ok.to_tag().unwrap();
+    // The first call's handling of the phone's INFO panics.
+    arm(1);
+    let info = from_phone("INFO", &tag, 2, "z9hG4bKfinfo", "");
+    h.recv(PHONE, &info);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_id, "call-1@127.0.0.2");
+    assert_eq!(
+        (h.cdrs[0].call_tag, h.cdrs[0].cause),
+        (CallTag::GatewayError, 41)
+    );
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    assert!(h.events.contains(&CoreEvent::Fault {
+        place: FaultPlace::Call
+    }));
+    // The INFO whose handling failed is not held for ever: sent again, it is answered.
+    h.take(PHONE);
+    h.recv(PHONE, &info);
+    assert_eq!(h.statuses(PHONE), vec![481]);
+    // The other call goes on as if nothing happened.
+    h.recv_msg(CARRIER_A, reply(&inv2, 486, "c2", &[], None));
+    assert_eq!(h.failures(PHONE), vec![486]);
+    assert_eq!(h.cdrs.len(), 2);
+    assert_eq!(h.cdrs[1].call_tag, CallTag::CalleeReject);
+    // What the first call sent (its BYEs) ends; nothing of either call stays.
+    h.advance(Duration::from_secs(40));
+    assert_idle(&mut h);
+}
+
+#[test]
+fn a_call_whose_release_panics_too_still_gets_its_cdr_and_its_caller_an_answer() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("f3", "z9hG4bKf3", "+8610123", ""));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // The carrier's 180 panics the call, and so does its release.
+    arm(2);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c3", &[], None));
+    assert_eq!(h.failures(PHONE), vec![500]);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(
+        (h.cdrs[0].call_tag, h.cdrs[0].status),
+        (CallTag::GatewayError, 500)
+    );
+    assert_eq!(h.core.stats().calls, 0);
+    // The carrier's INVITE is left to its transaction (a 200 for it then finds no call:
+    // ACKed and hung up as an orphan).
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c3", &[], Some(SDP)));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    h.advance(Duration::from_secs(40));
+    assert_idle(&mut h);
+}
+
+#[test]
+fn a_panic_in_a_calls_timer_costs_that_call_only() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("f4", "z9hG4bKf4", "+8610123", ""));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c4", &[], None));
+    h.take(PHONE);
+    // The call's next timer (its ring timeout) panics: the call is released, and the core
+    // takes the next call as before.
+    arm(1);
+    h.advance(Duration::from_secs(61));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+    // (Sent again until the phone ACKs, which this one does not.)
+    let finals = h.failures(PHONE);
+    assert!(
+        !finals.is_empty() && finals.iter().all(|s| *s == 500),
+        "{finals:?}"
+    );
+    assert!(!h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    h.take(CARRIER_A);
+    h.recv(PHONE, &invite_text("f5", "z9hG4bKf5", "+8610123", ""));
+    assert_eq!(h.statuses(PHONE), vec![100]);
+    h.one_request(CARRIER_A, Method::Invite);
+}
