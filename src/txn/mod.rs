@@ -8,6 +8,7 @@
 //! deadlines and the caller only asks [`TxnLayer::poll_timeout`] when to come back), and only
 //! our own types upward. Transactions are named by a small copyable [`TxnId`], not by their heap key.
 
+mod ack;
 mod drive;
 mod held;
 mod machine;

@@ -42,6 +42,54 @@ pub(super) fn guarded(b: &mut B2bua, place: FaultPlace, f: impl FnOnce(&mut B2bu
 }
 
 impl B2bua {
+    /// [`Self::with_call`] for a request whose server transaction is `id`: should its
+    /// handling fail (`router/fault.rs`), the transaction left unanswered is ended, and the
+    /// request sent again is answered afresh.
+    pub(super) fn with_call_answering(
+        &mut self,
+        r: CallRef,
+        now: Instant,
+        id: crate::txn::TxnId,
+        f: impl FnOnce(&mut Call, &mut Cx),
+    ) {
+        if !self.run_call(r, now, f) && self.env.txn.server_pending(id) {
+            self.env.txn.abandon(id, now, &mut self.env.txn_out);
+        }
+    }
+
+    /// [`Self::with_call`]: false when `f` panicked (the call was then released).
+    pub(super) fn run_call(
+        &mut self,
+        r: CallRef,
+        now: Instant,
+        f: impl FnOnce(&mut Call, &mut Cx),
+    ) -> bool {
+        let Some(call) = self.calls.get_mut(&r) else {
+            return true;
+        };
+        let mut cx = Cx {
+            now,
+            r,
+            env: &mut self.env,
+        };
+        // Every log line about the call carries its Call-ID and the peer it came from.
+        let span =
+            tracing::info_span!("call", call_id = %call.call_id(), peer = %call.ingress.name);
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            span.in_scope(|| {
+                #[cfg(test)]
+                test_fault::strike(FaultPlace::Call);
+                f(call, &mut cx)
+            })
+        }));
+        if ran.is_err() {
+            self.on_call_fault(r, now);
+            return false;
+        }
+        self.settle(r);
+        true
+    }
+
     /// Count a fault (logged at powers of two: a defect hit by every call must not flood
     /// the log).
     fn note_fault(&mut self, place: FaultPlace) {
