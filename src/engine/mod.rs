@@ -295,6 +295,15 @@ impl Shell {
         }
         info!("trunkgate stopped");
         self.cdr.close();
+        // CDRs that never reached the file (each said in the log at error level) fail the
+        // run: a supervisor or an operator's script sees it in the exit status.
+        let missing = self.cdr.stats().dropped;
+        if missing > 0 {
+            anyhow::bail!(
+                "{missing} CDRs did not reach {} in this run: see the log (error level) for each",
+                self.cdr.path().display()
+            );
+        }
         Ok(())
     }
 
