@@ -282,15 +282,18 @@ async fn reader(
     let local = sock
         .local_addr()
         .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
+    let mut errors = super::read_errors::ReadErrors::default();
     loop {
         let (n, src) = match sock.recv_from(&mut buf).await {
             Ok(x) => x,
             Err(e) => {
                 // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
                 debug!(error = %e, "call-back receive error");
+                errors.pause_after(&e, "callback").await;
                 continue;
             }
         };
+        errors.ok();
         // On one native IPv6 address, a mapped source is an IPv6 packet posing as an
         // allowed IPv4 server (`bind::mapped_impostor`; `[::]` cannot tell).
         if super::bind::mapped_impostor(src.ip(), local, None) || !allowed(&allow, src.ip()) {

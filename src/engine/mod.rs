@@ -17,6 +17,7 @@ mod lifecycle;
 mod listen;
 mod media;
 mod overload;
+mod read_errors;
 mod relay_socket;
 mod relay_thread;
 mod reload;

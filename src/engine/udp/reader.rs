@@ -32,15 +32,18 @@ pub(in crate::engine) async fn reader(
     let wildcard = local.is_unspecified();
     let mut empty_at = Instant::now();
     let mut panics = 0u64;
+    let mut errors = super::super::read_errors::ReadErrors::default();
     loop {
         let (n, src, at, dst) = match recv_stamped(&sock, &mut buf, &mut empty_at).await {
             Ok(x) => x,
             Err(e) => {
                 // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
                 debug!(error = %e, "UDP receive error");
+                errors.pause_after(&e, "sip").await;
                 continue;
             }
         };
+        errors.ok();
         let got = Got {
             data: &buf[..n],
             src,
