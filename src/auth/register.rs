@@ -31,8 +31,11 @@ use request::hex;
 
 pub use params::{RegisterParams, RegisterPolicy};
 
-/// Refresh when this share (in percent) of the granted expiry has passed.
+/// Refresh when this share (in percent) of the granted expiry has passed, at the latest;
+/// each refresh is at a share drawn between [`REFRESH_EARLIEST`] and this, so that gateways
+/// (or registrations) that registered together do not refresh together for ever.
 pub const REFRESH_PERCENT: u32 = 85;
+pub const REFRESH_EARLIEST: u32 = 75;
 /// First back-off after a failure; doubles with every further failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -141,6 +144,8 @@ pub struct Registration {
     leave_next: bool,
     outbox: VecDeque<Transmit>,
     events: VecDeque<RegEvent>,
+    /// Refreshes and back-offs are spread (see [`REFRESH_EARLIEST`]); off in some tests.
+    jitter: bool,
 }
 
 impl Registration {
@@ -175,7 +180,16 @@ impl Registration {
             leave_next: false,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            jitter: true,
         }
+    }
+
+    /// Refreshes at [`REFRESH_PERCENT`] and back-offs at their full step, for tests that
+    /// follow a registration to the second.
+    #[cfg(test)]
+    pub(crate) fn without_jitter(mut self) -> Self {
+        self.jitter = false;
+        self
     }
 
     /// Branches checked with `key`, as the call layer's are (the edge drops answers to a

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use super::granted::granted_expiry;
 use super::{
-    FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER, MIN_GRANT, Op, REFRESH_PERCENT, RegEvent,
-    Registration, State, later,
+    FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER, MIN_GRANT, Op, REFRESH_EARLIEST, REFRESH_PERCENT,
+    RegEvent, Registration, State, later,
 };
 use crate::sip::Response;
+use rand::Rng;
 
 impl Registration {
     /// The REGISTER sent at `sent_at` was accepted at `now`.
@@ -27,7 +28,14 @@ impl Registration {
             self.fail(now, Op::Register, why, None);
             return;
         }
-        let refresh_in = granted * REFRESH_PERCENT / 100;
+        // (In per mille: a grant of minutes is spread over some 600 steps, not 10.)
+        let share = match self.jitter {
+            true => self
+                .rng
+                .random_range(REFRESH_EARLIEST * 10..=REFRESH_PERCENT * 10),
+            false => REFRESH_PERCENT * 10,
+        };
+        let refresh_in = granted * share / 1000;
         self.failures = 0;
         self.failing = false;
         self.raised_423 = false;
@@ -61,9 +69,16 @@ impl Registration {
         self.failing = true;
         self.failures = self.failures.saturating_add(1);
         // Retry-After is the least wait (RFC 3261 §20.33): never sooner than the back-off.
+        // Each back-off is drawn between half and all of its step (RFC 5626 §4.5): the
+        // gateways a registrar's outage failed together do not come back together.
+        let step = backoff(self.failures);
+        let step = match self.jitter {
+            true => step.mul_f64(self.rng.random_range(0.5..=1.0)),
+            false => step,
+        };
         let retry_in = match retry_after {
-            Some(r) => r.min(MAX_RETRY_AFTER).max(backoff(self.failures)),
-            None => backoff(self.failures),
+            Some(r) => r.min(MAX_RETRY_AFTER).max(step),
+            None => step,
         };
         self.state = State::Waiting {
             at: later(now, retry_in),

@@ -27,7 +27,7 @@ fn creds() -> Arc<Credentials> {
 }
 
 fn reg(expires: u64) -> Registration {
-    Registration::new(params(expires), Some(creds()), [42; 32])
+    Registration::new(params(expires), Some(creds()), [42; 32]).without_jitter()
 }
 
 fn sent(r: &mut Registration) -> Request {
@@ -323,7 +323,7 @@ fn a_refused_password_is_not_retried_in_a_loop() {
         Some(RegEvent::Failed { reason, retry_in }) if reason.contains("same nonce") && retry_in == FIRST_BACKOFF
     ));
     // Without credentials a challenge is a failure straight away.
-    let mut bare = Registration::new(params(3600), None, [1; 32]);
+    let mut bare = Registration::new(params(3600), None, [1; 32]).without_jitter();
     bare.start(t0);
     let q = sent(&mut bare);
     bare.handle_response(t0, &answer(&q, 407, &[("Proxy-Authenticate", &ch("x"))]));
@@ -635,4 +635,37 @@ fn a_handover_of_an_unanswered_register_is_not_up_but_is_removed() {
     assert!(!new.is_up());
     new.shutdown(t0 + Duration::from_secs(6));
     assert_eq!(expires_of(&sent(&mut new)), "0");
+}
+
+/// Registrations that began together do not stay together: each refresh comes at a share
+/// of its grant drawn between 75 % and 85 %, each back-off between half and all of its step
+/// (RFC 5626 §4.5), so a registrar's outage does not bring every gateway back at once.
+#[test]
+fn refreshes_and_back_offs_are_spread() {
+    let t0 = Instant::now();
+    let mut refreshes = std::collections::BTreeSet::new();
+    let mut retries = std::collections::BTreeSet::new();
+    for seed in 0..20u8 {
+        let mut r = Registration::new(params(600), Some(creds()), [seed; 32]);
+        r.start(t0);
+        let q = sent(&mut r);
+        r.handle_response(t0, &answer(&q, 200, &[("Expires", "600")]));
+        let at = r.poll_timeout().unwrap() - t0;
+        assert!(
+            at >= Duration::from_secs(450) && at <= Duration::from_secs(510),
+            "{at:?}"
+        );
+        refreshes.insert(at);
+        r.handle_timeout(t0 + at);
+        let q = sent(&mut r);
+        r.handle_response(t0 + at, &answer(&q, 503, &[]));
+        let wait = r.poll_timeout().unwrap() - (t0 + at);
+        assert!(
+            wait >= FIRST_BACKOFF / 2 && wait <= FIRST_BACKOFF,
+            "{wait:?}"
+        );
+        retries.insert(wait);
+    }
+    assert!(refreshes.len() > 10, "{refreshes:?}");
+    assert!(retries.len() > 10, "{retries:?}");
 }
