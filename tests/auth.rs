@@ -118,7 +118,7 @@ fn the_gateway_registers_refreshes_in_time_and_unregisters_on_sigterm() {
         up = Gateway::metric_value(&gw.metrics(), series);
     }
     assert_eq!(up, Some(1.0), "{}", gw.log());
-    // The grant is 10 s: the refresh comes at 8.5 s; then stop the gateway.
+    // The grant is 10 s: the refresh comes at 7.5–8.5 s; then stop the gateway.
     std::thread::sleep(Duration::from_secs(10));
     assert_eq!(Gateway::metric_value(&gw.metrics(), series), Some(1.0));
     assert!(gw.stop().success());
