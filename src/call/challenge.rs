@@ -68,6 +68,20 @@ impl Call {
         };
         leg.local_cseq = leg.local_cseq.wrapping_add(1);
         let (cseq, target) = (leg.local_cseq, leg.target);
+        self.answer_challenge_to(cx, side, (cseq, target), sent, resp, role)
+    }
+
+    /// [`Call::answer_challenge`] for a request outside `side`'s dialog (a BYE to a fork
+    /// of its INVITE): sent again as `cseq`, to `target`.
+    pub(super) fn answer_challenge_to(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        (cseq, target): (u32, crate::sip::Target),
+        sent: &Request,
+        resp: &Response,
+        role: TxnRole,
+    ) -> Result<(TxnId, Request), AuthFailure> {
         let via = cx.env.local.via(target.transport, &cx.env.ids.branch());
         let retry = Retry { cseq, via };
         let Some(session) = self.auth_session(side) else {

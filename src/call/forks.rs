@@ -34,6 +34,9 @@ pub struct Forks {
     pub early: Vec<Dialog>,
     /// Unwanted 2xx dialogs hung up by BYE so far (at most [`MAX_HUNG_UP_FORKS`]).
     pub hung_up: u16,
+    /// Those BYEs (of the current peer's forks) until answered: a challenge to one is
+    /// answered as to the call's own BYE, else the fork stays up at the peer, billed.
+    pub byes: Vec<(crate::txn::TxnId, crate::sip::Request, crate::sip::Target)>,
 }
 
 impl Forks {

@@ -169,7 +169,7 @@ impl Call {
     pub(super) fn on_bye_answer(&mut self, cx: &mut Cx, side: Side, id: TxnId, resp: &Response) {
         self.close_txn(id);
         let Some(i) = self.byes.iter().position(|(t, _)| *t == id) else {
-            return;
+            return self.on_fork_bye_answer(cx, id, resp);
         };
         let (_, sent) = self.byes.swap_remove(i);
         if !is_challenge(resp) {
@@ -181,9 +181,35 @@ impl Call {
         }
     }
 
+    /// The final answer to our BYE `id` to a fork we hung up (`Forks::byes`): a challenge
+    /// is answered once, as to the call's own BYE.
+    fn on_fork_bye_answer(&mut self, cx: &mut Cx, id: TxnId, resp: &Response) {
+        let Some(forks) = self.forks.as_mut() else {
+            return;
+        };
+        let Some(i) = forks.byes.iter().position(|(t, _, _)| *t == id) else {
+            return;
+        };
+        let (_, sent, target) = forks.byes.swap_remove(i);
+        if !is_challenge(resp) {
+            return;
+        }
+        let again = (sent.seq().wrapping_add(1), target);
+        match self.answer_challenge_to(cx, Side::B, again, &sent, resp, TxnRole::Bye(Side::B)) {
+            Ok((id, bye)) => {
+                let forks = self.forks.get_or_insert_with(Default::default);
+                forks.byes.push((id, bye, target));
+            }
+            Err(why) => self.challenge_failed(resp.status(), &why),
+        }
+    }
+
     /// Our BYE on `side` got no answer.
     pub(super) fn on_bye_unanswered(&mut self, side: Side) {
         self.byes.retain(|(t, _)| self.open.contains(t));
+        if let Some(forks) = self.forks.as_mut() {
+            forks.byes.retain(|(t, _, _)| self.open.contains(t));
+        }
         self.events.push(CallEvent::ByeUnanswered(side));
     }
 

@@ -163,7 +163,14 @@ impl Call {
         match leg.request(Method::Bye, &cx.env.local, &mut cx.env.ids) {
             Ok(mut bye) => {
                 self.sign(cx, Side::B, &mut bye);
-                self.start_client(cx, bye, leg.target, TxnRole::Bye(Side::B));
+                let id = self.start_client(cx, bye.clone(), leg.target, TxnRole::Bye(Side::B));
+                // A fork of the INVITE now followed: its peer is the one whose credentials
+                // the call holds (an earlier attempt's peer is not).
+                let this_peer = self.b.as_ref().is_some_and(|b| b.call_id == leg.call_id);
+                if let Some(id) = id.filter(|_| this_peer) {
+                    let forks = self.forks.get_or_insert_with(Default::default);
+                    forks.byes.push((id, bye, leg.target));
+                }
             }
             Err(e) => warn!(error = %e, "cannot build BYE"),
         }

@@ -819,3 +819,44 @@ fn a_second_branchs_2xx_is_acked_and_hung_up_with_credentials() {
     assert!(ack.header(&Hdr::PROXY_AUTHORIZATION).is_some(), "{ack:?}");
     assert!(bye.header(&Hdr::PROXY_AUTHORIZATION).is_some(), "{bye:?}");
 }
+
+/// A second branch's 2xx hung up, and its BYE challenged (a registrar-style nonce per
+/// request): answered with credentials, to that branch and in its dialog, or the branch
+/// stays up at the carrier and billed. Answered once; the call's own dialog is untouched.
+#[test]
+fn a_challenge_to_a_second_branchs_bye_is_answered() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let (inv, ok) = answered_call(&mut h);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "fork2",
+            &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.to_tag().as_deref(), Some("fork2"));
+    h.recv_msg(CARRIER_A, challenge(&bye, 401, "f1", false));
+    let again = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(again.to_tag().as_deref(), Some("fork2"));
+    assert_eq!(again.uri(), bye.uri());
+    assert_eq!(again.call_id(), bye.call_id());
+    assert_eq!(again.cseq().unwrap().0, bye.cseq().unwrap().0 + 1);
+    let creds = again.header(&Hdr::AUTHORIZATION).unwrap();
+    assert!(creds.contains("nonce=\"f1\""), "{creds}");
+    // Refused again: given up.
+    h.recv_msg(CARRIER_A, challenge(&again, 401, "f1", false));
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    // The call goes on, and ends as usual.
+    assert!(h.cdrs.is_empty());
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKfb1"));
+    let b = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(b.to_tag().as_deref(), Some("carrier1"));
+    h.recv_msg(CARRIER_A, reply(&b, 200, "carrier1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_idle(&mut h);
+}
