@@ -29,22 +29,11 @@ mod request;
 
 use request::hex;
 
+pub use outcome::{
+    FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER, MIN_GRANT, REFRESH_EARLIEST, REFRESH_PERCENT,
+};
 pub use params::{RegisterParams, RegisterPolicy};
 
-/// Refresh when this share (in percent) of the granted expiry has passed, at the latest;
-/// each refresh is at a share drawn between [`REFRESH_EARLIEST`] and this, so that gateways
-/// (or registrations) that registered together do not refresh together for ever.
-pub const REFRESH_PERCENT: u32 = 85;
-pub const REFRESH_EARLIEST: u32 = 75;
-/// First back-off after a failure; doubles with every further failure up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(10);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
-/// A `Retry-After` is honoured up to this long (a registrar asking for days is ignored).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-/// The shortest binding taken: a registrar granting less would have us register every few
-/// hundred milliseconds for as long as it does. A shorter grant is a failure (retried with
-/// the back-off), with the reason logged.
-pub const MIN_GRANT: Duration = Duration::from_secs(10);
 /// No final response within 64·T1 is a failure even if the transaction layer never says so.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
 /// At shutdown, how long a REGISTER still out is waited for before the `Expires: 0` goes
