@@ -149,15 +149,26 @@ impl RelayThread {
     }
 }
 
+/// How long a relay thread told to stop is waited for.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Drop for RelayThread {
     fn drop(&mut self) {
         // The closed channel tells the thread to stop, once woken.
         drop(self.commands.take());
         let _ = self.waker.wake();
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
+        // At most a second each: a thread that never comes round its loop (a defect) must
+        // not hold the stop, past its budget, with the process's last CDRs unwritten.
+        match self
+            .thread
+            .take()
+            .map(|t| crate::threads::join_within(t, JOIN_WAIT))
         {
-            warn!("a relay thread stopped abnormally");
+            Some(crate::threads::Joined::Panicked) => warn!("a relay thread stopped abnormally"),
+            Some(crate::threads::Joined::StillRunning) => {
+                tracing::error!("a relay thread did not stop within a second: left behind")
+            }
+            _ => {}
         }
     }
 }
