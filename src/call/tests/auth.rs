@@ -827,16 +827,7 @@ fn a_second_branchs_2xx_is_acked_and_hung_up_with_credentials() {
 fn a_challenge_to_a_second_branchs_bye_is_answered() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
     let (inv, ok) = answered_call(&mut h);
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "fork2",
-            &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")],
-            Some(SDP),
-        ),
-    );
+    second_fork_answers(&mut h, &inv);
     let bye = h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(bye.to_tag().as_deref(), Some("fork2"));
     h.recv_msg(CARRIER_A, challenge(&bye, 401, "f1", false));

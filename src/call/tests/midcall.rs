@@ -230,16 +230,7 @@ fn early_media_reaches_the_caller() {
 fn second_fork_answer_is_released() {
     let mut h = H::new();
     let (inv, _ok) = answered_call(&mut h);
-    h.recv_msg(
-        CARRIER_A,
-        reply(
-            &inv,
-            200,
-            "fork2",
-            &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")],
-            Some(SDP),
-        ),
-    );
+    second_fork_answers(&mut h, &inv);
     let sent = h.take(CARRIER_A);
     let byes: Vec<_> = sent
         .iter()

@@ -278,6 +278,14 @@ impl H {
         }
     }
 
+    /// The transaction of the (first) request sent to `to`.
+    pub(super) fn txn_to(&self, to: &str) -> crate::txn::TxnId {
+        (self.txns.iter())
+            .find(|(a, _)| *a == addr(to))
+            .map(|(_, t)| *t)
+            .expect("a request went out in a transaction")
+    }
+
     pub(super) fn input(&mut self, input: Input) {
         self.core.handle_input(self.now, input);
         self.apply();
@@ -434,6 +442,20 @@ impl H {
         );
         self.response_with(PHONE, 200, "the phone gets the 200")
     }
+}
+
+/// A second branch of the forked INVITE `inv` answers too (To tag `fork2`), with SDP.
+pub(super) fn second_fork_answers(h: &mut H, inv: &Request) {
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            inv,
+            200,
+            "fork2",
+            &[(Hdr::CONTACT, "<sip:fork2@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
 }
 
 /// Set up a call to the answered-and-ACKed state. Returns (B-leg INVITE, A-leg 200).

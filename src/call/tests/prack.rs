@@ -887,13 +887,7 @@ fn the_last_peers_failure_does_not_wait_for_the_callers_answer() {
     cfg.routes[0].to.truncate(1);
     let mut h = H::with(cfg);
     let (_inv_a, _rseq, _tag) = late_offer_answered_reliably(&mut h, "lo41");
-    let txn = h
-        .txns
-        .iter()
-        .find(|(to, _)| *to == addr(CARRIER_A))
-        .map(|(_, t)| *t)
-        .expect("the INVITE went out in a transaction");
-    h.input(Input::SendFailed(txn));
+    h.input(Input::SendFailed(h.txn_to(CARRIER_A)));
     assert_eq!(h.failures(PHONE), vec![503]);
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);

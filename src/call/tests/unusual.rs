@@ -75,13 +75,7 @@ fn a_transport_error_toward_the_first_peer_fails_over_to_the_next() {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("t1", "z9hG4bKt1", "+8610123", ""));
     h.take(CARRIER_A);
-    let txn = h
-        .txns
-        .iter()
-        .find(|(to, _)| *to == addr(CARRIER_A))
-        .map(|(_, t)| *t)
-        .expect("the INVITE went out in a transaction");
-    h.input(Input::SendFailed(txn));
+    h.input(Input::SendFailed(h.txn_to(CARRIER_A)));
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
     h.recv_msg(CARRIER_B, reply(&inv_b, 486, "tb", &[], None));
     assert_eq!(h.cdrs.len(), 1);
