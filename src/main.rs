@@ -159,6 +159,7 @@ fn main() -> ExitCode {
         _ => LogFormat::Text,
     };
     let logs = init_logs(log_format);
+    trunkgate::ops::panics::install_hook();
     if let Err(e) = thp {
         tracing::debug!("transparent huge pages left as they are: {e}");
     }

@@ -4,4 +4,5 @@
 pub mod control;
 pub mod heap;
 pub mod metrics;
+pub mod panics;
 pub mod scrape;
