@@ -56,6 +56,21 @@ pub(super) fn mapped_impostor(
     }
 }
 
+/// [`mapped_impostor`] where a wrong "no" costs calls (the call-back service): a mapped
+/// source on `[::]` whose destination is not known (no `IPV6_PKTINFO`) is taken as one.
+/// `dst`: the datagram's destination, when the socket reported it.
+pub(super) fn posing_as_ipv4(
+    from: std::net::IpAddr,
+    local: std::net::IpAddr,
+    dst: Option<std::net::IpAddr>,
+) -> bool {
+    match dst {
+        Some(d) => mapped_impostor(from, local, Some(is_mapped(d))),
+        None if local.is_ipv6() && local.is_unspecified() => is_mapped(from),
+        None => mapped_impostor(from, local, None),
+    }
+}
+
 /// Whether `ip` is an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`).
 pub(super) fn is_mapped(ip: std::net::IpAddr) -> bool {
     matches!(ip, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())
@@ -128,6 +143,22 @@ mod tests {
             Some(false)
         ));
         assert!(!mapped_impostor(ip("127.0.0.2"), ip("127.0.0.1"), None));
+    }
+
+    #[test]
+    fn where_an_impostor_costs_calls_a_mapped_source_on_the_wildcard_needs_its_destination() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mapped = ip("::ffff:127.0.0.1");
+        assert!(!posing_as_ipv4(
+            mapped,
+            ip("::"),
+            Some(ip("::ffff:127.0.0.1"))
+        ));
+        assert!(posing_as_ipv4(mapped, ip("::"), Some(ip("::1"))));
+        assert!(posing_as_ipv4(mapped, ip("::"), None));
+        assert!(posing_as_ipv4(mapped, ip("2001:db8::1"), None));
+        assert!(!posing_as_ipv4(ip("::1"), ip("::"), None));
+        assert!(!posing_as_ipv4(ip("127.0.0.1"), ip("0.0.0.0"), None));
     }
 
     fn wildcard() -> SocketAddr {

@@ -64,6 +64,18 @@ impl CallbackSocket {
             return Ok(None);
         };
         let std_sock = super::bind::udp(addr)?;
+        // Each datagram's destination on IPv6: on `[::]` that alone tells an IPv6 packet
+        // posing as an allowed IPv4 server (`::ffff:127.0.0.1`) from a real IPv4 one.
+        if addr.is_ipv6()
+            && let Err(e) = nix::sys::socket::setsockopt(
+                &std_sock,
+                nix::sys::socket::sockopt::Ipv6RecvPacketInfo,
+                &true,
+            )
+        {
+            // Without it a mapped source cannot be told apart on `[::]`: refused (below).
+            warn!(error = %e, "no IPv6 packet info on the call-back socket");
+        }
         let sock = Arc::new(UdpSocket::from_std(std_sock)?);
         let allow = Arc::new(RwLock::new(cfg.clone()));
         let dropped = Arc::new(AtomicU64::new(0));
@@ -283,8 +295,10 @@ async fn reader(
         .local_addr()
         .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
     let mut errors = super::read_errors::ReadErrors::default();
+    let mut empty_at = std::time::Instant::now();
     loop {
-        let (n, src) = match sock.recv_from(&mut buf).await {
+        let (n, src, _, dst) = match super::udp::recv_stamped(&sock, &mut buf, &mut empty_at).await
+        {
             Ok(x) => x,
             Err(e) => {
                 // Linux reports ICMP port-unreachable for earlier sends here; keep serving.
@@ -294,9 +308,8 @@ async fn reader(
             }
         };
         errors.ok();
-        // On one native IPv6 address, a mapped source is an IPv6 packet posing as an
-        // allowed IPv4 server (`bind::mapped_impostor`; `[::]` cannot tell).
-        if super::bind::mapped_impostor(src.ip(), local, None) || !allowed(&allow, src.ip()) {
+        // An IPv6 packet posing as an allowed IPv4 server places calls at our cost.
+        if super::bind::posing_as_ipv4(src.ip(), local, dst) || !allowed(&allow, src.ip()) {
             metrics::counter!(DROPPED, "reason" => "not_allowed").increment(1);
             continue;
         }
@@ -321,166 +334,4 @@ async fn reader(
 mod floor;
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::*;
-    use crate::callback::protocol::{ParseError, parse};
-
-    fn loopback() -> CallbackConfig {
-        CallbackConfig {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..CallbackConfig::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn port_zero_opens_no_socket() {
-        let off = CallbackConfig {
-            listen: None,
-            ..loopback()
-        };
-        assert!(CallbackSocket::start(&off).unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn datagrams_are_forwarded_with_their_source_and_answers_go_back() {
-        let (sock, mut rx) = CallbackSocket::start(&loopback()).unwrap().unwrap();
-        let server = sock.local_addr().unwrap();
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        client.send_to(b"STATUS: id=a\n", server).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.src, client.local_addr().unwrap());
-        assert_eq!(&got.bytes[..], b"STATUS: id=a\n");
-        sock.send(got.src, b"ACK: id=a;result=error;reason=unknown_id\n");
-        let mut buf = [0u8; 600];
-        let (n, from) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(from, server);
-        assert_eq!(&buf[..n], b"ACK: id=a;result=error;reason=unknown_id\n");
-    }
-
-    #[tokio::test]
-    async fn an_over_long_datagram_arrives_cut_but_still_too_long() {
-        let (sock, mut rx) = CallbackSocket::start(&loopback()).unwrap().unwrap();
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let big = vec![b'x'; 4000];
-        client
-            .send_to(&big, sock.local_addr().unwrap())
-            .await
-            .unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.bytes.len(), READ_MAX);
-        assert_eq!(parse(&got.bytes).unwrap_err().error, ParseError::TooLong);
-    }
-
-    #[tokio::test]
-    async fn a_full_inbox_drops_at_the_socket() {
-        let (sock, mut rx) = CallbackSocket::start_with_inbox(&loopback(), 4)
-            .unwrap()
-            .unwrap();
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        for i in 0..9 {
-            client
-                .send_to(
-                    format!("STATUS: id={i}").as_bytes(),
-                    sock.local_addr().unwrap(),
-                )
-                .await
-                .unwrap();
-        }
-        // Wait (bounded) until the reader has seen all nine.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut dropped = 0;
-        while dropped < 5 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            dropped += sock.take_dropped();
-        }
-        assert_eq!(dropped, 5);
-        for i in 0..4 {
-            let d = rx.try_recv().unwrap();
-            assert_eq!(d.bytes, Bytes::from(format!("STATUS: id={i}")));
-        }
-        assert!(rx.try_recv().is_err());
-    }
-
-    /// With keys, an unsigned or forged datagram is dropped by the reader: it never reaches
-    /// the core's thread. A signed one goes on.
-    #[tokio::test]
-    async fn the_reader_drops_what_is_not_signed_when_keys_are_set() {
-        use crate::callback::signature::{Keys, Signer, sign};
-        let keys = Keys::parse("0123456789abcdef-reader-test\n").unwrap();
-        let cfg = CallbackConfig {
-            keys: Some(keys.clone()),
-            ..loopback()
-        };
-        let (sock, mut rx) = CallbackSocket::start(&cfg).unwrap().unwrap();
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let server = sock.local_addr().unwrap();
-        client.send_to(b"STATUS: id=a\n", server).await.unwrap();
-        let forged = b"STATUS: id=b;ts=1;sig=00000000000000000000000000000000000000000000000000000000000000\n";
-        client.send_to(forged, server).await.unwrap();
-        let now_s = std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let signed = sign(b"STATUS: id=c\n", Signer::As, &keys, now_s);
-        client.send_to(&signed, server).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(&got.bytes[..], &signed[..], "only the signed one");
-        assert!(rx.try_recv().is_err());
-    }
-
-    #[tokio::test]
-    async fn binding_a_taken_port_fails() {
-        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let cfg = CallbackConfig {
-            listen: Some(taken.local_addr().unwrap()),
-            ..CallbackConfig::default()
-        };
-        assert!(CallbackSocket::start(&cfg).is_err());
-    }
-
-    #[tokio::test]
-    async fn strangers_are_filtered_before_the_inbox_until_a_reload_allows_them() {
-        let (sock, mut rx) = CallbackSocket::start_with_inbox(&loopback(), 1)
-            .unwrap()
-            .unwrap();
-        let server = sock.local_addr().unwrap();
-        let stranger = tokio::net::UdpSocket::bind("127.0.0.9:0").await.unwrap();
-        let friend = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        // A stranger's flood does not take the one inbox slot from the allowed source.
-        for _ in 0..20 {
-            stranger.send_to(b"STATUS: id=x", server).await.unwrap();
-        }
-        friend.send_to(b"STATUS: id=a", server).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.src, friend.local_addr().unwrap());
-        assert_eq!(sock.take_dropped(), 0);
-        sock.set_allow(&CallbackConfig {
-            allow: vec!["127.0.0.9/32".parse().unwrap()],
-            ..loopback()
-        });
-        stranger.send_to(b"STATUS: id=y", server).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.src, stranger.local_addr().unwrap());
-        assert_eq!(&got.bytes[..], b"STATUS: id=y");
-    }
-}
+mod tests;

@@ -225,8 +225,8 @@ pub(super) fn bind(
 
 mod local;
 mod reader;
-pub(super) use reader::reader;
 #[cfg(test)]
 use reader::{Early, shed_early};
+pub(super) use reader::{reader, recv_stamped};
 #[cfg(test)]
 mod tests;

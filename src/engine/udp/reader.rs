@@ -289,7 +289,7 @@ pub(super) fn kernel_wait(
 /// Receive one datagram with the instant the kernel received it (now, when the kernel gave
 /// no stamp) and, where the socket asks for it, the address it came to (on IPv6 an IPv4
 /// packet's is IPv4-mapped). `empty_at`: when the socket was last found empty (updated).
-pub(super) async fn recv_stamped(
+pub(in crate::engine) async fn recv_stamped(
     sock: &UdpSocket,
     buf: &mut [u8],
     empty_at: &mut Instant,
