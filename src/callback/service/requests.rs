@@ -46,7 +46,10 @@ impl Service {
                         .get(&r.id)
                         .is_some_and(|e| e.src.ip() == src.ip() && e.request == r) =>
                 {
-                    self.follow_port(&r.id, src);
+                    // Answered where it came from, but the RESPONSEs stay where they go: a
+                    // capture resent from another port (spoofing the AS) must not send them
+                    // off where the AS never hears them. A resend of its own from a new port
+                    // is signed afresh (`Admitted::Again` follows that port).
                     return self.answer(
                         src,
                         Verb::Request.as_str(),

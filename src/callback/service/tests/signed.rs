@@ -339,3 +339,22 @@ fn a_request_dated_ahead_is_not_taken_again_by_the_next_process() {
     let fresh = next.signed("REQUEST: id=b;user1=1001;user2=1002", 20);
     assert_eq!(next.answers(&fresh), vec!["ACK: id=b;result=ok"]);
 }
+
+/// A captured signed REQUEST resent from another port of the AS's address (a spoofer's
+/// copy) gets its ACK there, but moves nothing: the RESPONSEs still go where the AS
+/// listens. Before, the copy sent them to the spoofer's port, and the AS never heard the
+/// outcome.
+#[test]
+fn a_captured_request_resent_from_another_port_does_not_move_the_responses() {
+    let mut h = signed();
+    let captured = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    assert_eq!(h.recv_bytes(AS, &captured).len(), 2);
+    let out = h.recv_bytes("127.0.0.1:9", &captured);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(matches!(&out[0], Output::Transmit { to, .. } if *to == addr("127.0.0.1:9")));
+    let out = h.end("a", Outcome::Connected);
+    assert!(
+        matches!(&out[0], Output::Transmit { to, .. } if *to == addr(AS)),
+        "{out:?}"
+    );
+}
