@@ -180,12 +180,20 @@ enum Admitted {
     Again,
 }
 
+/// Error answers the service sends a second, to everyone together (see
+/// `Service::error_answers`); past it an erroneous datagram is dropped unanswered.
+const MAX_ERROR_ANSWERS: std::num::NonZeroU32 = std::num::NonZeroU32::new(100).unwrap();
+
 /// The call-back service.
 pub struct Service {
     cfg: Arc<Config>,
     clock: GivenClock,
     epoch: Instant,
     limiter: Limiter,
+    /// Error answers, for the whole service, when anyone may send (`allow_any` without
+    /// `secret_file`): a flood with a victim's address spoofed is not reflected at it one
+    /// for one. (An allowed or signing AS gets every answer: dropped, it would resend.)
+    error_answers: Limiter,
     /// Each AS's call-backs, and which were refused lately: their fair shares.
     shares: shares::Shares,
     /// Every known call-back: at most `max_active` active plus `MAX_ENDED` ended.
@@ -226,11 +234,14 @@ impl Service {
         let clock = GivenClock::default();
         let limiter =
             RateLimiter::direct_with_clock(Quota::per_second(cfg.callback.rate), clock.clone());
+        let error_answers =
+            RateLimiter::direct_with_clock(Quota::per_second(MAX_ERROR_ANSWERS), clock.clone());
         Service {
             cfg,
             clock,
             epoch: now,
             limiter,
+            error_answers,
             shares: shares::Shares::default(),
             entries: HashMap::new(),
             active: 0,
@@ -342,6 +353,8 @@ impl Service {
     ) {
         self.observe_clock(now, wall);
         self.last = self.last.max(now);
+        // (The limiters' clock: every answer may be rate-limited, not only a REQUEST.)
+        self.set_clock(now);
         if !self.cfg.callback.allows(src.ip()) {
             self.drop_datagram("not_allowed");
             return;
@@ -428,6 +441,11 @@ impl Service {
             Outbound::Error { reason, .. } => reason,
             _ => "ok",
         };
+        let open = self.cfg.callback.allow_any && self.cfg.callback.keys.is_none();
+        if open && matches!(msg, Outbound::Error { .. }) && self.error_answers.check().is_err() {
+            self.drop_datagram("error_answer_rate");
+            return;
+        }
         *self.stats.answered.entry((verb, result)).or_default() += 1;
         ::metrics::counter!(metrics::REQUESTS, "verb" => verb, "result" => result).increment(1);
         self.transmit(to, msg.encode());

@@ -837,3 +837,23 @@ fn responses_to_an_as_a_reload_removed_are_not_resent() {
     assert!(!h.svc.awaiting_acks());
     assert_eq!(h.svc.stats().responses("not_allowed"), 1);
 }
+
+/// Anyone may send (`allow_any` without `secret_file`): a flood of bad datagrams with a
+/// victim's address spoofed gets at most 100 error answers a second back, all sources
+/// together; an allowed AS's are never held back.
+#[test]
+fn error_answers_to_anyone_are_bounded_per_second() {
+    let mut h = H::new(|c| c.allow_any = true);
+    let victim = "192.0.2.7:5060";
+    let answered = (0..500)
+        .map(|_| h.recv_from(victim, "X:").len())
+        .sum::<usize>();
+    assert_eq!(answered, 100);
+    assert_eq!(h.svc.stats().dropped("error_answer_rate"), 400);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.recv_from(victim, "X:").len(), 1);
+    // With an allow-list (the default), every error is answered.
+    let mut h = H::default();
+    let answered = (0..500).map(|_| h.recv("X:").len()).sum::<usize>();
+    assert_eq!(answered, 500);
+}
