@@ -391,9 +391,11 @@ pub fn request_uri_in(
     u
 }
 
-/// Percent-encode what a SIP user part may not carry literally (RFC 3261 §25.1).
+/// Percent-encode what a SIP user part may not carry literally (RFC 3261 §25.1), and `;`
+/// and `?` though it may: a name we read with an escaped `%3B` (no parameter, `sip::uri`)
+/// must not reach a peer that reads `;rn=…` in a user part as a parameter (`user=phone`).
 pub fn escape_user(s: &str) -> String {
-    let out = percent_encode(s, b"-_.!~*'()&=+$,;?/");
+    let out = percent_encode(s, b"-_.!~*'()&=+$,/");
     if out.is_empty() {
         "anonymous".into()
     } else {

@@ -920,3 +920,21 @@ fn a_provisionals_reason_goes_on_as_we_write_reason_values() {
         "Q.850;cause=16;text=\"unterminated\", Q.850;cause=31"
     );
 }
+
+/// A caller name whose `;` came escaped (`%3B`: part of the name, no parameter) goes on
+/// escaped: written back as a bare `;` it would give a trunk reading parameters in a user
+/// part the `rn`/`npdi` a phone may not set (the number parameters' trust rule).
+#[test]
+fn an_escaped_semicolon_in_the_callers_name_stays_escaped() {
+    let mut h = H::new();
+    let inv = invite_text("esc1", "z9hG4bKesc1", "+8610123", "").replace(
+        "<sip:1000@127.0.0.2>",
+        "<sip:1000%3Brn=+15550199%3Bnpdi@127.0.0.2>",
+    );
+    assert!(inv.contains("%3Brn="));
+    h.recv(PHONE, &inv);
+    let out = h.one_request(CARRIER_A, Method::Invite);
+    let from = out.header(&Hdr::FROM).unwrap();
+    assert!(!from.contains(";rn=") && !from.contains(";npdi"), "{from}");
+    assert!(from.contains("%3Brn="), "{from}");
+}
