@@ -209,12 +209,28 @@ pub fn reason_values(cause: Q850Cause, sip: Option<&str>) -> Vec<String> {
 /// Parameters of one Reason value kept at most.
 const MAX_REASON_PARAMS: usize = 8;
 
-/// Every value of `lines` (Reason headers, one or several values each) that
-/// [`reason_rebuilt`] can write.
+/// The values of `lines` (Reason headers, one or several values each) that
+/// [`reason_rebuilt`] can write, the first of each protocol only: RFC 3326 allows one per
+/// protocol, and the first valid one is what the CDR records (`parse_reason`), so a peer
+/// past us must not act on another.
 pub fn reasons_rebuilt(lines: &[String]) -> Vec<String> {
+    let mut protocols: Vec<String> = Vec::new();
     (lines.iter())
         .flat_map(|l| crate::sip::split_header_list(l))
         .filter_map(|v| reason_rebuilt(&v))
+        .filter(|r| {
+            let protocol = r
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let first = !protocols.contains(&protocol);
+            if first {
+                protocols.push(protocol);
+            }
+            first
+        })
         .collect()
 }
 
@@ -257,6 +273,22 @@ pub fn parse_reason(lines: &[String]) -> ReasonInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_reason_value_per_protocol_goes_on_the_one_recorded() {
+        let lines = vec![
+            "Q.850;cause=17, q.850;cause=21".to_string(),
+            "SIP;cause=486".to_string(),
+            "SIP;cause=600".to_string(),
+        ];
+        let out = reasons_rebuilt(&lines);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            out[0].contains("cause=17") && out[1].contains("cause=486"),
+            "{out:?}"
+        );
+        assert_eq!(parse_reason(&lines).q850, Some(Q850Cause(17)));
+    }
 
     #[test]
     fn a_sip_reason_is_written_anew_from_what_it_says() {

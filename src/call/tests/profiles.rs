@@ -890,7 +890,8 @@ fn an_unbracketed_identity_keeps_no_untrusted_parameter_and_no_address() {
 
 /// A peer's Reason on a provisional response goes on as we write Reason values: an
 /// unterminated quoted text closed, odd spacing gone. Before, anything but a failure
-/// response and a BYE carried it as the peer wrote it, broken quote and all.
+/// response and a BYE carried it as the peer wrote it, broken quote and all. One value per
+/// protocol (RFC 3326): the second Q.850 one stays behind.
 #[test]
 fn a_provisionals_reason_goes_on_as_we_write_reason_values() {
     let mut h = H::new();
@@ -905,6 +906,7 @@ fn a_provisionals_reason_goes_on_as_we_write_reason_values() {
             &[
                 (Hdr::REASON, "Q.850;cause=16;text=\"unterminated"),
                 (Hdr::REASON, "Q.850 ; cause=31"),
+                (Hdr::REASON, "SIP ; cause=183"),
             ],
             None,
         ),
@@ -917,7 +919,7 @@ fn a_provisionals_reason_goes_on_as_we_write_reason_values() {
     let reasons = got.header_lines(&Hdr::REASON).join(", ");
     assert_eq!(
         reasons,
-        "Q.850;cause=16;text=\"unterminated\", Q.850;cause=31"
+        "Q.850;cause=16;text=\"unterminated\", SIP;cause=183"
     );
 }
 
