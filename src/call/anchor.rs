@@ -142,12 +142,11 @@ impl Call {
         let profile = |side: Side| self.profile_during(side, callee);
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).
-        let on_hold = mb
-            .streams
-            .iter()
-            .zip(&relayed)
-            .filter(|(_, r)| **r)
-            .all(|(e, _)| e.held);
+        // (An SDP relaying no stream holds none: its media timeout is the plain one.)
+        let on_hold = relayed.iter().any(|r| *r)
+            && (mb.streams.iter().zip(&relayed))
+                .filter(|(_, r)| **r)
+                .all(|(e, _)| e.held);
         let rtp_timeout = [Side::A, Side::B]
             .iter()
             .filter_map(|s| profile(*s))
