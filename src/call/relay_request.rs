@@ -127,7 +127,10 @@ impl Call {
                         .filter(|v| crate::interop::egress::buildable(v))
                         // One referrer (RFC 3892 §3): a list is not rewritten whole.
                         .and_then(|by| crate::sip::split_header_list(&by).into_iter().next())
-                        .and_then(|by| identity_header(&by, local, &profile, from_trunk))
+                        .and_then(|by| {
+                            let h = Hdr::named("Referred-By");
+                            identity_header(&h, &by, local, &profile, from_trunk)
+                        })
                     {
                         out.push_header(&Hdr::named("Referred-By"), by)?;
                     }

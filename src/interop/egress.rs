@@ -168,16 +168,20 @@ pub fn is_tel(uri: &str) -> bool {
 /// describe the caller and so ride on its identity); from anyone else only a subaddress and
 /// extension are carried, as in From.
 pub fn identity_header(
+    h: &Hdr,
     value: &str,
     local: &LocalAddrs,
     peer: &Profile,
     from_trunk: bool,
 ) -> Option<String> {
+    let allowed = super::topology::identity_params(h);
+    let keep_param =
+        |name: &str| allowed.is_none_or(|a| a.iter().any(|k| k.eq_ignore_ascii_case(name)));
     let host = local.uri_host();
     // Header parameters are `token[=value]`: an `@` outside a quoted string is a URI that
     // did not read as one (`sip:alice;x@10.0.0.5`, unbracketed), host and all.
     let mangled = |params: &str| crate::sip::outside_quotes(params).any(|(_, b)| b == b'@');
-    filter_map_address_uris(value, |uri, params| match dialled_number(uri) {
+    let rewrite = |uri: &str, params: &str| match dialled_number(uri) {
         _ if mangled(params) => None,
         Some(n) if is_telephone_number(&n.number) => {
             let n = NumberUri {
@@ -187,7 +191,8 @@ pub fn identity_header(
             Some(identity_uri_of(&n, is_tel(uri), local, peer))
         }
         _ => at_our_host(uri, &host),
-    })
+    };
+    filter_map_address_uris(value, rewrite, keep_param)
 }
 
 /// A `sip:`/`sips:` URI as an identity that hides its host: its user alone, at `host` (the
@@ -268,7 +273,7 @@ pub fn rewritten_identities(
             if uris.len() == max {
                 break;
             }
-            if let Some(e) = identity_header(&e, local, peer, from_trunk)
+            if let Some(e) = identity_header(h, &e, local, peer, from_trunk)
                 && !uris.contains(&uri_of(&e))
             {
                 uris.push(uri_of(&e));

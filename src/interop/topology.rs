@@ -123,7 +123,48 @@ pub fn rehost_address(value: &str, host: &str) -> String {
 /// Apply `f` to the URI of every element of an address header value, keeping display names
 /// and header parameters as written.
 pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
-    filter_map_address_uris(value, |u, _| Some(f(u))).unwrap_or_default()
+    filter_map_address_uris(value, |u, _| Some(f(u)), |_| true).unwrap_or_default()
+}
+
+/// The header parameters identity header `h` carries on (`None`: any). The rest are the
+/// sender's own (`;x-host=10.1.1.5`), which could name its hosts.
+pub fn identity_params(h: &Hdr) -> Option<&'static [&'static str]> {
+    let name = h.as_str();
+    if name.eq_ignore_ascii_case("Diversion") {
+        // RFC 5806 §4.
+        Some(&[
+            "reason",
+            "counter",
+            "limit",
+            "privacy",
+            "screen",
+            "extension",
+        ])
+    } else if name.eq_ignore_ascii_case("Remote-Party-ID") {
+        Some(&["party", "screen", "privacy", "id-type"])
+    } else if name.eq_ignore_ascii_case("Referred-By") {
+        // RFC 3892 §3.
+        Some(&["cid"])
+    } else if *h == Hdr::P_ASSERTED_IDENTITY || *h == Hdr::P_PREFERRED_IDENTITY {
+        // RFC 3325 §9.1: a name-addr or addr-spec, no parameters.
+        Some(&[])
+    } else {
+        None
+    }
+}
+
+/// `params` (`;a=1;b` after an address) with only the parameters `keep` names.
+fn kept_params(params: &str, keep: &impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    for p in crate::sip::split_params(params).into_iter().skip(1) {
+        let p = p.trim();
+        let name = p.split('=').next().unwrap_or("").trim();
+        if !name.is_empty() && keep(name) {
+            out.push(';');
+            out.push_str(p);
+        }
+    }
+    out
 }
 
 /// [`map_address_uris`] for identity headers, leaving out each element for which `f`
@@ -141,6 +182,7 @@ pub fn map_address_uris(value: &str, f: impl Fn(&str) -> String) -> String {
 pub fn filter_map_address_uris(
     value: &str,
     f: impl Fn(&str, &str) -> Option<String>,
+    keep_param: impl Fn(&str) -> bool,
 ) -> Option<String> {
     let kept: Vec<String> = split_header_list(value)
         .iter()
@@ -150,11 +192,8 @@ pub fn filter_map_address_uris(
                     return None;
                 }
                 let uri = f(&element[open + 1..close], &element[close + 1..])?;
-                Some(format!(
-                    "{}<{uri}>{}",
-                    &element[..open],
-                    &element[close + 1..]
-                ))
+                let params = kept_params(&element[close + 1..], &keep_param);
+                Some(format!("{}<{uri}>{params}", &element[..open]))
             } else {
                 let element = element.trim();
                 let cut = element.find(';').unwrap_or(element.len());
@@ -166,7 +205,10 @@ pub fn filter_map_address_uris(
                     return Some(format!("<{uri}>"));
                 }
                 let uri = f(&element[..cut], &element[cut..])?;
-                Some(format!("<{uri}>{}", &element[cut..]))
+                Some(format!(
+                    "<{uri}>{}",
+                    kept_params(&element[cut..], &keep_param)
+                ))
             }
         })
         .collect();

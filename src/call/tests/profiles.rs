@@ -497,6 +497,29 @@ fn identity_headers_follow_the_peers_number_form() {
         inv.header(&Hdr::named("Diversion")).as_deref(),
         Some("<sip:+867558888@ims.example.com;user=phone>;reason=unconditional")
     );
+    // A header parameter of the sender's own (naming its host, say) stays behind; the
+    // ones the header defines go on. P-Asserted-Identity has none (RFC 3325 §9.1).
+    let mut h = gateway();
+    h.recv(
+        PHONE,
+        &invite_text(
+            "i3",
+            "z9hG4bKi3",
+            "010-1234-5678",
+            "Diversion: <sip:0755-8888@127.0.0.2>;x-host=10.1.1.5;Reason=\"user-busy\";counter=2\r\n",
+        )
+        .replace(
+            "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>",
+            "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>;x=\"10.1.1.5\"",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        inv.header(&Hdr::named("Diversion")).as_deref(),
+        Some("<sip:+867558888@ims.example.com;user=phone>;Reason=\"user-busy\";counter=2")
+    );
+    let pai = inv.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(!pai.contains("10.1.1.5"), "{pai}");
 }
 
 /// An identity that does not read as a number or a SIP URI, or whose URI carries what
