@@ -311,8 +311,8 @@ pub fn peer_uri_in(
 }
 
 /// The phone-context of a local number toward a peer at `domain`: a number private to a
-/// domain (`private`) keeps its own, a domain name or else a host (never the country's: it
-/// is no national number), or the peer's domain name; any other takes the country's `+CC`,
+/// domain (`private`) keeps its own domain name, else the peer's name or address (never the
+/// country's: it is no national number; never the sender's address); any other takes the country's `+CC`,
 /// else the peer's domain name. `None`: nothing fits (the peer is known by its address).
 fn phone_context(private: Option<&str>, policy: &UriPolicy, domain: &str) -> Option<String> {
     let peer_host = host_of(domain);
@@ -320,7 +320,9 @@ fn phone_context(private: Option<&str>, policy: &UriPolicy, domain: &str) -> Opt
     match private {
         Some(c) if is_domain_name(c) => Some(c.to_string()),
         Some(_) if peer_name.is_some() => peer_name,
-        Some(c) if valid_host(c) && !c.contains(':') => Some(c.to_string()),
+        // The sender's address as the context would name its host to the other side: the
+        // peer's own address instead (still never the country's).
+        Some(_) if valid_host(peer_host) && !peer_host.contains(':') => Some(peer_host.into()),
         Some(_) => None,
         None => (policy.country_code.as_ref().map(|cc| format!("+{cc}"))).or(peer_name),
     }

@@ -173,10 +173,11 @@ fn a_local_number_with_user_phone_has_a_phone_context() {
         peer_uri_in("10123", None, ";ext=5", false, &cc, "192.0.2.7"),
         "sip:10123;ext=5;phone-context=+86@192.0.2.7;user=phone"
     );
-    // A number private to a context that is no domain name keeps it, never the +86.
+    // A number private to a context that is no domain name (the sender's address) gets
+    // the peer's address, never the +86, never the sender's.
     assert_eq!(
         peer_uri_in("1234", Some("10.0.0.7"), "", false, &cc, "192.0.2.7"),
-        "sip:1234;phone-context=10.0.0.7@192.0.2.7;user=phone"
+        "sip:1234;phone-context=192.0.2.7@192.0.2.7;user=phone"
     );
     // A global number needs none.
     assert_eq!(
@@ -221,11 +222,12 @@ fn tel_and_keep() {
             "{odd}"
         );
     }
-    // A peer known by its IP address (the default domain): the number's own context
-    // if it is a host, else that IP; still never +86.
+    // A peer known by its IP address (the default domain): the number's own context if
+    // it is a domain name, else the peer's IP (never the sender's, which would name its
+    // host to the other side); still never +86.
     assert_eq!(
         peer_uri_in("10123", Some("10.0.0.1"), "", false, &tel, "192.0.2.5"),
-        "tel:10123;phone-context=10.0.0.1"
+        "tel:10123;phone-context=192.0.2.5"
     );
     assert_eq!(
         peer_uri_in(
