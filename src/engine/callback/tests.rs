@@ -3,6 +3,14 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::callback::protocol::{ParseError, parse};
 
+/// The next datagram the reader hands on (within 5 s).
+async fn next(rx: &mut mpsc::Receiver<Datagram>) -> Datagram {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a datagram within 5 s")
+        .expect("the reader is running")
+}
+
 fn loopback() -> CallbackConfig {
     CallbackConfig {
         listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -25,10 +33,7 @@ async fn datagrams_are_forwarded_with_their_source_and_answers_go_back() {
     let server = sock.local_addr().unwrap();
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     client.send_to(b"STATUS: id=a\n", server).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut rx).await;
     assert_eq!(got.src, client.local_addr().unwrap());
     assert_eq!(&got.bytes[..], b"STATUS: id=a\n");
     sock.send(got.src, b"ACK: id=a;result=error;reason=unknown_id\n");
@@ -50,10 +55,7 @@ async fn an_over_long_datagram_arrives_cut_but_still_too_long() {
         .send_to(&big, sock.local_addr().unwrap())
         .await
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut rx).await;
     assert_eq!(got.bytes.len(), READ_MAX);
     assert_eq!(parse(&got.bytes).unwrap_err().error, ParseError::TooLong);
 }
@@ -111,10 +113,7 @@ async fn the_reader_drops_what_is_not_signed_when_keys_are_set() {
         .as_secs();
     let signed = sign(b"STATUS: id=c\n", Signer::As, &keys, now_s);
     client.send_to(&signed, server).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut rx).await;
     assert_eq!(&got.bytes[..], &signed[..], "only the signed one");
     assert!(rx.try_recv().is_err());
 }
@@ -142,10 +141,7 @@ async fn strangers_are_filtered_before_the_inbox_until_a_reload_allows_them() {
         stranger.send_to(b"STATUS: id=x", server).await.unwrap();
     }
     friend.send_to(b"STATUS: id=a", server).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut rx).await;
     assert_eq!(got.src, friend.local_addr().unwrap());
     assert_eq!(sock.take_dropped(), 0);
     sock.set_allow(&CallbackConfig {
@@ -153,10 +149,7 @@ async fn strangers_are_filtered_before_the_inbox_until_a_reload_allows_them() {
         ..loopback()
     });
     stranger.send_to(b"STATUS: id=y", server).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut rx).await;
     assert_eq!(got.src, stranger.local_addr().unwrap());
     assert_eq!(&got.bytes[..], b"STATUS: id=y");
 }
@@ -180,10 +173,7 @@ async fn an_ipv4_server_is_heard_on_the_ipv6_wildcard() {
         .send_to(b"STATUS: id=a\n", ("127.0.0.1", port))
         .await
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = next(&mut rx).await;
     assert_eq!(
         got.src.ip().to_canonical(),
         client.local_addr().unwrap().ip()
