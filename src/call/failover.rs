@@ -36,7 +36,9 @@ impl Call {
     /// offered that answer rather than asked for an offer of its own.
     pub(super) fn fail_over(&mut self, cx: &mut Cx) -> bool {
         // No peer left: the caller is not kept waiting for an answer no callee will get.
+        // (The failed callee is let go, as an attempt that found no peer would.)
         if self.route.exhausted() {
+            self.let_callee_go(cx);
             return false;
         }
         // (A SIP-I late offer gets the answer beside its ISUP.)
