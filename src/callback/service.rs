@@ -180,8 +180,7 @@ enum Admitted {
     Again,
 }
 
-/// Error answers the service sends a second, to everyone together (see
-/// `Service::error_answers`); past it an erroneous datagram is dropped unanswered.
+/// Error answers a second, all sources together (`Service::error_answers`).
 const MAX_ERROR_ANSWERS: std::num::NonZeroU32 = std::num::NonZeroU32::new(100).unwrap();
 
 /// The call-back service.
@@ -190,9 +189,9 @@ pub struct Service {
     clock: GivenClock,
     epoch: Instant,
     limiter: Limiter,
-    /// Error answers, for the whole service, when anyone may send (`allow_any` without
-    /// `secret_file`): a flood with a victim's address spoofed is not reflected at it one
-    /// for one. (An allowed or signing AS gets every answer: dropped, it would resend.)
+    /// Error answers when anyone may send (`allow_any` without `secret_file`): a flood
+    /// forging a victim's address is not reflected at it one for one. (An allowed or
+    /// signing AS gets every answer: dropped, it would resend.)
     error_answers: Limiter,
     /// Each AS's call-backs, and which were refused lately: their fair shares.
     shares: shares::Shares,
@@ -353,8 +352,7 @@ impl Service {
     ) {
         self.observe_clock(now, wall);
         self.last = self.last.max(now);
-        // (The limiters' clock: every answer may be rate-limited, not only a REQUEST.)
-        self.set_clock(now);
+        self.set_clock(now); // (the limiters' clock: any answer may be limited)
         if !self.cfg.callback.allows(src.ip()) {
             self.drop_datagram("not_allowed");
             return;
