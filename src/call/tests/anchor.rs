@@ -782,6 +782,25 @@ fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
     assert!(h.cdrs.is_empty(), "the call is still up");
 }
 
+/// An offer that relays no stream (every m= line at port 0) holds none: the media timeout
+/// stays the plain one, not the hold one an empty "all streams held" gave.
+#[test]
+fn an_offer_relaying_no_stream_keeps_the_plain_media_timeout() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.rtp_timeout = Some(Duration::from_secs(30));
+            p.rtp_hold_timeout = Some(Duration::from_secs(3600));
+        }
+    }));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let none = SDP.replace("m=audio 4000 ", "m=audio 0 ");
+    assert_ne!(none, SDP);
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKnone", &none));
+    assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(30))));
+}
+
 #[test]
 fn only_answered_calls_keep_their_recording() {
     let recorded = || {
