@@ -133,7 +133,6 @@ impl Service {
         } else {
             (self.shares).check(now, src.ip(), self.active, cb.max_active, cb.rate.get())
         };
-        self.set_clock(now);
         let room = room.and_then(|()| self.limiter.check().map_err(|_| "over_rate"));
         if let Err(reason) = room {
             // Owed its share while it asks again.
