@@ -748,15 +748,21 @@ fn last_timeout(h: &H) -> Option<Option<Duration>> {
     })
 }
 
-#[test]
-fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
-    let mut h = H::with(config_with(|n, p| {
+/// The test gateway with carrier-a's calls anchored, a media timeout of 30 s and a hold
+/// timeout of an hour.
+fn with_hold_timeout() -> H {
+    H::with(config_with(|n, p| {
         if n == "carrier-a" {
             p.anchor = true;
             p.rtp_timeout = Some(Duration::from_secs(30));
             p.rtp_hold_timeout = Some(Duration::from_secs(3600));
         }
-    }));
+    }))
+}
+
+#[test]
+fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
+    let mut h = with_hold_timeout();
     let (_inv, ok) = answered_call(&mut h);
     assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(30))));
     let tag = ok.to_tag().unwrap();
@@ -786,13 +792,7 @@ fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
 /// stays the plain one, not the hold one an empty "all streams held" gave.
 #[test]
 fn an_offer_relaying_no_stream_keeps_the_plain_media_timeout() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.anchor = true;
-            p.rtp_timeout = Some(Duration::from_secs(30));
-            p.rtp_hold_timeout = Some(Duration::from_secs(3600));
-        }
-    }));
+    let mut h = with_hold_timeout();
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     let none = SDP.replace("m=audio 4000 ", "m=audio 0 ");

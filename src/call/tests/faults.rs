@@ -4,6 +4,16 @@
 use super::*;
 use crate::call::router::test_fault;
 
+/// The phone calls +8610123 (Call-ID `call_id`); the INVITE carrier-a gets.
+fn phone_calls(h: &mut H, call_id: &str) -> Request {
+    h.recv(
+        PHONE,
+        &invite_text(call_id, &format!("z9hG4bK{call_id}"), "+8610123", ""),
+    );
+    h.take(PHONE);
+    h.one_request(CARRIER_A, Method::Invite)
+}
+
 /// Faults made on purpose are per thread: a test arms them for itself only.
 fn arm(n: u32) {
     test_fault::arm(FaultPlace::Call, n);
@@ -12,9 +22,7 @@ fn arm(n: u32) {
 #[test]
 fn a_panic_outside_any_call_costs_its_event_only() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("f6", "z9hG4bKf6", "+8610123", ""));
-    h.take(PHONE);
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_calls(&mut h, "f6");
     // The core panics on the next input (the carrier's 180): it is lost, nothing else.
     test_fault::arm(FaultPlace::Core, 1);
     h.recv_msg(CARRIER_A, reply(&inv, 180, "c6", &[], None));
@@ -71,9 +79,7 @@ fn a_panic_in_one_calls_handling_releases_that_call_and_no_other() {
 #[test]
 fn a_call_whose_release_panics_too_still_gets_its_cdr_and_its_caller_an_answer() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("f3", "z9hG4bKf3", "+8610123", ""));
-    h.take(PHONE);
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_calls(&mut h, "f3");
     // The carrier's 180 panics the call, and so does its release.
     arm(2);
     h.recv_msg(CARRIER_A, reply(&inv, 180, "c3", &[], None));
@@ -95,9 +101,7 @@ fn a_call_whose_release_panics_too_still_gets_its_cdr_and_its_caller_an_answer()
 #[test]
 fn a_panic_in_a_calls_timer_costs_that_call_only() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("f4", "z9hG4bKf4", "+8610123", ""));
-    h.take(PHONE);
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = phone_calls(&mut h, "f4");
     h.recv_msg(CARRIER_A, reply(&inv, 180, "c4", &[], None));
     h.take(PHONE);
     // The call's next timer (its ring timeout) panics: the call is released, and the core
