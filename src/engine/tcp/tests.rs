@@ -30,6 +30,13 @@ fn inbox_with(
 }
 
 /// The gateway's TCP accept loop on 127.0.0.1 for `inbox`; its address.
+/// A TCP connection to `gw` from `ip` (an ephemeral port).
+async fn connect_from(ip: &str, gw: SocketAddr) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(ip.parse().unwrap(), 0)).unwrap();
+    sock.connect(gw).await.unwrap()
+}
+
 async fn listening(inbox: &crate::engine::inbox::Inbox, protect: &Protect) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = listener.local_addr().unwrap();
@@ -71,9 +78,7 @@ async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connectio
         }));
     }
     let gw = listening(&inbox, &protect).await;
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-    let mut conn = sock.connect(gw).await.unwrap();
+    let mut conn = connect_from("127.0.0.2", gw).await;
     let mut both = request("INVITE", "", "z9hG4bKnew");
     both.push_str(&request("CANCEL", "", "z9hG4bKnew"));
     // The ACK of a 503 (its tag no dialog's) is dropped rather than waited for room.
@@ -207,9 +212,7 @@ async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
     });
     let gw = listening(&inbox, &protect).await;
     let from_stranger = |text: String| async move {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind("127.0.0.9:0".parse().unwrap()).unwrap();
-        let mut conn = sock.connect(gw).await.unwrap();
+        let mut conn = connect_from("127.0.0.9", gw).await;
         conn.write_all(text.as_bytes()).await.unwrap();
         conn
     };
@@ -252,9 +255,7 @@ async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
 async fn a_peers_unparseable_message_over_tcp_does_not_lose_what_follows() {
     let (inbox, mut queues, protect) = inbox_with(Protect::default());
     let gw = listening(&inbox, &protect).await;
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-    let mut conn = sock.connect(gw).await.unwrap();
+    let mut conn = connect_from("127.0.0.2", gw).await;
     let pad = "p".repeat(9000);
     let mut both = request("OPTIONS", "", "z9hG4bKbig").replace(
         "Max-Forwards: 70\r\n",
@@ -332,9 +333,7 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
 /// The peer 127.0.0.2 connects to `gw` and sends `n` 180s at once (accepted work, which
 /// is queued as it is read); its connection.
 async fn ringing_burst(gw: SocketAddr, n: usize) -> tokio::net::TcpStream {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-    let mut conn = sock.connect(gw).await.unwrap();
+    let mut conn = connect_from("127.0.0.2", gw).await;
     let burst: String = (0..n)
         .map(|i| {
             format!(
@@ -521,9 +520,7 @@ async fn a_connection_whose_reader_panics_is_closed_and_reported_down() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (inbox, mut queues, protect) = inbox_with(Protect::default());
     let gw = listening(&inbox, &protect).await;
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-    let mut s = sock.connect(gw).await.unwrap();
+    let mut s = connect_from("127.0.0.2", gw).await;
     s.write_all(b"PANIC-TEST\r\n").await.unwrap();
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
