@@ -582,6 +582,9 @@ pub fn rtp(data: &[u8]) {
         b_port: 30002,
         a_remote: Some(a_sdp),
         b_remote: Some(b_sdp),
+        // A's RTCP on a port of its own (RFC 3605).
+        a_rtcp_port: Some(4009),
+        b_rtcp_port: None,
         // B's SDP is not sent to before B's source latches (an endpoint behind NAT).
         a_wait_for_source: false,
         b_wait_for_source: true,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::cx::{Cx, Env, Rewrite};
-use super::state::{Call, MediaState, OfferShape, StreamUse};
+use super::state::{Call, MediaState, OfferShape, Remote, StreamUse};
 use super::{CallRef, Output, Side};
 use crate::config::Profile;
 use crate::media::{MediaAction, StreamKind};
@@ -257,7 +257,10 @@ impl Call {
                 // the leg's packets are taken from there (`latch = "sdp-ip"`), and answered
                 // once they come (`emit_relay`).
                 (Some(ip), p) if *r && p != 0 && crate::config::net::names_one_host(ip) => {
-                    Some((ip.to_canonical(), p).into())
+                    Some(Remote {
+                        rtp: (ip.to_canonical(), p).into(),
+                        rtcp_port: ep.rtcp_port,
+                    })
                 }
                 _ => None,
             };
@@ -270,7 +273,7 @@ impl Call {
                 .iter()
                 .take(mb.streams.len())
                 .flatten()
-                .map(|a| a.ip())
+                .map(|a| a.rtp.ip())
                 .find(|ip| !within(Some(&nets), *ip))
             && self
                 .events

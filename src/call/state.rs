@@ -24,7 +24,7 @@ mod relayed;
 mod reliable;
 mod route;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
-pub use media::{MediaState, OfferShape, StreamUse, flows};
+pub use media::{MediaState, OfferShape, Remote, StreamUse, flows};
 pub use refers::{MAX_REFERS, RelayedRefer, RelayedRefers};
 pub use relayed::{Deferred2xx, Relayed, Standing};
 pub use reliable::{EarlyAnswer, HeldPrack, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};

@@ -61,6 +61,12 @@ pub struct RelayPair {
     pub a_remote: Option<SocketAddr>,
     /// The callee's RTP address from its SDP.
     pub b_remote: Option<SocketAddr>,
+    /// The port the caller's SDP asks its RTCP to be sent to, at its RTP address's IP,
+    /// when that is not the RTP port + 1 (`a=rtcp`, RFC 3605): where the callee's reports
+    /// go until the caller's own show where it is.
+    pub a_rtcp_port: Option<u16>,
+    /// The same for the callee.
+    pub b_rtcp_port: Option<u16>,
     /// Send nothing toward the caller before its own packets show where it is: its SDP
     /// names a private address while its signalling comes from a public one (an endpoint
     /// behind NAT, `latch = "any"`: that address is in the endpoint's network, not ours,
@@ -137,6 +143,8 @@ impl RelayPair {
             b_port,
             a_remote: remotes.0,
             b_remote: remotes.1,
+            a_rtcp_port: None,
+            b_rtcp_port: None,
             a_wait_for_source: false,
             b_wait_for_source: false,
             a_signalling: None,

@@ -81,6 +81,8 @@ struct LegAddrs {
     /// The last address its SDP named, kept through an SDP that names none (an old-style
     /// hold): whether a resume moved the leg is judged against it, never sent to.
     named: Option<SocketAddr>,
+    /// Its SDP's RTCP port when not the RTP port + 1 ([`RelayPair::a_rtcp_port`]).
+    sdp_rtcp_port: Option<u16>,
     rtp: SourceLatch,
     rtcp: Option<SocketAddr>,
     latch: Option<Latch>,
@@ -124,7 +126,7 @@ impl Rate {
 
 impl LegAddrs {
     fn new(
-        sdp: Option<SocketAddr>,
+        (sdp, sdp_rtcp_port): (Option<SocketAddr>, Option<u16>),
         latch: Latch,
         rebind_after: std::time::Duration,
         (heard, wait_for_source): (bool, bool),
@@ -135,6 +137,7 @@ impl LegAddrs {
             sdp,
             sdp_ip: sdp.map(|a| a.ip()),
             named: sdp,
+            sdp_rtcp_port,
             latch: Some(latch),
             heard,
             wait_for_source,
@@ -183,6 +186,21 @@ impl LegAddrs {
             .is_some_and(|s| s.is_loopback() || host_ips.contains(&s))
     }
 
+    /// Where this leg's RTCP goes before its own shows where it is: the port its SDP named
+    /// (`a=rtcp`), else the RTP port + 1, at [`LegAddrs::sdp_dest`]'s IP. RTP on 65535 has
+    /// no port above it: none, not port 0.
+    fn sdp_rtcp_dest(&self) -> Option<SocketAddr> {
+        let rtp = self.sdp_dest()?;
+        let port = self.sdp_rtcp_port.or(rtp.port().checked_add(1))?;
+        Some(SocketAddr::new(rtp.ip(), port))
+    }
+
+    /// Whether `port` is one this leg's SDP says its RTCP is on: the one `a=rtcp` named,
+    /// else the RTP port + 1 (of its latched source, `rtp`).
+    fn rtcp_port_of(&self, rtp: SocketAddr, port: u16) -> bool {
+        self.sdp_rtcp_port == Some(port) || rtp.port().checked_add(1) == Some(port)
+    }
+
     /// Where this leg's RTP goes: its latched source, else [`LegAddrs::sdp_dest`].
     fn rtp_dest(&self) -> Option<SocketAddr> {
         self.rtp.source().or(self.sdp_dest())
@@ -219,7 +237,7 @@ impl StreamRoute {
             kind: p.kind,
             rtcp_mux: p.rtcp_mux,
             a: LegAddrs::new(
-                p.a_remote,
+                (p.a_remote, p.a_rtcp_port),
                 p.a_latch,
                 p.a_rebind_after,
                 (p.a_heard, p.a_wait_for_source),
@@ -227,7 +245,7 @@ impl StreamRoute {
                 now,
             ),
             b: LegAddrs::new(
-                p.b_remote,
+                (p.b_remote, p.b_rtcp_port),
                 p.b_latch,
                 p.b_rebind_after,
                 (p.b_heard, p.b_wait_for_source),
@@ -389,11 +407,11 @@ impl StreamRoute {
                 }
                 Some(_) if mine.rtp.ssrc().is_some() => {}
                 // A stream whose SSRC the relay does not read: the first port heard is its
-                // RTCP (or the conventional RTP + 1 after it).
+                // RTCP (or the port its SDP gave RTCP after it).
                 Some(a)
                     if !muxed
                         && mine.rtcp.is_some_and(|r| r != src)
-                        && a.port().checked_add(1) != Some(src.port()) =>
+                        && !mine.rtcp_port_of(a, src.port()) =>
                 {
                     return Route::Drop;
                 }
@@ -416,10 +434,7 @@ impl StreamRoute {
                 other.rtp_dest()
             } else {
                 mine.rtcp = Some(src);
-                other.rtcp.or(other
-                    .sdp_dest()
-                    // RTP on 65535 has no port above it for RTCP: none, not port 0.
-                    .and_then(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?))))
+                other.rtcp.or(other.sdp_rtcp_dest())
             };
             if read {
                 Route::Control(to)

@@ -6,7 +6,10 @@ use bytes::Bytes;
 
 use super::{Line, SdpError, lines};
 
+mod endpoint;
 mod refuse;
+use endpoint::{Direction, direction, media_attribute, rtcp_attribute};
+pub use endpoint::{Endpoint, Transport};
 pub use refuse::{carries_sdp, refuse_all, refusing_answer};
 
 /// `[media] max_streams` when the configuration does not say: media sections per SDP that
@@ -36,88 +39,6 @@ const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
 /// is refused anyway) and source filters (RFC 4570 `a=source-filter`: a far end that kept
 /// one would take media only from the endpoint's address, never from the relay's).
 const ADDRESS_ATTRIBUTES: [&[u8]; 3] = [b"a=altc:", b"a=path:", b"a=source-filter:"];
-
-/// What an `m=` line's transport (its `<proto>` field, RFC 8866 §5.14) means for a relay
-/// that forwards UDP datagrams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// `RTP/AVP`, `RTP/AVPF`: RTP and RTCP in the clear.
-    Rtp,
-    /// `RTP/SAVP`, `RTP/SAVPF` (SRTP keyed in the SDP, RFC 4568): RTP headers in the clear,
-    /// payloads and RTCP bodies encrypted and authenticated between the endpoints.
-    Srtp,
-    /// Other datagrams over UDP, opaque to the relay: `udptl` (T.38 fax, RFC 3362),
-    /// `UDP/TLS/RTP/SAVP(F)` (DTLS-SRTP, RFC 5764), `UDP/BFCP`, plain `UDP`.
-    Datagram,
-    /// Not carried over UDP (`TCP/MSRP`, `TCP/RTP/AVP`, `TCP/BFCP`, SCTP), or a transport
-    /// the gateway does not know: no UDP relay can carry it, so it is refused (port 0).
-    Unrelayable,
-}
-
-impl Transport {
-    /// The transport an `m=` line's `<proto>` names; compared without regard to case, as
-    /// peers write `udptl` and `UDPTL` alike.
-    fn of(proto: &[u8]) -> Transport {
-        let is = |name: &str| proto.eq_ignore_ascii_case(name.as_bytes());
-        let starts = |prefix: &str| {
-            proto
-                .get(..prefix.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
-        };
-        if is("RTP/AVP") || is("RTP/AVPF") {
-            Transport::Rtp
-        } else if is("RTP/SAVP") || is("RTP/SAVPF") {
-            Transport::Srtp
-        } else if is("udptl") || is("UDP") || starts("UDP/") {
-            Transport::Datagram
-        } else {
-            Transport::Unrelayable
-        }
-    }
-}
-
-/// Where one media stream of an SDP wants its RTP: the connection address in force for its
-/// m= line (media-level c= over session-level c=) and its port. Port 0 is a rejected or
-/// disabled stream: it gets no relay ports and stays at port 0 when anchored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// `None` when the address is a host name (RFC 8866 allows one) or absent.
-    pub ip: Option<IpAddr>,
-    pub port: u16,
-    /// On hold: `a=sendonly`, `recvonly` or `inactive` (media-level, else session-level), or
-    /// the old-style `c=0.0.0.0`. Media may stop for long stretches while held.
-    pub held: bool,
-    /// The SDP's sender sends on it: not `a=recvonly` or `a=inactive`, and not port 0 (an
-    /// old-style hold, `c=0.0.0.0`, is a sender's: RFC 3264 §8.4).
-    pub sends: bool,
-    /// The SDP's sender receives on it: not `a=sendonly` or `a=inactive`, not port 0, and
-    /// not the old-style hold's `c=0.0.0.0`.
-    pub receives: bool,
-    /// What the stream carries, from its `m=` transport and attributes: SDES keys
-    /// (`a=crypto`) on an `RTP/AVP` line make it SRTP (best-effort SRTP, when the answer
-    /// keeps them). ZRTP (`a=zrtp-hash`) is not: its packets are no RTP and are dropped, so
-    /// its key exchange cannot complete through the relay and the call stays plain RTP
-    /// (recorded, repacketised) as both ends fall back to.
-    pub transport: Transport,
-    /// `a=rtcp-mux` (RFC 5761): RTCP on the RTP port.
-    pub rtcp_mux: bool,
-    /// An `m=audio` line listing G.711 (payload type 0 or 8): the only audio the
-    /// repacketiser re-cuts. Any other stream (video, Opus alone) is relayed as sent.
-    pub g711: bool,
-}
-
-impl Endpoint {
-    /// A port-0 stream: rejected in an answer, disabled in an offer.
-    pub fn is_rejected(&self) -> bool {
-        self.port == 0
-    }
-
-    /// A stream the relay carries: active, over a transport it can forward. Anchoring gives
-    /// the others no ports and refuses them with port 0.
-    pub fn is_relayed(&self) -> bool {
-        !self.is_rejected() && self.transport != Transport::Unrelayable
-    }
-}
 
 /// Whether an `m=` value's fields are parted by spaces alone (RFC 8866 §5.14): a tab is
 /// whitespace to some readers and part of a field to others, so where its port is would
@@ -225,6 +146,8 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     // Direction attributes: the session's, and each stream's own.
     let mut session_held = None;
     let mut held: Vec<Option<Direction>> = Vec::new();
+    // Each stream's `a=rtcp`, judged once its address is known.
+    let mut rtcp = Vec::new();
     let mut first = true;
     for (i, l) in lines(sdp).enumerate() {
         let n = i + 1;
@@ -268,9 +191,11 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 receives: false,
                 transport: Transport::of(proto),
                 rtcp_mux: false,
+                rtcp_port: None,
                 g711,
             });
             held.push(None);
+            rtcp.push(None);
         } else if let Some(dir) = direction(l.text) {
             match held.last_mut() {
                 Some(h) => *h = Some(dir),
@@ -282,6 +207,10 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 Some(e) => e.ip = ip,
                 None => session_ip = ip,
             }
+        } else if let Some(a) = l.value(b"a=rtcp:") {
+            if let Some(r) = rtcp.last_mut() {
+                *r = rtcp_attribute(a);
+            }
         } else if let Some(e) = out.last_mut() {
             media_attribute(e, l.text);
         }
@@ -292,6 +221,11 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     if out.is_empty() {
         return Err(SdpError::NoMedia);
     }
+    for (e, r) in out.iter_mut().zip(rtcp) {
+        e.rtcp_port = r
+            .filter(|(_, ip)| ip.is_none_or(|ip| ip.is_some() && ip == e.ip))
+            .map(|(port, _)| port);
+    }
     for (e, h) in out.iter_mut().zip(held) {
         let dir = h.or(session_held).unwrap_or(Direction::SendRecv);
         e.held = dir != Direction::SendRecv || e.ip.is_some_and(|ip| ip.is_unspecified());
@@ -301,35 +235,6 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             && !e.ip.is_some_and(|ip| ip.is_unspecified());
     }
     Ok(out)
-}
-
-/// What a media-level attribute tells about its stream's packets.
-fn media_attribute(e: &mut Endpoint, line: &[u8]) {
-    if line == b"a=rtcp-mux" {
-        e.rtcp_mux = true;
-    } else if line.starts_with(b"a=crypto:") && e.transport == Transport::Rtp {
-        e.transport = Transport::Srtp;
-    }
-}
-
-/// A direction attribute (RFC 4566 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    SendRecv,
-    SendOnly,
-    RecvOnly,
-    Inactive,
-}
-
-/// The direction a line sets, if it is a direction attribute.
-fn direction(line: &[u8]) -> Option<Direction> {
-    match line {
-        b"a=sendrecv" => Some(Direction::SendRecv),
-        b"a=sendonly" => Some(Direction::SendOnly),
-        b"a=recvonly" => Some(Direction::RecvOnly),
-        b"a=inactive" => Some(Direction::Inactive),
-        _ => None,
-    }
 }
 
 /// Check the number of media sections that would get relay ports ([`Endpoint::is_relayed`])

@@ -53,15 +53,21 @@ impl Call {
             .filter_map(|(i, pair)| {
                 let (a_port, b_port) = (*pair)?;
                 let u = media.uses.get(i)?;
+                let (a, b) = (
+                    media.relay_remote(Side::A, i),
+                    media.relay_remote(Side::B, i),
+                );
                 Some(RelayPair {
                     kind: u.kind,
                     rtcp_mux: u.rtcp_mux,
                     a_port,
                     b_port,
-                    a_remote: media.relay_remote(Side::A, i),
-                    b_remote: media.relay_remote(Side::B, i),
-                    a_wait_for_source: wait(Side::A, media.relay_remote(Side::A, i)),
-                    b_wait_for_source: wait(Side::B, media.relay_remote(Side::B, i)),
+                    a_remote: a.map(|r| r.rtp),
+                    b_remote: b.map(|r| r.rtp),
+                    a_rtcp_port: a.and_then(|r| r.rtcp_port),
+                    b_rtcp_port: b.and_then(|r| r.rtcp_port),
+                    a_wait_for_source: wait(Side::A, a.map(|r| r.rtp)),
+                    b_wait_for_source: wait(Side::B, b.map(|r| r.rtp)),
                     a_signalling: signalling(Side::A),
                     b_signalling: signalling(Side::B),
                     a_latch: latch(Side::A),

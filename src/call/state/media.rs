@@ -9,7 +9,7 @@ use crate::call::Side;
 #[derive(Debug, Clone, Default)]
 pub struct MediaState {
     pub pairs: Vec<Option<(u16, u16)>>,
-    pub remote: PerSide<Vec<Option<std::net::SocketAddr>>>,
+    pub remote: PerSide<Vec<Option<Remote>>>,
     /// Per stream: what the offer/answer exchanges settled about it.
     pub uses: Vec<StreamUse>,
     /// Each leg's last offer's m= lines: what an answer from the other leg may take (RFC
@@ -35,7 +35,7 @@ pub struct MediaState {
     /// The offerer's addresses before the offer waiting for its answer: the relay keeps
     /// them until the answer ([`MediaState::relay_remote`]). Set only once the call is
     /// answered (`anchor.rs`): a failover or a fork's end, while it is set up, finds none.
-    pub moving: Option<Box<(super::super::Side, Vec<Option<std::net::SocketAddr>>)>>,
+    pub moving: Option<Box<(super::super::Side, Vec<Option<Remote>>)>>,
     /// Where the caller's signalling comes from: its source, or through the front the
     /// source the front stamped (the dialog's target is then the front). Whether its SDP
     /// address is behind NAT is judged against it. `None` for a call-back, whose side A is
@@ -54,6 +54,14 @@ pub struct MediaState {
     /// The branch of a forking callee whose SDP `remote.b` is from, while the call rings:
     /// when that branch's early dialog ends, the caller's media goes to it no more.
     pub b_branch: Option<Box<str>>,
+}
+
+/// Where a leg wants one stream's media, from its SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remote {
+    pub rtp: std::net::SocketAddr,
+    /// Its RTCP's port at the same IP, when not the RTP port + 1 (`a=rtcp`, RFC 3605).
+    pub rtcp_port: Option<u16>,
 }
 
 impl MediaState {
@@ -95,7 +103,7 @@ impl MediaState {
     /// before an offer of its still unanswered (RFC 3264 §8.3.1: its old endpoint sends
     /// until the answer). Moved at the offer, the leg's latch emptied then, open to the
     /// first sender, and again when the offer was refused.
-    pub fn relay_remote(&self, side: Side, i: usize) -> Option<std::net::SocketAddr> {
+    pub fn relay_remote(&self, side: Side, i: usize) -> Option<Remote> {
         let new = *self.remote[side].get(i)?;
         match self.moving.as_deref() {
             // A stream the offer adds has no address before it; one that named none (an

@@ -143,6 +143,27 @@ fn anchored_call_shows_each_side_only_the_gateway_and_plans_the_relay() {
 }
 
 #[test]
+fn each_legs_rtcp_port_from_its_sdp_reaches_the_relay() {
+    let mut h = anchored();
+    // The phone's `a=rtcp` names another host: not taken (its RTCP is taken only from its
+    // RTP's IP, and another address would be sent to unchecked).
+    let offer = format!("{SDP}a=rtcp:4001 IN IP4 192.0.2.99\r\n");
+    h.recv(PHONE, &invite_with_sdp("rc1", &offer));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    // The carrier's is on a port of its own, at its RTP address.
+    let answer = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("4000", "5004")
+        + "a=rtcp:5010 IN IP4 198.51.100.7\r\n";
+    h.carrier_answers(&inv, "rc1", &answer);
+    let pairs = h.relay_pairs();
+    assert_eq!(
+        (pairs[0].a_rtcp_port, pairs[0].b_rtcp_port),
+        (None, Some(5010))
+    );
+}
+
+#[test]
 fn ports_return_to_the_pool_whatever_way_calls_end() {
     let mut h = anchored();
     let total = h.core.free_media_ports();

@@ -736,6 +736,32 @@ fn rtcp_before_the_rtp_latch_is_taken_only_from_the_sdps_ip() {
     );
 }
 
+/// A leg whose SDP names its RTCP port (`a=rtcp`, RFC 3605) gets the far leg's reports
+/// there until its own show where it is, even on the last port (no RTP + 1 needed); before,
+/// they went to the RTP port + 1, where it does not listen.
+#[test]
+fn rtcp_goes_to_the_port_the_legs_sdp_named_until_its_own_is_heard() {
+    let mut p = pair(Latch::Any);
+    p.b_remote = Some(sa("198.51.100.20:65535"));
+    p.b_rtcp_port = Some(5099);
+    let mut r = StreamRoute::new(&p, t0());
+    let a_rtcp = sa("192.0.2.10:4001");
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, a_rtcp, &RR),
+        Route::Control(Some(sa("198.51.100.20:5099")))
+    );
+    // Its own reports, from the port it named, are taken and are where its next go.
+    let b_rtcp = sa("198.51.100.20:5099");
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, true, b_rtcp, &RR),
+        Route::Control(Some(a_rtcp))
+    );
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, a_rtcp, &RR),
+        Route::Control(Some(b_rtcp))
+    );
+}
+
 /// An old-style hold (the leg's SDP names no address) does not empty its latch: a stranger
 /// sending first is not taken.
 #[test]

@@ -51,6 +51,7 @@ fn reads_endpoints_with_media_level_connection() {
             receives: true,
             transport: Transport::Rtp,
             rtcp_mux: false,
+            rtcp_port: Some(4001),
             g711: true,
         }
     );
@@ -64,6 +65,7 @@ fn reads_endpoints_with_media_level_connection() {
             receives: false,
             transport: Transport::Rtp,
             rtcp_mux: false,
+            rtcp_port: None,
             g711: false,
         }
     );
@@ -618,4 +620,28 @@ fn an_old_style_hold_is_passed_on_as_a_hold() {
     assert!(text.contains("c=IN IP4 0.0.0.0\r\n"), "{text}");
     assert!(text.contains("m=audio 20000 "), "{text}");
     assert!(!text.contains("192.0.2.1"), "{text}");
+}
+
+#[test]
+fn an_rtcp_port_is_read_where_it_names_the_streams_own_address_or_none() {
+    let port = |attr: &str| {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0\r\n{attr}m=video 4002 RTP/AVP 96\r\n"
+        );
+        let streams = read(sdp.as_bytes()).unwrap();
+        assert_eq!(streams[1].rtcp_port, None, "only its own stream's: {attr}");
+        streams[0].rtcp_port
+    };
+    assert_eq!(port(""), None);
+    assert_eq!(port("a=rtcp:4009\r\n"), Some(4009));
+    assert_eq!(port("a=rtcp:4009 IN IP4 192.0.2.10\r\n"), Some(4009));
+    // Another host, a host name, port 0 or no number: the RTP port + 1 stands.
+    assert_eq!(port("a=rtcp:4009 IN IP4 192.0.2.11\r\n"), None);
+    assert_eq!(port("a=rtcp:4009 IN IP4 media.example.net\r\n"), None);
+    assert_eq!(port("a=rtcp:0\r\n"), None);
+    assert_eq!(port("a=rtcp:x\r\n"), None);
+    assert_eq!(port("a=rtcp:70000\r\n"), None);
+    // `a=rtcp-mux` and `a=rtcp-fb` are other attributes.
+    assert_eq!(port("a=rtcp-fb:0 nack\r\na=rtcp-mux\r\n"), None);
 }
