@@ -17,7 +17,7 @@ use super::{CoreEvent, Direction, Output, Side, Stage};
 use crate::cdr::CallTag;
 use crate::config::{DEFAULT_RING_TIMEOUT, Profile};
 use crate::interop::causes::Q850Cause;
-use crate::interop::egress::relayed_response;
+use crate::interop::egress::{Sender, relayed_response};
 use crate::interop::uri::{UriPolicy, request_uri};
 use crate::sip::{Hdr, Request, Response, SipError, Target};
 use crate::txn::TxnId;
@@ -88,7 +88,7 @@ impl Call {
                 &self.number,
                 &self.caller,
                 &peer,
-                self.ingress.role == crate::config::Role::Trunk,
+                Sender::of(Some(&self.ingress)),
             );
             let (dialog, mut invite) = match built {
                 Ok(x) => x,
@@ -335,7 +335,7 @@ impl Call {
             // A call-back has no caller to show progress to (early media included).
             return;
         }
-        match self.toward_caller(cx, &resp, self.is_trunk(Side::B)) {
+        match self.toward_caller(cx, &resp, self.sender(Side::B)) {
             Ok(mut out) => {
                 self.carry_identity(&cx.env.local, Side::A, &mut out);
                 // To an INVITE without SDP, the callee's SDP is its offer.
@@ -409,7 +409,7 @@ impl Call {
         }
         // Built before the call counts as answered: a 2xx that cannot be relayed fails the
         // call unanswered (no answer time, no recording kept), as the caller saw it.
-        let mut out = match self.toward_caller(cx, &resp, self.is_trunk(Side::B)) {
+        let mut out = match self.toward_caller(cx, &resp, self.sender(Side::B)) {
             Ok(out) => out,
             Err(e) => {
                 warn!(error = %e, "cannot relay 2xx to caller");
@@ -459,13 +459,13 @@ impl Call {
     }
 
     /// A callee's response `resp`, as our response to the caller's INVITE (the caller's
-    /// profile shapes it; `interop::egress`). `from_trunk`: the callee that sent it is a
-    /// trunk (after a failover, the last failure may be an earlier callee's).
+    /// profile shapes it; `interop::egress`). `sender`: the callee that sent it (after a
+    /// failover, the last failure may be an earlier callee's).
     pub(super) fn toward_caller(
         &self,
         cx: &Cx,
         resp: &Response,
-        from_trunk: bool,
+        sender: Sender,
     ) -> Result<Response, SipError> {
         relayed_response(
             self.template(),
@@ -473,7 +473,7 @@ impl Call {
             &self.a.local_tag,
             &self.ingress,
             &cx.env.local,
-            from_trunk,
+            sender,
         )
     }
 }

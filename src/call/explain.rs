@@ -7,6 +7,7 @@ use thiserror::Error;
 use super::admission::numbers;
 use super::outbound::outbound_invite;
 use crate::config::{Config, PeerName};
+use crate::interop::egress::Sender;
 use crate::interop::prack::PrackMode;
 use crate::interop::topology::{PER_LEG_HEADERS, REHOSTED_HEADERS};
 use crate::sip::{Hdr, IdGen, Message, SipError, parse_datagram};
@@ -53,8 +54,13 @@ pub fn explain_invite(
     let local = cfg.local_addrs();
     let mut ids = IdGen::new(0);
     // Shown as a trunk's call carries it: with the number parameters a trunk is trusted
-    // with (a call from another peer carries only `ext` and `isub`; a note says so).
-    let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile, true)
+    // with (a call from another peer carries only `ext` and `isub`; a note says so), and
+    // its asserted identity (a peer outside the trust domain has its own left out).
+    const TRUNK: Sender = Sender {
+        trunk: true,
+        asserts: true,
+    };
+    let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile, TRUNK)
         .map_err(ExplainError::Build)?;
     // A late offer (no SDP) from a caller that does not do 100rel: as the call sends it.
     let late_offer = !super::anchor::carries_sdp(&out);

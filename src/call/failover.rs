@@ -275,7 +275,8 @@ impl Call {
             };
             return self.fail_call_with(cx, end);
         }
-        let from_trunk = peer.is_some_and(|p| p.role == crate::config::Role::Trunk);
+        let sender = crate::interop::egress::Sender::of(peer);
+        let from_trunk = sender.trunk;
         // A redirect makes the caller place a call, as a transfer makes its recipient: it
         // goes on (its number targets at the gateway) only from a callee whose `[transfer]`
         // relays, and to a trunk only with `to_trunks` (a carrier that follows redirects in
@@ -300,7 +301,7 @@ impl Call {
             return self.fail_call_with(cx, end);
         }
         self.clear_reliable();
-        match self.toward_caller(cx, resp, from_trunk) {
+        match self.toward_caller(cx, resp, sender) {
             Ok(mut out) => {
                 for target in redirect.into_iter().flatten() {
                     let _ = out.insert_header_before_length(&Hdr::CONTACT, target);

@@ -6,7 +6,7 @@
 use super::dialog::Dialog;
 use crate::config::Profile;
 use crate::interop::egress::{
-    allow_for, copy_end_to_end, identity_uri_of, is_tel, local_to_domain, shaped_body,
+    Sender, allow_for, copy_end_to_end, identity_uri_of, is_tel, local_to_domain, shaped_body,
 };
 use crate::interop::prack::PrackMode;
 use crate::interop::uri::{normalise_number, peer_uri_in, request_uri_in};
@@ -14,9 +14,9 @@ use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, SipError, 
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
 /// called and calling numbers in global form (a tel: phone-context already applied); the
-/// peer's `[uri]` policy decides how they are written. `from_trunk`: the caller's peer is a
-/// trunk, trusted with the number parameters that route or bill a call (`rn`, `npdi`,
-/// `cic`, `cpc`, `oli`); from anyone else only a subaddress and extension are carried.
+/// peer's `[uri]` policy decides how they are written. `caller_peer`: the caller's peer; a
+/// trunk is trusted with the number parameters that route or bill a call (`rn`, `npdi`,
+/// `cic`, `cpc`, `oli`): from anyone else only a subaddress and extension are carried.
 pub fn outbound_invite(
     local: &LocalAddrs,
     ids: &mut IdGen,
@@ -24,8 +24,9 @@ pub fn outbound_invite(
     number: &str,
     caller: &str,
     peer: &Profile,
-    from_trunk: bool,
+    caller_peer: Sender,
 ) -> Result<(Dialog, Request), SipError> {
+    let from_trunk = caller_peer.trunk;
     let host = local.host.as_str();
     let call_id = ids.call_id(host);
     let tag = ids.tag(&call_id);
@@ -105,7 +106,7 @@ pub fn outbound_invite(
     .build()?;
     r.push_header(&Hdr::CONTACT, local.contact(peer.address.transport))?;
     r.push_header(&Hdr::ALLOW, allow_for(peer, from_trunk))?;
-    copy_end_to_end(&mut r, a_req, local, peer, from_trunk)?;
+    copy_end_to_end(&mut r, a_req, local, peer, caller_peer)?;
     // Supported lists what the gateway itself supports as this leg's UAC (RFC 3261
     // §20.37), never the caller's list: the caller's `replaces`, `timer` or `gruu` are
     // extensions the gateway does not implement. 100rel and session timers are the peer's

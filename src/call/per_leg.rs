@@ -38,6 +38,11 @@ impl Call {
             .is_some_and(|p| p.role == crate::config::Role::Trunk)
     }
 
+    /// What the gateway believes of the peer on `side` ([`crate::interop::egress::Sender`]).
+    pub fn sender(&self, side: Side) -> crate::interop::egress::Sender {
+        crate::interop::egress::Sender::of(self.profile(side).map(|p| &**p))
+    }
+
     /// Whether the peer on `side` said (or its profile says) it takes `method`: unknown
     /// counts as no.
     pub fn peer_lists(&self, side: Side, method: &Method) -> bool {
@@ -52,8 +57,9 @@ impl Call {
     }
 
     /// The connected identity (P-Asserted-Identity) of `req`, answered here, is kept for the
-    /// next message toward `side`: unless its owner asked for privacy (`Privacy: id`) and
-    /// that side's peer is outside the trust domain (RFC 3325 §7).
+    /// next message toward `side`: unless its sender is outside the trust domain (RFC 3325
+    /// §5), or its owner asked for privacy (`Privacy: id`) and that side's peer is outside
+    /// it (§7).
     pub(super) fn keep_identity_for(&mut self, side: Side, req: &crate::sip::Request) {
         let pai = req.header_lines(&Hdr::P_ASSERTED_IDENTITY);
         let privacy = req.header_lines(&Hdr::named("Privacy"));
@@ -61,7 +67,9 @@ impl Call {
             p.headers
                 .keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &privacy)
         });
-        if pai.is_empty() {
+        // An identity the other side's peer may not assert is not believed: it neither
+        // reaches this side nor replaces one that did.
+        if pai.is_empty() || !self.sender(side.other()).asserts {
             return;
         }
         // One withheld replaces the one kept before too: that older one is no longer who

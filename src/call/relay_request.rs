@@ -110,7 +110,7 @@ impl Call {
             .request(send_as, local, &mut cx.env.ids)
             .and_then(|mut out| {
                 out.set_header(&Hdr::MAX_FORWARDS, mf.to_string())?;
-                copy_end_to_end(&mut out, &req, local, &profile, from_trunk)?;
+                copy_end_to_end(&mut out, &req, local, &profile, self.sender(side))?;
                 if method == Method::Notify
                     && let Some(event) = req.header(&Hdr::EVENT)
                     && let Some(origin_cseq) = self.refer_reported(side, &event)

@@ -184,14 +184,14 @@ impl Call {
         let Some(origin_peer) = self.profile(rel.origin).cloned() else {
             return;
         };
-        let from_trunk = self.is_trunk(far);
+        let sender = self.sender(far);
         match relayed_response(
             &rel.origin_req,
             &resp,
             &tag,
             &origin_peer,
             &cx.env.local,
-            from_trunk,
+            sender,
         ) {
             Ok(mut out) => {
                 self.carry_identity(&cx.env.local, rel.origin, &mut out);

@@ -248,6 +248,9 @@ pub struct HeadersSection {
     /// Whether this peer is in our trust domain for asserted identities (RFC 3325): unset,
     /// a trunk is and an internal peer is not.
     pub trust_identity: Option<bool>,
+    /// Whether the identities this peer asserts (P-Asserted-Identity, Remote-Party-ID) are
+    /// believed and passed on: unset, as `trust_identity`.
+    pub trust_asserted: Option<bool>,
 }
 
 /// `[transfer]`: REFER from this peer.

@@ -1029,6 +1029,33 @@ fn call_policy_keys_are_validated_with_positions() {
     assert_eq!(p.headers.user_agent.as_deref(), Some("tg"));
 }
 
+/// `trust_asserted` follows `trust_identity` unless set: a trunk is believed, an internal
+/// peer is not; a PBX may be believed without being told private identities.
+#[test]
+fn believed_assertions_follow_the_trust_domain_unless_set() {
+    let believed = |peer: usize, headers: &str| {
+        let mut ps = standard_profiles();
+        ps[peer].1.push_str(headers);
+        let cfg = load_tree(GATEWAY, &ps).unwrap();
+        let p = cfg.profile(&PeerName(ps[peer].0.into())).unwrap();
+        (p.headers.trust_identity, p.headers.trust_asserted)
+    };
+    assert_eq!(believed(0, ""), (false, false));
+    assert_eq!(believed(1, ""), (true, true));
+    assert_eq!(
+        believed(0, "[headers]\ntrust_identity = true\n"),
+        (true, true)
+    );
+    assert_eq!(
+        believed(0, "[headers]\ntrust_asserted = true\n"),
+        (false, true)
+    );
+    assert_eq!(
+        believed(1, "[headers]\ntrust_asserted = false\n"),
+        (true, false)
+    );
+}
+
 #[test]
 fn metrics_scrapers_default_to_loopback_and_are_bounded() {
     let load = |extra: &str| load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles());

@@ -287,16 +287,42 @@ pub fn rewritten_identities(
     out
 }
 
+/// What the gateway believes of the peer a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sender {
+    /// A trunk: trusted with the number parameters that route or bill a call (see
+    /// [`identity_header`]).
+    pub trunk: bool,
+    /// Believed (`[headers] trust_asserted`): the identities it asserts (P-Asserted-Identity,
+    /// Remote-Party-ID) are passed on. Anyone else's are not (RFC 3325 §5).
+    pub asserts: bool,
+}
+
+impl Sender {
+    /// The peer of `profile` (none: one the gateway knows nothing of, trusted with nothing).
+    pub fn of(profile: Option<&Profile>) -> Sender {
+        Sender {
+            trunk: profile.is_some_and(|p| p.role == Role::Trunk),
+            asserts: profile.is_some_and(|p| p.headers.trust_asserted),
+        }
+    }
+
+    /// Whether its identity header `h` may be passed on at all.
+    fn vouched(self, h: &Hdr) -> bool {
+        self.asserts || !super::headers::is_asserted(h)
+    }
+}
+
 /// Copy end-to-end headers of `src` onto a request for `peer`: those its `[headers]` policy
 /// lets through verbatim, identity headers with numbers in the peer's form and hosts hidden
-/// (`from_trunk`: `src` came from a trunk, see [`identity_header`]), and our `User-Agent`
-/// when the profile names one.
+/// (those `sender` may pass on: [`Sender`]), and our `User-Agent` when the profile names
+/// one.
 pub fn copy_end_to_end(
     out: &mut Request,
     src: &Request,
     local: &LocalAddrs,
     peer: &Profile,
-    from_trunk: bool,
+    sender: Sender,
 ) -> Result<(), SipError> {
     out.copy_headers_where(src.headers_raw(), |h| copies_verbatim(peer, h));
     for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
@@ -305,9 +331,9 @@ pub fn copy_end_to_end(
     let privacy = src.header_lines(&Hdr::named("Privacy"));
     for h in REHOSTED_HEADERS
         .iter()
-        .filter(|h| peer.headers.keeps_identity(h, &privacy))
+        .filter(|h| peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))
     {
-        for v in rewritten_identities(h, &src.header_lines(h), local, peer, from_trunk) {
+        for v in rewritten_identities(h, &src.header_lines(h), local, peer, sender.trunk) {
             out.push_header(h, v)?;
         }
     }
@@ -319,15 +345,14 @@ pub fn copy_end_to_end(
 
 /// Our response to `origin` (a request from `to_peer`) mirroring the far leg's `from`:
 /// status, reason, end-to-end headers and body in `to_peer`'s form; our own Contact; nothing
-/// that names the far side's hosts. `from_trunk`: the far leg's peer is a trunk (see
-/// [`identity_header`]).
+/// that names the far side's hosts. `sender`: the far leg's peer (see [`Sender`]).
 pub fn relayed_response(
     origin: &Request,
     from: &Response,
     our_tag: &str,
     to_peer: &Profile,
     local: &LocalAddrs,
-    from_trunk: bool,
+    sender: Sender,
 ) -> Result<Response, SipError> {
     let status = from.status();
     // A control character in the callee's reason phrase (the parser takes a NUL, an ESC
@@ -354,7 +379,7 @@ pub fn relayed_response(
         }
     }
     if matches!(method, Method::Invite) || status == 405 {
-        out.push_header(&Hdr::ALLOW, allow_for(to_peer, from_trunk))?;
+        out.push_header(&Hdr::ALLOW, allow_for(to_peer, sender.trunk))?;
     }
     out.copy_headers_where(from.headers_raw(), |h| copies_verbatim(to_peer, h));
     for v in copied_reasons(to_peer, &from.header_lines(&Hdr::REASON)) {
@@ -370,9 +395,9 @@ pub fn relayed_response(
     let privacy = from.header_lines(&Hdr::named("Privacy"));
     for h in REHOSTED_HEADERS
         .iter()
-        .filter(|h| to_peer.headers.keeps_identity(h, &privacy))
+        .filter(|h| to_peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))
     {
-        let lines = rewritten_identities(h, &from.header_lines(h), local, to_peer, from_trunk);
+        let lines = rewritten_identities(h, &from.header_lines(h), local, to_peer, sender.trunk);
         // The far leg's History-Info is the call's history: the request's own, which the
         // response built from it returns (RFC 7044 §9.4), would be a second set with the
         // same indexes.

@@ -62,6 +62,12 @@ pub struct HeaderPolicy {
     /// This peer is in our trust domain (RFC 3325 §2.3): it gets asserted identities even
     /// when their owner asked for privacy (`Privacy: id`), and withholds them itself.
     pub trust_identity: bool,
+    /// The identities this peer asserts (P-Asserted-Identity, Remote-Party-ID) are believed
+    /// and passed on (RFC 3325 §5); anyone else's are left out: a phone could claim any
+    /// number, and a trunk would take it as asserted by us. Apart from `trust_identity`: a
+    /// PBX that authenticates its phones asserts their identities truly, yet shows every
+    /// identity it gets on their screens.
+    pub trust_asserted: bool,
 }
 
 impl HeaderPolicy {
@@ -96,6 +102,13 @@ static ASSERTED: std::sync::LazyLock<[Hdr; 3]> = std::sync::LazyLock::new(|| {
         Hdr::named("Remote-Party-ID"),
     ]
 });
+
+/// Whether `h` asserts who a party is (P-Asserted-Identity, Remote-Party-ID): what only a
+/// peer in the trust domain may send on (RFC 3325 §5). P-Preferred-Identity is a wish, not
+/// an assertion, and passes as one.
+pub fn is_asserted(h: &Hdr) -> bool {
+    *h == Hdr::P_ASSERTED_IDENTITY || h.as_str().eq_ignore_ascii_case("Remote-Party-ID")
+}
 
 /// Whether `Privacy` lines ask for the identity to be withheld: an `id` value (RFC 3325
 /// §9.3) among the `;`- or `,`-separated ones, in any case.
@@ -136,6 +149,7 @@ mod tests {
             strip: vec![Hdr::named("Subject"), Hdr::P_ASSERTED_IDENTITY],
             user_agent: None,
             trust_identity: true,
+            trust_asserted: true,
         };
         assert!(p.copies(&Hdr::named("x-custom")));
         assert!(!p.copies(&Hdr::named("Subject")));

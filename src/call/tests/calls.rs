@@ -923,6 +923,7 @@ fn the_receiving_peers_header_policy_passes_strips_and_names_us() {
                 strip: vec![Hdr::named("Subject"), Hdr::P_ASSERTED_IDENTITY],
                 user_agent: Some("trunkgate".into()),
                 trust_identity: true,
+                trust_asserted: true,
             };
         }
     }));

@@ -98,9 +98,11 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         transfer_to_trunks: false,
         invite_timeout: None,
         probe: (role == Role::Trunk).then_some(crate::config::DEFAULT_PROBE),
-        // As the loader has it: a trunk is in the trust domain, an internal peer is not.
+        // As the loader has it: a trunk is in the trust domain, an internal peer is not;
+        // the PBX's own assertions are believed, as profiles/pbx.toml has it.
         headers: crate::interop::headers::HeaderPolicy {
             trust_identity: role == Role::Trunk,
+            trust_asserted: role == Role::Trunk || name == "pbx",
             ..Default::default()
         },
     };

@@ -963,3 +963,49 @@ fn an_escaped_semicolon_in_the_callers_name_stays_escaped() {
     assert!(!from.contains(";rn=") && !from.contains(";npdi"), "{from}");
     assert!(from.contains("%3Brn="), "{from}");
 }
+
+/// RFC 3325 §5: the identity a peer that is not believed (`trust_asserted = false`) asserts
+/// goes no further, in its INVITE or its answer (a phone could claim any number, and a trunk
+/// would take it as the gateway's assertion); its preferred identity passes as the wish it
+/// is. A believed peer's (the test PBX's, as profiles/pbx.toml) reaches the trunk.
+#[test]
+fn an_identity_asserted_by_a_peer_that_is_not_believed_goes_no_further() {
+    let gateway = |believed: bool| {
+        H::with(config_with(|n, p| {
+            if n == "pbx" {
+                p.headers.trust_asserted = believed;
+            }
+        }))
+    };
+    let claims = "Remote-Party-ID: <sip:+8620999@127.0.0.2>;party=calling;screen=yes\r\n\
+                  P-Preferred-Identity: <sip:1000@127.0.0.2>\r\n";
+    for believed in [false, true] {
+        let mut h = gateway(believed);
+        h.recv(PHONE, &invite_text("ua1", "z9hG4bKua1", "+8610123", claims));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        for asserted in [Hdr::P_ASSERTED_IDENTITY, Hdr::named("Remote-Party-ID")] {
+            assert_eq!(inv.header(&asserted).is_some(), believed, "{asserted:?}");
+        }
+        assert!(inv.header(&Hdr::P_PREFERRED_IDENTITY).is_some());
+    }
+    // A carrier's call answered by the PBX that is not believed: the connected identity in
+    // its 200 does not reach the carrier.
+    let mut h = gateway(false);
+    h.recv(CARRIER_A, &invite_text("ua2", "z9hG4bKua2", "1000", ""));
+    let inv = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(
+        PHONE,
+        reply(
+            &inv,
+            200,
+            "p1",
+            &[
+                (Hdr::CONTACT, "<sip:1000@127.0.0.2>"),
+                (Hdr::P_ASSERTED_IDENTITY, "<sip:+8620999@127.0.0.2>"),
+            ],
+            Some(SDP),
+        ),
+    );
+    let ok = h.response_with(CARRIER_A, 200, "the carrier gets the 200");
+    assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
+}

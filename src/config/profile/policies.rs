@@ -240,12 +240,14 @@ pub(super) fn header_policy(
             Some(v.to_string())
         }
     });
+    let trust_identity = h
+        .trust_identity
+        .unwrap_or(role == crate::config::Role::Trunk);
     HeaderPolicy {
         pass,
         strip,
         user_agent,
-        trust_identity: h
-            .trust_identity
-            .unwrap_or(role == crate::config::Role::Trunk),
+        trust_identity,
+        trust_asserted: h.trust_asserted.unwrap_or(trust_identity),
     }
 }
