@@ -107,8 +107,12 @@ static ASSERTED: std::sync::LazyLock<[Hdr; 3]> = std::sync::LazyLock::new(|| {
 /// peer in the trust domain may send on (RFC 3325 §5). P-Preferred-Identity is a wish, not
 /// an assertion, and passes as one.
 pub fn is_asserted(h: &Hdr) -> bool {
-    *h == Hdr::P_ASSERTED_IDENTITY || h.as_str().eq_ignore_ascii_case("Remote-Party-ID")
+    ASSERTING.contains(h)
 }
+
+/// The headers [`is_asserted`] names.
+pub static ASSERTING: std::sync::LazyLock<[Hdr; 2]> =
+    std::sync::LazyLock::new(|| [Hdr::P_ASSERTED_IDENTITY, Hdr::named("Remote-Party-ID")]);
 
 /// Whether `Privacy` lines ask for the identity to be withheld: an `id` value (RFC 3325
 /// §9.3) among the `;`- or `,`-separated ones, in any case.
