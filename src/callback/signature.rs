@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -207,13 +208,17 @@ pub enum Seen {
 /// window (a bad NTP step, corrected) forgets nothing. With a steady clock an entry lives
 /// the window's width, so the table holds every signed REQUEST of the last minute, placed
 /// or refused (refused ones too: a refusal sent again must not place the call). At most
-/// [`Replays::MAX`], more than a minute at the highest `rate` placed; a REQUEST that finds
-/// it full is refused. Only datagrams signed with our key get in.
+/// [`Replays::MAX`], more than a minute at the highest `rate` placed, and at most
+/// [`Replays::SHARE`] from one source IP (one AS flooding signed REQUESTs, refused or not,
+/// leaves room for the others); a REQUEST that finds no room is refused. Only datagrams
+/// signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
-    /// (first seen, `ts`, MAC), in the order they were first seen.
-    by_arrival: VecDeque<(Instant, u64, [u8; 32])>,
+    /// (first seen, `ts`, MAC, its source's IP), in the order they were first seen.
+    by_arrival: VecDeque<(Instant, u64, [u8; 32], IpAddr)>,
     seen: HashMap<[u8; 32], Seen>,
+    /// Entries per source IP (only IPs that hold some).
+    by_source: HashMap<IpAddr, usize>,
 }
 
 impl Replays {
@@ -221,25 +226,36 @@ impl Replays {
     /// which new REQUESTs are refused, and then some.
     pub const MAX: usize = 131_072;
 
+    /// The most one source IP may hold: still more than a minute at the highest `rate`.
+    pub const SHARE: usize = Self::MAX / 2;
+
     /// How long an entry stays whatever the wall clock says: the window's width.
     const HOLD: Duration = Duration::from_secs(2 * MAX_SKEW_S);
 
     /// What became of `mac` (forgetting what no clock reading near `now_s` could take, once
     /// held for [`Replays::HOLD`]).
     pub fn seen(&mut self, now: Instant, now_s: u64, mac: &[u8; 32]) -> Option<Seen> {
-        while let Some(&(at, ts, old)) = self.by_arrival.front()
+        while let Some(&(at, ts, old, ip)) = self.by_arrival.front()
             && now.saturating_duration_since(at) >= Self::HOLD
             && ts.saturating_add(MAX_SKEW_S) < now_s
         {
             self.by_arrival.pop_front();
             self.seen.remove(&old);
+            if let Some(n) = self.by_source.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.by_source.remove(&ip);
+                }
+            }
         }
         crate::maps::shrink_if_sparse(&mut self.seen);
+        crate::maps::shrink_if_sparse(&mut self.by_source);
         self.seen.get(mac).copied()
     }
 
-    /// Remember what became of the REQUEST signed at `ts` with `mac`, seen at `now`.
-    pub fn remember(&mut self, now: Instant, ts: u64, mac: [u8; 32], what: Seen) {
+    /// Remember what became of the REQUEST signed at `ts` with `mac`, seen at `now` from
+    /// `src`.
+    pub fn remember(&mut self, now: Instant, (ts, src): (u64, IpAddr), mac: [u8; 32], what: Seen) {
         if let Some(was) = self.seen.get_mut(&mac) {
             // Placed stays placed: a copy refused afterwards (sent from another source, it
             // finds its id taken) must not turn the AS's own resend into that refusal, and
@@ -247,15 +263,26 @@ impl Replays {
             if *was != Seen::Placed {
                 *was = what;
             }
-        } else if self.seen.len() < Self::MAX {
+        } else if !self.is_full_for(src) {
             self.seen.insert(mac, what);
-            self.by_arrival.push_back((now, ts, mac));
+            self.by_arrival.push_back((now, ts, mac, src));
+            *self.by_source.entry(src).or_default() += 1;
         }
     }
 
     /// Full: a signed REQUEST not seen before cannot be remembered, so it is not taken.
     pub fn is_full(&self) -> bool {
         self.seen.len() >= Self::MAX
+    }
+
+    /// How many entries `src` holds.
+    pub fn held_by(&self, src: IpAddr) -> usize {
+        self.by_source.get(&src).copied().unwrap_or(0)
+    }
+
+    /// Full for `src`: the table, or `src`'s share of it.
+    pub fn is_full_for(&self, src: IpAddr) -> bool {
+        self.is_full() || self.held_by(src) >= Self::SHARE
     }
 
     pub fn len(&self) -> usize {
@@ -379,16 +406,18 @@ mod tests {
         assert_eq!(v(b";sig=", 0), Err(SigError::Unsigned));
     }
 
+    const AS_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
     #[test]
     fn what_became_of_a_request_is_kept_while_its_ts_is_good_and_bounded() {
         let mut r = Replays::default();
         let t0 = Instant::now();
         let later = t0 + Replays::HOLD;
         assert_eq!(r.seen(t0, 1_000, &[1; 32]), None);
-        r.remember(t0, 1_000, [1; 32], Seen::Refused("over_rate"));
-        r.remember(t0, 1_000, [1; 32], Seen::Placed);
+        r.remember(t0, (1_000, AS_IP), [1; 32], Seen::Refused("over_rate"));
+        r.remember(t0, (1_000, AS_IP), [1; 32], Seen::Placed);
         // A copy refused afterwards (its id taken, from another source) changes nothing.
-        r.remember(t0, 1_000, [1; 32], Seen::Refused("duplicate_id"));
+        r.remember(t0, (1_000, AS_IP), [1; 32], Seen::Refused("duplicate_id"));
         assert_eq!(r.len(), 1);
         assert_eq!(
             r.seen(later, 1_000 + MAX_SKEW_S, &[1; 32]),
@@ -399,13 +428,42 @@ mod tests {
         // Once no reading could take its ts, it goes.
         assert_eq!(r.seen(later, 1_001 + MAX_SKEW_S, &[1; 32]), None);
         assert!(r.is_empty());
+        // Three sources: the first two take their shares, the whole table; the third
+        // finds no room.
         for i in 0..Replays::MAX + 10 {
             let mut mac = [0; 32];
             mac[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            r.remember(t0, 5_000, mac, Seen::Placed);
+            let src = IpAddr::from([192, 0, 2, 1 + (i % 3) as u8]);
+            r.remember(t0, (5_000, src), mac, Seen::Placed);
         }
         assert_eq!(r.len(), Replays::MAX);
         assert!(r.is_full());
+    }
+
+    /// One source holds at most its share: the others still find room, and its own
+    /// entries, once gone, give it room again.
+    #[test]
+    fn one_source_holds_at_most_its_share() {
+        let mut r = Replays::default();
+        let t0 = Instant::now();
+        let mac = |i: usize| {
+            let mut m = [0; 32];
+            m[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            m
+        };
+        for i in 0..Replays::SHARE + 10 {
+            r.remember(t0, (1_000, AS_IP), mac(i), Seen::Placed);
+        }
+        assert_eq!(r.held_by(AS_IP), Replays::SHARE);
+        assert!(r.is_full_for(AS_IP) && !r.is_full());
+        let other = IpAddr::from([192, 0, 2, 99]);
+        assert!(!r.is_full_for(other));
+        r.remember(t0, (1_000, other), mac(usize::MAX), Seen::Placed);
+        assert_eq!((r.held_by(other), r.len()), (1, Replays::SHARE + 1));
+        // A minute later all are gone, and so is the count.
+        r.seen(t0 + Replays::HOLD, 1_000 + MAX_SKEW_S + 1, &[0xff; 32]);
+        assert!(r.is_empty());
+        assert_eq!((r.held_by(AS_IP), r.held_by(other)), (0, 0));
     }
 
     /// Requests whose `ts` lags (a sender's clock 25 s behind) among ones on time: each goes
@@ -420,7 +478,7 @@ mod tests {
             let lag = if i % 2 == 0 { 25 } else { 0 };
             r.remember(
                 t0 + Duration::from_secs(i),
-                1_000 + i - lag,
+                (1_000 + i - lag, AS_IP),
                 mac,
                 Seen::Placed,
             );
@@ -440,7 +498,7 @@ mod tests {
     fn a_wall_clock_jump_forward_and_back_forgets_nothing_within_the_window() {
         let mut r = Replays::default();
         let t0 = Instant::now();
-        r.remember(t0, 1_000, [2; 32], Seen::Placed);
+        r.remember(t0, (1_000, AS_IP), [2; 32], Seen::Placed);
         // Stepped forward: by the wall clock it could go, but it has not been held long.
         assert_eq!(
             r.seen(t0 + Duration::from_secs(5), 4_600, &[2; 32]),

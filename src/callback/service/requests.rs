@@ -31,6 +31,9 @@ impl Service {
         // A signed REQUEST seen before gets what it got then, and changes nothing: the AS's
         // own resend of a refused one (our answer was lost), or a capture sent again
         // while its `ts` is still good, from anywhere the allow-list lets in.
+        // The replay table's share is per IP as the kernel has it (an IPv4 AS heard on the
+        // IPv6 wildcard is its IPv4 address).
+        let from = src.ip().to_canonical();
         if let Some((m, _)) = &signed {
             match self.replays.seen(now, self.wall_s(), m) {
                 Some(Seen::Refused(reason)) => return refuse(self, reason),
@@ -63,15 +66,21 @@ impl Service {
                 Some(Seen::Placed) => {}
                 // What cannot be remembered cannot be taken: dropped unanswered (an answer
                 // not remembered could be followed by the same REQUEST placed when there is
-                // room again). Before that, the last eighth of the table answers
-                // `over_rate`, and remembers it, so the AS hears that it should slow down.
+                // room again). Before that, the last eighth of the table, or of the
+                // source's share of it, answers `over_rate`, and remembers it, so the AS
+                // hears that it should slow down.
                 None if self.replays.is_full() => {
                     return self.drop_datagram("replay_table_full");
                 }
-                None if self.replays.len() >= Replays::MAX / 8 * 7 => {
+                None if self.replays.is_full_for(from) => {
+                    return self.drop_datagram("replay_share_full");
+                }
+                None if self.replays.len() >= Replays::MAX / 8 * 7
+                    || self.replays.held_by(from) >= Replays::SHARE / 8 * 7 =>
+                {
                     if let Some((m, ts)) = signed {
                         self.replays
-                            .remember(now, ts, m, Seen::Refused("over_rate"));
+                            .remember(now, (ts, from), m, Seen::Refused("over_rate"));
                     }
                     return refuse(self, "over_rate");
                 }
@@ -89,13 +98,14 @@ impl Service {
             ),
             Ok(Admitted::New) => {
                 if let Some((m, ts)) = signed {
-                    self.replays.remember(now, ts, m, Seen::Placed);
+                    self.replays.remember(now, (ts, from), m, Seen::Placed);
                 }
                 self.place(now, src, r);
             }
             Err(reason) => {
                 if let Some((m, ts)) = signed {
-                    self.replays.remember(now, ts, m, Seen::Refused(reason));
+                    self.replays
+                        .remember(now, (ts, from), m, Seen::Refused(reason));
                 }
                 refuse(self, reason);
             }

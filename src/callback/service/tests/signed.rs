@@ -256,13 +256,15 @@ fn a_clock_set_back_late_does_not_move_the_start() {
 #[test]
 fn a_replay_table_near_full_refuses_with_over_rate() {
     let mut h = signed();
+    // Filled by four other ASes, none past its share.
     let fill = |h: &mut H, upto: usize| {
         for i in h.svc.replays.len()..upto {
             let mut mac = [0u8; 32];
             mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let src = std::net::IpAddr::from([127, 0, 1, (i % 4) as u8]);
             h.svc
                 .replays
-                .remember(h.now, h.wall_s(), mac, Seen::Refused("over_rate"));
+                .remember(h.now, (h.wall_s(), src), mac, Seen::Refused("over_rate"));
         }
     };
     fill(&mut h, Replays::MAX / 8 * 7);
@@ -357,4 +359,35 @@ fn a_captured_request_resent_from_another_port_does_not_move_the_responses() {
         matches!(&out[0], Output::Transmit { to, .. } if *to == addr(AS)),
         "{out:?}"
     );
+}
+
+/// One AS's share of the replay table: near it, its new signed REQUESTs are refused
+/// `over_rate`; at it they are dropped unanswered, while the table has room for the others
+/// (one AS flooding signed REQUESTs, refused or not, filled it for all before).
+#[test]
+fn an_as_near_its_share_of_the_replay_table_is_refused_alone() {
+    let mut h = signed();
+    let own: std::net::SocketAddr = AS.parse().unwrap();
+    let fill = |h: &mut H, upto: usize| {
+        for i in h.svc.replays.held_by(own.ip())..upto {
+            let mut mac = [0u8; 32];
+            mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            h.svc
+                .replays
+                .remember(h.now, (h.wall_s(), own.ip()), mac, Seen::Placed);
+        }
+    };
+    fill(&mut h, Replays::SHARE / 8 * 7);
+    assert_eq!(
+        h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
+        vec!["ACK: id=a;result=error;reason=over_rate"]
+    );
+    fill(&mut h, Replays::SHARE);
+    assert!(!h.svc.replays.is_full());
+    assert!(
+        h.ask_signed("REQUEST: id=b;user1=1001;user2=1002")
+            .is_empty()
+    );
+    assert_eq!(h.svc.stats().dropped("replay_share_full"), 1);
+    assert_eq!(h.svc.active(), 0);
 }
