@@ -427,12 +427,24 @@ impl Inbox {
     }
 
     /// Hand over without waiting; a full queue gives the event back (counted), so the caller
-    /// can refuse it itself.
+    /// can refuse it itself. With new work full, a CANCEL goes with accepted work, as on a
+    /// connection ([`Inbox::deliver`]): the call it ends was accepted, and dropped, it would
+    /// ring on until the caller's resend finds room.
     pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
         if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
             return Ok(());
         }
-        self.send_now(self.queue_for(&ev), ev)
+        let queue = self.queue_for(&ev);
+        if std::ptr::eq(queue, &self.fresh)
+            && matches!(&ev, Event::Message { msg, .. } if is_cancel(msg))
+        {
+            return match self.fresh.try_send(ev) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(ev)) => self.send_now(&self.urgent, ev),
+                Err(mpsc::error::TrySendError::Closed(ev)) => Err(Box::new(ev)),
+            };
+        }
+        self.send_now(queue, ev)
     }
 
     /// Put `ev` on `queue` without waiting; a full (or closed) queue gives it back, counted.

@@ -121,11 +121,20 @@ async fn a_full_fresh_queue_drops_new_work_but_still_takes_accepted_work() {
         at,
         screened: false,
     });
+    // A CANCEL ends a call already accepted: it goes with accepted work (it was dropped).
+    assert!(inbox.try_deliver(Event::Message {
+        msg: req("CANCEL", ""),
+        source: src,
+        at,
+        screened: false,
+    }));
     assert_eq!(inbox.tally.queue_full.load(Ordering::Relaxed), 10);
-    assert!(matches!(
-        q.try_next(),
-        Some(Event::Message { msg: Message::Request(r), .. }) if r.method().to_string() == "BYE"
-    ));
+    for method in ["BYE", "CANCEL"] {
+        assert!(matches!(
+            q.try_next(),
+            Some(Event::Message { msg: Message::Request(r), .. }) if r.method().to_string() == method
+        ));
+    }
 }
 
 #[tokio::test]
