@@ -427,9 +427,11 @@ impl Inbox {
     }
 
     /// Hand over without waiting; a full queue gives the event back (counted), so the caller
-    /// can refuse it itself. With new work full, a CANCEL goes with accepted work, as on a
-    /// connection ([`Inbox::deliver`]): the call it ends was accepted, and dropped, it would
-    /// ring on until the caller's resend finds room.
+    /// can refuse it itself. With new work full, a CANCEL goes with accepted work while
+    /// that has more than half its room, as on a connection ([`Inbox::deliver`]): the call
+    /// it ends was accepted, and dropped, it would ring on until the caller's resend finds
+    /// room. (The half keeps CANCELs spoofed in a peer's name from taking the room its
+    /// responses and BYEs need.)
     pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
         if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
             return Ok(());
@@ -440,7 +442,13 @@ impl Inbox {
         {
             return match self.fresh.try_send(ev) {
                 Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(ev)) => self.send_now(&self.urgent, ev),
+                Err(mpsc::error::TrySendError::Full(ev)) if self.urgent.capacity() > URGENT / 2 => {
+                    self.send_now(&self.urgent, ev)
+                }
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    self.count_queue_full();
+                    Err(Box::new(ev))
+                }
                 Err(mpsc::error::TrySendError::Closed(ev)) => Err(Box::new(ev)),
             };
         }

@@ -135,6 +135,23 @@ async fn a_full_fresh_queue_drops_new_work_but_still_takes_accepted_work() {
             Some(Event::Message { msg: Message::Request(r), .. }) if r.method().to_string() == method
         ));
     }
+    // Not into the last half of accepted work's room: CANCELs spoofed in a peer's name
+    // must not take what its responses and BYEs need.
+    for _ in 0..URGENT / 2 {
+        inbox.try_deliver(Event::Message {
+            msg: req("BYE", ";tag=t"),
+            source: src,
+            at,
+            screened: false,
+        });
+    }
+    assert!(!inbox.try_deliver(Event::Message {
+        msg: req("CANCEL", ""),
+        source: src,
+        at,
+        screened: false,
+    }));
+    assert_eq!(inbox.tally.queue_full.load(Ordering::Relaxed), 11);
 }
 
 #[tokio::test]
