@@ -92,7 +92,7 @@ impl B2bua {
 
     /// Count a fault (logged at powers of two: a defect hit by every call must not flood
     /// the log).
-    fn note_fault(&mut self, place: FaultPlace) {
+    pub(in crate::call) fn note_fault(&mut self, place: FaultPlace) {
         self.faults = self.faults.saturating_add(1);
         if self.faults.is_power_of_two() {
             error!(
@@ -185,6 +185,7 @@ pub(crate) mod test_fault {
     thread_local! {
         static CALL: Cell<u32> = const { Cell::new(0) };
         static CORE: Cell<u32> = const { Cell::new(0) };
+        static NEW_CALL: Cell<u32> = const { Cell::new(0) };
     }
 
     fn armed(place: FaultPlace) -> &'static std::thread::LocalKey<Cell<u32>> {
@@ -201,7 +202,21 @@ pub(crate) mod test_fault {
 
     /// A fault point: panics when armed.
     pub(crate) fn strike(place: FaultPlace) {
-        if armed(place).with(|a| {
+        strike_on(armed(place));
+    }
+
+    /// The next `n` initial INVITEs handled on this thread panic before they are calls.
+    pub(crate) fn arm_new_call(n: u32) {
+        NEW_CALL.with(|a| a.set(n));
+    }
+
+    /// The fault point of [`arm_new_call`].
+    pub(crate) fn strike_new_call() {
+        strike_on(&NEW_CALL);
+    }
+
+    fn strike_on(armed: &'static std::thread::LocalKey<Cell<u32>>) {
+        if armed.with(|a| {
             let n = a.get();
             a.set(n.saturating_sub(1));
             n > 0

@@ -122,3 +122,36 @@ fn a_panic_in_a_calls_timer_costs_that_call_only() {
     assert_eq!(h.statuses(PHONE), vec![100]);
     h.one_request(CARRIER_A, Method::Invite);
 }
+
+/// A panic before an INVITE is a call (admission, routing, building it) costs that INVITE
+/// only: it is answered 500 and its resend gets the same 500 (absorbed, not handled and
+/// panicking again), and the peer's call count taken for it is given back. Before, the
+/// INVITE stayed unanswered until the caller gave up, and the count was lost for good.
+#[test]
+fn a_panic_before_an_invite_is_a_call_answers_it_500_and_gives_back_its_count() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.limits.calls = crate::config::CallLimits {
+                max_calls: Some(1),
+                cps: None,
+            };
+        }
+    }));
+    test_fault::arm_new_call(1);
+    let invite = invite_text("nc1", "z9hG4bKnc1", "+8610123", "");
+    h.recv(PHONE, &invite);
+    assert_eq!(h.statuses(PHONE), vec![500]);
+    assert!(h.take(CARRIER_A).is_empty());
+    assert!(h.events.contains(&CoreEvent::Fault {
+        place: FaultPlace::Core
+    }));
+    h.recv(PHONE, &invite);
+    assert_eq!(
+        h.statuses(PHONE),
+        vec![500],
+        "the resend gets the same answer"
+    );
+    // The pbx's one call is free for the next INVITE.
+    h.recv(PHONE, &invite_text("nc2", "z9hG4bKnc2", "+8610123", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+}
