@@ -242,7 +242,12 @@ impl Gateway {
                 PHONE_IP,
                 ports.phone,
                 "pbx.example",
-                &with_trace(&opts.pbx_extra),
+                // As the shipped pbx.toml: its asserted identities are believed.
+                &with_trace(&opts.pbx_extra).replacen(
+                    "[headers]\n",
+                    "[headers]\ntrust_asserted = true\n",
+                    1,
+                ),
             ),
         )
         .unwrap();
