@@ -78,6 +78,10 @@ pub enum AuthFailure {
     TooManyRounds(u8),
     #[error("cannot build the authenticated request: {0}")]
     Build(String),
+    #[error(
+        "a challenge inside a dialog whose INVITE the peer never authenticated: it may come from the far end, which is not given the trunk's credentials"
+    )]
+    NotAuthenticatedLeg,
 }
 
 impl AuthFailure {

@@ -82,6 +82,17 @@ impl Call {
         resp: &Response,
         role: TxnRole,
     ) -> Result<(TxnId, Request), AuthFailure> {
+        // A request inside a dialog goes to the far end's Contact, through the peer: a
+        // challenge to it may be the far end's own (a caller's, or a callee's on a carrier
+        // that relays in-dialog responses), which would take a digest of the trunk's
+        // password home, or one to spend on the carrier as the trunk (a re-INVITE's, for
+        // the URI it chose as its Contact). Only a leg whose INVITE the peer authenticated
+        // is one that peer challenges: a call it sent us, or placed without a challenge,
+        // gets no credentials inside its dialog.
+        let initial = sent.method() == Method::Invite && sent.to_tag().is_none();
+        if !initial && self.invite_auth[side].is_none() {
+            return Err(AuthFailure::NotAuthenticatedLeg);
+        }
         let via = cx.env.local.via(target.transport, &cx.env.ids.branch());
         let retry = Retry { cseq, via };
         let Some(session) = self.auth_session(side) else {

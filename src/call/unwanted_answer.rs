@@ -49,11 +49,18 @@ impl Call {
             return;
         };
         if !self.first_release_of(resp) || !self.may_hang_up_fork() {
-            self.ack_answer(cx, &leg, resp);
+            let this_peer = self.is_this_attempts(&leg);
+            self.ack_answer(cx, &leg, resp, this_peer);
             return;
         }
         self.ack_and_bye(cx, leg, resp);
         self.late_answer_released(cx, peer);
+    }
+
+    /// Whether `leg` is a fork of the INVITE now followed: its peer is the one whose
+    /// credentials the call holds (an earlier attempt's peer is not).
+    fn is_this_attempts(&self, leg: &Dialog) -> bool {
+        self.b.as_ref().is_some_and(|b| b.call_id == leg.call_id)
     }
 
     /// Whether one more unwanted 2xx dialog may be hung up by BYE (counted as it is): at
@@ -154,19 +161,21 @@ impl Call {
         true
     }
 
-    /// ACK the 2xx `resp` on `leg`, then BYE it. The BYE carries the callee's credentials
-    /// up front (a carrier that challenged the INVITE challenges its dialogs' requests too:
-    /// a challenge to this BYE is not answered, its dialog being none of the call's).
+    /// ACK the 2xx `resp` on `leg`, then BYE it. For a fork of this attempt's INVITE the BYE
+    /// carries the callee's credentials up front (a carrier that challenged the INVITE
+    /// challenges its dialogs' requests too), and a challenge to it is answered once
+    /// (`release.rs`). An earlier attempt's peer (a late 2xx after a failover) gets neither
+    /// in its ACK nor in its BYE: the credentials the call holds are the next peer's.
     fn ack_and_bye(&mut self, cx: &mut Cx, mut leg: Dialog, resp: &Response) {
-        self.ack_answer(cx, &leg, resp);
+        let this_peer = self.is_this_attempts(&leg);
+        self.ack_answer(cx, &leg, resp, this_peer);
         leg.local_cseq = leg.local_cseq.max(resp.seq());
         match leg.request(Method::Bye, &cx.env.local, &mut cx.env.ids) {
             Ok(mut bye) => {
-                self.sign(cx, Side::B, &mut bye);
+                if this_peer {
+                    self.sign(cx, Side::B, &mut bye);
+                }
                 let id = self.start_client(cx, bye.clone(), leg.target, TxnRole::Bye(Side::B));
-                // A fork of the INVITE now followed: its peer is the one whose credentials
-                // the call holds (an earlier attempt's peer is not).
-                let this_peer = self.b.as_ref().is_some_and(|b| b.call_id == leg.call_id);
                 if let Some(id) = id.filter(|_| this_peer) {
                     let forks = self.forks.get_or_insert_with(Default::default);
                     forks.byes.push((id, bye, leg.target));
@@ -178,15 +187,16 @@ impl Call {
 
     /// ACK the 2xx `resp` on `leg`. An offer in it (the attempt's INVITE had none, and its
     /// branch's offer was not answered in our PRACK) is answered in the ACK with every
-    /// stream refused (RFC 3261 §13.2.2.4).
-    fn ack_answer(&self, cx: &mut Cx, leg: &Dialog, resp: &Response) {
+    /// stream refused (RFC 3261 §13.2.2.4). `this_peer`: the 2xx is from this attempt's
+    /// callee, whose INVITE's credentials the ACK carries.
+    fn ack_answer(&self, cx: &mut Cx, leg: &Dialog, resp: &Response, this_peer: bool) {
         let cseq = resp.seq();
         let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered)
             && !self.uac_rel.answered_in(&resp.to_tag().unwrap_or_default());
         let answer = offerless.then(|| self.refusing_answer(resp)).flatten();
         // The INVITE's credentials, as every ACK of its 2xx carries (RFC 3261 §13.2.2.4).
         let creds = (self.invite_auth.b.as_ref())
-            .filter(|c| c.cseq == cseq)
+            .filter(|c| this_peer && c.cseq == cseq)
             .map(|c| c.lines.clone())
             .unwrap_or_default();
         let acked = leg.ack(cseq, &cx.env.local).and_then(|mut ack| {

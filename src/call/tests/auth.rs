@@ -30,6 +30,16 @@ fn challenge(inv: &Request, status: u16, nonce: &str, stale: bool) -> Message {
     reply(inv, status, "proxy1", &[(hdr, value.as_str())], None)
 }
 
+/// The phone's call whose INVITE carrier-a challenged (a 401, realm `carrier.example`): the
+/// INVITE sent again with credentials.
+fn authenticated_invite(h: &mut H) -> Request {
+    let inv = phone_invites(h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 401, "i1", false));
+    let again = h.one_request(CARRIER_A, Method::Invite);
+    assert!(again.header(&Hdr::AUTHORIZATION).is_some());
+    again
+}
+
 fn phone_invites(h: &mut H) -> Request {
     h.recv(
         PHONE,
@@ -180,22 +190,22 @@ fn a_stale_nonce_is_answered_again_without_failing() {
 #[test]
 fn a_challenged_bye_is_sent_again_with_credentials() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
-    let (_inv, ok) = answered_call(&mut h);
+    let (_inv, ok) = authenticated_call(&mut h);
     let tag = ok.to_tag().unwrap();
     h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
-    assert!(bye.header(&Hdr::AUTHORIZATION).is_none());
-    h.recv_msg(CARRIER_A, challenge(&bye, 401, "b1", false));
+    assert!(bye.header(&Hdr::PROXY_AUTHORIZATION).is_none());
+    h.recv_msg(CARRIER_A, challenge(&bye, 407, "b1", false));
     let again = h.one_request(CARRIER_A, Method::Bye);
     assert!(
         again
-            .header(&Hdr::AUTHORIZATION)
+            .header(&Hdr::PROXY_AUTHORIZATION)
             .unwrap()
             .contains("nonce=\"b1\"")
     );
     assert_eq!(again.cseq().unwrap().0, bye.cseq().unwrap().0 + 1);
     // Refused again: given up (recorded), and the call is gone all the same.
-    h.recv_msg(CARRIER_A, challenge(&again, 401, "b1", false));
+    h.recv_msg(CARRIER_A, challenge(&again, 407, "b1", false));
     assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
     assert_eq!(h.cdrs.len(), 1);
     assert_idle(&mut h);
@@ -511,7 +521,10 @@ fn a_relayed_reinvite_is_answered_or_refused_with_403_never_with_the_challenge()
     for creds in [true, false] {
         let names: &[&str] = if creds { &["carrier-a"] } else { &[] };
         let mut h = H::with(with_credentials(names));
-        let (_inv, ok) = answered_call(&mut h);
+        let (_inv, ok) = match creds {
+            true => authenticated_call(&mut h),
+            false => answered_call(&mut h),
+        };
         let tag = ok.to_tag().unwrap();
         h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre1", SDP));
         let re = h.one_request(CARRIER_A, Method::Invite);
@@ -534,7 +547,7 @@ fn a_relayed_reinvite_is_answered_or_refused_with_403_never_with_the_challenge()
 #[test]
 fn the_ack_of_a_reinvite_carries_its_credentials() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
-    let (_inv, ok) = answered_call(&mut h);
+    let (_inv, ok) = authenticated_call(&mut h);
     let tag = ok.to_tag().unwrap();
     // Challenged: the credentials of the INVITE sent again.
     h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre1", SDP));
@@ -572,7 +585,7 @@ fn the_ack_of_a_reinvite_carries_its_credentials() {
 #[test]
 fn a_challenged_prack_is_sent_again_with_credentials() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
-    let inv = phone_invites(&mut h);
+    let inv = authenticated_invite(&mut h);
     let reliable = |status: u16, rseq: &str| {
         reply(
             &inv,
@@ -602,7 +615,8 @@ fn a_challenged_prack_is_sent_again_with_credentials() {
     h.recv_msg(CARRIER_A, reliable(183, "2"));
     let next = h.one_request(CARRIER_A, Method::Prack);
     assert!(next.header(&Hdr::PROXY_AUTHORIZATION).is_some());
-    assert_eq!(next.header(&Hdr::RACK).as_deref(), Some("2 1 INVITE"));
+    let rack = format!("2 {} INVITE", inv.seq());
+    assert_eq!(next.header(&Hdr::RACK), Some(rack));
 }
 
 /// Two forked branches PRACKed in turn, both PRACKs in flight: a challenge to the first is
@@ -611,7 +625,7 @@ fn a_challenged_prack_is_sent_again_with_credentials() {
 #[test]
 fn a_challenge_to_either_of_two_branches_pracks_is_answered() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
-    let inv = phone_invites(&mut h);
+    let inv = authenticated_invite(&mut h);
     let reliable = |tag: &str| {
         reply(
             &inv,
@@ -658,7 +672,7 @@ fn a_challenged_refer_is_known_by_the_cseq_it_went_again_with() {
             p.transfer_to_trunks = true;
         }
     }));
-    let (inv, ok) = answered_call(&mut h);
+    let (inv, ok) = authenticated_call(&mut h);
     let tag = ok.to_tag().unwrap();
     let refer = from_phone("REFER", &tag, 2, "z9hG4bKrf2", "").replace(
         "Content-Length: 0",
@@ -826,7 +840,7 @@ fn a_second_branchs_2xx_is_acked_and_hung_up_with_credentials() {
 #[test]
 fn a_challenge_to_a_second_branchs_bye_is_answered() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
-    let (inv, ok) = answered_call(&mut h);
+    let (inv, ok) = authenticated_call(&mut h);
     second_fork_answers(&mut h, &inv);
     let bye = h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(bye.to_tag().as_deref(), Some("fork2"));
@@ -850,4 +864,112 @@ fn a_challenge_to_a_second_branchs_bye_is_answered() {
     h.recv_msg(CARRIER_A, reply(&b, 200, "carrier1", &[], None));
     assert_eq!(h.cdrs.len(), 1);
     assert_idle(&mut h);
+}
+
+/// Challenges inside a dialog are answered only on a leg whose INVITE the peer
+/// authenticated. Such a request goes to the far end's Contact through the peer: a 407 to
+/// it may be the far end's own, relayed, which would take home a digest of the trunk's
+/// password (or a re-INVITE's, for a URI of its choosing, to spend on the carrier as the
+/// trunk). So a call the carrier sent us, and a call it took without a challenge, answer no
+/// challenge inside their dialogs: the request ends there, and the call as it would.
+#[test]
+fn a_challenge_inside_a_dialog_the_peer_never_authenticated_is_not_answered() {
+    // A call from carrier-a, answered by the PBX and ACKed.
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    h.recv(CARRIER_A, &invite_text("in1", "z9hG4bKin1", "1000", ""));
+    let inv = h.one_request(PHONE, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:1000@127.0.0.2>")];
+    h.recv_msg(PHONE, reply(&inv, 200, "pbx1", &contact, Some(SDP)));
+    let ok = h.response_with(CARRIER_A, 200, "the carrier's call is answered");
+    let our_tag = ok.to_tag().unwrap();
+    let ack = in_dialog(
+        "ACK",
+        "sip:127.0.0.1:5060",
+        "\"Alice\" <sip:1000@127.0.0.2>;tag=alice1",
+        &format!("<sip:1000@127.0.0.1>;tag={our_tag}"),
+        "in1",
+        1,
+        "z9hG4bKin1ack",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(CARRIER_A, &ack);
+    h.take(PHONE);
+    // Its probe challenged: not answered (the leg is asked again at the next interval).
+    h.advance(crate::config::DEFAULT_PROBE + Duration::from_secs(1));
+    let probe = h.take_requests(CARRIER_A, Method::Options).remove(0);
+    h.recv_msg(CARRIER_A, challenge(&probe, 407, "x1", false));
+    assert!(h.take_requests(CARRIER_A, Method::Options).is_empty());
+    // The PBX hangs up; the BYE challenged is not answered either, and the call ends.
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        &format!("{};tag=pbx1", inv.header(&Hdr::TO).unwrap()),
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKin1bye",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &bye);
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, challenge(&bye, 407, "x2", false));
+    let again = h.requests_to(CARRIER_A);
+    assert!(
+        again
+            .iter()
+            .all(|r| !r.has_header(&Hdr::PROXY_AUTHORIZATION)),
+        "{again:?}"
+    );
+    assert_eq!(h.cdrs.len(), 1);
+
+    // A call to carrier-a that it took without a challenge: its BYE challenged is not
+    // answered.
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let (_inv, ok) = answered_call(&mut h);
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKnb1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, challenge(&bye, 407, "x3", false));
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+}
+
+/// After a failover, a late 2xx from the earlier peer is ACKed and hung up without the
+/// credentials the call holds: they are the next peer's. Before, its ACK and BYE carried
+/// the second carrier's Authorization to the first.
+#[test]
+fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials() {
+    let mut cfg = with_credentials(&["carrier-a", "carrier-b"]);
+    let mut p = (**cfg.profile(&PeerName("carrier-a".into())).unwrap()).clone();
+    p.invite_timeout = Some(Duration::from_secs(3));
+    cfg.profiles.insert(p.name.clone(), Arc::new(p));
+    let mut h = H::with(cfg);
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 401, "a1", false));
+    let a_again = h.one_request(CARRIER_A, Method::Invite);
+    // carrier-a says nothing more: given up, carrier-b tried, and it challenges too.
+    h.advance(Duration::from_secs(4));
+    h.take(CARRIER_A);
+    let b_inv = h.take_requests(CARRIER_B, Method::Invite).remove(0);
+    h.recv_msg(CARRIER_B, challenge(&b_inv, 401, "b1", false));
+    let b_again = h.one_request(CARRIER_B, Method::Invite);
+    assert_eq!(b_again.seq(), a_again.seq(), "the same CSeq on both");
+    // carrier-a answers late, to the INVITE it challenged.
+    let contact = [(Hdr::CONTACT, "<sip:late@127.0.0.3>")];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&a_again, 200, "late1", &contact, Some(SDP)),
+    );
+    let sent = h.requests_to(CARRIER_A);
+    let of = |m: Method| sent.iter().find(|r| r.method() == m).cloned();
+    let ack = of(Method::Ack).expect("the late 2xx is ACKed");
+    let bye = of(Method::Bye).expect("and hung up");
+    for r in [&ack, &bye] {
+        assert!(
+            r.header(&Hdr::AUTHORIZATION).is_none()
+                && r.header(&Hdr::PROXY_AUTHORIZATION).is_none(),
+            "{r:?}"
+        );
+    }
 }

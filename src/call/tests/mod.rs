@@ -460,6 +460,34 @@ pub(super) fn second_fork_answers(h: &mut H, inv: &Request) {
     );
 }
 
+/// [`answered_call`] whose INVITE carrier-a challenged (a 401, realm `carrier.example`)
+/// and took with credentials: a leg on which the gateway answers challenges inside the
+/// dialog. Returns (the B-leg INVITE sent again, the A-leg 200).
+pub(super) fn authenticated_call(h: &mut H) -> (Request, Response) {
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", ""),
+    );
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let challenge = "Digest realm=\"carrier.example\", nonce=\"i1\", qop=\"auth\", algorithm=MD5";
+    let www = Hdr::named("WWW-Authenticate");
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 401, "proxy1", &[(www, challenge)], None),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.header(&Hdr::AUTHORIZATION).is_some());
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &contact, Some(SDP)));
+    let ok = h.take_responses(PHONE).remove(0);
+    assert_eq!(ok.status(), 200);
+    let our_tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &our_tag, 1, "z9hG4bKack1", ""));
+    h.one_request(CARRIER_A, Method::Ack);
+    (inv, ok)
+}
+
 /// Set up a call to the answered-and-ACKed state. Returns (B-leg INVITE, A-leg 200).
 pub(super) fn answered_call(h: &mut H) -> (Request, Response) {
     h.recv(

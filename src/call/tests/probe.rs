@@ -237,7 +237,7 @@ fn a_probe_challenged_and_answered() -> (H, Request, Request) {
             p.auth = Some(creds.clone());
         }
     }));
-    answered_call(&mut h);
+    authenticated_call(&mut h);
     h.advance(DEFAULT_PROBE + Duration::from_secs(1));
     let probe1 = h.take_requests(CARRIER_A, Method::Options).remove(0);
     let challenge = [(Hdr::named("Proxy-Authenticate"), CHALLENGE)];
