@@ -155,6 +155,10 @@ pub enum Input {
     Overloaded { msg: Message, source: Target },
     /// The shell could not deliver a message of this transaction (TCP connect refused, …).
     SendFailed(TxnId),
+    /// The TCP connection a request of this transaction went out on closed: unless the
+    /// request has been answered (a 100 Trying will do), it is taken as not delivered, a
+    /// transport error (RFC 3261 §17.1.4), so a call fails over at once.
+    ConnectionLost(TxnId),
     /// No RTP flowed for a call's media timeout.
     MediaTimeout(CallRef),
     /// A call's media relay could not open its sockets or stopped: the call cannot carry

@@ -238,6 +238,11 @@ impl B2bua {
                     .txn
                     .on_transport_error(id, now, &mut self.env.txn_out)
             }
+            Input::ConnectionLost(id) => {
+                self.env
+                    .txn
+                    .on_connection_lost(id, now, &mut self.env.txn_out)
+            }
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
             Input::MediaFailed(r) => self.with_call(r, now, |c, cx| c.on_media_failure(cx)),
             Input::Recording { call, news } => {

@@ -354,8 +354,12 @@ impl Shell {
                 }
             }
             Event::TcpDown { conn } => {
-                for failed in self.tcp.down(conn) {
-                    self.core.handle_input(now, Input::SendFailed(failed));
+                let (failed, lost) = self.tcp.down(conn);
+                for id in failed {
+                    self.core.handle_input(now, Input::SendFailed(id));
+                }
+                for id in lost {
+                    self.core.handle_input(now, Input::ConnectionLost(id));
                 }
             }
         }

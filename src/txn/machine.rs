@@ -266,6 +266,11 @@ impl Client {
         }
     }
 
+    /// Nothing has answered the request yet.
+    pub fn unanswered(&self) -> bool {
+        matches!(self.state, State::Calling | State::Trying)
+    }
+
     /// The user gives up on the transaction: an INVITE that never got a final answer within
     /// 64·T1 of its CANCEL (RFC 3261 §9.1) has no timer left to end it.
     pub fn abandon(&mut self, out: &mut Vec<Out>) {

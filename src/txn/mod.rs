@@ -30,6 +30,14 @@ use crate::sip::{Message, Method, Request, Response, Target};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TxnId(u64);
 
+#[cfg(test)]
+impl TxnId {
+    /// An id made up by a test of what carries ids (no transaction has it).
+    pub(crate) fn for_tests(n: u64) -> TxnId {
+        TxnId(n)
+    }
+}
+
 /// What the transaction layer tells its user.
 #[derive(Debug)]
 pub enum TxnOutput {
@@ -436,6 +444,20 @@ impl TxnLayer {
         }
         self.apply(id, &mut scratch, now, out);
         self.scratch = scratch;
+    }
+
+    /// The connection a request of client transaction `id` went out on closed: a transport
+    /// error if nothing has answered it yet (it may never have been delivered). One the
+    /// peer has answered, provisionally or finally, goes on: its answers come on a new
+    /// connection (RFC 3261 §18.2.2), and its timers end it otherwise.
+    pub fn on_connection_lost(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
+        let unanswered = matches!(
+            self.entries.get(&id).map(|e| &e.machine),
+            Some(Machine::Client(m)) if m.unanswered()
+        );
+        if unanswered {
+            self.on_transport_error(id, now, out);
+        }
     }
 
     /// End a transaction its user has given up on (see `Client::abandon`,

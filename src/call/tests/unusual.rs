@@ -87,6 +87,28 @@ fn a_transport_error_toward_the_first_peer_fails_over_to_the_next() {
     );
 }
 
+/// The TCP connection our INVITE went out on died (a peer reset, a standby taking over its
+/// address): unanswered, the INVITE is taken as not delivered and the next peer is tried
+/// at once. Answered (a 100 will do), the peer has it: its answers come on a new
+/// connection, and nothing fails over. Before, both waited for Timer B (32 s).
+#[test]
+fn a_lost_connection_fails_over_an_unanswered_invite_only() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("cl1", "z9hG4bKcl1", "+8610123", ""));
+    h.take(CARRIER_A);
+    h.input(Input::ConnectionLost(h.txn_to(CARRIER_A)));
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("cl2", "z9hG4bKcl2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 100, "", &[], None));
+    h.input(Input::ConnectionLost(h.txn_to(CARRIER_A)));
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    h.carrier_answers(&inv, "ca2", SDP);
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}
+
 #[test]
 fn the_media_timeout_releases_only_answered_calls() {
     let mut h = H::with(config_with(|n, p| {

@@ -15,6 +15,11 @@ use crate::txn::TxnId;
 /// Messages waiting for a connection to open, with the transaction each belongs to.
 type Queued = Vec<(Bytes, Option<TxnId>)>;
 
+/// Requests of ours remembered per connection, the latest: a request still unanswered when
+/// its connection dies is one of the last sent on it (a peer answers, 100 Trying at least,
+/// within moments), so older ones need not be kept.
+pub(super) const SENT_KEPT: usize = 128;
+
 /// The core task's view of TCP connections.
 pub(in crate::engine) struct Registry {
     pub(super) conns: HashMap<ConnId, (SocketAddr, Writer)>,
@@ -23,6 +28,9 @@ pub(in crate::engine) struct Registry {
     pub(super) connecting: HashMap<SocketAddr, (ConnId, Queued)>,
     /// Connections the gateway opened (the rest were accepted).
     pub(super) ours: std::collections::HashSet<ConnId>,
+    /// The transactions of the latest requests of ours handed to each connection: when it
+    /// dies, those still unanswered failed (see [`Registry::down`]).
+    pub(super) sent: HashMap<ConnId, std::collections::VecDeque<TxnId>>,
     pub(super) events: Inbox,
     pub(super) limits: Limits,
     pub(super) slots: Slots,
@@ -44,6 +52,7 @@ impl Registry {
             by_addr: HashMap::new(),
             connecting: HashMap::new(),
             ours: std::collections::HashSet::new(),
+            sent: HashMap::new(),
             events,
             limits,
             slots,
@@ -105,12 +114,16 @@ impl Registry {
         if let Some(c) = conn
             && let Some((_, tx)) = self.conns.get(&c)
         {
+            let request = !bytes.starts_with(b"SIP/2.0 ");
             if !tx.send(bytes) {
                 // The peer reads nothing, or too slowly: its writer's timeout closes the
                 // connection, or its budget bounds what it holds.
                 debug!(%addr, "TCP connection backed up; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
                 return txn;
+            }
+            if request {
+                self.sent_on(c, txn);
             }
             return None;
         }
@@ -169,8 +182,11 @@ impl Registry {
         if let Some((cid, queue)) = self.connecting.remove(&peer) {
             if cid == conn {
                 for (b, txn) in queue {
+                    let request = !b.starts_with(b"SIP/2.0 ");
                     if !tx.send(b) {
                         failed.extend(txn);
+                    } else if request {
+                        self.sent_on(conn, txn);
                     }
                 }
             } else {
@@ -187,9 +203,22 @@ impl Registry {
         !self.ours.contains(&conn)
     }
 
+    /// A request of transaction `txn` went out on `conn`.
+    fn sent_on(&mut self, conn: ConnId, txn: Option<TxnId>) {
+        let Some(txn) = txn else {
+            return;
+        };
+        let sent = self.sent.entry(conn).or_default();
+        if sent.len() >= SENT_KEPT {
+            sent.pop_front();
+        }
+        sent.push_back(txn);
+    }
+
     /// Close a connection once what was queued on it is written (a stranger's, after the
     /// one answer it may get).
     pub(in crate::engine) fn close(&mut self, conn: ConnId) {
+        self.sent.remove(&conn);
         if let Some((peer, tx)) = self.conns.remove(&conn) {
             tx.close();
             if self.by_addr.get(&peer) == Some(&conn) {
@@ -217,9 +246,15 @@ impl Registry {
         gone.len()
     }
 
-    /// A connection closed (or never opened). Returns transactions that were waiting on it.
-    pub(in crate::engine) fn down(&mut self, conn: ConnId) -> Vec<TxnId> {
+    /// A connection closed (or never opened). Returns the transactions that were waiting
+    /// for it to open (their messages never went: failed), and those of the latest requests
+    /// of ours sent on it (lost with it unless already answered: a peer reset, a standby
+    /// that took over the peer's address and resets what it never accepted, our writer
+    /// giving up). Without them a request lost with its connection waited for Timer B or F
+    /// before the call failed over.
+    pub(in crate::engine) fn down(&mut self, conn: ConnId) -> (Vec<TxnId>, Vec<TxnId>) {
         self.ours.remove(&conn);
+        let lost = self.sent.remove(&conn).map(Vec::from).unwrap_or_default();
         if let Some((peer, _)) = self.conns.remove(&conn)
             && self.by_addr.get(&peer) == Some(&conn)
         {
@@ -230,9 +265,10 @@ impl Registry {
             .iter()
             .find(|(_, (c, _))| *c == conn)
             .map(|(a, _)| *a);
-        waiting
+        let failed = waiting
             .and_then(|a| self.connecting.remove(&a))
             .map(|(_, q)| q.into_iter().filter_map(|(_, t)| t).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (failed, lost)
     }
 }

@@ -5,6 +5,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::config::Protect;
 use crate::engine::inbox::FRESH;
+use crate::txn::TxnId;
+use registry::SENT_KEPT;
 use writer::{ALL_WRITES_BUDGET, SharedBudget, WRITE_QUEUE};
 
 fn request(method: &str, to_tag: &str, branch: &str) -> String {
@@ -537,4 +539,46 @@ async fn a_connection_whose_reader_panics_is_closed_and_reported_down() {
         downs += usize::from(matches!(ev, Event::TcpDown { .. }));
     }
     assert_eq!(downs, 1);
+}
+
+/// What `down` reports of a connection: the requests of ours sent on it (the latest, and
+/// not our responses), for the core to fail those still unanswered; nothing of a
+/// connection we closed ourselves.
+#[tokio::test]
+async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
+    let protect = Protect::default();
+    let (inbox, _queues, _) = inbox_with(protect.clone());
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let peer: SocketAddr = "127.0.0.3:5060".parse().unwrap();
+    let target = Target {
+        transport: Transport::Tcp,
+        addr: peer,
+        conn: None,
+        listener: None,
+    };
+    let request = Bytes::from(request("OPTIONS", "", "z9hG4bKdn1"));
+    let response = Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+    reg.up(ConnId(1), peer, tx);
+    let ids: Vec<TxnId> = (0..SENT_KEPT as u64 + 3).map(TxnId::for_tests).collect();
+    for id in &ids {
+        assert_eq!(reg.send(target, request.clone(), Some(*id)), None);
+    }
+    assert_eq!(
+        reg.send(target, response, Some(TxnId::for_tests(999))),
+        None
+    );
+    let (failed, lost) = reg.down(ConnId(1));
+    assert!(failed.is_empty());
+    assert_eq!(lost, ids[3..].to_vec(), "the latest requests, no response");
+    // Closed by us: nothing to report.
+    let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+    reg.up(ConnId(2), peer, tx);
+    reg.send(target, request, Some(TxnId::for_tests(1)));
+    reg.close(ConnId(2));
+    assert_eq!(reg.down(ConnId(2)), (Vec::new(), Vec::new()));
 }
