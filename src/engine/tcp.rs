@@ -28,7 +28,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first pause after a failed accept, and the longest.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
-/// A connection with nothing to say is closed after this long.
+/// A connection with nothing to say is closed after this long without a byte read, nor one
+/// written in the last such stretch (a call's requests of ours keep it too: closed, a
+/// peer behind NAT could no longer be reached, as a connection back goes to the private
+/// address its Contact names).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
 const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -247,6 +250,7 @@ async fn serve(
                 debug!(%peer, "TCP message not complete in time: closing");
                 break;
             }
+            Err(_) if pong.wrote_lately() => continue,
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {

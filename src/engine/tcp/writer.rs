@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -60,6 +60,8 @@ pub(crate) struct Writer {
     all: SharedBudget,
     /// Ends the writer at once, whatever it has queued.
     shut: Arc<Notify>,
+    /// Something was written since the reader last asked ([`Writer::wrote_lately`]).
+    wrote: Arc<AtomicBool>,
 }
 
 /// The writer task's end.
@@ -68,6 +70,7 @@ pub(super) struct Drain {
     queued: Arc<AtomicUsize>,
     all: SharedBudget,
     shut: Arc<Notify>,
+    wrote: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -75,17 +78,20 @@ impl Writer {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let shut = Arc::new(Notify::new());
+        let wrote = Arc::new(AtomicBool::new(false));
         let drain = Drain {
             rx,
             queued: queued.clone(),
             all: all.clone(),
             shut: shut.clone(),
+            wrote: wrote.clone(),
         };
         let writer = Writer {
             tx,
             queued,
             all,
             shut,
+            wrote,
         };
         (writer, drain)
     }
@@ -116,6 +122,13 @@ impl Writer {
         {
             self.shut.notify_one();
         }
+    }
+
+    /// Whether anything was written since the last time this was asked: the reader's idle
+    /// timeout counts what we send as activity too (a call's BYE, a refresh), not only what
+    /// the peer sends.
+    pub(super) fn wrote_lately(&self) -> bool {
+        self.wrote.swap(false, Ordering::AcqRel)
     }
 
     /// Bytes queued and not yet written.
@@ -150,7 +163,7 @@ impl Drain {
                 w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&b)) => w,
             };
             match wrote {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => self.wrote.store(true, Ordering::Release),
                 Ok(Err(e)) => {
                     debug!(%peer, error = %e, "TCP write failed");
                     break;
@@ -277,5 +290,39 @@ mod tests {
             .await
             .expect("the writer ended at once")
             .unwrap();
+    }
+
+    /// What we write counts as the connection's activity for the reader's idle timeout:
+    /// asked, the writer says whether it wrote since it was last asked. Before, only what
+    /// the peer sent kept a connection, and a quiet call's lost it after five minutes.
+    #[tokio::test]
+    async fn the_reader_learns_whether_anything_was_written_lately() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut peer, _) = listener.accept().await.unwrap();
+        let (_rd, wr) = client.into_split();
+        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+        tokio::spawn(drain.run(wr, addr));
+        assert!(!w.wrote_lately());
+        assert!(w.send(Bytes::from_static(b"OPTIONS\r\n")));
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(2), peer.read(&mut buf))
+            .await
+            .expect("written")
+            .unwrap();
+        assert_eq!(&buf[..n], b"OPTIONS\r\n");
+        // (The flag is set just after the write returns.)
+        let mut seen = false;
+        for _ in 0..100 {
+            if w.wrote_lately() {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(seen, "the write is seen");
+        assert!(!w.wrote_lately(), "once");
     }
 }
