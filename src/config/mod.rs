@@ -382,6 +382,19 @@ impl Config {
         };
         for p in profiles.values() {
             family_warnings(p, &places_of(p), &advertise, media_ip, &mut warnings);
+            // Our Via and Contact toward it name a TCP port: without a TCP listener they name
+            // the UDP one, where its requests and the connections back for our answers find
+            // nothing.
+            if p.address.transport == Transport::Tcp
+                && local_port(&listen, Transport::Tcp, &advertise).is_none()
+            {
+                let at = places_of(p);
+                errs.push(ConfigError::placed(
+                    &at.path,
+                    at.address,
+                    "a tcp: address needs a tcp: address in [sip] listen (our Via and Contact toward this peer)".to_string(),
+                ));
+            }
             if let Some(r) = &p.register
                 && local_port(&listen, r.transport, &advertise).is_none()
             {

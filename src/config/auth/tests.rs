@@ -243,6 +243,18 @@ fn errors_are_located_and_never_quote_the_password() {
         e.contains("itsp.toml:3:11: [register] over tcp needs a tcp address"),
         "{e}"
     );
+    // A TCP peer at all: our Via and Contact toward it would name the UDP port.
+    assert!(
+        e.contains("itsp.toml:3:11: a tcp: address needs a tcp: address in [sip] listen"),
+        "{e}"
+    );
+    std::fs::write(
+        dir.path().join("profiles/itsp.toml"),
+        BASE.replace("udp:127", "tcp:127"),
+    )
+    .unwrap();
+    let e = load(&dir).unwrap_err();
+    assert!(e.contains("a tcp: address needs a tcp: address"), "{e}");
 }
 
 #[test]
