@@ -333,7 +333,7 @@ impl Shell {
                 // peer's old address while its calls last (`close_unknown_connections`
                 // closes those after).
                 let stranger = source.conn.filter(|c| {
-                    self.tcp.is_inbound(*c) && !self.inbox.knows_source(source.addr.ip())
+                    self.tcp.is_inbound(*c) && !self.inbox.answers_from_peer(source.addr.ip())
                 });
                 self.on_message(now, msg, source, at, screened);
                 if let Some(conn) = stranger {

@@ -167,7 +167,7 @@ impl Shell {
     /// knows.
     pub(super) fn close_unknown_connections(&mut self) {
         let inbox = &self.inbox;
-        let closed = self.tcp.close_unknown(|ip| inbox.knows_source(ip));
+        let closed = self.tcp.close_unknown(|ip| inbox.answers_from_peer(ip));
         if closed > 0 {
             info!(
                 connections = closed,

@@ -85,7 +85,7 @@ impl Registry {
         let gone = target.conn.is_some_and(|c| !self.conns.contains_key(&c));
         let mut addr = target.addr;
         if gone {
-            if !self.events.knows_source(addr.ip()) {
+            if !self.events.answers_from_peer(addr.ip()) {
                 debug!(%addr, "TCP connection of a stranger closed before its answer: dropped");
                 crate::ops::metrics::refused("tcp_connection_gone");
                 return txn;

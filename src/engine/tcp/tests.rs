@@ -582,3 +582,37 @@ async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
     reg.close(ConnId(2));
     assert_eq!(reg.down(ConnId(2)), (Vec::new(), Vec::new()));
 }
+
+/// A connection from a peer's `address` outside its `match` (a carrier calling from one SBC
+/// while we call another, which connects back with its answer, RFC 3261 §18.2.2) is a
+/// peer's, as its datagrams are: it is made known to the core, not closed at once. Before,
+/// it was a stranger's over TCP alone, and the answer was lost.
+#[tokio::test]
+async fn a_peers_address_outside_its_match_is_no_stranger_over_tcp() {
+    let mut cfg = crate::call::tests::config();
+    let name = crate::config::PeerName("carrier-a".into());
+    let mut p = (**cfg.profiles.get(&name).unwrap()).clone();
+    p.address = Target {
+        transport: Transport::Tcp,
+        addr: "127.0.0.13:5060".parse().unwrap(),
+        conn: None,
+        listener: None,
+    };
+    cfg.profiles.insert(name, Arc::new(p));
+    let protect = cfg.protect.clone();
+    let (inbox, mut queues) = crate::engine::inbox::Inbox::new(Arc::new(cfg), Instant::now());
+    let gw = listening(&inbox, &protect).await;
+    let _s = connect_from("127.0.0.13", gw).await;
+    let up = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match queues.urgent.try_recv() {
+                Ok(Event::TcpUp { peer, .. }) => return peer,
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("the connection is the peer's");
+    assert_eq!(up.ip().to_string(), "127.0.0.13");
+}
