@@ -55,10 +55,22 @@ impl SlotCounts {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Source {
     conns: usize,
     pace: Bucket,
+    /// What its connections' writers may queue, together.
+    writes: super::writer::SharedBudget,
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source {
+            conns: 0,
+            pace: Bucket::default(),
+            writes: super::writer::SharedBudget::new(super::writer::SOURCE_WRITES_BUDGET),
+        }
+    }
 }
 
 /// `[protect] source_rate` for messages on connections: a second's worth at once, then the
@@ -106,6 +118,8 @@ pub(in crate::engine) struct Slot {
     ip: Option<(std::net::IpAddr, bool)>,
     /// A stranger's, counted apart too.
     stranger: bool,
+    /// Its source's write budget (None for connections we opened ourselves).
+    source_writes: Option<super::writer::SharedBudget>,
 }
 
 impl Slots {
@@ -165,12 +179,14 @@ impl Slots {
         // count apart from peers: a stranger in a peer's /64 (shared hosting) must not hold
         // the peer's share.
         let ip = ip.map(|ip| (source_key(ip), stranger));
+        let mut source_writes = None;
         if let Some(ip) = ip {
             let mine = c.per_source.entry(ip).or_default();
             if mine.conns >= self.max_per_source {
                 return Err("tcp_per_source");
             }
             mine.conns += 1;
+            source_writes = Some(mine.writes.clone());
         }
         c.total += 1;
         c.strangers += usize::from(stranger);
@@ -179,14 +195,21 @@ impl Slots {
             own: Bucket::default(),
             ip,
             stranger,
+            source_writes,
         })
     }
 }
 
 impl Slot {
-    /// The budget this connection's writer shares with every other connection's.
-    pub(in crate::engine) fn write_budget(&self) -> super::writer::SharedBudget {
-        self.slots.writes.clone()
+    /// The budgets this connection's writer shares: with every other connection's, and
+    /// with those of its source.
+    pub(in crate::engine) fn write_budget(
+        &self,
+    ) -> (
+        super::writer::SharedBudget,
+        Option<super::writer::SharedBudget>,
+    ) {
+        (self.slots.writes.clone(), self.source_writes.clone())
     }
 
     /// Take one message read on this connection at `now`, paced to `rate` a second for its
@@ -403,5 +426,34 @@ mod tests {
         assert!(counts.per_source.contains_key(&(ip, false)), "resting");
         let other = std::net::IpAddr::from([127, 0, 0, 3]);
         assert!(!counts.per_source.contains_key(&(other, false)));
+    }
+
+    /// The connections of one source share a write budget, an eighth of all connections':
+    /// a few sources that read slowly cannot hold what every other connection's answers
+    /// need. Before, sixteen connections from four addresses took all of it.
+    #[test]
+    fn one_sources_connections_hold_at_most_its_write_budget() {
+        use super::super::writer::{SOURCE_WRITES_BUDGET, WRITE_BUDGET, Writer};
+        let slots = Slots::new(&crate::config::Protect::default());
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let msg = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut held = Vec::new();
+        let mut queued = 0;
+        for _ in 0..SOURCE_WRITES_BUDGET / WRITE_BUDGET + 2 {
+            let slot = slots.take(Some(ip), false).unwrap();
+            let (w, drain) = Writer::new(slot.write_budget());
+            while w.send(msg.clone()) {
+                queued += msg.len();
+            }
+            held.push((slot, w, drain));
+        }
+        assert!(queued <= SOURCE_WRITES_BUDGET, "{queued}");
+        assert!(queued + msg.len() > SOURCE_WRITES_BUDGET, "{queued}");
+        // Another source still has room.
+        let other = slots
+            .take(Some("192.0.2.8".parse().unwrap()), false)
+            .unwrap();
+        let (w, _drain) = Writer::new(other.write_budget());
+        assert!(w.send(msg));
     }
 }

@@ -144,7 +144,7 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         ))
     };
     let closed = |reg: &mut Registry, from: &str, id: u64| {
-        let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+        let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
         let from: SocketAddr = from.parse().unwrap();
         reg.up(ConnId(id), from, tx);
         reg.down(ConnId(id));
@@ -412,7 +412,7 @@ async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
     };
     let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
     let from: SocketAddr = "127.0.0.2:40001".parse().unwrap();
-    let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+    let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
     reg.up(ConnId(3), from, tx);
     reg.down(ConnId(3));
     let target = Target {
@@ -562,7 +562,7 @@ async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
     };
     let request = Bytes::from(request("OPTIONS", "", "z9hG4bKdn1"));
     let response = Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
-    let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+    let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
     reg.up(ConnId(1), peer, tx);
     let ids: Vec<TxnId> = (0..SENT_KEPT as u64 + 3).map(TxnId::for_tests).collect();
     for id in &ids {
@@ -576,7 +576,7 @@ async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
     assert!(failed.is_empty());
     assert_eq!(lost, ids[3..].to_vec(), "the latest requests, no response");
     // Closed by us: nothing to report.
-    let (tx, _drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+    let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
     reg.up(ConnId(2), peer, tx);
     reg.send(target, request, Some(TxnId::for_tests(1)));
     reg.close(ConnId(2));

@@ -28,6 +28,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// default 1,024 connections, would be a gigabyte held for peers that read slowly. 64 of
 /// them may fill theirs at once.
 pub(in crate::engine) const ALL_WRITES_BUDGET: usize = 64 * WRITE_BUDGET;
+/// Bytes queued for the connections of one source (all its connections together) at most:
+/// a few sources that read a hundred bytes a second, each write finishing within
+/// [`WRITE_TIMEOUT`], would otherwise hold [`ALL_WRITES_BUDGET`] for as long as they like,
+/// and every other connection's answers would be dropped.
+pub(in crate::engine) const SOURCE_WRITES_BUDGET: usize = ALL_WRITES_BUDGET / 8;
 
 /// The bytes queued for every connection of an engine, against a budget shared by them.
 #[derive(Debug, Clone)]
@@ -44,6 +49,16 @@ impl SharedBudget {
         }
     }
 
+    /// Take `len` bytes: false (and nothing taken) when that goes over.
+    fn take(&self, len: usize) -> bool {
+        let before = self.used.fetch_add(len, Ordering::AcqRel);
+        if before.saturating_add(len) > self.max {
+            self.used.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
     /// Bytes queued now, over every connection.
     #[cfg(test)]
     pub(in crate::engine) fn used(&self) -> usize {
@@ -58,6 +73,8 @@ pub(crate) struct Writer {
     /// Bytes waiting in the queue (not the one being written).
     queued: Arc<AtomicUsize>,
     all: SharedBudget,
+    /// The budget of the connections of its source (none for connections we opened).
+    source: Option<SharedBudget>,
     /// Ends the writer at once, whatever it has queued.
     shut: Arc<Notify>,
     /// Something was written since the reader last asked ([`Writer::wrote_lately`]).
@@ -69,12 +86,13 @@ pub(super) struct Drain {
     rx: mpsc::Receiver<Bytes>,
     queued: Arc<AtomicUsize>,
     all: SharedBudget,
+    source: Option<SharedBudget>,
     shut: Arc<Notify>,
     wrote: Arc<AtomicBool>,
 }
 
 impl Writer {
-    pub(super) fn new(all: SharedBudget) -> (Writer, Drain) {
+    pub(super) fn new((all, source): (SharedBudget, Option<SharedBudget>)) -> (Writer, Drain) {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let shut = Arc::new(Notify::new());
@@ -83,6 +101,7 @@ impl Writer {
             rx,
             queued: queued.clone(),
             all: all.clone(),
+            source: source.clone(),
             shut: shut.clone(),
             wrote: wrote.clone(),
         };
@@ -90,6 +109,7 @@ impl Writer {
             tx,
             queued,
             all,
+            source,
             shut,
             wrote,
         };
@@ -97,16 +117,28 @@ impl Writer {
     }
 
     /// Queue `b` for the peer: false, and `b` dropped, when the connection is backed up
-    /// (in messages or in bytes) or its writer has ended.
+    /// (in messages or in bytes, its own, its source's or all connections') or its writer
+    /// has ended.
     pub(in crate::engine) fn send(&self, b: Bytes) -> bool {
         let len = b.len();
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
-        let before_all = self.all.used.fetch_add(len, Ordering::AcqRel);
-        if before.saturating_add(len) > WRITE_BUDGET
-            || before_all.saturating_add(len) > self.all.max
-            || self.tx.try_send(b).is_err()
-        {
-            give_back(&self.queued, &self.all, len);
+        if before.saturating_add(len) > WRITE_BUDGET {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        if !self.source.as_ref().is_none_or(|s| s.take(len)) {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        if !self.all.take(len) {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            if let Some(s) = &self.source {
+                s.used.fetch_sub(len, Ordering::AcqRel);
+            }
+            return false;
+        }
+        if self.tx.try_send(b).is_err() {
+            give_back(&self.queued, (&self.all, self.source.as_ref()), len);
             return false;
         }
         true
@@ -153,7 +185,7 @@ impl Drain {
             // Out of the queue, out of the budgets: the message being written is one at
             // most, and counting it until written would leave it counted for ever when
             // the task is aborted mid-write.
-            give_back(&self.queued, &self.all, b.len());
+            give_back(&self.queued, (&self.all, self.source.as_ref()), b.len());
             if b.is_empty() {
                 break;
             }
@@ -177,10 +209,18 @@ impl Drain {
     }
 }
 
-/// `len` bytes leave a connection's count and the shared one: refused, or out of the queue.
-fn give_back(queued: &AtomicUsize, all: &SharedBudget, len: usize) {
+/// `len` bytes leave a connection's count and the shared ones (all connections', its
+/// source's): refused, or out of the queue.
+fn give_back(
+    queued: &AtomicUsize,
+    (all, source): (&SharedBudget, Option<&SharedBudget>),
+    len: usize,
+) {
     queued.fetch_sub(len, Ordering::AcqRel);
     all.used.fetch_sub(len, Ordering::AcqRel);
+    if let Some(s) = source {
+        s.used.fetch_sub(len, Ordering::AcqRel);
+    }
 }
 
 /// However the writer ends (done, failed, aborted), what is still queued leaves the shared
@@ -190,7 +230,7 @@ impl Drop for Drain {
     fn drop(&mut self) {
         self.rx.close();
         while let Ok(b) = self.rx.try_recv() {
-            give_back(&self.queued, &self.all, b.len());
+            give_back(&self.queued, (&self.all, self.source.as_ref()), b.len());
         }
     }
 }
@@ -206,8 +246,8 @@ mod tests {
     #[test]
     fn the_writers_share_one_budget_and_an_ended_one_gives_its_bytes_back() {
         let all = SharedBudget::new(3 * 60 * 1024);
-        let (a, a_drain) = Writer::new(all.clone());
-        let (b, _b_drain) = Writer::new(all.clone());
+        let (a, a_drain) = Writer::new((all.clone(), None));
+        let (b, _b_drain) = Writer::new((all.clone(), None));
         let big = Bytes::from(vec![b'x'; 60 * 1024]);
         assert!(a.send(big.clone()) && a.send(big.clone()));
         assert!(b.send(big.clone()), "what is left of the budget");
@@ -230,7 +270,7 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_in_bytes_as_well_as_in_messages() {
-        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
         let big = Bytes::from(vec![b'x'; 60 * 1024]);
         let taken = (0..WRITE_QUEUE).take_while(|_| w.send(big.clone())).count();
         assert_eq!(
@@ -257,7 +297,7 @@ mod tests {
         // The peer accepts and reads nothing.
         let (_peer, _) = listener.accept().await.unwrap();
         let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
         // Pings fill its queue in messages while it writes nothing yet.
         while w.send(Bytes::from_static(b"\r\n")) {}
         w.close();
@@ -280,7 +320,7 @@ mod tests {
         let client = sock.connect(addr).await.unwrap();
         let (_peer, _) = listener.accept().await.unwrap();
         let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
         let task = tokio::spawn(drain.run(wr, addr));
         let msg = Bytes::from(vec![b'x'; 60 * 1024]);
         while w.send(msg.clone()) {}
@@ -303,7 +343,7 @@ mod tests {
         let client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut peer, _) = listener.accept().await.unwrap();
         let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new(SharedBudget::new(ALL_WRITES_BUDGET));
+        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
         tokio::spawn(drain.run(wr, addr));
         assert!(!w.wrote_lately());
         assert!(w.send(Bytes::from_static(b"OPTIONS\r\n")));
