@@ -20,8 +20,11 @@ pub(super) fn bounded_secs(s: u64) -> Option<Duration> {
 
 /// The expiry a 2xx grants our contact: its Contact's `expires` parameter, else the Expires
 /// header (RFC 3261 §10.2.4). When no entry is ours as we wrote it (a registrar that shows
-/// our contact as it saw it, past a NAT), the shortest it lists: refreshed early, a binding
-/// is kept; taken for the hour asked while the registrar granted two minutes, it lapsed.
+/// our contact as it saw it, past a NAT: its host and port, never its user part), the
+/// entries with our contact's user part; when none has it either, the shortest listed:
+/// refreshed early, a binding is kept; taken for the hour asked while the registrar granted
+/// two minutes, it lapsed. (Other bindings of the address of record, another device's or
+/// another gateway's, are not ours: one of a few seconds must not take ours down.)
 pub(super) fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
     let entries: Vec<String> = resp
         .header_lines(&Hdr::CONTACT)
@@ -42,15 +45,25 @@ pub(super) fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
         resp.header(&Hdr::named("Expires"))
             .and_then(|v| leading_secs(&v))
     };
-    match parsed.iter().find(|(u, _)| key(u) == mine) {
-        Some((_, e)) => e.or_else(header),
-        None => parsed
-            .iter()
-            .map(|(_, e)| e.or_else(header))
-            .chain(std::iter::once(header()))
-            .flatten()
-            .min(),
+    if let Some((_, e)) = parsed.iter().find(|(u, _)| key(u) == mine) {
+        return e.or_else(header);
     }
+    let user = |uri: &str| key(uri).split_once('@').map(|(u, _)| u.to_string());
+    let my_user = user(ours);
+    let shortest = |of: &mut dyn Iterator<Item = &(String, Option<Duration>)>| {
+        of.filter_map(|(_, e)| e.or_else(header)).min()
+    };
+    let same_user = shortest(
+        &mut parsed
+            .iter()
+            .filter(|(u, _)| my_user.is_some() && user(u) == my_user),
+    );
+    same_user.or_else(|| {
+        shortest(&mut parsed.iter())
+            .into_iter()
+            .chain(header())
+            .min()
+    })
 }
 
 /// The URI and `expires` parameter of one Contact entry (`"n" <sip:u@h>;expires=60`).

@@ -155,6 +155,29 @@ fn with_no_binding_of_ours_listed_the_shortest_is_taken() {
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(102)));
 }
 
+/// Past a NAT the registrar shows our contact with another host and port, but our user
+/// part: that entry is ours, not another device's binding of the same address of record
+/// listed beside it. Before, the other's 5 s were taken for ours: a grant under the least
+/// taken, the registration shown down and retried.
+#[test]
+fn an_entry_with_our_user_part_is_ours_among_other_bindings() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    let ok = answer(
+        &q,
+        200,
+        &[(
+            "Contact",
+            "<sip:phone7@198.51.100.7>;expires=5, <sip:gw@203.0.113.99:41000>;expires=3600",
+        )],
+    );
+    r.handle_response(t0, &ok);
+    assert!(r.is_up());
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(3060)));
+}
+
 #[test]
 fn expires_header_is_used_when_the_contact_has_no_parameter() {
     let mut r = reg(3600);
