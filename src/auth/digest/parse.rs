@@ -158,6 +158,16 @@ fn read_value(s: &str, i: usize) -> (String, usize, bool) {
     }
 }
 
+/// A peer's value as an error shows it (and the log line the error becomes): its first 64
+/// characters, so a 60 KB `algorithm` makes no 60 KB line per call.
+fn shown(v: &str) -> String {
+    const SHOWN: usize = 64;
+    match v.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}…", &v[..at]),
+        None => v.to_string(),
+    }
+}
+
 /// Reads a Digest challenge out of a raw one.
 pub fn parse_digest(raw: &RawChallenge) -> Result<Challenge, ChallengeError> {
     if !raw.scheme.eq_ignore_ascii_case("Digest") {
@@ -181,7 +191,7 @@ pub fn parse_digest(raw: &RawChallenge) -> Result<Challenge, ChallengeError> {
     let algorithm = match raw.param("algorithm") {
         None => Algorithm::Md5,
         Some(a) => {
-            Algorithm::parse(a).ok_or_else(|| ChallengeError::UnsupportedAlgorithm(a.into()))?
+            Algorithm::parse(a).ok_or_else(|| ChallengeError::UnsupportedAlgorithm(shown(a)))?
         }
     };
     let qop = match raw.param("qop") {
@@ -196,7 +206,7 @@ pub fn parse_digest(raw: &RawChallenge) -> Result<Challenge, ChallengeError> {
                 })
                 .collect();
             if offered.is_empty() {
-                return Err(ChallengeError::UnsupportedQop(q.into()));
+                return Err(ChallengeError::UnsupportedQop(shown(q)));
             }
             offered
         }

@@ -206,6 +206,14 @@ fn refuses_what_cannot_be_answered() {
         let got = parse_header_lines(&[v.into()]);
         assert_eq!(got, vec![Err(want)], "{v}");
     }
+    // A peer's long value is shown cut (the error becomes a log line, one per call).
+    let long = format!(
+        r#"Digest realm="r", nonce="n", algorithm={}"#,
+        "A".repeat(60_000)
+    );
+    let got = parse_header_lines(&[long]);
+    let want = format!("{}…", "A".repeat(64));
+    assert_eq!(got, vec![Err(ChallengeError::UnsupportedAlgorithm(want))]);
 }
 
 /// The byte soup a hostile peer might send never panics and never loops.
