@@ -100,8 +100,13 @@ impl From<SipError> for AuthFailure {
 pub const MAX_ROUNDS: u8 = 3;
 /// Challenges remembered per dialog (one per realm and header, in practice one or two).
 const MAX_CACHED: usize = 4;
-/// Answers whose CSeq we remember, to tell an answer being refused from a first challenge.
-const MAX_ANSWERED: usize = 8;
+/// Answers whose CSeq we remember, to tell an answer being refused from a first challenge
+/// (and count its rounds). More than a leg's requests in flight (eight relayed, its own:
+/// PRACKs, a refresh, a probe, a BYE) times [`MAX_ROUNDS`] answers each: an entry evicted
+/// while its request could still be challenged made that request's refusal look like a
+/// first challenge, answered again, and a peer refusing a burst of them was answered
+/// round after round without end.
+const MAX_ANSWERED: usize = 64;
 
 /// What the retried request needs that only the caller knows: its new CSeq number (the
 /// dialog's next) and its top Via (a new branch: it is a new transaction).

@@ -258,6 +258,39 @@ fn a_fresh_nonce_without_stale_after_an_answer_is_a_refusal() {
     );
 }
 
+/// A burst of requests in flight at once, each challenged with a nonce of its own and each
+/// answer refused: every refusal is known for one, none answered again. Before, past eight
+/// answers the first ones were forgotten, their refusals taken for first challenges and
+/// answered again, round after round.
+#[test]
+fn a_burst_of_refused_answers_is_refused_every_one() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(6);
+    let burst = 20u32;
+    let answers: Vec<Request> = (1..=burst)
+        .map(|n| {
+            let sent = invite(n);
+            let nonce = format!(r#"Digest realm="r", nonce="a{n}""#);
+            s.on_challenge(
+                &sent,
+                &challenge_to(&sent, 401, &[&nonce]),
+                retry(100 + n),
+                &mut rng,
+            )
+            .unwrap()
+        })
+        .collect();
+    for (n, a) in answers.iter().enumerate() {
+        let nonce = format!(r#"Digest realm="r", nonce="b{n}""#);
+        assert_eq!(
+            s.on_challenge(a, &challenge_to(a, 401, &[&nonce]), retry(200), &mut rng)
+                .err(),
+            Some(AuthFailure::Rejected),
+            "answer {n}"
+        );
+    }
+}
+
 #[test]
 fn up_front_credentials_with_an_old_nonce_are_refreshed() {
     let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
