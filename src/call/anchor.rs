@@ -452,42 +452,6 @@ impl Call {
         // from that leg is not to be answered with it.
         self.note_sdp_sent(from.other(), msg.body(), sent_ct.as_deref(), !offer, None);
     }
-
-    /// Why the SDP of `msg` cannot be read for anchoring (`None`: it can, there is none, or
-    /// the call's media is not anchored): what [`Call::anchored_body`] would send on with
-    /// every stream refused.
-    pub(super) fn unreadable_sdp<M: Body>(&self, msg: &M) -> Option<SdpError> {
-        if self.media.is_none() || msg.body().is_empty() {
-            return None;
-        }
-        let ct = readable_type(msg);
-        let max = self.cfg.media_max_streams;
-        // Asked of the callee's answers: read as `anchor_body` reads an answer.
-        let offered = (self.media.as_ref())
-            .and_then(|m| m.offered[super::Side::A].as_ref())
-            .map(|o| o.relayed.len());
-        match offered {
-            Some(n) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, n).err(),
-            None => MediaBody::read(ct.as_deref(), msg.body(), max).err(),
-        }
-    }
-
-    /// On an anchored call, SDP in a message that is no offer or answer (a failure, the
-    /// 200 to an OPTIONS) goes on with every stream refused and the gateway's address in
-    /// place of the peer's; nothing of the call's media changes.
-    pub(super) fn neutralise_sdp<M: Body>(&self, msg: &mut M) {
-        if self.media.is_none() || !carries_sdp(msg) {
-            return;
-        }
-        let ct = readable_type(msg);
-        let (body, ct) = crate::sdp::refuse_all(ct.as_deref(), msg.body(), self.cfg.media_ip);
-        match msg.set_body(body, ct.as_deref()) {
-            Ok(()) => {
-                msg.remove_header(&Hdr::named("Content-Encoding"));
-            }
-            Err(e) => warn!(error = %e, "cannot refuse the SDP of a message that answers nothing"),
-        }
-    }
 }
 
 #[cfg(test)]

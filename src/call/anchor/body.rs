@@ -1,7 +1,11 @@
 //! What a message's body is to anchoring: whether it may offer, holds SDP, and the
 //! Content-Type it is read by.
 
-use crate::sip::Body;
+use tracing::warn;
+
+use super::super::state::Call;
+use crate::sdp::{MediaBody, SdpError};
+use crate::sip::{Body, Hdr};
 
 /// Whether a request of `method` may offer: an INVITE, an UPDATE (RFC 3311), a PRACK (RFC
 /// 3262). SDP in any other is no offer, and what answers it no answer.
@@ -22,4 +26,42 @@ pub(in crate::call) fn readable_type<M: Body>(m: &M) -> Option<String> {
 /// an INVITE or UPDATE, else an answer): an empty body and an ISUP-only SIP-I body do not.
 pub(in crate::call) fn carries_sdp<M: Body>(m: &M) -> bool {
     crate::sdp::carries_sdp(m.content_type().as_deref(), m.body())
+}
+
+impl Call {
+    /// Why the SDP of `msg` cannot be read for anchoring (`None`: it can, there is none, or
+    /// the call's media is not anchored): what [`Call::anchored_body`] would send on with
+    /// every stream refused.
+    pub(in crate::call) fn unreadable_sdp<M: Body>(&self, msg: &M) -> Option<SdpError> {
+        if self.media.is_none() || msg.body().is_empty() {
+            return None;
+        }
+        let ct = readable_type(msg);
+        let max = self.cfg.media_max_streams;
+        // Asked of the callee's answers: read as `anchor_body` reads an answer.
+        let offered = (self.media.as_ref())
+            .and_then(|m| m.offered[super::Side::A].as_ref())
+            .map(|o| o.relayed.len());
+        match offered {
+            Some(n) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, n).err(),
+            None => MediaBody::read(ct.as_deref(), msg.body(), max).err(),
+        }
+    }
+
+    /// On an anchored call, SDP in a message that is no offer or answer (a failure, the
+    /// 200 to an OPTIONS) goes on with every stream refused and the gateway's address in
+    /// place of the peer's; nothing of the call's media changes.
+    pub(in crate::call) fn neutralise_sdp<M: Body>(&self, msg: &mut M) {
+        if self.media.is_none() || !carries_sdp(msg) {
+            return;
+        }
+        let ct = readable_type(msg);
+        let (body, ct) = crate::sdp::refuse_all(ct.as_deref(), msg.body(), self.cfg.media_ip);
+        match msg.set_body(body, ct.as_deref()) {
+            Ok(()) => {
+                msg.remove_header(&Hdr::named("Content-Encoding"));
+            }
+            Err(e) => warn!(error = %e, "cannot refuse the SDP of a message that answers nothing"),
+        }
+    }
 }
