@@ -112,13 +112,14 @@ impl Call {
         // answer names, so it gets no ports and the offerer sees port 0 (RFC 3264 §6).
         let last_offer = (self.media.as_ref())
             .and_then(|m| m.offered[from.other()].as_ref())
-            .map(|o| o.relayed.clone())
+            .map(|o| (o.relayed.clone(), &o.sections))
             .filter(|_| offer.is_none());
         let max = self.cfg.media_max_streams;
         let mb = match &last_offer {
-            Some(offered) => MediaBody::read_answer(ct, body, max, offered.len()),
+            Some((_, sections)) => MediaBody::read_answer(ct, body, max, sections),
             None => MediaBody::read(ct, body, max),
         };
+        let last_offer = last_offer.map(|(relayed, _)| relayed);
         let mb = match mb {
             Ok(Some(mb)) => mb,
             Ok(None) => return Ok(None),
@@ -180,7 +181,8 @@ impl Call {
         match (offer, media.offered[from.other()].as_mut()) {
             (Some(_), _) => {
                 let prev = media.offered[from].take();
-                media.offered[from] = Some(OfferShape::offer(prev, relayed.clone()));
+                let sections = mb.refused_sections(body);
+                media.offered[from] = Some(OfferShape::offer(prev, relayed.clone(), sections));
             }
             (None, Some(o)) => o.answered = true,
             (None, None) => {}
@@ -353,7 +355,8 @@ impl Call {
         };
         if let Ok(Some(mb)) = MediaBody::read(ct, body, usize::MAX) {
             let relayed = mb.streams.iter().map(|e| e.is_relayed()).collect();
-            media.offered[to.other()] = Some(OfferShape::offer(None, relayed));
+            let sections = mb.refused_sections(body);
+            media.offered[to.other()] = Some(OfferShape::offer(None, relayed, sections));
         }
         // Its answer settles no leg's new directions: the session offered again is the one
         // that stands.

@@ -260,6 +260,42 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
     Ok(found)
 }
 
+/// Each media section of `sdp` as an answer refuses it (`audio 0 RTP/AVP 0 8`): what an
+/// answer that left the section out gets in its place ([`padded`]).
+pub fn refused_sections(sdp: &[u8]) -> Vec<Box<[u8]>> {
+    lines(sdp)
+        .filter_map(|l| l.value(b"m="))
+        .map(|m| refused_m_line(m).into_boxed_slice())
+        .collect()
+}
+
+/// `sdp` with the sections `pad` appended, each refused (port 0) and at `ip`: an answer
+/// has as many m= lines as its offer (RFC 3264 §6), and an offerer may refuse one that
+/// has fewer, so the sections a peer's answer left out are added back as refused.
+pub(super) fn padded(sdp: Bytes, ip: IpAddr, pad: &[Box<[u8]>]) -> Bytes {
+    if pad.is_empty() {
+        return sdp;
+    }
+    let eol: &[u8] = if sdp.windows(2).any(|w| w == b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut out = sdp.to_vec();
+    if !out.ends_with(b"\n") {
+        out.extend_from_slice(eol);
+    }
+    for m in pad {
+        out.extend_from_slice(b"m=");
+        out.extend_from_slice(m);
+        out.extend_from_slice(eol);
+        out.extend_from_slice(format!("c=IN {family} {ip}").as_bytes());
+        out.extend_from_slice(eol);
+    }
+    Bytes::from(out)
+}
+
 /// Point every stream of an SDP at the gateway:
 /// - every `c=` line (session and media level) names `ip`;
 /// - the n-th `m=` line gets `ports[n]`; a stream with port 0 stays at 0, and one with no

@@ -19,7 +19,7 @@ mod origin;
 pub use agreed::agreed;
 pub use anchor::{
     DEFAULT_MAX_STREAMS, Endpoint, MAX_SECTIONS, Transport, anchor_streams, carries_sdp,
-    limit_streams, read, refuse_all, refusing_answer,
+    limit_streams, read, refuse_all, refused_sections, refusing_answer,
 };
 pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
 pub use origin::{Origin, present_again};
@@ -56,6 +56,9 @@ pub struct MediaBody {
     pub streams: Vec<Endpoint>,
     /// How many media sections of it [`MediaBody::anchored`] keeps.
     sections: usize,
+    /// The sections its offer had past its own, as refused ones: what
+    /// [`MediaBody::anchored`] adds back (an answer that left some out).
+    pad: Vec<Box<[u8]>>,
 }
 
 impl MediaBody {
@@ -76,19 +79,26 @@ impl MediaBody {
             part,
             streams,
             sections: usize::MAX,
+            pad: Vec::new(),
         }))
     }
 
-    /// [`MediaBody::read`] as the answer to an offer of `offered` media sections: an answer
-    /// has as many as its offer (RFC 3264 §6), so a peer's extra ones are neither anchored
-    /// nor forwarded (the offerer would have to make sense of streams it never offered),
-    /// nor counted against `max_streams` (an answer to one stream with four extra ones was
-    /// refused whole).
+    /// Each of its media sections as an answer refuses it (see [`refused_sections`]).
+    pub fn refused_sections(&self, body: &[u8]) -> Vec<Box<[u8]>> {
+        refused_sections(self.part.of(body))
+    }
+
+    /// [`MediaBody::read`] as the answer to an offer of the media sections `offered` (each
+    /// as refused, [`refused_sections`]): an answer has as many as its offer (RFC 3264 §6),
+    /// so a peer's extra ones are neither anchored nor forwarded (the offerer would have to
+    /// make sense of streams it never offered), nor counted against `max_streams` (an
+    /// answer to one stream with four extra ones was refused whole), and the ones it left
+    /// out are added back refused.
     pub fn read_answer(
         content_type: Option<&str>,
         body: &[u8],
         max_streams: usize,
-        offered: usize,
+        offered: &[Box<[u8]>],
     ) -> Result<Option<MediaBody>, SdpError> {
         let Some(part) = locate(content_type, body)? else {
             return Ok(None);
@@ -96,12 +106,14 @@ impl MediaBody {
         let mut streams = read(part.of(body))?;
         // Past MAX_SECTIONS is refused as before: the answer is read whole first.
         limit_streams(&streams, usize::MAX)?;
-        streams.truncate(offered);
+        streams.truncate(offered.len());
         limit_streams(&streams, max_streams)?;
+        let pad = offered.get(streams.len()..).unwrap_or_default().to_vec();
         Ok(Some(MediaBody {
             part,
             streams,
-            sections: offered,
+            sections: offered.len(),
+            pad,
         }))
     }
 
@@ -117,6 +129,7 @@ impl MediaBody {
         shown: Option<&mut Option<Origin>>,
     ) -> Result<Bytes, SdpError> {
         let sdp = anchor::anchor_sections(self.part.of(body), ip, ports, self.sections)?;
+        let sdp = anchor::padded(sdp, ip, &self.pad);
         let sdp = origin::shown_as(sdp, shown);
         Ok(self.part.splice(body, &sdp))
     }
@@ -445,7 +458,8 @@ mod tests {
         assert_eq!(std::str::from_utf8(&out).unwrap(), want);
         // Read as the answer to a one-stream offer: the video section is left out, the
         // other part kept.
-        let answer = MediaBody::read_answer(ct, body.as_bytes(), DEFAULT_MAX_STREAMS, 1)
+        let one = refused_sections(b"m=audio 4000 RTP/AVP 0\r\n");
+        let answer = MediaBody::read_answer(ct, body.as_bytes(), DEFAULT_MAX_STREAMS, &one)
             .unwrap()
             .unwrap();
         assert_eq!(answer.streams.len(), 1);

@@ -41,9 +41,9 @@ impl Call {
         // Asked of the callee's answers: read as `anchor_body` reads an answer.
         let offered = (self.media.as_ref())
             .and_then(|m| m.offered[super::Side::A].as_ref())
-            .map(|o| o.relayed.len());
+            .map(|o| &o.sections);
         match offered {
-            Some(n) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, n).err(),
+            Some(s) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, s).err(),
             None => MediaBody::read(ct.as_deref(), msg.body(), max).err(),
         }
     }

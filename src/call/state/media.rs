@@ -176,13 +176,15 @@ pub struct OfferShape {
     pub answered: bool,
     /// Per m= line, whether it offered a relayed stream.
     pub relayed: Vec<bool>,
+    /// Per m= line, as an answer refuses it: what an answer that left it out gets back.
+    pub sections: Vec<Box<[u8]>>,
 }
 
 impl OfferShape {
     /// A new offer from a leg whose last was `prev`. Another before any answer (each branch
     /// of a forking proxy offering in its own provisional) widens the shape instead: the
     /// answer may be to any of them.
-    pub fn offer(prev: Option<OfferShape>, relayed: Vec<bool>) -> Self {
+    pub fn offer(prev: Option<OfferShape>, relayed: Vec<bool>, sections: Vec<Box<[u8]>>) -> Self {
         match prev {
             Some(mut o) if !o.answered => {
                 if o.relayed.len() < relayed.len() {
@@ -191,11 +193,14 @@ impl OfferShape {
                 for (o, r) in o.relayed.iter_mut().zip(relayed) {
                     *o |= r;
                 }
+                let known = o.sections.len();
+                o.sections.extend(sections.into_iter().skip(known));
                 o
             }
             _ => OfferShape {
                 answered: false,
                 relayed,
+                sections,
             },
         }
     }

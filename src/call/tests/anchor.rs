@@ -163,6 +163,35 @@ fn each_legs_rtcp_port_from_its_sdp_reaches_the_relay() {
     );
 }
 
+/// An answer with fewer m= lines than its offer (a peer that leaves out the video it does
+/// not take) reaches the offerer with the missing sections added back, refused (port 0,
+/// the offer's media, transport and formats): RFC 3264 §6, and an offerer may refuse an
+/// answer that has fewer. Before, it went on as the peer sent it.
+#[test]
+fn an_answer_that_leaves_out_offered_sections_gets_them_back_refused() {
+    let mut h = anchored();
+    let offer = format!("{SDP}m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    h.recv(PHONE, &invite_with_sdp("pd1", &offer));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let answer = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("4000", "5004");
+    let ok = h.carrier_answers(&inv, "pd1", &answer);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    let m: Vec<&str> = body.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(m.len(), 2, "{body}");
+    assert!(
+        m[0].starts_with("m=audio ") && !m[0].starts_with("m=audio 0 "),
+        "{body}"
+    );
+    assert_eq!(m[1], "m=video 0 RTP/AVP 96", "{body}");
+    assert!(
+        body.ends_with("m=video 0 RTP/AVP 96\r\nc=IN IP4 127.0.0.1\r\n"),
+        "{body}"
+    );
+    assert!(!body.contains("198.51.100.7"), "{body}");
+}
+
 #[test]
 fn ports_return_to_the_pool_whatever_way_calls_end() {
     let mut h = anchored();
