@@ -343,10 +343,10 @@ fn resetting_tcp_peer(ip: &str, port: u16) -> std::thread::JoinHandle<usize> {
 }
 
 /// carrier-a is reached over TCP, accepts the connection, receives the INVITE and resets.
-/// The gateway logs the reset ("TCP read failed") but does not fail the INVITE transaction
-/// that was sent on that connection: it waits for Timer B and only then fails over, with the
-/// event `peer_timeout`. (A refused connection, tested in conformance.rs, fails over at once
-/// with `peer_transport_error`; RFC 3261 §17.1.1.2 / §18.4 ask for the same here.)
+/// The INVITE, unanswered on a connection that died, is taken as not delivered (RFC 3261
+/// §17.1.1.2 / §18.4): the call fails over at once, with the event `peer_transport_error`,
+/// as for a refused connection (conformance.rs). Before, it waited for Timer B (32 s) and
+/// failed over with `peer_timeout`.
 #[test]
 fn tcp_trunk_that_resets_fails_over_to_carrier_b() {
     let ports = Ports::new();
@@ -367,13 +367,13 @@ fn tcp_trunk_that_resets_fails_over_to_carrier_b() {
     );
     assert_eq!(c["egress_peer"], "carrier-b", "{c:#}");
     assert_eq!(c["call_tag"], "caller_bye", "{c:#}");
-    assert_eq!(c["events"][0], "peer_timeout", "{c:#}");
+    assert_eq!(c["events"][0], "peer_transport_error", "{c:#}");
 }
 
-/// The same reset with no second carrier: after Timer B, 408 to the caller and
-/// `peer_unreachable` (as for the black hole).
+/// The same reset with no second carrier: at once, 503 to the caller and `peer_unreachable`
+/// (as for a refused connection; before, 408 after Timer B, as for the black hole).
 #[test]
-fn tcp_trunk_that_resets_without_failover_fails_with_408_peer_unreachable() {
+fn tcp_trunk_that_resets_without_failover_fails_with_503_peer_unreachable() {
     let ports = Ports::new();
     let peer = resetting_tcp_peer(CARRIER_A_IP, ports.carrier_a);
     let gw = Gateway::start(
@@ -391,10 +391,10 @@ fn tcp_trunk_that_resets_without_failover_fails_with_408_peer_unreachable() {
         1,
         "carrier-a saw the INVITE and reset"
     );
-    assert_eq!(status, 408, "log:\n{}", gw.log());
+    assert_eq!(status, 503, "log:\n{}", gw.log());
     let c = &gw.wait_cdrs(1)[0];
     assert_eq!(c["call_tag"], "peer_unreachable", "{c:#}");
-    assert_eq!(c["status"], 408, "{c:#}");
+    assert_eq!(c["status"], 503, "{c:#}");
     assert!(gw.log().contains("TCP read failed"), "the reset was seen");
 }
 

@@ -117,15 +117,17 @@ fn read_until(s: &mut std::net::TcpStream, want: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// The PBX's profile matches another address from now on (127.0.0.9): reloaded.
+/// The PBX has moved to another address (127.0.0.9): its profile matches it, and calls to
+/// the PBX go there, from now on (a connection from its `address` is a peer's too, as it
+/// connects back with its answers): reloaded.
 fn move_pbx_away(gw: &Gateway) {
     let profile = gw.path("profiles/pbx.toml");
     let text = std::fs::read_to_string(&profile).unwrap();
-    std::fs::write(
-        &profile,
-        text.replace("match = [\"127.0.0.2/32\"]", "match = [\"127.0.0.9/32\"]"),
-    )
-    .unwrap();
+    let moved = text
+        .replace("match = [\"127.0.0.2/32\"]", "match = [\"127.0.0.9/32\"]")
+        .replace("address = \"udp:127.0.0.2:", "address = \"udp:127.0.0.9:");
+    assert_ne!(moved, text);
+    std::fs::write(&profile, moved).unwrap();
     let (ok, out) = reload(gw);
     assert!(ok && out.contains("profiles changed: pbx"), "{out}");
 }
