@@ -427,32 +427,15 @@ impl Inbox {
     }
 
     /// Hand over without waiting; a full queue gives the event back (counted), so the caller
-    /// can refuse it itself. With new work full, a CANCEL goes with accepted work while
-    /// that has more than half its room, as on a connection ([`Inbox::deliver`]): the call
-    /// it ends was accepted, and dropped, it would ring on until the caller's resend finds
-    /// room. (The half keeps CANCELs spoofed in a peer's name from taking the room its
-    /// responses and BYEs need.)
+    /// can refuse it itself. A CANCEL that finds new work full is dropped with it: over UDP
+    /// its sender sends it again (Timer E), and put with accepted work it could overtake its
+    /// INVITE still waiting with new work, find nothing to cancel (481) and end, while the
+    /// INVITE, handled after it, rang on.
     pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
         if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
             return Ok(());
         }
-        let queue = self.queue_for(&ev);
-        if std::ptr::eq(queue, &self.fresh)
-            && matches!(&ev, Event::Message { msg, .. } if is_cancel(msg))
-        {
-            return match self.fresh.try_send(ev) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(ev)) if self.urgent.capacity() > URGENT / 2 => {
-                    self.send_now(&self.urgent, ev)
-                }
-                Err(mpsc::error::TrySendError::Full(ev)) => {
-                    self.count_queue_full();
-                    Err(Box::new(ev))
-                }
-                Err(mpsc::error::TrySendError::Closed(ev)) => Err(Box::new(ev)),
-            };
-        }
-        self.send_now(queue, ev)
+        self.send_now(self.queue_for(&ev), ev)
     }
 
     /// Put `ev` on `queue` without waiting; a full (or closed) queue gives it back, counted.
