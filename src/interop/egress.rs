@@ -294,7 +294,8 @@ pub struct Sender {
     /// [`identity_header`]).
     pub trunk: bool,
     /// Believed (`[headers] trust_asserted`): the identities it asserts (P-Asserted-Identity,
-    /// Remote-Party-ID) are passed on. Anyone else's are not (RFC 3325 §5).
+    /// Remote-Party-ID) or prefers (P-Preferred-Identity) are passed on. Anyone else's are
+    /// not (RFC 3325 §5, §6).
     pub asserts: bool,
 }
 
@@ -307,9 +308,11 @@ impl Sender {
         }
     }
 
-    /// Whether its identity header `h` may be passed on at all.
+    /// Whether its identity header `h` may be passed on at all: P-Preferred-Identity is
+    /// held back with the asserted ones, as the next proxy may assert it on our word (RFC
+    /// 3325 §6), and would for a phone that named any number there.
     fn vouched(self, h: &Hdr) -> bool {
-        self.asserts || !super::headers::is_asserted(h)
+        self.asserts || !(super::headers::is_asserted(h) || *h == Hdr::P_PREFERRED_IDENTITY)
     }
 }
 

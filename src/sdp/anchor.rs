@@ -260,12 +260,22 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
     Ok(found)
 }
 
-/// Each media section of `sdp` as an answer refuses it (`audio 0 RTP/AVP 0 8`): what an
-/// answer that left the section out gets in its place ([`padded`]).
+/// Each media section of `sdp` as an answer refuses it, with its first format (`audio 0
+/// RTP/AVP 0`; RFC 3264 §6 wants one, and a call keeps these for its life, so no peer's
+/// hundred formats): what an answer that left the section out gets in its place
+/// ([`padded`]).
 pub fn refused_sections(sdp: &[u8]) -> Vec<Box<[u8]>> {
     lines(sdp)
         .filter_map(|l| l.value(b"m="))
-        .map(|m| refused_m_line(m).into_boxed_slice())
+        .map(|m| {
+            let line = refused_m_line(m);
+            // media, port 0, transport, the first format.
+            let end = (line.iter().enumerate())
+                .filter(|(_, b)| **b == b' ')
+                .nth(3)
+                .map_or(line.len(), |(i, _)| i);
+            line[..end].into()
+        })
         .collect()
 }
 

@@ -171,7 +171,7 @@ fn shown(v: &str) -> String {
 /// Reads a Digest challenge out of a raw one.
 pub fn parse_digest(raw: &RawChallenge) -> Result<Challenge, ChallengeError> {
     if !raw.scheme.eq_ignore_ascii_case("Digest") {
-        return Err(ChallengeError::NotDigest(raw.scheme.clone()));
+        return Err(ChallengeError::NotDigest(shown(&raw.scheme)));
     }
     if raw.malformed {
         return Err(ChallengeError::Malformed);
