@@ -43,6 +43,23 @@ pub struct Credentials {
     pub realm: Option<String>,
     /// Algorithms we answer, preferred first; others are never answered.
     pub algorithms: Vec<Algorithm>,
+    /// Which challenges inside a call are answered (`[auth] in_dialog`).
+    pub in_dialog: InDialog,
+}
+
+/// Which challenges to requests inside a call are answered. Such a request goes to the far
+/// end's Contact through the peer, so a challenge to it may be the far end's own, relayed:
+/// answered, it would take home a digest of the password (or, for a re-INVITE, one to
+/// spend on the carrier as us, for a URI of its choosing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InDialog {
+    /// Only on a call whose INVITE the peer challenged, and only for a realm it challenged
+    /// the call with.
+    #[default]
+    Challenged,
+    /// On any call with the peer, for any realm `realm` allows: a carrier that lets calls in
+    /// by address and challenges only the requests inside them.
+    Always,
 }
 
 impl Credentials {
@@ -79,7 +96,7 @@ pub enum AuthFailure {
     #[error("cannot build the authenticated request: {0}")]
     Build(String),
     #[error(
-        "a challenge inside a dialog whose INVITE the peer never authenticated: it may come from the far end, which is not given the trunk's credentials"
+        "a challenge inside a dialog whose INVITE the peer never authenticated, or for a realm it did not: it may come from the far end, which is not given the trunk's credentials ([auth] in_dialog)"
     )]
     NotAuthenticatedLeg,
 }
@@ -161,6 +178,20 @@ impl AuthSession {
     /// Whether later requests will carry credentials up front.
     pub fn has_cached(&self) -> bool {
         !self.cached.is_empty()
+    }
+
+    /// Whether every digest challenge of `resp` names a realm this session answered before
+    /// (one the peer challenged the call's INVITE with): see [`InDialog::Challenged`].
+    pub fn realms_known(&self, resp: &Response) -> bool {
+        let Some(kind) = ChallengeKind::for_status(resp.status()) else {
+            return false;
+        };
+        let lines = resp.header_lines(&header(kind.challenge_header()));
+        let parsed: Vec<Challenge> = parse_header_lines(&lines).into_iter().flatten().collect();
+        !parsed.is_empty()
+            && parsed
+                .iter()
+                .all(|ch| self.cached.iter().any(|c| c.challenge.realm == ch.realm))
     }
 
     /// A 401 or 407 answered `sent` (the request exactly as we sent it). Returns the request

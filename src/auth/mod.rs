@@ -11,6 +11,6 @@ pub mod credentials;
 pub mod digest;
 pub mod register;
 
-pub use credentials::{AuthFailure, AuthSession, Credentials, Retry, Secret};
+pub use credentials::{AuthFailure, AuthSession, Credentials, InDialog, Retry, Secret};
 pub use digest::{Algorithm, ChallengeKind};
 pub use register::{Handover, RegEvent, RegisterParams, RegisterPolicy, Registration, Transmit};

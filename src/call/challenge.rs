@@ -86,12 +86,22 @@ impl Call {
         // challenge to it may be the far end's own (a caller's, or a callee's on a carrier
         // that relays in-dialog responses), which would take a digest of the trunk's
         // password home, or one to spend on the carrier as the trunk (a re-INVITE's, for
-        // the URI it chose as its Contact). Only a leg whose INVITE the peer authenticated
-        // is one that peer challenges: a call it sent us, or placed without a challenge,
-        // gets no credentials inside its dialog.
+        // the URI it chose as its Contact). Unless the profile says its peer challenges
+        // inside calls it never challenged (`[auth] in_dialog = "always"`), only a leg whose
+        // INVITE the peer authenticated is one it challenges, and only for a realm it
+        // challenged the INVITE with.
         let initial = sent.method() == Method::Invite && sent.to_tag().is_none();
-        if !initial && self.invite_auth[side].is_none() {
-            return Err(AuthFailure::NotAuthenticatedLeg);
+        let always = (self.profile(side))
+            .and_then(|p| p.auth.as_deref())
+            .is_some_and(|c| c.in_dialog == crate::auth::InDialog::Always);
+        if !initial && !always {
+            let known = self.invite_auth[side].is_some()
+                && self.auth[side]
+                    .as_deref()
+                    .is_some_and(|s| s.realms_known(resp));
+            if !known {
+                return Err(AuthFailure::NotAuthenticatedLeg);
+            }
         }
         let via = cx.env.local.via(target.transport, &cx.env.ids.branch());
         let retry = Retry { cseq, via };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::error::ConfigError;
 use super::file::{AuthSection, ProfileFile};
 use super::{Config, Listen, Profile};
-use crate::auth::{Algorithm, Credentials, RegisterPolicy, Secret};
+use crate::auth::{Algorithm, Credentials, InDialog, RegisterPolicy, Secret};
 use crate::sip::Transport;
 
 /// A password file larger than this is not a password file.
@@ -292,12 +292,28 @@ fn credentials(
             out
         }
     };
+    let in_dialog = match a
+        .in_dialog
+        .as_ref()
+        .map(|v| (v.get_ref().as_str(), v.span()))
+    {
+        None | Some(("challenged", _)) => InDialog::Challenged,
+        Some(("always", _)) => InDialog::Always,
+        Some((other, span)) => {
+            errs.push(at(
+                span,
+                &format!("[auth] in_dialog {other:?} must be \"challenged\" or \"always\""),
+            ));
+            InDialog::Challenged
+        }
+    };
     let password = password?;
     (errs.len() == before).then(|| Credentials {
         username: username.clone(),
         password,
         realm,
         algorithms,
+        in_dialog,
     })
 }
 

@@ -292,6 +292,7 @@ pub struct AuthSection {
     pub password_file: Option<Spanned<toml::Value>>,
     pub realm: Option<Spanned<String>>,
     pub algorithm: Option<Spanned<OneOrMany>>,
+    pub in_dialog: Option<Spanned<String>>,
 }
 
 // By hand: the password must never reach a log through `{:?}`.

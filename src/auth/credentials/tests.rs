@@ -12,6 +12,7 @@ fn creds(realm: Option<&str>, algs: &[Algorithm]) -> Arc<Credentials> {
         password: Secret::new(PASSWORD),
         realm: realm.map(str::to_string),
         algorithms: algs.to_vec(),
+        in_dialog: Default::default(),
     })
 }
 

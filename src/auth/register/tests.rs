@@ -23,6 +23,7 @@ fn creds() -> Arc<Credentials> {
         password: Secret::new(PASSWORD),
         realm: None,
         algorithms: Algorithm::ALL.to_vec(),
+        in_dialog: Default::default(),
     })
 }
 

@@ -12,6 +12,7 @@ fn with_credentials(names: &[&str]) -> Config {
                 password: Secret::new("trunk-secret"),
                 realm: None,
                 algorithms: Algorithm::ALL.to_vec(),
+                in_dialog: Default::default(),
             }));
         }
     })
@@ -30,14 +31,11 @@ fn challenge(inv: &Request, status: u16, nonce: &str, stale: bool) -> Message {
     reply(inv, status, "proxy1", &[(hdr, value.as_str())], None)
 }
 
-/// The phone's call whose INVITE carrier-a challenged (a 401, realm `carrier.example`): the
-/// INVITE sent again with credentials.
+/// The phone's call whose INVITE carrier-a authenticated ([`authenticate_invite`]): the
+/// INVITE sent last.
 fn authenticated_invite(h: &mut H) -> Request {
     let inv = phone_invites(h);
-    h.recv_msg(CARRIER_A, challenge(&inv, 401, "i1", false));
-    let again = h.one_request(CARRIER_A, Method::Invite);
-    assert!(again.header(&Hdr::AUTHORIZATION).is_some());
-    again
+    authenticate_invite(h, &inv)
 }
 
 fn phone_invites(h: &mut H) -> Request {
@@ -194,7 +192,9 @@ fn a_challenged_bye_is_sent_again_with_credentials() {
     let tag = ok.to_tag().unwrap();
     h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
-    assert!(bye.header(&Hdr::PROXY_AUTHORIZATION).is_none());
+    // The INVITE's proxy credentials up front; the proxy wants a nonce per request.
+    let up_front = bye.header(&Hdr::PROXY_AUTHORIZATION).unwrap();
+    assert!(up_front.contains("nonce=\"ip1\""), "{up_front}");
     h.recv_msg(CARRIER_A, challenge(&bye, 407, "b1", false));
     let again = h.one_request(CARRIER_A, Method::Bye);
     assert!(
@@ -601,7 +601,8 @@ fn a_challenged_prack_is_sent_again_with_credentials() {
     };
     h.recv_msg(CARRIER_A, reliable(180, "1"));
     let pr = h.one_request(CARRIER_A, Method::Prack);
-    assert!(pr.header(&Hdr::PROXY_AUTHORIZATION).is_none());
+    let up_front = pr.header(&Hdr::PROXY_AUTHORIZATION).unwrap();
+    assert!(up_front.contains("nonce=\"ip1\""), "{up_front}");
     h.recv_msg(CARRIER_A, challenge(&pr, 407, "p1", false));
     let again = h.one_request(CARRIER_A, Method::Prack);
     let creds = again
@@ -665,6 +666,7 @@ fn a_challenged_refer_is_known_by_the_cseq_it_went_again_with() {
                 password: Secret::new("trunk-secret"),
                 realm: None,
                 algorithms: Algorithm::ALL.to_vec(),
+                in_dialog: Default::default(),
             }));
         }
         if name == "pbx" {
@@ -925,12 +927,43 @@ fn a_challenge_inside_a_dialog_the_peer_never_authenticated_is_not_answered() {
     assert_eq!(h.cdrs.len(), 1);
 
     // A call to carrier-a that it took without a challenge: its BYE challenged is not
-    // answered.
+    // answered, unless the profile says the carrier challenges only inside calls.
+    for always in [false, true] {
+        let mut cfg = with_credentials(&["carrier-a"]);
+        let name = PeerName("carrier-a".into());
+        let mut p = (**cfg.profile(&name).unwrap()).clone();
+        let mut creds = (**p.auth.as_ref().unwrap()).clone();
+        if always {
+            creds.in_dialog = crate::auth::InDialog::Always;
+        }
+        p.auth = Some(Arc::new(creds));
+        cfg.profiles.insert(name, Arc::new(p));
+        let mut h = H::with(cfg);
+        let (_inv, ok) = answered_call(&mut h);
+        h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKnb1"));
+        let bye = h.one_request(CARRIER_A, Method::Bye);
+        h.recv_msg(CARRIER_A, challenge(&bye, 407, "x3", false));
+        let again = h.take_requests(CARRIER_A, Method::Bye);
+        assert_eq!(
+            again.len(),
+            usize::from(always),
+            "in_dialog always: {always}"
+        );
+        assert!(
+            again
+                .iter()
+                .all(|r| r.has_header(&Hdr::PROXY_AUTHORIZATION))
+        );
+    }
+    // A call whose INVITE it authenticated: a challenge inside it for a realm the INVITE
+    // was never challenged with (the far end's own, say) is not answered.
     let mut h = H::with(with_credentials(&["carrier-a"]));
-    let (_inv, ok) = answered_call(&mut h);
-    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKnb1"));
+    let (_inv, ok) = authenticated_call(&mut h);
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKnb2"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
-    h.recv_msg(CARRIER_A, challenge(&bye, 407, "x3", false));
+    let far = "Digest realm=\"far.end.example\", nonce=\"f1\", qop=\"auth\", algorithm=MD5";
+    let far = [(Hdr::named("WWW-Authenticate"), far)];
+    h.recv_msg(CARRIER_A, reply(&bye, 401, "carrier1", &far, None));
     assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
     assert_eq!(h.cdrs.len(), 1);
 }

@@ -460,9 +460,29 @@ pub(super) fn second_fork_answers(h: &mut H, inv: &Request) {
     );
 }
 
-/// [`answered_call`] whose INVITE carrier-a challenged (a 401, realm `carrier.example`)
-/// and took with credentials: a leg on which the gateway answers challenges inside the
-/// dialog. Returns (the B-leg INVITE sent again, the A-leg 200).
+/// carrier-a authenticates our INVITE `inv`: its proxy challenges it (407, realm
+/// `proxy.carrier.example`), then its server (401, realm `carrier.example`). Returns the
+/// INVITE sent with both credentials: a leg on which the gateway answers challenges for
+/// those realms inside the dialog.
+pub(super) fn authenticate_invite(h: &mut H, inv: &Request) -> Request {
+    let digest = |realm: &str, nonce: &str| {
+        format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5")
+    };
+    let proxy = digest("proxy.carrier.example", "ip1");
+    let proxy = [(Hdr::named("Proxy-Authenticate"), proxy.as_str())];
+    h.recv_msg(CARRIER_A, reply(inv, 407, "proxy1", &proxy, None));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let server = digest("carrier.example", "is1");
+    let server = [(Hdr::named("WWW-Authenticate"), server.as_str())];
+    h.recv_msg(CARRIER_A, reply(&inv, 401, "server1", &server, None));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.header(&Hdr::AUTHORIZATION).is_some());
+    assert!(inv.header(&Hdr::PROXY_AUTHORIZATION).is_some());
+    inv
+}
+
+/// [`answered_call`] whose INVITE carrier-a authenticated ([`authenticate_invite`]).
+/// Returns (the B-leg INVITE sent last, the A-leg 200).
 pub(super) fn authenticated_call(h: &mut H) -> (Request, Response) {
     h.recv(
         PHONE,
@@ -470,14 +490,7 @@ pub(super) fn authenticated_call(h: &mut H) -> (Request, Response) {
     );
     h.take(PHONE);
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    let challenge = "Digest realm=\"carrier.example\", nonce=\"i1\", qop=\"auth\", algorithm=MD5";
-    let www = Hdr::named("WWW-Authenticate");
-    h.recv_msg(
-        CARRIER_A,
-        reply(&inv, 401, "proxy1", &[(www, challenge)], None),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    assert!(inv.header(&Hdr::AUTHORIZATION).is_some());
+    let inv = authenticate_invite(h, &inv);
     let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &contact, Some(SDP)));
     let ok = h.take_responses(PHONE).remove(0);

@@ -220,7 +220,8 @@ fn doubtful_outcomes_are_asked_again_and_three_in_a_row_release_the_call() {
 }
 
 /// The carrier's proxy's challenge to a probe.
-const CHALLENGE: &str = "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5";
+const CHALLENGE: &str =
+    "Digest realm=\"proxy.carrier.example\", nonce=\"n1\", qop=\"auth\", algorithm=MD5";
 
 /// An answered call toward a carrier with `[auth]`: its first probe challenged
 /// ([`CHALLENGE`]) and the probe that answered it sent. Returns both probes.
@@ -231,6 +232,7 @@ fn a_probe_challenged_and_answered() -> (H, Request, Request) {
         password: Secret::new("trunk-secret"),
         realm: None,
         algorithms: Algorithm::ALL.to_vec(),
+        in_dialog: Default::default(),
     });
     let mut h = H::with(config_with(|name, p| {
         if name == "carrier-a" {

@@ -98,13 +98,14 @@ fn auth_and_register_with_defaults() {
 fn every_key_set() {
     let dir = tree(
         GATEWAY,
-        "[auth]\nusername = \"u\"\npassword = \"p\"\nrealm = \"itsp.example\"\nalgorithm = [\"SHA-256\", \"md5\"]\n\n[register]\nenabled = true\nexpires_s = 600\ncontact_user = \"trunk-1\"\ntransport = \"tcp\"\n",
+        "[auth]\nusername = \"u\"\npassword = \"p\"\nrealm = \"itsp.example\"\nalgorithm = [\"SHA-256\", \"md5\"]\nin_dialog = \"always\"\n\n[register]\nenabled = true\nexpires_s = 600\ncontact_user = \"trunk-1\"\ntransport = \"tcp\"\n",
         0o600,
     );
     let l = load(&dir).unwrap();
     let c = itsp(&l).auth.clone().unwrap();
     assert_eq!(c.realm.as_deref(), Some("itsp.example"));
     assert_eq!(c.algorithms, vec![Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!(c.in_dialog, crate::auth::InDialog::Always);
     let policy = itsp(&l).register.as_ref().unwrap();
     assert_eq!(policy.expires, Duration::from_secs(600));
     assert_eq!(policy.contact_user, "trunk-1");
@@ -210,6 +211,11 @@ fn errors_are_located_and_never_quote_the_password() {
             "[auth]\nusername = \"a b\"\npassword = \"pa55secret\"\n[register]\nenabled = true\n",
             "itsp.toml:7:12:",
             "username must be a SIP URI user part",
+        ),
+        (
+            "[auth]\nusername = \"u\"\npassword = \"pa55secret\"\nin_dialog = \"sometimes\"\n",
+            "itsp.toml:9:13:",
+            "[auth] in_dialog \"sometimes\" must be \"challenged\" or \"always\"",
         ),
     ];
     for (profile, place, what) in cases {
