@@ -209,9 +209,9 @@ pub enum Seen {
 /// the window's width, so the table holds every signed REQUEST of the last minute, placed
 /// or refused (refused ones too: a refusal sent again must not place the call). At most
 /// [`Replays::MAX`], more than a minute at the highest `rate` placed, and at most
-/// [`Replays::SHARE`] from one source IP (one AS flooding signed REQUESTs, refused or not,
-/// leaves room for the others); a REQUEST that finds no room is refused. Only datagrams
-/// signed with our key get in.
+/// [`Replays::SHARE`] from one source (an IPv4 address, an IPv6 /64: one AS flooding signed
+/// REQUESTs, refused or not, leaves room for the others); a REQUEST that finds no room is
+/// refused. Only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
     /// (first seen, `ts`, MAC, its source's IP), in the order they were first seen.

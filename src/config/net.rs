@@ -119,6 +119,19 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
     Some(net)
 }
 
+/// What one source is for per-source limits: an IPv4 address, an IPv6 /64 (what one host
+/// or one subscriber line is given).
+pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
+    // An IPv4 address seen on a dual-stack socket (`::ffff:a.b.c.d`) is that IPv4 address.
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let net = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(net.into())
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,9 +31,10 @@ impl Service {
         // A signed REQUEST seen before gets what it got then, and changes nothing: the AS's
         // own resend of a refused one (our answer was lost), or a capture sent again
         // while its `ts` is still good, from anywhere the allow-list lets in.
-        // The replay table's share is per IP as the kernel has it (an IPv4 AS heard on the
-        // IPv6 wildcard is its IPv4 address).
-        let from = src.ip().to_canonical();
+        // The replay table's share is per source: an IPv4 address as the kernel has it (an
+        // IPv4 AS heard on the IPv6 wildcard is its IPv4 address), an IPv6 /64 (one host
+        // picks its addresses from one, and would take a share per address).
+        let from = crate::config::net::source_key(src.ip());
         if let Some((m, _)) = &signed {
             match self.replays.seen(now, self.wall_s(), m) {
                 Some(Seen::Refused(reason)) => return refuse(self, reason),
