@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::{Config, PeerName, Profile, Route};
+use super::{Config, DEFAULT_RING_TIMEOUT, PeerName, Profile, Route, auth};
+use crate::sip::Transport;
+use std::time::Duration;
 
 impl Config {
     /// Whether `ip` is the address of the SIP front this instance runs behind.
@@ -102,5 +104,40 @@ impl Config {
     /// Whether any profile records its calls (`[media] record`).
     pub fn records(&self) -> bool {
         self.profiles.values().any(|p| p.record)
+    }
+}
+
+/// What the gateway itself is, from its configuration: its own ports and addresses, how
+/// long a call may ring.
+impl Config {
+    /// The UDP ports the gateway listens on itself (`[sip] listen`, the call-back
+    /// service), which the media pool must not hand out.
+    pub fn own_udp_ports(&self) -> Vec<u16> {
+        self.listen
+            .iter()
+            .filter(|l| l.transport == crate::sip::Transport::Udp)
+            .map(|l| l.addr.port())
+            .chain(self.callback.listen.map(|a| a.port()))
+            .collect()
+    }
+
+    /// The gateway's own addresses for Via and Contact.
+    pub fn local_addrs(&self) -> crate::sip::LocalAddrs {
+        let port = |t: Transport| auth::local_port(&self.listen, t, &self.advertise);
+        crate::sip::LocalAddrs {
+            host: self.advertise.clone(),
+            udp_port: port(Transport::Udp),
+            tcp_port: port(Transport::Tcp),
+        }
+    }
+
+    /// The longest any call may ring: the longest route's or profile's `ring_timeout_s`,
+    /// or the default.
+    pub fn longest_ring(&self) -> Duration {
+        self.routes
+            .iter()
+            .filter_map(|r| r.ring_timeout)
+            .chain(self.profiles.values().filter_map(|p| p.ring_timeout))
+            .fold(DEFAULT_RING_TIMEOUT, Duration::max)
     }
 }

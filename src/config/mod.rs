@@ -237,17 +237,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The UDP ports the gateway listens on itself (`[sip] listen`, the call-back
-    /// service), which the media pool must not hand out.
-    pub fn own_udp_ports(&self) -> Vec<u16> {
-        self.listen
-            .iter()
-            .filter(|l| l.transport == crate::sip::Transport::Udp)
-            .map(|l| l.addr.port())
-            .chain(self.callback.listen.map(|a| a.port()))
-            .collect()
-    }
-
     /// Read and validate `gateway.toml` and every profile. All problems are reported at once.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = match read::read_text(path) {
@@ -480,26 +469,6 @@ impl Config {
             callback,
             warnings,
         })
-    }
-
-    /// The gateway's own addresses for Via and Contact.
-    pub fn local_addrs(&self) -> crate::sip::LocalAddrs {
-        let port = |t: Transport| auth::local_port(&self.listen, t, &self.advertise);
-        crate::sip::LocalAddrs {
-            host: self.advertise.clone(),
-            udp_port: port(Transport::Udp),
-            tcp_port: port(Transport::Tcp),
-        }
-    }
-
-    /// The longest any call may ring: the longest route's or profile's `ring_timeout_s`,
-    /// or the default.
-    pub fn longest_ring(&self) -> Duration {
-        self.routes
-            .iter()
-            .filter_map(|r| r.ring_timeout)
-            .chain(self.profiles.values().filter_map(|p| p.ring_timeout))
-            .fold(DEFAULT_RING_TIMEOUT, Duration::max)
     }
 }
 

@@ -1,0 +1,54 @@
+//! What the layer tells of its transactions when asked: whether a request is a
+//! retransmission, which INVITE a CANCEL cancels, a server transaction's state, where a
+//! transaction's messages go.
+
+use sipx_sip::TransactionKey;
+
+use super::{Machine, TxnId, TxnLayer};
+use crate::sip::{Request, Target};
+
+impl TxnLayer {
+    /// Whether a received request belongs to a server transaction already under way (a
+    /// retransmission).
+    pub fn knows(&self, req: &Request, source: std::net::SocketAddr) -> bool {
+        match TransactionKey::from_request(&req.0) {
+            // An RFC 2543 key holds the top Via verbatim, and transactions are keyed on it
+            // once `received` is stamped in (`ingress::check`): look the same way.
+            Some(TransactionKey::Legacy { .. }) => {
+                let mut stamped = req.clone();
+                stamped.stamp_received(source);
+                TransactionKey::from_request(&stamped.0)
+                    .is_some_and(|k| self.server_keys.contains_key(&k))
+            }
+            Some(k) => self.server_keys.contains_key(&k),
+            None => false,
+        }
+    }
+
+    /// The INVITE server transaction a received CANCEL refers to (RFC 3261 §9.2).
+    pub fn cancelled_invite(&self, cancel: &Request) -> Option<TxnId> {
+        TransactionKey::for_cancelled_invite(&cancel.0)
+            .and_then(|k| self.server_keys.get(&k).copied())
+    }
+
+    /// The To tag of the last response a server transaction sent, if any.
+    pub fn server_to_tag(&self, id: TxnId) -> Option<String> {
+        match self.entries.get(&id).map(|e| &e.machine) {
+            Some(Machine::Server(m)) => m.final_to_tag(),
+            _ => None,
+        }
+    }
+
+    /// Whether a server transaction is still waiting for a final response.
+    pub fn server_pending(&self, id: TxnId) -> bool {
+        matches!(
+            self.entries.get(&id).map(|e| &e.machine),
+            Some(Machine::Server(m)) if m.pending()
+        )
+    }
+
+    /// Where a transaction's messages go.
+    pub fn target(&self, id: TxnId) -> Option<Target> {
+        self.entries.get(&id).map(|e| e.target)
+    }
+}
