@@ -138,21 +138,21 @@ fn challenge_then_refresh_at_85_percent_with_credentials_up_front() {
 /// A 200 listing bindings none of which is our contact as we wrote it (the registrar shows
 /// ours as it saw it, past a NAT): the shortest listed is taken. Before, the hour asked was
 /// assumed, and a binding granted 120 s lapsed for most of every hour.
-#[test]
-fn with_no_binding_of_ours_listed_the_shortest_is_taken() {
+/// A registration for an hour, started at the instant returned, that got a 200 listing the
+/// bindings `contacts`.
+fn granted_with(contacts: &str) -> (Registration, Instant) {
     let mut r = reg(3600);
     let t0 = Instant::now();
     r.start(t0);
     let q = sent(&mut r);
-    let ok = answer(
-        &q,
-        200,
-        &[(
-            "Contact",
-            "<sip:gw@203.0.113.9:40000>;expires=120, <sip:pbx@198.51.100.2>;expires=3600",
-        )],
-    );
-    r.handle_response(t0, &ok);
+    r.handle_response(t0, &answer(&q, 200, &[("Contact", contacts)]));
+    (r, t0)
+}
+
+#[test]
+fn with_no_binding_of_ours_listed_the_shortest_is_taken() {
+    let (r, t0) =
+        granted_with("<sip:gw@203.0.113.9:40000>;expires=120, <sip:pbx@198.51.100.2>;expires=3600");
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(102)));
 }
 
@@ -162,19 +162,9 @@ fn with_no_binding_of_ours_listed_the_shortest_is_taken() {
 /// taken, the registration shown down and retried.
 #[test]
 fn an_entry_with_our_user_part_is_ours_among_other_bindings() {
-    let mut r = reg(3600);
-    let t0 = Instant::now();
-    r.start(t0);
-    let q = sent(&mut r);
-    let ok = answer(
-        &q,
-        200,
-        &[(
-            "Contact",
-            "<sip:phone7@198.51.100.7>;expires=5, <sip:gw@203.0.113.99:41000>;expires=3600",
-        )],
+    let (r, t0) = granted_with(
+        "<sip:phone7@198.51.100.7>;expires=5, <sip:gw@203.0.113.99:41000>;expires=3600",
     );
-    r.handle_response(t0, &ok);
     assert!(r.is_up());
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(3060)));
 }

@@ -31,6 +31,19 @@ fn inbox_with(
     (inbox, queues, protect)
 }
 
+/// A registry of connections on the test configuration, and its inbox's queues (kept, not
+/// read: what the registry's connections tell the core is not what these tests look at).
+fn registry() -> (Registry, crate::engine::inbox::Queues) {
+    let protect = Protect::default();
+    let (inbox, queues, _) = inbox_with(protect.clone());
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    let reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    (reg, queues)
+}
+
 /// The gateway's TCP accept loop on 127.0.0.1 for `inbox`; its address.
 /// A TCP connection to `gw` from `ip` (an ephemeral port).
 async fn connect_from(ip: &str, gw: SocketAddr) -> tokio::net::TcpStream {
@@ -404,13 +417,7 @@ async fn a_peer_over_its_rate_on_tcp_is_paced_and_loses_nothing() {
 /// kept the call up.
 #[tokio::test]
 async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
-    let protect = Protect::default();
-    let (inbox, _queues, _) = inbox_with(protect.clone());
-    let limits = Limits {
-        max: 65_536,
-        message_timeout: Duration::from_secs(5),
-    };
-    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let (mut reg, _queues) = registry();
     let from: SocketAddr = "127.0.0.2:40001".parse().unwrap();
     let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
     reg.up(ConnId(3), from, tx);
@@ -546,13 +553,7 @@ async fn a_connection_whose_reader_panics_is_closed_and_reported_down() {
 /// connection we closed ourselves.
 #[tokio::test]
 async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
-    let protect = Protect::default();
-    let (inbox, _queues, _) = inbox_with(protect.clone());
-    let limits = Limits {
-        max: 65_536,
-        message_timeout: Duration::from_secs(5),
-    };
-    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let (mut reg, _queues) = registry();
     let peer: SocketAddr = "127.0.0.3:5060".parse().unwrap();
     let target = Target {
         transport: Transport::Tcp,
