@@ -21,6 +21,7 @@ mod dispatch;
 mod fault;
 
 pub use fault::FaultPlace;
+pub(in crate::call) use fault::guarded;
 #[cfg(test)]
 pub(crate) use fault::test_fault;
 

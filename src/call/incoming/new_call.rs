@@ -1,6 +1,5 @@
 //! An initial INVITE: admission turns it into a call, or into one refusal and one CDR.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +11,7 @@ use super::super::cdr::{Facts, record};
 use super::super::dialog::Dialog;
 use super::super::dialog_index::SetupKey;
 use super::super::phase::EndInfo;
-use super::super::router::{B2bua, FaultPlace};
+use super::super::router::{B2bua, FaultPlace, guarded};
 use super::super::state::{Call, CallStart, CallerInvite, Origin, TxnRole, UasRel};
 use super::super::timers::CallTimer;
 use super::super::{CoreEvent, Direction, Output, Side, Stage};
@@ -37,13 +36,12 @@ impl B2bua {
     ) {
         let req = Arc::new(req);
         let mut counted = None;
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            self.begin_call(now, id, req.clone(), source, &mut counted)
-        }));
-        if ran.is_ok() {
+        let ran = guarded(self, FaultPlace::Core, |b| {
+            b.begin_call(now, id, req.clone(), source, &mut counted)
+        });
+        if ran {
             return;
         }
-        self.note_fault(FaultPlace::Core);
         if let Some(peer) = counted {
             self.env.limits.release(&peer);
         }

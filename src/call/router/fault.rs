@@ -33,7 +33,11 @@ impl FaultPlace {
 }
 
 /// Run `f`; a panic in it is caught and reported as a fault at `place` (true: it ran).
-pub(super) fn guarded(b: &mut B2bua, place: FaultPlace, f: impl FnOnce(&mut B2bua)) -> bool {
+pub(in crate::call) fn guarded(
+    b: &mut B2bua,
+    place: FaultPlace,
+    f: impl FnOnce(&mut B2bua),
+) -> bool {
     let ran = catch_unwind(AssertUnwindSafe(|| f(&mut *b))).is_ok();
     if !ran {
         b.note_fault(place);
@@ -92,7 +96,7 @@ impl B2bua {
 
     /// Count a fault (logged at powers of two: a defect hit by every call must not flood
     /// the log).
-    pub(in crate::call) fn note_fault(&mut self, place: FaultPlace) {
+    fn note_fault(&mut self, place: FaultPlace) {
         self.faults = self.faults.saturating_add(1);
         if self.faults.is_power_of_two() {
             error!(
