@@ -86,11 +86,11 @@ pub fn explain_invite(
     if trunk_only(Some(req.uri())) || trunk_only(req.from_uri()) {
         notes.push("number parameters (rn, npdi, cic, cpc, oli): carried as shown when the caller's peer is a trunk; from any other peer only ext and isub are".into());
     }
-    if crate::interop::headers::ASSERTING
+    if crate::interop::headers::ASSERTED
         .iter()
         .any(|h| out.header(h).is_some())
     {
-        notes.push("P-Asserted-Identity, Remote-Party-ID: carried as shown when the caller's peer is believed ([headers] trust_asserted); from any other peer left out".into());
+        notes.push("P-Asserted-Identity, P-Preferred-Identity, Remote-Party-ID: carried as shown when the caller's peer is believed ([headers] trust_asserted); from any other peer left out".into());
     }
     notes.push("Via, Contact, Call-ID, CSeq and tags: the gateway's own (a new dialog; nothing of the caller's side is shown)".into());
     if let (Some(Ok(a)), Some(b)) = (req.max_forwards(), out.header(&Hdr::MAX_FORWARDS)) {

@@ -308,11 +308,10 @@ impl Sender {
         }
     }
 
-    /// Whether its identity header `h` may be passed on at all: P-Preferred-Identity is
-    /// held back with the asserted ones, as the next proxy may assert it on our word (RFC
-    /// 3325 §6), and would for a phone that named any number there.
+    /// Whether its identity header `h` may be passed on at all: not one that claims who
+    /// a party is ([`super::headers::ASSERTED`]) from a peer that is not believed.
     fn vouched(self, h: &Hdr) -> bool {
-        self.asserts || !(super::headers::is_asserted(h) || *h == Hdr::P_PREFERRED_IDENTITY)
+        self.asserts || !super::headers::ASSERTED.contains(h)
     }
 }
 

@@ -93,26 +93,16 @@ impl HeaderPolicy {
     }
 }
 
-/// The headers that assert (or claim) who a party is, which `Privacy: id` withholds from
-/// peers outside the trust domain.
-static ASSERTED: std::sync::LazyLock<[Hdr; 3]> = std::sync::LazyLock::new(|| {
+/// The headers that assert (or claim) who a party is: `Privacy: id` withholds them from
+/// peers outside the trust domain (RFC 3325 §7), and a peer that is not believed cannot
+/// send them on (§5, §6: the next proxy may assert a preferred identity on our word).
+pub static ASSERTED: std::sync::LazyLock<[Hdr; 3]> = std::sync::LazyLock::new(|| {
     [
         Hdr::P_ASSERTED_IDENTITY,
         Hdr::P_PREFERRED_IDENTITY,
         Hdr::named("Remote-Party-ID"),
     ]
 });
-
-/// Whether `h` asserts who a party is (P-Asserted-Identity, Remote-Party-ID): what only a
-/// peer in the trust domain may send on (RFC 3325 §5). P-Preferred-Identity is a wish, not
-/// an assertion, and passes as one.
-pub fn is_asserted(h: &Hdr) -> bool {
-    ASSERTING.contains(h)
-}
-
-/// The headers [`is_asserted`] names.
-pub static ASSERTING: std::sync::LazyLock<[Hdr; 2]> =
-    std::sync::LazyLock::new(|| [Hdr::P_ASSERTED_IDENTITY, Hdr::named("Remote-Party-ID")]);
 
 /// Whether `Privacy` lines ask for the identity to be withheld: an `id` value (RFC 3325
 /// §9.3) among the `;`- or `,`-separated ones, in any case.
