@@ -377,15 +377,18 @@ fn bind_after_close(
     match bind(ip, port) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let rtp = port & !1;
-            // (A stale entry of the same port, dropped already, is no longer the one.)
-            let Some((_, io)) = closing
-                .iter()
-                .find(|(ports, io)| ports.contains(&rtp) && Arc::strong_count(io) > 1)
-            else {
+            // Every released stream on the port, closed already or not: the one whose socket
+            // failed the bind may have closed since (its count fell to one after the
+            // failure), and then the bind again is what succeeds. Before, only one still
+            // open was looked for, and that race failed the call's media.
+            let on_port = || closing.iter().filter(|(ports, _)| ports.contains(&rtp));
+            if on_port().next().is_none() {
                 return Err(e);
-            };
+            }
             let until = std::time::Instant::now() + wait;
-            while Arc::strong_count(io) > 1 && std::time::Instant::now() < until {
+            while on_port().any(|(_, io)| Arc::strong_count(io) > 1)
+                && std::time::Instant::now() < until
+            {
                 std::thread::yield_now();
             }
             bind(ip, port)
