@@ -180,6 +180,16 @@ impl B2bua {
         self.calls.len().saturating_sub(self.env.ended_calls)
     }
 
+    /// Where the calls' dialogs send over TCP: their connections are kept open however quiet
+    /// the call (`engine::tcp`'s idle timeout).
+    pub fn tcp_targets(&self) -> impl Iterator<Item = crate::sip::Target> + '_ {
+        self.calls
+            .values()
+            .flat_map(|c| std::iter::once(&c.a).chain(c.b.as_ref()))
+            .map(|d| d.target)
+            .filter(|t| t.transport == crate::sip::Transport::Tcp)
+    }
+
     /// Every call the core still holds, those released and finishing their last
     /// transactions included (a BYE held for the caller's ACK, answers to our BYEs): what
     /// shutdown hangs up and a reload keeps the peers' addresses known for.

@@ -110,6 +110,7 @@ impl Shell {
         });
         if now >= self.summary_at {
             self.summary_at = now + SUMMARY_EVERY;
+            self.tcp.keep_in_use(self.core.tcp_targets());
             for (what, n) in self.inbox.tally.take() {
                 warn!(count = n, period_s = SUMMARY_EVERY.as_secs(), "{what}");
             }

@@ -29,9 +29,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// A connection with nothing to say is closed after this long without a byte read, nor one
-/// written in the last such stretch (a call's requests of ours keep it too: closed, a
-/// peer behind NAT could no longer be reached, as a connection back goes to the private
-/// address its Contact names).
+/// written in the last such stretch, nor a call on it (a call's requests of ours and the
+/// call itself keep it: closed, a peer behind NAT could no longer be reached, as a
+/// connection back goes to the private address its Contact names; `Registry::keep_in_use`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
 const KEEPALIVE: Duration = Duration::from_secs(60);

@@ -228,6 +228,28 @@ fn a_caller_over_tcp_gets_no_2xx_retransmissions_but_the_ack_timeout_still_runs(
     assert!(h.cdrs[0].events.contains(&"ack_timeout".to_string()));
 }
 
+/// The shell keeps open the TCP connections calls send on (`engine::tcp`'s idle timeout):
+/// the core names them, a caller's connection among them while its call lasts, and none
+/// after, nor a leg over UDP.
+#[test]
+fn a_calls_tcp_connection_is_named_while_the_call_lasts() {
+    let mut h = H::new();
+    h.recv_tcp(PHONE, &invite_text("tcp2", "z9hG4bKtcp2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    let named: Vec<Target> = h.core.tcp_targets().collect();
+    assert_eq!(
+        named.len(),
+        1,
+        "the caller's leg, not the carrier's over UDP"
+    );
+    assert_eq!(named[0].conn, Some(crate::sip::ConnId(1)));
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.cdrs.len(), 1);
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.core.tcp_targets().count(), 0, "the call is gone");
+}
+
 #[test]
 fn recordings_are_named_by_day_time_and_call_id() {
     let mut h = H::with(config_with(|n, p| {

@@ -198,6 +198,26 @@ impl Registry {
         failed
     }
 
+    /// The connections calls' dialogs send on (`targets`: theirs, or any to their address)
+    /// stay open however long the call is quiet: one a phone behind NAT opened is the only
+    /// way to reach it (a connection back goes to the private address its Contact names), so
+    /// closing it after five minutes of silence cut off the call's BYE. Called more often
+    /// than the idle timeout.
+    pub(in crate::engine) fn keep_in_use(&self, targets: impl Iterator<Item = Target>) {
+        if self.conns.is_empty() {
+            return;
+        }
+        for t in targets {
+            let conn = t
+                .conn
+                .filter(|c| self.conns.contains_key(c))
+                .or_else(|| self.by_addr.get(&t.addr).copied());
+            if let Some((_, w)) = conn.and_then(|c| self.conns.get(&c)) {
+                w.in_use();
+            }
+        }
+    }
+
     /// Whether a peer opened this connection (rather than the gateway).
     pub(in crate::engine) fn is_inbound(&self, conn: ConnId) -> bool {
         !self.ours.contains(&conn)

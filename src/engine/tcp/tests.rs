@@ -617,3 +617,41 @@ async fn a_peers_address_outside_its_match_is_no_stranger_over_tcp() {
     .expect("the connection is the peer's");
     assert_eq!(up.ip().to_string(), "127.0.0.13");
 }
+
+/// A connection a call's dialog sends on counts as active however quiet the call (its own,
+/// or the one to its address when the dialog names none); another connection does not.
+/// Before, a call without re-INVITEs lost its phone's connection after five minutes, and
+/// with it the way to send the phone its BYE.
+#[tokio::test]
+async fn the_connections_calls_send_on_are_kept_however_quiet() {
+    let (mut reg, _queues) = registry();
+    let writer = || Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    let phone: SocketAddr = "127.0.0.3:40001".parse().unwrap();
+    let pbx: SocketAddr = "127.0.0.4:5060".parse().unwrap();
+    let idle: SocketAddr = "127.0.0.5:5060".parse().unwrap();
+    let (w_phone, _d1) = writer();
+    let (w_pbx, _d2) = writer();
+    let (w_idle, _d3) = writer();
+    reg.up(ConnId(1), phone, w_phone.clone());
+    reg.up(ConnId(2), pbx, w_pbx.clone());
+    reg.up(ConnId(3), idle, w_idle.clone());
+    let tcp = |addr, conn| Target {
+        transport: Transport::Tcp,
+        addr,
+        conn,
+        listener: None,
+    };
+    reg.keep_in_use([tcp(phone, Some(ConnId(1))), tcp(pbx, None)].into_iter());
+    assert!(w_phone.wrote_lately(), "the phone's own connection");
+    assert!(
+        w_pbx.wrote_lately(),
+        "the connection to the dialog's address"
+    );
+    assert!(!w_idle.wrote_lately(), "no call on it");
+    // A dialog's connection that closed since: the one to its address now.
+    reg.down(ConnId(1));
+    let (w_again, _d4) = writer();
+    reg.up(ConnId(4), phone, w_again.clone());
+    reg.keep_in_use([tcp(phone, Some(ConnId(1)))].into_iter());
+    assert!(w_again.wrote_lately());
+}

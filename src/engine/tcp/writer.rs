@@ -163,6 +163,11 @@ impl Writer {
         self.wrote.swap(false, Ordering::AcqRel)
     }
 
+    /// The connection carries a call: as good as a write for the reader's idle timeout.
+    pub(super) fn in_use(&self) {
+        self.wrote.store(true, Ordering::Release);
+    }
+
     /// Bytes queued and not yet written.
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
