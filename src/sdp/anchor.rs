@@ -262,21 +262,42 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
 
 /// Each media section of `sdp` as an answer refuses it, with its first format (`audio 0
 /// RTP/AVP 0`; RFC 3264 §6 wants one, and a call keeps these for its life, so no peer's
-/// hundred formats): what an answer that left the section out gets in its place
-/// ([`padded`]).
+/// hundred formats) and its `a=mid` (an offerer that bundles, RFC 8843, finds each answered
+/// section by it), one line after the other (`\n` between): what an answer that left the
+/// section out gets in its place ([`padded`]).
 pub fn refused_sections(sdp: &[u8]) -> Vec<Box<[u8]>> {
-    lines(sdp)
-        .filter_map(|l| l.value(b"m="))
-        .map(|m| {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut has_mid = false;
+    for l in lines(sdp) {
+        if let Some(m) = l.value(b"m=") {
             let line = refused_m_line(m);
             // media, port 0, transport, the first format.
             let end = (line.iter().enumerate())
                 .filter(|(_, b)| **b == b' ')
                 .nth(3)
                 .map_or(line.len(), |(i, _)| i);
-            line[..end].into()
-        })
-        .collect()
+            out.push(line[..end].to_vec());
+            has_mid = false;
+        } else if let Some(mid) = l.value(b"a=mid:")
+            && let Some(section) = out.last_mut()
+            && !has_mid
+            && is_mid(mid)
+        {
+            section.extend_from_slice(b"\na=mid:");
+            section.extend_from_slice(mid);
+            has_mid = true;
+        }
+    }
+    out.into_iter().map(Vec::into_boxed_slice).collect()
+}
+
+/// An `a=mid` value kept for a refused section: a token (RFC 5888 §4) of at most 32
+/// characters; another is left out rather than copied into what we send.
+fn is_mid(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= 32
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
 /// `sdp` with the sections `pad` appended, each refused (port 0) and at `ip`: an answer
@@ -296,12 +317,17 @@ pub(super) fn padded(sdp: Bytes, ip: IpAddr, pad: &[Box<[u8]>]) -> Bytes {
     if !out.ends_with(b"\n") {
         out.extend_from_slice(eol);
     }
-    for m in pad {
+    for section in pad {
+        let mut lines = section.split(|&b| b == b'\n');
         out.extend_from_slice(b"m=");
-        out.extend_from_slice(m);
+        out.extend_from_slice(lines.next().unwrap_or_default());
         out.extend_from_slice(eol);
         out.extend_from_slice(format!("c=IN {family} {ip}").as_bytes());
         out.extend_from_slice(eol);
+        for l in lines {
+            out.extend_from_slice(l);
+            out.extend_from_slice(eol);
+        }
     }
     Bytes::from(out)
 }

@@ -170,7 +170,9 @@ fn each_legs_rtcp_port_from_its_sdp_reaches_the_relay() {
 #[test]
 fn an_answer_that_leaves_out_offered_sections_gets_them_back_refused() {
     let mut h = anchored();
-    let offer = format!("{SDP}m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    let offer = format!(
+        "{SDP}m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=mid:v1\r\na=mid:v2\r\n"
+    );
     h.recv(PHONE, &invite_with_sdp("pd1", &offer));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let answer = SDP
@@ -186,7 +188,7 @@ fn an_answer_that_leaves_out_offered_sections_gets_them_back_refused() {
     );
     assert_eq!(m[1], "m=video 0 RTP/AVP 96", "{body}");
     assert!(
-        body.ends_with("m=video 0 RTP/AVP 96\r\nc=IN IP4 127.0.0.1\r\n"),
+        body.ends_with("m=video 0 RTP/AVP 96\r\nc=IN IP4 127.0.0.1\r\na=mid:v1\r\n"),
         "{body}"
     );
     assert!(!body.contains("198.51.100.7"), "{body}");

@@ -645,3 +645,32 @@ fn an_rtcp_port_is_read_where_it_names_the_streams_own_address_or_none() {
     // `a=rtcp-mux` and `a=rtcp-fb` are other attributes.
     assert_eq!(port("a=rtcp-fb:0 nack\r\na=rtcp-mux\r\n"), None);
 }
+
+/// A refused section keeps its offer's `a=mid` (the first, a token of at most 32
+/// characters): an offerer that bundles finds the section by it. A session-level `mid`, one
+/// with characters a token has not, or a second one are not taken.
+#[test]
+fn a_refused_section_keeps_its_mid_and_nothing_else() {
+    let sdp = b"v=0\r\na=mid:session\r\nm=audio 4000 RTP/AVP 0 8\r\na=mid:a0\r\na=mid:a1\r\n\
+m=video 4002 RTP/AVP 96\r\na=mid:bad mid\r\nm=text 4004 RTP/AVP 98\r\na=mid:t_1.x\r\n";
+    let got = refused_sections(sdp);
+    let got: Vec<&[u8]> = got.iter().map(|s| &s[..]).collect();
+    assert_eq!(
+        got,
+        vec![
+            &b"audio 0 RTP/AVP 0\na=mid:a0"[..],
+            &b"video 0 RTP/AVP 96"[..],
+            &b"text 0 RTP/AVP 98\na=mid:t_1.x"[..],
+        ]
+    );
+    let out = padded(
+        Bytes::from_static(b"v=0\r\nm=audio 5000 RTP/AVP 0\r\n"),
+        "192.0.2.1".parse().unwrap(),
+        &refused_sections(sdp)[1..],
+    );
+    assert_eq!(
+        &out[..],
+        &b"v=0\r\nm=audio 5000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.1\r\n\
+m=text 0 RTP/AVP 98\r\nc=IN IP4 192.0.2.1\r\na=mid:t_1.x\r\n"[..]
+    );
+}
