@@ -144,7 +144,9 @@ impl Call {
             self.b = Some(dialog);
             // A new peer: its challenges, if any, are its own; so are its branches.
             self.auth.b = None;
-            self.invite_auth.b = None;
+            if let Some(earlier) = self.invite_auth.b.take() {
+                self.earlier_invite_auth = Some(earlier);
+            }
             self.forget_early_forks();
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let role = TxnRole::Invite(self.route.attempt());

@@ -136,6 +136,7 @@ impl Call {
             })
             .collect();
         InviteCredentials {
+            call_id: invite.call_id().unwrap_or_default().into(),
             cseq: invite.seq(),
             lines,
         }

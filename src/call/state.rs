@@ -132,6 +132,8 @@ pub type SentSdp = (Bytes, Option<String>, bool);
 /// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.
 #[derive(Debug, Clone)]
 pub struct InviteCredentials {
+    /// The INVITE's Call-ID: each attempt of a call has its own.
+    pub call_id: Box<str>,
     pub cseq: u32,
     pub lines: Vec<(crate::sip::Hdr, String)>,
 }
@@ -192,6 +194,11 @@ pub struct Call {
     /// Boxed: only calls toward a peer that challenges have them, and every call pays for
     /// the slot (`call/tests/size.rs`).
     pub invite_auth: PerSide<Option<Box<InviteCredentials>>>,
+    /// The credentials an earlier attempt's INVITE carried (the latest of those that had
+    /// any): a late 2xx from that peer after the failover is ACKed with them, as RFC 3261
+    /// §13.2.2.4 wants (a proxy that checks ACKs drops one without). Never sent elsewhere:
+    /// only on the dialog of that INVITE's Call-ID.
+    pub earlier_invite_auth: Option<Box<InviteCredentials>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
     pub byes: Vec<(TxnId, Request)>,
     /// Each leg's session timer (RFC 4028), once negotiated.
@@ -304,6 +311,7 @@ impl Call {
             timers: TimerTable::new(s.started),
             auth: Default::default(),
             invite_auth: Default::default(),
+            earlier_invite_auth: None,
             byes: Vec::new(),
             session: Default::default(),
             sdp: Default::default(),

@@ -194,9 +194,15 @@ impl Call {
         let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered)
             && !self.uac_rel.answered_in(&resp.to_tag().unwrap_or_default());
         let answer = offerless.then(|| self.refusing_answer(resp)).flatten();
-        // The INVITE's credentials, as every ACK of its 2xx carries (RFC 3261 §13.2.2.4).
-        let creds = (self.invite_auth.b.as_ref())
-            .filter(|c| this_peer && c.cseq == cseq)
+        // The INVITE's credentials, as every ACK of its 2xx carries (RFC 3261 §13.2.2.4):
+        // an earlier attempt's peer gets those its own INVITE carried, no others.
+        let sent = if this_peer {
+            self.invite_auth.b.as_ref()
+        } else {
+            self.earlier_invite_auth.as_ref()
+        };
+        let creds = sent
+            .filter(|c| c.cseq == cseq && *c.call_id == *leg.call_id)
             .map(|c| c.lines.clone())
             .unwrap_or_default();
         let acked = leg.ack(cseq, &cx.env.local).and_then(|mut ack| {
