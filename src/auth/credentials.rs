@@ -183,10 +183,14 @@ impl AuthSession {
     /// Whether every digest challenge of `resp` names a realm this session answered before
     /// (one the peer challenged the call's INVITE with): see [`InDialog::Challenged`].
     pub fn realms_known(&self, resp: &Response) -> bool {
-        let Some(kind) = ChallengeKind::for_status(resp.status()) else {
+        if ChallengeKind::for_status(resp.status()).is_none() {
             return false;
-        };
-        let lines = resp.header_lines(&header(kind.challenge_header()));
+        }
+        // Both kinds: a proxy merging its branches' answers puts both in one (§16.7).
+        let lines: Vec<String> = [ChallengeKind::Www, ChallengeKind::Proxy]
+            .into_iter()
+            .flat_map(|k| resp.header_lines(&header(k.challenge_header())))
+            .collect();
         let parsed: Vec<Challenge> = parse_header_lines(&lines).into_iter().flatten().collect();
         !parsed.is_empty()
             && parsed
@@ -205,13 +209,27 @@ impl AuthSession {
         retry: Retry,
         rng: &mut impl rand::RngCore,
     ) -> Result<Request, AuthFailure> {
-        let kind = ChallengeKind::for_status(resp.status())
+        let status_kind = ChallengeKind::for_status(resp.status())
             .ok_or(AuthFailure::NotAChallenge(resp.status()))?;
         let creds = self.creds.clone().ok_or(AuthFailure::NoCredentials)?;
-        let challenges = choose(&creds, &resp.header_lines(&header(kind.challenge_header())))?;
+        // The challenges of the status's own kind, and those of the other kind a proxy that
+        // forked merged in beside them (RFC 3261 §16.7 step 6: a 407 carrying a branch's
+        // WWW-Authenticate too): all answered in one round, as §22.3 asks. Before, only the
+        // status's kind was, and the other took a round of its own. What of the other
+        // kind cannot be answered is left out; the status's own kind decides the failure.
+        let mut challenges: Vec<(ChallengeKind, Challenge)> = Vec::new();
+        for kind in [ChallengeKind::Www, ChallengeKind::Proxy] {
+            let lines = resp.header_lines(&header(kind.challenge_header()));
+            match choose(&creds, &lines) {
+                Ok(chosen) => challenges.extend(chosen.into_iter().map(|c| (kind, c))),
+                Err(e) if kind == status_kind => return Err(e),
+                Err(_) => {}
+            }
+        }
 
         let prior = (self.answered.iter()).find(|a| Some(a.cseq) == sent.cseq().map(|c| c.0));
-        for challenge in &challenges {
+        for (kind, challenge) in &challenges {
+            let kind = *kind;
             if let Some(nonce) = sent_nonce(sent, kind, &challenge.realm) {
                 if nonce == challenge.nonce {
                     return Err(AuthFailure::SameNonce);
@@ -233,9 +251,9 @@ impl AuthSession {
         }
 
         let fresh = (challenges.iter())
-            .map(|c| (kind, c.realm.clone()))
+            .map(|(kind, c)| (*kind, c.realm.clone()))
             .collect();
-        for challenge in challenges {
+        for (kind, challenge) in challenges {
             self.remember(kind, challenge);
         }
         let mut req = sent.clone();

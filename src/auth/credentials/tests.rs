@@ -364,6 +364,37 @@ fn every_realm_of_a_merged_challenge_is_answered() {
     assert!(server_accepts(&again, "Authorization", "west"));
 }
 
+/// A forking proxy's 407 that carries a branch's WWW-Authenticate beside its own challenge
+/// (RFC 3261 §16.7 step 6) is answered for both in one retry (§22.3); the session knows
+/// both realms after. Before, the WWW challenge was left for a round of its own. One of the
+/// other kind that cannot be answered (another realm than configured) is left out.
+#[test]
+fn a_merged_407_with_a_www_challenge_is_answered_for_both_at_once() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(11);
+    let sent = invite(1);
+    let mut resp = challenge_to(
+        &sent,
+        407,
+        &[r#"Digest realm="proxy", nonce="p1", qop="auth", algorithm=MD5"#],
+    );
+    resp.push_header(
+        &Hdr::named("WWW-Authenticate"),
+        r#"Digest realm="callee", nonce="c1", qop="auth", algorithm=MD5"#.to_string(),
+    )
+    .unwrap();
+    let again = s.on_challenge(&sent, &resp, retry(2), &mut rng).unwrap();
+    assert!(server_accepts(&again, "Proxy-Authorization", "proxy"));
+    assert!(server_accepts(&again, "Authorization", "callee"));
+    assert!(s.realms_known(&resp));
+    // With a realm configured, a WWW challenge of another realm is left out; the 407 is
+    // still answered.
+    let mut s = AuthSession::new(Some(creds(Some("proxy"), &Algorithm::ALL)));
+    let again = s.on_challenge(&sent, &resp, retry(2), &mut rng).unwrap();
+    assert!(server_accepts(&again, "Proxy-Authorization", "proxy"));
+    assert!(again.header(&Hdr::AUTHORIZATION).is_none());
+}
+
 /// A proxy's 407, then a 401 naming four realms: the proxy's credentials stay (the 401's
 /// realms make room among themselves), so the retry still satisfies the proxy.
 #[test]
