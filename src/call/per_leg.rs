@@ -34,8 +34,7 @@ impl Call {
     /// Whether the peer on `side` is a trunk: trusted with the number parameters that route
     /// or bill a call (`sip::NumberUri::trusted_params`).
     pub fn is_trunk(&self, side: Side) -> bool {
-        self.profile(side)
-            .is_some_and(|p| p.role == crate::config::Role::Trunk)
+        self.sender(side).trunk
     }
 
     /// What the gateway believes of the peer on `side` ([`crate::interop::egress::Sender`]).

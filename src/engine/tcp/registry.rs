@@ -20,6 +20,11 @@ type Queued = Vec<(Bytes, Option<TxnId>)>;
 /// within moments), so older ones need not be kept.
 pub(super) const SENT_KEPT: usize = 128;
 
+/// Whether a message we send is a response (not a request of ours to remember, `sent_on`).
+fn is_response(wire: &[u8]) -> bool {
+    wire.starts_with(b"SIP/2.0 ")
+}
+
 /// The core task's view of TCP connections.
 pub(in crate::engine) struct Registry {
     pub(super) conns: HashMap<ConnId, (SocketAddr, Writer)>,
@@ -93,7 +98,7 @@ impl Registry {
             // A response goes to the port of its top Via's sent-by (5060 when it names none:
             // RFC 3261 §18.2.2). One whose Via cannot be read (we built it: not expected) is
             // not sent to the closed connection's own port.
-            if bytes.starts_with(b"SIP/2.0 ") {
+            if is_response(&bytes) {
                 let Some(port) = crate::sip::fast::top_via_port(&bytes) else {
                     crate::ops::metrics::refused("tcp_connection_gone");
                     return txn;
@@ -114,7 +119,7 @@ impl Registry {
         if let Some(c) = conn
             && let Some((_, tx)) = self.conns.get(&c)
         {
-            let request = !bytes.starts_with(b"SIP/2.0 ");
+            let request = !is_response(&bytes);
             if !tx.send(bytes) {
                 // The peer reads nothing, or too slowly: its writer's timeout closes the
                 // connection, or its budget bounds what it holds.
@@ -182,7 +187,7 @@ impl Registry {
         if let Some((cid, queue)) = self.connecting.remove(&peer) {
             if cid == conn {
                 for (b, txn) in queue {
-                    let request = !b.starts_with(b"SIP/2.0 ");
+                    let request = !is_response(&b);
                     if !tx.send(b) {
                         failed.extend(txn);
                     } else if request {
