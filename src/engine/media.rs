@@ -249,18 +249,26 @@ impl Relays {
                 let thread = &self.threads[placed.thread];
                 let streams = &mut placed.streams;
                 for p in pairs {
+                    // Only the first G.711 audio stream is recorded (the voice of a call
+                    // whose SDP lists video first, too: the recorder decodes G.711 alone,
+                    // and a video stream recorded gave a silent file); one that becomes
+                    // G.711 by a re-INVITE is, when the call had none (before, a call that
+                    // began with another codec was never recorded).
+                    let records =
+                        recorder.is_some() && p.g711 && !streams.iter().any(|s| s.recorded);
                     match streams
-                        .iter()
+                        .iter_mut()
                         .find(|s| s.a_port == p.a_port && s.b_port == p.b_port)
                     {
-                        Some(s) => update(s, &p),
-                        // Only the first G.711 audio stream is recorded (the voice of a
-                        // call whose SDP lists video first, too: the recorder decodes
-                        // G.711 alone, and a video stream recorded gave a silent file).
+                        Some(s) => {
+                            update(s, &p);
+                            if records && let Ok(mut r) = s.route.lock() {
+                                r.record();
+                                s.recorded = true;
+                            }
+                        }
                         None => {
-                            let rec = recorder
-                                .clone()
-                                .filter(|_| p.g711 && !streams.iter().any(|s| s.recorded));
+                            let rec = (recorder.clone(), records);
                             self.next_stream += 1;
                             let id = self.next_stream;
                             match open(
@@ -402,7 +410,7 @@ fn open(
     id: u64,
     ip: IpAddr,
     p: &RelayPair,
-    recorder: Option<SharedRecorder>,
+    (recorder, recorded): (Option<SharedRecorder>, bool),
     activity: Option<Activity>,
     closing: Closing<'_>,
 ) -> std::io::Result<Stream> {
@@ -412,9 +420,11 @@ fn open(
         bind_after_close(ip, p.b_port, closing)?,
         bind_after_close(ip, p.b_port + 1, closing)?,
     ];
-    let route = StreamRoute::new(p, std::time::Instant::now());
+    let mut route = StreamRoute::new(p, std::time::Instant::now());
+    if recorded {
+        route.record();
+    }
     let cname = format!("trunkgate@{ip}");
-    let recorded = recorder.is_some();
     // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
     // that leg never sees (see README). What a stream the gateway does not read sends
     // there (SRTCP, once a re-INVITE made the stream SRTP) still passes.

@@ -228,6 +228,9 @@ pub struct StreamRoute {
     /// [`RelayPair::a_networks`], [`RelayPair::b_networks`].
     a_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
     b_networks: Option<std::sync::Arc<[ipnet::IpNet]>>,
+    /// Its RTP goes into the call's recording: the call's first G.711 stream, or one that
+    /// became G.711 later (a re-INVITE) when the call had none.
+    recorded: bool,
 }
 
 impl StreamRoute {
@@ -260,7 +263,18 @@ impl StreamRoute {
             host_ips: p.host_ips.clone(),
             a_networks: p.a_networks.clone(),
             b_networks: p.b_networks.clone(),
+            recorded: false,
         }
+    }
+
+    /// From now on its RTP goes into the call's recording.
+    pub fn record(&mut self) {
+        self.recorded = true;
+    }
+
+    /// Whether its RTP goes into the call's recording.
+    pub fn is_recorded(&self) -> bool {
+        self.recorded
     }
 
     /// How the leg `dir` sends toward is repacketised: the ptime (if it is), and which

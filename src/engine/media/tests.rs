@@ -402,3 +402,64 @@ fn the_recording_takes_the_first_g711_audio_stream() {
     assert_eq!(recorded, [(video, false), (audio, true)]);
     r.apply(release(7));
 }
+
+/// A recorded call whose only stream starts with another codec and becomes G.711 by a
+/// re-INVITE: recorded from then on, and nothing of it before. Before, a stream's recording
+/// was decided when it opened, and such a call's file stayed empty.
+#[test]
+fn a_stream_that_becomes_g711_later_is_recorded_from_then() {
+    let (wav, _thread) = crate::engine::wav::WavWriters::start().unwrap();
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, Some(wav)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later.wav");
+    let gw = free_quad();
+    let (phone, callee) = (peer(0), peer(0));
+    let stream = |g711| RelayPair {
+        g711,
+        a_remote: Some(phone.local_addr().unwrap()),
+        b_remote: Some(callee.local_addr().unwrap()),
+        ..RelayPair::plain(gw, gw + 2, (None, None), Latch::Any)
+    };
+    let action = |g711| MediaAction::Relay {
+        call: 7,
+        pairs: vec![stream(g711)],
+        record: Some(crate::media::RecordSpec {
+            path: path.clone(),
+            stereo: false,
+            jitter: Duration::from_millis(60),
+        }),
+        rtp_timeout: None,
+    };
+    // 20 ms of PCMU payload type 0 with its own sequence number and timestamp.
+    let packet = |k: u16| {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&k.to_be_bytes());
+        p.extend_from_slice(&(160 * u32::from(k)).to_be_bytes());
+        p.extend_from_slice(&9u32.to_be_bytes());
+        p.extend_from_slice(&[0x55; 160]);
+        p
+    };
+    let mut buf = [0u8; 2048];
+    r.apply(action(false));
+    assert!(!r.calls[&7].streams[0].recorded);
+    for k in 0..10 {
+        assert_eq!(through(&phone, gw, &packet(k), &callee, &mut buf), 172);
+    }
+    r.apply(action(true));
+    assert!(r.calls[&7].streams[0].recorded, "recorded once G.711");
+    for k in 10..35 {
+        assert_eq!(through(&phone, gw, &packet(k), &callee, &mut buf), 172);
+    }
+    r.apply(MediaAction::Release {
+        call: 7,
+        keep_recording: true,
+    });
+    let samples = || hound::WavReader::open(&path).map_or(0, |w| w.duration());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while samples() != 25 * 160 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The 25 packets after the change (the recorder starts at its first packet), none of
+    // the 10 before.
+    assert_eq!(samples(), 25 * 160);
+}

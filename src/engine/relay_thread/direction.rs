@@ -138,10 +138,11 @@ impl Direction {
         pkt: &[u8],
         src: SocketAddr,
     ) -> ControlFlow<()> {
-        let (decided, (ptime, callee)) = match route.lock() {
+        let (decided, (ptime, callee), recorded) = match route.lock() {
             Ok(mut r) => (
                 r.route(now, self.dir, self.rtcp, src, pkt),
                 r.repacketised_toward(self.dir),
+                r.is_recorded(),
             ),
             Err(_) => return ControlFlow::Break(()),
         };
@@ -172,6 +173,7 @@ impl Direction {
         self.unflushed.active = true;
         let ch = self.channel();
         if what == Packet::Rtp
+            && recorded
             && let Some(r) = &self.recorder
             && let Ok(mut r) = r.lock()
         {
