@@ -66,15 +66,37 @@ impl SharedBudget {
     }
 }
 
-/// The core's (and the reader's) end of a connection's writer.
-#[derive(Debug, Clone)]
-pub(crate) struct Writer {
-    tx: mpsc::Sender<Bytes>,
-    /// Bytes waiting in the queue (not the one being written).
-    queued: Arc<AtomicUsize>,
+/// What a connection's queued bytes count against.
+#[derive(Debug)]
+struct Budgets {
+    /// Bytes waiting in the connection's queue (not the one being written).
+    queued: AtomicUsize,
     all: SharedBudget,
     /// The budget of the connections of its source (none for connections we opened).
     source: Option<SharedBudget>,
+}
+
+/// A message in a writer's queue. Its bytes leave the budgets when it leaves the queue,
+/// however it leaves: taken to be written, or dropped with a queue nobody reads any more
+/// (before, a message sent while the writer ended could stay in the channel, counted for
+/// ever, and what all connections may queue shrank by it).
+#[derive(Debug)]
+struct Counted {
+    bytes: Bytes,
+    budgets: Arc<Budgets>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        give_back(&self.budgets, self.bytes.len());
+    }
+}
+
+/// The core's (and the reader's) end of a connection's writer.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Counted>,
+    budgets: Arc<Budgets>,
     /// Ends the writer at once, whatever it has queued.
     shut: Arc<Notify>,
     /// Something was written since the reader last asked ([`Writer::wrote_lately`]).
@@ -83,10 +105,7 @@ pub(crate) struct Writer {
 
 /// The writer task's end.
 pub(super) struct Drain {
-    rx: mpsc::Receiver<Bytes>,
-    queued: Arc<AtomicUsize>,
-    all: SharedBudget,
-    source: Option<SharedBudget>,
+    rx: mpsc::Receiver<Counted>,
     shut: Arc<Notify>,
     wrote: Arc<AtomicBool>,
 }
@@ -94,22 +113,20 @@ pub(super) struct Drain {
 impl Writer {
     pub(super) fn new((all, source): (SharedBudget, Option<SharedBudget>)) -> (Writer, Drain) {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let queued = Arc::new(AtomicUsize::new(0));
         let shut = Arc::new(Notify::new());
         let wrote = Arc::new(AtomicBool::new(false));
         let drain = Drain {
             rx,
-            queued: queued.clone(),
-            all: all.clone(),
-            source: source.clone(),
             shut: shut.clone(),
             wrote: wrote.clone(),
         };
         let writer = Writer {
             tx,
-            queued,
-            all,
-            source,
+            budgets: Arc::new(Budgets {
+                queued: AtomicUsize::new(0),
+                all,
+                source,
+            }),
             shut,
             wrote,
         };
@@ -121,27 +138,29 @@ impl Writer {
     /// has ended.
     pub(in crate::engine) fn send(&self, b: Bytes) -> bool {
         let len = b.len();
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        let budgets = &self.budgets;
+        let before = budgets.queued.fetch_add(len, Ordering::AcqRel);
         if before.saturating_add(len) > WRITE_BUDGET {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+            budgets.queued.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
-        if !self.source.as_ref().is_none_or(|s| s.take(len)) {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+        if !budgets.source.as_ref().is_none_or(|s| s.take(len)) {
+            budgets.queued.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
-        if !self.all.take(len) {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            if let Some(s) = &self.source {
+        if !budgets.all.take(len) {
+            budgets.queued.fetch_sub(len, Ordering::AcqRel);
+            if let Some(s) = &budgets.source {
                 s.used.fetch_sub(len, Ordering::AcqRel);
             }
             return false;
         }
-        if self.tx.try_send(b).is_err() {
-            give_back(&self.queued, (&self.all, self.source.as_ref()), len);
-            return false;
-        }
-        true
+        // Refused, the message comes back in the error and is dropped: its bytes with it.
+        let counted = Counted {
+            bytes: b,
+            budgets: self.budgets.clone(),
+        };
+        self.tx.try_send(counted).is_ok()
     }
 
     /// Close the connection once what is queued is written; at once when the queue is full
@@ -149,8 +168,12 @@ impl Writer {
     /// connection open, and its peer's messages read, for as long as the peer kept it busy;
     /// one behind a full budget would wait for a peer that reads slowly).
     pub(in crate::engine) fn close(&self) {
-        if self.queued.load(Ordering::Acquire) >= WRITE_BUDGET / 2
-            || self.tx.try_send(Bytes::new()).is_err()
+        let empty = Counted {
+            bytes: Bytes::new(),
+            budgets: self.budgets.clone(),
+        };
+        if self.budgets.queued.load(Ordering::Acquire) >= WRITE_BUDGET / 2
+            || self.tx.try_send(empty).is_err()
         {
             self.shut.notify_one();
         }
@@ -171,7 +194,7 @@ impl Writer {
     /// Bytes queued and not yet written.
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.budgets.queued.load(Ordering::Acquire)
     }
 }
 
@@ -186,11 +209,12 @@ impl Drain {
                 _ = self.shut.notified() => break,
                 b = self.rx.recv() => b,
             };
-            let Some(b) = b else { break };
-            // Out of the queue, out of the budgets: the message being written is one at
-            // most, and counting it until written would leave it counted for ever when
-            // the task is aborted mid-write.
-            give_back(&self.queued, (&self.all, self.source.as_ref()), b.len());
+            let Some(counted) = b else { break };
+            // Out of the queue, out of the budgets (as `counted` is dropped): the message
+            // being written is one at most, and counting it until written would leave it
+            // counted for ever when the task is aborted mid-write.
+            let b = counted.bytes.clone();
+            drop(counted);
             if b.is_empty() {
                 break;
             }
@@ -215,27 +239,24 @@ impl Drain {
 }
 
 /// `len` bytes leave a connection's count and the shared ones (all connections', its
-/// source's): refused, or out of the queue.
-fn give_back(
-    queued: &AtomicUsize,
-    (all, source): (&SharedBudget, Option<&SharedBudget>),
-    len: usize,
-) {
-    queued.fetch_sub(len, Ordering::AcqRel);
-    all.used.fetch_sub(len, Ordering::AcqRel);
-    if let Some(s) = source {
+/// source's): out of the queue.
+fn give_back(b: &Budgets, len: usize) {
+    b.queued.fetch_sub(len, Ordering::AcqRel);
+    b.all.used.fetch_sub(len, Ordering::AcqRel);
+    if let Some(s) = &b.source {
         s.used.fetch_sub(len, Ordering::AcqRel);
     }
 }
 
 /// However the writer ends (done, failed, aborted), what is still queued leaves the shared
-/// budget: the queue is closed first, so a message sent meanwhile is refused (and its
-/// sender takes its bytes back) rather than left counted in a queue nobody reads.
+/// budget at once (`Counted`): the queue is closed first, so a message sent meanwhile is
+/// refused; one whose send was under way as the queue closed leaves when the last
+/// `Writer` goes (the core's, as it hears the connection is down).
 impl Drop for Drain {
     fn drop(&mut self) {
         self.rx.close();
-        while let Ok(b) = self.rx.try_recv() {
-            give_back(&self.queued, (&self.all, self.source.as_ref()), b.len());
+        while let Ok(counted) = self.rx.try_recv() {
+            drop(counted);
         }
     }
 }
