@@ -54,6 +54,20 @@ struct Placed {
     streams: Vec<Stream>,
 }
 
+/// Every relay thread is told to stop first, then all are waited for within one wait: one
+/// after the other, each stuck thread added its own second to the gateway's stop.
+impl Drop for Relays {
+    fn drop(&mut self) {
+        for t in &mut self.threads {
+            t.tell_to_stop();
+        }
+        let until = std::time::Instant::now() + super::relay_thread::JOIN_WAIT;
+        for t in &mut self.threads {
+            t.join_by(until);
+        }
+    }
+}
+
 /// The relays of every anchored call.
 pub(super) struct Relays {
     /// Never empty.

@@ -79,6 +79,9 @@ enum Command {
     /// Leave the loop as a failed poll does (tests of what follows a thread's end).
     #[cfg(test)]
     Stop,
+    /// Stop coming round the loop for a while, as a defect might (tests of the stop).
+    #[cfg(test)]
+    Stall(std::time::Duration),
 }
 
 /// A relay thread. Dropping it stops the thread and closes every socket it holds.
@@ -149,20 +152,25 @@ impl RelayThread {
     }
 }
 
-/// How long a relay thread told to stop is waited for.
-const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long relay threads told to stop are waited for (all of them together).
+pub(super) const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-impl Drop for RelayThread {
-    fn drop(&mut self) {
-        // The closed channel tells the thread to stop, once woken.
+impl RelayThread {
+    /// Tell the thread to stop: the closed channel does, once it is woken.
+    pub(super) fn tell_to_stop(&mut self) {
         drop(self.commands.take());
         let _ = self.waker.wake();
-        // At most a second each: a thread that never comes round its loop (a defect) must
-        // not hold the stop, past its budget, with the process's last CDRs unwritten.
+    }
+
+    /// Wait for the thread (told to stop) until `until` at most: a thread that never comes
+    /// round its loop (a defect) must not hold the stop, past its budget, with the
+    /// process's last CDRs unwritten.
+    pub(super) fn join_by(&mut self, until: std::time::Instant) {
+        let left = until.saturating_duration_since(std::time::Instant::now());
         match self
             .thread
             .take()
-            .map(|t| crate::threads::join_within(t, JOIN_WAIT))
+            .map(|t| crate::threads::join_within(t, left))
         {
             Some(crate::threads::Joined::Panicked) => warn!("a relay thread stopped abnormally"),
             Some(crate::threads::Joined::StillRunning) => {
@@ -170,6 +178,19 @@ impl Drop for RelayThread {
             }
             _ => {}
         }
+    }
+
+    /// Stall the thread for `d` (tests of the stop).
+    #[cfg(test)]
+    pub(super) fn stall_for_test(&self, d: std::time::Duration) {
+        let _ = self.send(Command::Stall(d));
+    }
+}
+
+impl Drop for RelayThread {
+    fn drop(&mut self) {
+        self.tell_to_stop();
+        self.join_by(std::time::Instant::now() + JOIN_WAIT);
     }
 }
 
@@ -226,6 +247,8 @@ impl Relay {
                     Ok(Command::Close(id)) => self.close(id),
                     #[cfg(test)]
                     Ok(Command::Stop) => return,
+                    #[cfg(test)]
+                    Ok(Command::Stall(d)) => std::thread::sleep(d),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return,
                 }

@@ -463,3 +463,22 @@ fn a_stream_that_becomes_g711_later_is_recorded_from_then() {
     // the 10 before.
     assert_eq!(samples(), 25 * 160);
 }
+
+/// Relay threads that do not come round their loop (stalled here, as a defect might) hold
+/// the gateway's stop for one wait in all, not one each: before, four stuck threads made it
+/// four seconds. (The bound is far from both: 1 s for all, 4 s one after the other.)
+#[test]
+fn stuck_relay_threads_are_waited_for_together() {
+    let r = Relays::new("127.0.0.1".parse().unwrap(), 4, None).unwrap();
+    assert_eq!(r.threads.len(), 4);
+    for t in &r.threads {
+        t.stall_for_test(Duration::from_secs(10));
+    }
+    let start = std::time::Instant::now();
+    drop(r);
+    assert!(
+        start.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
+}
