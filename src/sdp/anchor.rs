@@ -378,7 +378,28 @@ fn rewrite(
     // The port the current section got, if any.
     let mut current: Option<u16> = None;
     let mut out: Vec<u8> = Vec::with_capacity(sdp.len() + 64);
+    // The session lines RFC 4566 requires (o=, s=, t=) that the SDP lacks: taken from a
+    // peer that leaves them out, they are added in their places, so a strict far end
+    // (an IMS core) does not refuse what the gateway sends.
+    let session = || {
+        lines(sdp)
+            .filter(|l| typed(l, 0).is_ok())
+            .map(|l| l.text)
+            .take_while(|t| !t.starts_with(b"m="))
+    };
+    let lacks = |prefix: &[u8]| !session().any(|t| t.starts_with(prefix));
+    let (mut need_o, mut need_s, mut need_t) = (lacks(b"o="), lacks(b"s="), lacks(b"t="));
     for l in lines(sdp) {
+        if need_t
+            && index.is_none()
+            && [&b"r="[..], b"z=", b"k=", b"a=", b"m="]
+                .iter()
+                .any(|p| l.text.starts_with(p))
+        {
+            out.extend_from_slice(b"t=0 0");
+            out.extend_from_slice(l.eol);
+            need_t = false;
+        }
         // What `read` refuses (a CR or NUL inside a line, a line of no type) is left out of
         // what is made of an SDP it refused: a far end that splits lines at a bare CR would
         // read the peer's own lines in it.
@@ -464,6 +485,18 @@ fn rewrite(
             out.extend_from_slice(l.text);
         }
         out.extend_from_slice(l.eol);
+        if l.text == b"v=0" && (need_o || need_s) {
+            if need_o {
+                let id = own_origin.unwrap_or(0);
+                out.extend_from_slice(format!("o=- {id} {id} IN {family} {ip}").as_bytes());
+                out.extend_from_slice(l.eol);
+            }
+            if need_s {
+                out.extend_from_slice(b"s=-");
+                out.extend_from_slice(l.eol);
+            }
+            (need_o, need_s) = (false, false);
+        }
     }
     Bytes::from(out)
 }

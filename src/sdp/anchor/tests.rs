@@ -290,10 +290,10 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
         "203.0.113.5".parse().unwrap(),
     );
     assert_eq!(ct.as_deref(), Some("application/sdp"));
-    // What `read` refused is left out.
+    // What `read` refused is left out; the session lines it lacked are added.
     assert_eq!(
         &out[..],
-        &b"v=0\r\nc=IN IP4 203.0.113.5\r\nm=audio 0 RTP/AVP 0\r\n"[..]
+        &b"v=0\r\no=- 0 0 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"[..]
     );
     // A line with CRs inside it: a far end that splits at a bare CR would read the peer's
     // live stream and address in it. Before, it went on as it came.
@@ -305,7 +305,10 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
         hidden,
         "203.0.113.5".parse().unwrap(),
     );
-    assert_eq!(&out[..], &b"v=0\r\nm=audio 0 RTP/AVP 0\r\n"[..]);
+    assert_eq!(
+        &out[..],
+        &b"v=0\r\no=- 0 0 IN IP4 203.0.113.5\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"[..]
+    );
     // An m= line `read` cannot part (tabs, or no transport): port 0 in fields any reader
     // parts alike. Before, `m=audio\t4000\t… 0 ` went out, a live stream at our address
     // and the peer's port to a reader that splits at tabs.
@@ -326,7 +329,9 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
             &body,
             "203.0.113.5".parse().unwrap(),
         );
-        let mut want = b"v=0\r\nc=IN IP4 203.0.113.5\r\n".to_vec();
+        let mut want =
+            b"v=0\r\no=- 0 0 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n"
+                .to_vec();
         want.extend_from_slice(refused);
         want.extend_from_slice(b"\r\n");
         assert_eq!(
@@ -673,4 +678,32 @@ m=video 4002 RTP/AVP 96\r\na=mid:bad mid\r\nm=text 4004 RTP/AVP 98\r\na=mid:t_1.
         &b"v=0\r\nm=audio 5000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.1\r\n\
 m=text 0 RTP/AVP 98\r\nc=IN IP4 192.0.2.1\r\na=mid:t_1.x\r\n"[..]
     );
+}
+
+/// An SDP without the session lines RFC 4566 requires (o=, s=, t=; some phones leave them
+/// out) goes on with them added in their places: a strict far end would refuse it. One
+/// that has them keeps its own.
+#[test]
+fn the_session_lines_a_peer_left_out_are_added() {
+    let ip = "203.0.113.5".parse().unwrap();
+    let sdp = b"v=0\r\nc=IN IP4 192.0.2.7\r\na=sendrecv\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let out = anchor_streams(sdp, ip, &[Some(30000)]).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "v=0\r\no=- 0 0 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n\
+a=sendrecv\r\nm=audio 30000 RTP/AVP 0\r\n"
+    );
+    // Only t= missing, and before the first m= (no session attribute).
+    let sdp = b"v=0\no=a 5 6 IN IP4 192.0.2.7\ns=x\nc=IN IP4 192.0.2.7\nm=audio 4000 RTP/AVP 0\n";
+    let out = anchor_streams(sdp, ip, &[Some(30000)]).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "v=0\no=- 5 6 IN IP4 203.0.113.5\ns=x\nc=IN IP4 203.0.113.5\nt=0 0\nm=audio 30000 RTP/AVP 0\n"
+    );
+    // Complete: unchanged but for the addresses.
+    let out = anchor_streams(OFFER.as_bytes(), ip, &[Some(30000), None]).unwrap();
+    let text = std::str::from_utf8(&out).unwrap();
+    assert_eq!(text.matches("t=").count(), 1);
+    assert_eq!(text.matches("s=").count(), 1);
+    assert_eq!(text.matches("o=").count(), 1);
 }
