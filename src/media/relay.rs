@@ -313,6 +313,8 @@ impl StreamRoute {
     /// followed after a silence ([`crate::media::MOVE_AFTER_SILENCE`]).
     pub fn update(&mut self, p: &RelayPair, now: Instant) {
         let old = std::mem::replace(self, StreamRoute::new(p, now));
+        // Recorded once, recorded for the call's life (the recording is one stream's).
+        self.recorded = old.recorded;
         let same_callee = self.callee == old.callee;
         let resumed = self.flowing && !old.flowing;
         for (new, old, same_peer) in [

@@ -440,15 +440,26 @@ fn a_stream_that_becomes_g711_later_is_recorded_from_then() {
         p
     };
     let mut buf = [0u8; 2048];
+    // At the pace of the audio: the recorder places packets by their timestamps against
+    // the clock, and holds back a burst far ahead of it.
+    let mut send = |k: u16| {
+        assert_eq!(through(&phone, gw, &packet(k), &callee, &mut buf), 172);
+        std::thread::sleep(Duration::from_millis(20));
+    };
     r.apply(action(false));
     assert!(!r.calls[&7].streams[0].recorded);
     for k in 0..10 {
-        assert_eq!(through(&phone, gw, &packet(k), &callee, &mut buf), 172);
+        send(k);
     }
     r.apply(action(true));
     assert!(r.calls[&7].streams[0].recorded, "recorded once G.711");
     for k in 10..35 {
-        assert_eq!(through(&phone, gw, &packet(k), &callee, &mut buf), 172);
+        send(k);
+    }
+    // A later offer/answer (a refresh) leaves it recorded.
+    r.apply(action(true));
+    for k in 35..45 {
+        send(k);
     }
     r.apply(MediaAction::Release {
         call: 7,
@@ -456,12 +467,12 @@ fn a_stream_that_becomes_g711_later_is_recorded_from_then() {
     });
     let samples = || hound::WavReader::open(&path).map_or(0, |w| w.duration());
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while samples() != 25 * 160 && std::time::Instant::now() < deadline {
+    while samples() != 35 * 160 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    // The 25 packets after the change (the recorder starts at its first packet), none of
+    // The 35 packets after the change (the recorder starts at its first packet), none of
     // the 10 before.
-    assert_eq!(samples(), 25 * 160);
+    assert_eq!(samples(), 35 * 160);
 }
 
 /// Relay threads that do not come round their loop (stalled here, as a defect might) hold
