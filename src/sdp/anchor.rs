@@ -389,6 +389,11 @@ fn rewrite(
     };
     let lacks = |prefix: &[u8]| !session().any(|t| t.starts_with(prefix));
     let (mut need_o, mut need_s, mut need_t) = (lacks(b"o="), lacks(b"s="), lacks(b"t="));
+    // What ends an added line: the SDP's own line end (a last line may have none).
+    let eol: &[u8] = lines(sdp)
+        .map(|l| l.eol)
+        .find(|e| !e.is_empty())
+        .unwrap_or(b"\r\n");
     for l in lines(sdp) {
         if need_t
             && index.is_none()
@@ -397,7 +402,7 @@ fn rewrite(
                 .any(|p| l.text.starts_with(p))
         {
             out.extend_from_slice(b"t=0 0");
-            out.extend_from_slice(l.eol);
+            out.extend_from_slice(eol);
             need_t = false;
         }
         // What `read` refuses (a CR or NUL inside a line, a line of no type) is left out of
@@ -486,14 +491,17 @@ fn rewrite(
         }
         out.extend_from_slice(l.eol);
         if l.text == b"v=0" && (need_o || need_s) {
+            if l.eol.is_empty() {
+                out.extend_from_slice(eol);
+            }
             if need_o {
                 let id = own_origin.unwrap_or(0);
                 out.extend_from_slice(format!("o=- {id} {id} IN {family} {ip}").as_bytes());
-                out.extend_from_slice(l.eol);
+                out.extend_from_slice(eol);
             }
             if need_s {
                 out.extend_from_slice(b"s=-");
-                out.extend_from_slice(l.eol);
+                out.extend_from_slice(eol);
             }
             (need_o, need_s) = (false, false);
         }

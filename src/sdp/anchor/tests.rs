@@ -700,6 +700,14 @@ a=sendrecv\r\nm=audio 30000 RTP/AVP 0\r\n"
         std::str::from_utf8(&out).unwrap(),
         "v=0\no=- 5 6 IN IP4 203.0.113.5\ns=x\nc=IN IP4 203.0.113.5\nt=0 0\nm=audio 30000 RTP/AVP 0\n"
     );
+    // A last line without its line end: the added t= still ends in the SDP's own.
+    let sdp = b"v=0\no=a 5 6 IN IP4 192.0.2.7\ns=x\nc=IN IP4 192.0.2.7\nm=audio 4000 RTP/AVP 0";
+    let out = anchor_streams(sdp, ip, &[Some(30000)]).unwrap();
+    assert!(
+        out.ends_with(b"\nt=0 0\nm=audio 30000 RTP/AVP 0"),
+        "{out:?}"
+    );
+    assert_eq!(read(&out).map(|e| e.len()).ok(), Some(1));
     // Complete: unchanged but for the addresses.
     let out = anchor_streams(OFFER.as_bytes(), ip, &[Some(30000), None]).unwrap();
     let text = std::str::from_utf8(&out).unwrap();
