@@ -72,6 +72,9 @@ pub(super) async fn accept(
     // keeps failing; logged once a run, not every pause.
     let mut pause = ACCEPT_PAUSE;
     loop {
+        // Each connection counts against the task's share of the thread (an accept takes
+        // none of tokio's budget): a flood of connections must not hold the core's thread.
+        tokio::task::consume_budget().await;
         match listener.accept().await {
             Ok((stream, peer)) => {
                 pause = ACCEPT_PAUSE;

@@ -138,6 +138,8 @@ pub async fn serve(
     });
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
+        // As the SIP listeners: a flood of connections must not hold the thread.
+        tokio::task::consume_budget().await;
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {

@@ -297,6 +297,12 @@ pub(in crate::engine) async fn recv_stamped(
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     use std::os::fd::AsRawFd;
     loop {
+        // A datagram counts against the task's share of the thread (tokio's budget): the
+        // readiness and `try_io` below take none, so a socket a flood keeps full was read
+        // for ever without a yield, and on the gateway's one thread the core, its timers
+        // and every connection stopped. The excess waits in the socket's buffer, where the
+        // kernel's stamps show overload control how long.
+        tokio::task::consume_budget().await;
         sock.readable().await?;
         let got = sock.try_io(Interest::READABLE, || {
             let mut cmsg = nix::cmsg_space!(

@@ -643,3 +643,40 @@ async fn a_panic_on_one_datagram_leaves_the_listener_reading() {
     .await
     .expect("the INVITE after the panic reached the core");
 }
+
+/// A socket kept full (a flood) does not hold the gateway's one thread: its reader yields
+/// after a share of datagrams, and another task runs while datagrams still wait. Before,
+/// the reader read until the socket was empty, and under a flood that was never: the core
+/// and its timers stopped.
+#[tokio::test(flavor = "current_thread")]
+async fn a_reader_on_a_full_socket_lets_the_other_tasks_run() {
+    let s = bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap();
+    let to = s.local_addr().unwrap();
+    let flood = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut sent = 0usize;
+    for _ in 0..400 {
+        if flood.send_to(b"x", to).is_ok() {
+            sent += 1;
+        }
+    }
+    // What the socket's buffer holds of them (small datagrams: a few hundred).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = read.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        let mut empty_at = Instant::now();
+        while recv_stamped(&s, &mut buf, &mut empty_at).await.is_ok() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let seen = tokio::spawn(async move { read.load(std::sync::atomic::Ordering::Relaxed) })
+        .await
+        .unwrap();
+    reader.abort();
+    assert!(sent > 200, "{sent}");
+    assert!(
+        (1..=128).contains(&seen),
+        "the other task ran after {seen} datagrams were read"
+    );
+}
