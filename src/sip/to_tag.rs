@@ -82,6 +82,12 @@ impl Response {
         let b = sipx::ResponseBuilder::to_request(&req.0, code, reason.to_string())
             .map_err(SipError::build)?;
         let mut resp = Response(b.build());
+        // Not the request's History-Info back (RFC 7044 §9.4, which sipx's builder
+        // follows): the gateway's own answers carry no cache (under `Privacy: history`
+        // each entry came back three times its size: a stateless answer to a spoofed
+        // source several times what provoked it), and a relayed answer carries the
+        // callee's, as the header policy passes it.
+        resp.0.headers.remove_all(&sipx::HeaderName::HistoryInfo);
         let Some(tag) = to_tag.filter(|_| resp.to_tag().is_none()) else {
             return Ok(resp);
         };

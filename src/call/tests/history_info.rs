@@ -142,8 +142,18 @@ fn an_answer_carries_the_callees_history_once() {
         &invite_text("hi9", "z9hG4bKhi9", "+8610123", HISTORY),
     );
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    // The carrier's 180 returns the cache it got (the helper builds it from the INVITE).
-    h.recv_msg(CARRIER_A, reply(&inv, 180, "c9", &[], None));
+    // The carrier's 180 returns the cache it got.
+    let cache = inv.header_lines(&Hdr::HISTORY_INFO).join(", ");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            180,
+            "c9",
+            &[(Hdr::HISTORY_INFO, cache.as_str())],
+            None,
+        ),
+    );
     let ringing = h
         .take_responses(PHONE)
         .into_iter()
@@ -175,4 +185,31 @@ fn a_named_targets_diversion_cause_is_kept() {
         "{hi}"
     );
     assert!(!hi.contains("10.0.0.5") && !hi.contains("10.9.9.9"), "{hi}");
+}
+
+/// The gateway's own answers carry no History-Info: before, each took the request's back
+/// (RFC 7044 §9.4), and under `Privacy: history` every entry came back as a 43-byte
+/// anonymous one, so a stateless answer to a spoofed source was some three times the size
+/// of the request that drew it.
+#[test]
+fn the_gateways_own_answers_return_no_history() {
+    let mut h = H::new();
+    let entries: Vec<String> = std::iter::once("<sip:a@h>;index=1".to_string())
+        .chain((1..50).map(|i| format!("<sip:a@h>;index=1.{i}")))
+        .collect();
+    let hist = format!(
+        "History-Info: {}\r\nPrivacy: history\r\n",
+        entries.join(",")
+    );
+    let opts = format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE};branch=z9hG4bKho1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.2>;tag=o1\r\nTo: <sip:127.0.0.1>\r\n\
+Call-ID: ho1@127.0.0.2\r\nCSeq: 1 OPTIONS\r\n{hist}Content-Length: 0\r\n\r\n"
+    );
+    h.recv(PHONE, &opts);
+    let answers = h.take_responses(PHONE);
+    assert!(!answers.is_empty());
+    for r in answers {
+        assert!(r.header(&Hdr::HISTORY_INFO).is_none(), "{r:?}");
+    }
 }
