@@ -129,6 +129,21 @@ impl B2bua {
             }
             return true;
         }
+        // Outside any dialog, what is not an INVITE is answered at once and needs no
+        // transaction either (RFC 3261 §8.2.7; a retransmission gets another answer):
+        // OPTIONS pings, methods the gateway does not take.
+        // Kept as transactions for Timer J's 32 s, a flood of them spoofed in a peer's
+        // name filled the table, and every new call was refused 503.
+        if !cancel && !in_dialog && req.method() != Method::Invite {
+            let (status, reason, extra) = self.out_of_dialog_answer(req);
+            // A tag of no check (`plain_tag`), as every stateless answer's: none the edge
+            // lets ahead as ours.
+            let tag = self.env.ids.plain_tag();
+            if let Ok(resp) = ingress::response_to(req, status, reason, Some(&tag), extra) {
+                self.env.send(source, &Message::Response(resp));
+            }
+            return true;
+        }
         // Counted in transactions, or in bytes where those weigh more: a peer's long
         // requests make long responses to keep (each repeats the Vias, From and To), and
         // the bound is on memory as much as on entries.
@@ -267,27 +282,35 @@ impl B2bua {
             Method::Cancel => self.on_cancel(now, id, req, source),
             Method::Invite if !in_dialog => self.on_initial_invite(now, id, req, source),
             _ if in_dialog => self.on_in_dialog_request(now, id, req, source),
+            // (Answered statelessly before a transaction is made: `refused_statelessly`.)
+            _ => {
+                let (status, reason, extra) = self.out_of_dialog_answer(&req);
+                self.env.respond(now, id, &req, status, reason, extra);
+            }
+        }
+    }
+
+    /// The answer to a request outside any dialog that is neither an INVITE nor a CANCEL.
+    fn out_of_dialog_answer(
+        &self,
+        req: &Request,
+    ) -> (u16, &'static str, &'static [(Hdr, &'static str)]) {
+        match req.method() {
             // Shutting down: a front's probe (or a peer's keepalive) learns it now and sends
             // new calls elsewhere, while calls in progress go on.
             Method::Options if self.env.draining => {
-                let extra = [(Hdr::RETRY_AFTER, "30")];
-                self.env
-                    .respond(now, id, &req, 503, "Service Unavailable", &extra);
+                (503, "Service Unavailable", &[(Hdr::RETRY_AFTER, "30")])
             }
-            Method::Options => {
-                // Keepalive / capability query outside any dialog.
-                let extra = [(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, "application/sdp")];
-                self.env.respond(now, id, &req, 200, "OK", &extra);
-            }
+            // Keepalive / capability query outside any dialog.
+            Method::Options => (
+                200,
+                "OK",
+                &[(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, "application/sdp")],
+            ),
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
-                self.env
-                    .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]);
+                (481, "Call/Transaction Does Not Exist", &[])
             }
-            _ => {
-                let extra = [(Hdr::ALLOW, ALLOW)];
-                self.env
-                    .respond(now, id, &req, 405, "Method Not Allowed", &extra);
-            }
+            _ => (405, "Method Not Allowed", &[(Hdr::ALLOW, ALLOW)]),
         }
     }
 }
