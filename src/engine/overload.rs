@@ -75,8 +75,12 @@ pub(crate) struct Shedder {
     /// Error diffusion: refusals owed so far (refuses exactly `share` of them, no RNG).
     owed: f64,
     window_end: Option<Instant>,
-    window_min: Duration,
-    /// The shortest delay seen in the last window closed (the standing queue).
+    /// Per queue ([`Stage`]), the shortest delay seen this window (`Duration::MAX`: no
+    /// decision there yet). The share grows when any queue stood a whole window: one
+    /// minimum over all, a queue that keeps up (a quiet listener, a TCP peer) held the
+    /// share at 0 while another stood.
+    window_min: [Duration; QUEUES],
+    /// The shortest delay seen in the last window closed, of the queue that stood most.
     pub(crate) last_min: Duration,
     /// Per queue ([`Stage`]): since when every request decided on there waited the
     /// threshold or more, and when the last of them was decided on.
@@ -89,7 +93,7 @@ impl Default for Shedder {
             share: 0.0,
             owed: 0.0,
             window_end: None,
-            window_min: Duration::MAX,
+            window_min: [Duration::MAX; QUEUES],
             last_min: Duration::ZERO,
             above: [None; QUEUES],
         }
@@ -111,7 +115,7 @@ impl Shedder {
         reliable: bool,
         p: &Protect,
     ) -> Shed {
-        self.observe(now, delay, p);
+        self.observe(now, delay, stage, p);
         let stands = self.stands(now, delay, stage, p);
         if delay >= p.overload_drop {
             return if reliable { Shed::Refuse } else { Shed::Drop };
@@ -132,7 +136,7 @@ impl Shedder {
     /// have waited too long in the internal queue since (the reader saw only its wait in the
     /// socket buffer).
     pub(crate) fn screened(&mut self, now: Instant, delay: Duration, p: &Protect) -> Shed {
-        self.observe(now, delay, p);
+        self.observe(now, delay, Stage::CoreUdp, p);
         let stands = self.stands(now, delay, Stage::CoreUdp, p);
         if delay >= p.overload_drop {
             Shed::Drop
@@ -162,13 +166,21 @@ impl Shedder {
         now.saturating_duration_since(*since) >= WINDOW
     }
 
-    fn observe(&mut self, now: Instant, delay: Duration, p: &Protect) {
+    fn observe(&mut self, now: Instant, delay: Duration, stage: Stage, p: &Protect) {
         let end = *self.window_end.get_or_insert(now + WINDOW);
-        self.window_min = self.window_min.min(delay);
+        let min = &mut self.window_min[stage.queue()];
+        *min = (*min).min(delay);
         if now < end {
             return;
         }
-        self.last_min = self.window_min;
+        // The queue that stood most: of those decided on this window, the longest
+        // shortest wait.
+        let worst = (self.window_min.iter())
+            .filter(|m| **m != Duration::MAX)
+            .max()
+            .copied()
+            .unwrap_or(Duration::ZERO);
+        self.last_min = worst;
         // Windows that passed with no request at all had no queue either: the share comes
         // down for each, so a storm followed by quiet (night, peers honouring Retry-After)
         // does not leave the next calls refused until enough requests have closed windows.
@@ -177,7 +189,7 @@ impl Shedder {
         let received = now.checked_sub(delay).unwrap_or(now);
         let idle = (received.saturating_duration_since(end).as_nanos() / WINDOW.as_nanos())
             .min(u128::from(u16::MAX)) as f64;
-        self.share = if self.window_min >= p.overload_delay {
+        self.share = if worst >= p.overload_delay {
             (self.share + STEP_UP).min(1.0)
         } else {
             (self.share - STEP_DOWN).max(0.0)
@@ -187,7 +199,7 @@ impl Shedder {
             self.owed = 0.0;
         }
         self.window_end = Some(now + WINDOW);
-        self.window_min = Duration::MAX;
+        self.window_min = [Duration::MAX; QUEUES];
     }
 }
 
