@@ -26,6 +26,7 @@ use super::source_guard::{Gate, SourceGuard};
 use crate::config::{Config, Protect};
 use crate::sip::Message;
 
+mod admission;
 mod tally;
 pub(crate) use tally::Tally;
 
@@ -279,45 +280,6 @@ impl Inbox {
                 p.source_rate
                     .map(|r| Arc::new(SourceGuard::new(r, p.source_cooldown, now))),
             );
-        }
-    }
-
-    /// Whether a message from `ip` may be looked at (the source guard); counted when not.
-    /// `tcp`: it came on a connection, so its source is not spoofed.
-    pub(crate) fn admit(&self, ip: IpAddr, now: Instant, tcp: bool) -> bool {
-        let cfg = self.config.load();
-        // The front carries every peer's traffic: its rate is theirs together, not one
-        // source's (each peer is held to its own rate at the front).
-        if cfg.is_front_ip(ip) {
-            return true;
-        }
-        // A peer: an address a profile matches, one a profile sends to (a carrier may
-        // answer from an SBC outside its `match`), or a moved peer's old one while its
-        // calls last. A burst in its name costs it the excess, never a cool-down that
-        // would drop its answers to our calls.
-        let peer = self.knows_source(ip) || cfg.is_peer_address(ip);
-        // A peer's own connection is paced instead, by its slot (`tcp::Slot::pace`), apart
-        // from this guard: a spoofed UDP flood in its name must not slow its connection.
-        if peer && tcp {
-            return true;
-        }
-        let guard = self.guard.load();
-        let Some(g) = guard.as_ref() else {
-            return true;
-        };
-        match g.check(ip, now, !peer) {
-            Gate::Pass => true,
-            Gate::Tripped => {
-                Tally::bump(&self.tally.sources_tripped);
-                Tally::bump(&self.tally.source_blocked);
-                crate::ops::metrics::refused("source_rate");
-                false
-            }
-            Gate::Blocked => {
-                Tally::bump(&self.tally.source_blocked);
-                crate::ops::metrics::refused("source_rate");
-                false
-            }
         }
     }
 

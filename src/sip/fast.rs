@@ -207,6 +207,59 @@ fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     Some(&rest[..end]).filter(|v| !v.is_empty())
 }
 
+/// The identifiers of ours a datagram may carry, each as a plain reading of its head finds
+/// it (`None` where it does not, or is not sure: a folded line, a header twice).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ids<'a> {
+    /// The branch of the top Via's first hop.
+    pub branch: Option<&'a [u8]>,
+    pub to_tag: Option<&'a [u8]>,
+    pub call_id: Option<&'a [u8]>,
+}
+
+/// Read [`Ids`] from a datagram's head.
+pub fn ids(raw: &[u8]) -> Ids<'_> {
+    let mut ids = Ids::default();
+    let Some(head_end) = memchr::memmem::find(raw, b"\r\n\r\n") else {
+        return ids;
+    };
+    let (mut vias, mut tos, mut call_ids) = (0, 0, 0);
+    for line in raw[..head_end].split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            return Ids::default();
+        }
+        let Some((name, value)) = name_of(line) else {
+            continue;
+        };
+        match name {
+            Name::Via => {
+                vias += 1;
+                if vias == 1 {
+                    let top = value.split(|&b| b == b',').next().unwrap_or(&[]);
+                    ids.branch = param(top, b";branch=").filter(|_| !top.contains(&b'"'));
+                }
+            }
+            Name::To => {
+                tos += 1;
+                ids.to_tag = param(header_params(value), b";tag=");
+            }
+            Name::CallId => {
+                call_ids += 1;
+                ids.call_id = Some(value).filter(|v| !v.is_empty());
+            }
+            _ => {}
+        }
+    }
+    if tos > 1 {
+        ids.to_tag = None;
+    }
+    if call_ids > 1 {
+        ids.call_id = None;
+    }
+    ids
+}
+
 /// Look at a datagram.
 pub fn peek(raw: &[u8]) -> Peek<'_> {
     // The head with the CRLF of its last line; a message without the blank line that ends

@@ -123,7 +123,7 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
     {
         return;
     }
-    if !inbox.admit(src.ip(), at, false) {
+    if !inbox.admit_datagram(src.ip(), at, data) {
         return;
     }
     if data.len() > max {

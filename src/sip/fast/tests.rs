@@ -187,3 +187,22 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+/// The identifiers a plain reading finds (compact names too); a header present twice, or
+/// a folded line, gives none of them rather than a guess.
+#[test]
+fn ids_reads_the_top_branch_the_to_tag_and_the_call_id_or_nothing() {
+    let m =
+        b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP h;branch=z9hG4bKa, SIP/2.0/UDP g;branch=z9hG4bKb\r\n\
+Via: SIP/2.0/UDP k;branch=z9hG4bKc\r\nt: <sip:b@h;tag=no>;tag=yes\r\ni: c1\r\n\r\n";
+    let got = ids(m);
+    assert_eq!(got.branch, Some(&b"z9hG4bKa"[..]));
+    assert_eq!(got.to_tag, Some(&b"yes"[..]));
+    assert_eq!(got.call_id, Some(&b"c1"[..]));
+    let twice = b"BYE sip:a@h SIP/2.0\r\nTo: <sip:a@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\nCall-ID: c\r\nCall-ID: d\r\n\r\n";
+    let got = ids(twice);
+    assert_eq!((got.to_tag, got.call_id), (None, None));
+    let folded = b"BYE sip:a@h SIP/2.0\r\nTo: <sip:a@h>\r\n ;tag=1\r\nCall-ID: c\r\n\r\n";
+    assert_eq!(ids(folded), Ids::default());
+    assert_eq!(ids(b"no head end"), Ids::default());
+}

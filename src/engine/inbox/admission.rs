@@ -1,0 +1,87 @@
+//! Whether a message may be looked at: the source guard's rate per address, and the checks
+//! our identifiers carry, which let a peer's accepted work past a flood in its name.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::{Gate, Inbox, Tally};
+
+impl Inbox {
+    /// Whether a message from `ip` may be looked at (the source guard); counted when not.
+    /// `tcp`: it came on a connection, so its source is not spoofed.
+    pub(crate) fn admit(&self, ip: IpAddr, now: Instant, tcp: bool) -> bool {
+        self.admit_unless_ours(ip, now, tcp, || false)
+    }
+
+    /// A datagram from `ip`: [`Inbox::admit`], and a peer's over its rate that carries a
+    /// check of ours ([`Inbox::carries_our_check`]) passes too.
+    pub(crate) fn admit_datagram(&self, ip: IpAddr, now: Instant, raw: &[u8]) -> bool {
+        self.admit_unless_ours(ip, now, false, || self.carries_our_check(raw))
+    }
+
+    fn admit_unless_ours(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+        tcp: bool,
+        ours: impl FnOnce() -> bool,
+    ) -> bool {
+        let cfg = self.config.load();
+        // The front carries every peer's traffic: its rate is theirs together, not one
+        // source's (each peer is held to its own rate at the front).
+        if cfg.is_front_ip(ip) {
+            return true;
+        }
+        // A peer: an address a profile matches, one a profile sends to (a carrier may
+        // answer from an SBC outside its `match`), or a moved peer's old one while its
+        // calls last. A burst in its name costs it the excess, never a cool-down that
+        // would drop its answers to our calls.
+        let peer = self.knows_source(ip) || cfg.is_peer_address(ip);
+        // A peer's own connection is paced instead, by its slot (`tcp::Slot::pace`), apart
+        // from this guard: a spoofed UDP flood in its name must not slow its connection.
+        if peer && tcp {
+            return true;
+        }
+        let guard = self.guard.load();
+        let Some(g) = guard.as_ref() else {
+            return true;
+        };
+        match g.check(ip, now, !peer) {
+            Gate::Pass => true,
+            Gate::Tripped => {
+                Tally::bump(&self.tally.sources_tripped);
+                Tally::bump(&self.tally.source_blocked);
+                crate::ops::metrics::refused("source_rate");
+                false
+            }
+            // Nobody off the path makes a check of ours: a flood spoofed in the peer's
+            // name takes its rate, and its answers and in-dialog requests still pass.
+            Gate::Blocked if peer && ours() => true,
+            Gate::Blocked => {
+                Tally::bump(&self.tally.source_blocked);
+                crate::ops::metrics::refused("source_rate");
+                false
+            }
+        }
+    }
+
+    /// Whether `raw` carries a check of ours (`sip::TagKey`): a response to a request we
+    /// sent (its top Via branch), or a request in one of our dialogs (its To tag, with its
+    /// Call-ID). Before, a flood spoofed in a carrier's name (20,000 junk datagrams a
+    /// second) cost it nine in ten of its real messages past the guard, and calls ended for
+    /// the ACKs lost.
+    pub(crate) fn carries_our_check(&self, raw: &[u8]) -> bool {
+        let Some(key) = &self.tags else {
+            return false;
+        };
+        let ids = crate::sip::fast::ids(raw);
+        if raw.starts_with(b"SIP/2.0 ") {
+            return ids.branch.is_some_and(|b| key.our_branch(b));
+        }
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+        match (ids.to_tag.and_then(text), ids.call_id.and_then(text)) {
+            (Some(tag), Some(call_id)) => key.ours(&tag, &call_id),
+            _ => false,
+        }
+    }
+}
