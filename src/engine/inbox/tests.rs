@@ -523,3 +523,35 @@ async fn a_peers_accepted_work_passes_a_flood_in_its_name() {
     }
     assert!(!inbox.admit_datagram(stranger, t0, answer.as_bytes()));
 }
+
+/// An address the gateway sent a request to lately (a callee's Contact outside every
+/// `match`), flooded in its name past its rate and into a stranger's cool-down: its
+/// answers to our requests still pass. Before, they were muted for the cool-down, and the
+/// call's BYE or refresh timed out.
+#[tokio::test]
+async fn answers_from_an_address_we_asked_pass_a_flood_in_its_name() {
+    let t0 = Instant::now();
+    let p = Protect {
+        source_rate: Some(10),
+        ..Protect::default()
+    };
+    let key = crate::sip::TagKey::from_seed(8);
+    let (inbox, _q) = Inbox::new(cfg(p), t0);
+    let inbox = inbox.checking_tags(key.clone());
+    let contact: IpAddr = "192.0.2.44".parse().unwrap();
+    let branch = key.branch("0123456789abcdef");
+    let answer = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\n\
+         From: <sip:a@h>;tag=f\r\nTo: <sip:b@h>;tag=t\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n"
+    );
+    let junk = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKjunk\r\n\r\n";
+    // Not asked: held to the rate, then cooled down, our branch or not.
+    for _ in 0..11 {
+        inbox.admit_datagram(contact, t0, junk);
+    }
+    assert!(!inbox.admit_datagram(contact, t0, answer.as_bytes()));
+    // Asked: the answer passes the cool-down; junk does not.
+    inbox.asked(contact, t0);
+    assert!(inbox.admit_datagram(contact, t0, answer.as_bytes()));
+    assert!(!inbox.admit_datagram(contact, t0, junk));
+}
