@@ -324,8 +324,9 @@ impl Inbox {
                 return false;
             }
             // A provisional keeps the window open: it restarts a relayed INVITE's Timer C,
-            // and the final answer may come that long after it.
-            if data.starts_with(b"SIP/2.0 1") {
+            // and the final answer may come that long after it. Only one to a request of
+            // ours (our branch): any other would keep the window open for ever.
+            if data.starts_with(b"SIP/2.0 1") && self.carries_our_check(data) {
                 self.asked.asked(ip, now);
             }
             true

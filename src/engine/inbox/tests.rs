@@ -218,11 +218,22 @@ async fn the_guard_follows_a_reload() {
 #[test]
 fn an_answer_under_way_keeps_a_strangers_window_open() {
     let t0 = Instant::now();
+    let key = crate::sip::TagKey::from_seed(9);
     let (inbox, _q) = Inbox::new(cfg(Protect::default()), t0);
+    let inbox = inbox.checking_tags(key.clone());
     let node: IpAddr = "192.0.2.77".parse().unwrap();
     let window = window_for(&inbox.config.load());
-    let resp = b"SIP/2.0 183 Session Progress\r\n";
+    let branch = key.branch("0123456789abcdef");
+    let text = format!(
+        "SIP/2.0 183 Session Progress\r\nVia: SIP/2.0/UDP 127.0.0.1;branch={branch}\r\n\r\n"
+    );
+    let resp = text.as_bytes();
+    // A provisional with a made-up branch (a stranger's own) keeps nothing open.
+    let foreign = text.replace(&branch, "z9hG4bKforeign");
     assert!(!inbox.hears_stranger(node, resp, t0), "never asked");
+    inbox.asked(node, t0);
+    assert!(inbox.hears_stranger(node, foreign.as_bytes(), t0 + Duration::from_secs(50)));
+    assert!(!inbox.hears_stranger(node, resp, t0 + window + Duration::from_secs(1)));
     inbox.asked(node, t0);
     assert!(inbox.hears_stranger(node, resp, t0 + Duration::from_secs(100)));
     let late = t0 + window + Duration::from_secs(6);
