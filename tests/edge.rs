@@ -488,8 +488,10 @@ fn a_response_from_an_address_never_asked_is_dropped_unread() {
 
 /// Against the real binary: a peer's long OPTIONS gets its 200; a short copy of it (its top
 /// Via, CSeq and method: what anyone who saw the branch can send in the peer's name) draws
-/// nothing; the long request again gets the 200 again. Before, the short copy drew the
-/// whole 200 (here about 8 times its size; 400 times with the longest headers).
+/// no more than its own answer, built from it (OPTIONS outside a dialog are answered
+/// without a transaction); the long request again gets the 200 again. Before, the short
+/// copy drew the whole 200 (here about 8 times its size; 400 times with the longest
+/// headers).
 #[test]
 fn a_short_copy_of_a_long_request_draws_no_long_answer() {
     let gw = Gateway::start(Ports::new(), GwOpts::default());
@@ -507,7 +509,14 @@ fn a_short_copy_of_a_long_request_draws_no_long_answer() {
     phone.send_to(short.as_bytes(), gw.addr()).unwrap();
     let drawn = responses(&phone, Duration::from_millis(500));
     let sizes: Vec<usize> = drawn.iter().map(String::len).collect();
-    assert!(drawn.is_empty(), "the short copy drew {sizes:?} bytes");
+    assert!(
+        sizes.len() <= 1
+            && sizes
+                .iter()
+                .all(|n| *n < 2 * short.len() && *n < first[0].len() / 2),
+        "the short copy ({} bytes) drew {sizes:?} bytes",
+        short.len()
+    );
     phone.send_to(long.as_bytes(), gw.addr()).unwrap();
     let again = status_lines(&responses(&phone, Duration::from_millis(500)));
     assert_eq!(again, vec!["SIP/2.0 200 OK".to_string()]);
