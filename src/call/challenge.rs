@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
-use super::state::{Call, InviteCredentials, TxnRole};
+use super::state::{Call, TxnRole};
 use crate::auth::{AuthFailure, AuthSession, ChallengeKind, Retry};
 use crate::sip::{Hdr, Method, Request, Response};
 use crate::txn::TxnId;
@@ -19,6 +19,15 @@ use crate::txn::TxnId;
 /// Whether `resp` is a digest challenge (401 or 407).
 pub(super) fn is_challenge(resp: &Response) -> bool {
     ChallengeKind::for_status(resp.status()).is_some()
+}
+
+/// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.
+#[derive(Debug, Clone)]
+pub struct InviteCredentials {
+    /// The INVITE's Call-ID: each attempt of a call has its own.
+    pub call_id: Box<str>,
+    pub cseq: u32,
+    pub lines: Vec<(crate::sip::Hdr, String)>,
 }
 
 impl Call {

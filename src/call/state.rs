@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::challenge::InviteCredentials;
 use super::cx::Cx;
 use super::dialog::Dialog;
 use super::events::Events;
@@ -128,15 +129,6 @@ pub struct PeerResponse {
 
 /// An SDP body sent to a leg, its Content-Type, and whether it was an answer.
 pub type SentSdp = (Bytes, Option<String>, bool);
-
-/// The Authorization/Proxy-Authorization lines of the INVITE with CSeq `cseq`.
-#[derive(Debug, Clone)]
-pub struct InviteCredentials {
-    /// The INVITE's Call-ID: each attempt of a call has its own.
-    pub call_id: Box<str>,
-    pub cseq: u32,
-    pub lines: Vec<(crate::sip::Hdr, String)>,
-}
 
 /// One call: two legs and everything needed to bridge them.
 #[derive(Debug)]

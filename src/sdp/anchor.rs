@@ -10,7 +10,8 @@ mod endpoint;
 mod refuse;
 use endpoint::{Direction, direction, media_attribute, rtcp_attribute};
 pub use endpoint::{Endpoint, Transport};
-pub use refuse::{carries_sdp, refuse_all, refusing_answer};
+pub(super) use refuse::padded;
+pub use refuse::{carries_sdp, refuse_all, refused_sections, refusing_answer};
 
 /// `[media] max_streams` when the configuration does not say: media sections per SDP that
 /// get ports.
@@ -258,78 +259,6 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
         });
     }
     Ok(found)
-}
-
-/// Each media section of `sdp` as an answer refuses it, with its first format (`audio 0
-/// RTP/AVP 0`; RFC 3264 §6 wants one, and a call keeps these for its life, so no peer's
-/// hundred formats) and its `a=mid` (an offerer that bundles, RFC 8843, finds each answered
-/// section by it), one line after the other (`\n` between): what an answer that left the
-/// section out gets in its place ([`padded`]).
-pub fn refused_sections(sdp: &[u8]) -> Vec<Box<[u8]>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut has_mid = false;
-    for l in lines(sdp) {
-        if let Some(m) = l.value(b"m=") {
-            let line = refused_m_line(m);
-            // media, port 0, transport, the first format.
-            let end = (line.iter().enumerate())
-                .filter(|(_, b)| **b == b' ')
-                .nth(3)
-                .map_or(line.len(), |(i, _)| i);
-            out.push(line[..end].to_vec());
-            has_mid = false;
-        } else if let Some(mid) = l.value(b"a=mid:")
-            && let Some(section) = out.last_mut()
-            && !has_mid
-            && is_mid(mid)
-        {
-            section.extend_from_slice(b"\na=mid:");
-            section.extend_from_slice(mid);
-            has_mid = true;
-        }
-    }
-    out.into_iter().map(Vec::into_boxed_slice).collect()
-}
-
-/// An `a=mid` value kept for a refused section: a token (RFC 5888 §4) of at most 32
-/// characters; another is left out rather than copied into what we send.
-fn is_mid(v: &[u8]) -> bool {
-    !v.is_empty()
-        && v.len() <= 32
-        && v.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-}
-
-/// `sdp` with the sections `pad` appended, each refused (port 0) and at `ip`: an answer
-/// has as many m= lines as its offer (RFC 3264 §6), and an offerer may refuse one that
-/// has fewer, so the sections a peer's answer left out are added back as refused.
-pub(super) fn padded(sdp: Bytes, ip: IpAddr, pad: &[Box<[u8]>]) -> Bytes {
-    if pad.is_empty() {
-        return sdp;
-    }
-    let eol: &[u8] = if sdp.windows(2).any(|w| w == b"\r\n") {
-        b"\r\n"
-    } else {
-        b"\n"
-    };
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut out = sdp.to_vec();
-    if !out.ends_with(b"\n") {
-        out.extend_from_slice(eol);
-    }
-    for section in pad {
-        let mut lines = section.split(|&b| b == b'\n');
-        out.extend_from_slice(b"m=");
-        out.extend_from_slice(lines.next().unwrap_or_default());
-        out.extend_from_slice(eol);
-        out.extend_from_slice(format!("c=IN {family} {ip}").as_bytes());
-        out.extend_from_slice(eol);
-        for l in lines {
-            out.extend_from_slice(l);
-            out.extend_from_slice(eol);
-        }
-    }
-    Bytes::from(out)
 }
 
 /// Point every stream of an SDP at the gateway:
