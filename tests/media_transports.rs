@@ -180,7 +180,20 @@ fn srtp_and_srtcp_pass_exactly_as_sent_and_are_neither_recorded_nor_repacketised
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let wav = hound::WavReader::open(&path).expect("a finalised WAV");
+    // The writer thread finalises the file after the recording left the gauge: it is read
+    // once its header is whole.
+    let wav = loop {
+        match hound::WavReader::open(&path) {
+            Ok(w) => break w,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no finalised WAV: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
     assert_eq!(wav.duration(), 0, "encrypted payload recorded as audio");
 }
 
