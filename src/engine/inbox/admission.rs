@@ -82,9 +82,9 @@ impl Inbox {
         if raw.starts_with(b"SIP/2.0 ") {
             return ids.branch.is_some_and(|b| key.our_branch(b));
         }
-        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+        let text = |b| std::str::from_utf8(b).ok();
         match (ids.to_tag.and_then(text), ids.call_id.and_then(text)) {
-            (Some(tag), Some(call_id)) => key.ours(&tag, &call_id),
+            (Some(tag), Some(call_id)) => key.ours(tag, call_id),
             _ => false,
         }
     }
