@@ -164,8 +164,9 @@ impl Call {
     /// ACK the 2xx `resp` on `leg`, then BYE it. For a fork of this attempt's INVITE the BYE
     /// carries the callee's credentials up front (a carrier that challenged the INVITE
     /// challenges its dialogs' requests too), and a challenge to it is answered once
-    /// (`release.rs`). An earlier attempt's peer (a late 2xx after a failover) gets neither
-    /// in its ACK nor in its BYE: the credentials the call holds are the next peer's.
+    /// (`release.rs`). An earlier attempt's peer (a late 2xx after a failover) gets none of
+    /// the credentials the call holds (they are the next peer's): its ACK carries what its
+    /// own INVITE carried (`earlier_invite_auth`), its BYE nothing.
     fn ack_and_bye(&mut self, cx: &mut Cx, mut leg: Dialog, resp: &Response) {
         let this_peer = self.is_this_attempts(&leg);
         self.ack_answer(cx, &leg, resp, this_peer);
