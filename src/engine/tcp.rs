@@ -257,12 +257,6 @@ async fn serve(
                 break;
             }
             Err(_) if pong.wrote_lately() => continue,
-            Ok(Ok(0)) if !stranger => {
-                // The peer closed its side, maybe only its side (a client that shuts down
-                // writing after its request): the answers on their way still go (`linger`).
-                linger(&mut writer, &pong).await;
-                break;
-            }
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -410,32 +404,6 @@ async fn serve(
     writer.abort();
     if up.is_none() {
         inbox.deliver(Event::TcpDown { conn }).await;
-    }
-}
-
-/// How long a connection whose peer closed its side stays open for what we still write,
-/// at most, and how long it waits for the next of that: the answers to its last requests
-/// (a transaction's final answer comes within 64*T1; an INVITE's may take longer, and
-/// then goes as a response to a closed connection does, `Registry::send`).
-const HALF_CLOSED_FOR: Duration = Duration::from_secs(32);
-const HALF_CLOSED_QUIET: Duration = Duration::from_secs(4);
-
-/// After the peer's FIN: keep writing while answers still come (one at least every
-/// [`HALF_CLOSED_QUIET`], [`HALF_CLOSED_FOR`] in all), or until the writer ends (a peer
-/// that closed both sides resets what we write). Before, its answers were thrown away with
-/// the connection at once.
-async fn linger(writer: &mut tokio::task::JoinHandle<()>, wrote: &Writer) {
-    let until = tokio::time::Instant::now() + HALF_CLOSED_FOR;
-    wrote.wrote_lately();
-    loop {
-        let next = (tokio::time::Instant::now() + HALF_CLOSED_QUIET).min(until);
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = &mut *writer => return,
-        }
-        if next >= until || !wrote.wrote_lately() {
-            return;
-        }
     }
 }
 

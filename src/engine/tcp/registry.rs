@@ -207,17 +207,31 @@ impl Registry {
     /// stay open however long the call is quiet: one a phone behind NAT opened is the only
     /// way to reach it (a connection back goes to the private address its Contact names), so
     /// closing it after five minutes of silence cut off the call's BYE. Called more often
-    /// than the idle timeout.
+    /// than the idle timeout. A dialog whose connection closed is sent to over one we open
+    /// back to its host, at a port its Contact or Via names ([`Registry::send`]), which the
+    /// target does not hold: every connection of ours to that host is kept then.
     pub(in crate::engine) fn keep_in_use(&self, targets: impl Iterator<Item = Target>) {
         if self.conns.is_empty() {
             return;
         }
+        let mut opened_back = std::collections::HashSet::new();
         for t in targets {
             let conn = t
                 .conn
                 .filter(|c| self.conns.contains_key(c))
                 .or_else(|| self.by_addr.get(&t.addr).copied());
-            if let Some((_, w)) = conn.and_then(|c| self.conns.get(&c)) {
+            match conn.and_then(|c| self.conns.get(&c)) {
+                Some((_, w)) => w.in_use(),
+                None => {
+                    opened_back.insert(t.addr.ip());
+                }
+            }
+        }
+        if opened_back.is_empty() {
+            return;
+        }
+        for (id, (addr, w)) in &self.conns {
+            if self.ours.contains(id) && opened_back.contains(&addr.ip()) {
                 w.in_use();
             }
         }
