@@ -340,6 +340,11 @@ fn rewrite(
         if typed(&l, 0).is_err() {
             continue;
         }
+        // A session line inside a media section is out of place (RFC 4566 §5): a strict
+        // reader refuses it, and one that was missing is added where it belongs.
+        if index.is_some() && SESSION_ONLY.iter().any(|p| l.text.starts_with(p)) {
+            continue;
+        }
         if let Some(m) = l.value(b"m=") {
             let i = index.map_or(0, |i| i + 1);
             index = Some(i);
@@ -419,24 +424,37 @@ fn rewrite(
             out.extend_from_slice(l.text);
         }
         out.extend_from_slice(l.eol);
-        if l.text == b"v=0" && (need_o || need_s) {
-            if l.eol.is_empty() {
-                out.extend_from_slice(eol);
-            }
-            if need_o {
-                let id = own_origin.unwrap_or(0);
-                out.extend_from_slice(format!("o=- {id} {id} IN {family} {ip}").as_bytes());
-                out.extend_from_slice(eol);
-            }
-            if need_s {
-                out.extend_from_slice(b"s=-");
-                out.extend_from_slice(eol);
-            }
-            (need_o, need_s) = (false, false);
+        // In their order: o= after v=, s= after o= (the peer's or the one added).
+        let add_o = need_o && l.text == b"v=0";
+        let add_s = need_s && index.is_none() && (add_o || l.text.starts_with(b"o="));
+        if (add_o || add_s) && l.eol.is_empty() {
+            out.extend_from_slice(eol);
         }
+        if add_o {
+            let id = own_origin.unwrap_or(0);
+            out.extend_from_slice(format!("o=- {id} {id} IN {family} {ip}").as_bytes());
+            out.extend_from_slice(eol);
+            need_o = false;
+        }
+        if add_s {
+            out.extend_from_slice(b"s=-");
+            out.extend_from_slice(eol);
+            need_s = false;
+        }
+    }
+    // No line after which t= belongs came (no media section at all): it ends the SDP.
+    if need_t && index.is_none() {
+        if !out.is_empty() && !out.ends_with(b"\n") {
+            out.extend_from_slice(eol);
+        }
+        out.extend_from_slice(b"t=0 0");
+        out.extend_from_slice(eol);
     }
     Bytes::from(out)
 }
+
+/// Lines that belong to the session section only (RFC 4566 §5).
+const SESSION_ONLY: [&[u8]; 4] = [b"v=", b"o=", b"s=", b"t="];
 
 #[cfg(test)]
 mod tests;

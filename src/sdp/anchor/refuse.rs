@@ -127,13 +127,14 @@ pub fn refused_sections(sdp: &[u8]) -> Vec<Box<[u8]>> {
     out.into_iter().map(Vec::into_boxed_slice).collect()
 }
 
-/// An `a=mid` value kept for a refused section: a token (RFC 5888 §4) of at most 32
-/// characters; another is left out rather than copied into what we send.
+/// An `a=mid` value kept for a refused section: a token (RFC 5888 §4, SDP's token-char
+/// of RFC 4566 §9) of at most 32 characters; another is left out rather than copied into
+/// what we send.
 fn is_mid(v: &[u8]) -> bool {
     !v.is_empty()
         && v.len() <= 32
         && v.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b))
 }
 
 /// `sdp` with the sections `pad` appended, each refused (port 0) and at `ip`: an answer

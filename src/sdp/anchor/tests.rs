@@ -657,7 +657,7 @@ fn an_rtcp_port_is_read_where_it_names_the_streams_own_address_or_none() {
 #[test]
 fn a_refused_section_keeps_its_mid_and_nothing_else() {
     let sdp = b"v=0\r\na=mid:session\r\nm=audio 4000 RTP/AVP 0 8\r\na=mid:a0\r\na=mid:a1\r\n\
-m=video 4002 RTP/AVP 96\r\na=mid:bad mid\r\nm=text 4004 RTP/AVP 98\r\na=mid:t_1.x\r\n";
+m=video 4002 RTP/AVP 96\r\na=mid:bad mid\r\nm=text 4004 RTP/AVP 98\r\na=mid:t_1.x{#}\r\n";
     let got = refused_sections(sdp);
     let got: Vec<&[u8]> = got.iter().map(|s| &s[..]).collect();
     assert_eq!(
@@ -665,7 +665,7 @@ m=video 4002 RTP/AVP 96\r\na=mid:bad mid\r\nm=text 4004 RTP/AVP 98\r\na=mid:t_1.
         vec![
             &b"audio 0 RTP/AVP 0\na=mid:a0"[..],
             &b"video 0 RTP/AVP 96"[..],
-            &b"text 0 RTP/AVP 98\na=mid:t_1.x"[..],
+            &b"text 0 RTP/AVP 98\na=mid:t_1.x{#}"[..],
         ]
     );
     let out = padded(
@@ -676,7 +676,7 @@ m=video 4002 RTP/AVP 96\r\na=mid:bad mid\r\nm=text 4004 RTP/AVP 98\r\na=mid:t_1.
     assert_eq!(
         &out[..],
         &b"v=0\r\nm=audio 5000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.1\r\n\
-m=text 0 RTP/AVP 98\r\nc=IN IP4 192.0.2.1\r\na=mid:t_1.x\r\n"[..]
+m=text 0 RTP/AVP 98\r\nc=IN IP4 192.0.2.1\r\na=mid:t_1.x{#}\r\n"[..]
     );
 }
 
@@ -708,6 +708,31 @@ a=sendrecv\r\nm=audio 30000 RTP/AVP 0\r\n"
         "{out:?}"
     );
     assert_eq!(read(&out).map(|e| e.len()).ok(), Some(1));
+    // Only s= missing: it follows the peer's o= (before, it went between v= and o=).
+    let sdp = b"v=0\r\no=a 5 6 IN IP4 192.0.2.7\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let out = anchor_streams(sdp, ip, &[Some(30000)]).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "v=0\r\no=- 5 6 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n"
+    );
+    // A t= misplaced in a media section: one t=, in the session section (before, the
+    // misplaced one went on beside the one added).
+    let sdp = b"v=0\r\no=a 5 6 IN IP4 192.0.2.7\r\ns=x\r\nm=audio 4000 RTP/AVP 0\r\nt=0 0\r\nc=IN IP4 192.0.2.7\r\n";
+    let out = anchor_streams(sdp, ip, &[Some(30000)]).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "v=0\r\no=- 5 6 IN IP4 203.0.113.5\r\ns=x\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\nc=IN IP4 203.0.113.5\r\n"
+    );
+    // No line after which t= belongs (no media at all, refused whole): it ends the SDP.
+    let (out, _) = refuse_all(
+        Some("application/sdp"),
+        b"v=0\r\no=a 5 6 IN IP4 192.0.2.7\r\ns=x\r\nc=IN IP4 192.0.2.7",
+        ip,
+    );
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "v=0\r\no=- 5 6 IN IP4 203.0.113.5\r\ns=x\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n"
+    );
     // Complete: unchanged but for the addresses.
     let out = anchor_streams(OFFER.as_bytes(), ip, &[Some(30000), None]).unwrap();
     let text = std::str::from_utf8(&out).unwrap();
