@@ -117,7 +117,7 @@ impl B2bua {
         let cancels_nothing = cancel && self.env.txn.cancelled_invite(req).is_none();
         if cancels_nothing || (in_dialog && call.is_none()) {
             // A CANCEL's answer gets a To tag of its own (RFC 3261 §8.2.6.2).
-            let tag = cancel.then(|| self.env.ids.plain_tag());
+            let tag = cancel.then(|| self.env.ids.stateless_tag(req));
             if let Ok(resp) = ingress::response_to(
                 req,
                 481,
@@ -130,15 +130,15 @@ impl B2bua {
             return true;
         }
         // Outside any dialog, what is not an INVITE is answered at once and needs no
-        // transaction either (RFC 3261 §8.2.7; a retransmission gets another answer):
+        // transaction either (RFC 3261 §8.2.7; a retransmission gets another answer, with the same To tag):
         // OPTIONS pings, methods the gateway does not take.
         // Kept as transactions for Timer J's 32 s, a flood of them spoofed in a peer's
         // name filled the table, and every new call was refused 503.
         if !cancel && !in_dialog && req.method() != Method::Invite {
             let (status, reason, extra) = self.out_of_dialog_answer(req);
-            // A tag of no check (`plain_tag`), as every stateless answer's: none the edge
+            // A tag of no check (`stateless_tag`), as every stateless answer's: none the edge
             // lets ahead as ours.
-            let tag = self.env.ids.plain_tag();
+            let tag = self.env.ids.stateless_tag(req);
             if let Ok(resp) = ingress::response_to(req, status, reason, Some(&tag), extra) {
                 self.env.send(source, &Message::Response(resp));
             }
@@ -230,7 +230,7 @@ impl B2bua {
         {
             return;
         }
-        let tag = self.env.ids.plain_tag();
+        let tag = self.env.ids.stateless_tag(req);
         if let Ok(resp) = ingress::response_to(req, 403, "Forbidden", Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }
@@ -268,7 +268,7 @@ impl B2bua {
         } else {
             format!("Bad Request ({why})")
         };
-        let tag = self.env.ids.plain_tag();
+        let tag = self.env.ids.stateless_tag(req);
         if let Ok(resp) = ingress::response_to(req, status, &reason, Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }

@@ -137,7 +137,7 @@ impl B2bua {
         // The edge drops the ACKs of 503s with this tag unparsed.
         let tag = match &self.env.overload_tag {
             Some(t) => t.to_string(),
-            None => self.env.ids.plain_tag(),
+            None => self.env.ids.stateless_tag(req),
         };
         let after = super::OVERLOAD_RETRY_AFTER_S.to_string();
         let extra = [(Hdr::RETRY_AFTER, after.as_str())];

@@ -70,11 +70,22 @@ impl IdGen {
         self.tags.tag(TagKind::Refusal, &random, call_id)
     }
 
-    /// A To tag for a stateless answer (no transaction: nothing asks for its ACK, nothing
-    /// resends it): random, with no check the edge takes for ours, so that what the gateway
-    /// answers anyone without state hands out no tag at all that its edge lets ahead.
-    pub fn plain_tag(&mut self) -> String {
-        self.hex(24)
+    /// A To tag for a stateless answer to `req` (no transaction: nothing asks for its ACK,
+    /// nothing resends it): with no check the edge takes for ours, so that what the gateway
+    /// answers anyone without state hands out no tag that its edge lets ahead; and the same
+    /// for a retransmission of `req` (RFC 3261 §8.2.7), made from what names the request.
+    pub fn stateless_tag(&self, req: &super::Request) -> String {
+        let call_id = req.call_id().unwrap_or_default();
+        let from_tag = req.from_tag().unwrap_or_default();
+        let branch = req.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let cseq = req.seq().to_be_bytes();
+        self.tags.stateless(&[
+            call_id.as_bytes(),
+            from_tag.as_bytes(),
+            branch.as_bytes(),
+            &cseq,
+            req.method().as_str().as_bytes(),
+        ])
     }
 
     /// `n` random hex digits (a recording file's token).

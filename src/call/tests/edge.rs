@@ -517,10 +517,12 @@ fn past_the_transaction_bound_new_calls_are_refused_and_pings_still_answered() {
 /// An OPTIONS, or a method the gateway does not take, outside any dialog is answered
 /// without a server transaction: a flood of them spoofed in a peer's name keeps nothing
 /// for Timer J's 32 s. Before, each kept one, and some 8,000 a second filled the table:
-/// every new call was refused 503. A retransmission gets another answer.
+/// every new call was refused 503. A retransmission gets another answer, with the same To
+/// tag (RFC 3261 §8.2.7; before, a new random one), and another request another tag.
 #[test]
 fn a_request_outside_any_dialog_is_answered_without_a_transaction() {
     let mut h = H::new();
+    let mut tags = Vec::new();
     let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKsl1\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.2>;tag=s1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: sl-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     for _ in 0..2 {
         h.recv(PHONE, options);
@@ -528,13 +530,26 @@ fn a_request_outside_any_dialog_is_answered_without_a_transaction() {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].status(), 200);
         assert!(r[0].header(&Hdr::ALLOW).is_some());
-        assert!(r[0].to_tag().is_some());
+        tags.push(r[0].to_tag().expect("a To tag"));
     }
+    assert_eq!(
+        tags[0], tags[1],
+        "a retransmission's answer carries the same tag"
+    );
+    let key = h.core.env.ids.tag_key().clone();
+    assert!(!key.ours(&tags[0], "sl-1") && !key.is(crate::sip::TagKind::Refusal, &tags[0], "sl-1"));
     let message = options
         .replace("OPTIONS sip", "MESSAGE sip")
-        .replace("1 OPTIONS", "1 MESSAGE");
+        .replace("1 OPTIONS", "1 MESSAGE")
+        .replace("z9hG4bKsl1", "z9hG4bKsl2");
     h.recv(PHONE, &message);
-    assert_eq!(h.statuses(PHONE), vec![405]);
+    let r = h.take_responses(PHONE);
+    assert_eq!(r.iter().map(|r| r.status()).collect::<Vec<_>>(), vec![405]);
+    assert_ne!(
+        r[0].to_tag().as_deref(),
+        Some(tags[0].as_str()),
+        "another request"
+    );
     assert_eq!(h.core.stats().server_txns, 0);
 }
 
