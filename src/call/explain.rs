@@ -88,9 +88,10 @@ pub fn explain_invite(
     }
     if crate::interop::headers::ASSERTED
         .iter()
+        .chain([&Hdr::named("Diversion"), &Hdr::HISTORY_INFO])
         .any(|h| out.header(h).is_some())
     {
-        notes.push("P-Asserted-Identity, P-Preferred-Identity, Remote-Party-ID: carried as shown when the caller's peer is believed ([headers] trust_asserted); from any other peer left out".into());
+        notes.push("P-Asserted-Identity, P-Preferred-Identity, Remote-Party-ID, Diversion, History-Info: carried as shown when the caller's peer is believed ([headers] trust_asserted); from any other peer left out".into());
     }
     notes.push("Via, Contact, Call-ID, CSeq and tags: the gateway's own (a new dialog; nothing of the caller's side is shown)".into());
     if let (Some(Ok(a)), Some(b)) = (req.max_forwards(), out.header(&Hdr::MAX_FORWARDS)) {

@@ -294,8 +294,10 @@ pub struct Sender {
     /// [`identity_header`]).
     pub trunk: bool,
     /// Believed (`[headers] trust_asserted`): the identities it asserts (P-Asserted-Identity,
-    /// Remote-Party-ID) or prefers (P-Preferred-Identity) are passed on. Anyone else's are
-    /// not (RFC 3325 §5, §6).
+    /// Remote-Party-ID) or prefers (P-Preferred-Identity) are passed on, and the numbers
+    /// that say who forwarded the call (Diversion, History-Info). Anyone else's are not (RFC
+    /// 3325 §5, §6): a carrier bills a forwarded call, and lets it show the caller's number,
+    /// by the forwarding number those name, which a phone could otherwise make up.
     pub asserts: bool,
 }
 
@@ -309,9 +311,13 @@ impl Sender {
     }
 
     /// Whether its identity header `h` may be passed on at all: not one that claims who
-    /// a party is ([`super::headers::ASSERTED`]) from a peer that is not believed.
+    /// a party is ([`super::headers::ASSERTED`]), or who forwarded the call, from a peer
+    /// that is not believed.
     fn vouched(self, h: &Hdr) -> bool {
-        self.asserts || !super::headers::ASSERTED.contains(h)
+        self.asserts
+            || !(super::headers::ASSERTED.contains(h)
+                || *h == Hdr::HISTORY_INFO
+                || *h == Hdr::named("Diversion"))
     }
 }
 

@@ -967,8 +967,9 @@ fn an_escaped_semicolon_in_the_callers_name_stays_escaped() {
 /// RFC 3325 §5: the identity a peer that is not believed (`trust_asserted = false`) asserts
 /// goes no further, in its INVITE or its answer (a phone could claim any number, and a trunk
 /// would take it as the gateway's assertion), nor the one it prefers (the trunk may assert
-/// it on our word, §6). A believed peer's (the test PBX's, as profiles/pbx.toml) reach the
-/// trunk.
+/// it on our word, §6), nor the forwarding numbers it names (Diversion, History-Info: a
+/// carrier bills a forwarded call and lets it show the caller's number by them). A believed
+/// peer's (the test PBX's, as profiles/pbx.toml) reach the trunk.
 #[test]
 fn an_identity_asserted_by_a_peer_that_is_not_believed_goes_no_further() {
     let gateway = |believed: bool| {
@@ -979,7 +980,9 @@ fn an_identity_asserted_by_a_peer_that_is_not_believed_goes_no_further() {
         }))
     };
     let claims = "Remote-Party-ID: <sip:+8620999@127.0.0.2>;party=calling;screen=yes\r\n\
-                  P-Preferred-Identity: <sip:1000@127.0.0.2>\r\n";
+                  P-Preferred-Identity: <sip:1000@127.0.0.2>\r\n\
+                  Diversion: <sip:+8620888@127.0.0.2>;reason=unconditional\r\n\
+                  History-Info: <sip:+8620777@127.0.0.2>;index=1\r\n";
     for believed in [false, true] {
         let mut h = gateway(believed);
         h.recv(PHONE, &invite_text("ua1", "z9hG4bKua1", "+8610123", claims));
@@ -988,6 +991,8 @@ fn an_identity_asserted_by_a_peer_that_is_not_believed_goes_no_further() {
             Hdr::P_ASSERTED_IDENTITY,
             Hdr::named("Remote-Party-ID"),
             Hdr::P_PREFERRED_IDENTITY,
+            Hdr::named("Diversion"),
+            Hdr::HISTORY_INFO,
         ] {
             assert_eq!(inv.header(&claim).is_some(), believed, "{claim:?}");
         }
