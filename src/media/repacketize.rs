@@ -98,7 +98,12 @@ pub struct Repacketizer {
     pt: u8,
     ssrc: u32,
     marker: bool,
+    /// The next sequence number out: from the first packet's own, so one started mid-stream
+    /// (a re-INVITE that turned it on, packets relayed as they came before) goes on where
+    /// the stream was rather than jumping to 0, and a new stream's starts where its sender
+    /// chose (RFC 3550 §5.1: at random).
     seq: u16,
+    seeded: bool,
     /// The SSRC and the timestamp just past the last G.711 sample taken: a packet of that
     /// stream ending before it repeats audio sent already.
     taken_to: Option<(u32, u32)>,
@@ -122,6 +127,7 @@ impl Repacketizer {
             ssrc: 0,
             marker: false,
             seq: 0,
+            seeded: false,
             taken_to: None,
             late_run: 0,
             budget: AudioBudget { at: None },
@@ -135,6 +141,7 @@ impl Repacketizer {
     pub fn restart(&mut self, ptime_ms: u16) {
         *self = Repacketizer {
             seq: self.seq,
+            seeded: self.seeded,
             budget: self.budget,
             stats: self.stats,
             ..Repacketizer::new(ptime_ms)
@@ -166,6 +173,9 @@ impl Repacketizer {
             self.stats.malformed += 1;
             return Vec::new();
         };
+        if !self.seeded {
+            (self.seq, self.seeded) = (h.sequence, true);
+        }
         let mut out = Vec::new();
         if !matches!(h.payload_type, 0 | 8) {
             // Not G.711 (telephone-events, comfort noise): flush what we hold, pass it
@@ -303,7 +313,7 @@ mod tests {
         let joined: Vec<u8> = pkts.iter().flat_map(|p| p.payload.to_vec()).collect();
         assert_eq!(joined, data, "content identical");
         for (i, p) in pkts.iter().enumerate() {
-            assert_eq!(p.header.sequence_number, i as u16);
+            assert_eq!(p.header.sequence_number, 100 + i as u16);
             assert_eq!(p.header.timestamp, 5000 + 160 * i as u32);
         }
     }
@@ -323,8 +333,27 @@ mod tests {
         let ts: Vec<u32> = pkts.iter().map(|p| p.header.timestamp).collect();
         assert_eq!(ts, vec![0, 160, 480, 640, 720]);
         let seqs: Vec<u16> = pkts.iter().map(|p| p.header.sequence_number).collect();
-        assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
         assert_eq!(pkts[4].header.payload_type, 101);
+    }
+
+    /// Started mid-stream (a re-INVITE turned it on; the packets before went as they came),
+    /// its numbers go on from the stream's, across the wrap; restarted toward another
+    /// callee, from its own. Before, they began at 0: a jump the far end's jitter buffer
+    /// takes for a new stream.
+    #[test]
+    fn numbering_goes_on_from_the_stream() {
+        let t0 = Instant::now();
+        let mut r = Repacketizer::new(20);
+        let mut out = r.push(t0, &rtp(0, 65535, 800, &[1; 160]));
+        out.extend(r.push(t0, &rtp(0, 0, 960, &[1; 160])));
+        r.restart(20);
+        out.extend(r.push(t0, &rtp(0, 9000, 1120, &[1; 160])));
+        let seqs: Vec<u16> = out
+            .iter()
+            .map(|p| parse(p).header.sequence_number)
+            .collect();
+        assert_eq!(seqs, vec![65535, 0, 1]);
     }
 
     /// Audio taken already goes out once: a duplicate is dropped, a packet overtaken by a
@@ -380,7 +409,7 @@ mod tests {
         let pkts: Vec<_> = out.iter().map(parse).collect();
         assert_eq!(pkts.len(), 2);
         assert_eq!(&pkts[1].payload[..], &[2; 160]);
-        assert_eq!(pkts[1].header.sequence_number, 1);
+        assert_eq!(pkts[1].header.sequence_number, 2);
     }
 
     #[test]
