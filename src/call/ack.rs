@@ -113,13 +113,15 @@ impl Call {
             return;
         };
         warn!(call_id = %self.call_id(), ?side, "no ACK for our 2xx: releasing the call");
-        self.events.push(CallEvent::AckTimeout);
+        self.events.push(CallEvent::AckTimeout(side));
         self.send_owed_ack(cx, side, &p);
         if let Some(reason) = p.then_bye {
             self.send_held_bye(cx, side, reason);
         }
+        // The side is gone (its ACK never came: it crashed, or lost its way back), as a
+        // leg whose dialog a relayed request found gone: the peer's failure, not ours.
         if !self.phase.is_ending() {
-            self.release_answered(cx, CallTag::GatewayError, Q850Cause::TIMER_EXPIRY);
+            self.release_answered(cx, CallTag::PeerUnreachable, Q850Cause::TIMER_EXPIRY);
         }
     }
 

@@ -37,7 +37,7 @@ pub enum CallEvent {
     /// The caller's PRACK carried a changed offer, not passed on: its 200 had no answer.
     PrackOfferIgnored,
     /// A side never ACKed our 2xx.
-    AckTimeout,
+    AckTimeout(Side),
     /// Our BYE on this side got no answer.
     ByeUnanswered(Side),
     /// A peer of the route was skipped: over its `[limits]` (`cps` or `max_calls`).
@@ -79,7 +79,7 @@ impl fmt::Display for CallEvent {
             CallEvent::PrackFailed(what) => write!(f, "prack_{what}"),
             CallEvent::CallerPrackTimeout => f.write_str("caller_prack_timeout"),
             CallEvent::PrackOfferIgnored => f.write_str("prack_offer_ignored"),
-            CallEvent::AckTimeout => f.write_str("ack_timeout"),
+            CallEvent::AckTimeout(side) => write!(f, "ack_timeout_{}", side.party()),
             CallEvent::ByeUnanswered(side) => write!(f, "bye_{}_unanswered", side.party()),
             CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),
             CallEvent::AuthFailed => f.write_str(crate::auth::AuthFailure::CDR_EVENT),

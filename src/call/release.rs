@@ -118,11 +118,27 @@ impl Call {
 
     /// Hang up an answered call from the gateway's side (timers, shutdown, media timeout):
     /// ACK any 2xx still waiting on either side, write the CDR, BYE both legs with the cause.
+    /// Our 2xx to the caller, the call's first, that waits for its ACK is still sent until
+    /// the ACK comes, and the caller's BYE waits for it (RFC 3261 §15, as when the callee
+    /// hangs up then: `on_bye`). Before, the 2xx stopped and the BYE went at once: a caller
+    /// whose 2xx was lost never had it, and answered the BYE 481.
     pub(super) fn release_answered(&mut self, cx: &mut Cx, tag: CallTag, cause: Q850Cause) {
-        self.settle_pending_2xx(cx);
-        self.end_call(cx, EndInfo::internal(tag, 200, cause.0, cx.now));
         let reason = Some(reason_header(cause));
-        self.send_bye(cx, Side::A, reason.clone());
+        let confirmed = matches!(self.phase, super::phase::Phase::Confirmed { .. });
+        let caller_waits = !confirmed && self.pending_2xx[Side::A].is_some();
+        if caller_waits && let Some(mut p) = self.pending_2xx[Side::A].take() {
+            self.send_owed_ack(cx, Side::A, &p);
+            p.other_cseq = None;
+            p.then_bye = Some(reason.clone());
+            self.pending_2xx[Side::A] = Some(p);
+            self.settle_pending_2xx_on(cx, Side::B);
+        } else {
+            self.settle_pending_2xx(cx);
+        }
+        self.end_call(cx, EndInfo::internal(tag, 200, cause.0, cx.now));
+        if !caller_waits {
+            self.send_bye(cx, Side::A, reason.clone());
+        }
         self.send_bye(cx, Side::B, reason);
     }
 

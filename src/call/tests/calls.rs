@@ -298,7 +298,7 @@ fn failover_on_503_then_answer_at_second_peer() {
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].egress_peer.as_deref(), Some("carrier-b"));
     assert!(h.cdrs[0].events.contains(&"failover_503".to_string()));
-    assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
 }
 
 /// After a failover, a 2xx the first peer sends late for its INVITE (a forking proxy's

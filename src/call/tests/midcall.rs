@@ -155,7 +155,7 @@ fn no_ack_hangs_up_both_legs() {
         "{methods:?}"
     );
     assert!(!h.take_requests(PHONE, Method::Bye).is_empty());
-    assert_eq!(h.cdrs[0].call_tag, CallTag::GatewayError);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
 }
 
 #[test]

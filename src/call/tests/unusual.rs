@@ -129,19 +129,25 @@ fn the_media_timeout_releases_only_answered_calls() {
     // Ringing: silence is normal.
     h.input(Input::MediaTimeout(call));
     assert!(h.cdrs.is_empty());
-    h.carrier_answers(&inv, "carrier1", SDP);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
     h.input(Input::MediaTimeout(call));
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::RtpTimeout);
     assert_eq!(h.cdrs[0].cause, 102);
-    // The caller's 2xx was still waiting for its ACK: the gateway ACKs the carrier, then
-    // hangs up both legs.
+    // The caller's 2xx was still waiting for its ACK: the gateway ACKs the carrier and
+    // hangs up its leg, and the caller's once its ACK comes (RFC 3261 §15).
     let to_carrier: Vec<Method> = h
         .requests_to(CARRIER_A)
         .iter()
         .map(|r| r.method())
         .collect();
     assert_eq!(to_carrier, vec![Method::Ack, Method::Bye]);
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("m1", "ACK", &tag, 1, "z9hG4bKm1ack", ""),
+    );
     assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
 }
 
@@ -177,17 +183,31 @@ fn a_failed_relay_ends_the_call_whatever_its_phase() {
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
     assert_eq!(h.cdrs[0].cause, 41);
-    // Answered: both legs get BYE, not a call left without audio.
+    // Answered: both legs get BYE, not a call left without audio. The caller's waits for
+    // its ACK of the 200, which goes on being sent until then (RFC 3261 §15); before, the
+    // 200 stopped and the BYE went at once, so a caller whose 200 was lost answered 481.
     let mut h = anchored();
     h.recv(PHONE, &invite_text("mf2", "z9hG4bKmf2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let call = relay_of(&h);
-    h.carrier_answers(&inv, "carrier1", SDP);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
     h.input(Input::MediaFailed(call));
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::MediaUnavailable);
-    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
     assert!(h.take_requests(CARRIER_A, Method::Bye).len() == 1);
+    assert!(
+        h.take_requests(PHONE, Method::Bye).is_empty(),
+        "not before its ACK"
+    );
+    h.advance(Duration::from_millis(600));
+    assert_eq!(h.statuses(PHONE), vec![200], "the 200 goes on");
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("mf2", "ACK", &tag, 1, "z9hG4bKmf2ack", ""),
+    );
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
 }
 
 #[test]
@@ -225,7 +245,9 @@ fn a_caller_over_tcp_gets_no_2xx_retransmissions_but_the_ack_timeout_still_runs(
     );
     h.advance(Duration::from_secs(30));
     assert_eq!(h.cdrs.len(), 1, "still no ACK after 64*T1");
-    assert!(h.cdrs[0].events.contains(&"ack_timeout".to_string()));
+    assert!(h.cdrs[0].events.contains(&"ack_timeout_caller".to_string()));
+    // The caller is gone: its failure, not the gateway's.
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
 }
 
 /// The shell keeps open the TCP connections calls send on (`engine::tcp`'s idle timeout):
