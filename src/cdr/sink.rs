@@ -65,6 +65,12 @@ pub struct Sink {
     backoff: Duration,
     /// The last attempt failed and records are waiting.
     failing: bool,
+    /// The records waiting when it last failed (the oldest: at the front of `unsynced`,
+    /// then of `pending`): healthy again once syncs have made them all durable. Those
+    /// queued since do not keep it failing; before, it waited for a sync that found nothing
+    /// queued, which steady traffic never gives, and `fail_closed` refused every new call
+    /// for minutes after one passing error.
+    owed: usize,
     reopen_requested: bool,
     /// Where syncs run: inline, or on a thread of their own (the writer's sink).
     syncer: Syncer,
@@ -96,6 +102,7 @@ impl Sink {
             retry_at: None,
             backoff: BACKOFF_MIN,
             failing: false,
+            owed: 0,
             reopen_requested: false,
             syncer: Syncer::inline(),
             in_flight: None,
@@ -206,7 +213,7 @@ impl Sink {
                         retry_in_ms = self.backoff.as_millis() as u64,
                         "cannot write CDRs; they are kept and retried"
                     );
-                    self.failing = true;
+                    self.failed();
                     self.retry_at = Some(now + self.backoff);
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                     // Start the retry from a fresh open: it repairs a file that went bad
@@ -274,13 +281,26 @@ impl Sink {
         self.stuck = false;
         match done.result {
             Ok(()) => {
-                self.unsynced.drain(..f.lines.min(self.unsynced.len()));
-                if self.pending.is_empty() {
-                    self.failing = false;
-                    self.backoff = BACKOFF_MIN;
-                }
+                let durable = f.lines.min(self.unsynced.len());
+                self.unsynced.drain(..durable);
+                self.made_durable(durable);
             }
             Err(e) => self.sync_failed(&e, now, report),
+        }
+    }
+
+    /// Failing, until what waits now is durable.
+    fn failed(&mut self) {
+        self.failing = true;
+        self.owed = self.pending.len() + self.unsynced.len();
+    }
+
+    /// A sync made the `n` oldest written records durable.
+    fn made_durable(&mut self, n: usize) {
+        self.owed = self.owed.saturating_sub(n);
+        if self.owed == 0 && self.failing {
+            self.failing = false;
+            self.backoff = BACKOFF_MIN;
         }
     }
 
@@ -330,11 +350,9 @@ impl Sink {
         };
         match file.sync() {
             Ok(()) => {
+                let durable = self.unsynced.len();
                 self.unsynced.clear();
-                if self.pending.is_empty() {
-                    self.failing = false;
-                    self.backoff = BACKOFF_MIN;
-                }
+                self.made_durable(durable);
             }
             Err(e) => self.sync_failed(&e, now, report),
         }
@@ -350,7 +368,7 @@ impl Sink {
             self.pending.push_front(line);
         }
         self.unsynced_since = None;
-        self.failing = true;
+        self.failed();
         if let Some(now) = now {
             self.retry_at = Some(now + self.backoff);
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);

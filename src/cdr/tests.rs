@@ -960,3 +960,41 @@ fn writes_go_on_while_a_slow_sync_runs() {
     assert_eq!(w.health(), CdrHealth::Ok);
     assert_eq!(w.stats().queue_depth, 0);
 }
+
+/// One passing write error, then steady traffic: the writer is healthy again once a sync
+/// has made durable the CDRs that waited when it failed, though new ones are queued when
+/// that sync's outcome arrives (the sync runs on its own thread, and the writer takes new
+/// CDRs before it looks). Before, it stayed failing until a sync found nothing queued,
+/// which steady traffic never gives: with `fail_closed`, every new call was refused.
+#[test]
+fn a_passing_error_ends_while_cdrs_keep_coming() {
+    let (_dir, path, fs, sink) = setup();
+    let mut sink = sink.with_sync_thread().unwrap();
+    let t0 = Instant::now();
+    fs.set(|f| f.space = Some(0));
+    sink.push(line("a"));
+    assert_eq!(sink.tick(t0).errors, 1);
+    assert!(sink.failing());
+    fs.set(|f| {
+        f.space = None;
+        f.hold_syncs = true;
+    });
+    let mut now = sink.retry_at().unwrap();
+    sink.tick(now);
+    now += SYNC_AFTER;
+    sink.tick(now);
+    assert!(sink.failing(), "a, written, is not yet durable");
+    // The sync ends while the next CDR waits to be written.
+    fs.set(|f| f.hold_syncs = false);
+    wait_for(|| fs.get(|f| f.syncs_done) >= 1);
+    for (i, id) in ["b", "c", "d"].into_iter().enumerate() {
+        sink.push(line(id));
+        now += Duration::from_millis(100);
+        sink.tick(now);
+        if i == 0 {
+            assert!(!sink.failing(), "healthy with b queued");
+        }
+    }
+    assert!(!sink.failing());
+    assert_eq!(ids(&path), ["a", "b", "c", "d"]);
+}
