@@ -40,6 +40,10 @@ const MAX_INTERRUPTS: u32 = 16;
 pub struct TickReport {
     /// Records whose lines are now completely in the file.
     pub written: usize,
+    /// Records a sync made durable: they leave memory (the writer's `depth` counts what is
+    /// not yet durable, so a disk whose syncs hang, writes still taken, fills the queue and
+    /// refuses new calls at `max_pending` rather than holding written lines without bound).
+    pub durable: usize,
     /// Records counted as written before and queued again, because the sync that should
     /// have made them durable failed: they are in memory once more, and written again.
     pub requeued: usize,
@@ -184,7 +188,12 @@ impl Sink {
     pub fn tick(&mut self, now: Instant) -> TickReport {
         let mut report = TickReport::default();
         self.collect(Some(now), &mut report);
-        if self.reopen_requested || self.rotated() {
+        let reopen = self.reopen_requested || self.rotated();
+        if reopen && self.in_flight.is_some() {
+            // Once the running sync has ended: closing waits for it, and a disk whose syncs
+            // hang would stop the writes too (a SIGHUP from logrotate, mid-hang).
+            self.reopen_requested = true;
+        } else if reopen {
             self.reopen_requested = false;
             self.close_file(Some(now), &mut report);
             // Open at once, not at the next record: the operator (and logrotate's
@@ -219,7 +228,12 @@ impl Sink {
                     // Start the retry from a fresh open: it repairs a file that went bad
                     // (EIO, a stale handle, a deleted folder); for a full disk it costs little.
                     // (The back-off is set: a failed sync here must not double it again.)
-                    self.close_file(None, &mut report);
+                    // With a sync running, once it has ended (closing waits for it).
+                    if self.in_flight.is_some() {
+                        self.reopen_requested = true;
+                    } else {
+                        self.close_file(None, &mut report);
+                    }
                 }
             }
         }
@@ -284,6 +298,7 @@ impl Sink {
                 let durable = f.lines.min(self.unsynced.len());
                 self.unsynced.drain(..durable);
                 self.made_durable(durable);
+                report.durable += durable;
             }
             Err(e) => self.sync_failed(&e, now, report),
         }
@@ -353,6 +368,7 @@ impl Sink {
                 let durable = self.unsynced.len();
                 self.unsynced.clear();
                 self.made_durable(durable);
+                report.durable += durable;
             }
             Err(e) => self.sync_failed(&e, now, report),
         }

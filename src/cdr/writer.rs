@@ -22,7 +22,7 @@ use super::sink::{Sink, TickReport};
 use super::spill::Spill;
 use crate::threads::Joined;
 
-/// Records waiting to be written (queued or being retried).
+/// Records not yet durable (queued, being retried, or written and waiting for their sync).
 pub const CDR_QUEUE_DEPTH: &str = "trunkgate_cdr_queue_depth";
 /// Failed opens, writes and syncs of the CDR file.
 pub const CDR_WRITE_ERRORS: &str = "trunkgate_cdr_write_errors_total";
@@ -34,7 +34,7 @@ pub const CDR_DROPPED: &str = "trunkgate_cdr_dropped_total";
 pub fn describe_metrics() {
     metrics::describe_gauge!(
         CDR_QUEUE_DEPTH,
-        "CDRs waiting to be written (queued or being retried)"
+        "CDRs not yet durable (queued, being retried, or written and waiting for their sync)"
     );
     metrics::describe_counter!(
         CDR_WRITE_ERRORS,
@@ -410,7 +410,7 @@ fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared
         settle(
             shared,
             TickReport {
-                written: left.len(),
+                durable: left.len(),
                 ..TickReport::default()
             },
         );
@@ -465,17 +465,16 @@ fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
     report.written
 }
 
-/// Count what a tick moved in or out of memory. A record written, then put back by a
-/// failed sync, is written (and counted out) a second time, so it is counted in again
-/// first: `depth` stays the number of records held, and cannot wrap below zero.
+/// Count what a tick moved out of memory: records leave it once durable (a record written,
+/// then put back by a failed sync, was never counted out), so `depth` is every record held,
+/// written or not, and a sync that hangs while writes go on fills it.
 fn settle(shared: &Shared, report: TickReport) {
-    shared.depth.fetch_add(report.requeued, Ordering::AcqRel);
     // The saturation guards the gate on new calls: a miscount that wrapped below zero
     // would read as a full queue and refuse every call until a restart.
     let _ = shared
         .depth
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-            Some(d.saturating_sub(report.written))
+            Some(d.saturating_sub(report.durable))
         });
 }
 
