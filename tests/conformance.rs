@@ -420,6 +420,7 @@ fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
         },
     );
     let (carrier, phone, _tmp) = a_call_that_waits_for_a_bye(&gw);
+    assert!(gw.http_get("/health").starts_with("HTTP/1.1 200 OK"));
     gw.signal("TERM");
     // A second signal at once (one keypress delivered twice) is the same request.
     gw.signal("INT");
@@ -434,6 +435,12 @@ fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // A readiness probe sends new calls elsewhere while it drains.
+    let health = gw.http_get("/health");
+    assert!(
+        health.starts_with("HTTP/1.1 503 Service Unavailable"),
+        "{health}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let log = gw.log();
     assert_eq!(log.matches("shutting down").count(), 1, "{log}");

@@ -12,13 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::CdrRecord;
 use super::fs::{CdrFs, RealFs};
-use super::sink::{Sink, TickReport};
+use super::sink::Sink;
 use super::spill::Spill;
 use crate::threads::Joined;
 
@@ -267,22 +267,20 @@ impl CdrWriter {
     /// cheap enough for every new INVITE. A writer stuck in a system call sets no flag, so
     /// it is told by its silence.
     pub fn health(&self) -> CdrHealth {
-        if self.shared.depth.load(Ordering::Acquire) >= self.max_pending {
-            CdrHealth::Full
-        } else if self.shared.failing.load(Ordering::Acquire) || self.stalled() {
-            CdrHealth::Failing
-        } else {
-            CdrHealth::Ok
-        }
+        health_of(&self.shared, self.max_pending)
     }
 
     /// Whether a new call may start: not while the queue is full, and not while writes fail
     /// when `fail_closed` is on. A refused call gets 503 from the call layer.
     pub fn admits_new_calls(&self) -> bool {
-        match self.health() {
-            CdrHealth::Ok => true,
-            CdrHealth::Failing => !self.shared.fail_closed.load(Ordering::Acquire),
-            CdrHealth::Full => false,
+        admits(&self.shared, self.max_pending)
+    }
+
+    /// [`CdrWriter::admits_new_calls`], readable from another thread (`GET /health`).
+    pub fn gate(&self) -> CdrGate {
+        CdrGate {
+            shared: Arc::clone(&self.shared),
+            max_pending: self.max_pending,
         }
     }
 
@@ -349,6 +347,38 @@ impl CdrWriter {
     }
 }
 
+/// Whether new calls may start as far as CDRs go, read from another thread than the
+/// writer's owner.
+#[derive(Debug, Clone)]
+pub struct CdrGate {
+    shared: Arc<Shared>,
+    max_pending: usize,
+}
+
+impl CdrGate {
+    pub fn admits_new_calls(&self) -> bool {
+        admits(&self.shared, self.max_pending)
+    }
+}
+
+fn health_of(shared: &Shared, max_pending: usize) -> CdrHealth {
+    if shared.depth.load(Ordering::Acquire) >= max_pending {
+        CdrHealth::Full
+    } else if shared.failing.load(Ordering::Acquire) || shared.stalled(Instant::now()) {
+        CdrHealth::Failing
+    } else {
+        CdrHealth::Ok
+    }
+}
+
+fn admits(shared: &Shared, max_pending: usize) -> bool {
+    match health_of(shared, max_pending) {
+        CdrHealth::Ok => true,
+        CdrHealth::Failing => !shared.fail_closed.load(Ordering::Acquire),
+        CdrHealth::Full => false,
+    }
+}
+
 impl CdrWriter {
     /// Count what the writer holds as dropped, and how many: `gone` (it died) empties the
     /// queue count too; a writer stuck in the disk may still finish with them.
@@ -372,118 +402,10 @@ impl Drop for CdrWriter {
     }
 }
 
-fn run(mut sink: Sink, mut spill: Option<Spill>, rx: Receiver<CdrRecord>, shared: &Shared) {
-    let mut closed = false;
-    let mut burst = crate::ops::heap::BurstEnd::default();
-    while !closed {
-        std::thread::sleep(WRITE_EVERY);
-        closed = take_queued(&mut sink, &rx, shared);
-        if shared.reopen.swap(false, Ordering::AcqRel) {
-            sink.request_reopen();
-        }
-        let written = step(&mut sink, shared, Instant::now());
-        shared.beat(Instant::now());
-        if burst.ended(written > 0 || sink.pending() > 0) {
-            // A burst of calls ended: the pages its lines were encoded and queued in go
-            // back.
-            sink.shrink();
-            crate::ops::heap::release_thread_pages();
-        }
-    }
-    // Exit: keep retrying for a while (a disk that is being cleaned), each wait bounded.
-    let give_up = Instant::now() + CLOSE_RETRY;
-    sink.retry_now();
-    while sink.pending() > 0 && Instant::now() < give_up {
-        let now = Instant::now();
-        let wake = sink.retry_at().unwrap_or(now).min(give_up);
-        std::thread::sleep(wake.saturating_duration_since(now));
-        step(&mut sink, shared, Instant::now());
-    }
-    let report = sink.flush();
-    settle(shared, report);
-    count_errors(shared, report.errors);
-    let left = sink.take_pending();
-    // Counted once: a stop that went on without this thread may have counted them.
-    // Stored first: a stop that finds the count taken says this number.
-    shared.given_up.store(left.len(), Ordering::Release);
-    if !left.is_empty() && !shared.exit_counted.swap(true, Ordering::AcqRel) {
-        settle(
-            shared,
-            TickReport {
-                durable: left.len(),
-                ..TickReport::default()
-            },
-        );
-        shared
-            .dropped
-            .fetch_add(left.len() as u64, Ordering::Relaxed);
-        metrics::counter!(CDR_DROPPED).increment(left.len() as u64);
-    }
-    let spilled = match (&mut spill, left.is_empty()) {
-        (Some(spill), false) => spill.write(sink.fs(), &left),
-        _ => 0,
-    };
-    if let Some(spill) = spill.as_ref().filter(|_| spilled > 0) {
-        tracing::error!(
-            count = spilled,
-            "CDRs not written to the CDR file (it stayed unwritable until exit) are in {}",
-            spill.path.display()
-        );
-    }
-    for line in &left[spilled..] {
-        tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
-    }
-    metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
-}
-
-/// Move what the calls queued into the sink. True once every sender is gone.
-fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bool {
-    loop {
-        match rx.try_recv() {
-            Ok(rec) => match rec.to_line() {
-                Ok(line) => sink.push(line),
-                Err(e) => {
-                    shared.depth.fetch_sub(1, Ordering::AcqRel);
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(CDR_DROPPED).increment(1);
-                    tracing::error!(call_id = %rec.call_id, error = %e, "cannot encode CDR");
-                }
-            },
-            Err(TryRecvError::Empty) => return false,
-            Err(TryRecvError::Disconnected) => return true,
-        }
-    }
-}
-
-/// Write what can be written now; how many lines went out.
-fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
-    let report = sink.tick(now);
-    settle(shared, report);
-    shared.failing.store(sink.failing(), Ordering::Release);
-    count_errors(shared, report.errors);
-    metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
-    report.written
-}
-
-/// Count what a tick moved out of memory: records leave it once durable (a record written,
-/// then put back by a failed sync, was never counted out), so `depth` is every record held,
-/// written or not, and a sync that hangs while writes go on fills it.
-fn settle(shared: &Shared, report: TickReport) {
-    // The saturation guards the gate on new calls: a miscount that wrapped below zero
-    // would read as a full queue and refuse every call until a restart.
-    let _ = shared
-        .depth
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-            Some(d.saturating_sub(report.durable))
-        });
-}
-
-fn count_errors(shared: &Shared, n: u64) {
-    if n > 0 {
-        shared.write_errors.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!(CDR_WRITE_ERRORS).increment(n);
-    }
-}
+mod thread;
+use thread::run;
+#[cfg(test)]
+use thread::step;
 
 #[cfg(test)]
 mod tests;

@@ -108,6 +108,8 @@ impl Shell {
     fn start_drain(&mut self) {
         let now = self.clock();
         self.core.handle_input(now, Input::Drain);
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Some(cb) = self.callback.as_mut() {
             cb.drain();
         }

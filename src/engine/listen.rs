@@ -62,8 +62,12 @@ pub(super) fn sip(
     Ok(udp_socks)
 }
 
-/// Serve `/metrics` when `[metrics] listen` is set.
-pub(super) fn metrics_endpoint(cfg: &Arc<Config>, inbox: &inbox::Inbox) -> anyhow::Result<()> {
+/// Serve `/metrics` (and `/health`, `ready`) when `[metrics] listen` is set.
+pub(super) fn metrics_endpoint(
+    cfg: &Arc<Config>,
+    inbox: &inbox::Inbox,
+    ready: crate::ops::scrape::Ready,
+) -> anyhow::Result<()> {
     if let Some(m) = cfg.metrics.listen {
         let listener = bind::tcp_listener(m, bind::Stack::Dual)
             .with_context(|| format!("cannot serve metrics on {m}"))?;
@@ -75,6 +79,7 @@ pub(super) fn metrics_endpoint(cfg: &Arc<Config>, inbox: &inbox::Inbox) -> anyho
             listener,
             handle,
             std::sync::Arc::new(move |ip| allow_from.metrics_allows(ip)),
+            ready,
             cfg.metrics.max_connections,
         ));
     }

@@ -80,6 +80,24 @@ pub(crate) enum Event {
     },
 }
 
+/// What `GET /health` answers: not ready from SIGTERM on, nor while CDRs cannot be written
+/// and new calls are refused (`[cdr] fail_closed`, a full queue).
+fn ready(
+    draining: &Arc<std::sync::atomic::AtomicBool>,
+    cdr: crate::cdr::CdrGate,
+) -> crate::ops::scrape::Ready {
+    let draining = Arc::clone(draining);
+    Arc::new(move || {
+        if draining.load(std::sync::atomic::Ordering::Acquire) {
+            Err("draining: new calls are refused")
+        } else if !cdr.admits_new_calls() {
+            Err("CDRs cannot be written: new calls are refused")
+        } else {
+            Ok(())
+        }
+    })
+}
+
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
 pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     // Watched before anything is bound or the pid file written: until then SIGHUP (from
@@ -100,12 +118,13 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     };
     let tcp_slots = tcp::Slots::new(&cfg.protect);
     let udp_socks = listen::sip(&cfg, &inbox, tcp_limits, &tcp_slots, &conn_ids)?;
-    listen::metrics_endpoint(&cfg, &inbox)?;
+    let cdr = CdrWriter::open_with(&cfg.cdr_path, crate::cdr::CdrOptions::from_config(&cfg))
+        .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    listen::metrics_endpoint(&cfg, &inbox, ready(&draining, cdr.gate()))?;
     wav::check_recording_dir(&cfg).map_err(|e| anyhow::anyhow!(e))?;
     let (wav, wav_thread) =
         wav::WavWriters::start().context("cannot start the recording writer")?;
-    let cdr = CdrWriter::open_with(&cfg.cdr_path, crate::cdr::CdrOptions::from_config(&cfg))
-        .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
     // The pid file `trunkgate reload` finds the process by (beside the CDR file).
     let control = match crate::ops::control::Control::start(&cfg) {
         Ok(c) => Some(c),
@@ -165,6 +184,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         media: media::Relays::new(cfg.media_ip, cfg.media_threads, Some(wav))
             .context("cannot start the media threads")?,
         lifecycle: Lifecycle::Running,
+        draining,
         cdr_ok: true,
         cdr_stalled: false,
         control,
@@ -203,6 +223,8 @@ struct Shell {
     config_path: PathBuf,
     media: media::Relays,
     lifecycle: Lifecycle,
+    /// Set at SIGTERM, for `GET /health` (read on the scrape tasks).
+    draining: Arc<std::sync::atomic::AtomicBool>,
     /// What the core was last told about the CDR writer.
     cdr_ok: bool,
     /// The CDR writer was stuck at the last look (said once per episode).

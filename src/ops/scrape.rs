@@ -40,7 +40,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub enum Reply {
     /// The exposition text (`GET` of any path but `/health`, as the exporter did).
     Metrics { head_only: bool },
-    /// `GET /health`: "OK".
+    /// `GET /health`: 200 "OK" while the gateway takes new calls, else 503 and why.
     Health { head_only: bool },
     /// A method other than GET or HEAD.
     MethodNotAllowed,
@@ -118,11 +118,16 @@ fn response(
 /// Who may scrape, asked per connection so a reload's `[metrics] allow` applies at once.
 pub type Allow = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
+/// Whether the gateway takes new calls, or why not (`GET /health`, a readiness probe: a
+/// load balancer or orchestrator sends new calls elsewhere while it drains).
+pub type Ready = Arc<dyn Fn() -> Result<(), &'static str> + Send + Sync>;
+
 /// Serve `/metrics` on `listener` until the runtime stops, and run the exporter's upkeep.
 pub async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
     allow: Allow,
+    ready: Ready,
     max_connections: usize,
 ) {
     let upkeep = handle.clone();
@@ -159,15 +164,16 @@ pub async fn serve(
             continue;
         };
         let handle = handle.clone();
+        let ready = ready.clone();
         tokio::spawn(async move {
-            answer(stream, handle).await;
+            answer(stream, handle, ready).await;
             drop(slot);
         });
     }
 }
 
 /// Read one request head and answer it.
-async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
+async fn answer(mut stream: TcpStream, handle: PrometheusHandle, ready: Ready) {
     let mut buf = Vec::with_capacity(1024);
     let read = tokio::time::timeout(HEAD_TIMEOUT, async {
         let mut chunk = [0u8; 1024];
@@ -206,7 +212,16 @@ async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
                 head_only,
             )
         }
-        Reply::Health { head_only } => response("200 OK", "text/plain", "", b"OK", head_only),
+        Reply::Health { head_only } => match ready() {
+            Ok(()) => response("200 OK", "text/plain", "", b"OK", head_only),
+            Err(why) => response(
+                "503 Service Unavailable",
+                "text/plain",
+                "",
+                why.as_bytes(),
+                head_only,
+            ),
+        },
         // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
         Reply::MethodNotAllowed => response(
             "405 Method Not Allowed",

@@ -349,12 +349,18 @@ impl Gateway {
 
     /// The Prometheus exposition text from `/metrics`.
     pub fn metrics(&self) -> String {
+        self.http_get("/metrics")
+    }
+
+    /// The whole HTTP answer (status line, headers, body) to `GET path` on the metrics
+    /// listener.
+    pub fn http_get(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.ports.metrics))
             .expect("metrics listener");
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out

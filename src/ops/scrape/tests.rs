@@ -59,14 +59,54 @@ fn a_head_ends_at_its_blank_line() {
 }
 
 /// A server on a free loopback port allowing only 127.0.0.1, serving at most `max`
-/// connections at once.
+/// connections at once, ready for new calls.
 async fn server(max: usize) -> SocketAddr {
+    server_ready(max, Arc::new(|| Ok(()))).await
+}
+
+async fn server_ready(max: usize, ready: Ready) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = PrometheusBuilder::new().build_recorder().handle();
     let allow: Allow = Arc::new(|ip: IpAddr| ip == IpAddr::from([127, 0, 0, 1]));
-    tokio::spawn(serve(listener, handle, allow, max));
+    tokio::spawn(serve(listener, handle, allow, ready, max));
     addr
+}
+
+/// `/health` is a readiness probe: 503 and why while the gateway refuses new calls
+/// (draining, CDRs unwritable), so a load balancer sends them elsewhere; `/metrics` is
+/// served all the same. Before, it answered 200 throughout.
+#[tokio::test]
+async fn health_says_503_while_new_calls_are_refused() {
+    let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = refusing.clone();
+    let ready: Ready = Arc::new(move || {
+        if flag.load(std::sync::atomic::Ordering::Acquire) {
+            Err("draining: new calls are refused")
+        } else {
+            Ok(())
+        }
+    });
+    let addr = server_ready(2, ready).await;
+    let get = |path: &'static str| async move {
+        let mut c = connect([127, 0, 0, 1], addr).await;
+        c.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        String::from_utf8(read_all(&mut c).await).unwrap()
+    };
+    assert!(get("/health").await.starts_with("HTTP/1.1 200 OK\r\n"));
+    refusing.store(true, std::sync::atomic::Ordering::Release);
+    let out = get("/health").await;
+    assert!(
+        out.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\r\n\r\ndraining: new calls are refused"),
+        "{out}"
+    );
+    assert!(get("/metrics").await.starts_with("HTTP/1.1 200 OK\r\n"));
 }
 
 /// Connect from `from` (any 127/8 address works on Linux loopback).

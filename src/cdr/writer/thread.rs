@@ -1,0 +1,129 @@
+//! The writer thread's loop: take what the calls queued, write and sync it, count what
+//! leaves memory, and at exit retry a while, then set aside what the file did not take.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use super::super::CdrRecord;
+use super::super::sink::{Sink, TickReport};
+use super::super::spill::Spill;
+use super::{CDR_DROPPED, CDR_QUEUE_DEPTH, CDR_WRITE_ERRORS, CLOSE_RETRY, Shared, WRITE_EVERY};
+
+pub(super) fn run(
+    mut sink: Sink,
+    mut spill: Option<Spill>,
+    rx: Receiver<CdrRecord>,
+    shared: &Shared,
+) {
+    let mut closed = false;
+    let mut burst = crate::ops::heap::BurstEnd::default();
+    while !closed {
+        std::thread::sleep(WRITE_EVERY);
+        closed = take_queued(&mut sink, &rx, shared);
+        if shared.reopen.swap(false, Ordering::AcqRel) {
+            sink.request_reopen();
+        }
+        let written = step(&mut sink, shared, Instant::now());
+        shared.beat(Instant::now());
+        if burst.ended(written > 0 || sink.pending() > 0) {
+            // A burst of calls ended: the pages its lines were encoded and queued in go
+            // back.
+            sink.shrink();
+            crate::ops::heap::release_thread_pages();
+        }
+    }
+    // Exit: keep retrying for a while (a disk that is being cleaned), each wait bounded.
+    let give_up = Instant::now() + CLOSE_RETRY;
+    sink.retry_now();
+    while sink.pending() > 0 && Instant::now() < give_up {
+        let now = Instant::now();
+        let wake = sink.retry_at().unwrap_or(now).min(give_up);
+        std::thread::sleep(wake.saturating_duration_since(now));
+        step(&mut sink, shared, Instant::now());
+    }
+    let report = sink.flush();
+    settle(shared, report);
+    count_errors(shared, report.errors);
+    let left = sink.take_pending();
+    // Counted once: a stop that went on without this thread may have counted them.
+    // Stored first: a stop that finds the count taken says this number.
+    shared.given_up.store(left.len(), Ordering::Release);
+    if !left.is_empty() && !shared.exit_counted.swap(true, Ordering::AcqRel) {
+        settle(
+            shared,
+            TickReport {
+                durable: left.len(),
+                ..TickReport::default()
+            },
+        );
+        shared
+            .dropped
+            .fetch_add(left.len() as u64, Ordering::Relaxed);
+        metrics::counter!(CDR_DROPPED).increment(left.len() as u64);
+    }
+    let spilled = match (&mut spill, left.is_empty()) {
+        (Some(spill), false) => spill.write(sink.fs(), &left),
+        _ => 0,
+    };
+    if let Some(spill) = spill.as_ref().filter(|_| spilled > 0) {
+        tracing::error!(
+            count = spilled,
+            "CDRs not written to the CDR file (it stayed unwritable until exit) are in {}",
+            spill.path.display()
+        );
+    }
+    for line in &left[spilled..] {
+        tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
+    }
+    metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
+}
+
+/// Move what the calls queued into the sink. True once every sender is gone.
+fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bool {
+    loop {
+        match rx.try_recv() {
+            Ok(rec) => match rec.to_line() {
+                Ok(line) => sink.push(line),
+                Err(e) => {
+                    shared.depth.fetch_sub(1, Ordering::AcqRel);
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(CDR_DROPPED).increment(1);
+                    tracing::error!(call_id = %rec.call_id, error = %e, "cannot encode CDR");
+                }
+            },
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
+        }
+    }
+}
+
+/// Write what can be written now; how many lines went out.
+pub(super) fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
+    let report = sink.tick(now);
+    settle(shared, report);
+    shared.failing.store(sink.failing(), Ordering::Release);
+    count_errors(shared, report.errors);
+    metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
+    report.written
+}
+
+/// Count what a tick moved out of memory: records leave it once durable (a record written,
+/// then put back by a failed sync, was never counted out), so `depth` is every record held,
+/// written or not, and a sync that hangs while writes go on fills it.
+fn settle(shared: &Shared, report: TickReport) {
+    // The saturation guards the gate on new calls: a miscount that wrapped below zero
+    // would read as a full queue and refuse every call until a restart.
+    let _ = shared
+        .depth
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+            Some(d.saturating_sub(report.durable))
+        });
+}
+
+fn count_errors(shared: &Shared, n: u64) {
+    if n > 0 {
+        shared.write_errors.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!(CDR_WRITE_ERRORS).increment(n);
+    }
+}
