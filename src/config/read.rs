@@ -1,7 +1,7 @@
 //! Reading the operator's files: `gateway.toml`, the profiles, a password file, the
-//! call-back keys. A reload runs on the signalling thread, so a file that would block it (a
-//! FIFO, a device such as `/dev/zero`, a folder) or fill memory is refused with a clear
-//! error rather than read.
+//! call-back keys. A file that would block the reload's loading thread for good (a FIFO, a
+//! device such as `/dev/zero`, a folder) or fill memory is refused with a clear error
+//! rather than read.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;

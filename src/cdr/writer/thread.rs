@@ -1,6 +1,7 @@
 //! The writer thread's loop: take what the calls queued, write and sync it, count what
 //! leaves memory, and at exit retry a while, then set aside what the file did not take.
 
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
@@ -73,8 +74,18 @@ pub(super) fn run(
             spill.path.display()
         );
     }
-    for line in &left[spilled..] {
-        tracing::error!(cdr = %line.trim_end(), "CDR not written: the file stayed unwritable until exit");
+    // Straight to standard error (the log), waiting for it: the log's own queue drops
+    // lines when it is full, and these thousands may be billed from nowhere else.
+    let unsaid = &left[spilled..];
+    if !unsaid.is_empty() {
+        tracing::error!(
+            count = unsaid.len(),
+            "CDRs not written (the file stayed unwritable until exit): each follows on standard error, one line each, after `trunkgate: CDR not written: `"
+        );
+        let mut err = std::io::stderr().lock();
+        for line in unsaid {
+            let _ = writeln!(err, "trunkgate: CDR not written: {}", line.trim_end());
+        }
     }
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
 }

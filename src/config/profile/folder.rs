@@ -11,11 +11,14 @@ pub(in crate::config) fn read_profiles_folder(
     errs: &mut Vec<ConfigError>,
     warns: &mut Vec<ConfigError>,
 ) -> Result<Vec<(PathBuf, Option<String>)>, std::io::Error> {
-    let entries = std::fs::read_dir(dir)?;
+    // An entry that cannot be read (EIO, a stale NFS handle) fails the whole folder: left
+    // out, its profile would vanish from routing, and a reload would be applied without it.
+    let entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
     // Hidden files are not profiles: an editor's lock (`.#carrier-a.toml`, a dangling
     // link) or a copy's resource fork (`._carrier-a.toml`).
     let visible: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .into_iter()
+        .map(|e| e.path())
         .filter(|p| {
             !p.file_name()
                 .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))

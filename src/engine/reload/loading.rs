@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, ConfigErrors};
 
 /// How long a reload's loading may take: reading a few files and trying the recording
-/// folder takes milliseconds; past this the disk is not answering. Below the 10 s that
+/// folder takes milliseconds; past this the disk is not answering. Below the 15 s that
 /// `trunkgate reload` waits, so it prints this answer.
 pub(in crate::engine) const LOAD_LIMIT: Duration = Duration::from_secs(5);
 
