@@ -39,6 +39,18 @@ impl LocalAddrs {
         uri_host(&self.host)
     }
 
+    /// Where a peer dials us: the host with the port we listen on (UDP's, else TCP's with
+    /// `;transport=tcp`), as a transfer's or a redirect's target names the gateway. Without
+    /// the port, a gateway on another port than 5060 sent the transferee to 5060, to
+    /// nothing or to whatever else listens there.
+    pub fn dial_hostport(&self) -> String {
+        match (self.udp_port, self.tcp_port) {
+            (Some(p), _) => format!("{}:{p}", self.uri_host()),
+            (None, Some(p)) => format!("{}:{p};transport=tcp", self.uri_host()),
+            (None, None) => self.uri_host(),
+        }
+    }
+
     /// Whether a Via names us (the advertised host, on one of our ports when it has one).
     pub fn is_ours(&self, via: &ViaInfo) -> bool {
         let host = via.host.trim_start_matches('[').trim_end_matches(']');
@@ -79,5 +91,25 @@ mod tests {
             tcp_port: None,
         };
         assert_eq!(local.uri_host(), "[::1]");
+        assert_eq!(local.dial_hostport(), "[::1]:5060");
+    }
+
+    /// A transfer's target names the port the gateway listens on (before, the host alone:
+    /// a gateway on 5070 sent the transferee to 5060), and TCP when it takes TCP only.
+    #[test]
+    fn a_peer_dials_us_at_our_port() {
+        let local = |udp_port, tcp_port| super::LocalAddrs {
+            host: "192.0.2.1".into(),
+            udp_port,
+            tcp_port,
+        };
+        assert_eq!(
+            local(Some(5070), Some(5071)).dial_hostport(),
+            "192.0.2.1:5070"
+        );
+        assert_eq!(
+            local(None, Some(5071)).dial_hostport(),
+            "192.0.2.1:5071;transport=tcp"
+        );
     }
 }

@@ -708,7 +708,7 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     let out = h.one_request(CARRIER_A, Method::Refer);
     assert_eq!(
         out.header(&Hdr::named("Refer-To")).as_deref(),
-        Some("<sip:+8610456@127.0.0.1>")
+        Some("<sip:+8610456@127.0.0.1:5060>")
     );
     let by = out.header(&Hdr::named("Referred-By")).unwrap();
     assert!(!by.contains("10.0.0.9"), "{by}");
