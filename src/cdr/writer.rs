@@ -111,7 +111,7 @@ impl CdrHealth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CdrStats {
     pub health: CdrHealth,
-    /// Records queued or being retried.
+    /// Records not yet durable: queued, being retried, or written and not yet synced.
     pub queue_depth: usize,
     /// Failed opens, writes and syncs since start.
     pub write_errors: u64,
@@ -122,7 +122,7 @@ pub struct CdrStats {
 /// State the calls' side reads without waiting for the writer thread.
 #[derive(Debug)]
 struct Shared {
-    /// Records accepted by `write` and not yet completely in the file.
+    /// Records accepted by `write` and not yet durable (synced in the file), or given up.
     depth: AtomicUsize,
     failing: AtomicBool,
     write_errors: AtomicU64,

@@ -6,6 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::Hdr;
 use super::tags::{TagKey, TagKind};
 
 #[derive(Debug)]
@@ -13,6 +14,8 @@ pub struct IdGen {
     rng: StdRng,
     /// What our tags are made and checked with ([`TagKey`]).
     tags: TagKey,
+    /// What stateless answers' tags are hashed with ([`IdGen::stateless_tag`]).
+    stateless: foldhash::fast::FixedState,
 }
 
 impl IdGen {
@@ -20,14 +23,17 @@ impl IdGen {
         IdGen {
             rng: StdRng::seed_from_u64(seed),
             tags: TagKey::from_seed(seed),
+            stateless: foldhash::fast::FixedState::with_seed(seed),
         }
     }
 
     /// Seeded from the operating system's entropy; tags made with `tags`, which the edge
     /// checks them with.
     pub fn from_os(tags: TagKey) -> Self {
+        let mut rng = StdRng::from_os_rng();
         IdGen {
-            rng: StdRng::from_os_rng(),
+            stateless: foldhash::fast::FixedState::with_seed(rng.random()),
+            rng,
             tags,
         }
     }
@@ -71,21 +77,19 @@ impl IdGen {
     }
 
     /// A To tag for a stateless answer to `req` (no transaction: nothing asks for its ACK,
-    /// nothing resends it): with no check the edge takes for ours, so that what the gateway
-    /// answers anyone without state hands out no tag that its edge lets ahead; and the same
-    /// for a retransmission of `req` (RFC 3261 §8.2.7), made from what names the request.
+    /// nothing resends it): the same for a retransmission of `req` (RFC 3261 §8.2.7), a
+    /// hash (seeded per process) of the header lines that name the request (Call-ID, From
+    /// with its tag, the top Via with its branch, CSeq with its method), read as they came
+    /// (the parsed ones cost a flood more than the answer). Its 16 hex digits are shorter
+    /// than any tag whose check the edge verifies, so what the gateway answers anyone
+    /// without state hands out no tag its edge lets ahead.
     pub fn stateless_tag(&self, req: &super::Request) -> String {
-        let call_id = req.call_id().unwrap_or_default();
-        let from_tag = req.from_tag().unwrap_or_default();
-        let branch = req.top_via().and_then(|v| v.branch).unwrap_or_default();
-        let cseq = req.seq().to_be_bytes();
-        self.tags.stateless(&[
-            call_id.as_bytes(),
-            from_tag.as_bytes(),
-            branch.as_bytes(),
-            &cseq,
-            req.method().as_str().as_bytes(),
-        ])
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.stateless.build_hasher();
+        for name in [&Hdr::CALL_ID, &Hdr::FROM, &Hdr::VIA, &Hdr::CSEQ] {
+            req.header(name).hash(&mut h);
+        }
+        format!("{:016x}", h.finish())
     }
 
     /// `n` random hex digits (a recording file's token).

@@ -120,31 +120,6 @@ impl TagKey {
             })
     }
 
-    /// A stateless answer's To tag for the request `parts` name (its Call-ID, From tag, top
-    /// branch, CSeq): the same for the same request, so a retransmission's answer carries
-    /// the tag the first one did (RFC 3261 §8.2.7), yet nobody without the key can tell
-    /// what it will be. It carries no check the edge takes for ours (that it passes one is
-    /// as likely as for any 24 hex digits, 2^-32).
-    pub(super) fn stateless(&self, parts: &[&[u8]]) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut mac = (*self.0).clone();
-        mac.update(b"s");
-        for p in parts {
-            mac.update(p);
-            mac.update(b"\0");
-        }
-        let out = mac.finalize().into_bytes();
-        out.iter()
-            .take((RANDOM + CHECK) / 2)
-            .flat_map(|b| {
-                [
-                    HEX[usize::from(b >> 4)] as char,
-                    HEX[usize::from(b & 0x0f)] as char,
-                ]
-            })
-            .collect()
-    }
-
     /// Whether `tag` is one of our dialogs' tags for `call_id` (tags compare exactly, RFC
     /// 3261 §19.3).
     pub fn ours(&self, tag: &str, call_id: &str) -> bool {
