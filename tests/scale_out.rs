@@ -356,3 +356,48 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
     );
     assert_eq!(after[1], before[1] + 6, "{after:?}\n{}", w.logs());
 }
+
+/// The front is no open relay: a request in a dialog from outside (a To tag, and a Route
+/// set the sender wrote) goes only to an instance. Before, `loose_route` sent it wherever
+/// its Route set named, from the front's address (the one carriers trust), with the
+/// sender's source stamped on it: anyone could send a MESSAGE or an INVITE to a carrier
+/// through it.
+#[test]
+fn the_front_relays_a_peers_request_to_no_host_but_an_instance() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world();
+    let victim = UdpSocket::bind("127.0.0.9:0").unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let target = victim.local_addr().unwrap();
+    let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let front = w.front;
+    for route in [
+        format!("<sip:{front};lr>,<sip:{target};lr>"),
+        format!("<sip:{target};lr>"),
+    ] {
+        let msg = format!(
+            "MESSAGE sip:+19005550100@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrelay{}\r\nRoute: {route}\r\nFrom: <sip:a@{me}>;tag=r1\r\nTo: <sip:+19005550100@{target}>;tag=r2\r\nCall-ID: relay-{}@x\r\nCSeq: 2 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+            route.len(),
+            route.len()
+        );
+        sock.send_to(msg.as_bytes(), front).unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no answer from the front ({e}):\n{}", w.logs()));
+        let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
+        assert!(
+            victim.recv_from(&mut buf).is_err(),
+            "the front relayed a stranger's request to {target}:\n{}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+}
