@@ -175,16 +175,27 @@ impl SessionTimerPolicy {
     }
 
     /// The gateway as UAC: the leg's timer after the 2xx `resp` to our request that asked
-    /// for `asked` (RFC 4028 §7.2). The peer's interval is kept as agreed (sipx floors it at
-    /// 90 s; refreshing later than agreed would let the peer hang up), and capped at a day.
+    /// for `asked` (RFC 4028 §7.2). The peer's interval is kept as agreed when shorter (sipx
+    /// floors it at 90 s; refreshing later than agreed would let the peer hang up). One
+    /// longer than we asked for (§9 forbids a UAS to raise it), or than the profile's
+    /// `expires_s` when we asked for none, is not taken: the gateway refreshes at that
+    /// limit, which a peer expecting fewer refreshes takes all the same. Before, a callee's `86400;refresher=uas` had a dead callee's call
+    /// billed for a day.
     pub fn as_uac(&self, resp: &Response, asked: Option<Duration>) -> Option<Session> {
         if self.mode == TimerMode::Off {
             return None;
         }
         let agreed = resp.session_expires().and_then(Result::ok);
-        session::adopt(agreed, asked).map(|s| Session {
-            interval: s.interval.min(MAX_INTERVAL),
-            ..s
+        // Without an interval of ours (`accept` mode), the longest this profile takes.
+        let limit = asked
+            .unwrap_or(self.expires)
+            .clamp(session::ABSOLUTE_MIN_INTERVAL, MAX_INTERVAL);
+        session::adopt(agreed, asked).map(|s| match s.interval > limit {
+            true => Session {
+                interval: limit,
+                we_refresh: true,
+            },
+            false => s,
         })
     }
 

@@ -270,11 +270,32 @@ fn huge_intervals_from_a_peer_are_capped_or_refused() {
         panic!()
     };
     assert_eq!(session.interval, S(1800));
+    // Longer than the profile's `expires_s` (nothing asked): refreshed at that, by us.
     let s = p
         .as_uac(
-            &ok(&format!("Session-Expires: {huge};refresher=uac\r\n")),
+            &ok(&format!("Session-Expires: {huge};refresher=uas\r\n")),
             None,
         )
         .unwrap();
-    assert_eq!(s.interval, MAX_INTERVAL);
+    assert_eq!((s.interval, s.we_refresh), (S(1800), true));
+}
+
+/// A 2xx that raises the interval we asked for (RFC 4028 §9 forbids it) does not make the
+/// gateway wait longer: it refreshes at what it asked for. Before, a callee's
+/// `86400;refresher=uas` left a dead callee's call up, and billed, for a day. A shorter one
+/// is taken as agreed, and its refresher too.
+#[test]
+fn a_2xx_that_raises_our_interval_is_refreshed_at_ours() {
+    let p = policy(TimerMode::Require, 1800, 90);
+    let s = p
+        .as_uac(
+            &ok("Session-Expires: 86400;refresher=uas\r\n"),
+            Some(S(1800)),
+        )
+        .unwrap();
+    assert_eq!((s.interval, s.we_refresh), (S(1800), true));
+    let s = p
+        .as_uac(&ok("Session-Expires: 600;refresher=uas\r\n"), Some(S(1800)))
+        .unwrap();
+    assert_eq!((s.interval, s.we_refresh), (S(600), false));
 }
