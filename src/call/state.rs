@@ -203,6 +203,8 @@ pub struct Call {
     /// How each leg's refreshes of ours go once its peer refused one by UPDATE
     /// (`session/refresh.rs`).
     pub refresh_by: PerSide<super::session::RefreshBy>,
+    /// Our refreshes of each leg refused in a row: each retry waits twice as long.
+    pub refresh_refusals: PerSide<u8>,
     /// Probes of each leg in a row whose outcome was doubtful (`probe.rs`).
     pub probe_doubts: PerSide<u8>,
     /// Each leg's probe out, as sent: a challenge to it is answered against it (`probe.rs`).
@@ -309,6 +311,7 @@ impl Call {
             sdp: Default::default(),
             refresh: None,
             refresh_by: Default::default(),
+            refresh_refusals: Default::default(),
             probe_doubts: Default::default(),
             probe_sent: Default::default(),
             identity: None,

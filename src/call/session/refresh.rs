@@ -180,6 +180,7 @@ impl Call {
             return;
         }
         if resp.is_success() {
+            self.refresh_refusals[side] = 0;
             // A 5xx before it was a moment's: the next 5xx is tried again too.
             if self.refresh_by[side] == RefreshBy::UpdateFailedOnce {
                 self.refresh_by[side] = RefreshBy::Update;
@@ -315,6 +316,14 @@ impl Call {
         } else {
             REFRESH_RETRY
         };
+        // Twice as long after each refusal in a row, up to an eighth of the interval (the
+        // leg still expires in time if none works): a peer that refuses every refresh
+        // (491 at once, a 5xx) would otherwise draw one every few seconds until then,
+        // hundreds per call.
+        let refusals = self.refresh_refusals[side];
+        self.refresh_refusals[side] = refusals.saturating_add(1);
+        let most = self.session[side].map_or(wait, |s| (s.interval / 8).max(wait));
+        let wait = (wait * 2u32.pow(u32::from(refusals.min(10)))).min(most);
         self.timers
             .set(CallTimer::SessionRefresh(side), cx.now + wait);
     }

@@ -810,6 +810,38 @@ fn a_refresh_that_meets_glare_waits_as_the_call_ids_owner_or_not() {
     assert_eq!(again[0].cseq().unwrap().0, re.cseq().unwrap().0 + 1);
 }
 
+/// A peer that refuses every refresh (491 at once) is tried again less and less often, up to
+/// an eighth of the interval apart, until the leg expires: a handful of refreshes, not one
+/// every couple of seconds (before: 241 in the 300 s left of a 600 s interval).
+#[test]
+fn a_peer_that_refuses_every_refresh_is_asked_less_and_less_often() {
+    let mut h = H::new();
+    call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uas\r\nMin-SE: 90\r\n",
+        &[],
+    );
+    h.advance(Duration::from_millis(300_200));
+    let mut refreshes = std::collections::BTreeSet::new();
+    for _ in 0..700 {
+        for re in h.take_requests(PHONE, Method::Invite) {
+            if refreshes.insert(re.seq()) {
+                h.recv_msg(PHONE, reply(&re, 491, "phone1", &[], None));
+            }
+        }
+        if !h.cdrs.is_empty() {
+            break;
+        }
+        h.advance(Duration::from_millis(500));
+    }
+    assert!(
+        (4..=12).contains(&refreshes.len()),
+        "{} refreshes",
+        refreshes.len()
+    );
+    assert_eq!(h.cdrs.len(), 1, "the leg expired once none worked");
+}
+
 #[test]
 fn the_carriers_422_is_retried_once_with_its_minimum() {
     let mut h = carrier_requiring_timers();
