@@ -208,6 +208,7 @@ impl Call {
                 toward: other,
                 sent_cseq: relayed.sent.seq(),
                 origin_cseq: relayed.origin_req.seq(),
+                ended: false,
             });
         }
         let prack = relayed.method == Method::Prack;

@@ -8,6 +8,8 @@ pub struct RelayedRefer {
     pub toward: Side,
     pub sent_cseq: u32,
     pub origin_cseq: u32,
+    /// Its subscription ended: a NOTIFY on it said `Subscription-State: terminated`.
+    pub ended: bool,
 }
 
 /// The REFERs a call relayed, oldest first (boxed in the call: most calls have none), and

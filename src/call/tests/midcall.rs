@@ -743,6 +743,18 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
     assert!(h.take_requests(PHONE, Method::Bye).is_empty());
     assert!(h.cdrs.is_empty(), "the call goes on");
+    // That NOTIFY said the subscription was over (terminated): another on it gets 481 and
+    // does not reach the PBX (before, every later one was relayed for the rest of the call).
+    let late = carrier_notify(
+        &inv,
+        3,
+        "z9hG4bKn3",
+        &format!("refer;id={}", out.seq()),
+        "active;expires=60",
+    );
+    h.recv(CARRIER_A, &late);
+    assert_eq!(h.statuses(CARRIER_A), vec![481]);
+    assert!(h.take_requests(PHONE, Method::Notify).is_empty());
     // The carrier's profile does not relay: its REFER is refused, and a target that is no
     // number is refused too.
     let carrier_refer = in_dialog(
@@ -751,7 +763,7 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
         "<sip:+8610123@ims.example.com>;tag=carrier1",
         &inv.header(&Hdr::FROM).unwrap(),
         &inv.call_id().unwrap(),
-        2,
+        4,
         "z9hG4bKr2",
         "127.0.0.3:5060",
         "",
