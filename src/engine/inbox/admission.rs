@@ -28,7 +28,7 @@ impl Inbox {
     ) -> bool {
         let cfg = self.config.load();
         // The front carries every peer's traffic: its rate is theirs together, not one
-        // source's (each peer is held to its own rate at the front).
+        // source's (each peer is held to its own rate at the front: the shipped one's pike).
         if cfg.is_front_ip(ip) {
             return true;
         }
