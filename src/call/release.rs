@@ -235,6 +235,9 @@ impl Call {
             self.fail_call(cx, 503, CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE);
         } else if self.phase.is_up() {
             self.release_answered(cx, CallTag::Shutdown, Q850Cause::NORMAL_CLEARING);
+            // The process is stopping: a BYE held for the caller's ACK goes now, as it would
+            // not once the process has gone.
+            self.settle_pending_2xx(cx);
         } else {
             // Ended, a BYE held for the caller's ACK (`Pending2xx::then_bye`): it goes now,
             // the process stopping.

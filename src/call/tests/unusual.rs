@@ -338,6 +338,16 @@ fn shutdown_releases_calls_with_cdrs() {
     let tags: Vec<CallTag> = h.cdrs.iter().map(|c| c.call_tag).collect();
     assert_eq!(tags, vec![CallTag::Shutdown; 3]);
     assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    // A call answered whose caller has not ACKed yet: at shutdown its BYE goes at once
+    // (the process will not be there when the ACK comes), not held for the ACK.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c21", "z9hG4bKc21", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.input(Input::HangUpAll);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::Shutdown);
 }
 
 #[test]
