@@ -141,6 +141,11 @@ impl Sink {
         self.pending.len()
     }
 
+    /// Records in the file, waiting for their sync.
+    pub fn unsynced(&self) -> usize {
+        self.unsynced.len()
+    }
+
     #[cfg(test)]
     pub(super) fn queue_room(&self) -> usize {
         self.pending.capacity()
@@ -191,7 +196,7 @@ impl Sink {
         let reopen = self.reopen_requested || self.rotated();
         if reopen && self.in_flight.is_some() {
             // Once the running sync has ended: closing waits for it, and a disk whose syncs
-            // hang would stop the writes too (a SIGHUP from logrotate, mid-hang).
+            // hang would stop this thread (and the exit's count of what it holds) with it.
             self.reopen_requested = true;
         } else if reopen {
             self.reopen_requested = false;
@@ -203,7 +208,10 @@ impl Sink {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot reopen the CDR file");
             }
         }
-        let waiting = self.retry_at.is_some_and(|at| now < at);
+        // A reopen put off for the running sync holds the writes too: the path may name
+        // another file now, or none (deleted), and lines written to the old one would be
+        // lost with it. They wait in `pending`, bounded by `max_pending`.
+        let waiting = self.retry_at.is_some_and(|at| now < at) || self.reopen_requested;
         if !self.pending.is_empty() && !waiting {
             match self.write_pending(now) {
                 // Written, not yet durable: `failing` and the back-off are reset by the sync

@@ -134,6 +134,9 @@ struct Shared {
     exit_counted: AtomicBool,
     /// How many the writer counted that way, for a stop that then goes on without it.
     given_up: AtomicUsize,
+    /// Of `depth`, the records already in the file and waiting for their sync: a writer
+    /// stuck at exit has not lost those (only a crash of the machine would).
+    unsynced: AtomicUsize,
     /// When the writer last came round its loop: milliseconds after `born`.
     beat_ms: AtomicU64,
     born: Instant,
@@ -150,6 +153,7 @@ impl Shared {
             fail_closed: AtomicBool::new(fail_closed),
             exit_counted: AtomicBool::new(false),
             given_up: AtomicUsize::new(0),
+            unsynced: AtomicUsize::new(0),
             beat_ms: AtomicU64::new(0),
             born: Instant::now(),
         }
@@ -383,11 +387,13 @@ impl CdrWriter {
     /// Count what the writer holds as dropped, and how many: `gone` (it died) empties the
     /// queue count too; a writer stuck in the disk may still finish with them.
     fn count_held_as_lost(&self, gone: bool) -> usize {
-        let lost = if gone {
+        let held = if gone {
             self.shared.depth.swap(0, Ordering::AcqRel)
         } else {
             self.shared.depth.load(Ordering::Acquire)
         };
+        // Written and not yet synced: in the file, not lost.
+        let lost = held.saturating_sub(self.shared.unsynced.load(Ordering::Acquire));
         self.shared
             .dropped
             .fetch_add(lost as u64, Ordering::Relaxed);

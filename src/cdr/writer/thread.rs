@@ -45,6 +45,7 @@ pub(super) fn run(
     }
     let report = sink.flush();
     settle(shared, report);
+    shared.unsynced.store(sink.unsynced(), Ordering::Release);
     count_errors(shared, report.errors);
     let left = sink.take_pending();
     // Counted once: a stop that went on without this thread may have counted them.
@@ -113,6 +114,7 @@ fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bo
 pub(super) fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
     let report = sink.tick(now);
     settle(shared, report);
+    shared.unsynced.store(sink.unsynced(), Ordering::Release);
     shared.failing.store(sink.failing(), Ordering::Release);
     count_errors(shared, report.errors);
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
