@@ -37,6 +37,8 @@ impl Call {
     /// from now: a successful refresh calls this again.
     pub(super) fn set_session(&mut self, cx: &mut Cx, side: Side, s: Option<Session>) {
         self.session[side] = s;
+        // A new interval: its first refused refresh waits as any first one does.
+        self.refresh_refusals[side] = 0;
         self.timers.clear(CallTimer::SessionRefresh(side));
         self.timers.clear(CallTimer::SessionExpiry(side));
         if s.is_none() {

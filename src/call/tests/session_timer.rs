@@ -840,6 +840,14 @@ fn a_peer_that_refuses_every_refresh_is_asked_less_and_less_often() {
         refreshes.len()
     );
     assert_eq!(h.cdrs.len(), 1, "the leg expired once none worked");
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+    assert!(
+        h.cdrs[0]
+            .events
+            .contains(&"session_expired_caller".to_string()),
+        "{:?}",
+        h.cdrs[0].events
+    );
 }
 
 #[test]
