@@ -39,15 +39,15 @@ impl LocalAddrs {
         uri_host(&self.host)
     }
 
-    /// Where a peer dials us: the host with the port we listen on (UDP's, else TCP's with
-    /// `;transport=tcp`), as a transfer's or a redirect's target names the gateway. Without
-    /// the port, a gateway on another port than 5060 sent the transferee to 5060, to
-    /// nothing or to whatever else listens there.
+    /// Where a peer dials us: the host with the port we listen on (UDP's, else TCP's), as a
+    /// transfer's or a redirect's target names the gateway. Without the port, a gateway on
+    /// another port than 5060 sent the transferee to 5060, to nothing or to whatever else
+    /// listens there. (No `;transport=`: the target's number parameters are written after
+    /// the host, and a TCP-only gateway's transferee dials over UDP first, as before.)
     pub fn dial_hostport(&self) -> String {
-        match (self.udp_port, self.tcp_port) {
-            (Some(p), _) => format!("{}:{p}", self.uri_host()),
-            (None, Some(p)) => format!("{}:{p};transport=tcp", self.uri_host()),
-            (None, None) => self.uri_host(),
+        match self.udp_port.or(self.tcp_port) {
+            Some(p) => format!("{}:{p}", self.uri_host()),
+            None => self.uri_host(),
         }
     }
 
@@ -95,7 +95,7 @@ mod tests {
     }
 
     /// A transfer's target names the port the gateway listens on (before, the host alone:
-    /// a gateway on 5070 sent the transferee to 5060), and TCP when it takes TCP only.
+    /// a gateway on 5070 sent the transferee to 5060), TCP's when it takes TCP only.
     #[test]
     fn a_peer_dials_us_at_our_port() {
         let local = |udp_port, tcp_port| super::LocalAddrs {
@@ -107,9 +107,6 @@ mod tests {
             local(Some(5070), Some(5071)).dial_hostport(),
             "192.0.2.1:5070"
         );
-        assert_eq!(
-            local(None, Some(5071)).dial_hostport(),
-            "192.0.2.1:5071;transport=tcp"
-        );
+        assert_eq!(local(None, Some(5071)).dial_hostport(), "192.0.2.1:5071");
     }
 }
