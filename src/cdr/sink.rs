@@ -208,9 +208,8 @@ impl Sink {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot reopen the CDR file");
             }
         }
-        // A reopen put off for the running sync holds the writes too: the path may name
-        // another file now, or none (deleted), and lines written to the old one would be
-        // lost with it. They wait in `pending`, bounded by `max_pending`.
+        // A reopen put off for the running sync holds the writes too (in `pending`): the
+        // path may name another file now, or none, and the old one's lines be lost with it.
         let waiting = self.retry_at.is_some_and(|at| now < at) || self.reopen_requested;
         if !self.pending.is_empty() && !waiting {
             match self.write_pending(now) {
