@@ -39,7 +39,13 @@ pub(super) fn run(
     sink.retry_now();
     while sink.pending() > 0 && Instant::now() < give_up {
         let now = Instant::now();
-        let wake = sink.retry_at().unwrap_or(now).min(give_up);
+        // At least a tick's wait: a reopen held for a running sync writes nothing and sets
+        // no retry time, and the loop would spin on it.
+        let wake = sink
+            .retry_at()
+            .unwrap_or(now)
+            .max(now + WRITE_EVERY)
+            .min(give_up);
         std::thread::sleep(wake.saturating_duration_since(now));
         step(&mut sink, shared, Instant::now());
     }
@@ -112,9 +118,12 @@ fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bo
 
 /// Write what can be written now; how many lines went out.
 pub(super) fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
+    // Nothing counts as safe in the file while a tick runs: one stuck in it (a failed sync
+    // put its lines back in memory, then a write hung) would have them counted so.
+    shared.unsynced.store(0, Ordering::Release);
     let report = sink.tick(now);
-    settle(shared, report);
     shared.unsynced.store(sink.unsynced(), Ordering::Release);
+    settle(shared, report);
     shared.failing.store(sink.failing(), Ordering::Release);
     count_errors(shared, report.errors);
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
