@@ -45,10 +45,7 @@ impl LocalAddrs {
     /// listens there. (No `;transport=`: the target's number parameters are written after
     /// the host, and a TCP-only gateway's transferee dials over UDP first, as before.)
     pub fn dial_hostport(&self) -> String {
-        match self.udp_port.or(self.tcp_port) {
-            Some(p) => format!("{}:{p}", self.uri_host()),
-            None => self.uri_host(),
-        }
+        self.hostport(Transport::Udp)
     }
 
     /// Whether a Via names us (the advertised host, on one of our ports when it has one).
