@@ -38,48 +38,50 @@ impl Call {
     /// one, the first sent there (none once that one is forgotten: a later one's would be
     /// named to the referrer for it; none once its subscription ended).
     pub(super) fn refer_reported(&self, side: Side, event: &str) -> Option<u32> {
-        self.reported_refer(side, event)
-            .filter(|r| !r.ended)
-            .map(|r| r.origin_cseq)
+        let refers = self.refers.as_deref()?;
+        let r = &refers.0[self.reported_refer(side, event)?];
+        (!r.ended).then_some(r.origin_cseq)
     }
 
     /// A NOTIFY from `side` on the REFER `event` names said its subscription is over
     /// (`Subscription-State: terminated`, RFC 6665 §4.1.3): its later NOTIFYs get 481 rather
     /// than reaching the referrer for the rest of the call.
     pub(super) fn refer_subscription_ended(&mut self, side: Side, event: &str) {
-        let Some(r) = self.reported_refer(side, event).copied() else {
-            return;
-        };
-        if let Some(refers) = self.refers.as_deref_mut() {
-            for known in refers.0.iter_mut().filter(|k| **k == r) {
-                known.ended = true;
-            }
+        if let Some(i) = self.reported_refer(side, event)
+            && let Some(refers) = self.refers.as_deref_mut()
+        {
+            refers.0[i].ended = true;
         }
     }
 
-    fn reported_refer(&self, side: Side, event: &str) -> Option<&RelayedRefer> {
+    /// Where in the remembered REFERs the one a NOTIFY from `side` reports on is (`event`:
+    /// its Event header), ended or not.
+    fn reported_refer(&self, side: Side, event: &str) -> Option<usize> {
         let refers = self.refers.as_deref()?;
-        let mut toward = refers.0.iter().filter(|r| r.toward == side);
-        match refer_event_id(event) {
-            Some(id) => toward.find(|r| r.sent_cseq == id),
+        let mut toward = (refers.0.iter().enumerate()).filter(|(_, r)| r.toward == side);
+        let found = match refer_event_id(event) {
+            Some(id) => toward.find(|(_, r)| r.sent_cseq == id),
             None if refers.1[side] => None,
             None => toward.next(),
-        }
+        };
+        found.map(|(i, _)| i)
     }
 }
 
 /// Whether a `Subscription-State` value says the subscription is over.
 pub(super) fn is_terminated(value: &str) -> bool {
-    value
-        .split(';')
-        .next()
-        .is_some_and(|s| s.trim().eq_ignore_ascii_case("terminated"))
+    leads_with(value, "terminated")
 }
 
 /// Whether an `Event` value is the `refer` package (RFC 3515 §2.4.4), with or without an id.
 pub(super) fn is_refer_event(value: &str) -> bool {
+    leads_with(value, "refer")
+}
+
+/// Whether a header value's leading token (before its parameters) is `word`, in any case.
+fn leads_with(value: &str, word: &str) -> bool {
     value
         .split(';')
         .next()
-        .is_some_and(|pkg| pkg.trim().eq_ignore_ascii_case("refer"))
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(word))
 }
