@@ -558,6 +558,9 @@ fn a_full_queue_is_reported_and_refuses_new_calls_whatever_fail_closed() {
     w.write(rec("c"));
     assert_eq!(w.health(), CdrHealth::Full);
     assert!(!w.admits_new_calls());
+    // What `GET /health` reads from another thread says the same.
+    let gate = w.gate();
+    assert!(!gate.admits_new_calls());
     // Calls already up still get their CDR queued, up to twice max_pending.
     for id in ["d", "e", "f"] {
         w.write(rec(id));
@@ -575,6 +578,7 @@ fn a_full_queue_is_reported_and_refuses_new_calls_whatever_fail_closed() {
     wait_for(|| w.stats().queue_depth == 0 && w.health() == CdrHealth::Ok);
     assert_eq!(w.health(), CdrHealth::Ok);
     assert!(w.admits_new_calls());
+    assert!(gate.admits_new_calls());
     w.close();
     assert_eq!(ids(&path), ["a", "b", "c", "d", "e", "f"]);
 }
@@ -617,6 +621,7 @@ fn failing_writes_refuse_new_calls_only_when_fail_closed() {
     wait_for(|| w.health() == CdrHealth::Failing);
     assert_eq!(w.health(), CdrHealth::Failing);
     assert!(!w.admits_new_calls());
+    assert!(!w.gate().admits_new_calls());
     w.set_fail_closed(false);
     assert!(w.admits_new_calls());
     w.set_fail_closed(true);

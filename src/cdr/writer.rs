@@ -182,8 +182,8 @@ pub struct CdrWriter {
     tx: Option<Sender<CdrRecord>>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
-    shared: Arc<Shared>,
-    max_pending: usize,
+    /// The state shared with the writer thread, and the limit health is judged by.
+    gate: CdrGate,
 }
 
 impl CdrWriter {
@@ -214,8 +214,10 @@ impl CdrWriter {
             tx: Some(tx),
             thread: Some(thread),
             path: path.to_path_buf(),
-            shared,
-            max_pending: opts.max_pending.max(1),
+            gate: CdrGate {
+                shared,
+                max_pending: opts.max_pending.max(1),
+            },
         })
     }
 
@@ -225,8 +227,9 @@ impl CdrWriter {
 
     /// Queue one record. Never blocks the caller.
     pub fn write(&self, rec: CdrRecord) {
-        let hard_limit = self.max_pending.saturating_mul(2);
+        let hard_limit = self.gate.max_pending.saturating_mul(2);
         let queued = self
+            .gate
             .shared
             .depth
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
@@ -242,14 +245,14 @@ impl CdrWriter {
             None => Err(rec),
         };
         if let Err(rec) = sent {
-            self.shared.depth.fetch_sub(1, Ordering::AcqRel);
+            self.gate.shared.depth.fetch_sub(1, Ordering::AcqRel);
             self.lose(&rec, "the CDR writer has stopped");
         }
     }
 
     /// A record that cannot reach the file goes to the error log whole, so it can be billed.
     fn lose(&self, rec: &CdrRecord, why: &str) {
-        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        self.gate.shared.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(1);
         let line = rec.to_line().unwrap_or_default();
         tracing::error!(call_id = %rec.call_id, cdr = %line, "CDR not written: {why}");
@@ -259,47 +262,44 @@ impl CdrWriter {
     /// shell calls this on SIGHUP, after logrotate moved the file away. (A moved or deleted
     /// file is also noticed without a signal.)
     pub fn reopen(&self) {
-        self.shared.reopen.store(true, Ordering::Release);
+        self.gate.shared.reopen.store(true, Ordering::Release);
     }
 
     /// `[cdr] fail_closed` as reloaded.
     pub fn set_fail_closed(&self, on: bool) {
-        self.shared.fail_closed.store(on, Ordering::Release);
+        self.gate.shared.fail_closed.store(on, Ordering::Release);
     }
 
     /// Whether CDRs are flowing. A few atomic loads (and the clock while records wait):
     /// cheap enough for every new INVITE. A writer stuck in a system call sets no flag, so
     /// it is told by its silence.
     pub fn health(&self) -> CdrHealth {
-        health_of(&self.shared, self.max_pending)
+        self.gate.health()
     }
 
     /// Whether a new call may start: not while the queue is full, and not while writes fail
     /// when `fail_closed` is on. A refused call gets 503 from the call layer.
     pub fn admits_new_calls(&self) -> bool {
-        admits(&self.shared, self.max_pending)
+        self.gate.admits_new_calls()
     }
 
     /// [`CdrWriter::admits_new_calls`], readable from another thread (`GET /health`).
     pub fn gate(&self) -> CdrGate {
-        CdrGate {
-            shared: Arc::clone(&self.shared),
-            max_pending: self.max_pending,
-        }
+        self.gate.clone()
     }
 
     /// Records wait and the writer has not come round its loop for a while: stuck in the
     /// disk.
     pub fn stalled(&self) -> bool {
-        self.shared.stalled(Instant::now())
+        self.gate.shared.stalled(Instant::now())
     }
 
     pub fn stats(&self) -> CdrStats {
         CdrStats {
             health: self.health(),
-            queue_depth: self.shared.depth.load(Ordering::Acquire),
-            write_errors: self.shared.write_errors.load(Ordering::Relaxed),
-            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            queue_depth: self.gate.shared.depth.load(Ordering::Acquire),
+            write_errors: self.gate.shared.write_errors.load(Ordering::Relaxed),
+            dropped: self.gate.shared.dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -320,7 +320,7 @@ impl CdrWriter {
         match crate::threads::join_within(t, limit) {
             Joined::Finished => {}
             // Whatever it held in memory is gone: counted and said, not lost silently.
-            Joined::Panicked if !self.shared.exit_counted.swap(true, Ordering::AcqRel) => {
+            Joined::Panicked if !self.gate.shared.exit_counted.swap(true, Ordering::AcqRel) => {
                 let lost = self.count_held_as_lost(true);
                 tracing::error!(
                     lost,
@@ -328,7 +328,7 @@ impl CdrWriter {
                 );
             }
             Joined::Panicked => tracing::error!("the CDR writer stopped abnormally"),
-            Joined::StillRunning if !self.shared.exit_counted.swap(true, Ordering::AcqRel) => {
+            Joined::StillRunning if !self.gate.shared.exit_counted.swap(true, Ordering::AcqRel) => {
                 let lost = self.count_held_as_lost(false);
                 tracing::error!(
                     lost,
@@ -341,7 +341,7 @@ impl CdrWriter {
             // It has counted what it gives up on, and is writing them aside or saying them
             // in the log: lost if the process exits first.
             Joined::StillRunning => tracing::error!(
-                lost = self.shared.given_up.load(Ordering::Acquire),
+                lost = self.gate.shared.given_up.load(Ordering::Acquire),
                 "the CDR writer did not finish within {} s (the disk does not answer): the \
                  CDRs it was writing aside are lost unless it finishes before the process \
                  exits",
@@ -361,25 +361,22 @@ pub struct CdrGate {
 
 impl CdrGate {
     pub fn admits_new_calls(&self) -> bool {
-        admits(&self.shared, self.max_pending)
+        match self.health() {
+            CdrHealth::Ok => true,
+            CdrHealth::Failing => !self.shared.fail_closed.load(Ordering::Acquire),
+            CdrHealth::Full => false,
+        }
     }
-}
 
-fn health_of(shared: &Shared, max_pending: usize) -> CdrHealth {
-    if shared.depth.load(Ordering::Acquire) >= max_pending {
-        CdrHealth::Full
-    } else if shared.failing.load(Ordering::Acquire) || shared.stalled(Instant::now()) {
-        CdrHealth::Failing
-    } else {
-        CdrHealth::Ok
-    }
-}
-
-fn admits(shared: &Shared, max_pending: usize) -> bool {
-    match health_of(shared, max_pending) {
-        CdrHealth::Ok => true,
-        CdrHealth::Failing => !shared.fail_closed.load(Ordering::Acquire),
-        CdrHealth::Full => false,
+    fn health(&self) -> CdrHealth {
+        let shared = &self.shared;
+        if shared.depth.load(Ordering::Acquire) >= self.max_pending {
+            CdrHealth::Full
+        } else if shared.failing.load(Ordering::Acquire) || shared.stalled(Instant::now()) {
+            CdrHealth::Failing
+        } else {
+            CdrHealth::Ok
+        }
     }
 }
 
@@ -388,13 +385,14 @@ impl CdrWriter {
     /// queue count too; a writer stuck in the disk may still finish with them.
     fn count_held_as_lost(&self, gone: bool) -> usize {
         let held = if gone {
-            self.shared.depth.swap(0, Ordering::AcqRel)
+            self.gate.shared.depth.swap(0, Ordering::AcqRel)
         } else {
-            self.shared.depth.load(Ordering::Acquire)
+            self.gate.shared.depth.load(Ordering::Acquire)
         };
         // Written and not yet synced: in the file, not lost.
-        let lost = held.saturating_sub(self.shared.unsynced.load(Ordering::Acquire));
-        self.shared
+        let lost = held.saturating_sub(self.gate.shared.unsynced.load(Ordering::Acquire));
+        self.gate
+            .shared
             .dropped
             .fetch_add(lost as u64, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(lost as u64);

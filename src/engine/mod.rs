@@ -84,13 +84,13 @@ pub(crate) enum Event {
 /// and new calls are refused (`[cdr] fail_closed`, a full queue).
 fn ready(
     draining: &Arc<std::sync::atomic::AtomicBool>,
-    cdr: crate::cdr::CdrGate,
+    cdr_admits: impl Fn() -> bool + Send + Sync + 'static,
 ) -> crate::ops::scrape::Ready {
     let draining = Arc::clone(draining);
     Arc::new(move || {
         if draining.load(std::sync::atomic::Ordering::Acquire) {
             Err("draining: new calls are refused")
-        } else if !cdr.admits_new_calls() {
+        } else if !cdr_admits() {
             Err("CDRs cannot be written: new calls are refused")
         } else {
             Ok(())
@@ -121,7 +121,12 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let cdr = CdrWriter::open_with(&cfg.cdr_path, crate::cdr::CdrOptions::from_config(&cfg))
         .with_context(|| format!("cannot open CDR file {}", cfg.cdr_path.display()))?;
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    listen::metrics_endpoint(&cfg, &inbox, ready(&draining, cdr.gate()))?;
+    let gate = cdr.gate();
+    listen::metrics_endpoint(
+        &cfg,
+        &inbox,
+        ready(&draining, move || gate.admits_new_calls()),
+    )?;
     wav::check_recording_dir(&cfg).map_err(|e| anyhow::anyhow!(e))?;
     let (wav, wav_thread) =
         wav::WavWriters::start().context("cannot start the recording writer")?;
@@ -443,5 +448,34 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn health_is_not_ready_while_draining_or_while_cdrs_refuse_new_calls() {
+        let draining = Arc::new(AtomicBool::new(false));
+        let cdr_ok = Arc::new(AtomicBool::new(true));
+        let ready = super::ready(&draining, {
+            let cdr_ok = Arc::clone(&cdr_ok);
+            move || cdr_ok.load(Ordering::Acquire)
+        });
+        assert_eq!(ready(), Ok(()));
+        cdr_ok.store(false, Ordering::Release);
+        assert_eq!(
+            ready(),
+            Err("CDRs cannot be written: new calls are refused")
+        );
+        cdr_ok.store(true, Ordering::Release);
+        assert_eq!(ready(), Ok(()));
+        draining.store(true, Ordering::Release);
+        assert_eq!(ready(), Err("draining: new calls are refused"));
+        // Draining is the reason given when both hold: it does not pass.
+        cdr_ok.store(false, Ordering::Release);
+        assert_eq!(ready(), Err("draining: new calls are refused"));
     }
 }
