@@ -288,7 +288,7 @@ impl Call {
         let redirect = (300..400).contains(&status).then(|| {
             let contacts = resp.header_lines(&Hdr::CONTACT);
             match may_redirect {
-                true => redirect_targets(&contacts, &cx.env.local.dial_hostport(), from_trunk),
+                true => redirect_targets(&contacts, &cx.env.local.dial_at(), from_trunk),
                 false => Vec::new(),
             }
         });

@@ -66,7 +66,7 @@ impl Call {
         let refer_to = match (method == Method::Refer).then(|| {
             refer_to_via_gateway(
                 &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
-                &cx.env.local.dial_hostport(),
+                &cx.env.local.dial_at(),
                 from_trunk,
             )
         }) {

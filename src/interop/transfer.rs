@@ -26,11 +26,11 @@ pub enum TransferMode {
 /// transfer's target is, [`refer_to_via_gateway`]), at most four. The rest are dropped: the
 /// gateway follows no redirect to a host a peer names, nor sends a caller there; a caller
 /// that follows one of these calls the number through the gateway's routes and limits.
-pub fn redirect_targets(contacts: &[String], host: &str, from_trunk: bool) -> Vec<String> {
+pub fn redirect_targets(contacts: &[String], at: &str, from_trunk: bool) -> Vec<String> {
     contacts
         .iter()
         .flat_map(|line| split_header_list(line))
-        .filter_map(|c| refer_to_via_gateway(&c, host, from_trunk).ok())
+        .filter_map(|c| refer_to_via_gateway(&c, at, from_trunk).ok())
         .take(4)
         .collect()
 }
@@ -60,11 +60,11 @@ pub enum ReferError {
 /// number keeps what says which line it reaches: a domain's `phone-context` (a private
 /// extension, RFC 3966 §5.1.5), its `isub`/`ext`, and from a trunk (`from_trunk`) the
 /// parameters that route it (`rn`/`npdi`), written in the user part with `;user=phone`.
-pub fn refer_to_via_gateway(
-    value: &str,
-    host: &str,
-    from_trunk: bool,
-) -> Result<String, ReferError> {
+/// `at` is where peers dial the gateway: its host and port, then any URI parameters
+/// (`;transport=tcp`, [`crate::sip::LocalAddrs::dial_at`]), which end the target's URI.
+pub fn refer_to_via_gateway(value: &str, at: &str, from_trunk: bool) -> Result<String, ReferError> {
+    // No `;` stands in a host and port, bracketed IPv6 included.
+    let (host, uri_params) = at.find(';').map_or((at, ""), |i| at.split_at(i));
     let elements = split_header_list(value);
     let [element] = elements.as_slice() else {
         return Err(ReferError::Missing);
@@ -87,14 +87,14 @@ pub fn refer_to_via_gateway(
         .filter(|c| !c.starts_with('+'));
     if params.is_empty() && private.is_none() {
         // `#` stands escaped in a user part (RFC 3261 §25.1).
-        return Ok(format!("<sip:{}@{host}>", escape_user(&number)));
+        return Ok(format!("<sip:{}@{host}{uri_params}>", escape_user(&number)));
     }
     let phone = UriPolicy {
         user_phone: true,
         ..UriPolicy::default()
     };
     Ok(format!(
-        "<{}>",
+        "<{}{uri_params}>",
         peer_uri_in(&number, private, &params, false, &phone, host)
     ))
 }
@@ -182,6 +182,30 @@ mod tests {
         assert_eq!(
             refer_to_via_gateway("<sip:*21%23@pbx>", "gw", false).unwrap(),
             "<sip:*21%23@gw>"
+        );
+    }
+
+    /// A gateway reached over TCP only says so in the target, after everything else the URI
+    /// holds (before, the transferee dialled it over UDP, where nothing listens).
+    #[test]
+    fn the_target_ends_with_the_gateways_uri_parameters() {
+        let at = "gw:5071;transport=tcp";
+        assert_eq!(
+            refer_to_via_gateway("<sip:2001@pbx>", at, false).unwrap(),
+            "<sip:2001@gw:5071;transport=tcp>"
+        );
+        assert_eq!(
+            refer_to_via_gateway("<tel:+8610456;ext=22>", at, false).unwrap(),
+            "<sip:+8610456;ext=22@gw:5071;user=phone;transport=tcp>"
+        );
+        assert_eq!(
+            refer_to_via_gateway("<sip:2001@pbx>", "[2001:db8::1]:5071;transport=tcp", false)
+                .unwrap(),
+            "<sip:2001@[2001:db8::1]:5071;transport=tcp>"
+        );
+        assert_eq!(
+            redirect_targets(&["<sip:2001@pbx>".into()], at, false),
+            ["<sip:2001@gw:5071;transport=tcp>"]
         );
     }
 

@@ -39,13 +39,16 @@ impl LocalAddrs {
         uri_host(&self.host)
     }
 
-    /// Where a peer dials us: the host with the port we listen on (UDP's, else TCP's), as a
-    /// transfer's or a redirect's target names the gateway. Without the port, a gateway on
-    /// another port than 5060 sent the transferee to 5060, to nothing or to whatever else
-    /// listens there. (No `;transport=`: the target's number parameters are written after
-    /// the host, and a TCP-only gateway's transferee dials over UDP first, as before.)
-    pub fn dial_hostport(&self) -> String {
-        self.hostport(Transport::Udp)
+    /// Where a peer dials us, as a transfer's or a redirect's target names the gateway: the
+    /// host with the port we listen on (UDP's, else TCP's), and `;transport=tcp` when we
+    /// take TCP only (a SIP URI without it is tried over UDP first, RFC 3263 §4.1, and the
+    /// transferee's call went nowhere). Without the port, a gateway on another port than
+    /// 5060 sent the transferee to 5060, to nothing or to whatever else listens there.
+    pub fn dial_at(&self) -> String {
+        match (self.udp_port, self.tcp_port) {
+            (None, Some(_)) => format!("{};transport=tcp", self.hostport(Transport::Tcp)),
+            _ => self.hostport(Transport::Udp),
+        }
     }
 
     /// Whether a Via names us (the advertised host, on one of our ports when it has one).
@@ -88,11 +91,12 @@ mod tests {
             tcp_port: None,
         };
         assert_eq!(local.uri_host(), "[::1]");
-        assert_eq!(local.dial_hostport(), "[::1]:5060");
+        assert_eq!(local.dial_at(), "[::1]:5060");
     }
 
     /// A transfer's target names the port the gateway listens on (before, the host alone:
-    /// a gateway on 5070 sent the transferee to 5060), TCP's when it takes TCP only.
+    /// a gateway on 5070 sent the transferee to 5060), TCP's with the transport when it
+    /// takes TCP only (before, the transferee tried UDP).
     #[test]
     fn a_peer_dials_us_at_our_port() {
         let local = |udp_port, tcp_port| super::LocalAddrs {
@@ -100,10 +104,10 @@ mod tests {
             udp_port,
             tcp_port,
         };
+        assert_eq!(local(Some(5070), Some(5071)).dial_at(), "192.0.2.1:5070");
         assert_eq!(
-            local(Some(5070), Some(5071)).dial_hostport(),
-            "192.0.2.1:5070"
+            local(None, Some(5071)).dial_at(),
+            "192.0.2.1:5071;transport=tcp"
         );
-        assert_eq!(local(None, Some(5071)).dial_hostport(), "192.0.2.1:5071");
     }
 }
