@@ -2,6 +2,7 @@
 //! disk that no longer answers: an NFS hard mount, SCSI timeouts) must not keep the process
 //! from ending in the time its supervisor allows, which would then kill it with less said.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,14 @@ pub fn join_within<T>(thread: JoinHandle<T>, limit: Duration) -> Joined {
         Ok(_) => Joined::Finished,
         Err(_) => Joined::Panicked,
     }
+}
+
+/// Lock `m` whatever a panic left: the state shared across threads here is counters and
+/// tables each step leaves whole, and a poisoned lock refused for good turned one caught
+/// panic into a feature off for the rest of the process (every TCP connection refused,
+/// overload control admitting everything, a recording stopped).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -877,24 +877,39 @@ fn a_writer_stuck_in_the_disk_is_failing_until_it_moves_again() {
     assert!(w.admits_new_calls());
 }
 
-/// A writer that dies (a panic) loses what it held in memory: counted as dropped and said,
-/// not lost silently. Records written after it are said in the log and counted too.
+/// A writer whose write panics (a defect) does not die with what it holds: the records stay
+/// queued, new calls are refused as for a failing disk, a write that works again takes
+/// them, and at exit what is still held goes to `<file>.unwritten`. Before, the thread
+/// unwound: everything it held, and every CDR after, was lost.
 #[test]
-fn cdrs_a_writer_that_died_held_are_counted_lost() {
+fn a_writer_whose_writes_panic_keeps_its_cdrs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cdr.jsonl");
+    let spill = dir.path().join("cdr.jsonl.unwritten");
     let fs = FaultyFs::default();
-    fs.set(|f| f.panic_on_write = true);
+    fs.set(|f| {
+        f.reserved_spill = true;
+        f.panic_on_write = true;
+    });
     let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
     w.write(rec("a"));
+    wait_for(|| w.health() == CdrHealth::Failing);
+    assert!(!w.admits_new_calls());
     w.write(rec("b"));
-    wait_for(|| fs.get(|f| f.writes) >= 1);
-    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(w.stats().queue_depth, 2);
+    fs.set(|f| f.panic_on_write = false);
+    wait_for(|| ids(&path) == ["a", "b"] && w.health() == CdrHealth::Ok);
+    assert!(w.admits_new_calls());
+
+    fs.set(|f| f.panic_on_write = true);
     w.write(rec("c"));
+    std::thread::sleep(Duration::from_millis(300));
     w.close();
     let st = w.stats();
-    assert_eq!(st.dropped, 3, "{st:?}");
+    assert_eq!(st.dropped, 1, "{st:?}");
     assert_eq!(st.queue_depth, 0);
+    assert_eq!(ids(&path), ["a", "b"]);
+    assert_eq!(ids(&spill), ["c"]);
 }
 
 /// At exit the writer retries a full disk for 3 s; a back-off grown longer than that by the

@@ -94,9 +94,10 @@ impl CallbackSocket {
     /// A reloaded `[callback]`: the reader filters with its allow-list from now on. (A
     /// changed `listen` or `port` needs a restart.)
     pub fn set_allow(&self, cfg: &CallbackConfig) {
-        if let Ok(mut a) = self.allow.write() {
-            *a = cfg.clone();
-        }
+        *self
+            .allow
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg.clone();
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -128,7 +129,18 @@ pub struct Callback {
     /// only), and the file's path.
     floor: Option<floor::Floor>,
     floor_path: std::path::PathBuf,
+    /// Panics caught in the service (defects), and until when its timer is not run after
+    /// one panicked: a timer that panics each time it is due would otherwise be due for ever
+    /// and keep the core task from its queues.
+    faults: u64,
+    timer_rest: Option<Instant>,
+    /// A fault for the test that a timer that panics rests.
+    #[cfg(test)]
+    panic_on_timer: bool,
 }
+
+/// How long the service's timer rests after its handling panicked.
+const TIMER_REST: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Callback {
     /// Bind `[callback]` and start the service; `Ok(None)` when `port = 0` (no socket).
@@ -162,6 +174,10 @@ impl Callback {
             service,
             floor: None,
             floor_path,
+            faults: 0,
+            timer_rest: None,
+            #[cfg(test)]
+            panic_on_timer: false,
         };
         cb.keep_floor(cfg);
         Ok(Some((cb, rx)))
@@ -178,28 +194,55 @@ impl Callback {
         }
     }
 
+    /// Run `f` on the service. The core task runs it, beside every call: a panic in it (a
+    /// defect) costs the datagram, report or timer that set it off, and is counted
+    /// (`trunkgate_faults_total{place="callback"}`), where unwound it would end the process
+    /// and every call with it, CDRs unwritten. `None`: it panicked.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Service) -> T) -> Option<T> {
+        let service = &mut self.service;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(service))) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.faults = self.faults.saturating_add(1);
+                crate::ops::metrics::fault("callback");
+                if self.faults.is_power_of_two() {
+                    tracing::error!(
+                        faults = self.faults,
+                        "the call-back service panicked (a defect): what set it off was dropped, the rest goes on"
+                    );
+                }
+                None
+            }
+        }
+    }
+
     pub fn on_datagram(&mut self, now: Instant, dg: &Datagram) {
-        self.service
-            .handle_datagram(now, std::time::SystemTime::now(), dg.src, &dg.bytes);
-        if let Some(ts) = self.service.take_ahead()
-            && let Some(f) = &self.floor
-        {
+        let ahead = self.guarded(|s| {
+            // A fault for the test that a panic here costs one datagram, not the process.
+            #[cfg(test)]
+            if dg.bytes.starts_with(b"PANIC-TEST") {
+                panic!("a test fault");
+            }
+            s.handle_datagram(now, std::time::SystemTime::now(), dg.src, &dg.bytes);
+            s.take_ahead()
+        });
+        if let (Some(Some(ts)), Some(f)) = (ahead, &self.floor) {
             f.store(ts);
         }
     }
 
     /// The call layer's news of a call-back.
     pub fn report(&mut self, now: Instant, report: CallbackReport) {
-        match report {
-            CallbackReport::Progress { id, state } => self.service.on_progress(now, &id, state),
-            CallbackReport::Ended { id, end } => self.service.on_ended(now, &id, end),
-        }
+        self.guarded(|s| match report {
+            CallbackReport::Progress { id, state } => s.on_progress(now, &id, state),
+            CallbackReport::Ended { id, end } => s.on_ended(now, &id, end),
+        });
     }
 
     /// Send what the service wants sent; returns its commands for the call layer.
     pub fn flush(&mut self) -> Vec<Command> {
         let mut commands = Vec::new();
-        while let Some(o) = self.service.poll_output() {
+        while let Some(Some(o)) = self.guarded(Service::poll_output) {
             match o {
                 ServiceOutput::Transmit { to, bytes } => self.sock.send(to, &bytes),
                 ServiceOutput::Command(c) => commands.push(c),
@@ -209,19 +252,30 @@ impl Callback {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.service.poll_timeout()
+        let due = self.service.poll_timeout()?;
+        Some(self.timer_rest.map_or(due, |rest| due.max(rest)))
     }
 
     /// Once a second: the wall clock, so that one set right soon after start is seen even
     /// while no datagram comes.
     pub fn every_second(&mut self, now: Instant) {
-        self.service
-            .observe_clock(now, std::time::SystemTime::now());
+        self.guarded(|s| s.observe_clock(now, std::time::SystemTime::now()));
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.service.poll_timeout().is_some_and(|t| t <= now) {
-            self.service.handle_timeout(now);
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.timer_rest = None;
+            #[cfg(test)]
+            let fail = self.panic_on_timer;
+            #[cfg(not(test))]
+            let fail = false;
+            let ran = self.guarded(|s| {
+                assert!(!fail, "a test fault");
+                s.handle_timeout(now)
+            });
+            if ran.is_none() {
+                self.timer_rest = Some(now + TIMER_REST);
+            }
         }
     }
 
@@ -261,10 +315,13 @@ pub async fn recv(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Datagram>
     }
 }
 
-/// Whether the reader passes datagrams from `ip` on. A poisoned lock (a panic elsewhere
-/// while writing it) lets everything through to the service, which checks again.
+/// Whether the reader passes datagrams from `ip` on. (Only a whole configuration is ever
+/// written: one a panic left poisoned is still one.)
 fn allowed(allow: &RwLock<CallbackConfig>, ip: IpAddr) -> bool {
-    allow.read().map_or(true, |a| a.allows(ip))
+    allow
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .allows(ip)
 }
 
 /// Why the reader drops a datagram that must be signed and is not, or `None`: checked as
@@ -273,7 +330,9 @@ fn allowed(allow: &RwLock<CallbackConfig>, ip: IpAddr) -> bool {
 /// the core runs in turn with SIP work. The service checks again, and keeps what it needs
 /// against replay.
 fn unsigned(cfg: &RwLock<CallbackConfig>, bytes: &[u8]) -> Option<&'static str> {
-    let cfg = cfg.read().ok()?;
+    let cfg = cfg
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let keys = cfg.keys.as_ref()?;
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
@@ -314,7 +373,13 @@ async fn reader(
             continue;
         }
         let data = buf.get(..n).unwrap_or(&buf);
-        if let Some(why) = unsigned(&allow, data) {
+        // A panic in the check (a defect) drops the datagram, not the reader: unwound, it
+        // would leave the port deaf for the rest of the process.
+        let unsigned = std::panic::catch_unwind(|| unsigned(&allow, data)).unwrap_or_else(|_| {
+            crate::ops::metrics::fault("callback");
+            Some("panicked")
+        });
+        if let Some(why) = unsigned {
             metrics::counter!(DROPPED, "reason" => why).increment(1);
             continue;
         }

@@ -198,17 +198,14 @@ impl Relays {
                 "the gateway was stalled (no CPU for it): media timeouts moved on by as long"
             );
             for w in self.watches.values() {
-                if let Ok(mut last) = w.last.lock() {
-                    *last = last.checked_add(lost).unwrap_or(now).min(now);
-                }
+                let mut last = crate::threads::lock(&w.last);
+                *last = last.checked_add(lost).unwrap_or(now).min(now);
             }
         }
         let mut expired = Vec::new();
         for (call, w) in &self.watches {
             let Some(timeout) = w.timeout else { continue };
-            let Ok(mut last) = w.last.lock() else {
-                continue;
-            };
+            let mut last = crate::threads::lock(&w.last);
             if now.saturating_duration_since(*last) >= timeout {
                 *last = now;
                 expired.push(*call);
@@ -239,8 +236,8 @@ impl Relays {
                 let same = watch.timeout == rtp_timeout && watch.pairs == pairs;
                 watch.timeout = rtp_timeout;
                 watch.pairs.clone_from(&pairs);
-                if !same && let Ok(mut last) = watch.last.lock() {
-                    *last = now;
+                if !same {
+                    *crate::threads::lock(&watch.last) = now;
                 }
                 let activity = Some(watch.last.clone());
                 if let (Some(spec), Some(wav)) = (record, &self.wav)
@@ -276,7 +273,8 @@ impl Relays {
                     {
                         Some(s) => {
                             update(s, &p);
-                            if records && let Ok(mut r) = s.route.lock() {
+                            if records {
+                                let mut r = crate::threads::lock(&s.route);
                                 r.record();
                                 s.recorded = true;
                             }
@@ -311,15 +309,11 @@ impl Relays {
             }
             MediaAction::Answered { call } => {
                 let now = std::time::Instant::now();
-                if let Some(w) = self.watches.get(&call)
-                    && let Ok(mut last) = w.last.lock()
-                {
-                    *last = now;
+                if let Some(w) = self.watches.get(&call) {
+                    *crate::threads::lock(&w.last) = now;
                 }
                 for s in self.calls.get(&call).map_or(&[][..], |c| &c.streams[..]) {
-                    if let Ok(mut r) = s.route.lock() {
-                        r.answered(now);
-                    }
+                    crate::threads::lock(&s.route).answered(now);
                 }
             }
             MediaAction::Release {
@@ -370,9 +364,7 @@ impl Relays {
 }
 
 fn update(s: &Stream, p: &RelayPair) {
-    if let Ok(mut r) = s.route.lock() {
-        r.update(p, std::time::Instant::now());
-    }
+    crate::threads::lock(&s.route).update(p, std::time::Instant::now());
 }
 
 /// Released streams remembered at most until their relay thread drops them (a thread

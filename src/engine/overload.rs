@@ -268,40 +268,30 @@ impl Overload {
     }
 
     pub(crate) fn configure(&self, p: &Protect) {
-        if let Ok(mut st) = self.state.lock() {
-            st.1 = p.clone();
-        }
+        crate::threads::lock(&self.state).1 = p.clone();
     }
 
     /// See [`Shedder::decide`].
     pub(crate) fn decide(&self, now: Instant, waited: (Duration, Stage), reliable: bool) -> Shed {
-        match self.state.lock() {
-            Ok(mut st) => {
-                let (shedder, p) = &mut *st;
-                shedder.decide(now, waited, reliable, p)
-            }
-            Err(_) => Shed::Admit,
-        }
+        let mut st = crate::threads::lock(&self.state);
+        let (shedder, p) = &mut *st;
+        shedder.decide(now, waited, reliable, p)
     }
 
     /// See [`Shedder::screened`].
     pub(crate) fn screened(&self, now: Instant, delay: Duration) -> Shed {
-        match self.state.lock() {
-            Ok(mut st) => {
-                let (shedder, p) = &mut *st;
-                shedder.screened(now, delay, p)
-            }
-            Err(_) => Shed::Admit,
-        }
+        let mut st = crate::threads::lock(&self.state);
+        let (shedder, p) = &mut *st;
+        shedder.screened(now, delay, p)
     }
 
     pub(crate) fn share(&self) -> f64 {
-        self.state.lock().map_or(0.0, |st| st.0.share())
+        crate::threads::lock(&self.state).0.share()
     }
 
     /// The standing queue delay of the last window (what the share follows).
     pub(crate) fn standing_delay(&self) -> Duration {
-        self.state.lock().map_or(Duration::ZERO, |st| st.0.last_min)
+        crate::threads::lock(&self.state).0.last_min
     }
 
     /// The key of an INVITE transaction for [`Overload::seen`] (never 0): its source, branch,
@@ -424,9 +414,7 @@ impl Overload {
 
     /// The queue has drained: nothing stands, nothing is refused by share.
     pub(crate) fn drained(&self) {
-        if let Ok(mut st) = self.state.lock() {
-            st.0 = Shedder::default();
-        }
+        crate::threads::lock(&self.state).0 = Shedder::default();
     }
 
     pub(crate) fn stand_for(&self, from: Instant, ms: u64) -> Instant {

@@ -245,9 +245,7 @@ impl Control {
             detail: detail.replace('\n', " "),
         }
         .line();
-        let Ok(mut p) = self.pending.lock() else {
-            return;
-        };
+        let mut p = crate::threads::lock(&self.pending);
         p.line = Some(line);
         if p.writer_running {
             return;

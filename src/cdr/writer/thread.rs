@@ -19,13 +19,21 @@ pub(super) fn run(
 ) {
     let mut closed = false;
     let mut burst = crate::ops::heap::BurstEnd::default();
+    let mut faults = Faults::default();
     while !closed {
         std::thread::sleep(WRITE_EVERY);
-        closed = take_queued(&mut sink, &rx, shared);
+        // Records stay queued until written: a panic in a tick (a defect) leaves them there
+        // and the thread goes on. Unwound, it would have taken them all with it, and every
+        // CDR after.
+        closed = faults
+            .guard(shared, || take_queued(&mut sink, &rx, shared))
+            .unwrap_or(false);
         if shared.reopen.swap(false, Ordering::AcqRel) {
             sink.request_reopen();
         }
-        let written = step(&mut sink, shared, Instant::now());
+        let written = faults
+            .guard(shared, || step(&mut sink, shared, Instant::now()))
+            .unwrap_or(0);
         shared.beat(Instant::now());
         if burst.ended(written > 0 || sink.pending() > 0) {
             // A burst of calls ended: the pages its lines were encoded and queued in go
@@ -47,9 +55,15 @@ pub(super) fn run(
             .max(now + WRITE_EVERY)
             .min(give_up);
         std::thread::sleep(wake.saturating_duration_since(now));
-        step(&mut sink, shared, Instant::now());
+        // One that panics at every try will not stop doing so: what it holds goes aside.
+        if faults
+            .guard(shared, || step(&mut sink, shared, Instant::now()))
+            .is_none()
+        {
+            break;
+        }
     }
-    let report = sink.flush();
+    let report = faults.guard(shared, || sink.flush()).unwrap_or_default();
     settle(shared, report);
     shared.unsynced.store(sink.unsynced(), Ordering::Release);
     count_errors(shared, report.errors);
@@ -97,19 +111,50 @@ pub(super) fn run(
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
 }
 
+/// Panics caught in the writer's loop (each a defect).
+#[derive(Default)]
+struct Faults(u64);
+
+impl Faults {
+    /// Run `f`; a panic in it is counted (`trunkgate_faults_total{place="cdr_writer"}`),
+    /// logged at powers of two, and taken as a failing write (new calls are refused with
+    /// `fail_closed`, as when the disk fails). `None`: it panicked.
+    fn guard<T>(&mut self, shared: &Shared, f: impl FnOnce() -> T) -> Option<T> {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        if ran.is_err() {
+            self.0 = self.0.saturating_add(1);
+            shared.failing.store(true, Ordering::Release);
+            crate::ops::metrics::fault("cdr_writer");
+            if self.0.is_power_of_two() {
+                tracing::error!(
+                    faults = self.0,
+                    "the CDR writer panicked (a defect): its CDRs stay queued and it writes on"
+                );
+            }
+        }
+        ran.ok()
+    }
+}
+
 /// Move what the calls queued into the sink. True once every sender is gone.
 fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bool {
     loop {
         match rx.try_recv() {
-            Ok(rec) => match rec.to_line() {
-                Ok(line) => sink.push(line),
-                Err(e) => {
-                    shared.depth.fetch_sub(1, Ordering::AcqRel);
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(CDR_DROPPED).increment(1);
-                    tracing::error!(call_id = %rec.call_id, error = %e, "cannot encode CDR");
+            // Encoding panicking (a defect) is an encoding error: the record's count is
+            // taken back, as it is gone.
+            Ok(rec) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.to_line()))
+                    .unwrap_or_else(|_| Err(serde::ser::Error::custom("encoding panicked")))
+                {
+                    Ok(line) => sink.push(line),
+                    Err(e) => {
+                        shared.depth.fetch_sub(1, Ordering::AcqRel);
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!(CDR_DROPPED).increment(1);
+                        tracing::error!(call_id = %rec.call_id, error = %e, "cannot encode CDR");
+                    }
                 }
-            },
+            }
             Err(TryRecvError::Empty) => return false,
             Err(TryRecvError::Disconnected) => return true,
         }

@@ -61,20 +61,17 @@ impl Floor {
     /// Keep `ts` (the newest of what was given since the last write is written).
     pub fn store(&self, ts: u64) {
         let (lock, cv) = &*self.latest;
-        if let Ok(mut l) = lock.lock() {
-            l.value = Some(l.value.map_or(ts, |v| v.max(ts)));
-            cv.notify_one();
-        }
+        let mut l = crate::threads::lock(lock);
+        l.value = Some(l.value.map_or(ts, |v| v.max(ts)));
+        cv.notify_one();
     }
 }
 
 impl Drop for Floor {
     fn drop(&mut self) {
         let (lock, cv) = &*self.latest;
-        if let Ok(mut l) = lock.lock() {
-            l.closed = true;
-            cv.notify_one();
-        }
+        crate::threads::lock(lock).closed = true;
+        cv.notify_one();
     }
 }
 

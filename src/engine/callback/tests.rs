@@ -179,3 +179,60 @@ async fn an_ipv4_server_is_heard_on_the_ipv6_wildcard() {
         client.local_addr().unwrap().ip()
     );
 }
+
+/// A panic in the service (a defect) costs the datagram or timer that set it off: the
+/// service answers the next datagram, and a timer that panicked rests a second instead of
+/// being due again at once (the core task would spin on it, its queues unserved).
+#[tokio::test]
+async fn a_panic_in_the_service_costs_what_set_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    cfg.callback = CallbackConfig {
+        from_peer: Some(crate::config::PeerName("pbx".into())),
+        ..loopback()
+    };
+    let now = Instant::now();
+    let (mut cb, mut rx) = Callback::start(&Arc::new(cfg), now).unwrap().unwrap();
+    let server = cb.sock.local_addr().unwrap();
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+    client.send_to(b"PANIC-TEST\n", server).await.unwrap();
+    let dg = next(&mut rx).await;
+    cb.on_datagram(now, &dg);
+    assert_eq!(cb.faults, 1);
+    assert!(cb.flush().is_empty());
+
+    client.send_to(b"STATUS: id=a\n", server).await.unwrap();
+    let dg = next(&mut rx).await;
+    cb.on_datagram(now, &dg);
+    cb.flush();
+    let mut buf = [0u8; 600];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+        .await
+        .expect("the service answers after a fault")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"ACK: id=a;"), "{:?}", &buf[..n]);
+    assert_eq!(cb.faults, 1);
+
+    // A call-back taken: the service watches it with a timer.
+    client
+        .send_to(b"REQUEST: id=b;user1=+8610123;user2=+8610456\n", server)
+        .await
+        .unwrap();
+    let dg = next(&mut rx).await;
+    cb.on_datagram(now, &dg);
+    assert_eq!(cb.flush().len(), 1, "the call-back is placed");
+    let due = cb.poll_timeout().expect("the service has a timer");
+    cb.panic_on_timer = true;
+    cb.handle_timeout(due);
+    assert_eq!(cb.faults, 2);
+    assert_eq!(cb.poll_timeout(), Some(due + TIMER_REST));
+    // Not run again before it rests out.
+    cb.handle_timeout(due + Duration::from_millis(500));
+    assert_eq!(cb.faults, 2);
+    cb.panic_on_timer = false;
+    cb.handle_timeout(due + TIMER_REST);
+    assert_eq!(cb.faults, 2);
+    assert_ne!(cb.poll_timeout(), Some(due + TIMER_REST));
+}

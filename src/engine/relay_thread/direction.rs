@@ -175,6 +175,8 @@ impl Direction {
         if what == Packet::Rtp
             && recorded
             && let Some(r) = &self.recorder
+            // A recorder a panic left poisoned is half-updated: its recording stops there
+            // (the file keeps what it had), the call goes on.
             && let Ok(mut r) = r.lock()
         {
             r.push(now, ch, pkt);
@@ -229,9 +231,8 @@ impl Direction {
         let u = std::mem::take(&mut self.unflushed);
         if u.active
             && let Some(a) = &self.activity
-            && let Ok(mut t) = a.lock()
         {
-            *t = now;
+            *crate::threads::lock(a) = now;
         }
         if u.packets > 0
             && let Some((packets, bytes)) = &self.counted

@@ -165,9 +165,7 @@ impl Slots {
         ip: Option<std::net::IpAddr>,
         stranger: bool,
     ) -> Result<Slot, &'static str> {
-        let Ok(mut c) = self.inner.lock() else {
-            return Err("tcp_state");
-        };
+        let mut c = crate::threads::lock(&self.inner);
         c.expire(std::time::Instant::now());
         if c.total >= cap {
             return Err("tcp_total");
@@ -223,9 +221,7 @@ impl Slot {
         let Some(key) = self.ip else {
             return self.own.take(rate, now);
         };
-        let Ok(mut c) = self.slots.inner.lock() else {
-            return None;
-        };
+        let mut c = crate::threads::lock(&self.slots.inner);
         c.per_source
             .get_mut(&key)
             .and_then(|s| s.pace.take(rate, now))
@@ -240,9 +236,7 @@ fn reserve(total: usize) -> usize {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let Ok(mut c) = self.slots.inner.lock() else {
-            return;
-        };
+        let mut c = crate::threads::lock(&self.slots.inner);
         c.total = c.total.saturating_sub(1);
         if self.stranger {
             c.strangers = c.strangers.saturating_sub(1);
@@ -426,6 +420,27 @@ mod tests {
         assert!(counts.per_source.contains_key(&(ip, false)), "resting");
         let other = std::net::IpAddr::from([127, 0, 0, 3]);
         assert!(!counts.per_source.contains_key(&(other, false)));
+    }
+
+    /// A panic caught while the table was locked leaves it usable: before, a poisoned lock
+    /// refused every new connection for good, and slots dropped after it were never given
+    /// back.
+    #[test]
+    fn a_poisoned_table_still_takes_and_gives_back() {
+        let slots = std::sync::Arc::new(Slots::new(&crate::config::Protect::default()));
+        let ip = std::net::IpAddr::from([127, 0, 0, 2]);
+        let held = slots.take(Some(ip), false).unwrap();
+        let poisoner = std::sync::Arc::clone(&slots);
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.inner.lock().unwrap();
+            panic!("a test fault while the table is locked");
+        })
+        .join();
+        assert!(slots.inner.is_poisoned());
+        let more = slots.take(Some(ip), false).unwrap();
+        drop(held);
+        drop(more);
+        assert_eq!(crate::threads::lock(&slots.inner).total, 0);
     }
 
     /// The connections of one source share a write budget, an eighth of all connections':
