@@ -57,6 +57,11 @@ impl Call {
     /// answer, nor could its CANCEL find the call, and the callee would ring on, be answered
     /// and billed for a ghost. The call fails as if cancelled, toward the callee too.
     pub(super) fn on_caller_unreachable(&mut self, cx: &mut Cx) {
+        if self.pending_2xx[super::Side::A].is_some()
+            && !matches!(self.phase, super::phase::Phase::Confirmed { .. })
+        {
+            return self.on_2xx_unreachable(cx);
+        }
         let held = self.uas_rel.held_2xx.is_some() && !self.phase.is_ending();
         if !(self.phase.is_routing() || held) {
             return;
@@ -80,6 +85,31 @@ impl Call {
             return;
         }
         self.fail_call_with(cx, end);
+    }
+
+    /// Our 2xx cannot reach the caller: it will never ACK, and the callee, answered, would
+    /// be held (and a carrier's answered call paid for) until the ACK timeout, 64·T1 later.
+    /// The callee gets its ACK and BYE now; the caller, without the 2xx, has no dialog to
+    /// end. A call ending already (its BYE to the caller waiting for that ACK) stops
+    /// waiting.
+    fn on_2xx_unreachable(&mut self, cx: &mut Cx) {
+        let Some(p) = self.take_pending_2xx(super::Side::A) else {
+            return;
+        };
+        self.send_owed_ack(cx, super::Side::A, &p);
+        if self.phase.is_ending() {
+            return;
+        }
+        warn!(call_id = %self.call_id(), "the caller cannot be reached with our 2xx: ending the call");
+        self.events
+            .push(super::events::CallEvent::CallerUnreachable);
+        let cause = Q850Cause::TEMPORARY_FAILURE;
+        self.settle_pending_2xx_on(cx, super::Side::B);
+        self.end_call(
+            cx,
+            EndInfo::internal(CallTag::PeerUnreachable, 200, cause.0, cx.now),
+        );
+        self.send_bye(cx, super::Side::B, Some(reason_header(cause)));
     }
 
     /// The ring timeout fired.

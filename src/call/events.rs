@@ -38,8 +38,6 @@ pub enum CallEvent {
     PrackOfferIgnored,
     /// A side never ACKed our 2xx.
     AckTimeout(Side),
-    /// Our BYE on this side got no answer.
-    ByeUnanswered(Side),
     /// A peer of the route was skipped: over its `[limits]` (`cps` or `max_calls`).
     PeerLimited(&'static str),
     /// A peer's 401/407 could not be answered, or refused our answer (the attempt failed,
@@ -80,7 +78,6 @@ impl fmt::Display for CallEvent {
             CallEvent::CallerPrackTimeout => f.write_str("caller_prack_timeout"),
             CallEvent::PrackOfferIgnored => f.write_str("prack_offer_ignored"),
             CallEvent::AckTimeout(side) => write!(f, "ack_timeout_{}", side.party()),
-            CallEvent::ByeUnanswered(side) => write!(f, "bye_{}_unanswered", side.party()),
             CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),
             CallEvent::AuthFailed => f.write_str(crate::auth::AuthFailure::CDR_EVENT),
             CallEvent::SessionExpired(side) => {

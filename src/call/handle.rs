@@ -43,9 +43,9 @@ impl Call {
                 self.close_txn(id);
                 self.abandoned_over(id);
             }
-            TxnRole::Bye(side) => {
+            TxnRole::Bye(_) => {
                 self.close_txn(id);
-                self.on_bye_unanswered(side);
+                self.on_bye_unanswered();
             }
             TxnRole::Relay => self.on_relay_failed(cx, id),
             TxnRole::Prack(n) => self.on_prack_result(cx, id, n, None),

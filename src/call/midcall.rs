@@ -199,6 +199,9 @@ impl Call {
             rebuilt.join(", ")
         });
         let tag = match side {
+            // Its 2xx is held for its PRACK: it has only an early dialog, and gave up on a
+            // call it never had answered, as when ringing.
+            Side::A if self.uas_rel.held_2xx.is_some() => CallTag::CallerCancel,
             Side::A => CallTag::CallerBye,
             Side::B => CallTag::CalleeBye,
         };

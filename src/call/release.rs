@@ -7,7 +7,6 @@ use super::Output;
 use super::Side;
 use super::challenge::is_challenge;
 use super::cx::Cx;
-use super::events::CallEvent;
 use super::phase::EndInfo;
 use super::state::{Call, TxnRole};
 use super::timers::CallTimer;
@@ -220,13 +219,12 @@ impl Call {
         }
     }
 
-    /// Our BYE on `side` got no answer.
-    pub(super) fn on_bye_unanswered(&mut self, side: Side) {
+    /// Our BYE got no answer. (The CDR is written already: nothing to add to it.)
+    pub(super) fn on_bye_unanswered(&mut self) {
         self.byes.retain(|(t, _)| self.open.contains(t));
         if let Some(forks) = self.forks.as_mut() {
             forks.byes.retain(|(t, _, _)| self.open.contains(t));
         }
-        self.events.push(CallEvent::ByeUnanswered(side));
     }
 
     /// Shutdown: release the call whatever its phase. CDRs say `shutdown`.

@@ -33,7 +33,7 @@ pub enum CallTag {
     MediaUnavailable,
     /// Ended by the gateway at shutdown.
     Shutdown,
-    /// The gateway itself failed the call (e.g. no ACK for a 2xx).
+    /// The gateway itself failed the call (e.g. a defect caught while handling it).
     GatewayError,
     /// The call reached a peer's `[limits] max_call_duration_s`.
     MaxDuration,

@@ -687,6 +687,8 @@ fn a_caller_that_gives_up_while_its_2xx_is_held_gets_487_and_the_callee_ack_and_
         assert_eq!(to_carrier, vec![Method::Ack, Method::Bye], "{how}");
         let c = &h.cdrs[0];
         assert_eq!((c.status, c.answer.as_deref()), (487, None), "{how}");
+        // It gave up on a call it never had answered: a cancel, whichever way it said so.
+        assert_eq!(c.call_tag, CallTag::CallerCancel, "{how}");
         h.advance(Duration::from_secs(64));
         h.take(PHONE);
         h.take(CARRIER_A);

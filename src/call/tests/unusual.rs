@@ -730,6 +730,47 @@ fn a_caller_that_cannot_be_reached_ends_its_ringing_call() {
     );
 }
 
+/// Our 2xx cannot reach the caller (its TCP connection gone, none to be opened): the
+/// callee gets its ACK and BYE at once, and the CDR says who could not be reached. Before,
+/// the answered callee was held, and a carrier's call paid for, until the ACK timeout 32 s
+/// later.
+#[test]
+fn a_caller_our_2xx_cannot_reach_is_hung_up_at_once() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("u2", "z9hG4bKu2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    let caller = h
+        .txns
+        .iter()
+        .rev()
+        .find(|(to, _)| *to == addr(PHONE))
+        .map(|(_, t)| *t)
+        .expect("the 200 went to the caller in its INVITE's transaction");
+    h.take(CARRIER_A);
+    h.input(Input::SendFailed(caller));
+    let sent: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(sent, [Method::Ack, Method::Bye]);
+    assert_eq!(h.cdrs.len(), 1);
+    let cdr = &h.cdrs[0];
+    assert_eq!(cdr.call_tag, CallTag::PeerUnreachable);
+    assert_eq!(cdr.cause, 41);
+    assert!(
+        cdr.events.contains(&"caller_unreachable".to_string()),
+        "{:?}",
+        cdr.events
+    );
+    // Our 2xx goes out no more, and the caller, without it, gets no BYE.
+    h.take(PHONE);
+    h.advance(std::time::Duration::from_secs(40));
+    assert!(h.take(PHONE).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+}
+
 /// A carrier's 2xx from another of its addresses (its profile matches both: an SBC pair,
 /// one answering for the other) is the call's: ACKed and passed on. Before, it was a
 /// stray, never ACKed, and the caller rang on.
