@@ -38,6 +38,9 @@ pub enum CallEvent {
     PrackOfferIgnored,
     /// A side never ACKed our 2xx.
     AckTimeout(Side),
+    /// A request to this side, relayed or our own re-offer, found its dialog gone (481, or
+    /// no answer at all): the call was released for it.
+    DialogGone(Side),
     /// A peer of the route was skipped: over its `[limits]` (`cps` or `max_calls`).
     PeerLimited(&'static str),
     /// A peer's 401/407 could not be answered, or refused our answer (the attempt failed,
@@ -78,6 +81,7 @@ impl fmt::Display for CallEvent {
             CallEvent::CallerPrackTimeout => f.write_str("caller_prack_timeout"),
             CallEvent::PrackOfferIgnored => f.write_str("prack_offer_ignored"),
             CallEvent::AckTimeout(side) => write!(f, "ack_timeout_{}", side.party()),
+            CallEvent::DialogGone(side) => write!(f, "dialog_gone_{}", side.party()),
             CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),
             CallEvent::AuthFailed => f.write_str(crate::auth::AuthFailure::CDR_EVENT),
             CallEvent::SessionExpired(side) => {

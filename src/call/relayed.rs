@@ -280,7 +280,7 @@ impl Call {
         // that UAC: the call is released, not left up with one leg dead. A NOTIFY's failure
         // ends only the transfer's subscription (RFC 5057 §5.1, RFC 6665 §4.2.2).
         if final_ && status == 481 && rel.method != Method::Notify {
-            self.far_leg_lost(cx, Q850Cause::TEMPORARY_FAILURE);
+            self.far_leg_lost(cx, rel.origin.other(), Q850Cause::TEMPORARY_FAILURE);
         }
     }
 
@@ -309,7 +309,7 @@ impl Call {
         // for a provisional that never came. (One that rang and then never answered our
         // CANCEL is not gone for that.)
         if (!rel.cancelled || !rel.heard) && !matches!(rel.method, Method::Notify | Method::Prack) {
-            self.far_leg_lost(cx, Q850Cause::TIMER_EXPIRY);
+            self.far_leg_lost(cx, rel.origin.other(), Q850Cause::TIMER_EXPIRY);
         }
     }
 
@@ -381,11 +381,13 @@ impl Call {
         cx.respond(rel.origin_txn, &rel.origin_req, status, reason, &[]);
     }
 
-    /// The far leg of an answered call no longer has its dialog (a 481, or no answer, to a
-    /// request relayed to it): release the call (`peer_unreachable`), both legs BYEd.
-    pub(super) fn far_leg_lost(&mut self, cx: &mut Cx, cause: Q850Cause) {
+    /// The leg on `side` of an answered call no longer has its dialog (a 481, or no answer,
+    /// to a request sent to it): release the call (`peer_unreachable`, the CDR event naming
+    /// the leg), both legs BYEd.
+    pub(super) fn far_leg_lost(&mut self, cx: &mut Cx, side: Side, cause: Q850Cause) {
         if self.phase.is_up() {
-            warn!(call_id = %self.call_id(), cause = cause.0, "the far leg's dialog is gone: releasing the call");
+            warn!(call_id = %self.call_id(), ?side, cause = cause.0, "that leg's dialog is gone: releasing the call");
+            self.events.push(super::events::CallEvent::DialogGone(side));
             self.release_answered(cx, CallTag::PeerUnreachable, cause);
         }
     }

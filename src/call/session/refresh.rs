@@ -376,7 +376,7 @@ impl Call {
             } else {
                 Q850Cause::TIMER_EXPIRY
             };
-            self.far_leg_lost(cx, cause);
+            self.far_leg_lost(cx, side, cause);
         } else {
             self.session_expired(cx, side);
         }

@@ -1128,6 +1128,12 @@ fn a_481_or_no_answer_to_a_relayed_reinvite_releases_the_call() {
         );
         assert_eq!(h.cdrs.len(), 1, "{answer:?}");
         assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+        // Which leg lost its dialog: the callee, where the caller's re-INVITE went.
+        assert!(
+            h.cdrs[0].events.contains(&"dialog_gone_callee".to_string()),
+            "{answer:?}: {:?}",
+            h.cdrs[0].events
+        );
     }
 }
 

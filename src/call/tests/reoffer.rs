@@ -131,6 +131,7 @@ fn a_caller_gone_when_offered_ends_the_call() {
     assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+    assert_eq!(h.cdrs[0].events, ["dialog_gone_caller"]);
 }
 
 /// The other branch's 200 comes before the phone's PRACK of the first branch's 183: it is
