@@ -53,9 +53,10 @@ impl Call {
         }
         if refused {
             self.phase.forget_answer();
-            self.refuse_held_2xx(cx, status, Some(&reason_header(Q850Cause(cause))));
         }
         self.timers.clear(CallTimer::Ring);
+        // The CDR first: the call counts as ended from here, and a fault in what follows
+        // (`router/fault.rs`) writes none for a call ended already.
         let cdr = self.cdr(cx.env);
         debug!(
             call_id = %cdr.call_id,
@@ -66,6 +67,9 @@ impl Call {
         );
         cx.emit(Output::Cdr(Box::new(cdr)));
         cx.env.ended_calls += 1;
+        if refused {
+            self.refuse_held_2xx(cx, status, Some(&reason_header(Q850Cause(cause))));
+        }
         // Over for its peers: their `max_calls` no longer count it, though its last
         // transactions may take 32 s more (a BYE toward a trunk that died), else an outage
         // would hold the caller's slots that long.
