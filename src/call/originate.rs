@@ -180,12 +180,16 @@ impl B2bua {
             ..Facts::refused(&call_id, o.user1.as_str(), o.user2.as_str(), ingress, now)
         };
         let status = if tag == CallTag::NoRoute { 404 } else { 503 };
-        let cdr = record(
-            &self.env,
-            facts,
-            EndInfo::internal(tag, status, cause.0, now),
-        );
-        self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+        // None while CDRs cannot be written, as for an INVITE refused then: the queue keeps
+        // its room for the calls already up, and the AS has its answer.
+        if self.env.cdr_writable {
+            let cdr = record(
+                &self.env,
+                facts,
+                EndInfo::internal(tag, status, cause.0, now),
+            );
+            self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+        }
         let end = End {
             outcome: Outcome::User1Failed,
             duration: Duration::ZERO,

@@ -439,6 +439,23 @@ fn a_call_back_without_a_route_ends_at_once_with_a_cdr() {
     assert_eq!(h.core.active_calls(), 0);
 }
 
+/// While CDRs cannot be written a call-back is refused as an INVITE is: the service hears
+/// why, and no CDR joins a queue kept for the calls already up.
+#[test]
+fn a_call_back_refused_while_cdrs_cannot_be_written_writes_none() {
+    let mut h = H::with(cb_config());
+    h.input(Input::CdrWritable(false));
+    originate(&mut h, "cb-1");
+    assert!(h.sent.is_empty());
+    let e = ended(&h)[0].1;
+    assert_eq!(
+        (e.outcome, e.call_tag),
+        (Outcome::User1Failed, CallTag::GatewayError)
+    );
+    assert!(h.cdrs.is_empty());
+    assert_eq!(h.core.active_calls(), 0);
+}
+
 #[test]
 fn user1_answering_without_an_offer_is_acked_and_hung_up() {
     let mut h = H::with(cb_config());
