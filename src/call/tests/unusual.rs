@@ -693,28 +693,18 @@ fn a_tagless_callers_dialog_takes_no_request_with_a_tag() {
     assert_eq!(h.cdrs.len(), 1);
 }
 
-/// Our answer to the caller's INVITE cannot be sent (its TCP connection gone, none to be
-/// opened): the callee is cancelled rather than left to ring, be answered and billed, and
-/// the CDR says who could not be reached.
-#[test]
-fn a_caller_that_cannot_be_reached_ends_its_ringing_call() {
-    let mut h = H::new();
-    h.recv(PHONE, &invite_text("u1", "z9hG4bKu1", "+8610123", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 180, "carrier1", &[], None));
-    let caller = h
-        .txns
+/// The transaction of the caller's INVITE: the last one something went to the phone in.
+fn callers_txn(h: &H) -> crate::txn::TxnId {
+    h.txns
         .iter()
         .rev()
         .find(|(to, _)| *to == addr(PHONE))
         .map(|(_, t)| *t)
-        .expect("the 180 went to the caller in its INVITE's transaction");
-    h.take(PHONE);
-    h.input(Input::SendFailed(caller));
-    let cancel = h.one_request(CARRIER_A, Method::Cancel);
-    assert_eq!(cancel.cseq().map(|c| c.0), inv.cseq().map(|c| c.0));
-    h.recv_msg(CARRIER_A, reply(&cancel, 200, "carrier1", &[], None));
-    h.recv_msg(CARRIER_A, reply(&inv, 487, "carrier1", &[], None));
+        .expect("an answer went to the caller in its INVITE's transaction")
+}
+
+/// The call's one CDR says the caller could not be reached.
+fn assert_caller_unreachable(h: &H) {
     assert_eq!(h.cdrs.len(), 1);
     let cdr = &h.cdrs[0];
     assert_eq!(cdr.call_tag, CallTag::PeerUnreachable);
@@ -724,6 +714,25 @@ fn a_caller_that_cannot_be_reached_ends_its_ringing_call() {
         "{:?}",
         cdr.events
     );
+}
+
+/// Our answer to the caller's INVITE cannot be sent (its TCP connection gone, none to be
+/// opened): the callee is cancelled rather than left to ring, be answered and billed, and
+/// the CDR says who could not be reached.
+#[test]
+fn a_caller_that_cannot_be_reached_ends_its_ringing_call() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("u1", "z9hG4bKu1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "carrier1", &[], None));
+    let caller = callers_txn(&h);
+    h.take(PHONE);
+    h.input(Input::SendFailed(caller));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(cancel.cseq().map(|c| c.0), inv.cseq().map(|c| c.0));
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "carrier1", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "carrier1", &[], None));
+    assert_caller_unreachable(&h);
     assert!(
         h.take(PHONE).is_empty(),
         "nothing more is sent to the caller"
@@ -740,13 +749,7 @@ fn a_caller_our_2xx_cannot_reach_is_hung_up_at_once() {
     h.recv(PHONE, &invite_text("u2", "z9hG4bKu2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.carrier_answers(&inv, "carrier1", SDP);
-    let caller = h
-        .txns
-        .iter()
-        .rev()
-        .find(|(to, _)| *to == addr(PHONE))
-        .map(|(_, t)| *t)
-        .expect("the 200 went to the caller in its INVITE's transaction");
+    let caller = callers_txn(&h);
     h.take(CARRIER_A);
     h.input(Input::SendFailed(caller));
     let sent: Vec<Method> = h
@@ -755,15 +758,7 @@ fn a_caller_our_2xx_cannot_reach_is_hung_up_at_once() {
         .map(|r| r.method())
         .collect();
     assert_eq!(sent, [Method::Ack, Method::Bye]);
-    assert_eq!(h.cdrs.len(), 1);
-    let cdr = &h.cdrs[0];
-    assert_eq!(cdr.call_tag, CallTag::PeerUnreachable);
-    assert_eq!(cdr.cause, 41);
-    assert!(
-        cdr.events.contains(&"caller_unreachable".to_string()),
-        "{:?}",
-        cdr.events
-    );
+    assert_caller_unreachable(&h);
     // Our 2xx goes out no more, and the caller, without it, gets no BYE.
     h.take(PHONE);
     h.advance(std::time::Duration::from_secs(40));
