@@ -1,6 +1,7 @@
-//! Waiting for a worker thread at exit, within a limit: a thread stuck in a system call (a
-//! disk that no longer answers: an NFS hard mount, SCSI timeouts) must not keep the process
-//! from ending in the time its supervisor allows, which would then kill it with less said.
+//! What threads share: waiting for a worker thread at exit, within a limit (a thread stuck
+//! in a system call, on a disk that no longer answers: an NFS hard mount, SCSI timeouts,
+//! must not keep the process from ending in the time its supervisor allows, which would
+//! then kill it with less said), and taking a lock a caught panic poisoned.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
