@@ -151,6 +151,8 @@ impl Call {
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let role = TxnRole::Invite(self.route.attempt());
             let Some(txn) = self.start_client(cx, invite.clone(), target, role) else {
+                // Never sent: the CDR's egress Call-ID must not name it.
+                self.b = None;
                 continue;
             };
             // Indexed once its INVITE went: a dialog whose INVITE could not start would stay

@@ -179,8 +179,8 @@ impl SessionTimerPolicy {
     /// floors it at 90 s; refreshing later than agreed would let the peer hang up). One
     /// longer than we asked for (§9 forbids a UAS to raise it), or than the profile's
     /// `expires_s` when we asked for none, is not taken: the gateway refreshes at that
-    /// limit, which a peer expecting fewer refreshes takes all the same. Before, a callee's `86400;refresher=uas` had a dead callee's call
-    /// billed for a day.
+    /// limit, which a peer expecting fewer refreshes takes all the same. Before, a
+    /// callee's `86400;refresher=uas` had a dead callee's call billed for a day.
     pub fn as_uac(&self, resp: &Response, asked: Option<Duration>) -> Option<Session> {
         if self.mode == TimerMode::Off {
             return None;

@@ -295,6 +295,11 @@ pub(super) fn anchor_sections(
 /// media sections (the lines of later ones are left out). `own_origin`: the `o=` line
 /// becomes the gateway's own, with that number as session id and version, instead of the
 /// creator's with its address replaced.
+/// The SDP address type (RFC 4566 §5.7) of `ip`.
+fn addr_type(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IP4" } else { "IP6" }
+}
+
 fn rewrite(
     sdp: &[u8],
     ip: IpAddr,
@@ -302,7 +307,7 @@ fn rewrite(
     own_origin: Option<u32>,
     sections: usize,
 ) -> Bytes {
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let family = addr_type(ip);
     let mut index: Option<usize> = None;
     // The port the current section got, if any.
     let mut current: Option<u16> = None;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 
 use super::super::{Origin, lines, locate, origin};
-use super::{refused_m_line, rewrite, typed};
+use super::{addr_type, refused_m_line, rewrite, typed};
 
 /// Every stream of the SDP in `body` (its SDP part when it is multipart) refused (port 0)
 /// and every address in it replaced by `ip`, even where [`read`] refuses the SDP: what a
@@ -149,7 +149,7 @@ pub(in crate::sdp) fn padded(sdp: Bytes, ip: IpAddr, pad: &[Box<[u8]>]) -> Bytes
     } else {
         b"\n"
     };
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let family = addr_type(ip);
     let mut out = sdp.to_vec();
     if !out.ends_with(b"\n") {
         out.extend_from_slice(eol);
