@@ -250,12 +250,22 @@ impl CdrWriter {
         }
     }
 
-    /// A record that cannot reach the file goes to the error log whole, so it can be billed.
+    /// A record that cannot reach the file goes to standard error (the log) whole, so it can
+    /// be billed: directly, as at exit, not through the log's queue, which drops lines when
+    /// full (a peer's refusals can fill it). Waiting on standard error here is bounded: the
+    /// queue is past twice `max_pending`, new calls are refused, so only the calls already
+    /// up can end here, each once.
     fn lose(&self, rec: &CdrRecord, why: &str) {
+        use std::io::Write as _;
         self.gate.shared.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(1);
         let line = rec.to_line().unwrap_or_default();
-        tracing::error!(call_id = %rec.call_id, cdr = %line, "CDR not written: {why}");
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "trunkgate: CDR not written ({why}): {}",
+            line.trim_end()
+        );
     }
 
     /// Close the file and open the path again at the writer's next wake-up (≤ 100 ms): the

@@ -96,6 +96,11 @@ fn sdp_lines(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Real tokens are a few characters (`audio`, `UDP/TLS/RTP/SAVPF`, `101`); a line kept for
+/// the call's life is cut at this, whatever a peer put in its tokens (without it, every
+/// unanswered offer could add a section of one message's size).
+const MAX_REFUSED_LINE: usize = 64;
+
 /// Each media section of `sdp` as an answer refuses it, with its first format (`audio 0
 /// RTP/AVP 0`; RFC 3264 §6 wants one, and a call keeps these for its life, so no peer's
 /// hundred formats) and its `a=mid` (an offerer that bundles, RFC 8843, finds each answered
@@ -111,7 +116,8 @@ pub fn refused_sections(sdp: &[u8]) -> Vec<Box<[u8]>> {
             let end = (line.iter().enumerate())
                 .filter(|(_, b)| **b == b' ')
                 .nth(3)
-                .map_or(line.len(), |(i, _)| i);
+                .map_or(line.len(), |(i, _)| i)
+                .min(MAX_REFUSED_LINE);
             out.push(line[..end].to_vec());
             has_mid = false;
         } else if let Some(mid) = l.value(b"a=mid:")

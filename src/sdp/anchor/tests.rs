@@ -740,3 +740,19 @@ a=sendrecv\r\nm=audio 30000 RTP/AVP 0\r\n"
     assert_eq!(text.matches("s=").count(), 1);
     assert_eq!(text.matches("o=").count(), 1);
 }
+
+#[test]
+fn a_refused_section_kept_for_the_call_is_small_whatever_its_tokens() {
+    let huge = "x".repeat(60_000);
+    let sdp = format!("v=0\r\nm={huge} 4000 RTP/AVP 0\r\nm=audio 4002 {huge} 8 0\r\n");
+    let kept = refused_sections(sdp.as_bytes());
+    assert_eq!(kept.len(), 2);
+    assert!(
+        kept.iter().all(|s| s.len() <= 64),
+        "{:?}",
+        kept.iter().map(|s| s.len()).collect::<Vec<_>>()
+    );
+    // An ordinary line is kept whole.
+    let kept = refused_sections(b"m=audio 4000 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:0\r\n");
+    assert_eq!(&*kept[0], b"audio 0 UDP/TLS/RTP/SAVPF 111\na=mid:0");
+}
