@@ -79,8 +79,9 @@ pub(super) struct Relays {
     ip: IpAddr,
     calls: HashMap<u64, Placed>,
     /// Calls being recorded: the recorder their first stream's relay tasks feed (the WAV
-    /// writer thread drains it).
-    recordings: HashMap<u64, SharedRecorder>,
+    /// writer thread drains it); `None`: the writer refused it (stalled), so the call goes
+    /// unrecorded, is not opened again mid-call and has nothing to close.
+    recordings: HashMap<u64, Option<SharedRecorder>>,
     wav: Option<WavWriters>,
     watches: HashMap<u64, Watch>,
     /// Calls whose relay could not open, not yet reported.
@@ -244,10 +245,10 @@ impl Relays {
                     && !self.recordings.contains_key(&call)
                 {
                     let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(spec.jitter)));
-                    wav.open(call, spec.path, spec.stereo, rec.clone());
-                    self.recordings.insert(call, rec);
+                    let opened = wav.open(call, spec.path, spec.stereo, rec.clone());
+                    self.recordings.insert(call, opened.then_some(rec));
                 }
-                let recorder = self.recordings.get(&call).cloned();
+                let recorder = self.recordings.get(&call).cloned().flatten();
                 // Every stream of a call on one thread, so its activity clock and the
                 // recorder its streams push into are only ever contended by the WAV
                 // writer's drain every 100 ms.
@@ -335,7 +336,7 @@ impl Relays {
                         self.closing.push(([s.a_port, s.b_port], s.dead));
                     }
                 }
-                if self.recordings.remove(&call).is_some()
+                if let Some(Some(_)) = self.recordings.remove(&call)
                     && let Some(wav) = &self.wav
                 {
                     if keep_recording {
@@ -354,7 +355,7 @@ impl Relays {
 
     /// Calls being recorded.
     pub(super) fn recordings(&self) -> usize {
-        self.recordings.len()
+        self.recordings.values().filter(|r| r.is_some()).count()
     }
 
     /// Streams being relayed.

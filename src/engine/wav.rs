@@ -154,15 +154,17 @@ impl WavWriters {
     }
 
     /// Start recording call `id` into `path`, draining `rec` from now on (unless
-    /// [`MAX_QUEUED_OPENS`] are waiting already: then the call goes unrecorded).
-    pub fn open(&self, id: u64, path: PathBuf, stereo: bool, rec: SharedRecorder) {
+    /// [`MAX_QUEUED_OPENS`] are waiting already: then the call goes unrecorded). False when
+    /// it goes unrecorded: nothing is to be closed at its end (a stalled disk's thread would
+    /// otherwise queue a close for every call that ends meanwhile).
+    pub fn open(&self, id: u64, path: PathBuf, stereo: bool, rec: SharedRecorder) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         if self.queued_opens.fetch_add(1, Relaxed) >= MAX_QUEUED_OPENS {
             self.queued_opens.fetch_sub(1, Relaxed);
             count_refusal(&self.stopped, "open");
             warn!(path = %path.display(), "the recording writer is stalled ({MAX_QUEUED_OPENS} recordings waiting to open): this call goes unrecorded");
             tell(&self.news, id, RecordingNews::NotStarted);
-            return;
+            return false;
         }
         let sent = self.tx.send(Cmd::Open {
             id,
@@ -178,7 +180,9 @@ impl WavWriters {
             count_refusal(&self.stopped, "open");
             warn!(path = %path.display(), "the recording writer has ended: this call goes unrecorded");
             tell(&self.news, id, RecordingNews::NotStarted);
+            return false;
         }
+        true
     }
 
     /// The call ended: what its recorder holds goes to the file, which is then finalised.

@@ -359,9 +359,12 @@ fn opens_past_the_bound_are_refused_while_the_writer_is_stalled() {
         news: News::default(),
     };
     let rec = fed(1);
-    for id in 0..(MAX_QUEUED_OPENS as u64 + 5) {
-        w.open(id, PathBuf::from("/nonexistent/a.wav"), true, rec.clone());
-    }
+    let opened: Vec<bool> = (0..(MAX_QUEUED_OPENS as u64 + 5))
+        .map(|id| w.open(id, PathBuf::from("/nonexistent/a.wav"), true, rec.clone()))
+        .collect();
+    // Only those queued are said opened: the engine sends no close for the others.
+    assert!(opened[..MAX_QUEUED_OPENS].iter().all(|o| *o));
+    assert!(opened[MAX_QUEUED_OPENS..].iter().all(|o| !*o));
     assert_eq!(w.stopped(), 5);
     assert_eq!(rx.try_iter().count(), MAX_QUEUED_OPENS);
     // Each refused call is told, so its CDR names no file.
