@@ -291,15 +291,15 @@ pub(super) fn anchor_sections(
     Ok(rewrite(sdp, ip, ports, None, sections))
 }
 
-/// The rewrite of [`anchor_streams`], on whatever lines there are, of the first `sections`
-/// media sections (the lines of later ones are left out). `own_origin`: the `o=` line
-/// becomes the gateway's own, with that number as session id and version, instead of the
-/// creator's with its address replaced.
 /// The SDP address type (RFC 4566 §5.7) of `ip`.
 fn addr_type(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IP4" } else { "IP6" }
 }
 
+/// The rewrite of [`anchor_streams`], on whatever lines there are, of the first `sections`
+/// media sections (the lines of later ones are left out). `own_origin`: the `o=` line
+/// becomes the gateway's own, with that number as session id and version, instead of the
+/// creator's with its address replaced.
 fn rewrite(
     sdp: &[u8],
     ip: IpAddr,
