@@ -114,7 +114,15 @@ impl Call {
             .and_then(|m| m.offered[from.other()].as_ref())
             .map(|o| (o.relayed.clone(), &o.sections))
             .filter(|_| offer.is_none());
-        let max = self.cfg.media_max_streams;
+        // An offer is held to its sender's `[media] max_streams` (a peer's share of the port
+        // pool); an answer takes no more streams than its offer had.
+        let max = (offer.is_some())
+            .then(|| {
+                self.profile_during(from, callee)
+                    .and_then(|p| p.max_streams)
+            })
+            .flatten()
+            .unwrap_or(self.cfg.media_max_streams);
         let mb = match &last_offer {
             Some((_, sections)) => MediaBody::read_answer(ct, body, max, sections),
             None => MediaBody::read(ct, body, max),

@@ -114,6 +114,7 @@ pub struct ProfileMediaSection {
     pub rtp_hold_timeout_s: Option<Spanned<u64>>,
     pub repacketize: Option<Spanned<bool>>,
     pub rebind_after_silence_ms: Option<Spanned<u64>>,
+    pub max_streams: Option<Spanned<u64>>,
     pub networks: Option<Spanned<Vec<Spanned<String>>>>,
 }
 

@@ -56,9 +56,15 @@ pub(super) fn media(
         None => (20000, 20999),
     };
     let max_streams = match &s.max_streams {
-        Some(n) if (1..=16).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) if (1..=crate::sdp::MAX_STREAMS_LIMIT as u64).contains(n.get_ref()) => {
+            *n.get_ref() as usize
+        }
         Some(n) => {
-            errs.push(at(n.span(), "[media] max_streams must be 1..=16".into()));
+            let limit = crate::sdp::MAX_STREAMS_LIMIT;
+            errs.push(at(
+                n.span(),
+                format!("[media] max_streams must be 1..={limit}"),
+            ));
             crate::sdp::DEFAULT_MAX_STREAMS
         }
         None => crate::sdp::DEFAULT_MAX_STREAMS,

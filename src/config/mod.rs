@@ -136,6 +136,9 @@ pub struct Profile {
     /// `[media] rebind_after_silence_ms`: how long this peer's latched RTP source must be
     /// silent before its stream may continue from another address (a NAT rebinding).
     pub rebind_after_silence: Duration,
+    /// `[media] max_streams`: streams an SDP offer from this peer may ask the gateway to
+    /// relay (None: the gateway's `[media] max_streams`).
+    pub max_streams: Option<usize>,
     /// `[media] networks`: where this peer's media may be (None: anywhere). The relay sends
     /// nothing to an SDP address outside them and takes no packet from outside them.
     pub media_networks: Option<Arc<[IpNet]>>,

@@ -367,6 +367,7 @@ fn load_profile(
         None => Latch::Any,
     };
     let rebind_after_silence = media_sources::rebind_after_silence(&file.media, path, text, errs);
+    let max_streams = media_sources::max_streams(&file.media, path, text, errs);
     let media_networks = media_sources::media_networks(&file.media, path, text, (errs, warns));
     let (rtp_timeout, rtp_hold_timeout) =
         media_timeouts::media_timeouts(&file.media, path, text, errs, warns);
@@ -447,6 +448,7 @@ fn load_profile(
         rtp_hold_timeout,
         repacketize: file.media.repacketizes(),
         rebind_after_silence,
+        max_streams,
         media_networks,
         limits,
         auth: peer_auth.0,

@@ -676,6 +676,21 @@ fn the_silence_before_a_latch_moves_is_per_profile_and_bounded() {
     );
 }
 
+#[test]
+fn a_profiles_max_streams_is_its_own_and_bounded_as_the_gateways() {
+    let cfg = with_carrier_b_media("max_streams = 1").unwrap();
+    let max = |n: &str| cfg.profiles[&PeerName(n.into())].max_streams;
+    assert_eq!(max("carrier-b"), Some(1));
+    assert_eq!(max("pbx"), None, "the gateway's applies");
+    for bad in ["0", "17"] {
+        let text = with_carrier_b_media(&format!("max_streams = {bad}")).unwrap_err();
+        assert!(
+            text.contains("carrier-b.toml:") && text.contains("max_streams must be 1..=16"),
+            "{text}"
+        );
+    }
+}
+
 /// The standard tree with `media` as carrier-b's `[media]`, loaded (or why not).
 fn with_carrier_b_media(media: &str) -> Result<Config, String> {
     let mut ps = standard_profiles();

@@ -17,6 +17,9 @@ pub use refuse::{carries_sdp, refuse_all, refused_sections, refusing_answer};
 /// get ports.
 pub const DEFAULT_MAX_STREAMS: usize = 4;
 
+/// The most `[media] max_streams` may say (the gateway's or a profile's).
+pub const MAX_STREAMS_LIMIT: usize = 16;
+
 /// ICE attributes (RFC 8839). Candidates name the peer's addresses (host, server-reflexive,
 /// relay); the rest would make the far end start ICE checks the relay does not answer. An
 /// anchored leg gets plain RTP to the gateway, so all of them go.

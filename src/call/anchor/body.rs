@@ -44,7 +44,13 @@ impl Call {
             .map(|o| &o.sections);
         match offered {
             Some(s) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, s).err(),
-            None => MediaBody::read(ct.as_deref(), msg.body(), max).err(),
+            // (An offer, to a late-offer INVITE: held to the callee's own `max_streams`.)
+            None => {
+                let max = (self.profile_during(super::Side::B, None))
+                    .and_then(|p| p.max_streams)
+                    .unwrap_or(max);
+                MediaBody::read(ct.as_deref(), msg.body(), max).err()
+            }
         }
     }
 

@@ -427,6 +427,70 @@ fn fifty_rejected_streams_take_no_ports_and_too_many_active_ones_get_488() {
     assert_eq!(h.core.free_media_ports(), free - 2);
 }
 
+/// A peer's own `[media] max_streams` holds its offers to fewer streams than the gateway's
+/// (its share of the port pool), and only its offers: the phone (max 1) offering two
+/// streams gets 488 and takes no ports, while the carrier's re-INVITE offering two goes to
+/// the phone, and the phone's answer taking both is relayed.
+#[test]
+fn a_peers_own_max_streams_holds_its_offers_and_only_its_offers() {
+    let mut h = H::with(config_with(|n, p| match n {
+        "carrier-a" => p.anchor = true,
+        "pbx" => p.max_streams = Some(1),
+        _ => {}
+    }));
+    let free = h.core.free_media_ports();
+    let two = format!("{SDP}m=audio 4002 RTP/AVP 0\r\n");
+    h.recv(PHONE, &invite_with_sdp("own2", &two));
+    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
+    assert_eq!(h.core.free_media_ports(), free, "no ports taken");
+
+    h.recv(PHONE, &invite_with_sdp("own1", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("own1", "ACK", &tag, 1, "z9hG4bKown1a", ""),
+    );
+    assert_eq!(h.core.free_media_ports(), free - 2);
+    let offer = format!("{SDP}m=audio 4002 RTP/AVP 0\r\n").replace("192.0.2.10", "198.51.100.7");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "c1", 2, "z9hG4bKown2", &offer),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    assert_eq!(
+        String::from_utf8_lossy(re.body())
+            .matches("m=audio ")
+            .count(),
+        2
+    );
+    h.recv_msg(PHONE, reply(&re, 200, "", &[], Some(&two)));
+    let ok2 = h.take_responses(CARRIER_A);
+    assert_eq!(ok2.last().map(|r| r.status()), Some(200), "{ok2:?}");
+    let body = String::from_utf8_lossy(ok2.last().unwrap().body()).into_owned();
+    assert!(!body.contains("m=audio 0 "), "both streams taken:\n{body}");
+    assert_eq!(
+        h.core.free_media_ports(),
+        free - 4,
+        "two streams, two ports each"
+    );
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "ACK", "c1", 2, "z9hG4bKown2a", ""),
+    );
+    // The phone's own re-INVITE with two streams: 488, and the call goes on as it was.
+    h.recv(
+        PHONE,
+        &from_phone_in("own1", "INVITE", &tag, 2, "z9hG4bKown3", &two),
+    );
+    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
+    assert_eq!(h.core.free_media_ports(), free - 4);
+    assert_eq!(h.cdrs.len(), 1, "only the refused call's: this one goes on");
+}
+
 /// An answer takes only what its offer relayed (RFC 3264 §6): a stream the offer refused
 /// stays refused (no ports, port 0 toward the caller) whatever port the answer names, and
 /// m= lines beyond the offer's are not forwarded. Before, each took a pair of ports, the

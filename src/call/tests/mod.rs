@@ -88,6 +88,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         rtp_hold_timeout: None,
         repacketize: false,
         rebind_after_silence: crate::media::MOVE_AFTER_SILENCE,
+        max_streams: None,
         media_networks: None,
         limits: Default::default(),
         auth: None,

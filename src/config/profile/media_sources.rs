@@ -1,5 +1,5 @@
-//! Where a profile's peer's media may come from: `[media] networks` and
-//! `rebind_after_silence_ms`.
+//! Where a profile's peer's media may come from (`[media] networks` and
+//! `rebind_after_silence_ms`), and how many streams it may open (`max_streams`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,5 +55,27 @@ pub(super) fn rebind_after_silence(
             crate::media::MOVE_AFTER_SILENCE
         }
         None => crate::media::MOVE_AFTER_SILENCE,
+    }
+}
+
+/// `[media] max_streams` of a profile: as the gateway's (1..=16); None when absent (the
+/// gateway's applies) or out of bounds (reported).
+pub(super) fn max_streams(
+    media: &ProfileMediaSection,
+    path: &Path,
+    text: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Option<usize> {
+    let n = media.max_streams.as_ref()?;
+    match usize::try_from(*n.get_ref()) {
+        Ok(v) if (1..=crate::sdp::MAX_STREAMS_LIMIT).contains(&v) => Some(v),
+        _ => {
+            let m = format!(
+                "[media] max_streams must be 1..={}",
+                crate::sdp::MAX_STREAMS_LIMIT
+            );
+            errs.push(ConfigError::at(path, text, n.span().start, m));
+            None
+        }
     }
 }
