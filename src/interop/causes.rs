@@ -141,7 +141,7 @@ pub fn reason_rebuilt(value: &str) -> Option<String> {
         ("SIP", Some(100..=699))
     } else if protocol.eq_ignore_ascii_case("Q.850") {
         ("Q.850", Some(1..=127))
-    } else if token(protocol) {
+    } else if token(protocol) && protocol.len() <= MAX_PROTOCOL {
         (protocol, None)
     } else {
         return None;
@@ -209,6 +209,15 @@ pub fn reason_values(cause: Q850Cause, sip: Option<&str>) -> Vec<String> {
 /// Parameters of one Reason value kept at most.
 const MAX_REASON_PARAMS: usize = 8;
 
+/// Reason values (so protocols) passed on from one message at most: SIP and Q.850, and a
+/// few registered ones (`preemption`, `RELEASE_CAUSE`, …); more is a peer filling the
+/// other leg's message, each value a header line of its own.
+const MAX_REASON_VALUES: usize = 4;
+
+/// The longest protocol name of a Reason value passed on (registered ones are a dozen
+/// characters).
+const MAX_PROTOCOL: usize = 32;
+
 /// The values of `lines` (Reason headers, one or several values each) that
 /// [`reason_rebuilt`] can write, the first of each protocol only: RFC 3326 allows one per
 /// protocol, and the first valid one is what the CDR records (`parse_reason`), so a peer
@@ -231,6 +240,7 @@ pub fn reasons_rebuilt(lines: &[String]) -> Vec<String> {
             }
             first
         })
+        .take(MAX_REASON_VALUES)
         .collect()
 }
 
@@ -288,6 +298,20 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(parse_reason(&lines).q850, Some(Q850Cause(17)));
+    }
+
+    /// A peer's Reason with thousands of values, each of a protocol of its own, or one
+    /// protocol name of kilobytes: a few values go on, each small.
+    #[test]
+    fn a_reason_of_endless_values_passes_a_few_small_ones() {
+        let many: Vec<String> = (0..20_000).map(|i| format!("p{i}")).collect();
+        let out = reasons_rebuilt(&[many.join(", ")]);
+        assert_eq!(out, ["p0", "p1", "p2", "p3"]);
+        let long = "x".repeat(5_000);
+        assert_eq!(
+            reasons_rebuilt(&[format!("{long}, Q.850;cause=16")]),
+            ["Q.850;cause=16"]
+        );
     }
 
     #[test]
