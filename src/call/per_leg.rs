@@ -60,7 +60,13 @@ impl Call {
     /// §5), or its owner asked for privacy (`Privacy: id`) and that side's peer is outside
     /// it (§7).
     pub(super) fn keep_identity_for(&mut self, side: Side, req: &crate::sip::Request) {
-        let pai = req.header_lines(&Hdr::P_ASSERTED_IDENTITY);
+        // Only as many as go on (two): the rest of a long list would sit with the call.
+        let pai: Vec<String> = (req.header_lines(&Hdr::P_ASSERTED_IDENTITY).iter())
+            .flat_map(|l| crate::sip::split_header_list(l))
+            .take(crate::interop::egress::max_identities(
+                &Hdr::P_ASSERTED_IDENTITY,
+            ))
+            .collect();
         let privacy = req.header_lines(&Hdr::named("Privacy"));
         let keeps = (self.profile(side)).is_some_and(|p| {
             p.headers

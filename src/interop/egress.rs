@@ -223,7 +223,7 @@ fn asks_privacy(v: &str) -> bool {
 /// a Diversion chain or a Remote-Party-ID list longer than ten is no real call's. Each
 /// element grows when rewritten (the gateway's host, `;user=phone`): a 64 KB INVITE of
 /// `tel:1,` elements was relayed as some 400 KB.
-fn max_identities(h: &Hdr) -> usize {
+pub(crate) fn max_identities(h: &Hdr) -> usize {
     if *h == Hdr::P_ASSERTED_IDENTITY || *h == Hdr::P_PREFERRED_IDENTITY {
         2
     } else {

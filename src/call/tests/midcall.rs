@@ -923,6 +923,34 @@ fn an_identity_update_withheld_drops_the_one_kept_before() {
     assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
 }
 
+/// An identity UPDATE listing hundreds of identities: the call keeps the two that go on
+/// (RFC 3325 §9.1), not the whole list until the answer.
+#[test]
+fn an_identity_update_keeps_only_the_identities_that_go_on() {
+    let (mut h, inv) = identity_updated();
+    let many: Vec<String> = (0..300)
+        .map(|i| format!("<sip:+86109{i:05}@10.9.9.9;user=phone>"))
+        .collect();
+    let pai: String = (many.chunks(100))
+        .map(|c| format!("P-Asserted-Identity: {}\r\n", c.join(", ")))
+        .collect();
+    h.recv(CARRIER_A, &identity_update(&inv, 11, "z9hG4bKcid3", &pai));
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    let kept = |h: &H| {
+        let call = h.core.calls.values().next().expect("the call");
+        call.identity.as_ref().map(|i| i.1.clone())
+    };
+    let kept = kept(&h).expect("an identity kept");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[0].contains("+8610900000"), "{kept:?}");
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let pai = ok.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(
+        pai.contains("+8610900000") && !pai.contains("+8610900002"),
+        "{pai}"
+    );
+}
+
 #[test]
 fn a_settled_call_drops_the_callers_invite_and_still_works() {
     let mut h = H::new();
