@@ -235,9 +235,10 @@ impl Call {
                 }
                 Err(why) => {
                     self.challenge_failed(status, &why);
+                    // A refusal like any other: a peer that challenges every refresh backs
+                    // off as one that refuses them.
                     if !r.reoffer {
-                        self.timers
-                            .set(CallTimer::SessionRefresh(side), cx.now + REFRESH_RETRY);
+                        self.refresh_later(cx, side, REFRESH_RETRY);
                     }
                 }
             }
@@ -316,6 +317,12 @@ impl Call {
         } else {
             REFRESH_RETRY
         };
+        self.refresh_later(cx, side, wait);
+    }
+
+    /// Try the refresh of `side` again after `wait`, and twice as long after each refusal in
+    /// a row.
+    fn refresh_later(&mut self, cx: &mut Cx, side: Side, wait: Duration) {
         // Twice as long after each refusal in a row, up to an eighth of the interval (the
         // leg still expires in time if none works): a peer that refuses every refresh
         // (491 at once, a 5xx) would otherwise draw one every few seconds until then,
