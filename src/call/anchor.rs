@@ -116,13 +116,10 @@ impl Call {
             .filter(|_| offer.is_none());
         // An offer is held to its sender's `[media] max_streams` (a peer's share of the port
         // pool); an answer takes no more streams than its offer had.
-        let max = (offer.is_some())
-            .then(|| {
-                self.profile_during(from, callee)
-                    .and_then(|p| p.max_streams)
-            })
-            .flatten()
-            .unwrap_or(self.cfg.media_max_streams);
+        let max = match offer {
+            Some(_) => self.offer_max_streams(from, callee),
+            None => self.cfg.media_max_streams,
+        };
         let mb = match &last_offer {
             Some((_, sections)) => MediaBody::read_answer(ct, body, max, sections),
             None => MediaBody::read(ct, body, max),
@@ -332,6 +329,14 @@ impl Call {
 
     /// The profile of the peer on `side`; `callee`, when given, stands for side B's (an
     /// attempt being set up, before the call records its peer).
+    /// Streams an offer from `from` may have relayed: its peer's own `[media] max_streams`,
+    /// else the gateway's.
+    fn offer_max_streams(&self, from: Side, callee: Option<&Profile>) -> usize {
+        (self.profile_during(from, callee))
+            .and_then(|p| p.max_streams)
+            .unwrap_or(self.cfg.media_max_streams)
+    }
+
     fn profile_during<'a>(
         &'a self,
         side: Side,

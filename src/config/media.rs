@@ -18,6 +18,16 @@ pub(super) struct Media {
     pub threads_auto: bool,
 }
 
+/// A `[media] max_streams` (the gateway's or a profile's) as a count, or the error to
+/// report.
+pub(super) fn checked_max_streams(n: u64) -> Result<usize, String> {
+    let limit = crate::sdp::MAX_STREAMS_LIMIT;
+    usize::try_from(n)
+        .ok()
+        .filter(|v| (1..=limit).contains(v))
+        .ok_or_else(|| format!("[media] max_streams must be 1..={limit}"))
+}
+
 /// `[media]`; `advertise` is `[sip] advertise`, the relay's address when `[media]` names
 /// none.
 pub(super) fn media(
@@ -56,17 +66,10 @@ pub(super) fn media(
         None => (20000, 20999),
     };
     let max_streams = match &s.max_streams {
-        Some(n) if (1..=crate::sdp::MAX_STREAMS_LIMIT as u64).contains(n.get_ref()) => {
-            *n.get_ref() as usize
-        }
-        Some(n) => {
-            let limit = crate::sdp::MAX_STREAMS_LIMIT;
-            errs.push(at(
-                n.span(),
-                format!("[media] max_streams must be 1..={limit}"),
-            ));
+        Some(n) => checked_max_streams(*n.get_ref()).unwrap_or_else(|m| {
+            errs.push(at(n.span(), m));
             crate::sdp::DEFAULT_MAX_STREAMS
-        }
+        }),
         None => crate::sdp::DEFAULT_MAX_STREAMS,
     };
     let threads = match &s.threads {

@@ -46,9 +46,7 @@ impl Call {
             Some(s) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, s).err(),
             // (An offer, to a late-offer INVITE: held to the callee's own `max_streams`.)
             None => {
-                let max = (self.profile_during(super::Side::B, None))
-                    .and_then(|p| p.max_streams)
-                    .unwrap_or(max);
+                let max = self.offer_max_streams(super::Side::B, None);
                 MediaBody::read(ct.as_deref(), msg.body(), max).err()
             }
         }

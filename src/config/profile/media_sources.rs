@@ -67,15 +67,7 @@ pub(super) fn max_streams(
     errs: &mut Vec<ConfigError>,
 ) -> Option<usize> {
     let n = media.max_streams.as_ref()?;
-    match usize::try_from(*n.get_ref()) {
-        Ok(v) if (1..=crate::sdp::MAX_STREAMS_LIMIT).contains(&v) => Some(v),
-        _ => {
-            let m = format!(
-                "[media] max_streams must be 1..={}",
-                crate::sdp::MAX_STREAMS_LIMIT
-            );
-            errs.push(ConfigError::at(path, text, n.span().start, m));
-            None
-        }
-    }
+    crate::config::media::checked_max_streams(*n.get_ref())
+        .map_err(|m| errs.push(ConfigError::at(path, text, n.span().start, m)))
+        .ok()
 }
