@@ -27,7 +27,9 @@ use crate::config::{Config, Protect};
 use crate::sip::Message;
 
 mod admission;
+mod budget;
 mod tally;
+use budget::Budget;
 pub(crate) use tally::Tally;
 
 /// Room for accepted work: responses and in-dialog requests are only dropped past this.
@@ -79,6 +81,8 @@ pub(crate) struct Inbox {
     /// What our tags are checked with: a request whose To tag is not ours is in no dialog
     /// of ours, and waits with new work. None: not checked (tests of other things).
     tags: Option<crate::sip::TagKey>,
+    /// The bytes `urgent` holds.
+    urgent_bytes: Arc<Budget>,
 }
 
 /// How many reloads' departed networks [`Inbox::remember_departed`] keeps: a peer removed
@@ -91,6 +95,7 @@ pub(crate) struct Queues {
     pub urgent: mpsc::Receiver<Event>,
     pub fresh: mpsc::Receiver<Event>,
     pub strangers: mpsc::Receiver<Event>,
+    urgent_bytes: Arc<Budget>,
 }
 
 impl Queues {
@@ -99,8 +104,14 @@ impl Queues {
         self.urgent
             .try_recv()
             .ok()
+            .inspect(|ev| self.urgent_bytes.give_back(budget::size(ev)))
             .or_else(|| self.fresh.try_recv().ok())
             .or_else(|| self.strangers.try_recv().ok())
+    }
+
+    /// `ev` was taken off `urgent` (waited for there: the shell's loop).
+    pub(crate) fn took_urgent(&self, ev: &Event) {
+        self.urgent_bytes.give_back(budget::size(ev));
     }
 }
 
@@ -110,6 +121,7 @@ impl Inbox {
         let (utx, urx) = mpsc::channel(URGENT);
         let (ftx, frx) = mpsc::channel(FRESH);
         let (stx, srx) = mpsc::channel(STRANGERS);
+        let urgent_bytes = Arc::new(Budget::new(budget::URGENT_BYTES));
         let inbox = Inbox {
             urgent: utx,
             fresh: ftx,
@@ -121,6 +133,7 @@ impl Inbox {
             config: Arc::new(ArcSwap::new(cfg)),
             departed: Arc::new(ArcSwapOption::new(None)),
             tags: None,
+            urgent_bytes: urgent_bytes.clone(),
         };
         inbox.configure_protect(p, now);
         (
@@ -129,6 +142,7 @@ impl Inbox {
                 urgent: urx,
                 fresh: frx,
                 strangers: srx,
+                urgent_bytes,
             },
         )
     }
@@ -398,7 +412,17 @@ impl Inbox {
         if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
             return Ok(());
         }
-        self.send_now(self.queue_for(&ev), ev)
+        let queue = self.queue_for(&ev);
+        if !std::ptr::eq(queue, &self.urgent) {
+            return self.send_now(queue, ev);
+        }
+        let size = budget::size(&ev);
+        if !self.urgent_bytes.take(size) {
+            self.count_queue_full();
+            return Err(Box::new(ev));
+        }
+        self.send_now(queue, ev)
+            .inspect_err(|_| self.urgent_bytes.give_back(size))
     }
 
     /// Put `ev` on `queue` without waiting; a full (or closed) queue gives it back, counted.
@@ -422,7 +446,7 @@ impl Inbox {
         }
         let queue = self.queue_for(&ev);
         if !std::ptr::eq(queue, &self.fresh) {
-            return queue.send(ev).await.is_ok();
+            return self.send_urgent(ev).await;
         }
         // What goes with new work never waits for room there: what follows it on the
         // connection (a BYE, the answers to our requests) would wait too. With new work
@@ -433,15 +457,25 @@ impl Inbox {
         let cancel = matches!(&ev, Event::Message { msg, .. } if is_cancel(msg));
         match self.fresh.try_send(ev) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(ev)) if cancel => {
-                self.urgent.send(ev).await.is_ok()
-            }
+            Err(mpsc::error::TrySendError::Full(ev)) if cancel => self.send_urgent(ev).await,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.count_queue_full();
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Put a connection's `ev` on the urgent queue, waiting for room in events; its bytes
+    /// are counted whatever the queue holds (see [`Budget::charge`]). Room first, then the
+    /// charge and the send at once: a task ended while it waits leaves nothing charged.
+    async fn send_urgent(&self, ev: Event) -> bool {
+        let Ok(permit) = self.urgent.reserve().await else {
+            return false;
+        };
+        self.urgent_bytes.charge(budget::size(&ev));
+        permit.send(ev);
+        true
     }
 
     fn count_queue_full(&self) {

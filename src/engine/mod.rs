@@ -290,6 +290,7 @@ impl Shell {
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
+                    q.took_urgent(&ev);
                     let now = self.clock();
                     self.on_event(now, ev);
                     self.take_queued(&mut q);

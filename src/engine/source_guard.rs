@@ -63,6 +63,10 @@ pub(crate) enum Gate {
 /// The guard shared by every reader task.
 pub(crate) struct SourceGuard {
     limiter: Limiter,
+    /// A second rate, as large, for what passes the first over its rate because it carries
+    /// a check of ours ([`SourceGuard::spare`]): whoever holds one (a peer, a host on the
+    /// path) gets twice the rate, not an unbounded one.
+    spared: Limiter,
     clock: FakeRelativeClock,
     base: Instant,
     /// Nanoseconds since `base` the limiter's clock has been moved to.
@@ -80,12 +84,13 @@ impl SourceGuard {
         let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
         let clock = FakeRelativeClock::default();
         let hasher = foldhash::fast::RandomState::default();
-        let cells = Cells {
+        let cells = || Cells {
             cells: (0..CELLS).map(|_| InMemoryState::default()).collect(),
             hasher: hasher.clone(),
         };
         SourceGuard {
-            limiter: RateLimiter::new(Quota::per_second(rate), cells, clock.clone()),
+            limiter: RateLimiter::new(Quota::per_second(rate), cells(), clock.clone()),
+            spared: RateLimiter::new(Quota::per_second(rate), cells(), clock.clone()),
             clock,
             base,
             last: AtomicU64::new(0),
@@ -122,6 +127,14 @@ impl SourceGuard {
                 Gate::Tripped
             }
         }
+    }
+
+    /// Whether a message from `ip` that [`SourceGuard::check`] refused, and that carries a
+    /// check of ours, may pass: counted against the second rate (no cool-down), at the time
+    /// `check` just moved the clock to. `cool` as for `check`: a stranger by its /64.
+    pub(crate) fn spare(&self, ip: IpAddr, cool: bool) -> bool {
+        let ip = if cool { source_key(ip) } else { ip };
+        self.spared.check_key(&ip).is_ok()
     }
 
     /// The cell `ip` is counted in (the limiter's table uses the same hasher).

@@ -48,6 +48,14 @@ impl Message {
         header_string(self.headers(), &Hdr::CALL_ID)
     }
 
+    /// See [`Request::wire_size`].
+    pub fn wire_size(&self) -> usize {
+        match self {
+            Message::Request(r) => r.wire_size(),
+            Message::Response(r) => r.wire_size(),
+        }
+    }
+
     /// A short description for logs: `INVITE sip:…` or `SIP/2.0 200 (INVITE)`.
     pub fn summary(&self) -> String {
         match self {
@@ -70,6 +78,15 @@ fn header_string(headers: &Headers, h: &Hdr) -> Option<String> {
 /// Header access shared by requests and responses.
 macro_rules! common_accessors {
     () => {
+        /// About the bytes its headers and body take on the wire, read from what was parsed
+        /// (nothing is encoded again): a retransmission, the same message, measures the same.
+        pub fn wire_size(&self) -> usize {
+            let headers: usize = (self.0.headers.iter())
+                .map(|h| h.name().canonical().len() + h.raw_value().len() + 4)
+                .sum();
+            headers.saturating_add(self.0.body().len())
+        }
+
         /// The first value of a header, unfolded and trimmed.
         pub fn header(&self, h: &Hdr) -> Option<String> {
             header_string(&self.0.headers, h)
@@ -366,15 +383,6 @@ impl Request {
     /// The method.
     pub fn method(&self) -> Method {
         Method::from_sipx(&self.0.method)
-    }
-
-    /// About the bytes its headers and body take on the wire, read from what was parsed
-    /// (nothing is encoded again): a retransmission, the same request, measures the same.
-    pub fn wire_size(&self) -> usize {
-        let headers: usize = (self.0.headers.iter())
-            .map(|h| h.name().canonical().len() + h.raw_value().len() + 4)
-            .sum();
-        headers.saturating_add(self.0.body().len())
     }
 
     /// The Request-URI, as text.

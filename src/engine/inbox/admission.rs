@@ -6,6 +6,11 @@ use std::time::Instant;
 
 use super::{Gate, Inbox, Tally};
 
+/// The largest datagram that passes a source's rate for carrying a check of ours: a real
+/// answer or in-dialog request (SDP, a SIP-I body) is a few kilobytes; 64 KiB ones replayed
+/// by whoever holds a branch of ours would each take that much of the urgent queue.
+pub(crate) const SPARED_MAX_BYTES: usize = 16 * 1024;
+
 impl Inbox {
     /// Whether a message from `ip` may be looked at (the source guard); counted when not.
     /// `tcp`: it came on a connection, so its source is not spoofed.
@@ -14,9 +19,12 @@ impl Inbox {
     }
 
     /// A datagram from `ip`: [`Inbox::admit`], and a peer's over its rate that carries a
-    /// check of ours ([`Inbox::carries_our_check`]) passes too.
+    /// check of ours ([`Inbox::carries_our_check`]) passes too, if it is no larger than
+    /// [`SPARED_MAX_BYTES`] and within a second rate as large as the first.
     pub(crate) fn admit_datagram(&self, ip: IpAddr, now: Instant, raw: &[u8]) -> bool {
-        self.admit_unless_ours(ip, now, false, || self.carries_our_check(raw))
+        self.admit_unless_ours(ip, now, false, || {
+            raw.len() <= SPARED_MAX_BYTES && self.carries_our_check(raw)
+        })
     }
 
     fn admit_unless_ours(
@@ -51,7 +59,9 @@ impl Inbox {
         // every `match`), takes its rate, and its answers and in-dialog requests still pass
         // (a stranger's cool-down included: before, 2,000 spoofed datagrams every 5 s in a
         // Contact's name muted its answers to our BYE and refreshes, and calls ended 408).
-        let spared = || (peer || self.asked.may_answer(ip, now)) && ours();
+        // Whoever holds one (the peer itself, a host on the path) could replay it without
+        // end: what passes so is held to a second rate, as large as the first.
+        let spared = || (peer || self.asked.may_answer(ip, now)) && ours() && g.spare(ip, !peer);
         match g.check(ip, now, !peer) {
             Gate::Pass => true,
             Gate::Tripped | Gate::Blocked if spared() => true,

@@ -566,3 +566,85 @@ async fn answers_from_an_address_we_asked_pass_a_flood_in_its_name() {
     assert!(inbox.admit_datagram(contact, t0, answer.as_bytes()));
     assert!(!inbox.admit_datagram(contact, t0, junk));
 }
+
+/// What passes a peer's rate for carrying a check of ours is held to a second rate, and
+/// only small messages pass so: whoever holds one of our branches (the peer, a host on the
+/// path) cannot replay it without end. Before, every copy passed, to the urgent queue.
+#[tokio::test]
+async fn a_check_of_ours_passes_a_rate_once_more_and_no_further() {
+    let t0 = Instant::now();
+    let p = Protect {
+        source_rate: Some(10),
+        ..Protect::default()
+    };
+    let key = crate::sip::TagKey::from_seed(9);
+    let (inbox, _q) = Inbox::new(cfg(p), t0);
+    let inbox = inbox.checking_tags(key.clone());
+    let carrier: IpAddr = "127.0.0.3".parse().unwrap();
+    let branch = key.branch("0123456789abcdef");
+    let answer = |pad: usize| {
+        format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\n\
+             From: <sip:a@h>;tag=f\r\nTo: <sip:b@h>;tag=t\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\
+             X-Pad: {}\r\n\r\n",
+            "p".repeat(pad)
+        )
+    };
+    let small = answer(1);
+    let large = answer(admission::SPARED_MAX_BYTES);
+    let passed = |raw: &str, n: usize| {
+        (0..n)
+            .filter(|_| inbox.admit_datagram(carrier, t0, raw.as_bytes()))
+            .count()
+    };
+    assert_eq!(passed(&small, 30), 20, "its rate, then the second one");
+    assert_eq!(passed(&large, 1), 0, "no room left");
+    // A second later both rates have room again; a large one passes its own rate only.
+    let t1 = t0 + Duration::from_secs(1);
+    let passed_at = |raw: &str, n: usize, at: Instant| {
+        (0..n)
+            .filter(|_| inbox.admit_datagram(carrier, at, raw.as_bytes()))
+            .count()
+    };
+    assert_eq!(passed_at(&large, 30, t1), 10, "a large one is never spared");
+    assert_eq!(
+        passed_at(&small, 30, t1),
+        10,
+        "the second rate is still there"
+    );
+}
+
+/// The urgent queue holds at most `budget::URGENT_BYTES` of datagrams, whatever their
+/// count: 64 KiB answers carrying a check of ours could otherwise make its 16,384 events a
+/// gigabyte, all read before any new call. Taking one off gives its room back.
+#[test]
+fn the_urgent_queue_is_bounded_in_bytes() {
+    let key = crate::sip::TagKey::from_seed(10);
+    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    let inbox = inbox.checking_tags(key.clone());
+    let body = "x".repeat(60_000);
+    let answer = msg(&format!(
+        "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={}\n\
+         From: <sip:a@h>;tag=f\nTo: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\n\
+         Content-Length: {}\n\n{body}",
+        key.branch("0123456789abcdef"),
+        body.len()
+    ));
+    let size = answer.wire_size();
+    assert!(size > 60_000);
+    let ev = || Event::Message {
+        msg: answer.clone(),
+        source: Target::udp("127.0.0.3:5060".parse().unwrap()),
+        at: Instant::now(),
+        screened: false,
+    };
+    let room = budget::URGENT_BYTES / size;
+    let queued = (0..room + 100).filter(|_| inbox.try_deliver(ev())).count();
+    assert_eq!(queued, room);
+    assert!(inbox.urgent_bytes.held() <= budget::URGENT_BYTES);
+    assert!(q.try_next().is_some());
+    assert!(inbox.try_deliver(ev()), "room given back");
+    assert!(!inbox.try_deliver(ev()));
+    while q.try_next().is_some() {}
+    assert_eq!(inbox.urgent_bytes.held(), 0);
+}
