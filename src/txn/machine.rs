@@ -252,6 +252,8 @@ impl Client {
                 out.push(Out::Timeout);
                 self.terminate(out);
             }
+            // Armed by `abandon_later`: given up on, as its user asked.
+            (State::Proceeding, Timer::B) => self.terminate(out),
             (State::Completed, Timer::D | Timer::K) | (State::Accepted, Timer::M) => {
                 self.terminate(out)
             }
@@ -276,6 +278,15 @@ impl Client {
     pub fn abandon(&mut self, out: &mut Vec<Out>) {
         if self.state != State::Terminated {
             self.terminate(out);
+        }
+    }
+
+    /// The user gives up on an INVITE that has been answered only provisionally 64·T1 from
+    /// now, unless a final answer comes first (and gets its ACK): such a transaction has no
+    /// timer of its own (RFC 3261 §9.1 on a CANCELled INVITE).
+    pub fn abandon_later(&mut self, c: &Consts, out: &mut Vec<Out>) {
+        if self.invite && self.state == State::Proceeding {
+            out.push(Out::Set(Timer::B, c.t1 * 64));
         }
     }
 

@@ -461,6 +461,16 @@ impl TxnLayer {
         }
     }
 
+    /// Give up on client transaction `id` later (see `Client::abandon_later`).
+    pub fn abandon_later(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if let Some(Machine::Client(m)) = self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            m.abandon_later(&self.consts, &mut scratch);
+        }
+        self.apply(id, &mut scratch, now, out);
+        self.scratch = scratch;
+    }
+
     /// End a transaction its user has given up on (see `Client::abandon`,
     /// `Server::abandon`).
     pub fn abandon(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {

@@ -759,3 +759,43 @@ fn a_response_with_another_cseq_number_is_not_the_transactions() {
     );
     assert!(out.iter().any(|o| matches!(o, TxnOutput::Response { .. })));
 }
+
+/// An INVITE answered only provisionally has no timer (a phone may ring for long); its
+/// user may give up on it later (`abandon_later`, after a call released on a fault): 64·T1
+/// on, it ends without a timeout, and a further provisional does not put that off. Given
+/// up on later, not now: a final answer meanwhile still gets its ACK. A transaction in any
+/// other state is left to its own timers.
+#[test]
+fn an_invite_given_up_on_later_ends_then_unless_answered() {
+    for answered in [false, true] {
+        let mut l = TxnLayer::new(TimerConfig::default());
+        let mut out = Vec::new();
+        let inv = request("INVITE", "z9hG4bKc12");
+        let tgt = target(Transport::Udp);
+        let id = l.send_request(inv.clone(), tgt, t0(), &mut out).unwrap();
+        let ringing = Response::to_request(&inv, 180, "Ringing", Some("z")).unwrap();
+        l.receive(Message::Response(ringing.clone()), tgt, t0(), &mut out);
+        assert!(armed(&l, id).is_empty());
+        l.abandon_later(id, t0(), &mut out);
+        assert_eq!(armed(&l, id), vec![("B".into(), Duration::from_secs(32))]);
+        l.receive(Message::Response(ringing), tgt, t0(), &mut out);
+        assert_eq!(armed(&l, id), vec![("B".into(), Duration::from_secs(32))]);
+        out.clear();
+        if answered {
+            let busy = Response::to_request(&inv, 486, "Busy Here", Some("z")).unwrap();
+            l.receive(Message::Response(busy), tgt, t0(), &mut out);
+            assert_eq!(sends(&out).len(), 1, "the ACK");
+            assert_eq!(armed(&l, id), vec![("D".into(), Duration::from_secs(32))]);
+            l.abandon_later(id, t0(), &mut out);
+            assert_eq!(armed(&l, id), vec![("D".into(), Duration::from_secs(32))]);
+            continue;
+        }
+        l.handle_timeout(t0() + Duration::from_secs(32), &mut out);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, TxnOutput::Terminated { .. }))
+        );
+        assert!(!out.iter().any(|o| matches!(o, TxnOutput::Timeout { .. })));
+        assert_eq!(l.len(), (0, 0));
+    }
+}

@@ -139,6 +139,18 @@ impl B2bua {
         for id in unanswered {
             self.env.txn.abandon(id, now, &mut self.env.txn_out);
         }
+        // Its INVITEs answered only provisionally (ours, toward the callee) would be open for
+        // ever with their `owners` entries: on a normal release the call's linger ends
+        // them, and that goes with the call. Each is given up on 64·T1 from now instead,
+        // time for its final answer to come and be ACKed (its CANCEL, if the release sent
+        // one, is its own transaction, timed as any).
+        let ours: Vec<_> = (self.env.owners.iter())
+            .filter(|(_, (owner, _))| *owner == r)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ours {
+            self.env.txn.abandon_later(id, now, &mut self.env.txn_out);
+        }
         self.forget(r);
     }
 }

@@ -98,6 +98,34 @@ fn a_call_whose_release_panics_too_still_gets_its_cdr_and_its_caller_an_answer()
     assert_idle(&mut h);
 }
 
+/// A call released after a panic while its INVITE rang at the callee: the callee answers
+/// the CANCEL but never the INVITE. That INVITE's transaction (no timer of its own once
+/// answered provisionally) is given up on 64·T1 later, as the call's linger would have;
+/// before, it and its owner entry stayed for ever, one per fault. A final answer that does
+/// come in time still gets its ACK.
+#[test]
+fn a_call_released_after_a_panic_leaves_no_ringing_invite_open() {
+    for answers in [false, true] {
+        let mut h = H::new();
+        let inv = phone_calls(&mut h, "f7");
+        h.recv_msg(CARRIER_A, reply(&inv, 180, "c7", &[], None));
+        h.take(PHONE);
+        arm(1);
+        h.recv_msg(CARRIER_A, reply(&inv, 183, "c7", &[], None));
+        assert_eq!(h.cdrs.len(), 1);
+        let cancel = h.one_request(CARRIER_A, Method::Cancel);
+        h.recv_msg(CARRIER_A, reply(&cancel, 200, "c7", &[], None));
+        h.advance(Duration::from_secs(10));
+        if answers {
+            h.take(CARRIER_A);
+            h.recv_msg(CARRIER_A, reply(&inv, 487, "c7", &[], None));
+            assert_eq!(h.take_requests(CARRIER_A, Method::Ack).len(), 1);
+        }
+        h.advance(Duration::from_secs(30));
+        assert_idle(&mut h);
+    }
+}
+
 #[test]
 fn a_panic_in_a_calls_timer_costs_that_call_only() {
     let mut h = H::new();
