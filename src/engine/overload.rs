@@ -224,6 +224,8 @@ const REFUSED: u64 = 1 << 16;
 const KEY_BITS: u64 = !(STAMP_BITS | REFUSED);
 /// The stamp's 15 bits.
 const STAMP_MASK: u64 = 0x7FFF;
+/// What one step of the stamp is.
+const STAMP_MS: u64 = 64;
 
 /// How long after the last INVITE was remembered the table is dropped: twice Timer B (at
 /// the default T1), after which no retransmission of any INVITE in it can still come.
@@ -320,13 +322,24 @@ impl Overload {
     }
 
     /// `Some(true)` when `key`'s INVITE was refused here lately, `Some(false)` when it was
-    /// let through, `None` when it is not remembered.
-    pub(crate) fn refused_here(&self, key: u64) -> Option<bool> {
+    /// let through, `None` when it is not remembered, or was [`RECENT_IDLE`] or more before
+    /// `now`: no retransmission comes that late, and a replay (a peer's, or one spoofed in
+    /// its name) of an INVITE let through long ago must not pass the shedder as one.
+    pub(crate) fn refused_here(&self, key: u64, now: Instant) -> Option<bool> {
         let t = self.recent.load();
-        let slot = Self::set(t.as_ref()?, key)
-            .iter()
-            .find(|s| Self::holds(s, key))?;
-        Some(slot.load(Ordering::Relaxed) & REFUSED != 0)
+        let v = (Self::set(t.as_ref()?, key).iter())
+            .find(|s| Self::holds(s, key))?
+            .load(Ordering::Relaxed);
+        let age = self.stamp(now).wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK;
+        if Duration::from_millis(age * STAMP_MS) >= RECENT_IDLE {
+            return None;
+        }
+        Some(v & REFUSED != 0)
+    }
+
+    /// The 64 ms `now` falls in, as a slot stamps it.
+    fn stamp(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.epoch).as_millis() as u64 / STAMP_MS) & STAMP_MASK
     }
 
     /// `key`'s INVITE was let through to the core.
@@ -358,7 +371,7 @@ impl Overload {
             };
         }
         if let Some(t) = table {
-            let stamp = (ms / 64) & STAMP_MASK;
+            let stamp = self.stamp(now);
             let entry = key & KEY_BITS | refused | stamp << 1 | 1;
             let set = Self::set(&t, key);
             // Its own slot if it has one, else an empty one, else the set's oldest.
@@ -407,9 +420,10 @@ impl Overload {
 /// 200 ms of waiting (tests). The instant after the last.
 #[cfg(test)]
 impl Overload {
-    /// Whether `key`'s INVITE was let through or refused here lately.
+    /// Whether `key`'s INVITE is in the table, let through or refused here, however long ago.
     pub(crate) fn seen(&self, key: u64) -> bool {
-        self.refused_here(key).is_some()
+        (self.recent.load().as_ref())
+            .is_some_and(|t| Self::set(t, key).iter().any(|s| Self::holds(s, key)))
     }
 
     /// The queue has drained: nothing stands, nothing is refused by share.

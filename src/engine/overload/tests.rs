@@ -183,29 +183,33 @@ fn refusals_never_push_out_an_invite_let_through() {
     for n in 2..40 {
         ov.remember_refused(key(n), at(n));
     }
-    assert_eq!(ov.refused_here(key(0)), Some(false));
-    assert_eq!(ov.refused_here(key(1)), Some(false));
+    assert_eq!(ov.refused_here(key(0), at(60)), Some(false));
+    assert_eq!(ov.refused_here(key(1), at(60)), Some(false));
     assert_eq!(
-        ov.refused_here(key(39)),
+        ov.refused_here(key(39), at(60)),
         Some(true),
         "the newest refusal kept"
     );
-    assert_eq!(ov.refused_here(key(2)), None, "older refusals made room");
+    assert_eq!(
+        ov.refused_here(key(2), at(60)),
+        None,
+        "older refusals made room"
+    );
     // Let through: a refusal's slot goes first.
     ov.remember(key(50), at(50));
     ov.remember(key(51), at(51));
     assert!(
         [0, 1, 50, 51]
             .iter()
-            .all(|&n| ov.refused_here(key(n)) == Some(false))
+            .all(|&n| ov.refused_here(key(n), at(60)) == Some(false))
     );
     // A set full of INVITEs let through takes no refusal at all.
     ov.remember_refused(key(60), at(60));
-    assert_eq!(ov.refused_here(key(60)), None);
+    assert_eq!(ov.refused_here(key(60), at(60)), None);
     assert!(
         [0, 1, 50, 51]
             .iter()
-            .all(|&n| ov.refused_here(key(n)) == Some(false))
+            .all(|&n| ov.refused_here(key(n), at(60)) == Some(false))
     );
 }
 
@@ -346,4 +350,23 @@ fn the_share_grows_while_one_queue_stands_whatever_another_does() {
     }
     assert!(sh.share() >= 0.5, "share {}", sh.share());
     assert!(sh.last_min >= Duration::from_millis(150));
+}
+
+/// An INVITE let through (or refused) is taken for a retransmission only as long as one can
+/// come: after `RECENT_IDLE` the same bytes are a replay, and are decided on afresh. Before,
+/// an INVITE let through long ago, replayed during overload, passed the shedder untouched
+/// for as long as its slot lasted.
+#[test]
+fn a_remembered_invite_is_a_retransmission_only_while_one_can_come() {
+    let ov = Overload::new(&thresholds());
+    let t0 = Instant::now();
+    let (let_in, refused) = ((7u64 << 16) | 1, (9u64 << 32) | 1);
+    ov.remember(let_in, t0);
+    ov.remember_refused(refused, t0);
+    let before = t0 + RECENT_IDLE - Duration::from_millis(200);
+    assert_eq!(ov.refused_here(let_in, before), Some(false));
+    assert_eq!(ov.refused_here(refused, before), Some(true));
+    let after = t0 + RECENT_IDLE;
+    assert_eq!(ov.refused_here(let_in, after), None);
+    assert_eq!(ov.refused_here(refused, after), None);
 }

@@ -240,7 +240,9 @@ pub(super) fn shed_early(
                 }
                 Early::Done
             };
-            match ov.refused_here(key) {
+            // (Read now, not at `at`: a retransmission may have sat in the socket
+            // behind its INVITE, received before that was remembered.)
+            match ov.refused_here(key, Instant::now()) {
                 // A retransmission of an INVITE the core has: it answers from its
                 // transaction.
                 Some(false) => return Early::Screened { remember: None },
