@@ -28,6 +28,7 @@ use crate::sip::Message;
 
 mod admission;
 mod budget;
+mod handover;
 mod tally;
 use budget::Budget;
 pub(crate) use tally::Tally;
@@ -81,8 +82,9 @@ pub(crate) struct Inbox {
     /// What our tags are checked with: a request whose To tag is not ours is in no dialog
     /// of ours, and waits with new work. None: not checked (tests of other things).
     tags: Option<crate::sip::TagKey>,
-    /// The bytes `urgent` holds.
+    /// The bytes `urgent` and `fresh` hold.
     urgent_bytes: Arc<Budget>,
+    fresh_bytes: Arc<Budget>,
 }
 
 /// How many reloads' departed networks [`Inbox::remember_departed`] keeps: a peer removed
@@ -96,6 +98,7 @@ pub(crate) struct Queues {
     pub fresh: mpsc::Receiver<Event>,
     pub strangers: mpsc::Receiver<Event>,
     urgent_bytes: Arc<Budget>,
+    fresh_bytes: Arc<Budget>,
 }
 
 impl Queues {
@@ -105,13 +108,22 @@ impl Queues {
             .try_recv()
             .ok()
             .inspect(|ev| self.urgent_bytes.give_back(budget::size(ev)))
-            .or_else(|| self.fresh.try_recv().ok())
+            .or_else(|| {
+                let ev = self.fresh.try_recv().ok()?;
+                self.fresh_bytes.give_back(budget::size(&ev));
+                Some(ev)
+            })
             .or_else(|| self.strangers.try_recv().ok())
     }
 
     /// `ev` was taken off `urgent` (waited for there: the shell's loop).
     pub(crate) fn took_urgent(&self, ev: &Event) {
         self.urgent_bytes.give_back(budget::size(ev));
+    }
+
+    /// `ev` was taken off `fresh` (waited for there: the shell's loop).
+    pub(crate) fn took_fresh(&self, ev: &Event) {
+        self.fresh_bytes.give_back(budget::size(ev));
     }
 }
 
@@ -122,6 +134,7 @@ impl Inbox {
         let (ftx, frx) = mpsc::channel(FRESH);
         let (stx, srx) = mpsc::channel(STRANGERS);
         let urgent_bytes = Arc::new(Budget::new(budget::URGENT_BYTES));
+        let fresh_bytes = Arc::new(Budget::new(budget::FRESH_BYTES));
         let inbox = Inbox {
             urgent: utx,
             fresh: ftx,
@@ -134,6 +147,7 @@ impl Inbox {
             departed: Arc::new(ArcSwapOption::new(None)),
             tags: None,
             urgent_bytes: urgent_bytes.clone(),
+            fresh_bytes: fresh_bytes.clone(),
         };
         inbox.configure_protect(p, now);
         (
@@ -143,6 +157,7 @@ impl Inbox {
                 fresh: frx,
                 strangers: srx,
                 urgent_bytes,
+                fresh_bytes,
             },
         )
     }
@@ -353,143 +368,6 @@ impl Inbox {
             self.tally.count_stranger(ip);
         }
         heard
-    }
-
-    /// Hand over a stranger's message without waiting, never before accepted work: a
-    /// response to a request we sent it (an address a Contact named, a peer's old one)
-    /// with new work; a request (`unknown_sources = "reject"`) on the strangers' own queue,
-    /// read last. False when it was dropped.
-    pub(crate) fn try_deliver_stranger(&self, ev: Event) -> bool {
-        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
-            return true;
-        }
-        let request = matches!(
-            &ev,
-            Event::Message {
-                msg: Message::Request(_),
-                ..
-            } | Event::Unparseable { .. }
-        );
-        let queue = if request {
-            &self.strangers
-        } else {
-            &self.fresh
-        };
-        self.send_now(queue, ev).is_ok()
-    }
-
-    fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {
-        match ev {
-            // A CANCEL queues behind the INVITE it cancels: overtaking it, it would find
-            // nothing to cancel and the call would start anyway.
-            Event::Message { msg, .. } if is_new_work(msg) || is_cancel(msg) => &self.fresh,
-            // A request whose To tag is not one of ours is in no dialog of ours (a BYE or
-            // an INFO with made-up tags, spoofed in a peer's name): it waits with new work,
-            // never ahead of what a call needs, and the core answers it 481.
-            Event::Message {
-                msg: msg @ Message::Request(_),
-                ..
-            } if !self.in_our_dialog(msg) => &self.fresh,
-            // What does not parse is nobody's accepted work (and anyone can spoof a peer's
-            // address): it waits with new work, and is shed first (`drops_unparseable`).
-            Event::Unparseable { .. } => &self.fresh,
-            _ => &self.urgent,
-        }
-    }
-
-    /// Hand over without waiting (UDP): a full queue drops the event, counted. False when
-    /// it was dropped.
-    pub(crate) fn try_deliver(&self, ev: Event) -> bool {
-        self.offer(ev).is_ok()
-    }
-
-    /// Hand over without waiting; a full queue gives the event back (counted), so the caller
-    /// can refuse it itself. A CANCEL that finds new work full is dropped with it: over UDP
-    /// its sender sends it again (Timer E), and put with accepted work it could overtake its
-    /// INVITE still waiting with new work, find nothing to cancel (481) and end, while the
-    /// INVITE, handled after it, rang on.
-    pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
-        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
-            return Ok(());
-        }
-        let queue = self.queue_for(&ev);
-        if !std::ptr::eq(queue, &self.urgent) {
-            return self.send_now(queue, ev);
-        }
-        let size = budget::size(&ev);
-        if !self.urgent_bytes.take(size) {
-            self.count_queue_full();
-            return Err(Box::new(ev));
-        }
-        self.send_now(queue, ev)
-            .inspect_err(|_| self.urgent_bytes.give_back(size))
-    }
-
-    /// Put `ev` on `queue` without waiting; a full (or closed) queue gives it back, counted.
-    fn send_now(&self, queue: &mpsc::Sender<Event>, ev: Event) -> Result<(), Box<Event>> {
-        queue.try_send(ev).map_err(|e| {
-            self.count_queue_full();
-            match e {
-                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
-                    Box::new(ev)
-                }
-            }
-        })
-    }
-
-    /// Hand over what came on a connection: accepted work waits for room (the peer is slowed
-    /// down, nothing is lost); what goes with new work never waits (see below). False when
-    /// the core task is gone.
-    pub(crate) async fn deliver(&self, ev: Event) -> bool {
-        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
-            return true;
-        }
-        let queue = self.queue_for(&ev);
-        if !std::ptr::eq(queue, &self.fresh) {
-            return self.send_urgent(ev).await;
-        }
-        // What goes with new work never waits for room there: what follows it on the
-        // connection (a BYE, the answers to our requests) would wait too. With new work
-        // full, a CANCEL goes with accepted work (if it overtakes its INVITE it gets its
-        // 481, and the caller ends that call once it is answered, RFC 3261 §9.1); a
-        // request in no dialog of ours (an ACK of our overload 503 among them) is dropped,
-        // counted: all it would get is a 481, or nothing.
-        let cancel = matches!(&ev, Event::Message { msg, .. } if is_cancel(msg));
-        match self.fresh.try_send(ev) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(ev)) if cancel => self.send_urgent(ev).await,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.count_queue_full();
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Put a connection's `ev` on the urgent queue, waiting for room in events; its bytes
-    /// are counted whatever the queue holds (see [`Budget::charge`]). Room first, then the
-    /// charge and the send at once: a task ended while it waits leaves nothing charged.
-    async fn send_urgent(&self, ev: Event) -> bool {
-        let Ok(permit) = self.urgent.reserve().await else {
-            return false;
-        };
-        self.urgent_bytes.charge(budget::size(&ev));
-        permit.send(ev);
-        true
-    }
-
-    fn count_queue_full(&self) {
-        Tally::bump(&self.tally.queue_full);
-        crate::ops::metrics::refused("queue_full");
-    }
-
-    pub(crate) fn count_oversize(&self) {
-        Tally::bump(&self.tally.oversize);
-        crate::ops::metrics::refused("too_large");
-    }
-
-    pub(crate) fn count_unparseable(&self) {
-        Tally::bump(&self.tally.unparseable);
     }
 }
 

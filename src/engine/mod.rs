@@ -303,6 +303,7 @@ impl Shell {
                 },
                 ev = q.fresh.recv() => {
                     let Some(ev) = ev else { break };
+                    q.took_fresh(&ev);
                     let now = self.clock();
                     self.on_event(now, ev);
                     self.take_queued(&mut q);

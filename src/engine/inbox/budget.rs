@@ -1,6 +1,7 @@
-//! The urgent queue's room in bytes. It holds at most `URGENT` events; counted in events
-//! alone, 64 KiB datagrams carrying a check of ours (a peer's, replayed by whoever holds
-//! one) could make that a gigabyte, all of it read before any new call.
+//! The room of the core's queues in bytes. The urgent one holds at most `URGENT` events;
+//! counted in events alone, 64 KiB datagrams carrying a check of ours (a peer's, replayed
+//! by whoever holds one) could make that a gigabyte, all of it read before any new call.
+//! The new-work one likewise.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -9,6 +10,11 @@ use super::super::Event;
 /// Bytes of messages the urgent queue holds before a datagram is dropped (counted
 /// `queue_full`): some 40,000 ordinary answers and in-dialog requests.
 pub(super) const URGENT_BYTES: usize = 64 << 20;
+
+/// Bytes of messages the new-work queue holds before one more is dropped (counted
+/// `queue_full`): its 4,096 INVITEs of 4 KB each. Counted in events alone, 64 KiB datagrams
+/// would make it a quarter of a gigabyte.
+pub(super) const FRESH_BYTES: usize = 16 << 20;
 
 /// The bytes an event holds while it is queued.
 pub(super) fn size(ev: &Event) -> usize {

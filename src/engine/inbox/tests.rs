@@ -614,37 +614,52 @@ async fn a_check_of_ours_passes_a_rate_once_more_and_no_further() {
     );
 }
 
-/// The urgent queue holds at most `budget::URGENT_BYTES` of datagrams, whatever their
-/// count: 64 KiB answers carrying a check of ours could otherwise make its 16,384 events a
-/// gigabyte, all read before any new call. Taking one off gives its room back.
+/// The core's queues hold at most so many bytes of datagrams, whatever their count: 64 KiB
+/// answers carrying a check of ours could otherwise make the urgent queue's 16,384 events
+/// a gigabyte, all read before any new call, and 64 KiB OPTIONS the new-work queue's 4,096
+/// a quarter of one. Taking one off gives its room back.
 #[test]
-fn the_urgent_queue_is_bounded_in_bytes() {
+fn the_cores_queues_are_bounded_in_bytes() {
     let key = crate::sip::TagKey::from_seed(10);
-    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
-    let inbox = inbox.checking_tags(key.clone());
     let body = "x".repeat(60_000);
-    let answer = msg(&format!(
+    let answer = format!(
         "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={}\n\
          From: <sip:a@h>;tag=f\nTo: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\n\
          Content-Length: {}\n\n{body}",
         key.branch("0123456789abcdef"),
         body.len()
-    ));
-    let size = answer.wire_size();
-    assert!(size > 60_000);
-    let ev = || Event::Message {
-        msg: answer.clone(),
-        source: Target::udp("127.0.0.3:5060".parse().unwrap()),
-        at: Instant::now(),
-        screened: false,
-    };
-    let room = budget::URGENT_BYTES / size;
-    let queued = (0..room + 100).filter(|_| inbox.try_deliver(ev())).count();
-    assert_eq!(queued, room);
-    assert!(inbox.urgent_bytes.held() <= budget::URGENT_BYTES);
-    assert!(q.try_next().is_some());
-    assert!(inbox.try_deliver(ev()), "room given back");
-    assert!(!inbox.try_deliver(ev()));
-    while q.try_next().is_some() {}
-    assert_eq!(inbox.urgent_bytes.held(), 0);
+    );
+    let options = format!(
+        "OPTIONS sip:x@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bK1\n\
+         From: <sip:a@h>;tag=f\nTo: <sip:x@h>\nCall-ID: c\nCSeq: 1 OPTIONS\n\
+         Content-Length: {}\n\n{body}",
+        body.len()
+    );
+    for (text, urgent) in [(answer, true), (options, false)] {
+        let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+        let inbox = inbox.checking_tags(key.clone());
+        let m = msg(&text);
+        let size = m.wire_size();
+        assert!(size > 60_000);
+        let ev = || Event::Message {
+            msg: m.clone(),
+            source: Target::udp("127.0.0.3:5060".parse().unwrap()),
+            at: Instant::now(),
+            screened: false,
+        };
+        let (budget, limit) = if urgent {
+            (&inbox.urgent_bytes, budget::URGENT_BYTES)
+        } else {
+            (&inbox.fresh_bytes, budget::FRESH_BYTES)
+        };
+        let room = limit / size;
+        let queued = (0..room + 100).filter(|_| inbox.try_deliver(ev())).count();
+        assert_eq!(queued, room);
+        assert!(budget.held() <= limit);
+        assert!(q.try_next().is_some());
+        assert!(inbox.try_deliver(ev()), "room given back");
+        assert!(!inbox.try_deliver(ev()));
+        while q.try_next().is_some() {}
+        assert_eq!(budget.held(), 0);
+    }
 }

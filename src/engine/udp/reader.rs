@@ -166,7 +166,10 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
     let source = Target::udp_on(src, id);
     // A message lives until its transaction has taken what it keeps (the call copies
     // its own facts out): its buffer and parsed form are short-lived (src/zone.rs).
-    let parsed = crate::zone::short_lived(|| parse_datagram(Bytes::copy_from_slice(data), max));
+    let (wire, parsed) = crate::zone::short_lived(|| {
+        let wire = Bytes::copy_from_slice(data);
+        (wire.clone(), parse_datagram(wire, max))
+    });
     match parsed {
         Ok(msg) => {
             let delivered = deliver(Event::Message {
@@ -181,10 +184,14 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
             }
         }
         Err(e) => {
-            // The core decides: a known peer may get a 400, a stranger gets nothing.
+            // The core decides: a known peer may get a 400, a stranger gets nothing. While
+            // overload control sheds, junk is dropped here, before it takes room.
             inbox.count_unparseable();
+            if inbox.drops_unparseable(false) {
+                return;
+            }
             let _ = deliver(Event::Unparseable {
-                raw: Bytes::copy_from_slice(data),
+                raw: wire,
                 why: e.why(),
                 source,
             });

@@ -680,3 +680,37 @@ async fn a_reader_on_a_full_socket_lets_the_other_tasks_run() {
         "the other task ran after {seen} datagrams were read"
     );
 }
+
+/// While overload control sheds, a peer's datagram that does not parse is dropped by the
+/// reader, before it takes room in the new-work queue (the core would drop it anyway);
+/// once nothing is shed, it goes to the core for its 400.
+#[tokio::test]
+async fn junk_is_dropped_at_the_reader_while_overload_control_sheds() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    // 127.0.0.2: the test configuration's phone, a known peer.
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let junk = b"INVITE this is not SIP\r\n\r\n";
+    inbox.overload.stand_for(Instant::now(), 2000);
+    assert!(inbox.overload.share() > 0.0);
+    peer.send_to(junk, gw).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(queues.fresh.try_recv().is_err(), "dropped while shedding");
+    inbox.overload.drained();
+    peer.send_to(junk, gw).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match queues.fresh.try_recv() {
+                Ok(ev) => return ev,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("queued once nothing is shed");
+    assert!(matches!(ev, Event::Unparseable { raw, .. } if &raw[..] == junk));
+}

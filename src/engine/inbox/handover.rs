@@ -1,0 +1,158 @@
+//! Handing events to the core's queues: which queue each goes to, and what is dropped
+//! (counted) when a queue has no room, in events or in bytes.
+
+use tokio::sync::mpsc;
+
+use super::super::Event;
+use super::{Inbox, Tally, budget, is_cancel, is_new_work};
+use crate::sip::Message;
+
+impl Inbox {
+    /// Hand over a stranger's message without waiting, never before accepted work: a
+    /// response to a request we sent it (an address a Contact named, a peer's old one)
+    /// with new work; a request (`unknown_sources = "reject"`) on the strangers' own queue,
+    /// read last. False when it was dropped.
+    pub(crate) fn try_deliver_stranger(&self, ev: Event) -> bool {
+        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
+            return true;
+        }
+        let request = matches!(
+            &ev,
+            Event::Message {
+                msg: Message::Request(_),
+                ..
+            } | Event::Unparseable { .. }
+        );
+        let queue = if request {
+            &self.strangers
+        } else {
+            &self.fresh
+        };
+        self.send_now(queue, ev).is_ok()
+    }
+
+    pub(super) fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {
+        match ev {
+            // A CANCEL queues behind the INVITE it cancels: overtaking it, it would find
+            // nothing to cancel and the call would start anyway.
+            Event::Message { msg, .. } if is_new_work(msg) || is_cancel(msg) => &self.fresh,
+            // A request whose To tag is not one of ours is in no dialog of ours (a BYE or
+            // an INFO with made-up tags, spoofed in a peer's name): it waits with new work,
+            // never ahead of what a call needs, and the core answers it 481.
+            Event::Message {
+                msg: msg @ Message::Request(_),
+                ..
+            } if !self.in_our_dialog(msg) => &self.fresh,
+            // What does not parse is nobody's accepted work (and anyone can spoof a peer's
+            // address): it waits with new work, and is shed first (`drops_unparseable`).
+            Event::Unparseable { .. } => &self.fresh,
+            _ => &self.urgent,
+        }
+    }
+
+    /// Hand over without waiting (UDP): a full queue drops the event, counted. False when
+    /// it was dropped.
+    pub(crate) fn try_deliver(&self, ev: Event) -> bool {
+        self.offer(ev).is_ok()
+    }
+
+    /// Hand over without waiting; a full queue gives the event back (counted), so the caller
+    /// can refuse it itself. A CANCEL that finds new work full is dropped with it: over UDP
+    /// its sender sends it again (Timer E), and put with accepted work it could overtake its
+    /// INVITE still waiting with new work, find nothing to cancel (481) and end, while the
+    /// INVITE, handled after it, rang on.
+    pub(crate) fn offer(&self, ev: Event) -> Result<(), Box<Event>> {
+        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
+            return Ok(());
+        }
+        self.send_now(self.queue_for(&ev), ev)
+    }
+
+    /// Put `ev` on `queue` without waiting; a full (or closed) queue gives it back, counted.
+    fn send_now(&self, queue: &mpsc::Sender<Event>, ev: Event) -> Result<(), Box<Event>> {
+        self.try_put(queue, ev).map_err(|e| {
+            self.count_queue_full();
+            Box::new((*e).into_inner())
+        })
+    }
+
+    /// Put `ev` on `queue` if it has room, in events and, for the core's two, in bytes.
+    fn try_put(
+        &self,
+        queue: &mpsc::Sender<Event>,
+        ev: Event,
+    ) -> Result<(), Box<mpsc::error::TrySendError<Event>>> {
+        let budget = if std::ptr::eq(queue, &self.urgent) {
+            Some(&self.urgent_bytes)
+        } else if std::ptr::eq(queue, &self.fresh) {
+            Some(&self.fresh_bytes)
+        } else {
+            None
+        };
+        let size = budget::size(&ev);
+        if budget.is_some_and(|b| !b.take(size)) {
+            return Err(Box::new(mpsc::error::TrySendError::Full(ev)));
+        }
+        queue.try_send(ev).map_err(|e| {
+            if let Some(b) = budget {
+                b.give_back(size)
+            }
+            Box::new(e)
+        })
+    }
+
+    /// Hand over what came on a connection: accepted work waits for room (the peer is slowed
+    /// down, nothing is lost); what goes with new work never waits (see below). False when
+    /// the core task is gone.
+    pub(crate) async fn deliver(&self, ev: Event) -> bool {
+        if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
+            return true;
+        }
+        let queue = self.queue_for(&ev);
+        if !std::ptr::eq(queue, &self.fresh) {
+            return self.send_urgent(ev).await;
+        }
+        // What goes with new work never waits for room there: what follows it on the
+        // connection (a BYE, the answers to our requests) would wait too. With new work
+        // full, a CANCEL goes with accepted work (if it overtakes its INVITE it gets its
+        // 481, and the caller ends that call once it is answered, RFC 3261 §9.1); a
+        // request in no dialog of ours (an ACK of our overload 503 among them) is dropped,
+        // counted: all it would get is a 481, or nothing.
+        let cancel = matches!(&ev, Event::Message { msg, .. } if is_cancel(msg));
+        match self.try_put(&self.fresh, ev).map_err(|e| *e) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(ev)) if cancel => self.send_urgent(ev).await,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.count_queue_full();
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Put a connection's `ev` on the urgent queue, waiting for room in events; its bytes
+    /// are counted whatever the queue holds (see [`Budget::charge`]). Room first, then the
+    /// charge and the send at once: a task ended while it waits leaves nothing charged.
+    async fn send_urgent(&self, ev: Event) -> bool {
+        let Ok(permit) = self.urgent.reserve().await else {
+            return false;
+        };
+        self.urgent_bytes.charge(budget::size(&ev));
+        permit.send(ev);
+        true
+    }
+
+    fn count_queue_full(&self) {
+        Tally::bump(&self.tally.queue_full);
+        crate::ops::metrics::refused("queue_full");
+    }
+
+    pub(crate) fn count_oversize(&self) {
+        Tally::bump(&self.tally.oversize);
+        crate::ops::metrics::refused("too_large");
+    }
+
+    pub(crate) fn count_unparseable(&self) {
+        Tally::bump(&self.tally.unparseable);
+    }
+}
