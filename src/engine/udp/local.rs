@@ -26,18 +26,18 @@ use crate::sip::ListenerId;
 /// Entries of the table: a host has a handful of addresses, and nothing but a datagram's
 /// destination address (one of the host's, or a broadcast) gets in.
 const MAX_LOCAL_IPS: usize = 254;
-/// Entries loopback addresses may take at most: every `127.x.y.z` is this host's, so any
-/// local process could otherwise fill the table for good, and a floating address that
-/// comes to this host later would never be noted.
-const MAX_LOOPBACK_IPS: usize = 16;
+/// Entries one network's addresses may take at most ([`network_of`]: loopback, an IPv4
+/// /24, an IPv6 /64). Every `127.x.y.z` is this host's, as is every address of a network
+/// routed to it whole (an AnyIP route) or its rotating IPv6 temporary addresses: a local
+/// process, or a sender to such a network, could otherwise fill the table for good, and a
+/// floating address that comes to this host later would never be noted.
+const MAX_PER_NETWORK: usize = 16;
 
 /// The destination addresses seen on wildcard listeners; an entry is never removed or
 /// changed, so its number names it for good.
 struct LocalIps {
     slots: [OnceLock<IpAddr>; MAX_LOCAL_IPS],
     used: AtomicUsize,
-    /// Loopback addresses noted (or refused: it keeps counting past the bound).
-    loopback: AtomicUsize,
 }
 
 impl LocalIps {
@@ -45,7 +45,6 @@ impl LocalIps {
         LocalIps {
             slots: [const { OnceLock::new() }; MAX_LOCAL_IPS],
             used: AtomicUsize::new(0),
-            loopback: AtomicUsize::new(0),
         }
     }
 }
@@ -74,8 +73,12 @@ fn slot_in(t: &LocalIps, ip: IpAddr) -> Option<usize> {
     if let Some(i) = (0..filled).find(|&i| t.slots[i].get() == Some(&ip)) {
         return Some(i);
     }
-    // Past its share a new loopback address is answered from what the kernel picks.
-    if ip.is_loopback() && t.loopback.fetch_add(1, Ordering::AcqRel) >= MAX_LOOPBACK_IPS {
+    // Past its network's share a new address is answered from what the kernel picks.
+    let net = network_of(ip);
+    let same = (0..filled)
+        .filter(|&i| t.slots[i].get().is_some_and(|s| network_of(*s) == net))
+        .count();
+    if same >= MAX_PER_NETWORK {
         return None;
     }
     // Two readers noting the same new address take two entries: both name it.
@@ -89,6 +92,17 @@ fn slot_in(t: &LocalIps, ip: IpAddr) -> Option<usize> {
     }
     let _ = t.slots[i].set(ip);
     Some(i)
+}
+
+/// The network an address is counted in for [`MAX_PER_NETWORK`]: loopback as one, else
+/// its IPv4 /24 or IPv6 /64.
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::from([127, 0, 0, 0]),
+        IpAddr::V4(v4) => std::net::Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00).into(),
+        IpAddr::V6(v6) if v6.is_loopback() => IpAddr::from([127, 0, 0, 0]),
+        IpAddr::V6(v6) => std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)).into(),
+    }
 }
 
 /// The id a datagram that came in on listener `index` to address `dst` is known by: the
@@ -210,7 +224,7 @@ mod tests {
         let t = LocalIps::new();
         let lo = |n: u8| IpAddr::from([127, 0, 0, n]);
         let taken: Vec<usize> = (1..=255).filter_map(|n| slot_in(&t, lo(n))).collect();
-        assert_eq!(taken.len(), MAX_LOOPBACK_IPS);
+        assert_eq!(taken.len(), MAX_PER_NETWORK);
         assert_eq!(
             slot_in(&t, lo(1)),
             Some(taken[0]),
@@ -218,8 +232,32 @@ mod tests {
         );
         let vip = IpAddr::from([198, 51, 100, 7]);
         let slot = slot_in(&t, vip);
-        assert_eq!(slot, Some(MAX_LOOPBACK_IPS));
+        assert_eq!(slot, Some(MAX_PER_NETWORK));
         assert_eq!(slot_in(&t, vip), slot);
         assert_eq!(slot_in(&t, "::1".parse().unwrap()), None, "past the share");
+    }
+
+    /// Nor can a network routed to this host whole (an AnyIP route) or an IPv6 /64 of
+    /// rotating temporary addresses: each takes 16 entries, and an address of another
+    /// network (a floating one learnt later) is still noted. Before, datagrams to 254
+    /// addresses of one such network filled the table for good.
+    #[test]
+    fn no_one_network_fills_the_table() {
+        let t = LocalIps::new();
+        let anyip = |n: u8| IpAddr::from([198, 51, 100, n]);
+        let temp = |n: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, n, 0, 0, 1]);
+        assert_eq!((1..=255).filter_map(|n| slot_in(&t, anyip(n))).count(), 16);
+        assert_eq!((1..=300).filter_map(|n| slot_in(&t, temp(n))).count(), 16);
+        assert_eq!(
+            slot_in(&t, anyip(1)),
+            Some(0),
+            "a noted one keeps its entry"
+        );
+        assert_eq!(slot_in(&t, IpAddr::from([203, 0, 113, 9])), Some(32));
+        assert_eq!(
+            slot_in(&t, "2001:db8:0:2::1".parse().unwrap()),
+            Some(33),
+            "another /64"
+        );
     }
 }
