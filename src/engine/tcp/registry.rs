@@ -12,8 +12,30 @@ use super::{ConnIds, Limits, Slots, Writer, connect, writer};
 use crate::sip::{ConnId, Target};
 use crate::txn::TxnId;
 
-/// Messages waiting for a connection to open, with the transaction each belongs to.
-type Queued = Vec<(Bytes, Option<TxnId>)>;
+/// Messages waiting for a connection to open, with the transaction each belongs to, their
+/// bytes counted against the budgets its writer will share.
+pub(super) struct Queued {
+    items: Vec<(Bytes, Option<TxnId>)>,
+    reserved: writer::Reserved,
+}
+
+impl Queued {
+    /// Messages waiting.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Queue `bytes` if the connection's writer will take it once up (in messages and
+    /// bytes, and within its source's and every connection's budgets); false if not.
+    fn push(&mut self, bytes: Bytes, txn: Option<TxnId>) -> bool {
+        if self.items.len() >= writer::WRITE_QUEUE || !self.reserved.add(bytes.len()) {
+            return false;
+        }
+        self.items.push((bytes, txn));
+        true
+    }
+}
 
 /// Requests of ours remembered per connection, the latest: a request still unanswered when
 /// its connection dies is one of the last sent on it (a peer answers, 100 Trying at least,
@@ -134,15 +156,11 @@ impl Registry {
         }
         if let Some((_, queue)) = self.connecting.get_mut(&addr) {
             // No more than its writer will take once it is up: the rest would fail then.
-            let bytes_queued: usize = queue.iter().map(|(b, _)| b.len()).sum();
-            if queue.len() >= writer::WRITE_QUEUE
-                || bytes_queued + bytes.len() > writer::WRITE_BUDGET
-            {
+            if !queue.push(bytes, txn) {
                 debug!(%addr, "TCP connection still opening, its queue is full; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
                 return txn;
             }
-            queue.push((bytes, txn));
             return None;
         }
         // Our own connections count against the total too; toward a peer whose own
@@ -160,9 +178,18 @@ impl Registry {
                 return txn;
             }
         };
+        let mut queue = Queued {
+            items: Vec::new(),
+            reserved: writer::Reserved::new(slot.write_budget()),
+        };
+        if !queue.push(bytes, txn) {
+            debug!(%addr, "TCP write budget spent; message dropped");
+            crate::ops::metrics::refused("tcp_backlog");
+            return txn;
+        }
         let conn = self.ids.next();
         self.ours.insert(conn);
-        self.connecting.insert(addr, (conn, vec![(bytes, txn)]));
+        self.connecting.insert(addr, (conn, queue));
         let from = self.advertise;
         tokio::spawn(connect(
             addr,
@@ -186,7 +213,10 @@ impl Registry {
         let mut failed = Vec::new();
         if let Some((cid, queue)) = self.connecting.remove(&peer) {
             if cid == conn {
-                for (b, txn) in queue {
+                // Counted by the writer from here on.
+                let Queued { items, reserved } = queue;
+                drop(reserved);
+                for (b, txn) in items {
                     let request = !is_response(&b);
                     if !tx.send(b) {
                         failed.extend(txn);
@@ -306,7 +336,7 @@ impl Registry {
             .map(|(a, _)| *a);
         let failed = waiting
             .and_then(|a| self.connecting.remove(&a))
-            .map(|(_, q)| q.into_iter().filter_map(|(_, t)| t).collect())
+            .map(|(_, q)| q.items.into_iter().filter_map(|(_, t)| t).collect())
             .unwrap_or_default();
         (failed, lost)
     }

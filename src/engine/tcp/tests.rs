@@ -345,6 +345,46 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
     );
 }
 
+/// What waits for connections still opening counts against the budget every connection's
+/// writer shares: 70 trunks slow to accept hold 64 MiB together, not 70 MiB, and one that
+/// fails gives its share back. Before, nothing of it was counted.
+#[tokio::test]
+async fn messages_for_connections_still_opening_count_against_the_shared_budget() {
+    let (inbox, _queues, protect) = inbox_with(Protect::default());
+    let limits = Limits {
+        max: 65_536,
+        message_timeout: Duration::from_secs(5),
+    };
+    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let at = |i: u16| Target {
+        transport: Transport::Tcp,
+        addr: SocketAddr::from(([127, 0, 0, 3], 20_000 + i)),
+        conn: None,
+        listener: None,
+    };
+    let long = Bytes::from(vec![b'x'; 60 * 1024]);
+    let fill = |reg: &mut Registry, i: u16| {
+        for _ in 0..20 {
+            reg.send(at(i), long.clone(), None);
+        }
+    };
+    // (The connect tasks have not run: this test does not yield.)
+    for i in 0..70 {
+        fill(&mut reg, i);
+    }
+    let waiting = |reg: &Registry| reg.connecting.values().map(|(_, q)| q.len()).sum::<usize>();
+    assert_eq!(waiting(&reg), writer::ALL_WRITES_BUDGET / long.len());
+    let (conn, _) = &reg.connecting[&at(0).addr];
+    let before = waiting(&reg);
+    reg.down(*conn);
+    fill(&mut reg, 70);
+    assert_eq!(
+        waiting(&reg),
+        before,
+        "the failed one's share taken by another"
+    );
+}
+
 /// The peer 127.0.0.2 connects to `gw` and sends `n` 180s at once (accepted work, which
 /// is queued as it is read); its connection.
 async fn ringing_burst(gw: SocketAddr, n: usize) -> tokio::net::TcpStream {

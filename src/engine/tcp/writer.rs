@@ -66,6 +66,56 @@ impl SharedBudget {
     }
 }
 
+/// Bytes held for a connection still opening, counted against the budgets its writer will
+/// share (its source's and every connection's) as queued bytes are, and given back when
+/// dropped: the connection is up and its writer counts them instead, or it failed. Before,
+/// they counted against nothing: 16 connections opened back toward one source held 16 MiB
+/// beside its 8 MiB.
+#[derive(Debug)]
+pub(in crate::engine) struct Reserved {
+    len: usize,
+    all: SharedBudget,
+    source: Option<SharedBudget>,
+}
+
+impl Reserved {
+    pub(in crate::engine) fn new((all, source): (SharedBudget, Option<SharedBudget>)) -> Self {
+        Reserved {
+            len: 0,
+            all,
+            source,
+        }
+    }
+
+    /// Count `len` more bytes: false, and nothing counted, past the connection's own
+    /// budget, its source's or every connection's.
+    pub(in crate::engine) fn add(&mut self, len: usize) -> bool {
+        if self.len.saturating_add(len) > WRITE_BUDGET {
+            return false;
+        }
+        if !self.source.as_ref().is_none_or(|s| s.take(len)) {
+            return false;
+        }
+        if !self.all.take(len) {
+            if let Some(s) = &self.source {
+                s.used.fetch_sub(len, Ordering::AcqRel);
+            }
+            return false;
+        }
+        self.len += len;
+        true
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.all.used.fetch_sub(self.len, Ordering::AcqRel);
+        if let Some(s) = &self.source {
+            s.used.fetch_sub(self.len, Ordering::AcqRel);
+        }
+    }
+}
+
 /// What a connection's queued bytes count against.
 #[derive(Debug)]
 struct Budgets {
