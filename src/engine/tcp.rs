@@ -185,7 +185,14 @@ impl Drop for Unwound {
         if std::thread::panicking() {
             self.writer.abort();
             tracing::error!(conn = ?self.conn, "a TCP connection's reader panicked: the connection is closed");
-            let _ = self.inbox.try_deliver(Event::TcpDown { conn: self.conn });
+            // Nothing can wait here: with accepted work full, a task waits for room. Lost,
+            // the registry would keep the connection as the one to send on for good.
+            if let Err(ev) = self.inbox.offer(Event::TcpDown { conn: self.conn })
+                && let Ok(rt) = tokio::runtime::Handle::try_current()
+            {
+                let inbox = self.inbox.clone();
+                rt.spawn(async move { inbox.deliver(*ev).await });
+            }
         }
     }
 }

@@ -712,3 +712,34 @@ async fn the_connections_calls_send_on_are_kept_however_quiet() {
     );
     assert!(!w_other.wrote_lately(), "no call toward that host");
 }
+
+/// A connection's reader that panics (a defect) while accepted work is full still tells the
+/// core the connection is down, once there is room. Before, that word was dropped with the
+/// full queue, and the registry kept the dead connection as the one to send on for good.
+#[tokio::test]
+async fn a_panicked_reader_is_reported_down_through_a_full_queue() {
+    let (inbox, mut queues, _) = inbox_with(Protect::default());
+    let (other, conn) = (ConnId(1), ConnId(2));
+    while inbox.try_deliver(Event::TcpDown { conn: other }) {}
+    let writer = tokio::spawn(std::future::pending::<()>()).abort_handle();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _unwound = Unwound {
+            writer,
+            conn,
+            inbox: inbox.clone(),
+        };
+        panic!("a test fault");
+    }));
+    assert!(unwound.is_err());
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match queues.urgent.recv().await {
+                Some(Event::TcpDown { conn: c }) if c == conn => break,
+                Some(_) => {}
+                None => panic!("the queue closed"),
+            }
+        }
+    })
+    .await
+    .expect("the panicked reader's connection reported down");
+}
