@@ -63,6 +63,9 @@ pub(crate) enum Event {
         at: Instant,
         /// A new INVITE the UDP reader's overload control already let in.
         screened: bool,
+        /// The bytes it keeps alive while queued: a datagram's whole buffer (its parsed body
+        /// is a slice of it, and what follows the body is kept with it), else its size.
+        held: usize,
     },
     /// A datagram that does not parse as SIP.
     Unparseable {
@@ -354,6 +357,7 @@ impl Shell {
                 source,
                 at,
                 screened,
+                ..
             } => {
                 self.sip.received(&msg);
                 // Only connections the stranger opened: ours to a peer stay up. A response

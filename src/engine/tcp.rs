@@ -325,6 +325,7 @@ async fn serve(
                         break;
                     };
                     let ev = Event::Message {
+                        held: msg.wire_size(),
                         msg,
                         source,
                         at,
@@ -380,6 +381,7 @@ async fn serve(
                     // full it is refused here, over the connection it came on.
                     let new_work = super::inbox::is_new_work(&msg);
                     let ev = Event::Message {
+                        held: msg.wire_size(),
                         msg,
                         source,
                         at,

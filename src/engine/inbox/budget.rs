@@ -19,7 +19,7 @@ pub(super) const FRESH_BYTES: usize = 16 << 20;
 /// The bytes an event holds while it is queued.
 pub(super) fn size(ev: &Event) -> usize {
     match ev {
-        Event::Message { msg, .. } => msg.wire_size(),
+        Event::Message { held, .. } => *held,
         Event::Unparseable { raw, .. } => raw.len(),
         Event::TcpUp { .. } | Event::TcpDown { .. } => 0,
     }

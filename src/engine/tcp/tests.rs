@@ -90,6 +90,7 @@ async fn a_full_queue_of_new_work_does_not_hold_up_what_follows_on_the_connectio
             source: src,
             at: Instant::now(),
             screened: false,
+            held: 0,
         }));
     }
     let gw = listening(&inbox, &protect).await;

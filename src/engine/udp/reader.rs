@@ -177,6 +177,7 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
                 source,
                 at,
                 screened,
+                held: data.len(),
             });
             // Only an INVITE the core will see is one whose retransmissions it absorbs.
             if let (true, Some(key)) = (delivered, remember) {

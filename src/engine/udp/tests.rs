@@ -714,3 +714,40 @@ async fn junk_is_dropped_at_the_reader_while_overload_control_sheds() {
     .expect("queued once nothing is shed");
     assert!(matches!(ev, Event::Unparseable { raw, .. } if &raw[..] == junk));
 }
+
+/// A message the reader queues counts as the whole datagram it came in, padding after its
+/// body included: the parsed message keeps that buffer alive. Counted by its parsed size,
+/// `Content-Length: 0` and 60 KB of padding made each OPTIONS cost the new-work queue's
+/// byte budget 300 bytes while it held 64 KiB.
+#[tokio::test]
+async fn a_queued_datagram_counts_as_all_its_bytes() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let options = format!(
+        "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKpad1\r\n\
+         From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: pad1\r\nCSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n{}",
+        "x".repeat(60_000)
+    );
+    peer.send_to(options.as_bytes(), gw).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match queues.fresh.try_recv() {
+                Ok(ev) => return ev,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("queued with new work");
+    let Event::Message { msg, held, .. } = ev else {
+        panic!("not a message")
+    };
+    assert!(msg.wire_size() < 1_000);
+    assert_eq!(held, options.len());
+}
