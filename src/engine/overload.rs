@@ -206,6 +206,10 @@ impl Shedder {
 /// Slots of the table of INVITE transactions handed to the core lately (8 bytes each).
 const RECENT: usize = 1 << 17;
 
+/// Slots [`Overload::release_if_idle`] sweeps for stale entries a call (once a second):
+/// the whole table in 32 s.
+const SWEEP: usize = RECENT / 32;
+
 /// Slots of a set: a key may sit in any of its set's, and a new one takes the oldest. An
 /// INVITE is forgotten only when [`WAYS`] later ones fall in its set, not the first one:
 /// at 2,500 INVITEs a second, a direct-mapped table forgot about one in fifty within the
@@ -253,6 +257,8 @@ pub(crate) struct Overload {
     recent: arc_swap::ArcSwapOption<Recent>,
     /// When an INVITE was last remembered, in milliseconds since `epoch`.
     last_remembered: AtomicU64,
+    /// Where the next sweep for stale entries starts ([`Overload::release_if_idle`]).
+    swept: std::sync::atomic::AtomicUsize,
     epoch: Instant,
     hasher: foldhash::fast::RandomState,
 }
@@ -264,6 +270,7 @@ impl Overload {
             tag: format!("ov-{:016x}", rand::random::<u64>()),
             recent: arc_swap::ArcSwapOption::empty(),
             last_remembered: AtomicU64::new(0),
+            swept: std::sync::atomic::AtomicUsize::new(0),
             epoch: Instant::now(),
             hasher: foldhash::fast::RandomState::default(),
         }
@@ -330,11 +337,19 @@ impl Overload {
         let v = (Self::set(t.as_ref()?, key).iter())
             .find(|s| Self::holds(s, key))?
             .load(Ordering::Relaxed);
-        let age = self.stamp(now).wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK;
-        if Duration::from_millis(age * STAMP_MS) >= RECENT_IDLE {
+        if Self::stale(self.stamp(now), v) {
             return None;
         }
         Some(v & REFUSED != 0)
+    }
+
+    /// Whether slot value `v` was written [`RECENT_IDLE`] or more before the stamp `now`.
+    /// Stamps wrap every ~35 minutes: the sweep clears every entry long before it could read
+    /// young again. One that reads as from the future (written by a reader whose clock was
+    /// read after `now`) is young.
+    fn stale(now: u64, v: u64) -> bool {
+        let age = now.wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK;
+        age <= STAMP_MASK / 2 && Duration::from_millis(age * STAMP_MS) >= RECENT_IDLE
     }
 
     /// The 64 ms `now` falls in, as a slot stamps it.
@@ -408,10 +423,27 @@ impl Overload {
     /// Drop the table once no INVITE has been remembered for [`RECENT_IDLE`]: every
     /// entry is stale then, and the allocator can give its pages back. The engine calls
     /// this once a second.
+    /// Each call also clears the stale entries of a part of the table ([`SWEEP`] slots),
+    /// so every entry is gone within `RECENT_IDLE` and 32 s of being written: on a busy
+    /// gateway the table is never idle, and an entry left for the ~35 minutes its stamp
+    /// takes to wrap would read young again (a replay of an INVITE let in then would pass
+    /// the shedder as a retransmission).
     pub(crate) fn release_if_idle(&self, now: Instant) {
         let last = self.epoch + Duration::from_millis(self.last_remembered.load(Ordering::Relaxed));
         if now.saturating_duration_since(last) >= RECENT_IDLE && self.recent.load().is_some() {
             self.recent.store(None);
+        }
+        let Some(t) = self.recent.load_full() else {
+            return;
+        };
+        let from = self.swept.fetch_add(SWEEP, Ordering::Relaxed) % RECENT;
+        let stamp = self.stamp(now);
+        for slot in &t.0[from..from + SWEEP] {
+            let v = slot.load(Ordering::Relaxed);
+            if v != 0 && Self::stale(stamp, v) {
+                // (Written again meanwhile: kept.)
+                let _ = slot.compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -370,3 +370,32 @@ fn a_remembered_invite_is_a_retransmission_only_while_one_can_come() {
     assert_eq!(ov.refused_here(let_in, after), None);
     assert_eq!(ov.refused_here(refused, after), None);
 }
+
+/// A slot's stamp wraps every ~35 minutes, and a busy gateway never lets the table go idle:
+/// an entry left that long would read young again, and a replay of its INVITE pass the
+/// shedder as a retransmission. The once-a-second sweep clears every entry within
+/// `RECENT_IDLE` and 32 s; one written by a reader whose clock was read just after the
+/// sweep's is not taken for stale.
+#[test]
+fn a_remembered_invite_is_swept_before_its_stamp_can_wrap() {
+    let ov = Overload::new(&thresholds());
+    let t0 = Instant::now();
+    let old = (7u64 << 16) | 1;
+    ov.remember(old, t0);
+    // An INVITE a second (in other sets) keeps the table; the sweep runs once a second.
+    for s in 1..=RECENT_IDLE.as_secs() + 32 {
+        let now = t0 + Duration::from_secs(s);
+        ov.remember(((s + 1000) << 20) | 1, now);
+        ov.release_if_idle(now);
+    }
+    assert!(ov.recent.load().is_some(), "never idle");
+    assert!(!ov.seen(old), "swept");
+    let at = t0 + Duration::from_secs(200);
+    let ahead = (9u64 << 32) | 1;
+    ov.remember(ahead, at + Duration::from_millis(100));
+    for _ in 0..32 {
+        ov.release_if_idle(at);
+    }
+    assert!(ov.seen(ahead));
+    assert_eq!(ov.refused_here(ahead, at), Some(false));
+}
