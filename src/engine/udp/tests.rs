@@ -356,16 +356,7 @@ async fn a_response_from_a_peers_address_is_a_peers_and_junk_is_never_kept() {
     let carrier = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
     let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKa1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: a1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     carrier.send_to(ok.as_bytes(), gw).unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match queues.urgent.try_recv() {
-                Ok(ev) => return ev,
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    })
-    .await
-    .expect("the carrier's 200 with accepted work");
+    let ev = next_on(&mut queues.urgent, "the carrier's 200 with accepted work").await;
     assert!(
         matches!(ev, Event::Message { source, .. } if source.addr.ip().to_string() == "127.0.0.3")
     );
@@ -702,16 +693,7 @@ async fn junk_is_dropped_at_the_reader_while_overload_control_sheds() {
     assert!(queues.fresh.try_recv().is_err(), "dropped while shedding");
     inbox.overload.drained();
     peer.send_to(junk, gw).unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match queues.fresh.try_recv() {
-                Ok(ev) => return ev,
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    })
-    .await
-    .expect("queued once nothing is shed");
+    let ev = next_on(&mut queues.fresh, "queued once nothing is shed").await;
     assert!(matches!(ev, Event::Unparseable { raw, .. } if &raw[..] == junk));
 }
 
@@ -735,19 +717,19 @@ async fn a_queued_datagram_counts_as_all_its_bytes() {
         "x".repeat(60_000)
     );
     peer.send_to(options.as_bytes(), gw).unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match queues.fresh.try_recv() {
-                Ok(ev) => return ev,
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    })
-    .await
-    .expect("queued with new work");
+    let ev = next_on(&mut queues.fresh, "queued with new work").await;
     let Event::Message { msg, held, .. } = ev else {
         panic!("not a message")
     };
     assert!(msg.wire_size() < 1_000);
     assert_eq!(held, options.len());
+}
+
+/// The next event on `queue`, waiting for it up to 2 s (`what` says what was awaited).
+async fn next_on(queue: &mut tokio::sync::mpsc::Receiver<Event>, what: &str) -> Event {
+    tokio::time::timeout(Duration::from_secs(2), queue.recv())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("{what}"))
 }
