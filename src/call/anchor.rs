@@ -327,8 +327,6 @@ impl Call {
         Ok(Some(anchored))
     }
 
-    /// The profile of the peer on `side`; `callee`, when given, stands for side B's (an
-    /// attempt being set up, before the call records its peer).
     /// Streams an offer from `from` may have relayed: its peer's own `[media] max_streams`,
     /// else the gateway's.
     fn offer_max_streams(&self, from: Side, callee: Option<&Profile>) -> usize {
@@ -337,6 +335,8 @@ impl Call {
             .unwrap_or(self.cfg.media_max_streams)
     }
 
+    /// The profile of the peer on `side`; `callee`, when given, stands for side B's (an
+    /// attempt being set up, before the call records its peer).
     fn profile_during<'a>(
         &'a self,
         side: Side,
