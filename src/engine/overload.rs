@@ -348,8 +348,13 @@ impl Overload {
     /// young again. One that reads as from the future (written by a reader whose clock was
     /// read after `now`) is young.
     fn stale(now: u64, v: u64) -> bool {
-        let age = now.wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK;
+        let age = Self::age(now, v);
         age <= STAMP_MASK / 2 && Duration::from_millis(age * STAMP_MS) >= RECENT_IDLE
+    }
+
+    /// How many stamps before `now` slot value `v` was written (modulo the stamp's wrap).
+    fn age(now: u64, v: u64) -> u64 {
+        now.wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK
     }
 
     /// The 64 ms `now` falls in, as a slot stamps it.
@@ -394,7 +399,7 @@ impl Overload {
                 if v == 0 {
                     u64::MAX
                 } else {
-                    stamp.wrapping_sub((v >> 1) & STAMP_MASK) & STAMP_MASK
+                    Self::age(stamp, v)
                 }
             };
             // An INVITE let through is worth more than a refusal: a refusal takes an empty

@@ -129,27 +129,24 @@ impl B2bua {
                 }
             }
         }
-        // A request of the call's left unanswered (the one whose handling panicked, say)
-        // would hold its transaction for ever: ended, so that the request sent again is
-        // answered afresh (481, the call being gone).
-        let unanswered: Vec<_> = (self.env.owners.iter())
-            .filter(|(id, (owner, _))| *owner == r && self.env.txn.server_pending(**id))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in unanswered {
-            self.env.txn.abandon(id, now, &mut self.env.txn_out);
-        }
-        // Its INVITEs answered only provisionally (ours, toward the callee) would be open for
-        // ever with their `owners` entries: on a normal release the call's linger ends
-        // them, and that goes with the call. Each is given up on 64·T1 from now instead,
-        // time for its final answer to come and be ACKed (its CANCEL, if the release sent
-        // one, is its own transaction, timed as any).
         let ours: Vec<_> = (self.env.owners.iter())
             .filter(|(_, (owner, _))| *owner == r)
             .map(|(id, _)| *id)
             .collect();
         for id in ours {
-            self.env.txn.abandon_later(id, now, &mut self.env.txn_out);
+            if self.env.txn.server_pending(id) {
+                // A request of the call's left unanswered (the one whose handling
+                // panicked, say) would hold its transaction for ever: ended, so that the
+                // request sent again is answered afresh (481, the call being gone).
+                self.env.txn.abandon(id, now, &mut self.env.txn_out);
+            } else {
+                // Its INVITEs answered only provisionally (ours, toward the callee) would be
+                // open for ever with their `owners` entries: on a normal release the call's
+                // linger ends them, and that goes with the call. Each is given up on 64·T1
+                // from now instead, time for its final answer to come and be ACKed (its
+                // CANCEL, if the release sent one, is its own transaction, timed as any).
+                self.env.txn.abandon_later(id, now, &mut self.env.txn_out);
+            }
         }
         self.forget(r);
     }
