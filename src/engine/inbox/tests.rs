@@ -503,13 +503,7 @@ fn failed_sends_are_summed_up() {
 #[tokio::test]
 async fn a_peers_accepted_work_passes_a_flood_in_its_name() {
     let t0 = Instant::now();
-    let p = Protect {
-        source_rate: Some(10),
-        ..Protect::default()
-    };
-    let key = crate::sip::TagKey::from_seed(7);
-    let (inbox, _q) = Inbox::new(cfg(p), t0);
-    let inbox = inbox.checking_tags(key.clone());
+    let (inbox, _q, key) = rated_at_ten(7, t0);
     let carrier: IpAddr = "127.0.0.3".parse().unwrap();
     let junk =
         b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKj\r\n\r\n";
@@ -550,13 +544,7 @@ async fn a_peers_accepted_work_passes_a_flood_in_its_name() {
 #[tokio::test]
 async fn answers_from_an_address_we_asked_pass_a_flood_in_its_name() {
     let t0 = Instant::now();
-    let p = Protect {
-        source_rate: Some(10),
-        ..Protect::default()
-    };
-    let key = crate::sip::TagKey::from_seed(8);
-    let (inbox, _q) = Inbox::new(cfg(p), t0);
-    let inbox = inbox.checking_tags(key.clone());
+    let (inbox, _q, key) = rated_at_ten(8, t0);
     let contact: IpAddr = "192.0.2.44".parse().unwrap();
     let branch = key.branch("0123456789abcdef");
     let answer = format!(
@@ -581,13 +569,7 @@ async fn answers_from_an_address_we_asked_pass_a_flood_in_its_name() {
 #[tokio::test]
 async fn a_check_of_ours_passes_a_rate_once_more_and_no_further() {
     let t0 = Instant::now();
-    let p = Protect {
-        source_rate: Some(10),
-        ..Protect::default()
-    };
-    let key = crate::sip::TagKey::from_seed(9);
-    let (inbox, _q) = Inbox::new(cfg(p), t0);
-    let inbox = inbox.checking_tags(key.clone());
+    let (inbox, _q, key) = rated_at_ten(9, t0);
     let carrier: IpAddr = "127.0.0.3".parse().unwrap();
     let branch = key.branch("0123456789abcdef");
     let answer = |pad: usize| {
@@ -674,4 +656,16 @@ fn the_cores_queues_are_bounded_in_bytes() {
         while q.try_next().is_some() {}
         assert_eq!(budget.held(), 0);
     }
+}
+
+/// An inbox at `t0` whose sources may send 10 messages a second, checking tags with the
+/// key of `seed`: the inbox, its queues, the key.
+fn rated_at_ten(seed: u64, t0: Instant) -> (Inbox, Queues, crate::sip::TagKey) {
+    let p = Protect {
+        source_rate: Some(10),
+        ..Protect::default()
+    };
+    let key = crate::sip::TagKey::from_seed(seed);
+    let (inbox, q) = Inbox::new(cfg(p), t0);
+    (inbox.checking_tags(key.clone()), q, key)
 }

@@ -309,12 +309,7 @@ async fn a_peers_unparseable_message_over_tcp_does_not_lose_what_follows() {
 /// writer's room failed only when the connection came up.
 #[tokio::test]
 async fn messages_for_a_connection_still_opening_are_bounded() {
-    let (inbox, _queues, protect) = inbox_with(Protect::default());
-    let limits = Limits {
-        max: 65_536,
-        message_timeout: Duration::from_secs(5),
-    };
-    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let (mut reg, _queues) = registry();
     let listener = TcpListener::bind("127.0.0.3:0").await.unwrap();
     let to = Target {
         transport: Transport::Tcp,
@@ -351,12 +346,7 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
 /// fails gives its share back. Before, nothing of it was counted.
 #[tokio::test]
 async fn messages_for_connections_still_opening_count_against_the_shared_budget() {
-    let (inbox, _queues, protect) = inbox_with(Protect::default());
-    let limits = Limits {
-        max: 65_536,
-        message_timeout: Duration::from_secs(5),
-    };
-    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let (mut reg, _queues) = registry();
     let at = |i: u16| Target {
         transport: Transport::Tcp,
         addr: SocketAddr::from(([127, 0, 0, 3], 20_000 + i)),

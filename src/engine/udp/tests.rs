@@ -677,7 +677,7 @@ async fn a_reader_on_a_full_socket_lets_the_other_tasks_run() {
 /// once nothing is shed, it goes to the core for its 400.
 #[tokio::test]
 async fn junk_is_dropped_at_the_reader_while_overload_control_sheds() {
-    let (inbox, mut queues, gw) = a_reader().await;
+    let (inbox, mut queues, gw) = reading();
     // 127.0.0.2: the test configuration's phone, a known peer.
     let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     let junk = b"INVITE this is not SIP\r\n\r\n";
@@ -698,7 +698,7 @@ async fn junk_is_dropped_at_the_reader_while_overload_control_sheds() {
 /// byte budget 300 bytes while it held 64 KiB.
 #[tokio::test]
 async fn a_queued_datagram_counts_as_all_its_bytes() {
-    let (_inbox, mut queues, gw) = a_reader().await;
+    let (_inbox, mut queues, gw) = reading();
     let peer = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     let options = format!(
         "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKpad1\r\n\
@@ -722,16 +722,4 @@ async fn next_on(queue: &mut tokio::sync::mpsc::Receiver<Event>, what: &str) -> 
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("{what}"))
-}
-
-/// A reader on 127.0.0.1 for the test configuration (default `[protect]`): its inbox, the
-/// core's queues, its address.
-async fn a_reader() -> (Inbox, crate::engine::inbox::Queues, SocketAddr) {
-    let mut cfg = crate::call::tests::config();
-    cfg.protect = Protect::default();
-    let (inbox, queues) = Inbox::new(Arc::new(cfg), Instant::now());
-    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
-    let gw = s.local_addr().unwrap();
-    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
-    (inbox, queues, gw)
 }
