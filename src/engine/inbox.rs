@@ -30,7 +30,7 @@ mod admission;
 mod budget;
 mod handover;
 mod tally;
-use budget::Budget;
+use super::byte_budget::SharedBudget;
 pub(crate) use tally::Tally;
 
 /// Room for accepted work: responses and in-dialog requests are only dropped past this.
@@ -83,8 +83,8 @@ pub(crate) struct Inbox {
     /// of ours, and waits with new work. None: not checked (tests of other things).
     tags: Option<crate::sip::TagKey>,
     /// The bytes `urgent` and `fresh` hold.
-    urgent_bytes: Arc<Budget>,
-    fresh_bytes: Arc<Budget>,
+    urgent_bytes: SharedBudget,
+    fresh_bytes: SharedBudget,
 }
 
 /// How many reloads' departed networks [`Inbox::remember_departed`] keeps: a peer removed
@@ -97,8 +97,8 @@ pub(crate) struct Queues {
     pub urgent: mpsc::Receiver<Event>,
     pub fresh: mpsc::Receiver<Event>,
     pub strangers: mpsc::Receiver<Event>,
-    urgent_bytes: Arc<Budget>,
-    fresh_bytes: Arc<Budget>,
+    urgent_bytes: SharedBudget,
+    fresh_bytes: SharedBudget,
 }
 
 impl Queues {
@@ -107,10 +107,10 @@ impl Queues {
         self.urgent
             .try_recv()
             .ok()
-            .inspect(|ev| self.urgent_bytes.give_back(budget::size(ev)))
+            .inspect(|ev| self.urgent_bytes.give(budget::size(ev)))
             .or_else(|| {
                 let ev = self.fresh.try_recv().ok()?;
-                self.fresh_bytes.give_back(budget::size(&ev));
+                self.fresh_bytes.give(budget::size(&ev));
                 Some(ev)
             })
             .or_else(|| self.strangers.try_recv().ok())
@@ -118,12 +118,12 @@ impl Queues {
 
     /// `ev` was taken off `urgent` (waited for there: the shell's loop).
     pub(crate) fn took_urgent(&self, ev: &Event) {
-        self.urgent_bytes.give_back(budget::size(ev));
+        self.urgent_bytes.give(budget::size(ev));
     }
 
     /// `ev` was taken off `fresh` (waited for there: the shell's loop).
     pub(crate) fn took_fresh(&self, ev: &Event) {
-        self.fresh_bytes.give_back(budget::size(ev));
+        self.fresh_bytes.give(budget::size(ev));
     }
 }
 
@@ -133,8 +133,8 @@ impl Inbox {
         let (utx, urx) = mpsc::channel(URGENT);
         let (ftx, frx) = mpsc::channel(FRESH);
         let (stx, srx) = mpsc::channel(STRANGERS);
-        let urgent_bytes = Arc::new(Budget::new(budget::URGENT_BYTES));
-        let fresh_bytes = Arc::new(Budget::new(budget::FRESH_BYTES));
+        let urgent_bytes = SharedBudget::new(budget::URGENT_BYTES);
+        let fresh_bytes = SharedBudget::new(budget::FRESH_BYTES);
         let inbox = Inbox {
             urgent: utx,
             fresh: ftx,

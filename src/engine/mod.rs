@@ -8,6 +8,7 @@
 
 mod asked;
 mod bind;
+mod byte_budget;
 mod callback;
 mod due;
 mod fds;

@@ -95,7 +95,7 @@ impl Inbox {
         }
         queue.try_send(ev).map_err(|e| {
             if let Some(b) = budget {
-                b.give_back(size)
+                b.give(size)
             }
             Box::new(e)
         })
@@ -131,8 +131,9 @@ impl Inbox {
     }
 
     /// Put a connection's `ev` on the urgent queue, waiting for room in events; its bytes
-    /// are counted whatever the queue holds (see [`Budget::charge`]). Room first, then the
-    /// charge and the send at once: a task ended while it waits leaves nothing charged.
+    /// are counted whatever the queue holds (its peer is slowed down by the wait; counted,
+    /// datagrams give way). Room first, then the charge and the send at once: a task ended
+    /// while it waits leaves nothing charged.
     async fn send_urgent(&self, ev: Event) -> bool {
         let Ok(permit) = self.urgent.reserve().await else {
             return false;

@@ -649,12 +649,12 @@ fn the_cores_queues_are_bounded_in_bytes() {
         let room = limit / size;
         let queued = (0..room + 100).filter(|_| inbox.try_deliver(ev())).count();
         assert_eq!(queued, room);
-        assert!(budget.held() <= limit);
+        assert!(budget.used() <= limit);
         assert!(q.try_next().is_some());
         assert!(inbox.try_deliver(ev()), "room given back");
         assert!(!inbox.try_deliver(ev()));
         while q.try_next().is_some() {}
-        assert_eq!(budget.held(), 0);
+        assert_eq!(budget.used(), 0);
     }
 }
 

@@ -34,35 +34,30 @@ pub(in crate::engine) const ALL_WRITES_BUDGET: usize = 64 * WRITE_BUDGET;
 /// and every other connection's answers would be dropped.
 pub(in crate::engine) const SOURCE_WRITES_BUDGET: usize = ALL_WRITES_BUDGET / 8;
 
-/// The bytes queued for every connection of an engine, against a budget shared by them.
-#[derive(Debug, Clone)]
-pub(in crate::engine) struct SharedBudget {
-    used: Arc<AtomicUsize>,
-    max: usize,
+/// The bytes queued for every connection of an engine (or of one source), against a
+/// budget shared by them.
+pub(in crate::engine) use super::super::byte_budget::SharedBudget;
+
+/// Take `len` bytes from a connection's source's budget (if it counts against one) and
+/// every connection's: both or neither.
+fn take_shared(source: Option<&SharedBudget>, all: &SharedBudget, len: usize) -> bool {
+    if !source.is_none_or(|s| s.take(len)) {
+        return false;
+    }
+    if !all.take(len) {
+        if let Some(s) = source {
+            s.give(len);
+        }
+        return false;
+    }
+    true
 }
 
-impl SharedBudget {
-    pub(in crate::engine) fn new(max: usize) -> Self {
-        SharedBudget {
-            used: Arc::default(),
-            max,
-        }
-    }
-
-    /// Take `len` bytes: false (and nothing taken) when that goes over.
-    fn take(&self, len: usize) -> bool {
-        let before = self.used.fetch_add(len, Ordering::AcqRel);
-        if before.saturating_add(len) > self.max {
-            self.used.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        true
-    }
-
-    /// Bytes queued now, over every connection.
-    #[cfg(test)]
-    pub(in crate::engine) fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
+/// Give back what [`take_shared`] took.
+fn give_shared(source: Option<&SharedBudget>, all: &SharedBudget, len: usize) {
+    all.give(len);
+    if let Some(s) = source {
+        s.give(len);
     }
 }
 
@@ -90,16 +85,9 @@ impl Reserved {
     /// Count `len` more bytes: false, and nothing counted, past the connection's own
     /// budget, its source's or every connection's.
     pub(in crate::engine) fn add(&mut self, len: usize) -> bool {
-        if self.len.saturating_add(len) > WRITE_BUDGET {
-            return false;
-        }
-        if !self.source.as_ref().is_none_or(|s| s.take(len)) {
-            return false;
-        }
-        if !self.all.take(len) {
-            if let Some(s) = &self.source {
-                s.used.fetch_sub(len, Ordering::AcqRel);
-            }
+        if self.len.saturating_add(len) > WRITE_BUDGET
+            || !take_shared(self.source.as_ref(), &self.all, len)
+        {
             return false;
         }
         self.len += len;
@@ -109,10 +97,7 @@ impl Reserved {
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        self.all.used.fetch_sub(self.len, Ordering::AcqRel);
-        if let Some(s) = &self.source {
-            s.used.fetch_sub(self.len, Ordering::AcqRel);
-        }
+        give_shared(self.source.as_ref(), &self.all, self.len);
     }
 }
 
@@ -194,15 +179,8 @@ impl Writer {
             budgets.queued.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
-        if !budgets.source.as_ref().is_none_or(|s| s.take(len)) {
+        if !take_shared(budgets.source.as_ref(), &budgets.all, len) {
             budgets.queued.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        if !budgets.all.take(len) {
-            budgets.queued.fetch_sub(len, Ordering::AcqRel);
-            if let Some(s) = &budgets.source {
-                s.used.fetch_sub(len, Ordering::AcqRel);
-            }
             return false;
         }
         // Refused, the message comes back in the error and is dropped: its bytes with it.
@@ -292,10 +270,7 @@ impl Drain {
 /// source's): out of the queue.
 fn give_back(b: &Budgets, len: usize) {
     b.queued.fetch_sub(len, Ordering::AcqRel);
-    b.all.used.fetch_sub(len, Ordering::AcqRel);
-    if let Some(s) = &b.source {
-        s.used.fetch_sub(len, Ordering::AcqRel);
-    }
+    give_shared(b.source.as_ref(), &b.all, len);
 }
 
 /// However the writer ends (done, failed, aborted), what is still queued leaves the shared
