@@ -16,7 +16,7 @@ use super::{CallRef, Output, Side};
 use crate::config::Config;
 use crate::media::PortPool;
 use crate::sip::{Hdr, IdGen, LocalAddrs, Message, Request, Response, Target, ingress};
-use crate::txn::{TimerConfig, TxnId, TxnLayer, TxnOutput};
+use crate::txn::{Heard, TimerConfig, TxnId, TxnLayer, TxnOutput};
 
 /// A rewrite the gateway applies to a message on its way to a peer, counted by kind
 /// (`trunkgate_rewrites_total{kind}`).
@@ -145,6 +145,31 @@ impl Env {
             .map(|v| stamped_ip(&v).unwrap_or(source.addr.ip()))
     }
 
+    /// Where `msg` came from, for the transaction layer: through the front, the peer it
+    /// names (the front's own address for a request it names none in, as for a call).
+    pub fn heard(&self, msg: &Message, source: Target) -> Heard {
+        let peer = match msg {
+            _ if !self.is_front(source) => None,
+            Message::Request(r) => Some(self.origin_ip(r, source)),
+            Message::Response(r) => self.response_origin_ip(r, source),
+        };
+        Heard { source, peer }
+    }
+
+    /// Start a client transaction for `req` toward `target`, through the front when there is
+    /// one (its responses then must come from the front naming `target`).
+    pub fn send_request(
+        &mut self,
+        mut req: Request,
+        target: Target,
+        now: Instant,
+    ) -> Option<TxnId> {
+        let via = self.toward(&mut req, target);
+        let peer = (via.addr != target.addr).then_some(target.addr.ip());
+        self.txn
+            .send_request_for(req, via, peer, now, &mut self.txn_out)
+    }
+
     /// Where a request toward `target` goes: through the front when there is one. A request
     /// without a Route (out of any dialog the front record-routed) tells the front its
     /// destination in `X-Trunkgate-Peer`.
@@ -261,23 +286,14 @@ pub struct Cx<'a> {
 impl Cx<'_> {
     /// Start a client transaction that belongs to this call.
     pub fn send_client(&mut self, req: Request, target: Target, role: TxnRole) -> Option<TxnId> {
-        let mut req = req;
-        let target = self.env.toward(&mut req, target);
-        let id = self
-            .env
-            .txn
-            .send_request(req, target, self.now, &mut self.env.txn_out)?;
+        let id = self.env.send_request(req, target, self.now)?;
         self.env.owners.insert(id, (self.r, role));
         Some(id)
     }
 
     /// Start a client transaction nobody waits on (a CANCEL: its answer changes nothing).
     pub fn send_unowned(&mut self, req: Request, target: Target) {
-        let mut req = req;
-        let target = self.env.toward(&mut req, target);
-        self.env
-            .txn
-            .send_request(req, target, self.now, &mut self.env.txn_out);
+        self.env.send_request(req, target, self.now);
     }
 
     pub fn send_response(&mut self, txn: TxnId, resp: Response) {

@@ -61,10 +61,11 @@ impl B2bua {
                 }
                 let cfg = self.env.cfg.clone();
                 let same_peer = |to, from| cfg.is_same_peer(to, from);
+                let heard = self.env.heard(&msg, source);
                 let unmatched =
                     self.env
                         .txn
-                        .receive_from(msg, source, now, &mut self.env.txn_out, &same_peer);
+                        .receive_from(msg, heard, now, &mut self.env.txn_out, &same_peer);
                 match unmatched {
                     Some(Message::Request(ack)) if ack.method() == Method::Ack => {
                         self.on_ack(now, &ack, source)

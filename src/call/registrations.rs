@@ -195,7 +195,7 @@ impl Registrations {
         for Entry { reg, .. } in &mut self.regs {
             while let Some(t) = reg.poll_transmit() {
                 let call_id = reg.call_id().to_string();
-                let mut request = t.request;
+                let request = t.request;
                 let cseq = request.cseq().map_or(0, |(n, _)| n);
                 // A REGISTER of this registration still out is given up on: one at a time
                 // (RFC 3261 §10.2), and its retransmissions must not bind the contact again
@@ -210,8 +210,7 @@ impl Registrations {
                     self.txns.remove(&id);
                     env.txn.abandon(id, now, &mut env.txn_out);
                 }
-                let to = env.toward(&mut request, t.to);
-                match env.txn.send_request(request, to, now, &mut env.txn_out) {
+                match env.send_request(request, t.to, now) {
                     Some(id) => {
                         self.txns.insert(id, (call_id, cseq));
                     }

@@ -10,12 +10,14 @@
 
 mod ack;
 mod drive;
+mod end;
 mod held;
 mod lookup;
 mod machine;
 mod trying;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -70,6 +72,22 @@ pub enum TxnOutput {
     Terminated { id: TxnId },
 }
 
+/// Where a message came from: its source, and behind a SIP front (the source), the peer the
+/// front names as its sender.
+#[derive(Debug, Clone, Copy)]
+pub struct Heard {
+    pub source: Target,
+    /// `None` when not through a front, or from one that did not say (a response).
+    pub peer: Option<IpAddr>,
+}
+
+impl Heard {
+    /// From `source` itself, no front between.
+    pub fn direct(source: Target) -> Heard {
+        Heard { source, peer: None }
+    }
+}
+
 /// RFC 3261 §17 timer constants; T1 500 ms, T2 4 s, T4 5 s unless configured.
 #[derive(Debug, Clone, Copy)]
 pub struct TimerConfig {
@@ -99,6 +117,10 @@ struct Entry {
     machine: Machine,
     key: TransactionKey,
     target: Target,
+    /// Behind a SIP front (`target` is the front): the peer the transaction is with, as the
+    /// front names it. A request's by the front's stamp on it; our request's, the peer we
+    /// sent it to. What comes from the front in the transaction must name that peer too.
+    peer: Option<IpAddr>,
     /// Armed timers, one per slot (see [`Timer::slot`]).
     timers: [Option<(Instant, Timer)>; 3],
     /// The deadline this entry is filed under in the layer's index.
@@ -200,7 +222,7 @@ impl TxnLayer {
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<Message> {
-        self.receive_from(msg, source, now, out, &|_, _| false)
+        self.receive_from(msg, Heard::direct(source), now, out, &|_, _| false)
     }
 
     /// [`TxnLayer::receive`], a response taken also from an address `same_peer(target,
@@ -209,11 +231,12 @@ impl TxnLayer {
     pub fn receive_from(
         &mut self,
         msg: Message,
-        source: Target,
+        heard: Heard,
         now: Instant,
         out: &mut Vec<TxnOutput>,
-        same_peer: &dyn Fn(std::net::IpAddr, std::net::IpAddr) -> bool,
+        same_peer: &dyn Fn(IpAddr, IpAddr) -> bool,
     ) -> Option<Message> {
+        let source = heard.source;
         let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
         let c = self.consts;
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -230,8 +253,9 @@ impl TxnLayer {
                     // retransmissions or speak for that peer, and a copy of the request from
                     // elsewhere (spoofed in its name) draws nothing and tells nothing of it.
                     Some(id) => {
-                        let from_target = (self.entries.get(&id))
-                            .is_some_and(|e| e.target.addr.ip() == source.addr.ip());
+                        let from_target = (self.entries.get(&id)).is_some_and(|e| {
+                            e.target.addr.ip() == source.addr.ip() && e.peer == heard.peer
+                        });
                         if from_target {
                             if let Some(Entry {
                                 machine: Machine::Server(m),
@@ -254,7 +278,7 @@ impl TxnLayer {
                         let machine =
                             Server::new(req, source.transport.is_reliable(), &c, &mut scratch);
                         self.server_keys.insert(key.clone(), id);
-                        self.insert(id, Machine::Server(machine), key, source);
+                        self.insert(id, Machine::Server(machine), key, source, heard.peer);
                         self.apply(id, &mut scratch, now, out);
                         None
                     }
@@ -266,7 +290,15 @@ impl TxnLayer {
                     .filter(|id| {
                         self.entries.get(id).is_some_and(|e| {
                             let to = e.target.addr.ip();
-                            to == source.addr.ip() || same_peer(to, source.addr.ip())
+                            let from_target =
+                                to == source.addr.ip() || same_peer(to, source.addr.ip());
+                            // Through the front: from the peer it went to, when the front
+                            // says who sent it (one that does not is taken at its word).
+                            let from_peer = match (e.peer, heard.peer) {
+                                (Some(p), Some(from)) => p == from || same_peer(p, from),
+                                _ => true,
+                            };
+                            from_target && from_peer
                         })
                     });
                 match id {
@@ -315,11 +347,19 @@ impl TxnLayer {
         self.retransmissions
     }
 
-    fn insert(&mut self, id: TxnId, machine: Machine, key: TransactionKey, target: Target) {
+    fn insert(
+        &mut self,
+        id: TxnId,
+        machine: Machine,
+        key: TransactionKey,
+        target: Target,
+        peer: Option<IpAddr>,
+    ) {
         let mut e = Entry {
             machine,
             key,
             target,
+            peer,
             timers: [None; 3],
             filed: None,
             counted: 0,
@@ -336,6 +376,19 @@ impl TxnLayer {
         &mut self,
         req: Request,
         target: Target,
+        now: Instant,
+        out: &mut Vec<TxnOutput>,
+    ) -> Option<TxnId> {
+        self.send_request_for(req, target, None, now, out)
+    }
+
+    /// [`TxnLayer::send_request`] through a SIP front (`target`) toward `peer`: its
+    /// responses are taken from the front only when they name that peer (or none).
+    pub fn send_request_for(
+        &mut self,
+        req: Request,
+        target: Target,
+        peer: Option<IpAddr>,
         now: Instant,
         out: &mut Vec<TxnOutput>,
     ) -> Option<TxnId> {
@@ -357,7 +410,7 @@ impl TxnLayer {
             &mut scratch,
         );
         self.client_keys.insert(key.clone(), id);
-        self.insert(id, Machine::Client(machine), key, target);
+        self.insert(id, Machine::Client(machine), key, target, peer);
         self.apply(id, &mut scratch, now, out);
         self.scratch = scratch;
         Some(id)
@@ -433,55 +486,6 @@ impl TxnLayer {
             }
             _ => None,
         }
-    }
-
-    /// The engine could not deliver a message of this transaction.
-    pub fn on_transport_error(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
-            Some(Machine::Client(m)) => m.on_transport_error(&mut scratch),
-            Some(Machine::Server(m)) => m.on_transport_error(&mut scratch),
-            None => {}
-        }
-        self.apply(id, &mut scratch, now, out);
-        self.scratch = scratch;
-    }
-
-    /// The connection a request of client transaction `id` went out on closed: a transport
-    /// error if nothing has answered it yet (it may never have been delivered). One the
-    /// peer has answered, provisionally or finally, goes on: its answers come on a new
-    /// connection (RFC 3261 §18.2.2), and its timers end it otherwise.
-    pub fn on_connection_lost(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
-        let unanswered = matches!(
-            self.entries.get(&id).map(|e| &e.machine),
-            Some(Machine::Client(m)) if m.unanswered()
-        );
-        if unanswered {
-            self.on_transport_error(id, now, out);
-        }
-    }
-
-    /// Give up on client transaction `id` later (see `Client::abandon_later`).
-    pub fn abandon_later(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        if let Some(Machine::Client(m)) = self.entries.get_mut(&id).map(|e| &mut e.machine) {
-            m.abandon_later(&self.consts, &mut scratch);
-        }
-        self.apply(id, &mut scratch, now, out);
-        self.scratch = scratch;
-    }
-
-    /// End a transaction its user has given up on (see `Client::abandon`,
-    /// `Server::abandon`).
-    pub fn abandon(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
-            Some(Machine::Client(m)) => m.abandon(&mut scratch),
-            Some(Machine::Server(m)) => m.abandon(&mut scratch),
-            None => {}
-        }
-        self.apply(id, &mut scratch, now, out);
-        self.scratch = scratch;
     }
 }
 

@@ -374,3 +374,68 @@ fn a_mapped_stamp_is_the_ipv4_peer_throughout_the_call() {
     );
     assert_eq!(h.cdrs.len(), 1);
 }
+
+/// Behind the front, a response in one of our transactions is taken only when the front
+/// names the peer the request went to as its sender (or names none): a 200 to our INVITE
+/// that the front says came from another peer (one that learnt the branch) neither answers
+/// the call nor is ACKed as the callee's. Before, anything through the front with the
+/// branch was the callee's answer.
+#[test]
+fn a_response_through_the_front_is_taken_only_from_the_peer_it_names() {
+    let mut h = behind_front();
+    let invite = invite_text("f-3", "z9hG4bKf3", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    h.take(FRONT);
+    let answer = |from: &str| {
+        reply(
+            &inv,
+            200,
+            "c1",
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
+                (Hdr::named("X-Trunkgate-Source"), from),
+            ],
+            Some(SDP),
+        )
+    };
+    for other in ["127.0.0.2:5060", "192.0.2.66:5060", "unreadable"] {
+        h.recv_msg(FRONT, answer(other));
+        assert!(
+            !h.statuses(FRONT).contains(&200),
+            "a 200 named as {other}'s answers nothing"
+        );
+    }
+    assert!(h.cdrs.is_empty(), "the call still rings");
+    // The callee's own, named by the front as the carrier's: the call is answered.
+    h.recv_msg(FRONT, answer("127.0.0.3:5060"));
+    assert!(h.statuses(FRONT).contains(&200));
+}
+
+/// The same for a request's transaction: the caller's INVITE again through the front, named
+/// as another peer's (carrier-a, who may have learnt the branch), is no retransmission of
+/// the caller's (it draws no 100 again); named as the caller's, it is.
+#[test]
+fn a_request_again_through_the_front_is_the_callers_only_when_named_so() {
+    let mut h = behind_front();
+    let invite = via_front(
+        &invite_text("f-4", "z9hG4bKf4", "+8610123", ""),
+        "127.0.0.2:5060",
+    );
+    h.recv(FRONT, &invite);
+    h.take(FRONT);
+    let named_other = invite.replace(
+        "X-Trunkgate-Source: 127.0.0.2:5060",
+        "X-Trunkgate-Source: 127.0.0.3:5060",
+    );
+    assert_ne!(named_other, invite);
+    h.recv(FRONT, &named_other);
+    assert!(h.statuses(FRONT).is_empty(), "another's copy draws nothing");
+    h.recv(FRONT, &invite);
+    assert_eq!(
+        h.statuses(FRONT),
+        vec![100],
+        "the caller's own is answered again"
+    );
+}
