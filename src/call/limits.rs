@@ -89,6 +89,14 @@ impl Gate {
     }
 }
 
+/// A peer's old name, its calls up still counted under its new one.
+#[derive(Debug)]
+struct Renamed {
+    to: PeerName,
+    /// Calls under the old name still up.
+    calls: u32,
+}
+
 /// The gateway's and every peer's limits.
 #[derive(Debug)]
 pub struct Limits {
@@ -96,6 +104,9 @@ pub struct Limits {
     last: Option<Instant>,
     global: Gate,
     peers: HashMap<PeerName, Gate>,
+    /// Peers a reload renamed while they had calls up: the old name's calls count against
+    /// the new name's gate, until the last of them ends (one entry per renamed peer).
+    renamed: HashMap<PeerName, Renamed>,
     /// `[cdr] refused_rate`, and each peer's bucket of CDRs for refused INVITEs (made at the
     /// first refusal; one per profile at most).
     refused_rate: Option<NonZeroU32>,
@@ -111,15 +122,17 @@ impl Limits {
             last: None,
             global,
             peers: HashMap::default(),
+            renamed: HashMap::default(),
             refused_rate: cfg.cdr_refused_rate,
             refusal_cdrs: HashMap::default(),
         };
-        l.reconfigure(cfg);
+        l.reconfigure(cfg, cfg);
         l
     }
 
-    /// A reloaded configuration: changed limits start afresh, calls in progress stay counted.
-    pub fn reconfigure(&mut self, cfg: &Config) {
+    /// A reloaded configuration (`old` the one it replaces): changed limits start afresh,
+    /// calls in progress stay counted, a renamed peer's under its new name.
+    pub fn reconfigure(&mut self, old: &Config, cfg: &Config) {
         if self.refused_rate != cfg.cdr_refused_rate {
             self.refused_rate = cfg.cdr_refused_rate;
             self.refusal_cdrs.clear();
@@ -143,6 +156,17 @@ impl Limits {
                 self.peers.insert(name.clone(), g);
             }
         }
+        // An old name back in the configuration: its calls count for it again.
+        let back: Vec<PeerName> = (self.renamed.keys())
+            .filter(|n| cfg.profiles.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in back {
+            if let Some(r) = self.renamed.remove(&name) {
+                self.shift(&r.to, &name, r.calls);
+            }
+        }
+        self.rename_from(old, cfg);
         // Peers a reload removed are forgotten once they carry no call (a gateway that
         // provisions and removes a profile per customer must not keep each for ever); one
         // with calls up keeps counting them until they end, and is forgotten at a reload
@@ -151,6 +175,59 @@ impl Limits {
             .retain(|name, g| cfg.profiles.contains_key(name) || g.active > 0);
         self.refusal_cdrs
             .retain(|name, _| cfg.profiles.contains_key(name));
+    }
+
+    /// A profile `cfg` no longer has, with calls up, and exactly one profile new to `cfg`
+    /// with its address: the same peer renamed. Its calls count against the new name's
+    /// `max_calls` (not from zero, which would let the peer carry twice its limit until
+    /// they end), and so does its rest after a 503.
+    fn rename_from(&mut self, old: &Config, cfg: &Config) {
+        let gone: Vec<PeerName> = (self.peers.iter())
+            .filter(|(n, g)| g.active > 0 && !cfg.profiles.contains_key(*n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            let Some(was) = old.profiles.get(&name) else {
+                continue;
+            };
+            let mut new = (cfg.profiles.values())
+                .filter(|p| p.address == was.address && !old.profiles.contains_key(&p.name));
+            let (Some(to), None) = (new.next(), new.next()) else {
+                continue;
+            };
+            let Some(g) = self.peers.remove(&name) else {
+                continue;
+            };
+            let to = to.name.clone();
+            if let Some(t) = self.peers.get_mut(&to) {
+                t.active = t.active.saturating_add(g.active);
+                t.resting_until = t.resting_until.max(g.resting_until);
+            }
+            // Names renamed to this one before follow it; its own calls are the rest.
+            let mut calls = g.active;
+            for r in self.renamed.values_mut().filter(|r| r.to == name) {
+                r.to = to.clone();
+                calls = calls.saturating_sub(r.calls);
+            }
+            if calls > 0 {
+                self.renamed.insert(name, Renamed { to, calls });
+            }
+        }
+    }
+
+    /// `calls` counted against `from` count against `to` instead.
+    fn shift(&mut self, from: &PeerName, to: &PeerName, calls: u32) {
+        if let Some(g) = self.peers.get_mut(from) {
+            g.active = g.active.saturating_sub(calls);
+        }
+        if let Some(g) = self.peers.get_mut(to) {
+            g.active = g.active.saturating_add(calls);
+        }
+    }
+
+    /// The name `peer`'s calls count under: its own, or its new one after a rename.
+    fn counted_as<'a>(&'a self, peer: &'a PeerName) -> &'a PeerName {
+        self.renamed.get(peer).map_or(peer, |r| &r.to)
     }
 
     fn tick(&mut self, now: Instant) {
@@ -198,7 +275,8 @@ impl Limits {
     /// call came in). On success it counts until [`release`].
     pub fn admit_attempt(&mut self, now: Instant, peer: &PeerName) -> Result<(), Over> {
         self.tick(now);
-        if let Some(g) = self.peers.get_mut(peer)
+        let counted = self.counted_as(peer).clone();
+        if let Some(g) = self.peers.get_mut(&counted)
             && let Some(until) = g.resting_until
         {
             if now < until {
@@ -212,13 +290,15 @@ impl Limits {
     /// `peer` answered a 503 with `Retry-After` (RFC 3261 §21.5.4): no attempt goes to it
     /// before `until` (the route's next peer is tried instead, or the caller gets 503).
     pub fn rest(&mut self, peer: &PeerName, until: Instant) {
-        if let Some(g) = self.peers.get_mut(peer) {
+        let counted = self.counted_as(peer).clone();
+        if let Some(g) = self.peers.get_mut(&counted) {
             g.resting_until = Some(g.resting_until.map_or(until, |u| u.max(until)));
         }
     }
 
     fn admit_peer(&mut self, peer: &PeerName) -> Result<(), Over> {
-        let Some(g) = self.peers.get_mut(peer) else {
+        let counted = self.counted_as(peer).clone();
+        let Some(g) = self.peers.get_mut(&counted) else {
             return Ok(());
         };
         if g.full(g.active) {
@@ -228,13 +308,23 @@ impl Limits {
             return Err(Over::Cps);
         }
         g.active += 1;
+        if let Some(r) = self.renamed.get_mut(peer) {
+            r.calls += 1;
+        }
         Ok(())
     }
 
     /// A call (or attempt) with `peer` is over.
     pub fn release(&mut self, peer: &PeerName) {
-        if let Some(g) = self.peers.get_mut(peer) {
+        let counted = self.counted_as(peer).clone();
+        if let Some(g) = self.peers.get_mut(&counted) {
             g.active = g.active.saturating_sub(1);
+        }
+        if let Some(r) = self.renamed.get_mut(peer) {
+            r.calls = r.calls.saturating_sub(1);
+            if r.calls == 0 {
+                self.renamed.remove(peer);
+            }
         }
     }
 
@@ -258,7 +348,9 @@ impl Limits {
 
     /// Calls counted against `peer` (for tests and health).
     pub fn active(&self, peer: &PeerName) -> u32 {
-        self.peers.get(peer).map_or(0, |g| g.active)
+        self.peers
+            .get(self.counted_as(peer))
+            .map_or(0, |g| g.active)
     }
 }
 
@@ -279,12 +371,85 @@ mod tests {
         assert!(l.record_refusal(now, &gone));
         let mut without = cfg.clone();
         without.profiles.retain(|n, _| *n != gone);
-        l.reconfigure(&without);
+        l.reconfigure(&cfg, &without);
         assert_eq!(l.active(&gone), 1, "its call still counts");
         assert!(!l.refusal_cdrs.contains_key(&gone));
         l.release(&gone);
-        l.reconfigure(&without);
+        l.reconfigure(&without, &without);
         assert!(!l.peers.contains_key(&gone));
         assert!(l.peers.contains_key(&PeerName("carrier-a".into())));
+    }
+
+    /// `cfg` with carrier-b named `to` and at most `max` calls.
+    fn carrier_b_as(cfg: &Config, to: &str, max: u32) -> Config {
+        let mut c = cfg.clone();
+        let mut p = (*c.profiles[&PeerName("carrier-b".into())]).clone();
+        c.profiles.retain(|n, _| n.0.as_ref() != "carrier-b");
+        p.name = PeerName(to.into());
+        p.limits.calls.max_calls = Some(max);
+        c.profiles.insert(p.name.clone(), std::sync::Arc::new(p));
+        c
+    }
+
+    /// A peer a reload renames (its profile gone, one new to the configuration with its
+    /// address) keeps its calls up counted against `max_calls` under the new name, until
+    /// they end. Before, the new name started from none: the peer carried its calls twice.
+    #[test]
+    fn a_renamed_peers_calls_count_under_its_new_name() {
+        let base = crate::call::tests::config();
+        let before = carrier_b_as(&base, "carrier-b", 2);
+        let after = carrier_b_as(&base, "carrier-z", 2);
+        let (old, new) = (PeerName("carrier-b".into()), PeerName("carrier-z".into()));
+        let mut l = Limits::new(&before);
+        let mut now = Instant::now();
+        for _ in 0..2 {
+            now += std::time::Duration::from_secs(1);
+            assert!(l.admit_call(now, &old, 0).is_ok());
+        }
+        l.reconfigure(&before, &after);
+        now += std::time::Duration::from_secs(1);
+        assert_eq!(l.admit_call(now, &new, 2), Err(Over::MaxCalls));
+        assert_eq!(l.active(&new), 2);
+        // One of the old name's calls ends: room for one under the new name.
+        l.release(&old);
+        assert!(l.admit_call(now, &new, 1).is_ok());
+        assert_eq!(l.admit_call(now, &new, 2), Err(Over::MaxCalls));
+        l.release(&old);
+        assert!(
+            l.renamed.is_empty(),
+            "forgotten with the old name's last call"
+        );
+        assert!(!l.peers.contains_key(&old));
+        assert_eq!(l.active(&new), 1);
+    }
+
+    /// Renamed twice, and back: the calls follow each name, and count once.
+    #[test]
+    fn a_peer_renamed_and_back_counts_each_call_once() {
+        let base = crate::call::tests::config();
+        let b = carrier_b_as(&base, "carrier-b", 3);
+        let y = carrier_b_as(&base, "carrier-y", 3);
+        let z = carrier_b_as(&base, "carrier-z", 3);
+        let name = |n: &str| PeerName(n.into());
+        let mut l = Limits::new(&b);
+        let now = Instant::now();
+        assert!(l.admit_call(now, &name("carrier-b"), 0).is_ok());
+        l.reconfigure(&b, &y);
+        assert!(l.admit_call(now, &name("carrier-y"), 1).is_ok());
+        l.reconfigure(&y, &z);
+        assert_eq!(l.active(&name("carrier-z")), 2);
+        assert_eq!(l.active(&name("carrier-b")), 2, "the oldest name follows");
+        // Back to the first name: its one call counts for it, the other for carrier-z.
+        let mut zb = z.clone();
+        let p = (*b.profiles[&name("carrier-b")]).clone();
+        zb.profiles.insert(p.name.clone(), std::sync::Arc::new(p));
+        l.reconfigure(&z, &zb);
+        assert_eq!(l.active(&name("carrier-b")), 1);
+        assert_eq!(l.active(&name("carrier-z")), 1);
+        l.release(&name("carrier-b"));
+        l.release(&name("carrier-y"));
+        assert_eq!(l.active(&name("carrier-b")), 0);
+        assert_eq!(l.active(&name("carrier-z")), 0);
+        assert!(l.renamed.is_empty());
     }
 }

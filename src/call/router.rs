@@ -264,7 +264,7 @@ impl B2bua {
             Input::Reload(cfg) => {
                 // The new limits and registrations are the process's, not a call's.
                 let _zone = crate::zone::enter(crate::zone::Zone::Process);
-                self.env.limits.reconfigure(&cfg);
+                self.env.limits.reconfigure(&self.env.cfg, &cfg);
                 // Every call up now began before this reload: their peers are heard at the
                 // addresses they had until the last of them ends.
                 if cfg.peers_moved_from(&self.env.cfg) && !self.calls.is_empty() {
