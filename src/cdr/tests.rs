@@ -491,6 +491,13 @@ fn a_new_cdr_file_is_not_readable_by_others() {
 }
 
 /// Waits (bounded) until `cond` holds; the assertion that follows checks the outcome.
+/// The lines standard error gets for records `ids` lost (`why`: ` (reason)` or nothing).
+fn said(ids: &[&str], why: &str) -> String {
+    (ids.iter())
+        .map(|id| format!("trunkgate: CDR not written{why}: {}\n", line(id)))
+        .collect()
+}
+
 fn wait_for(mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() && Instant::now() < deadline {
@@ -566,8 +573,14 @@ fn a_full_queue_is_reported_and_refuses_new_calls_whatever_fail_closed() {
         w.write(rec(id));
     }
     assert_eq!(w.stats().dropped, 0);
+    assert_eq!(w.lost_lines(), "");
     w.write(rec("g"));
     assert_eq!(w.stats().dropped, 1);
+    // Whole, on standard error, so it can still be billed.
+    assert_eq!(
+        w.lost_lines(),
+        said(&["g"], " (the CDR queue is at its limit)")
+    );
     assert_eq!(w.stats().queue_depth, 6);
     // The writer has tried and failed: still reported as full, the stronger refusal.
     wait_for(|| w.stats().write_errors >= 1);
@@ -700,9 +713,14 @@ fn at_exit_cdrs_the_disk_never_took_are_counted_as_sent_to_the_log() {
     assert_eq!(stats.queue_depth, 0);
     assert!(stats.write_errors >= 2);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-    // A record written after close is not silently swallowed either.
+    // A record written after close is not silently swallowed either: it goes to the log.
+    let before = w.lost_lines();
     w.write(rec("c"));
     assert_eq!(w.stats().dropped, 3);
+    assert_eq!(
+        w.lost_lines(),
+        before + &said(&["c"], " (the CDR writer has stopped)")
+    );
 }
 
 /// At exit, the CDRs a full disk never took go to `<file>.unwritten`, in room reserved at
@@ -779,6 +797,10 @@ fn a_spill_cut_short_keeps_whole_lines() {
     let text = std::fs::read_to_string(&spill).unwrap();
     assert!(text.ends_with('\n'), "{text}");
     assert_eq!(ids(&spill), ["a"]);
+    // What the spill did not take goes to standard error, each whole, in order (said by
+    // the writer as it ends, which a slow retry can take past close's wait).
+    wait_for(|| w.lost_lines().lines().count() >= 2);
+    assert_eq!(w.lost_lines(), said(&["b", "c"], ""));
 }
 
 /// The stop gives up on a writer still busy at exit and counts what it held; the writer

@@ -134,6 +134,8 @@ struct Shared {
     exit_counted: AtomicBool,
     /// How many the writer counted that way, for a stop that then goes on without it.
     given_up: AtomicUsize,
+    /// Where records go that cannot reach the file.
+    lost: LostLines,
     /// Of `depth`, the records already in the file and waiting for their sync: a writer
     /// stuck at exit has not lost those (only a crash of the machine would).
     unsynced: AtomicUsize,
@@ -153,6 +155,7 @@ impl Shared {
             fail_closed: AtomicBool::new(fail_closed),
             exit_counted: AtomicBool::new(false),
             given_up: AtomicUsize::new(0),
+            lost: LostLines::new(),
             unsynced: AtomicUsize::new(0),
             beat_ms: AtomicU64::new(0),
             born: Instant::now(),
@@ -256,16 +259,10 @@ impl CdrWriter {
     /// queue is past twice `max_pending`, new calls are refused, so only the calls already
     /// up can end here, each once.
     fn lose(&self, rec: &CdrRecord, why: &str) {
-        use std::io::Write as _;
         self.gate.shared.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(1);
         let line = rec.to_line().unwrap_or_default();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "trunkgate: CDR not written ({why}): {}",
-            line.trim_end()
-        );
+        (self.gate.shared.lost).write(&format!(" ({why})"), [line.as_str()]);
     }
 
     /// Close the file and open the path again at the writer's next wake-up (≤ 100 ms): the
@@ -302,6 +299,12 @@ impl CdrWriter {
     /// disk.
     pub fn stalled(&self) -> bool {
         self.gate.shared.stalled(Instant::now())
+    }
+
+    /// What went to standard error so far, one line per record lost.
+    #[cfg(test)]
+    pub fn lost_lines(&self) -> String {
+        self.gate.shared.lost.written()
     }
 
     pub fn stats(&self) -> CdrStats {
@@ -416,7 +419,9 @@ impl Drop for CdrWriter {
     }
 }
 
+mod lost;
 mod thread;
+use lost::LostLines;
 use thread::run;
 #[cfg(test)]
 use thread::step;

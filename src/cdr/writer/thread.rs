@@ -1,7 +1,6 @@
 //! The writer thread's loop: take what the calls queued, write and sync it, count what
 //! leaves memory, and at exit retry a while, then set aside what the file did not take.
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
@@ -103,10 +102,7 @@ pub(super) fn run(
             count = unsaid.len(),
             "CDRs not written (the file stayed unwritable until exit): each follows on standard error, one line each, after `trunkgate: CDR not written: `"
         );
-        let mut err = std::io::stderr().lock();
-        for line in unsaid {
-            let _ = writeln!(err, "trunkgate: CDR not written: {}", line.trim_end());
-        }
+        (shared.lost).write("", unsaid.iter().map(String::as_str));
     }
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
 }
