@@ -756,3 +756,31 @@ fn a_refused_section_kept_for_the_call_is_small_whatever_its_tokens() {
     let kept = refused_sections(b"m=audio 4000 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:0\r\n");
     assert_eq!(&*kept[0], b"audio 0 UDP/TLS/RTP/SAVPF 111\na=mid:0");
 }
+
+/// A level has one `c=` and a stream one `a=rtcp` (RFC 4566 §5.7, RFC 3605): the first
+/// counts and is rewritten, repeats are dropped. Before, each repeat (9 bytes as
+/// `c=IN IP4 1`-style lines) was rewritten to a whole address: an offer of them grew
+/// several times over on its way to the far end, and the last one was the one read.
+#[test]
+fn repeated_connection_and_rtcp_lines_are_dropped_not_multiplied() {
+    let repeats = "c=IN IP4 0.0.0.0\r\n".repeat(200) + &"a=rtcp:9\r\n".repeat(200);
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\n{repeats}t=0 0\r\n\
+         m=audio 4000 RTP/AVP 0\r\nc=IN IP4 192.0.2.11\r\na=rtcp:4001\r\n{repeats}"
+    );
+    let read_back = read(sdp.as_bytes()).unwrap();
+    assert_eq!(read_back[0].ip, Some("192.0.2.11".parse().unwrap()));
+    assert_eq!(read_back[0].rtcp_port, Some(4001));
+    let out = anchor_streams(
+        sdp.as_bytes(),
+        "198.51.100.1".parse().unwrap(),
+        &[Some(30000)],
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "v=0\r\no=- 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+         m=audio 30000 RTP/AVP 0\r\nc=IN IP4 198.51.100.1\r\na=rtcp:30001 IN IP4 198.51.100.1\r\n"
+    );
+    assert!(out.len() < sdp.len() / 10);
+}
