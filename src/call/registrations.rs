@@ -178,15 +178,16 @@ impl Registrations {
         self.flush(env, now);
     }
 
-    /// Start the registrations not started whose peer has no binding being removed, send
+    /// Start the registrations not started whose peer, or contact, has no binding being
+    /// removed (a renamed peer's old one; the removal would undo the new REGISTER), send
     /// what the registrations want sent, log what happened to them, forget the ended.
     fn flush(&mut self, env: &mut Env, now: Instant) {
         for i in 0..self.regs.len() {
             let waits = self.regs[i].reg.is_idle()
-                && self
-                    .regs
-                    .iter()
-                    .any(|o| o.reg.is_leaving() && o.params.peer == self.regs[i].params.peer);
+                && self.regs.iter().any(|o| {
+                    let p = &self.regs[i].params;
+                    o.reg.is_leaving() && (o.params.peer == p.peer || o.params.same_contact(p))
+                });
             if self.regs[i].reg.is_idle() && !waits {
                 info!(peer = %self.regs[i].params.peer, "registering");
                 self.regs[i].reg.start(now);

@@ -75,19 +75,19 @@ impl RegisterParams {
         }
     }
 
-    /// Whether `other` is the same peer's binding of the same contact to the same address of
-    /// record at the same registrar (only its expiry or credentials differ).
+    /// Whether `other` is a binding of the same contact to the same address of record at
+    /// the same registrar (only its expiry, its credentials or the peer's name differ: a
+    /// profile renamed registers the same binding).
     pub fn same_binding(&self, other: &RegisterParams) -> bool {
-        let key = |p: &RegisterParams| {
-            (
-                p.peer.clone(),
-                p.target.addr,
-                p.target.transport,
-                p.registrar.clone(),
-                p.aor.clone(),
-                p.contact.clone(),
-            )
-        };
-        key(self) == key(other)
+        self.same_contact(other)
+            && (self.target.addr, self.target.transport, &self.registrar)
+                == (other.target.addr, other.target.transport, &other.registrar)
+    }
+
+    /// Whether `other` binds the same contact to the same address of record, wherever its
+    /// registrar (two registrars may share one location database): an `Expires: 0` of one
+    /// removes what a REGISTER of the other bound, whichever arrives last.
+    pub fn same_contact(&self, other: &RegisterParams) -> bool {
+        (&self.aor, &self.contact) == (&other.aor, &other.contact)
     }
 }

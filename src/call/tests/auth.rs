@@ -374,6 +374,72 @@ fn a_reload_of_the_same_contact_registers_anew_without_removing_it() {
     );
 }
 
+/// `cfg` with carrier-a renamed carrier-z (its registration otherwise the same), sending to
+/// `to`.
+fn carrier_a_renamed(cfg: Config, to: &str) -> Config {
+    let mut cfg = cfg;
+    let old = PeerName("carrier-a".into());
+    let mut q = (*cfg.profiles[&old]).clone();
+    cfg.profiles.remove(&old);
+    q.name = PeerName("carrier-z".into());
+    q.address.addr = to.parse().unwrap();
+    cfg.profiles.insert(q.name.clone(), Arc::new(q));
+    cfg
+}
+
+/// A registering peer renamed by a reload (the profile's `name`, nothing else) registers the
+/// same binding anew under its new name, and sends no `Expires: 0`: one sent beside the new
+/// REGISTER (or after it, once a refresh out is answered) would remove the new binding at
+/// the registrar (RFC 3261 §10.3), with the peer shown registered. Before, the old name's
+/// binding was removed and the new REGISTER not held back for it.
+#[test]
+fn a_renamed_peer_registers_the_same_binding_without_removing_it() {
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    h.input(Input::Reload(Arc::new(carrier_a_renamed(
+        registering(),
+        CARRIER_A,
+    ))));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        again.header(&Hdr::named("Expires")).as_deref(),
+        Some("3600")
+    );
+    assert_ne!(again.call_id(), reg.call_id(), "a new registration");
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 3600));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-z".into()), true)]
+    );
+}
+
+/// Renamed and moved to another registrar with the same contact: the old binding is removed
+/// first, and the new name's REGISTER waits for that (two registrars may share one location
+/// database). Before, only the same name waited.
+#[test]
+fn a_renamed_peer_moved_elsewhere_registers_once_the_old_binding_is_removed() {
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    h.input(Input::Reload(Arc::new(carrier_a_renamed(
+        registering(),
+        CARRIER_B,
+    ))));
+    let un = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    assert!(h.take_requests(CARRIER_B, Method::Register).is_empty());
+    h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
+    let again = h.one_request(CARRIER_B, Method::Register);
+    assert_eq!(
+        again.header(&Hdr::named("Expires")).as_deref(),
+        Some("3600")
+    );
+}
+
 /// A reload that moves the registrar's address keeps the contact but sends the removal first,
 /// to the old address, and the new REGISTER only once it is answered: two SBCs sharing one
 /// location database could otherwise take them in either order.
