@@ -324,7 +324,7 @@ fn valid_password(s: &str) -> bool {
 /// The password in a file: its first line, without the line end. The error never quotes
 /// the file's contents.
 fn read_password_file(file: &Path) -> Result<Secret, String> {
-    let Some(buf) = super::read::read_at_most(file, MAX_PASSWORD_FILE_BYTES)? else {
+    let Some(buf) = super::read::read_settled(file, MAX_PASSWORD_FILE_BYTES)? else {
         return Err(format!(
             "is larger than {MAX_PASSWORD_FILE_BYTES} bytes: not a password file"
         ));
