@@ -16,7 +16,7 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// a container, or an editor that saves in place) is read whole, never its first half (which
 /// may well be valid, with a section missing: its limits, its registration, its
 /// credentials).
-const SETTLED: Duration = Duration::from_millis(200);
+const SETTLED: Duration = Duration::from_millis(100);
 /// How long a file is waited for to settle before the read is refused.
 const SETTLE_WAIT: Duration = Duration::from_secs(3);
 
