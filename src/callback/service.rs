@@ -180,8 +180,9 @@ enum Admitted {
     Again,
 }
 
-/// Error answers a second, all sources together (`Service::error_answers`).
-const MAX_ERROR_ANSWERS: std::num::NonZeroU32 = std::num::NonZeroU32::new(100).unwrap();
+/// Answers a second besides those placing a call, all sources together, when anyone may
+/// send (`Service::open_answers`).
+const MAX_OPEN_ANSWERS: std::num::NonZeroU32 = std::num::NonZeroU32::new(100).unwrap();
 
 /// The call-back service.
 pub struct Service {
@@ -189,10 +190,12 @@ pub struct Service {
     clock: GivenClock,
     epoch: Instant,
     limiter: Limiter,
-    /// Error answers when anyone may send (`allow_any` without `secret_file`): a flood
-    /// forging a victim's address is not reflected at it one for one. (An allowed or
-    /// signing AS gets every answer: dropped, it would resend.)
-    error_answers: Limiter,
+    /// Answers when anyone may send (`allow_any` without `secret_file`), but those that
+    /// place a call (held to `rate`): a flood forging a victim's address (errors, a STATUS
+    /// or a REQUEST replayed, each answered with more bytes than it had) is not reflected
+    /// at it one for one. (An allowed or signing AS gets every answer: dropped, it would
+    /// resend.)
+    open_answers: Limiter,
     /// Each AS's call-backs, and which were refused lately: their fair shares.
     shares: shares::Shares,
     /// Every known call-back: at most `max_active` active plus `MAX_ENDED` ended.
@@ -233,14 +236,14 @@ impl Service {
         let clock = GivenClock::default();
         let limiter =
             RateLimiter::direct_with_clock(Quota::per_second(cfg.callback.rate), clock.clone());
-        let error_answers =
-            RateLimiter::direct_with_clock(Quota::per_second(MAX_ERROR_ANSWERS), clock.clone());
+        let open_answers =
+            RateLimiter::direct_with_clock(Quota::per_second(MAX_OPEN_ANSWERS), clock.clone());
         Service {
             cfg,
             clock,
             epoch: now,
             limiter,
-            error_answers,
+            open_answers,
             shares: shares::Shares::default(),
             entries: HashMap::new(),
             active: 0,
@@ -435,15 +438,21 @@ impl Service {
     }
 
     fn answer(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
+        let open = self.cfg.callback.allow_any && self.cfg.callback.keys.is_none();
+        if open && self.open_answers.check().is_err() {
+            self.drop_datagram("answer_rate");
+            return;
+        }
+        self.answer_placed(to, verb, msg);
+    }
+
+    /// [`Service::answer`] to a REQUEST that placed a call: never held back (`rate` holds
+    /// those).
+    fn answer_placed(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
         let result = match &msg {
             Outbound::Error { reason, .. } => reason,
             _ => "ok",
         };
-        let open = self.cfg.callback.allow_any && self.cfg.callback.keys.is_none();
-        if open && matches!(msg, Outbound::Error { .. }) && self.error_answers.check().is_err() {
-            self.drop_datagram("error_answer_rate");
-            return;
-        }
         *self.stats.answered.entry((verb, result)).or_default() += 1;
         ::metrics::counter!(metrics::REQUESTS, "verb" => verb, "result" => result).increment(1);
         self.transmit(to, msg.encode());

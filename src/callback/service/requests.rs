@@ -168,7 +168,7 @@ impl Service {
             max_duration,
             from_peer: cb.from_peer.clone(),
         };
-        self.answer(
+        self.answer_placed(
             src,
             Verb::Request.as_str(),
             Outbound::Ok {

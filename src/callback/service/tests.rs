@@ -849,11 +849,45 @@ fn error_answers_to_anyone_are_bounded_per_second() {
         .map(|_| h.recv_from(victim, "X:").len())
         .sum::<usize>();
     assert_eq!(answered, 100);
-    assert_eq!(h.svc.stats().dropped("error_answer_rate"), 400);
+    assert_eq!(h.svc.stats().dropped("answer_rate"), 400);
     h.advance(Duration::from_secs(1));
     assert_eq!(h.recv_from(victim, "X:").len(), 1);
     // With an allow-list (the default), every error is answered.
     let mut h = H::default();
     let answered = (0..500).map(|_| h.recv("X:").len()).sum::<usize>();
     assert_eq!(answered, 500);
+}
+
+/// The same for answers that are not errors: a STATUS of a known id (12 bytes answered with
+/// 32) or a REQUEST replayed, sent in a victim's name, get at most 100 answers a second
+/// together; answers that place a call are held to `rate` instead, never to this. Before,
+/// only errors were held back.
+#[test]
+fn every_answer_to_anyone_but_a_placed_calls_is_bounded_per_second() {
+    let mut h = H::new(|c| {
+        c.allow_any = true;
+        c.rate = NonZeroU32::new(1000).unwrap();
+        c.max_active = 1000;
+    });
+    let victim = "192.0.2.7:5060";
+    let sent = |out: Vec<Output>| {
+        (out.iter())
+            .filter(|o| matches!(o, Output::Transmit { .. }))
+            .count()
+    };
+    let placed = (0..150)
+        .map(|i| {
+            let req = format!("REQUEST: id=p{i};user1=1001;user2=1002");
+            sent(h.recv_from("198.51.100.1:5000", &req))
+        })
+        .sum::<usize>();
+    assert_eq!(placed, 150, "a new call's answer is never held back");
+    let status = (0..300)
+        .map(|_| sent(h.recv_from(victim, "STATUS: id=p1")))
+        .sum::<usize>();
+    let again = (0..300)
+        .map(|_| sent(h.recv_from(victim, "REQUEST: id=p2;user1=1001;user2=1002")))
+        .sum::<usize>();
+    assert_eq!(status + again, 100, "{status} + {again}");
+    assert_eq!(h.svc.stats().dropped("answer_rate"), 500);
 }

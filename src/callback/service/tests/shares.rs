@@ -238,7 +238,7 @@ fn refused_sources_are_remembered_in_bounded_number() {
             h.recv_from(&src, &format!("REQUEST: id=x{i};user1=1001;user2=1002"));
         }
     }
-    assert_eq!(h.svc.stats().dropped("error_answer_rate"), 2900);
+    assert_eq!(h.svc.stats().dropped("answer_rate"), 2900);
     assert!(h.svc.shares.tracked() <= 1025, "{}", h.svc.shares.tracked());
     // Swept once their claims lapse.
     h.advance(Duration::from_secs(16));
