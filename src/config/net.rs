@@ -114,7 +114,11 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
         && let Some(v4) = v6.addr().to_ipv4_mapped()
         && v6.prefix_len() >= 96
     {
-        return Ipv4Net::new(v4, v6.prefix_len() - 96).ok().map(IpNet::V4);
+        // Its host bits cleared too (the IPv6 form's were cleared as IPv6's, below the
+        // mapped prefix only): `::ffff:127.0.0.1/96` is every IPv4 address, not loopback.
+        return Ipv4Net::new(v4, v6.prefix_len() - 96)
+            .ok()
+            .map(|n| IpNet::V4(n.trunc()));
     }
     Some(net)
 }
@@ -145,6 +149,10 @@ mod tests {
             ("2001:db8::7/32", "2001:db8::/32"),
             ("::ffff:10.0.0.5", "10.0.0.5/32"),
             ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+            ("::ffff:10.1.2.3/104", "10.0.0.0/8"),
+            // Every IPv4 address, whatever the address written (before: 127.0.0.1/0, which
+            // held them all but read as loopback to the call-back port's warning).
+            ("::ffff:127.0.0.1/96", "0.0.0.0/0"),
             // Wider than the mapped block: an IPv6 network as written.
             ("::ffff:0.0.0.0/80", "::/80"),
         ] {
