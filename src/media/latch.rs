@@ -184,6 +184,14 @@ impl SourceLatch {
         }
     }
 
+    /// Go on exactly as `old` (an offer/answer that changed nothing of this leg).
+    pub fn carry(&mut self, old: &SourceLatch) {
+        self.current = old.current;
+        self.reopened = old.reopened;
+        self.moved_from = old.moved_from;
+        self.open_since = old.open_since;
+    }
+
     /// The IP the leg's signalling comes from, when the relay was told it.
     pub fn signalling(&self) -> Option<std::net::IpAddr> {
         self.signalling

@@ -336,9 +336,16 @@ impl StreamRoute {
             // its latch would go to whoever sends first.
             if (new.sdp.is_none() || new.sdp == old.named) && new.latch == old.latch {
                 // Media that flows both ways again (a resume from hold) opens a leg that has
-                // sent nothing; an update that does not change that (the other leg's offer,
-                // a refresh, a refused offer) opens none.
-                new.rtp.keep_source(&old.rtp, now, resumed);
+                // sent nothing, and one latched to a better-ranked source for a while (a
+                // phone behind NAT back from hold on a new public port); an update that does
+                // not change that (the other leg's offer, a refresh, a refused offer) opens
+                // neither: the latch goes on as it was. (Reopened at every update, a latched
+                // leg was open for a while after each re-INVITE the other party sent.)
+                if resumed {
+                    new.rtp.keep_source(&old.rtp, now, resumed);
+                } else {
+                    new.rtp.carry(&old.rtp);
+                }
                 new.rtcp = old.rtcp;
             } else {
                 // Only the port moved, on the same host: its old source is this endpoint

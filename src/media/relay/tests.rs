@@ -399,6 +399,11 @@ fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source
     ));
     // A NATed phone back from a long hold on a new public port, with a new SSRC: the
     // kept source has been silent, so the new one takes over (its SDP did not change).
+    let held = RelayPair {
+        flowing: false,
+        ..pair(Latch::Any)
+    };
+    r.update(&held, later + std::time::Duration::from_secs(1));
     let resumed = t0() + std::time::Duration::from_secs(300);
     r.update(&pair(Latch::Any), resumed);
     let new_port = sa("203.0.113.7:61002");
@@ -425,6 +430,47 @@ fn an_update_that_moves_a_leg_relearns_it_and_one_that_does_not_keeps_its_source
         r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
         Route::Accept(Some(moved))
     );
+}
+
+/// A leg already latched is reopened (a better-ranked source may take it for a while) by a
+/// resume only: the other party's re-INVITEs, and this leg's answers to them, leave its
+/// latch as it was. Before, every update reopened it, so the other party could keep it open
+/// with a re-INVITE every few seconds.
+#[test]
+fn only_a_resume_reopens_a_latched_leg() {
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
+    let first = sa("203.0.113.7:61000");
+    assert!(matches!(
+        r.route(t0(), Dir::AtoB, false, first, &rtp(1)),
+        Route::Accept(_)
+    ));
+    // Silent for a while (a hold without music, DTX); then the far party re-INVITEs and
+    // the leg answers it with the same SDP.
+    let later = t0() + std::time::Duration::from_secs(300);
+    r.update(&pair(Latch::Any), later);
+    r.update(&pair(Latch::Any), later);
+    let same_ip = sa("203.0.113.7:61002");
+    assert_eq!(
+        r.route(later, Dir::AtoB, false, same_ip, &rtp(77)),
+        Route::Drop,
+        "not opened by the other party's offer"
+    );
+    assert!(matches!(
+        r.route(later, Dir::AtoB, false, first, &rtp(2)),
+        Route::Accept(_)
+    ));
+    // On hold, then resumed, its source quiet: opened.
+    let quiet = later + std::time::Duration::from_secs(60);
+    let held = RelayPair {
+        flowing: false,
+        ..pair(Latch::Any)
+    };
+    r.update(&held, quiet);
+    r.update(&pair(Latch::Any), quiet);
+    assert!(matches!(
+        r.route(quiet, Dir::AtoB, false, same_ip, &rtp(77)),
+        Route::Accept(_)
+    ));
 }
 
 #[test]
