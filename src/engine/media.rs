@@ -260,14 +260,17 @@ impl Relays {
                 });
                 let thread = &self.threads[placed.thread];
                 let streams = &mut placed.streams;
+                unrecord_gone(streams, &pairs);
                 for p in pairs {
                     // Only the first G.711 audio stream is recorded (the voice of a call
                     // whose SDP lists video first, too: the recorder decodes G.711 alone,
                     // and a video stream recorded gave a silent file); one that becomes
                     // G.711 by a re-INVITE is, when the call had none (before, a call that
                     // began with another codec was never recorded).
-                    let records =
-                        recorder.is_some() && p.g711 && !streams.iter().any(|s| s.recorded);
+                    let records = recorder.is_some()
+                        && p.g711
+                        && p.active
+                        && !streams.iter().any(|s| s.recorded);
                     match streams
                         .iter_mut()
                         .find(|s| s.a_port == p.a_port && s.b_port == p.b_port)
@@ -361,6 +364,20 @@ impl Relays {
     /// Streams being relayed.
     pub(super) fn streams(&self) -> usize {
         self.loads.iter().sum()
+    }
+}
+
+/// The recorded stream whose ports now carry no G.711 audio in use (the audio turned off, and
+/// its ports given to a video stream a re-INVITE added) is recorded no more, so the call's
+/// next G.711 audio stream is: the recording follows the voice, not a pair of ports.
+fn unrecord_gone(streams: &mut [Stream], pairs: &[RelayPair]) {
+    for s in streams.iter_mut().filter(|s| s.recorded) {
+        let voice = (pairs.iter())
+            .any(|p| (p.a_port, p.b_port) == (s.a_port, s.b_port) && p.g711 && p.active);
+        if !voice {
+            crate::threads::lock(&s.route).unrecord();
+            s.recorded = false;
+        }
     }
 }
 

@@ -272,6 +272,11 @@ impl StreamRoute {
         self.recorded = true;
     }
 
+    /// From now on its RTP goes into the recording no more (another stream is to).
+    pub fn unrecord(&mut self) {
+        self.recorded = false;
+    }
+
     /// Whether its RTP goes into the call's recording.
     pub fn is_recorded(&self) -> bool {
         self.recorded
@@ -313,7 +318,8 @@ impl StreamRoute {
     /// followed after a silence ([`crate::media::MOVE_AFTER_SILENCE`]).
     pub fn update(&mut self, p: &RelayPair, now: Instant) {
         let old = std::mem::replace(self, StreamRoute::new(p, now));
-        // Recorded once, recorded for the call's life (the recording is one stream's).
+        // Recorded once, recorded while it is the call's G.711 audio (the recording is one
+        // stream's; the engine moves it when the stream stops being that).
         self.recorded = old.recorded;
         let same_callee = self.callee == old.callee;
         let resumed = self.flowing && !old.flowing;

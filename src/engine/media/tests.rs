@@ -403,6 +403,66 @@ fn the_recording_takes_the_first_g711_audio_stream() {
     r.apply(release(7));
 }
 
+/// The recording follows the call's G.711 audio, not a pair of ports: the audio turned off
+/// (port 0) and its ports given to a video stream a re-INVITE adds, then the audio back on
+/// new ports, records the new audio stream. Before, the ports stayed the recorded ones: the
+/// video's packets were dropped by the recorder and the audio was never recorded again.
+#[test]
+fn the_recording_follows_the_audio_when_its_ports_go_to_video() {
+    let (wav, _thread) = crate::engine::wav::WavWriters::start().unwrap();
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, Some(wav)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (free_quad(), free_quad());
+    let stream = |port: u16, g711, active| RelayPair {
+        g711,
+        active,
+        ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
+    };
+    let relay = |pairs| MediaAction::Relay {
+        call: 7,
+        pairs,
+        record: Some(crate::media::RecordSpec {
+            path: dir.path().join("c.wav"),
+            stereo: true,
+            jitter: Duration::from_millis(60),
+        }),
+        rtp_timeout: None,
+    };
+    let recorded = |r: &Relays| -> Vec<(u16, bool)> {
+        (r.calls[&7].streams.iter())
+            .map(|s| {
+                (
+                    s.a_port,
+                    s.recorded && s.route.lock().unwrap().is_recorded(),
+                )
+            })
+            .collect()
+    };
+    r.apply(relay(vec![stream(first, true, true)]));
+    assert_eq!(recorded(&r), [(first, true)]);
+    // Audio off, video on its ports.
+    r.apply(relay(vec![stream(first, false, true)]));
+    assert_eq!(recorded(&r), [(first, false)]);
+    // Audio back, on new ports: recorded.
+    r.apply(relay(vec![
+        stream(first, false, true),
+        stream(second, true, true),
+    ]));
+    assert_eq!(recorded(&r), [(first, false), (second, true)]);
+    // Turned off (port 0) and on again on its ports: recorded again, and only it.
+    r.apply(relay(vec![
+        stream(first, false, true),
+        stream(second, true, false),
+    ]));
+    assert_eq!(recorded(&r), [(first, false), (second, false)]);
+    r.apply(relay(vec![
+        stream(first, false, true),
+        stream(second, true, true),
+    ]));
+    assert_eq!(recorded(&r), [(first, false), (second, true)]);
+    r.apply(release(7));
+}
+
 /// A recorded call whose only stream starts with another codec and becomes G.711 by a
 /// re-INVITE: recorded from then on, and nothing of it before. Before, a stream's recording
 /// was decided when it opened, and such a call's file stayed empty.
