@@ -50,6 +50,8 @@ pub enum PacketError {
     Padding,
     #[error("RTCP length field does not match the datagram")]
     RtcpLength,
+    #[error("payload type 72-76: RTCP's packet types, not RTP's (RFC 3551 section 3)")]
+    RtcpType,
 }
 
 /// A checked RTP packet: header fields and the payload (padding removed).
@@ -135,6 +137,12 @@ fn check_header(packet: &[u8], padding_readable: bool) -> Result<RtpView<'_>, Pa
     };
     if b0 >> 6 != 2 {
         return Err(PacketError::Version);
+    }
+    // RFC 3551 reserves these so that RTP and RTCP can be told apart: this is RTCP (an SR is
+    // `80 C8`) sent to the RTP port without rtcp-mux agreed. Read as RTP, its fields would
+    // become the stream's SSRC and sequence, and the far end would get it as media.
+    if (72..=76).contains(&(b1 & 0x7f)) {
+        return Err(PacketError::RtcpType);
     }
     let padded = b0 & 0x20 != 0;
     let extended = b0 & 0x10 != 0;
@@ -337,10 +345,39 @@ mod tests {
             ("padding past the header", rtp(0xa0, &[1, 2, 4]), Padding),
             ("padding bit, no payload", rtp(0xa0, &[]), Padding),
             ("over the size cap", big, TooLarge),
+            // RTCP on the RTP port without rtcp-mux: before, read as RTP of payload type
+            // 72-76, its NTP seconds taken for the stream's SSRC, relayed as media.
+            (
+                "a sender report",
+                [&[0x80, 200, 0, 6][..], &[0; 24]].concat(),
+                RtcpType,
+            ),
+            (
+                "a receiver report",
+                [&[0x81, 201, 0, 7][..], &[0; 28]].concat(),
+                RtcpType,
+            ),
+            (
+                "payload type 72, no marker",
+                [&[0x80, 72][..], &[0; 10]].concat(),
+                RtcpType,
+            ),
+            (
+                "payload type 76",
+                [&[0x80, 76][..], &[0; 10]].concat(),
+                RtcpType,
+            ),
         ];
         for (what, p, want) in table {
             assert_eq!(check_rtp(&p).map(|_| ()), Err(want), "{what}");
         }
+        // Their neighbours are RTP's (71, 77: dynamic or unassigned, not reserved).
+        for pt in [71u8, 77, 0xC7, 0xCD] {
+            let p = [&[0x80, pt][..], &[0; 10]].concat();
+            assert!(check_rtp(&p).is_ok(), "{pt}");
+        }
+        let sr = [&[0x80, 200, 0, 6][..], &[0; 24]].concat();
+        assert_eq!(check_srtp(&sr).map(|_| ()), Err(RtcpType));
     }
 
     #[test]

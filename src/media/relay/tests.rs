@@ -646,16 +646,24 @@ fn rtcp_multiplexed_on_the_rtp_port_is_sent_on_as_rtcp_toward_the_far_rtp_port()
             rtcp: true
         }
     );
-    // Without multiplexing agreed, the same bytes on the RTP port are RTP: payload type
-    // 72 with the marker bit is RTP there (RFC 5761 reserves 64-95 only when muxing).
+    // Without multiplexing agreed, RTCP's packet types on the RTP port are neither RTCP
+    // nor RTP: RFC 3551 reserves payload types 72-76 against that very confusion, so a
+    // report a phone sends there is dropped, not relayed as media with its fields taken
+    // for the stream's (before, payload type 72 with the marker bit passed as RTP). The
+    // rest of the range RFC 5761 keeps from RTP only when muxing is RTP here.
     let mut r = StreamRoute::new(&pair(Latch::Any), t0());
     let mut marked = rtp(7);
     marked[1] = 0x80 | 72;
     assert_eq!(
         r.route(t0(), Dir::AtoB, false, a, &marked),
-        Route::Accept(Some(b))
+        Route::Malformed
     );
     assert_eq!(r.route(t0(), Dir::AtoB, false, a, &RR), Route::Malformed);
+    marked[1] = 0x80 | 77;
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &marked),
+        Route::Accept(Some(b))
+    );
 }
 
 #[test]
