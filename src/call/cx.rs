@@ -146,18 +146,24 @@ impl Env {
     }
 
     /// Where `msg` came from, for the transaction layer: through the front, the peer it
-    /// names (the front's own address for a request it names none in, as for a call).
+    /// names (`None` when it names none: the front's own, as the ACK its transaction sends
+    /// for our failure, and its CANCEL, which it builds itself without the stamp; the
+    /// front's own address for a name it cannot read).
     pub fn heard(&self, msg: &Message, source: Target) -> Heard {
         let peer = match msg {
             _ if !self.is_front(source) => None,
-            Message::Request(r) => Some(self.origin_ip(r, source)),
+            Message::Request(r) => r
+                .header(&Hdr::named(SOURCE_HEADER))
+                .map(|v| stamped_ip(&v).unwrap_or(source.addr.ip())),
             Message::Response(r) => self.response_origin_ip(r, source),
         };
         Heard { source, peer }
     }
 
     /// Start a client transaction for `req` toward `target`, through the front when there is
-    /// one (its responses then must come from the front naming `target`).
+    /// one. One the front is told to send to `target` (one outside a dialog) takes responses
+    /// from the front only when they name `target`; one in a dialog goes where its Route set
+    /// leads (the peer's Contact, which may be another of its hosts), and is not held to it.
     pub fn send_request(
         &mut self,
         mut req: Request,
@@ -165,7 +171,8 @@ impl Env {
         now: Instant,
     ) -> Option<TxnId> {
         let via = self.toward(&mut req, target);
-        let peer = (via.addr != target.addr).then_some(target.addr.ip());
+        let named = req.header(&Hdr::named(PEER_HEADER)).is_some();
+        let peer = named.then_some(target.addr.ip().to_canonical());
         self.txn
             .send_request_for(req, via, peer, now, &mut self.txn_out)
     }

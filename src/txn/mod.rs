@@ -253,8 +253,14 @@ impl TxnLayer {
                     // retransmissions or speak for that peer, and a copy of the request from
                     // elsewhere (spoofed in its name) draws nothing and tells nothing of it.
                     Some(id) => {
+                        // Through the front: from the peer the request came from, or from
+                        // the front itself (its own ACK of our failure names nobody).
                         let from_target = (self.entries.get(&id)).is_some_and(|e| {
-                            e.target.addr.ip() == source.addr.ip() && e.peer == heard.peer
+                            e.target.addr.ip() == source.addr.ip()
+                                && match (e.peer, heard.peer) {
+                                    (Some(p), Some(from)) => p == from,
+                                    _ => true,
+                                }
                         });
                         if from_target {
                             if let Some(Entry {

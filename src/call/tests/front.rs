@@ -439,3 +439,91 @@ fn a_request_again_through_the_front_is_the_callers_only_when_named_so() {
         "the caller's own is answered again"
     );
 }
+
+/// The ACK of our failure through the front is the front's own (its transaction ACKs our
+/// 486 hop by hop and absorbs the caller's; Kamailio builds it without the stamp): taken, so
+/// our 486 is not sent again. Before, once the transaction held the caller as its peer, an
+/// ACK naming nobody was dropped and the 486 went out again until Timer H (32 s).
+#[test]
+fn the_fronts_own_ack_of_our_failure_ends_its_retransmissions() {
+    let mut h = behind_front();
+    let invite = invite_text("f-5", "z9hG4bKf5", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    h.take(FRONT);
+    let busy = reply(
+        &inv,
+        486,
+        "c5",
+        &[(Hdr::named("X-Trunkgate-Source"), "127.0.0.3:5060")],
+        None,
+    );
+    h.recv_msg(FRONT, busy);
+    let ours = h.response_with(FRONT, 486, "the caller's 486");
+    let tag = ours.to_tag().unwrap();
+    let ack = format!(
+        "ACK sip:+8610123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKf5;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\n\
+         To: <sip:+8610123@127.0.0.1>;tag={tag}\r\nCall-ID: f-5\r\nCSeq: 1 ACK\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    h.recv(FRONT, &ack);
+    h.take(FRONT);
+    h.advance(Duration::from_secs(8));
+    assert!(
+        !h.statuses(FRONT).contains(&486),
+        "no 486 again once the front ACKed it"
+    );
+}
+
+/// A request in a dialog goes through the front along its Route set to the callee's
+/// Contact, which may be another host of the carrier's than its profile's `address`: its
+/// response, named by the front as that host's, ends our BYE. (Only requests the front is
+/// told the destination of are held to it.)
+#[test]
+fn a_response_in_a_dialog_through_the_front_may_come_from_the_callees_contact() {
+    let mut h = behind_front();
+    h.recv(
+        FRONT,
+        &via_front(
+            &invite_text("f-6", "z9hG4bKf6", "+8610123", ""),
+            "127.0.0.2:5060",
+        ),
+    );
+    let inv = h.one_request(FRONT, Method::Invite);
+    let from_contact = [
+        (Hdr::CONTACT, "<sip:c@192.0.2.50>"),
+        (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
+        (Hdr::named("X-Trunkgate-Source"), "127.0.0.3:5060"),
+    ];
+    h.recv_msg(FRONT, reply(&inv, 200, "c6", &from_contact, Some(SDP)));
+    let ok = h.response_with(FRONT, 200, "the 200 goes back through the front");
+    let tag = ok.to_tag().unwrap();
+    let in_f6 = |method: &str, cseq: u32, branch: &str| {
+        in_call(method, &tag, cseq, branch).replace("Call-ID: f-1", "Call-ID: f-6")
+    };
+    h.recv(
+        FRONT,
+        &via_front(&in_f6("ACK", 1, "z9hG4bKf6a"), "127.0.0.2:5060"),
+    );
+    h.recv(
+        FRONT,
+        &via_front(&in_f6("BYE", 2, "z9hG4bKf6b"), "127.0.0.2:5060"),
+    );
+    let bye = h.one_request(FRONT, Method::Bye);
+    assert!(bye.uri().contains("192.0.2.50"), "{}", bye.uri());
+    h.take(FRONT);
+    let done = reply(
+        &bye,
+        200,
+        "c6",
+        &[(Hdr::named("X-Trunkgate-Source"), "192.0.2.50:5060")],
+        None,
+    );
+    h.recv_msg(FRONT, done);
+    h.advance(Duration::from_secs(2));
+    assert!(
+        h.take_requests(FRONT, Method::Bye).is_empty(),
+        "the BYE was answered: not sent again"
+    );
+}
