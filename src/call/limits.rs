@@ -178,7 +178,8 @@ impl Limits {
     }
 
     /// A profile `cfg` no longer has, with calls up, and exactly one profile new to `cfg`
-    /// with its address: the same peer renamed. Its calls count against the new name's
+    /// with its address and its `match` networks: the same peer renamed (customers' profiles
+    /// behind one upstream address differ in their networks). Its calls count against the new name's
     /// `max_calls` (not from zero, which would let the peer carry twice its limit until
     /// they end), and so does its rest after a 503.
     fn rename_from(&mut self, old: &Config, cfg: &Config) {
@@ -191,7 +192,8 @@ impl Limits {
                 continue;
             };
             let mut new = (cfg.profiles.values())
-                .filter(|p| p.address == was.address && !old.profiles.contains_key(&p.name));
+                .filter(|p| p.address == was.address && p.matches == was.matches)
+                .filter(|p| !old.profiles.contains_key(&p.name));
             let (Some(to), None) = (new.next(), new.next()) else {
                 continue;
             };
@@ -421,6 +423,18 @@ mod tests {
         );
         assert!(!l.peers.contains_key(&old));
         assert_eq!(l.active(&new), 1);
+        // Another customer behind the same address (other networks) is a new peer.
+        let mut other = carrier_b_as(&base, "carrier-w", 2);
+        let mut w = (*other.profiles[&PeerName("carrier-w".into())]).clone();
+        w.matches = vec!["192.0.2.128/25".parse().unwrap()];
+        other
+            .profiles
+            .insert(w.name.clone(), std::sync::Arc::new(w));
+        let mut l = Limits::new(&before);
+        assert!(l.admit_call(now, &old, 0).is_ok());
+        l.reconfigure(&before, &other);
+        assert_eq!(l.active(&PeerName("carrier-w".into())), 0);
+        assert_eq!(l.active(&old), 1, "its call still counts for it");
     }
 
     /// Renamed twice, and back: the calls follow each name, and count once.

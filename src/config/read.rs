@@ -17,8 +17,10 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// may well be valid, with a section missing: its limits, its registration, its
 /// credentials).
 const SETTLED: Duration = Duration::from_millis(100);
-/// How long a file is waited for to settle before the read is refused.
-const SETTLE_WAIT: Duration = Duration::from_secs(3);
+/// How long a file is waited for to settle before the read is refused: a few of them fit in
+/// a reload's 5 s, so that one that does not settle is named rather than the reload timing
+/// out.
+const SETTLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Open `path` for reading if it is a regular file (after symlinks), without blocking on
 /// one that is not; the error says why in words an operator can act on.
