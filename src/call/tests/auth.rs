@@ -350,17 +350,24 @@ fn registering_with(f: impl FnOnce(&mut crate::auth::RegisterPolicy)) -> Config 
     cfg
 }
 
-/// A reload that changes only the expiry keeps the contact: the new REGISTER replaces the
-/// binding, and no `Expires: 0` is sent that could reach the registrar after it and remove it.
-#[test]
-fn a_reload_of_the_same_contact_registers_anew_without_removing_it() {
+/// Carrier-a registered (its first REGISTER answered for 3600 s), then `cfg` reloaded: the
+/// harness and that first REGISTER.
+fn registered_then_reloaded(cfg: Config) -> (H, Request) {
     let mut h = H::with(registering());
     h.apply();
     let reg = h.one_request(CARRIER_A, Method::Register);
     h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
-    h.input(Input::Reload(Arc::new(registering_with(|r| {
+    h.input(Input::Reload(Arc::new(cfg)));
+    (h, reg)
+}
+
+/// A reload that changes only the expiry keeps the contact: the new REGISTER replaces the
+/// binding, and no `Expires: 0` is sent that could reach the registrar after it and remove it.
+#[test]
+fn a_reload_of_the_same_contact_registers_anew_without_removing_it() {
+    let (mut h, reg) = registered_then_reloaded(registering_with(|r| {
         r.expires = Duration::from_secs(1800);
-    }))));
+    }));
     let again = h.one_request(CARRIER_A, Method::Register);
     assert_eq!(
         again.header(&Hdr::named("Expires")).as_deref(),
@@ -394,14 +401,7 @@ fn carrier_a_renamed(cfg: Config, to: &str) -> Config {
 /// binding was removed and the new REGISTER not held back for it.
 #[test]
 fn a_renamed_peer_registers_the_same_binding_without_removing_it() {
-    let mut h = H::with(registering());
-    h.apply();
-    let reg = h.one_request(CARRIER_A, Method::Register);
-    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
-    h.input(Input::Reload(Arc::new(carrier_a_renamed(
-        registering(),
-        CARRIER_A,
-    ))));
+    let (mut h, reg) = registered_then_reloaded(carrier_a_renamed(registering(), CARRIER_A));
     let again = h.one_request(CARRIER_A, Method::Register);
     assert_eq!(
         again.header(&Hdr::named("Expires")).as_deref(),
@@ -421,14 +421,7 @@ fn a_renamed_peer_registers_the_same_binding_without_removing_it() {
 /// database). Before, only the same name waited.
 #[test]
 fn a_renamed_peer_moved_elsewhere_registers_once_the_old_binding_is_removed() {
-    let mut h = H::with(registering());
-    h.apply();
-    let reg = h.one_request(CARRIER_A, Method::Register);
-    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
-    h.input(Input::Reload(Arc::new(carrier_a_renamed(
-        registering(),
-        CARRIER_B,
-    ))));
+    let (mut h, _reg) = registered_then_reloaded(carrier_a_renamed(registering(), CARRIER_B));
     let un = h.one_request(CARRIER_A, Method::Register);
     assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
     assert!(h.take_requests(CARRIER_B, Method::Register).is_empty());
