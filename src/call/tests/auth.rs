@@ -416,32 +416,13 @@ fn a_renamed_peer_registers_the_same_binding_without_removing_it() {
     );
 }
 
-/// Renamed and moved to another registrar with the same contact: the old binding is removed
-/// first, and the new name's REGISTER waits for that (two registrars may share one location
-/// database). Before, only the same name waited.
-#[test]
-fn a_renamed_peer_moved_elsewhere_registers_once_the_old_binding_is_removed() {
-    let (mut h, _reg) = registered_then_reloaded(carrier_a_renamed(registering(), CARRIER_B));
-    let un = h.one_request(CARRIER_A, Method::Register);
-    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
-    assert!(h.take_requests(CARRIER_B, Method::Register).is_empty());
-    h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
-    let again = h.one_request(CARRIER_B, Method::Register);
-    assert_eq!(
-        again.header(&Hdr::named("Expires")).as_deref(),
-        Some("3600")
-    );
-}
-
 /// A reload that moves the registrar's address keeps the contact but sends the removal first,
 /// to the old address, and the new REGISTER only once it is answered: two SBCs sharing one
-/// location database could otherwise take them in either order.
+/// location database could otherwise take them in either order. The same when the peer is
+/// renamed too: the new name's REGISTER waits for the removal of the same contact (before,
+/// only the same name waited).
 #[test]
 fn a_reload_that_moves_the_registrar_removes_the_old_binding_first() {
-    let mut h = H::with(registering());
-    h.apply();
-    let reg = h.one_request(CARRIER_A, Method::Register);
-    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
     let mut moved = registering();
     let p = moved
         .profiles
@@ -450,16 +431,18 @@ fn a_reload_that_moves_the_registrar_removes_the_old_binding_first() {
     let mut q = (**p).clone();
     q.address.addr = CARRIER_B.parse().unwrap();
     *p = Arc::new(q);
-    h.input(Input::Reload(Arc::new(moved)));
-    let un = h.one_request(CARRIER_A, Method::Register);
-    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
-    assert!(h.take_requests(CARRIER_B, Method::Register).is_empty());
-    h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
-    let again = h.one_request(CARRIER_B, Method::Register);
-    assert_eq!(
-        again.header(&Hdr::named("Expires")).as_deref(),
-        Some("3600")
-    );
+    for cfg in [moved, carrier_a_renamed(registering(), CARRIER_B)] {
+        let (mut h, _reg) = registered_then_reloaded(cfg);
+        let un = h.one_request(CARRIER_A, Method::Register);
+        assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+        assert!(h.take_requests(CARRIER_B, Method::Register).is_empty());
+        h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
+        let again = h.one_request(CARRIER_B, Method::Register);
+        assert_eq!(
+            again.header(&Hdr::named("Expires")).as_deref(),
+            Some("3600")
+        );
+    }
 }
 
 /// The binding handed over stays the gateway's: the new REGISTER refused (a password the
