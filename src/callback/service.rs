@@ -20,7 +20,6 @@ use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use super::metrics;
 use super::protocol::{self, CallbackId, Inbound, Number, Outbound, Outcome, Request, State, Verb};
 use super::signature::{self, Replays, Signer};
 use crate::cdr::CallTag;
@@ -437,55 +436,11 @@ impl Service {
             .fetch_max(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    fn answer(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
-        let open = self.cfg.callback.allow_any && self.cfg.callback.keys.is_none();
-        if open && self.open_answers.check().is_err() {
-            self.drop_datagram("answer_rate");
-            return;
-        }
-        self.answer_placed(to, verb, msg);
-    }
-
-    /// [`Service::answer`] to a REQUEST that placed a call: never held back (`rate` holds
-    /// those).
-    fn answer_placed(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
-        let result = match &msg {
-            Outbound::Error { reason, .. } => reason,
-            _ => "ok",
-        };
-        *self.stats.answered.entry((verb, result)).or_default() += 1;
-        ::metrics::counter!(metrics::REQUESTS, "verb" => verb, "result" => result).increment(1);
-        self.transmit(to, msg.encode());
-    }
-
-    fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
-        let bytes = match &self.cfg.callback.keys {
-            Some(keys) => signature::sign(&bytes, Signer::Gateway, keys, self.wall_s()),
-            None => bytes,
-        };
-        if self.queued >= MAX_QUEUED {
-            self.drop_datagram("send_queue_full");
-            return;
-        }
-        self.queued += 1;
-        self.out.push_back(Output::Transmit { to, bytes });
-    }
-
     /// The wall clock now, in whole seconds since 1970, reckoned from the last datagram's.
     fn wall_s(&self) -> u64 {
         self.wall.map_or(0, |(at, wall)| {
             unix_s(wall + self.last.saturating_duration_since(at))
         })
-    }
-
-    fn drop_datagram(&mut self, reason: &'static str) {
-        *self.stats.dropped.entry(reason).or_default() += 1;
-        ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
-    }
-
-    fn count_response(&mut self, outcome: &'static str) {
-        *self.stats.responses.entry(outcome).or_default() += 1;
-        ::metrics::counter!(metrics::RESPONSES, "outcome" => outcome).increment(1);
     }
 }
 
@@ -502,6 +457,7 @@ fn call_tag_token(tag: CallTag) -> String {
     }
 }
 
+mod answers;
 mod ending;
 mod requests;
 mod shares;

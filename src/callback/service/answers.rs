@@ -1,0 +1,56 @@
+//! What the service sends back: answers to application servers, counted by verb and
+//! result, held to a rate when anyone may send, signed when keys are set, and bounded in
+//! number waiting to go out; and what it drops, counted by reason.
+
+use std::net::SocketAddr;
+
+use super::super::metrics;
+use super::super::protocol::Outbound;
+use super::super::signature::{self, Signer};
+use super::{MAX_QUEUED, Output, Service};
+
+impl Service {
+    pub(super) fn answer(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
+        let open = self.cfg.callback.allow_any && self.cfg.callback.keys.is_none();
+        if open && self.open_answers.check().is_err() {
+            self.drop_datagram("answer_rate");
+            return;
+        }
+        self.answer_placed(to, verb, msg);
+    }
+
+    /// [`Service::answer`] to a REQUEST that placed a call: never held back (`rate` holds
+    /// those).
+    pub(super) fn answer_placed(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
+        let result = match &msg {
+            Outbound::Error { reason, .. } => reason,
+            _ => "ok",
+        };
+        *self.stats.answered.entry((verb, result)).or_default() += 1;
+        ::metrics::counter!(metrics::REQUESTS, "verb" => verb, "result" => result).increment(1);
+        self.transmit(to, msg.encode());
+    }
+
+    pub(super) fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        let bytes = match &self.cfg.callback.keys {
+            Some(keys) => signature::sign(&bytes, Signer::Gateway, keys, self.wall_s()),
+            None => bytes,
+        };
+        if self.queued >= MAX_QUEUED {
+            self.drop_datagram("send_queue_full");
+            return;
+        }
+        self.queued += 1;
+        self.out.push_back(Output::Transmit { to, bytes });
+    }
+
+    pub(super) fn drop_datagram(&mut self, reason: &'static str) {
+        *self.stats.dropped.entry(reason).or_default() += 1;
+        ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
+    }
+
+    pub(super) fn count_response(&mut self, outcome: &'static str) {
+        *self.stats.responses.entry(outcome).or_default() += 1;
+        ::metrics::counter!(metrics::RESPONSES, "outcome" => outcome).increment(1);
+    }
+}
