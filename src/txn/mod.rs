@@ -77,7 +77,8 @@ pub enum TxnOutput {
 #[derive(Debug, Clone, Copy)]
 pub struct Heard {
     pub source: Target,
-    /// `None` when not through a front, or from one that did not say (a response).
+    /// `None` when not through a front, or when the front names no sender (its own
+    /// message: its ACK of our failure, its local 100 or 408).
     pub peer: Option<IpAddr>,
 }
 
@@ -119,7 +120,8 @@ struct Entry {
     target: Target,
     /// Behind a SIP front (`target` is the front): the peer the transaction is with, as the
     /// front names it. A request's by the front's stamp on it; our request's, the peer we
-    /// sent it to. What comes from the front in the transaction must name that peer too.
+    /// told the front to send it to (`X-Trunkgate-Peer`). What comes from the front in the
+    /// transaction naming a sender must name that peer.
     peer: Option<IpAddr>,
     /// Armed timers, one per slot (see [`Timer::slot`]).
     timers: [Option<(Instant, Timer)>; 3],
