@@ -45,6 +45,7 @@ struct Instance {
     proc: Proc,
     dir: PathBuf,
     port: u16,
+    metrics: u16,
 }
 
 impl Instance {
@@ -57,6 +58,21 @@ impl Instance {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Messages it sent again on a timer or for a peer's retransmission (its `/metrics`).
+    fn sent_again(&self) -> f64 {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics)) else {
+            return f64::NAN;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        s.write_all(head.as_bytes()).unwrap();
+        let mut page = String::new();
+        let _ = s.read_to_string(&mut page);
+        Gateway::metric_value(&page, "trunkgate_retransmissions_total{direction=\"sent\"}")
+            .unwrap_or(0.0)
     }
 }
 
@@ -107,6 +123,7 @@ fn start_instance(dir: &Path, n: usize, front: SocketAddr) -> Instance {
         proc: Proc(child),
         dir: idir,
         port,
+        metrics,
     }
 }
 
@@ -322,6 +339,14 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
         before.iter().all(|n| *n > 0),
         "both instances used: {before:?}"
     );
+    // Failures the instances send the phone through the front (the 408s and 487s below)
+    // are ACKed by the front itself, hop by hop, in an ACK it builds without the stamp:
+    // taken, so no failure is sent again. (Dropped, each would go out again until Timer H:
+    // twice within the 1.5 s waited below, 12 times for the 6 failures. A request or two
+    // sent again to a SIPp slow to answer on a busy machine stays below half that.)
+    let sent_again = |w: &World| w.instances.iter().map(Instance::sent_again).sum::<f64>();
+    std::thread::sleep(Duration::from_millis(1500));
+    let again_before = sent_again(&w);
     // A trunk's failure after ringing, passed on by the instance (408), is the call's
     // answer: the front does not try the other instance, which would ring the called party
     // again (one CDR a call, not two). Before, every such 408 went to the next instance.
@@ -346,6 +371,12 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
     std::thread::sleep(Duration::from_millis(1500));
     let before = w.cdrs();
     assert_eq!(before.iter().sum::<usize>(), 20, "{before:?}\n{}", w.logs());
+    let again = sent_again(&w) - again_before;
+    assert!(
+        again < 6.0,
+        "{again} sent again: failures not taken as ACKed by the front\n{}",
+        w.logs()
+    );
 
     // Drain instance 1 (SIGTERM): its probes get 503 (and once its calls are over it
     // stops, so they get nothing): the front stops sending it calls.
