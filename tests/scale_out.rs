@@ -62,15 +62,7 @@ impl Instance {
 
     /// Messages it sent again on a timer or for a peer's retransmission (its `/metrics`).
     fn sent_again(&self) -> f64 {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics)) else {
-            return f64::NAN;
-        };
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let head = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        s.write_all(head.as_bytes()).unwrap();
-        let mut page = String::new();
-        let _ = s.read_to_string(&mut page);
+        let page = http_get_on(self.metrics, "/metrics");
         Gateway::metric_value(&page, "trunkgate_retransmissions_total{direction=\"sent\"}")
             .unwrap_or(0.0)
     }

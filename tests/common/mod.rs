@@ -355,15 +355,7 @@ impl Gateway {
     /// The whole HTTP answer (status line, headers, body) to `GET path` on the metrics
     /// listener.
     pub fn http_get(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.ports.metrics))
-            .expect("metrics listener");
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
+        http_get_on(self.ports.metrics, path)
     }
 
     /// The value of one series (its exact name with labels) on the `/metrics` page `page`
@@ -755,4 +747,16 @@ impl Drop for Sipp {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The whole HTTP answer to `GET path` on 127.0.0.1:`port` (a gateway's metrics listener).
+pub fn http_get_on(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics listener");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }
