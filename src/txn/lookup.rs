@@ -1,10 +1,10 @@
 //! What the layer tells of its transactions when asked: whether a request is a
-//! retransmission, which INVITE a CANCEL cancels, a server transaction's state, where a
+//! retransmission, which INVITE a CANCEL cancels (and which an RFC 2543 ACK acknowledges), a server transaction's state, where a
 //! transaction's messages go.
 
 use sipx_sip::TransactionKey;
 
-use super::{Machine, TxnId, TxnLayer};
+use super::{Machine, TxnId, TxnLayer, machine};
 use crate::sip::{Request, Target};
 
 impl TxnLayer {
@@ -50,5 +50,34 @@ impl TxnLayer {
     /// Where a transaction's messages go.
     pub fn target(&self, id: TxnId) -> Option<Target> {
         self.entries.get(&id).map(|e| e.target)
+    }
+
+    /// The INVITE server transaction an RFC 2543 peer's ACK of our failure belongs to
+    /// (RFC 3261 §17.2.3). Without a branch cookie the key holds the To tag, and the ACK
+    /// carries the tag our response added where its INVITE had none: it matches the INVITE
+    /// keyed without a tag, when that tag is the one our final response carried. Only a
+    /// transaction in Completed takes it; the ACK of a 2xx is the user's.
+    pub(super) fn legacy_ack_owner(&self, key: &TransactionKey) -> Option<TxnId> {
+        let TransactionKey::Legacy { to_tag, .. } = key else {
+            return None;
+        };
+        if to_tag.is_empty() {
+            return None;
+        }
+        let mut invite = key.clone();
+        if let TransactionKey::Legacy { to_tag, .. } = &mut invite {
+            to_tag.clear();
+        }
+        let id = self.server_keys.get(&invite).copied()?;
+        match self.entries.get(&id).map(|e| &e.machine) {
+            Some(Machine::Server(m))
+                if m.state == machine::State::Completed
+                    && m.final_to_tag()
+                        .is_some_and(|t| t.as_bytes() == to_tag.as_slice()) =>
+            {
+                Some(id)
+            }
+            _ => None,
+        }
     }
 }
