@@ -166,21 +166,18 @@ impl SourceLatch {
     }
 
     /// Carry `old`'s latched source over (this leg's media did not move) at an offer/answer
-    /// at `now`, but let a new one take over for a while if the old one has gone quiet or
-    /// comes from its IP ([`REOPENED`]), and learn afresh: a source at the SDP's address
-    /// may win it back within [`LEARNING`].
-    ///
-    /// `starts`: the stream's media flows both ways again (a resume from hold). A leg
-    /// still empty is opened again by that only: an update that changes nothing of it (the
-    /// other leg's re-INVITE, a refresh, a refused offer) must not open a silent leg to the
+    /// at `now` that makes the stream's media flow both ways again (a resume from hold),
+    /// but let a new one take over for a while if the old one has gone quiet or comes from
+    /// its IP ([`REOPENED`]), and learn afresh: a source at the SDP's address may win it
+    /// back within [`LEARNING`]. A leg still empty is opened again (its `open_since` is
+    /// this update's). Any other offer/answer that leaves the leg where it was changes
+    /// nothing of its latch ([`SourceLatch::carry`]): it must not open a silent leg to the
     /// next sprayer. What an earlier move holds off stays held off.
-    pub fn keep_source(&mut self, old: &SourceLatch, now: Instant, starts: bool) {
+    pub fn keep_source(&mut self, old: &SourceLatch, now: Instant) {
         self.current = old.current.map(|l| Latched { learnt: now, ..l });
         self.moved_from = old.moved_from;
         if self.current.is_some() {
             self.reopened = Reopened::Since(now);
-        } else if !starts {
-            self.open_since = old.open_since;
         }
     }
 

@@ -348,7 +348,7 @@ impl StreamRoute {
                 // neither: the latch goes on as it was. (Reopened at every update, a latched
                 // leg was open for a while after each re-INVITE the other party sent.)
                 if resumed {
-                    new.rtp.keep_source(&old.rtp, now, resumed);
+                    new.rtp.keep_source(&old.rtp, now);
                 } else {
                     new.rtp.carry(&old.rtp);
                 }

@@ -36,7 +36,7 @@ fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
     // Early media from port 4000, then the answer (same SDP) from port 4002 on the
     // same IP with a new SSRC, while 4000 was still sending.
     let mut kept = SourceLatch::default();
-    kept.keep_source(&l, t0 + ms(10), false);
+    kept.keep_source(&l, t0 + ms(10));
     let other_ip = SocketAddr::from(([192, 0, 2, 66], 4000));
     assert!(
         !kept.accept(t0 + ms(20), other_ip, head(9, 1), None),
@@ -49,7 +49,7 @@ fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
     let mut slow = SourceLatch::default();
     assert!(slow.accept(t0, addr(4000), head(7, 1), None));
     let before = slow;
-    slow.keep_source(&before, t0 + ms(10), false);
+    slow.keep_source(&before, t0 + ms(10));
     assert!(slow.accept(t0 + ms(30), addr(4000), head(7, 2), None));
     assert!(!slow.accept(t0 + ms(75), addr(4002), head(8, 1), None));
     assert!(slow.accept(t0 + ms(90), addr(4000), head(7, 3), None));
@@ -58,7 +58,7 @@ fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
     let mut ptime60 = SourceLatch::default();
     assert!(ptime60.accept(t0, addr(4000), head(7, 1), None));
     let before = ptime60;
-    ptime60.keep_source(&before, t0 + ms(10), false);
+    ptime60.keep_source(&before, t0 + ms(10));
     assert!(ptime60.accept(t0 + ms(60), addr(4000), head(7, 2), None));
     assert!(!ptime60.accept(t0 + ms(165), addr(4002), head(8, 1), None));
     assert!(ptime60.accept(t0 + ms(180), addr(4000), head(7, 4), None));
@@ -67,7 +67,7 @@ fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
     // briefly (it stopped when the trunk answered): two packets, not the 100 ms a
     // stream still running waits.
     let mut tail = SourceLatch::default();
-    tail.keep_source(&l, t0 + ms(10), false);
+    tail.keep_source(&l, t0 + ms(10));
     assert!(tail.accept(t0 + ms(15), addr(4000), head(7, 2), None));
     assert!(!tail.accept(t0 + ms(20), addr(4002), head(8, 1), None));
     assert!(tail.accept(t0 + ms(15) + TAIL_QUIET, addr(4002), head(8, 2), None));
@@ -78,7 +78,7 @@ fn a_kept_source_may_be_replaced_from_its_own_ip_for_a_while() {
     assert!(!l.accept(t0 + ms(60), addr(4002), head(8, 1), None));
     // Past the window a silent source is kept too.
     let mut late = SourceLatch::default();
-    late.keep_source(&l, t0 + ms(70), false);
+    late.keep_source(&l, t0 + ms(70));
     assert!(late.accept(t0 + ms(80), addr(4000), head(7, 2), None));
     assert!(!late.accept(t0 + ms(80) + REOPENED, other_ip, head(9, 1), None));
 }
@@ -94,7 +94,7 @@ fn a_kept_stream_that_goes_on_is_not_taken_while_it_runs() {
     let mut l = SourceLatch::default();
     assert!(l.accept(t0, addr(4000), head(7, 1), None));
     let mut kept = SourceLatch::default();
-    kept.keep_source(&l, t0 + ms(10), false);
+    kept.keep_source(&l, t0 + ms(10));
     let sdp = Some(addr(4000));
     // While the stream runs (a packet every 20 ms), another sender on its IP is
     // refused, in the first 100 ms too.
@@ -122,7 +122,7 @@ fn a_kept_source_silent_on_hold_is_not_taken_by_a_late_stranger() {
     let mut l = SourceLatch::default();
     assert!(l.accept(t0, addr(4000), head(7, 1), None));
     let mut held = SourceLatch::default();
-    held.keep_source(&l, t0 + Duration::from_secs(1), false);
+    held.keep_source(&l, t0 + Duration::from_secs(1));
     let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
     let later = t0 + Duration::from_secs(600);
     assert!(!held.accept(later, stranger, head(0xbad, 1), None));
@@ -228,7 +228,7 @@ fn a_kept_source_silent_on_hold_is_not_taken_from_another_ip_in_the_window() {
     let mut l = SourceLatch::default();
     assert!(l.accept(t0, addr(4000), head(7, 1), None));
     let mut held = SourceLatch::default();
-    held.keep_source(&l, t0 + Duration::from_secs(100), false);
+    held.keep_source(&l, t0 + Duration::from_secs(100));
     let stranger = SocketAddr::from(([203, 0, 113, 66], 9999));
     let soon = t0 + Duration::from_secs(103);
     assert!(!held.accept(soon, stranger, head(0xbad, 1), None));
