@@ -8,7 +8,7 @@ use super::{Line, SdpError, lines};
 
 mod endpoint;
 mod refuse;
-use endpoint::{Direction, direction, media_attribute, rtcp_attribute};
+use endpoint::{Direction, Repeats, direction, media_attribute, rtcp_attribute};
 pub use endpoint::{Endpoint, Transport};
 pub(super) use refuse::padded;
 pub use refuse::{carries_sdp, refuse_all, refused_sections, refusing_answer};
@@ -152,9 +152,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     let mut held: Vec<Option<Direction>> = Vec::new();
     // Each stream's `a=rtcp`, judged once its address is known.
     let mut rtcp = Vec::new();
-    // The current level's first `c=` and `a=rtcp` count; later ones are dropped by the
-    // rewrite (see `rewrite`), so they tell nothing here either.
-    let (mut had_c, mut had_rtcp) = (false, false);
+    let mut repeats = Repeats::default();
     let mut first = true;
     for (i, l) in lines(sdp).enumerate() {
         let n = i + 1;
@@ -168,6 +166,8 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             }
             first = false;
         }
+        // A repeated `c=` is still checked, and then tells nothing.
+        let repeated = repeats.repeated(l.text);
         if let Some(m) = l.value(b"m=") {
             if !spaced(m) {
                 return Err(SdpError::Syntax {
@@ -190,7 +190,6 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                     .filter(|f| !f.is_empty())
                     .skip(3)
                     .any(|f| f == b"0" || f == b"8");
-            (had_c, had_rtcp) = (false, false);
             out.push(Endpoint {
                 ip: session_ip,
                 port,
@@ -211,7 +210,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             }
         } else if let Some(c) = l.value(b"c=") {
             let ip = c_address(c, n)?;
-            if std::mem::replace(&mut had_c, true) {
+            if repeated {
                 continue;
             }
             match out.last_mut() {
@@ -219,10 +218,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 None => session_ip = ip,
             }
         } else if let Some(a) = l.value(b"a=rtcp:") {
-            if let Some(r) = rtcp
-                .last_mut()
-                .filter(|_| !std::mem::replace(&mut had_rtcp, true))
-            {
+            if let Some(r) = rtcp.last_mut().filter(|_| !repeated) {
                 *r = rtcp_attribute(a);
             }
         } else if let Some(e) = out.last_mut() {
@@ -324,10 +320,7 @@ fn rewrite(
     let mut index: Option<usize> = None;
     // The port the current section got, if any.
     let mut current: Option<u16> = None;
-    // The current level (session, or a media section) has had its `c=`, its `a=rtcp`: a
-    // level has one of each (RFC 4566 §5.7, RFC 3605), and a peer's repeats, each a few
-    // bytes rewritten to a whole address, would grow what we send several times over.
-    let (mut had_c, mut had_rtcp) = (false, false);
+    let mut repeats = Repeats::default();
     let mut out: Vec<u8> = Vec::with_capacity(sdp.len() + 64);
     // The session lines RFC 4566 requires (o=, s=, t=) that the SDP lacks: taken from a
     // peer that leaves them out, they are added in their places, so a strict far end
@@ -367,6 +360,9 @@ fn rewrite(
         if index.is_some() && SESSION_ONLY.iter().any(|p| l.text.starts_with(p)) {
             continue;
         }
+        if repeats.repeated(l.text) {
+            continue;
+        }
         if let Some(m) = l.value(b"m=") {
             let i = index.map_or(0, |i| i + 1);
             index = Some(i);
@@ -374,7 +370,6 @@ fn rewrite(
                 // Every later line belongs to a section left out.
                 break;
             }
-            (had_c, had_rtcp) = (false, false);
             let rejected = m_port(m) == Some(0);
             current = if rejected {
                 None
@@ -395,9 +390,6 @@ fn rewrite(
                 None => out.extend_from_slice(&refused_m_line(m)),
             }
         } else if let Some(c) = l.value(b"c=") {
-            if std::mem::replace(&mut had_c, true) {
-                continue;
-            }
             // An old-style hold (`c=IN IP4 0.0.0.0`, RFC 3264 §8.4) stays one toward the
             // other leg: rewritten to our address it would read as a live offer, and the
             // far end would go on sending.
@@ -412,9 +404,6 @@ fn rewrite(
             };
             out.extend_from_slice(format!("c=IN {family} {to}").as_bytes());
         } else if l.text.starts_with(b"a=rtcp:") {
-            if std::mem::replace(&mut had_rtcp, true) {
-                continue;
-            }
             match (index, current) {
                 (Some(_), Some(p)) => out.extend_from_slice(
                     format!("a=rtcp:{} IN {family} {ip}", u32::from(p) + 1).as_bytes(),

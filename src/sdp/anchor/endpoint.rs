@@ -129,3 +129,31 @@ pub(super) fn rtcp_attribute(v: &[u8]) -> Option<(u16, Option<Option<IpAddr>>)> 
     let ip = super::field(v, 3).map(|a| super::ascii(a).and_then(|a| a.parse().ok()));
     Some((port, ip))
 }
+
+/// Which lines of an SDP repeat their level's `c=` or their stream's `a=rtcp`, read in
+/// order: a level (the session, or a media section from its `m=`) has one of each (RFC 4566
+/// §5.7, RFC 3605), and the first counts. `read` and the rewrite both ask it, so the
+/// address read is the one sent on, and a peer's repeats (each a few bytes, rewritten to a
+/// whole address) do not grow what is sent several times over.
+#[derive(Default)]
+pub(super) struct Repeats {
+    had_c: bool,
+    had_rtcp: bool,
+}
+
+impl Repeats {
+    /// Whether the line `text`, the next one, repeats its level's `c=` or `a=rtcp`.
+    pub(super) fn repeated(&mut self, text: &[u8]) -> bool {
+        let had = if text.starts_with(b"m=") {
+            *self = Repeats::default();
+            return false;
+        } else if text.starts_with(b"c=") {
+            &mut self.had_c
+        } else if text.starts_with(b"a=rtcp:") {
+            &mut self.had_rtcp
+        } else {
+            return false;
+        };
+        std::mem::replace(had, true)
+    }
+}
