@@ -1,6 +1,6 @@
 //! What the layer tells of its transactions when asked: whether a request is a
-//! retransmission, which INVITE a CANCEL cancels (and which an RFC 2543 ACK acknowledges), a server transaction's state, where a
-//! transaction's messages go.
+//! retransmission, which INVITE a CANCEL cancels (and which an RFC 2543 ACK acknowledges),
+//! a server transaction's state, where a transaction's messages go.
 
 use sipx_sip::TransactionKey;
 

@@ -2,7 +2,7 @@
 //! line each, so it can still be billed. Written directly, as at exit, not through the log's
 //! queue, which drops lines when full (a peer's refusals can fill it).
 
-use std::io::Write as _;
+use std::io::Write;
 
 /// Standard error; in the library's own tests a buffer they read.
 #[derive(Debug)]
@@ -23,15 +23,9 @@ impl LostLines {
     pub(super) fn write<'a>(&self, why: &str, lines: impl IntoIterator<Item = &'a str>) {
         #[cfg(test)]
         if let Ok(mut b) = self.buffer.lock() {
-            for line in lines {
-                let _ = writeln!(b, "trunkgate: CDR not written{why}: {}", line.trim_end());
-            }
-            return;
+            return say(&mut *b, why, lines);
         }
-        let mut err = std::io::stderr().lock();
-        for line in lines {
-            let _ = writeln!(err, "trunkgate: CDR not written{why}: {}", line.trim_end());
-        }
+        say(&mut std::io::stderr().lock(), why, lines);
     }
 
     /// What was written so far.
@@ -41,5 +35,11 @@ impl LostLines {
             .lock()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+}
+
+fn say<'a>(to: &mut dyn Write, why: &str, lines: impl IntoIterator<Item = &'a str>) {
+    for line in lines {
+        let _ = writeln!(to, "trunkgate: CDR not written{why}: {}", line.trim_end());
     }
 }
