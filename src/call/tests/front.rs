@@ -31,6 +31,16 @@ fn via_front(text: &str, from: &str) -> String {
     )
 }
 
+/// The PBX calls +8610123 through the front (`call_id`, its INVITE's `branch`): the harness
+/// and the INVITE toward carrier-a.
+fn pbx_calls_via_front(call_id: &str, branch: &str) -> (H, Request) {
+    let mut h = behind_front();
+    let invite = invite_text(call_id, branch, "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    (h, inv)
+}
+
 /// carrier-a answers `inv` (through the front, record-routed by it): the 200 the caller gets.
 fn carrier_answers_via_front(h: &mut H, inv: &Request) -> Response {
     h.recv_msg(
@@ -52,15 +62,7 @@ fn carrier_answers_via_front(h: &mut H, inv: &Request) -> Response {
 /// Call f-1 from the PBX, answered by carrier-a and ACKed by the PBX, all through the front:
 /// the INVITE toward the carrier.
 fn answered_via_front() -> (H, Request) {
-    let mut h = behind_front();
-    h.recv(
-        FRONT,
-        &via_front(
-            &invite_text("f-1", "z9hG4bKf1", "+8610123", ""),
-            "127.0.0.2:5060",
-        ),
-    );
-    let inv = h.one_request(FRONT, Method::Invite);
+    let (mut h, inv) = pbx_calls_via_front("f-1", "z9hG4bKf1");
     let tag = carrier_answers_via_front(&mut h, &inv).to_tag().unwrap();
     h.recv(
         FRONT,
@@ -293,10 +295,7 @@ fn a_caller_behind_nat_is_judged_by_its_source_through_the_front() {
 /// front, which no profile may match: it was counted for nobody.
 #[test]
 fn a_late_answer_through_the_front_is_counted_for_its_callee() {
-    let mut h = behind_front();
-    let invite = invite_text("f-2", "z9hG4bKf2", "+8610123", "");
-    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
-    let inv_a = h.one_request(FRONT, Method::Invite);
+    let (mut h, inv_a) = pbx_calls_via_front("f-2", "z9hG4bKf2");
     h.recv_msg(FRONT, reply(&inv_a, 503, "ta", &[], None));
     let inv_b = h.one_request(FRONT, Method::Invite);
     assert_ne!(inv_a.call_id(), inv_b.call_id(), "the next callee's INVITE");
@@ -382,10 +381,7 @@ fn a_mapped_stamp_is_the_ipv4_peer_throughout_the_call() {
 /// branch was the callee's answer.
 #[test]
 fn a_response_through_the_front_is_taken_only_from_the_peer_it_names() {
-    let mut h = behind_front();
-    let invite = invite_text("f-3", "z9hG4bKf3", "+8610123", "");
-    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
-    let inv = h.one_request(FRONT, Method::Invite);
+    let (mut h, inv) = pbx_calls_via_front("f-3", "z9hG4bKf3");
     h.take(FRONT);
     let answer = |from: &str| {
         reply(
@@ -446,10 +442,7 @@ fn a_request_again_through_the_front_is_the_callers_only_when_named_so() {
 /// ACK naming nobody was dropped and the 486 went out again until Timer H (32 s).
 #[test]
 fn the_fronts_own_ack_of_our_failure_ends_its_retransmissions() {
-    let mut h = behind_front();
-    let invite = invite_text("f-5", "z9hG4bKf5", "+8610123", "");
-    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
-    let inv = h.one_request(FRONT, Method::Invite);
+    let (mut h, inv) = pbx_calls_via_front("f-5", "z9hG4bKf5");
     h.take(FRONT);
     let busy = reply(
         &inv,
@@ -482,15 +475,7 @@ fn the_fronts_own_ack_of_our_failure_ends_its_retransmissions() {
 /// told the destination of are held to it.)
 #[test]
 fn a_response_in_a_dialog_through_the_front_may_come_from_the_callees_contact() {
-    let mut h = behind_front();
-    h.recv(
-        FRONT,
-        &via_front(
-            &invite_text("f-6", "z9hG4bKf6", "+8610123", ""),
-            "127.0.0.2:5060",
-        ),
-    );
-    let inv = h.one_request(FRONT, Method::Invite);
+    let (mut h, inv) = pbx_calls_via_front("f-6", "z9hG4bKf6");
     let from_contact = [
         (Hdr::CONTACT, "<sip:c@192.0.2.50>"),
         (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
