@@ -422,8 +422,14 @@ impl Server {
                     out.push(Out::Set(Timer::L, c.t1 * 64));
                 } else if self.invite {
                     self.state = State::Completed;
-                    self.last = Some(wire);
-                    if !self.reliable {
+                    // A failure that is the first answer (a refusal, before any 100) is
+                    // sent once per INVITE received, as a stateless UAS would (RFC 3261
+                    // §8.2.7): its client is still in Calling and retransmits the INVITE
+                    // until it hears, and each retransmission draws it again. Timer G is
+                    // for a client that heard a provisional and stopped retransmitting; on a
+                    // refusal it would only send 11 answers toward a forged source.
+                    let heard_before = self.last.replace(wire).is_some();
+                    if !self.reliable && heard_before {
                         self.interval = c.t1;
                         out.push(Out::Set(Timer::G, self.interval));
                     }

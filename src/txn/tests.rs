@@ -336,6 +336,8 @@ fn an_idle_layer_gives_back_what_a_burst_grew() {
     assert_eq!(l.len(), (1, 0));
 }
 
+/// A failure after a provisional (the call rang, then the callee was busy): the caller
+/// stopped retransmitting when it heard the 100, so the failure is ours to repeat.
 #[test]
 fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
     let mut l = TxnLayer::new(TimerConfig::default());
@@ -344,6 +346,7 @@ fn invite_server_final_failure_retransmits_until_ack_then_absorbs() {
     let src = target(Transport::Udp);
     l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
     let id = passed_up(&out);
+    l.flush_trying(t0(), &mut out);
     out.clear();
     l.send_response(
         id,
@@ -536,6 +539,65 @@ fn a_legacy_ack_of_our_failure_confirms_the_invites_transaction() {
 
 /// An ACK with the transaction's branch from another address neither confirms it nor
 /// reaches the user as the INVITE's peer's.
+/// A refusal (a failure before any provisional) is sent once per INVITE received: the
+/// caller is still retransmitting, and each INVITE again draws it again. Timer G would send
+/// it 11 times over 32 s toward whoever the INVITE's source claims to be, a forged one too.
+/// The transaction stays the 32 s of the caller's retransmissions, and its ACK ends it.
+#[test]
+fn a_refusal_is_sent_once_per_invite_not_on_timer_g() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKr1");
+    let src = target(Transport::Udp);
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
+    out.clear();
+    l.send_response(
+        id,
+        Response::to_request(&inv, 404, "Not Found", Some("t")).unwrap(),
+        t0(),
+        &mut out,
+    );
+    assert_eq!(sends(&out).len(), 1, "the refusal, once");
+    assert_eq!(armed(&l, id), vec![("H".into(), Duration::from_secs(32))]);
+    out.clear();
+    l.handle_timeout(t0() + Duration::from_secs(20), &mut out);
+    assert!(sends(&out).is_empty(), "nothing resent on a timer");
+    // The caller did not hear it: its INVITE again draws it again, once.
+    l.receive(
+        Message::Request(inv.clone()),
+        src,
+        t0() + Duration::from_secs(20),
+        &mut out,
+    );
+    let s = sends(&out);
+    assert_eq!(s.len(), 1);
+    assert!(matches!(&s[0].1, Message::Response(r) if r.status() == 404));
+    out.clear();
+    l.receive(
+        Message::Request(request("ACK", "z9hG4bKr1")),
+        src,
+        t0() + Duration::from_secs(20),
+        &mut out,
+    );
+    assert_eq!(armed(&l, id), vec![("I".into(), Duration::from_secs(25))]);
+    // Unacknowledged, it ends at Timer H without a send.
+    out.clear();
+    let inv = request("INVITE", "z9hG4bKr2");
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
+    l.send_response(
+        id,
+        Response::to_request(&inv, 503, "Service Unavailable", Some("t")).unwrap(),
+        t0(),
+        &mut out,
+    );
+    out.clear();
+    l.handle_timeout(t0() + Duration::from_secs(32), &mut out);
+    assert!(sends(&out).is_empty());
+    assert!(l.is_empty());
+}
+
 #[test]
 fn an_ack_from_another_address_than_the_invites_is_not_the_transactions() {
     let mut l = TxnLayer::new(TimerConfig::default());
@@ -545,10 +607,11 @@ fn an_ack_from_another_address_than_the_invites_is_not_the_transactions() {
         addr: "198.51.100.7:5060".parse().unwrap(),
         ..src
     };
-    // A failure: its retransmissions go on until the INVITE's peer ACKs.
+    // A failure after the 100: its retransmissions go on until the INVITE's peer ACKs.
     let inv = request("INVITE", "z9hG4bKs5");
     l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
     let id = passed_up(&out);
+    l.flush_trying(t0(), &mut out);
     let busy = Response::to_request(&inv, 486, "Busy Here", Some("t")).unwrap();
     l.send_response(id, busy, t0(), &mut out);
     out.clear();
