@@ -13,8 +13,11 @@ pub(in crate::engine) struct Slots {
     inner: Arc<std::sync::Mutex<SlotCounts>>,
     max_total: usize,
     max_per_source: usize,
-    /// What the connections' writers may queue, all together.
+    /// What the writers of the connections peers opened (or that we opened back toward
+    /// them) may queue, all together.
     writes: super::writer::SharedBudget,
+    /// What the writers of the gateway's own connections (toward its trunks) may queue.
+    own_writes: super::writer::SharedBudget,
 }
 
 #[derive(Debug, Default)]
@@ -128,7 +131,8 @@ impl Slots {
             inner: Arc::default(),
             max_total: p.max_tcp_total,
             max_per_source: p.max_tcp_per_source,
-            writes: super::writer::SharedBudget::new(super::writer::ALL_WRITES_BUDGET),
+            writes: super::writer::SharedBudget::new(super::writer::PEER_WRITES_BUDGET),
+            own_writes: super::writer::SharedBudget::new(super::writer::OWN_WRITES_BUDGET),
         }
     }
 
@@ -199,15 +203,19 @@ impl Slots {
 }
 
 impl Slot {
-    /// The budgets this connection's writer shares: with every other connection's, and
-    /// with those of its source.
+    /// The budgets this connection's writer shares: with the other connections peers opened
+    /// and with those of its source, or (one the gateway opened toward a trunk) with the
+    /// gateway's own, which no peer's take from.
     pub(in crate::engine) fn write_budget(
         &self,
     ) -> (
         super::writer::SharedBudget,
         Option<super::writer::SharedBudget>,
     ) {
-        (self.slots.writes.clone(), self.source_writes.clone())
+        match self.ip {
+            Some(_) => (self.slots.writes.clone(), self.source_writes.clone()),
+            None => (self.slots.own_writes.clone(), None),
+        }
     }
 
     /// Take one message read on this connection at `now`, paced to `rate` a second for its
@@ -470,5 +478,31 @@ mod tests {
             .unwrap();
         let (w, _drain) = Writer::new(other.write_budget());
         assert!(w.send(msg));
+    }
+
+    /// Peers' connections that read slowly cannot hold what the gateway's own connections
+    /// toward its trunks queue: with every peer's share full, a trunk's connection still
+    /// takes a message. Before, all drew on one budget, and past it every message toward a
+    /// TCP trunk was dropped.
+    #[test]
+    fn peers_that_read_slowly_leave_the_trunks_connections_their_budget() {
+        use super::super::writer::{PEER_WRITES_BUDGET, Writer};
+        let slots = Slots::new(&crate::config::Protect::default());
+        let msg = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut held = Vec::new();
+        let mut queued = 0;
+        for i in 0..64u8 {
+            let slot = slots.take(Some([192, 0, 2, i].into()), false).unwrap();
+            let (w, drain) = Writer::new(slot.write_budget());
+            while w.send(msg.clone()) {
+                queued += msg.len();
+            }
+            held.push((slot, w, drain));
+        }
+        assert!(queued <= PEER_WRITES_BUDGET, "{queued}");
+        assert!(queued + msg.len() > PEER_WRITES_BUDGET, "{queued}");
+        let trunk = slots.take(None, false).unwrap();
+        let (w, _drain) = Writer::new(trunk.write_budget());
+        assert!(w.send(msg), "the trunk's connection has room");
     }
 }

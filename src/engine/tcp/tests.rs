@@ -341,9 +341,9 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
     );
 }
 
-/// What waits for connections still opening counts against the budget every connection's
-/// writer shares: 70 trunks slow to accept hold 64 MiB together, not 70 MiB, and one that
-/// fails gives its share back. Before, nothing of it was counted.
+/// What waits for connections still opening counts against the budget the writers of the
+/// gateway's own connections share: 70 trunks slow to accept hold 16 MiB together, not
+/// 70 MiB, and one that fails gives its share back. Before, nothing of it was counted.
 #[tokio::test]
 async fn messages_for_connections_still_opening_count_against_the_shared_budget() {
     let (mut reg, _queues) = registry();
@@ -364,7 +364,7 @@ async fn messages_for_connections_still_opening_count_against_the_shared_budget(
         fill(&mut reg, i);
     }
     let waiting = |reg: &Registry| reg.connecting.values().map(|(_, q)| q.len()).sum::<usize>();
-    assert_eq!(waiting(&reg), writer::ALL_WRITES_BUDGET / long.len());
+    assert_eq!(waiting(&reg), writer::OWN_WRITES_BUDGET / long.len());
     let (conn, _) = &reg.connecting[&at(0).addr];
     let before = waiting(&reg);
     reg.down(*conn);

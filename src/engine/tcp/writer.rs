@@ -26,8 +26,16 @@ pub(in crate::engine) const WRITE_BUDGET: usize = 1024 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes queued for all connections together at most: [`WRITE_BUDGET`] each, over the
 /// default 1,024 connections, would be a gigabyte held for peers that read slowly. 64 of
-/// them may fill theirs at once.
+/// them may fill theirs at once. Split in two: [`OWN_WRITES_BUDGET`] and
+/// [`PEER_WRITES_BUDGET`].
 pub(in crate::engine) const ALL_WRITES_BUDGET: usize = 64 * WRITE_BUDGET;
+/// Of it, what the connections the gateway opens toward its trunks may queue: theirs alone.
+/// Peers that read slowly from connections they opened (a few KB a second each, just enough
+/// for every write to finish within [`WRITE_TIMEOUT`]) could otherwise hold the whole
+/// budget, and every INVITE and BYE toward a TCP trunk would be dropped meanwhile.
+pub(in crate::engine) const OWN_WRITES_BUDGET: usize = ALL_WRITES_BUDGET / 4;
+/// Of it, what the connections peers opened (and those opened back toward them) may queue.
+pub(in crate::engine) const PEER_WRITES_BUDGET: usize = ALL_WRITES_BUDGET - OWN_WRITES_BUDGET;
 /// Bytes queued for the connections of one source (all its connections together) at most:
 /// a few sources that read a hundred bytes a second, each write finishing within
 /// [`WRITE_TIMEOUT`], would otherwise hold [`ALL_WRITES_BUDGET`] for as long as they like,
