@@ -20,6 +20,8 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// Datagrams a full socket buffer made wait, at most: past it one is dropped (SIP over UDP
 /// retransmits), so a peer that cannot keep up, or a flood of answers, cannot grow tasks.
 const MAX_DEFERRED: usize = 4096;
+/// Bytes those datagrams hold at most: 4,096 of the longest (64 KiB) would be 256 MiB.
+const MAX_DEFERRED_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long `[sip] advertise` is not asked for after the kernel refused to send from it.
 const ADVERTISE_RETRY_MS: u64 = 10_000;
@@ -43,36 +45,44 @@ pub(super) struct Out {
     tally: Arc<super::inbox::Tally>,
 }
 
-/// A bounded number of things under way; each holds a [`Slot`] until it is done.
+/// A bounded number of things under way, and of the bytes they hold; each holds a [`Slot`]
+/// until it is done.
 #[derive(Debug)]
 struct Slots {
     used: AtomicUsize,
     max: usize,
+    bytes: super::byte_budget::SharedBudget,
 }
 
 impl Slots {
-    fn new(max: usize) -> Arc<Slots> {
+    fn new(max: usize, max_bytes: usize) -> Arc<Slots> {
         Arc::new(Slots {
             used: AtomicUsize::new(0),
             max,
+            bytes: super::byte_budget::SharedBudget::new(max_bytes),
         })
     }
 
-    /// A slot, or None when all are taken.
-    fn take(self: &Arc<Self>) -> Option<Slot> {
+    /// A slot for `len` bytes, or None when all are taken or the bytes would go over.
+    fn take(self: &Arc<Self>, len: usize) -> Option<Slot> {
         if self.used.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.used.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        Some(Slot(self.clone()))
+        if !self.bytes.take(len) {
+            self.used.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Slot(self.clone(), len))
     }
 }
 
 /// Given back when dropped (also when its task is cancelled).
-struct Slot(Arc<Slots>);
+struct Slot(Arc<Slots>, usize);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.0.bytes.give(self.1);
         self.0.used.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -92,7 +102,7 @@ impl Out {
             advertise: None,
             advertise_off_until: std::sync::atomic::AtomicU64::new(0),
             born: Instant::now(),
-            deferred: Slots::new(MAX_DEFERRED),
+            deferred: Slots::new(MAX_DEFERRED, MAX_DEFERRED_BYTES),
             tally: Arc::default(),
         }
     }
@@ -154,7 +164,7 @@ impl Out {
         match sent {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let Some(slot) = self.deferred.take() else {
+                let Some(slot) = self.deferred.take(bytes.len()) else {
                     crate::ops::metrics::udp_send_dropped().increment(1);
                     return;
                 };

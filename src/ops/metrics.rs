@@ -241,8 +241,8 @@ pub fn recording_lost(reason: &'static str) -> metrics::Counter {
     counter!(RECORDING_LOST, "reason" => reason)
 }
 
-/// A SIP datagram dropped because its socket's buffer was full and too many sends already
-/// waited for room.
+/// A SIP datagram dropped because its socket's buffer was full and too many sends (or too
+/// many bytes of them) already waited for room.
 pub fn udp_send_dropped() -> metrics::Counter {
     counter!(SEND_DROPPED, "transport" => "udp")
 }

@@ -9,16 +9,30 @@ use std::time::{Duration, SystemTime};
 
 #[test]
 fn sends_waiting_for_room_are_bounded_and_give_their_slot_back() {
-    let slots = Slots::new(3);
-    let held: Vec<Slot> = (0..3).filter_map(|_| slots.take()).collect();
+    let slots = Slots::new(3, 1000);
+    let held: Vec<Slot> = (0..3).filter_map(|_| slots.take(10)).collect();
     assert_eq!(held.len(), 3);
     assert!(
-        slots.take().is_none(),
+        slots.take(10).is_none(),
         "the fourth waits for no one: dropped"
     );
     drop(held);
     assert_eq!(slots.used.load(Ordering::Relaxed), 0);
-    assert!(slots.take().is_some());
+    assert!(slots.take(10).is_some());
+}
+
+/// In bytes too: a few long datagrams fill what waits, and what a refused one would have
+/// taken is not kept. Before, only their number was bounded (4,096 of 64 KiB: 256 MiB).
+#[test]
+fn sends_waiting_for_room_are_bounded_in_bytes() {
+    let slots = Slots::new(3, 1000);
+    let first = slots.take(600).unwrap();
+    assert!(slots.take(600).is_none(), "over the bytes");
+    assert_eq!(slots.used.load(Ordering::Relaxed), 1, "its slot given back");
+    let second = slots.take(400).unwrap();
+    drop(first);
+    assert!(slots.take(600).is_some(), "its bytes given back");
+    drop(second);
 }
 use crate::config::Protect;
 use std::sync::Arc;
