@@ -301,8 +301,15 @@ impl Shell {
                 }
                 // The call-back service after accepted SIP work: a flood of datagrams on
                 // its port (UDP sources can be spoofed) must not hold up calls in progress.
+                // Each datagram is followed by what SIP work is queued, as every arm is, so
+                // such a flood cannot hold up new calls either (before, up to the call-back
+                // inbox's 256 went ahead of each new SIP request).
                 dg = callback::recv(&mut callback_rx) => match dg {
-                    Some(dg) => { let now = self.clock(); self.on_datagram(now, dg) }
+                    Some(dg) => {
+                        let now = self.clock();
+                        self.on_datagram(now, dg);
+                        self.take_queued(&mut q);
+                    }
                     None => callback_rx = None,
                 },
                 ev = q.fresh.recv() => {
