@@ -37,6 +37,20 @@ impl Call {
         let Some(profile) = self.profile(other).cloned().filter(|_| ready) else {
             return self.refuse_relay(cx, id, &req, 491, "Request Pending", &[]);
         };
+        // An offer in an early UPDATE toward a forking proxy's branches would change one
+        // branch's session while another may answer the call: answered here, as when the
+        // callee takes no UPDATE (the session stays as it was). Toward one branch it goes,
+        // also before that branch's answer was reliable (`README.md`: phones send it after
+        // an unreliable 183, and a callee that cannot take it says so itself).
+        if other == Side::B
+            && method == Method::Update
+            && anchor::carries_sdp(&req)
+            && (self.has_other_branch() || self.uac_rel.early_dialogs() > 1)
+        {
+            debug!(call_id = %self.call_id(), "an early UPDATE's offer toward a callee with several branches: 500");
+            let retry = [(Hdr::RETRY_AFTER, "5")];
+            return cx.respond(id, &req, 500, "Server Internal Error", &retry);
+        }
         // The caller's PRACK offer goes as an UPDATE in the callee's early dialog.
         let mut send_as = if method == Method::Prack {
             Method::Update

@@ -510,3 +510,32 @@ fn a_losing_branchs_481_to_a_relayed_request_leaves_the_answered_call_up() {
     assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
     assert_eq!(h.statuses(PHONE), [500]);
 }
+
+/// Two branches completed their first offer/answer in reliable 183s: the caller's offer in
+/// an early UPDATE would change one branch's session while the other may answer the call,
+/// so it is answered here (500, Retry-After) and neither branch gets it. Before, it went to
+/// the branch heard last.
+#[test]
+fn an_early_update_goes_to_no_branch_of_two() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk9", "z9hG4bKfk9", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    for (tag, host) in [("t1", "127.0.0.3"), ("t2", "127.0.0.4")] {
+        let contact = format!("<sip:{tag}@{host}>");
+        h.recv_msg(CARRIER_A, reliable_183_from(&inv, tag, 1, &contact, SDP));
+        let prack = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(CARRIER_A, reply(&prack, 200, tag, &[], None));
+    }
+    let ours = h
+        .response_with(PHONE, 183, "183")
+        .to_tag()
+        .unwrap_or_default();
+    h.take(PHONE);
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        PHONE,
+        &from_phone_in("fk9", "UPDATE", &ours, 2, "z9hG4bKfk9u", &offer),
+    );
+    assert_eq!(h.statuses(PHONE), [500]);
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+}
