@@ -64,12 +64,10 @@ impl Call {
             offer,
             then_bye: None,
         }));
-        let reliable = self
-            .dialog(side)
-            .is_some_and(|d| d.target.transport.is_reliable());
-        if !reliable {
-            self.timers.set(CallTimer::Retransmit2xx(side), cx.now + t1);
-        }
+        // Over TCP too (RFC 3261 §13.3.1.4): a 2xx is retransmitted end to end, and a hop
+        // beyond the peer's connection (its SBC or proxy toward a phone) may be UDP, where
+        // it can be lost; only the ACK ends it.
+        self.timers.set(CallTimer::Retransmit2xx(side), cx.now + t1);
         self.timers
             .set(CallTimer::AckTimeout(side), cx.now + t1 * 64);
     }
