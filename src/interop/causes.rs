@@ -46,8 +46,11 @@ impl Q850Cause {
 }
 
 /// The built-in SIP status → Q.850 table of RFC 3398 §8.2.6.1. Statuses the RFC does not list
-/// fall back by class: 4xx → 31 (normal, unspecified), 5xx → 41 (temporary failure),
-/// 6xx → 31. A profile's `[causes.map]` is consulted before this table.
+/// (487 among them) fall back by class: 4xx → 31 (normal, unspecified), 5xx → 41 (temporary
+/// failure), 6xx → 31. 488 and 606, which the RFC maps "by Warning header" without saying
+/// how, are 65 (bearer capability not implemented: what RFC 4497 and gateways map to 488),
+/// a refused session, not a failure of the network. A profile's `[causes.map]` is consulted
+/// before this table.
 pub fn rfc3398_cause(status: u16) -> Q850Cause {
     Q850Cause(match status {
         400 => 41,
@@ -66,7 +69,7 @@ pub fn rfc3398_cause(status: u16) -> Q850Cause {
         484 => 28,
         485 => 1,
         486 => 17,
-        487 | 488 => 127,
+        488 => 65,
         500 => 41,
         501 => 79,
         502 => 38,
@@ -76,7 +79,7 @@ pub fn rfc3398_cause(status: u16) -> Q850Cause {
         600 => 17,
         603 => 21,
         604 => 1,
-        606 => 58,
+        606 => 65,
         s if (500..600).contains(&s) => 41,
         _ => 31,
     })
@@ -377,6 +380,12 @@ mod tests {
         assert_eq!(rfc3398_cause(603), Q850Cause(21));
         assert_eq!(rfc3398_cause(599), Q850Cause(41));
         assert_eq!(rfc3398_cause(499), Q850Cause(31));
+        // Not in the RFC's table: by class. Before, 127 (interworking), which reports count
+        // as a failure of the network.
+        assert_eq!(rfc3398_cause(487), Q850Cause(31));
+        // "By Warning header": a session refused.
+        assert_eq!(rfc3398_cause(488), Q850Cause(65));
+        assert_eq!(rfc3398_cause(606), Q850Cause(65));
     }
 
     #[test]
