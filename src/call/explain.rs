@@ -55,10 +55,12 @@ pub fn explain_invite(
     let mut ids = IdGen::new(0);
     // Shown as a trunk's call carries it: with the number parameters a trunk is trusted
     // with (a call from another peer carries only `ext` and `isub`; a note says so), and
-    // its asserted identity (a peer outside the trust domain has its own left out).
+    // its asserted identity (a peer outside the trust domain has its own left out); its
+    // numbers read with the peer's own prefixes (the sender's dialling plan is not known).
     const TRUNK: Sender = Sender {
         trunk: true,
         asserts: true,
+        plan: None,
     };
     let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile, TRUNK)
         .map_err(ExplainError::Build)?;

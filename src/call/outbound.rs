@@ -35,7 +35,8 @@ pub fn outbound_invite(
     // A number private to a domain (`tel:1234;phone-context=pbx.example.com`) is not
     // completed into E.164: its context comes from the URI it was dialled with.
     let dialled = local_to_domain(number, Some(&a_req.uri()));
-    let called = normalise_number(&dialled, policy);
+    // Read as the caller's peer dials (its prefixes), written as this peer takes it.
+    let called = normalise_number(&dialled, &policy.reading_under(caller_peer.plan));
     let private = dialled
         .phone_context
         .as_deref()
@@ -69,6 +70,7 @@ pub fn outbound_invite(
             a_req.from_uri().is_some_and(|u| is_tel(&u)),
             local,
             peer,
+            caller_peer.plan,
         )
     };
     let from_hdr = format!("{display}<{from_uri}>;tag={tag}");

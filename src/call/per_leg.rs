@@ -94,7 +94,7 @@ impl Call {
             return;
         }
         // It came from the other side's peer.
-        let from_trunk = self.is_trunk(side.other());
+        let sender = self.sender(side.other());
         let (Some(pending), Some(peer)) = (self.identity.take(), self.profile(side)) else {
             return;
         };
@@ -109,7 +109,7 @@ impl Call {
         }
         let pai = Hdr::P_ASSERTED_IDENTITY;
         let rewritten =
-            crate::interop::egress::rewritten_identities(&pai, &pending.1, local, peer, from_trunk);
+            crate::interop::egress::rewritten_identities(&pai, &pending.1, local, peer, sender);
         for v in rewritten {
             if let Err(e) = msg.insert_header_before_length(&pai, v) {
                 tracing::warn!(error = %e, "cannot carry the updated identity");

@@ -143,7 +143,7 @@ impl Call {
                         .and_then(|by| crate::sip::split_header_list(&by).into_iter().next())
                         .and_then(|by| {
                             let h = Hdr::named("Referred-By");
-                            identity_header(&h, &by, local, &profile, from_trunk)
+                            identity_header(&h, &by, local, &profile, self.sender(side))
                         })
                     {
                         out.push_header(&Hdr::named("Referred-By"), by)?;

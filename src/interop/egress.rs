@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::topology::{REHOSTED_HEADERS, filter_map_address_uris};
-use super::uri::{is_telephone_number, normalise_number, peer_uri_in};
+use super::uri::{DialPlan, is_telephone_number, normalise_number, peer_uri_in};
 use crate::config::{Profile, Role};
 use crate::sip::{
     Hdr, LocalAddrs, Method, NumberUri, Request, Response, SipError, Transport, dialled_number,
@@ -98,13 +98,20 @@ fn plain(number: &str) -> NumberUri {
 /// An identity URI (From, P-Asserted-Identity, Diversion) toward `peer`: telephone numbers
 /// in the peer's form, at the peer's domain for trunks and at the gateway for internal peers.
 pub fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
-    identity_uri_of(&plain(number), was_tel, local, peer)
+    identity_uri_of(&plain(number), was_tel, local, peer, None)
 }
 
 /// [`identity_uri`] for a number as read from a URI, with its `phone-context` (a number
-/// local to a domain is not completed into E.164).
-pub fn identity_uri_of(n: &NumberUri, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
-    identity_uri_in(n, was_tel, local, peer, &peer.uri)
+/// local to a domain is not completed into E.164), as dialled under `plan` (its sender's:
+/// [`Sender::plan`]).
+pub fn identity_uri_of(
+    n: &NumberUri,
+    was_tel: bool,
+    local: &LocalAddrs,
+    peer: &Profile,
+    plan: Option<DialPlan>,
+) -> String {
+    identity_uri_in(n, was_tel, local, peer, &peer.uri, plan)
 }
 
 /// [`identity_uri_of`] written by `policy` (the peer's, or a variant of it).
@@ -114,12 +121,13 @@ pub fn identity_uri_in(
     local: &LocalAddrs,
     peer: &Profile,
     policy: &crate::interop::uri::UriPolicy,
+    plan: Option<DialPlan>,
 ) -> String {
     let host = match peer.role {
         Role::Trunk => peer.domain.clone(),
         Role::Internal => local.uri_host(),
     };
-    let written = normalise_number(n, policy);
+    let written = normalise_number(n, &policy.reading_under(plan));
     let private = n.phone_context.as_deref().filter(|c| !c.starts_with('+'));
     peer_uri_in(&written, private, &n.params, was_tel, policy, &host)
 }
@@ -163,16 +171,16 @@ pub fn is_tel(uri: &str) -> bool {
 /// host (no URI parameter or header of the original: a `maddr`, a `?h=`, would name the
 /// host again). An element that reads as neither (a broken name-addr, an unknown scheme) is
 /// left out: what cannot be read cannot be known to hide the sender's hosts. `None` when no
-/// element is left. `from_trunk`: the header came from a trunk, trusted with the number
-/// parameters that route or bill a call (a caller's category and line, `cpc` and `oli`,
-/// describe the caller and so ride on its identity); from anyone else only a subaddress and
-/// extension are carried, as in From.
+/// element is left. `sender`: the peer the header came from; a trunk is trusted with the
+/// number parameters that route or bill a call (a caller's category and line, `cpc` and
+/// `oli`, describe the caller and so ride on its identity); from anyone else only a
+/// subaddress and extension are carried, as in From. Its numbers are read as it dials.
 pub fn identity_header(
     h: &Hdr,
     value: &str,
     local: &LocalAddrs,
     peer: &Profile,
-    from_trunk: bool,
+    sender: Sender,
 ) -> Option<String> {
     let allowed = super::topology::identity_params(h);
     let keep_param =
@@ -185,10 +193,10 @@ pub fn identity_header(
         _ if mangled(params) => None,
         Some(n) if is_telephone_number(&n.number) => {
             let n = NumberUri {
-                params: n.trusted_params(from_trunk),
+                params: n.trusted_params(sender.trunk),
                 ..n
             };
-            Some(identity_uri_of(&n, is_tel(uri), local, peer))
+            Some(identity_uri_of(&n, is_tel(uri), local, peer, sender.plan))
         }
         _ => at_our_host(uri, &host),
     };
@@ -243,11 +251,11 @@ pub fn rewritten_identities(
     lines: &[String],
     local: &LocalAddrs,
     peer: &Profile,
-    from_trunk: bool,
+    sender: Sender,
 ) -> Vec<String> {
     if *h == Hdr::HISTORY_INFO {
         // Entries may name one target twice (a loop back to it): none is merged.
-        return super::history::rewrite(lines, local, peer, from_trunk)
+        return super::history::rewrite(lines, local, peer, sender)
             .into_iter()
             .collect();
     }
@@ -273,7 +281,7 @@ pub fn rewritten_identities(
             if uris.len() == max {
                 break;
             }
-            if let Some(e) = identity_header(h, &e, local, peer, from_trunk)
+            if let Some(e) = identity_header(h, &e, local, peer, sender)
                 && !uris.contains(&uri_of(&e))
             {
                 uris.push(uri_of(&e));
@@ -299,6 +307,10 @@ pub struct Sender {
     /// 3325 §5, §6): a carrier bills a forwarded call, and lets it show the caller's number,
     /// by the forwarding number those name, which a phone could otherwise make up.
     pub asserts: bool,
+    /// How its callers dial (its `[uri] country_code` and prefixes): the numbers it sends
+    /// are read so before the peer they go to gets them in its form. `None`: read with
+    /// the receiving peer's prefixes.
+    pub plan: Option<DialPlan>,
 }
 
 impl Sender {
@@ -307,6 +319,7 @@ impl Sender {
         Sender {
             trunk: profile.is_some_and(|p| p.role == Role::Trunk),
             asserts: profile.is_some_and(|p| p.headers.trust_asserted),
+            plan: profile.and_then(|p| p.uri.dial_plan()),
         }
     }
 
@@ -341,7 +354,7 @@ pub fn copy_end_to_end(
         .iter()
         .filter(|h| peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))
     {
-        for v in rewritten_identities(h, &src.header_lines(h), local, peer, sender.trunk) {
+        for v in rewritten_identities(h, &src.header_lines(h), local, peer, sender) {
             out.push_header(h, v)?;
         }
     }
@@ -405,7 +418,7 @@ pub fn relayed_response(
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))
     {
-        let lines = rewritten_identities(h, &from.header_lines(h), local, to_peer, sender.trunk);
+        let lines = rewritten_identities(h, &from.header_lines(h), local, to_peer, sender);
         // The far leg's History-Info is the call's history: the request's own, which the
         // response built from it returns (RFC 7044 §9.4), would be a second set with the
         // same indexes.

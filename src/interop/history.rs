@@ -22,13 +22,13 @@ const MAX_ENTRIES: usize = 32;
 const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
 
 /// The History-Info of `lines` rewritten for `peer` (see the module), as one header value;
-/// `None` when no entry is left. `from_trunk`: the lines came from a trunk, trusted with the
-/// number parameters that route or bill a call.
+/// `None` when no entry is left. `sender`: the peer the lines came from (a trunk is trusted
+/// with the number parameters that route or bill a call; its numbers are read as it dials).
 pub fn rewrite(
     lines: &[String],
     local: &LocalAddrs,
     peer: &Profile,
-    from_trunk: bool,
+    sender: super::egress::Sender,
 ) -> Option<String> {
     let all: Vec<String> = lines
         .iter()
@@ -37,7 +37,7 @@ pub fn rewrite(
         .collect();
     let entries: Vec<String> = all[all.len().saturating_sub(MAX_ENTRIES)..]
         .iter()
-        .filter_map(|e| entry(e, local, peer, from_trunk))
+        .filter_map(|e| entry(e, local, peer, sender))
         .collect();
     (!entries.is_empty()).then(|| entries.join(", "))
 }
@@ -50,7 +50,12 @@ pub fn asks_all_withheld(privacy: &[String]) -> bool {
 
 /// One entry rewritten; `None`: it is not a name-addr (RFC 7044 §9 wants one), so it cannot
 /// be read to hide the hosts it names.
-fn entry(element: &str, local: &LocalAddrs, peer: &Profile, from_trunk: bool) -> Option<String> {
+fn entry(
+    element: &str,
+    local: &LocalAddrs,
+    peer: &Profile,
+    sender: super::egress::Sender,
+) -> Option<String> {
     let (open, close) = name_addr_uri(element)?;
     let inner = element.get(open + 1..close)?;
     let (uri, headers) = inner.split_once('?').unwrap_or((inner, ""));
@@ -62,7 +67,7 @@ fn entry(element: &str, local: &LocalAddrs, peer: &Profile, from_trunk: bool) ->
     let target = if private {
         None
     } else {
-        target(uri, local, peer, from_trunk, !kept.is_empty())
+        target(uri, local, peer, sender, !kept.is_empty())
     };
     let mut out = String::with_capacity(element.len());
     out.push('<');
@@ -91,23 +96,23 @@ fn target(
     uri: &str,
     local: &LocalAddrs,
     peer: &Profile,
-    from_trunk: bool,
+    sender: super::egress::Sender,
     headers: bool,
 ) -> Option<String> {
     match dialled_number(uri) {
         Some(n) if is_telephone_number(&n.number) => {
             let n = crate::sip::NumberUri {
-                params: n.trusted_params(from_trunk),
+                params: n.trusted_params(sender.trunk),
                 ..n
             };
             let cause = diversion_cause(uri);
-            let mut out = identity_uri_of(&n, is_tel(uri), local, peer);
+            let mut out = identity_uri_of(&n, is_tel(uri), local, peer, sender.plan);
             if out.starts_with("tel:") && (cause.is_some() || headers) {
                 let sip = UriPolicy {
                     scheme: UriScheme::Sip,
                     ..peer.uri.clone()
                 };
-                out = identity_uri_in(&n, false, local, peer, &sip);
+                out = identity_uri_in(&n, false, local, peer, &sip, sender.plan);
             }
             if let Some(cause) = cause {
                 out.push_str(";cause=");

@@ -3,6 +3,9 @@
 
 use crate::sip::{LEADING_PARAMS, NumberUri, param_name, params_where, strip_visual_separators};
 
+mod dial_plan;
+pub use dial_plan::DialPlan;
+
 /// `[uri] scheme`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UriScheme {

@@ -1018,3 +1018,37 @@ fn an_identity_asserted_by_a_peer_that_is_not_believed_goes_no_further() {
     let ok = h.response_with(CARRIER_A, 200, "the carrier gets the 200");
     assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
 }
+
+/// Numbers are read as the caller's peer dials them and written as the callee's peer takes
+/// them: a North American PBX (`011` abroad, `1` before a national number) calls through a
+/// trunk that wants E.164 and whose own callers dial `00` and `0`. Its `011 44…` is
+/// `+44…`, and its caller's `1 212…` is `+1 212…`. Before, the trunk's prefixes read them:
+/// `+1 11 44…` and `+1 12 12…`, numbers nobody has.
+#[test]
+fn numbers_are_read_with_the_callers_prefixes_and_written_in_the_callees_form() {
+    let mut cfg = config_with(|n, p| match n {
+        "pbx" => {
+            p.uri.country_code = Some("1".into());
+            p.uri.international_prefix = "011".into();
+            p.uri.national_prefix = "1".into();
+        }
+        "carrier-a" => {
+            p.uri.number = crate::interop::uri::NumberFormat::E164;
+            p.uri.country_code = Some("1".into());
+        }
+        _ => {}
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    let invite = invite_text("np1", "z9hG4bKnp1", "011442079460000", "").replace(
+        "<sip:1000@127.0.0.2>;tag",
+        "<sip:12125550100@127.0.0.2>;tag",
+    );
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.uri(), "sip:+442079460000@ims.example.com");
+    assert_eq!(
+        inv.from_uri().as_deref(),
+        Some("sip:+12125550100@ims.example.com")
+    );
+}

@@ -1,0 +1,121 @@
+//! How a peer's callers dial (`[uri] country_code`, `international_prefix`,
+//! `national_prefix`), carried with what the gateway knows of a message's sender: a number
+//! is read as its sender dialled or presented it, then written as the peer it goes to takes
+//! it. Read with the receiving peer's prefixes, `011 44…` from a North American PBX became
+//! `+1 11 44…` toward a trunk whose national prefix is `0`, and a US trunk's `212…` toward
+//! a Chinese one `+86 212…`.
+
+use std::borrow::Cow;
+
+use super::UriPolicy;
+
+/// A dialling plan, by value (each part at most 4 digits, as the configuration checks), so
+/// that the sender it belongs to stays `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialPlan {
+    country_code: Digits,
+    international_prefix: Digits,
+    national_prefix: Digits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Digits {
+    len: u8,
+    d: [u8; 4],
+}
+
+impl Digits {
+    fn new(s: &str) -> Option<Digits> {
+        if s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut d = [0; 4];
+        d[..s.len()].copy_from_slice(s.as_bytes());
+        Some(Digits {
+            len: s.len() as u8,
+            d,
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        // ASCII digits only (`new`): always UTF-8.
+        std::str::from_utf8(&self.d[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl UriPolicy {
+    /// How this peer's callers dial, when its `country_code` says where they are.
+    pub fn dial_plan(&self) -> Option<DialPlan> {
+        Some(DialPlan {
+            country_code: Digits::new(self.country_code.as_deref()?)?,
+            international_prefix: Digits::new(&self.international_prefix)?,
+            national_prefix: Digits::new(&self.national_prefix)?,
+        })
+    }
+
+    /// This policy reading numbers as dialled under `plan` (their sender's), or under its
+    /// own prefixes when the sender's plan is not known: how numbers are written (their
+    /// format, scheme, parameters) stays this peer's.
+    pub fn reading_under(&self, plan: Option<DialPlan>) -> Cow<'_, UriPolicy> {
+        match plan {
+            Some(p) if self.dial_plan() != Some(p) => Cow::Owned(UriPolicy {
+                country_code: Some(p.country_code.as_str().to_string()),
+                international_prefix: p.international_prefix.as_str().to_string(),
+                national_prefix: p.national_prefix.as_str().to_string(),
+                ..self.clone()
+            }),
+            _ => Cow::Borrowed(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interop::uri::{NumberFormat, normalise_number};
+    use crate::sip::NumberUri;
+
+    fn plan(cc: &str, intl: &str, national: &str) -> UriPolicy {
+        UriPolicy {
+            country_code: Some(cc.into()),
+            international_prefix: intl.into(),
+            national_prefix: national.into(),
+            number: NumberFormat::E164,
+            ..UriPolicy::default()
+        }
+    }
+
+    fn number(n: &str) -> NumberUri {
+        NumberUri {
+            number: n.into(),
+            phone_context: None,
+            params: String::new(),
+        }
+    }
+
+    /// A number is made E.164 as its sender dialled it: a North American PBX's `011…` is
+    /// international toward a trunk whose prefixes are `00` and `0`, and a US trunk's
+    /// national number stays American toward a Chinese trunk. Without a sender's plan, the
+    /// receiving peer's own prefixes read it, as before.
+    #[test]
+    fn a_number_is_read_under_its_senders_plan() {
+        let toward = plan("1", "00", "0");
+        let pbx = plan("1", "011", "1").dial_plan();
+        let read =
+            |p: &UriPolicy, n: &str, under| normalise_number(&number(n), &p.reading_under(under));
+        assert_eq!(read(&toward, "011442079460000", pbx), "+442079460000");
+        assert_eq!(read(&toward, "011442079460000", None), "+111442079460000");
+        assert_eq!(read(&toward, "12125550100", pbx), "+12125550100");
+        let china = plan("86", "00", "0");
+        let us_trunk = plan("1", "011", "1").dial_plan();
+        assert_eq!(read(&china, "2125550100", us_trunk), "+12125550100");
+        assert_eq!(read(&china, "01012345678", None), "+861012345678");
+        // The receiving peer's own plan: borrowed, nothing copied.
+        assert!(matches!(
+            china.reading_under(china.dial_plan()),
+            Cow::Borrowed(_)
+        ));
+        // No country code: no plan.
+        assert_eq!(UriPolicy::default().dial_plan(), None);
+    }
+}
