@@ -335,6 +335,7 @@ pub struct UriSection {
     pub country_code: Option<Spanned<String>>,
     pub international_prefix: Option<Spanned<String>>,
     pub national_prefix: Option<Spanned<String>>,
+    pub short_code_digits: Option<Spanned<u64>>,
     pub number_params: Option<bool>,
     pub tgrp_in_user: Option<Spanned<bool>>,
 }

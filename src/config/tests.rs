@@ -894,10 +894,16 @@ fn the_dialling_prefixes_are_digits_that_leave_each_other_reachable() {
         Config::load(&dir.path().join("gateway.toml")).is_ok(),
         "no national prefix"
     );
+    let dir = write_tree(GATEWAY, &with("short_code_digits = 5\n"));
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let a = &cfg.profile(&PeerName("carrier-a".into())).unwrap().uri;
+    assert_eq!(a.short_code_digits, 5);
     for (bad, why) in [
         ("international_prefix = \"+\"\n", "must be 1 to 4 digits"),
         ("international_prefix = \"\"\n", "must be 1 to 4 digits"),
         ("national_prefix = \"00000\"\n", "must be 0 to 4 digits"),
+        ("short_code_digits = 2\n", "must be 3 to 8"),
+        ("short_code_digits = 9\n", "must be 3 to 8"),
         (
             "international_prefix = \"0\"\nnational_prefix = \"00\"\n",
             "overlap",

@@ -41,6 +41,10 @@ pub struct UriPolicy {
     /// "e164"` takes them off.
     pub international_prefix: String,
     pub national_prefix: String,
+    /// The longest service or emergency number of this peer's callers' country (112, 911,
+    /// 1471; 10086 in China): a number of at most this many digits is never completed with
+    /// the country code, which would make it one nobody has.
+    pub short_code_digits: u8,
     /// Whether a number keeps its RFC 3966 parameters (`;rn=…;npdi`, `;cpc=`, `;ext=`) in
     /// the URIs written toward this peer: in a tel: URI, and in a SIP URI's user part when
     /// it carries `;user=phone` (without it they would be read as part of the user name).
@@ -60,6 +64,7 @@ impl Default for UriPolicy {
             country_code: None,
             international_prefix: "00".into(),
             national_prefix: "0".into(),
+            short_code_digits: DEFAULT_SHORT_CODE_DIGITS,
             number_params: true,
             tgrp_in_user: false,
         }
@@ -130,7 +135,7 @@ pub fn host_of(hostport: &str) -> &str {
 /// `tel:010-1234-5678;phone-context=+86` is `+861012345678` there (it was `+8601012345678`,
 /// the trunk prefix inside). One whose context is a domain (`tel:1234;phone-context=pbx.example.com`, a private extension)
 /// stays as it is: it has no E.164 form. With `number = "e164"`, a short code (at most
-/// [`SHORT_CODE_DIGITS`] digits: 112, 911, 1471) is not completed with the country code.
+/// `short_code_digits` digits: 112, 911, 1471) is not completed with the country code.
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
     // Visual separators belong to telephone numbers: a name (`sales-team`) keeps them.
     let stripped = strip_visual_separators(&n.number);
@@ -170,19 +175,22 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
         .as_ref()
         .is_some_and(|c| !c.starts_with('+'));
     match (policy.number, &policy.country_code) {
-        (NumberFormat::E164, Some(cc)) if !private && global.len() > SHORT_CODE_DIGITS => in_e164(
-            &global,
-            cc,
-            &policy.international_prefix,
-            &policy.national_prefix,
-        ),
+        (NumberFormat::E164, Some(cc))
+            if !private && global.len() > usize::from(policy.short_code_digits) =>
+        {
+            in_e164(
+                &global,
+                cc,
+                &policy.international_prefix,
+                &policy.national_prefix,
+            )
+        }
         _ => global,
     }
 }
 
-/// The longest emergency or service code (112, 911, 1471): never completed with a country
-/// code, which would make it a number nobody has.
-const SHORT_CODE_DIGITS: usize = 4;
+/// `[uri] short_code_digits` unless set: 112, 911, 1471.
+pub const DEFAULT_SHORT_CODE_DIGITS: u8 = 4;
 
 /// E.164, for a number dialled where `cc` is the country code (or the place's digits: a
 /// country and area code): `+…` stays, `intl…` is international, `national…` is national

@@ -124,6 +124,21 @@ pub(super) fn uri_policy(
         true,
         &mut p.national_prefix,
     );
+    if let Some(s) = &u.short_code_digits {
+        match u8::try_from(*s.get_ref()) {
+            Ok(n @ 3..=8) => p.short_code_digits = n,
+            _ => errs.push(ConfigError::at(
+                path,
+                text,
+                s.span().start,
+                format!(
+                    "[uri] short_code_digits {} must be 3 to 8 (the longest service number \
+                     this peer's callers dial: 4 for 112, 911 and 1471; 5 for China's 10086)",
+                    s.get_ref()
+                ),
+            )),
+        }
+    }
     if !p.national_prefix.is_empty()
         && p.national_prefix.starts_with(&p.international_prefix)
         && let Some(s) = u

@@ -1,5 +1,5 @@
 //! How a peer's callers dial (`[uri] country_code`, `international_prefix`,
-//! `national_prefix`), carried with what the gateway knows of a message's sender: a number
+//! `national_prefix`, `short_code_digits`), carried with what the gateway knows of a message's sender: a number
 //! is read as its sender dialled or presented it, then written as the peer it goes to takes
 //! it. Read with the receiving peer's prefixes, `011 44…` from a North American PBX became
 //! `+1 11 44…` toward a trunk whose national prefix is `0`, and a US trunk's `212…` toward
@@ -16,6 +16,7 @@ pub struct DialPlan {
     country_code: Digits,
     international_prefix: Digits,
     national_prefix: Digits,
+    short_code_digits: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,7 @@ impl UriPolicy {
             country_code: Digits::new(self.country_code.as_deref()?)?,
             international_prefix: Digits::new(&self.international_prefix)?,
             national_prefix: Digits::new(&self.national_prefix)?,
+            short_code_digits: self.short_code_digits,
         })
     }
 
@@ -62,6 +64,7 @@ impl UriPolicy {
                 country_code: Some(p.country_code.as_str().to_string()),
                 international_prefix: p.international_prefix.as_str().to_string(),
                 national_prefix: p.national_prefix.as_str().to_string(),
+                short_code_digits: p.short_code_digits,
                 ..self.clone()
             }),
             _ => Cow::Borrowed(self),
@@ -117,5 +120,24 @@ mod tests {
         ));
         // No country code: no plan.
         assert_eq!(UriPolicy::default().dial_plan(), None);
+    }
+
+    /// A service number as long as its plan's `short_code_digits` stays as dialled, under
+    /// the sender's plan too: China's 10086 is no Beijing number `+86 10 086`. Before, at
+    /// most 4 digits were, whatever the country.
+    #[test]
+    fn a_service_number_within_the_plans_short_code_length_stays_as_dialled() {
+        let mut china = plan("86", "00", "0");
+        assert_eq!(normalise_number(&number("10086"), &china), "+8610086");
+        china.short_code_digits = 5;
+        assert_eq!(normalise_number(&number("10086"), &china), "10086");
+        assert_eq!(normalise_number(&number("112"), &china), "112");
+        assert_eq!(
+            normalise_number(&number("01012345678"), &china),
+            "+861012345678"
+        );
+        let toward = plan("86", "00", "0");
+        let read = normalise_number(&number("95588"), &toward.reading_under(china.dial_plan()));
+        assert_eq!(read, "95588");
     }
 }
