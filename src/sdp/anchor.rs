@@ -44,6 +44,12 @@ const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
 /// one would take media only from the endpoint's address, never from the relay's).
 const ADDRESS_ATTRIBUTES: [&[u8]; 3] = [b"a=altc:", b"a=path:", b"a=source-filter:"];
 
+/// BUNDLE (RFC 8843): one address and port for several media sections. The relay gives each
+/// section ports of its own, so an anchored SDP offers and answers no BUNDLE group (without
+/// it in the answer, each section keeps its own port, §7.3.3); a section offered only
+/// within the bundle (port 0, `a=bundle-only`) stays refused. `a=mid` is harmless and stays.
+const BUNDLE_ATTRIBUTES: [&[u8]; 2] = [b"a=group:BUNDLE", b"a=bundle-only"];
+
 /// Whether an `m=` value's fields are parted by spaces alone (RFC 8866 §5.14): a tab is
 /// whitespace to some readers and part of a field to others, so where its port is would
 /// be read two ways.
@@ -279,8 +285,9 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
 /// - `o=` names `ip` as its address and `-` as its username (the creator's login or device
 ///   name is not the far end's business); its session id and version stay, so the far end
 ///   still sees the creator's session change or stay the same;
-/// - ICE attributes (`a=candidate`, `a=ice-ufrag`, …), source attributes (`a=ssrc`, …) and
-///   other addresses (`a=altc`, `a=path`) are removed.
+/// - ICE attributes (`a=candidate`, `a=ice-ufrag`, …), source attributes (`a=ssrc`, …),
+///   other addresses (`a=altc`, `a=path`) and BUNDLE (`a=group:BUNDLE`, `a=bundle-only`)
+///   are removed.
 ///
 /// Every other line is kept byte for byte with its own line end. Refuses (with the same
 /// errors as [`read`]) an SDP it cannot read, so nothing is forwarded half-rewritten.
@@ -419,7 +426,9 @@ fn rewrite(
             // RFC 5576 source attributes name the endpoint (`cname:sip:1001@<its IP>`,
             // stream labels): optional, and not the other side's business.
             continue;
-        } else if ADDRESS_ATTRIBUTES.iter().any(|a| l.text.starts_with(a)) {
+        } else if (ADDRESS_ATTRIBUTES.iter().chain(&BUNDLE_ATTRIBUTES))
+            .any(|a| l.text.starts_with(a))
+        {
             continue;
         } else if let Some(o) = l.value(b"o=") {
             // The origin names the creator's login and host too: replace those, keep the

@@ -2,6 +2,34 @@ use super::*;
 
 const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.11\r\n";
 
+/// A BUNDLE group is not offered or answered through the relay, which gives each section
+/// ports of its own: without it the far end sends each stream to its section's port
+/// (RFC 8843 §7.3.3). Before, the group went on over distinct ports, which RFC 8843 §7.3.1
+/// forbids, and a bundling endpoint sent its video to the audio stream's relay.
+#[test]
+fn anchored_sdp_offers_no_bundle_over_its_distinct_ports() {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\na=group:LS 0 1\r\nm=audio 6000 RTP/AVP 0\r\na=mid:0\r\nm=video 6000 RTP/AVP 96\r\na=mid:1\r\nm=audio 0 RTP/AVP 0\r\na=bundle-only\r\na=mid:2\r\n";
+    let ip = "198.51.100.1".parse().unwrap();
+    let out = anchor_streams(sdp.as_bytes(), ip, &[Some(30000), Some(30002), None]).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        !text.contains("BUNDLE") && !text.contains("bundle-only"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a=group:LS 0 1\r\n"),
+        "other groups stay: {text}"
+    );
+    assert!(
+        text.contains("m=audio 30000 ") && text.contains("m=video 30002 "),
+        "{text}"
+    );
+    assert!(
+        text.contains("m=audio 0 ") && text.contains("a=mid:2\r\n"),
+        "{text}"
+    );
+}
+
 #[test]
 fn anchored_sdp_names_no_source_of_the_endpoint() {
     let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\na=msid-semantic: WMS s1\r\nm=audio 4000 RTP/AVP 0\r\na=ssrc:1234 cname:sip:1001@10.0.0.5\r\na=ssrc:1234 msid:s1 a1\r\na=ssrc-group:FID 1234 5678\r\na=msid:s1 a1\r\na=sendrecv\r\n";
