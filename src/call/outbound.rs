@@ -9,7 +9,7 @@ use crate::interop::egress::{
     Sender, allow_for, copy_end_to_end, identity_uri_of, is_tel, local_to_domain, shaped_body,
 };
 use crate::interop::prack::PrackMode;
-use crate::interop::uri::{normalise_number, peer_uri_in, request_uri_in};
+use crate::interop::uri::{kept_context, normalise_number, peer_uri_in, request_uri_in};
 use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, SipError, session};
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
@@ -37,10 +37,7 @@ pub fn outbound_invite(
     let dialled = local_to_domain(number, Some(&a_req.uri()));
     // Read as the caller's peer dials (its prefixes), written as this peer takes it.
     let called = normalise_number(&dialled, &policy.reading_under(caller_peer.plan));
-    let private = dialled
-        .phone_context
-        .as_deref()
-        .filter(|c| !c.starts_with('+'));
+    let private = kept_context(&dialled, &called);
     let params = dialled.trusted_params(from_trunk);
     let params = params.as_str();
     let ruri = request_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);

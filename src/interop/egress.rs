@@ -128,7 +128,7 @@ pub fn identity_uri_in(
         Role::Internal => local.uri_host(),
     };
     let written = normalise_number(n, &policy.reading_under(plan));
-    let private = n.phone_context.as_deref().filter(|c| !c.starts_with('+'));
+    let private = super::uri::kept_context(n, &written);
     peer_uri_in(&written, private, &n.params, was_tel, policy, &host)
 }
 

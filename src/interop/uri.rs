@@ -3,7 +3,10 @@
 
 use crate::sip::{LEADING_PARAMS, NumberUri, param_name, params_where, strip_visual_separators};
 
+mod context;
 mod dial_plan;
+pub use context::kept_context;
+use context::phone_context;
 pub use dial_plan::DialPlan;
 
 /// `[uri] scheme`.
@@ -318,24 +321,6 @@ pub fn peer_uri_in(
             }
             u
         }
-    }
-}
-
-/// The phone-context of a local number toward a peer at `domain`: a number private to a
-/// domain (`private`) keeps its own domain name, else the peer's name or address (never the
-/// country's: it is no national number; never the sender's address); any other takes the country's `+CC`,
-/// else the peer's domain name. `None`: nothing fits (the peer is known by its address).
-fn phone_context(private: Option<&str>, policy: &UriPolicy, domain: &str) -> Option<String> {
-    let peer_host = host_of(domain);
-    let peer_name = is_domain_name(peer_host).then(|| peer_host.to_string());
-    match private {
-        Some(c) if is_domain_name(c) => Some(c.to_string()),
-        Some(_) if peer_name.is_some() => peer_name,
-        // The sender's address as the context would name its host to the other side: the
-        // peer's own address instead (still never the country's).
-        Some(_) if valid_host(peer_host) && !peer_host.contains(':') => Some(peer_host.into()),
-        Some(_) => None,
-        None => (policy.country_code.as_ref().map(|cc| format!("+{cc}"))).or(peer_name),
     }
 }
 

@@ -440,3 +440,31 @@ fn the_trunk_group_goes_into_the_user_part_when_the_peer_wants_it_there() {
         "tel:+16305550100;tgrp=TG-1;transport=udp;trunk-context=example.com"
     );
 }
+
+/// A service code dialled with a global context (`*21#` in the United Kingdom) keeps that
+/// context toward a peer of another country: it is where the code means something (RFC
+/// 3966 §5.1.5). A number made global by its context needs none; one private to a domain
+/// keeps the domain. Before, the code took the receiving peer's `+86`.
+#[test]
+fn a_local_number_keeps_the_global_context_it_was_dialled_in() {
+    let tel = UriPolicy {
+        scheme: UriScheme::Tel,
+        country_code: Some("86".into()),
+        ..UriPolicy::default()
+    };
+    let code = n("*21#", Some("+44"));
+    let written = normalise_number(&code, &tel);
+    assert_eq!(kept_context(&code, &written), Some("+44"));
+    assert_eq!(
+        peer_uri_in(&written, kept_context(&code, &written), "", true, &tel, "d"),
+        "tel:*21#;phone-context=+44"
+    );
+    let number = n("2079460000", Some("+44"));
+    let written = normalise_number(&number, &tel);
+    assert_eq!(
+        (written.as_str(), kept_context(&number, &written)),
+        ("+442079460000", None)
+    );
+    let private = n("1234", Some("pbx.example.com"));
+    assert_eq!(kept_context(&private, "1234"), Some("pbx.example.com"));
+}
