@@ -81,6 +81,12 @@ impl Call {
                 continue;
             }
             self.counted_egress = Some(name.clone());
+            // A call-back's numbers come from the application server, not from a peer's
+            // callers: read with the receiving peer's own prefixes.
+            let mut sender = Sender::of(Some(&self.ingress));
+            if self.third_party().is_some() {
+                sender.plan = None;
+            }
             let built = outbound_invite(
                 &cx.env.local,
                 &mut cx.env.ids,
@@ -88,7 +94,7 @@ impl Call {
                 &self.number,
                 &self.caller,
                 &peer,
-                Sender::of(Some(&self.ingress)),
+                sender,
             );
             let (dialog, mut invite) = match built {
                 Ok(x) => x,

@@ -9,7 +9,7 @@ use crate::interop::egress::{
     Sender, allow_for, copy_end_to_end, identity_uri_of, is_tel, local_to_domain, shaped_body,
 };
 use crate::interop::prack::PrackMode;
-use crate::interop::uri::{kept_context, normalise_number, peer_uri_in, request_uri_in};
+use crate::interop::uri::{kept_context, peer_uri_in, request_uri_in};
 use crate::sip::{Hdr, IdGen, LocalAddrs, Method, NewRequest, Request, SipError, session};
 
 /// The B-leg dialog and its initial INVITE toward `peer`. `number` and `caller` are the
@@ -36,7 +36,7 @@ pub fn outbound_invite(
     // completed into E.164: its context comes from the URI it was dialled with.
     let dialled = local_to_domain(number, Some(&a_req.uri()));
     // Read as the caller's peer dials (its prefixes), written as this peer takes it.
-    let called = normalise_number(&dialled, &policy.reading_under(caller_peer.plan));
+    let called = policy.written_from(&dialled, caller_peer.plan);
     let private = kept_context(&dialled, &called);
     let params = dialled.trusted_params(from_trunk);
     let params = params.as_str();

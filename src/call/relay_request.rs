@@ -45,7 +45,7 @@ impl Call {
         if other == Side::B
             && method == Method::Update
             && anchor::carries_sdp(&req)
-            && (self.has_other_branch() || self.uac_rel.early_dialogs() > 1)
+            && self.has_other_branch()
         {
             debug!(call_id = %self.call_id(), "an early UPDATE's offer toward a callee with several branches: 500");
             let retry = [(Hdr::RETRY_AFTER, "5")];

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::topology::{REHOSTED_HEADERS, filter_map_address_uris};
-use super::uri::{DialPlan, is_telephone_number, normalise_number, peer_uri_in};
+use super::uri::{DialPlan, is_telephone_number, peer_uri_in};
 use crate::config::{Profile, Role};
 use crate::sip::{
     Hdr, LocalAddrs, Method, NumberUri, Request, Response, SipError, Transport, dialled_number,
@@ -127,7 +127,7 @@ pub fn identity_uri_in(
         Role::Trunk => peer.domain.clone(),
         Role::Internal => local.uri_host(),
     };
-    let written = normalise_number(n, &policy.reading_under(plan));
+    let written = policy.written_from(n, plan);
     let private = super::uri::kept_context(n, &written);
     peer_uri_in(&written, private, &n.params, was_tel, policy, &host)
 }

@@ -537,8 +537,6 @@ fn a_legacy_ack_of_our_failure_confirms_the_invites_transaction() {
     assert_eq!(armed(&l, id), vec![("I".into(), Duration::from_secs(5))]);
 }
 
-/// An ACK with the transaction's branch from another address neither confirms it nor
-/// reaches the user as the INVITE's peer's.
 /// A refusal (a failure before any provisional) is sent once per INVITE received: the
 /// caller is still retransmitting, and each INVITE again draws it again. Timer G would send
 /// it 11 times over 32 s toward whoever the INVITE's source claims to be, a forged one too.
@@ -598,6 +596,8 @@ fn a_refusal_is_sent_once_per_invite_not_on_timer_g() {
     assert!(l.is_empty());
 }
 
+/// An ACK with the transaction's branch from another address neither confirms it nor
+/// reaches the user as the INVITE's peer's.
 #[test]
 fn an_ack_from_another_address_than_the_invites_is_not_the_transactions() {
     let mut l = TxnLayer::new(TimerConfig::default());

@@ -701,3 +701,51 @@ fn user2_answering_in_sdp_that_cannot_be_read_ends_the_call_back() {
             .any(|e| e == "callee_sdp_unreadable")
     );
 }
+
+/// A call-back's numbers come from the application server, not from a peer's callers: user2's
+/// number is read with its trunk's own prefixes, not with those of the peer the call-back
+/// names (a North American PBX here, whose `1…` would be a national prefix) or of user1's.
+#[test]
+fn a_callbacks_numbers_are_read_with_the_receiving_peers_prefixes() {
+    let mut cfg = cb_config();
+    for (name, p) in cfg.profiles.iter_mut() {
+        let mut q = (**p).clone();
+        match &*name.0 {
+            "pbx" => {
+                q.uri.country_code = Some("1".into());
+                q.uri.international_prefix = "011".into();
+                q.uri.national_prefix = "1".into();
+            }
+            "carrier-a" => {
+                q.uri.number = crate::interop::uri::NumberFormat::E164;
+                q.uri.country_code = Some("86".into());
+            }
+            _ => {}
+        }
+        *p = Arc::new(q);
+    }
+    cfg.routes.insert(
+        1,
+        Route {
+            from: RouteFrom::Peer(PeerName("pbx".into())),
+            prefix: "0".into(),
+            to: vec![PeerName("carrier-a".into())],
+            ring_timeout: None,
+        },
+    );
+    let mut h = H::with(cfg);
+    originate_with(
+        &mut h,
+        "cbn",
+        "1001",
+        "01012345678",
+        Duration::from_secs(60),
+    );
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    assert!(
+        inv2.uri().starts_with("sip:+861012345678@"),
+        "{}",
+        inv2.uri()
+    );
+}

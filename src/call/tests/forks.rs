@@ -538,4 +538,25 @@ fn an_early_update_goes_to_no_branch_of_two() {
     );
     assert_eq!(h.statuses(PHONE), [500]);
     assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+    // Once a branch answered, the caller's UPDATEs go to it again.
+    h.carrier_answers(&inv, "t1", SDP);
+    h.recv(
+        PHONE,
+        &from_phone_in("fk9", "ACK", &ours, 1, "z9hG4bKfk9a", ""),
+    );
+    let offer = SDP.replace("o=- 1 1", "o=- 1 3");
+    h.recv(
+        PHONE,
+        &from_phone_in("fk9", "UPDATE", &ours, 3, "z9hG4bKfk9v", &offer),
+    );
+    assert!(
+        !h.statuses(PHONE).contains(&500),
+        "not refused once answered"
+    );
+    let sent = h.requests_to(CARRIER_A);
+    assert!(
+        sent.iter()
+            .any(|r| matches!(r.method(), Method::Update | Method::Invite)),
+        "{sent:?}"
+    );
 }

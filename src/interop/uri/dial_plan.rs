@@ -7,7 +7,8 @@
 
 use std::borrow::Cow;
 
-use super::UriPolicy;
+use super::{UriPolicy, normalise_number};
+use crate::sip::{NumberUri, strip_visual_separators};
 
 /// A dialling plan, by value (each part at most 4 digits, as the configuration checks), so
 /// that the sender it belongs to stays `Copy`.
@@ -55,6 +56,22 @@ impl UriPolicy {
         })
     }
 
+    /// `n` as this peer takes it, read as dialled under `plan` (its sender's). A local number
+    /// whose global `phone-context` names another country than the sender's is that
+    /// place's: read with this peer's own prefixes when the place is its country, else as
+    /// the place's digits (`normalise_number`).
+    pub fn written_from(&self, n: &NumberUri, plan: Option<DialPlan>) -> String {
+        let place = (n.phone_context.as_deref())
+            .filter(|c| c.starts_with('+'))
+            .map(strip_visual_separators);
+        let senders =
+            |p: &DialPlan| place.as_deref() == Some(&format!("+{}", p.country_code.as_str())[..]);
+        match (&place, plan) {
+            (Some(_), Some(p)) if !senders(&p) => normalise_number(n, self),
+            _ => normalise_number(n, &self.reading_under(plan)),
+        }
+    }
+
     /// This policy reading numbers as dialled under `plan` (their sender's), or under its
     /// own prefixes when the sender's plan is not known: how numbers are written (their
     /// format, scheme, parameters) stays this peer's.
@@ -64,7 +81,9 @@ impl UriPolicy {
                 country_code: Some(p.country_code.as_str().to_string()),
                 international_prefix: p.international_prefix.as_str().to_string(),
                 national_prefix: p.national_prefix.as_str().to_string(),
-                short_code_digits: p.short_code_digits,
+                // A service number's length is known to either side: a trunk that says its
+                // country's run to 5 digits keeps them so whoever dials them.
+                short_code_digits: p.short_code_digits.max(self.short_code_digits),
                 ..self.clone()
             }),
             _ => Cow::Borrowed(self),
@@ -104,8 +123,7 @@ mod tests {
     fn a_number_is_read_under_its_senders_plan() {
         let toward = plan("1", "00", "0");
         let pbx = plan("1", "011", "1").dial_plan();
-        let read =
-            |p: &UriPolicy, n: &str, under| normalise_number(&number(n), &p.reading_under(under));
+        let read = |p: &UriPolicy, n: &str, under| p.written_from(&number(n), under);
         assert_eq!(read(&toward, "011442079460000", pbx), "+442079460000");
         assert_eq!(read(&toward, "011442079460000", None), "+111442079460000");
         assert_eq!(read(&toward, "12125550100", pbx), "+12125550100");
@@ -113,6 +131,18 @@ mod tests {
         let us_trunk = plan("1", "011", "1").dial_plan();
         assert_eq!(read(&china, "2125550100", us_trunk), "+12125550100");
         assert_eq!(read(&china, "01012345678", None), "+861012345678");
+        // A local number in the receiving peer's country (its phone-context) is read with
+        // that country's prefixes, whoever sent it: not `+86 010…`.
+        let beijing = NumberUri {
+            phone_context: Some("+86".into()),
+            ..number("010-1234-5678")
+        };
+        assert_eq!(china.written_from(&beijing, us_trunk), "+861012345678");
+        let new_york = NumberUri {
+            phone_context: Some("+1".into()),
+            ..number("1-212-555-0100")
+        };
+        assert_eq!(china.written_from(&new_york, us_trunk), "+12125550100");
         // The receiving peer's own plan: borrowed, nothing copied.
         assert!(matches!(
             china.reading_under(china.dial_plan()),
@@ -139,5 +169,8 @@ mod tests {
         let toward = plan("86", "00", "0");
         let read = normalise_number(&number("95588"), &toward.reading_under(china.dial_plan()));
         assert_eq!(read, "95588");
+        // The receiving trunk's length holds under a sender's plan that says less.
+        let pbx = plan("86", "00", "0").dial_plan();
+        assert_eq!(china.written_from(&number("10086"), pbx), "10086");
     }
 }
