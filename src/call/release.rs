@@ -65,7 +65,20 @@ impl Call {
             cause = cdr.cause,
             "call ended"
         );
-        cx.emit(Output::Cdr(Box::new(cdr)));
+        // Refused before any INVITE went out (every peer of its route over its limits or
+        // gone, no relay ports, an offer the relay cannot take): as a refusal before the
+        // call existed, its CDR is held to the caller's peer's `[cdr] refused_rate`, so a
+        // flood of such INVITEs fills the file no faster than any other refused one.
+        let unsent = self.b.is_none() && self.third_party().is_none();
+        if unsent && !cx.env.limits.record_refusal(cx.now, &self.ingress.name) {
+            cx.emit(Output::Event(super::CoreEvent::RefusalUnrecorded {
+                peer: self.ingress.name.clone(),
+                tag: cdr.call_tag,
+                cause: cdr.cause,
+            }));
+        } else {
+            cx.emit(Output::Cdr(Box::new(cdr)));
+        }
         cx.env.ended_calls += 1;
         if refused {
             self.refuse_held_2xx(cx, status, Some(&reason_header(Q850Cause(cause))));

@@ -219,3 +219,54 @@ fn max_call_duration_releases_an_answered_call_with_bye_both_ways() {
     assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
     assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
 }
+
+/// INVITEs refused because every peer of their route is over its limits (nothing went out)
+/// are refusals like those before a call exists: their CDRs are held to the caller's
+/// peer's `[cdr] refused_rate`, the rest counted. Before, each wrote a full CDR: a flood of
+/// them toward a trunk at its `max_calls` filled the CDR file at the rate it came.
+#[test]
+fn refusals_by_the_routes_limits_are_held_to_the_refused_rate() {
+    let full = CallLimits {
+        max_calls: Some(1),
+        cps: None,
+    };
+    let mut cfg = config_with(|n, p| {
+        if n.starts_with("carrier") {
+            p.limits.calls = full;
+        }
+    });
+    cfg.cdr_refused_rate = std::num::NonZeroU32::new(3);
+    let mut h = H::with(cfg);
+    call(&mut h, 0);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    call(&mut h, 1);
+    h.one_request(CARRIER_B, Method::Invite);
+    for n in 2..12 {
+        call(&mut h, n);
+    }
+    let finals: Vec<u16> = h
+        .statuses(PHONE)
+        .into_iter()
+        .filter(|s| *s >= 200)
+        .collect();
+    assert_eq!(finals, vec![503; 10], "every one answered");
+    assert_eq!(h.cdrs.len(), 3, "a second's worth written");
+    assert!(h.cdrs.iter().all(|c| c.call_tag == CallTag::RateLimited));
+    let unrecorded = h
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                CoreEvent::RefusalUnrecorded {
+                    tag: CallTag::RateLimited,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(unrecorded, 7);
+    // A call that went out and failed is no refusal: its CDR is written, whatever the rate.
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "c0", &[], None));
+    assert_eq!(h.cdrs.len(), 4);
+}
