@@ -110,6 +110,29 @@ fn a_stranger_in_reject_mode_gets_exactly_one_403() {
     assert!(gw.cdrs().is_empty());
 }
 
+/// An INVITE in a peer's name (its address is easy to forge over UDP) that the gateway
+/// refuses at once (here an extension it does not take) draws its refusal once: it comes
+/// before any provisional, so the sender is still retransmitting and each retransmission
+/// would draw it again. Before, Timer G sent it again at 0.5, 1.5 and 3.5 s (eleven times
+/// over 32 s) toward an address that never ACKs, as the real peer does not. Its
+/// retransmission still gets it, once.
+#[test]
+fn an_invite_refused_at_once_is_answered_once_not_on_timer_g() {
+    let gw = Gateway::start(Ports::new(), GwOpts::default());
+    let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let refused = invite(PHONE_IP, port, "norte1").replace(
+        "Content-Length: 0",
+        "Require: no-such-thing\r\nContent-Length: 0",
+    );
+    sock.send_to(refused.as_bytes(), gw.addr()).unwrap();
+    let got = status_lines(&responses(&sock, Duration::from_secs(4)));
+    assert_eq!(got, vec!["SIP/2.0 420 Bad Extension".to_string()]);
+    sock.send_to(refused.as_bytes(), gw.addr()).unwrap();
+    let again = status_lines(&responses(&sock, Duration::from_millis(800)));
+    assert_eq!(again, vec!["SIP/2.0 420 Bad Extension".to_string()]);
+}
+
 #[test]
 fn a_peer_over_max_calls_gets_503_with_retry_after_while_calls_under_it_complete() {
     // The whole gateway takes two calls at once. Raw INVITEs from carrier-b (routed to the
