@@ -25,11 +25,7 @@ fn cb_config() -> Config {
 /// [`cb_config`] with every peer's calls anchored.
 fn anchored_cb_config() -> Config {
     let mut cfg = cb_config();
-    for p in cfg.profiles.values_mut() {
-        let mut q = (**p).clone();
-        q.anchor = true;
-        *p = Arc::new(q);
-    }
+    edit_profiles(&mut cfg, |_, p| p.anchor = true);
     cfg
 }
 
@@ -708,22 +704,7 @@ fn user2_answering_in_sdp_that_cannot_be_read_ends_the_call_back() {
 #[test]
 fn a_callbacks_numbers_are_read_with_the_receiving_peers_prefixes() {
     let mut cfg = cb_config();
-    for (name, p) in cfg.profiles.iter_mut() {
-        let mut q = (**p).clone();
-        match &*name.0 {
-            "pbx" => {
-                q.uri.country_code = Some("1".into());
-                q.uri.international_prefix = "011".into();
-                q.uri.national_prefix = "1".into();
-            }
-            "carrier-a" => {
-                q.uri.number = crate::interop::uri::NumberFormat::E164;
-                q.uri.country_code = Some("86".into());
-            }
-            _ => {}
-        }
-        *p = Arc::new(q);
-    }
+    edit_profiles(&mut cfg, |n, p| nanp_pbx_and_e164_carrier(n, p, "86"));
     cfg.routes.insert(
         1,
         Route {

@@ -113,12 +113,34 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
 /// The standard test configuration with some profiles adjusted.
 pub(super) fn config_with(edit: impl Fn(&str, &mut Profile)) -> Config {
     let mut cfg = config();
+    edit_profiles(&mut cfg, edit);
+    cfg
+}
+
+/// Each profile of `cfg` edited by `edit` (given its name).
+pub(super) fn edit_profiles(cfg: &mut Config, edit: impl Fn(&str, &mut Profile)) {
     for (name, p) in cfg.profiles.iter_mut() {
         let mut q = (**p).clone();
         edit(&name.0, &mut q);
         *p = Arc::new(q);
     }
-    cfg
+}
+
+/// The PBX dials as in North America (`country_code` 1, `011` abroad, `1` before a national
+/// number); carrier-a takes numbers in E.164, its own country `carrier_cc`.
+pub(super) fn nanp_pbx_and_e164_carrier(name: &str, p: &mut Profile, carrier_cc: &str) {
+    match name {
+        "pbx" => {
+            p.uri.country_code = Some("1".into());
+            p.uri.international_prefix = "011".into();
+            p.uri.national_prefix = "1".into();
+        }
+        "carrier-a" => {
+            p.uri.number = crate::interop::uri::NumberFormat::E164;
+            p.uri.country_code = Some(carrier_cc.into());
+        }
+        _ => {}
+    }
 }
 
 /// The test gateway with carrier-a's calls anchored.

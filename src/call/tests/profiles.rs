@@ -1026,18 +1026,7 @@ fn an_identity_asserted_by_a_peer_that_is_not_believed_goes_no_further() {
 /// `+1 11 44…` and `+1 12 12…`, numbers nobody has.
 #[test]
 fn numbers_are_read_with_the_callers_prefixes_and_written_in_the_callees_form() {
-    let mut cfg = config_with(|n, p| match n {
-        "pbx" => {
-            p.uri.country_code = Some("1".into());
-            p.uri.international_prefix = "011".into();
-            p.uri.national_prefix = "1".into();
-        }
-        "carrier-a" => {
-            p.uri.number = crate::interop::uri::NumberFormat::E164;
-            p.uri.country_code = Some("1".into());
-        }
-        _ => {}
-    });
+    let mut cfg = config_with(|n, p| nanp_pbx_and_e164_carrier(n, p, "1"));
     cfg.routes[0].prefix = String::new();
     let mut h = H::with(cfg);
     let invite = invite_text("np1", "z9hG4bKnp1", "011442079460000", "").replace(
