@@ -1,9 +1,9 @@
 //! How a peer's callers dial (`[uri] country_code`, `international_prefix`,
-//! `national_prefix`, `short_code_digits`), carried with what the gateway knows of a message's sender: a number
-//! is read as its sender dialled or presented it, then written as the peer it goes to takes
-//! it. Read with the receiving peer's prefixes, `011 44…` from a North American PBX became
-//! `+1 11 44…` toward a trunk whose national prefix is `0`, and a US trunk's `212…` toward
-//! a Chinese one `+86 212…`.
+//! `national_prefix`, `short_code_digits`), carried with what the gateway knows of a
+//! message's sender: a number is read as its sender dialled or presented it, then written
+//! as the peer it goes to takes it. Read with the receiving peer's prefixes, `011 44…` from
+//! a North American PBX became `+1 11 44…` toward a trunk whose national prefix is `0`, and
+//! a US trunk's `212…` toward a Chinese one `+86 212…`.
 
 use std::borrow::Cow;
 
