@@ -87,23 +87,10 @@ fn copied_reasons(peer: &Profile, lines: &[String]) -> Vec<String> {
     }
 }
 
-fn plain(number: &str) -> NumberUri {
-    NumberUri {
-        number: number.to_string(),
-        phone_context: None,
-        params: String::new(),
-    }
-}
-
-/// An identity URI (From, P-Asserted-Identity, Diversion) toward `peer`: telephone numbers
+/// An identity URI (From, P-Asserted-Identity, Diversion) toward `peer` for a number as
+/// read from a URI, with its `phone-context` (a number local to a domain is not completed
+/// into E.164), as dialled under `plan` (its sender's: [`Sender::plan`]): telephone numbers
 /// in the peer's form, at the peer's domain for trunks and at the gateway for internal peers.
-pub fn identity_uri(number: &str, was_tel: bool, local: &LocalAddrs, peer: &Profile) -> String {
-    identity_uri_of(&plain(number), was_tel, local, peer, None)
-}
-
-/// [`identity_uri`] for a number as read from a URI, with its `phone-context` (a number
-/// local to a domain is not completed into E.164), as dialled under `plan` (its sender's:
-/// [`Sender::plan`]).
 pub fn identity_uri_of(
     n: &NumberUri,
     was_tel: bool,
