@@ -108,6 +108,9 @@ pub struct GwOpts {
     /// The IP of `[sip] listen` (UDP and TCP), and `[sip] advertise`.
     pub listen_ip: &'static str,
     pub advertise: &'static str,
+    /// A network the PBX's profile matches besides its address (a client whose TCP
+    /// connections leave from another loopback address than its UDP).
+    pub pbx_also_matches: &'static str,
 }
 
 impl Default for GwOpts {
@@ -125,6 +128,7 @@ impl Default for GwOpts {
             drain_s: 2,
             listen_ip: "127.0.0.1",
             advertise: "127.0.0.1",
+            pbx_also_matches: "",
         }
     }
 }
@@ -233,6 +237,11 @@ impl Gateway {
                 "name = \"{name}\"\nrole = \"{role}\"\naddress = \"{transport}:{ip}:{port}\"\nmatch = [\"{ip}/32\"]\ndomain = \"{domain}\"\n{extra}\n"
             )
         };
+        let pbx_match = format!("match = [\"{PHONE_IP}/32\"]");
+        let pbx_matches = match opts.pbx_also_matches {
+            "" => pbx_match.clone(),
+            also => format!("match = [\"{PHONE_IP}/32\", \"{also}\"]"),
+        };
         std::fs::write(
             pdir.join("pbx.toml"),
             profile(
@@ -248,7 +257,8 @@ impl Gateway {
                     "[headers]\ntrust_asserted = true\n",
                     1,
                 ),
-            ),
+            )
+            .replacen(&pbx_match, &pbx_matches, 1),
         )
         .unwrap();
         std::fs::write(
