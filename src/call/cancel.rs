@@ -1,12 +1,11 @@
 //! Ending a call before answer: the caller's CANCEL, the ring timeout, failures of the
 //! gateway's own making, and cancelling the attempt toward the callee (RFC 3261 §9).
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::cx::Cx;
 use super::phase::{EndInfo, Then};
 use super::state::Call;
-use super::timers::CallTimer;
 use crate::cdr::CallTag;
 use crate::interop::causes::{CauseSource, Q850Cause, ReasonInfo, parse_reason, reason_header};
 use crate::sip::{Hdr, Method, NewRequest, Request, SipError};
@@ -94,17 +93,9 @@ impl Call {
     /// end. A call ending already (its BYE to the caller waiting for that ACK) stops
     /// waiting.
     fn on_2xx_unreachable(&mut self, cx: &mut Cx) {
-        // Once sent again (over TCP too: `await_ack`), the failure may be a retransmission's,
-        // its connection gone since: the first 2xx may have reached the caller, whose ACK
-        // can still come on a new connection. It goes out no more; the ACK timeout decides.
-        if self.pending_2xx[super::Side::A]
-            .as_ref()
-            .is_some_and(|p| p.interval > cx.env.timers.t1)
-        {
-            debug!(call_id = %self.call_id(), "our 2xx could not be sent again to the caller: waiting for its ACK");
-            self.timers.clear(CallTimer::Retransmit2xx(super::Side::A));
-            return;
-        }
+        // Also when the 2xx was sent again meanwhile (over TCP too: `await_ack`): a failure
+        // comes when opening a connection back to the caller failed (5 s, or at once), and
+        // a caller that had the first 2xx has ACKed by then, over a connection of its own.
         let Some(p) = self.take_pending_2xx(super::Side::A) else {
             return;
         };
