@@ -32,6 +32,30 @@ trait Client {
     fn connects_from(&self) -> &'static str {
         ""
     }
+    /// Whether the calls it places go over TCP (checked on the wire).
+    fn over_tcp(&self) -> bool {
+        false
+    }
+}
+
+/// Whether a TCP connection to the gateway's SIP `port` on 127.0.0.1 is established within
+/// `limit` (the kernel's table, `/proc/net/tcp`: a local address `0100007F:PORT` in state
+/// `01`).
+fn tcp_connection_to(port: u16, limit: Duration) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let up = table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"01")
+        });
+        if up {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 fn installed(program: &str) -> bool {
@@ -81,6 +105,10 @@ impl Client for Baresip {
 
     fn connects_from(&self) -> &'static str {
         if self.tcp { "127.0.0.1/32" } else { "" }
+    }
+
+    fn over_tcp(&self) -> bool {
+        self.tcp
     }
 
     fn version(&self) -> String {
@@ -343,6 +371,13 @@ fn client_calls_both_ways(client: &dyn Client) {
     );
     let dial = format!("sip:+8610123@{}", gw.addr());
     let mut c = client.start(gw.ports.phone, &out_dir, Some(&dial), talk);
+    if client.over_tcp() {
+        assert!(
+            tcp_connection_to(gw.addr().port(), Duration::from_secs(5)),
+            "{}",
+            logs("the client's call came over no TCP connection", &out_dir)
+        );
+    }
     let ended = wait_bounded(&mut c, talk + Duration::from_secs(15));
     let carrier_saw = carrier.message_log();
     assert!(
@@ -438,10 +473,10 @@ fn baresip_calls_and_answers_through_the_gateway() {
 }
 
 /// The calls baresip places go over TCP (its INVITE, ACK and BYE, and our answers, on its
-/// connection): a real client's TCP path, with our 2xx's retransmission timer armed over
-/// TCP too until the ACK (RFC 3261 §13.3.1.4). On loopback its connection leaves from
-/// 127.0.0.1, which the PBX's profile then matches: without it the call was dropped as a
-/// stranger's, so the call passing is the call having come over TCP.
+/// connection, which the test sees established in the kernel's table): a real client's
+/// TCP path, with our 2xx's retransmission timer armed over TCP too until the ACK (RFC 3261
+/// §13.3.1.4). On loopback its connection leaves from 127.0.0.1, which the PBX's profile
+/// then matches. The call it answers comes over UDP (the PBX's profile `address`).
 #[test]
 fn baresip_over_tcp_calls_and_answers_through_the_gateway() {
     assert!(
