@@ -69,7 +69,9 @@ impl Call {
         // gone, no relay ports, an offer the relay cannot take): as a refusal before the
         // call existed, its CDR is held to the caller's peer's `[cdr] refused_rate`, so a
         // flood of such INVITEs fills the file no faster than any other refused one.
-        let unsent = self.b.is_none() && self.third_party().is_none();
+        // (An attempt that failed over is kept as `last_failure`, whatever became of `b`.)
+        let unsent =
+            self.b.is_none() && self.last_failure.is_none() && self.third_party().is_none();
         if unsent && !cx.env.limits.record_refusal(cx.now, &self.ingress.name) {
             cx.emit(Output::Event(super::CoreEvent::RefusalUnrecorded {
                 peer: self.ingress.name.clone(),
