@@ -26,12 +26,6 @@ trait Client {
     fn holds(&self) -> bool {
         false
     }
-    /// Another network its connections come from than its address (a TCP connection to the
-    /// gateway on loopback leaves from 127.0.0.1, whatever address the client bound): the
-    /// PBX's profile matches it too.
-    fn connects_from(&self) -> &'static str {
-        ""
-    }
     /// Whether the calls it places go over TCP (checked on the wire).
     fn over_tcp(&self) -> bool {
         false
@@ -101,10 +95,6 @@ impl Client for Baresip {
         } else {
             "baresip"
         }
-    }
-
-    fn connects_from(&self) -> &'static str {
-        if self.tcp { "127.0.0.1/32" } else { "" }
     }
 
     fn over_tcp(&self) -> bool {
@@ -341,7 +331,13 @@ fn client_calls_both_ways(client: &dyn Client) {
         Ports::new(),
         GwOpts {
             single_carrier: true,
-            pbx_also_matches: client.connects_from(),
+            // A TCP connection to the gateway on loopback leaves from 127.0.0.1, whatever
+            // address the client bound: the PBX's profile matches it too.
+            pbx_also_matches: if client.over_tcp() {
+                "127.0.0.1/32"
+            } else {
+                ""
+            },
             ..GwOpts::pbx("[media]\nanchor = true\n")
         },
     );
@@ -463,13 +459,18 @@ fn client_calls_both_ways(client: &dyn Client) {
     );
 }
 
-#[test]
-fn baresip_calls_and_answers_through_the_gateway() {
+/// baresip, its calls over TCP or not; it must be installed.
+fn baresip(tcp: bool) -> Baresip {
     assert!(
         installed("baresip"),
         "baresip is not installed: `scripts/dev test` installs it (apt-get install baresip-core)"
     );
-    client_calls_both_ways(&Baresip { tcp: false });
+    Baresip { tcp }
+}
+
+#[test]
+fn baresip_calls_and_answers_through_the_gateway() {
+    client_calls_both_ways(&baresip(false));
 }
 
 /// The calls baresip places go over TCP (its INVITE, ACK and BYE, and our answers, on its
@@ -479,11 +480,7 @@ fn baresip_calls_and_answers_through_the_gateway() {
 /// then matches. The call it answers comes over UDP (the PBX's profile `address`).
 #[test]
 fn baresip_over_tcp_calls_and_answers_through_the_gateway() {
-    assert!(
-        installed("baresip"),
-        "baresip is not installed: `scripts/dev test` installs it (apt-get install baresip-core)"
-    );
-    client_calls_both_ways(&Baresip { tcp: true });
+    client_calls_both_ways(&baresip(true));
 }
 
 #[test]

@@ -361,6 +361,18 @@ fn registered_then_reloaded(cfg: Config) -> (H, Request) {
     (h, reg)
 }
 
+/// After a reload, the REGISTER toward carrier-a's address is a new registration (not
+/// `reg`'s) for `expires` seconds, which the registrar takes.
+fn registers_anew(h: &mut H, reg: &Request, expires: u32) {
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        again.header(&Hdr::named("Expires")).as_deref(),
+        Some(expires.to_string().as_str())
+    );
+    assert_ne!(again.call_id(), reg.call_id(), "a new registration");
+    h.recv_msg(CARRIER_A, registrar_ok(&again, expires));
+}
+
 /// A reload that changes only the expiry keeps the contact: the new REGISTER replaces the
 /// binding, and no `Expires: 0` is sent that could reach the registrar after it and remove it.
 #[test]
@@ -368,13 +380,7 @@ fn a_reload_of_the_same_contact_registers_anew_without_removing_it() {
     let (mut h, reg) = registered_then_reloaded(registering_with(|r| {
         r.expires = Duration::from_secs(1800);
     }));
-    let again = h.one_request(CARRIER_A, Method::Register);
-    assert_eq!(
-        again.header(&Hdr::named("Expires")).as_deref(),
-        Some("1800")
-    );
-    assert_ne!(again.call_id(), reg.call_id(), "a new registration");
-    h.recv_msg(CARRIER_A, registrar_ok(&again, 1800));
+    registers_anew(&mut h, &reg, 1800);
     assert_eq!(
         h.core.registrations(),
         vec![(PeerName("carrier-a".into()), true)]
@@ -402,13 +408,7 @@ fn carrier_a_renamed(cfg: Config, to: &str) -> Config {
 #[test]
 fn a_renamed_peer_registers_the_same_binding_without_removing_it() {
     let (mut h, reg) = registered_then_reloaded(carrier_a_renamed(registering(), CARRIER_A));
-    let again = h.one_request(CARRIER_A, Method::Register);
-    assert_eq!(
-        again.header(&Hdr::named("Expires")).as_deref(),
-        Some("3600")
-    );
-    assert_ne!(again.call_id(), reg.call_id(), "a new registration");
-    h.recv_msg(CARRIER_A, registrar_ok(&again, 3600));
+    registers_anew(&mut h, &reg, 3600);
     assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
     assert_eq!(
         h.core.registrations(),
