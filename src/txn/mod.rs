@@ -87,6 +87,16 @@ impl Heard {
     pub fn direct(source: Target) -> Heard {
         Heard { source, peer: None }
     }
+
+    /// Whether it may be from `peer`, the peer a transaction is with behind the front: the
+    /// front names that peer (by `same`), or names no sender (its own message), or either
+    /// is unknown (no front).
+    fn may_be_from(&self, peer: Option<IpAddr>, same: impl Fn(IpAddr, IpAddr) -> bool) -> bool {
+        match (peer, self.peer) {
+            (Some(p), Some(from)) => same(p, from),
+            _ => true,
+        }
+    }
 }
 
 /// RFC 3261 §17 timer constants; T1 500 ms, T2 4 s, T4 5 s unless configured.
@@ -259,10 +269,7 @@ impl TxnLayer {
                         // the front itself (its own ACK of our failure names nobody).
                         let from_target = (self.entries.get(&id)).is_some_and(|e| {
                             e.target.addr.ip() == source.addr.ip()
-                                && match (e.peer, heard.peer) {
-                                    (Some(p), Some(from)) => p == from,
-                                    _ => true,
-                                }
+                                && heard.may_be_from(e.peer, |p, from| p == from)
                         });
                         if from_target {
                             if let Some(Entry {
@@ -302,10 +309,8 @@ impl TxnLayer {
                                 to == source.addr.ip() || same_peer(to, source.addr.ip());
                             // Through the front: from the peer it went to, when the front
                             // says who sent it (one that does not is taken at its word).
-                            let from_peer = match (e.peer, heard.peer) {
-                                (Some(p), Some(from)) => p == from || same_peer(p, from),
-                                _ => true,
-                            };
+                            let from_peer = heard
+                                .may_be_from(e.peer, |p, from| p == from || same_peer(p, from));
                             from_target && from_peer
                         })
                     });
