@@ -267,10 +267,8 @@ impl Relays {
                     // and a video stream recorded gave a silent file); one that becomes
                     // G.711 by a re-INVITE is, when the call had none (before, a call that
                     // began with another codec was never recorded).
-                    let records = recorder.is_some()
-                        && p.g711
-                        && p.active
-                        && !streams.iter().any(|s| s.recorded);
+                    let records =
+                        recorder.is_some() && p.is_voice() && !streams.iter().any(|s| s.recorded);
                     match streams
                         .iter_mut()
                         .find(|s| s.a_port == p.a_port && s.b_port == p.b_port)
@@ -372,8 +370,8 @@ impl Relays {
 /// next G.711 audio stream is: the recording follows the voice, not a pair of ports.
 fn unrecord_gone(streams: &mut [Stream], pairs: &[RelayPair]) {
     for s in streams.iter_mut().filter(|s| s.recorded) {
-        let voice = (pairs.iter())
-            .any(|p| (p.a_port, p.b_port) == (s.a_port, s.b_port) && p.g711 && p.active);
+        let voice =
+            (pairs.iter()).any(|p| (p.a_port, p.b_port) == (s.a_port, s.b_port) && p.is_voice());
         if !voice {
             crate::threads::lock(&s.route).unrecord();
             s.recorded = false;

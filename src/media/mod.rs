@@ -125,6 +125,13 @@ pub struct RelayPair {
     pub g711: bool,
 }
 
+impl RelayPair {
+    /// Whether it carries G.711 audio in use: what the recorder can take.
+    pub fn is_voice(&self) -> bool {
+        self.g711 && self.active
+    }
+}
+
 #[cfg(test)]
 impl RelayPair {
     /// An active RTP stream on ports `a_port`/`b_port` toward the legs' SDP addresses,
