@@ -29,9 +29,10 @@ impl Call {
         let (cause, cause_source, reason_sip) = match parse_reason(&req.header_lines(&Hdr::REASON))
         {
             ReasonInfo { q850: Some(q), sip } => (q.0, CauseSource::ReasonHeader, sip),
+            // The caller cleared the call, as with a BYE: 16 (RFC 3398 §8.2.6.1).
             other => (
                 Q850Cause::NORMAL_CLEARING.0,
-                CauseSource::Internal,
+                CauseSource::Rfc3398,
                 other.sip,
             ),
         };

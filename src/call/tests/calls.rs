@@ -126,6 +126,11 @@ fn cancel_before_answer() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::CallerCancel);
     assert_eq!(h.cdrs[0].status, 487);
     assert!(h.cdrs[0].answer.is_none());
+    // A CANCEL without Reason is the caller's normal clearing, as a BYE without one is.
+    assert_eq!(
+        (h.cdrs[0].cause, h.cdrs[0].cause_source),
+        (16, CauseSource::Rfc3398)
+    );
     // The caller ACKs our 487.
     let our_tag = rs
         .iter()
