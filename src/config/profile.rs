@@ -133,7 +133,9 @@ fn warn_nested_matches(
                 path,
                 *place,
                 format!(
-                    "warning: match {inner} covers a large part of the internet: every source                      in it is {peer}'s, strangers included (no unknown_sources refusal, no                      source cool-down)"
+                    "warning: match {inner} covers a large part of the internet: every source \
+                     in it is {peer}'s, strangers included (no unknown_sources refusal, no \
+                     source cool-down)"
                 ),
             ));
         }

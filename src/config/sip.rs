@@ -34,6 +34,15 @@ pub(super) fn sip(
     }
     let front = match &s.front {
         Some(f) => match parse_transport_addr(f.get_ref()) {
+            // The front's stamp of a request's source is believed by its address alone, and
+            // the shipped front and its tests speak UDP to the instances: TCP is not built.
+            Ok((Transport::Tcp, _)) => {
+                errs.push(at(
+                    f.span(),
+                    "[sip] front must be \"udp:IP:PORT\": a front is reached over UDP".into(),
+                ));
+                None
+            }
             Ok((transport, addr)) => Some(Target {
                 transport,
                 addr,

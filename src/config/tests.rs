@@ -326,6 +326,13 @@ fn behind_a_front_no_profile_may_match_the_fronts_address() {
     );
     // Without a front the same range is fine.
     assert!(load_tree(GATEWAY, &ps).is_ok());
+    // A front over TCP is refused, not taken and used untried.
+    let tcp = behind.replace("udp:127.0.0.10", "tcp:127.0.0.10");
+    let text = load_errors(&tcp, &standard_profiles());
+    assert!(
+        text.contains("[sip] front must be \"udp:IP:PORT\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -829,8 +836,10 @@ fn a_missing_or_nested_match_is_warned_about() {
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
     let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
     assert!(
-        said.iter()
-            .any(|w| w.contains("match 0.0.0.0/0 covers a large part of the internet")),
+        said.iter().any(
+            |w| w.contains("match 0.0.0.0/0 covers a large part of the internet")
+                && w.contains("every source in it is")
+        ),
         "{said:?}"
     );
 }
