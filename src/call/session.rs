@@ -221,10 +221,14 @@ impl Call {
         if req.method() == Method::Invite {
             out.push_header(&Hdr::ALLOW, self.allow_toward(side))?;
         }
+        // Taken before the timer's terms: a re-INVITE that turns the timer off (no
+        // Session-Expires) makes an unanchored leg forget what we sent it, and is still an
+        // offer this 200 must answer.
+        let sent = self.sdp[side].as_ref().and_then(|s| s.sent.clone());
         for (h, v) in self.answer_session(cx, side, req) {
             out.push_header(&h, v)?;
         }
-        match self.sdp[side].as_ref().and_then(|s| s.sent.clone()) {
+        match sent {
             Some((body, ct, _)) if req.method() == Method::Invite => {
                 let body = self.shown_again(side, &body, ct.as_deref());
                 out.set_body(body, ct.as_deref())?

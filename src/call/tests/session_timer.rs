@@ -656,6 +656,26 @@ fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
 }
 
+/// An unchanged re-INVITE without Session-Expires turns the phone's timer off (RFC 4028 §9)
+/// and is still an offer: our 200 answers it with the SDP the phone had from us (RFC 3261
+/// §13.3.1), on a call whose media is not anchored too, and says nothing of a timer.
+#[test]
+fn an_unchanged_reinvite_turning_the_timer_off_is_answered_with_sdp() {
+    let mut h = H::new();
+    let (_inv, ok, tag) = phone_refreshing(&mut h);
+    h.advance(Duration::from_secs(300));
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKr2", SDP));
+    let r = h.response_with(PHONE, 200, "200 from the gateway");
+    assert!(!r.body().is_empty(), "the offer's answer is missing");
+    assert_eq!(r.body(), ok.body());
+    assert!(r.header(&Hdr::SESSION_EXPIRES).is_none());
+    assert!(h.take(CARRIER_A).is_empty());
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKr2a", ""));
+    // No timer on that leg any more: past the old interval the call is still up.
+    h.advance(Duration::from_secs(700));
+    assert!(h.cdrs.is_empty());
+}
+
 #[test]
 fn a_too_brief_interval_gets_422_on_either_leg() {
     let mut h = H::new();
