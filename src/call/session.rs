@@ -72,7 +72,7 @@ impl Call {
         side: Side,
         req: &Request,
     ) -> Vec<(Hdr, String)> {
-        let policy = self.timer_policy(side);
+        let policy = self.timer_policy(side).agreed(self.session[side]);
         let terms = policy.as_uas(req);
         let session = match terms {
             UasTerms::Timer { session, .. } => Some(session),
@@ -103,7 +103,7 @@ impl Call {
 
     /// Our request on `side` (a relayed re-INVITE/UPDATE) restates the leg's timer.
     pub(super) fn restate_session(&self, side: Side, req: &mut Request) -> Result<(), SipError> {
-        let policy = self.timer_policy(side);
+        let policy = self.timer_policy(side).agreed(self.session[side]);
         if !policy.supported() {
             return Ok(());
         }
@@ -143,7 +143,7 @@ impl Call {
         id: TxnId,
         req: &Request,
     ) -> bool {
-        let policy = self.timer_policy(side);
+        let policy = self.timer_policy(side).agreed(self.session[side]);
         match policy.as_uas(req) {
             UasTerms::TooBrief(min) => {
                 let min = min.as_secs().to_string();

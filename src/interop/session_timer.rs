@@ -76,6 +76,20 @@ impl SessionTimerPolicy {
         }
     }
 
+    /// This policy for a leg that runs the timer `current`: an interval the gateway took
+    /// from the peer's 2xx below `min_se_s` (it sent no Min-SE to stop it, `as_uac`) is the
+    /// leg's floor from then on, or the peer's refreshes at the interval agreed would get
+    /// 422, and our own requests would ask for less than the Min-SE they state.
+    pub fn agreed(self, current: Option<Session>) -> Self {
+        let min_se = match current {
+            Some(s) => self
+                .min_se
+                .min(s.interval.max(session::ABSOLUTE_MIN_INTERVAL)),
+            None => self.min_se,
+        };
+        SessionTimerPolicy { min_se, ..self }
+    }
+
     /// Whether `timer` is in our `Supported` on this leg.
     pub fn supported(&self) -> bool {
         self.mode != TimerMode::Off

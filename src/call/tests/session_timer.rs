@@ -575,6 +575,58 @@ fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 
+/// A carrier whose 2xx set an interval below the profile's `min_se_s` (our INVITE, under
+/// `accept`, asked for nothing and stated no Min-SE) refreshes at that interval: answered,
+/// not refused with 422 (which a carrier that does not retry would meet with the call
+/// expiring under it), and our own requests there state no Min-SE above it.
+#[test]
+fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = SessionTimerPolicy {
+                mode: TimerMode::Accept,
+                expires: Duration::from_secs(1800),
+                min_se: Duration::from_secs(300),
+            };
+        }
+    }));
+    let (inv, ok) = call_with(&mut h, "", &[(Hdr::SESSION_EXPIRES, "180;refresher=uas")]);
+    h.advance(Duration::from_secs(80));
+    h.recv(
+        CARRIER_A,
+        &from_carrier(
+            &inv,
+            "UPDATE",
+            1,
+            "z9hG4bKcu1",
+            "Supported: timer\r\nSession-Expires: 180;refresher=uac\r\n",
+        ),
+    );
+    let r = h.take_responses(CARRIER_A).remove(0);
+    assert_eq!(r.status(), 200, "{r:?}");
+    assert_eq!(
+        r.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("180;refresher=uac")
+    );
+    // Refreshed at 80 s: still up at 180 s, past where the first interval gave up (148 s).
+    h.advance(Duration::from_secs(100));
+    assert!(h.cdrs.is_empty());
+    // The phone's hold goes to the carrier restating the leg's 180 s with a Min-SE that
+    // allows it.
+    let hold = SDP
+        .replace("o=- 1 1 ", "o=- 1 2 ")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKh2", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    // The carrier refreshes: in our request it is the UAS.
+    assert_eq!(
+        re.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("180;refresher=uas")
+    );
+    assert_eq!(re.header(&Hdr::MIN_SE).as_deref(), Some("180"));
+}
+
 /// A late-offer call (the phone's INVITE without SDP, the carrier's offer in its 200, the
 /// phone's answer in its ACK): what the phone was sent is an offer, not our answer. The
 /// phone's refresh, its SDP unchanged, goes on to the carrier. Before, the gateway answered
