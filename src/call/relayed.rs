@@ -64,6 +64,13 @@ impl Call {
         if !final_ && rel.method != Method::Invite {
             return;
         }
+        // A re-INVITE whose sender requires 100rel must have its provisionals sent reliably
+        // (RFC 3262 §3), and the gateway relays a re-INVITE's unreliably: it gets none. A
+        // UAS need send no provisional but the 100 its transaction sent; the final answer
+        // still comes, and Timer C runs on the far leg as before.
+        if !final_ && rel.origin_req.header_has_token(&Hdr::REQUIRE, "100rel") {
+            return;
+        }
         let far = rel.origin.other();
         if final_ && rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);

@@ -31,6 +31,32 @@ fn a_reinvite_the_far_leg_leaves_ringing_ends_with_the_call() {
     assert_idle(&mut h);
 }
 
+/// A re-INVITE that requires 100rel (some phones require it of every INVITE) must have its
+/// provisionals sent reliably (RFC 3262 §3), which the gateway does not do for a relayed
+/// re-INVITE: the far leg's 180 is not passed on unreliably; the 200 is.
+#[test]
+fn a_reinvite_requiring_100rel_gets_no_unreliable_provisional() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let re_text = from_phone("INVITE", &tag, 2, "z9hG4bKre", SDP).replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRequire: 100rel\r\nSupported: 100rel\r\n",
+        1,
+    );
+    h.recv(PHONE, &re_text);
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    // The Require is the phone's leg's own.
+    assert!(re.header(&Hdr::REQUIRE).is_none());
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    assert!(
+        !h.statuses(PHONE).contains(&180),
+        "an unreliable 180 to a re-INVITE that required 100rel"
+    );
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    assert_eq!(phone_finals(&mut h, &tag, 2, "z9hG4bKre"), vec![200]);
+}
+
 /// A phone's re-INVITE that the carrier answers with 180 only: the call and the re-INVITE.
 fn reinvite_left_ringing(h: &mut H) -> (String, Request) {
     let (_inv, ok) = answered_call(h);
