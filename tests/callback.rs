@@ -326,3 +326,81 @@ fn the_shipped_configuration_passes_check() {
     let (ok, out) = check_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml"));
     assert!(ok, "{out}");
 }
+
+/// A request from the phone's address to the gateway, and the status of its answer.
+fn phone_asks(gw: &Gateway, method: &str, extra: &str) -> u16 {
+    let sock = std::net::UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let id = format!("cdr-gate-{method}-{}", me.port());
+    let msg = format!(
+        "{method} sip:+8610999@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{}\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: <sip:+8610999@{gw}>\r\nCall-ID: {id}\r\nCSeq: 1 {method}\r\nContact: <sip:1000@{me}>\r\n{extra}Content-Length: 0\r\n\r\n",
+        me.port(),
+        gw = gw.addr(),
+    );
+    sock.send_to(msg.as_bytes(), gw.addr()).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("an answer");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let status: u16 = text[8..11].parse().unwrap();
+        if status >= 200 {
+            return status;
+        }
+    }
+}
+
+/// Wait until `/health` answers `want` (its status line's start).
+fn health_becomes(gw: &Gateway, want: &str, limit: Duration) {
+    let until = Instant::now() + limit;
+    while !gw.http_get("/health").starts_with(want) {
+        assert!(Instant::now() < until, "health never {want}:\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// With `[cdr] fail_closed` (the default) call-backs are refused while CDRs cannot be
+/// written, and placed again once they can: the call layer's view of the CDR writer follows
+/// it every second, not only when SIP comes in. Before, a gateway that heard no SIP after a
+/// CDR outage went on refusing every call-back (`user1_failed`, `gateway_error`).
+#[test]
+fn call_backs_are_placed_again_once_cdrs_are_written_with_no_sip_meanwhile() {
+    let (gw, ports, cb_port) = gateway_with_callbacks();
+    // The CDR file's path names a folder: the writer cannot reopen it, and the CDR of a
+    // refused INVITE cannot be written.
+    let cdr = gw.path("cdr.jsonl");
+    let _ = std::fs::remove_file(&cdr);
+    std::fs::create_dir(&cdr).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(phone_asks(&gw, "INVITE", "Require: x-nothing\r\n"), 420);
+    health_becomes(&gw, "HTTP/1.1 503", Duration::from_secs(5));
+    // SIP while it fails: the call layer hears of it.
+    assert_eq!(phone_asks(&gw, "OPTIONS", ""), 200);
+    // The disk is back; no SIP from here on until the call-back's own.
+    std::fs::remove_dir(&cdr).unwrap();
+    health_becomes(&gw, "HTTP/1.1 200", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(1500));
+    let dir = tempfile::tempdir().unwrap();
+    let user1 = Sipp::uas("callback/user1.xml", PHONE_IP, ports.phone, dir.path());
+    let user2 = Sipp::uas(
+        "callback/user2.xml",
+        CARRIER_A_IP,
+        ports.carrier_a,
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let asrv = CallbackClient::new("127.0.0.1", cb_port);
+    assert_eq!(
+        asrv.ask("REQUEST: id=after;user1=1001;user2=+8610123")
+            .as_deref(),
+        Some("ACK: id=after;result=ok\n")
+    );
+    let resp = asrv.recv(Duration::from_secs(10)).expect("a RESPONSE");
+    assert!(
+        resp.starts_with("RESPONSE: id=after;result=connected;"),
+        "{resp}\n{}",
+        gw.log()
+    );
+    user2.expect_success(&gw);
+    user1.expect_success(&gw);
+}

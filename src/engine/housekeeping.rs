@@ -53,6 +53,7 @@ impl Shell {
     }
 
     pub(super) fn every_second(&mut self, now: Instant) {
+        self.note_cdr_gate(now);
         for call in self.media.silent_calls(now) {
             self.core.handle_input(now, Input::MediaTimeout(call));
         }

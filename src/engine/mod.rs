@@ -349,8 +349,11 @@ impl Shell {
         Ok(())
     }
 
-    fn on_event(&mut self, now: Instant, ev: Event) {
-        // New calls only while their CDRs can be written (`[cdr] fail_closed`, a full queue).
+    /// New calls only while their CDRs can be written (`[cdr] fail_closed`, a full queue):
+    /// the core told of a change before anything that may start a call (a SIP message, a
+    /// call-back request) and every second, so a quiet gateway does not go on refusing
+    /// call-backs after the disk is back, nor place them while it is not.
+    pub(super) fn note_cdr_gate(&mut self, now: Instant) {
         let cdr_ok = self.cdr.admits_new_calls();
         if cdr_ok != self.cdr_ok {
             self.cdr_ok = cdr_ok;
@@ -359,6 +362,10 @@ impl Shell {
             }
             self.core.handle_input(now, Input::CdrWritable(cdr_ok));
         }
+    }
+
+    fn on_event(&mut self, now: Instant, ev: Event) {
+        self.note_cdr_gate(now);
         match ev {
             Event::Message {
                 msg,
@@ -451,6 +458,7 @@ impl Shell {
 
     /// One datagram for the call-back service.
     fn on_datagram(&mut self, now: Instant, dg: callback::Datagram) {
+        self.note_cdr_gate(now);
         if let Some(cb) = self.callback.as_mut() {
             cb.on_datagram(now, &dg);
         }
