@@ -174,7 +174,17 @@ impl B2bua {
     /// A call-back that never became a call: its one CDR and its end, reported at once.
     fn refuse_callback(&mut self, now: Instant, o: &Originate, tag: CallTag, cause: Q850Cause) {
         let call_id = format!("callback-{}", o.id);
-        let ingress = o.from_peer.as_ref().map_or("", |p| p.as_str());
+        // The peer the call would have come from: `from_peer`, else the one user1 would have
+        // been called through, else none there is, and the CDR and the metrics' `peer` say
+        // `callback` (an empty label is no label to Prometheus).
+        let cfg = self.env.cfg.clone();
+        let ingress = match &o.from_peer {
+            Some(p) => p.as_str(),
+            None => cfg
+                .route_from(None, o.user1.as_str())
+                .and_then(|r| r.to.first())
+                .map_or("callback", |p| p.as_str()),
+        };
         let facts = Facts {
             callback_id: Some(o.id.to_string()),
             ..Facts::refused(&call_id, o.user1.as_str(), o.user2.as_str(), ingress, now)

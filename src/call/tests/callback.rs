@@ -432,7 +432,38 @@ fn a_call_back_without_a_route_ends_at_once_with_a_cdr() {
     );
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].callback_id.as_deref(), Some("cb-1"));
+    assert_eq!(h.cdrs[0].ingress_peer, "pbx");
     assert_eq!(h.core.active_calls(), 0);
+}
+
+/// Without `from_peer`, a call-back refused before any call is still written with a peer:
+/// the one user1 would have been called through, else `callback`; never an empty name (the
+/// CDR's, and the metrics' label).
+#[test]
+fn a_refused_call_back_without_from_peer_names_a_peer() {
+    let mut h = H::with(cb_config());
+    h.input(Input::Callback(Command::Originate(Originate {
+        id: id("cb-2"),
+        user1: Number::parse("1001").unwrap(),
+        user2: Number::parse("999").unwrap(),
+        caller: None,
+        max_duration: Duration::from_secs(60),
+        from_peer: None,
+    })));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::NoRoute);
+    assert!(!h.cdrs[0].ingress_peer.is_empty());
+    // A user1 no route reaches: `callback`.
+    h.input(Input::Callback(Command::Originate(Originate {
+        id: id("cb-3"),
+        user1: Number::parse("999").unwrap(),
+        user2: Number::parse("+8610123").unwrap(),
+        caller: None,
+        max_duration: Duration::from_secs(60),
+        from_peer: None,
+    })));
+    assert_eq!(h.cdrs.len(), 2);
+    assert_eq!(h.cdrs[1].ingress_peer, "callback");
 }
 
 /// While CDRs cannot be written a call-back is refused as an INVITE is: the service hears
