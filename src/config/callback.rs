@@ -163,8 +163,20 @@ pub(super) fn load(
              or set allow_any = true to accept requests from anywhere",
         ));
     }
-    if let Some(f) = &sec.secret_file {
-        let file = cx.path.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+    if let Some(f) = &sec.secret_file
+        && f.get_ref().as_str().is_none()
+    {
+        errs.push(
+            cx.at(
+                f,
+                "[callback] secret_file must be a file name, quoted; its value is not shown, in \
+             case it is a key"
+                    .to_string(),
+            ),
+        );
+    } else if let Some(f) = &sec.secret_file {
+        let name = f.get_ref().as_str().unwrap_or_default();
+        let file = cx.path.parent().unwrap_or(Path::new(".")).join(name);
         let keys = super::read::read_text(&file)
             .and_then(|text| Keys::parse(&text).map_err(str::to_string));
         match keys {

@@ -162,7 +162,9 @@ pub struct CallbackSection {
     pub max_duration_s: Option<Spanned<u64>>,
     pub rate: Option<Spanned<u64>>,
     pub max_active: Option<Spanned<u64>>,
-    pub secret_file: Option<Spanned<String>>,
+    /// Any TOML value: a key pasted here unquoted (`secret_file = 1234…`) would otherwise be
+    /// quoted back by toml's own type error, in the log and the reload status file.
+    pub secret_file: Option<Spanned<toml::Value>>,
 }
 
 /// `[[route]]`: first match wins.

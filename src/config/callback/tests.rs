@@ -69,6 +69,18 @@ fn without_a_section_the_safe_defaults_apply() {
     assert!(cfg.warnings.is_empty());
 }
 
+/// A key pasted unquoted into `secret_file` is refused without being shown: toml's own
+/// type error would quote it (in the log, and the reload status file).
+#[test]
+fn a_secret_file_that_is_no_string_is_refused_without_its_value() {
+    for value in ["12345678901234567", "true", "[\"k\"]"] {
+        let (_dir, cfg) = load(&format!("[callback]\nsecret_file = {value}\n"));
+        let e = cfg.unwrap_err().to_string();
+        assert!(e.contains("secret_file must be a file name, quoted"), "{e}");
+        assert!(!e.contains("1234567890"), "{e}");
+    }
+}
+
 #[test]
 fn secret_file_is_read_beside_the_config_and_checked() {
     let (dir, cfg) = load("[callback]\nsecret_file = \"callback.key\"\n");
