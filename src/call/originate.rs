@@ -176,14 +176,14 @@ impl B2bua {
         let call_id = format!("callback-{}", o.id);
         // The peer the call would have come from: `from_peer`, else the one user1 would have
         // been called through, else none there is, and the CDR and the metrics' `peer` say
-        // `callback` (an empty label is no label to Prometheus).
+        // `*`, which no profile may be named (an empty label is no label to Prometheus).
         let cfg = self.env.cfg.clone();
         let ingress = match &o.from_peer {
             Some(p) => p.as_str(),
             None => cfg
                 .route_from(None, o.user1.as_str())
                 .and_then(|r| r.to.first())
-                .map_or("callback", |p| p.as_str()),
+                .map_or("*", |p| p.as_str()),
         };
         let facts = Facts {
             callback_id: Some(o.id.to_string()),

@@ -108,7 +108,9 @@ impl Call {
     /// it then carries as its `Min-SE` (RFC 4028 §7.4).
     fn send_refresh(&mut self, cx: &mut Cx, side: Side, interval: Duration, retry: Option<Retry>) {
         let retried = retry.is_some();
-        let policy = self.timer_policy(side);
+        // The leg's own floor: an interval its peer's 2xx set below `min_se_s` is asked for
+        // with a Min-SE that allows it (RFC 4028 §7.4: never less than the Min-SE stated).
+        let policy = self.timer_policy(side).agreed(self.session[side]);
         let sdp = self.sdp[side].as_ref().and_then(|s| s.sent.clone());
         let update = self.refreshes_by_update(side);
         // Without our last SDP a re-INVITE cannot offer it again: UPDATE, unless the peer

@@ -437,8 +437,8 @@ fn a_call_back_without_a_route_ends_at_once_with_a_cdr() {
 }
 
 /// Without `from_peer`, a call-back refused before any call is still written with a peer:
-/// the one user1 would have been called through, else `callback`; never an empty name (the
-/// CDR's, and the metrics' label).
+/// the one user1 would have been called through, else `*` (no profile's name); never an
+/// empty name (the CDR's, and the metrics' label).
 #[test]
 fn a_refused_call_back_without_from_peer_names_a_peer() {
     let mut h = H::with(cb_config());
@@ -453,7 +453,7 @@ fn a_refused_call_back_without_from_peer_names_a_peer() {
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::NoRoute);
     assert!(!h.cdrs[0].ingress_peer.is_empty());
-    // A user1 no route reaches: `callback`.
+    // A user1 no route reaches: `*`.
     h.input(Input::Callback(Command::Originate(Originate {
         id: id("cb-3"),
         user1: Number::parse("999").unwrap(),
@@ -463,7 +463,7 @@ fn a_refused_call_back_without_from_peer_names_a_peer() {
         from_peer: None,
     })));
     assert_eq!(h.cdrs.len(), 2);
-    assert_eq!(h.cdrs[1].ingress_peer, "callback");
+    assert_eq!(h.cdrs[1].ingress_peer, "*");
 }
 
 /// While CDRs cannot be written a call-back is refused as an INVITE is: the service hears

@@ -627,6 +627,38 @@ fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
     assert_eq!(re.header(&Hdr::MIN_SE).as_deref(), Some("180"));
 }
 
+/// The same, the carrier leaving the refreshes to us: our refresh asks for the 180 s agreed
+/// with a Min-SE that allows it (RFC 4028 §7.4), not the profile's 300.
+#[test]
+fn our_refresh_of_an_interval_below_min_se_states_a_min_se_that_allows_it() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = SessionTimerPolicy {
+                mode: TimerMode::Accept,
+                expires: Duration::from_secs(1800),
+                min_se: Duration::from_secs(300),
+            };
+        }
+    }));
+    call_with(&mut h, "", &[(Hdr::SESSION_EXPIRES, "180;refresher=uac")]);
+    h.advance(Duration::from_secs(91));
+    let sent = h.take(CARRIER_A);
+    let refresh = sent
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if matches!(r.method(), Method::Invite | Method::Update) => {
+                Some(r.clone())
+            }
+            _ => None,
+        })
+        .expect("our refresh");
+    assert_eq!(
+        refresh.header(&Hdr::SESSION_EXPIRES).as_deref(),
+        Some("180;refresher=uac")
+    );
+    assert_eq!(refresh.header(&Hdr::MIN_SE).as_deref(), Some("180"));
+}
+
 /// A late-offer call (the phone's INVITE without SDP, the carrier's offer in its 200, the
 /// phone's answer in its ACK): what the phone was sent is an offer, not our answer. The
 /// phone's refresh, its SDP unchanged, goes on to the carrier. Before, the gateway answered
