@@ -432,3 +432,71 @@ fn the_front_relays_a_peers_request_to_no_host_but_an_instance() {
         );
     }
 }
+
+/// A status line's code, from the first datagram `sock` receives whose CSeq method is
+/// `method` (the rest are skipped); None when none comes within its timeout.
+fn status_for(sock: &UdpSocket, method: &str) -> Option<u16> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = sock.recv(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let cseq = text
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("cseq:"));
+        if text.starts_with("SIP/2.0 ") && cseq.is_some_and(|c| c.trim_end().ends_with(method)) {
+            return text[8..11].parse().ok();
+        }
+    }
+}
+
+/// A peer's CANCEL is relayed only from where its INVITE came: the instance takes what the
+/// front relays unstamped as the caller's, and anyone who guesses a caller's Via branch (SIPp
+/// numbers them) could otherwise cancel its call from elsewhere. The caller's own CANCEL still
+/// ends it.
+#[test]
+fn a_cancel_from_elsewhere_than_its_invite_is_refused_by_the_front() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world();
+    // The trunk takes the INVITE and says nothing: the call stays unanswered meanwhile.
+    let _trunk = UdpSocket::bind((CARRIER_A_IP, w.ports.carrier_a)).unwrap();
+    let phone = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let me = phone.local_addr().unwrap();
+    let front = w.front;
+    let head = |method: &str| {
+        format!(
+            "{method} sip:+8610123@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-guessable-1\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{me}>;tag=ph1\r\nTo: <sip:+8610123@{front}>\r\nCall-ID: front-cancel@{me}\r\nCSeq: 1 {method}\r\n"
+        )
+    };
+    let invite = format!(
+        "{}Contact: <sip:1000@{me}>\r\nContent-Length: 0\r\n\r\n",
+        head("INVITE")
+    );
+    phone.send_to(invite.as_bytes(), front).unwrap();
+    assert_eq!(status_for(&phone, "INVITE"), Some(100), "{}", w.logs());
+    let cancel = format!("{}Content-Length: 0\r\n\r\n", head("CANCEL"));
+    // From the port the phone's Via names, at another address: the 403 goes to the
+    // sender's address and the Via's port (RFC 3261 §18.2.2).
+    let stranger = UdpSocket::bind(("127.0.0.9", me.port())).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    stranger.send_to(cancel.as_bytes(), front).unwrap();
+    assert_eq!(status_for(&stranger, "CANCEL"), Some(403), "{}", w.logs());
+    // The call still rings: no 487 for the phone.
+    phone
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    assert_eq!(status_for(&phone, "INVITE"), None, "{}", w.logs());
+    phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    phone.send_to(cancel.as_bytes(), front).unwrap();
+    assert_eq!(status_for(&phone, "CANCEL"), Some(200), "{}", w.logs());
+    assert_eq!(status_for(&phone, "INVITE"), Some(487), "{}", w.logs());
+}
