@@ -2,8 +2,8 @@
 //! all on loopback: SIPp phones and carriers see only the front. Calls spread over both
 //! instances, BYE from either side and re-INVITE reach the instance that owns the dialog, the
 //! PBX's address never reaches the carrier, a trunk's failure after ringing is not tried again
-//! on the other instance, and a drained instance gets no new calls while
-//! the other carries on.
+//! on the other instance, and a drained instance answers 503 and gets no new calls while its
+//! calls in progress go on to their BYE and the other instance carries on.
 
 mod common;
 
@@ -370,22 +370,89 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
         w.logs()
     );
 
-    // Drain instance 1 (SIGTERM): its probes get 503 (and once its calls are over it
-    // stops, so they get nothing): the front stops sending it calls.
-    let pid = w.instances[0].proc.0.id().to_string();
+    // Drain an instance with calls up (SIGTERM): it answers OPTIONS, the front's probes
+    // too, with 503, so the front sends it no new call, while its calls go on to their
+    // BYE. Six 6 s calls, spread by their Call-IDs; the instance drained is one that has
+    // some (drain_s is 10 s: they end before it gives up on them).
+    let dir = w.dir.join("sipp-drain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let carrier = Sipp::spawn_args(
+        "basic-call/carrier.xml",
+        CARRIER_A_IP,
+        w.ports.carrier_a,
+        &dir,
+        None,
+        None,
+        &["-m", "10", "-timeout", "40s", "-timeout_error"],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let long = Sipp::spawn_args(
+        "scale-out/phone-long.xml",
+        PHONE_IP,
+        w.ports.phone,
+        &dir,
+        Some(w.front),
+        Some("+8610123"),
+        &["-m", "6", "-r", "20", "-timeout", "30s", "-timeout_error"],
+    );
+    let active = |i: &Instance| {
+        let page = http_get_on(i.metrics, "/metrics");
+        Gateway::metric_value(&page, "trunkgate_active_calls").unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let up = loop {
+        // The gauge is set every second.
+        std::thread::sleep(Duration::from_millis(500));
+        let up: Vec<f64> = w.instances.iter().map(active).collect();
+        if up.iter().sum::<f64>() >= 6.0 || Instant::now() > deadline {
+            break up;
+        }
+    };
+    assert_eq!(up.iter().sum::<f64>(), 6.0, "{up:?}\n{}", w.logs());
+    let (d, other) = if up[0] > 0.0 { (0, 1) } else { (1, 0) };
+    let pid = w.instances[d].proc.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    std::thread::sleep(Duration::from_millis(4000));
+    let drained = SocketAddr::from(([127, 0, 0, 1], w.instances[d].port));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while options_status(drained, Duration::from_millis(500)) != Some(503) {
+        assert!(
+            Instant::now() < deadline,
+            "no 503 while draining\n{}",
+            w.logs()
+        );
+    }
+    // The front's probe (every second) sees it too before the next calls.
+    std::thread::sleep(Duration::from_millis(2000));
+    let short = Sipp::spawn_args(
+        "scale-out/phone.xml",
+        PHONE_IP,
+        free_port(PHONE_IP),
+        &dir,
+        Some(w.front),
+        Some("+8610123"),
+        &["-m", "4", "-r", "4", "-timeout", "30s", "-timeout_error"],
+    );
+    assert!(short.passed(), "new calls while one drains\n{}", w.logs());
     assert!(
-        w.calls("scale-out/phone.xml", "basic-call/carrier.xml", 6),
-        "{}",
+        long.passed(),
+        "calls up on the draining instance\n{}",
         w.logs()
     );
-    let after = w.wait_cdrs(26);
+    assert!(carrier.passed(), "{}", w.logs());
+    let after = w.wait_cdrs(30);
+    // The drained instance wrote its calls' CDRs, and took no new one.
     assert_eq!(
-        after[0], before[0],
-        "the drained instance took no call: {after:?}"
+        after[d],
+        before[d] + up[d] as usize,
+        "the drained instance: {after:?} {up:?}\n{}",
+        w.logs()
     );
-    assert_eq!(after[1], before[1] + 6, "{after:?}\n{}", w.logs());
+    assert_eq!(
+        after[other],
+        before[other] + up[other] as usize + 4,
+        "{after:?} {up:?}\n{}",
+        w.logs()
+    );
 }
 
 /// The front is no open relay: a request in a dialog from outside (a To tag, and a Route
