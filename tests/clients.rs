@@ -32,11 +32,15 @@ trait Client {
     }
 }
 
-/// Whether a TCP connection to the gateway's SIP `port` on 127.0.0.1 is established within
-/// `limit` (the kernel's table, `/proc/net/tcp`: a local address `0100007F:PORT` in state
+/// Whether a TCP connection to `to` (a loopback address) is established within `limit` (the
+/// kernel's table, `/proc/net/tcp`: a local address `0100007F:PORT` for 127.0.0.1, in state
 /// `01`).
-fn tcp_connection_to(port: u16, limit: Duration) -> bool {
-    let local = format!("0100007F:{port:04X}");
+fn tcp_connection_to(to: std::net::SocketAddrV4, limit: Duration) -> bool {
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(to.ip().octets()),
+        to.port()
+    );
     let end = std::time::Instant::now() + limit;
     while std::time::Instant::now() < end {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
@@ -83,7 +87,8 @@ fn tone_wav(path: &Path, secs: u32) {
     w.finalize().unwrap();
 }
 
-/// baresip; with `tcp`, its requests (the calls it places, their ACK and BYE) go over TCP.
+/// baresip; with `tcp`, its requests (the calls it places, their ACK and BYE) go over TCP,
+/// and the gateway reaches it over TCP (the PBX profile's `address`) for the call it answers.
 struct Baresip {
     tcp: bool,
 }
@@ -91,7 +96,7 @@ struct Baresip {
 impl Client for Baresip {
     fn name(&self) -> &'static str {
         if self.tcp {
-            "baresip (its calls over TCP)"
+            "baresip (over TCP both ways)"
         } else {
             "baresip"
         }
@@ -338,6 +343,8 @@ fn client_calls_both_ways(client: &dyn Client) {
             } else {
                 ""
             },
+            // And the gateway calls it over TCP: a connection it opens to the client.
+            pbx_transport: if client.over_tcp() { "tcp" } else { "udp" },
             ..GwOpts::pbx("[media]\nanchor = true\n")
         },
     );
@@ -369,7 +376,10 @@ fn client_calls_both_ways(client: &dyn Client) {
     let mut c = client.start(gw.ports.phone, &out_dir, Some(&dial), talk);
     if client.over_tcp() {
         assert!(
-            tcp_connection_to(gw.addr().port(), Duration::from_secs(5)),
+            tcp_connection_to(
+                std::net::SocketAddrV4::new([127, 0, 0, 1].into(), gw.addr().port()),
+                Duration::from_secs(5)
+            ),
             "{}",
             logs("the client's call came over no TCP connection", &out_dir)
         );
@@ -423,6 +433,17 @@ fn client_calls_both_ways(client: &dyn Client) {
         Some("1000"),
         &["-m", "1", "-timeout", "20s", "-timeout_error", "-rtp_echo"],
     );
+    if client.over_tcp() {
+        let phone = std::net::SocketAddrV4::new([127, 0, 0, 2].into(), gw.ports.phone);
+        assert!(
+            tcp_connection_to(phone, Duration::from_secs(8)),
+            "{}",
+            logs(
+                "the gateway reached the client over no TCP connection",
+                &in_dir
+            )
+        );
+    }
     let passed = carrier.passed();
     wait_bounded(&mut c, Duration::from_secs(12));
     assert!(
@@ -477,7 +498,8 @@ fn baresip_calls_and_answers_through_the_gateway() {
 /// connection, which the test sees established in the kernel's table): a real client's
 /// TCP path, with our 2xx's retransmission timer armed over TCP too until the ACK (RFC 3261
 /// §13.3.1.4). On loopback its connection leaves from 127.0.0.1, which the PBX's profile
-/// then matches. The call it answers comes over UDP (the PBX's profile `address`).
+/// then matches. The call it answers comes over a TCP connection the gateway opens to it (the
+/// PBX's profile `address` is `tcp:`), also seen in the kernel's table.
 #[test]
 fn baresip_over_tcp_calls_and_answers_through_the_gateway() {
     client_calls_both_ways(&baresip(true));

@@ -111,6 +111,8 @@ pub struct GwOpts {
     /// A network the PBX's profile matches besides its address (a client whose TCP
     /// connections leave from another loopback address than its UDP).
     pub pbx_also_matches: &'static str,
+    /// The transport of the PBX's profile `address`: how the gateway reaches it.
+    pub pbx_transport: &'static str,
 }
 
 impl Default for GwOpts {
@@ -129,6 +131,7 @@ impl Default for GwOpts {
             listen_ip: "127.0.0.1",
             advertise: "127.0.0.1",
             pbx_also_matches: "",
+            pbx_transport: "udp",
         }
     }
 }
@@ -247,7 +250,7 @@ impl Gateway {
             profile(
                 "pbx",
                 "internal",
-                "udp",
+                opts.pbx_transport,
                 PHONE_IP,
                 ports.phone,
                 "pbx.example",
