@@ -38,7 +38,8 @@ WORKDIR /var/lib/trunkgate
 # --network host.
 EXPOSE 5060/udp 5060/tcp 5080/udp 9464/tcp 20000-20999/udp
 # Healthy while /metrics answers 200 (the image has no HTTP client; bash's /dev/tcp is one).
-# Assumes [metrics] listen on 127.0.0.1:9464 or 0.0.0.0:9464, as shipped.
+# Assumes [metrics] listen on 127.0.0.1:9464 or 0.0.0.0:9464, as shipped, and 127.0.0.1 in
+# [metrics] allow (the probe connects from there).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 # SIGTERM drains calls for [shutdown] drain_s (30 s): stop with `docker stop -t 50`.
