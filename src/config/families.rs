@@ -35,6 +35,25 @@ pub(super) fn family_warnings(
             family(sip_ip)
         ));
     }
+    // A loopback address reaches nobody else: the example configuration's, kept when the
+    // peers moved to real addresses.
+    if let Some(sip_ip) = sip::advertise_ip(advertise)
+        && sip_ip.is_loopback()
+        && !peer.is_loopback()
+    {
+        say(format!(
+            "warning: {} is at {peer}, but [sip] advertise {sip_ip} is loopback: it is told \
+             to send its requests within calls there",
+            p.name.0
+        ));
+    }
+    if (p.anchor || p.record) && media_ip.is_loopback() && !peer.is_loopback() {
+        say(format!(
+            "warning: {} is at {peer} and its media anchored, but the relay's address \
+             {media_ip} is loopback: its calls would have no audio",
+            p.name.0
+        ));
+    }
     if p.anchor && media_ip.is_ipv4() != peer.is_ipv4() {
         say(format!(
             "warning: {} is reached over {} and its media anchored, but the relay's address \

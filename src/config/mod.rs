@@ -248,7 +248,30 @@ impl Config {
         };
         let mut cfg = Config::from_source(path, &text, ProfileSource::Folder)?;
         match net::host_ips() {
-            Ok(ips) => cfg.host_ips = ips.into(),
+            Ok(ips) => {
+                // The relay binds its sockets to this address: one the host does not have
+                // (a typo, the host's address seen from inside a container's bridge
+                // network, a floating address not here yet) fails every anchored call.
+                let media = cfg.media_ip.to_canonical();
+                let anchors = cfg.profiles.values().find(|p| p.anchor || p.record);
+                if let Some(p) = anchors
+                    && !media.is_loopback()
+                    && !media.is_unspecified()
+                    && !ips.contains(&media)
+                {
+                    cfg.warnings.push(ConfigError::file(
+                        path,
+                        format!(
+                            "warning: the relay's address {media} ([media] advertise, else \
+                             [sip] advertise) is no address of this host now: its sockets \
+                             cannot be bound there, and every call of {:?} and the other \
+                             anchored peers would end media_unavailable",
+                            p.name.0
+                        ),
+                    ));
+                }
+                cfg.host_ips = ips.into();
+            }
             Err(e) => cfg.warnings.push(ConfigError::file(
                 path,
                 format!(

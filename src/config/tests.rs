@@ -948,6 +948,49 @@ fn a_peer_of_the_other_address_family_is_warned_about() {
     assert!(said.iter().any(|w| w.contains("no audio")), "{said:?}");
 }
 
+/// The example's loopback addresses kept when a peer moved to a real one: it would be told
+/// to send its requests within calls to 127.0.0.1, and its anchored calls would be silent
+/// (the relay on loopback). Both load with a warning at its `address`.
+#[test]
+fn loopback_advertised_to_a_peer_elsewhere_is_warned_about() {
+    let mut ps = standard_profiles();
+    ps[1].1 = ps[1].1.replace("127.0.0.3", "192.0.2.3");
+    ps[1].1.push_str("\n[media]\nanchor = true\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter().any(|w| w.contains("carrier-a.toml:")
+            && w.contains("[sip] advertise 127.0.0.1 is loopback")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|w| w.contains("carrier-a.toml:")
+            && w.contains("relay's address 127.0.0.1 is loopback")),
+        "{said:?}"
+    );
+    // A relay address this host does not have: said too (its sockets cannot be bound).
+    let gateway = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"127.0.0.1\"\n\n[media]\nadvertise = \"192.0.2.1\"",
+    );
+    let gateway = gateway.replacen("\n[cdr]", "[cdr]", 1);
+    let dir = write_tree(&gateway, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("192.0.2.1") && w.contains("no address of this host")),
+        "{said:?}"
+    );
+    // The shipped layout, everything on loopback: nothing to say.
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("\n[media]\nanchor = true\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
 /// `[sdp] ptime = 25` loads (G.711 can be cut anywhere), with a warning at its line: most
 /// codecs and many phones cannot packetise it. Before, it was silent.
 #[test]
