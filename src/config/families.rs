@@ -10,11 +10,13 @@ use super::{Profile, sip};
 
 /// The warnings for peer `p` (its places `at`): its `address` in another family than the
 /// advertised SIP address (it is told to send within calls where it cannot), or, anchored,
-/// than the relay's (its media has nowhere to go: the relay's sockets are of one family).
+/// than the relay's (its media has nowhere to go: the relay's sockets are of one family);
+/// or elsewhere than loopback, while either is loopback. `advertise` is `None` behind a
+/// front, whose address the peers are told instead.
 pub(super) fn family_warnings(
     p: &Profile,
     at: &Places,
-    advertise: &str,
+    advertise: Option<&str>,
     media_ip: IpAddr,
     warnings: &mut Vec<ConfigError>,
 ) {
@@ -24,7 +26,8 @@ pub(super) fn family_warnings(
     }
     let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
     let mut say = |what: String| warnings.push(ConfigError::placed(&at.path, at.address, what));
-    if let Some(sip_ip) = sip::advertise_ip(advertise)
+    let sip_ip = advertise.and_then(sip::advertise_ip);
+    if let Some(sip_ip) = sip_ip
         && sip_ip.is_ipv4() != peer.is_ipv4()
     {
         say(format!(
@@ -37,7 +40,7 @@ pub(super) fn family_warnings(
     }
     // A loopback address reaches nobody else: the example configuration's, kept when the
     // peers moved to real addresses.
-    if let Some(sip_ip) = sip::advertise_ip(advertise)
+    if let Some(sip_ip) = sip_ip
         && sip_ip.is_loopback()
         && !peer.is_loopback()
     {

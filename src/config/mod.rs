@@ -263,9 +263,10 @@ impl Config {
                         path,
                         format!(
                             "warning: the relay's address {media} ([media] advertise, else \
-                             [sip] advertise) is no address of this host now: its sockets \
-                             cannot be bound there, and every call of {:?} and the other \
-                             anchored peers would end media_unavailable",
+                             [sip] advertise) is no address of this host now: unless the \
+                             kernel lets sockets bind an address it does not have \
+                             (net.ipv4.ip_nonlocal_bind, for a floating address), every call \
+                             of {:?} and the other anchored peers would end media_unavailable",
                             p.name.0
                         ),
                     ));
@@ -396,7 +397,10 @@ impl Config {
             })
         };
         for p in profiles.values() {
-            family_warnings(p, &places_of(p), &advertise, media_ip, &mut warnings);
+            // Behind a front, peers are told the front's address (its Record-Route), not
+            // ours: what `[sip] advertise` is says nothing to them.
+            let told = front.is_none().then_some(advertise.as_str());
+            family_warnings(p, &places_of(p), told, media_ip, &mut warnings);
             // Our Via and Contact toward it name a TCP port: without a TCP listener they name
             // the UDP one, where its requests and the connections back for our answers find
             // nothing.

@@ -969,6 +969,24 @@ fn loopback_advertised_to_a_peer_elsewhere_is_warned_about() {
             && w.contains("relay's address 127.0.0.1 is loopback")),
         "{said:?}"
     );
+    // Behind a front the peers are told its address: a loopback `[sip] advertise` (the
+    // instance on the front's host) is said nothing of; the relay's still is.
+    let behind = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"127.0.0.1\"\nfront = \"udp:127.0.0.10:5060\"",
+    );
+    let dir = write_tree(&behind, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        !said.iter().any(|w| w.contains("[sip] advertise")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|w| w.contains("relay's address 127.0.0.1 is loopback")),
+        "{said:?}"
+    );
     // A relay address this host does not have: said too (its sockets cannot be bound).
     let gateway = GATEWAY.replace(
         "advertise = \"127.0.0.1\"",
