@@ -98,7 +98,8 @@ fn start_instance(dir: &Path, n: usize, front: SocketAddr) -> Instance {
         idir.join("gateway.toml"),
         format!(
             "profiles = \"../profiles\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\nadvertise = \"127.0.0.1\"\nfront = \"udp:{front}\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = 10\n\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{}\"\n\n[callback]\nport = 0\n\n[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = \"carrier-a\"\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
-            rtp + 19
+            // 40 pairs: up to 6 calls held across the drain, and new ones beside them.
+            rtp + 79
         ),
     )
     .unwrap();
