@@ -432,6 +432,22 @@ impl Config {
         // own address: a profile matching it would take such messages as its peer's.
         if let Some(f) = front {
             let ip = f.addr.ip();
+            // Our Contact (`[sip] advertise`) is where the peers' requests within calls go,
+            // through the front, which relays them only to an address it can reach and has
+            // in its list of instances.
+            if let Some(ours) = sip::advertise_ip(&advertise)
+                && ((ours.is_loopback() && !ip.is_loopback()) || ours.is_ipv4() != ip.is_ipv4())
+            {
+                warnings.push(at(
+                    file.sip.advertise.span(),
+                    format!(
+                        "warning: [sip] advertise {ours} cannot be reached from [sip] front \
+                         {ip}: the peers' requests within calls come to the front for that \
+                         address, and the front refuses them (name this instance there as \
+                         in the front's dispatcher list)"
+                    ),
+                ));
+            }
             for (p, n) in profiles
                 .values()
                 .filter_map(|p| Some((p, p.matches.iter().find(|n| n.contains(&ip))?)))

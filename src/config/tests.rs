@@ -987,6 +987,19 @@ fn loopback_advertised_to_a_peer_elsewhere_is_warned_about() {
             .any(|w| w.contains("relay's address 127.0.0.1 is loopback")),
         "{said:?}"
     );
+    // A loopback Contact behind a front elsewhere: the front cannot reach it.
+    let elsewhere = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"127.0.0.1\"\nfront = \"udp:192.0.2.10:5060\"",
+    );
+    let dir = write_tree(&elsewhere, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter().any(|w| w.contains("gateway.toml:")
+            && w.contains("cannot be reached from [sip] front 192.0.2.10")),
+        "{said:?}"
+    );
     // A relay address this host does not have: said too (its sockets cannot be bound).
     let gateway = GATEWAY.replace(
         "advertise = \"127.0.0.1\"",
