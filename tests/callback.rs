@@ -69,14 +69,13 @@ fn gateway_with_callbacks() -> (Gateway, Ports, u16) {
     (gw, ports, cb_port)
 }
 
-#[test]
-fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
-    let (gw, ports, cb_port) = gateway_with_callbacks();
-    assert_eq!(
-        udp_ports(gw.child.id()),
-        BTreeSet::from([ports.gw, cb_port]),
-        "SIP and the call-back port, nothing else"
-    );
+/// SIPp as user1 (the phone, 1001) and user2 (carrier-a, +8610123), and the AS's REQUEST
+/// `id` for a call-back between them, taken (`ACK: …;result=ok`).
+fn request_a_call_back(
+    ports: Ports,
+    cb_port: u16,
+    id: &str,
+) -> (tempfile::TempDir, Sipp, Sipp, CallbackClient) {
     let dir = tempfile::tempdir().unwrap();
     let user1 = Sipp::uas("callback/user1.xml", PHONE_IP, ports.phone, dir.path());
     let user2 = Sipp::uas(
@@ -88,10 +87,22 @@ fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
     std::thread::sleep(Duration::from_millis(300));
     let asrv = CallbackClient::new("127.0.0.1", cb_port);
     assert_eq!(
-        asrv.ask("REQUEST: id=t1;user1=1001;user2=+8610123")
+        asrv.ask(&format!("REQUEST: id={id};user1=1001;user2=+8610123"))
             .as_deref(),
-        Some("ACK: id=t1;result=ok\n")
+        Some(format!("ACK: id={id};result=ok\n").as_str())
     );
+    (dir, user1, user2, asrv)
+}
+
+#[test]
+fn a_request_connects_user1_and_user2_and_the_as_hears_how_it_ended() {
+    let (gw, ports, cb_port) = gateway_with_callbacks();
+    assert_eq!(
+        udp_ports(gw.child.id()),
+        BTreeSet::from([ports.gw, cb_port]),
+        "SIP and the call-back port, nothing else"
+    );
+    let (_dir, user1, user2, asrv) = request_a_call_back(ports, cb_port, "t1");
     user2.expect_success(&gw);
     user1.expect_success(&gw);
     let resp = asrv.recv(Duration::from_secs(10)).expect("a RESPONSE");
@@ -380,21 +391,7 @@ fn call_backs_are_placed_again_once_cdrs_are_written_with_no_sip_meanwhile() {
     std::fs::remove_dir(&cdr).unwrap();
     health_becomes(&gw, "HTTP/1.1 200", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(1500));
-    let dir = tempfile::tempdir().unwrap();
-    let user1 = Sipp::uas("callback/user1.xml", PHONE_IP, ports.phone, dir.path());
-    let user2 = Sipp::uas(
-        "callback/user2.xml",
-        CARRIER_A_IP,
-        ports.carrier_a,
-        dir.path(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let asrv = CallbackClient::new("127.0.0.1", cb_port);
-    assert_eq!(
-        asrv.ask("REQUEST: id=after;user1=1001;user2=+8610123")
-            .as_deref(),
-        Some("ACK: id=after;result=ok\n")
-    );
+    let (_dir, user1, user2, asrv) = request_a_call_back(ports, cb_port, "after");
     let resp = asrv.recv(Duration::from_secs(10)).expect("a RESPONSE");
     assert!(
         resp.starts_with("RESPONSE: id=after;result=connected;"),

@@ -575,13 +575,9 @@ fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 
-/// A carrier whose 2xx set an interval below the profile's `min_se_s` (our INVITE, under
-/// `accept`, asked for nothing and stated no Min-SE) refreshes at that interval: answered,
-/// not refused with 422 (which a carrier that does not retry would meet with the call
-/// expiring under it), and our own requests there state no Min-SE above it.
-#[test]
-fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
-    let mut h = H::with(config_with(|n, p| {
+/// Carrier-a's profile runs timers when asked (`accept`) with `min_se_s = 300`.
+fn carrier_accepting_min_se_300() -> H {
+    H::with(config_with(|n, p| {
         if n == "carrier-a" {
             p.session_timer = SessionTimerPolicy {
                 mode: TimerMode::Accept,
@@ -589,7 +585,16 @@ fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
                 min_se: Duration::from_secs(300),
             };
         }
-    }));
+    }))
+}
+
+/// A carrier whose 2xx set an interval below the profile's `min_se_s` (our INVITE, under
+/// `accept`, asked for nothing and stated no Min-SE) refreshes at that interval: answered,
+/// not refused with 422 (which a carrier that does not retry would meet with the call
+/// expiring under it), and our own requests there state no Min-SE above it.
+#[test]
+fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
+    let mut h = carrier_accepting_min_se_300();
     let (inv, ok) = call_with(&mut h, "", &[(Hdr::SESSION_EXPIRES, "180;refresher=uas")]);
     h.advance(Duration::from_secs(80));
     h.recv(
@@ -631,15 +636,7 @@ fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
 /// with a Min-SE that allows it (RFC 4028 §7.4), not the profile's 300.
 #[test]
 fn our_refresh_of_an_interval_below_min_se_states_a_min_se_that_allows_it() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.session_timer = SessionTimerPolicy {
-                mode: TimerMode::Accept,
-                expires: Duration::from_secs(1800),
-                min_se: Duration::from_secs(300),
-            };
-        }
-    }));
+    let mut h = carrier_accepting_min_se_300();
     call_with(&mut h, "", &[(Hdr::SESSION_EXPIRES, "180;refresher=uac")]);
     h.advance(Duration::from_secs(91));
     let sent = h.take(CARRIER_A);
