@@ -625,11 +625,13 @@ fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
     h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKh2", &hold));
     let re = h.one_request(CARRIER_A, Method::Invite);
     // The carrier refreshes: in our request it is the UAS.
-    assert_eq!(
-        re.header(&Hdr::SESSION_EXPIRES).as_deref(),
-        Some("180;refresher=uas")
-    );
-    assert_eq!(re.header(&Hdr::MIN_SE).as_deref(), Some("180"));
+    assert_terms(&re, "180;refresher=uas", "180");
+}
+
+/// `req` states `Session-Expires: se` and `Min-SE: min`.
+fn assert_terms(req: &Request, se: &str, min: &str) {
+    assert_eq!(req.header(&Hdr::SESSION_EXPIRES).as_deref(), Some(se));
+    assert_eq!(req.header(&Hdr::MIN_SE).as_deref(), Some(min));
 }
 
 /// The same, the carrier leaving the refreshes to us: our refresh asks for the 180 s agreed
@@ -649,11 +651,7 @@ fn our_refresh_of_an_interval_below_min_se_states_a_min_se_that_allows_it() {
             _ => None,
         })
         .expect("our refresh");
-    assert_eq!(
-        refresh.header(&Hdr::SESSION_EXPIRES).as_deref(),
-        Some("180;refresher=uac")
-    );
-    assert_eq!(refresh.header(&Hdr::MIN_SE).as_deref(), Some("180"));
+    assert_terms(&refresh, "180;refresher=uac", "180");
 }
 
 /// A late-offer call (the phone's INVITE without SDP, the carrier's offer in its 200, the
