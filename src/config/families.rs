@@ -1,12 +1,14 @@
-//! One address family per side of the gateway: `[sip] advertise` and `[media] advertise`
-//! name one address each, so a peer reached over the other family is told an address it
-//! cannot use. Said at load, at the peer's `address`, rather than found on the first call.
+//! Whether the addresses the gateway gives out reach who they are given to. One address
+//! family per side of the gateway: `[sip] advertise` and `[media] advertise` name one
+//! address each, so a peer reached over the other family is told an address it cannot use;
+//! a loopback one reaches no peer elsewhere, nor a front elsewhere; and the relay can bind
+//! only an address this host has. Said at load, rather than found on the first call.
 
 use std::net::IpAddr;
 
 use super::error::ConfigError;
 use super::profile::Places;
-use super::{Profile, sip};
+use super::{Config, Profile, sip};
 
 /// The warnings for peer `p` (its places `at`): its `address` in another family than the
 /// advertised SIP address (it is told to send within calls where it cannot), or, anchored,
@@ -66,4 +68,40 @@ pub(super) fn family_warnings(
             family(media_ip)
         ));
     }
+}
+
+/// The relay binds its sockets to its address (`media_ip`): one this host does not have
+/// (`ips`, loopback aside) fails every anchored call: a typo, the host's address seen from
+/// inside a container's bridge network, a floating address not here yet. Said when a
+/// profile anchors or records.
+pub(super) fn relay_not_here(cfg: &Config, ips: &[IpAddr]) -> Option<String> {
+    let media = cfg.media_ip.to_canonical();
+    let p = cfg.profiles.values().find(|p| p.anchor || p.record)?;
+    if media.is_loopback() || media.is_unspecified() || ips.contains(&media) {
+        return None;
+    }
+    Some(format!(
+        "warning: the relay's address {media} ([media] advertise, else [sip] advertise) is \
+         no address of this host now: unless the kernel lets sockets bind an address it does \
+         not have (net.ipv4.ip_nonlocal_bind, for a floating address), every call of {:?} and \
+         the other anchored peers would end media_unavailable",
+        p.name.0
+    ))
+}
+
+/// Behind a front at `front`, our Contact (`[sip] advertise`) is where the peers' requests
+/// within calls go, through the front, which relays them only to an address it can reach
+/// (and has in its list of instances): a loopback one while the front is elsewhere, or one
+/// of the other family, it cannot.
+pub(super) fn front_cannot_reach(advertise: &str, front: IpAddr) -> Option<String> {
+    let ours = sip::advertise_ip(advertise)?;
+    let unreachable =
+        (ours.is_loopback() && !front.is_loopback()) || ours.is_ipv4() != front.is_ipv4();
+    unreachable.then(|| {
+        format!(
+            "warning: [sip] advertise {ours} cannot be reached from [sip] front {front}: the \
+             peers' requests within calls come to the front for that address, and the front \
+             refuses them (name this instance there as in the front's dispatcher list)"
+        )
+    })
 }

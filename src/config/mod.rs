@@ -249,27 +249,8 @@ impl Config {
         let mut cfg = Config::from_source(path, &text, ProfileSource::Folder)?;
         match net::host_ips() {
             Ok(ips) => {
-                // The relay binds its sockets to this address: one the host does not have
-                // (a typo, the host's address seen from inside a container's bridge
-                // network, a floating address not here yet) fails every anchored call.
-                let media = cfg.media_ip.to_canonical();
-                let anchors = cfg.profiles.values().find(|p| p.anchor || p.record);
-                if let Some(p) = anchors
-                    && !media.is_loopback()
-                    && !media.is_unspecified()
-                    && !ips.contains(&media)
-                {
-                    cfg.warnings.push(ConfigError::file(
-                        path,
-                        format!(
-                            "warning: the relay's address {media} ([media] advertise, else \
-                             [sip] advertise) is no address of this host now: unless the \
-                             kernel lets sockets bind an address it does not have \
-                             (net.ipv4.ip_nonlocal_bind, for a floating address), every call \
-                             of {:?} and the other anchored peers would end media_unavailable",
-                            p.name.0
-                        ),
-                    ));
+                if let Some(w) = families::relay_not_here(&cfg, &ips) {
+                    cfg.warnings.push(ConfigError::file(path, w));
                 }
                 cfg.host_ips = ips.into();
             }
@@ -432,21 +413,8 @@ impl Config {
         // own address: a profile matching it would take such messages as its peer's.
         if let Some(f) = front {
             let ip = f.addr.ip();
-            // Our Contact (`[sip] advertise`) is where the peers' requests within calls go,
-            // through the front, which relays them only to an address it can reach and has
-            // in its list of instances.
-            if let Some(ours) = sip::advertise_ip(&advertise)
-                && ((ours.is_loopback() && !ip.is_loopback()) || ours.is_ipv4() != ip.is_ipv4())
-            {
-                warnings.push(at(
-                    file.sip.advertise.span(),
-                    format!(
-                        "warning: [sip] advertise {ours} cannot be reached from [sip] front \
-                         {ip}: the peers' requests within calls come to the front for that \
-                         address, and the front refuses them (name this instance there as \
-                         in the front's dispatcher list)"
-                    ),
-                ));
+            if let Some(w) = families::front_cannot_reach(&advertise, ip) {
+                warnings.push(at(file.sip.advertise.span(), w));
             }
             for (p, n) in profiles
                 .values()

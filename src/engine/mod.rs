@@ -349,21 +349,6 @@ impl Shell {
         Ok(())
     }
 
-    /// New calls only while their CDRs can be written (`[cdr] fail_closed`, a full queue):
-    /// the core told of a change before anything that may start a call (a SIP message, a
-    /// call-back request) and every second, so a quiet gateway does not go on refusing
-    /// call-backs after the disk is back, nor place them while it is not.
-    pub(super) fn note_cdr_gate(&mut self, now: Instant) {
-        let cdr_ok = self.cdr.admits_new_calls();
-        if cdr_ok != self.cdr_ok {
-            self.cdr_ok = cdr_ok;
-            if !cdr_ok {
-                warn!("CDRs cannot be written: refusing new calls with 503 until they can");
-            }
-            self.core.handle_input(now, Input::CdrWritable(cdr_ok));
-        }
-    }
-
     fn on_event(&mut self, now: Instant, ev: Event) {
         self.note_cdr_gate(now);
         match ev {
