@@ -201,6 +201,26 @@ impl Env {
         self.rewrites[kind as usize] += 1;
     }
 
+    /// Whether the CDR of a call refused at `now` for `peer` may be written, under that
+    /// peer's `[cdr] refused_rate`; when not, the refusal is counted instead (`tag`, `cause`).
+    pub fn refusal_recorded(
+        &mut self,
+        now: Instant,
+        peer: &crate::config::PeerName,
+        tag: crate::cdr::CallTag,
+        cause: u16,
+    ) -> bool {
+        let recorded = self.limits.record_refusal(now, peer);
+        if !recorded {
+            (self.out).push_back(Output::Event(super::CoreEvent::RefusalUnrecorded {
+                peer: peer.clone(),
+                tag,
+                cause,
+            }));
+        }
+        recorded
+    }
+
     /// The wall-clock time at `at`, read from the latest pair of clock readings (for the
     /// event being handled, `at` is `now` and this is the system clock's reading).
     pub fn wall(&self, at: Instant) -> SystemTime {

@@ -72,13 +72,12 @@ impl Call {
         // (An attempt that failed over is kept as `last_failure`, whatever became of `b`.)
         let unsent =
             self.b.is_none() && self.last_failure.is_none() && self.third_party().is_none();
-        if unsent && !cx.env.limits.record_refusal(cx.now, &self.ingress.name) {
-            cx.emit(Output::Event(super::CoreEvent::RefusalUnrecorded {
-                peer: self.ingress.name.clone(),
-                tag: cdr.call_tag,
-                cause: cdr.cause,
-            }));
-        } else {
+        let (cdr_tag, cdr_cause) = (cdr.call_tag, cdr.cause);
+        if !unsent
+            || cx
+                .env
+                .refusal_recorded(cx.now, &self.ingress.name, cdr_tag, cdr_cause)
+        {
             cx.emit(Output::Cdr(Box::new(cdr)));
         }
         cx.env.ended_calls += 1;

@@ -225,14 +225,7 @@ impl B2bua {
             .map(|(h, v)| (h.clone(), v.as_str()))
             .collect();
         self.env.respond(now, id, req, no.status, no.reason, &extra);
-        if !self.env.limits.record_refusal(now, peer) {
-            self.env
-                .out
-                .push_back(Output::Event(CoreEvent::RefusalUnrecorded {
-                    peer: peer.clone(),
-                    tag: no.tag,
-                    cause: no.cause.0,
-                }));
+        if !self.env.refusal_recorded(now, peer, no.tag, no.cause.0) {
             return;
         }
         let call_id = req.call_id().unwrap_or_default();
