@@ -34,13 +34,24 @@ fn id(s: &str) -> CallbackId {
 }
 
 fn originate_with(h: &mut H, cb: &str, user1: &str, user2: &str, max: Duration) {
+    originate_from(h, cb, (user1, user2), max, Some("pbx"));
+}
+
+/// [`originate_with`] with the service's `from_peer` (`None`: not set).
+fn originate_from(
+    h: &mut H,
+    cb: &str,
+    (user1, user2): (&str, &str),
+    max: Duration,
+    from_peer: Option<&str>,
+) {
     h.input(Input::Callback(Command::Originate(Originate {
         id: id(cb),
         user1: Number::parse(user1).unwrap(),
         user2: Number::parse(user2).unwrap(),
         caller: None,
         max_duration: max,
-        from_peer: Some(PeerName("pbx".into())),
+        from_peer: from_peer.map(|p| PeerName(p.into())),
     })));
 }
 
@@ -442,26 +453,13 @@ fn a_call_back_without_a_route_ends_at_once_with_a_cdr() {
 #[test]
 fn a_refused_call_back_without_from_peer_names_a_peer() {
     let mut h = H::with(cb_config());
-    h.input(Input::Callback(Command::Originate(Originate {
-        id: id("cb-2"),
-        user1: Number::parse("1001").unwrap(),
-        user2: Number::parse("999").unwrap(),
-        caller: None,
-        max_duration: Duration::from_secs(60),
-        from_peer: None,
-    })));
+    let minute = Duration::from_secs(60);
+    originate_from(&mut h, "cb-2", ("1001", "999"), minute, None);
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::NoRoute);
     assert!(!h.cdrs[0].ingress_peer.is_empty());
     // A user1 no route reaches: `*`.
-    h.input(Input::Callback(Command::Originate(Originate {
-        id: id("cb-3"),
-        user1: Number::parse("999").unwrap(),
-        user2: Number::parse("+8610123").unwrap(),
-        caller: None,
-        max_duration: Duration::from_secs(60),
-        from_peer: None,
-    })));
+    originate_from(&mut h, "cb-3", ("999", "+8610123"), minute, None);
     assert_eq!(h.cdrs.len(), 2);
     assert_eq!(h.cdrs[1].ingress_peer, "*");
 }

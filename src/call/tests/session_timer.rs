@@ -550,22 +550,7 @@ fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
         h.take(CARRIER_A).is_empty(),
         "the carrier refreshes, not us"
     );
-    h.recv(
-        CARRIER_A,
-        &from_carrier(
-            &inv,
-            "UPDATE",
-            1,
-            "z9hG4bKcu1",
-            "Session-Expires: 300;refresher=uac\r\n",
-        ),
-    );
-    let r = h.take_responses(CARRIER_A).remove(0);
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.header(&Hdr::SESSION_EXPIRES).as_deref(),
-        Some("300;refresher=uac")
-    );
+    carrier_refresh_answered(&mut h, &inv, "", "300;refresher=uac");
     assert!(h.take(PHONE).is_empty());
     // Refreshed at 150 s: it now expires at 150 + 268 s, not at 268 s.
     h.advance(Duration::from_secs(200));
@@ -573,6 +558,19 @@ fn a_carrier_refresher_is_answered_here_and_its_silence_expires_the_call() {
     h.advance(Duration::from_secs(70));
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
+
+/// The carrier's refresh UPDATE in the call of our INVITE `inv` (its header lines `extra`
+/// and `Session-Expires: se`) is answered here with 200 restating `se`.
+fn carrier_refresh_answered(h: &mut H, inv: &Request, extra: &str, se: &str) {
+    let lines = format!("{extra}Session-Expires: {se}\r\n");
+    h.recv(
+        CARRIER_A,
+        &from_carrier(inv, "UPDATE", 1, "z9hG4bKcu1", &lines),
+    );
+    let r = h.take_responses(CARRIER_A).remove(0);
+    assert_eq!(r.status(), 200, "{r:?}");
+    assert_eq!(r.header(&Hdr::SESSION_EXPIRES).as_deref(), Some(se));
 }
 
 /// Carrier-a's profile runs timers when asked (`accept`) with `min_se_s = 300`.
@@ -597,22 +595,7 @@ fn an_interval_agreed_below_min_se_is_the_legs_floor_from_then_on() {
     let mut h = carrier_accepting_min_se_300();
     let (inv, ok) = call_with(&mut h, "", &[(Hdr::SESSION_EXPIRES, "180;refresher=uas")]);
     h.advance(Duration::from_secs(80));
-    h.recv(
-        CARRIER_A,
-        &from_carrier(
-            &inv,
-            "UPDATE",
-            1,
-            "z9hG4bKcu1",
-            "Supported: timer\r\nSession-Expires: 180;refresher=uac\r\n",
-        ),
-    );
-    let r = h.take_responses(CARRIER_A).remove(0);
-    assert_eq!(r.status(), 200, "{r:?}");
-    assert_eq!(
-        r.header(&Hdr::SESSION_EXPIRES).as_deref(),
-        Some("180;refresher=uac")
-    );
+    carrier_refresh_answered(&mut h, &inv, "Supported: timer\r\n", "180;refresher=uac");
     // Refreshed at 80 s: still up at 180 s, past where the first interval gave up (148 s).
     h.advance(Duration::from_secs(100));
     assert!(h.cdrs.is_empty());
