@@ -350,11 +350,8 @@ fn phone_asks(gw: &Gateway, method: &str, extra: &str) -> u16 {
         gw = gw.addr(),
     );
     sock.send_to(msg.as_bytes(), gw.addr()).unwrap();
-    let mut buf = [0u8; 4096];
     loop {
-        let n = sock.recv(&mut buf).expect("an answer");
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        let status: u16 = text[8..11].parse().unwrap();
+        let status = status_for(&sock, method).expect("an answer");
         if status >= 200 {
             return status;
         }

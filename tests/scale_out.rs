@@ -501,22 +501,6 @@ fn the_front_relays_a_peers_request_to_no_host_but_an_instance() {
     }
 }
 
-/// A status line's code, from the first datagram `sock` receives whose CSeq method is
-/// `method` (the rest are skipped); None when none comes within its timeout.
-fn status_for(sock: &UdpSocket, method: &str) -> Option<u16> {
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = sock.recv(&mut buf).ok()?;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let cseq = text
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("cseq:"));
-        if text.starts_with("SIP/2.0 ") && cseq.is_some_and(|c| c.trim_end().ends_with(method)) {
-            return text[8..11].parse().ok();
-        }
-    }
-}
-
 /// A peer's CANCEL is relayed only from where its INVITE came: the instance takes what the
 /// front relays unstamped as the caller's, and anyone who guesses a caller's Via branch (SIPp
 /// numbers them) could otherwise cancel its call from elsewhere. The caller's own CANCEL still

@@ -773,3 +773,19 @@ pub fn http_get_on(port: u16, path: &str) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
+
+/// A status line's code, from the first datagram `sock` receives whose CSeq method is
+/// `method` (the rest are skipped); None when none comes within its timeout.
+pub fn status_for(sock: &UdpSocket, method: &str) -> Option<u16> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = sock.recv(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let cseq = text
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("cseq:"));
+        if text.starts_with("SIP/2.0 ") && cseq.is_some_and(|c| c.trim_end().ends_with(method)) {
+            return text[8..11].parse().ok();
+        }
+    }
+}
