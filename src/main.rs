@@ -200,10 +200,15 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
             }
         },
         Cmd::Run { config, .. } => {
+            let rt = runtime().map_err(|e| format!("trunkgate: {e:#}"))?;
+            let signals = {
+                let _in = rt.enter();
+                trunkgate::engine::Signals::watch().map_err(|e| format!("trunkgate: {e:#}"))?
+            };
             let cfg = Config::load(&config).map_err(|errs| {
                 format!("{errs}\ntrunkgate: refusing to start with an invalid configuration")
             })?;
-            run(config, cfg).map_err(|e| format!("trunkgate: {e:#}"))?;
+            run(rt, config, cfg, signals).map_err(|e| format!("trunkgate: {e:#}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Reload { config } => {
@@ -243,17 +248,26 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
     }
 }
 
-fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
+/// The gateway's runtime. One thread: the core is single-owner state anyway, and handing
+/// every packet from a reader thread to the core thread cost more in wakeups than parsing
+/// it (BENCHMARKS.md).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+fn run(
+    rt: tokio::runtime::Runtime,
+    path: PathBuf,
+    cfg: Config,
+    signals: trunkgate::engine::Signals,
+) -> anyhow::Result<()> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    // One thread: the core is single-owner state anyway, and handing every packet from a
-    // reader thread to the core thread cost more in wakeups than parsing it (BENCHMARKS.md).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    let done = rt.block_on(trunkgate::engine::run(path, cfg));
+    let done = rt.block_on(trunkgate::engine::run(path, cfg, signals));
     // Dropped plainly, the runtime waits for every task of its blocking pool with no limit:
     // one stuck on a disk that does not answer would keep the process from ending.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

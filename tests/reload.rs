@@ -344,3 +344,65 @@ fn a_carriers_old_address_still_answers_the_bye_of_its_call_after_a_reload() {
     let cdrs = gw.wait_cdrs(1);
     assert_eq!(cdrs[0]["call_tag"], "caller_bye", "{cdrs:?}");
 }
+
+/// Whether process `pid` has a handler of its own for SIGHUP (`SigCgt` in its status).
+fn catches_sighup(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & 1 != 0)
+}
+
+/// A SIGHUP that comes while a starting gateway reads its configuration (a slow disk, a
+/// file being saved) is a reload once it runs, not the end of the process. The start is
+/// held in its configuration load by rewriting gateway.toml (a file still changing is
+/// waited for, up to 1 s); the signal goes while it is held.
+#[test]
+fn a_sighup_during_start_up_is_a_reload_once_running_not_the_end() {
+    let mut gw = Gateway::start(Ports::new(), GwOpts::default());
+    gw.kill9();
+    let path = gw.path("gateway.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rewriting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (path, text, rewriting) = (path.clone(), text.clone(), rewriting.clone());
+        std::thread::spawn(move || {
+            while rewriting.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::write(&path, &text).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    gw.respawn();
+    let pid = gw.child.id();
+    // The handler is up within milliseconds of the start; the file stays young for 400 ms,
+    // so the load is still waiting when the signal goes (sent regardless: a build that
+    // watches signals only after the load must fail here, not wait).
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(400);
+    while !catches_sighup(pid) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    gw.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    rewriting.store(false, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        gw.child.try_wait().unwrap().is_none(),
+        "the SIGHUP during start-up ended the gateway; log:\n{}",
+        gw.log()
+    );
+    gw.ready();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let series = "trunkgate_config_reloads_total{result=\"applied\"} 1";
+    let mut metrics = gw.metrics();
+    while !metrics.contains(series) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        metrics = gw.metrics();
+    }
+    assert!(metrics.contains(series), "{series}: {metrics}");
+}

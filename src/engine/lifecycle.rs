@@ -15,15 +15,20 @@ const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
 /// After SIGTERM and the drain period, how long BYEs get to be answered.
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
 
-/// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
-pub(super) struct Signals {
+/// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop. Watched from
+/// the start of `trunkgate run`, before the configuration is read: until then a SIGHUP (a
+/// reload asked while a slow start reads its files) would end the process, and a SIGTERM
+/// would leave the pid file behind. One arriving during start-up is acted on once the
+/// gateway runs (a reload, or a stop).
+pub struct Signals {
     pub(super) hup: tokio::signal::unix::Signal,
     pub(super) term: tokio::signal::unix::Signal,
     pub(super) int: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    pub(super) fn watch() -> anyhow::Result<Signals> {
+    /// Must be called inside the runtime (`Runtime::enter`).
+    pub fn watch() -> anyhow::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,

@@ -45,6 +45,7 @@ use crate::ops::metrics;
 use crate::sip::{ConnId, IdGen, Message, Target};
 use crate::txn::TimerConfig;
 use lifecycle::Lifecycle;
+pub use lifecycle::Signals;
 
 /// How often what the edge dropped is summed up in one log line (per reason, with counts).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
@@ -102,13 +103,9 @@ fn ready(
     })
 }
 
-/// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls.
-pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
-    // Watched before anything is bound or the pid file written: until then SIGHUP (from
-    // `trunkgate reload`, which finds the pid file) would end the process, and SIGTERM
-    // would leave the pid file behind. One arriving during start-up is acted on once the
-    // loop runs.
-    let signals = lifecycle::Signals::watch()?;
+/// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls. `signals` are
+/// watched by the caller before it reads the configuration ([`Signals::watch`]).
+pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     // Our tags carry a check the readers verify (`sip::TagKey`): one key for both.
     let tags = crate::sip::TagKey::random();

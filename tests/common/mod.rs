@@ -317,6 +317,17 @@ impl Gateway {
         self.wait_ready();
     }
 
+    /// Start the binary again on the same folder after it died, without waiting for it: a
+    /// test that acts on the process during its start-up, then calls [`Gateway::ready`].
+    pub fn respawn(&mut self) {
+        self.child = spawn_gateway(self.dir.path(), &self.path("gateway.log"));
+    }
+
+    /// Wait until the gateway answers OPTIONS (a failed test if it does not within 10 s).
+    pub fn ready(&self) {
+        self.wait_ready();
+    }
+
     /// Start the binary on this folder's configuration while this one is not running, for a
     /// start-up that must fail: its exit status (None if it still ran after 15 s and had to
     /// be killed) and its log.
