@@ -146,7 +146,36 @@ pub fn top_via_port(wire: &[u8]) -> Option<u16> {
 /// be read. In a dialog the Request-URI is the peer's Contact: where it listens.
 pub fn request_uri_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
     let line = &wire[..memchr::memchr(b'\n', wire).unwrap_or(wire.len())];
-    let uri = line.split(|&b| b == b' ').nth(1)?;
+    uri_port_for(line.split(|&b| b == b' ').nth(1)?, ip)
+}
+
+/// Where a request of ours in a dialog goes when the peer's connection has closed: the port
+/// its top Route names when that names `ip` (a proxy that record-routed the dialog, RFC 3261
+/// §12.2.1.1: the next hop, not the Contact behind it), else [`request_uri_port_for`].
+/// Read from the head as we build it: one `Route` line per value list, no folding.
+pub fn next_hop_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
+    let head_end = memchr::memmem::find(wire, b"\r\n\r\n").unwrap_or(wire.len());
+    let top_route = wire[..head_end]
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .find_map(|line| {
+            let colon = memchr::memchr(b':', line)?;
+            line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"route")
+                .then(|| &line[colon + 1..])
+        });
+    let routed = top_route.and_then(|value| {
+        let open = memchr::memchr(b'<', value)?;
+        let close = open + memchr::memchr(b'>', &value[open..])?;
+        uri_port_for(&value[open + 1..close], ip)
+    });
+    routed.or_else(|| request_uri_port_for(wire, ip))
+}
+
+/// The port a SIP URI names when its host is the literal address `ip` (5060 when it names
+/// none, 5061 for `sips:`).
+fn uri_port_for(uri: &[u8], ip: std::net::IpAddr) -> Option<u16> {
     let (default, rest) = if uri.len() > 5 && uri[..5].eq_ignore_ascii_case(b"sips:") {
         (5061, &uri[5..])
     } else if uri.len() > 4 && uri[..4].eq_ignore_ascii_case(b"sip:") {

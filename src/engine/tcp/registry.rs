@@ -126,11 +126,12 @@ impl Registry {
                     return txn;
                 };
                 addr.set_port(port);
-            } else if let Some(port) = crate::sip::fast::request_uri_port_for(&bytes, addr.ip()) {
-                // A request in a dialog goes to the peer's Contact, its Request-URI: to the
-                // port it names when it names this address (a connection the peer opened
-                // came from a port of its own, where nothing listens); one naming another
-                // host (a NATed phone's) leaves the address as it was.
+            } else if let Some(port) = crate::sip::fast::next_hop_port_for(&bytes, addr.ip()) {
+                // A request in a dialog goes to its next hop: the proxy its top Route names,
+                // else the peer's Contact (its Request-URI), to the port named when that
+                // names this address (a connection the peer opened came from a port of its
+                // own, where nothing listens); one naming another host (a NATed phone's)
+                // leaves the address as it was.
                 addr.set_port(port);
             }
         }

@@ -478,6 +478,37 @@ async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
     assert!(!reg.connecting.contains_key(&from));
 }
 
+/// The same with a proxy on the path: a dialog the proxy record-routed goes to the proxy's
+/// port its top Route names (RFC 3261 §12.2.1.1), not to the closed connection's, nor to the
+/// Contact behind it (another host). Before, the BYE went to the closed connection's port.
+#[tokio::test]
+async fn a_request_for_a_closed_connection_goes_to_the_proxy_its_route_names() {
+    let (mut reg, _queues) = registry();
+    let from: SocketAddr = "127.0.0.2:40002".parse().unwrap();
+    let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.up(ConnId(4), from, tx);
+    reg.down(ConnId(4));
+    let target = Target {
+        transport: Transport::Tcp,
+        addr: from,
+        conn: Some(ConnId(4)),
+        listener: None,
+    };
+    let bye = Bytes::from_static(
+        b"BYE sip:1000@10.1.1.5;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKrr\r\n\
+          Route: <sip:127.0.0.2:5066;transport=tcp;lr>\r\n\
+          From: <sip:2000@127.0.0.1>;tag=b\r\nTo: <sip:1000@127.0.0.2>;tag=a\r\nCall-ID: rr\r\n\
+          CSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(reg.send(target, bye, None), None);
+    assert!(
+        reg.connecting
+            .contains_key(&"127.0.0.2:5066".parse().unwrap()),
+        "connecting to the proxy's port"
+    );
+    assert!(!reg.connecting.contains_key(&from));
+}
+
 /// A UDP flood spoofed in a peer's name does not slow the peer's own TCP connection: the
 /// connection's pace is its own, apart from the guard of datagrams. Before (this session's
 /// first pacing), both drew on one guard cell, and a spoofer draining it held the trunk's

@@ -174,6 +174,7 @@ fn arbitrary_bytes_never_panic() {
     for cut in 0..base.len() {
         let _ = peek(&base[..cut]);
         let _ = request_uri_port_for(&base[..cut], ip);
+        let _ = super::next_hop_port_for(&base[..cut], ip);
         let _ = top_via_port(&base[..cut]);
     }
     for i in 0..base.len() {
@@ -181,6 +182,7 @@ fn arbitrary_bytes_never_panic() {
             let mut v = base.to_vec();
             v[i] = b;
             let _ = request_uri_port_for(&v, ip);
+            let _ = super::next_hop_port_for(&v, ip);
             if let Peek::NewInvite { head, .. } = peek(&v) {
                 let _ = refuse(&head, v.len(), "t", 5);
             }
@@ -205,4 +207,61 @@ Via: SIP/2.0/UDP k;branch=z9hG4bKc\r\nt: <sip:b@h;tag=no>;tag=yes\r\ni: c1\r\n\r
     let folded = b"BYE sip:a@h SIP/2.0\r\nTo: <sip:a@h>\r\n ;tag=1\r\nCall-ID: c\r\n\r\n";
     assert_eq!(ids(folded), Ids::default());
     assert_eq!(ids(b"no head end"), Ids::default());
+}
+
+#[test]
+fn the_next_hop_is_the_top_route_when_it_names_the_address_else_the_contact() {
+    use super::next_hop_port_for;
+    let ip: std::net::IpAddr = "203.0.113.10".parse().unwrap();
+    let req = |uri: &str, routes: &str| {
+        format!(
+            "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n{routes}Record-Route: <sip:203.0.113.10:7000;lr>\r\nCSeq: 2 BYE\r\n\r\n"
+        )
+    };
+    for (uri, routes, port) in [
+        // A proxy that record-routed the dialog: its port, not the Contact's host behind it.
+        (
+            "sip:1000@10.1.1.5:5062",
+            "Route: <sip:203.0.113.10;transport=tcp;lr>\r\n",
+            Some(5060),
+        ),
+        (
+            "sip:1000@10.1.1.5",
+            "route: <sip:203.0.113.10:5080;lr>, <sip:198.51.100.1;lr>\r\nRoute: <sip:198.51.100.2;lr>\r\n",
+            Some(5080),
+        ),
+        (
+            "sip:1000@10.1.1.5",
+            "Route: <sips:203.0.113.10;lr>\r\n",
+            Some(5061),
+        ),
+        // A top Route naming another host: the Contact decides, as without one.
+        (
+            "sip:1000@203.0.113.10:5070",
+            "Route: <sip:198.51.100.1;lr>\r\n",
+            Some(5070),
+        ),
+        (
+            "sip:1000@10.1.1.5",
+            "Route: <sip:198.51.100.1;lr>\r\n",
+            None,
+        ),
+        // No Route (a Record-Route is not one): the Contact's.
+        ("sip:1000@203.0.113.10:5070", "", Some(5070)),
+        ("sip:1000@10.1.1.5", "", None),
+        ("sip:1000@10.1.1.5", "Route: sip:203.0.113.10\r\n", None),
+        (
+            "sip:1000@10.1.1.5",
+            "Route: <sip:203.0.113.10:99999;lr>\r\n",
+            None,
+        ),
+    ] {
+        assert_eq!(
+            next_hop_port_for(req(uri, routes).as_bytes(), ip),
+            port,
+            "{uri} {routes}"
+        );
+    }
+    assert_eq!(next_hop_port_for(b"BYE", ip), None);
+    assert_eq!(next_hop_port_for(b"Route: <sip:203.0.113.10>", ip), None);
 }
