@@ -33,8 +33,19 @@ const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// call itself keep it: closed, a peer behind NAT could no longer be reached, as a
 /// connection back goes to the private address its Contact names; `Registry::keep_in_use`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// TCP keepalive probes after this long without traffic: a dead peer's connection goes.
+/// TCP keepalive probes after this long without traffic, then every [`KEEPALIVE_INTERVAL`],
+/// [`KEEPALIVE_PROBES`] of them: an idle connection to a dead peer goes within about 90 s
+/// (the kernel's own interval and count would take 12 minutes).
 const KEEPALIVE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
+/// What we wrote may go this long unacknowledged before the connection is given up
+/// (`TCP_USER_TIMEOUT`). Without it, a trunk that vanishes without a reset (power lost, a
+/// firewall's failover) keeps its connection for the kernel's retransmissions, about 15
+/// minutes, while every call to it waits out its INVITE's timer on a dead connection; and
+/// keepalive never probes one with data unacknowledged. 20 s: within an INVITE's Timer B,
+/// so the call after the first lost one opens a new connection (or fails over).
+const USER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]
@@ -43,11 +54,35 @@ pub(super) struct Limits {
     pub message_timeout: Duration,
 }
 
+/// How a dead peer's connection is found out: keepalive when idle, the user timeout when
+/// what we sent goes unacknowledged.
 fn keepalive(stream: &TcpStream) {
-    let ka = socket2::TcpKeepalive::new().with_time(KEEPALIVE);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
     if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
         debug!(error = %e, "cannot enable TCP keepalive");
     }
+    let ms = USER_TIMEOUT.as_millis() as u32;
+    if let Err(e) =
+        nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::TcpUserTimeout, &ms)
+    {
+        debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+    }
+}
+
+/// Who opened a connection: what it may send, and how long it may stay silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenedBy {
+    /// A source no profile knows: one message, within the message timeout of the accept.
+    Stranger,
+    /// A peer: its first message (or keep-alive) within the message timeout of the accept
+    /// too (a connection that never carries one would hold a slot for nothing), then the
+    /// idle rule.
+    Peer,
+    /// Us, toward a peer: the idle rule from the start (the peer may never send on it).
+    Us,
 }
 
 /// Hands out connection ids, shared by the accept loops and the registry (outbound
@@ -108,7 +143,11 @@ pub(super) async fn accept(
                     limits,
                     slot,
                     inbox.clone(),
-                    stranger,
+                    if stranger {
+                        OpenedBy::Stranger
+                    } else {
+                        OpenedBy::Peer
+                    },
                 ));
             }
             Err(e) => {
@@ -157,7 +196,7 @@ async fn connect(
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             keepalive(&stream);
-            serve(stream, addr, conn, limits, slot, inbox, false).await;
+            serve(stream, addr, conn, limits, slot, inbox, OpenedBy::Us).await;
         }
         Ok(Err(e)) => {
             warn!(%addr, error = %e, "TCP connect failed");
@@ -205,10 +244,11 @@ async fn serve(
     // Held for the connection's life; its drop frees the slot.
     mut slot: Slot,
     inbox: Inbox,
-    // A connection a stranger opened: its one request must come within the message
-    // timeout, and nothing after it is read (the core answers it, then closes).
-    stranger: bool,
+    // A stranger's connection: its one request must come within the message timeout, and
+    // nothing after it is read (the core answers it, then closes).
+    opened: OpenedBy,
 ) {
+    let stranger = opened == OpenedBy::Stranger;
     let (mut rd, wr) = stream.into_split();
     let (tx, drain) = Writer::new(slot.write_budget());
     // RFC 5626 §3.5.1 pongs go out on the same writer, behind what the core queued.
@@ -234,7 +274,12 @@ async fn serve(
     // When the message being received began, if one is under way: it must be complete within
     // `message_timeout`, however slowly its bytes come (one byte every few minutes would
     // otherwise hold the connection for ever).
-    let mut begun: Option<tokio::time::Instant> = stranger.then(tokio::time::Instant::now);
+    // A connection opened to us is held to it from the accept until its first message or
+    // keep-alive: one that never sends a byte holds its slot that long, not the idle
+    // timeout's 300 s (a peer's wide `match` could otherwise fill `max_tcp_total` with
+    // silent connections, reopened every five minutes).
+    let mut begun: Option<tokio::time::Instant> =
+        (opened != OpenedBy::Us).then(tokio::time::Instant::now);
     let mut buf = vec![0u8; 16 * 1024];
     let mut answered = false;
     let source = Target {

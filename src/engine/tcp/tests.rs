@@ -53,11 +53,20 @@ async fn connect_from(ip: &str, gw: SocketAddr) -> tokio::net::TcpStream {
 }
 
 async fn listening(inbox: &crate::engine::inbox::Inbox, protect: &Protect) -> SocketAddr {
+    listening_with(inbox, protect, Duration::from_secs(5)).await
+}
+
+/// [`listening`] with `message_timeout` as `[protect] tcp_message_timeout_s`.
+async fn listening_with(
+    inbox: &crate::engine::inbox::Inbox,
+    protect: &Protect,
+    message_timeout: Duration,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = listener.local_addr().unwrap();
     let limits = Limits {
         max: 65_536,
-        message_timeout: Duration::from_secs(5),
+        message_timeout,
     };
     tokio::spawn(accept(
         listener,
@@ -764,4 +773,85 @@ async fn a_panicked_reader_is_reported_down_through_a_full_queue() {
     })
     .await
     .expect("the panicked reader's connection reported down");
+}
+
+/// Whether the far end closed `conn` within `wait` (a read that ends; a timeout is "no").
+async fn closed_within(conn: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut b = [0u8; 64];
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, conn.read(&mut b)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A peer's connection that never carries a message nor a keep-alive is closed after the
+/// message timeout, as a stranger's is: before, it held its slot for the idle timeout's
+/// 300 s, and a host in a wide `match` could fill `max_tcp_total` with silent connections.
+/// One that pings is a connection in use (the idle rule), and ours toward a peer that never
+/// sends stays open.
+#[tokio::test]
+async fn a_peers_connection_that_never_sends_a_byte_is_closed_after_the_message_timeout() {
+    let (inbox, _queues, protect) = inbox_with(Protect::default());
+    let timeout = Duration::from_millis(300);
+    let gw = listening_with(&inbox, &protect, timeout).await;
+    let mut silent = connect_from("127.0.0.2", gw).await;
+    let mut pinging = connect_from("127.0.0.2", gw).await;
+    pinging.write_all(b"\r\n\r\n").await.unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(3)).await,
+        "the silent connection is closed"
+    );
+    assert!(
+        !closed_within(&mut pinging, Duration::from_millis(600)).await,
+        "the connection that pinged stays"
+    );
+    // Ours toward a peer: the peer may never send on it.
+    let peer = TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let limits = Limits {
+        max: 4096,
+        message_timeout: timeout,
+    };
+    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    let to = Target {
+        transport: Transport::Tcp,
+        addr: peer.local_addr().unwrap(),
+        conn: None,
+        listener: None,
+    };
+    assert_eq!(reg.send(to, Bytes::from_static(b"OPTIONS"), None), None);
+    let (mut ours, _) = tokio::time::timeout(Duration::from_secs(2), peer.accept())
+        .await
+        .expect("our connection")
+        .unwrap();
+    assert!(
+        !closed_within(&mut ours, Duration::from_millis(900)).await,
+        "our own connection stays open"
+    );
+}
+
+/// Every connection, ours and the peers', finds out a dead peer within seconds: what we
+/// sent may go 20 s unacknowledged (`TCP_USER_TIMEOUT`), and an idle connection is probed
+/// every 10 s, 3 times, after 60 s. Before, only the probes' start was set: a trunk gone
+/// without a reset kept its connection about 15 minutes (the kernel's retransmissions), and
+/// every call to it waited out its INVITE's timer on it.
+#[tokio::test]
+async fn connections_give_up_on_a_peer_that_stopped_answering_within_seconds() {
+    use nix::sys::socket::{getsockopt, sockopt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stream = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    keepalive(&stream);
+    assert_eq!(
+        getsockopt(&stream, sockopt::TcpUserTimeout).unwrap(),
+        20_000
+    );
+    assert!(getsockopt(&stream, sockopt::KeepAlive).unwrap());
+    assert_eq!(getsockopt(&stream, sockopt::TcpKeepIdle).unwrap(), 60);
+    assert_eq!(getsockopt(&stream, sockopt::TcpKeepInterval).unwrap(), 10);
+    assert_eq!(getsockopt(&stream, sockopt::TcpKeepCount).unwrap(), 3);
 }
