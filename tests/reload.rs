@@ -158,10 +158,17 @@ fn an_idle_connection_from_an_address_a_reload_stops_matching_is_closed() {
         },
     );
     let mut idle = tcp_from(PHONE_IP, &gw);
-    // A known peer's idle connection stays open: a read waits, and ends in a timeout, not
-    // in the end of the stream.
+    // A known peer's idle connection (one keep-alive, then nothing: a connection that never
+    // carried a byte would close after `tcp_message_timeout_s` anyway) stays open: a read
+    // waits, and ends in a timeout, not in the end of the stream.
     {
-        use std::io::Read;
+        use std::io::{Read, Write};
+        idle.write_all(b"\r\n\r\n").unwrap();
+        idle.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut pong = [0u8; 2];
+        idle.read_exact(&mut pong).unwrap();
+        assert_eq!(&pong, b"\r\n");
         idle.set_read_timeout(Some(std::time::Duration::from_millis(300)))
             .unwrap();
         let mut byte = [0u8; 1];
