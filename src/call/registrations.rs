@@ -21,6 +21,8 @@ struct Entry {
     reg: Registration,
     params: RegisterParams,
     creds: Option<Arc<Credentials>>,
+    /// A reload no longer wants it: it removes its binding (`Expires: 0`).
+    removes: bool,
 }
 
 /// Every registration, and the REGISTER transactions in flight.
@@ -78,6 +80,7 @@ impl Registrations {
             } else {
                 info!(peer = %e.reg.peer(), "registration changed or no longer wanted: unregistering");
                 e.reg.shutdown(now);
+                e.removes = true;
             }
         }
         for w in wanted {
@@ -92,7 +95,12 @@ impl Registrations {
             for (_, from) in handed.iter().filter(|(old, _)| old.same_binding(&params)) {
                 reg.take_over(*from);
             }
-            self.regs.push(Entry { reg, params, creds });
+            self.regs.push(Entry {
+                reg,
+                params,
+                creds,
+                removes: false,
+            });
         }
         self.flush(env, now);
     }
@@ -182,6 +190,23 @@ impl Registrations {
     /// removed (a renamed peer's old one; the removal would undo the new REGISTER), send
     /// what the registrations want sent, log what happened to them, forget the ended.
     fn flush(&mut self, env: &mut Env, now: Instant) {
+        // A removal that has ended (answered, or given up on: it may have reached the
+        // registrar) may have taken a kept registration's binding with it: the same contact
+        // and address of record at another registrar address sharing one location database
+        // (a carrier's two SBCs, one profile dropped). Those register again now; before,
+        // they stayed unbound, shown up, until their next refresh (45 minutes at 3600 s).
+        let removed: Vec<RegisterParams> = self
+            .regs
+            .iter()
+            .filter(|e| e.removes && e.reg.is_done())
+            .map(|e| e.params.clone())
+            .collect();
+        for e in &mut self.regs {
+            if !e.removes && removed.iter().any(|r| r.same_contact(&e.params)) {
+                info!(peer = %e.reg.peer(), "a removal of the same contact ended: registering again");
+                e.reg.rebind(now);
+            }
+        }
         for i in 0..self.regs.len() {
             let waits = self.regs[i].reg.is_idle()
                 && self.regs.iter().any(|o| {

@@ -24,6 +24,24 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const MIN_GRANT: Duration = Duration::from_secs(10);
 
 impl Registration {
+    /// A binding of the same contact and address of record was just removed by another
+    /// registration (its registrar sharing our location database): register again now. A
+    /// REGISTER out is replaced (the removal may have reached the registrar after it); one
+    /// not started, ended or removing its own binding has nothing to restore.
+    pub fn rebind(&mut self, now: Instant) {
+        if matches!(
+            self.state,
+            State::Waiting { .. }
+                | State::InFlight {
+                    op: Op::Register,
+                    ..
+                }
+        ) && !self.leave_next
+        {
+            self.send(now, Op::Register);
+        }
+    }
+
     /// The REGISTER sent at `sent_at` was accepted at `now`.
     pub(super) fn registered(&mut self, now: Instant, sent_at: Instant, resp: &Response) {
         let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);

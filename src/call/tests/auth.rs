@@ -545,6 +545,53 @@ fn a_reload_reverted_while_unregistering_registers_again_after_the_removal() {
     );
 }
 
+/// Carrier-a registering as [`registering`] does, and a second profile binding the same
+/// contact and address of record at carrier-b's address (a carrier's second SBC, sharing
+/// the first's location database).
+fn two_sbcs() -> Config {
+    let mut cfg = registering();
+    let mut q = (*cfg.profiles[&PeerName("carrier-a".into())]).clone();
+    q.name = PeerName("carrier-a2".into());
+    q.address.addr = CARRIER_B.parse().unwrap();
+    cfg.profiles.insert(q.name.clone(), Arc::new(q));
+    cfg
+}
+
+/// A reload that drops one of two registrations of the same contact at two registrar
+/// addresses sharing one location database sends the dropped one's `Expires: 0`, which
+/// removes the binding both share (RFC 3261 §10.3): the kept one registers again once that
+/// removal is answered. Before, it stayed unbound, shown up, until its next refresh.
+#[test]
+fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
+    let mut h = H::with(two_sbcs());
+    h.apply();
+    let a = h.one_request(CARRIER_A, Method::Register);
+    let b = h.one_request(CARRIER_B, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&a, 3600));
+    h.recv_msg(CARRIER_B, registrar_ok(&b, 3600));
+    h.advance(Duration::from_secs(60));
+    h.input(Input::Reload(Arc::new(registering())));
+    let un = h.one_request(CARRIER_B, Method::Register);
+    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.recv_msg(CARRIER_B, registrar_ok(&un, 0));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        again.call_id(),
+        a.call_id(),
+        "the kept registration, refreshed"
+    );
+    assert_eq!(
+        again.header(&Hdr::named("Expires")).as_deref(),
+        Some("3600")
+    );
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 3600));
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), true)]
+    );
+}
+
 #[test]
 fn a_reload_that_drops_register_unregisters() {
     let mut h = H::with(registering());
