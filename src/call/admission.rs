@@ -12,7 +12,7 @@ use crate::interop::causes::Q850Cause;
 use crate::interop::prack::PrackMode;
 use crate::interop::session_timer::UasTerms;
 use crate::interop::uri::{NumberFormat, UriPolicy, normalise_number};
-use crate::sip::{Hdr, Request, dialled_number, session, strip_visual_separators};
+use crate::sip::{Hdr, NumberUri, Request, dialled_number, session, strip_visual_separators};
 
 /// Option tags we can honour in a caller's `Require` (100rel unless the caller's profile
 /// disables it; `timer` unless its `[session_timer]` is off). Anything else gets 420 (RFC
@@ -68,16 +68,67 @@ pub struct Refusal {
 }
 
 /// The dialled number (global form: a tel: phone-context applied) and the calling number
-/// (`anonymous` when the From carries none).
+/// (`anonymous` when the From carries none), with no dialling plan known: a local number with
+/// a global context is the context's digits, then the number's. For telling two requests'
+/// numbers apart (a loop); a call is routed on [`numbers_in`].
 pub fn numbers(req: &Request) -> (Option<String>, String) {
-    let plain = UriPolicy::default();
-    let number = dialled_number(&req.uri()).map(|n| normalise_number(&n, &plain));
+    read_numbers(req, |_| UriPolicy::default())
+}
+
+/// [`numbers`] as a call is routed, billed and sent on: a local number with a global
+/// `phone-context` read as dialled in that place ([`place_policy`]), so `0044…` dialled
+/// within `+86` is `+44…`, not `+860044…` (which a route for `+86` would have let through
+/// to a callee reading it as `+44…`).
+pub fn numbers_in(
+    cfg: &Config,
+    sender: Option<&Profile>,
+    req: &Request,
+) -> (Option<String>, String) {
+    read_numbers(req, |n| place_policy(cfg, sender, n))
+}
+
+fn read_numbers(
+    req: &Request,
+    policy: impl Fn(&NumberUri) -> UriPolicy,
+) -> (Option<String>, String) {
+    let read = |n: NumberUri| normalise_number(&n, &policy(&n));
+    let number = dialled_number(&req.uri()).map(read);
     let caller = req
         .from_uri()
         .and_then(|u| dialled_number(&u))
-        .map(|n| normalise_number(&n, &plain))
+        .map(read)
         .unwrap_or_else(|| "anonymous".into());
     (number, caller)
+}
+
+/// How `n` is read into global form. A local number with a global `phone-context` is dialled
+/// in that place (RFC 3966 §5.1.5), with its prefixes: the sender's `[uri]` plan when its
+/// `country_code` is that place's, else the plan of the first profile (by name) whose
+/// `country_code` is; with none, the digits follow the context as dialled. Routing, the CDR
+/// and every callee's INVITE take this one reading.
+fn place_policy(cfg: &Config, sender: Option<&Profile>, n: &NumberUri) -> UriPolicy {
+    let Some(place) = (n.phone_context.as_deref())
+        .filter(|c| c.starts_with('+'))
+        .map(strip_visual_separators)
+    else {
+        return UriPolicy::default();
+    };
+    let place = place.trim_start_matches('+');
+    let there = |p: &&Profile| p.uri.country_code.as_deref() == Some(place);
+    let plan = sender.filter(there).or_else(|| {
+        (cfg.profiles.values().map(|p| &**p))
+            .filter(there)
+            .min_by(|a, b| a.name.0.cmp(&b.name.0))
+    });
+    match plan {
+        Some(p) => UriPolicy {
+            country_code: p.uri.country_code.clone(),
+            international_prefix: p.uri.international_prefix.clone(),
+            national_prefix: p.uri.national_prefix.clone(),
+            ..UriPolicy::default()
+        },
+        None => UriPolicy::default(),
+    }
 }
 
 /// The dialled number in E.164 as the ingress peer's callers dial (its `country_code`,
@@ -111,7 +162,7 @@ pub fn admit(
     req: &Request,
     draining: bool,
 ) -> Result<Admitted, Refusal> {
-    let (number, caller) = numbers(req);
+    let (number, caller) = numbers_in(cfg, Some(ingress), req);
     let refuse = |status, reason, tag, cause, extra: Vec<(Hdr, String)>| Refusal {
         status,
         reason,

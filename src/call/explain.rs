@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use thiserror::Error;
 
-use super::admission::numbers;
+use super::admission::numbers_in;
 use super::outbound::outbound_invite;
 use crate::config::{Config, PeerName};
 use crate::interop::egress::Sender;
@@ -49,7 +49,7 @@ pub fn explain_invite(
         }
         other => return Err(ExplainError::NotInitialInvite(other.summary())),
     };
-    let (number, caller) = numbers(&req);
+    let (number, caller) = numbers_in(cfg, None, &req);
     let number = number.ok_or_else(|| ExplainError::NoNumber(req.uri()))?;
     let local = cfg.local_addrs();
     let mut ids = IdGen::new(0);

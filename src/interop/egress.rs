@@ -124,19 +124,9 @@ pub fn identity_uri_in(
 /// URI's other number parameters.
 pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
     let read = uri.and_then(dialled_number);
-    // A local number with a global context, as routing left it (`+86` then its digits):
-    // the number as dialled, with its context, so the peer's own prefixes apply
-    // (`010-1234-5678;phone-context=+86` is `+861012345678` toward a `country_code = "86"`
-    // peer, its national prefix gone).
-    if let Some(n) = read.as_ref().filter(|n| {
-        n.phone_context
-            .as_deref()
-            .is_some_and(|c| c.starts_with('+'))
-            && crate::interop::uri::normalise_number(n, &crate::interop::uri::UriPolicy::default())
-                == number
-    }) {
-        return n.clone();
-    }
+    // A local number with a global context was read into global form by routing, with the
+    // place's prefixes (`010-1234-5678;phone-context=+86` is `+861012345678`): the callee
+    // gets that number, the one the route was chosen for.
     let params = read.as_ref().map(|n| n.params.clone()).unwrap_or_default();
     let phone_context = read
         .and_then(|n| n.phone_context)

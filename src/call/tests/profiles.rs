@@ -444,6 +444,55 @@ fn names_keep_their_separators_and_a_private_number_stays_private() {
     assert!(from.contains("+8675588881234@"), "{from}");
 }
 
+/// A local number dialled within a global context is routed as the callee gets it: `0044…`
+/// dialled within `+86` is international (`00` is China's international prefix), so a route
+/// for `+86` does not take it. Before, routing read it as `+860044…` (a domestic call, the
+/// CDR said so) while the carrier got `+44…`: any phone could reach any country through a
+/// route meant for domestic calls. The same with the plan known only from the callee's
+/// profile, and with the sender's own plan; the CDR's `to` is the number sent.
+#[test]
+fn a_number_dialled_within_a_global_context_is_routed_as_the_callee_gets_it() {
+    for sender_plan in [false, true] {
+        let cfg = config_with(|n, p| {
+            if n == "carrier-a" || (sender_plan && n == "pbx") {
+                p.uri.country_code = Some("86".into());
+            }
+        });
+        for uri in [
+            "tel:0044900123456;phone-context=+86",
+            "sip:0044900123456;phone-context=+86@127.0.0.1",
+        ] {
+            let mut h = H::with(cfg.clone());
+            h.recv(
+                PHONE,
+                &invite_text("g1", "z9hG4bKg1", "x", "").replacen(
+                    "INVITE sip:x@127.0.0.1 SIP/2.0",
+                    &format!("INVITE {uri} SIP/2.0"),
+                    1,
+                ),
+            );
+            assert!(
+                h.take_requests(CARRIER_A, Method::Invite).is_empty(),
+                "{uri}: an international number through the +86 route"
+            );
+            assert_eq!(h.statuses(PHONE), vec![404], "{uri}");
+            assert_eq!(h.cdrs[0].to, "+44900123456", "{uri}");
+        }
+        // Dialled as a domestic number in the same way, it takes the route.
+        let mut h = H::with(cfg);
+        h.recv(
+            PHONE,
+            &invite_text("g2", "z9hG4bKg2", "x", "").replacen(
+                "INVITE sip:x@127.0.0.1 SIP/2.0",
+                "INVITE tel:01012345678;phone-context=+86 SIP/2.0",
+                1,
+            ),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        assert!(inv.uri().starts_with("sip:+861012345678@"), "{}", inv.uri());
+    }
+}
+
 #[test]
 fn identity_headers_follow_the_peers_number_form() {
     let gateway = || {
