@@ -236,7 +236,11 @@ pub fn rewritten_identities(
             .into_iter()
             .collect();
     }
-    let rpid_private = |v: &str| *h == Hdr::named("Remote-Party-ID") && asks_privacy(v);
+    // Remote-Party-ID's and Diversion's own `privacy` (RFC 5806 §4: `full`, `uri`, `name`)
+    // withholds that entry from a peer outside the trust domain, as `Privacy: id` does.
+    let rpid_private = |v: &str| {
+        (*h == Hdr::named("Remote-Party-ID") || *h == Hdr::named("Diversion")) && asks_privacy(v)
+    };
     // The URI a rewritten value names: what `<>` hold (outside a quoted display name),
     // else the value.
     let uri_of = |v: &str| -> String {
@@ -322,7 +326,12 @@ pub fn copy_end_to_end(
     peer: &Profile,
     sender: Sender,
 ) -> Result<(), SipError> {
-    out.copy_headers_where(src.headers_raw(), |h| copies_verbatim(peer, h));
+    // A priority claim (RFC 4412: emergency-preparedness namespaces a carrier may grant
+    // preemption for) only from a peer that is believed, as an asserted identity is (§11:
+    // the requester must be authorised; a carrier takes our word for it).
+    out.copy_headers_where(src.headers_raw(), |h| {
+        copies_verbatim(peer, h) && (sender.asserts || *h != Hdr::named("Resource-Priority"))
+    });
     for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
     }

@@ -89,7 +89,10 @@ impl HeaderPolicy {
         } else {
             ASSERTED.contains(h) && asks_id_privacy(privacy)
         };
-        !self.strip.contains(h) && (self.trust_identity || !withheld)
+        // A trusted peer whose `strip` takes `Privacy` off would get the identity without
+        // the request to withhold it, and show it: outside the trust domain for it.
+        let trusted = self.trust_identity && !self.strip.contains(&Hdr::named("Privacy"));
+        !self.strip.contains(h) && (trusted || !withheld)
     }
 }
 

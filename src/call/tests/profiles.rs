@@ -1090,3 +1090,69 @@ fn numbers_are_read_with_the_callers_prefixes_and_written_in_the_callees_form() 
         Some("sip:+12125550100@ims.example.com")
     );
 }
+
+/// Privacy and priority toward a trunk: `Resource-Priority` only from a peer that is believed
+/// (RFC 4412 §11; before, any phone's `ets.0` reached the carrier on our word); an identity
+/// whose owner asked for privacy is withheld from a trusted peer whose `strip` takes
+/// `Privacy` off (before, it got the identity without the request, and showed it); a
+/// Diversion entry with its own `privacy=full` is withheld from a peer outside the trust
+/// domain, as a Remote-Party-ID's is (before, the forwarding number went on).
+#[test]
+fn privacy_and_priority_reach_a_trunk_only_as_their_senders_may_ask() {
+    let call = |cfg: crate::config::Config, extra: &str| {
+        let mut cfg = cfg;
+        cfg.routes[0].prefix = String::new();
+        let mut h = H::with(cfg);
+        h.recv(PHONE, &invite_text("pp1", "z9hG4bKpp1", "+8610123", extra));
+        h.one_request(CARRIER_A, Method::Invite)
+    };
+    let rp = "Resource-Priority: ets.0\r\n";
+    let believed = call(config_with(|_, _| {}), rp);
+    assert_eq!(
+        believed.header(&Hdr::named("Resource-Priority")).as_deref(),
+        Some("ets.0")
+    );
+    let untrusted = call(
+        config_with(|n, p| {
+            if n == "pbx" {
+                p.headers.trust_asserted = false;
+            }
+        }),
+        rp,
+    );
+    assert_eq!(untrusted.header(&Hdr::named("Resource-Priority")), None);
+
+    let private = "Privacy: id\r\n";
+    let trusted = |strip: bool| {
+        config_with(move |n, p| {
+            if n == "carrier-a" {
+                p.headers.trust_identity = true;
+                if strip {
+                    p.headers.strip = vec![Hdr::named("Privacy")];
+                }
+            }
+        })
+    };
+    let kept = call(trusted(false), private);
+    assert!(kept.header(&Hdr::P_ASSERTED_IDENTITY).is_some());
+    assert_eq!(kept.header(&Hdr::named("Privacy")).as_deref(), Some("id"));
+    let stripped = call(trusted(true), private);
+    assert_eq!(stripped.header(&Hdr::named("Privacy")), None);
+    assert_eq!(stripped.header(&Hdr::P_ASSERTED_IDENTITY), None);
+
+    // Toward a trunk outside the trust domain.
+    let diverted = |privacy: &str| {
+        call(
+            config_with(|n, p| {
+                if n == "carrier-a" {
+                    p.headers.trust_identity = false;
+                }
+            }),
+            &format!("Diversion: <sip:0755-8888@127.0.0.2>;reason=unconditional{privacy}\r\n"),
+        )
+        .header(&Hdr::named("Diversion"))
+    };
+    assert!(diverted("").is_some());
+    assert!(diverted(";privacy=off").is_some());
+    assert_eq!(diverted(";privacy=full"), None);
+}
