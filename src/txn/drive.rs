@@ -41,6 +41,18 @@ impl TxnLayer {
         self.scratch = scratch;
     }
 
+    /// Whether client transaction `id` still holds its request's wire form.
+    #[cfg(test)]
+    pub(super) fn holds_wire(&self, id: TxnId) -> bool {
+        matches!(
+            self.entries.get(&id),
+            Some(Entry {
+                machine: Machine::Client(m),
+                ..
+            }) if m.holds_wire()
+        )
+    }
+
     /// The timers a transaction has armed, by slot.
     #[cfg(test)]
     pub(super) fn timers_of(&self, id: TxnId) -> Vec<(Timer, Instant)> {

@@ -144,6 +144,12 @@ impl Client {
         }
     }
 
+    /// Whether it still holds its request's wire form.
+    #[cfg(test)]
+    pub fn holds_wire(&self) -> bool {
+        self.wire.is_some()
+    }
+
     fn invite_response(&mut self, resp: Response, c: &Consts, out: &mut Vec<Out>) {
         match self.state {
             State::Calling | State::Proceeding => {
@@ -152,6 +158,10 @@ impl Client {
                         // Timer B runs in Calling only (§17.1.1.2): a phone may ring for long.
                         out.push(Out::Clear(Timer::A));
                         out.push(Out::Clear(Timer::B));
+                        // Nothing sends the INVITE again from here on: its bytes would be
+                        // held for the whole ringing (minutes) for nothing. The parsed
+                        // request stays: a failure's ACK is built from it.
+                        self.wire = None;
                     }
                     self.state = State::Proceeding;
                     out.push(Out::Response(resp));

@@ -272,14 +272,21 @@ impl TxnLayer {
                                 && heard.may_be_from(e.peer, |p, from| p == from)
                         });
                         if from_target {
+                            // The ACK of our failure confirms the transaction: the peer's
+                            // first ACK, not a retransmission, though nothing goes up.
+                            let mut confirms = false;
                             if let Some(Entry {
                                 machine: Machine::Server(m),
                                 ..
                             }) = self.entries.get_mut(&id)
                             {
+                                confirms = req.method() == Method::Ack
+                                    && m.state == machine::State::Completed;
                                 m.on_request(&req, &c, &mut scratch);
                             }
-                            self.count_retransmission(&scratch);
+                            if !confirms {
+                                self.count_retransmission(&scratch);
+                            }
                             self.apply(id, &mut scratch, now, out);
                         }
                         None
@@ -299,6 +306,10 @@ impl TxnLayer {
                     }
                 },
             },
+            // Nothing answers an ACK (RFC 3261 §17): a "response" to one would match the
+            // INVITE's transaction (the key folds ACK into INVITE, a server's rule only,
+            // §17.2.3) and draw our ACK again for each, or pass a 200 up as another fork's.
+            Message::Response(resp) if resp.cseq().is_some_and(|(_, m)| m == Method::Ack) => None,
             Message::Response(resp) => {
                 let id = TransactionKey::from_response(&resp.0)
                     .and_then(|k| self.client_keys.get(&k).copied())

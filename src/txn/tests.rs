@@ -862,3 +862,75 @@ fn an_invite_given_up_on_later_ends_then_unless_answered() {
         assert_eq!(l.len(), (0, 0));
     }
 }
+
+/// The ACK of a failure we sent confirms the server transaction: not a retransmission,
+/// though nothing goes up (before, every failed or cancelled call counted one in
+/// `trunkgate_retransmissions_total{direction="absorbed"}`, which then followed the failure
+/// rate and looked like loss). An ACK sent again is one.
+#[test]
+fn the_first_ack_of_a_failure_is_no_retransmission() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKfa1");
+    let src = target(Transport::Udp);
+    l.receive(Message::Request(inv.clone()), src, t0(), &mut out);
+    let id = passed_up(&out);
+    l.send_response(
+        id,
+        Response::to_request(&inv, 486, "Busy Here", Some("t")).unwrap(),
+        t0(),
+        &mut out,
+    );
+    let ack = request("ACK", "z9hG4bKfa1");
+    l.receive(Message::Request(ack.clone()), src, t0(), &mut out);
+    assert_eq!(l.retransmissions().absorbed, 0);
+    l.receive(Message::Request(ack), src, t0(), &mut out);
+    assert_eq!(l.retransmissions().absorbed, 1);
+}
+
+/// An INVITE that rang (a provisional came) is never sent again: its bytes go then, not at
+/// its final answer minutes later. A failure after it still gets its ACK (built from the
+/// parsed request).
+#[test]
+fn a_ringing_invite_holds_no_wire_form_and_still_acks_its_failure() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKrw1");
+    let tgt = target(Transport::Udp);
+    let id = l.send_request(inv.clone(), tgt, t0(), &mut out).unwrap();
+    assert!(l.holds_wire(id), "retransmitted on Timer A until answered");
+    let ringing = Response::to_request(&inv, 180, "Ringing", Some("x")).unwrap();
+    l.receive(Message::Response(ringing), tgt, t0(), &mut out);
+    assert!(!l.holds_wire(id));
+    out.clear();
+    let busy = Response::to_request(&inv, 486, "Busy Here", Some("x")).unwrap();
+    l.receive(Message::Response(busy), tgt, t0(), &mut out);
+    let acks = sends(&out);
+    assert_eq!(acks.len(), 1);
+    assert!(matches!(&acks[0].1, Message::Request(r) if r.method() == Method::Ack));
+}
+
+/// Nothing answers an ACK (RFC 3261 §17): a "response" with `CSeq: n ACK` (a broken peer
+/// answering our ACK, or a host that saw the branch) is dropped. Before, it matched the
+/// INVITE's transaction (the key folds ACK into INVITE): each drew our ACK again, a
+/// ping-pong until Timer D, and a 200 went up as another fork's answer.
+#[test]
+fn a_response_to_our_ack_is_dropped() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKra1");
+    let tgt = target(Transport::Udp);
+    l.send_request(inv.clone(), tgt, t0(), &mut out).unwrap();
+    let busy = Response::to_request(&inv, 486, "Busy Here", Some("x")).unwrap();
+    l.receive(Message::Response(busy), tgt, t0(), &mut out);
+    for status in [481, 200] {
+        let mut to_ack = Response::to_request(&inv, status, "X", Some("x")).unwrap();
+        to_ack
+            .set_header(&crate::sip::Hdr::CSEQ, "1 ACK".to_string())
+            .unwrap();
+        out.clear();
+        let back = l.receive(Message::Response(to_ack), tgt, t0(), &mut out);
+        assert!(back.is_none(), "{status}: {back:?}");
+        assert!(out.is_empty(), "{status}: {out:?}");
+    }
+}
