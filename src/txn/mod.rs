@@ -14,6 +14,7 @@ mod end;
 mod held;
 mod lookup;
 mod machine;
+mod timer;
 mod trying;
 
 use std::collections::BTreeSet;
