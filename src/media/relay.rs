@@ -404,6 +404,12 @@ impl StreamRoute {
         {
             return Route::OutsideNetworks;
         }
+        // No source that is no destination: the far leg's packets would be sent there (to
+        // `[::]:p`, which the kernel takes for `[::1]:p`, a service on this host; to port 0,
+        // nowhere), as an SDP address that is none is never sent to.
+        if src.port() == 0 || !crate::config::net::names_one_host(src.ip()) {
+            return Route::Drop;
+        }
         let accept = match mine.latch.unwrap_or(Latch::Any) {
             Latch::Any => mine.heard,
             Latch::SdpIp => mine.sdp_ip == Some(src.ip()),

@@ -1353,3 +1353,35 @@ fn a_leg_with_media_networks_takes_no_source_outside_them() {
         Route::Accept(_)
     ));
 }
+
+/// A source that is no destination (the unspecified address, which the kernel sends to as
+/// loopback; multicast; port 0) is never latched, on an open leg, before its first packet:
+/// the far leg's packets would go there. Before, `[::]:p` became the leg's source and the
+/// relay sent the far leg's RTP into a service on this host's `[::1]:p`.
+#[test]
+fn a_source_that_is_no_destination_is_never_latched() {
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
+    for bad in [
+        "[::]:40000",
+        "0.0.0.0:40000",
+        "[2001:db8::1]:0",
+        "224.0.0.1:4000",
+        "[ff02::1]:4000",
+    ] {
+        assert_eq!(
+            r.route(t0(), Dir::AtoB, false, sa(bad), &rtp(1)),
+            Route::Drop,
+            "{bad}"
+        );
+    }
+    // The leg's own first packet is then taken, and the far leg's go to it.
+    let a = sa("203.0.113.7:61000");
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, false, a, &rtp(1)),
+        Route::Accept(Some(sa("198.51.100.20:5000")))
+    );
+    assert_eq!(
+        r.route(t0(), Dir::BtoA, false, sa("198.51.100.20:5000"), &rtp(2)),
+        Route::Accept(Some(a))
+    );
+}
