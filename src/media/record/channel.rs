@@ -25,6 +25,13 @@ pub(super) struct Channel {
     /// for good once the drift passed the jitter depth.
     pub(super) lag_floor: i64,
     pub(super) lag_since: u64,
+    /// The greatest lag of this second's packets: a stream whose every packet came at
+    /// least the slack early (a delay that went up, was followed, and came down again; a
+    /// sender's fast clock) is placed that much later than the other channel for good.
+    pub(super) lag_ceiling: i64,
+    /// How much earlier the timeline is to move (negative; 0: none), at the sender's next
+    /// pause long enough that nothing held is overwritten ([`Channel::catch_up`]).
+    pub(super) early: i64,
     /// A packet that would restart the stream, held back until the next one bears it out:
     /// the stream's offset it would give (arrival less its extended timestamp), and that
     /// extended timestamp.
@@ -60,6 +67,8 @@ impl Channel {
             end: 0,
             lag_floor: i64::MAX,
             lag_since: 0,
+            lag_ceiling: i64::MIN,
+            early: 0,
             pending: None,
         }
     }
@@ -67,15 +76,37 @@ impl Channel {
     /// Note a packet's lag; at the end of each second, a stream whose every packet was at
     /// least `slack` behind moves its timeline that much later (a short silence, once, in
     /// place of losing every packet from then on). True when it moved.
+    /// A stream whose every packet of the second was at least `slack` early is to move that
+    /// much earlier, at its next pause ([`Channel::catch_up`]).
     pub(super) fn follow(&mut self, arrival: u64, pos: i64, slack: i64) -> bool {
-        self.lag_floor = self.lag_floor.min(arrival as i64 - pos);
+        let lag = arrival as i64 - pos;
+        self.lag_floor = self.lag_floor.min(lag);
+        self.lag_ceiling = self.lag_ceiling.max(lag);
         if arrival.saturating_sub(self.lag_since) < LAG_WINDOW {
             return false;
         }
         let floor = std::mem::replace(&mut self.lag_floor, i64::MAX);
+        let ceiling = std::mem::replace(&mut self.lag_ceiling, i64::MIN);
         self.lag_since = arrival;
         if floor >= slack {
             self.offset += floor;
+            self.early = 0;
+            return true;
+        }
+        if ceiling <= -slack {
+            self.early = ceiling;
+        }
+        false
+    }
+
+    /// Move the timeline earlier as [`Channel::follow`] asked, when the packet at `pos`
+    /// would then still start after everything held: the sender paused at least that long
+    /// (a talkspurt's start, silence suppression), so no audio is overwritten. A stream that
+    /// never pauses stays where it is (later by the early amount, every sample kept). True
+    /// when it moved.
+    pub(super) fn catch_up(&mut self, pos: i64) -> bool {
+        if self.early < 0 && pos + self.early >= self.end as i64 {
+            self.offset += std::mem::take(&mut self.early);
             return true;
         }
         false

@@ -245,6 +245,8 @@ impl Recorder {
             // The stream starts where its first packet arrived (less the buffer it filled).
             c.offset = arrival as i64 - i64::from(ts);
             c.lag_floor = i64::MAX;
+            c.lag_ceiling = i64::MIN;
+            c.early = 0;
             c.lag_since = arrival;
         }
         let ext = c.last_ext + i64::from(ts.wrapping_sub(c.last_ts) as i32);
@@ -254,7 +256,7 @@ impl Recorder {
         }
         // Half the depth: jitter alone keeps some packets of every second nearer than that.
         let slack = (self.depth / 2).max(8) as i64;
-        if c.follow(arrival, c.offset + ext, slack) {
+        if c.follow(arrival, c.offset + ext, slack) || c.catch_up(c.offset + ext) {
             self.stats.slews += 1;
         }
         let Ok(pos) = u64::try_from(c.offset + ext) else {

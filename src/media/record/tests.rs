@@ -598,3 +598,35 @@ fn finished(r: &mut Recorder) -> Drained {
     }
     all
 }
+
+/// A delay that goes up (followed: the channel moves later) and comes down again: the
+/// channel moves back at the sender's next pause, where nothing held is overwritten, and
+/// the two channels line up again. Before, it stayed later for the rest of the call (200 ms
+/// here), and every such spike added to it.
+#[test]
+fn a_channel_that_followed_a_delay_moves_back_at_the_senders_next_pause() {
+    let t0 = Instant::now();
+    let (a, b) = (stream(12 * 8000, 61), stream(12 * 8000, 67));
+    // The caller's packets 100..200 (2 s to 4 s) come 200 ms late; it sends nothing from
+    // 8 s to 9 s (silence suppression), its timestamps going on.
+    let p0: Vec<_> = packets(&a, &[160], 1000, 1, t0, |i| {
+        if (100..200).contains(&i) { 200 } else { 0 }
+    })
+    .into_iter()
+    .enumerate()
+    .filter(|(i, _)| !(400..450).contains(i))
+    .map(|(_, p)| p)
+    .collect();
+    let (frames, stats) = record(p0, packets(&b, &[160], 5000, 2, t0, |_| 0), 60);
+    let (left, right) = (channel(&frames, 0), channel(&frames, 1));
+    let at = |hay: &[i16], data: &[u8], i: usize| {
+        find(hay, &decode(&data[i * 160..(i + 1) * 160])) as i64
+    };
+    // Later while the delay lasts, and after it until the pause (every sample kept).
+    let during = at(&left, &a, 300) - at(&right, &b, 300);
+    assert!((1500..=1700).contains(&during), "{during} {stats:?}");
+    // Lined up again after the pause.
+    let after = at(&left, &a, 500) - at(&right, &b, 500);
+    assert!(after.abs() <= 80, "{after} {stats:?}");
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+}
