@@ -20,7 +20,7 @@ impl SharedBudget {
     }
 
     /// Take `len` bytes: false (and nothing taken) when that goes over. Nothing always
-    /// fits, also past the limit ([`SharedBudget::charge`]).
+    /// fits, also past the limit ([`SharedBudget::take_up_to`]).
     pub(in crate::engine) fn take(&self, len: usize) -> bool {
         let before = self.used.fetch_add(len, Ordering::AcqRel);
         if len > 0 && before.saturating_add(len) > self.max {
@@ -30,9 +30,15 @@ impl SharedBudget {
         true
     }
 
-    /// Count `len` bytes whatever is held: what the caller bounds otherwise.
-    pub(in crate::engine) fn charge(&self, len: usize) {
-        self.used.fetch_add(len, Ordering::AcqRel);
+    /// [`SharedBudget::take`] against `limit` instead of the budget's own (a higher one, for
+    /// a sender that waits where others give way); anything fits when nothing is held.
+    pub(in crate::engine) fn take_up_to(&self, len: usize, limit: usize) -> bool {
+        let before = self.used.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(len) > limit {
+            self.give(len);
+            return false;
+        }
+        true
     }
 
     /// `len` bytes taken or charged are given back.

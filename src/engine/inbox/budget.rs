@@ -9,6 +9,11 @@ use super::super::Event;
 /// `queue_full`): some 40,000 ordinary answers and in-dialog requests.
 pub(super) const URGENT_BYTES: usize = 64 << 20;
 
+/// What a connection's accepted work waits for room under ([`URGENT_BYTES`] is where
+/// datagrams give way, so the wait ends as the core reads): counted in events alone, 16,384
+/// messages of 64 KiB from a peer's connections would be a gigabyte.
+pub(super) const URGENT_CONNECTION_BYTES: usize = 2 * URGENT_BYTES;
+
 /// Bytes of messages the new-work queue holds before one more is dropped (counted
 /// `queue_full`): its 4,096 INVITEs of 4 KB each. Counted in events alone, 64 KiB datagrams
 /// would make it a quarter of a gigabyte.

@@ -130,15 +130,20 @@ impl Inbox {
         }
     }
 
-    /// Put a connection's `ev` on the urgent queue, waiting for room in events; its bytes
-    /// are counted whatever the queue holds (its peer is slowed down by the wait; counted,
-    /// datagrams give way). Room first, then the charge and the send at once: a task ended
-    /// while it waits leaves nothing charged.
+    /// Put a connection's `ev` on the urgent queue, waiting for room in events, then in
+    /// bytes ([`budget::URGENT_CONNECTION_BYTES`]: its peer is slowed down by the wait,
+    /// nothing is lost). The charge and the send at once: a task ended while it waits
+    /// leaves nothing charged.
     async fn send_urgent(&self, ev: Event) -> bool {
         let Ok(permit) = self.urgent.reserve().await else {
             return false;
         };
-        self.urgent_bytes.charge(budget::size(&ev));
+        let size = budget::size(&ev);
+        let mut pause = std::time::Duration::from_millis(1);
+        while !(self.urgent_bytes).take_up_to(size, budget::URGENT_CONNECTION_BYTES) {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
         permit.send(ev);
         true
     }

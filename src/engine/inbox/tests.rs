@@ -669,3 +669,44 @@ fn rated_at_ten(seed: u64, t0: Instant) -> (Inbox, Queues, crate::sip::TagKey) {
     let (inbox, q) = Inbox::new(cfg(p), t0);
     (inbox.checking_tags(key.clone()), q, key)
 }
+
+/// A connection's accepted work waits for room in bytes as well as in events: with the
+/// urgent queue holding its bytes' worth, a message from a peer's connection is not queued
+/// until the core reads. Before, it was charged whatever the queue held: 16,384 messages
+/// of 64 KiB each from a peer's connections, a gigabyte.
+#[tokio::test]
+async fn a_connections_accepted_work_waits_for_room_in_bytes() {
+    let key = crate::sip::TagKey::from_seed(11);
+    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    let inbox = inbox.checking_tags(key.clone());
+    let answer = msg(&format!(
+        "SIP/2.0 200 OK\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch={}\n\
+         From: <sip:a@h>;tag=f\nTo: <sip:b@h>;tag=t\nCall-ID: c\nCSeq: 1 INVITE\n\
+         Content-Length: 0\n\n",
+        key.branch("0123456789abcdef"),
+    ));
+    let ev = |held: usize| Event::Message {
+        msg: answer.clone(),
+        source: Target::udp("127.0.0.3:5060".parse().unwrap()),
+        at: Instant::now(),
+        screened: false,
+        held,
+    };
+    // Two messages of half the connections' room each: the third waits.
+    let half = budget::URGENT_CONNECTION_BYTES / 2;
+    assert!(inbox.deliver(ev(half)).await);
+    assert!(inbox.deliver(ev(half)).await);
+    let third = {
+        let inbox = inbox.clone();
+        let ev = ev(1_000);
+        tokio::spawn(async move { inbox.deliver(ev).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!third.is_finished(), "queued over the room in bytes");
+    assert!(q.try_next().is_some());
+    let queued = tokio::time::timeout(std::time::Duration::from_secs(2), third)
+        .await
+        .expect("queued once the core read");
+    assert!(queued.unwrap());
+    assert!(inbox.urgent_bytes.used() <= budget::URGENT_CONNECTION_BYTES);
+}
