@@ -33,19 +33,21 @@ const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// call itself keep it: closed, a peer behind NAT could no longer be reached, as a
 /// connection back goes to the private address its Contact names; `Registry::keep_in_use`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// TCP keepalive probes after this long without traffic, then every [`KEEPALIVE_INTERVAL`],
-/// [`KEEPALIVE_PROBES`] of them: an idle connection to a dead peer goes within about 90 s
-/// (the kernel's own interval and count would take 12 minutes).
-const KEEPALIVE: Duration = Duration::from_secs(60);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// TCP keepalive probes after this long without traffic, then every [`KEEPALIVE_INTERVAL`]
+/// (the kernel's own interval and count would keep an idle dead connection 12 minutes).
+const KEEPALIVE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const KEEPALIVE_PROBES: u32 = 3;
 /// What we wrote may go this long unacknowledged before the connection is given up
 /// (`TCP_USER_TIMEOUT`). Without it, a trunk that vanishes without a reset (power lost, a
 /// firewall's failover) keeps its connection for the kernel's retransmissions, about 15
 /// minutes, while every call to it waits out its INVITE's timer on a dead connection; and
-/// keepalive never probes one with data unacknowledged. 20 s: within an INVITE's Timer B,
-/// so the call after the first lost one opens a new connection (or fails over).
-const USER_TIMEOUT: Duration = Duration::from_secs(20);
+/// keepalive never probes one with data unacknowledged. 30 s: about an INVITE's Timer B,
+/// so the call after the first lost one opens a new connection (or fails over). With it
+/// set, Linux ends an idle connection once this long has passed since anything came and a
+/// probe is unanswered, whatever the probe count: the probes' start and spacing leave room
+/// for three (at 15, 20 and 25 s), so one or two lost ones do not end a live connection.
+const USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]
