@@ -201,13 +201,17 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
         },
         Cmd::Run { config, .. } => {
             let rt = runtime().map_err(|e| format!("trunkgate: {e:#}"))?;
-            let signals = {
+            let hup = {
                 let _in = rt.enter();
-                trunkgate::engine::Signals::watch().map_err(|e| format!("trunkgate: {e:#}"))?
+                trunkgate::engine::Hangup::watch().map_err(|e| format!("trunkgate: {e:#}"))?
             };
             let cfg = Config::load(&config).map_err(|errs| {
                 format!("{errs}\ntrunkgate: refusing to start with an invalid configuration")
             })?;
+            let signals = {
+                let _in = rt.enter();
+                trunkgate::engine::Signals::watch(hup).map_err(|e| format!("trunkgate: {e:#}"))?
+            };
             run(rt, config, cfg, signals).map_err(|e| format!("trunkgate: {e:#}"))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -15,23 +15,38 @@ const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
 /// After SIGTERM and the drain period, how long BYEs get to be answered.
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
 
-/// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop. Watched from
-/// the start of `trunkgate run`, before the configuration is read: until then a SIGHUP (a
-/// reload asked while a slow start reads its files) would end the process, and a SIGTERM
-/// would leave the pid file behind. One arriving during start-up is acted on once the
-/// gateway runs (a reload, or a stop).
+/// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
 pub struct Signals {
     pub(super) hup: tokio::signal::unix::Signal,
     pub(super) term: tokio::signal::unix::Signal,
     pub(super) int: tokio::signal::unix::Signal,
 }
 
-impl Signals {
+/// SIGHUP watched from the start of `trunkgate run`, before the configuration is read:
+/// unwatched, one then (a reload asked while a slow start reads its files) would end the
+/// process; watched, it is a reload once the gateway runs. SIGTERM and SIGINT are watched
+/// only after the load ([`Signals::watch`]): a start hung on a file (a stalled NFS mount)
+/// still ends on them at once.
+pub struct Hangup(tokio::signal::unix::Signal);
+
+impl Hangup {
     /// Must be called inside the runtime (`Runtime::enter`).
-    pub fn watch() -> anyhow::Result<Signals> {
+    pub fn watch() -> anyhow::Result<Hangup> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Hangup(
+            signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+        ))
+    }
+}
+
+impl Signals {
+    /// `hup` and the stop signals, watched before anything is bound or the pid file
+    /// written (a SIGTERM after that, unwatched, would leave the pid file behind). Must be
+    /// called inside the runtime.
+    pub fn watch(hup: Hangup) -> anyhow::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
-            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            hup: hup.0,
             term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
         })

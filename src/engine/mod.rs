@@ -45,7 +45,7 @@ use crate::ops::metrics;
 use crate::sip::{ConnId, IdGen, Message, Target};
 use crate::txn::TimerConfig;
 use lifecycle::Lifecycle;
-pub use lifecycle::Signals;
+pub use lifecycle::{Hangup, Signals};
 
 /// How often what the edge dropped is summed up in one log line (per reason, with counts).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
@@ -104,7 +104,7 @@ fn ready(
 }
 
 /// Bind the listeners, then run until SIGTERM/SIGINT has drained the calls. `signals` are
-/// watched by the caller before it reads the configuration ([`Signals::watch`]).
+/// watched by the caller (SIGHUP before it reads the configuration: [`Hangup`]).
 pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     // Our tags carry a check the readers verify (`sip::TagKey`): one key for both.
