@@ -80,7 +80,8 @@ impl Registrations {
             } else {
                 info!(peer = %e.reg.peer(), "registration changed or no longer wanted: unregistering");
                 e.reg.shutdown(now);
-                e.removes = true;
+                // Ended at once: it never bound, nothing is removed.
+                e.removes = !e.reg.is_done();
             }
         }
         for w in wanted {

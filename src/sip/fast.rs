@@ -168,7 +168,15 @@ pub fn next_hop_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
     let routed = top_route.and_then(|value| {
         let open = memchr::memchr(b'<', value)?;
         let close = open + memchr::memchr(b'>', &value[open..])?;
-        uri_port_for(&value[open + 1..close], ip)
+        let uri = &value[open + 1..close];
+        // A strict router (no `;lr`) is in the Request-URI, the next hop; the top Route is
+        // then the entry after it (RFC 3261 §12.2.1.1).
+        let uri = &uri[..memchr::memchr(b'?', uri).unwrap_or(uri.len())];
+        let loose = uri.split(|&b| b == b';').skip(1).any(|p| {
+            let name = p.split(|&b| b == b'=').next().unwrap_or_default();
+            name.trim_ascii().eq_ignore_ascii_case(b"lr")
+        });
+        loose.then(|| uri_port_for(uri, ip)).flatten()
     });
     routed.or_else(|| request_uri_port_for(wire, ip))
 }

@@ -26,18 +26,21 @@ pub const MIN_GRANT: Duration = Duration::from_secs(10);
 impl Registration {
     /// A binding of the same contact and address of record was just removed by another
     /// registration (its registrar sharing our location database): register again now. A
-    /// REGISTER out is replaced (the removal may have reached the registrar after it); one
-    /// not started, ended or removing its own binding has nothing to restore.
+    /// REGISTER out is replaced (the removal may have reached the registrar after it). One
+    /// backing off after a failure keeps its wait (a `Retry-After` is the registrar's);
+    /// one not started, ended or removing its own binding has nothing to restore.
     pub fn rebind(&mut self, now: Instant) {
-        if matches!(
+        let registering = matches!(
             self.state,
-            State::Waiting { .. }
-                | State::InFlight {
-                    op: Op::Register,
-                    ..
-                }
-        ) && !self.leave_next
-        {
+            State::InFlight {
+                op: Op::Register,
+                ..
+            }
+        );
+        let bound = matches!(self.state, State::Waiting { .. })
+            && self.bound_until.is_some()
+            && !self.failing;
+        if (registering || bound) && !self.leave_next {
             self.send(now, Op::Register);
         }
     }

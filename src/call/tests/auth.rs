@@ -592,6 +592,34 @@ fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
     );
 }
 
+/// No rebind where nothing was removed, nor against a registrar's back-off: a dropped
+/// registration that never bound sends no `Expires: 0` and sets the kept one off nothing;
+/// a kept one backing off after a refusal keeps its wait when the other's removal ends.
+#[test]
+fn a_rebind_follows_only_a_removal_sent_and_keeps_a_back_off() {
+    // The dropped one never bound (its REGISTER refused).
+    let mut h = H::with(two_sbcs());
+    h.apply();
+    let a = h.one_request(CARRIER_A, Method::Register);
+    let b = h.one_request(CARRIER_B, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&a, 3600));
+    h.recv_msg(CARRIER_B, reply(&b, 403, "reg1", &[], None));
+    h.input(Input::Reload(Arc::new(registering())));
+    assert!(h.take_requests(CARRIER_B, Method::Register).is_empty());
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    // The kept one backing off (refused), the dropped one bound and removed.
+    let mut h = H::with(two_sbcs());
+    h.apply();
+    let a = h.one_request(CARRIER_A, Method::Register);
+    let b = h.one_request(CARRIER_B, Method::Register);
+    h.recv_msg(CARRIER_A, reply(&a, 403, "reg1", &[], None));
+    h.recv_msg(CARRIER_B, registrar_ok(&b, 3600));
+    h.input(Input::Reload(Arc::new(registering())));
+    let un = h.one_request(CARRIER_B, Method::Register);
+    h.recv_msg(CARRIER_B, registrar_ok(&un, 0));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+}
+
 #[test]
 fn a_reload_that_drops_register_unregisters() {
     let mut h = H::with(registering());

@@ -93,9 +93,9 @@ impl Channel {
             self.early = 0;
             return true;
         }
-        if ceiling <= -slack {
-            self.early = ceiling;
-        }
+        // Only what the last second bore out: a delay that went up again meanwhile leaves
+        // nothing to move back.
+        self.early = if ceiling <= -slack { ceiling } else { 0 };
         false
     }
 

@@ -630,3 +630,36 @@ fn a_channel_that_followed_a_delay_moves_back_at_the_senders_next_pause() {
     assert!(after.abs() <= 80, "{after} {stats:?}");
     assert_eq!(stats.duplicates, 0, "{stats:?}");
 }
+
+/// The move back is only what the last second bore out: a delay that came down and then
+/// went up again before the sender paused leaves nothing to move back at that pause. Before,
+/// the stale move was made there and the packets after it fell behind the buffer (late,
+/// lost) until the channel was followed later again a second on.
+#[test]
+fn a_move_back_the_delay_took_back_is_not_made_at_the_next_pause() {
+    let t0 = Instant::now();
+    let (a, b) = (stream(12 * 8000, 71), stream(12 * 8000, 73));
+    // Late by 200 ms at 2–4 s, on time at 4–6 s, late again from 6 s on; a pause at 8–9 s.
+    let p0: Vec<_> = packets(&a, &[160], 1000, 1, t0, |i| {
+        if (100..200).contains(&i) || i >= 300 {
+            200
+        } else {
+            0
+        }
+    })
+    .into_iter()
+    .enumerate()
+    .filter(|(i, _)| !(400..450).contains(i))
+    .map(|(_, p)| p)
+    .collect();
+    let (frames, stats) = record(p0, packets(&b, &[160], 5000, 2, t0, |_| 0), 60);
+    let (left, right) = (channel(&frames, 0), channel(&frames, 1));
+    let at = |hay: &[i16], data: &[u8], i: usize| {
+        find(hay, &decode(&data[i * 160..(i + 1) * 160])) as i64
+    };
+    // Only the first second of the first delay was lost; after the pause the channel is
+    // where the delay has it, every packet kept.
+    assert!(stats.late <= 60, "{stats:?}");
+    let after = at(&left, &a, 460) - at(&right, &b, 460);
+    assert!((1500..=1700).contains(&after), "{after} {stats:?}");
+}

@@ -255,6 +255,23 @@ fn the_next_hop_is_the_top_route_when_it_names_the_address_else_the_contact() {
             "Route: <sip:203.0.113.10:99999;lr>\r\n",
             None,
         ),
+        // A strict router's entry is the Request-URI; the top Route (no `;lr`) is the next
+        // entry, not the next hop.
+        (
+            "sip:203.0.113.10:5090",
+            "Route: <sip:203.0.113.10:5070>\r\n",
+            Some(5090),
+        ),
+        (
+            "sip:1000@10.1.1.5",
+            "Route: <sip:203.0.113.10:5070;transport=tcp>\r\n",
+            None,
+        ),
+        (
+            "sip:1000@10.1.1.5",
+            "Route: <sip:203.0.113.10:5070;LR=on;transport=tcp>\r\n",
+            Some(5070),
+        ),
     ] {
         assert_eq!(
             next_hop_port_for(req(uri, routes).as_bytes(), ip),
