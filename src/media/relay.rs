@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use std::time::Instant;
 
+use super::rtp_check::{muxed_rtcp, rtcp_sender};
 use super::{
     Latch, PacketError, RelayPair, RtpHead, SourceLatch, StreamKind, check_datagram, check_rtcp,
     check_rtp, check_srtcp, check_srtp,
@@ -44,21 +45,6 @@ pub enum Route {
     /// and is neither recorded nor repacketised); `rtcp` when it came as RTCP (on the RTCP
     /// port, or multiplexed), which is not counted as media.
     Forward { to: Option<SocketAddr>, rtcp: bool },
-}
-
-/// The sender SSRC of an RTCP (or SRTCP) packet: the four bytes after its first header,
-/// whatever its type (SR, RR, the feedback types, and the first chunk of an SDES or BYE),
-/// in the clear in SRTCP too. The packet passed the RTCP checks, so they are there.
-fn rtcp_sender(packet: &[u8]) -> Option<u32> {
-    let b = packet.get(4..8)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// RFC 5761 §4: on a port that carries RTP and RTCP, a packet whose second byte (marker bit
-/// and payload type) is 192–223 is RTCP (SR 200, RR 201, SDES 202, BYE 203, APP 204, and the
-/// feedback types); RTP on such a port does not use payload types 64–95.
-fn muxed_rtcp(packet: &[u8]) -> bool {
-    matches!(packet.get(1), Some(192..=223))
 }
 
 /// RTP packets one leg may send on one stream in a second. Audio is 50 (20 ms packets) to
@@ -404,9 +390,8 @@ impl StreamRoute {
         {
             return Route::OutsideNetworks;
         }
-        // No source that is no destination: the far leg's packets would be sent there (to
-        // `[::]:p`, which the kernel takes for `[::1]:p`, a service on this host; to port 0,
-        // nowhere), as an SDP address that is none is never sent to.
+        // No source that is no destination: the far leg's would go there (`[::]:p` is sent
+        // to `[::1]:p`, a service on this host).
         if src.port() == 0 || !crate::config::net::names_one_host(src.ip()) {
             return Route::Drop;
         }

@@ -80,6 +80,21 @@ fn u32_at(p: &[u8], at: usize) -> Option<u32> {
     ]))
 }
 
+/// The sender SSRC of an RTCP (or SRTCP) packet: the four bytes after its first header,
+/// whatever its type (SR, RR, the feedback types, and the first chunk of an SDES or BYE),
+/// in the clear in SRTCP too. The packet passed the RTCP checks, so they are there.
+pub(crate) fn rtcp_sender(packet: &[u8]) -> Option<u32> {
+    let b = packet.get(4..8)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// RFC 5761 §4: on a port that carries RTP and RTCP, a packet whose second byte (marker bit
+/// and payload type) is 192–223 is RTCP (SR 200, RR 201, SDES 202, BYE 203, APP 204, and the
+/// feedback types); RTP on such a port does not use payload types 64–95.
+pub(crate) fn muxed_rtcp(packet: &[u8]) -> bool {
+    matches!(packet.get(1), Some(192..=223))
+}
+
 /// Check one RTP packet; on success, its header fields and payload.
 pub fn check_rtp(packet: &[u8]) -> Result<RtpView<'_>, PacketError> {
     check_header(packet, true)
