@@ -599,35 +599,43 @@ fn finished(r: &mut Recorder) -> Drained {
     all
 }
 
+/// Twelve seconds each way, the callee's on time, the caller's packet `i` delayed by
+/// `delay(i)` ms and none sent from 8 s to 9 s (silence suppression, its timestamps going
+/// on): how much later than the callee's packet `i` the caller's packet `i` lands, as a
+/// function of `i`, and the recorder's counts.
+fn paused_caller(delay: impl Fn(usize) -> i64) -> (impl Fn(usize) -> i64, RecordStats) {
+    let t0 = Instant::now();
+    let (a, b) = (stream(12 * 8000, 61), stream(12 * 8000, 67));
+    let p0: Vec<_> = packets(&a, &[160], 1000, 1, t0, delay)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !(400..450).contains(i))
+        .map(|(_, p)| p)
+        .collect();
+    let (frames, stats) = record(p0, packets(&b, &[160], 5000, 2, t0, |_| 0), 60);
+    let (left, right) = (channel(&frames, 0), channel(&frames, 1));
+    let at = |hay: &[i16], data: &[u8], i: usize| {
+        find(hay, &decode(&data[i * 160..(i + 1) * 160])) as i64
+    };
+    (move |i| at(&left, &a, i) - at(&right, &b, i), stats)
+}
+
 /// A delay that goes up (followed: the channel moves later) and comes down again: the
 /// channel moves back at the sender's next pause, where nothing held is overwritten, and
 /// the two channels line up again. Before, it stayed later for the rest of the call (200 ms
 /// here), and every such spike added to it.
 #[test]
 fn a_channel_that_followed_a_delay_moves_back_at_the_senders_next_pause() {
-    let t0 = Instant::now();
-    let (a, b) = (stream(12 * 8000, 61), stream(12 * 8000, 67));
-    // The caller's packets 100..200 (2 s to 4 s) come 200 ms late; it sends nothing from
-    // 8 s to 9 s (silence suppression), its timestamps going on.
-    let p0: Vec<_> = packets(&a, &[160], 1000, 1, t0, |i| {
-        if (100..200).contains(&i) { 200 } else { 0 }
-    })
-    .into_iter()
-    .enumerate()
-    .filter(|(i, _)| !(400..450).contains(i))
-    .map(|(_, p)| p)
-    .collect();
-    let (frames, stats) = record(p0, packets(&b, &[160], 5000, 2, t0, |_| 0), 60);
-    let (left, right) = (channel(&frames, 0), channel(&frames, 1));
-    let at = |hay: &[i16], data: &[u8], i: usize| {
-        find(hay, &decode(&data[i * 160..(i + 1) * 160])) as i64
-    };
+    // The caller's packets 100..200 (2 s to 4 s) come 200 ms late.
+    let (later, stats) = paused_caller(|i| if (100..200).contains(&i) { 200 } else { 0 });
     // Later while the delay lasts, and after it until the pause (every sample kept).
-    let during = at(&left, &a, 300) - at(&right, &b, 300);
-    assert!((1500..=1700).contains(&during), "{during} {stats:?}");
+    assert!(
+        (1500..=1700).contains(&later(300)),
+        "{} {stats:?}",
+        later(300)
+    );
     // Lined up again after the pause.
-    let after = at(&left, &a, 500) - at(&right, &b, 500);
-    assert!(after.abs() <= 80, "{after} {stats:?}");
+    assert!(later(500).abs() <= 80, "{} {stats:?}", later(500));
     assert_eq!(stats.duplicates, 0, "{stats:?}");
 }
 
@@ -637,29 +645,20 @@ fn a_channel_that_followed_a_delay_moves_back_at_the_senders_next_pause() {
 /// lost) until the channel was followed later again a second on.
 #[test]
 fn a_move_back_the_delay_took_back_is_not_made_at_the_next_pause() {
-    let t0 = Instant::now();
-    let (a, b) = (stream(12 * 8000, 71), stream(12 * 8000, 73));
-    // Late by 200 ms at 2–4 s, on time at 4–6 s, late again from 6 s on; a pause at 8–9 s.
-    let p0: Vec<_> = packets(&a, &[160], 1000, 1, t0, |i| {
+    // Late by 200 ms at 2–4 s, on time at 4–6 s, late again from 6 s on.
+    let (later, stats) = paused_caller(|i| {
         if (100..200).contains(&i) || i >= 300 {
             200
         } else {
             0
         }
-    })
-    .into_iter()
-    .enumerate()
-    .filter(|(i, _)| !(400..450).contains(i))
-    .map(|(_, p)| p)
-    .collect();
-    let (frames, stats) = record(p0, packets(&b, &[160], 5000, 2, t0, |_| 0), 60);
-    let (left, right) = (channel(&frames, 0), channel(&frames, 1));
-    let at = |hay: &[i16], data: &[u8], i: usize| {
-        find(hay, &decode(&data[i * 160..(i + 1) * 160])) as i64
-    };
+    });
     // Only the first second of the first delay was lost; after the pause the channel is
     // where the delay has it, every packet kept.
     assert!(stats.late <= 60, "{stats:?}");
-    let after = at(&left, &a, 460) - at(&right, &b, 460);
-    assert!((1500..=1700).contains(&after), "{after} {stats:?}");
+    assert!(
+        (1500..=1700).contains(&later(460)),
+        "{} {stats:?}",
+        later(460)
+    );
 }
