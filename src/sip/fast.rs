@@ -50,6 +50,7 @@ enum Name {
     To,
     CallId,
     CSeq,
+    Route,
     Other,
 }
 
@@ -70,6 +71,8 @@ fn name_of(line: &[u8]) -> Option<(Name, &[u8])> {
         Name::CallId
     } else if is(b"cseq", b"") {
         Name::CSeq
+    } else if is(b"route", b"") {
+        Name::Route
     } else {
         Name::Other
     };
@@ -158,12 +161,9 @@ pub fn next_hop_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
     let top_route = wire[..head_end]
         .split(|&b| b == b'\n')
         .skip(1)
-        .find_map(|line| {
-            let colon = memchr::memchr(b':', line)?;
-            line[..colon]
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"route")
-                .then(|| &line[colon + 1..])
+        .find_map(|line| match name_of(line) {
+            Some((Name::Route, value)) => Some(value),
+            _ => None,
         });
     let routed = top_route.and_then(|value| {
         let open = memchr::memchr(b'<', value)?;
@@ -359,7 +359,7 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
                 cseq_value = value;
                 &mut head.cseq
             }
-            Name::Other => continue,
+            Name::Route | Name::Other => continue,
         };
         if !slot.is_empty() {
             return Peek::Other;

@@ -313,7 +313,7 @@ impl Gateway {
     /// Start the binary again on the same folder (configuration, ports, CDR file) after it
     /// died, and wait until it answers OPTIONS. Its log is appended to gateway.log.
     pub fn restart(&mut self) {
-        self.child = spawn_gateway(self.dir.path(), &self.path("gateway.log"));
+        self.respawn();
         self.wait_ready();
     }
 

@@ -390,11 +390,15 @@ fn a_reload_of_the_same_contact_registers_anew_without_removing_it() {
 /// `cfg` with carrier-a renamed carrier-z (its registration otherwise the same), sending to
 /// `to`.
 fn carrier_a_renamed(cfg: Config, to: &str) -> Config {
-    let mut cfg = cfg;
-    let old = PeerName("carrier-a".into());
-    let mut q = (*cfg.profiles[&old]).clone();
-    cfg.profiles.remove(&old);
-    q.name = PeerName("carrier-z".into());
+    let mut cfg = carrier_a_copied(cfg, "carrier-z", to);
+    cfg.profiles.remove(&PeerName("carrier-a".into()));
+    cfg
+}
+
+/// `cfg` with a copy of carrier-a's profile named `name`, at address `to`.
+fn carrier_a_copied(mut cfg: Config, name: &str, to: &str) -> Config {
+    let mut q = (*cfg.profiles[&PeerName("carrier-a".into())]).clone();
+    q.name = PeerName(name.into());
     q.address.addr = to.parse().unwrap();
     cfg.profiles.insert(q.name.clone(), Arc::new(q));
     cfg
@@ -549,12 +553,7 @@ fn a_reload_reverted_while_unregistering_registers_again_after_the_removal() {
 /// contact and address of record at carrier-b's address (a carrier's second SBC, sharing
 /// the first's location database).
 fn two_sbcs() -> Config {
-    let mut cfg = registering();
-    let mut q = (*cfg.profiles[&PeerName("carrier-a".into())]).clone();
-    q.name = PeerName("carrier-a2".into());
-    q.address.addr = CARRIER_B.parse().unwrap();
-    cfg.profiles.insert(q.name.clone(), Arc::new(q));
-    cfg
+    carrier_a_copied(registering(), "carrier-a2", CARRIER_B)
 }
 
 /// A reload that drops one of two registrations of the same contact at two registrar
