@@ -281,6 +281,56 @@ fn keep_alive_pings_keep_a_tcp_connection_open_and_are_answered() {
     assert!(text.starts_with("SIP/2.0 200 OK"), "{text}");
 }
 
+/// A message over `max_message_bytes` on a peer's connection is answered 513 (RFC 3261
+/// §21.5.14) from its header section, its body skipped unread, and the connection carries
+/// the next request. Before, the connection was closed unanswered.
+#[test]
+fn a_tcp_message_over_the_size_limit_gets_513_and_the_connection_goes_on() {
+    use std::io::{Read, Write};
+    let opts = GwOpts {
+        gateway_extra: "\n[protect]\nmax_message_bytes = 4096\n".into(),
+        ..GwOpts::default()
+    };
+    let gw = Gateway::start(Ports::new(), opts);
+    let mut s = tcp_from(PHONE_IP, &gw);
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    let body = "x".repeat(10_000);
+    let big = options(PHONE_IP, port, 1).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    // The body in pieces, as a stream brings it.
+    for chunk in big.as_bytes().chunks(1500) {
+        s.write_all(chunk).unwrap();
+    }
+    s.write_all(options(PHONE_IP, port, 2).as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline
+        && got.windows(12).filter(|w| w == b"\r\nCall-ID: ").count() < 2
+    {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("SIP/2.0 513 Message Too Large\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("Call-ID: opt1@"), "{text}");
+    let second = text
+        .find("SIP/2.0 200 OK\r\n")
+        .expect("the next request answered");
+    assert!(text[second..].contains("Call-ID: opt2@"), "{text}");
+}
+
 #[test]
 fn a_stranger_that_opens_tcp_and_says_nothing_is_not_kept() {
     use std::io::{Read, Write};

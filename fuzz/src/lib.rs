@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use trunkgate::sdp;
 use trunkgate::sip::{
-    Framed, Hdr, Message, Request, Response, StreamFramer, bad_request_for_unparseable,
-    dialled_number, is_sip_date, parse_datagram, parse_sent,
+    Framed, Hdr, Message, Request, Response, StreamFramer, Unreadable, dialled_number, is_sip_date,
+    parse_datagram, parse_sent, reject_unparseable,
 };
 
 /// The engine's default `[protect] max_message_bytes`.
@@ -49,17 +49,21 @@ fn headers() -> [Hdr; 20] {
 pub fn sip_datagram(data: &[u8]) {
     match parse_datagram(Bytes::copy_from_slice(data), MAX_MESSAGE) {
         Ok(msg) => exercise(&msg),
-        Err(e) => stateless_400(data, &e.to_string()),
+        Err(e) => stateless_reject(Unreadable::Malformed, data, &e.to_string()),
     }
 }
 
-/// The stateless 400 for bytes that did not parse (`why`): when there is one, the gateway
-/// sends it to the source, so it must be a response.
-fn stateless_400(data: &[u8], why: &str) {
-    if let Some(resp) = bad_request_for_unparseable(data, why) {
+/// The stateless 400 (or 513) for bytes that did not parse (`why`): when there is one, the
+/// gateway sends it to the source, so it must be that response.
+fn stateless_reject(status: Unreadable, data: &[u8], why: &str) {
+    if let Some(resp) = reject_unparseable(status, data, why) {
+        let code = match status {
+            Unreadable::Malformed => 400,
+            Unreadable::TooLarge => 513,
+        };
         match parse_datagram(resp.clone(), MAX_MESSAGE) {
-            Ok(Message::Response(r)) => assert_eq!(r.status(), 400),
-            other => panic!("stateless 400 is not a response: {other:?}\n{resp:?}"),
+            Ok(Message::Response(r)) => assert_eq!(r.status(), code),
+            other => panic!("stateless {code} is not a response: {other:?}\n{resp:?}"),
         }
     }
 }
@@ -86,7 +90,12 @@ pub fn sip_stream(data: &[u8]) {
                         // The core answers it as an unparseable datagram.
                         Framed::Unparseable { wire, error } => {
                             assert!(parse_datagram(wire.clone(), max).is_err());
-                            stateless_400(wire, &error.why());
+                            stateless_reject(Unreadable::Malformed, wire, &error.why());
+                        }
+                        // Its header section alone, within the limit.
+                        Framed::TooLarge { head } => {
+                            assert!(head.len() <= max && head.ends_with(b"\r\n\r\n"));
+                            stateless_reject(Unreadable::TooLarge, head, "too large");
                         }
                     }
                 }
@@ -118,6 +127,7 @@ fn framed_bytes(m: &Framed) -> Bytes {
     match m {
         Framed::Message(msg) => msg.to_bytes(),
         Framed::Unparseable { wire, .. } => wire.clone(),
+        Framed::TooLarge { head } => head.clone(),
     }
 }
 
@@ -519,6 +529,7 @@ pub fn core_message(data: &[u8]) {
         Err(e) => Input::Unparseable {
             raw: Bytes::copy_from_slice(raw),
             why: e.to_string(),
+            status: Unreadable::Malformed,
             source,
         },
     };
@@ -1028,6 +1039,7 @@ pub fn core_dialog(data: &[u8]) {
             Err(e) => Input::Unparseable {
                 raw,
                 why: e.to_string(),
+                status: Unreadable::Malformed,
                 source,
             },
         };

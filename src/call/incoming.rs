@@ -239,13 +239,22 @@ impl B2bua {
 
     /// A datagram that is not SIP: from a known peer, one stateless 400 if the raw text
     /// holds what a response needs; from anyone else, nothing.
-    pub(super) fn on_unparseable(&mut self, raw: &[u8], why: &str, source: Target) {
-        debug!(%source, "unparseable datagram: {why}");
-        self.refused("unparseable");
+    pub(super) fn on_unparseable(
+        &mut self,
+        raw: &[u8],
+        why: &str,
+        status: crate::sip::Unreadable,
+        source: Target,
+    ) {
+        debug!(%source, "unparseable message: {why}");
+        self.refused(match status {
+            crate::sip::Unreadable::Malformed => "unparseable",
+            crate::sip::Unreadable::TooLarge => "too_large",
+        });
         if self.env.cfg.peer_for_source(source.addr.ip()).is_none() && !self.env.is_front(source) {
             return;
         }
-        if let Some(resp) = crate::sip::bad_request_for_unparseable(raw, why) {
+        if let Some(resp) = crate::sip::reject_unparseable(status, raw, why) {
             self.env.out.push_back(Output::Transmit {
                 target: source,
                 wire: resp,

@@ -142,10 +142,12 @@ impl<T> IndexMut<Side> for PerSide<T> {
 pub enum Input {
     /// A message arrived from `source`.
     Message { msg: Message, source: Target },
-    /// A datagram from `source` that does not parse as SIP (`why`).
+    /// A datagram or stream message from `source` that does not parse as SIP (`why`); a
+    /// request among them is answered `status`'s answer where it can be.
     Unparseable {
         raw: bytes::Bytes,
         why: String,
+        status: crate::sip::Unreadable,
         source: Target,
     },
     /// New work (a request outside any dialog) that waited in the shell's queue past

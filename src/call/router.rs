@@ -243,7 +243,12 @@ impl B2bua {
                 self.on_overloaded(now, msg, source);
                 self.pump(now);
             }
-            Input::Unparseable { raw, why, source } => self.on_unparseable(&raw, &why, source),
+            Input::Unparseable {
+                raw,
+                why,
+                status,
+                source,
+            } => self.on_unparseable(&raw, &why, status, source),
             Input::SendFailed(id) => {
                 self.env
                     .txn

@@ -69,10 +69,11 @@ pub(crate) enum Event {
         /// is a slice of it, and what follows the body is kept with it), else its size.
         held: usize,
     },
-    /// A datagram that does not parse as SIP.
+    /// A datagram that does not parse as SIP, or a stream message that did not.
     Unparseable {
         raw: Bytes,
         why: String,
+        status: crate::sip::Unreadable,
         source: Target,
     },
     TcpUp {
@@ -372,10 +373,20 @@ impl Shell {
                     self.tcp.close(conn);
                 }
             }
-            Event::Unparseable { raw, why, source } => {
+            Event::Unparseable {
+                raw,
+                why,
+                status,
+                source,
+            } => {
                 if !self.inbox.drops_unparseable(source.transport.is_reliable()) {
-                    self.core
-                        .handle_input(now, Input::Unparseable { raw, why, source });
+                    let input = Input::Unparseable {
+                        raw,
+                        why,
+                        status,
+                        source,
+                    };
+                    self.core.handle_input(now, input);
                 }
             }
             Event::TcpUp { conn, peer, tx } => {

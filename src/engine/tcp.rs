@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 use super::Event;
 use super::inbox::Inbox;
 use crate::config::UnknownSources;
-use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport};
+use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport, Unreadable};
 
 mod keepalive;
 mod registry;
@@ -371,19 +371,14 @@ async fn serve(
                         None => break 'reading,
                     }
                     let at = at + paced;
-                    let msg = match framed {
-                        Framed::Message(msg) => msg,
-                        // Framed but unparseable: the core answers it as it does such a
-                        // datagram (a 400 to a known peer); what follows on the stream is
-                        // read as usual.
-                        Framed::Unparseable { wire, error } => {
+                    let msg = match for_the_core(framed, source) {
+                        Ok(msg) => msg,
+                        // Framed but unparseable, or over the size limit (its body skipped):
+                        // the core answers it as it does such a datagram (a 400, or a 513,
+                        // to a known peer); what follows on the stream is read as usual.
+                        Err(ev) => {
                             inbox.count_unparseable();
-                            let ev = Event::Unparseable {
-                                raw: wire,
-                                why: error.why(),
-                                source,
-                            };
-                            if !inbox.deliver(ev).await {
+                            if !inbox.deliver(*ev).await {
                                 // The core is gone: so is this connection.
                                 break 'reading;
                             }
@@ -463,6 +458,24 @@ async fn pace(
     } else {
         Duration::ZERO
     })
+}
+
+/// A framed message, or what the core hears of one that is not one.
+fn for_the_core(framed: Framed, source: Target) -> Result<crate::sip::Message, Box<Event>> {
+    let (raw, why, status) = match framed {
+        Framed::Message(msg) => return Ok(msg),
+        Framed::Unparseable { wire, error } => (wire, error.why(), Unreadable::Malformed),
+        Framed::TooLarge { head } => {
+            let why = "over [protect] max_message_bytes".to_string();
+            (head, why, Unreadable::TooLarge)
+        }
+    };
+    Err(Box::new(Event::Unparseable {
+        raw,
+        why,
+        status,
+        source,
+    }))
 }
 
 /// The stateless `503` + `Retry-After` a new request gets when the queue of new work is

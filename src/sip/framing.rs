@@ -54,14 +54,26 @@ pub enum Framed {
         wire: Bytes,
         error: SipError,
     },
+    /// A message whose Content-Length takes it over the size limit: its header section,
+    /// kept to answer it with a 513 (RFC 3261 §21.5.14); its body is skipped unread and the
+    /// messages behind it on the stream are read as usual.
+    TooLarge {
+        head: Bytes,
+    },
 }
+
+/// The most body bytes skipped after a [`Framed::TooLarge`]: a peer declaring more has no
+/// message the gateway would keep its connection for.
+const MAX_SKIP: usize = 1 << 20;
 
 /// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
 ///
 /// The framing is ours and each framed message is then parsed whole as a datagram is, so
 /// `max_bytes` bounds the whole message, header section and body together, as it does on
 /// UDP, and what a connection buffers (with at most one read on top). A body that would take
-/// a message over it is refused when its Content-Length is read, before it is buffered.
+/// a message over it is refused when its Content-Length is read, before it is buffered:
+/// skipped as it arrives, the message answered from its header section
+/// ([`Framed::TooLarge`]).
 #[derive(Debug)]
 pub struct StreamFramer {
     buf: BytesMut,
@@ -74,6 +86,8 @@ pub struct StreamFramer {
     pairs: usize,
     /// A CRLF pair counted but not yet paired into a ping (a ping split over two reads).
     odd_pair: usize,
+    /// Body bytes of a message over the limit still to be discarded.
+    skip: usize,
     /// Framing was lost: every later push fails too.
     failed: bool,
 }
@@ -87,6 +101,7 @@ impl StreamFramer {
             frame_len: None,
             pairs: 0,
             odd_pair: 0,
+            skip: 0,
             failed: false,
         }
     }
@@ -120,6 +135,14 @@ impl StreamFramer {
     }
 
     fn next_message(&mut self) -> Result<Option<Framed>, SipError> {
+        if self.skip > 0 {
+            let n = self.skip.min(self.buf.len());
+            self.buf.advance(n);
+            self.skip -= n;
+            if self.skip > 0 {
+                return Ok(None);
+            }
+        }
         let len = match self.frame_len {
             Some(len) => len,
             None => {
@@ -158,18 +181,32 @@ impl StreamFramer {
                     return Ok(None);
                 };
                 let body = content_length(&self.buf[..head_end])?;
-                let len = (head_end + 4)
-                    .checked_add(body)
-                    .filter(|&len| len <= self.max_bytes)
-                    .ok_or_else(|| {
-                        SipError::TooLarge(format!(
-                            "{} bytes of header section and a body of {body} over {}",
-                            head_end + 4,
+                let head_len = head_end + 4;
+                match head_len.checked_add(body) {
+                    Some(len) if len <= self.max_bytes => {
+                        self.frame_len = Some(len);
+                        len
+                    }
+                    // A SIP header section within the limit declaring a body that takes
+                    // the message over it: the framing holds, so the body is skipped and
+                    // the message answered (a 513), not the connection closed.
+                    _ if head_len <= self.max_bytes
+                        && body <= MAX_SKIP
+                        && starts_as_sip(&self.buf[..head_len]) =>
+                    {
+                        let head = Bytes::copy_from_slice(&self.buf[..head_len]);
+                        self.buf.advance(head_len);
+                        self.scanned = 0;
+                        self.skip = body;
+                        return Ok(Some(Framed::TooLarge { head }));
+                    }
+                    _ => {
+                        return Err(SipError::TooLarge(format!(
+                            "{head_len} bytes of header section and a body of {body} over {}",
                             self.max_bytes
-                        ))
-                    })?;
-                self.frame_len = Some(len);
-                len
+                        )));
+                    }
+                }
             }
         };
         if self.buf.len() < len {
@@ -191,10 +228,10 @@ impl StreamFramer {
         }
     }
 
-    /// Whether bytes of a message not yet complete are buffered (keep-alive CRLFs between
-    /// messages are discarded, never buffered).
+    /// Whether bytes of a message not yet complete are buffered or a body over the limit is
+    /// being skipped (keep-alive CRLFs between messages are discarded, never buffered).
     pub fn mid_message(&self) -> bool {
-        !self.buf.is_empty()
+        !self.buf.is_empty() || self.skip > 0
     }
 
     /// RFC 5626 keep-alive pings (CRLFCRLF between messages) since the last call, however

@@ -44,7 +44,7 @@ pub use local::{LocalAddrs, uri_host};
 pub use message::{Message, Request, Response};
 pub use method::Method;
 pub use new_request::NewRequest;
-pub use reject::bad_request_for_unparseable;
+pub use reject::{Unreadable, reject_unparseable};
 pub use split::{leading_number, outside_quotes, split_header_list, split_params};
 pub use status::reason_phrase;
 pub(crate) use tags::BRANCH_RANDOM;

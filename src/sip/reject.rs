@@ -1,12 +1,22 @@
 //! A 400 for a request the parser could not read at all (a Content-Length beyond the datagram,
-//! a broken request line). The response needs only the headers RFC 3261 §8.2.6.2 copies, so
+//! a broken request line), or a 513 for one over the size limit whose header section alone
+//! was kept (RFC 3261 §21.5.14). The response needs only the headers RFC 3261 §8.2.6.2 copies, so
 //! they are picked out of the raw text line by line; if any is missing, nothing is sent.
 
 use bytes::Bytes;
 
-/// The 400 to send back for an unparseable request, or `None` when no well-formed response
-/// is possible (a response, an ACK, or a required header missing).
-pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
+/// Why a request could not be read, and so what it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Not well-formed: 400.
+    Malformed,
+    /// Over `[protect] max_message_bytes`, its header section alone kept: 513.
+    TooLarge,
+}
+
+/// The 400 (or `status`) to send back for an unparseable request, or `None` when no
+/// well-formed response is possible (a response, an ACK, or a required header missing).
+pub fn reject_unparseable(status: Unreadable, raw: &[u8], why: &str) -> Option<Bytes> {
     // Without the blank line that ends the headers the datagram cannot be framed (RFC 3261
     // §7): there is no telling what its header section is, so it gets no answer.
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
@@ -75,7 +85,10 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
         return None;
     }
     let reason: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
-    let mut out = format!("SIP/2.0 400 Bad Request ({reason})\r\n");
+    let mut out = match status {
+        Unreadable::Malformed => format!("SIP/2.0 400 Bad Request ({reason})\r\n"),
+        Unreadable::TooLarge => "SIP/2.0 513 Message Too Large\r\n".to_string(),
+    };
     for v in &vias {
         out.push_str(v);
         out.push_str("\r\n");
@@ -84,7 +97,7 @@ pub fn bad_request_for_unparseable(raw: &[u8], why: &str) -> Option<Bytes> {
     out.push_str("\r\n");
     out.push_str(&to[0]);
     if !to[0].to_ascii_lowercase().contains("tag=") {
-        out.push_str(";tag=400-unparseable");
+        out.push_str(";tag=unparseable");
     }
     out.push_str("\r\n");
     out.push_str(&call_id[0]);
@@ -107,9 +120,12 @@ mod tests {
     #[test]
     fn an_unframed_datagram_gets_no_answer() {
         let raw = b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n";
-        assert_eq!(bad_request_for_unparseable(raw, "no blank line"), None);
+        assert_eq!(
+            reject_unparseable(Unreadable::Malformed, raw, "no blank line"),
+            None
+        );
         let framed = [&raw[..], b"\r\n"].concat();
-        assert!(bad_request_for_unparseable(&framed, "whatever").is_some());
+        assert!(reject_unparseable(Unreadable::Malformed, &framed, "whatever").is_some());
     }
 
     /// Found by the core_message fuzz target: a line without a colon has the empty name,
@@ -118,38 +134,73 @@ mod tests {
     #[test]
     fn a_colonless_line_is_not_taken_for_the_missing_cseq() {
         let raw = b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nContent-Typez application/sdp\r\nContent-Length: 99\r\n\r\n";
-        assert_eq!(bad_request_for_unparseable(raw, "bad"), None);
+        assert_eq!(reject_unparseable(Unreadable::Malformed, raw, "bad"), None);
     }
 
     #[test]
     fn answers_a_request_with_a_bad_content_length() {
         let raw = b"INVITE sip:u@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nt: <sip:u@example.com>\r\nFrom: <sip:c@example.net>;tag=9\r\nCall-ID: x\r\nCSeq: 8\r\n INVITE\r\nContent-Length: 9999\r\n\r\nv=0\r\n";
-        let r = bad_request_for_unparseable(raw, "Content-Length exceeds the datagram").unwrap();
+        let r = reject_unparseable(
+            Unreadable::Malformed,
+            raw,
+            "Content-Length exceeds the datagram",
+        )
+        .unwrap();
         let text = String::from_utf8_lossy(&r);
         assert!(
             text.starts_with("SIP/2.0 400 Bad Request (Content-Length exceeds the datagram)\r\n")
         );
-        assert!(text.contains("\r\nt: <sip:u@example.com>;tag=400-unparseable\r\n"));
+        assert!(text.contains("\r\nt: <sip:u@example.com>;tag=unparseable\r\n"));
         assert!(text.contains("\r\nCSeq: 8 INVITE\r\n"));
         assert!(crate::sip::parse_datagram(r.clone(), 65535).is_ok());
+    }
+
+    /// A message over the size limit is answered from its header section alone: a 513
+    /// with no reason beyond the status's own.
+    #[test]
+    fn a_header_section_over_the_limit_gets_513() {
+        let head = b"INVITE sip:u@example.com SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nTo: <sip:u@example.com>\r\nFrom: <sip:c@example.net>;tag=9\r\nCall-ID: x\r\nCSeq: 8 INVITE\r\nContent-Length: 99999\r\n\r\n";
+        let r = reject_unparseable(Unreadable::TooLarge, head, "ignored").unwrap();
+        let text = String::from_utf8_lossy(&r);
+        assert!(
+            text.starts_with("SIP/2.0 513 Message Too Large\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\nContent-Length: 0\r\n\r\n"), "{text}");
+        let Ok(crate::sip::Message::Response(resp)) = crate::sip::parse_datagram(r.clone(), 65535)
+        else {
+            panic!("{text}")
+        };
+        assert_eq!(resp.status(), 513);
     }
 
     #[test]
     fn never_answers_acks_responses_or_headerless_junk() {
         assert!(
-            bad_request_for_unparseable(b"SIP/2.0 4294967301 x\r\nVia: a\r\n\r\n", "x").is_none()
+            reject_unparseable(
+                Unreadable::Malformed,
+                b"SIP/2.0 4294967301 x\r\nVia: a\r\n\r\n",
+                "x"
+            )
+            .is_none()
         );
         assert!(
-            bad_request_for_unparseable(
+            reject_unparseable(
+                Unreadable::Malformed,
                 b"sip/2.0 200 OK\r\nVia: a\r\nContent-Length: 99\r\n\r\n",
                 "x"
             )
             .is_none()
         );
-        assert!(bad_request_for_unparseable(b"ACK sip:x SIP/2.0\r\nVia: a\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 ACK\r\n\r\n", "x").is_none());
-        assert!(bad_request_for_unparseable(b"\x00\x01garbage", "x").is_none());
+        assert!(reject_unparseable(Unreadable::Malformed, b"ACK sip:x SIP/2.0\r\nVia: a\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 ACK\r\n\r\n", "x").is_none());
+        assert!(reject_unparseable(Unreadable::Malformed, b"\x00\x01garbage", "x").is_none());
         assert!(
-            bad_request_for_unparseable(b"INVITE sip:x SIP/2.0\r\nFrom: a\r\n\r\n", "x").is_none()
+            reject_unparseable(
+                Unreadable::Malformed,
+                b"INVITE sip:x SIP/2.0\r\nFrom: a\r\n\r\n",
+                "x"
+            )
+            .is_none()
         );
     }
 }

@@ -316,6 +316,7 @@ fn junk_that_does_not_parse_waits_with_new_work_and_is_shed_first() {
     let junk = Event::Unparseable {
         raw: bytes::Bytes::from_static(b"\x00\x01junk"),
         why: "not SIP".into(),
+        status: crate::sip::Unreadable::Malformed,
         source: Target::udp("127.0.0.2:5060".parse().unwrap()),
     };
     assert!(std::ptr::eq(inbox.queue_for(&junk), &inbox.fresh));

@@ -194,6 +194,7 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
             let _ = deliver(Event::Unparseable {
                 raw: wire,
                 why: e.why(),
+                status: crate::sip::Unreadable::Malformed,
                 source,
             });
         }

@@ -82,8 +82,12 @@ fn lone_crlfs_on_either_side_of_a_message_are_no_ping() {
     assert_eq!(f.take_pings(), 1);
 }
 
+/// A message over the limit whose header section is within it is answered (a 513, RFC 3261
+/// §21.5.14) from that section, its body skipped unread however the reads split it, and
+/// the stream goes on. Before, the connection was closed and the trunk's messages behind
+/// it on the stream were lost with it.
 #[test]
-fn the_limit_is_on_the_whole_message_and_a_body_over_it_is_refused_before_it_is_read() {
+fn the_limit_is_on_the_whole_message_and_a_body_over_it_is_skipped_unread() {
     let at_limit = options("v=0\r\n", 100);
     let mut f = StreamFramer::new(at_limit.len());
     assert_eq!(
@@ -100,10 +104,47 @@ fn the_limit_is_on_the_whole_message_and_a_body_over_it_is_refused_before_it_is_
     let head = wire.len() - body.len();
     assert!(head < max && body.len() < max && wire.len() > max);
     let mut f = StreamFramer::new(max);
-    let err = f.push(&wire[..head]).unwrap_err();
+    let got = f.push(&wire[..head]).unwrap();
+    let [Framed::TooLarge { head: kept }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        &kept[..],
+        &wire[..head],
+        "its header section, and only that"
+    );
+    assert!(f.mid_message(), "its body is still to come");
+    let next = options("", 0);
+    for split in [1, 100, 299, 300] {
+        let mut f = StreamFramer::new(max);
+        let mut stream = wire.clone();
+        stream.extend_from_slice(&next);
+        let mut got = Vec::new();
+        for chunk in [&stream[..head + split], &stream[head + split..]] {
+            got.extend(f.push(chunk).unwrap());
+        }
+        assert!(
+            matches!(&got[..], [Framed::TooLarge { .. }, Framed::Message(_)]),
+            "split {split}: {got:?}"
+        );
+        assert!(!f.mid_message());
+    }
+    // Past what is worth skipping, the stream is given up.
+    let huge = String::from_utf8(options("", 0)).unwrap().replace(
+        "Content-Length: 0",
+        &format!("Content-Length: {}", MAX_SKIP + 1),
+    );
+    let mut f = StreamFramer::new(max);
+    let err = f.push(huge.as_bytes()).unwrap_err();
     assert!(matches!(err, SipError::TooLarge(_)), "{err}");
     assert!(f.push(b"OPTIONS").is_err(), "the stream stays failed");
     assert!(!f.mid_message(), "nothing of it is kept");
+    let mut f = StreamFramer::new(max);
+    let at_most = huge.replace(&(MAX_SKIP + 1).to_string(), &MAX_SKIP.to_string());
+    assert!(matches!(
+        &f.push(at_most.as_bytes()).unwrap()[..],
+        [Framed::TooLarge { .. }]
+    ));
 }
 
 /// A message the stream frames (its Content-Length is good) but that does not parse is
@@ -194,7 +235,7 @@ fn one_byte_over_the_limit_is_refused_whether_the_head_or_the_body_takes_it_over
     let wire = options("v=0\r\n", 40);
     let mut f = StreamFramer::new(wire.len() - 1);
     assert!(
-        matches!(f.push(&wire), Err(SipError::TooLarge(_))),
+        matches!(&f.push(&wire).unwrap()[..], [Framed::TooLarge { .. }]),
         "the body"
     );
     let mut f = StreamFramer::new(wire.len());
