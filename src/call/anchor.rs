@@ -115,14 +115,13 @@ impl Call {
             .map(|o| (o.relayed.clone(), &o.sections))
             .filter(|_| offer.is_none());
         // An offer is held to its sender's `[media] max_streams` (a peer's share of the port
-        // pool); an answer takes no more streams than its offer had.
-        let max = match offer {
-            Some(_) => self.offer_max_streams(from, callee),
-            None => self.cfg.media_max_streams,
-        };
+        // pool); an answer relays no stream its offer did not.
         let mb = match &last_offer {
-            Some((_, sections)) => MediaBody::read_answer(ct, body, max, sections),
-            None => MediaBody::read(ct, body, max),
+            Some((_, sections)) => MediaBody::read_answer(ct, body, sections),
+            None if offer.is_some() => {
+                MediaBody::read(ct, body, self.offer_max_streams(from, callee))
+            }
+            None => MediaBody::read(ct, body, self.cfg.media_max_streams),
         };
         let last_offer = last_offer.map(|(relayed, _)| relayed);
         let mb = match mb {

@@ -205,6 +205,18 @@ fn load_profile(
         }
     };
     let address = match parse_transport_addr(file.address.get_ref()) {
+        // Sent to, 0.0.0.0 is this host (the gateway itself, at the shipped ports), and a
+        // multicast or broadcast address no one peer: refused here, not found at call time.
+        Ok((_, addr)) if !super::net::names_one_host(addr.ip()) => {
+            errs.push(at(
+                &file.address,
+                format!(
+                    "address {}: the address of no one host (name the peer's own address)",
+                    addr.ip()
+                ),
+            ));
+            Target::udp(SocketAddr::from(([0, 0, 0, 0], 0)))
+        }
         Ok((transport, addr)) => Target {
             transport,
             addr,

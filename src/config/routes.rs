@@ -66,9 +66,11 @@ pub(super) fn routes(
             RouteFrom::Peer(name)
         };
         let prefix = crate::sip::strip_visual_separators(r.prefix.get_ref());
-        if !prefix
+        // A `+` past the first character matches no number: the route would be dead.
+        let digits = prefix.strip_prefix('+').unwrap_or(&prefix);
+        if !digits
             .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#'))
         {
             errs.push(at(
                 r.prefix.span(),

@@ -43,6 +43,13 @@ pub(super) fn sip(
                 ));
                 None
             }
+            Ok((_, addr)) if reachable(addr.ip()).is_err() => {
+                errs.push(at(
+                    f.span(),
+                    format!("[sip] front {}: the address of no one host", addr.ip()),
+                ));
+                None
+            }
             Ok((transport, addr)) => Some(Target {
                 transport,
                 addr,

@@ -1489,3 +1489,54 @@ fn the_peer_index_finds_what_a_scan_finds() {
         Some("mid-a")
     );
 }
+
+/// A peer's `address` and `[sip] front` must name one host: sent to, 0.0.0.0 is this host
+/// (the gateway itself at the shipped ports) and a multicast or broadcast address no one
+/// peer. Before, they were accepted and failed at call time.
+#[test]
+fn a_peer_or_front_address_must_name_one_host() {
+    for bad in [
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "[::]",
+        "[ff02::1]",
+    ] {
+        let mut ps = standard_profiles();
+        ps[2].1 = ps[2].1.replace(
+            "address = \"udp:127.0.0.4:5060\"",
+            &format!("address = \"udp:{bad}:5060\""),
+        );
+        let text = load_errors(GATEWAY, &ps);
+        assert!(
+            text.contains("carrier-b.toml:3:11: address") && text.contains("no one host"),
+            "{bad}: {text}"
+        );
+        let front = GATEWAY.replace(
+            "advertise = \"127.0.0.1\"",
+            &format!("advertise = \"127.0.0.1\"\nfront = \"udp:{bad}:5060\""),
+        );
+        let text = load_errors(&front, &standard_profiles());
+        assert!(
+            text.contains("[sip] front") && text.contains("no one host"),
+            "{bad}: {text}"
+        );
+    }
+}
+
+/// A route prefix takes `+` only first: `86+` (for `+86`) matches no number, and the calls
+/// meant for the route would quietly take a later one.
+#[test]
+fn a_route_prefix_takes_plus_only_first() {
+    let gw = |prefix: &str| GATEWAY.replace("prefix = \"+86\"", &format!("prefix = \"{prefix}\""));
+    for good in ["+86", "86", "*21#", "+"] {
+        assert!(load_tree(&gw(good), &standard_profiles()).is_ok(), "{good}");
+    }
+    for bad in ["86+", "+8+6", "++86", "8a"] {
+        let text = load_errors(&gw(bad), &standard_profiles());
+        assert!(
+            text.contains("must be digits, optionally after +"),
+            "{bad}: {text}"
+        );
+    }
+}

@@ -91,13 +91,13 @@ impl MediaBody {
     /// [`MediaBody::read`] as the answer to an offer of the media sections `offered` (each
     /// as refused, [`refused_sections`]): an answer has as many as its offer (RFC 3264 §6),
     /// so a peer's extra ones are neither anchored nor forwarded (the offerer would have to
-    /// make sense of streams it never offered), nor counted against `max_streams` (an
-    /// answer to one stream with four extra ones was refused whole), and the ones it left
-    /// out are added back refused.
+    /// make sense of streams it never offered), and the ones it left out are added back
+    /// refused. No `max_streams` holds it: it relays no stream its offer did not, and the
+    /// offer was held to its sender's (an answer to a peer allowed more streams than the
+    /// gateway's default was refused whole, so was one to one stream with four extra).
     pub fn read_answer(
         content_type: Option<&str>,
         body: &[u8],
-        max_streams: usize,
         offered: &[Box<[u8]>],
     ) -> Result<Option<MediaBody>, SdpError> {
         let Some(part) = locate(content_type, body)? else {
@@ -107,7 +107,6 @@ impl MediaBody {
         // Past MAX_SECTIONS is refused as before: the answer is read whole first.
         limit_streams(&streams, usize::MAX)?;
         streams.truncate(offered.len());
-        limit_streams(&streams, max_streams)?;
         let pad = offered.get(streams.len()..).unwrap_or_default().to_vec();
         Ok(Some(MediaBody {
             part,
@@ -459,7 +458,7 @@ mod tests {
         // Read as the answer to a one-stream offer: the video section is left out, the
         // other part kept.
         let one = refused_sections(b"m=audio 4000 RTP/AVP 0\r\n");
-        let answer = MediaBody::read_answer(ct, body.as_bytes(), DEFAULT_MAX_STREAMS, &one)
+        let answer = MediaBody::read_answer(ct, body.as_bytes(), &one)
             .unwrap()
             .unwrap();
         assert_eq!(answer.streams.len(), 1);

@@ -37,13 +37,12 @@ impl Call {
             return None;
         }
         let ct = readable_type(msg);
-        let max = self.cfg.media_max_streams;
         // Asked of the callee's answers: read as `anchor_body` reads an answer.
         let offered = (self.media.as_ref())
             .and_then(|m| m.offered[super::Side::A].as_ref())
             .map(|o| &o.sections);
         match offered {
-            Some(s) => MediaBody::read_answer(ct.as_deref(), msg.body(), max, s).err(),
+            Some(s) => MediaBody::read_answer(ct.as_deref(), msg.body(), s).err(),
             // (An offer, to a late-offer INVITE: held to the callee's own `max_streams`.)
             None => {
                 let max = self.offer_max_streams(super::Side::B, None);

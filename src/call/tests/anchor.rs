@@ -491,6 +491,39 @@ fn a_peers_own_max_streams_holds_its_offers_and_only_its_offers() {
     assert_eq!(h.cdrs.len(), 1, "only the refused call's: this one goes on");
 }
 
+/// A peer allowed more streams than the gateway's `[media] max_streams` (4) has its offers'
+/// answers read whole: an answer relays no stream its offer did not. Before, the answer was
+/// held to the gateway's 4, so a six-stream call the offer let through ended at answer
+/// (ACK and BYE to the callee, 502 to the caller).
+#[test]
+fn an_answer_is_held_to_no_fewer_streams_than_its_offer_was() {
+    let mut cfg = config_with(|n, p| match n {
+        "carrier-a" => p.anchor = true,
+        "pbx" => p.max_streams = Some(6),
+        _ => {}
+    });
+    cfg.media_ports = (30000, 30099);
+    let mut h = H::with(cfg);
+    let six = format!("{SDP}{}", "m=audio 4002 RTP/AVP 0\r\n".repeat(5));
+    h.recv(PHONE, &invite_with_sdp("six", &six));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c1", &six.replace("192.0.2.10", "198.51.100.7"));
+    assert_eq!(ok.status(), 200);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert_eq!(body.matches("m=audio ").count(), 6, "{body}");
+    assert!(
+        !body.contains("m=audio 0 "),
+        "every stream relayed:\n{body}"
+    );
+    let to_callee = h.take(CARRIER_A);
+    assert!(
+        to_callee
+            .iter()
+            .all(|m| !matches!(m, Message::Request(r) if r.method() == Method::Bye)),
+        "the callee kept: {to_callee:?}"
+    );
+}
+
 /// An answer takes only what its offer relayed (RFC 3264 §6): a stream the offer refused
 /// stays refused (no ports, port 0 toward the caller) whatever port the answer names, and
 /// m= lines beyond the offer's are not forwarded. Before, each took a pair of ports, the
