@@ -9,8 +9,8 @@ mod writer;
 
 pub use record::{CallTag, CauseSource, CdrRecord};
 pub use writer::{
-    CDR_DROPPED, CDR_QUEUE_DEPTH, CDR_WRITE_ERRORS, CdrGate, CdrHealth, CdrOptions, CdrStats,
-    CdrWriter, describe_metrics,
+    CDR_DROPPED, CDR_QUEUE_DEPTH, CDR_UNLOGGED, CDR_WRITE_ERRORS, CdrGate, CdrHealth, CdrOptions,
+    CdrStats, CdrWriter, describe_metrics,
 };
 
 #[cfg(test)]

@@ -29,6 +29,10 @@ pub const CDR_WRITE_ERRORS: &str = "trunkgate_cdr_write_errors_total";
 /// Records not in the CDR file: past the queue's hard limit (to the log), given up at exit
 /// (to `<file>.unwritten`, else the log), or held by a writer stuck at exit.
 pub const CDR_DROPPED: &str = "trunkgate_cdr_dropped_total";
+/// Of those meant for the log, the lines that found standard error stuck (its queue full).
+pub const CDR_UNLOGGED: &str = "trunkgate_cdr_unlogged_total";
+/// At exit, how long lost records' lines are waited for on their way to standard error.
+const LOST_DRAIN: Duration = Duration::from_secs(2);
 
 /// Give the CDR metrics their help text; call once after the exporter is installed.
 pub fn describe_metrics() {
@@ -43,6 +47,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         CDR_DROPPED,
         "CDRs not written to the CDR file (in <file>.unwritten, in the error log, or lost with a stuck writer)"
+    );
+    metrics::describe_counter!(
+        CDR_UNLOGGED,
+        "CDRs meant for the error log that found standard error stuck: lost whole"
     );
 }
 
@@ -254,10 +262,8 @@ impl CdrWriter {
     }
 
     /// A record that cannot reach the file goes to standard error (the log) whole, so it can
-    /// be billed: directly, as at exit, not through the log's queue, which drops lines when
-    /// full (a peer's refusals can fill it). Waiting on standard error here is bounded: the
-    /// queue is past twice `max_pending`, new calls are refused, so only the calls already
-    /// up can end here, each once.
+    /// be billed: not through the log's queue, which drops lines when full (a peer's
+    /// refusals can fill it), and never waiting on standard error (`LostLines`).
     fn lose(&self, rec: &CdrRecord, why: &str) {
         self.gate.shared.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(CDR_DROPPED).increment(1);
@@ -330,6 +336,24 @@ impl CdrWriter {
         let Some(t) = self.thread.take() else {
             return;
         };
+        self.join_within(t, limit);
+        let lost = &self.gate.shared.lost;
+        if !lost.drain_within(LOST_DRAIN) {
+            tracing::error!(
+                "standard error took no lost CDR's line for {} s: those still queued for it \
+                 are lost with the process",
+                LOST_DRAIN.as_secs()
+            );
+        }
+        if lost.unlogged() > 0 {
+            tracing::error!(
+                unlogged = lost.unlogged(),
+                "CDRs that could not be written found standard error stuck too: lost"
+            );
+        }
+    }
+
+    fn join_within(&self, t: JoinHandle<()>, limit: Duration) {
         match crate::threads::join_within(t, limit) {
             Joined::Finished => {}
             // Whatever it held in memory is gone: counted and said, not lost silently.

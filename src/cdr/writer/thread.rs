@@ -102,7 +102,7 @@ pub(super) fn run(
             count = unsaid.len(),
             "CDRs not written (the file stayed unwritable until exit): each follows on standard error, one line each, after `trunkgate: CDR not written: `"
         );
-        (shared.lost).write("", unsaid.iter().map(String::as_str));
+        (shared.lost).write_waiting("", unsaid.iter().map(String::as_str));
     }
     metrics::gauge!(CDR_QUEUE_DEPTH).set(shared.depth.load(Ordering::Acquire) as f64);
 }

@@ -28,6 +28,7 @@ const EXPORTED: &[&str] = &[
     crate::cdr::CDR_QUEUE_DEPTH,
     crate::cdr::CDR_WRITE_ERRORS,
     crate::cdr::CDR_DROPPED,
+    crate::cdr::CDR_UNLOGGED,
     cb::REQUESTS,
     cb::DROPPED,
     cb::RESULTS,
