@@ -257,27 +257,21 @@ pub struct ReasonInfo {
 }
 
 /// Read every `Reason` value (one per line or comma-separated). Malformed values are skipped:
-/// a peer's bad Reason must not fail a call.
+/// a peer's bad Reason must not fail a call. Read from the values as they are passed on
+/// ([`reasons_rebuilt`]), so the CDR records the cause the other leg is told: read apart,
+/// `cause=+17` or a bad `cause` before a good one gave the CDR one cause and the other leg
+/// another.
 pub fn parse_reason(lines: &[String]) -> ReasonInfo {
     let mut info = ReasonInfo::default();
-    for value in lines.iter().flat_map(|l| crate::sip::split_header_list(l)) {
+    for value in reasons_rebuilt(lines) {
         // A quoted text may hold `;cause=`: only parameters outside quotes count.
         let mut parts = crate::sip::split_params(&value).into_iter();
-        let protocol = parts.next().unwrap_or("").trim();
-        let cause = parts.find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case("cause")
-                .then(|| v.trim().parse::<u16>().ok())?
-        });
-        if protocol.eq_ignore_ascii_case("Q.850") {
-            if let Some(c) = cause.filter(|c| (1..=127).contains(c))
-                && info.q850.is_none()
-            {
-                info.q850 = Some(Q850Cause(c));
-            }
-        } else if protocol.eq_ignore_ascii_case("SIP") && info.sip.is_none() {
-            info.sip = Some(value.clone());
+        let protocol = parts.next().unwrap_or("");
+        let cause = parts.find_map(|p| p.strip_prefix("cause=")?.parse::<u8>().ok());
+        if protocol == "Q.850" {
+            info.q850 = cause.map(|c| Q850Cause(c.into()));
+        } else if protocol == "SIP" {
+            info.sip = Some(value);
         }
     }
     info
@@ -434,5 +428,30 @@ mod tests {
         assert!(r.sip.is_some());
         let r = parse_reason(&["Q.850;cause=999".to_string(), "Q.850;cause=x".to_string()]);
         assert_eq!(r, ReasonInfo::default());
+    }
+
+    /// The CDR's cause is the one passed on to the other leg, whatever the peer wrote: a
+    /// `+17` is no cause to either (RFC 3326: digits), and a value with a bad `cause` is
+    /// left out whole by both, so a later value of the protocol speaks for it.
+    #[test]
+    fn the_cdr_reads_the_cause_the_other_leg_is_told() {
+        for (line, told, cause) in [
+            ("Q.850;cause=+17", None, None),
+            ("Q.850;cause=x;cause=17", None, None),
+            (
+                "Q.850;cause=+17, Q.850;cause=18",
+                Some("Q.850;cause=18"),
+                Some(18),
+            ),
+            (
+                "Q.850;text=\"a;cause=5\";cause=18",
+                Some("Q.850;text=\"a;cause=5\";cause=18"),
+                Some(18),
+            ),
+        ] {
+            let lines = vec![line.to_string()];
+            assert_eq!(reasons_rebuilt(&lines).first().map(String::as_str), told);
+            assert_eq!(parse_reason(&lines).q850, cause.map(Q850Cause), "{line}");
+        }
     }
 }
