@@ -216,11 +216,12 @@ pub struct Service {
     /// The wall clock's second when the service started: a datagram signed before it may
     /// have been seen by the process before, whose replay table is gone.
     started_s: u64,
-    /// Signed datagrams dated at or before this are refused: the latest `ts` ahead of its
-    /// clock the process before took (`refuse_up_to`), as it may be replayed within its skew.
+    /// Signed datagrams dated at or before this are refused: the latest `ts` at or ahead of
+    /// its clock's second the process before took (`refuse_up_to`), as it may be replayed
+    /// within its skew, or within the second a restart took.
     floor_s: u64,
-    /// The latest `ts` ahead of our clock a signed datagram had, and whether it is new
-    /// since the shell last took it (to keep for the next process).
+    /// The latest `ts` at or ahead of our clock's second a signed datagram had, and whether
+    /// it is new since the shell last took it (to keep for the next process).
     ahead_s: u64,
     ahead_new: bool,
     out: VecDeque<Output>,
@@ -282,7 +283,8 @@ impl Service {
         self.floor_s = self.floor_s.max(ts);
     }
 
-    /// The latest `ts` ahead of our clock a signed datagram had, once each time it rises:
+    /// The latest `ts` at or ahead of our clock's second a signed datagram had, once each
+    /// time it rises (at most once a second for datagrams dated when they come):
     /// the shell keeps it for the next process ([`Service::refuse_up_to`]).
     pub fn take_ahead(&mut self) -> Option<u64> {
         std::mem::take(&mut self.ahead_new).then_some(self.ahead_s)
@@ -367,7 +369,9 @@ impl Service {
                     return self.drop_datagram("stale");
                 }
                 Ok(v) => {
-                    if v.ts > unix_s(wall) && v.ts > self.ahead_s {
+                    // Dated this second too: a process started within it would take
+                    // it again (`started_s` is a second's start).
+                    if v.ts >= unix_s(wall) && v.ts > self.ahead_s {
                         (self.ahead_s, self.ahead_new) = (v.ts, true);
                     }
                     (v.message, Some((v.mac, v.ts)))

@@ -43,15 +43,12 @@ impl Service {
                 }
                 // Placed then: `result=ok` again, even once that call-back has ended (a
                 // REQUEST whose call-back ends within a second is resent as quickly when our
-                // ACK is lost). An unsigned REQUEST cannot be told from a reuse of its id.
-                Some(Seen::Placed)
-                    if self
-                        .entries
-                        .get(&r.id)
-                        .is_some_and(|e| e.src.ip() == src.ip() && e.request == r) =>
-                {
+                // ACK is lost), from whichever address the allow-list lets in (an AS's NAT
+                // pool, its standby taking over): the signature shows the AS wrote it. An
+                // unsigned REQUEST cannot be told from a reuse of its id.
+                Some(Seen::Placed) if self.entries.get(&r.id).is_some_and(|e| e.request == r) => {
                     // Answered where it came from, but the RESPONSEs stay where they go: a
-                    // capture resent from another port (spoofing the AS) must not send them
+                    // capture resent from elsewhere (spoofing the AS) must not send them
                     // off where the AS never hears them. A resend of its own from a new port
                     // is signed afresh (`Admitted::Again` follows that port).
                     return self.answer(

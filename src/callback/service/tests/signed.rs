@@ -391,3 +391,50 @@ fn an_as_near_its_share_of_the_replay_table_is_refused_alone() {
     assert_eq!(h.svc.stats().dropped("replay_share_full"), 1);
     assert_eq!(h.svc.active(), 0);
 }
+
+/// The same signed REQUEST from another allowed address (the AS's NAT pool, its standby)
+/// is the AS's own resend: `result=ok` there, and the RESPONSEs still go where the first
+/// came from. Before, it was refused `duplicate_id`, telling the AS its running call-back
+/// had failed.
+#[test]
+fn a_signed_request_resent_from_another_allowed_address_is_acknowledged() {
+    let mut h = H::new(|c| {
+        c.keys = Some(keys());
+        c.allow = vec!["127.0.0.0/24".parse().unwrap()];
+    });
+    h.advance(Duration::from_secs(1));
+    let req = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    assert_eq!(h.recv_bytes(AS, &req).len(), 2);
+    let other = "127.0.0.9:7000";
+    let out = h.recv_bytes(other, &req);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let now_s = h.wall_s();
+    let text = sent_text(&out[0], other);
+    let v = verify(text.as_bytes(), Signer::Gateway, &keys(), now_s).unwrap();
+    assert_eq!(String::from_utf8_lossy(v.message), "ACK: id=a;result=ok");
+    assert_eq!(h.svc.active(), 1, "nothing placed again");
+    let out = h.end("a", Outcome::Connected);
+    assert!(
+        matches!(&out[0], Output::Transmit { to, .. } if *to == addr(AS)),
+        "{out:?}"
+    );
+}
+
+/// A REQUEST dated the second it came is kept for the next process too: one started
+/// within that second (a crash, restarted at once) would otherwise take its replay, the
+/// `ts` being no earlier than its start. Before, only a `ts` ahead of the clock was kept.
+#[test]
+fn a_request_dated_the_second_it_came_is_not_taken_by_a_process_started_within_it() {
+    let mut h = signed();
+    let req = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    assert_eq!(h.answers(&req), vec!["ACK: id=a;result=ok"]);
+    let kept = h.svc.take_ahead().expect("kept for the next process");
+    assert_eq!(kept, h.wall_s());
+    let mut next = H::new(|c| c.keys = Some(keys()));
+    next.now = h.now;
+    next.start = h.start;
+    next.svc = Service::new(config(|c| c.keys = Some(keys())), h.now, h.wall());
+    next.svc.refuse_up_to(kept);
+    assert!(next.answers(&req).is_empty(), "the replay is refused");
+    assert_eq!(next.svc.active(), 0);
+}
