@@ -265,10 +265,20 @@ impl Call {
     }
 
     /// user2 answered: its answer goes to user1 in our ACK, and user2 is ACKed. An answer
-    /// whose SDP cannot be read (an anchored call-back) reaches user1 with every stream
-    /// refused, and both are hung up at once rather than left connected without audio.
+    /// whose SDP cannot be read (an anchored call-back) fails the call-back, as such an
+    /// answer fails a call: user2 is ACKed and hung up, user1 gets every stream refused in
+    /// its ACK and a BYE, and the service hears `user2_failed`, not `connected` (no one was
+    /// connected: the two would have had no audio).
     fn user2_answered(&mut self, cx: &mut Cx, resp: Response) {
-        let unreadable = self.unreadable_sdp(&resp);
+        if let Some(e) = self.unreadable_sdp(&resp) {
+            warn!(call_id = %self.call_id(), error = %e, "user2 answered in SDP that cannot be read: call-back failed");
+            self.events.push(CallEvent::CalleeSdpUnreadable);
+            self.first_release_of(&resp);
+            self.ack_and_bye_b(cx, &resp);
+            let cause = Q850Cause::INTERWORKING;
+            let end = EndInfo::internal(CallTag::MediaUnavailable, 502, cause.0, cx.now);
+            return self.release_callback(cx, end);
+        }
         self.phase.answer(cx.now);
         self.media_answered(cx);
         self.answered_wall = Some(cx.env.wall(cx.now));
@@ -300,12 +310,6 @@ impl Call {
         self.phase.confirm();
         if let Some(tp) = self.third_party_mut() {
             tp.stage = State::Connected;
-        }
-        if let Some(e) = unreadable {
-            warn!(call_id = %self.call_id(), error = %e, "user2 answered in SDP that cannot be read: call-back released");
-            self.events.push(CallEvent::CalleeSdpUnreadable);
-            let cause = Q850Cause::INTERWORKING;
-            return self.release_answered(cx, CallTag::MediaUnavailable, cause);
         }
         info!(call_id = %self.call_id(), "call-back connected");
         cx.emit(Output::Callback(CallbackReport::Progress {

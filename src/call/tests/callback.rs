@@ -719,6 +719,13 @@ fn user2_answering_in_sdp_that_cannot_be_read_ends_the_call_back() {
     assert_eq!(to_user2, [Method::Ack, Method::Bye]);
     let e = ended(&h)[0].1;
     assert_eq!((e.call_tag, e.cause.0), (CallTag::MediaUnavailable, 127));
+    // No one was connected: failed, as a call whose callee answers so fails (before, the
+    // service heard `connected` and the CDR had an answer time).
+    assert_eq!(
+        (e.outcome, e.duration),
+        (Outcome::User2Failed, Duration::ZERO)
+    );
+    assert!(h.cdrs[0].answer.is_none(), "{:?}", h.cdrs[0]);
     assert!(
         h.cdrs[0]
             .events
