@@ -189,7 +189,8 @@ pub struct Service {
     clock: GivenClock,
     epoch: Instant,
     limiter: Limiter,
-    /// Answers when anyone may send (`allow_any` without `secret_file`), but those that
+    /// Answers when anyone may send (`allow_any`, or an `allow` of every address, without
+    /// `secret_file`), but those that
     /// place a call (held to `rate`): a flood forging a victim's address (errors, a STATUS
     /// or a REQUEST replayed, each answered with more bytes than it had) is not reflected
     /// at it one for one. (An allowed or signing AS gets every answer: dropped, it would

@@ -76,6 +76,12 @@ impl CallbackConfig {
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allow_any || super::net::holds(&self.allow, ip)
     }
+
+    /// Whether anyone may send: `allow_any`, or an `allow` network of every address of a
+    /// family (`0.0.0.0/0`, `::/0`), which is the same thing written otherwise.
+    pub fn open_to_anyone(&self) -> bool {
+        self.allow_any || self.allow.iter().any(|n| n.prefix_len() == 0)
+    }
 }
 
 /// Where problems are reported, and what they are checked against.
@@ -211,10 +217,21 @@ pub(super) fn load(
             "warning: [callback] allow_any = true: anyone who can reach the call-back port \
              can place calls at your cost (set secret_file to require signed requests)",
         ));
+    } else if c.open_to_anyone()
+        && c.keys.is_none()
+        && c.listen.is_some()
+        && let Some(a) = &sec.allow
+    {
+        warnings.push(cx.at(
+            a,
+            "warning: [callback] allow holds a /0, every address: anyone who can reach the \
+             call-back port can place calls at your cost, as with allow_any = true (set \
+             secret_file to require signed requests)",
+        ));
     }
     // Over UDP a source address can be forged: beyond loopback (which the kernel keeps
     // from the outside), only signatures tell an AS from someone posing as it.
-    if !c.allow_any
+    if !c.open_to_anyone()
         && c.keys.is_none()
         && c.listen.is_some()
         && c.allow.iter().any(|n| !n.addr().is_loopback())

@@ -155,9 +155,9 @@ impl Callback {
         info!(listen = %at, allow = ?cfg.callback.allow, "call-back service listening");
         if cfg.callback.keys.is_some() {
             info!("call-back datagrams must be signed ([callback] secret_file)");
-        } else if cfg.callback.allow_any {
+        } else if cfg.callback.open_to_anyone() {
             warn!(
-                "[callback] allow_any = true: anyone who can reach the call-back port can place calls at your cost"
+                "[callback] allow_any = true (or an allow of every address): anyone who can reach the call-back port can place calls at your cost"
             );
         }
         let wall = std::time::SystemTime::now();

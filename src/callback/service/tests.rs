@@ -856,6 +856,13 @@ fn error_answers_to_anyone_are_bounded_per_second() {
     let mut h = H::default();
     let answered = (0..500).map(|_| h.recv("X:").len()).sum::<usize>();
     assert_eq!(answered, 500);
+    // An allow-list of every address is anyone, written otherwise: held back too (before,
+    // `allow = ["0.0.0.0/0"]` reflected every error).
+    let mut h = H::new(|c| c.allow = vec!["0.0.0.0/0".parse().unwrap()]);
+    let answered = (0..500)
+        .map(|_| h.recv_from(victim, "X:").len())
+        .sum::<usize>();
+    assert_eq!(answered, 100);
 }
 
 /// The same for answers that are not errors: a STATUS of a known id (12 bytes answered with

@@ -161,6 +161,16 @@ fn allow_any_is_accepted_with_a_warning() {
     // With the port closed there is nothing to warn about.
     let (_dir, cfg) = load("[callback]\nport = 0\nallow = []\nallow_any = true\n");
     assert!(cfg.unwrap().warnings.is_empty());
+    // An allow of every address is said to be the same, once.
+    let (_dir, cfg) = load("[callback]\nallow = [\"::/0\", \"10.0.0.0/8\"]\nport = 5080\n");
+    let cfg = cfg.unwrap();
+    assert!(cfg.callback.open_to_anyone());
+    let w: Vec<String> = (cfg.warnings.iter())
+        .map(|w| w.to_string())
+        .filter(|w| w.contains("[callback]"))
+        .collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("allow holds a /0"), "{w:?}");
 }
 
 #[test]
