@@ -47,6 +47,7 @@ impl B2bua {
             && !(self.env.is_front(source)
                 && req.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none())
             && !(self.env.peers_moved() && self.is_from_a_legs_peer(req, source))
+            && !self.is_from_a_legs_address(req, source)
         {
             return self.unknown_source(req, source);
         }
@@ -219,6 +220,23 @@ impl B2bua {
         self.dialog_of(&call_id, &tag)
             .and_then(|(r, side)| self.calls.get(&r)?.profile(side).cloned())
             .is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// A request in a call's dialog from the `address` of that leg's peer, outside its
+    /// `match`: the carrier's SBC we sent the call to, hanging it up or refreshing it
+    /// (profiles/README.md: a request in one of its calls is heard from its `address` too).
+    /// Asked only of a peer's `address`, so a stranger costs nothing more.
+    fn is_from_a_legs_address(&self, req: &Request, source: Target) -> bool {
+        let ip = self.env.origin_ip(req, source).to_canonical();
+        if !self.env.cfg.is_peer_address(ip) {
+            return false;
+        }
+        let (Some(call_id), Some(tag)) = (req.call_id(), req.to_tag()) else {
+            return false;
+        };
+        self.dialog_of(&call_id, &tag)
+            .and_then(|(r, side)| self.calls.get(&r)?.profile(side).cloned())
+            .is_some_and(|p| p.address.addr.ip().to_canonical() == ip)
     }
 
     /// A request from an address no profile matches: silence, or one stateless 403 (never

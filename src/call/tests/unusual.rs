@@ -838,3 +838,35 @@ fn a_forced_100rel_is_one_event_a_call() {
         .count();
     assert_eq!(forced, 1, "{:?}", h.cdrs[0].events);
 }
+
+/// A trunk's SBC that we send calls to (`address`) but that its `match` leaves out: a
+/// request in one of its calls' dialogs from there is that peer's (profiles/README.md), so
+/// its BYE ends the call. Before, it was a stranger's: dropped (or 403), and the call stayed
+/// up until the caller hung up. Another peer's address with the same identifiers, or a new
+/// call from there, is still not heard.
+#[test]
+fn a_request_in_a_call_from_its_peers_address_outside_match_is_heard() {
+    let mut h = H::with(config_with(|n, p| match n {
+        "carrier-a" => p.matches = vec!["192.0.2.0/25".parse().unwrap()],
+        "carrier-b" => p.matches = vec!["192.0.2.128/25".parse().unwrap()],
+        _ => {}
+    }));
+    let (inv, _) = answered_call(&mut h);
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKaddr1", "");
+    h.recv(CARRIER_B, &bye);
+    assert!(
+        h.sent.is_empty() && h.cdrs.is_empty(),
+        "another peer's address"
+    );
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+    // A call from there is still a stranger's.
+    h.recv(
+        CARRIER_A,
+        &invite_text("new@127.0.0.3", "z9hG4bKaddr2", "+8610123", ""),
+    );
+    assert!(h.take(PHONE).is_empty(), "not routed");
+    assert_eq!(h.core.active_calls(), 0);
+}

@@ -131,12 +131,10 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
         return;
     }
     // A stranger costs a look at its first bytes: most of what it sends is dropped
-    // here, and what the core may answer goes behind accepted work.
-    let stranger = if data.starts_with(b"SIP/2.0 ") {
-        !inbox.answers_from_peer(src.ip())
-    } else {
-        !inbox.knows_source(src.ip())
-    };
+    // here, and what the core may answer goes behind accepted work. A peer's `address`
+    // outside its `match` is no stranger: its responses, and the requests in its calls
+    // (the core tells those from the rest), are that peer's.
+    let stranger = !inbox.answers_from_peer(src.ip());
     if stranger && !inbox.hears_stranger(src.ip(), data, at) {
         return;
     }

@@ -379,6 +379,42 @@ async fn a_response_from_a_peers_address_is_a_peers_and_junk_is_never_kept() {
     assert!(queues.urgent.try_recv().is_err());
 }
 
+/// A request from a peer's `address` outside its `match` (the SBC we send calls to,
+/// hanging one up) is a peer's at the reader too, in `drop` mode as well: the core tells a
+/// request in its calls from the rest. Before, it was a stranger's and dropped unread.
+#[tokio::test]
+async fn a_request_from_a_peers_address_reaches_the_core_whatever_the_mode() {
+    let mut cfg = crate::call::tests::config();
+    for (name, p) in cfg.profiles.iter_mut() {
+        if name.as_str() == "carrier-a" {
+            Arc::make_mut(p).matches = vec!["127.0.0.33/32".parse().unwrap()];
+        }
+    }
+    assert_eq!(
+        cfg.protect.unknown_sources,
+        crate::config::UnknownSources::Drop
+    );
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    let bye = "BYE sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKb1\r\nFrom: <sip:b@h>;tag=2\r\nTo: <sip:a@h>;tag=1\r\nCall-ID: a1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    stranger.send_to(bye.as_bytes(), gw).unwrap();
+    let carrier = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+    carrier.send_to(bye.as_bytes(), gw).unwrap();
+    let ev = next_on(&mut queues.urgent, "the carrier's BYE with accepted work").await;
+    assert!(
+        matches!(ev, Event::Message { source, .. } if source.addr.ip().to_string() == "127.0.0.3")
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        queues.urgent.try_recv().is_err(),
+        "the stranger's was dropped"
+    );
+    assert!(queues.fresh.try_recv().is_err());
+}
+
 /// A listener on `[::]` hears an IPv4 peer as `::ffff:a.b.c.d`: the reader hands it on as
 /// its IPv4 address, so the core matches it to its profile, its transactions and its
 /// dialogs as it would on an IPv4 listener. Before, only the profile match knew the mapped
