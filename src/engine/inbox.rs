@@ -205,12 +205,22 @@ impl Inbox {
     /// (nor the ACK of a refusal of ours) to drop unanswered: while overload control sheds
     /// anything (its share is above 0, or this one waited past `overload_delay_ms`), every
     /// such request is, before any INVITE is refused; it takes no turn of the share. The
-    /// tag is checked (again: the reader checked it to queue it) only then. Counted.
-    pub(crate) fn drops_as_junk(&self, msg: &Message, delay: std::time::Duration) -> bool {
+    /// tag is checked (again: the reader checked it to queue it) only then. Counted. Over a
+    /// connection nothing is (`reliable`): its source is not spoofed, its 481 is cheap, and
+    /// unanswered its sender, which does not retransmit, would wait 32 s.
+    pub(crate) fn drops_as_junk(
+        &self,
+        msg: &Message,
+        delay: std::time::Duration,
+        reliable: bool,
+    ) -> bool {
         // The cheap test first: most messages are no request with a To tag, and need not
         // take overload control's lock.
         let in_a_dialog = matches!(msg, Message::Request(r)
             if r.to_tag().is_some() && r.method() != crate::sip::Method::Cancel);
+        if reliable {
+            return false;
+        }
         if !in_a_dialog {
             return false;
         }

@@ -419,7 +419,7 @@ impl Shell {
         let delay = now.saturating_duration_since(at);
         let reliable = source.transport.is_reliable();
         let ov = &self.inbox.overload;
-        if self.inbox.drops_as_junk(&msg, delay) {
+        if self.inbox.drops_as_junk(&msg, delay, reliable) {
             return;
         }
         if !inbox::is_new_work(&msg) {

@@ -283,20 +283,23 @@ fn only_a_request_naming_a_tag_of_ours_goes_ahead_of_new_work() {
     assert!(!urgent(&ev(req("BYE", &format!(";tag={refusal}")))));
     // Without overload, what names no dialog of ours is served (and answered 481).
     let junk = req("BYE", ";tag=made-up");
-    assert!(!inbox.drops_as_junk(&junk, Duration::ZERO));
+    assert!(!inbox.drops_as_junk(&junk, Duration::ZERO, false));
     // One that waited past overload_delay_ms is dropped unanswered.
-    assert!(inbox.drops_as_junk(&junk, Duration::from_millis(200)));
+    assert!(inbox.drops_as_junk(&junk, Duration::from_millis(200), false));
     // While the share is above 0, every one is, however short its wait; what names a
     // dialog of ours, a refusal's ACK and new work are not (new work has its own rule).
     inbox.overload.stand_for(Instant::now(), 2000);
     assert!(inbox.overload.share() > 0.0);
-    assert!(inbox.drops_as_junk(&junk, Duration::ZERO));
+    assert!(inbox.drops_as_junk(&junk, Duration::ZERO, false));
+    // Over a connection it is answered: not spoofed, and its sender does not retransmit
+    // (before, it waited 32 s for nothing).
+    assert!(!inbox.drops_as_junk(&junk, Duration::from_millis(200), true));
     for served in [
         req("BYE", &format!(";tag={ours}")),
         req("ACK", &format!(";tag={refusal}")),
         req("INVITE", ""),
     ] {
-        assert!(!inbox.drops_as_junk(&served, Duration::ZERO));
+        assert!(!inbox.drops_as_junk(&served, Duration::ZERO, false));
     }
     // Responses are accepted work as before.
     let resp = msg(
@@ -358,7 +361,7 @@ fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
                 .overload
                 .decide(now, (Duration::ZERO, Stage::CoreUdp), false),
         );
-        assert!(with_junk.drops_as_junk(&junk, Duration::ZERO));
+        assert!(with_junk.drops_as_junk(&junk, Duration::ZERO, false));
         beside_junk.push(
             with_junk
                 .overload
