@@ -173,6 +173,32 @@ impl Shedder {
         if now < end {
             return;
         }
+        let received = now.checked_sub(delay).unwrap_or(now);
+        self.close_window(end, received, p);
+        self.window_end = Some(now + WINDOW);
+    }
+
+    /// With no decision for a whole window after the one open (no new request came at
+    /// all), that window is closed and the quiet ones after it bring the share down, as the
+    /// next decision would: the share (its metric, and the rules that drop junk while it is
+    /// above 0) does not show the last storm for as long as it is quiet. Housekeeping asks,
+    /// once a second.
+    pub(crate) fn decay_idle(&mut self, now: Instant, p: &Protect) {
+        let Some(end) = self.window_end else {
+            return;
+        };
+        if now < end + WINDOW {
+            return;
+        }
+        self.close_window(end, now, p);
+        // A quiet window is open now: the next decision, or the next ask, closes it.
+        self.window_end = Some(now + WINDOW);
+        self.last_min = Duration::ZERO;
+    }
+
+    /// Close the window that ended at `end`, with the quiet windows from then until
+    /// `received` (the latest request's receipt, or now).
+    fn close_window(&mut self, end: Instant, received: Instant, p: &Protect) {
         // The queue that stood most: of those decided on this window, the longest
         // shortest wait.
         let worst = (self.window_min.iter())
@@ -186,7 +212,6 @@ impl Shedder {
         // does not leave the next calls refused until enough requests have closed windows.
         // Only up to when this request was received: while it waited (a stall of the core
         // or a reader) the queue stood, however few decisions were made meanwhile.
-        let received = now.checked_sub(delay).unwrap_or(now);
         let idle = (received.saturating_duration_since(end).as_nanos() / WINDOW.as_nanos())
             .min(u128::from(u16::MAX)) as f64;
         self.share = if worst >= p.overload_delay {
@@ -198,7 +223,6 @@ impl Shedder {
         if self.share == 0.0 {
             self.owed = 0.0;
         }
-        self.window_end = Some(now + WINDOW);
         self.window_min = [Duration::MAX; QUEUES];
     }
 }
@@ -432,8 +456,14 @@ impl Overload {
     /// so every entry is gone within `RECENT_IDLE` and 32 s of being written: on a busy
     /// gateway the table is never idle, and an entry left for the ~35 minutes its stamp
     /// takes to wrap would read young again (a replay of an INVITE let in then would pass
-    /// the shedder as a retransmission).
+    /// the shedder as a retransmission). And the share comes down for the quiet windows
+    /// since the last decision ([`Shedder::decay_idle`]).
     pub(crate) fn release_if_idle(&self, now: Instant) {
+        {
+            let mut st = crate::threads::lock(&self.state);
+            let (shedder, p) = &mut *st;
+            shedder.decay_idle(now, p);
+        }
         let last = self.epoch + Duration::from_millis(self.last_remembered.load(Ordering::Relaxed));
         if now.saturating_duration_since(last) >= RECENT_IDLE && self.recent.load().is_some() {
             self.recent.store(None);

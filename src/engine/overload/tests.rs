@@ -117,6 +117,33 @@ fn quiet_time_after_a_storm_lowers_the_share() {
     assert!(sh.share() >= before, "{before} -> {}", sh.share());
 }
 
+/// Quiet time brings the share down with no request to close a window: housekeeping asks
+/// once a second, so the share's metric, and the rules that drop junk while it is above 0,
+/// do not show a storm long over. Before, the share stood at its last value until the next
+/// new request, however long the quiet (an hour of it, with peers honouring Retry-After).
+#[test]
+fn quiet_time_lowers_the_share_with_no_request_to_show_it() {
+    let p = thresholds();
+    let (mut sh, mut t) = (Shedder::default(), Instant::now());
+    run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
+    let before = sh.share();
+    assert!(before > 0.85, "{before}");
+    sh.decay_idle(t + Duration::from_millis(50), &p);
+    assert_eq!(sh.share(), before, "not a whole quiet window yet");
+    // (The window open at the storm's end closes as it stood, a step up.)
+    sh.decay_idle(t + Duration::from_secs(3), &p);
+    assert!(sh.share() < before - 0.3, "{before} -> {}", sh.share());
+    assert_eq!(sh.last_min, Duration::ZERO, "no queue stands");
+    sh.decay_idle(t + Duration::from_secs(60), &p);
+    assert_eq!(sh.share(), 0.0);
+    // The next request opens a window of its own and is let in.
+    let next = t + Duration::from_secs(61);
+    assert_eq!(
+        sh.decide(next, (Duration::ZERO, Stage::CoreUdp), false, &p),
+        Shed::Admit
+    );
+}
+
 #[test]
 fn the_share_settles_where_the_queue_stops_growing() {
     // A fake core serving 1000 requests/s offered 2000/s: what it admits is queued;
