@@ -1,3 +1,4 @@
+use super::shedder::WINDOW;
 use super::*;
 
 /// Overload thresholds of 100 ms (refuse) and 500 ms (drop), whatever the defaults.
