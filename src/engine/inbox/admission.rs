@@ -94,7 +94,13 @@ impl Inbox {
         }
         let text = |b| std::str::from_utf8(b).ok();
         match (ids.to_tag.and_then(text), ids.call_id.and_then(text)) {
-            (Some(tag), Some(call_id)) => key.ours(tag, call_id),
+            // The ACK of one of our refusals names its tag: lost to a flood, the refusal
+            // is resent and its transaction kept for 32 s (Timer H) rather than 5 (Timer I).
+            (Some(tag), Some(call_id)) => {
+                key.ours(tag, call_id)
+                    || (raw.starts_with(b"ACK ")
+                        && key.is(crate::sip::TagKind::Refusal, tag, call_id))
+            }
             _ => false,
         }
     }

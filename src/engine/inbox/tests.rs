@@ -534,6 +534,17 @@ async fn a_peers_accepted_work_passes_a_flood_in_its_name() {
     // Another Call-ID: the tag's check fails.
     let moved = bye.replace("i: c9@h", "i: c10@h");
     assert!(!inbox.admit_datagram(carrier, t0, moved.as_bytes()));
+    // The ACK of one of our refusals names our refusal's tag: it passes too (before, it
+    // took its chance against the flood, and the refusal was resent for 32 s); a BYE
+    // naming that tag does not.
+    let refusal = crate::sip::IdGen::from_os(key.clone()).refusal_tag("c11@h");
+    let ack = format!(
+        "ACK sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKa\r\n\
+         From: <sip:b@h>;tag=x\r\nTo: <sip:a@h>;tag={refusal}\r\ni: c11@h\r\nCSeq: 1 ACK\r\n\r\n"
+    );
+    assert!(inbox.admit_datagram(carrier, t0, ack.as_bytes()));
+    let bye_to_refusal = ack.replace("ACK ", "BYE ").replace("1 ACK", "2 BYE");
+    assert!(!inbox.admit_datagram(carrier, t0, bye_to_refusal.as_bytes()));
     let stranger: IpAddr = "192.0.2.9".parse().unwrap();
     for _ in 0..11 {
         inbox.admit_datagram(stranger, t0, junk);
