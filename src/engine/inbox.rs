@@ -247,6 +247,15 @@ impl Inbox {
         true
     }
 
+    /// Whether new work from `ip` is decided on by overload control, its wait counted. A
+    /// stranger's request gets its 403 (or nothing) whatever the load, and is no measure
+    /// of it: it waited in the queue served last, behind everyone's, and a spoofed spray
+    /// keeping that queue full would otherwise raise the share refused of the peers' new
+    /// calls while refusing it saved nothing.
+    pub(crate) fn measures_load(&self, ip: IpAddr) -> bool {
+        self.answers_from_peer(ip)
+    }
+
     /// A reloaded configuration.
     pub(crate) fn configure(&self, cfg: Arc<Config>, now: Instant) {
         self.configure_protect(&cfg.protect, now);

@@ -425,6 +425,9 @@ impl Shell {
         if !inbox::is_new_work(&msg) {
             return self.core.handle_input(now, Input::Message { msg, source });
         }
+        if !self.inbox.measures_load(source.addr.ip()) {
+            return self.core.handle_input(now, Input::Message { msg, source });
+        }
         let verdict = if screened {
             ov.screened(now, delay)
         } else {

@@ -725,3 +725,20 @@ async fn a_connections_accepted_work_waits_for_room_in_bytes() {
     assert!(queued.unwrap());
     assert!(inbox.urgent_bytes.used() <= budget::URGENT_CONNECTION_BYTES);
 }
+
+/// Overload control decides on (and counts the wait of) new work from peers, the front and
+/// a peer's `address` only: a stranger's request, from the queue served last, would have
+/// its wait raise the share refused of everyone's new calls (a spoofed spray keeps that
+/// queue full) while refusing it saves nothing (it gets its 403 or nothing anyway).
+#[test]
+fn a_strangers_new_work_is_no_measure_of_the_load() {
+    let (inbox, _q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    for (ip, measured) in [
+        ("127.0.0.2", true),
+        ("127.0.0.3", true),
+        ("192.0.2.9", false),
+        ("127.0.0.99", false),
+    ] {
+        assert_eq!(inbox.measures_load(ip.parse().unwrap()), measured, "{ip}");
+    }
+}
