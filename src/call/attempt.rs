@@ -260,6 +260,18 @@ impl Call {
         // attempt) is an earlier attempt's: CANCELled if it rings, hung up if it answers.
         let abandoned = self.was_abandoned(id);
         let current = !abandoned && self.attempt.as_ref().is_some_and(|a| a.txn == id);
+        // Behind a front, what it says itself, unstamped: a Kamailio front answers every
+        // INVITE it relays with its own 100 at once, and sends its own 408 when its timer
+        // for the peer ends. Neither is the peer's.
+        let fronts_own = |code: u16| {
+            resp.status() == code
+                && cx.env.cfg.front.is_some()
+                && resp.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none()
+        };
+        if current && fronts_own(100) {
+            // Says nothing of the peer: the call waits on as if it had not come.
+            return;
+        }
         if current {
             // The peer is heard: its INVITE is no longer given up for silence.
             self.timers.clear(CallTimer::InviteTimeout);
@@ -281,10 +293,14 @@ impl Call {
             }
             return;
         }
+        let alerted = self.attempt.as_ref().is_some_and(|a| a.state.alerted());
         if resp.is_provisional() {
             self.on_invite_provisional(cx, resp);
         } else if resp.is_success() {
             self.on_invite_2xx(cx, id, resp);
+        } else if fronts_own(408) && !alerted {
+            // The peer never answered: its silence, as Timer B would have found it.
+            self.on_invite_unreachable(cx, id, true);
         } else {
             self.on_invite_failure(cx, resp);
         }

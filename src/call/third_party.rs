@@ -320,12 +320,17 @@ impl Call {
 
     /// What a call does when an attempt could not be sent (`None` when it was).
     pub(super) fn on_attempt_outcome(&mut self, cx: &mut Cx, outcome: AttemptOutcome) {
+        // Behind a front, this instance's own want of room (its RTP ports, its share of the
+        // route's peers' limits) is said with a Retry-After: the front then moves the call
+        // to another instance, which may have room, as it does the instance's other
+        // refusals (a trunk's failure, passed on without one, goes to the caller).
+        let behind_front = cx.env.cfg.front.is_some();
         let (end, retry) = match outcome {
             AttemptOutcome::Sent => return,
             // 47: resource unavailable, when it was the RTP ports that ran out.
             AttemptOutcome::NoMediaPorts => (
                 EndInfo::internal(CallTag::MediaUnavailable, 503, 47, cx.now),
-                None,
+                behind_front.then_some("5"),
             ),
             // 488 → Q.850 127 (RFC 3398): the offer itself is what we cannot take.
             AttemptOutcome::BadSdp => (
@@ -338,10 +343,12 @@ impl Call {
                 None,
             ),
             // No Retry-After: it is this route's peers that are full, not the gateway, and a
-            // caller honouring it would hold back every call (RFC 3261 §21.5.4).
-            AttemptOutcome::RateLimited(_) => (
+            // caller honouring it would hold back every call (RFC 3261 §21.5.4). (The
+            // front's is no caller: it tries the next instance, and passes the last one's
+            // refusal on.)
+            AttemptOutcome::RateLimited(over) => (
                 EndInfo::internal(CallTag::RateLimited, 503, Q850Cause::CONGESTION.0, cx.now),
-                None,
+                behind_front.then(|| over.retry_after()),
             ),
             AttemptOutcome::NoPeerLeft => (
                 EndInfo::internal(CallTag::PeerUnreachable, 503, 38, cx.now),

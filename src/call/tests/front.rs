@@ -512,3 +512,90 @@ fn a_response_in_a_dialog_through_the_front_may_come_from_the_callees_contact() 
         "the BYE was answered: not sent again"
     );
 }
+
+/// The front's own 100 Trying (Kamailio's tm answers every INVITE it relays at once,
+/// unstamped) is not the peer's: a trunk that says nothing is still given up after its
+/// `invite_timeout_s`, and the next peer tried. Before, the front's 100 stopped that timer,
+/// and the caller waited out the front's own 32 s for every dead trunk.
+#[test]
+fn the_fronts_own_100_does_not_stop_a_peers_invite_timeout() {
+    let mut cfg = config();
+    cfg.front = Some(Target::udp(addr(FRONT)));
+    edit_profiles(&mut cfg, |n, p| {
+        if n == "carrier-a" {
+            p.invite_timeout = Some(Duration::from_secs(3));
+        }
+    });
+    let mut h = H::with(cfg);
+    let invite = invite_text("f-100", "z9hG4bKf100", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    h.recv_msg(FRONT, reply(&inv, 100, "", &[], None));
+    h.advance(Duration::from_millis(3100));
+    let next = h.one_request(FRONT, Method::Invite);
+    assert_eq!(
+        next.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.4:5060;transport=udp"),
+        "carrier-b tried after carrier-a's silence"
+    );
+    // A peer's own 100, stamped by the front, is the peer heard: no timeout then.
+    let stamp = [(Hdr::named("X-Trunkgate-Source"), "127.0.0.4:5060")];
+    h.recv_msg(FRONT, reply(&next, 100, "", &stamp, None));
+    h.advance(Duration::from_secs(4));
+    assert!(h.take_requests(FRONT, Method::Invite).is_empty());
+}
+
+/// The front's own 408 (its timer for the peer ended, unstamped) to an INVITE that never
+/// rang is the peer's silence: the call fails as one to a peer that never answered
+/// (`peer_unreachable`, event `peer_timeout`). Before, it was taken for the peer's 408
+/// (`callee_reject`, `failover_408`).
+#[test]
+fn the_fronts_own_408_is_the_peers_silence() {
+    let mut cfg = config();
+    cfg.front = Some(Target::udp(addr(FRONT)));
+    cfg.routes[0].to.truncate(1);
+    let mut h = H::with(cfg);
+    let invite = invite_text("f-408", "z9hG4bKf408", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    h.recv_msg(FRONT, reply(&inv, 408, "", &[], None));
+    let c = &h.cdrs[0];
+    assert_eq!(c.call_tag, CallTag::PeerUnreachable, "{c:?}");
+    assert!(c.events.iter().any(|e| e == "peer_timeout"), "{c:?}");
+}
+
+/// Behind a front, an instance's own want of room for the route (its share of the peers'
+/// `[limits]`, divided among the instances) is refused with a Retry-After, the mark of an
+/// instance's own refusal, so the front tries the next instance. Before, it went without
+/// one, and the front passed it to the caller while another instance had room.
+#[test]
+fn behind_a_front_a_route_full_here_is_refused_for_the_front_to_move() {
+    let mut cfg = config();
+    cfg.front = Some(Target::udp(addr(FRONT)));
+    cfg.routes[0].to.truncate(1);
+    edit_profiles(&mut cfg, |n, p| {
+        if n == "carrier-a" {
+            p.limits.calls = crate::config::CallLimits {
+                max_calls: Some(1),
+                cps: None,
+            };
+        }
+    });
+    let mut h = H::with(cfg);
+    for n in 1..=2 {
+        let invite = invite_text(
+            &format!("full{n}"),
+            &format!("z9hG4bKfull{n}"),
+            "+8610123",
+            "",
+        );
+        h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    }
+    let refused = h
+        .take_responses(FRONT)
+        .into_iter()
+        .find(|r| r.status() == 503)
+        .expect("the second call refused");
+    assert_eq!(refused.header(&Hdr::RETRY_AFTER).as_deref(), Some("10"));
+    assert_eq!(h.cdrs[0].call_tag, CallTag::RateLimited);
+}
