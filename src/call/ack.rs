@@ -100,7 +100,15 @@ impl Call {
     /// session being over. Nothing when it owed none.
     pub(super) fn send_owed_ack(&mut self, cx: &mut Cx, side: Side, p: &Pending2xx) {
         if let Some(cseq) = p.other_cseq {
-            let answer = p.offer.then(|| self.refusing_answer(&p.resp)).flatten();
+            // In the session the other side has been shown: an existing dialog.
+            let answer = p
+                .offer
+                .then(|| {
+                    let ct = p.resp.header(&Hdr::CONTENT_TYPE);
+                    let shown = self.media.as_mut().map(|m| &mut m.shown[side.other()]);
+                    refusal(ct.as_deref(), p.resp.body(), self.cfg.media_ip, shown)
+                })
+                .flatten();
             self.send_ack(cx, side.other(), cseq, answer);
         }
     }

@@ -162,9 +162,19 @@ pub fn explain_invite(
         PrackMode::Disabled => "100rel: not offered (no Supported/Require 100rel); a reliable 18x it sends anyway is PRACKed".into(),
     });
     if let Some(ptime) = profile.ptime {
+        // The SDP, or a multipart body's SDP part (SIP-I): where `interop::egress::body_for`
+        // sets it on the wire.
         let ct = req.header(&Hdr::CONTENT_TYPE);
-        let is_sdp = crate::sdp::is_sdp(ct.as_deref());
-        match crate::sdp::set_ptime(req.body(), ptime).filter(|_| is_sdp) {
+        let body: &[u8] = req.body();
+        let sdp = if crate::sdp::is_sdp(ct.as_deref()) {
+            Some(body)
+        } else {
+            match crate::sdp::locate(ct.as_deref(), body) {
+                Ok(Some(part)) if part.multipart => Some(part.of(body)),
+                _ => None,
+            }
+        };
+        match sdp.and_then(|sdp| crate::sdp::set_ptime(sdp, ptime)) {
             Some(edit) => {
                 let before: Vec<String> = edit
                     .before
@@ -324,6 +334,26 @@ mod tests {
         let note = e.notes.iter().find(|n| n.starts_with("SDP: ")).unwrap();
         assert!(note.contains("-> a=ptime:10 ("), "{note}");
         let e = explain_invite(&cfg, &peer, &invite).unwrap();
+        let note = e.notes.iter().find(|n| n.starts_with("SDP: ")).unwrap();
+        assert!(note.contains("-> a=ptime:20 ("), "{note}");
+        // A SIP-I INVITE's SDP part gets its ptime on the wire too, and the note says so
+        // (before: "no audio SDP to set a=ptime in").
+        let (head, sdp) = invite.split_once("\n\n").unwrap();
+        let head: String = head
+            .lines()
+            .map(|l| {
+                if l.to_ascii_lowercase().starts_with("content-type:") {
+                    "Content-Type: multipart/mixed;boundary=b\n".to_string()
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let sip_i = format!(
+            "{head}\n--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\n\
+             Content-Type: application/isup;version=itu-t92+\r\n\r\nAB\r\n--b--\r\n"
+        );
+        let e = explain_invite(&cfg, &peer, &sip_i).unwrap();
         let note = e.notes.iter().find(|n| n.starts_with("SDP: ")).unwrap();
         assert!(note.contains("-> a=ptime:20 ("), "{note}");
     }

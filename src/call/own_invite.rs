@@ -60,7 +60,14 @@ impl Call {
         self.offered_toward(side, offer, offer_ct);
         self.note_sdp_received(side, resp.body(), ct.as_deref());
         self.agree(side, resp.body(), ct.as_deref());
+        // The body made for the other side is not sent: the `o=` it was numbered with is
+        // not what that side has been shown (its next SDP is one version up from the last
+        // it got, RFC 3264 §8).
+        let kept = self.media.as_ref().map(|m| m.shown[side.other()]);
         let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), Exchange::Answer);
+        if let (Some(m), Some(kept)) = (self.media.as_mut(), kept) {
+            m.shown[side.other()] = kept;
+        }
     }
 
     /// A provisional to our own request `id`: an INVITE of ours waits for its final answer

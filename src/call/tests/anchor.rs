@@ -1988,3 +1988,44 @@ fn the_only_branchs_481_to_our_prack_keeps_its_early_media() {
         "its early media goes on"
     );
 }
+
+/// The callee's offer in its 2xx to the phone's offerless re-INVITE, never answered (the
+/// phone does not ACK): the ACK the callee is owed refuses it in the session the callee
+/// was shown, one version up (RFC 3264 §8: the `o=` of one session keeps its id). Before,
+/// it came as a session of its own, its id made from the offer.
+#[test]
+fn the_refusal_in_an_owed_ack_keeps_the_session_the_callee_was_shown() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (inv, ok) = answered_call(&mut h);
+    let origin = |body: &[u8]| -> (String, u64) {
+        let text = String::from_utf8_lossy(body).into_owned();
+        let o = text
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .expect("o=")
+            .to_string();
+        let fields: Vec<&str> = o.split(' ').collect();
+        (fields[1].to_string(), fields[2].parse().unwrap())
+    };
+    let (session, version) = origin(inv.body());
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKowed1", ""));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&re, 200, "carrier1", &contact, Some(&offer)),
+    );
+    assert!(h.statuses(PHONE).contains(&200));
+    h.advance(Duration::from_secs(40));
+    let acks = h.take_requests(CARRIER_A, Method::Ack);
+    let ack = acks.last().expect("the ACK the callee is owed");
+    let body = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(body.contains("m=audio 0 "), "a refusal:\n{body}");
+    assert_eq!(origin(ack.body()), (session, version + 1), "{body}");
+}

@@ -303,6 +303,33 @@ fn the_answer_to_our_refresh_moves_the_relay() {
     assert_eq!(h.relay_pairs().len(), 1);
 }
 
+/// The answer to our own refresh moves the relay and nothing else: the phone, which is
+/// sent nothing of it, keeps its `o=` numbering, so the next SDP it is sent is one version
+/// up from the last it got (RFC 3264 §8). Before, reading that answer counted it as shown
+/// to the phone, and the phone's next SDP skipped a version.
+#[test]
+fn the_answer_to_our_refresh_moves_no_version_the_caller_is_shown() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+            p.anchor = true;
+        }
+    }));
+    let (inv, ok) = call_with(&mut h, "", &[]);
+    let shown = origin_version(ok.body());
+    // (A change the phone would see in it, were it sent the answer: its packet time.)
+    let moved = SDP.replace("o=- 1 1", "o=- 1 2") + "a=ptime:30\r\n";
+    refresh_answered(&mut h, &moved);
+    h.take(CARRIER_A);
+    let held = moved.replace("o=- 1 2", "o=- 1 3") + "a=sendonly\r\n";
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "carrier1", 2, "z9hG4bKhold1", &held),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    assert_eq!(origin_version(re.body()), shown + 1);
+}
+
 /// The phone offers PCMU and PCMA, the carrier answers PCMA: our refresh offers the carrier
 /// PCMA alone (at the next `o=` version, once), not the phone's whole offer again, from
 /// which it could pick PCMU while the phone goes on sending PCMA. Before, the refresh
