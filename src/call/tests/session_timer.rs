@@ -1309,3 +1309,42 @@ fn an_update_answered_for_the_other_leg_states_the_session_timer() {
     h.advance(Duration::from_secs(700));
     assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
 }
+
+/// A late offer (the carrier offers in its 200) answered in the phone's ACK toward a
+/// carrier whose profile sets `[sdp] ptime`: our refresh re-INVITE offers the session the
+/// carrier was sent, at the same `o=` version, as nothing changed. Before, the answer was
+/// anchored before its ptime was set, so the version was judged on other bytes than those
+/// sent, and every refresh numbered the unchanged session anew.
+#[test]
+fn a_late_answer_shaped_for_its_peer_is_offered_again_at_its_own_version() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+            p.anchor = true;
+            p.ptime = Some(30);
+        }
+    }));
+    let late = invite_text("call-1@127.0.0.2", "z9hG4bKlate0", "+8610123", "")
+        .replace(SDP, "")
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            "Content-Length: 0",
+        );
+    h.recv(PHONE, &late);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let extra = [
+        (Hdr::CONTACT, "<sip:+8610123@127.0.0.3>"),
+        (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &extra, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "the phone gets the offer");
+    let tag = ok.to_tag().unwrap();
+    let answer = SDP.replace("192.0.2.10", "192.0.2.20");
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKlate1", &answer));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert!(String::from_utf8_lossy(ack.body()).contains("a=ptime:30"));
+    h.advance(Duration::from_millis(150_200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(origin_version(refresh.body()), origin_version(ack.body()));
+    assert_eq!(refresh.body(), ack.body(), "the same session, as sent");
+}
