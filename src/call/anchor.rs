@@ -400,6 +400,14 @@ impl Call {
             Ok(b) => b.map(|b| (b, ct.map(str::to_string))),
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
+                // An offer (in a 2xx) that could not be read leaves no shape of its own:
+                // its answer must not be cut to the sender's earlier offer's m= lines, and
+                // is read as it comes (as many as the offer the other side was sent).
+                if exchange.offer().is_some()
+                    && let Some(m) = self.media.as_mut()
+                {
+                    m.offered[from] = None;
+                }
                 let (refused, refused_ct) = crate::sdp::refuse_all(ct, body, self.cfg.media_ip);
                 // Shown to the peer in its session, like any SDP it is sent.
                 let refused = match self.media.as_mut() {

@@ -2029,3 +2029,56 @@ fn the_refusal_in_an_owed_ack_keeps_the_session_the_callee_was_shown() {
     assert!(body.contains("m=audio 0 "), "a refusal:\n{body}");
     assert_eq!(origin(ack.body()), (session, version + 1), "{body}");
 }
+
+/// The callee's offer in its 2xx to the phone's offerless re-INVITE cannot be read: the
+/// phone is sent it with every stream refused, as many m= lines as it had, and the phone's
+/// answer in its ACK goes to the callee with as many (RFC 3264 §6). Before, the answer was
+/// cut to the callee's earlier offer's m= lines (one, from its hold), which a strict peer
+/// refuses.
+#[test]
+fn the_answer_to_an_unreadable_offer_in_a_2xx_keeps_its_own_lines() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+        }
+    }));
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    // The carrier's own offer once (a hold): its shape is one audio line.
+    let hold = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "carrier1", 2, "z9hG4bKshape1", &hold),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 200, "", &[], Some(SDP)));
+    h.take(CARRIER_A);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "ACK", "carrier1", 2, "z9hG4bKshape2", ""),
+    );
+    h.take(PHONE);
+    // The phone's offerless re-INVITE; the carrier offers three lines, one unreadable.
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKshape3", ""));
+    let to_carrier = h.one_request(CARRIER_A, Method::Invite);
+    let three = SDP.replace("o=- 1 1", "o=- 1 3")
+        + "m=audio 4002 RTP/AVP 0\r\nm=audio 4004 RTP/AVP 0\r\nbogus\r\n";
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&to_carrier, 200, "carrier1", &contact, Some(&three)),
+    );
+    let offered = h.response_with(PHONE, 200, "the phone is offered it, refused");
+    let lines = |b: &[u8]| String::from_utf8_lossy(b).matches("m=audio ").count();
+    assert_eq!(lines(offered.body()), 3);
+    let answer =
+        SDP.replace("m=audio 4000", "m=audio 0") + "m=audio 0 RTP/AVP 0\r\nm=audio 0 RTP/AVP 0\r\n";
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKshape4", &answer));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(
+        lines(ack.body()),
+        3,
+        "{}",
+        String::from_utf8_lossy(ack.body())
+    );
+}
