@@ -155,7 +155,7 @@ fn world() -> World {
     std::fs::write(
         pdir.join("carrier-a.toml"),
         format!(
-            "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER_A_IP}:{}\"\nmatch = [\"{CARRIER_A_IP}/32\"]\ndomain = \"carrier-a.example\"\n\n[media]\nanchor = true\n\n[headers]\npass = [\"X-Phone-Trace\"]\n",
+            "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER_A_IP}:{}\"\nmatch = [\"{CARRIER_A_IP}/32\"]\ndomain = \"carrier-a.example\"\n\n[sip]\ninvite_timeout_s = 2\n\n[media]\nanchor = true\n\n[headers]\npass = [\"X-Phone-Trace\"]\n",
             ports.carrier_a
         ),
     )
@@ -551,4 +551,52 @@ fn a_cancel_from_elsewhere_than_its_invite_is_refused_by_the_front() {
     phone.send_to(cancel.as_bytes(), front).unwrap();
     assert_eq!(status_for(&phone, "CANCEL"), Some(200), "{}", w.logs());
     assert_eq!(status_for(&phone, "INVITE"), Some(487), "{}", w.logs());
+}
+
+/// A trunk that says nothing at all (a black hole) behind the front is given up in its
+/// `[sip] invite_timeout_s` (2 s here), by the front, which the instance told that time:
+/// the caller gets 408 and the CDR says `peer_unreachable` with `peer_timeout`. Before, the
+/// front's own 100 stopped the instance's timer, the caller waited the front's 32 s, and
+/// the CDR said the trunk had refused the call (`callee_reject`, `failover_408`).
+#[test]
+fn a_silent_trunk_behind_the_front_is_given_up_in_its_invite_timeout() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world();
+    // carrier-a's port takes datagrams and never answers.
+    let _hole = UdpSocket::bind((CARRIER_A_IP, w.ports.carrier_a)).unwrap();
+    let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let me = sock.local_addr().unwrap();
+    let front = w.front;
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:+8610123@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKsilent1\r\nFrom: <sip:1000@{me}>;tag=s1\r\nTo: <sip:+8610123@{front}>\r\nCall-ID: silent-1@x\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), front).unwrap();
+    // Read until a final answer, for well under the front's own 32 s.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let mut buf = [0u8; 4096];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            last = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !last.starts_with("SIP/2.0 1") {
+                break;
+            }
+        }
+    }
+    assert!(last.starts_with("SIP/2.0 408"), "{last}\n{}", w.logs());
+    w.wait_cdrs(1);
+    let cdr: String = (w.instances.iter())
+        .map(|i| std::fs::read_to_string(i.dir.join("cdr.jsonl")).unwrap_or_default())
+        .collect();
+    assert!(
+        cdr.contains("\"call_tag\":\"peer_unreachable\"") && cdr.contains("peer_timeout"),
+        "{cdr}"
+    );
 }

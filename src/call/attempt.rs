@@ -261,17 +261,15 @@ impl Call {
         let abandoned = self.was_abandoned(id);
         let current = !abandoned && self.attempt.as_ref().is_some_and(|a| a.txn == id);
         // Behind a front, what it says itself, unstamped: a Kamailio front answers every
-        // INVITE it relays with its own 100 at once, and sends its own 408 when its timer
-        // for the peer ends. Neither is the peer's.
+        // INVITE it relays with its own 100 at once (which stops Timer B and our
+        // `invite_timeout_s` as a proxy's 100 does: the front times the peer's silence,
+        // told the timeout in `X-Trunkgate-Peer`), and sends its own 408 when that time
+        // for the peer ends: the peer's silence, not its answer.
         let fronts_own = |code: u16| {
             resp.status() == code
                 && cx.env.cfg.front.is_some()
                 && resp.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none()
         };
-        if current && fronts_own(100) {
-            // Says nothing of the peer: the call waits on as if it had not come.
-            return;
-        }
         if current {
             // The peer is heard: its INVITE is no longer given up for silence.
             self.timers.clear(CallTimer::InviteTimeout);

@@ -107,6 +107,11 @@ pub const SOURCE_HEADER: &str = "X-Trunkgate-Source";
 /// The header the gateway adds to a request it sends through its front without a Route:
 /// where the front is to send it (`ip:port;transport=udp|tcp`).
 pub const PEER_HEADER: &str = "X-Trunkgate-Peer";
+/// On an instance's refusal with Retry-After toward its front: `route` when only the call's
+/// route is full here (its peers' limits), not the instance. The front tries the next
+/// instance, and answers the last one's refusal with a 503 of its own, without the
+/// Retry-After a caller would take to hold back every call to the gateway.
+pub const SCOPE_HEADER: &str = "X-Trunkgate-Scope";
 
 impl Env {
     /// Whether `source` is the SIP front this instance runs behind (`[sip] front`).
@@ -189,9 +194,22 @@ impl Env {
                 crate::sip::Transport::Udp => "udp",
                 crate::sip::Transport::Tcp => "tcp",
             };
+            // A new INVITE to a peer with `[sip] invite_timeout_s`: the front times the
+            // peer's silence (its own 100 reaches us at once, and would stop our timer).
+            let fr = (req.method() == crate::sip::Method::Invite)
+                .then(|| {
+                    self.cfg
+                        .profiles
+                        .values()
+                        .find(|p| p.address.addr == target.addr)
+                })
+                .flatten()
+                .and_then(|p| p.invite_timeout)
+                .map(|t| format!(";fr={}", t.as_millis()))
+                .unwrap_or_default();
             let _ = req.insert_header_before_length(
                 &Hdr::named(PEER_HEADER),
-                format!("{};transport={t}", target.addr),
+                format!("{};transport={t}{fr}", target.addr),
             );
         }
         front

@@ -344,8 +344,8 @@ impl Call {
             ),
             // No Retry-After: it is this route's peers that are full, not the gateway, and a
             // caller honouring it would hold back every call (RFC 3261 §21.5.4). (The
-            // front's is no caller: it tries the next instance, and passes the last one's
-            // refusal on.)
+            // front's is no caller: it tries the next instance, and the last one's refusal,
+            // marked as the route's, it answers with a 503 of its own without one.)
             AttemptOutcome::RateLimited(over) => (
                 EndInfo::internal(CallTag::RateLimited, 503, Q850Cause::CONGESTION.0, cx.now),
                 behind_front.then(|| over.retry_after()),
@@ -355,7 +355,12 @@ impl Call {
                 None,
             ),
         };
+        let route_full = matches!(outcome, AttemptOutcome::RateLimited(_));
         match retry {
+            Some(r) if route_full => {
+                let scope = (Hdr::named(super::cx::SCOPE_HEADER), "route");
+                self.fail_call_with_extra(cx, end, &[(Hdr::RETRY_AFTER, r), scope]);
+            }
             Some(r) => self.fail_call_with_extra(cx, end, &[(Hdr::RETRY_AFTER, r)]),
             None => self.fail_call_with(cx, end),
         }

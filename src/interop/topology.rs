@@ -69,9 +69,11 @@ pub static PER_LEG_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         Hdr::named("Target-Dialog"),
         Hdr::named("In-Reply-To"),
         // Between this gateway and its SIP front only (`call::cx::SOURCE_HEADER`,
-        // `PEER_HEADER`): they name a peer's address.
+        // `PEER_HEADER`, `SCOPE_HEADER`): they name a peer's address, or tell the front how
+        // to answer.
         Hdr::named("X-Trunkgate-Source"),
         Hdr::named("X-Trunkgate-Peer"),
+        Hdr::named("X-Trunkgate-Scope"),
     ]
 });
 

@@ -513,12 +513,12 @@ fn a_response_in_a_dialog_through_the_front_may_come_from_the_callees_contact() 
     );
 }
 
-/// The front's own 100 Trying (Kamailio's tm answers every INVITE it relays at once,
-/// unstamped) is not the peer's: a trunk that says nothing is still given up after its
-/// `invite_timeout_s`, and the next peer tried. Before, the front's 100 stopped that timer,
-/// and the caller waited out the front's own 32 s for every dead trunk.
+/// A new INVITE toward a peer with `[sip] invite_timeout_s` tells the front that time
+/// (`;fr=` in ms on `X-Trunkgate-Peer`): the front's own 100 reaches the instance at once
+/// and stops its timers, as a proxy's does, so the front times the peer's silence. A peer
+/// without one is left to the front's default.
 #[test]
-fn the_fronts_own_100_does_not_stop_a_peers_invite_timeout() {
+fn a_peers_invite_timeout_is_the_fronts_to_keep() {
     let mut cfg = config();
     cfg.front = Some(Target::udp(addr(FRONT)));
     edit_profiles(&mut cfg, |n, p| {
@@ -527,22 +527,21 @@ fn the_fronts_own_100_does_not_stop_a_peers_invite_timeout() {
         }
     });
     let mut h = H::with(cfg);
-    let invite = invite_text("f-100", "z9hG4bKf100", "+8610123", "");
+    let invite = invite_text("f-fr", "z9hG4bKffr", "+8610123", "");
     h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
     let inv = h.one_request(FRONT, Method::Invite);
+    assert_eq!(
+        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.3:5060;transport=udp;fr=3000")
+    );
+    // The front's 408 after that time: carrier-b is tried, told no time of its own.
     h.recv_msg(FRONT, reply(&inv, 100, "", &[], None));
-    h.advance(Duration::from_millis(3100));
+    h.recv_msg(FRONT, reply(&inv, 408, "", &[], None));
     let next = h.one_request(FRONT, Method::Invite);
     assert_eq!(
         next.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
-        Some("127.0.0.4:5060;transport=udp"),
-        "carrier-b tried after carrier-a's silence"
+        Some("127.0.0.4:5060;transport=udp")
     );
-    // A peer's own 100, stamped by the front, is the peer heard: no timeout then.
-    let stamp = [(Hdr::named("X-Trunkgate-Source"), "127.0.0.4:5060")];
-    h.recv_msg(FRONT, reply(&next, 100, "", &stamp, None));
-    h.advance(Duration::from_secs(4));
-    assert!(h.take_requests(FRONT, Method::Invite).is_empty());
 }
 
 /// The front's own 408 (its timer for the peer ended, unstamped) to an INVITE that never
@@ -597,5 +596,10 @@ fn behind_a_front_a_route_full_here_is_refused_for_the_front_to_move() {
         .find(|r| r.status() == 503)
         .expect("the second call refused");
     assert_eq!(refused.header(&Hdr::RETRY_AFTER).as_deref(), Some("10"));
+    // Marked as the route's, so the front answers the last one's without a Retry-After.
+    assert_eq!(
+        refused.header(&Hdr::named("X-Trunkgate-Scope")).as_deref(),
+        Some("route")
+    );
     assert_eq!(h.cdrs[0].call_tag, CallTag::RateLimited);
 }
