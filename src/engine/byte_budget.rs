@@ -49,7 +49,6 @@ impl SharedBudget {
     }
 
     /// Bytes held now.
-    #[cfg(test)]
     pub(in crate::engine) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }

@@ -101,6 +101,11 @@ impl Shell {
         }
         self.watch_cdr_writer();
         let ov = &self.inbox.overload;
+        // Quiet time brings the refused share down; new work waiting in its queue is no
+        // quiet, however long since the last decision (a stall of the core).
+        if !self.inbox.holds_new_work() {
+            ov.decay_idle(now);
+        }
         metrics::overload(ov.share(), ov.standing_delay());
         ov.release_if_idle(now);
         if !self.core.peers_moved() && self.inbox.forget_departed() {

@@ -247,6 +247,11 @@ impl Inbox {
         true
     }
 
+    /// Whether new work waits in its queue, unread by the core.
+    pub(crate) fn holds_new_work(&self) -> bool {
+        self.fresh_bytes.used() > 0
+    }
+
     /// Whether new work from `ip` is decided on by overload control, its wait counted. A
     /// stranger's request gets its 403 (or nothing) whatever the load, and is no measure
     /// of it: it waited in the queue served last, behind everyone's, and a spoofed spray

@@ -130,6 +130,14 @@ impl Overload {
         shedder.screened(now, delay, p)
     }
 
+    /// See [`Shedder::decay_idle`]: the engine asks once a second, unless new work waits
+    /// in its queue (no quiet, however long since the last decision).
+    pub(crate) fn decay_idle(&self, now: Instant) {
+        let mut st = crate::threads::lock(&self.state);
+        let (shedder, p) = &mut *st;
+        shedder.decay_idle(now, p);
+    }
+
     pub(crate) fn share(&self) -> f64 {
         crate::threads::lock(&self.state).0.share()
     }
@@ -268,14 +276,8 @@ impl Overload {
     /// so every entry is gone within `RECENT_IDLE` and 32 s of being written: on a busy
     /// gateway the table is never idle, and an entry left for the ~35 minutes its stamp
     /// takes to wrap would read young again (a replay of an INVITE let in then would pass
-    /// the shedder as a retransmission). And the share comes down for the quiet windows
-    /// since the last decision ([`Shedder::decay_idle`]).
+    /// the shedder as a retransmission).
     pub(crate) fn release_if_idle(&self, now: Instant) {
-        {
-            let mut st = crate::threads::lock(&self.state);
-            let (shedder, p) = &mut *st;
-            shedder.decay_idle(now, p);
-        }
         let last = self.epoch + Duration::from_millis(self.last_remembered.load(Ordering::Relaxed));
         if now.saturating_duration_since(last) >= RECENT_IDLE && self.recent.load().is_some() {
             self.recent.store(None);

@@ -742,3 +742,22 @@ fn a_strangers_new_work_is_no_measure_of_the_load() {
         assert_eq!(inbox.measures_load(ip.parse().unwrap()), measured, "{ip}");
     }
 }
+
+/// New work waiting in its queue is known (housekeeping then lets no quiet time bring the
+/// refused share down: a stall of the core with work queued is no quiet); once the core
+/// has taken it, it is not.
+#[tokio::test]
+async fn new_work_waiting_is_known_until_the_core_takes_it() {
+    let (inbox, mut q) = Inbox::new(cfg(Protect::default()), Instant::now());
+    assert!(!inbox.holds_new_work());
+    inbox.try_deliver(Event::Message {
+        msg: req("INVITE", ""),
+        source: Target::udp("127.0.0.2:5060".parse().unwrap()),
+        at: Instant::now(),
+        screened: false,
+        held: 900,
+    });
+    assert!(inbox.holds_new_work());
+    assert!(q.try_next().is_some());
+    assert!(!inbox.holds_new_work());
+}

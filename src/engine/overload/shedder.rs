@@ -152,7 +152,8 @@ impl Shedder {
     /// all), that window is closed and the quiet ones after it bring the share down, as the
     /// next decision would: the share (its metric, and the rules that drop junk while it is
     /// above 0) does not show the last storm for as long as it is quiet. Housekeeping asks,
-    /// once a second.
+    /// once a second, while no new work waits in its queue (a stall of the core with work
+    /// queued is no quiet).
     pub(crate) fn decay_idle(&mut self, now: Instant, p: &Protect) {
         let Some(end) = self.window_end else {
             return;
