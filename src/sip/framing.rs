@@ -54,9 +54,10 @@ pub enum Framed {
         wire: Bytes,
         error: SipError,
     },
-    /// A message whose Content-Length takes it over the size limit: its header section,
+    /// A request whose Content-Length takes it over the size limit: its header section,
     /// kept to answer it with a 513 (RFC 3261 §21.5.14); its body is skipped unread and the
-    /// messages behind it on the stream are read as usual.
+    /// messages behind it on the stream are read as usual. (Such a response loses the
+    /// stream, as before: its transaction fails with the connection.)
     TooLarge {
         head: Bytes,
     },
@@ -187,12 +188,16 @@ impl StreamFramer {
                         self.frame_len = Some(len);
                         len
                     }
-                    // A SIP header section within the limit declaring a body that takes
-                    // the message over it: the framing holds, so the body is skipped and
-                    // the message answered (a 513), not the connection closed.
+                    // A request's header section within the limit declaring a body that
+                    // takes the message over it: the framing holds, so the body is skipped
+                    // and the request answered (a 513), not the connection closed. (Not a
+                    // response's: skipped, it would leave its transaction waiting on a
+                    // peer that answered; the connection's loss fails it at once.)
                     _ if head_len <= self.max_bytes
                         && body <= MAX_SKIP
-                        && starts_as_sip(&self.buf[..head_len]) =>
+                        && starts_as_sip(&self.buf[..head_len])
+                        && !(self.buf.get(..4))
+                            .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/")) =>
                     {
                         let head = Bytes::copy_from_slice(&self.buf[..head_len]);
                         self.buf.advance(head_len);

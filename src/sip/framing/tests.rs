@@ -129,6 +129,18 @@ fn the_limit_is_on_the_whole_message_and_a_body_over_it_is_skipped_unread() {
         );
         assert!(!f.mid_message());
     }
+    // A response so large is not skipped: the connection's loss fails its transaction at
+    // once, where a skipped one would leave it waiting on a peer that answered.
+    let response = String::from_utf8(wire.clone()).unwrap().replacen(
+        "OPTIONS sip:a@127.0.0.1 SIP/2.0",
+        "SIP/2.0 200 OK",
+        1,
+    );
+    let mut f = StreamFramer::new(max);
+    assert!(matches!(
+        f.push(response.as_bytes()),
+        Err(SipError::TooLarge(_))
+    ));
     // Past what is worth skipping, the stream is given up.
     let huge = String::from_utf8(options("", 0)).unwrap().replace(
         "Content-Length: 0",
