@@ -82,6 +82,18 @@ impl CallbackConfig {
     pub fn open_to_anyone(&self) -> bool {
         self.allow_any || self.allow.iter().any(|n| n.prefix_len() == 0)
     }
+
+    /// Whether `ip` may send only because anyone may: [`Self::open_to_anyone`], and no
+    /// narrower `allow` network holds it (an AS allowed by name is one, whatever else the
+    /// list lets in).
+    pub fn open_only_to(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.open_to_anyone()
+            && !self
+                .allow
+                .iter()
+                .any(|n| n.prefix_len() > 0 && n.contains(&ip))
+    }
 }
 
 /// Where problems are reported, and what they are checked against.

@@ -11,7 +11,7 @@ use super::{MAX_QUEUED, Output, Service};
 
 impl Service {
     pub(super) fn answer(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
-        let open = self.cfg.callback.open_to_anyone() && self.cfg.callback.keys.is_none();
+        let open = self.cfg.callback.open_only_to(to.ip()) && self.cfg.callback.keys.is_none();
         if open && self.open_answers.check().is_err() {
             self.drop_datagram("answer_rate");
             return;

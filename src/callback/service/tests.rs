@@ -858,11 +858,21 @@ fn error_answers_to_anyone_are_bounded_per_second() {
     assert_eq!(answered, 500);
     // An allow-list of every address is anyone, written otherwise: held back too (before,
     // `allow = ["0.0.0.0/0"]` reflected every error).
-    let mut h = H::new(|c| c.allow = vec!["0.0.0.0/0".parse().unwrap()]);
+    let mut h = H::new(|c| {
+        c.allow = vec![
+            "0.0.0.0/0".parse().unwrap(),
+            "198.51.100.1/32".parse().unwrap(),
+        ]
+    });
     let answered = (0..500)
         .map(|_| h.recv_from(victim, "X:").len())
         .sum::<usize>();
     assert_eq!(answered, 100);
+    // An AS the list names is answered every time, whatever the spray took.
+    let own = (0..50)
+        .map(|_| h.recv_from("198.51.100.1:5000", "X:").len())
+        .sum::<usize>();
+    assert_eq!(own, 50);
 }
 
 /// The same for answers that are not errors: a STATUS of a known id (12 bytes answered with
