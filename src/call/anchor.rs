@@ -400,15 +400,22 @@ impl Call {
             Ok(b) => b.map(|b| (b, ct.map(str::to_string))),
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
-                // An offer (in a 2xx) that could not be read leaves no shape of its own:
-                // its answer must not be cut to the sender's earlier offer's m= lines, and
-                // is read as it comes (as many as the offer the other side was sent).
+                let (refused, refused_ct) = crate::sdp::refuse_all(ct, body, self.cfg.media_ip);
+                // An offer (in a 2xx) that could not be read: its answer is matched to the
+                // offer the other side was sent, every stream of it refused (as many m=
+                // lines; none relayed, whatever port the answer names), not to the
+                // sender's earlier offer.
                 if exchange.offer().is_some()
                     && let Some(m) = self.media.as_mut()
                 {
-                    m.offered[from] = None;
+                    m.offered[from] = MediaBody::read(refused_ct.as_deref(), &refused, usize::MAX)
+                        .ok()
+                        .flatten()
+                        .map(|mb| {
+                            let sections = mb.refused_sections(&refused);
+                            OfferShape::offer(None, vec![false; mb.streams.len()], sections)
+                        });
                 }
-                let (refused, refused_ct) = crate::sdp::refuse_all(ct, body, self.cfg.media_ip);
                 // Shown to the peer in its session, like any SDP it is sent.
                 let refused = match self.media.as_mut() {
                     Some(m) => crate::sdp::present_again(
