@@ -42,6 +42,16 @@ impl H {
             .collect()
     }
 
+    /// The next process, started now, told what this one kept (`refuse_up_to`).
+    fn next_process(&self, kept: u64) -> H {
+        let mut next = H::new(|c| c.keys = Some(keys()));
+        next.now = self.now;
+        next.start = self.start;
+        next.svc = Service::new(config(|c| c.keys = Some(keys())), self.now, self.wall());
+        next.svc.refuse_up_to(kept);
+        next
+    }
+
     /// What `text`, signed now, got back.
     fn ask_signed(&mut self, text: &str) -> Vec<String> {
         let bytes = self.signed(text, 0);
@@ -328,11 +338,7 @@ fn a_request_dated_ahead_is_not_taken_again_by_the_next_process() {
     assert_eq!(h.svc.take_ahead(), None);
     // The next process, started 5 s later, told what this one kept.
     h.advance(Duration::from_secs(5));
-    let mut next = H::new(|c| c.keys = Some(keys()));
-    next.now = h.now;
-    next.start = h.start;
-    next.svc = Service::new(config(|c| c.keys = Some(keys())), h.now, h.wall());
-    next.svc.refuse_up_to(ahead);
+    let mut next = h.next_process(ahead);
     next.advance(Duration::from_secs(1));
     assert!(next.answers(&req).is_empty(), "the replay is refused");
     assert_eq!(next.svc.stats().dropped("stale"), 1);
@@ -430,11 +436,7 @@ fn a_request_dated_the_second_it_came_is_not_taken_by_a_process_started_within_i
     assert_eq!(h.answers(&req), vec!["ACK: id=a;result=ok"]);
     let kept = h.svc.take_ahead().expect("kept for the next process");
     assert_eq!(kept, h.wall_s());
-    let mut next = H::new(|c| c.keys = Some(keys()));
-    next.now = h.now;
-    next.start = h.start;
-    next.svc = Service::new(config(|c| c.keys = Some(keys())), h.now, h.wall());
-    next.svc.refuse_up_to(kept);
+    let mut next = h.next_process(kept);
     assert!(next.answers(&req).is_empty(), "the replay is refused");
     assert_eq!(next.svc.active(), 0);
 }
