@@ -138,6 +138,11 @@ fn options_status(to: SocketAddr, wait: Duration) -> Option<u16> {
 }
 
 fn world() -> World {
+    world_with("")
+}
+
+/// [`world`], with `carrier_extra` at the end of carrier-a's profile.
+fn world_with(carrier_extra: &str) -> World {
     let ports = Ports::new();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
@@ -155,7 +160,7 @@ fn world() -> World {
     std::fs::write(
         pdir.join("carrier-a.toml"),
         format!(
-            "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER_A_IP}:{}\"\nmatch = [\"{CARRIER_A_IP}/32\"]\ndomain = \"carrier-a.example\"\n\n[sip]\ninvite_timeout_s = 2\n\n[media]\nanchor = true\n\n[headers]\npass = [\"X-Phone-Trace\"]\n",
+            "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:{CARRIER_A_IP}:{}\"\nmatch = [\"{CARRIER_A_IP}/32\"]\ndomain = \"carrier-a.example\"\n\n[sip]\ninvite_timeout_s = 2\n\n[media]\nanchor = true\n\n[headers]\npass = [\"X-Phone-Trace\"]\n{carrier_extra}",
             ports.carrier_a
         ),
     )
@@ -599,4 +604,55 @@ fn a_silent_trunk_behind_the_front_is_given_up_in_its_invite_timeout() {
         cdr.contains("\"call_tag\":\"peer_unreachable\"") && cdr.contains("peer_timeout"),
         "{cdr}"
     );
+}
+
+/// A call whose route is full on every instance (carrier-a's `max_calls = 1` each, both
+/// taken by calls ringing at a trunk that says nothing): the first instance's refusal
+/// (503, Retry-After, marked as the route's) moves it to the other, whose refusal the
+/// front answers with a 503 of its own, without the Retry-After that would hold back every
+/// call the caller sends, and with the instance's Reason. Before, the instance's refusal
+/// had no Retry-After and was never moved; and the front turned any 503 into a 500.
+#[test]
+fn a_call_whose_route_is_full_everywhere_gets_the_fronts_503_without_retry_after() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world_with("\n[limits]\nmax_calls = 1\n");
+    let _hole = UdpSocket::bind((CARRIER_A_IP, w.ports.carrier_a)).unwrap();
+    let sock = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let me = sock.local_addr().unwrap();
+    let front = w.front;
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    for n in 1..=3 {
+        let invite = format!(
+            "INVITE sip:+8610123@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKfull{n}\r\nFrom: <sip:1000@{me}>;tag=f{n}\r\nTo: <sip:+8610123@{front}>\r\nCall-ID: full-{n}@x\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        sock.send_to(invite.as_bytes(), front).unwrap();
+        // (Within carrier-a's 2 s invite_timeout_s: the first two still ring.)
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut refusal = None;
+    while Instant::now() < deadline && refusal.is_none() {
+        let mut buf = [0u8; 4096];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 5") {
+                refusal = Some(text);
+            }
+        }
+    }
+    let refusal = refusal.unwrap_or_else(|| panic!("no refusal:\n{}", w.logs()));
+    assert!(refusal.starts_with("SIP/2.0 503"), "{refusal}");
+    assert!(refusal.contains("Call-ID: full-3@x"), "{refusal}");
+    assert!(
+        !refusal.to_ascii_lowercase().contains("retry-after"),
+        "{refusal}"
+    );
+    assert!(!refusal.contains("X-Trunkgate"), "{refusal}");
+    assert!(refusal.contains("Reason: Q.850;cause="), "{refusal}");
 }

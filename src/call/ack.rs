@@ -289,7 +289,7 @@ impl Call {
                     cx.env.rewrote(super::cx::Rewrite::Ptime);
                 }
                 let has_body = !ack.body().is_empty();
-                let target = cx.env.toward(&mut ack, target);
+                let target = cx.env.toward(&mut ack, target, None);
                 let msg = Message::Request(ack);
                 let wire = msg.to_bytes();
                 self.acks[side] = Some(SentAck {

@@ -45,7 +45,20 @@ impl Call {
         target: Target,
         role: TxnRole,
     ) -> Option<TxnId> {
-        let id = cx.send_client(req, target, role)?;
+        self.start_client_timed(cx, req, target, role, None)
+    }
+
+    /// [`Call::start_client`] for an INVITE attempt to a peer whose `[sip]
+    /// invite_timeout_s` is `silence` (a front is told it).
+    pub(super) fn start_client_timed(
+        &mut self,
+        cx: &mut Cx,
+        req: Request,
+        target: Target,
+        role: TxnRole,
+        silence: Option<std::time::Duration>,
+    ) -> Option<TxnId> {
+        let id = cx.send_client(req, target, role, silence)?;
         self.open.push(id);
         Some(id)
     }
@@ -156,7 +169,9 @@ impl Call {
             self.forget_early_forks();
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let role = TxnRole::Invite(self.route.attempt());
-            let Some(txn) = self.start_client(cx, invite.clone(), target, role) else {
+            let silence = peer.invite_timeout;
+            let Some(txn) = self.start_client_timed(cx, invite.clone(), target, role, silence)
+            else {
                 // Never sent: the CDR's egress Call-ID must not name it.
                 self.b = None;
                 continue;

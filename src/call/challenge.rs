@@ -119,8 +119,12 @@ impl Call {
         };
         let req = session.on_challenge(sent, resp, retry, cx.env.ids.rng())?;
         self.keep_for_ack(side, &req);
+        // An INVITE sent again with credentials: its peer's silence is timed anew.
+        let silence = (self.attempt.as_ref())
+            .filter(|_| req.method() == Method::Invite)
+            .and_then(|a| a.peer.invite_timeout);
         let id = self
-            .start_client(cx, req.clone(), target, role)
+            .start_client_timed(cx, req.clone(), target, role, silence)
             .ok_or_else(|| AuthFailure::Build("cannot start the transaction".into()))?;
         info!(call_id = %self.call_id(), method = %req.method(), status = resp.status(), "answered the peer's challenge");
         Ok((id, req))

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use foldhash::HashMap;
 use tracing::warn;
@@ -169,13 +169,20 @@ impl Env {
     /// one. One the front is told to send to `target` (one outside a dialog) takes responses
     /// from the front only when they name `target`; one in a dialog goes where its Route set
     /// leads (the peer's Contact, which may be another of its hosts), and is not held to it.
-    pub fn send_request(
+    pub fn send_request(&mut self, req: Request, target: Target, now: Instant) -> Option<TxnId> {
+        self.send_request_timed(req, target, now, None)
+    }
+
+    /// [`Env::send_request`] for a new INVITE to a peer whose `[sip] invite_timeout_s` is
+    /// `silence` (see [`Env::toward`]).
+    pub fn send_request_timed(
         &mut self,
         mut req: Request,
         target: Target,
         now: Instant,
+        silence: Option<Duration>,
     ) -> Option<TxnId> {
-        let via = self.toward(&mut req, target);
+        let via = self.toward(&mut req, target, silence);
         let named = req.header(&Hdr::named(PEER_HEADER)).is_some();
         let peer = named.then_some(target.addr.ip().to_canonical());
         self.txn
@@ -184,8 +191,10 @@ impl Env {
 
     /// Where a request toward `target` goes: through the front when there is one. A request
     /// without a Route (out of any dialog the front record-routed) tells the front its
-    /// destination in `X-Trunkgate-Peer`.
-    pub fn toward(&self, req: &mut Request, target: Target) -> Target {
+    /// destination in `X-Trunkgate-Peer`, and a new INVITE how long that peer may say
+    /// nothing at all (`silence`, its `[sip] invite_timeout_s`): the front's own 100 reaches
+    /// us at once and stops our timers, as a proxy's does, so the front times it.
+    pub fn toward(&self, req: &mut Request, target: Target, silence: Option<Duration>) -> Target {
         let Some(front) = self.cfg.front else {
             return target;
         };
@@ -194,17 +203,8 @@ impl Env {
                 crate::sip::Transport::Udp => "udp",
                 crate::sip::Transport::Tcp => "tcp",
             };
-            // A new INVITE to a peer with `[sip] invite_timeout_s`: the front times the
-            // peer's silence (its own 100 reaches us at once, and would stop our timer).
-            let fr = (req.method() == crate::sip::Method::Invite)
-                .then(|| {
-                    self.cfg
-                        .profiles
-                        .values()
-                        .find(|p| p.address.addr == target.addr)
-                })
-                .flatten()
-                .and_then(|p| p.invite_timeout)
+            let fr = silence
+                .filter(|_| req.method() == crate::sip::Method::Invite)
                 .map(|t| format!(";fr={}", t.as_millis()))
                 .unwrap_or_default();
             let _ = req.insert_header_before_length(
@@ -256,7 +256,7 @@ impl Env {
         let (target, wire) = match msg {
             Message::Request(r) if self.cfg.front.is_some() => {
                 let mut r = r.clone();
-                let target = self.toward(&mut r, target);
+                let target = self.toward(&mut r, target, None);
                 (target, Message::Request(r).to_bytes())
             }
             _ => (target, msg.to_bytes()),
@@ -329,9 +329,16 @@ pub struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    /// Start a client transaction that belongs to this call.
-    pub fn send_client(&mut self, req: Request, target: Target, role: TxnRole) -> Option<TxnId> {
-        let id = self.env.send_request(req, target, self.now)?;
+    /// Start a client transaction that belongs to this call (a new INVITE: to a peer whose
+    /// `[sip] invite_timeout_s` is `silence`).
+    pub fn send_client(
+        &mut self,
+        req: Request,
+        target: Target,
+        role: TxnRole,
+        silence: Option<Duration>,
+    ) -> Option<TxnId> {
+        let id = (self.env).send_request_timed(req, target, self.now, silence)?;
         self.env.owners.insert(id, (self.r, role));
         Some(id)
     }
