@@ -32,6 +32,7 @@ mod forks;
 mod handle;
 mod headroom;
 mod incoming;
+mod invite_answer;
 mod limits;
 mod looped;
 mod midcall;
