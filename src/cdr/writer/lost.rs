@@ -56,28 +56,23 @@ impl LostLines {
     /// Each of `lines` (a record's JSON line), after `trunkgate: CDR not written{why}: `.
     /// Never waits: a line that finds the queue full is counted and dropped.
     pub(super) fn write<'a>(&self, why: &str, lines: impl IntoIterator<Item = &'a str>) {
-        for line in lines {
-            let text = format!("trunkgate: CDR not written{why}: {}\n", line.trim_end());
-            self.pending.fetch_add(1, Ordering::AcqRel);
-            let sent = match self.queue() {
-                Some(tx) => tx.try_send(text).map_err(|_| ()),
-                None => Err(()),
-            };
-            if sent.is_err() {
-                self.pending.fetch_sub(1, Ordering::AcqRel);
-                self.unlogged.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(super::CDR_UNLOGGED).increment(1);
-            }
-        }
+        self.put(why, lines, false);
     }
 
     /// As [`LostLines::write`], waiting for room: for the writer's own thread at exit, which
     /// may wait (a stop goes on without it after a few seconds).
     pub(super) fn write_waiting<'a>(&self, why: &str, lines: impl IntoIterator<Item = &'a str>) {
+        self.put(why, lines, true);
+    }
+
+    fn put<'a>(&self, why: &str, lines: impl IntoIterator<Item = &'a str>, wait: bool) {
         for line in lines {
             let text = format!("trunkgate: CDR not written{why}: {}\n", line.trim_end());
             self.pending.fetch_add(1, Ordering::AcqRel);
-            let sent = self.queue().is_some_and(|tx| tx.send(text).is_ok());
+            let sent = self.queue().is_some_and(|tx| match wait {
+                true => tx.send(text).is_ok(),
+                false => tx.try_send(text).is_ok(),
+            });
             if !sent {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
                 self.unlogged.fetch_add(1, Ordering::Relaxed);
