@@ -214,12 +214,15 @@ impl B2bua {
                 .and_then(|id| self.env.txn.target(id))
                 .is_some_and(|t| t.addr.ip() == source.addr.ip());
         }
-        let (Some(call_id), Some(tag)) = (req.call_id(), req.to_tag()) else {
-            return false;
-        };
-        self.dialog_of(&call_id, &tag)
-            .and_then(|(r, side)| self.calls.get(&r)?.profile(side).cloned())
-            .is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
+        (self.legs_profile(req)).is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// The profile of the call leg whose dialog `req` is in (the configuration the call
+    /// started with).
+    fn legs_profile(&self, req: &Request) -> Option<std::sync::Arc<crate::config::Profile>> {
+        let (call_id, tag) = (req.call_id()?, req.to_tag()?);
+        let (r, side) = self.dialog_of(&call_id, &tag)?;
+        self.calls.get(&r)?.profile(side).cloned()
     }
 
     /// A request in a call's dialog from the `address` of that leg's peer, outside its
@@ -231,12 +234,7 @@ impl B2bua {
         if !self.env.cfg.is_peer_address(ip) {
             return false;
         }
-        let (Some(call_id), Some(tag)) = (req.call_id(), req.to_tag()) else {
-            return false;
-        };
-        self.dialog_of(&call_id, &tag)
-            .and_then(|(r, side)| self.calls.get(&r)?.profile(side).cloned())
-            .is_some_and(|p| p.address.addr.ip().to_canonical() == ip)
+        (self.legs_profile(req)).is_some_and(|p| p.address.addr.ip().to_canonical() == ip)
     }
 
     /// A request from an address no profile matches: silence, or one stateless 403 (never
