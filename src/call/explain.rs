@@ -166,13 +166,9 @@ pub fn explain_invite(
         // sets it on the wire.
         let ct = req.header(&Hdr::CONTENT_TYPE);
         let body: &[u8] = req.body();
-        let sdp = if crate::sdp::is_sdp(ct.as_deref()) {
-            Some(body)
-        } else {
-            match crate::sdp::locate(ct.as_deref(), body) {
-                Ok(Some(part)) if part.multipart => Some(part.of(body)),
-                _ => None,
-            }
+        let sdp = match crate::sdp::locate(ct.as_deref(), body) {
+            Ok(Some(part)) => Some(part.of(body)),
+            _ => None,
         };
         match sdp.and_then(|sdp| crate::sdp::set_ptime(sdp, ptime)) {
             Some(edit) => {
