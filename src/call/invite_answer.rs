@@ -2,6 +2,8 @@
 //! media, reliable ones), its 2xx, and the response the caller is sent from each; its
 //! failures are `failover`'s.
 
+use std::time::Duration;
+
 use tracing::{debug, warn};
 
 use super::anchor::Exchange;
@@ -18,6 +20,31 @@ use crate::sip::{Hdr, Response, SipError};
 use crate::txn::TxnId;
 
 impl Call {
+    /// The callee's 2xx answered the call now: its answer time, the relay told, ringing
+    /// over, 64·T1 for the rest of the exchange (`Settle`), the callee's progress; its
+    /// length bounded from now by the shorter of its two peers' `max_call_duration_s` and
+    /// `own` (a call-back's), and its legs probed.
+    pub(super) fn answered_now(&mut self, cx: &mut Cx, own: Option<Duration>) {
+        self.phase.answer(cx.now);
+        self.media_answered(cx);
+        self.answered_wall = Some(cx.env.wall(cx.now));
+        self.timers.clear(CallTimer::Ring);
+        self.timers
+            .set(CallTimer::Settle, cx.now + cx.env.timers.t1 * 64);
+        if let Some(peer) = self.egress_name().cloned() {
+            self.progress(cx, peer, Direction::Outbound, Stage::Answered);
+        }
+        let max = [Side::A, Side::B]
+            .iter()
+            .filter_map(|s| self.profile(*s).and_then(|p| p.limits.max_call_duration))
+            .chain(own)
+            .min();
+        if let Some(max) = max {
+            self.timers.set(CallTimer::MaxDuration, cx.now + max);
+        }
+        self.arm_probes(cx.now);
+    }
+
     /// A response to the current (or an earlier) INVITE attempt, number `n`.
     pub(super) fn on_invite_response(&mut self, cx: &mut Cx, id: TxnId, n: u32, resp: Response) {
         // An INVITE given up unheard (the last of the route's too, which stays the current
@@ -209,27 +236,10 @@ impl Call {
         if self.refused_unreadable_answer(cx, &resp, &out) {
             return;
         }
-        self.phase.answer(cx.now);
         self.forget_early_forks();
-        self.media_answered(cx);
-        self.answered_wall = Some(cx.env.wall(cx.now));
-        self.timers.clear(CallTimer::Ring);
-        self.timers
-            .set(CallTimer::Settle, cx.now + cx.env.timers.t1 * 64);
-        if let Some(peer) = self.egress_name().cloned() {
-            self.progress(cx, peer, Direction::Outbound, Stage::Answered);
-        }
+        self.answered_now(cx, None);
         let caller = self.ingress.name.clone();
         self.progress(cx, caller, Direction::Inbound, Stage::Answered);
-        // The shorter of the two peers' maximum durations, counted from the answer.
-        let max = [Side::A, Side::B]
-            .iter()
-            .filter_map(|s| self.profile(*s).and_then(|p| p.limits.max_call_duration))
-            .min();
-        if let Some(max) = max {
-            self.timers.set(CallTimer::MaxDuration, cx.now + max);
-        }
-        self.arm_probes(cx.now);
         self.carry_identity(&cx.env.local, Side::A, &mut out);
         // The caller's leg gets its own session timer, negotiated on its INVITE (before the
         // SDP goes: a leg with a timer keeps it for refreshes).

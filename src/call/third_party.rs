@@ -15,12 +15,11 @@
 use super::anchor::Exchange;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::admission::ring_timeout;
 use super::attempt::AttemptOutcome;
 use super::cx::Cx;
-use super::events::CallEvent;
 use super::phase::EndInfo;
 use super::state::{Call, Origin, RoutePlan};
 use super::timers::CallTimer;
@@ -270,36 +269,16 @@ impl Call {
     /// its ACK and a BYE, and the service hears `user2_failed`, not `connected` (no one was
     /// connected: the two would have had no audio).
     fn user2_answered(&mut self, cx: &mut Cx, resp: Response) {
-        if let Some(e) = self.unreadable_sdp(&resp) {
-            warn!(call_id = %self.call_id(), error = %e, "user2 answered in SDP that cannot be read: call-back failed");
-            self.events.push(CallEvent::CalleeSdpUnreadable);
-            self.first_release_of(&resp);
-            self.ack_and_bye_b(cx, &resp);
-            let cause = Q850Cause::INTERWORKING;
-            let end = EndInfo::internal(CallTag::MediaUnavailable, 502, cause.0, cx.now);
-            return self.release_callback(cx, end);
+        // (Failing a call-back releases user1 as `release_callback` does.)
+        if self.refused_unreadable_answer(cx, &resp, &resp) {
+            return;
         }
-        self.phase.answer(cx.now);
-        self.media_answered(cx);
-        self.answered_wall = Some(cx.env.wall(cx.now));
-        self.timers.clear(CallTimer::Ring);
-        self.timers
-            .set(CallTimer::Settle, cx.now + cx.env.timers.t1 * 64);
-        if let Some(peer) = self.egress_name().cloned() {
-            self.progress(cx, peer, Direction::Outbound, Stage::Answered);
-        }
+        let own_max = self.third_party().map(|tp| tp.max_duration);
+        self.answered_now(cx, own_max);
         let Some(tp) = self.third_party() else {
             return;
         };
-        let (id, user1_cseq, own_max) = (tp.id.clone(), tp.user1_cseq, tp.max_duration);
-        let max = [Side::A, Side::B]
-            .iter()
-            .filter_map(|s| self.profile(*s).and_then(|p| p.limits.max_call_duration))
-            .chain([own_max])
-            .min()
-            .unwrap_or(own_max);
-        self.timers.set(CallTimer::MaxDuration, cx.now + max);
-        self.arm_probes(cx.now);
+        let (id, user1_cseq) = (tp.id.clone(), tp.user1_cseq);
         let b_cseq = resp.seq();
         let mut answer = resp;
         self.agree_with(Side::B, &answer);
