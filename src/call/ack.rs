@@ -196,13 +196,8 @@ impl Call {
             self.note_sdp_received(side, &answer, ct.as_deref());
             self.agree(side, &answer, ct.as_deref());
             let mut encoding = None;
-            // Shaped for the other side (`[sdp] ptime`) before it is anchored: the `o=`
-            // version is judged on what that side is sent (`send_ack_encoded` shapes it so
-            // again, to the same bytes).
-            let shaped = match self.profile(side.other()) {
-                Some(p) if ct.is_some() => body_for(p, &answer, ct.as_deref()),
-                _ => answer.clone(),
-            };
+            // (`send_ack_encoded` shapes it so again, to the same bytes.)
+            let shaped = self.shaped_for(side.other(), &answer, ct.as_deref());
             let body = (!answer.is_empty()).then(|| {
                 // Late offer/answer: the ACK's SDP is anchored like any other; unanchored,
                 // it goes on as it came, typed (and encoded) as it came.

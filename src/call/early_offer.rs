@@ -80,13 +80,8 @@ impl Call {
         as_sent: (Option<String>, Option<String>),
     ) -> PrackAnswer {
         self.note_sdp_received(Side::A, body, ct.as_deref());
-        // Shaped for the callee (`[sdp] ptime`) before it is anchored: the `o=` version is
-        // judged on what the callee is sent (`prack_callee` shapes it so again, to the
-        // same bytes), so an unchanged session is not numbered anew at its next refresh.
-        let shaped = match self.profile(Side::B) {
-            Some(p) if ct.is_some() => crate::interop::egress::body_for(p, body, ct.as_deref()),
-            _ => body.clone(),
-        };
+        // (`prack_callee` shapes it so again, to the same bytes.)
+        let shaped = self.shaped_for(Side::B, body, ct.as_deref());
         match self.anchored_body(cx, Side::A, &shaped, ct.as_deref(), Exchange::Answer) {
             Some((body, ct)) => (body, ct, None),
             None => (body.clone(), ct.or(as_sent.0), as_sent.1),

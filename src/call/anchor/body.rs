@@ -29,6 +29,22 @@ pub(in crate::call) fn carries_sdp<M: Body>(m: &M) -> bool {
 }
 
 impl Call {
+    /// `body` (readable as `ct`) shaped as `to`'s peer wants its SDP (`[sdp] ptime`), as
+    /// what is sent to it is; an answer is shaped so before it is anchored, so that its
+    /// `o=` version is judged on the bytes the peer gets. An encoded body (`ct` none) as
+    /// it is.
+    pub(in crate::call) fn shaped_for(
+        &self,
+        to: super::super::Side,
+        body: &bytes::Bytes,
+        ct: Option<&str>,
+    ) -> bytes::Bytes {
+        match self.profile(to) {
+            Some(p) if ct.is_some() => crate::interop::egress::body_for(p, body, ct),
+            _ => body.clone(),
+        }
+    }
+
     /// Why the SDP of `msg` cannot be read for anchoring (`None`: it can, there is none, or
     /// the call's media is not anchored): what [`Call::anchored_body`] would send on with
     /// every stream refused.
