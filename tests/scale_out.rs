@@ -558,6 +558,16 @@ fn a_cancel_from_elsewhere_than_its_invite_is_refused_by_the_front() {
     assert_eq!(status_for(&phone, "INVITE"), Some(487), "{}", w.logs());
 }
 
+/// A new call from the phone's socket `me` to the front, offering one PCMU stream; `id`
+/// names its branch, tag and Call-ID (`{id}@x`).
+fn phone_invite(me: SocketAddr, front: SocketAddr, id: &str) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    format!(
+        "INVITE sip:+8610123@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id}\r\nFrom: <sip:1000@{me}>;tag={id}\r\nTo: <sip:+8610123@{front}>\r\nCall-ID: {id}@x\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
 /// A trunk that says nothing at all (a black hole) behind the front is given up in its
 /// `[sip] invite_timeout_s` (2 s here), by the front, which the instance told that time:
 /// the caller gets 408 and the CDR says `peer_unreachable` with `peer_timeout`. Before, the
@@ -577,11 +587,7 @@ fn a_silent_trunk_behind_the_front_is_given_up_in_its_invite_timeout() {
         .unwrap();
     let me = sock.local_addr().unwrap();
     let front = w.front;
-    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-    let invite = format!(
-        "INVITE sip:+8610123@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKsilent1\r\nFrom: <sip:1000@{me}>;tag=s1\r\nTo: <sip:+8610123@{front}>\r\nCall-ID: silent-1@x\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    );
+    let invite = phone_invite(me, front, "silent-1");
     sock.send_to(invite.as_bytes(), front).unwrap();
     // Read until a final answer, for well under the front's own 32 s.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -625,12 +631,8 @@ fn a_call_whose_route_is_full_everywhere_gets_the_fronts_503_without_retry_after
         .unwrap();
     let me = sock.local_addr().unwrap();
     let front = w.front;
-    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
     for n in 1..=3 {
-        let invite = format!(
-            "INVITE sip:+8610123@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKfull{n}\r\nFrom: <sip:1000@{me}>;tag=f{n}\r\nTo: <sip:+8610123@{front}>\r\nCall-ID: full-{n}@x\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
+        let invite = phone_invite(me, front, &format!("full-{n}"));
         sock.send_to(invite.as_bytes(), front).unwrap();
         // (Within carrier-a's 2 s invite_timeout_s: the first two still ring.)
         std::thread::sleep(Duration::from_millis(300));
