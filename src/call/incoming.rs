@@ -204,7 +204,7 @@ impl B2bua {
     /// A request from an address the running configuration matches no more can still be
     /// from one end of a call that began before a reload removed or re-addressed its peer:
     /// in that call's dialog and from an address the leg's own profile (the configuration
-    /// the call started with) matches, or a CANCEL from where its INVITE came. Such a
+    /// the call started with) matches or names as its `address`, or a CANCEL from where its INVITE came. Such a
     /// request is heard, so the call can still be hung up from that end. Asked only while
     /// such calls may be up (`Env::peers_moved()`), so a stranger costs nothing more.
     fn is_from_a_legs_peer(&self, req: &Request, source: Target) -> bool {
@@ -214,7 +214,10 @@ impl B2bua {
                 .and_then(|id| self.env.txn.target(id))
                 .is_some_and(|t| t.addr.ip() == source.addr.ip());
         }
-        (self.legs_profile(req)).is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
+        let ip = ip.to_canonical();
+        (self.legs_profile(req)).is_some_and(|p| {
+            p.matches.iter().any(|n| n.contains(&ip)) || p.address.addr.ip().to_canonical() == ip
+        })
     }
 
     /// The profile of the call leg whose dialog `req` is in (the configuration the call

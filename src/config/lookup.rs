@@ -49,20 +49,26 @@ impl Config {
         old.profiles.values().any(|o| self.moved(o))
     }
 
-    /// The `match` networks, in `old`, of the peers [`Config::peers_moved_from`] finds.
-    pub fn moved_matches_from(&self, old: &Config) -> Vec<IpNet> {
+    /// Where, in `old`, the peers [`Config::peers_moved_from`] finds were heard from: their
+    /// `match` networks and their `address` (a host of its own).
+    pub fn moved_sources_from(&self, old: &Config) -> Vec<IpNet> {
         old.profiles
             .values()
             .filter(|o| self.moved(o))
-            .flat_map(|o| o.matches.iter().copied())
+            .flat_map(|o| {
+                let address = IpNet::from(o.address.addr.ip().to_canonical());
+                o.matches.iter().copied().chain(std::iter::once(address))
+            })
             .collect()
     }
 
-    /// Whether `old`'s peer is gone from this configuration or matches other sources.
+    /// Whether `old`'s peer is gone from this configuration, matches other sources, or has
+    /// another `address` (a request in its calls is heard from its old one too).
     fn moved(&self, old: &Profile) -> bool {
-        self.profiles
-            .get(&old.name)
-            .is_none_or(|new| new.matches != old.matches)
+        self.profiles.get(&old.name).is_none_or(|new| {
+            new.matches != old.matches
+                || new.address.addr.ip().to_canonical() != old.address.addr.ip().to_canonical()
+        })
     }
 
     /// The peer an inbound packet from `ip` belongs to: the profile whose `match` holds it

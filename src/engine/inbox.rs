@@ -76,7 +76,7 @@ pub(crate) struct Inbox {
     /// The old `match` networks of peers reloads removed or re-addressed, kept while calls
     /// begun before those reloads are up: those peers may still open a TCP connection to
     /// end their calls (the core hears only their own dialogs' requests).
-    departed: Arc<ArcSwapOption<Vec<Arc<[IpNet]>>>>,
+    departed: Arc<ArcSwapOption<Vec<IpNet>>>,
     /// Where we sent requests lately: a stranger's response from elsewhere is dropped unread.
     asked: Arc<Asked>,
     /// What our tags are checked with: a request whose To tag is not ours is in no dialog
@@ -87,10 +87,11 @@ pub(crate) struct Inbox {
     fresh_bytes: SharedBudget,
 }
 
-/// How many reloads' departed networks [`Inbox::remember_departed`] keeps: a peer removed
-/// more reloads ago than this, with a call still up, can reach it over UDP or a connection
-/// it already has, not a new one.
-const MAX_DEPARTED: usize = 8;
+/// How many departed networks [`Inbox::remember_departed`] keeps, over all the reloads
+/// since the calls up at the last of them began (each network once): far more than an
+/// operator's profiles name, so a peer removed many reloads ago is still heard while its
+/// calls last; past it the oldest are forgotten rather than the set growing.
+const MAX_DEPARTED: usize = 4096;
 
 /// The core task's end.
 pub(crate) struct Queues {
@@ -279,7 +280,7 @@ impl Inbox {
                 .departed
                 .load()
                 .as_ref()
-                .is_some_and(|old| old.iter().flat_map(|n| n.iter()).any(|n| n.contains(&ip)))
+                .is_some_and(|old| old.iter().any(|n| n.contains(&ip)))
     }
 
     /// Whether a response from `ip` comes from a peer: a profile's `match`, or its
@@ -288,14 +289,17 @@ impl Inbox {
         self.knows_source(ip) || self.config.load().is_peer_address(ip)
     }
 
-    /// A reload moved peers whose old networks are `nets` while calls were up.
+    /// A reload moved peers whose old networks are `nets` while calls were up. Kept with
+    /// those of earlier reloads: the calls up at this one include those up at them.
     pub(crate) fn remember_departed(&self, nets: Vec<IpNet>) {
-        let mut kept: Vec<Arc<[IpNet]>> =
-            self.departed.load().as_deref().cloned().unwrap_or_default();
-        if kept.len() == MAX_DEPARTED {
-            kept.remove(0);
+        let mut kept: Vec<IpNet> = self.departed.load().as_deref().cloned().unwrap_or_default();
+        for net in nets {
+            if !kept.contains(&net) {
+                kept.push(net);
+            }
         }
-        kept.push(nets.into());
+        let over = kept.len().saturating_sub(MAX_DEPARTED);
+        kept.drain(..over);
         self.departed.store(Some(Arc::new(kept)));
     }
 

@@ -150,7 +150,7 @@ impl Shell {
         // gate while calls up now last (the core hears only their own dialogs' requests);
         // remembered before the new configuration is in place, so no connection falls
         // between the two.
-        let moved = cfg.moved_matches_from(self.core.config());
+        let moved = cfg.moved_sources_from(self.core.config());
         if !moved.is_empty() && self.core.calls_held() > 0 {
             self.inbox.remember_departed(moved);
         }

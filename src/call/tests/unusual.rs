@@ -870,3 +870,35 @@ fn a_request_in_a_call_from_its_peers_address_outside_match_is_heard() {
     assert!(h.take(PHONE).is_empty(), "not routed");
     assert_eq!(h.core.active_calls(), 0);
 }
+
+/// A reload that gives a peer another `address` (its `match` unchanged) leaves the calls up
+/// with it able to be ended from the old one, as a reload that moves its `match` does: the
+/// carrier's SBC we sent the call to hangs it up. Before, only `match` changes counted, and
+/// the BYE from the old address was a stranger's.
+#[test]
+fn a_reload_that_readdresses_a_peer_still_hears_its_calls_from_the_old_address() {
+    let outside = |n: &str, p: &mut crate::config::Profile| match n {
+        "carrier-a" => p.matches = vec!["192.0.2.0/25".parse().unwrap()],
+        "carrier-b" => p.matches = vec!["192.0.2.128/25".parse().unwrap()],
+        _ => {}
+    };
+    let mut h = H::with(config_with(outside));
+    let (inv, _) = answered_call(&mut h);
+    h.input(Input::Reload(Arc::new(config_with(|n, p| {
+        outside(n, p);
+        if n == "carrier-a" {
+            p.address = Target::udp(addr("127.0.0.9:5060"));
+        }
+    }))));
+    assert!(h.core.peers_moved());
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKreaddr", "");
+    h.recv(CARRIER_B, &bye);
+    assert!(
+        h.sent.is_empty() && h.cdrs.is_empty(),
+        "another peer's address"
+    );
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}

@@ -46,7 +46,7 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
     let mut moved = (*old).clone();
     moved.profiles.retain(|name, _| name.as_str() != "pbx");
     assert!(moved.peers_moved_from(&old) && !old.peers_moved_from(&old));
-    let nets = moved.moved_matches_from(&old);
+    let nets = moved.moved_sources_from(&old);
     assert!(nets.iter().any(|n| n.contains(&pbx)), "{nets:?}");
     assert!(
         !nets.iter().any(|n| n.contains(&carrier)),
@@ -58,13 +58,33 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
     inbox.configure(Arc::new(moved), Instant::now());
     assert!(inbox.knows_source(pbx), "its calls are up");
     assert!(!inbox.knows_source("192.0.2.66".parse().unwrap()));
-    for _ in 0..MAX_DEPARTED + 3 {
+    // Later reloads moving other peers, any number of them, keep the first one's networks
+    // heard (each network once); only past MAX_DEPARTED networks are the oldest forgotten.
+    for i in 0..20u8 {
+        let other: IpNet = format!("198.51.100.{i}/32").parse().unwrap();
+        inbox.remember_departed(vec![other]);
         inbox.remember_departed(nets.clone());
     }
+    assert!(inbox.knows_source(pbx), "removed twenty reloads ago");
+    assert!(inbox.knows_source("198.51.100.19".parse().unwrap()));
+    let held = inbox.departed.load().as_ref().map_or(0, |d| d.len());
+    let mut distinct = nets.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(held, distinct.len() + 20, "each network once");
+    let many: Vec<IpNet> = (0..MAX_DEPARTED as u32)
+        .map(|i| IpNet::from(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i))))
+        .collect();
+    inbox.remember_departed(many);
     assert_eq!(
         inbox.departed.load().as_ref().map(|d| d.len()),
         Some(MAX_DEPARTED)
     );
+    assert!(
+        !inbox.knows_source(pbx),
+        "the oldest forgotten past the bound"
+    );
+    assert!(inbox.knows_source("10.0.0.7".parse().unwrap()));
     assert!(inbox.forget_departed());
     assert!(!inbox.forget_departed(), "nothing left to forget");
     assert!(!inbox.knows_source(pbx), "its calls have ended");
