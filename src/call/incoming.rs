@@ -141,7 +141,16 @@ impl B2bua {
             // A tag of no check (`stateless_tag`), as every stateless answer's: none the edge
             // lets ahead as ours.
             let tag = self.env.ids.stateless_tag(req);
-            if let Ok(resp) = ingress::response_to(req, status, reason, Some(&tag), extra) {
+            let resp = match required_refusal(req, status) {
+                Some((status, reason, unsupported)) => {
+                    let extra: Vec<(Hdr, &str)> = (unsupported.iter())
+                        .map(|u| (Hdr::UNSUPPORTED, u.as_str()))
+                        .collect();
+                    ingress::response_to(req, status, reason, Some(&tag), &extra)
+                }
+                None => ingress::response_to(req, status, reason, Some(&tag), extra),
+            };
+            if let Ok(resp) = resp {
                 self.env.send(source, &Message::Response(resp));
             }
             return true;
@@ -339,7 +348,25 @@ impl B2bua {
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
                 (481, "Call/Transaction Does Not Exist", &[])
             }
+            // A method no RFC we know defines (RFC 3261 §21.5.2); one we know of but do not
+            // serve (REGISTER, SUBSCRIBE, MESSAGE, …) is not allowed here (§8.2.1).
+            Method::Other(_) => (501, "Not Implemented", &[(Hdr::ALLOW, ALLOW)]),
             _ => (405, "Method Not Allowed", &[(Hdr::ALLOW, ALLOW)]),
         }
+    }
+}
+
+/// What an out-of-dialog request's `Require` earns instead of `status`, the answer its
+/// method would get (RFC 3261 §8.2.2.3, an OPTIONS's too): 420 with the extensions we lack
+/// in `Unsupported`, or 400 for a `Require` that is not a list of tokens. A method we do
+/// not serve, a draining 503 and a BYE's 481 answer first, whatever it requires.
+fn required_refusal(req: &Request, status: u16) -> Option<(u16, &'static str, Option<String>)> {
+    if matches!(status, 405 | 501 | 503) || req.method() == Method::Bye {
+        return None;
+    }
+    match super::admission::unsupported_required(req, true) {
+        None => Some((400, "Bad Require", None)),
+        Some(tags) if tags.is_empty() => None,
+        Some(tags) => Some((420, "Bad Extension", Some(tags.join(", ")))),
     }
 }

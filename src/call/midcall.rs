@@ -162,6 +162,11 @@ impl Call {
             Method::Invite | Method::Update | Method::Info | Method::Options => {
                 self.relay_request(cx, side, id, req)
             }
+            // A method no RFC we know defines (RFC 3261 §21.5.2).
+            Method::Other(_) => {
+                let allow = self.allow_toward(side);
+                cx.respond(id, &req, 501, "Not Implemented", &[(Hdr::ALLOW, allow)])
+            }
             // SUBSCRIBE, NOTIFY, MESSAGE, PUBLISH, …: not ours to carry between the legs,
             // and not in the Allow we send (RFC 3261 §8.2.1: 405 with our Allow).
             _ => {

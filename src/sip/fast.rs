@@ -397,12 +397,13 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
     // A Via value may hold several (comma-separated); only the first is ours to read. Its
     // branch only where no reading could find another: one `branch` in the hop, no quote
     // (a quoted value may hold `;branch=` or a comma), and RFC 3261's (a legacy INVITE is
-    // keyed on more than its branch); else the parser's reading decides.
+    // keyed on more than its branch, and the cookie is case-sensitive, as the parser reads
+    // it); else the parser's reading decides.
     let top = via_value.split(|&b| b == b',').next().unwrap_or(&[]);
     let plain = !top.contains(&b'"')
         && memchr::memmem::find_iter(&top.to_ascii_lowercase(), b"branch").count() == 1;
-    let branch = param(top, b";branch=")
-        .filter(|b| plain && b.len() > 7 && b[..7].eq_ignore_ascii_case(b"z9hG4bK"));
+    let branch =
+        param(top, b";branch=").filter(|b| plain && b.len() > 7 && b.starts_with(b"z9hG4bK"));
     match (cseq_ok, branch) {
         (true, Some(branch)) => Peek::NewInvite { head, branch },
         _ => Peek::Other,

@@ -96,7 +96,7 @@ pub fn reject_unparseable(status: Unreadable, raw: &[u8], why: &str) -> Option<B
     out.push_str(&from[0]);
     out.push_str("\r\n");
     out.push_str(&to[0]);
-    if !to[0].to_ascii_lowercase().contains("tag=") {
+    if !to_has_tag(&to[0]) {
         out.push_str(";tag=unparseable");
     }
     out.push_str("\r\n");
@@ -109,6 +109,21 @@ pub fn reject_unparseable(status: Unreadable, raw: &[u8], why: &str) -> Option<B
         return None;
     }
     Some(Bytes::from(out))
+}
+
+/// Whether a To line carries a `tag` header parameter: among the parameters after the
+/// name-addr's `>` (or, for a bare addr-spec, after its first `;`), never a display name's
+/// or the URI's text (`"Montag=1" <sip:b@x>`, `<sip:stag=1@x>`).
+fn to_has_tag(line: &str) -> bool {
+    let value = line.split_once(':').map_or("", |(_, v)| v);
+    let params = match value.rfind('>') {
+        Some(gt) => &value[gt + 1..],
+        None => value.split_once(';').map_or("", |(_, p)| p),
+    };
+    params.split(';').any(|p| {
+        p.split_once('=')
+            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("tag"))
+    })
 }
 
 #[cfg(test)]
@@ -151,6 +166,22 @@ mod tests {
             text.starts_with("SIP/2.0 400 Bad Request (Content-Length exceeds the datagram)\r\n")
         );
         assert!(text.contains("\r\nt: <sip:u@example.com>;tag=unparseable\r\n"));
+        // A "tag=" in the display name or the URI is no tag: ours is added all the same;
+        // a real one (any case, a bare addr-spec's too) is kept as sent.
+        for (to, tagged) in [
+            ("t: \"Montag=1\" <sip:u@example.com>", false),
+            ("t: <sip:stag=1@example.com>", false),
+            ("t: <sip:u@example.com;tag=uri>", false),
+            ("t: <sip:u@example.com> ; TAG=x", true),
+            ("t: sip:u@example.com;tag=y", true),
+        ] {
+            let raw = String::from_utf8_lossy(raw).replace("t: <sip:u@example.com>", to);
+            let r = reject_unparseable(Unreadable::Malformed, raw.as_bytes(), "bad").unwrap();
+            let text = String::from_utf8_lossy(&r);
+            let line = text.lines().find(|l| l.starts_with("t:")).unwrap();
+            assert_eq!(line.ends_with(";tag=unparseable"), !tagged, "{line}");
+            assert!(line.starts_with(to), "{line}");
+        }
         assert!(text.contains("\r\nCSeq: 8 INVITE\r\n"));
         assert!(crate::sip::parse_datagram(r.clone(), 65535).is_ok());
     }

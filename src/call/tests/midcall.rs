@@ -196,6 +196,66 @@ fn requests_for_unknown_dialogs_get_481_and_options_200() {
     assert!(r.to_tag().is_some());
 }
 
+/// Outside a dialog: an extension a request requires that we lack gets 420 with it in
+/// `Unsupported` (RFC 3261 §8.2.2.3, an OPTIONS too; RFC 4475 §3.3.5), a `Require` that is
+/// no token list 400; a method no RFC defines 501 (§21.5.2), one we know but do not serve
+/// 405 (§8.2.1), and a BYE 481 whatever it requires. Before, the OPTIONS got 200 and the
+/// unknown method 405.
+#[test]
+fn requests_outside_a_dialog_are_answered_in_the_order_rfc_3261_checks_them() {
+    let mut h = H::new();
+    let cases: [(&str, &str, u16, Option<&str>); 7] = [
+        (
+            "OPTIONS",
+            "Require: nothing, 100rel\r\n",
+            420,
+            Some("nothing"),
+        ),
+        ("OPTIONS", "Require: 100rel, timer\r\n", 200, None),
+        ("OPTIONS", "Require: a b\r\n", 400, None),
+        ("NEWMETHOD", "", 501, None),
+        ("NEWMETHOD", "Require: nothing\r\n", 501, None),
+        ("MESSAGE", "Require: nothing\r\n", 405, None),
+        ("BYE", "Require: nothing\r\n", 481, None),
+    ];
+    for (i, (method, extra, status, unsupported)) in cases.into_iter().enumerate() {
+        let to = if method == "BYE" {
+            "<sip:127.0.0.1>;tag=x"
+        } else {
+            "<sip:127.0.0.1>"
+        };
+        let req = in_dialog(
+            method,
+            "sip:127.0.0.1",
+            "<sip:ping@127.0.0.3>;tag=p",
+            to,
+            &format!("ood{i}"),
+            1,
+            &format!("z9hG4bKood{i}"),
+            "127.0.0.3:5060",
+            "",
+        )
+        .replacen(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\n{extra}"),
+            1,
+        );
+        h.recv(CARRIER_A, &req);
+        let r = h.take_responses(CARRIER_A).remove(0);
+        assert_eq!(r.status(), status, "{method} {extra}");
+        assert_eq!(
+            r.header(&Hdr::UNSUPPORTED).as_deref(),
+            unsupported,
+            "{method}"
+        );
+        assert_eq!(
+            r.header(&Hdr::ALLOW).is_some(),
+            matches!(status, 200 | 405 | 501),
+            "{method}"
+        );
+    }
+}
+
 #[test]
 fn malformed_requests_get_400() {
     let mut h = H::new();

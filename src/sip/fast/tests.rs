@@ -98,6 +98,23 @@ fn a_new_invite_is_recognised_and_refused_with_a_well_formed_503() {
     assert!(top < lower, "{text}");
 }
 
+/// The magic cookie is case-sensitive (RFC 3261 §8.1.1.7), as the parser reads it: an
+/// INVITE branched `Z9HG4BK…` is a legacy transaction, keyed on more than its branch, so
+/// the fast path must not take it for one it can match by Via, Call-ID and CSeq alone.
+#[test]
+fn a_branch_whose_cookie_differs_in_case_is_left_to_the_parser() {
+    let legacy = INVITE.replace("branch=z9hG4bKabc", "branch=Z9HG4BKabc");
+    assert!(matches!(peek(legacy.as_bytes()), Peek::Other));
+    let Message::Request(r) = parse_datagram(Bytes::from(legacy), 65535).unwrap() else {
+        panic!("not a request")
+    };
+    let branch = r.top_via().and_then(|v| v.branch).unwrap();
+    assert!(
+        !branch.starts_with("z9hG4bK"),
+        "the parser's reading: {branch}"
+    );
+}
+
 #[test]
 fn in_dialog_or_doubtful_invites_take_the_full_path() {
     let cases = [
