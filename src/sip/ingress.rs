@@ -76,8 +76,13 @@ pub fn validate_request(req: &Request) -> Result<(), &'static str> {
     if req.uri_has_headers() {
         return Err("Request-URI must not carry headers");
     }
+    // A request in a dialog is not refused for its Date (RFC 4475 §3.1.2.12: only a Date
+    // that matters may be): nothing here reads it, and a BYE refused would leave the other
+    // leg up, an ACK dropped would end the call. It is not copied on
+    // (`Request::copy_headers_where`).
     if let Some(date) = req.header(&Hdr::named("Date"))
         && !super::is_sip_date(&date)
+        && req.to_tag().is_none()
     {
         return Err("Date must be an RFC 1123 date in GMT");
     }

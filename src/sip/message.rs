@@ -205,12 +205,16 @@ macro_rules! common_accessors {
         /// Copy, in order and byte for byte, every header of `src` that `keep` accepts and
         /// whose value holds no control character but HTAB (folds aside): the parser takes
         /// a NUL or an ESC in a value, and one copied across the legs would reach the other
-        /// peer, whose C-string handling it may cut or confuse. Such a header is left out.
+        /// peer, whose C-string handling it may cut or confuse. Such a header is left out, as
+        /// is a Date that is no RFC 1123 date in GMT (a request in a dialog is heard with
+        /// one, `ingress::validate_request`; the other peer might refuse it).
         pub fn copy_headers_where(&mut self, src: &Headers, keep: impl Fn(&Hdr) -> bool) {
             let clean = |h: &Header| {
                 !h.value()
                     .iter()
                     .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                    && (h.name() != &sipx::HeaderName::Date
+                        || std::str::from_utf8(&h.value()).is_ok_and(crate::sip::is_sip_date))
             };
             for h in src.iter() {
                 if keep(&Hdr(h.name().clone())) && clean(h) {

@@ -902,3 +902,46 @@ fn a_reload_that_readdresses_a_peer_still_hears_its_calls_from_the_old_address()
     assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
     assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
 }
+
+/// A request in a dialog is heard whatever its Date says (RFC 4475 §3.1.2.12: only a Date
+/// that matters may be refused), and a Date that is no RFC 1123 date in GMT is not copied
+/// on: the carrier's INFO reaches the phone without it (with a GMT one, with it), its BYE
+/// dated in EST ends the call on both legs. Before, both got 400 and the phone's leg stayed
+/// up.
+#[test]
+fn a_request_in_a_dialog_with_a_date_outside_gmt_is_heard_and_its_date_left_behind() {
+    let mut h = H::new();
+    let (inv, _) = answered_call(&mut h);
+    let dated = |method: &str, cseq: u32, date: &str| {
+        from_carrier_in(
+            &inv,
+            method,
+            "carrier1",
+            cseq,
+            &format!("z9hG4bKd{cseq}"),
+            "",
+        )
+        .replacen(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\nDate: {date}\r\n"),
+            1,
+        )
+    };
+    let gmt = "Fri, 01 Jan 2010 16:00:00 GMT";
+    for (cseq, date, copied) in [
+        (1, gmt, Some(gmt)),
+        (2, "Fri, 01 Jan 2010 16:00:00 EST", None),
+    ] {
+        h.recv(CARRIER_A, &dated("INFO", cseq, date));
+        let out = h.one_request(PHONE, Method::Info);
+        assert_eq!(out.header(&Hdr::named("Date")).as_deref(), copied);
+    }
+    h.recv(CARRIER_A, &dated("BYE", 3, "Fri, 01 Jan 2010 16:00:00 EST"));
+    assert_eq!(
+        h.statuses(CARRIER_A),
+        vec![200, 487, 487],
+        "the BYE's 200; the INFOs the phone left unanswered end with the call"
+    );
+    h.one_request(PHONE, Method::Bye);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+}
