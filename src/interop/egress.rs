@@ -56,7 +56,7 @@ pub fn body_for(peer: &Profile, body: &Bytes, content_type: Option<&str>) -> Byt
 /// and our builder refuses it; a header line carrying one is left out rather than failing
 /// the whole message (and with it the call, or the BYE toward the other leg).
 pub fn buildable(value: &str) -> bool {
-    !value.chars().any(|c| c.is_control() && c != '\t')
+    !crate::sip::has_control(value)
 }
 
 /// A Reason header value toward `peer`, or none when its profile does not want to hear one.

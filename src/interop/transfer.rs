@@ -115,12 +115,12 @@ pub fn refer_event_id(value: &str) -> Option<u32> {
 }
 
 /// `value` (an `Event: refer…`) naming the REFER with CSeq `id` instead: its `id` replaced
-/// or added, its other parameters kept.
+/// or added, its other parameters kept (but one holding a control character).
 pub fn refer_event_naming(value: &str, id: u32) -> String {
     let mut out = String::from("refer");
     for p in crate::sip::split_params(value).into_iter().skip(1) {
         let name = p.split('=').next().unwrap_or_default().trim();
-        if !name.eq_ignore_ascii_case("id") && !name.is_empty() {
+        if !name.eq_ignore_ascii_case("id") && !name.is_empty() && !crate::sip::has_control(p) {
             out.push(';');
             out.push_str(p.trim());
         }
@@ -244,6 +244,11 @@ mod tests {
         assert_eq!(refer_event_id("refer;id=x"), None);
         assert_eq!(refer_event_naming("refer", 7), "refer;id=7");
         assert_eq!(refer_event_naming("refer;id=1;x=y", 7), "refer;x=y;id=7");
+        assert_eq!(
+            refer_event_naming("refer;x=\u{1b};id=1;y=\u{0};z=1", 7),
+            "refer;z=1;id=7",
+            "a parameter holding a control character stays behind"
+        );
         // A quoted parameter value is one, whatever it holds: before, its `;id=5"` was
         // cut off as an id, leaving its quote open.
         assert_eq!(refer_event_id(r#"refer;x="a;id=5;b""#), None);

@@ -316,7 +316,10 @@ macro_rules! common_accessors {
         }
 
         /// Replace the body, its Content-Type (when given, or removed with an empty body)
-        /// and its Content-Length, which is written last.
+        /// and its Content-Length, which is written last. The type comes from another
+        /// leg's message: a parameter of it holding a control character is left behind
+        /// (not carried to this peer, nor failing the message), and a type that is itself
+        /// unreadable so becomes `application/octet-stream`.
         pub fn set_body(
             &mut self,
             body: Bytes,
@@ -324,7 +327,9 @@ macro_rules! common_accessors {
         ) -> Result<(), SipError> {
             self.remove_header(&Hdr::CONTENT_LENGTH);
             if let Some(ct) = content_type {
-                self.set_header(&Hdr::CONTENT_TYPE, ct.to_string())?;
+                let ct = crate::sip::without_control_params(ct)
+                    .unwrap_or_else(|| "application/octet-stream".into());
+                self.set_header(&Hdr::CONTENT_TYPE, ct)?;
             } else if body.is_empty() {
                 self.remove_header(&Hdr::CONTENT_TYPE);
             }

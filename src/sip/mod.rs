@@ -45,7 +45,10 @@ pub use message::{Message, Request, Response};
 pub use method::Method;
 pub use new_request::NewRequest;
 pub use reject::{Unreadable, reject_unparseable};
-pub use split::{leading_number, outside_quotes, split_header_list, split_params};
+pub use split::{
+    has_control, leading_number, outside_quotes, split_header_list, split_params,
+    without_control_params,
+};
 pub use status::reason_phrase;
 pub(crate) use tags::BRANCH_RANDOM;
 pub use tags::{TagKey, TagKind};

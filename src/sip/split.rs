@@ -97,6 +97,26 @@ fn outside_quotes_bytes(value: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ 
     })
 }
 
+/// Whether `text` holds a control character other than HTAB (the parser takes an ESC or a
+/// NUL in a value; copied to another peer it may cut or confuse that peer's parsing).
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// A header value built from another leg's (`media/type;params`): the parameters holding a
+/// control character left out, the rest kept as written; `None` when the value itself holds
+/// one.
+pub fn without_control_params(value: &str) -> Option<String> {
+    let mut parts = split_params(value).into_iter();
+    let first = parts.next().filter(|v| !has_control(v))?;
+    let mut out = first.to_string();
+    for p in parts.filter(|p| !has_control(p)) {
+        out.push(';');
+        out.push_str(p);
+    }
+    Some(out)
+}
+
 /// The `;`-separated parts of a header value (its value, then each parameter), split
 /// outside quoted strings only: a quoted `text="a;b"` stays one parameter (RFC 3261 §25.1).
 pub fn split_params(value: &str) -> Vec<&str> {
@@ -145,6 +165,26 @@ mod tests {
                 "{v:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_value_from_another_leg_keeps_only_its_clean_parameters() {
+        let c = without_control_params;
+        assert_eq!(c("application/sdp").as_deref(), Some("application/sdp"));
+        assert_eq!(
+            c("application/sdp;x=\u{1b};charset=utf-8").as_deref(),
+            Some("application/sdp;charset=utf-8")
+        );
+        assert_eq!(
+            c("multipart/mixed;boundary=\"a;\u{0}\";x=1").as_deref(),
+            Some("multipart/mixed;x=1")
+        );
+        assert_eq!(c("application/s\u{7f}dp"), None);
+        assert_eq!(
+            c("a/b;\tx=1").as_deref(),
+            Some("a/b;\tx=1"),
+            "HTAB is whitespace"
+        );
     }
 
     #[test]

@@ -945,3 +945,32 @@ fn a_request_in_a_dialog_with_a_date_outside_gmt_is_heard_and_its_date_left_behi
     h.one_request(PHONE, Method::Bye);
     assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
 }
+
+/// A Content-Type parameter holding a control character does not cross to the other leg:
+/// with an ESC the INVITE went on carrying it (the SDP still read and anchored), with a NUL
+/// the INVITE toward the carrier could not be built and the call failed. Now the parameter
+/// stays behind and the call goes on.
+#[test]
+fn a_content_type_parameter_holding_a_control_character_stays_on_its_leg() {
+    for (i, ctl) in ["\u{1b}", "\u{0}"].into_iter().enumerate() {
+        let mut h = H::new();
+        let invite = invite_text(
+            &format!("ctl{i}"),
+            &format!("z9hG4bKctl{i}"),
+            "+8610123",
+            "",
+        )
+        .replace(
+            "Content-Type: application/sdp\r\n",
+            &format!("Content-Type: application/sdp;x=a{ctl};charset=utf-8\r\n"),
+        );
+        h.recv(PHONE, &invite);
+        let out = h.one_request(CARRIER_A, Method::Invite);
+        assert_eq!(
+            out.header(&Hdr::CONTENT_TYPE).as_deref(),
+            Some("application/sdp;charset=utf-8"),
+            "{ctl:?}"
+        );
+        assert!(!out.body().is_empty());
+    }
+}
