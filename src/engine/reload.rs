@@ -109,6 +109,8 @@ impl Shell {
                 return;
             }
         };
+        let mut cfg = cfg;
+        keep_running_counts(self.core.config(), &mut cfg);
         let keys = restart_only_changes(self.core.config(), &cfg);
         if !keys.is_empty() {
             let key = keys.join(", ");
@@ -186,6 +188,15 @@ impl Shell {
 /// The settings that a reload cannot apply to a running process (sockets are bound, relays
 /// listen and calls in progress carry these addresses) that changed, all of them: an
 /// operator told of one at a time would be refused again for the next.
+/// What runs and a reload cannot change stays what `new` says runs: "one relay thread per
+/// core" keeps the count the relay started with (the cores may have changed since), so an
+/// explicit `threads` later is held to the threads that run, not to a recount.
+fn keep_running_counts(old: &Config, new: &mut Config) {
+    if old.media_threads_auto && new.media_threads_auto {
+        new.media_threads = old.media_threads;
+    }
+}
+
 pub(super) fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if old.listen != new.listen {
@@ -338,6 +349,20 @@ mod tests {
         assert_eq!(restart_only_changes(&old, &same), Vec::<&str>::new());
         let more = config(&format!("[media]\nthreads = {}\n", old.media_threads + 1));
         assert_eq!(restart_only_changes(&old, &more), ["[media] threads"]);
+        // The recount is not what runs: applied, the running configuration keeps the
+        // start's count, and an explicit number is held to that. Before, the recount
+        // became the running value, so `threads = <recount>` was applied and ignored.
+        keep_running_counts(&old, &mut new);
+        assert_eq!(new.media_threads, old.media_threads);
+        let recount = config(&format!("[media]\nthreads = {}\n", old.media_threads + 1));
+        assert_eq!(restart_only_changes(&new, &recount), ["[media] threads"]);
+        let mut explicit = config(&format!("[media]\nthreads = {}\n", old.media_threads + 1));
+        keep_running_counts(&new, &mut explicit);
+        assert_eq!(
+            explicit.media_threads,
+            old.media_threads + 1,
+            "a number is kept"
+        );
     }
 
     /// A recording folder gone bad under a running gateway does not block reloads (a
