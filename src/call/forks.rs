@@ -133,7 +133,10 @@ impl Call {
 
     /// Branch `tag`'s early dialog ended: when the callee's addresses are from its SDP, the
     /// caller's media goes nowhere until another branch's SDP says where (the relay is told
-    /// at once). A callee that rejected the call must not go on hearing the caller.
+    /// at once). A callee that rejected the call must not go on hearing the caller, nor be
+    /// heard: side B is a new callee to the relay, learnt from nothing once another branch
+    /// has sent SDP (an address dropped alone reads as an old-style hold, which keeps the
+    /// branch's latched source).
     fn branch_media_gone(&mut self, cx: &mut Cx, tag: &str) {
         let Some(m) = self.media.as_mut() else {
             return;
@@ -143,6 +146,8 @@ impl Call {
         }
         m.b_branch = None;
         m.remote.b.iter_mut().for_each(|r| *r = None);
+        m.callee = m.callee.wrapping_add(1);
+        m.heard.b = false;
         self.emit_relay(cx, None);
     }
 

@@ -3,6 +3,7 @@
 
 use super::prack::{reliable_183_from, with_prack};
 use super::*;
+use crate::media::relay::{Dir, Route, StreamRoute};
 
 /// Branch `tag`'s 180 to our INVITE `inv`, its Contact at `host`.
 fn ring(inv: &Request, tag: &str, host: &str) -> Message {
@@ -415,9 +416,39 @@ fn a_branch_that_ended_hears_the_caller_no_more() {
         h.relay_pairs()[0].b_remote,
         Some("192.0.2.10:4000".parse().unwrap())
     );
+    // t1's announcement latches side B (the relay driven by what the core tells it).
+    let now = std::time::Instant::now();
+    let mut route = StreamRoute::new(&h.relay_pairs()[0], now);
+    let t1: std::net::SocketAddr = "192.0.2.10:4000".parse().unwrap();
+    let phone: std::net::SocketAddr = "127.0.0.2:30000".parse().unwrap();
+    let packet = |ssrc: u32| {
+        let mut p = vec![0u8; 172];
+        p[0] = 0x80;
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p
+    };
+    assert!(matches!(
+        route.route(now, Dir::BtoA, false, t1, &packet(11)),
+        Route::Accept(_)
+    ));
+    assert_eq!(
+        route.route(now, Dir::AtoB, false, phone, &packet(22)),
+        Route::Accept(Some(t1))
+    );
     h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
     h.recv_msg(CARRIER_A, reply(&inv, 199, "t1", &[], None));
     assert_eq!(h.relay_pairs()[0].b_remote, None, "nothing to t1");
+    // The relay hears t1 no more and sends it nothing (before, the latch it had learnt
+    // was kept, as for an old-style hold, and the caller went on to it until t2 answered).
+    route.update(&h.relay_pairs()[0], now);
+    assert_eq!(
+        route.route(now, Dir::AtoB, false, phone, &packet(22)),
+        Route::Accept(None)
+    );
+    assert_eq!(
+        route.route(now, Dir::BtoA, false, t1, &packet(11)),
+        Route::Drop
+    );
     let t2 = SDP
         .replace("192.0.2.10", "198.51.100.7")
         .replace("m=audio 4000", "m=audio 5000");
