@@ -81,6 +81,10 @@ impl Call {
             cx.emit(Output::Cdr(Box::new(cdr)));
         }
         cx.env.ended_calls += 1;
+        // Its media stops now: no more audio to a party that hung up (a phone may reuse
+        // the port for its next call), none past a `max_call_duration_s`, nothing in the
+        // recording after the CDR's end. The ports are released when the call is forgotten.
+        self.emit_relay(cx, None);
         if refused {
             self.refuse_held_2xx(cx, status, Some(&reason_header(Q850Cause(cause))));
         }

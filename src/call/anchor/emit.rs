@@ -84,7 +84,9 @@ impl Call {
                     flowing: self.phase.is_up() && flows(&media.directions, i),
                     a_heard: media.heard.a,
                     b_heard: media.heard.b,
-                    active: !u.off,
+                    // An ended call relays and records nothing more, though its ports wait
+                    // for its last transactions (a BYE unanswered for 32 s).
+                    active: !u.off && !self.phase.is_ending(),
                     host_ips: self.cfg.host_ips.clone(),
                     a_networks: networks(Side::A),
                     b_networks: networks(Side::B),

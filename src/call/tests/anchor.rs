@@ -2086,3 +2086,33 @@ fn the_answer_to_an_unreadable_offer_in_a_2xx_keeps_its_own_lines() {
         "no ports for a refused stream"
     );
 }
+
+/// A call that ends stops its media at once, though a leg that does not answer our BYE
+/// keeps its ports for Timer F: before, both directions were relayed, and recorded, for up
+/// to 40 s after the CDR was written (audio on to a phone that had hung up, a leg cut at
+/// `max_call_duration_s` talking on).
+#[test]
+fn an_ended_call_relays_nothing_while_its_bye_goes_unanswered() {
+    let mut h = anchored();
+    let (_inv, tag) = anchored_call_inv(&mut h, "end1");
+    assert!(h.relay_pairs().iter().all(|p| p.active));
+    h.recv(
+        PHONE,
+        &from_phone_in("end1", "BYE", &tag, 2, "z9hG4bKend1bye", ""),
+    );
+    h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(h.cdrs.len(), 1);
+    let pairs = h.relay_pairs();
+    assert!(
+        !pairs.is_empty() && pairs.iter().all(|p| !p.active),
+        "{pairs:?}"
+    );
+    let released = |h: &H| {
+        (h.media.iter())
+            .filter(|m| matches!(m, MediaAction::Release { .. }))
+            .count()
+    };
+    assert_eq!(released(&h), 0, "the ports wait for the BYE's transaction");
+    h.advance(Duration::from_secs(45));
+    assert_eq!(released(&h), 1);
+}
