@@ -175,6 +175,12 @@ impl B2bua {
         self.env.peers_moved()
     }
 
+    /// Whether transaction `id` is still going (a request of ours on a TCP connection that
+    /// dies is failed while it is).
+    pub fn has_transaction(&self, id: crate::txn::TxnId) -> bool {
+        self.env.txn.target(id).is_some()
+    }
+
     /// Calls in progress: not those released and finishing their last transactions.
     pub fn active_calls(&self) -> usize {
         self.calls.len().saturating_sub(self.env.ended_calls)

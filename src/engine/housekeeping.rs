@@ -129,6 +129,7 @@ impl Shell {
             rtp_streams: self.media.streams(),
             recordings: self.media.recordings(),
         });
+        self.tcp.forget_ended(|id| self.core.has_transaction(id));
         if now >= self.summary_at {
             self.summary_at = now + SUMMARY_EVERY;
             self.tcp.keep_in_use(self.core.tcp_targets());

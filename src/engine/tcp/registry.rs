@@ -37,10 +37,18 @@ impl Queued {
     }
 }
 
-/// Requests of ours remembered per connection, the latest: a request still unanswered when
-/// its connection dies is one of the last sent on it (a peer answers, 100 Trying at least,
-/// within moments), so older ones need not be kept.
-pub(super) const SENT_KEPT: usize = 128;
+/// Requests of ours remembered per connection, the latest, at most. Those whose transaction
+/// has ended are forgotten once a second ([`Registry::forget_ended`]), so what is kept is
+/// what may still be waiting on the connection: a trunk that vanished without a reset takes
+/// 30 s to be given up (`keepalive`), and every request put on it meanwhile is failed then,
+/// not left to its Timer B (before, only the last 128 were: a few seconds of a busy trunk's).
+const SENT_KEPT: usize = 8192;
+
+/// Whether a message we send is a provisional response: one lost to a backed-up queue is no
+/// transport failure (the final answer is still to come), so its transaction goes on.
+fn is_provisional(wire: &[u8]) -> bool {
+    wire.starts_with(b"SIP/2.0 1")
+}
 
 /// Whether a message we send is a response (not a request of ours to remember, `sent_on`).
 fn is_response(wire: &[u8]) -> bool {
@@ -109,6 +117,16 @@ impl Registry {
         bytes: Bytes,
         txn: Option<TxnId>,
     ) -> Option<TxnId> {
+        // A connection whose writer has ended (its peer closed it; the news of it waits in
+        // the queue behind the requests it sent last, a BYE say) is gone already: its
+        // answer goes back over a new connection as for one known closed (RFC 3261
+        // §18.2.2), not into a queue nobody reads.
+        if let Some(c) = target.conn {
+            self.forget_if_ended(c);
+        }
+        if let Some(&c) = self.by_addr.get(&target.addr) {
+            self.forget_if_ended(c);
+        }
         let gone = target.conn.is_some_and(|c| !self.conns.contains_key(&c));
         let mut addr = target.addr;
         if gone {
@@ -143,12 +161,15 @@ impl Registry {
             && let Some((_, tx)) = self.conns.get(&c)
         {
             let request = !is_response(&bytes);
+            let provisional = is_provisional(&bytes);
             if !tx.send(bytes) {
                 // The peer reads nothing, or too slowly: its writer's timeout closes the
-                // connection, or its budget bounds what it holds.
+                // connection, or its budget bounds what it holds. (Or the budget all peers
+                // share is spent by others: a provisional lost to that must not fail the
+                // call whose INVITE it answers.)
                 debug!(%addr, "TCP connection backed up; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
-                return txn;
+                return txn.filter(|_| !provisional);
             }
             if request {
                 self.sent_on(c, txn);
@@ -271,6 +292,31 @@ impl Registry {
     /// Whether a peer opened this connection (rather than the gateway).
     pub(in crate::engine) fn is_inbound(&self, conn: ConnId) -> bool {
         !self.ours.contains(&conn)
+    }
+
+    /// Forget `conn` for sending when its writer has ended (the connection closed, its
+    /// `TcpDown` not yet taken): what waited on it is still failed by [`Registry::down`].
+    fn forget_if_ended(&mut self, conn: ConnId) {
+        let Some((peer, tx)) = self.conns.get(&conn) else {
+            return;
+        };
+        if !tx.is_closed() {
+            return;
+        }
+        let peer = *peer;
+        self.conns.remove(&conn);
+        if self.by_addr.get(&peer) == Some(&conn) {
+            self.by_addr.remove(&peer);
+        }
+    }
+
+    /// Forget the requests whose transactions have ended (`live` says which have not): the
+    /// lists then hold what a connection's loss must still fail.
+    pub(in crate::engine) fn forget_ended(&mut self, live: impl Fn(TxnId) -> bool) {
+        self.sent.retain(|_, sent| {
+            sent.retain(|t| live(*t));
+            !sent.is_empty()
+        });
     }
 
     /// A request of transaction `txn` went out on `conn`.

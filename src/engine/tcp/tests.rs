@@ -6,7 +6,6 @@ use super::*;
 use crate::config::Protect;
 use crate::engine::inbox::FRESH;
 use crate::txn::TxnId;
-use registry::SENT_KEPT;
 use writer::{ALL_WRITES_BUDGET, SharedBudget, WRITE_QUEUE};
 
 fn request(method: &str, to_tag: &str, branch: &str) -> String {
@@ -222,6 +221,28 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         reg.connecting.is_empty(),
         "no connection toward the stranger"
     );
+    // A connection whose writer has ended, its TcpDown not yet taken (the phone closed it
+    // right after a BYE, the news queued behind it): the answer goes back as for one known
+    // closed, here on the connection to its Via's port. Before, it went into the ended
+    // writer's queue, was lost, and failed its transaction.
+    let (tx, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    let from: SocketAddr = "127.0.0.2:40002".parse().unwrap();
+    reg.up(ConnId(9), from, tx);
+    drop(drain);
+    let ended = Target {
+        transport: Transport::Tcp,
+        addr: from,
+        conn: Some(ConnId(9)),
+        listener: None,
+    };
+    let txn = Some(TxnId::for_tests(5));
+    let resp = response("127.0.0.2", sent_by.port());
+    assert_eq!(reg.send(ended, resp, txn), None);
+    let n = tokio::time::timeout(Duration::from_secs(2), back.read(&mut buf))
+        .await
+        .expect("the second response came")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"));
 }
 
 /// A stranger's TCP message (let in by `unknown_sources = "reject"`) goes where its
@@ -636,7 +657,7 @@ async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
     let response = Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
     let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
     reg.up(ConnId(1), peer, tx);
-    let ids: Vec<TxnId> = (0..SENT_KEPT as u64 + 3).map(TxnId::for_tests).collect();
+    let ids: Vec<TxnId> = (0..600).map(TxnId::for_tests).collect();
     for id in &ids {
         assert_eq!(reg.send(target, request.clone(), Some(*id)), None);
     }
@@ -644,15 +665,45 @@ async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
         reg.send(target, response, Some(TxnId::for_tests(999))),
         None
     );
+    // The transactions that have ended are forgotten; every one still going is failed
+    // when the connection dies, however many (before, only the last 128: a trunk gone
+    // without a reset left the older ones to their Timer B).
+    let ended: std::collections::HashSet<TxnId> = ids[..100].iter().copied().collect();
+    reg.forget_ended(|t| !ended.contains(&t));
     let (failed, lost) = reg.down(ConnId(1));
     assert!(failed.is_empty());
-    assert_eq!(lost, ids[3..].to_vec(), "the latest requests, no response");
+    assert_eq!(lost, ids[100..].to_vec(), "those still going, no response");
     // Closed by us: nothing to report.
     let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
     reg.up(ConnId(2), peer, tx);
     reg.send(target, request, Some(TxnId::for_tests(1)));
     reg.close(ConnId(2));
     assert_eq!(reg.down(ConnId(2)), (Vec::new(), Vec::new()));
+}
+
+/// A provisional response that finds its connection backed up (here the budget all peers
+/// share, spent by others) is dropped, its INVITE's transaction left to go on: before, it
+/// was reported as a transport failure and the call failed `caller_unreachable`. A final
+/// response (or a request) so lost still fails its transaction.
+#[tokio::test]
+async fn a_provisional_lost_to_a_backed_up_queue_fails_nothing() {
+    let (mut reg, _queues) = registry();
+    let peer: SocketAddr = "127.0.0.2:40000".parse().unwrap();
+    let spent = SharedBudget::new(64);
+    let (tx, _drain) = Writer::new((spent, None));
+    reg.up(ConnId(1), peer, tx);
+    let target = Target {
+        transport: Transport::Tcp,
+        addr: peer,
+        conn: Some(ConnId(1)),
+        listener: None,
+    };
+    let txn = Some(TxnId::for_tests(7));
+    let long = |status: &str| Bytes::from(format!("SIP/2.0 {status}\r\n{}", "x".repeat(200)));
+    assert_eq!(reg.send(target, long("180 Ringing"), txn), None);
+    assert_eq!(reg.send(target, long("100 Trying"), txn), None);
+    assert_eq!(reg.send(target, long("200 OK"), txn), txn);
+    assert_eq!(reg.send(target, long("486 Busy Here"), txn), txn);
 }
 
 /// A connection from a peer's `address` outside its `match` (a carrier calling from one SBC

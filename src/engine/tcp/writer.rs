@@ -199,6 +199,11 @@ impl Writer {
         self.tx.try_send(counted).is_ok()
     }
 
+    /// Whether its writer has ended (the connection closed): nothing sent here is written.
+    pub(in crate::engine) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Close the connection once what is queued is written; at once when the queue is full
     /// (in messages or bytes: a closing request lost to a full queue would leave the
     /// connection open, and its peer's messages read, for as long as the peer kept it busy;
