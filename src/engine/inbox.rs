@@ -289,6 +289,19 @@ impl Inbox {
         self.knows_source(ip) || self.config.load().is_peer_address(ip)
     }
 
+    /// The peer a connection from `ip` is of, for its share of what peers' connections may
+    /// queue: the profile whose `match` holds it, else the one whose `address` it is.
+    pub(crate) fn peer_of(&self, ip: IpAddr) -> Option<crate::config::PeerName> {
+        let ip = ip.to_canonical();
+        let cfg = self.config.load();
+        if let Some(p) = cfg.peer_for_source(ip) {
+            return Some(p.name.clone());
+        }
+        (cfg.profiles.values())
+            .find(|p| p.address.addr.ip().to_canonical() == ip)
+            .map(|p| p.name.clone())
+    }
+
     /// A reload moved peers whose old networks are `nets` while calls were up. Kept with
     /// those of earlier reloads: the calls up at this one include those up at them.
     pub(crate) fn remember_departed(&self, nets: Vec<IpNet>) {

@@ -96,7 +96,8 @@ pub(super) async fn accept(
                     continue;
                 }
                 // Over a cap the connection is closed at once (dropping it), and counted.
-                let slot = match slots.take(Some(peer.ip()), stranger) {
+                let of = inbox.peer_of(peer.ip()).filter(|_| !stranger);
+                let slot = match slots.take_of(Some(peer.ip()), stranger, of.as_ref()) {
                     Ok(slot) => slot,
                     Err(why) => {
                         crate::ops::metrics::refused(why);

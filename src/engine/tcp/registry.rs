@@ -188,7 +188,8 @@ impl Registry {
         // Our own connections count against the total too; toward a peer whose own
         // connection closed, against its share as well.
         let slot = if gone {
-            self.slots.take_back_toward(addr.ip())
+            let of = self.events.peer_of(addr.ip());
+            self.slots.take_back_toward(addr.ip(), of.as_ref())
         } else {
             self.slots.take(None, false)
         };

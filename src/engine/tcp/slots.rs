@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::writer::SharedBudget;
 use crate::engine::source_guard::source_key;
 
 /// How many connections are up, in all and per source address (`[protect] max_tcp_total`,
@@ -32,6 +33,9 @@ struct SlotCounts {
     /// with when their pace is full again: kept until then, so that connecting again does
     /// not refill it. Oldest first; at most [`Slots::max_total`] of them.
     resting: std::collections::VecDeque<(std::time::Instant, SourceKey)>,
+    /// By peer (profile name): what its sources' writers may queue together, kept while a
+    /// source of it is known (at most one per profile).
+    peers: HashMap<crate::config::PeerName, super::writer::SharedBudget>,
 }
 
 type SourceKey = (std::net::IpAddr, bool);
@@ -55,6 +59,8 @@ impl SlotCounts {
                 self.per_source.remove(&key);
             }
         }
+        // A peer's share goes with its last source's last writer (a few profiles: cheap).
+        self.peers.retain(|_, b| b.is_shared());
     }
 }
 
@@ -66,12 +72,17 @@ struct Source {
     writes: super::writer::SharedBudget,
 }
 
-impl Default for Source {
-    fn default() -> Self {
+impl Source {
+    /// A source of `peer` (whose sources' budget it draws on too), or of none.
+    fn of(peer: Option<&super::writer::SharedBudget>) -> Self {
+        use super::writer::{SOURCE_WRITES_BUDGET, SharedBudget};
         Source {
             conns: 0,
             pace: Bucket::default(),
-            writes: super::writer::SharedBudget::new(super::writer::SOURCE_WRITES_BUDGET),
+            writes: match peer {
+                Some(p) => SharedBudget::within(SOURCE_WRITES_BUDGET, p),
+                None => SharedBudget::new(SOURCE_WRITES_BUDGET),
+            },
         }
     }
 }
@@ -147,11 +158,24 @@ impl Slots {
         ip: Option<std::net::IpAddr>,
         stranger: bool,
     ) -> Result<Slot, &'static str> {
+        self.take_of(ip, stranger, None)
+    }
+
+    /// [`Slots::take`] for a connection from a source of `peer`: its writes count against
+    /// what all of that peer's sources may queue too
+    /// ([`super::writer::PEER_SHARE_WRITES_BUDGET`]), so sources inside one peer's wide
+    /// `match` that read slowly hold that peer's share, not every peer's.
+    pub(super) fn take_of(
+        &self,
+        ip: Option<std::net::IpAddr>,
+        stranger: bool,
+        peer: Option<&crate::config::PeerName>,
+    ) -> Result<Slot, &'static str> {
         let cap = match ip {
             Some(_) => self.max_total - reserve(self.max_total),
             None => self.max_total,
         };
-        self.take_within(cap, ip, stranger)
+        self.take_within(cap, ip, stranger, peer)
     }
 
     /// A slot for a connection the gateway opens back toward `ip` because the one the peer
@@ -159,8 +183,17 @@ impl Slots {
     /// happens, so such connections count against its share as its own do (else a peer
     /// that closes each connection after a request could fill the table with ours), and
     /// within what peers may take: the reserve is for the gateway's own (its trunks).
-    pub(super) fn take_back_toward(&self, ip: std::net::IpAddr) -> Result<Slot, &'static str> {
-        self.take_within(self.max_total - reserve(self.max_total), Some(ip), false)
+    pub(super) fn take_back_toward(
+        &self,
+        ip: std::net::IpAddr,
+        peer: Option<&crate::config::PeerName>,
+    ) -> Result<Slot, &'static str> {
+        self.take_within(
+            self.max_total - reserve(self.max_total),
+            Some(ip),
+            false,
+            peer,
+        )
     }
 
     fn take_within(
@@ -168,6 +201,7 @@ impl Slots {
         cap: usize,
         ip: Option<std::net::IpAddr>,
         stranger: bool,
+        peer: Option<&crate::config::PeerName>,
     ) -> Result<Slot, &'static str> {
         let mut c = crate::threads::lock(&self.inner);
         c.expire(std::time::Instant::now());
@@ -183,7 +217,19 @@ impl Slots {
         let ip = ip.map(|ip| (source_key(ip), stranger));
         let mut source_writes = None;
         if let Some(ip) = ip {
-            let mine = c.per_source.entry(ip).or_default();
+            let SlotCounts {
+                per_source, peers, ..
+            } = &mut *c;
+            // A source's budget is drawn from its peer's as it was when the source was first
+            // seen (one /64 shared by two profiles' hosts counts with the first).
+            let mine = per_source.entry(ip).or_insert_with(|| {
+                let peer = peer.filter(|_| !stranger).map(|p| {
+                    &*peers.entry(p.clone()).or_insert_with(|| {
+                        SharedBudget::new(super::writer::PEER_SHARE_WRITES_BUDGET)
+                    })
+                });
+                Source::of(peer)
+            });
             if mine.conns >= self.max_per_source {
                 return Err("tcp_per_source");
             }

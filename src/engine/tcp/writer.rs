@@ -36,6 +36,11 @@ pub(in crate::engine) const ALL_WRITES_BUDGET: usize = 64 * WRITE_BUDGET;
 pub(in crate::engine) const OWN_WRITES_BUDGET: usize = ALL_WRITES_BUDGET / 4;
 /// Of it, what the connections peers opened (and those opened back toward them) may queue.
 pub(in crate::engine) const PEER_WRITES_BUDGET: usize = ALL_WRITES_BUDGET - OWN_WRITES_BUDGET;
+/// Of that, what the sources of one peer (one profile) may queue together: sources inside a
+/// peer's wide `match` (a customer's /48 holds 65,536 /64s) that read slowly spend their
+/// peer's share, and every other peer's answers still go. Before, six of them spent
+/// [`PEER_WRITES_BUDGET`], and every peer's answers over TCP were dropped.
+pub(in crate::engine) const PEER_SHARE_WRITES_BUDGET: usize = PEER_WRITES_BUDGET / 4;
 /// Bytes queued for the connections of one source (all its connections together) at most:
 /// a few sources that read a hundred bytes a second, each write finishing within
 /// [`WRITE_TIMEOUT`], would otherwise hold [`ALL_WRITES_BUDGET`] for as long as they like,

@@ -46,7 +46,7 @@ fn a_small_table_keeps_a_slot_for_the_gateways_own_connections() {
         .take(100)
         .collect();
     assert_eq!(held.len(), 7);
-    assert_eq!(slots.take_back_toward(peer).err(), Some("tcp_total"));
+    assert_eq!(slots.take_back_toward(peer, None).err(), Some("tcp_total"));
     assert!(slots.take(None, false).is_ok(), "the gateway's own slot");
     assert_eq!(reserve(1024), 64);
     assert_eq!(reserve(1), 0);
@@ -64,12 +64,15 @@ fn connections_opened_back_toward_a_peer_count_against_its_share() {
     let slots = Slots::new(&p);
     let peer = std::net::IpAddr::from([127, 0, 0, 2]);
     let own = slots.take(Some(peer), false).unwrap();
-    let back = slots.take_back_toward(peer).unwrap();
-    assert_eq!(slots.take_back_toward(peer).err(), Some("tcp_per_source"));
+    let back = slots.take_back_toward(peer, None).unwrap();
+    assert_eq!(
+        slots.take_back_toward(peer, None).err(),
+        Some("tcp_per_source")
+    );
     assert_eq!(slots.take(Some(peer), false).err(), Some("tcp_per_source"));
     let ours: Vec<Slot> = (0..4).map(|_| slots.take(None, false).unwrap()).collect();
     drop(back);
-    assert!(slots.take_back_toward(peer).is_ok());
+    assert!(slots.take_back_toward(peer, None).is_ok());
     drop((own, ours));
 }
 
@@ -226,4 +229,45 @@ fn peers_that_read_slowly_leave_the_trunks_connections_their_budget() {
     let trunk = slots.take(None, false).unwrap();
     let (w, _drain) = Writer::new(trunk.write_budget());
     assert!(w.send(msg), "the trunk's connection has room");
+}
+
+/// Sources of one peer that read slowly hold that peer's share of what peers' connections
+/// may queue, not every peer's: twelve sources inside a wide `match` spend a quarter, and a
+/// source of another peer, or a third peer's, still has room. Before, six such sources
+/// spent all of it, and every other peer's answers over TCP were dropped (a call's 180 was
+/// then taken for a transport failure).
+#[test]
+fn one_peers_sources_hold_at_most_its_share_of_the_write_budget() {
+    use super::super::writer::{PEER_SHARE_WRITES_BUDGET, SOURCE_WRITES_BUDGET, Writer};
+    use crate::config::PeerName;
+    let slots = Slots::new(&crate::config::Protect::default());
+    let wide = PeerName("customers".into());
+    let msg = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    let mut held = Vec::new();
+    let mut queued = 0;
+    let sources = PEER_SHARE_WRITES_BUDGET / SOURCE_WRITES_BUDGET + 6;
+    for i in 0..sources {
+        for _ in 0..SOURCE_WRITES_BUDGET / super::super::writer::WRITE_BUDGET {
+            let ip = std::net::IpAddr::from([10, 0, 0, i as u8]);
+            let slot = slots.take_of(Some(ip), false, Some(&wide)).unwrap();
+            let (w, drain) = Writer::new(slot.write_budget());
+            while w.send(msg.clone()) {
+                queued += msg.len();
+            }
+            held.push((slot, w, drain));
+        }
+    }
+    assert!(queued <= PEER_SHARE_WRITES_BUDGET, "{queued}");
+    assert!(queued + msg.len() > PEER_SHARE_WRITES_BUDGET, "{queued}");
+    for (ip, peer) in [("192.0.2.8", "carrier-a"), ("192.0.2.9", "carrier-b")] {
+        let other = PeerName(peer.into());
+        let slot = (slots.take_of(Some(ip.parse().unwrap()), false, Some(&other))).unwrap();
+        let (w, _drain) = Writer::new(slot.write_budget());
+        assert!(w.send(msg.clone()), "{peer} has room");
+    }
+    // Its sources gone, the peer's share is forgotten with them.
+    drop(held);
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    crate::threads::lock(&slots.inner).expire(later);
+    assert!(crate::threads::lock(&slots.inner).peers.len() <= 2);
 }
