@@ -157,7 +157,23 @@ impl Overload {
         branch: &[u8],
         head: &crate::sip::fast::Head<'_>,
     ) -> u64 {
-        self.hasher.hash_one((ip, branch, head.request_id())) | 1
+        self.key_of(ip, branch, head.request_id())
+    }
+
+    /// The key [`Overload::invite_key`] gave the INVITE a CANCEL (`head`, `branch`) cancels.
+    pub(crate) fn cancelled_invite_key(
+        &self,
+        ip: IpAddr,
+        branch: &[u8],
+        head: &crate::sip::fast::Head<'_>,
+    ) -> Option<u64> {
+        let (via, call_id, _) = head.request_id();
+        let cseq = head.cancelled_cseq()?;
+        Some(self.key_of(ip, branch, (via, call_id, &cseq[..])))
+    }
+
+    fn key_of(&self, ip: IpAddr, branch: &[u8], id: (&[u8], &[u8], &[u8])) -> u64 {
+        self.hasher.hash_one((ip, branch, id)) | 1
     }
 
     /// A key's set of slots in `t` (indexed by the bits that are not the stamp's).

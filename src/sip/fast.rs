@@ -15,6 +15,9 @@ pub enum Peek<'a> {
     NewInvite { head: Head<'a>, branch: &'a [u8] },
     /// An ACK whose To header carries `;tag=` followed by these bytes.
     Ack { to_tag: &'a [u8] },
+    /// A CANCEL outside any dialog, read as plainly as a new INVITE: its head (whose
+    /// [`Head::cancelled_request_id`] names the INVITE it cancels) and its top Via's branch.
+    Cancel { head: Head<'a>, branch: &'a [u8] },
     /// Anything else, or not sure.
     Other,
 }
@@ -40,6 +43,14 @@ impl Head<'_> {
     /// on too).
     pub fn request_id(&self) -> (&[u8], &[u8], &[u8]) {
         (self.vias[0], self.call_id, self.cseq)
+    }
+
+    /// A CANCEL's head: the CSeq line of the INVITE it cancels, as [`Head::request_id`]
+    /// reads that INVITE's (RFC 3261 §9.1: the same top Via, Call-ID and CSeq number; a
+    /// CANCEL whose CSeq line differs from its INVITE's but for the method is not matched).
+    pub fn cancelled_cseq(&self) -> Option<Vec<u8>> {
+        let prefix = self.cseq.strip_suffix(b"CANCEL")?;
+        Some([prefix, b"INVITE"].concat())
     }
 }
 
@@ -309,7 +320,8 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
         return Peek::Other;
     };
     let is_invite = start.starts_with(b"INVITE ");
-    if !is_invite && !start.starts_with(b"ACK ") {
+    let is_cancel = start.starts_with(b"CANCEL ");
+    if !is_invite && !is_cancel && !start.starts_with(b"ACK ") {
         return Peek::Other;
     }
     let mut head = Head {
@@ -379,7 +391,7 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
         return Peek::Other;
     }
     let to_params = header_params(to_value);
-    if !is_invite {
+    if !is_invite && !is_cancel {
         return match param(to_params, b";tag=") {
             Some(to_tag) => Peek::Ack { to_tag },
             None => Peek::Other,
@@ -393,7 +405,7 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
         .split(|b| *b == b' ' || *b == b'\t')
         .filter(|f| !f.is_empty())
         .nth(1)
-        .is_some_and(|m| m == b"INVITE");
+        .is_some_and(|m| m == if is_cancel { &b"CANCEL"[..] } else { b"INVITE" });
     // A Via value may hold several (comma-separated); only the first is ours to read. Its
     // branch only where no reading could find another: one `branch` in the hop, no quote
     // (a quoted value may hold `;branch=` or a comma), and RFC 3261's (a legacy INVITE is
@@ -405,6 +417,7 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
     let branch =
         param(top, b";branch=").filter(|b| plain && b.len() > 7 && b.starts_with(b"z9hG4bK"));
     match (cseq_ok, branch) {
+        (true, Some(branch)) if is_cancel => Peek::Cancel { head, branch },
         (true, Some(branch)) => Peek::NewInvite { head, branch },
         _ => Peek::Other,
     }

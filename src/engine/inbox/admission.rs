@@ -23,8 +23,23 @@ impl Inbox {
     /// [`SPARED_MAX_BYTES`] and within a second rate as large as the first.
     pub(crate) fn admit_datagram(&self, ip: IpAddr, now: Instant, raw: &[u8]) -> bool {
         self.admit_unless_ours(ip, now, false, || {
-            raw.len() <= SPARED_MAX_BYTES && self.carries_our_check(raw)
+            raw.len() <= SPARED_MAX_BYTES
+                && (self.carries_our_check(raw) || self.cancels_an_invite_let_in(ip, now, raw))
         })
+    }
+
+    /// Whether `raw` is the CANCEL of an INVITE from `ip` let in lately (its top Via,
+    /// Call-ID and CSeq number, which a CANCEL repeats, RFC 3261 §9.1): nobody off the path
+    /// knows them, so a flood spoofed in the peer's name does not cost a caller its
+    /// CANCEL. A call that rang longer than the table keeps an INVITE (64 s) takes its
+    /// chance against the rate, as any other message.
+    fn cancels_an_invite_let_in(&self, ip: IpAddr, now: Instant, raw: &[u8]) -> bool {
+        let crate::sip::fast::Peek::Cancel { head, branch } = crate::sip::fast::peek(raw) else {
+            return false;
+        };
+        let ov = &self.overload;
+        (ov.cancelled_invite_key(ip, branch, &head))
+            .is_some_and(|key| ov.refused_here(key, now) == Some(false))
     }
 
     fn admit_unless_ours(

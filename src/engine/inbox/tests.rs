@@ -565,6 +565,35 @@ async fn a_peers_accepted_work_passes_a_flood_in_its_name() {
     assert!(inbox.admit_datagram(carrier, t0, ack.as_bytes()));
     let bye_to_refusal = ack.replace("ACK ", "BYE ").replace("1 ACK", "2 BYE");
     assert!(!inbox.admit_datagram(carrier, t0, bye_to_refusal.as_bytes()));
+    // The CANCEL of an INVITE let in lately (its top Via, Call-ID and CSeq number) passes
+    // too: before, it took its chance against the flood. One naming an INVITE never let
+    // in (another Call-ID, another branch, another CSeq number) does not.
+    let invite = "INVITE sip:+8610123@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKcn1\r\n\
+        From: <sip:b@h>;tag=x\r\nTo: <sip:+8610123@127.0.0.1>\r\nCall-ID: c12@h\r\n\
+        CSeq: 7 INVITE\r\n\r\n";
+    let crate::sip::fast::Peek::NewInvite { head, branch } =
+        crate::sip::fast::peek(invite.as_bytes())
+    else {
+        panic!("a new INVITE")
+    };
+    inbox
+        .overload
+        .remember(inbox.overload.invite_key(carrier, branch, &head), t0);
+    let cancel = invite
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("7 INVITE", "7 CANCEL");
+    assert!(inbox.admit_datagram(carrier, t0, cancel.as_bytes()));
+    for other in [
+        cancel.replace("c12@h", "c13@h"),
+        cancel.replace("z9hG4bKcn1", "z9hG4bKcn2"),
+        cancel.replace("7 CANCEL", "8 CANCEL"),
+    ] {
+        assert!(
+            !inbox.admit_datagram(carrier, t0, other.as_bytes()),
+            "{other}"
+        );
+    }
     let stranger: IpAddr = "192.0.2.9".parse().unwrap();
     for _ in 0..11 {
         inbox.admit_datagram(stranger, t0, junk);

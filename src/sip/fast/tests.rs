@@ -299,3 +299,29 @@ fn the_next_hop_is_the_top_route_when_it_names_the_address_else_the_contact() {
     assert_eq!(next_hop_port_for(b"BYE", ip), None);
     assert_eq!(next_hop_port_for(b"Route: <sip:203.0.113.10>", ip), None);
 }
+
+/// A CANCEL outside a dialog is read as plainly as a new INVITE, and names its INVITE's
+/// CSeq line for the table of INVITEs let in; one with a To tag, or whose CSeq does not
+/// end in its method, is not.
+#[test]
+fn a_cancel_names_the_invite_it_cancels() {
+    let cancel = INVITE
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 7 INVITE", "CSeq: 7 CANCEL")
+        .replace(";tag=uri-param-not-a-tag>", ">");
+    let Peek::Cancel { head, branch } = peek(cancel.as_bytes()) else {
+        panic!("{:?}", peek(cancel.as_bytes()))
+    };
+    assert_eq!(branch, b"z9hG4bKabc");
+    assert_eq!(
+        head.cancelled_cseq().as_deref(),
+        Some(&b"CSeq: 7 INVITE"[..])
+    );
+    let tagged = cancel.replace(
+        "<sip:+8610123@127.0.0.1>\r\n",
+        "<sip:+8610123@127.0.0.1>;tag=x\r\n",
+    );
+    assert!(matches!(peek(tagged.as_bytes()), Peek::Other));
+    let odd = cancel.replace("CSeq: 7 CANCEL", "CSeq: 7 INVITE");
+    assert!(matches!(peek(odd.as_bytes()), Peek::Other));
+}
