@@ -47,9 +47,67 @@ fn headers() -> [Hdr; 20] {
 
 /// One UDP datagram, as `engine/udp.rs` handles it: parse; on failure, the stateless 400.
 pub fn sip_datagram(data: &[u8]) {
-    match parse_datagram(Bytes::copy_from_slice(data), MAX_MESSAGE) {
+    let parsed = parse_datagram(Bytes::copy_from_slice(data), MAX_MESSAGE);
+    fast_path(data, parsed.as_ref().ok());
+    match parsed {
         Ok(msg) => exercise(&msg),
         Err(e) => stateless_reject(Unreadable::Malformed, data, &e.to_string()),
+    }
+}
+
+/// What the edge reads of a datagram before any parser (`sip::fast`): where the core takes
+/// the request (it parses and passes `ingress::validate_request`; anything else is its 400
+/// or nothing), both must read it alike (a message the edge takes for a new INVITE, a
+/// CANCEL or an ACK is one to the core; an identifier the edge trusts for admission is the
+/// one the core reads); the stateless 503 must be that response.
+fn fast_path(data: &[u8], parsed: Option<&Message>) {
+    use trunkgate::sip::Method;
+    use trunkgate::sip::fast::{self, Peek};
+    let _ = fast::top_via_port(data);
+    let request = match parsed {
+        Some(Message::Request(r)) if trunkgate::sip::ingress::validate_request(r).is_ok() => {
+            Some(r)
+        }
+        _ => None,
+    };
+    let ids = fast::ids(data);
+    if let Some(r) = request {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        if let Some(c) = ids.call_id {
+            assert_eq!(r.call_id(), Some(text(c)), "Call-ID read two ways");
+        }
+        if let Some(t) = ids.to_tag {
+            assert_eq!(r.to_tag(), Some(text(t)), "To tag read two ways");
+        }
+    }
+    let (head, method) = match fast::peek(data) {
+        Peek::NewInvite { head, branch } => ((head, branch), Method::Invite),
+        Peek::Cancel { head, branch } => ((head, branch), Method::Cancel),
+        Peek::Ack { .. } => {
+            if let Some(r) = request {
+                assert_eq!(r.method(), Method::Ack, "an ACK to the edge only");
+            }
+            return;
+        }
+        Peek::Other => return,
+    };
+    let (head, branch) = head;
+    if let Some(r) = request {
+        assert_eq!(r.method(), method, "the method read two ways");
+        assert_eq!(r.to_tag(), None, "outside a dialog to the edge only");
+        let top = r.top_via().and_then(|v| v.branch);
+        assert_eq!(
+            top.as_deref().map(str::as_bytes),
+            Some(branch),
+            "the branch read two ways"
+        );
+    }
+    let _ = head.cancelled_cseq();
+    if let Some(reply) = fast::refuse(&head, data.len(), "fz", 5) {
+        match parse_datagram(Bytes::from(reply.clone()), MAX_MESSAGE) {
+            Ok(Message::Response(r)) => assert_eq!(r.status(), 503),
+            other => panic!("stateless 503 is not a response: {other:?}\n{reply:?}"),
+        }
     }
 }
 

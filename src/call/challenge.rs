@@ -99,7 +99,9 @@ impl Call {
         // inside calls it never challenged (`[auth] in_dialog = "always"`), only a leg whose
         // INVITE the peer authenticated is one it challenges, and only for a realm it
         // challenged the INVITE with.
-        let initial = sent.method() == Method::Invite && sent.to_tag().is_none();
+        // The attempt's own INVITE (sent again after a 422 too), by its role: a request in
+        // a dialog whose peer gave no To tag (RFC 2543) carries none either.
+        let initial = matches!(role, TxnRole::Invite(_));
         let always = (self.profile(side))
             .and_then(|p| p.auth.as_deref())
             .is_some_and(|c| c.in_dialog == crate::auth::InDialog::Always);

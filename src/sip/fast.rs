@@ -236,11 +236,15 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The header parameters of a From/To value: after the `>` of a name-addr, else all of it
-/// (an addr-spec's `;` parameters are header parameters, RFC 3261 §20).
-fn header_params(value: &[u8]) -> &[u8] {
-    match value.iter().rposition(|&b| b == b'>') {
-        Some(gt) => &value[gt + 1..],
-        None => value,
+/// (an addr-spec's `;` parameters are header parameters, RFC 3261 §20). `None` for a `>`
+/// with no `<` before it, or a `<` left open: what the parser makes of that is not ours to
+/// guess (it reads no tag in `To: b@x>;tag=1`).
+fn header_params(value: &[u8]) -> Option<&[u8]> {
+    let lt = value.iter().position(|&b| b == b'<');
+    match (lt, value.iter().rposition(|&b| b == b'>')) {
+        (Some(lt), Some(gt)) if lt < gt => Some(&value[gt + 1..]),
+        (None, None) => Some(value),
+        _ => None,
     }
 }
 
@@ -290,7 +294,7 @@ pub fn ids(raw: &[u8]) -> Ids<'_> {
             }
             Name::To => {
                 tos += 1;
-                ids.to_tag = param(header_params(value), b";tag=");
+                ids.to_tag = header_params(value).and_then(|p| param(p, b";tag="));
             }
             Name::CallId => {
                 call_ids += 1;
@@ -390,7 +394,9 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
     if quoted {
         return Peek::Other;
     }
-    let to_params = header_params(to_value);
+    let Some(to_params) = header_params(to_value) else {
+        return Peek::Other;
+    };
     if !is_invite && !is_cancel {
         return match param(to_params, b";tag=") {
             Some(to_tag) => Peek::Ack { to_tag },

@@ -1132,3 +1132,37 @@ fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_bu
         "{bye:?}"
     );
 }
+
+/// A callee that answered without a To tag (RFC 2543) gets our re-INVITEs without one
+/// too: such a re-INVITE challenged is no call's first INVITE, and is not answered when
+/// the peer took the call without a challenge (the far end behind a carrier that passes
+/// its answers on could otherwise get a digest of the trunk's password for a URI of its
+/// choosing). Before, a re-INVITE without a To tag passed for the first INVITE.
+#[test]
+fn a_reinvite_to_a_tagless_callee_is_no_first_invite_to_a_challenge() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKtl9", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, tagless_2xx(&inv, "<sip:c@127.0.0.3>", SDP));
+    let tag = h.response_with(PHONE, 200, "answered").to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKtl9a", ""));
+    h.take(CARRIER_A);
+    let hold = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKtl9r", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(re.to_tag(), None);
+    h.recv_msg(CARRIER_A, challenge(&re, 401, "t9", false));
+    let again = h.requests_to(CARRIER_A);
+    assert!(
+        again.iter().all(|r| !r.has_header(&Hdr::AUTHORIZATION)),
+        "{again:?}"
+    );
+    assert_eq!(
+        h.statuses(PHONE),
+        vec![100, 403],
+        "refused, never the challenge"
+    );
+}

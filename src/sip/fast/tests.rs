@@ -325,3 +325,24 @@ fn a_cancel_names_the_invite_it_cancels() {
     let odd = cancel.replace("CSeq: 7 CANCEL", "CSeq: 7 INVITE");
     assert!(matches!(peek(odd.as_bytes()), Peek::Other));
 }
+
+/// A To whose `>` has no `<` before it (or whose `<` is left open) is not read here: the
+/// parser reads no tag in `To: b@x>;tag=1`, and the edge must not trust one the core does
+/// not see (found by the fuzzer's check that both readings agree).
+#[test]
+fn a_to_with_unbalanced_brackets_is_not_read_for_a_tag() {
+    let bye = "BYE sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKb\r\n\
+               From: <sip:b@h>;tag=x\r\nTo: a@h>;tag=332\r\nCall-ID: c9@h\r\nCSeq: 2 BYE\r\n\r\n";
+    assert_eq!(ids(bye.as_bytes()).to_tag, None);
+    let open = bye.replace("To: a@h>;tag=332", "To: <sip:a@h;tag=332");
+    assert_eq!(ids(open.as_bytes()).to_tag, None);
+    let fine = bye.replace("To: a@h>;tag=332", "To: <sip:a@h>;tag=332");
+    assert_eq!(ids(fine.as_bytes()).to_tag, Some(&b"332"[..]));
+    let bare = bye.replace("To: a@h>;tag=332", "To: sip:a@h;tag=332");
+    assert_eq!(ids(bare.as_bytes()).to_tag, Some(&b"332"[..]));
+    let invite = INVITE.replace(
+        "t: <sip:+8610123@127.0.0.1;tag=uri-param-not-a-tag>",
+        "t: sip:+8610123@127.0.0.1>",
+    );
+    assert!(matches!(peek(invite.as_bytes()), Peek::Other));
+}
