@@ -47,9 +47,9 @@ impl Call {
                 self.close_txn(id);
                 self.on_bye_unanswered();
             }
-            TxnRole::Relay => self.on_relay_failed(cx, id),
+            TxnRole::Relay => self.on_relay_failed(cx, id, timeout),
             TxnRole::Prack(n) => self.on_prack_result(cx, id, n, None),
-            TxnRole::Refresh(_) => self.on_refresh_failed(cx, id),
+            TxnRole::Refresh(_) => self.on_refresh_failed(cx, id, timeout),
             TxnRole::Probe { side, .. } => self.on_probe_unanswered(cx, side, id, timeout),
             // Timer H (no ACK for our failure) comes when the call has ended already.
             TxnRole::CallerInvite if !timeout => self.on_caller_unreachable(cx),

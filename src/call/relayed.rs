@@ -291,8 +291,10 @@ impl Call {
         }
     }
 
-    /// A relayed request got no answer (timeout or transport error).
-    pub(super) fn on_relay_failed(&mut self, cx: &mut Cx, id: TxnId) {
+    /// A relayed request got no answer (`timeout`), or could not be sent (a transport error,
+    /// RFC 3261 §8.1.3.1: a 503, which ends no dialog, RFC 5057 §5.1: its origin gets the
+    /// 503 and the call goes on; before, it got 408 and the call was released).
+    pub(super) fn on_relay_failed(&mut self, cx: &mut Cx, id: TxnId, timeout: bool) {
         self.close_txn(id);
         let Some(mut rel) = self.take_relayed(id) else {
             return;
@@ -300,7 +302,11 @@ impl Call {
         if rel.sent.method() == Method::Invite {
             self.timers.clear(CallTimer::RelayedInvite);
         }
-        if self.for_a_losing_branch(cx, &mut rel, 408, "Request Timeout") {
+        let (status, reason) = match timeout {
+            true => (408, "Request Timeout"),
+            false => (503, "Service Unavailable"),
+        };
+        if self.for_a_losing_branch(cx, &mut rel, status, reason) {
             return;
         }
         self.offer_not_taken(cx, &rel);
@@ -308,7 +314,10 @@ impl Call {
         if rel.cancelled {
             rel.terminate(cx);
         } else {
-            self.origin_fails(cx, &mut rel, 408, "Request Timeout");
+            self.origin_fails(cx, &mut rel, status, reason);
+        }
+        if !timeout {
+            return;
         }
         // No answer at all in the far leg's dialog: as for a 481, that dialog is gone (not
         // for a NOTIFY: its subscription is; nor for an UPDATE in an early dialog, the

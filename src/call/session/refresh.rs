@@ -366,12 +366,28 @@ impl Call {
         Duration::from_millis(steps * 10)
     }
 
-    /// Our session refresh got no answer at all: the peer is gone.
-    pub(in crate::call) fn on_refresh_failed(&mut self, cx: &mut Cx, id: TxnId) {
+    /// Our session refresh got no answer at all (`timeout`): the peer is gone. One that could
+    /// not be sent (a transport error: a TCP connection backed up, refused or closed) is a
+    /// 503 (RFC 3261 §8.1.3.1), which ends no dialog (RFC 5057 §5.1): a refresh is tried
+    /// again later (the leg still expires if none gets through, RFC 4028 §10), a re-offer
+    /// is refused. Before, either released a healthy call at once (`session_expired`).
+    pub(in crate::call) fn on_refresh_failed(&mut self, cx: &mut Cx, id: TxnId, timeout: bool) {
         self.close_txn(id);
-        if let Some(r) = self.refresh.take_if(|r| r.txn == id) {
-            self.own_invite_done();
-            self.own_invite_lost(cx, r.side, r.reoffer, 408);
+        let Some(r) = self.refresh.take_if(|r| r.txn == id) else {
+            return;
+        };
+        self.own_invite_done();
+        if timeout || self.phase.is_ending() {
+            if !self.phase.is_ending() {
+                self.own_invite_lost(cx, r.side, r.reoffer, 408);
+            }
+            return;
+        }
+        info!(call_id = %self.call_id(), side = ?r.side, "session refresh could not be sent; trying again");
+        if r.reoffer {
+            self.shown_refused(r.side);
+        } else {
+            self.refresh_later(cx, r.side, REFRESH_RETRY);
         }
     }
 

@@ -647,6 +647,28 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// A relayed request that could not be sent to the far leg (a transport error) is a 503
+/// to its sender (RFC 3261 §8.1.3.1), which ends no dialog (RFC 5057 §5.1): the call goes
+/// on. Before, the sender got 408 (which ends its dialog) and the call was released
+/// `peer_unreachable`. One the far leg never answered (Timer F) still ends it.
+#[test]
+fn a_relayed_request_that_could_not_be_sent_gets_503_and_the_call_goes_on() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKsf1", ""));
+    h.one_request(CARRIER_A, Method::Info);
+    h.input(Input::SendFailed(h.last_txn_to(CARRIER_A)));
+    assert_eq!(h.statuses(PHONE), vec![503]);
+    assert!(h.cdrs.is_empty() && h.take(CARRIER_A).is_empty());
+    assert_eq!(h.core.active_calls(), 1);
+    h.recv(PHONE, &from_phone("INFO", &tag, 3, "z9hG4bKsf2", ""));
+    h.one_request(CARRIER_A, Method::Info);
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.statuses(PHONE), vec![408]);
+    assert_eq!(h.cdrs.len(), 1);
+}
+
 /// The gateway with the PBX's `[transfer] mode = "relay"`, and `to_trunks` as given.
 fn pbx_transferring(to_trunks: bool) -> H {
     H::with(config_with(|n, p| {

@@ -311,6 +311,14 @@ impl H {
             .expect("a request went out in a transaction")
     }
 
+    /// The transaction of the last request sent to `to`.
+    pub(super) fn last_txn_to(&self, to: &str) -> crate::txn::TxnId {
+        (self.txns.iter().rev())
+            .find(|(a, _)| *a == addr(to))
+            .map(|(_, t)| *t)
+            .expect("a request went out in a transaction")
+    }
+
     pub(super) fn input(&mut self, input: Input) {
         self.core.handle_input(self.now, input);
         self.apply();

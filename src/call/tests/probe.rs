@@ -12,12 +12,7 @@ fn probing_both() -> H {
 
 /// The transaction of the last message sent `to`.
 fn last_txn(h: &H, to: &str) -> crate::txn::TxnId {
-    h.txns
-        .iter()
-        .rev()
-        .find(|(a, _)| *a == addr(to))
-        .map(|(_, t)| *t)
-        .expect("a message in a transaction")
+    h.last_txn_to(to)
 }
 
 /// The probe `h` sent `to` (one, perhaps retransmitted), checked to be within that leg's

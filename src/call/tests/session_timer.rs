@@ -484,6 +484,32 @@ fn a_carrier_that_takes_update_is_refreshed_by_update_and_a_timeout_ends_the_cal
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 
+/// A refresh that could not be sent (a transport error: the TCP connection backed up,
+/// refused, closed) is a 503 (RFC 3261 §8.1.3.1), which ends no dialog: it is tried again
+/// shortly and the call goes on. Before, the call was released at once, `session_expired`,
+/// with half the session left.
+#[test]
+fn a_refresh_that_could_not_be_sent_is_tried_again_and_ends_nothing() {
+    let mut h = carrier_requiring_timers();
+    let (_, _up) = refreshing_by_update(&mut h);
+    h.input(Input::SendFailed(h.last_txn_to(CARRIER_A)));
+    assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
+    h.advance(Duration::from_millis(4_100));
+    let again = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &again,
+            200,
+            "carrier1",
+            &[(Hdr::SESSION_EXPIRES, "300;refresher=uac")],
+            None,
+        ),
+    );
+    assert!(h.cdrs.is_empty());
+    assert_eq!(h.core.active_calls(), 1);
+}
+
 /// A call whose carrier leg the gateway refreshes by UPDATE (300 s), a phone's re-INVITE
 /// (a video upgrade, say) that the carrier leaves ringing, and half the interval on: the
 /// phone's dialog tag, that re-INVITE, and the refresh UPDATE sent meanwhile.
