@@ -117,6 +117,20 @@ impl SessionTimerPolicy {
             return UasTerms::NoTimer;
         }
         match session::answer(peer_supports, requested, peer_min, self.min_se) {
+            // A 422 only to a peer that knows the extension (RFC 4028 §9; a proxy may have
+            // put Session-Expires on a UA that cannot act on a 422, §8): another takes our
+            // minimum, the gateway refreshing (it cannot), as RFC 4028's errata 1687 has it.
+            Answer::TooBrief(min) if !peer_supports => UasTerms::Timer {
+                session: Session {
+                    interval: min,
+                    we_refresh: true,
+                },
+                announce: Some(Announce {
+                    interval: min,
+                    refresher: Refresher::Uas,
+                    require: false,
+                }),
+            },
             Answer::TooBrief(min) => UasTerms::TooBrief(min),
             // The peer neither asked nor knows the extension: under `require` the gateway
             // refreshes it anyway, without telling it (it could not read the header).

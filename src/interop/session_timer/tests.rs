@@ -119,8 +119,25 @@ fn too_brief_an_interval_gets_422_with_our_minimum() {
     // Below RFC 4028's 90 s floor whatever our own minimum says.
     let p = policy(TimerMode::Accept, 1800, 90);
     assert_eq!(
-        p.as_uas(&invite("Session-Expires: 30\r\n")),
+        p.as_uas(&invite("Supported: timer\r\nSession-Expires: 30\r\n")),
         UasTerms::TooBrief(S(90))
+    );
+    // A peer that does not know the extension cannot act on a 422 (RFC 4028 §8): it gets
+    // our minimum, the gateway refreshing, nothing required of it.
+    let ours = Session {
+        interval: S(90),
+        we_refresh: true,
+    };
+    assert_eq!(
+        p.as_uas(&invite("Session-Expires: 30\r\n")),
+        UasTerms::Timer {
+            session: ours,
+            announce: Some(Announce {
+                interval: S(90),
+                refresher: Refresher::Uas,
+                require: false,
+            }),
+        }
     );
 }
 
