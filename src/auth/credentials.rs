@@ -175,6 +175,12 @@ impl AuthSession {
         }
     }
 
+    /// Answer with `creds` from now on (a reload changed the peer's password while the call
+    /// was up): the challenges seen so far are kept, answered with them.
+    pub fn use_credentials(&mut self, creds: Option<Arc<Credentials>>) {
+        self.creds = creds;
+    }
+
     /// Whether later requests will carry credentials up front.
     pub fn has_cached(&self) -> bool {
         !self.cached.is_empty()

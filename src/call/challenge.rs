@@ -12,7 +12,9 @@ use super::Side;
 use super::cx::Cx;
 use super::events::CallEvent;
 use super::state::{Call, TxnRole};
-use crate::auth::{AuthFailure, AuthSession, ChallengeKind, Retry};
+use std::sync::Arc;
+
+use crate::auth::{AuthFailure, AuthSession, ChallengeKind, Credentials, Retry};
 use crate::sip::{Hdr, Method, Request, Response};
 use crate::txn::TxnId;
 
@@ -32,19 +34,33 @@ pub struct InviteCredentials {
 
 impl Call {
     /// The authentication state toward the peer on `side`, made on first use from that
-    /// peer's profile.
-    fn auth_session(&mut self, side: Side) -> Option<&mut AuthSession> {
-        if self.auth[side].is_none() {
-            let creds = self.profile(side)?.auth.clone();
-            self.auth[side] = Some(Box::new(AuthSession::new(creds)));
+    /// peer's profile, answering with its credentials as they are now.
+    fn auth_session(&mut self, cx: &Cx, side: Side) -> Option<&mut AuthSession> {
+        let creds = self.credentials_now(cx, side)?;
+        match self.auth[side].as_deref_mut() {
+            Some(s) => s.use_credentials(creds),
+            None => self.auth[side] = Some(Box::new(AuthSession::new(creds))),
         }
         self.auth[side].as_deref_mut()
+    }
+
+    /// `side`'s peer's `[auth]` as the running configuration has it, while a profile of its
+    /// name is there: a call keeps the configuration it began with, but not a password the
+    /// carrier has changed (with the old one, a call up across the reload could neither
+    /// refresh nor hang up its leg once challenged). Else the call's own.
+    fn credentials_now(&self, cx: &Cx, side: Side) -> Option<Option<Arc<Credentials>>> {
+        let own = self.profile(side)?;
+        let now = cx.env.cfg.profiles.get(&own.name).unwrap_or(own);
+        Some(now.auth.clone())
     }
 
     /// A new request on `side`'s dialog gets credentials up front for the challenges that
     /// leg has seen (nothing when it has seen none).
     pub(super) fn sign(&mut self, cx: &mut Cx, side: Side, req: &mut Request) {
-        let Some(session) = self.auth[side].as_mut().filter(|s| s.has_cached()) else {
+        if !self.auth[side].as_ref().is_some_and(|s| s.has_cached()) {
+            return;
+        }
+        let Some(session) = self.auth_session(cx, side) else {
             return;
         };
         match session.authorize(req, cx.env.ids.rng()) {
@@ -116,7 +132,7 @@ impl Call {
         }
         let via = cx.env.local.via(target.transport, &cx.env.ids.branch());
         let retry = Retry { cseq, via };
-        let Some(session) = self.auth_session(side) else {
+        let Some(session) = self.auth_session(cx, side) else {
             return Err(AuthFailure::NoCredentials);
         };
         let req = session.on_challenge(sent, resp, retry, cx.env.ids.rng())?;

@@ -211,6 +211,37 @@ fn a_challenged_bye_is_sent_again_with_credentials() {
     assert_idle(&mut h);
 }
 
+/// A password (here the user too) changed and reloaded while a call is up: the call keeps
+/// the configuration it began with, but its leg's credentials are the running ones, up
+/// front and in the answer to a new challenge. Before, the old ones went on: the carrier
+/// refused them, and the call's BYE (or refresh) was given up with the carrier's leg up.
+#[test]
+fn credentials_changed_by_a_reload_are_used_by_the_calls_up() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let (_inv, ok) = authenticated_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let renewed = config_with(|name, p| {
+        if name == "carrier-a" {
+            p.auth = Some(Arc::new(Credentials {
+                username: "trunkuser2".into(),
+                password: Secret::new("new-secret"),
+                realm: None,
+                algorithms: Algorithm::ALL.to_vec(),
+                in_dialog: Default::default(),
+            }));
+        }
+    });
+    h.input(Input::Reload(Arc::new(renewed)));
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    let up_front = bye.header(&Hdr::PROXY_AUTHORIZATION).unwrap();
+    assert!(up_front.contains("username=\"trunkuser2\""), "{up_front}");
+    h.recv_msg(CARRIER_A, challenge(&bye, 407, "b1", false));
+    let again = h.one_request(CARRIER_A, Method::Bye);
+    let answer = again.header(&Hdr::PROXY_AUTHORIZATION).unwrap();
+    assert!(answer.contains("username=\"trunkuser2\"") && answer.contains("nonce=\"b1\""));
+}
+
 fn registering() -> Config {
     let mut cfg = with_credentials(&["carrier-a"]);
     let p = cfg.profiles.get_mut(&PeerName("carrier-a".into())).unwrap();
