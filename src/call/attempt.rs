@@ -161,7 +161,9 @@ impl Call {
             // A new peer: its challenges, if any, are its own; so are its branches.
             self.auth.b = None;
             if let Some(earlier) = self.invite_auth.b.take() {
-                self.earlier_invite_auth = Some(earlier);
+                // Each earlier peer's own (a late 2xx from any of them is ACKed with what
+                // its INVITE carried); the oldest forgotten past eight.
+                (self.earlier_invite_auth.get_or_insert_default()).keep(*earlier);
             }
             self.forget_early_forks();
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");

@@ -32,6 +32,24 @@ pub struct InviteCredentials {
     pub lines: Vec<(crate::sip::Hdr, String)>,
 }
 
+/// The credentials earlier attempts' INVITEs carried, each peer's own, the last eight.
+#[derive(Debug, Clone, Default)]
+pub struct EarlierCredentials(Vec<InviteCredentials>);
+
+impl EarlierCredentials {
+    pub(super) fn keep(&mut self, c: InviteCredentials) {
+        if self.0.len() == 8 {
+            self.0.remove(0);
+        }
+        self.0.push(c);
+    }
+
+    /// Those of the INVITE with this Call-ID (each attempt has its own).
+    pub(super) fn of_call(&self, call_id: &str) -> Option<&InviteCredentials> {
+        self.0.iter().find(|c| *c.call_id == *call_id)
+    }
+}
+
 impl Call {
     /// The authentication state toward the peer on `side`, made on first use from that
     /// peer's profile, answering with its credentials as they are now.

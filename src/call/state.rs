@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::challenge::InviteCredentials;
+use super::challenge::{EarlierCredentials, InviteCredentials};
 use super::cx::Cx;
 use super::dialog::Dialog;
 use super::events::Events;
@@ -186,11 +186,10 @@ pub struct Call {
     /// Boxed: only calls toward a peer that challenges have them, and every call pays for
     /// the slot (`call/tests/size.rs`).
     pub invite_auth: PerSide<Option<Box<InviteCredentials>>>,
-    /// The credentials an earlier attempt's INVITE carried (the latest of those that had
-    /// any): a late 2xx from that peer after the failover is ACKed with them, as RFC 3261
-    /// §13.2.2.4 wants (a proxy that checks ACKs drops one without). Never sent elsewhere:
-    /// only on the dialog of that INVITE's Call-ID.
-    pub earlier_invite_auth: Option<Box<InviteCredentials>>,
+    /// The credentials earlier attempts' INVITEs carried (those that had any, the last 8;
+    /// boxed: most calls have none): a late 2xx from such a peer is ACKed with its own, as
+    /// RFC 3261 §13.2.2.4 wants. Never sent elsewhere: only on its INVITE's Call-ID.
+    pub earlier_invite_auth: Option<Box<EarlierCredentials>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
     pub byes: Vec<(TxnId, Request)>,
     /// Each leg's session timer (RFC 4028), once negotiated.

@@ -198,9 +198,9 @@ impl Call {
         // The INVITE's credentials, as every ACK of its 2xx carries (RFC 3261 §13.2.2.4):
         // an earlier attempt's peer gets those its own INVITE carried, no others.
         let sent = if this_peer {
-            self.invite_auth.b.as_ref()
+            self.invite_auth.b.as_deref()
         } else {
-            self.earlier_invite_auth.as_ref()
+            (self.earlier_invite_auth.as_deref()).and_then(|e| e.of_call(&leg.call_id))
         };
         let creds = sent
             .filter(|c| c.cseq == cseq && *c.call_id == *leg.call_id)

@@ -1197,3 +1197,46 @@ fn a_reinvite_to_a_tagless_callee_is_no_first_invite_to_a_challenge() {
         "refused, never the challenge"
     );
 }
+
+/// Two earlier peers that both challenged, each given up in turn: a late 2xx from the
+/// first is ACKed with what its own INVITE carried. Before, only the last earlier peer's
+/// credentials were kept, and the first one's ACK carried none.
+#[test]
+fn a_late_answer_from_the_first_of_two_earlier_peers_gets_its_own_credentials() {
+    let mut cfg = with_credentials(&["carrier-a", "carrier-b"]);
+    for name in ["carrier-a", "carrier-b"] {
+        let mut p = (**cfg.profile(&PeerName(name.into())).unwrap()).clone();
+        p.invite_timeout = Some(Duration::from_secs(3));
+        cfg.profiles.insert(p.name.clone(), Arc::new(p));
+    }
+    let (name, c) = profile("carrier-c", Role::Trunk, "127.0.0.5");
+    cfg.profiles.insert(name, c);
+    cfg.routes[0].to.push(PeerName("carrier-c".into()));
+    let mut h = H::with(cfg);
+    let inv = phone_invites(&mut h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 401, "a1", false));
+    let a_again = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_secs(4));
+    h.take(CARRIER_A);
+    let b_inv = h.take_requests(CARRIER_B, Method::Invite).remove(0);
+    h.recv_msg(CARRIER_B, challenge(&b_inv, 401, "b1", false));
+    h.one_request(CARRIER_B, Method::Invite);
+    h.advance(Duration::from_secs(4));
+    h.take(CARRIER_B);
+    assert!(
+        !h.take_requests("127.0.0.5:5060", Method::Invite).is_empty(),
+        "carrier-c tried"
+    );
+    let contact = [(Hdr::CONTACT, "<sip:late@127.0.0.3>")];
+    h.recv_msg(
+        CARRIER_A,
+        reply(&a_again, 200, "late1", &contact, Some(SDP)),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(
+        ack.header(&Hdr::AUTHORIZATION),
+        a_again.header(&Hdr::AUTHORIZATION),
+        "{ack:?}"
+    );
+    assert!(ack.header(&Hdr::AUTHORIZATION).is_some());
+}
