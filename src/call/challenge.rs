@@ -63,13 +63,21 @@ impl Call {
     }
 
     /// `side`'s peer's `[auth]` as the running configuration has it, while a profile of its
-    /// name is there: a call keeps the configuration it began with, but not a password the
-    /// carrier has changed (with the old one, a call up across the reload could neither
-    /// refresh nor hang up its leg once challenged). Else the call's own.
+    /// name is there for the same peer (its `address` and `match` unchanged) and has one: a
+    /// call keeps the configuration it began with, but not a password the carrier has
+    /// changed (with the old one, a call up across the reload could neither refresh nor hang
+    /// up its leg once challenged). Else the call's own: a name given to another carrier
+    /// must not answer the old one's challenges, nor an `[auth]` removed leave the call
+    /// without any.
     fn credentials_now(&self, cx: &Cx, side: Side) -> Option<Option<Arc<Credentials>>> {
         let own = self.profile(side)?;
-        let now = cx.env.cfg.profiles.get(&own.name).unwrap_or(own);
-        Some(now.auth.clone())
+        let same_peer = |now: &&Arc<crate::config::Profile>| {
+            now.address.addr == own.address.addr && now.matches == own.matches
+        };
+        let now = (cx.env.cfg.profiles.get(&own.name))
+            .filter(same_peer)
+            .and_then(|now| now.auth.clone());
+        Some(now.or_else(|| own.auth.clone()))
     }
 
     /// A new request on `side`'s dialog gets credentials up front for the challenges that

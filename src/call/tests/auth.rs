@@ -240,6 +240,34 @@ fn credentials_changed_by_a_reload_are_used_by_the_calls_up() {
     let again = h.one_request(CARRIER_A, Method::Bye);
     let answer = again.header(&Hdr::PROXY_AUTHORIZATION).unwrap();
     assert!(answer.contains("username=\"trunkuser2\"") && answer.contains("nonce=\"b1\""));
+
+    // A reload that removes `[auth]`, or gives the name to another carrier (another
+    // address): the call's own credentials go on, never the new carrier's.
+    for reload in [
+        config_with(|_, _| {}),
+        config_with(|name, p| {
+            if name == "carrier-a" {
+                p.address = Target::udp(addr("192.0.2.77:5060"));
+                p.auth = Some(Arc::new(Credentials {
+                    username: "othertrunk".into(),
+                    password: Secret::new("other-secret"),
+                    realm: None,
+                    algorithms: Algorithm::ALL.to_vec(),
+                    in_dialog: Default::default(),
+                }));
+            }
+        }),
+    ] {
+        let mut h = H::with(with_credentials(&["carrier-a"]));
+        let (_inv, ok) = authenticated_call(&mut h);
+        h.input(Input::Reload(Arc::new(reload)));
+        h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKbye2"));
+        let bye = h.one_request(CARRIER_A, Method::Bye);
+        h.recv_msg(CARRIER_A, challenge(&bye, 407, "b2", false));
+        let again = h.one_request(CARRIER_A, Method::Bye);
+        let answer = again.header(&Hdr::PROXY_AUTHORIZATION).unwrap();
+        assert!(answer.contains("username=\"trunkuser\""), "{answer}");
+    }
 }
 
 fn registering() -> Config {

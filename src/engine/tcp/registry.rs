@@ -178,10 +178,11 @@ impl Registry {
         }
         if let Some((_, queue)) = self.connecting.get_mut(&addr) {
             // No more than its writer will take once it is up: the rest would fail then.
+            let provisional = is_provisional(&bytes);
             if !queue.push(bytes, txn) {
                 debug!(%addr, "TCP connection still opening, its queue is full; message dropped");
                 crate::ops::metrics::refused("tcp_backlog");
-                return txn;
+                return txn.filter(|_| !provisional);
             }
             return None;
         }
@@ -205,10 +206,11 @@ impl Registry {
             items: Vec::new(),
             reserved: writer::Reserved::new(slot.write_budget()),
         };
+        let provisional = is_provisional(&bytes);
         if !queue.push(bytes, txn) {
             debug!(%addr, "TCP write budget spent; message dropped");
             crate::ops::metrics::refused("tcp_backlog");
-            return txn;
+            return txn.filter(|_| !provisional);
         }
         let conn = self.ids.next();
         self.ours.insert(conn);
@@ -241,8 +243,10 @@ impl Registry {
                 drop(reserved);
                 for (b, txn) in items {
                     let request = !is_response(&b);
+                    let provisional = is_provisional(&b);
                     if !tx.send(b) {
-                        failed.extend(txn);
+                        // (A provisional so lost fails nothing, as on an open connection.)
+                        failed.extend(txn.filter(|_| !provisional));
                     } else if request {
                         self.sent_on(conn, txn);
                     }

@@ -704,6 +704,30 @@ async fn a_provisional_lost_to_a_backed_up_queue_fails_nothing() {
     assert_eq!(reg.send(target, long("100 Trying"), txn), None);
     assert_eq!(reg.send(target, long("200 OK"), txn), txn);
     assert_eq!(reg.send(target, long("486 Busy Here"), txn), txn);
+    // The same on a connection opened back toward the peer (its own closed, RFC 3261
+    // §18.2.2) and flushed into a spent budget when it comes up: the final fails, the
+    // provisional does not.
+    let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.up(ConnId(2), "127.0.0.2:40002".parse().unwrap(), tx);
+    reg.down(ConnId(2));
+    let gone = Target {
+        conn: Some(ConnId(2)),
+        addr: "127.0.0.2:40002".parse().unwrap(),
+        ..target
+    };
+    let via = |status: &str| {
+        Bytes::from(format!(
+            "SIP/2.0 {status}\r\nVia: SIP/2.0/TCP 127.0.0.2:5999;branch=z9hG4bKpv\r\n\
+             Content-Length: 0\r\n\r\n"
+        ))
+    };
+    let (ringing, answer) = (Some(TxnId::for_tests(8)), Some(TxnId::for_tests(9)));
+    assert_eq!(reg.send(gone, via("180 Ringing"), ringing), None);
+    assert_eq!(reg.send(gone, via("200 OK"), answer), None);
+    let back: SocketAddr = "127.0.0.2:5999".parse().unwrap();
+    let conn = reg.connecting.get(&back).map(|(c, _)| *c).expect("opening");
+    let (tx, _drain) = Writer::new((SharedBudget::new(16), None));
+    assert_eq!(reg.up(conn, back, tx), vec![TxnId::for_tests(9)]);
 }
 
 /// A connection from a peer's `address` outside its `match` (a carrier calling from one SBC
