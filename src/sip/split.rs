@@ -107,6 +107,10 @@ pub fn has_control(text: &str) -> bool {
 /// control character left out, the rest kept as written; `None` when the value itself holds
 /// one.
 pub fn without_control_params(value: &str) -> Option<String> {
+    // The usual value holds none: copied as it is, with no split.
+    if !has_control(value) {
+        return Some(value.to_string());
+    }
     let mut parts = split_params(value).into_iter();
     let first = parts.next().filter(|v| !has_control(v))?;
     let mut out = first.to_string();
