@@ -1150,19 +1150,9 @@ fn a_challenge_inside_a_dialog_the_peer_never_authenticated_is_not_answered() {
 #[test]
 fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_but_its_own() {
     let mut cfg = with_credentials(&["carrier-a", "carrier-b"]);
-    let mut p = (**cfg.profile(&PeerName("carrier-a".into())).unwrap()).clone();
-    p.invite_timeout = Some(Duration::from_secs(3));
-    cfg.profiles.insert(p.name.clone(), Arc::new(p));
+    given_up_after(&mut cfg, &["carrier-a"]);
     let mut h = H::with(cfg);
-    let inv = phone_invites(&mut h);
-    h.recv_msg(CARRIER_A, challenge(&inv, 401, "a1", false));
-    let a_again = h.one_request(CARRIER_A, Method::Invite);
-    // carrier-a says nothing more: given up, carrier-b tried, and it challenges too.
-    h.advance(Duration::from_secs(4));
-    h.take(CARRIER_A);
-    let b_inv = h.take_requests(CARRIER_B, Method::Invite).remove(0);
-    h.recv_msg(CARRIER_B, challenge(&b_inv, 401, "b1", false));
-    let b_again = h.one_request(CARRIER_B, Method::Invite);
+    let (a_again, b_again) = challenged_by_a_then_b(&mut h);
     assert_eq!(b_again.seq(), a_again.seq(), "the same CSeq on both");
     // carrier-a answers late, to the INVITE it challenged.
     let contact = [(Hdr::CONTACT, "<sip:late@127.0.0.3>")];
@@ -1190,6 +1180,29 @@ fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_bu
             && bye.header(&Hdr::PROXY_AUTHORIZATION).is_none(),
         "{bye:?}"
     );
+}
+
+/// `names`' INVITEs are given up after 3 s of silence (`invite_timeout`).
+fn given_up_after(cfg: &mut Config, names: &[&str]) {
+    for name in names {
+        let mut p = (**cfg.profile(&PeerName((*name).into())).unwrap()).clone();
+        p.invite_timeout = Some(Duration::from_secs(3));
+        cfg.profiles.insert(p.name.clone(), Arc::new(p));
+    }
+}
+
+/// The phone's call: carrier-a challenges, is answered, then says nothing and is given up;
+/// carrier-b, tried next, challenges too and is answered. Both INVITEs sent again.
+fn challenged_by_a_then_b(h: &mut H) -> (Request, Request) {
+    let inv = phone_invites(h);
+    h.recv_msg(CARRIER_A, challenge(&inv, 401, "a1", false));
+    let a_again = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_secs(4));
+    h.take(CARRIER_A);
+    let b_inv = h.take_requests(CARRIER_B, Method::Invite).remove(0);
+    h.recv_msg(CARRIER_B, challenge(&b_inv, 401, "b1", false));
+    let b_again = h.one_request(CARRIER_B, Method::Invite);
+    (a_again, b_again)
 }
 
 /// A callee that answered without a To tag (RFC 2543) gets our re-INVITEs without one
@@ -1232,23 +1245,12 @@ fn a_reinvite_to_a_tagless_callee_is_no_first_invite_to_a_challenge() {
 #[test]
 fn a_late_answer_from_the_first_of_two_earlier_peers_gets_its_own_credentials() {
     let mut cfg = with_credentials(&["carrier-a", "carrier-b"]);
-    for name in ["carrier-a", "carrier-b"] {
-        let mut p = (**cfg.profile(&PeerName(name.into())).unwrap()).clone();
-        p.invite_timeout = Some(Duration::from_secs(3));
-        cfg.profiles.insert(p.name.clone(), Arc::new(p));
-    }
+    given_up_after(&mut cfg, &["carrier-a", "carrier-b"]);
     let (name, c) = profile("carrier-c", Role::Trunk, "127.0.0.5");
     cfg.profiles.insert(name, c);
     cfg.routes[0].to.push(PeerName("carrier-c".into()));
     let mut h = H::with(cfg);
-    let inv = phone_invites(&mut h);
-    h.recv_msg(CARRIER_A, challenge(&inv, 401, "a1", false));
-    let a_again = h.one_request(CARRIER_A, Method::Invite);
-    h.advance(Duration::from_secs(4));
-    h.take(CARRIER_A);
-    let b_inv = h.take_requests(CARRIER_B, Method::Invite).remove(0);
-    h.recv_msg(CARRIER_B, challenge(&b_inv, 401, "b1", false));
-    h.one_request(CARRIER_B, Method::Invite);
+    let (a_again, _) = challenged_by_a_then_b(&mut h);
     h.advance(Duration::from_secs(4));
     h.take(CARRIER_B);
     assert!(
