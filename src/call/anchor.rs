@@ -178,6 +178,16 @@ impl Call {
         let Some(media) = self.media.as_mut() else {
             return Ok(None);
         };
+        // Another branch's SDP takes over from the followed one's: what that one said is
+        // kept, to be taken up again if this one's early dialog ends first. Its answer to
+        // the call ends the branches' story.
+        match (&branch, exchange) {
+            (_, Exchange::Answer) if from == Side::B => media.branches = Vec::new(),
+            (Some(new), _) if media.b_branch.as_ref().is_some_and(|old| old != new) => {
+                media.keep_branch();
+            }
+            _ => {}
+        }
         // (Before the streams are counted again: one the offer adds had no address.)
         if holds_old && offer.is_some() {
             media.offer_from(from);

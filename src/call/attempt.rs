@@ -213,6 +213,7 @@ impl Call {
         if let Some(m) = self.media.as_mut() {
             m.remote.b.iter_mut().for_each(|r| *r = None);
             m.b_branch = None;
+            m.branches = Vec::new();
             m.uses.iter_mut().for_each(|u| *u = StreamUse::default());
             m.shown.b = None;
             m.callee = m.callee.wrapping_add(1);

@@ -114,6 +114,9 @@ impl Call {
     /// hears of it). Either way the caller's media no longer goes to that branch.
     pub(super) fn branch_gone(&mut self, cx: &mut Cx, tag: &str) -> bool {
         self.branch_media_gone(cx, tag);
+        if let Some(m) = self.media.as_mut() {
+            m.take_branch(tag);
+        }
         if !self.has_other_branch() {
             return false;
         }
@@ -128,7 +131,27 @@ impl Call {
             return false;
         };
         in_place_of(b, next);
+        self.take_up_branch_media(cx);
         true
+    }
+
+    /// Side B follows another branch again after the one whose SDP it followed ended: that
+    /// branch's media as its last SDP left it, if it sent any (else the relay waits for its
+    /// SDP). Before, it was heard again only with its next SDP or its answer.
+    fn take_up_branch_media(&mut self, cx: &mut Cx) {
+        let Some(tag) = self.followed_tag().map(Box::<str>::from) else {
+            return;
+        };
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        if m.b_branch.is_some() {
+            return;
+        }
+        if let Some(kept) = m.take_branch(&tag) {
+            m.take_up_branch(kept);
+            self.emit_relay(cx, None);
+        }
     }
 
     /// Branch `tag`'s early dialog ended: when the callee's addresses are from its SDP, the

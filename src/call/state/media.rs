@@ -54,6 +54,68 @@ pub struct MediaState {
     /// The branch of a forking callee whose SDP `remote.b` is from, while the call rings:
     /// when that branch's early dialog ends, the caller's media goes to it no more.
     pub b_branch: Option<Box<str>>,
+    /// What the branches whose SDP `b_branch` took over from last said of the streams
+    /// (empty, unallocated, on a call that never forks): when the followed branch's early
+    /// dialog ends and side B goes back to one of them, its media is taken up again.
+    pub branches: Vec<BranchMedia>,
+}
+
+/// An early branch's media as its last SDP left it ([`MediaState::branches`]).
+#[derive(Debug, Clone)]
+pub struct BranchMedia {
+    pub tag: Box<str>,
+    pub remote: Vec<Option<Remote>>,
+    pub directions: Vec<(bool, bool)>,
+    pub uses: Vec<StreamUse>,
+}
+
+/// `v` made `n` long: cut, or padded with `pad`.
+fn padded<T: Clone>(mut v: Vec<T>, n: usize, pad: T) -> Vec<T> {
+    v.resize(n, pad);
+    v
+}
+
+/// Branches' media kept at most (as many as the early dialogs a call keeps).
+const MAX_BRANCHES: usize = crate::call::forks::MAX_EARLY_FORKS;
+
+impl MediaState {
+    /// Another branch's SDP is about to replace `b_branch`'s: keep what that one said.
+    pub fn keep_branch(&mut self) {
+        let Some(tag) = self.b_branch.clone() else {
+            return;
+        };
+        let kept = BranchMedia {
+            remote: self.remote.b.clone(),
+            directions: self.directions.b.clone(),
+            uses: self.uses.clone(),
+            tag,
+        };
+        let all = &mut self.branches;
+        all.retain(|b| b.tag != kept.tag);
+        if all.len() == MAX_BRANCHES {
+            all.remove(0);
+        }
+        all.push(kept);
+    }
+
+    /// Branch `tag`'s kept media, taken out (and forgotten: its early dialog ended, or it is
+    /// followed again).
+    pub fn take_branch(&mut self, tag: &str) -> Option<BranchMedia> {
+        let all = &mut self.branches;
+        let i = all.iter().position(|b| &*b.tag == tag)?;
+        Some(all.remove(i))
+    }
+
+    /// Side B follows branch `b`'s SDP again, as it left it (a stream added since by
+    /// another branch's SDP is none of its own).
+    pub fn take_up_branch(&mut self, b: BranchMedia) {
+        let n = self.pairs.len();
+        self.remote.b = padded(b.remote, n, None);
+        self.directions.b = b.directions;
+        self.uses = padded(b.uses, n, StreamUse::default());
+        self.b_branch = Some(b.tag);
+        self.heard.b = true;
+    }
 }
 
 /// Where a leg wants one stream's media, from its SDP.

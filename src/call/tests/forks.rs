@@ -591,3 +591,41 @@ fn an_early_update_goes_to_no_branch_of_two() {
         "{sent:?}"
     );
 }
+
+/// Two branches with early media, the later one's SDP followed; it ends (199): side B goes
+/// back to the earlier branch, and so does the relay, with that branch's SDP as it left it
+/// (the caller hears its ringback or announcement again at once). Before, the earlier
+/// branch was heard again only with its next SDP or its answer; the ended one's media is
+/// not taken up.
+#[test]
+fn the_branch_left_when_another_ends_is_heard_again_at_once() {
+    let mut h = anchored();
+    h.recv(
+        PHONE,
+        &invite_text("call-3@127.0.0.2", "z9hG4bKfk2b", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let t1 = [(Hdr::CONTACT, "<sip:t1@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t1", &t1, Some(SDP)));
+    let t2_sdp = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("m=audio 4000", "m=audio 5000");
+    let t2 = [(Hdr::CONTACT, "<sip:t2@127.0.0.4>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t2", &t2, Some(&t2_sdp)));
+    assert_eq!(
+        h.relay_pairs()[0].b_remote,
+        Some("198.51.100.7:5000".parse().unwrap())
+    );
+    let callee = h.relay_pairs()[0].callee;
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t2", &[], None));
+    let p = &h.relay_pairs()[0];
+    assert_eq!(
+        p.b_remote,
+        Some("192.0.2.10:4000".parse().unwrap()),
+        "t1's again"
+    );
+    assert!(p.b_heard && p.callee != callee, "{p:?}");
+    // And when t1's early dialog ends too, the caller's media goes nowhere.
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t1", &[], None));
+    assert_eq!(h.relay_pairs()[0].b_remote, None);
+}
