@@ -125,7 +125,12 @@ impl Call {
             return false;
         };
         if !followed {
-            return f.kept(tag).map(|i| f.early.remove(i)).is_some();
+            let known = f.kept(tag).map(|i| f.early.remove(i)).is_some();
+            // Its SDP may have been the one playing while signalling followed another
+            // (a 183 with an announcement, then another branch's 180): that one's is
+            // taken up.
+            self.take_up_branch_media(cx);
+            return known;
         }
         let (Some(next), Some(b)) = (f.early.pop(), self.b.as_mut()) else {
             return false;

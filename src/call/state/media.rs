@@ -106,13 +106,18 @@ impl MediaState {
         Some(all.remove(i))
     }
 
-    /// Side B follows branch `b`'s SDP again, as it left it (a stream added since by
-    /// another branch's SDP is none of its own).
+    /// Side B follows branch `b`'s SDP again, as it left it. A stream added since by
+    /// another branch's SDP is none of its own: off, nothing relayed through it (with
+    /// `latch = "any"` its open side would latch to anyone).
     pub fn take_up_branch(&mut self, b: BranchMedia) {
         let n = self.pairs.len();
+        let off = StreamUse {
+            off: true,
+            ..StreamUse::default()
+        };
         self.remote.b = padded(b.remote, n, None);
-        self.directions.b = b.directions;
-        self.uses = padded(b.uses, n, StreamUse::default());
+        self.directions.b = padded(b.directions, n, (false, false));
+        self.uses = padded(b.uses, n, off);
         self.b_branch = Some(b.tag);
         self.heard.b = true;
     }
@@ -145,6 +150,10 @@ impl MediaState {
         self.directions = self.directions_after_refusal(before);
         self.proposed.clone_from(&before.proposed);
         self.moving.clone_from(&before.moving);
+        // Whose SDP side B's addresses are from goes back with them (an early branch's
+        // refused UPDATE offer left them the branch's before).
+        self.b_branch.clone_from(&before.b_branch);
+        self.branches.clone_from(&before.branches);
         self.rtp_timeout = before.rtp_timeout;
         for p in taken {
             self.pairs.push(Some(p));

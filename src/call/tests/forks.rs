@@ -629,3 +629,59 @@ fn the_branch_left_when_another_ends_is_heard_again_at_once() {
     h.recv_msg(CARRIER_A, reply(&inv, 199, "t1", &[], None));
     assert_eq!(h.relay_pairs()[0].b_remote, None);
 }
+
+/// The branch whose SDP plays ends while signalling follows another that sent SDP before
+/// (t1's 183 with SDP, t2's, then t1's 180): t1's SDP is taken up again. And a stream only
+/// the ended branch's SDP had is off when the earlier branch is taken up (nothing relayed
+/// through it: with `latch = "any"` its open side would latch to anyone).
+#[test]
+fn the_followed_branchs_own_sdp_is_taken_up_when_the_one_playing_ends() {
+    let mut h = anchored();
+    h.recv(
+        PHONE,
+        &invite_text("call-4@127.0.0.2", "z9hG4bKfk4", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let t1 = [(Hdr::CONTACT, "<sip:t1@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t1", &t1, Some(SDP)));
+    let t2_sdp = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("m=audio 4000", "m=audio 5000");
+    let t2 = [(Hdr::CONTACT, "<sip:t2@127.0.0.4>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t2", &t2, Some(&t2_sdp)));
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &t1, None));
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t2", &[], None));
+    let p = &h.relay_pairs()[0];
+    assert_eq!(
+        p.b_remote,
+        Some("192.0.2.10:4000".parse().unwrap()),
+        "{p:?}"
+    );
+    assert!(p.b_heard && p.active);
+}
+
+/// A stream added by a later branch's SDP, then that branch ended: the earlier branch
+/// taken up has no such stream, which stays off.
+#[test]
+fn a_stream_only_the_ended_branch_had_is_off_when_another_is_taken_up() {
+    // t1's SDP with one stream, kept as t2's takes over and adds a second.
+    let mut media = crate::call::state::MediaState {
+        pairs: vec![Some((30000, 30002))],
+        b_branch: Some("t1".into()),
+        ..Default::default()
+    };
+    media.remote.b = vec![None];
+    media.directions.b = vec![(true, true)];
+    media.uses = vec![Default::default()];
+    media.keep_branch();
+    media.pairs.push(Some((30004, 30006)));
+    media.remote.b = vec![None, None];
+    media.uses = vec![Default::default(); 2];
+    media.b_branch = None;
+    let kept = media.take_branch("t1").expect("t1's kept");
+    media.take_up_branch(kept);
+    assert_eq!(media.uses.len(), 2);
+    assert!(!media.uses[0].off && media.uses[1].off);
+    assert_eq!(media.directions.b.len(), 2);
+    assert_eq!(media.b_branch.as_deref(), Some("t1"));
+}
