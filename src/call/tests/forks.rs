@@ -592,18 +592,11 @@ fn an_early_update_goes_to_no_branch_of_two() {
     );
 }
 
-/// Two branches with early media, the later one's SDP followed; it ends (199): side B goes
-/// back to the earlier branch, and so does the relay, with that branch's SDP as it left it
-/// (the caller hears its ringback or announcement again at once). Before, the earlier
-/// branch was heard again only with its next SDP or its answer; the ended one's media is
-/// not taken up.
-#[test]
-fn the_branch_left_when_another_ends_is_heard_again_at_once() {
-    let mut h = anchored();
-    h.recv(
-        PHONE,
-        &invite_text("call-3@127.0.0.2", "z9hG4bKfk2b", "+8610123", ""),
-    );
+/// The phone's call `call_id` (its INVITE's `branch`) to a forking carrier whose branch t1
+/// (SDP at 192.0.2.10:4000) and then branch t2 (198.51.100.7:5000) answer 183 with early
+/// media: our INVITE.
+fn two_branches_with_early_media(h: &mut H, call_id: &str, branch: &str) -> Request {
+    h.recv(PHONE, &invite_text(call_id, branch, "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let t1 = [(Hdr::CONTACT, "<sip:t1@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv, 183, "t1", &t1, Some(SDP)));
@@ -612,6 +605,18 @@ fn the_branch_left_when_another_ends_is_heard_again_at_once() {
         .replace("m=audio 4000", "m=audio 5000");
     let t2 = [(Hdr::CONTACT, "<sip:t2@127.0.0.4>")];
     h.recv_msg(CARRIER_A, reply(&inv, 183, "t2", &t2, Some(&t2_sdp)));
+    inv
+}
+
+/// Two branches with early media, the later one's SDP followed; it ends (199): side B goes
+/// back to the earlier branch, and so does the relay, with that branch's SDP as it left it
+/// (the caller hears its ringback or announcement again at once). Before, the earlier
+/// branch was heard again only with its next SDP or its answer; the ended one's media is
+/// not taken up.
+#[test]
+fn the_branch_left_when_another_ends_is_heard_again_at_once() {
+    let mut h = anchored();
+    let inv = two_branches_with_early_media(&mut h, "call-3@127.0.0.2", "z9hG4bKfk2b");
     assert_eq!(
         h.relay_pairs()[0].b_remote,
         Some("198.51.100.7:5000".parse().unwrap())
@@ -631,24 +636,12 @@ fn the_branch_left_when_another_ends_is_heard_again_at_once() {
 }
 
 /// The branch whose SDP plays ends while signalling follows another that sent SDP before
-/// (t1's 183 with SDP, t2's, then t1's 180): t1's SDP is taken up again. And a stream only
-/// the ended branch's SDP had is off when the earlier branch is taken up (nothing relayed
-/// through it: with `latch = "any"` its open side would latch to anyone).
+/// (t1's 183 with SDP, t2's, then t1's 180): t1's SDP is taken up again.
 #[test]
 fn the_followed_branchs_own_sdp_is_taken_up_when_the_one_playing_ends() {
     let mut h = anchored();
-    h.recv(
-        PHONE,
-        &invite_text("call-4@127.0.0.2", "z9hG4bKfk4", "+8610123", ""),
-    );
-    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let inv = two_branches_with_early_media(&mut h, "call-4@127.0.0.2", "z9hG4bKfk4");
     let t1 = [(Hdr::CONTACT, "<sip:t1@127.0.0.3>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 183, "t1", &t1, Some(SDP)));
-    let t2_sdp = SDP
-        .replace("192.0.2.10", "198.51.100.7")
-        .replace("m=audio 4000", "m=audio 5000");
-    let t2 = [(Hdr::CONTACT, "<sip:t2@127.0.0.4>")];
-    h.recv_msg(CARRIER_A, reply(&inv, 183, "t2", &t2, Some(&t2_sdp)));
     h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &t1, None));
     h.recv_msg(CARRIER_A, reply(&inv, 199, "t2", &[], None));
     let p = &h.relay_pairs()[0];
