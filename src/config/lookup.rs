@@ -43,6 +43,18 @@ impl Config {
         })
     }
 
+    /// The peer `ip` belongs to: the profile whose `match` holds it, else the one whose
+    /// `address` it is (a carrier's SBC outside its `match`).
+    pub fn peer_at(&self, ip: IpAddr) -> Option<&PeerName> {
+        let ip = ip.to_canonical();
+        if let Some(p) = self.peer_for_source(ip) {
+            return Some(&p.name);
+        }
+        (self.profiles.values())
+            .find(|p| p.address.addr.ip().to_canonical() == ip)
+            .map(|p| &p.name)
+    }
+
     /// Whether a peer of `old` is gone from this configuration or matches other sources in
     /// it: its calls in progress may then hear from addresses this one does not know.
     pub fn peers_moved_from(&self, old: &Config) -> bool {

@@ -292,14 +292,7 @@ impl Inbox {
     /// The peer a connection from `ip` is of, for its share of what peers' connections may
     /// queue: the profile whose `match` holds it, else the one whose `address` it is.
     pub(crate) fn peer_of(&self, ip: IpAddr) -> Option<crate::config::PeerName> {
-        let ip = ip.to_canonical();
-        let cfg = self.config.load();
-        if let Some(p) = cfg.peer_for_source(ip) {
-            return Some(p.name.clone());
-        }
-        (cfg.profiles.values())
-            .find(|p| p.address.addr.ip().to_canonical() == ip)
-            .map(|p| p.name.clone())
+        self.config.load().peer_at(ip).cloned()
     }
 
     /// A reload moved peers whose old networks are `nets` while calls were up. Kept with

@@ -377,11 +377,11 @@ impl Call {
             return;
         };
         self.own_invite_done();
-        if timeout || self.phase.is_ending() {
-            if !self.phase.is_ending() {
-                self.own_invite_lost(cx, r.side, r.reoffer, 408);
-            }
+        if self.phase.is_ending() {
             return;
+        }
+        if timeout {
+            return self.own_invite_lost(cx, r.side, r.reoffer, 408);
         }
         info!(call_id = %self.call_id(), side = ?r.side, "session refresh could not be sent; trying again");
         if r.reoffer {
