@@ -290,6 +290,9 @@ pub struct StreamUse {
     /// dropped, changing nothing.
     pub offered: Option<(crate::media::StreamKind, bool)>,
     answered: bool,
+    /// The answered offer's `a=rtcp-mux`: another answer to it (a forking callee's next
+    /// branch) settles multiplexing with it too.
+    offer_mux: Option<bool>,
     /// The last SDP turned the stream off (port 0, or no such m= line): it relays nothing.
     pub off: bool,
     /// G.711 audio (`m=audio` with payload type 0 or 8), as the answer (before one, the
@@ -312,12 +315,17 @@ impl StreamUse {
 
     /// An answer said this of the stream: it is what the stream now carries (an answer that
     /// drops best-effort SRTP keys makes it RTP), and with the offer it answers it settles
-    /// RTCP multiplexing. The same answer again (a 200 after its 183) changes nothing more.
+    /// RTCP multiplexing. Another answer to the same offer (a 200 after its 183, or another
+    /// branch's 183) settles it again: RTCP is multiplexed when both the offer and the
+    /// latest answer say so.
     pub fn answer(&mut self, kind: crate::media::StreamKind, mux: bool, g711: bool) {
         self.kind = kind;
         self.g711 = g711;
         self.answered = true;
         if let Some((_, offer_mux)) = self.offered.take() {
+            self.offer_mux = Some(offer_mux);
+        }
+        if let Some(offer_mux) = self.offer_mux {
             self.rtcp_mux = mux && offer_mux;
         }
     }

@@ -678,3 +678,37 @@ fn a_stream_only_the_ended_branch_had_is_off_when_another_is_taken_up() {
     assert_eq!(media.directions.b.len(), 2);
     assert_eq!(media.b_branch.as_deref(), Some("t1"));
 }
+
+/// The phone offers RTCP multiplexing; a forking carrier's first branch answers it in its
+/// 183 and the second does not. RTCP follows the branch whose SDP plays: multiplexed for
+/// t1, on its own port for t2, multiplexed again when t2 ends and t1 is heard again.
+/// Before, the second answer to the same offer was not read for it (the offer's
+/// `a=rtcp-mux` went with the first answer), and t2's RTCP was looked for on its RTP port.
+#[test]
+fn each_branchs_answer_settles_rtcp_multiplexing_for_its_own_media() {
+    let mut h = anchored();
+    let muxed = format!("{SDP}a=rtcp-mux\r\n");
+    let invite = invite_text("call-mux@127.0.0.2", "z9hG4bKmux1", "+8610123", "")
+        .replace(SDP, &muxed)
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {}", muxed.len()),
+        );
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let t1 = [(Hdr::CONTACT, "<sip:t1@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t1", &t1, Some(&muxed)));
+    assert!(h.relay_pairs()[0].rtcp_mux, "t1 answered it multiplexed");
+    let t2_sdp = SDP
+        .replace("192.0.2.10", "198.51.100.7")
+        .replace("m=audio 4000", "m=audio 5000");
+    let t2 = [(Hdr::CONTACT, "<sip:t2@127.0.0.4>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "t2", &t2, Some(&t2_sdp)));
+    let p = &h.relay_pairs()[0];
+    assert_eq!(p.b_remote, Some("198.51.100.7:5000".parse().unwrap()));
+    assert!(!p.rtcp_mux, "t2 did not multiplex: {p:?}");
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t2", &[], None));
+    let p = &h.relay_pairs()[0];
+    assert_eq!(p.b_remote, Some("192.0.2.10:4000".parse().unwrap()));
+    assert!(p.rtcp_mux, "t1's again: {p:?}");
+}
