@@ -52,13 +52,11 @@ impl Call {
         // as one without: the reliable answer is the answer (RFC 3262 §5), and the call
         // need not fail for its unreadable copy.
         let unreadable = self.unreadable_sdp(&resp).is_some();
-        if !resp.body().is_empty() && !unreadable {
+        if super::anchor::carries_sdp(&resp) && !unreadable {
             return resp;
         }
-        // (What an unreadable copy said of its encoding is not the early answer's.)
-        resp.remove_header(&Hdr::named("Content-Encoding"));
         if needed {
-            if let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
+            if let Err(e) = carry(&mut resp, &early.body, early.ct.as_deref(), unreadable) {
                 warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
             }
         } else {
@@ -80,12 +78,13 @@ impl Call {
                 m.caller_agreed.is_some() && m.shown.a.map(|o| o.version()) != m.caller_agreed
             });
             if moved {
-                if let Err(e) = resp.set_body(early.body, early.ct.as_deref()) {
+                if let Err(e) = carry(&mut resp, &early.body, early.ct.as_deref(), unreadable) {
                     warn!(error = %e, "cannot carry the callee's early answer in its 2xx");
                 }
             } else if unreadable {
                 // The caller has its answer, and a 2xx without SDP is what it expects: the
                 // copy goes no further (anchored, it would be every stream refused).
+                resp.remove_header(&Hdr::named("Content-Encoding"));
                 if let Err(e) = resp.set_body(bytes::Bytes::new(), None) {
                     warn!(error = %e, "cannot drop the callee's unreadable copy of its answer");
                 }
@@ -93,4 +92,27 @@ impl Call {
         }
         resp
     }
+}
+
+/// Put the callee's early answer (`body`, `ct`) into its 2xx `resp`, which has no SDP that
+/// can be read (`unreadable`: it has some): beside a SIP-I 2xx's ISUP (its ANM), else as
+/// the whole body.
+fn carry(
+    resp: &mut Response,
+    body: &bytes::Bytes,
+    ct: Option<&str>,
+    unreadable: bool,
+) -> Result<(), crate::sip::SipError> {
+    let isup = (!unreadable && !resp.body().is_empty() && !resp.encoded())
+        .then(|| resp.header(&Hdr::CONTENT_TYPE))
+        .flatten()
+        .filter(|isup| !crate::sdp::is_multipart(Some(isup)) && crate::sdp::is_sdp(ct));
+    if let Some(isup) = isup
+        && super::next_offer::sdp_beside(resp, body, &isup)?
+    {
+        return Ok(());
+    }
+    // (What an unreadable copy said of its encoding is not the early answer's.)
+    resp.remove_header(&Hdr::named("Content-Encoding"));
+    resp.set_body(body.clone(), ct)
 }

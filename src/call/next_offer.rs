@@ -110,33 +110,47 @@ fn offer_early_answer(
     match other_ct {
         None => invite.set_body(shaped, ct)?,
         Some(other_ct) => {
-            // What described the ISUP as the whole body now describes its part.
-            let part_headers: Vec<(Hdr, String)> = [
-                Hdr::named("Content-Disposition"),
-                Hdr::named("Content-Language"),
-            ]
-            .into_iter()
-            .filter_map(|h| invite.header(&h).map(|v| (h, v)))
-            .collect();
-            let Some((multipart, mct)) = crate::sdp::with_sdp_part(
-                &shaped,
-                invite.body(),
-                &other_ct,
-                &part_headers
-                    .iter()
-                    .map(|(h, v)| (h.as_str(), v.as_str()))
-                    .collect::<Vec<_>>(),
-            ) else {
+            if !sdp_beside(invite, &shaped, &other_ct)? {
                 return Ok(());
-            };
-            for (h, _) in &part_headers {
-                invite.remove_header(h);
             }
-            invite.set_body(multipart, Some(&mct))?;
         }
     }
     if changed {
         cx.env.rewrote(Rewrite::Ptime);
     }
     Ok(())
+}
+
+/// Put plain SDP `sdp` beside the one part of `msg`'s body that is not SDP (SIP-I's ISUP,
+/// typed `other_ct`): a `multipart/mixed` body of the two. A body that cannot be so
+/// joined is left as it is (`false`).
+pub(super) fn sdp_beside<M: crate::sip::Body>(
+    msg: &mut M,
+    sdp: &bytes::Bytes,
+    other_ct: &str,
+) -> Result<bool, crate::sip::SipError> {
+    // What described the ISUP as the whole body now describes its part.
+    let part_headers: Vec<(Hdr, String)> = [
+        Hdr::named("Content-Disposition"),
+        Hdr::named("Content-Language"),
+    ]
+    .into_iter()
+    .filter_map(|h| msg.header_value(&h).map(|v| (h, v)))
+    .collect();
+    let Some((multipart, mct)) = crate::sdp::with_sdp_part(
+        sdp,
+        msg.body(),
+        other_ct,
+        &part_headers
+            .iter()
+            .map(|(h, v)| (h.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    ) else {
+        return Ok(false);
+    };
+    for (h, _) in &part_headers {
+        msg.remove_header(h);
+    }
+    msg.set_body(multipart, Some(&mct))?;
+    Ok(true)
 }

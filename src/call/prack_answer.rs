@@ -61,9 +61,9 @@ impl Call {
             self.events.push(CallEvent::PrackIgnored("481".into()));
             return;
         }
-        let sent = (self.uac_rel.take_sent(id)).filter(|_| current);
-        if let Some(sent) = sent
+        if current
             && super::challenge::is_challenge(resp)
+            && let Some(sent) = self.uac_rel.take_sent(id)
         {
             self.close_txn(id);
             match self.answer_challenge(cx, Side::B, &sent, resp, TxnRole::Prack(attempt)) {
@@ -87,7 +87,7 @@ impl Call {
         status: Option<u16>,
     ) {
         self.close_txn(id);
-        self.uac_rel.take_sent(id);
+        let sent = self.uac_rel.take_sent(id);
         // Our PRACK to a callee that failed since: its fate is not the current callee's.
         if self.route.attempt() != attempt {
             return;
@@ -99,6 +99,15 @@ impl Call {
         };
         if !refused || !self.phase.is_routing() {
             return;
+        }
+        // A PRACK that carried the caller's answer to the branch's offer and was refused (or
+        // never answered) answered nothing: for the callee its 2xx offers again, and the
+        // ACK must carry the answer (RFC 3261 §13.2.1).
+        if let Some(tag) = sent
+            .filter(super::anchor::carries_sdp)
+            .and_then(|r| r.to_tag())
+        {
+            self.uac_rel.unanswered(&tag);
         }
         let what = status.map_or_else(|| "timeout".to_string(), |s| s.to_string());
         let Some(peer) = self.count_prack_failure(cx, &what) else {

@@ -241,7 +241,8 @@ impl Call {
         let Some(txn) = self.caller_txn() else {
             return;
         };
-        let has_sdp = !resp.body().is_empty();
+        // (A SIP-I 18x's ISUP alone is no offer or answer: nothing waits for its PRACK.)
+        let has_sdp = super::anchor::carries_sdp(&resp);
         let t1 = cx.env.timers.t1;
         cx.send_response(txn, resp.clone());
         self.uas_rel.pending = Some(Box::new(PendingRel {

@@ -9,6 +9,8 @@ use super::{Hdr, Request, Response, SipError};
 pub trait Body {
     fn body(&self) -> &Bytes;
     fn content_type(&self) -> Option<String>;
+    /// The first value of header `h`.
+    fn header_value(&self, h: &Hdr) -> Option<String>;
     /// Whether the body is encoded (`Content-Encoding` other than `identity`, RFC 3261
     /// §20.12): its bytes are not what its Content-Type says until decoded.
     fn encoded(&self) -> bool;
@@ -30,6 +32,9 @@ macro_rules! impl_body {
             }
             fn content_type(&self) -> Option<String> {
                 self.header(&Hdr::CONTENT_TYPE)
+            }
+            fn header_value(&self, h: &Hdr) -> Option<String> {
+                self.header(h)
             }
             fn encoded(&self) -> bool {
                 self.header_lines(&Hdr::named("Content-Encoding"))

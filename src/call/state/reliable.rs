@@ -112,6 +112,17 @@ impl UacRel {
         }
     }
 
+    /// Our PRACK to early dialog `tag` that carried the answer to its offer was refused or
+    /// timed out: its offer stands unanswered.
+    pub fn unanswered(&mut self, tag: &str) {
+        let book = self.rseqs.iter_mut().flat_map(|b| b.iter_mut());
+        for (_, _, o) in book.filter(|(t, _, _)| &**t == tag) {
+            if *o == EarlyOffer::Answered {
+                *o = EarlyOffer::Made;
+            }
+        }
+    }
+
     /// Whether early dialog `tag` offered in a reliable provisional and our PRACK answered
     /// it: SDP in its 2xx is that offer again, no new one.
     pub fn answered_in(&self, tag: &str) -> bool {

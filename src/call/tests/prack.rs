@@ -1813,3 +1813,103 @@ fn a_prack_out_of_hops_is_answered_here() {
     h.advance(Duration::from_millis(1600));
     assert!(h.statuses(PHONE).is_empty(), "no 180 again");
 }
+
+/// A reliable provisional of `status` from the carrier whose body is ISUP only (SIP-I's ACM
+/// or CPG), RSeq `rseq`.
+fn reliable_isup(inv: &Request, status: u16, tag: &str, rseq: u32) -> Message {
+    let rseq = rseq.to_string();
+    let extra = [
+        (Hdr::REQUIRE, "100rel"),
+        (Hdr::RSEQ, rseq.as_str()),
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+    ];
+    let Message::Response(mut r) = reply(inv, status, tag, &extra, None) else {
+        unreachable!("a reply is a response")
+    };
+    r.set_body(Bytes::from_static(b"\x01\x02"), Some("application/isup"))
+        .unwrap();
+    Message::Response(r)
+}
+
+/// A SIP-I carrier's reliable 180 carries its ISUP only; its answer follows in a reliable
+/// 183, and its 200 has no SDP (the answer went reliably). The phone, which does 100rel, has
+/// not PRACKed the 180 yet: the 180 holds nothing back (it is no offer or answer, RFC 3262
+/// §5), so the 200 reaches the phone at once, with the answer. Before, the ISUP 180 counted
+/// as SDP: the 200 was held for its PRACK and then sent without the answer, and the 183
+/// behind it was dropped: the phone was connected with no answer to its offer.
+#[test]
+fn a_reliable_provisional_with_isup_only_holds_nothing_back_for_its_prack() {
+    let mut h = H::new();
+    let invite = invite_text("si1", "z9hG4bKsi1", "+8610123", "Supported: 100rel\r\n");
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_isup(&inv, 180, "c1", 1));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 200, "c1", &[], None));
+    let r180 = h.response_with(PHONE, 180, "the 180 reaches the phone");
+    assert!(r180.has_header(&Hdr::RSEQ), "reliably");
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c1", 2));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 200, "c1", &[], None));
+    h.take(PHONE);
+    let ok = h.carrier_answers_bare(&inv, "c1");
+    assert_eq!(ok.body().as_ref(), SDP.as_bytes(), "the answer in the 200");
+}
+
+/// The carrier answers in a reliable 183 and its SIP-I 200 carries its ANM only. The phone
+/// had the 183 unreliably (it does not do 100rel), so its 200 must carry the answer: beside
+/// the ISUP, which goes on as it came. Before, the ISUP body counted as the answer and the
+/// phone's 200 had none.
+#[test]
+fn a_sip_i_2xx_with_isup_only_carries_the_early_answer_beside_it() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("si2", "z9hG4bKsi2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reliable_183(&inv, "c2", 1));
+    let pr = h.one_request(CARRIER_A, Method::Prack);
+    h.recv_msg(CARRIER_A, reply(&pr, 200, "c2", &[], None));
+    h.take(PHONE);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    let Message::Response(mut ok) = reply(&inv, 200, "c2", &contact, None) else {
+        unreachable!("a reply is a response")
+    };
+    ok.set_body(Bytes::from_static(b"\x09\x00"), Some("application/isup"))
+        .unwrap();
+    h.recv_msg(CARRIER_A, Message::Response(ok));
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    let ct = ok.header(&Hdr::CONTENT_TYPE).unwrap();
+    assert!(ct.starts_with("multipart/mixed;boundary="), "{ct}");
+    let isup_part = b"Content-Type: application/isup\r\n\r\n\x09\x00\r\n";
+    assert!(
+        ok.body().windows(isup_part.len()).any(|w| w == isup_part),
+        "{:?}",
+        ok.body()
+    );
+    let part = crate::sdp::locate(Some(&ct), ok.body()).unwrap().unwrap();
+    assert_eq!(part.of(ok.body()), SDP.as_bytes());
+}
+
+/// The phone's late offer; the carrier offers in a reliable 183, the phone answers in its
+/// PRACK, and ours carrying that answer is refused 405 (`on_405 = "continue"`, the README's
+/// case). The carrier never took our answer, so its 200 offers again, and the phone, whose
+/// offer/answer is done, ACKs without SDP: the carrier's ACK must carry the phone's answer.
+/// Before, the answer counted as given in the PRACK and the ACK went without it.
+#[test]
+fn an_answer_in_a_prack_the_callee_refused_goes_in_the_ack() {
+    let mut h = H::new();
+    let (inv, rseq, tag) = late_offer_answered_reliably(&mut h, "lo405");
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo405", &tag, 2, rseq, &answer));
+    h.take(PHONE);
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(prack.body().as_ref(), answer.as_bytes());
+    h.recv_msg(CARRIER_A, reply(&prack, 405, "c1", &[], None));
+    h.carrier_answers(&inv, "c1", SDP);
+    h.recv(
+        PHONE,
+        &from_phone_in("lo405", "ACK", &tag, 1, "z9hG4bKlo405a", ""),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.body().as_ref(), answer.as_bytes(), "the phone's answer");
+    assert!(h.cdrs.is_empty(), "the call is up");
+}
