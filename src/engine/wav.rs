@@ -377,6 +377,7 @@ impl Files<'_> {
             }
             crate::ops::metrics::recording_lost("overflow").increment(r.stats.overflow);
             crate::ops::metrics::recording_lost("late").increment(r.stats.late);
+            crate::ops::metrics::recording_lost("stray").increment(r.stats.strays);
             if r.stats != Default::default() {
                 debug!(call = id, stats = ?r.stats, "recording finished");
             }

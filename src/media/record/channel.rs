@@ -1,6 +1,15 @@
 //! One direction's jitter buffer for the recorder.
 
-use super::LAG_WINDOW;
+use super::{LAG_WINDOW, LOOKAHEAD};
+
+/// A stream this far ahead of where its packets arrive (250 ms) moves back at once, without
+/// waiting for a pause: half the room ahead of the buffer, so that with a drain's worth of
+/// packets and the largest one on top it is still sure to fit. Further ahead, packets would
+/// land beyond the ring between drains and be left out, one in every few for good.
+const MOVE_BACK_NOW: i64 = LOOKAHEAD as i64 / 2;
+/// How long (10 s) a stream ahead waits for a pause to move back at: one that has not paused
+/// by then (G.711 without silence suppression never does) moves back anyway.
+const PAUSE_WAIT: u64 = 10 * super::RATE;
 
 /// One direction's jitter buffer: a fixed ring of samples indexed by timeline position
 /// (`pos % capacity`), holding positions `base..base + capacity`. Nothing is allocated per
@@ -32,6 +41,8 @@ pub(super) struct Channel {
     /// How much earlier the timeline is to move (negative; 0: none), at the sender's next
     /// pause long enough that nothing held is overwritten ([`Channel::catch_up`]).
     pub(super) early: i64,
+    /// The arrival at which the stream was first found early, of the seconds since.
+    pub(super) early_since: u64,
     /// A packet that would restart the stream, held back until the next one bears it out:
     /// the stream's offset it would give (arrival less its extended timestamp), and that
     /// extended timestamp.
@@ -69,6 +80,7 @@ impl Channel {
             lag_since: 0,
             lag_ceiling: i64::MIN,
             early: 0,
+            early_since: 0,
             pending: None,
         }
     }
@@ -77,7 +89,10 @@ impl Channel {
     /// least `slack` behind moves its timeline that much later (a short silence, once, in
     /// place of losing every packet from then on). True when it moved.
     /// A stream whose every packet of the second was at least `slack` early is to move that
-    /// much earlier, at its next pause ([`Channel::catch_up`]).
+    /// much earlier, at its next pause ([`Channel::catch_up`]); at once when it is too far
+    /// ahead for the ring ([`MOVE_BACK_NOW`]) or has not paused within [`PAUSE_WAIT`]: the
+    /// new audio that falls on what it holds already is cut, once, in place of the ring
+    /// leaving packets out for the rest of the call.
     pub(super) fn follow(&mut self, arrival: u64, pos: i64, slack: i64) -> bool {
         let lag = arrival as i64 - pos;
         self.lag_floor = self.lag_floor.min(lag);
@@ -95,15 +110,24 @@ impl Channel {
         }
         // Only what the last second bore out: a delay that went up again meanwhile leaves
         // nothing to move back.
-        self.early = if ceiling <= -slack { ceiling } else { 0 };
+        let early = if ceiling <= -slack { ceiling } else { 0 };
+        if self.early == 0 {
+            self.early_since = arrival;
+        }
+        self.early = early;
+        if early < 0
+            && (early <= -MOVE_BACK_NOW || arrival.saturating_sub(self.early_since) >= PAUSE_WAIT)
+        {
+            self.offset += std::mem::take(&mut self.early);
+            return true;
+        }
         false
     }
 
     /// Move the timeline earlier as [`Channel::follow`] asked, when the packet at `pos`
     /// would then still start after everything held: the sender paused at least that long
-    /// (a talkspurt's start, silence suppression), so no audio is overwritten. A stream that
-    /// never pauses stays where it is (later by the early amount, every sample kept). True
-    /// when it moved.
+    /// (a talkspurt's start, silence suppression), so no audio is overwritten. True when it
+    /// moved.
     pub(super) fn catch_up(&mut self, pos: i64) -> bool {
         if self.early < 0 && pos + self.early >= self.end as i64 {
             self.offset += std::mem::take(&mut self.early);

@@ -77,6 +77,16 @@ fn record(
     ch1: Vec<(Instant, Vec<u8>)>,
     jitter_ms: u64,
 ) -> (Vec<[i16; 2]>, RecordStats) {
+    record_draining(ch0, ch1, jitter_ms, 20)
+}
+
+/// [`record`], draining every `drain_ms` (the engine drains every 100 ms).
+fn record_draining(
+    ch0: Vec<(Instant, Vec<u8>)>,
+    ch1: Vec<(Instant, Vec<u8>)>,
+    jitter_ms: u64,
+    drain_ms: u64,
+) -> (Vec<[i16; 2]>, RecordStats) {
     let mut r = Recorder::new(Duration::from_millis(jitter_ms));
     let mut events: Vec<(Instant, usize, Vec<u8>)> = ch0
         .into_iter()
@@ -89,7 +99,7 @@ fn record(
     for (t, ch, p) in events {
         while next_drain <= t {
             frames.extend(r.drain(next_drain));
-            next_drain += Duration::from_millis(20);
+            next_drain += Duration::from_millis(drain_ms);
         }
         r.push(t, ch, &p);
     }
@@ -661,4 +671,70 @@ fn a_move_back_the_delay_took_back_is_not_made_at_the_next_pause() {
         "{} {stats:?}",
         later(460)
     );
+}
+
+/// Sixty seconds each way, drained every 100 ms as the engine does; the callee never pauses
+/// (G.711 without silence suppression) and its packets 100..225 (2 s to 4.5 s) come 405 ms
+/// late, each with up to 19 ms of jitter. Followed, its channel moves 400 ms later; when the
+/// delay comes down its packets land 400 ms ahead of where they arrive, too far for the ring
+/// between drains. It moves back at once (within the second that shows it): a cut of about
+/// the lead, once, and every later packet placed, the channels lined up again. Before, it
+/// waited for a pause that never came, 400 ms behind the caller, and the last packet before
+/// each drain was left out for the rest of the call (555 of the 2,775 after the delay).
+#[test]
+fn a_stream_far_ahead_that_never_pauses_moves_back_at_once() {
+    let t0 = Instant::now();
+    let (a, b) = (stream(60 * 8000, 71), stream(60 * 8000, 73));
+    let jitter = |i: usize| (i * 7 % 20) as i64;
+    let delay = move |i: usize| jitter(i) + if (100..225).contains(&i) { 405 } else { 0 };
+    let (frames, stats) = record_draining(
+        packets(&a, &[160], 1000, 1, t0, jitter),
+        packets(&b, &[160], 5000, 2, t0, delay),
+        60,
+        100,
+    );
+    let (left, right) = (channel(&frames, 0), channel(&frames, 1));
+    // Every callee packet from 8 s on is in the file, in line with the caller's.
+    for i in (400..3000).step_by(50) {
+        let at = |hay: &[i16], data: &[u8]| find(hay, &decode(&data[i * 160..(i + 1) * 160]));
+        let apart = at(&right, &b) as i64 - at(&left, &a) as i64;
+        assert!(
+            apart.abs() <= 160,
+            "packet {i}: {apart} samples apart, {stats:?}"
+        );
+    }
+    // Only in the second before the move.
+    assert!(stats.strays <= 50, "{stats:?}");
+}
+
+/// A stream 200 ms ahead (a delay that went up and came down, followed), which the ring
+/// holds, waits for the sender's pause to move back without a cut; one that never pauses
+/// moves back 10 s on. Before, it stayed 200 ms behind the other channel for the rest of the
+/// call.
+#[test]
+fn a_stream_ahead_that_never_pauses_moves_back_after_ten_seconds() {
+    let t0 = Instant::now();
+    let (a, b) = (stream(40 * 8000, 79), stream(40 * 8000, 83));
+    let delay = |i: usize| if (100..200).contains(&i) { 200 } else { 0 };
+    let (frames, stats) = record_draining(
+        packets(&a, &[160], 1000, 1, t0, |_| 0),
+        packets(&b, &[160], 5000, 2, t0, delay),
+        60,
+        100,
+    );
+    let (left, right) = (channel(&frames, 0), channel(&frames, 1));
+    let apart = |i: usize| {
+        let at = |hay: &[i16], data: &[u8]| find(hay, &decode(&data[i * 160..(i + 1) * 160]));
+        at(&right, &b) as i64 - at(&left, &a) as i64
+    };
+    // Still later (every sample kept) five seconds after the delay came down...
+    assert!(
+        (1500..=1700).contains(&apart(450)),
+        "{} {stats:?}",
+        apart(450)
+    );
+    // ...lined up from 10 s after it on.
+    for i in (1000..2000).step_by(50) {
+        assert!(apart(i).abs() <= 80, "packet {i}: {} {stats:?}", apart(i));
+    }
 }
