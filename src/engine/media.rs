@@ -309,13 +309,31 @@ impl Relays {
                     }
                 }
             }
-            MediaAction::Answered { call } => {
+            MediaAction::Answered { call, record } => {
                 let now = std::time::Instant::now();
                 if let Some(w) = self.watches.get(&call) {
                     *crate::threads::lock(&w.last) = now;
                 }
-                for s in self.calls.get(&call).map_or(&[][..], |c| &c.streams[..]) {
-                    crate::threads::lock(&s.route).answered(now);
+                for s in self
+                    .calls
+                    .get_mut(&call)
+                    .map_or(&mut [][..], |c| &mut c.streams[..])
+                {
+                    let mut route = crate::threads::lock(&s.route);
+                    route.answered(now);
+                    if !record && s.recorded {
+                        route.unrecord();
+                        s.recorded = false;
+                    }
+                }
+                // Recorded while it rang for a peer of the route that did not answer: the
+                // file goes, and the call is not recorded again.
+                if !record
+                    && let Some(entry) = self.recordings.get_mut(&call)
+                    && entry.take().is_some()
+                    && let Some(wav) = &self.wav
+                {
+                    wav.discard(call);
                 }
             }
             MediaAction::Release {

@@ -215,7 +215,9 @@ pub enum MediaAction {
     },
     /// The call was answered: its media clock starts over now, whether or not the answer
     /// carried SDP (ringing never counts against an answered call's `rtp_timeout_s`).
-    Answered { call: u64 },
+    /// `record: false`: neither the caller's peer nor the callee that answered records, and
+    /// what was recorded while it rang is removed.
+    Answered { call: u64, record: bool },
     /// Stop relaying and close the call's sockets. A call that was never answered keeps no
     /// recording (`keep_recording: false`: its file is removed, not left empty).
     Release { call: u64, keep_recording: bool },

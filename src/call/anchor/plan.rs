@@ -6,7 +6,9 @@ use crate::config::{Config, PeerName, Profile};
 use crate::media::RecordSpec;
 
 /// The media plan of a new call: anchored when its caller's profile or any peer of its route
-/// anchors (recording implies anchoring in the config), recorded when any of them records.
+/// anchors (recording implies anchoring in the config), recorded when any of them records
+/// (until the answer: then only if the caller's peer or the callee that answered records,
+/// [`crate::call::Call::media_answered`]).
 pub(in crate::call) fn media_plan(
     env: &mut Env,
     cfg: &Config,

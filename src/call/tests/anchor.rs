@@ -985,6 +985,64 @@ fn only_answered_calls_keep_their_recording() {
     assert_eq!(release(&h), Some(true));
 }
 
+/// A route of carrier-a (not recorded) then carrier-b (recorded): a call carrier-a answers
+/// is not recorded (what was recorded while it rang is removed, the CDR names no file); one
+/// that fails over to carrier-b, which answers, is. Before, any peer of the route recording
+/// made every call on it recorded, whoever answered (`record` is a consent setting).
+#[test]
+fn a_call_is_recorded_only_when_the_caller_or_the_callee_that_answered_records() {
+    let config = || {
+        H::with(config_with(|n, p| match n {
+            "carrier-a" => p.anchor = true,
+            "carrier-b" => {
+                p.anchor = true;
+                p.record = true;
+            }
+            _ => {}
+        }))
+    };
+    let told = |h: &H| {
+        h.media.iter().find_map(|m| match m {
+            MediaAction::Answered { record, .. } => Some(*record),
+            _ => None,
+        })
+    };
+    let hang_up = |h: &mut H, carrier: &str, ok: &Response| {
+        let tag = ok.to_tag().unwrap();
+        phone_acks(h, "rr", &tag, 1, "z9hG4bKrra");
+        h.recv(
+            PHONE,
+            &from_phone_in("rr", "BYE", &tag, 2, "z9hG4bKrrb", ""),
+        );
+        let bye = h.one_request(carrier, Method::Bye);
+        h.recv_msg(carrier, reply(&bye, 200, "c1", &[], None));
+        h.advance(Duration::from_secs(40));
+    };
+    // carrier-a answers.
+    let mut h = config();
+    h.recv(PHONE, &invite_with_sdp("rr", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let planned = h
+        .media
+        .iter()
+        .any(|m| matches!(m, MediaAction::Relay { record, .. } if record.is_some()));
+    assert!(planned, "recorded while it rings: carrier-b may answer");
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    hang_up(&mut h, CARRIER_A, &ok);
+    assert_eq!(told(&h), Some(false), "the relay drops its recording");
+    assert_eq!(h.cdrs[0].recording, None);
+    // carrier-a fails, carrier-b answers.
+    let mut h = config();
+    h.recv(PHONE, &invite_with_sdp("rr", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "c1", &[], None));
+    let inv = h.one_request(CARRIER_B, Method::Invite);
+    let ok = h.carrier_answers_on(CARRIER_B, &inv, "c1", SDP);
+    hang_up(&mut h, CARRIER_B, &ok);
+    assert_eq!(told(&h), Some(true));
+    assert!(h.cdrs[0].recording.is_some());
+}
+
 /// The writer thread's news reaches the CDR: a recording that never got a file names none,
 /// one made under another name names that one, one the disk stopped says so; and a call
 /// whose recording could not start asks the relay for none at its next offer/answer.

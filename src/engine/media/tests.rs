@@ -227,7 +227,10 @@ fn the_answer_starts_the_media_clock_over() {
     });
     std::thread::sleep(Duration::from_millis(50));
     let answered = std::time::Instant::now();
-    r.apply(MediaAction::Answered { call: 7 });
+    r.apply(MediaAction::Answered {
+        call: 7,
+        record: true,
+    });
     // Just under the timeout after the answer: not silent yet (without the answer's
     // restart, 50 ms more had passed since the relay was set up).
     assert!(
@@ -357,7 +360,10 @@ fn a_stall_of_the_process_is_not_silence() {
         rtp_timeout: Some(timeout),
     });
     let t0 = std::time::Instant::now();
-    r.apply(MediaAction::Answered { call: 9 });
+    r.apply(MediaAction::Answered {
+        call: 9,
+        record: true,
+    });
     assert!(r.silent_calls(t0 + Duration::from_secs(1)).is_empty());
     // 40 s with no pass at all, then one: the stall is no silence.
     assert!(r.silent_calls(t0 + Duration::from_secs(41)).is_empty());
@@ -552,4 +558,55 @@ fn stuck_relay_threads_are_waited_for_together() {
         "{:?}",
         start.elapsed()
     );
+}
+
+/// A call recorded while it rang, answered by a callee whose peer does not record (nor the
+/// caller's): its streams record no more, its file is removed, and it is not opened again
+/// by a later offer/answer or kept at its end.
+#[test]
+fn an_answer_that_is_not_recorded_drops_the_recording_made_while_it_rang() {
+    let (wav, _thread) = crate::engine::wav::WavWriters::start().unwrap();
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, Some(wav)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.wav");
+    let port = free_quad();
+    let relay = || MediaAction::Relay {
+        call: 7,
+        pairs: vec![RelayPair {
+            g711: true,
+            ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
+        }],
+        record: Some(crate::media::RecordSpec {
+            path: path.clone(),
+            stereo: true,
+            jitter: Duration::from_millis(60),
+        }),
+        rtp_timeout: None,
+    };
+    let settle = |done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !done() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    r.apply(relay());
+    settle(&|| path.exists());
+    assert!(path.exists(), "recorded while it rings");
+    r.apply(MediaAction::Answered {
+        call: 7,
+        record: false,
+    });
+    settle(&|| !path.exists());
+    assert!(!path.exists(), "removed at the answer");
+    assert!(!r.calls[&7].streams[0].recorded);
+    assert!(!r.calls[&7].streams[0].route.lock().unwrap().is_recorded());
+    r.apply(relay());
+    assert!(!r.calls[&7].streams[0].recorded, "not recorded again");
+    assert_eq!(r.recordings(), 0);
+    r.apply(MediaAction::Release {
+        call: 7,
+        keep_recording: true,
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!path.exists());
 }
