@@ -282,11 +282,12 @@ impl Call {
                 }
             }
         }
-        // The far leg's dialog is gone (RFC 3261 §12.2.1.2: a UAC that gets 481 SHOULD end
-        // the dialog; RFC 4028 §10: a refresh that fails ends the session). The gateway is
-        // that UAC: the call is released, not left up with one leg dead. A NOTIFY's failure
-        // ends only the transfer's subscription (RFC 5057 §5.1, RFC 6665 §4.2.2).
-        if final_ && status == 481 && rel.method != Method::Notify {
+        // The far leg's dialog is gone (RFC 3261 §12.2.1.2: a UAC that gets 481 or 408 SHOULD
+        // end the dialog; RFC 4028 §10: a refresh that fails ends the session). The gateway
+        // is that UAC: the call is released, not left up with one leg dead (its sender, told
+        // the 408, would end only its own leg), as its own refresh and probe do. A NOTIFY's
+        // failure ends only the transfer's subscription (RFC 5057 §5.1, RFC 6665 §4.2.2).
+        if final_ && matches!(status, 408 | 481) && rel.method != Method::Notify {
             self.far_leg_lost(cx, rel.origin.other(), Q850Cause::TEMPORARY_FAILURE);
         }
     }

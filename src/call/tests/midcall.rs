@@ -1215,7 +1215,9 @@ fn a_relayed_reinvites_2xx_after_the_call_is_gone_is_acked() {
 /// (RFC 3261 §12.2.1.2), and the call is released, not left up with one leg dead.
 #[test]
 fn a_481_or_no_answer_to_a_relayed_reinvite_releases_the_call() {
-    for answer in [Some(481), None] {
+    // (A 408 from the far end as well: before, it was passed on and the call stayed up,
+    // the carrier's leg held until a timer ended it.)
+    for answer in [Some(481), Some(408), None] {
         let mut h = H::new();
         let (_inv, ok) = answered_call(&mut h);
         let tag = ok.to_tag().unwrap();
