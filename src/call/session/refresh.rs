@@ -74,8 +74,13 @@ impl Call {
         // Nor may it offer while another offer waits for its answer (RFC 3311 §5.1).
         // Nor may an INVITE go before the ACK of the leg's last 2xx (RFC 3261 §14.1).
         let invite_busy = !self.refreshes_by_update(side) && self.no_invite_to(side);
+        // Nor may it overtake a request relayed to the leg that nothing was heard of yet: if
+        // that one's first send was lost, the refresh's higher CSeq would get there first
+        // and the request would be refused as out of order (RFC 3261 §12.2.2).
+        let unheard = (self.relayed.iter()).any(|(_, r)| r.origin == side.other() && !r.heard);
         let busy = self.refresh.is_some()
             || invite_busy
+            || unheard
             || self.pending_2xx[side].is_some()
             || !matches!(self.phase, Phase::Confirmed { .. });
         if busy {

@@ -541,6 +541,35 @@ fn carrier_requiring_timers() -> H {
     }))
 }
 
+/// The refresh by UPDATE falls due while the phone's re-INVITE, relayed to the carrier, has
+/// been heard of not at all: it waits (4 s at a time) until the carrier answers it, so that
+/// its higher CSeq cannot overtake a lost first send of the re-INVITE, which the carrier
+/// would then refuse as out of order (RFC 3261 §12.2.2). Before, it went at once.
+#[test]
+fn a_refresh_waits_for_a_relayed_request_nothing_was_heard_of() {
+    let mut h = carrier_requiring_timers();
+    let (_inv, ok) = call_with(
+        &mut h,
+        "",
+        &[
+            (Hdr::SESSION_EXPIRES, "300;refresher=uac"),
+            (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+            (Hdr::REQUIRE, "timer"),
+        ],
+    );
+    let tag = ok.to_tag().unwrap();
+    h.advance(Duration::from_secs(149));
+    h.take(CARRIER_A);
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKunheard", SDP));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.advance(Duration::from_millis(1_200));
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.advance(Duration::from_millis(4_100));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    assert!(up.cseq().unwrap().0 > re.cseq().unwrap().0);
+}
+
 #[test]
 fn a_refresh_by_update_goes_while_a_reinvite_rings() {
     let mut h = carrier_requiring_timers();
