@@ -326,6 +326,12 @@ impl Relays {
                         s.recorded = false;
                     }
                 }
+                if record
+                    && let Some(Some(_)) = self.recordings.get(&call)
+                    && let Some(wav) = &self.wav
+                {
+                    wav.answered(call);
+                }
                 // Recorded while it rang for a peer of the route that did not answer: the
                 // file goes, and the call is not recorded again.
                 if !record

@@ -66,6 +66,10 @@ enum Cmd {
     Discard {
         id: u64,
     },
+    /// The call was answered: its file is kept when the writer stops before the call ends.
+    Answered {
+        id: u64,
+    },
     /// A fault in the writer (tests: what any panic on its thread does).
     #[cfg(test)]
     Fail,
@@ -194,6 +198,11 @@ impl WavWriters {
     pub fn discard(&self, id: u64) {
         let _ = self.tx.send(Cmd::Discard { id });
     }
+
+    /// The call was answered: at a stop its recording is kept (one still ringing is removed).
+    pub fn answered(&self, id: u64) {
+        let _ = self.tx.send(Cmd::Answered { id });
+    }
 }
 
 struct Open {
@@ -214,6 +223,8 @@ struct Open {
     closing: bool,
     /// Audio written since the header was last brought up to date.
     dirty: bool,
+    /// Its call was answered (else, at a stop, the file is removed).
+    answered: bool,
 }
 
 /// The writer thread's state: every open file, and the recordings the disk stopped.
@@ -314,6 +325,7 @@ impl Files<'_> {
                         backlog: VecDeque::new(),
                         closing: false,
                         dirty: false,
+                        answered: false,
                     },
                 );
             }
@@ -411,6 +423,11 @@ impl Files<'_> {
                 self.refused("write");
             }
             file::mend(&f.path);
+            // Not even its header reached the disk (a short call, or one with no audio the
+            // recorder decodes): no file left that no player opens.
+            if file::holds_no_header(&f.path) {
+                let _ = std::fs::remove_file(&f.path);
+            }
         }
     }
 
@@ -422,15 +439,27 @@ impl Files<'_> {
         }
     }
 
-    /// Stopping: every file is completed now, a long pause's backlog included.
+    /// Stopping: every file of an answered call is completed now, a long pause's backlog
+    /// included; a call still ringing (its callee never answered a CANCEL at shutdown)
+    /// keeps none, as it would not at its end.
     fn close_all(&mut self) {
         let ids: Vec<u64> = self.open.keys().copied().collect();
         for id in ids {
+            if self.open.get(&id).is_some_and(|f| !f.answered) {
+                self.discard(id);
+                continue;
+            }
             self.close(id);
             while self.open.get(&id).is_some_and(|f| f.closing) {
                 self.write(id, Drained::default());
                 self.finalize_if_caught_up(id);
             }
+        }
+    }
+
+    fn answered(&mut self, id: u64) {
+        if let Some(f) = self.open.get_mut(&id) {
+            f.answered = true;
         }
     }
 

@@ -235,13 +235,20 @@ fn a_long_pause_is_written_as_silence_in_chunks() {
     let path = dir.path().join("pause-at-stop.wav");
     let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(Duration::from_millis(60))));
     files.open(2, path.clone(), false, rec.clone());
+    files.answered(2);
     rec.lock().unwrap().push(t0, 0, &packet(0));
     files.drain(t0 + Duration::from_secs(1), files.open[&2].slice);
     rec.lock().unwrap().push(back, 0, &packet(600 * 50));
+    // A call still ringing at the stop keeps no recording, as at its end.
+    let ringing = dir.path().join("ringing-at-stop.wav");
+    files.open(3, ringing.clone(), false, fed(25));
+    files.drain(Instant::now(), files.open[&3].slice);
+    assert!(ringing.exists());
     files.close_all();
     assert!(files.open.is_empty());
     let r = hound::WavReader::open(&path).unwrap();
     assert_eq!(u64::from(r.duration()), 600 * 8000 + 160);
+    assert!(!ringing.exists(), "before, kept");
 }
 
 /// A pause of ten minutes ends while the call goes on: each pass writes a minute of its

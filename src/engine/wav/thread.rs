@@ -61,6 +61,7 @@ fn run(
             }
             Ok(Cmd::Close { id }) => files.close(id),
             Ok(Cmd::Discard { id }) => files.discard(id),
+            Ok(Cmd::Answered { id }) => files.answered(id),
             #[cfg(test)]
             #[allow(clippy::panic)]
             Ok(Cmd::Fail) => panic!("a fault in the recording writer"),
