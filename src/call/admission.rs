@@ -125,6 +125,8 @@ fn place_policy(cfg: &Config, sender: Option<&Profile>, n: &NumberUri) -> UriPol
             country_code: p.uri.country_code.clone(),
             international_prefix: p.uri.international_prefix.clone(),
             national_prefix: p.uri.national_prefix.clone(),
+            // (Its service numbers stay local: `tel:10086;phone-context=+86` is no `+86…`.)
+            short_code_digits: p.uri.short_code_digits,
             ..UriPolicy::default()
         },
         None => UriPolicy::default(),

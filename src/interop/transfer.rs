@@ -81,10 +81,8 @@ pub fn refer_to_via_gateway(value: &str, at: &str, from_trunk: bool) -> Result<S
         return Err(ReferError::NotANumber);
     }
     let params = read.trusted_params(from_trunk);
-    let private = read
-        .phone_context
-        .as_deref()
-        .filter(|c| !c.starts_with('+'));
+    // (A domain's, or a global one on a number it did not make global: a short code.)
+    let private = super::uri::kept_context(&read, &number);
     if params.is_empty() && private.is_none() {
         // `#` stands escaped in a user part (RFC 3261 §25.1).
         return Ok(format!("<sip:{}@{host}{uri_params}>", escape_user(&number)));
@@ -230,10 +228,14 @@ mod tests {
             refer_to_via_gateway(ported, "gw", true).unwrap(),
             "<sip:+8610456;npdi;rn=+8610999@gw;user=phone>"
         );
-        // A global context makes the number global, as anywhere.
+        // A global context makes the number global, as anywhere; a short code stays local.
         assert_eq!(
-            refer_to_via_gateway("<tel:456;phone-context=+8610>", "gw", false).unwrap(),
-            "<sip:+8610456@gw>"
+            refer_to_via_gateway("<tel:64561234;phone-context=+8610>", "gw", false).unwrap(),
+            "<sip:+861064561234@gw>"
+        );
+        assert_eq!(
+            refer_to_via_gateway("<tel:114;phone-context=+8610>", "gw", false).unwrap(),
+            "<sip:114;phone-context=+8610@gw;user=phone>"
         );
     }
 

@@ -137,8 +137,10 @@ pub fn host_of(hostport: &str) -> &str {
 /// `+12125550100`; toward a peer of that country (`country_code`), as its callers dial:
 /// `tel:010-1234-5678;phone-context=+86` is `+861012345678` there (it was `+8601012345678`,
 /// the trunk prefix inside). One whose context is a domain (`tel:1234;phone-context=pbx.example.com`, a private extension)
-/// stays as it is: it has no E.164 form. With `number = "e164"`, a short code (at most
-/// `short_code_digits` digits: 112, 911, 1471) is not completed with the country code.
+/// stays as it is: it has no E.164 form. A short code (at most `short_code_digits` digits:
+/// 112, 911, 1471) is never completed with the country code, whether by its context
+/// (`tel:911;phone-context=+1` stays `911` there: `+1911` is no number, RFC 3966 §5.1.5) or
+/// by `number = "e164"`.
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
     // Visual separators belong to telephone numbers: a name (`sales-team`) keeps them.
     let stripped = strip_visual_separators(&n.number);
@@ -153,7 +155,7 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
         Some(ctx)
             if !number.starts_with('+')
                 && ctx.starts_with('+')
-                && !number.is_empty()
+                && number.len() > usize::from(policy.short_code_digits)
                 && number.bytes().all(|b| b.is_ascii_digit()) =>
         {
             let place = strip_visual_separators(ctx);

@@ -24,7 +24,7 @@ fn a_number_local_to_a_domain_is_not_made_national() {
         normalise_number(&n("1234", Some("pbx.example.com")), &p),
         "1234"
     );
-    assert_eq!(normalise_number(&n("1234", Some("+86")), &p), "+861234");
+    assert_eq!(normalise_number(&n("12345", Some("+86")), &p), "+8612345");
     assert_eq!(normalise_number(&n("12345", None), &p), "+8612345");
     // A name keeps its dots and dashes; a number loses them.
     assert_eq!(normalise_number(&n("sales-team", None), &p), "sales-team");
@@ -112,9 +112,16 @@ fn e164_normalisation() {
         "+12125550100"
     );
     assert_eq!(
-        normalise_number(&n("1234", Some("+86")), &UriPolicy::default()),
-        "+861234"
+        normalise_number(&n("12345", Some("+86")), &UriPolicy::default()),
+        "+8612345"
     );
+    // A short code with a global context stays local there: `+1911` is no number (RFC
+    // 3966 §5.1.5). Before, it was completed with the context's digits.
+    for (code, ctx) in [("911", "+1"), ("112", "+44"), ("1471", "+44")] {
+        let local = n(code, Some(ctx));
+        assert_eq!(normalise_number(&local, &UriPolicy::default()), code);
+        assert_eq!(normalise_number(&local, &e164(&ctx[1..])), code);
+    }
     assert_eq!(normalise_number(&n("alice", None), &p), "alice");
     // A service code stays local: a global number is digits (RFC 3966).
     assert_eq!(
