@@ -79,7 +79,8 @@ impl Call {
         }
         // One withheld replaces the one kept before too: that older one is no longer who
         // the party is.
-        self.identity = keeps.then(|| Box::new((side, pai)));
+        let private = crate::interop::headers::asks_id_privacy(&privacy);
+        self.identity = keeps.then(|| Box::new((side, pai, private)));
     }
 
     /// A message toward `side` carries the identity an UPDATE answered here brought, if one
@@ -114,6 +115,18 @@ impl Call {
             if let Err(e) = msg.insert_header_before_length(&pai, v) {
                 tracing::warn!(error = %e, "cannot carry the updated identity");
             }
+        }
+        // Kept for a trusted peer though its owner asked for privacy: the request goes with
+        // it (RFC 3325 §7), or that peer would show it on.
+        let privacy = Hdr::named("Privacy");
+        let asked = msg
+            .header_value(&privacy)
+            .is_some_and(|v| crate::interop::headers::asks_id_privacy(std::slice::from_ref(&v)));
+        if pending.2
+            && !asked
+            && let Err(e) = msg.insert_header_before_length(&privacy, "id".to_string())
+        {
+            tracing::warn!(error = %e, "cannot carry the updated identity's privacy");
         }
     }
 }

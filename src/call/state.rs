@@ -209,9 +209,10 @@ pub struct Call {
     /// Each leg's probe out, as sent: a challenge to it is answered against it (`probe.rs`).
     pub probe_sent: PerSide<Option<Box<crate::sip::Request>>>,
     /// A connected identity a peer sent in an UPDATE the gateway answered itself (the other
-    /// peer takes no UPDATE): the side it is for, and its P-Asserted-Identity lines. The next
-    /// message toward that side carries it.
-    pub identity: Option<Box<(Side, Vec<String>)>>,
+    /// peer takes no UPDATE): the side it is for, its P-Asserted-Identity lines, and whether
+    /// its owner asked for it withheld (`Privacy: id`, which goes with it to a trusted peer).
+    /// The next message toward that side carries it.
+    pub identity: Option<Box<(Side, Vec<String>, bool)>>,
     /// The callee's other branches: early dialogs, and 2xx dialogs hung up (`forks.rs`).
     pub forks: Option<Box<super::forks::Forks>>,
     /// REFERs relayed, the last [`MAX_REFERS`]: the side it went to, its CSeq there, and the

@@ -109,7 +109,7 @@ pub static ASSERTED: std::sync::LazyLock<[Hdr; 3]> = std::sync::LazyLock::new(||
 
 /// Whether `Privacy` lines ask for the identity to be withheld: an `id` value (RFC 3325
 /// §9.3) among the `;`- or `,`-separated ones, in any case.
-fn asks_id_privacy(privacy: &[String]) -> bool {
+pub fn asks_id_privacy(privacy: &[String]) -> bool {
     asks_privacy_of(privacy, &["id"])
 }
 

@@ -1005,6 +1005,43 @@ fn an_identity_update_withheld_drops_the_one_kept_before() {
     assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
 }
 
+/// The PBX is trusted (`trust_identity`): an identity UPDATE asking for privacy is kept for
+/// it, and the answer carries it with the request (`Privacy: id`, RFC 3325 §7), which a
+/// trusted peer needs not to show it on. Before, the identity went without it.
+#[test]
+fn an_identity_kept_for_a_trusted_peer_goes_with_its_privacy_request() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.headers.trust_identity = true;
+        }
+    }));
+    h.recv(
+        PHONE,
+        &invite_text(
+            "id-2",
+            "z9hG4bKid2",
+            "+8610123",
+            "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
+        ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &contact, None));
+    h.take(PHONE);
+    let private = "P-Asserted-Identity: <sip:+8610888@10.9.9.9;user=phone>\r\nPrivacy: id\r\n";
+    h.recv(
+        CARRIER_A,
+        &identity_update(&inv, 10, "z9hG4bKcid4", private),
+    );
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    let ok = h.carrier_answers(&inv, "c1", SDP);
+    let pai = ok
+        .header(&Hdr::P_ASSERTED_IDENTITY)
+        .expect("kept for a trusted peer");
+    assert!(pai.contains("+8610888"), "{pai}");
+    assert_eq!(ok.header(&Hdr::named("Privacy")).as_deref(), Some("id"));
+}
+
 /// An identity UPDATE listing hundreds of identities: the call keeps the two that go on
 /// (RFC 3325 §9.1), not the whole list until the answer.
 #[test]
