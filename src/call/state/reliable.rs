@@ -142,6 +142,13 @@ impl UacRel {
 
     /// How many early dialogs of this attempt sent reliable provisionals (more than one: a
     /// forking proxy's branches).
+    /// Early dialog `tag` is gone: its reliable provisionals are no longer counted.
+    pub fn forget_branch(&mut self, tag: &str) {
+        if let Some(book) = self.rseqs.as_mut() {
+            book.retain(|(t, _, _)| &**t != tag);
+        }
+    }
+
     pub fn early_dialogs(&self) -> usize {
         self.rseqs.as_ref().map_or(0, |b| b.len())
     }

@@ -712,3 +712,27 @@ fn each_branchs_answer_settles_rtcp_multiplexing_for_its_own_media() {
     assert_eq!(p.b_remote, Some("192.0.2.10:4000".parse().unwrap()));
     assert!(p.rtcp_mux, "t1's again: {p:?}");
 }
+
+/// A sequential forking proxy: branch t1 rings, its target gives up and the proxy says so
+/// with a 199 (RFC 6228 §6) before it tries the next, t2. t2 is then the only branch: a
+/// BYE in its early dialog ends the call (480 to the caller). Before, t1 stayed kept as a branch beside t2: t2's BYE was taken as one
+/// branch of two ending, and the call went on following t1's dead dialog.
+#[test]
+fn the_branch_after_the_only_one_ended_is_the_only_one() {
+    let mut h = H::new();
+    h.recv(
+        PHONE,
+        &invite_text("seq-1@127.0.0.2", "z9hG4bKseq1", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, ring(&inv, "t1", "127.0.0.3"));
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t1", &[], None));
+    h.recv_msg(CARRIER_A, ring(&inv, "t2", "127.0.0.4"));
+    h.take(PHONE);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "t2", 9, "z9hG4bKseq1b", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    assert!(h.statuses(PHONE).contains(&480), "the only branch ended");
+}
