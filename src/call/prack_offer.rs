@@ -170,6 +170,11 @@ impl Call {
         if let Some((txn, resp)) = rel.take_deferred_2xx().map(|d| *d) {
             let peer = self.attempt_peer();
             self.kill_fork(cx, txn, &resp, peer);
+            // The attempt is over with it: its INVITE transaction is not the call's to wait
+            // for (before, the call was held until the linger's 40 s).
+            if self.attempt.as_ref().is_some_and(|a| a.txn == txn) {
+                self.finish_attempt();
+            }
         }
     }
 

@@ -772,8 +772,8 @@ fn a_cancel_while_the_2xx_waits_hangs_that_2xx_up() {
     let (inv, _, _) = offer_in_prack(&mut h, "po26");
     callee_answers(&mut h, &inv, Some(SDP));
     h.recv(PHONE, &cancel_text("po26", "z9hG4bKpo26"));
-    let methods: Vec<Method> = h
-        .take(CARRIER_A)
+    let sent = h.take(CARRIER_A);
+    let methods: Vec<Method> = sent
         .iter()
         .filter_map(|m| match m {
             Message::Request(r) => Some(r.method()),
@@ -784,6 +784,18 @@ fn a_cancel_while_the_2xx_waits_hangs_that_2xx_up() {
         methods.contains(&Method::Ack) && methods.contains(&Method::Bye),
         "{methods:?}"
     );
+    let bye = (sent.into_iter())
+        .find_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Bye => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "c1", &[], None));
+    // Its INVITE transaction closed with it: the call is forgotten with its last
+    // transactions (the caller's INVITE, Timer H's 32 s), not left for the 40 s of a
+    // call that still had one open.
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.core.stats().calls, 0, "{:?}", h.core.stats());
 }
 
 /// Another branch's 2xx while the first's waits is ACKed and hung up at once.
