@@ -276,7 +276,10 @@ impl Call {
         }
         self.sign(cx, Side::B, &mut invite);
         let role = TxnRole::Invite(self.route.attempt());
-        let Some(txn) = self.start_client(cx, invite.clone(), target, role) else {
+        // Its peer's silence is timed anew, and a front is told of it (`fr=`), as for the
+        // INVITE before it.
+        let silence = (self.attempt.as_ref()).and_then(|a| a.peer.invite_timeout);
+        let Some(txn) = self.start_client_timed(cx, invite.clone(), target, role, silence) else {
             return false;
         };
         info!(call_id = %self.call_id(), interval = min.as_secs(), "callee wants a longer session interval (422): INVITE again");

@@ -544,6 +544,47 @@ fn a_peers_invite_timeout_is_the_fronts_to_keep() {
     );
 }
 
+/// The INVITE sent again after the peer's 422 (RFC 4028 §7.4) tells the front the peer's
+/// time too, as any INVITE to it does. Before, it went without `;fr=`, and the front's
+/// default (32 s) applied to the peer's silence from then on.
+#[test]
+fn an_invite_sent_again_after_a_422_tells_the_front_the_peers_time() {
+    use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
+    let mut cfg = config();
+    cfg.front = Some(Target::udp(addr(FRONT)));
+    edit_profiles(&mut cfg, |n, p| {
+        if n == "carrier-a" {
+            p.invite_timeout = Some(Duration::from_secs(3));
+            p.session_timer = SessionTimerPolicy {
+                mode: TimerMode::Accept,
+                expires: Duration::from_secs(300),
+                min_se: Duration::from_secs(90),
+            };
+        }
+    });
+    let mut h = H::with(cfg);
+    let invite = invite_text("f-422", "z9hG4bKf422", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    let stamp = Some("127.0.0.3:5060;transport=udp;fr=3000");
+    assert_eq!(
+        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        stamp
+    );
+    let min = [(Hdr::named("Min-SE"), "600")];
+    h.recv_msg(FRONT, reply(&inv, 422, "c1", &min, None));
+    let again = h.one_request(FRONT, Method::Invite);
+    assert!(
+        again
+            .header(&Hdr::SESSION_EXPIRES)
+            .is_some_and(|v| v.starts_with("600"))
+    );
+    assert_eq!(
+        again.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        stamp
+    );
+}
+
 /// The front's own 408 (its timer for the peer ended, unstamped) to an INVITE that never
 /// rang is the peer's silence: the call fails as one to a peer that never answered
 /// (`peer_unreachable`, event `peer_timeout`). Before, it was taken for the peer's 408
