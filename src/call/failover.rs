@@ -115,7 +115,7 @@ impl Call {
     fn fail_with_last(&mut self, cx: &mut Cx) {
         match self.last_failure.take().map(|f| *f) {
             Some(Failure::Response(last)) => {
-                self.relay_failure(cx, &last.resp, last.peer.as_deref())
+                self.relay_failure(cx, &last.resp, last.peer.as_deref(), false)
             }
             Some(Failure::Auth { status, .. }) => {
                 let end = EndInfo {
@@ -189,7 +189,8 @@ impl Call {
             return self
                 .fail_over_or_end(cx, Failure::Response(Box::new(PeerResponse { resp, peer })));
         }
-        self.relay_failure_here(cx, &resp);
+        let peer = self.profile(Side::B).cloned();
+        self.relay_failure(cx, &resp, peer.as_deref(), no_answer);
     }
 
     /// A callee trunk's 503 with Retry-After: it is sent no other call for that long (at most
@@ -235,12 +236,18 @@ impl Call {
     /// Pass the failure of the callee being tried to the caller and release the call.
     pub(super) fn relay_failure_here(&mut self, cx: &mut Cx, resp: &Response) {
         let peer = self.profile(Side::B).cloned();
-        self.relay_failure(cx, resp, peer.as_deref());
+        self.relay_failure(cx, resp, peer.as_deref(), false);
     }
 
     /// Pass a callee's final failure to the caller and release the call; `peer` is the
-    /// profile of the peer that sent it.
-    fn relay_failure(&mut self, cx: &mut Cx, resp: &Response, peer: Option<&Profile>) {
+    /// profile of the peer that sent it, `no_answer`: it is a 408 after the callee rang.
+    fn relay_failure(
+        &mut self,
+        cx: &mut Cx,
+        resp: &Response,
+        peer: Option<&Profile>,
+        no_answer: bool,
+    ) {
         let status = resp.status();
         // (Only values the gateway could write again: they may go on to the caller.)
         let reasons: Vec<String> = resp
@@ -271,6 +278,24 @@ impl Call {
             let end = EndInfo {
                 status: 500,
                 reason_sip: Some(format!("SIP;cause={status}")),
+                ..end
+            };
+            return self.fail_call_with(cx, end);
+        }
+        // A 408 after ringing (a proxy's no-answer timer) is the called party not
+        // answering, and goes as the gateway's own ring timeout does: 480, cause 19 unless
+        // the callee gave one (RFC 3398 §8.2.1). Passed on, it reads upstream as a hop that
+        // timed out, and a front or a PBX tries the call again elsewhere, ringing the called
+        // party once more. The CDR keeps the 408 in `reason_sip`.
+        if no_answer {
+            let cause = match cause_source {
+                CauseSource::ReasonHeader => cause,
+                _ => Q850Cause::NO_ANSWER,
+            };
+            let end = EndInfo {
+                status: 480,
+                cause: cause.0,
+                reason_sip: Some("SIP;cause=408".into()),
                 ..end
             };
             return self.fail_call_with(cx, end);

@@ -492,9 +492,11 @@ fn a_silent_peer_is_given_up_after_its_invite_timeout() {
     assert_eq!(h.take_requests(CARRIER_B, Method::Cancel).len(), 1);
 }
 
-/// A 408 from a callee that rang is the called party not answering: the caller gets it and
-/// no other peer rings the same party again. Before it rang, a 408 is the peer's and the
-/// route's next peer is tried.
+/// A 408 from a callee that rang is the called party not answering: no other peer rings
+/// the same party again, and the caller gets 480 with cause 19, as from the gateway's own
+/// ring timeout (a 408 passed on reads upstream as a hop that timed out, and is tried again
+/// elsewhere; it was passed on before). Before it rang, a 408 is the peer's and the route's
+/// next peer is tried.
 #[test]
 fn a_408_after_ringing_is_no_answer_not_a_failover() {
     let mut h = H::new();
@@ -503,8 +505,15 @@ fn a_408_after_ringing_is_no_answer_not_a_failover() {
     h.recv_msg(CARRIER_A, reply(&inv, 180, "r1", &[], None));
     h.recv_msg(CARRIER_A, reply(&inv, 408, "r1", &[], None));
     assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
-    assert!(h.statuses(PHONE).contains(&408));
+    let statuses = h.statuses(PHONE);
+    assert!(
+        statuses.contains(&480) && !statuses.contains(&408),
+        "{statuses:?}"
+    );
     assert_eq!(h.cdrs.len(), 1);
+    let c = &h.cdrs[0];
+    assert_eq!((c.status, c.cause), (480, 19), "{c:?}");
+    assert_eq!(c.reason_sip.as_deref(), Some("SIP;cause=408"));
     // Unheard, the same 408 moves the call on.
     let mut h = H::new();
     h.recv(PHONE, &invite_text("c408b", "z9hG4bKc408b", "+8610123", ""));
