@@ -337,7 +337,7 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
         before.iter().all(|n| *n > 0),
         "both instances used: {before:?}"
     );
-    // Failures the instances send the phone through the front (the 408s and 487s below)
+    // Failures the instances send the phone through the front (the 480s and 487s below)
     // are ACKed by the front itself, hop by hop, in an ACK it builds without the stamp:
     // taken, so no failure is sent again. (Dropped, each would go out again until Timer H:
     // twice within the 1.5 s waited below, 12 times for the 6 failures. A request or two
@@ -345,12 +345,13 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
     let sent_again = |w: &World| w.instances.iter().map(Instance::sent_again).sum::<f64>();
     std::thread::sleep(Duration::from_millis(1500));
     let again_before = sent_again(&w);
-    // A trunk's failure after ringing, passed on by the instance (408), is the call's
-    // answer: the front does not try the other instance, which would ring the called party
-    // again (one CDR a call, not two). Before, every such 408 went to the next instance.
+    // A trunk's failure after ringing (its 408, which the instance answers 480: no answer)
+    // is the call's answer: the front does not try the other instance, which would ring
+    // the called party again (one CDR a call, not two). Before, every such failure went to
+    // the next instance.
     assert!(
         w.calls(
-            "scale-out/phone-408.xml",
+            "scale-out/phone-480.xml",
             "scale-out/carrier-ring-408.xml",
             4
         ),
