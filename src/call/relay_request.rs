@@ -136,8 +136,11 @@ impl Call {
                     if let Some(to) = refer_to {
                         out.push_header(&Hdr::named("Refer-To"), to)?;
                     }
+                    let by_hdr = Hdr::named("Referred-By");
                     if let Some(by) = req
-                        .header(&Hdr::named("Referred-By"))
+                        .header(&by_hdr)
+                        // (`[headers] strip` takes it off, as any identity header.)
+                        .filter(|_| !profile.headers.strip.contains(&by_hdr))
                         .filter(|v| crate::interop::egress::buildable(v))
                         // One referrer (RFC 3892 §3): a list is not rewritten whole.
                         .and_then(|by| crate::sip::split_header_list(&by).into_iter().next())

@@ -769,6 +769,31 @@ fn a_report_without_an_id_is_refused_once_the_first_refer_is_forgotten() {
     assert!(h.take(PHONE).is_empty());
 }
 
+/// The carrier's profile strips `Referred-By` (`[headers] strip`): the relayed REFER goes
+/// without it. Before, the setting was taken and ignored for it.
+#[test]
+fn a_referred_by_the_carrier_strips_is_not_relayed() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.transfer = crate::interop::transfer::TransferMode::Relay;
+            p.transfer_to_trunks = true;
+        }
+        if n == "carrier-a" {
+            p.headers.strip.push(Hdr::named("Referred-By"));
+        }
+    }));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let refer = from_phone("REFER", &tag, 2, "z9hG4bKrb2", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+8610456@10.0.0.9>\r\nReferred-By: <sip:1000@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    assert!(out.header(&Hdr::named("Refer-To")).is_some());
+    assert_eq!(out.header(&Hdr::named("Referred-By")), None);
+}
+
 #[test]
 fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     let mut h = pbx_transferring(true);
