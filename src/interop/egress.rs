@@ -253,14 +253,15 @@ pub fn rewritten_identities(
     let mut out: Vec<String> = Vec::new();
     let mut uris: Vec<String> = Vec::new();
     for v in lines.iter().filter(|v| buildable(v)) {
-        if !peer.headers.trust_identity && rpid_private(v) {
-            continue;
-        }
         // Element by element: one line may list them all (`tel:1, tel:1, …`).
         let mut line: Vec<String> = Vec::new();
         for e in crate::sip::split_header_list(v) {
             if uris.len() == max {
                 break;
+            }
+            // (Each entry's own: one private hop of a Diversion chain withholds that one.)
+            if !peer.headers.trust_identity && rpid_private(&e) {
+                continue;
             }
             if let Some(e) = identity_header(h, &e, local, peer, sender)
                 && !uris.contains(&uri_of(&e))

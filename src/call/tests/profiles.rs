@@ -1155,4 +1155,16 @@ fn privacy_and_priority_reach_a_trunk_only_as_their_senders_may_ask() {
     assert!(diverted("").is_some());
     assert!(diverted(";privacy=off").is_some());
     assert_eq!(diverted(";privacy=full"), None);
+    // Per entry (RFC 5806 §4), on one line: the private one withheld, the others kept.
+    // Before, `privacy=off` followed by another entry read as private, and one entry's
+    // `privacy=full` withheld the whole line.
+    let both = |first: &str, second: &str| {
+        diverted(&format!(
+            "{first}, <sip:0755-9999@127.0.0.2>;reason=user-busy{second}"
+        ))
+    };
+    let kept = both(";privacy=off", "").expect("both kept");
+    assert!(kept.contains("8888") && kept.contains("9999"), "{kept}");
+    let kept = both("", ";privacy=full").expect("the first kept");
+    assert!(kept.contains("8888") && !kept.contains("9999"), "{kept}");
 }
