@@ -15,6 +15,7 @@ mod lookup;
 mod media;
 pub mod net;
 mod peer_index;
+mod places;
 mod process;
 mod profile;
 pub(crate) mod read;
@@ -455,7 +456,7 @@ impl Config {
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
-        Ok(Config {
+        let mut cfg = Config {
             listen,
             advertise,
             front,
@@ -482,7 +483,9 @@ impl Config {
             routes,
             callback,
             warnings,
-        })
+        };
+        cfg.link_dial_plans();
+        Ok(cfg)
     }
 }
 

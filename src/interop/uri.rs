@@ -55,6 +55,11 @@ pub struct UriPolicy {
     /// `tgrp` and `trunk-context` of `request_uri_params` go into a `;user=phone` SIP URI's
     /// user part, as RFC 4904 §5 writes them, not after the host.
     pub tgrp_in_user: bool,
+    /// How callers dial in each country some profile names (its `country_code`; the first
+    /// profile by name for each), shared by every profile: a local number with a global
+    /// `phone-context` of such a place is read with its prefixes wherever it is written
+    /// (`Config::link_dial_plans`). Empty: the context's digits followed by the number's.
+    pub places: std::sync::Arc<[dial_plan::DialPlan]>,
 }
 
 impl Default for UriPolicy {
@@ -70,6 +75,7 @@ impl Default for UriPolicy {
             short_code_digits: DEFAULT_SHORT_CODE_DIGITS,
             number_params: true,
             tgrp_in_user: false,
+            places: std::sync::Arc::from(Vec::new()),
         }
     }
 }
@@ -170,7 +176,12 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
                     &policy.international_prefix,
                     &policy.national_prefix,
                 ),
-                _ => format!("+{place}{number}"),
+                // (The place's own prefixes when a profile of that country gives them, as
+                // the Request-URI is read: `010…` within `+86` is `+8610…`, not `+86010…`.)
+                _ => match policy.place_plan(place) {
+                    Some(p) => p.in_e164(&number),
+                    None => format!("+{place}{number}"),
+                },
             }
         }
         _ => number,

@@ -254,7 +254,9 @@ impl H {
             .unwrap_or_default()
     }
 
-    pub(super) fn with(cfg: Config) -> Self {
+    pub(super) fn with(mut cfg: Config) -> Self {
+        // (As loading the configuration does.)
+        cfg.link_dial_plans();
         let now = Instant::now();
         H {
             core: B2bua::new(

@@ -493,6 +493,41 @@ fn a_number_dialled_within_a_global_context_is_routed_as_the_callee_gets_it() {
     }
 }
 
+/// A PBX without a dialling plan calls through carrier-a, which has none either; carrier-b's
+/// profile says how China dials (`country_code` 86, national prefix `0`). The caller's
+/// number dialled within `+86` with its national prefix reads the same in its From and its
+/// P-Asserted-Identity: `+8675588881234`. Before, the From was read with carrier-b's plan
+/// and the P-Asserted-Identity with carrier-a's (none): `+86075588881234`, the trunk
+/// prefix inside, which the carrier bills and shows.
+#[test]
+fn identities_dialled_within_a_global_context_read_as_the_from_does() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-b" {
+            p.uri.country_code = Some("86".into());
+        }
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    let number = "<tel:0755-8888-1234;phone-context=+86>";
+    h.recv(
+        PHONE,
+        &invite_text("pc1", "z9hG4bKpc1", "+8610123", "")
+            .replace(
+                "From: \"Alice\" <sip:1000@127.0.0.2>",
+                &format!("From: \"Alice\" {number}"),
+            )
+            .replace(
+                "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>",
+                &format!("P-Asserted-Identity: {number}"),
+            ),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(from.contains("+8675588881234"), "{from}");
+    let pai = inv.header(&Hdr::P_ASSERTED_IDENTITY).unwrap();
+    assert!(pai.contains("+8675588881234"), "{pai}");
+}
+
 #[test]
 fn identity_headers_follow_the_peers_number_form() {
     let gateway = || {

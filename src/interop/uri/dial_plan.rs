@@ -45,7 +45,32 @@ impl Digits {
     }
 }
 
+impl DialPlan {
+    /// The country code it is for.
+    pub fn country_code(&self) -> &str {
+        self.country_code.as_str()
+    }
+
+    /// `number`, dialled under this plan, in E.164.
+    pub fn in_e164(&self, number: &str) -> String {
+        super::in_e164(
+            number,
+            self.country_code.as_str(),
+            self.international_prefix.as_str(),
+            self.national_prefix.as_str(),
+        )
+    }
+}
+
 impl UriPolicy {
+    /// How callers dial in country `cc`, when a profile says ([`UriPolicy::places`]).
+    pub fn place_plan(&self, cc: &str) -> Option<DialPlan> {
+        self.places
+            .iter()
+            .find(|p| p.country_code.as_str() == cc)
+            .copied()
+    }
+
     /// How this peer's callers dial, when its `country_code` says where they are.
     pub fn dial_plan(&self) -> Option<DialPlan> {
         Some(DialPlan {
