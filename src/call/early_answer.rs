@@ -96,13 +96,21 @@ impl Call {
 
 /// Put the callee's early answer (`body`, `ct`) into its 2xx `resp`, which has no SDP that
 /// can be read (`unreadable`: it has some): beside a SIP-I 2xx's ISUP (its ANM), else as
-/// the whole body.
+/// the whole body. Only its SDP: a SIP-I 183's ISUP (its ACM) is no part of a 2xx.
 fn carry(
     resp: &mut Response,
     body: &bytes::Bytes,
     ct: Option<&str>,
     unreadable: bool,
 ) -> Result<(), crate::sip::SipError> {
+    let sdp = (crate::sdp::is_multipart(ct))
+        .then(|| crate::sdp::sdp_of(ct, body))
+        .flatten()
+        .map(bytes::Bytes::copy_from_slice);
+    let (body, ct) = match &sdp {
+        Some(sdp) => (sdp, Some("application/sdp")),
+        None => (body, ct),
+    };
     let isup = (!unreadable && !resp.body().is_empty() && !resp.encoded())
         .then(|| resp.header(&Hdr::CONTENT_TYPE))
         .flatten()

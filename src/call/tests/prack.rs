@@ -1862,10 +1862,29 @@ fn a_reliable_provisional_with_isup_only_holds_nothing_back_for_its_prack() {
 /// phone's 200 had none.
 #[test]
 fn a_sip_i_2xx_with_isup_only_carries_the_early_answer_beside_it() {
+    // The 183 with SDP only, and as SIP-I sends it: SDP beside its ACM, which is no part of
+    // the 2xx (before, the 2xx's ANM was replaced with the 183's SDP and ACM).
+    for sip_i_183 in [false, true] {
+        sip_i_2xx_after(sip_i_183);
+    }
+}
+
+fn sip_i_2xx_after(sip_i_183: bool) {
     let mut h = H::new();
     h.recv(PHONE, &invite_text("si2", "z9hG4bKsi2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reliable_183(&inv, "c2", 1));
+    let Message::Response(mut r183) = reliable_183(&inv, "c2", 1) else {
+        unreachable!("a reply is a response")
+    };
+    if sip_i_183 {
+        let body = format!(
+            "--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b1\r\n\
+             Content-Type: application/isup\r\n\r\n\x06\x07\r\n--b1--\r\n"
+        );
+        r183.set_body(Bytes::from(body), Some("multipart/mixed;boundary=b1"))
+            .unwrap();
+    }
+    h.recv_msg(CARRIER_A, Message::Response(r183));
     let pr = h.one_request(CARRIER_A, Method::Prack);
     h.recv_msg(CARRIER_A, reply(&pr, 200, "c2", &[], None));
     h.take(PHONE);
@@ -1887,6 +1906,7 @@ fn a_sip_i_2xx_with_isup_only_carries_the_early_answer_beside_it() {
     );
     let part = crate::sdp::locate(Some(&ct), ok.body()).unwrap().unwrap();
     assert_eq!(part.of(ok.body()), SDP.as_bytes());
+    assert!(!ok.body().windows(2).any(|w| w == b"\x06\x07"), "no ACM");
 }
 
 /// The phone's late offer; the carrier offers in a reliable 183, the phone answers in its
