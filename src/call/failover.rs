@@ -284,18 +284,20 @@ impl Call {
         }
         // A 408 after ringing (a proxy's no-answer timer) is the called party not
         // answering, and goes as the gateway's own ring timeout does: 480, cause 19 unless
-        // the callee gave one (RFC 3398 §8.2.1). Passed on, it reads upstream as a hop that
-        // timed out, and a front or a PBX tries the call again elsewhere, ringing the called
-        // party once more. The CDR keeps the 408 in `reason_sip`.
+        // the callee gave one or its profile maps 408 (RFC 3398 §8.2.1). Passed on, it reads
+        // upstream as a hop that timed out, and a front or a PBX tries the call again
+        // elsewhere, ringing the called party once more. The CDR keeps the 408 in
+        // `reason_sip` (the callee's own SIP Reason when it gave one).
         if no_answer {
-            let cause = match cause_source {
-                CauseSource::ReasonHeader => cause,
-                _ => Q850Cause::NO_ANSWER,
+            let (cause, cause_source) = match cause_source {
+                CauseSource::ReasonHeader | CauseSource::PeerMap => (cause, cause_source),
+                _ => (Q850Cause::NO_ANSWER, CauseSource::Internal),
             };
             let end = EndInfo {
                 status: 480,
                 cause: cause.0,
-                reason_sip: Some("SIP;cause=408".into()),
+                cause_source,
+                reason_sip: reason_sip.or_else(|| Some("SIP;cause=408".into())),
                 ..end
             };
             return self.fail_call_with(cx, end);
@@ -313,7 +315,10 @@ impl Call {
         let redirect = (300..400).contains(&status).then(|| {
             let contacts = resp.header_lines(&Hdr::CONTACT);
             match may_redirect {
-                true => redirect_targets(&contacts, &cx.env.local.dial_at(), from_trunk),
+                true => {
+                    let plans = peer.map(|p| p.uri.clone()).unwrap_or_default();
+                    redirect_targets(&contacts, &cx.env.local.dial_at(), from_trunk, &plans)
+                }
                 false => Vec::new(),
             }
         });

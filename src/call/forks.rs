@@ -130,14 +130,11 @@ impl Call {
         if let Some(m) = self.media.as_mut() {
             m.take_branch(tag);
         }
-        // (Its reliable provisionals' count goes: the branches left are what is counted.)
-        self.uac_rel.forget_branch(tag);
         if !self.has_other_branch() {
-            if self.phase.is_routing() && self.followed_tag() == Some(tag) {
-                self.forks.get_or_insert_with(Default::default).gone = Some(tag.into());
-            }
             return false;
         }
+        // (Its reliable provisionals' count goes: the branches left are what is counted.)
+        self.uac_rel.forget_branch(tag);
         let followed = self.followed_tag() == Some(tag);
         let Some(f) = self.forks.as_deref_mut() else {
             return false;
@@ -221,7 +218,12 @@ impl Call {
                 self.follow_fork(&before);
             }
         }
-        self.branch_gone(cx, &tag);
+        // The only branch: the proxy tries its next target (a sequential fork), whose
+        // branch takes its place rather than keeping it as one of two.
+        if !self.branch_gone(cx, &tag) && self.followed_tag() == Some(&tag) {
+            self.uac_rel.forget_branch(&tag);
+            self.forks.get_or_insert_with(Default::default).gone = Some(tag.into());
+        }
     }
 
     /// A target refresh (RFC 3261 §12.2.1.2) of side `side` in the exchange with the

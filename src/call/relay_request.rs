@@ -11,7 +11,7 @@ use super::prack_offer::PRACK_OFFER_WAIT_T1;
 use super::state::{Call, MAX_RELAYED, Relayed, RelayedRefer, Standing, TxnRole};
 use super::timers::CallTimer;
 use crate::interop::egress::{copy_end_to_end, identity_header, shaped_body};
-use crate::interop::transfer::{ReferError, refer_event_naming, refer_to_via_gateway};
+use crate::interop::transfer::{ReferError, refer_event_naming, refer_target};
 use crate::sip::{Hdr, Method, Request};
 use crate::txn::TxnId;
 
@@ -78,10 +78,15 @@ impl Call {
         }
         // A REFER's target via the gateway, or its refusal before anything is sent.
         let refer_to = match (method == Method::Refer).then(|| {
-            refer_to_via_gateway(
+            let plans = self
+                .profile(side)
+                .map(|p| p.uri.clone())
+                .unwrap_or_default();
+            refer_target(
                 &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
                 &cx.env.local.dial_at(),
                 from_trunk,
+                &plans,
             )
         }) {
             Some(Err(e)) => {

@@ -247,6 +247,15 @@ pub(super) fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static s
     changed
 }
 
+/// Whether a profile says the same after a reload: what every profile shares of the others
+/// (each country's dialling plan, `UriPolicy::places`) is no change of its own, or a profile
+/// added with a new country would list every profile as changed.
+fn same_settings(old: &crate::config::Profile, new: &crate::config::Profile) -> bool {
+    let mut new = new.clone();
+    new.uri.places = old.uri.places.clone();
+    *old == new
+}
+
 /// What a reload changes, for the log and `trunkgate reload`: profiles added, removed and
 /// changed by name, and whether the routes changed.
 pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
@@ -255,7 +264,7 @@ pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
     for (name, p) in &new.profiles {
         match old.profiles.get(name) {
             None => added.push(&name.0),
-            Some(o) if **o != **p => changed.push(&name.0),
+            Some(o) if !same_settings(o, p) => changed.push(&name.0),
             Some(_) => {}
         }
     }
@@ -455,5 +464,33 @@ mod tests {
             assert_eq!(describe_changes(&old, &new), said, "{extra}");
         }
         assert_eq!(describe_changes(&old, &config("")), "nothing changed");
+    }
+
+    /// A profile added with a country no other names gives every profile that country's
+    /// dialling plan; only the new one is said. Before, every profile was listed changed.
+    #[test]
+    fn a_new_country_changes_no_other_profile() {
+        let old = config("");
+        let pbx = "name = \"pbx\"\nrole = \"internal\"\naddress = \"udp:127.0.0.2:5060\"\nmatch = [\"127.0.0.2/32\"]\n";
+        let carrier = "name = \"carrier\"\nrole = \"trunk\"\naddress = \"udp:127.0.0.3:5060\"\n\
+                       match = [\"127.0.0.3/32\"]\n[uri]\ncountry_code = \"86\"\n";
+        let gateway = "profiles = \"profiles\"\n[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+                       advertise = \"127.0.0.1\"\n[cdr]\npath = \"cdr.jsonl\"\n\
+                       [[route]]\nfrom = \"*\"\nto = \"pbx\"\n";
+        let new = Config::from_texts(
+            std::path::Path::new("/etc/trunkgate/gateway.toml"),
+            gateway,
+            &[
+                ("/etc/trunkgate/profiles/pbx.toml".into(), pbx.to_string()),
+                (
+                    "/etc/trunkgate/profiles/carrier.toml".into(),
+                    carrier.to_string(),
+                ),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let name = crate::config::PeerName("pbx".into());
+        assert!(new.profiles[&name].uri.place_plan("86").is_some());
+        assert_eq!(describe_changes(&old, &new), "profiles added: carrier");
     }
 }

@@ -26,11 +26,16 @@ pub enum TransferMode {
 /// transfer's target is, [`refer_to_via_gateway`]), at most four. The rest are dropped: the
 /// gateway follows no redirect to a host a peer names, nor sends a caller there; a caller
 /// that follows one of these calls the number through the gateway's routes and limits.
-pub fn redirect_targets(contacts: &[String], at: &str, from_trunk: bool) -> Vec<String> {
+pub fn redirect_targets(
+    contacts: &[String],
+    at: &str,
+    from_trunk: bool,
+    plans: &UriPolicy,
+) -> Vec<String> {
     contacts
         .iter()
         .flat_map(|line| split_header_list(line))
-        .filter_map(|c| refer_to_via_gateway(&c, at, from_trunk).ok())
+        .filter_map(|c| refer_target(&c, at, from_trunk, plans).ok())
         .take(4)
         .collect()
 }
@@ -63,6 +68,18 @@ pub enum ReferError {
 /// `at` is where peers dial the gateway: its host and port, then any URI parameters
 /// (`;transport=tcp`, [`crate::sip::LocalAddrs::dial_at`]), which end the target's URI.
 pub fn refer_to_via_gateway(value: &str, at: &str, from_trunk: bool) -> Result<String, ReferError> {
+    refer_target(value, at, from_trunk, &UriPolicy::default())
+}
+
+/// [`refer_to_via_gateway`], a number dialled within a global `phone-context` read with
+/// that country's prefixes when a profile gives them (`plans`: any profile's policy, whose
+/// [`UriPolicy::places`] every profile shares), as the call it makes will be.
+pub fn refer_target(
+    value: &str,
+    at: &str,
+    from_trunk: bool,
+    plans: &UriPolicy,
+) -> Result<String, ReferError> {
     // No `;` stands in a host and port, bracketed IPv6 included.
     let (host, uri_params) = at.find(';').map_or((at, ""), |i| at.split_at(i));
     let elements = split_header_list(value);
@@ -76,7 +93,11 @@ pub fn refer_to_via_gateway(value: &str, at: &str, from_trunk: bool) -> Result<S
     // Embedded headers first: `sip:100@pbx?Replaces=…` is not a number URI otherwise.
     let uri = uri.split('?').next().unwrap_or_default().trim();
     let read = dialled_number(uri).ok_or(ReferError::NotANumber)?;
-    let number = normalise_number(&read, &UriPolicy::default());
+    let reading = UriPolicy {
+        places: plans.places.clone(),
+        ..UriPolicy::default()
+    };
+    let number = normalise_number(&read, &reading);
     if !is_number(&number) {
         return Err(ReferError::NotANumber);
     }
@@ -202,7 +223,7 @@ mod tests {
             "<sip:2001@[2001:db8::1]:5071;transport=tcp>"
         );
         assert_eq!(
-            redirect_targets(&["<sip:2001@pbx>".into()], at, false),
+            redirect_targets(&["<sip:2001@pbx>".into()], at, false, &UriPolicy::default()),
             ["<sip:2001@gw:5071;transport=tcp>"]
         );
     }
@@ -228,14 +249,36 @@ mod tests {
             refer_to_via_gateway(ported, "gw", true).unwrap(),
             "<sip:+8610456;npdi;rn=+8610999@gw;user=phone>"
         );
-        // A global context makes the number global, as anywhere; a short code stays local.
+        // A global context makes the number global, as anywhere; a short code within a
+        // country's context stays local.
         assert_eq!(
-            refer_to_via_gateway("<tel:64561234;phone-context=+8610>", "gw", false).unwrap(),
-            "<sip:+861064561234@gw>"
+            refer_to_via_gateway("<tel:456;phone-context=+8610>", "gw", false).unwrap(),
+            "<sip:+8610456@gw>"
         );
         assert_eq!(
-            refer_to_via_gateway("<tel:114;phone-context=+8610>", "gw", false).unwrap(),
-            "<sip:114;phone-context=+8610@gw;user=phone>"
+            refer_to_via_gateway("<tel:114;phone-context=+86>", "gw", false).unwrap(),
+            "<sip:114;phone-context=+86@gw;user=phone>"
+        );
+        // A profile of that country says how it dials: its national prefix goes, and its
+        // service numbers (5 digits in China) stay local. Before, the target was read
+        // without it: `+8601012345678` and `+8610086`.
+        let china = UriPolicy {
+            country_code: Some("86".into()),
+            short_code_digits: 5,
+            ..UriPolicy::default()
+        };
+        let plans = UriPolicy {
+            places: std::sync::Arc::from(vec![china.dial_plan().unwrap()]),
+            ..UriPolicy::default()
+        };
+        let target = |v: &str| refer_target(v, "gw", false, &plans).unwrap();
+        assert_eq!(
+            target("<tel:010-1234-5678;phone-context=+86>"),
+            "<sip:+861012345678@gw>"
+        );
+        assert_eq!(
+            target("<tel:10086;phone-context=+86>"),
+            "<sip:10086;phone-context=+86@gw;user=phone>"
         );
     }
 

@@ -144,9 +144,9 @@ pub fn host_of(hostport: &str) -> &str {
 /// `tel:010-1234-5678;phone-context=+86` is `+861012345678` there (it was `+8601012345678`,
 /// the trunk prefix inside). One whose context is a domain (`tel:1234;phone-context=pbx.example.com`, a private extension)
 /// stays as it is: it has no E.164 form. A short code (at most `short_code_digits` digits:
-/// 112, 911, 1471) is never completed with the country code, whether by its context
-/// (`tel:911;phone-context=+1` stays `911` there: `+1911` is no number, RFC 3966 §5.1.5) or
-/// by `number = "e164"`.
+/// 112, 911, 1471) is never completed with the country code, whether by a context that is
+/// a country code (`tel:911;phone-context=+1` stays `911` there: `+1911` is no number, RFC
+/// 3966 §5.1.5; [`completed_by_context`]) or by `number = "e164"`.
 pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
     // Visual separators belong to telephone numbers: a name (`sales-team`) keeps them.
     let stripped = strip_visual_separators(&n.number);
@@ -161,8 +161,9 @@ pub fn normalise_number(n: &NumberUri, policy: &UriPolicy) -> String {
         Some(ctx)
             if !number.starts_with('+')
                 && ctx.starts_with('+')
-                && number.len() > usize::from(policy.short_code_digits)
-                && number.bytes().all(|b| b.is_ascii_digit()) =>
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit())
+                && completed_by_context(&number, ctx, policy) =>
         {
             let place = strip_visual_separators(ctx);
             let place = place.trim_start_matches('+');
@@ -335,6 +336,21 @@ pub fn peer_uri_in(
             u
         }
     }
+}
+
+/// Whether local `number` (digits) is completed by its global context `ctx`: not when the
+/// context is a country code only (at most 3 digits) and the number is one of that
+/// country's service numbers (at most its `short_code_digits`: that profile's, else this
+/// policy's): `911;phone-context=+1` stays `911`, while an extension under a longer
+/// context (`100;phone-context=+49-89-1234`) is `+49891234100`.
+fn completed_by_context(number: &str, ctx: &str, policy: &UriPolicy) -> bool {
+    let place = strip_visual_separators(ctx);
+    let place = place.trim_start_matches('+');
+    let short = match policy.country_code.as_deref() {
+        Some(cc) if cc == place => policy.short_code_digits,
+        _ => (policy.place_plan(place)).map_or(policy.short_code_digits, |p| p.short_code_digits()),
+    };
+    place.len() > 3 || number.len() > usize::from(short)
 }
 
 /// The Request-URI toward a peer: its URI plus the operator's `request_uri_params`.

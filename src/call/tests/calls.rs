@@ -513,6 +513,10 @@ fn a_408_after_ringing_is_no_answer_not_a_failover() {
     assert_eq!(h.cdrs.len(), 1);
     let c = &h.cdrs[0];
     assert_eq!((c.status, c.cause), (480, 19), "{c:?}");
+    assert_eq!(
+        c.cause_source,
+        crate::interop::causes::CauseSource::Internal
+    );
     assert_eq!(c.reason_sip.as_deref(), Some("SIP;cause=408"));
     // Unheard, the same 408 moves the call on.
     let mut h = H::new();

@@ -51,6 +51,11 @@ impl DialPlan {
         self.country_code.as_str()
     }
 
+    /// Its longest service number.
+    pub fn short_code_digits(&self) -> u8 {
+        self.short_code_digits
+    }
+
     /// `number`, dialled under this plan, in E.164.
     pub fn in_e164(&self, number: &str) -> String {
         super::in_e164(

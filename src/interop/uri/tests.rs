@@ -122,6 +122,11 @@ fn e164_normalisation() {
         assert_eq!(normalise_number(&local, &UriPolicy::default()), code);
         assert_eq!(normalise_number(&local, &e164(&ctx[1..])), code);
     }
+    // Under a context longer than a country code, an extension of that number block.
+    assert_eq!(
+        normalise_number(&n("100", Some("+49-89-1234")), &UriPolicy::default()),
+        "+49891234100"
+    );
     assert_eq!(normalise_number(&n("alice", None), &p), "alice");
     // A service code stays local: a global number is digits (RFC 3966).
     assert_eq!(
