@@ -502,6 +502,7 @@ fn open(
             dead: dead.clone(),
             taken: false,
             left: [false; 4],
+            holding: false,
         },
     )?;
     debug!(a_port = p.a_port, b_port = p.b_port, "RTP relay open");

@@ -24,6 +24,7 @@ use super::relay_socket::{BATCH, Batch};
 use crate::media::relay::StreamRoute;
 
 mod direction;
+mod held;
 pub(super) use direction::Direction;
 
 /// A call's media activity clock (`media::Watch`), set by every packet relayed.
@@ -63,6 +64,9 @@ pub(super) struct StreamIo {
     /// Per socket: it is in the thread's list of sockets left with packets (`Relay::again`),
     /// so it is listed once and read once a turn, however often the poll reports it.
     pub(super) left: [bool; 4],
+    /// It is in the thread's list of streams whose repacketisers hold audio
+    /// (`Relay::holding`), listed once.
+    pub(super) holding: bool,
 }
 
 impl Drop for StreamIo {
@@ -204,6 +208,10 @@ struct Relay {
     batch: Batch,
     /// Sockets (slot, socket) left with packets queued when their reads ran out last turn.
     again: Vec<(usize, usize)>,
+    /// Streams (by slot) whose repacketisers hold audio short of a packet, and when they
+    /// were last looked at (`held.rs`).
+    holding: Vec<usize>,
+    scanned: Instant,
 }
 
 impl Relay {
@@ -215,6 +223,8 @@ impl Relay {
             by_id: HashMap::new(),
             batch: Batch::new(),
             again: Vec::new(),
+            holding: Vec::new(),
+            scanned: Instant::now(),
         }
     }
 
@@ -222,11 +232,14 @@ impl Relay {
         let mut events = Events::with_capacity(256);
         let mut left = Vec::new();
         loop {
-            // Sockets left with packets: look for others, but do not wait.
-            let wait = if self.again.is_empty() {
-                None
-            } else {
+            // Sockets left with packets: look for others, but do not wait. Audio held short
+            // of a packet: wait no longer than its next look.
+            let wait = if !self.again.is_empty() {
                 Some(Duration::ZERO)
+            } else if !self.holding.is_empty() {
+                Some(held::SCAN)
+            } else {
+                None
             };
             if let Err(e) = self.poll.poll(&mut events, wait)
                 && e.kind() != std::io::ErrorKind::Interrupted
@@ -241,6 +254,7 @@ impl Relay {
                 .filter(|ev| ev.token() != WAKE)
                 .map(|ev| (ev.token().0 / 4, ev.token().0 % 4));
             self.turn(ready, &mut left);
+            self.send_held(Instant::now());
             loop {
                 match inbox.try_recv() {
                     Ok(Command::Open(id, io)) => self.open(id, io),
@@ -336,6 +350,7 @@ impl Relay {
     /// nothing of them) and read twice a turn.
     fn forget_left(&mut self, slot: usize) {
         self.again.retain(|(s, _)| *s != slot);
+        self.holding.retain(|s| *s != slot);
     }
 
     /// The stream in `slot` stops: marked dead for the signalling thread, its sockets
@@ -361,6 +376,17 @@ impl Relay {
         let flow = std::panic::catch_unwind(AssertUnwindSafe(|| {
             drain(io, sock, batch, now, READS_PER_TURN)
         }));
+        if let Ok(ControlFlow::Continue(_)) = flow
+            && !io.holding
+            && io
+                .dirs
+                .get(sock)
+                .and_then(Option::as_ref)
+                .is_some_and(Direction::holds)
+        {
+            io.holding = true;
+            self.holding.push(slot);
+        }
         match flow {
             Ok(ControlFlow::Continue(Queue::Empty)) => {}
             Ok(ControlFlow::Continue(Queue::Left)) => {

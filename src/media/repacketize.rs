@@ -109,6 +109,10 @@ pub struct Repacketizer {
     taken_to: Option<(u32, u32)>,
     /// Late packets dropped in a row.
     late_run: u8,
+    /// When the first sample held in `buf` arrived: held past [`Repacketizer::due`], it goes
+    /// out short rather than wait for a packet that may not come (a talkspurt's end from a
+    /// sender without comfort noise, a hold).
+    held_since: Option<Instant>,
     budget: AudioBudget,
     pub stats: RepackStats,
 }
@@ -130,6 +134,7 @@ impl Repacketizer {
             seeded: false,
             taken_to: None,
             late_run: 0,
+            held_since: None,
             budget: AudioBudget { at: None },
             stats: RepackStats::default(),
         }
@@ -151,7 +156,32 @@ impl Repacketizer {
     /// One incoming packet at `now`; returns the packets to send now (possibly none, at
     /// most `MAX_CHUNKS + 1`).
     pub fn push(&mut self, now: Instant, packet: &[u8]) -> Vec<Bytes> {
-        let mut out = self.chunk(packet);
+        let out = self.chunk(now, packet);
+        self.within_budget(now, out)
+    }
+
+    /// When what is held goes out on its own: twice the outgoing ptime after its first
+    /// sample came (a packet one ptime late still completes it). `None`: nothing held.
+    pub fn due(&self) -> Option<Instant> {
+        let ptime = Duration::from_millis(self.size as u64 / 8);
+        self.held_since
+            .filter(|_| !self.buf.is_empty())
+            .map(|t| t + 2 * ptime)
+    }
+
+    /// What is held, as one short packet, if it is [`Repacketizer::due`] at `now`.
+    pub fn flush_due(&mut self, now: Instant) -> Option<Bytes> {
+        if self.due().is_none_or(|d| now < d) {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.flush(&mut out);
+        self.held_since = None;
+        self.within_budget(now, out).pop()
+    }
+
+    /// `out` less what goes past the audio budget.
+    fn within_budget(&mut self, now: Instant, mut out: Vec<Bytes>) -> Vec<Bytes> {
         out.retain(|p| {
             // Only G.711 is multiplied here; other payloads pass one for one.
             let audio = match p.get(1).map(|b| b & 0x7f) {
@@ -168,7 +198,7 @@ impl Repacketizer {
     }
 
     /// The packets one incoming packet makes, before the audio budget.
-    fn chunk(&mut self, packet: &[u8]) -> Vec<Bytes> {
+    fn chunk(&mut self, now: Instant, packet: &[u8]) -> Vec<Bytes> {
         let Ok(h) = check_rtp(packet) else {
             self.stats.malformed += 1;
             return Vec::new();
@@ -181,6 +211,7 @@ impl Repacketizer {
             // Not G.711 (telephone-events, comfort noise): flush what we hold, pass it
             // through renumbered so the sequence toward the leg stays continuous.
             self.flush(&mut out);
+            self.held_since = None;
             out.push(packet_of(
                 &mut self.seq,
                 h.payload_type,
@@ -246,6 +277,13 @@ impl Repacketizer {
             sent += self.size;
         }
         self.buf.drain(..sent);
+        // What is held came with this packet, unless it is older audio still short of a
+        // packet (this payload added less than is held).
+        self.held_since = match self.held_since {
+            _ if self.buf.is_empty() => None,
+            Some(t) if self.buf.len() > payload.len() => Some(t),
+            _ => Some(now),
+        };
         out
     }
 

@@ -41,6 +41,9 @@ pub(in crate::engine) struct Direction {
     toward_ptime: Option<u16>,
     /// The callee (`RelayPair::callee`) the repacketiser was made for.
     callee: u32,
+    /// Where the repacketiser's last packets went: what it still holds goes there when its
+    /// time comes ([`Direction::send_due`]).
+    repack_dest: Option<SocketAddr>,
 }
 
 impl Direction {
@@ -69,6 +72,7 @@ impl Direction {
             cname: cname.into(),
             toward_ptime,
             callee,
+            repack_dest: None,
         }
     }
 
@@ -203,6 +207,7 @@ impl Direction {
             }
             Packet::Rtp => match self.repack.as_mut() {
                 Some(r) => {
+                    self.repack_dest = Some(d);
                     let dropped = r.stats.over_rate;
                     let out = r.push(now, pkt);
                     self.over_rate.increment(r.stats.over_rate - dropped);
@@ -223,6 +228,28 @@ impl Direction {
             Err(e) => debug!(%d, error = %e, kind = ?what, "media send failed"),
         }
         ControlFlow::Continue(())
+    }
+
+    /// Whether the repacketiser holds audio short of a packet (it goes out on its own when
+    /// its time comes: [`Direction::send_due`]).
+    pub(super) fn holds(&self) -> bool {
+        self.repack.as_ref().is_some_and(|r| r.due().is_some())
+    }
+
+    /// What the repacketiser held past its time goes out of `to`, short (the end of a
+    /// talkspurt from a sender without comfort noise); true while it still holds some.
+    pub(super) fn send_due(&mut self, to: &UdpSocket, now: Instant) -> bool {
+        let (Some(r), Some(d)) = (self.repack.as_mut(), self.repack_dest) else {
+            return false;
+        };
+        let dropped = r.stats.over_rate;
+        if let Some(p) = r.flush_due(now)
+            && let Err(e) = to.send_to(&p, d)
+        {
+            debug!(%d, error = %e, "media send failed");
+        }
+        self.over_rate.increment(r.stats.over_rate - dropped);
+        r.due().is_some()
     }
 
     /// The end of a drain: what it relayed goes to the counters, and the call's media

@@ -22,6 +22,11 @@ struct Rig {
 }
 
 fn rig() -> (Rig, StreamIo) {
+    rig_with(|_| {})
+}
+
+/// [`rig`] with the stream's pair as `edit` leaves it.
+fn rig_with(edit: impl FnOnce(&mut RelayPair)) -> (Rig, StreamIo) {
     let ip = "127.0.0.1".parse().unwrap();
     // Four relay sockets on whatever ports the system gives; the pair's ports are only
     // names here.
@@ -36,7 +41,8 @@ fn rig() -> (Rig, StreamIo) {
             .unwrap();
     }
     let remotes = (Some(a.local_addr().unwrap()), Some(b.local_addr().unwrap()));
-    let pair = RelayPair::plain(a_port, b_port, remotes, Latch::SdpIp);
+    let mut pair = RelayPair::plain(a_port, b_port, remotes, Latch::SdpIp);
+    edit(&mut pair);
     let mut dirs: [Option<Direction>; 4] = Default::default();
     let route = StreamRoute::new(&pair, std::time::Instant::now());
     dirs[A_RTP] = Some(Direction::rtp(Dir::AtoB, &route, None, None, "t"));
@@ -48,6 +54,7 @@ fn rig() -> (Rig, StreamIo) {
         dead: Arc::new(AtomicBool::new(false)),
         taken: false,
         left: [false; 4],
+        holding: false,
     };
     let thread = RelayThread::start(9).unwrap();
     (
@@ -214,4 +221,29 @@ fn an_open_still_queued_when_the_thread_ends_is_reported_dead() {
     tx.send(Command::Open(1, Box::new(io))).unwrap();
     drop(rx);
     assert!(dead.load(Ordering::Relaxed));
+}
+
+/// A talkspurt of five 20 ms packets toward a leg repacketised to 30 ms, then nothing: the
+/// three full packets go as the audio comes, and the last 10 ms goes on its own a little
+/// after two ptimes, with no packet after it to push it out. Before, it waited for the
+/// sender's next packet.
+#[test]
+fn the_end_of_a_talkspurt_goes_out_though_no_packet_follows() {
+    let (r, io) = rig_with(|p| {
+        p.b_ptime = Some(30);
+        p.g711 = true;
+    });
+    r.thread.open(8, io).unwrap();
+    let start = std::time::Instant::now();
+    for seq in 0..5u16 {
+        r.a.send_to(&rtp(seq, 1), ("127.0.0.1", r.a_port)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sizes: Vec<usize> = (0..4)
+        .filter_map(|_| recv(&r.b))
+        .map(|p| p.len() - 12)
+        .collect();
+    // (The last due 60 ms after it came, sent at the thread's next look.)
+    assert_eq!(sizes, [240, 240, 240, 80], "{:?}", start.elapsed());
+    r.thread.close(8);
 }

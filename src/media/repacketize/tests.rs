@@ -223,3 +223,36 @@ fn a_stream_catching_up_after_a_stall_goes_out_whole() {
     assert_eq!(sent, 15 * 960 + 3000 * 160);
     assert_eq!(r.stats.over_rate, 0);
 }
+
+/// A 100 ms talkspurt of 20 ms packets toward a 30 ms leg, then silence (a sender without
+/// comfort noise): three 30 ms packets go as the audio comes, and the last 10 ms goes on its
+/// own two outgoing ptimes after it came, numbered and stamped in line, rather than wait
+/// for the next talkspurt (before, it went out seconds later, stale, just before it).
+#[test]
+fn the_end_of_a_talkspurt_goes_out_within_two_ptimes() {
+    let t0 = Instant::now();
+    let data: Vec<u8> = (0..800u32).map(|i| (i * 3 % 251) as u8).collect();
+    let mut r = Repacketizer::new(30);
+    let mut out = Vec::new();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    for (i, chunk) in data.chunks(160).enumerate() {
+        let at = ms(20 * i as u64);
+        out.extend(r.push(at, &rtp(0, 10 + i as u16, 1000 + (i * 160) as u32, chunk)));
+        assert_eq!(r.flush_due(at), None, "nothing due while packets come");
+    }
+    assert_eq!(out.len(), 3);
+    // The last 80 samples came with the packet at 80 ms: due at 140 ms.
+    assert_eq!(r.due(), Some(ms(140)));
+    assert_eq!(r.flush_due(ms(139)), None);
+    let last = parse(&r.flush_due(ms(140)).expect("the rest goes"));
+    assert_eq!(last.payload.as_ref(), &data[720..]);
+    assert_eq!(last.header.sequence_number, 13);
+    assert_eq!(last.header.timestamp, 1000 + 720);
+    assert_eq!((r.due(), r.flush_due(ms(1000))), (None, None));
+    // The next talkspurt starts clean, numbered on.
+    let next = r.push(ms(2000), &rtp(0, 15, 1000 + 16_000, &data[..240]));
+    let next: Vec<_> = next.iter().map(parse).collect();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].header.sequence_number, 14);
+    assert_eq!(next[0].header.timestamp, 17_000);
+}
