@@ -33,6 +33,8 @@ pub(in crate::engine) struct Direction {
     foreign: Counter,
     outside: Counter,
     over_rate: Counter,
+    /// G.711 packets too long for the repacketiser to cut (more than its 12 packets).
+    oversize: Counter,
     /// What the far side's RTCP says we are, in place of what the endpoint said it is.
     cname: Box<str>,
     /// The ptime the far leg gets its RTP repacketised to, as the stream's route last said
@@ -69,6 +71,7 @@ impl Direction {
             foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
             outside: crate::ops::metrics::rtp_dropped("outside_networks"),
             over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
+            oversize: crate::ops::metrics::rtp_dropped("oversize"),
             cname: cname.into(),
             toward_ptime,
             callee,
@@ -208,12 +211,18 @@ impl Direction {
             Packet::Rtp => match self.repack.as_mut() {
                 Some(r) => {
                     self.repack_dest = Some(d);
-                    let dropped = r.stats.over_rate;
+                    let (dropped, oversize) = (r.stats.over_rate, r.stats.oversize);
                     let out = r.push(now, pkt);
                     self.over_rate.increment(r.stats.over_rate - dropped);
-                    out.iter()
-                        .try_for_each(|p| to.send_to(p, d).map(|_| ()))
-                        .map(|()| true)
+                    self.oversize.increment(r.stats.oversize - oversize);
+                    // What went out is what is counted: packets cut or held, not came.
+                    let sent = out.iter().try_for_each(|p| {
+                        to.send_to(p, d)?;
+                        self.unflushed.packets += 1;
+                        self.unflushed.bytes += p.len() as u64;
+                        Ok::<(), std::io::Error>(())
+                    });
+                    sent.map(|()| false)
                 }
                 None => to.send_to(pkt, d).map(|_| true),
             },
@@ -243,10 +252,16 @@ impl Direction {
             return false;
         };
         let dropped = r.stats.over_rate;
-        if let Some(p) = r.flush_due(now)
-            && let Err(e) = to.send_to(&p, d)
-        {
-            debug!(%d, error = %e, "media send failed");
+        if let Some(p) = r.flush_due(now) {
+            match to.send_to(&p, d) {
+                Ok(_) => {
+                    if let Some((packets, bytes)) = &self.counted {
+                        packets.increment(1);
+                        bytes.increment(p.len() as u64);
+                    }
+                }
+                Err(e) => debug!(%d, error = %e, "media send failed"),
+            }
         }
         self.over_rate.increment(r.stats.over_rate - dropped);
         r.due().is_some()
