@@ -107,8 +107,11 @@ pub struct Repacketizer {
     /// The SSRC and the timestamp just past the last G.711 sample taken: a packet of that
     /// stream ending before it repeats audio sent already.
     taken_to: Option<(u32, u32)>,
-    /// Late packets dropped in a row.
+    /// Late packets dropped in a row whose sequence numbers went on (a restarted clock's).
     late_run: u8,
+    /// The sequence number of the last G.711 packet taken: a late one numbered before it was
+    /// held up on the way, not sent by a restarted clock.
+    last_seq: u16,
     /// When the first sample held in `buf` arrived: held past [`Repacketizer::due`], it goes
     /// out short rather than wait for a packet that may not come (a talkspurt's end from a
     /// sender without comfort noise, a hold).
@@ -134,6 +137,7 @@ impl Repacketizer {
             seeded: false,
             taken_to: None,
             late_run: 0,
+            last_seq: 0,
             held_since: None,
             budget: AudioBudget { at: None },
             stats: RepackStats::default(),
@@ -236,14 +240,20 @@ impl Repacketizer {
         if let Some((ssrc, end)) = self.taken_to
             && ssrc == h.ssrc
             && end.wrapping_sub(packet_end) <= MAX_LATE
-            && self.late_run < LATE_RUN - 1
         {
-            self.late_run += 1;
-            self.stats.stale += 1;
-            return out;
+            // Numbered on from the last taken, it may be a restarted clock (a few in a row
+            // say so); numbered before it, a packet held up on the way (a burst of them
+            // after a path change is no restart).
+            let numbered_on = (h.sequence.wrapping_sub(self.last_seq) as i16) > 0;
+            if !numbered_on || self.late_run < LATE_RUN - 1 {
+                self.late_run += u8::from(numbered_on);
+                self.stats.stale += 1;
+                return out;
+            }
         }
         // Ahead of what was taken, another stream, or a clock restarted: it goes on from here.
         self.late_run = 0;
+        self.last_seq = h.sequence;
         self.taken_to = Some((h.ssrc, packet_end));
         let contiguous = self.buf.is_empty()
             || (h.ssrc == self.ssrc

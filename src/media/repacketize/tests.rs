@@ -256,3 +256,32 @@ fn the_end_of_a_talkspurt_goes_out_within_two_ptimes() {
     assert_eq!(next[0].header.sequence_number, 14);
     assert_eq!(next[0].header.timestamp, 17_000);
 }
+
+/// Packets 5, 6 and 7 held up on the way arrive after 8, 9 and 10 (a path change): all
+/// three are late and dropped, and the stream goes on numbered in order. Before, the third
+/// late one in a row was taken for a restarted clock and went out after 10, its audio 60 ms
+/// in the past under a newer sequence number. A clock that really restarted (its packets
+/// numbered on, stamped back) is still followed after three.
+#[test]
+fn a_burst_of_late_packets_is_no_restarted_clock() {
+    let t0 = Instant::now();
+    let mut r = Repacketizer::new(20);
+    let pkt = |seq: u16, ts_index: u32| rtp(0, seq, 1000 + 160 * ts_index, &[0x55; 160]);
+    let mut out = Vec::new();
+    for i in [0u16, 1, 2, 3, 4, 8, 9, 10, 5, 6, 7, 11] {
+        out.extend(r.push(t0, &pkt(i, u32::from(i))));
+    }
+    let stamps: Vec<u32> = out.iter().map(|p| parse(p).header.timestamp).collect();
+    let want: Vec<u32> = [0, 1, 2, 3, 4, 8, 9, 10, 11]
+        .iter()
+        .map(|i| 1000 + 160 * i)
+        .collect();
+    assert_eq!(stamps, want);
+    assert_eq!(r.stats.stale, 3);
+    // A restarted clock: numbered on (12, 13, 14), stamped 2 s back: the third is followed.
+    let mut restarted = Vec::new();
+    for (k, seq) in [12u16, 13, 14].into_iter().enumerate() {
+        restarted.extend(r.push(t0, &pkt(seq, k as u32)));
+    }
+    assert_eq!(restarted.len(), 1, "followed at the third");
+}
