@@ -191,14 +191,11 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                     what: "m= has no transport",
                 });
             };
-            // G.711 when it is the first format, the one its author prefers (RFC 3264 §5.1,
-            // §6.1): an answer listing it only after G.729 (a PBX answering with every
-            // codec it shares) carries G.729.
             let g711 = field(m, 0) == Some(b"audio".as_slice())
                 && m.split(|&b| b == b' ')
                     .filter(|f| !f.is_empty())
-                    .nth(3)
-                    .is_some_and(|f| f == b"0" || f == b"8");
+                    .skip(3)
+                    .any(|f| f == b"0" || f == b"8");
             out.push(Endpoint {
                 ip: session_ip,
                 port,

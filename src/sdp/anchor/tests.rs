@@ -99,22 +99,6 @@ fn reads_endpoints_with_media_level_connection() {
     );
 }
 
-/// A stream is G.711 (repacketised, recorded) when PCMU or PCMA is its first format: an
-/// answer listing it after G.729 carries G.729. Before, G.711 anywhere in the list made the
-/// stream G.711, and its G.729 packets were renumbered and their RTCP dropped.
-#[test]
-fn a_stream_is_g711_when_its_first_format_is() {
-    let g711 = |formats: &str| {
-        let sdp = format!(
-            "v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
-             m=audio 4000 RTP/AVP {formats}\r\n"
-        );
-        read(sdp.as_bytes()).unwrap()[0].g711
-    };
-    assert!(g711("0 101") && g711("8 0 18") && g711("0"));
-    assert!(!g711("18 0 101") && !g711("96 8") && !g711("101 0"));
-}
-
 #[test]
 fn hold_is_read_from_direction_attributes_and_the_null_address() {
     // One flag of each stream of `sdp` (written with bare LFs).
