@@ -249,11 +249,15 @@ mod tests {
             refer_to_via_gateway(ported, "gw", true).unwrap(),
             "<sip:+8610456;npdi;rn=+8610999@gw;user=phone>"
         );
-        // A global context makes the number global, as anywhere; a short code within a
-        // country's context stays local.
+        // A global context makes the number global, as anywhere; a short code stays local,
+        // with its context.
         assert_eq!(
-            refer_to_via_gateway("<tel:456;phone-context=+8610>", "gw", false).unwrap(),
-            "<sip:+8610456@gw>"
+            refer_to_via_gateway("<tel:64561234;phone-context=+8610>", "gw", false).unwrap(),
+            "<sip:+861064561234@gw>"
+        );
+        assert_eq!(
+            refer_to_via_gateway("<tel:114;phone-context=+8610>", "gw", false).unwrap(),
+            "<sip:114;phone-context=+8610@gw;user=phone>"
         );
         assert_eq!(
             refer_to_via_gateway("<tel:114;phone-context=+86>", "gw", false).unwrap(),

@@ -338,19 +338,22 @@ pub fn peer_uri_in(
     }
 }
 
-/// Whether local `number` (digits) is completed by its global context `ctx`: not when the
-/// context is a country code only (at most 3 digits) and the number is one of that
-/// country's service numbers (at most its `short_code_digits`: that profile's, else this
-/// policy's): `911;phone-context=+1` stays `911`, while an extension under a longer
-/// context (`100;phone-context=+49-89-1234`) is `+49891234100`.
+/// Whether local `number` (digits) is completed by its global context `ctx`: not when it
+/// is a service number (at most `short_code_digits`: those of the context's country when a
+/// profile gives them, else this policy's), whatever the context: `911;phone-context=+1`
+/// and `911;phone-context=+1-212` stay `911` (no length tells an area code from a number
+/// block, and an emergency number completed is no number at all); the context goes on with
+/// it. A longer number is completed: `5550100;phone-context=+1-212` is `+12125550100`.
 fn completed_by_context(number: &str, ctx: &str, policy: &UriPolicy) -> bool {
     let place = strip_visual_separators(ctx);
     let place = place.trim_start_matches('+');
-    let short = match policy.country_code.as_deref() {
-        Some(cc) if cc == place => policy.short_code_digits,
-        _ => (policy.place_plan(place)).map_or(policy.short_code_digits, |p| p.short_code_digits()),
+    let country = |p: &DialPlan| place.starts_with(p.country_code());
+    let short = match policy.dial_plan() {
+        Some(own) if country(&own) => policy.short_code_digits,
+        _ => (policy.places.iter().find(|p| country(p)))
+            .map_or(policy.short_code_digits, |p| p.short_code_digits()),
     };
-    place.len() > 3 || number.len() > usize::from(short)
+    number.len() > usize::from(short)
 }
 
 /// The Request-URI toward a peer: its URI plus the operator's `request_uri_params`.

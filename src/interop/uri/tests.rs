@@ -122,10 +122,14 @@ fn e164_normalisation() {
         assert_eq!(normalise_number(&local, &UriPolicy::default()), code);
         assert_eq!(normalise_number(&local, &e164(&ctx[1..])), code);
     }
-    // Under a context longer than a country code, an extension of that number block.
+    // Under an area's context too (no length tells an area code from a number block).
     assert_eq!(
-        normalise_number(&n("100", Some("+49-89-1234")), &UriPolicy::default()),
-        "+49891234100"
+        normalise_number(&n("911", Some("+1-212")), &UriPolicy::default()),
+        "911"
+    );
+    assert_eq!(
+        normalise_number(&n("5550100", Some("+1-212")), &UriPolicy::default()),
+        "+12125550100"
     );
     assert_eq!(normalise_number(&n("alice", None), &p), "alice");
     // A service code stays local: a global number is digits (RFC 3966).
