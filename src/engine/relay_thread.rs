@@ -237,7 +237,7 @@ impl Relay {
             let wait = if !self.again.is_empty() {
                 Some(Duration::ZERO)
             } else if !self.holding.is_empty() {
-                Some(held::SCAN)
+                Some((self.scanned + held::SCAN).saturating_duration_since(Instant::now()))
             } else {
                 None
             };

@@ -86,6 +86,10 @@ const MAX_LATE: u32 = 8000;
 /// back less than [`MAX_LATE`] (a duplicate or a late packet comes alone).
 const LATE_RUN: u8 = 3;
 
+/// How late the sender's next packet may be and still complete audio held short of a
+/// packet ([`Repacketizer::due`]).
+const HELD_JITTER: Duration = Duration::from_millis(40);
+
 /// Re-chunks one direction of one stream.
 #[derive(Debug)]
 pub struct Repacketizer {
@@ -116,6 +120,9 @@ pub struct Repacketizer {
     /// out short rather than wait for a packet that may not come (a talkspurt's end from a
     /// sender without comfort noise, a hold).
     held_since: Option<Instant>,
+    /// The last G.711 packet's samples: the sender's packet time, which the next packet
+    /// normally takes to come.
+    in_len: usize,
     budget: AudioBudget,
     pub stats: RepackStats,
 }
@@ -139,6 +146,7 @@ impl Repacketizer {
             late_run: 0,
             last_seq: 0,
             held_since: None,
+            in_len: 0,
             budget: AudioBudget { at: None },
             stats: RepackStats::default(),
         }
@@ -164,13 +172,14 @@ impl Repacketizer {
         self.within_budget(now, out)
     }
 
-    /// When what is held goes out on its own: twice the outgoing ptime after its first
-    /// sample came (a packet one ptime late still completes it). `None`: nothing held.
+    /// When what is held goes out on its own: the sender's packet time (when its next
+    /// packet is due), one outgoing ptime and [`HELD_JITTER`] after its first sample came,
+    /// so that a packet late within that still completes it. `None`: nothing held.
     pub fn due(&self) -> Option<Instant> {
-        let ptime = Duration::from_millis(self.size as u64 / 8);
+        let ms = |bytes: usize| Duration::from_millis(bytes as u64 / 8);
         self.held_since
             .filter(|_| !self.buf.is_empty())
-            .map(|t| t + 2 * ptime)
+            .map(|t| t + ms(self.in_len) + ms(self.size) + HELD_JITTER)
     }
 
     /// What is held, as one short packet, if it is [`Repacketizer::due`] at `now`.
@@ -287,6 +296,7 @@ impl Repacketizer {
             sent += self.size;
         }
         self.buf.drain(..sent);
+        self.in_len = payload.len();
         // What is held came with this packet, unless it is older audio still short of a
         // packet (this payload added less than is held).
         self.held_since = match self.held_since {

@@ -274,7 +274,7 @@ pub fn rtp_packets(toward: &'static str) -> metrics::Counter {
 
 /// A counter of RTP/RTCP packets the relay dropped: `malformed` (failed the header checks),
 /// `foreign_source` (not from the leg's latched peer), `outside_networks` (from outside its
-/// peer's `[media] networks`) or `over_rate`.
+/// peer's `[media] networks`), `over_rate` or `oversize` (too long for a repacketiser to cut).
 pub fn rtp_dropped(reason: &'static str) -> metrics::Counter {
     counter!(RTP_DROPPED, "reason" => reason)
 }

@@ -226,8 +226,9 @@ fn a_stream_catching_up_after_a_stall_goes_out_whole() {
 
 /// A 100 ms talkspurt of 20 ms packets toward a 30 ms leg, then silence (a sender without
 /// comfort noise): three 30 ms packets go as the audio comes, and the last 10 ms goes on its
-/// own two outgoing ptimes after it came, numbered and stamped in line, rather than wait
-/// for the next talkspurt (before, it went out seconds later, stale, just before it).
+/// own once the next packet is overdue (20 ms, then 30 ms of outgoing ptime and 40 ms of
+/// jitter after it came), numbered and stamped in line, rather than wait for the next
+/// talkspurt (before, it went out seconds later, stale, just before it).
 #[test]
 fn the_end_of_a_talkspurt_goes_out_within_two_ptimes() {
     let t0 = Instant::now();
@@ -241,10 +242,10 @@ fn the_end_of_a_talkspurt_goes_out_within_two_ptimes() {
         assert_eq!(r.flush_due(at), None, "nothing due while packets come");
     }
     assert_eq!(out.len(), 3);
-    // The last 80 samples came with the packet at 80 ms: due at 140 ms.
-    assert_eq!(r.due(), Some(ms(140)));
-    assert_eq!(r.flush_due(ms(139)), None);
-    let last = parse(&r.flush_due(ms(140)).expect("the rest goes"));
+    // The last 80 samples came with the packet at 80 ms: due at 170 ms.
+    assert_eq!(r.due(), Some(ms(170)));
+    assert_eq!(r.flush_due(ms(169)), None);
+    let last = parse(&r.flush_due(ms(170)).expect("the rest goes"));
     assert_eq!(last.payload.as_ref(), &data[720..]);
     assert_eq!(last.header.sequence_number, 13);
     assert_eq!(last.header.timestamp, 1000 + 720);
@@ -262,6 +263,30 @@ fn the_end_of_a_talkspurt_goes_out_within_two_ptimes() {
 /// late one in a row was taken for a restarted clock and went out after 10, its audio 60 ms
 /// in the past under a newer sequence number. A clock that really restarted (its packets
 /// numbered on, stamped back) is still followed after three.
+/// 30 ms packets toward a 20 ms leg, each 10 ms of it held until the next comes 30 ms on,
+/// some 35 ms late: no short packet goes mid-talkspurt while they come within the jitter
+/// allowance. (The first version of the flush, due two outgoing ptimes on, cut a 10 ms
+/// packet at every packet more than 10 ms late.)
+#[test]
+fn held_audio_waits_for_a_sender_of_longer_packets() {
+    let t0 = Instant::now();
+    let mut r = Repacketizer::new(20);
+    let mut sizes = Vec::new();
+    for i in 0..20u32 {
+        let late = if i % 3 == 0 { 35 } else { 0 };
+        let at = t0 + Duration::from_millis(u64::from(30 * i + late));
+        let out = r.push(at, &rtp(0, i as u16, 1000 + 240 * i, &[0x55; 240]));
+        sizes.extend(out.iter().map(|p| parse(p).payload.len()));
+        // A look of the relay's 33 ms after the next packet's time, before it comes (when
+        // it is late).
+        let look = t0 + Duration::from_millis(u64::from(30 * (i + 1)) + 33);
+        if let Some(p) = r.flush_due(look) {
+            sizes.push(parse(&p).payload.len());
+        }
+    }
+    assert!(sizes.iter().all(|&s| s == 160), "{sizes:?}");
+}
+
 #[test]
 fn a_burst_of_late_packets_is_no_restarted_clock() {
     let t0 = Instant::now();

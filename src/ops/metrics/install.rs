@@ -59,7 +59,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         RTP_DROPPED,
-        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source, outside_networks, over_rate)"
+        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source, outside_networks, over_rate, oversize)"
     );
     describe_counter!(
         RELAY_FAILURES,
