@@ -254,7 +254,9 @@ impl Relay {
                 .filter(|ev| ev.token() != WAKE)
                 .map(|ev| (ev.token().0 / 4, ev.token().0 % 4));
             self.turn(ready, &mut left);
-            self.send_held(Instant::now());
+            if !self.holding.is_empty() {
+                self.send_held(Instant::now());
+            }
             loop {
                 match inbox.try_recv() {
                     Ok(Command::Open(id, io)) => self.open(id, io),

@@ -15,7 +15,7 @@ impl Relay {
     /// Every listed stream's audio that is due goes out; streams left holding none leave the
     /// list. At most once a [`SCAN`], however busy the thread.
     pub(super) fn send_held(&mut self, now: Instant) {
-        if self.holding.is_empty() || now < self.scanned + SCAN {
+        if now < self.scanned + SCAN {
             return;
         }
         self.scanned = now;
