@@ -309,39 +309,7 @@ impl Relays {
                     }
                 }
             }
-            MediaAction::Answered { call, record } => {
-                let now = std::time::Instant::now();
-                if let Some(w) = self.watches.get(&call) {
-                    *crate::threads::lock(&w.last) = now;
-                }
-                for s in self
-                    .calls
-                    .get_mut(&call)
-                    .map_or(&mut [][..], |c| &mut c.streams[..])
-                {
-                    let mut route = crate::threads::lock(&s.route);
-                    route.answered(now);
-                    if !record && s.recorded {
-                        route.unrecord();
-                        s.recorded = false;
-                    }
-                }
-                if record
-                    && let Some(Some(_)) = self.recordings.get(&call)
-                    && let Some(wav) = &self.wav
-                {
-                    wav.answered(call);
-                }
-                // Recorded while it rang for a peer of the route that did not answer: the
-                // file goes, and the call is not recorded again.
-                if !record
-                    && let Some(entry) = self.recordings.get_mut(&call)
-                    && entry.take().is_some()
-                    && let Some(wav) = &self.wav
-                {
-                    wav.discard(call);
-                }
-            }
+            MediaAction::Answered { call, record } => self.answered(call, record),
             MediaAction::Release {
                 call,
                 keep_recording,
@@ -517,5 +485,6 @@ fn open(
     })
 }
 
+mod answered;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use crate::sip::{LEADING_PARAMS, NumberUri, param_name, params_where, strip_visu
 mod context;
 mod dial_plan;
 pub use context::kept_context;
-use context::phone_context;
+use context::{completed_by_context, phone_context};
 pub use dial_plan::DialPlan;
 
 /// `[uri] scheme`.
@@ -336,24 +336,6 @@ pub fn peer_uri_in(
             u
         }
     }
-}
-
-/// Whether local `number` (digits) is completed by its global context `ctx`: not when it
-/// is a service number (at most `short_code_digits`: those of the context's country when a
-/// profile gives them, else this policy's), whatever the context: `911;phone-context=+1`
-/// and `911;phone-context=+1-212` stay `911` (no length tells an area code from a number
-/// block, and an emergency number completed is no number at all); the context goes on with
-/// it. A longer number is completed: `5550100;phone-context=+1-212` is `+12125550100`.
-fn completed_by_context(number: &str, ctx: &str, policy: &UriPolicy) -> bool {
-    let place = strip_visual_separators(ctx);
-    let place = place.trim_start_matches('+');
-    let country = |p: &DialPlan| place.starts_with(p.country_code());
-    let short = match policy.dial_plan() {
-        Some(own) if country(&own) => policy.short_code_digits,
-        _ => (policy.places.iter().find(|p| country(p)))
-            .map_or(policy.short_code_digits, |p| p.short_code_digits()),
-    };
-    number.len() > usize::from(short)
 }
 
 /// The Request-URI toward a peer: its URI plus the operator's `request_uri_params`.

@@ -1,8 +1,9 @@
 //! The `phone-context` of a local number (RFC 3966 §5.1.5) toward a peer: the one it came
 //! with, or one the peer can read.
 
-use super::{UriPolicy, host_of, is_domain_name, valid_host};
+use super::{DialPlan, UriPolicy, host_of, is_domain_name, valid_host};
 use crate::sip::NumberUri;
+use crate::sip::strip_visual_separators;
 
 /// The context a number `n` written as `written` keeps (RFC 3966 §5.1.5), when it is still
 /// local: a domain's (a number private to it), or a global one (`+44`) on a number that
@@ -43,4 +44,22 @@ pub(super) fn phone_context(
         Some(_) => None,
         None => (policy.country_code.as_ref().map(|cc| format!("+{cc}"))).or(peer_name),
     }
+}
+
+/// Whether local `number` (digits) is completed by its global context `ctx`: not when it
+/// is a service number (at most `short_code_digits`: those of the context's country when a
+/// profile gives them, else this policy's), whatever the context: `911;phone-context=+1`
+/// and `911;phone-context=+1-212` stay `911` (no length tells an area code from a number
+/// block, and an emergency number completed is no number at all); the context goes on with
+/// it. A longer number is completed: `5550100;phone-context=+1-212` is `+12125550100`.
+pub(super) fn completed_by_context(number: &str, ctx: &str, policy: &UriPolicy) -> bool {
+    let place = strip_visual_separators(ctx);
+    let place = place.trim_start_matches('+');
+    let country = |p: &DialPlan| place.starts_with(p.country_code());
+    let short = match policy.dial_plan() {
+        Some(own) if country(&own) => policy.short_code_digits,
+        _ => (policy.places.iter().find(|p| country(p)))
+            .map_or(policy.short_code_digits, |p| p.short_code_digits()),
+    };
+    number.len() > usize::from(short)
 }
