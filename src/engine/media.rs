@@ -32,6 +32,20 @@ struct Watch {
     /// The streams the call was last told of: an update that changes none of them (a
     /// refresh, an SDP whose version a peer bumps each time) is no media activity.
     pairs: Vec<RelayPair>,
+    /// The call was answered: a recording opened from now on (a late offer's, whose first
+    /// streams come with the 2xx) is one of an answered call from the start.
+    answered: bool,
+}
+
+impl Watch {
+    fn new(now: std::time::Instant) -> Watch {
+        Watch {
+            last: Arc::new(Mutex::new(now)),
+            timeout: None,
+            pairs: Vec::new(),
+            answered: false,
+        }
+    }
 }
 
 struct Stream {
@@ -229,11 +243,7 @@ impl Relays {
                 // (audit H3); one that changes nothing (a refresh, however its peer numbers
                 // its SDP) does not, or a call whose media died would never be released.
                 let now = std::time::Instant::now();
-                let watch = self.watches.entry(call).or_insert_with(|| Watch {
-                    last: Arc::new(Mutex::new(now)),
-                    timeout: None,
-                    pairs: Vec::new(),
-                });
+                let watch = self.watches.entry(call).or_insert_with(|| Watch::new(now));
                 let same = watch.timeout == rtp_timeout && watch.pairs == pairs;
                 watch.timeout = rtp_timeout;
                 watch.pairs.clone_from(&pairs);
@@ -241,11 +251,15 @@ impl Relays {
                     *crate::threads::lock(&watch.last) = now;
                 }
                 let activity = Some(watch.last.clone());
+                let answered = watch.answered;
                 if let (Some(spec), Some(wav)) = (record, &self.wav)
                     && !self.recordings.contains_key(&call)
                 {
                     let rec: SharedRecorder = Arc::new(Mutex::new(Recorder::new(spec.jitter)));
                     let opened = wav.open(call, spec.path, spec.stereo, rec.clone());
+                    if opened && answered {
+                        wav.answered(call);
+                    }
                     self.recordings.insert(call, opened.then_some(rec));
                 }
                 let recorder = self.recordings.get(&call).cloned().flatten();

@@ -8,9 +8,10 @@ impl Relays {
     /// that answered records, and what was recorded while it rang goes.
     pub(super) fn answered(&mut self, call: u64, record: bool) {
         let now = std::time::Instant::now();
-        if let Some(w) = self.watches.get(&call) {
-            *crate::threads::lock(&w.last) = now;
-        }
+        // (Made here when the call's first streams come after the answer: a late offer.)
+        let w = (self.watches.entry(call)).or_insert_with(|| super::Watch::new(now));
+        *crate::threads::lock(&w.last) = now;
+        w.answered = true;
         let streams = (self.calls.get_mut(&call)).map_or(&mut [][..], |c| &mut c.streams[..]);
         for s in streams {
             let mut route = crate::threads::lock(&s.route);

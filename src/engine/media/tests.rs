@@ -610,3 +610,38 @@ fn an_answer_that_is_not_recorded_drops_the_recording_made_while_it_rang() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(!path.exists());
 }
+
+/// A late offer's call: the answer comes before its first streams (they come with the
+/// 2xx's SDP), so its recording opens after the relay was told of the answer. Stopping with
+/// the call up keeps its file, as any answered call's. Before, the writer never heard the
+/// call was answered and removed the file at the stop.
+#[test]
+fn a_recording_opened_after_the_answer_is_kept_at_a_stop() {
+    let (wav, thread) = crate::engine::wav::WavWriters::start().unwrap();
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, Some(wav)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.wav");
+    let port = free_quad();
+    r.apply(MediaAction::Answered {
+        call: 7,
+        record: true,
+    });
+    r.apply(MediaAction::Relay {
+        call: 7,
+        pairs: vec![RelayPair {
+            g711: true,
+            ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
+        }],
+        record: Some(crate::media::RecordSpec {
+            path: path.clone(),
+            stereo: true,
+            jitter: Duration::from_millis(60),
+        }),
+        rtp_timeout: None,
+    });
+    assert_eq!(r.recordings(), 1);
+    // The gateway stops with the call up: the writer completes what it has.
+    drop(r);
+    thread.join().unwrap();
+    assert!(path.exists(), "an answered call's recording is kept");
+}
