@@ -24,30 +24,6 @@ use crate::media::record::Recorder;
 use crate::media::relay::{Dir, StreamRoute};
 use crate::media::{MediaAction, RelayPair};
 
-/// A call's media activity: one clock for every stream and direction (RTP and RTCP) of the
-/// call, and its `rtp_timeout_s` when it has one.
-struct Watch {
-    last: Activity,
-    timeout: Option<std::time::Duration>,
-    /// The streams the call was last told of: an update that changes none of them (a
-    /// refresh, an SDP whose version a peer bumps each time) is no media activity.
-    pairs: Vec<RelayPair>,
-    /// The call was answered: a recording opened from now on (a late offer's, whose first
-    /// streams come with the 2xx) is one of an answered call from the start.
-    answered: bool,
-}
-
-impl Watch {
-    fn new(now: std::time::Instant) -> Watch {
-        Watch {
-            last: Arc::new(Mutex::new(now)),
-            timeout: None,
-            pairs: Vec::new(),
-            answered: false,
-        }
-    }
-}
-
 struct Stream {
     a_port: u16,
     b_port: u16,
@@ -500,5 +476,7 @@ fn open(
 }
 
 mod answered;
+mod watch;
+use watch::Watch;
 #[cfg(test)]
 mod tests;
