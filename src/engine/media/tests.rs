@@ -25,6 +25,28 @@ fn relay(call: u64, port: u16) -> MediaAction {
     }
 }
 
+/// Relay `pairs` for call 7, recorded into `path` (`stereo`, or one channel).
+fn recorded(pairs: Vec<RelayPair>, path: &std::path::Path, stereo: bool) -> MediaAction {
+    MediaAction::Relay {
+        call: 7,
+        pairs,
+        record: Some(crate::media::RecordSpec {
+            path: path.to_path_buf(),
+            stereo,
+            jitter: Duration::from_millis(60),
+        }),
+        rtp_timeout: None,
+    }
+}
+
+/// One G.711 stream on the relay's ports `port` (RTP, leg A) and `port + 2`.
+fn voice(port: u16) -> RelayPair {
+    RelayPair {
+        g711: true,
+        ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
+    }
+}
+
 fn release(call: u64) -> MediaAction {
     MediaAction::Release {
         call,
@@ -389,16 +411,8 @@ fn the_recording_takes_the_first_g711_audio_stream() {
         g711,
         ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
     };
-    r.apply(MediaAction::Relay {
-        call: 7,
-        pairs: vec![stream(video, false), stream(audio, true)],
-        record: Some(crate::media::RecordSpec {
-            path: dir.path().join("c.wav"),
-            stereo: true,
-            jitter: Duration::from_millis(60),
-        }),
-        rtp_timeout: None,
-    });
+    let pairs = vec![stream(video, false), stream(audio, true)];
+    r.apply(recorded(pairs, &dir.path().join("c.wav"), true));
     assert!(r.failed_calls().is_empty());
     let recorded: Vec<(u16, bool)> = r.calls[&7]
         .streams
@@ -424,16 +438,7 @@ fn the_recording_follows_the_audio_when_its_ports_go_to_video() {
         active,
         ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
     };
-    let relay = |pairs| MediaAction::Relay {
-        call: 7,
-        pairs,
-        record: Some(crate::media::RecordSpec {
-            path: dir.path().join("c.wav"),
-            stereo: true,
-            jitter: Duration::from_millis(60),
-        }),
-        rtp_timeout: None,
-    };
+    let relay = |pairs| recorded(pairs, &dir.path().join("c.wav"), true);
     let recorded = |r: &Relays| -> Vec<(u16, bool)> {
         (r.calls[&7].streams.iter())
             .map(|s| {
@@ -486,16 +491,7 @@ fn a_stream_that_becomes_g711_later_is_recorded_from_then() {
         b_remote: Some(callee.local_addr().unwrap()),
         ..RelayPair::plain(gw, gw + 2, (None, None), Latch::Any)
     };
-    let action = |g711| MediaAction::Relay {
-        call: 7,
-        pairs: vec![stream(g711)],
-        record: Some(crate::media::RecordSpec {
-            path: path.clone(),
-            stereo: false,
-            jitter: Duration::from_millis(60),
-        }),
-        rtp_timeout: None,
-    };
+    let action = |g711| recorded(vec![stream(g711)], &path, false);
     // 20 ms of PCMU payload type 0 with its own sequence number and timestamp.
     let packet = |k: u16| {
         let mut p = vec![0x80, 0];
@@ -570,19 +566,7 @@ fn an_answer_that_is_not_recorded_drops_the_recording_made_while_it_rang() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.wav");
     let port = free_quad();
-    let relay = || MediaAction::Relay {
-        call: 7,
-        pairs: vec![RelayPair {
-            g711: true,
-            ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
-        }],
-        record: Some(crate::media::RecordSpec {
-            path: path.clone(),
-            stereo: true,
-            jitter: Duration::from_millis(60),
-        }),
-        rtp_timeout: None,
-    };
+    let relay = || recorded(vec![voice(port)], &path, true);
     let settle = |done: &dyn Fn() -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !done() && std::time::Instant::now() < deadline {
@@ -626,19 +610,7 @@ fn a_recording_opened_after_the_answer_is_kept_at_a_stop() {
         call: 7,
         record: true,
     });
-    r.apply(MediaAction::Relay {
-        call: 7,
-        pairs: vec![RelayPair {
-            g711: true,
-            ..RelayPair::plain(port, port + 2, (None, None), Latch::Any)
-        }],
-        record: Some(crate::media::RecordSpec {
-            path: path.clone(),
-            stereo: true,
-            jitter: Duration::from_millis(60),
-        }),
-        rtp_timeout: None,
-    });
+    r.apply(recorded(vec![voice(port)], &path, true));
     assert_eq!(r.recordings(), 1);
     // The gateway stops with the call up: the writer completes what it has.
     drop(r);
