@@ -37,10 +37,6 @@ pub struct Forks {
     /// Those BYEs (of the current peer's forks) until answered: a challenge to one is
     /// answered as to the call's own BYE, else the fork stays up at the peer, billed.
     pub byes: Vec<(crate::txn::TxnId, crate::sip::Request, crate::sip::Target)>,
-    /// The branch side B follows said its dialog is gone while it was the only one (a
-    /// sequential forking proxy's 199 before it tries the next target): the next branch
-    /// takes its place instead of keeping it as one of two.
-    pub gone: Option<Box<str>>,
 }
 
 impl Forks {
@@ -68,11 +64,6 @@ impl Call {
         (self.forks.as_deref()).is_some_and(|f| f.kept(tag).is_some())
     }
 
-    /// Whether side B's branch `tag` said its dialog is gone ([`Forks::gone`]).
-    fn followed_gone(&self, tag: &str) -> bool {
-        (self.forks.as_deref()).is_some_and(|f| f.gone.as_deref() == Some(tag))
-    }
-
     /// The callee's branch `tag` speaks (a provisional, or a request in its early dialog):
     /// side B becomes its dialog, as it stood when another branch last took its place (a new
     /// branch starts from the followed one's, whose branch's own parts its response then
@@ -90,8 +81,6 @@ impl Call {
         }
         let forks = self.forks.get_or_insert_with(Default::default);
         let kept = forks.kept(tag).map(|i| forks.early.remove(i));
-        // (Gone, it is no branch to keep: the new one starts from its dialog all the same.)
-        let gone = forks.gone.take().is_some_and(|g| *g == *current);
         if forks.early.len() >= MAX_EARLY_FORKS {
             forks.early.remove(0);
         }
@@ -99,9 +88,7 @@ impl Call {
             Some(d) => in_place_of(b, d),
             None => b.clone(),
         };
-        if !gone {
-            forks.early.push(left);
-        }
+        forks.early.push(left);
     }
 
     /// Whether `tag` names an early dialog of the current attempt other than side B's: a
@@ -113,7 +100,7 @@ impl Call {
     /// Whether `tag` is a branch the call still knows: the one side B follows, or another
     /// early dialog kept. (One that said its dialog is gone is neither.)
     pub(super) fn knows_branch(&self, tag: &str) -> bool {
-        (self.followed_tag() == Some(tag) && !self.followed_gone(tag)) || self.kept_branch(tag)
+        self.followed_tag() == Some(tag) || self.kept_branch(tag)
     }
 
     /// Whether another branch than the one side B follows was heard while routing.
@@ -218,11 +205,14 @@ impl Call {
                 self.follow_fork(&before);
             }
         }
-        // The only branch: the proxy tries its next target (a sequential fork), whose
-        // branch takes its place rather than keeping it as one of two.
-        if !self.branch_gone(cx, &tag) && self.followed_tag() == Some(&tag) {
+        // The only branch: the proxy tries its next target (a sequential fork). Side B is
+        // as before any answer, so that the next branch is the only one, not one of two.
+        if !self.branch_gone(cx, &tag)
+            && self.followed_tag() == Some(&tag)
+            && let Some(invite) = self.attempt.as_ref().and_then(|a| a.invite.clone())
+        {
             self.uac_rel.forget_branch(&tag);
-            self.forks.get_or_insert_with(Default::default).gone = Some(tag.into());
+            self.forget_branches(&invite);
         }
     }
 
@@ -251,12 +241,12 @@ impl Call {
     pub(super) fn forget_early_forks(&mut self) {
         if let Some(f) = self.forks.as_deref_mut() {
             f.early = Vec::new();
-            f.gone = None;
         }
     }
 
     /// Our INVITE `again` goes to the same peer once more (after its 401/407 or 422): a new
-    /// transaction, whose branches are new. Those the first send heard ended with its final
+    /// transaction, whose branches are new; or `again` is the INVITE still out, whose only
+    /// branch a sequential forking proxy ended (its 199), the next one to come. Those the first send heard ended with its final
     /// response, so side B is as before any answer (no tag, the Request-URI as target, no
     /// route set): a request from one of them is refused 481, and the first branch of the new
     /// send is the only one, not one of two.
