@@ -114,13 +114,7 @@ fn place_policy(cfg: &Config, sender: Option<&Profile>, n: &NumberUri) -> UriPol
         return UriPolicy::default();
     };
     let place = place.trim_start_matches('+');
-    let there = |p: &&Profile| p.uri.country_code.as_deref() == Some(place);
-    let plan = sender.filter(there).or_else(|| {
-        (cfg.profiles.values().map(|p| &**p))
-            .filter(there)
-            .min_by(|a, b| a.name.0.cmp(&b.name.0))
-    });
-    match plan {
+    match sender.filter(|p| p.uri.country_code.as_deref() == Some(place)) {
         Some(p) => UriPolicy {
             country_code: p.uri.country_code.clone(),
             international_prefix: p.uri.international_prefix.clone(),
@@ -129,7 +123,12 @@ fn place_policy(cfg: &Config, sender: Option<&Profile>, n: &NumberUri) -> UriPol
             short_code_digits: p.uri.short_code_digits,
             ..UriPolicy::default()
         },
-        None => UriPolicy::default(),
+        // That country's plan, as every profile carries it (`Config::link_dial_plans`:
+        // the first profile by name of that country), which `normalise_number` reads.
+        None => UriPolicy {
+            places: cfg.dial_plans(),
+            ..UriPolicy::default()
+        },
     }
 }
 

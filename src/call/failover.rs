@@ -316,8 +316,8 @@ impl Call {
             let contacts = resp.header_lines(&Hdr::CONTACT);
             match may_redirect {
                 true => {
-                    let plans = peer.map(|p| p.uri.clone()).unwrap_or_default();
-                    redirect_targets(&contacts, &cx.env.local.dial_at(), from_trunk, &plans)
+                    let places = self.cfg.dial_plans();
+                    redirect_targets(&contacts, &cx.env.local.dial_at(), from_trunk, &places)
                 }
                 false => Vec::new(),
             }

@@ -78,15 +78,11 @@ impl Call {
         }
         // A REFER's target via the gateway, or its refusal before anything is sent.
         let refer_to = match (method == Method::Refer).then(|| {
-            let plans = self
-                .profile(side)
-                .map(|p| p.uri.clone())
-                .unwrap_or_default();
             refer_target(
                 &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
                 &cx.env.local.dial_at(),
                 from_trunk,
-                &plans,
+                &self.cfg.dial_plans(),
             )
         }) {
             Some(Err(e)) => {

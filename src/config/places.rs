@@ -29,4 +29,10 @@ impl Config {
             }
         }
     }
+
+    /// Each country's dialling plan, as every profile carries it (none without a profile).
+    pub fn dial_plans(&self) -> Arc<[DialPlan]> {
+        (self.profiles.values().next())
+            .map_or_else(|| Arc::from(Vec::new()), |p| p.uri.places.clone())
+    }
 }

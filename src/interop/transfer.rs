@@ -7,7 +7,9 @@
 //! dials the number itself instead, around the gateway: a REFER goes to a trunk only when
 //! the referrer's `[transfer] to_trunks` allows it (`call/midcall.rs`).
 
-use crate::interop::uri::{UriPolicy, escape_user, normalise_number, peer_uri_in};
+use std::sync::Arc;
+
+use crate::interop::uri::{DialPlan, UriPolicy, escape_user, normalise_number, peer_uri_in};
 use crate::sip::{dialled_number, split_header_list};
 
 /// `[transfer] mode`.
@@ -30,12 +32,12 @@ pub fn redirect_targets(
     contacts: &[String],
     at: &str,
     from_trunk: bool,
-    plans: &UriPolicy,
+    places: &Arc<[DialPlan]>,
 ) -> Vec<String> {
     contacts
         .iter()
         .flat_map(|line| split_header_list(line))
-        .filter_map(|c| refer_target(&c, at, from_trunk, plans).ok())
+        .filter_map(|c| refer_target(&c, at, from_trunk, places).ok())
         .take(4)
         .collect()
 }
@@ -68,17 +70,17 @@ pub enum ReferError {
 /// `at` is where peers dial the gateway: its host and port, then any URI parameters
 /// (`;transport=tcp`, [`crate::sip::LocalAddrs::dial_at`]), which end the target's URI.
 pub fn refer_to_via_gateway(value: &str, at: &str, from_trunk: bool) -> Result<String, ReferError> {
-    refer_target(value, at, from_trunk, &UriPolicy::default())
+    refer_target(value, at, from_trunk, &Arc::from(Vec::new()))
 }
 
 /// [`refer_to_via_gateway`], a number dialled within a global `phone-context` read with
-/// that country's prefixes when a profile gives them (`plans`: any profile's policy, whose
-/// [`UriPolicy::places`] every profile shares), as the call it makes will be.
+/// that country's prefixes when a profile gives them (`places`: `Config::dial_plans`), as the
+/// call it makes will be.
 pub fn refer_target(
     value: &str,
     at: &str,
     from_trunk: bool,
-    plans: &UriPolicy,
+    places: &Arc<[DialPlan]>,
 ) -> Result<String, ReferError> {
     // No `;` stands in a host and port, bracketed IPv6 included.
     let (host, uri_params) = at.find(';').map_or((at, ""), |i| at.split_at(i));
@@ -94,7 +96,7 @@ pub fn refer_target(
     let uri = uri.split('?').next().unwrap_or_default().trim();
     let read = dialled_number(uri).ok_or(ReferError::NotANumber)?;
     let reading = UriPolicy {
-        places: plans.places.clone(),
+        places: places.clone(),
         ..UriPolicy::default()
     };
     let number = normalise_number(&read, &reading);
@@ -223,7 +225,12 @@ mod tests {
             "<sip:2001@[2001:db8::1]:5071;transport=tcp>"
         );
         assert_eq!(
-            redirect_targets(&["<sip:2001@pbx>".into()], at, false, &UriPolicy::default()),
+            redirect_targets(
+                &["<sip:2001@pbx>".into()],
+                at,
+                false,
+                &Arc::from(Vec::new())
+            ),
             ["<sip:2001@gw:5071;transport=tcp>"]
         );
     }
@@ -271,11 +278,8 @@ mod tests {
             short_code_digits: 5,
             ..UriPolicy::default()
         };
-        let plans = UriPolicy {
-            places: std::sync::Arc::from(vec![china.dial_plan().unwrap()]),
-            ..UriPolicy::default()
-        };
-        let target = |v: &str| refer_target(v, "gw", false, &plans).unwrap();
+        let places = Arc::from(vec![china.dial_plan().unwrap()]);
+        let target = |v: &str| refer_target(v, "gw", false, &places).unwrap();
         assert_eq!(
             target("<tel:010-1234-5678;phone-context=+86>"),
             "<sip:+861012345678@gw>"
