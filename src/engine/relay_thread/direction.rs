@@ -255,16 +255,17 @@ impl Direction {
         if let Some(p) = r.flush_due(now) {
             match to.send_to(&p, d) {
                 Ok(_) => {
-                    if let Some((packets, bytes)) = &self.counted {
-                        packets.increment(1);
-                        bytes.increment(p.len() as u64);
-                    }
+                    self.unflushed.packets += 1;
+                    self.unflushed.bytes += p.len() as u64;
                 }
                 Err(e) => debug!(%d, error = %e, "media send failed"),
             }
         }
         self.over_rate.increment(r.stats.over_rate - dropped);
-        r.due().is_some()
+        let holds = r.due().is_some();
+        // (Counted as a drain's packets are; no packet came, so no activity.)
+        self.flush(now);
+        holds
     }
 
     /// The end of a drain: what it relayed goes to the counters, and the call's media
