@@ -189,7 +189,6 @@ impl Repacketizer {
         }
         let mut out = Vec::new();
         self.flush(&mut out);
-        self.held_since = None;
         self.within_budget(now, out).pop()
     }
 
@@ -224,7 +223,6 @@ impl Repacketizer {
             // Not G.711 (telephone-events, comfort noise): flush what we hold, pass it
             // through renumbered so the sequence toward the leg stays continuous.
             self.flush(&mut out);
-            self.held_since = None;
             out.push(packet_of(
                 &mut self.seq,
                 h.payload_type,
@@ -320,6 +318,7 @@ impl Repacketizer {
             self.buf.clear();
             self.marker = false;
         }
+        self.held_since = None;
     }
 }
 
