@@ -451,14 +451,16 @@ impl Call {
         }));
     }
 
-    /// Whether `ip` may speak for the peer on `side`: the address its dialog sends to, or one
-    /// of its profile's `match` networks. In-dialog requests and CANCELs from anyone else are
-    /// refused, whatever identifiers they carry.
+    /// Whether `ip` may speak for the peer on `side`: the address its dialog sends to, one
+    /// of its profile's `match` networks, or its profile's `address` (a trunk's SBC outside
+    /// `match` may end a call its other hosts placed, as profiles/README.md says). In-dialog
+    /// requests and CANCELs from anyone else are refused, whatever identifiers they carry.
     pub fn is_peer_of(&self, side: Side, ip: std::net::IpAddr) -> bool {
         self.dialog(side).is_some_and(|d| d.target.addr.ip() == ip)
-            || self
-                .profile(side)
-                .is_some_and(|p| p.matches.iter().any(|n| n.contains(&ip)))
+            || self.profile(side).is_some_and(|p| {
+                p.matches.iter().any(|n| n.contains(&ip))
+                    || p.address.addr.ip().to_canonical() == ip
+            })
     }
 
     /// A re-INVITE is in progress within the dialog (glare guard, RFC 3261 §14.1).

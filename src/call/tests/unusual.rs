@@ -858,6 +858,50 @@ fn a_request_in_a_call_from_its_peers_address_outside_match_is_heard() {
     assert_eq!(h.core.active_calls(), 0);
 }
 
+/// The same for a call the trunk placed from one of its hosts in `match`: its BYE from the
+/// SBC at its `address` (outside `match`) ends the call. Before, only the host the call came
+/// from and `match` were heard in that leg's dialog: the BYE got 481 and the phone's leg
+/// stayed up.
+#[test]
+fn a_bye_from_a_peers_address_ends_a_call_one_of_its_hosts_placed() {
+    let mut h = H::with(config_with(matching_outside_their_addresses));
+    h.recv(
+        "192.0.2.10:5060",
+        &invite_text("in-sbc", "z9hG4bKinsbc", "1000", ""),
+    );
+    let inv = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(
+        PHONE,
+        reply(
+            &inv,
+            200,
+            "ph1",
+            &[(Hdr::CONTACT, "<sip:1000@127.0.0.2>")],
+            Some(SDP),
+        ),
+    );
+    let ok = h.response_with("192.0.2.10:5060", 200, "answered");
+    let tag = ok.to_tag().unwrap();
+    let bye = in_dialog(
+        "BYE",
+        "sip:127.0.0.1",
+        phone_from(),
+        &format!("<sip:1000@127.0.0.1>;tag={tag}"),
+        "in-sbc",
+        2,
+        "z9hG4bKinsbcbye",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(CARRIER_B, &bye);
+    assert!(h.cdrs.is_empty(), "another peer's address");
+    h.take(CARRIER_B);
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.statuses(CARRIER_A), vec![200]);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CallerBye);
+    assert_eq!(h.take_requests(PHONE, Method::Bye).len(), 1);
+}
+
 /// A reload that gives a peer another `address` (its `match` unchanged) leaves the calls up
 /// with it able to be ended from the old one, as a reload that moves its `match` does: the
 /// carrier's SBC we sent the call to hangs it up. Before, only `match` changes counted, and
