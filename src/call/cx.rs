@@ -155,14 +155,26 @@ impl Env {
     /// for our failure, and its CANCEL, which it builds itself without the stamp; the
     /// front's own address for a name it cannot read).
     pub fn heard(&self, msg: &Message, source: Target) -> Heard {
-        let peer = match msg {
-            _ if !self.is_front(source) => None,
-            Message::Request(r) => r
-                .header(&Hdr::named(SOURCE_HEADER))
-                .map(|v| stamped_ip(&v).unwrap_or(source.addr.ip())),
-            Message::Response(r) => self.response_origin_ip(r, source),
-        };
-        Heard { source, peer }
+        match msg {
+            Message::Request(r) => self.heard_request(r, source),
+            Message::Response(_) if !self.is_front(source) => Heard::direct(source),
+            Message::Response(r) => Heard {
+                source,
+                peer: self.response_origin_ip(r, source),
+            },
+        }
+    }
+
+    /// [`Self::heard`] for a request.
+    pub fn heard_request(&self, r: &Request, source: Target) -> Heard {
+        let peer = self.is_front(source).then(|| {
+            r.header(&Hdr::named(SOURCE_HEADER))
+                .map(|v| stamped_ip(&v).unwrap_or(source.addr.ip()))
+        });
+        Heard {
+            source,
+            peer: peer.flatten(),
+        }
     }
 
     /// Start a client transaction for `req` toward `target`, through the front when there is

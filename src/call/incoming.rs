@@ -116,7 +116,15 @@ impl B2bua {
         let call = found.map(|(r, _)| r);
         // A CANCEL that matches no INVITE gets its 481 (RFC 3261 §9.2) the same way: a flood
         // of them with made-up branches would otherwise keep a transaction each for 32 s.
-        let cancels_nothing = cancel && self.env.txn.cancelled_invite(req).is_none();
+        // Nor does one from elsewhere than the INVITE's peer: kept, its transaction would be
+        // the one the caller's own CANCEL (same branch) matches, and that would be dropped as
+        // a copy from another address until Timer J ended it.
+        let cancels_nothing = cancel
+            && self
+                .env
+                .txn
+                .cancelled_invite(req)
+                .is_none_or(|i| !self.is_from_invites_peer(i, req, source));
         if cancels_nothing || (in_dialog && call.is_none()) {
             // A CANCEL's answer gets a To tag of its own (RFC 3261 §8.2.6.2).
             let tag = cancel.then(|| self.env.ids.stateless_tag(req));

@@ -71,6 +71,10 @@ pub struct Server {
     reliable: bool,
     /// The last response sent, resent when the request is retransmitted.
     last: Option<Bytes>,
+    /// An INVITE's final To tag once `last` is let go (its 2xx is the user's to resend, an
+    /// ACKed failure is not resent): a CANCEL crossing the answer gets its 200 with it
+    /// (RFC 3261 §9.2).
+    final_tag: Option<Box<str>>,
     /// An INVITE's 100 Trying, until it is sent or the user answers.
     trying: Option<Bytes>,
     interval: Duration,
@@ -281,7 +285,9 @@ impl Server {
     /// The To tag of the last response sent (read back from its wire form: asked only for
     /// the rare ACK of an RFC 2543 peer).
     pub fn final_to_tag(&self) -> Option<String> {
-        let last = self.last.as_ref()?;
+        let Some(last) = self.last.as_ref() else {
+            return self.final_tag.as_deref().map(str::to_owned);
+        };
         match crate::sip::parse_datagram(last.clone(), last.len()) {
             Ok(crate::sip::Message::Response(r)) => r.to_tag(),
             _ => None,
@@ -309,6 +315,7 @@ impl Server {
             invite,
             reliable,
             last: None,
+            final_tag: None,
             trying,
             interval: c.t1,
             request_size,
@@ -354,6 +361,7 @@ impl Server {
             match self.state {
                 State::Completed => {
                     self.state = State::Confirmed;
+                    self.final_tag = self.final_to_tag().map(String::into_boxed_str);
                     self.last = None;
                     out.push(Out::Clear(Timer::G));
                     out.push(Out::Clear(Timer::H));
@@ -400,6 +408,7 @@ impl Server {
                     // Retransmitted INVITEs are absorbed; the user retransmits its 2xx.
                     self.state = State::Accepted;
                     self.last = None;
+                    self.final_tag = resp.to_tag().map(String::into_boxed_str);
                     out.push(Out::Set(Timer::L, c.t1 * 64));
                 } else if self.invite {
                     self.state = State::Completed;

@@ -238,6 +238,15 @@ impl TxnLayer {
         self.receive_from(msg, Heard::direct(source), now, out, &|_, _| false)
     }
 
+    /// Whether what was `heard` comes from where transaction `id`'s messages go: through
+    /// the front, from the peer it is with (or the front itself).
+    pub fn is_from_target(&self, id: TxnId, heard: &Heard) -> bool {
+        (self.entries.get(&id)).is_some_and(|e| {
+            e.target.addr.ip() == heard.source.addr.ip()
+                && heard.may_be_from(e.peer, |p, from| p == from)
+        })
+    }
+
     /// [`TxnLayer::receive`], a response taken also from an address `same_peer(target,
     /// source)` says is the same peer's as the one its request went to (a carrier's SBC
     /// pair, one answering for the other): else it is a stray, its 2xx never ACKed.
@@ -268,11 +277,7 @@ impl TxnLayer {
                     Some(id) => {
                         // Through the front: from the peer the request came from, or from
                         // the front itself (its own ACK of our failure names nobody).
-                        let from_target = (self.entries.get(&id)).is_some_and(|e| {
-                            e.target.addr.ip() == source.addr.ip()
-                                && heard.may_be_from(e.peer, |p, from| p == from)
-                        });
-                        if from_target {
+                        if self.is_from_target(id, &heard) {
                             // The ACK of our failure confirms the transaction: the peer's
                             // first ACK, not a retransmission, though nothing goes up.
                             let mut confirms = false;

@@ -22,9 +22,9 @@ impl B2bua {
         source: Target,
     ) {
         let invite = self.env.txn.cancelled_invite(&req);
-        let found = invite
-            .and_then(|i| self.env.owners.get(&i).copied())
-            .filter(|(_, role)| *role == TxnRole::CallerInvite);
+        let owner = invite.and_then(|i| self.env.owners.get(&i).copied());
+        let live = owner.is_some_and(|(r, _)| self.calls.contains_key(&r));
+        let found = owner.filter(|(_, role)| *role == TxnRole::CallerInvite);
         let ip = self.env.origin_ip(&req, source);
         // A re-INVITE's CANCEL carries our tag: it belongs to a dialog, and to its peer.
         if let (Some(invite), None, Some(tag)) = (invite, found, req.to_tag()) {
@@ -55,9 +55,32 @@ impl B2bua {
                 self.env
                     .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[])
             }
+            // An INVITE refused before it became a call (or whose call is gone): the CANCEL
+            // matches its transaction and changes nothing (RFC 3261 §9.2).
+            None if invite.is_some() && !live => {
+                let tag = invite.and_then(|i| self.env.txn.server_to_tag(i));
+                (self.env).respond_tagged(now, id, &req, 200, "OK", tag.as_deref(), &[])
+            }
             None => self
                 .env
                 .respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[]),
+        }
+    }
+
+    /// Whether a CANCEL of INVITE server transaction `invite` comes from that INVITE's peer:
+    /// one of its call's peers, or (no call) where the INVITE came from.
+    pub(in crate::call) fn is_from_invites_peer(
+        &self,
+        invite: TxnId,
+        req: &Request,
+        source: Target,
+    ) -> bool {
+        match self.env.owners.get(&invite) {
+            Some(&(r, _)) if self.calls.contains_key(&r) => {
+                let ip = self.env.origin_ip(req, source);
+                self.is_leg_peer(r, Side::A, ip) || self.is_leg_peer(r, Side::B, ip)
+            }
+            _ => (self.env.txn).is_from_target(invite, &self.env.heard_request(req, source)),
         }
     }
 

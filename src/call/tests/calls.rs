@@ -201,6 +201,72 @@ fn a_cancel_waiting_for_the_first_provisional_still_says_why() {
     assert_eq!(c.header_lines(&Hdr::REASON), ["Q.850;cause=31"]);
 }
 
+/// A CANCEL matching an INVITE transaction whose INVITE has had its final answer changes
+/// nothing and gets 200 with the To tag that answer carried (RFC 3261 §9.2): an INVITE
+/// refused before it became a call (404, ACKed), and one answered whose call is over. Before,
+/// the first got 481, and the second a 200 without a To tag (the transaction had let its
+/// answer go). A CANCEL of the refused INVITE from another peer's address still gets 481.
+#[test]
+fn a_cancel_after_the_final_answer_gets_200_with_its_tag() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("cf1", "z9hG4bKcf1", "999", ""));
+    let refusal = h.response_with(PHONE, 404, "no route");
+    let tag = refusal.to_tag().expect("a refusal carries a To tag");
+    h.recv(
+        PHONE,
+        &format!(
+            "ACK sip:999@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKcf1;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@127.0.0.2>;tag=alice1\r\nTo: <sip:999@127.0.0.1>;tag={tag}\r\nCall-ID: cf1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        ),
+    );
+    let cancel = cancel_text("cf1", "z9hG4bKcf1").replace("+8610123", "999");
+    h.recv(CARRIER_B, &cancel);
+    assert_eq!(h.statuses(CARRIER_B), vec![481], "not the INVITE's peer");
+    h.recv(PHONE, &cancel);
+    let ok = h.take_responses(PHONE).remove(0);
+    assert_eq!((ok.status(), ok.cseq().unwrap().1), (200, Method::Cancel));
+    assert_eq!(ok.to_tag().as_deref(), Some(tag.as_str()));
+
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKcfbye"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    h.take(PHONE);
+    h.advance(Duration::from_secs(1));
+    h.recv(PHONE, &cancel_text("call-1@127.0.0.2", "z9hG4bKa1"));
+    let resp = h.take_responses(PHONE).remove(0);
+    assert_eq!(
+        (resp.status(), resp.cseq().unwrap().1),
+        (200, Method::Cancel)
+    );
+    assert_eq!(resp.to_tag(), ok.to_tag());
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    let _ = inv;
+}
+
+/// A CANCEL with the branch of a phone's ringing INVITE from another peer's address gets a
+/// stateless 481 and keeps nothing, so the phone's own CANCEL (the same transaction key)
+/// still cancels. Before, the stranger's CANCEL took that key for Timer J's 32 s and the
+/// phone's was dropped as a copy from elsewhere: the caller could not cancel.
+#[test]
+fn a_strangers_cancel_does_not_take_the_callers() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("cs1", "z9hG4bKcs1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t", &[], None));
+    h.take(PHONE);
+    let txns = h.core.stats().server_txns;
+    h.recv(CARRIER_B, &cancel_text("cs1", "z9hG4bKcs1"));
+    assert_eq!(h.statuses(CARRIER_B), vec![481]);
+    assert_eq!(h.core.stats().server_txns, txns, "nothing kept");
+    assert!(h.take_requests(CARRIER_A, Method::Cancel).is_empty());
+    h.recv(PHONE, &cancel_text("cs1", "z9hG4bKcs1"));
+    let mut st = h.statuses(PHONE);
+    st.sort_unstable();
+    assert_eq!(st, vec![200, 487]);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Cancel).len(), 1);
+}
+
 #[test]
 fn cancel_racing_200_gets_ack_and_bye() {
     let mut h = H::new();
