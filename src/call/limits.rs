@@ -248,6 +248,10 @@ impl Limits {
         if self.global_full(calls) {
             return Err(Over::GatewayMaxCalls);
         }
+        // The peer's token before the gateway's: a peer flooding past its own `cps` must not
+        // spend the gateway's (every other peer would be refused). The price, a peer token
+        // spent on a call the gateway's `cps` then refuses, is paid only while the gateway
+        // is over its own rate (governor takes no token back).
         self.admit_peer(peer)?;
         if !self.global.take_token() {
             self.release(peer);

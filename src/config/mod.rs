@@ -40,7 +40,7 @@ use file::GatewayFile;
 pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
 pub use media::MAX_MEDIA_THREADS;
 pub use profile::{DEFAULT_PROBE, PROBE_RANGE};
-use profile::{ProfileSource, load_profiles, read_profiles_folder};
+use profile::{ProfileSource, load_profiles, profile_errors_beside, read_profiles_folder};
 pub use routes::{Route, RouteFrom};
 pub use sip::parse_transport_addr;
 
@@ -283,22 +283,23 @@ impl Config {
         profile_source: ProfileSource,
     ) -> Result<Config, ConfigErrors> {
         let mut errs = Vec::new();
-        let text = text.to_string();
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let file: GatewayFile = match toml::from_str(&text) {
+        let file: GatewayFile = match toml::from_str(text) {
             Ok(f) => f,
-            Err(e) => return Err(ConfigErrors(vec![toml_error(path, &text, &e)])),
+            Err(e) => {
+                let first = toml_error(path, text, &e);
+                return Err(profile_errors_beside(first, text, &base, profile_source));
+            }
         };
         let at = |span: std::ops::Range<usize>, msg: String| {
-            ConfigError::at(path, &text, span.start, msg)
+            ConfigError::at(path, text, span.start, msg)
         };
-
         let sip::Sip {
             listen,
             front,
             advertise,
         } = sip::sip(&file.sip, &at, &mut errs);
-        let at_offset = |offset: usize, msg: String| ConfigError::at(path, &text, offset, msg);
+        let at_offset = |offset: usize, msg: String| ConfigError::at(path, text, offset, msg);
         let protect = limits::protect(&file.protect, at_offset, &mut errs);
         let global_limits = limits::global_limits(&file.limits, at_offset, &mut errs);
         let max_message_bytes = protect.max_message_bytes;
@@ -445,7 +446,7 @@ impl Config {
             &file.sip,
             &callback::Ctx {
                 path,
-                text: &text,
+                text,
                 known_peer: &known,
             },
             &mut errs,

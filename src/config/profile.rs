@@ -19,7 +19,7 @@ use crate::sip::Target;
 
 mod folder;
 mod media_sources;
-pub(super) use folder::read_profiles_folder;
+pub(super) use folder::{profile_errors_beside, read_profiles_folder};
 mod media_timeouts;
 mod policies;
 mod sip_timers;

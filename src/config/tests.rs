@@ -230,6 +230,24 @@ fn a_missing_profiles_folder_is_one_error_where_it_is_named() {
     assert!(errs.to_string().contains("(set `profiles`)"));
 }
 
+/// A gateway.toml that does not read into its sections (a misspelt key, or TOML that does
+/// not parse) still has the profiles checked: the operator sees every file's problems in one
+/// `check`. Before, only gateway.toml's error was reported, and the profiles' came one run
+/// later.
+#[test]
+fn a_gateway_file_that_does_not_read_still_has_its_profiles_checked() {
+    let mut ps = standard_profiles();
+    ps[2].1 = ps[2].1.replace("role = \"trunk\"", "role = \"trunck\"");
+    let misspelt = GATEWAY.replace("advertise =", "advertize =");
+    let text = load_errors(&misspelt, &ps);
+    assert!(text.contains("gateway.toml:5:1:"), "{text}");
+    assert!(text.contains("carrier-b.toml:2:"), "{text}");
+    // Not TOML at all: the default folder is read.
+    let text = load_errors(&GATEWAY.replace("[cdr]", "[cdr"), &ps);
+    assert!(text.contains("gateway.toml:7:"), "{text}");
+    assert!(text.contains("carrier-b.toml:2:"), "{text}");
+}
+
 #[test]
 fn semantic_errors_are_all_reported_with_positions() {
     let bad = GATEWAY.replace("\"carrier-b\"]", "\"carrier-c\"]");

@@ -51,3 +51,32 @@ pub(in crate::config) fn read_profiles_folder(
         })
         .collect())
 }
+
+/// The profiles' problems when gateway.toml itself cannot be read into its sections (bad
+/// TOML, a misspelt key): the operator fixes every file in one pass. The folder is the one
+/// `profiles` names if the text is TOML at all, else the default; one that cannot be read
+/// adds nothing to gateway.toml's own error.
+pub(in crate::config) fn profile_errors_beside(
+    gateway_error: ConfigError,
+    gateway: &str,
+    base: &Path,
+    source: super::ProfileSource<'_>,
+) -> crate::config::ConfigErrors {
+    let (mut errs, mut warns) = (vec![gateway_error], Vec::new());
+    let sources = match source {
+        super::ProfileSource::Folder => {
+            let table = toml::from_str::<toml::Table>(gateway).ok();
+            let name = (table.as_ref())
+                .and_then(|t| t.get("profiles"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("profiles");
+            read_profiles_folder(&base.join(name), &mut errs, &mut warns).unwrap_or_default()
+        }
+        super::ProfileSource::Texts(list) => list
+            .iter()
+            .map(|(p, t)| (p.clone(), Some(t.clone())))
+            .collect(),
+    };
+    super::load_profiles(sources, &mut errs, &mut warns);
+    crate::config::ConfigErrors(errs)
+}
