@@ -399,7 +399,15 @@ impl Call {
             Ok(b) => b.map(|b| (b, ct.map(str::to_string))),
             Err(e) => {
                 warn!(call_id = %self.call_id(), error = ?e, "SDP not anchorable: its streams are refused");
-                let (refused, refused_ct) = crate::sdp::refuse_all(ct, body, self.cfg.media_ip);
+                let ip = self.cfg.media_ip;
+                // An answer keeps its offer's m= lines whatever it had (RFC 3264 §6).
+                let offered = (self.media.as_ref())
+                    .and_then(|m| m.offered[from.other()].as_ref())
+                    .filter(|_| exchange.offer().is_none());
+                let (refused, refused_ct) = match offered {
+                    Some(o) => crate::sdp::refuse_all_answering(ct, body, ip, &o.sections),
+                    None => crate::sdp::refuse_all(ct, body, ip),
+                };
                 // An offer (in a 2xx) that could not be read: its answer is matched to the
                 // offer the other side was sent, every stream of it refused (as many m=
                 // lines; none relayed, whatever port the answer names), not to the

@@ -11,7 +11,9 @@ mod refuse;
 use endpoint::{Direction, Repeats, direction, media_attribute, rtcp_attribute};
 pub use endpoint::{Endpoint, Transport};
 pub(super) use refuse::padded;
-pub use refuse::{carries_sdp, refuse_all, refused_sections, refusing_answer};
+pub use refuse::{
+    carries_sdp, refuse_all, refuse_all_answering, refused_sections, refusing_answer,
+};
 
 /// `[media] max_streams` when the configuration does not say: media sections per SDP that
 /// get ports.

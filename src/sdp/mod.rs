@@ -19,7 +19,8 @@ mod origin;
 pub use agreed::agreed;
 pub use anchor::{
     DEFAULT_MAX_STREAMS, Endpoint, MAX_SECTIONS, MAX_STREAMS_LIMIT, Transport, anchor_streams,
-    carries_sdp, limit_streams, read, refuse_all, refused_sections, refusing_answer,
+    carries_sdp, limit_streams, read, refuse_all, refuse_all_answering, refused_sections,
+    refusing_answer,
 };
 pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
 pub use origin::{Origin, present_again};

@@ -2145,6 +2145,40 @@ fn the_answer_to_an_unreadable_offer_in_a_2xx_keeps_its_own_lines() {
     );
 }
 
+/// An answer that cannot be read reaches the offerer with every stream refused and as many
+/// m= lines as its offer had (RFC 3264 §6): the answer's extra lines left out, missing ones
+/// the offer's, refused. Before, the refusal kept the answerer's lines, three to a one-line
+/// offer (and one to a two-line offer), which a strict offerer refuses.
+#[test]
+fn an_unreadable_answer_has_as_many_lines_as_its_offer() {
+    for (offered, answered) in [(1, 3), (2, 1)] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+            }
+        }));
+        let (inv, ok) = answered_call(&mut h);
+        let tag = ok.to_tag().unwrap();
+        let offer =
+            SDP.replace("o=- 1 1", "o=- 1 2") + &"m=audio 4002 RTP/AVP 0\r\n".repeat(offered - 1);
+        h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKur1", &offer));
+        let re = h.one_request(CARRIER_A, Method::Invite);
+        let answer = SDP.replace("o=- 1 1", "o=- 1 2")
+            + &"m=audio 4002 RTP/AVP 0\r\n".repeat(answered - 1)
+            + "bogus\r\n";
+        let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+        h.recv_msg(
+            CARRIER_A,
+            reply(&re, 200, "carrier1", &contact, Some(&answer)),
+        );
+        let relayed = h.response_with(PHONE, 200, "the answer, refused");
+        let body = String::from_utf8_lossy(relayed.body()).into_owned();
+        assert_eq!(body.matches("m=audio 0 ").count(), offered, "{body}");
+        assert_eq!(body.matches("m=").count(), offered, "{body}");
+        let _ = inv;
+    }
+}
+
 /// A call that ends stops its media at once, though a leg that does not answer our BYE
 /// keeps its ports for Timer F: before, both directions were relayed, and recorded, for up
 /// to 40 s after the CDR was written (audio on to a phone that had hung up, a leg cut at

@@ -16,9 +16,38 @@ use super::{addr_type, refused_m_line, rewrite, typed};
 /// encodes its SDP part) becomes the SDP-looking lines of it alone, as `application/sdp`,
 /// or no body when it has none; a body without SDP stays as it is.
 pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes, Option<String>) {
+    refuse_all_shaped(content_type, body, ip, None)
+}
+
+/// [`refuse_all`] for an answer to an offer of the sections `offered` (as
+/// [`super::super::MediaBody::read_answer`] takes them): as many m= lines as the offer had
+/// (RFC 3264 §6), the answer's extra ones left out, the missing ones the offer's, refused.
+pub fn refuse_all_answering(
+    content_type: Option<&str>,
+    body: &[u8],
+    ip: IpAddr,
+    offered: &[Box<[u8]>],
+) -> (Bytes, Option<String>) {
+    refuse_all_shaped(content_type, body, ip, Some(offered))
+}
+
+fn refuse_all_shaped(
+    content_type: Option<&str>,
+    body: &[u8],
+    ip: IpAddr,
+    offered: Option<&[Box<[u8]>]>,
+) -> (Bytes, Option<String>) {
+    let refused = |sdp: &[u8]| match offered {
+        None => rewrite(sdp, ip, &[], None, usize::MAX),
+        Some(o) => {
+            let cut = rewrite(sdp, ip, &[], None, o.len());
+            let had = lines(&cut).filter(|l| l.text.starts_with(b"m=")).count();
+            padded(cut, ip, o.get(had..).unwrap_or_default())
+        }
+    };
     match locate(content_type, body) {
         Ok(Some(part)) => (
-            part.splice(body, &rewrite(part.of(body), ip, &[], None, usize::MAX)),
+            part.splice(body, &refused(part.of(body))),
             content_type.map(str::to_string),
         ),
         Ok(None) => (
@@ -29,10 +58,7 @@ pub fn refuse_all(content_type: Option<&str>, body: &[u8], ip: IpAddr) -> (Bytes
             // Nothing of SDP left to answer with (a base64 or gzip body): no body at all,
             // rather than an empty one called SDP, or bytes that may carry the address.
             lines if lines.is_empty() => (Bytes::new(), None),
-            lines => (
-                rewrite(&lines, ip, &[], None, usize::MAX),
-                Some("application/sdp".to_string()),
-            ),
+            lines => (refused(&lines), Some("application/sdp".to_string())),
         },
     }
 }
