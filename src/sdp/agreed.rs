@@ -178,11 +178,23 @@ fn agreed_sdp(offer: &[u8], answer: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(l.text);
         out.extend_from_slice(l.eol);
     }
+    // (An answer with an m= line past reading is no answer to shape the offer by.)
+    let readable = answered.iter().all(|a| Media::read(&a.m).is_some());
     for (i, s) in offered.iter().enumerate() {
-        let cut = answered
-            .get(i)
-            .and_then(|a| Some((Media::read(&s.m)?, Media::read(&a.m)?, a)))
-            .and_then(|(o, a, answered)| cut_section(s, &o, &a, answered));
+        let cut = match answered.get(i) {
+            Some(a) => Media::read(&s.m)
+                .zip(Media::read(&a.m))
+                .and_then(|(o, m)| cut_section(s, &o, &m, a)),
+            // A stream the answer left out is refused, as anchoring read it (RFC 3264 §6):
+            // offered live again, the other leg's old address would be sent its media.
+            None => Media::read(&s.m)
+                .filter(|o| readable && !o.refused() && !o.formats.is_empty())
+                .map(|o| {
+                    let mut line = Vec::with_capacity(s.m.text.len());
+                    o.write(b"0", &o.formats, &mut line);
+                    (line, Vec::new())
+                }),
+        };
         match cut {
             Some((m_line, dropped)) => {
                 out.extend_from_slice(&m_line);
@@ -279,6 +291,23 @@ mod tests {
         );
     }
 
+    /// A stream the answer left out (fewer m= lines than the offer) is refused, as the
+    /// answer's reader pads it: before, it was agreed live and a refresh offered it again.
+    #[test]
+    fn a_stream_the_answer_left_out_is_refused() {
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 0 8 9 96 101\r\n";
+        let cut = agree(answer).expect("the offer changes");
+        assert!(
+            cut.contains("m=video 0 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n"),
+            "{cut}"
+        );
+        assert!(
+            cut.contains("m=audio 30000 RTP/AVP 0 8 9 96 101\r\n"),
+            "{cut}"
+        );
+    }
+
     /// A port anchoring reads as 0 (`00`) is a refused stream here too: before, the video
     /// was agreed live, and the next refresh offered it on ports anchoring had not given it.
     #[test]
@@ -357,7 +386,8 @@ mod tests {
         // Everything taken: no change.
         assert_eq!(agree(OFFER), None);
         // Nothing of the offer's formats in the answer: not cut to nothing.
-        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n";
+        let answer = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n\
+            m=video 4002 RTP/AVP 97\r\n";
         assert_eq!(agree(answer), None);
         // Neither an unreadable nor an absent answer changes anything.
         assert_eq!(agree("v=0\r\nm=audio\r\n"), None);
@@ -392,7 +422,8 @@ mod tests {
         };
         let answer = |n: usize| {
             format!(
-                "v=0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0{}\r\na=rtpmap:0 PCMU/8000\r\n",
+                "v=0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0{}\r\na=rtpmap:0 PCMU/8000\r\n\
+                 m=video 4002 RTP/AVP 97\r\n",
                 formats(n)
             )
         };
