@@ -66,6 +66,8 @@ impl Call {
                 invite_cseq: resp.seq(),
                 dialog,
                 answer_known: self.uas_rel.early_answer.is_some(),
+                sections: (super::anchor::readable_type(resp))
+                    .and_then(|ct| crate::sdp::section_count(Some(&ct), resp.body())),
             };
             self.answer_in_prack(cx, held);
             return;
@@ -87,8 +89,17 @@ impl Call {
             rseq,
             invite_cseq,
             dialog,
+            sections,
             ..
         } = held;
+        // One answer serves every branch's offer: cut to this one's m= lines.
+        let answer = match (answer, sections) {
+            (Some((body, ct, None)), Some(n)) => {
+                let cut = crate::sdp::cut_sections(ct.as_deref(), &body, n);
+                Some((cut.unwrap_or(body), ct, None))
+            }
+            (answer, _) => answer,
+        };
         match self.b.as_mut() {
             Some(b) if b.remote_tag != dialog.remote_tag => {
                 let other_branch = super::forks::in_place_of(b, dialog);

@@ -15,6 +15,7 @@ mod agreed;
 mod anchor;
 mod multipart;
 mod origin;
+mod sections;
 
 pub use agreed::agreed;
 pub use anchor::{
@@ -24,6 +25,7 @@ pub use anchor::{
 };
 pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
 pub use origin::{Origin, present_again};
+pub use sections::{cut_sections, section_count};
 
 use bytes::Bytes;
 

@@ -1492,7 +1492,8 @@ fn the_prack_held_for_the_callers_answer_goes_in_its_own_branchs_dialog() {
 /// A late offer on an anchored call: two branches of a forking proxy each offer in a
 /// reliable 183 (audio and video, then audio alone). The caller answers the first, with
 /// both streams: our PRACK to that branch carries both (RFC 3264 §6: as many m= lines as
-/// its offer). The answer is judged against every offer made to it, not only the last.
+/// its offer). The answer is judged against every offer made to it, not only the last; the
+/// second branch's PRACK carries it cut to its own offer's one line (before, it got both).
 #[test]
 fn an_answer_to_one_of_several_branches_offers_keeps_its_streams() {
     let mut h = H::with(config_with(|n, p| {
@@ -1528,6 +1529,16 @@ fn an_answer_to_one_of_several_branches_offers_keeps_its_streams() {
     let body = String::from_utf8_lossy(pr.body()).into_owned();
     assert_eq!(body.matches("m=").count(), 2, "{body}");
     assert!(!body.contains("m=video 0 "), "{body}");
+    let pr2 = pracks
+        .iter()
+        .find(|p| p.to_tag().as_deref() == Some("c2"))
+        .expect("the second branch's PRACK");
+    let body = String::from_utf8_lossy(pr2.body()).into_owned();
+    assert_eq!(body.matches("m=").count(), 1, "{body}");
+    assert!(
+        body.contains("m=audio ") && !body.contains("m=audio 0 "),
+        "{body}"
+    );
 }
 
 /// The caller's answer in its PRACK, encoded (`Content-Encoding: gzip`), on an unanchored
