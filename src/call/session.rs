@@ -401,9 +401,19 @@ impl Call {
 /// The `o=` line of a body's SDP (the body itself, or its SDP part), found the way anchoring
 /// finds it (`sdp::sdp_of`, `sdp::lines`); None for a body that carries no SDP.
 fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
-    crate::sdp::lines(crate::sdp::sdp_of(ct, body)?)
-        .find(|l| l.text.starts_with(b"o="))
-        .map(|l| String::from_utf8_lossy(l.text).into_owned())
+    use std::hash::{Hash, Hasher};
+    let sdp = crate::sdp::sdp_of(ct, body)?;
+    let o = crate::sdp::lines(sdp).find(|l| l.text.starts_with(b"o="))?;
+    // With a digest of the whole SDP: a peer that changes its SDP without raising the
+    // version (RFC 3264 §8 says it must; some do not) is heard, not answered here with
+    // the old answer (a hold lost, the relay left at the old address).
+    let mut digest = std::hash::DefaultHasher::new();
+    sdp.hash(&mut digest);
+    Some(format!(
+        "{} #{:016x}",
+        String::from_utf8_lossy(o.text),
+        digest.finish()
+    ))
 }
 
 /// The session-timer terms of a request to a callee after its 422 asked for `min`: that

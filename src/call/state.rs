@@ -226,7 +226,8 @@ pub struct Call {
 pub struct SdpSeen {
     /// The body we last sent this leg, its Content-Type, and whether it was an answer.
     pub sent: Option<SentSdp>,
-    /// The `o=` line of the SDP this leg's peer last sent (unchanged: no new offer).
+    /// The `o=` line of the SDP this leg's peer last sent, with a digest of that SDP
+    /// (both unchanged: no new offer).
     pub received_origin: Option<String>,
     /// Our offer as sent, when `sent` is it cut to the peer's answer (`Call::agree`): what a
     /// refresh offers again after the peer refused the cut one.

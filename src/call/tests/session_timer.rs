@@ -800,6 +800,28 @@ fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
 }
 
+/// A phone that changes its SDP without raising its `o=` version (RFC 3264 §8 says it must;
+/// some do not) is heard: its hold in a refresh re-INVITE goes to the carrier. Before, the
+/// same `o=` line made it a refresh answered here with the old `sendrecv` answer, the hold
+/// lost.
+#[test]
+fn a_changed_sdp_under_the_same_origin_is_relayed() {
+    let mut h = H::new();
+    let (_inv, _ok, tag) = phone_refreshing(&mut h);
+    h.advance(Duration::from_secs(300));
+    let hold = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(
+        PHONE,
+        &with_headers(
+            &from_phone("INVITE", &tag, 2, "z9hG4bKso2", &hold),
+            "Session-Expires: 600;refresher=uac\r\n",
+        ),
+    );
+    assert!(!h.statuses(PHONE).contains(&200), "not answered here");
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
+}
+
 /// An unchanged re-INVITE without Session-Expires turns the phone's timer off (RFC 4028 §9)
 /// and is still an offer: our 200 answers it with the SDP the phone had from us (RFC 3261
 /// §13.3.1), on a call whose media is not anchored too, and says nothing of a timer.
