@@ -81,3 +81,18 @@ impl TxnLayer {
         }
     }
 }
+
+/// A client transaction's key: its branch and method, as RFC 3261 §17.1.3 matches a response
+/// to it. The top Via's sent-by is left out: our branches are unique on their own, and a
+/// response echoing our Via without its port (which `LocalAddrs::is_ours` lets in) is still
+/// this transaction's, not a stray.
+pub(super) fn client_key(key: TransactionKey) -> TransactionKey {
+    match key {
+        TransactionKey::Rfc3261 { branch, method, .. } => TransactionKey::Rfc3261 {
+            branch,
+            sent_by: Vec::new(),
+            method,
+        },
+        legacy => legacy,
+    }
+}

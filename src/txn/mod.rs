@@ -318,7 +318,7 @@ impl TxnLayer {
             Message::Response(resp) if resp.cseq().is_some_and(|(_, m)| m == Method::Ack) => None,
             Message::Response(resp) => {
                 let id = TransactionKey::from_response(&resp.0)
-                    .and_then(|k| self.client_keys.get(&k).copied())
+                    .and_then(|k| self.client_keys.get(&lookup::client_key(k)).copied())
                     .filter(|id| {
                         self.entries.get(id).is_some_and(|e| {
                             let to = e.target.addr.ip();
@@ -423,7 +423,7 @@ impl TxnLayer {
         out: &mut Vec<TxnOutput>,
     ) -> Option<TxnId> {
         let _zone = crate::zone::enter(crate::zone::Zone::ShortLived);
-        let key = TransactionKey::from_sent_request(&req.0)?;
+        let key = lookup::client_key(TransactionKey::from_sent_request(&req.0)?);
         if self.client_keys.contains_key(&key) {
             // Our branches are random; a repeat is a caller's mistake. Replacing the key
             // would send the running transaction's responses astray, and its end would

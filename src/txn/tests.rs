@@ -172,6 +172,42 @@ fn non_2xx_final_is_acked_by_the_transaction_toward_the_same_target() {
     assert_eq!(armed(&l, id), vec![("D".into(), Duration::from_secs(32))]);
 }
 
+/// A response is matched to its client transaction by branch and method (RFC 3261
+/// §17.1.3): one whose top Via left out our port (or cased our host otherwise) is still
+/// ours, not a stray that leaves the INVITE retransmitting until Timer B. A response with
+/// the method of another transaction is not.
+#[test]
+fn a_response_whose_via_lost_our_port_is_matched_by_branch_and_method() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let inv = request("INVITE", "z9hG4bKport1");
+    l.send_request(inv.clone(), target(Transport::Udp), t0(), &mut out)
+        .unwrap();
+    out.clear();
+    let resp = Response::to_request(&inv, 180, "Ringing", Some("x")).unwrap();
+    let text = String::from_utf8_lossy(&resp.to_bytes()).replace("192.0.2.1:5060;", "192.0.2.1;");
+    let Message::Response(resp) = parse(&text) else {
+        panic!("a response")
+    };
+    let cancel_like = text.replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    assert!(
+        l.receive(
+            Message::Response(resp),
+            target(Transport::Udp),
+            t0(),
+            &mut out
+        )
+        .is_none(),
+        "taken by the INVITE's transaction"
+    );
+    assert!(out.iter().any(|o| matches!(o, TxnOutput::Response { .. })));
+    assert!(
+        l.receive(parse(&cancel_like), target(Transport::Udp), t0(), &mut out)
+            .is_some(),
+        "no CANCEL of ours: a stray"
+    );
+}
+
 /// RFC 3261 §8.2.6.1: the INVITE's Timestamp comes back in the 100 (a peer measures the
 /// round trip with it); a 100 for an INVITE without one has none.
 #[test]
