@@ -108,7 +108,7 @@ pub(super) fn load_profiles(
             out.insert(p.name.clone(), Arc::new(p));
         }
     }
-    warn_nested_matches(&seen_nets, warns);
+    warn_nested_matches(&seen_nets, &out, warns);
     Loaded {
         profiles: out,
         places,
@@ -121,6 +121,7 @@ pub(super) fn load_profiles(
 /// learns that part of it is another peer's.
 fn warn_nested_matches(
     nets: &HashMap<IpNet, (PeerName, PathBuf, Place)>,
+    profiles: &HashMap<PeerName, Arc<Profile>>,
     warns: &mut Vec<ConfigError>,
 ) {
     let mut found: Vec<ConfigError> = Vec::new();
@@ -146,12 +147,23 @@ fn warn_nested_matches(
             .filter_map(|n| nets.get_key_value(&n));
         for (outer, (other, _, _)) in outers {
             if other != peer {
+                // A registering peer's contact outranks the prefix (`peer_for_contact`).
+                let contact = (profiles.get(other))
+                    .and_then(|o| o.register.as_ref())
+                    .map(|r| {
+                        format!(
+                            ", but requests from there to {:?}, {other}'s registered contact \
+                             user, are {other}'s",
+                            r.contact_user
+                        )
+                    })
+                    .unwrap_or_default();
                 found.push(ConfigError::placed(
                     path,
                     *place,
                     format!(
                         "warning: match {inner} lies within peer {other}'s {outer}: traffic from \
-                         {inner} is {peer}'s (the longest prefix wins)"
+                         {inner} is {peer}'s (the longest prefix wins){contact}"
                     ),
                 ));
             }

@@ -833,6 +833,19 @@ fn a_missing_or_nested_match_is_warned_about() {
             && w.contains("127.0.0.2/32 lies within peer carrier-b's 127.0.0.0/24")),
         "{said:?}"
     );
+    // When the wider peer registers, requests to its contact from the nested network are
+    // its own whatever the prefix says (`peer_for_contact`): said too.
+    ps[2]
+        .1
+        .push_str("\n[register]\nenabled = true\ncontact_user = \"4420001\"\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter().any(|w| w.contains("pbx.toml:4:")
+            && w.contains("requests from there to \"4420001\", carrier-b's registered contact user, are carrier-b's")),
+        "{said:?}"
+    );
     // The standard tree says neither.
     let dir = write_tree(GATEWAY, &standard_profiles());
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
