@@ -67,7 +67,7 @@ impl Call {
                 dialog,
                 answer_known: self.uas_rel.early_answer.is_some(),
                 sections: (super::anchor::readable_type(resp))
-                    .and_then(|ct| crate::sdp::section_count(Some(&ct), resp.body())),
+                    .and_then(|ct| crate::sdp::offered_sections(Some(&ct), resp.body())),
             };
             self.answer_in_prack(cx, held);
             return;
@@ -92,11 +92,12 @@ impl Call {
             sections,
             ..
         } = held;
-        // One answer serves every branch's offer: cut to this one's m= lines.
+        // One answer serves every branch's offer: fitted to this one's m= lines.
         let answer = match (answer, sections) {
-            (Some((body, ct, None)), Some(n)) => {
-                let cut = crate::sdp::cut_sections(ct.as_deref(), &body, n);
-                Some((cut.unwrap_or(body), ct, None))
+            (Some((body, ct, None)), Some(offered)) => {
+                let ip = self.cfg.media_ip;
+                let fit = crate::sdp::fit_sections(ct.as_deref(), &body, &offered, ip);
+                Some((fit.unwrap_or(body), ct, None))
             }
             (answer, _) => answer,
         };

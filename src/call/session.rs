@@ -407,8 +407,13 @@ fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
     // With a digest of the whole SDP: a peer that changes its SDP without raising the
     // version (RFC 3264 §8 says it must; some do not) is heard, not answered here with
     // the old answer (a hold lost, the relay left at the old address).
+    // Its lines' text, leaving out `a=ptime` (a profile's `[sdp] ptime` rewrites them, and
+    // line ends with them, on the copy relayed, which is what is noted): the same SDP
+    // again digests alike whichever copy was noted.
     let mut digest = std::hash::DefaultHasher::new();
-    sdp.hash(&mut digest);
+    for l in crate::sdp::lines(sdp).filter(|l| !l.text.starts_with(b"a=ptime:")) {
+        l.text.hash(&mut digest);
+    }
     Some(format!(
         "{} #{:016x}",
         String::from_utf8_lossy(o.text),

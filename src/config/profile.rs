@@ -147,9 +147,14 @@ fn warn_nested_matches(
             .filter_map(|n| nets.get_key_value(&n));
         for (outer, (other, _, _)) in outers {
             if other != peer {
-                // A registering peer's contact outranks the prefix (`peer_for_contact`).
+                // A registering peer's contact outranks the prefix (`peer_for_contact`),
+                // unless the inner peer registers the same contact user (the source decides).
+                let user_of = |name: &PeerName| {
+                    (profiles.get(name)).and_then(|p| p.register.as_ref().map(|r| &r.contact_user))
+                };
                 let contact = (profiles.get(other))
                     .and_then(|o| o.register.as_ref())
+                    .filter(|r| user_of(peer) != Some(&r.contact_user))
                     .map(|r| {
                         format!(
                             ", but requests from there to {:?}, {other}'s registered contact \

@@ -242,9 +242,13 @@ fn a_gateway_file_that_does_not_read_still_has_its_profiles_checked() {
     let text = load_errors(&misspelt, &ps);
     assert!(text.contains("gateway.toml:5:1:"), "{text}");
     assert!(text.contains("carrier-b.toml:2:"), "{text}");
-    // Not TOML at all: the default folder is read.
-    let text = load_errors(&GATEWAY.replace("[cdr]", "[cdr"), &ps);
+    // Not TOML at all: the default folder is read, unless a `profiles =` line may name
+    // another (the shipped file's names the default; without it, it is read).
+    let broken = GATEWAY.replace("[cdr]", "[cdr");
+    let text = load_errors(&broken, &ps);
     assert!(text.contains("gateway.toml:7:"), "{text}");
+    assert!(!text.contains("carrier-b.toml"), "{text}");
+    let text = load_errors(&broken.replace("profiles = \"profiles\"\n", ""), &ps);
     assert!(text.contains("carrier-b.toml:2:"), "{text}");
 }
 

@@ -25,7 +25,7 @@ pub use anchor::{
 };
 pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
 pub use origin::{Origin, present_again};
-pub use sections::{cut_sections, section_count};
+pub use sections::{fit_sections, offered_sections};
 
 use bytes::Bytes;
 

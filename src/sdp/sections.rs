@@ -1,27 +1,43 @@
-//! Counting and cutting an SDP's media sections: an answer sent to several offers (each
+//! Fitting an answer to an offer's media sections: an answer sent to several offers (each
 //! branch of a forking callee offering in its own provisional) goes to each with as many
 //! m= lines as that offer had (RFC 3264 §6).
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 
-use super::{lines, locate};
+use super::{SdpPart, lines, locate};
 
-/// How many m= lines the SDP of `body` (its SDP part when multipart) has; `None` when it
-/// carries no SDP that can be found.
-pub fn section_count(content_type: Option<&str>, body: &[u8]) -> Option<usize> {
+/// Each media section of the SDP in `body` (its SDP part when multipart) as an answer
+/// refuses it ([`super::refused_sections`]); `None` when it carries no SDP that can be found.
+pub fn offered_sections(content_type: Option<&str>, body: &[u8]) -> Option<Vec<Box<[u8]>>> {
     let part = locate(content_type, body).ok()??;
-    Some(
-        lines(part.of(body))
-            .filter(|l| l.text.starts_with(b"m="))
-            .count(),
-    )
+    Some(super::refused_sections(part.of(body)))
 }
 
-/// `body` with its SDP cut to its first `n` media sections (every byte outside the SDP, and
-/// within the sections kept, as it was); `None` when it has no more than `n`, or carries no
-/// SDP that can be found.
-pub fn cut_sections(content_type: Option<&str>, body: &[u8], n: usize) -> Option<Bytes> {
+/// `body`, an answer, with as many m= lines as the offer whose sections are `offered`: its
+/// extra ones cut, missing ones the offer's, refused (their `c=` naming `ip`). Every other
+/// byte as it was; `None` when it already has as many, or carries no SDP that can be found.
+pub fn fit_sections(
+    content_type: Option<&str>,
+    body: &[u8],
+    offered: &[Box<[u8]>],
+    ip: IpAddr,
+) -> Option<Bytes> {
     let part = locate(content_type, body).ok()??;
+    let sdp = part.of(body);
+    let had = lines(sdp).filter(|l| l.text.starts_with(b"m=")).count();
+    if had < offered.len() {
+        let pad = offered.get(had..).unwrap_or_default();
+        let whole = super::anchor::padded(Bytes::copy_from_slice(sdp), ip, pad);
+        return Some(part.splice(body, &whole));
+    }
+    cut_sections(&part, body, offered.len())
+}
+
+/// `body` with its SDP (`part`) cut to its first `n` media sections (every byte within the
+/// sections kept as it was); `None` when it has no more than `n`.
+fn cut_sections(part: &SdpPart, body: &[u8], n: usize) -> Option<Bytes> {
     let sdp = part.of(body);
     // Where the (n+1)th m= line starts: every line is followed by its own line end, so
     // the offsets add up line by line.
@@ -45,19 +61,30 @@ mod tests {
 
     const TWO: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
         m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 0 RTP/AVP 97\nb=AS:1\r\n";
+    const ONE: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+    fn ip() -> IpAddr {
+        "203.0.113.1".parse().unwrap()
+    }
 
     #[test]
-    fn sections_are_counted_and_cut_at_a_line_start() {
+    fn an_answer_is_cut_at_a_line_start_or_padded_with_the_offers_sections_refused() {
         let ct = Some("application/sdp");
-        assert_eq!(section_count(ct, TWO.as_bytes()), Some(2));
-        let one = cut_sections(ct, TWO.as_bytes(), 1).expect("cut");
-        assert_eq!(
-            &one[..],
-            b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
-              m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        let two = offered_sections(ct, TWO.as_bytes()).unwrap();
+        let one = offered_sections(ct, ONE.as_bytes()).unwrap();
+        assert_eq!((one.len(), two.len()), (1, 2));
+        let cut = fit_sections(ct, TWO.as_bytes(), &one, ip()).expect("cut");
+        assert_eq!(&cut[..], ONE.as_bytes());
+        assert_eq!(fit_sections(ct, TWO.as_bytes(), &two, ip()), None);
+        let padded = fit_sections(ct, ONE.as_bytes(), &two, ip()).expect("padded");
+        let text = String::from_utf8_lossy(&padded);
+        assert!(text.starts_with(ONE), "{text}");
+        assert!(
+            text.ends_with("m=video 0 RTP/AVP 97\r\nc=IN IP4 203.0.113.1\r\n"),
+            "{text}"
         );
-        assert_eq!(cut_sections(ct, TWO.as_bytes(), 2), None);
-        assert_eq!(section_count(None, TWO.as_bytes()), None);
+        assert_eq!(offered_sections(None, TWO.as_bytes()), None);
     }
 
     #[test]
@@ -66,8 +93,8 @@ mod tests {
         let body = format!(
             "--b1\r\nContent-Type: application/sdp\r\n\r\n{TWO}\r\n--b1\r\nContent-Type: application/isup\r\n\r\nISUP\r\n--b1--\r\n"
         );
-        assert_eq!(section_count(ct, body.as_bytes()), Some(2));
-        let cut = cut_sections(ct, body.as_bytes(), 1).expect("cut");
+        let one = offered_sections(Some("application/sdp"), ONE.as_bytes()).unwrap();
+        let cut = fit_sections(ct, body.as_bytes(), &one, ip()).expect("cut");
         let text = String::from_utf8_lossy(&cut);
         assert!(!text.contains("m=video") && text.contains("ISUP"), "{text}");
         assert!(text.contains("a=rtpmap:0 PCMU/8000\r\n\r\n--b1"), "{text}");

@@ -49,9 +49,10 @@ pub struct HeldPrack {
     /// Held only until its offer is anchored: the caller had answered already (another
     /// branch's offer) when it came.
     pub answer_known: bool,
-    /// Its offer's m= lines: the answer it is sent has no more (the answer may be to
-    /// another branch's longer offer, RFC 3264 §6). `None`: not known (an encoded body).
-    pub sections: Option<usize>,
+    /// Its offer's m= lines, as an answer refuses them: the answer it is sent has as many
+    /// (the caller's one answer may be to another branch's offer, RFC 3264 §6). `None`:
+    /// not known (an encoded body).
+    pub sections: Option<Vec<Box<[u8]>>>,
 }
 
 /// An SDP answer a callee gave in a reliable provisional: its early dialog's To tag, the

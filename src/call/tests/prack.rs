@@ -1541,6 +1541,43 @@ fn an_answer_to_one_of_several_branches_offers_keeps_its_streams() {
     );
 }
 
+/// The same unanchored, the branches' offers the other way round (audio alone, then audio
+/// and video): the second branch's PRACK carries the caller's one-line answer with the video
+/// refused after it, as many m= lines as its offer (before, one line to a two-line offer).
+#[test]
+fn an_answer_to_a_shorter_branch_offer_is_padded_for_a_longer_one() {
+    let mut h = H::new();
+    h.recv(PHONE, &offerless("av2", "Supported: 100rel\r\n"));
+    h.take(PHONE);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c1", 1, "<sip:c1@127.0.0.3>", SDP),
+    );
+    let first = h.response_with(PHONE, 183, "the first branch's offer");
+    let rseq: u32 = first.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = first.to_tag().unwrap();
+    let av = format!("{SDP}m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    h.recv_msg(
+        CARRIER_A,
+        reliable_183_from(&inv, "c2", 1, "<sip:c2@127.0.0.5>", &av),
+    );
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("av2", &tag, 2, rseq, &answer));
+    let pracks = h.take_requests(CARRIER_A, Method::Prack);
+    let body_to = |t: &str| {
+        let pr = (pracks.iter())
+            .find(|p| p.to_tag().as_deref() == Some(t))
+            .expect("a PRACK to each branch");
+        String::from_utf8_lossy(pr.body()).into_owned()
+    };
+    assert_eq!(body_to("c1"), answer);
+    let two = body_to("c2");
+    assert!(two.starts_with(&answer), "{two}");
+    assert!(two.contains("m=video 0 RTP/AVP 96"), "{two}");
+    assert_eq!(two.matches("m=").count(), 2, "{two}");
+}
+
 /// The caller's answer in its PRACK, encoded (`Content-Encoding: gzip`), on an unanchored
 /// call whose callee's profile sets a ptime: our PRACK carries it as it came, with its
 /// encoding, not shaped (which would corrupt it) and not without it.

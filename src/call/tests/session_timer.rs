@@ -800,6 +800,26 @@ fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     assert!(String::from_utf8_lossy(re.body()).contains("a=sendonly"));
 }
 
+/// The same unchanged refresh toward a carrier whose profile sets `[sdp] ptime`: the SDP the
+/// carrier was sent had `a=ptime:20` added, and the phone's refresh (its SDP again, byte for
+/// byte) is still the SDP it sent last, answered here. (The first version of the digest
+/// below read the rewritten copy and relayed every such refresh.)
+#[test]
+fn an_unchanged_reinvite_toward_a_ptime_rewriting_peer_is_answered_here() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.ptime = Some(20);
+        }
+    }));
+    let (inv, ok, tag) = phone_refreshing(&mut h);
+    assert!(String::from_utf8_lossy(inv.body()).contains("a=ptime:20"));
+    h.advance(Duration::from_secs(300));
+    h.recv(PHONE, &phone_refresh(&tag, 2, "z9hG4bKpt2"));
+    let r = h.response_with(PHONE, 200, "200 from the gateway");
+    assert_eq!(r.body(), ok.body());
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+}
+
 /// A phone that changes its SDP without raising its `o=` version (RFC 3264 §8 says it must;
 /// some do not) is heard: its hold in a refresh re-INVITE goes to the carrier. Before, the
 /// same `o=` line made it a refresh answered here with the old `sendrecv` answer, the hold

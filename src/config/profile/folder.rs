@@ -54,8 +54,9 @@ pub(in crate::config) fn read_profiles_folder(
 
 /// The profiles' problems when gateway.toml itself cannot be read into its sections (bad
 /// TOML, a misspelt key): the operator fixes every file in one pass. The folder is the one
-/// `profiles` names if the text is TOML at all, else the default; one that cannot be read
-/// adds nothing to gateway.toml's own error.
+/// `profiles` names if the text is TOML at all, else the default unless a `profiles =` line
+/// is there (another folder, which cannot be told: none is checked rather than the wrong
+/// one); one that cannot be read adds nothing to gateway.toml's own error.
 pub(in crate::config) fn profile_errors_beside(
     gateway_error: ConfigError,
     gateway: &str,
@@ -66,10 +67,19 @@ pub(in crate::config) fn profile_errors_beside(
     let sources = match source {
         super::ProfileSource::Folder => {
             let table = toml::from_str::<toml::Table>(gateway).ok();
-            let name = (table.as_ref())
-                .and_then(|t| t.get("profiles"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("profiles");
+            let named = |l: &str| {
+                l.trim_start()
+                    .strip_prefix("profiles")
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+            };
+            let name = match &table {
+                Some(t) => t
+                    .get("profiles")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("profiles"),
+                None if gateway.lines().any(named) => return crate::config::ConfigErrors(errs),
+                None => "profiles",
+            };
             read_profiles_folder(&base.join(name), &mut errs, &mut warns).unwrap_or_default()
         }
         super::ProfileSource::Texts(list) => list
