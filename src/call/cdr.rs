@@ -27,6 +27,8 @@ pub(super) struct Facts<'a> {
     pub recording: Option<String>,
     pub events: Vec<String>,
     pub callback_id: Option<String>,
+    /// A call-back's user1 answered then.
+    pub user1_answered_wall: Option<SystemTime>,
 }
 
 impl<'a> Facts<'a> {
@@ -52,6 +54,7 @@ impl<'a> Facts<'a> {
             recording: None,
             events: Vec::new(),
             callback_id: None,
+            user1_answered_wall: None,
         }
     }
 }
@@ -118,6 +121,7 @@ pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
         events,
         reason_sip,
         callback_id: f.callback_id,
+        user1_answer: f.user1_answered_wall.map(fmt),
     }
 }
 
@@ -138,6 +142,7 @@ impl Call {
             recording,
             events: self.events.to_cdr(),
             callback_id: None,
+            user1_answered_wall: None,
         }
     }
 
@@ -193,6 +198,7 @@ impl Call {
                 ingress: &cb.user1_peer,
                 egress: cb.user2_peer.clone(),
                 callback_id: Some(cb.id.clone()),
+                user1_answered_wall: cb.user1_answered,
                 ..self.facts(recording)
             },
             None => self.facts(recording),

@@ -144,6 +144,7 @@ impl B2bua {
             user1_offer: None,
             user1_counted: None,
             user1_left: false,
+            user1_answered: None,
         };
         let call = Call::start(CallStart {
             cfg,

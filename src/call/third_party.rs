@@ -72,6 +72,8 @@ pub struct ThirdParty {
     pub user1_counted: Option<PeerName>,
     /// user1 hung up before user2 answered (its BYE was answered): it needs no ACK or BYE.
     pub user1_left: bool,
+    /// When user1 answered (the CDR's `user1_answer`).
+    pub user1_answered: Option<std::time::SystemTime>,
 }
 
 /// The request a call-back's INVITE toward `to` is built from, as if `from` had dialled it
@@ -214,11 +216,13 @@ impl Call {
         let counted = self.counted_egress.take();
         let offer = (resp.body().clone(), resp.header(&Hdr::CONTENT_TYPE));
         let t1 = cx.env.timers.t1;
+        let wall = cx.env.wall(cx.now);
         let (local, ids) = (&cx.env.local, &mut cx.env.ids);
         let Some(tp) = self.third_party_mut() else {
             return;
         };
         tp.stage = State::Calling2;
+        tp.user1_answered = Some(wall);
         tp.user1_txn = Some(att.txn);
         tp.user1_cseq = resp.seq();
         tp.user1_offer = Some(offer.clone());
@@ -434,6 +438,7 @@ impl Call {
                 .egress_name()
                 .filter(|_| !calling1)
                 .map(|p| p.to_string()),
+            user1_answered: tp.user1_answered,
         })
     }
 }
@@ -447,4 +452,5 @@ pub(super) struct CallbackFacts<'a> {
     pub user2: &'a str,
     pub user1_peer: String,
     pub user2_peer: Option<String>,
+    pub user1_answered: Option<std::time::SystemTime>,
 }

@@ -108,6 +108,10 @@ pub struct CdrRecord {
     /// The call-back this call was placed for (`REQUEST: id=…`); absent for other calls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_id: Option<String>,
+    /// A call-back's: when user1 answered (RFC 3339, as `answer`). Its leg is up, and its
+    /// carrier bills it, from then; `answer` is user2's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user1_answer: Option<String>,
 }
 
 impl CdrRecord {

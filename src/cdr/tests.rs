@@ -30,6 +30,7 @@ fn rec(id: &str) -> CdrRecord {
         events: vec![],
         reason_sip: None,
         callback_id: None,
+        user1_answer: None,
     }
 }
 

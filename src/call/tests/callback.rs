@@ -278,6 +278,7 @@ fn user1_busy_ends_it_before_user2_is_called() {
     assert_eq!(Some(c.call_id.clone()), inv1.call_id());
     assert_eq!(c.callback_id.as_deref(), Some("cb-1"));
     assert_eq!(c.egress_call_id, None);
+    assert_eq!(c.user1_answer, None);
     assert_idle(&mut h);
 }
 
@@ -317,6 +318,9 @@ fn user2_busy_gets_user1_an_answer_refusing_its_streams_then_a_bye() {
     assert_eq!(e.outcome, Outcome::User2Failed);
     assert_eq!((e.call_tag, e.cause.0), (CallTag::CalleeReject, 17));
     assert_eq!(h.cdrs[0].egress_call_id, inv2.call_id());
+    // user1's leg was answered, and billed by its carrier, though the call-back was not:
+    // the CDR says when (before, nothing did).
+    assert!(h.cdrs[0].user1_answer.is_some() && h.cdrs[0].answer.is_none());
     assert_idle(&mut h);
 }
 
@@ -409,6 +413,11 @@ fn max_duration_ends_a_connected_call_back() {
         (Outcome::Connected, CallTag::MaxDuration)
     );
     assert_eq!(e.duration, Duration::from_secs(60));
+    let c = &h.cdrs[0];
+    assert!(
+        c.user1_answer.is_some() && c.user1_answer <= c.answer,
+        "{c:?}"
+    );
 }
 
 #[test]
