@@ -13,6 +13,9 @@ pub const MAX_EVENTS: usize = 32;
 pub enum CallEvent {
     /// The attempt failed with this status and the next peer was tried.
     Failover(u16),
+    /// The failure the caller got came from this earlier peer of the route (the later
+    /// ones said nothing): `egress_peer` names the last one tried.
+    FailureFrom(crate::config::PeerName),
     /// A peer of the route did not answer the INVITE (Timer B).
     PeerTimeout,
     /// A peer of the route could not be reached (transport error).
@@ -69,6 +72,7 @@ impl fmt::Display for CallEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallEvent::Failover(status) => write!(f, "failover_{status}"),
+            CallEvent::FailureFrom(peer) => write!(f, "failure_from_{}", peer.as_str()),
             CallEvent::PeerTimeout => f.write_str("peer_timeout"),
             CallEvent::PeerTransportError => f.write_str("peer_transport_error"),
             CallEvent::MediaPortsExhausted => f.write_str("media_ports_exhausted"),

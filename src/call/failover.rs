@@ -115,6 +115,11 @@ impl Call {
     fn fail_with_last(&mut self, cx: &mut Cx) {
         match self.last_failure.take().map(|f| *f) {
             Some(Failure::Response(last)) => {
+                if let Some(p) = &last.peer
+                    && self.egress_name() != Some(&p.name)
+                {
+                    self.events.push(CallEvent::FailureFrom(p.name.clone()));
+                }
                 self.relay_failure(cx, &last.resp, last.peer.as_deref(), false)
             }
             Some(Failure::Auth { status, .. }) => {

@@ -70,6 +70,7 @@ impl B2bua {
         let Some(ingress) = by_contact.or_else(|| cfg.peer_for_source(ip)).cloned() else {
             // `on_message` keeps strangers out; a reload may have dropped the profile since.
             debug!(%source, "INVITE from an address no profile matches");
+            self.refused("unknown_source");
             self.env.respond(now, id, &req, 403, "Forbidden", &[]);
             return;
         };
@@ -85,6 +86,7 @@ impl B2bua {
                 .is_some_and(|c| !c.phase.is_ending() && c.setup_key().as_ref() == Some(key))
         {
             debug!(%source, "merged request: 482");
+            self.refused("merged");
             self.env.respond(now, id, &req, 482, "Loop Detected", &[]);
             return;
         }

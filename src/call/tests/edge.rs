@@ -289,6 +289,8 @@ fn a_merged_invite_by_another_path_gets_482_and_places_no_second_call() {
     );
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
     assert!(h.cdrs.is_empty(), "not a call: no CDR");
+    // Counted, as the README says (before, only logged at debug).
+    assert!(h.events.contains(&CoreEvent::Refused { why: "merged" }));
     // The call itself goes on; once settled it forgets its INVITE.
     let ok = h.carrier_answers(&inv, "c1", SDP);
     let tag = ok.to_tag().unwrap();

@@ -206,7 +206,9 @@ fn a_callees_503_retry_after_is_not_passed_to_the_caller() {
 }
 
 /// carrier-a fails with 503, carrier-b (tried next) never answers: the caller gets carrier-a's
-/// 503, and its cause is read with carrier-a's `[causes.map]`, not carrier-b's.
+/// 503, and its cause is read with carrier-a's `[causes.map]`, not carrier-b's. The CDR's
+/// `egress_peer` is the last peer tried (carrier-b); the event `failure_from_carrier-a` says
+/// whose failure the caller got (before, nothing did).
 #[test]
 fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
     let mut h = H::with(config_with(|n, p| {
@@ -228,6 +230,11 @@ fn an_earlier_peers_failure_is_mapped_with_its_own_causes() {
     assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=34"));
     let c = &h.cdrs[0];
     assert_eq!((c.cause, c.cause_source), (34, CauseSource::PeerMap));
+    assert_eq!(c.egress_peer.as_deref(), Some("carrier-b"));
+    assert!(
+        c.events.contains(&"failure_from_carrier-a".to_string()),
+        "{c:?}"
+    );
 }
 
 /// A ported number's routing facts (`;rn=…;npdi`, RFC 4694) and the calling party's
