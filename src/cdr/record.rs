@@ -8,7 +8,7 @@ pub use crate::interop::causes::CauseSource;
 pub enum CallTag {
     /// The caller hung up an answered call.
     CallerBye,
-    /// The callee hung up an answered call.
+    /// The callee hung up: an answered call, or its early dialog (the caller got 480).
     CalleeBye,
     /// The caller gave up before answer (CANCEL).
     CallerCancel,
