@@ -70,7 +70,8 @@ pub struct ThirdParty {
     pub user1_offer: Option<(bytes::Bytes, Option<String>)>,
     /// The peer user1 is reached through, counted in `[limits]` until the call is forgotten.
     pub user1_counted: Option<PeerName>,
-    /// user1 hung up before user2 answered (its BYE was answered): it needs no ACK or BYE.
+    /// user1 hung up before user2 answered (its BYE was answered): its 2xx gets its ACK,
+    /// but no BYE.
     pub user1_left: bool,
     /// When user1 answered (the CDR's `user1_answer`).
     pub user1_answered: Option<std::time::SystemTime>,
@@ -357,13 +358,17 @@ impl Call {
         let media_ip = self.cfg.media_ip;
         let waiting = self
             .third_party()
-            .filter(|tp| tp.stage == State::Calling2 && !tp.user1_left)
-            .map(|tp| (tp.user1_cseq, tp.user1_offer.clone()));
-        if let Some((cseq, offer)) = waiting {
+            .filter(|tp| tp.stage == State::Calling2)
+            .map(|tp| (tp.user1_cseq, tp.user1_offer.clone(), tp.user1_left));
+        if let Some((cseq, offer, left)) = waiting {
             let refusal =
                 offer.and_then(|(b, ct)| super::ack::refusal(ct.as_deref(), &b, media_ip, None));
+            // Owed whatever user1 did since (RFC 3261 §13.2.2.4: each 2xx is ACKed), also
+            // when it hung up first; its BYE was answered, so no BYE of ours.
             self.send_ack(cx, Side::A, cseq, refusal);
-            self.send_bye(cx, Side::A, Some(reason_header(Q850Cause(end.cause))));
+            if !left {
+                self.send_bye(cx, Side::A, Some(reason_header(Q850Cause(end.cause))));
+            }
         }
         self.end_call(cx, end);
     }

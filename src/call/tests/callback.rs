@@ -332,8 +332,22 @@ fn user1_hanging_up_while_user2_rings_cancels_user2() {
     let inv2 = user1_answers(&mut h, &inv1);
     h.recv_msg(CARRIER_A, reply(&inv2, 180, "u2", &[], None));
     h.recv(PHONE, &from_user1(&inv1, "BYE", 1, "z9hG4bKu1bye"));
+    // The 200 to its BYE, and the ACK its 2xx is owed (RFC 3261 §13.2.2.4), refusing its
+    // offer; no BYE of ours. Before, no ACK: user1 retransmitted its 200 for 32 s.
     let to_user1 = h.take(PHONE);
-    assert_eq!(to_user1.len(), 1, "only the 200 to its BYE: {to_user1:?}");
+    assert_eq!(to_user1.len(), 2, "{to_user1:?}");
+    let ack = (to_user1.iter())
+        .find_map(|m| match m {
+            Message::Request(r) if r.method() == Method::Ack => Some(r.clone()),
+            _ => None,
+        })
+        .expect("user1's 2xx is ACKed");
+    assert!(String::from_utf8_lossy(ack.body()).contains("m=audio 0 "));
+    assert!(
+        to_user1
+            .iter()
+            .any(|m| matches!(m, Message::Response(r) if r.status() == 200))
+    );
     let cancel = h.one_request(CARRIER_A, Method::Cancel);
     assert_eq!(cancel.call_id(), inv2.call_id());
     h.recv_msg(CARRIER_A, reply(&cancel, 200, "u2", &[], None));

@@ -11,7 +11,9 @@ use super::{MAX_QUEUED, Output, Service};
 
 impl Service {
     pub(super) fn answer(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
-        let open = self.cfg.callback.open_only_to(to.ip()) && self.cfg.callback.keys.is_none();
+        // With keys too: a captured signed datagram sent again with a victim's address
+        // forged is answered while its `ts` is good, and would be reflected without end.
+        let open = self.cfg.callback.open_only_to(to.ip());
         if open && self.open_answers.check().is_err() {
             self.drop_datagram("answer_rate");
             return;

@@ -35,6 +35,12 @@ impl Service {
         // IPv4 AS heard on the IPv6 wildcard is its IPv4 address), an IPv6 /64 (one host
         // picks its addresses from one, and would take a share per address).
         let from = crate::config::net::source_key(src.ip());
+        // A resend of a call-back that runs (the same REQUEST from the same IP): placed
+        // already, it needs no room, whatever the table's fill (refused `over_rate`, an AS
+        // would place it again under a new id).
+        let resend = (self.entries.get(&r.id)).is_some_and(|e| {
+            matches!(e.phase, Phase::Active { .. }) && e.src.ip() == src.ip() && e.request == r
+        });
         if let Some((m, _)) = &signed {
             match self.replays.seen(now, self.wall_s(), m) {
                 Some(Seen::Refused(reason)) => return refuse(self, reason),
@@ -67,6 +73,7 @@ impl Service {
                 // room again). Before that, the last eighth of the table, or of the
                 // source's share of it, answers `over_rate`, and remembers it, so the AS
                 // hears that it should slow down.
+                None if resend => {}
                 None if self.replays.is_full() => {
                     return self.drop_datagram("replay_table_full");
                 }
@@ -86,14 +93,29 @@ impl Service {
             }
         }
         match self.admit(now, src, &r) {
-            Ok(Admitted::Again) => self.answer(
-                src,
-                Verb::Request.as_str(),
-                Outbound::Ok {
-                    id: &r.id,
-                    state: None,
-                },
-            ),
+            Ok(Admitted::Again) => {
+                // The RESPONSEs follow the port a resend came from: an unsigned one's, or a
+                // signed one's remembered here, so that the same bytes sent again (a capture,
+                // spoofing the AS's IP) are a replay and move nothing. One that cannot be
+                // remembered (the table full) is answered where it came from, moving
+                // nothing.
+                match signed {
+                    None => self.follow_port(&r.id, src),
+                    Some((m, ts)) if !self.replays.is_full_for(from) => {
+                        self.replays.remember(now, (ts, from), m, Seen::Placed);
+                        self.follow_port(&r.id, src);
+                    }
+                    Some(_) => {}
+                }
+                self.answer(
+                    src,
+                    Verb::Request.as_str(),
+                    Outbound::Ok {
+                        id: &r.id,
+                        state: None,
+                    },
+                )
+            }
             Ok(Admitted::New) => {
                 if let Some((m, ts)) = signed {
                     self.replays.remember(now, (ts, from), m, Seen::Placed);
@@ -124,7 +146,6 @@ impl Service {
             // Anything else with a known id, or any REQUEST for an ended one, is refused.
             if matches!(e.phase, Phase::Active { .. }) && e.src.ip() == src.ip() && e.request == *r
             {
-                self.follow_port(&r.id, src);
                 return Ok(Admitted::Again);
             }
             return Err("duplicate_id");

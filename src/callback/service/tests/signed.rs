@@ -367,6 +367,66 @@ fn a_captured_request_resent_from_another_port_does_not_move_the_responses() {
     );
 }
 
+/// The AS's own resend from a new port, signed afresh, moves the RESPONSEs there; that
+/// resend captured and sent again from yet another port (spoofing the AS's IP) is a replay
+/// and moves nothing. Before, the fresh resend was not remembered, and its copy took the
+/// RESPONSEs to the spoofer's port. And a resend of a running call-back is answered `ok`
+/// even with the AS's share of the replay table nearly full (before: `over_rate`, and an AS
+/// would place the call again under a new id).
+#[test]
+fn a_fresh_resend_moves_the_responses_and_its_replay_does_not() {
+    let mut h = signed();
+    let first = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    assert_eq!(h.recv_bytes(AS, &first).len(), 2);
+    h.advance(Duration::from_secs(2));
+    let resend = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    assert_ne!(resend, first);
+    let new_port = "127.0.0.1:7001";
+    assert_eq!(h.recv_bytes(new_port, &resend).len(), 1);
+    let out = h.recv_bytes("127.0.0.1:9999", &resend);
+    assert_eq!(out.len(), 1, "answered where it came from: {out:?}");
+    let own: std::net::SocketAddr = AS.parse().unwrap();
+    for i in h.svc.replays.held_by(own.ip())..Replays::SHARE / 8 * 7 {
+        let mut mac = [0u8; 32];
+        mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        h.svc
+            .replays
+            .remember(h.now, (h.wall_s(), own.ip()), mac, Seen::Placed);
+    }
+    h.advance(Duration::from_secs(1));
+    let late = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
+    let out = h.recv_bytes(new_port, &late);
+    let now_s = h.wall_s();
+    let text = sent_text(&out[0], new_port);
+    let v = verify(text.as_bytes(), Signer::Gateway, &keys(), now_s).unwrap();
+    assert_eq!(String::from_utf8_lossy(v.message), "ACK: id=a;result=ok");
+    assert_eq!(h.svc.active(), 1);
+    let out = h.end("a", Outcome::Connected);
+    assert!(
+        matches!(&out[0], Output::Transmit { to, .. } if *to == addr(new_port)),
+        "{out:?}"
+    );
+}
+
+/// Anyone may send and datagrams are signed: a captured signed STATUS sent again and again
+/// with a victim's address forged gets at most 100 answers a second back, as unsigned ones
+/// do. Before, every copy was answered while its `ts` was good (a minute of reflection).
+#[test]
+fn a_captured_signed_datagram_is_reflected_no_faster_than_the_open_rate() {
+    let mut h = H::new(|c| {
+        c.keys = Some(keys());
+        c.allow_any = true;
+    });
+    h.advance(Duration::from_secs(1));
+    let status = h.signed("STATUS: id=nothing", 0);
+    let victim = "192.0.2.7:5060";
+    let answered = (0..300)
+        .map(|_| h.recv_bytes(victim, &status).len())
+        .sum::<usize>();
+    assert_eq!(answered, 100);
+    assert_eq!(h.svc.stats().dropped("answer_rate"), 200);
+}
+
 /// One AS's share of the replay table: near it, its new signed REQUESTs are refused
 /// `over_rate`; at it they are dropped unanswered, while the table has room for the others
 /// (one AS flooding signed REQUESTs, refused or not, filled it for all before).
