@@ -14,7 +14,7 @@ use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
 use crate::interop::transfer::TransferMode;
-use crate::sip::{Hdr, Method, Request};
+use crate::sip::{Hdr, Method, Request, Target, Transport};
 use crate::txn::TxnId;
 
 impl Call {
@@ -52,12 +52,14 @@ impl Call {
     fn on_in_dialog_judged(&mut self, cx: &mut Cx, side: Side, id: TxnId, req: Request) {
         // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
         let cseq = req.seq();
+        let heard_on = cx.env.txn.target(id);
         if let Some(leg) = self.dialog_mut(side) {
             if leg.remote_cseq.is_some_and(|last| cseq < last) {
                 cx.respond(id, &req, 500, "Server Internal Error", &[]);
                 return;
             }
             leg.remote_cseq = Some(cseq);
+            follow_connection(leg, heard_on);
         }
         // An extension the request requires and we do not support is refused, not dropped
         // as the request goes on (its Require is the leg's own, RFC 3261 §8.2.2.3). Not a
@@ -407,4 +409,23 @@ pub(super) enum Offerer {
     This,
     /// One made to it, or one on the other leg.
     Other,
+}
+
+/// A peer that reached us over a TCP connection of its own and now speaks in the dialog on
+/// another (its NAT rebound, it reconnected): our requests go on that one from now on. The
+/// old one may be gone, and a connection back to its Contact or Via port, behind its NAT,
+/// would reach nothing. Only a connection the peer opened is followed, from its IP (a
+/// connection cannot be spoofed, and the request matched the dialog's tags); a leg we
+/// reach at its configured address keeps it.
+fn follow_connection(leg: &mut super::dialog::Dialog, heard_on: Option<Target>) {
+    if let Some(t) = heard_on
+        && t.transport == Transport::Tcp
+        && t.conn.is_some()
+        && leg.target.transport == Transport::Tcp
+        && leg.target.conn.is_some()
+        && t.conn != leg.target.conn
+        && t.addr.ip() == leg.target.addr.ip()
+    {
+        leg.target = t;
+    }
 }

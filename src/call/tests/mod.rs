@@ -336,6 +336,19 @@ impl H {
         self.input(Input::Message { msg, source });
     }
 
+    /// A message over TCP connection `conn`, which the peer opened from `from`.
+    pub(super) fn recv_tcp_on(&mut self, from: &str, conn: u64, text: &str) {
+        let msg =
+            parse_datagram(Bytes::from(text.to_string()), 65535).expect("test message parses");
+        let source = Target {
+            transport: Transport::Tcp,
+            addr: addr(from),
+            conn: Some(crate::sip::ConnId(conn)),
+            listener: None,
+        };
+        self.input(Input::Message { msg, source });
+    }
+
     /// A message over TCP (a connection the peer opened).
     pub(super) fn recv_tcp(&mut self, from: &str, text: &str) {
         let msg =

@@ -276,6 +276,46 @@ fn a_calls_tcp_connection_is_named_while_the_call_lasts() {
     assert_eq!(h.core.tcp_targets().count(), 0, "the call is gone");
 }
 
+/// A caller over TCP whose NAT rebound (or that reconnected) speaks in its dialog on a new
+/// connection from another port: our requests follow it there (the BYE when the carrier
+/// hangs up), and that connection is the one kept open. Before, the BYE went to the old
+/// connection, gone, and a connection back to its Contact behind its NAT reached nothing:
+/// the caller kept the call up.
+#[test]
+fn a_caller_that_reconnects_over_tcp_is_followed_to_its_new_connection() {
+    let mut h = H::new();
+    h.recv_tcp(PHONE, &invite_text("tcp3", "z9hG4bKtcp3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv_tcp(
+        PHONE,
+        &from_phone_in("tcp3", "ACK", &tag, 1, "z9hG4bKtcp3a", ""),
+    );
+    h.take(CARRIER_A);
+    let moved = "127.0.0.2:40002";
+    h.recv_tcp_on(
+        moved,
+        7,
+        &from_phone_in("tcp3", "INFO", &tag, 2, "z9hG4bKtcp3i", ""),
+    );
+    let info = h.one_request(CARRIER_A, Method::Info);
+    h.recv_msg(CARRIER_A, reply(&info, 200, "carrier1", &[], None));
+    assert_eq!(h.statuses(moved), vec![200]);
+    let named: Vec<Target> = h.core.tcp_targets().collect();
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0].conn, Some(crate::sip::ConnId(7)));
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKtcp3b", ""),
+    );
+    let bye: Vec<&(Target, Message)> = (h.sent.iter())
+        .filter(|(_, m)| matches!(m, Message::Request(r) if r.method() == Method::Bye))
+        .collect();
+    assert_eq!(bye.len(), 1, "{:?}", h.sent);
+    assert_eq!(bye[0].0.conn, Some(crate::sip::ConnId(7)));
+}
+
 #[test]
 fn recordings_are_named_by_day_time_and_call_id() {
     let mut h = H::with(config_with(|n, p| {
