@@ -155,8 +155,10 @@ async fn open(addr: SocketAddr, from: Option<std::net::IpAddr>) -> std::io::Resu
     sock()?.connect(addr).await
 }
 
+/// `back`: a connect-back toward a peer whose connection closed, which any matched source
+/// can have us try at its rate: its failures are no warning line each.
 async fn connect(
-    addr: SocketAddr,
+    (addr, back): (SocketAddr, bool),
     from: Option<std::net::IpAddr>,
     conn: ConnId,
     limits: Limits,
@@ -169,12 +171,14 @@ async fn connect(
             keepalive(&stream);
             serve(stream, addr, conn, limits, slot, inbox, OpenedBy::Us).await;
         }
-        Ok(Err(e)) => {
-            warn!(%addr, error = %e, "TCP connect failed");
-            inbox.deliver(Event::TcpDown { conn }).await;
-        }
-        Err(_) => {
-            warn!(%addr, "TCP connect timed out");
+        failed => {
+            let why = failed.map_or("timed out".to_string(), |r| {
+                r.err().map(|e| e.to_string()).unwrap_or_default()
+            });
+            match back {
+                true => debug!(%addr, why, "TCP connect back failed"),
+                false => warn!(%addr, why, "TCP connect failed"),
+            }
             inbox.deliver(Event::TcpDown { conn }).await;
         }
     }

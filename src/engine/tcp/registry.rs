@@ -217,7 +217,7 @@ impl Registry {
         self.connecting.insert(addr, (conn, queue));
         let from = self.advertise;
         tokio::spawn(connect(
-            addr,
+            (addr, gone),
             from,
             conn,
             self.limits,
