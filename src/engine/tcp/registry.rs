@@ -152,6 +152,10 @@ impl Registry {
                 // leaves the address as it was.
                 addr.set_port(port);
             }
+            // The connection there may have ended too (its news still queued).
+            if let Some(&c) = self.by_addr.get(&addr) {
+                self.forget_if_ended(c);
+            }
         }
         let conn = target
             .conn

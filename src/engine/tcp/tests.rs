@@ -243,6 +243,19 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         .expect("the second response came")
         .unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"));
+    // And the connection at the Via's port has ended too, its news not yet taken (the phone
+    // closed the one we opened back as well): the next answer opens a new one there. Before,
+    // it went into that ended writer, was lost, and failed its transaction.
+    let (tx, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.up(ConnId(10), sent_by, tx);
+    drop(drain);
+    let gone = closed(&mut reg, "127.0.0.2:40003", 11);
+    let txn = Some(TxnId::for_tests(6));
+    assert_eq!(
+        reg.send(gone, response("127.0.0.2", sent_by.port()), txn),
+        None
+    );
+    assert!(reg.connecting.contains_key(&sent_by), "connecting anew");
 }
 
 /// A stranger's TCP message (let in by `unknown_sources = "reject"`) goes where its
