@@ -30,10 +30,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first pause after a failed accept, and the longest.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
-/// A connection with nothing to say is closed after this long without a byte read, nor one
-/// written in the last such stretch, nor a call on it (a call's requests of ours and the
-/// call itself keep it: closed, a peer behind NAT could no longer be reached, as a
-/// connection back goes to the private address its Contact names; `Registry::keep_in_use`).
+/// A connection is closed after this long without a byte read, nor one written since, nor
+/// a call on it (closed, a peer behind NAT could no longer be reached: a connection back
+/// goes to the private address its Contact names; `Registry::keep_in_use`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]
@@ -134,10 +133,9 @@ pub(super) async fn accept(
     }
 }
 
-/// Open a connection to `addr`, from `from` (`[sip] advertise`) when it is of `addr`'s
-/// family and this host has it: a peer that knows us by that address (a floating one for
-/// failover, say) would refuse a connection from the one the kernel picks. Else, or when
-/// the kernel will not bind it, from the kernel's pick.
+/// Open a connection to `addr`, from `from` (`[sip] advertise`) when of `addr`'s family and
+/// this host's: a peer that knows us by that address (a floating one for failover) would
+/// refuse one from the kernel's pick, which is taken otherwise.
 async fn open(addr: SocketAddr, from: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
     let sock = || {
         if addr.is_ipv4() {
@@ -185,9 +183,8 @@ async fn connect(
 }
 
 /// A connection's reader that panicked (a defect) ends it as a closed one ends: its writer
-/// stopped (else it kept the socket open, unread) and the core told it is down (else a
-/// trunk's connection stayed the one requests went to, their answers never read, and none
-/// was opened anew).
+/// stopped (else the socket stayed open, unread) and the core told it is down (else a
+/// trunk's requests kept going to it, their answers never read, and none opened anew).
 struct Unwound {
     writer: tokio::task::AbortHandle,
     conn: ConnId,
@@ -285,7 +282,10 @@ async fn serve(
             }
             Err(_) if pong.wrote_lately() => continue,
             Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(n)) => n,
+            Ok(Ok(n)) => {
+                let _ = pong.wrote_lately(); // (the idle window starts again here)
+                n
+            }
             Ok(Err(e)) => {
                 debug!(%peer, error = %e, "TCP read failed");
                 break;
