@@ -192,17 +192,7 @@ macro_rules! common_accessors {
             self.0.headers.remove_all(&h.0)
         }
 
-        /// Copy, in order and byte for byte, every header of `src` whose name is not in `skip`.
-        /// This is how a B2BUA forwards headers it has no reason to touch.
-        pub fn copy_headers_except(&mut self, src: &Headers, skip: &[Hdr]) {
-            for h in src.iter() {
-                if !skip.iter().any(|s| &s.0 == h.name()) {
-                    self.0.headers.push(h.clone());
-                }
-            }
-        }
-
-        /// Copy, in order and byte for byte, every header of `src` that `keep` accepts and
+        /// Copy, in order and byte for byte (a folded value unfolded), every header of `src` that `keep` accepts and
         /// whose value holds no control character but HTAB (folds aside): the parser takes
         /// a NUL or an ESC in a value, and one copied across the legs would reach the other
         /// peer, whose C-string handling it may cut or confuse. Such a header is left out, as
@@ -217,7 +207,17 @@ macro_rules! common_accessors {
                         || std::str::from_utf8(&h.value()).is_ok_and(crate::sip::is_sip_date))
             };
             for h in src.iter() {
-                if keep(&Hdr(h.name().clone())) && clean(h) {
+                if !(keep(&Hdr(h.name().clone())) && clean(h)) {
+                    continue;
+                }
+                // A folded value goes on unfolded (RFC 3261 §7.3.1 lets it): a far end that
+                // does not unfold, and trims a continuation line, would read its second
+                // line as a header of its own (a `Content-Length` smuggled in, say).
+                if h.raw_value().iter().any(|&b| b == b'\r' || b == b'\n') {
+                    if let Ok(unfolded) = Header::build(h.name().clone(), h.value().into_owned()) {
+                        self.0.headers.push(unfolded);
+                    }
+                } else {
                     self.0.headers.push(h.clone());
                 }
             }
@@ -338,7 +338,7 @@ macro_rules! common_accessors {
             Ok(())
         }
 
-        /// The raw header collection (for `copy_headers_except`).
+        /// The raw header collection (for `copy_headers_where`).
         pub fn headers_raw(&self) -> &Headers {
             &self.0.headers
         }

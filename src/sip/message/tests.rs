@@ -187,3 +187,26 @@ fn a_bodys_coding_is_read_from_every_line() {
     assert!(req.encoded());
     assert_eq!(req.encoding().as_deref(), Some("gzip"));
 }
+
+/// A folded header copied to the other leg goes unfolded: a far end that does not unfold
+/// (and trims the continuation line) would read `Content-Length: 0` as a header of its own.
+/// Before, it was copied with its fold. One without a fold is copied byte for byte.
+#[test]
+fn a_folded_header_is_copied_unfolded() {
+    let raw = b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nX-Foo: a\r\n Content-Length: 0\r\nX-Bar:  kept   as is\r\nContent-Length: 0\r\n\r\n";
+    let Message::Request(src) = parse_datagram(Bytes::from_static(raw), 65535).unwrap() else {
+        panic!("request expected");
+    };
+    let mut out = src.clone();
+    let (foo, bar) = (Hdr::named("X-Foo"), Hdr::named("X-Bar"));
+    out.remove_header(&foo);
+    out.remove_header(&bar);
+    out.copy_headers_where(src.headers_raw(), |h| *h == foo || *h == bar);
+    let wire = String::from_utf8_lossy(&out.to_bytes()).into_owned();
+    assert!(
+        wire.contains("\r\nX-Foo: a Content-Length: 0\r\n"),
+        "{wire}"
+    );
+    assert!(!wire.contains("a\r\n Content"), "{wire}");
+    assert!(wire.contains("\r\nX-Bar:  kept   as is\r\n"), "{wire}");
+}
