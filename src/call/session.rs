@@ -399,7 +399,8 @@ impl Call {
 }
 
 /// The `o=` line of a body's SDP (the body itself, or its SDP part), found the way anchoring
-/// finds it (`sdp::sdp_of`, `sdp::lines`); None for a body that carries no SDP.
+/// finds it (`sdp::sdp_of`, `sdp::lines`), and a digest of that SDP; None for a body that
+/// carries no SDP.
 fn sdp_origin(ct: Option<&str>, body: &[u8]) -> Option<String> {
     use std::hash::{Hash, Hasher};
     let sdp = crate::sdp::sdp_of(ct, body)?;

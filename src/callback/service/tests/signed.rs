@@ -22,6 +22,17 @@ impl H {
     }
 
     /// `text` signed by the AS at the fake wall clock's second (+ `skew_s`).
+    /// The AS's share of the replay table filled with made-up entries up to `upto`.
+    fn fill_share(&mut self, upto: usize) {
+        let own: std::net::SocketAddr = AS.parse().unwrap();
+        for i in self.svc.replays.held_by(own.ip())..upto {
+            let mut mac = [0u8; 32];
+            mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let at = (self.wall_s(), own.ip());
+            self.svc.replays.remember(self.now, at, mac, Seen::Placed);
+        }
+    }
+
     fn signed(&self, text: &str, skew_s: i64) -> Vec<u8> {
         let at = self.wall_s().saturating_add_signed(skew_s);
         sign(text.as_bytes(), Signer::As, &keys(), at)
@@ -385,14 +396,7 @@ fn a_fresh_resend_moves_the_responses_and_its_replay_does_not() {
     assert_eq!(h.recv_bytes(new_port, &resend).len(), 1);
     let out = h.recv_bytes("127.0.0.1:9999", &resend);
     assert_eq!(out.len(), 1, "answered where it came from: {out:?}");
-    let own: std::net::SocketAddr = AS.parse().unwrap();
-    for i in h.svc.replays.held_by(own.ip())..Replays::SHARE / 8 * 7 {
-        let mut mac = [0u8; 32];
-        mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        h.svc
-            .replays
-            .remember(h.now, (h.wall_s(), own.ip()), mac, Seen::Placed);
-    }
+    h.fill_share(Replays::SHARE / 8 * 7);
     h.advance(Duration::from_secs(1));
     let late = h.signed("REQUEST: id=a;user1=1001;user2=1002", 0);
     let out = h.recv_bytes(new_port, &late);
@@ -433,22 +437,12 @@ fn a_captured_signed_datagram_is_reflected_no_faster_than_the_open_rate() {
 #[test]
 fn an_as_near_its_share_of_the_replay_table_is_refused_alone() {
     let mut h = signed();
-    let own: std::net::SocketAddr = AS.parse().unwrap();
-    let fill = |h: &mut H, upto: usize| {
-        for i in h.svc.replays.held_by(own.ip())..upto {
-            let mut mac = [0u8; 32];
-            mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            h.svc
-                .replays
-                .remember(h.now, (h.wall_s(), own.ip()), mac, Seen::Placed);
-        }
-    };
-    fill(&mut h, Replays::SHARE / 8 * 7);
+    h.fill_share(Replays::SHARE / 8 * 7);
     assert_eq!(
         h.ask_signed("REQUEST: id=a;user1=1001;user2=1002"),
         vec!["ACK: id=a;result=error;reason=over_rate"]
     );
-    fill(&mut h, Replays::SHARE);
+    h.fill_share(Replays::SHARE);
     assert!(!h.svc.replays.is_full());
     assert!(
         h.ask_signed("REQUEST: id=b;user1=1001;user2=1002")
