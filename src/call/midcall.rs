@@ -414,10 +414,11 @@ pub(super) enum Offerer {
 /// A peer that reached us over a TCP connection of its own and now speaks in the dialog on
 /// another (its NAT rebound, it reconnected): our requests go on that one from now on. The
 /// old one may be gone, and a connection back to its Contact or Via port, behind its NAT,
-/// would reach nothing. Only a connection the peer opened is followed, from its IP (a
-/// connection cannot be spoofed, and the request matched the dialog's tags); a leg we
-/// reach at its configured address keeps it.
-fn follow_connection(leg: &mut super::dialog::Dialog, heard_on: Option<Target>) {
+/// would reach nothing. Only a leg on a connection of its own (one the peer opened, or we
+/// opened back toward it) follows, to another from the same IP (a connection cannot be
+/// spoofed, and the request matched the dialog's tags); a leg we reach at its configured
+/// address keeps it.
+pub(super) fn follow_connection(leg: &mut super::dialog::Dialog, heard_on: Option<Target>) {
     if let Some(t) = heard_on
         && t.transport == Transport::Tcp
         && t.conn.is_some()

@@ -180,6 +180,11 @@ impl Call {
 
     /// user1 answered with its offer: its dialog becomes side A, and user2 is called.
     fn user1_answered(&mut self, cx: &mut Cx, resp: Response) {
+        // Answered, and billed by its carrier, whatever comes next.
+        let wall = cx.env.wall(cx.now);
+        if let Some(tp) = self.third_party_mut() {
+            tp.user1_answered = Some(wall);
+        }
         if !super::anchor::carries_sdp(&resp) {
             // Flow I calls user2 with user1's offer: without one there is nothing to call
             // user2 with. user1's 2xx is ACKed and hung up.
@@ -217,13 +222,11 @@ impl Call {
         let counted = self.counted_egress.take();
         let offer = (resp.body().clone(), resp.header(&Hdr::CONTENT_TYPE));
         let t1 = cx.env.timers.t1;
-        let wall = cx.env.wall(cx.now);
         let (local, ids) = (&cx.env.local, &mut cx.env.ids);
         let Some(tp) = self.third_party_mut() else {
             return;
         };
         tp.stage = State::Calling2;
-        tp.user1_answered = Some(wall);
         tp.user1_txn = Some(att.txn);
         tp.user1_cseq = resp.seq();
         tp.user1_offer = Some(offer.clone());

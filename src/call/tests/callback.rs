@@ -516,6 +516,8 @@ fn user1_answering_without_an_offer_is_acked_and_hung_up() {
     assert!(h.take(CARRIER_A).is_empty());
     let e = ended(&h)[0].1;
     assert_eq!(e.outcome, Outcome::User1Failed);
+    // user1 answered (and its carrier bills that moment) though it offered nothing.
+    assert!(h.cdrs[0].user1_answer.is_some(), "{:?}", h.cdrs[0]);
 }
 
 #[test]

@@ -316,6 +316,34 @@ fn a_caller_that_reconnects_over_tcp_is_followed_to_its_new_connection() {
     assert_eq!(bye[0].0.conn, Some(crate::sip::ConnId(7)));
 }
 
+/// The same when the caller's only message on its new connection is the ACK of our 2xx:
+/// the carrier's BYE goes there. (The first version of the fix above moved the leg on
+/// requests only.)
+#[test]
+fn a_caller_whose_ack_comes_on_a_new_tcp_connection_is_followed_there() {
+    let mut h = H::new();
+    h.recv_tcp(PHONE, &invite_text("tcp4", "z9hG4bKtcp4", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    let tag = ok.to_tag().unwrap();
+    let moved = "127.0.0.2:40004";
+    h.recv_tcp_on(
+        moved,
+        8,
+        &from_phone_in("tcp4", "ACK", &tag, 1, "z9hG4bKtcp4a", ""),
+    );
+    h.take(CARRIER_A);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKtcp4b", ""),
+    );
+    let bye = (h.sent.iter())
+        .find(|(_, m)| matches!(m, Message::Request(r) if r.method() == Method::Bye))
+        .map(|(t, _)| *t)
+        .expect("the caller's BYE");
+    assert_eq!(bye.conn, Some(crate::sip::ConnId(8)));
+}
+
 #[test]
 fn recordings_are_named_by_day_time_and_call_id() {
     let mut h = H::with(config_with(|n, p| {

@@ -11,9 +11,9 @@ use super::{MAX_QUEUED, Output, Service};
 
 impl Service {
     pub(super) fn answer(&mut self, to: SocketAddr, verb: &'static str, msg: Outbound) {
-        // With keys too: a captured signed datagram sent again with a victim's address
-        // forged is answered while its `ts` is good, and would be reflected without end.
-        let open = self.cfg.callback.open_only_to(to.ip());
+        // Not with keys: a signing AS's answers would share the cap with anyone replaying a
+        // capture of its datagrams (README: what a capture can still be used for).
+        let open = self.cfg.callback.open_only_to(to.ip()) && self.cfg.callback.keys.is_none();
         if open && self.open_answers.check().is_err() {
             self.drop_datagram("answer_rate");
             return;
