@@ -1,5 +1,5 @@
 //! The state of one bridged call and the records it keeps on the way. The call's life is in
-//! [`Phase`]; its current INVITE attempt's in [`AttemptState`]; everything here is data the
+//! [`Phase`]; its current INVITE attempt's in [`AttemptState`](super::phase::AttemptState); everything here is data the
 //! handlers (`attempt`, `cancel`, `midcall`, `ack`, `reliable`, `release`) read and change.
 
 use std::sync::Arc;
@@ -11,20 +11,22 @@ use super::challenge::{EarlierCredentials, InviteCredentials};
 use super::cx::Cx;
 use super::dialog::Dialog;
 use super::events::Events;
-use super::phase::{AttemptState, Phase};
+use super::phase::Phase;
 use super::timers::TimerTable;
 use super::{CoreEvent, Direction, Output, PerSide, Side, Stage};
 use crate::config::{Config, PeerName, Profile};
-use crate::sip::{Method, Request, Response};
+use crate::sip::{Method, Request};
 use crate::txn::TxnId;
 
 mod acks;
+mod attempt;
 mod media;
 mod refers;
 mod relayed;
 mod reliable;
 mod route;
 pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
+pub use attempt::{Attempt, Failure, PeerResponse};
 pub use media::{MediaState, OfferShape, Remote, StreamUse, flows};
 pub use refers::{MAX_REFERS, RelayedRefer, RelayedRefers};
 pub use relayed::{Deferred2xx, Relayed, Standing};
@@ -82,49 +84,6 @@ pub enum Origin {
     Caller(CallerInvite),
     /// A call-back the gateway placed itself (RFC 3725): it is the UAC on both sides.
     Callback(Box<super::third_party::ThirdParty>),
-}
-
-/// The current INVITE attempt toward one peer of the route.
-#[derive(Debug)]
-pub struct Attempt {
-    pub peer: Arc<Profile>,
-    pub txn: TxnId,
-    /// Kept until the attempt's final outcome: a CANCEL is built from it. Boxed: an
-    /// established call keeps the attempt (its peer, its state), not this room.
-    pub invite: Option<Box<Request>>,
-    pub state: AttemptState,
-    /// The session interval the INVITE asked for (RFC 4028), if any.
-    pub asked_se: Option<std::time::Duration>,
-    /// The INVITE was sent again after the peer's 422 (RFC 4028 §7.4 retries once).
-    pub retried_422: bool,
-    /// The INVITE carried SDP (an offer): a 2xx to it then holds the answer, else an offer
-    /// (kept when `invite` is gone: a late fork's 2xx must be told apart).
-    pub offered: bool,
-}
-
-/// How a callee attempt failed, kept while the next peer of the route is tried: if none
-/// answers, the caller gets what it would have got had the failed attempt been the last.
-#[derive(Debug)]
-pub enum Failure {
-    /// A final response: relayed (with the cause in the caller's profile's terms).
-    Response(Box<PeerResponse>),
-    /// A challenge (its status) the gateway could not answer: 403, never the challenge.
-    /// `earlier`: the last response an earlier peer failed with, which a later peer's
-    /// silence leaves the caller's answer.
-    Auth {
-        status: u16,
-        earlier: Option<Box<PeerResponse>>,
-    },
-    /// No answer in time (Timer B: 408), or the transport failed (503).
-    Unreachable { timeout: bool },
-}
-
-/// A callee's final failure and the profile of the peer that sent it: its cause is read
-/// with that peer's `[causes.map]`, even once a later peer of the route is being tried.
-#[derive(Debug)]
-pub struct PeerResponse {
-    pub resp: Response,
-    pub peer: Option<Arc<Profile>>,
 }
 
 /// An SDP body sent to a leg, its Content-Type, and whether it was an answer.
