@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
-use super::{SdpPart, lines, locate};
+use super::{lines, locate};
 
 /// Each media section of the SDP in `body` (its SDP part when multipart) as an answer
 /// refuses it ([`super::refused_sections`]); `None` when it carries no SDP that can be found.
@@ -25,28 +25,25 @@ pub fn fit_sections(
     ip: IpAddr,
 ) -> Option<Bytes> {
     let part = locate(content_type, body).ok()??;
-    let sdp = part.of(body);
+    let fit = fit_sdp(part.of(body), offered, ip)?;
+    Some(part.splice(body, &fit))
+}
+
+/// [`fit_sections`] on an SDP itself.
+pub(in crate::sdp) fn fit_sdp(sdp: &[u8], offered: &[Box<[u8]>], ip: IpAddr) -> Option<Bytes> {
     let had = lines(sdp).filter(|l| l.text.starts_with(b"m=")).count();
     if had < offered.len() {
         let pad = offered.get(had..).unwrap_or_default();
-        let whole = super::anchor::padded(Bytes::copy_from_slice(sdp), ip, pad);
-        return Some(part.splice(body, &whole));
+        return Some(super::anchor::padded(Bytes::copy_from_slice(sdp), ip, pad));
     }
-    cut_sections(&part, body, offered.len())
-}
-
-/// `body` with its SDP (`part`) cut to its first `n` media sections (every byte within the
-/// sections kept as it was); `None` when it has no more than `n`.
-fn cut_sections(part: &SdpPart, body: &[u8], n: usize) -> Option<Bytes> {
-    let sdp = part.of(body);
-    // Where the (n+1)th m= line starts: every line is followed by its own line end, so
-    // the offsets add up line by line.
+    // Cut where the first m= line past the offer's starts: every line is followed by its
+    // own line end, so the offsets add up line by line.
     let mut at = 0;
     let mut seen = 0;
     for l in lines(sdp) {
         if l.text.starts_with(b"m=") {
-            if seen == n {
-                return Some(part.splice(body, sdp.get(..at)?));
+            if seen == offered.len() {
+                return Some(Bytes::copy_from_slice(sdp.get(..at)?));
             }
             seen += 1;
         }

@@ -40,9 +40,8 @@ fn refuse_all_shaped(
     let refused = |sdp: &[u8]| match offered {
         None => rewrite(sdp, ip, &[], None, usize::MAX),
         Some(o) => {
-            let cut = rewrite(sdp, ip, &[], None, o.len());
-            let had = lines(&cut).filter(|l| l.text.starts_with(b"m=")).count();
-            padded(cut, ip, o.get(had..).unwrap_or_default())
+            let all = rewrite(sdp, ip, &[], None, usize::MAX);
+            super::super::sections::fit_sdp(&all, o, ip).unwrap_or(all)
         }
     };
     match locate(content_type, body) {
