@@ -38,9 +38,7 @@ impl Service {
         // A resend of a call-back that runs (the same REQUEST from the same IP): placed
         // already, it needs no room, whatever the table's fill (refused `over_rate`, an AS
         // would place it again under a new id).
-        let resend = (self.entries.get(&r.id)).is_some_and(|e| {
-            matches!(e.phase, Phase::Active { .. }) && e.src.ip() == src.ip() && e.request == r
-        });
+        let resend = self.is_resend(src, &r);
         if let Some((m, _)) = &signed {
             match self.replays.seen(now, self.wall_s(), m) {
                 Some(Seen::Refused(reason)) => return refuse(self, reason),
@@ -140,15 +138,15 @@ impl Service {
         src: SocketAddr,
         r: &Request,
     ) -> Result<Admitted, &'static str> {
-        if let Some(e) = self.entries.get(&r.id) {
+        if self.entries.contains_key(&r.id) {
             // The same REQUEST again from the same place while it runs: our ACK was lost
             // (also while draining: that call-back goes on, and its RESPONSE will come).
             // Anything else with a known id, or any REQUEST for an ended one, is refused.
-            if matches!(e.phase, Phase::Active { .. }) && e.src.ip() == src.ip() && e.request == *r
-            {
-                return Ok(Admitted::Again);
-            }
-            return Err("duplicate_id");
+            return if self.is_resend(src, r) {
+                Ok(Admitted::Again)
+            } else {
+                Err("duplicate_id")
+            };
         }
         if self.draining {
             return Err("disabled");
@@ -274,6 +272,13 @@ impl Service {
 
     /// A REQUEST resent from another port of its AS (a new socket: our ACK was lost): the
     /// RESPONSE goes where the AS listens now.
+    /// Whether `r` from `src` is a call-back of ours that runs, sent again from its IP.
+    fn is_resend(&self, src: SocketAddr, r: &Request) -> bool {
+        (self.entries.get(&r.id)).is_some_and(|e| {
+            matches!(e.phase, Phase::Active { .. }) && e.src.ip() == src.ip() && e.request == *r
+        })
+    }
+
     fn follow_port(&mut self, id: &CallbackId, src: SocketAddr) {
         if let Some(e) = self.entries.get_mut(id) {
             e.src = src;
