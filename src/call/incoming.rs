@@ -231,10 +231,7 @@ impl B2bua {
                 .and_then(|id| self.env.txn.target(id))
                 .is_some_and(|t| t.addr.ip() == source.addr.ip());
         }
-        let ip = ip.to_canonical();
-        (self.legs_profile(req)).is_some_and(|p| {
-            p.matches.iter().any(|n| n.contains(&ip)) || p.address.addr.ip().to_canonical() == ip
-        })
+        (self.legs_profile(req)).is_some_and(|p| p.holds(ip))
     }
 
     /// The profile of the call leg whose dialog `req` is in (the configuration the call

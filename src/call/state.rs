@@ -417,10 +417,7 @@ impl Call {
     /// requests and CANCELs from anyone else are refused, whatever identifiers they carry.
     pub fn is_peer_of(&self, side: Side, ip: std::net::IpAddr) -> bool {
         self.dialog(side).is_some_and(|d| d.target.addr.ip() == ip)
-            || self.profile(side).is_some_and(|p| {
-                p.matches.iter().any(|n| n.contains(&ip))
-                    || p.address.addr.ip().to_canonical() == ip
-            })
+            || self.profile(side).is_some_and(|p| p.holds(ip))
     }
 
     /// A re-INVITE is in progress within the dialog (glare guard, RFC 3261 §14.1).

@@ -11,6 +11,15 @@ use super::{Config, DEFAULT_RING_TIMEOUT, PeerName, Profile, Route, auth};
 use crate::sip::Transport;
 use std::time::Duration;
 
+impl Profile {
+    /// Whether `ip` is this peer's by its profile: inside its `match`, or its `address` (a
+    /// trunk's SBC outside `match`, which answers and ends its calls).
+    pub fn holds(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.address.addr.ip().to_canonical() == ip || self.matches.iter().any(|n| n.contains(&ip))
+    }
+}
+
 impl Config {
     /// Whether `ip` is the address of the SIP front this instance runs behind.
     pub fn is_front_ip(&self, ip: IpAddr) -> bool {
@@ -37,10 +46,7 @@ impl Config {
     /// Whether `from` is the same peer's as `to`, an address a request went to: the profile
     /// whose `match` holds `from` names `to` as its `address` or matches it too.
     pub fn is_same_peer(&self, to: IpAddr, from: IpAddr) -> bool {
-        let to = to.to_canonical();
-        self.peer_for_source(from).is_some_and(|p| {
-            p.address.addr.ip().to_canonical() == to || p.matches.iter().any(|n| n.contains(&to))
-        })
+        self.peer_for_source(from).is_some_and(|p| p.holds(to))
     }
 
     /// The peer `ip` belongs to: the profile whose `match` holds it, else the one whose
