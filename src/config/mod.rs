@@ -40,7 +40,7 @@ use file::GatewayFile;
 pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
 pub use media::MAX_MEDIA_THREADS;
 pub use profile::{DEFAULT_PROBE, PROBE_RANGE};
-use profile::{ProfileSource, load_profiles, profile_errors_beside, read_profiles_folder};
+use profile::{ProfileSource, load_profiles, profile_errors_beside};
 pub use routes::{Route, RouteFrom};
 pub use sip::parse_transport_addr;
 
@@ -330,28 +330,20 @@ impl Config {
         // gateway.toml itself for the default), once: the routes and the call-back's peer
         // are then not reported unknown one by one.
         let mut no_folder = false;
-        let sources = match profile_source {
-            ProfileSource::Folder => {
-                match read_profiles_folder(&profiles_dir, &mut errs, &mut warnings) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        no_folder = true;
-                        let msg = format!(
-                            "cannot read the profiles folder {}: {e}",
-                            profiles_dir.display()
-                        );
-                        errs.push(match &file.profiles {
-                            Some(p) => at(p.span(), msg),
-                            None => ConfigError::file(path, format!("{msg} (set `profiles`)")),
-                        });
-                        Vec::new()
-                    }
-                }
+        let sources = match profile_source.read(&profiles_dir, &mut errs, &mut warnings) {
+            Ok(s) => s,
+            Err(e) => {
+                no_folder = true;
+                let msg = format!(
+                    "cannot read the profiles folder {}: {e}",
+                    profiles_dir.display()
+                );
+                errs.push(match &file.profiles {
+                    Some(p) => at(p.span(), msg),
+                    None => ConfigError::file(path, format!("{msg} (set `profiles`)")),
+                });
+                Vec::new()
             }
-            ProfileSource::Texts(list) => list
-                .iter()
-                .map(|(p, t)| (p.clone(), Some(t.clone())))
-                .collect(),
         };
         let profile::Loaded {
             profiles,

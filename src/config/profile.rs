@@ -19,7 +19,7 @@ use crate::sip::Target;
 
 mod folder;
 mod media_sources;
-pub(super) use folder::{profile_errors_beside, read_profiles_folder};
+pub(super) use folder::{ProfileSource, profile_errors_beside};
 mod media_timeouts;
 mod policies;
 mod sip_timers;
@@ -58,14 +58,6 @@ impl Places {
             .and_then(|i| self.matches.get(i).copied())
             .unwrap_or(Place { line: 1, col: 1 })
     }
-}
-
-/// Where the profiles come from.
-pub(super) enum ProfileSource<'a> {
-    /// The `profiles` folder named in gateway.toml: every `*.toml` in it.
-    Folder,
-    /// Given in memory: (the path errors name, the text).
-    Texts(&'a [(PathBuf, String)]),
 }
 
 /// The profiles that loaded, by name, with where their files say what; and the file stems

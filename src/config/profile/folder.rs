@@ -1,12 +1,39 @@
-//! The profiles folder: which of its files are profiles, and their text.
+//! Where the profiles come from: the profiles folder (which of its files are profiles, and
+//! their text) or texts given in memory.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
 
+/// Where the profiles come from.
+pub(in crate::config) enum ProfileSource<'a> {
+    /// The `profiles` folder named in gateway.toml: every `*.toml` in it.
+    Folder,
+    /// Given in memory: (the path errors name, the text).
+    Texts(&'a [(PathBuf, String)]),
+}
+
+impl ProfileSource<'_> {
+    /// Each profile's path and text (None: unreadable, reported), the folder's being `dir`;
+    /// `Err` with why the folder itself cannot be read.
+    pub(in crate::config) fn read(
+        &self,
+        dir: &Path,
+        errs: &mut Vec<ConfigError>,
+        warns: &mut Vec<ConfigError>,
+    ) -> std::io::Result<Vec<(PathBuf, Option<String>)>> {
+        match self {
+            ProfileSource::Folder => read_profiles_folder(dir, errs, warns),
+            ProfileSource::Texts(list) => Ok((list.iter())
+                .map(|(p, t)| (p.clone(), Some(t.clone())))
+                .collect()),
+        }
+    }
+}
+
 /// Every `*.toml` of the profiles folder with its text (None: unreadable, reported), by
 /// name; `Err` with why the folder itself cannot be read.
-pub(in crate::config) fn read_profiles_folder(
+fn read_profiles_folder(
     dir: &Path,
     errs: &mut Vec<ConfigError>,
     warns: &mut Vec<ConfigError>,
@@ -61,32 +88,26 @@ pub(in crate::config) fn profile_errors_beside(
     gateway_error: ConfigError,
     gateway: &str,
     base: &Path,
-    source: super::ProfileSource<'_>,
+    source: ProfileSource<'_>,
 ) -> crate::config::ConfigErrors {
     let (mut errs, mut warns) = (vec![gateway_error], Vec::new());
-    let sources = match source {
-        super::ProfileSource::Folder => {
-            let table = toml::from_str::<toml::Table>(gateway).ok();
-            let named = |l: &str| {
-                l.trim_start()
-                    .strip_prefix("profiles")
-                    .is_some_and(|r| r.trim_start().starts_with('='))
-            };
-            let name = match &table {
-                Some(t) => t
-                    .get("profiles")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("profiles"),
-                None if gateway.lines().any(named) => return crate::config::ConfigErrors(errs),
-                None => "profiles",
-            };
-            read_profiles_folder(&base.join(name), &mut errs, &mut warns).unwrap_or_default()
-        }
-        super::ProfileSource::Texts(list) => list
-            .iter()
-            .map(|(p, t)| (p.clone(), Some(t.clone())))
-            .collect(),
+    let table = toml::from_str::<toml::Table>(gateway).ok();
+    let named = |l: &str| {
+        l.trim_start()
+            .strip_prefix("profiles")
+            .is_some_and(|r| r.trim_start().starts_with('='))
     };
+    let name = match &table {
+        Some(t) => t
+            .get("profiles")
+            .and_then(|v| v.as_str())
+            .unwrap_or("profiles"),
+        None if matches!(source, ProfileSource::Folder) && gateway.lines().any(named) => {
+            return crate::config::ConfigErrors(errs);
+        }
+        None => "profiles",
+    };
+    let sources = (source.read(&base.join(name), &mut errs, &mut warns)).unwrap_or_default();
     super::load_profiles(sources, &mut errs, &mut warns);
     crate::config::ConfigErrors(errs)
 }
