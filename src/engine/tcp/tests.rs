@@ -949,3 +949,32 @@ async fn connections_give_up_on_a_peer_that_stopped_answering_within_seconds() {
         "{probes_before} probes before the user timeout"
     );
 }
+
+/// The idle rule, on the runtime's paused clock: a peer's connection that has carried a
+/// keep-alive stays open while it reads or writes within `IDLE_TIMEOUT`, and is closed once
+/// a whole window passes with neither (its pong counts once: it was written in the window
+/// the ping began). A ping read late in a window starts the next window from that read.
+#[tokio::test(start_paused = true)]
+async fn a_peers_connection_is_closed_after_an_idle_window_without_traffic() {
+    let (inbox, _queues, protect) = inbox_with(Protect::default());
+    let gw = listening_with(&inbox, &protect, Duration::from_secs(5)).await;
+    let mut conn = connect_from("127.0.0.2", gw).await;
+    let mut pong = [0u8; 2];
+    conn.write_all(b"\r\n\r\n").await.unwrap();
+    conn.read_exact(&mut pong).await.unwrap();
+    assert_eq!(&pong, b"\r\n");
+    // A ping 250 s in: read within the first window, it starts another from there.
+    tokio::time::sleep(Duration::from_secs(250)).await;
+    conn.write_all(b"\r\n\r\n").await.unwrap();
+    conn.read_exact(&mut pong).await.unwrap();
+    // Its pong was written in that window: the window after it is a whole one more
+    // (250 + 300 + 300 = 850 s); up to just before, the connection stays.
+    assert!(
+        !closed_within(&mut conn, Duration::from_secs(590)).await,
+        "a connection that pinged within the window stays open"
+    );
+    assert!(
+        closed_within(&mut conn, Duration::from_secs(20)).await,
+        "closed once a whole window passed without a byte either way"
+    );
+}
