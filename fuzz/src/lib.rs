@@ -363,6 +363,27 @@ pub fn sdp(data: &[u8]) {
         }
     }
     hides(&sdp::refuse_all(Some("application/sdp"), body, gw).0);
+    // An answer fitted to an offer (a forked branch's, `half` here) has as many media
+    // sections as it, and fits it from then on; so has the refusal of every stream answering
+    // it.
+    const ONE_SDP: Option<&str> = Some("application/sdp");
+    let half = body.get(body.len() / 2..).unwrap_or_default();
+    if let Some(offered) = sdp::offered_sections(ONE_SDP, half) {
+        // (An answer cut to an offer without media may be cut to nothing: no SDP then.)
+        let count = |b: &[u8]| sdp::offered_sections(ONE_SDP, b).map_or(0, |s| s.len());
+        if let Some(fit) = sdp::fit_sections(ONE_SDP, body, &offered, gw) {
+            assert_eq!(count(&fit), offered.len(), "fitted to another count");
+            assert_eq!(
+                sdp::fit_sections(ONE_SDP, &fit, &offered, gw),
+                None,
+                "fitted twice"
+            );
+        }
+        let (refused, _) = sdp::refuse_all_answering(ONE_SDP, body, gw, &offered);
+        if !offered.is_empty() && count(&refused) > 0 {
+            assert_eq!(count(&refused), offered.len(), "refused to another count");
+        }
+    }
     if let Some(answer) = sdp::refusing_answer(Some("application/sdp"), body, gw, None) {
         hides(&answer);
     }
