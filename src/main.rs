@@ -64,6 +64,12 @@ enum Cmd {
         #[arg(short, long, default_value = "gateway.toml")]
         config: PathBuf,
     },
+    /// Print the sources the profiles identify peers by, as the address file of the shipped
+    /// SIP front (contrib/kamailio: Kamailio's `permissions`), which drops all others.
+    FrontSources {
+        #[arg(short, long, default_value = "gateway.toml")]
+        config: PathBuf,
+    },
     /// Print an initial INVITE as it would leave toward a peer, with the rewrites applied.
     Explain {
         #[arg(short, long, default_value = "gateway.toml")]
@@ -241,6 +247,16 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
                 Err(e) => Err(format!("trunkgate: {e}")),
             }
         }
+        Cmd::FrontSources { config } => match Config::load(&config) {
+            Ok(cfg) => {
+                print!("{}", trunkgate::ops::front::kamailio_address_list(&cfg));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
         Cmd::Explain {
             config,
             profile,
@@ -334,10 +350,13 @@ mod tests {
     /// `-c` is `--config` for every command (what an operator types first at 3 a.m.).
     #[test]
     fn the_config_path_has_a_short_flag() {
-        for cmd in ["run", "check", "reload"] {
+        for cmd in ["run", "check", "reload", "front-sources"] {
             let cli = Cli::try_parse_from(["trunkgate", cmd, "-c", "/etc/tg.toml"]).unwrap();
             let config = match cli.cmd {
-                Cmd::Run { config, .. } | Cmd::Check { config } | Cmd::Reload { config } => config,
+                Cmd::Run { config, .. }
+                | Cmd::Check { config }
+                | Cmd::Reload { config }
+                | Cmd::FrontSources { config } => config,
                 Cmd::Explain { .. } => unreachable!(),
             };
             assert_eq!(config, PathBuf::from("/etc/tg.toml"), "{cmd}");

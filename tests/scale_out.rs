@@ -182,8 +182,24 @@ fn world_with(carrier_extra: &str) -> World {
         template.contains("children=2"),
         "the shipped front config changed"
     );
+    // The peers' sources, as run-front.sh writes them: the front relays no one else.
+    let sources = Command::new(env!("CARGO_BIN_EXE_trunkgate"))
+        .args(["front-sources", "-c"])
+        .arg(instances[0].dir.join("gateway.toml"))
+        .output()
+        .expect("trunkgate front-sources");
+    assert!(sources.status.success(), "{sources:?}");
+    std::fs::write(dir.join("address.list"), &sources.stdout).unwrap();
     let cfg = template
         .replace("children=2", "children=1")
+        .replace(
+            "@ADDRESS_LIST@",
+            &dir.join("address.list").display().to_string(),
+        )
+        .replace(
+            "@CTL_SOCKET@",
+            &dir.join("kamailio_ctl").display().to_string(),
+        )
         .replace("@LISTEN@", &format!("udp:{front}"))
         .replace(
             "@DISPATCHER_LIST@",
@@ -538,14 +554,15 @@ fn a_cancel_from_elsewhere_than_its_invite_is_refused_by_the_front() {
     phone.send_to(invite.as_bytes(), front).unwrap();
     assert_eq!(status_for(&phone, "INVITE"), Some(100), "{}", w.logs());
     let cancel = format!("{}Content-Length: 0\r\n\r\n", head("CANCEL"));
-    // From the port the phone's Via names, at another address: the 403 goes to the
-    // sender's address and the Via's port (RFC 3261 §18.2.2).
-    let stranger = UdpSocket::bind(("127.0.0.9", me.port())).unwrap();
-    stranger
+    // From the port the phone's Via names, at another peer's address: the 403 goes to the
+    // sender's address and the Via's port (RFC 3261 §18.2.2). (A stranger's CANCEL is
+    // dropped before this check: `a_strangers_request_draws_nothing_from_the_front`.)
+    let elsewhere = UdpSocket::bind((CARRIER_A_IP, me.port())).unwrap();
+    elsewhere
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
-    stranger.send_to(cancel.as_bytes(), front).unwrap();
-    assert_eq!(status_for(&stranger, "CANCEL"), Some(403), "{}", w.logs());
+    elsewhere.send_to(cancel.as_bytes(), front).unwrap();
+    assert_eq!(status_for(&elsewhere, "CANCEL"), Some(403), "{}", w.logs());
     // The call still rings: no 487 for the phone.
     phone
         .set_read_timeout(Some(Duration::from_millis(1500)))
@@ -557,6 +574,53 @@ fn a_cancel_from_elsewhere_than_its_invite_is_refused_by_the_front() {
     phone.send_to(cancel.as_bytes(), front).unwrap();
     assert_eq!(status_for(&phone, "CANCEL"), Some(200), "{}", w.logs());
     assert_eq!(status_for(&phone, "INVITE"), Some(487), "{}", w.logs());
+}
+
+/// A request from a source no profile names (`trunkgate front-sources`) is dropped by the
+/// front: no 100 Trying, no failure resent for 32 s toward the address it claims, no
+/// transaction held. Before, the front relayed a stranger's
+/// INVITE statefully (the instances see every request come from the front, so they cannot
+/// drop it for it): a 100 at once, a 408 after each instance's 2 s of silence, resent
+/// until its ACK. A peer's INVITE from the same port still gets its 100.
+#[test]
+fn a_strangers_request_draws_nothing_from_the_front() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world();
+    let _trunk = UdpSocket::bind((CARRIER_A_IP, w.ports.carrier_a)).unwrap();
+    let stranger = UdpSocket::bind("127.0.0.9:0").unwrap();
+    let port = stranger.local_addr().unwrap().port();
+    let phone = UdpSocket::bind((PHONE_IP, port)).unwrap();
+    for s in [&stranger, &phone] {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    }
+    let front = w.front;
+    let invite = |from: &UdpSocket, id: &str| {
+        let me = from.local_addr().unwrap();
+        format!(
+            "INVITE sip:+8610123@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{id}\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{me}>;tag={id}\r\nTo: <sip:+8610123@{front}>\r\nCall-ID: {id}@{me}\r\nCSeq: 1 INVITE\r\nContact: <sip:1000@{me}>\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    for (method, text) in [
+        ("INVITE", invite(&stranger, "stranger-1")),
+        (
+            "OPTIONS",
+            format!(
+                "OPTIONS sip:{front} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-so\r\nMax-Forwards: 70\r\nFrom: <sip:x@127.0.0.9>;tag=so\r\nTo: <sip:{front}>\r\nCall-ID: so@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                stranger.local_addr().unwrap()
+            ),
+        ),
+    ] {
+        stranger.send_to(text.as_bytes(), front).unwrap();
+        assert_eq!(status_for(&stranger, method), None, "{}", w.logs());
+    }
+    // The phone, from the same port at its own address: relayed.
+    phone
+        .send_to(invite(&phone, "phone-1").as_bytes(), front)
+        .unwrap();
+    assert_eq!(status_for(&phone, "INVITE"), Some(100), "{}", w.logs());
 }
 
 /// A new call from the phone's socket `me` to the front, offering one PCMU stream; `id`

@@ -49,4 +49,5 @@ TOML
     instances+=("127.0.0.1:$((5060 + i))")
 done
 echo "demo: $n instances (${instances[*]}), logs and CDRs in $dir; the front listens on udp:127.0.0.1:5060"
-FRONT_DIR=$dir/front contrib/kamailio/run-front.sh udp:127.0.0.1:5060 "${instances[@]}"
+FRONT_DIR=$dir/front TRUNKGATE=$root/target/release/trunkgate \
+    contrib/kamailio/run-front.sh udp:127.0.0.1:5060 "$dir/instance-1/gateway.toml" "${instances[@]}"
