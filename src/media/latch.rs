@@ -60,9 +60,11 @@ const TAIL_QUIET: Duration = Duration::from_millis(40);
 /// must not keep its leg from a new stream for the whole window).
 const MAX_SPACING: Duration = Duration::from_millis(150);
 
-/// Packets this far apart (or a single one) from the latched address are sparser than any
-/// voice stream's (60 ms packets at most, a lost one between): while learning, another
-/// source ranked as well may take the leg from them once they pause.
+/// Packets this far apart on average over the last three (or fewer than three) from the
+/// latched address are sparser than any voice stream's (60 ms packets at most, a lost one
+/// between): while learning, another source ranked as well may take the leg from them once
+/// they pause. Judged over three packets, not the last two: a pair a few ms apart is what a
+/// sprayer sends each port, and a voice stream's packets may come in one read (one instant).
 const SPARSE_GAP: Duration = Duration::from_millis(130);
 
 /// What the latch needs of an RTP packet.
@@ -80,11 +82,28 @@ struct Latched {
     /// DTLS), which therefore never moves after a silence, only through signalling.
     head: Option<RtpHead>,
     seen: Instant,
-    /// The time between its last two packets (zero after the first): how long a pause of
-    /// its own is.
-    gap: Duration,
+    /// When the two packets before the last came from it, the later first: how sparse it
+    /// is, and how long a pause of its own is.
+    before: [Option<Instant>; 2],
     /// When the latch was first set after the last offer/answer (the learning window's start).
     learnt: Instant,
+}
+
+impl Latched {
+    /// Fewer than three packets, or three sent further apart on average than a voice
+    /// stream's ([`SPARSE_GAP`]).
+    fn sparse(&self) -> bool {
+        self.before[1].is_none_or(|t| self.seen.saturating_duration_since(t) >= SPARSE_GAP * 2)
+    }
+
+    /// Its packets' spacing, on average over the last three (zero after the first).
+    fn spacing(&self) -> Duration {
+        match self.before {
+            [_, Some(t)] => self.seen.saturating_duration_since(t) / 2,
+            [Some(t), None] => self.seen.saturating_duration_since(t),
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// The latched source of one leg's RTP.
@@ -238,10 +257,10 @@ impl SourceLatch {
             addr: src,
             head: p,
             seen: now,
-            gap: self
+            before: self
                 .current
                 .filter(|l| l.addr == src)
-                .map_or(Duration::ZERO, |l| now.saturating_duration_since(l.seen)),
+                .map_or([None, None], |l| [Some(l.seen), l.before[0]]),
             learnt: self.current.map_or(now, |l| l.learnt),
         };
         match self.current {
@@ -288,7 +307,7 @@ impl SourceLatch {
                 if now.saturating_duration_since(l.learnt) < LEARNING
                     && rank(src) > 0
                     && rank(src) == rank(l.addr)
-                    && (l.gap.is_zero() || l.gap >= SPARSE_GAP)
+                    && l.sparse()
                     && now.saturating_duration_since(l.seen) >= REOPEN_QUIET =>
             {
                 self.current = Some(fresh);
@@ -297,7 +316,7 @@ impl SourceLatch {
             Some(l) => {
                 let quiet = now.saturating_duration_since(l.seen);
                 // Twice the latched stream's own spacing, within reason.
-                let spacing = l.gap.min(MAX_SPACING) * 2;
+                let spacing = l.spacing().min(MAX_SPACING) * 2;
                 let silent = quiet >= self.rebind_after;
                 // What the endpoint sent meanwhile from its new address (dropped while the
                 // latch waited) explains a gap, on top of the packets lost.

@@ -509,3 +509,33 @@ fn an_outside_legs_latch_takes_no_private_or_loopback_source() {
     let mut lan = SourceLatch::default().opened(t0, Some("10.0.0.1".parse().unwrap()));
     assert!(lan.accept(t0, private, head(9, 1), None));
 }
+
+/// A source is judged sparse over its last three packets, not its last gap: a talking
+/// phone's last two packets read in one batch (one instant) do not make it a sprayer whose
+/// leg another port of its IP may take, and a sprayer sending each port a pair a few ms
+/// apart does not pass for a voice stream that keeps the leg from the phone. Before, the
+/// first was taken (a zero gap read as a single packet) and the second kept.
+#[test]
+fn sparseness_is_judged_over_three_packets_not_the_last_gap() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let public = std::net::IpAddr::from([203, 0, 113, 7]);
+    let sprayer = SocketAddr::new(public, 1);
+    let phone = SocketAddr::new(public, 61000);
+    let mut l = SourceLatch::default().opened(t0, Some(public));
+    for (i, at) in [0, 20, 40, 40].into_iter().enumerate() {
+        assert!(l.accept(t0 + ms(at), phone, head(7, 1 + i as u16), None));
+    }
+    assert!(!l.accept(t0 + ms(200), sprayer, head(99, 1), None));
+    assert_eq!(l.source(), Some(phone));
+    let mut l = SourceLatch::default().opened(t0, Some(public));
+    assert!(l.accept(t0 + ms(10), sprayer, head(99, 1), None));
+    assert!(l.accept(t0 + ms(15), sprayer, head(99, 2), None));
+    assert!(l.accept(t0 + ms(130), phone, head(7, 1), None));
+    for (i, at) in [150, 170, 190].into_iter().enumerate() {
+        assert!(l.accept(t0 + ms(at), phone, head(7, 2 + i as u16), None));
+    }
+    assert!(!l.accept(t0 + ms(1010), sprayer, head(99, 3), None));
+    assert!(!l.accept(t0 + ms(1015), sprayer, head(99, 4), None));
+    assert_eq!(l.source(), Some(phone));
+}
