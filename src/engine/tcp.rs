@@ -345,7 +345,7 @@ async fn serve(
                         break;
                     };
                     let ev = Event::Message {
-                        held: msg.wire_size(),
+                        held: msg.held_size(msg.wire_size()),
                         msg,
                         source,
                         at,
@@ -396,7 +396,7 @@ async fn serve(
                     // full it is refused here, over the connection it came on.
                     let new_work = super::inbox::is_new_work(&msg);
                     let ev = Event::Message {
-                        held: msg.wire_size(),
+                        held: msg.held_size(msg.wire_size()),
                         msg,
                         source,
                         at,

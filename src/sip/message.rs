@@ -48,6 +48,15 @@ impl Message {
         header_string(self.headers(), &Hdr::CALL_ID)
     }
 
+    /// The memory the message holds while it waits in a queue: `wire`, the bytes its
+    /// parts point into, and its parsed form, an entry per header (a name and a slice,
+    /// some 90 bytes: a 1.3 KB datagram of 256 one-letter headers holds 17 times its
+    /// size) beside the message itself.
+    pub fn held_size(&self, wire: usize) -> usize {
+        let parsed: usize = self.headers().iter().map(std::mem::size_of_val).sum();
+        wire.saturating_add(parsed) + std::mem::size_of::<Self>()
+    }
+
     /// See [`Request::wire_size`].
     pub fn wire_size(&self) -> usize {
         match self {

@@ -6,7 +6,8 @@
 use super::super::Event;
 
 /// Bytes of messages the urgent queue holds before a datagram is dropped (counted
-/// `queue_full`): some 40,000 ordinary answers and in-dialog requests.
+/// `queue_full`): some 20,000 ordinary answers and in-dialog requests (about 3 KB each with
+/// their parsed headers), more than the queue's 16,384 events.
 pub(super) const URGENT_BYTES: usize = 64 << 20;
 
 /// What a connection's accepted work waits for room under ([`URGENT_BYTES`] is where
@@ -15,11 +16,12 @@ pub(super) const URGENT_BYTES: usize = 64 << 20;
 pub(super) const URGENT_CONNECTION_BYTES: usize = 2 * URGENT_BYTES;
 
 /// Bytes of messages the new-work queue holds before one more is dropped (counted
-/// `queue_full`): its 4,096 INVITEs of 4 KB each. Counted in events alone, 64 KiB datagrams
-/// would make it a quarter of a gigabyte.
-pub(super) const FRESH_BYTES: usize = 16 << 20;
+/// `queue_full`): its 4,096 INVITEs of 4 KB each, with their parsed headers (about 6 KB).
+/// Counted in events alone, 64 KiB datagrams would make it a quarter of a gigabyte.
+pub(super) const FRESH_BYTES: usize = 24 << 20;
 
-/// The bytes an event holds while it is queued.
+/// The bytes an event holds while it is queued: a message's, with its parsed form
+/// ([`crate::sip::Message::held_size`]).
 pub(super) fn size(ev: &Event) -> usize {
     match ev {
         Event::Message { held, .. } => *held,

@@ -171,11 +171,11 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
     match parsed {
         Ok(msg) => {
             let delivered = deliver(Event::Message {
+                held: msg.held_size(data.len()),
                 msg,
                 source,
                 at,
                 screened,
-                held: data.len(),
             });
             // Only an INVITE the core will see is one whose retransmissions it absorbs.
             if let (true, Some(key)) = (delivered, remember) {
