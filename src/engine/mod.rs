@@ -440,11 +440,9 @@ impl Shell {
         };
         match verdict {
             overload::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),
-            overload::Shed::Refuse => {
-                self.inbox.tally.count_refused();
-                self.core
-                    .handle_input(now, Input::Overloaded { msg, source })
-            }
+            overload::Shed::Refuse => self
+                .core
+                .handle_input(now, Input::Overloaded { msg, source }),
             overload::Shed::Drop => {
                 self.inbox.tally.count_dropped();
                 metrics::refused("overload_drop");

@@ -59,7 +59,14 @@ impl Shell {
                 Output::Event(CoreEvent::PrackFailure { peer, what }) => {
                     metrics::prack_failure(&peer.0, &what)
                 }
-                Output::Event(CoreEvent::Refused { why }) => metrics::refused(why),
+                Output::Event(CoreEvent::Refused { why }) => {
+                    // Counted for the log where the core refused: what the shell hands it
+                    // as overloaded may be a retransmission or a stranger's, served as ever.
+                    if why == "overload" {
+                        self.inbox.tally.count_refused();
+                    }
+                    metrics::refused(why)
+                }
                 Output::Event(CoreEvent::Fault { place }) => metrics::fault(place.as_str()),
                 Output::Event(CoreEvent::LateAnswer { peer }) => metrics::late_answer(&peer.0),
                 Output::Event(CoreEvent::RefusalUnrecorded { peer, tag, cause }) => {
