@@ -117,6 +117,13 @@ impl Queues {
             .or_else(|| self.strangers.try_recv().ok())
     }
 
+    /// The next event of accepted work without waiting.
+    pub(crate) fn try_next_accepted(&mut self) -> Option<Event> {
+        let ev = self.urgent.try_recv().ok()?;
+        self.urgent_bytes.give(budget::size(&ev));
+        Some(ev)
+    }
+
     /// `ev` was taken off `urgent` (waited for there: the shell's loop).
     pub(crate) fn took_urgent(&self, ev: &Event) {
         self.urgent_bytes.give(budget::size(ev));
