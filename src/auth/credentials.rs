@@ -176,8 +176,13 @@ impl AuthSession {
     }
 
     /// Answer with `creds` from now on (a reload changed the peer's password while the call
-    /// was up): the challenges seen so far are kept, answered with them.
+    /// was up): the challenges seen so far are kept, answered with them, but for those the
+    /// new settings would not answer (another `realm`, an `algorithm` no longer allowed):
+    /// credentials sent up front are an answer too.
     pub fn use_credentials(&mut self, creds: Option<Arc<Credentials>>) {
+        if let Some(c) = &creds {
+            self.cached.retain(|k| c.rank(&k.challenge).is_some());
+        }
         self.creds = creds;
     }
 
@@ -186,22 +191,31 @@ impl AuthSession {
         !self.cached.is_empty()
     }
 
-    /// Whether every digest challenge of `resp` names a realm this session answered before
-    /// (one the peer challenged the call's INVITE with): see [`InDialog::Challenged`].
+    /// Whether every challenge of `resp` that [`AuthSession::on_challenge`] would answer
+    /// names a realm this session answered before (one the peer challenged the call's
+    /// INVITE with): see [`InDialog::Challenged`]. Judged on exactly what would be
+    /// answered, each kind chosen on its own (a proxy merging its branches' answers puts
+    /// both kinds in one, §16.7): before, both kinds' lines were read as one list, capped
+    /// at 16 challenges, and a WWW-Authenticate padded with junk hid a Proxy-Authenticate
+    /// of a realm of the far end's choosing, which was then answered.
     pub fn realms_known(&self, resp: &Response) -> bool {
+        let Some(creds) = &self.creds else {
+            return false;
+        };
         if ChallengeKind::for_status(resp.status()).is_none() {
             return false;
         }
-        // Both kinds: a proxy merging its branches' answers puts both in one (§16.7).
-        let lines: Vec<String> = [ChallengeKind::Www, ChallengeKind::Proxy]
-            .into_iter()
-            .flat_map(|k| resp.header_lines(&header(k.challenge_header())))
-            .collect();
-        let parsed: Vec<Challenge> = parse_header_lines(&lines).into_iter().flatten().collect();
-        !parsed.is_empty()
-            && parsed
-                .iter()
-                .all(|ch| self.cached.iter().any(|c| c.challenge.realm == ch.realm))
+        let mut answered = 0;
+        for kind in [ChallengeKind::Www, ChallengeKind::Proxy] {
+            let lines = resp.header_lines(&header(kind.challenge_header()));
+            for ch in choose(creds, &lines).unwrap_or_default() {
+                if !self.cached.iter().any(|c| c.challenge.realm == ch.realm) {
+                    return false;
+                }
+                answered += 1;
+            }
+        }
+        answered > 0
     }
 
     /// A 401 or 407 answered `sent` (the request exactly as we sent it). Returns the request

@@ -144,8 +144,9 @@ impl Call {
         // The attempt's own INVITE (sent again after a 422 too), by its role: a request in
         // a dialog whose peer gave no To tag (RFC 2543) carries none either.
         let initial = matches!(role, TxnRole::Invite(_));
-        let always = (self.profile(side))
-            .and_then(|p| p.auth.as_deref())
+        // (The peer's settings now: a reload's `in_dialog` reaches calls up, as its
+        // password does.)
+        let always = (self.credentials_now(cx, side).flatten())
             .is_some_and(|c| c.in_dialog == crate::auth::InDialog::Always);
         if !initial && !always {
             let known = self.invite_auth[side].is_some()

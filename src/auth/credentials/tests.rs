@@ -712,3 +712,52 @@ fn an_oversized_challenge_is_not_answered() {
     );
     assert!(s.on_challenge(&sent, &resp, retry(2), &mut rng).is_err());
 }
+
+/// `realms_known` judges what `on_challenge` would answer, each kind on its own: a 401 in
+/// a call whose INVITE was challenged for realm "carrier", its WWW-Authenticate for that
+/// realm padded with 15 junk challenges, and a Proxy-Authenticate for a realm the far end
+/// chose. Before, both kinds were read as one list capped at 16 challenges: the proxy's was
+/// never looked at, the realm check passed, and it was answered with the trunk's password.
+#[test]
+fn a_challenge_hidden_behind_junk_of_the_other_kind_is_not_of_a_known_realm() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(5);
+    let sent = invite(1);
+    let first = challenge_to(&sent, 401, &[r#"Digest realm="carrier", nonce="n0""#]);
+    s.on_challenge(&sent, &first, retry(2), &mut rng).unwrap();
+    let bye = invite(3);
+    let mut resp = challenge_to(
+        &bye,
+        401,
+        &[r#"Digest realm="carrier", nonce="n1", a, b, c, d, e, f, g, h, i, j, k, l, m, n, o"#],
+    );
+    assert!(s.realms_known(&resp), "the carrier's own realm");
+    resp.push_header(
+        &Hdr::named("Proxy-Authenticate"),
+        r#"Digest realm="evil", nonce="chosen""#.to_string(),
+    )
+    .unwrap();
+    assert!(!s.realms_known(&resp));
+}
+
+/// Credentials a reload changed keep the challenges seen so far only where the new settings
+/// would answer them: a `realm` set, or an `algorithm` no longer allowed, stops the
+/// credentials sent up front for the others. Before, every cached challenge went on being
+/// answered, with the new password.
+#[test]
+fn new_credentials_drop_the_challenges_they_would_not_answer() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(6);
+    let sent = invite(1);
+    let ch = challenge_to(
+        &sent,
+        407,
+        &[r#"Digest realm="x", nonce="n0", algorithm=MD5"#],
+    );
+    s.on_challenge(&sent, &ch, retry(2), &mut rng).unwrap();
+    assert!(s.has_cached());
+    s.use_credentials(Some(creds(None, &Algorithm::ALL)));
+    assert!(s.has_cached(), "the same settings answer it still");
+    s.use_credentials(Some(creds(Some("carrier.example"), &Algorithm::ALL)));
+    assert!(!s.has_cached(), "another realm now");
+}

@@ -1270,3 +1270,25 @@ fn a_late_answer_from_the_first_of_two_earlier_peers_gets_its_own_credentials() 
     );
     assert!(ack.header(&Hdr::AUTHORIZATION).is_some());
 }
+
+/// A reload's `[auth] in_dialog` reaches the calls up, as its password does: a call carrier-a
+/// took without a challenge, whose BYE it challenges after a reload to `in_dialog =
+/// "always"`, is answered. Before, the mode was read from the profile the call began with.
+#[test]
+fn a_reloaded_in_dialog_mode_reaches_the_calls_up() {
+    let mut h = H::with(with_credentials(&["carrier-a"]));
+    let (_inv, ok) = answered_call(&mut h);
+    let mut cfg = with_credentials(&["carrier-a"]);
+    let name = PeerName("carrier-a".into());
+    let mut p = (**cfg.profile(&name).unwrap()).clone();
+    let mut creds = (**p.auth.as_ref().unwrap()).clone();
+    creds.in_dialog = crate::auth::InDialog::Always;
+    p.auth = Some(Arc::new(creds));
+    cfg.profiles.insert(name, Arc::new(p));
+    h.input(Input::Reload(Arc::new(cfg)));
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKrl1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, challenge(&bye, 407, "r1", false));
+    let again = h.one_request(CARRIER_A, Method::Bye);
+    assert!(again.has_header(&Hdr::PROXY_AUTHORIZATION));
+}
