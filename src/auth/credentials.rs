@@ -160,6 +160,9 @@ pub struct AuthSession {
 #[derive(Debug, Clone)]
 struct Answered {
     cseq: u32,
+    /// The request's To tag: a second branch's dialog (hung up with a BYE of its own) has
+    /// another, and its numbers may be the main dialog's.
+    to_tag: Option<Box<str>>,
     round: u8,
     fresh: Vec<(ChallengeKind, String)>,
 }
@@ -247,7 +250,9 @@ impl AuthSession {
             }
         }
 
-        let prior = (self.answered.iter()).find(|a| Some(a.cseq) == sent.cseq().map(|c| c.0));
+        let to_tag = sent.to_tag().map(String::into_boxed_str);
+        let prior = (self.answered.iter())
+            .find(|a| Some(a.cseq) == sent.cseq().map(|c| c.0) && a.to_tag == to_tag);
         for (kind, challenge) in &challenges {
             let kind = *kind;
             if let Some(nonce) = sent_nonce(sent, kind, &challenge.realm) {
@@ -286,6 +291,7 @@ impl AuthSession {
         }
         self.answered.push_back(Answered {
             cseq: retry.cseq,
+            to_tag,
             round,
             fresh,
         });

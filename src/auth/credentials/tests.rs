@@ -761,3 +761,32 @@ fn new_credentials_drop_the_challenges_they_would_not_answer() {
     s.use_credentials(Some(creds(Some("carrier.example"), &Algorithm::ALL)));
     assert!(!s.has_cached(), "another realm now");
 }
+
+/// A request of another dialog with the same CSeq number as one answered before (a second
+/// branch's BYE and the main dialog's next request: their numbers are counted apart) is no
+/// retry of it: a new nonce for its credentials sent up front is answered, not taken as a
+/// refusal. Before, the answered request was found by its CSeq number alone.
+#[test]
+fn a_request_of_another_dialog_with_the_same_number_is_not_a_retry() {
+    let mut s = AuthSession::new(Some(creds(None, &Algorithm::ALL)));
+    let mut rng = SmallRng::seed_from_u64(8);
+    let in_dialog = |cseq: u32, tag: &str| {
+        let text = format!(
+            "BYE sip:+8610123@carrier.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb{cseq}{tag}\r\nMax-Forwards: 70\r\nFrom: <sip:100@127.0.0.1>;tag=ft\r\nTo: <sip:+8610123@carrier.example>;tag={tag}\r\nCall-ID: cid@127.0.0.1\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n"
+        );
+        match parse_datagram(Bytes::from(text), 65535).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => unreachable!(),
+        }
+    };
+    // The second branch's BYE at 2, challenged, answered at 3.
+    let branch_bye = in_dialog(2, "second");
+    let ch = challenge_to(&branch_bye, 407, &[r#"Digest realm="carrier", nonce="n1""#]);
+    s.on_challenge(&branch_bye, &ch, retry(3), &mut rng)
+        .unwrap();
+    // The main dialog's request at 3, with credentials up front, meets a new nonce.
+    let mut main = in_dialog(3, "main");
+    s.authorize(&mut main, &mut rng).unwrap();
+    let ch = challenge_to(&main, 407, &[r#"Digest realm="carrier", nonce="n2""#]);
+    assert!(s.on_challenge(&main, &ch, retry(4), &mut rng).is_ok());
+}
