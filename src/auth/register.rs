@@ -307,6 +307,11 @@ impl Registration {
         }
     }
 
+    /// End without removing the binding (one other instances behind a front share).
+    pub fn end_keeping_binding(&mut self) {
+        self.state = State::Done;
+    }
+
     /// Remove the binding if one may be held, else end.
     fn leave(&mut self, now: Instant, maybe_bound: bool) {
         self.leave_next = false;

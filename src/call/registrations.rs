@@ -38,13 +38,15 @@ pub struct Registrations {
 fn params(cfg: &Config, p: &Profile) -> Option<RegisterParams> {
     let policy = p.register.as_ref()?;
     let port = local_port(&cfg.listen, policy.transport, &cfg.advertise)?;
-    Some(RegisterParams::for_profile(
-        p,
-        policy,
-        p.auth.as_deref(),
-        &cfg.advertise,
-        port,
-    ))
+    let mut params =
+        RegisterParams::for_profile(p, policy, p.auth.as_deref(), &cfg.advertise, port);
+    // Behind a front the binding is the front's address, which the carrier reaches (the
+    // instance's may be private) and whose calls the front spreads over every instance:
+    // each instance registers that one binding (a refresh of it), not one of its own.
+    if let Some(front) = cfg.front {
+        params.bind_at(front.addr, policy.transport);
+    }
+    Some(params)
 }
 
 impl Registrations {
@@ -109,8 +111,15 @@ impl Registrations {
     /// Shutting down: remove every binding we may hold.
     pub fn shutdown(&mut self, env: &mut Env, now: Instant) {
         let _zone = process_zone();
+        // Behind a front the binding is every instance's (the front's address): one
+        // stopping leaves it to the others' refreshes, or to its expiry.
+        let shared = env.cfg.front.is_some();
         for e in &mut self.regs {
-            e.reg.stop(now);
+            if shared {
+                e.reg.end_keeping_binding();
+            } else {
+                e.reg.stop(now);
+            }
         }
         self.flush(env, now);
     }

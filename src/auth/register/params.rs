@@ -75,6 +75,18 @@ impl RegisterParams {
         }
     }
 
+    /// Bind the contact at `addr` (the SIP front's), not at this instance's address.
+    pub fn bind_at(&mut self, addr: std::net::SocketAddr, t: Transport) {
+        let tparam = match t {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
+        let user = (self.contact.strip_prefix("sip:"))
+            .and_then(|c| c.split_once('@'))
+            .map_or("", |(u, _)| u);
+        self.contact = format!("sip:{user}@{addr}{tparam}");
+    }
+
     /// Whether `other` is a binding of the same contact to the same address of record at
     /// the same registrar (only its expiry, its credentials or the peer's name differ: a
     /// profile renamed registers the same binding).

@@ -1292,3 +1292,27 @@ fn a_reloaded_in_dialog_mode_reaches_the_calls_up() {
     let again = h.one_request(CARRIER_A, Method::Bye);
     assert!(again.has_header(&Hdr::PROXY_AUTHORIZATION));
 }
+
+/// Behind a front, the registration binds the front's address (where the carrier reaches
+/// the gateway, and the front spreads its calls over the instances), and an instance that
+/// stops leaves that binding to the others' refreshes: no `Expires: 0`. Before, each
+/// instance bound its own address (private, behind a front, or one the carrier's calls
+/// would reach around the front), and a stopping one removed what it bound.
+#[test]
+fn behind_a_front_the_registration_binds_the_fronts_address_and_outlives_an_instance() {
+    let mut cfg = registering();
+    cfg.front = Some(Target::udp(addr("127.0.0.10:5060")));
+    let mut h = H::with(cfg);
+    h.apply();
+    let reg = h.one_request("127.0.0.10:5060", Method::Register);
+    let contact = reg.header(&Hdr::CONTACT).unwrap();
+    assert!(contact.contains("@127.0.0.10:5060"), "{contact}");
+    h.recv_msg("127.0.0.10:5060", registrar_ok(&reg, 3600));
+    h.input(Input::Drain);
+    assert!(
+        h.take_requests("127.0.0.10:5060", Method::Register)
+            .is_empty(),
+        "no Expires: 0"
+    );
+    assert!(!h.core.busy());
+}
