@@ -148,20 +148,19 @@ impl Call {
         // password does.)
         let always = (self.credentials_now(cx, side).flatten())
             .is_some_and(|c| c.in_dialog == crate::auth::InDialog::Always);
-        if !initial && !always {
-            let known = self.invite_auth[side].is_some()
-                && self.auth[side]
-                    .as_deref()
-                    .is_some_and(|s| s.realms_known(resp));
-            if !known {
-                return Err(AuthFailure::NotAuthenticatedLeg);
-            }
-        }
+        let invite_authenticated = self.invite_auth[side].is_some();
         let via = cx.env.local.via(target.transport, &cx.env.ids.branch());
         let retry = Retry { cseq, via };
+        // The running credentials first (a reload's): the realms are judged on what they
+        // would answer, as they are what answers. Before, a challenge to a request in flight
+        // across a reload was judged with the old ones and answered with the new.
         let Some(session) = self.auth_session(cx, side) else {
             return Err(AuthFailure::NoCredentials);
         };
+        let answerable = initial || always || (invite_authenticated && session.realms_known(resp));
+        if !answerable {
+            return Err(AuthFailure::NotAuthenticatedLeg);
+        }
         let req = session.on_challenge(sent, resp, retry, cx.env.ids.rng())?;
         self.keep_for_ack(side, &req);
         // An INVITE sent again with credentials: its peer's silence is timed anew.

@@ -1316,3 +1316,44 @@ fn behind_a_front_the_registration_binds_the_fronts_address_and_outlives_an_inst
     );
     assert!(!h.core.busy());
 }
+
+/// A challenge to a request sent before a reload and answered after it is judged with the
+/// credentials that would answer it, the reload's: here they allow SHA-256 as well as MD5,
+/// and a second challenge of the far end's realm in SHA-256 is refused with the first.
+/// Before, the realms were judged with the old credentials (MD5 only: the far end's
+/// challenge was not among those they would answer, so the check passed) and the new ones
+/// then answered both, the far end's too.
+#[test]
+fn a_challenge_across_a_reload_is_judged_with_the_credentials_that_answer_it() {
+    let creds = |algorithms: &[Algorithm]| {
+        let algorithms = algorithms.to_vec();
+        config_with(move |name, p| {
+            if name == "carrier-a" {
+                p.auth = Some(Arc::new(Credentials {
+                    username: "trunkuser".into(),
+                    password: Secret::new("trunk-secret"),
+                    realm: None,
+                    algorithms: algorithms.clone(),
+                    in_dialog: Default::default(),
+                }));
+            }
+        })
+    };
+    let mut h = H::with(creds(&[Algorithm::Md5]));
+    let (_inv, ok) = authenticated_call(&mut h);
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKrx1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.input(Input::Reload(Arc::new(creds(&Algorithm::ALL))));
+    let both = [
+        (
+            Hdr::named("Proxy-Authenticate"),
+            "Digest realm=\"proxy.carrier.example\", nonce=\"p9\", qop=\"auth\", algorithm=MD5",
+        ),
+        (
+            Hdr::named("Proxy-Authenticate"),
+            "Digest realm=\"far.end.example\", nonce=\"chosen\", qop=\"auth\", algorithm=SHA-256",
+        ),
+    ];
+    h.recv_msg(CARRIER_A, reply(&bye, 407, "carrier1", &both, None));
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+}
