@@ -249,7 +249,9 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
         }
         Cmd::FrontSources { config } => match Config::load(&config) {
             Ok(cfg) => {
-                print!("{}", trunkgate::ops::front::kamailio_address_list(&cfg));
+                let list = trunkgate::ops::front::kamailio_address_list(&cfg)
+                    .map_err(|e| format!("trunkgate: {e}"))?;
+                print!("{list}");
                 Ok(ExitCode::SUCCESS)
             }
             Err(errs) => {

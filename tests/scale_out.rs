@@ -605,6 +605,11 @@ fn a_strangers_request_draws_nothing_from_the_front() {
     };
     for (method, text) in [
         ("INVITE", invite(&stranger, "stranger-1")),
+        // Max-Forwards 0: no 483 either (before, it was answered ahead of the check).
+        (
+            "INVITE",
+            invite(&stranger, "stranger-2").replace("Max-Forwards: 70", "Max-Forwards: 0"),
+        ),
         (
             "OPTIONS",
             format!(
