@@ -462,29 +462,6 @@ impl Registration {
         true
     }
 
-    fn send(&mut self, now: Instant, op: Op) {
-        match self.build(op) {
-            Ok(req) => self.put_in_flight(now, op, req),
-            // Only a contact or URI the config check let through could fail here.
-            Err(e) => self.fail(now, op, format!("cannot build REGISTER: {e}"), None),
-        }
-    }
-
-    fn put_in_flight(&mut self, now: Instant, op: Op, req: Request) {
-        if self.outbox.len() >= MAX_OUTBOX {
-            self.outbox.pop_front();
-        }
-        self.outbox.push_back(Transmit {
-            to: self.params.target,
-            request: req.clone(),
-        });
-        self.state = State::InFlight {
-            sent: Box::new(req),
-            op,
-            deadline: later(now, TRANSACTION_TIMEOUT),
-        };
-    }
-
     fn event(&mut self, e: RegEvent) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();

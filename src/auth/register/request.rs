@@ -1,14 +1,39 @@
-//! What a REGISTER of this registration looks like: its headers, its Via, and the
-//! credentials it carries up front.
+//! What a REGISTER of this registration looks like (its headers, its Via, and the
+//! credentials it carries up front), and its sending.
+
+use std::time::Instant;
 
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::{Op, Registration};
+use super::{MAX_OUTBOX, Op, Registration, State, TRANSACTION_TIMEOUT, Transmit, later};
 use crate::auth::AuthFailure;
 use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request};
 
 impl Registration {
+    pub(super) fn send(&mut self, now: Instant, op: Op) {
+        match self.build(op) {
+            Ok(req) => self.put_in_flight(now, op, req),
+            // Only a contact or URI the config check let through could fail here.
+            Err(e) => self.fail(now, op, format!("cannot build REGISTER: {e}"), None),
+        }
+    }
+
+    pub(super) fn put_in_flight(&mut self, now: Instant, op: Op, req: Request) {
+        if self.outbox.len() >= MAX_OUTBOX {
+            self.outbox.pop_front();
+        }
+        self.outbox.push_back(Transmit {
+            to: self.params.target,
+            request: req.clone(),
+        });
+        self.state = State::InFlight {
+            sent: Box::new(req),
+            op,
+            deadline: later(now, TRANSACTION_TIMEOUT),
+        };
+    }
+
     pub(super) fn build(&mut self, op: Op) -> Result<Request, AuthFailure> {
         self.cseq = self.cseq.wrapping_add(1);
         let via = self.via();
