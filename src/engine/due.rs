@@ -19,14 +19,22 @@ impl Shell {
 
     /// Take what else is queued (accepted work first) before sleeping again: fewer wakeups.
     pub(super) fn take_queued(&mut self, q: &mut inbox::Queues) {
-        for _ in 0..256 {
-            match q.try_next() {
-                Some(ev) => {
-                    let now = self.clock();
-                    self.on_event(now, ev)
-                }
-                None => break,
-            }
+        self.take(q, 256, inbox::Queues::try_next);
+    }
+
+    /// Handle up to `n` events that `next` takes off the queues without waiting.
+    fn take(
+        &mut self,
+        q: &mut inbox::Queues,
+        n: usize,
+        next: fn(&mut inbox::Queues) -> Option<super::Event>,
+    ) {
+        for _ in 0..n {
+            let Some(ev) = next(q) else {
+                break;
+            };
+            let now = self.clock();
+            self.on_event(now, ev);
         }
     }
 
@@ -48,13 +56,8 @@ impl Shell {
                 // All of the accepted work queued by then (the answers the timers would give
                 // up on: a stall of a second at 1,000 calls a second queues thousands),
                 // however much: that queue is bounded. New work waits as ever.
-                for _ in 0..q.urgent.len() {
-                    let Some(ev) = q.try_next_accepted() else {
-                        break;
-                    };
-                    let now = self.clock();
-                    self.on_event(now, ev);
-                }
+                let queued = q.urgent.len();
+                self.take(q, queued, inbox::Queues::try_next_accepted);
                 self.take_queued(q);
                 now = self.clock();
             }

@@ -105,10 +105,7 @@ pub(crate) struct Queues {
 impl Queues {
     /// The next event without waiting: accepted work before new work, strangers last.
     pub(crate) fn try_next(&mut self) -> Option<Event> {
-        self.urgent
-            .try_recv()
-            .ok()
-            .inspect(|ev| self.urgent_bytes.give(budget::size(ev)))
+        self.try_next_accepted()
             .or_else(|| {
                 let ev = self.fresh.try_recv().ok()?;
                 self.fresh_bytes.give(budget::size(&ev));
