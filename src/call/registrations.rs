@@ -44,7 +44,7 @@ fn params(cfg: &Config, p: &Profile) -> Option<RegisterParams> {
     // instance's may be private) and whose calls the front spreads over every instance:
     // each instance registers that one binding (a refresh of it), not one of its own.
     if let Some(front) = cfg.front {
-        params.bind_at(front.addr, policy.transport);
+        params.bind_at(front.addr, policy);
     }
     Some(params)
 }

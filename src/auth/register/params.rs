@@ -47,10 +47,7 @@ impl RegisterParams {
         local_port: u16,
     ) -> Self {
         let t = policy.transport;
-        let tparam = match t {
-            Transport::Udp => String::new(),
-            Transport::Tcp => ";transport=tcp".into(),
-        };
+        let tparam = transport_param(t);
         let host = if advertise.contains(':') && !advertise.starts_with('[') {
             format!("[{advertise}]")
         } else {
@@ -76,15 +73,9 @@ impl RegisterParams {
     }
 
     /// Bind the contact at `addr` (the SIP front's), not at this instance's address.
-    pub fn bind_at(&mut self, addr: std::net::SocketAddr, t: Transport) {
-        let tparam = match t {
-            Transport::Udp => "",
-            Transport::Tcp => ";transport=tcp",
-        };
-        let user = (self.contact.strip_prefix("sip:"))
-            .and_then(|c| c.split_once('@'))
-            .map_or("", |(u, _)| u);
-        self.contact = format!("sip:{user}@{addr}{tparam}");
+    pub fn bind_at(&mut self, addr: std::net::SocketAddr, policy: &RegisterPolicy) {
+        let tparam = transport_param(policy.transport);
+        self.contact = format!("sip:{}@{addr}{tparam}", policy.contact_user);
     }
 
     /// Whether `other` is a binding of the same contact to the same address of record at
@@ -101,5 +92,13 @@ impl RegisterParams {
     /// removes what a REGISTER of the other bound, whichever arrives last.
     pub fn same_contact(&self, other: &RegisterParams) -> bool {
         (&self.aor, &self.contact) == (&other.aor, &other.contact)
+    }
+}
+
+/// The contact's URI parameter for `t`.
+fn transport_param(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "",
+        Transport::Tcp => ";transport=tcp",
     }
 }
