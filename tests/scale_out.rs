@@ -628,6 +628,132 @@ fn a_strangers_request_draws_nothing_from_the_front() {
     assert_eq!(status_for(&phone, "INVITE"), Some(100), "{}", w.logs());
 }
 
+/// The values of header `name` in `text` (full name only), in order.
+fn values(text: &str, name: &str) -> Vec<String> {
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    (head.lines())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
+}
+
+/// The first request with `method` that reaches `sock` within its read timeout.
+fn request_at(sock: &UdpSocket, method: &str) -> Option<String> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = sock.recv(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with(&format!("{method} ")) {
+            return Some(text);
+        }
+    }
+}
+
+/// An instance's request within a dialog goes through the front to the address the peer is
+/// known by (the caller's source, as the front stamped it), not where the Contact the peer
+/// wrote points: a Contact names anyone its writer likes, and the front would send there
+/// from the address carriers trust. Before, the front followed the Route set and the
+/// Request-URI: a caller whose Contact named another host had the carrier's BYE (and any
+/// re-INVITE) sent there.
+#[test]
+fn an_instances_bye_goes_to_the_callers_address_not_where_its_contact_points() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world();
+    let front = w.front;
+    let trunk = UdpSocket::bind((CARRIER_A_IP, w.ports.carrier_a)).unwrap();
+    let victim = UdpSocket::bind("127.0.0.9:0").unwrap();
+    let phone = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    for s in [&trunk, &victim, &phone] {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    }
+    let me = phone.local_addr().unwrap();
+    let elsewhere = victim.local_addr().unwrap();
+    let invite = phone_invite(me, front, "contact-1").replace(
+        &format!("Contact: <sip:1000@{me}>"),
+        &format!("Contact: <sip:1000@{elsewhere}>"),
+    );
+    phone.send_to(invite.as_bytes(), front).unwrap();
+    let inv = request_at(&trunk, "INVITE").unwrap_or_else(|| panic!("{}", w.logs()));
+    let one = |name: &str| values(&inv, name).into_iter().next().unwrap_or_default();
+    let sdp = "v=0\r\no=- 2 2 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio 40010 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for v in values(&inv, "Via") {
+        ok += &format!("Via: {v}\r\n");
+    }
+    for rr in values(&inv, "Record-Route") {
+        ok += &format!("Record-Route: {rr}\r\n");
+    }
+    let trunk_at = trunk.local_addr().unwrap();
+    ok += &format!(
+        "From: {}\r\nTo: {};tag=t1\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:c@{trunk_at}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        one("From"),
+        one("To"),
+        one("Call-ID"),
+        one("CSeq"),
+        sdp.len()
+    );
+    trunk.send_to(ok.as_bytes(), front).unwrap();
+    // The phone's 200 (after any provisional), then its ACK along the Record-Route.
+    let mut buf = [0u8; 8192];
+    let answer = loop {
+        let n = (phone.recv(&mut buf)).unwrap_or_else(|e| panic!("no 200 ({e}):\n{}", w.logs()));
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 200") {
+            break text;
+        }
+    };
+    let to = values(&answer, "To").remove(0);
+    let contact = values(&answer, "Contact").remove(0);
+    let uri = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default();
+    let routes: String = (values(&answer, "Record-Route").iter().rev())
+        .map(|r| format!("Route: {r}\r\n"))
+        .collect();
+    let ack = format!(
+        "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKcontact-ack\r\n{routes}From: <sip:1000@{me}>;tag=contact-1\r\nTo: {to}\r\nCall-ID: contact-1@x\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    phone.send_to(ack.as_bytes(), front).unwrap();
+    // The trunk hangs up, along the INVITE's Record-Route to its Contact (the instance).
+    let target = values(&inv, "Contact").remove(0);
+    let target = target
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let routes: String = (values(&inv, "Record-Route").iter())
+        .map(|r| format!("Route: {r}\r\n"))
+        .collect();
+    let bye = format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {trunk_at};branch=z9hG4bKcontact-bye\r\n{routes}From: {};tag=t1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        one("To"),
+        one("From"),
+        one("Call-ID")
+    );
+    trunk.send_to(bye.as_bytes(), front).unwrap();
+    assert_eq!(status_for(&trunk, "BYE"), Some(200), "{}", w.logs());
+    assert!(
+        request_at(&phone, "BYE").is_some(),
+        "the caller got no BYE:\n{}",
+        w.logs()
+    );
+    victim
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        victim.recv(&mut buf).is_err(),
+        "the front sent the caller's BYE where its Contact pointed:\n{}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
 /// A new call from the phone's socket `me` to the front, offering one PCMU stream; `id`
 /// names its branch, tag and Call-ID (`{id}@x`).
 fn phone_invite(me: SocketAddr, front: SocketAddr, id: &str) -> String {

@@ -165,6 +165,40 @@ impl Env {
         }
     }
 
+    /// Whether `req` is the front's own, not a peer's it passes on: from the front's address
+    /// without its stamp. Such a CANCEL is the one the front builds for the caller's (its
+    /// tm sends a CANCEL of its own, and relays it only from the address the INVITE came
+    /// from), so it speaks for the caller.
+    pub fn fronts_own(&self, req: &Request, source: Target) -> bool {
+        self.is_front(source) && req.header(&Hdr::named(SOURCE_HEADER)).is_none()
+    }
+
+    /// Where requests within a dialog `req` starts go: its source, or for a request through
+    /// the front, the front's `X-Trunkgate-Source` (the front is then told to send them
+    /// there, as an instance alone sends them to the source whatever Contact and Route set
+    /// the peer wrote). The source when the stamp is missing or unreadable.
+    pub fn peer_of(&self, req: &Request, source: Target) -> Target {
+        self.stamped_target(req.header(&Hdr::named(SOURCE_HEADER)), source)
+    }
+
+    /// [`Self::peer_of`] for the sender of a response.
+    pub fn responder_of(&self, resp: &Response, source: Target) -> Target {
+        self.stamped_target(resp.header(&Hdr::named(SOURCE_HEADER)), source)
+    }
+
+    fn stamped_target(&self, stamp: Option<String>, source: Target) -> Target {
+        let stamp = stamp.filter(|_| self.is_front(source));
+        match stamp.and_then(|s| stamped_addr(&s)) {
+            Some(addr) => Target {
+                addr,
+                conn: None,
+                listener: None,
+                ..source
+            },
+            None => source,
+        }
+    }
+
     /// [`Self::heard`] for a request.
     pub fn heard_request(&self, r: &Request, source: Target) -> Heard {
         let peer = self.is_front(source).then(|| {
@@ -178,9 +212,9 @@ impl Env {
     }
 
     /// Start a client transaction for `req` toward `target`, through the front when there is
-    /// one. One the front is told to send to `target` (one outside a dialog) takes responses
-    /// from the front only when they name `target`; one in a dialog goes where its Route set
-    /// leads (the peer's Contact, which may be another of its hosts), and is not held to it.
+    /// one. One outside a dialog (no Route) takes responses from the front only when they
+    /// name `target`; one in a dialog may be answered by a proxy of the peer's along its
+    /// Route set, and is not held to it.
     pub fn send_request(&mut self, req: Request, target: Target, now: Instant) -> Option<TxnId> {
         self.send_request_timed(req, target, now, None)
     }
@@ -195,22 +229,26 @@ impl Env {
         silence: Option<Duration>,
     ) -> Option<TxnId> {
         let via = self.toward(&mut req, target, silence);
-        let named = req.header(&Hdr::named(PEER_HEADER)).is_some();
+        let named =
+            req.header(&Hdr::named(PEER_HEADER)).is_some() && req.header(&Hdr::ROUTE).is_none();
         let peer = named.then_some(target.addr.ip().to_canonical());
         self.txn
             .send_request_for(req, via, peer, now, &mut self.txn_out)
     }
 
-    /// Where a request toward `target` goes: through the front when there is one. A request
-    /// without a Route (out of any dialog the front record-routed) tells the front its
-    /// destination in `X-Trunkgate-Peer`, and a new INVITE how long that peer may say
-    /// nothing at all (`silence`, its `[sip] invite_timeout_s`): the front's own 100 reaches
-    /// us at once and stops our timers, as a proxy's does, so the front times it.
+    /// Where a request toward `target` goes: through the front when there is one. The
+    /// request tells the front its destination in `X-Trunkgate-Peer`, one within a dialog
+    /// too: the front then drops its own entry of the Route set and sends it there, not
+    /// where the peer's Contact or Route set would lead (from the address carriers trust, to
+    /// anywhere a peer wrote). A new INVITE also says how long that peer may say nothing at
+    /// all (`silence`, its `[sip] invite_timeout_s`): the front's own 100 reaches us at once
+    /// and stops our timers, as a proxy's does, so the front times it.
     pub fn toward(&self, req: &mut Request, target: Target, silence: Option<Duration>) -> Target {
         let Some(front) = self.cfg.front else {
             return target;
         };
-        if req.header(&Hdr::ROUTE).is_none() && front.addr != target.addr {
+        req.remove_header(&Hdr::named(PEER_HEADER));
+        if front.addr != target.addr {
             let t = match target.transport {
                 crate::sip::Transport::Udp => "udp",
                 crate::sip::Transport::Tcp => "tcp",

@@ -119,7 +119,7 @@ impl Call {
             leg.call_id = resp.call_id()?.into();
             leg.local_hdr = resp.header(&Hdr::FROM)?.into();
             leg.local_tag = resp.from_tag()?.into();
-            leg.target = cx.env.txn.target(txn)?;
+            leg.target = cx.env.responder_of(resp, cx.env.txn.target(txn)?);
             leg.peer_allows = None;
         }
         leg.learn_from_response(resp);

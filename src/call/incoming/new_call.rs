@@ -167,7 +167,7 @@ impl B2bua {
                 .collect(),
             local_cseq: 1,
             remote_cseq: req.cseq().map(|c| c.0),
-            target: source,
+            target: self.env.peer_of(&req, source),
             peer_allows: super::super::dialog::allow_of(req.header_tokens(&Hdr::ALLOW)),
             answered: false,
         };

@@ -26,6 +26,7 @@ impl B2bua {
         let live = owner.is_some_and(|(r, _)| self.calls.contains_key(&r));
         let found = owner.filter(|(_, role)| *role == TxnRole::CallerInvite);
         let ip = self.env.origin_ip(&req, source);
+        let fronts = self.env.fronts_own(&req, source);
         // A re-INVITE's CANCEL carries our tag: it belongs to a dialog, and to its peer.
         if let (Some(invite), None, Some(tag)) = (invite, found, req.to_tag()) {
             let from = req.from_tag();
@@ -41,7 +42,7 @@ impl B2bua {
         }
         match found {
             // Only the caller cancels its INVITE.
-            Some((r, _)) if self.is_leg_peer(r, Side::A, ip) => {
+            Some((r, _)) if fronts || self.is_leg_peer(r, Side::A, ip) => {
                 self.with_call_answering(r, now, id, |c, cx| c.on_cancel(cx, id, &req))
             }
             // The INVITE was answered and its call is gone: the CANCEL changes nothing. Its
@@ -78,7 +79,9 @@ impl B2bua {
         match self.env.owners.get(&invite) {
             Some(&(r, _)) if self.calls.contains_key(&r) => {
                 let ip = self.env.origin_ip(req, source);
-                self.is_leg_peer(r, Side::A, ip) || self.is_leg_peer(r, Side::B, ip)
+                self.env.fronts_own(req, source)
+                    || self.is_leg_peer(r, Side::A, ip)
+                    || self.is_leg_peer(r, Side::B, ip)
             }
             _ => (self.env.txn).is_from_target(invite, &self.env.heard_request(req, source)),
         }

@@ -1,6 +1,6 @@
 //! Behind a SIP front (`[sip] front`, a Kamailio dispatcher): peers are told apart by the
 //! front's X-Trunkgate-Source, believed from the front only; every request toward a peer goes
-//! to the front, naming its destination when it has no Route; OPTIONS says 503 while
+//! to the front, naming its destination (the peer's address, within a dialog too); OPTIONS says 503 while
 //! draining, so the front stops sending new calls.
 
 use super::*;
@@ -122,8 +122,9 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
         ok.header(&Hdr::RECORD_ROUTE).as_deref(),
         Some("<sip:127.0.0.10:5060;lr>")
     );
-    // The caller's BYE (through the front) reaches the callee through the front, by its
-    // Route: no destination header needed.
+    // The caller's BYE (through the front) reaches the callee through the front, with the
+    // Route set, and names the callee's address for the front to send it to (not where the
+    // callee's Contact would lead).
     let tag = ok.to_tag().unwrap();
     h.recv(
         FRONT,
@@ -131,13 +132,20 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
     );
     let ack = h.one_request(FRONT, Method::Ack);
     assert!(ack.header(&Hdr::ROUTE).is_some());
-    assert!(ack.header(&Hdr::named("X-Trunkgate-Peer")).is_none());
+    assert_eq!(
+        ack.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.3:5060;transport=udp")
+    );
     h.recv(
         FRONT,
         &via_front(&in_call("BYE", &tag, 2, "z9hG4bKfb"), "127.0.0.2:5060"),
     );
     let bye = h.one_request(FRONT, Method::Bye);
     assert!(bye.header(&Hdr::ROUTE).is_some());
+    assert_eq!(
+        bye.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.3:5060;transport=udp")
+    );
     assert_eq!(h.cdrs[0].ingress_peer, "pbx");
 }
 
@@ -146,7 +154,9 @@ fn a_bye_toward_the_caller_follows_the_fronts_route() {
     let (mut h, inv) = answered_via_front();
     h.take(FRONT);
     // The carrier hangs up (through the front): the caller's BYE goes to the front with the
-    // Route the front put in the caller's INVITE, to the caller's Contact.
+    // Route the front put in the caller's INVITE, to the caller's Contact, and tells the
+    // front the address the caller's INVITE came from (the front's stamp on it): a Contact
+    // names anyone its writer likes, and the front would relay there from its own address.
     let bye_from_carrier = msgs::in_dialog(
         "BYE",
         "sip:127.0.0.1:5060",
@@ -165,7 +175,10 @@ fn a_bye_toward_the_caller_follows_the_fronts_route() {
         Some("<sip:127.0.0.10:5060;lr>")
     );
     assert_eq!(bye.uri(), "sip:1000@127.0.0.2:5060");
-    assert!(bye.header(&Hdr::named("X-Trunkgate-Peer")).is_none());
+    assert_eq!(
+        bye.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.2:5060;transport=udp")
+    );
 }
 
 #[test]
@@ -643,4 +656,97 @@ fn behind_a_front_a_route_full_here_is_refused_for_the_front_to_move() {
         Some("route")
     );
     assert_eq!(h.cdrs[0].call_tag, CallTag::RateLimited);
+}
+
+/// Within a dialog, the front is told to send our requests to the address each peer is
+/// known by (the caller's as the front stamped it, the callee's as its route), not where
+/// the Contact and Route set the peer wrote lead: those name anyone their writer likes, and
+/// the front would relay there from the address carriers trust. An instance alone sends
+/// them to the same addresses.
+#[test]
+fn requests_in_a_dialog_through_the_front_name_the_peers_address_not_its_contact() {
+    let mut h = behind_front();
+    let invite = invite_text("f-1", "z9hG4bKf1", "+8610123", "").replace(
+        "Contact: <sip:1000@127.0.0.2:5060>",
+        "Contact: <sip:1000@198.51.100.7:5060>",
+    );
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    h.recv_msg(
+        FRONT,
+        reply(
+            &inv,
+            200,
+            "c1",
+            &[
+                (Hdr::CONTACT, "<sip:c@198.51.100.8>"),
+                (
+                    Hdr::RECORD_ROUTE,
+                    "<sip:198.51.100.9;lr>, <sip:127.0.0.10:5060;lr>",
+                ),
+            ],
+            Some(SDP),
+        ),
+    );
+    let tag = h.response_with(FRONT, 200, "answered").to_tag().unwrap();
+    h.recv(
+        FRONT,
+        &via_front(&in_call("ACK", &tag, 1, "z9hG4bKfa"), "127.0.0.2:5060"),
+    );
+    let ack = h.one_request(FRONT, Method::Ack);
+    assert_eq!(ack.uri(), "sip:c@198.51.100.8");
+    assert_eq!(
+        ack.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.3:5060;transport=udp")
+    );
+    // The carrier hangs up: the BYE toward the PBX names where its INVITE came from.
+    let bye_from_carrier = msgs::in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKcb",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(FRONT, &via_front(&bye_from_carrier, "127.0.0.3:5060"));
+    let bye = h.one_request(FRONT, Method::Bye);
+    assert_eq!(bye.uri(), "sip:1000@198.51.100.7:5060");
+    assert_eq!(
+        bye.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        Some("127.0.0.2:5060;transport=udp")
+    );
+}
+
+/// The front's tm answers the caller's CANCEL itself and sends one of its own, without the
+/// stamp (it relays a CANCEL only from the address its INVITE came from): that is the
+/// caller's. A CANCEL the front stamps as another address's is not.
+#[test]
+fn the_fronts_own_cancel_is_the_callers_and_another_peers_is_not() {
+    let (mut h, inv) = pbx_calls_via_front("f-c", "z9hG4bKfc");
+    h.recv_msg(FRONT, reply(&inv, 180, "c1", &[], None));
+    h.take(FRONT);
+    let cancel = msgs::cancel_text("f-c", "z9hG4bKfc");
+    h.recv(FRONT, &via_front(&cancel, "127.0.0.9:5060"));
+    // (A stranger's, as the front says: dropped.)
+    let refused = h.take(FRONT);
+    assert!(
+        !refused.iter().any(|m| match m {
+            Message::Response(r) => r.status() < 300,
+            Message::Request(r) => r.method() == Method::Cancel,
+        }),
+        "{refused:?}"
+    );
+    h.recv(FRONT, &cancel);
+    let sent = h.take(FRONT);
+    let status = |s: u16| {
+        sent.iter()
+            .any(|m| matches!(m, Message::Response(r) if r.status() == s))
+    };
+    assert!(status(200) && status(487), "{sent:?}");
+    assert!(sent.iter().any(
+        |m| matches!(m, Message::Request(r) if r.method() == Method::Cancel && r.call_id() == inv.call_id())
+    ));
 }
