@@ -76,7 +76,9 @@ impl B2bua {
                     Some(Message::Request(req)) => {
                         self.reject_malformed(&req, source, 400, "no transaction key")
                     }
-                    Some(Message::Response(resp)) => self.on_stray_response(now, resp, source),
+                    Some(Message::Response(resp)) => {
+                        self.on_stray_response(now, resp, source, false)
+                    }
                     None => {}
                 }
             }

@@ -15,12 +15,18 @@ use crate::sip::{
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
 /// know (through the front: the peer it names, and only when it names one): a forged 2xx
 /// from anywhere else must not make the gateway send anything. True when they were sent.
+/// `offerless`: our INVITE is known to have gone without a body, so SDP in the 2xx is an
+/// offer, which the ACK answers refusing every stream (RFC 3261 §13.2.2.4); unknown (the
+/// INVITE's transaction is gone too), the ACK has no body, as an answer to an answer would
+/// be an error. The BYE runs in a transaction of its own, resent until answered (the
+/// budget below bounds how many run).
 pub(super) fn ack_and_bye(
     env: &mut Env,
     now: Instant,
     resp: &Response,
     cseq: u32,
     source: Target,
+    offerless: bool,
 ) -> bool {
     let known = env
         .response_origin_ip(resp, source)
@@ -64,11 +70,42 @@ pub(super) fn ack_and_bye(
             return false;
         }
     }
-    for method in [Method::Ack, Method::Bye] {
-        match orphan_request(resp, method, cseq, &env.local, to, &routes, &mut env.ids) {
-            Ok(req) => env.send(to, &Message::Request(req)),
-            Err(e) => warn!(error = %e, "cannot build request for orphan 2xx"),
+    let ct = resp.header(&Hdr::CONTENT_TYPE);
+    let answer = offerless
+        .then(|| super::ack::refusal(ct.as_deref(), resp.body(), env.cfg.media_ip, None))
+        .flatten();
+    let ack = orphan_request(
+        resp,
+        Method::Ack,
+        cseq,
+        &env.local,
+        to,
+        &routes,
+        &mut env.ids,
+    )
+    .and_then(|mut ack| {
+        if let Some((body, ct)) = answer {
+            ack.set_body(body, ct.as_deref())?;
         }
+        Ok(ack)
+    });
+    match ack {
+        Ok(ack) => env.send(to, &Message::Request(ack)),
+        Err(e) => warn!(error = %e, "cannot build ACK for orphan 2xx"),
+    }
+    match orphan_request(
+        resp,
+        Method::Bye,
+        cseq,
+        &env.local,
+        to,
+        &routes,
+        &mut env.ids,
+    ) {
+        Ok(bye) => {
+            env.send_request(bye, to, now);
+        }
+        Err(e) => warn!(error = %e, "cannot build BYE for orphan 2xx"),
     }
     true
 }
@@ -104,10 +141,8 @@ impl Budget {
     }
 }
 
-/// ACK or BYE for a 2xx that belongs to no call we know, built from the response alone.
-/// The ACK has no body: with the call gone, whether the 2xx holds an answer (to the offer
-/// the INVITE carried, as the gateway's usually do) or an offer (to one without) is not
-/// known, and an answer in the ACK to an answer would be an error.
+/// ACK or BYE for a 2xx that belongs to no call we know, built from the response alone
+/// (without a body).
 fn orphan_request(
     resp: &Response,
     method: Method,

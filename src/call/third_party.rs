@@ -159,7 +159,9 @@ impl Call {
             // Another device user1's INVITE forked to answered too: ACK that dialog and end
             // it (RFC 3261 §13.2.2.4), or it would hang up with a BYE in user1's name.
             let source = self.a.target;
-            let sent = super::orphan::ack_and_bye(cx.env, cx.now, resp, resp.seq(), source);
+            let offerless = cx.env.txn.sent_bodyless(id).unwrap_or(false);
+            let (now, seq) = (cx.now, resp.seq());
+            let sent = super::orphan::ack_and_bye(cx.env, now, resp, seq, source, offerless);
             // Counted once a branch, not for each retransmission of its 2xx.
             if sent && self.first_release_of(resp) {
                 let peer = self.profile(Side::A).map(|p| p.name.clone());

@@ -47,6 +47,15 @@ impl TxnLayer {
         )
     }
 
+    /// Whether client transaction `id`'s request went without a body (an INVITE's: its 2xx
+    /// then holds an offer). `None` for no such client transaction.
+    pub fn sent_bodyless(&self, id: TxnId) -> Option<bool> {
+        match self.entries.get(&id).map(|e| &e.machine) {
+            Some(Machine::Client(m)) => Some(m.bodyless),
+            _ => None,
+        }
+    }
+
     /// Where a transaction's messages go.
     pub fn target(&self, id: TxnId) -> Option<Target> {
         self.entries.get(&id).map(|e| e.target)

@@ -61,6 +61,9 @@ pub struct Client {
     interval: Duration,
     /// The request's CSeq number: a response with another is not its answer.
     pub seq: u32,
+    /// The request carried no body: an INVITE's 2xx then holds an offer, which the ACK must
+    /// answer, even when nothing else of the request is kept (RFC 3261 §13.2.2.4).
+    pub bodyless: bool,
 }
 
 /// A server transaction.
@@ -86,6 +89,7 @@ impl Client {
     pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Client {
         let invite = request.method() == Method::Invite;
         let seq = request.seq();
+        let bodyless = request.body().is_empty();
         let wire = request.to_bytes();
         out.push(Out::Send(wire.clone()));
         if !reliable {
@@ -108,6 +112,7 @@ impl Client {
             ack: None,
             interval: c.t1,
             seq,
+            bodyless,
         }
     }
 

@@ -206,8 +206,10 @@ impl B2bua {
         ) && let Some(target) = self.env.txn.target(id)
         {
             // Its call is gone. A 2xx to an INVITE (a re-INVITE's too: its ACK may have
-            // been lost) still needs ACK and BYE.
-            self.on_stray_response(now, resp, target);
+            // been lost) still needs ACK and BYE (the ACK answering an offer in it when
+            // ours went without one).
+            let offerless = self.env.txn.sent_bodyless(id).unwrap_or(false);
+            self.on_stray_response(now, resp, target, offerless);
         }
     }
 
@@ -220,12 +222,14 @@ impl B2bua {
     }
 
     /// A response no live call step expects. A 2xx to an INVITE is the one that matters: a
-    /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE.
+    /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE
+    /// (`offerless`: the INVITE it answers is known to have gone without a body).
     pub(in crate::call) fn on_stray_response(
         &mut self,
         now: Instant,
         resp: Response,
         source: Target,
+        offerless: bool,
     ) {
         let cseq = match resp.cseq() {
             Some((n, Method::Invite)) if resp.is_success() => n,
@@ -250,7 +254,8 @@ impl B2bua {
                 c.ack_again_on(cx, side, cseq, &resp);
             }),
             None => {
-                crate::call::orphan::ack_and_bye(&mut self.env, now, &resp, cseq, source);
+                let env = &mut self.env;
+                crate::call::orphan::ack_and_bye(env, now, &resp, cseq, source, offerless);
             }
         }
     }

@@ -165,8 +165,66 @@ fn orphan_2xx_are_answered_up_to_a_budget_a_second() {
         sent.len(),
         2 * crate::call::orphan::ORPHANS_PER_SECOND as usize
     );
+    // The peer knows none of those dialogs: its 481s end the BYEs' transactions.
+    for bye in sent.iter().filter(|r| r.method() == Method::Bye) {
+        h.recv_msg(CARRIER_A, reply(bye, 481, "theirs", &[], None));
+    }
     // The next second, answered again.
     h.advance(Duration::from_secs(1));
     h.recv(CARRIER_A, &orphan_200("later@127.0.0.1"));
     assert_eq!(h.requests_to(CARRIER_A).len(), 2);
+}
+
+/// The BYE for a 2xx no call wants runs in a transaction: over UDP it is sent again until
+/// answered (RFC 3261 §17.1.2), as one datagram lost would leave the peer's leg up. Before,
+/// it went once.
+#[test]
+fn an_orphans_bye_is_sent_again_until_answered() {
+    let mut h = H::new();
+    h.recv(CARRIER_A, &orphan_200("nobody@127.0.0.1"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.advance(Duration::from_millis(600));
+    let again = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(again.to_bytes(), bye.to_bytes());
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "theirs", &[], None));
+    h.advance(Duration::from_secs(2));
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert_idle(&mut h);
+}
+
+/// Another fork's 2xx after the call is gone, to our INVITE without SDP: its SDP is an
+/// offer, which the ACK answers refusing every stream (RFC 3261 §13.2.2.4), and a BYE ends
+/// the dialog. Before, the ACK went without a body (the call that knew was gone).
+#[test]
+fn a_late_forks_offer_after_the_call_is_gone_is_refused_in_its_ack() {
+    let mut h = H::new();
+    h.recv(PHONE, &offerless_text("call-1@127.0.0.2", "z9hG4bKlo", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let tag = h.carrier_answers(&inv, "carrier1", SDP).to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKloa", SDP));
+    h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKlob"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    h.take(CARRIER_A);
+    h.take(PHONE);
+    assert_eq!(h.core.active_calls(), 0, "the call is gone");
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "carrier2",
+            &[(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let sent = h.requests_to(CARRIER_A);
+    let [ack, bye] = &sent[..] else {
+        panic!("expected ACK and BYE, got {sent:?}");
+    };
+    assert_eq!((ack.method(), bye.method()), (Method::Ack, Method::Bye));
+    assert_eq!(ack.to_tag().as_deref(), Some("carrier2"));
+    let body = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(body.contains("m=audio 0 "), "{body}");
+    assert!(h.take(PHONE).is_empty(), "nothing reaches the caller");
 }
