@@ -352,11 +352,26 @@ impl Limits {
             .is_none_or(|b| b.check().is_ok())
     }
 
-    /// Calls counted against `peer` (for tests and health).
+    /// Calls counted against `peer`'s limits: a renamed peer's calls under its old name
+    /// count against its new name's gate, and either name gives that gate's count.
     pub fn active(&self, peer: &PeerName) -> u32 {
         self.peers
             .get(self.counted_as(peer))
             .map_or(0, |g| g.active)
+    }
+
+    /// Calls up under the name `peer` itself (the per-peer gauge): after a rename, the old
+    /// name's calls under the old name only, the new name's without them, so that the
+    /// names' counts add up to the calls there are.
+    pub fn calls_named(&self, peer: &PeerName) -> u32 {
+        if let Some(r) = self.renamed.get(peer) {
+            return r.calls;
+        }
+        let others: u32 = (self.renamed.values())
+            .filter(|r| r.to == *peer)
+            .map(|r| r.calls)
+            .sum();
+        self.active(peer).saturating_sub(others)
     }
 }
 
@@ -457,6 +472,17 @@ mod tests {
         l.reconfigure(&y, &z);
         assert_eq!(l.active(&name("carrier-z")), 2);
         assert_eq!(l.active(&name("carrier-b")), 2, "the oldest name follows");
+        // Each name's own calls, for the per-peer gauge: they add up to the two there are.
+        // Before, each name showed the gate's two.
+        let named = |l: &Limits, n: &str| l.calls_named(&name(n));
+        assert_eq!(
+            (
+                named(&l, "carrier-b"),
+                named(&l, "carrier-y"),
+                named(&l, "carrier-z")
+            ),
+            (1, 1, 0)
+        );
         // Back to the first name: its one call counts for it, the other for carrier-z.
         let mut zb = z.clone();
         let p = (*b.profiles[&name("carrier-b")]).clone();

@@ -30,7 +30,7 @@ pub(super) fn ack_and_bye(
 ) -> bool {
     let known = env
         .response_origin_ip(resp, source)
-        .is_none_or(|ip| env.cfg.peer_for_source(ip).is_some());
+        .is_none_or(|ip| env.cfg.peer_for_source(ip).is_some() || env.cfg.is_peer_address(ip));
     if !known {
         return false;
     }

@@ -203,9 +203,9 @@ impl B2bua {
         self.calls.len()
     }
 
-    /// Calls counted against `peer`'s `[limits] max_calls` (for tests and health).
+    /// Calls up under the name `peer` (the per-peer gauge; see [`super::limits::Limits::calls_named`]).
     pub fn peer_calls(&self, peer: &crate::config::PeerName) -> u32 {
-        self.env.limits.active(peer)
+        self.env.limits.calls_named(peer)
     }
 
     /// Free RTP port pairs (for tests and health).

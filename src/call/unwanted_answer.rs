@@ -30,7 +30,7 @@ impl Call {
             Some(i) => self.route.targets.get(usize::try_from(i).ok()?).cloned(),
             None => {
                 let ip = cx.env.txn.target(txn)?.addr.ip();
-                cx.env.cfg.peer_for_source(ip).map(|p| p.name.clone())
+                cx.env.cfg.peer_at(ip).cloned()
             }
         }
     }

@@ -228,3 +228,19 @@ fn a_late_forks_offer_after_the_call_is_gone_is_refused_in_its_ack() {
     assert!(body.contains("m=audio 0 "), "{body}");
     assert!(h.take(PHONE).is_empty(), "nothing reaches the caller");
 }
+
+/// A peer's `address` outside its `match` (a carrier's SBC that answers for hosts it
+/// placed elsewhere) is the peer's for a 2xx no call wants, as it is within a call. Before,
+/// only `match` counted, and its 2xx got no ACK or BYE.
+#[test]
+fn a_2xx_for_no_call_from_a_peers_address_outside_its_match_is_acked_and_hung_up() {
+    let mut h = H::with(config_with(|name, p| {
+        if name == "carrier-a" {
+            p.matches = vec!["127.0.0.30/32".parse().unwrap()];
+        }
+    }));
+    h.recv(CARRIER_A, &orphan_200("nobody@127.0.0.1"));
+    let sent = h.requests_to(CARRIER_A);
+    let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
+    assert_eq!(methods, vec![Method::Ack, Method::Bye]);
+}
