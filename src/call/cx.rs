@@ -74,10 +74,11 @@ pub struct Env {
     pub clock: (Instant, SystemTime),
     /// Shutting down: new calls are refused with 503.
     pub draining: bool,
-    /// Calls numbered below this began before the last reload that removed or re-addressed
-    /// a peer; `moved_calls` of them are still up (see [`Env::peers_moved`]).
-    pub moved_before: super::CallRef,
-    pub moved_calls: usize,
+    /// The reloads that removed or re-addressed peers while calls were up, oldest first:
+    /// the number below which calls began before each, and how many of those are still up
+    /// (see [`Env::peers_moved`]). A reload's calls up are all up at each later one, so
+    /// they end in order; the shell keeps each one's departed addresses as long.
+    pub moved: std::collections::VecDeque<(super::CallRef, usize)>,
     /// Calls released (their CDR written) that are still finishing their last transactions:
     /// no longer in progress, so no `max_calls` counts them (an outage whose BYEs go
     /// unanswered would otherwise hold the slots for 32 s more).
@@ -101,6 +102,10 @@ pub struct Env {
     pub max_server_txns: usize,
 }
 
+/// How many reloads that moved peers are told apart while calls up at them last (see
+/// [`Env::moved`]); more widen the latest.
+pub const MAX_MOVED_RELOADS: usize = 64;
+
 /// The header a SIP front adds to what it passes on: the address the request really came
 /// from (`ip:port`). Believed only from the front's own address.
 pub const SOURCE_HEADER: &str = "X-Trunkgate-Source";
@@ -123,7 +128,30 @@ impl Env {
     /// gone, a request from an unknown address may still be from one of their ends.
     /// Otherwise a stranger's request is refused without even its headers being read.
     pub fn peers_moved(&self) -> bool {
-        self.moved_calls > 0
+        !self.moved.is_empty()
+    }
+
+    /// A reload moved peers with `calls` calls up, numbered below `before`. Past
+    /// [`MAX_MOVED_RELOADS`] the latest is widened instead (its calls up include the
+    /// earlier's still up), as the shell widens its addresses.
+    pub fn note_moved(&mut self, before: super::CallRef, calls: usize) {
+        let full = self.moved.len() >= MAX_MOVED_RELOADS;
+        match self.moved.back_mut() {
+            Some(last) if full => *last = (before, calls),
+            _ => self.moved.push_back((before, calls)),
+        }
+    }
+
+    /// Call `r` is gone: one fewer up for each reload it was up at.
+    pub fn moved_call_gone(&mut self, r: super::CallRef) {
+        for (before, calls) in &mut self.moved {
+            if r < *before {
+                *calls = calls.saturating_sub(1);
+            }
+        }
+        while self.moved.front().is_some_and(|&(_, calls)| calls == 0) {
+            self.moved.pop_front();
+        }
     }
 
     /// The address that tells which peer a request is from: its source, or for a request

@@ -66,6 +66,7 @@ mod unwanted_answer;
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
+pub use cx::MAX_MOVED_RELOADS;
 pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
 pub use router::{B2bua, FaultPlace, Stats};

@@ -94,8 +94,7 @@ impl B2bua {
                 owners: HashMap::default(),
                 clock: (now, wall_now),
                 draining: false,
-                moved_before: 0,
-                moved_calls: 0,
+                moved: Default::default(),
                 ended_calls: 0,
                 limits,
                 cdr_writable: true,
@@ -203,6 +202,11 @@ impl B2bua {
         self.calls.len()
     }
 
+    /// How many reloads that moved peers still have calls up (see [`super::cx::Env::moved`]).
+    pub fn moved_reloads(&self) -> usize {
+        self.env.moved.len()
+    }
+
     /// Calls up under the name `peer` (the per-peer gauge; see [`super::limits::Limits::calls_named`]).
     pub fn peer_calls(&self, peer: &crate::config::PeerName) -> u32 {
         self.env.limits.calls_named(peer)
@@ -278,9 +282,8 @@ impl B2bua {
                 self.env.limits.reconfigure(&self.env.cfg, &cfg);
                 // Every call up now began before this reload: their peers are heard at the
                 // addresses they had until the last of them ends.
-                if cfg.peers_moved_from(&self.env.cfg) && !self.calls.is_empty() {
-                    self.env.moved_before = self.next_ref;
-                    self.env.moved_calls = self.calls.len();
+                if !self.calls.is_empty() && cfg.peers_moved_from(&self.env.cfg) {
+                    self.env.note_moved(self.next_ref, self.calls.len());
                 }
                 self.env.cfg = cfg.clone();
                 if !self.env.draining {
@@ -413,9 +416,7 @@ impl B2bua {
             return;
         };
         self.headroom.forget(r);
-        if self.env.peers_moved() && r < self.env.moved_before {
-            self.env.moved_calls -= 1;
-        }
+        self.env.moved_call_gone(r);
         if call.phase.is_ending() {
             self.env.ended_calls = self.env.ended_calls.saturating_sub(1);
         }

@@ -61,23 +61,32 @@ impl Config {
             .map(|p| &p.name)
     }
 
-    /// Whether a peer of `old` is gone from this configuration or matches other sources in
-    /// it: its calls in progress may then hear from addresses this one does not know.
+    /// Whether a peer of `old` was heard from addresses this configuration does not know
+    /// (see [`Config::moved_sources_from`]): its calls in progress may still hear from them.
     pub fn peers_moved_from(&self, old: &Config) -> bool {
-        old.profiles.values().any(|o| self.moved(o))
+        !self.moved_sources_from(old).is_empty()
     }
 
-    /// Where, in `old`, the peers [`Config::peers_moved_from`] finds were heard from: their
-    /// `match` networks and their `address` (a host of its own).
+    /// Where, in `old`, peers this configuration removed or changed were heard from, and
+    /// this one hears no more: each `match` network no profile's `match` here holds all of,
+    /// and each `address` no profile here matches or has, once each. A network added to a
+    /// peer, a peer renamed, another's `match` that still holds the old one: nothing.
     pub fn moved_sources_from(&self, old: &Config) -> Vec<IpNet> {
-        old.profiles
-            .values()
-            .filter(|o| self.moved(o))
-            .flat_map(|o| {
-                let address = IpNet::from(o.address.addr.ip().to_canonical());
-                o.matches.iter().copied().chain(std::iter::once(address))
-            })
-            .collect()
+        let here = self.peers.get(&self.profiles);
+        let mut seen = std::collections::HashSet::new();
+        let mut gone = Vec::new();
+        for o in old.profiles.values().filter(|o| self.moved(o)) {
+            let ip = o.address.addr.ip().to_canonical();
+            let address =
+                (!self.is_peer_source(ip) && !here.is_address(ip)).then(|| IpNet::from(ip));
+            let nets = (o.matches.iter().copied()).filter(|n| !here.covers(*n));
+            for n in nets.chain(address) {
+                if seen.insert(n) {
+                    gone.push(n);
+                }
+            }
+        }
+        gone
     }
 
     /// Whether `old`'s peer is gone from this configuration, matches other sources, or has

@@ -16,6 +16,7 @@ mod media;
 pub mod net;
 mod peer_index;
 mod places;
+pub mod prefix_table;
 mod process;
 mod profile;
 pub(crate) mod read;

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 
+use super::prefix_table::PrefixTable;
 use super::{PeerName, Profile};
 
 /// [`PeerIndex`] built at the first lookup. A clone starts without one: a test edits a
@@ -33,13 +34,12 @@ impl PeerLookup {
     }
 }
 
-/// Per address family, per prefix length (longest first), each network's address → the
-/// profile that owns it (loading refuses two profiles claiming one network; at equal
-/// networks all the same, the first name in order, as the scan this replaced took).
+/// Each `match` network → the profile that owns it (loading refuses two profiles claiming
+/// one network; at equal networks all the same, the first name in order, as the scan this
+/// replaced took).
 #[derive(Debug, Default)]
 pub(super) struct PeerIndex {
-    v4: Vec<(u8, HashMap<IpAddr, PeerName>)>,
-    v6: Vec<(u8, HashMap<IpAddr, PeerName>)>,
+    nets: PrefixTable<PeerName>,
     /// Every profile's `address` IP, canonical.
     addresses: HashSet<IpAddr>,
     /// How many profiles it was built from: a test that edits `Config::profiles` after a
@@ -56,21 +56,7 @@ impl PeerIndex {
         for p in profiles.values() {
             idx.addresses.insert(p.address.addr.ip().to_canonical());
             for n in &p.matches {
-                let table = match n {
-                    IpNet::V4(_) => &mut idx.v4,
-                    IpNet::V6(_) => &mut idx.v6,
-                };
-                let len = n.prefix_len();
-                let at = match table.iter().position(|(l, _)| *l == len) {
-                    Some(i) => i,
-                    None => {
-                        table.push((len, HashMap::new()));
-                        table.len() - 1
-                    }
-                };
-                table[at]
-                    .1
-                    .entry(n.network())
+                (idx.nets.entry(*n))
                     .and_modify(|owner| {
                         if p.name < *owner {
                             owner.clone_from(&p.name);
@@ -79,22 +65,17 @@ impl PeerIndex {
                     .or_insert_with(|| p.name.clone());
             }
         }
-        for table in [&mut idx.v4, &mut idx.v6] {
-            table.sort_unstable_by_key(|t| std::cmp::Reverse(t.0));
-        }
         idx
     }
 
     /// The profile whose `match` holds `ip` (canonical) with the longest prefix.
     pub(super) fn peer_for(&self, ip: IpAddr) -> Option<&PeerName> {
-        let table = match ip {
-            IpAddr::V4(_) => &self.v4,
-            IpAddr::V6(_) => &self.v6,
-        };
-        table.iter().find_map(|(len, nets)| {
-            let net = IpNet::new(ip, *len).ok()?.network();
-            nets.get(&net)
-        })
+        self.nets.longest(ip)
+    }
+
+    /// Whether some profile's `match` holds all of `net`.
+    pub(super) fn covers(&self, net: IpNet) -> bool {
+        self.nets.covers(net)
     }
 
     /// Whether `ip` (canonical) is a profile's `address`.

@@ -1575,3 +1575,46 @@ fn a_route_prefix_takes_plus_only_first() {
         );
     }
 }
+
+/// A reload's departed sources are only those the new configuration no longer hears: a
+/// network added to a peer, a peer renamed, or one whose network another's `match` still
+/// holds leave nothing behind; a network removed is listed, once. Before, any change to a
+/// peer's `match` listed all its old networks and its address, each datagram from a
+/// stranger was checked against them, and they stayed while calls were up.
+#[test]
+fn only_sources_a_reload_no_longer_hears_are_departed() {
+    let old = crate::call::tests::config();
+    let name = |n: &str| PeerName(n.into());
+    let edited = |edit: &dyn Fn(&mut Profile)| {
+        let mut c = old.clone();
+        let mut p = (*c.profiles[&name("carrier-a")]).clone();
+        edit(&mut p);
+        c.profiles.insert(p.name.clone(), Arc::new(p));
+        c
+    };
+    let wider = edited(&|p| p.matches.push("192.0.2.0/24".parse().unwrap()));
+    assert!(wider.moved_sources_from(&old).is_empty());
+    assert!(!wider.peers_moved_from(&old));
+    // Renamed: the same sources under another name.
+    let mut renamed = old.clone();
+    let mut p = (*renamed.profiles.remove(&name("carrier-a")).unwrap()).clone();
+    p.name = name("carrier-x");
+    renamed.profiles.insert(p.name.clone(), Arc::new(p));
+    assert!(renamed.moved_sources_from(&old).is_empty());
+    // One network taken away, the address still another's source: that network only.
+    let extra: ipnet::IpNet = "198.51.100.0/24".parse().unwrap();
+    let with_extra = edited(&|p| p.matches.push(extra));
+    let moved = old.moved_sources_from(&with_extra);
+    assert_eq!(moved, vec![extra]);
+    assert!(old.peers_moved_from(&with_extra));
+    // Removed outright: its networks and address, each once.
+    let mut gone = old.clone();
+    gone.profiles.remove(&name("carrier-a"));
+    let moved = gone.moved_sources_from(&old);
+    let carrier: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    assert_eq!(
+        moved.iter().filter(|n| n.contains(&carrier)).count(),
+        1,
+        "{moved:?}"
+    );
+}

@@ -28,9 +28,13 @@ use crate::sip::Message;
 
 mod admission;
 mod budget;
+mod departed;
 mod handover;
 mod tally;
 use super::byte_budget::SharedBudget;
+use departed::Departed;
+#[cfg(test)]
+use departed::MAX_DEPARTED;
 pub(crate) use tally::Tally;
 
 /// Room for accepted work: responses and in-dialog requests are only dropped past this.
@@ -76,7 +80,7 @@ pub(crate) struct Inbox {
     /// The old `match` networks of peers reloads removed or re-addressed, kept while calls
     /// begun before those reloads are up: those peers may still open a TCP connection to
     /// end their calls (the core hears only their own dialogs' requests).
-    departed: Arc<ArcSwapOption<Vec<IpNet>>>,
+    departed: Arc<ArcSwapOption<Departed>>,
     /// Where we sent requests lately: a stranger's response from elsewhere is dropped unread.
     asked: Arc<Asked>,
     /// What our tags are checked with: a request whose To tag is not ours is in no dialog
@@ -86,12 +90,6 @@ pub(crate) struct Inbox {
     urgent_bytes: SharedBudget,
     fresh_bytes: SharedBudget,
 }
-
-/// How many departed networks [`Inbox::remember_departed`] keeps, over all the reloads
-/// since the calls up at the last of them began (each network once): far more than an
-/// operator's profiles name, so a peer removed many reloads ago is still heard while its
-/// calls last; past it the oldest are forgotten rather than the set growing.
-const MAX_DEPARTED: usize = 4096;
 
 /// The core task's end.
 pub(crate) struct Queues {
@@ -284,7 +282,7 @@ impl Inbox {
                 .departed
                 .load()
                 .as_ref()
-                .is_some_and(|old| old.iter().any(|n| n.contains(&ip)))
+                .is_some_and(|old| old.holds(ip))
     }
 
     /// Whether a response from `ip` comes from a peer: a profile's `match`, or its
@@ -299,28 +297,25 @@ impl Inbox {
         self.config.load().peer_at(ip).cloned()
     }
 
-    /// A reload moved peers whose old networks are `nets` while calls were up. Kept with
-    /// those of earlier reloads: the calls up at this one include those up at them.
+    /// A reload moved peers whose old sources are `nets` (only those the new configuration
+    /// does not know) while calls were up: kept, apart from earlier reloads', while the
+    /// calls up at this one last.
     pub(crate) fn remember_departed(&self, nets: Vec<IpNet>) {
-        let mut kept: Vec<IpNet> = self.departed.load().as_deref().cloned().unwrap_or_default();
-        for net in nets {
-            if !kept.contains(&net) {
-                kept.push(net);
-            }
-        }
-        let over = kept.len().saturating_sub(MAX_DEPARTED);
-        kept.drain(..over);
-        self.departed.store(Some(Arc::new(kept)));
+        let kept = self.departed.load().as_deref().cloned().unwrap_or_default();
+        self.departed.store(Some(Arc::new(kept.with(nets))));
     }
 
-    /// The calls begun before those reloads have ended. True when there was something to
-    /// forget.
-    pub(crate) fn forget_departed(&self) -> bool {
-        let had = self.departed.load().is_some();
-        if had {
-            self.departed.store(None);
+    /// Only the latest `reloads` reloads still have calls up (the core's count): the others'
+    /// networks are forgotten. True when some were.
+    pub(crate) fn keep_departed(&self, reloads: usize) -> bool {
+        let Some(d) = self.departed.load_full() else {
+            return false;
+        };
+        if d.reloads() <= reloads {
+            return false;
         }
-        had
+        self.departed.store(d.keeping(reloads).map(Arc::new));
+        true
     }
 
     /// Whether the running configuration's `[metrics] allow` lets `ip` scrape.

@@ -564,6 +564,37 @@ fn calls_begun_after_a_reload_that_moves_a_peer_do_not_keep_its_old_addresses_he
     );
 }
 
+/// Each reload that moves a peer is counted apart: the one whose calls have all ended is
+/// forgotten (the shell forgets its old addresses with it) while a later one's calls are
+/// still up. Before, only the latest reload was counted, and the addresses of every
+/// earlier one were kept as long as its calls.
+#[test]
+fn each_reload_that_moves_a_peer_is_forgotten_with_its_own_calls() {
+    let mut h = H::new();
+    let (inv, _) = answered_call(&mut h);
+    let moved = |net: &'static str| {
+        Arc::new(config_with(move |n, p| {
+            if n == "carrier-b" {
+                p.matches = vec![net.parse().unwrap()];
+            }
+        }))
+    };
+    h.input(Input::Reload(moved("192.0.2.0/24")));
+    h.recv(
+        PHONE,
+        &invite_text("after@127.0.0.2", "z9hG4bKafter", "+8610123", ""),
+    );
+    h.one_request(CARRIER_A, Method::Invite);
+    h.input(Input::Reload(moved("198.51.100.0/24")));
+    assert_eq!(h.core.moved_reloads(), 2);
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmvc", "");
+    h.recv(CARRIER_A, &bye);
+    h.advance(Duration::from_secs(45));
+    assert_eq!(h.core.active_calls(), 1, "the second call rings on");
+    assert_eq!(h.core.moved_reloads(), 1, "the first reload's call is over");
+    assert!(h.core.peers_moved());
+}
+
 /// A reload that re-addresses (or removes) a peer does not cut the calls already up off
 /// from it: a request in its call's dialog, from an address the call's own profile matched,
 /// is still heard, and so is the caller's CANCEL of a call still ringing. A stranger with

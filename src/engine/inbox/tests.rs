@@ -58,8 +58,8 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
     inbox.configure(Arc::new(moved), Instant::now());
     assert!(inbox.knows_source(pbx), "its calls are up");
     assert!(!inbox.knows_source("192.0.2.66".parse().unwrap()));
-    // Later reloads moving other peers, any number of them, keep the first one's networks
-    // heard (each network once); only past MAX_DEPARTED networks are the oldest forgotten.
+    // Later reloads moving other peers keep the first one's networks heard (each network
+    // once) while its calls last; only past MAX_DEPARTED networks are the oldest forgotten.
     for i in 0..20u8 {
         let other: IpNet = format!("198.51.100.{i}/32").parse().unwrap();
         inbox.remember_departed(vec![other]);
@@ -85,10 +85,38 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
         "the oldest forgotten past the bound"
     );
     assert!(inbox.knows_source("10.0.0.7".parse().unwrap()));
-    assert!(inbox.forget_departed());
-    assert!(!inbox.forget_departed(), "nothing left to forget");
-    assert!(!inbox.knows_source(pbx), "its calls have ended");
+    assert!(inbox.keep_departed(0));
+    assert!(!inbox.keep_departed(0), "nothing left to forget");
+    assert!(
+        !inbox.knows_source("10.0.0.7".parse().unwrap()),
+        "its calls have ended"
+    );
     assert!(inbox.knows_source(carrier));
+}
+
+/// Each reload's departed networks go when the calls up at that reload have ended (the
+/// core's count of reloads with calls up), not when every reload's have: a gateway that
+/// reloads more often than its longest call would otherwise never forget a peer removed
+/// after fraud. Before, one list for all reloads, cleared only when the calls up at the
+/// latest had all ended.
+#[tokio::test]
+async fn a_reloads_departed_networks_go_with_the_calls_up_at_it() {
+    let old = cfg(Protect::default());
+    let (inbox, _q) = Inbox::new(old, Instant::now());
+    let first: IpNet = "198.51.100.0/24".parse().unwrap();
+    let second: IpNet = "203.0.113.0/24".parse().unwrap();
+    inbox.remember_departed(vec![first]);
+    inbox.remember_departed(vec![second]);
+    let (a, b) = (
+        "198.51.100.7".parse().unwrap(),
+        "203.0.113.7".parse().unwrap(),
+    );
+    assert!(inbox.knows_source(a) && inbox.knows_source(b));
+    assert!(!inbox.keep_departed(2), "both reloads have calls up");
+    assert!(inbox.keep_departed(1), "the first one's have ended");
+    assert!(!inbox.knows_source(a) && inbox.knows_source(b));
+    assert!(inbox.keep_departed(0));
+    assert!(!inbox.knows_source(b));
 }
 
 #[tokio::test]
