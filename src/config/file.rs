@@ -123,6 +123,12 @@ impl ProfileMediaSection {
     pub fn repacketizes(&self) -> bool {
         self.repacketize.as_ref().is_some_and(|r| *r.get_ref())
     }
+
+    /// Whether this profile's calls go through the relay: `anchor`, or a setting only the
+    /// relay can carry out (recording, repacketising, keeping media to `networks`).
+    pub fn anchors(&self) -> bool {
+        self.anchor || self.record || self.repacketizes() || self.networks.is_some()
+    }
 }
 
 /// `[metrics]`.

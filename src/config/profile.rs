@@ -392,6 +392,7 @@ fn load_profile(
     let rebind_after_silence = media_sources::rebind_after_silence(&file.media, path, text, errs);
     let max_streams = media_sources::max_streams(&file.media, path, text, errs);
     let media_networks = media_sources::media_networks(&file.media, path, text, (errs, warns));
+    media_sources::warn_relay_only(&file.media, path, text, warns);
     let (rtp_timeout, rtp_hold_timeout) =
         media_timeouts::media_timeouts(&file.media, path, text, errs, warns);
     let limits = limits::peer_limits(
@@ -460,11 +461,7 @@ fn load_profile(
         prack,
         ptime,
         causes,
-        // Only the relay can keep media to the peer's networks.
-        anchor: file.media.anchor
-            || file.media.record
-            || file.media.repacketizes()
-            || file.media.networks.is_some(),
+        anchor: file.media.anchors(),
         record: file.media.record,
         latch,
         rtp_timeout,

@@ -816,6 +816,25 @@ fn the_media_timeouts_are_bounded_and_ordered() {
     );
 }
 
+/// The relay's settings on a profile that does not anchor act only on calls the other peer
+/// anchors: said, each at its line. Before, `rtp_timeout_s = 60` there loaded silently and
+/// never ended a call whose BYE was lost.
+#[test]
+fn relay_settings_on_a_profile_that_does_not_anchor_are_warned_about() {
+    let said = |media: &str| -> Vec<String> {
+        let cfg = with_carrier_b_media(media).unwrap();
+        (cfg.warnings.iter())
+            .map(|w| w.to_string())
+            .filter(|w| w.contains("acts on calls the relay carries only"))
+            .collect()
+    };
+    let warned = said("rtp_timeout_s = 60\nlatch = \"sdp-ip\"\n");
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert!(warned[0].contains("carrier-b.toml:"), "{warned:?}");
+    assert!(said("anchor = true\nrtp_timeout_s = 60\n").is_empty());
+    assert!(said("record = true\nmax_streams = 2\n").is_empty());
+}
+
 /// A profile without `match`, and a `match` inside another peer's, load, with a warning
 /// each at its line: traffic from there is not (or is not all) what the operator may think.
 /// Before, both were silent.

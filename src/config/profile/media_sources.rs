@@ -71,3 +71,54 @@ pub(super) fn max_streams(
         .map_err(|m| errs.push(ConfigError::at(path, text, n.span().start, m)))
         .ok()
 }
+
+/// The settings only the relay carries out (watching RTP, latching), set on a profile whose
+/// calls do not go through it by themselves: they act only on calls the other peer's profile
+/// anchors. Said at `check`, start and reload, not left for the operator to find out when a
+/// dead call is never ended.
+pub(super) fn warn_relay_only(
+    media: &ProfileMediaSection,
+    path: &Path,
+    text: &str,
+    warns: &mut Vec<ConfigError>,
+) {
+    if media.anchors() {
+        return;
+    }
+    let set = [
+        (
+            "rtp_timeout_s",
+            media.rtp_timeout_s.as_ref().map(|s| s.span().start),
+        ),
+        (
+            "rtp_hold_timeout_s",
+            media.rtp_hold_timeout_s.as_ref().map(|s| s.span().start),
+        ),
+        ("latch", media.latch.as_ref().map(|s| s.span().start)),
+        (
+            "rebind_after_silence_ms",
+            media
+                .rebind_after_silence_ms
+                .as_ref()
+                .map(|s| s.span().start),
+        ),
+        (
+            "max_streams",
+            media.max_streams.as_ref().map(|s| s.span().start),
+        ),
+    ];
+    for (key, at) in set {
+        if let Some(at) = at {
+            warns.push(ConfigError::at(
+                path,
+                text,
+                at,
+                format!(
+                    "warning: [media] {key} acts on calls the relay carries only, and this \
+                     profile does not anchor (`anchor = true`, or `record`, `repacketize`, \
+                     `networks`): only its calls with a peer whose profile anchors"
+                ),
+            ));
+        }
+    }
+}
