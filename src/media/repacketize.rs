@@ -165,6 +165,29 @@ impl Repacketizer {
         };
     }
 
+    /// The leg is sent packets as they come from now on (a re-INVITE took G.711, or its
+    /// ptime, off it): what is held is dropped, and [`Repacketizer::renumber`] numbers what
+    /// goes on after the packets it sent.
+    pub fn stop(&mut self) {
+        self.buf.clear();
+        self.held_since = None;
+    }
+
+    /// `packet` as it came but for its sequence number, which goes on from those sent
+    /// (after [`Repacketizer::stop`]). Passed with its own, the stream toward the leg would
+    /// jump back by every packet repacketising added (or on by each one it saved), and a
+    /// receiver takes packets numbered behind those it has for late ones. `None`: not RTP.
+    pub fn renumber(&mut self, packet: &[u8]) -> Option<Bytes> {
+        let h = check_rtp(packet).ok()?;
+        if !self.seeded {
+            (self.seq, self.seeded) = (h.sequence, true);
+        }
+        let mut b = BytesMut::from(packet);
+        b[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        self.seq = self.seq.wrapping_add(1);
+        Some(b.freeze())
+    }
+
     /// One incoming packet at `now`; returns the packets to send now (possibly none, at
     /// most `MAX_CHUNKS + 1`).
     pub fn push(&mut self, now: Instant, packet: &[u8]) -> Vec<Bytes> {

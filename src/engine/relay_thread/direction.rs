@@ -114,15 +114,17 @@ impl Direction {
     }
 
     /// The far leg is now repacketised to `ptime` for `callee` (a failover, to a peer of
-    /// the same profile or another): a repacketiser of that ptime, or none. What the old one
-    /// held is dropped with the callee it was for.
+    /// the same profile or another; a re-INVITE), or no more: a repacketiser of that ptime,
+    /// or one that only numbers packets on from those it sent. What the old one held is
+    /// dropped with the callee or the ptime it was for.
     fn repacketise_toward(&mut self, ptime: Option<u16>, callee: u32) {
         self.toward_ptime = ptime;
         self.callee = callee;
         if !self.rtcp {
             match (self.repack.as_mut(), ptime) {
                 (Some(r), Some(p)) => r.restart(p),
-                (_, p) => self.repack = p.map(Repacketizer::new),
+                (Some(r), None) => r.stop(),
+                (None, p) => self.repack = p.map(Repacketizer::new),
             }
         }
     }
@@ -209,6 +211,11 @@ impl Direction {
                 }
             }
             Packet::Rtp => match self.repack.as_mut() {
+                // Repacketised before, no more: numbered on from what it sent.
+                Some(r) if self.toward_ptime.is_none() => match r.renumber(pkt) {
+                    Some(p) => to.send_to(&p, d).map(|_| true),
+                    None => Ok(false),
+                },
                 Some(r) => {
                     self.repack_dest = Some(d);
                     let (dropped, oversize) = (r.stats.over_rate, r.stats.oversize);

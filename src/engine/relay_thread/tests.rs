@@ -247,3 +247,46 @@ fn the_end_of_a_talkspurt_goes_out_though_no_packet_follows() {
     assert_eq!(sizes, [240, 240, 240, 80], "{:?}", start.elapsed());
     r.thread.close(8);
 }
+
+/// A leg repacketised to 10 ms gets two packets for each 20 ms one; when a re-INVITE takes
+/// repacketising off, what comes next is numbered on from the packets it got, not sent
+/// with the sender's own numbers (which lag by one per packet the cutting added: a jump
+/// back that a receiver takes for late packets). Before, the sender's own.
+#[test]
+fn packets_after_repacketising_stops_are_numbered_on_from_those_sent() {
+    let (r, io) = rig_with(|p| {
+        p.b_ptime = Some(10);
+        p.g711 = true;
+    });
+    let route = io.route.clone();
+    r.thread.open(8, io).unwrap();
+    let seq_of = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+    for seq in 100..103u16 {
+        r.a.send_to(&rtp(seq, 1), ("127.0.0.1", r.a_port)).unwrap();
+    }
+    let cut: Vec<u16> = (0..6)
+        .filter_map(|_| recv(&r.b))
+        .map(|p| seq_of(&p))
+        .collect();
+    assert_eq!(cut, (100..106).collect::<Vec<_>>());
+    let remotes = (
+        Some(r.a.local_addr().unwrap()),
+        Some(r.b.local_addr().unwrap()),
+    );
+    let plain = RelayPair::plain(r.a_port, r.b_port, remotes, Latch::SdpIp);
+    route
+        .lock()
+        .unwrap()
+        .update(&plain, std::time::Instant::now());
+    for seq in 103..105u16 {
+        r.a.send_to(&rtp(seq, 1), ("127.0.0.1", r.a_port)).unwrap();
+    }
+    let after: Vec<Vec<u8>> = (0..2).filter_map(|_| recv(&r.b)).collect();
+    assert_eq!(
+        after.iter().map(|p| seq_of(p)).collect::<Vec<_>>(),
+        [106, 107]
+    );
+    // Whole but for its number: 160 bytes of audio as sent.
+    assert_eq!(after[0].len(), 12 + 160);
+    r.thread.close(8);
+}
