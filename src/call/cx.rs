@@ -109,8 +109,8 @@ pub const MAX_MOVED_RELOADS: usize = 64;
 /// The header a SIP front adds to what it passes on: the address the request really came
 /// from (`ip:port`). Believed only from the front's own address.
 pub const SOURCE_HEADER: &str = "X-Trunkgate-Source";
-/// The header the gateway adds to a request it sends through its front without a Route:
-/// where the front is to send it (`ip:port;transport=udp|tcp`).
+/// The header the gateway adds to each request it sends through its front toward a peer,
+/// within a dialog too: where the front is to send it (`ip:port;transport=udp|tcp`).
 pub const PEER_HEADER: &str = "X-Trunkgate-Peer";
 /// On an instance's refusal with Retry-After toward its front: `route` when only the call's
 /// route is full here (its peers' limits), not the instance. The front tries the next

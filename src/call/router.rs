@@ -202,9 +202,15 @@ impl B2bua {
         self.calls.len()
     }
 
-    /// How many reloads that moved peers still have calls up (see [`super::cx::Env::moved`]).
-    pub fn moved_reloads(&self) -> usize {
-        self.env.moved.len()
+    /// The oldest reload that moved peers and still has calls up, by the number below which
+    /// its calls began (see [`super::cx::Env::moved`]); `None`: none has.
+    pub fn moved_since(&self) -> Option<CallRef> {
+        self.env.moved.front().map(|&(before, _)| before)
+    }
+
+    /// The number the next call gets: a reload now counts the calls numbered below it.
+    pub fn next_call_ref(&self) -> CallRef {
+        self.next_ref
     }
 
     /// Calls up under the name `peer` (the per-peer gauge; see [`super::limits::Limits::calls_named`]).

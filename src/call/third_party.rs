@@ -159,7 +159,7 @@ impl Call {
             // Another device user1's INVITE forked to answered too: ACK that dialog and end
             // it (RFC 3261 §13.2.2.4), or it would hang up with a BYE in user1's name.
             let source = self.a.target;
-            let offerless = cx.env.txn.sent_bodyless(id).unwrap_or(false);
+            let offerless = cx.env.txn.sent_without_sdp(id).unwrap_or(false);
             let (now, seq) = (cx.now, resp.seq());
             let sent = super::orphan::ack_and_bye(cx.env, now, resp, seq, source, offerless);
             // Counted once a branch, not for each retransmission of its 2xx.

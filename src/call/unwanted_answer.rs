@@ -45,7 +45,7 @@ impl Call {
         resp: &Response,
         peer: Option<PeerName>,
     ) {
-        let Some(leg) = self.leg_of_answer(cx, txn, resp) else {
+        let Some(leg) = self.leg_of_answer(cx, txn, resp, peer.as_ref()) else {
             return;
         };
         if !self.first_release_of(resp) || !self.may_hang_up_fork() {
@@ -110,16 +110,29 @@ impl Call {
         true
     }
 
-    /// The dialog the 2xx `resp` to our INVITE `txn` sets up. An earlier attempt's (the
-    /// call failed over since) has a Call-ID, a From and a peer of its own: side B is the
-    /// next attempt's dialog by now, and its ACK and BYE must not go to the next peer.
-    fn leg_of_answer(&self, cx: &Cx, txn: TxnId, resp: &Response) -> Option<Dialog> {
+    /// The dialog the 2xx `resp` to our INVITE `txn` (to `peer`) sets up. An earlier
+    /// attempt's (the call failed over since) has a Call-ID, a From and a peer of its own:
+    /// side B is the next attempt's dialog by now, and its ACK and BYE must not go to the
+    /// next peer, but where that INVITE went (behind a front, whose address the transaction
+    /// has, the peer's `address`; else, a peer the call cannot name, the 2xx's sender).
+    fn leg_of_answer(
+        &self,
+        cx: &Cx,
+        txn: TxnId,
+        resp: &Response,
+        peer: Option<&PeerName>,
+    ) -> Option<Dialog> {
         let mut leg = self.b.clone()?;
         if self.attempt.as_ref().is_none_or(|a| a.txn != txn) {
             leg.call_id = resp.call_id()?.into();
             leg.local_hdr = resp.header(&Hdr::FROM)?.into();
             leg.local_tag = resp.from_tag()?.into();
-            leg.target = cx.env.responder_of(resp, cx.env.txn.target(txn)?);
+            let went = cx.env.txn.target(txn)?;
+            let named = peer.and_then(|p| self.cfg.profiles.get(p));
+            leg.target = match named {
+                Some(p) if cx.env.is_front(went) => p.address,
+                _ => cx.env.responder_of(resp, went),
+            };
             leg.peer_allows = None;
         }
         leg.learn_from_response(resp);

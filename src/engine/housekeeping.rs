@@ -108,7 +108,7 @@ impl Shell {
         }
         metrics::overload(ov.share(), ov.standing_delay());
         ov.release_if_idle(now);
-        if self.inbox.keep_departed(self.core.moved_reloads()) {
+        if self.inbox.keep_departed(self.core.moved_since()) {
             self.close_unknown_connections();
         }
         let cfg = self.core.config().clone();

@@ -298,23 +298,24 @@ impl Inbox {
     }
 
     /// A reload moved peers whose old sources are `nets` (only those the new configuration
-    /// does not know) while calls were up: kept, apart from earlier reloads', while the
-    /// calls up at this one last.
-    pub(crate) fn remember_departed(&self, nets: Vec<IpNet>) {
+    /// does not know) while the calls numbered below `before` were up: kept, apart from
+    /// earlier reloads', while those calls last.
+    pub(crate) fn remember_departed(&self, before: crate::call::CallRef, nets: Vec<IpNet>) {
         let kept = self.departed.load().as_deref().cloned().unwrap_or_default();
-        self.departed.store(Some(Arc::new(kept.with(nets))));
+        self.departed.store(Some(Arc::new(kept.with(before, nets))));
     }
 
-    /// Only the latest `reloads` reloads still have calls up (the core's count): the others'
-    /// networks are forgotten. True when some were.
-    pub(crate) fn keep_departed(&self, reloads: usize) -> bool {
+    /// The oldest reload with calls still up is the one whose calls began below `since`
+    /// (the core's count; `None`: none): earlier reloads' networks are forgotten. True
+    /// when some were.
+    pub(crate) fn keep_departed(&self, since: Option<crate::call::CallRef>) -> bool {
         let Some(d) = self.departed.load_full() else {
             return false;
         };
-        if d.reloads() <= reloads {
+        let Some(kept) = d.keeping(since) else {
             return false;
-        }
-        self.departed.store(d.keeping(reloads).map(Arc::new));
+        };
+        self.departed.store(kept.map(Arc::new));
         true
     }
 

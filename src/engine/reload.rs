@@ -154,7 +154,8 @@ impl Shell {
         // between the two.
         let moved = cfg.moved_sources_from(self.core.config());
         if !moved.is_empty() && self.core.calls_held() > 0 {
-            self.inbox.remember_departed(moved);
+            self.inbox
+                .remember_departed(self.core.next_call_ref(), moved);
         }
         self.inbox.configure(cfg.clone(), now);
         if let Some(cb) = self.callback.as_mut() {

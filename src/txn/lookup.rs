@@ -47,11 +47,11 @@ impl TxnLayer {
         )
     }
 
-    /// Whether client transaction `id`'s request went without a body (an INVITE's: its 2xx
+    /// Whether client transaction `id`'s request went without SDP (an INVITE's: its 2xx
     /// then holds an offer). `None` for no such client transaction.
-    pub fn sent_bodyless(&self, id: TxnId) -> Option<bool> {
+    pub fn sent_without_sdp(&self, id: TxnId) -> Option<bool> {
         match self.entries.get(&id).map(|e| &e.machine) {
-            Some(Machine::Client(m)) => Some(m.bodyless),
+            Some(Machine::Client(m)) => Some(m.sdpless),
             _ => None,
         }
     }

@@ -61,9 +61,10 @@ pub struct Client {
     interval: Duration,
     /// The request's CSeq number: a response with another is not its answer.
     pub seq: u32,
-    /// The request carried no body: an INVITE's 2xx then holds an offer, which the ACK must
-    /// answer, even when nothing else of the request is kept (RFC 3261 §13.2.2.4).
-    pub bodyless: bool,
+    /// The request carried no SDP (no body, or one without an SDP part: a SIP-I INVITE's
+    /// ISUP alone): an INVITE's 2xx then holds an offer, which the ACK must answer, known
+    /// even when nothing else of the request is kept (RFC 3261 §13.2.2.4).
+    pub sdpless: bool,
 }
 
 /// A server transaction.
@@ -89,7 +90,8 @@ impl Client {
     pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Client {
         let invite = request.method() == Method::Invite;
         let seq = request.seq();
-        let bodyless = request.body().is_empty();
+        let ct = request.header(&crate::sip::Hdr::CONTENT_TYPE);
+        let sdpless = !crate::sdp::carries_sdp(ct.as_deref(), request.body());
         let wire = request.to_bytes();
         out.push(Out::Send(wire.clone()));
         if !reliable {
@@ -112,7 +114,7 @@ impl Client {
             ack: None,
             interval: c.t1,
             seq,
-            bodyless,
+            sdpless,
         }
     }
 

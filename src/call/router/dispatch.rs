@@ -208,7 +208,7 @@ impl B2bua {
             // Its call is gone. A 2xx to an INVITE (a re-INVITE's too: its ACK may have
             // been lost) still needs ACK and BYE (the ACK answering an offer in it when
             // ours went without one).
-            let offerless = self.env.txn.sent_bodyless(id).unwrap_or(false);
+            let offerless = self.env.txn.sent_without_sdp(id).unwrap_or(false);
             self.on_stray_response(now, resp, target, offerless);
         }
     }

@@ -312,15 +312,33 @@ fn a_late_answer_through_the_front_is_counted_for_its_callee() {
     h.recv_msg(FRONT, reply(&inv_a, 503, "ta", &[], None));
     let inv_b = h.one_request(FRONT, Method::Invite);
     assert_ne!(inv_a.call_id(), inv_b.call_id(), "the next callee's INVITE");
+    // From another port of carrier-a's host, as the front says.
     let late = reply(
         &inv_a,
         200,
         "late",
-        &[(Hdr::CONTACT, "<sip:a@127.0.0.3>")],
+        &[
+            (Hdr::CONTACT, "<sip:a@127.0.0.3>"),
+            (Hdr::named("X-Trunkgate-Source"), "127.0.0.3:5099"),
+        ],
         Some(SDP),
     );
     h.recv_msg(FRONT, late);
-    assert_eq!(h.take_requests(FRONT, Method::Bye).len(), 1);
+    let sent = h.take(FRONT);
+    let to_peer: Vec<(Method, Option<String>)> = (sent.iter())
+        .filter_map(|m| match m {
+            Message::Request(r) => Some((r.method(), r.header(&Hdr::named("X-Trunkgate-Peer")))),
+            _ => None,
+        })
+        .collect();
+    // Both where its INVITE went (carrier-a's `address`), not the 2xx's source port.
+    // Before, the BYE named the port the 2xx came from.
+    let at = Some("127.0.0.3:5060;transport=udp".to_string());
+    assert_eq!(
+        to_peer,
+        [(Method::Ack, at.clone()), (Method::Bye, at)],
+        "{sent:?}"
+    );
     assert_eq!(h.late_answers(), ["carrier-a"]);
 }
 

@@ -192,14 +192,27 @@ fn an_orphans_bye_is_sent_again_until_answered() {
     assert_idle(&mut h);
 }
 
-/// Another fork's 2xx after the call is gone, to our INVITE without SDP: its SDP is an
-/// offer, which the ACK answers refusing every stream (RFC 3261 §13.2.2.4), and a BYE ends
-/// the dialog. Before, the ACK went without a body (the call that knew was gone).
+/// Another fork's 2xx after the call is gone, to our INVITE without SDP (no body, or a
+/// SIP-I one with ISUP alone): its SDP is an offer, which the ACK answers refusing every
+/// stream (RFC 3261 §13.2.2.4), and a BYE ends the dialog. Before, the ACK went without a
+/// body (the call that knew was gone).
 #[test]
 fn a_late_forks_offer_after_the_call_is_gone_is_refused_in_its_ack() {
+    let isup = offerless_text("call-1@127.0.0.2", "z9hG4bKlo", "").replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Type: application/isup\r\nContent-Disposition: signal;handling=optional\r\nContent-Length: 2\r\n\r\n\x01\x02",
+    );
+    for invite in [offerless_text("call-1@127.0.0.2", "z9hG4bKlo", ""), isup] {
+        a_late_forks_offer_after_the_call_is_gone_is_refused_after(&invite);
+    }
+}
+
+fn a_late_forks_offer_after_the_call_is_gone_is_refused_after(invite: &str) {
     let mut h = H::new();
-    h.recv(PHONE, &offerless_text("call-1@127.0.0.2", "z9hG4bKlo", ""));
+    h.recv(PHONE, invite);
     let inv = h.one_request(CARRIER_A, Method::Invite);
+    let isup = invite.contains("application/isup");
+    assert_eq!(!inv.body().is_empty(), isup, "the ISUP goes on");
     let tag = h.carrier_answers(&inv, "carrier1", SDP).to_tag().unwrap();
     h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKloa", SDP));
     h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKlob"));

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::call::MAX_MOVED_RELOADS;
+use crate::call::{CallRef, MAX_MOVED_RELOADS};
 use crate::config::prefix_table::PrefixTable;
 
 /// How many departed networks are kept over all the reloads whose calls are still up: far
@@ -15,12 +15,13 @@ use crate::config::prefix_table::PrefixTable;
 /// set growing.
 pub(crate) const MAX_DEPARTED: usize = 4096;
 
-/// Each reload's departed networks (oldest first, as the core counts their calls), and all
-/// of them indexed: the edge asks about every stranger's datagram, and a lookup is a hash
-/// per prefix length, not a scan.
+/// Each reload's departed networks, oldest first, by the number below which the calls up at
+/// it began (the core counts those calls by the same number), and all of them indexed: the
+/// edge asks about every stranger's datagram, and a lookup is a hash per prefix length, not
+/// a scan.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Departed {
-    reloads: VecDeque<Vec<IpNet>>,
+    reloads: VecDeque<(CallRef, Vec<IpNet>)>,
     index: PrefixTable<()>,
 }
 
@@ -35,22 +36,22 @@ impl Departed {
         self.index.len()
     }
 
-    /// A reload's departed networks. Past [`MAX_MOVED_RELOADS`] they join the latest's (as
-    /// the core widens its count), and past [`MAX_DEPARTED`] the oldest go.
-    pub(crate) fn with(&self, nets: Vec<IpNet>) -> Departed {
+    /// The departed networks of a reload with the calls numbered below `before` up. Past
+    /// [`MAX_MOVED_RELOADS`] they join the latest's, which then lasts as long as this one's
+    /// calls (as the core widens its count), and past [`MAX_DEPARTED`] the oldest go.
+    pub(crate) fn with(&self, before: CallRef, nets: Vec<IpNet>) -> Departed {
         let mut reloads = self.reloads.clone();
         let full = reloads.len() >= MAX_MOVED_RELOADS;
         match reloads.back_mut() {
-            Some(last) if full => last.extend(nets),
-            _ => reloads.push_back(nets),
+            Some(last) if full => {
+                last.0 = before;
+                last.1.extend(nets);
+            }
+            _ => reloads.push_back((before, nets)),
         }
-        let mut over = reloads
-            .iter()
-            .map(Vec::len)
-            .sum::<usize>()
-            .saturating_sub(MAX_DEPARTED);
-        // (A reload emptied so still counts: the core's count of reloads stays the same.)
-        for nets in reloads.iter_mut() {
+        let held = reloads.iter().map(|(_, n)| n.len()).sum::<usize>();
+        let mut over = held.saturating_sub(MAX_DEPARTED);
+        for (_, nets) in reloads.iter_mut() {
             let n = over.min(nets.len());
             nets.drain(..n);
             over -= n;
@@ -58,21 +59,23 @@ impl Departed {
         Departed::of(reloads)
     }
 
-    /// Only the latest `n` reloads' (the others' calls have ended); `None` when none is left.
-    pub(crate) fn keeping(&self, n: usize) -> Option<Departed> {
-        let mut reloads = self.reloads.clone();
-        let drop = reloads.len().saturating_sub(n);
-        reloads.drain(..drop);
-        (!reloads.is_empty()).then(|| Departed::of(reloads))
+    /// Without the reloads older than `since`, the oldest with calls up by the core's count
+    /// (`None`: none is): their calls have ended. `None` when none goes, `Some(None)` when
+    /// none is left. (A reload the core never counted, its handling cut short, goes once
+    /// the core's oldest is younger.)
+    pub(crate) fn keeping(&self, since: Option<CallRef>) -> Option<Option<Departed>> {
+        let ended = |before: CallRef| since.is_none_or(|s| before < s);
+        let gone = self.reloads.iter().take_while(|(b, _)| ended(*b)).count();
+        if gone == 0 {
+            return None;
+        }
+        let reloads: VecDeque<_> = self.reloads.iter().skip(gone).cloned().collect();
+        Some((!reloads.is_empty()).then(|| Departed::of(reloads)))
     }
 
-    pub(crate) fn reloads(&self) -> usize {
-        self.reloads.len()
-    }
-
-    fn of(reloads: VecDeque<Vec<IpNet>>) -> Departed {
+    fn of(reloads: VecDeque<(CallRef, Vec<IpNet>)>) -> Departed {
         let mut index = PrefixTable::default();
-        for n in reloads.iter().flatten() {
+        for n in reloads.iter().flat_map(|(_, n)| n) {
             index.entry(*n).or_insert(());
         }
         Departed { reloads, index }

@@ -54,7 +54,7 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
     );
     let (inbox, _q) = Inbox::new(old.clone(), Instant::now());
     assert!(inbox.knows_source(pbx));
-    inbox.remember_departed(nets.clone());
+    inbox.remember_departed(1, nets.clone());
     inbox.configure(Arc::new(moved), Instant::now());
     assert!(inbox.knows_source(pbx), "its calls are up");
     assert!(!inbox.knows_source("192.0.2.66".parse().unwrap()));
@@ -62,8 +62,8 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
     // once) while its calls last; only past MAX_DEPARTED networks are the oldest forgotten.
     for i in 0..20u8 {
         let other: IpNet = format!("198.51.100.{i}/32").parse().unwrap();
-        inbox.remember_departed(vec![other]);
-        inbox.remember_departed(nets.clone());
+        inbox.remember_departed(2 + u64::from(i), vec![other]);
+        inbox.remember_departed(2 + u64::from(i), nets.clone());
     }
     assert!(inbox.knows_source(pbx), "removed twenty reloads ago");
     assert!(inbox.knows_source("198.51.100.19".parse().unwrap()));
@@ -75,7 +75,7 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
     let many: Vec<IpNet> = (0..MAX_DEPARTED as u32)
         .map(|i| IpNet::from(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i))))
         .collect();
-    inbox.remember_departed(many);
+    inbox.remember_departed(30, many);
     assert_eq!(
         inbox.departed.load().as_ref().map(|d| d.len()),
         Some(MAX_DEPARTED)
@@ -85,8 +85,8 @@ async fn a_peer_a_reload_moved_is_known_until_its_calls_end_then_a_stranger() {
         "the oldest forgotten past the bound"
     );
     assert!(inbox.knows_source("10.0.0.7".parse().unwrap()));
-    assert!(inbox.keep_departed(0));
-    assert!(!inbox.keep_departed(0), "nothing left to forget");
+    assert!(inbox.keep_departed(None));
+    assert!(!inbox.keep_departed(None), "nothing left to forget");
     assert!(
         !inbox.knows_source("10.0.0.7".parse().unwrap()),
         "its calls have ended"
@@ -105,17 +105,18 @@ async fn a_reloads_departed_networks_go_with_the_calls_up_at_it() {
     let (inbox, _q) = Inbox::new(old, Instant::now());
     let first: IpNet = "198.51.100.0/24".parse().unwrap();
     let second: IpNet = "203.0.113.0/24".parse().unwrap();
-    inbox.remember_departed(vec![first]);
-    inbox.remember_departed(vec![second]);
+    // The calls up at the first reload are those numbered below 5; at the second, below 9.
+    inbox.remember_departed(5, vec![first]);
+    inbox.remember_departed(9, vec![second]);
     let (a, b) = (
         "198.51.100.7".parse().unwrap(),
         "203.0.113.7".parse().unwrap(),
     );
     assert!(inbox.knows_source(a) && inbox.knows_source(b));
-    assert!(!inbox.keep_departed(2), "both reloads have calls up");
-    assert!(inbox.keep_departed(1), "the first one's have ended");
+    assert!(!inbox.keep_departed(Some(5)), "both reloads have calls up");
+    assert!(inbox.keep_departed(Some(9)), "the first one's have ended");
     assert!(!inbox.knows_source(a) && inbox.knows_source(b));
-    assert!(inbox.keep_departed(0));
+    assert!(inbox.keep_departed(None));
     assert!(!inbox.knows_source(b));
 }
 
