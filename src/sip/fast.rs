@@ -284,21 +284,33 @@ pub fn ids(raw: &[u8]) -> Ids<'_> {
         let Some((name, value)) = name_of(line) else {
             continue;
         };
+        // A control character (a form feed the trim here takes off, the parser keeps): not
+        // sure what the parser reads, so nothing of this line.
+        let unsure = line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
         match name {
             Name::Via => {
                 vias += 1;
                 if vias == 1 {
                     let top = value.split(|&b| b == b',').next().unwrap_or(&[]);
-                    ids.branch = param(top, b";branch=").filter(|_| !top.contains(&b'"'));
+                    ids.branch =
+                        param(top, b";branch=").filter(|_| !top.contains(&b'"') && !unsure);
                 }
             }
             Name::To => {
                 tos += 1;
-                ids.to_tag = header_params(value).and_then(|p| param(p, b";tag="));
+                // A quote past the display name (a quoted parameter may hold `;tag=`): where
+                // its parameters begin is not ours to guess, as `peek` says.
+                let after_name = value
+                    .iter()
+                    .position(|&b| b == b'<')
+                    .map_or(value, |lt| &value[lt..]);
+                ids.to_tag = header_params(value)
+                    .and_then(|p| param(p, b";tag="))
+                    .filter(|_| !after_name.contains(&b'"') && !unsure);
             }
             Name::CallId => {
                 call_ids += 1;
-                ids.call_id = Some(value).filter(|v| !v.is_empty());
+                ids.call_id = Some(value).filter(|v| !v.is_empty() && !unsure);
             }
             _ => {}
         }

@@ -153,13 +153,20 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
         id
     };
     let (listener, from) = local::split(id);
-    let (screened, remember) = match shed_early(sock, (listener, from), inbox, data, src, at) {
+    // A stranger's INVITE (let in for its one 403) is no measure of load and gets its 403
+    // whatever the load, here as in the core: not put to overload control, whose turns to
+    // refuse it would spend for nothing (nor kept among the INVITEs let in: spoofed
+    // strangers would push peers' out, and a peer's retransmission would get a fast 503
+    // while the core goes on with its call).
+    let early = if stranger {
+        Early::Other
+    } else {
+        shed_early(sock, (listener, from), inbox, data, src, at)
+    };
+    let (screened, remember) = match early {
         Early::Done => return,
         Early::Other => (false, None),
-        // A stranger's INVITE (let in for its one 403) is not kept among the INVITEs
-        // let in: spoofed strangers would push peers' out, and a peer's retransmission
-        // would get a fast 503 while the core goes on with its call.
-        Early::Screened { remember } => (true, remember.filter(|_| !stranger)),
+        Early::Screened { remember } => (true, remember),
     };
     let source = Target::udp_on(src, id);
     // A message lives until its transaction has taken what it keeps (the call copies

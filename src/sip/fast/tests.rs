@@ -224,6 +224,17 @@ Via: SIP/2.0/UDP k;branch=z9hG4bKc\r\nt: <sip:b@h;tag=no>;tag=yes\r\ni: c1\r\n\r
     let folded = b"BYE sip:a@h SIP/2.0\r\nTo: <sip:a@h>\r\n ;tag=1\r\nCall-ID: c\r\n\r\n";
     assert_eq!(ids(folded), Ids::default());
     assert_eq!(ids(b"no head end"), Ids::default());
+    // What the parser reads otherwise: a tag inside a quoted parameter (the parser sees
+    // none), a Call-ID with a form feed (the parser keeps it). Before, both were read.
+    let quoted =
+        b"INVITE sip:a@h SIP/2.0\r\nTo: <sip:a@h>;x=\"a;tag=T;b\"\r\nCall-ID: c\x0c\r\n\r\n";
+    assert_eq!((ids(quoted).to_tag, ids(quoted).call_id), (None, None));
+    let named = b"BYE sip:a@h SIP/2.0\r\nTo: \"B; tag=no\" <sip:b@h>;tag=yes\r\nCall-ID: c\r\n\r\n";
+    assert_eq!(
+        ids(named).to_tag,
+        Some(&b"yes"[..]),
+        "a quoted display name is read past"
+    );
 }
 
 #[test]
