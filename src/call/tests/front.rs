@@ -71,6 +71,24 @@ fn answered_via_front() -> (H, Request) {
     (h, inv)
 }
 
+/// carrier-a (tag `c1`) hangs up the call `inv` set up, through the front: the BYE the
+/// gateway sends toward the caller.
+fn carrier_hangs_up_via_front(h: &mut H, inv: &Request) -> Request {
+    let bye_from_carrier = msgs::in_dialog(
+        "BYE",
+        "sip:127.0.0.1:5060",
+        &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
+        &inv.header(&Hdr::FROM).unwrap(),
+        &inv.call_id().unwrap(),
+        1,
+        "z9hG4bKcb",
+        "127.0.0.3:5060",
+        "",
+    );
+    h.recv(FRONT, &via_front(&bye_from_carrier, "127.0.0.3:5060"));
+    h.one_request(FRONT, Method::Bye)
+}
+
 /// The phone's request in call f-1 (our To tag `tag`).
 fn in_call(method: &str, tag: &str, cseq: u32, branch: &str) -> String {
     msgs::in_dialog(
@@ -157,19 +175,7 @@ fn a_bye_toward_the_caller_follows_the_fronts_route() {
     // Route the front put in the caller's INVITE, to the caller's Contact, and tells the
     // front the address the caller's INVITE came from (the front's stamp on it): a Contact
     // names anyone its writer likes, and the front would relay there from its own address.
-    let bye_from_carrier = msgs::in_dialog(
-        "BYE",
-        "sip:127.0.0.1:5060",
-        &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        1,
-        "z9hG4bKcb",
-        "127.0.0.3:5060",
-        "",
-    );
-    h.recv(FRONT, &via_front(&bye_from_carrier, "127.0.0.3:5060"));
-    let bye = h.one_request(FRONT, Method::Bye);
+    let bye = carrier_hangs_up_via_front(&mut h, &inv);
     assert_eq!(
         bye.header(&Hdr::ROUTE).as_deref(),
         Some("<sip:127.0.0.10:5060;lr>")
@@ -718,19 +724,7 @@ fn requests_in_a_dialog_through_the_front_name_the_peers_address_not_its_contact
         Some("127.0.0.3:5060;transport=udp")
     );
     // The carrier hangs up: the BYE toward the PBX names where its INVITE came from.
-    let bye_from_carrier = msgs::in_dialog(
-        "BYE",
-        "sip:127.0.0.1:5060",
-        &format!("{};tag=c1", inv.header(&Hdr::TO).unwrap()),
-        &inv.header(&Hdr::FROM).unwrap(),
-        &inv.call_id().unwrap(),
-        1,
-        "z9hG4bKcb",
-        "127.0.0.3:5060",
-        "",
-    );
-    h.recv(FRONT, &via_front(&bye_from_carrier, "127.0.0.3:5060"));
-    let bye = h.one_request(FRONT, Method::Bye);
+    let bye = carrier_hangs_up_via_front(&mut h, &inv);
     assert_eq!(bye.uri(), "sip:1000@198.51.100.7:5060");
     assert_eq!(
         bye.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
