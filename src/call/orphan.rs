@@ -15,7 +15,7 @@ use crate::sip::{
 /// ACK and BYE a 2xx (CSeq `cseq`) from `source` that no call wants. Only toward peers we
 /// know (through the front: the peer it names, and only when it names one): a forged 2xx
 /// from anywhere else must not make the gateway send anything. True when they were sent.
-/// `offerless`: our INVITE is known to have gone without a body, so SDP in the 2xx is an
+/// `offerless`: our INVITE is known to have gone without SDP, so SDP in the 2xx is an
 /// offer, which the ACK answers refusing every stream (RFC 3261 §13.2.2.4); unknown (the
 /// INVITE's transaction is gone too), the ACK has no body, as an answer to an answer would
 /// be an error. The BYE runs in a transaction of its own, resent until answered (the

@@ -223,7 +223,7 @@ impl B2bua {
 
     /// A response no live call step expects. A 2xx to an INVITE is the one that matters: a
     /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE
-    /// (`offerless`: the INVITE it answers is known to have gone without a body).
+    /// (`offerless`: the INVITE it answers is known to have gone without SDP).
     pub(in crate::call) fn on_stray_response(
         &mut self,
         now: Instant,
