@@ -47,7 +47,7 @@ impl TxnLayer {
         )
     }
 
-    /// Whether client transaction `id`'s request went without SDP (an INVITE's: its 2xx
+    /// Whether client transaction `id`'s request is an INVITE that went without SDP (its 2xx
     /// then holds an offer). `None` for no such client transaction.
     pub fn sent_without_sdp(&self, id: TxnId) -> Option<bool> {
         match self.entries.get(&id).map(|e| &e.machine) {

@@ -61,9 +61,10 @@ pub struct Client {
     interval: Duration,
     /// The request's CSeq number: a response with another is not its answer.
     pub seq: u32,
-    /// The request carried no SDP (no body, or one without an SDP part: a SIP-I INVITE's
-    /// ISUP alone): an INVITE's 2xx then holds an offer, which the ACK must answer, known
-    /// even when nothing else of the request is kept (RFC 3261 §13.2.2.4).
+    /// An INVITE that carried no SDP (no body, or one without an SDP part: a SIP-I INVITE's
+    /// ISUP alone): its 2xx then holds an offer, which the ACK must answer, known even when
+    /// nothing else of the request is kept (RFC 3261 §13.2.2.4). Always false for other
+    /// methods (their bodies are not looked at: every request we send comes this way).
     pub sdpless: bool,
 }
 
@@ -90,8 +91,10 @@ impl Client {
     pub fn new(request: Request, reliable: bool, c: &Consts, out: &mut Vec<Out>) -> Client {
         let invite = request.method() == Method::Invite;
         let seq = request.seq();
-        let ct = request.header(&crate::sip::Hdr::CONTENT_TYPE);
-        let sdpless = !crate::sdp::carries_sdp(ct.as_deref(), request.body());
+        let sdpless = invite && {
+            let ct = request.header(&crate::sip::Hdr::CONTENT_TYPE);
+            !crate::sdp::carries_sdp(ct.as_deref(), request.body())
+        };
         let wire = request.to_bytes();
         out.push(Out::Send(wire.clone()));
         if !reliable {
