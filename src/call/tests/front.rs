@@ -13,6 +13,11 @@ fn behind_front() -> H {
     H::with(cfg)
 }
 
+/// Where `r` tells the front to send it (`X-Trunkgate-Peer`), if it does.
+fn destination(r: &Request) -> Option<String> {
+    r.header(&Hdr::named(super::super::cx::PEER_HEADER))
+}
+
 /// The front's additions to a request it passes on: the source, and its Record-Route on an
 /// initial INVITE.
 fn via_front(text: &str, from: &str) -> String {
@@ -123,7 +128,7 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
         })
         .expect("the INVITE toward carrier-a");
     assert_eq!(
-        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&inv).as_deref(),
         Some("127.0.0.3:5060;transport=udp")
     );
     // The PBX's address, named by the front, never goes on.
@@ -151,7 +156,7 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
     let ack = h.one_request(FRONT, Method::Ack);
     assert!(ack.header(&Hdr::ROUTE).is_some());
     assert_eq!(
-        ack.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&ack).as_deref(),
         Some("127.0.0.3:5060;transport=udp")
     );
     h.recv(
@@ -161,7 +166,7 @@ fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
     let bye = h.one_request(FRONT, Method::Bye);
     assert!(bye.header(&Hdr::ROUTE).is_some());
     assert_eq!(
-        bye.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&bye).as_deref(),
         Some("127.0.0.3:5060;transport=udp")
     );
     assert_eq!(h.cdrs[0].ingress_peer, "pbx");
@@ -182,7 +187,7 @@ fn a_bye_toward_the_caller_follows_the_fronts_route() {
     );
     assert_eq!(bye.uri(), "sip:1000@127.0.0.2:5060");
     assert_eq!(
-        bye.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&bye).as_deref(),
         Some("127.0.0.2:5060;transport=udp")
     );
 }
@@ -199,7 +204,7 @@ fn only_the_front_is_believed_and_its_own_pings_are_answered() {
     h.recv(CARRIER_A, &via_front(&invite, "127.0.0.2:5060"));
     let inv = h.one_request(FRONT, Method::Invite);
     assert_eq!(
-        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&inv).as_deref(),
         Some("127.0.0.2:5060;transport=udp"),
         "routed as carrier-a's call, to the PBX"
     );
@@ -333,7 +338,7 @@ fn a_late_answer_through_the_front_is_counted_for_its_callee() {
     let sent = h.take(FRONT);
     let to_peer: Vec<(Method, Option<String>)> = (sent.iter())
         .filter_map(|m| match m {
-            Message::Request(r) => Some((r.method(), r.header(&Hdr::named("X-Trunkgate-Peer")))),
+            Message::Request(r) => Some((r.method(), destination(r))),
             _ => None,
         })
         .collect();
@@ -374,7 +379,7 @@ fn a_2xx_for_no_call_through_the_front_goes_back_to_its_sender_only() {
     for r in [ack, bye] {
         assert!(r.header(&Hdr::ROUTE).is_none(), "{r:?}");
         assert_eq!(
-            r.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+            destination(r).as_deref(),
             Some("127.0.0.3:5060;transport=udp")
         );
     }
@@ -568,7 +573,7 @@ fn a_peers_invite_timeout_is_the_fronts_to_keep() {
     h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
     let inv = h.one_request(FRONT, Method::Invite);
     assert_eq!(
-        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&inv).as_deref(),
         Some("127.0.0.3:5060;transport=udp;fr=3000")
     );
     // The front's 408 after that time: carrier-b is tried, told no time of its own.
@@ -576,7 +581,7 @@ fn a_peers_invite_timeout_is_the_fronts_to_keep() {
     h.recv_msg(FRONT, reply(&inv, 408, "", &[], None));
     let next = h.one_request(FRONT, Method::Invite);
     assert_eq!(
-        next.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&next).as_deref(),
         Some("127.0.0.4:5060;transport=udp")
     );
 }
@@ -604,10 +609,7 @@ fn an_invite_sent_again_after_a_422_tells_the_front_the_peers_time() {
     h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
     let inv = h.one_request(FRONT, Method::Invite);
     let stamp = Some("127.0.0.3:5060;transport=udp;fr=3000");
-    assert_eq!(
-        inv.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
-        stamp
-    );
+    assert_eq!(destination(&inv).as_deref(), stamp);
     let min = [(Hdr::named("Min-SE"), "600")];
     h.recv_msg(FRONT, reply(&inv, 422, "c1", &min, None));
     let again = h.one_request(FRONT, Method::Invite);
@@ -616,10 +618,7 @@ fn an_invite_sent_again_after_a_422_tells_the_front_the_peers_time() {
             .header(&Hdr::SESSION_EXPIRES)
             .is_some_and(|v| v.starts_with("600"))
     );
-    assert_eq!(
-        again.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
-        stamp
-    );
+    assert_eq!(destination(&again).as_deref(), stamp);
 }
 
 /// The front's own 408 (its timer for the peer ended, unstamped) to an INVITE that never
@@ -720,14 +719,14 @@ fn requests_in_a_dialog_through_the_front_name_the_peers_address_not_its_contact
     let ack = h.one_request(FRONT, Method::Ack);
     assert_eq!(ack.uri(), "sip:c@198.51.100.8");
     assert_eq!(
-        ack.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&ack).as_deref(),
         Some("127.0.0.3:5060;transport=udp")
     );
     // The carrier hangs up: the BYE toward the PBX names where its INVITE came from.
     let bye = carrier_hangs_up_via_front(&mut h, &inv);
     assert_eq!(bye.uri(), "sip:1000@198.51.100.7:5060");
     assert_eq!(
-        bye.header(&Hdr::named("X-Trunkgate-Peer")).as_deref(),
+        destination(&bye).as_deref(),
         Some("127.0.0.2:5060;transport=udp")
     );
 }

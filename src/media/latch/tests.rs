@@ -9,6 +9,18 @@ fn head(ssrc: u32, seq: u16) -> Option<RtpHead> {
     head_at(ssrc, seq, u32::from(seq) * 160)
 }
 
+/// A sprayer's port and a NATed phone's media port on the phone's public IP (its
+/// signalling's), and a latch opened at `t0` for that leg.
+fn sprayer_and_phone_on_one_ip(t0: Instant) -> (SocketAddr, SocketAddr, SourceLatch) {
+    let public = std::net::IpAddr::from([203, 0, 113, 7]);
+    let latch = SourceLatch::default().opened(t0, Some(public));
+    (
+        SocketAddr::new(public, 1),
+        SocketAddr::new(public, 61000),
+        latch,
+    )
+}
+
 fn head_at(ssrc: u32, seq: u16, ts: u32) -> Option<RtpHead> {
     Some(RtpHead { ssrc, seq, ts })
 }
@@ -463,10 +475,7 @@ fn a_continued_stream_moves_the_latch_only_from_an_address_of_the_legs() {
 fn a_stream_from_the_signallings_ip_takes_the_leg_from_a_sparse_sprayer_there() {
     let t0 = Instant::now();
     let ms = Duration::from_millis;
-    let public = std::net::IpAddr::from([203, 0, 113, 7]);
-    let sprayer = SocketAddr::new(public, 1);
-    let phone = SocketAddr::new(public, 61000);
-    let mut l = SourceLatch::default().opened(t0, Some(public));
+    let (sprayer, phone, mut l) = sprayer_and_phone_on_one_ip(t0);
     assert!(l.accept(t0 + ms(10), sprayer, head(99, 1), None));
     assert!(
         !l.accept(t0 + ms(30), phone, head(7, 1), None),
@@ -479,7 +488,7 @@ fn a_stream_from_the_signallings_ip_takes_the_leg_from_a_sparse_sprayer_there() 
     assert!(!l.accept(t0 + ms(330), sprayer, head(99, 2), None));
     assert_eq!(l.source(), Some(phone));
     // A phone latched first and talking is not taken by a sprayer when it pauses briefly.
-    let mut l = SourceLatch::default().opened(t0, Some(public));
+    let (_, _, mut l) = sprayer_and_phone_on_one_ip(t0);
     for (i, at) in [0, 20, 40].into_iter().enumerate() {
         assert!(l.accept(t0 + ms(at), phone, head(7, 1 + i as u16), None));
     }
@@ -519,16 +528,13 @@ fn an_outside_legs_latch_takes_no_private_or_loopback_source() {
 fn sparseness_is_judged_over_three_packets_not_the_last_gap() {
     let t0 = Instant::now();
     let ms = Duration::from_millis;
-    let public = std::net::IpAddr::from([203, 0, 113, 7]);
-    let sprayer = SocketAddr::new(public, 1);
-    let phone = SocketAddr::new(public, 61000);
-    let mut l = SourceLatch::default().opened(t0, Some(public));
+    let (sprayer, phone, mut l) = sprayer_and_phone_on_one_ip(t0);
     for (i, at) in [0, 20, 40, 40].into_iter().enumerate() {
         assert!(l.accept(t0 + ms(at), phone, head(7, 1 + i as u16), None));
     }
     assert!(!l.accept(t0 + ms(200), sprayer, head(99, 1), None));
     assert_eq!(l.source(), Some(phone));
-    let mut l = SourceLatch::default().opened(t0, Some(public));
+    let (_, _, mut l) = sprayer_and_phone_on_one_ip(t0);
     assert!(l.accept(t0 + ms(10), sprayer, head(99, 1), None));
     assert!(l.accept(t0 + ms(15), sprayer, head(99, 2), None));
     assert!(l.accept(t0 + ms(130), phone, head(7, 1), None));
