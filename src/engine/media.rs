@@ -429,9 +429,9 @@ fn open(
         route.record();
     }
     let cname = format!("trunkgate@{ip}");
-    // RTCP toward a repacketised leg is not relayed: its packet counts describe a stream
-    // that leg never sees (see README). What a stream the gateway does not read sends
-    // there (SRTCP, once a re-INVITE made the stream SRTP) still passes.
+    // RTCP across a repacketised stream is put in terms of the packets each leg got
+    // (`media::rtcp_translate`); what a stream the gateway does not read sends (SRTCP,
+    // once a re-INVITE made the stream SRTP) passes as it came.
     let mut dirs: [Option<Direction>; 4] = Default::default();
     dirs[A_RTP] = Some(Direction::rtp(
         Dir::AtoB,

@@ -22,6 +22,7 @@ use tracing::warn;
 
 use super::relay_socket::{BATCH, Batch};
 use crate::media::relay::StreamRoute;
+use crate::media::rtcp_translate::Translation;
 
 mod direction;
 mod held;
@@ -36,6 +37,11 @@ pub(super) const A_RTP: usize = 0;
 pub(super) const A_RTCP: usize = 1;
 pub(super) const B_RTP: usize = 2;
 pub(super) const B_RTCP: usize = 3;
+
+/// The RTP socket facing the same leg as socket `sock`.
+fn rtp_of(sock: usize) -> usize {
+    sock & !1
+}
 
 /// Tokens: four per stream slot; this one wakes the thread for its commands.
 const WAKE: Token = Token(usize::MAX);
@@ -451,9 +457,21 @@ fn drain(
         dirs,
         ..
     } = io;
+    // RTCP this way speaks of packets: of those sent this way (their counts), and of those
+    // its sender got the other way (its reports), each as the gateway sent them.
+    let sent_by = |i: usize| {
+        dirs.get(i)
+            .and_then(Option::as_ref)
+            .and_then(Direction::sent)
+    };
+    let rtcp_terms = Translation {
+        sent: sent_by(rtp_of(sock)),
+        reports_renumbered: sent_by(rtp_of(sock) ^ 2).is_some(),
+    };
     let Some(d) = dirs.get_mut(sock).and_then(Option::as_mut) else {
         return ControlFlow::Continue(Queue::Empty);
     };
+    d.rtcp_terms = rtcp_terms;
     let (from, to) = (&sockets[sock], &sockets[sock ^ 2]);
     let mut flow = ControlFlow::Continue(Queue::Left);
     for _ in 0..reads {

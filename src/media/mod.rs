@@ -10,6 +10,7 @@ mod pool;
 pub mod record;
 pub mod relay;
 pub mod repacketize;
+pub mod rtcp_translate;
 pub mod rtp_check;
 pub mod sdes;
 

@@ -78,6 +78,36 @@ pub struct RepackStats {
     pub stale: u64,
 }
 
+/// What a repacketiser sent of one stream (its SSRC) toward the leg: the counts that stream's
+/// RTCP sender reports give the leg in place of the sender's own (RFC 3550 §7.2: a
+/// translator that changes the packets corrects them). Both wrap, as an SR's do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub ssrc: u32,
+    pub packets: u32,
+    /// Payload octets (headers and padding not counted, as in an SR).
+    pub octets: u32,
+}
+
+impl Sent {
+    /// `packet` (a well-formed RTP packet) went out: a new SSRC starts its counts anew.
+    fn count(sent: &mut Option<Sent>, packet: &[u8]) {
+        let Ok(h) = check_rtp(packet) else { return };
+        let s = sent.get_or_insert(Sent {
+            ssrc: h.ssrc,
+            ..Sent::default()
+        });
+        if s.ssrc != h.ssrc {
+            *s = Sent {
+                ssrc: h.ssrc,
+                ..Sent::default()
+            };
+        }
+        s.packets = s.packets.wrapping_add(1);
+        s.octets = s.octets.wrapping_add(h.payload.len() as u32);
+    }
+}
+
 /// How far behind the audio already taken a G.711 packet of the same stream may end and
 /// still be taken as late: 1 s. Further back, its sender restarted its clock (some do after
 /// a hold) and it is a new stream, taken whole.
@@ -125,6 +155,9 @@ pub struct Repacketizer {
     in_len: usize,
     budget: AudioBudget,
     pub stats: RepackStats,
+    /// What went toward the leg since the repacketiser was made: kept across
+    /// [`Repacketizer::restart`] and [`Repacketizer::stop`], as the leg's stream goes on.
+    sent: Option<Sent>,
 }
 
 impl Repacketizer {
@@ -149,6 +182,7 @@ impl Repacketizer {
             in_len: 0,
             budget: AudioBudget { at: None },
             stats: RepackStats::default(),
+            sent: None,
         }
     }
 
@@ -161,6 +195,7 @@ impl Repacketizer {
             seeded: self.seeded,
             budget: self.budget,
             stats: self.stats,
+            sent: self.sent,
             ..Repacketizer::new(ptime_ms)
         };
     }
@@ -185,7 +220,18 @@ impl Repacketizer {
         let mut b = BytesMut::from(packet);
         b[2..4].copy_from_slice(&self.seq.to_be_bytes());
         self.seq = self.seq.wrapping_add(1);
+        Sent::count(&mut self.sent, &b);
         Some(b.freeze())
+    }
+
+    /// What went toward the leg of its latest stream; `None` before anything did.
+    pub fn sent(&self) -> Option<Sent> {
+        self.sent
+    }
+
+    /// The leg is another peer now (a failover): what it got starts from nothing.
+    pub fn forget_sent(&mut self) {
+        self.sent = None;
     }
 
     /// One incoming packet at `now`; returns the packets to send now (possibly none, at
@@ -229,6 +275,9 @@ impl Repacketizer {
             }
             within
         });
+        for p in &out {
+            Sent::count(&mut self.sent, p);
+        }
         out
     }
 

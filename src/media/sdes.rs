@@ -46,7 +46,7 @@ pub fn scrub_sdes(datagram: &[u8], cname: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The packets of a compound, each with its header; `None` if the lengths do not add up.
-fn split(datagram: &[u8]) -> Option<Vec<&[u8]>> {
+pub(super) fn split(datagram: &[u8]) -> Option<Vec<&[u8]>> {
     let mut packets = Vec::new();
     let mut at = 0usize;
     while at < datagram.len() {

@@ -109,12 +109,13 @@ fn a_stream_that_becomes_srtp_relays_srtcp_toward_a_repacketised_leg() {
     };
     let to_gw = ("127.0.0.1", gw + 1);
     let mut buf = [0u8; 2048];
-    // Plain RTCP toward the repacketised leg describes packets it never sees: not relayed.
+    // Plain RTCP toward the repacketised leg, before any RTP, passes as it came.
     r.apply(action(StreamKind::Rtp));
     phone_rtcp
         .send_to(&[0x80, 201, 0, 1, 0, 0, 0, 7], to_gw)
         .unwrap();
-    assert!(carrier_rtcp.recv_from(&mut buf).is_err());
+    let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("RTCP relayed");
+    assert_eq!(&buf[..n], &[0x80, 201, 0, 1, 0, 0, 0, 7]);
     // A re-INVITE makes the stream SRTP: its SRTCP passes as sent.
     r.apply(action(StreamKind::Srtp));
     let mut srtcp = vec![0x80, 201, 0, 1, 0, 0, 0, 7];
@@ -123,6 +124,80 @@ fn a_stream_that_becomes_srtp_relays_srtcp_toward_a_repacketised_leg() {
     phone_rtcp.send_to(&srtcp, to_gw).unwrap();
     let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SRTCP relayed");
     assert_eq!(&buf[..n], &srtcp[..]);
+    r.apply(release(1));
+}
+
+/// RTCP toward a leg the gateway repacketises to speaks of the packets that leg got: the
+/// sender's report gives our counts, and that leg's reports on them (in our sequence
+/// numbers) reach the sender without their blocks.
+#[test]
+fn rtcp_across_a_repacketised_stream_speaks_of_the_packets_each_leg_got() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let gw = free_quad();
+    let peers = free_quad();
+    let (phone, carrier) = (peer(peers), peer(peers + 2));
+    let (phone_rtcp, carrier_rtcp) = (peer(peers + 1), peer(peers + 3));
+    let pair = RelayPair {
+        a_remote: Some(([127, 0, 0, 1], peers).into()),
+        b_remote: Some(([127, 0, 0, 1], peers + 2).into()),
+        b_ptime: Some(20),
+        ..match relay(1, gw) {
+            MediaAction::Relay { pairs, .. } => pairs[0].clone(),
+            other => unreachable!("{other:?}"),
+        }
+    };
+    r.apply(MediaAction::Relay {
+        call: 1,
+        pairs: vec![pair],
+        record: None,
+        rtp_timeout: None,
+    });
+    let mut buf = [0u8; 2048];
+    // The phone sends three 40 ms PCMU packets; the carrier gets six of 20 ms.
+    for seq in 0..3u16 {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 320).to_be_bytes());
+        p.extend_from_slice(&7u32.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 320]);
+        phone.send_to(&p, ("127.0.0.1", gw)).unwrap();
+    }
+    for _ in 0..6 {
+        let (n, _) = carrier.recv_from(&mut buf).expect("repacketised RTP");
+        assert_eq!(n, 12 + 160);
+    }
+    // Its SR (3 packets, 960 octets; a block on the carrier's stream, SSRC 9).
+    let mut sr = vec![0x81, 200, 0, 12, 0, 0, 0, 7];
+    sr.extend_from_slice(&[0xaa; 12]);
+    sr.extend_from_slice(&3u32.to_be_bytes());
+    sr.extend_from_slice(&960u32.to_be_bytes());
+    let block = [&9u32.to_be_bytes()[..], &[0x11; 20]].concat();
+    sr.extend_from_slice(&block);
+    phone_rtcp.send_to(&sr, ("127.0.0.1", gw + 1)).unwrap();
+    let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SR relayed");
+    let got = &buf[..n];
+    assert_eq!(got.len(), sr.len());
+    assert_eq!(
+        &got[20..28],
+        &[0, 0, 0, 6, 0, 0, 3, 192],
+        "counts of what the carrier got"
+    );
+    assert_eq!(
+        &got[28..],
+        &block[..],
+        "its report on the carrier's stream, as sent"
+    );
+    // The carrier's RR on the phone's stream counts our sequence numbers: its block is
+    // taken out.
+    let rr = [
+        &[0x81, 201, 0, 7, 0, 0, 0, 9][..],
+        &7u32.to_be_bytes(),
+        &[0x22; 20],
+    ]
+    .concat();
+    carrier_rtcp.send_to(&rr, ("127.0.0.1", gw + 3)).unwrap();
+    let (n, _) = phone_rtcp.recv_from(&mut buf).expect("RR relayed");
+    assert_eq!(&buf[..n], &[0x80, 201, 0, 1, 0, 0, 0, 9]);
     r.apply(release(1));
 }
 

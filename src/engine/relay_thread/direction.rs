@@ -14,7 +14,8 @@ use tracing::debug;
 use super::Activity;
 use crate::engine::wav::SharedRecorder;
 use crate::media::relay::{Dir, Route, StreamRoute};
-use crate::media::repacketize::Repacketizer;
+use crate::media::repacketize::{Repacketizer, Sent};
+use crate::media::rtcp_translate::{self, Translation};
 
 /// What one direction of a stream does with each packet besides forwarding it.
 pub(in crate::engine) struct Direction {
@@ -38,9 +39,11 @@ pub(in crate::engine) struct Direction {
     /// What the far side's RTCP says we are, in place of what the endpoint said it is.
     cname: Box<str>,
     /// The ptime the far leg gets its RTP repacketised to, as the stream's route last said
-    /// (a failover may change it). RTCP toward a repacketised leg, which describes packets
-    /// it never sees, is not relayed (streams it does not read still pass).
+    /// (a failover may change it).
     toward_ptime: Option<u16>,
+    /// How RTCP this way is put in terms of the packets the far leg gets: set by the thread
+    /// before each drain from the stream's two RTP directions ([`Direction::sent`]).
+    pub(super) rtcp_terms: Translation,
     /// The callee (`RelayPair::callee`) the repacketiser was made for.
     callee: u32,
     /// Where the repacketiser's last packets went: what it still holds goes there when its
@@ -74,6 +77,7 @@ impl Direction {
             oversize: crate::ops::metrics::rtp_dropped("oversize"),
             cname: cname.into(),
             toward_ptime,
+            rtcp_terms: Translation::default(),
             callee,
             repack_dest: None,
         }
@@ -119,14 +123,24 @@ impl Direction {
     /// dropped with the callee or the ptime it was for.
     fn repacketise_toward(&mut self, ptime: Option<u16>, callee: u32) {
         self.toward_ptime = ptime;
-        self.callee = callee;
+        let new_callee = std::mem::replace(&mut self.callee, callee) != callee;
         if !self.rtcp {
+            if new_callee && let Some(r) = self.repack.as_mut() {
+                // Another peer: what it is told it got starts from nothing.
+                r.forget_sent();
+            }
             match (self.repack.as_mut(), ptime) {
                 (Some(r), Some(p)) => r.restart(p),
                 (Some(r), None) => r.stop(),
                 (None, p) => self.repack = p.map(Repacketizer::new),
             }
         }
+    }
+
+    /// What this RTP direction's repacketiser sent toward the far leg of its latest stream;
+    /// `None` when it renumbers nothing (no repacketiser, or nothing sent yet).
+    pub(super) fn sent(&self) -> Option<Sent> {
+        self.repack.as_ref().and_then(Repacketizer::sent)
     }
 
     fn channel(&self) -> usize {
@@ -196,10 +210,15 @@ impl Direction {
         let sent = match what {
             // Encrypted or not RTP: exactly as it came (an SRTP packet's tag covers it all).
             Packet::Unread { rtcp } => to.send_to(pkt, d).map(|_| !rtcp),
-            // RTCP toward a repacketised leg describes a stream it never sees (see README):
-            // not relayed, whichever port it came on.
-            Packet::Rtcp if self.toward_ptime.is_some() => Ok(false),
             Packet::Rtcp => {
+                // Counts and reports in terms of the packets each leg gets (multiplexed on
+                // the RTP port, this direction's own repacketiser as it is now).
+                let terms = Translation {
+                    sent: self.sent().or(self.rtcp_terms.sent),
+                    ..self.rtcp_terms
+                };
+                let translated = rtcp_translate::translate(pkt, terms);
+                let pkt = translated.as_deref().unwrap_or(pkt);
                 let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
                 let out = scrubbed.as_deref().unwrap_or(pkt);
                 // Our CNAME in every chunk can make a compound of many empty chunks grow
