@@ -108,13 +108,15 @@ impl SessionTimerPolicy {
         let peer_supports = req.header_has_token(&Hdr::SUPPORTED, session::OPTION_TAG)
             || req.header_has_token(&Hdr::REQUIRE, session::OPTION_TAG);
         let peer_min = req.min_se();
+        // Nothing asked, nothing run: the peer's minimum, whatever it is, binds no timer
+        // (RFC 4028 §9).
+        if requested.is_none() && self.mode == TimerMode::Accept {
+            return UasTerms::NoTimer;
+        }
         // A minimum beyond a day is no session timer anyone can run (and a peer's number is
         // never added to a clock unchecked).
         if peer_min.is_some_and(|m| m > MAX_INTERVAL) {
             return UasTerms::Malformed;
-        }
-        if requested.is_none() && self.mode == TimerMode::Accept {
-            return UasTerms::NoTimer;
         }
         match session::answer(peer_supports, requested, peer_min, self.min_se) {
             // A 422 only to a peer that knows the extension (RFC 4028 §9; a proxy may have

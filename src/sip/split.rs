@@ -1,12 +1,17 @@
 /// The number at the start of a header value (`120`, `120 (maintenance);duration=60`:
-/// Retry-After, Expires), if it has one and it fits.
+/// Retry-After, Expires), if it has one; one too large for a u64 is `u64::MAX` (every
+/// caller caps what it takes: a huge Retry-After is the longest rest, not none).
 pub fn leading_number(value: &str) -> Option<u64> {
     let digits: String = value
         .trim()
         .chars()
         .take_while(char::is_ascii_digit)
         .collect();
-    digits.parse().ok()
+    match digits.parse() {
+        Ok(n) => Some(n),
+        Err(_) if !digits.is_empty() => Some(u64::MAX),
+        Err(_) => None,
+    }
 }
 
 /// Split a comma-separated header value (Route, Record-Route, Contact) into its elements,
@@ -151,6 +156,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leading_number_is_read_and_one_too_large_is_the_largest() {
+        assert_eq!(leading_number(" 120 (maintenance);duration=60"), Some(120));
+        assert_eq!(leading_number("18446744073709551615"), Some(u64::MAX));
+        // Past u64: the longest a caller allows, not "no Retry-After" (no rest at all).
+        assert_eq!(leading_number("99999999999999999999"), Some(u64::MAX));
+        assert_eq!(leading_number("soon"), None);
+        assert_eq!(leading_number(""), None);
+    }
 
     #[test]
     fn a_list_is_counted_as_it_is_split() {

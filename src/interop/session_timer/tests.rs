@@ -287,6 +287,11 @@ fn huge_intervals_from_a_peer_are_capped_or_refused() {
         panic!()
     };
     assert_eq!(session.interval, S(1800));
+    // A huge minimum with no Session-Expires asks for no timer, and gets none (it was 400).
+    assert_eq!(
+        p.as_uas(&invite(&format!("Supported: timer\r\nMin-SE: {huge}\r\n"))),
+        UasTerms::NoTimer
+    );
     // Longer than the profile's `expires_s` (nothing asked): refreshed at that, by us.
     let s = p
         .as_uac(
