@@ -78,8 +78,10 @@ impl Call {
         }
         // A REFER's target via the gateway, or its refusal before anything is sent.
         let refer_to = match (method == Method::Refer).then(|| {
+            // Every line: two Refer-To headers are two targets, refused as one line listing
+            // two is (RFC 3515 §2.4.1).
             refer_target(
-                &req.header(&Hdr::named("Refer-To")).unwrap_or_default(),
+                &req.header_lines(&Hdr::named("Refer-To")).join(", "),
                 &cx.env.local.dial_at(),
                 from_trunk,
                 &self.cfg.dial_plans(),

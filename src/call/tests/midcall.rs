@@ -703,6 +703,35 @@ fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
     assert!(h.cdrs.is_empty(), "the call goes on");
 }
 
+/// A REFER names exactly one target (RFC 3515 §2.4.1): two `Refer-To` lines get 400 as one
+/// line listing two does. Before, the first line was relayed and the second dropped.
+#[test]
+fn a_refer_with_two_refer_to_lines_is_refused() {
+    let mut h = pbx_transferring(true);
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    for (cseq, targets) in [
+        (
+            2,
+            "Refer-To: <sip:+8610456@10.0.0.9>\r\nRefer-To: <sip:+8610457@10.0.0.9>\r\n",
+        ),
+        (
+            3,
+            "Refer-To: <sip:+8610456@10.0.0.9>, <sip:+8610457@10.0.0.9>\r\n",
+        ),
+        (
+            4,
+            "Refer-To: <sip:+8610456@10.0.0.9>\r\nr: <sip:+8610457@10.0.0.9>\r\n",
+        ),
+    ] {
+        let refer = from_phone("REFER", &tag, cseq, &format!("z9hG4bKrr{cseq}"), "")
+            .replace("Content-Length: 0", &format!("{targets}Content-Length: 0"));
+        h.recv(PHONE, &refer);
+        assert_eq!(h.statuses(PHONE), vec![400], "{targets}");
+        assert!(h.take(CARRIER_A).is_empty(), "nothing relayed: {targets}");
+    }
+}
+
 /// The phone's REFER (CSeq `cseq`) in call `tag`, relayed to the carrier and accepted
 /// there (202): the REFER the carrier got.
 fn phone_transfers(h: &mut H, tag: &str, cseq: u32, branch: &str) -> Request {
