@@ -85,9 +85,9 @@ impl B2bua {
             Verdict::Reject { req, status, why } => {
                 self.reject_malformed(&req, source, status, why)
             }
-            Verdict::Drop(why) => {
+            Verdict::Drop { reason, why } => {
                 debug!(%source, "dropped: {why}");
-                self.refused(why);
+                self.refused(reason);
             }
         }
     }
@@ -317,7 +317,12 @@ impl B2bua {
         if let Ok(resp) = ingress::response_to(req, status, &reason, Some(&tag), &[]) {
             self.env.send(source, &Message::Response(resp));
         }
-        self.refused(why);
+        // The metric's label is one of a fixed few (the reason phrase says which check).
+        self.refused(if status == 505 {
+            "sip_version"
+        } else {
+            "malformed_request"
+        });
     }
 
     /// A request no transaction has seen before.

@@ -17,8 +17,11 @@ pub enum Verdict {
         status: u16,
         why: &'static str,
     },
-    /// Drop silently; the reason is for counting.
-    Drop(&'static str),
+    /// Drop silently: `reason` for counting (a metric label), `why` for the log.
+    Drop {
+        reason: &'static str,
+        why: &'static str,
+    },
 }
 
 /// Check a message that arrived from `source`.
@@ -30,8 +33,11 @@ pub fn check(msg: Message, source: Target, local: &LocalAddrs) -> Verdict {
                 Verdict::Accept(Message::Request(req))
             }
             // No response to an ACK, and none without a Via to send it along.
-            Err(_) if req.method() == super::Method::Ack || req.top_via().is_none() => {
-                Verdict::Drop("malformed request")
+            Err(why) if req.method() == super::Method::Ack || req.top_via().is_none() => {
+                Verdict::Drop {
+                    reason: "malformed_request",
+                    why,
+                }
             }
             Err(why) => {
                 // Its one answer goes where it came from, and says so (RFC 3581 §4).
@@ -45,24 +51,25 @@ pub fn check(msg: Message, source: Target, local: &LocalAddrs) -> Verdict {
         },
         Message::Response(resp) => match check_response(&resp, local) {
             Ok(()) => Verdict::Accept(Message::Response(resp)),
-            Err(why) => Verdict::Drop(why),
+            Err((reason, why)) => Verdict::Drop { reason, why },
         },
     }
 }
 
-/// RFC 3261 §18.1.2: a response whose top Via is not ours is not for us.
-fn check_response(resp: &Response, local: &LocalAddrs) -> Result<(), &'static str> {
+/// RFC 3261 §18.1.2: a response whose top Via is not ours is not for us. The error: the
+/// metric's reason and the log's.
+fn check_response(resp: &Response, local: &LocalAddrs) -> Result<(), (&'static str, &'static str)> {
     let via = resp
         .top_via()
         .filter(|_| resp.cseq().is_some())
-        .ok_or("response without usable Via or CSeq")?;
+        .ok_or(("malformed_response", "response without usable Via or CSeq"))?;
     if !local.is_ours(&via) {
-        return Err("response whose top Via is not ours");
+        return Err(("foreign_response", "response whose top Via is not ours"));
     }
     // RFC 3261 §8.1.3.3: we sent one Via; a response with more was changed on its way (or
     // is meant for someone else through us) and is discarded.
     if resp.count_values(&Hdr::VIA) > 1 {
-        return Err("response with more than one Via");
+        return Err(("foreign_response", "response with more than one Via"));
     }
     Ok(())
 }

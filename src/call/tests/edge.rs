@@ -432,11 +432,33 @@ fn a_response_with_a_second_via_is_discarded() {
     assert!(h.statuses(PHONE).is_empty(), "no answer reached the caller");
     assert!(h.events.iter().any(|e| matches!(
         e,
-        CoreEvent::Refused { why } if *why == "response with more than one Via"
+        CoreEvent::Refused { why } if *why == "foreign_response"
     )));
     // The same answer with its one Via is taken.
     h.recv_msg(CARRIER_A, reply(&inv, 200, "v", &[], Some(SDP)));
     assert_eq!(h.statuses(PHONE), vec![200]);
+}
+
+/// A malformed request's 400 names the check it failed, and the metric counts it under one
+/// fixed reason (before, the check's sentence was the label: a label per check, with
+/// spaces, none of them documented).
+#[test]
+fn a_malformed_request_is_counted_under_one_reason() {
+    let mut h = H::new();
+    let bad = invite_text("cseqm", "z9hG4bKcseqm", "+8610123", "")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
+    h.recv(PHONE, &bad);
+    let out = h.take_responses(PHONE);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status(), 400);
+    assert!(
+        out[0].reason().contains("CSeq method"),
+        "{}",
+        out[0].reason()
+    );
+    assert!(h.events.contains(&CoreEvent::Refused {
+        why: "malformed_request"
+    }));
 }
 
 /// A request in a dialog the gateway does not have (a BYE with made-up tags, spoofed in a
