@@ -241,14 +241,18 @@ pub fn protect(
             1..=1_000_000,
         )
         .map_or(d.max_tcp_per_source, |n| n as usize);
-    if max_tcp_per_source > max_tcp_total
-        && let Some(v) = &s.max_tcp_per_source
-    {
-        r.errs.push((r.at)(
-            v.span().start,
-            "[protect] max_tcp_per_source must not exceed max_tcp_total".into(),
-        ));
-    }
+    // Unset, the default gives way to a smaller total (the rule holds either way).
+    let max_tcp_per_source = match &s.max_tcp_per_source {
+        Some(v) if max_tcp_per_source > max_tcp_total => {
+            r.errs.push((r.at)(
+                v.span().start,
+                "[protect] max_tcp_per_source must not exceed max_tcp_total".into(),
+            ));
+            max_tcp_per_source
+        }
+        Some(_) => max_tcp_per_source,
+        None => max_tcp_per_source.min(max_tcp_total),
+    };
     let tcp_message_timeout = r
         .num(
             &s.tcp_message_timeout_s,

@@ -242,7 +242,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Read and validate `gateway.toml` and every profile. All problems are reported at once.
+    /// Read and validate `gateway.toml` and every profile. Every value and range problem is
+    /// reported at once; of a file's syntax errors, unknown keys and wrong types (which stop
+    /// its deserialising), the first.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = match read::read_text(path) {
             Ok(t) => t,

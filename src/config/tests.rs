@@ -646,6 +646,25 @@ fn protect_guard_and_overload_keys() {
     );
 }
 
+/// `max_tcp_per_source` is never above `max_tcp_total`: written so, an error; left unset, its
+/// default gives way to a smaller total (it stayed 16 above a total of 8).
+#[test]
+fn the_tcp_cap_per_source_never_exceeds_the_total() {
+    let small = format!("{GATEWAY}\n[protect]\nmax_tcp_total = 8\n");
+    let cfg = load_tree(&small, &standard_profiles()).unwrap();
+    assert_eq!(
+        (cfg.protect.max_tcp_total, cfg.protect.max_tcp_per_source),
+        (8, 8)
+    );
+    let cfg = load_tree(GATEWAY, &standard_profiles()).unwrap();
+    assert_eq!(cfg.protect.max_tcp_per_source, 16);
+    let text = load_errors(
+        &format!("{small}max_tcp_per_source = 9\n"),
+        &standard_profiles(),
+    );
+    assert!(text.contains("must not exceed max_tcp_total"), "{text}");
+}
+
 #[test]
 fn media_threads_default_to_one_per_core_and_are_bounded() {
     let load = |extra: &str| {

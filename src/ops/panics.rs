@@ -16,14 +16,16 @@ pub fn install_hook() {
         }
         let thread = std::thread::current();
         let location = info.location().map(|l| l.to_string()).unwrap_or_default();
-        // (Only with RUST_BACKTRACE set, as the default hook.)
+        // (Only with RUST_BACKTRACE set, as the default hook; without it, no field.)
         let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+            .then(|| tracing::field::display(backtrace));
         tracing::error!(
             panics = n,
             thread = thread.name().unwrap_or("unnamed"),
             %location,
             message = message_of(info.payload()),
-            backtrace = %backtrace,
+            backtrace,
             "panicked (a defect: please report this line)"
         );
     }));
