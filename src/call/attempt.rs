@@ -262,6 +262,7 @@ impl Call {
         let Some(att) = self.attempt.as_mut() else {
             return false;
         };
+        self.route.rang |= att.state.alerted();
         let first = att.state.finish();
         att.invite = None;
         let txn = att.txn;

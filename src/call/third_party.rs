@@ -263,6 +263,7 @@ impl Call {
             next: 0,
             // user1 holds its 200 for 64·T1 at most: user2's ring is one bound in all.
             ring_per_peer: false,
+            rang: false,
             before: u16::try_from(self.route.attempt()).unwrap_or(u16::MAX),
         };
         self.uac_rel = Default::default();

@@ -12,6 +12,9 @@ pub struct RoutePlan {
     /// The route sets no `ring_timeout_s`: each peer rings for its own profile's, from its
     /// INVITE (a route's own bounds the whole call).
     pub ring_per_peer: bool,
+    /// An earlier attempt of this route alerted (180–183) before it failed: the called
+    /// party was rung, whatever the attempt out now has said (a ring timeout is 480).
+    pub rang: bool,
     /// Attempts made on an earlier route of the call (a call-back's user1's): they keep
     /// their numbers, so that a late answer to one says nothing of this route's attempts.
     pub before: u16,

@@ -864,6 +864,25 @@ fn ring_timeout_sends_480_after_ringing_and_cancels() {
     assert_eq!(h.cdrs[0].cause, 18);
 }
 
+/// The called party rang through the route's first peer, which then failed (503 after its
+/// 180) and the call went on to the next, which has not rung when the ring timeout comes:
+/// still 480, cause 19. Before, the 408 a front takes for a hop that timed out had it try
+/// the call again elsewhere, ringing the party once more.
+#[test]
+fn a_ring_timeout_after_an_earlier_peer_rang_is_480() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c15", "z9hG4bKc15", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t15", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "t15", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, reply(&inv_b, 100, "", &[], None));
+    h.take(PHONE);
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.failures(PHONE), [480]);
+    assert_eq!(h.cdrs[0].cause, 19, "alerted earlier: no answer from user");
+}
+
 #[test]
 fn cdr_times_are_the_system_clock_at_each_event_and_durations_monotonic() {
     let mut h = H::new();
