@@ -23,6 +23,7 @@ pub(crate) mod read;
 mod routes;
 mod session_timer;
 mod sip;
+mod toml_read;
 pub use process::MetricsConfig;
 
 use std::collections::HashMap;
@@ -242,9 +243,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Read and validate `gateway.toml` and every profile. Every value and range problem is
-    /// reported at once; of a file's syntax errors, unknown keys and wrong types (which stop
-    /// its deserialising), the first.
+    /// Read and validate `gateway.toml` and every profile. All problems are reported at
+    /// once: of each file, every syntax error, or every misspelt key and its first wrong
+    /// type (`toml_read`); of the files that read, every value and range problem.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = match read::read_text(path) {
             Ok(t) => t,
@@ -287,11 +288,11 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         let mut errs = Vec::new();
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let file: GatewayFile = match toml::from_str(text) {
+        let file: GatewayFile = match toml_read::from_toml(text) {
             Ok(f) => f,
-            Err(e) => {
-                let first = toml_error(path, text, &e);
-                return Err(profile_errors_beside(first, text, &base, profile_source));
+            Err(es) => {
+                let found = es.iter().map(|e| toml_error(path, text, e)).collect();
+                return Err(profile_errors_beside(found, text, &base, profile_source));
             }
         };
         let at = |span: std::ops::Range<usize>, msg: String| {

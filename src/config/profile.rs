@@ -177,10 +177,10 @@ fn load_profile(
     errs: &mut Vec<ConfigError>,
     warns: &mut Vec<ConfigError>,
 ) -> Option<(Profile, Places)> {
-    let file: ProfileFile = match toml::from_str(text) {
+    let file: ProfileFile = match super::toml_read::from_toml(text) {
         Ok(f) => f,
-        Err(e) => {
-            errs.push(toml_error(path, text, &e));
+        Err(es) => {
+            errs.extend(es.iter().map(|e| toml_error(path, text, e)));
             return None;
         }
     };

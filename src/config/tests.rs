@@ -274,6 +274,24 @@ fn semantic_errors_are_all_reported_with_positions() {
     assert!(errs.0.len() >= 3);
 }
 
+/// Every misspelt key of a file is reported in one run, each at its place, beside the
+/// profiles' own problems. Before, only the first: the operator fixed one typo per run.
+#[test]
+fn every_misspelt_key_is_reported_in_one_run() {
+    let bad = GATEWAY
+        .replacen("profiles", "profile", 1)
+        .replace("ring_timeout_s", "ring_timeout");
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[sdp]\nptyme = 20\nptim = 20\n");
+    let text = load_errors(&bad, &ps);
+    for key in ["`profile`", "`ring_timeout`", "`ptyme`", "`ptim`"] {
+        assert!(
+            text.contains(&format!("unknown field {key}")),
+            "{key}: {text}"
+        );
+    }
+}
+
 /// `gateway` and `profiles` written out and loaded.
 fn load_tree(gateway: &str, profiles: &[(&str, String)]) -> Result<Config, ConfigErrors> {
     let dir = write_tree(gateway, profiles);

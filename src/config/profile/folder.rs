@@ -85,12 +85,12 @@ fn read_profiles_folder(
 /// is there (another folder, which cannot be told: none is checked rather than the wrong
 /// one); one that cannot be read adds nothing to gateway.toml's own error.
 pub(in crate::config) fn profile_errors_beside(
-    gateway_error: ConfigError,
+    gateway_errors: Vec<ConfigError>,
     gateway: &str,
     base: &Path,
     source: ProfileSource<'_>,
 ) -> crate::config::ConfigErrors {
-    let (mut errs, mut warns) = (vec![gateway_error], Vec::new());
+    let (mut errs, mut warns) = (gateway_errors, Vec::new());
     let table = toml::from_str::<toml::Table>(gateway).ok();
     let named = |l: &str| {
         l.trim_start()

@@ -1,0 +1,155 @@
+//! A configuration file's TOML read into its structure with every problem the operator can
+//! fix in one go: all syntax errors at once, else every misspelt key (each file's structure
+//! refuses unknown keys) and the first other error (a wrong type, an unknown value), in the
+//! file's order, each at its place. The entry an error names is taken out and the rest read
+//! again, so one mistake does not hide a misspelt key after it; only the first error of
+//! another kind is reported, as later ones may follow from taking it out.
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, Deserializer, Error};
+
+/// Entries taken out of one file at most (then its reading stops).
+const MAX_TAKEN_OUT: usize = 32;
+
+/// `text` as `T`, or every error found (never empty).
+pub(super) fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, Vec<Error>> {
+    let (mut root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax);
+    }
+    let mut errs: Vec<Error> = Vec::new();
+    let mut other = false;
+    for _ in 0..=MAX_TAKEN_OUT {
+        let e = match T::deserialize(Deserializer::from(root.clone())) {
+            Ok(v) if errs.is_empty() => return Ok(v),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let span = e.span();
+        if e.message().starts_with("unknown field") {
+            errs.push(e);
+        } else if !other {
+            other = true;
+            errs.push(e);
+        }
+        // (A missing field names no entry: nothing to take out, the reading ends.)
+        if !span.is_some_and(|s| take_out(root.get_mut(), &s)) {
+            break;
+        }
+    }
+    errs.sort_by_key(|e| e.span().map_or(0, |s| s.start));
+    Err(errs)
+}
+
+/// Take the entry whose key or value is at `span` out of `table` or a table within it;
+/// false when there is none.
+fn take_out(table: &mut DeTable<'_>, span: &std::ops::Range<usize>) -> bool {
+    let named = table
+        .iter()
+        .find(|(k, v)| k.span() == *span || v.span() == *span)
+        .map(|(k, _)| k.clone());
+    if let Some(key) = named {
+        return table.remove(&key).is_some();
+    }
+    table.iter_mut().any(|(_, v)| match v.get_mut() {
+        DeValue::Table(t) => take_out(t, span),
+        DeValue::Array(items) => items.iter_mut().any(|i| match i.get_mut() {
+            DeValue::Table(t) => take_out(t, span),
+            _ => false,
+        }),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct File {
+        name: String,
+        #[serde(default)]
+        media: Media,
+        #[serde(default)]
+        routes: Vec<Route>,
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Media {
+        anchor: Option<bool>,
+        ptime: Option<u16>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Route {
+        to: String,
+    }
+
+    /// Each error's line (1-based) and the start of its message.
+    fn lines(text: &str, errs: &[Error]) -> Vec<(usize, String)> {
+        errs.iter()
+            .map(|e| {
+                let at = e.span().map_or(0, |s| s.start);
+                let line = text[..at].matches('\n').count() + 1;
+                let msg = e.message().chars().take(20).collect();
+                (line, msg)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_misspelt_key_is_reported_at_once_then_the_first_other_error() {
+        let text = "name = \"a\"\nnmae = \"b\"\n[media]\nancor = true\nptime = \"20\"\n\
+                    [[routes]]\nto = \"x\"\ntoo = \"y\"\n";
+        let errs = from_toml::<File>(text).unwrap_err();
+        let got = lines(text, &errs);
+        let unknown: Vec<usize> = got
+            .iter()
+            .filter(|(_, m)| m.starts_with("unknown field"))
+            .map(|(l, _)| *l)
+            .collect();
+        assert_eq!(unknown.len(), 3, "{got:?}");
+        assert!(unknown.contains(&2) && unknown.contains(&4) && unknown.contains(&8));
+        // The wrong type is reported in its place among them.
+        assert_eq!(got[2].0, 5, "{got:?}");
+        assert!(got[2].1.starts_with("invalid type"), "{got:?}");
+        assert_eq!(got.len(), 4);
+        // Of errors of other kinds, the first only.
+        let text = "name = 1\n[media]\nptime = \"20\"\nanchr = 1\n";
+        let got = lines(text, &from_toml::<File>(text).unwrap_err());
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got.iter()
+                .any(|(l, m)| *l == 4 && m.starts_with("unknown field"))
+        );
+    }
+
+    #[test]
+    fn every_syntax_error_is_reported_at_once() {
+        let text = "name = \"a\nother = = 1\n[media\nanchor = true\n";
+        let errs = from_toml::<File>(text).unwrap_err();
+        assert!(errs.len() >= 2, "{:?}", lines(text, &errs));
+    }
+
+    #[test]
+    fn a_good_file_reads_and_a_bad_one_never_yields_nothing() {
+        let ok = from_toml::<File>("name = \"a\"\n[media]\nptime = 20\n").unwrap();
+        assert_eq!(ok.media.ptime, Some(20));
+        // A missing field is no key to take out: one error.
+        let errs = from_toml::<File>("[media]\nptime = 20\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        // Misspelt keys only: reported, and the structure never handed out with them gone.
+        let errs = from_toml::<File>("name = \"a\"\nnam = 1\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        // More misspelt keys than are taken out: stops at the cap.
+        let many: String = (0..40).map(|i| format!("k{i} = 1\n")).collect();
+        let errs = from_toml::<File>(&format!("name = \"a\"\n{many}")).unwrap_err();
+        assert_eq!(errs.len(), MAX_TAKEN_OUT + 1);
+    }
+}
