@@ -90,21 +90,28 @@ pub struct Sent {
 }
 
 impl Sent {
-    /// `packet` (a well-formed RTP packet) went out: a new SSRC starts its counts anew.
-    fn count(sent: &mut Option<Sent>, packet: &[u8]) {
-        let Ok(h) = check_rtp(packet) else { return };
+    /// A packet of `ssrc` with `payload` octets went out: a new SSRC starts its counts anew.
+    fn count(sent: &mut Option<Sent>, ssrc: u32, payload: usize) {
         let s = sent.get_or_insert(Sent {
-            ssrc: h.ssrc,
+            ssrc,
             ..Sent::default()
         });
-        if s.ssrc != h.ssrc {
+        if s.ssrc != ssrc {
             *s = Sent {
-                ssrc: h.ssrc,
+                ssrc,
                 ..Sent::default()
             };
         }
         s.packets = s.packets.wrapping_add(1);
-        s.octets = s.octets.wrapping_add(h.payload.len() as u32);
+        s.octets = s.octets.wrapping_add(payload as u32);
+    }
+
+    /// A packet [`packet_of`] made went out (its header 12 bytes, the SSRC at 8).
+    fn count_made(sent: &mut Option<Sent>, p: &[u8]) {
+        if let Some(ssrc) = p.get(8..12) {
+            let ssrc = u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]);
+            Sent::count(sent, ssrc, p.len() - 12);
+        }
     }
 }
 
@@ -220,7 +227,7 @@ impl Repacketizer {
         let mut b = BytesMut::from(packet);
         b[2..4].copy_from_slice(&self.seq.to_be_bytes());
         self.seq = self.seq.wrapping_add(1);
-        Sent::count(&mut self.sent, &b);
+        Sent::count(&mut self.sent, h.ssrc, h.payload.len());
         Some(b.freeze())
     }
 
@@ -276,7 +283,7 @@ impl Repacketizer {
             within
         });
         for p in &out {
-            Sent::count(&mut self.sent, p);
+            Sent::count_made(&mut self.sent, p);
         }
         out
     }
