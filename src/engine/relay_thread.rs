@@ -459,15 +459,15 @@ fn drain(
     } = io;
     // RTCP this way speaks of packets: of those sent this way (their counts), and of those
     // its sender got the other way (its reports), each as the gateway sent them.
-    let sent_by = |i: usize| {
-        dirs.get(i)
-            .and_then(Option::as_ref)
-            .and_then(Direction::sent)
-    };
-    let rtcp_terms = Translation {
-        sent: sent_by(rtp_of(sock)),
-        reports_renumbered: sent_by(rtp_of(sock) ^ 2).is_some(),
-    };
+    let rtp_dir = |i: usize| dirs.get(i).and_then(Option::as_ref);
+    let this_way = rtp_dir(rtp_of(sock));
+    let rtcp_terms = (
+        Translation {
+            sent: this_way.and_then(Direction::sent),
+            back: rtp_dir(rtp_of(sock) ^ 2).and_then(Direction::renumbers),
+        },
+        this_way.map_or(0, Direction::callee),
+    );
     let Some(d) = dirs.get_mut(sock).and_then(Option::as_mut) else {
         return ControlFlow::Continue(Queue::Empty);
     };

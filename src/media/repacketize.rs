@@ -165,6 +165,10 @@ pub struct Repacketizer {
     /// What went toward the leg since the repacketiser was made: kept across
     /// [`Repacketizer::restart`] and [`Repacketizer::stop`], as the leg's stream goes on.
     sent: Option<Sent>,
+    /// The SSRC of the latest stream that came, and its highest sequence number, extended
+    /// by the wraps seen (RFC 3550 §6.4.1): the leg's reports on what it got, which count
+    /// our numbers, are given this in their place.
+    came: Option<(u32, u32)>,
 }
 
 impl Repacketizer {
@@ -190,6 +194,7 @@ impl Repacketizer {
             budget: AudioBudget { at: None },
             stats: RepackStats::default(),
             sent: None,
+            came: None,
         }
     }
 
@@ -203,6 +208,7 @@ impl Repacketizer {
             budget: self.budget,
             stats: self.stats,
             sent: self.sent,
+            came: self.came,
             ..Repacketizer::new(ptime_ms)
         };
     }
@@ -224,6 +230,7 @@ impl Repacketizer {
         if !self.seeded {
             (self.seq, self.seeded) = (h.sequence, true);
         }
+        self.note_came(h.ssrc, h.sequence);
         let mut b = BytesMut::from(packet);
         b[2..4].copy_from_slice(&self.seq.to_be_bytes());
         self.seq = self.seq.wrapping_add(1);
@@ -231,9 +238,34 @@ impl Repacketizer {
         Some(b.freeze())
     }
 
+    /// Whether `packet` (RTP) is of the stream last sent, or nothing was: after
+    /// [`Repacketizer::stop`], only that stream is numbered on; another SSRC is a new
+    /// stream, whose own numbers the leg takes.
+    pub fn numbers_on(&self, packet: &[u8]) -> bool {
+        self.sent
+            .is_none_or(|s| packet.get(8..12) == Some(&s.ssrc.to_be_bytes()[..]))
+    }
+
     /// What went toward the leg of its latest stream; `None` before anything did.
     pub fn sent(&self) -> Option<Sent> {
         self.sent
+    }
+
+    /// The latest stream that came (its SSRC) and its extended highest sequence number.
+    pub fn came(&self) -> Option<(u32, u32)> {
+        self.came
+    }
+
+    /// A packet of `ssrc` numbered `seq` came: a later number (within half the space) moves
+    /// the highest on, over a wrap too; a new SSRC starts anew.
+    fn note_came(&mut self, ssrc: u32, seq: u16) {
+        self.came = Some(match self.came {
+            Some((s, ext)) if s == ssrc => {
+                let ahead = seq.wrapping_sub(ext as u16) as i16;
+                (s, ext.wrapping_add(u32::from(ahead.max(0).unsigned_abs())))
+            }
+            _ => (ssrc, u32::from(seq)),
+        });
     }
 
     /// The leg is another peer now (a failover): what it got starts from nothing.
@@ -297,6 +329,7 @@ impl Repacketizer {
         if !self.seeded {
             (self.seq, self.seeded) = (h.sequence, true);
         }
+        self.note_came(h.ssrc, h.sequence);
         let mut out = Vec::new();
         if !matches!(h.payload_type, 0 | 8) {
             // Not G.711 (telephone-events, comfort noise): flush what we hold, pass it

@@ -132,35 +132,19 @@ fn a_stream_that_becomes_srtp_relays_srtcp_toward_a_repacketised_leg() {
 /// numbers) reach the sender without their blocks.
 #[test]
 fn rtcp_across_a_repacketised_stream_speaks_of_the_packets_each_leg_got() {
-    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
-    let gw = free_quad();
-    let peers = free_quad();
-    let (phone, carrier) = (peer(peers), peer(peers + 2));
-    let (phone_rtcp, carrier_rtcp) = (peer(peers + 1), peer(peers + 3));
-    let pair = RelayPair {
-        a_remote: Some(([127, 0, 0, 1], peers).into()),
-        b_remote: Some(([127, 0, 0, 1], peers + 2).into()),
-        b_ptime: Some(20),
-        ..match relay(1, gw) {
-            MediaAction::Relay { pairs, .. } => pairs[0].clone(),
-            other => unreachable!("{other:?}"),
-        }
-    };
-    r.apply(MediaAction::Relay {
-        call: 1,
-        pairs: vec![pair],
-        record: None,
-        rtp_timeout: None,
-    });
+    let Repacketised {
+        mut r,
+        gw,
+        phone,
+        carrier,
+        phone_rtcp,
+        carrier_rtcp,
+        ..
+    } = repacketised();
     let mut buf = [0u8; 2048];
     // The phone sends three 40 ms PCMU packets; the carrier gets six of 20 ms.
     for seq in 0..3u16 {
-        let mut p = vec![0x80, 0];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&(u32::from(seq) * 320).to_be_bytes());
-        p.extend_from_slice(&7u32.to_be_bytes());
-        p.extend_from_slice(&[0xd5; 320]);
-        phone.send_to(&p, ("127.0.0.1", gw)).unwrap();
+        phone.send_to(&pcmu_40ms(seq), ("127.0.0.1", gw)).unwrap();
     }
     for _ in 0..6 {
         let (n, _) = carrier.recv_from(&mut buf).expect("repacketised RTP");
@@ -187,17 +171,132 @@ fn rtcp_across_a_repacketised_stream_speaks_of_the_packets_each_leg_got() {
         &block[..],
         "its report on the carrier's stream, as sent"
     );
-    // The carrier's RR on the phone's stream counts our sequence numbers: its block is
-    // taken out.
+    // The carrier's RR on the phone's stream counts our sequence numbers (its highest, 5):
+    // the phone is told its own (2); loss, jitter, LSR and DLSR as the carrier said.
     let rr = [
         &[0x81, 201, 0, 7, 0, 0, 0, 9][..],
         &7u32.to_be_bytes(),
-        &[0x22; 20],
+        &[0x22; 4],
+        &5u32.to_be_bytes(),
+        &[0x22; 12],
     ]
     .concat();
     carrier_rtcp.send_to(&rr, ("127.0.0.1", gw + 3)).unwrap();
     let (n, _) = phone_rtcp.recv_from(&mut buf).expect("RR relayed");
-    assert_eq!(&buf[..n], &[0x80, 201, 0, 1, 0, 0, 0, 9]);
+    let want = [&rr[..16], &2u32.to_be_bytes(), &rr[20..]].concat();
+    assert_eq!(&buf[..n], &want[..]);
+    r.apply(release(1));
+}
+
+/// A call (1) whose stream the gateway repacketises toward the carrier (20 ms), with the
+/// phone's and the carrier's RTP and RTCP sockets.
+struct Repacketised {
+    r: Relays,
+    gw: u16,
+    pair: RelayPair,
+    phone: std::net::UdpSocket,
+    carrier: std::net::UdpSocket,
+    phone_rtcp: std::net::UdpSocket,
+    carrier_rtcp: std::net::UdpSocket,
+}
+
+fn repacketised() -> Repacketised {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let gw = free_quad();
+    let peers = free_quad();
+    let pair = RelayPair {
+        a_remote: Some(([127, 0, 0, 1], peers).into()),
+        b_remote: Some(([127, 0, 0, 1], peers + 2).into()),
+        b_ptime: Some(20),
+        ..match relay(1, gw) {
+            MediaAction::Relay { pairs, .. } => pairs[0].clone(),
+            other => unreachable!("{other:?}"),
+        }
+    };
+    r.apply(MediaAction::Relay {
+        call: 1,
+        pairs: vec![pair.clone()],
+        record: None,
+        rtp_timeout: None,
+    });
+    Repacketised {
+        r,
+        gw,
+        pair,
+        phone: peer(peers),
+        carrier: peer(peers + 2),
+        phone_rtcp: peer(peers + 1),
+        carrier_rtcp: peer(peers + 3),
+    }
+}
+
+/// The phone's PCMU packet `seq` of 40 ms (SSRC 7).
+fn pcmu_40ms(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 320).to_be_bytes());
+    p.extend_from_slice(&7u32.to_be_bytes());
+    p.extend_from_slice(&[0xd5; 320]);
+    p
+}
+
+/// After a failover to a callee whose profile does not repacketise, the new callee gets
+/// the phone's packets as sent (it never saw the earlier ones: nothing to number on from),
+/// the phone's sender report as it came, and its reports reach the phone as they came.
+/// Before, the packets went on numbered after the first callee's, and every report of the
+/// new callee had its numbers rewritten, or its blocks taken out, for the rest of the call.
+#[test]
+fn after_a_failover_to_a_callee_not_repacketised_packets_and_rtcp_pass_as_sent() {
+    let Repacketised {
+        mut r,
+        gw,
+        pair,
+        phone,
+        carrier,
+        phone_rtcp,
+        carrier_rtcp,
+    } = repacketised();
+    let mut buf = [0u8; 2048];
+    for seq in 0..3u16 {
+        phone.send_to(&pcmu_40ms(seq), ("127.0.0.1", gw)).unwrap();
+    }
+    for _ in 0..6 {
+        carrier.recv_from(&mut buf).expect("repacketised RTP");
+    }
+    // The next callee (at the same address here) takes the phone's 40 ms.
+    r.apply(MediaAction::Relay {
+        call: 1,
+        pairs: vec![RelayPair {
+            b_ptime: None,
+            callee: pair.callee + 1,
+            ..pair
+        }],
+        record: None,
+        rtp_timeout: None,
+    });
+    // The phone's SR before its next packet: its own counts, as sent.
+    let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 7];
+    sr.extend_from_slice(&[0xaa; 12]);
+    sr.extend_from_slice(&3u32.to_be_bytes());
+    sr.extend_from_slice(&960u32.to_be_bytes());
+    phone_rtcp.send_to(&sr, ("127.0.0.1", gw + 1)).unwrap();
+    let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SR relayed");
+    assert_eq!(&buf[..n], &sr[..]);
+    let next = pcmu_40ms(3);
+    phone.send_to(&next, ("127.0.0.1", gw)).unwrap();
+    let (n, _) = carrier.recv_from(&mut buf).expect("RTP");
+    assert_eq!(&buf[..n], &next[..], "as sent, numbered 3");
+    let rr = [
+        &[0x81, 201, 0, 7, 0, 0, 0, 9][..],
+        &7u32.to_be_bytes(),
+        &[0x22; 4],
+        &3u32.to_be_bytes(),
+        &[0x22; 12],
+    ]
+    .concat();
+    carrier_rtcp.send_to(&rr, ("127.0.0.1", gw + 3)).unwrap();
+    let (n, _) = phone_rtcp.recv_from(&mut buf).expect("RR relayed");
+    assert_eq!(&buf[..n], &rr[..]);
     r.apply(release(1));
 }
 

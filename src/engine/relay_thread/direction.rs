@@ -15,7 +15,7 @@ use super::Activity;
 use crate::engine::wav::SharedRecorder;
 use crate::media::relay::{Dir, Route, StreamRoute};
 use crate::media::repacketize::{Repacketizer, Sent};
-use crate::media::rtcp_translate::{self, Translation};
+use crate::media::rtcp_translate::{self, Came, Translation};
 
 /// What one direction of a stream does with each packet besides forwarding it.
 pub(in crate::engine) struct Direction {
@@ -41,9 +41,10 @@ pub(in crate::engine) struct Direction {
     /// The ptime the far leg gets its RTP repacketised to, as the stream's route last said
     /// (a failover may change it).
     toward_ptime: Option<u16>,
-    /// How RTCP this way is put in terms of the packets the far leg gets: set by the thread
-    /// before each drain from the stream's two RTP directions ([`Direction::sent`]).
-    pub(super) rtcp_terms: Translation,
+    /// How RTCP this way is put in terms of the packets each leg gets: set by the thread
+    /// before each drain from the stream's two RTP directions ([`Direction::sent`],
+    /// [`Direction::renumbers`]), with the callee the counts were for.
+    pub(super) rtcp_terms: (Translation, u32),
     /// The callee (`RelayPair::callee`) the repacketiser was made for.
     callee: u32,
     /// Where the repacketiser's last packets went: what it still holds goes there when its
@@ -77,7 +78,7 @@ impl Direction {
             oversize: crate::ops::metrics::rtp_dropped("oversize"),
             cname: cname.into(),
             toward_ptime,
-            rtcp_terms: Translation::default(),
+            rtcp_terms: (Translation::default(), callee),
             callee,
             repack_dest: None,
         }
@@ -125,6 +126,12 @@ impl Direction {
         self.toward_ptime = ptime;
         let new_callee = std::mem::replace(&mut self.callee, callee) != callee;
         if !self.rtcp {
+            if new_callee && ptime.is_none() {
+                // Another peer, never sent a packet before: none to number on from. What
+                // comes passes as sent, and its RTCP as it came.
+                self.repack = None;
+                return;
+            }
             if new_callee && let Some(r) = self.repack.as_mut() {
                 // Another peer: what it is told it got starts from nothing.
                 r.forget_sent();
@@ -141,6 +148,21 @@ impl Direction {
     /// `None` when it renumbers nothing (no repacketiser, or nothing sent yet).
     pub(super) fn sent(&self) -> Option<Sent> {
         self.repack.as_ref().and_then(Repacketizer::sent)
+    }
+
+    /// The stream this RTP direction renumbers toward the far leg, with the highest
+    /// sequence number it got of it in its sender's numbers: the far leg's reports on it
+    /// are given that. `None` when it renumbers nothing.
+    pub(super) fn renumbers(&self) -> Option<Came> {
+        let r = self.repack.as_ref()?;
+        r.sent()?;
+        let (ssrc, highest) = r.came()?;
+        Some(Came { ssrc, highest })
+    }
+
+    /// The callee this direction's packets go to (or come from).
+    pub(super) fn callee(&self) -> u32 {
+        self.callee
     }
 
     fn channel(&self) -> usize {
@@ -211,12 +233,18 @@ impl Direction {
             // Encrypted or not RTP: exactly as it came (an SRTP packet's tag covers it all).
             Packet::Unread { rtcp } => to.send_to(pkt, d).map(|_| !rtcp),
             Packet::Rtcp => {
-                // Counts and reports in terms of the packets each leg gets (multiplexed on
-                // the RTP port, this direction's own repacketiser as it is now).
-                let terms = Translation {
-                    sent: self.sent().or(self.rtcp_terms.sent),
-                    ..self.rtcp_terms
+                // Counts and reports in terms of the packets each leg got: multiplexed on
+                // the RTP port, this direction's own repacketiser as it is now; else what
+                // the thread took from it, unless it was for a callee before this one
+                // (that repacketiser has seen no packet since the failover: the new callee
+                // got none).
+                let (taken, for_callee) = self.rtcp_terms;
+                let sent = if self.rtcp {
+                    taken.sent.filter(|_| for_callee == self.callee)
+                } else {
+                    self.sent()
                 };
+                let terms = Translation { sent, ..taken };
                 let translated = rtcp_translate::translate(pkt, terms);
                 let pkt = translated.as_deref().unwrap_or(pkt);
                 let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
@@ -230,6 +258,12 @@ impl Direction {
                 }
             }
             Packet::Rtp => match self.repack.as_mut() {
+                // Another SSRC than the one numbered on: a new stream, whose numbers the leg
+                // takes as they come. It and what follows pass as sent.
+                Some(r) if self.toward_ptime.is_none() && !r.numbers_on(pkt) => {
+                    self.repack = None;
+                    to.send_to(pkt, d).map(|_| true)
+                }
                 // Repacketised before, no more: numbered on from what it sent.
                 Some(r) if self.toward_ptime.is_none() => match r.renumber(pkt) {
                     Some(p) => to.send_to(&p, d).map(|_| true),

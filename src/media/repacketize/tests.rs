@@ -353,3 +353,27 @@ fn what_was_sent_is_counted_per_stream_across_restarts_until_forgotten() {
     r.forget_sent();
     assert_eq!(r.sent(), None);
 }
+
+#[test]
+fn the_highest_number_that_came_is_extended_over_wraps_and_kept_per_stream() {
+    let t0 = Instant::now();
+    let mut r = Repacketizer::new(20);
+    assert_eq!(r.came(), None);
+    r.push(t0, &rtp(0, 65_534, 0, &[0xd5; 160]));
+    r.push(t0, &rtp(0, 65_535, 160, &[0xd5; 160]));
+    r.push(t0, &rtp(0, 1, 480, &[0xd5; 160])); // 0 lost, over the wrap
+    assert_eq!(r.came(), Some((7, 65_537)));
+    // A late packet from before the wrap does not move it back.
+    r.push(t0, &rtp(0, 0, 320, &[0xd5; 160]));
+    assert_eq!(r.came(), Some((7, 65_537)));
+    // After repacketising stops, the stream numbered on still counts; another does not
+    // belong to it.
+    r.stop();
+    let next = rtp(0, 2, 640, &[0xd5; 160]);
+    assert!(r.numbers_on(&next));
+    r.renumber(&next);
+    assert_eq!(r.came(), Some((7, 65_538)));
+    let mut other = rtp(0, 9, 0, &[0xd5; 160]);
+    other[8..12].copy_from_slice(&8u32.to_be_bytes());
+    assert!(!r.numbers_on(&other));
+}

@@ -1,10 +1,15 @@
 use super::*;
 use crate::media::check_rtcp;
 
-/// A report block about `ssrc` (the other fields arbitrary but recognisable).
+/// A report block about `ssrc`: lost 0x010203 of fraction 0x10, highest 0x00010064,
+/// jitter, LSR and DLSR recognisable.
 fn block(ssrc: u32) -> Vec<u8> {
     let mut b = ssrc.to_be_bytes().to_vec();
-    b.extend_from_slice(&[0x11; 20]);
+    b.extend_from_slice(&[0x10, 0x01, 0x02, 0x03]);
+    b.extend_from_slice(&0x0001_0064u32.to_be_bytes());
+    b.extend_from_slice(&[0x21; 4]); // jitter
+    b.extend_from_slice(&[0x22; 4]); // LSR
+    b.extend_from_slice(&[0x23; 4]); // DLSR
     b
 }
 
@@ -45,6 +50,27 @@ fn sdes(ssrc: u32) -> Vec<u8> {
     fix_length(p)
 }
 
+/// A generic NACK (or another RTPFB format `fmt`) from `from` on `media`.
+fn rtpfb(fmt: u8, from: u32, media: u32) -> Vec<u8> {
+    let mut p = vec![0x80 | fmt, RTPFB, 0, 0];
+    p.extend_from_slice(&from.to_be_bytes());
+    p.extend_from_slice(&media.to_be_bytes());
+    p.extend_from_slice(&[0, 5, 0, 0]);
+    fix_length(p)
+}
+
+/// An XR from `from` with blocks `(type, source)`, each header, SSRC and 4 bytes.
+fn xr(from: u32, blocks: &[(u8, u32)]) -> Vec<u8> {
+    let mut p = vec![0x80, XR, 0, 0];
+    p.extend_from_slice(&from.to_be_bytes());
+    for (bt, s) in blocks {
+        p.extend_from_slice(&[*bt, 0, 0, 2]);
+        p.extend_from_slice(&s.to_be_bytes());
+        p.extend_from_slice(&[0x33; 4]);
+    }
+    fix_length(p)
+}
+
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
 }
@@ -55,12 +81,19 @@ const SENT: Sent = Sent {
     octets: 24_000,
 };
 
+/// The phone's stream (SSRC 7) reaches the carrier renumbered; the phone's own highest
+/// sequence number is 0x0002_0010.
+const BACK: Came = Came {
+    ssrc: 7,
+    highest: 0x0002_0010,
+};
+
 #[test]
 fn a_sender_report_gives_the_counts_of_what_the_leg_got() {
-    let compound = [sr(7, 150, 24_000 + 5, &[9]), sdes(7)].concat();
+    let compound = [sr(7, 150, 24_005, &[9]), sdes(7)].concat();
     let t = Translation {
         sent: Some(SENT),
-        reports_renumbered: false,
+        back: None,
     };
     let out = translate(&compound, t).expect("changed");
     assert_eq!(check_rtcp(&out), Ok(2));
@@ -75,71 +108,110 @@ fn a_sender_report_of_another_ssrc_keeps_its_counts() {
     let compound = sr(8, 150, 1_000, &[]);
     let t = Translation {
         sent: Some(SENT),
-        reports_renumbered: false,
+        back: None,
     };
     assert_eq!(translate(&compound, t), None);
     assert_eq!(translate(&compound, Translation::default()), None);
 }
 
+/// The carrier's report on the phone's renumbered stream reaches the phone with the
+/// phone's highest sequence number; loss, jitter, LSR and DLSR (its round-trip time) as
+/// the carrier said. A block on another stream is left alone.
 #[test]
-fn reports_on_a_renumbered_stream_lose_their_blocks_and_feedback() {
-    let nack = fix_length(vec![0x81, RTPFB, 0, 0, 0, 0, 0, 9, 0, 0, 0, 7, 0, 5, 0, 0]);
-    let xr = fix_length(vec![0x80, XR, 0, 0, 0, 0, 0, 9]);
-    let compound = [rr(9, &[7, 8]), sdes(9), nack, xr].concat();
+fn a_report_on_a_renumbered_stream_gives_the_senders_highest_number() {
     let t = Translation {
         sent: None,
-        reports_renumbered: true,
+        back: Some(BACK),
     };
-    let out = translate(&compound, t).expect("changed");
-    assert_eq!(check_rtcp(&out), Ok(2), "{out:?}");
-    assert_eq!(&out[..8], &[0x80, RR, 0, 1, 0, 0, 0, 9]);
-    assert_eq!(&out[8..], &sdes(9)[..]);
-
-    // An SR keeps its sender information (lip sync, the far side's round-trip time).
-    let compound = sr(9, 10, 800, &[7]);
-    let out = translate(&compound, t).expect("changed");
-    assert_eq!(check_rtcp(&out), Ok(1));
-    assert_eq!(out.len(), SR_HEAD);
-    assert_eq!(out[0], 0x80);
-    assert_eq!(&out[4..], &compound[4..SR_HEAD]);
-
-    // A lone NACK (reduced-size RTCP) leaves nothing to send.
-    let lone = fix_length(vec![0x81, RTPFB, 0, 0, 0, 0, 0, 9, 0, 0, 0, 7, 0, 5, 0, 0]);
-    assert_eq!(translate(&lone, t), Some(Vec::new()));
+    for (compound, head) in [
+        (rr(9, &[7, 8]), RR_HEAD),
+        (sr(9, 10, 800, &[7, 8]), SR_HEAD),
+    ] {
+        let out = translate(&compound, t).expect("changed");
+        assert_eq!(check_rtcp(&out), Ok(1));
+        assert_eq!(out.len(), compound.len());
+        assert_eq!(u32_at(&out, head + 8), 0x0002_0010);
+        assert_eq!(&out[..head + 8], &compound[..head + 8], "loss kept");
+        assert_eq!(
+            &out[head + 12..],
+            &compound[head + 12..],
+            "jitter, LSR, DLSR, block 2"
+        );
+    }
+    assert_eq!(translate(&rr(9, &[8]), t), None, "no block on the stream");
 }
 
 #[test]
-fn a_padded_report_cut_short_drops_its_padding() {
-    // RR with one block and 4 bytes of padding (P bit, last octet = 4).
-    let mut p = rr(9, &[7]);
+fn feedback_naming_our_sequence_numbers_is_not_passed() {
+    let t = Translation {
+        sent: None,
+        back: Some(BACK),
+    };
+    let compound = [
+        rr(9, &[]),
+        sdes(9),
+        rtpfb(GENERIC_NACK, 9, 7),
+        rtpfb(3, 9, 7), // TMMBR: no sequence numbers
+        rtpfb(GENERIC_NACK, 9, 8),
+        xr(9, &[(1, 7), (4, 0), (7, 7), (6, 7), (2, 8)]),
+    ]
+    .concat();
+    let out = translate(&compound, t).expect("changed");
+    assert_eq!(check_rtcp(&out), Ok(5), "{out:?}");
+    let want = [
+        rr(9, &[]),
+        sdes(9),
+        rtpfb(3, 9, 7),
+        rtpfb(GENERIC_NACK, 9, 8),
+        xr(9, &[(4, 0), (7, 7), (2, 8)]),
+    ]
+    .concat();
+    assert_eq!(out, want);
+    // An XR with nothing left goes, and a lone NACK leaves nothing to send.
+    assert_eq!(translate(&xr(9, &[(1, 7)]), t), Some(Vec::new()));
+    assert_eq!(translate(&rtpfb(GENERIC_NACK, 9, 7), t), Some(Vec::new()));
+    // Without a renumbered stream back, all of it passes.
+    let t = Translation {
+        sent: Some(SENT),
+        back: None,
+    };
+    assert_eq!(translate(&compound, t), None);
+}
+
+#[test]
+fn a_padded_xr_loses_its_padding_with_a_block() {
+    let mut p = xr(9, &[(1, 7), (4, 0)]);
     p[0] |= 0x20;
     p.extend_from_slice(&[0, 0, 0, 4]);
     let p = fix_length(p);
     assert!(check_rtcp(&p).is_ok());
     let t = Translation {
         sent: None,
-        reports_renumbered: true,
+        back: Some(BACK),
     };
-    let out = translate(&p, t).expect("changed");
-    assert_eq!(out, vec![0x80, RR, 0, 1, 0, 0, 0, 9]);
+    assert_eq!(translate(&p, t), Some(xr(9, &[(4, 0)])));
+    // Nothing on the stream: as it came, padding and all.
+    let mut q = xr(9, &[(4, 0)]);
+    q[0] |= 0x20;
+    q.extend_from_slice(&[0, 0, 0, 4]);
+    let q = fix_length(q);
+    assert_eq!(translate(&q, t), None);
 }
 
 #[test]
-fn both_at_once_and_short_packets_pass_unharmed() {
-    let compound = [sr(7, 1, 1, &[9]), sdes(7)].concat();
+fn short_or_odd_packets_pass_unharmed() {
     let t = Translation {
         sent: Some(SENT),
-        reports_renumbered: true,
+        back: Some(BACK),
     };
-    let out = translate(&compound, t).expect("changed");
-    assert_eq!(check_rtcp(&out), Ok(2));
-    assert_eq!(out[0] & 0x1f, 0);
-    assert_eq!((u32_at(&out, 20), u32_at(&out, 24)), (300, 24_000));
-
-    // An SR or RR too short to be one passes untouched (no panic on a short body).
-    for pt in [SR, RR] {
+    for pt in [SR, RR, RTPFB, XR] {
         let short = vec![0x81, pt, 0, 0];
         assert!(check_rtcp(&short).is_ok());
-        assert_eq!(translate(&short, t), None);
+        assert_eq!(translate(&short, t), None, "{pt}");
     }
+    // A count of blocks larger than the packet holds: the blocks there are read, no more.
+    let mut p = rr(9, &[7]);
+    p[0] = 0x80 | 5;
+    let out = translate(&p, t).expect("changed");
+    assert_eq!(u32_at(&out, RR_HEAD + 8), 0x0002_0010);
 }
