@@ -743,6 +743,24 @@ pub fn rtp(data: &[u8]) {
                     "scrubbed SDES is not RTCP"
                 );
             }
+            if ok {
+                // Put in a repacketised leg's terms (what the repacketisers sent and got so
+                // far): still RTCP, or nothing, and never longer.
+                use trunkgate::media::rtcp_translate::{Came, Translation, translate};
+                let t = Translation {
+                    sent: repack[0].sent(),
+                    back: repack[1]
+                        .came()
+                        .map(|(ssrc, highest)| Came { ssrc, highest }),
+                };
+                if let Some(out) = translate(packet, t) {
+                    assert!(out.len() <= packet.len(), "translated RTCP grew");
+                    assert!(
+                        out.is_empty() || check_rtcp(&out).is_ok(),
+                        "translated RTCP is not RTCP"
+                    );
+                }
+            }
             ok
         } else {
             match check_rtp(packet) {
