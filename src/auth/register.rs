@@ -455,7 +455,10 @@ impl Registration {
                 }
             }
             _ => {
-                let retry_after = resp.retry_after_secs().and_then(bounded_secs);
+                // Longer than a u32 holds is the longest wait, not none (`fail` caps it).
+                let retry_after = resp
+                    .retry_after_secs()
+                    .and_then(|s| bounded_secs(s.min(u64::from(u32::MAX))));
                 self.fail(now, op, format!("{status} {}", resp.reason()), retry_after);
             }
         }

@@ -258,6 +258,13 @@ impl Call {
     }
 
     /// The current attempt got its final outcome: false when it already had one.
+    /// Whether the called party was rung (180–183) by the attempt out now or by an earlier
+    /// peer of the route before it failed: a ring timeout, or a callee's 408, is then the
+    /// party not answering (480, cause 19), and another peer would ring it again.
+    pub(super) fn party_alerted(&self) -> bool {
+        self.route.rang || self.attempt.as_ref().is_some_and(|a| a.state.alerted())
+    }
+
     pub(super) fn finish_attempt(&mut self) -> bool {
         let Some(att) = self.attempt.as_mut() else {
             return false;

@@ -125,7 +125,7 @@ impl Call {
         // A 408 after ringing reads upstream as a hop that timed out: a front or a PBX then
         // tries the call again elsewhere, ringing the called party once more. So does one
         // rung through an earlier peer of the route, which then failed over.
-        let alerted = self.route.rang || self.attempt.as_ref().is_some_and(|a| a.state.alerted());
+        let alerted = self.party_alerted();
         let (status, cause) = if alerted {
             (480, Q850Cause::NO_ANSWER)
         } else {

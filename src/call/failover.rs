@@ -143,10 +143,11 @@ impl Call {
     }
 
     pub(super) fn on_invite_failure(&mut self, cx: &mut Cx, resp: Response) {
-        // A callee that rang (180–183) has reached the called party: a 408 after it is that
-        // party's not answering, and another peer would ring it again. (A 503 after early
+        // A callee that rang (180–183), or an earlier peer of the route that did, has reached
+        // the called party: a 408 after it is that party's not answering, and another peer
+        // would ring it again. (A 503 after early
         // media is the peer's own failure: the next peer is tried, as before any ringing.)
-        let alerted = self.attempt.as_ref().is_some_and(|a| a.state.alerted());
+        let alerted = self.party_alerted();
         let sent = self.attempt.as_mut().and_then(|a| {
             let wanted = !a.state.unwanted();
             a.invite.take().filter(|_| wanted)

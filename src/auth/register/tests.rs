@@ -281,6 +281,14 @@ fn retry_after_is_honoured_and_bounded() {
     let t1 = t0 + Duration::from_secs(120);
     r.handle_response(t1, &answer(&q, 480, &[("Retry-After", "999999")]));
     assert_eq!(r.poll_timeout(), Some(t1 + MAX_RETRY_AFTER));
+    // Past what a u32 (or a u64) holds: the longest wait too, not the short back-off.
+    for huge in ["4294967296", "99999999999999999999999"] {
+        let t = r.poll_timeout().unwrap();
+        r.handle_timeout(t);
+        let q = sent(&mut r);
+        r.handle_response(t, &answer(&q, 503, &[("Retry-After", huge)]));
+        assert_eq!(r.poll_timeout(), Some(t + MAX_RETRY_AFTER), "{huge}");
+    }
 }
 
 #[test]

@@ -881,6 +881,18 @@ fn a_ring_timeout_after_an_earlier_peer_rang_is_480() {
     h.advance(Duration::from_secs(60));
     assert_eq!(h.failures(PHONE), [480]);
     assert_eq!(h.cdrs[0].cause, 19, "alerted earlier: no answer from user");
+
+    // So is the next peer's own 408 (its proxy's no-answer timer): 480, cause 19.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c16", "z9hG4bKc16", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t16", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 503, "t16", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.take(PHONE);
+    h.recv_msg(CARRIER_B, reply(&inv_b, 408, "u16", &[], None));
+    assert_eq!(h.failures(PHONE), [480]);
+    assert_eq!(h.cdrs[0].cause, 19);
 }
 
 #[test]
