@@ -69,8 +69,12 @@ pub fn translate(datagram: &[u8], t: Translation) -> Option<Vec<u8>> {
         let at = out.len();
         match p.get(1).copied() {
             Some(RTPFB) if t.back.is_some_and(|b| is_nack_on(p, b.ssrc)) => changed = true,
-            Some(XR) if let Some(b) = t.back => changed |= push_xr(&mut out, p, b.ssrc),
-            Some(SR) if p.len() >= SR_HEAD => {
+            Some(XR) => match t.back {
+                Some(b) => changed |= push_xr(&mut out, p, b.ssrc),
+                None => out.extend_from_slice(p),
+            },
+            Some(SR) if unpadded(p) >= SR_HEAD => {
+                let body = unpadded(p);
                 out.extend_from_slice(p);
                 if let Some(s) = t.sent
                     && p.get(4..8) == Some(&s.ssrc.to_be_bytes()[..])
@@ -81,18 +85,28 @@ pub fn translate(datagram: &[u8], t: Translation) -> Option<Vec<u8>> {
                 }
                 changed |= t
                     .back
-                    .is_some_and(|b| renumber_blocks(&mut out[at..], SR_HEAD, b));
+                    .is_some_and(|b| renumber_blocks(&mut out[at..at + body], SR_HEAD, b));
             }
-            Some(RR) if p.len() >= RR_HEAD => {
+            Some(RR) if unpadded(p) >= RR_HEAD => {
+                let body = unpadded(p);
                 out.extend_from_slice(p);
                 changed |= t
                     .back
-                    .is_some_and(|b| renumber_blocks(&mut out[at..], RR_HEAD, b));
+                    .is_some_and(|b| renumber_blocks(&mut out[at..at + body], RR_HEAD, b));
             }
             _ => out.extend_from_slice(p),
         }
     }
     changed.then_some(out)
+}
+
+/// The length of packet `p` without its padding (RFC 3550 §6.4.1: the P bit, the count in
+/// its last octet; `check_rtcp` keeps it within the packet). Nothing is written there.
+fn unpadded(p: &[u8]) -> usize {
+    match p.last() {
+        Some(&n) if p[0] & 0x20 != 0 => p.len().saturating_sub(usize::from(n)),
+        _ => p.len(),
+    }
 }
 
 /// In an SR or RR `p` (`head` bytes before its blocks), each block on `b`'s stream given
@@ -129,11 +143,7 @@ fn push_xr(out: &mut Vec<u8>, p: &[u8], ssrc: u32) -> bool {
     };
     out.extend_from_slice(head);
     // Padding (only on a compound's last packet) follows the blocks.
-    let end = match p.last() {
-        Some(&n) if p[0] & 0x20 != 0 => p.len().saturating_sub(usize::from(n)),
-        _ => p.len(),
-    };
-    let body = &p[..end.max(8)];
+    let body = &p[..unpadded(p).max(8)];
     let (mut at, mut kept, mut cut) = (8, 0, false);
     while let Some(h) = body.get(at..at + 4) {
         let len = (usize::from(u16::from_be_bytes([h[2], h[3]])) + 1) * 4;

@@ -209,6 +209,18 @@ fn short_or_odd_packets_pass_unharmed() {
         assert!(check_rtcp(&short).is_ok());
         assert_eq!(translate(&short, t), None, "{pt}");
     }
+    // Padding that covers an SR's sender information or an RR's block: nothing written
+    // there (the padding's count, in its last octet, would change).
+    let mut p = sr(7, 1, 1, &[]);
+    p[0] |= 0x20;
+    p[27] = 20;
+    assert!(check_rtcp(&p).is_ok());
+    assert_eq!(translate(&p, t), None);
+    let mut p = rr(9, &[7]);
+    p[0] |= 0x21;
+    p[31] = 12;
+    assert!(check_rtcp(&p).is_ok());
+    assert_eq!(translate(&p, t), None);
     // A count of blocks larger than the packet holds: the blocks there are read, no more.
     let mut p = rr(9, &[7]);
     p[0] = 0x80 | 5;
