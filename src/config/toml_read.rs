@@ -6,7 +6,7 @@
 //! another kind is reported, as later ones may follow from taking it out.
 
 use serde::de::DeserializeOwned;
-use toml::de::{DeTable, DeValue, Deserializer, Error};
+use toml::de::{DeArray, DeTable, DeValue, Deserializer, Error};
 
 /// Entries taken out of one file at most (then its reading stops).
 const MAX_TAKEN_OUT: usize = 32;
@@ -41,24 +41,40 @@ pub(super) fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, Vec<Error>
     Err(errs)
 }
 
-/// Take the entry whose key or value is at `span` out of `table` or a table within it;
-/// false when there is none.
+/// Take what is at `span` out of `table`: an element of an array (a table of an array of
+/// tables, whose first shares the array's span, so the elements are looked at first), an
+/// entry within a table inside, or an entry whose key or value it is. False when there is
+/// none.
 fn take_out(table: &mut DeTable<'_>, span: &std::ops::Range<usize>) -> bool {
+    let inside = table.iter_mut().any(|(_, v)| match v.get_mut() {
+        DeValue::Table(t) => take_out(t, span),
+        DeValue::Array(items) => {
+            if let Some(i) = items.iter().position(|i| i.span() == *span) {
+                // (The array type has no remove: rebuilt without it.)
+                let mut kept = DeArray::new();
+                for (j, item) in items.iter().enumerate() {
+                    if j != i {
+                        kept.push(item.clone());
+                    }
+                }
+                *items = kept;
+                return true;
+            }
+            items.iter_mut().any(|i| match i.get_mut() {
+                DeValue::Table(t) => take_out(t, span),
+                _ => false,
+            })
+        }
+        _ => false,
+    });
+    if inside {
+        return true;
+    }
     let named = table
         .iter()
         .find(|(k, v)| k.span() == *span || v.span() == *span)
         .map(|(k, _)| k.clone());
-    if let Some(key) = named {
-        return table.remove(&key).is_some();
-    }
-    table.iter_mut().any(|(_, v)| match v.get_mut() {
-        DeValue::Table(t) => take_out(t, span),
-        DeValue::Array(items) => items.iter_mut().any(|i| match i.get_mut() {
-            DeValue::Table(t) => take_out(t, span),
-            _ => false,
-        }),
-        _ => false,
-    })
+    named.is_some_and(|key| table.remove(&key).is_some())
 }
 
 #[cfg(test)]
@@ -127,6 +143,46 @@ mod tests {
         assert!(
             got.iter()
                 .any(|(l, m)| *l == 4 && m.starts_with("unknown field"))
+        );
+    }
+
+    /// A mistake inside an array takes out that element only: the first table of an array
+    /// of tables shares the array's span, and one wrong element of a list is no reason to
+    /// stop before a misspelt key further on.
+    #[test]
+    fn a_mistake_in_an_array_hides_nothing_after_it() {
+        let text = "name = \"a\"\n[[routes]]\nfrom = 1\n[[routes]]\nto = \"b\"\ntoo = \"c\"\n";
+        let got = lines(text, &from_toml::<File>(text).unwrap_err());
+        assert!(
+            got.iter().any(|(_, m)| m.starts_with("missing field")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|(l, m)| *l == 6 && m.starts_with("unknown field")),
+            "{got:?}"
+        );
+
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Listed {
+            nets: Vec<String>,
+            name: Option<String>,
+            zone: Option<String>,
+        }
+        let text = "nets = [\"10.0.0.1/32\", 5]\nnmae = \"x\"\nzone = \"y\"\n";
+        let got = lines(text, &from_toml::<Listed>(text).unwrap_err());
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got.iter()
+                .any(|(l, m)| *l == 1 && m.starts_with("invalid type")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|(l, m)| *l == 2 && m.starts_with("unknown field")),
+            "{got:?}"
         );
     }
 
