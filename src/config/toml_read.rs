@@ -26,9 +26,12 @@ pub(super) fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, Vec<Error>
             Err(e) => e,
         };
         let span = e.span();
+        // A field missing once something was taken out may be that very key, misspelt:
+        // the misspelling is reported, not its echo.
+        let echo = !errs.is_empty() && e.message().starts_with("missing field");
         if e.message().starts_with("unknown field") {
             errs.push(e);
-        } else if !other {
+        } else if !other && !echo {
             other = true;
             errs.push(e);
         }
@@ -152,9 +155,13 @@ mod tests {
     #[test]
     fn a_mistake_in_an_array_hides_nothing_after_it() {
         let text = "name = \"a\"\n[[routes]]\nfrom = 1\n[[routes]]\nto = \"b\"\ntoo = \"c\"\n";
+        // The first route's `to` missing (once its misspelt `from` is taken out) names the
+        // first table, whose span is the array's: only that table goes, and the second
+        // route's misspelt key is found too.
         let got = lines(text, &from_toml::<File>(text).unwrap_err());
         assert!(
-            got.iter().any(|(_, m)| m.starts_with("missing field")),
+            got.iter()
+                .any(|(l, m)| *l == 3 && m.starts_with("unknown field")),
             "{got:?}"
         );
         assert!(
@@ -200,6 +207,11 @@ mod tests {
         // A missing field is no key to take out: one error.
         let errs = from_toml::<File>("[media]\nptime = 20\n").unwrap_err();
         assert_eq!(errs.len(), 1);
+        // One missing because it is misspelt: the misspelling alone.
+        let text = "nmae = \"a\"\n";
+        let got = lines(text, &from_toml::<File>(text).unwrap_err());
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].1.starts_with("unknown field"), "{got:?}");
         // Misspelt keys only: reported, and the structure never handed out with them gone.
         let errs = from_toml::<File>("name = \"a\"\nnam = 1\n").unwrap_err();
         assert_eq!(errs.len(), 1);
