@@ -22,9 +22,9 @@ use tracing::warn;
 
 use super::relay_socket::{BATCH, Batch};
 use crate::media::relay::StreamRoute;
-use crate::media::rtcp_translate::Translation;
 
 mod direction;
+use direction::RtpSides;
 mod held;
 pub(super) use direction::Direction;
 
@@ -443,6 +443,36 @@ enum Queue {
     Left,
 }
 
+/// The direction reading socket `sock`, and the stream's RTP directions its RTCP speaks of
+/// (read only when RTCP comes: an RTP packet touches no other direction).
+fn with_rtp_sides(
+    dirs: &mut [Option<Direction>; 4],
+    sock: usize,
+) -> Option<(&mut Direction, RtpSides<'_>)> {
+    let (rtp, other) = (rtp_of(sock), rtp_of(sock) ^ 2);
+    if sock == rtp {
+        let [d, o] = dirs.get_disjoint_mut([sock, other]).ok()?;
+        let o: &Option<Direction> = o;
+        Some((
+            d.as_mut()?,
+            RtpSides {
+                this_way: None,
+                other_way: o.as_ref(),
+            },
+        ))
+    } else {
+        let [d, w, o] = dirs.get_disjoint_mut([sock, rtp, other]).ok()?;
+        let (w, o): (&Option<Direction>, &Option<Direction>) = (w, o);
+        Some((
+            d.as_mut()?,
+            RtpSides {
+                this_way: w.as_ref(),
+                other_way: o.as_ref(),
+            },
+        ))
+    }
+}
+
 /// Read what is queued on socket `sock` of `io`, at most `reads` batches, and relay it.
 fn drain(
     io: &mut StreamIo,
@@ -457,21 +487,9 @@ fn drain(
         dirs,
         ..
     } = io;
-    // RTCP this way speaks of packets: of those sent this way (their counts), and of those
-    // its sender got the other way (its reports), each as the gateway sent them.
-    let rtp_dir = |i: usize| dirs.get(i).and_then(Option::as_ref);
-    let this_way = rtp_dir(rtp_of(sock));
-    let rtcp_terms = (
-        Translation {
-            sent: this_way.and_then(Direction::sent),
-            back: rtp_dir(rtp_of(sock) ^ 2).and_then(Direction::renumbers),
-        },
-        this_way.map_or(0, Direction::callee),
-    );
-    let Some(d) = dirs.get_mut(sock).and_then(Option::as_mut) else {
+    let Some((d, sides)) = with_rtp_sides(dirs, sock) else {
         return ControlFlow::Continue(Queue::Empty);
     };
-    d.rtcp_terms = rtcp_terms;
     let (from, to) = (&sockets[sock], &sockets[sock ^ 2]);
     let mut flow = ControlFlow::Continue(Queue::Left);
     for _ in 0..reads {
@@ -487,7 +505,9 @@ fn drain(
             }
         };
         if batch
-            .each(n, &mut |pkt: &[u8], src| d.relay(route, to, now, pkt, src))
+            .each(n, &mut |pkt: &[u8], src| {
+                d.relay(route, to, now, pkt, src, sides)
+            })
             .is_break()
         {
             flow = ControlFlow::Break(());

@@ -41,10 +41,6 @@ pub(in crate::engine) struct Direction {
     /// The ptime the far leg gets its RTP repacketised to, as the stream's route last said
     /// (a failover may change it).
     toward_ptime: Option<u16>,
-    /// How RTCP this way is put in terms of the packets each leg gets: set by the thread
-    /// before each drain from the stream's two RTP directions ([`Direction::sent`],
-    /// [`Direction::renumbers`]), with the callee the counts were for.
-    pub(super) rtcp_terms: (Translation, u32),
     /// The callee (`RelayPair::callee`) the repacketiser was made for.
     callee: u32,
     /// Where the repacketiser's last packets went: what it still holds goes there when its
@@ -78,7 +74,6 @@ impl Direction {
             oversize: crate::ops::metrics::rtp_dropped("oversize"),
             cname: cname.into(),
             toward_ptime,
-            rtcp_terms: (Translation::default(), callee),
             callee,
             repack_dest: None,
         }
@@ -160,11 +155,6 @@ impl Direction {
         Some(Came { ssrc, highest })
     }
 
-    /// The callee this direction's packets go to (or come from).
-    pub(super) fn callee(&self) -> u32 {
-        self.callee
-    }
-
     fn channel(&self) -> usize {
         match self.dir {
             Dir::AtoB => 0,
@@ -182,6 +172,7 @@ impl Direction {
         now: Instant,
         pkt: &[u8],
         src: SocketAddr,
+        sides: RtpSides<'_>,
     ) -> ControlFlow<()> {
         let (decided, (ptime, callee), recorded) = match route.lock() {
             Ok(mut r) => (
@@ -233,18 +224,17 @@ impl Direction {
             // Encrypted or not RTP: exactly as it came (an SRTP packet's tag covers it all).
             Packet::Unread { rtcp } => to.send_to(pkt, d).map(|_| !rtcp),
             Packet::Rtcp => {
-                // Counts and reports in terms of the packets each leg got: multiplexed on
-                // the RTP port, this direction's own repacketiser as it is now; else what
-                // the thread took from it, unless it was for a callee before this one
-                // (that repacketiser has seen no packet since the failover: the new callee
-                // got none).
-                let (taken, for_callee) = self.rtcp_terms;
-                let sent = if self.rtcp {
-                    taken.sent.filter(|_| for_callee == self.callee)
-                } else {
-                    self.sent()
+                // Counts and reports in terms of the packets each leg got: the counts of
+                // this way's repacketiser (this direction's own, multiplexed on the RTP
+                // port), unless it was made for a callee before this one (it has seen no
+                // packet since the failover: the new callee got none); the reports as the
+                // other way's renumbers them.
+                let sent = match sides.this_way {
+                    Some(w) => w.sent().filter(|_| w.callee == self.callee),
+                    None => self.sent(),
                 };
-                let terms = Translation { sent, ..taken };
+                let back = sides.other_way.and_then(Direction::renumbers);
+                let terms = Translation { sent, back };
                 let translated = rtcp_translate::translate(pkt, terms);
                 let pkt = translated.as_deref().unwrap_or(pkt);
                 let scrubbed = crate::media::sdes::scrub_sdes(pkt, self.cname.as_bytes());
@@ -344,6 +334,14 @@ impl Direction {
             bytes.increment(u.bytes);
         }
     }
+}
+
+/// The RTP directions of a stream that RTCP read by another direction speaks of: this way's
+/// (`None` when the reader is it, RTCP multiplexed on its port) and the other way's.
+#[derive(Clone, Copy, Default)]
+pub(super) struct RtpSides<'a> {
+    pub(super) this_way: Option<&'a Direction>,
+    pub(super) other_way: Option<&'a Direction>,
 }
 
 /// What a routed packet is to its direction.
