@@ -24,7 +24,7 @@ use super::relay_socket::{BATCH, Batch};
 use crate::media::relay::StreamRoute;
 
 mod direction;
-use direction::RtpSides;
+use direction::with_rtp_sides;
 mod held;
 pub(super) use direction::Direction;
 
@@ -37,11 +37,6 @@ pub(super) const A_RTP: usize = 0;
 pub(super) const A_RTCP: usize = 1;
 pub(super) const B_RTP: usize = 2;
 pub(super) const B_RTCP: usize = 3;
-
-/// The RTP socket facing the same leg as socket `sock`.
-fn rtp_of(sock: usize) -> usize {
-    sock & !1
-}
 
 /// Tokens: four per stream slot; this one wakes the thread for its commands.
 const WAKE: Token = Token(usize::MAX);
@@ -441,36 +436,6 @@ enum Queue {
     /// Every read took a full batch: more may wait, and the poll will not say so (its
     /// readiness is edge-triggered), so the thread reads it again next turn.
     Left,
-}
-
-/// The direction reading socket `sock`, and the stream's RTP directions its RTCP speaks of
-/// (read only when RTCP comes: an RTP packet touches no other direction).
-fn with_rtp_sides(
-    dirs: &mut [Option<Direction>; 4],
-    sock: usize,
-) -> Option<(&mut Direction, RtpSides<'_>)> {
-    let (rtp, other) = (rtp_of(sock), rtp_of(sock) ^ 2);
-    if sock == rtp {
-        let [d, o] = dirs.get_disjoint_mut([sock, other]).ok()?;
-        let o: &Option<Direction> = o;
-        Some((
-            d.as_mut()?,
-            RtpSides {
-                this_way: None,
-                other_way: o.as_ref(),
-            },
-        ))
-    } else {
-        let [d, w, o] = dirs.get_disjoint_mut([sock, rtp, other]).ok()?;
-        let (w, o): (&Option<Direction>, &Option<Direction>) = (w, o);
-        Some((
-            d.as_mut()?,
-            RtpSides {
-                this_way: w.as_ref(),
-                other_way: o.as_ref(),
-            },
-        ))
-    }
 }
 
 /// Read what is queued on socket `sock` of `io`, at most `reads` batches, and relay it.
