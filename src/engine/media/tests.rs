@@ -166,14 +166,7 @@ fn rtcp_across_a_repacketised_stream_speaks_of_the_packets_each_leg_got() {
     );
     // The carrier's RR on the phone's stream counts our sequence numbers (its highest, 5):
     // the phone is told its own (2); loss, jitter, LSR and DLSR as the carrier said.
-    let rr = [
-        &[0x81, 201, 0, 7, 0, 0, 0, 9][..],
-        &7u32.to_be_bytes(),
-        &[0x22; 4],
-        &5u32.to_be_bytes(),
-        &[0x22; 12],
-    ]
-    .concat();
+    let rr = carrier_rr_on_the_phone(5);
     carrier_rtcp.send_to(&rr, ("127.0.0.1", gw + 3)).unwrap();
     let (n, _) = phone_rtcp.recv_from(&mut buf).expect("RR relayed");
     let want = [&rr[..16], &2u32.to_be_bytes(), &rr[20..]].concat();
@@ -236,6 +229,19 @@ fn three_in_six_out(phone: &std::net::UdpSocket, carrier: &std::net::UdpSocket, 
     }
 }
 
+/// The carrier's (SSRC 9) receiver report with one block on the phone's stream (SSRC 7),
+/// whose extended highest sequence number is `highest`, the other fields 0x22.
+fn carrier_rr_on_the_phone(highest: u32) -> Vec<u8> {
+    [
+        &[0x81, 201, 0, 7, 0, 0, 0, 9][..],
+        &7u32.to_be_bytes(),
+        &[0x22; 4],
+        &highest.to_be_bytes(),
+        &[0x22; 12],
+    ]
+    .concat()
+}
+
 /// The phone's PCMU packet `seq` of 40 ms (SSRC 7).
 fn pcmu_40ms(seq: u16) -> Vec<u8> {
     let mut p = vec![0x80, 0];
@@ -287,14 +293,7 @@ fn after_a_failover_to_a_callee_not_repacketised_packets_and_rtcp_pass_as_sent()
     phone.send_to(&next, ("127.0.0.1", gw)).unwrap();
     let (n, _) = carrier.recv_from(&mut buf).expect("RTP");
     assert_eq!(&buf[..n], &next[..], "as sent, numbered 3");
-    let rr = [
-        &[0x81, 201, 0, 7, 0, 0, 0, 9][..],
-        &7u32.to_be_bytes(),
-        &[0x22; 4],
-        &3u32.to_be_bytes(),
-        &[0x22; 12],
-    ]
-    .concat();
+    let rr = carrier_rr_on_the_phone(3);
     carrier_rtcp.send_to(&rr, ("127.0.0.1", gw + 3)).unwrap();
     let (n, _) = phone_rtcp.recv_from(&mut buf).expect("RR relayed");
     assert_eq!(&buf[..n], &rr[..]);
