@@ -344,40 +344,31 @@ pub(super) struct RtpSides<'a> {
     pub(super) other_way: Option<&'a Direction>,
 }
 
-/// The RTP socket facing the same leg as socket `sock` (`A_RTP`, `A_RTCP`, `B_RTP`,
-/// `B_RTCP`: the leg is the high bit).
-fn rtp_of(sock: usize) -> usize {
-    sock & !1
-}
-
-/// The direction reading socket `sock`, and the stream's RTP directions its RTCP speaks of
-/// (read only when RTCP comes: an RTP packet touches no other direction).
+/// The direction reading socket `sock` (`A_RTP`, `A_RTCP`, `B_RTP`, `B_RTCP`), and the
+/// stream's RTP directions its RTCP speaks of (read only when RTCP comes: an RTP packet
+/// touches no other direction).
 pub(super) fn with_rtp_sides(
     dirs: &mut [Option<Direction>; 4],
     sock: usize,
 ) -> Option<(&mut Direction, RtpSides<'_>)> {
-    let (rtp, other) = (rtp_of(sock), rtp_of(sock) ^ 2);
-    if sock == rtp {
-        let [d, o] = dirs.get_disjoint_mut([sock, other]).ok()?;
-        let o: &Option<Direction> = o;
-        Some((
-            d.as_mut()?,
-            RtpSides {
-                this_way: None,
-                other_way: o.as_ref(),
-            },
-        ))
+    let (a, b) = dirs.split_at_mut(2);
+    let (own, far) = if sock < 2 { (a, b) } else { (b, a) };
+    let ([rtp, rtcp], [far_rtp, _]) = (own, far) else {
+        return None;
+    };
+    let (d, this_way) = if sock.is_multiple_of(2) {
+        (rtp, None)
     } else {
-        let [d, w, o] = dirs.get_disjoint_mut([sock, rtp, other]).ok()?;
-        let (w, o): (&Option<Direction>, &Option<Direction>) = (w, o);
-        Some((
-            d.as_mut()?,
-            RtpSides {
-                this_way: w.as_ref(),
-                other_way: o.as_ref(),
-            },
-        ))
-    }
+        (rtcp, (*rtp).as_ref())
+    };
+    let other_way = (*far_rtp).as_ref();
+    Some((
+        d.as_mut()?,
+        RtpSides {
+            this_way,
+            other_way,
+        },
+    ))
 }
 
 /// What a routed packet is to its direction.
