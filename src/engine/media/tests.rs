@@ -143,13 +143,9 @@ fn rtcp_across_a_repacketised_stream_speaks_of_the_packets_each_leg_got() {
     } = repacketised();
     let mut buf = [0u8; 2048];
     three_in_six_out(&phone, &carrier, gw);
-    // Its SR (3 packets, 960 octets; a block on the carrier's stream, SSRC 9).
-    let mut sr = vec![0x81, 200, 0, 12, 0, 0, 0, 7];
-    sr.extend_from_slice(&[0xaa; 12]);
-    sr.extend_from_slice(&3u32.to_be_bytes());
-    sr.extend_from_slice(&960u32.to_be_bytes());
+    // Its SR, with a block on the carrier's stream (SSRC 9).
     let block = [&9u32.to_be_bytes()[..], &[0x11; 20]].concat();
-    sr.extend_from_slice(&block);
+    let sr = phones_sr(Some(&block));
     phone_rtcp.send_to(&sr, ("127.0.0.1", gw + 1)).unwrap();
     let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SR relayed");
     let got = &buf[..n];
@@ -229,6 +225,18 @@ fn three_in_six_out(phone: &std::net::UdpSocket, carrier: &std::net::UdpSocket, 
     }
 }
 
+/// The phone's (SSRC 7) sender report after its three packets (3 packets, 960 octets),
+/// with `block` as its one report block if given.
+fn phones_sr(block: Option<&[u8]>) -> Vec<u8> {
+    let (count, words) = if block.is_some() { (1, 12) } else { (0, 6) };
+    let mut sr = vec![0x80 | count, 200, 0, words, 0, 0, 0, 7];
+    sr.extend_from_slice(&[0xaa; 12]);
+    sr.extend_from_slice(&3u32.to_be_bytes());
+    sr.extend_from_slice(&960u32.to_be_bytes());
+    sr.extend_from_slice(block.unwrap_or_default());
+    sr
+}
+
 /// The carrier's (SSRC 9) receiver report with one block on the phone's stream (SSRC 7),
 /// whose extended highest sequence number is `highest`, the other fields 0x22.
 fn carrier_rr_on_the_phone(highest: u32) -> Vec<u8> {
@@ -282,10 +290,7 @@ fn after_a_failover_to_a_callee_not_repacketised_packets_and_rtcp_pass_as_sent()
         rtp_timeout: None,
     });
     // The phone's SR before its next packet: its own counts, as sent.
-    let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 7];
-    sr.extend_from_slice(&[0xaa; 12]);
-    sr.extend_from_slice(&3u32.to_be_bytes());
-    sr.extend_from_slice(&960u32.to_be_bytes());
+    let sr = phones_sr(None);
     phone_rtcp.send_to(&sr, ("127.0.0.1", gw + 1)).unwrap();
     let (n, _) = carrier_rtcp.recv_from(&mut buf).expect("SR relayed");
     assert_eq!(&buf[..n], &sr[..]);
