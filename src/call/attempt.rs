@@ -158,13 +158,10 @@ impl Call {
             }
             let target = dialog.target;
             self.b = Some(dialog);
-            // A new peer: its challenges, if any, are its own; so are its branches.
-            self.auth.b = None;
-            if let Some(earlier) = self.invite_auth.b.take() {
-                // Each earlier peer's own (a late 2xx from any of them is ACKed with what
-                // its INVITE carried); the oldest forgotten past eight.
-                (self.earlier_invite_auth.get_or_insert_default()).keep(*earlier);
-            }
+            // A new peer: its challenges, if any, are its own; so are its branches. The
+            // earlier peer's are kept with it: a late 2xx of its is ACKed and hung up with
+            // its own credentials.
+            self.keep_earlier_peer();
             self.forget_early_forks();
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let role = TxnRole::Invite(self.route.attempt());

@@ -32,24 +32,6 @@ pub struct InviteCredentials {
     pub lines: Vec<(crate::sip::Hdr, String)>,
 }
 
-/// The credentials earlier attempts' INVITEs carried, each peer's own, the last eight.
-#[derive(Debug, Clone, Default)]
-pub struct EarlierCredentials(Vec<InviteCredentials>);
-
-impl EarlierCredentials {
-    pub(super) fn keep(&mut self, c: InviteCredentials) {
-        if self.0.len() == 8 {
-            self.0.remove(0);
-        }
-        self.0.push(c);
-    }
-
-    /// Those of the INVITE with this Call-ID (each attempt has its own).
-    pub(super) fn of_call(&self, call_id: &str) -> Option<&InviteCredentials> {
-        self.0.iter().find(|c| *c.call_id == *call_id)
-    }
-}
-
 impl Call {
     /// The authentication state toward the peer on `side`, made on first use from that
     /// peer's profile, answering with its credentials as they are now.
@@ -70,14 +52,22 @@ impl Call {
     /// must not answer the old one's challenges, nor an `[auth]` removed leave the call
     /// without any.
     fn credentials_now(&self, cx: &Cx, side: Side) -> Option<Option<Arc<Credentials>>> {
-        let own = self.profile(side)?;
+        Some(Self::credentials_of(cx, self.profile(side)?))
+    }
+
+    /// [`Call::credentials_now`] of the peer whose profile, as the call began with it, is
+    /// `own`.
+    pub(super) fn credentials_of(
+        cx: &Cx,
+        own: &Arc<crate::config::Profile>,
+    ) -> Option<Arc<Credentials>> {
         let same_peer = |now: &&Arc<crate::config::Profile>| {
             now.address.addr == own.address.addr && now.matches == own.matches
         };
         let now = (cx.env.cfg.profiles.get(&own.name))
             .filter(same_peer)
             .and_then(|now| now.auth.clone());
-        Some(now.or_else(|| own.auth.clone()))
+        now.or_else(|| own.auth.clone())
     }
 
     /// A new request on `side`'s dialog gets credentials up front for the challenges that

@@ -22,6 +22,7 @@ mod challenge;
 mod cx;
 mod dialog;
 mod dialog_index;
+mod earlier_peer;
 mod early_answer;
 mod early_exchange;
 mod early_offer;

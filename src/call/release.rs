@@ -231,6 +231,20 @@ impl Call {
         if !is_challenge(resp) {
             return;
         }
+        // An earlier attempt's peer's (a late 2xx after a failover): its own credentials.
+        if self
+            .b
+            .as_ref()
+            .is_none_or(|b| Some(&*b.call_id) != sent.call_id().as_deref())
+        {
+            return match self.answer_earlier_challenge(cx, &sent, target, resp) {
+                Ok((id, bye)) => {
+                    let forks = self.forks.get_or_insert_with(Default::default);
+                    forks.byes.push((id, bye, target));
+                }
+                Err(why) => self.challenge_failed(resp.status(), &why),
+            };
+        }
         let again = (sent.seq().wrapping_add(1), target);
         match self.answer_challenge_to(cx, Side::B, again, &sent, resp, TxnRole::Bye(Side::B)) {
             Ok((id, bye)) => {

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::challenge::{EarlierCredentials, InviteCredentials};
+use super::challenge::InviteCredentials;
 use super::cx::Cx;
 use super::dialog::Dialog;
+use super::earlier_peer::EarlierPeers;
 use super::events::Events;
 use super::phase::Phase;
 use super::timers::TimerTable;
@@ -145,10 +146,11 @@ pub struct Call {
     /// Boxed: only calls toward a peer that challenges have them, and every call pays for
     /// the slot (`call/tests/size.rs`).
     pub invite_auth: PerSide<Option<Box<InviteCredentials>>>,
-    /// The credentials earlier attempts' INVITEs carried (those that had any, the last 8;
-    /// boxed: most calls have none): a late 2xx from such a peer is ACKed with its own, as
-    /// RFC 3261 §13.2.2.4 wants. Never sent elsewhere: only on its INVITE's Call-ID.
-    pub earlier_invite_auth: Option<Box<EarlierCredentials>>,
+    /// Earlier attempts' peers that challenged their INVITEs (the last 8; boxed: most calls
+    /// have none), with what each INVITE carried and each peer's challenges: a late 2xx
+    /// from such a peer is ACKed with its own credentials (RFC 3261 §13.2.2.4) and hung up
+    /// with a BYE signed with them. Never sent elsewhere: only on its INVITE's Call-ID.
+    pub earlier_peers: Option<Box<EarlierPeers>>,
     /// Our BYEs waiting for their final answer (answered again if challenged).
     pub byes: Vec<(TxnId, Request)>,
     /// Each leg's session timer (RFC 4028), once negotiated.
@@ -265,7 +267,7 @@ impl Call {
             timers: TimerTable::new(s.started),
             auth: Default::default(),
             invite_auth: Default::default(),
-            earlier_invite_auth: None,
+            earlier_peers: None,
             byes: Vec::new(),
             session: Default::default(),
             sdp: Default::default(),

@@ -179,18 +179,22 @@ impl Call {
     /// challenges its dialogs' requests too), and a challenge to it is answered once
     /// (`release.rs`). An earlier attempt's peer (a late 2xx after a failover) gets none of
     /// the credentials the call holds (they are the next peer's): its ACK carries what its
-    /// own INVITE carried (`earlier_invite_auth`), its BYE nothing.
+    /// own INVITE carried, its BYE its own credentials, and a challenge to that BYE is
+    /// answered with them (`earlier_peer.rs`).
     fn ack_and_bye(&mut self, cx: &mut Cx, mut leg: Dialog, resp: &Response) {
         let this_peer = self.is_this_attempts(&leg);
         self.ack_answer(cx, &leg, resp, this_peer);
         leg.local_cseq = leg.local_cseq.max(resp.seq());
         match leg.request(Method::Bye, &cx.env.local, &mut cx.env.ids) {
             Ok(mut bye) => {
-                if this_peer {
+                let answerable = if this_peer {
                     self.sign(cx, Side::B, &mut bye);
-                }
+                    true
+                } else {
+                    self.sign_for_earlier(cx, &mut bye)
+                };
                 let id = self.start_client(cx, bye.clone(), leg.target, TxnRole::Bye(Side::B));
-                if let Some(id) = id.filter(|_| this_peer) {
+                if let Some(id) = id.filter(|_| answerable) {
                     let forks = self.forks.get_or_insert_with(Default::default);
                     forks.byes.push((id, bye, leg.target));
                 }
@@ -213,7 +217,9 @@ impl Call {
         let sent = if this_peer {
             self.invite_auth.b.as_deref()
         } else {
-            (self.earlier_invite_auth.as_deref()).and_then(|e| e.of_call(&leg.call_id))
+            (self.earlier_peers.as_deref())
+                .and_then(|e| e.of_call(&leg.call_id))
+                .map(|e| &e.invite)
         };
         let creds = sent
             .filter(|c| c.cseq == cseq && *c.call_id == *leg.call_id)

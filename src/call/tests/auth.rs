@@ -1146,7 +1146,10 @@ fn a_challenge_inside_a_dialog_the_peer_never_authenticated_is_not_answered() {
 /// After a failover, a late 2xx from the earlier peer is ACKed and hung up without the
 /// credentials the call holds: they are the next peer's. Before, its ACK and BYE carried
 /// the second carrier's Authorization to the first. Its ACK carries what its own INVITE
-/// carried (before, nothing).
+/// carried (before, nothing), its BYE its own credentials for the nonce it gave (before,
+/// nothing: a carrier that challenges its dialogs' requests kept that call up, billed), and
+/// a challenge to that BYE is answered with them, once; one for a realm it never challenged
+/// the INVITE with is not.
 #[test]
 fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_but_its_own() {
     let mut cfg = with_credentials(&["carrier-a", "carrier-b"]);
@@ -1175,11 +1178,18 @@ fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_bu
         "{ack:?}"
     );
     assert_ne!(b_again.header(&Hdr::AUTHORIZATION), Some(theirs));
-    assert!(
-        bye.header(&Hdr::AUTHORIZATION).is_none()
-            && bye.header(&Hdr::PROXY_AUTHORIZATION).is_none(),
-        "{bye:?}"
-    );
+    let signed = |r: &Request| r.header(&Hdr::AUTHORIZATION).unwrap_or_default();
+    assert!(signed(&bye).contains("nonce=\"a1\""), "{bye:?}");
+    assert!(!signed(&bye).contains("b1") && !bye.has_header(&Hdr::PROXY_AUTHORIZATION));
+    // carrier-a challenges the BYE anew (its nonce went stale): answered with its own.
+    h.recv_msg(CARRIER_A, challenge(&bye, 401, "a2", true));
+    let again = h.one_request(CARRIER_A, Method::Bye);
+    assert!(signed(&again).contains("nonce=\"a2\""), "{again:?}");
+    assert_eq!(again.seq(), bye.seq() + 1);
+    assert!(h.requests_to(CARRIER_B).is_empty(), "nothing to carrier-b");
+    // A challenge for a realm carrier-a never gave is not answered.
+    h.recv_msg(CARRIER_A, challenge(&again, 407, "a3", false));
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
 }
 
 /// `names`' INVITEs are given up after 3 s of silence (`invite_timeout`).
