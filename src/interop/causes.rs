@@ -23,6 +23,8 @@ pub struct Q850Cause(pub u16);
 impl Q850Cause {
     /// 16: normal call clearing (a BYE without a Reason, RFC 3398 §9).
     pub const NORMAL_CLEARING: Q850Cause = Q850Cause(16);
+    /// 8: preemption (a `Reason: preemption` of RFC 4411 without a Q.850 one).
+    pub const PREEMPTION: Q850Cause = Q850Cause(8);
     /// 18: no user responding (no provisional from the callee before the ring timeout).
     pub const NO_USER_RESPONDING: Q850Cause = Q850Cause(18);
     /// 19: no answer from user (user alerted).
@@ -261,8 +263,13 @@ pub struct ReasonInfo {
 /// ([`reasons_rebuilt`]), so the CDR records the cause the other leg is told: read apart,
 /// `cause=+17` or a bad `cause` before a good one gave the CDR one cause and the other leg
 /// another.
+///
+/// A `preemption` value (RFC 4411: the network took the call's resources for a call of
+/// higher priority) with no Q.850 one beside it reads as Q.850 cause 8, preemption: before,
+/// such a BYE was recorded as 16, normal clearing, as if a party had hung up.
 pub fn parse_reason(lines: &[String]) -> ReasonInfo {
     let mut info = ReasonInfo::default();
+    let mut preempted = false;
     for value in reasons_rebuilt(lines) {
         // A quoted text may hold `;cause=`: only parameters outside quotes count.
         let mut parts = crate::sip::split_params(&value).into_iter();
@@ -272,7 +279,12 @@ pub fn parse_reason(lines: &[String]) -> ReasonInfo {
             info.q850 = cause.map(|c| Q850Cause(c.into()));
         } else if protocol == "SIP" {
             info.sip = Some(value);
+        } else if protocol.eq_ignore_ascii_case("preemption") {
+            preempted = true;
         }
+    }
+    if preempted && info.q850.is_none() {
+        info.q850 = Some(Q850Cause::PREEMPTION);
     }
     info
 }
@@ -295,6 +307,26 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(parse_reason(&lines).q850, Some(Q850Cause(17)));
+    }
+
+    /// A preemption (RFC 4411) is cause 8 unless a Q.850 value says otherwise.
+    #[test]
+    fn a_preemption_reason_reads_as_cause_8() {
+        let read = |l: &str| parse_reason(&[l.to_string()]).q850;
+        assert_eq!(
+            read("preemption ;cause=1 ;text=\"UA Preemption\""),
+            Some(Q850Cause::PREEMPTION)
+        );
+        assert_eq!(
+            read("Preemption;cause=3, Q.850;cause=17"),
+            Some(Q850Cause(17))
+        );
+        assert_eq!(
+            read("Q.850;cause=17, preemption;cause=2"),
+            Some(Q850Cause(17))
+        );
+        assert_eq!(read("preemption"), Some(Q850Cause::PREEMPTION));
+        assert_eq!(read("SIP;cause=200"), None);
     }
 
     /// A peer's Reason with thousands of values, each of a protocol of its own, or one
