@@ -171,12 +171,17 @@ impl B2bua {
         let held = (self.env.txn.len().1).max(self.env.txn.server_retained() / TXN_BYTES);
         let bound = self.env.max_server_txns;
         // A BYE that will end its call: not ending already, and in order (RFC 3261 §12.2.2),
-        // or it is answered 500 and the next one would pass again.
+        // or it is answered 500 and the next one would pass again. Not a callee's BYE in
+        // one early dialog of several (a forking proxy's branch): it ends that branch only,
+        // and a branch can ring again with the same tag, so each such BYE would get a
+        // transaction past the bound, without end.
         let ends_a_call = match found {
             Some((r, side)) => {
                 req.method() == Method::Bye
                     && self.calls.get(&r).is_some_and(|c| {
+                        let one_branch_of_several = side == super::Side::B && c.has_other_branch();
                         !c.phase.is_ending()
+                            && !one_branch_of_several
                             && c.dialog(side)
                                 .is_some_and(|d| d.remote_cseq.is_none_or(|l| req.seq() >= l))
                     })

@@ -485,7 +485,7 @@ fn a_request_in_no_dialog_gets_its_481_without_a_transaction() {
 
 /// New calls' INVITEs from the phone until the server transaction table holds `bound`
 /// (a request outside any dialog that is not an INVITE takes no transaction any more).
-fn fill_with_invites(h: &mut H, prefix: &str, bound: usize) {
+pub(super) fn fill_with_invites(h: &mut H, prefix: &str, bound: usize) {
     for n in 0..2 * bound {
         if h.core.stats().server_txns >= bound {
             break;

@@ -208,6 +208,48 @@ fn a_bye_in_an_earlier_branchs_early_dialog_ends_that_branch_only() {
     assert_eq!(ok.status(), 200);
 }
 
+/// With the transaction table full, a branch's BYE that ends only that branch takes the
+/// call's share of the room kept for the calls up, as any request of a call up: branches
+/// ringing again and again with the same tags, each then sending BYE, cannot grow the table
+/// past it. Before, each such BYE passed as one that ends its call, one transaction held
+/// for 32 s per two datagrams of the peer's (its 180 and BYE carry our checks, past the
+/// source guard).
+#[test]
+fn a_branchs_bye_past_the_transaction_bound_takes_the_calls_share() {
+    use crate::call::headroom::PER_CALL_HEADROOM;
+    let mut h = H::new();
+    let (inv, _) = two_branches_ringing(&mut h, "z9hG4bKfkx");
+    let bound = 64;
+    h.core.env.max_server_txns = bound;
+    super::edge::fill_with_invites(&mut h, "forkfull", bound);
+    assert_eq!(h.core.stats().server_txns, bound, "filled to the bound");
+    let hosts = [("t1", "127.0.0.3"), ("t2", "127.0.0.4")];
+    for n in 0..40u32 {
+        let (tag, host) = hosts[(n % 2) as usize];
+        let branch = format!("z9hG4bKfkxb{n}");
+        h.recv(
+            CARRIER_A,
+            &from_carrier_in(&inv, "BYE", tag, 10 + n, &branch, ""),
+        );
+        h.recv_msg(CARRIER_A, ring(&inv, tag, host));
+    }
+    let held = h.core.stats().server_txns;
+    assert!(
+        held <= bound + usize::from(PER_CALL_HEADROOM),
+        "{held} held past a bound of {bound}"
+    );
+    let ours = |h: &H| h.cdrs.iter().any(|c| c.call_id == "call-1@127.0.0.2");
+    assert!(!ours(&h), "the call rings on");
+    // With its share spent, the BYE of the only branch left (t2 ended by a 199) still
+    // gets its transaction: it ends the call.
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "t2", &[], None));
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "t1", 61, "z9hG4bKfkxy", ""),
+    );
+    assert!(ours(&h), "the call ended");
+}
+
 /// The branch heard last (the one side B follows) sends BYE in its early dialog: it ends,
 /// the branch heard before it is followed again, and the call goes on.
 #[test]
