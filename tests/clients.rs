@@ -32,28 +32,9 @@ trait Client {
     }
 }
 
-/// Whether a TCP connection to `to` (a loopback address) is established within `limit` (the
-/// kernel's table, `/proc/net/tcp`: a local address `0100007F:PORT` for 127.0.0.1, in state
-/// `01`).
+/// Whether a TCP connection to `to` (a loopback address) is established within `limit`.
 fn tcp_connection_to(to: std::net::SocketAddrV4, limit: Duration) -> bool {
-    let local = format!(
-        "{:08X}:{:04X}",
-        u32::from_le_bytes(to.ip().octets()),
-        to.port()
-    );
-    let end = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < end {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        let up = table.lines().skip(1).any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"01")
-        });
-        if up {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+    tcp_socket_in_state(to, TCP_ESTABLISHED, limit)
 }
 
 fn installed(program: &str) -> bool {
@@ -423,7 +404,18 @@ fn client_calls_both_ways(client: &dyn Client) {
     let in_dir = tmp.path().join("inbound");
     std::fs::create_dir_all(&in_dir).unwrap();
     let mut c = client.start(gw.ports.phone, &in_dir, None, talk);
-    std::thread::sleep(Duration::from_millis(1500));
+    if client.over_tcp() {
+        // The gateway connects to it once the carrier's INVITE comes (no retransmission
+        // over TCP): it must listen by then, however slowly it started.
+        let listen = std::net::SocketAddrV4::new([127, 0, 0, 2].into(), gw.ports.phone);
+        assert!(
+            tcp_socket_in_state(listen, TCP_LISTEN, Duration::from_secs(10)),
+            "{}",
+            logs("the client never listened on TCP", &in_dir)
+        );
+    } else {
+        std::thread::sleep(Duration::from_millis(1500));
+    }
     let carrier = Sipp::spawn_args(
         "clients/carrier-calls.xml",
         CARRIER_A_IP,

@@ -238,7 +238,9 @@ fn sigterm_after_a_call_exits_cleanly_with_its_cdr_on_disk() {
 
 #[test]
 fn cdrs_survive_a_crash() {
-    // A call ends, then the process dies without any chance to flush (SIGKILL).
+    // A call ends, then the process dies without any chance to flush (SIGKILL): its CDR was
+    // written out of the process, not held in a buffer. (The page cache survives a SIGKILL:
+    // the fsync is `cdr::tests`'.)
     let (mut gw, tmp) = world();
     call_succeeds(
         &gw,

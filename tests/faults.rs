@@ -58,8 +58,9 @@ fn cdr_lines(gw: &Gateway) -> Vec<serde_json::Value> {
 
 /// What happens to calls when the process is SIGKILLed with calls coming and going:
 /// - every call that ended (the phone got the 200 to its BYE) more than a second before the
-///   kill has exactly one complete CDR line: CDRs are flushed at release and fsync'd within
-///   half a second;
+///   kill has exactly one complete CDR line: CDRs leave the process at release (written,
+///   not held in a buffer; a SIGKILL leaves the page cache whole, so this does not test
+///   the fsync within half a second, which `cdr::tests` does);
 /// - calls in progress at the kill get no CDR and neither of their legs gets a BYE: the
 ///   phone's next request is retransmitted into an ICMP port unreachable until its
 ///   transaction times out, and the carrier keeps its dialog until its own session or media

@@ -283,11 +283,12 @@ fn phone_supporting_100rel_gets_reliable_provisionals() {
 
 #[test]
 fn phone_without_100rel_gets_plain_provisionals_and_one_requiring_it_gets_421() {
-    // basic-call/phone.xml offers no 100rel: plain 180 even with the profile's default.
+    // plain-phone.xml offers no 100rel, and fails on a 180 with RSeq or Require: 100rel, or
+    // on none: plain 180 even with the profile's default.
     let (c, p, gw) = outbound(
         GwOpts::default(),
         "basic-call/carrier.xml",
-        "basic-call/phone.xml",
+        "prack-phone/plain-phone.xml",
         "+8610123",
     );
     assert!(c && p, "{}", gw.log());

@@ -42,7 +42,10 @@ fn anchored_call_relays_rtp_both_ways_and_hides_both_sides() {
     e.carrier_rtp
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    e.phone_rtp.send_to(&[0x80, 0, 0, 9], e.gw_a).unwrap();
+    // The stream's next packet, which the relay would pass while the call was up (a packet
+    // too short to be RTP would be dropped whatever became of the relay).
+    let next = [0x80, 0x00, 0, 5, 0, 0, 0, 160, 1, 2, 3, 4, 0xff, 0xfe];
+    e.phone_rtp.send_to(&next, e.gw_a).unwrap();
     assert!(
         e.carrier_rtp.recv_from(&mut buf).is_err(),
         "relay closed with the call"
@@ -282,9 +285,10 @@ fn recorded_call(carrier_ptime: u64) {
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     let sa = check_channel(&left, &a, &lost_a, "caller (left)");
     let sb = check_channel(&right, &b, &lost_b, "callee (right)");
-    // Both started together: within the scheduling slack of two sender threads.
+    // Both started together: within the scheduling slack of two sender threads on a loaded
+    // machine (each channel's own placement is checked sample for sample above).
     assert!(
-        sa.abs_diff(sb) < 8 * 30,
+        sa.abs_diff(sb) < 8 * 100,
         "channels misaligned: {sa} vs {sb}"
     );
     // The file is the media, within one frame.

@@ -26,6 +26,38 @@ pub const STRANGER_IP: &str = "127.0.0.9";
 /// `-mp P` binds P and P + 2 (audio and video echo), so with single ports another test's SIP
 /// port could be P + 2, and whichever SIPp came second could not start. One CI run showed a
 /// carrier SIPp that never answered, which this explains.
+/// `/proc/net/tcp`'s state of an established connection.
+pub const TCP_ESTABLISHED: &str = "01";
+/// `/proc/net/tcp`'s state of a listening socket.
+pub const TCP_LISTEN: &str = "0A";
+
+/// Whether a TCP socket with the local address `at` (IPv4) is in `state` within `limit`,
+/// read from the kernel's table (`/proc/net/tcp`: a local address `0100007F:PORT` for
+/// 127.0.0.1), which looking does not disturb (a test connection would be one more for the
+/// peer, binding the port could take it from the peer).
+pub fn tcp_socket_in_state(at: std::net::SocketAddrV4, state: &str, limit: Duration) -> bool {
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(at.ip().octets()),
+        at.port()
+    );
+    let end = std::time::Instant::now() + limit;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let found = table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&state)
+        });
+        if found {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn free_port(ip: &str) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const BLOCK: u32 = 4;
@@ -591,8 +623,15 @@ pub fn phone_calls_carrier(
     );
     if transport == Transport::Tcp {
         // The gateway connects to the carrier as soon as the INVITE arrives: SIPp must be
-        // listening by then.
-        std::thread::sleep(Duration::from_millis(300));
+        // listening by then, however slowly it started.
+        let listen = std::net::SocketAddrV4::new(
+            CARRIER_A_IP.parse().expect("an IPv4 address"),
+            gw.ports.carrier_a,
+        );
+        assert!(
+            tcp_socket_in_state(listen, TCP_LISTEN, Duration::from_secs(10)),
+            "the carrier's SIPp never listened on TCP"
+        );
     }
     let p = Sipp::spawn_with(
         phone,
