@@ -291,6 +291,14 @@ impl Inbox {
         self.knows_source(ip) || self.config.load().is_peer_address(ip)
     }
 
+    /// The slot of the peer whose `match` holds `ip` (else of `ip`), for its fair part of
+    /// overload control's share.
+    pub(crate) fn fair_slot(&self, ip: IpAddr) -> usize {
+        let cfg = self.config.load();
+        let peer = cfg.peer_for_source(ip).map(|p| p.name.as_str());
+        Overload::slot(peer, ip)
+    }
+
     /// The peer a connection from `ip` is of, for its share of what peers' connections may
     /// queue: the profile whose `match` holds it, else the one whose `address` it is.
     pub(crate) fn peer_of(&self, ip: IpAddr) -> Option<crate::config::PeerName> {

@@ -436,7 +436,8 @@ impl Shell {
             } else {
                 overload::Stage::CoreUdp
             };
-            ov.decide(now, (delay, queue), reliable)
+            let from = (reliable, self.inbox.fair_slot(source.addr.ip()));
+            ov.decide(now, (delay, queue), from)
         };
         match verdict {
             overload::Shed::Admit => self.core.handle_input(now, Input::Message { msg, source }),

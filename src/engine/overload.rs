@@ -36,6 +36,7 @@ impl Stage {
     }
 }
 
+mod fair;
 mod shedder;
 pub(crate) use shedder::{Shed, Shedder};
 
@@ -116,11 +117,39 @@ impl Overload {
         crate::threads::lock(&self.state).1 = p.clone();
     }
 
-    /// See [`Shedder::decide`].
-    pub(crate) fn decide(&self, now: Instant, waited: (Duration, Stage), reliable: bool) -> Shed {
+    /// See [`Shedder::decide`]; `slot`: the request's peer's ([`Overload::slot`]).
+    pub(crate) fn decide(
+        &self,
+        now: Instant,
+        waited: (Duration, Stage),
+        (reliable, slot): (bool, usize),
+    ) -> Shed {
         let mut st = crate::threads::lock(&self.state);
         let (shedder, p) = &mut *st;
-        shedder.decide(now, waited, reliable, p)
+        shedder.decide(now, waited, (reliable, slot), p)
+    }
+
+    /// The fair-shedding slot of a request from `peer`, or from `ip` when no profile
+    /// matches it (the front's address, a departed peer's). The same in every process and
+    /// run (FNV-1a): which peers share a slot does not change at a restart. (Only peers'
+    /// requests are decided on: a stranger cannot pick an address to land in a peer's.)
+    pub(crate) fn slot(peer: Option<&str>, ip: IpAddr) -> usize {
+        let octets;
+        let bytes: &[u8] = match (peer, ip.to_canonical()) {
+            (Some(name), _) => name.as_bytes(),
+            (None, IpAddr::V4(v4)) => {
+                octets = v4.octets().to_vec();
+                &octets
+            }
+            (None, IpAddr::V6(v6)) => {
+                octets = v6.octets().to_vec();
+                &octets
+            }
+        };
+        let h = (bytes.iter()).fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (h % fair::SLOTS as u64) as usize
     }
 
     /// See [`Shedder::screened`].
@@ -333,7 +362,7 @@ impl Overload {
             self.decide(
                 from + Duration::from_millis(i),
                 (Duration::from_millis(200), Stage::CoreUdp),
-                false,
+                (false, Self::slot(None, IpAddr::from([127, 0, 0, 2]))),
             );
         }
         from + Duration::from_millis(ms)

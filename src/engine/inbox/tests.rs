@@ -401,6 +401,11 @@ fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
     let (with_junk, _) = overloaded();
     assert!(plain.overload.share() > 0.0 && plain.overload.share() < 1.0);
     let junk = req("BYE", ";tag=made-up");
+    let peer = (
+        false,
+        // The source `stand_for` made the queue stand with (the share is that source's).
+        super::Overload::slot(None, std::net::IpAddr::from([127, 0, 0, 2])),
+    );
     let mut alone = Vec::new();
     let mut beside_junk = Vec::new();
     for i in 0..40 {
@@ -408,13 +413,13 @@ fn junk_dropped_under_overload_takes_no_turn_of_the_share() {
         alone.push(
             plain
                 .overload
-                .decide(now, (Duration::ZERO, Stage::CoreUdp), false),
+                .decide(now, (Duration::ZERO, Stage::CoreUdp), peer),
         );
         assert!(with_junk.drops_as_junk(&junk, Duration::ZERO, false));
         beside_junk.push(
             with_junk
                 .overload
-                .decide(now, (Duration::ZERO, Stage::CoreUdp), false),
+                .decide(now, (Duration::ZERO, Stage::CoreUdp), peer),
         );
     }
     assert_eq!(alone, beside_junk);

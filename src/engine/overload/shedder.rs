@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::fair::Fair;
 use super::{QUEUES, Stage};
 use crate::config::Protect;
 
@@ -42,8 +43,8 @@ const STEP_DOWN: f64 = 0.02;
 pub(crate) struct Shedder {
     /// Share of new requests refused, 0..=1.
     share: f64,
-    /// Error diffusion: refusals owed so far (refuses exactly `share` of them, no RNG).
-    owed: f64,
+    /// How that share is spread over the peers: from those sending the most.
+    fair: Fair,
     window_end: Option<Instant>,
     /// Per queue ([`Stage`]), the shortest delay seen this window (`Duration::MAX`: no
     /// decision there yet). The share grows when any queue stood a whole window: one
@@ -61,7 +62,7 @@ impl Default for Shedder {
     fn default() -> Self {
         Shedder {
             share: 0.0,
-            owed: 0.0,
+            fair: Fair::default(),
             window_end: None,
             window_min: [Duration::MAX; QUEUES],
             last_min: Duration::ZERO,
@@ -76,26 +77,26 @@ impl Shedder {
         self.share
     }
 
-    /// Decide for one new request taken off the queue at `now` after waiting `delay`, at
-    /// `stage`.
+    /// Decide for one new request from the peer of `slot` (`fair::SLOTS`), taken off the
+    /// queue at `now` after waiting `delay`, at `stage`.
     pub(crate) fn decide(
         &mut self,
         now: Instant,
         (delay, stage): (Duration, Stage),
-        reliable: bool,
+        (reliable, slot): (bool, usize),
         p: &Protect,
     ) -> Shed {
         self.observe(now, delay, stage, p);
         let stands = self.stands(now, delay, stage, p);
         if delay >= p.overload_drop {
+            self.fair.count(slot);
             return if reliable { Shed::Refuse } else { Shed::Drop };
         }
         if stands {
+            self.fair.count(slot);
             return Shed::Refuse;
         }
-        self.owed += self.share;
-        if self.owed >= 1.0 {
-            self.owed -= 1.0;
+        if self.fair.refuses(slot) {
             Shed::Refuse
         } else {
             Shed::Admit
@@ -191,9 +192,7 @@ impl Shedder {
             (self.share - STEP_DOWN).max(0.0)
         };
         self.share = (self.share - STEP_DOWN * idle).max(0.0);
-        if self.share == 0.0 {
-            self.owed = 0.0;
-        }
+        self.fair.close(self.share);
         self.window_min = [Duration::MAX; QUEUES];
     }
 }

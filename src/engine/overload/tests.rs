@@ -16,7 +16,7 @@ fn run(sh: &mut Shedder, t: &mut Instant, n: u32, delay: Duration, p: &Protect) 
     let (mut refused, mut dropped) = (0, 0);
     for _ in 0..n {
         *t += Duration::from_millis(1);
-        match sh.decide(*t, (delay, Stage::CoreUdp), false, p) {
+        match sh.decide(*t, (delay, Stage::CoreUdp), (false, 0), p) {
             Shed::Admit => {}
             Shed::Refuse => refused += 1,
             Shed::Drop => dropped += 1,
@@ -96,7 +96,7 @@ fn quiet_time_after_a_storm_lowers_the_share() {
     let mut refused = 0;
     for _ in 0..10 {
         t += Duration::from_secs(5);
-        if sh.decide(t, (Duration::ZERO, Stage::CoreUdp), false, &p) != Shed::Admit {
+        if sh.decide(t, (Duration::ZERO, Stage::CoreUdp), (false, 0), &p) != Shed::Admit {
             refused += 1;
         }
     }
@@ -106,7 +106,7 @@ fn quiet_time_after_a_storm_lowers_the_share() {
     run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
     let before = sh.share();
     t += Duration::from_secs(2);
-    sh.decide(t, (Duration::ZERO, Stage::CoreUdp), false, &p);
+    sh.decide(t, (Duration::ZERO, Stage::CoreUdp), (false, 0), &p);
     assert!(sh.share() < before - 0.3, "{before} -> {}", sh.share());
     // But a stall is no quiet time: the request that ends two seconds without decisions
     // waited 1.9 s of them, and the share does not come down.
@@ -114,7 +114,12 @@ fn quiet_time_after_a_storm_lowers_the_share() {
     run(&mut sh, &mut t, 1000, Duration::from_millis(150), &p);
     let before = sh.share();
     t += Duration::from_secs(2);
-    sh.decide(t, (Duration::from_millis(1900), Stage::CoreUdp), false, &p);
+    sh.decide(
+        t,
+        (Duration::from_millis(1900), Stage::CoreUdp),
+        (false, 0),
+        &p,
+    );
     assert!(sh.share() >= before, "{before} -> {}", sh.share());
 }
 
@@ -140,7 +145,7 @@ fn quiet_time_lowers_the_share_with_no_request_to_show_it() {
     // The next request opens a window of its own and is let in.
     let next = t + Duration::from_secs(61);
     assert_eq!(
-        sh.decide(next, (Duration::ZERO, Stage::CoreUdp), false, &p),
+        sh.decide(next, (Duration::ZERO, Stage::CoreUdp), (false, 0), &p),
         Shed::Admit
     );
 }
@@ -156,7 +161,7 @@ fn the_share_settles_where_the_queue_stops_growing() {
     for ms in 0..20_000u32 {
         t += Duration::from_micros(500);
         let delay = Duration::from_secs_f64(queue / 1000.0);
-        if sh.decide(t, (delay, Stage::CoreUdp), false, &p) == Shed::Admit {
+        if sh.decide(t, (delay, Stage::CoreUdp), (false, 0), &p) == Shed::Admit {
             queue += 1.0;
             if ms >= 10_000 {
                 admitted_last_5s += 1;
@@ -181,14 +186,24 @@ fn an_invite_the_reader_let_in_is_still_refused_if_it_then_waited_too_long_insid
     for _ in 0..100 {
         t += Duration::from_millis(1);
         sh.screened(t, Duration::from_millis(150), &p);
-        sh.decide(t, (Duration::from_millis(1), Stage::Reader(0)), false, &p);
+        sh.decide(
+            t,
+            (Duration::from_millis(1), Stage::Reader(0)),
+            (false, 0),
+            &p,
+        );
     }
     t += Duration::from_millis(1);
     assert_eq!(sh.screened(t, Duration::from_millis(100), &p), Shed::Refuse);
     assert_eq!(sh.screened(t, Duration::from_millis(500), &p), Shed::Drop);
     // The reader keeping up says nothing of the core's queue, nor the other way round.
     assert_eq!(
-        sh.decide(t, (Duration::from_millis(100), Stage::Reader(0)), false, &p),
+        sh.decide(
+            t,
+            (Duration::from_millis(100), Stage::Reader(0)),
+            (false, 0),
+            &p
+        ),
         Shed::Admit
     );
 }
@@ -326,13 +341,13 @@ fn thresholds_refuse_then_drop_over_udp_and_always_answer_over_tcp() {
     let mut t = Instant::now();
     let core = |d| (Duration::from_millis(d), Stage::CoreUdp);
     // Past the drop threshold, at once: dropped over UDP, refused over TCP.
-    assert_eq!(sh.decide(t, core(500), false, &p), Shed::Drop);
-    assert_eq!(sh.decide(t, core(500), true, &p), Shed::Refuse);
+    assert_eq!(sh.decide(t, core(500), (false, 0), &p), Shed::Drop);
+    assert_eq!(sh.decide(t, core(500), (true, 0), &p), Shed::Refuse);
     // Past the refusal threshold, once the queue has stood a window.
-    assert_eq!(sh.decide(t, core(499), false, &p), Shed::Admit);
+    assert_eq!(sh.decide(t, core(499), (false, 0), &p), Shed::Admit);
     t += WINDOW;
-    assert_eq!(sh.decide(t, core(499), false, &p), Shed::Refuse);
-    assert_eq!(sh.decide(t, core(99), false, &p), Shed::Admit);
+    assert_eq!(sh.decide(t, core(499), (false, 0), &p), Shed::Refuse);
+    assert_eq!(sh.decide(t, core(99), (false, 0), &p), Shed::Admit);
 }
 
 /// Each queue's wait is counted apart: a TCP peer's requests or a quiet listener's, which
@@ -349,8 +364,8 @@ fn a_queue_that_keeps_up_does_not_hide_one_that_stands() {
             // (Refused or not by the share the standing queue raises: what counts here is
             // that they do not hide it.)
             let quick = Duration::from_millis(1);
-            sh.decide(t, (quick, Stage::CoreTcp), true, &p);
-            sh.decide(t, (quick, Stage::Reader(1)), false, &p);
+            sh.decide(t, (quick, Stage::CoreTcp), (true, 0), &p);
+            sh.decide(t, (quick, Stage::Reader(1)), (false, 0), &p);
         }
         if sh.screened(t, Duration::from_millis(150), &p) == Shed::Refuse {
             refused += 1;
@@ -372,9 +387,14 @@ fn the_share_grows_while_one_queue_stands_whatever_another_does() {
         t += Duration::from_millis(1);
         if i % 50 == 0 {
             let quick = Duration::from_millis(1);
-            sh.decide(t, (quick, Stage::CoreTcp), true, &p);
+            sh.decide(t, (quick, Stage::CoreTcp), (true, 0), &p);
         }
-        sh.decide(t, (Duration::from_millis(150), Stage::CoreUdp), false, &p);
+        sh.decide(
+            t,
+            (Duration::from_millis(150), Stage::CoreUdp),
+            (false, 0),
+            &p,
+        );
     }
     assert!(sh.share() >= 0.5, "share {}", sh.share());
     assert!(sh.last_min >= Duration::from_millis(150));
@@ -426,4 +446,31 @@ fn a_remembered_invite_is_swept_before_its_stamp_can_wrap() {
     }
     assert!(ov.seen(ahead));
     assert_eq!(ov.refused_here(ahead, at), Some(false));
+}
+
+/// The share overload control refuses falls on the peer sending the most: with a carrier
+/// sending nine in ten new requests and the PBX one, the PBX loses none to the share. Before,
+/// each lost the same part of what it sent.
+#[test]
+fn the_share_refused_falls_on_the_peer_sending_the_most() {
+    let ov = Overload::new(&Protect::default());
+    let (big, small) = (Some("carrier-a"), Some("pbx"));
+    let ip = IpAddr::from([127, 0, 0, 3]);
+    assert_ne!(Overload::slot(big, ip), Overload::slot(small, ip));
+    let t = ov.stand_for(Instant::now(), 350);
+    let share = ov.share();
+    assert!(share > 0.1 && share < 0.9, "{share}");
+    // Four windows of 100 ms, a request a millisecond, none of them waiting.
+    let mut refused = [0, 0];
+    for i in 0..400u64 {
+        let now = t + Duration::from_millis(i);
+        let (peer, k) = if i % 10 == 0 { (small, 1) } else { (big, 0) };
+        let from = (false, Overload::slot(peer, ip));
+        let shed = ov.decide(now, (Duration::ZERO, Stage::CoreUdp), from);
+        if shed != Shed::Admit {
+            refused[k] += 1;
+        }
+    }
+    assert_eq!(refused[1], 0, "the PBX lost {} of 40", refused[1]);
+    assert!(refused[0] >= 40, "the carrier lost {} of 360", refused[0]);
 }

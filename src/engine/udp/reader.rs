@@ -266,7 +266,8 @@ pub(super) fn shed_early(
             }
             let now = Instant::now();
             let waited = now.saturating_duration_since(at);
-            match ov.decide(now, (waited, Stage::Reader(listener)), false) {
+            let from = (false, inbox.fair_slot(src.ip()));
+            match ov.decide(now, (waited, Stage::Reader(listener)), from) {
                 Shed::Admit => Early::Screened {
                     remember: Some(key),
                 },
