@@ -458,6 +458,79 @@ fn a_second_sigterm_hangs_up_at_once_instead_of_waiting_out_the_drain() {
     stop_releases_the_call(&mut gw, carrier, phone);
 }
 
+/// SIGTERM with more calls up than the CDR queue holds unsynced (twice `[cdr] max_pending`,
+/// here 20): the drain's end hangs them up in turns, each no larger than what the queue
+/// takes, so every call has its CDR in the file, its BYEs go out, and the stop exits 0.
+/// Before, one turn hung up every call at once: the CDRs past the queue's limit went to the
+/// log instead of the file, and the run failed.
+#[test]
+fn a_shutdown_with_more_calls_up_than_the_cdr_queue_holds_writes_every_cdr() {
+    const CALLS: usize = 120;
+    let mut gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            cdr_extra: "max_pending = 10\n",
+            ..GwOpts::default()
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let n = CALLS.to_string();
+    let load = [
+        "-m",
+        &n,
+        "-r",
+        "60",
+        "-l",
+        &n,
+        "-timeout",
+        "40s",
+        "-timeout_error",
+    ];
+    let carrier = Sipp::spawn_args(
+        "prack-phone/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+        None,
+        None,
+        &load,
+    );
+    let phone = Sipp::spawn_args(
+        "callee-bye/phone.xml",
+        PHONE_IP,
+        gw.ports.phone,
+        tmp.path(),
+        Some(gw.addr()),
+        Some("+8610123"),
+        &load,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answered = |gw: &Gateway| {
+        gw.metrics()
+            .lines()
+            .filter(|l| l.starts_with("trunkgate_calls_answered_total{"))
+            .filter(|l| l.contains("direction=\"inbound\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    while answered(&gw) < CALLS as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {CALLS} calls came up",
+            answered(&gw)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(gw.stop().success(), "{}", gw.log());
+    let c = gw.cdrs();
+    let tags: Vec<_> = c.iter().map(|c| c["call_tag"].to_string()).collect();
+    assert_eq!(c.len(), CALLS, "{tags:?}\n{}", gw.log());
+    assert!(c.iter().all(|c| c["call_tag"] == "shutdown"), "{tags:?}");
+    phone.expect_success(&gw);
+    carrier.expect_success(&gw);
+}
+
 #[test]
 fn sigterm_with_a_call_up_hangs_it_up_after_the_drain_period() {
     // drain_s is 2 in tests.

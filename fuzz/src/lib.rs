@@ -1295,7 +1295,8 @@ pub fn core_dialog(data: &[u8]) {
             && s.txn_owners == 0
             && s.client_txns == 0
             && s.server_txns == 0
-            && s.timers == 0,
-        "state left after hanging up every call: {s:?}"
+            && core.timers_armed() == 0,
+        "state left after hanging up every call: {s:?}, {} timers",
+        core.timers_armed()
     );
 }

@@ -57,6 +57,7 @@ mod reliable;
 mod reoffer;
 mod router;
 mod session;
+mod shutdown;
 mod silent_peer;
 mod state;
 mod third_party;
@@ -182,7 +183,8 @@ pub enum Input {
     /// Whether CDRs can be written: while not, new calls are refused with 503 rather than
     /// run unbilled (`[cdr] fail_closed`, or a full CDR queue).
     CdrWritable(bool),
-    /// Release every call still up (the drain period is over).
+    /// Release every call still up (the drain period is over), at once: the shell does it
+    /// in turns ([`router::B2bua::hang_up_some`]) unless it cannot wait.
     HangUpAll,
     /// The call-back service asks for a call-back to be placed or cancelled; the outcome
     /// comes back as [`Output::Callback`].

@@ -271,6 +271,13 @@ impl CdrWriter {
         (self.gate.shared.lost).write(&format!(" ({why})"), [line.as_str()]);
     }
 
+    /// Records the queue takes now before it refuses one (to the log): twice `max_pending`,
+    /// less those not yet durable.
+    pub fn room(&self) -> usize {
+        let hard_limit = self.gate.max_pending.saturating_mul(2);
+        hard_limit.saturating_sub(self.gate.shared.depth.load(Ordering::Acquire))
+    }
+
     /// Close the file and open the path again at the writer's next wake-up (≤ 100 ms): the
     /// shell calls this on SIGHUP, after logrotate moved the file away. (A moved or deleted
     /// file is also noticed without a signal.)

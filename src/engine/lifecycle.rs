@@ -12,8 +12,17 @@ use crate::call::Input;
 
 /// A second stop signal closer than this to the one before is the same request.
 const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
-/// After SIGTERM and the drain period, how long BYEs get to be answered.
+/// After SIGTERM and the drain period, how long BYEs get to be answered (after the last
+/// call was hung up).
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
+/// Calls hung up in one turn at the drain's end: their BYEs (one a leg) fit a TCP
+/// connection's writer queue (1,024 messages), and the turn is short.
+const HANGUP_BATCH: usize = 400;
+/// The pause between two such turns: the connections' writers and the CDR writer run.
+const HANGUP_PAUSE: Duration = Duration::from_millis(5);
+/// How long the hang-up waits for the CDR queue to take the next turn's records; past
+/// it (a writer stuck on its disk) the rest are hung up at once, their CDRs to the log.
+const CDR_ROOM_WAIT: Duration = Duration::from_secs(5);
 
 /// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
 pub struct Signals {
@@ -61,9 +70,13 @@ pub(super) enum Lifecycle {
     Draining {
         until: Instant,
     },
-    /// The rest were hung up; the process stops at `stop_at` (or when the last call ends).
+    /// The rest are hung up, a turn at a time until `next` is None (`next`: when the next
+    /// turn goes; `since`: when the last one did); the process stops at `stop_at` (or when
+    /// the last call ends).
     HangingUp {
         stop_at: Instant,
+        next: Option<Instant>,
+        since: Instant,
     },
 }
 
@@ -72,7 +85,9 @@ impl Lifecycle {
         match self {
             Lifecycle::Running => None,
             Lifecycle::Draining { until } => Some(until),
-            Lifecycle::HangingUp { stop_at } => Some(stop_at),
+            Lifecycle::HangingUp { stop_at, next, .. } => {
+                Some(next.map_or(stop_at, |n| n.min(stop_at)))
+            }
         }
     }
 }
@@ -89,19 +104,71 @@ impl Shell {
         match self.lifecycle {
             Lifecycle::Running => false,
             Lifecycle::Draining { until } if !busy || now >= until => {
-                if calls > 0 {
+                let next = (calls > 0).then(|| {
                     info!(calls, "drain period over: hanging up the remaining calls");
+                    now
+                });
+                self.lifecycle = Lifecycle::HangingUp {
+                    stop_at: now + HANGUP_GRACE,
+                    next,
+                    since: now,
+                };
+                self.hang_up_turn(now);
+                self.lifecycle_done()
+            }
+            Lifecycle::Draining { .. } => false,
+            Lifecycle::HangingUp { stop_at, next, .. } if now >= stop_at => {
+                // Stopping (the grace is over, or a third signal): calls not hung up yet
+                // are hung up at once, so that each has its CDR.
+                if next.is_some() {
                     self.core.handle_input(now, Input::HangUpAll);
                     self.perform(now);
                 }
-                self.lifecycle = Lifecycle::HangingUp {
-                    stop_at: now + HANGUP_GRACE,
-                };
-                !self.core.busy() && !self.callback.as_ref().is_some_and(|c| c.awaiting_acks())
+                true
             }
-            Lifecycle::Draining { .. } => false,
-            Lifecycle::HangingUp { stop_at } => !busy || now >= stop_at,
+            Lifecycle::HangingUp { next, .. } => {
+                if next.is_some_and(|n| now >= n) {
+                    self.hang_up_turn(now);
+                }
+                self.lifecycle_done()
+            }
         }
+    }
+
+    /// Whether nothing is left to wait for: every call hung up and gone, no answer awaited.
+    fn lifecycle_done(&self) -> bool {
+        let hanging_up = matches!(self.lifecycle, Lifecycle::HangingUp { next: Some(_), .. });
+        !hanging_up
+            && !self.core.busy()
+            && !self.callback.as_ref().is_some_and(|c| c.awaiting_acks())
+    }
+
+    /// One turn of the hang-up: as many calls as the CDR queue takes the records of, up to
+    /// [`HANGUP_BATCH`]; none while it takes none, for up to [`CDR_ROOM_WAIT`], then all
+    /// the rest. The grace for the BYEs' answers runs from the last turn.
+    fn hang_up_turn(&mut self, now: Instant) {
+        let Lifecycle::HangingUp {
+            next: Some(_),
+            since,
+            ..
+        } = self.lifecycle
+        else {
+            return;
+        };
+        let room = self.cdr.room().min(HANGUP_BATCH);
+        let (more, since) = if room > 0 {
+            (self.core.hang_up_some(now, room), now)
+        } else if now >= since + CDR_ROOM_WAIT {
+            (self.core.hang_up_some(now, usize::MAX), now)
+        } else {
+            (true, since)
+        };
+        self.perform(now);
+        self.lifecycle = Lifecycle::HangingUp {
+            stop_at: now + HANGUP_GRACE,
+            next: more.then(|| now + HANGUP_PAUSE),
+            since,
+        };
     }
 
     /// SIGTERM or SIGINT: the first starts the drain; a second, during it, hangs up the
@@ -118,9 +185,13 @@ impl Shell {
                 info!("stop signal again: hanging up the remaining calls now");
                 self.lifecycle = Lifecycle::Draining { until: now };
             }
-            Lifecycle::HangingUp { .. } => {
+            Lifecycle::HangingUp { next, since, .. } => {
                 info!("stop signal again: stopping without waiting for the BYEs' answers");
-                self.lifecycle = Lifecycle::HangingUp { stop_at: now };
+                self.lifecycle = Lifecycle::HangingUp {
+                    stop_at: now,
+                    next,
+                    since,
+                };
             }
         }
     }

@@ -137,6 +137,8 @@ pub struct GwOpts {
     pub callback: String,
     /// `[shutdown] drain_s`.
     pub drain_s: u64,
+    /// Keys added to gateway.toml's `[cdr]` table (its `path` is set).
+    pub cdr_extra: &'static str,
     /// The IP of `[sip] listen` (UDP and TCP), and `[sip] advertise`.
     pub listen_ip: &'static str,
     pub advertise: &'static str,
@@ -160,6 +162,7 @@ impl Default for GwOpts {
             routes_first: String::new(),
             callback: "port = 0\n".into(),
             drain_s: 2,
+            cdr_extra: "",
             listen_ip: "127.0.0.1",
             advertise: "127.0.0.1",
             pbx_also_matches: "",
@@ -229,7 +232,7 @@ impl Gateway {
         };
         // `[media] threads = 2`: calls alternate between two relay threads in every test.
         let gw = format!(
-            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:{ip}:{p}\", \"tcp:{ip}:{p}\"]\nadvertise = \"{adv}\"\n\n[cdr]\npath = \"cdr.jsonl\"\n\n[shutdown]\ndrain_s = {drain}\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\nthreads = 2\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
+            "profiles = \"profiles\"\n\n[sip]\nlisten = [\"udp:{ip}:{p}\", \"tcp:{ip}:{p}\"]\nadvertise = \"{adv}\"\n\n[cdr]\npath = \"cdr.jsonl\"\n{cdr_extra}\n[shutdown]\ndrain_s = {drain}\n\n[metrics]\nlisten = \"127.0.0.1:{mp}\"\n\n[media]\nadvertise = \"127.0.0.1\"\nports = \"{rtp}-{rtp_end}\"\nthreads = 2\n\n{first}[[route]]\nfrom = \"pbx\"\nprefix = \"\"\nto = {to}\nring_timeout_s = {rt}\n\n[[route]]\nfrom = \"*\"\nto = \"pbx\"\n",
             p = ports.gw,
             ip = opts.listen_ip,
             adv = opts.advertise,
@@ -239,6 +242,7 @@ impl Gateway {
             rt = opts.ring_timeout_s,
             first = opts.routes_first,
             drain = opts.drain_s,
+            cdr_extra = opts.cdr_extra,
         );
         std::fs::write(
             dir.path().join("gateway.toml"),

@@ -395,6 +395,32 @@ fn recordings_are_named_by_day_time_and_call_id() {
     assert!(other.to_string_lossy().starts_with(prefix), "{other:?}");
 }
 
+/// Shutdown's hang-up in turns (`hang_up_some`): each turn hangs up at most so many of the
+/// calls up when it began, oldest first, and says whether some are left.
+#[test]
+fn shutdown_hangs_up_calls_in_turns_oldest_first() {
+    let mut h = H::new();
+    for n in 0..3 {
+        let id = format!("turn-{n}");
+        h.recv(
+            PHONE,
+            &invite_text(&id, &format!("z9hG4bKturn{n}"), "+8610123", ""),
+        );
+    }
+    h.take(CARRIER_A);
+    h.take(PHONE);
+    h.input(Input::Drain);
+    assert!(h.core.hang_up_some(h.now, 2), "one left");
+    h.apply();
+    let ids: Vec<&str> = h.cdrs.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(ids, ["turn-0", "turn-1"]);
+    assert!(!h.core.hang_up_some(h.now, 2), "none left");
+    h.apply();
+    assert_eq!(h.cdrs.len(), 3);
+    assert_eq!(h.cdrs[2].call_id, "turn-2");
+    assert!(h.cdrs.iter().all(|c| c.call_tag == CallTag::Shutdown));
+}
+
 #[test]
 fn shutdown_releases_calls_with_cdrs() {
     let mut h = H::new();
@@ -435,7 +461,7 @@ fn cancel_never_answered_is_given_up_without_leaks() {
     let s = h.core.stats();
     assert_eq!(s.calls, 0, "{s:?}");
     assert_eq!((s.client_txns, s.server_txns), (0, 0), "{s:?}");
-    assert_eq!((s.txn_owners, s.timers), (0, 0), "{s:?}");
+    assert_eq!((s.txn_owners, h.core.timers_armed()), (0, 0), "{s:?}");
 }
 
 // ---------------------------------------------------------------- interop profiles
