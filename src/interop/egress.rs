@@ -78,6 +78,15 @@ fn copies_verbatim(peer: &Profile, h: &Hdr) -> bool {
     *h != Hdr::REASON && copies(peer, h)
 }
 
+/// Headers passed on only from a peer that is believed (`trust_asserted`), in requests and
+/// responses alike: a priority claim (RFC 4412 §11: the requester must be authorised, and a
+/// carrier may grant preemption on our word) and an early-media authorisation (RFC 5009 §8:
+/// a network takes `P-Early-Media` only from an authorised source; before, a phone's 183
+/// could open a carrier's gate for early media nobody is billed for).
+fn needs_belief(h: &Hdr) -> bool {
+    *h == Hdr::named("Resource-Priority") || *h == Hdr::named("P-Early-Media")
+}
+
 /// The other leg's Reason values for `peer`, as we write them (none when it takes none).
 fn copied_reasons(peer: &Profile, lines: &[String]) -> Vec<String> {
     if copies(peer, &Hdr::REASON) {
@@ -327,11 +336,8 @@ pub fn copy_end_to_end(
     peer: &Profile,
     sender: Sender,
 ) -> Result<(), SipError> {
-    // A priority claim (RFC 4412: emergency-preparedness namespaces a carrier may grant
-    // preemption for) only from a peer that is believed, as an asserted identity is (§11:
-    // the requester must be authorised; a carrier takes our word for it).
     out.copy_headers_where(src.headers_raw(), |h| {
-        copies_verbatim(peer, h) && (sender.asserts || *h != Hdr::named("Resource-Priority"))
+        copies_verbatim(peer, h) && (sender.asserts || !needs_belief(h))
     });
     for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
@@ -389,7 +395,15 @@ pub fn relayed_response(
     if matches!(method, Method::Invite) || status == 405 {
         out.push_header(&Hdr::ALLOW, allow_for(to_peer, sender.trunk))?;
     }
-    out.copy_headers_where(from.headers_raw(), |h| copies_verbatim(to_peer, h));
+    // A 503's Retry-After speaks of the far leg's server (RFC 3261 §21.5.4): passed on, it
+    // would tell the caller's side the gateway takes nothing for that long (a phone on a
+    // call could have a carrier stop sending calls for a day with one answer to a refresh).
+    // A 500's, on a re-INVITE, is glare advice (§14.2), and goes on.
+    out.copy_headers_where(from.headers_raw(), |h| {
+        copies_verbatim(to_peer, h)
+            && (sender.asserts || !needs_belief(h))
+            && !(status == 503 && *h == Hdr::RETRY_AFTER)
+    });
     for v in copied_reasons(to_peer, &from.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
     }

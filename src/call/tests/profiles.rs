@@ -205,6 +205,51 @@ fn a_callees_503_retry_after_is_not_passed_to_the_caller() {
     }
 }
 
+/// The same for a 503 to a request relayed inside the call (a re-INVITE): before, its
+/// Retry-After reached the caller's side, and one answer from one peer could have the other
+/// stop sending calls to the gateway for as long as it said (RFC 3261 §21.5.4). A 500's is
+/// glare advice (§14.2), and goes on.
+#[test]
+fn a_503_retry_after_inside_a_call_is_not_passed_on() {
+    for (status, kept) in [(503, false), (500, true)] {
+        let mut h = H::new();
+        let (_inv, ok) = answered_call(&mut h);
+        let tag = ok.to_tag().unwrap();
+        h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKra2", SDP));
+        let re = h.one_request(CARRIER_A, Method::Invite);
+        h.take(PHONE);
+        let after = [(Hdr::RETRY_AFTER, "86400")];
+        h.recv_msg(CARRIER_A, reply(&re, status, "carrier1", &after, None));
+        let r = h.response_with(PHONE, status, "relayed");
+        assert_eq!(r.has_header(&Hdr::RETRY_AFTER), kept, "{status}");
+    }
+}
+
+/// `P-Early-Media` (RFC 5009) passes only from a peer that is believed, as a priority claim
+/// does, in a callee's provisional too: before, any callee's 183 carried its early-media
+/// authorisation to the caller's side.
+#[test]
+fn early_media_authorisation_passes_only_from_a_believed_peer() {
+    for believed in [true, false] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.headers.trust_asserted = believed;
+                p.headers.pass.push(Hdr::named("P-Early-Media"));
+            }
+            if n == "pbx" {
+                p.headers.pass.push(Hdr::named("P-Early-Media"));
+            }
+        }));
+        h.recv(PHONE, &invite_text("pem", "z9hG4bKpem", "+8610123", ""));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let pem = [(Hdr::named("P-Early-Media"), "sendrecv")];
+        h.recv_msg(CARRIER_A, reply(&inv, 183, "c1", &pem, Some(SDP)));
+        let r = h.response_with(PHONE, 183, "relayed");
+        let got = r.header(&Hdr::named("P-Early-Media"));
+        assert_eq!(got.is_some(), believed, "believed: {believed}, {r:?}");
+    }
+}
+
 /// carrier-a fails with 503, carrier-b (tried next) never answers: the caller gets carrier-a's
 /// 503, and its cause is read with carrier-a's `[causes.map]`, not carrier-b's. The CDR's
 /// `egress_peer` is the last peer tried (carrier-b); the event `failure_from_carrier-a` says
