@@ -1170,7 +1170,7 @@ fn call_policy_keys_are_validated_with_positions() {
         "[session_timer]\nmode = \"sometimes\"\nexpires_s = 30\n\
          [transfer]\nmode = \"always\"\n\
          [sip]\nallow = [\"INVITE\", \"BY E\"]\ninvite_timeout_s = 33\nprobe_s = 59\n\
-         [headers]\npass = [\"Via\", \"X Bad\"]\nuser_agent = \"bad\\u0007\"\n",
+         [headers]\npass = [\"Via\", \"X Bad\"]\nstrip = [\"content-encoding\"]\nuser_agent = \"bad\\u0007\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
     let text = Config::load(&dir.path().join("gateway.toml"))
@@ -1185,6 +1185,7 @@ fn call_policy_keys_are_validated_with_positions() {
         "carrier-a.toml:13:11: [sip] probe_s must be 0 (off) or 60..=86400",
         "[headers] pass: Via cannot be passed",
         "[headers] pass: \"X Bad\" is not a header name",
+        "[headers] strip: content-encoding cannot be stripped",
         "[headers] user_agent must be 1..=128 printable characters",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");

@@ -129,6 +129,15 @@ pub fn pass_refusal(h: &Hdr) -> Option<&'static str> {
         .then_some("the gateway writes it for each leg itself (or never copies it)")
 }
 
+/// Why a header name cannot be in `[headers] strip`: `Content-Encoding` says how the body
+/// is encoded, and the body goes on as it came (a peer would read a compressed body as
+/// plain: an INVITE's SDP, a SIP-I part).
+pub fn strip_refusal(h: &Hdr) -> Option<&'static str> {
+    (*h == Hdr::named("Content-Encoding")).then_some(
+        "the body goes on as it came, and without it a peer would read an encoded body as plain",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,7 +229,13 @@ pub(super) fn header_policy(
                     ))),
                     None => out.push(hdr),
                 },
-                Some(hdr) => out.push(hdr),
+                Some(hdr) => match crate::interop::headers::strip_refusal(&hdr) {
+                    Some(why) => errs.push(at(format!(
+                        "[headers] strip: {} cannot be stripped: {why}",
+                        n.get_ref()
+                    ))),
+                    None => out.push(hdr),
+                },
             }
         }
         out
