@@ -155,13 +155,16 @@ pub fn identity_params(h: &Hdr) -> Option<&'static [&'static str]> {
     }
 }
 
-/// `params` (`;a=1;b` after an address) with only the parameters `keep` names.
+/// `params` (`;a=1;b` after an address) with only the parameters `keep` names, and only
+/// well-formed ones ([`crate::sip::generic_param_ok`]): before, a trusted peer's
+/// `;reason="x` (a quote never closed) went on as written, and a strict carrier refused
+/// the whole request with 400.
 fn kept_params(params: &str, keep: &impl Fn(&str) -> bool) -> String {
     let mut out = String::new();
     for p in crate::sip::split_params(params).into_iter().skip(1) {
         let p = p.trim();
         let name = p.split('=').next().unwrap_or("").trim();
-        if !name.is_empty() && keep(name) {
+        if !name.is_empty() && keep(name) && crate::sip::generic_param_ok(p) {
             out.push(';');
             out.push_str(p);
         }

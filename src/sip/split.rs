@@ -126,6 +126,59 @@ pub fn without_control_params(value: &str) -> Option<String> {
     Some(out)
 }
 
+/// Whether `p` (`name` or `name=value`, trimmed) is a well-formed generic parameter (RFC
+/// 3261 §25.1: `token [ "=" ( token / host / quoted-string ) ]`), fit to be written into
+/// another leg's header as it is: a value quoted but never closed (`reason="x`), or with a
+/// space, would make the far peer reject the whole message.
+pub fn generic_param_ok(p: &str) -> bool {
+    let token = |s: &str| !s.is_empty() && s.bytes().all(is_token_char);
+    let (name, value) = match p.split_once('=') {
+        Some((n, v)) => (n.trim(), Some(v.trim())),
+        None => (p.trim(), None),
+    };
+    if !token(name) {
+        return false;
+    }
+    let Some(v) = value else {
+        return true;
+    };
+    if let Some(inner) = v.strip_prefix('"') {
+        return quoted_body_closes(inner);
+    }
+    // A host: a name or IPv4 address is token characters; an IPv6 reference is bracketed.
+    token(v)
+        || (v.len() > 2
+            && v.starts_with('[')
+            && v.ends_with(']')
+            && v[1..v.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'))
+}
+
+/// RFC 3261 §25.1's token characters.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// Whether `inner` (what follows a quoted string's opening quote) is the rest of one quoted
+/// string and nothing after it: escapes paired, no control character, closed at its end.
+fn quoted_body_closes(inner: &str) -> bool {
+    let mut bytes = inner.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            // An escape takes the next byte, whatever it is but a line break.
+            b'\\' => match bytes.next() {
+                None | Some(b'\r' | b'\n') => return false,
+                Some(_) => {}
+            },
+            b'"' => return bytes.next().is_none(),
+            b'\r' | b'\n' | 0 => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The `;`-separated parts of a header value (its value, then each parameter), split
 /// outside quoted strings only: a quoted `text="a;b"` stays one parameter (RFC 3261 §25.1).
 pub fn split_params(value: &str) -> Vec<&str> {
@@ -156,6 +209,34 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generic_param_is_a_token_with_a_token_host_or_closed_quoted_value() {
+        for ok in [
+            "npdi",
+            "reason=unconditional",
+            "reason=\"user busy\"",
+            "reason=\"a \\\" quote\"",
+            "counter=1",
+            "maddr=[2001:db8::1]",
+            "x=host.example.com",
+        ] {
+            assert!(generic_param_ok(ok), "{ok}");
+        }
+        for bad in [
+            "reason=\"x",
+            "reason=user busy",
+            "reason=\"x\"y",
+            "reason=\"x\\",
+            "re son=1",
+            "=1",
+            "reason=",
+            "x=[zz]",
+            "x=a<b",
+        ] {
+            assert!(!generic_param_ok(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn a_leading_number_is_read_and_one_too_large_is_the_largest() {

@@ -1241,6 +1241,10 @@ fn privacy_and_priority_reach_a_trunk_only_as_their_senders_may_ask() {
     };
     assert!(diverted("").is_some());
     assert!(diverted(";privacy=off").is_some());
+    // A parameter that would make the header unreadable (a quote never closed) stays out.
+    let broken = diverted(";counter=\"2").unwrap_or_default();
+    assert!(!broken.contains("counter"), "{broken}");
+    assert!(broken.contains("reason=unconditional"), "{broken}");
     assert_eq!(diverted(";privacy=full"), None);
     // Per entry (RFC 5806 §4), on one line: the private one withheld, the others kept.
     // Before, `privacy=off` followed by another entry read as private, and one entry's
