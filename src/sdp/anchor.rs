@@ -46,6 +46,12 @@ const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
 /// one would take media only from the endpoint's address, never from the relay's).
 const ADDRESS_ATTRIBUTES: [&[u8]; 3] = [b"a=altc:", b"a=path:", b"a=source-filter:"];
 
+/// Lines that say who made the SDP, with what, and how to reach them (RFC 4566 §5.4–5.6:
+/// information, URI, e-mail, phone; RFC 4566 §6 `a=tool`): `s=Asterisk`, `a=tool:` with a
+/// PBX's version, a user's address. Not the far end's business, as `User-Agent` is not; the
+/// session name becomes `-`.
+const CREATOR_LINES: [&[u8]; 5] = [b"i=", b"u=", b"e=", b"p=", b"a=tool:"];
+
 /// BUNDLE (RFC 8843): one address and port for several media sections. The relay gives each
 /// section ports of its own, so an anchored SDP offers and answers no BUNDLE group (without
 /// it in the answer, each section keeps its own port, §7.3.3); a section offered only
@@ -287,6 +293,8 @@ pub fn limit_streams(streams: &[Endpoint], max_streams: usize) -> Result<usize, 
 /// - `o=` names `ip` as its address and `-` as its username (the creator's login or device
 ///   name is not the far end's business); its session id and version stay, so the far end
 ///   still sees the creator's session change or stay the same;
+/// - `s=` is `-`, and what names the creator, its software or its contacts (`i=`, `u=`,
+///   `e=`, `p=`, `a=tool`) is removed;
 /// - ICE attributes (`a=candidate`, `a=ice-ufrag`, …), source attributes (`a=ssrc`, …),
 ///   other addresses (`a=altc`, `a=path`) and BUNDLE (`a=group:BUNDLE`, `a=bundle-only`)
 ///   are removed.
@@ -428,10 +436,14 @@ fn rewrite(
             // RFC 5576 source attributes name the endpoint (`cname:sip:1001@<its IP>`,
             // stream labels): optional, and not the other side's business.
             continue;
-        } else if (ADDRESS_ATTRIBUTES.iter().chain(&BUNDLE_ATTRIBUTES))
+        } else if (ADDRESS_ATTRIBUTES.iter())
+            .chain(&BUNDLE_ATTRIBUTES)
+            .chain(&CREATOR_LINES)
             .any(|a| l.text.starts_with(a))
         {
             continue;
+        } else if l.text.starts_with(b"s=") {
+            out.extend_from_slice(b"s=-");
         } else if let Some(o) = l.value(b"o=") {
             // The origin names the creator's login and host too: replace those, keep the
             // session it names and its version.

@@ -172,7 +172,7 @@ fn mixed_line_ends_are_read_and_rewritten_alike() {
     let out = anchor_streams(offer, "203.0.113.5".parse().unwrap(), &[Some(20000)]).unwrap();
     assert_eq!(
             &out[..],
-            &b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=\xe9\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\nc=IN IP4 203.0.113.5\na=rtcp:20001 IN IP4 203.0.113.5\n"[..]
+            &b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\nc=IN IP4 203.0.113.5\na=rtcp:20001 IN IP4 203.0.113.5\n"[..]
         );
 }
 
@@ -708,6 +708,24 @@ m=text 0 RTP/AVP 98\r\nc=IN IP4 192.0.2.1\r\na=mid:t_1.x{#}\r\n"[..]
     );
 }
 
+/// What names the SDP's creator, its software or its contacts does not reach the other
+/// leg: the session name becomes `-`; information, URI, e-mail, phone and `a=tool` lines go.
+/// Before, `s=Asterisk` or `a=tool:` with a PBX's version went to the carrier byte for byte,
+/// though `User-Agent` and `Server` are withheld for that reason.
+#[test]
+fn the_creators_name_software_and_contacts_are_left_out() {
+    let sdp = b"v=0\r\no=asterisk 1 1 IN IP4 192.0.2.7\r\ns=Asterisk PBX 18.2.1\r\n\
+i=call from ext 1000\r\nu=http://pbx.example/\r\ne=admin@pbx.example\r\np=+1 555 0100\r\n\
+c=IN IP4 192.0.2.7\r\nt=0 0\r\na=tool:Asterisk 18.2.1\r\nm=audio 4000 RTP/AVP 0\r\n\
+i=main audio\r\na=rtpmap:0 PCMU/8000\r\n";
+    let out = anchor_streams(sdp, "203.0.113.5".parse().unwrap(), &[Some(30000)]).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n\
+m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    );
+}
+
 /// An SDP without the session lines RFC 4566 requires (o=, s=, t=; some phones leave them
 /// out) goes on with them added in their places: a strict far end would refuse it. One
 /// that has them keeps its own.
@@ -726,7 +744,7 @@ a=sendrecv\r\nm=audio 30000 RTP/AVP 0\r\n"
     let out = anchor_streams(sdp, ip, &[Some(30000)]).unwrap();
     assert_eq!(
         std::str::from_utf8(&out).unwrap(),
-        "v=0\no=- 5 6 IN IP4 203.0.113.5\ns=x\nc=IN IP4 203.0.113.5\nt=0 0\nm=audio 30000 RTP/AVP 0\n"
+        "v=0\no=- 5 6 IN IP4 203.0.113.5\ns=-\nc=IN IP4 203.0.113.5\nt=0 0\nm=audio 30000 RTP/AVP 0\n"
     );
     // A last line without its line end: the added t= still ends in the SDP's own.
     let sdp = b"v=0\no=a 5 6 IN IP4 192.0.2.7\ns=x\nc=IN IP4 192.0.2.7\nm=audio 4000 RTP/AVP 0";
@@ -749,7 +767,7 @@ a=sendrecv\r\nm=audio 30000 RTP/AVP 0\r\n"
     let out = anchor_streams(sdp, ip, &[Some(30000)]).unwrap();
     assert_eq!(
         std::str::from_utf8(&out).unwrap(),
-        "v=0\r\no=- 5 6 IN IP4 203.0.113.5\r\ns=x\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\nc=IN IP4 203.0.113.5\r\n"
+        "v=0\r\no=- 5 6 IN IP4 203.0.113.5\r\ns=-\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\nc=IN IP4 203.0.113.5\r\n"
     );
     // No line after which t= belongs (no media at all, refused whole): it ends the SDP.
     let (out, _) = refuse_all(
@@ -759,7 +777,7 @@ a=sendrecv\r\nm=audio 30000 RTP/AVP 0\r\n"
     );
     assert_eq!(
         std::str::from_utf8(&out).unwrap(),
-        "v=0\r\no=- 5 6 IN IP4 203.0.113.5\r\ns=x\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n"
+        "v=0\r\no=- 5 6 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n"
     );
     // Complete: unchanged but for the addresses.
     let out = anchor_streams(OFFER.as_bytes(), ip, &[Some(30000), None]).unwrap();
