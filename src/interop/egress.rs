@@ -259,13 +259,16 @@ pub fn rewritten_identities(
             .to_string()
     };
     let max = max_identities(h);
-    let mut out: Vec<String> = Vec::new();
+    let one_per_kind = *h == Hdr::P_ASSERTED_IDENTITY || *h == Hdr::P_PREFERRED_IDENTITY;
+    // (line, element) in order.
+    let mut kept: Vec<(usize, String)> = Vec::new();
     let mut uris: Vec<String> = Vec::new();
-    for v in lines.iter().filter(|v| buildable(v)) {
+    for (n, v) in lines.iter().filter(|v| buildable(v)).enumerate() {
         // Element by element: one line may list them all (`tel:1, tel:1, …`).
-        let mut line: Vec<String> = Vec::new();
         for e in crate::sip::split_header_list(v) {
-            if uris.len() == max {
+            // As many as the header takes, of a few times that looked at (a list of
+            // thousands costs no more than a few).
+            if kept.len() == max || uris.len() == 4 * max {
                 break;
             }
             // (Each entry's own: one private hop of a Diversion chain withholds that one.)
@@ -276,14 +279,59 @@ pub fn rewritten_identities(
                 && !uris.contains(&uri_of(&e))
             {
                 uris.push(uri_of(&e));
-                line.push(e);
+                if one_per_kind {
+                    keep_one_per_scheme(&mut kept, (n, e), uri_of);
+                } else {
+                    kept.push((n, e));
+                }
             }
         }
-        if !line.is_empty() {
-            out.push(line.join(", "));
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut last = None;
+    for (n, e) in kept {
+        match out.last_mut() {
+            Some(line) if last == Some(n) => {
+                line.push_str(", ");
+                line.push_str(&e);
+            }
+            _ => out.push(e),
         }
+        last = Some(n);
     }
     out
+}
+
+/// `e` joins the asserted identities `kept` so far, at most one of each kind, `sip`/`sips`
+/// and `tel` (RFC 3325 §9.1: a second of one kind is refused, or one of them taken at
+/// random), as rewritten for the peer: a PBX's `<sip:alice@pbx>, <tel:+1555…>` toward a
+/// peer that takes `sip` numbers would be two sip URIs. Of two of a kind, the telephone
+/// number is kept (what a carrier screens and bills), a global one before a local one, else
+/// the first.
+fn keep_one_per_scheme(
+    kept: &mut Vec<(usize, String)>,
+    (n, e): (usize, String),
+    uri_of: impl Fn(&str) -> String,
+) {
+    let tel = |u: &str| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("tel:"));
+    let rank = |u: &str| {
+        let user =
+            (u.split_once(':')).map_or("", |(_, rest)| rest.split(['@', ';']).next().unwrap_or(""));
+        let digits = user.strip_prefix('+').unwrap_or(user);
+        let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        let phone = tel(u) || u.to_ascii_lowercase().contains(";user=phone");
+        match (number || phone, user.starts_with('+')) {
+            (true, true) => 2,
+            (true, false) => 1,
+            (false, _) => 0,
+        }
+    };
+    let u = uri_of(&e);
+    match kept.iter().position(|(_, k)| tel(&uri_of(k)) == tel(&u)) {
+        None => kept.push((n, e)),
+        Some(i) if rank(&u) > rank(&uri_of(&kept[i].1)) => kept[i] = (n, e),
+        Some(_) => {}
+    }
 }
 
 /// What the gateway believes of the peer a message came from.

@@ -225,6 +225,38 @@ fn a_503_retry_after_inside_a_call_is_not_passed_on() {
     }
 }
 
+/// A trusted PBX asserting its caller as a sip URI and a number: toward a trunk that takes
+/// numbers as sip URIs both would be sip URIs, two of one kind, which RFC 3325 §9.1 forbids
+/// (a strict carrier refuses, a lax one takes either). The number goes on, alone. Toward a
+/// trunk that takes tel URIs, both go on, one of each kind.
+#[test]
+fn at_most_one_asserted_identity_of_each_kind_goes_on() {
+    let pai = "P-Asserted-Identity: <sip:alice@pbx.example>, <tel:+15551234>\r\n";
+    let asserted = |scheme: crate::interop::uri::UriScheme| {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.uri.scheme = scheme;
+            }
+        }));
+        let invite = invite_text("pai2", "z9hG4bKpai2", "+8610123", "").replace(
+            "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>\r\n",
+            pai,
+        );
+        assert!(invite.contains("alice@"));
+        h.recv(PHONE, &invite);
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        inv.header_lines(&Hdr::P_ASSERTED_IDENTITY).join(", ")
+    };
+    let sip = asserted(crate::interop::uri::UriScheme::Sip);
+    assert_eq!(sip.matches("<sip:").count(), 1, "{sip}");
+    assert!(sip.contains("+15551234") && !sip.contains("alice"), "{sip}");
+    let tel = asserted(crate::interop::uri::UriScheme::Tel);
+    assert!(
+        tel.contains("<tel:+15551234>") && tel.contains("alice"),
+        "{tel}"
+    );
+}
+
 /// `P-Early-Media` (RFC 5009) passes only from a peer that is believed, as a priority claim
 /// does, in a callee's provisional too: before, any callee's 183 carried its early-media
 /// authorisation to the caller's side.
@@ -961,7 +993,8 @@ fn identity_lists_are_carried_each_once_and_bounded() {
             .map(|l| crate::sip::split_header_list(l).len())
             .sum::<usize>()
     };
-    assert_eq!(count(&Hdr::P_ASSERTED_IDENTITY), 2);
+    // (One of each kind, RFC 3325 §9.1: these are all tel.)
+    assert_eq!(count(&Hdr::P_ASSERTED_IDENTITY), 1);
     assert_eq!(count(&Hdr::named("Diversion")), 10);
     assert!(
         inv.to_bytes().len() < invite.len() / 4,
