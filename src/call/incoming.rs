@@ -53,6 +53,7 @@ impl B2bua {
         }
         match ingress::check(msg, source, &self.env.local) {
             Verdict::Accept(msg) => {
+                let msg = self.unbelieved_body(msg, source);
                 if let Message::Request(req) = &msg
                     && req.method() != Method::Ack
                     && !self.env.txn.knows(req, source.addr)

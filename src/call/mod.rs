@@ -63,6 +63,7 @@ mod state;
 mod third_party;
 mod timers;
 mod transfer;
+mod unbelieved_body;
 mod unwanted_answer;
 
 use std::ops::{Index, IndexMut};

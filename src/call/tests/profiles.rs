@@ -30,16 +30,8 @@ fn ptime_and_uri_policy_shape_the_outbound_invite_and_the_answer() {
     assert!(String::from_utf8_lossy(ok.body()).ends_with("a=ptime:40\r\n"));
 }
 
-/// A SIP-I INVITE's SDP part gets the peer's ptime like a plain SDP body; its ISUP part
-/// goes as it came.
-#[test]
-fn the_sdp_part_of_a_sip_i_body_gets_the_peers_ptime() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.ptime = Some(20);
-        }
-    }));
-    let isup = b"\x01\x00\x49\x00\r\n";
+/// The phone's SIP-I INVITE: SDP, and `isup` as its ISUP part.
+fn sip_i_invite(isup: &[u8]) -> Message {
     let (body, ct) = crate::sdp::with_sdp_part(
         SDP.as_bytes(),
         isup,
@@ -59,10 +51,42 @@ fn the_sdp_part_of_a_sip_i_body_gets_the_peers_ptime() {
         .to_vec();
     raw.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     raw.extend_from_slice(&body);
-    h.recv_msg(
-        PHONE,
-        crate::sip::parse_datagram(raw.into(), 65535).unwrap(),
+    crate::sip::parse_datagram(raw.into(), 65535).unwrap()
+}
+
+/// From a peer not believed (`trust_asserted = false`), a SIP-I INVITE's SDP goes on alone:
+/// its ISUP part (an IAM with a calling number screened as the network's, the forwarding
+/// numbers) would assert on the gateway's word what the peer may not assert in a header.
+/// Before, it reached the carrier byte for byte.
+#[test]
+fn an_unbelieved_peers_isup_part_goes_no_further() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.headers.trust_asserted = false;
+        }
+    }));
+    let isup = b"\x01\x00\x49\x00\r\n";
+    h.recv_msg(PHONE, sip_i_invite(isup));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        inv.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
     );
+    assert_eq!(inv.body().as_ref(), SDP.as_bytes());
+    assert!(!inv.has_header(&Hdr::named("Content-Disposition")));
+}
+
+/// A SIP-I INVITE's SDP part gets the peer's ptime like a plain SDP body; its ISUP part
+/// goes as it came.
+#[test]
+fn the_sdp_part_of_a_sip_i_body_gets_the_peers_ptime() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.ptime = Some(20);
+        }
+    }));
+    let isup = b"\x01\x00\x49\x00\r\n";
+    h.recv_msg(PHONE, sip_i_invite(isup));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let ct = inv.header(&Hdr::CONTENT_TYPE);
     let part = crate::sdp::locate(ct.as_deref(), inv.body())
