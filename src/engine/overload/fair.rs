@@ -19,6 +19,10 @@ pub(crate) const SLOTS: usize = 64;
 pub(super) struct Fair {
     /// New requests decided on this window, per slot.
     counts: [u32; SLOTS],
+    /// Each slot's requests a window, smoothed over the last few (each window halves what
+    /// the ones before said): a peer whose storm comes in bursts with a quiet window
+    /// between is still the one sending the most.
+    rate: [f64; SLOTS],
     /// The part of each slot's new requests refused this window.
     cut: [f64; SLOTS],
     /// Error diffusion per slot: refuses exactly `cut` of a slot's requests, no RNG.
@@ -29,6 +33,7 @@ impl Default for Fair {
     fn default() -> Self {
         Fair {
             counts: [0; SLOTS],
+            rate: [0.0; SLOTS],
             cut: [0.0; SLOTS],
             owed: [0.0; SLOTS],
         }
@@ -61,34 +66,42 @@ impl Fair {
     /// refused, all of it over a common level.
     pub(super) fn close(&mut self, share: f64) {
         let counts = std::mem::replace(&mut self.counts, [0; SLOTS]);
+        for (r, &n) in self.rate.iter_mut().zip(&counts) {
+            *r = (*r + f64::from(n)) / 2.0;
+        }
         if share <= 0.0 {
             self.cut = [0.0; SLOTS];
             self.owed = [0.0; SLOTS];
             return;
         }
-        let level = level(&counts, share);
-        for (cut, &n) in self.cut.iter_mut().zip(&counts) {
-            // A peer not heard last window is taken to send a little (one request): cut
-            // only when the level is under that, as when everything is refused.
-            let n = f64::from(n.max(1));
-            *cut = (1.0 - level / n).clamp(0.0, 1.0);
+        // Nobody heard lately (quiet windows after a storm, peers honouring Retry-After):
+        // no one to take the share from more than another, so each gives its part.
+        if self.rate.iter().all(|&r| r < 0.5) {
+            self.cut = [share.min(1.0); SLOTS];
+            return;
+        }
+        let level = level(&self.rate, share);
+        for (cut, &r) in self.cut.iter_mut().zip(&self.rate) {
+            // A peer not heard lately is taken to send a little (one request a window):
+            // cut only when the level is under that, as when everything is refused.
+            *cut = (1.0 - level / r.max(1.0)).clamp(0.0, 1.0);
         }
     }
 }
 
-/// The level `c` at which the counts over it add up to `share` of them all:
-/// `Σ max(0, n - c) = share × Σ n` (0 when everything is to be refused).
-fn level(counts: &[u32; SLOTS], share: f64) -> f64 {
-    let mut sorted: Vec<u32> = counts.iter().copied().filter(|&n| n > 0).collect();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let total: f64 = sorted.iter().map(|&n| f64::from(n)).sum();
+/// The level `c` at which the rates over it add up to `share` of them all:
+/// `Σ max(0, r - c) = share × Σ r` (0 when everything is to be refused).
+fn level(rates: &[f64; SLOTS], share: f64) -> f64 {
+    let mut sorted: Vec<f64> = rates.iter().copied().filter(|&r| r > 0.0).collect();
+    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+    let total: f64 = sorted.iter().sum();
     let excess = share.min(1.0) * total;
     let mut above = 0.0;
-    for (k, &n) in sorted.iter().enumerate() {
-        above += f64::from(n);
+    for (k, &r) in sorted.iter().enumerate() {
+        above += r;
         // The level if the k + 1 largest are the ones cut down to it.
         let c = (above - excess) / (k + 1) as f64;
-        let next = sorted.get(k + 1).map_or(0.0, |&m| f64::from(m));
+        let next = sorted.get(k + 1).copied().unwrap_or(0.0);
         if c >= next {
             return c.max(0.0);
         }
@@ -100,10 +113,10 @@ fn level(counts: &[u32; SLOTS], share: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn with(counts: &[(usize, u32)]) -> [u32; SLOTS] {
-        let mut c = [0; SLOTS];
-        for &(s, n) in counts {
-            c[s] = n;
+    fn with(rates: &[(usize, u32)]) -> [f64; SLOTS] {
+        let mut c = [0.0; SLOTS];
+        for &(s, n) in rates {
+            c[s] = f64::from(n);
         }
         c
     }
@@ -153,5 +166,35 @@ mod tests {
         // No share: nothing refused, and nothing owed.
         alone.close(0.0);
         assert_eq!(refused(&mut alone, 7, 1000), 0);
+    }
+
+    /// After quiet windows (nobody heard lately) the share is everyone's part alike, not
+    /// everything: before, every request was refused for a window.
+    #[test]
+    fn after_quiet_windows_each_peer_gives_the_share() {
+        let mut f = Fair::default();
+        for _ in 0..6 {
+            f.close(0.3);
+        }
+        let refused = (0..100).filter(|_| f.refuses(5)).count();
+        assert!((29..=30).contains(&refused), "{refused} of 100");
+    }
+
+    /// A storm in bursts, a quiet window between: the bursty peer is still the one cut,
+    /// not the steady one sending a tenth as much.
+    #[test]
+    fn a_storm_in_bursts_is_still_the_one_cut() {
+        let mut f = Fair::default();
+        let window = |f: &mut Fair, big: u32| {
+            (0..big).for_each(|_| f.count(1));
+            (0..100).for_each(|_| f.count(2));
+            f.close(0.5);
+        };
+        window(&mut f, 900);
+        window(&mut f, 0);
+        let steady = (0..100).filter(|_| f.refuses(2)).count();
+        let bursty = (0..900).filter(|_| f.refuses(1)).count();
+        assert_eq!(steady, 0, "the steady peer loses nothing");
+        assert!(bursty > 400, "{bursty} of the burst's 900 refused");
     }
 }
