@@ -123,12 +123,14 @@ pub(super) fn metrics(
     }
 }
 
-/// What a stop takes past the drain: BYEs' answers (4 s), the CDR file's close and its
+/// What a stop takes past the drain: the wait for room in the CDR queue while the rest are
+/// hung up (at most `engine::lifecycle`'s `CDR_ROOM_WAIT`, 2 s), BYEs' answers (4 s), the
+/// CDR file's close and its
 /// retries (at most `cdr::CLOSE_WAIT`, 6 s), the recordings' close (at most
 /// `engine::WAV_CLOSE_WAIT`, 2 s), the relay threads' join (1 s), the pid file's removal
 /// (0.5 s), the runtime's own shutdown (1 s), the log's flush (1 s), and a second to spare
 /// (rounded up).
-const STOP_AFTER_DRAIN_S: u64 = 17;
+const STOP_AFTER_DRAIN_S: u64 = 19;
 /// The stop timeout of the shipped systemd unit and of the README's `docker stop -t`.
 const SHIPPED_STOP_TIMEOUT_S: u64 = 50;
 
