@@ -157,11 +157,11 @@ impl Call {
                 }
             }
             let target = dialog.target;
-            self.b = Some(dialog);
             // A new peer: its challenges, if any, are its own; so are its branches. The
             // earlier peer's are kept with it: a late 2xx of its is ACKed and hung up with
             // its own credentials.
-            self.keep_earlier_peer();
+            self.keep_earlier_peer(cx);
+            self.b = Some(dialog);
             self.forget_early_forks();
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let role = TxnRole::Invite(self.route.attempt());

@@ -36,6 +36,7 @@ pub struct EarlierPeers(Vec<EarlierPeer>);
 
 impl EarlierPeers {
     pub(super) fn keep(&mut self, e: EarlierPeer) {
+        self.0.retain(|k| k.invite.call_id != e.invite.call_id);
         if self.0.len() == KEPT {
             self.0.remove(0);
         }
@@ -53,18 +54,30 @@ impl EarlierPeers {
 }
 
 impl Call {
-    /// An attempt is given up for the next peer: the peer it went to, if it challenged the
-    /// INVITE, is kept with its credentials and challenges.
-    pub(super) fn keep_earlier_peer(&mut self) {
+    /// An attempt is given up for the next peer (side B still its dialog): the peer it went
+    /// to, if it challenged the INVITE or challenges inside calls whatever it did with the
+    /// INVITE (`[auth] in_dialog = "always"`, a carrier that lets calls in by address), is
+    /// kept with its credentials and challenges.
+    pub(super) fn keep_earlier_peer(&mut self, cx: &Cx) {
         let session = self.auth.b.take();
-        let Some(invite) = self.invite_auth.b.take() else {
+        let invite = self.invite_auth.b.take();
+        let (Some(peer), Some(b)) = (self.attempt.as_ref().map(|a| a.peer.clone()), &self.b) else {
             return;
         };
-        let Some(peer) = self.attempt.as_ref().map(|a| a.peer.clone()) else {
-            return;
+        let always = Self::credentials_of(cx, &peer)
+            .is_some_and(|c| c.in_dialog == crate::auth::InDialog::Always);
+        let invite = match invite {
+            Some(i) => *i,
+            // Nothing for its ACK to carry.
+            None if always => InviteCredentials {
+                call_id: b.call_id.clone(),
+                cseq: b.local_cseq,
+                lines: Vec::new(),
+            },
+            None => return,
         };
         let earlier = EarlierPeer {
-            invite: *invite,
+            invite,
             peer,
             session,
         };

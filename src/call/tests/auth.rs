@@ -1168,7 +1168,7 @@ fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_bu
     let ack = of(Method::Ack).expect("the late 2xx is ACKed");
     let bye = of(Method::Bye).expect("and hung up");
     // The ACK carries what carrier-a's own INVITE carried (RFC 3261 §13.2.2.4), the BYE
-    // nothing: carrier-b's credentials go to neither.
+    // carrier-a's own for the nonce it gave: carrier-b's credentials go to neither.
     let theirs = a_again
         .header(&Hdr::AUTHORIZATION)
         .expect("a's INVITE signed");
@@ -1190,6 +1190,46 @@ fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_bu
     // A challenge for a realm carrier-a never gave is not answered.
     h.recv_msg(CARRIER_A, challenge(&again, 407, "a3", false));
     assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+}
+
+/// The same for an earlier peer that let the call in without a challenge but challenges
+/// inside calls (`in_dialog = "always"`, a carrier that admits by address): a challenge to
+/// the BYE of its late 2xx is answered with its own credentials. Before, only a peer that
+/// challenged the INVITE was kept, and this BYE's 401 was ignored (the call stayed up there).
+#[test]
+fn a_late_answer_from_an_earlier_peer_that_challenges_inside_calls_is_hung_up() {
+    let mut cfg = with_credentials(&["carrier-a"]);
+    given_up_after(&mut cfg, &["carrier-a"]);
+    let name = PeerName("carrier-a".into());
+    let mut p = (**cfg.profile(&name).unwrap()).clone();
+    let mut creds = (**p.auth.as_ref().unwrap()).clone();
+    creds.in_dialog = crate::auth::InDialog::Always;
+    p.auth = Some(Arc::new(creds));
+    cfg.profiles.insert(name, Arc::new(p));
+    let mut h = H::with(cfg);
+    let inv = phone_invites(&mut h);
+    h.advance(Duration::from_secs(4));
+    h.take(CARRIER_A);
+    assert!(
+        !h.take_requests(CARRIER_B, Method::Invite).is_empty(),
+        "failed over"
+    );
+    let contact = [(Hdr::CONTACT, "<sip:late@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "late2", &contact, Some(SDP)));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert!(
+        !bye.has_header(&Hdr::AUTHORIZATION),
+        "no challenge seen yet"
+    );
+    h.recv_msg(CARRIER_A, challenge(&bye, 401, "a9", false));
+    let again = h.one_request(CARRIER_A, Method::Bye);
+    let signed = again.header(&Hdr::AUTHORIZATION).unwrap_or_default();
+    assert!(signed.contains("nonce=\"a9\""), "{again:?}");
+    assert!(
+        h.requests_to(CARRIER_B)
+            .iter()
+            .all(|r| r.method() != Method::Bye)
+    );
 }
 
 /// `names`' INVITEs are given up after 3 s of silence (`invite_timeout`).
