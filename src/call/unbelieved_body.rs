@@ -1,5 +1,8 @@
 //! Bodies from a peer whose word is not believed (`[headers] trust_asserted = false`): the
-//! SDP of a SIP-I/SIP-T body goes on alone, and an ISUP or QSIG body (RFC 3204) not at all.
+//! SDP of a SIP-I/SIP-T body (a multipart one with an ISUP or QSIG part) goes on alone, and
+//! an ISUP or QSIG body (RFC 3204), or such a multipart body without SDP, or one encoded so
+//! that it cannot be looked into, not at all. Other multipart bodies (a location, RFC 6442)
+//! go on as they came.
 //! An encapsulated IAM carries what the gateway withholds from such a peer in headers (the
 //! calling number with its screening as "network provided", the forwarding numbers carriers
 //! bill by, the calling party's category): an interworking unit builds its ISUP from it, so
@@ -33,11 +36,12 @@ impl B2bua {
         if !is_isdn_signalling(ct.as_deref()) && !crate::sdp::is_multipart(ct.as_deref()) {
             return msg;
         }
+        // Through the front, the peer it names (a response too: its stamp).
         let ip = match &msg {
-            Message::Request(r) => self.env.origin_ip(r, source),
-            Message::Response(_) => source.addr.ip(),
+            Message::Request(r) => Some(self.env.origin_ip(r, source)),
+            Message::Response(r) => self.env.response_origin_ip(r, source),
         };
-        let believed = (self.env.cfg.peer_at(ip))
+        let believed = (ip.and_then(|ip| self.env.cfg.peer_at(ip)))
             .and_then(|name| self.env.cfg.profile(name))
             .is_none_or(|p| p.headers.trust_asserted);
         if believed {
@@ -51,25 +55,45 @@ impl B2bua {
     }
 }
 
-/// A multipart body becomes its SDP part alone; an ISUP or QSIG body goes.
+/// Whether a multipart body may hold an ISUP or QSIG part: a part's Content-Type names one
+/// (looked for anywhere in the body, case aside: a false alarm only costs an untrusted
+/// peer's non-SDP parts).
+fn may_hold_isdn_signalling(body: &[u8]) -> bool {
+    let lower = body.to_ascii_lowercase();
+    [&b"application/isup"[..], b"application/qsig"]
+        .iter()
+        .any(|t| lower.windows(t.len()).any(|w| w == *t))
+}
+
+/// An ISUP or QSIG body goes, and so does a multipart one holding such a part, but for its
+/// SDP part, which goes on alone; a body of either kind that is encoded goes whole.
 fn trim(m: &mut impl Body) {
-    if m.body().is_empty() || m.encoded() {
-        return;
-    }
     let ct = m.content_type();
-    if is_isdn_signalling(ct.as_deref()) {
-        let _ = m.set_body(bytes::Bytes::new(), None);
-        m.remove_header(&Hdr::named("Content-Disposition"));
+    let isdn = is_isdn_signalling(ct.as_deref());
+    let multipart = crate::sdp::is_multipart(ct.as_deref());
+    if m.encoded() || isdn {
+        return drop_body(m);
+    }
+    if !multipart || !may_hold_isdn_signalling(m.body()) {
         return;
     }
-    if !crate::sdp::is_multipart(ct.as_deref()) {
-        return;
-    }
-    if let Ok(Some(part)) = crate::sdp::locate(ct.as_deref(), m.body()) {
-        let sdp = bytes::Bytes::copy_from_slice(part.of(m.body()));
-        if m.set_body(sdp, Some("application/sdp")).is_ok() {
-            m.remove_header(&Hdr::named("Content-Disposition"));
-            m.remove_header(&Hdr::named("MIME-Version"));
+    match crate::sdp::locate(ct.as_deref(), m.body()) {
+        Ok(Some(part)) => {
+            let sdp = bytes::Bytes::copy_from_slice(part.of(m.body()));
+            if m.set_body(sdp, Some("application/sdp")).is_ok() {
+                m.remove_header(&Hdr::named("Content-Disposition"));
+                m.remove_header(&Hdr::named("MIME-Version"));
+            }
         }
+        // No SDP to keep (a late offer's IAM alone), or one that cannot be found.
+        _ => drop_body(m),
+    }
+}
+
+/// No body, and nothing that described it.
+fn drop_body(m: &mut impl Body) {
+    let _ = m.set_body(bytes::Bytes::new(), None);
+    for h in ["Content-Disposition", "Content-Encoding", "MIME-Version"] {
+        m.remove_header(&Hdr::named(h));
     }
 }

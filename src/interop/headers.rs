@@ -26,7 +26,8 @@ pub static END_TO_END: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         "Session-ID",
         "P-Early-Media",
         "Reason",
-        // When to try again (a 503's or 486's advice to the caller).
+        // When to try again (a 486's or 480's advice to the caller; never a 503's, which
+        // speaks of the far leg's server: `egress::relayed_response`).
         "Retry-After",
         // What the sender takes, and the body it sent.
         "Accept",

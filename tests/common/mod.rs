@@ -16,16 +16,6 @@ pub const CARRIER_A_IP: &str = "127.0.0.3";
 pub const CARRIER_B_IP: &str = "127.0.0.4";
 pub const STRANGER_IP: &str = "127.0.0.9";
 
-/// A port free for both UDP and TCP on `ip`, from 10000–19999: below the kernel's ephemeral
-/// range and outside the RTP ranges (`rtp_base`, and 40000–43999 for the real clients). A
-/// port found by binding port 0 is an ephemeral one, which any socket bound to port 0 in the
-/// meantime (a SIPp's, another test's) can take before the test's peer binds it: that race
-/// once left a carrier SIPp unable to start in CI. The start is spread by process id, and a
-/// counter keeps this process's tests apart. Each call claims a block of four ports (the
-/// three after the one returned are free too and handed to no one else): a SIPp given
-/// `-mp P` binds P and P + 2 (audio and video echo), so with single ports another test's SIP
-/// port could be P + 2, and whichever SIPp came second could not start. One CI run showed a
-/// carrier SIPp that never answered, which this explains.
 /// `/proc/net/tcp`'s state of an established connection.
 pub const TCP_ESTABLISHED: &str = "01";
 /// `/proc/net/tcp`'s state of a listening socket.
@@ -58,6 +48,16 @@ pub fn tcp_socket_in_state(at: std::net::SocketAddrV4, state: &str, limit: Durat
     }
 }
 
+/// A port free for both UDP and TCP on `ip`, from 10000–19999: below the kernel's ephemeral
+/// range and outside the RTP ranges (`rtp_base`, and 40000–43999 for the real clients). A
+/// port found by binding port 0 is an ephemeral one, which any socket bound to port 0 in the
+/// meantime (a SIPp's, another test's) can take before the test's peer binds it: that race
+/// once left a carrier SIPp unable to start in CI. The start is spread by process id, and a
+/// counter keeps this process's tests apart. Each call claims a block of four ports (the
+/// three after the one returned are free too and handed to no one else): a SIPp given
+/// `-mp P` binds P and P + 2 (audio and video echo), so with single ports another test's SIP
+/// port could be P + 2, and whichever SIPp came second could not start. One CI run showed a
+/// carrier SIPp that never answered, which this explains.
 pub fn free_port(ip: &str) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const BLOCK: u32 = 4;

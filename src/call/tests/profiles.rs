@@ -39,6 +39,11 @@ fn sip_i_invite(isup: &[u8]) -> Message {
         &[("Content-Disposition", "signal;handling=optional")],
     )
     .unwrap();
+    invite_with_body(&body, &ct)
+}
+
+/// The phone's INVITE with `body` of type `ct`.
+fn invite_with_body(body: &[u8], ct: &str) -> Message {
     let text = invite_text("sipi1", "z9hG4bKsipi1", "+8610123", "").replace(
         "Content-Type: application/sdp",
         &format!("Content-Type: {ct}"),
@@ -50,7 +55,7 @@ fn sip_i_invite(isup: &[u8]) -> Message {
         .as_bytes()
         .to_vec();
     raw.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-    raw.extend_from_slice(&body);
+    raw.extend_from_slice(body);
     crate::sip::parse_datagram(raw.into(), 65535).unwrap()
 }
 
@@ -74,6 +79,30 @@ fn an_unbelieved_peers_isup_part_goes_no_further() {
     );
     assert_eq!(inv.body().as_ref(), SDP.as_bytes());
     assert!(!inv.has_header(&Hdr::named("Content-Disposition")));
+    // A late offer's IAM alone in a multipart body: no body at all.
+    let iam_alone = b"--b1\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x00\x49\r\n--b1--\r\n";
+    let (call, branch) = ("sipi2", "z9hG4bKsipi2");
+    let msg = invite_with_body(iam_alone, "multipart/mixed;boundary=b1");
+    let text = String::from_utf8_lossy(&msg.to_bytes())
+        .replace("sipi1", call)
+        .replace("z9hG4bKsipi1", branch);
+    h.recv(PHONE, &text);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(inv.body().is_empty(), "{inv:?}");
+    assert!(!inv.has_header(&Hdr::CONTENT_TYPE));
+    // Another multipart body (a location, RFC 6442) goes on as it came.
+    let (located, ct) =
+        crate::sdp::with_sdp_part(SDP.as_bytes(), b"<presence/>", "application/pidf+xml", &[])
+            .unwrap();
+    let text = String::from_utf8_lossy(&invite_with_body(&located, &ct).to_bytes())
+        .replace("sipi1", "sipi3")
+        .replace("z9hG4bKsipi1", "z9hG4bKsipi3");
+    h.recv(PHONE, &text);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(
+        inv.body().windows(11).any(|w| w == b"<presence/>"),
+        "{inv:?}"
+    );
 }
 
 /// A SIP-I INVITE's SDP part gets the peer's ptime like a plain SDP body; its ISUP part
