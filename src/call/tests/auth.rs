@@ -1200,12 +1200,7 @@ fn a_late_answer_from_an_earlier_peer_gets_none_of_the_next_peers_credentials_bu
 fn a_late_answer_from_an_earlier_peer_that_challenges_inside_calls_is_hung_up() {
     let mut cfg = with_credentials(&["carrier-a"]);
     given_up_after(&mut cfg, &["carrier-a"]);
-    let name = PeerName("carrier-a".into());
-    let mut p = (**cfg.profile(&name).unwrap()).clone();
-    let mut creds = (**p.auth.as_ref().unwrap()).clone();
-    creds.in_dialog = crate::auth::InDialog::Always;
-    p.auth = Some(Arc::new(creds));
-    cfg.profiles.insert(name, Arc::new(p));
+    challenges_inside_calls(&mut cfg, "carrier-a");
     let mut h = H::with(cfg);
     let inv = phone_invites(&mut h);
     h.advance(Duration::from_secs(4));
@@ -1230,6 +1225,17 @@ fn a_late_answer_from_an_earlier_peer_that_challenges_inside_calls_is_hung_up() 
             .iter()
             .all(|r| r.method() != Method::Bye)
     );
+}
+
+/// `name`'s `[auth] in_dialog` is `"always"`: it challenges requests inside calls whether
+/// or not it challenged their INVITE.
+fn challenges_inside_calls(cfg: &mut Config, name: &str) {
+    let name = PeerName(name.into());
+    let mut p = (**cfg.profile(&name).unwrap()).clone();
+    let mut creds = (**p.auth.as_ref().unwrap()).clone();
+    creds.in_dialog = crate::auth::InDialog::Always;
+    p.auth = Some(Arc::new(creds));
+    cfg.profiles.insert(name, Arc::new(p));
 }
 
 /// `names`' INVITEs are given up after 3 s of silence (`invite_timeout`).
@@ -1329,12 +1335,7 @@ fn a_reloaded_in_dialog_mode_reaches_the_calls_up() {
     let mut h = H::with(with_credentials(&["carrier-a"]));
     let (_inv, ok) = answered_call(&mut h);
     let mut cfg = with_credentials(&["carrier-a"]);
-    let name = PeerName("carrier-a".into());
-    let mut p = (**cfg.profile(&name).unwrap()).clone();
-    let mut creds = (**p.auth.as_ref().unwrap()).clone();
-    creds.in_dialog = crate::auth::InDialog::Always;
-    p.auth = Some(Arc::new(creds));
-    cfg.profiles.insert(name, Arc::new(p));
+    challenges_inside_calls(&mut cfg, "carrier-a");
     h.input(Input::Reload(Arc::new(cfg)));
     h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKrl1"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
