@@ -121,6 +121,18 @@ pub(super) fn tcp_listener(addr: SocketAddr, stack: Stack) -> io::Result<tokio::
     tokio::net::TcpListener::from_std(sock.into())
 }
 
+/// A test that needs IPv6 (`what`) found none on this host: it is skipped, said on stderr,
+/// unless `TRUNKGATE_REQUIRE_IPV6` is set (`.ci/run` sets it on a host with an IPv6
+/// loopback), where a skip would hide a failure to bind.
+#[cfg(test)]
+pub(crate) fn no_ipv6_here(what: &str) {
+    assert!(
+        std::env::var_os("TRUNKGATE_REQUIRE_IPV6").is_none(),
+        "{what} cannot be opened, and TRUNKGATE_REQUIRE_IPV6 is set"
+    );
+    eprintln!("no IPv6 here ({what}): skipped");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +181,7 @@ mod tests {
     /// not, the test is skipped, unless CI said it has IPv6 (`no_ipv6_here`).
     fn has_ipv6() -> bool {
         std::net::UdpSocket::bind("[::1]:0").is_ok() || {
-            crate::engine::no_ipv6_here("the IPv6 loopback");
+            crate::engine::bind::no_ipv6_here("the IPv6 loopback");
             false
         }
     }

@@ -468,18 +468,6 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// A test that needs IPv6 (`what`) found none on this host: it is skipped, said on stderr,
-/// unless `TRUNKGATE_REQUIRE_IPV6` is set (`.ci/run` sets it on a host with an IPv6
-/// loopback), where a skip would hide a failure to bind.
-#[cfg(test)]
-pub(crate) fn no_ipv6_here(what: &str) {
-    assert!(
-        std::env::var_os("TRUNKGATE_REQUIRE_IPV6").is_none(),
-        "{what} cannot be opened, and TRUNKGATE_REQUIRE_IPV6 is set"
-    );
-    eprintln!("no IPv6 here ({what}): skipped");
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -46,10 +46,9 @@ const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
 /// one would take media only from the endpoint's address, never from the relay's).
 const ADDRESS_ATTRIBUTES: [&[u8]; 3] = [b"a=altc:", b"a=path:", b"a=source-filter:"];
 
-/// Lines that say who made the SDP, with what, and how to reach them (RFC 4566 §5.4–5.6:
-/// information, URI, e-mail, phone; RFC 4566 §6 `a=tool`): `s=Asterisk`, `a=tool:` with a
-/// PBX's version, a user's address. Not the far end's business, as `User-Agent` is not; the
-/// session name becomes `-`.
+/// Lines that say who made the SDP, with what, and how to reach them (RFC 4566 §5.4–5.6, §6
+/// `a=tool`): a PBX's version, a user's address. Not the far end's business, as `User-Agent`
+/// is not (nor is `s=Asterisk`: the session name becomes `-`).
 const CREATOR_LINES: [&[u8]; 5] = [b"i=", b"u=", b"e=", b"p=", b"a=tool:"];
 
 /// BUNDLE (RFC 8843): one address and port for several media sections. The relay gives each

@@ -159,7 +159,7 @@ async fn strangers_are_filtered_before_the_inbox_until_a_reload_allows_them() {
 #[tokio::test]
 async fn an_ipv4_server_is_heard_on_the_ipv6_wildcard() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        return crate::engine::no_ipv6_here("the IPv6 loopback");
+        return crate::engine::bind::no_ipv6_here("the IPv6 loopback");
     }
     let cfg = CallbackConfig {
         listen: Some("[::]:0".parse().unwrap()),

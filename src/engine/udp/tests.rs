@@ -425,7 +425,7 @@ async fn a_dual_stack_listener_hands_on_ipv4_peers_as_ipv4() {
     cfg.protect = Protect::default();
     let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
     let Ok(s) = bind("[::]:0".parse().unwrap(), Stack::Dual) else {
-        return crate::engine::no_ipv6_here("a dual-stack listener");
+        return crate::engine::bind::no_ipv6_here("a dual-stack listener");
     };
     let port = s.local_addr().unwrap().port();
     tokio::spawn(reader(Arc::new(s), ListenerId(0), 65_536, inbox.clone()));
@@ -458,7 +458,7 @@ async fn a_dual_stack_listener_hands_on_ipv4_peers_as_ipv4() {
 async fn a_reply_to_an_ipv4_peer_leaves_by_the_dual_stack_listener_it_came_in_on() {
     let v4 = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
     let Ok(v6) = bind("[::]:0".parse().unwrap(), Stack::Dual) else {
-        return crate::engine::no_ipv6_here("a dual-stack listener");
+        return crate::engine::bind::no_ipv6_here("a dual-stack listener");
     };
     let v6 = Arc::new(v6);
     let (l4, l6) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
@@ -549,7 +549,7 @@ fn key_of(ov: &crate::engine::overload::Overload, ip: &str, msg: &str) -> u64 {
 #[tokio::test]
 async fn a_dual_stack_socket_tells_which_family_a_datagram_came_over() {
     let Ok(s) = bind("[::]:0".parse().unwrap(), Stack::Dual) else {
-        return crate::engine::no_ipv6_here("a dual-stack listener");
+        return crate::engine::bind::no_ipv6_here("a dual-stack listener");
     };
     let port = s.local_addr().unwrap().port();
     let mut buf = vec![0u8; 2048];
@@ -561,7 +561,7 @@ async fn a_dual_stack_socket_tells_which_family_a_datagram_came_over() {
     assert_eq!(src.ip().to_canonical(), v4.local_addr().unwrap().ip());
     assert_eq!(dst, Some("::ffff:127.0.0.1".parse().unwrap()));
     let Ok(v6) = std::net::UdpSocket::bind("[::1]:0") else {
-        return crate::engine::no_ipv6_here("the IPv6 loopback");
+        return crate::engine::bind::no_ipv6_here("the IPv6 loopback");
     };
     v6.send_to(b"over IPv6", ("::1", port)).unwrap();
     let (_, src, _, dst) = recv_stamped(&s, &mut buf, &mut Instant::now())
@@ -602,7 +602,7 @@ async fn a_wildcard_listener_answers_from_the_address_it_was_sent_to() {
         cfg.protect = Protect::default();
         let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
         let Ok(s) = bind(wildcard.parse().unwrap(), Stack::Dual) else {
-            crate::engine::no_ipv6_here("a dual-stack listener");
+            crate::engine::bind::no_ipv6_here("a dual-stack listener");
             continue;
         };
         let s = Arc::new(s);
