@@ -135,11 +135,7 @@ pub fn reason_header(cause: Q850Cause) -> String {
 /// only: as written it may be broken (an unclosed quote), and a strict peer would refuse the
 /// whole message (a BYE refused leaves that leg up).
 pub fn reason_rebuilt(value: &str) -> Option<String> {
-    let token = |t: &str| {
-        !t.is_empty()
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-    };
+    let token = crate::sip::is_token;
     let mut parts = crate::sip::split_params(value).into_iter();
     let protocol = parts.next()?.trim();
     let (name, causes) = if protocol.eq_ignore_ascii_case("SIP") {

@@ -176,13 +176,8 @@ pub fn media_type(content_type: &str) -> Option<(&str, &str)> {
     let head = content_type.split(';').next()?;
     let (t, s) = head.split_once('/')?;
     let space = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
-    let token = |v: &str| {
-        !v.is_empty()
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-    };
     let (t, s) = (t.trim_matches(space), s.trim_matches(space));
-    (token(t) && token(s)).then_some((t, s))
+    (crate::sip::is_token(t) && crate::sip::is_token(s)).then_some((t, s))
 }
 
 /// Whether a Content-Type names an SDP body (`application/sdp`, any case, any parameters).

@@ -126,7 +126,7 @@ pub fn top_via_port(wire: &[u8]) -> Option<u16> {
     let rest = first[after_version..].trim_ascii_start();
     let transport_end = rest
         .iter()
-        .position(|b| !b.is_ascii_alphanumeric() && !b"-.!%*_+`'~".contains(b))
+        .position(|&b| !super::is_token_byte(b))
         .unwrap_or(rest.len());
     if transport_end == 0 {
         return None;

@@ -261,9 +261,7 @@ fn starts_as_sip(wire: &[u8]) -> bool {
     }
     let method_end = line.iter().position(|&b| b == b' ').unwrap_or(0);
     method_end > 0
-        && line[..method_end]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        && line[..method_end].iter().all(|&b| super::is_token_byte(b))
         && line.ends_with(b" SIP/2.0")
 }
 

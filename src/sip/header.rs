@@ -49,11 +49,7 @@ impl Hdr {
     /// A header name an operator wrote (`[headers] pass`): None unless it is a token
     /// (RFC 3261 §25.1), the only thing a header name can be.
     pub fn from_config(name: &str) -> Option<Hdr> {
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        let ok = name.len() <= 64 && crate::sip::is_token(name);
         ok.then(|| Hdr(HeaderName::parse(&Bytes::copy_from_slice(name.as_bytes()))))
     }
 

@@ -46,8 +46,8 @@ pub use method::Method;
 pub use new_request::NewRequest;
 pub use reject::{Unreadable, reject_unparseable};
 pub use split::{
-    generic_param_ok, has_control, leading_number, outside_quotes, split_header_list, split_params,
-    without_control_params,
+    generic_param_ok, has_control, is_token, is_token_byte, leading_number, outside_quotes,
+    split_header_list, split_params, without_control_params,
 };
 pub use status::reason_phrase;
 pub(crate) use tags::BRANCH_RANDOM;

@@ -131,12 +131,11 @@ pub fn without_control_params(value: &str) -> Option<String> {
 /// another leg's header as it is: a value quoted but never closed (`reason="x`), or with a
 /// space, would make the far peer reject the whole message.
 pub fn generic_param_ok(p: &str) -> bool {
-    let token = |s: &str| !s.is_empty() && s.bytes().all(is_token_char);
     let (name, value) = match p.split_once('=') {
         Some((n, v)) => (n.trim(), Some(v.trim())),
         None => (p.trim(), None),
     };
-    if !token(name) {
+    if !is_token(name) {
         return false;
     }
     let Some(v) = value else {
@@ -146,7 +145,7 @@ pub fn generic_param_ok(p: &str) -> bool {
         return quoted_body_closes(inner);
     }
     // A host: a name or IPv4 address is token characters; an IPv6 reference is bracketed.
-    token(v)
+    is_token(v)
         || (v.len() > 2
             && v.starts_with('[')
             && v.ends_with(']')
@@ -155,9 +154,15 @@ pub fn generic_param_ok(p: &str) -> bool {
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'))
 }
 
-/// RFC 3261 §25.1's token characters.
-fn is_token_char(b: u8) -> bool {
+/// Whether `b` is one of RFC 3261 §25.1's token characters.
+#[inline]
+pub fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// Whether `s` is an RFC 3261 token: one or more token characters.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
 }
 
 /// Whether `inner` (what follows a quoted string's opening quote) is the rest of one quoted
