@@ -33,7 +33,8 @@ impl B2bua {
             Message::Response(r) if !r.body().is_empty() => r.content_type(),
             _ => return msg,
         };
-        if !is_isdn_signalling(ct.as_deref()) && !crate::sdp::is_multipart(ct.as_deref()) {
+        let isdn = is_isdn_signalling(ct.as_deref());
+        if !isdn && !crate::sdp::is_multipart(ct.as_deref()) {
             return msg;
         }
         // Through the front, the peer it names (a response too: its stamp).
@@ -48,8 +49,8 @@ impl B2bua {
             return msg;
         }
         match &mut msg {
-            Message::Request(r) => trim(r),
-            Message::Response(r) => trim(r),
+            Message::Request(r) => trim(r, ct.as_deref(), isdn),
+            Message::Response(r) => trim(r, ct.as_deref(), isdn),
         }
         msg
     }
@@ -59,25 +60,22 @@ impl B2bua {
 /// (looked for anywhere in the body, case aside: a false alarm only costs an untrusted
 /// peer's non-SDP parts).
 fn may_hold_isdn_signalling(body: &[u8]) -> bool {
-    let lower = body.to_ascii_lowercase();
     [&b"application/isup"[..], b"application/qsig"]
         .iter()
-        .any(|t| lower.windows(t.len()).any(|w| w == *t))
+        .any(|t| body.windows(t.len()).any(|w| w.eq_ignore_ascii_case(t)))
 }
 
-/// An ISUP or QSIG body goes, and so does a multipart one holding such a part, but for its
-/// SDP part, which goes on alone; a body of either kind that is encoded goes whole.
-fn trim(m: &mut impl Body) {
-    let ct = m.content_type();
-    let isdn = is_isdn_signalling(ct.as_deref());
-    let multipart = crate::sdp::is_multipart(ct.as_deref());
+/// `m`'s body, of type `ct` (ISUP or QSIG when `isdn`, else multipart): an ISUP or QSIG body
+/// goes, and so does a multipart one holding such a part, but for its SDP part, which goes
+/// on alone; a body of either kind that is encoded goes whole.
+fn trim(m: &mut impl Body, ct: Option<&str>, isdn: bool) {
     if m.encoded() || isdn {
         return drop_body(m);
     }
-    if !multipart || !may_hold_isdn_signalling(m.body()) {
+    if !may_hold_isdn_signalling(m.body()) {
         return;
     }
-    match crate::sdp::locate(ct.as_deref(), m.body()) {
+    match crate::sdp::locate(ct, m.body()) {
         Ok(Some(part)) => {
             let sdp = bytes::Bytes::copy_from_slice(part.of(m.body()));
             if m.set_body(sdp, Some("application/sdp")).is_ok() {
