@@ -347,12 +347,8 @@ impl Call {
                 self.neutralise_sdp(&mut out);
                 // The caller learns the cause in its own profile's terms (or not at all).
                 out.remove_header(&Hdr::REASON);
-                // A 500's or 503's Retry-After describes the callee's server (RFC 3261
-                // §21.5.4); passed on, it would tell the caller the gateway is down for that
-                // long, for every call. A 486's or 480's (the callee's advice) goes on.
-                if matches!(status, 500 | 503) {
-                    out.remove_header(&Hdr::RETRY_AFTER);
-                }
+                // (A 500's or 503's Retry-After, which describes the callee's server, is
+                // left out by `relayed_response`.)
                 if self.ingress.causes.send_reason {
                     // The callee's own Reason values when it gave a Q.850 one (text and all,
                     // as we write them), else (or when none can be written) the cause we

@@ -443,14 +443,17 @@ pub fn relayed_response(
     if matches!(method, Method::Invite) || status == 405 {
         out.push_header(&Hdr::ALLOW, allow_for(to_peer, sender.trunk))?;
     }
-    // A 503's Retry-After speaks of the far leg's server (RFC 3261 §21.5.4): passed on, it
-    // would tell the caller's side the gateway takes nothing for that long (a phone on a
-    // call could have a carrier stop sending calls for a day with one answer to a refresh).
-    // A 500's, on a re-INVITE, is glare advice (§14.2), and goes on.
+    // A 503's Retry-After speaks of the far leg's server (RFC 3261 §21.5.4), and so does a
+    // 500's to a call's first INVITE: passed on, it would tell the caller's side the gateway
+    // takes nothing for that long (a phone on a call could have a carrier stop sending
+    // calls for a day with one answer to a refresh). A 500's to a re-INVITE is glare advice
+    // (§14.2), and a 486's or 480's the callee's: they go on.
+    let initial_invite = method == Method::Invite && origin.to_tag().is_none();
+    let of_server = status == 503 || (status == 500 && initial_invite);
     out.copy_headers_where(from.headers_raw(), |h| {
         copies_verbatim(to_peer, h)
             && (sender.asserts || !needs_belief(h))
-            && !(status == 503 && *h == Hdr::RETRY_AFTER)
+            && !(of_server && *h == Hdr::RETRY_AFTER)
     });
     for v in copied_reasons(to_peer, &from.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;

@@ -239,7 +239,7 @@ fn without_a_routes_ring_time_each_peer_rings_for_its_own() {
 /// callee's server, not of the gateway); a 486's is the callee's advice and goes on.
 #[test]
 fn a_callees_503_retry_after_is_not_passed_to_the_caller() {
-    for (status, kept) in [(503, false), (486, true)] {
+    for (status, kept) in [(503, false), (500, false), (486, true)] {
         let mut cfg = config();
         cfg.routes[0].to.truncate(1);
         let mut h = H::with(cfg);
