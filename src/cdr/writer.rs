@@ -238,7 +238,7 @@ impl CdrWriter {
 
     /// Queue one record. Never blocks the caller.
     pub fn write(&self, rec: CdrRecord) {
-        let hard_limit = self.gate.max_pending.saturating_mul(2);
+        let hard_limit = self.hard_limit();
         let queued = self
             .gate
             .shared
@@ -274,8 +274,12 @@ impl CdrWriter {
     /// Records the queue takes now before it refuses one (to the log): twice `max_pending`,
     /// less those not yet durable.
     pub fn room(&self) -> usize {
-        let hard_limit = self.gate.max_pending.saturating_mul(2);
-        hard_limit.saturating_sub(self.gate.shared.depth.load(Ordering::Acquire))
+        (self.hard_limit()).saturating_sub(self.gate.shared.depth.load(Ordering::Acquire))
+    }
+
+    /// Records not yet durable past which one more is refused: twice `max_pending`.
+    fn hard_limit(&self) -> usize {
+        self.gate.max_pending.saturating_mul(2)
     }
 
     /// Close the file and open the path again at the writer's next wake-up (≤ 100 ms): the

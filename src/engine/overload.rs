@@ -134,21 +134,16 @@ impl Overload {
     /// run (FNV-1a): which peers share a slot does not change at a restart. (Only peers'
     /// requests are decided on: a stranger cannot pick an address to land in a peer's.)
     pub(crate) fn slot(peer: Option<&str>, ip: IpAddr) -> usize {
-        let octets;
-        let bytes: &[u8] = match (peer, ip.to_canonical()) {
-            (Some(name), _) => name.as_bytes(),
-            (None, IpAddr::V4(v4)) => {
-                octets = v4.octets().to_vec();
-                &octets
-            }
-            (None, IpAddr::V6(v6)) => {
-                octets = v6.octets().to_vec();
-                &octets
-            }
+        let fnv = |bytes: &[u8]| {
+            (bytes.iter()).fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
         };
-        let h = (bytes.iter()).fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let h = match (peer, ip.to_canonical()) {
+            (Some(name), _) => fnv(name.as_bytes()),
+            (None, IpAddr::V4(v4)) => fnv(&v4.octets()),
+            (None, IpAddr::V6(v6)) => fnv(&v6.octets()),
+        };
         (h % fair::SLOTS as u64) as usize
     }
 
