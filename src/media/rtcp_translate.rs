@@ -73,31 +73,29 @@ pub fn translate(datagram: &[u8], t: Translation) -> Option<Vec<u8>> {
                 Some(b) => changed |= push_xr(&mut out, p, b.ssrc),
                 None => out.extend_from_slice(p),
             },
-            Some(SR) if unpadded(p) >= SR_HEAD => {
+            Some(kind @ (SR | RR)) if unpadded(p) >= head_of(kind) => {
                 let body = unpadded(p);
                 out.extend_from_slice(p);
-                if let Some(s) = t.sent
+                if kind == SR
+                    && let Some(s) = t.sent
                     && p.get(4..8) == Some(&s.ssrc.to_be_bytes()[..])
                 {
                     out[at + 20..at + 24].copy_from_slice(&s.packets.to_be_bytes());
                     out[at + 24..at + 28].copy_from_slice(&s.octets.to_be_bytes());
                     changed = true;
                 }
-                changed |= t
-                    .back
-                    .is_some_and(|b| renumber_blocks(&mut out[at..at + body], SR_HEAD, b));
-            }
-            Some(RR) if unpadded(p) >= RR_HEAD => {
-                let body = unpadded(p);
-                out.extend_from_slice(p);
-                changed |= t
-                    .back
-                    .is_some_and(|b| renumber_blocks(&mut out[at..at + body], RR_HEAD, b));
+                changed |= (t.back)
+                    .is_some_and(|b| renumber_blocks(&mut out[at..at + body], head_of(kind), b));
             }
             _ => out.extend_from_slice(p),
         }
     }
     changed.then_some(out)
+}
+
+/// The bytes before an SR's or RR's report blocks.
+fn head_of(kind: u8) -> usize {
+    if kind == SR { SR_HEAD } else { RR_HEAD }
 }
 
 /// The length of packet `p` without its padding (RFC 3550 §6.4.1: the P bit, the count in
