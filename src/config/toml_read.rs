@@ -110,6 +110,11 @@ mod tests {
         to: String,
     }
 
+    /// Whether `got` has an error on `line` whose message starts with `start`.
+    fn said(got: &[(usize, String)], line: usize, start: &str) -> bool {
+        got.iter().any(|(l, m)| *l == line && m.starts_with(start))
+    }
+
     /// Each error's line (1-based) and the start of its message.
     fn lines(text: &str, errs: &[Error]) -> Vec<(usize, String)> {
         errs.iter()
@@ -159,16 +164,8 @@ mod tests {
         // first table, whose span is the array's: only that table goes, and the second
         // route's misspelt key is found too.
         let got = lines(text, &from_toml::<File>(text).unwrap_err());
-        assert!(
-            got.iter()
-                .any(|(l, m)| *l == 3 && m.starts_with("unknown field")),
-            "{got:?}"
-        );
-        assert!(
-            got.iter()
-                .any(|(l, m)| *l == 6 && m.starts_with("unknown field")),
-            "{got:?}"
-        );
+        assert!(said(&got, 3, "unknown field"), "{got:?}");
+        assert!(said(&got, 6, "unknown field"), "{got:?}");
 
         #[derive(Debug, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -181,16 +178,8 @@ mod tests {
         let text = "nets = [\"10.0.0.1/32\", 5]\nnmae = \"x\"\nzone = \"y\"\n";
         let got = lines(text, &from_toml::<Listed>(text).unwrap_err());
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(
-            got.iter()
-                .any(|(l, m)| *l == 1 && m.starts_with("invalid type")),
-            "{got:?}"
-        );
-        assert!(
-            got.iter()
-                .any(|(l, m)| *l == 2 && m.starts_with("unknown field")),
-            "{got:?}"
-        );
+        assert!(said(&got, 1, "invalid type"), "{got:?}");
+        assert!(said(&got, 2, "unknown field"), "{got:?}");
     }
 
     #[test]

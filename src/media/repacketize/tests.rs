@@ -319,37 +319,30 @@ fn what_was_sent_is_counted_per_stream_across_restarts_until_forgotten() {
     // 40 ms in: two 20 ms packets out, 320 payload octets; a held half packet is not sent.
     r.push(t0, &rtp(0, 1, 0, &[0xd5; 320]));
     r.push(t0, &rtp(0, 2, 320, &[0xd5; 80]));
-    let sent = |p, o| {
+    let sent = |ssrc, packets, octets| {
         Some(Sent {
-            ssrc: 7,
-            packets: p,
-            octets: o,
+            ssrc,
+            packets,
+            octets,
         })
     };
-    assert_eq!(r.sent(), sent(2, 320));
+    assert_eq!(r.sent(), sent(7, 2, 320));
     // The held audio goes out when due: counted.
     assert!(r.flush_due(t0 + Duration::from_secs(1)).is_some());
-    assert_eq!(r.sent(), sent(3, 400));
+    assert_eq!(r.sent(), sent(7, 3, 400));
     // Another ptime for the same leg (a re-INVITE): the leg's stream goes on.
     r.restart(10);
     r.push(t0, &rtp(0, 3, 400, &[0xd5; 160]));
-    assert_eq!(r.sent(), sent(5, 560));
+    assert_eq!(r.sent(), sent(7, 5, 560));
     // Renumbered after repacketising stops: counted as sent, whole payload.
     r.stop();
     assert!(r.renumber(&rtp(0, 4, 560, &[0xd5; 240])).is_some());
-    assert_eq!(r.sent(), sent(6, 800));
+    assert_eq!(r.sent(), sent(7, 6, 800));
     // A new SSRC starts anew; another peer (a failover) too.
     let mut other = rtp(0, 5, 0, &[0xd5; 160]);
     other[8..12].copy_from_slice(&8u32.to_be_bytes());
     r.renumber(&other);
-    assert_eq!(
-        r.sent(),
-        Some(Sent {
-            ssrc: 8,
-            packets: 1,
-            octets: 160
-        })
-    );
+    assert_eq!(r.sent(), sent(8, 1, 160));
     r.forget_sent();
     assert_eq!(r.sent(), None);
 }
