@@ -148,10 +148,7 @@ mod tests {
         let text = "name = 1\n[media]\nptime = \"20\"\nanchr = 1\n";
         let got = lines(text, &from_toml::<File>(text).unwrap_err());
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(
-            got.iter()
-                .any(|(l, m)| *l == 4 && m.starts_with("unknown field"))
-        );
+        assert!(said(&got, 4, "unknown field"), "{got:?}");
     }
 
     /// A mistake inside an array takes out that element only: the first table of an array
