@@ -20,6 +20,9 @@ pub const MAX_RELEASED_FORKS: usize = MAX_HUNG_UP_FORKS as usize;
 /// Early dialogs kept besides side B's (a proxy forking wider than this has its oldest
 /// branches answered 481 again).
 pub const MAX_EARLY_FORKS: usize = 8;
+/// Branches that said their early dialog is gone, remembered so that a later provisional
+/// of one does not bring it back (the oldest forgotten past this).
+pub const MAX_GONE_FORKS: usize = 2 * MAX_EARLY_FORKS;
 
 /// A released fork's dialog: its Call-ID and the To tag of its 2xx.
 pub type ReleasedFork = (Box<str>, Box<str>);
@@ -34,6 +37,9 @@ pub struct Forks {
     pub early: Vec<Dialog>,
     /// Unwanted 2xx dialogs hung up by BYE so far (at most [`MAX_HUNG_UP_FORKS`]).
     pub hung_up: u16,
+    /// The To tags of the current attempt's branches that said their early dialog is gone
+    /// while another went on (the last [`MAX_GONE_FORKS`]).
+    pub gone: Vec<Box<str>>,
     /// Those BYEs (of the current peer's forks) until answered: a challenge to one is
     /// answered as to the call's own BYE, else the fork stays up at the peer, billed.
     pub byes: Vec<(crate::txn::TxnId, crate::sip::Request, crate::sip::Target)>,
@@ -43,6 +49,17 @@ impl Forks {
     /// Where the early dialog of branch `tag` is kept, if it is.
     fn kept(&self, tag: &str) -> Option<usize> {
         (self.early.iter()).position(|d| d.remote_tag.as_deref() == Some(tag))
+    }
+
+    /// Branch `tag` said its early dialog is gone.
+    fn note_gone(&mut self, tag: &str) {
+        if self.gone.iter().any(|g| &**g == tag) {
+            return;
+        }
+        if self.gone.len() >= MAX_GONE_FORKS {
+            self.gone.remove(0);
+        }
+        self.gone.push(tag.into());
     }
 }
 
@@ -103,6 +120,15 @@ impl Call {
         self.followed_tag() == Some(tag) || self.kept_branch(tag)
     }
 
+    /// Whether branch `tag` of the current attempt said its early dialog is gone (its BYE, a
+    /// 481, a proxy's 199) while another went on: a later provisional of it is no new early
+    /// dialog (RFC 3261 §12.3: a dialog once ended stays ended), and is neither followed nor
+    /// relayed. Else the branch came back as it stood, its early media played again, and the
+    /// caller heard a callee that had let the call go.
+    pub(super) fn branch_said_gone(&self, tag: &str) -> bool {
+        (self.forks.as_deref()).is_some_and(|f| f.gone.iter().any(|g| &**g == tag))
+    }
+
     /// Whether another branch than the one side B follows was heard while routing.
     pub(super) fn has_other_branch(&self) -> bool {
         self.phase.is_routing() && (self.forks.as_deref()).is_some_and(|f| !f.early.is_empty())
@@ -128,12 +154,16 @@ impl Call {
         };
         if !followed {
             let known = f.kept(tag).map(|i| f.early.remove(i)).is_some();
+            if known {
+                f.note_gone(tag);
+            }
             // Its SDP may have been the one playing while signalling followed another
             // (a 183 with an announcement, then another branch's 180): that one's is
             // taken up.
             self.take_up_branch_media(cx);
             return known;
         }
+        f.note_gone(tag);
         let (Some(next), Some(b)) = (f.early.pop(), self.b.as_mut()) else {
             return false;
         };
@@ -241,6 +271,7 @@ impl Call {
     pub(super) fn forget_early_forks(&mut self) {
         if let Some(f) = self.forks.as_deref_mut() {
             f.early = Vec::new();
+            f.gone = Vec::new();
         }
     }
 

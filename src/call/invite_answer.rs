@@ -113,6 +113,12 @@ impl Call {
         if status == 100 || !self.phase.is_routing() {
             return;
         }
+        if let Some(tag) = resp.to_tag()
+            && self.branch_said_gone(&tag)
+        {
+            debug!(%tag, "provisional from a branch whose early dialog is gone: ignored");
+            return;
+        }
         let rseq = reliable_rseq(&resp);
         if let Some(rseq) = rseq {
             if self.uac_rel.open_pracks() >= usize::from(UacRel::MAX_OPEN_PRACKS) {

@@ -213,7 +213,7 @@ fn a_bye_in_an_earlier_branchs_early_dialog_ends_that_branch_only() {
 /// ringing again and again with the same tags, each then sending BYE, cannot grow the table
 /// past it. Before, each such BYE passed as one that ends its call, one transaction held
 /// for 32 s per two datagrams of the peer's (its 180 and BYE carry our checks, past the
-/// source guard).
+/// source guard). Each branch here is new: one that ended does not ring again.
 #[test]
 fn a_branchs_bye_past_the_transaction_bound_takes_the_calls_share() {
     use crate::call::headroom::PER_CALL_HEADROOM;
@@ -223,15 +223,14 @@ fn a_branchs_bye_past_the_transaction_bound_takes_the_calls_share() {
     h.core.env.max_server_txns = bound;
     super::edge::fill_with_invites(&mut h, "forkfull", bound);
     assert_eq!(h.core.stats().server_txns, bound, "filled to the bound");
-    let hosts = [("t1", "127.0.0.3"), ("t2", "127.0.0.4")];
     for n in 0..40u32 {
-        let (tag, host) = hosts[(n % 2) as usize];
+        let tag = format!("t{}", n + 3);
         let branch = format!("z9hG4bKfkxb{n}");
+        h.recv_msg(CARRIER_A, ring(&inv, &tag, "127.0.0.5"));
         h.recv(
             CARRIER_A,
-            &from_carrier_in(&inv, "BYE", tag, 10 + n, &branch, ""),
+            &from_carrier_in(&inv, "BYE", &tag, 10 + n, &branch, ""),
         );
-        h.recv_msg(CARRIER_A, ring(&inv, tag, host));
     }
     let held = h.core.stats().server_txns;
     assert!(
@@ -240,14 +239,46 @@ fn a_branchs_bye_past_the_transaction_bound_takes_the_calls_share() {
     );
     let ours = |h: &H| h.cdrs.iter().any(|c| c.call_id == "call-1@127.0.0.2");
     assert!(!ours(&h), "the call rings on");
-    // With its share spent, the BYE of the only branch left (t2 ended by a 199) still
-    // gets its transaction: it ends the call.
-    h.recv_msg(CARRIER_A, reply(&inv, 199, "t2", &[], None));
+    // With its share spent, the BYE of the only branch left (the others, those whose BYE
+    // was refused among them, ended by the proxy's 199s) still gets its transaction: it
+    // ends the call.
+    for n in 2..43 {
+        h.recv_msg(CARRIER_A, reply(&inv, 199, &format!("t{n}"), &[], None));
+    }
     h.recv(
         CARRIER_A,
         &from_carrier_in(&inv, "BYE", "t1", 61, "z9hG4bKfkxy", ""),
     );
     assert!(ours(&h), "the call ended");
+}
+
+/// A branch that ended its early dialog by BYE rings again with the same tag: a dialog once
+/// ended stays ended (RFC 3261 §12.3), so nothing of it reaches the caller and the branch left
+/// stays the one followed, the only one. Before, the 180 brought the ended branch back as it
+/// stood: the caller's next request went to it, and the other branch's BYE was taken as
+/// one branch's of two, leaving the caller ringing on a callee that had let the call go.
+#[test]
+fn a_branch_whose_early_dialog_is_gone_does_not_come_back_with_a_provisional() {
+    let mut h = H::new();
+    let (inv, tag) = two_branches_ringing(&mut h, "z9hG4bKfkr");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "t1", 9, "z9hG4bKfkrb", ""),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    h.recv_msg(CARRIER_A, ring(&inv, "t1", "127.0.0.3"));
+    assert!(h.take(PHONE).is_empty(), "nothing of it reaches the caller");
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKfkrp", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(info.to_tag().as_deref(), Some("t2"));
+    h.take(CARRIER_A);
+    h.take(PHONE);
+    // The only branch left: its BYE ends the call (480 to the caller).
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "t2", 10, "z9hG4bKfkrc", ""),
+    );
+    assert!(h.statuses(PHONE).contains(&480));
 }
 
 /// The branch heard last (the one side B follows) sends BYE in its early dialog: it ends,
