@@ -124,7 +124,7 @@ pub(super) fn metrics(
 }
 
 /// What a stop takes past the drain: the wait for room in the CDR queue while the rest are
-/// hung up (at most `engine::lifecycle`'s `CDR_ROOM_WAIT`, 2 s), BYEs' answers (4 s), the
+/// hung up (at most `engine::lifecycle`'s `ROOM_WAIT`, 2 s), BYEs' answers (4 s), the
 /// CDR file's close and its
 /// retries (at most `cdr::CLOSE_WAIT`, 6 s), the recordings' close (at most
 /// `engine::WAV_CLOSE_WAIT`, 2 s), the relay threads' join (1 s), the pid file's removal

@@ -15,16 +15,19 @@ const SIGNAL_REPEAT: Duration = Duration::from_secs(1);
 /// After SIGTERM and the drain period, how long BYEs get to be answered (after the last
 /// call was hung up).
 const HANGUP_GRACE: Duration = Duration::from_secs(4);
-/// Calls hung up in one turn at the drain's end: their BYEs (one a leg) fit a TCP
-/// connection's writer queue (1,024 messages), and the turn is short.
+/// Calls hung up in one turn at the drain's end at most: their BYEs (one a leg) fit a TCP
+/// connection's writer queue (1,024 messages), and the turn is short. Fewer when a
+/// connection's queue has less room (a trunk reading slowly): each BYE over TCP is sent
+/// once, and one dropped to a full queue leaves its call up at the peer, billed.
 const HANGUP_BATCH: usize = 400;
 /// The pause between two such turns: the connections' writers and the CDR writer run.
 const HANGUP_PAUSE: Duration = Duration::from_millis(5);
-/// How long the hang-up waits for the CDR queue to take the next turn's records; past
-/// it (a writer stuck on its disk) the rest are hung up at once, their CDRs to the log. (A
-/// healthy writer makes room at each sync, well within it; counted in the stop's budget,
-/// `config::process`.)
-const CDR_ROOM_WAIT: Duration = Duration::from_secs(2);
+/// How long the hang-up waits for room for the next turn, in the CDR queue for its records
+/// and in the TCP connections' queues for its BYEs; past it (a writer stuck on its disk, a
+/// peer reading nothing) the rest are hung up at once, their CDRs to the log when the
+/// queue is full. (A healthy writer makes room at each sync, a peer as it reads, well
+/// within it; counted in the stop's budget, `config::process`.)
+const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
 pub struct Signals {
@@ -64,6 +67,33 @@ impl Signals {
     }
 }
 
+/// How many calls the next turn hangs up (`usize::MAX`: all that are left), or none yet, at
+/// `now` for turns that `began` then and last went at `since`, with `cdr_room` records free
+/// in the CDR queue and `tcp_room` messages on the fullest TCP connection. The connections
+/// pace the turns for [`ROOM_WAIT`] at most, however slowly they make room: a trunk
+/// reading a few KB a second would otherwise hold the stop past what stops the process (the
+/// calls not hung up by then get no CDR). The CDR queue's room, which keeps each call's
+/// record, paces them to the end, but for a writer that takes nothing for [`ROOM_WAIT`].
+fn turn_size(
+    now: Instant,
+    (began, since): (Instant, Instant),
+    (cdr_room, tcp_room): (usize, usize),
+) -> Option<usize> {
+    let tcp_room = if now < began + ROOM_WAIT {
+        tcp_room / 2
+    } else {
+        usize::MAX
+    };
+    let room = (cdr_room.min(HANGUP_BATCH)).min(tcp_room);
+    if room > 0 {
+        Some(room)
+    } else if now >= since + ROOM_WAIT {
+        Some(usize::MAX)
+    } else {
+        None
+    }
+}
+
 /// Where the process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Lifecycle {
@@ -73,12 +103,13 @@ pub(super) enum Lifecycle {
         until: Instant,
     },
     /// The rest are hung up, a turn at a time until `next` is None (`next`: when the next
-    /// turn goes; `since`: when the last one did); the process stops at `stop_at` (or when
-    /// the last call ends).
+    /// turn goes; `since`: when the last one did; `began`: when the first did); the
+    /// process stops at `stop_at` (or when the last call ends).
     HangingUp {
         stop_at: Instant,
         next: Option<Instant>,
         since: Instant,
+        began: Instant,
     },
 }
 
@@ -114,6 +145,7 @@ impl Shell {
                     stop_at: now + HANGUP_GRACE,
                     next,
                     since: now,
+                    began: now,
                 };
                 self.hang_up_turn(now);
                 self.lifecycle_done()
@@ -145,31 +177,31 @@ impl Shell {
             && !self.callback.as_ref().is_some_and(|c| c.awaiting_acks())
     }
 
-    /// One turn of the hang-up: as many calls as the CDR queue takes the records of, up to
-    /// [`HANGUP_BATCH`]; none while it takes none, for up to [`CDR_ROOM_WAIT`], then all
+    /// One turn of the hang-up: as many calls as the CDR queue takes the records of and
+    /// the TCP connections' queues the BYEs of (two a call, on the fullest), up to
+    /// [`HANGUP_BATCH`]; none while there is no room, for up to [`ROOM_WAIT`], then all
     /// the rest. The grace for the BYEs' answers runs from the last turn.
     fn hang_up_turn(&mut self, now: Instant) {
         let Lifecycle::HangingUp {
             next: Some(_),
             since,
+            began,
             ..
         } = self.lifecycle
         else {
             return;
         };
-        let room = self.cdr.room().min(HANGUP_BATCH);
-        let (more, since) = if room > 0 {
-            (self.core.hang_up_some(now, room), now)
-        } else if now >= since + CDR_ROOM_WAIT {
-            (self.core.hang_up_some(now, usize::MAX), now)
-        } else {
-            (true, since)
+        let rooms = (self.cdr.room(), self.tcp.least_room());
+        let (more, since) = match turn_size(now, (began, since), rooms) {
+            Some(n) => (self.core.hang_up_some(now, n), now),
+            None => (true, since),
         };
         self.perform(now);
         self.lifecycle = Lifecycle::HangingUp {
             stop_at: now + HANGUP_GRACE,
             next: more.then(|| now + HANGUP_PAUSE),
             since,
+            began,
         };
     }
 
@@ -187,12 +219,15 @@ impl Shell {
                 info!("stop signal again: hanging up the remaining calls now");
                 self.lifecycle = Lifecycle::Draining { until: now };
             }
-            Lifecycle::HangingUp { next, since, .. } => {
+            Lifecycle::HangingUp {
+                next, since, began, ..
+            } => {
                 info!("stop signal again: stopping without waiting for the BYEs' answers");
                 self.lifecycle = Lifecycle::HangingUp {
                     stop_at: now,
                     next,
                     since,
+                    began,
                 };
             }
         }
@@ -244,5 +279,32 @@ mod tests {
             .collect();
         // Before, each ignored repeat restarted the second and only the first acted.
         assert_eq!(acted, vec![0, 1200, 2400]);
+    }
+
+    /// A TCP connection with little room left (a trunk reading slowly) makes the turns
+    /// smaller, two BYEs a call, and none while it has none; before, each turn took 400
+    /// calls whatever the connection held, and BYEs past its queue were dropped. Past
+    /// [`ROOM_WAIT`] from the first turn the connections pace nothing more; the CDR queue's
+    /// room paces to the end, but for a writer taking nothing for [`ROOM_WAIT`].
+    #[test]
+    fn the_turns_are_paced_by_the_fullest_connection_for_a_while_and_by_the_cdr_queue() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let free = usize::MAX;
+        assert_eq!(turn_size(t0, (t0, t0), (10_000, free)), Some(HANGUP_BATCH));
+        assert_eq!(turn_size(t0, (t0, t0), (10_000, 100)), Some(50));
+        assert_eq!(turn_size(at(5), (t0, t0), (10_000, 1)), None);
+        assert_eq!(turn_size(at(1_999), (t0, t0), (10_000, 0)), None);
+        // (A stall of the connections alone is not the CDR writer's.)
+        assert_eq!(
+            turn_size(at(2_000), (t0, at(1_000)), (10_000, 0)),
+            Some(HANGUP_BATCH)
+        );
+        assert_eq!(turn_size(at(2_500), (t0, at(2_400)), (7, 0)), Some(7));
+        assert_eq!(turn_size(at(2_500), (t0, at(2_400)), (0, free)), None);
+        assert_eq!(
+            turn_size(at(4_400), (t0, at(2_400)), (0, free)),
+            Some(usize::MAX)
+        );
     }
 }

@@ -26,6 +26,12 @@ impl Queued {
         self.items.len()
     }
 
+    /// Messages it takes before it holds half what the writer will take: as
+    /// [`Writer::room`].
+    fn room(&self) -> usize {
+        (writer::WRITE_QUEUE / 2).saturating_sub(self.items.len())
+    }
+
     /// Queue `bytes` if the connection's writer will take it once up (in messages and
     /// bytes, and within its source's and every connection's budgets); false if not.
     fn push(&mut self, bytes: Bytes, txn: Option<TxnId>) -> bool {
@@ -296,6 +302,16 @@ impl Registry {
                 w.in_use();
             }
         }
+    }
+
+    /// The least room left on any connection, open or opening (as [`Writer::room`]); none
+    /// up, no bound.
+    pub(in crate::engine) fn least_room(&self) -> usize {
+        let open = (self.conns.values())
+            .filter(|(_, w)| !w.is_closed())
+            .map(|(_, w)| w.room());
+        let opening = self.connecting.values().map(|(_, q)| q.room());
+        open.chain(opening).min().unwrap_or(usize::MAX)
     }
 
     /// Whether a peer opened this connection (rather than the gateway).

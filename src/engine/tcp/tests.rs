@@ -360,6 +360,7 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
         conn: None,
         listener: None,
     };
+    assert_eq!(reg.least_room(), usize::MAX, "no connection bounds a turn");
     // (The connect task has not run: this test does not yield.)
     for _ in 0..WRITE_QUEUE + 500 {
         reg.send(
@@ -369,6 +370,11 @@ async fn messages_for_a_connection_still_opening_are_bounded() {
         );
     }
     assert_eq!(reg.connecting[&to.addr].1.len(), WRITE_QUEUE);
+    assert_eq!(
+        reg.least_room(),
+        0,
+        "a connection opening counts as one open"
+    );
     // In bytes too: what waits is no more than the writer takes once the connection is up.
     let far = Target {
         addr: "127.0.0.3:9".parse().unwrap(),

@@ -22,6 +22,10 @@ pub(in crate::engine) const WRITE_QUEUE: usize = 1024;
 /// [`WRITE_QUEUE`] messages of a usual size come to, so a busy trunk's connection through a
 /// short stall (requests over TCP are not retransmitted) keeps what it kept before.
 pub(in crate::engine) const WRITE_BUDGET: usize = 1024 * 1024;
+/// The bytes a message of ours is taken to weigh when the room left in a queue is told in
+/// messages ([`Writer::room`]): about one datagram's worth, what a BYE with its route set and
+/// credentials comes to.
+const ROOM_MESSAGE: usize = 1500;
 /// A peer that reads nothing we send is cut off after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes queued for all connections together at most: [`WRITE_BUDGET`] each, over the
@@ -204,6 +208,17 @@ impl Writer {
         self.tx.try_send(counted).is_ok()
     }
 
+    /// Messages this connection takes before its queue is half full, in messages or in bytes
+    /// (each taken as [`ROOM_MESSAGE`]): what a burst of our own work may put on it with
+    /// room to spare for everything else (the calls hung up in turns at a stop, whose BYEs
+    /// over TCP are never sent again: one dropped leaves the call up at the peer).
+    pub(in crate::engine) fn room(&self) -> usize {
+        let by_count = self.tx.capacity().saturating_sub(WRITE_QUEUE / 2);
+        let queued = self.budgets.queued.load(Ordering::Acquire);
+        let by_bytes = (WRITE_BUDGET / 2).saturating_sub(queued) / ROOM_MESSAGE;
+        by_count.min(by_bytes)
+    }
+
     /// Whether its writer has ended (the connection closed): nothing sent here is written.
     pub(in crate::engine) fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -335,6 +350,25 @@ mod tests {
         assert!(b.send(big.clone()));
         assert!(!a.send(big), "an ended writer takes nothing");
         assert_eq!(all.used(), 2 * 60 * 1024);
+    }
+
+    /// The room a connection tells is what takes it to half its queue, in messages or in
+    /// bytes, whichever comes first; an ended writer's is what it had.
+    #[test]
+    fn the_room_left_is_counted_to_half_the_queue_in_messages_and_bytes() {
+        let (w, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        let by_bytes = WRITE_BUDGET / 2 / ROOM_MESSAGE;
+        assert_eq!(w.room(), by_bytes.min(WRITE_QUEUE / 2));
+        for _ in 0..100 {
+            assert!(w.send(Bytes::from_static(b"\r\n")));
+        }
+        assert_eq!(w.room(), by_bytes.min(WRITE_QUEUE / 2 - 100));
+        let big = Bytes::from(vec![b'x'; WRITE_BUDGET / 2]);
+        assert!(w.send(big));
+        assert_eq!(w.room(), 0, "half the bytes queued");
+        let (w, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        while w.send(Bytes::from_static(b"\r\n")) {}
+        assert_eq!(w.room(), 0, "the queue full in messages");
     }
 
     #[test]
