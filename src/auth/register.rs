@@ -40,8 +40,10 @@ pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
 /// anyway: a stop may not wait out a silent registrar's 32 s (a short `drain_s`), and a
 /// binding left behind would draw the trunk's calls to a gateway that is gone.
 pub const LEAVE_WAIT: Duration = Duration::from_secs(2);
-/// Longest expiry we ask for or accept through `423 Min-Expires` (a week).
-pub const MAX_EXPIRES: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest expiry we ask for or accept through `423 Min-Expires`: a day, as
+/// `[register] expires_s` at most (a dead gateway left registered for longer draws the
+/// trunk's calls for too long). Before, a 423 could raise it to a week.
+pub const MAX_EXPIRES: Duration = Duration::from_secs(24 * 3600);
 
 /// What a registration ended by a reload passes to the one that replaces it.
 #[derive(Debug, Clone, Copy)]
@@ -351,6 +353,9 @@ impl Registration {
         match &self.state {
             State::InFlight { deadline, op, .. } if now >= *deadline => {
                 let op = *op;
+                if op == Op::Register {
+                    self.may_have_bound(sent_at(*deadline, now));
+                }
                 self.fail(now, op, "no response from the registrar".into(), None);
                 if self.leave_next {
                     // Unanswered, it may have bound all the same.
@@ -363,13 +368,16 @@ impl Registration {
     }
 
     /// The transaction of the REGISTER with CSeq `cseq` ended without a response
-    /// (timeout, transport error). Only the one in flight counts: an earlier one's end
-    /// (its transaction outlived our own deadline) must not fail the next, a removal
+    /// (`timeout`, else a transport error). Only the one in flight counts: an earlier one's
+    /// end (its transaction outlived our own deadline) must not fail the next, a removal
     /// perhaps.
-    pub fn handle_failure(&mut self, now: Instant, cseq: u32, reason: &str) {
-        if let State::InFlight { op, .. } = self.state
+    pub fn handle_failure(&mut self, now: Instant, cseq: u32, reason: &str, timeout: bool) {
+        if let State::InFlight { op, deadline, .. } = self.state
             && cseq == self.cseq
         {
+            if timeout && op == Op::Register {
+                self.may_have_bound(sent_at(deadline, now));
+            }
             self.fail(now, op, reason.to_string(), None);
             if self.leave_next {
                 self.leave(now, true);
@@ -386,12 +394,7 @@ impl Registration {
         else {
             return false;
         };
-        // The registrar's clock for the binding started when it took the REGISTER, at the
-        // latest: one answered only on a retransmission, late, must not be refreshed late.
-        let sent_at = deadline
-            .checked_sub(TRANSACTION_TIMEOUT)
-            .unwrap_or(now)
-            .min(now);
+        let sent_at = sent_at(*deadline, now);
         let (sent, op) = (sent.clone(), *op);
         let ours = resp.call_id().as_deref() == Some(self.call_id.as_str())
             && resp.cseq() == Some((self.cseq, Method::Register));
@@ -482,3 +485,13 @@ fn later(now: Instant, d: Duration) -> Instant {
 
 #[cfg(test)]
 mod tests;
+
+/// When the REGISTER in flight with `deadline` was sent: the registrar's clock for its
+/// binding started then at the latest (one answered only on a retransmission, late, must not
+/// be refreshed late; one unanswered may be bound until then plus what it asked).
+fn sent_at(deadline: Instant, now: Instant) -> Instant {
+    deadline
+        .checked_sub(TRANSACTION_TIMEOUT)
+        .unwrap_or(now)
+        .min(now)
+}

@@ -23,6 +23,9 @@ struct Entry {
     creds: Option<Arc<Credentials>>,
     /// A reload no longer wants it: it removes its binding (`Expires: 0`).
     removes: bool,
+    /// Its contact is a front's address (`[sip] front` when it was made): the binding is
+    /// every instance's, and this one never removes it.
+    shared: bool,
 }
 
 /// Every registration, and the REGISTER transactions in flight.
@@ -79,6 +82,13 @@ impl Registrations {
             if wanted.iter().any(|(p, _)| p.same_binding(&e.params)) {
                 info!(peer = %e.reg.peer(), "registration settings changed: registering the same contact anew");
                 handed.push((e.params.clone(), e.reg.hand_over(now)));
+            } else if e.shared {
+                // Every instance's binding: the others' refreshes keep it until each is
+                // reloaded too (then it is left to its expiry). Before, the first instance
+                // reloaded removed it, and the trunk's calls failed until the others'
+                // next refresh, some 45 minutes later.
+                info!(peer = %e.reg.peer(), "registration changed or no longer wanted: ended, the binding left to the front's other instances");
+                e.reg.end_keeping_binding();
             } else {
                 info!(peer = %e.reg.peer(), "registration changed or no longer wanted: unregistering");
                 e.reg.shutdown(now);
@@ -103,6 +113,7 @@ impl Registrations {
                 params,
                 creds,
                 removes: false,
+                shared: cfg.front.is_some(),
             });
         }
         self.flush(env, now);
@@ -113,9 +124,8 @@ impl Registrations {
         let _zone = process_zone();
         // Behind a front the binding is every instance's (the front's address): one
         // stopping leaves it to the others' refreshes, or to its expiry.
-        let shared = env.cfg.front.is_some();
         for e in &mut self.regs {
-            if shared {
+            if e.shared {
                 e.reg.end_keeping_binding();
             } else {
                 e.reg.stop(now);
@@ -191,7 +201,7 @@ impl Registrations {
             "the registrar could not be reached"
         };
         if let Some(reg) = self.registration(&call_id) {
-            reg.handle_failure(now, cseq, why);
+            reg.handle_failure(now, cseq, why, timeout);
         }
         self.flush(env, now);
     }
@@ -252,7 +262,7 @@ impl Registrations {
                     }
                     None => {
                         warn!(peer = %reg.peer(), "cannot send REGISTER");
-                        reg.handle_failure(now, cseq, "cannot send REGISTER");
+                        reg.handle_failure(now, cseq, "cannot send REGISTER", false);
                     }
                 }
             }

@@ -45,6 +45,16 @@ impl Registration {
         }
     }
 
+    /// A REGISTER sent at `sent_at` went unanswered: it may have reached the registrar and
+    /// bound all the same, for as long as it asked. Shutdown, and a reload that drops it,
+    /// then remove that binding (`Expires: 0`); it shows down all the same (failing).
+    /// Before, a registrar whose answers were lost kept routing the trunk's calls to a
+    /// gateway that had stopped, for up to the expiry asked.
+    pub(super) fn may_have_bound(&mut self, sent_at: Instant) {
+        let until = later(sent_at, self.expires);
+        self.bound_until = self.bound_until.max(Some(until));
+    }
+
     /// The REGISTER sent at `sent_at` was accepted at `now`.
     pub(super) fn registered(&mut self, now: Instant, sent_at: Instant, resp: &Response) {
         let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
@@ -103,15 +113,20 @@ impl Registration {
         self.failures = self.failures.saturating_add(1);
         // Retry-After is the least wait (RFC 3261 §20.33): never sooner than the back-off.
         // Each back-off is drawn between half and all of its step (RFC 5626 §4.5): the
-        // gateways a registrar's outage failed together do not come back together.
-        let step = backoff(self.failures);
-        let step = match self.jitter {
-            true => step.mul_f64(self.rng.random_range(0.5..=1.0)),
-            false => step,
+        // gateways a registrar's outage failed together do not come back together. So is
+        // a Retry-After, between all of it and half again: every gateway it was given to
+        // would otherwise come back at the same instant, the overload it answered again.
+        let (step_share, after_share) = match self.jitter {
+            true => (
+                self.rng.random_range(0.5..=1.0),
+                self.rng.random_range(1.0..=1.5),
+            ),
+            false => (1.0, 1.0),
         };
-        let retry_in = match retry_after {
-            Some(r) => r.min(MAX_RETRY_AFTER).max(step),
-            None => step,
+        let step = backoff(self.failures).mul_f64(step_share);
+        let retry_in = match retry_after.map(|r| r.min(MAX_RETRY_AFTER)) {
+            Some(r) if r > step => r.mul_f64(after_share),
+            _ => step,
         };
         self.state = State::Waiting {
             at: later(now, retry_in),

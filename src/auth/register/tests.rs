@@ -303,7 +303,7 @@ fn silence_and_transport_errors_are_failures() {
     assert_eq!(r.poll_timeout(), Some(retry_at));
     r.handle_timeout(retry_at);
     let q = sent(&mut r);
-    r.handle_failure(retry_at, q.cseq().unwrap().0, "connection refused");
+    r.handle_failure(retry_at, q.cseq().unwrap().0, "connection refused", false);
     assert_eq!(
         r.poll_event(),
         Some(RegEvent::Failed {
@@ -385,6 +385,77 @@ fn interval_too_brief_raises_the_expiry_once() {
     r.handle_response(t1, &answer(&q, 423, &[("Min-Expires", "302")]));
     assert!(r.poll_transmit().is_none());
     assert_eq!(r.poll_timeout(), Some(t1 + 2 * FIRST_BACKOFF));
+}
+
+/// A `Min-Expires` past a day (what `[register] expires_s` allows at most) is a failure,
+/// not a raise: before, a 423 could have the gateway ask for a week, and a gateway that died
+/// stayed registered, drawing the trunk's calls, that long.
+#[test]
+fn a_min_expires_past_a_day_is_not_taken() {
+    let mut r = reg(3600);
+    let t0 = Instant::now();
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 423, &[("Min-Expires", "604800")]));
+    assert!(r.poll_transmit().is_none(), "no REGISTER for a week");
+    assert!(matches!(r.poll_event(), Some(RegEvent::Failed { .. })));
+    r.handle_timeout(t0 + FIRST_BACKOFF);
+    assert_eq!(expires_of(&sent(&mut r)), "3600");
+}
+
+/// A REGISTER that went unanswered may have bound all the same (its answers lost on the
+/// way back): a stop then removes that binding. Before, it counted as never bound, and the
+/// registrar kept sending the trunk's calls to a gateway that had stopped, for up to the
+/// hour asked.
+#[test]
+fn an_unanswered_register_is_removed_at_shutdown_as_a_binding() {
+    let t0 = Instant::now();
+    for timeout_by_txn in [false, true] {
+        let mut r = reg(3600);
+        r.start(t0);
+        let q = sent(&mut r);
+        let t1 = t0 + TRANSACTION_TIMEOUT;
+        match timeout_by_txn {
+            true => r.handle_failure(t1, q.cseq().unwrap().0, "timeout", true),
+            false => r.handle_timeout(t1),
+        }
+        assert!(!r.is_up(), "shown down");
+        r.shutdown(t1 + Duration::from_secs(5));
+        assert_eq!(expires_of(&sent(&mut r)), "0");
+    }
+    // Not one the registrar could not have had: a transport error.
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_failure(t0, q.cseq().unwrap().0, "connection refused", false);
+    r.shutdown(t0);
+    assert!(r.poll_transmit().is_none() && r.is_done());
+}
+
+/// A `Retry-After` longer than the back-off is waited, plus a share drawn up to half of it
+/// again: registrations (a fleet of gateways) an overloaded registrar refused together do
+/// not come back at the same instant. Before, each waited exactly the `Retry-After`.
+#[test]
+fn a_retry_after_is_spread() {
+    let t0 = Instant::now();
+    let waits: Vec<Duration> = (0..8u8)
+        .map(|i| {
+            let mut r = Registration::new(params(3600), Some(creds()), [i; 32]);
+            r.start(t0);
+            let q = sent(&mut r);
+            r.handle_response(t0, &answer(&q, 503, &[("Retry-After", "60")]));
+            match r.poll_event() {
+                Some(RegEvent::Failed { retry_in, .. }) => retry_in,
+                e => panic!("{e:?}"),
+            }
+        })
+        .collect();
+    let s60 = Duration::from_secs(60);
+    assert!(
+        waits.iter().all(|w| *w >= s60 && *w <= s60 * 3 / 2),
+        "{waits:?}"
+    );
+    assert!(waits.iter().any(|w| *w != waits[0]), "{waits:?}");
 }
 
 #[test]
@@ -593,6 +664,7 @@ fn an_earlier_registers_failure_does_not_end_the_removal() {
         t0 + TRANSACTION_TIMEOUT,
         q.cseq().unwrap().0,
         "no response from the registrar",
+        true,
     );
     assert!(r.is_leaving() && !r.is_done());
     r.handle_response(t0, &answer(&u, 200, &[]));

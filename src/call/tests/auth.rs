@@ -1368,6 +1368,47 @@ fn behind_a_front_the_registration_binds_the_fronts_address_and_outlives_an_inst
     assert!(!h.core.busy());
 }
 
+/// Behind a front, a reload of one instance that drops the registration (or moves it: a new
+/// contact user) leaves the binding to the other instances, as a stop does. Before, the
+/// instance reloaded first sent `Expires: 0` for the binding all of them share, and the
+/// trunk's calls failed until another's next refresh (some 45 minutes at 3,600 s).
+#[test]
+fn behind_a_front_a_reload_that_drops_the_registration_leaves_the_binding() {
+    let fronted = |mut cfg: Config| {
+        cfg.front = Some(Target::udp(addr("127.0.0.10:5060")));
+        cfg
+    };
+    let mut h = H::with(fronted(registering()));
+    h.apply();
+    let reg = h.one_request("127.0.0.10:5060", Method::Register);
+    h.recv_msg("127.0.0.10:5060", registrar_ok(&reg, 3600));
+    let moved = fronted(registering_with(|r| r.contact_user = "other".into()));
+    h.input(Input::Reload(Arc::new(moved)));
+    let sent = h.take_requests("127.0.0.10:5060", Method::Register);
+    let expires: Vec<_> = (sent.iter())
+        .map(|r| r.header(&Hdr::named("Expires")))
+        .collect();
+    assert_eq!(
+        expires,
+        [Some("3600".to_string())],
+        "the new one only, no Expires: 0"
+    );
+    let mut dropped = fronted(registering());
+    let p = dropped
+        .profiles
+        .get_mut(&PeerName("carrier-a".into()))
+        .unwrap();
+    let mut q = (**p).clone();
+    q.register = None;
+    *p = Arc::new(q);
+    h.input(Input::Reload(Arc::new(dropped)));
+    assert!(
+        h.take_requests("127.0.0.10:5060", Method::Register)
+            .is_empty(),
+        "no Expires: 0"
+    );
+}
+
 /// A challenge to a request sent before a reload and answered after it is judged with the
 /// credentials that would answer it, the reload's: here they allow SHA-256 as well as MD5,
 /// and a second challenge of the far end's realm in SHA-256 is refused with the first.
