@@ -68,6 +68,11 @@ impl Call {
         }
         self.uas_rel.queue = None;
         self.uac_rel = UacRel::default();
+        // A session timer agreed with it (in an early UPDATE) is not the next callee's: its
+        // terms would be restated to that one, its refresh and expiry timers run.
+        if self.session[Side::B].is_some() {
+            self.set_session(cx, Side::B, None);
+        }
         // The connected identity it sent (in an UPDATE answered here) is not the next
         // callee's.
         if self.identity.as_ref().is_some_and(|i| i.0 == Side::A) {

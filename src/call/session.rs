@@ -39,6 +39,7 @@ impl Call {
         self.session[side] = s;
         // A new interval: its first refused refresh waits as any first one does.
         self.refresh_refusals[side] = 0;
+        self.session_grace_given[side] = false;
         self.timers.clear(CallTimer::SessionRefresh(side));
         self.timers.clear(CallTimer::SessionExpiry(side));
         if s.is_none() {
@@ -182,6 +183,7 @@ impl Call {
             _ => false,
         };
         if !unchanged {
+            self.refresh_heard(cx, side, req);
             return false;
         }
         debug!(call_id = %self.call_id(), ?side, method = %req.method(), "session refresh answered here");
@@ -203,6 +205,23 @@ impl Call {
             }
         }
         true
+    }
+
+    /// A refresh from `side`'s peer (it restates the timer) goes on to the other leg: the
+    /// peer is alive, however long the other leg takes to answer or whatever it answers, so
+    /// the leg's expiry runs anew from now (RFC 4028 §10: the side not refreshing ends the
+    /// session when no refresh request reached it in time); the other leg's 2xx sets the
+    /// terms agreed when it comes. Before, the expiry ran on until that 2xx, and a far leg
+    /// slower than the time left (or refusing a re-INVITE without SDP) had a call with both
+    /// peers alive released as `session_expired`.
+    fn refresh_heard(&mut self, cx: &mut Cx, side: Side, req: &Request) {
+        if let Some(s) = self.session[side]
+            && req.has_header(&Hdr::SESSION_EXPIRES)
+            && let Some(at) = cx.now.checked_add(expiry_due(s))
+        {
+            self.timers.set(CallTimer::SessionExpiry(side), at);
+            self.session_grace_given[side] = false;
+        }
     }
 
     /// Our 200 to a refresh on `side`: our Contact (a target refresh), the timer's terms,
@@ -304,6 +323,7 @@ impl Call {
         /// A timer this late is a stall, not a schedule.
         const LATE: std::time::Duration = std::time::Duration::from_secs(2);
         if cx.now.saturating_duration_since(due) > LATE
+            && !std::mem::replace(&mut self.session_grace_given[side], true)
             && let Some(s) = self.session[side]
             && let Some(at) = cx
                 .now

@@ -165,6 +165,9 @@ pub struct Call {
     pub refresh_by: PerSide<super::session::RefreshBy>,
     /// Our refreshes of each leg refused in a row: each retry waits twice as long.
     pub refresh_refusals: PerSide<u8>,
+    /// The leg's session expiry, fired late (a stall), was given its one grace; reset when
+    /// it is armed anew.
+    pub session_grace_given: PerSide<bool>,
     /// Probes of each leg in a row whose outcome was doubtful (`probe.rs`).
     pub probe_doubts: PerSide<u8>,
     /// Each leg's probe out, as sent: a challenge to it is answered against it (`probe.rs`).
@@ -274,6 +277,7 @@ impl Call {
             refresh: None,
             refresh_by: Default::default(),
             refresh_refusals: Default::default(),
+            session_grace_given: Default::default(),
             probe_doubts: Default::default(),
             probe_sent: Default::default(),
             identity: None,

@@ -230,12 +230,13 @@ impl SessionTimerPolicy {
     }
 
     /// A 422 to our request that asked for `asked`: the interval to ask for instead, when the
-    /// peer's `Min-SE` is one we can live with (RFC 4028 §7.4 retries once with it).
+    /// peer's `Min-SE` is one we can live with (RFC 4028 §7.4 retries once with it), and never
+    /// under 90 s (§5: no interval or Min-SE below it may be sent, whatever a peer asks).
     pub fn after_422(&self, resp: &Response, asked: Option<Duration>) -> Option<Duration> {
         if self.mode == TimerMode::Off {
             return None;
         }
-        let min = resp.min_se()?;
+        let min = resp.min_se()?.max(session::ABSOLUTE_MIN_INTERVAL);
         (min > asked.unwrap_or(Duration::ZERO) && min <= MAX_INTERVAL).then_some(min)
     }
 

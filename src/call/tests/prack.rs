@@ -1178,6 +1178,54 @@ fn an_early_update_of_the_callers_session_is_what_the_next_callee_is_offered() {
     fails_over_offering(&mut h, &inv_a, &moved);
 }
 
+/// The first callee agreed a session timer in an early UPDATE, then failed: the next callee
+/// starts with none. Before, its terms stayed on the call's side B, and the phone's early
+/// UPDATE toward the next callee restated the first one's interval.
+#[test]
+fn a_session_timer_agreed_with_a_callee_given_up_is_not_the_next_ones() {
+    let mut h = H::new();
+    let (inv_a, rseq, tag) = late_offer_answered_reliably(&mut h, "lo12");
+    phone_answers(&mut h, "lo12", &tag, rseq);
+    let taking_update = |inv: &Request, totag: &str| {
+        reply(
+            inv,
+            180,
+            totag,
+            &[
+                (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+                (Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, UPDATE, PRACK"),
+            ],
+            None,
+        )
+    };
+    h.recv_msg(CARRIER_A, taking_update(&inv_a, "c1"));
+    h.take(PHONE);
+    let moved = moved_session();
+    h.recv(
+        PHONE,
+        &from_phone_in("lo12", "UPDATE", &tag, 3, "z9hG4bKlo12u", &moved),
+    );
+    let up = h.one_request(CARRIER_A, Method::Update);
+    let terms = [
+        (Hdr::SESSION_EXPIRES, "1234;refresher=uac"),
+        (Hdr::REQUIRE, "timer"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&up, 200, "c1", &terms, Some(SDP)));
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "c1", &[], None));
+    let inv_b = h.one_request(CARRIER_B, Method::Invite);
+    h.recv_msg(CARRIER_B, taking_update(&inv_b, "cb"));
+    h.take(PHONE);
+    let again = moved.replace("o=- 1 2", "o=- 1 3");
+    h.recv(
+        PHONE,
+        &from_phone_in("lo12", "UPDATE", &tag, 4, "z9hG4bKlo12v", &again),
+    );
+    let up = h.one_request(CARRIER_B, Method::Update);
+    let se = up.header(&Hdr::SESSION_EXPIRES).unwrap_or_default();
+    assert!(!se.contains("1234"), "the first callee's terms: {se}");
+}
+
 #[test]
 fn after_a_callers_early_answer_the_next_callee_is_offered_its_session() {
     let mut h = H::new();

@@ -772,6 +772,39 @@ fn a_refused_offer_after_an_answer_in_a_183_leaves_the_refresh_answer_as_it_was(
     assert_eq!(r.body(), ok.body());
 }
 
+/// The phone's refresh that goes on to the carrier (a new offer) is a refresh heard: the
+/// phone's leg expires an interval after it (less the RFC 4028 §10 margin), whatever the
+/// carrier answers and however long it takes. Before, the expiry ran on until the carrier's
+/// 2xx: a carrier slower than the time left, or refusing the offer, had the call released as
+/// `session_expired` with both peers alive.
+#[test]
+fn a_relayed_refresh_keeps_the_callers_leg_alive_while_the_far_leg_answers() {
+    let mut h = H::new();
+    let (_inv, _ok, tag) = phone_refreshing(&mut h);
+    h.advance(Duration::from_secs(560));
+    let changed = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
+    h.recv(
+        PHONE,
+        &with_headers(
+            &from_phone("INVITE", &tag, 2, "z9hG4bKrh2", &changed),
+            "Session-Expires: 600;refresher=uac\r\n",
+        ),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 100, "carrier1", &[], None));
+    // Past where the expiry stood (568 s), the carrier still deciding.
+    h.advance(Duration::from_secs(15));
+    assert!(h.cdrs.is_empty(), "released with both peers alive");
+    h.recv_msg(CARRIER_A, reply(&re, 488, "carrier1", &[], None));
+    assert_eq!(h.statuses(PHONE), [100, 488]);
+    // The refresh was heard at 560 s: the leg expires 568 s after it, not sooner.
+    h.advance(Duration::from_secs(550));
+    assert!(h.cdrs.is_empty());
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
+
 #[test]
 fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     let mut h = H::new();
@@ -1279,6 +1312,30 @@ fn a_session_expiry_fired_late_by_a_stall_gives_the_refresh_its_time() {
     assert!(h.cdrs.is_empty());
     h.advance(Duration::from_secs(33));
     assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
+
+/// A gateway late again at the grace's end (an overload that keeps the loop behind) ends
+/// the call then: one grace a deadline. Before, each late firing gave another, and calls
+/// whose peers were gone stayed up, holding their `max_calls` slots, for as long as the
+/// gateway ran behind.
+#[test]
+fn a_session_expiry_late_again_gets_no_second_grace() {
+    let mut h = H::new();
+    call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\nMin-SE: 90\r\n",
+        &[],
+    );
+    let stall = |h: &mut H, d: Duration| {
+        h.now += d;
+        h.core.handle_timeout(h.now);
+        h.apply();
+    };
+    stall(&mut h, Duration::from_secs(700));
+    assert!(h.cdrs.is_empty(), "the grace");
+    stall(&mut h, Duration::from_secs(40));
+    assert_eq!(h.cdrs.len(), 1, "no second grace");
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 

@@ -244,6 +244,9 @@ fn a_422_is_retried_with_the_peers_minimum_only_when_it_is_larger_and_sane() {
     assert_eq!(p.after_422(&resp("1200"), Some(S(600))), Some(S(1200)));
     assert_eq!(p.after_422(&resp("600"), Some(S(600))), None);
     assert_eq!(p.after_422(&resp("999999"), Some(S(600))), None);
+    // A peer's Min-SE under the RFC's floor (to a request that asked for none) is asked as
+    // 90 s: before, `Session-Expires: 30` and `Min-SE: 30` went out.
+    assert_eq!(p.after_422(&resp("30"), None), Some(S(90)));
     assert_eq!(
         SessionTimerPolicy::off().after_422(&resp("1200"), None),
         None
