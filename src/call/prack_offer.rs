@@ -210,7 +210,7 @@ impl Call {
                 && self.phase.is_up()
                 && update_2xx.to_tag() == branch
             {
-                self.adopt_session(cx, Side::B, &update_2xx);
+                self.adopt_session(cx, Side::B, &update_2xx, None);
             }
             return;
         }

@@ -177,7 +177,7 @@ impl Call {
             final_ && resp.is_success() && matches!(rel.method, Method::Invite | Method::Update);
         if refreshes {
             let had_timer = self.session[far].is_some();
-            self.adopt_session(cx, far, &resp);
+            self.adopt_session(cx, far, &resp, Some(&rel.sent));
             // A timer this exchange started needs the offer we sent that leg (noted before
             // the leg had one).
             if !had_timer && self.session[far].is_some() && !rel.sent.body().is_empty() {

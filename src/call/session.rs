@@ -125,11 +125,23 @@ impl Call {
         req.insert_header_before_length(&Hdr::SUPPORTED, OPTION_TAG)
     }
 
-    /// The 2xx `resp` to our request on `side` that restated the leg's timer: the timer as
-    /// the peer now has it, armed from now.
-    pub(super) fn adopt_session(&mut self, cx: &mut Cx, side: Side, resp: &Response) {
+    /// The 2xx `resp` to our request on `side` (`sent`, when at hand) that restated the
+    /// leg's timer: the timer as the peer now has it, armed from now.
+    pub(super) fn adopt_session(
+        &mut self,
+        cx: &mut Cx,
+        side: Side,
+        resp: &Response,
+        sent: Option<&Request>,
+    ) {
         let policy = self.timer_policy(side);
-        let asked = policy.asked(self.session[side]);
+        // What the request asked as it went: one sent again after a 422 asked the peer's
+        // minimum, not the leg's interval before (read against that, the peer's answer at
+        // its minimum was clamped back, and we became the refresher against its word).
+        let asked = (sent.and_then(Request::session_expires))
+            .and_then(Result::ok)
+            .map(|se| se.interval)
+            .or_else(|| policy.asked(self.session[side]));
         let s = policy.as_uac(resp, asked);
         self.set_session(cx, side, s);
     }

@@ -222,7 +222,7 @@ impl Call {
                 // It restated the leg's timer, or asked for none: the peer's 2xx says which
                 // the leg has now (RFC 4028 §9), as for a relayed re-INVITE.
                 if self.timer_policy(side).supported() {
-                    self.adopt_session(cx, side, &resp);
+                    self.adopt_session(cx, side, &resp, Some(&r.sent));
                 }
                 return;
             }

@@ -1013,6 +1013,34 @@ fn a_relayed_invite_sent_again_after_422_answers_the_phone() {
     assert_eq!(ack.cseq().unwrap().0, again.cseq().unwrap().0);
 }
 
+/// The carrier's 2xx to a relayed re-INVITE sent again after its 422 is read against what
+/// that second send asked (its minimum), not the leg's interval before: it takes the
+/// refreshing on itself, and the gateway sends no refresh of its own. Before, its interval
+/// was clamped back to the old one (300 s) and the gateway made itself the refresher
+/// against the carrier's word (here unanswered: the call was released).
+#[test]
+fn the_answer_to_a_request_sent_again_after_422_is_read_against_what_it_asked() {
+    let (mut h, tag, _re, again) = hold_refused_with_422("");
+    let se = [(Hdr::SESSION_EXPIRES, "1800;refresher=uas")];
+    h.recv_msg(CARRIER_A, reply(&again, 200, "carrier1", &se, Some(SDP)));
+    h.response_with(PHONE, 200, "the answer");
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKm2a", ""));
+    h.take(CARRIER_A);
+    h.advance(Duration::from_secs(1000));
+    let sent: Vec<Method> = (h.take(CARRIER_A).iter())
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            Message::Response(_) => None,
+        })
+        .collect();
+    assert!(sent.is_empty(), "{sent:?}");
+    assert!(h.cdrs.is_empty(), "the call is up");
+    // The carrier's silence past its interval ends it (1800 s less 32).
+    h.advance(Duration::from_secs(800));
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
+
 /// Our own refresh refused with 422 goes again with the peer's minimum as both its interval
 /// and its `Min-SE` (RFC 4028 §7.4); before, it carried our own, lower `Min-SE`.
 #[test]
