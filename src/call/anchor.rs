@@ -149,19 +149,22 @@ impl Call {
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).
         // (An SDP relaying no stream holds none: its media timeout is the plain one.)
-        let on_hold = relayed.iter().any(|r| *r)
+        let mut on_hold = relayed.iter().any(|r| *r)
             && (mb.streams.iter().zip(&relayed))
                 .filter(|(_, r)| **r)
                 .all(|(e, _)| e.held);
-        let rtp_timeout = [Side::A, Side::B]
-            .iter()
-            .filter_map(|s| profile(*s))
-            .filter_map(|p| match (p.rtp_timeout, on_hold) {
-                (Some(t), false) => Some(t),
-                (Some(_), true) => p.rtp_hold_timeout,
-                (None, _) => None,
-            })
-            .min();
+        let rtp_timeout = |on_hold: bool| {
+            [Side::A, Side::B]
+                .iter()
+                .filter_map(|s| profile(*s))
+                .filter_map(|p| match (p.rtp_timeout, on_hold) {
+                    (Some(t), false) => Some(t),
+                    (Some(_), true) => p.rtp_hold_timeout,
+                    (None, _) => None,
+                })
+                .min()
+        };
+        let rtp_timeouts = (rtp_timeout(false), rtp_timeout(true));
         let media_ip = self.cfg.media_ip;
         // While the callee's branches ring, which one the callee's addresses are from.
         let branch = (from == Side::B && self.phase.is_routing())
@@ -259,6 +262,14 @@ impl Call {
                     media.directions[offerer] = proposed;
                 }
                 media.directions[from] = said;
+                // An answer's hold is what both legs now say, not its own SDP alone: an
+                // old-style hold (`c=0.0.0.0`, no direction) answered `sendrecv`, as RFC
+                // 3264 §8.4 allows, leaves nothing flowing either way, and was timed as a
+                // live call (released as `rtp_timeout` while on hold).
+                on_hold = relayed.iter().any(|r| *r)
+                    && (0..relayed.len())
+                        .filter(|i| relayed[*i])
+                        .all(|i| !super::state::flows(&media.directions, i));
                 // The offerer's new addresses stand now (and an answer's own are its), once
                 // the answer is final.
                 if exchange != Exchange::EarlyAnswer {
@@ -327,7 +338,10 @@ impl Call {
                 })
             })
             .collect();
-        media.rtp_timeout = rtp_timeout;
+        media.rtp_timeout = match on_hold {
+            true => rtp_timeouts.1,
+            false => rtp_timeouts.0,
+        };
         self.emit_relay(cx, callee);
         let shown = self.media.as_mut().map(|m| &mut m.shown[from.other()]);
         let anchored = mb

@@ -937,6 +937,32 @@ fn a_call_on_hold_gets_the_hold_timeout_and_the_short_one_again_on_resume() {
     assert!(h.cdrs.is_empty(), "the call is still up");
 }
 
+/// An old-style hold (`c=0.0.0.0`, no direction attribute) answered `sendrecv` with the
+/// carrier's real address (RFC 3264 §8.4 lets it): nothing flows either way (the carrier was
+/// told to send nowhere), so the call keeps the hold timeout. Before, the answer's own SDP,
+/// holding nothing, set the short one back, and the held call was released as
+/// `rtp_timeout` 30 s later.
+#[test]
+fn an_old_style_hold_answered_sendrecv_keeps_the_hold_timeout() {
+    let mut h = with_hold_timeout();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let hold = SDP
+        .replace("c=IN IP4 192.0.2.10", "c=IN IP4 0.0.0.0")
+        .replace("o=- 1 1 ", "o=- 1 2 ");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKoh2", &hold));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(SDP)));
+    assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(3600))));
+    // Resumed (its address again): the short one.
+    h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKoh2a", ""));
+    let resume = SDP.replace("o=- 1 1 ", "o=- 1 3 ");
+    h.recv(PHONE, &from_phone("INVITE", &tag, 3, "z9hG4bKoh3", &resume));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(SDP)));
+    assert_eq!(last_timeout(&h), Some(Some(Duration::from_secs(30))));
+}
+
 /// An offer that relays no stream (every m= line at port 0) holds none: the media timeout
 /// stays the plain one, not the hold one an empty "all streams held" gave.
 #[test]
