@@ -363,6 +363,27 @@ impl Call {
             );
             return;
         }
+        // An INFO that carries something (a DTMF digit, an Info Package's payload) cannot be
+        // delivered: its sender is told so, as the far peer would tell it (RFC 6086 §4.2.2:
+        // 469 for a package, with the packages taken; 501 for a legacy INFO), and may fall
+        // back (to RFC 4733 events, say). A 200 told it the digit went through. An empty one
+        // (a keep-alive) still gets its 200.
+        if req.method() == Method::Info
+            && (!req.body().is_empty() || req.has_header(&Hdr::named("Info-Package")))
+        {
+            tracing::warn!(call_id = %self.call_id(), ?side, "INFO toward a peer that does not take INFO: refused (use RFC 4733 for DTMF toward it)");
+            match req.has_header(&Hdr::named("Info-Package")) {
+                true => cx.respond(
+                    id,
+                    req,
+                    469,
+                    "Bad Info Package",
+                    &[(Hdr::named("Recv-Info"), "")],
+                ),
+                false => cx.respond(id, req, 501, "Not Implemented", &[]),
+            }
+            return;
+        }
         // Its connected identity (IMS updates P-Asserted-Identity this way) goes with the
         // next message toward the other side.
         if req.method() == Method::Update {

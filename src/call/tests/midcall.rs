@@ -647,6 +647,42 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// An INFO that carries a DTMF digit (or an Info Package's payload) toward a peer that takes
+/// no INFO is refused, not swallowed: 501 for a legacy one, 469 with the packages taken
+/// (none) for a package. Before, the gateway answered 200 and dropped it, and the phone
+/// believed the digit had gone through (a voicemail PIN, an IVR choice lost).
+#[test]
+fn an_info_with_a_digit_toward_a_peer_that_takes_no_info_is_refused() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.allow = Some(
+                ["INVITE", "ACK", "BYE", "CANCEL"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+    }));
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let digit = "Signal=5\r\nDuration=160\r\n";
+    let info = from_phone("INFO", &tag, 2, "z9hG4bKi5", digit)
+        .replace("application/sdp", "application/dtmf-relay");
+    h.recv(PHONE, &info);
+    assert_eq!(h.statuses(PHONE), vec![501]);
+    let package = from_phone("INFO", &tag, 3, "z9hG4bKi6", digit)
+        .replace("application/sdp", "application/dtmf-relay")
+        .replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nInfo-Package: dtmf\r\n",
+            1,
+        );
+    h.recv(PHONE, &package);
+    let r = h.take_responses(PHONE);
+    assert_eq!(r[0].status(), 469);
+    assert!(r[0].has_header(&Hdr::named("Recv-Info")));
+    assert!(h.take(CARRIER_A).is_empty());
+}
+
 /// A relayed request that could not be sent to the far leg (a transport error) is a 503
 /// to its sender (RFC 3261 §8.1.3.1), which ends no dialog (RFC 5057 §5.1): the call goes
 /// on. Before, the sender got 408 (which ends its dialog) and the call was released
