@@ -51,6 +51,11 @@ impl Call {
         if !self.phase.end(end) {
             return;
         }
+        // Counted ended at once (the count `forget` takes back): a fault before the count
+        // left the gateway's active calls, and its `max_calls`, one too high per fault.
+        cx.env.ended_calls += 1;
+        #[cfg(test)]
+        super::router::test_fault::strike_ended();
         if refused {
             self.phase.forget_answer();
         }
@@ -80,7 +85,7 @@ impl Call {
         {
             cx.emit(Output::Cdr(Box::new(cdr)));
         }
-        cx.env.ended_calls += 1;
+        self.marks.set_cdr_done();
         // Its media stops now: no more audio to a party that hung up (a phone may reuse
         // the port for its next call), none past a `max_call_duration_s`, nothing in the
         // recording after the CDR's end. The ports are released when the call is forgotten.

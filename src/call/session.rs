@@ -39,7 +39,7 @@ impl Call {
         self.session[side] = s;
         // A new interval: its first refused refresh waits as any first one does.
         self.refresh_refusals[side] = 0;
-        self.session_grace_given[side] = false;
+        self.marks.renew_session_grace(side);
         self.timers.clear(CallTimer::SessionRefresh(side));
         self.timers.clear(CallTimer::SessionExpiry(side));
         if s.is_none() {
@@ -232,7 +232,7 @@ impl Call {
             && let Some(at) = cx.now.checked_add(expiry_due(s))
         {
             self.timers.set(CallTimer::SessionExpiry(side), at);
-            self.session_grace_given[side] = false;
+            self.marks.renew_session_grace(side);
         }
     }
 
@@ -335,7 +335,7 @@ impl Call {
         /// A timer this late is a stall, not a schedule.
         const LATE: std::time::Duration = std::time::Duration::from_secs(2);
         if cx.now.saturating_duration_since(due) > LATE
-            && !std::mem::replace(&mut self.session_grace_given[side], true)
+            && self.marks.take_session_grace(side)
             && let Some(s) = self.session[side]
             && let Some(at) = cx
                 .now

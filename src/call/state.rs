@@ -165,9 +165,8 @@ pub struct Call {
     pub refresh_by: PerSide<super::session::RefreshBy>,
     /// Our refreshes of each leg refused in a row: each retry waits twice as long.
     pub refresh_refusals: PerSide<u8>,
-    /// The leg's session expiry, fired late (a stall), was given its one grace; reset when
-    /// it is armed anew.
-    pub session_grace_given: PerSide<bool>,
+    /// Things done once (one byte: `Call` stays in its allocation size class).
+    pub marks: Marks,
     /// Probes of each leg in a row whose outcome was doubtful (`probe.rs`).
     pub probe_doubts: PerSide<u8>,
     /// Each leg's probe out, as sent: a challenge to it is answered against it (`probe.rs`).
@@ -277,7 +276,7 @@ impl Call {
             refresh: None,
             refresh_by: Default::default(),
             refresh_refusals: Default::default(),
-            session_grace_given: Default::default(),
+            marks: Marks::default(),
             probe_doubts: Default::default(),
             probe_sent: Default::default(),
             identity: None,
@@ -461,5 +460,43 @@ impl Call {
     pub fn take_relayed(&mut self, id: TxnId) -> Option<Relayed> {
         let i = self.relayed.iter().position(|(t, _)| *t == id)?;
         Some(self.relayed.swap_remove(i).1)
+    }
+}
+
+/// Things a call did once, as bits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Marks(u8);
+
+impl Marks {
+    /// Its CDR was written (or, for a refusal over `[cdr] refused_rate`, left out on
+    /// purpose): a fault once the call ended writes it if not (`router/fault.rs`).
+    const CDR_DONE: u8 = 1;
+
+    pub fn cdr_done(self) -> bool {
+        self.0 & Self::CDR_DONE != 0
+    }
+
+    pub fn set_cdr_done(&mut self) {
+        self.0 |= Self::CDR_DONE;
+    }
+
+    /// The bit of `side`'s session expiry given its one grace after firing late (a stall).
+    fn grace_bit(side: Side) -> u8 {
+        match side {
+            Side::A => 2,
+            Side::B => 4,
+        }
+    }
+
+    /// Give `side`'s session expiry its one grace: false when given already.
+    pub fn take_session_grace(&mut self, side: Side) -> bool {
+        let given = self.0 & Self::grace_bit(side) != 0;
+        self.0 |= Self::grace_bit(side);
+        !given
+    }
+
+    /// `side`'s session expiry is armed anew: it may have a grace again.
+    pub fn renew_session_grace(&mut self, side: Side) {
+        self.0 &= !Self::grace_bit(side);
     }
 }

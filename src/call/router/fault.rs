@@ -122,7 +122,8 @@ impl B2bua {
                 env: &mut self.env,
             };
             let released = catch_unwind(AssertUnwindSafe(|| call.release_after_fault(&mut cx)));
-            if released.is_err() {
+            // (Ended already, its CDR may be the part that panicked: written now.)
+            if released.is_err() || !call.marks.cdr_done() {
                 let written = catch_unwind(AssertUnwindSafe(|| call.cdr_after_fault(&mut cx)));
                 if written.is_err() {
                     error!(call_ref = r, "a call's fault left no CDR");
@@ -167,8 +168,9 @@ impl Call {
         }
     }
 
-    /// Releasing the call panicked too: its CDR, unless one was written, and a final
-    /// answer to a caller still waiting (its transaction would wait for ever).
+    /// Releasing the call panicked too, or its release ended it without its CDR (the fault
+    /// was there): its CDR, unless one was written, and a final answer to a caller still
+    /// waiting (its transaction would wait for ever).
     fn cdr_after_fault(&mut self, cx: &mut Cx) {
         let end = crate::call::phase::EndInfo::internal(
             crate::cdr::CallTag::GatewayError,
@@ -177,8 +179,11 @@ impl Call {
             cx.now,
         );
         if self.phase.end(end) {
-            cx.emit(Output::Cdr(Box::new(self.cdr(cx.env))));
             cx.env.ended_calls += 1;
+        }
+        if !self.marks.cdr_done() {
+            self.marks.set_cdr_done();
+            cx.emit(Output::Cdr(Box::new(self.cdr(cx.env))));
         }
         if let Some(txn) = self.caller_txn()
             && self.phase.answered_at().is_none()
@@ -199,6 +204,7 @@ pub(crate) mod test_fault {
         static CALL: Cell<u32> = const { Cell::new(0) };
         static CORE: Cell<u32> = const { Cell::new(0) };
         static NEW_CALL: Cell<u32> = const { Cell::new(0) };
+        static ENDED: Cell<u32> = const { Cell::new(0) };
     }
 
     fn armed(place: FaultPlace) -> &'static std::thread::LocalKey<Cell<u32>> {
@@ -226,6 +232,16 @@ pub(crate) mod test_fault {
     /// The fault point of [`arm_new_call`].
     pub(crate) fn strike_new_call() {
         strike_on(&NEW_CALL);
+    }
+
+    /// The next `n` calls ended on this thread panic once ended, before their CDR.
+    pub(crate) fn arm_ended(n: u32) {
+        ENDED.with(|a| a.set(n));
+    }
+
+    /// The fault point of [`arm_ended`].
+    pub(crate) fn strike_ended() {
+        strike_on(&ENDED);
     }
 
     fn strike_on(armed: &'static std::thread::LocalKey<Cell<u32>>) {

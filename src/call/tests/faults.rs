@@ -19,6 +19,39 @@ fn arm(n: u32) {
     test_fault::arm(FaultPlace::Call, n);
 }
 
+/// A panic once a call has ended, before its CDR was written (building it, say): the fault
+/// still writes it, as the call ended (the phone's BYE), and the gateway's count of calls
+/// up is right after. Before, the CDR was lost (the release after the fault found the call
+/// ended already and did nothing), and the count of calls up stayed one too high while
+/// other ended calls lingered.
+#[test]
+fn a_panic_between_a_calls_end_and_its_cdr_still_writes_the_cdr() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    // A second call up, and a third ended and lingering (its BYE to the carrier unanswered).
+    let inv2 = phone_calls(&mut h, "f21");
+    h.carrier_answers(&inv2, "c2", SDP);
+    let inv3 = phone_calls(&mut h, "f22");
+    let ok3 = h.carrier_answers(&inv3, "c3", SDP);
+    let bye3 = from_phone_in("f22", "BYE", &ok3.to_tag().unwrap(), 2, "z9hG4bKf3b", "");
+    h.recv(PHONE, &bye3);
+    h.take(PHONE);
+    h.take(CARRIER_A);
+    assert_eq!(h.core.active_calls(), 2);
+    let tag = ok.to_tag().unwrap();
+    test_fault::arm_ended(1);
+    h.recv(PHONE, &from_phone("BYE", &tag, 2, "z9hG4bKfend", ""));
+    let ours: Vec<_> = (h.cdrs.iter())
+        .filter(|c| c.call_id == "call-1@127.0.0.2")
+        .collect();
+    assert_eq!(ours.len(), 1, "its CDR");
+    assert_eq!(ours[0].call_tag, CallTag::CallerBye);
+    assert!(h.events.contains(&CoreEvent::Fault {
+        place: FaultPlace::Call
+    }));
+    assert_eq!(h.core.active_calls(), 1, "the second call alone");
+}
+
 #[test]
 fn a_panic_outside_any_call_costs_its_event_only() {
     let mut h = H::new();
