@@ -141,11 +141,7 @@ impl Call {
                     .and_then(|e| self.refer_reported(side, &e))
                     .is_some();
                 if reported && self.relays_transfers(side.other()) {
-                    let ended = (req.header(&Hdr::named("Subscription-State")))
-                        .is_some_and(|s| super::transfer::is_terminated(&s));
-                    if ended && let Some(event) = req.header(&Hdr::EVENT) {
-                        self.refer_subscription_ended(side, &event);
-                    }
+                    // (A final one ends the subscription once relayed: `relay_request`.)
                     self.relay_request(cx, side, id, req)
                 } else {
                     cx.respond(id, &req, 481, "Subscription Does Not Exist", &[])
