@@ -24,6 +24,16 @@ impl Call {
             self.uas_rel.held_2xx = Some(Box::new((resp, b_cseq)));
             return;
         }
+        // Answered for the caller's peer (`calls_answered_total`, the answer's setup time)
+        // when the 2xx goes to it: one held for a PRACK that never comes ends the call
+        // unanswered.
+        let caller = self.ingress.name.clone();
+        self.progress(
+            cx,
+            caller,
+            super::Direction::Inbound,
+            super::Stage::Answered,
+        );
         self.uas_rel.crossed_rseq = self.uas_rel.pending.take().map(|p| p.rseq);
         self.uas_rel.queue = None;
         self.timers.clear(CallTimer::Rel1xx);

@@ -244,8 +244,6 @@ impl Call {
         }
         self.forget_early_forks();
         self.answered_now(cx, None);
-        let caller = self.ingress.name.clone();
-        self.progress(cx, caller, Direction::Inbound, Stage::Answered);
         self.carry_identity(&cx.env.local, Side::A, &mut out);
         // The caller's leg gets its own session timer, negotiated on its INVITE (before the
         // SDP goes: a leg with a timer keeps it for refreshes).

@@ -50,8 +50,11 @@ pub const REFUSALS_UNRECORDED: &str = "trunkgate_refusals_unrecorded_total";
 pub const TCP_PACED: &str = "trunkgate_tcp_paced_total";
 
 /// Upper bounds of the setup-time histogram buckets, in seconds: from a fast trunk's
-/// 180 to a long ring.
-const SETUP_BUCKETS: &[f64] = &[0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+/// 180 to a long ring, past the default `ring_timeout_s` (120) and a failover's second
+/// ring (before, every answer after a minute fell in `+Inf`, and a quantile read 60 s).
+const SETUP_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0,
+];
 
 /// Methods counted by name in `trunkgate_sip_messages_total`; anything else is `other`.
 const METHODS: &[&str] = &[

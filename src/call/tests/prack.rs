@@ -654,6 +654,15 @@ fn a_caller_that_never_pracks_while_the_2xx_is_held_gets_500_and_the_callee_a_by
         (c.call_tag, c.status, c.answer.as_deref()),
         (CallTag::PrackRejected, 500, None)
     );
+    // Never answered for the caller's peer (`calls_answered_total{direction="inbound"}`):
+    // before, the held 2xx counted as the phone's answer. (The carrier did answer us.)
+    let answered = |d: Direction| {
+        h.events.iter().any(|e| {
+            matches!(e, CoreEvent::Progress { direction, stage: Stage::Answered, .. } if *direction == d)
+        })
+    };
+    assert!(!answered(Direction::Inbound));
+    assert!(answered(Direction::Outbound));
     h.advance(Duration::from_secs(64));
     h.take(PHONE);
     assert_idle(&mut h);

@@ -79,7 +79,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         FAULTS,
-        "Panics caught in the core (defects): call (that call was released) or core (its event dropped)"
+        "Panics caught (defects): call (that call was released), core (its event dropped), callback (the call-back datagram dropped) or cdr_writer (that step of the CDR writer)"
     );
     describe_counter!(
         SCRAPES_REFUSED,
@@ -103,7 +103,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         cb::RESPONSES,
-        "Call-back RESPONSEs by outcome (acked, given_up, evicted)"
+        "Call-back RESPONSEs by outcome (acked, given_up, not_allowed, evicted)"
     );
     describe_gauge!(cb::ACTIVE, "Call-backs in progress");
     describe_counter!(
@@ -117,7 +117,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     describe_counter!(RECORDING_BYTES, "Audio bytes written into call recordings");
     describe_counter!(
         RECORDING_FAILURES,
-        "Recordings stopped because the disk refused them (stage: open or write); the calls go on"
+        "Recordings stopped or not started, by stage: open or write (the disk refused), size_limit ([recording] max_bytes), removed (the file was deleted under it), news_lost (the call was not told); the calls go on"
     );
     describe_counter!(
         REFUSALS_UNRECORDED,
@@ -129,7 +129,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         RECORDING_LOST,
-        "Packets a recording could not place, counted when it ends: overflow (its buffer full: the WAV writer fell behind a slow disk) or late (their place in the file written already)"
+        "Packets a recording could not place, counted when it ends: overflow (its buffer full: the WAV writer fell behind a slow disk) late (their place in the file written already) or stray (for a stream the recording does not have)"
     );
     describe_counter!(
         SEND_FAILED,

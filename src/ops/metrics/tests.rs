@@ -45,6 +45,10 @@ const EXPORTED: &[&str] = &[
     SEND_FAILED,
     REFUSALS_UNRECORDED,
     TCP_PACED,
+    FAULTS,
+    LATE_ANSWERS,
+    TRANSACTION_BYTES,
+    HEAP_BYTES,
 ];
 
 #[test]
