@@ -190,9 +190,17 @@ impl Sink {
     }
 
     /// Do what is due at `now`: follow a rotation, write what is pending, sync what is old.
+    #[cfg(test)]
     pub fn tick(&mut self, now: Instant) -> TickReport {
         let mut report = TickReport::default();
-        self.collect(Some(now), &mut report);
+        self.tick_into(now, &mut report);
+        report
+    }
+
+    /// [`Sink::tick`], reporting into `report` as it goes: what it did before a panic (a
+    /// defect) is still told.
+    pub fn tick_into(&mut self, now: Instant, report: &mut TickReport) {
+        self.collect(Some(now), report);
         let reopen = self.reopen_requested || self.rotated();
         if reopen && self.in_flight.is_some() {
             // Once the running sync has ended: closing waits for it, and a disk whose syncs
@@ -200,7 +208,7 @@ impl Sink {
             self.reopen_requested = true;
         } else if reopen {
             self.reopen_requested = false;
-            self.close_file(Some(now), &mut report);
+            self.close_file(Some(now), report);
             // Open at once, not at the next record: the operator (and logrotate's
             // postrotate check) sees the new file, and a bad path is logged now.
             if let Err(e) = self.open() {
@@ -239,7 +247,7 @@ impl Sink {
                     if self.in_flight.is_some() {
                         self.reopen_requested = true;
                     } else {
-                        self.close_file(None, &mut report);
+                        self.close_file(None, report);
                     }
                 }
             }
@@ -249,7 +257,7 @@ impl Sink {
                 .unsynced_since
                 .is_some_and(|t| now.saturating_duration_since(t) >= SYNC_AFTER)
         {
-            self.start_sync(now, &mut report);
+            self.start_sync(now, report);
         }
         let stuck = (self.in_flight.as_ref())
             .is_some_and(|f| now.saturating_duration_since(f.since) >= SYNC_STUCK);
@@ -257,7 +265,6 @@ impl Sink {
             tracing::error!(path = %self.path.display(), "a sync of the CDR file has run for 2 s (the disk does not answer): CDRs are written, not yet durable");
         }
         self.stuck = stuck;
-        report
     }
 
     /// Ask the syncer to sync what was written so far; writing goes on meanwhile.

@@ -935,6 +935,38 @@ fn a_writer_whose_writes_panic_keeps_its_cdrs() {
     assert_eq!(ids(&spill), ["c"]);
 }
 
+/// A tick that panics after it took a finished sync's records as durable (its write of the
+/// next record panicking) still counts them out of the queue. Before, that count was lost
+/// with the tick: `queue_depth` (and `trunkgate_cdr_queue_depth`) stayed too high for good,
+/// and enough such faults would have the CDR gate refuse every new call.
+#[test]
+fn a_tick_that_panics_after_a_sync_finished_still_counts_its_records_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    let fs = FaultyFs::default();
+    fs.set(|f| {
+        f.reserved_spill = true;
+        f.hold_syncs = true;
+    });
+    let mut w = CdrWriter::open_on(Box::new(fs.clone()), &path, CdrOptions::default()).unwrap();
+    w.write(rec("a"));
+    // "a" written, its sync under way and held.
+    wait_for(|| ids(&path) == ["a"] && fs.get(|f| f.syncs) > 0);
+    fs.set(|f| f.panic_on_write = true);
+    w.write(rec("b"));
+    wait_for(|| w.health() == CdrHealth::Failing);
+    // The sync ends: the next tick takes "a" as durable, then panics writing "b".
+    fs.set(|f| f.hold_syncs = false);
+    wait_for(|| fs.get(|f| f.syncs_done) > 0);
+    std::thread::sleep(Duration::from_millis(300));
+    fs.set(|f| f.panic_on_write = false);
+    wait_for(|| ids(&path) == ["a", "b"] && w.health() == CdrHealth::Ok);
+    assert_eq!(ids(&path), ["a", "b"]);
+    wait_for(|| w.stats().queue_depth == 0);
+    assert_eq!(w.stats().queue_depth, 0, "{:?}", w.stats());
+    w.close();
+}
+
 /// At exit the writer retries a full disk for 3 s; a back-off grown longer than that by the
 /// outage must not sleep through them. Before, a disk freed just before the stop never got
 /// the CDRs: they went aside to `.unwritten` (or the log) to be billed by hand.

@@ -49,7 +49,7 @@ fn queue_depth_and_write_errors_are_exported() {
     sink.push("{\"call_id\":\"b\"}".into());
     metrics::with_local_recorder(&recorder, || {
         describe_metrics();
-        step(&mut sink, &shared, Instant::now());
+        step(&mut sink, &shared, Instant::now(), &mut Default::default());
     });
     let text = handle.render();
     assert!(text.contains("trunkgate_cdr_queue_depth 2\n"), "{text}");

@@ -30,9 +30,7 @@ pub(super) fn run(
         if shared.reopen.swap(false, Ordering::AcqRel) {
             sink.request_reopen();
         }
-        let written = faults
-            .guard(shared, || step(&mut sink, shared, Instant::now()))
-            .unwrap_or(0);
+        let written = guarded_step(&mut faults, &mut sink, shared);
         shared.beat(Instant::now());
         if burst.ended(written > 0 || sink.pending() > 0) {
             // A burst of calls ended: the pages its lines were encoded and queued in go
@@ -55,10 +53,14 @@ pub(super) fn run(
             .min(give_up);
         std::thread::sleep(wake.saturating_duration_since(now));
         // One that panics at every try will not stop doing so: what it holds goes aside.
+        let mut report = TickReport::default();
         if faults
-            .guard(shared, || step(&mut sink, shared, Instant::now()))
+            .guard(shared, || {
+                step(&mut sink, shared, Instant::now(), &mut report)
+            })
             .is_none()
         {
+            settle_after_fault(shared, report);
             break;
         }
     }
@@ -158,11 +160,40 @@ fn take_queued(sink: &mut Sink, rx: &Receiver<CdrRecord>, shared: &Shared) -> bo
 }
 
 /// Write what can be written now; how many lines went out.
-pub(super) fn step(sink: &mut Sink, shared: &Shared, now: Instant) -> usize {
+/// [`step`] under the fault guard: what a tick that panicked had made durable before it did
+/// is counted out all the same.
+fn guarded_step(faults: &mut Faults, sink: &mut Sink, shared: &Shared) -> usize {
+    let mut report = TickReport::default();
+    match faults.guard(shared, || step(sink, shared, Instant::now(), &mut report)) {
+        Some(written) => written,
+        None => {
+            settle_after_fault(shared, report);
+            0
+        }
+    }
+}
+
+/// What a tick that panicked reported before it did: its records made durable leave the
+/// queue's count. Before, they stayed counted for good (`trunkgate_cdr_queue_depth` too
+/// high; enough such faults and the CDR gate refused every new call).
+fn settle_after_fault(shared: &Shared, report: TickReport) {
+    settle(shared, report);
+    count_errors(shared, report.errors);
+}
+
+/// One tick of the writer; what it reports is settled here, or, should the tick panic, by
+/// the caller from `report` (filled as the tick goes, taken once settled).
+pub(super) fn step(
+    sink: &mut Sink,
+    shared: &Shared,
+    now: Instant,
+    report: &mut TickReport,
+) -> usize {
     // Nothing counts as safe in the file while a tick runs: one stuck in it (a failed sync
     // put its lines back in memory, then a write hung) would have them counted so.
     shared.unsynced.store(0, Ordering::Release);
-    let report = sink.tick(now);
+    sink.tick_into(now, report);
+    let report = std::mem::take(report);
     shared.unsynced.store(sink.unsynced(), Ordering::Release);
     settle(shared, report);
     shared.failing.store(sink.failing(), Ordering::Release);
