@@ -12,10 +12,14 @@ flood: a UAC places legitimate calls at 25 % of capacity from 127.0.0.2 for FLOO
        over its [limits] cps (127.0.0.5). Reported: legitimate calls completed, INVITEs the
        flooder managed to send, packets the flooder got back (SIPp's dead-call messages),
        and the middle box's peak memory (PSS).
+fair:  two peers at once through trunkgate: "uac" (127.0.0.2) offers --fair-heavy times the
+       capacity, "light" (127.0.0.6) a tenth of it, for STEP_S seconds, REPS times; reported
+       per peer: the share of its calls completed and refused by overload control, for the
+       build under test and for a base build (TRUNKGATE_BASE_BIN) in the same run.
 
 All traffic is on 127.0.0.0/8; every SIPp run is bounded in calls and time.
 Usage: benches/overload.py [--capacity 2500] [--targets trunkgate,kamailio] [--reps 3]
-                           [--step 10] [--flood-s 10] [--only curve|flood]
+                           [--step 10] [--flood-s 10] [--only curve|flood|fair] [--fair-heavy 2]
 Needs: sipp, kamailio, a release build of trunkgate.
 """
 import argparse, csv, os, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
@@ -29,10 +33,11 @@ KAM = ("127.0.0.1", 5070)
 METRICS = "http://127.0.0.1:9465/metrics"
 STRANGER = "127.0.0.9"
 KNOWN_FLOODER = "127.0.0.5"
+LIGHT = ("127.0.0.6", 5096)
 LEVELS = [0.5, 1.0, 1.5, 2.0, 3.0]
 
 
-def start_trunkgate(work, protect):
+def start_trunkgate(work, protect, binary=None):
     """trunkgate on a copy of benches/trunkgate with `protect` as its [protect] section."""
     conf = os.path.join(work, "conf")
     shutil.copytree(os.path.join(ROOT, "benches/trunkgate"), conf)
@@ -42,7 +47,7 @@ def start_trunkgate(work, protect):
     end = text.index("[[route]]", start)
     open(gw, "w").write(text[:start] + "[protect]\n" + protect + "\n\n" + text[end:])
     os.makedirs("/tmp/trunkgate-bench", exist_ok=True)
-    binary = os.environ.get("TRUNKGATE_BIN", os.path.join(ROOT, "target/release/trunkgate"))
+    binary = binary or os.environ.get("TRUNKGATE_BIN", os.path.join(ROOT, "target/release/trunkgate"))
     log = os.path.join(work, "trunkgate.log")
     p = subprocess.Popen([binary, "run", "--config", gw], cwd=work, env=dict(os.environ, RUST_LOG="warn"),
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"))
@@ -68,7 +73,7 @@ def stop(procs):
             except subprocess.TimeoutExpired:
                 p.kill()
     subprocess.run(["pkill", "-f", "benches/kamailio"], stderr=subprocess.DEVNULL)
-    cps.wait_free([cps.UAS, cps.UAC, KAM, GW, (STRANGER, 5094), (KNOWN_FLOODER, 5093)])
+    cps.wait_free([cps.UAS, cps.UAC, KAM, GW, (STRANGER, 5094), (KNOWN_FLOODER, 5093), LIGHT])
 
 
 def metric(name_and_labels):
@@ -91,10 +96,11 @@ def sipp_stats(path):
     return head, rows[1:], col
 
 
-def uac(work, dest, rate, calls, tag, limit_s):
-    """SIPp's UAC: `calls` 100 ms calls at `rate`; returns (ok, failed, achieved rate, goodput)."""
+def uac(work, dest, rate, calls, tag, limit_s, source=cps.UAC):
+    """SIPp's UAC from `source`: `calls` 100 ms calls at `rate`; returns the process and the
+    path of its statistics."""
     stat = os.path.join(work, f"uac_{tag}.csv")
-    cmd = ["sipp", "-sn", "uac", f"{dest[0]}:{dest[1]}", "-i", cps.UAC[0], "-p", str(cps.UAC[1]),
+    cmd = ["sipp", "-sn", "uac", f"{dest[0]}:{dest[1]}", "-i", source[0], "-p", str(source[1]),
            "-s", "+8610123", "-r", str(rate), "-m", str(calls), "-d", "100",
            "-l", str(max(rate * 4, 100)), "-nostdin", "-timeout", f"{limit_s}s",
            "-trace_stat", "-stf", stat, "-fd", "1", "-recv_timeout", "5000"]
@@ -161,6 +167,42 @@ def curve(target, capacity, reps, step_s):
     return rows
 
 
+def fair(target, capacity, reps, step_s, heavy):
+    """Two peers at once, one overloading: each one's share of calls completed and of calls
+    refused by overload control (503s counted by SIPp per peer: its UAC ends a refused call
+    as failed)."""
+    work = tempfile.mkdtemp(prefix=f"fair-{target}-")
+    uas = cps.start_uas(work)
+    binary = os.environ.get("TRUNKGATE_BASE_BIN") if target == "trunkgate-base" else None
+    if target == "trunkgate-base" and not binary:
+        raise SystemExit("trunkgate-base needs TRUNKGATE_BASE_BIN")
+    middle, dest = start_trunkgate(work, "source_rate = 1000000", binary)
+    heavy_rate, light_rate = int(capacity * heavy), max(capacity // 10, 1)
+    runs = []
+    try:
+        for rep in range(reps):
+            shed0 = metric('trunkgate_refused_messages_total{reason="overload"}')
+            h, hstat = uac(work, dest, heavy_rate, heavy_rate * step_s, f"heavy_{rep}", step_s + 40)
+            l, lstat = uac(work, dest, light_rate, light_rate * step_s, f"light_{rep}", step_s + 40, LIGHT)
+            h.wait(timeout=step_s + 60)
+            l.wait(timeout=step_s + 60)
+            hok, hfailed, hach, _, _ = uac_result(hstat)
+            lok, lfailed, lach, _, _ = uac_result(lstat)
+            shed = metric('trunkgate_refused_messages_total{reason="overload"}') - shed0
+            hcalls, lcalls = heavy_rate * step_s, light_rate * step_s
+            runs.append((100.0 * hok / hcalls, 100.0 * lok / lcalls, 100.0 * hfailed / hcalls,
+                         100.0 * lfailed / lcalls, 100.0 * shed / (hcalls + lcalls)))
+            print(f"fair {target:15s} heavy {heavy_rate}/s (achieved {hach:.0f}): completed {runs[-1][0]:5.1f} %, "
+                  f"failed {runs[-1][2]:5.1f} %;  light {light_rate}/s (achieved {lach:.0f}): completed "
+                  f"{runs[-1][1]:5.1f} %, failed {runs[-1][3]:5.1f} %;  503 {runs[-1][4]:5.1f} % of all",
+                  flush=True)
+            time.sleep(4)
+    finally:
+        stop([middle, uas])
+        shutil.rmtree(work, ignore_errors=True)
+    return runs
+
+
 def flood(target, capacity, flood_s, source):
     work = tempfile.mkdtemp(prefix=f"flood-{target}-")
     uas = cps.start_uas(work)
@@ -214,11 +256,25 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--step", type=int, default=10)
     ap.add_argument("--flood-s", type=int, default=10)
-    ap.add_argument("--only", choices=["curve", "flood"])
+    ap.add_argument("--only", choices=["curve", "flood", "fair"])
+    ap.add_argument("--fair-heavy", type=float, default=2.0, help="the heavy peer's load, times capacity")
     ap.add_argument("--levels", default=",".join(str(x) for x in LEVELS))
     a = ap.parse_args()
     targets = a.targets.split(",")
     LEVELS[:] = [float(x) for x in a.levels.split(",")]
+    if a.only == "fair":
+        runs = {t: fair(t, a.capacity, a.reps, a.step, a.fair_heavy) for t in targets}
+        print(f"\nFair shedding: capacity {a.capacity} CPS, heavy peer {a.fair_heavy}x, light peer 0.1x, "
+              f"medians (spread) of {a.reps} runs of {a.step} s\n")
+        print("| build | heavy: completed | heavy: failed | light: completed | light: failed | 503s, share of all |")
+        print("|---|---|---|---|---|---|")
+        for t, rs in runs.items():
+            cells = []
+            for i in [0, 2, 1, 3, 4]:
+                xs = [r[i] for r in rs]
+                cells.append(f"{statistics.median(xs):.1f} % ({min(xs):.1f}–{max(xs):.1f})")
+            print(f"| {t} | " + " | ".join(cells) + " |")
+        return
     if a.only != "flood":
         curves = {t: curve(t, a.capacity, a.reps, a.step) for t in targets}
         print(f"\nOverload curve: capacity {a.capacity} CPS, 100 ms calls, medians of {a.reps} runs of {a.step} s\n")
