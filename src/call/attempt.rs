@@ -71,9 +71,15 @@ impl Call {
                 continue;
             };
             // A reload since the call began took the peer out (a trunk removed after fraud,
-            // say): no new INVITE goes to it, though the call's route still names it.
-            if cx.env.cfg.profile(&name).is_none() {
-                info!(peer = %name, "a reload removed this peer: not tried");
+            // say), or moved it (another `address` or `match`: its old SBC dead, or not to
+            // be trusted): no new INVITE goes to it as the call's configuration had it,
+            // though the call's route still names it. Before, a moved peer was sent the
+            // INVITE at its old address, with its old settings and credentials.
+            let same_peer = (cx.env.cfg.profile(&name)).is_some_and(|now| {
+                now.address.addr == peer.address.addr && now.matches == peer.matches
+            });
+            if !same_peer {
+                info!(peer = %name, "a reload removed or moved this peer: not tried");
                 continue;
             }
             // A peer tried in an earlier turn of this loop no longer carries this call.

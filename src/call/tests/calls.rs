@@ -1227,3 +1227,28 @@ fn a_failover_skips_a_peer_a_reload_removed() {
         .collect();
     assert_eq!(finals.len(), 1, "{finals:?}");
 }
+
+/// A reload that moves a peer (another `address`: its old SBC dead, or not to be trusted)
+/// while a call to the peer before it rings: the failover does not send that call's INVITE
+/// to the old address. Before, the call's own copy of the old profile built it, and the old
+/// address got it, with the old settings and credentials.
+#[test]
+fn a_failover_skips_a_peer_a_reload_moved() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("c10", "z9hG4bKc10", "+8610123", ""));
+    let inv_a = h.one_request(CARRIER_A, Method::Invite);
+    let moved = config_with(|n, p| {
+        if n == "carrier-b" {
+            p.address = Target::udp("127.0.0.9:5060".parse().unwrap());
+            p.matches = vec!["127.0.0.9/32".parse().unwrap()];
+        }
+    });
+    h.input(Input::Reload(Arc::new(moved)));
+    h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ta", &[], None));
+    assert!(
+        h.take_requests(CARRIER_B, Method::Invite).is_empty(),
+        "no INVITE to the old address"
+    );
+    assert!(h.take_requests("127.0.0.9:5060", Method::Invite).is_empty());
+    assert!(h.statuses(PHONE).iter().any(|s| *s >= 300));
+}
