@@ -76,9 +76,10 @@ pub struct Env {
     pub draining: bool,
     /// The reloads that removed or re-addressed peers while calls were up, oldest first:
     /// the number below which calls began before each, and how many of those are still up
-    /// (see [`Env::peers_moved`]). A reload's calls up are all up at each later one, so
-    /// they end in order; the shell keeps each one's departed addresses as long.
-    pub moved: std::collections::VecDeque<(super::CallRef, usize)>,
+    /// (see [`Env::peers_moved`]), and the configuration it replaced (how those calls'
+    /// peers were told apart). A reload's calls up are all up at each later one, so they
+    /// end in order; the shell keeps each one's departed addresses as long.
+    pub moved: VecDeque<Moved>,
     /// Calls released (their CDR written) that are still finishing their last transactions:
     /// no longer in progress, so no `max_calls` counts them (an outage whose BYEs go
     /// unanswered would otherwise hold the slots for 32 s more).
@@ -106,6 +107,27 @@ pub struct Env {
 /// [`Env::moved`]); more widen the latest.
 pub const MAX_MOVED_RELOADS: usize = 64;
 
+/// Whether `to` and `from` are one peer's by the running configuration `cfg`, or by one a
+/// reload that moved peers replaced while calls are still up (`moved`: their peers' old
+/// `match`, as for a response to a call of theirs from the peer's other server).
+pub fn same_peer(
+    cfg: &Config,
+    moved: &VecDeque<Moved>,
+    to: std::net::IpAddr,
+    from: std::net::IpAddr,
+) -> bool {
+    cfg.is_same_peer(to, from) || moved.iter().any(|m| m.old.is_same_peer(to, from))
+}
+
+/// A reload that moved peers while calls were up: calls numbered below `before` began
+/// before it, `calls` of them are still up, and `old` is the configuration it replaced.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub before: super::CallRef,
+    pub calls: usize,
+    pub old: Arc<crate::config::Config>,
+}
+
 /// The header a SIP front adds to what it passes on: the address the request really came
 /// from (`ip:port`). Believed only from the front's own address.
 pub const SOURCE_HEADER: &str = "X-Trunkgate-Source";
@@ -131,25 +153,29 @@ impl Env {
         !self.moved.is_empty()
     }
 
-    /// A reload moved peers with `calls` calls up, numbered below `before`. Past
-    /// [`MAX_MOVED_RELOADS`] the latest is widened instead (its calls up include the
-    /// earlier's still up), as the shell widens its addresses.
-    pub fn note_moved(&mut self, before: super::CallRef, calls: usize) {
+    /// A reload moved peers with `calls` calls up, numbered below `before`, replacing
+    /// `old`. Past [`MAX_MOVED_RELOADS`] the latest is widened instead (its calls up include
+    /// the earlier's still up), as the shell widens its addresses.
+    pub fn note_moved(&mut self, before: super::CallRef, calls: usize, old: Arc<Config>) {
         let full = self.moved.len() >= MAX_MOVED_RELOADS;
+        let m = Moved { before, calls, old };
         match self.moved.back_mut() {
-            Some(last) if full => *last = (before, calls),
-            _ => self.moved.push_back((before, calls)),
+            Some(last) if full => {
+                last.before = m.before;
+                last.calls = m.calls;
+            }
+            _ => self.moved.push_back(m),
         }
     }
 
     /// Call `r` is gone: one fewer up for each reload it was up at.
     pub fn moved_call_gone(&mut self, r: super::CallRef) {
-        for (before, calls) in &mut self.moved {
-            if r < *before {
-                *calls = calls.saturating_sub(1);
+        for m in &mut self.moved {
+            if r < m.before {
+                m.calls = m.calls.saturating_sub(1);
             }
         }
-        while self.moved.front().is_some_and(|&(_, calls)| calls == 0) {
+        while self.moved.front().is_some_and(|m| m.calls == 0) {
             self.moved.pop_front();
         }
     }

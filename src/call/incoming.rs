@@ -61,8 +61,14 @@ impl B2bua {
                 {
                     return;
                 }
-                let cfg = self.env.cfg.clone();
-                let same_peer = |to, from| cfg.is_same_peer(to, from);
+                // A response from another server of the peer a request went to: the same
+                // peer by the running configuration, or, while a reload that moved peers
+                // has calls up, by the one it replaced (the peer's old `match`). Before, a
+                // reload that moved the peer left a call ringing there unable to hear its
+                // answer from the peer's other server. (Asked only once a response matched
+                // a transaction of ours, from another address than its target.)
+                let (cfg, moved) = (&self.env.cfg, &self.env.moved);
+                let same_peer = |to, from| super::cx::same_peer(cfg, moved, to, from);
                 let heard = self.env.heard(&msg, source);
                 let unmatched =
                     self.env

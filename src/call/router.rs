@@ -206,7 +206,7 @@ impl B2bua {
     /// The oldest reload that moved peers and still has calls up, by the number below which
     /// its calls began (see [`super::cx::Env::moved`]); `None`: none has.
     pub fn moved_since(&self) -> Option<CallRef> {
-        self.env.moved.front().map(|&(before, _)| before)
+        self.env.moved.front().map(|m| m.before)
     }
 
     /// The number the next call gets: a reload now counts the calls numbered below it.
@@ -296,7 +296,8 @@ impl B2bua {
                 // Every call up now began before this reload: their peers are heard at the
                 // addresses they had until the last of them ends.
                 if !self.calls.is_empty() && cfg.peers_moved_from(&self.env.cfg) {
-                    self.env.note_moved(self.next_ref, self.calls.len());
+                    let old = self.env.cfg.clone();
+                    self.env.note_moved(self.next_ref, self.calls.len(), old);
                 }
                 self.env.cfg = cfg.clone();
                 if !self.env.draining {

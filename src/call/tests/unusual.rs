@@ -627,6 +627,35 @@ fn each_reload_that_moves_a_peer_is_forgotten_with_its_own_calls() {
     assert!(h.core.peers_moved());
 }
 
+/// A call ringing at a peer with two servers (its `match` holds both) hears its answer from
+/// the other one after a reload that took that server out of the peer's `match`: the call
+/// began with it. Before, the answer matched no transaction (the same-peer check read the
+/// new configuration only) and was dropped: the callee answered into silence, the caller
+/// rang until it gave up.
+#[test]
+fn a_reload_that_moves_a_peer_still_lets_its_other_server_answer_a_call_up() {
+    let two_servers = |both: bool| {
+        Arc::new(config_with(move |n, p| {
+            if n == "carrier-a" {
+                p.matches = vec!["127.0.0.3/32".parse().unwrap()];
+                if both {
+                    p.matches.push("127.0.0.30/32".parse().unwrap());
+                }
+            }
+        }))
+    };
+    let mut h = H::with((*two_servers(true)).clone());
+    h.recv(
+        PHONE,
+        &invite_text("two@127.0.0.2", "z9hG4bKtwo", "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.take(PHONE);
+    h.input(Input::Reload(two_servers(false)));
+    h.recv_msg("127.0.0.30:5060", reply(&inv, 200, "c30", &[], Some(SDP)));
+    h.response_with(PHONE, 200, "the answer from the peer's other server");
+}
+
 /// A reload that re-addresses (or removes) a peer does not cut the calls already up off
 /// from it: a request in its call's dialog, from an address the call's own profile matched,
 /// is still heard, and so is the caller's CANCEL of a call still ringing. A stranger with
