@@ -16,6 +16,7 @@ mod addresses;
 mod answered;
 mod body;
 mod emit;
+mod hold;
 mod plan;
 use addresses::within;
 pub(super) use body::{carries_sdp, may_offer, readable_type};
@@ -149,22 +150,8 @@ impl Call {
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).
         // (An SDP relaying no stream holds none: its media timeout is the plain one.)
-        let mut on_hold = relayed.iter().any(|r| *r)
-            && (mb.streams.iter().zip(&relayed))
-                .filter(|(_, r)| **r)
-                .all(|(e, _)| e.held);
-        let rtp_timeout = |on_hold: bool| {
-            [Side::A, Side::B]
-                .iter()
-                .filter_map(|s| profile(*s))
-                .filter_map(|p| match (p.rtp_timeout, on_hold) {
-                    (Some(t), false) => Some(t),
-                    (Some(_), true) => p.rtp_hold_timeout,
-                    (None, _) => None,
-                })
-                .min()
-        };
-        let rtp_timeouts = (rtp_timeout(false), rtp_timeout(true));
+        let mut on_hold = hold::every_relayed(&relayed, |i| mb.streams[i].held);
+        let rtp_timeouts = hold::media_timeouts([profile(Side::A), profile(Side::B)]);
         let media_ip = self.cfg.media_ip;
         // While the callee's branches ring, which one the callee's addresses are from.
         let branch = (from == Side::B && self.phase.is_routing())
@@ -266,10 +253,8 @@ impl Call {
                 // old-style hold (`c=0.0.0.0`, no direction) answered `sendrecv`, as RFC
                 // 3264 §8.4 allows, leaves nothing flowing either way, and was timed as a
                 // live call (released as `rtp_timeout` while on hold).
-                on_hold = relayed.iter().any(|r| *r)
-                    && (0..relayed.len())
-                        .filter(|i| relayed[*i])
-                        .all(|i| !super::state::flows(&media.directions, i));
+                on_hold =
+                    hold::every_relayed(&relayed, |i| !super::state::flows(&media.directions, i));
                 // The offerer's new addresses stand now (and an answer's own are its), once
                 // the answer is final.
                 if exchange != Exchange::EarlyAnswer {
@@ -338,10 +323,7 @@ impl Call {
                 })
             })
             .collect();
-        media.rtp_timeout = match on_hold {
-            true => rtp_timeouts.1,
-            false => rtp_timeouts.0,
-        };
+        media.rtp_timeout = rtp_timeouts.of(on_hold);
         self.emit_relay(cx, callee);
         let shown = self.media.as_mut().map(|m| &mut m.shown[from.other()]);
         let anchored = mb

@@ -68,7 +68,7 @@ impl B2bua {
                 // answer from the peer's other server. (Asked only once a response matched
                 // a transaction of ours, from another address than its target.)
                 let (cfg, moved) = (&self.env.cfg, &self.env.moved);
-                let same_peer = |to, from| super::cx::same_peer(cfg, moved, to, from);
+                let same_peer = |to, from| super::moved::same_peer(cfg, moved, to, from);
                 let heard = self.env.heard(&msg, source);
                 let unmatched =
                     self.env

@@ -37,6 +37,7 @@ mod invite_answer;
 mod limits;
 mod looped;
 mod midcall;
+mod moved;
 mod next_offer;
 mod originate;
 mod orphan;
@@ -69,9 +70,9 @@ mod unwanted_answer;
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
-pub use cx::MAX_MOVED_RELOADS;
 pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
+pub use moved::MAX_MOVED_RELOADS;
 pub use router::{B2bua, FaultPlace, Stats};
 pub use third_party::CallbackReport;
 

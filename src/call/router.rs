@@ -19,6 +19,7 @@ use crate::txn::{TimerConfig, TxnLayer, TxnOutput};
 
 mod dispatch;
 mod fault;
+mod reload;
 
 pub use fault::FaultPlace;
 pub(in crate::call) use fault::guarded;
@@ -287,23 +288,7 @@ impl B2bua {
             Input::Recording { call, news } => {
                 self.with_call(call, now, |c, _| c.on_recording_news(news))
             }
-            // A changed listen/advertise is refused by the shell before it gets here, so our
-            // own addresses (Via, Contact) stay those of the running sockets.
-            Input::Reload(cfg) => {
-                // The new limits and registrations are the process's, not a call's.
-                let _zone = crate::zone::enter(crate::zone::Zone::Process);
-                self.env.limits.reconfigure(&self.env.cfg, &cfg);
-                // Every call up now began before this reload: their peers are heard at the
-                // addresses they had until the last of them ends.
-                if !self.calls.is_empty() && cfg.peers_moved_from(&self.env.cfg) {
-                    let old = self.env.cfg.clone();
-                    self.env.note_moved(self.next_ref, self.calls.len(), old);
-                }
-                self.env.cfg = cfg.clone();
-                if !self.env.draining {
-                    self.registrations.configure(&mut self.env, &cfg, now);
-                }
-            }
+            Input::Reload(cfg) => self.on_reload(now, cfg),
             Input::Drain => {
                 self.env.draining = true;
                 self.registrations.shutdown(&mut self.env, now);

@@ -190,15 +190,8 @@ impl Sink {
     }
 
     /// Do what is due at `now`: follow a rotation, write what is pending, sync what is old.
-    #[cfg(test)]
-    pub fn tick(&mut self, now: Instant) -> TickReport {
-        let mut report = TickReport::default();
-        self.tick_into(now, &mut report);
-        report
-    }
-
-    /// [`Sink::tick`], reporting into `report` as it goes: what it did before a panic (a
-    /// defect) is still told.
+    /// It reports into `report` as it goes: what it did before a panic (a defect) is still
+    /// told.
     pub fn tick_into(&mut self, now: Instant, report: &mut TickReport) {
         self.collect(Some(now), report);
         let reopen = self.reopen_requested || self.rotated();

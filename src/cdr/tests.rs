@@ -219,7 +219,7 @@ fn a_full_disk_loses_no_record_and_corrupts_no_line_once_space_returns() {
     for id in ["a", "b", "c", "d", "e"] {
         sink.push(line(id));
     }
-    let r = sink.tick(t0);
+    let r = tick(&mut sink, t0);
     assert_eq!(r.written, 1);
     assert_eq!(r.errors, 1);
     assert!(sink.failing());
@@ -231,7 +231,7 @@ fn a_full_disk_loses_no_record_and_corrupts_no_line_once_space_returns() {
     for _ in 0..5 {
         let now = sink.retry_at().unwrap();
         fs.set(|f| f.space = Some(0));
-        let r = sink.tick(now);
+        let r = tick(&mut sink, now);
         assert_eq!((r.written, r.errors), (0, 1));
         assert_eq!(sink.pending(), 4);
     }
@@ -239,12 +239,12 @@ fn a_full_disk_loses_no_record_and_corrupts_no_line_once_space_returns() {
 
     fs.set(|f| f.space = None);
     let at = sink.retry_at().unwrap();
-    let r = sink.tick(at);
+    let r = tick(&mut sink, at);
     assert_eq!((r.written, r.errors), (4, 0));
     assert_eq!(sink.pending(), 0);
     // Healthy once what was written is synced.
     assert!(sink.failing());
-    sink.tick(at + SYNC_AFTER);
+    tick(&mut sink, at + SYNC_AFTER);
     assert!(!sink.failing());
     let all = lines(&path);
     assert_eq!(all.len(), 5, "{all:?}");
@@ -262,9 +262,10 @@ fn a_torn_line_that_cannot_be_cut_stays_on_its_own_line() {
     for id in ["a", "b", "c"] {
         sink.push(line(id));
     }
-    assert_eq!(sink.tick(t0).written, 1);
+    assert_eq!(tick(&mut sink, t0).written, 1);
     fs.set(|f| f.space = None);
-    assert_eq!(sink.tick(sink.retry_at().unwrap()).written, 2);
+    let at = sink.retry_at().unwrap();
+    assert_eq!(tick(&mut sink, at).written, 2);
     let all = lines(&path);
     // a, the 7-byte fragment of b alone on its line, then b and c whole.
     assert_eq!(all.len(), 4, "{all:?}");
@@ -283,9 +284,10 @@ fn a_short_write_inside_the_newline_that_closes_an_old_torn_line_still_gives_fre
     fs.set(|f| f.space = Some(1));
     sink.push(line("a"));
     let t0 = Instant::now();
-    assert_eq!(sink.tick(t0).written, 0);
+    assert_eq!(tick(&mut sink, t0).written, 0);
     fs.set(|f| f.space = None);
-    assert_eq!(sink.tick(sink.retry_at().unwrap()).written, 1);
+    let at = sink.retry_at().unwrap();
+    assert_eq!(tick(&mut sink, at).written, 1);
     let all = lines(&path);
     assert_eq!(
         all,
@@ -301,7 +303,7 @@ fn a_file_left_torn_by_a_crash_gets_the_next_record_on_a_fresh_line() {
     let mut sink = Sink::new(Box::new(RealFs), &path);
     sink.open_now().unwrap();
     sink.push(line("new"));
-    assert_eq!(sink.tick(Instant::now()).written, 1);
+    assert_eq!(tick(&mut sink, Instant::now()).written, 1);
     assert_eq!(ids(&path), ["old", "new"]);
     assert_eq!(lines(&path).len(), 3);
 }
@@ -311,11 +313,11 @@ fn rename_rotation_puts_the_next_cdr_in_the_new_file_without_a_signal() {
     let (_dir, path, fs, mut sink) = setup();
     let t0 = Instant::now();
     sink.push(line("a"));
-    sink.tick(t0);
+    tick(&mut sink, t0);
     let rotated = path.with_extension("jsonl.1");
     std::fs::rename(&path, &rotated).unwrap();
     sink.push(line("b"));
-    sink.tick(t0 + Duration::from_millis(100));
+    tick(&mut sink, t0 + Duration::from_millis(100));
     assert_eq!(ids(&rotated), ["a"]);
     assert_eq!(ids(&path), ["b"]);
     assert_eq!(fs.get(|f| f.opens), 2);
@@ -325,14 +327,14 @@ fn rename_rotation_puts_the_next_cdr_in_the_new_file_without_a_signal() {
     std::fs::rename(&path, &rotated2).unwrap();
     std::fs::write(&path, "").unwrap();
     sink.push(line("c"));
-    sink.tick(t0 + Duration::from_millis(200));
+    tick(&mut sink, t0 + Duration::from_millis(200));
     assert_eq!(ids(&rotated2), ["b"]);
     assert_eq!(ids(&path), ["c"]);
 
     // Rotated and compressed away (deleted): the file is created again.
     std::fs::remove_file(&path).unwrap();
     sink.push(line("d"));
-    sink.tick(t0 + Duration::from_millis(300));
+    tick(&mut sink, t0 + Duration::from_millis(300));
     assert_eq!(ids(&path), ["d"]);
 }
 
@@ -341,11 +343,11 @@ fn a_reopen_request_closes_and_opens_the_path_again() {
     let (_dir, path, fs, mut sink) = setup();
     let t0 = Instant::now();
     sink.push(line("a"));
-    sink.tick(t0);
+    tick(&mut sink, t0);
     assert_eq!(fs.get(|f| f.opens), 1);
     sink.request_reopen();
     sink.push(line("b"));
-    sink.tick(t0 + Duration::from_millis(100));
+    tick(&mut sink, t0 + Duration::from_millis(100));
     assert_eq!(fs.get(|f| f.opens), 2);
     // The unsynced line was synced before its file was closed.
     assert_eq!(fs.get(|f| f.syncs), 1);
@@ -358,16 +360,16 @@ fn written_lines_are_synced_within_half_a_second_and_at_flush() {
     let (_dir, _path, fs, mut sink) = setup();
     let t0 = Instant::now();
     sink.push(line("a"));
-    sink.tick(t0);
-    sink.tick(t0 + Duration::from_millis(100));
+    tick(&mut sink, t0);
+    tick(&mut sink, t0 + Duration::from_millis(100));
     assert_eq!(fs.get(|f| f.syncs), 0);
-    sink.tick(t0 + SYNC_AFTER);
+    tick(&mut sink, t0 + SYNC_AFTER);
     assert_eq!(fs.get(|f| f.syncs), 1);
     // Nothing new: no further sync.
-    sink.tick(t0 + SYNC_AFTER * 3);
+    tick(&mut sink, t0 + SYNC_AFTER * 3);
     assert_eq!(fs.get(|f| f.syncs), 1);
     sink.push(line("b"));
-    sink.tick(t0 + SYNC_AFTER * 4);
+    tick(&mut sink, t0 + SYNC_AFTER * 4);
     sink.flush();
     assert_eq!(fs.get(|f| f.syncs), 2);
 }
@@ -377,11 +379,11 @@ fn a_failed_sync_writes_its_records_again_rather_than_lose_them() {
     let (_dir, path, fs, mut sink) = setup();
     let t0 = Instant::now();
     sink.push(line("a"));
-    let first = sink.tick(t0);
+    let first = tick(&mut sink, t0);
     assert_eq!(ids(&path), ["a"]);
     // EIO at the sync: the kernel may have dropped the page with "a" in it.
     fs.set(|f| f.fail_sync = true);
-    let r = sink.tick(t0 + SYNC_AFTER);
+    let r = tick(&mut sink, t0 + SYNC_AFTER);
     assert_eq!(r.errors, 1);
     assert_eq!(r.requeued, 1, "\"a\" is held again, and told");
     assert!(sink.failing());
@@ -390,9 +392,9 @@ fn a_failed_sync_writes_its_records_again_rather_than_lose_them() {
     sink.push(line("b"));
     // Written again after the back-off, and failing until that write is synced.
     let t1 = t0 + SYNC_AFTER + BACKOFF_MIN;
-    let again = sink.tick(t1);
+    let again = tick(&mut sink, t1);
     assert!(sink.failing(), "written, not yet durable");
-    let last = sink.tick(t1 + SYNC_AFTER);
+    let last = tick(&mut sink, t1 + SYNC_AFTER);
     assert!(!sink.failing());
     // What the writer counts out of memory (once durable): two records in, two out,
     // though "a" was written twice.
@@ -417,7 +419,7 @@ fn syncs_that_keep_failing_keep_the_sink_failing_and_back_off() {
     let mut failed_at = None;
     for i in 0..100u32 {
         let now = t0 + Duration::from_millis(100) * i;
-        sink.tick(now);
+        tick(&mut sink, now);
         if failed_at.is_none() && sink.failing() {
             failed_at = Some(i);
         }
@@ -439,14 +441,14 @@ fn a_failed_write_and_a_failed_sync_together_back_off_once() {
     let (_dir, _path, fs, mut sink) = setup();
     let t0 = Instant::now();
     sink.push(line("a"));
-    sink.tick(t0);
+    tick(&mut sink, t0);
     fs.set(|f| {
         f.space = Some(0);
         f.fail_sync = true;
     });
     sink.push(line("b"));
     let t1 = t0 + Duration::from_millis(100);
-    let r = sink.tick(t1);
+    let r = tick(&mut sink, t1);
     assert!(r.errors >= 1);
     assert!(sink.failing());
     assert_eq!(sink.retry_at(), Some(t1 + BACKOFF_MIN));
@@ -460,12 +462,12 @@ fn retries_back_off_exponentially_up_to_a_bound() {
     let mut now = Instant::now();
     let mut waits = Vec::new();
     for _ in 0..12 {
-        sink.tick(now);
+        tick(&mut sink, now);
         let at = sink.retry_at().unwrap();
         waits.push(at - now);
         // A tick before the retry is due attempts nothing.
         let writes = fs.get(|f| f.writes);
-        sink.tick(now + (at - now) / 2);
+        tick(&mut sink, now + (at - now) / 2);
         assert_eq!(fs.get(|f| f.writes), writes);
         now = at;
     }
@@ -497,6 +499,13 @@ fn said(ids: &[&str], why: &str) -> String {
     (ids.iter())
         .map(|id| format!("trunkgate: CDR not written{why}: {}\n", line(id)))
         .collect()
+}
+
+/// One tick of `sink` at `now`: its report.
+fn tick(sink: &mut Sink, now: Instant) -> super::sink::TickReport {
+    let mut report = super::sink::TickReport::default();
+    sink.tick_into(now, &mut report);
+    report
 }
 
 fn wait_for(mut cond: impl FnMut() -> bool) {
@@ -865,7 +874,7 @@ fn the_queue_gives_back_the_room_a_burst_took_once_it_is_written() {
     let mut written = 0;
     let t0 = Instant::now();
     while sink.pending() > 0 && written < 10_000 {
-        written += sink.tick(t0).written.max(1);
+        written += tick(&mut sink, t0).written.max(1);
     }
     assert_eq!(sink.pending(), 0);
     assert_eq!(ids(&path).len(), 5000);
@@ -1048,16 +1057,16 @@ fn a_passing_error_ends_while_cdrs_keep_coming() {
     let t0 = Instant::now();
     fs.set(|f| f.space = Some(0));
     sink.push(line("a"));
-    assert_eq!(sink.tick(t0).errors, 1);
+    assert_eq!(tick(&mut sink, t0).errors, 1);
     assert!(sink.failing());
     fs.set(|f| {
         f.space = None;
         f.hold_syncs = true;
     });
     let mut now = sink.retry_at().unwrap();
-    sink.tick(now);
+    tick(&mut sink, now);
     now += SYNC_AFTER;
-    sink.tick(now);
+    tick(&mut sink, now);
     assert!(sink.failing(), "a, written, is not yet durable");
     // The sync ends while the next CDR waits to be written.
     fs.set(|f| f.hold_syncs = false);
@@ -1065,7 +1074,7 @@ fn a_passing_error_ends_while_cdrs_keep_coming() {
     for (i, id) in ["b", "c", "d"].into_iter().enumerate() {
         sink.push(line(id));
         now += Duration::from_millis(100);
-        sink.tick(now);
+        tick(&mut sink, now);
         if i == 0 {
             assert!(!sink.failing(), "healthy with b queued");
         }
@@ -1118,8 +1127,8 @@ fn a_reopen_during_a_hung_sync_does_not_stop_the_writer() {
     let t0 = Instant::now();
     fs.set(|f| f.hold_syncs = true);
     sink.push(line("a"));
-    sink.tick(t0);
-    sink.tick(t0 + SYNC_AFTER);
+    tick(&mut sink, t0);
+    tick(&mut sink, t0 + SYNC_AFTER);
     wait_for(|| fs.get(|f| f.syncs) == 1);
     assert_eq!(fs.get(|f| f.syncs), 1, "a sync runs");
     // Let the sync go in a while, should the tick below wait for it after all.
@@ -1131,7 +1140,7 @@ fn a_reopen_during_a_hung_sync_does_not_stop_the_writer() {
     sink.request_reopen();
     sink.push(line("b"));
     let opens = fs.get(|f| f.opens);
-    sink.tick(t0 + SYNC_AFTER + Duration::from_millis(100));
+    tick(&mut sink, t0 + SYNC_AFTER + Duration::from_millis(100));
     assert_eq!(
         fs.get(|f| f.syncs_done),
         0,
@@ -1142,7 +1151,7 @@ fn a_reopen_during_a_hung_sync_does_not_stop_the_writer() {
     assert_eq!(sink.pending(), 1);
     releaser.join().unwrap();
     wait_for(|| fs.get(|f| f.syncs_done) >= 1);
-    sink.tick(t0 + SYNC_AFTER + Duration::from_millis(200));
+    tick(&mut sink, t0 + SYNC_AFTER + Duration::from_millis(200));
     assert_eq!(
         fs.get(|f| f.opens),
         opens + 1,
