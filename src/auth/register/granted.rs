@@ -26,21 +26,8 @@ pub(super) fn bounded_secs(s: u64) -> Option<Duration> {
 /// two minutes, it lapsed. (Other bindings of the address of record, another device's or
 /// another gateway's, are not ours: one of a few seconds must not take ours down.)
 pub(super) fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
-    let entries: Vec<String> = resp
-        .header_lines(&Hdr::CONTACT)
-        .iter()
-        .flat_map(|l| crate::sip::split_header_list(l))
-        .collect();
-    let key = |uri: &str| {
-        uri.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    };
     let mine = key(ours);
-    let parsed: Vec<(String, Option<Duration>)> =
-        entries.iter().map(|e| contact_entry(e)).collect();
+    let parsed = entries(resp);
     let header = || {
         resp.header(&Hdr::named("Expires"))
             .and_then(|v| leading_secs(&v))
@@ -48,7 +35,6 @@ pub(super) fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
     if let Some((_, e)) = parsed.iter().find(|(u, _)| key(u) == mine) {
         return e.or_else(header);
     }
-    let user = |uri: &str| key(uri).split_once('@').map(|(u, _)| u.to_string());
     let my_user = user(ours);
     let shortest = |of: &mut dyn Iterator<Item = &(String, Option<Duration>)>| {
         of.filter_map(|(_, e)| e.or_else(header)).min()
@@ -64,6 +50,39 @@ pub(super) fn granted_expiry(resp: &Response, ours: &str) -> Option<Duration> {
             .chain(header())
             .min()
     })
+}
+
+/// Whether the 2xx lists a binding of ours: our contact as we wrote it, or one with its user
+/// part (a registrar past a NAT shows our host as it saw it). A registrar lists every
+/// binding of the address of record (RFC 3261 §10.3 step 8): one listing none of ours most
+/// likely did not bind us (or answers without Contact, against the RFC).
+pub(super) fn lists_ours(resp: &Response, ours: &str) -> bool {
+    let (mine, my_user) = (key(ours), user(ours));
+    entries(resp)
+        .iter()
+        .any(|(u, _)| key(u) == mine || (my_user.is_some() && user(u) == my_user))
+}
+
+/// The 2xx's Contact entries: each URI and its `expires` parameter.
+fn entries(resp: &Response) -> Vec<(String, Option<Duration>)> {
+    (resp.header_lines(&Hdr::CONTACT).iter())
+        .flat_map(|l| crate::sip::split_header_list(l))
+        .map(|e| contact_entry(&e))
+        .collect()
+}
+
+/// A contact URI as compared: without its parameters, lowercase.
+fn key(uri: &str) -> String {
+    uri.split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A contact URI's user part, as compared.
+fn user(uri: &str) -> Option<String> {
+    key(uri).split_once('@').map(|(u, _)| u.to_string())
 }
 
 /// The URI and `expires` parameter of one Contact entry (`"n" <sip:u@h>;expires=60`).

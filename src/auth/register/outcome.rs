@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::granted::granted_expiry;
+use super::granted::{granted_expiry, lists_ours};
 use super::{Op, RegEvent, Registration, State, later};
 use crate::sip::Response;
 use rand::Rng;
@@ -57,6 +57,13 @@ impl Registration {
 
     /// The REGISTER sent at `sent_at` was accepted at `now`.
     pub(super) fn registered(&mut self, now: Instant, sent_at: Instant, resp: &Response) {
+        if !lists_ours(resp, &self.params.contact) {
+            tracing::warn!(
+                peer = %self.params.peer,
+                contact = %self.params.contact,
+                "the registrar's 200 lists no binding of ours: taken as registered, but its calls to us may not come (check the registrar's view of our contact)"
+            );
+        }
         let granted = granted_expiry(resp, &self.params.contact).unwrap_or(self.expires);
         // A registrar may shorten the expiry, never lengthen it (RFC 3261 §10.3 step 7).
         let granted = granted.min(self.expires);

@@ -1,6 +1,6 @@
 use super::super::credentials::Secret;
 use super::super::digest::{Algorithm, split_challenges};
-use super::granted::contact_entry;
+use super::granted::{contact_entry, lists_ours};
 use super::*;
 
 const PASSWORD: &str = "reg-Secret-42";
@@ -456,6 +456,36 @@ fn a_retry_after_is_spread() {
         "{waits:?}"
     );
     assert!(waits.iter().any(|w| *w != waits[0]), "{waits:?}");
+}
+
+/// A 200 that lists no binding of ours (only another device's, or no Contact at all) is
+/// told apart (the gateway warns: calls to us may not come); ours as written, or its user
+/// part at the address the registrar saw, is ours.
+#[test]
+fn a_200_listing_no_binding_of_ours_is_told_apart() {
+    let mut r = reg(3600);
+    r.start(Instant::now());
+    let q = sent(&mut r);
+    let ok = |contact: Option<&str>| match contact {
+        Some(c) => answer(&q, 200, &[("Contact", c)]),
+        None => answer(&q, 200, &[]),
+    };
+    let ours = "sip:gw@127.0.0.1:5060";
+    assert!(!lists_ours(
+        &ok(Some("<sip:otherpbx@198.51.100.7>;expires=3000")),
+        ours
+    ));
+    assert!(!lists_ours(&ok(None), ours));
+    assert!(lists_ours(
+        &ok(Some("<sip:gw@127.0.0.1:5060>;expires=60")),
+        ours
+    ));
+    assert!(lists_ours(
+        &ok(Some(
+            "<sip:otherpbx@h>, <sip:gw@203.0.113.9:40000>;expires=60"
+        )),
+        ours
+    ));
 }
 
 #[test]
