@@ -328,7 +328,9 @@ impl Call {
             match may_redirect {
                 true => {
                     let places = self.cfg.dial_plans();
-                    redirect_targets(&contacts, &cx.env.local.dial_at(), from_trunk, &places)
+                    // (Our address as the caller reaches us: its leg's transport.)
+                    let at = cx.env.local.dial_at_over(self.a.target.transport);
+                    redirect_targets(&contacts, &at, from_trunk, &places)
                 }
                 false => Vec::new(),
             }

@@ -130,6 +130,10 @@ impl Call {
             // A transfer lets one party make the other's side place a call: only from a
             // peer whose `[transfer]` relays, and only to a number via the gateway (RFC 3515
             // lets the recipient refuse with 403).
+            Method::Refer if self.may_refer_toward(side) && self.refers_spent() => {
+                tracing::warn!(call_id = %self.call_id(), ?side, "REFER past the call's limit of transfers: refused");
+                cx.respond(id, &req, 403, "Too Many Transfers", &[]);
+            }
             Method::Refer if self.may_refer_toward(side) => self.relay_request(cx, side, id, req),
             Method::Refer => cx.respond(id, &req, 403, "Forbidden", &[]),
             // The transferee's progress reports go back to the referrer: only on a REFER we

@@ -12,7 +12,7 @@ use super::state::{Call, MAX_RELAYED, Relayed, RelayedRefer, Standing, TxnRole};
 use super::timers::CallTimer;
 use crate::interop::egress::{copy_end_to_end, identity_header, shaped_body};
 use crate::interop::transfer::{ReferError, refer_event_naming, refer_target};
-use crate::sip::{Hdr, Method, Request};
+use crate::sip::{Hdr, Method, Request, Transport};
 use crate::txn::TxnId;
 
 impl Call {
@@ -80,9 +80,13 @@ impl Call {
         let refer_to = match (method == Method::Refer).then(|| {
             // Every line: two Refer-To headers are two targets, refused as one line listing
             // two is (RFC 3515 §2.4.1).
+            // (Our address as the transferee reaches us: its leg's transport.)
+            let transport = self
+                .dialog(other)
+                .map_or(Transport::Udp, |d| d.target.transport);
             refer_target(
                 &req.header_lines(&Hdr::named("Refer-To")).join(", "),
-                &cx.env.local.dial_at(),
+                &cx.env.local.dial_at_over(transport),
                 from_trunk,
                 &self.cfg.dial_plans(),
             )

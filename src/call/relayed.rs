@@ -104,6 +104,11 @@ impl Call {
                 }
             }
         }
+        // A REFER refused made no subscription: no report may come on it (one that came
+        // would reach the referrer as the transfer's outcome).
+        if final_ && !resp.is_success() && rel.method == Method::Refer {
+            self.refer_refused(far, rel.sent.seq());
+        }
         if final_ && self.for_a_losing_branch(cx, &mut rel, 500, "Server Internal Error") {
             return;
         }

@@ -31,7 +31,7 @@ pub use acks::{GivenUp, GivenUpInvite, Pending2xx, SentAck};
 pub use attempt::{Attempt, Failure, PeerResponse};
 pub use marks::Marks;
 pub use media::{MediaState, OfferShape, Remote, StreamUse, flows};
-pub use refers::{MAX_REFERS, RelayedRefer, RelayedRefers};
+pub use refers::{MAX_REFERS, MAX_REFERS_PER_CALL, RelayedRefer, RelayedRefers};
 pub use relayed::{Deferred2xx, Relayed, Standing};
 pub use reliable::{EarlyAnswer, HeldPrack, MAX_QUEUED_1XX, PendingRel, RseqIs, UacRel, UasRel};
 pub use route::RoutePlan;

@@ -2,7 +2,7 @@
 //! transferee's NOTIFY reports on, named for the referrer.
 
 use super::Side;
-use super::state::{Call, MAX_REFERS, RelayedRefer};
+use super::state::{Call, MAX_REFERS, MAX_REFERS_PER_CALL, RelayedRefer};
 use crate::interop::transfer::refer_event_id;
 
 impl Call {
@@ -10,12 +10,30 @@ impl Call {
     /// on it.
     pub(super) fn remember_refer(&mut self, refer: RelayedRefer) {
         let refers = self.refers.get_or_insert_with(Box::default);
+        refers.2 = refers.2.saturating_add(1);
         if refers.0.len() >= MAX_REFERS {
             // The oldest: toward its side, the first sent there is gone (now or before).
             let gone = refers.0.remove(0);
             refers.1[gone.toward] = true;
         }
         refers.0.push(refer);
+    }
+
+    /// The REFER sent to `toward` with CSeq `sent_cseq` was refused: no subscription came
+    /// of it, and a NOTIFY on it gets 481 (before, it reached the referrer).
+    pub(super) fn refer_refused(&mut self, toward: Side, sent_cseq: u32) {
+        let refers = (self.refers.as_deref_mut()).map_or(&mut [][..], |r| &mut r.0[..]);
+        for r in refers
+            .iter_mut()
+            .filter(|r| r.toward == toward && r.sent_cseq == sent_cseq)
+        {
+            r.ended = true;
+        }
+    }
+
+    /// Whether the call has relayed all the REFERs it may ([`MAX_REFERS_PER_CALL`]).
+    pub(super) fn refers_spent(&self) -> bool {
+        (self.refers.as_deref()).is_some_and(|r| r.2 >= MAX_REFERS_PER_CALL)
     }
 
     /// A relayed REFER sent to `toward` with CSeq `before` went again (with credentials)

@@ -51,6 +51,18 @@ impl LocalAddrs {
         }
     }
 
+    /// [`LocalAddrs::dial_at`] for a peer reached over `transport`: over TCP, where we listen
+    /// on it, the URI says so (a peer whose firewall lets TCP alone through, sent our UDP
+    /// address, would try it and fail).
+    pub fn dial_at_over(&self, transport: Transport) -> String {
+        match (transport, self.tcp_port) {
+            (Transport::Tcp, Some(_)) => {
+                format!("{};transport=tcp", self.hostport(Transport::Tcp))
+            }
+            _ => self.dial_at(),
+        }
+    }
+
     /// Whether a Via names us (the advertised host, on one of our ports when it has one).
     pub fn is_ours(&self, via: &ViaInfo) -> bool {
         let host = via.host.trim_start_matches('[').trim_end_matches(']');
@@ -105,6 +117,19 @@ mod tests {
             tcp_port,
         };
         assert_eq!(local(Some(5070), Some(5071)).dial_at(), "192.0.2.1:5070");
+        // Toward a peer over TCP, our TCP address, said so.
+        assert_eq!(
+            local(Some(5070), Some(5071)).dial_at_over(super::Transport::Tcp),
+            "192.0.2.1:5071;transport=tcp"
+        );
+        assert_eq!(
+            local(Some(5070), Some(5071)).dial_at_over(super::Transport::Udp),
+            "192.0.2.1:5070"
+        );
+        assert_eq!(
+            local(Some(5070), None).dial_at_over(super::Transport::Tcp),
+            "192.0.2.1:5070"
+        );
         assert_eq!(
             local(None, Some(5071)).dial_at(),
             "192.0.2.1:5071;transport=tcp"

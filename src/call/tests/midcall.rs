@@ -715,6 +715,60 @@ fn pbx_transferring(to_trunks: bool) -> H {
     }))
 }
 
+/// A call relays so many REFERs ([`MAX_REFERS_PER_CALL`]), then refuses the next with 403:
+/// each has the transferee place a call. Before, a PBX (or whoever sat behind it) sending
+/// REFERs in a stream had the carrier place calls without end, through the gateway's
+/// limits only, or billed to the trunk where the carrier dials transfers itself.
+#[test]
+fn a_call_relays_so_many_refers_then_refuses_them() {
+    use crate::call::state::MAX_REFERS_PER_CALL;
+    let mut h = pbx_transferring(true);
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let refer = |cseq: u32| {
+        from_phone("REFER", &tag, cseq, &format!("z9hG4bKmr{cseq}"), "").replace(
+            "Content-Length: 0",
+            "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+        )
+    };
+    for n in 0..u32::from(MAX_REFERS_PER_CALL) {
+        h.recv(PHONE, &refer(2 + n));
+        let out = h.one_request(CARRIER_A, Method::Refer);
+        h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
+        assert_eq!(h.statuses(PHONE), [202], "REFER {n}");
+    }
+    h.recv(PHONE, &refer(100));
+    assert_eq!(h.statuses(PHONE), [403]);
+    assert!(h.take_requests(CARRIER_A, Method::Refer).is_empty());
+}
+
+/// A REFER the transferee refused made no subscription: a NOTIFY on it afterwards gets 481
+/// and does not reach the referrer. Before, it was relayed as the transfer's outcome.
+#[test]
+fn a_notify_on_a_refused_refer_gets_481() {
+    let mut h = pbx_transferring(true);
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let refer = from_phone("REFER", &tag, 2, "z9hG4bKrr2", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    h.recv_msg(CARRIER_A, reply(&out, 403, "carrier1", &[], None));
+    assert_eq!(h.statuses(PHONE), [403]);
+    let notify = carrier_notify(
+        &inv,
+        1,
+        "z9hG4bKrrn",
+        &format!("refer;id={}", out.seq()),
+        "active;expires=60",
+    );
+    h.recv(CARRIER_A, &notify);
+    assert_eq!(h.statuses(CARRIER_A), [481]);
+    assert!(h.take_requests(PHONE, Method::Notify).is_empty());
+}
+
 /// A PBX that relays transfers may not send a REFER to a trunk unless its `[transfer]
 /// to_trunks` says so: a carrier that transfers in its own network would dial the target
 /// itself, around every route, limit and CDR of the gateway (a dial-through from an
