@@ -27,6 +27,10 @@ pub enum Route {
     Malformed,
     /// Not from the leg's peer: drop it (it counts as no activity and is not recorded).
     Drop,
+    /// On a stream that is off (refused with port 0, or its call ended and its ports not yet
+    /// given back): dropped as [`Route::Drop`], counted apart. The peer's own packets
+    /// sent before it heard of the end are no stranger's.
+    Inactive,
     /// From outside the leg's peer's media networks ([`RelayPair::a_networks`]): dropped
     /// as [`Route::Drop`], counted apart.
     OutsideNetworks,
@@ -373,7 +377,7 @@ impl StreamRoute {
             !rtcp && self.rtcp_mux && self.kind != StreamKind::Datagram && muxed_rtcp(packet);
         let rtcp = rtcp || muxed;
         if !self.active {
-            return Route::Drop;
+            return Route::Inactive;
         }
         let Ok(head) = self.check(rtcp, packet) else {
             return Route::Malformed;

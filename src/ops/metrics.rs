@@ -276,7 +276,8 @@ pub fn rtp_packets(toward: &'static str) -> metrics::Counter {
 }
 
 /// A counter of RTP/RTCP packets the relay dropped: `malformed` (failed the header checks),
-/// `foreign_source` (not from the leg's latched peer), `outside_networks` (from outside its
+/// `foreign_source` (not from the leg's latched peer), `inactive` (on a stream that is off,
+/// or whose call ended), `outside_networks` (from outside its
 /// peer's `[media] networks`), `over_rate` or `oversize` (too long for a repacketiser to cut).
 pub fn rtp_dropped(reason: &'static str) -> metrics::Counter {
     counter!(RTP_DROPPED, "reason" => reason)

@@ -32,6 +32,7 @@ pub(in crate::engine) struct Direction {
     unflushed: Unflushed,
     malformed: Counter,
     foreign: Counter,
+    inactive: Counter,
     outside: Counter,
     over_rate: Counter,
     /// G.711 packets too long for the repacketiser to cut (more than its 12 packets).
@@ -69,6 +70,7 @@ impl Direction {
             unflushed: Unflushed::default(),
             malformed: crate::ops::metrics::rtp_dropped("malformed"),
             foreign: crate::ops::metrics::rtp_dropped("foreign_source"),
+            inactive: crate::ops::metrics::rtp_dropped("inactive"),
             outside: crate::ops::metrics::rtp_dropped("outside_networks"),
             over_rate: crate::ops::metrics::rtp_dropped("over_rate"),
             oversize: crate::ops::metrics::rtp_dropped("oversize"),
@@ -195,6 +197,10 @@ impl Direction {
             }
             Route::Drop => {
                 self.foreign.increment(1);
+                return ControlFlow::Continue(());
+            }
+            Route::Inactive => {
+                self.inactive.increment(1);
                 return ControlFlow::Continue(());
             }
             Route::OutsideNetworks => {
