@@ -143,6 +143,7 @@ impl B2bua {
             user1_cseq: 1,
             user1_offer: None,
             user1_counted: None,
+            user2_since: None,
             user1_left: false,
             user1_answered: None,
         };

@@ -408,13 +408,17 @@ impl Call {
         &self.a.call_id
     }
 
-    /// Tell the metrics that the call reached `stage` with `peer`.
+    /// Tell the metrics that the call reached `stage` with `peer` (a call-back's user2, from
+    /// when its INVITE went: user1's ringing is not its peer's).
     pub(super) fn progress(&self, cx: &mut Cx, peer: PeerName, direction: Direction, stage: Stage) {
+        let since = (self.third_party())
+            .and_then(|tp| tp.user2_since)
+            .unwrap_or(self.started);
         cx.emit(Output::Event(CoreEvent::Progress {
             peer,
             direction,
             stage,
-            after: cx.now.saturating_duration_since(self.started),
+            after: cx.now.saturating_duration_since(since),
         }));
     }
 

@@ -70,6 +70,9 @@ pub struct ThirdParty {
     pub user1_offer: Option<(bytes::Bytes, Option<String>)>,
     /// The peer user1 is reached through, counted in `[limits]` until the call is forgotten.
     pub user1_counted: Option<PeerName>,
+    /// When user1 answered and user2's INVITE went: user2's setup is timed from here
+    /// (`trunkgate_setup_seconds` of user2's peer), not from the call-back's start.
+    pub user2_since: Option<std::time::Instant>,
     /// user1 hung up before user2 answered (its BYE was answered): its 2xx gets its ACK,
     /// but no BYE.
     pub user1_left: bool,
@@ -229,6 +232,7 @@ impl Call {
             return;
         };
         tp.stage = State::Calling2;
+        tp.user2_since = Some(cx.now);
         tp.user1_txn = Some(att.txn);
         tp.user1_cseq = resp.seq();
         tp.user1_offer = Some(offer.clone());

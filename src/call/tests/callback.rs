@@ -118,6 +118,32 @@ fn connected(h: &mut H) -> (Request, Request) {
     (inv1, inv2)
 }
 
+/// user2's setup time (`trunkgate_setup_seconds` of its peer) runs from its own INVITE, not
+/// from the call-back's start: user1 ringing 8 s is not user2's peer's slowness. Before,
+/// user2's answer after 1 s read as 9 s.
+#[test]
+fn user2s_setup_is_timed_from_its_own_invite() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-t");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    h.recv_msg(PHONE, reply(&inv1, 180, "u1", &contact, None));
+    h.advance(Duration::from_secs(8));
+    let inv2 = user1_answers(&mut h, &inv1);
+    h.advance(Duration::from_secs(1));
+    user2_answers(&mut h, &inv2);
+    let user2_answer = h.events.iter().find_map(|e| match e {
+        CoreEvent::Progress {
+            peer,
+            stage: Stage::Answered,
+            after,
+            ..
+        } if peer.as_str() == "carrier-a" => Some(*after),
+        _ => None,
+    });
+    assert_eq!(user2_answer, Some(Duration::from_secs(1)));
+}
+
 /// user2 answers user1's offer in a reliable 183 and its 200 has no SDP (RFC 3262: the answer
 /// was given): user1 still gets that answer in our ACK. Before, the ACK went without one.
 #[test]
