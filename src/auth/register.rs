@@ -216,6 +216,12 @@ impl Registration {
         matches!(self.state, State::Done)
     }
 
+    /// Whether its last REGISTER failed (refused, or never answered): its registrar may be
+    /// gone, and a removal sent to it may wait out its 32 s.
+    pub fn is_failing(&self) -> bool {
+        self.failing
+    }
+
     /// Whether it is removing its binding (its `Expires: 0` is out, or waits for the
     /// REGISTER out to end).
     pub fn is_leaving(&self) -> bool {
@@ -352,15 +358,9 @@ impl Registration {
         }
         match &self.state {
             State::InFlight { deadline, op, .. } if now >= *deadline => {
-                let op = *op;
-                if op == Op::Register {
-                    self.may_have_bound(sent_at(*deadline, now));
-                }
-                self.fail(now, op, "no response from the registrar".into(), None);
-                if self.leave_next {
-                    // Unanswered, it may have bound all the same.
-                    self.leave(now, true);
-                }
+                let (op, deadline) = (*op, *deadline);
+                let reason = "no response from the registrar";
+                self.unanswered(now, (op, deadline), reason, true);
             }
             State::Waiting { at } if now >= *at => self.send(now, Op::Register),
             _ => {}
@@ -375,13 +375,27 @@ impl Registration {
         if let State::InFlight { op, deadline, .. } = self.state
             && cseq == self.cseq
         {
-            if timeout && op == Op::Register {
-                self.may_have_bound(sent_at(deadline, now));
-            }
-            self.fail(now, op, reason.to_string(), None);
-            if self.leave_next {
-                self.leave(now, true);
-            }
+            self.unanswered(now, (op, deadline), reason, timeout);
+        }
+    }
+
+    /// The request in flight (`op`, due by `deadline`) ended without an answer (`timeout`:
+    /// none came, else it could not be sent): a failure; a REGISTER that timed out may have
+    /// bound all the same, and a removal waiting for it goes as for a binding.
+    fn unanswered(
+        &mut self,
+        now: Instant,
+        (op, deadline): (Op, Instant),
+        reason: &str,
+        timeout: bool,
+    ) {
+        if timeout && op == Op::Register {
+            self.may_have_bound(sent_at(deadline, now));
+        }
+        self.fail(now, op, reason.to_string(), None);
+        if self.leave_next {
+            // (Unanswered, it may have bound all the same.)
+            self.leave(now, true);
         }
     }
 

@@ -227,11 +227,18 @@ impl Registrations {
                 e.reg.rebind(now);
             }
         }
+        // A new registration waits for the removal of its peer's or its contact's binding
+        // (which could undo its REGISTER: two SBCs may share one location database), but
+        // not for one at another registrar that was failing (a registrar moved away from,
+        // perhaps dead: its removal may wait out 32 s while the trunk's calls fail; should it
+        // be answered after all, `rebind` above registers again).
         for i in 0..self.regs.len() {
             let waits = self.regs[i].reg.is_idle()
                 && self.regs.iter().any(|o| {
                     let p = &self.regs[i].params;
-                    o.reg.is_leaving() && (o.params.peer == p.peer || o.params.same_contact(p))
+                    o.reg.is_leaving()
+                        && (o.params.target == p.target || !o.reg.is_failing())
+                        && (o.params.peer == p.peer || o.params.same_contact(p))
                 });
             if self.regs[i].reg.is_idle() && !waits {
                 info!(peer = %self.regs[i].params.peer, "registering");

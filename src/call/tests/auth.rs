@@ -1368,6 +1368,39 @@ fn behind_a_front_the_registration_binds_the_fronts_address_and_outlives_an_inst
     assert!(!h.core.busy());
 }
 
+/// A registrar that never answered (its REGISTER timed out, so its binding may hold) is
+/// moved by a reload to another address: the removal goes to the old one, and the new
+/// REGISTER goes at once, not after that removal's 32 s (one that answered is waited for:
+/// the test above). Before, the corrected registration waited for it, and the trunk's
+/// calls kept failing meanwhile.
+#[test]
+fn a_registrar_moved_by_a_reload_is_registered_at_once() {
+    let mut h = H::with(registering());
+    h.apply();
+    h.one_request(CARRIER_A, Method::Register);
+    h.advance(Duration::from_secs(33));
+    h.take(CARRIER_A);
+    let mut moved = registering();
+    let p = moved
+        .profiles
+        .get_mut(&PeerName("carrier-a".into()))
+        .unwrap();
+    let mut q = (**p).clone();
+    q.address = Target::udp(addr("127.0.0.9:5060"));
+    *p = Arc::new(q);
+    h.input(Input::Reload(Arc::new(moved)));
+    let removal = h.take_requests(CARRIER_A, Method::Register);
+    assert_eq!(
+        removal
+            .iter()
+            .map(|r| r.header(&Hdr::named("Expires")))
+            .collect::<Vec<_>>(),
+        [Some("0".to_string())],
+        "the old binding removed where it may be"
+    );
+    assert_eq!(h.take_requests("127.0.0.9:5060", Method::Register).len(), 1);
+}
+
 /// Behind a front, a reload of one instance that drops the registration (or moves it: a new
 /// contact user) leaves the binding to the other instances, as a stop does. Before, the
 /// instance reloaded first sent `Expires: 0` for the binding all of them share, and the
