@@ -71,12 +71,14 @@ impl Call {
                 continue;
             };
             // A reload since the call began took the peer out (a trunk removed after fraud,
-            // say), or moved it (another `address` or `match`: its old SBC dead, or not to
-            // be trusted): no new INVITE goes to it as the call's configuration had it,
-            // though the call's route still names it. Before, a moved peer was sent the
-            // INVITE at its old address, with its old settings and credentials.
+            // say), or moved it (another `address`: its old SBC dead, or not to be trusted):
+            // no new INVITE goes to it as the call's configuration had it, though the call's
+            // route still names it. Before, a moved peer was sent the INVITE at its old
+            // address, with its old settings and credentials. (A `match` widened or narrowed
+            // changes where it is heard from, not where its INVITE goes.)
             let same_peer = (cx.env.cfg.profile(&name)).is_some_and(|now| {
-                now.address.addr == peer.address.addr && now.matches == peer.matches
+                (now.address.addr, now.address.transport)
+                    == (peer.address.addr, peer.address.transport)
             });
             if !same_peer {
                 info!(peer = %name, "a reload removed or moved this peer: not tried");
