@@ -236,23 +236,12 @@ impl Call {
             });
         }
         let prack = relayed.method == Method::Prack;
-        // A transferee's final report (`Subscription-State: terminated`, RFC 6665 §4.1.3)
-        // ends its subscription once it is on its way to the referrer, named for the
-        // referrer's REFER as the reports before it: marked before, it went out under our
-        // CSeq toward the transferee (the referrer took it for another REFER, or none), and
-        // one that could not go (the relay full, a 491) left the retry a 481, the referrer
-        // never told.
-        let final_report = (relayed.method == Method::Notify)
-            .then(|| relayed.origin_req.header(&Hdr::EVENT))
-            .flatten()
-            .filter(|_| {
-                (relayed.origin_req.header(&Hdr::named("Subscription-State")))
-                    .is_some_and(|s| super::transfer::is_terminated(&s))
-            });
         match self.start_client(cx, out, target, TxnRole::Relay) {
             Some(txn) => {
-                if let Some(event) = final_report {
-                    self.refer_subscription_ended(side, &event);
+                // A refresh from `side` (it restates the timer) is on its way: the peer is
+                // alive, whatever the other leg answers (`session.rs`).
+                if matches!(relayed.method, Method::Invite | Method::Update) {
+                    self.refresh_heard(cx, side, &relayed.origin_req);
                 }
                 self.relayed.push((txn, relayed));
                 if prack {

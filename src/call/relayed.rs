@@ -109,6 +109,19 @@ impl Call {
         if final_ && !resp.is_success() && rel.method == Method::Refer {
             self.refer_refused(far, rel.sent.seq());
         }
+        // A transferee's final report (`Subscription-State: terminated`, RFC 6665 §4.1.3),
+        // answered by the referrer: the subscription is over, and a later NOTIFY on it gets
+        // 481. Not on an answer that asks for it again (491, 500, 503, 408): the transferee
+        // may, and the referrer is still to hear the outcome.
+        if final_
+            && rel.method == Method::Notify
+            && !matches!(status, 408 | 491 | 500 | 503)
+            && let Some(event) = rel.origin_req.header(&Hdr::EVENT)
+            && (rel.origin_req.header(&Hdr::named("Subscription-State")))
+                .is_some_and(|s| super::transfer::is_terminated(&s))
+        {
+            self.refer_subscription_ended(rel.origin, &event);
+        }
         if final_ && self.for_a_losing_branch(cx, &mut rel, 500, "Server Internal Error") {
             return;
         }

@@ -53,15 +53,12 @@ impl Call {
             }
         }
         if let Some(s) = s {
-            // Checked: an interval is capped at a day, but a clock never overflows anyway.
             if s.we_refresh
                 && let Some(at) = cx.now.checked_add(refresh_due(s))
             {
                 self.timers.set(CallTimer::SessionRefresh(side), at);
             }
-            if let Some(at) = cx.now.checked_add(expiry_due(s)) {
-                self.timers.set(CallTimer::SessionExpiry(side), at);
-            }
+            self.arm_expiry(cx, side, s);
         }
     }
 
@@ -195,7 +192,6 @@ impl Call {
             _ => false,
         };
         if !unchanged {
-            self.refresh_heard(cx, side, req);
             return false;
         }
         debug!(call_id = %self.call_id(), ?side, method = %req.method(), "session refresh answered here");
@@ -226,14 +222,22 @@ impl Call {
     /// terms agreed when it comes. Before, the expiry ran on until that 2xx, and a far leg
     /// slower than the time left (or refusing a re-INVITE without SDP) had a call with both
     /// peers alive released as `session_expired`.
-    fn refresh_heard(&mut self, cx: &mut Cx, side: Side, req: &Request) {
+    pub(super) fn refresh_heard(&mut self, cx: &mut Cx, side: Side, req: &Request) {
         if let Some(s) = self.session[side]
+            && self.phase.is_up()
             && req.has_header(&Hdr::SESSION_EXPIRES)
-            && let Some(at) = cx.now.checked_add(expiry_due(s))
         {
-            self.timers.set(CallTimer::SessionExpiry(side), at);
-            self.marks.renew_session_grace(side);
+            self.arm_expiry(cx, side, s);
         }
+    }
+
+    /// `side`'s session expiry runs from now for session `s`, with its one grace anew.
+    fn arm_expiry(&mut self, cx: &Cx, side: Side, s: Session) {
+        // Checked: an interval is capped at a day, but a clock never overflows anyway.
+        if let Some(at) = cx.now.checked_add(expiry_due(s)) {
+            self.timers.set(CallTimer::SessionExpiry(side), at);
+        }
+        self.marks.renew_session_grace(side);
     }
 
     /// Our 200 to a refresh on `side`: our Contact (a target refresh), the timer's terms,

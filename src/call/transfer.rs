@@ -22,11 +22,7 @@ impl Call {
     /// The REFER sent to `toward` with CSeq `sent_cseq` was refused: no subscription came
     /// of it, and a NOTIFY on it gets 481 (before, it reached the referrer).
     pub(super) fn refer_refused(&mut self, toward: Side, sent_cseq: u32) {
-        let refers = (self.refers.as_deref_mut()).map_or(&mut [][..], |r| &mut r.0[..]);
-        for r in refers
-            .iter_mut()
-            .filter(|r| r.toward == toward && r.sent_cseq == sent_cseq)
-        {
+        for r in self.refers_sent(toward, sent_cseq) {
             r.ended = true;
         }
     }
@@ -39,16 +35,15 @@ impl Call {
     /// A relayed REFER sent to `toward` with CSeq `before` went again (with credentials)
     /// with CSeq `now`.
     pub(super) fn refer_sent_again(&mut self, toward: Side, before: u32, now: u32) {
-        let refers = self
-            .refers
-            .as_deref_mut()
-            .map_or(&mut [][..], |r| &mut r.0[..]);
-        for r in refers
-            .iter_mut()
-            .filter(|r| r.toward == toward && r.sent_cseq == before)
-        {
+        for r in self.refers_sent(toward, before) {
             r.sent_cseq = now;
         }
+    }
+
+    /// The remembered REFERs sent to `toward` with CSeq `cseq`.
+    fn refers_sent(&mut self, toward: Side, cseq: u32) -> impl Iterator<Item = &mut RelayedRefer> {
+        let refers = (self.refers.as_deref_mut()).map_or(&mut [][..], |r| &mut r.0[..]);
+        (refers.iter_mut()).filter(move |r| r.toward == toward && r.sent_cseq == cseq)
     }
 
     /// The referrer's CSeq of the relayed REFER a NOTIFY from `side` reports on (`event`:

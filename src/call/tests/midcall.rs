@@ -742,6 +742,48 @@ fn a_call_relays_so_many_refers_then_refuses_them() {
     assert!(h.take_requests(CARRIER_A, Method::Refer).is_empty());
 }
 
+/// The transferee's final report refused by the referrer for now (491) may be sent again:
+/// it is relayed again, named for the referrer's REFER, and only a final answer that takes
+/// it ends the subscription. Before, the subscription ended as the report went, and the
+/// retry got 481: the referrer never heard the outcome.
+#[test]
+fn a_final_report_the_referrer_refused_for_now_is_relayed_again() {
+    let mut h = pbx_transferring(true);
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let refer = from_phone("REFER", &tag, 5, "z9hG4bKfr5", "").replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+    );
+    h.recv(PHONE, &refer);
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
+    h.take(PHONE);
+    let event = format!("refer;id={}", out.seq());
+    let done = "terminated;reason=noresource";
+    h.recv(
+        CARRIER_A,
+        &carrier_notify(&inv, 1, "z9hG4bKfrn1", &event, done),
+    );
+    let n = h.one_request(PHONE, Method::Notify);
+    h.recv_msg(PHONE, reply(&n, 491, &tag, &[], None));
+    assert_eq!(h.statuses(CARRIER_A), [491]);
+    h.recv(
+        CARRIER_A,
+        &carrier_notify(&inv, 2, "z9hG4bKfrn2", &event, done),
+    );
+    let n = h.one_request(PHONE, Method::Notify);
+    assert_eq!(n.header(&Hdr::EVENT).as_deref(), Some("refer;id=5"));
+    h.recv_msg(PHONE, reply(&n, 200, &tag, &[], None));
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    // Taken: the subscription is over.
+    h.recv(
+        CARRIER_A,
+        &carrier_notify(&inv, 3, "z9hG4bKfrn3", &event, done),
+    );
+    assert_eq!(h.statuses(CARRIER_A), [481]);
+}
+
 /// A REFER the transferee refused made no subscription: a NOTIFY on it afterwards gets 481
 /// and does not reach the referrer. Before, it was relayed as the transfer's outcome.
 #[test]

@@ -805,6 +805,26 @@ fn a_relayed_refresh_keeps_the_callers_leg_alive_while_the_far_leg_answers() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
 }
 
+/// A refresh the gateway itself refuses (here its Max-Forwards spent: 483) went nowhere:
+/// it does not move the leg's expiry, which the phone's silence then ends as before.
+#[test]
+fn a_refresh_the_gateway_refuses_does_not_move_the_expiry() {
+    let mut h = H::new();
+    let (_inv, _ok, tag) = phone_refreshing(&mut h);
+    h.advance(Duration::from_secs(500));
+    let changed = SDP.replace("o=- 1 1 ", "o=- 1 2 ");
+    let spent = with_headers(
+        &from_phone("INVITE", &tag, 2, "z9hG4bKrf2", &changed),
+        "Session-Expires: 600;refresher=uac\r\n",
+    )
+    .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    h.recv(PHONE, &spent);
+    assert_eq!(h.statuses(PHONE), [483]);
+    h.advance(Duration::from_secs(70));
+    assert_eq!(h.cdrs.len(), 1, "expired as if unheard (568 s)");
+    assert_eq!(h.cdrs[0].call_tag, CallTag::SessionExpired);
+}
+
 #[test]
 fn an_unchanged_reinvite_is_answered_here_and_a_changed_one_is_relayed() {
     let mut h = H::new();
