@@ -187,9 +187,6 @@ impl Shell {
     }
 }
 
-/// The settings that a reload cannot apply to a running process (sockets are bound, relays
-/// listen and calls in progress carry these addresses) that changed, all of them: an
-/// operator told of one at a time would be refused again for the next.
 /// The profiles a reload leaves as they were (every setting equal) are the running ones,
 /// shared: each call keeps the configuration it began with, and a provisioning loop that
 /// reloads every few seconds would otherwise have the calls up pin a copy of every profile
@@ -213,6 +210,9 @@ fn keep_running_counts(old: &Config, new: &mut Config) {
     }
 }
 
+/// The settings that a reload cannot apply to a running process (sockets are bound, relays
+/// listen and calls in progress carry these addresses) that changed, all of them: an
+/// operator told of one at a time would be refused again for the next.
 pub(super) fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if old.listen != new.listen {
