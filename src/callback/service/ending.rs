@@ -67,8 +67,14 @@ impl Service {
         }
         .encode();
         let to = entry.src;
+        // To a source let in only because anyone may send, unsigned (`allow` 0.0.0.0/0 or
+        // ::/0, no `secret_file`), sent once: its address may be forged, and seven sends of
+        // a RESPONSE to a victim for one small REQUEST would make the service the largest
+        // reflector it has (some 15 times the bytes). Such an AS learns of a lost one by
+        // `STATUS` (`state=ended`).
+        let once = self.cfg.callback.open_only_to(to.ip()) && self.cfg.callback.keys.is_none();
         entry.phase = Phase::Ended {
-            resend: Some(Resend {
+            resend: (!once).then(|| Resend {
                 bytes: bytes.clone(),
                 tries: 1,
                 next_at: now + T1,
@@ -77,7 +83,11 @@ impl Service {
         };
         self.active = self.active.saturating_sub(1);
         self.shares.ended(to.ip());
-        self.resend.insert((now + T1, id.clone()));
+        if once {
+            self.count_response("sent_once");
+        } else {
+            self.resend.insert((now + T1, id.clone()));
+        }
         self.ended.push_back((now + LINGER, id.clone()));
         let result = end.outcome.as_str();
         *self.stats.ended.entry(result).or_default() += 1;

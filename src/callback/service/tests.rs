@@ -506,6 +506,26 @@ fn the_response_is_resent_at_t1_doubling_seven_times_then_given_up() {
     assert_eq!(h.svc.state(&id("a")), None);
 }
 
+/// To a source let in only because anyone may send (unsigned), the RESPONSE goes once: its
+/// address may be forged, and seven sends to a victim for one small REQUEST were the
+/// service's largest reflection. An AS on a listed network (here loopback, listed beside
+/// "anyone") still gets the resends.
+#[test]
+fn the_response_to_an_unsigned_source_anyone_may_be_goes_once() {
+    let mut h = H::new(|c| c.allow_any = true);
+    let out = h.recv_from("192.0.2.1:9", "REQUEST: id=a;user1=1001;user2=1002");
+    assert_eq!(out.len(), 2, "{out:?}");
+    let out = h.end("a", Outcome::Connected);
+    assert_eq!(out.len(), 1);
+    assert_eq!(h.fire(), Some(vec![]), "no resend");
+    assert_eq!(h.svc.stats().responses("sent_once"), 1);
+    // A listed source: resent as ever.
+    h.request("b", "1001", "1002");
+    h.end("b", Outcome::Connected);
+    let resent = h.fire().unwrap_or_default();
+    assert_eq!(resent.len(), 1, "{resent:?}");
+}
+
 #[test]
 fn the_as_ack_stops_the_retransmissions_and_is_not_answered() {
     let mut h = H::default();

@@ -103,7 +103,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         cb::RESPONSES,
-        "Call-back RESPONSEs by outcome (acked, given_up, not_allowed, evicted)"
+        "Call-back RESPONSEs by outcome (acked, given_up, not_allowed, evicted, sent_once: to a source anyone may be, unsigned, not resent)"
     );
     describe_gauge!(cb::ACTIVE, "Call-backs in progress");
     describe_counter!(
