@@ -166,6 +166,8 @@ enum Phase {
 struct Entry {
     /// Where the REQUEST came from: ACKs of retransmitted REQUESTs and the RESPONSE go here.
     src: SocketAddr,
+    /// The key its REQUEST was signed with (0 unsigned): its RESPONSE is signed with it.
+    key: usize,
     request: Request,
     /// The Originate's `max_duration`.
     max_duration: Duration,
@@ -225,6 +227,8 @@ pub struct Service {
     /// it is new since the shell last took it (to keep for the next process).
     ahead_s: u64,
     ahead_new: bool,
+    /// The key the datagram being handled was signed with: its answers are signed with it.
+    reply_key: usize,
     out: VecDeque<Output>,
     /// `Output::Transmit`s in `out`.
     queued: usize,
@@ -259,6 +263,7 @@ impl Service {
             floor_s: 0,
             ahead_s: 0,
             ahead_new: false,
+            reply_key: 0,
             out: VecDeque::new(),
             queued: 0,
             stats: Stats::default(),
@@ -363,6 +368,7 @@ impl Service {
             return;
         }
         // Signed: a forged, unsigned or stale datagram is dropped unanswered, like a stranger's.
+        self.reply_key = 0;
         let (bytes, signed) = match &self.cfg.callback.keys {
             None => (bytes, None),
             Some(keys) => match signature::verify(bytes, Signer::As, keys, unix_s(wall)) {
@@ -375,6 +381,7 @@ impl Service {
                     if v.ts >= unix_s(wall) && v.ts > self.ahead_s {
                         (self.ahead_s, self.ahead_new) = (v.ts, true);
                     }
+                    self.reply_key = v.key;
                     (v.message, Some((v.mac, v.ts)))
                 }
                 Err(e) => return self.drop_datagram(e.reason()),

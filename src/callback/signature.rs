@@ -122,6 +122,9 @@ pub struct Verified<'a> {
     pub mac: [u8; 32],
     /// Its `ts`.
     pub ts: u64,
+    /// Which of the keys signed it (0: the first): the answers to it are signed with that
+    /// one, which its sender knows.
+    pub key: usize,
 }
 
 /// Check `datagram`, signed by `by` (one line end, LF or CRLF, allowed after it), at
@@ -139,16 +142,16 @@ pub fn verify<'a>(
     let ts_at = rfind(signed, TS).ok_or(SigError::Unsigned)?;
     let ts = &signed[ts_at + TS.len()..];
     let mac = unhex(hex).ok_or(SigError::BadSignature)?;
-    let good = keys.0.iter().any(|(_, k)| {
+    let key = keys.0.iter().position(|(_, k)| {
         let mut m = k.clone();
         m.update(by.label());
         m.update(signed);
         // Constant time: a forger learns nothing from how long a refusal takes.
         m.verify_slice(&mac).is_ok()
     });
-    if !good {
+    let Some(key) = key else {
         return Err(SigError::BadSignature);
-    }
+    };
     let ts = std::str::from_utf8(ts)
         .ok()
         .filter(|t| (1..=20).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()))
@@ -161,12 +164,20 @@ pub fn verify<'a>(
         message: &signed[..ts_at],
         mac,
         ts,
+        key,
     })
 }
 
 /// `message` (a line feed at its end kept at the end) signed by `by` with the first key at
 /// `now_s`.
 pub fn sign(message: &[u8], by: Signer, keys: &Keys, now_s: u64) -> Vec<u8> {
+    sign_with(message, by, (keys, 0), now_s)
+}
+
+/// [`sign`] with key `key` (the first when there is no such key: a reload took it out).
+/// Answers go with the key their datagram came with: during a rotation (the new key put
+/// first) an AS not yet moved to it still reads them.
+pub fn sign_with(message: &[u8], by: Signer, (keys, key): (&Keys, usize), now_s: u64) -> Vec<u8> {
     let (body, lf) = match message.strip_suffix(b"\n") {
         Some(b) => (b, true),
         None => (message, false),
@@ -175,10 +186,10 @@ pub fn sign(message: &[u8], by: Signer, keys: &Keys, now_s: u64) -> Vec<u8> {
     out.extend_from_slice(body);
     out.extend_from_slice(TS);
     out.extend_from_slice(now_s.to_string().as_bytes());
-    let Some((_, first)) = keys.0.first() else {
+    let Some((_, chosen)) = keys.0.get(key).or_else(|| keys.0.first()) else {
         return out;
     };
-    let mut m = first.clone();
+    let mut m = chosen.clone();
     m.update(by.label());
     m.update(&out);
     let mac = m.finalize().into_bytes();

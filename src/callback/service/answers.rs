@@ -30,12 +30,13 @@ impl Service {
         };
         *self.stats.answered.entry((verb, result)).or_default() += 1;
         ::metrics::counter!(metrics::REQUESTS, "verb" => verb, "result" => result).increment(1);
-        self.transmit(to, msg.encode());
+        self.transmit(to, msg.encode(), self.reply_key);
     }
 
-    pub(super) fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+    /// Send `bytes` to `to`, signed (when keys are set) with key `key`.
+    pub(super) fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>, key: usize) {
         let bytes = match &self.cfg.callback.keys {
-            Some(keys) => signature::sign(&bytes, Signer::Gateway, keys, self.wall_s()),
+            Some(keys) => signature::sign_with(&bytes, Signer::Gateway, (keys, key), self.wall_s()),
             None => bytes,
         };
         if self.queued >= MAX_QUEUED {

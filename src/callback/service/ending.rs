@@ -66,7 +66,7 @@ impl Service {
             cause: end.cause.0,
         }
         .encode();
-        let to = entry.src;
+        let (to, key) = (entry.src, entry.key);
         // To a source let in only because anyone may send, unsigned (`allow` 0.0.0.0/0 or
         // ::/0, no `secret_file`), sent once: its address may be forged, and seven sends of
         // a RESPONSE to a victim for one small REQUEST would make the service the largest
@@ -92,7 +92,7 @@ impl Service {
         let result = end.outcome.as_str();
         *self.stats.ended.entry(result).or_default() += 1;
         ::metrics::counter!(metrics::RESULTS, "result" => result).increment(1);
-        self.transmit(to, bytes);
+        self.transmit(to, bytes, key);
         while self.ended.len() > MAX_ENDED {
             self.forget_oldest(true);
         }
@@ -113,7 +113,7 @@ impl Service {
             let Some(entry) = self.entries.get_mut(&id) else {
                 continue;
             };
-            let to = entry.src;
+            let (to, key) = (entry.src, entry.key);
             let Phase::Ended { resend: slot } = &mut entry.phase else {
                 continue;
             };
@@ -137,7 +137,7 @@ impl Service {
             r.next_at = now + r.interval;
             let (bytes, next_at) = (r.bytes.clone(), r.next_at);
             self.resend.insert((next_at, id));
-            self.transmit(to, bytes);
+            self.transmit(to, bytes, key);
         }
         while self.ended.front().is_some_and(|(at, _)| *at <= now) {
             self.forget_oldest(false);

@@ -203,6 +203,7 @@ impl Service {
             r.id.clone(),
             Entry {
                 src,
+                key: self.reply_key,
                 request: r,
                 max_duration,
                 phase: Phase::Active {

@@ -250,6 +250,39 @@ fn a_clock_that_was_ahead_at_start_refuses_nothing_once_set_right() {
     assert_eq!(h.svc.stats().dropped("stale"), 1);
 }
 
+/// A key rotation as the README has it (the new key first, the old one second, the ASes
+/// moved one by one): an AS still on the old key gets its ACK and its RESPONSE (resends
+/// too) signed with the old key, which it knows. Before, everything went with the first
+/// key, and such an AS dropped every answer until it moved: its RESPONSEs given up.
+#[test]
+fn answers_go_with_the_key_their_request_came_with() {
+    let both = || Keys::parse("the-new-key-of-some-length\na-shared-key-of-some-length").unwrap();
+    let mut h = H::new(|c| c.keys = Some(both()));
+    h.advance(Duration::from_secs(1));
+    let req = h.signed("REQUEST: id=k;user1=1001;user2=1002", 0);
+    let now_s = h.wall_s();
+    let out = h.recv_bytes(AS, &req);
+    let old = keys();
+    let ack = sent_text(&out[0], AS);
+    assert!(
+        verify(ack.as_bytes(), Signer::Gateway, &old, now_s).is_ok(),
+        "{ack}"
+    );
+    let out = h.end("k", Outcome::Connected);
+    let response = sent_text(&out[0], AS);
+    assert!(verify(response.as_bytes(), Signer::Gateway, &old, h.wall_s()).is_ok());
+    let again = h.fire().unwrap_or_default();
+    let resent = sent_text(&again[0], AS);
+    assert!(verify(resent.as_bytes(), Signer::Gateway, &old, h.wall_s()).is_ok());
+    // An AS on the new key gets the new one.
+    let new_only = Keys::parse("the-new-key-of-some-length").unwrap();
+    let req = sign(b"STATUS: id=k", Signer::As, &new_only, h.wall_s());
+    let now_s = h.wall_s();
+    let out = h.recv_bytes(AS, &req);
+    let status = sent_text(&out[0], AS);
+    assert!(verify(status.as_bytes(), Signer::Gateway, &new_only, now_s).is_ok());
+}
+
 /// Once the clock has had time to settle, setting it back does not move the start: a
 /// REQUEST signed before the start stays refused (the last process may have taken it).
 #[test]
