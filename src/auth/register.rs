@@ -24,6 +24,7 @@ use granted::{bounded_secs, leading_secs};
 
 mod granted;
 mod outcome;
+use outcome::sent_at;
 mod params;
 mod request;
 
@@ -379,26 +380,6 @@ impl Registration {
         }
     }
 
-    /// The request in flight (`op`, due by `deadline`) ended without an answer (`timeout`:
-    /// none came, else it could not be sent): a failure; a REGISTER that timed out may have
-    /// bound all the same, and a removal waiting for it goes as for a binding.
-    fn unanswered(
-        &mut self,
-        now: Instant,
-        (op, deadline): (Op, Instant),
-        reason: &str,
-        timeout: bool,
-    ) {
-        if timeout && op == Op::Register {
-            self.may_have_bound(sent_at(deadline, now));
-        }
-        self.fail(now, op, reason.to_string(), None);
-        if self.leave_next {
-            // (Unanswered, it may have bound all the same.)
-            self.leave(now, true);
-        }
-    }
-
     /// A response arrived. Returns whether it belonged to this registration's REGISTER in
     /// flight (responses to abandoned or other requests are ignored).
     pub fn handle_response(&mut self, now: Instant, resp: &Response) -> bool {
@@ -499,13 +480,3 @@ fn later(now: Instant, d: Duration) -> Instant {
 
 #[cfg(test)]
 mod tests;
-
-/// When the REGISTER in flight with `deadline` was sent: the registrar's clock for its
-/// binding started then at the latest (one answered only on a retransmission, late, must not
-/// be refreshed late; one unanswered may be bound until then plus what it asked).
-fn sent_at(deadline: Instant, now: Instant) -> Instant {
-    deadline
-        .checked_sub(TRANSACTION_TIMEOUT)
-        .unwrap_or(now)
-        .min(now)
-}

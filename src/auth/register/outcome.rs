@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::granted::{granted_expiry, lists_ours};
-use super::{Op, RegEvent, Registration, State, later};
+use super::{Op, RegEvent, Registration, State, TRANSACTION_TIMEOUT, later};
 use crate::sip::Response;
 use rand::Rng;
 
@@ -24,6 +24,26 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const MIN_GRANT: Duration = Duration::from_secs(10);
 
 impl Registration {
+    /// The request in flight (`op`, due by `deadline`) ended without an answer (`timeout`:
+    /// none came, else it could not be sent): a failure; a REGISTER that timed out may have
+    /// bound all the same, and a removal waiting for it goes as for a binding.
+    pub(super) fn unanswered(
+        &mut self,
+        now: Instant,
+        (op, deadline): (Op, Instant),
+        reason: &str,
+        timeout: bool,
+    ) {
+        if timeout && op == Op::Register {
+            self.may_have_bound(sent_at(deadline, now));
+        }
+        self.fail(now, op, reason.to_string(), None);
+        if self.leave_next {
+            // (Unanswered, it may have bound all the same.)
+            self.leave(now, true);
+        }
+    }
+
     /// A binding of the same contact and address of record was just removed by another
     /// registration (its registrar sharing our location database): register again now. A
     /// REGISTER out is replaced (the removal may have reached the registrar after it). One
@@ -146,4 +166,14 @@ impl Registration {
 fn backoff(failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(16);
     FIRST_BACKOFF.saturating_mul(1u32 << shift).min(MAX_BACKOFF)
+}
+
+/// When the REGISTER in flight with `deadline` was sent: the registrar's clock for its
+/// binding started then at the latest (one answered only on a retransmission, late, must not
+/// be refreshed late; one unanswered may be bound until then plus what it asked).
+pub(super) fn sent_at(deadline: Instant, now: Instant) -> Instant {
+    deadline
+        .checked_sub(TRANSACTION_TIMEOUT)
+        .unwrap_or(now)
+        .min(now)
 }
