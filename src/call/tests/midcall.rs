@@ -628,9 +628,10 @@ fn an_offer_in_update_toward_a_peer_without_update_goes_as_a_reinvite_after_answ
     assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
 }
 
-#[test]
-fn a_profiles_allow_overrides_what_the_peer_says() {
-    let mut h = H::with(config_with(|n, p| {
+/// The test gateway with carrier-a's profile saying it takes INVITE, ACK, BYE and CANCEL
+/// only (`[sip] allow`).
+fn carrier_taking_no_info() -> H {
+    H::with(config_with(|n, p| {
         if n == "carrier-a" {
             p.allow = Some(
                 ["INVITE", "ACK", "BYE", "CANCEL"]
@@ -638,7 +639,12 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
                     .to_vec(),
             );
         }
-    }));
+    }))
+}
+
+#[test]
+fn a_profiles_allow_overrides_what_the_peer_says() {
+    let mut h = carrier_taking_no_info();
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     // The carrier's 200 listed nothing; its profile says it takes no INFO: answered here.
@@ -653,15 +659,7 @@ fn a_profiles_allow_overrides_what_the_peer_says() {
 /// believed the digit had gone through (a voicemail PIN, an IVR choice lost).
 #[test]
 fn an_info_with_a_digit_toward_a_peer_that_takes_no_info_is_refused() {
-    let mut h = H::with(config_with(|n, p| {
-        if n == "carrier-a" {
-            p.allow = Some(
-                ["INVITE", "ACK", "BYE", "CANCEL"]
-                    .map(String::from)
-                    .to_vec(),
-            );
-        }
-    }));
+    let mut h = carrier_taking_no_info();
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     let digit = "Signal=5\r\nDuration=160\r\n";
