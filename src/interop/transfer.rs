@@ -25,21 +25,82 @@ pub enum TransferMode {
 
 /// A callee's redirect (its 3xx's Contacts, `contacts`: header lines) as the caller may
 /// follow it: each target that names a telephone number, at the gateway (written as a
-/// transfer's target is, [`refer_to_via_gateway`]), at most four. The rest are dropped: the
-/// gateway follows no redirect to a host a peer names, nor sends a caller there; a caller
-/// that follows one of these calls the number through the gateway's routes and limits.
+/// transfer's target is, [`refer_to_via_gateway`]), most preferred first (RFC 3261
+/// §8.1.3.4: by `q`, 1 when unstated; as listed when equal), each once, at most four, a
+/// stated `q` kept. The rest are dropped: the gateway follows no redirect to a host a peer
+/// names, nor sends a caller there; a caller that follows one of these calls the number
+/// through the gateway's routes and limits. Before, they kept header order and repeats: a
+/// preferred fifth target was cut, and the caller dialled one number several times.
 pub fn redirect_targets(
     contacts: &[String],
     at: &str,
     from_trunk: bool,
     places: &Arc<[DialPlan]>,
 ) -> Vec<String> {
-    contacts
+    let mut found: Vec<(u16, String, Option<String>)> = contacts
         .iter()
         .flat_map(|line| split_header_list(line))
-        .filter_map(|c| refer_target(&c, at, from_trunk, places).ok())
-        .take(4)
-        .collect()
+        .take(MAX_REDIRECT_CONTACTS)
+        .filter_map(|c| {
+            let (q, stated) = contact_q(&c);
+            Some((q, refer_target(&c, at, from_trunk, places).ok()?, stated))
+        })
+        .collect();
+    // (Stable: equal preferences stay as listed.)
+    found.sort_by_key(|(q, _, _)| std::cmp::Reverse(*q));
+    let mut out: Vec<String> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for (_, target, stated) in found {
+        if out.len() == 4 {
+            break;
+        }
+        if seen.contains(&target) {
+            continue;
+        }
+        seen.push(target.clone());
+        out.push(match stated {
+            Some(q) => format!("{target};q={q}"),
+            None => target,
+        });
+    }
+    out
+}
+
+/// Contacts of one redirect read at most: a peer's 3xx listing thousands costs no more.
+const MAX_REDIRECT_CONTACTS: usize = 32;
+
+/// A Contact entry's `q` (RFC 3261 §20.10), in thousandths (1000 when unstated or past
+/// reading), and its text when stated and well-formed.
+fn contact_q(entry: &str) -> (u16, Option<String>) {
+    // The header's parameters: after the name-addr's `>`, or, for an addr-spec, after its
+    // first `;` (RFC 3261 §20: they are the header's, not the URI's).
+    let params = match entry.rfind('>') {
+        Some(i) => entry.get(i + 1..).unwrap_or_default(),
+        None => entry.split_once(';').map_or("", |(_, p)| p),
+    };
+    let q = params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
+    });
+    match q.and_then(|v| parse_q(v).map(|n| (n, v))) {
+        Some((n, v)) => (n, Some(v.to_string())),
+        None => (1000, None),
+    }
+}
+
+/// A `qvalue` (`0`, `0.5`, `1.000`: RFC 3261 §25.1) in thousandths.
+fn parse_q(v: &str) -> Option<u16> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = |s: &str| s.bytes().fold(0u16, |n, b| n * 10 + u16::from(b - b'0'));
+    let milli = digits(frac) * [1000, 100, 10, 1][frac.len()];
+    match int {
+        "0" => Some(milli),
+        "1" if milli == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// Whether a transfer (a REFER, or a redirect) from `referrer` goes on to the call's other
@@ -233,6 +294,30 @@ mod tests {
             ),
             ["<sip:2001@gw:5071;transport=tcp>"]
         );
+    }
+
+    /// A redirect's targets go most preferred first (by `q`, 1 when unstated, as listed when
+    /// equal), each once, their `q` kept; a `q` past reading counts as 1.
+    #[test]
+    fn a_redirects_targets_go_by_preference_each_once() {
+        let targets = |c: &str| redirect_targets(&[c.into()], "gw", false, &Arc::from(Vec::new()));
+        assert_eq!(
+            targets("<sip:+1@a>;q=0.1, <sip:+2@b>;q=1.0, <sip:+2@c>;q=0.5, <sip:+3@d>"),
+            ["<sip:+2@gw>;q=1.0", "<sip:+3@gw>", "<sip:+1@gw>;q=0.1"]
+        );
+        assert_eq!(
+            targets("<sip:+1@a>;q=0.25, sip:+4@e;q=0.9, <sip:+5@f>;q=7"),
+            ["<sip:+5@gw>", "<sip:+4@gw>;q=0.9", "<sip:+1@gw>;q=0.25"]
+        );
+        assert_eq!(
+            contact_q("<sip:x@h;q=0.2>"),
+            (1000, None),
+            "a URI's own parameter"
+        );
+        assert_eq!(parse_q("0.5"), Some(500));
+        assert_eq!(parse_q("1.000"), Some(1000));
+        assert_eq!(parse_q("1.5"), None);
+        assert_eq!(parse_q("0.1234"), None);
     }
 
     /// What says which line the number reaches goes with it: a private extension's domain,

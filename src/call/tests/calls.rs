@@ -659,9 +659,10 @@ fn a_redirect_reaches_the_caller_as_numbers_at_the_gateway_or_as_480() {
         ),
     );
     let r = h.response_with(PHONE, 302, "the redirect goes on");
+    // (Its preference goes with it.)
     assert_eq!(
         r.header_lines(&Hdr::CONTACT),
-        vec!["<sip:+8610999@127.0.0.1:5060>".to_string()]
+        vec!["<sip:+8610999@127.0.0.1:5060>;q=0.7".to_string()]
     );
     assert_eq!(h.cdrs[0].status, 302);
     // From a callee whose profile does not relay transfers: 480, whatever it names.
