@@ -455,10 +455,7 @@ fn refer_and_other_methods_are_answered_not_relayed() {
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     // REFER would make the carrier side call whatever Refer-To names.
-    let refer = from_phone("REFER", &tag, 2, "z9hG4bKref1", "").replace(
-        "Content-Length: 0",
-        "Refer-To: <sip:+19005550100@evil.example>\r\nContent-Length: 0",
-    );
+    let refer = phone_refer(&tag, 2, "z9hG4bKref1", "<sip:+19005550100@evil.example>");
     h.recv(PHONE, &refer);
     assert_eq!(h.statuses(PHONE), vec![403]);
     for (cseq, method) in [(3, "MESSAGE"), (4, "SUBSCRIBE"), (5, "NOTIFY")] {
@@ -704,6 +701,14 @@ fn a_relayed_request_that_could_not_be_sent_gets_503_and_the_call_goes_on() {
 }
 
 /// The gateway with the PBX's `[transfer] mode = "relay"`, and `to_trunks` as given.
+/// The phone's REFER (CSeq `cseq`, Via `branch`) in its call `tag`, to `target`.
+fn phone_refer(tag: &str, cseq: u32, branch: &str, target: &str) -> String {
+    from_phone("REFER", tag, cseq, branch, "").replace(
+        "Content-Length: 0",
+        &format!("Refer-To: {target}\r\nContent-Length: 0"),
+    )
+}
+
 fn pbx_transferring(to_trunks: bool) -> H {
     H::with(config_with(|n, p| {
         if n == "pbx" {
@@ -724,9 +729,11 @@ fn a_call_relays_so_many_refers_then_refuses_them() {
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     let refer = |cseq: u32| {
-        from_phone("REFER", &tag, cseq, &format!("z9hG4bKmr{cseq}"), "").replace(
-            "Content-Length: 0",
-            "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
+        phone_refer(
+            &tag,
+            cseq,
+            &format!("z9hG4bKmr{cseq}"),
+            "<sip:+8610456@10.0.0.9>",
         )
     };
     for n in 0..u32::from(MAX_REFERS_PER_CALL) {
@@ -749,10 +756,7 @@ fn a_final_report_the_referrer_refused_for_now_is_relayed_again() {
     let mut h = pbx_transferring(true);
     let (inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
-    let refer = from_phone("REFER", &tag, 5, "z9hG4bKfr5", "").replace(
-        "Content-Length: 0",
-        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
-    );
+    let refer = phone_refer(&tag, 5, "z9hG4bKfr5", "<sip:+8610456@10.0.0.9>");
     h.recv(PHONE, &refer);
     let out = h.one_request(CARRIER_A, Method::Refer);
     h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
@@ -789,10 +793,7 @@ fn a_notify_on_a_refused_refer_gets_481() {
     let mut h = pbx_transferring(true);
     let (inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
-    let refer = from_phone("REFER", &tag, 2, "z9hG4bKrr2", "").replace(
-        "Content-Length: 0",
-        "Refer-To: <sip:+8610456@10.0.0.9>\r\nContent-Length: 0",
-    );
+    let refer = phone_refer(&tag, 2, "z9hG4bKrr2", "<sip:+8610456@10.0.0.9>");
     h.recv(PHONE, &refer);
     let out = h.one_request(CARRIER_A, Method::Refer);
     h.recv_msg(CARRIER_A, reply(&out, 403, "carrier1", &[], None));
@@ -823,10 +824,7 @@ fn a_transfer_reaches_a_trunk_only_when_the_referrer_may_transfer_to_trunks() {
         !ok.header(&Hdr::ALLOW).unwrap().contains("REFER"),
         "the PBX is not told it may transfer this call"
     );
-    let refer = from_phone("REFER", &tag, 2, "z9hG4bKtt2", "").replace(
-        "Content-Length: 0",
-        "Refer-To: <sip:+88213000000@10.0.0.9>\r\nContent-Length: 0",
-    );
+    let refer = phone_refer(&tag, 2, "z9hG4bKtt2", "<sip:+88213000000@10.0.0.9>");
     h.recv(PHONE, &refer);
     assert_eq!(h.statuses(PHONE), vec![403]);
     assert!(h.take(CARRIER_A).is_empty(), "nothing reached the carrier");
@@ -1043,10 +1041,7 @@ fn a_relayed_transfer_targets_the_gateway_and_its_progress_comes_back() {
     );
     h.recv(CARRIER_A, &carrier_refer);
     assert_eq!(h.statuses(CARRIER_A), vec![403]);
-    let bad = from_phone("REFER", &tag, 6, "z9hG4bKref3", "").replace(
-        "Content-Length: 0",
-        "Refer-To: <sip:alice@evil.example>\r\nContent-Length: 0",
-    );
+    let bad = phone_refer(&tag, 6, "z9hG4bKref3", "<sip:alice@evil.example>");
     h.recv(PHONE, &bad);
     assert_eq!(h.statuses(PHONE), vec![403]);
     assert!(h.take(CARRIER_A).is_empty());
