@@ -11,16 +11,24 @@ use crate::config::Config;
 /// [`Env::moved`]); more widen the latest.
 pub const MAX_MOVED_RELOADS: usize = 64;
 
-/// Whether `to` and `from` are one peer's by the running configuration `cfg`, or by one a
-/// reload that moved peers replaced while calls are still up (`moved`: their peers' old
-/// `match`, as for a response to a call of theirs from the peer's other server).
+/// The running configuration `cfg`, then those reloads that moved peers replaced while
+/// calls are still up (`moved`): where the peers of those calls are still heard.
+pub fn heard_by<'a>(
+    cfg: &'a Config,
+    moved: &'a VecDeque<Moved>,
+) -> impl Iterator<Item = &'a Config> {
+    std::iter::once(cfg).chain(moved.iter().map(|m| &*m.old))
+}
+
+/// Whether `to` and `from` are one peer's by any configuration [`heard_by`] gives (a
+/// response to a call from the peer's other server, its old `match`).
 pub fn same_peer(
     cfg: &Config,
     moved: &VecDeque<Moved>,
     to: std::net::IpAddr,
     from: std::net::IpAddr,
 ) -> bool {
-    cfg.is_same_peer(to, from) || moved.iter().any(|m| m.old.is_same_peer(to, from))
+    heard_by(cfg, moved).any(|c| c.is_same_peer(to, from))
 }
 
 /// A reload that moved peers while calls were up: calls numbered below `before` began

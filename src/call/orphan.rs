@@ -29,12 +29,10 @@ pub(super) fn ack_and_bye(
     offerless: bool,
 ) -> bool {
     // (A peer a reload moved while calls were up is known at its old addresses too.)
-    let known_in = |cfg: &crate::config::Config, ip| {
-        cfg.peer_for_source(ip).is_some() || cfg.is_peer_address(ip)
-    };
-    let known = env
-        .response_origin_ip(resp, source)
-        .is_none_or(|ip| known_in(&env.cfg, ip) || env.moved.iter().any(|m| known_in(&m.old, ip)));
+    let known = env.response_origin_ip(resp, source).is_none_or(|ip| {
+        super::moved::heard_by(&env.cfg, &env.moved)
+            .any(|c| c.peer_for_source(ip).is_some() || c.is_peer_address(ip))
+    });
     if !known {
         return false;
     }
