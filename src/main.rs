@@ -240,6 +240,10 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
                     println!("reloaded: {}", r.detail);
                     Ok(ExitCode::SUCCESS)
                 }
+                Ok(r) if r.result == "failed" => {
+                    println!("reload failed: {}", r.detail);
+                    Ok(ExitCode::FAILURE)
+                }
                 Ok(r) => {
                     println!("reload refused ({}): {}", r.result, r.detail);
                     Ok(ExitCode::FAILURE)

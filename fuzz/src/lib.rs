@@ -1175,27 +1175,34 @@ pub fn core_dialog(data: &[u8]) {
         // The stranger's other modes are the shell's own inputs instead.
         if peer == 3 && op & 12 != 0 {
             let input = match payload.first().copied().unwrap_or(0) % 8 {
-                0 => shell.media_call.map(Input::MediaTimeout),
-                1 => shell.media_call.map(Input::MediaFailed),
-                2 => shell.txn.map(Input::SendFailed),
-                3 => Some(Input::CdrWritable(false)),
-                4 => Some(Input::CdrWritable(true)),
+                0 => shell.media_call.map(|c| Ok(Input::MediaTimeout(c))),
+                1 => shell.media_call.map(|c| Ok(Input::MediaFailed(c))),
+                2 => shell.txn.map(|t| Ok(Input::SendFailed(t))),
+                3 => Some(Ok(Input::CdrWritable(false))),
+                4 => Some(Ok(Input::CdrWritable(true))),
                 // The shipped configuration again, or the one without carrier-a.
-                5 if payload.get(1).is_some_and(|b| b & 1 == 1) => {
-                    Some(Input::Reload(reloaded_config()))
-                }
-                5 => Some(Input::Reload(shipped_config())),
-                6 => Some(Input::Drain),
-                _ => Some(Input::HangUpAll),
+                5 if payload.get(1).is_some_and(|b| b & 1 == 1) => Some(Err(reloaded_config())),
+                5 => Some(Err(shipped_config())),
+                6 => Some(Ok(Input::Drain)),
+                _ => Some(Ok(Input::HangUpAll)),
             };
             if let Some(input) = input {
                 if trace {
-                    let what = format!("{input:?}");
+                    let what = match &input {
+                        Ok(input) => format!("{input:?}"),
+                        Err(_) => "Reload".to_string(),
+                    };
                     let what = what.split_once('(').map_or(what.as_str(), |(w, _)| w);
                     eprintln!("{} shell: {what}", now.duration_since(start).as_secs());
                 }
                 let calls = core.stats().calls;
-                core.handle_input(now, input);
+                match input {
+                    Ok(input) => core.handle_input(now, input),
+                    // (A reload is the core's own call: whether it applied.)
+                    Err(cfg) => {
+                        core.reload(now, cfg);
+                    }
+                }
                 let sent = drain(&mut core, &mut views, &mut shell);
                 // Each call: an answer, an ACK, a BYE or CANCEL per leg, at most.
                 assert!(

@@ -68,7 +68,6 @@ mod unbelieved_body;
 mod unwanted_answer;
 
 use std::ops::{Index, IndexMut};
-use std::sync::Arc;
 
 pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
@@ -77,7 +76,7 @@ pub use router::{B2bua, FaultPlace, Stats};
 pub use third_party::CallbackReport;
 
 use crate::cdr::CdrRecord;
-use crate::config::{Config, PeerName};
+use crate::config::PeerName;
 use crate::sip::{Message, Target};
 use crate::txn::TxnId;
 
@@ -178,8 +177,6 @@ pub enum Input {
         call: CallRef,
         news: crate::media::RecordingNews,
     },
-    /// A reloaded configuration; calls in progress keep the one they started with.
-    Reload(Arc<Config>),
     /// Shutting down: refuse new calls with 503.
     Drain,
     /// Whether CDRs can be written: while not, new calls are refused with 503 rather than

@@ -288,7 +288,6 @@ impl B2bua {
             Input::Recording { call, news } => {
                 self.with_call(call, now, |c, _| c.on_recording_news(news))
             }
-            Input::Reload(cfg) => self.on_reload(now, cfg),
             Input::Drain => {
                 self.env.draining = true;
                 self.registrations.shutdown(&mut self.env, now);

@@ -8,7 +8,6 @@ use std::time::Instant;
 use tracing::{error, info, warn};
 
 use super::Shell;
-use crate::call::Input;
 use crate::config::{Config, ConfigErrors};
 use crate::ops::metrics;
 
@@ -125,7 +124,6 @@ impl Shell {
             );
             return;
         }
-        metrics::reload("applied");
         // What `check` and start-up warn of (anyone may place call-backs, a scraper that
         // will be closed) is said on a reload too.
         for w in &cfg.warnings {
@@ -135,25 +133,40 @@ impl Shell {
         if let Some(w) = cfg.warnings.first() {
             changes.push_str(&format!("; {} warning(s), first: {w}", cfg.warnings.len()));
         }
+        let applied = format!(
+            "{} profiles, {} routes; {changes}",
+            cfg.profiles.len(),
+            cfg.routes.len()
+        );
+        share_unchanged_profiles(self.core.config(), &mut cfg);
+        let cfg = Arc::new(cfg);
+        let moved = cfg.moved_sources_from(self.core.config());
+        // The core first: should applying it fail (a defect), nothing of the shell's has
+        // changed either, and the operator is told the running configuration stays.
+        if !self.core.reload(now, cfg.clone()) {
+            error!(
+                "reload failed: applying it panicked (a defect); the running configuration stays"
+            );
+            metrics::reload("failed");
+            self.reloaded(
+                started,
+                "failed",
+                "applying it failed (a defect, logged); the running configuration stays",
+            );
+            return;
+        }
+        metrics::reload("applied");
         info!(
             profiles = cfg.profiles.len(),
             routes = cfg.routes.len(),
             %changes,
             "configuration reloaded"
         );
-        let applied = format!(
-            "{} profiles, {} routes; {changes}",
-            cfg.profiles.len(),
-            cfg.routes.len()
-        );
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
-        share_unchanged_profiles(self.core.config(), &mut cfg);
-        let cfg = Arc::new(cfg);
         // The addresses of peers this reload removes or moves stay known to the TCP accept
         // gate while calls up now last (the core hears only their own dialogs' requests);
         // remembered before the new configuration is in place, so no connection falls
         // between the two.
-        let moved = cfg.moved_sources_from(self.core.config());
         if !moved.is_empty() && self.core.calls_held() > 0 {
             self.inbox
                 .remember_departed(self.core.next_call_ref(), moved);
@@ -162,7 +175,6 @@ impl Shell {
         if let Some(cb) = self.callback.as_mut() {
             cb.reconfigure(cfg.clone());
         }
-        self.core.handle_input(now, Input::Reload(cfg));
         self.close_unknown_connections();
         self.reloaded(started, "applied", &applied);
     }

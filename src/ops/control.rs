@@ -232,7 +232,7 @@ impl Control {
         })
     }
 
-    /// Record the result (`applied`, `invalid`, `restart_required`) and a detail of the
+    /// Record the result (`applied`, `invalid`, `restart_required`, `failed`) and a detail of the
     /// reload whose loading began at `started` ([`boot_ms`]).
     pub fn reloaded(&mut self, started: u64, result: &str, detail: &str) {
         // Wrapping: a result file left with a huge number must not stop the count (the

@@ -221,7 +221,7 @@ pub fn levels(l: &Levels<'_>) {
     }
 }
 
-/// A configuration reload: `applied`, `invalid` or `restart_required`.
+/// A configuration reload: `applied`, `invalid`, `restart_required` or `failed`.
 pub fn reload(result: &'static str) {
     counter!(RELOADS, "result" => result).increment(1);
 }

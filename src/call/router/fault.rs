@@ -234,6 +234,24 @@ pub(crate) mod test_fault {
         strike_on(&NEW_CALL);
     }
 
+    thread_local! {
+        static RELOAD: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// The next reload handled on this thread panics at its fault point `at` (1: before
+    /// anything is changed; 2: once all but the configuration itself is).
+    pub(crate) fn arm_reload(at: u32) {
+        RELOAD.with(|a| a.set(at));
+    }
+
+    /// Fault point `at` of [`arm_reload`].
+    pub(crate) fn strike_reload(at: u32) {
+        if RELOAD.with(|a| a.get() == at) {
+            RELOAD.with(|a| a.set(0));
+            panic!("a test fault");
+        }
+    }
+
     /// The next `n` calls ended on this thread panic once ended, before their CDR.
     pub(crate) fn arm_ended(n: u32) {
         ENDED.with(|a| a.set(n));

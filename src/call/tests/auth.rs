@@ -231,7 +231,7 @@ fn credentials_changed_by_a_reload_are_used_by_the_calls_up() {
             }));
         }
     });
-    h.input(Input::Reload(Arc::new(renewed)));
+    h.reload(Arc::new(renewed));
     h.recv(PHONE, &phone_bye(&tag, 2, "z9hG4bKbye1"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
     let up_front = bye.header(&Hdr::PROXY_AUTHORIZATION).unwrap();
@@ -260,7 +260,7 @@ fn credentials_changed_by_a_reload_are_used_by_the_calls_up() {
     ] {
         let mut h = H::with(with_credentials(&["carrier-a"]));
         let (_inv, ok) = authenticated_call(&mut h);
-        h.input(Input::Reload(Arc::new(reload)));
+        h.reload(Arc::new(reload));
         h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKbye2"));
         let bye = h.one_request(CARRIER_A, Method::Bye);
         h.recv_msg(CARRIER_A, challenge(&bye, 407, "b2", false));
@@ -416,7 +416,7 @@ fn registered_then_reloaded(cfg: Config) -> (H, Request) {
     h.apply();
     let reg = h.one_request(CARRIER_A, Method::Register);
     h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
-    h.input(Input::Reload(Arc::new(cfg)));
+    h.reload(Arc::new(cfg));
     (h, reg)
 }
 
@@ -517,9 +517,9 @@ fn a_binding_handed_over_is_removed_at_shutdown_even_if_the_new_register_is_refu
     h.apply();
     let reg = h.one_request(CARRIER_A, Method::Register);
     h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
-    h.input(Input::Reload(Arc::new(registering_with(|r| {
+    h.reload(Arc::new(registering_with(|r| {
         r.expires = Duration::from_secs(1800);
-    }))));
+    })));
     let again = h.one_request(CARRIER_A, Method::Register);
     h.recv_msg(CARRIER_A, reply(&again, 403, "reg1", &[], None));
     assert_eq!(
@@ -545,9 +545,9 @@ fn a_register_out_when_a_reload_hands_over_is_given_up_and_its_binding_removed()
     let mut h = H::with(registering());
     h.apply();
     let out = h.one_request(CARRIER_A, Method::Register);
-    h.input(Input::Reload(Arc::new(registering_with(|r| {
+    h.reload(Arc::new(registering_with(|r| {
         r.expires = Duration::from_secs(1800);
-    }))));
+    })));
     let again = h.one_request(CARRIER_A, Method::Register);
     assert_ne!(again.call_id(), out.call_id());
     // Possibly bound, not known to work: down.
@@ -583,12 +583,12 @@ fn a_reload_reverted_while_unregistering_registers_again_after_the_removal() {
     h.apply();
     let reg = h.one_request(CARRIER_A, Method::Register);
     h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
-    h.input(Input::Reload(Arc::new(registering_with(|r| {
+    h.reload(Arc::new(registering_with(|r| {
         r.contact_user = "other".into();
-    }))));
+    })));
     let un = h.one_request(CARRIER_A, Method::Register);
     assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
-    h.input(Input::Reload(Arc::new(registering())));
+    h.reload(Arc::new(registering()));
     assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
     h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
     let again = h.one_request(CARRIER_A, Method::Register);
@@ -628,7 +628,7 @@ fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
     h.recv_msg(CARRIER_A, registrar_ok(&a, 3600));
     h.recv_msg(CARRIER_B, registrar_ok(&b, 3600));
     h.advance(Duration::from_secs(60));
-    h.input(Input::Reload(Arc::new(registering())));
+    h.reload(Arc::new(registering()));
     let un = h.one_request(CARRIER_B, Method::Register);
     assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
     assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
@@ -662,7 +662,7 @@ fn a_rebind_follows_only_a_removal_sent_and_keeps_a_back_off() {
     let b = h.one_request(CARRIER_B, Method::Register);
     h.recv_msg(CARRIER_A, registrar_ok(&a, 3600));
     h.recv_msg(CARRIER_B, reply(&b, 403, "reg1", &[], None));
-    h.input(Input::Reload(Arc::new(registering())));
+    h.reload(Arc::new(registering()));
     assert!(h.take_requests(CARRIER_B, Method::Register).is_empty());
     assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
     // The kept one backing off (refused), the dropped one bound and removed.
@@ -672,7 +672,7 @@ fn a_rebind_follows_only_a_removal_sent_and_keeps_a_back_off() {
     let b = h.one_request(CARRIER_B, Method::Register);
     h.recv_msg(CARRIER_A, reply(&a, 403, "reg1", &[], None));
     h.recv_msg(CARRIER_B, registrar_ok(&b, 3600));
-    h.input(Input::Reload(Arc::new(registering())));
+    h.reload(Arc::new(registering()));
     let un = h.one_request(CARRIER_B, Method::Register);
     h.recv_msg(CARRIER_B, registrar_ok(&un, 0));
     assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
@@ -684,7 +684,7 @@ fn a_reload_that_drops_register_unregisters() {
     h.apply();
     let reg = h.one_request(CARRIER_A, Method::Register);
     h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
-    h.input(Input::Reload(Arc::new(with_credentials(&["carrier-a"]))));
+    h.reload(Arc::new(with_credentials(&["carrier-a"])));
     let un = h.one_request(CARRIER_A, Method::Register);
     assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
     h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
@@ -1336,7 +1336,7 @@ fn a_reloaded_in_dialog_mode_reaches_the_calls_up() {
     let (_inv, ok) = answered_call(&mut h);
     let mut cfg = with_credentials(&["carrier-a"]);
     challenges_inside_calls(&mut cfg, "carrier-a");
-    h.input(Input::Reload(Arc::new(cfg)));
+    h.reload(Arc::new(cfg));
     h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKrl1"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
     h.recv_msg(CARRIER_A, challenge(&bye, 407, "r1", false));
@@ -1388,7 +1388,7 @@ fn a_registrar_moved_by_a_reload_is_registered_at_once() {
     let mut q = (**p).clone();
     q.address = Target::udp(addr("127.0.0.9:5060"));
     *p = Arc::new(q);
-    h.input(Input::Reload(Arc::new(moved)));
+    h.reload(Arc::new(moved));
     let removal = h.take_requests(CARRIER_A, Method::Register);
     assert_eq!(
         removal
@@ -1416,7 +1416,7 @@ fn behind_a_front_a_reload_that_drops_the_registration_leaves_the_binding() {
     let reg = h.one_request("127.0.0.10:5060", Method::Register);
     h.recv_msg("127.0.0.10:5060", registrar_ok(&reg, 3600));
     let moved = fronted(registering_with(|r| r.contact_user = "other".into()));
-    h.input(Input::Reload(Arc::new(moved)));
+    h.reload(Arc::new(moved));
     let sent = h.take_requests("127.0.0.10:5060", Method::Register);
     let expires: Vec<_> = (sent.iter())
         .map(|r| r.header(&Hdr::named("Expires")))
@@ -1434,7 +1434,7 @@ fn behind_a_front_a_reload_that_drops_the_registration_leaves_the_binding() {
     let mut q = (**p).clone();
     q.register = None;
     *p = Arc::new(q);
-    h.input(Input::Reload(Arc::new(dropped)));
+    h.reload(Arc::new(dropped));
     assert!(
         h.take_requests("127.0.0.10:5060", Method::Register)
             .is_empty(),
@@ -1468,7 +1468,7 @@ fn a_challenge_across_a_reload_is_judged_with_the_credentials_that_answer_it() {
     let (_inv, ok) = authenticated_call(&mut h);
     h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKrx1"));
     let bye = h.one_request(CARRIER_A, Method::Bye);
-    h.input(Input::Reload(Arc::new(creds(&Algorithm::ALL))));
+    h.reload(Arc::new(creds(&Algorithm::ALL)));
     let both = [
         (
             Hdr::named("Proxy-Authenticate"),

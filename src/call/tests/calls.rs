@@ -1215,7 +1215,7 @@ fn a_failover_skips_a_peer_a_reload_removed() {
     for r in &mut without_b.routes {
         r.to.retain(|p| p.as_str() != "carrier-b");
     }
-    h.input(Input::Reload(Arc::new(without_b)));
+    h.reload(Arc::new(without_b));
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ta", &[], None));
     assert!(
         h.take_requests(CARRIER_B, Method::Invite).is_empty(),
@@ -1243,7 +1243,7 @@ fn a_failover_skips_a_peer_a_reload_moved() {
             p.address = Target::udp("127.0.0.9:5060".parse().unwrap());
         }
     });
-    h.input(Input::Reload(Arc::new(moved)));
+    h.reload(Arc::new(moved));
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ta", &[], None));
     assert!(
         h.take_requests(CARRIER_B, Method::Invite).is_empty(),

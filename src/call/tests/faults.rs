@@ -216,3 +216,39 @@ fn a_panic_before_an_invite_is_a_call_answers_it_500_and_gives_back_its_count() 
     h.recv(PHONE, &invite_text("nc2", "z9hG4bKnc2", "+8610123", ""));
     assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
 }
+
+/// A reload whose handling panics (a defect) is applied whole or not at all: the running
+/// configuration stays, its limits with it, and the shell is told it failed. Before, a
+/// panic once the new limits were in place left them so under the old configuration, or,
+/// past the swap, the new configuration without its registrations, reported as applied.
+#[test]
+fn a_reload_that_panics_leaves_the_running_configuration_whole() {
+    for at in [1, 2] {
+        let mut h = H::new();
+        let running = h.core.config().clone();
+        let (_inv, _ok) = answered_call(&mut h);
+        let mut one_call = config();
+        one_call.limits = crate::config::CallLimits {
+            max_calls: Some(1),
+            cps: None,
+        };
+        let one_call = Arc::new(one_call);
+        test_fault::arm_reload(at);
+        assert!(!h.reload(one_call.clone()), "fault point {at}");
+        assert!(Arc::ptr_eq(h.core.config(), &running), "fault point {at}");
+        // The gateway's limit is still none: a second call reaches the carrier.
+        phone_calls(&mut h, &format!("rl{at}"));
+        // Applied once the defect is gone: a third call is over the limit.
+        assert!(h.reload(one_call.clone()));
+        h.recv(
+            PHONE,
+            &invite_text(
+                &format!("rm{at}"),
+                &format!("z9hG4bKrm{at}"),
+                "+8610123",
+                "",
+            ),
+        );
+        assert!(h.statuses(PHONE).contains(&503), "fault point {at}");
+    }
+}

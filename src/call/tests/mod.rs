@@ -326,6 +326,13 @@ impl H {
         self.apply();
     }
 
+    /// Reload the core with `cfg`: whether it applied.
+    pub(super) fn reload(&mut self, cfg: Arc<Config>) -> bool {
+        let applied = self.core.reload(self.now, cfg);
+        self.apply();
+        applied
+    }
+
     pub(super) fn recv(&mut self, from: &str, text: &str) {
         let msg =
             parse_datagram(Bytes::from(text.to_string()), 65535).expect("test message parses");

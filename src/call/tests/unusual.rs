@@ -219,7 +219,7 @@ fn a_reload_changes_new_calls_but_not_the_calls_in_progress() {
             p.ptime = Some(30);
         }
     });
-    h.input(Input::Reload(Arc::new(reloaded)));
+    h.reload(Arc::new(reloaded));
     // The running call's re-INVITE toward carrier-a keeps the profile it started with.
     let tag = ok.to_tag().unwrap();
     h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKr2", SDP));
@@ -562,11 +562,11 @@ fn an_escaped_nul_in_a_bye_reason_or_an_answer_identity_does_not_break_the_call(
 fn calls_begun_after_a_reload_that_moves_a_peer_do_not_keep_its_old_addresses_heard() {
     let mut h = H::new();
     let (inv, _) = answered_call(&mut h);
-    h.input(Input::Reload(Arc::new(config_with(|n, p| {
+    h.reload(Arc::new(config_with(|n, p| {
         if n == "carrier-b" {
             p.matches = vec!["192.0.2.0/24".parse().unwrap()];
         }
-    }))));
+    })));
     assert!(h.core.peers_moved());
     // A call placed after the reload, left ringing.
     h.recv(
@@ -605,7 +605,7 @@ fn each_reload_that_moves_a_peer_is_forgotten_with_its_own_calls() {
             }
         }))
     };
-    h.input(Input::Reload(moved("192.0.2.0/24")));
+    h.reload(moved("192.0.2.0/24"));
     h.recv(
         PHONE,
         &invite_text("after@127.0.0.2", "z9hG4bKafter", "+8610123", ""),
@@ -613,7 +613,7 @@ fn each_reload_that_moves_a_peer_is_forgotten_with_its_own_calls() {
     // It rings (no failover to the moved peer once carrier-a's INVITE times out).
     let inv2 = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv2, 180, "c2", &[], None));
-    h.input(Input::Reload(moved("198.51.100.0/24")));
+    h.reload(moved("198.51.100.0/24"));
     let first = h.core.moved_since();
     assert!(first.is_some());
     let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmvc", "");
@@ -651,7 +651,7 @@ fn a_reload_that_moves_a_peer_still_lets_its_other_server_answer_a_call_up() {
     );
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.take(PHONE);
-    h.input(Input::Reload(two_servers(false)));
+    h.reload(two_servers(false));
     h.recv_msg("127.0.0.30:5060", reply(&inv, 200, "c30", &[], Some(SDP)));
     h.response_with(PHONE, 200, "the answer from the peer's other server");
 }
@@ -671,7 +671,7 @@ fn a_reload_that_moves_a_peer_still_lets_its_calls_in_progress_be_ended_from_it(
     };
     let mut h = H::new();
     let (inv, _) = answered_call(&mut h);
-    h.input(Input::Reload(moved()));
+    h.reload(moved());
     let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKmv1", "");
     h.recv("127.0.0.9:5060", &bye);
     assert!(
@@ -688,9 +688,9 @@ fn a_reload_that_moves_a_peer_still_lets_its_calls_in_progress_be_ended_from_it(
     assert_eq!(h.core.active_calls(), 0);
     assert!(!h.core.peers_moved());
     // Moving the peers back with no call up, then a reload that moves none, never asks.
-    h.input(Input::Reload(Arc::new(config())));
+    h.reload(Arc::new(config()));
     answered_call(&mut h);
-    h.input(Input::Reload(Arc::new(config())));
+    h.reload(Arc::new(config()));
     assert!(!h.core.peers_moved());
 
     // A call ringing when the PBX was moved: its CANCEL still ends it.
@@ -700,7 +700,7 @@ fn a_reload_that_moves_a_peer_still_lets_its_calls_in_progress_be_ended_from_it(
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 180, "c9", &[], None));
     h.take(PHONE);
-    h.input(Input::Reload(moved()));
+    h.reload(moved());
     let cancel = invite
         .replacen("INVITE sip:", "CANCEL sip:", 1)
         .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
@@ -1070,12 +1070,12 @@ fn a_bye_from_a_peers_address_ends_a_call_one_of_its_hosts_placed() {
 fn a_reload_that_readdresses_a_peer_still_hears_its_calls_from_the_old_address() {
     let mut h = H::with(config_with(matching_outside_their_addresses));
     let (inv, _) = answered_call(&mut h);
-    h.input(Input::Reload(Arc::new(config_with(|n, p| {
+    h.reload(Arc::new(config_with(|n, p| {
         matching_outside_their_addresses(n, p);
         if n == "carrier-a" {
             p.address = Target::udp(addr("127.0.0.9:5060"));
         }
-    }))));
+    })));
     assert!(h.core.peers_moved());
     carrier_bye_heard_only_from_its_address(&mut h, &inv, "z9hG4bKreaddr");
 }

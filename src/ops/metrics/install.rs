@@ -41,7 +41,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         RELOADS,
-        "Configuration reloads by result (applied, invalid, restart_required)"
+        "Configuration reloads by result (applied, invalid, restart_required, failed)"
     );
     describe_counter!(
         PRACK_FAILURES,
