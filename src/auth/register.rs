@@ -26,6 +26,7 @@ mod granted;
 mod outcome;
 use outcome::sent_at;
 mod params;
+mod removal;
 mod request;
 
 use request::hex;
@@ -34,6 +35,7 @@ pub use outcome::{
     FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER, MIN_GRANT, REFRESH_EARLIEST, REFRESH_PERCENT,
 };
 pub use params::{RegisterParams, RegisterPolicy};
+pub use removal::REMOVAL_TRIES;
 
 /// No final response within 64·T1 is a failure even if the transaction layer never says so.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
@@ -134,6 +136,7 @@ pub struct Registration {
     /// has ended (RFC 3261 §10.2: one REGISTER at a time; sent at once, the removal could
     /// reach the registrar first, and the REGISTER's retransmission bind the contact anew).
     leave_next: bool,
+    removal: removal::Removal,
     outbox: VecDeque<Transmit>,
     events: VecDeque<RegEvent>,
     /// Refreshes and back-offs are spread (see [`REFRESH_EARLIEST`]); off in some tests.
@@ -170,6 +173,7 @@ impl Registration {
             failing: false,
             failures: 0,
             leave_next: false,
+            removal: removal::Removal::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             jitter: true,
@@ -297,6 +301,8 @@ impl Registration {
     }
 
     fn leave_when_done(&mut self, now: Instant, wait: Option<Duration>) {
+        // A reload's removal may be tried again; a stop's goes once.
+        self.removal.retries = wait.is_none();
         match self.state {
             State::Done
             | State::InFlight {
@@ -324,6 +330,7 @@ impl Registration {
     /// Remove the binding if one may be held, else end.
     fn leave(&mut self, now: Instant, maybe_bound: bool) {
         self.leave_next = false;
+        self.removal.again = false;
         if maybe_bound {
             self.send(now, Op::Unregister);
         } else {
@@ -362,6 +369,10 @@ impl Registration {
                 let (op, deadline) = (*op, *deadline);
                 let reason = "no response from the registrar";
                 self.unanswered(now, (op, deadline), reason, true);
+            }
+            // (A removal tried again goes while the binding may still be held.)
+            State::Waiting { at } if now >= *at && self.removal.again => {
+                self.leave(now, self.bound_until.is_some())
             }
             State::Waiting { at } if now >= *at => self.send(now, Op::Register),
             _ => {}
@@ -457,7 +468,14 @@ impl Registration {
                 let retry_after = resp
                     .retry_after_secs()
                     .and_then(|s| bounded_secs(s.min(u64::from(u32::MAX))));
-                self.fail(now, op, format!("{status} {}", resp.reason()), retry_after);
+                let reason = format!("{status} {}", resp.reason());
+                match op {
+                    Op::Unregister => {
+                        let retryable = status == 408 || (500..600).contains(&status);
+                        self.removal_failed(now, reason, retry_after, retryable);
+                    }
+                    Op::Register => self.fail(now, op, reason, retry_after),
+                }
             }
         }
         true

@@ -72,7 +72,7 @@ impl Registrations {
             e.params == *params && e.creds == *creds
         };
         // A registration still wanted: neither ended nor removing its binding.
-        let kept = |e: &Entry| !e.reg.is_done() && !e.reg.is_leaving();
+        let kept = |e: &Entry| !e.reg.is_done() && !e.reg.is_removing();
         // Bindings handed over, by the peer whose new registration takes them.
         let mut handed: Vec<(RegisterParams, Handover)> = Vec::new();
         for e in &mut self.regs {
@@ -94,6 +94,14 @@ impl Registrations {
                 e.reg.shutdown(now);
                 // Ended at once: it never bound, nothing is removed.
                 e.removes = !e.reg.is_done();
+            }
+        }
+        // A removal waiting to be tried again whose binding is wanted again is not sent (it
+        // would undo the new registration's REGISTER).
+        for e in &mut self.regs {
+            if e.reg.removes_later() && wanted.iter().any(|(p, _)| p.same_binding(&e.params)) {
+                e.reg.end_keeping_binding();
+                e.removes = false;
             }
         }
         for w in wanted {

@@ -37,7 +37,10 @@ impl Registration {
         if timeout && op == Op::Register {
             self.may_have_bound(sent_at(deadline, now));
         }
-        self.fail(now, op, reason.to_string(), None);
+        match op {
+            Op::Unregister => self.removal_failed(now, reason.to_string(), None, true),
+            Op::Register => self.fail(now, op, reason.to_string(), None),
+        }
         if self.leave_next {
             // (Unanswered, it may have bound all the same.)
             self.leave(now, true);
@@ -163,7 +166,7 @@ impl Registration {
 }
 
 /// 10 s, 20 s, 40 s, … up to 10 min.
-fn backoff(failures: u32) -> Duration {
+pub(super) fn backoff(failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(16);
     FIRST_BACKOFF.saturating_mul(1u32 << shift).min(MAX_BACKOFF)
 }

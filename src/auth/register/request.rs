@@ -12,6 +12,9 @@ use crate::sip::{BRANCH_COOKIE, Hdr, Method, NewRequest, Request};
 
 impl Registration {
     pub(super) fn send(&mut self, now: Instant, op: Op) {
+        if op == Op::Unregister {
+            self.removal.tries = self.removal.tries.saturating_add(1);
+        }
         match self.build(op) {
             Ok(req) => self.put_in_flight(now, op, req),
             // Only a contact or URI the config check let through could fail here.

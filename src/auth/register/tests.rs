@@ -554,16 +554,86 @@ fn shutdown_unregisters_with_expires_zero() {
     down.handle_response(t0, &answer(&q, 403, &[]));
     down.shutdown(t0);
     assert!(down.is_done() && down.poll_transmit().is_none());
-    // A failed removal ends it too, without retrying.
+    // A removal refused outright ends it, without retrying (a stop's, below, too).
     let mut r = reg(3600);
     r.start(t0);
     let q = sent(&mut r);
     r.handle_response(t0, &answer(&q, 200, &[]));
     r.shutdown(t0);
     let u = sent(&mut r);
-    r.handle_response(t0, &answer(&u, 500, &[]));
+    r.handle_response(t0, &answer(&u, 403, &[]));
     assert!(r.is_done());
     assert!(r.poll_transmit().is_none());
+}
+
+/// A removal a reload asked for that the registrar did not take (unanswered, 408, 5xx) is
+/// sent again after the back-off, three times in all, while the binding may be held: before,
+/// one failure left it at the registrar until it expired (up to a day), the dropped trunk's
+/// calls still coming to a gateway that refuses them.
+#[test]
+fn a_reloads_removal_that_failed_is_tried_again_three_times_in_all() {
+    let t0 = Instant::now();
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 200, &[]));
+    r.shutdown(t0);
+    let u1 = sent(&mut r);
+    r.handle_response(t0, &answer(&u1, 503, &[]));
+    assert!(!r.is_done() && r.removes_later() && r.is_removing() && !r.is_up());
+    assert!(
+        !r.is_leaving(),
+        "a registration of its own waits for no retry"
+    );
+    assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
+    r.handle_timeout(t0 + FIRST_BACKOFF);
+    let u2 = sent(&mut r);
+    assert_eq!(expires_of(&u2), "0");
+    // Unanswered, the second: again after 20 s.
+    let t1 = t0 + FIRST_BACKOFF + TRANSACTION_TIMEOUT;
+    r.handle_timeout(t1);
+    assert!(r.removes_later());
+    assert_eq!(r.poll_timeout(), Some(t1 + FIRST_BACKOFF * 2));
+    r.handle_timeout(t1 + FIRST_BACKOFF * 2);
+    let u3 = sent(&mut r);
+    assert_eq!(expires_of(&u3), "0");
+    r.handle_response(t1, &answer(&u3, 500, &[]));
+    assert!(r.is_done(), "three tries in all");
+    assert!(r.poll_transmit().is_none());
+
+    // A stop's removal goes once.
+    let mut s = reg(3600);
+    s.start(t0);
+    let q = sent(&mut s);
+    s.handle_response(t0, &answer(&q, 200, &[]));
+    s.stop(t0);
+    let u = sent(&mut s);
+    s.handle_response(t0, &answer(&u, 503, &[]));
+    assert!(s.is_done() && s.poll_transmit().is_none());
+
+    // A binding that expires before the next try is not removed again.
+    let mut e = reg(15);
+    e.start(t0);
+    let q = sent(&mut e);
+    e.handle_response(t0, &answer(&q, 200, &[]));
+    e.shutdown(t0 + Duration::from_secs(6));
+    let u = sent(&mut e);
+    e.handle_response(t0 + Duration::from_secs(6), &answer(&u, 500, &[]));
+    assert!(e.is_done(), "held until 15 s, the retry would come at 16 s");
+
+    // A stop while a retry waits sends it at once, once.
+    let mut w = reg(3600);
+    w.start(t0);
+    let q = sent(&mut w);
+    w.handle_response(t0, &answer(&q, 200, &[]));
+    w.shutdown(t0);
+    let u = sent(&mut w);
+    w.handle_response(t0, &answer(&u, 500, &[]));
+    w.stop(t0 + Duration::from_secs(1));
+    let u = sent(&mut w);
+    assert_eq!(expires_of(&u), "0");
+    w.handle_response(t0, &answer(&u, 500, &[]));
+    assert!(w.is_done());
 }
 
 #[test]

@@ -1482,3 +1482,43 @@ fn a_challenge_across_a_reload_is_judged_with_the_credentials_that_answer_it() {
     h.recv_msg(CARRIER_A, reply(&bye, 407, "carrier1", &both, None));
     assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
 }
+
+/// A reload that drops a registration sends its `Expires: 0` again when the registrar
+/// answers it 5xx (after the back-off, as long as the binding may be held); one that wants
+/// the binding back meanwhile sends no more removal, and registers it anew at once.
+#[test]
+fn a_dropped_registrations_failed_removal_is_tried_again_unless_it_is_wanted_back() {
+    let (mut h, reg) = registered_then_reloaded(with_credentials(&["carrier-a"]));
+    let un = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    h.recv_msg(CARRIER_A, reply(&un, 503, "reg1", &[], None));
+    h.advance(Duration::from_secs(9));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.advance(Duration::from_secs(1));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(again.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    assert_eq!(again.call_id(), reg.call_id());
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 0));
+    h.advance(Duration::from_secs(600));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    assert!(h.core.registrations().is_empty());
+
+    // Wanted back while the next try waits: registered anew, the removal not sent.
+    let (mut h, reg) = registered_then_reloaded(with_credentials(&["carrier-a"]));
+    let un = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, reply(&un, 500, "reg1", &[], None));
+    h.reload(Arc::new(registering()));
+    let fresh = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        fresh.header(&Hdr::named("Expires")).as_deref(),
+        Some("3600")
+    );
+    assert_ne!(fresh.call_id(), reg.call_id());
+    h.recv_msg(CARRIER_A, registrar_ok(&fresh, 3600));
+    h.advance(Duration::from_secs(60));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), true)]
+    );
+}
