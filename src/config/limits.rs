@@ -37,6 +37,7 @@ pub struct ProtectSection {
     pub unknown_sources: Option<Spanned<String>>,
     pub max_tcp_total: Option<Spanned<u64>>,
     pub max_tcp_per_source: Option<Spanned<u64>>,
+    pub max_tcp_per_peer: Option<Spanned<u64>>,
     pub tcp_message_timeout_s: Option<Spanned<u64>>,
     pub source_rate: Option<Spanned<u64>>,
     pub source_cooldown_s: Option<Spanned<u64>>,
@@ -51,6 +52,7 @@ impl Default for ProtectSection {
             unknown_sources: None,
             max_tcp_total: None,
             max_tcp_per_source: None,
+            max_tcp_per_peer: None,
             tcp_message_timeout_s: None,
             source_rate: None,
             source_cooldown_s: None,
@@ -98,6 +100,8 @@ pub struct Protect {
     pub max_tcp_total: usize,
     /// TCP connections at once from one address.
     pub max_tcp_per_source: usize,
+    /// TCP connections at once from the addresses of one peer (profile), all together.
+    pub max_tcp_per_peer: usize,
     /// A message begun on a TCP connection must be complete within this long (slowloris).
     pub tcp_message_timeout: Duration,
     /// SIP messages per second one source address may send (`None`: no guard).
@@ -117,6 +121,7 @@ impl Default for Protect {
             unknown_sources: UnknownSources::Drop,
             max_tcp_total: 1024,
             max_tcp_per_source: 16,
+            max_tcp_per_peer: 512,
             tcp_message_timeout: Duration::from_secs(10),
             source_rate: Some(2000),
             source_cooldown: Duration::from_secs(5),
@@ -253,6 +258,27 @@ pub fn protect(
         Some(_) => max_tcp_per_source,
         None => max_tcp_per_source.min(max_tcp_total),
     };
+    // Unset: half the total (one peer's wide `match` cannot hold every slot), and never
+    // under one source's share.
+    let max_tcp_per_peer = match r.num(
+        &s.max_tcp_per_peer,
+        "[protect] max_tcp_per_peer",
+        1..=1_000_000,
+    ) {
+        Some(n) if n as usize > max_tcp_total => {
+            if let Some(v) = &s.max_tcp_per_peer {
+                r.errs.push((r.at)(
+                    v.span().start,
+                    "[protect] max_tcp_per_peer must not exceed max_tcp_total".into(),
+                ));
+            }
+            n as usize
+        }
+        Some(n) => n as usize,
+        None => (max_tcp_total / 2)
+            .max(max_tcp_per_source)
+            .min(max_tcp_total),
+    };
     let tcp_message_timeout = r
         .num(
             &s.tcp_message_timeout_s,
@@ -301,6 +327,7 @@ pub fn protect(
         unknown_sources,
         max_tcp_total,
         max_tcp_per_source,
+        max_tcp_per_peer,
         tcp_message_timeout,
         source_rate,
         source_cooldown,

@@ -683,6 +683,31 @@ fn the_tcp_cap_per_source_never_exceeds_the_total() {
     assert!(text.contains("must not exceed max_tcp_total"), "{text}");
 }
 
+/// `max_tcp_per_peer`: unset, half the total but never under a source's share; written, at
+/// most the total.
+#[test]
+fn the_tcp_cap_per_peer_is_half_the_total_unless_written() {
+    let cfg = load_tree(GATEWAY, &standard_profiles()).unwrap();
+    assert_eq!(cfg.protect.max_tcp_per_peer, 512);
+    let small = format!("{GATEWAY}\n[protect]\nmax_tcp_total = 20\n");
+    let cfg = load_tree(&small, &standard_profiles()).unwrap();
+    assert_eq!(cfg.protect.max_tcp_per_peer, 16, "a source's 16");
+    let cfg = load_tree(
+        &format!("{small}max_tcp_per_peer = 3\n"),
+        &standard_profiles(),
+    )
+    .unwrap();
+    assert_eq!(cfg.protect.max_tcp_per_peer, 3);
+    let text = load_errors(
+        &format!("{small}max_tcp_per_peer = 21\n"),
+        &standard_profiles(),
+    );
+    assert!(
+        text.contains("max_tcp_per_peer must not exceed max_tcp_total"),
+        "{text}"
+    );
+}
+
 #[test]
 fn media_threads_default_to_one_per_core_and_are_bounded() {
     let load = |extra: &str| {

@@ -267,10 +267,14 @@ pub(super) fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static s
         changed.push("[cdr] max_pending");
     }
     let (a, b) = (&old.protect, &new.protect);
-    if (a.max_tcp_total, a.max_tcp_per_source, a.tcp_message_timeout)
-        != (b.max_tcp_total, b.max_tcp_per_source, b.tcp_message_timeout)
-    {
-        changed.push("[protect] max_tcp_total, max_tcp_per_source or tcp_message_timeout_s");
+    let tcp = |p: &crate::config::Protect| {
+        let caps = (p.max_tcp_total, p.max_tcp_per_source, p.max_tcp_per_peer);
+        (caps, p.tcp_message_timeout)
+    };
+    if tcp(a) != tcp(b) {
+        changed.push(
+            "[protect] max_tcp_total, max_tcp_per_source, max_tcp_per_peer or tcp_message_timeout_s",
+        );
     }
     changed
 }

@@ -1,10 +1,10 @@
-//! The TCP connection caps (`[protect] max_tcp_total`, `max_tcp_per_source`): a slot per
-//! connection, taken before it is served and given back when it closes.
+//! The TCP connection caps (`[protect] max_tcp_total`, `max_tcp_per_source`,
+//! `max_tcp_per_peer`): a slot per connection, taken before it is served and given back when
+//! it closes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::writer::SharedBudget;
 use crate::engine::source_guard::source_key;
 
 /// How many connections are up, in all and per source address (`[protect] max_tcp_total`,
@@ -14,6 +14,7 @@ pub(in crate::engine) struct Slots {
     inner: Arc<std::sync::Mutex<SlotCounts>>,
     max_total: usize,
     max_per_source: usize,
+    max_per_peer: usize,
     /// What the writers of the connections peers opened (or that we opened back toward
     /// them) may queue, all together.
     writes: super::writer::SharedBudget,
@@ -33,9 +34,28 @@ struct SlotCounts {
     /// with when their pace is full again: kept until then, so that connecting again does
     /// not refill it. Oldest first; at most [`Slots::max_total`] of them.
     resting: std::collections::VecDeque<(std::time::Instant, SourceKey)>,
-    /// By peer (profile name): what its sources' writers may queue together, kept while a
-    /// source of it is known (at most one per profile).
-    peers: HashMap<crate::config::PeerName, super::writer::SharedBudget>,
+    /// By peer (profile name): its connections, and what its sources' writers may queue
+    /// together; kept while a source or a connection of it is known (at most one per
+    /// profile).
+    peers: HashMap<crate::config::PeerName, Peer>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    /// Connections from its addresses (and ours back toward them), all together: a host
+    /// with many addresses inside one peer's wide `match` (a customer's IPv6 /48) holds at
+    /// most this peer's share of the table, not every peer's.
+    conns: usize,
+    writes: super::writer::SharedBudget,
+}
+
+impl Peer {
+    fn new() -> Self {
+        Peer {
+            conns: 0,
+            writes: super::writer::SharedBudget::new(super::writer::PEER_SHARE_WRITES_BUDGET),
+        }
+    }
 }
 
 type SourceKey = (std::net::IpAddr, bool);
@@ -59,8 +79,10 @@ impl SlotCounts {
                 self.per_source.remove(&key);
             }
         }
-        // A peer's share goes with its last source's last writer (a few profiles: cheap).
-        self.peers.retain(|_, b| b.is_shared());
+        // A peer's share goes with its last source's last writer and its last connection (a
+        // few profiles: cheap).
+        self.peers
+            .retain(|_, p| p.writes.is_shared() || p.conns > 0);
     }
 }
 
@@ -134,6 +156,8 @@ pub(in crate::engine) struct Slot {
     stranger: bool,
     /// Its source's write budget (None for connections we opened ourselves).
     source_writes: Option<super::writer::SharedBudget>,
+    /// The peer it counts against (none for a stranger's, or ours toward a trunk).
+    peer: Option<crate::config::PeerName>,
 }
 
 impl Slots {
@@ -142,6 +166,7 @@ impl Slots {
             inner: Arc::default(),
             max_total: p.max_tcp_total,
             max_per_source: p.max_tcp_per_source,
+            max_per_peer: p.max_tcp_per_peer,
             writes: super::writer::SharedBudget::new(super::writer::PEER_WRITES_BUDGET),
             own_writes: super::writer::SharedBudget::new(super::writer::OWN_WRITES_BUDGET),
         }
@@ -215,26 +240,31 @@ impl Slots {
         // count apart from peers: a stranger in a peer's /64 (shared hosting) must not hold
         // the peer's share.
         let ip = ip.map(|ip| (source_key(ip), stranger));
+        let peer = peer.filter(|_| !stranger && ip.is_some());
         let mut source_writes = None;
         if let Some(ip) = ip {
             let SlotCounts {
                 per_source, peers, ..
             } = &mut *c;
+            if let Some(p) = peer
+                && peers.get(p).is_some_and(|p| p.conns >= self.max_per_peer)
+            {
+                return Err("tcp_per_peer");
+            }
             // A source's budget is drawn from its peer's as it was when the source was first
             // seen (one /64 shared by two profiles' hosts counts with the first).
             let mine = per_source.entry(ip).or_insert_with(|| {
-                let peer = peer.filter(|_| !stranger).map(|p| {
-                    &*peers.entry(p.clone()).or_insert_with(|| {
-                        SharedBudget::new(super::writer::PEER_SHARE_WRITES_BUDGET)
-                    })
-                });
-                Source::of(peer)
+                let of = peer.map(|p| &peers.entry(p.clone()).or_insert_with(Peer::new).writes);
+                Source::of(of)
             });
             if mine.conns >= self.max_per_source {
                 return Err("tcp_per_source");
             }
             mine.conns += 1;
             source_writes = Some(mine.writes.clone());
+            if let Some(p) = peer {
+                peers.entry(p.clone()).or_insert_with(Peer::new).conns += 1;
+            }
         }
         c.total += 1;
         c.strangers += usize::from(stranger);
@@ -244,6 +274,7 @@ impl Slots {
             ip,
             stranger,
             source_writes,
+            peer: peer.cloned(),
         })
     }
 }
@@ -294,6 +325,9 @@ impl Drop for Slot {
         c.total = c.total.saturating_sub(1);
         if self.stranger {
             c.strangers = c.strangers.saturating_sub(1);
+        }
+        if let Some(p) = self.peer.as_ref().and_then(|p| c.peers.get_mut(p)) {
+            p.conns = p.conns.saturating_sub(1);
         }
         let Some(ip) = self.ip else {
             return;

@@ -271,3 +271,48 @@ fn one_peers_sources_hold_at_most_its_share_of_the_write_budget() {
     crate::threads::lock(&slots.inner).expire(later);
     assert!(crate::threads::lock(&slots.inner).peers.len() <= 2);
 }
+
+/// A peer's sources hold at most `max_tcp_per_peer` connections together (its own and ours
+/// back toward it): a host with many /64s inside one peer's wide `match` cannot take every
+/// peer's part of the table. Before, only the total and each source were capped: 60 /64s
+/// of 16 connections each held all 960 peers' slots, every other peer's connection refused.
+#[test]
+fn one_peers_many_sources_hold_at_most_its_share_of_the_table() {
+    let p = crate::config::Protect {
+        max_tcp_total: 64,
+        max_tcp_per_source: 4,
+        max_tcp_per_peer: 10,
+        ..crate::config::Protect::default()
+    };
+    let slots = Slots::new(&p);
+    let wide = crate::config::PeerName("customer".into());
+    let other = crate::config::PeerName("carrier".into());
+    let in_48 = |net: u16| std::net::IpAddr::from([0x2001, 0xdb8, 7, net, 0, 0, 0, 1]);
+    let mut held: Vec<Slot> = (0..20)
+        .flat_map(|net| (0..4).map(move |_| net))
+        .filter_map(|net| slots.take_of(Some(in_48(net)), false, Some(&wide)).ok())
+        .collect();
+    assert_eq!(held.len(), 10);
+    assert_eq!(
+        slots.take_of(Some(in_48(30)), false, Some(&wide)).err(),
+        Some("tcp_per_peer")
+    );
+    assert_eq!(
+        slots.take_back_toward(in_48(31), Some(&wide)).err(),
+        Some("tcp_per_peer")
+    );
+    // Another peer, a stranger, and the gateway's own connections are not held back.
+    let carrier = std::net::IpAddr::from([192, 0, 2, 1]);
+    let theirs = slots.take_of(Some(carrier), false, Some(&other)).unwrap();
+    let stranger = slots.take(Some(in_48(40)), true).unwrap();
+    let ours = slots.take(None, false).unwrap();
+    // One closes: room for one more.
+    held.pop();
+    let again = slots.take_of(Some(in_48(50)), false, Some(&wide));
+    assert!(again.is_ok());
+    assert_eq!(
+        slots.take_of(Some(in_48(51)), false, Some(&wide)).err(),
+        Some("tcp_per_peer")
+    );
+    drop((held, again, theirs, stranger, ours));
+}
