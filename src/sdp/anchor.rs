@@ -43,8 +43,10 @@ const SOURCE_ATTRIBUTES: [&[u8]; 3] = [b"a=ssrc:", b"a=ssrc-group:", b"a=msid"];
 /// alternative connection addresses of RFC 6947 (`a=altc`: a far end that chose one would
 /// send around the relay), MSRP's `a=path` (RFC 4975; MSRP runs over TCP, so its stream
 /// is refused anyway) and source filters (RFC 4570 `a=source-filter`: a far end that kept
-/// one would take media only from the endpoint's address, never from the relay's).
-const ADDRESS_ATTRIBUTES: [&[u8]; 3] = [b"a=altc:", b"a=path:", b"a=source-filter:"];
+/// one would take media only from the endpoint's address, never from the relay's), and
+/// connection capabilities (RFC 7006 `a=ccap`: another address a far end that negotiates
+/// capabilities could pick with `a=pcfg`).
+const ADDRESS_ATTRIBUTES: [&[u8]; 4] = [b"a=altc:", b"a=path:", b"a=source-filter:", b"a=ccap:"];
 
 /// Lines that say who made the SDP, with what, and how to reach them (RFC 4566 §5.4–5.6, §6
 /// `a=tool`): a PBX's version, a user's address. Not the far end's business, as `User-Agent`

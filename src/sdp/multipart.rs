@@ -189,6 +189,12 @@ fn next_delimiter(body: &[u8], delim: &[u8], from: usize) -> Result<Option<usize
             return Ok(None);
         };
         at = d + 1;
+        if d > 0 && body.get(d - 1) == Some(&b'\r') {
+            // After a bare CR (a delimiter follows a line feed): a reader that ends lines
+            // at a CR would see a delimiter here, and a part after it (an SDP part we never
+            // anchored) that we do not.
+            return Err(SdpError::Multipart("a boundary after a bare CR"));
+        }
         if !(d == 0 || body.get(d - 1) == Some(&b'\n')) {
             continue;
         }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 
 use super::super::{Origin, lines, locate, origin};
-use super::{addr_type, refused_m_line, rewrite, typed};
+use super::{MAX_SECTIONS, addr_type, refused_m_line, rewrite, typed};
 
 /// Every stream of the SDP in `body` (its SDP part when it is multipart) refused (port 0)
 /// and every address in it replaced by `ip`, even where [`read`] refuses the SDP: what a
@@ -38,9 +38,9 @@ fn refuse_all_shaped(
     offered: Option<&[Box<[u8]>]>,
 ) -> (Bytes, Option<String>) {
     let refused = |sdp: &[u8]| match offered {
-        None => rewrite(sdp, ip, &[], None, usize::MAX),
+        None => rewrite(sdp, ip, &[], None, MAX_SECTIONS),
         Some(o) => {
-            let all = rewrite(sdp, ip, &[], None, usize::MAX);
+            let all = rewrite(sdp, ip, &[], None, MAX_SECTIONS);
             super::super::sections::fit_sdp(&all, o, ip).unwrap_or(all)
         }
     };
@@ -92,7 +92,7 @@ pub fn refusing_answer(
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
     Some(origin::shown_as(
-        rewrite(&sdp, ip, &[], Some(session), usize::MAX),
+        rewrite(&sdp, ip, &[], Some(session), MAX_SECTIONS),
         shown,
     ))
 }
@@ -136,6 +136,11 @@ pub fn refused_sections(sdp: &[u8]) -> Vec<Box<[u8]>> {
     let mut has_mid = false;
     for l in lines(sdp) {
         if let Some(m) = l.value(b"m=") {
+            if out.len() >= MAX_SECTIONS {
+                // (No offer the gateway takes has more: kept for a call's life, a peer's
+                // 64 KiB of `m=` lines would be a megabyte of them.)
+                break;
+            }
             let line = refused_m_line(m);
             // media, port 0, transport, the first format.
             let end = (line.iter().enumerate())

@@ -50,7 +50,7 @@ fn anchored_sdp_names_no_other_address_or_login_of_the_endpoint() {
     let sdp = "v=0\r\no=alice-yealink 7 8 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
         a=source-filter: incl IN IP4 * 10.0.0.5\r\n\
         m=audio 4000 RTP/AVP 0\r\na=altc:1 IP6 2001:db8::5 4000 4001\r\na=altc:2 IP4 10.0.0.5 4000\r\n\
-        a=source-filter: excl IN IP4 * 10.0.0.6\r\n\
+        a=source-filter: excl IN IP4 * 10.0.0.6\r\na=ccap:1 IN IP6 2001:db8::5\r\n\
         m=message 7000 TCP/MSRP *\r\na=path:msrp://10.0.0.5:7000/s1;tcp\r\na=accept-types:text/plain\r\n";
     let out = anchor_streams(
         sdp.as_bytes(),
@@ -305,6 +305,34 @@ fn unreadable_sdp_is_a_typed_error() {
     // A host name in c= is valid SDP: the address is just unknown.
     let eps = read(b"v=0\r\nc=IN IP4 media.example.com\r\nm=audio 1 RTP/AVP 0\r\n").unwrap();
     assert_eq!(eps[0].ip, None);
+}
+
+/// What the gateway makes of an SDP it refuses whole, and what a call keeps of an offer's
+/// sections, hold at most [`MAX_SECTIONS`] sections: a peer's 64 KiB of `m=\nc=\n` lines
+/// became some 450 KiB of refused sections toward the other leg (each `m=` 20 bytes, each
+/// `c=` the gateway's address), and a megabyte kept per held reliable provisional.
+#[test]
+fn sdp_refused_whole_holds_at_most_the_sections_any_offer_may_have() {
+    let mut body = b"v=0\n".to_vec();
+    for _ in 0..10_000 {
+        body.extend_from_slice(b"m=\nc=\n");
+    }
+    let ip: IpAddr = "2001:db8::5".parse().unwrap();
+    let count = |b: &[u8]| lines(b).filter(|l| l.text.starts_with(b"m=")).count();
+    let (out, _) = refuse_all(Some("application/sdp"), &body, ip);
+    assert_eq!(count(&out), MAX_SECTIONS);
+    assert!(
+        out.len() < body.len(),
+        "{} bytes from {}",
+        out.len(),
+        body.len()
+    );
+    let answer = refusing_answer(Some("application/sdp"), &body, ip, None).unwrap();
+    assert_eq!(count(&answer), MAX_SECTIONS);
+    assert_eq!(refused_sections(&body).len(), MAX_SECTIONS);
+    let (fitted, _) =
+        refuse_all_answering(Some("application/sdp"), &body, ip, &refused_sections(&body));
+    assert_eq!(count(&fitted), MAX_SECTIONS);
 }
 
 #[test]

@@ -281,6 +281,11 @@ fn a_body_read_two_ways_is_refused() {
     ] {
         assert!(locate(ct, &sdp_part(headers)).is_err(), "{headers}");
     }
+    // A boundary after a bare CR inside a part: a reader that ends lines at a CR finds a
+    // second SDP part there, which we would not anchor. Before, it passed.
+    let mut hidden = b"--b1\r\nContent-Type: application/isup\r\n\r\nisup\r--b1\rContent-Type: application/sdp\r\rc=IN IP4 10.0.0.5\r\n".to_vec();
+    hidden.extend_from_slice(&sdp_part("Content-Type: application/sdp\r\n")[..]);
+    assert!(locate(ct, &hidden).is_err());
 }
 
 /// A Content-Type is read as a SIP parser reads it: spaces around the `/` (RFC 3261 §25.1
