@@ -244,6 +244,8 @@ impl Call {
         }
         self.forget_early_forks();
         self.answered_now(cx, None);
+        #[cfg(test)]
+        super::router::test_fault::strike_answered();
         self.carry_identity(&cx.env.local, Side::A, &mut out);
         // The caller's leg gets its own session timer, negotiated on its INVITE (before the
         // SDP goes: a leg with a timer keeps it for refreshes).

@@ -198,6 +198,7 @@ impl Call {
         match built {
             Ok(mut bye) => {
                 self.sign(cx, side, &mut bye);
+                self.marks.set_bye_sent(side);
                 if let Some(id) = self.start_client(cx, bye.clone(), target, TxnRole::Bye(side)) {
                     self.byes.push((id, bye));
                 }

@@ -18,7 +18,7 @@ use crate::sip::IdGen;
 use crate::txn::{TimerConfig, TxnLayer, TxnOutput};
 
 mod dispatch;
-mod fault;
+pub(in crate::call) mod fault;
 mod reload;
 
 pub use fault::FaultPlace;

@@ -15,6 +15,22 @@ impl B2bua {
     /// at the first turn; a call that ended meanwhile is passed over). True while some are
     /// left for a later turn.
     pub fn hang_up_some(&mut self, now: Instant, n: usize) -> bool {
+        // Each call's hang-up is guarded on its own (`with_call`); a panic outside them (a
+        // defect in the glue) costs this turn, not the process: the calls it had taken from
+        // the list are still up, and the stop's last turn (`HangUpAll`) lists them again.
+        let mut more = false;
+        let ran = super::router::fault::guarded(self, super::router::FaultPlace::Core, |b| {
+            more = b.hang_up_turn(now, n);
+        });
+        if !ran {
+            self.to_hang_up = None;
+        }
+        more
+    }
+
+    fn hang_up_turn(&mut self, now: Instant, n: usize) -> bool {
+        #[cfg(test)]
+        super::router::fault::test_fault::strike(super::router::FaultPlace::Core);
         let calls = &self.calls;
         let left = (self.to_hang_up).get_or_insert_with(|| {
             let mut refs: Vec<CallRef> = calls.keys().copied().collect();

@@ -12,7 +12,8 @@ use tracing::error;
 use super::B2bua;
 use crate::call::cx::Cx;
 use crate::call::state::Call;
-use crate::call::{CallRef, CoreEvent, Output};
+use crate::call::{CallRef, CoreEvent, Output, Side};
+use crate::interop::causes::reason_header;
 
 /// Where a panic was caught (the label of `trunkgate_faults_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,10 +162,42 @@ impl Call {
         use crate::cdr::CallTag::GatewayError;
         use crate::interop::causes::Q850Cause;
         let cause = Q850Cause::TEMPORARY_FAILURE;
+        let caller_waits = self
+            .caller_txn()
+            .is_some_and(|t| cx.env.txn.server_pending(t));
         if self.phase.is_routing() {
             self.fail_call(cx, 500, GatewayError, cause);
+        } else if self.phase.is_up() && caller_waits {
+            // The callee answered and the fault came before the caller heard of it: for the
+            // caller, and the CDR, the call was never answered. Its INVITE gets 500, the
+            // callee a BYE (its 2xx, sent again until ACKed, is then ACKed and hung up as a
+            // stray's). Before, the caller was sent a BYE for a dialog it never had, its
+            // INVITE left unanswered (ringing until its user gave up), and the CDR said 200.
+            self.phase = crate::call::phase::Phase::Routing;
+            self.answered_wall = None;
+            self.fail_call(cx, 500, GatewayError, cause);
+            self.send_bye(cx, Side::B, Some(reason_header(cause)));
         } else if self.phase.is_up() {
             self.release_answered(cx, GatewayError, cause);
+        } else if self.phase.answered_at().is_some() {
+            self.bye_legs_left_up(cx, cause);
+        }
+    }
+
+    /// The call had ended, answered, when the fault came (between its CDR and its BYEs,
+    /// say): a leg that neither sent a BYE nor was sent one gets it now, or it would stay up,
+    /// billed, for a call the gateway forgets.
+    fn bye_legs_left_up(&mut self, cx: &mut Cx, cause: crate::interop::causes::Q850Cause) {
+        use crate::cdr::CallTag;
+        let said_bye = match self.phase.end_info().map(|e| e.tag) {
+            Some(CallTag::CallerBye) => Some(Side::A),
+            Some(CallTag::CalleeBye) => Some(Side::B),
+            _ => None,
+        };
+        for side in [Side::A, Side::B] {
+            if said_bye != Some(side) && !self.marks.bye_sent(side) {
+                self.send_bye(cx, side, Some(reason_header(cause)));
+            }
         }
     }
 
@@ -236,6 +269,21 @@ pub(crate) mod test_fault {
 
     thread_local! {
         static RELOAD: Cell<u32> = const { Cell::new(0) };
+    }
+
+    thread_local! {
+        static ANSWERED: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// The next `n` callees' 2xx handled on this thread panic once the call counts as
+    /// answered, before the caller is sent the 2xx.
+    pub(crate) fn arm_answered(n: u32) {
+        ANSWERED.with(|a| a.set(n));
+    }
+
+    /// The fault point of [`arm_answered`].
+    pub(crate) fn strike_answered() {
+        strike_on(&ANSWERED);
     }
 
     /// The next reload handled on this thread panics at its fault point `at` (1: before

@@ -34,6 +34,24 @@ impl Marks {
         !given
     }
 
+    /// The bit of a BYE sent on `side`'s dialog.
+    fn bye_bit(side: Side) -> u8 {
+        match side {
+            Side::A => 8,
+            Side::B => 16,
+        }
+    }
+
+    /// Whether the gateway sent a BYE on `side` (a fault once the call ended sends one to
+    /// a leg it has not, `router/fault.rs`).
+    pub fn bye_sent(self, side: Side) -> bool {
+        self.0 & Self::bye_bit(side) != 0
+    }
+
+    pub fn set_bye_sent(&mut self, side: Side) {
+        self.0 |= Self::bye_bit(side);
+    }
+
     /// `side`'s session expiry is armed anew: it may have a grace again.
     pub fn renew_session_grace(&mut self, side: Side) {
         self.0 &= !Self::grace_bit(side);

@@ -50,6 +50,33 @@ fn a_panic_between_a_calls_end_and_its_cdr_still_writes_the_cdr() {
         place: FaultPlace::Call
     }));
     assert_eq!(h.core.active_calls(), 1, "the second call alone");
+    // The carrier's leg, up still when the fault came, gets its BYE (before, none: it stayed
+    // up, billed, for a call the gateway had forgotten); the phone, which hung up, none.
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.to_tag().as_deref(), Some("carrier1"));
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+}
+
+/// A panic once the callee's 2xx made the call answered but before the caller was sent it:
+/// the caller's INVITE gets 500 and the callee a BYE, and the CDR says the call was never
+/// answered. Before, the caller was sent a BYE for a dialog it never had, its INVITE left
+/// without a final answer (ringing until its user gave up), and the CDR said 200.
+#[test]
+fn a_panic_between_the_callees_answer_and_the_callers_leaves_the_call_unanswered() {
+    let mut h = H::new();
+    let inv = phone_calls(&mut h, "fa1");
+    test_fault::arm_answered(1);
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "ca1", &contact, Some(SDP)));
+    assert_eq!(h.failures(PHONE), vec![500]);
+    assert!(h.take_requests(PHONE, Method::Bye).is_empty());
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(bye.to_tag().as_deref(), Some("ca1"));
+    assert_eq!(h.cdrs.len(), 1);
+    let cdr = &h.cdrs[0];
+    assert_eq!((cdr.call_tag, cdr.status), (CallTag::GatewayError, 500));
+    assert!(cdr.answer.is_none(), "never answered for the caller");
+    assert_eq!(h.core.active_calls(), 0);
 }
 
 #[test]
@@ -251,4 +278,24 @@ fn a_reload_that_panics_leaves_the_running_configuration_whole() {
         );
         assert!(h.statuses(PHONE).contains(&503), "fault point {at}");
     }
+}
+
+/// A panic in a turn of the stop's hang-up, outside any call, costs that turn: the calls are
+/// still up and the next turn hangs them up. Before, it unwound into the shell.
+#[test]
+fn a_panic_in_a_hang_up_turn_leaves_the_calls_to_the_next() {
+    let mut h = H::new();
+    let (_inv, _ok) = answered_call(&mut h);
+    test_fault::arm(FaultPlace::Core, 1);
+    assert!(!h.core.hang_up_some(h.now, 10));
+    h.apply();
+    assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
+    assert!(h.events.contains(&CoreEvent::Fault {
+        place: FaultPlace::Core
+    }));
+    assert_eq!(h.core.active_calls(), 1);
+    assert!(!h.core.hang_up_some(h.now, 10));
+    h.apply();
+    h.one_request(CARRIER_A, Method::Bye);
+    assert_eq!(h.cdrs.len(), 1);
 }
