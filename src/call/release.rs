@@ -105,6 +105,11 @@ impl Call {
         // transaction open for ever; our request there ends by itself or at Linger.
         for (_, mut rel) in std::mem::take(&mut self.relayed) {
             rel.terminate(cx);
+            // A re-INVITE relayed without SDP whose 2xx (an offer) still comes is ACKed with
+            // every stream refused, not bodiless (RFC 3261 §13.2.2.4).
+            if rel.sent.method() == Method::Invite {
+                self.remember_given_up(rel.origin.other(), &rel.sent, false);
+            }
             // A callee's 2xx that waited for the caller's PRACK offer: ACKed and hung up. (No
             // `prack_offer_ignored` here: the call's end says what became of it.)
             self.drop_deferred_2xx(cx, &mut rel);

@@ -31,6 +31,31 @@ fn a_reinvite_the_far_leg_leaves_ringing_ends_with_the_call() {
     assert_idle(&mut h);
 }
 
+/// A re-INVITE without SDP pending at the far leg when the call ends: its late 2xx (an
+/// offer) is ACKed with every stream refused (RFC 3261 §13.2.2.4). Before, the ACK went
+/// bodiless, an offer left unanswered.
+#[test]
+fn a_late_2xx_offer_to_a_reinvite_pending_when_the_call_ended_is_answered_in_the_ack() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", ""));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(re.body().is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKbye"));
+    h.take_responses(PHONE);
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(SDP)));
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.cseq().unwrap(), (2, Method::Ack));
+    let answer = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(answer.contains("m=audio 0 "), "{answer}");
+    assert!(!answer.contains("192.0.2.10"), "{answer}");
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+}
+
 /// A re-INVITE that requires 100rel (some phones require it of every INVITE) must have its
 /// provisionals sent reliably (RFC 3262 §3), which the gateway does not do for a relayed
 /// re-INVITE: the far leg's 180 is not passed on unreliably; the 200 is.
