@@ -164,6 +164,8 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     let mut out: Vec<Endpoint> = Vec::new();
     // Direction attributes: the session's, and each stream's own.
     let mut session_held = None;
+    // A session-level `a=fingerprint` keys every SRTP stream by DTLS.
+    let mut session_dtls = false;
     let mut held: Vec<Option<Direction>> = Vec::new();
     // Each stream's `a=rtcp`, judged once its address is known.
     let mut rtcp = Vec::new();
@@ -238,6 +240,8 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             }
         } else if let Some(e) = out.last_mut() {
             media_attribute(e, l.text);
+        } else if l.text.starts_with(b"a=fingerprint:") {
+            session_dtls = true;
         }
     }
     if first {
@@ -252,6 +256,9 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             .map(|(port, _)| port);
     }
     for (e, h) in out.iter_mut().zip(held) {
+        if session_dtls {
+            endpoint::dtls_keyed(e);
+        }
         let dir = h.or(session_held).unwrap_or(Direction::SendRecv);
         e.held = dir != Direction::SendRecv || e.ip.is_some_and(|ip| ip.is_unspecified());
         e.sends = matches!(dir, Direction::SendRecv | Direction::SendOnly) && e.port != 0;

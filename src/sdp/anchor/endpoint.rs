@@ -95,6 +95,19 @@ pub(super) fn media_attribute(e: &mut Endpoint, line: &[u8]) {
         e.rtcp_mux = true;
     } else if line.starts_with(b"a=crypto:") && e.transport == Transport::Rtp {
         e.transport = Transport::Srtp;
+    } else if line.starts_with(b"a=fingerprint:") {
+        dtls_keyed(e);
+    }
+}
+
+/// A DTLS fingerprint (RFC 8122) on an SRTP stream: its keys come from a DTLS handshake on
+/// the media ports (RFC 5764), whatever the `m=` line says (Asterisk's `force_avp`, and
+/// FreeSWITCH answering in the offer's profile, write `RTP/SAVPF` for DTLS-SRTP). Its DTLS
+/// records are no RTP, so the stream is opaque datagrams; checked as SRTP, every record
+/// was dropped and the call had no audio.
+pub(super) fn dtls_keyed(e: &mut Endpoint) {
+    if e.transport == Transport::Srtp {
+        e.transport = Transport::Datagram;
     }
 }
 

@@ -616,6 +616,21 @@ fn each_stream_is_read_with_what_its_transport_means_to_the_relay() {
         got,
         [(Srtp, true), (Rtp, false), (Rtp, false), (Datagram, false)]
     );
+    // DTLS-SRTP written `RTP/SAVPF` (Asterisk's `force_avp`): a fingerprint, at its level or
+    // the session's, makes its stream opaque datagrams (its DTLS records are no RTP).
+    // Before, they were checked as SRTP and all dropped: no audio.
+    let sdp = "v=0\r\nc=IN IP4 192.0.2.1\r\n\
+        m=audio 4000 RTP/SAVPF 0\r\na=setup:actpass\r\na=fingerprint:sha-256 AB:CD\r\n\
+        m=audio 4002 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n\
+        m=audio 4004 RTP/AVP 0\r\na=fingerprint:sha-256 AB:CD\r\n";
+    let e = read(sdp.as_bytes()).unwrap();
+    let got: Vec<Transport> = e.iter().map(|e| e.transport).collect();
+    assert_eq!(got, [Datagram, Srtp, Rtp]);
+    let sdp = "v=0\r\nc=IN IP4 192.0.2.1\r\na=fingerprint:sha-256 AB:CD\r\n\
+        m=audio 4000 RTP/SAVPF 0\r\nm=audio 4002 RTP/AVP 0\r\n";
+    let e = read(sdp.as_bytes()).unwrap();
+    let got: Vec<Transport> = e.iter().map(|e| e.transport).collect();
+    assert_eq!(got, [Datagram, Rtp]);
 }
 
 /// Port-0 sections take no ports, but there are at most [`MAX_SECTIONS`] of them in all:
