@@ -370,7 +370,6 @@ impl Inbox {
     }
 
     /// Whether a response from `ip` at `now` would be read.
-    #[cfg(test)]
     pub(crate) fn may_answer(&self, ip: IpAddr, now: Instant) -> bool {
         self.asked.may_answer(ip, now)
     }

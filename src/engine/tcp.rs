@@ -86,13 +86,19 @@ pub(super) async fn accept(
                 pause = ACCEPT_PAUSE;
                 // A dual-stack listener's IPv4 peer as its IPv4 address (as over UDP).
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                // A stranger gets nothing in `drop` mode, not even a slot; in `reject` mode
-                // one message's time for its 403. A peer's `address` is no stranger either,
-                // outside its `match`: a carrier answering from the SBC we call connects
-                // back from there with its answer (RFC 3261 §18.2.2); what it may send is
+                // A stranger gets nothing in `drop` mode, not even a slot, unless the gateway
+                // sent it a request lately (a Contact or an old address whose connection
+                // closed before it answered connects back with the answer, RFC 3261
+                // §18.2.2: only a response is read from it, as from its datagrams); in
+                // `reject` mode one message's time for its 403. A peer's `address` is no
+                // stranger either, outside its `match`: a carrier answering from the SBC we
+                // call connects back from there with its answer; what it may send is
                 // screened by the core as its datagrams are.
                 let stranger = !inbox.answers_from_peer(peer.ip());
-                if stranger && inbox.unknown_sources() == UnknownSources::Drop {
+                if stranger
+                    && inbox.unknown_sources() == UnknownSources::Drop
+                    && !inbox.may_answer(peer.ip(), Instant::now())
+                {
                     inbox.tally.count_stranger(peer.ip());
                     continue;
                 }

@@ -989,3 +989,40 @@ async fn a_peers_connection_is_closed_after_an_idle_window_without_traffic() {
         "closed once a whole window passed without a byte either way"
     );
 }
+
+/// In `drop` mode a stranger's connection is closed unread, unless the gateway sent that
+/// address a request lately: its answer, connected back (RFC 3261 §18.2.2), is read as its
+/// datagram would be (a response only). Before, it was dropped and the transaction waited
+/// out its 32 s.
+#[tokio::test]
+async fn a_stranger_the_gateway_asked_may_connect_back_with_its_answer_in_drop_mode() {
+    use tokio::io::AsyncWriteExt;
+    let (inbox, mut queues, protect) = inbox_with(Protect::default());
+    let gw = listening(&inbox, &protect).await;
+    let answer = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKx\r\n\
+        From: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:b@127.0.0.9>;tag=b\r\nCall-ID: cb1\r\n\
+        CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    // (Its connection is made known to the core with the answer: a `TcpUp`.)
+    let mut ups = async || {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let mut n = 0;
+        while let Ok(ev) = queues.urgent.try_recv() {
+            n += usize::from(matches!(ev, Event::TcpUp { .. }));
+        }
+        n
+    };
+    let mut unasked = connect_from("127.0.0.9", gw).await;
+    let _ = unasked.write_all(answer.as_bytes()).await;
+    assert_eq!(ups().await, 0, "not asked: dropped unread");
+    inbox.asked("127.0.0.9".parse().unwrap(), Instant::now());
+    let mut asked = connect_from("127.0.0.9", gw).await;
+    asked.write_all(answer.as_bytes()).await.unwrap();
+    assert_eq!(ups().await, 1, "asked: its answer read");
+    // A request from it is still nothing in `drop` mode.
+    let mut req = connect_from("127.0.0.9", gw).await;
+    let _ = req
+        .write_all(request("INVITE", "", "z9hG4bKsq").as_bytes())
+        .await;
+    assert_eq!(ups().await, 0, "a request is not read");
+    assert!(queues.strangers.try_recv().is_err());
+}
