@@ -358,12 +358,38 @@ fn rewrite(
     };
     let lacks = |prefix: &[u8]| !session().any(|t| t.starts_with(prefix));
     let (mut need_o, mut need_s, mut need_t) = (lacks(b"o="), lacks(b"s="), lacks(b"t="));
+    // A connection line, at the session level or in every section (RFC 4566 §5.7): a peer
+    // that wrote none gets the gateway's at the session level, or the far end would not
+    // know where to send.
+    let mut need_c = lacks(b"c=") && {
+        let mut bare = false;
+        let mut has_c = true;
+        for t in lines(sdp).map(|l| l.text) {
+            if t.starts_with(b"m=") {
+                bare |= !has_c;
+                has_c = false;
+            } else if t.starts_with(b"c=") {
+                has_c = true;
+            }
+        }
+        bare || !has_c
+    };
     // What ends an added line: the SDP's own line end (a last line may have none).
     let eol: &[u8] = lines(sdp)
         .map(|l| l.eol)
         .find(|e| !e.is_empty())
         .unwrap_or(b"\r\n");
     for l in lines(sdp) {
+        if need_c
+            && index.is_none()
+            && [&b"b="[..], b"t=", b"r=", b"z=", b"k=", b"a=", b"m="]
+                .iter()
+                .any(|p| l.text.starts_with(p))
+        {
+            out.extend_from_slice(format!("c=IN {family} {ip}").as_bytes());
+            out.extend_from_slice(eol);
+            need_c = false;
+        }
         if need_t
             && index.is_none()
             && [&b"r="[..], b"z=", b"k=", b"a=", b"m="]

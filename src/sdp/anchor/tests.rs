@@ -66,6 +66,35 @@ fn anchored_sdp_names_no_other_address_or_login_of_the_endpoint() {
     );
 }
 
+/// An SDP without a connection line, at the session level or in some section, is sent
+/// on with the gateway's at the session level (RFC 4566 §5.7), in its place before `t=`;
+/// one whose every section has its own gets none added. Before, the far end got streams
+/// at the gateway's ports and no address to send them to.
+#[test]
+fn anchored_sdp_without_a_connection_line_gets_the_gateways() {
+    let ip: IpAddr = "198.51.100.1".parse().unwrap();
+    let bare = b"v=0\r\no=x 1 1 IN IP4 10.0.0.5\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    assert_eq!(read(bare).unwrap()[0].ip, None);
+    let out = anchor_streams(bare, ip, &[Some(30000)]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "v=0\r\no=- 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n"
+    );
+    // One section with its own, the other without: the session gets one.
+    let half = b"v=0\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 10.0.0.5\r\nm=audio 4002 RTP/AVP 0\r\n";
+    let out = anchor_streams(half, ip, &[Some(30000), Some(30002)]).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("c=IN IP4 198.51.100.1").count(), 2, "{text}");
+    assert!(
+        text.contains("s=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0"),
+        "{text}"
+    );
+    // Every section with its own: nothing added.
+    let each = b"v=0\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 10.0.0.5\r\n";
+    let out = anchor_streams(each, ip, &[Some(30000)]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out).matches("c=").count(), 1);
+}
+
 #[test]
 fn reads_endpoints_with_media_level_connection() {
     let e = read(OFFER.as_bytes()).unwrap();
@@ -363,7 +392,7 @@ fn refuse_all_refuses_every_stream_of_sdp_it_cannot_read() {
     );
     assert_eq!(
         &out[..],
-        &b"v=0\r\no=- 0 0 IN IP4 203.0.113.5\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"[..]
+        &b"v=0\r\no=- 0 0 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"[..]
     );
     // An m= line `read` cannot part (tabs, or no transport): port 0 in fields any reader
     // parts alike. Before, `m=audio\t4000\t… 0 ` went out, a live stream at our address
