@@ -273,6 +273,7 @@ impl Call {
                     Some(Remote {
                         rtp: (ip.to_canonical(), p).into(),
                         rtcp_port: ep.rtcp_port,
+                        maxptime: ep.maxptime,
                     })
                 }
                 _ => None,

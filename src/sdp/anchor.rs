@@ -166,6 +166,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     let mut session_held = None;
     // A session-level `a=fingerprint` keys every SRTP stream by DTLS.
     let mut session_dtls = false;
+    let mut session_maxptime = None;
     let mut held: Vec<Option<Direction>> = Vec::new();
     // Each stream's `a=rtcp`, judged once its address is known.
     let mut rtcp = Vec::new();
@@ -217,6 +218,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 rtcp_mux: false,
                 rtcp_port: None,
                 g711,
+                maxptime: None,
             });
             held.push(None);
             rtcp.push(None);
@@ -242,6 +244,8 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             media_attribute(e, l.text);
         } else if l.text.starts_with(b"a=fingerprint:") {
             session_dtls = true;
+        } else if let Some(v) = l.value(b"a=maxptime:") {
+            session_maxptime = endpoint::maxptime(v);
         }
     }
     if first {
@@ -259,6 +263,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
         if session_dtls {
             endpoint::dtls_keyed(e);
         }
+        e.maxptime = e.maxptime.or(session_maxptime);
         let dir = h.or(session_held).unwrap_or(Direction::SendRecv);
         e.held = dir != Direction::SendRecv || e.ip.is_some_and(|ip| ip.is_unspecified());
         e.sends = matches!(dir, Direction::SendRecv | Direction::SendOnly) && e.port != 0;

@@ -74,8 +74,13 @@ impl Call {
                     b_latch: latch(Side::B),
                     // Only G.711 audio is re-cut: anything else (video, Opus) would lose
                     // its sequence gaps, header extensions and CSRCs for nothing.
-                    a_ptime: repack(Side::A).filter(|_| u.g711),
-                    b_ptime: repack(Side::B).filter(|_| u.g711),
+                    // Never longer than the leg's own SDP says it takes (`a=maxptime`).
+                    a_ptime: repack(Side::A)
+                        .filter(|_| u.g711)
+                        .map(|p| a.and_then(|r| r.maxptime).map_or(p, |m| p.min(m))),
+                    b_ptime: repack(Side::B)
+                        .filter(|_| u.g711)
+                        .map(|p| b.and_then(|r| r.maxptime).map_or(p, |m| p.min(m))),
                     a_rebind_after: rebind(Side::A),
                     b_rebind_after: rebind(Side::B),
                     callee: media.callee,

@@ -129,6 +129,8 @@ pub struct Remote {
     pub rtp: std::net::SocketAddr,
     /// Its RTCP's port at the same IP, when not the RTP port + 1 (`a=rtcp`, RFC 3605).
     pub rtcp_port: Option<u16>,
+    /// The longest packets it takes (`a=maxptime`).
+    pub maxptime: Option<u16>,
 }
 
 impl MediaState {

@@ -1341,6 +1341,37 @@ fn repacketising_takes_only_g711_audio() {
     assert_eq!(ptimes, [None]);
 }
 
+/// The repacketiser never sends a leg longer packets than its own SDP's `a=maxptime` (the
+/// media level's, else the session's): a carrier asking `ptime = 40` in its profile but
+/// saying `a=maxptime:30` gets 30 ms. Before, 40 ms packets it said it cannot take.
+#[test]
+fn repacketising_keeps_to_the_receivers_maxptime() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.repacketize = true;
+            p.ptime = Some(40);
+        }
+    }));
+    let phone = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=maxptime:20\r\n");
+    let carrier = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=maxptime:30\r\n");
+    anchored_call_with(&mut h, "mx1", &phone, &carrier);
+    let p = h.relay_pairs()[0].clone();
+    assert_eq!((p.a_ptime, p.b_ptime), (None, Some(30)));
+    // At the session level, and one under 5 ms ignored.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.repacketize = true;
+            p.ptime = Some(40);
+        }
+    }));
+    let session = SDP.replacen("t=0 0\r\n", "t=0 0\r\na=maxptime:20\r\n", 1);
+    let silly = SDP.replace("PCMU/8000\r\n", "PCMU/8000\r\na=maxptime:1\r\n");
+    anchored_call_with(&mut h, "mx2", &silly, &session);
+    assert_eq!(h.relay_pairs()[0].b_ptime, Some(20));
+}
+
 #[test]
 fn a_refused_offer_that_moved_ports_between_streams_leaves_the_streams_as_they_were() {
     use crate::media::StreamKind;

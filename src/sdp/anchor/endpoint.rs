@@ -74,6 +74,9 @@ pub struct Endpoint {
     /// An `m=audio` line listing G.711 (payload type 0 or 8): the only audio the
     /// repacketiser re-cuts. Any other stream (video, Opus alone) is relayed as sent.
     pub g711: bool,
+    /// `a=maxptime` (its own, else the session's; 5 ms or more): the longest packets the
+    /// SDP's sender takes, which the repacketiser keeps to toward it.
+    pub maxptime: Option<u16>,
 }
 
 impl Endpoint {
@@ -97,7 +100,18 @@ pub(super) fn media_attribute(e: &mut Endpoint, line: &[u8]) {
         e.transport = Transport::Srtp;
     } else if line.starts_with(b"a=fingerprint:") {
         dtls_keyed(e);
+    } else if let Some(v) = line.strip_prefix(b"a=maxptime:") {
+        e.maxptime = maxptime(v);
     }
+}
+
+/// An `a=maxptime` value: below 5 ms (the shortest ptime the gateway sends) it is nonsense,
+/// and ignored.
+pub(super) fn maxptime(v: &[u8]) -> Option<u16> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|v| v.trim().parse::<u16>().ok())
+        .filter(|&m| m >= 5)
 }
 
 /// A DTLS fingerprint (RFC 8122) on an SRTP stream: its keys come from a DTLS handshake on

@@ -110,6 +110,7 @@ fn reads_endpoints_with_media_level_connection() {
             rtcp_mux: false,
             rtcp_port: Some(4001),
             g711: true,
+            maxptime: None,
         }
     );
     assert_eq!(
@@ -124,6 +125,7 @@ fn reads_endpoints_with_media_level_connection() {
             rtcp_mux: false,
             rtcp_port: None,
             g711: false,
+            maxptime: None,
         }
     );
 }
