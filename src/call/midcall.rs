@@ -256,13 +256,31 @@ impl Call {
             p.then_bye = Some(reason_hdr.clone());
             self.pending_2xx[other] = Some(p);
         }
-        let end = EndInfo {
-            tag,
-            status: 200,
-            cause,
-            cause_source,
-            reason_sip,
-            at: cx.now,
+        // The caller never ACKed our 2xx, and the callee (whose ACK waits for the caller's)
+        // gave up on its own 2xx as RFC 3261 §13.3.1.4 says, 64·T1 after it: the caller's ACK
+        // timeout, whichever of its end and ours came first. Before, the callee's BYE (as
+        // likely as not first: its clock started a transit earlier) made it `callee_bye`.
+        let caller_silent = side == Side::B
+            && other_waits
+            && (self.phase.answered_at())
+                .is_some_and(|at| cx.now.saturating_duration_since(at) >= cx.env.timers.t1 * 48);
+        let end = if caller_silent {
+            self.events.push(super::CallEvent::AckTimeout(Side::A));
+            EndInfo::internal(
+                CallTag::PeerUnreachable,
+                200,
+                Q850Cause::TIMER_EXPIRY.0,
+                cx.now,
+            )
+        } else {
+            EndInfo {
+                tag,
+                status: 200,
+                cause,
+                cause_source,
+                reason_sip,
+                at: cx.now,
+            }
         };
         self.end_call(cx, end);
         if !other_waits {

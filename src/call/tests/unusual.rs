@@ -254,6 +254,36 @@ fn a_caller_over_tcp_gets_2xx_retransmissions_and_the_ack_timeout() {
     assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
 }
 
+/// The caller never ACKs and the callee, never ACKed either (its ACK waits for the
+/// caller's), gives up on its 2xx first and sends BYE: still the caller's ACK timeout in the
+/// CDR. Before, `callee_bye`, as likely as not (the callee's clock starts a transit earlier
+/// than ours). A callee hanging up soon after answering stays `callee_bye`.
+#[test]
+fn a_callees_bye_at_its_own_ack_timeout_is_the_callers_ack_timeout() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("ackt", "z9hG4bKackt", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.advance(Duration::from_millis(31_900));
+    assert!(h.cdrs.is_empty());
+    let bye = from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKcbye", "");
+    h.recv(CARRIER_A, &bye);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].call_tag, CallTag::PeerUnreachable);
+    assert!(h.cdrs[0].events.contains(&"ack_timeout_caller".to_string()));
+
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("ackq", "z9hG4bKackq", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.carrier_answers(&inv, "carrier1", SDP);
+    h.advance(Duration::from_secs(2));
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKcbyq", ""),
+    );
+    assert_eq!(h.cdrs[0].call_tag, CallTag::CalleeBye);
+}
+
 /// The shell keeps open the TCP connections calls send on (`engine::tcp`'s idle timeout):
 /// the core names them, a caller's connection among them while its call lasts, and none
 /// after, nor a leg over UDP.
